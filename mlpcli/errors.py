@@ -1,0 +1,21 @@
+"""The small exception family that the CLI turns into one-line messages.
+
+Library code raises these for every failure a user can cause; `cli.py` converts them to
+`click.ClickException` (exit 1) so no traceback reaches the user unless `--debug` is given.
+"""
+
+
+class MlpcliError(Exception):
+    """Base class: a failure caused by the user's input, with a message fit for one line."""
+
+
+class DataError(MlpcliError):
+    """A table that cannot be read or does not fit the task (bad file, column, value)."""
+
+
+class ConfigError(MlpcliError):
+    """Options that contradict each other or the data (checked beyond what Click can)."""
+
+
+class ModelFileError(MlpcliError):
+    """A model file that is missing, truncated, tampered with, foreign or of an unknown version."""
