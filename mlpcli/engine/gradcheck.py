@@ -1,0 +1,442 @@
+"""Finite-difference gradient checking, in float64.
+
+For every entry theta_j of every checked array the numerical derivative is the central difference
+
+    n_j = (f(theta + eps e_j) - f(theta - eps e_j)) / (2 eps)
+
+and it is compared with the analytic a_j from the backward pass by the relative error
+
+    rel_j = |a_j - n_j| / max(|a_j|, |n_j|, 1e-12).
+
+An entry passes when rel_j <= tol. One exception keeps the check honest rather than flaky: the
+central difference cannot resolve a derivative below its own round-off, about
+machine_eps * |f| / eps (1e-10 for |f| ~ 1 and eps = 1e-6), so an entry whose analytic and
+numerical values agree to within ``atol * max(1, |f|)`` also passes, and the report counts such
+entries as ``near_zero``. A wrong backward formula gives errors of the order of the gradient
+itself, far above that floor.
+
+Inputs are drawn away from the kinks of ReLU-family activations (z = 0), MAE (o = y), Huber
+(|o - y| = delta) and hinge (s t = 1), where the derivative does not exist and a central
+difference straddling the kink would disagree with any subgradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import activations as act
+from . import losses as loss_mod
+from .layers import BatchNorm, Dense, Dropout
+from .layers import Activation as ActivationLayer
+from .network import MLP
+from .optim import WeightPenalty
+
+__all__ = ["CheckResult", "numerical_gradient", "compare", "check_function", "check_network", "components", "run"]
+
+KINK_MARGIN = 1e-3  # |z - kink| below this is redrawn: eps = 1e-6 moves z by far less
+
+
+@dataclass
+class CheckResult:
+    """One component's verdict."""
+
+    component: str
+    entries: int
+    max_rel_error: float
+    near_zero: int
+    passed: bool
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def numerical_gradient(f: Callable[[], float], arrays: dict[str, np.ndarray], eps: float = 1e-6) -> dict[str, np.ndarray]:
+    """Central differences of the scalar ``f()`` with respect to every entry of each array.
+
+    The arrays are perturbed in place (and restored), so ``f`` must read them live.
+    """
+    out = {}
+    for key, arr in arrays.items():
+        grad = np.zeros(arr.shape, dtype=np.float64)
+        flat = arr.reshape(-1)  # a view: arrays handed in must be contiguous
+        gflat = grad.reshape(-1)
+        for j in range(flat.size):
+            orig = flat[j]
+            flat[j] = orig + eps
+            f_plus = f()
+            flat[j] = orig - eps
+            f_minus = f()
+            flat[j] = orig
+            gflat[j] = (f_plus - f_minus) / (2.0 * eps)
+        out[key] = grad
+    return out
+
+
+@dataclass
+class _Stats:
+    entries: int = 0
+    max_rel: float = 0.0
+    near_zero: int = 0
+    failed: int = 0
+    worst: str = ""
+
+
+def compare(analytic: dict[str, np.ndarray], numeric: dict[str, np.ndarray], tol: float, floor: float) -> _Stats:
+    """Entry-wise relative errors; ``floor`` is the absolute agreement accepted as round-off."""
+    st = _Stats()
+    for key, n in numeric.items():
+        a = np.asarray(analytic[key], dtype=np.float64).reshape(n.shape)
+        diff = np.abs(a - n)
+        rel = diff / np.maximum(np.maximum(np.abs(a), np.abs(n)), 1e-12)
+        bad = rel > tol
+        forgiven = bad & (diff <= floor)  # below what a central difference can resolve
+        st.entries += n.size
+        st.near_zero += int(np.count_nonzero(forgiven))
+        st.failed += int(np.count_nonzero(bad & ~forgiven))
+        counted = ~forgiven
+        if np.any(counted):
+            worst = float(rel[counted].max())
+            if worst > st.max_rel:
+                st.max_rel, st.worst = worst, key
+    return st
+
+
+def check_function(
+    name: str,
+    f: Callable[[], float],
+    arrays: dict[str, np.ndarray],
+    analytic: dict[str, np.ndarray],
+    eps: float,
+    tol: float,
+    atol: float,
+    note: str = "",
+) -> CheckResult:
+    """Compare ``analytic`` gradients of ``f`` w.r.t. ``arrays`` with central differences."""
+    scale = max(1.0, abs(f()))
+    numeric = numerical_gradient(f, arrays, eps)
+    st = compare(analytic, numeric, tol, atol * scale)
+    if st.failed and st.worst:
+        note = (note + "; " if note else "") + f"worst entry in {st.worst}"
+    return CheckResult(name, st.entries, st.max_rel, st.near_zero, st.failed == 0, note)
+
+
+# --------------------------------------------------------------------------- components
+def _away_from(values: np.ndarray, kinks, rng: np.random.Generator, low=-3.0, high=3.0) -> np.ndarray:
+    """Redraw entries that fall within KINK_MARGIN * 100 of a kink (inputs we control directly)."""
+    for k in kinks:
+        bad = np.abs(values - k) < 0.05
+        while np.any(bad):
+            values[bad] = rng.uniform(low, high, size=int(bad.sum()))
+            bad = np.abs(values - k) < 0.05
+    return values
+
+
+def _activation_checks(rng, eps, tol, atol):
+    variants = [(n, {}) for n in act.names()] + [("leaky_relu", {"alpha": 0.2}), ("elu", {"alpha": 0.5})]
+    for name, params in variants:
+        fn = act.get(name, **params)
+        z = _away_from(rng.uniform(-3, 3, size=(4, 5)), fn.kinks, rng)
+        R = rng.normal(size=z.shape)
+        label = f"activation:{name}" + (_fmt(params) if params else "")
+        note = "inputs drawn away from the kink at 0" if fn.kinks else ""
+        yield check_function(label, lambda: float(np.sum(R * fn.forward(z))), {"z": z}, {"z": fn.backward(z, R)}, eps, tol, atol, note)
+
+
+def _targets(loss: loss_mod.Loss, n: int, k: int, rng) -> np.ndarray:
+    if loss.y_kind == "index":
+        return rng.permutation(np.arange(n) % k)  # every class present
+    if loss.name in ("mse", "mae", "huber"):
+        return rng.normal(size=(n, k))
+    return (rng.random((n, k)) < 0.5).astype(np.float64)
+
+
+LOSS_VARIANTS: list[tuple[str, dict, int]] = [
+    ("mse", {}, 3),
+    ("mae", {}, 3),
+    ("huber", {}, 3),
+    ("huber", {"delta": 0.5}, 3),
+    ("bce", {}, 1),
+    ("bce", {}, 4),  # multi-label
+    ("bce", {"pos_weight": 3.0, "neg_weight": 0.5}, 1),
+    ("ce", {}, 4),
+    ("ce", {"label_smoothing": 0.1}, 4),
+    ("ce", {"class_weight": [1.0, 2.0, 0.5, 4.0]}, 4),
+    ("ce", {"label_smoothing": 0.2, "class_weight": [0.5, 1.0, 3.0, 1.0]}, 4),
+    ("focal", {}, 1),
+    ("focal", {"gamma": 0.5, "alpha": 0.25}, 3),
+    ("focal", {"gamma": 0.0}, 1),
+    ("hinge", {}, 1),
+]
+
+
+def _loss_label(name: str, params: dict, k: int) -> str:
+    label = f"loss:{name}" + (_fmt(params) if params else "")
+    if name == "bce" and k > 1:
+        label += "[multi-label]"
+    return label
+
+
+def _draw_loss_point(loss, n, k, rng):
+    """Outputs and targets with every entry away from the loss's kinks."""
+    for _ in range(200):
+        out = rng.uniform(-3, 3, size=(n, k))
+        y = _targets(loss, n, k, rng)
+        d = loss.kink_distance(out, y) if loss.y_kind == "dense" else None
+        if d is None or d.min() > 0.05:
+            return out, y
+    raise RuntimeError(f"could not draw a point away from the kinks of {loss.name}")  # pragma: no cover
+
+
+def _loss_checks(rng, eps, tol, atol):
+    n = 6
+    for name, params, k in LOSS_VARIANTS:
+        loss = loss_mod.get(name, **params)
+        out, y = _draw_loss_point(loss, n, k, rng)
+        w = rng.uniform(0.5, 2.0, size=n)
+        note = "with sample weights" + ("; inputs drawn away from the kinks" if _has_kinks(loss) else "")
+        yield check_function(
+            _loss_label(name, params, k),
+            lambda: loss.forward(out, y, w),
+            {"output": out},
+            {"output": loss.backward(out, y, w)},
+            eps, tol, atol, note,
+        )
+
+
+def _bind_standalone(layer):
+    params = {k: np.zeros(s) for k, s in layer.param_shapes().items()}
+    grads = {k: np.zeros(s) for k, s in layer.param_shapes().items()}
+    layer.bind(params, grads)
+    return layer
+
+
+def _layer_checks(rng, eps, tol, atol):
+    n, d_in, d_out = 5, 4, 3
+    # Dense: W, b and the input.
+    dense = _bind_standalone(Dense(d_in, d_out))
+    dense.init_params(rng)
+    x = rng.normal(size=(n, d_in))
+    R = rng.normal(size=(n, d_out))
+    f = lambda: float(np.sum(R * dense.forward(x)))
+    f()
+    gx = dense.backward(R)
+    analytic = {"W": dense.grads["W"].copy(), "b": dense.grads["b"].copy(), "x": gx}
+    yield check_function("layer:dense", f, {**dense.params, "x": x}, analytic, eps, tol, atol)
+
+    # BatchNorm in training mode (batch statistics) and in inference mode (running statistics).
+    for training in (True, False):
+        bn = _bind_standalone(BatchNorm(d_out))
+        bn.params["gamma"][...] = rng.uniform(0.5, 1.5, d_out)
+        bn.params["beta"][...] = rng.normal(size=d_out)
+        bn.running_mean[...] = rng.normal(size=d_out)
+        bn.running_var[...] = rng.uniform(0.5, 2.0, d_out)
+        h = rng.normal(size=(n, d_out)) * 2 + 1
+        R2 = rng.normal(size=(n, d_out))
+        f = lambda: float(np.sum(R2 * bn.forward(h, training=training)))
+        f()
+        gh = bn.backward(R2)
+        analytic = {"gamma": bn.grads["gamma"].copy(), "beta": bn.grads["beta"].copy(), "x": gh}
+        label = "layer:batchnorm(training)" if training else "layer:batchnorm(inference)"
+        yield check_function(label, f, {**bn.params, "x": h}, analytic, eps, tol, atol)
+
+    # Dropout with a fixed mask.
+    drop = Dropout(0.4, np.random.default_rng(rng.integers(2**32)))
+    h = rng.normal(size=(n, 6))
+    R3 = rng.normal(size=h.shape)
+    drop.forward(h, training=True)
+    drop.frozen = True
+    f = lambda: float(np.sum(R3 * drop.forward(h, training=True)))
+    gh = drop.backward(R3)
+    yield check_function("layer:dropout(fixed mask)", f, {"x": h}, {"x": gh}, eps, tol, atol, "mask frozen while differencing")
+
+    # Activation layer (caches z and a) for one smooth and one kinked activation.
+    for name in ("tanh", "relu"):
+        layer = ActivationLayer(name)
+        z = _away_from(rng.uniform(-3, 3, size=(n, d_out)), layer.fn.kinks, rng)
+        R4 = rng.normal(size=z.shape)
+        f = lambda: float(np.sum(R4 * layer.forward(z)))
+        f()
+        gz = layer.backward(R4)
+        yield check_function(f"layer:activation({name})", f, {"z": z}, {"z": gz}, eps, tol, atol)
+
+
+def _penalty_checks(rng, eps, tol, atol):
+    net = MLP(4, [5], 3, seed=int(rng.integers(2**31)))
+    params = net.parameters()
+    for w in params.values():  # L1 has a kink at w = 0: keep weights away from it
+        _away_from(w.reshape(-1), (0.0,), rng, -1.0, 1.0)
+    for label, pen in (("penalty:l1", WeightPenalty(l1=0.3)), ("penalty:l2", WeightPenalty(l2=0.7)),
+                       ("penalty:l1+l2", WeightPenalty(l1=0.1, l2=0.2))):
+        grads = {k: np.zeros_like(v) for k, v in params.items()}
+        pen.add_grad(params, grads)
+        note = "weights drawn away from 0 (the L1 kink); biases are not penalised"
+        yield check_function(label, lambda: pen.value(params), params, grads, eps, tol, atol, note)
+
+
+NETWORK_CONFIGS: list[dict] = [
+    {"hidden": [], "activation": "identity"},
+    {"hidden": [6], "activation": "tanh"},
+    {"hidden": [6, 5], "activation": "relu"},
+    {"hidden": [6, 5], "activation": "relu", "batchnorm": True},
+    {"hidden": [5, 4], "activation": "gelu", "dropout": 0.3},
+    {"hidden": [5, 4, 3], "activation": "leaky_relu", "batchnorm": True, "dropout": 0.2, "l1": 0.01, "l2": 0.05},
+    {"hidden": [5], "activation": "sigmoid", "l2": 0.1},
+    {"hidden": [5, 4], "activation": "elu"},
+    {"hidden": [4], "activation": "softplus", "batchnorm": True},
+]
+
+NETWORK_LOSSES: list[tuple[str, dict, int]] = [
+    ("mse", {}, 2),
+    ("mae", {}, 2),
+    ("huber", {"delta": 0.5}, 2),
+    ("bce", {"pos_weight": 2.0}, 1),
+    ("bce", {}, 3),
+    ("ce", {"label_smoothing": 0.1, "class_weight": [1.0, 2.0, 0.5]}, 3),
+    ("focal", {"gamma": 2.0, "alpha": 0.25}, 1),
+    ("hinge", {}, 1),
+]
+
+
+def _describe(cfg: dict) -> str:
+    parts = [f"{cfg['hidden'] or 'linear'}", cfg["activation"]]
+    if cfg.get("batchnorm"):
+        parts.append("batchnorm")
+    if cfg.get("dropout"):
+        parts.append(f"dropout={cfg['dropout']}")
+    if cfg.get("l1") or cfg.get("l2"):
+        parts.append(f"l1={cfg.get('l1', 0)},l2={cfg.get('l2', 0)}")
+    return " ".join(str(p) for p in parts)
+
+
+def _kink_distance(net: MLP, out: np.ndarray, y, loss) -> float:
+    d = np.inf
+    for layer in net.layers:
+        if isinstance(layer, ActivationLayer) and layer.fn.kinks:
+            for k in layer.fn.kinks:
+                d = min(d, float(np.abs(layer.z - k).min()))
+    if loss.y_kind == "dense":
+        kd = loss.kink_distance(out, np.asarray(y).reshape(out.shape))
+        if kd is not None:
+            d = min(d, float(kd.min()))
+    return d
+
+
+def check_network(
+    net: MLP,
+    loss,
+    X: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    penalty: WeightPenalty | None = None,
+    training: bool = True,
+    eps: float = 1e-6,
+    tol: float = 1e-6,
+    atol: float = 1e-8,
+    name: str = "network",
+    note: str = "",
+) -> CheckResult:
+    """Check every parameter gradient of ``net`` under ``loss`` (+ ``penalty``) on (X, y).
+
+    Dropout masks are frozen after the first forward pass so every evaluation sees one network.
+    BatchNorm running statistics are saved and restored around the check.
+    """
+    penalty = penalty or WeightPenalty()
+    saved = {k: v.copy() for k, v in net.buffers().items()}
+    params = net.parameters()
+
+    def objective() -> float:
+        out = net.forward(X, training=training)
+        return loss.forward(out, y, sample_weight) + penalty.value(params)
+
+    try:
+        with net.frozen_masks():  # reuses the mask of the caller's last training forward, if any
+            out = net.forward(X, training=training)
+            grads = {k: g.copy() for k, g in net.backward(loss.backward(out, y, sample_weight)).items()}
+            penalty.add_grad(params, grads)
+            return check_function(name, objective, params, grads, eps, tol, atol, note)
+    finally:
+        for k, v in net.buffers().items():
+            v[...] = saved[k]
+
+
+def _has_kinks(loss) -> bool:
+    return type(loss).kink_distance is not loss_mod.Loss.kink_distance
+
+
+def _network_checks(rng, eps, tol, atol):
+    n, d = 8, 5
+    for cfg in NETWORK_CONFIGS:
+        for loss_name, lparams, k in NETWORK_LOSSES:
+            loss = loss_mod.get(loss_name, **lparams)
+            pen = WeightPenalty(cfg.get("l1", 0.0), cfg.get("l2", 0.0))
+            net_seed = int(rng.integers(2**31))
+            for attempt in range(100):
+                net = MLP(d, cfg["hidden"], k, activation=cfg["activation"], dropout=cfg.get("dropout", 0.0),
+                          batchnorm=cfg.get("batchnorm", False), seed=net_seed + attempt, dtype="float64")
+                if pen.l1:
+                    for key in net.weight_keys():
+                        _away_from(net.parameters()[key].reshape(-1), (0.0,), rng, -1.0, 1.0)
+                X = rng.normal(size=(n, d))
+                y = _targets(loss, n, k, rng)
+                out = net.forward(X, training=True)  # draws the dropout mask that the check reuses
+                if _kink_distance(net, out, y, loss) > KINK_MARGIN:
+                    break
+            notes = []
+            if cfg["activation"] in ("relu", "leaky_relu", "elu") or _has_kinks(loss):
+                notes.append("inputs drawn away from kinks")
+            if cfg.get("dropout"):
+                notes.append("dropout mask fixed")
+            if cfg.get("batchnorm"):
+                notes.append("batchnorm in training mode")
+            name = f"network:{_describe(cfg)} / {_loss_label(loss_name, lparams, k)[5:]}"
+            w = rng.uniform(0.5, 2.0, size=n)
+            yield check_network(net, loss, X, y, w, pen, True, eps, tol, atol, name, "; ".join(notes))
+
+
+def _fmt(params: dict) -> str:
+    return "(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")"
+
+
+GROUPS = {
+    "activation": _activation_checks,
+    "loss": _loss_checks,
+    "layer": _layer_checks,
+    "penalty": _penalty_checks,
+    "network": _network_checks,
+}
+
+
+def components(seed: int = 0) -> list[str]:
+    """Names of every component the suite checks."""
+    return [r.component for r in run(seed=seed, eps=1e-3, tol=np.inf)]
+
+
+def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = 1e-8, seed: int = 0, only: str | None = None) -> list[CheckResult]:
+    """The whole gradient-check suite (or the components matching ``only``), seeded."""
+    if not eps > 0 or not tol > 0 or atol < 0:
+        raise ValueError("eps and tol must be > 0 and atol >= 0")
+    results = []
+    for group, make in GROUPS.items():
+        rng = np.random.default_rng([seed, len(group)])  # each group its own stream: --only sees the same draws
+        if only and not _group_may_match(group, only):
+            continue
+        for res in make(rng, eps, tol, atol):
+            if only is None or _matches(res.component, only):
+                results.append(res)
+    if only and not results:
+        raise ValueError(f"no gradcheck component matches {only!r}; try a group ({', '.join(GROUPS)}) or a name such as 'activation:gelu', 'loss:focal', 'layer:batchnorm'")
+    return results
+
+
+def _group_may_match(group: str, only: str) -> bool:
+    o = only.lower()
+    return o.startswith(group) or ":" not in o
+
+
+def _matches(component: str, only: str) -> bool:
+    c, o = component.lower(), only.lower()
+    return c == o or c.startswith(o)

@@ -1,0 +1,203 @@
+"""Layers: each caches only what its backward needs.
+
+``forward(x, training)`` returns the layer's output; ``backward(grad_out)`` writes the parameter
+gradients into ``self.grads`` (views into the network's flat gradient buffer) and returns the
+gradient for the layer's input, or None when ``need_input_grad`` is False (the first layer: nobody
+needs dL/dX, and skipping it saves the largest matrix multiply of the backward pass).
+
+Parameters and gradients are *views* handed in by the network (``bind``), so an optimizer can
+update one flat buffer in place and the layers see the change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import activations as act
+
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNorm"]
+
+
+class Layer:
+    """Base class: no parameters, identity shapes."""
+
+    kind: str = ""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def bind(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Adopt views for parameters and their gradients (same keys as ``param_shapes``)."""
+        self.params, self.grads = params, grads
+
+    def init_params(self, rng: np.random.Generator) -> None:
+        """Fill the bound parameter views with their initial values."""
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+
+class Dense(Layer):
+    """z = x W^T + b with W of shape (out, in) and b of shape (out,), as in the notes.
+
+    Backward, for delta = dL/dz (n, out):
+        dL/dW = delta^T x   (out, in),   dL/db = sum_i delta_i   (out,),   dL/dx = delta W   (n, in)
+    Initialisation: He, N(0, 2 / in), for the ReLU family; Glorot, U(+-sqrt(6 / (in + out))),
+    for saturating or linear units.
+    """
+
+    kind = "dense"
+
+    def __init__(self, n_in: int, n_out: int, init: str = "he"):
+        super().__init__()
+        if init not in ("he", "glorot"):
+            raise ValueError(f"unknown init {init!r}; valid: he, glorot")
+        self.n_in, self.n_out, self.init = int(n_in), int(n_out), init
+        self.x: np.ndarray | None = None
+
+    def param_shapes(self):
+        return {"W": (self.n_out, self.n_in), "b": (self.n_out,)}
+
+    def init_params(self, rng):
+        W = self.params["W"]
+        if self.init == "he":
+            W[...] = rng.normal(0.0, np.sqrt(2.0 / self.n_in), size=W.shape)
+        else:
+            limit = np.sqrt(6.0 / (self.n_in + self.n_out))
+            W[...] = rng.uniform(-limit, limit, size=W.shape)
+        self.params["b"][...] = 0.0
+
+    def forward(self, x, training=False):
+        self.x = x
+        z = x @ self.params["W"].T  # (n, out)
+        z += self.params["b"]
+        return z
+
+    def backward(self, grad_out, need_input_grad=True):
+        np.matmul(grad_out.T, self.x, out=self.grads["W"])  # (out, in)
+        np.sum(grad_out, axis=0, out=self.grads["b"])  # (out,)
+        if not need_input_grad:
+            return None
+        return grad_out @ self.params["W"]  # (n, in)
+
+
+class Activation(Layer):
+    """Applies an activation element-wise (softmax row-wise); caches z and a for its backward."""
+
+    kind = "activation"
+
+    def __init__(self, activation: str | act.Activation, **params):
+        super().__init__()
+        self.fn = act.get(activation, **params)
+        self.z: np.ndarray | None = None
+        self.a: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        self.z = x
+        self.a = self.fn.forward(x)
+        return self.a
+
+    def backward(self, grad_out, need_input_grad=True):
+        return self.fn.backward(self.z, grad_out, self.a)
+
+
+class Dropout(Layer):
+    """Inverted dropout: when training, h~ = h * m / (1 - p) with m ~ Bernoulli(1 - p); identity at
+    inference. Dividing at training time keeps the expected activation, so inference needs no
+    rescaling (the notes' "rescale by 1 - p at test time" done the other way round).
+
+    ``frozen = True`` reuses the last mask (for finite-difference checks, which must see the
+    same network at every evaluation).
+    """
+
+    kind = "dropout"
+
+    def __init__(self, p: float, rng: np.random.Generator):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = rng
+        self.mask: np.ndarray | None = None
+        self.frozen = False
+        self.active = False
+
+    def forward(self, x, training=False):
+        self.active = training and self.p > 0.0
+        if not self.active:
+            return x
+        if not (self.frozen and self.mask is not None and self.mask.shape == x.shape):
+            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+            self.mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        return x * self.mask
+
+    def backward(self, grad_out, need_input_grad=True):
+        return grad_out * self.mask if self.active else grad_out
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over the batch axis:
+
+        x^ = (x - mu_B) / sqrt(var_B + eps),   y = gamma x^ + beta
+
+    Training uses the batch statistics and updates running averages (momentum m); inference uses
+    the running averages. Backward in training mode, with g = dL/dy and g^ = g gamma:
+
+        dL/dgamma = sum_i g_i x^_i,   dL/dbeta = sum_i g_i,
+        dL/dx = (1 / (n sqrt(var_B + eps))) (n g^ - sum_i g^_i - x^ sum_i g^_i x^_i)
+    """
+
+    kind = "batchnorm"
+
+    def __init__(self, n_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float64):
+        super().__init__()
+        self.n_features, self.momentum, self.eps = int(n_features), float(momentum), float(eps)
+        self.running_mean = np.zeros(self.n_features, dtype=dtype)
+        self.running_var = np.ones(self.n_features, dtype=dtype)
+        self.xhat: np.ndarray | None = None
+        self.inv_std: np.ndarray | None = None
+        self.training = False
+
+    def param_shapes(self):
+        return {"gamma": (self.n_features,), "beta": (self.n_features,)}
+
+    def init_params(self, rng):
+        self.params["gamma"][...] = 1.0
+        self.params["beta"][...] = 0.0
+
+    def forward(self, x, training=False):
+        self.training = training
+        if training:
+            n = x.shape[0]
+            mu = x.mean(axis=0)
+            var = x.var(axis=0)
+            if n > 1:  # the unbiased variance for the running estimate, as frameworks do
+                m = self.momentum
+                self.running_mean *= 1.0 - m
+                self.running_mean += m * mu
+                self.running_var *= 1.0 - m
+                self.running_var += m * var * (n / (n - 1))
+        else:
+            mu, var = self.running_mean, self.running_var
+        self.inv_std = 1.0 / np.sqrt(var + self.eps)
+        self.xhat = (x - mu) * self.inv_std
+        return self.params["gamma"] * self.xhat + self.params["beta"]
+
+    def backward(self, grad_out, need_input_grad=True):
+        xhat = self.xhat
+        np.sum(grad_out * xhat, axis=0, out=self.grads["gamma"])
+        np.sum(grad_out, axis=0, out=self.grads["beta"])
+        if not need_input_grad:
+            return None
+        ghat = grad_out * self.params["gamma"]
+        if not self.training:  # running statistics are constants
+            return ghat * self.inv_std
+        n = grad_out.shape[0]
+        return (self.inv_std / n) * (n * ghat - ghat.sum(axis=0) - xhat * (ghat * xhat).sum(axis=0))

@@ -1,0 +1,224 @@
+"""The multilayer perceptron: Dense -> [BatchNorm] -> activation -> [Dropout] per hidden layer,
+then a Dense output layer with raw outputs (logits for classification).
+
+All parameters live in one flat buffer per network and all gradients in another; each layer's
+``W``, ``b``, ``gamma`` and ``beta`` are views into them. The weights come first in the buffer,
+so ``flat_params[:n_weight_entries]`` is every Dense weight (what L1/L2 penalties and decoupled
+weight decay act on) and the rest is biases and BatchNorm parameters. An optimizer can therefore
+update the whole network with a handful of in-place array operations.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+
+from . import activations as act
+from .layers import Activation, BatchNorm, Dense, Dropout, Layer
+
+__all__ = ["MLP", "is_weight_key"]
+
+# Activations whose gradient does not vanish for positive inputs get He initialisation.
+_HE_ACTIVATIONS = {"relu", "leaky_relu", "elu", "gelu", "softplus"}
+
+
+def is_weight_key(key: str) -> bool:
+    """True for Dense weights (``dense0.W``, or ``W`` for the flat group of all weights)."""
+    return key == "W" or key.endswith(".W")
+
+
+class MLP:
+    """A multilayer perceptron with raw outputs.
+
+    Parameters
+    ----------
+    n_inputs, hidden, n_outputs : layer widths; ``hidden`` may be empty (a linear model).
+    activation : hidden activation name (see ``activations.names()``); ``activation_params`` its
+        parameters, e.g. ``{"alpha": 0.1}`` for leaky_relu.
+    dropout : inverted-dropout rate after each hidden activation (0 switches it off).
+    batchnorm : BatchNorm between each hidden Dense and its activation.
+    seed : seeds the initial weights and the dropout masks (separate streams).
+    dtype : "float64" (for checking) or "float32" (for speed).
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        hidden,
+        n_outputs: int,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batchnorm: bool = False,
+        seed: int = 0,
+        dtype: str = "float64",
+        activation_params: dict | None = None,
+    ):
+        hidden = [int(h) for h in (hidden or [])]
+        if n_inputs < 1 or n_outputs < 1 or any(h < 1 for h in hidden):
+            raise ValueError(f"layer widths must be >= 1, got inputs={n_inputs}, hidden={hidden}, outputs={n_outputs}")
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        act.get(activation, **(activation_params or {}))  # validate early, with the library's message
+        self.n_inputs, self.hidden, self.n_outputs = int(n_inputs), hidden, int(n_outputs)
+        self.activation, self.activation_params = activation, dict(activation_params or {})
+        self.dropout, self.batchnorm, self.seed = float(dropout), bool(batchnorm), int(seed)
+        self.dtype = np.dtype(dtype)
+
+        init_seq, dropout_seq = np.random.SeedSequence(self.seed).spawn(2)
+        self._dropout_rng = np.random.default_rng(dropout_seq)
+        self.layers: list[Layer] = []
+        self._named: list[tuple[str, Layer]] = []  # layers that own parameters, with their prefix
+        init = "he" if activation in _HE_ACTIVATIONS else "glorot"
+        widths = [self.n_inputs, *hidden]
+        for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+            dense = Dense(n_in, n_out, init=init)
+            self._add(dense, f"dense{i}")
+            if self.batchnorm:
+                self._add(BatchNorm(n_out, dtype=self.dtype), f"batchnorm{i}")
+            self.layers.append(Activation(activation, **self.activation_params))
+            if self.dropout > 0:
+                self.layers.append(Dropout(self.dropout, self._dropout_rng))
+        self._add(Dense(widths[-1], self.n_outputs, init="glorot"), f"dense{len(hidden)}")
+        self._allocate()
+        rng = np.random.default_rng(init_seq)
+        for layer in self.layers:
+            layer.init_params(rng)  # always drawn in float64, so float32 and float64 nets start alike
+        self.grad_input: np.ndarray | None = None
+
+    def _add(self, layer: Layer, prefix: str) -> None:
+        self.layers.append(layer)
+        self._named.append((prefix, layer))
+
+    def _allocate(self) -> None:
+        """One flat buffer for parameters, one for gradients; weights first."""
+        entries = [(prefix, name, shape) for prefix, layer in self._named for name, shape in layer.param_shapes().items()]
+        weights = [e for e in entries if e[1] == "W"]
+        rest = [e for e in entries if e[1] != "W"]
+        sizes = {(p, n): int(np.prod(s)) for p, n, s in entries}
+        self.n_weight_entries = sum(sizes[(p, n)] for p, n, _ in weights)
+        total = sum(sizes.values())
+        self.flat_params = np.zeros(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        offsets, pos = {}, 0
+        for p, n, _ in weights + rest:
+            offsets[(p, n)] = pos
+            pos += sizes[(p, n)]
+        self._params: dict[str, np.ndarray] = {}
+        self._grads: dict[str, np.ndarray] = {}
+        for prefix, layer in self._named:
+            pv, gv = {}, {}
+            for name, shape in layer.param_shapes().items():
+                a, size = offsets[(prefix, name)], sizes[(prefix, name)]
+                pv[name] = self.flat_params[a : a + size].reshape(shape)
+                gv[name] = self.flat_grads[a : a + size].reshape(shape)
+                self._params[f"{prefix}.{name}"] = pv[name]
+                self._grads[f"{prefix}.{name}"] = gv[name]
+            layer.bind(pv, gv)
+
+    # ----------------------------------------------------------------- the public contract
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Live parameter arrays, ordered by layer: ``dense0.W`` (out, in), ``dense0.b`` (out,),
+        ``batchnorm0.gamma``, ``batchnorm0.beta``, ``dense1.W``, ..."""
+        return dict(self._params)
+
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
+        """Raw outputs (n, n_outputs) for inputs X (n, n_inputs); ``training`` switches dropout
+        on and BatchNorm to batch statistics."""
+        h = np.asarray(X, dtype=self.dtype)
+        if h.ndim != 2 or h.shape[1] != self.n_inputs:
+            raise ValueError(f"expected inputs of shape (n, {self.n_inputs}), got {h.shape}")
+        for layer in self.layers:
+            h = layer.forward(h, training)
+        return h
+
+    def backward(self, grad_output: np.ndarray, input_grad: bool = False) -> dict[str, np.ndarray]:
+        """Gradients of the loss for the last ``forward`` call, given dL/d output (n, n_outputs).
+
+        Returns a dict with the keys and shapes of ``parameters()``. The arrays are views into the
+        network's gradient buffer, overwritten by the next backward call: copy them to keep them.
+        With ``input_grad=True`` dL/dX is also stored in ``self.grad_input``.
+        """
+        g = np.asarray(grad_output, dtype=self.dtype)
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            g = self.layers[i].backward(g, need_input_grad=(i > 0 or input_grad))
+        self.grad_input = g if input_grad else None
+        return dict(self._grads)
+
+    # ----------------------------------------------------------------- helpers for training and I/O
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Non-trained state (BatchNorm running statistics), live."""
+        out = {}
+        for prefix, layer in self._named:
+            if isinstance(layer, BatchNorm):
+                out[f"{prefix}.running_mean"] = layer.running_mean
+                out[f"{prefix}.running_var"] = layer.running_var
+        return out
+
+    def weight_keys(self) -> list[str]:
+        return [k for k in self._params if is_weight_key(k)]
+
+    def parameter_groups(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(params, grads) as two flat groups, ``W`` (all weights) and ``rest``, for fast optimizers."""
+        nw = self.n_weight_entries
+        params = {"W": self.flat_params[:nw], "rest": self.flat_params[nw:]}
+        grads = {"W": self.flat_grads[:nw], "rest": self.flat_grads[nw:]}
+        return params, grads
+
+    @property
+    def n_parameters(self) -> int:
+        return int(self.flat_params.size)
+
+    def config(self) -> dict:
+        """Constructor arguments, JSON-able, to rebuild the same architecture."""
+        return {
+            "n_inputs": self.n_inputs,
+            "hidden": list(self.hidden),
+            "n_outputs": self.n_outputs,
+            "activation": self.activation,
+            "activation_params": dict(self.activation_params),
+            "dropout": self.dropout,
+            "batchnorm": self.batchnorm,
+            "seed": self.seed,
+            "dtype": self.dtype.name,
+        }
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter and buffer (for best-weights checkpoints and saving)."""
+        state = {k: v.copy() for k, v in self._params.items()}
+        state.update({k: v.copy() for k, v in self.buffers().items()})
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Copy parameters and buffers in (shapes must match exactly)."""
+        targets = {**self._params, **self.buffers()}
+        missing = sorted(set(targets) - set(state))
+        unexpected = sorted(set(state) - set(targets))
+        if missing or unexpected:
+            raise ValueError(f"state does not fit this network: missing {missing}, unexpected {unexpected}")
+        for k, target in targets.items():
+            src = np.asarray(state[k])
+            if src.shape != target.shape:
+                raise ValueError(f"state entry {k} has shape {src.shape}, expected {target.shape}")
+            target[...] = src
+
+    @contextmanager
+    def frozen_masks(self) -> Iterator[None]:
+        """Reuse each dropout layer's last mask while inside the block (for gradient checks)."""
+        drops = [l for l in self.layers if isinstance(l, Dropout)]
+        for d in drops:
+            d.frozen = True
+        try:
+            yield
+        finally:
+            for d in drops:
+                d.frozen = False
+
+    def __repr__(self) -> str:
+        return (
+            f"MLP({self.n_inputs} -> {self.hidden} -> {self.n_outputs}, activation={self.activation!r}, "
+            f"dropout={self.dropout}, batchnorm={self.batchnorm}, dtype={self.dtype.name}, "
+            f"parameters={self.n_parameters})"
+        )

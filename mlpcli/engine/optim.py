@@ -1,0 +1,198 @@
+"""Optimizers, weight penalties and gradient clipping.
+
+Optimizers are tiny classes with explicit state and one ``step(params, grads)`` that updates the
+parameter arrays in place. ``params`` and ``grads`` are dicts of arrays with the same keys: either
+``MLP.parameters()`` / the dict from ``MLP.backward``, or the two flat groups of
+``MLP.parameter_groups()`` (``W``: all weights, ``rest``: biases and BatchNorm parameters), which
+makes a step a handful of vectorised operations for the whole network. State arrays are allocated
+on the first step and reused, so a step allocates nothing parameter-sized afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .functional import build
+from .network import is_weight_key
+
+__all__ = ["SGD", "Adam", "AdamW", "WeightPenalty", "clip_grad_norm", "get", "OPTIMIZERS"]
+
+
+class Optimizer:
+    name = ""
+
+    def __init__(self, lr: float):
+        if not lr > 0:
+            raise ValueError(f"learning rate must be > 0, got {lr}")
+        self.lr = float(lr)
+        self.t = 0
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    def _slot(self, key: str, name: str, like: np.ndarray) -> np.ndarray:
+        slots = self.state.setdefault(key, {})
+        if name not in slots:
+            slots[name] = np.zeros_like(like)
+        return slots[name]
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, in PyTorch's form:
+
+    v <- mu v + g;   theta <- theta - lr (g + mu v) with Nesterov, theta <- theta - lr v without.
+    With mu = 0 this is the notes' theta <- theta - eta grad.
+    """
+
+    name = "sgd"
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False):
+        super().__init__(lr)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+
+    def step(self, params, grads):
+        self.t += 1
+        for key, p in params.items():
+            g = grads[key]
+            if self.momentum == 0.0:
+                p -= self.lr * g
+                continue
+            v = self._slot(key, "v", p)
+            v *= self.momentum
+            v += g
+            if self.nesterov:
+                tmp = self._slot(key, "tmp", p)
+                np.multiply(v, self.momentum, out=tmp)
+                tmp += g
+                tmp *= self.lr
+                p -= tmp
+            else:
+                tmp = self._slot(key, "tmp", p)
+                np.multiply(v, self.lr, out=tmp)
+                p -= tmp
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), updated in place:
+
+    m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+    theta <- theta - lr_t m / (sqrt(v) + eps_t),  lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),  eps_t = eps sqrt(1 - b2^t)
+
+    which equals the textbook lr m^ / (sqrt(v^) + eps) with the bias corrections folded into two
+    scalars instead of two parameter-sized temporaries.
+    """
+
+    name = "adam"
+    decoupled_decay = False
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(lr)
+        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+            raise ValueError(f"betas must be in [0, 1), got {beta1}, {beta2}")
+        if not eps > 0 or weight_decay < 0:
+            raise ValueError("eps must be > 0 and weight_decay >= 0")
+        self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), float(weight_decay)
+
+    def step(self, params, grads):
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        c2 = math.sqrt(1.0 - b2**self.t)
+        lr_t = self.lr * c2 / (1.0 - b1**self.t)
+        eps_t = self.eps * c2
+        for key, p in params.items():
+            g = grads[key]
+            m, v, tmp = self._slot(key, "m", p), self._slot(key, "v", p), self._slot(key, "tmp", p)
+            if self.decoupled_decay and self.weight_decay and is_weight_key(key):
+                p *= 1.0 - self.lr * self.weight_decay  # AdamW: decay the weights, not through m, v
+            m *= b1
+            np.multiply(g, 1.0 - b1, out=tmp)
+            m += tmp
+            np.multiply(g, g, out=tmp)
+            tmp *= 1.0 - b2
+            v *= b2
+            v += tmp
+            np.sqrt(v, out=tmp)
+            tmp += eps_t
+            np.divide(m, tmp, out=tmp)
+            tmp *= lr_t
+            p -= tmp
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): before each Adam step the Dense
+    weights shrink by a factor (1 - lr * weight_decay); biases and BatchNorm parameters do not."""
+
+    name = "adamw"
+    decoupled_decay = True
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 1e-2):
+        super().__init__(lr, beta1, beta2, eps, weight_decay)
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW)}
+
+
+def get(name: str, **params) -> Optimizer:
+    try:
+        cls = OPTIMIZERS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}") from None
+    return build(cls, "optimizer", name, params)
+
+
+class WeightPenalty:
+    """L1 and L2 penalties on the Dense weights (never biases or BatchNorm parameters), added to
+    the objective as in the notes:
+
+    R = l1 sum |w| + l2 sum w^2,    dR/dw = l1 sign(w) + 2 l2 w   (subgradient 0 at w = 0).
+    """
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+        if l1 < 0 or l2 < 0:
+            raise ValueError(f"l1 and l2 must be >= 0, got {l1}, {l2}")
+        self.l1, self.l2 = float(l1), float(l2)
+
+    @property
+    def active(self) -> bool:
+        return self.l1 > 0 or self.l2 > 0
+
+    def value(self, params: dict[str, np.ndarray]) -> float:
+        total = 0.0
+        for key, w in params.items():
+            if is_weight_key(key):
+                if self.l1:
+                    total += self.l1 * float(np.abs(w).sum())
+                if self.l2:
+                    total += self.l2 * float(np.vdot(w, w))
+        return total
+
+    def add_grad(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """grads[key] += dR/dw for every weight key, in place."""
+        for key, w in params.items():
+            if not is_weight_key(key):
+                continue
+            g = grads[key]
+            if self.l1:
+                g += self.l1 * np.sign(w)
+            if self.l2:
+                g += (2.0 * self.l2) * w
+
+
+def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    """Scale all gradients in place so their global L2 norm is at most ``max_norm``; returns the
+    norm before clipping."""
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    if norm > max_norm:
+        scale = max_norm / (norm + 1e-12)
+        for g in grads.values():
+            g *= scale
+    return norm
