@@ -19,3 +19,7 @@ class ConfigError(MlpcliError):
 
 class ModelFileError(MlpcliError):
     """A model file that is missing, truncated, tampered with, foreign or of an unknown version."""
+
+
+class TrainingError(MlpcliError):
+    """Training that cannot go on (the loss diverged to inf or NaN)."""

@@ -22,7 +22,7 @@ difference straddling the kink would disagree with any subgradient.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
@@ -162,6 +162,7 @@ LOSS_VARIANTS: list[tuple[str, dict, int]] = [
     ("bce", {}, 1),
     ("bce", {}, 4),  # multi-label
     ("bce", {"pos_weight": 3.0, "neg_weight": 0.5}, 1),
+    ("bce", {"pos_weight": [1.0, 3.0, 0.5, 2.0]}, 4),  # per-label weights, multi-label
     ("ce", {}, 4),
     ("ce", {"label_smoothing": 0.1}, 4),
     ("ce", {"class_weight": [1.0, 2.0, 0.5, 4.0]}, 4),

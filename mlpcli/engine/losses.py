@@ -147,14 +147,21 @@ class BCE(Loss):
     name = "bce"
     output_activation = "sigmoid"
 
-    def __init__(self, pos_weight: float = 1.0, neg_weight: float = 1.0):
-        if not (pos_weight > 0 and neg_weight > 0):
-            raise ValueError(f"bce pos_weight and neg_weight must be > 0, got {pos_weight}, {neg_weight}")
-        self.pos_weight = float(pos_weight)
-        self.neg_weight = float(neg_weight)
+    def __init__(self, pos_weight=1.0, neg_weight=1.0):
+        # Each weight is a scalar or one value per output column (per label in multi-label).
+        self.pos_weight = self._weight(pos_weight, "pos_weight")
+        self.neg_weight = self._weight(neg_weight, "neg_weight")
+
+    @staticmethod
+    def _weight(w, name):
+        arr = np.asarray(w, dtype=np.float64)
+        if arr.ndim > 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+            raise ValueError(f"bce {name} must be a positive number (or one per output column), got {w}")
+        return float(arr) if arr.ndim == 0 else arr
 
     def params(self):
-        return {"pos_weight": self.pos_weight, "neg_weight": self.neg_weight}
+        as_json = lambda w: w if isinstance(w, float) else w.tolist()
+        return {"pos_weight": as_json(self.pos_weight), "neg_weight": as_json(self.neg_weight)}
 
     def per_sample(self, output, y):
         terms = self.pos_weight * y * softplus(-output) + self.neg_weight * (1.0 - y) * softplus(output)
@@ -162,7 +169,7 @@ class BCE(Loss):
 
     def grad(self, output, y):
         p = sigmoid(output)
-        if self.pos_weight == 1.0 and self.neg_weight == 1.0:
+        if np.all(self.pos_weight == 1.0) and np.all(self.neg_weight == 1.0):
             return p - y  # the sigmoid + BCE cancellation of the notes
         return self.pos_weight * y * (p - 1.0) + self.neg_weight * (1.0 - y) * p
 

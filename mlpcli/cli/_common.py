@@ -1,0 +1,171 @@
+"""Plumbing shared by every command: consoles, error handling, shared options, atomic writes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+
+from ..errors import MlpcliError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def stdout_console() -> Console:
+    # Piped output (logs, CI) gets a wide fixed width rather than wrapping tables at 80 columns.
+    console = Console(file=sys.stdout, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(file=sys.stdout, soft_wrap=False, width=140)
+    return console
+
+
+def stderr_console(quiet: bool = False) -> Console:
+    return Console(file=sys.stderr, quiet=quiet, highlight=False)
+
+
+def _debug_enabled() -> bool:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.meta.get("mlpcli.debug") or ctx.params.get("debug"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def handle_errors(fn):
+    """Turn library errors into one-line Click errors (exit 1) and Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            if _debug_enabled():
+                raise
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except (MlpcliError, ValueError, OSError) as exc:
+            if _debug_enabled():
+                raise
+            raise click.ClickException(_one_line(exc)) from exc
+        except Exception as exc:  # an engine bug should still not dump a traceback on users
+            if _debug_enabled():
+                raise
+            raise click.ClickException(
+                f"internal error ({type(exc).__name__}: {_one_line(exc)}); rerun with --debug for the traceback"
+            ) from exc
+
+    return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(text.split())
+
+
+def debug_option(fn):
+    return click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")(fn)
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print one machine-readable JSON document on stdout.")(fn)
+
+
+def threads_context(threads: int | None):
+    """Cap BLAS threads (threadpoolctl) so HPC jobs stay within their allocation."""
+    if not threads:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads)
+
+
+def threads_option(fn):
+    return click.option(
+        "--threads", type=click.IntRange(min=1), default=None, help="Cap the BLAS threads (default: all cores)."
+    )(fn)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def print_json(doc) -> None:
+    click.echo(json.dumps(doc, indent=2, default=_json_default, allow_nan=False))
+
+
+# --------------------------------------------------------------------------- shared option groups
+def csv_list(value):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+
+def role_options(fn):
+    """Column roles shared by train, evaluate and predict (see the design's conventions)."""
+    decorators = [
+        click.option("--target", default="label", show_default=True, help="Target column; comma-separated names mean multi-label."),
+        click.option("--group", default=None, help="Group column (samples of one patient); default patient_id when present."),
+        click.option("--no-group", is_flag=True, help="Ignore groups: split by rows (only when samples are independent)."),
+        click.option("--id", "id_col", default=None, help="Sample id column; default sample_id when present."),
+        click.option("--batch", default=None, help="Batch / site column; default batch when present."),
+        click.option("--drop", default=None, help="Comma-separated columns to ignore."),
+        click.option("--features-in-rows", is_flag=True, help="The table is features x samples (genes in rows)."),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    from ..model_io import _atomic_write
+
+    _atomic_write(Path(path), lambda fh: fh.write(text.encode()))
+
+
+
+def check_writable(path: str, flag: str) -> None:
+    """Fail before a long run, not after it, when an output cannot be written."""
+    parent = Path(path).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise click.ClickException(f"{flag}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise click.ClickException(f"{flag}: directory {parent} is not writable")
+    if Path(path).is_dir():
+        raise click.ClickException(f"{flag}: {path} is a directory")
+
+
+
+def render_notes(console: Console, notes, warnings) -> None:
+    for n in notes:
+        console.print(f"[dim]·[/] {n}")
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
