@@ -1,0 +1,176 @@
+"""Metric sets per task: thin wrappers over ``sklearn.metrics``.
+
+``y`` follows the Dataset convention: class indices (n,) for binary and multiclass, 0/1 columns
+(n, k) for multi-label, values (n, k) for regression. ``proba`` is what ``Model.predict_output``
+returns: P(class) columns (n, K) for multiclass, P(positive) (n, 1) for binary, per-label
+probabilities for multi-label, predictions for regression.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import numpy as np
+from sklearn import metrics as skm
+
+__all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC"]
+
+MAIN_METRIC = {"binary": "balanced_accuracy", "multiclass": "balanced_accuracy",
+               "multilabel": "balanced_accuracy", "regression": "rmse"}
+ECE_BINS = 10  # the usual equal-width binning; more bins are too sparse for cohorts of a few hundred
+
+
+def main_metric_name(task: str) -> str:
+    return MAIN_METRIC[task]
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a class absent from a small validation fold is not news here
+        return float(skm.balanced_accuracy_score(y_true, y_pred))
+
+
+def main_metric_from_outputs(task: str, n_classes: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The per-epoch metric computed from raw network outputs (logits or values): balanced
+    accuracy for classification (threshold 0.5, i.e. logit 0, for sigmoid outputs; mean over labels
+    for multi-label), RMSE for regression."""
+
+    def metric(out: np.ndarray, y: np.ndarray) -> float:
+        if task == "regression":
+            return float(np.sqrt(np.mean((out - y.reshape(out.shape)) ** 2)))
+        if task == "multilabel":
+            Y = y.reshape(out.shape)
+            return float(np.mean([_balanced_accuracy(Y[:, j], out[:, j] > 0) for j in range(out.shape[1])]))
+        pred = (out[:, 0] > 0).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
+        return _balanced_accuracy(y.reshape(-1), pred)
+
+    return metric
+
+
+def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE = sum_b (n_b / n) |accuracy_b - confidence_b| over equal-width confidence bins."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    if confidence.size == 0:
+        return float("nan")
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        sel = bins == b
+        if sel.any():
+            ece += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
+    return float(ece)
+
+
+def _safe(fn, *args, **kwargs) -> float | None:
+    """A metric that is undefined for this data (e.g. AUC with one class present) is None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = float(fn(*args, **kwargs))
+        return value if np.isfinite(value) else None
+    except ValueError:
+        return None
+
+
+def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshold: float = 0.5) -> dict:
+    """The full metric set for ``task``; undefined metrics are None."""
+    if task == "binary":
+        return _binary(y.reshape(-1).astype(int), proba.reshape(-1), classes, threshold)
+    if task == "multiclass":
+        return _multiclass(y.reshape(-1).astype(int), proba, classes)
+    if task == "multilabel":
+        return _multilabel(y.reshape(proba.shape).astype(int), proba, classes, threshold)
+    if task == "regression":
+        return _regression(y.reshape(proba.shape), proba, classes)
+    raise ValueError(f"unknown task {task!r}")
+
+
+def _binary(y, p, classes, threshold):
+    pred = (p >= threshold).astype(int)
+    p_clip = np.clip(p, 1e-15, 1 - 1e-15)
+    return {
+        "n": int(y.size),
+        "threshold": threshold,
+        "accuracy": _safe(skm.accuracy_score, y, pred),
+        "balanced_accuracy": _safe(skm.balanced_accuracy_score, y, pred),
+        "precision": _safe(skm.precision_score, y, pred, zero_division=0),
+        "recall": _safe(skm.recall_score, y, pred, zero_division=0),
+        "f1": _safe(skm.f1_score, y, pred, zero_division=0),
+        "roc_auc": _safe(skm.roc_auc_score, y, p),
+        "average_precision": _safe(skm.average_precision_score, y, p),
+        "mcc": _safe(skm.matthews_corrcoef, y, pred),
+        "log_loss": _safe(skm.log_loss, y, p_clip, labels=[0, 1]),
+        "brier": _safe(skm.brier_score_loss, y, p),
+        "ece": expected_calibration_error(pred == y, np.where(pred == 1, p, 1 - p)),
+        "positive_class": str(classes[1]) if len(classes) > 1 else None,
+        "confusion_matrix": skm.confusion_matrix(y, pred, labels=[0, 1]).tolist(),
+    }
+
+
+def _multiclass(y, P, classes):
+    K = P.shape[1]
+    pred = P.argmax(axis=1)
+    labels = list(range(K))
+    prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    present = np.unique(y)
+    auc = None
+    if present.size == K:
+        auc = _safe(skm.roc_auc_score, y, P, multi_class="ovr", labels=labels)
+    return {
+        "n": int(y.size),
+        "accuracy": _safe(skm.accuracy_score, y, pred),
+        "balanced_accuracy": _safe(skm.balanced_accuracy_score, y, pred),
+        "f1_macro": _safe(skm.f1_score, y, pred, average="macro", labels=labels, zero_division=0),
+        "f1_weighted": _safe(skm.f1_score, y, pred, average="weighted", labels=labels, zero_division=0),
+        "roc_auc_ovr": auc,
+        "log_loss": _safe(skm.log_loss, y, np.clip(P, 1e-15, 1.0), labels=labels),
+        "ece": expected_calibration_error(pred == y, P.max(axis=1)),
+        "per_class": [
+            {"class": str(classes[k]), "precision": float(prec[k]), "recall": float(rec[k]),
+             "f1": float(f1[k]), "support": int(support[k])}
+            for k in labels
+        ],
+        "confusion_matrix": skm.confusion_matrix(y, pred, labels=labels).tolist(),
+        "classes": [str(c) for c in classes],
+    }
+
+
+def _multilabel(Y, P, classes, threshold):
+    pred = (P >= threshold).astype(int)
+    return {
+        "n": int(Y.shape[0]),
+        "threshold": threshold,
+        "f1_micro": _safe(skm.f1_score, Y, pred, average="micro", zero_division=0),
+        "f1_macro": _safe(skm.f1_score, Y, pred, average="macro", zero_division=0),
+        "hamming_loss": _safe(skm.hamming_loss, Y, pred),
+        "balanced_accuracy": float(np.mean([_balanced_accuracy(Y[:, j], pred[:, j]) for j in range(Y.shape[1])])),
+        "per_label": [
+            {"label": str(classes[j]), "roc_auc": _safe(skm.roc_auc_score, Y[:, j], P[:, j]),
+             "average_precision": _safe(skm.average_precision_score, Y[:, j], P[:, j]),
+             "support": int(Y[:, j].sum())}
+            for j in range(Y.shape[1])
+        ],
+    }
+
+
+def _regression(Y, P, names):
+    from scipy import stats  # scipy comes with scikit-learn
+
+    out = {"n": int(Y.shape[0]),
+           "rmse": float(np.sqrt(np.mean((Y - P) ** 2))),
+           "mae": float(np.mean(np.abs(Y - P))),
+           "r2": _safe(skm.r2_score, Y, P)}
+    if Y.shape[1] == 1:
+        out["pearson_r"] = _safe(lambda a, b: stats.pearsonr(a, b)[0], Y[:, 0], P[:, 0])
+        out["spearman_r"] = _safe(lambda a, b: stats.spearmanr(a, b)[0], Y[:, 0], P[:, 0])
+    else:
+        out["per_target"] = [
+            {"target": str(names[j]), "rmse": float(np.sqrt(np.mean((Y[:, j] - P[:, j]) ** 2))),
+             "r2": _safe(skm.r2_score, Y[:, j], P[:, j]),
+             "pearson_r": _safe(lambda a, b: stats.pearsonr(a, b)[0], Y[:, j], P[:, j]),
+             "spearman_r": _safe(lambda a, b: stats.spearmanr(a, b)[0], Y[:, j], P[:, j])}
+            for j in range(Y.shape[1])
+        ]
+    return out

@@ -1,0 +1,260 @@
+"""The fit loop: minibatches, penalties, learning-rate schedules, early stopping, history.
+
+Imports the engine and NumPy only. It never prints: progress goes to a callback the caller
+renders (the CLI draws a rich progress bar from it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from .engine import MLP, optim
+from .engine.losses import Loss
+from .errors import TrainingError
+
+__all__ = ["FitConfig", "FitResult", "EarlyStopping", "fit", "LR_SCHEDULES"]
+
+LR_SCHEDULES = ("none", "plateau", "cosine")
+PLATEAU_FACTOR = 0.5  # halve the learning rate on a plateau, the common default (Keras, PyTorch)
+MIN_LR = 1e-6  # below this a plateau schedule stops cutting: steps would no longer move float32 weights
+
+
+@dataclass
+class FitConfig:
+    """How to train; the defaults suit a few hundred omics samples."""
+
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    weight_decay: float = 0.01  # adamw only: decoupled decay of the weights
+    l1: float = 0.0  # lambda of the L1 penalty on weights
+    l2: float = 0.0  # lambda of the L2 penalty on weights
+    batch_size: int = 32
+    epochs: int = 200
+    patience: int | None = 20  # epochs without validation improvement before stopping (None: never)
+    min_delta: float = 0.0  # an improvement must exceed this to reset patience
+    lr_schedule: str = "none"  # none | plateau | cosine
+    augment_noise: float = 0.0  # SD of Gaussian noise added to training inputs (standardised scale)
+    clip_norm: float | None = None  # global gradient-norm clip
+    seed: int = 0
+
+    def validate(self) -> None:
+        checks = [
+            (self.optimizer in optim.OPTIMIZERS, f"optimizer must be one of {', '.join(optim.OPTIMIZERS)}"),
+            (self.lr > 0, "lr must be > 0"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight decay must be >= 0"),
+            (self.l1 >= 0 and self.l2 >= 0, "l1 and l2 must be >= 0"),
+            (self.batch_size >= 1, "batch size must be >= 1"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.patience is None or self.patience >= 1, "patience must be >= 1"),
+            (self.min_delta >= 0, "min delta must be >= 0"),
+            (self.lr_schedule in LR_SCHEDULES, f"lr schedule must be one of {', '.join(LR_SCHEDULES)}"),
+            (self.augment_noise >= 0, "augment noise must be >= 0"),
+            (self.clip_norm is None or self.clip_norm > 0, "clip norm must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class FitResult:
+    history: list[dict]  # one dict per epoch
+    best_epoch: int  # 1-based epoch whose weights were restored
+    best_val_loss: float
+    stopped_early: bool
+    interrupted: bool
+    baseline: dict  # loss of always predicting the training prior (or mean), on both sides
+    epochs_run: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class EarlyStopping:
+    """Stop when the monitored loss has not improved by more than ``min_delta`` for ``patience``
+    epochs; keep a copy of the best weights so they can be restored."""
+
+    def __init__(self, patience: int | None, min_delta: float = 0.0):
+        self.patience, self.min_delta = patience, float(min_delta)
+        self.best = math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, np.ndarray] | None = None
+        self.bad_epochs = 0
+
+    def update(self, epoch: int, value: float, net: MLP) -> bool:
+        """Record epoch ``epoch``'s value; return True when training should stop."""
+        if value < self.best - self.min_delta or self.best_state is None:
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            self.best_state = net.get_state()
+            return False
+        self.bad_epochs += 1
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+    def restore(self, net: MLP) -> None:
+        if self.best_state is not None:
+            net.set_state(self.best_state)
+
+
+def build_optimizer(cfg: FitConfig) -> optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return optim.SGD(lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.optimizer == "adamw":
+        return optim.AdamW(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optim.Adam(lr=cfg.lr)
+
+
+def _iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator, min_size: int):
+    """One shuffle index per epoch; a trailing batch smaller than ``min_size`` joins the previous one
+    (BatchNorm cannot normalise a batch of one)."""
+    order = rng.permutation(n)
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] < min_size:
+        starts.pop()
+    for i, s in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else n
+        yield order[s:end]
+
+
+def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_weight=None, batch_size: int = 4096):
+    """Inference-mode loss and raw outputs over X, in chunks to bound memory."""
+    outs = [net.forward(X[s : s + batch_size]) for s in range(0, X.shape[0], batch_size)]
+    out = np.concatenate(outs, axis=0) if outs else np.zeros((0, net.n_outputs), dtype=net.dtype)
+    return loss.forward(out, y, sample_weight), out
+
+
+def fit(
+    net: MLP,
+    loss: Loss,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    config: FitConfig,
+    sample_weight: np.ndarray | None = None,
+    val_sample_weight: np.ndarray | None = None,
+    metric: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    baseline_output: np.ndarray | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Train ``net`` in place and restore the weights of the epoch with the lowest validation loss.
+
+    ``metric(outputs, y)`` (raw outputs, as the loss sees them) is recorded on both sides each
+    epoch. ``baseline_output`` (k,) is the constant output of a model that predicts the training
+    prior; its loss is the baseline against which the learning curves are read. ``callback``
+    receives each epoch's history row. Ctrl-C ends training after restoring the best weights so far;
+    the result says ``interrupted``.
+    """
+    config.validate()
+    X_train = np.ascontiguousarray(X_train, dtype=net.dtype)
+    X_val = np.ascontiguousarray(X_val, dtype=net.dtype)
+    n = X_train.shape[0]
+    if n == 0 or X_val.shape[0] == 0:
+        raise ValueError("training and validation sets must both be non-empty")
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))  # shuffles and noise
+    opt = build_optimizer(config)
+    penalty = optim.WeightPenalty(config.l1, config.l2)
+    params, grads = net.parameter_groups()
+    stopper = EarlyStopping(config.patience, config.min_delta)
+    lr0, history = config.lr, []
+    min_batch = 2 if net.batchnorm else 1
+
+    baseline = {}
+    if baseline_output is not None:
+        const = np.asarray(baseline_output, dtype=net.dtype).reshape(1, -1)
+        baseline = {
+            "train_loss": loss.forward(np.repeat(const, n, 0), y_train, sample_weight),
+            "val_loss": loss.forward(np.repeat(const, X_val.shape[0], 0), y_val, val_sample_weight),
+        }
+
+    started = time.perf_counter()
+    interrupted = stopped = False
+    plateau_bad, plateau_best = 0, math.inf
+    plateau_patience = max(2, (config.patience or 10) // 3)
+    # Overflow warnings would only precede the divergence error below, which says what to do.
+    errstate = np.errstate(over="ignore", invalid="ignore")
+    errstate.__enter__()
+    try:
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            opt.lr = _scheduled_lr(config, lr0, opt.lr, epoch)
+            total, seen = 0.0, 0
+            for idx in _iterate_minibatches(n, config.batch_size, rng, min_batch):
+                Xb = X_train[idx]  # (b, d): one gather per minibatch
+                if config.augment_noise > 0:
+                    Xb += rng.normal(0.0, config.augment_noise, size=Xb.shape).astype(net.dtype, copy=False)
+                yb = y_train[idx]
+                wb = None if sample_weight is None else sample_weight[idx]
+                out = net.forward(Xb, training=True)
+                total += loss.forward(out, yb, wb) * len(idx)
+                seen += len(idx)
+                net.backward(loss.backward(out, yb, wb))
+                if penalty.active:
+                    penalty.add_grad(params, grads)
+                if config.clip_norm:
+                    optim.clip_grad_norm(grads, config.clip_norm)
+                opt.step(params, grads)
+            train_loss = total / seen
+            if not np.isfinite(train_loss):
+                raise TrainingError(
+                    f"training diverged at epoch {epoch} (training loss is {train_loss}); lower --lr or set --clip-norm"
+                )
+            val_loss, val_out = evaluate_loss(net, loss, X_val, y_val, val_sample_weight)
+            train_eval_loss, train_out = evaluate_loss(net, loss, X_train, y_train, sample_weight)
+            row = {
+                "epoch": epoch,
+                "train_loss": float(train_loss),
+                "val_loss": float(val_loss),
+                "train_loss_eval": float(train_eval_loss),
+                "penalty": float(penalty.value(params)) if penalty.active else 0.0,
+            }
+            if metric is not None:
+                row["train_metric"] = float(metric(train_out, y_train))
+                row["val_metric"] = float(metric(val_out, y_val))
+            row["lr"] = float(opt.lr)
+            stop = stopper.update(epoch, val_loss, net)
+            row["best_epoch"] = stopper.best_epoch
+            row["seconds"] = time.perf_counter() - t0
+            history.append(row)
+            if callback is not None:
+                callback(row)
+            if config.lr_schedule == "plateau":
+                if val_loss < plateau_best - config.min_delta:
+                    plateau_best, plateau_bad = val_loss, 0
+                else:
+                    plateau_bad += 1
+                    if plateau_bad >= plateau_patience:
+                        opt.lr, plateau_bad = max(MIN_LR, opt.lr * PLATEAU_FACTOR), 0
+            if stop:
+                stopped = True
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        errstate.__exit__(None, None, None)
+    stopper.restore(net)
+    return FitResult(
+        history=history,
+        best_epoch=stopper.best_epoch,
+        best_val_loss=float(stopper.best),
+        stopped_early=stopped,
+        interrupted=interrupted,
+        baseline=baseline,
+        epochs_run=len(history),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _scheduled_lr(cfg: FitConfig, lr0: float, current: float, epoch: int) -> float:
+    """Cosine annealing from lr0 towards 0 over the run; plateau and none keep the current rate."""
+    if cfg.lr_schedule == "cosine":
+        return MIN_LR + 0.5 * (lr0 - MIN_LR) * (1.0 + math.cos(math.pi * (epoch - 1) / max(1, cfg.epochs)))
+    return current

@@ -1,0 +1,48 @@
+"""Small synthetic tables for end-to-end tests: every task type, with patients and batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def make_table(task: str = "multiclass", n_patients: int = 40, per_patient: int = 3, n_features: int = 12,
+               n_classes: int = 3, seed: int = 0, signal: float = 2.0, string_labels: bool = True) -> pd.DataFrame:
+    """A learnable table: class (or target) signal in the first features, a patient effect, three batches.
+
+    Columns: sample_id, patient_id, batch, the target column(s), then f00, f01, ...
+    """
+    rng = np.random.default_rng(seed)
+    n = n_patients * per_patient
+    patient = np.repeat(np.arange(n_patients), per_patient)
+    X = rng.normal(size=(n, n_features))
+    X += np.repeat(rng.normal(scale=0.3, size=(n_patients, n_features)), per_patient, axis=0)
+    batch = np.array(["B1", "B2", "B3"])[np.repeat(rng.integers(0, 3, n_patients), per_patient)]
+    df = pd.DataFrame({"sample_id": [f"S{i:04d}" for i in range(n)], "patient_id": [f"P{p:03d}" for p in patient],
+                       "batch": batch})
+    if task in ("binary", "multiclass"):
+        k = 2 if task == "binary" else n_classes
+        cls = np.repeat(np.arange(n_patients) % k, per_patient)
+        for c in range(k):
+            X[cls == c, c] += signal
+        names = np.array(["ctrl", "case"] if k == 2 else [f"type{chr(65 + c)}" for c in range(k)])
+        df["label"] = names[cls] if string_labels else cls
+    elif task == "multilabel":
+        Y = (rng.random((n_patients, 3)) < 0.5).astype(int)
+        Y = np.repeat(Y, per_patient, axis=0)
+        for j in range(3):
+            X[:, j] += signal * (Y[:, j] - 0.5) * 2
+            df[f"lab{j}"] = Y[:, j]
+    elif task == "regression":
+        y = X[:, 0] * 3.0 + X[:, 1] * 1.5 + rng.normal(scale=0.3, size=n) + 50.0
+        df["label"] = y
+    else:
+        raise ValueError(task)
+    feats = pd.DataFrame(X, columns=[f"f{j:02d}" for j in range(n_features)])
+    return pd.concat([df, feats], axis=1)
+
+
+def write_table(tmp_path, name: str = "data.csv", **kwargs) -> str:
+    path = tmp_path / name
+    make_table(**kwargs).to_csv(path, index=False)
+    return str(path)

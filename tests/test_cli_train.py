@@ -1,0 +1,272 @@
+"""End-to-end tests of `mlpcli train` (CliRunner and a real subprocess)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mlpcli import model_io
+from mlpcli.cli import cli
+from tables import make_table, write_table
+
+FAST = ["--hidden", "8", "--epochs", "6", "--quiet"]
+
+
+def run(args, **kw):
+    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
+
+
+def assert_clean_error(result, *needles, code=1):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [l for l in result.output.strip().splitlines() if l.strip()]
+    assert lines and lines[-1].startswith("Error:"), result.output
+    for needle in needles:
+        assert needle in result.output, (needle, result.output)
+
+
+@pytest.mark.parametrize("task,extra", [
+    ("binary", []),
+    ("multiclass", []),
+    ("multilabel", ["--target", "lab0,lab1,lab2"]),
+    ("regression", []),
+])
+def test_every_task_type_trains_and_saves(tmp_path, task, extra):
+    data = write_table(tmp_path, task=task)
+    out = tmp_path / "m.mlp"
+    res = run(["train", data, "-o", str(out), "--json", *FAST, *extra])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["task"] == task
+    assert doc["split"]["n_groups_train"] + doc["split"]["n_groups_val"] == 40
+    model = model_io.load(out)
+    assert model.task == task
+    if task in ("binary", "multiclass"):
+        assert doc["validation_metrics"]["balanced_accuracy"] is not None
+
+
+def test_default_output_names_roles_split_and_summary(tmp_path):
+    data = write_table(tmp_path)
+    res = run(["train", data, "-o", str(tmp_path / "m.mlp"), "--hidden", "8", "--epochs", "5"])
+    assert res.exit_code == 0, res.output
+    for needle in ("group: patient_id", "task: multiclass", "StratifiedGroupKFold", "Training summary", "best epoch",
+                   "baseline loss", "balanced accuracy", "learning curves"):
+        assert needle in res.output, needle
+
+
+def test_history_file_and_model_contents(tmp_path):
+    data = write_table(tmp_path)
+    hist = tmp_path / "h.csv"
+    res = run(["train", data, "-o", str(tmp_path / "m.mlp"), "--history", str(hist), *FAST])
+    assert res.exit_code == 0
+    h = pd.read_csv(hist)
+    assert list(h.columns[:3]) == ["epoch", "train_loss", "val_loss"]
+    assert {"train_loss_eval", "train_metric", "val_metric", "lr", "seconds"} <= set(h.columns)
+    assert len(h) == 6
+
+
+def test_real_subprocess(tmp_path):
+    data = write_table(tmp_path)
+    out = tmp_path / "m.mlp"
+    proc = subprocess.run([sys.executable, "-m", "mlpcli", "train", data, "-o", str(out), *FAST],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Training summary" in proc.stdout
+    assert model_io.load(out).task == "multiclass"
+
+
+def test_same_seed_same_weights(tmp_path):
+    data = write_table(tmp_path)
+
+    def weights(name, seed):
+        out = tmp_path / name
+        assert run(["train", data, "-o", str(out), "--seed", str(seed), "--dropout", "0.2", *FAST]).exit_code == 0
+        return model_io.load(out).network.flat_params.copy()
+
+    np.testing.assert_array_equal(weights("a.mlp", 1), weights("b.mlp", 1))
+    assert not np.array_equal(weights("a.mlp", 1), weights("c.mlp", 2))
+
+
+def test_interrupt_writes_a_loadable_model_and_exits_130(tmp_path, monkeypatch):
+    from mlpcli import cli as cli_mod
+
+    data = write_table(tmp_path)
+    original = cli_mod._Progress.__call__
+
+    def interrupt_at_3(self, row):
+        original(self, row)
+        if row["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt_at_3)
+    out, hist = tmp_path / "m.mlp", tmp_path / "h.csv"
+    res = run(["train", data, "-o", str(out), "--history", str(hist), "--hidden", "8", "--epochs", "50"])
+    assert res.exit_code == 130
+    assert "Interrupted" in res.output
+    model = model_io.load(out)
+    assert model.fit["interrupted"] and model.fit["epochs_run"] == 3
+    assert len(pd.read_csv(hist)) == 3
+
+
+def test_config_file_values_and_flags_win(tmp_path):
+    data = write_table(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('hidden = [5]\nepochs = 3\nbatch-size = 16\nquiet = true\n')
+    out = tmp_path / "m.mlp"
+    assert run(["train", data, "--config", str(cfg), "-o", str(out)]).exit_code == 0
+    m = model_io.load(out)
+    assert m.network.hidden == [5] and m.fit["epochs_run"] == 3 and m.config["batch_size"] == 16
+    assert run(["train", data, "--config", str(cfg), "--epochs", "4", "-o", str(out)]).exit_code == 0
+    assert model_io.load(out).fit["epochs_run"] == 4
+    cfg.write_text("hiden = [5]\n")
+    res = run(["train", data, "--config", str(cfg), "-o", str(out)])
+    assert res.exit_code == 2 and "unknown key 'hiden'" in res.output
+
+
+def test_class_weight_balanced_and_focal_options(tmp_path):
+    df = make_table(task="binary")
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False)
+    for extra in (["--class-weight", "balanced"], ["--loss", "focal", "--focal-alpha", "0.25"],
+                  ["--loss", "hinge", "--class-weight", "case=3"], ["--loss", "ce", "--label-smoothing", "0.1"],
+                  ["--pos-weight", "2"]):
+        res = run(["train", str(data), "-o", str(tmp_path / "m.mlp"), *FAST, *extra])
+        assert res.exit_code == 0, (extra, res.output)
+
+
+def test_explicit_validation_table(tmp_path):
+    train_df = make_table(seed=0)
+    val_df = make_table(seed=1)
+    val_df["patient_id"] = "V" + val_df["patient_id"]
+    val_df["sample_id"] = "V" + val_df["sample_id"]
+    val_df = val_df[list(val_df.columns[:4]) + list(val_df.columns[4:][::-1])]  # reordered features
+    tp, vp = tmp_path / "t.csv", tmp_path / "v.csv"
+    train_df.to_csv(tp, index=False)
+    val_df.to_csv(vp, index=False)
+    res = run(["train", str(tp), "--val-data", str(vp), "-o", str(tmp_path / "m.mlp"), "--json", *FAST])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["split"]["n_val"] == len(val_df) and "explicit" in doc["split"]["strategy"]
+    # a shared patient is refused
+    val_df["patient_id"] = train_df["patient_id"].values
+    val_df.to_csv(vp, index=False)
+    assert_clean_error(run(["train", str(tp), "--val-data", str(vp), "-o", str(tmp_path / "m2.mlp"), *FAST]))
+    assert not (tmp_path / "m2.mlp").exists()
+
+
+# ------------------------------------------------------------------------- bad input
+def _bad_tables(tmp_path):
+    base = make_table()
+    cases = {}
+
+    def put(name, df=None, text=None):
+        p = tmp_path / name
+        if text is not None:
+            p.write_text(text)
+        else:
+            df.to_csv(p, index=False)
+        cases[name] = str(p)
+
+    put("empty.csv", text="")
+    df = base.copy()
+    df.loc[3, "f02"] = np.nan
+    put("missing_values.csv", df)
+    df = base.copy()
+    df["f03"] = df["f03"].astype(str)
+    df.loc[0, "f03"] = "high"
+    put("non_numeric.csv", df)
+    df = base.copy()
+    df.loc[1, "sample_id"] = df.loc[0, "sample_id"]
+    put("dup_ids.csv", df)
+    df = base.copy()
+    df["label"] = "same"
+    put("one_class.csv", df)
+    df = base.copy()
+    df.loc[0:2, "label"] = "rare"  # three samples, all from patient 0
+    put("rare_class.csv", df)
+    put("dup_columns.csv", text="sample_id,label,f1,f1\nS1,a,1,2\nS2,b,3,4\n")
+    return cases
+
+
+@pytest.mark.parametrize("case,needles", [
+    ("empty.csv", ["empty"]),
+    ("missing_values.csv", ["missing", "--impute", "f02"]),
+    ("non_numeric.csv", ["numeric", "f03"]),
+    ("dup_ids.csv", ["duplicate", "S0000"]),
+    ("one_class.csv", ["single class"]),
+    ("rare_class.csv", ["rare"]),
+    ("dup_columns.csv", ["duplicate", "f1"]),
+])
+def test_bad_tables_give_one_line_errors_and_no_model(tmp_path, case, needles):
+    cases = _bad_tables(tmp_path)
+    out = tmp_path / "m.mlp"
+    res = run(["train", cases[case], "-o", str(out), *FAST])
+    assert_clean_error(res, *needles)
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_missing_file_and_columns(tmp_path):
+    data = write_table(tmp_path)
+    assert_clean_error(run(["train", str(tmp_path / "nope.csv"), *FAST]), "nope.csv")
+    assert_clean_error(run(["train", data, "--target", "subtype", *FAST]), "subtype", "--target")
+    assert_clean_error(run(["train", data, "--group", "donor", *FAST]), "donor", "--group")
+    assert_clean_error(run(["train", data, "--id", "barcode", *FAST]), "barcode")
+
+
+def test_impute_fixes_missing_values(tmp_path):
+    df = make_table()
+    df.loc[3, "f02"] = np.nan
+    p = tmp_path / "d.csv"
+    df.to_csv(p, index=False)
+    assert run(["train", str(p), "--impute", "median", "-o", str(tmp_path / "m.mlp"), *FAST]).exit_code == 0
+
+
+@pytest.mark.parametrize("args,needle,code", [
+    (["--hidden", "12,x"], "--hidden", 2),
+    (["--val-size", "1.5"], "--val-size", 1),
+    (["--dropout", "1"], "--dropout", 1),
+    (["--loss", "mse"], "regression loss", 1),
+    (["--label-smoothing", "0.1", "--loss", "auto", "--target", "lab0,lab1"], "--label-smoothing", 1),
+    (["--class-weight", "nosuch=2"], "--class-weight", 1),
+    (["--activation", "swish"], "swish", 2),
+    (["-o", "/nonexistent-dir/m.mlp"], "does not exist", 1),
+])
+def test_bad_options(tmp_path, args, needle, code):
+    data = write_table(tmp_path, task="multiclass") if "lab0,lab1" not in args else write_table(tmp_path, task="multilabel")
+    res = run(["train", data, *FAST, *args])
+    assert res.exit_code == code, res.output
+    assert needle in res.output and "Traceback" not in res.output
+
+
+def test_debug_shows_a_traceback(tmp_path):
+    res = CliRunner().invoke(cli, ["--debug", "train", str(tmp_path / "nope.csv")])
+    assert res.exit_code != 0 and res.exception is not None and not isinstance(res.exception, SystemExit)
+
+
+def test_stdin_input(tmp_path):
+    text = make_table().to_csv(index=False)
+    out = tmp_path / "m.mlp"
+    res = run(["train", "-", "-o", str(out), *FAST], input=text)
+    assert res.exit_code == 0, res.output
+    assert model_io.load(out).task == "multiclass"
+
+
+def test_preprocessing_is_fitted_on_training_rows_only(tmp_path):
+    from mlpcli import data as data_mod
+    from mlpcli.config import TrainOptions
+    from mlpcli.pipeline import load_dataset, train
+
+    path = write_table(tmp_path)
+    opts = TrainOptions(hidden=[4], epochs=2, seed=5)
+    outcome = train(path, opts)
+    ds, _ = load_dataset(path, opts)
+    tr, va, _ = data_mod.split(ds, opts.val_size, opts.seed)
+    pre = outcome.model.preprocessor
+    np.testing.assert_allclose(pre.center_, ds.X[tr].mean(axis=0))
+    assert not np.allclose(pre.center_, ds.X.mean(axis=0))

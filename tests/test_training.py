@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+
+from mlpcli.engine import MLP, losses
+from mlpcli.errors import TrainingError
+from mlpcli.training import EarlyStopping, FitConfig, _iterate_minibatches, evaluate_loss, fit
+
+
+def _blobs(n=120, d=6, k=3, seed=0, noise=1.0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    X = rng.normal(size=(n, d)) * noise
+    X[np.arange(n), y] += 2.0
+    return X, y
+
+
+def _overfitting_setup():
+    """Few noisy samples, a big network: validation loss turns up within the run."""
+    X, y = _blobs(n=60, d=20, seed=1, noise=2.0)
+    Xv, yv = _blobs(n=200, d=20, seed=2, noise=2.0)
+    net = MLP(20, [128, 128], 3, seed=0)
+    return net, X, y, Xv, yv
+
+
+def test_early_stopping_restores_the_best_epoch():
+    net, X, y, Xv, yv = _overfitting_setup()
+    res = fit(net, losses.get("ce"), X, y, Xv, yv, FitConfig(lr=0.01, epochs=80, patience=10, batch_size=16))
+    assert res.stopped_early and res.best_epoch < res.epochs_run
+    assert res.epochs_run == res.best_epoch + 10
+    val_now, _ = evaluate_loss(net, losses.get("ce"), Xv, yv)
+    assert val_now == pytest.approx(res.history[res.best_epoch - 1]["val_loss"], rel=1e-9)
+    assert res.best_val_loss == min(r["val_loss"] for r in res.history)
+
+
+def test_early_stopping_object():
+    net = MLP(2, [2], 1)
+    es = EarlyStopping(patience=2, min_delta=0.1)
+    assert not es.update(1, 1.0, net)
+    assert not es.update(2, 0.95, net)  # not better by more than min_delta
+    assert es.update(3, 0.92, net)
+    assert es.best_epoch == 1
+    never = EarlyStopping(patience=None)
+    assert not any(never.update(e, 1.0 + e, net) for e in range(1, 50))
+
+
+def test_history_records_everything_the_issue_lists():
+    X, y = _blobs()
+    metric = lambda out, yy: float(np.mean(out.argmax(1) == yy))
+    res = fit(MLP(6, [8], 3), losses.get("ce"), X[:90], y[:90], X[90:], y[90:], FitConfig(epochs=5),
+              metric=metric, baseline_output=np.log(np.full(3, 1 / 3)))
+    row = res.history[0]
+    for key in ("epoch", "train_loss", "val_loss", "train_loss_eval", "train_metric", "val_metric", "lr", "seconds", "best_epoch"):
+        assert key in row
+    assert res.baseline["val_loss"] == pytest.approx(np.log(3))
+
+
+def test_interrupt_keeps_best_weights_and_history():
+    X, y = _blobs()
+    net = MLP(6, [8], 3)
+
+    def stop_at_3(row):
+        if row["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    res = fit(net, losses.get("ce"), X[:90], y[:90], X[90:], y[90:], FitConfig(epochs=50), callback=stop_at_3)
+    assert res.interrupted and res.epochs_run == 3
+    val_now, _ = evaluate_loss(net, losses.get("ce"), X[90:], y[90:])
+    assert val_now == pytest.approx(res.history[res.best_epoch - 1]["val_loss"])
+
+
+@pytest.mark.parametrize("cfg", [FitConfig(epochs=4),
+                                 FitConfig(epochs=4, optimizer="sgd", augment_noise=0.3, lr_schedule="cosine"),
+                                 FitConfig(epochs=4, optimizer="adamw", l1=1e-3, l2=1e-3, clip_norm=1.0)],
+                         ids=["adam", "sgd-noise-cosine", "adamw-penalties-clip"])
+def test_same_seed_same_weights(cfg):
+    X, y = _blobs()
+
+    def run(seed):
+        net = MLP(6, [8], 3, dropout=0.2, seed=seed)
+        cfg.seed = seed
+        fit(net, losses.get("ce"), X[:90], y[:90], X[90:], y[90:], cfg)
+        return net.flat_params.copy()
+
+    np.testing.assert_array_equal(run(0), run(0))
+    assert not np.array_equal(run(0), run(1))
+
+
+def test_inputs_are_not_modified_by_noise_augmentation():
+    X, y = _blobs()
+    X32 = X.astype(np.float32)
+    before = X32.copy()
+    fit(MLP(6, [8], 3, dtype="float32"), losses.get("ce"), X32[:90], y[:90], X32[90:], y[90:],
+        FitConfig(epochs=2, augment_noise=1.0))
+    np.testing.assert_array_equal(X32, before)
+
+
+def test_lr_schedules():
+    X, y = _blobs()
+    res = fit(MLP(6, [8], 3), losses.get("ce"), X[:90], y[:90], X[90:], y[90:], FitConfig(epochs=10, lr=0.01, lr_schedule="cosine", patience=None))
+    lrs = [r["lr"] for r in res.history]
+    assert lrs[0] == pytest.approx(0.01) and all(a > b for a, b in zip(lrs, lrs[1:]))
+    net, X, y, Xv, yv = _overfitting_setup()
+    res = fit(net, losses.get("ce"), X, y, Xv, yv, FitConfig(lr=0.01, epochs=40, patience=30, lr_schedule="plateau", batch_size=16))
+    lrs = [r["lr"] for r in res.history]
+    assert min(lrs) <= 0.005  # halved at least once on the plateau
+
+
+def test_minibatches_cover_every_row_once_and_never_leave_a_single_row_for_batchnorm():
+    rng = np.random.default_rng(0)
+    batches = list(_iterate_minibatches(65, 32, rng, min_size=2))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(65))
+    assert min(len(b) for b in batches) >= 2
+    net = MLP(3, [4], 2, batchnorm=True)
+    X = rng.normal(size=(33, 3))
+    y = rng.integers(0, 2, 33)
+    res = fit(net, losses.get("ce"), X, y, X, y, FitConfig(epochs=2, batch_size=32))
+    assert np.isfinite(res.history[-1]["train_loss"])
+
+
+def test_divergence_is_a_clear_error():
+    X, y = _blobs()
+    X[0, 0] = 1e30
+    with pytest.raises(TrainingError, match="diverged"):
+        fit(MLP(6, [8], 1, activation="identity"), losses.get("mse"), X, y[:, None].astype(float), X, y[:, None].astype(float),
+            FitConfig(epochs=3, lr=1.0, optimizer="sgd", momentum=0.0))
+
+
+def test_invalid_config():
+    X, y = _blobs()
+    with pytest.raises(ValueError, match="batch size"):
+        fit(MLP(6, [8], 3), losses.get("ce"), X, y, X, y, FitConfig(batch_size=0))
