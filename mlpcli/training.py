@@ -17,7 +17,7 @@ from .engine import MLP, optim
 from .engine.losses import Loss
 from .errors import TrainingError
 
-__all__ = ["FitConfig", "FitResult", "EarlyStopping", "fit", "LR_SCHEDULES"]
+__all__ = ["FitConfig", "FitResult", "EarlyStopping", "fit", "run_epoch", "evaluate_loss", "LR_SCHEDULES"]
 
 LR_SCHEDULES = ("none", "plateau", "cosine")
 PLATEAU_FACTOR = 0.5  # halve the learning rate on a plateau, the common default (Keras, PyTorch)
@@ -124,6 +124,40 @@ def _iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator, min_
         yield order[s:end]
 
 
+def run_epoch(
+    net: MLP,
+    loss: Loss,
+    X: np.ndarray,
+    y: np.ndarray,
+    opt: optim.Optimizer,
+    batch_size: int,
+    rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
+    penalty: optim.WeightPenalty | None = None,
+    augment_noise: float = 0.0,
+    clip_norm: float | None = None,
+) -> float:
+    """One pass over (X, y) in shuffled minibatches; returns the mean training-mode loss."""
+    params, grads = net.parameter_groups()
+    total, seen = 0.0, 0
+    for idx in _iterate_minibatches(X.shape[0], batch_size, rng, 2 if net.batchnorm else 1):
+        Xb = X[idx]  # (b, d): one gather per minibatch
+        if augment_noise > 0:
+            Xb += rng.normal(0.0, augment_noise, size=Xb.shape).astype(net.dtype, copy=False)
+        yb = y[idx]
+        wb = None if sample_weight is None else sample_weight[idx]
+        out = net.forward(Xb, training=True)
+        total += loss.forward(out, yb, wb) * len(idx)
+        seen += len(idx)
+        net.backward(loss.backward(out, yb, wb))
+        if penalty is not None and penalty.active:
+            penalty.add_grad(params, grads)
+        if clip_norm:
+            optim.clip_grad_norm(grads, clip_norm)
+        opt.step(params, grads)
+    return total / seen
+
+
 def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_weight=None, batch_size: int = 4096):
     """Inference-mode loss and raw outputs over X, in chunks to bound memory."""
     outs = [net.forward(X[s : s + batch_size]) for s in range(0, X.shape[0], batch_size)]
@@ -162,10 +196,9 @@ def fit(
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))  # shuffles and noise
     opt = build_optimizer(config)
     penalty = optim.WeightPenalty(config.l1, config.l2)
-    params, grads = net.parameter_groups()
+    params = net.parameter_groups()[0]
     stopper = EarlyStopping(config.patience, config.min_delta)
     lr0, history = config.lr, []
-    min_batch = 2 if net.batchnorm else 1
 
     baseline = {}
     if baseline_output is not None:
@@ -186,23 +219,8 @@ def fit(
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             opt.lr = _scheduled_lr(config, lr0, opt.lr, epoch)
-            total, seen = 0.0, 0
-            for idx in _iterate_minibatches(n, config.batch_size, rng, min_batch):
-                Xb = X_train[idx]  # (b, d): one gather per minibatch
-                if config.augment_noise > 0:
-                    Xb += rng.normal(0.0, config.augment_noise, size=Xb.shape).astype(net.dtype, copy=False)
-                yb = y_train[idx]
-                wb = None if sample_weight is None else sample_weight[idx]
-                out = net.forward(Xb, training=True)
-                total += loss.forward(out, yb, wb) * len(idx)
-                seen += len(idx)
-                net.backward(loss.backward(out, yb, wb))
-                if penalty.active:
-                    penalty.add_grad(params, grads)
-                if config.clip_norm:
-                    optim.clip_grad_norm(grads, config.clip_norm)
-                opt.step(params, grads)
-            train_loss = total / seen
+            train_loss = run_epoch(net, loss, X_train, y_train, opt, config.batch_size, rng, sample_weight,
+                                   penalty, config.augment_noise, config.clip_norm)
             if not np.isfinite(train_loss):
                 raise TrainingError(
                     f"training diverged at epoch {epoch} (training loss is {train_loss}); lower --lr or set --clip-norm"
