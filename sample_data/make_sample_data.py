@@ -1,0 +1,305 @@
+"""Generate the bundled synthetic tumour-subtype expression tables.
+
+Run from anywhere (outputs are written next to this script)::
+
+    python sample_data/make_sample_data.py
+
+Generative model
+----------------
+Everything is simulated on the natural-log scale and exponentiated at the end,
+so the written values are log-normal, non-negative and TPM-like (``log1p`` of
+them is a sensible transform for a classifier).
+
+For sample ``s`` of patient ``p`` (subtype ``y``) sequenced in batch ``b``, the
+log-expression of gene ``g`` is::
+
+    z[s, g] = mu[g]                                  # gene baseline
+            + sum_k W[g, k] * f[s, k]                # correlated gene modules
+            + u[p, g]                                # patient gene offsets
+            + beta[b, g]                             # additive batch effect
+            + c[s]                                   # sample depth offset
+            + eps[s, g]                              # technical noise
+
+    f[s, k] = M[y, k] + a[p, k] + e[s, k]            # module activity
+
+* ``W`` is sparse: each gene belongs to at most one latent module (about
+  three quarters of genes do), with a loading of random sign.  Genes sharing
+  a module are therefore correlated.
+* ``M`` holds the subtype effects.  A handful of named modules carry them
+  (luminal, proliferation, basal, HER2 amplicon, ...) with modest effect
+  sizes; the remaining modules are pure nuisance biology.
+* ``a`` (patient module offsets) and ``u`` (patient gene offsets) are shared
+  by all samples of a patient.  They make samples of the same patient more
+  alike than samples of different patients, so a random-row split leaks and
+  looks optimistic compared with a patient-grouped split.
+* ``beta`` is drawn per batch; the new-cohort batch ``B4`` gets a somewhat
+  larger effect so that a cohort-shift check has something mild to notice.
+
+Outputs
+-------
+* ``tumour_subtypes.csv.gz``  training table (labelled, batches B1-B3)
+* ``test_cohort.csv.gz``      labelled test cohort of new patients (B1-B3)
+* ``new_cohort.csv.gz``       unlabelled new cohort of new patients (B4)
+
+The script is deterministic: fixed seeds and gzip ``mtime=0`` make repeated
+runs byte-identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+OUT_DIR = Path(__file__).resolve().parent
+SEED = 20240611
+
+# --- sizes --------------------------------------------------------------------
+N_GENES = 2000
+N_TRAIN_PATIENTS = 200
+N_TEST_PATIENTS = 60
+N_NEW_PATIENTS = 45
+SAMPLES_PER_PATIENT = (1, 2, 3, 4)
+SAMPLES_PER_PATIENT_PROBS = (0.10, 0.20, 0.30, 0.40)  # mean 3 samples/patient
+
+# --- subtypes -------------------------------------------------------------------
+SUBTYPES = ("LumA", "LumB", "Basal", "HER2")
+SUBTYPE_PREVALENCE = (0.42, 0.27, 0.23, 0.08)  # HER2 is the rare class
+
+# --- gene modules ---------------------------------------------------------------
+N_MODULES = 40
+FRACTION_GENES_IN_MODULES = 0.75
+LOADING_MEAN = 0.55  # |loading| of a gene on its module
+LOADING_SD = 0.15
+NEGATIVE_LOADING_FRACTION = 0.3  # share of module genes that are anti-correlated
+# Named marker modules (modules 0-7; the other modules carry no subtype signal)
+# and their subtype effects on module activity.  Module activity has a
+# patient + sample standard deviation of about 0.85, and each marker gene sees
+# the effect scaled by its loading (~0.55), so per-gene effects are modest.
+MARKER_EFFECT = 1.3
+MARKER_MODULES = {
+    # module name:     effect for (LumA, LumB, Basal, HER2), times MARKER_EFFECT
+    "luminal":         (+1.0, +0.6, -1.2, -0.3),
+    "oestrogen_resp":  (+1.0, +0.4, -1.0, -0.6),
+    "proliferation":   (-0.9, +0.6, +0.9, +0.5),
+    "cell_cycle":      (-0.6, +0.7, +0.5, +0.3),
+    "basal_keratin":   (-0.4, -0.5, +1.3, -0.2),
+    "immune_basal":    (-0.2, -0.3, +0.7, +0.2),
+    "her2_amplicon":   (-0.3, -0.1, -0.4, +1.6),
+    "erbb_signalling": (-0.2, +0.1, -0.3, +1.0),
+}
+
+# --- gene baselines and noise ---------------------------------------------------
+GENE_LOG_MEAN = 1.5  # mean of mu[g] (natural log scale)
+GENE_LOG_SD = 1.6
+NOISE_SD_RANGE = (0.35, 0.7)  # per-gene technical noise sd, uniform
+SAMPLE_DEPTH_SD = 0.08  # per-sample global offset
+
+# --- random effects -------------------------------------------------------------
+PATIENT_MODULE_SD = 0.6  # a[p, k]
+PATIENT_GENE_SD = 0.35  # u[p, g]
+SAMPLE_MODULE_SD = 0.6  # e[s, k]
+
+# --- batches --------------------------------------------------------------------
+TRAIN_BATCHES = ("B1", "B2", "B3")
+TRAIN_BATCH_PROBS = (0.40, 0.35, 0.25)
+TRAIN_BATCH_SD = 0.15  # additive per-gene batch shift (log scale)
+NEW_BATCH = "B4"
+NEW_BATCH_SD = 0.30
+
+# --- output ---------------------------------------------------------------------
+SIGNIFICANT_DIGITS = 3
+MAX_DECIMALS = 3  # TPM-like precision: values below 0.0005 are written as 0
+FLOAT_FORMAT = "%g"  # no trailing ".0" (3 significant digits fit in %g's 6)
+
+
+@dataclass(frozen=True)
+class GeneModel:
+    """Cohort-independent gene parameters."""
+
+    names: list[str]
+    mu: np.ndarray  # (genes,)
+    loadings: np.ndarray  # (genes, modules), one non-zero per row at most
+    noise_sd: np.ndarray  # (genes,)
+    subtype_effects: np.ndarray  # (subtypes, modules)
+    batch_effects: dict[str, np.ndarray]  # batch -> (genes,)
+
+
+def gene_names(n: int) -> list[str]:
+    return [f"GENE{i:04d}" for i in range(1, n + 1)]
+
+
+def subtype_effect_matrix() -> np.ndarray:
+    """Module activity means per subtype; non-marker modules are zero."""
+    effects = np.zeros((len(SUBTYPES), N_MODULES))
+    for k, per_subtype in enumerate(MARKER_MODULES.values()):
+        effects[:, k] = MARKER_EFFECT * np.asarray(per_subtype)
+    return effects
+
+
+def make_gene_model(rng: np.random.Generator) -> GeneModel:
+    mu = rng.normal(GENE_LOG_MEAN, GENE_LOG_SD, N_GENES)
+
+    loadings = np.zeros((N_GENES, N_MODULES))
+    in_module = rng.random(N_GENES) < FRACTION_GENES_IN_MODULES
+    module_of = rng.integers(0, N_MODULES, N_GENES)
+    size = np.abs(rng.normal(LOADING_MEAN, LOADING_SD, N_GENES))
+    p_sign = [NEGATIVE_LOADING_FRACTION, 1.0 - NEGATIVE_LOADING_FRACTION]
+    sign = rng.choice([-1.0, 1.0], N_GENES, p=p_sign)
+    rows = np.flatnonzero(in_module)
+    loadings[rows, module_of[rows]] = (size * sign)[rows]
+
+    noise_sd = rng.uniform(*NOISE_SD_RANGE, N_GENES)
+
+    batch_effects = {b: rng.normal(0.0, TRAIN_BATCH_SD, N_GENES) for b in TRAIN_BATCHES}
+    batch_effects[NEW_BATCH] = rng.normal(0.0, NEW_BATCH_SD, N_GENES)
+
+    return GeneModel(
+        names=gene_names(N_GENES),
+        mu=mu,
+        loadings=loadings,
+        noise_sd=noise_sd,
+        subtype_effects=subtype_effect_matrix(),
+        batch_effects=batch_effects,
+    )
+
+
+def make_patients(
+    rng: np.random.Generator,
+    n_patients: int,
+    first_id: int,
+    batches: tuple[str, ...],
+    batch_probs: tuple[float, ...],
+) -> pd.DataFrame:
+    """One row per patient: id, subtype, batch, number of samples.
+
+    Subtype counts follow SUBTYPE_PREVALENCE exactly (largest remainder), then
+    are shuffled, so every cohort has a predictable class balance.
+    """
+    expected = np.asarray(SUBTYPE_PREVALENCE) * n_patients
+    counts = np.floor(expected).astype(int)
+    shortfall = n_patients - counts.sum()
+    counts[np.argsort(-(expected - counts), kind="stable")[:shortfall]] += 1
+    labels = np.repeat(np.arange(len(SUBTYPES)), counts)
+    rng.shuffle(labels)
+
+    return pd.DataFrame(
+        {
+            "patient_id": [f"P{i:03d}" for i in range(first_id, first_id + n_patients)],
+            "subtype": labels,
+            "batch": rng.choice(batches, n_patients, p=batch_probs),
+            "n_samples": rng.choice(SAMPLES_PER_PATIENT, n_patients, p=SAMPLES_PER_PATIENT_PROBS),
+        }
+    )
+
+
+def simulate_log_expression(
+    rng: np.random.Generator, genes: GeneModel, patients: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Simulate per-sample log-expression; returns (sample metadata, z)."""
+    n_pat = len(patients)
+    patient_modules = rng.normal(0.0, PATIENT_MODULE_SD, (n_pat, N_MODULES))
+    patient_genes = rng.normal(0.0, PATIENT_GENE_SD, (n_pat, N_GENES))
+
+    pat_idx = np.repeat(np.arange(n_pat), patients["n_samples"].to_numpy())
+    n = len(pat_idx)
+    subtype = patients["subtype"].to_numpy()[pat_idx]
+    batch = patients["batch"].to_numpy()[pat_idx]
+
+    activity = (
+        genes.subtype_effects[subtype]
+        + patient_modules[pat_idx]
+        + rng.normal(0.0, SAMPLE_MODULE_SD, (n, N_MODULES))
+    )
+    batch_shift = np.stack([genes.batch_effects[b] for b in batch])
+    z = (
+        genes.mu
+        + activity @ genes.loadings.T
+        + patient_genes[pat_idx]
+        + batch_shift
+        + rng.normal(0.0, SAMPLE_DEPTH_SD, (n, 1))
+        + rng.normal(0.0, 1.0, (n, N_GENES)) * genes.noise_sd
+    )
+    meta = pd.DataFrame(
+        {
+            "patient_id": patients["patient_id"].to_numpy()[pat_idx],
+            "batch": batch,
+            "label": np.asarray(SUBTYPES)[subtype],
+        }
+    )
+    return meta, z
+
+
+def round_values(x: np.ndarray, digits: int, max_decimals: int) -> np.ndarray:
+    """Round positive values to `digits` significant digits, and to at most
+    `max_decimals` decimal places (keeps the files small and TPM-like)."""
+    magnitude = np.floor(np.log10(np.where(x > 0, x, 1.0)))
+    decimals = np.minimum(digits - 1 - magnitude, max_decimals)
+    scale = 10.0**decimals
+    return np.round(x * scale) / scale
+
+
+def make_cohort(
+    rng: np.random.Generator,
+    genes: GeneModel,
+    patients: pd.DataFrame,
+    first_sample: int,
+    labelled: bool,
+) -> pd.DataFrame:
+    meta, z = simulate_log_expression(rng, genes, patients)
+    order = rng.permutation(len(meta))  # interleave patients like a real sample sheet
+    meta = meta.iloc[order].reset_index(drop=True)
+    values = round_values(np.exp(z[order]), SIGNIFICANT_DIGITS, MAX_DECIMALS)
+
+    sample_ids = [f"S{i:04d}" for i in range(first_sample, first_sample + len(meta))]
+    meta.insert(0, "sample_id", sample_ids)
+    expr = pd.DataFrame(values, columns=genes.names)
+    table = pd.concat([meta, expr], axis=1)
+    if not labelled:
+        table = table.drop(columns="label")
+    return table
+
+
+def write_csv(table: pd.DataFrame, name: str) -> Path:
+    path = OUT_DIR / name
+    table.to_csv(
+        path,
+        index=False,
+        float_format=FLOAT_FORMAT,
+        compression={"method": "gzip", "mtime": 0},  # mtime=0: byte-identical reruns
+    )
+    return path
+
+
+def main() -> None:
+    root = np.random.SeedSequence(SEED)
+    gene_seed, train_seed, test_seed, new_seed = root.spawn(4)
+    genes = make_gene_model(np.random.default_rng(gene_seed))
+
+    train_batches = (TRAIN_BATCHES, TRAIN_BATCH_PROBS)
+    cohorts = [
+        # (file name, seed, n patients, (batches, batch probs), labelled)
+        ("tumour_subtypes.csv.gz", train_seed, N_TRAIN_PATIENTS, train_batches, True),
+        ("test_cohort.csv.gz", test_seed, N_TEST_PATIENTS, train_batches, True),
+        ("new_cohort.csv.gz", new_seed, N_NEW_PATIENTS, ((NEW_BATCH,), (1.0,)), False),
+    ]
+    next_patient, next_sample = 1, 1
+    for name, seed, n_patients, (batches, probs), labelled in cohorts:
+        rng = np.random.default_rng(seed)
+        patients = make_patients(rng, n_patients, next_patient, batches, probs)
+        table = make_cohort(rng, genes, patients, next_sample, labelled)
+        path = write_csv(table, name)
+        next_patient += n_patients
+        next_sample += len(table)
+
+        summary = f"{path.name}: {len(table)} samples, {n_patients} patients"
+        if labelled:
+            counts = table["label"].value_counts().reindex(SUBTYPES)
+            summary += ", " + ", ".join(f"{k}={v}" for k, v in counts.items())
+        print(summary)
+
+
+if __name__ == "__main__":
+    main()
