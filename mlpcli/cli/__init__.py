@@ -31,7 +31,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Honest grouped validation, a hand-written NumPy engine verified by finite differences,
     learning-curve diagnosis and safe batch prediction.
 
-    Example:  mlpcli train sample_data/tumour_subtypes.csv.gz
+    \b
+    Example:
+      mlpcli train sample_data/tumour_subtypes.csv.gz
     """
     ctx.meta["mlpcli.debug"] = debug
 

@@ -17,20 +17,44 @@ from ._common import CONTEXT_SETTINGS, debug_option, handle_errors, json_option,
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True,
               help="Absolute agreement accepted for entries below the finite-difference round-off floor (scaled by max(1,|loss|)).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random inputs and networks.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Check a trained model's gradients on rows of --data instead of the synthetic suite.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Table whose rows --model is checked on (same columns as in training).")
+@click.option("--rows", type=click.IntRange(min=1), default=32, show_default=True, help="With --model: rows sampled from --data.")
+@click.option("--entries", type=click.IntRange(min=1), default=20, show_default=True,
+              help="With --model: entries checked per parameter array (sampled).")
 @json_option
 @debug_option
 @handle_errors
-def gradcheck(only, eps, tol, atol, seed, as_json, debug):
+def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, as_json, debug):
     """Check every analytic gradient against central finite differences in float64.
 
     Covers each activation, each loss with its parameters, Dense, BatchNorm, Dropout (fixed
     mask), the L1/L2 penalties and whole networks under each loss. Exits 1 if anything fails.
 
-    Example:  mlpcli gradcheck --only loss:focal
+    With --model and --data, checks a trained model's own network on a sample of real rows
+    (inference mode, and training mode with a fixed dropout mask when it uses dropout/BatchNorm).
+
+    \b
+    Examples:
+      mlpcli gradcheck --only loss:focal
+      mlpcli gradcheck --model subtypes.mlp --data sample_data/test_cohort.csv.gz
     """
     from ..engine import gradcheck as gc
 
-    results = gc.run(eps=eps, tol=tol, atol=atol, seed=seed, only=only)
+    if (model_path is None) != (data_path is None):
+        raise click.UsageError("--model and --data go together")
+    if model_path is not None:
+        if only:
+            raise click.UsageError("--only selects components of the synthetic suite; it does not combine with --model")
+        from .. import model_io
+        from ..checks import check_model
+
+        results = check_model(model_io.load(model_path), data_path, rows=rows, max_entries=entries,
+                              eps=eps, tol=tol, atol=atol, seed=seed)
+    else:
+        results = gc.run(eps=eps, tol=tol, atol=atol, seed=seed, only=only)
     failed = [r for r in results if not r.passed]
     if as_json:
         print_json({

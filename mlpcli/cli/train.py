@@ -212,7 +212,10 @@ def train(data_file, out, history_path, threads, quiet, as_json, debug, **params
     Samples of one patient (--group, default patient_id) never straddle the split; preprocessing
     is fitted on training rows only; early stopping restores the best epoch's weights.
 
-    Example:  mlpcli train sample_data/tumour_subtypes.csv.gz -o subtypes.mlp --history history.csv
+    \b
+    Examples:
+      mlpcli train sample_data/tumour_subtypes.csv.gz -o subtypes.mlp --history history.csv
+      mlpcli train cohort.tsv.gz --target subtype --group donor --log1p --class-weight balanced
     """
     from .. import model_io, pipeline
 

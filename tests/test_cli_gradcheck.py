@@ -1,0 +1,97 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mlpcli.cli import cli
+from mlpcli.engine import layers
+from tables import write_table
+
+
+def run(args):
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_gradcheck_all_pass_table():
+    res = run(["gradcheck", "--only", "loss"])
+    assert res.exit_code == 0, res.output
+    assert "loss:focal(gamma=0.5,alpha=0.25)" in res.output and "pass" in res.output
+    assert "FAIL" not in res.output
+
+
+def test_gradcheck_json():
+    res = run(["gradcheck", "--only", "layer", "--json"])
+    doc = json.loads(res.stdout)
+    assert doc["passed"] and doc["n_failed"] == 0
+    assert {r["component"] for r in doc["results"]} >= {"layer:dense", "layer:batchnorm(training)", "layer:dropout(fixed mask)"}
+
+
+def test_gradcheck_fails_with_exit_1_on_a_broken_gradient(monkeypatch):
+    good = layers.Dense.backward
+
+    def broken(self, grad_out, need_input_grad=True):
+        out = good(self, grad_out, need_input_grad)
+        self.grads["b"] *= 1.01
+        return out
+
+    monkeypatch.setattr(layers.Dense, "backward", broken)
+    res = CliRunner().invoke(cli, ["gradcheck", "--only", "layer:dense"])
+    assert res.exit_code == 1 and "FAIL" in res.output
+
+
+def test_gradcheck_unknown_component_and_bad_options():
+    res = run(["gradcheck", "--only", "activation:swish"])
+    assert res.exit_code == 1 and "no gradcheck component matches" in res.output
+    assert run(["gradcheck", "--eps", "0"]).exit_code == 2
+    res = run(["gradcheck", "--model", "x.mlp"])
+    assert res.exit_code == 2 and "--model and --data go together" in res.output
+
+
+@pytest.fixture(scope="module")
+def model_and_data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gc")
+    data = write_table(tmp, n_features=6)
+    model = tmp / "m.mlp"
+    assert run(["train", data, "-o", str(model), "--hidden", "6", "--epochs", "3", "--dropout", "0.2", "--quiet"]).exit_code == 0
+    return model, data
+
+
+def test_gradcheck_on_a_trained_model(model_and_data):
+    model, data = model_and_data
+    res = run(["gradcheck", "--model", str(model), "--data", data, "--rows", "8", "--entries", "6", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [r["component"] for r in doc["results"]] == ["model (inference mode)", "model (training mode, fixed dropout mask)"]
+    assert all(r["passed"] and r["entries"] > 0 for r in doc["results"])
+
+
+def test_gradcheck_on_a_trained_model_catches_a_broken_gradient(model_and_data, monkeypatch):
+    model, data = model_and_data
+    good = layers.Dense.backward
+
+    def broken(self, grad_out, need_input_grad=True):
+        out = good(self, grad_out, need_input_grad)
+        self.grads["W"] *= 1.01
+        return out
+
+    monkeypatch.setattr(layers.Dense, "backward", broken)
+    res = CliRunner().invoke(cli, ["gradcheck", "--model", str(model), "--data", data, "--rows", "4", "--entries", "3"])
+    assert res.exit_code == 1
+
+
+def test_gradcheck_on_a_bad_model_file(tmp_path):
+    bad = tmp_path / "bad.mlp"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    res = run(["gradcheck", "--model", str(bad), "--data", str(bad)])
+    assert res.exit_code == 1 and "Traceback" not in res.output and "model file" in res.output
+
+
+def test_every_command_has_help_with_an_example():
+    for name, command in cli.commands.items():
+        res = run([name, "--help"])
+        assert res.exit_code == 0
+        assert command.help and "Example" in command.help, name
+    res = run(["--help"])
+    for name in cli.commands:
+        assert name in res.output
+    assert run(["--version"]).output.startswith("mlpcli, version")
