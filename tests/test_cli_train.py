@@ -270,3 +270,20 @@ def test_preprocessing_is_fitted_on_training_rows_only(tmp_path):
     pre = outcome.model.preprocessor
     np.testing.assert_allclose(pre.center_, ds.X[tr].mean(axis=0))
     assert not np.allclose(pre.center_, ds.X.mean(axis=0))
+
+
+def test_real_subprocess_bad_input_is_one_line_exit_1(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sample_id,label,f1\nS1,a,oops\nS2,b,2\n")
+    proc = subprocess.run([sys.executable, "-m", "mlpcli", "train", str(bad), "-o", str(tmp_path / "m.mlp")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("Error:")
+    assert not (tmp_path / "m.mlp").exists()
+
+
+def test_threads_option(tmp_path):
+    data = write_table(tmp_path)
+    out = tmp_path / "m.mlp"
+    assert run(["train", data, "-o", str(out), "--threads", "1", *FAST]).exit_code == 0
+    assert model_io.load(out).provenance["threads"] == 1

@@ -1,0 +1,87 @@
+"""The train pipeline's loss set-up: class weights enter the loss exactly as specified."""
+
+import numpy as np
+import pytest
+from sklearn.utils.class_weight import compute_class_weight
+
+from mlpcli import data
+from mlpcli.config import TrainOptions
+from mlpcli.engine.functional import log_softmax, softplus
+from mlpcli.errors import ConfigError
+from mlpcli.pipeline import build_loss, load_dataset
+from tables import make_table, write_table
+
+
+def _dataset(tmp_path, task="multiclass", n_classes=3, **kw):
+    df = make_table(task=task, n_classes=n_classes, **kw)
+    if task == "multiclass":  # make the classes unequal so balanced weights differ from 1
+        df = df[~((df["label"] == "typeC") & (df.index % 3 != 0))]
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    target = ["lab0", "lab1", "lab2"] if task == "multilabel" else ["label"]
+    ds, _ = load_dataset(str(path), TrainOptions(target=target))
+    return ds
+
+
+def test_balanced_ce_weights_match_sklearn_and_scale_each_sample(tmp_path):
+    ds = _dataset(tmp_path)
+    setup = build_loss(TrainOptions(class_weight="balanced"), ds, ds.y)
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=ds.y)
+    np.testing.assert_allclose(setup.loss.class_weight, expected)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(len(ds.y), 3))
+    per_sample = -log_softmax(logits)[np.arange(len(ds.y)), ds.y]
+    assert setup.loss.forward(logits, ds.y) == pytest.approx(np.mean(expected[ds.y] * per_sample))
+    unweighted = build_loss(TrainOptions(), ds, ds.y).loss.forward(logits, ds.y)
+    assert unweighted == pytest.approx(per_sample.mean())
+
+
+def test_explicit_class_weights_by_label(tmp_path):
+    ds = _dataset(tmp_path)
+    setup = build_loss(TrainOptions(class_weight="typeC=4"), ds, ds.y)
+    np.testing.assert_allclose(setup.loss.class_weight, [1.0, 1.0, 4.0])
+
+
+def test_binary_bce_gets_negative_and_positive_weights(tmp_path):
+    ds = _dataset(tmp_path, task="binary")
+    setup = build_loss(TrainOptions(class_weight="balanced", pos_weight=2.0), ds, ds.y)
+    w = compute_class_weight("balanced", classes=np.arange(2), y=ds.y)
+    assert setup.loss.neg_weight == pytest.approx(w[0]) and setup.loss.pos_weight == pytest.approx(2.0 * w[1])
+    z = np.random.default_rng(1).normal(size=(len(ds.y), 1))
+    Y = setup.targets(ds.y)
+    manual = np.mean(2.0 * w[1] * Y[:, 0] * softplus(-z[:, 0]) + w[0] * (1 - Y[:, 0]) * softplus(z[:, 0]))
+    assert setup.loss.forward(z, Y) == pytest.approx(manual)
+    assert setup.n_outputs == 1
+
+
+def test_focal_and_hinge_take_class_weights_as_sample_weights(tmp_path):
+    ds = _dataset(tmp_path, task="binary")
+    setup = build_loss(TrainOptions(loss="focal", class_weight="case=3"), ds, ds.y)
+    sw = setup.sample_weight(ds.y)
+    np.testing.assert_allclose(sw, np.where(ds.y == ds.classes.index("case"), 3.0, 1.0))
+
+
+def test_multilabel_balanced_weights_per_label(tmp_path):
+    ds = _dataset(tmp_path, task="multilabel")
+    setup = build_loss(TrainOptions(target=["lab0", "lab1", "lab2"], class_weight="balanced"), ds, ds.y)
+    pos = ds.y.sum(axis=0)
+    np.testing.assert_allclose(setup.loss.pos_weight, len(ds.y) / (2 * pos))
+    np.testing.assert_allclose(setup.loss.neg_weight, len(ds.y) / (2 * (len(ds.y) - pos)))
+
+
+@pytest.mark.parametrize("opts,needle", [
+    (dict(loss="bce"), "multiclass"),
+    (dict(loss="mse"), "regression loss"),
+    (dict(label_smoothing=0.1, loss="auto", task="binary"), None),
+    (dict(pos_weight=2.0), "--pos-weight"),
+    (dict(focal_alpha=0.3), "--focal-alpha"),
+])
+def test_losses_that_do_not_fit_the_task(tmp_path, opts, needle):
+    ds = _dataset(tmp_path)
+    if needle is None:
+        ds_bin = _dataset(tmp_path, task="binary")
+        with pytest.raises(ConfigError, match="--label-smoothing"):
+            build_loss(TrainOptions(label_smoothing=0.1), ds_bin, ds_bin.y)
+        return
+    with pytest.raises(ConfigError, match=needle):
+        build_loss(TrainOptions(**opts), ds, ds.y)
