@@ -28,8 +28,10 @@ How a verdict is reached
      it, and the fraction of epochs in which smoothed validation is below smoothed training.
 4. **Score.** Each label is a fuzzy AND of conditions (``_label_conditions``). A condition is a
    ramp ``clip((x - threshold) / width, -1, 1)``: +1 clearly true, -1 clearly false, 0 on the
-   threshold; NOT is a sign flip, AND the minimum. The best-scoring label wins (ties: larger mean
-   margin); the second is the runner-up when within ``RUNNER_UP_MARGIN``.
+   threshold; NOT is a sign flip, AND the minimum. The best-scoring label wins (ties: fewest
+   clearly false conditions, then the larger unclipped margin, then the larger mean margin); the
+   second is the runner-up when within ``RUNNER_UP_MARGIN``. A winning score below 0 means the
+   call is borderline (some condition is on the wrong side of its threshold); the summary says so.
 
 Evidence (``Diagnosis.evidence``)
 ---------------------------------
@@ -457,47 +459,55 @@ def _train_eval_end(c: _Curves, last: slice) -> float | None:
 # --- scoring -----------------------------------------------------------------------------------
 
 
-def _ramp(x: float, threshold: float, width: float) -> float:
+def _ramp(x: float, threshold: float, width: float, limit: float = 1.0) -> float:
     """Fuzzy truth of ``x >= threshold``: -1 (clearly false) .. 0 (on the threshold) .. +1."""
-    return float(np.clip((x - threshold) / width, -1.0, 1.0))
+    return float(np.clip((x - threshold) / width, -limit, limit))
 
 
-def _falling(slope: float, z: float) -> float:
+def _falling(slope: float, z: float, limit: float = 1.0) -> float:
     """Clearly falling: steep enough to matter and steep enough to stand out of the noise.
     ``_falling(-slope, -z)`` is "clearly rising"."""
-    return min(_ramp(-slope, FALL_SLOPE, FALL_WIDTH), _ramp(-z, SLOPE_Z, SLOPE_Z_WIDTH))
+    return min(_ramp(-slope, FALL_SLOPE, FALL_WIDTH, limit), _ramp(-z, SLOPE_Z, SLOPE_Z_WIDTH, limit))
 
 
-def _rose(f: dict) -> float:
+def _rose(f: dict, limit: float = 1.0) -> float:
     """Validation rose after its minimum: far, significantly, and not only in the last epochs."""
-    return min(_ramp(f["val_rise"], RISE_LEVEL, RISE_WIDTH),
-               _ramp(f["val_rise_z"], RISE_Z, RISE_Z_WIDTH),
-               _ramp(f["after_min"], AFTER_MIN_FRACTION, AFTER_MIN_WIDTH))
+    return min(_ramp(f["val_rise"], RISE_LEVEL, RISE_WIDTH, limit),
+               _ramp(f["val_rise_z"], RISE_Z, RISE_Z_WIDTH, limit),
+               _ramp(f["after_min"], AFTER_MIN_FRACTION, AFTER_MIN_WIDTH, limit))
 
 
-def _label_conditions(f: dict) -> dict[str, list[float]]:
-    """Each label's conditions as fuzzy truths in [-1, 1] (minus = NOT); see the module doc."""
-    train_falling = _falling(f["train_slope"], f["train_z"])
-    val_falling = _falling(f["val_slope"], f["val_z"])
-    train_rising = _falling(-f["train_slope"], -f["train_z"])
-    val_rising = _falling(-f["val_slope"], -f["val_z"])
-    rose = _rose(f)
-    clear_rise = min(rose, _ramp(f["val_rise_z"], CLEAR_RISE_Z, RISE_Z_WIDTH))
-    high = _ramp(min(f["train_level"], f["val_level"]), CAPACITY_LEVEL, CAPACITY_WIDTH)
-    gap_large = _ramp(f["gap_end"], GAP_LARGE, GAP_WIDTH)
-    gap_small = _ramp(GAP_LARGE - abs(f["gap_end"]), 0.0, GAP_WIDTH)
-    gap_growing = min(_ramp(f["gap_slope"], GAP_GROW, GAP_GROW_WIDTH),
-                      _ramp(f["gap_z"], SLOPE_Z, SLOPE_Z_WIDTH))
-    noisy = min(_ramp(f["val_noise_rel"], NOISY_REL, NOISY_REL_WIDTH),
-                _ramp(f["noise_ratio"], NOISE_RATIO, NOISE_RATIO_WIDTH))
-    below = min(_ramp(f["below_fraction"], BELOW_FRACTION, BELOW_FRACTION_WIDTH),
-                _ramp(-f["gap_end"], BELOW_GAP, BELOW_GAP_WIDTH))
+def _label_conditions(f: dict, limit: float = 1.0) -> dict[str, list[float]]:
+    """Each label's conditions as fuzzy truths in [-limit, limit] (minus = NOT); see the module doc.
+    ``limit=inf`` gives the unclipped margins that break ties between equal scores."""
+
+    def ramp(x: float, threshold: float, width: float) -> float:
+        return _ramp(x, threshold, width, limit)
+
+    def falling(slope: float, z: float) -> float:
+        return _falling(slope, z, limit)
+
+    train_falling = falling(f["train_slope"], f["train_z"])
+    val_falling = falling(f["val_slope"], f["val_z"])
+    train_rising = falling(-f["train_slope"], -f["train_z"])
+    val_rising = falling(-f["val_slope"], -f["val_z"])
+    rose = _rose(f, limit)
+    clear_rise = min(rose, ramp(f["val_rise_z"], CLEAR_RISE_Z, RISE_Z_WIDTH))
+    high = ramp(min(f["train_level"], f["val_level"]), CAPACITY_LEVEL, CAPACITY_WIDTH)
+    gap_large = ramp(f["gap_end"], GAP_LARGE, GAP_WIDTH)
+    gap_small = ramp(GAP_LARGE - abs(f["gap_end"]), 0.0, GAP_WIDTH)
+    gap_growing = min(ramp(f["gap_slope"], GAP_GROW, GAP_GROW_WIDTH),
+                      ramp(f["gap_z"], SLOPE_Z, SLOPE_Z_WIDTH))
+    noisy = min(ramp(f["val_noise_rel"], NOISY_REL, NOISY_REL_WIDTH),
+                ramp(f["noise_ratio"], NOISE_RATIO, NOISE_RATIO_WIDTH))
+    below = min(ramp(f["below_fraction"], BELOW_FRACTION, BELOW_FRACTION_WIDTH),
+                ramp(-f["gap_end"], BELOW_GAP, BELOW_GAP_WIDTH))
     # validation left behind: a large, growing gap with validation gaining < half of training
-    val_lags = min(gap_large, gap_growing, _ramp(VAL_SHARE - f["val_share"], 0.0, VAL_SHARE_WIDTH))
+    val_lags = min(gap_large, gap_growing, ramp(VAL_SHARE - f["val_share"], 0.0, VAL_SHARE_WIDTH))
     # validation keeps pace with training over the second half and is falling there: it is still
     # falling even if the last quarter alone is too short to show it through the noise
-    val_follows = min(_ramp(f["val_share"] - VAL_SHARE, 0.0, VAL_SHARE_WIDTH),
-                      _falling(f["val_half_slope"], f["val_half_z"]))
+    val_follows = min(ramp(f["val_share"] - VAL_SHARE, 0.0, VAL_SHARE_WIDTH),
+                      falling(f["val_half_slope"], f["val_half_z"]))
     return {
         # the training curve is what "cannot fit" is about: whatever validation does (it may
         # wobble or drift up), a model stuck near the baseline is short of capacity
@@ -518,11 +528,18 @@ def _label_conditions(f: dict) -> dict[str, list[float]]:
 
 
 def _pick(f: dict) -> tuple[str, str | None, dict[str, float]]:
-    """Winner = highest score; ties (two rules fully true) go to the larger mean margin over the
-    rule's conditions. The runner-up is the second label when within ``RUNNER_UP_MARGIN``."""
+    """Winner = highest score. Ties are common at the clip limits (two rules fully true, or no
+    rule holding and every score at -1); they go to the label that comes closest to holding:
+    fewest conditions clearly false (at -1), then the larger unclipped minimum margin, then the
+    larger mean margin over the rule's conditions. (Otherwise a rule with many conditions wins a
+    tie at -1 on its mean: good_fit with an end gap 7 ramp widths past "small".) The runner-up
+    is the second label when within ``RUNNER_UP_MARGIN``."""
     conditions = _label_conditions(f)
     scores = {lab: min(c) for lab, c in conditions.items()}
-    ranked = sorted(LABELS, key=lambda lab: (-scores[lab], -float(np.mean(conditions[lab]))))
+    n_false = {lab: sum(v <= -1.0 for v in c) for lab, c in conditions.items()}
+    margins = {lab: min(c) for lab, c in _label_conditions(f, limit=math.inf).items()}
+    ranked = sorted(LABELS, key=lambda lab: (-scores[lab], n_false[lab], -margins[lab],
+                                             -float(np.mean(conditions[lab]))))
     first, second = ranked[0], ranked[1]
     return first, (second if scores[first] - scores[second] <= RUNNER_UP_MARGIN else None), scores
 
@@ -650,7 +667,7 @@ def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
     if label == "unrepresentative_train":
         return [
             f"Collect more training data: validation settles {_pct(ev['gap_end'])} of the scale "
-            f"above training and the gap keeps growing.",
+            f"above training and the gap {_gap_words(ev)}.",
             "Apply data augmentation to widen what the training set covers.",
             "Check for a train/validation distribution mismatch (batch, site, cohort or "
             "sequencing-run composition); split by patient, experiment or batch.",
@@ -710,7 +727,7 @@ def _summary(label: str, ev: dict) -> str:
              f"of the scale, gap {g}, {ev['gap_trend']})")
     elif label == "unrepresentative_train":
         s = (f"Unrepresentative training set: validation settles {g} of the scale above "
-             f"training and the gap keeps growing ({_pct(ev['gap_slope'])} per 10 % of the run)")
+             f"training and the gap {_gap_words(ev)} ({_pct(ev['gap_slope'])} per 10 % of the run)")
     elif label == "unrepresentative_validation_noisy":
         s = (f"Noisy validation: the validation loss wiggles by {_pct(ev['val_noise_rel'])} of its "
              f"level ({ev['noise_ratio']:.1f}x the training wiggle) with no clear trend")
@@ -727,7 +744,14 @@ def _summary(label: str, ev: dict) -> str:
         }.get(ev["cause"], "")
     if ev["short_curve"]:
         s += f" (short curve of {ev['n_epochs']} epochs: best-effort label)"
+    elif ev["score"] is not None and ev["score"] < 0:  # won a tie or by little: say so
+        s += "; borderline: the closest shape rather than a clear match"
     return s + "."
+
+
+def _gap_words(ev: dict) -> str:
+    """'keeps growing' when the evidence shows it; a label won on a tie may have a stable gap."""
+    return {"growing": "keeps growing", "shrinking": "is shrinking"}.get(ev["gap_trend"], "is stable")
 
 
 # --- public entry point ------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from .errors import ConfigError, DataError
 from .model_io import Model
 from .training import FitResult, fit
 
-__all__ = ["TrainOutcome", "LossSetup", "train", "load_dataset", "build_loss", "align_features"]
+__all__ = ["TrainOutcome", "LossSetup", "Split", "FittedRun", "train", "load_dataset", "split_dataset",
+           "fit_datasets", "build_loss", "baseline_output", "align_features"]
 
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.
@@ -178,7 +179,7 @@ def _multilabel_weights(spec, Y: np.ndarray, labels: list) -> np.ndarray | None:
     return weights
 
 
-def _baseline_output(loss: loss_mod.Loss, y: np.ndarray, n_outputs: int, n_classes: int) -> np.ndarray:
+def baseline_output(loss: loss_mod.Loss, y: np.ndarray, n_classes: int) -> np.ndarray:
     """The constant raw output of a model that always predicts the training prior (or mean)."""
     if loss.y_kind == "index":
         prior = np.bincount(y.astype(int), minlength=n_classes) / len(y)
@@ -189,6 +190,82 @@ def _baseline_output(loss: loss_mod.Loss, y: np.ndarray, n_outputs: int, n_class
     return y.reshape(len(y), -1).mean(axis=0)
 
 
+@dataclass
+class Split:
+    """Where a run's training and validation rows come from."""
+
+    train_rows: np.ndarray  # rows of the training table used for training (all of them with --val-data)
+    val: data.Dataset
+    val_rows: np.ndarray | None  # rows of the training table held out (None with --val-data)
+    summary: data.SplitSummary
+
+
+def split_dataset(ds: data.Dataset, options: TrainOptions) -> Split:
+    """The grouped, stratified split of ``ds`` (``--val-size``), or the explicit ``--val-data`` table
+    read with the same roles, its features reordered to the training table's."""
+    if not options.val_data:
+        tr, va, summary = data.split(ds, options.val_size, options.seed)
+        return Split(tr, ds.subset(va), va, summary)
+    frame = data.read_table(options.val_data, features_in_rows=options.features_in_rows)
+    roles, _ = data.resolve_roles(
+        frame.columns, target=options.target, group=ds.roles.group if ds.roles else None,
+        no_group=ds.roles is None or ds.roles.group is None, id=ds.roles.id if ds.roles else None,
+        batch=ds.roles.batch if ds.roles else None, drop=options.drop,
+    )
+    val_ds = data.Dataset.from_frame(frame, roles, task=ds.task,
+                                     classes=ds.classes if ds.task in data.CLASSIFICATION_TASKS else None)
+    val_ds = align_features(val_ds, ds.feature_names, f"--val-data {options.val_data}")
+    summary = data.summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
+    return Split(np.arange(ds.n_samples), val_ds, None, summary)
+
+
+@dataclass
+class FittedRun:
+    """A network trained on one training set, with everything needed to score or save it."""
+
+    network: MLP
+    preprocessor: data.Preprocessor
+    setup: LossSetup
+    result: FitResult
+    target_scaling: dict | None  # regression: the mean and SD the targets were standardised with
+    X_train: np.ndarray  # (n_train, d_kept), preprocessed
+    X_val: np.ndarray
+    y_train: np.ndarray  # targets as the loss sees them (standardised for regression)
+    y_val: np.ndarray
+    sample_weight: np.ndarray | None
+    val_sample_weight: np.ndarray | None
+
+
+def fit_datasets(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOptions,
+                 progress: Callable[[dict], None] | None = None) -> FittedRun:
+    """Preprocessing fitted on ``train_ds`` only, the loss, a fresh network, and ``training.fit``."""
+    pre = data.Preprocessor(data.PreprocessConfig(
+        log1p=options.log1p, top_var=options.top_var, standardize=options.standardize, impute=options.impute))
+    pre.fit(train_ds.X, train_ds.feature_names)
+    X_train = pre.transform(train_ds.X, dtype=options.dtype)  # (n_train, d_kept)
+    X_val = pre.transform(val_ds.X, dtype=options.dtype)  # (n_val, d_kept)
+
+    setup = build_loss(options, train_ds, train_ds.y)
+    y_train, y_val = setup.targets(train_ds.y), setup.targets(val_ds.y)
+    # Validation is weighted like training so that the two curves measure the same thing.
+    sw, sw_val = setup.sample_weight(train_ds.y), setup.sample_weight(val_ds.y)
+
+    target_scaling = None
+    if train_ds.task == "regression":  # train on standardised targets; predictions are scaled back
+        mu, sd = y_train.mean(axis=0), y_train.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        target_scaling = {"mean": mu.tolist(), "sd": sd.tolist()}
+        y_train, y_val = (y_train - mu) / sd, (y_val - mu) / sd
+
+    n_classes = len(train_ds.classes)
+    net = MLP(X_train.shape[1], options.hidden, setup.n_outputs, activation=options.activation,
+              dropout=options.dropout, batchnorm=options.batchnorm, seed=options.seed, dtype=options.dtype)
+    result = fit(net, setup.loss, X_train, y_train, X_val, y_val, options.fit_config(), sample_weight=sw,
+                 val_sample_weight=sw_val, metric=metrics.main_metric_from_outputs(train_ds.task, n_classes),
+                 baseline_output=baseline_output(setup.loss, y_train, n_classes), callback=progress)
+    return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val)
+
+
 def train(path, options: TrainOptions, progress: Callable[[dict], None] | None = None, stdin=None) -> TrainOutcome:
     """Train a model on the table at ``path`` with ``options``; see the module docstring."""
     options.validate()
@@ -197,54 +274,17 @@ def train(path, options: TrainOptions, progress: Callable[[dict], None] | None =
     warnings = list(ds.warnings)
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
-
-    if options.val_data:
-        val_frame = data.read_table(options.val_data, features_in_rows=options.features_in_rows)
-        val_roles, _ = data.resolve_roles(
-            val_frame.columns, target=options.target, group=ds.roles.group if ds.roles else None,
-            no_group=ds.roles is None or ds.roles.group is None, id=ds.roles.id if ds.roles else None,
-            batch=ds.roles.batch if ds.roles else None, drop=options.drop,
-        )
-        val_ds = data.Dataset.from_frame(val_frame, val_roles, task=ds.task,
-                                         classes=ds.classes if ds.task in ("binary", "multiclass") else None)
-        val_ds = align_features(val_ds, ds.feature_names, f"--val-data {options.val_data}")
-        train_ds = ds
-        summary = data.summarize_split(train_ds, val_ds, f"explicit validation table ({options.val_data})")
-    else:
-        tr, va, summary = data.split(ds, options.val_size, options.seed)
-        train_ds, val_ds = ds.subset(tr), ds.subset(va)
+    split = split_dataset(ds, options)
+    train_ds, val_ds, summary = ds.subset(split.train_rows), split.val, split.summary
     warnings += summary.warnings
 
-    pre = data.Preprocessor(data.PreprocessConfig(
-        log1p=options.log1p, top_var=options.top_var, standardize=options.standardize, impute=options.impute))
-    pre.fit(train_ds.X, train_ds.feature_names)
-    warnings += pre.warnings
-    X_train = pre.transform(train_ds.X, dtype=options.dtype)
-    X_val = pre.transform(val_ds.X, dtype=options.dtype)
-
-    setup = build_loss(options, train_ds, train_ds.y)
-    loss, n_out = setup.loss, setup.n_outputs
-    y_train, y_val = setup.targets(train_ds.y), setup.targets(val_ds.y)
-    # Validation is weighted like training so that the two curves measure the same thing.
-    sw, sw_val = setup.sample_weight(train_ds.y), setup.sample_weight(val_ds.y)
-
-    target_scaling = None
-    if ds.task == "regression":  # train on standardised targets; predictions are scaled back
-        mu, sd = y_train.mean(axis=0), y_train.std(axis=0)
-        sd = np.where(sd > 0, sd, 1.0)
-        target_scaling = {"mean": mu.tolist(), "sd": sd.tolist()}
-        y_train, y_val = (y_train - mu) / sd, (y_val - mu) / sd
-
-    net = MLP(X_train.shape[1], options.hidden, n_out, activation=options.activation, dropout=options.dropout,
-              batchnorm=options.batchnorm, seed=options.seed, dtype=options.dtype)
-    metric = metrics.main_metric_from_outputs(ds.task, len(ds.classes))
-    result = fit(net, loss, X_train, y_train, X_val, y_val, options.fit_config(), sample_weight=sw,
-                 val_sample_weight=sw_val, metric=metric,
-                 baseline_output=_baseline_output(loss, y_train, n_out, len(ds.classes)), callback=progress)
-
+    run = fit_datasets(train_ds, val_ds, options, progress)
+    warnings += run.preprocessor.warnings
+    result, loss = run.result, run.setup.loss
     model = Model(
-        network=net, preprocessor=pre, task=ds.task, classes=list(ds.classes), feature_names=list(ds.feature_names),
-        target_names=list(ds.target_names), loss={"name": loss.name, "params": loss.params()},
+        network=run.network, preprocessor=run.preprocessor, task=ds.task, classes=list(ds.classes),
+        feature_names=list(ds.feature_names), target_names=list(ds.target_names),
+        loss={"name": loss.name, "params": loss.params()},
         roles={"target": list(options.target), "group": ds.roles.group if ds.roles else None,
                "id": ds.roles.id if ds.roles else None, "batch": ds.roles.batch if ds.roles else None,
                "drop": list(options.drop)},
@@ -253,7 +293,7 @@ def train(path, options: TrainOptions, progress: Callable[[dict], None] | None =
              "stopped_early": result.stopped_early, "interrupted": result.interrupted, "seconds": result.seconds,
              "metric": metrics.main_metric_name(ds.task)},
         provenance=_provenance(path, ds),
-        extra={"target_scaling": target_scaling} if target_scaling else {},
+        extra={"target_scaling": run.target_scaling} if run.target_scaling else {},
     )
     proba = model.predict_output(val_ds.X)
     val_metrics = metrics.compute(ds.task, val_ds.y, _as_task_proba(ds.task, proba), ds.classes)

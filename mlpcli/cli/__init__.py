@@ -15,6 +15,7 @@ import click
 
 from .. import __version__
 from ._common import CONTEXT_SETTINGS
+from .diagnose import diagnose
 from .gradcheck import gradcheck
 from .train import _Progress, train
 
@@ -40,7 +41,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 
-for _command in (train, gradcheck):
+for _command in (train, gradcheck, diagnose):
     cli.add_command(_command)
 
 

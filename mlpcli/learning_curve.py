@@ -1,0 +1,391 @@
+"""The sample-size learning curve (lecture notes, "Learning Curves"): train at growing training-set
+sizes and read the training and validation scores against the number of training samples.
+
+    table ─split once by group─▶ training groups │ validation groups (fixed for every size)
+          ─nested, stratified subsets of the training GROUPS (10 % ⊂ 25 % ⊂ ... ⊂ 100 %)─▶
+          ─per size: Preprocessor refitted on the subset, a fresh network, training.fit─▶ scores
+
+It answers the notes' two questions:
+
+1. *Does more data still help?* The slope of the validation error over the largest sizes, per
+   doubling of the training set: still improving, or plateaued.
+2. *Bias or variance?* At the largest size: a poor training score (both curves poor) is bias; a
+   training score far better than the validation score (a large gap) is variance.
+
+Errors are compared in units of the *no-skill error* (the error of always predicting the class
+prior or the training mean: 1 - 1/K for balanced accuracy, the targets' spread for RMSE), so one
+set of thresholds serves every task.
+
+Sizes train in parallel with joblib (``n_jobs``); every size uses the same seed, so the results do
+not depend on ``n_jobs``. BLAS threads are capped per worker so workers do not oversubscribe.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import data, metrics, pipeline
+from .config import TrainOptions
+from .errors import ConfigError, DataError
+from .training import evaluate_loss
+
+__all__ = ["DEFAULT_FRACTIONS", "SizePoint", "LearningCurveResult", "learning_curve", "nested_group_subsets",
+           "parse_fractions"]
+
+DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
+
+# --- reading the curve (errors in units of the no-skill error) -------------------------------------
+SLOPE_SIZES = 3  # "over the largest sizes": the slope uses the three largest (50-100 % by default),
+#                  which span one doubling of the training set
+HELPS_PER_DOUBLING = 0.02  # more data "still helps" when each doubling of the training set removes
+#   >= 2 % of the no-skill error from the validation error (1.5 balanced-accuracy points with 4
+#   classes); less than that is within the noise of a typical omics validation set: a plateau
+BIAS_LEVEL = 0.25  # "both curves poor": the training error keeps >= 25 % of the no-skill error
+#   (training balanced accuracy below ~0.81 with 4 classes or 0.875 with 2; training R^2 below ~0.94)
+VARIANCE_GAP = 0.10  # "large gap": validation error exceeds training error by >= 10 % of the
+#   no-skill error (7.5 balanced-accuracy points with 4 classes, 5 with 2)
+_SUBSET_STREAM = 2  # SeedSequence([seed, 2]) draws the subsets; training uses streams 0 and 1
+
+
+@dataclass
+class SizePoint:
+    """One training-set size: scores of the network restored at its best epoch.
+
+    Scores are the task's main metric (balanced accuracy, or RMSE in the target's units); the
+    training score and loss are measured in inference mode (no dropout)."""
+
+    fraction: float  # requested fraction of the training groups
+    n_train: int  # training samples
+    n_groups: int | None  # training groups (None without a group column)
+    train_score: float
+    val_score: float
+    train_loss: float
+    val_loss: float
+    baseline_val_loss: float | None  # loss of predicting this subset's prior on validation
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    curve_label: str | None  # the per-epoch curves' diagnosis at this size (None if too short)
+
+
+@dataclass
+class LearningCurveResult:
+    metric: str  # balanced_accuracy | rmse
+    higher_is_better: bool
+    chance_score: float  # the no-skill score on the validation set
+    points: list[SizePoint]  # ascending n_train
+    n_val: int
+    n_val_groups: int | None
+    more_data: dict  # verdict "helps" | "plateaued" | None, slope, text
+    bias_variance: dict  # verdict "bias" | "variance" | "both" | "neither", levels, text
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    split: dict = field(default_factory=dict)
+    # row indices into the table: each size's training rows and the fixed validation rows (not in JSON)
+    train_rows: list[np.ndarray] = field(default_factory=list, repr=False)
+    val_rows: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.metric, "higher_is_better": self.higher_is_better, "chance_score": self.chance_score,
+            "n_val": self.n_val, "n_val_groups": self.n_val_groups,
+            "sizes": [asdict(p) for p in self.points], "skipped": list(self.skipped),
+            "more_data": dict(self.more_data), "bias_variance": dict(self.bias_variance),
+            "notes": list(self.notes), "warnings": list(self.warnings), "split": dict(self.split),
+        }
+
+
+def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
+    """'0.1,0.25,1' or '10%,25%,100%' -> sorted unique fractions in (0, 1]; ConfigError otherwise."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = []
+    for item in items:
+        s = str(item).strip()
+        try:
+            v = float(s[:-1]) / 100 if s.endswith("%") else float(s)
+        except ValueError:
+            raise ConfigError(f"--fractions: {s!r} is not a number; give fractions such as 0.1,0.25,0.5,1") from None
+        if not (0 < v <= 1):
+            raise ConfigError(f"--fractions: {s} is outside (0, 1]; give fractions of the training groups")
+        out.append(v)
+    if not out:
+        raise ConfigError("--fractions: give at least one fraction, e.g. 0.1,0.25,0.5,0.75,1")
+    return tuple(sorted(set(out)))
+
+
+# --- subsets ---------------------------------------------------------------------------------------
+
+
+def nested_group_subsets(groups: np.ndarray, fractions: Sequence[float], seed: int,
+                         strata: np.ndarray | None = None) -> list[np.ndarray]:
+    """Nested subsets of whole groups: one sorted array of positions into ``groups`` per fraction.
+
+    groups: (n,) group of each training row; strata: (n,) stratum of each row (its class) or None.
+    Each group joins the stratum of its most common row stratum; within a stratum the groups are
+    shuffled once (seeded), and fraction f takes the first ceil(f x n_s) of each stratum's groups.
+    So every stratum is represented at every size, and a smaller subset lies inside every larger one.
+    """
+    groups = np.asarray(groups)
+    uniq, inverse = np.unique(groups, return_inverse=True)  # sorted: independent of row order
+    if strata is None:
+        group_stratum = np.zeros(len(uniq), dtype=np.int64)
+    else:
+        strata = np.asarray(strata)
+        _, s_idx = np.unique(strata, return_inverse=True)
+        counts = np.zeros((len(uniq), s_idx.max() + 1), dtype=np.int64)  # (n_groups, n_strata)
+        np.add.at(counts, (inverse, s_idx), 1)
+        group_stratum = counts.argmax(axis=1)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _SUBSET_STREAM]))
+    orders = [rng.permutation(np.flatnonzero(group_stratum == s)) for s in np.unique(group_stratum)]
+    subsets = []
+    for f in fractions:
+        # 1e-9: 0.3 x 10 is 3.0000000000000004 in floating point, which must not round up to 4
+        chosen = np.concatenate([order[:max(1, math.ceil(f * len(order) - 1e-9))] for order in orders])
+        subsets.append(np.flatnonzero(np.isin(inverse, chosen)))
+    return subsets
+
+
+def _missing_classes(ds: data.Dataset, rows: np.ndarray, reference: np.ndarray) -> list[str]:
+    """Classes (or, multi-label, labels without both values) present in ``reference`` rows but
+    missing from ``rows``: such a subset cannot train the same model."""
+    if ds.task in data.CLASSIFICATION_TASKS:
+        absent = np.setdiff1d(np.unique(ds.y[reference]), np.unique(ds.y[rows]))
+        return [str(ds.classes[i]) for i in absent]
+    if ds.task == "multilabel":
+        Y = ds.y[rows]
+        return [str(ds.classes[j]) for j in range(Y.shape[1]) if Y[:, j].min() == Y[:, j].max()]
+    return [] if len(rows) >= 2 else ["(at least 2 samples)"]
+
+
+# --- one size ----------------------------------------------------------------------------------------
+
+
+def _blas_limit(threads: int | None):
+    if not threads:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads)
+
+
+def _scores(task: str, n_classes: int, out: np.ndarray, y_fit: np.ndarray, y_orig: np.ndarray,
+            scaling: tuple[np.ndarray, np.ndarray] | None) -> float:
+    """The main metric from raw outputs: balanced accuracy, or RMSE in the target's own units."""
+    if task == "regression":
+        mu, sd = scaling
+        return float(np.sqrt(np.mean((out * sd + mu - y_orig.reshape(out.shape)) ** 2)))
+    return metrics.main_metric_from_outputs(task, n_classes)(out, y_fit)
+
+
+def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOptions, fraction: float,
+              blas_threads: int | None) -> SizePoint:
+    """Train a fresh model on ``train_ds`` (preprocessing refitted on it) and score it.
+
+    Mirrors the middle of ``pipeline.train``; module-level so joblib can send it to a worker."""
+    from .diagnosis import diagnose
+
+    started = time.perf_counter()
+    with _blas_limit(blas_threads):
+        run = pipeline.fit_datasets(train_ds, val_ds, options)
+        result, n_classes = run.result, len(train_ds.classes)
+        scaling = None
+        if run.target_scaling:
+            scaling = (np.asarray(run.target_scaling["mean"]), np.asarray(run.target_scaling["sd"]))
+        # restored best weights
+        train_loss, train_out = evaluate_loss(run.network, run.setup.loss, run.X_train, run.y_train, run.sample_weight)
+        val_loss, val_out = evaluate_loss(run.network, run.setup.loss, run.X_val, run.y_val, run.val_sample_weight)
+        train_score = _scores(train_ds.task, n_classes, train_out, run.y_train, train_ds.y, scaling)
+        val_score = _scores(train_ds.task, n_classes, val_out, run.y_val, val_ds.y, scaling)
+    h = result.history
+    label = None
+    if len(h) >= 3:
+        label = diagnose([r["train_loss"] for r in h], [r["val_loss"] for r in h],
+                         baseline=result.baseline.get("val_loss"),
+                         train_eval_loss=[r["train_loss_eval"] for r in h],
+                         stochastic_regularisation=options.dropout > 0 or options.augment_noise > 0).label
+    return SizePoint(
+        fraction=float(fraction), n_train=int(train_ds.n_samples),
+        n_groups=None if train_ds.groups is None else int(len(np.unique(train_ds.groups))),
+        train_score=float(train_score), val_score=float(val_score), train_loss=float(train_loss),
+        val_loss=float(val_loss), baseline_val_loss=result.baseline.get("val_loss"),
+        best_epoch=int(result.best_epoch), epochs_run=int(result.epochs_run),
+        seconds=time.perf_counter() - started, curve_label=label,
+    )
+
+
+# --- the split -----------------------------------------------------------------------------------------
+
+
+def _chance_and_scale(ds: data.Dataset, train_rows: np.ndarray, val_ds: data.Dataset) -> tuple[float, float]:
+    """(no-skill score on validation, no-skill error): what always predicting the prior or the
+    training mean scores. Balanced accuracy of a constant prediction is 1/K over the K classes
+    present; RMSE of the training mean is the validation targets' spread around it."""
+    if ds.task == "regression":
+        mean = ds.y[train_rows].mean(axis=0)
+        rmse = float(np.sqrt(np.mean((val_ds.y - mean) ** 2)))
+        return rmse, max(rmse, 1e-12)
+    chance = 0.5 if ds.task == "multilabel" else 1.0 / len(np.unique(val_ds.y))
+    return chance, 1.0 - chance
+
+
+# --- the two answers -------------------------------------------------------------------------------------
+
+
+def _error(score: float, higher: bool, chance: float, scale: float) -> float:
+    """Score -> error in units of the no-skill error (0 perfect, 1 no skill)."""
+    return (1.0 - score) / scale if higher else score / scale
+
+
+def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str) -> dict:
+    """Slope of the validation error over the largest sizes, per doubling of the training set."""
+    tail = points[-SLOPE_SIZES:]
+    if len(tail) < 2:
+        return {"verdict": None, "slope_per_doubling": None, "score_change_per_doubling": None,
+                "sizes": [p.n_train for p in tail],
+                "text": "Cannot tell whether more data helps from a single training-set size."}
+    x = np.log2([p.n_train for p in tail])
+    e = np.array([_error(p.val_score, higher, chance, scale) for p in tail])
+    slope = float(np.polyfit(x, e, 1)[0])  # error change per doubling, in no-skill units
+    change = -slope * scale if higher else slope * scale  # score change per doubling, user units
+    name = metric.replace("_", " ")
+    span = f"{tail[0].n_train}-{tail[-1].n_train} training samples"
+    if slope <= -HELPS_PER_DOUBLING:
+        verdict = "helps"
+        text = (f"More data still helps: validation {name} improves by {abs(change):.3g} per doubling of the "
+                f"training set over the largest sizes ({span}); collecting more samples should pay off.")
+    else:
+        verdict = "plateaued"
+        moved = "improves by only" if slope < 0 else "does not improve (changes by"
+        close = "" if slope < 0 else ")"
+        text = (f"Plateaued: validation {name} {moved} {abs(change):.3g}{close} per doubling over the largest "
+                f"sizes ({span}); more samples of the same kind will help little — improve the model or "
+                f"the features instead.")
+    return {"verdict": verdict, "slope_per_doubling": slope, "score_change_per_doubling": change,
+            "sizes": [p.n_train for p in tail], "text": text}
+
+
+def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str) -> dict:
+    """Bias vs variance at the largest size, from the training error's level and the gap."""
+    p = points[-1]
+    tr, va = _error(p.train_score, higher, chance, scale), _error(p.val_score, higher, chance, scale)
+    gap = va - tr
+    high_bias, high_var = tr >= BIAS_LEVEL, gap >= VARIANCE_GAP
+    name = metric.replace("_", " ")
+    scores = f"training {name} {p.train_score:.3g}, validation {p.val_score:.3g}, no skill {chance:.3g}"
+    if high_bias and high_var:
+        verdict, text = "both", (f"Both bias and variance: even the training score is poor and validation is much "
+                                 f"worse ({scores}); a more flexible model with regularisation, and more data.")
+    elif high_bias:
+        verdict, text = "bias", (f"Mostly bias: both curves are poor and close ({scores}); the model is too simple "
+                                 f"or the features too weak — more data will not fix it.")
+    elif high_var:
+        verdict, text = "variance", (f"Mostly variance: a large gap between training and validation ({scores}); "
+                                     f"more data, stronger regularisation or a smaller model.")
+    else:
+        verdict, text = "neither", (f"Little bias or variance left: both scores are good and close ({scores}).")
+    caveat = None
+    if p.curve_label == "underfit_stopped_early":  # the levels are not final yet
+        caveat = ("Caveat: at the largest size both losses were still falling when training stopped "
+                  "(underfit_stopped_early); train longer (--epochs, --patience) before reading bias from it.")
+    return {"verdict": verdict, "train_error": tr, "val_error": va, "gap": gap, "n_train": p.n_train,
+            "text": text, "caveat": caveat}
+
+
+# --- the entry point ---------------------------------------------------------------------------------------
+
+
+def learning_curve(
+    path,
+    options: TrainOptions,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    n_jobs: int = 1,
+    threads: int | None = None,
+    progress: Callable[[SizePoint], None] | None = None,
+    stdin=None,
+) -> LearningCurveResult:
+    """Train at several sizes of the training groups of the table at ``path``; see the module doc.
+
+    fractions: of the training groups, each in (0, 1]; the validation groups are the same at every
+    size. n_jobs: parallel sizes (joblib, loky; -1 = all cores). threads: BLAS threads shared by the
+    workers (default: all cores). progress(point) is called as each size finishes, in size order.
+    Raises DataError when no size contains every class of the training side.
+    """
+    options.validate()
+    fractions = parse_fractions(fractions)
+    ds, notes = pipeline.load_dataset(path, options, stdin=stdin)
+    notes = notes + ds.notes
+    warnings = list(ds.warnings)
+    if ds.y is None or ds.task is None:
+        raise DataError("the table has no target column; name it with --target")
+    split = pipeline.split_dataset(ds, options)
+    train_rows, val_ds, val_rows, summary = split.train_rows, split.val, split.val_rows, split.summary
+    warnings += summary.warnings
+
+    strata = ds.y[train_rows] if ds.task in data.CLASSIFICATION_TASKS else None
+    groups = ds.groups[train_rows] if ds.groups is not None else np.arange(len(train_rows))
+    subsets = [train_rows[s] for s in nested_group_subsets(groups, fractions, options.seed, strata)]
+
+    jobs, skipped, seen = [], [], set()
+    for f, rows in zip(fractions, subsets):
+        missing = _missing_classes(ds, rows, train_rows)
+        if missing:
+            skipped.append(f"{f:.0%} of the training groups ({len(rows)} samples) skipped: it lacks "
+                           f"{', '.join(repr(m) for m in missing[:5])}")
+        elif len(rows) in seen:
+            skipped.append(f"{f:.0%} of the training groups skipped: the same {len(rows)} samples as a smaller size")
+        else:
+            seen.add(len(rows))
+            jobs.append((f, rows))
+    if not jobs:
+        raise DataError(f"no training-set size contains every class: {'; '.join(skipped)}; use larger --fractions")
+
+    n_workers = max(1, min(_effective_n_jobs(n_jobs), len(jobs)))
+    budget = threads or os.cpu_count() or 1
+    blas = max(1, budget // n_workers) if (n_workers > 1 or threads) else None
+    tasks = [(ds.subset(rows), val_ds, options, f, blas) for f, rows in jobs]
+    points = []
+    for point in _run(tasks, n_workers):
+        points.append(point)
+        if progress is not None:
+            progress(point)
+
+    higher = ds.task != "regression"
+    chance, scale = _chance_and_scale(ds, train_rows, val_ds)
+    metric = metrics.main_metric_name(ds.task)
+    return LearningCurveResult(
+        metric=metric, higher_is_better=higher, chance_score=chance, points=points,
+        n_val=int(val_ds.n_samples),
+        n_val_groups=None if val_ds.groups is None else int(len(np.unique(val_ds.groups))),
+        more_data=_more_data(points, higher, chance, scale, metric),
+        bias_variance=_bias_variance(points, higher, chance, scale, metric),
+        skipped=skipped, notes=notes, warnings=warnings, split=asdict(summary),
+        train_rows=[rows for _, rows in jobs], val_rows=val_rows,
+    )
+
+
+def _effective_n_jobs(n_jobs: int) -> int:
+    from joblib import effective_n_jobs
+
+    if n_jobs == 0:
+        raise ConfigError("--n-jobs must not be 0; use 1 for no parallelism or -1 for all cores")
+    return effective_n_jobs(n_jobs)
+
+
+def _run(tasks: list[tuple], n_workers: int):
+    """Yield each size's SizePoint in order: in this process, or from joblib's loky workers."""
+    if n_workers == 1:
+        for args in tasks:
+            yield _fit_size(*args)
+        return
+    from joblib import Parallel, delayed
+
+    yield from Parallel(n_jobs=n_workers, backend="loky", return_as="generator")(
+        delayed(_fit_size)(*args) for args in tasks)

@@ -1,0 +1,267 @@
+"""Drawing learning curves: a small text chart for the terminal, and matplotlib figures for files.
+
+``terminal_chart`` is a pure function returning a string (the CLI colours it). The file plots use
+matplotlib's object-oriented API on an Agg canvas (no pyplot), so they never need a display and
+never switch the backend of a notebook that imports this module; matplotlib itself is imported only
+when a file is drawn. Files are rendered in memory and written atomically: a failure leaves no
+partial plot behind.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = ["PLOT_FORMATS", "TRAIN_CHAR", "VAL_CHAR", "BOTH_CHAR", "plot_format", "terminal_chart",
+           "plot_curves", "plot_learning_curve"]
+
+PLOT_FORMATS = ("png", "svg", "pdf")
+PNG_DPI = 150  # sharp on a laptop screen and in a slide, ~100 kB per figure
+
+# The terminal chart's marks; the CLI colours them (train blue, validation orange like the plots).
+TRAIN_CHAR = "•"
+VAL_CHAR = "×"
+BOTH_CHAR = "*"  # both curves fall into the same cell
+BEST_CHAR = "│"  # the best (lowest validation loss) epoch's column
+BASELINE_CHAR = "┄"  # the no-skill loss, where no curve is drawn
+_Y_LABEL_WIDTH = 9
+
+TRAIN_COLOUR, VAL_COLOUR = "#1f77b4", "#ff7f0e"  # matplotlib's first two colours: colour-blind safe
+
+
+def plot_format(path: str) -> str:
+    """The file format for ``--plot PATH`` from its extension: png, svg or pdf.
+
+    Raises ConfigError for any other extension (checked before any work is done)."""
+    ext = os.path.splitext(str(path))[1].lower().lstrip(".")
+    if ext not in PLOT_FORMATS:
+        shown = f"'.{ext}'" if ext else "no extension"
+        raise ConfigError(f"--plot {path}: unsupported file type ({shown}); use a .png, .svg or .pdf file name")
+    return ext
+
+
+# --- the terminal chart --------------------------------------------------------------------------
+
+
+def _column_means(y: np.ndarray, width: int) -> np.ndarray:
+    """(width,) mean of the finite values of ``y`` falling into each column (NaN where none do);
+    with fewer points than columns, each point sits in its own column, spread over the width."""
+    n = len(y)
+    cols = np.full(width, np.nan)
+    if n == 0:
+        return cols
+    if n <= width:
+        where = np.round(np.arange(n) * (width - 1) / max(n - 1, 1)).astype(int)
+        cols[where] = y
+        return cols
+    edges = np.linspace(0, n, width + 1).round().astype(int)
+    for c in range(width):
+        chunk = y[edges[c]:edges[c + 1]]
+        chunk = chunk[np.isfinite(chunk)]
+        if chunk.size:
+            cols[c] = chunk.mean()
+    return cols
+
+
+def _epoch_column(epoch: int, n: int, width: int) -> int:
+    """The chart column holding 1-based ``epoch`` of ``n`` (the inverse of ``_column_means``)."""
+    if n <= width:
+        return int(round((epoch - 1) * (width - 1) / max(n - 1, 1)))
+    return int(min(width - 1, (epoch - 1) * width // n))
+
+
+def _tick(v: float) -> str:
+    return f"{v:.3g}".rjust(_Y_LABEL_WIDTH - 2)
+
+
+def terminal_chart(
+    train: Sequence[float],
+    val: Sequence[float],
+    *,
+    width: int = 60,
+    height: int = 12,
+    best_epoch: int | None = None,
+    baseline: float | None = None,
+    train_name: str = "train",
+    val_name: str = "validation",
+    best_name: str = "best epoch",
+) -> str:
+    """Both curves as ``height`` lines of ``width`` character cells, plus axes and a legend.
+
+    train, val: (n_epochs,) values, NaN = missing. Epoch k is the k-th value (1-based). Long runs
+    are averaged into ``width`` columns; ``best_epoch`` marks its column with a vertical bar and a
+    ``▲`` under the axis; ``baseline`` draws a dotted row when it lies within twice the curves'
+    range (a far-away baseline would squash the curves into one line). Returns plain text.
+    """
+    if width < 10 or height < 3:
+        raise ValueError("terminal_chart needs width >= 10 and height >= 3")
+    tr, va = np.asarray(train, dtype=float), np.asarray(val, dtype=float)
+    n = max(len(tr), len(va))
+    finite = np.concatenate([tr[np.isfinite(tr)], va[np.isfinite(va)]])
+    if finite.size == 0:
+        return "(no finite values to draw)"
+    lo, hi = float(finite.min()), float(finite.max())
+    show_baseline = baseline is not None and math.isfinite(baseline) and (
+        lo - (hi - lo) <= baseline <= hi + (hi - lo))
+    if show_baseline:
+        lo, hi = min(lo, baseline), max(hi, baseline)
+    if hi - lo < 1e-12 * max(1.0, abs(hi)):  # a flat line: give it a little room
+        lo, hi = lo - 0.5 * max(abs(lo), 1e-9), hi + 0.5 * max(abs(hi), 1e-9)
+
+    def row(v: float) -> int:
+        return int(round((hi - v) / (hi - lo) * (height - 1)))
+
+    grid = [[" "] * width for _ in range(height)]  # (height, width)
+    best_col = None
+    if best_epoch is not None and 1 <= best_epoch <= n:
+        best_col = _epoch_column(best_epoch, n, width)
+        for r in range(height):
+            grid[r][best_col] = BEST_CHAR
+    if show_baseline:
+        r = row(baseline)
+        for c in range(width):
+            if grid[r][c] == " ":
+                grid[r][c] = BASELINE_CHAR
+    train_cols, val_cols = _column_means(tr, width), _column_means(va, width)
+    for c in range(width):
+        rt = row(train_cols[c]) if np.isfinite(train_cols[c]) else None
+        rv = row(val_cols[c]) if np.isfinite(val_cols[c]) else None
+        if rt is not None:
+            grid[rt][c] = TRAIN_CHAR
+        if rv is not None:
+            grid[rv][c] = BOTH_CHAR if rv == rt else VAL_CHAR
+
+    lines = []
+    for r in range(height):
+        label = _tick(hi) if r == 0 else _tick(lo) if r == height - 1 else " " * (_Y_LABEL_WIDTH - 2)
+        lines.append(f"{label} ┤{''.join(grid[r])}")
+    lines.append(" " * (_Y_LABEL_WIDTH - 1) + "└" + "─" * width)
+    axis = [" "] * width
+    first, last = "1", str(n)
+    axis[:len(first)] = first
+    axis[width - len(last):] = last
+    if best_col is not None:
+        axis[best_col] = "▲"
+    lines.append(" " * _Y_LABEL_WIDTH + "".join(axis).rstrip() + "  epoch")
+    legend = f"{TRAIN_CHAR} {train_name}   {VAL_CHAR} {val_name}   {BOTH_CHAR} both"
+    if best_col is not None:
+        legend += f"   {BEST_CHAR} {best_name} {best_epoch}"
+    if show_baseline:
+        legend += f"   {BASELINE_CHAR} baseline {baseline:.3g}"
+    lines.append(" " * _Y_LABEL_WIDTH + legend)
+    return "\n".join(lines)
+
+
+# --- matplotlib figures ----------------------------------------------------------------------------
+
+
+def _figure(ncols: int = 1):
+    """A Figure on an Agg canvas: no pyplot, no global backend state, no display needed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4 * ncols if ncols > 1 else 7.0, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str) -> None:
+    """Render to memory in the format named by the extension, then write atomically."""
+    from .model_io import _atomic_write
+
+    fmt = plot_format(path)
+    buf = io.BytesIO()
+    # No creation date in SVG/PDF metadata: the same curves give the same file.
+    metadata = {"Date": None} if fmt in ("svg", "pdf") else None
+    fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=metadata)
+    data = buf.getvalue()
+    _atomic_write(path, lambda fh: fh.write(data))
+
+
+def plot_curves(
+    path: str,
+    train: Sequence[float],
+    val: Sequence[float],
+    *,
+    ylabel: str = "loss",
+    title: str | None = None,
+    best_epoch: int | None = None,
+    divergence_epoch: int | None = None,
+    baseline: float | None = None,
+    train_eval: Sequence[float] | None = None,
+    best_label: str | None = None,
+) -> None:
+    """Draw per-epoch training and validation curves to ``path`` (.png, .svg or .pdf).
+
+    Marks the best epoch (a dot on the validation curve and a dotted line), the divergence epoch
+    (a dashed line, when the run overfits), the baseline (no-skill) level as a grey dashed line,
+    and the inference-mode training curve (thin, dotted) when given. Epoch k is the k-th value;
+    ``best_label`` names the best-epoch mark in the legend (default "best epoch N").
+    """
+    plot_format(path)
+    tr, va = np.asarray(train, dtype=float), np.asarray(val, dtype=float)
+    epochs = np.arange(1, len(tr) + 1)
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot(epochs, tr, color=TRAIN_COLOUR, label="training")
+    if train_eval is not None:
+        te = np.asarray(train_eval, dtype=float)
+        if np.isfinite(te).any():
+            ax.plot(epochs, te, color=TRAIN_COLOUR, linestyle=":", linewidth=1.2,
+                    label="training (inference mode)")
+    ax.plot(epochs, va, color=VAL_COLOUR, label="validation")
+    if baseline is not None and math.isfinite(baseline):
+        ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label=f"baseline {baseline:.3g}")
+    if best_epoch is not None and 1 <= best_epoch <= len(va) and np.isfinite(va[best_epoch - 1]):
+        ax.axvline(best_epoch, color="0.35", linestyle=":", linewidth=1)
+        ax.plot([best_epoch], [va[best_epoch - 1]], "o", color=VAL_COLOUR, markeredgecolor="black",
+                label=best_label or f"best epoch {best_epoch}")
+    if divergence_epoch is not None and 1 <= divergence_epoch <= len(va):
+        ax.axvline(divergence_epoch, color="#d62728", linestyle="--", linewidth=1.2,
+                   label=f"divergence (epoch {divergence_epoch})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_learning_curve(
+    path: str,
+    n_train: Sequence[int],
+    train_score: Sequence[float],
+    val_score: Sequence[float],
+    train_loss: Sequence[float],
+    val_loss: Sequence[float],
+    *,
+    score_name: str,
+    chance_score: float | None = None,
+    title: str | None = None,
+) -> None:
+    """Draw the sample-size learning curve to ``path``: the main score (left) and the loss (right)
+    of the training and validation sets against the number of training samples."""
+    plot_format(path)
+    x = np.asarray(n_train, dtype=float)
+    fig = _figure(ncols=2)
+    left, right = fig.subplots(1, 2)
+    for ax, tr, va, name in ((left, train_score, val_score, score_name), (right, train_loss, val_loss, "loss")):
+        ax.plot(x, tr, "o-", color=TRAIN_COLOUR, label="training")
+        ax.plot(x, va, "s-", color=VAL_COLOUR, label="validation")
+        ax.set_xlabel("training samples")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    if chance_score is not None and math.isfinite(chance_score):
+        left.axhline(chance_score, color="grey", linestyle="--", linewidth=1, label=f"no skill {chance_score:.3g}")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    _save(fig, path)

@@ -1,0 +1,186 @@
+"""The sample-size learning curve: nested stratified group subsets, a fixed validation side, results
+that do not depend on --n-jobs, the two answers, and the command."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, replace
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlpcli import data
+from mlpcli.cli import cli
+from mlpcli.config import TrainOptions
+from mlpcli.errors import ConfigError
+from mlpcli.learning_curve import (
+    BIAS_LEVEL, HELPS_PER_DOUBLING, VARIANCE_GAP, SizePoint, _bias_variance, _missing_classes, _more_data,
+    learning_curve, nested_group_subsets, parse_fractions,
+)
+from tables import write_table
+
+FAST = TrainOptions(hidden=[8], epochs=12, patience=50, seed=3)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    return write_table(tmp_path_factory.mktemp("lc"), n_patients=40, per_patient=2, n_features=8)
+
+
+@pytest.fixture(scope="module")
+def curve(table):
+    return learning_curve(table, replace(FAST), n_jobs=1)
+
+
+# --- subsets -----------------------------------------------------------------------------------------
+
+
+def test_subsets_are_nested_whole_groups_and_stratified():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"P{i:02d}" for i in range(30)], 3)  # (90,)
+    classes = np.repeat(np.arange(30) % 3, 3)
+    order = rng.permutation(90)  # row order must not matter
+    groups, classes = groups[order], classes[order]
+    fractions = (0.1, 0.25, 0.5, 0.75, 1.0)
+    subsets = nested_group_subsets(groups, fractions, seed=7, strata=classes)
+    assert len(subsets) == 5 and len(subsets[-1]) == 90
+    for small, large in zip(subsets, subsets[1:]):
+        assert set(small) < set(large)
+    for f, rows in zip(fractions, subsets):
+        chosen = set(groups[rows])
+        assert len(rows) == 3 * len(chosen)  # whole groups: every row of a chosen group
+        assert set(classes[rows]) == {0, 1, 2}  # every class at every size
+        assert len(chosen) == sum(int(np.ceil(f * 10 - 1e-9)) for _ in range(3))
+    again = nested_group_subsets(groups, fractions, seed=7, strata=classes)
+    assert all(np.array_equal(a, b) for a, b in zip(subsets, again))
+    other = nested_group_subsets(groups, fractions, seed=8, strata=classes)
+    assert not np.array_equal(subsets[1], other[1])
+
+
+def test_parse_fractions():
+    assert parse_fractions("1, 0.5,10%") == (0.1, 0.5, 1.0)
+    assert parse_fractions([0.25, 0.25, 1]) == (0.25, 1.0)
+    for bad in ("0", "1.5", "half", ""):
+        with pytest.raises(ConfigError, match="--fractions"):
+            parse_fractions(bad)
+
+
+def test_missing_classes_reports_absent_classes_and_constant_labels():
+    X = np.zeros((6, 1))
+    ds = data.Dataset(X=X, y=np.array([0, 0, 1, 1, 2, 2]), feature_names=["f"], task="multiclass",
+                      classes=["a", "b", "c"])
+    assert _missing_classes(ds, np.array([0, 2]), np.arange(6)) == ["c"]
+    assert _missing_classes(ds, np.array([0, 2, 4]), np.arange(6)) == []
+    ml = data.Dataset(X=X, y=np.array([[1, 0], [0, 0], [1, 1], [0, 0], [1, 0], [0, 1]], float),
+                      feature_names=["f"], task="multilabel", classes=["L1", "L2"])
+    assert _missing_classes(ml, np.array([0, 1, 3]), np.arange(6)) == ["L2"]
+
+
+# --- the curve on a small table ------------------------------------------------------------------------
+
+
+def test_validation_groups_are_fixed_and_never_trained_on(table, curve):
+    frame = data.read_table(table)
+    roles, _ = data.resolve_roles(frame.columns)
+    ds = data.Dataset.from_frame(frame, roles)
+    _, val_rows, _ = data.split(ds, FAST.val_size, FAST.seed)
+    assert np.array_equal(curve.val_rows, val_rows)
+    val_groups = set(ds.groups[val_rows])
+    for rows in curve.train_rows:
+        assert not val_groups & set(ds.groups[rows])
+    for small, large in zip(curve.train_rows, curve.train_rows[1:]):
+        assert set(small) < set(large)
+    assert [p.n_train for p in curve.points] == [len(r) for r in curve.train_rows]
+    assert curve.points[-1].n_train + curve.n_val == ds.n_samples
+    assert all(p.n_groups * 2 == p.n_train for p in curve.points)
+
+
+def test_points_and_answers(curve):
+    assert curve.metric == "balanced_accuracy" and curve.higher_is_better
+    assert curve.chance_score == pytest.approx(1 / 3)
+    assert len(curve.points) == 5 and curve.skipped == []
+    for p in curve.points:
+        assert 0 <= p.train_score <= 1 and 0 <= p.val_score <= 1
+        assert 1 <= p.best_epoch <= p.epochs_run <= FAST.epochs
+        assert p.train_loss > 0 and p.val_loss > 0
+    assert curve.more_data["verdict"] in ("helps", "plateaued")
+    assert curve.bias_variance["verdict"] in ("bias", "variance", "both", "neither")
+    doc = json.loads(json.dumps(curve.to_dict()))
+    assert len(doc["sizes"]) == 5 and {"more_data", "bias_variance", "chance_score"} <= set(doc)
+
+
+def test_n_jobs_1_and_2_give_identical_results(table, curve):
+    two = learning_curve(table, replace(FAST), n_jobs=2)
+
+    def strip(points):
+        return [{k: v for k, v in asdict(p).items() if k != "seconds"} for p in points]
+
+    assert strip(two.points) == strip(curve.points)
+    assert two.more_data == curve.more_data and two.bias_variance == curve.bias_variance
+
+
+# --- the two answers, on made-up points ----------------------------------------------------------------
+
+
+def _points(val_scores, train_scores, sizes=(50, 100, 200)):
+    return [SizePoint(fraction=0, n_train=n, n_groups=None, train_score=t, val_score=v, train_loss=1, val_loss=1,
+                      baseline_val_loss=1, best_epoch=1, epochs_run=1, seconds=0, curve_label=None)
+            for n, t, v in zip(sizes, train_scores, val_scores)]
+
+
+def test_more_data_helps_or_plateaus_per_doubling():
+    chance, scale = 0.5, 0.5  # binary balanced accuracy
+    step = 2 * HELPS_PER_DOUBLING * scale  # twice the threshold per doubling
+    helps = _more_data(_points([0.7, 0.7 + step, 0.7 + 2 * step], [1, 1, 1]), True, chance, scale, "balanced_accuracy")
+    assert helps["verdict"] == "helps" and helps["score_change_per_doubling"] == pytest.approx(step)
+    flat = _more_data(_points([0.8, 0.801, 0.80], [1, 1, 1]), True, chance, scale, "balanced_accuracy")
+    assert flat["verdict"] == "plateaued"
+    # RMSE: lower is better, so a falling validation RMSE is the improvement
+    rmse = _more_data(_points([2.0, 1.6, 1.2], [0.5] * 3), False, 3.0, 3.0, "rmse")
+    assert rmse["verdict"] == "helps" and rmse["score_change_per_doubling"] < 0
+    single = _more_data(_points([0.8], [1]), True, chance, scale, "balanced_accuracy")
+    assert single["verdict"] is None
+
+
+@pytest.mark.parametrize("train,val,verdict", [
+    (0.99, 0.97, "neither"),
+    (1.00, 0.80, "variance"),
+    (0.70, 0.68, "bias"),
+    (0.70, 0.55, "both"),
+], ids=["neither", "variance", "bias", "both"])
+def test_bias_or_variance(train, val, verdict):
+    chance, scale = 0.5, 0.5
+    out = _bias_variance(_points([val], [train], sizes=(100,)), True, chance, scale, "balanced_accuracy")
+    assert out["verdict"] == verdict
+    assert (out["train_error"] >= BIAS_LEVEL) == (verdict in ("bias", "both"))
+    assert (out["gap"] >= VARIANCE_GAP) == (verdict in ("variance", "both"))
+
+
+# --- the command ----------------------------------------------------------------------------------------
+
+
+def test_learning_curve_command_json_and_svg(table, tmp_path):
+    out = tmp_path / "lc.svg"
+    res = CliRunner().invoke(cli, ["diagnose", "--learning-curve", table, "--hidden", "8", "--epochs", "8",
+                                   "--fractions", "0.5,1", "--plot", str(out), "--json", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [s["fraction"] for s in doc["sizes"]] == [0.5, 1.0]
+    assert doc["more_data"]["verdict"] in ("helps", "plateaued") and doc["plot"] == str(out)
+    assert ET.parse(out).getroot().tag.endswith("svg")
+
+
+def test_learning_curve_command_table_and_answers(table):
+    res = CliRunner().invoke(cli, ["diagnose", "--learning-curve", table, "--hidden", "8", "--epochs", "8",
+                                   "--fractions", "0.5,1"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    for needle in ("Sample-size learning curve", "val bal. acc.", "Does more data still help?", "Bias or variance?"):
+        assert needle in res.stdout, needle
+    assert "50% of the training groups" in res.stderr
+
+
+def test_learning_curve_bad_fractions_is_a_clean_error(table):
+    res = CliRunner().invoke(cli, ["diagnose", "--learning-curve", table, "--fractions", "0,1"])
+    assert res.exit_code == 1 and "--fractions" in res.output and "Traceback" not in res.output
