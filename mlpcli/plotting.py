@@ -30,7 +30,7 @@ VAL_CHAR = "×"
 BOTH_CHAR = "*"  # both curves fall into the same cell
 BEST_CHAR = "│"  # the best (lowest validation loss) epoch's column
 BASELINE_CHAR = "┄"  # the no-skill loss, where no curve is drawn
-_Y_LABEL_WIDTH = 9
+_Y_LABEL_WIDTH = 10  # room for ticks such as "0.000316" or "-3.16e-05"
 
 TRAIN_COLOUR, VAL_COLOUR = "#1f77b4", "#ff7f0e"  # matplotlib's first two colours: colour-blind safe
 
