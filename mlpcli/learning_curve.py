@@ -23,9 +23,7 @@ not depend on ``n_jobs``. BLAS threads are capped per worker so workers do not o
 from __future__ import annotations
 
 import math
-import os
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
@@ -34,6 +32,7 @@ import numpy as np
 from . import data, metrics, pipeline
 from .config import TrainOptions
 from .errors import ConfigError, DataError
+from .parallel import Plan, local_workers, run
 from .training import evaluate_loss
 
 __all__ = ["DEFAULT_FRACTIONS", "SizePoint", "LearningCurveResult", "learning_curve", "nested_group_subsets",
@@ -168,14 +167,6 @@ def _missing_classes(ds: data.Dataset, rows: np.ndarray, reference: np.ndarray) 
 # --- one size ----------------------------------------------------------------------------------------
 
 
-def _blas_limit(threads: int | None):
-    if not threads:
-        return nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=threads)
-
-
 def _scores(task: str, n_classes: int, out: np.ndarray, y_fit: np.ndarray, y_orig: np.ndarray,
             scaling: tuple[np.ndarray, np.ndarray] | None) -> float:
     """The main metric from raw outputs: balanced accuracy, or RMSE in the target's own units."""
@@ -185,25 +176,23 @@ def _scores(task: str, n_classes: int, out: np.ndarray, y_fit: np.ndarray, y_ori
     return metrics.main_metric_from_outputs(task, n_classes)(out, y_fit)
 
 
-def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOptions, fraction: float,
-              blas_threads: int | None) -> SizePoint:
+def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOptions, fraction: float) -> SizePoint:
     """Train a fresh model on ``train_ds`` (preprocessing refitted on it) and score it.
 
-    Mirrors the middle of ``pipeline.train``; module-level so joblib can send it to a worker."""
+    Module-level so joblib can send it to a worker."""
     from .diagnosis import diagnose
 
     started = time.perf_counter()
-    with _blas_limit(blas_threads):
-        run = pipeline.fit_datasets(train_ds, val_ds, options)
-        result, n_classes = run.result, len(train_ds.classes)
-        scaling = None
-        if run.target_scaling:
-            scaling = (np.asarray(run.target_scaling["mean"]), np.asarray(run.target_scaling["sd"]))
-        # restored best weights
-        train_loss, train_out = evaluate_loss(run.network, run.setup.loss, run.X_train, run.y_train, run.sample_weight)
-        val_loss, val_out = evaluate_loss(run.network, run.setup.loss, run.X_val, run.y_val, run.val_sample_weight)
-        train_score = _scores(train_ds.task, n_classes, train_out, run.y_train, train_ds.y, scaling)
-        val_score = _scores(train_ds.task, n_classes, val_out, run.y_val, val_ds.y, scaling)
+    fitted = pipeline.fit_datasets(train_ds, val_ds, options)
+    result, n_classes = fitted.result, len(train_ds.classes)
+    scaling = None
+    if fitted.target_scaling:
+        scaling = (np.asarray(fitted.target_scaling["mean"]), np.asarray(fitted.target_scaling["sd"]))
+    # Scored with the restored best weights.
+    train_loss, train_out = evaluate_loss(fitted.network, fitted.setup.loss, fitted.X_train, fitted.y_train, fitted.sample_weight)
+    val_loss, val_out = evaluate_loss(fitted.network, fitted.setup.loss, fitted.X_val, fitted.y_val, fitted.val_sample_weight)
+    train_score = _scores(train_ds.task, n_classes, train_out, fitted.y_train, train_ds.y, scaling)
+    val_score = _scores(train_ds.task, n_classes, val_out, fitted.y_val, val_ds.y, scaling)
     h = result.history
     label = None
     if len(h) >= 3:
@@ -347,15 +336,11 @@ def learning_curve(
     if not jobs:
         raise DataError(f"no training-set size contains every class: {'; '.join(skipped)}; use larger --fractions")
 
-    n_workers = max(1, min(_effective_n_jobs(n_jobs), len(jobs)))
-    budget = threads or os.cpu_count() or 1
-    blas = max(1, budget // n_workers) if (n_workers > 1 or threads) else None
-    tasks = [(ds.subset(rows), val_ds, options, f, blas) for f, rows in jobs]
-    points = []
-    for point in _run(tasks, n_workers):
-        points.append(point)
-        if progress is not None:
-            progress(point)
+    # BLAS threads per fit are the same whatever n_jobs (parallel.py says why), so the curve does
+    # not depend on how many sizes run side by side.
+    plan = Plan(backend="loky", n_jobs=min(local_workers(n_jobs), len(jobs)), threads=threads)
+    points = run([(_fit_size, (ds.subset(rows), val_ds, options, f)) for f, rows in jobs], plan,
+                 on_result=progress)
 
     higher = ds.task != "regression"
     chance, scale = _chance_and_scale(ds, train_rows, val_ds)
@@ -369,23 +354,3 @@ def learning_curve(
         skipped=skipped, notes=notes, warnings=warnings, split=asdict(summary),
         train_rows=[rows for _, rows in jobs], val_rows=val_rows,
     )
-
-
-def _effective_n_jobs(n_jobs: int) -> int:
-    from joblib import effective_n_jobs
-
-    if n_jobs == 0:
-        raise ConfigError("--n-jobs must not be 0; use 1 for no parallelism or -1 for all cores")
-    return effective_n_jobs(n_jobs)
-
-
-def _run(tasks: list[tuple], n_workers: int):
-    """Yield each size's SizePoint in order: in this process, or from joblib's loky workers."""
-    if n_workers == 1:
-        for args in tasks:
-            yield _fit_size(*args)
-        return
-    from joblib import Parallel, delayed
-
-    yield from Parallel(n_jobs=n_workers, backend="loky", return_as="generator")(
-        delayed(_fit_size)(*args) for args in tasks)

@@ -13,10 +13,8 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +22,7 @@ from .engine import MLP
 from .engine import losses as loss_mod
 from .engine.functional import sigmoid, softmax
 from .errors import ModelFileError
+from .fileio import atomic_write
 
 FORMAT = "mlpcli-model"
 FORMAT_VERSION = 1
@@ -71,30 +70,6 @@ class Model:
         return out
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(fileobj)`` to a temporary file beside ``path``, then rename."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save(model: Model, path: str | os.PathLike) -> None:
     """Write ``model`` to ``path`` atomically."""
     pre_meta, pre_arrays = model.preprocessor.state()
@@ -131,7 +106,7 @@ def save(model: Model, path: str | os.PathLike) -> None:
             zf.writestr("model.json", text)
             zf.writestr("weights.npz", weights)
 
-    _atomic_write(Path(path), write)
+    atomic_write(path, write)
 
 
 def _jsonable(o):

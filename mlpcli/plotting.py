@@ -173,7 +173,7 @@ def _figure(ncols: int = 1):
 
 def _save(fig, path: str) -> None:
     """Render to memory in the format named by the extension, then write atomically."""
-    from .model_io import _atomic_write
+    from .fileio import atomic_write
 
     fmt = plot_format(path)
     buf = io.BytesIO()
@@ -181,7 +181,7 @@ def _save(fig, path: str) -> None:
     metadata = {"Date": None} if fmt in ("svg", "pdf") else None
     fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=metadata)
     data = buf.getvalue()
-    _atomic_write(path, lambda fh: fh.write(data))
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def plot_curves(

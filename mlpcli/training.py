@@ -218,7 +218,7 @@ def fit(
     try:
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
-            opt.lr = _scheduled_lr(config, lr0, opt.lr, epoch)
+            opt.lr = scheduled_lr(config, lr0, opt.lr, epoch)
             train_loss = run_epoch(net, loss, X_train, y_train, opt, config.batch_size, rng, sample_weight,
                                    penalty, config.augment_noise, config.clip_norm)
             if not np.isfinite(train_loss):
@@ -271,7 +271,7 @@ def fit(
     )
 
 
-def _scheduled_lr(cfg: FitConfig, lr0: float, current: float, epoch: int) -> float:
+def scheduled_lr(cfg: FitConfig, lr0: float, current: float, epoch: int) -> float:
     """Cosine annealing from lr0 towards 0 over the run; plateau and none keep the current rate."""
     if cfg.lr_schedule == "cosine":
         return MIN_LR + 0.5 * (lr0 - MIN_LR) * (1.0 + math.cos(math.pi * (epoch - 1) / max(1, cfg.epochs)))

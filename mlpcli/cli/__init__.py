@@ -15,9 +15,11 @@ import click
 
 from .. import __version__
 from ._common import CONTEXT_SETTINGS
+from .cv import cv
 from .diagnose import diagnose
 from .gradcheck import gradcheck
 from .train import _Progress, train
+from .tune import tune
 
 __all__ = ["cli", "main", "_Progress"]
 
@@ -41,7 +43,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 
-for _command in (train, gradcheck, diagnose):
+for _command in (train, gradcheck, diagnose, cv, tune):
     cli.add_command(_command)
 
 

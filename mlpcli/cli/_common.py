@@ -137,9 +137,9 @@ def role_options(fn):
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    from ..model_io import _atomic_write
+    from ..fileio import write_text_atomic as _write
 
-    _atomic_write(Path(path), lambda fh: fh.write(text.encode()))
+    _write(path, text)
 
 
 

@@ -21,7 +21,7 @@ from ._common import (
     CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
     stderr_console, stdout_console, threads_option,
 )
-from .train import _load_config_defaults, options_from_params, train_options
+from .train import config_option, options_from_params, train_options
 
 _LABEL_STYLE = {
     "good_fit": "green", "overfit": "red", "underfit_capacity": "red", "underfit_stopped_early": "yellow",
@@ -363,8 +363,7 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
               help="--learning-curve: training-set sizes as fractions of the training groups.")
 @click.option("--n-jobs", type=int, default=1, show_default=True,
               help="--learning-curve: sizes trained in parallel (-1: all cores).")
-@click.option("--config", type=click.Path(dir_okay=False), callback=_load_config_defaults, is_eager=True,
-              expose_value=False, help="--learning-curve: TOML file of train options; command-line flags win.")
+@config_option("--learning-curve: TOML file of train options; command-line flags win.")
 @train_options
 @threads_option
 @click.option("-q", "--quiet", is_flag=True, help="--learning-curve: no progress or notes on stderr.")

@@ -35,6 +35,12 @@ def _load_config_defaults(ctx: click.Context, param, value):
     return value
 
 
+def config_option(help: str = "TOML file of options (keys mirror the option names); command-line flags win."):
+    """--config FILE.toml for every command that takes the train options."""
+    return click.option("--config", type=click.Path(dir_okay=False), callback=_load_config_defaults, is_eager=True,
+                        expose_value=False, help=help)
+
+
 class _Progress:
     """Renders the fit loop's per-epoch callback: a rich bar on a terminal, a line every few
     epochs in logs (HPC batch jobs), nothing with --quiet."""
@@ -196,8 +202,7 @@ def options_from_params(params: dict):
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--config", type=click.Path(dir_okay=False), callback=_load_config_defaults, is_eager=True, expose_value=False,
-              help="TOML file of options (keys mirror the option names); command-line flags win.")
+@config_option()
 @train_options
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @click.option("--history", "history_path", default=None, type=click.Path(dir_okay=False), help="Write the per-epoch table (CSV).")

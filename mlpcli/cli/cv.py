@@ -1,0 +1,222 @@
+"""`mlpcli cv`: grouped, stratified K-fold cross-validation of a training configuration.
+
+Also home of the options and helpers that `tune` shares: --n-jobs / --backend / --scheduler, the
+fold progress display and the atomic table writer.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from ._common import (
+    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
+    stderr_console, stdout_console,
+)
+from .train import config_option, options_from_params, train_options
+
+# --------------------------------------------------------------------------- shared with tune
+
+
+def parallel_options(fn):
+    """--n-jobs, --backend, --scheduler and --threads: where the folds and grid points run."""
+    decorators = [
+        click.option("--n-jobs", type=int, default=1, show_default=True,
+                     help="Fits to run at once on this machine (joblib loky processes; -1: every core)."),
+        click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
+                     help="loky: local processes; dask: a Dask cluster (needs --scheduler and mlpcli[dask])."),
+        click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                     help="Address of the Dask scheduler (with --backend dask); see docs/cluster.md."),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="BLAS threads per fit, in every backend  [default: 1, so N workers use N cores and "
+                          "results do not depend on the backend]"),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def make_plan(n_jobs: int, backend: str, scheduler: str | None, threads: int | None):
+    """The library's parallel.Plan; contradictory flags are usage errors (exit 2)."""
+    from ..parallel import Plan
+
+    if scheduler and backend != "dask":
+        raise click.UsageError("--scheduler applies to --backend dask only; add --backend dask")
+    if backend == "dask" and not scheduler:
+        raise click.UsageError("--backend dask needs --scheduler tcp://HOST:PORT (the address `dask scheduler` prints)")
+    if n_jobs == 0:
+        raise click.BadParameter("must not be 0; use 1 for no parallelism or -1 for every core", param_hint="--n-jobs")
+    # On Dask, --n-jobs 1 (the default) would serialise the cluster: use every worker thread instead.
+    jobs = None if backend == "dask" and n_jobs == 1 else n_jobs
+    return Plan(backend=backend, n_jobs=jobs, scheduler=scheduler, threads=threads)
+
+
+class FitProgress:
+    """Counts finished fits: a rich bar on a terminal, a line per tenth in logs, nothing with --quiet."""
+
+    def __init__(self, what: str, quiet: bool):
+        self.what, self.quiet = what, quiet
+        self.console = stderr_console(quiet)
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self.console.is_terminal:
+            if self.bar is None:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                self.bar = Progress(TextColumn(self.what), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
+                                    console=self.console, transient=True)
+                self.task = self.bar.add_task(self.what, total=total)
+                self.bar.start()
+            self.bar.update(self.task, completed=done, total=total)
+        elif done == total or done % max(1, total // 10) == 0:
+            self.console.print(f"{self.what}: {done}/{total} done")
+
+
+def write_frame_atomic(frame, path: str) -> None:
+    """A DataFrame as csv (tab-separated for .tsv/.txt), compressed by a .gz/.bz2/.xz suffix;
+    written to a temporary file and renamed, so a failed run leaves no partial file."""
+    from ..fileio import atomic_write
+
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    compression = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}.get(suffixes[-1] if suffixes else "", None)
+    base = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    sep = "\t" if base in (".tsv", ".txt") else ","
+    buf = io.BytesIO()
+    frame.to_csv(buf, sep=sep, index=False, compression=compression, float_format="%.6g")
+    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def mean_sd(entry: dict | None) -> str:
+    if not entry or entry.get("mean") is None:
+        return "—"
+    return f"{entry['mean']:.4g} ± {entry['sd']:.2g}"
+
+
+def load_for_cv(data_file: str, options, err, quiet: bool):
+    """Read the table with the train command's roles; print what was picked up."""
+    from .. import pipeline
+
+    ds, notes = pipeline.load_dataset(data_file, options)
+    if ds.y is None or ds.task is None:
+        from ..errors import DataError
+
+        raise DataError("the table has no target column; name it with --target")
+    if not quiet:
+        render_notes(err, notes + ds.notes, ds.warnings)
+    return ds
+
+
+# --------------------------------------------------------------------------- the command
+
+
+_SHORT = {"balanced_accuracy": "bal. acc.", "accuracy": "accuracy", "f1_macro": "F1 macro", "roc_auc_ovr": "AUC (ovr)",
+          "roc_auc": "AUC", "log_loss": "log loss", "hamming_loss": "Hamming", "pearson_r": "Pearson r"}
+
+
+def metric_header(name: str) -> str:
+    return _SHORT.get(name, name.replace("_", " "))
+
+
+def _fold_table(result) -> Table:
+    from ..cv import HEADLINE_METRICS
+
+    keys = HEADLINE_METRICS[result.task]
+    table = Table(title=f"Cross-validation: {result.strategy}", title_justify="left")
+    if result.repeats > 1:
+        table.add_column("repeat", justify="right")
+    table.add_column("fold", justify="right", no_wrap=True)
+    grouped = any(f.n_groups_test is not None for f in result.folds)
+    table.add_column("train" + (" (groups)" if grouped else ""), justify="right", no_wrap=True)
+    table.add_column("test" + (" (groups)" if grouped else ""), justify="right", no_wrap=True)
+    table.add_column("best epoch", justify="right")
+    for k in keys:
+        table.add_column(metric_header(k), justify="right", no_wrap=True)
+
+    def size(n, g):
+        return f"{n} ({g})" if g is not None else str(n)
+
+    for f in result.folds:
+        row = [str(f.repeat + 1)] if result.repeats > 1 else []
+        row += [str(f.fold + 1), size(f.n_train, f.n_groups_train), size(f.n_test, f.n_groups_test), str(f.best_epoch)]
+        row += [fmt(f.metrics.get(k)) for k in keys]
+        table.add_row(*row)
+    summary = result.summary()
+    lead = [""] if result.repeats > 1 else []
+    table.add_section()
+    table.add_row(*lead, "mean", "", "", "", *[fmt((summary.get(k) or {}).get("mean")) for k in keys], style="bold")
+    table.add_row(*lead, "SD", "", "", "", *[fmt((summary.get(k) or {}).get("sd")) for k in keys])
+    return table
+
+
+@click.command("cv", context_settings=CONTEXT_SETTINGS)
+@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
+@config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Number of folds (whole groups per fold; stratified by class).")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Repeat the CV with reshuffled folds and reseeded networks (seed + r).")
+@click.option("--oof", "oof_path", type=click.Path(dir_okay=False), default=None,
+              help="Write out-of-fold predictions (.csv or .tsv, optionally .gz).")
+@train_options
+@parallel_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
+@json_option
+@debug_option
+@handle_errors
+def cv(data_file, folds, repeats, oof_path, n_jobs, backend, scheduler, threads, quiet, as_json, debug, **params):
+    """Cross-validate a training configuration with grouped, stratified K-fold.
+
+    No group (--group, default patient_id) is in both the training and the test part of a fold
+    (StratifiedGroupKFold). Inside each fold, preprocessing is fitted and early stopping is run
+    on the fold's training part only (--val-size of it); the test part is used for the metrics
+    alone. Prints each fold's metrics and their mean ± SD. Any train option applies.
+
+    \b
+    Examples:
+      mlpcli cv sample_data/tumour_subtypes.csv.gz --log1p --folds 5 --n-jobs 2
+      mlpcli cv cohort.csv --folds 5 --repeats 3 --oof oof.csv --json > cv.json
+      mlpcli cv cohort.csv --backend dask --scheduler tcp://10.0.0.5:8786
+    """
+    from .. import cv as cv_lib
+
+    plan = make_plan(n_jobs, backend, scheduler, threads)
+    options = options_from_params(params)
+    if oof_path:
+        check_writable(oof_path, "--oof")
+    err = stderr_console(quiet)
+    ds = load_for_cv(data_file, options, err, quiet)
+    if not quiet:
+        err.print(f"[dim]·[/] {folds * repeats} fits on {plan.describe()}")
+    with FitProgress("folds", quiet) as progress:
+        result = cv_lib.cross_validate(ds, options, folds=folds, repeats=repeats, plan=plan,
+                                       keep_predictions=bool(oof_path), progress=progress)
+    if oof_path:
+        write_frame_atomic(result.oof_frame(ds), oof_path)
+
+    if as_json:
+        doc = result.to_dict()
+        doc["oof"] = oof_path
+        doc["parallel"] = {"backend": plan.backend, "n_jobs": plan.n_jobs, "scheduler": plan.scheduler}
+        print_json(doc)
+        return
+    render_notes(err, [], result.warnings)
+    con = stdout_console()
+    con.print(_fold_table(result))
+    main = result.summary().get(result.metric)
+    con.print(f"{result.metric.replace('_', ' ')}: [bold]{mean_sd(main)}[/] over {len(result.folds)} folds "
+              f"({'higher' if result.higher_is_better else 'lower'} is better); {result.seconds:.1f} s"
+              + (f"; out-of-fold predictions in {oof_path}" if oof_path else ""), soft_wrap=True)

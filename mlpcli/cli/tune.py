@@ -1,0 +1,176 @@
+"""`mlpcli tune`: grid or random search scored by grouped cross-validation, optionally nested."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from ._common import (
+    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
+    stderr_console, stdout_console, threads_context,
+)
+from .cv import FitProgress, load_for_cv, make_plan, parallel_options, write_frame_atomic
+from .train import config_option, options_from_params, train_options
+
+
+def _value(v) -> str:
+    if isinstance(v, list):
+        return ",".join(map(str, v)) or "none"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _ranked_table(result, top: int) -> Table:
+    shown = result.points[:top]
+    table = Table(title=f"Tuning: {len(result.points)} of {result.grid_size} grid points", title_justify="left")
+    table.add_column("rank", justify="right")
+    for k in result.space:
+        table.add_column(k.replace("_", "-"), justify="right")
+    table.add_column(f"{result.metric.replace('_', ' ')} mean ± SD", justify="right")
+    table.add_column("best epochs", justify="right")
+    for p in shown:
+        score = "—" if p.mean is None else f"{p.mean:.4g} ± {p.sd:.2g}"
+        epochs = f"{min(p.epochs)}–{max(p.epochs)}" if p.epochs else "—"
+        table.add_row(str(p.rank), *[_value(p.setting[k]) for k in result.space], score, epochs,
+                      style="bold" if p.rank == 1 else None)
+    return table
+
+
+def _nested_table(result) -> Table:
+    from ..cv import format_setting
+
+    s = result.nested_summary()
+    table = Table(title=f"Nested CV, outer {result.nested_strategy}", title_justify="left")
+    table.add_column("outer fold", justify="right")
+    table.add_column("train / test", justify="right")
+    table.add_column("setting chosen by the inner CV")
+    table.add_column("inner mean ± SD", justify="right")
+    table.add_column(f"outer test {result.metric.replace('_', ' ')}", justify="right")
+    for o in result.nested:
+        inner = "—" if o.inner_mean is None else f"{o.inner_mean:.4g} ± {o.inner_sd:.2g}"
+        table.add_row(str(o.fold + 1), f"{len(o.train_rows)} / {len(o.test_rows)}", format_setting(o.chosen), inner,
+                      fmt(o.score))
+    table.add_section()
+    table.add_row("mean ± SD", "", "", "", "—" if s["mean"] is None else f"{s['mean']:.4g} ± {s['sd']:.2g}", style="bold")
+    return table
+
+
+@click.command("tune", context_settings=CONTEXT_SETTINGS)
+@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
+@config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
+@click.option("--grid", required=True,
+              help='Settings to try: "lr=1e-3,1e-2; l2=0,1e-4; dropout=0,0.3; hidden=64|128,64" — ";" between '
+                   'options, "," between values ("|" for hidden and class-weight).')
+@click.option("--random", "n_random", type=click.IntRange(min=1), default=None,
+              help="Try N settings drawn at random from the grid (seeded by --seed) instead of all.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Folds of the grouped CV that scores each setting (the inner CV with --nested).")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Repeat that CV with reshuffled folds and reseeded networks.")
+@click.option("--nested", is_flag=True,
+              help="Add an outer grouped CV: an honest estimate of the tuned model (each outer test fold "
+                   "is unseen by the tuning).")
+@click.option("--outer-folds", type=click.IntRange(min=2), default=5, show_default=True, help="Outer folds with --nested.")
+@click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the ranked results (.csv or .tsv, optionally .gz).")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Rows of the ranked table to print.")
+@click.option("--refit", is_flag=True, help="Train the best setting on all the data and save it (-o).")
+@click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False),
+              help="Model file for --refit.")
+@train_options
+@parallel_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
+@json_option
+@debug_option
+@handle_errors
+@click.pass_context
+def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, results_path, top, refit, out,
+         n_jobs, backend, scheduler, threads, quiet, as_json, debug, **params):
+    """Tune train options by grouped cross-validation: never on a test set.
+
+    Every setting of the grid (or --random N of them) is scored by the same grouped, stratified
+    K-fold CV as `mlpcli cv`; early stopping runs inside each fold's training part, so settings
+    such as lr, l2, dropout and patience are chosen on validation folds only. Options not in the
+    grid take their command-line values. --nested adds an outer CV for an honest estimate of the
+    whole tuning procedure; --refit trains the winner on all the data.
+
+    \b
+    Examples:
+      mlpcli tune sample_data/tumour_subtypes.csv.gz --log1p --epochs 60 \\
+          --grid "lr=1e-3,1e-2; l2=0,1e-4; dropout=0,0.3; hidden=64|128,64" --n-jobs 2
+      mlpcli tune cohort.csv --grid "dropout=0,0.2,0.4; patience=10,30" --random 4 --nested
+      mlpcli tune cohort.csv --grid "l2=0,1e-4,1e-3" --refit -o best.mlp --results tuning.csv
+    """
+    from .. import cv as cv_lib
+    from .. import model_io, pipeline
+
+    plan = make_plan(n_jobs, backend, scheduler, threads)
+    if ctx.get_parameter_source("out") == click.core.ParameterSource.COMMANDLINE and not refit:
+        raise click.UsageError("-o/--out names the model written by --refit; add --refit")
+    if refit and data_file == "-":
+        raise click.UsageError("--refit reads DATA again, so DATA must be a file, not standard input")
+    options = options_from_params(params)
+    space = cv_lib.parse_grid(grid, options)
+    if results_path:
+        check_writable(results_path, "--results")
+    if refit:
+        check_writable(out, "--out")
+    err = stderr_console(quiet)
+    ds = load_for_cv(data_file, options, err, quiet)
+    n_points = min(n_random or cv_lib.grid_size(space), cv_lib.grid_size(space))
+    if not quiet:
+        n_fits = n_points * folds * repeats
+        if nested:
+            n_fits += outer_folds * (n_points * folds * repeats + 1)
+        err.print(f"[dim]·[/] {n_points} setting(s) × {folds} folds{f' × {repeats} repeats' if repeats > 1 else ''}"
+                  f"{f' (+ nested over {outer_folds} outer folds)' if nested else ''}: {n_fits} fits on {plan.describe()}")
+    with FitProgress("fits", quiet) as progress:
+        result = cv_lib.tune(ds, options, space, folds=folds, repeats=repeats, n_random=n_random, nested=nested,
+                             outer_folds=outer_folds, plan=plan, progress=progress)
+    if results_path:
+        write_frame_atomic(result.results_frame(), results_path)
+
+    refit_doc = None
+    if refit:
+        best = cv_lib.best_options(options, result)
+        with threads_context(plan.blas_threads):  # as each fit of the tuning
+            outcome = pipeline.train(data_file, best)
+        outcome.model.extra["tuning"] = {
+            "grid": result.space, "setting": result.best.setting, "metric": result.metric,
+            "cv_mean": result.best.mean, "cv_sd": result.best.sd, "strategy": result.strategy,
+            "nested": result.nested_summary(),
+        }
+        model_io.save(outcome.model, out)
+        refit_doc = {"model": out, "setting": result.best.setting, "validation_metrics": outcome.val_metrics,
+                     "best_epoch": outcome.fit.best_epoch}
+
+    if as_json:
+        doc = result.to_dict()
+        doc["results"] = results_path
+        doc["refit"] = refit_doc
+        doc["parallel"] = {"backend": plan.backend, "n_jobs": plan.n_jobs, "scheduler": plan.scheduler}
+        print_json(doc)
+        return
+    render_notes(err, result.notes, result.warnings)
+    con = stdout_console()
+    con.print(_ranked_table(result, top))
+    con.print(f"scored by {result.strategy}; {result.metric.replace('_', ' ')}, "
+              f"{'higher' if result.higher_is_better else 'lower'} is better", soft_wrap=True)
+    if len(result.points) > top:
+        con.print(f"[dim]{len(result.points) - top} more rows in --results / --json[/]")
+    best = result.best
+    con.print(f"best: [bold]{cv_lib.format_setting(best.setting)}[/] — {result.metric.replace('_', ' ')} "
+              f"{'—' if best.mean is None else f'{best.mean:.4g} ± {best.sd:.2g}'} over {len(best.scores)} folds",
+              soft_wrap=True)
+    if result.nested is not None:
+        con.print(_nested_table(result))
+        s = result.nested_summary()
+        if s["mean"] is not None:
+            con.print(f"honest estimate of the tuned model: {result.metric.replace('_', ' ')} "
+                      f"[bold]{s['mean']:.4g} ± {s['sd']:.2g}[/] over {s['folds']} outer folds "
+                      "(the best inner score above is optimistic: it was used to choose)", soft_wrap=True)
+    if refit_doc:
+        con.print(f"refitted the best setting on all the data (early stopping on its grouped validation split): "
+                  f"model written to {out}", soft_wrap=True)
+    con.print(f"[dim]{result.seconds:.1f} s[/]")

@@ -1,0 +1,471 @@
+"""scikit-learn estimators around the NumPy engine: ``MLPClassifier`` and ``MLPRegressor``.
+
+They follow scikit-learn's conventions, so they work in a ``Pipeline``, ``cross_validate`` and
+``GridSearchCV`` and pass ``sklearn.utils.estimator_checks`` (see ``tests/test_estimators.py`` for
+the checks that are expected to fail and why)::
+
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from mlpcli.estimators import MLPClassifier
+
+    model = make_pipeline(StandardScaler(), MLPClassifier(hidden=(64,), dropout=0.3, l2=1e-4))
+    model.fit(X, y, mlpclassifier__groups=patients)   # early stopping on a grouped validation split
+
+Differences from ``mlpcli train`` worth knowing:
+
+* **No preprocessing inside.** Features are used as given; put a ``StandardScaler`` (and any
+  ``log1p`` / feature filter) in front of the estimator in a ``Pipeline``, so that cross-validation
+  fits it on each fold's training rows.
+* **Seeding** is ``random_state`` (scikit-learn's name for the CLI's ``--seed``). An int seeds the
+  initial weights, the dropout masks, the minibatch order and the early-stopping split, so the same
+  data, parameters and ``random_state`` give the same model; ``None`` draws a fresh seed per fit.
+  The default is 0, as on the command line.
+* **dtype** defaults to ``"float64"`` (exact enough for scikit-learn's invariance checks); pass
+  ``dtype="float32"`` for the CLI's faster arithmetic.
+* **Early stopping** (``early_stopping=True``) holds out ``validation_fraction`` of the rows —
+  of the groups when ``fit(..., groups=...)`` is given (no group on both sides), stratified by class
+  for classifiers — and restores the weights of the epoch with the lowest validation loss. With
+  ``early_stopping=False`` the network trains for ``epochs`` epochs on every row.
+* **Class weights** (``class_weight="balanced"`` or ``{label: weight}``) multiply each sample's loss
+  by its class's weight, which for cross-entropy and binary cross-entropy is the same as the CLI's
+  per-class factors; multi-label targets take ``"balanced"`` (per-label positive/negative weights).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
+
+from . import data, pipeline
+from .config import TrainOptions
+from .engine import MLP, activations, optim
+from .engine.functional import sigmoid, softmax
+from .errors import MlpcliError
+from .training import LR_SCHEDULES, FitConfig, scheduled_lr, build_optimizer, fit, run_epoch
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_CLASSIFIER_LOSSES = ("auto", "ce", "bce", "focal", "hinge")
+_REGRESSOR_LOSSES = ("auto", "mse", "mae", "huber")
+_PREDICT_CHUNK = 8192  # rows per forward pass at prediction time, to bound memory
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared fitting code; subclasses encode targets and turn raw outputs into predictions."""
+
+    _losses: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ parameters, checked in one place
+    def _check_params(self) -> None:
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"{type(self).__name__}: {name} {what}, got {getattr(self, name)!r}")
+
+        def number(name: str, low: float, high: float = math.inf, low_open: bool = False, high_open: bool = True,
+                   integer: bool = False, allow_none: bool = False) -> None:
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            kind = numbers.Integral if integer else numbers.Real
+            ok = isinstance(v, kind) and not isinstance(v, bool) and np.isfinite(v)
+            ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+            lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+            need(ok, name, f"must be {'an integer' if integer else 'a number'} in {lo}{low}, {high}{hi}")
+
+        hidden = self._hidden()
+        need(hidden is not None and all(h >= 1 for h in hidden), "hidden",
+             "must be a sequence of positive layer widths such as (128, 64), or () for none")
+        hidden_names = [n for n in activations.names() if n != "softmax"]
+        need(self.activation in hidden_names, "activation", f"must be one of {', '.join(hidden_names)}")
+        number("dropout", 0.0, 1.0)
+        need(isinstance(self.batchnorm, (bool, np.bool_)), "batchnorm", "must be True or False")
+        number("l1", 0.0)
+        number("l2", 0.0)
+        need(self.optimizer in optim.OPTIMIZERS, "optimizer", f"must be one of {', '.join(optim.OPTIMIZERS)}")
+        number("lr", 0.0, low_open=True)
+        number("momentum", 0.0, 1.0)
+        number("weight_decay", 0.0)
+        number("batch_size", 1, integer=True)
+        number("epochs", 1, integer=True)
+        need(isinstance(self.early_stopping, (bool, np.bool_)), "early_stopping", "must be True or False")
+        number("validation_fraction", 0.0, 1.0, low_open=True)
+        number("patience", 1, integer=True)
+        number("min_delta", 0.0)
+        need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"must be one of {', '.join(LR_SCHEDULES)}")
+        need(self.early_stopping or self.lr_schedule != "plateau", "lr_schedule",
+             "'plateau' watches the validation loss and needs early_stopping=True")
+        number("augment_noise", 0.0)
+        number("clip_norm", 0.0, low_open=True, allow_none=True)
+        need(self.loss in self._losses, "loss", f"must be one of {', '.join(self._losses)}")
+        need(self.dtype in ("float32", "float64"), "dtype", "must be 'float32' or 'float64'")
+
+    def _hidden(self) -> list[int] | None:
+        h = self.hidden
+        if isinstance(h, numbers.Integral) and not isinstance(h, bool):
+            return [int(h)]
+        try:
+            widths = list(h)
+        except TypeError:
+            return None
+        if not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) for w in widths):
+            return None
+        return [int(w) for w in widths]
+
+    def _seed(self) -> int:
+        if isinstance(self.random_state, numbers.Integral) and not isinstance(self.random_state, bool):
+            return int(self.random_state)  # the CLI's --seed, used as is
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    def _fit_config(self, seed: int) -> FitConfig:
+        return FitConfig(
+            optimizer=self.optimizer, lr=float(self.lr), momentum=float(self.momentum),
+            weight_decay=float(self.weight_decay), l1=float(self.l1), l2=float(self.l2),
+            batch_size=int(self.batch_size), epochs=int(self.epochs),
+            patience=int(self.patience) if self.early_stopping else None, min_delta=float(self.min_delta),
+            lr_schedule=self.lr_schedule, augment_noise=float(self.augment_noise),
+            clip_norm=None if self.clip_norm is None else float(self.clip_norm), seed=seed,
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, X, y, sample_weight, groups, regression: bool):
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), multi_output=True, y_numeric=regression)
+        n = X.shape[0]
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if groups is not None:
+            groups = column_or_1d(groups)
+            if groups.shape[0] != n:
+                raise ValueError(f"groups has {groups.shape[0]} entries for {n} samples")
+        # task: binary | multiclass | multilabel | regression; Y: what the loss expects;
+        # strata: class indices for stratified splitting (None for multilabel / regression)
+        task, Y, strata = self._encode_targets(y)
+        seed = self._seed()
+        options = self._train_options(seed)
+        ds = data.Dataset(X=X, y=Y, feature_names=[f"x{j}" for j in range(X.shape[1])], task=task,
+                          classes=list(self._class_names(Y)))
+        try:
+            setup = pipeline.build_loss(options, ds, Y)
+        except MlpcliError as exc:
+            raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
+        weights = self._with_class_weights(weights, setup, Y, strata)
+        targets = setup.targets(Y)
+        if regression:  # train on standardised targets, like the CLI; predictions are scaled back
+            mu, sd = targets.mean(axis=0), targets.std(axis=0)
+            self._y_mean, self._y_scale = mu, np.where(sd > 0, sd, 1.0)
+            targets = (targets - self._y_mean) / self._y_scale
+
+        Xn = np.ascontiguousarray(X, dtype=self.dtype)  # (n, d)
+        net = MLP(X.shape[1], self._hidden(), setup.n_outputs, activation=self.activation, dropout=float(self.dropout),
+                  batchnorm=bool(self.batchnorm), seed=seed, dtype=self.dtype)
+        config = self._fit_config(seed)
+        if self.early_stopping:
+            tr, va = _early_stopping_split(strata, groups, float(self.validation_fraction), seed, n)
+            w_tr, w_va = (None, None) if weights is None else (weights[tr], weights[va])
+            try:
+                result = fit(net, setup.loss, Xn[tr], targets[tr], Xn[va], targets[va], config,
+                             sample_weight=w_tr, val_sample_weight=w_va)
+            except MlpcliError as exc:  # divergence: a ValueError like every other bad-fit in sklearn
+                raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
+            self.history_ = result.history
+            self.best_epoch_ = int(result.best_epoch)
+            self.n_iter_ = int(result.epochs_run)
+        else:
+            self.history_ = _fit_all_rows(net, setup.loss, Xn, targets, config, weights)
+            self.best_epoch_ = self.n_iter_ = len(self.history_)
+        self.loss_curve_ = [row["train_loss"] for row in self.history_]
+        self.network_ = net
+        self.loss_ = setup.loss.name
+        self.n_outputs_ = setup.n_outputs
+        return self
+
+    def _train_options(self, seed: int) -> TrainOptions:
+        return TrainOptions(loss=self.loss, seed=seed)
+
+    def _with_class_weights(self, weights, setup, Y, strata):
+        return weights
+
+    def _class_names(self, Y) -> list:
+        return []
+
+    # ------------------------------------------------------------------ prediction
+    def _raw_output(self, X) -> np.ndarray:
+        check_is_fitted(self, "network_")
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        net = self.network_
+        outs = [net.forward(np.asarray(X[s : s + _PREDICT_CHUNK], dtype=net.dtype))
+                for s in range(0, X.shape[0], _PREDICT_CHUNK)]
+        if not outs:
+            return np.zeros((0, net.n_outputs))
+        return np.concatenate(outs, axis=0).astype(np.float64)  # (n, n_outputs)
+
+    # ------------------------------------------------------------------ pickling
+    # The network keeps its parameters as views into one flat buffer; pickle its state instead
+    # so that an unpickled estimator is an ordinary, consistent MLP again.
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
+        net = state.pop("network_", None)
+        if net is not None:
+            state["_network_pickle"] = (net.config(), net.get_state())
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        packed = state.pop("_network_pickle", None)
+        super().__setstate__(state)
+        if packed is not None:
+            config, arrays = packed
+            net = MLP(**config)
+            net.set_state(arrays)
+            self.network_ = net
+
+
+def _as_parameters(exc: Exception) -> str:
+    """The library's messages name CLI flags (``--label-smoothing``); here they are parameters."""
+    return re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
+
+
+def _fit_all_rows(net: MLP, loss, X: np.ndarray, y: np.ndarray, config: FitConfig, weights) -> list[dict]:
+    """Train for ``config.epochs`` epochs on every row (no validation, final weights kept)."""
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))  # as training.fit
+    opt = build_optimizer(config)
+    penalty = optim.WeightPenalty(config.l1, config.l2)
+    history = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(1, config.epochs + 1):
+            opt.lr = scheduled_lr(config, config.lr, opt.lr, epoch)
+            train_loss = run_epoch(net, loss, X, y, opt, config.batch_size, rng, weights, penalty,
+                                   config.augment_noise, config.clip_norm)
+            if not np.isfinite(train_loss):
+                raise ValueError(f"training diverged at epoch {epoch} (training loss {train_loss}); "
+                                 "lower lr or set clip_norm")
+            history.append({"epoch": epoch, "train_loss": float(train_loss), "lr": float(opt.lr)})
+    return history
+
+
+def _early_stopping_split(strata, groups, fraction: float, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, validation) row indices holding out ``fraction`` for early stopping.
+
+    With ``groups``: whole groups are held out (StratifiedGroupKFold with about 1/fraction folds
+    for classification, the first fold that keeps every class on both sides; GroupShuffleSplit
+    otherwise). Without: StratifiedShuffleSplit when every class has two samples, else ShuffleSplit.
+    """
+    from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedGroupKFold, StratifiedShuffleSplit
+
+    dummy = np.zeros((n, 1))
+    if groups is not None:
+        uniq = np.unique(groups)
+        if uniq.size < 2:
+            raise ValueError("early stopping with groups needs at least 2 groups; pass more groups or set "
+                             "early_stopping=False")
+        if strata is not None:
+            n_splits = min(max(2, round(1 / fraction)), uniq.size)
+            with warnings.catch_warnings():  # "least populated class has only k members": coverage is checked below
+                warnings.simplefilter("ignore", UserWarning)
+                folds = list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(dummy, strata, groups))
+            present = np.unique(strata)
+            tr, va = next(((a, b) for a, b in folds if np.isin(present, strata[a]).all()
+                           and np.isin(present, strata[b]).all()), folds[0])
+        else:
+            tr, va = next(GroupShuffleSplit(1, test_size=fraction, random_state=seed).split(dummy, groups=groups))
+        if np.intersect1d(groups[tr], groups[va]).size:  # explicit raise: must hold under python -O
+            raise data.SplitLeakageError("internal error: a group on both sides of the early-stopping split")
+        return np.sort(tr), np.sort(va)
+    n_val = math.ceil(fraction * n)
+    if n < 2 or n - n_val < 1:
+        raise ValueError(f"{n} sample(s) cannot be split for early stopping with validation_fraction={fraction}; "
+                         "set early_stopping=False or add samples")
+    if strata is not None:
+        counts = np.bincount(strata)
+        k = int((counts > 0).sum())
+        if counts[counts > 0].min() >= 2 and min(n_val, n - n_val) >= k:
+            tr, va = next(StratifiedShuffleSplit(1, test_size=n_val, random_state=seed).split(dummy, strata))
+            return np.sort(tr), np.sort(va)
+    tr, va = next(ShuffleSplit(1, test_size=n_val, random_state=seed).split(dummy))
+    return np.sort(tr), np.sort(va)
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """A multilayer-perceptron classifier on the mlpcli engine: binary, multiclass or multi-label.
+
+    Parameters mirror ``mlpcli train``'s options (``hidden``, ``activation``, ``dropout``,
+    ``batchnorm``, ``l1``, ``l2``, ``optimizer``, ``lr``, ``momentum``, ``weight_decay``,
+    ``batch_size``, ``epochs``, ``patience``, ``min_delta``, ``lr_schedule``, ``augment_noise``,
+    ``clip_norm``, ``loss``, ``class_weight``, ``label_smoothing``, ``pos_weight``, ``focal_gamma``,
+    ``focal_alpha``, ``dtype``); ``random_state`` is the CLI's ``--seed``. Besides:
+
+    early_stopping : hold out ``validation_fraction`` of the rows (of the groups when ``fit`` gets
+        ``groups``) and restore the best epoch's weights; False trains ``epochs`` epochs on all rows.
+    loss : "auto" is bce with one sigmoid output for two classes, ce (softmax) for more, and bce per
+        label for a 2-D 0/1 target (multi-label); "ce", "focal" and "hinge" are also accepted.
+    class_weight : None, "balanced", or a dict {class label: weight}.
+
+    Attributes: ``classes_`` (labels; column indices for multi-label), ``n_features_in_``,
+    ``feature_names_in_``, ``network_`` (the fitted ``mlpcli.engine.MLP``), ``history_`` (one dict
+    per epoch), ``loss_curve_``, ``best_epoch_``, ``n_iter_``, ``loss_``, ``n_outputs_``.
+    """
+
+    _losses = _CLASSIFIER_LOSSES
+
+    def __init__(self, hidden=(128, 64), activation="relu", dropout=0.0, batchnorm=False, l1=0.0, l2=0.0,
+                 optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.01, batch_size=32, epochs=200,
+                 early_stopping=True, validation_fraction=0.1, patience=20, min_delta=0.0, lr_schedule="none",
+                 augment_noise=0.0, clip_norm=None, loss="auto", class_weight=None, label_smoothing=0.0,
+                 pos_weight=1.0, focal_gamma=2.0, focal_alpha=None, dtype="float64", random_state=0):
+        self.hidden, self.activation, self.dropout, self.batchnorm = hidden, activation, dropout, batchnorm
+        self.l1, self.l2, self.optimizer, self.lr, self.momentum = l1, l2, optimizer, lr, momentum
+        self.weight_decay, self.batch_size, self.epochs = weight_decay, batch_size, epochs
+        self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
+        self.patience, self.min_delta, self.lr_schedule = patience, min_delta, lr_schedule
+        self.augment_noise, self.clip_norm, self.loss, self.class_weight = augment_noise, clip_norm, loss, class_weight
+        self.label_smoothing, self.pos_weight = label_smoothing, pos_weight
+        self.focal_gamma, self.focal_alpha, self.dtype, self.random_state = focal_gamma, focal_alpha, dtype, random_state
+
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Fit on X (n, d) and labels y (n,), or a 0/1 matrix y (n, k) for multi-label.
+
+        ``sample_weight`` (n,) weights each sample's loss; ``groups`` (n,) makes the early-stopping
+        split hold out whole groups (e.g. patients)."""
+        return self._fit(X, y, sample_weight, groups, regression=False)
+
+    def _encode_targets(self, y):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        kind = type_of_target(y, input_name="y")
+        if kind == "multilabel-indicator":
+            Y = np.asarray(y, dtype=np.float64)  # (n, k) 0/1
+            self.classes_ = np.arange(Y.shape[1])
+            self._multilabel = True
+            return "multilabel", Y, None
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(f"{type(self).__name__} does not support {kind} targets; give labels (n,) or a "
+                             "0/1 matrix (n, k) for multi-label")
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        self._multilabel = False
+        if self.classes_.size < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; y has 1 class "
+                             f"({self.classes_[0]!r})")
+        task = "binary" if self.classes_.size == 2 else "multiclass"
+        return task, codes.astype(np.int64), codes.astype(np.int64)
+
+    def _class_names(self, Y) -> list:
+        return [str(c) for c in self.classes_]
+
+    def _train_options(self, seed: int) -> TrainOptions:
+        cw = self.class_weight
+        if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
+            raise ValueError(f"{type(self).__name__}: class_weight must be None, 'balanced' or a dict "
+                             f"{{label: weight}}, got {cw!r}")
+        options = TrainOptions(
+            loss=self.loss, seed=seed, label_smoothing=self.label_smoothing, pos_weight=self.pos_weight,
+            focal_gamma=self.focal_gamma, focal_alpha=self.focal_alpha,
+            # multi-label "balanced" weights belong in BCE's per-label weights; the others are
+            # applied as per-sample weights below
+            class_weight="balanced" if cw == "balanced" and self._multilabel else "none",
+        )
+        try:
+            options.validate()
+        except MlpcliError as exc:
+            raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
+        return options
+
+    def _with_class_weights(self, weights, setup, Y, strata):
+        cw = self.class_weight
+        extra = setup.sample_weight(Y)  # multi-label balanced weights for focal / hinge
+        if cw is not None and not self._multilabel:
+            if cw == "balanced":
+                factor = data.class_weights(strata, len(self.classes_), "balanced", list(self.classes_))
+            else:
+                unknown = [k for k in cw if k not in set(self.classes_.tolist())]
+                if unknown:
+                    raise ValueError(f"{type(self).__name__}: class_weight names labels not in y: {unknown!r}")
+                factor = np.array([float(cw.get(c, 1.0)) for c in self.classes_.tolist()])
+                if not np.all(factor > 0):
+                    raise ValueError(f"{type(self).__name__}: class_weight values must be > 0")
+            extra = factor[strata]  # each sample's loss times its class's weight
+        elif cw is not None and cw != "balanced":
+            raise ValueError(f"{type(self).__name__}: multi-label targets take class_weight=None or 'balanced'")
+        if extra is None:
+            return weights
+        return extra if weights is None else weights * extra
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (n, n_classes) in ``classes_`` order; per-label probabilities (n, k)
+        for multi-label."""
+        out = self._raw_output(X)
+        if self.network_.n_outputs > 1 and self.loss_ == "ce":
+            return softmax(out)
+        p = sigmoid(out)
+        if self._multilabel:
+            return p
+        return np.column_stack([1.0 - p[:, 0], p[:, 0]])  # binary: one sigmoid output is P(classes_[1])
+
+    def predict(self, X) -> np.ndarray:
+        """Labels (n,) from ``classes_``; a 0/1 matrix (n, k) for multi-label (threshold 0.5)."""
+        P = self.predict_proba(X)
+        if self._multilabel:
+            return (P >= 0.5).astype(np.int64)
+        return self.classes_[np.argmax(P, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """A multilayer-perceptron regressor on the mlpcli engine, for one target (n,) or several (n, k).
+
+    Parameters as for ``MLPClassifier`` (without the class-weight and classification-loss ones);
+    ``loss`` is "auto" (= "mse"), "mse", "mae" or "huber". Targets are standardised for training
+    and predictions scaled back, like the CLI. ``validation_fraction`` is held out at random, or by
+    whole groups when ``fit`` gets ``groups``.
+    """
+
+    _losses = _REGRESSOR_LOSSES
+
+    def __init__(self, hidden=(128, 64), activation="relu", dropout=0.0, batchnorm=False, l1=0.0, l2=0.0,
+                 optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.01, batch_size=32, epochs=200,
+                 early_stopping=True, validation_fraction=0.1, patience=20, min_delta=0.0, lr_schedule="none",
+                 augment_noise=0.0, clip_norm=None, loss="auto", dtype="float64", random_state=0):
+        self.hidden, self.activation, self.dropout, self.batchnorm = hidden, activation, dropout, batchnorm
+        self.l1, self.l2, self.optimizer, self.lr, self.momentum = l1, l2, optimizer, lr, momentum
+        self.weight_decay, self.batch_size, self.epochs = weight_decay, batch_size, epochs
+        self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
+        self.patience, self.min_delta, self.lr_schedule = patience, min_delta, lr_schedule
+        self.augment_noise, self.clip_norm, self.loss = augment_noise, clip_norm, loss
+        self.dtype, self.random_state = dtype, random_state
+
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Fit on X (n, d) and targets y (n,) or (n, k); ``sample_weight`` and ``groups`` as for
+        ``MLPClassifier.fit``."""
+        return self._fit(X, y, sample_weight, groups, regression=True)
+
+    def _encode_targets(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        self._y_1d = y.ndim == 1
+        Y = y.reshape(len(y), -1)  # (n, k)
+        return "regression", Y, None
+
+    def _class_names(self, Y) -> list:
+        return [f"y{j}" for j in range(Y.shape[1])]
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions (n,) for a 1-D training target, else (n, k)."""
+        out = self._raw_output(X) * self._y_scale + self._y_mean
+        return out[:, 0] if self._y_1d else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,215 @@
+"""Cross-validation: grouped folds, isolation of the test rows, parallel = sequential, and `mlpcli cv`."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mlpcli import cv, data, pipeline
+from mlpcli.cli import cli
+from mlpcli.config import TrainOptions
+from mlpcli.errors import ConfigError, DataError
+from mlpcli.parallel import Plan
+from tables import make_table, write_table
+
+FAST = ["--hidden", "8", "--epochs", "8", "--patience", "4", "--quiet"]
+OPTIONS = TrainOptions(hidden=[8], epochs=8, patience=4)
+
+
+def dataset(task="multiclass", no_group=False, **kw):
+    df = make_table(task, **kw)
+    target = "lab0,lab1,lab2" if task == "multilabel" else "label"
+    roles, _ = data.resolve_roles(df.columns, target=target, no_group=no_group,
+                                  drop=["patient_id"] if no_group else [])
+    return data.Dataset.from_frame(df, roles)
+
+
+def run(args, **kw):
+    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
+
+
+def assert_clean_error(result, *needles, code=1):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [l for l in result.output.strip().splitlines() if l.strip()]
+    assert lines and lines[-1].startswith("Error:"), result.output
+    for needle in needles:
+        assert needle in result.output, (needle, result.output)
+
+
+# ── folds ────────────────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel", "regression"])
+def test_grouped_folds_never_share_a_group_and_cover_every_row(task):
+    ds = dataset(task, n_patients=30, per_patient=3)
+    folds, strategy = cv.make_folds(ds, 5, repeats=3, seed=7)
+    assert len(folds) == 15 and "by patient_id" in strategy
+    for f in folds:
+        assert not set(ds.groups[f.train]) & set(ds.groups[f.test])
+        assert len(np.intersect1d(f.train, f.test)) == 0 and len(f.train) + len(f.test) == ds.n_samples
+    for r in range(3):
+        tests = np.concatenate([f.test for f in folds if f.repeat == r])
+        np.testing.assert_array_equal(np.sort(tests), np.arange(ds.n_samples))  # each row tested once per repeat
+    first = [tuple(f.test) for f in folds if f.repeat == 0]
+    second = [tuple(f.test) for f in folds if f.repeat == 1]
+    assert first != second  # repeats reshuffle
+
+
+def test_grouped_classification_folds_are_stratified():
+    ds = dataset("multiclass", n_patients=30)
+    for f in cv.make_folds(ds, 5)[0]:
+        assert set(ds.y[f.test]) == {0, 1, 2}
+
+
+def test_folds_without_groups():
+    ds = dataset("binary", no_group=True, n_patients=20)
+    folds, strategy = cv.make_folds(ds, 4)
+    assert strategy.startswith("StratifiedKFold")
+    assert all(set(ds.y[f.test]) == {0, 1} for f in folds)
+    folds, strategy = cv.make_folds(dataset("regression", no_group=True, n_patients=20), 4)
+    assert strategy.startswith("KFold")
+
+
+@pytest.mark.parametrize("folds,needle", [
+    (41, "--folds 41 is more than the 40 groups in 'patient_id'"),
+    (14, "class 'typeB' has 13 group(s)"),
+])
+def test_impossible_fold_counts_are_data_errors(folds, needle):
+    ds = dataset("multiclass")  # 40 patients, classes of 14, 13 and 13 patients
+    with pytest.raises(DataError) as exc:
+        cv.make_folds(ds, folds)
+    assert needle in str(exc.value) and "--folds" in str(exc.value)
+
+
+def test_impossible_fold_count_without_groups():
+    ds = dataset("binary", no_group=True, n_patients=4, per_patient=1)
+    with pytest.raises(DataError, match="class 'case' has 2 sample"):
+        cv.make_folds(ds, 3)
+    with pytest.raises(ConfigError, match="--folds must be a whole number >= 2"):
+        cv.make_folds(ds, 1)
+
+
+# ── fitting on a fold ────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_test_rows_are_used_for_scoring_only(monkeypatch):
+    """Preprocessing and early stopping see the fold's training rows only."""
+    ds = dataset("multiclass", n_patients=24)
+    fold = cv.make_folds(ds, 3)[0][0]
+    test_X = {tuple(row) for row in ds.X[fold.test]}
+    seen = {"pre": [], "fit": []}
+    real_pre_fit, real_fit = data.Preprocessor.fit, pipeline.fit
+
+    def spy_pre_fit(self, X, names):
+        seen["pre"].append(np.array(X))
+        return real_pre_fit(self, X, names)
+
+    def spy_fit(net, loss, X_fit, y_fit, X_val, y_val, *a, **k):
+        seen["fit"].append((len(X_fit), len(X_val)))
+        return real_fit(net, loss, X_fit, y_fit, X_val, y_val, *a, **k)
+
+    monkeypatch.setattr(data.Preprocessor, "fit", spy_pre_fit)
+    monkeypatch.setattr(pipeline, "fit", spy_fit)
+    score = cv.fit_and_score(ds, fold.train, fold.test, OPTIONS)
+    assert len(seen["pre"]) == 1 and not any(tuple(r) in test_X for r in seen["pre"][0])
+    n_fit, n_val = seen["fit"][0]
+    assert n_fit + n_val == len(fold.train)  # early-stopping rows come out of the training part
+    assert score.n_test == len(fold.test) and 0 <= score.score <= 1
+
+
+def test_cross_validate_summary_and_oof_frame():
+    ds = dataset("multiclass", n_patients=24)
+    res = cv.cross_validate(ds, OPTIONS, folds=3, repeats=2)
+    assert len(res.folds) == 6 and res.metric == "balanced_accuracy" and res.higher_is_better
+    s = res.summary()
+    scores = [f.score for f in res.folds]
+    assert s["balanced_accuracy"]["mean"] == pytest.approx(np.mean(scores))
+    assert s["balanced_accuracy"]["sd"] == pytest.approx(np.std(scores, ddof=1))
+    oof = res.oof_frame(ds)
+    assert len(oof) == 2 * ds.n_samples
+    assert list(oof.columns[:6]) == ["sample_id", "patient_id", "repeat", "fold", "true", "predicted"]
+    assert {"p_typeA", "p_typeB", "p_typeC"} <= set(oof.columns)
+    first = oof[oof["repeat"] == 1]
+    assert list(first["sample_id"]) == list(ds.ids)  # row order within a repeat
+    assert list(first["true"]) == [ds.classes[k] for k in ds.y]
+    doc = res.to_dict()
+    json.dumps(doc, allow_nan=False, default=float)
+
+
+def test_regression_lower_is_better():
+    res = cv.cross_validate(dataset("regression", n_patients=20), OPTIONS, folds=3)
+    assert res.metric == "rmse" and not res.higher_is_better
+    oof = res.oof_frame(dataset("regression", n_patients=20))
+    assert {"true_label", "predicted_label"} <= set(oof.columns)
+
+
+def test_two_local_workers_give_the_sequential_results():
+    ds = dataset("binary", n_patients=24)
+    seq = cv.cross_validate(ds, OPTIONS, folds=3, repeats=2)
+    par = cv.cross_validate(ds, OPTIONS, folds=3, repeats=2, plan=Plan(n_jobs=2))
+    assert [(f.repeat, f.fold) for f in par.folds] == [(f.repeat, f.fold) for f in seq.folds]
+    for a, b in zip(seq.folds, par.folds):
+        np.testing.assert_array_equal(a.proba, b.proba)
+        assert a.metrics == b.metrics
+
+
+def test_val_data_does_not_apply():
+    with pytest.raises(ConfigError, match="--val-data does not apply"):
+        cv.cross_validate(dataset(n_patients=12), TrainOptions(val_data="x.csv"), folds=3)
+
+
+# ── the command ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_cli_cv_rich_table(tmp_path):
+    path = write_table(tmp_path, n_patients=24)
+    res = run(["cv", path, "--folds", "3", *FAST[:-1]])
+    assert res.exit_code == 0, res.output
+    for needle in ("group: patient_id", "Cross-validation: StratifiedGroupKFold by patient_id, 3 folds", "bal. acc.",
+                   "mean", "SD", "balanced accuracy:", "higher is better"):
+        assert needle in res.output, needle
+
+
+@pytest.mark.parametrize("task,extra", [
+    ("binary", []), ("multilabel", ["--target", "lab0,lab1,lab2"]), ("regression", []),
+])
+def test_cli_cv_json_and_oof_every_task(tmp_path, task, extra):
+    path = write_table(tmp_path, task=task, n_patients=18)
+    oof = tmp_path / "oof.tsv.gz"
+    res = run(["cv", path, "--folds", "3", "--json", "--oof", str(oof), *FAST, *extra])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["task"] == task and len(doc["per_fold"]) == 3 and doc["oof"] == str(oof)
+    main = "rmse" if task == "regression" else "balanced_accuracy"
+    assert doc["metric"] == main and doc["summary"][main]["mean"] is not None
+    frame = pd.read_csv(oof, sep="\t")
+    assert len(frame) == 54 and {"repeat", "fold", "sample_id"} <= set(frame.columns)
+
+
+def test_cli_cv_repeats_and_two_jobs_match_sequential(tmp_path):
+    path = write_table(tmp_path, n_patients=18)
+    a = json.loads(run(["cv", path, "--folds", "3", "--repeats", "2", "--json", *FAST]).stdout)
+    b = json.loads(run(["cv", path, "--folds", "3", "--repeats", "2", "--json", "--n-jobs", "2", *FAST]).stdout)
+    assert [f["metrics"] for f in a["per_fold"]] == [f["metrics"] for f in b["per_fold"]]
+    assert len(a["per_fold"]) == 6 and a["repeats"] == 2
+
+
+def test_cli_cv_errors(tmp_path):
+    path = write_table(tmp_path, n_patients=12)
+    assert_clean_error(run(["cv", path, "--folds", "13", *FAST]), "--folds 13 is more than the 12 groups")
+    assert run(["cv", path, "--folds", "1", *FAST]).exit_code == 2
+    assert_clean_error(run(["cv", path, "--scheduler", "tcp://127.0.0.1:8786", *FAST]), "--backend dask", code=2)
+    assert_clean_error(run(["cv", path, "--val-data", path, *FAST]), "--val-data does not apply")
+    assert_clean_error(run(["cv", path, "--oof", str(tmp_path / "no" / "oof.csv"), *FAST]), "--oof")
+    assert_clean_error(run(["cv", path, "--n-jobs", "0", *FAST]), "--n-jobs", code=2)
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "no").exists()
+
+
+def test_cli_help_has_examples():
+    for command in ("cv", "tune"):
+        res = run([command, "--help"])
+        assert res.exit_code == 0 and "Examples:" in res.output
+        assert "\n    mlpcli " + command in res.output  # the \b block keeps example lines unwrapped

@@ -1,0 +1,105 @@
+"""A real Dask cluster on loopback (distributed.LocalCluster, two worker processes): cv and tune
+give exactly the sequential results; an unreachable scheduler is a one-line error."""
+
+import json
+import socket
+
+import distributed  # the test extra installs dask and distributed: not skipped when missing
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlpcli import cv, data, parallel
+from mlpcli.cli import cli
+from mlpcli.config import TrainOptions
+from mlpcli.errors import ConfigError
+from mlpcli.parallel import Plan
+from tables import make_table, write_table
+
+
+FAST = ["--hidden", "8", "--epochs", "8", "--patience", "4", "--quiet"]
+OPTIONS = TrainOptions(hidden=[8], epochs=8, patience=4)
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster:
+        yield cluster.scheduler_address
+
+
+def dataset():
+    df = make_table("multiclass", n_patients=18)
+    roles, _ = data.resolve_roles(df.columns)
+    return data.Dataset.from_frame(df, roles)
+
+
+def test_cross_validate_on_dask_equals_sequential(scheduler):
+    ds = dataset()
+    seq = cv.cross_validate(ds, OPTIONS, folds=3, repeats=2)
+    dask = cv.cross_validate(ds, OPTIONS, folds=3, repeats=2, plan=Plan(backend="dask", scheduler=scheduler, n_jobs=None))
+    assert [(f.repeat, f.fold) for f in dask.folds] == [(f.repeat, f.fold) for f in seq.folds]
+    for a, b in zip(seq.folds, dask.folds):
+        np.testing.assert_array_equal(a.proba, b.proba)
+        assert a.metrics == b.metrics
+
+
+def test_nested_tune_on_dask_equals_sequential(scheduler):
+    ds = dataset()
+    space = cv.parse_grid("lr=1e-3,3e-2")
+    seq = cv.tune(ds, OPTIONS, space, folds=2, nested=True, outer_folds=3)
+    dask = cv.tune(ds, OPTIONS, space, folds=2, nested=True, outer_folds=3,
+                   plan=Plan(backend="dask", scheduler=scheduler))
+    assert [(p.setting, p.scores, p.rank) for p in seq.points] == [(p.setting, p.scores, p.rank) for p in dask.points]
+    assert [(o.chosen, o.score) for o in seq.nested] == [(o.chosen, o.score) for o in dask.nested]
+
+
+def test_cli_cv_and_tune_with_dask_backend(scheduler, tmp_path):
+    path = write_table(tmp_path, n_patients=18)
+    runner = CliRunner()
+    base = ["cv", path, "--folds", "3", "--json", *FAST]
+    seq = json.loads(runner.invoke(cli, base).stdout)
+    res = runner.invoke(cli, [*base, "--backend", "dask", "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["parallel"]["backend"] == "dask" and doc["parallel"]["scheduler"] == scheduler
+    assert [f["metrics"] for f in doc["per_fold"]] == [f["metrics"] for f in seq["per_fold"]]
+
+    res = runner.invoke(cli, ["tune", path, "--grid", "dropout=0,0.3", "--folds", "3", "--backend", "dask",
+                              "--scheduler", scheduler, *FAST])
+    assert res.exit_code == 0, res.output
+    assert "Tuning: 2 of 2 grid points" in res.output
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_unreachable_scheduler_is_a_one_line_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 1.0)
+    address = f"tcp://127.0.0.1:{_closed_port()}"
+    with pytest.raises(ConfigError, match="cannot reach a Dask scheduler within 1 s"):
+        parallel.connect(address)
+    path = write_table(tmp_path, n_patients=12)
+    res = CliRunner().invoke(cli, ["cv", path, "--folds", "3", "--backend", "dask", "--scheduler", address, *FAST])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Error: --scheduler tcp://127.0.0.1:") and "dask scheduler" in last
+
+
+def test_scheduler_without_workers_is_a_one_line_error(monkeypatch):
+    monkeypatch.setattr(parallel, "WORKER_TIMEOUT", 1.0)
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None, host="127.0.0.1") as empty:
+        with pytest.raises(ConfigError, match="no Dask worker joined within 1 s; start workers with `dask worker"):
+            cv.cross_validate(dataset(), OPTIONS, folds=3, plan=Plan(backend="dask", scheduler=empty.scheduler_address))
+
+
+def test_plan_rules():
+    with pytest.raises(ConfigError, match="--backend dask needs --scheduler"):
+        Plan(backend="dask").validate()
+    with pytest.raises(ConfigError, match="--scheduler applies to --backend dask only"):
+        Plan(scheduler="tcp://127.0.0.1:8786").validate()
+    with pytest.raises(ConfigError, match="--n-jobs must not be 0"):
+        Plan(n_jobs=0).validate()

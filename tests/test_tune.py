@@ -1,0 +1,211 @@
+"""Tuning: the grid syntax, random sampling, ranking, nested CV that keeps the test folds out of
+tuning, and `mlpcli tune` end to end."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mlpcli import cv, data, model_io
+from mlpcli.cli import cli
+from mlpcli.config import TrainOptions
+from mlpcli.errors import ConfigError
+from mlpcli.parallel import Plan
+from tables import make_table, write_table
+
+FAST = ["--hidden", "8", "--epochs", "8", "--patience", "4", "--quiet"]
+OPTIONS = TrainOptions(hidden=[8], epochs=8, patience=4)
+
+
+def dataset(task="multiclass", **kw):
+    df = make_table(task, **kw)
+    roles, _ = data.resolve_roles(df.columns)
+    return data.Dataset.from_frame(df, roles)
+
+
+def run(args, **kw):
+    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
+
+
+# ── the grid ─────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_the_issue_example_parses():
+    space = cv.parse_grid("lr=1e-3,1e-2; l2=0,1e-4; dropout=0,0.3; hidden=64|128,64")
+    assert space == {"lr": [1e-3, 1e-2], "l2": [0.0, 1e-4], "dropout": [0.0, 0.3], "hidden": [[64], [128, 64]]}
+    assert cv.grid_size(space) == 16
+
+
+def test_types_kebab_keys_none_and_duplicates():
+    space = cv.parse_grid("batch-size=16,32 ; top_var=none,50; batchnorm=true,no; impute=none,median; "
+                          "activation=relu,tanh; class-weight=none|balanced|typeA=2,typeB=1; lr=1e-3,0.001")
+    assert space["batch_size"] == [16, 32] and space["top_var"] == [None, 50]
+    assert space["batchnorm"] == [True, False] and space["impute"] == [None, "median"]
+    assert space["class_weight"] == ["none", "balanced", "typeA=2,typeB=1"]
+    assert space["lr"] == [0.001]  # the same value twice is one grid value
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("", "--grid is empty"),
+    (" ; ", "--grid is empty"),
+    ("lr", "'lr' is not KEY=VALUES"),
+    ("lrr=1e-3", "unknown option 'lrr' (did you mean 'lr'?)"),
+    ("lr=", "lr has no values"),
+    ("lr=1e-3,,1e-2", "lr has an empty value"),
+    ("lr=fast", "lr value 'fast' is not a number"),
+    ("batch_size=16.5", "batch_size value '16.5' is not a whole number"),
+    ("batchnorm=maybe", "batchnorm value 'maybe' is not true or false"),
+    ("hidden=64|12a", "hidden value '12a' is not comma-separated layer widths"),
+    ("dropout=0,1.5", "dropout=1.5: must be in [0, 1)"),
+    ("lr=0", "lr=0: must be > 0"),
+    ("activation=swish", "activation=swish: must be one of"),
+    ("lr=1e-3; lr=1e-2", "lr is given twice"),
+    ("seed=0,1", "'seed' cannot be tuned"),
+    ("target=label", "'target' cannot be tuned"),
+])
+def test_bad_grids_are_one_line_config_errors(text, needle):
+    with pytest.raises(ConfigError) as exc:
+        cv.parse_grid(text)
+    message = str(exc.value)
+    assert needle in message and "\n" not in message and message.startswith("--grid")
+
+
+def test_random_points_are_distinct_seeded_and_in_grid_order():
+    space = cv.parse_grid("lr=1e-4,1e-3,1e-2; l2=0,1e-4,1e-3; dropout=0,0.2,0.4")
+    a, notes = cv.choose_points(space, 5, seed=1)
+    b, _ = cv.choose_points(space, 5, seed=1)
+    c, _ = cv.choose_points(space, 5, seed=2)
+    assert a == b and a != c and "5 of 27" in notes[0]
+    indices = [i for i, _ in a]
+    assert indices == sorted(set(indices))
+    all_points = [p for _, p in cv.choose_points(space)[0]]
+    assert all(p in all_points for _, p in a) and all_points[0] == {"lr": 1e-4, "l2": 0.0, "dropout": 0.0}
+    full, notes = cv.choose_points(space, 100)
+    assert len(full) == 27 and "whole grid" in notes[0]
+
+
+# ── tuning ───────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_tune_ranks_by_mean_score():
+    ds = dataset(n_patients=18)
+    res = cv.tune(ds, OPTIONS, cv.parse_grid("lr=1e-3,3e-2; hidden=4|8"), folds=3)
+    means = [p.mean for p in res.points]
+    assert means == sorted(means, reverse=True) and [p.rank for p in res.points] == [1, 2, 3, 4]
+    assert all(len(p.scores) == 3 for p in res.points)
+    assert cv.best_options(OPTIONS, res).lr == res.best.setting["lr"]
+
+
+def test_regression_ranks_lowest_rmse_first():
+    df = make_table("regression", n_patients=18)
+    roles, _ = data.resolve_roles(df.columns)
+    ds = data.Dataset.from_frame(df, roles)
+    res = cv.tune(ds, OPTIONS, cv.parse_grid("lr=1e-3,3e-2"), folds=3)
+    assert res.metric == "rmse" and not res.higher_is_better
+    assert res.points[0].mean <= res.points[1].mean
+
+
+def test_nested_cv_keeps_each_outer_test_fold_out_of_its_tuning(monkeypatch):
+    """Instrumented: record the rows every fit trains or scores on."""
+    ds = dataset(n_patients=24)
+    calls = []
+    real = cv.fit_and_score
+
+    def spy(ds_, train_rows, test_rows, options, label=(), keep_predictions=False):
+        calls.append((label, set(ds_.ids[train_rows]), set(ds_.ids[test_rows])))
+        return real(ds_, train_rows, test_rows, options, label, keep_predictions)
+
+    monkeypatch.setattr(cv, "fit_and_score", spy)
+    res = cv.tune(ds, OPTIONS, cv.parse_grid("lr=1e-3,3e-2"), folds=3, nested=True, outer_folds=3)
+    outer_folds, _ = cv.make_folds(ds, 3, seed=OPTIONS.seed)
+    assert len(res.nested) == 3
+    for o, expected in zip(res.nested, outer_folds):
+        np.testing.assert_array_equal(o.test_rows, expected.test)
+        outer_test = set(ds.ids[o.test_rows])
+        inner = [c for c in calls if c[0][0] == "inner" and c[0][1] == o.fold]
+        assert len(inner) == 2 * 3  # points x inner folds
+        for _, train_ids, test_ids in inner:
+            assert not (train_ids | test_ids) & outer_test
+        assert set().union(*(t for _, _, t in inner)) == set(ds.ids[o.train_rows])  # inner CV covers the rest
+        refit = [c for c in calls if c[0][0] == "outer" and c[0][1] == o.fold]
+        assert len(refit) == 1 and refit[0][2] == outer_test and not refit[0][1] & outer_test
+        assert o.chosen == o.inner[0].setting
+    # the chosen setting and the outer scores are reported
+    s = res.nested_summary()
+    assert s["folds"] == 3 and s["mean"] == pytest.approx(np.mean([o.score for o in res.nested]))
+
+
+def test_nested_grouped_outer_folds_share_no_patient():
+    ds = dataset(n_patients=24)
+    res = cv.tune(ds, OPTIONS, cv.parse_grid("lr=1e-2"), folds=2, nested=True, outer_folds=3)
+    for o in res.nested:
+        assert not set(ds.groups[o.train_rows]) & set(ds.groups[o.test_rows])
+
+
+def test_tune_two_jobs_equals_sequential():
+    ds = dataset(n_patients=18)
+    space = cv.parse_grid("lr=1e-3,3e-2; dropout=0,0.3")
+    a = cv.tune(ds, OPTIONS, space, folds=3)
+    b = cv.tune(ds, OPTIONS, space, folds=3, plan=Plan(n_jobs=2))
+    assert [(p.setting, p.scores) for p in a.points] == [(p.setting, p.scores) for p in b.points]
+
+
+# ── the command ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_cli_tune_table_results_and_refit(tmp_path):
+    path = write_table(tmp_path, n_patients=18)
+    results, model = tmp_path / "tuning.csv", tmp_path / "best.mlp"
+    res = run(["tune", path, "--grid", "lr=1e-3,3e-2; hidden=4|8,4", "--folds", "3", "--results", str(results),
+               "--refit", "-o", str(model), *FAST[:-1]])
+    assert res.exit_code == 0, res.output
+    for needle in ("Tuning: 4 of 4 grid points", "StratifiedGroupKFold by patient_id", "rank", "best:",
+                   "refitted the best setting", str(model)):
+        assert needle in res.output, needle
+    table = pd.read_csv(results)
+    assert list(table["rank"]) == [1, 2, 3, 4] and {"lr", "hidden", "mean_balanced_accuracy"} <= set(table.columns)
+    m = model_io.load(model)
+    best = table.iloc[0]
+    assert m.network.hidden == [int(h) for h in str(best["hidden"]).split(",")]
+    assert m.config["lr"] == pytest.approx(best["lr"])
+    assert m.extra["tuning"]["setting"]["lr"] == pytest.approx(best["lr"])
+
+
+def test_cli_tune_json_random_and_nested(tmp_path):
+    path = write_table(tmp_path, n_patients=18)
+    res = run(["tune", path, "--grid", "lr=1e-3,1e-2,3e-2; dropout=0,0.3", "--random", "2", "--folds", "2",
+               "--nested", "--outer-folds", "3", "--json", *FAST])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["grid_size"] == 6 and doc["evaluated"] == 2 and len(doc["points"]) == 2
+    assert doc["notes"] == ["2 of 6 grid points drawn at random (seed 0)"]
+    nested = doc["nested"]
+    assert len(nested["outer_folds"]) == 3 and nested["mean"] is not None
+    assert all(o["chosen"] in [p["setting"] for p in doc["points"]] for o in nested["outer_folds"])
+
+
+def test_cli_tune_nested_rich_output(tmp_path):
+    path = write_table(tmp_path, n_patients=18)
+    res = run(["tune", path, "--grid", "lr=1e-3,3e-2", "--folds", "2", "--nested", "--outer-folds", "3", *FAST])
+    assert res.exit_code == 0, res.output
+    assert "Nested CV" in res.output and "honest estimate of the tuned model" in res.output
+
+
+@pytest.mark.parametrize("args,needle,code", [
+    (["--grid", "lr=abc"], "--grid: lr value 'abc' is not a number", 1),
+    (["--grid", "lrr=1"], "unknown option 'lrr'", 1),
+    (["--grid", "lr=1e-3", "--folds", "19"], "--folds 19 is more than the 18 groups", 1),
+    (["--grid", "lr=1e-3", "--nested", "--outer-folds", "19"], "--outer-folds 19 is more than the 18 groups", 1),
+    (["--grid", "lr=1e-3", "-o", "x.mlp"], "add --refit", 2),
+    (["--grid", "lr=1e-3", "--backend", "dask"], "--backend dask needs --scheduler", 2),
+    (["--folds", "3"], "Missing option '--grid'", 2),
+])
+def test_cli_tune_errors_are_one_line(tmp_path, args, needle, code):
+    path = write_table(tmp_path, n_patients=18)
+    res = run(["tune", path, *args, *FAST])
+    assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output and needle in res.output
+    assert res.output.strip().splitlines()[-1].startswith("Error:")
+    assert not list(tmp_path.glob("*.mlp")) and not list(tmp_path.glob(".*.tmp"))
