@@ -17,7 +17,9 @@ from .. import __version__
 from ._common import CONTEXT_SETTINGS
 from .cv import cv
 from .diagnose import diagnose
+from .evaluate import evaluate
 from .gradcheck import gradcheck
+from .predict import predict
 from .train import _Progress, train
 from .tune import tune
 
@@ -43,7 +45,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 
-for _command in (train, gradcheck, diagnose, cv, tune):
+for _command in (train, gradcheck, diagnose, evaluate, predict, cv, tune):
     cli.add_command(_command)
 
 

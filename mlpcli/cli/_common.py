@@ -27,7 +27,10 @@ def stdout_console() -> Console:
 
 
 def stderr_console(quiet: bool = False) -> Console:
-    return Console(file=sys.stderr, quiet=quiet, highlight=False)
+    console = Console(file=sys.stderr, quiet=quiet, highlight=False)
+    if not console.is_terminal:  # logs of batch jobs: one warning per line, not wrapped at 80 columns
+        console = Console(file=sys.stderr, quiet=quiet, highlight=False, width=1000, soft_wrap=True)
+    return console
 
 
 def _debug_enabled() -> bool:

@@ -1,0 +1,217 @@
+"""Speed and memory of `mlpcli predict` against `pandas.read_csv` on the same large CSV.
+
+    python benchmarks/bench_predict.py                 # 100,000 rows x 2,000 features (~1.2 GB of CSV)
+    python benchmarks/bench_predict.py --rows 20000    # a quicker look
+
+Makes a samples x genes CSV (sample_id, batch, GENE0001..; values with 4 significant digits, like
+exported TPM tables) and a model with the default architecture (2000 -> 128 -> 64 -> 4) trained on a
+small labelled table from the same generator. Then, each in its own subprocess so that peak memory
+(the child's maximum resident set size) is measured alone:
+
+  read_csv  python -c "pandas.read_csv(FILE)"      the time of reading the file with pandas alone
+  predict   mlpcli predict MODEL FILE -o OUT.csv   the whole command, at the default --chunksize
+
+and prints a table and writes the figures as JSON. Goals (the issue): predict takes at most 1.3x the
+time of read_csv, and its peak memory stays under 1 GB. Not a test: timings depend on the machine.
+
+Both sides use the cores: pandas 3 reads a large file in parallel, predict parses pieces of the file in
+up to 4 threads. On a shared machine run with --repeat 3: the runs alternate and the fastest of each
+counts; CPU seconds are reported too, being less sensitive to other load than wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+N_CLASSES = 4
+N_BLOCKS = 4  # distinct blocks of rows, cycled (with unique ids) to make the big file quickly
+BLOCK_ROWS = 1000
+TIME_GOAL, MEMORY_GOAL_MB = 1.3, 1024
+
+
+def _genes(d: int) -> list[str]:
+    return [f"GENE{j + 1:04d}" for j in range(d)]
+
+
+def _values(rng, n: int, d: int, mu: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Log-normal expression (n, d) with class signal on the first genes."""
+    z = mu + rng.normal(scale=0.7, size=(n, d))
+    for c in range(N_CLASSES):
+        z[cls == c, c * 10:(c + 1) * 10] += 1.5
+    return np.exp(z)
+
+
+def _format_rows(X: np.ndarray) -> list[str]:
+    """Rows as comma-joined text with 4 significant digits."""
+    cells = np.char.mod("%.4g", X)
+    return [",".join(row) for row in cells]
+
+
+def make_data(workdir: str, rows: int, features: int, seed: int = 0) -> tuple[str, str]:
+    """(big unlabelled CSV, small labelled training CSV)."""
+    rng = np.random.default_rng(seed)
+    genes = _genes(features)
+    mu = rng.normal(1.0, 1.0, features)
+    train_path = os.path.join(workdir, "train.csv")
+    n_train = 600
+    cls = rng.integers(0, N_CLASSES, n_train)
+    X = _values(rng, n_train, features, mu, cls)
+    with open(train_path, "w") as fh:
+        fh.write(",".join(["sample_id", "label", *genes]) + "\n")
+        for i, body in enumerate(_format_rows(X)):
+            fh.write(f"T{i:05d},type{cls[i]},{body}\n")
+    big_path = os.path.join(workdir, "cohort.csv")
+    blocks = []
+    for _ in range(N_BLOCKS):
+        X = _values(rng, BLOCK_ROWS, features, mu, rng.integers(0, N_CLASSES, BLOCK_ROWS))
+        blocks.append(_format_rows(X))
+    with open(big_path, "w") as fh:
+        fh.write(",".join(["sample_id", "batch", *genes]) + "\n")
+        for start in range(0, rows, BLOCK_ROWS):
+            body = blocks[(start // BLOCK_ROWS) % N_BLOCKS]
+            k = min(BLOCK_ROWS, rows - start)
+            fh.write("".join(f"S{start + i:07d},B{(start + i) % 3 + 1},{body[i]}\n" for i in range(k)))
+    return big_path, train_path
+
+
+def train_model(train_path: str, model_path: str) -> None:
+    from mlpcli import model_io, pipeline
+    from mlpcli.config import TrainOptions
+
+    outcome = pipeline.train(train_path, TrainOptions(epochs=5, no_group=True, seed=0))
+    model_io.save(outcome.model, model_path)
+
+
+def measure(cmd: list[str]) -> dict:
+    """Run `cmd` in a wrapper process whose only child it is: wall time, CPU time (user + system, all
+    threads) and the child's peak RSS."""
+    wrapper = (
+        "import json, resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)\n"
+        "wall = time.perf_counter() - t\n"
+        "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps({'wall_s': wall, 'cpu_s': ru.ru_utime + ru.ru_stime, 'peak_kb': ru.ru_maxrss,"
+        " 'rc': p.returncode, 'stdout': p.stdout[-2000:], 'stderr': p.stderr[-2000:]}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout)
+    if res["rc"] != 0:
+        raise SystemExit(f"command failed ({res['rc']}): {' '.join(cmd)}\n{res['stderr']}")
+    res["peak_mb"] = res.pop("peak_kb") / 1024  # Linux reports ru_maxrss in KiB
+    return res
+
+
+READ_CSV = (
+    "import sys, time, pandas\n"
+    "if len(sys.argv) > 2:  # single-threaded, as pandas < 3 reads (pandas 3 parses large files in parallel)\n"
+    "    try:\n"
+    "        pandas.set_option('mode.max_threads', 1)\n"
+    "    except (KeyError, pandas.errors.OptionError):\n"
+    "        pass\n"
+    "t = time.perf_counter()\n"
+    "frame = pandas.read_csv(sys.argv[1])\n"
+    "print(time.perf_counter() - t, frame.shape[0])\n"
+)
+
+
+def _versions() -> dict:
+    import numpy
+    import pandas
+    import pyarrow
+
+    return {"numpy": numpy.__version__, "pandas": pandas.__version__, "pyarrow": pyarrow.__version__}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--features", type=int, default=2_000)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="Runs of each command, alternating; the fastest of each is reported (shared machines).")
+    ap.add_argument("--chunksize", type=int, default=None, help="Pass --chunksize to predict (default: its default).")
+    ap.add_argument("--workdir", default=None, help="Where to write the data (default: a temporary directory).")
+    ap.add_argument("--keep", action="store_true", help="Keep the generated files.")
+    ap.add_argument("--json-out", default=os.path.join(HERE, "results", "bench_predict.json"), help="Where to write the figures.")
+    args = ap.parse_args(argv)
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="mlpcli-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    try:
+        t = time.perf_counter()
+        big, train = make_data(workdir, args.rows, args.features)
+        size_mb = os.path.getsize(big) / 2**20
+        print(f"data: {args.rows:,} rows x {args.features:,} features, {size_mb:,.0f} MiB CSV "
+              f"({time.perf_counter() - t:.0f} s to write)", file=sys.stderr)
+        model = os.path.join(workdir, "model.mlp")
+        t = time.perf_counter()
+        train_model(train, model)
+        print(f"model trained ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+
+        out = os.path.join(workdir, "predictions.csv")
+        predict_cmd = [sys.executable, "-m", "mlpcli", "predict", model, big, "-o", out, "--quiet"]
+        if args.chunksize:
+            predict_cmd += ["--chunksize", str(args.chunksize)]
+        runs = {"read_csv": [], "read_csv_1thread": [], "predict": []}
+        for _ in range(args.repeat):
+            for key, extra in (("read_csv", []), ("read_csv_1thread", ["1"])):
+                r = measure([sys.executable, "-c", READ_CSV, big, *extra])
+                r["read_csv_call_s"] = float(r["stdout"].split()[0])
+                runs[key].append(r)
+            runs["predict"].append(measure(predict_cmd))
+        best = {k: min(v, key=lambda r: r["wall_s"]) for k, v in runs.items()}
+        with open(out) as fh:
+            n_out = sum(1 for _ in fh) - 1
+        if n_out != args.rows:
+            raise SystemExit(f"predict wrote {n_out} rows, expected {args.rows}")
+    finally:
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    rc, r1, pr = best["read_csv"], best["read_csv_1thread"], best["predict"]
+    ratio = pr["wall_s"] / rc["wall_s"]
+    report = {
+        "rows": args.rows, "features": args.features, "csv_mib": round(size_mb, 1),
+        "chunksize": args.chunksize or 10_000, "repeat": args.repeat,
+        "read_csv": {"process_s": round(rc["wall_s"], 2), "read_csv_call_s": round(rc["read_csv_call_s"], 2),
+                     "cpu_s": round(rc["cpu_s"], 2), "peak_mb": round(rc["peak_mb"])},
+        "read_csv_1thread": {"process_s": round(r1["wall_s"], 2), "cpu_s": round(r1["cpu_s"], 2),
+                             "peak_mb": round(r1["peak_mb"])},
+        "predict": {"process_s": round(pr["wall_s"], 2), "cpu_s": round(pr["cpu_s"], 2), "peak_mb": round(pr["peak_mb"])},
+        "time_ratio": round(ratio, 3),
+        "time_ratio_vs_1thread": round(pr["wall_s"] / r1["wall_s"], 3),
+        "goals": {"time_ratio_max": TIME_GOAL, "peak_mb_max": MEMORY_GOAL_MB,
+                  "time_met": ratio <= TIME_GOAL, "memory_met": pr["peak_mb"] < MEMORY_GOAL_MB},
+        "all_runs_s": {k: [round(r["wall_s"], 2) for r in v] for k, v in runs.items()},
+        "paired_ratios": [round(p["wall_s"] / r["wall_s"], 3) for r, p in zip(runs["read_csv"], runs["predict"])],
+        "versions": _versions(),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    print(f"\n{'':28}{'time (s)':>10}{'CPU (s)':>10}{'peak RSS (MB)':>15}")
+    print(f"{'pandas.read_csv (process)':28}{rc['wall_s']:>10.1f}{rc['cpu_s']:>10.1f}{rc['peak_mb']:>15,.0f}")
+    print(f"{'  of which the call':28}{rc['read_csv_call_s']:>10.1f}")
+    print(f"{'read_csv, 1 thread':28}{r1['wall_s']:>10.1f}{r1['cpu_s']:>10.1f}{r1['peak_mb']:>15,.0f}")
+    print(f"{'mlpcli predict (process)':28}{pr['wall_s']:>10.1f}{pr['cpu_s']:>10.1f}{pr['peak_mb']:>15,.0f}")
+    print(f"{'ratio predict / read_csv':28}{ratio:>10.2f}   goal <= {TIME_GOAL}; peak goal < {MEMORY_GOAL_MB} MB")
+    print(f"{'  against 1-thread read_csv':28}{pr['wall_s'] / r1['wall_s']:>10.2f}")
+    with open(args.json_out, "w") as fh:
+        json.dump(report, fh, indent=2)
+        fh.write("\n")
+    print(f"figures written to {args.json_out}", file=sys.stderr)
+    return 0 if report["goals"]["time_met"] and report["goals"]["memory_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

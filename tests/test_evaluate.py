@@ -1,0 +1,301 @@
+"""`mlpcli evaluate`: metric sets per task with known answers (hand-built perfect models), per-group
+metrics, bootstrap intervals, outputs and errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mlpcli import data, metrics, model_io
+from mlpcli import predict as lib
+from mlpcli.cli import cli
+from mlpcli.config import TrainOptions
+from mlpcli.engine import MLP
+from mlpcli.model_io import Model
+from mlpcli.pipeline import train
+from tables import make_table
+
+TARGETS = {"binary": ["label"], "multiclass": ["label"], "multilabel": ["lab0", "lab1", "lab2"], "regression": ["label"]}
+
+
+def run(args, **kw):
+    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
+
+
+def assert_clean_error(result, *needles, code=1):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error:"), result.output
+    for needle in needles:
+        assert needle in result.output, (needle, result.output)
+
+
+def separable(task: str, seed: int = 0, n_patients: int = 30) -> pd.DataFrame:
+    """A table whose labels follow from the features exactly (patients, ids and batches B1-B3 as usual)."""
+    df = make_table(task="multiclass", seed=seed, n_patients=n_patients, n_features=6).drop(columns=["label"])
+    rng = np.random.default_rng(seed)
+    n = len(df)
+    feats = [f"f{j:02d}" for j in range(6)]
+    X = rng.normal(scale=0.1, size=(n, 6))
+    if task == "binary":
+        case = np.repeat(np.arange(n_patients) % 2 == 1, n // n_patients)
+        X[:, 0] += np.where(case, 3.0, -3.0)
+        df["label"] = np.where(case, "case", "ctrl")
+    elif task == "multiclass":
+        cls = np.repeat(np.arange(n_patients) % 3, n // n_patients)
+        X[np.arange(n), cls] += 4.0
+        df["label"] = np.array(["typeA", "typeB", "typeC"])[cls]
+    elif task == "multilabel":
+        Y = np.repeat(rng.random((n_patients, 3)) < 0.5, n // n_patients, axis=0)
+        X[:, :3] += np.where(Y, 3.0, -3.0)
+        for j in range(3):
+            df[f"lab{j}"] = Y[:, j].astype(int)
+    else:
+        X[:, 0] = rng.normal(size=n)
+        df["label"] = 2.0 * X[:, 0] + 5.0
+    df[feats] = X
+    return df
+
+
+def perfect_model(task: str, df: pd.DataFrame) -> Model:
+    """A linear network whose weights are set by hand so that its predictions are (all but) exact on
+    `separable` tables: a large weight on the informative standardised feature(s)."""
+    feats = [c for c in df.columns if c.startswith("f")]
+    pre = data.Preprocessor().fit(df[feats].to_numpy(dtype=float), feats)
+    k = {"binary": 1, "multiclass": 3, "multilabel": 3, "regression": 1}[task]
+    net = MLP(len(feats), [], k, dtype="float64")
+    W, b = net.parameters()["dense0.W"], net.parameters()["dense0.b"]  # (k, d), (k,)
+    W[...] = 0.0
+    b[...] = 0.0
+    extra = {}
+    if task == "binary":
+        W[0, 0] = 40.0  # P(case) = sigmoid(40 z0); case has the large f00
+        classes, loss = ["ctrl", "case"], "bce"
+    elif task == "multiclass":
+        W[np.arange(3), np.arange(3)] = 40.0
+        classes, loss = ["typeA", "typeB", "typeC"], "ce"
+    elif task == "multilabel":
+        W[np.arange(3), np.arange(3)] = 40.0
+        classes, loss = ["lab0", "lab1", "lab2"], "bce"
+    else:
+        W[0, 0] = 1.0  # y is linear in f00, so its z-score equals f00's
+        y = df["label"].to_numpy()
+        extra = {"target_scaling": {"mean": [float(y.mean())], "sd": [float(y.std())]}}
+        classes, loss = ["label"], "mse"
+    batches = df["batch"].value_counts().to_dict()
+    return Model(network=net, preprocessor=pre, task=task, classes=classes, feature_names=feats,
+                 target_names=TARGETS[task], loss={"name": loss, "params": {}},
+                 roles={"target": TARGETS[task], "group": "patient_id", "id": "sample_id", "batch": "batch"},
+                 split={"batch_counts_train": batches}, extra=extra)
+
+
+@pytest.fixture()
+def perfect(tmp_path):
+    def make(task: str, seed: int = 0):
+        df = separable(task, seed=0)
+        path = tmp_path / f"{task}.mlp"
+        model_io.save(perfect_model(task, df), path)
+        new = separable(task, seed=seed)
+        data_path = tmp_path / f"{task}_{seed}.csv"
+        new.to_csv(data_path, index=False)
+        return str(path), str(data_path), new
+    return make
+
+
+def evaluate_json(*args) -> dict:
+    res = run(["evaluate", *args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+# ── known answers ────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_perfect_binary_model_gets_perfect_metrics(perfect):
+    model, table, _ = perfect("binary", seed=3)
+    m = evaluate_json(model, table)["metrics"]
+    for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "mcc"):
+        assert m[key] == pytest.approx(1.0), key
+    assert m["log_loss"] < 1e-6 and m["brier"] < 1e-9 and m["ece"] < 1e-6
+    assert m["positive_class"] == "case" and m["confusion_matrix"][0][1] == m["confusion_matrix"][1][0] == 0
+
+
+def test_perfect_multiclass_model_gets_perfect_metrics(perfect):
+    model, table, df = perfect("multiclass", seed=3)
+    m = evaluate_json(model, table)["metrics"]
+    for key in ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr"):
+        assert m[key] == pytest.approx(1.0), key
+    assert m["log_loss"] < 1e-6 and m["ece"] < 1e-6
+    counts = df["label"].value_counts()
+    for row in m["per_class"]:
+        assert row["precision"] == row["recall"] == row["f1"] == 1.0 and row["support"] == counts[row["class"]]
+    assert np.array_equal(np.diag(np.diag(m["confusion_matrix"])), np.array(m["confusion_matrix"]))
+
+
+def test_perfect_multilabel_model_gets_perfect_metrics(perfect):
+    model, table, _ = perfect("multilabel", seed=3)
+    m = evaluate_json(model, table)["metrics"]
+    assert m["f1_micro"] == pytest.approx(1.0) and m["f1_macro"] == pytest.approx(1.0) and m["hamming_loss"] == 0.0
+    assert [r["label"] for r in m["per_label"]] == ["lab0", "lab1", "lab2"]
+    for row in m["per_label"]:
+        assert row["roc_auc"] == pytest.approx(1.0) and row["average_precision"] == pytest.approx(1.0)
+
+
+def test_perfect_regression_model_gets_perfect_metrics(perfect):
+    model, table, _ = perfect("regression", seed=3)
+    m = evaluate_json(model, table)["metrics"]
+    assert m["rmse"] < 1e-9 and m["mae"] < 1e-9
+    assert m["r2"] == pytest.approx(1.0) and m["pearson_r"] == pytest.approx(1.0) and m["spearman_r"] == 1.0
+
+
+def test_a_wrong_model_is_scored_as_wrong(perfect, tmp_path):
+    model, _, df = perfect("binary", seed=3)
+    flipped = df.assign(label=np.where(df["label"] == "case", "ctrl", "case"))
+    flipped.to_csv(tmp_path / "flipped.csv", index=False)
+    m = evaluate_json(model, str(tmp_path / "flipped.csv"))["metrics"]
+    assert m["accuracy"] == 0.0 and m["roc_auc"] == 0.0 and m["mcc"] == pytest.approx(-1.0) and m["log_loss"] > 10
+
+
+# ── trained models: consistency with the library ─────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("task", list(TARGETS))
+def test_metrics_equal_metrics_compute_on_model_outputs(tmp_path, task):
+    train_df = make_table(task=task, seed=1)
+    train_df.to_csv(tmp_path / "train.csv", index=False)
+    model = train(str(tmp_path / "train.csv"), TrainOptions(target=TARGETS[task], hidden=[8], epochs=5)).model
+    model_io.save(model, tmp_path / "m.mlp")
+    test_df = make_table(task=task, seed=2, n_patients=20)
+    test_df.to_csv(tmp_path / "test.csv", index=False)
+    doc = evaluate_json(str(tmp_path / "m.mlp"), str(tmp_path / "test.csv"), "--chunksize", "13")
+    ds = data.Dataset.from_frame(test_df, data.Roles(target=TARGETS[task], group="patient_id", id="sample_id",
+                                                     batch="batch"), task=task, classes=model.classes)
+    out = model.predict_output(ds.X)
+    proba = out[:, 1:2] if task == "binary" and out.shape[1] == 2 else out
+    expected = json.loads(json.dumps(metrics.compute(task, ds.y, proba, model.classes), default=float))
+    assert doc["metrics"].keys() == expected.keys()
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert doc["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert doc["task"] == task and doc["n"] == len(test_df)
+    main = metrics.main_metric_name(task)
+    assert lib.main_metric(task, ds.y, proba) == pytest.approx(expected[main])
+
+
+# ── groups and bootstrap ─────────────────────────────────────────────────────────────────────────────────
+
+
+def test_by_batch_flags_the_batch_that_fails(perfect, tmp_path):
+    model, _, df = perfect("binary", seed=3)
+    broken = df.copy()
+    b3 = broken["batch"] == "B3"
+    broken.loc[b3, "label"] = np.where(broken.loc[b3, "label"] == "case", "ctrl", "case")
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    doc = evaluate_json(model, str(tmp_path / "broken.csv"), "--by", "batch")
+    groups = {g["value"]: g for g in doc["groups"]}
+    assert set(groups) == {"B1", "B2", "B3"} and doc["by"] == "batch"
+    assert groups["B3"]["flagged"] and groups["B3"]["metrics"]["balanced_accuracy"] == 0.0
+    assert not groups["B1"]["flagged"] and groups["B1"]["metrics"]["accuracy"] == 1.0
+    assert sum(g["n"] for g in groups.values()) == len(df)
+    assert any("'B3'" in w and "balanced accuracy" in w for w in doc["warnings"])
+    res = run(["evaluate", model, str(tmp_path / "broken.csv"), "--by", "batch"])
+    assert res.exit_code == 0 and "⚠ B3" in res.output and "By batch" in res.output
+    assert_clean_error(run(["evaluate", model, str(tmp_path / "broken.csv"), "--by", "site"]), "--by", "'site'")
+
+
+def test_bootstrap_intervals_resample_patients_and_are_seeded(tmp_path):
+    train_df = make_table(task="binary", seed=1, signal=1.0)
+    train_df.to_csv(tmp_path / "train.csv", index=False)
+    model_io.save(train(str(tmp_path / "train.csv"), TrainOptions(hidden=[4], epochs=3)).model, tmp_path / "m.mlp")
+    test_df = make_table(task="binary", seed=2, n_patients=24, signal=1.0)
+    test_df.to_csv(tmp_path / "test.csv", index=False)
+    args = [str(tmp_path / "m.mlp"), str(tmp_path / "test.csv"), "--bootstrap", "25", "--by", "batch"]
+    a, b = evaluate_json(*args, "--seed", "1"), evaluate_json(*args, "--seed", "1")
+    c = evaluate_json(*args, "--seed", "2")
+    assert a["ci"] == b["ci"] and a["ci"] != c["ci"]
+    assert a["bootstrap"] == {"resamples": 25, "unit": "patient_id groups", "n_units": 24, "seed": 1}
+    for key in ("accuracy", "balanced_accuracy", "roc_auc", "log_loss", "brier"):
+        low, high = a["ci"][key]
+        assert low <= high and low <= a["metrics"][key] + 1e-9 and a["metrics"][key] - 1e-9 <= high, key
+    assert all(g["ci"]["balanced_accuracy"] is None or len(g["ci"]["balanced_accuracy"]) == 2 for g in a["groups"])
+    rows = evaluate_json(str(tmp_path / "m.mlp"), str(tmp_path / "test.csv"), "--bootstrap", "10", "--no-group")
+    assert rows["bootstrap"]["unit"] == "rows" and rows["bootstrap"]["n_units"] == len(test_df)
+
+
+def test_bootstrap_of_a_perfect_model_is_degenerate(perfect):
+    model, table, _ = perfect("multiclass", seed=3)
+    doc = evaluate_json(model, table, "--bootstrap", "15")
+    assert doc["ci"]["accuracy"] == [1.0, 1.0] and doc["ci"]["f1_macro"] == [1.0, 1.0]
+
+
+# ── outputs and errors ───────────────────────────────────────────────────────────────────────────────────
+
+
+def test_rich_tables_by_default_and_json_file(perfect, tmp_path):
+    model, table, _ = perfect("multiclass", seed=3)
+    res = run(["evaluate", model, table, "-o", str(tmp_path / "metrics.json")])
+    assert res.exit_code == 0, res.output
+    for needle in ("Metrics on 90 samples", "balanced accuracy", "Per class", "Confusion matrix", "typeB"):
+        assert needle in res.output, needle
+    assert json.loads((tmp_path / "metrics.json").read_text()) == evaluate_json(model, table)
+    assert_clean_error(run(["evaluate", model, table, "-o", str(tmp_path / "nodir" / "m.json")]), "does not exist")
+
+
+@pytest.mark.parametrize("task,needles", [
+    ("binary", ["positive class 'case'", "ROC AUC", "Brier score", "MCC", "Confusion matrix"]),
+    ("multilabel", ["Per label", "hamming loss", "F1 micro", "average precision"]),
+    ("regression", ["RMSE", "R²", "Spearman r"]),
+])
+def test_rich_tables_for_every_task(perfect, task, needles):
+    model, table, _ = perfect(task, seed=3)
+    res = run(["evaluate", model, table, "--by", "batch", "--bootstrap", "5"])
+    assert res.exit_code == 0, res.output
+    for needle in [*needles, "95 % CI", "By batch"]:
+        assert needle in res.output, needle
+
+
+def test_labels_are_checked_against_the_model(perfect, tmp_path):
+    model, _, df = perfect("multiclass", seed=3)
+    odd = df.copy()
+    odd.loc[[4, 5], "label"] = "typeZ"
+    odd.to_csv(tmp_path / "odd.csv", index=False)
+    assert_clean_error(run(["evaluate", model, str(tmp_path / "odd.csv")]), "'typeZ'", "does not know")
+    df.drop(columns=["label"]).to_csv(tmp_path / "unlabelled.csv", index=False)
+    assert_clean_error(run(["evaluate", model, str(tmp_path / "unlabelled.csv")]), "no target column", "mlpcli predict")
+    df.rename(columns={"label": "subtype"}).to_csv(tmp_path / "renamed.csv", index=False)
+    doc = evaluate_json(model, str(tmp_path / "renamed.csv"), "--target", "subtype")
+    assert doc["metrics"]["accuracy"] == 1.0
+    holes = df.copy()
+    holes.loc[3, "label"] = np.nan
+    holes.to_csv(tmp_path / "holes.csv", index=False)
+    assert_clean_error(run(["evaluate", model, str(tmp_path / "holes.csv")]), "missing values")
+
+
+def test_stdin_fill_missing_and_shift_in_evaluate(perfect, tmp_path):
+    model, _, df = perfect("binary", seed=3)
+    text = df.drop(columns=["f05"]).to_csv(index=False)
+    res = CliRunner().invoke(cli, ["evaluate", model, "-", "--json"], input=text)
+    assert_clean_error(res, "'f05'", "--fill-missing")
+    res = CliRunner().invoke(cli, ["evaluate", model, "-", "--json", "--fill-missing", "mean",
+                                   "--shift-report", str(tmp_path / "shift.csv")], input=text)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["metrics"]["accuracy"] == 1.0 and doc["shift"]["level"] in ("none", "mild")
+    report = pd.read_csv(tmp_path / "shift.csv")
+    assert report.loc[report["feature"] == "f05", "filled"].item()
+
+
+def test_bootstrap_in_processes_equals_serial_and_by_any_column(perfect):
+    model_path, _, df = perfect("binary", seed=4)
+    model = model_io.load(model_path)
+    noisy = df.copy()
+    noisy.loc[::7, "label"] = np.where(noisy.loc[::7, "label"] == "case", "ctrl", "case")
+    noisy["site"] = np.where(noisy.index % 2 == 0, "Leeds", "Turku")
+    serial = lib.evaluate(model, noisy, bootstrap=12, n_jobs=1, by="site")
+    parallel = lib.evaluate(model, noisy, bootstrap=12, n_jobs=2, by="site")
+    assert serial.ci == parallel.ci and serial.ci["accuracy"][0] < serial.ci["accuracy"][1]
+    assert [g["value"] for g in serial.groups] == ["Leeds", "Turku"] and serial.groups == parallel.groups
