@@ -206,6 +206,7 @@ def main(argv=None) -> int:
     print(f"{'mlpcli predict (process)':28}{pr['wall_s']:>10.1f}{pr['cpu_s']:>10.1f}{pr['peak_mb']:>15,.0f}")
     print(f"{'ratio predict / read_csv':28}{ratio:>10.2f}   goal <= {TIME_GOAL}; peak goal < {MEMORY_GOAL_MB} MB")
     print(f"{'  against 1-thread read_csv':28}{pr['wall_s'] / r1['wall_s']:>10.2f}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
     with open(args.json_out, "w") as fh:
         json.dump(report, fh, indent=2)
         fh.write("\n")
