@@ -10,28 +10,14 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from mlpcli import model_io
-from mlpcli.cli import cli
 from mlpcli.diagnosis import LABELS
 from mlpcli.plotting import BOTH_CHAR, TRAIN_CHAR, VAL_CHAR, terminal_chart
 from tables import write_table
+from cli_helpers import run, assert_clean_error
 
 JSON_FIELDS = {"label", "evidence", "advice", "runner_up"}
-
-
-def run(args, **kw):
-    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
-
-
-def assert_clean_error(result, *needles, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [l for l in result.output.strip().splitlines() if l.strip()]
-    assert lines and lines[-1].startswith("Error:"), result.output
-    for needle in needles:
-        assert needle in result.output, (needle, result.output)
 
 
 @pytest.fixture(scope="module")

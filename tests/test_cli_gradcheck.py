@@ -6,10 +6,7 @@ from click.testing import CliRunner
 from mlpcli.cli import cli
 from mlpcli.engine import layers
 from tables import write_table
-
-
-def run(args):
-    return CliRunner().invoke(cli, args, catch_exceptions=False)
+from cli_helpers import run
 
 
 def test_gradcheck_all_pass_table():

@@ -13,21 +13,9 @@ from click.testing import CliRunner
 from mlpcli import model_io
 from mlpcli.cli import cli
 from tables import make_table, write_table
+from cli_helpers import run, assert_clean_error
 
 FAST = ["--hidden", "8", "--epochs", "6", "--quiet"]
-
-
-def run(args, **kw):
-    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
-
-
-def assert_clean_error(result, *needles, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [l for l in result.output.strip().splitlines() if l.strip()]
-    assert lines and lines[-1].startswith("Error:"), result.output
-    for needle in needles:
-        assert needle in result.output, (needle, result.output)
 
 
 @pytest.mark.parametrize("task,extra", [

@@ -5,14 +5,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from mlpcli import cv, data, pipeline
-from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError, DataError
 from mlpcli.parallel import Plan
 from tables import make_table, write_table
+from cli_helpers import run, assert_clean_error
 
 FAST = ["--hidden", "8", "--epochs", "8", "--patience", "4", "--quiet"]
 OPTIONS = TrainOptions(hidden=[8], epochs=8, patience=4)
@@ -24,19 +23,6 @@ def dataset(task="multiclass", no_group=False, **kw):
     roles, _ = data.resolve_roles(df.columns, target=target, no_group=no_group,
                                   drop=["patient_id"] if no_group else [])
     return data.Dataset.from_frame(df, roles)
-
-
-def run(args, **kw):
-    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
-
-
-def assert_clean_error(result, *needles, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [l for l in result.output.strip().splitlines() if l.strip()]
-    assert lines and lines[-1].startswith("Error:"), result.output
-    for needle in needles:
-        assert needle in result.output, (needle, result.output)
 
 
 # ── folds ────────────────────────────────────────────────────────────────────────────────────────────────

@@ -18,20 +18,9 @@ from mlpcli.engine import MLP
 from mlpcli.model_io import Model
 from mlpcli.pipeline import train
 from tables import make_table
+from cli_helpers import run, assert_clean_error
 
 TARGETS = {"binary": ["label"], "multiclass": ["label"], "multilabel": ["lab0", "lab1", "lab2"], "regression": ["label"]}
-
-
-def run(args, **kw):
-    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
-
-
-def assert_clean_error(result, *needles, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    assert result.output.strip().splitlines()[-1].startswith("Error:"), result.output
-    for needle in needles:
-        assert needle in result.output, (needle, result.output)
 
 
 def separable(task: str, seed: int = 0, n_patients: int = 30) -> pd.DataFrame:

@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from mlpcli import data
 from mlpcli.config import TrainOptions
 from mlpcli.engine.functional import log_softmax, softplus
 from mlpcli.errors import ConfigError
 from mlpcli.pipeline import build_loss, load_dataset
-from tables import make_table, write_table
+from tables import make_table
 
 
 def _dataset(tmp_path, task="multiclass", n_classes=3, **kw):

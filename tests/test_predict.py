@@ -21,21 +21,9 @@ from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.pipeline import train
 from tables import make_table
+from cli_helpers import run, assert_clean_error
 
 TARGETS = {"binary": ["label"], "multiclass": ["label"], "multilabel": ["lab0", "lab1", "lab2"], "regression": ["label"]}
-
-
-def run(args, **kw):
-    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
-
-
-def assert_clean_error(result, *needles, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error:"), result.output
-    for needle in needles:
-        assert needle in result.output, (needle, result.output)
 
 
 def leftovers(directory) -> list[str]:

@@ -6,14 +6,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from mlpcli import cv, data, model_io
-from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
 from mlpcli.parallel import Plan
 from tables import make_table, write_table
+from cli_helpers import run
 
 FAST = ["--hidden", "8", "--epochs", "8", "--patience", "4", "--quiet"]
 OPTIONS = TrainOptions(hidden=[8], epochs=8, patience=4)
@@ -23,10 +22,6 @@ def dataset(task="multiclass", **kw):
     df = make_table(task, **kw)
     roles, _ = data.resolve_roles(df.columns)
     return data.Dataset.from_frame(df, roles)
-
-
-def run(args, **kw):
-    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
 
 
 # ── the grid ─────────────────────────────────────────────────────────────────────────────────────────────
