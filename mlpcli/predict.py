@@ -27,6 +27,7 @@ one-line message.
 from __future__ import annotations
 
 import bz2
+from abc import ABC, abstractmethod
 import copy
 import csv
 import dataclasses
@@ -155,7 +156,7 @@ class RoleFlags:
     features_in_rows: bool = False
 
 
-class _Table:
+class _Table(ABC):
     """A table whose header is known and whose rows come in pieces of at most `n` rows.
 
     `pieces(n, plan, convert)` yields `convert(parsed, first_row)` for each piece in order, where parsed
@@ -166,8 +167,9 @@ class _Table:
     columns: list[str]
     total_bytes: int | None = None
 
+    @abstractmethod
     def pieces(self, n: int, plan: "ColumnPlan", convert: Callable) -> Iterator:
-        raise NotImplementedError
+        """Yield ``convert(parsed, first_row)`` for each piece of at most ``n`` rows, in order."""
 
     @property
     def bytes_read(self) -> int | None:

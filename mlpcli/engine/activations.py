@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from .functional import build, sigmoid as _sigmoid, softmax as _softmax, softplus as _softplus
@@ -20,17 +22,19 @@ from .functional import build, sigmoid as _sigmoid, softmax as _softmax, softplu
 __all__ = ["Activation", "get", "names", "ACTIVATIONS"]
 
 
-class Activation:
+class Activation(ABC):
     """Base class. ``kinks`` lists the points where the function is not differentiable."""
 
     name: str = ""
     kinks: tuple[float, ...] = ()
 
-    def forward(self, z: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        """a = phi(z), same shape as z."""
 
+    @abstractmethod
     def backward(self, z: np.ndarray, grad_out: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """dL/dz from grad_out = dL/da; ``a`` is forward(z) when the caller cached it."""
 
     def params(self) -> dict[str, float]:
         """Constructor parameters, for storing the architecture."""

@@ -11,6 +11,8 @@ update one flat buffer in place and the layers see the change.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from . import activations as act
@@ -18,7 +20,7 @@ from . import activations as act
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNorm"]
 
 
-class Layer:
+class Layer(ABC):
     """Base class: no parameters, identity shapes."""
 
     kind: str = ""
@@ -37,11 +39,13 @@ class Layer:
     def init_params(self, rng: np.random.Generator) -> None:
         """Fill the bound parameter views with their initial values."""
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The layer's output for input x (n, d_in), caching what backward needs."""
 
+    @abstractmethod
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Store parameter gradients in ``self.grads``; return dL/dx (or None)."""
 
 
 class Dense(Layer):

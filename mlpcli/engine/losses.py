@@ -14,6 +14,8 @@ so ``backward`` returns dL/d output = (w_i / n) * dl_i/d output, with the output
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from .functional import build, log_softmax, sigmoid, softplus
@@ -21,7 +23,7 @@ from .functional import build, log_softmax, sigmoid, softplus
 __all__ = ["Loss", "get", "names", "LOSSES"]
 
 
-class Loss:
+class Loss(ABC):
     """Base class.
 
     ``output_activation`` names the function that turns raw outputs into predictions
@@ -42,11 +44,13 @@ class Loss:
         return grad.astype(output.dtype, copy=False)
 
     # Subclasses implement these two on already shaped y.
-    def per_sample(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:  # (n,)
-        raise NotImplementedError  # pragma: no cover - abstract
+    @abstractmethod
+    def per_sample(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """l_i for each sample, (n,), on already shaped y."""
 
-    def grad(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:  # (n, k): dl_i / d output_i
-        raise NotImplementedError  # pragma: no cover - abstract
+    @abstractmethod
+    def grad(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """dl_i / d output_i, (n, k), unweighted and unreduced."""
 
     def kink_distance(self, output: np.ndarray, y: np.ndarray) -> np.ndarray | None:
         """How far each entry is from a point where the loss is not differentiable (None: smooth)."""

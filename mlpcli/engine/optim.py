@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from .functional import build
@@ -35,7 +37,7 @@ def _blocks(size: int, itemsize: int):
         yield slice(start, min(start + chunk, size))
 
 
-class Optimizer:
+class Optimizer(ABC):
     name = ""
 
     def __init__(self, lr: float):
@@ -55,8 +57,9 @@ class Optimizer:
         """A block-sized scratch array, allocated once per parameter array."""
         return self._slot(key, "tmp", p.reshape(-1)[: max(1024, CHUNK_BYTES // p.itemsize)])
 
+    @abstractmethod
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Update every array of ``params`` in place from ``grads`` (same keys)."""
 
 
 class SGD(Optimizer):
