@@ -27,6 +27,10 @@ from .training import FitResult, fit
 __all__ = ["TrainOutcome", "LossSetup", "Split", "FittedRun", "train", "load_dataset", "split_dataset",
            "fit_datasets", "build_loss", "baseline_output", "align_features"]
 
+# A median per-feature skewness above this on non-negative data looks like raw counts or TPM,
+# for which a log transform is the usual first step (the sample data sits near 2.8).
+LOG1P_HINT_SKEW = 1.0
+
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.
 _PRIOR_FLOOR = 1e-6
@@ -277,6 +281,10 @@ def train(path, options: TrainOptions, progress: Callable[[dict], None] | None =
     split = split_dataset(ds, options)
     train_ds, val_ds, summary = ds.subset(split.train_rows), split.val, split.summary
     warnings += summary.warnings
+    if not options.log1p:
+        hint = log1p_hint(train_ds.X)
+        if hint:
+            warnings.append(hint)
 
     run = fit_datasets(train_ds, val_ds, options, progress)
     warnings += run.preprocessor.warnings
@@ -302,6 +310,25 @@ def train(path, options: TrainOptions, progress: Callable[[dict], None] | None =
         model.extra["diagnosis"] = diagnosis.to_dict()
     return TrainOutcome(model=model, fit=result, split=summary, val_metrics=val_metrics, notes=notes,
                         warnings=warnings, diagnosis=diagnosis)
+
+
+def log1p_hint(X: np.ndarray) -> str | None:
+    """A suggestion to use --log1p when the features look like untransformed expression values:
+    all non-negative and strongly right-skewed (median per-feature skewness)."""
+    finite = X[np.isfinite(X).all(axis=1)] if np.isnan(X).any() else X
+    if finite.shape[0] < 3 or finite.min() < 0:
+        return None
+    centred = finite - finite.mean(axis=0)
+    sd = centred.std(axis=0)
+    ok = sd > 0
+    if not ok.any():
+        return None
+    skew = (centred[:, ok] ** 3).mean(axis=0) / sd[ok] ** 3
+    median = float(np.median(skew))
+    if median <= LOG1P_HINT_SKEW:
+        return None
+    return (f"the features are non-negative and right-skewed (median skewness {median:.1f}), as raw counts or "
+            "TPM are; consider --log1p, the usual transform for such values")
 
 
 def _as_task_proba(task: str, proba: np.ndarray) -> np.ndarray:

@@ -84,3 +84,13 @@ def test_losses_that_do_not_fit_the_task(tmp_path, opts, needle):
         return
     with pytest.raises(ConfigError, match=needle):
         build_loss(TrainOptions(**opts), ds, ds.y)
+
+
+def test_log1p_hint_for_skewed_non_negative_features():
+    from mlpcli.pipeline import log1p_hint
+
+    rng = np.random.default_rng(0)
+    counts = rng.lognormal(mean=1.0, sigma=1.2, size=(200, 30))
+    assert "--log1p" in log1p_hint(counts)
+    assert log1p_hint(np.log1p(counts)) is None  # already transformed
+    assert log1p_hint(rng.normal(size=(200, 30))) is None  # negative values: not counts
