@@ -1,0 +1,439 @@
+"""Column roles, task inference and the validated Dataset (X, y, groups, batches, ids)."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
+
+# ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Roles:
+    """Which columns play which role; every other column is a feature."""
+
+    target: list[str]  # one name, or several for multi-label / multi-output regression
+    group: str | None = None  # samples sharing a group (patient) never straddle a split
+    id: str | None = None
+    batch: str | None = None
+    drop: list[str] = field(default_factory=list)
+
+    def columns(self) -> list[str]:
+        """All columns that are not features, in role order."""
+        named = [*self.target, self.group, self.id, self.batch, *self.drop]
+        return [c for c in named if c is not None]
+
+
+def _names(value: str | Iterable[str] | None) -> list[str]:
+    """'a, b' or ['a', 'b'] -> ['a', 'b'] (empty pieces ignored)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return [item.strip() for item in items if item.strip()]
+
+
+def _missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: str) -> DataError:
+    noun = "column" if len(missing) == 1 else "columns"
+    hint = difflib.get_close_matches(missing[0], columns, n=1)
+    did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+    return DataError(
+        f"{flag} {noun} {_quoted(missing)} not found{did_you_mean}; available columns: "
+        f"{_quoted(columns, 6)} ({len(columns)} in all)"
+    )
+
+
+def _require(names: Sequence[str], columns: Sequence[str], flag: str) -> None:
+    present = set(columns)
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise _missing_columns_error(missing, list(columns), flag)
+
+
+def resolve_roles(
+    columns: Iterable[str],
+    target: str | Sequence[str] | None = DEFAULT_TARGET,
+    group: str | None = None,
+    no_group: bool = False,
+    id: str | None = None,  # noqa: A002 - the flag is --id
+    batch: str | None = None,
+    drop: str | Sequence[str] = (),
+    require_target: bool = True,
+) -> tuple[Roles, list[str]]:
+    """Assign column roles from the flags and the defaults; returns (roles, notes saying what was picked).
+
+    Defaults: group `patient_id` (unless `no_group`), id `sample_id`, batch `batch`, each when present and
+    not already given another role. With `require_target=False` (prediction tables) absent target columns
+    are simply left out.
+    """
+    columns = [str(c) for c in columns]
+    present = set(columns)
+    targets = _names(target)
+    drops = _names(drop)
+    for flag, names in (("--target", targets), ("--drop", drops)):
+        repeated = [n for n, k in Counter(names).items() if k > 1]
+        if repeated:
+            raise ConfigError(f"{flag} names {_quoted(repeated)} more than once; list each column once")
+    _require(drops, columns, "--drop")
+    notes: list[str] = []
+
+    if require_target:
+        if not targets:
+            raise ConfigError("--target is empty; name the label column (several comma-separated for multi-label)")
+        _require(targets, columns, "--target")
+        notes.append(f"target: {', '.join(targets)}")
+    else:
+        found = [t for t in targets if t in present]
+        if found and len(found) != len(targets):
+            raise _missing_columns_error([t for t in targets if t not in present], columns, "--target")
+        if targets and not found:
+            notes.append(f"target: none (no {_quoted(targets)} column; predictions only)")
+        targets = found
+
+    if group is not None and no_group:
+        raise ConfigError("--group and --no-group contradict each other; pass one of them")
+    explicit = {"--group": group, "--id": id, "--batch": batch}
+    for flag, name in explicit.items():
+        if name is not None:
+            _require([name], columns, flag)
+
+    taken = set(targets) | set(drops) | {n for n in explicit.values() if n is not None}
+
+    def pick(flag: str, name: str | None, default: str, allowed: bool = True) -> str | None:
+        if name is not None:
+            notes.append(f"{flag.lstrip('-')}: {name}")
+            return name
+        if allowed and default in present and default not in taken:
+            suffix = "; --no-group to switch off" if flag == "--group" else f"; {flag} to choose another"
+            notes.append(f"{flag.lstrip('-')}: {default} (default{suffix})")
+            return default
+        return None
+
+    group_col = pick("--group", group, DEFAULT_GROUP, allowed=not no_group)
+    if group_col is None:
+        notes.append(
+            "group: none (--no-group)" if no_group else
+            f"group: none (no {DEFAULT_GROUP!r} column); samples are treated as independent — pass --group "
+            "COLUMN if several samples come from one patient"
+        )
+    id_col = pick("--id", id, DEFAULT_ID)
+    batch_col = pick("--batch", batch, DEFAULT_BATCH)
+    if drops:
+        notes.append(f"dropped: {', '.join(drops)}")
+
+    roles = Roles(target=targets, group=group_col, id=id_col, batch=batch_col, drop=drops)
+    _check_one_role_each(roles)
+    return roles, notes
+
+
+def _check_one_role_each(roles: Roles) -> None:
+    flags = [("--target", t) for t in roles.target] + [
+        ("--group", roles.group), ("--id", roles.id), ("--batch", roles.batch)
+    ] + [("--drop", d) for d in roles.drop]
+    seen: dict[str, str] = {}
+    for flag, name in flags:
+        if name is None:
+            continue
+        if name in seen:
+            raise ConfigError(f"column {name!r} is given two roles ({seen[name]} and {flag}); give each column one role")
+        seen[name] = flag
+
+
+# ── the validated dataset ────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Dataset:
+    """Validated arrays for one table.
+
+    X (n, d) float64, may hold NaN (the Preprocessor imputes). y is (n,) int64 indices into `classes` for
+    binary/multiclass, (n, k) float64 0/1 for multilabel, (n, k) float64 for regression, None without target.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    feature_names: list[str]
+    task: str | None
+    classes: list = field(default_factory=list)  # sorted labels, or target names for multilabel/regression
+    groups: np.ndarray | None = None  # (n,) str
+    batches: np.ndarray | None = None  # (n,) str
+    ids: np.ndarray | None = None  # (n,) str
+    target_names: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    roles: Roles | None = None  # the column names behind groups/batches/ids (for messages and summaries)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+    def subset(self, idx) -> "Dataset":
+        """Rows `idx` (indices or boolean mask) as a new Dataset; notes and warnings are carried over."""
+        idx = np.asarray(idx)
+
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[idx]
+
+        return Dataset(
+            X=self.X[idx], y=take(self.y), feature_names=list(self.feature_names), task=self.task,
+            classes=list(self.classes), groups=take(self.groups), batches=take(self.batches),
+            ids=take(self.ids), target_names=list(self.target_names), notes=list(self.notes),
+            warnings=list(self.warnings), roles=self.roles,
+        )
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, roles: Roles, task: str = "auto", classes: Sequence | None = None) -> "Dataset":
+        """Validate a table against its roles and build the arrays.
+
+        `classes` (from a trained model) fixes the label -> index mapping at prediction/evaluation time; a
+        label outside it is an error. Classification labels are sorted originals (strings or numbers).
+        """
+        if task != "auto" and task not in TASKS:
+            raise ConfigError(f"--task {task!r} is not one of auto, {', '.join(TASKS)}")
+        columns = [str(c) for c in df.columns]
+        for flag, names in (("--target", roles.target), ("--group", [roles.group]), ("--id", [roles.id]),
+                            ("--batch", [roles.batch]), ("--drop", roles.drop)):
+            _require([n for n in names if n is not None], columns, flag)
+        if len(df) == 0:
+            raise DataError("the table has no rows")
+        non_features = set(roles.columns())
+        feature_names = [c for c in columns if c not in non_features]
+        if not feature_names:
+            raise DataError("no feature columns left after removing the target, group, id, batch and --drop columns")
+
+        notes: list[str] = []
+        warn: list[str] = []
+        X = _feature_matrix(df, feature_names, warn)
+        ids = _id_column(df, roles.id)
+        groups = _label_column(df, roles.group, "--group")
+        batches = _batch_column(df, roles.batch, warn)
+
+        y, task_out, class_list = None, None, []
+        if roles.target:
+            y, task_out, class_list = _target(df, list(roles.target), task, classes, notes, warn)
+        if groups is not None:
+            n_groups = len(np.unique(groups))
+            notes.append(f"groups: {n_groups} in {roles.group!r} ({len(df) / n_groups:.1f} samples each on average)")
+        notes.append(f"features: {len(feature_names)} numeric columns, {len(df)} samples")
+        return cls(
+            X=X, y=y, feature_names=feature_names, task=task_out, classes=class_list, groups=groups,
+            batches=batches, ids=ids, target_names=list(roles.target), notes=notes, warnings=warn, roles=roles,
+        )
+
+
+def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str]) -> np.ndarray:
+    """(n, d) float64 of the feature columns; non-numeric columns and infinities are errors, NaN is noted."""
+    frame = df[names]
+    # dtype first: fetching 60,000 columns one by one is slow, only object columns need a look inside
+    bad = [n for n, t in zip(names, frame.dtypes) if not pd.api.types.is_numeric_dtype(t)
+           and not _numbers_in_objects(frame[n])]
+    if bad:
+        raise DataError(
+            f"feature columns must be numeric: {_quoted(bad)} ({len(bad)} column{'s' * (len(bad) != 1)}); "
+            "pass them to --drop, or use --id/--batch/--group for their role"
+        )
+    X = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # (n, d)
+    infinite = np.isinf(X).any(axis=0)
+    if infinite.any():
+        raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; "
+                        "replace them or pass the columns to --drop")
+    nan_counts = np.isnan(X).sum(axis=0)
+    if nan_counts.any():
+        cols = np.flatnonzero(nan_counts)
+        pairs = [(names[j], int(nan_counts[j])) for j in cols]
+        warn.append(
+            f"missing values in {len(cols)} feature columns: {_counted(pairs)}; train with "
+            "--impute median|mean|zero"
+        )
+    return X
+
+
+def _numbers_in_objects(col: pd.Series) -> bool:
+    """True for an object column holding only numbers (a frame built in Python); text columns are not."""
+    if col.dtype != object:
+        return False
+    converted = pd.to_numeric(col, errors="coerce")
+    return bool((converted.notna() == col.notna()).all())
+
+
+def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
+    if name is None:
+        return None
+    col = df[name]
+    if col.isna().any():
+        raise DataError(f"--id column {name!r} has {int(col.isna().sum())} missing values; every sample needs an id")
+    ids = np.asarray([_label_key(v) for v in col], dtype=object)
+    repeats = [(i, k) for i, k in Counter(ids).items() if k > 1]
+    if repeats:
+        listed = ", ".join(f"{i!r} (×{k})" for i, k in repeats[:5])
+        raise DataError(f"duplicate sample ids in --id column {name!r}: {listed}; ids must be unique")
+    return ids
+
+
+def _label_column(df: pd.DataFrame, name: str | None, flag: str) -> np.ndarray | None:
+    """Group labels as strings; a sample without a group could land on either side, so missing is an error."""
+    if name is None:
+        return None
+    col = df[name]
+    if col.isna().any():
+        raise DataError(f"{flag} column {name!r} has {int(col.isna().sum())} missing values; fill them or use --no-group")
+    return np.asarray([_label_key(v) for v in col], dtype=object)
+
+
+def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.ndarray | None:
+    """Batch labels as strings; batches only feed summaries, so missing ones become "NA" with a warning."""
+    if name is None:
+        return None
+    col = df[name]
+    missing = int(col.isna().sum())
+    if missing:
+        warn.append(f"--batch column {name!r} has {missing} missing values; they are counted as batch 'NA'")
+    return np.asarray(["NA" if pd.isna(v) else _label_key(v) for v in col], dtype=object)
+
+
+# ── target and task ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def _target(
+    df: pd.DataFrame, targets: list[str], task: str, classes: Sequence | None, notes: list[str], warn: list[str]
+) -> tuple[np.ndarray, str, list]:
+    """(y, task, classes) for the target column(s), inferring the task when `task == "auto"`."""
+    frame = df[targets]
+    missing = frame.isna().any(axis=1)
+    if missing.any():
+        per_col = [(t, int(frame[t].isna().sum())) for t in targets if frame[t].isna().any()]
+        raise DataError(
+            f"target has missing values in {int(missing.sum())} rows ({_counted(per_col)}); drop those rows, "
+            "or predict them with `mlpcli predict`"
+        )
+    if task == "auto":
+        task = _infer_task(frame, targets, classes, notes)
+    if task in CLASSIFICATION_TASKS:
+        if len(targets) != 1:
+            raise DataError(f"--task {task} takes one --target column, got {len(targets)} ({_quoted(targets)}); "
+                            "use --task multilabel for several 0/1 columns")
+        y, labels = _encode_classes(frame[targets[0]], targets[0], task, classes, warn)
+        return y, task, labels
+    if task == "multilabel":
+        return _multilabel_target(frame, targets, classes), task, list(targets)
+    return _regression_target(frame, targets, classes), task, list(targets)
+
+
+def _is_number_column(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+
+
+def _is_zero_one(col: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return True
+    return _is_number_column(col) and bool(np.isin(col.to_numpy(dtype=np.float64), (0.0, 1.0)).all())
+
+
+def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | None, notes: list[str]) -> str:
+    if len(targets) > 1:
+        if all(_is_zero_one(frame[t]) for t in targets):
+            notes.append(f"task: multilabel (inferred: {len(targets)} target columns, all 0/1; --task to override)")
+            return "multilabel"
+        if all(_is_number_column(frame[t]) for t in targets):
+            notes.append(f"task: regression (inferred: {len(targets)} numeric target columns; --task to override)")
+            return "regression"
+        bad = [t for t in targets if not _is_number_column(frame[t]) and not _is_zero_one(frame[t])]
+        raise DataError(f"several target columns must all be 0/1 (multi-label) or numeric (regression); "
+                        f"{_quoted(bad)} is neither")
+    name = targets[0]
+    col = frame[name]
+    if classes is not None:  # a trained classifier's labels were given: keep its task family
+        task = "binary" if len(classes) == 2 else "multiclass"
+        notes.append(f"task: {task} (from the model's {len(classes)} classes)")
+        return task
+    values = col.to_numpy()
+    n_distinct = len(pd.unique(values))
+    if _is_number_column(col):
+        as_float = values.astype(np.float64)
+        non_integer = not np.all(as_float == np.round(as_float))
+        many = n_distinct > _REGRESSION_MIN_DISTINCT and n_distinct > _REGRESSION_MIN_DISTINCT_FRACTION * len(col)
+        if non_integer or many:
+            why = "non-integer values" if non_integer else f"{n_distinct} distinct values"
+            notes.append(f"task: regression (inferred: {name!r} is numeric with {why}; --task to override)")
+            return "regression"
+    if n_distinct < 2:
+        raise DataError(f"target {name!r} has a single class ({_quoted(pd.unique(values), 1)}); "
+                        "a classifier needs at least 2 classes")
+    task = "binary" if n_distinct == 2 else "multiclass"
+    notes.append(f"task: {task} (inferred from {n_distinct} classes in {name!r}; --task to override)")
+    return task
+
+
+def _sorted_labels(values: np.ndarray) -> list:
+    unique = [_plain(v) for v in pd.unique(values)]
+    try:
+        return sorted(unique)
+    except TypeError:  # mixed types (e.g. 1 and "a") in an object column
+        return sorted(unique, key=str)
+
+
+def _encode_classes(
+    col: pd.Series, name: str, task: str, classes: Sequence | None, warn: list[str]
+) -> tuple[np.ndarray, list]:
+    """(y (n,) int64 indices into the labels, labels)."""
+    values = col.to_numpy()
+    if classes is None:
+        labels = _sorted_labels(values)
+        if len(labels) < 2:
+            raise DataError(f"target {name!r} has a single class ({_quoted(labels, 1)}); "
+                            "a classifier needs at least 2 classes")
+        if task == "binary" and len(labels) != 2:
+            raise DataError(f"--task binary needs 2 classes, but {name!r} has {len(labels)}: {_quoted(labels)}; "
+                            "use --task multiclass")
+    else:
+        labels = list(classes)
+        if task == "binary" and len(labels) != 2:
+            raise DataError(f"--task binary needs 2 classes, but the model has {len(labels)}")
+    index = {_label_key(c): i for i, c in enumerate(labels)}
+    keys = [_label_key(v) for v in values]
+    unknown = [k for k in dict.fromkeys(keys) if k not in index]
+    if unknown:
+        raise DataError(f"target {name!r} holds labels the model does not know: {_quoted(unknown)}; "
+                        f"its classes are {_quoted(labels, 8)}")
+    y = np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
+    if classes is None:
+        counts = np.bincount(y, minlength=len(labels))
+        rare = [(labels[i], int(counts[i])) for i in np.flatnonzero(counts < _RARE_CLASS_SAMPLES)]
+        if rare:
+            warn.append(f"rare classes in {name!r} with fewer than {_RARE_CLASS_SAMPLES} samples: {_counted(rare)}; "
+                        "their validation scores will be noisy")
+    return y, labels
+
+
+def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None) -> np.ndarray:
+    bad = [t for t in targets if not _is_zero_one(frame[t])]
+    if bad:
+        raise DataError(f"--task multilabel needs 0/1 target columns; {_quoted(bad)} holds other values")
+    _check_model_targets(targets, classes)
+    return frame.to_numpy(dtype=np.float64)  # (n, k)
+
+
+def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None) -> np.ndarray:
+    bad = [t for t in targets if not _is_number_column(frame[t])]
+    if bad:
+        example = frame[bad[0]].iloc[0]
+        raise DataError(f"--task regression needs numeric targets; {_quoted(bad)} holds text such as {str(example)!r}")
+    _check_model_targets(targets, classes)
+    return frame.to_numpy(dtype=np.float64)  # (n, k)
+
+
+def _check_model_targets(targets: list[str], classes: Sequence | None) -> None:
+    if classes is not None and [str(c) for c in classes] != list(targets):
+        raise DataError(f"target columns {_quoted(targets)} differ from the model's {_quoted(classes)}; "
+                        "pass the model's columns to --target")

@@ -1,0 +1,261 @@
+"""Preprocessing fitted on training rows only: log1p, imputation, constant-feature removal,
+top-variance selection, standardisation; stored in the model without pickle."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, ModelFileError
+from .io import _short_reason
+from ._common import IMPUTE_METHODS, _counted, _quoted
+
+# ── preprocessing ────────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class PreprocessConfig:
+    log1p: bool = False  # log(1 + x) first; counts/TPM are heavy-tailed
+    top_var: int | None = None  # keep the N most variable features (on training rows)
+    standardize: bool = True  # z-score with training mean and SD
+    impute: str | None = None  # None (missing values are an error) | "median" | "mean" | "zero"
+
+    def validate(self) -> None:
+        if self.impute is not None and self.impute not in IMPUTE_METHODS:
+            raise ConfigError(f"--impute {self.impute!r} is not one of {', '.join(IMPUTE_METHODS)}")
+        if self.top_var is not None and (isinstance(self.top_var, bool) or not isinstance(self.top_var, (int, np.integer))
+                                         or self.top_var < 1):
+            raise ConfigError(f"--top-var must be a positive whole number, got {self.top_var!r}")
+
+
+_STATE_ARRAYS = ("kept_index", "impute_values", "center", "scale", "train_mean", "train_sd")
+_STATE_VERSION = 1
+
+
+class Preprocessor:
+    """log1p -> impute -> drop constant features -> top-variance filter -> standardise.
+
+    Every parameter is fitted on the training rows only; `transform` applies them to any rows and never
+    refits. Fitted arrays are per kept feature, shape (d_kept,).
+    """
+
+    def __init__(self, config: PreprocessConfig | None = None):
+        self.config = config if config is not None else PreprocessConfig()
+        self.config.validate()
+        self.feature_names_in: list[str] = []
+        self.kept_features: list[str] = []
+        self.dropped_constant: list[str] = []
+        self.warnings: list[str] = []
+        self.kept_index_: np.ndarray | None = None  # (d_kept,) int64 columns of the input that are kept
+        self.impute_values_: np.ndarray | None = None  # (d_kept,) NaN when impute is off
+        self.center_: np.ndarray | None = None  # (d_kept,) subtracted (0 when standardize is off)
+        self.scale_: np.ndarray | None = None  # (d_kept,) divided by (1 when standardize is off)
+        self.train_mean_: np.ndarray | None = None  # (d_kept,) of the transformed training rows
+        self.train_sd_: np.ndarray | None = None  # (d_kept,)
+
+    @property
+    def n_features_in(self) -> int:
+        return len(self.feature_names_in)
+
+    def fit(self, X, feature_names: Sequence[str]) -> "Preprocessor":
+        """Fit on training rows X (n, d). Does not modify X."""
+        cfg = self.config
+        names = [str(n) for n in feature_names]
+        X = np.array(X, dtype=np.float64, copy=True)  # own copy: the steps below work in place
+        if X.ndim != 2 or X.shape[1] != len(names):
+            raise DataError(f"preprocessing expects a 2-D array with {len(names)} feature columns, got shape {X.shape}")
+        if X.shape[0] == 0:
+            raise DataError("no training rows to fit the preprocessing on")
+        if np.isinf(X).any():
+            bad = np.flatnonzero(np.isinf(X).any(axis=0))
+            raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[bad])}; replace them")
+        self.feature_names_in = names
+        self.warnings = []
+
+        if cfg.log1p:
+            _check_non_negative(X, names)
+            np.log1p(X, out=X)
+        impute_values = self._fit_impute(X, names)  # (d,) fills NaN in X in place
+
+        variable = X.max(axis=0) != X.min(axis=0)
+        self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
+        if self.dropped_constant:
+            self.warnings.append(
+                f"dropped {len(self.dropped_constant)} features constant on the training rows: "
+                f"{_quoted(self.dropped_constant)}"
+            )
+        if not variable.any():
+            raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
+        kept = self._select_top_var(X, np.flatnonzero(variable))
+
+        Xk = X[:, kept]  # (n, d_kept)
+        if cfg.standardize:
+            self.center_, self.scale_ = Xk.mean(axis=0), Xk.std(axis=0)  # sd > 0: constant columns are gone
+        else:
+            self.center_, self.scale_ = np.zeros(len(kept)), np.ones(len(kept))
+        Z = (Xk - self.center_) / self.scale_
+        self.train_mean_, self.train_sd_ = Z.mean(axis=0), Z.std(axis=0)
+        self.kept_index_ = kept.astype(np.int64)
+        self.impute_values_ = impute_values[kept]
+        self.kept_features = [names[j] for j in kept]
+        return self
+
+    def _fit_impute(self, X: np.ndarray, names: list[str]) -> np.ndarray:
+        """Imputation values (d,) from the training rows; fills X's NaN in place. NaN values when impute is off."""
+        method = self.config.impute
+        nan_mask = np.isnan(X)
+        nan_counts = nan_mask.sum(axis=0)
+        if method is None:
+            if nan_counts.any():
+                raise DataError(_missing_message(names, nan_counts))
+            return np.full(X.shape[1], np.nan)
+        if method == "zero":
+            values = np.zeros(X.shape[1])
+        elif method == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns, handled below
+                values = np.nanmean(X, axis=0)
+        else:
+            values = _nan_median(X, nan_mask, nan_counts)
+        empty = nan_counts == X.shape[0]
+        if empty.any():
+            values[empty] = 0.0  # no training value at all: the column becomes constant and is dropped
+            self.warnings.append(
+                f"{int(empty.sum())} features have no values on the training rows: {_quoted(np.asarray(names)[empty])}"
+            )
+        if nan_counts.any():
+            rows, cols = np.nonzero(nan_mask)
+            X[rows, cols] = values[cols]
+        return values
+
+    def _select_top_var(self, X: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Column indices to keep (sorted): the `top_var` most variable of `candidates`, or all of them."""
+        n_keep = self.config.top_var
+        if n_keep is None:
+            return candidates
+        if n_keep >= len(candidates):
+            if n_keep > len(candidates):
+                self.warnings.append(f"--top-var {n_keep} is more than the {len(candidates)} non-constant "
+                                     "features; keeping all of them")
+            return candidates
+        variances = X[:, candidates].var(axis=0)
+        # stable sort on -variance: ties keep the earlier column, so the choice is deterministic
+        order = np.argsort(-variances, kind="stable")[:n_keep]
+        return np.sort(candidates[order])
+
+    def transform(self, X, dtype=np.float64) -> np.ndarray:
+        """(n, d_in) -> (n, d_kept) with the fitted parameters; X is not modified."""
+        if self.kept_index_ is None:
+            raise RuntimeError("Preprocessor.transform called before fit")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in:
+            raise DataError(f"expected {self.n_features_in} feature columns, got shape {X.shape}; "
+                            "the table's features must match the ones the model was trained on")
+        Xk = X[:, self.kept_index_]  # fancy indexing copies, so in-place steps below leave X alone
+        if self.config.log1p:
+            _check_non_negative(Xk, self.kept_features)
+            np.log1p(Xk, out=Xk)
+        nan_mask = np.isnan(Xk)
+        if nan_mask.any():
+            if self.config.impute is None:
+                raise DataError(_missing_message(self.kept_features, nan_mask.sum(axis=0)))
+            rows, cols = np.nonzero(nan_mask)
+            Xk[rows, cols] = self.impute_values_[cols]
+        Xk -= self.center_
+        Xk /= self.scale_
+        return Xk.astype(dtype, copy=False)
+
+    def fit_transform(self, X, feature_names: Sequence[str], dtype=np.float64) -> np.ndarray:
+        return self.fit(X, feature_names).transform(X, dtype=dtype)
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able meta, arrays) for the model file; arrays are plain numeric, loadable without pickle."""
+        if self.kept_index_ is None:
+            raise RuntimeError("Preprocessor.state called before fit")
+        meta = {
+            "version": _STATE_VERSION,
+            "config": asdict(self.config),
+            "feature_names_in": list(self.feature_names_in),
+            "kept_features": list(self.kept_features),
+            "dropped_constant": list(self.dropped_constant),
+            "warnings": list(self.warnings),
+        }
+        arrays = {
+            "kept_index": self.kept_index_.copy(),
+            "impute_values": self.impute_values_.copy(),
+            "center": self.center_.copy(),
+            "scale": self.scale_.copy(),
+            "train_mean": self.train_mean_.copy(),
+            "train_sd": self.train_sd_.copy(),
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Preprocessor":
+        """Rebuild a fitted Preprocessor; inconsistent state raises ModelFileError."""
+        try:
+            if meta.get("version") != _STATE_VERSION:
+                raise ModelFileError(f"unknown preprocessing state version {meta.get('version')!r}")
+            pre = cls(PreprocessConfig(**meta["config"]))
+            names = [str(n) for n in meta["feature_names_in"]]
+            kept_names = [str(n) for n in meta["kept_features"]]
+            missing = [k for k in _STATE_ARRAYS if k not in arrays]
+            if missing:
+                raise ModelFileError(f"preprocessing arrays missing from the model file: {_quoted(missing)}")
+            loaded = {k: np.asarray(arrays[k]) for k in _STATE_ARRAYS}
+        except (KeyError, TypeError, ConfigError) as exc:
+            raise ModelFileError(f"preprocessing state in the model file is malformed: {_short_reason(exc)}") from None
+        kept = loaded["kept_index"].astype(np.int64)
+        d_kept = len(kept_names)
+        if any(loaded[k].shape != (d_kept,) for k in _STATE_ARRAYS):
+            raise ModelFileError(f"preprocessing arrays in the model file do not match its {d_kept} kept features")
+        if d_kept and (kept.min() < 0 or kept.max() >= len(names) or [names[j] for j in kept] != kept_names):
+            raise ModelFileError("preprocessing feature indices in the model file do not match its feature names")
+        pre.feature_names_in = names
+        pre.kept_features = kept_names
+        pre.dropped_constant = [str(n) for n in meta.get("dropped_constant", [])]
+        pre.warnings = [str(w) for w in meta.get("warnings", [])]
+        pre.kept_index_ = kept
+        pre.impute_values_ = loaded["impute_values"].astype(np.float64)
+        pre.center_ = loaded["center"].astype(np.float64)
+        pre.scale_ = loaded["scale"].astype(np.float64)
+        pre.train_mean_ = loaded["train_mean"].astype(np.float64)
+        pre.train_sd_ = loaded["train_sd"].astype(np.float64)
+        return pre
+
+
+def _check_non_negative(X: np.ndarray, names: Sequence[str]) -> None:
+    negative = (X < 0).any(axis=0)  # NaN compares False, so missing values pass
+    if negative.any():
+        cols = np.flatnonzero(negative)
+        first = cols[0]
+        raise DataError(
+            f"log1p needs non-negative input, but {len(cols)} feature columns hold negative values "
+            f"(first {names[first]!r}, min {np.nanmin(X[:, first]):.4g}); drop --log1p if the data is already on a log scale"
+        )
+
+
+def _missing_message(names: Sequence[str], nan_counts: np.ndarray) -> str:
+    cols = np.flatnonzero(nan_counts)
+    pairs = [(names[j], int(nan_counts[j])) for j in cols]
+    return (f"missing values in {len(cols)} feature columns: {_counted(pairs)}; "
+            "pass --impute median|mean|zero or remove them")
+
+
+def _nan_median(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray) -> np.ndarray:
+    """Column medians (d,) ignoring NaN, vectorised (np.nanmedian loops in Python over columns with NaN)."""
+    values = np.empty(X.shape[1])
+    full = nan_counts == 0
+    if full.any():
+        values[full] = np.median(X[:, full], axis=0)
+    holed = np.flatnonzero(~full)
+    if holed.size:
+        block = np.sort(X[:, holed], axis=0)  # NaN sort last
+        k = X.shape[0] - nan_counts[holed]  # non-missing values per column
+        lo, hi = np.maximum((k - 1) // 2, 0), np.maximum(k // 2, 0)
+        cols = np.arange(holed.size)
+        values[holed] = np.where(k > 0, (block[lo, cols] + block[hi, cols]) / 2, np.nan)
+    return values
