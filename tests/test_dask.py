@@ -23,7 +23,7 @@ OPTIONS = TrainOptions(hidden=[8], epochs=8, patience=4)
 
 @pytest.fixture(scope="module")
 def scheduler():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   host="127.0.0.1") as cluster:
         yield cluster.scheduler_address
 
@@ -91,7 +91,7 @@ def test_unreachable_scheduler_is_a_one_line_error(monkeypatch, tmp_path):
 
 def test_scheduler_without_workers_is_a_one_line_error(monkeypatch):
     monkeypatch.setattr(parallel, "WORKER_TIMEOUT", 1.0)
-    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None, host="127.0.0.1") as empty:
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0", host="127.0.0.1") as empty:
         with pytest.raises(ConfigError, match="no Dask worker joined within 1 s; start workers with `dask worker"):
             cv.cross_validate(dataset(), OPTIONS, folds=3, plan=Plan(backend="dask", scheduler=empty.scheduler_address))
 
