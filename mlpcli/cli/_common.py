@@ -33,6 +33,29 @@ def stderr_console(quiet: bool = False) -> Console:
     return console
 
 
+class StderrBar:
+    """Base of the progress renderers: a transient rich bar on a terminal (``self.bar``, set by the
+    subclass), otherwise plain lines or nothing; usable as a context manager."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.console = stderr_console(quiet)
+        self.bar = None
+
+    @property
+    def wants_bar(self) -> bool:
+        return not self.quiet and self.console.is_terminal
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.stop()
+
+
 def _debug_enabled() -> bool:
     ctx = click.get_current_context(silent=True)
     while ctx is not None:

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, handle_errors, json_option, print_json, render_notes,
+    CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, handle_errors, json_option, print_json, render_notes,
     role_options, stderr_console, stdout_console, threads_context, threads_option,
 )
 
@@ -33,30 +33,20 @@ def role_flags(params: dict):
                      features_in_rows=params.pop("features_in_rows"))
 
 
-class ReadProgress:
+class ReadProgress(StderrBar):
     """Renders the library's progress events on stderr: a transient bar on a terminal, a line every
     few seconds in logs, nothing with --quiet."""
 
     def __init__(self, quiet: bool, what: str = "predicted"):
-        self.console = stderr_console(quiet)
-        self.quiet, self.what = quiet, what
-        self.bar = None
+        super().__init__(quiet)
+        self.what = what
         self.tasks: dict[str, int] = {}
         self.start = self.last = time.monotonic()
-        if not quiet and self.console.is_terminal:
+        if self.wants_bar:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                                 TimeElapsedColumn(), console=self.console, transient=True)
-
-    def __enter__(self):
-        if self.bar:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar:
-            self.bar.stop()
 
     def __call__(self, event: dict) -> None:
         if self.quiet:

@@ -10,7 +10,7 @@ from rich.table import Table
 from ..errors import MlpcliError
 from ..config import OPTION_KEYS as _OPTION_FIELDS
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, csv_list, debug_option, fmt, handle_errors, json_option, print_json,
+    CONTEXT_SETTINGS, StderrBar, check_writable, csv_list, debug_option, fmt, handle_errors, json_option, print_json,
     render_notes, role_options, stderr_console, stdout_console, threads_context, threads_option, write_text_atomic,
 )
 
@@ -41,30 +41,20 @@ def config_option(help: str = "TOML file of options (keys mirror the option name
                         expose_value=False, help=help)
 
 
-class _Progress:
+class _Progress(StderrBar):
     """Renders the fit loop's per-epoch callback: a rich bar on a terminal, a line every few
     epochs in logs (HPC batch jobs), nothing with --quiet."""
 
     def __init__(self, epochs: int, quiet: bool):
-        self.epochs, self.quiet = epochs, quiet
-        self.console = stderr_console(quiet)
-        self.bar = None
+        super().__init__(quiet)
+        self.epochs = epochs
         self.every = max(1, epochs // 10)
-        if not quiet and self.console.is_terminal:
+        if self.wants_bar:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
                                 TimeElapsedColumn(), console=self.console, transient=True)
             self.task = self.bar.add_task("train", total=epochs, info="")
-
-    def __enter__(self):
-        if self.bar:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar:
-            self.bar.stop()
 
     def __call__(self, row: dict) -> None:
         info = f"train {row['train_loss']:.4f}  val {row['val_loss']:.4f}  best epoch {row['best_epoch']}"
