@@ -124,6 +124,15 @@ def _iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator, min_
         yield order[s:end]
 
 
+def _gather(net: MLP, X: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` of X (b, d), copied once into a buffer the network reuses every step."""
+    if X.dtype != net.dtype:
+        return X[idx]  # the forward pass converts it; callers should hand X in the network's dtype
+    out = net.workspace.get("batch", (len(idx), X.shape[1]), X.dtype)
+    # mode="clip" skips np.take's bounds-check buffering; idx is a permutation, always in range.
+    return np.take(X, idx, axis=0, out=out, mode="clip")
+
+
 def run_epoch(
     net: MLP,
     loss: Loss,
@@ -141,7 +150,7 @@ def run_epoch(
     params, grads = net.parameter_groups()
     total, seen = 0.0, 0
     for idx in _iterate_minibatches(X.shape[0], batch_size, rng, 2 if net.batchnorm else 1):
-        Xb = X[idx]  # (b, d): one gather per minibatch
+        Xb = _gather(net, X, idx)
         if augment_noise > 0:
             Xb += rng.normal(0.0, augment_noise, size=Xb.shape).astype(net.dtype, copy=False)
         yb = y[idx]

@@ -7,6 +7,11 @@ needs dL/dX, and skipping it saves the largest matrix multiply of the backward p
 
 Parameters and gradients are *views* handed in by the network (``bind``), so an optimizer can
 update one flat buffer in place and the layers see the change.
+
+In training mode (and in every backward pass) a layer writes its output and its input gradient
+into arrays of its ``workspace``, reused from step to step: a training step allocates nothing of
+batch-by-width size once the first step has run. Such an array is overwritten by the layer's
+next training forward (or backward); inference-mode forward passes return fresh arrays.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from . import activations as act
+from .workspace import Workspace
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNorm"]
 
@@ -28,6 +34,11 @@ class Layer(ABC):
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.workspace = Workspace()
+
+    def _scratch(self, name: str, shape: tuple[int, ...], dtype, training: bool = True) -> np.ndarray | None:
+        """A workspace array when training (None otherwise, so NumPy allocates the result)."""
+        return self.workspace.get(name, shape, dtype) if training else None
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {}
@@ -80,7 +91,9 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         self.x = x
-        z = x @ self.params["W"].T  # (n, out)
+        W = self.params["W"]
+        out = self._scratch("z", (x.shape[0], self.n_out), np.result_type(x, W), training)
+        z = np.matmul(x, W.T, out=out)  # (n, out)
         z += self.params["b"]
         return z
 
@@ -89,7 +102,9 @@ class Dense(Layer):
         np.sum(grad_out, axis=0, out=self.grads["b"])  # (out,)
         if not need_input_grad:
             return None
-        return grad_out @ self.params["W"]  # (n, in)
+        W = self.params["W"]
+        dx = self.workspace.get("dx", (grad_out.shape[0], self.n_in), np.result_type(grad_out, W))
+        return np.matmul(grad_out, W, out=dx)  # (n, in)
 
 
 class Activation(Layer):
@@ -105,11 +120,12 @@ class Activation(Layer):
 
     def forward(self, x, training=False):
         self.z = x
-        self.a = self.fn.forward(x)
+        self.a = self.fn.forward(x, out=self._scratch("a", x.shape, x.dtype, training))
         return self.a
 
     def backward(self, grad_out, need_input_grad=True):
-        return self.fn.backward(self.z, grad_out, self.a)
+        dz = self.workspace.get("dz", grad_out.shape, np.result_type(grad_out, self.z))
+        return self.fn.backward(self.z, grad_out, self.a, out=dz)
 
 
 class Dropout(Layer):
@@ -138,12 +154,17 @@ class Dropout(Layer):
         if not self.active:
             return x
         if not (self.frozen and self.mask is not None and self.mask.shape == x.shape):
-            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
-            self.mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
-        return x * self.mask
+            mask = self.workspace.get("mask", x.shape, x.dtype)
+            self.rng.random(dtype=x.dtype, out=mask)  # u ~ U[0, 1), then m = [u >= p] / (1 - p) in place
+            np.greater_equal(mask, self.p, out=mask)
+            mask *= x.dtype.type(1.0 / (1.0 - self.p))
+            self.mask = mask
+        return np.multiply(x, self.mask, out=self.workspace.get("out", x.shape, x.dtype))
 
     def backward(self, grad_out, need_input_grad=True):
-        return grad_out * self.mask if self.active else grad_out
+        if not self.active:
+            return grad_out
+        return np.multiply(grad_out, self.mask, out=self.workspace.get("dx", grad_out.shape, grad_out.dtype))
 
 
 class BatchNorm(Layer):
@@ -178,10 +199,13 @@ class BatchNorm(Layer):
 
     def forward(self, x, training=False):
         self.training = training
+        xhat = self._scratch("xhat", x.shape, x.dtype, training)
         if training:
             n = x.shape[0]
             mu = x.mean(axis=0)
-            var = x.var(axis=0)
+            xhat = np.subtract(x, mu, out=xhat)  # centred first, normalised below
+            sq = np.multiply(xhat, xhat, out=self.workspace.get("tmp", x.shape, x.dtype))
+            var = sq.mean(axis=0)
             if n > 1:  # the unbiased variance for the running estimate, as frameworks do
                 m = self.momentum
                 self.running_mean *= 1.0 - m
@@ -190,18 +214,32 @@ class BatchNorm(Layer):
                 self.running_var += m * var * (n / (n - 1))
         else:
             mu, var = self.running_mean, self.running_var
+            xhat = np.subtract(x, mu, out=xhat)
         self.inv_std = 1.0 / np.sqrt(var + self.eps)
-        self.xhat = (x - mu) * self.inv_std
-        return self.params["gamma"] * self.xhat + self.params["beta"]
+        xhat *= self.inv_std
+        self.xhat = xhat
+        y = np.multiply(xhat, self.params["gamma"], out=self._scratch("y", x.shape, x.dtype, training))
+        y += self.params["beta"]
+        return y
 
     def backward(self, grad_out, need_input_grad=True):
         xhat = self.xhat
-        np.sum(grad_out * xhat, axis=0, out=self.grads["gamma"])
+        tmp = self.workspace.get("tmp", grad_out.shape, grad_out.dtype)
+        np.sum(np.multiply(grad_out, xhat, out=tmp), axis=0, out=self.grads["gamma"])
         np.sum(grad_out, axis=0, out=self.grads["beta"])
         if not need_input_grad:
             return None
-        ghat = grad_out * self.params["gamma"]
+        ghat = np.multiply(grad_out, self.params["gamma"], out=self.workspace.get("dx", grad_out.shape, grad_out.dtype))
         if not self.training:  # running statistics are constants
-            return ghat * self.inv_std
+            ghat *= self.inv_std
+            return ghat
+        # dx = (inv_std / n) (n ghat - sum ghat - xhat sum(ghat xhat)), built in place in ghat
         n = grad_out.shape[0]
-        return (self.inv_std / n) * (n * ghat - ghat.sum(axis=0) - xhat * (ghat * xhat).sum(axis=0))
+        sum_g = ghat.sum(axis=0)
+        sum_gx = np.multiply(ghat, xhat, out=tmp).sum(axis=0)
+        np.multiply(xhat, sum_gx, out=tmp)
+        ghat *= n
+        ghat -= sum_g
+        ghat -= tmp
+        ghat *= self.inv_std / n
+        return ghat

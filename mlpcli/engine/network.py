@@ -17,6 +17,7 @@ import numpy as np
 
 from . import activations as act
 from .layers import Activation, BatchNorm, Dense, Dropout, Layer
+from .workspace import Workspace
 
 __all__ = ["MLP", "is_weight_key"]
 
@@ -86,6 +87,7 @@ class MLP:
         for layer in self.layers:
             layer.init_params(rng)  # always drawn in float64, so float32 and float64 nets start alike
         self.grad_input: np.ndarray | None = None
+        self.workspace = Workspace()  # the training loop's minibatch buffer
 
     def _add(self, layer: Layer, prefix: str) -> None:
         self.layers.append(layer)
@@ -125,7 +127,11 @@ class MLP:
 
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         """Raw outputs (n, n_outputs) for inputs X (n, n_inputs); ``training`` switches dropout
-        on and BatchNorm to batch statistics."""
+        on and BatchNorm to batch statistics.
+
+        A training-mode forward writes into the layers' reused workspaces: its output is
+        overwritten by the next training-mode forward (copy it to keep it). Inference-mode
+        outputs are fresh arrays."""
         h = np.asarray(X, dtype=self.dtype)
         if h.ndim != 2 or h.shape[1] != self.n_inputs:
             raise ValueError(f"expected inputs of shape (n, {self.n_inputs}), got {h.shape}")
@@ -144,7 +150,7 @@ class MLP:
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
             g = self.layers[i].backward(g, need_input_grad=(i > 0 or input_grad))
-        self.grad_input = g if input_grad else None
+        self.grad_input = g.copy() if input_grad else None  # g lives in the first layer's workspace
         return dict(self._grads)
 
     # ----------------------------------------------------------------- helpers for training and I/O
