@@ -289,16 +289,19 @@ def _faster(a: dict, b: dict) -> bool:
     return sa is not None and (sb is None or sa < sb)
 
 
+def _header(text: str) -> None:
+    print(text)
+    print("-" * len(text))
+
+
 def _f(v, spec: str) -> str:
     return format(v, spec) if v is not None else format("—", ">" + spec.split(".")[0])
 
 
 def report(rows, args) -> None:
     print(f"threads={args.threads}  python {platform.python_version()}  numpy {np.__version__}")
-    header = (f"{'workload':<9}{'dtype':<8}{'mlpcli s/ep':>12}{'torch s/ep':>12}{'sklearn s/ep':>13}"
-              f"{'mlp/torch':>10}{'mlp/skl':>9}{'GFLOP/s':>9}{'peak':>7}{'%peak':>7}")
-    print(header)
-    print("-" * len(header))
+    _header(f"{'workload':<9}{'dtype':<8}{'mlpcli s/ep':>12}{'torch s/ep':>12}{'sklearn s/ep':>13}"
+            f"{'mlp/torch':>10}{'mlp/skl':>9}{'GFLOP/s':>9}{'peak':>7}{'%peak':>7}")
     for r in rows:
         m, t, s = r.get("mlpcli", {}), r.get("torch", {}), r.get("sklearn", {})
         ms, ts, ss = m.get("seconds_per_epoch"), t.get("seconds_per_epoch"), s.get("seconds_per_epoch")
@@ -313,10 +316,8 @@ def report(rows, args) -> None:
               f"{_f(r['share_of_peak'] and 100 * r['share_of_peak'], '7.0f')}")
 
     print()
-    header = (f"{'workload':<9}{'dtype':<8}{'data MB':>9}{'params MB':>10}{'RSS MB m/t/s':>18}"
-              f"{'train +MB m/t/s':>18}{'mlpcli x params':>16}")
-    print(header)
-    print("-" * len(header))
+    _header(f"{'workload':<9}{'dtype':<8}{'data MB':>9}{'params MB':>10}{'RSS MB m/t/s':>18}"
+            f"{'train +MB m/t/s':>18}{'mlpcli x params':>16}")
     for r in rows:
         m, t, s = r.get("mlpcli", {}), r.get("torch", {}), r.get("sklearn", {})
         w = WORKLOADS[r["workload"]]
@@ -329,10 +330,8 @@ def report(rows, args) -> None:
               f"{_f(r['train_rise_in_params'], '16.1f')}")
 
     print()
-    header = (f"{'workload':<9}{'dtype':<8}{'epoch s':>9}{'matmuls s':>11}{'%peak':>7}{'optimizer s':>13}"
-              f"{'rest s':>8}")
-    print(header)
-    print("-" * len(header))
+    _header(f"{'workload':<9}{'dtype':<8}{'epoch s':>9}{'matmuls s':>11}{'%peak':>7}{'optimizer s':>13}"
+            f"{'rest s':>8}")
     for r in rows:
         m = r.get("mlpcli", {})
         ms, mm, mo = (m.get(k) for k in ("seconds_per_epoch", "matmul_s", "optimizer_s"))
