@@ -1,0 +1,64 @@
+"""The training benchmark keeps working (nothing here is timed: only its arithmetic and plumbing)."""
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_train", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_epoch_flops_counts_forward_weight_and_input_gradients(bench):
+    # 10 rows, 3 -> 4 -> 2: forward and weight gradients 12 + 8 MACs each, input gradient of the
+    # second layer only (8); 2 flops per MAC.
+    assert bench.epoch_flops(10, 3, [4], 2) == 2 * 10 * (2 * (12 + 8) + 8)
+
+
+def test_mlpcli_worker_reports_time_memory_and_breakdown(bench):
+    tiny = {"n": 70, "d": 12, "hidden": [8], "k": 3, "batch": 16, "epochs": 2, "dtypes": ["float32"]}
+    before = [p["num_threads"] for p in threadpool_info()]
+    with threadpool_limits(limits=None):  # the worker caps BLAS threads; give the rest of the suite its own back
+        times, extra = bench.run_mlpcli(tiny, "float32", 1, bench.Memory())
+    assert [p["num_threads"] for p in threadpool_info()] == before
+    assert len(times) == tiny["epochs"] + 1 and all(t > 0 for t in times)
+    assert extra["param_mb"] == pytest.approx((12 * 8 + 8 + 8 * 3 + 3) * 4 / 2**20)
+    assert extra["matmul_s"] > 0 and extra["optimizer_s"] > 0
+    if Path("/proc/self/clear_refs").exists():
+        assert extra["train_rise_mb"] >= 0 and extra["rss_before_train_mb"] > 0
+
+
+def test_report_ratios_and_fastest_run(bench, tmp_path, capsys):
+    rows = [{"workload": "B", "dtype": "float32", "flops": 2e9, "gemm_peak_gflops": 100.0,
+             "mlpcli": {"seconds_per_epoch": 0.05, "param_mb": 1.0, "train_rise_mb": 3.0, "matmul_s": 0.02, "optimizer_s": 0.02},
+             "torch": {"seconds_per_epoch": 0.1}, "sklearn": {"skipped": "sklearn not installed (sklearn)"}}]
+    out = tmp_path / "r.json"
+    bench.report(rows, argparse.Namespace(threads=2, repeat=1, out=str(out)))
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["ratio_torch"] == pytest.approx(0.5) and row["ratio_sklearn"] is None
+    assert row["gflops"] == pytest.approx(40.0) and row["share_of_peak"] == pytest.approx(0.4)
+    assert row["train_rise_in_params"] == pytest.approx(3.0)
+    assert "note: B float32 sklearn: sklearn not installed" in capsys.readouterr().out
+    assert bench._faster({"seconds_per_epoch": 1.0}, {"seconds_per_epoch": 2.0})
+    assert not bench._faster({"skipped": "x"}, {"seconds_per_epoch": 2.0})
+
+
+@pytest.mark.parametrize("args,message", [(["--workloads", "AX"], "unknown workload X"),
+                                          (["--frameworks", "jax"], "unknown framework jax"),
+                                          (["--repeat", "0"], "--repeat must be at least 1")])
+def test_bad_options_are_one_line_errors(args, message):
+    proc = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
