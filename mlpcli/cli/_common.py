@@ -26,6 +26,13 @@ def stdout_console() -> Console:
     return console
 
 
+def binary_stdin():
+    """Standard input as bytes (for '-' as the data file). Click 8.5 deprecates
+    ``click.get_binary_stream``; on POSIX it was ``sys.stdin.buffer`` anyway, and Click's test runner
+    gives its stdin a ``buffer`` too."""
+    return getattr(sys.stdin, "buffer", sys.stdin)
+
+
 def stderr_console(quiet: bool = False) -> Console:
     console = Console(file=sys.stderr, quiet=quiet, highlight=False)
     if not console.is_terminal:  # logs of batch jobs: one warning per line, not wrapped at 80 columns

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, role_options,
+    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, handle_errors, json_option, print_json, role_options,
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
 from .predict import (
@@ -165,7 +165,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, shift_pat
     with threads_context(threads), ReadProgress(quiet, "read") as progress:
         result = lib.evaluate(model, data_file, threshold=threshold, by=by, bootstrap=bootstrap, seed=seed,
                               fill_missing=fill_missing, roles=roles, chunksize=chunksize,
-                              stdin=click.get_binary_stream("stdin") if data_file == "-" else None, n_jobs=threads,
+                              stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
                               progress=progress)
     NoteRenderer(quiet, result)()
     if shift_path:

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, handle_errors, json_option, print_json, render_notes,
+    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_writable, debug_option, handle_errors, json_option, print_json, render_notes,
     role_options, stderr_console, stdout_console, threads_context, threads_option,
 )
 
@@ -172,7 +172,7 @@ def predict(model_path, data_file, out, fill_missing, shift_path, chunksize, thr
     freeze_imports()
     with threads_context(threads), ReadProgress(quiet) as progress:
         stream = lib.predict_stream(model, data_file, chunksize=chunksize, threshold=threshold, fill_missing=fill_missing,
-                                    roles=roles, stdin=click.get_binary_stream("stdin") if data_file == "-" else None,
+                                    roles=roles, stdin=binary_stdin() if data_file == "-" else None,
                                     progress=progress)
         notes = NoteRenderer(quiet, stream)
         notes()
