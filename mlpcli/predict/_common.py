@@ -1,0 +1,47 @@
+"""Constants and small helpers shared by the prediction modules."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import data
+from ..errors import DataError
+
+
+DEFAULT_CHUNKSIZE = 10_000
+_STAT_ROWS = 2048  # rows preprocessed (and summed for the shift check) per step: bounds the temporaries
+
+
+# ── small helpers ────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _quoted(names: Iterable[Any], limit: int = 5) -> str:
+    """"'a', 'b', 'c' and 4 more": one line however many names."""
+    names = list(names)
+    shown = ", ".join(repr(str(n)) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _names(value) -> list[str]:
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return [item.strip() for item in items if item.strip()]
+
+
+def _not_found(flag: str, name: str, columns: Sequence[str]) -> DataError:
+    hint = difflib.get_close_matches(name, list(columns), n=1)
+    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
+    return DataError(f"{flag} column {name!r} not found{did_you_mean}; the table has {len(columns)} columns "
+                     f"({_quoted(columns, 4)})")
+
+
+def _label_keys(values: np.ndarray) -> np.ndarray:
+    """Labels as matching keys, as in training (1, 1.0 and "1" all give "1"); missing -> "NA"."""
+    return np.asarray(["NA" if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+                       else data._label_key(v) for v in values], dtype=object)

@@ -1,0 +1,270 @@
+"""Matching a table's columns to a model: roles, features by name, fills for missing features, and the
+model's fitted preprocessing applied to raw values."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import data
+from ..errors import ConfigError, DataError
+from ..model_io import Model
+from ._common import _names, _not_found, _quoted
+
+
+@dataclass
+class RoleFlags:
+    """Column-role overrides (the flags shared with `train`); None means the model's own roles."""
+
+    target: str | Sequence[str] | None = None
+    group: str | None = None
+    no_group: bool = False
+    id: str | None = None
+    batch: str | None = None
+    drop: str | Sequence[str] = ()
+    features_in_rows: bool = False
+
+
+# ── matching a table's columns to the model ──────────────────────────────────────────────────────────────
+
+
+@dataclass
+class ColumnPlan:
+    """How one table's columns map onto a model: found once from the header, applied to every chunk."""
+
+    source: str
+    roles: data.Roles  # target (present target columns), group, id, batch of this table
+    features: list[str]  # the features the network uses (the preprocessing's kept ones), model order
+    present: np.ndarray  # (d_kept,) bool: found in the table
+    fill_values: np.ndarray  # (d_kept,) raw value used where a feature is absent (NaN where present)
+    by: str | None = None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def present_names(self) -> list[str]:
+        return [f for f, p in zip(self.features, self.present) if p]
+
+    @property
+    def label_columns(self) -> list[str]:
+        """id, group, batch and --by columns: read as text (ids like 007 stay 007)."""
+        keep_types = set(self.present_names) | set(self.roles.target)  # --by may name a feature or the target
+        cols = [self.roles.id, self.roles.group, self.roles.batch, self.by]
+        return [c for c in dict.fromkeys(cols) if c is not None and c not in keep_types]
+
+    def usecols(self) -> list[str]:
+        return list(dict.fromkeys([*self.present_names, *self.label_columns, *self.roles.target]))
+
+    def dtypes(self) -> dict:
+        """Text for the label columns; features are left to pandas' inference (numbers parse as int64 or
+        float64 as fast as with a declared dtype, and a cell that is not a number leaves its column as text
+        instead of aborting the parse, so the error can name the column and row)."""
+        return {c: str for c in self.label_columns}
+
+
+def _training_means(model: Model) -> np.ndarray:
+    """Raw values (d_kept,) that the fitted preprocessing maps to the training means of its outputs."""
+    pre = model.preprocessor
+    on_scale = pre.center_ + pre.scale_ * pre.train_mean_  # the mean after log1p / imputation
+    return np.expm1(on_scale) if pre.config.log1p else on_scale
+
+
+def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None = None, *, need_target: bool = False,
+                 by: str | None = None, fill_missing: str | None = None, source: str = "the table") -> ColumnPlan:
+    """Match a table's header to the model: roles (the model's, unless overridden), features by name.
+
+    Extra columns are ignored (one note); absent features the network uses are an error naming the first
+    few, unless `fill_missing="mean"` fills them with the training mean (a warning). With `need_target`
+    the target column(s) must be present; otherwise they are ignored.
+    """
+    if fill_missing not in (None, "mean"):
+        raise ConfigError(f"--fill-missing {fill_missing!r}: the only choice is 'mean'")
+    flags = roles or RoleFlags()
+    columns = [str(c) for c in columns]
+    present_set = set(columns)
+    kept = list(model.preprocessor.kept_features)
+    model_features = set(model.feature_names)
+    mroles = model.roles or {}
+    notes: list[str] = []
+    warns: list[str] = []
+
+    drop = _names(flags.drop)
+    for name in drop:
+        if name not in present_set:
+            raise _not_found("--drop", name, columns)
+
+    def role(flag: str, given: str | None, trained: str | None, default: str, allowed: bool = True) -> str | None:
+        if not allowed:
+            return None
+        if given is not None:
+            if given not in present_set:
+                raise _not_found(flag, given, columns)
+            if given in model_features:
+                raise ConfigError(f"{flag} {given!r} is one of the model's features; give the column one role")
+            return given
+        for candidate in (trained, default):  # the training role first, then the usual default
+            if candidate and candidate in present_set and candidate not in model_features and candidate not in drop:
+                return candidate
+        return None
+
+    group = role("--group", flags.group, mroles.get("group"), data.DEFAULT_GROUP, allowed=not flags.no_group)
+    id_col = role("--id", flags.id, mroles.get("id"), data.DEFAULT_ID)
+    batch = role("--batch", flags.batch, mroles.get("batch"), data.DEFAULT_BATCH)
+    if flags.group is not None and flags.no_group:
+        raise ConfigError("--group and --no-group contradict each other; pass one of them")
+
+    targets = _names(flags.target) or list(mroles.get("target") or model.target_names)
+    found = [t for t in targets if t in present_set]
+    if need_target:
+        absent = [t for t in targets if t not in present_set]
+        if absent:
+            hint = difflib.get_close_matches(absent[0], columns, n=1)
+            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise DataError(f"{source} has no target column {_quoted(absent)}{did_you_mean}; evaluation needs the "
+                            "true labels — name the column with --target, or use `mlpcli predict` for unlabelled data")
+        if model.task == "multilabel" or model.task == "regression":
+            if [str(c) for c in model.classes] != targets:
+                raise DataError(f"target columns {_quoted(targets)} differ from the model's {_quoted(model.classes)}; "
+                                "pass the model's columns to --target")
+    elif found:
+        notes.append(f"ignored the target column{'s' * (len(found) > 1)} {_quoted(found)} (not needed to predict)")
+    clash = [t for t in found if t in (group, id_col, batch) or t in model_features]
+    if clash:
+        raise ConfigError(f"column {clash[0]!r} is both the target and another role or a feature; give it one role")
+    roles_used = [c for c in (id_col, group, batch) if c is not None]
+    if len(set(roles_used)) != len(roles_used):
+        raise ConfigError(f"one column has two roles (id {id_col!r}, group {group!r}, batch {batch!r}); "
+                          "give each column one role")
+    if by is not None and by not in present_set:
+        raise _not_found("--by", by, columns)
+
+    unavailable = set(drop) | set(roles_used) | set(found)
+    present = np.array([f in present_set and f not in unavailable for f in kept], dtype=bool)
+    missing = [f for f, p in zip(kept, present) if not p]
+    fill = np.full(len(kept), np.nan)
+    if missing:
+        if fill_missing != "mean":
+            raise DataError(f"{source} lacks {len(missing)} of the {len(kept)} features the model uses: "
+                            f"{_quoted(missing)}; add them, or pass --fill-missing mean to use their training means")
+        fill[~present] = _training_means(model)[~present]
+        warns.append(f"{len(missing)} of the {len(kept)} features the model uses are missing and filled with their "
+                     f"training means: {_quoted(missing)}; predictions rest on the other features")
+    unused_absent = [f for f in model.feature_names if f not in present_set and f not in set(kept)]
+    if unused_absent:
+        notes.append(f"{len(unused_absent)} of the model's input features are absent but unused by the network "
+                     f"(dropped as constant or by --top-var in training): {_quoted(unused_absent, 3)}")
+    used = set(kept) | set(roles_used) | set(found) | set(drop) | ({by} if by else set())
+    extra = [c for c in columns if c not in used]
+    if extra:
+        notes.append(f"ignored {len(extra)} column{'s' * (len(extra) != 1)} the model does not use: {_quoted(extra, 4)}")
+    position = {c: i for i, c in enumerate(columns)}
+    order = [position[f] for f, p in zip(kept, present) if p]
+    if any(b < a for a, b in zip(order, order[1:])):
+        notes.append("features matched by name (the table's column order differs from the model's)")
+    picked = [f"{r} {c}" for r, c in (("id", id_col), ("group", group), ("batch", batch)) if c is not None]
+    notes.insert(0, f"columns: {', '.join(picked) if picked else 'no id, group or batch column'}; "
+                    f"{int(present.sum())} of the model's {len(kept)} features found")
+    return ColumnPlan(source=source, roles=data.Roles(target=found, group=group, id=id_col, batch=batch, drop=drop),
+                      features=kept, present=present, fill_values=fill, by=by, notes=notes, warnings=warns)
+
+
+# ── feature values of one chunk ──────────────────────────────────────────────────────────────────────────
+
+
+def _row_label(first_row: int, i: int, ids: np.ndarray | None) -> str:
+    text = f"row {first_row + i + 1}"
+    if ids is not None and i < len(ids) and isinstance(ids[i], str):
+        text += f" (id {ids[i]!r})"
+    return text
+
+
+def _raise_non_numeric(frame: pd.DataFrame, columns: Sequence[str], source: str, first_row: int,
+                       ids: np.ndarray | None) -> None:
+    """Raise a DataError naming the first non-numeric cell (row order, then column order) of `columns`."""
+    best = None  # (row, column index, value)
+    for j, col in enumerate(columns):
+        values = frame[col]
+        if pd.api.types.is_numeric_dtype(values.dtype):
+            continue
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = np.flatnonzero(parsed.isna().to_numpy() & values.notna().to_numpy())
+        if bad.size and (best is None or bad[0] < best[0]):
+            best = (int(bad[0]), j, values.iloc[bad[0]])
+    if best is not None:
+        row, j, value = best
+        raise DataError(f"{source}: feature column {columns[j]!r} holds the non-numeric value {str(value)!r} at "
+                        f"{_row_label(first_row, row, ids)}; features must be numbers")
+
+
+def _present_values(plan: ColumnPlan, frame: pd.DataFrame, first_row: int, ids: np.ndarray | None) -> np.ndarray:
+    """The features found in the table, (n, d_present) float64 in the model's order (column-major, as
+    pandas holds them: the rows are never transposed, the network's BLAS product takes either layout). A
+    cell that is not a number (text input is parsed with inferred types, so a bad cell leaves its column
+    as text) is a DataError naming the column and row."""
+    names = plan.present_names
+    dtypes = frame.dtypes
+    numeric = [pd.api.types.is_numeric_dtype(dtypes[c]) for c in names]
+    sub = frame[names]
+    if not all(numeric):
+        bad = [c for c, ok in zip(names, numeric) if not ok]
+        _raise_non_numeric(frame, bad, plan.source, first_row, ids)
+        sub = sub.apply(pd.to_numeric)  # text columns holding only numbers (DataFrame input)
+    if all(isinstance(t, np.dtype) and t.kind in "fiub" for t in sub.dtypes):
+        values = sub.to_numpy()  # column-major: pandas stacks its columns, no transposing copy
+        return values if values.dtype == np.float64 else values.astype(np.float64)
+    return sub.to_numpy(dtype=np.float64, na_value=np.nan)  # nullable dtypes (pd.NA)
+
+
+def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np.ndarray | None) -> np.ndarray:
+    """Rows (k, d_kept) for the preprocessing: absent features filled, values checked (missing values
+    without --impute, infinities, negatives under log1p are DataErrors naming column and row)."""
+    if plan.present.all():
+        X = values
+    else:
+        X = np.empty((len(values), len(plan.features)), order="F")
+        X[:, plan.present] = values
+        X[:, ~plan.present] = plan.fill_values[~plan.present]
+    finite = np.isfinite(X)
+    if not finite.all():
+        bad = ~finite
+        inf = bad & ~np.isnan(X)
+        if inf.any():
+            i, j = np.argwhere(inf)[0]
+            raise DataError(f"{plan.source}: feature column {plan.features[j]!r} holds an infinite value at "
+                            f"{_row_label(first_row, i, ids)}; replace it")
+        if pre.config.impute is None:
+            i, j = np.argwhere(bad)[0]
+            raise DataError(f"{plan.source}: feature column {plan.features[j]!r} has a missing value at "
+                            f"{_row_label(first_row, i, ids)} ({int(bad.sum())} missing in rows {first_row + 1}-"
+                            f"{first_row + len(X)}); the model was trained without --impute, so fill them or retrain "
+                            "with --impute")
+    if pre.config.log1p:
+        negative = X < 0
+        if negative.any():
+            i, j = np.argwhere(negative)[0]
+            raise DataError(f"{plan.source}: feature column {plan.features[j]!r} holds the negative value "
+                            f"{X[i, j]:.4g} at {_row_label(first_row, i, ids)}; the model applies log1p "
+                            "(trained with --log1p), which needs non-negative values")
+    return X
+
+
+def _kept_only(pre):
+    """The fitted preprocessor, taking only its kept features as input: same parameters, same code.
+    Its column selection is a slice, so it transforms its (scratch) input in place instead of copying."""
+    shim = copy.copy(pre)
+    shim.feature_names_in = list(pre.kept_features)
+    shim.kept_index_ = slice(None)
+    return shim
+
+
+class _Transformed:
+    """Stands in for the preprocessor when rows are already transformed (they are transformed once, for
+    both the network and the shift statistics), so `Model.predict_output` does the rest unchanged."""
+
+    def transform(self, X, dtype=np.float64):
+        return np.asarray(X, dtype=dtype)

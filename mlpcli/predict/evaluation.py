@@ -1,0 +1,245 @@
+"""Evaluation against known labels: per-task metrics, group-resampled bootstrap intervals, and ``--by`` subgroups."""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings as _warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..model_io import Model
+from ._common import DEFAULT_CHUNKSIZE
+from .tables import _read_workers
+from .columns import RoleFlags
+from .shift import ShiftReport
+from .stream import _Run, _check_threshold, _task_proba
+
+
+# `--by`: a group "fails" when its main metric is this much worse than the whole table's. 0.10 of balanced
+# accuracy separates a usable from a misleading classifier for most questions; for regression, an RMSE 25 %
+# above the overall one.
+BY_WORSE_SCORE = 0.10
+BY_WORSE_RMSE_RATIO = 1.25
+# Bootstrap: a metric undefined in more than half the resamples (e.g. AUC with one class drawn) gets no CI.
+_BOOTSTRAP_MIN_VALID = 0.5
+_PARALLEL_BOOTSTRAP = 200  # resamples from which worker processes pay for their start (~2 s)
+
+
+# ── evaluate ─────────────────────────────────────────────────────────────────────────────────────────────
+
+_MAIN_KEYS = {
+    "binary": ["accuracy", "balanced_accuracy", "f1", "roc_auc", "mcc", "log_loss"],
+    "multiclass": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_ovr", "log_loss"],
+    "multilabel": ["balanced_accuracy", "f1_micro", "f1_macro", "hamming_loss"],
+    "regression": ["rmse", "mae", "r2", "pearson_r"],
+}
+_NOT_CI = ("n", "threshold")
+
+
+def _scalars(m: dict) -> dict:
+    return {k: v for k, v in m.items() if k not in _NOT_CI and (v is None or isinstance(v, (int, float)))
+            and not isinstance(v, bool)}
+
+
+def main_metric(task: str, y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float | None:
+    """The task's main metric (metrics.MAIN_METRIC) alone, as metrics.compute defines it; fast enough to
+    bootstrap per group. proba as metrics.compute takes it."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    def bacc(a, b):
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            return float(balanced_accuracy_score(a, b))
+
+    if len(y) == 0:
+        return None
+    if task == "binary":
+        return bacc(y.reshape(-1).astype(int), (proba.reshape(-1) >= threshold).astype(int))
+    if task == "multiclass":
+        return bacc(y.reshape(-1).astype(int), proba.argmax(axis=1))
+    if task == "multilabel":
+        Y, pred = y.reshape(proba.shape).astype(int), (proba >= threshold).astype(int)
+        return float(np.mean([bacc(Y[:, j], pred[:, j]) for j in range(Y.shape[1])]))
+    return float(np.sqrt(np.mean((y.reshape(proba.shape) - proba) ** 2)))
+
+
+@dataclass
+class EvaluationResult:
+    """Metrics of a model on a labelled table, optionally per group and with bootstrap CIs."""
+
+    task: str
+    n: int
+    classes: list
+    metrics: dict  # metrics.compute's set for the task
+    main_metric: str
+    threshold: float | None
+    ci: dict = field(default_factory=dict)  # metric -> [low, high] (95 % percentile bootstrap)
+    bootstrap: dict | None = None  # {"resamples", "unit", "n_units", "seed"}
+    by: str | None = None
+    groups: list[dict] = field(default_factory=list)  # per --by value: value, n, metrics, ci, flagged
+    shift: ShiftReport | None = None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
+                "threshold": self.threshold, "main_metric": self.main_metric, "metrics": self.metrics,
+                "ci": self.ci, "bootstrap": self.bootstrap, "by": self.by, "groups": self.groups,
+                "shift": self.shift.summary() if self.shift is not None else None,
+                "notes": self.notes, "warnings": self.warnings}
+
+
+@dataclass
+class _Units:
+    """Resampling units (patients; rows without groups) as one ragged array: unit u holds the rows
+    order[starts[u]:starts[u] + sizes[u]]."""
+
+    order: np.ndarray
+    starts: np.ndarray
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, groups: np.ndarray | None, idx: np.ndarray) -> "_Units":
+        if groups is None:
+            return cls(order=idx, starts=np.arange(len(idx)), sizes=np.ones(len(idx), dtype=np.int64))
+        keys, inverse = np.unique(groups[idx], return_inverse=True)
+        order = idx[np.argsort(inverse, kind="stable")]
+        sizes = np.bincount(inverse, minlength=len(keys))
+        return cls(order=order, starts=np.cumsum(sizes) - sizes, sizes=sizes)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def rows(self, pick: np.ndarray) -> np.ndarray:
+        """The rows of the units `pick` (with repeats), without a Python loop over units."""
+        lengths = self.sizes[pick]
+        block_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return self.order[np.repeat(self.starts[pick], lengths) + np.arange(lengths.sum()) - block_start]
+
+
+def _bootstrap_batch(task, y, proba, classes, threshold, units: _Units, picks: np.ndarray) -> list[dict]:
+    """Scalar metrics of the resamples `picks` (resamples, n_units); runs in a worker process."""
+    from .. import metrics
+
+    return [_scalars(metrics.compute(task, y[rows], proba[rows], classes, threshold))
+            for rows in (units.rows(pick) for pick in picks)]
+
+
+def _bootstrap(task, y, proba, classes, threshold, units: _Units, picks: np.ndarray, n_jobs: int,
+               progress: Callable[[dict], None] | None) -> list[dict]:
+    """metrics.compute on every resample: scikit-learn's checks make one call take ~30 ms, so a thousand
+    resamples are spread over `n_jobs` processes. The resamples are drawn beforehand, so the result does
+    not depend on n_jobs."""
+    n_batches = 4 * n_jobs if n_jobs > 1 else max(1, len(picks) // 10)  # serial: progress every 10 resamples
+    batches = np.array_split(picks, min(len(picks), n_batches))
+    done, out = 0, []
+    if n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_bootstrap_batch)(task, y, proba, classes, threshold, units, batch) for batch in batches)
+    else:
+        results = (_bootstrap_batch(task, y, proba, classes, threshold, units, batch) for batch in batches)
+    for batch_result in results:
+        out.extend(batch_result)
+        done += len(batch_result)
+        if progress is not None:
+            progress({"stage": "bootstrap", "done": done, "total": len(picks)})
+    return out
+
+
+def _percentile_ci(values: list, resamples: int) -> list | None:
+    ok = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(ok) < _BOOTSTRAP_MIN_VALID * resamples or len(ok) == 0:
+        return None
+    lo, hi = np.percentile(ok, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def evaluate(model: Model, source, *, threshold: float | None = None, by: str | None = None, bootstrap: int = 0,
+             seed: int = 0, fill_missing: str | None = None, roles: RoleFlags | None = None,
+             chunksize: int = DEFAULT_CHUNKSIZE, stdin=None, n_jobs: int | None = None,
+             progress: Callable[[dict], None] | None = None) -> EvaluationResult:
+    """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
+
+    The table is read like predict's (features by name, chunks, the shift check); labels are mapped to the
+    model's classes (an unknown label is an error). `by` repeats the main metrics per value of a column;
+    `bootstrap` resamples (patients when the table has a group column, else rows), seeded by `seed`, give
+    95 % percentile intervals for every scalar metric and for each group's main metric (the resamples run
+    in `n_jobs` processes; default: the usable cores, up to 4, from 200 resamples on).
+    """
+    from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
+
+    threshold = _check_threshold(model, threshold)
+    if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be a whole number >= 0, got {bootstrap!r}")
+    run = _Run(model, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
+               stdin=stdin, progress=progress)
+    outs, metas = [], []
+    for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
+        outs.append(out)
+        metas.append({k: v for k, v in meta.items() if k in ("y", "group", "by")})
+    out = np.concatenate(outs)
+    meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
+    task, classes = model.task, list(model.classes)
+    proba, y = _task_proba(task, out), meta["y"]
+    main = metrics.main_metric_name(task)
+    overall = metrics.compute(task, y, proba, classes, threshold)
+    result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main,
+                              threshold=threshold if task in ("binary", "multilabel") else None, by=by,
+                              shift=run.shift, notes=run.notes, warnings=run.warnings)
+    groups = meta.get("group")
+    rng = np.random.default_rng(seed)
+    if bootstrap:
+        unit_name = f"{run.plan.roles.group} groups" if groups is not None else "rows"
+        units = _Units.of(groups, np.arange(len(y)))
+        result.bootstrap = {"resamples": int(bootstrap), "unit": unit_name, "n_units": len(units), "seed": seed}
+        picks = rng.integers(0, len(units), size=(bootstrap, len(units)))  # (resamples, units)
+        jobs = n_jobs if n_jobs is not None else (_read_workers() if bootstrap >= _PARALLEL_BOOTSTRAP else 1)
+        draws = _bootstrap(task, y, proba, classes, threshold, units, picks, max(1, int(jobs)), progress)
+        result.ci = {k: _percentile_ci([d.get(k) for d in draws], bootstrap) for k in _scalars(overall)}
+        result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
+                            "95 % percentile intervals")
+    if by is not None:
+        result.groups = _by_groups(task, y, proba, classes, threshold, meta["by"], groups, overall, main, bootstrap,
+                                   rng, by, result.warnings)
+    return result
+
+
+def _natural(text: str) -> list:
+    """Sort key putting B2 before B10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main, bootstrap, rng, by, warns):
+    from .. import metrics
+
+    keys = _MAIN_KEYS[task]
+    out = []
+    ref = overall.get(main)
+    for value in sorted(set(values.tolist()), key=_natural):
+        idx = np.flatnonzero(values == value)
+        m = metrics.compute(task, y[idx], proba[idx], classes, threshold)
+        row = {"value": value, "n": int(len(idx)), "metrics": {k: m.get(k) for k in keys}}
+        score = m.get(main)
+        if score is None or ref is None:
+            flagged = False
+        elif main == "rmse":
+            flagged = score > BY_WORSE_RMSE_RATIO * ref
+        else:
+            flagged = score < ref - BY_WORSE_SCORE
+        row["flagged"] = bool(flagged)
+        if bootstrap:
+            units = _Units.of(groups, idx)
+            picks = rng.integers(0, len(units), size=(bootstrap, len(units)))
+            draws = [main_metric(task, y[rows], proba[rows], threshold) for rows in map(units.rows, picks)]
+            row["ci"] = {main: _percentile_ci(draws, bootstrap)}
+        if flagged:
+            warns.append(f"--by {by}: {value!r} ({len(idx)} samples) scores {main.replace('_', ' ')} {score:.3g} against "
+                         f"{ref:.3g} overall")
+        out.append(row)
+    return out

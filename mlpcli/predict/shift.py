@@ -1,0 +1,241 @@
+"""The cohort-shift check: how far new samples' features sit from the training distribution."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..model_io import Model
+from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS
+
+
+# Cohort-shift check, on the preprocessed scale the network sees (z-scores when trained with standardising).
+# A feature is "shifted" when its new mean is more than SHIFT_MEAN_SD training SDs from the training mean: the
+# first layer was fitted to inputs spread over about +-1 SD, so a whole-SD offset moves the feature to where
+# the model saw few samples. Without a real shift a cohort's mean lies that far out only by chance, which for
+# n >= SHIFT_MIN_SAMPLES happens to under 3 % of features (the mean's SE is 1/sqrt(n)).
+SHIFT_MEAN_SD = 1.0
+# ... or when its SD is more than SHIFT_SPREAD_RATIO times larger or smaller than in training (another
+# normalisation, other units, a saturated assay). SD estimates are noisy (heavy-tailed features especially),
+# so spread is judged only from SPREAD_MIN_SAMPLES rows on.
+SHIFT_SPREAD_RATIO = 2.0
+SPREAD_MIN_SAMPLES = 20
+# Warn when more than this share of features is shifted: a few shifted genes occur in any new cohort, a tenth
+# of the inputs moving together is a batch or protocol effect the model never saw.
+SHIFT_FRACTION = 0.10
+# A milder warning when more than SHIFT_FRACTION of features are SHIFT_MILD_SD away: a batch effect of half an
+# SD on many genes at once still moves predictions near the decision boundary. Judged from MILD_MIN_SAMPLES
+# rows on, where chance alone puts under 3 % of features that far (SE = 1/sqrt(20) = 0.22 SD).
+SHIFT_MILD_SD = 0.5
+MILD_MIN_SAMPLES = 20
+SHIFT_MIN_SAMPLES = 5  # fewer rows: one sample's own spread would flag a third of the features
+SHIFT_SHOWN = 5  # features named in the warning
+
+
+# ── cohort shift ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class ShiftReport:
+    """Per-feature comparison of a new table with the training rows, on the preprocessed scale.
+
+    mean_shift = (new mean - training mean) / training SD; sd_ratio = new SD / training SD. Per feature:
+    `mean_shifted` when |mean_shift| > SHIFT_MEAN_SD, `spread_shifted` (from SPREAD_MIN_SAMPLES rows) when
+    sd_ratio is beyond SHIFT_SPREAD_RATIO either way, `mildly_shifted` (from MILD_MIN_SAMPLES rows) when
+    |mean_shift| > SHIFT_MILD_SD. `level` is "shift" when more than SHIFT_FRACTION of the features are
+    mean- or spread-shifted, "mild" when more than that share are mildly shifted, else "none" (or
+    "unchecked" below SHIFT_MIN_SAMPLES rows). Features filled with --fill-missing are not judged.
+    """
+
+    features: list[str]
+    n: int
+    new_mean: np.ndarray  # (d,)
+    new_sd: np.ndarray
+    train_mean: np.ndarray
+    train_sd: np.ndarray
+    filled: np.ndarray  # (d,) bool
+
+    @property
+    def checked(self) -> bool:
+        return self.n >= SHIFT_MIN_SAMPLES
+
+    @property
+    def mean_shift(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.filled, np.nan, (self.new_mean - self.train_mean) / np.maximum(self.train_sd, 1e-12))
+
+    @property
+    def sd_ratio(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.filled, np.nan, self.new_sd / np.maximum(self.train_sd, 1e-12))
+
+    def _beyond(self, sd: float, min_n: int) -> np.ndarray:
+        if self.n < min_n:
+            return np.zeros(len(self.features), dtype=bool)
+        return ~self.filled & (np.abs(np.nan_to_num(self.mean_shift)) > sd)
+
+    @property
+    def mean_shifted(self) -> np.ndarray:
+        return self._beyond(SHIFT_MEAN_SD, SHIFT_MIN_SAMPLES)
+
+    @property
+    def mildly_shifted(self) -> np.ndarray:
+        return self._beyond(SHIFT_MILD_SD, MILD_MIN_SAMPLES)
+
+    @property
+    def spread_shifted(self) -> np.ndarray:
+        if self.n < SPREAD_MIN_SAMPLES:
+            return np.zeros(len(self.features), dtype=bool)
+        r = np.nan_to_num(self.sd_ratio, nan=1.0)
+        return ~self.filled & ((r > SHIFT_SPREAD_RATIO) | (r < 1 / SHIFT_SPREAD_RATIO))
+
+    def _fraction(self, flags: np.ndarray) -> float:
+        judged = int((~self.filled).sum())
+        return float(flags.sum() / judged) if judged else 0.0
+
+    @property
+    def fraction_mean_shifted(self) -> float:
+        return self._fraction(self.mean_shifted)
+
+    @property
+    def fraction_mildly_shifted(self) -> float:
+        return self._fraction(self.mildly_shifted)
+
+    @property
+    def fraction_spread_shifted(self) -> float:
+        return self._fraction(self.spread_shifted)
+
+    @property
+    def level(self) -> str:
+        if not self.checked:
+            return "unchecked"
+        if self.fraction_mean_shifted > SHIFT_FRACTION or self.fraction_spread_shifted > SHIFT_FRACTION:
+            return "shift"
+        if self.fraction_mildly_shifted > SHIFT_FRACTION:
+            return "mild"
+        return "none"
+
+    @property
+    def shifted(self) -> bool:
+        """True when the table as a whole looks shifted (level "shift" or "mild")."""
+        return self.level in ("shift", "mild")
+
+    @property
+    def score(self) -> np.ndarray:
+        """max(|mean_shift| / SHIFT_MEAN_SD, |log sd_ratio| / log SHIFT_SPREAD_RATIO): above 1 means flagged."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.abs(np.nan_to_num(self.mean_shift)) / SHIFT_MEAN_SD
+            if self.n >= SPREAD_MIN_SAMPLES:
+                ratio = np.nan_to_num(self.sd_ratio, nan=1.0)
+                spread = np.abs(np.log(np.clip(ratio, 1e-12, None))) / math.log(SHIFT_SPREAD_RATIO)
+                s = np.maximum(s, spread)
+        return np.where(self.filled, 0.0, s)
+
+    @property
+    def ranking(self) -> str:
+        """How features are ranked as "most shifted": by `score` when spread is what shifted, else by mean."""
+        return "score" if self.fraction_spread_shifted > SHIFT_FRACTION else "mean"
+
+    def _key(self, by: str | None) -> np.ndarray:
+        return self.score if (by or self.ranking) == "score" else np.abs(np.nan_to_num(self.mean_shift))
+
+    def most_shifted(self, k: int = 10, by: str | None = None) -> list[dict]:
+        """The k most shifted features: largest |mean_shift| (by="mean") or `score` (by="score"); by
+        default as `ranking` says."""
+        key = self._key(by)
+        order = np.argsort(-key, kind="stable")[:k]
+        ms, sr = self.mean_shift, self.sd_ratio
+        return [{"feature": self.features[j], "mean_shift_sd": _num(ms[j]), "sd_ratio": _num(sr[j]),
+                 "new_mean": _num(self.new_mean[j]), "train_mean": _num(self.train_mean[j])} for j in order]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-feature table, most shifted first (see `ranking`)."""
+        frame = pd.DataFrame({
+            "feature": self.features, "new_mean": self.new_mean, "new_sd": self.new_sd, "train_mean": self.train_mean,
+            "train_sd": self.train_sd, "mean_shift_sd": self.mean_shift, "sd_ratio": self.sd_ratio,
+            "mean_shifted": self.mean_shifted, "spread_shifted": self.spread_shifted,
+            "mildly_shifted": self.mildly_shifted, "filled": self.filled,
+        })
+        return frame.iloc[np.argsort(-self._key(None), kind="stable")].reset_index(drop=True)
+
+    def summary(self, top: int = 10) -> dict:
+        return {"n": self.n, "features": len(self.features), "level": self.level,
+                "fraction_mean_shifted": self.fraction_mean_shifted,
+                "fraction_mildly_shifted": self.fraction_mildly_shifted,
+                "fraction_spread_shifted": self.fraction_spread_shifted,
+                "thresholds": {"mean_shift_sd": SHIFT_MEAN_SD, "mild_shift_sd": SHIFT_MILD_SD,
+                               "sd_ratio": SHIFT_SPREAD_RATIO, "fraction": SHIFT_FRACTION},
+                "most_shifted": self.most_shifted(top) if self.checked else []}
+
+    def message(self) -> str | None:
+        """One line for the user: a warning text when `shifted`, else a note; None when unchecked."""
+        d = int((~self.filled).sum())
+        if not self.checked:
+            return None
+        if self.level == "none":
+            return (f"cohort-shift check: {self.fraction_mean_shifted:.0%} of the {d} features shifted by more than "
+                    f"{SHIFT_MEAN_SD:g} training SD, {self.fraction_mildly_shifted:.0%} by more than {SHIFT_MILD_SD:g} "
+                    f"(warnings above {SHIFT_FRACTION:.0%})")
+        parts = []
+        if self.fraction_mean_shifted > SHIFT_FRACTION or self.level == "mild":
+            sd = SHIFT_MEAN_SD if self.level == "shift" else SHIFT_MILD_SD
+            frac = self.fraction_mean_shifted if self.level == "shift" else self.fraction_mildly_shifted
+            parts.append(f"{frac:.0%} of the {d} features have a mean more than {sd:g} training SD from the "
+                         "training mean")
+        if self.fraction_spread_shifted > SHIFT_FRACTION:
+            parts.append(f"{self.fraction_spread_shifted:.0%} have an SD over {SHIFT_SPREAD_RATIO:g}x larger or "
+                         "smaller than in training")
+        shown = ", ".join(f"{r['feature']} ({r['mean_shift_sd']:+.2g} SD, SD x{r['sd_ratio']:.2g})"
+                          for r in self.most_shifted(SHIFT_SHOWN))
+        if self.level == "shift":
+            return (f"cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}); most shifted: {shown}. "
+                    "These samples differ from the training cohort (batch, protocol, population): check the "
+                    "predictions before trusting them (--shift-report for every feature)")
+        return (f"mild cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}; "
+                f"{self.fraction_mean_shifted:.0%} beyond {SHIFT_MEAN_SD:g} SD); most shifted: {shown}. Predictions "
+                "may be less reliable than on the training cohort (--shift-report for every feature)")
+
+
+def _num(v) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+class _ShiftStats:
+    """Running per-feature count, sum and sum of squares of (Z - training mean), in float64."""
+
+    def __init__(self, pre):
+        self.ref = np.asarray(pre.train_mean_, dtype=np.float64)
+        self.n = 0
+        self.s1 = np.zeros_like(self.ref)
+        self.s2 = np.zeros_like(self.ref)
+
+    def update(self, Z: np.ndarray) -> None:
+        ref = self.ref.astype(Z.dtype)
+        for start in range(0, len(Z), _STAT_ROWS):
+            D = Z[start:start + _STAT_ROWS] - ref  # (rows, d) in Z's precision
+            ones = np.ones(len(D), dtype=D.dtype)
+            self.s1 += ones @ D  # column sums by BLAS; at most _STAT_ROWS terms each, then added in float64
+            D *= D
+            self.s2 += ones @ D
+        self.n += len(Z)
+
+    def report(self, features: list[str], pre, filled: np.ndarray) -> ShiftReport:
+        n = max(self.n, 1)
+        mean_d = self.s1 / n
+        var = np.maximum(self.s2 / n - mean_d**2, 0.0)
+        return ShiftReport(features=list(features), n=self.n, new_mean=self.ref + mean_d, new_sd=np.sqrt(var),
+                           train_mean=self.ref.copy(), train_sd=np.asarray(pre.train_sd_, dtype=np.float64).copy(),
+                           filled=np.asarray(filled, dtype=bool).copy())
+
+
+def shift_report(model: Model, X: np.ndarray) -> ShiftReport:
+    """The shift report for raw rows X (n, d_in) in `model.feature_names` order (as `predict_output` takes)."""
+    pre = model.preprocessor
+    stats = _ShiftStats(pre)
+    for start in range(0, len(X), DEFAULT_CHUNKSIZE):
+        stats.update(pre.transform(X[start:start + DEFAULT_CHUNKSIZE]))
+    return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool))

@@ -1,0 +1,385 @@
+"""Prediction in chunks of rows: reading ahead, preprocessing, the network in fixed blocks, prediction frames."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from .. import data
+from ..errors import ConfigError, DataError
+from ..model_io import Model
+from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS, _label_keys, _quoted
+from .tables import _TextTable, _piece_rows, open_table
+from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, plan_columns
+from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
+
+
+# The network sees rows in blocks of this many, counted from the table's first row whatever the chunk size.
+# BLAS results differ in the last bits with the number of rows in a product, so fixed blocks are what makes
+# chunked prediction equal one-shot prediction exactly; 8192 is Model.predict_output's batch size, so the
+# numbers also equal model.predict_output(X) bit for bit.
+FORWARD_ROWS = 8192
+
+
+class _InputRows:
+    """Network inputs waiting for the network, in one buffer reused for every chunk (fresh memory per
+    chunk costs a page fault per 4 KiB, which on some machines is a third of the run time).
+
+    A chunk's rows are written after the pending ones (`append`); `blocks` hands out views of whole
+    blocks of `block` rows, counted from the table's first row (see FORWARD_ROWS), and moves the
+    remainder to the front once the caller has used them.
+    """
+
+    def __init__(self, block: int, width: int, dtype, chunksize: int):
+        self.block, self.width, self.dtype = block, width, np.dtype(dtype)
+        self.capacity = chunksize + block - 1  # a full chunk after the most rows that can be pending
+        self.buf = np.empty((0, width), dtype=self.dtype, order="F")  # column-major like the parsed values
+        self.n = 0
+        self.meta: list[dict] = []  # per appended chunk, its rows' columns (ids, batches, ...)
+
+    def append(self, k: int, meta: dict) -> np.ndarray:
+        """A (k, width) view to fill with the next k rows."""
+        if self.n + k > len(self.buf):  # grows once: straight to full capacity unless the table is short
+            full_chunk = k + self.block - 1 >= self.capacity  # more chunks are likely to follow
+            grown = np.empty((max(self.capacity if full_chunk else 0, self.n + k), self.width), dtype=self.dtype,
+                             order="F")
+            grown[:self.n] = self.buf[:self.n]
+            self.buf = grown
+        self.meta.append(meta)
+        self.n += k
+        return self.buf[self.n - k:self.n]
+
+    def blocks(self, final: bool = False) -> Iterator[tuple[np.ndarray, dict]]:
+        start = 0
+        while self.n - start >= self.block or (final and self.n > start):
+            m = min(self.block, self.n - start)
+            yield self.buf[start:start + m], self._take_meta(m)
+            start += m
+        if start:
+            rest = self.n - start
+            self.buf[:rest] = self.buf[start:self.n]  # numpy copies through a temporary if they overlap
+            self.n = rest
+
+    def _take_meta(self, m: int) -> dict:
+        taken, got = [], 0
+        while got < m:
+            meta = self.meta[0]
+            k = len(next(iter(meta.values())))
+            if got + k <= m:
+                taken.append(self.meta.pop(0))
+                got += k
+            else:
+                cut = m - got
+                taken.append({key: v[:cut] for key, v in meta.items()})
+                self.meta[0] = {key: v[cut:] for key, v in meta.items()}
+                got = m
+        if len(taken) == 1:
+            return taken[0]
+        return {key: np.concatenate([t[key] for t in taken]) for key in taken[0]}
+
+
+class _Run:
+    """One pass over a table with a model: rows in, (outputs, per-row columns) blocks out."""
+
+    def __init__(self, model: Model, source, *, roles: RoleFlags | None, need_target: bool, by: str | None,
+                 fill_missing: str | None, chunksize: int, stdin, progress: Callable[[dict], None] | None):
+        if not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
+            raise ConfigError(f"--chunksize must be a positive whole number, got {chunksize!r}")
+        self.model, self.chunksize, self.progress, self.need_target = model, int(chunksize), progress, need_target
+        roles = roles or RoleFlags()
+        self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin)
+        try:
+            self.plan = plan_columns(model, self.table.columns, roles, need_target=need_target, by=by,
+                                     fill_missing=fill_missing, source=self.table.name)
+        except BaseException:
+            self.table.close()
+            raise
+        if roles.features_in_rows:
+            self.plan.notes.append("--features-in-rows: the table was read whole (the transposed layout cannot "
+                                   "be streamed)")
+        self.notes, self.warnings = list(self.plan.notes), list(self.plan.warnings)
+        self.pre = _kept_only(model.preprocessor)
+        self.net_model = dataclasses.replace(model, preprocessor=_Transformed())
+        self.stats = _ShiftStats(model.preprocessor)
+        self.n_rows = 0
+        self.batch_counts: Counter = Counter()
+        self.n_missing_values = 0
+        self.shift: ShiftReport | None = None
+        self._started = False
+        self._rows: np.ndarray | None = None  # raw feature values of up to _STAT_ROWS rows, reused
+
+    def _convert(self, frame, first_row: int) -> tuple[np.ndarray, dict]:
+        """A parsed piece as (raw feature values (n, d_present) float64, per-row columns). Runs in the
+        reading threads, so it only reads `self`."""
+        plan = self.plan
+        if not isinstance(frame, pd.DataFrame):
+            return self._convert_arrow(frame, first_row)
+        meta: dict[str, np.ndarray] = {}
+        if plan.roles.id:
+            meta["id"] = frame[plan.roles.id].to_numpy(dtype=object)
+        if plan.roles.batch:
+            meta["batch"] = _label_keys(frame[plan.roles.batch].to_numpy(dtype=object))
+        if plan.roles.group:
+            meta["group"] = _label_keys(frame[plan.roles.group].to_numpy(dtype=object))
+        if plan.by:
+            meta["by"] = _label_keys(frame[plan.by].to_numpy(dtype=object))
+        if self.need_target:
+            meta["y"] = _encode_target(frame, plan.roles.target, self.model)
+        meta["first_row"] = np.full(len(frame), first_row, dtype=np.int64)  # for messages; dropped below
+        return _present_values(plan, frame, first_row, meta.get("id")), meta
+
+    def _convert_arrow(self, table, first_row: int) -> tuple[np.ndarray, dict]:
+        """As `_convert`, for a pyarrow Table parsed with float64 features and text labels."""
+        plan = self.plan
+        index = {c: i for i, c in enumerate(table.column_names)}
+
+        def column(name):
+            return table.column(index[name]).to_numpy(zero_copy_only=False)
+
+        meta: dict[str, np.ndarray] = {}
+        if plan.roles.id:
+            meta["id"] = column(plan.roles.id)
+        for key, name in (("batch", plan.roles.batch), ("group", plan.roles.group), ("by", plan.by)):
+            if name:
+                meta[key] = _label_keys(column(name))
+        if self.need_target:
+            targets = plan.roles.target
+            meta["y"] = _encode_target(pd.DataFrame({t: table.column(index[t]).to_pandas() for t in targets}),
+                                       targets, self.model)
+        meta["first_row"] = np.full(table.num_rows, first_row, dtype=np.int64)
+        # the feature columns as they are (copied into rows by `_transform`, in the caller's thread)
+        return [column(c) for c in plan.present_names], meta
+
+    def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray) -> None:
+        """Write a piece's rows, as the network's inputs, into Z (n, d_kept), _STAT_ROWS rows at a time so
+        the preprocessing's temporaries stay small. `values` (an (n, d_present) array, or a list of the
+        d_present columns) is copied slice by slice into a reused buffer, which is transformed in place."""
+        pre = self.model.preprocessor
+        n = len(Z)
+        for s in range(0, n, _STAT_ROWS):
+            e = min(s + _STAT_ROWS, n)
+            width = len(values) if isinstance(values, list) else values.shape[1]
+            if self._rows is None or self._rows.shape[0] < e - s:
+                self._rows = np.empty((min(_STAT_ROWS, max(n, 1)), width), order="F")
+            rows = self._rows[:e - s]  # a copy: the values may be a view of the caller's DataFrame
+            if isinstance(values, list):
+                for j, column in enumerate(values):  # contiguous copies: the buffer is column-major
+                    rows[:, j] = column[s:e]
+            else:
+                rows[...] = values[s:e]
+            X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
+            if pre.config.impute is not None:
+                self.n_missing_values += int(np.isnan(X).sum())
+            Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
+            self.stats.update(Z[s:e])
+
+    def blocks(self) -> Iterator[tuple[np.ndarray, dict]]:
+        """(outputs (m, n_outputs) float64 as `Model.predict_output` gives them, per-row columns) blocks."""
+        if self._started:
+            raise RuntimeError("a prediction stream can be iterated once")
+        self._started = True
+        piece = _piece_rows(self.chunksize) if isinstance(self.table, _TextTable) else self.chunksize
+        rows = _InputRows(FORWARD_ROWS, len(self.plan.features), self.model.network.dtype, piece)
+        plan, table = self.plan, self.table
+        try:
+            for values, meta in table.pieces(self.chunksize, plan, self._convert):
+                n = len(meta["first_row"])
+                first_row = int(meta.pop("first_row")[0])
+                meta["row"] = np.arange(self.n_rows + 1, self.n_rows + n + 1, dtype=np.int64)
+                if "batch" in meta:
+                    self.batch_counts.update(meta["batch"].tolist())
+                self._transform(values, meta.get("id"), first_row, rows.append(n, meta))
+                del values
+                self.n_rows += n
+                for Z, block_meta in rows.blocks():
+                    yield self.net_model.predict_output(Z, batch_size=FORWARD_ROWS), block_meta
+                if self.progress is not None:
+                    self.progress({"stage": "read", "rows": self.n_rows, "bytes": table.bytes_read,
+                                   "total_bytes": table.total_bytes})
+            for Z, block_meta in rows.blocks(final=True):
+                yield self.net_model.predict_output(Z, batch_size=FORWARD_ROWS), block_meta
+        finally:
+            table.close()
+        if self.n_rows == 0:
+            raise DataError(f"{table.name} has a header but no data rows")
+        self._finish()
+
+    def _finish(self) -> None:
+        model, plan = self.model, self.plan
+        self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present)
+        message = self.shift.message()
+        if message is None:
+            self.notes.append(f"cohort-shift check skipped: {self.n_rows} rows (it needs {SHIFT_MIN_SAMPLES})")
+        elif self.shift.shifted:
+            self.warnings.append(message)
+        else:
+            self.notes.append(message)
+        trained = (model.split or {}).get("batch_counts_train") or {}
+        if self.batch_counts and trained:
+            unseen = [(b, k) for b, k in sorted(self.batch_counts.items()) if b not in trained]
+            if unseen:
+                listed = ", ".join(f"{b!r} ({k} samples)" for b, k in unseen[:5])
+                self.warnings.append(f"batch{'es' * (len(unseen) > 1)} {listed} not seen in training (trained on "
+                                     f"{_quoted(sorted(trained), 8)}); batch effects may shift predictions")
+        if self.n_missing_values:
+            self.notes.append(f"{self.n_missing_values} missing feature values imputed with the training "
+                              f"{model.preprocessor.config.impute}s")
+
+
+def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model) -> np.ndarray:
+    """y for the rows of `frame` in the model's encoding (class indices, or 0/1 or value columns); labels
+    the model does not know are a DataError naming them. Uses Dataset.from_frame, which needs a feature
+    column, hence the placeholder."""
+    sub = frame[targets].copy()
+    sub["__mlpcli_placeholder__"] = 0.0
+    ds = data.Dataset.from_frame(sub, data.Roles(target=list(targets)), task=model.task, classes=model.classes)
+    return ds.y
+
+
+def _task_proba(task: str, out: np.ndarray) -> np.ndarray:
+    """What metrics.compute takes: binary models with a 2-column softmax (--loss ce) give P(positive)."""
+    if task == "binary" and out.shape[1] == 2:
+        return out[:, 1:2]
+    return out
+
+
+# ── predict ──────────────────────────────────────────────────────────────────────────────────────────────
+
+
+class PredictionStream:
+    """Prediction frames for a table, block by block (at most FORWARD_ROWS rows each); iterate once.
+
+    Columns: the id column when the table has one (else `row`, 1-based), then
+      binary / multiclass: `pred_<target>` (the label; binary uses `threshold` on P(positive class)) and
+                           `prob_<class>` per class;
+      multi-label:         `pred_<label>` (0/1, `threshold` on each probability) and `prob_<label>` per label;
+      regression:          `pred_<target>` per target.
+    `notes` and `warnings` are filled as soon as the header is read; `shift`, `n_rows` and `counts`
+    (predicted labels, or positives per label) after the last frame.
+    """
+
+    def __init__(self, run: _Run, threshold: float):
+        self._run, self.threshold = run, threshold
+        model = run.model
+        self.model = model
+        self.id_column = run.plan.roles.id or "row"
+        self.counts: Counter = Counter()
+        target = (model.target_names or ["label"])[0]
+        if model.task in data.CLASSIFICATION_TASKS:
+            self.label_column = f"pred_{target}"
+            self.columns = [self.id_column, self.label_column, *[f"prob_{c}" for c in model.classes]]
+        elif model.task == "multilabel":
+            self.columns = [self.id_column, *[f"pred_{c}" for c in model.classes], *[f"prob_{c}" for c in model.classes]]
+        else:
+            self.columns = [self.id_column, *[f"pred_{c}" for c in model.classes]]
+        # Outputs are given in the network's precision (float32: ~7 significant digits, written in the
+        # shortest form that reads back to the same float32).
+        self.dtype = np.dtype(model.network.dtype)
+
+    notes = property(lambda self: self._run.notes)
+    warnings = property(lambda self: self._run.warnings)
+    shift = property(lambda self: self._run.shift)
+    n_rows = property(lambda self: self._run.n_rows)
+    plan = property(lambda self: self._run.plan)
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        for out, meta in self._run.blocks():
+            yield self._frame(out, meta)
+
+    def _frame(self, out: np.ndarray, meta: dict) -> pd.DataFrame:
+        model, task = self.model, self.model.task
+        decide, out = out, out.astype(self.dtype, copy=False)  # decisions on the float64 values, as evaluate
+        cols: dict[str, Any] = {self.id_column: meta["id"] if "id" in meta else meta["row"]}
+        classes = np.asarray(model.classes, dtype=object)
+        if task == "binary":
+            p = out[:, -1]  # P(positive class): the sigmoid output, or the second softmax column
+            probs = out if out.shape[1] == 2 else np.column_stack([1 - p, p])
+            labels = classes[(decide[:, -1] >= self.threshold).astype(np.int64)]
+            cols[self.label_column] = labels
+            for k, c in enumerate(model.classes):
+                cols[f"prob_{c}"] = probs[:, k]
+            self.counts.update(labels.tolist())
+        elif task == "multiclass":
+            labels = classes[out.argmax(axis=1)]
+            cols[self.label_column] = labels
+            for k, c in enumerate(model.classes):
+                cols[f"prob_{c}"] = out[:, k]
+            self.counts.update(labels.tolist())
+        elif task == "multilabel":
+            pred = (decide >= self.threshold).astype(np.int64)
+            for k, c in enumerate(model.classes):
+                cols[f"pred_{c}"] = pred[:, k]
+                self.counts[str(c)] += int(pred[:, k].sum())
+            for k, c in enumerate(model.classes):
+                cols[f"prob_{c}"] = out[:, k]
+        else:
+            for k, c in enumerate(model.classes):
+                cols[f"pred_{c}"] = out[:, k]
+        return pd.DataFrame(cols, columns=self.columns)
+
+    def summary(self) -> dict:
+        """JSON-able: rows, columns, predicted label counts, shift summary, notes and warnings."""
+        return {"rows": self.n_rows, "task": self.model.task, "columns": self.columns,
+                "threshold": self.threshold if self.model.task in ("binary", "multilabel") else None,
+                "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=lambda kv: str(kv[0]))},
+                "shift": self.shift.summary() if self.shift is not None else None,
+                "notes": list(self.notes), "warnings": list(self.warnings)}
+
+
+def _check_threshold(model: Model, threshold: float | None) -> float:
+    if threshold is None:
+        return 0.5
+    if model.task not in ("binary", "multilabel"):
+        raise ConfigError(f"--threshold applies to binary and multi-label models; this model is {model.task}")
+    if not (0.0 <= threshold <= 1.0) or isinstance(threshold, bool):
+        raise ConfigError(f"--threshold must be a probability between 0 and 1, got {threshold!r}")
+    return float(threshold)
+
+
+def predict_stream(model: Model, source, *, chunksize: int = DEFAULT_CHUNKSIZE, threshold: float | None = None,
+                   fill_missing: str | None = None, roles: RoleFlags | None = None, stdin=None,
+                   progress: Callable[[dict], None] | None = None) -> PredictionStream:
+    """Predictions for the table `source` (path, "-" or DataFrame), read `chunksize` rows at a time.
+
+    Memory stays at about one chunk of features however long the table; iterate the result once for the
+    output frames (see PredictionStream for the columns). `threshold` (binary, multi-label) defaults to 0.5.
+    """
+    threshold = _check_threshold(model, threshold)
+    run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
+               chunksize=chunksize, stdin=stdin, progress=progress)
+    return PredictionStream(run, threshold)
+
+
+# ── prepare (notebooks) ──────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Prepared:
+    """A table's rows ready for `model.predict_output(X)`."""
+
+    X: np.ndarray  # (n, d_in) float64 in model.feature_names order; features the network ignores are NaN
+    ids: np.ndarray  # (n,) the id column's values, or 1-based row numbers
+    notes: list[str]
+    warnings: list[str]
+
+    def __iter__(self):  # X, ids, notes, warnings = prepare(...)
+        return iter((self.X, self.ids, self.notes, self.warnings))
+
+
+def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None) -> Prepared:
+    """Match a table (DataFrame or path) to the model by feature name, with the checks of predict."""
+    table = frame if isinstance(frame, pd.DataFrame) else data.read_table(
+        frame, features_in_rows=bool(roles and roles.features_in_rows))
+    plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing)
+    ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
+    row_ids = ids if plan.roles.id else None
+    X_kept = _complete(plan, _present_values(plan, table.rename(columns=str), 0, row_ids), 0, model.preprocessor,
+                       row_ids)
+    X = np.full((len(table), model.preprocessor.n_features_in), np.nan)
+    X[:, model.preprocessor.kept_index_] = X_kept
+    return Prepared(X=X, ids=ids, notes=plan.notes, warnings=plan.warnings)
