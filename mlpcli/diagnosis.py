@@ -650,7 +650,7 @@ def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
         ]
     if label == "overfit":
         return [
-            f"Stop early at the divergence point: the validation loss was lowest at epoch "
+            f"Stop early at the divergence point: the smoothed validation loss was lowest around epoch "
             f"{ev['divergence_epoch']}; restore the checkpoint saved there.",
             "Add regularisation: L2 weight decay, or raise the dropout rate already in use."
             if stochastic else
@@ -720,7 +720,7 @@ def _summary(label: str, ev: dict) -> str:
              f"by {_pct(-ev['train_slope'])}, validation by {_pct(-ev['val_slope'])} of the scale "
              f"per 10 % of the run)")
     elif label == "overfit":
-        s = (f"Overfit: validation loss was lowest at epoch {ev['divergence_epoch']} and then rose "
+        s = (f"Overfit: the smoothed validation loss was lowest around epoch {ev['divergence_epoch']} and then rose "
              f"by {_pct(ev['val_rise'])} of the scale while the training loss kept falling")
     elif label == "good_fit":
         s = (f"Good fit: both curves settle at a similar level (training {tl}, validation {vl} "
