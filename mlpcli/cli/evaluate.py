@@ -13,7 +13,7 @@ from ._common import (
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
 from .predict import (
-    NoteRenderer, ReadProgress, common_options, freeze_imports, role_flags, shift_table, write_shift_report,
+    NoteRenderer, ReadProgress, common_options, load_model, role_flags, shift_table, write_shift_report,
 )
 
 
@@ -151,17 +151,12 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, shift_pat
     \b
     Example:  mlpcli evaluate subtypes.mlp sample_data/test_cohort.csv.gz --by batch --bootstrap 1000
     """
-    from .. import model_io
     from .. import predict as lib
 
     roles = role_flags(params)
     if out:
         check_writable(out, "--out")
-    if shift_path:
-        lib.output_format(shift_path)
-        check_writable(shift_path, "--shift-report")
-    model = model_io.load(model_path)
-    freeze_imports()
+    model = load_model(model_path, shift_path)
     with threads_context(threads), ReadProgress(quiet, "read") as progress:
         result = lib.evaluate(model, data_file, threshold=threshold, by=by, bootstrap=bootstrap, seed=seed,
                               fill_missing=fill_missing, roles=roles, chunksize=chunksize,

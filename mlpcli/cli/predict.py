@@ -97,6 +97,19 @@ def freeze_imports() -> None:
     gc.freeze()
 
 
+def load_model(model_path: str, shift_path: str | None):
+    """Check the --shift-report path before any work, load the model, then freeze what is loaded."""
+    from .. import model_io
+    from ..predict import output_format
+
+    if shift_path:
+        output_format(shift_path)
+        check_writable(shift_path, "--shift-report")
+    model = model_io.load(model_path)
+    freeze_imports()
+    return model
+
+
 def shift_table(shift, k: int = 10) -> Table:
     table = Table(title=f"Most shifted of {len(shift.features)} features (as the network sees them)", title_justify="left")
     for col in ("feature", "mean shift (training SD)", "SD ratio (new / training)"):
@@ -155,7 +168,6 @@ def predict(model_path, data_file, out, fill_missing, shift_path, chunksize, thr
     Example:  mlpcli predict subtypes.mlp sample_data/new_cohort.csv.gz -o predictions.csv
     Example:  zcat big.csv.gz | mlpcli predict subtypes.mlp - --quiet | head
     """
-    from .. import model_io
     from .. import predict as lib
 
     roles = role_flags(params)
@@ -165,11 +177,7 @@ def predict(model_path, data_file, out, fill_missing, shift_path, chunksize, thr
                                "give -o a file name")
     if out != "-":
         check_writable(out, "--out")
-    if shift_path:
-        lib.output_format(shift_path)
-        check_writable(shift_path, "--shift-report")
-    model = model_io.load(model_path)
-    freeze_imports()
+    model = load_model(model_path, shift_path)
     with threads_context(threads), ReadProgress(quiet) as progress:
         stream = lib.predict_stream(model, data_file, chunksize=chunksize, threshold=threshold, fill_missing=fill_missing,
                                     roles=roles, stdin=binary_stdin() if data_file == "-" else None,
