@@ -25,7 +25,7 @@ from .model_io import Model
 from .training import FitResult, fit
 
 __all__ = ["TrainOutcome", "LossSetup", "Split", "FittedRun", "train", "load_dataset", "split_dataset",
-           "fit_datasets", "build_loss", "baseline_output", "align_features"]
+           "fit_datasets", "train_dataset", "build_loss", "baseline_output", "align_features"]
 
 # A median per-feature skewness above this on non-negative data looks like raw counts or TPM,
 # for which a log transform is the usual first step (the sample data sits near 2.8).
@@ -274,7 +274,14 @@ def train(path, options: TrainOptions, progress: Callable[[dict], None] | None =
     """Train a model on the table at ``path`` with ``options``; see the module docstring."""
     options.validate()
     ds, notes = load_dataset(path, options, stdin=stdin)
-    notes = notes + ds.notes
+    return train_dataset(ds, options, progress=progress, notes=notes, source=path)
+
+
+def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict], None] | None = None,
+                  notes: list[str] | None = None, source: str = "(in memory)") -> TrainOutcome:
+    """Train on an in-memory Dataset exactly as ``mlpcli train`` does on a table."""
+    options.validate()
+    notes = list(notes or []) + ds.notes
     warnings = list(ds.warnings)
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
@@ -300,7 +307,7 @@ def train(path, options: TrainOptions, progress: Callable[[dict], None] | None =
         fit={"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss, "epochs_run": result.epochs_run,
              "stopped_early": result.stopped_early, "interrupted": result.interrupted, "seconds": result.seconds,
              "metric": metrics.main_metric_name(ds.task)},
-        provenance=_provenance(path, ds),
+        provenance=_provenance(source, ds),
         extra={"target_scaling": run.target_scaling} if run.target_scaling else {},
     )
     proba = model.predict_output(val_ds.X)
