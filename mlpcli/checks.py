@@ -17,13 +17,12 @@ from .engine.gradcheck import KINK_MARGIN, CheckResult, check_network
 from .engine.layers import Activation as ActivationLayer
 from .engine.layers import Dropout
 from .errors import DataError
-from .model_io import Model
-from .pipeline import align_features
+from .model_io import Member, Model
 
 __all__ = ["check_model"]
 
 
-def _targets(model: Model, ds: data.Dataset, loss, outputs: np.ndarray) -> tuple[np.ndarray, str]:
+def _targets(model: Model, member: Member, ds: data.Dataset, loss, outputs: np.ndarray) -> tuple[np.ndarray, str]:
     """Targets shaped for the model's loss; the model's own predictions when the table has none."""
     if ds.y is None:
         if loss.y_kind == "index":
@@ -36,7 +35,7 @@ def _targets(model: Model, ds: data.Dataset, loss, outputs: np.ndarray) -> tuple
     if model.task == "binary":
         return ds.y.reshape(-1, 1).astype(np.float64), ""
     y = ds.y.astype(np.float64)
-    scaling = model.extra.get("target_scaling")
+    scaling = member.target_scaling
     if scaling:  # the network was trained on standardised targets
         y = (y - np.asarray(scaling["mean"])) / np.asarray(scaling["sd"])
     return y, ""
@@ -67,23 +66,33 @@ def check_model(model: Model, data_path: str, rows: int = 32, max_entries: int =
     )
     classes = model.classes if model.task in ("binary", "multiclass") else None
     ds = data.Dataset.from_frame(frame, roles, task=model.task if target else "auto", classes=classes)
-    ds = align_features(ds, model.feature_names, data_path)
+    ds = data.align_features(ds, model.feature_names, data_path)
     if np.isnan(ds.X).any() and not model.preprocessor.config.impute:
         raise DataError(f"{data_path} has missing feature values and the model was trained without --impute")
 
-    net = MLP(**{**model.network.config(), "dtype": "float64"})
-    net.set_state({k: v.astype(np.float64) for k, v in model.network.get_state().items()})
     loss = loss_mod.get(model.loss["name"], **model.loss.get("params", {}))
+    results = []
+    for k, member in enumerate(model.members):
+        label = f"member {k + 1} of {len(model.members)}, " if model.is_ensemble else ""
+        results += _check_member(model, member, ds, loss, label, rows, max_entries, eps, tol, atol, seed)
+    return results
+
+
+def _check_member(model: Model, member: Member, ds: data.Dataset, loss, label: str, rows: int, max_entries: int,
+                  eps: float, tol: float, atol: float, seed: int) -> list[CheckResult]:
+    """One member's network, in a float64 copy, on rows its own preprocessing transforms."""
+    net = MLP(**{**member.network.config(), "dtype": "float64"})
+    net.set_state({k: v.astype(np.float64) for k, v in member.network.get_state().items()})
 
     rng = np.random.default_rng(seed)
-    X_all = model.preprocessor.transform(ds.X, dtype=np.float64)
+    X_all = member.preprocessor.transform(ds.X, dtype=np.float64)
     keep = np.flatnonzero(_rows_away_from_kinks(net, X_all))
     if keep.size == 0:
         raise DataError("every row has a hidden unit within 1e-3 of a ReLU kink; no row can be checked")
     idx = np.sort(rng.choice(keep, size=min(rows, keep.size), replace=False))
     X = X_all[idx]
     sub = ds.subset(idx)
-    y, target_note = _targets(model, sub, loss, net.forward(X))
+    y, target_note = _targets(model, member, sub, loss, net.forward(X))
     skipped = X_all.shape[0] - keep.size
     notes = [f"{len(idx)} rows, up to {max_entries} entries per array, float64 copy"]
     if skipped:
@@ -92,10 +101,11 @@ def check_model(model: Model, data_path: str, rows: int = 32, max_entries: int =
         notes.append(target_note)
 
     results = [check_network(net, loss, X, y, training=False, eps=eps, tol=tol, atol=atol,
-                             name="model (inference mode)", note="; ".join(notes), max_entries=max_entries, seed=seed)]
+                             name=f"model ({label}inference mode)", note="; ".join(notes), max_entries=max_entries,
+                             seed=seed)]
     if any(isinstance(l, Dropout) for l in net.layers) or net.batchnorm:
         net.forward(X, training=True)  # draws the dropout mask the check then holds fixed
         results.append(check_network(net, loss, X, y, training=True, eps=eps, tol=tol, atol=atol,
-                                     name="model (training mode, fixed dropout mask)", note="; ".join(notes),
+                                     name=f"model ({label}training mode, fixed dropout mask)", note="; ".join(notes),
                                      max_entries=max_entries, seed=seed))
     return results

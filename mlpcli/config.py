@@ -1,10 +1,24 @@
-"""Training options: one dataclass with documented defaults, validated in one place, and the
-TOML config file whose keys mirror the command-line option names."""
+"""Training options, declared once.
+
+Every option of ``mlpcli train`` is one field of ``TrainOptions`` whose metadata carries its flag,
+help text, choices and valid range. From that one declaration come:
+
+* ``TrainOptions.validate()`` — types and ranges, each error a ``ConfigError`` naming the flag;
+* the Click options of every command that trains (``mlpcli.cli.options.train_options``);
+* the TOML config file's keys (``read_config_file``), which mirror the option names;
+* the parameters the scikit-learn estimators check (``mlpcli.estimators``).
+
+Data-dependent defaults ("auto") are resolved by ``resolve`` once the training table is known, and the
+resolved values are what a model file stores.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from .engine import activations
 from .errors import ConfigError
@@ -14,99 +28,137 @@ TASK_CHOICES = ("auto", "binary", "multiclass", "multilabel", "regression")
 LOSS_CHOICES = ("auto", "ce", "bce", "focal", "hinge", "mse", "mae", "huber")
 OPTIMIZER_CHOICES = ("adam", "adamw", "sgd")
 IMPUTE_CHOICES = ("median", "mean", "zero")
+SCALING_CHOICES = ("standard", "robust")
+ACTIVATION_CHOICES = tuple(n for n in activations.names() if n != "softmax")
+AUTO = "auto"
+
+
+def option(default: Any = None, help: str = "", *, factory=None, kind: str | None = None, choices=None,
+           low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
+           flag: str | None = None, cli: bool = True, auto: bool = False, optional: bool = False,
+           group: str = "training"):
+    """A TrainOptions field with what the CLI, the config file and ``validate`` need to know.
+
+    kind: int | float | bool | flag (an on-only switch) | choice | str | str_list | int_list.
+    auto: the value may also be "auto" (resolved from the data). optional: None is allowed.
+    """
+    meta = {"help": help, "kind": kind, "choices": choices, "low": low, "high": high, "low_open": low_open,
+            "high_open": high_open, "flag": flag, "cli": cli, "auto": auto, "optional": optional, "group": group}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainOptions:
-    """Everything ``mlpcli train`` can be told; the library's ``pipeline.train`` consumes it."""
+    """Everything ``mlpcli train`` can be told; ``pipeline.train`` consumes it."""
 
-    # --- columns and task
-    target: list[str] = field(default_factory=lambda: ["label"])  # several names: multi-label
-    group: str | None = None  # default: patient_id when present
-    no_group: bool = False
-    id: str | None = None  # default: sample_id when present
-    batch: str | None = None  # default: batch when present
-    drop: list[str] = field(default_factory=list)
-    task: str = "auto"
-    features_in_rows: bool = False
+    # --- columns and task (declared here for the config file; the role flags are shared with predict)
+    target: list[str] = option(factory=lambda: ["label"], kind="str_list", group="roles",
+                               help="Target column; comma-separated names mean multi-label.")
+    group: str | None = option(None, kind="str", optional=True, group="roles",
+                               help="Group column (samples of one patient); default patient_id when present.")
+    no_group: bool = option(False, kind="flag", group="roles",
+                            help="Ignore groups: split by rows (only when samples are independent).")
+    id: str | None = option(None, kind="str", optional=True, group="roles",
+                            help="Sample id column; default sample_id when present.")
+    batch: str | None = option(None, kind="str", optional=True, group="roles",
+                               help="Batch / site column; default batch when present.")
+    drop: list[str] = option(factory=list, kind="str_list", group="roles", help="Comma-separated columns to ignore.")
+    features_in_rows: bool = option(False, kind="flag", group="roles",
+                                    help="The table is features x samples (genes in rows).")
+    task: str = option("auto", kind="choice", choices=TASK_CHOICES, help="What to predict; auto infers it from the target.")
+    # --- validation and the ensemble
+    folds: int | str = option(AUTO, kind="int", low=1, auto=True,
+                              help="Cross-fitted ensemble members: member k trains on the other folds (grouped, "
+                                   "stratified) and is early-stopped on fold k; the model averages their "
+                                   "probabilities and every sample gets an out-of-fold prediction. 1: one network "
+                                   "with a --val-size hold-out. auto: 5, or 1 above 20,000 samples.")
+    val_size: float = option(0.2, kind="float", low=0, high=1, low_open=True, high_open=True,
+                             help="Validation fraction (of groups when grouped) with --folds 1.")
+    val_data: str | None = option(None, kind="str", optional=True,
+                                  help="Explicit validation table instead of a split (one network).")
+    refit: bool = option(False, kind="bool",
+                         help="After cross-fitting, train one network on all rows for the members' median best "
+                              "epoch count and ship it instead of the ensemble.")
+    calibrate: bool = option(True, kind="bool",
+                             help="Temperature-scale the probabilities, fitted on the out-of-fold (or validation) "
+                                  "logits.")
     # --- preprocessing (fitted on training rows only)
-    impute: str | None = None
-    log1p: bool = False
-    top_var: int | None = None
-    standardize: bool = True
-    # --- validation
-    val_size: float = 0.2  # fraction of groups (of samples without groups)
-    val_data: str | None = None  # an explicit validation table instead of a split
+    impute: str | None = option(None, kind="choice", choices=IMPUTE_CHOICES, optional=True,
+                                help="Fill missing values (fitted on training rows).")
+    log1p: bool | str = option(AUTO, kind="bool", auto=True,
+                               help="log(1 + x) the features first. Default: auto — applied when the features look "
+                                    "like raw counts or TPM (non-negative, right-skewed).")
+    top_var: int | None = option(None, kind="int", low=1, optional=True,
+                                 help="Keep the N most variable features (on training rows).")
+    standardize: bool = option(True, kind="bool", help="Centre and scale features with training statistics.")
+    scaling: str = option("robust", kind="choice", choices=SCALING_CHOICES,
+                          help="standard: z-scores. robust: median and IQR, then smooth clipping to about ±3 "
+                               "(outliers cannot dominate).")
     # --- network
-    hidden: list[int] = field(default_factory=lambda: [128, 64])
-    activation: str = "relu"
-    dropout: float = 0.0
-    batchnorm: bool = False
-    dtype: str = "float32"  # float64 only for checking: float32 is twice as fast and plenty precise
+    hidden: list[int] | str = option(AUTO, kind="int_list", auto=True,
+                                     help="Hidden layer widths, comma-separated ('' for none: softmax regression). "
+                                          "auto: a small portfolio (none, and one hidden layer of 256) chosen by "
+                                          "out-of-fold score on the training folds.")
+    activation: str = option("relu", kind="choice", choices=ACTIVATION_CHOICES, help="Hidden-layer activation.")
+    dropout: float = option(0.15, kind="float", low=0, high=1, high_open=True, help="Dropout rate after each hidden layer.")
+    batchnorm: bool = option(False, kind="bool", help="Batch normalisation after each hidden layer.")
+    dtype: str = option("float32", kind="choice", choices=("float32", "float64"),
+                        help="Arithmetic precision (float64 for checking).")
     # --- optimisation
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.01
-    l1: float = 0.0
-    l2: float = 0.0
-    batch_size: int = 32
-    epochs: int = 200
-    patience: int = 20
-    min_delta: float = 0.0
-    lr_schedule: str = "none"
-    augment_noise: float = 0.0
-    clip_norm: float | None = None
-    seed: int = 0
+    optimizer: str = option("adamw", kind="choice", choices=OPTIMIZER_CHOICES, help="Optimizer.")
+    lr: float = option(1e-3, kind="float", low=0, low_open=True, help="Learning rate.")
+    momentum: float = option(0.9, kind="float", low=0, high=1, high_open=True, help="SGD momentum.")
+    weight_decay: float = option(0.02, kind="float", low=0, help="AdamW decoupled weight decay.")
+    l1: float = option(0.0, kind="float", low=0, help="L1 penalty on weights.")
+    l2: float | str = option(AUTO, kind="float", low=0, auto=True,
+                             help="L2 penalty on weights. auto: 0.5 / n_train, the penalty of "
+                                  "LogisticRegression(C=1), so p >> n stays regularised.")
+    batch_size: int | str = option(AUTO, kind="int", low=1, auto=True,
+                                   help="Minibatch size. auto: 2^(3 + floor(log10 n)) between 16 and 512.")
+    epochs: int | str = option(AUTO, kind="int", low=1, auto=True,
+                               help="Most epochs to run. auto: 200, or more so that small sets still get "
+                                    f"{1000:,} optimizer steps.")
+    patience: int | str = option(AUTO, kind="int", low=1, auto=True,
+                                 help="Early stopping: epochs without validation improvement. auto: 20, growing "
+                                      "to half the best epoch + 20 as training goes on.")
+    min_delta: float = option(0.0, kind="float", low=0, help="Early stopping: smallest improvement that counts.")
+    lr_schedule: str = option("none", kind="choice", choices=LR_SCHEDULES, help="Learning-rate schedule.")
+    augment_noise: float = option(0.0, kind="float", low=0, help="SD of Gaussian noise on standardised training inputs.")
+    clip_norm: float | None = option(None, kind="float", low=0, low_open=True, optional=True,
+                                     help="Clip the global gradient norm.")
+    seed: int = option(0, kind="int", low=0, help="Same data, options, seed and threads give the same model.")
     # --- imbalance
-    loss: str = "auto"
-    class_weight: str = "none"  # none | balanced | "A=1,B=3"
-    pos_weight: float = 1.0
-    focal_gamma: float = 2.0
-    focal_alpha: float | None = None
-    label_smoothing: float = 0.0
+    loss: str = option("auto", kind="choice", choices=LOSS_CHOICES,
+                       help="auto: ce for multiclass, bce for binary and multi-label, mse for regression.")
+    class_weight: str = option("none", kind="str", help="none, balanced, or per class e.g. 'A=1,B=3'.")
+    pos_weight: float = option(1.0, kind="float", low=0, low_open=True, help="BCE weight of positives.")
+    focal_gamma: float = option(2.0, kind="float", low=0, help="Focal loss gamma.")
+    focal_alpha: float | None = option(None, kind="float", low=0, high=1, low_open=True, high_open=True,
+                                       optional=True, help="Focal alpha for positives (1 - alpha for negatives).")
+    label_smoothing: float = option(0.0, kind="float", low=0, high=1, high_open=True, help="CE label smoothing alpha.")
 
     def validate(self) -> None:
-        """Raise ConfigError naming the flag for any value out of range."""
-
-        def need(ok: bool, flag: str, what: str) -> None:
-            if not ok:
-                raise ConfigError(f"{flag}: {what}")
-
-        need(self.task in TASK_CHOICES, "--task", f"must be one of {', '.join(TASK_CHOICES)}")
-        need(self.loss in LOSS_CHOICES, "--loss", f"must be one of {', '.join(LOSS_CHOICES)}")
-        need(self.optimizer in OPTIMIZER_CHOICES, "--optimizer", f"must be one of {', '.join(OPTIMIZER_CHOICES)}")
-        need(self.activation in activations.names() and self.activation != "softmax", "--activation",
-             f"must be one of {', '.join(n for n in activations.names() if n != 'softmax')}")
-        need(self.impute in (None, *IMPUTE_CHOICES), "--impute", f"must be one of {', '.join(IMPUTE_CHOICES)}")
-        need(self.lr_schedule in LR_SCHEDULES, "--lr-schedule", f"must be one of {', '.join(LR_SCHEDULES)}")
-        need(self.dtype in ("float32", "float64"), "--dtype", "must be float32 or float64")
-        need(len(self.target) >= 1 and all(self.target), "--target", "needs at least one column name")
-        need(all(h >= 1 for h in self.hidden), "--hidden", "layer widths must be positive integers, e.g. 128,64")
-        need(0 < self.val_size < 1, "--val-size", f"must be between 0 and 1 (exclusive), got {self.val_size}")
-        need(0 <= self.dropout < 1, "--dropout", f"must be in [0, 1), got {self.dropout}")
-        need(self.lr > 0, "--lr", "must be > 0")
-        need(0 <= self.momentum < 1, "--momentum", "must be in [0, 1)")
-        need(self.weight_decay >= 0, "--weight-decay", "must be >= 0")
-        need(self.l1 >= 0, "--l1", "must be >= 0")
-        need(self.l2 >= 0, "--l2", "must be >= 0")
-        need(self.batch_size >= 1, "--batch-size", "must be >= 1")
-        need(self.epochs >= 1, "--epochs", "must be >= 1")
-        need(self.patience >= 1, "--patience", "must be >= 1")
-        need(self.min_delta >= 0, "--min-delta", "must be >= 0")
-        need(self.augment_noise >= 0, "--augment-noise", "must be >= 0")
-        need(self.clip_norm is None or self.clip_norm > 0, "--clip-norm", "must be > 0")
-        need(self.top_var is None or self.top_var >= 1, "--top-var", "must be >= 1")
-        need(self.pos_weight > 0, "--pos-weight", "must be > 0")
-        need(self.focal_gamma >= 0, "--focal-gamma", "must be >= 0")
-        need(self.focal_alpha is None or 0 < self.focal_alpha < 1, "--focal-alpha", "must be in (0, 1)")
-        need(0 <= self.label_smoothing < 1, "--label-smoothing", "must be in [0, 1)")
-        need(not (self.no_group and self.group), "--no-group", "contradicts --group")
+        """Raise ConfigError naming the flag for any value of the wrong type or out of range."""
+        for f in fields(self):
+            check_value(f.name, getattr(self, f.name))
+        if self.no_group and self.group:
+            raise ConfigError("--no-group: contradicts --group")
+        if self.val_data and self.folds not in (1, AUTO):
+            raise ConfigError(f"--val-data: gives one validation table, which needs --folds 1 (got --folds {self.folds})")
+        if self.refit and self.folds == 1:
+            raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; it needs --folds 2 or more")
 
     def fit_config(self) -> FitConfig:
+        """The fit loop's settings; every "auto" must have been resolved (``resolve``)."""
+        unresolved = [k for k in ("batch_size", "epochs", "l2") if getattr(self, k) == AUTO]
+        if unresolved:
+            raise ValueError(f"fit_config needs resolved options; still auto: {', '.join(unresolved)}")
         return FitConfig(
             optimizer=self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-            l1=self.l1, l2=self.l2, batch_size=self.batch_size, epochs=self.epochs, patience=self.patience,
+            l1=self.l1, l2=self.l2, batch_size=self.batch_size, epochs=self.epochs,
+            patience=BASE_PATIENCE if self.patience == AUTO else self.patience, adaptive_patience=self.patience == AUTO,
             min_delta=self.min_delta, lr_schedule=self.lr_schedule, augment_noise=self.augment_noise,
             clip_norm=self.clip_norm, seed=self.seed,
         )
@@ -114,8 +166,164 @@ class TrainOptions:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def roles(self) -> dict:
+        """The column-role options as ``data.load_dataset`` takes them."""
+        return {"target": self.target, "group": self.group, "no_group": self.no_group, "id": self.id,
+                "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows}
 
-OPTION_KEYS = {f.name for f in fields(TrainOptions)}
+
+def option_fields() -> list:
+    """The declared options, in declaration order."""
+    return list(fields(TrainOptions))
+
+
+OPTION_KEYS = {f.name for f in option_fields()}
+_META = {f.name: f.metadata for f in option_fields()}
+
+
+def flag_name(name: str) -> str:
+    return _META.get(name, {}).get("flag") or "--" + name.replace("_", "-")
+
+
+def check_value(name: str, value: Any) -> None:
+    """One option's type and range, from its declaration; ConfigError naming its flag."""
+    meta = _META.get(name)
+    if meta is None:
+        return
+    flag, kind = flag_name(name), meta["kind"]
+
+    def fail(what: str):
+        raise ConfigError(f"{flag}: {what}, got {value!r}")
+
+    if value is None:
+        if not meta["optional"]:
+            fail("needs a value")
+        return
+    if meta["auto"] and value == AUTO:
+        return
+    if kind in ("bool", "flag"):
+        if not isinstance(value, bool):
+            fail("must be true or false")
+        return
+    if kind == "choice":
+        if value not in meta["choices"]:
+            fail(f"must be one of {', '.join(meta['choices'])}")
+        return
+    if kind == "str":
+        if not isinstance(value, str):
+            fail("must be text")
+        return
+    if kind == "str_list":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            fail("must be a list of names")
+        if name == "target" and not value:
+            fail("needs at least one column name")
+        return
+    if kind == "int_list":
+        if not isinstance(value, list) or not all(_is_int(v) and v >= 1 for v in value):
+            fail("layer widths must be positive whole numbers, e.g. 128,64 ('' for no hidden layer)")
+        return
+    if kind == "int" and not _is_int(value):
+        fail("must be a whole number")
+    if kind == "float" and not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)):
+        fail("must be a finite number")
+    low, high = meta["low"], meta["high"]
+    too_low = low is not None and (value <= low if meta["low_open"] else value < low)
+    too_high = high is not None and (value >= high if meta["high_open"] else value > high)
+    if (too_low or too_high) and low is not None and high is not None:
+        fail(f"must be in {'(' if meta['low_open'] else '['}{low:g}, {high:g}{')' if meta['high_open'] else ']'}")
+    if too_low:
+        fail(f"must be {'>' if meta['low_open'] else '>='} {low:g}")
+    if too_high:
+        fail(f"must be {'<' if meta['high_open'] else '<='} {high:g}")
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_NONE_WORDS = ("none", "null", "")
+
+
+def parse_option_text(name: str, text: str) -> Any:
+    """An option's value from text (command line, grid) as its declared type, not yet range-checked:
+    "auto" where the option has it, none/empty for optional ones, comma lists for lists."""
+    meta = _META[name]
+    kind, t = meta["kind"], str(text).strip()
+    what = {"int": "a whole number", "float": "a number", "bool": "true or false", "flag": "true or false",
+            "int_list": "comma-separated layer widths such as 128,64"}
+    if meta["auto"] and t.lower() == AUTO:
+        return AUTO
+    if meta["optional"] and t.lower() in _NONE_WORDS:
+        return None
+    try:
+        if kind == "int":
+            return int(t)
+        if kind == "float":
+            value = float(t)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
+        if kind in ("bool", "flag"):
+            if t.lower() not in _TRUE + _FALSE:
+                raise ValueError
+            return t.lower() in _TRUE
+        if kind == "int_list":
+            pieces = [p.strip() for p in t.split(",")] if t else []
+            if any(not p for p in pieces):
+                raise ValueError
+            return [int(p) for p in pieces]
+        if kind == "str_list":
+            return [p.strip() for p in t.split(",") if p.strip()]
+        return t
+    except ValueError:
+        raise ConfigError(f"{flag_name(name)}: {t!r} is not {what.get(kind, 'valid')}") from None
+
+
+def parse_option_value(name: str, text: str) -> Any:
+    """``parse_option_text`` and then ``check_value``."""
+    value = parse_option_text(name, text)
+    check_value(name, value)
+    return value
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+# ── data-dependent defaults ──────────────────────────────────────────────────────────────────────────────
+
+SINGLE_HOLDOUT_ABOVE = 20_000  # samples; above this --folds auto trains one network on a hold-out
+DEFAULT_FOLDS = 5
+BASE_EPOCHS = 200
+MIN_STEPS = 1000  # optimizer steps a small training set still gets with --epochs auto
+MAX_AUTO_EPOCHS = 2000
+BASE_PATIENCE = 20
+
+
+def auto_batch_size(n_train: int) -> int:
+    """AutoGluon's rule, 2^(3 + floor(log10 n)), kept within [16, 512]: 32 at n = 100, 64 at 1,000."""
+    return int(min(512, max(16, 2 ** (3 + math.floor(math.log10(max(n_train, 1)))))))
+
+
+def auto_folds(n_samples: int) -> int:
+    return 1 if n_samples > SINGLE_HOLDOUT_ABOVE else DEFAULT_FOLDS
+
+
+def resolve(options: TrainOptions, n_train: int) -> TrainOptions:
+    """``options`` with every data-dependent default ("auto") made concrete for ``n_train`` training rows.
+
+    Hidden layers (``hidden auto``), log1p and the member count are decided by the caller, which needs
+    the data rather than its size; the fit-loop settings are decided here."""
+    batch = auto_batch_size(n_train) if options.batch_size == AUTO else options.batch_size
+    steps_per_epoch = max(1, math.ceil(n_train / batch))
+    epochs = options.epochs
+    if epochs == AUTO:
+        epochs = min(MAX_AUTO_EPOCHS, max(BASE_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
+    l2 = 0.5 / max(n_train, 1) if options.l2 == AUTO else options.l2
+    return replace(options, batch_size=batch, epochs=epochs, l2=l2)
+
+
+# ── the config file ──────────────────────────────────────────────────────────────────────────────────────
+
+CLI_ONLY_KEYS = ("out", "history", "oof", "quiet", "threads", "json")
 
 
 def read_config_file(path: str) -> dict:
@@ -131,12 +339,14 @@ def read_config_file(path: str) -> dict:
         raise ConfigError(f"--config: file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--config: {path} is not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config: {path} is not UTF-8 text") from None
     if isinstance(doc.get("train"), dict):
         doc = {**{k: v for k, v in doc.items() if k != "train"}, **doc["train"]}
     out = {}
     for key, value in doc.items():
         name = key.replace("-", "_")
-        if name not in OPTION_KEYS and name not in ("out", "history", "quiet", "threads", "json"):
+        if name not in OPTION_KEYS and name not in CLI_ONLY_KEYS:
             raise ConfigError(f"--config: unknown key '{key}' in {path}; keys mirror the train options, e.g. batch-size, hidden, lr")
         out[name] = value
     return out

@@ -44,12 +44,17 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from . import data, pipeline
+from . import data
 from .config import TrainOptions
-from .engine import MLP, activations, optim
+from .engine import MLP
 from .engine.functional import sigmoid, softmax
-from .errors import MlpcliError
-from .training import LR_SCHEDULES, FitConfig, scheduled_lr, build_optimizer, fit, run_epoch
+from .errors import DataError, MlpcliError
+from .model_selection import build_loss, holdout
+from .training import FitConfig, fit
+
+# Parameters that are train options too: checked by TrainOptions' declaration.
+_SHARED_PARAMS = ("activation", "dropout", "batchnorm", "l1", "l2", "optimizer", "lr", "momentum", "weight_decay",
+                  "batch_size", "epochs", "patience", "min_delta", "lr_schedule", "augment_noise", "clip_norm", "dtype")
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -65,47 +70,28 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ parameters, checked in one place
     def _check_params(self) -> None:
+        """Every parameter that mirrors a train option is checked by the option's one declaration
+        (``TrainOptions.validate``); the estimators' own ones here."""
         def need(ok: bool, name: str, what: str) -> None:
             if not ok:
                 raise ValueError(f"{type(self).__name__}: {name} {what}, got {getattr(self, name)!r}")
 
-        def number(name: str, low: float, high: float = math.inf, low_open: bool = False, high_open: bool = True,
-                   integer: bool = False, allow_none: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            kind = numbers.Integral if integer else numbers.Real
-            ok = isinstance(v, kind) and not isinstance(v, bool) and np.isfinite(v)
-            ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-            lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-            need(ok, name, f"must be {'an integer' if integer else 'a number'} in {lo}{low}, {high}{hi}")
-
         hidden = self._hidden()
         need(hidden is not None and all(h >= 1 for h in hidden), "hidden",
              "must be a sequence of positive layer widths such as (128, 64), or () for none")
-        hidden_names = [n for n in activations.names() if n != "softmax"]
-        need(self.activation in hidden_names, "activation", f"must be one of {', '.join(hidden_names)}")
-        number("dropout", 0.0, 1.0)
-        need(isinstance(self.batchnorm, (bool, np.bool_)), "batchnorm", "must be True or False")
-        number("l1", 0.0)
-        number("l2", 0.0)
-        need(self.optimizer in optim.OPTIMIZERS, "optimizer", f"must be one of {', '.join(optim.OPTIMIZERS)}")
-        number("lr", 0.0, low_open=True)
-        number("momentum", 0.0, 1.0)
-        number("weight_decay", 0.0)
-        number("batch_size", 1, integer=True)
-        number("epochs", 1, integer=True)
         need(isinstance(self.early_stopping, (bool, np.bool_)), "early_stopping", "must be True or False")
-        number("validation_fraction", 0.0, 1.0, low_open=True)
-        number("patience", 1, integer=True)
-        number("min_delta", 0.0)
-        need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"must be one of {', '.join(LR_SCHEDULES)}")
+        fraction = self.validation_fraction
+        need(isinstance(fraction, numbers.Real) and not isinstance(fraction, bool) and 0 < fraction < 1,
+             "validation_fraction", "must be a number in (0, 1)")
         need(self.early_stopping or self.lr_schedule != "plateau", "lr_schedule",
              "'plateau' watches the validation loss and needs early_stopping=True")
-        number("augment_noise", 0.0)
-        number("clip_norm", 0.0, low_open=True, allow_none=True)
         need(self.loss in self._losses, "loss", f"must be one of {', '.join(self._losses)}")
-        need(self.dtype in ("float32", "float64"), "dtype", "must be 'float32' or 'float64'")
+        shared = {name: getattr(self, name) for name in _SHARED_PARAMS}
+        shared = {k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in shared.items()}
+        try:
+            TrainOptions(hidden=hidden, **shared).validate()
+        except MlpcliError as exc:
+            raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
 
     def _hidden(self) -> list[int] | None:
         h = self.hidden
@@ -154,7 +140,7 @@ class _BaseMLP(BaseEstimator):
         ds = data.Dataset(X=X, y=Y, feature_names=[f"x{j}" for j in range(X.shape[1])], task=task,
                           classes=list(self._class_names(Y)))
         try:
-            setup = pipeline.build_loss(options, ds, Y)
+            setup = build_loss(options, ds, Y)
         except MlpcliError as exc:
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
         weights = self._with_class_weights(weights, setup, Y, strata)
@@ -168,20 +154,21 @@ class _BaseMLP(BaseEstimator):
         net = MLP(X.shape[1], self._hidden(), setup.n_outputs, activation=self.activation, dropout=float(self.dropout),
                   batchnorm=bool(self.batchnorm), seed=seed, dtype=self.dtype)
         config = self._fit_config(seed)
+        tr = va = None
         if self.early_stopping:
-            tr, va = _early_stopping_split(strata, groups, float(self.validation_fraction), seed, n)
-            w_tr, w_va = (None, None) if weights is None else (weights[tr], weights[va])
-            try:
+            tr, va = _early_stopping_split(ds, strata, groups, float(self.validation_fraction), seed)
+        try:
+            if tr is not None:
+                w_tr, w_va = (None, None) if weights is None else (weights[tr], weights[va])
                 result = fit(net, setup.loss, Xn[tr], targets[tr], Xn[va], targets[va], config,
                              sample_weight=w_tr, val_sample_weight=w_va)
-            except MlpcliError as exc:  # divergence: a ValueError like every other bad-fit in sklearn
-                raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
-            self.history_ = result.history
-            self.best_epoch_ = int(result.best_epoch)
-            self.n_iter_ = int(result.epochs_run)
-        else:
-            self.history_ = _fit_all_rows(net, setup.loss, Xn, targets, config, weights)
-            self.best_epoch_ = self.n_iter_ = len(self.history_)
+            else:  # every row, config.epochs epochs, the final weights
+                result = fit(net, setup.loss, Xn, targets, None, None, config, sample_weight=weights)
+        except MlpcliError as exc:  # divergence: a ValueError like every other bad-fit in sklearn
+            raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
+        self.history_ = result.history
+        self.best_epoch_ = int(result.best_epoch)
+        self.n_iter_ = int(result.epochs_run)
         self.loss_curve_ = [row["train_loss"] for row in self.history_]
         self.network_ = net
         self.loss_ = setup.loss.name
@@ -234,64 +221,31 @@ def _as_parameters(exc: Exception) -> str:
     return re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
 
 
-def _fit_all_rows(net: MLP, loss, X: np.ndarray, y: np.ndarray, config: FitConfig, weights) -> list[dict]:
-    """Train for ``config.epochs`` epochs on every row (no validation, final weights kept)."""
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))  # as training.fit
-    opt = build_optimizer(config)
-    penalty = optim.WeightPenalty(config.l1, config.l2)
-    history = []
-    with np.errstate(over="ignore", invalid="ignore"):
-        for epoch in range(1, config.epochs + 1):
-            opt.lr = scheduled_lr(config, config.lr, opt.lr, epoch)
-            train_loss = run_epoch(net, loss, X, y, opt, config.batch_size, rng, weights, penalty,
-                                   config.augment_noise, config.clip_norm)
-            if not np.isfinite(train_loss):
-                raise ValueError(f"training diverged at epoch {epoch} (training loss {train_loss}); "
-                                 "lower lr or set clip_norm")
-            history.append({"epoch": epoch, "train_loss": float(train_loss), "lr": float(opt.lr)})
-    return history
-
-
-def _early_stopping_split(strata, groups, fraction: float, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train, validation) row indices holding out ``fraction`` for early stopping.
-
-    With ``groups``: whole groups are held out (StratifiedGroupKFold with about 1/fraction folds
-    for classification, the first fold that keeps every class on both sides; GroupShuffleSplit
-    otherwise). Without: StratifiedShuffleSplit when every class has two samples, else ShuffleSplit.
-    """
-    from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedGroupKFold, StratifiedShuffleSplit
-
-    dummy = np.zeros((n, 1))
+def _early_stopping_split(ds: data.Dataset, strata, groups, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, validation) row indices holding out ``fraction`` for early stopping, by
+    ``model_selection.holdout``: whole groups when ``groups`` is given, stratified by class when
+    every class allows it, else at random."""
     if groups is not None:
-        uniq = np.unique(groups)
-        if uniq.size < 2:
+        ds = data.Dataset(X=ds.X, y=ds.y, feature_names=ds.feature_names, task=ds.task, classes=ds.classes,
+                          groups=np.asarray(groups))
+        if len(np.unique(groups)) < 2:
             raise ValueError("early stopping with groups needs at least 2 groups; pass more groups or set "
                              "early_stopping=False")
-        if strata is not None:
-            n_splits = min(max(2, round(1 / fraction)), uniq.size)
-            with warnings.catch_warnings():  # "least populated class has only k members": coverage is checked below
-                warnings.simplefilter("ignore", UserWarning)
-                folds = list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(dummy, strata, groups))
-            present = np.unique(strata)
-            tr, va = next(((a, b) for a, b in folds if np.isin(present, strata[a]).all()
-                           and np.isin(present, strata[b]).all()), folds[0])
-        else:
-            tr, va = next(GroupShuffleSplit(1, test_size=fraction, random_state=seed).split(dummy, groups=groups))
-        if np.intersect1d(groups[tr], groups[va]).size:  # explicit raise: must hold under python -O
-            raise data.SplitLeakageError("internal error: a group on both sides of the early-stopping split")
-        return np.sort(tr), np.sort(va)
-    n_val = math.ceil(fraction * n)
-    if n < 2 or n - n_val < 1:
-        raise ValueError(f"{n} sample(s) cannot be split for early stopping with validation_fraction={fraction}; "
-                         "set early_stopping=False or add samples")
-    if strata is not None:
-        counts = np.bincount(strata)
-        k = int((counts > 0).sum())
-        if counts[counts > 0].min() >= 2 and min(n_val, n - n_val) >= k:
-            tr, va = next(StratifiedShuffleSplit(1, test_size=n_val, random_state=seed).split(dummy, strata))
-            return np.sort(tr), np.sort(va)
-    tr, va = next(ShuffleSplit(1, test_size=n_val, random_state=seed).split(dummy))
-    return np.sort(tr), np.sort(va)
+    try:
+        tr, va, _ = holdout(ds, fraction, seed)
+        return tr, va
+    except DataError as exc:
+        if strata is None or groups is not None:
+            raise ValueError(f"cannot hold out rows for early stopping: {_as_parameters(exc)}; set "
+                             "early_stopping=False or add samples") from None
+    # classes too small to stratify: hold out at random (holdout without a class target)
+    plain = data.Dataset(X=ds.X, y=None, feature_names=ds.feature_names, task=None, classes=[])
+    try:
+        tr, va, _ = holdout(plain, fraction, seed)
+    except DataError as exc:
+        raise ValueError(f"cannot hold out rows for early stopping: {_as_parameters(exc)}; set "
+                         "early_stopping=False or add samples") from None
+    return tr, va
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

@@ -14,15 +14,37 @@ from typing import Callable
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC"]
+__all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC",
+           "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba"]
 
 MAIN_METRIC = {"binary": "balanced_accuracy", "multiclass": "balanced_accuracy",
                "multilabel": "balanced_accuracy", "regression": "rmse"}
-ECE_BINS = 10  # the usual equal-width binning; more bins are too sparse for cohorts of a few hundred
+ECE_BINS = 15  # equal-width bins, as Guo et al. (2017) report ECE, so figures compare with the literature
+
+# The metrics shown in tables (train's summary, cv's folds); every scalar metric goes to --json.
+HEADLINE_METRICS = {
+    "binary": ["balanced_accuracy", "roc_auc", "f1", "mcc", "log_loss"],
+    "multiclass": ["balanced_accuracy", "accuracy", "f1_macro", "roc_auc_ovr", "log_loss"],
+    "multilabel": ["balanced_accuracy", "f1_macro", "hamming_loss"],
+    "regression": ["rmse", "mae", "r2", "pearson_r"],
+}
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "hamming_loss", "brier", "ece"})
 
 
 def main_metric_name(task: str) -> str:
     return MAIN_METRIC[task]
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
+
+
+def as_task_proba(task: str, proba: np.ndarray) -> np.ndarray:
+    """What ``compute`` takes: binary models with a 2-column softmax (``--loss ce``) give P(positive)
+    (n, 1) like sigmoid ones; everything else is unchanged."""
+    if task == "binary" and proba.shape[1] == 2:
+        return proba[:, 1:2]
+    return proba
 
 
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

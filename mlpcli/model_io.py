@@ -1,5 +1,14 @@
 """The model file: a zip archive with ``model.json`` (metadata) and ``weights.npz`` (arrays only).
 
+A model holds one or more members (a network with the preprocessing it was trained with): K members
+for a cross-fitted ensemble, whose probabilities are averaged, or one. Besides, the model keeps a
+reference preprocessing fitted on all training rows: it names the input features a table must supply
+and holds the training statistics the cohort-shift check compares against. A temperature, when set,
+divides every member's logits before the softmax or sigmoid (``calibration``).
+
+Format version 2 stores the members under ``members/<i>/``; version 1 files (one network, whose
+preprocessing is the reference) still load.
+
 Loading never unpickles (``np.load(..., allow_pickle=False)``). Every way a file can be wrong —
 not a zip, truncated, a member missing, JSON that does not parse, another program's archive, an
 unknown format version, weights that do not match their recorded checksum or the architecture's
@@ -20,22 +29,41 @@ import numpy as np
 
 from .engine import MLP
 from .engine import losses as loss_mod
+from .calibration import apply_temperature
 from .engine.functional import sigmoid, softmax
 from .errors import ModelFileError
 from .fileio import atomic_write
 
 FORMAT = "mlpcli-model"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 _NET, _PRE = "network/", "preprocessor/"
 
 
 @dataclass
-class Model:
-    """Everything needed to use a trained network on new samples, and to know how it was made."""
+class Member:
+    """One network and the preprocessing fitted on its own training rows."""
 
     network: MLP
     preprocessor: object  # data.Preprocessor
+    target_scaling: dict | None = None  # regression: the mean and SD its targets were standardised with
+
+    def raw_output(self, X: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """Network outputs (n, k) for raw rows X; ``columns`` maps this member's kept features to
+        columns of X (None: X is in the model's feature order)."""
+        if columns is None:
+            Z = self.preprocessor.transform(X, dtype=self.network.dtype)
+        else:
+            Z = self.preprocessor.transform_kept(X[:, columns], dtype=self.network.dtype)
+        return self.network.forward(Z)
+
+
+@dataclass
+class Model:
+    """Everything needed to use trained networks on new samples, and to know how they were made."""
+
+    members: list[Member]
+    preprocessor: object  # data.Preprocessor: the reference (input features, shift statistics)
     task: str
     classes: list  # class labels (binary/multiclass), label columns (multilabel), targets (regression)
     feature_names: list[str]  # input features, in the order the preprocessor expects them
@@ -49,32 +77,78 @@ class Model:
     fit: dict = field(default_factory=dict)  # best epoch, stopped early, interrupted, seconds
     provenance: dict = field(default_factory=dict)  # data checksum, versions, creation time
     extra: dict = field(default_factory=dict)  # e.g. the learning-curve diagnosis
+    temperature: float | None = None  # divides the logits of classification models (calibration)
+
+    @classmethod
+    def single(cls, network: MLP, preprocessor, target_scaling: dict | None = None, **fields) -> "Model":
+        """A one-network model whose preprocessing is also the reference."""
+        return cls(members=[Member(network, preprocessor, target_scaling)], preprocessor=preprocessor, **fields)
+
+    @property
+    def network(self) -> MLP:
+        """The first member's network (all members share dtype, outputs and activation)."""
+        return self.members[0].network
+
+    @property
+    def is_ensemble(self) -> bool:
+        return len(self.members) > 1
 
     def output_activation(self) -> str:
         return loss_mod.get(self.loss["name"], **self.loss.get("params", {})).output_activation
 
-    def predict_output(self, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-        """Predictions for raw feature rows X (n, d) in ``feature_names`` order: class
-        probabilities (softmax or sigmoid per the training loss) or regression values."""
+    def link(self, logits: np.ndarray) -> np.ndarray:
+        """Raw outputs (n, k) of one member -> probabilities (calibrated) or values."""
         link = self.output_activation()
+        if link == "softmax":
+            return softmax(apply_temperature(logits, self.temperature))
+        if link == "sigmoid":
+            return sigmoid(apply_temperature(logits, self.temperature))
+        return logits
+
+    def member_output(self, member: Member, X: np.ndarray, columns=None) -> np.ndarray:
+        """One member's predictions (n, k) float64 for raw rows X: probabilities or values."""
+        out = self.link(member.raw_output(X, columns)).astype(np.float64)
+        if member.target_scaling:  # regression networks are trained on standardised targets
+            out = out * np.asarray(member.target_scaling["sd"]) + np.asarray(member.target_scaling["mean"])
+        return out
+
+    def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None) -> np.ndarray:
+        """Predictions for raw feature rows X (n, d): class probabilities (softmax or sigmoid per the
+        training loss, averaged over the members) or regression values (averaged).
+
+        X's columns are ``feature_names`` in order, or ``features`` (any order, at least every feature
+        a member uses)."""
+        columns = [None] * len(self.members)
+        if features is not None:
+            index = {name: j for j, name in enumerate(features)}
+            columns = [np.array([index[n] for n in m.preprocessor.kept_features], dtype=np.int64) for m in self.members]
         outs = []
         for s in range(0, X.shape[0], batch_size):
-            Z = self.network.forward(self.preprocessor.transform(X[s : s + batch_size], dtype=self.network.dtype))
-            outs.append(softmax(Z) if link == "softmax" else sigmoid(Z) if link == "sigmoid" else Z)
+            block = X[s : s + batch_size]
+            total = self.member_output(self.members[0], block, columns[0])
+            for member, cols in zip(self.members[1:], columns[1:]):
+                total += self.member_output(member, block, cols)
+            outs.append(total / len(self.members) if len(self.members) > 1 else total)
         if not outs:
             return np.zeros((0, self.network.n_outputs))
-        out = np.concatenate(outs, axis=0).astype(np.float64)
-        scaling = self.extra.get("target_scaling")
-        if scaling:  # regression networks are trained on standardised targets
-            out = out * np.asarray(scaling["sd"]) + np.asarray(scaling["mean"])
-        return out
+        return np.concatenate(outs, axis=0)
 
 
 def save(model: Model, path: str | os.PathLike) -> None:
     """Write ``model`` to ``path`` atomically."""
     pre_meta, pre_arrays = model.preprocessor.state()
-    arrays = {f"{_NET}{k}": v for k, v in model.network.get_state().items()}
-    arrays.update({f"{_PRE}{k}": np.asarray(v) for k, v in pre_arrays.items()})
+    arrays = {f"{_PRE}{k}": np.asarray(v) for k, v in pre_arrays.items()}
+    members = []
+    for i, m in enumerate(model.members):
+        prefix = f"members/{i}/"
+        arrays.update({f"{prefix}{_NET}{k}": v for k, v in m.network.get_state().items()})
+        entry = {"architecture": m.network.config(), "target_scaling": m.target_scaling,
+                 "shares_preprocessing": m.preprocessor is model.preprocessor}
+        if not entry["shares_preprocessing"]:
+            member_meta, member_arrays = m.preprocessor.state()
+            entry["preprocessing"] = member_meta
+            arrays.update({f"{prefix}{_PRE}{k}": np.asarray(v) for k, v in member_arrays.items()})
+        members.append(entry)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     weights = buf.getvalue()
@@ -87,7 +161,8 @@ def save(model: Model, path: str | os.PathLike) -> None:
         "feature_names": list(model.feature_names),
         "target_names": list(model.target_names),
         "loss": model.loss,
-        "architecture": model.network.config(),
+        "members": members,
+        "temperature": model.temperature,
         "preprocessing": pre_meta,
         "array_shapes": {k: list(np.shape(v)) for k, v in arrays.items()},
         "roles": model.roles,
@@ -173,12 +248,36 @@ def load(path: str | os.PathLike) -> Model:
                 raise ModelFileError(f"{name}: weights.npz lacks array {key}")
             if list(arrays[key].shape) != list(shape):
                 raise ModelFileError(f"{name}: array {key} has shape {arrays[key].shape}, model.json says {tuple(shape)}")
-        net = MLP(**meta["architecture"])
-        net.set_state({k[len(_NET):]: v for k, v in arrays.items() if k.startswith(_NET)})
-        pre = Preprocessor.from_state(meta["preprocessing"], {k[len(_PRE):]: v for k, v in arrays.items() if k.startswith(_PRE)})
+        pre = Preprocessor.from_state(meta["preprocessing"], _under(arrays, _PRE))
+        if version == 1:  # one network, whose preprocessing is the reference
+            entries = [{"architecture": meta["architecture"], "shares_preprocessing": True,
+                        "target_scaling": (meta.get("extra") or {}).get("target_scaling")}]
+            member_arrays = [arrays]
+        else:
+            entries = meta["members"]
+            if not isinstance(entries, list) or not entries:
+                raise ModelFileError(f"{name}: model.json lists no members")
+            member_arrays = [_under(arrays, f"members/{i}/") for i in range(len(entries))]
+        members = []
+        for i, (entry, marr) in enumerate(zip(entries, member_arrays)):
+            net = MLP(**entry["architecture"])
+            net.set_state(_under(marr, _NET))
+            member_pre = pre if entry.get("shares_preprocessing") else Preprocessor.from_state(
+                entry["preprocessing"], _under(marr, _PRE))
+            if net.n_inputs != len(member_pre.kept_features):
+                raise ModelFileError(f"{name}: member {i + 1}'s network has {net.n_inputs} inputs but its "
+                                     f"preprocessing keeps {len(member_pre.kept_features)} features")
+            unknown = set(member_pre.kept_features) - set(pre.kept_features)
+            if unknown:
+                raise ModelFileError(f"{name}: member {i + 1} uses features the model does not list as inputs")
+            members.append(Member(net, member_pre, entry.get("target_scaling")))
+        temperature = meta.get("temperature")
+        if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+            raise ModelFileError(f"{name}: model.json's temperature must be a positive number, got {temperature!r}")
         model = Model(
-            network=net,
+            members=members,
             preprocessor=pre,
+            temperature=None if temperature is None else float(temperature),
             task=meta["task"],
             classes=list(meta["classes"]),
             feature_names=list(meta["feature_names"]),
@@ -197,6 +296,11 @@ def load(path: str | os.PathLike) -> Model:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{name}: model.json does not describe a consistent model ({type(exc).__name__}: {exc})") from None
-    if net.n_inputs != len(pre.kept_features) or len(model.feature_names) != pre.n_features_in:
-        raise ModelFileError(f"{name}: the network's {net.n_inputs} inputs do not match the preprocessing's features")
+    if len(model.feature_names) != pre.n_features_in:
+        raise ModelFileError(f"{name}: the model's {len(model.feature_names)} features do not match its preprocessing")
     return model
+
+
+def _under(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays whose names start with ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -38,6 +38,8 @@ class FitConfig:
     batch_size: int = 32
     epochs: int = 200
     patience: int | None = 20  # epochs without validation improvement before stopping (None: never)
+    adaptive_patience: bool = False  # patience grows to patience + best_epoch / 2 (AutoGluon's rule): a run
+    #                                  whose best epoch is late has shown it improves slowly
     min_delta: float = 0.0  # an improvement must exceed this to reset patience
     lr_schedule: str = "none"  # none | plateau | cosine
     augment_noise: float = 0.0  # SD of Gaussian noise added to training inputs (standardised scale)
@@ -83,8 +85,8 @@ class EarlyStopping:
     """Stop when the monitored loss has not improved by more than ``min_delta`` for ``patience``
     epochs; keep a copy of the best weights so they can be restored."""
 
-    def __init__(self, patience: int | None, min_delta: float = 0.0):
-        self.patience, self.min_delta = patience, float(min_delta)
+    def __init__(self, patience: int | None, min_delta: float = 0.0, adaptive: bool = False):
+        self.patience, self.min_delta, self.adaptive = patience, float(min_delta), adaptive
         self.best = math.inf
         self.best_epoch = 0
         self.best_state: dict[str, np.ndarray] | None = None
@@ -97,7 +99,13 @@ class EarlyStopping:
             self.best_state = net.get_state()
             return False
         self.bad_epochs += 1
-        return self.patience is not None and self.bad_epochs >= self.patience
+        return self.patience is not None and self.bad_epochs >= self.current_patience
+
+    @property
+    def current_patience(self) -> int | None:
+        if self.patience is None or not self.adaptive:
+            return self.patience
+        return self.patience + self.best_epoch // 2
 
     def restore(self, net: MLP) -> None:
         if self.best_state is not None:
@@ -179,8 +187,8 @@ def fit(
     loss: Loss,
     X_train: np.ndarray,
     y_train: np.ndarray,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
+    X_val: np.ndarray | None,
+    y_val: np.ndarray | None,
     config: FitConfig,
     sample_weight: np.ndarray | None = None,
     val_sample_weight: np.ndarray | None = None,
@@ -190,6 +198,10 @@ def fit(
 ) -> FitResult:
     """Train ``net`` in place and restore the weights of the epoch with the lowest validation loss.
 
+    With ``X_val=None`` there is no validation: the network trains ``config.epochs`` epochs on every
+    row and keeps its final weights (a refit on all data, or an estimator without early stopping);
+    the history then has no validation columns.
+
     ``metric(outputs, y)`` (raw outputs, as the loss sees them) is recorded on both sides each
     epoch. ``baseline_output`` (k,) is the constant output of a model that predicts the training
     prior; its loss is the baseline against which the learning curves are read. ``callback``
@@ -198,24 +210,25 @@ def fit(
     """
     config.validate()
     X_train = np.ascontiguousarray(X_train, dtype=net.dtype)
-    X_val = np.ascontiguousarray(X_val, dtype=net.dtype)
+    validate = X_val is not None
+    if validate:
+        X_val = np.ascontiguousarray(X_val, dtype=net.dtype)
     n = X_train.shape[0]
-    if n == 0 or X_val.shape[0] == 0:
+    if n == 0 or (validate and X_val.shape[0] == 0):
         raise ValueError("training and validation sets must both be non-empty")
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))  # shuffles and noise
     opt = build_optimizer(config)
     penalty = optim.WeightPenalty(config.l1, config.l2)
     params = net.parameter_groups()[0]
-    stopper = EarlyStopping(config.patience, config.min_delta)
+    stopper = EarlyStopping(config.patience if validate else None, config.min_delta, config.adaptive_patience)
     lr0, history = config.lr, []
 
     baseline = {}
     if baseline_output is not None:
         const = np.asarray(baseline_output, dtype=net.dtype).reshape(1, -1)
-        baseline = {
-            "train_loss": loss.forward(np.repeat(const, n, 0), y_train, sample_weight),
-            "val_loss": loss.forward(np.repeat(const, X_val.shape[0], 0), y_val, val_sample_weight),
-        }
+        baseline = {"train_loss": loss.forward(np.repeat(const, n, 0), y_train, sample_weight)}
+        if validate:
+            baseline["val_loss"] = loss.forward(np.repeat(const, X_val.shape[0], 0), y_val, val_sample_weight)
 
     started = time.perf_counter()
     interrupted = stopped = False
@@ -234,6 +247,12 @@ def fit(
                 raise TrainingError(
                     f"training diverged at epoch {epoch} (training loss is {train_loss}); lower --lr or set --clip-norm"
                 )
+            if not validate:  # a fixed number of epochs on all rows: the last weights are the model
+                history.append({"epoch": epoch, "train_loss": float(train_loss), "lr": float(opt.lr),
+                                "seconds": time.perf_counter() - t0})
+                if callback is not None:
+                    callback(history[-1])
+                continue
             val_loss, val_out = evaluate_loss(net, loss, X_val, y_val, val_sample_weight)
             train_eval_loss, train_out = evaluate_loss(net, loss, X_train, y_train, sample_weight)
             row = {
@@ -267,10 +286,11 @@ def fit(
         interrupted = True
     finally:
         errstate.__exit__(None, None, None)
-    stopper.restore(net)
+    if validate:
+        stopper.restore(net)
     return FitResult(
         history=history,
-        best_epoch=stopper.best_epoch,
+        best_epoch=stopper.best_epoch if validate else len(history),
         best_val_loss=float(stopper.best),
         stopped_early=stopped,
         interrupted=interrupted,

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import cv, data, pipeline
+from mlpcli import data
+from mlpcli.model_selection import cross_validation as cv
+from mlpcli.model_selection import fitting, splits
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError, DataError
 from mlpcli.parallel import Plan
@@ -31,7 +33,7 @@ def dataset(task="multiclass", no_group=False, **kw):
 @pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel", "regression"])
 def test_grouped_folds_never_share_a_group_and_cover_every_row(task):
     ds = dataset(task, n_patients=30, per_patient=3)
-    folds, strategy = cv.make_folds(ds, 5, repeats=3, seed=7)
+    folds, strategy = splits.kfold(ds, 5, repeats=3, seed=7)
     assert len(folds) == 15 and "by patient_id" in strategy
     for f in folds:
         assert not set(ds.groups[f.train]) & set(ds.groups[f.test])
@@ -46,16 +48,16 @@ def test_grouped_folds_never_share_a_group_and_cover_every_row(task):
 
 def test_grouped_classification_folds_are_stratified():
     ds = dataset("multiclass", n_patients=30)
-    for f in cv.make_folds(ds, 5)[0]:
+    for f in splits.kfold(ds, 5)[0]:
         assert set(ds.y[f.test]) == {0, 1, 2}
 
 
 def test_folds_without_groups():
     ds = dataset("binary", no_group=True, n_patients=20)
-    folds, strategy = cv.make_folds(ds, 4)
+    folds, strategy = splits.kfold(ds, 4)
     assert strategy.startswith("StratifiedKFold")
     assert all(set(ds.y[f.test]) == {0, 1} for f in folds)
-    folds, strategy = cv.make_folds(dataset("regression", no_group=True, n_patients=20), 4)
+    folds, strategy = splits.kfold(dataset("regression", no_group=True, n_patients=20), 4)
     assert strategy.startswith("KFold")
 
 
@@ -66,16 +68,16 @@ def test_folds_without_groups():
 def test_impossible_fold_counts_are_data_errors(folds, needle):
     ds = dataset("multiclass")  # 40 patients, classes of 14, 13 and 13 patients
     with pytest.raises(DataError) as exc:
-        cv.make_folds(ds, folds)
+        splits.kfold(ds, folds)
     assert needle in str(exc.value) and "--folds" in str(exc.value)
 
 
 def test_impossible_fold_count_without_groups():
     ds = dataset("binary", no_group=True, n_patients=4, per_patient=1)
     with pytest.raises(DataError, match="class 'case' has 2 sample"):
-        cv.make_folds(ds, 3)
+        splits.kfold(ds, 3)
     with pytest.raises(ConfigError, match="--folds must be a whole number >= 2"):
-        cv.make_folds(ds, 1)
+        splits.kfold(ds, 1)
 
 
 # ── fitting on a fold ────────────────────────────────────────────────────────────────────────────────────
@@ -84,10 +86,10 @@ def test_impossible_fold_count_without_groups():
 def test_test_rows_are_used_for_scoring_only(monkeypatch):
     """Preprocessing and early stopping see the fold's training rows only."""
     ds = dataset("multiclass", n_patients=24)
-    fold = cv.make_folds(ds, 3)[0][0]
+    fold = splits.kfold(ds, 3)[0][0]
     test_X = {tuple(row) for row in ds.X[fold.test]}
     seen = {"pre": [], "fit": []}
-    real_pre_fit, real_fit = data.Preprocessor.fit, pipeline.fit
+    real_pre_fit, real_fit = data.Preprocessor.fit, fitting.fit
 
     def spy_pre_fit(self, X, names):
         seen["pre"].append(np.array(X))
@@ -98,7 +100,7 @@ def test_test_rows_are_used_for_scoring_only(monkeypatch):
         return real_fit(net, loss, X_fit, y_fit, X_val, y_val, *a, **k)
 
     monkeypatch.setattr(data.Preprocessor, "fit", spy_pre_fit)
-    monkeypatch.setattr(pipeline, "fit", spy_fit)
+    monkeypatch.setattr(fitting, "fit", spy_fit)
     score = cv.fit_and_score(ds, fold.train, fold.test, OPTIONS)
     assert len(seen["pre"]) == 1 and not any(tuple(r) in test_X for r in seen["pre"][0])
     n_fit, n_val = seen["fit"][0]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlpcli import cv, data, parallel
+from mlpcli import data, parallel
+from mlpcli.model_selection import cross_validation, grid, tuning
 from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
@@ -36,8 +37,8 @@ def dataset():
 
 def test_cross_validate_on_dask_equals_sequential(scheduler):
     ds = dataset()
-    seq = cv.cross_validate(ds, OPTIONS, folds=3, repeats=2)
-    dask = cv.cross_validate(ds, OPTIONS, folds=3, repeats=2, plan=Plan(backend="dask", scheduler=scheduler, n_jobs=None))
+    seq = cross_validation.cross_validate(ds, OPTIONS, folds=3, repeats=2)
+    dask = cross_validation.cross_validate(ds, OPTIONS, folds=3, repeats=2, plan=Plan(backend="dask", scheduler=scheduler, n_jobs=None))
     assert [(f.repeat, f.fold) for f in dask.folds] == [(f.repeat, f.fold) for f in seq.folds]
     for a, b in zip(seq.folds, dask.folds):
         np.testing.assert_array_equal(a.proba, b.proba)
@@ -46,9 +47,9 @@ def test_cross_validate_on_dask_equals_sequential(scheduler):
 
 def test_nested_tune_on_dask_equals_sequential(scheduler):
     ds = dataset()
-    space = cv.parse_grid("lr=1e-3,3e-2")
-    seq = cv.tune(ds, OPTIONS, space, folds=2, nested=True, outer_folds=3)
-    dask = cv.tune(ds, OPTIONS, space, folds=2, nested=True, outer_folds=3,
+    space = grid.parse_grid("lr=1e-3,3e-2")
+    seq = tuning.tune(ds, OPTIONS, space, folds=2, nested=True, outer_folds=3)
+    dask = tuning.tune(ds, OPTIONS, space, folds=2, nested=True, outer_folds=3,
                    plan=Plan(backend="dask", scheduler=scheduler))
     assert [(p.setting, p.scores, p.rank) for p in seq.points] == [(p.setting, p.scores, p.rank) for p in dask.points]
     assert [(o.chosen, o.score) for o in seq.nested] == [(o.chosen, o.score) for o in dask.nested]
@@ -93,7 +94,7 @@ def test_scheduler_without_workers_is_a_one_line_error(monkeypatch):
     monkeypatch.setattr(parallel, "WORKER_TIMEOUT", 1.0)
     with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0", host="127.0.0.1") as empty:
         with pytest.raises(ConfigError, match="no Dask worker joined within 1 s; start workers with `dask worker"):
-            cv.cross_validate(dataset(), OPTIONS, folds=3, plan=Plan(backend="dask", scheduler=empty.scheduler_address))
+            cross_validation.cross_validate(dataset(), OPTIONS, folds=3, plan=Plan(backend="dask", scheduler=empty.scheduler_address))
 
 
 def test_plan_rules():

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlpcli import data as D
+from mlpcli.model_selection import splits
 from mlpcli.errors import ConfigError, DataError, ModelFileError
 
 # ── fixtures and helpers ─────────────────────────────────────────────────────────────────────────────────
@@ -653,7 +654,7 @@ def test_grouped_split_never_shares_a_group(layout, val_size, seed, task):
     else:  # a numeric, group-constant target exercises GroupShuffleSplit
         ds = regression_grouped(sizes, [c + 0.5 for c in classes])
     try:
-        train, val, summary = D.split(ds, val_size=val_size, seed=seed)
+        train, val, summary = splits.holdout(ds, val_size=val_size, seed=seed)
     except DataError as exc:  # only the documented "not enough groups" refusal is acceptable
         assert "too few" in str(exc), str(exc)
         return
@@ -678,14 +679,14 @@ def regression_grouped(sizes: list[int], values: list[float]) -> D.Dataset:
 
 def test_grouped_split_is_deterministic_and_stratified():
     ds = grouped_dataset([3] * 30, [g % 3 for g in range(30)])
-    first = D.split(ds, 0.2, seed=4)
-    again = D.split(ds, 0.2, seed=4)
+    first = splits.holdout(ds, 0.2, seed=4)
+    again = splits.holdout(ds, 0.2, seed=4)
     assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
     train, val, summary = first
     assert summary.strategy.startswith("StratifiedGroupKFold by patient_id")
     assert all(summary.class_counts_train[c] > 0 and summary.class_counts_val[c] > 0 for c in ds.classes)
     assert 0.1 < len(val) / ds.n_samples < 0.3 and not summary.warnings
-    other = D.split(ds, 0.2, seed=5)
+    other = splits.holdout(ds, 0.2, seed=5)
     assert not np.array_equal(other[1], val)
 
 
@@ -694,7 +695,7 @@ def test_ungrouped_stratified_split_keeps_every_class_on_both_sides():
     frame.loc[[0, 1], "label"] = "C"  # a rare class of 2 samples
     ds = build(frame)
     for seed in range(5):
-        train, val, summary = D.split(ds, 0.25, seed=seed)
+        train, val, summary = splits.holdout(ds, 0.25, seed=seed)
         assert summary.strategy == "StratifiedShuffleSplit (no group column)"
         assert set(ds.y[train]) == set(ds.y[val]) == {0, 1, 2}
         assert summary.n_groups_train is None
@@ -702,7 +703,7 @@ def test_ungrouped_stratified_split_keeps_every_class_on_both_sides():
 
 def test_ungrouped_regression_uses_shuffle_split(frame):
     ds = build(frame.assign(label=np.linspace(0, 1, 36)).drop(columns="patient_id"))
-    train, val, summary = D.split(ds, 0.25, seed=1)
+    train, val, summary = splits.holdout(ds, 0.25, seed=1)
     assert summary.strategy == "ShuffleSplit (no group column)" and len(val) == 9
     assert summary.class_counts_train == {} and summary.class_counts_val == {}
 
@@ -711,34 +712,34 @@ def test_class_with_one_sample_cannot_be_split(frame):
     frame = frame.drop(columns="patient_id")
     frame.loc[0, "label"] = "Z"
     with pytest.raises(DataError, match="class 'Z' has 1 sample; it cannot appear on both"):
-        D.split(build(frame), 0.2)
+        splits.holdout(build(frame), 0.2)
 
 
 def test_class_in_one_group_cannot_be_split():
     ds = grouped_dataset([3] * 10, [0, 0, 0, 1, 1, 1, 1, 0, 0, 2])
     with pytest.raises(DataError, match="class 'c2' has 3 samples, all from 1 group in 'patient_id'; it cannot "
                                         "appear on both"):
-        D.split(ds, 0.2)
+        splits.holdout(ds, 0.2)
 
 
 def test_too_few_groups():
     with pytest.raises(DataError, match="3 groups in 'patient_id' are too few for --val-size 0.2"):
-        D.split(grouped_dataset([4, 4, 4], [0, 1, 1]), 0.2)
+        splits.holdout(grouped_dataset([4, 4, 4], [0, 1, 1]), 0.2)
     frame = pd.DataFrame({"patient_id": "P1", "label": np.linspace(0, 1, 12), "g0": 1.0})
     with pytest.raises(DataError, match="only 1 group in 'patient_id'.*--no-group"):
-        D.split(build(frame, task="regression"), 0.2)
+        splits.holdout(build(frame, task="regression"), 0.2)
 
 
 @pytest.mark.parametrize("val_size", [0, 1, 1.5, -0.2, "0.2"])
 def test_val_size_out_of_range(dataset, val_size):
     with pytest.raises(ConfigError, match="--val-size"):
-        D.split(dataset, val_size)
+        splits.holdout(dataset, val_size)
 
 
 def test_one_sided_batch_warning():
     # batch B9 is a single patient, so it can only be on one side
     ds = grouped_dataset([3] * 20, [g % 2 for g in range(20)], batches=["B1"] * 19 + ["B9"])
-    train, val, summary = D.split(ds, 0.25, seed=0)
+    train, val, summary = splits.holdout(ds, 0.25, seed=0)
     side = "training" if "B9" in summary.batch_counts_train else "validation"
     assert any(w.startswith(f"batch 'B9' is only in the {side} rows (3 samples)") for w in summary.warnings)
     assert sum(summary.batch_counts_train.values()) == len(train)
@@ -748,24 +749,26 @@ def test_summarize_split_for_an_explicit_validation_table():
     ds = grouped_dataset([2] * 12, [g % 3 for g in range(12)])
     train = ds.subset(np.flatnonzero(np.isin(ds.groups, [f"P{g}" for g in range(9)])))
     val = ds.subset(np.flatnonzero(np.isin(ds.groups, ["P9", "P10"])))  # classes c0, c1 only
-    summary = D.summarize_split(train, val, "explicit validation table")
+    summary = splits.summarize_split(train, val, "explicit validation table")
     assert summary.strategy == "explicit validation table" and (summary.n_train, summary.n_val) == (18, 4)
     assert summary.class_counts_val == {"c0": 2, "c1": 2, "c2": 0}
     assert any(w.startswith("class 'c2' is only in the training rows (6 samples)") for w in summary.warnings)
     with pytest.raises(DataError, match=r"1 groups in 'patient_id' appear in both .*--val-data.*'P0'"):
-        D.summarize_split(train, ds.subset([0, 1]), "explicit validation table")
+        splits.summarize_split(train, ds.subset([0, 1]), "explicit validation table")
 
 
 def test_leakage_guard_raises_internal_error():
-    with pytest.raises(D.SplitLeakageError):
-        D._assert_no_shared_group(np.array(["a", "b"]), np.array(["b", "c"]))
+    ds = D.Dataset(X=np.zeros((3, 1)), y=None, feature_names=["f"], task=None, groups=np.array(["a", "b", "c"]))
+    splits.check_disjoint(ds, np.array([0, 1]), np.array([2]), "a split")  # disjoint: fine
+    with pytest.raises(D.SplitLeakageError, match="groups on both sides of a split: 'b'"):
+        splits.check_disjoint(ds, np.array([0, 1]), np.array([1, 2]), "a split")
 
 
 def test_multilabel_split_counts_positives(frame):
     rng = np.random.default_rng(0)
     frame = frame.assign(m1=rng.integers(0, 2, 36), m2=rng.integers(0, 2, 36))
     ds = build(frame, target="m1,m2", drop="label")
-    train, val, summary = D.split(ds, 0.25, seed=0)
+    train, val, summary = splits.holdout(ds, 0.25, seed=0)
     assert summary.strategy == "GroupShuffleSplit by patient_id"
     assert summary.class_counts_train["m1"] + summary.class_counts_val["m1"] == int(ds.y[:, 0].sum())
 

@@ -76,10 +76,10 @@ def perfect_model(task: str, df: pd.DataFrame) -> Model:
         extra = {"target_scaling": {"mean": [float(y.mean())], "sd": [float(y.std())]}}
         classes, loss = ["label"], "mse"
     batches = df["batch"].value_counts().to_dict()
-    return Model(network=net, preprocessor=pre, task=task, classes=classes, feature_names=feats,
-                 target_names=TARGETS[task], loss={"name": loss, "params": {}},
-                 roles={"target": TARGETS[task], "group": "patient_id", "id": "sample_id", "batch": "batch"},
-                 split={"batch_counts_train": batches}, extra=extra)
+    return Model.single(net, pre, extra.get("target_scaling"), task=task, classes=classes, feature_names=feats,
+                        target_names=TARGETS[task], loss={"name": loss, "params": {}},
+                        roles={"target": TARGETS[task], "group": "patient_id", "id": "sample_id", "batch": "batch"},
+                        split={"batch_counts_train": batches})
 
 
 @pytest.fixture()

@@ -12,10 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from mlpcli import data
+from mlpcli.model_selection import splits
 from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
-from mlpcli.learning_curve import (
+from mlpcli.model_selection.learning_curve import (
     BIAS_LEVEL, HELPS_PER_DOUBLING, VARIANCE_GAP, SizePoint, _bias_variance, _missing_classes, _more_data,
     learning_curve, nested_group_subsets, parse_fractions,
 )
@@ -85,7 +86,7 @@ def test_validation_groups_are_fixed_and_never_trained_on(table, curve):
     frame = data.read_table(table)
     roles, _ = data.resolve_roles(frame.columns)
     ds = data.Dataset.from_frame(frame, roles)
-    _, val_rows, _ = data.split(ds, FAST.val_size, FAST.seed)
+    _, val_rows, _ = splits.holdout(ds, FAST.val_size, FAST.seed)
     assert np.array_equal(curve.val_rows, val_rows)
     val_groups = set(ds.groups[val_rows])
     for rows in curve.train_rows:

@@ -115,7 +115,7 @@ def test_shape_disagreeing_with_model_json(trained, tmp_path):
     bad = tmp_path / "s.mlp"
 
     def grow(m):
-        m["architecture"]["hidden"] = [9]
+        m["members"][0]["architecture"]["hidden"] = [9]
         return m
 
     _rewrite(trained[1], bad, json_fn=grow)

@@ -7,7 +7,8 @@ from sklearn.utils.class_weight import compute_class_weight
 from mlpcli.config import TrainOptions
 from mlpcli.engine.functional import log_softmax, softplus
 from mlpcli.errors import ConfigError
-from mlpcli.pipeline import build_loss, load_dataset
+from mlpcli.model_selection import build_loss
+from mlpcli.pipeline import load_dataset
 from tables import make_table
 
 
@@ -86,11 +87,11 @@ def test_losses_that_do_not_fit_the_task(tmp_path, opts, needle):
         build_loss(TrainOptions(**opts), ds, ds.y)
 
 
-def test_log1p_hint_for_skewed_non_negative_features():
-    from mlpcli.pipeline import log1p_hint
+def test_counts_are_recognised_for_log1p_auto():
+    from mlpcli.data import looks_like_counts
 
     rng = np.random.default_rng(0)
     counts = rng.lognormal(mean=1.0, sigma=1.2, size=(200, 30))
-    assert "--log1p" in log1p_hint(counts)
-    assert log1p_hint(np.log1p(counts)) is None  # already transformed
-    assert log1p_hint(rng.normal(size=(200, 30))) is None  # negative values: not counts
+    assert looks_like_counts(counts) > 1.0
+    assert looks_like_counts(np.log1p(counts)) is None  # already transformed
+    assert looks_like_counts(rng.normal(size=(200, 30))) is None  # negative values: not counts

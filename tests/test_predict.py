@@ -126,7 +126,9 @@ def test_preprocessing_with_log1p_top_var_and_impute_is_applied_as_fitted(tmp_pa
     df.loc[[2, 9], "f01"] = np.nan
     path = write(df, tmp_path, "train.csv")
     model = train(path, TrainOptions(hidden=[6], epochs=3, log1p=True, top_var=7, impute="median")).model
-    assert len(model.preprocessor.kept_features) == 7
+    # each member keeps its own top 7; the model's inputs are the features some member uses
+    assert all(len(m.preprocessor.kept_features) == 7 for m in model.members)
+    assert set(model.preprocessor.kept_features) == set().union(*(m.preprocessor.kept_features for m in model.members))
     new = df.sample(frac=1.0, random_state=0).reset_index(drop=True)
     dropped = [f for f in model.feature_names if f not in model.preprocessor.kept_features]
     new_path = write(new.drop(columns=dropped[:2]), tmp_path, "new.csv")  # features the network never uses

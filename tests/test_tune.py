@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import cv, data, model_io
+from mlpcli import data, model_io
+from mlpcli.model_selection import cross_validation, grid, splits, tuning
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
 from mlpcli.parallel import Plan
@@ -28,13 +29,13 @@ def dataset(task="multiclass", **kw):
 
 
 def test_the_issue_example_parses():
-    space = cv.parse_grid("lr=1e-3,1e-2; l2=0,1e-4; dropout=0,0.3; hidden=64|128,64")
+    space = grid.parse_grid("lr=1e-3,1e-2; l2=0,1e-4; dropout=0,0.3; hidden=64|128,64")
     assert space == {"lr": [1e-3, 1e-2], "l2": [0.0, 1e-4], "dropout": [0.0, 0.3], "hidden": [[64], [128, 64]]}
-    assert cv.grid_size(space) == 16
+    assert grid.grid_size(space) == 16
 
 
 def test_types_kebab_keys_none_and_duplicates():
-    space = cv.parse_grid("batch-size=16,32 ; top_var=none,50; batchnorm=true,no; impute=none,median; "
+    space = grid.parse_grid("batch-size=16,32 ; top_var=none,50; batchnorm=true,no; impute=none,median; "
                           "activation=relu,tanh; class-weight=none|balanced|typeA=2,typeB=1; lr=1e-3,0.001")
     assert space["batch_size"] == [16, 32] and space["top_var"] == [None, 50]
     assert space["batchnorm"] == [True, False] and space["impute"] == [None, "median"]
@@ -62,22 +63,22 @@ def test_types_kebab_keys_none_and_duplicates():
 ])
 def test_bad_grids_are_one_line_config_errors(text, needle):
     with pytest.raises(ConfigError) as exc:
-        cv.parse_grid(text)
+        grid.parse_grid(text)
     message = str(exc.value)
     assert needle in message and "\n" not in message and message.startswith("--grid")
 
 
 def test_random_points_are_distinct_seeded_and_in_grid_order():
-    space = cv.parse_grid("lr=1e-4,1e-3,1e-2; l2=0,1e-4,1e-3; dropout=0,0.2,0.4")
-    a, notes = cv.choose_points(space, 5, seed=1)
-    b, _ = cv.choose_points(space, 5, seed=1)
-    c, _ = cv.choose_points(space, 5, seed=2)
+    space = grid.parse_grid("lr=1e-4,1e-3,1e-2; l2=0,1e-4,1e-3; dropout=0,0.2,0.4")
+    a, notes = grid.choose_points(space, 5, seed=1)
+    b, _ = grid.choose_points(space, 5, seed=1)
+    c, _ = grid.choose_points(space, 5, seed=2)
     assert a == b and a != c and "5 of 27" in notes[0]
     indices = [i for i, _ in a]
     assert indices == sorted(set(indices))
-    all_points = [p for _, p in cv.choose_points(space)[0]]
+    all_points = [p for _, p in grid.choose_points(space)[0]]
     assert all(p in all_points for _, p in a) and all_points[0] == {"lr": 1e-4, "l2": 0.0, "dropout": 0.0}
-    full, notes = cv.choose_points(space, 100)
+    full, notes = grid.choose_points(space, 100)
     assert len(full) == 27 and "whole grid" in notes[0]
 
 
@@ -86,18 +87,18 @@ def test_random_points_are_distinct_seeded_and_in_grid_order():
 
 def test_tune_ranks_by_mean_score():
     ds = dataset(n_patients=18)
-    res = cv.tune(ds, OPTIONS, cv.parse_grid("lr=1e-3,3e-2; hidden=4|8"), folds=3)
+    res = tuning.tune(ds, OPTIONS, grid.parse_grid("lr=1e-3,3e-2; hidden=4|8"), folds=3)
     means = [p.mean for p in res.points]
     assert means == sorted(means, reverse=True) and [p.rank for p in res.points] == [1, 2, 3, 4]
     assert all(len(p.scores) == 3 for p in res.points)
-    assert cv.best_options(OPTIONS, res).lr == res.best.setting["lr"]
+    assert tuning.best_options(OPTIONS, res).lr == res.best.setting["lr"]
 
 
 def test_regression_ranks_lowest_rmse_first():
     df = make_table("regression", n_patients=18)
     roles, _ = data.resolve_roles(df.columns)
     ds = data.Dataset.from_frame(df, roles)
-    res = cv.tune(ds, OPTIONS, cv.parse_grid("lr=1e-3,3e-2"), folds=3)
+    res = tuning.tune(ds, OPTIONS, grid.parse_grid("lr=1e-3,3e-2"), folds=3)
     assert res.metric == "rmse" and not res.higher_is_better
     assert res.points[0].mean <= res.points[1].mean
 
@@ -106,15 +107,15 @@ def test_nested_cv_keeps_each_outer_test_fold_out_of_its_tuning(monkeypatch):
     """Instrumented: record the rows every fit trains or scores on."""
     ds = dataset(n_patients=24)
     calls = []
-    real = cv.fit_and_score
+    real = cross_validation.fit_and_score
 
     def spy(ds_, train_rows, test_rows, options, label=(), keep_predictions=False):
         calls.append((label, set(ds_.ids[train_rows]), set(ds_.ids[test_rows])))
         return real(ds_, train_rows, test_rows, options, label, keep_predictions)
 
-    monkeypatch.setattr(cv, "fit_and_score", spy)
-    res = cv.tune(ds, OPTIONS, cv.parse_grid("lr=1e-3,3e-2"), folds=3, nested=True, outer_folds=3)
-    outer_folds, _ = cv.make_folds(ds, 3, seed=OPTIONS.seed)
+    monkeypatch.setattr(tuning, "fit_and_score", spy)
+    res = tuning.tune(ds, OPTIONS, grid.parse_grid("lr=1e-3,3e-2"), folds=3, nested=True, outer_folds=3)
+    outer_folds, _ = splits.kfold(ds, 3, seed=OPTIONS.seed)
     assert len(res.nested) == 3
     for o, expected in zip(res.nested, outer_folds):
         np.testing.assert_array_equal(o.test_rows, expected.test)
@@ -134,16 +135,16 @@ def test_nested_cv_keeps_each_outer_test_fold_out_of_its_tuning(monkeypatch):
 
 def test_nested_grouped_outer_folds_share_no_patient():
     ds = dataset(n_patients=24)
-    res = cv.tune(ds, OPTIONS, cv.parse_grid("lr=1e-2"), folds=2, nested=True, outer_folds=3)
+    res = tuning.tune(ds, OPTIONS, grid.parse_grid("lr=1e-2"), folds=2, nested=True, outer_folds=3)
     for o in res.nested:
         assert not set(ds.groups[o.train_rows]) & set(ds.groups[o.test_rows])
 
 
 def test_tune_two_jobs_equals_sequential():
     ds = dataset(n_patients=18)
-    space = cv.parse_grid("lr=1e-3,3e-2; dropout=0,0.3")
-    a = cv.tune(ds, OPTIONS, space, folds=3)
-    b = cv.tune(ds, OPTIONS, space, folds=3, plan=Plan(n_jobs=2))
+    space = grid.parse_grid("lr=1e-3,3e-2; dropout=0,0.3")
+    a = tuning.tune(ds, OPTIONS, space, folds=3)
+    b = tuning.tune(ds, OPTIONS, space, folds=3, plan=Plan(n_jobs=2))
     assert [(p.setting, p.scores) for p in a.points] == [(p.setting, p.scores) for p in b.points]
 
 

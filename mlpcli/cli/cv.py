@@ -16,7 +16,7 @@ from ._common import (
     CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
     stderr_console, stdout_console,
 )
-from .train import config_option, options_from_params, train_options
+from .options import config_option, options_from_params, train_options
 
 # --------------------------------------------------------------------------- shared with tune
 
@@ -87,17 +87,9 @@ class FitProgress:
 
 
 def write_frame_atomic(frame, path: str) -> None:
-    """A DataFrame as csv (tab-separated for .tsv/.txt), compressed by a .gz/.bz2/.xz suffix;
-    written to a temporary file and renamed, so a failed run leaves no partial file."""
-    from ..fileio import atomic_write
+    from ..fileio import write_frame_atomic as write
 
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    compression = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}.get(suffixes[-1] if suffixes else "", None)
-    base = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
-    sep = "\t" if base in (".tsv", ".txt") else ","
-    buf = io.BytesIO()
-    frame.to_csv(buf, sep=sep, index=False, compression=compression, float_format="%.6g")
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    write(frame, path)
 
 
 def mean_sd(entry: dict | None) -> str:
@@ -132,7 +124,7 @@ def metric_header(name: str) -> str:
 
 
 def _fold_table(result) -> Table:
-    from ..cv import HEADLINE_METRICS
+    from ..metrics import HEADLINE_METRICS
 
     keys = HEADLINE_METRICS[result.task]
     table = Table(title=f"Cross-validation: {result.strategy}", title_justify="left")
@@ -171,27 +163,29 @@ def _fold_table(result) -> Table:
               help="Repeat the CV with reshuffled folds and reseeded networks (seed + r).")
 @click.option("--oof", "oof_path", type=click.Path(dir_okay=False), default=None,
               help="Write out-of-fold predictions (.csv or .tsv, optionally .gz).")
-@train_options
+@train_options(rename={"folds": "--member-folds"})
 @parallel_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
 @json_option
 @debug_option
 @handle_errors
 def cv(data_file, folds, repeats, oof_path, n_jobs, backend, scheduler, threads, quiet, as_json, debug, **params):
-    """Cross-validate a training configuration with grouped, stratified K-fold.
+    """Cross-validate what `mlpcli train` ships, with grouped, stratified K-fold.
 
     No group (--group, default patient_id) is in both the training and the test part of a fold
-    (StratifiedGroupKFold). Inside each fold, preprocessing is fitted and early stopping is run
-    on the fold's training part only (--val-size of it); the test part is used for the metrics
-    alone. Prints each fold's metrics and their mean ± SD. Any train option applies.
+    (StratifiedGroupKFold). Inside each fold the training part trains exactly the model `train`
+    would: its cross-fitted members (--member-folds, train's --folds), their preprocessing and
+    early stopping, the --hidden auto choice and the calibration; the test part is used for the
+    metrics alone. Prints each fold's metrics and their mean ± SD. Any train option applies.
 
     \b
     Examples:
-      mlpcli cv sample_data/tumour_subtypes.csv.gz --log1p --folds 5 --n-jobs 2
+      mlpcli cv sample_data/tumour_subtypes.csv.gz --folds 5 --n-jobs 2
+      mlpcli cv cohort.csv --member-folds 1 --hidden 64 --folds 10     # single networks: faster
       mlpcli cv cohort.csv --folds 5 --repeats 3 --oof oof.csv --json > cv.json
       mlpcli cv cohort.csv --backend dask --scheduler tcp://10.0.0.5:8786
     """
-    from .. import cv as cv_lib
+    from ..model_selection import cross_validation as cv_lib
 
     plan = make_plan(n_jobs, backend, scheduler, threads)
     options = options_from_params(params)
@@ -213,7 +207,7 @@ def cv(data_file, folds, repeats, oof_path, n_jobs, backend, scheduler, threads,
         doc["parallel"] = {"backend": plan.backend, "n_jobs": plan.n_jobs, "scheduler": plan.scheduler}
         print_json(doc)
         return
-    render_notes(err, [], result.warnings)
+    render_notes(err, result.notes, result.warnings)
     con = stdout_console()
     con.print(_fold_table(result))
     main = result.summary().get(result.metric)

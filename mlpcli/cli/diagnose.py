@@ -21,7 +21,7 @@ from ._common import (
     CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
     stderr_console, stdout_console, threads_option,
 )
-from .train import config_option, options_from_params, train_options
+from .options import config_option, options_from_params, train_options
 
 _LABEL_STYLE = {
     "good_fit": "green", "overfit": "red", "underfit_capacity": "red", "underfit_stopped_early": "yellow",
@@ -435,7 +435,7 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
 
 
 def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_path, as_json) -> None:
-    from ..learning_curve import learning_curve, parse_fractions
+    from ..model_selection.learning_curve import learning_curve, parse_fractions
 
     options = options_from_params(params)
     fracs = parse_fractions(fractions)

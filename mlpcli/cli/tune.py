@@ -10,7 +10,7 @@ from ._common import (
     stderr_console, stdout_console, threads_context,
 )
 from .cv import FitProgress, load_for_cv, make_plan, parallel_options, write_frame_atomic
-from .train import config_option, options_from_params, train_options
+from .options import config_option, options_from_params, train_options
 
 
 def _value(v) -> str:
@@ -38,7 +38,7 @@ def _ranked_table(result, top: int) -> Table:
 
 
 def _nested_table(result) -> Table:
-    from ..cv import format_setting
+    from ..model_selection.grid import format_setting
 
     s = result.nested_summary()
     table = Table(title=f"Nested CV, outer {result.nested_strategy}", title_justify="left")
@@ -75,10 +75,10 @@ def _nested_table(result) -> Table:
 @click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None,
               help="Write the ranked results (.csv or .tsv, optionally .gz).")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Rows of the ranked table to print.")
-@click.option("--refit", is_flag=True, help="Train the best setting on all the data and save it (-o).")
+@click.option("--refit", is_flag=True, help="Train the best setting on all the data as `train` does and save it (-o).")
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False),
               help="Model file for --refit.")
-@train_options
+@train_options(rename={"folds": "--member-folds"}, exclude=("refit",))
 @parallel_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
 @json_option
@@ -102,23 +102,22 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
       mlpcli tune cohort.csv --grid "dropout=0,0.2,0.4; patience=10,30" --random 4 --nested
       mlpcli tune cohort.csv --grid "l2=0,1e-4,1e-3" --refit -o best.mlp --results tuning.csv
     """
-    from .. import cv as cv_lib
     from .. import model_io, pipeline
+    from ..model_selection import grid as grid_lib
+    from ..model_selection import tuning
 
     plan = make_plan(n_jobs, backend, scheduler, threads)
     if ctx.get_parameter_source("out") == click.core.ParameterSource.COMMANDLINE and not refit:
         raise click.UsageError("-o/--out names the model written by --refit; add --refit")
-    if refit and data_file == "-":
-        raise click.UsageError("--refit reads DATA again, so DATA must be a file, not standard input")
     options = options_from_params(params)
-    space = cv_lib.parse_grid(grid, options)
+    space = grid_lib.parse_grid(grid, options)
     if results_path:
         check_writable(results_path, "--results")
     if refit:
         check_writable(out, "--out")
     err = stderr_console(quiet)
     ds = load_for_cv(data_file, options, err, quiet)
-    n_points = min(n_random or cv_lib.grid_size(space), cv_lib.grid_size(space))
+    n_points = min(n_random or grid_lib.grid_size(space), grid_lib.grid_size(space))
     if not quiet:
         n_fits = n_points * folds * repeats
         if nested:
@@ -126,24 +125,18 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         err.print(f"[dim]·[/] {n_points} setting(s) × {folds} folds{f' × {repeats} repeats' if repeats > 1 else ''}"
                   f"{f' (+ nested over {outer_folds} outer folds)' if nested else ''}: {n_fits} fits on {plan.describe()}")
     with FitProgress("fits", quiet) as progress:
-        result = cv_lib.tune(ds, options, space, folds=folds, repeats=repeats, n_random=n_random, nested=nested,
+        result = tuning.tune(ds, options, space, folds=folds, repeats=repeats, n_random=n_random, nested=nested,
                              outer_folds=outer_folds, plan=plan, progress=progress)
     if results_path:
         write_frame_atomic(result.results_frame(), results_path)
 
     refit_doc = None
     if refit:
-        best = cv_lib.best_options(options, result)
         with threads_context(plan.blas_threads):  # as each fit of the tuning
-            outcome = pipeline.train(data_file, best)
-        outcome.model.extra["tuning"] = {
-            "grid": result.space, "setting": result.best.setting, "metric": result.metric,
-            "cv_mean": result.best.mean, "cv_sd": result.best.sd, "strategy": result.strategy,
-            "nested": result.nested_summary(),
-        }
+            outcome = pipeline.refit_tuned(ds, options, result, source=data_file)
         model_io.save(outcome.model, out)
         refit_doc = {"model": out, "setting": result.best.setting, "validation_metrics": outcome.val_metrics,
-                     "best_epoch": outcome.fit.best_epoch}
+                     "members": len(outcome.model.members), "notes": outcome.notes}
 
     if as_json:
         doc = result.to_dict()
@@ -160,7 +153,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     if len(result.points) > top:
         con.print(f"[dim]{len(result.points) - top} more rows in --results / --json[/]")
     best = result.best
-    con.print(f"best: [bold]{cv_lib.format_setting(best.setting)}[/] — {result.metric.replace('_', ' ')} "
+    con.print(f"best: [bold]{grid_lib.format_setting(best.setting)}[/] — {result.metric.replace('_', ' ')} "
               f"{'—' if best.mean is None else f'{best.mean:.4g} ± {best.sd:.2g}'} over {len(best.scores)} folds",
               soft_wrap=True)
     if result.nested is not None:
@@ -171,6 +164,9 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
                       f"[bold]{s['mean']:.4g} ± {s['sd']:.2g}[/] over {s['folds']} outer folds "
                       "(the best inner score above is optimistic: it was used to choose)", soft_wrap=True)
     if refit_doc:
-        con.print(f"refitted the best setting on all the data (early stopping on its grouped validation split): "
+        kind = (f"a {len(outcome.model.members)}-member cross-fitted ensemble" if outcome.model.is_ensemble
+                else "one network")
+        con.print(f"trained the best setting on all the data as `train` does ({kind}; out-of-fold "
+                  f"{result.metric.replace('_', ' ')} {fmt(outcome.val_metrics.get(result.metric))}): "
                   f"model written to {out}", soft_wrap=True)
     con.print(f"[dim]{result.seconds:.1f} s[/]")

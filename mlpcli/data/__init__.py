@@ -1,31 +1,32 @@
-"""Tables in, validated arrays out: reading, column roles, preprocessing, grouped splits, class weights.
+"""Tables in, validated arrays out: reading, column roles, preprocessing, class weights.
 
     read_table ─▶ DataFrame ─resolve_roles─▶ Roles ─Dataset.from_frame─▶ Dataset(X, y, groups, ...)
-    split(Dataset) ─▶ train / validation row indices (no group on both sides) + SplitSummary
     Preprocessor.fit(X[train]) ─▶ transform(any rows) with the training rows' parameters only
+
+Splitting rows into training and validation (by group) is model selection's job:
+``mlpcli.model_selection.splits``.
 
 Everything a user can get wrong raises `DataError` / `ConfigError` with a one-line message that names the
 column or flag and the fix. Nothing here prints: notes and warnings are returned as lists of strings for the
-CLI to render. One module per step: io, dataset (roles, task, validation), preprocess, split.
+CLI to render. One module per step: io, dataset (roles, task, validation), preprocess, weights.
 """
 
 from ._common import (
     CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_ID, DEFAULT_TARGET, IMPUTE_METHODS, SUPPORTED_FORMATS,
     TASKS, SplitLeakageError,
 )
-from .dataset import Dataset, Roles, resolve_roles
+from .dataset import Dataset, Roles, align_features, data_checksum, load_dataset, resolve_roles
 from .io import read_table
-from .preprocess import PreprocessConfig, Preprocessor
-from .split import SplitSummary, class_weights, data_checksum, split, summarize_split
+from .preprocess import PreprocessConfig, Preprocessor, looks_like_counts
+from .weights import class_weights
 
 # Helpers the prediction reader and the tests share (not part of the public API).
 from ._common import _label_key  # noqa: E402,F401
 from .io import _short_reason, _table_format  # noqa: E402,F401
 from .preprocess import _nan_median  # noqa: E402,F401
-from .split import _assert_no_shared_group  # noqa: E402,F401
 
 __all__ = [
     "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP",
-    "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "Roles", "resolve_roles", "Dataset",
-    "PreprocessConfig", "Preprocessor", "SplitSummary", "split", "summarize_split", "class_weights", "data_checksum",
+    "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "Roles", "resolve_roles", "Dataset", "load_dataset", "align_features",
+    "PreprocessConfig", "Preprocessor", "looks_like_counts", "class_weights", "data_checksum",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -437,3 +438,43 @@ def _check_model_targets(targets: list[str], classes: Sequence | None) -> None:
     if classes is not None and [str(c) for c in classes] != list(targets):
         raise DataError(f"target columns {_quoted(targets)} differ from the model's {_quoted(classes)}; "
                         "pass the model's columns to --target")
+
+
+def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
+    """sha256 hex over dtype, shape and bytes of X and y (None hashes as a marker), for provenance."""
+    digest = hashlib.sha256()
+    for array in (X, y):
+        if array is None:
+            digest.update(b"none;")
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def load_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_group: bool = False,
+                 id: str | None = None, batch: str | None = None, drop: Sequence[str] = (),  # noqa: A002
+                 task: str = "auto", features_in_rows: bool = False, stdin=None) -> tuple["Dataset", list[str]]:
+    """Read and validate a training table; returns the dataset and the notes on the roles picked up."""
+    from .io import read_table
+
+    frame = read_table(path, features_in_rows=features_in_rows, stdin=stdin)
+    roles, notes = resolve_roles(frame.columns, target=target, group=group, no_group=no_group, id=id, batch=batch,
+                                 drop=drop)
+    return Dataset.from_frame(frame, roles, task=task), notes
+
+
+def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> "Dataset":
+    """``ds`` with its feature columns reordered to ``feature_names`` (in place); a missing one is a
+    DataError naming ``source`` and the first few missing names."""
+    if list(ds.feature_names) == list(feature_names):
+        return ds
+    index = {n: j for j, n in enumerate(ds.feature_names)}
+    missing = [n for n in feature_names if n not in index]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5])
+        raise DataError(f"{source} lacks {len(missing)} feature column(s) of the training table: {shown}")
+    ds.X = ds.X[:, np.array([index[n] for n in feature_names], dtype=np.int64)]
+    ds.feature_names = list(feature_names)
+    return ds

@@ -16,16 +16,27 @@ from ._common import IMPUTE_METHODS, _counted, _quoted
 # ── preprocessing ────────────────────────────────────────────────────────────────────────────────────────
 
 
+SCALINGS = ("standard", "robust")
+CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps values within ±3 (RealMLP-TD)
+
+# A median per-feature skewness above this on non-negative data looks like raw counts or TPM, for which
+# log1p is the usual first step (the sample data sits near 2.7; log-scale microarray data near 0).
+COUNTS_SKEW = 1.0
+
+
 @dataclass
 class PreprocessConfig:
     log1p: bool = False  # log(1 + x) first; counts/TPM are heavy-tailed
     top_var: int | None = None  # keep the N most variable features (on training rows)
-    standardize: bool = True  # z-score with training mean and SD
+    standardize: bool = True  # centre and scale with training statistics
     impute: str | None = None  # None (missing values are an error) | "median" | "mean" | "zero"
+    scaling: str = "standard"  # standard: mean and SD | robust: median and IQR, then smooth clipping
 
     def validate(self) -> None:
         if self.impute is not None and self.impute not in IMPUTE_METHODS:
             raise ConfigError(f"--impute {self.impute!r} is not one of {', '.join(IMPUTE_METHODS)}")
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"--scaling {self.scaling!r} is not one of {', '.join(SCALINGS)}")
         if self.top_var is not None and (isinstance(self.top_var, bool) or not isinstance(self.top_var, (int, np.integer))
                                          or self.top_var < 1):
             raise ConfigError(f"--top-var must be a positive whole number, got {self.top_var!r}")
@@ -36,7 +47,11 @@ _STATE_VERSION = 1
 
 
 class Preprocessor:
-    """log1p -> impute -> drop constant features -> top-variance filter -> standardise.
+    """log1p -> impute -> drop constant features -> top-variance filter -> centre and scale.
+
+    Scaling ``standard`` gives z-scores. ``robust`` (RealMLP-TD's default) centres on the median, divides
+    by the interquartile range (half the range when the IQR is 0) and then clips smoothly,
+    z -> z / sqrt(1 + (z/3)^2), so a few extreme samples cannot dominate the first layer.
 
     Every parameter is fitted on the training rows only; `transform` applies them to any rows and never
     refits. Fitted arrays are per kept feature, shape (d_kept,).
@@ -92,11 +107,17 @@ class Preprocessor:
         kept = self._select_top_var(X, np.flatnonzero(variable))
 
         Xk = X[:, kept]  # (n, d_kept)
-        if cfg.standardize:
-            self.center_, self.scale_ = Xk.mean(axis=0), Xk.std(axis=0)  # sd > 0: constant columns are gone
-        else:
+        if not cfg.standardize:
             self.center_, self.scale_ = np.zeros(len(kept)), np.ones(len(kept))
+        elif cfg.scaling == "robust":
+            q25, median, q75 = np.percentile(Xk, [25, 50, 75], axis=0)
+            half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # > 0: constant columns are gone
+            self.center_, self.scale_ = median, np.where(q75 > q25, q75 - q25, half_range)
+        else:
+            self.center_, self.scale_ = Xk.mean(axis=0), Xk.std(axis=0)  # sd > 0: constant columns are gone
         Z = (Xk - self.center_) / self.scale_
+        if self._clips:
+            _smooth_clip(Z)
         self.train_mean_, self.train_sd_ = Z.mean(axis=0), Z.std(axis=0)
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
@@ -154,7 +175,19 @@ class Preprocessor:
         if X.ndim != 2 or X.shape[1] != self.n_features_in:
             raise DataError(f"expected {self.n_features_in} feature columns, got shape {X.shape}; "
                             "the table's features must match the ones the model was trained on")
-        Xk = X[:, self.kept_index_]  # fancy indexing copies, so in-place steps below leave X alone
+        return self._transform_in_place(X[:, self.kept_index_], dtype)  # fancy indexing copies: X is left alone
+
+    def transform_kept(self, Xk, dtype=np.float64) -> np.ndarray:
+        """(n, d_kept) raw values of the kept features only, in ``kept_features`` order -> (n, d_kept).
+        Xk is not modified."""
+        if self.kept_index_ is None:
+            raise RuntimeError("Preprocessor.transform_kept called before fit")
+        Xk = np.array(Xk, dtype=np.float64)  # a copy, transformed in place
+        if Xk.ndim != 2 or Xk.shape[1] != len(self.kept_features):
+            raise DataError(f"expected {len(self.kept_features)} kept feature columns, got shape {Xk.shape}")
+        return self._transform_in_place(Xk, dtype)
+
+    def _transform_in_place(self, Xk: np.ndarray, dtype) -> np.ndarray:
         if self.config.log1p:
             _check_non_negative(Xk, self.kept_features)
             np.log1p(Xk, out=Xk)
@@ -166,7 +199,36 @@ class Preprocessor:
             Xk[rows, cols] = self.impute_values_[cols]
         Xk -= self.center_
         Xk /= self.scale_
+        if self._clips:
+            _smooth_clip(Xk)
         return Xk.astype(dtype, copy=False)
+
+    def restricted(self, names: Sequence[str]) -> "Preprocessor":
+        """A copy keeping only the kept features ``names`` (a subset, in kept order): same parameters."""
+        wanted = set(names)
+        keep = np.array([j for j, n in enumerate(self.kept_features) if n in wanted], dtype=np.int64)
+        if len(keep) != len(wanted):
+            raise ValueError("restricted: every name must be one of the kept features")
+        out = Preprocessor(self.config)
+        out.feature_names_in = list(self.feature_names_in)
+        out.dropped_constant = list(self.dropped_constant)
+        out.warnings = list(self.warnings)
+        out.kept_features = [self.kept_features[j] for j in keep]
+        for attr in ("kept_index_", "impute_values_", "center_", "scale_", "train_mean_", "train_sd_"):
+            setattr(out, attr, getattr(self, attr)[keep].copy())
+        return out
+
+    @property
+    def _clips(self) -> bool:
+        return self.config.standardize and self.config.scaling == "robust"
+
+    def unscale(self, Z: np.ndarray) -> np.ndarray:
+        """Scaled values (..., d_kept) back to the scale before centring (after log1p and imputation):
+        the inverse of the centring, scaling and (robust) clipping."""
+        Z = np.array(Z, dtype=np.float64)
+        if self._clips:  # z / sqrt(1 + (z/c)^2) = u  <=>  z = u / sqrt(1 - (u/c)^2), |u| < c
+            Z = Z / np.sqrt(np.maximum(1.0 - (Z / CLIP_AT) ** 2, 1e-12))
+        return self.center_ + self.scale_ * Z
 
     def fit_transform(self, X, feature_names: Sequence[str], dtype=np.float64) -> np.ndarray:
         return self.fit(X, feature_names).transform(X, dtype=dtype)
@@ -225,6 +287,31 @@ class Preprocessor:
         pre.train_mean_ = loaded["train_mean"].astype(np.float64)
         pre.train_sd_ = loaded["train_sd"].astype(np.float64)
         return pre
+
+
+def _smooth_clip(Z: np.ndarray) -> None:
+    """In place: z / sqrt(1 + (z / CLIP_AT)^2), smooth, monotone, within ±CLIP_AT."""
+    T = Z / CLIP_AT
+    np.square(T, out=T)
+    T += 1.0
+    np.sqrt(T, out=T)
+    Z /= T
+
+
+def looks_like_counts(X: np.ndarray) -> float | None:
+    """The median per-feature skewness of X (n, d) when it looks like raw counts or TPM (all values
+    non-negative, median skewness above COUNTS_SKEW), else None. Rows with missing values are ignored."""
+    finite = X[np.isfinite(X).all(axis=1)] if not np.isfinite(X).all() else X
+    if finite.shape[0] < 3 or finite.min() < 0:
+        return None
+    centred = finite - finite.mean(axis=0)
+    sd = centred.std(axis=0)
+    ok = sd > 0
+    if not ok.any():
+        return None
+    skew = (centred[:, ok] ** 3).mean(axis=0) / sd[ok] ** 3
+    median = float(np.median(skew))
+    return median if median > COUNTS_SKEW else None
 
 
 def _check_non_negative(X: np.ndarray, names: Sequence[str]) -> None:

@@ -70,7 +70,7 @@ class ColumnPlan:
 def _training_means(model: Model) -> np.ndarray:
     """Raw values (d_kept,) that the fitted preprocessing maps to the training means of its outputs."""
     pre = model.preprocessor
-    on_scale = pre.center_ + pre.scale_ * pre.train_mean_  # the mean after log1p / imputation
+    on_scale = pre.unscale(pre.train_mean_)  # the mean after log1p / imputation
     return np.expm1(on_scale) if pre.config.log1p else on_scale
 
 

@@ -16,7 +16,7 @@ from ._common import DEFAULT_CHUNKSIZE
 from .tables import _read_workers
 from .columns import RoleFlags
 from .shift import ShiftReport
-from .stream import _Run, _check_threshold, _task_proba
+from .stream import _Run, _check_threshold
 
 
 # `--by`: a group "fails" when its main metric is this much worse than the whole table's. 0.10 of balanced
@@ -186,7 +186,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     out = np.concatenate(outs)
     meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
     task, classes = model.task, list(model.classes)
-    proba, y = _task_proba(task, out), meta["y"]
+    proba, y = metrics.as_task_proba(task, out), meta["y"]
     main = metrics.main_metric_name(task)
     overall = metrics.compute(task, y, proba, classes, threshold)
     result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main,

@@ -104,7 +104,16 @@ class _Run:
                                    "be streamed)")
         self.notes, self.warnings = list(self.plan.notes), list(self.plan.warnings)
         self.pre = _kept_only(model.preprocessor)
-        self.net_model = dataclasses.replace(model, preprocessor=_Transformed())
+        # One network whose preprocessing is the reference: rows are transformed once, for the network and
+        # the shift statistics alike. An ensemble's members each have their own preprocessing, so its rows
+        # wait as raw values (float64) and every member transforms them (Model.predict_output).
+        self.transform_once = not model.is_ensemble and model.members[0].preprocessor is model.preprocessor
+        if self.transform_once:
+            self.net_model = dataclasses.replace(
+                model, members=[dataclasses.replace(model.members[0], preprocessor=_Transformed())])
+        else:
+            self.net_model = model
+        self.input_dtype = model.network.dtype if self.transform_once else np.float64
         self.stats = _ShiftStats(model.preprocessor)
         self.n_rows = 0
         self.batch_counts: Counter = Counter()
@@ -175,8 +184,12 @@ class _Run:
             X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
             if pre.config.impute is not None:
                 self.n_missing_values += int(np.isnan(X).sum())
-            Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
-            self.stats.update(Z[s:e])
+            if self.transform_once:
+                Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
+                self.stats.update(Z[s:e])
+            else:
+                Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
+                self.stats.update(self.pre.transform(X))
 
     def blocks(self) -> Iterator[tuple[np.ndarray, dict]]:
         """(outputs (m, n_outputs) float64 as `Model.predict_output` gives them, per-row columns) blocks."""
@@ -184,7 +197,7 @@ class _Run:
             raise RuntimeError("a prediction stream can be iterated once")
         self._started = True
         piece = _piece_rows(self.chunksize) if isinstance(self.table, _TextTable) else self.chunksize
-        rows = _InputRows(FORWARD_ROWS, len(self.plan.features), self.model.network.dtype, piece)
+        rows = _InputRows(FORWARD_ROWS, len(self.plan.features), self.input_dtype, piece)
         plan, table = self.plan, self.table
         try:
             for values, meta in table.pieces(self.chunksize, plan, self._convert):
@@ -197,17 +210,22 @@ class _Run:
                 del values
                 self.n_rows += n
                 for Z, block_meta in rows.blocks():
-                    yield self.net_model.predict_output(Z, batch_size=FORWARD_ROWS), block_meta
+                    yield self._outputs(Z), block_meta
                 if self.progress is not None:
                     self.progress({"stage": "read", "rows": self.n_rows, "bytes": table.bytes_read,
                                    "total_bytes": table.total_bytes})
             for Z, block_meta in rows.blocks(final=True):
-                yield self.net_model.predict_output(Z, batch_size=FORWARD_ROWS), block_meta
+                yield self._outputs(Z), block_meta
         finally:
             table.close()
         if self.n_rows == 0:
             raise DataError(f"{table.name} has a header but no data rows")
         self._finish()
+
+    def _outputs(self, Z: np.ndarray) -> np.ndarray:
+        if self.transform_once:
+            return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS)
+        return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS, features=self.plan.features)
 
     def _finish(self) -> None:
         model, plan = self.model, self.plan
@@ -239,13 +257,6 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model) -> np.
     sub["__mlpcli_placeholder__"] = 0.0
     ds = data.Dataset.from_frame(sub, data.Roles(target=list(targets)), task=model.task, classes=model.classes)
     return ds.y
-
-
-def _task_proba(task: str, out: np.ndarray) -> np.ndarray:
-    """What metrics.compute takes: binary models with a 2-column softmax (--loss ce) give P(positive)."""
-    if task == "binary" and out.shape[1] == 2:
-        return out[:, 1:2]
-    return out
 
 
 # ── predict ──────────────────────────────────────────────────────────────────────────────────────────────

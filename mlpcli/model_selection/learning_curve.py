@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
-from . import data, metrics, pipeline
-from .config import TrainOptions
-from .errors import ConfigError, DataError
-from .parallel import Plan, local_workers, run
-from .training import evaluate_loss
+from .. import data, metrics
+from ..config import AUTO, TrainOptions
+from ..errors import ConfigError, DataError
+from ..parallel import Plan, local_workers, run
+from ..training import evaluate_loss
+from .crossfit import validation_dataset
+from .fitting import SINGLE_RUN_HIDDEN, fit_run, resolve_log1p
+from .splits import holdout, summarize_split
 
 __all__ = ["DEFAULT_FRACTIONS", "SizePoint", "LearningCurveResult", "learning_curve", "nested_group_subsets",
            "parse_fractions"]
@@ -180,10 +183,10 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
     """Train a fresh model on ``train_ds`` (preprocessing refitted on it) and score it.
 
     Module-level so joblib can send it to a worker."""
-    from .diagnosis import diagnose
+    from ..diagnosis import diagnose
 
     started = time.perf_counter()
-    fitted = pipeline.fit_datasets(train_ds, val_ds, options)
+    fitted = fit_run(train_ds, val_ds, options)
     result, n_classes = fitted.result, len(train_ds.classes)
     scaling = None
     if fitted.target_scaling:
@@ -309,14 +312,27 @@ def learning_curve(
     """
     options.validate()
     fractions = parse_fractions(fractions)
-    ds, notes = pipeline.load_dataset(path, options, stdin=stdin)
+    ds, notes = data.load_dataset(path, **options.roles(), stdin=stdin)
     notes = notes + ds.notes
     warnings = list(ds.warnings)
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
-    split = pipeline.split_dataset(ds, options)
-    train_rows, val_ds, val_rows, summary = split.train_rows, split.val, split.val_rows, split.summary
+    if options.val_data:
+        val_ds = validation_dataset(ds, options)
+        summary = summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
+        train_rows, val_rows = np.arange(ds.n_samples), None
+    else:
+        train_rows, val_rows, summary = holdout(ds, options.val_size, options.seed)
+        val_ds = ds.subset(val_rows)
     warnings += summary.warnings
+    # One network per size on a fixed validation set: "auto" choices are made once, on all training rows,
+    # so that every size trains the same model.
+    log1p, skew = resolve_log1p(options, ds.X[train_rows])
+    if skew is not None:
+        notes.append(f"--log1p auto: applied log(1 + x) (median skewness {skew:.1f})")
+    if options.hidden == AUTO:
+        notes.append(f"--hidden auto: each size trains one network with hidden {','.join(map(str, SINGLE_RUN_HIDDEN))}")
+    options = replace(options, log1p=log1p, folds=1, hidden=SINGLE_RUN_HIDDEN if options.hidden == AUTO else options.hidden)
 
     strata = ds.y[train_rows] if ds.task in data.CLASSIFICATION_TASKS else None
     groups = ds.groups[train_rows] if ds.groups is not None else np.arange(len(train_rows))

@@ -1,8 +1,12 @@
-"""Grouped, stratified train/validation splits with a leakage guard; class weights; checksums."""
+"""Grouped splits with one leakage guard: the train/validation hold-out and the K folds of
+cross-fitting and cross-validation.
+
+No group (patient) ever has rows on both sides of any split made here; ``check_disjoint`` is the one
+place that is checked, and it raises rather than asserts, so it holds under ``python -O`` too.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from collections import Counter
@@ -11,12 +15,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data import CLASSIFICATION_TASKS, Dataset, SplitLeakageError
+from ..data._common import _label_key, _quoted
+from ..data.io import _short_reason
 from ..errors import ConfigError, DataError
-from .io import _short_reason
-from ._common import CLASSIFICATION_TASKS, SplitLeakageError, _label_key, _quoted
-from .dataset import Dataset
 
-# ── splits ───────────────────────────────────────────────────────────────────────────────────────────────
+# ── the hold-out ───────────────────────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -45,7 +49,7 @@ def _check_val_size(val_size: float) -> None:
         raise ConfigError(f"--val-size must be a fraction between 0 and 1 (exclusive), got {val_size!r}")
 
 
-def split(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray, SplitSummary]:
+def holdout(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray, SplitSummary]:
     """Sorted (train_idx, val_idx) row indices and a summary; no group ever has rows on both sides.
 
     Groups + classification: StratifiedGroupKFold(round(1/val_size) folds); a fold that keeps every class on
@@ -65,16 +69,18 @@ def split(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.nd
     except ValueError as exc:  # a constraint of sklearn's splitters not anticipated by the checks below
         raise DataError(f"cannot split the data with --val-size {val_size:g}: {_short_reason(exc)}") from None
     train, val = np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
-    if dataset.groups is not None:
-        _assert_no_shared_group(dataset.groups[train], dataset.groups[val])
+    check_disjoint(dataset, train, val, "the validation split")
     summary = _summary(_side_counts(dataset, train), _side_counts(dataset, val), strategy)
     return train, val, summary
 
 
-def _assert_no_shared_group(train_groups: np.ndarray, val_groups: np.ndarray) -> None:
-    shared = np.intersect1d(train_groups, val_groups)
+def check_disjoint(dataset: Dataset, a: np.ndarray, b: np.ndarray, where: str) -> None:
+    """The leakage guard: rows ``a`` and ``b`` of ``dataset`` share no group (patient)."""
+    if dataset.groups is None:
+        return
+    shared = np.intersect1d(dataset.groups[a], dataset.groups[b])
     if shared.size:  # explicit raise, not assert: must hold under python -O too
-        raise SplitLeakageError(f"internal error: groups on both sides of the split: {_quoted(shared)}")
+        raise SplitLeakageError(f"internal error: groups on both sides of {where}: {_quoted(shared)}")
 
 
 def _class_label(dataset: Dataset, index: int) -> str:
@@ -247,6 +253,13 @@ def _summary(train: _Side, val: _Side, strategy: str) -> SplitSummary:
     )
 
 
+def summarize_folds(dataset: Dataset, strategy: str) -> SplitSummary:
+    """Summary for cross-fitting: every row trains some members and is held out by exactly one, so both
+    sides hold all rows."""
+    side = _side_counts(dataset)
+    return _summary(side, side, strategy)
+
+
 def summarize_split(train: Dataset, val: Dataset, strategy: str = "explicit validation table") -> SplitSummary:
     """Summary for a validation table given explicitly (--val-data); a group in both tables is an error."""
     if train.groups is not None and val.groups is not None:
@@ -260,75 +273,109 @@ def summarize_split(train: Dataset, val: Dataset, strategy: str = "explicit vali
     return _summary(_side_counts(train), _side_counts(val), strategy)
 
 
-# ── class weights and provenance ─────────────────────────────────────────────────────────────────────────
+# ── K folds ────────────────────────────────────────────────────────────────────────────────────────────────
 
 
-def class_weights(y: np.ndarray, n_classes: int, spec: str | None, classes: Sequence) -> np.ndarray | None:
-    """Per-class loss weights (n_classes,) float64, or None for no weighting.
+@dataclass
+class Fold:
+    repeat: int  # 0-based
+    fold: int  # 0-based
+    train: np.ndarray  # (n_train,) sorted row indices
+    test: np.ndarray  # (n_test,) sorted row indices
 
-    spec: None/"none"; "balanced" (sklearn's n / (n_classes * count)); or "A=1,B=3" by class label
-    (unnamed classes get 1.0). y holds class indices (n,) or, for multilabel/binary, 0/1 values of any
-    shape, weighted as the 2 classes 0 and 1 (pass n_classes=2, classes=[0, 1]).
+
+def _label(ds: Dataset, k: int) -> str:
+    return str(ds.classes[k]) if k < len(ds.classes) else str(k)
+
+
+def _check_fold_count(ds: Dataset, n_folds: int, flag: str) -> None:
+    """One-line errors for fold counts the data cannot support."""
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ConfigError(f"{flag} must be a whole number >= 2, got {n_folds!r}")
+    classify = ds.task in CLASSIFICATION_TASKS
+    if ds.groups is not None:
+        gname = _group_name(ds)
+        n_groups = len(np.unique(ds.groups))
+        if n_folds > n_groups:
+            raise DataError(f"{flag} {n_folds} is more than the {n_groups} groups in {gname!r}; each test fold "
+                            f"needs whole groups — use {flag} {n_groups} or fewer")
+        if classify:
+            for k in np.unique(ds.y):
+                m = len(np.unique(ds.groups[ds.y == k]))
+                if m < n_folds:
+                    raise DataError(f"{flag} {n_folds}: class {_label(ds, k)!r} has {m} group(s) in {gname!r}, "
+                                    f"fewer than the folds, so some test folds would lack it — use {flag} {max(2, m)} "
+                                    "or fewer, or merge the class")
+        return
+    if n_folds > ds.n_samples:
+        raise DataError(f"{flag} {n_folds} is more than the {ds.n_samples} samples; use {flag} {ds.n_samples} or fewer")
+    if classify:
+        counts = np.bincount(ds.y, minlength=len(ds.classes))
+        for k in np.flatnonzero((counts > 0) & (counts < n_folds)):
+            raise DataError(f"{flag} {n_folds}: class {_label(ds, k)!r} has {counts[k]} sample(s), fewer than the "
+                            f"folds, so some test folds would lack it — use {flag} {max(2, int(counts[k]))} or fewer, "
+                            "or merge the class")
+
+
+def _shuffled_group_kfold(groups: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """GroupKFold's balancing (largest groups first, each to the lightest fold) with ties broken by a
+    seeded shuffle, so repeats differ (sklearn's GroupKFold gained ``shuffle`` only in 1.6)."""
+    rng = np.random.default_rng(seed)
+    uniq, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    order = rng.permutation(len(uniq))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    load = np.zeros(n_folds, dtype=np.int64)
+    fold_of = np.empty(len(uniq), dtype=np.int64)
+    for g in order:
+        f = int(np.argmin(load))
+        fold_of[g] = f
+        load[f] += sizes[g]
+    row_fold = fold_of[inverse]
+    return [(np.flatnonzero(row_fold != f), np.flatnonzero(row_fold == f)) for f in range(n_folds)]
+
+
+def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
+               flag: str = "--folds") -> tuple[list[Fold], str]:
+    """Folds for ``repeats`` shuffles (repeat r uses ``seed + r``) and a description of the strategy.
+
+    Groups: StratifiedGroupKFold for classification, a shuffled GroupKFold otherwise; no group is
+    ever in both the training and the test part of a fold. No groups: StratifiedKFold / KFold.
+    Multi-label targets are not stratified (no single class per sample).
     """
-    if spec is None or str(spec).strip().lower() in ("", "none"):
-        return None
-    if len(classes) != n_classes:
-        raise ValueError(f"class_weights: {len(classes)} class labels given for n_classes={n_classes}")
-    text = str(spec).strip()
-    if text.lower() == "balanced":
-        return _balanced_weights(y, n_classes, classes)
-    return _explicit_weights(text, classes)
+    from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
-
-def _balanced_weights(y: np.ndarray, n_classes: int, classes: Sequence) -> np.ndarray:
-    from sklearn.utils.class_weight import compute_class_weight
-
-    flat = np.asarray(y).ravel()
-    if flat.size == 0 or not np.all((flat == np.round(flat)) & (flat >= 0) & (flat < n_classes)):
-        raise DataError(f"class indices must be whole numbers in 0..{n_classes - 1} to compute class weights")
-    flat = flat.astype(np.int64)
-    counts = np.bincount(flat, minlength=n_classes)
-    absent = [classes[i] for i in np.flatnonzero(counts == 0)]
-    if absent:
-        raise DataError(f"--class-weight balanced: class {_quoted(absent)} has no training samples; "
-                        "give explicit weights (LABEL=WEIGHT) or add data")
-    return compute_class_weight("balanced", classes=np.arange(n_classes), y=flat).astype(np.float64)
-
-
-def _explicit_weights(text: str, classes: Sequence) -> np.ndarray:
-    index = {_label_key(c): i for i, c in enumerate(classes)}
-    valid = _quoted(index, 10)
-    weights = np.ones(len(classes), dtype=np.float64)
-    seen: set[str] = set()
-    for item in (part.strip() for part in text.split(",")):
-        label, sep, value = item.rpartition("=")
-        label = label.strip()
-        if not sep or not label:
-            raise ConfigError(f"--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs such as "
-                              f"'A=1,B=3', got {item!r}; valid labels: {valid}")
-        if label not in index:
-            raise ConfigError(f"--class-weight names unknown class {label!r}; valid labels: {valid}")
-        if label in seen:
-            raise ConfigError(f"--class-weight gives class {label!r} twice")
-        try:
-            weight = float(value)
-        except ValueError:
-            weight = float("nan")
-        if not math.isfinite(weight) or weight <= 0:
-            raise ConfigError(f"--class-weight for class {label!r} must be a positive number, got {value.strip()!r}")
-        weights[index[label]] = weight
-        seen.add(label)
-    return weights
-
-
-def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
-    """sha256 hex over dtype, shape and bytes of X and y (None hashes as a marker), for provenance."""
-    digest = hashlib.sha256()
-    for array in (X, y):
-        if array is None:
-            digest.update(b"none;")
-            continue
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape};".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ConfigError(f"--repeats must be a whole number >= 1, got {repeats!r}")
+    _check_fold_count(ds, n_folds, flag)
+    classify = ds.task in CLASSIFICATION_TASKS
+    dummy = np.zeros((ds.n_samples, 1))
+    out: list[Fold] = []
+    for r in range(repeats):
+        s = seed + r
+        if ds.groups is not None and classify:
+            splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=s)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # small classes: checked above
+                pairs = list(splitter.split(dummy, ds.y, ds.groups))
+            strategy = f"StratifiedGroupKFold by {_group_name(ds)}"
+        elif ds.groups is not None:
+            pairs = _shuffled_group_kfold(ds.groups, n_folds, s)
+            strategy = f"GroupKFold by {_group_name(ds)} (shuffled)"
+        elif classify:
+            pairs = list(StratifiedKFold(n_folds, shuffle=True, random_state=s).split(dummy, ds.y))
+            strategy = "StratifiedKFold (no group column)"
+        else:
+            pairs = list(KFold(n_folds, shuffle=True, random_state=s).split(dummy))
+            strategy = "KFold (no group column)"
+        for f, (tr, te) in enumerate(pairs):
+            tr, te = np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)
+            if len(tr) == 0 or len(te) == 0:
+                raise DataError(f"{flag} {n_folds}: fold {f + 1} has no {'test' if len(te) == 0 else 'training'} "
+                                f"rows; use fewer folds")
+            check_disjoint(ds, tr, te, f"fold {f + 1}")
+            out.append(Fold(r, f, tr, te))
+    if repeats > 1:
+        strategy += f", {n_folds} folds × {repeats} repeats"
+    else:
+        strategy += f", {n_folds} folds"
+    return out, strategy

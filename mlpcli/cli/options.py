@@ -1,0 +1,152 @@
+"""The train options as Click options, generated from their one declaration (``mlpcli.config.TrainOptions``),
+and ``--config FILE.toml`` whose keys become the command's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING
+
+import click
+
+from ..config import AUTO, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
+from ..errors import ConfigError, MlpcliError
+
+__all__ = ["train_options", "options_from_params", "config_option"]
+
+
+class OptionValue(click.ParamType):
+    """Parses and checks one declared option (text from the command line, or a typed value from a config
+    file); a bad value is a usage error (exit 2) naming the flag."""
+
+    def __init__(self, name: str, metavar: str):
+        self.field, self.name = name, metavar
+
+    def convert(self, value, param, ctx):
+        try:
+            if isinstance(value, str):
+                return parse_option_value(self.field, value)
+            if isinstance(value, (list, tuple)):
+                value = list(value)
+            check_value(self.field, value)
+            return value
+        except ConfigError as exc:
+            self.fail(str(exc).split(": ", 1)[-1], param, ctx)
+
+
+def _metavar(meta: dict) -> str:
+    kind = meta["kind"]
+    base = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "int_list": "WIDTHS", "str_list": "NAMES"}.get(kind, "TEXT")
+    return f"{base}|auto" if meta["auto"] else base
+
+
+def _default_text(f) -> str | None:
+    default = f.default if f.default is not MISSING else f.default_factory()
+    if default is None or default == [] and f.name != "hidden":
+        return None
+    if isinstance(default, list):
+        return ",".join(map(str, default))
+    if isinstance(default, bool):
+        return None
+    return str(default)
+
+
+def _click_option(f, flag: str, param: str):
+    meta = f.metadata
+    kind, help_text = meta["kind"], meta["help"]
+    default = f.default if f.default is not MISSING else f.default_factory()
+    if kind == "flag":
+        return click.option(flag, param, is_flag=True, default=False, help=help_text)
+    if kind == "bool":
+        negative = "--no-" + flag[2:]
+        if meta["auto"]:  # neither flag given: "auto"
+            return click.option(f"{flag}/{negative}", param, default=None,
+                                help=f"{help_text}  [default: auto]")
+        return click.option(f"{flag}/{negative}", param, default=default, show_default=True, help=help_text)
+    if kind == "choice":
+        shown = _default_text(f)
+        return click.option(flag, param, type=click.Choice(meta["choices"]), default=default,
+                            show_default=shown is not None, help=help_text)
+    shown = _default_text(f)
+    return click.option(flag, param, type=OptionValue(f.name, _metavar(meta)), default=None,
+                        help=help_text + (f"  [default: {shown}]" if shown is not None else ""))
+
+
+def train_options(fn=None, *, rename: dict[str, str] | None = None, exclude: tuple[str, ...] = ()):
+    """Add every train option (roles, task, ensemble, preprocessing, network, optimisation, imbalance).
+
+    ``rename`` gives some options another flag where a command has its own option of that name
+    (``cv`` and ``tune`` already use ``--folds`` for their CV: the ensemble's becomes ``--member-folds``);
+    ``exclude`` leaves some out (they keep their declared default)."""
+    rename = rename or {}
+
+    def decorate(func):
+        fields = [f for f in option_fields() if f.name not in exclude]
+        for f in reversed(fields):
+            flag = rename.get(f.name) or flag_name(f.name)
+            param = flag[2:].replace("-", "_")
+            func = _click_option(f, flag, param)(func)
+        func.__mlpcli_train_params__ = {(rename.get(f.name) or flag_name(f.name))[2:].replace("-", "_"): f.name
+                                        for f in fields}
+        return func
+
+    return decorate if fn is None else decorate(fn)
+
+
+def options_from_params(params: dict, command=None) -> TrainOptions:
+    """The library's TrainOptions from the parsed values (removing them from ``params``); an option left
+    unset takes its declared default. Values out of range are usage errors (exit 2) naming the flag."""
+    ctx = click.get_current_context(silent=True)
+    mapping = getattr(command or (ctx.command.callback if ctx else None), "__mlpcli_train_params__", None)
+    if mapping is None:  # the callback may be wrapped (handle_errors): find the mapping on the wrapped function
+        callback = ctx.command.callback if ctx else None
+        while callback is not None and mapping is None:
+            mapping = getattr(callback, "__mlpcli_train_params__", None)
+            callback = getattr(callback, "__wrapped__", None)
+    values = {}
+    for param, name in (mapping or {}).items():
+        if param not in params:
+            continue
+        value = params.pop(param)
+        if value is None and name in ("log1p",):
+            value = AUTO
+        if value is None and _declared_default(name) is not None:
+            continue  # not given: the declared default
+        values[name] = value
+    try:
+        options = TrainOptions(**values)
+        options.validate()
+    except MlpcliError as exc:
+        raise click.UsageError(str(exc)) from None
+    return options
+
+
+def _declared_default(name: str):
+    f = TrainOptions.__dataclass_fields__[name]
+    return f.default if f.default is not MISSING else f.default_factory()
+
+
+def _load_config_defaults(ctx: click.Context, param, value):
+    """--config FILE.toml: its keys become the command's defaults, so command-line flags win."""
+    if value is None:
+        return value
+    try:
+        cfg = read_config_file(value)
+    except MlpcliError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--config: "), ctx=ctx, param=param) from None
+    mapping = {name: param for param, name in getattr(ctx.command.callback, "__mlpcli_train_params__", {}).items()}
+    if not mapping:
+        callback = ctx.command.callback
+        while callback is not None and not mapping:
+            mapping = {name: p for p, name in getattr(callback, "__mlpcli_train_params__", {}).items()}
+            callback = getattr(callback, "__wrapped__", None)
+    rename = {"json": "as_json", "history": "history_path", "oof": "oof_path"}
+    defaults = {}
+    for key, v in cfg.items():
+        defaults[mapping.get(key) or rename.get(key, key)] = v
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def config_option(help: str = "TOML file of options (keys mirror the option names); command-line flags win."):
+    """--config FILE.toml for every command that takes the train options."""
+    return click.option("--config", type=click.Path(dir_okay=False), callback=_load_config_defaults, is_eager=True,
+                        expose_value=False, help=help)

@@ -1,0 +1,69 @@
+"""Per-class loss weights: none, scikit-learn's "balanced", or explicit LABEL=WEIGHT pairs."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ._common import _label_key, _quoted
+
+
+def class_weights(y: np.ndarray, n_classes: int, spec: str | None, classes: Sequence) -> np.ndarray | None:
+    """Per-class loss weights (n_classes,) float64, or None for no weighting.
+
+    spec: None/"none"; "balanced" (sklearn's n / (n_classes * count)); or "A=1,B=3" by class label
+    (unnamed classes get 1.0). y holds class indices (n,) or, for multilabel/binary, 0/1 values of any
+    shape, weighted as the 2 classes 0 and 1 (pass n_classes=2, classes=[0, 1]).
+    """
+    if spec is None or str(spec).strip().lower() in ("", "none"):
+        return None
+    if len(classes) != n_classes:
+        raise ValueError(f"class_weights: {len(classes)} class labels given for n_classes={n_classes}")
+    text = str(spec).strip()
+    if text.lower() == "balanced":
+        return _balanced_weights(y, n_classes, classes)
+    return _explicit_weights(text, classes)
+
+
+def _balanced_weights(y: np.ndarray, n_classes: int, classes: Sequence) -> np.ndarray:
+    from sklearn.utils.class_weight import compute_class_weight
+
+    flat = np.asarray(y).ravel()
+    if flat.size == 0 or not np.all((flat == np.round(flat)) & (flat >= 0) & (flat < n_classes)):
+        raise DataError(f"class indices must be whole numbers in 0..{n_classes - 1} to compute class weights")
+    flat = flat.astype(np.int64)
+    counts = np.bincount(flat, minlength=n_classes)
+    absent = [classes[i] for i in np.flatnonzero(counts == 0)]
+    if absent:
+        raise DataError(f"--class-weight balanced: class {_quoted(absent)} has no training samples; "
+                        "give explicit weights (LABEL=WEIGHT) or add data")
+    return compute_class_weight("balanced", classes=np.arange(n_classes), y=flat).astype(np.float64)
+
+
+def _explicit_weights(text: str, classes: Sequence) -> np.ndarray:
+    index = {_label_key(c): i for i, c in enumerate(classes)}
+    valid = _quoted(index, 10)
+    weights = np.ones(len(classes), dtype=np.float64)
+    seen: set[str] = set()
+    for item in (part.strip() for part in text.split(",")):
+        label, sep, value = item.rpartition("=")
+        label = label.strip()
+        if not sep or not label:
+            raise ConfigError(f"--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs such as "
+                              f"'A=1,B=3', got {item!r}; valid labels: {valid}")
+        if label not in index:
+            raise ConfigError(f"--class-weight names unknown class {label!r}; valid labels: {valid}")
+        if label in seen:
+            raise ConfigError(f"--class-weight gives class {label!r} twice")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not math.isfinite(weight) or weight <= 0:
+            raise ConfigError(f"--class-weight for class {label!r} must be a positive number, got {value.strip()!r}")
+        weights[index[label]] = weight
+        seen.add(label)
+    return weights

@@ -1,0 +1,255 @@
+"""Cross-validation on grouped folds: what ``train`` ships, scored on test folds it never saw.
+
+    Dataset ─kfold (grouped, stratified; one shuffle per repeat)─▶ outer folds
+       per fold: training part ─fit_model (cross-fitted members, portfolio, calibration — exactly train)─▶
+                 model ─▶ metrics on the fold's test rows
+    cross_validate: the folds' metrics, mean ± SD, out-of-fold predictions
+
+The test rows of a fold are used for nothing but scoring: not for preprocessing, not for early
+stopping, not for choosing the architecture or the temperature — the notes' practical checklist.
+
+Every fold is an independent task (``fit_and_score``) carrying its rows and its options, seed
+included, so the results are the same whether the tasks run here, on local workers or on a Dask
+cluster (``parallel.run``). Repeat r shuffles the folds and seeds the networks with ``seed + r``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import data, metrics
+from ..config import TrainOptions
+from ..errors import ConfigError, DataError
+from ..parallel import Plan, run
+from .crossfit import fit_model
+from .splits import Fold, _group_name, _label, kfold
+
+__all__ = ["FoldScore", "CVResult", "fit_and_score", "cross_validate", "check_cv_options", "with_seed",
+           "mean_sd", "finite"]
+
+
+# ── one model on one fold ──────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class FoldScore:
+    """One model trained on a fold's training part and scored on its test part."""
+
+    label: tuple  # what the task was: ("cv", repeat, fold), ("grid", point, repeat, fold), ...
+    repeat: int
+    fold: int
+    n_train: int  # rows the fold trained on (fit + early-stopping rows)
+    n_test: int
+    n_groups_train: int | None
+    n_groups_test: int | None
+    metrics: dict  # metrics.compute on the test rows
+    score: float  # the main metric (balanced accuracy or RMSE); NaN when undefined
+    best_epoch: int  # the median over the fold's members
+    epochs_run: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+    test_rows: np.ndarray | None = None  # (n_test,) indices into the dataset (kept for predictions)
+    proba: np.ndarray | None = None  # (n_test, k) as Model.predict_output
+    members: int = 1  # networks in the fold's model
+    hidden: list[int] = field(default_factory=list)  # the fold's architecture (--hidden auto chooses per fold)
+    epoch_cap: int = 0  # --epochs as resolved for the fold: a best epoch at the cap means it wanted more
+
+
+def _n_groups(ds: data.Dataset, rows: np.ndarray) -> int | None:
+    return None if ds.groups is None else int(len(np.unique(ds.groups[rows])))
+
+
+def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarray, options: TrainOptions,
+                  label: tuple = (), keep_predictions: bool = False) -> FoldScore:
+    """Train on ``train_rows`` of ``ds`` exactly as ``mlpcli train`` would (``fit_model``: its members,
+    their early stopping, the portfolio choice and the calibration all inside the training rows) and
+    score on ``test_rows``.
+
+    A task for ``parallel.run``: everything it needs is in its arguments."""
+    started = time.perf_counter()
+    train_ds, test_ds = ds.subset(train_rows), ds.subset(test_rows)
+    fitted = fit_model(train_ds, options)
+    proba = fitted.model.predict_output(test_ds.X)  # (n_test, k)
+    m = metrics.compute(ds.task, test_ds.y, metrics.as_task_proba(ds.task, proba), list(ds.classes))
+    main = m.get(metrics.main_metric_name(ds.task))
+    repeat, fold = (label[-2], label[-1]) if len(label) >= 2 else (0, 0)
+    best_epochs = [mm["best_epoch"] for mm in fitted.members]
+    return FoldScore(
+        label=tuple(label), repeat=int(repeat), fold=int(fold), n_train=int(len(train_rows)), n_test=int(len(test_rows)),
+        n_groups_train=_n_groups(ds, train_rows), n_groups_test=_n_groups(ds, test_rows), metrics=m,
+        score=float("nan") if main is None else float(main), best_epoch=int(np.median(best_epochs)),
+        epochs_run=int(max(mm["epochs_run"] for mm in fitted.members)), seconds=time.perf_counter() - started,
+        warnings=list(fitted.warnings), test_rows=np.asarray(test_rows) if keep_predictions else None,
+        proba=proba if keep_predictions else None, members=len(fitted.members),
+        hidden=list(fitted.options.hidden), epoch_cap=int(fitted.options.epochs),
+    )
+
+
+def mean_sd(values) -> tuple[float | None, float | None]:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return None, None
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def _scalar_metrics(m: dict) -> dict:
+    return {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and k not in ("n", "threshold")}
+
+
+# ── cross-validation ─────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class CVResult:
+    task: str
+    metric: str  # the main metric
+    higher_is_better: bool
+    classes: list
+    target_names: list
+    strategy: str
+    n_folds: int
+    repeats: int
+    folds: list[FoldScore]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict]:
+        """Mean and SD (over folds and repeats) of every scalar metric: {name: {"mean", "sd"}}."""
+        names = list(dict.fromkeys(k for f in self.folds for k in _scalar_metrics(f.metrics)))
+        out = {}
+        for name in names:
+            mean, sd = mean_sd(f.metrics.get(name) for f in self.folds)
+            out[name] = {"mean": mean, "sd": sd}
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task, "metric": self.metric, "higher_is_better": self.higher_is_better,
+            "classes": [str(c) for c in self.classes], "strategy": self.strategy, "folds": self.n_folds,
+            "repeats": self.repeats, "summary": self.summary(),
+            "per_fold": [_fold_dict(f) for f in self.folds], "seconds": self.seconds,
+            "notes": self.notes, "warnings": self.warnings,
+        }
+
+    def oof_frame(self, ds: data.Dataset):
+        """Out-of-fold predictions as a DataFrame: id, group, repeat, fold, truth, prediction and
+        probability columns (one row per sample and repeat, in row order within each repeat)."""
+        import pandas as pd
+
+        parts = []
+        for f in self.folds:
+            if f.test_rows is None:
+                raise ValueError("out-of-fold predictions were not kept; run cross_validate(keep_predictions=True)")
+            parts.append(_prediction_columns(ds, f))
+        frame = pd.concat(parts, ignore_index=True)
+        order = np.lexsort((frame["_row"].to_numpy(), frame["repeat"].to_numpy()))
+        return frame.iloc[order].drop(columns="_row").reset_index(drop=True)
+
+
+def _fold_dict(f: FoldScore) -> dict:
+    return {"repeat": f.repeat + 1, "fold": f.fold + 1, "n_train": f.n_train, "n_test": f.n_test,
+            "n_groups_train": f.n_groups_train, "n_groups_test": f.n_groups_test, "score": finite(f.score),
+            "best_epoch": f.best_epoch, "epochs_run": f.epochs_run, "members": f.members, "hidden": f.hidden,
+            "seconds": f.seconds, "metrics": f.metrics}
+
+
+def finite(x):
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _prediction_columns(ds: data.Dataset, f: FoldScore):
+    import pandas as pd
+
+    rows, P = f.test_rows, f.proba
+    id_name = ds.roles.id if ds.roles is not None and ds.roles.id else "row"
+    cols: dict[str, Any] = {"_row": rows, id_name: ds.ids[rows] if ds.ids is not None else rows}
+    if ds.groups is not None:
+        cols[_group_name(ds)] = ds.groups[rows]
+    cols["repeat"] = np.full(len(rows), f.repeat + 1)
+    cols["fold"] = np.full(len(rows), f.fold + 1)
+    classes = np.asarray(ds.classes, dtype=object)
+    if ds.task in data.CLASSIFICATION_TASKS:
+        if P.shape[1] == 1:  # binary sigmoid: P(positive class)
+            P = np.column_stack([1.0 - P[:, 0], P[:, 0]])
+        cols["true"] = classes[ds.y[rows]]
+        cols["predicted"] = classes[P.argmax(axis=1)]
+        for k, c in enumerate(ds.classes):
+            cols[f"p_{c}"] = P[:, k]
+    elif ds.task == "multilabel":
+        for j, c in enumerate(ds.classes):
+            cols[f"true_{c}"] = ds.y[rows, j].astype(int)
+            cols[f"predicted_{c}"] = (P[:, j] >= 0.5).astype(int)
+            cols[f"p_{c}"] = P[:, j]
+    else:
+        for j, c in enumerate(ds.classes):
+            cols[f"true_{c}"] = ds.y[rows, j]
+            cols[f"predicted_{c}"] = P[:, j]
+    return pd.DataFrame(cols)
+
+
+def check_cv_options(options: TrainOptions) -> None:
+    options.validate()
+    if options.val_data:
+        raise ConfigError("--val-data does not apply here: each fold's early-stopping rows come from its own "
+                          "training part")
+
+
+def with_seed(options: TrainOptions, repeat: int) -> TrainOptions:
+    return replace(options, seed=options.seed + repeat)
+
+
+def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats: int = 1, plan: Plan = Plan(),
+                   keep_predictions: bool = True, progress: Callable[[int, int], None] | None = None) -> CVResult:
+    """Grouped (stratified) K-fold cross-validation of the model ``options`` describe.
+
+    Each fold trains a fresh model on its training part (preprocessing and early stopping inside
+    it) and is scored on its test part. ``repeats`` > 1 reshuffles the folds and reseeds the
+    networks (repeat r: ``options.seed + r``)."""
+    check_cv_options(options)
+    if ds.y is None or ds.task is None:
+        raise DataError("the table has no target column; name it with --target")
+    started = time.perf_counter()
+    fold_list, strategy = kfold(ds, folds, repeats, options.seed)
+    tasks = [(fit_and_score, (ds, f.train, f.test, with_seed(options, f.repeat), ("cv", f.repeat, f.fold),
+                              keep_predictions)) for f in fold_list]
+    scores = run(tasks, plan, shared=[ds], progress=progress)
+    metric = metrics.main_metric_name(ds.task)
+    warn = _fold_warnings(ds, fold_list, scores)
+    shipped = scores[0].members
+    notes = [f"each fold trains what `train` ships: {describe_model(options, shipped)}, fitted inside the fold's "
+             "training part"]
+    return CVResult(task=ds.task, metric=metric, higher_is_better=metrics.higher_is_better(metric), classes=list(ds.classes),
+                    target_names=list(ds.target_names), strategy=strategy, n_folds=folds, repeats=repeats,
+                    folds=scores, seconds=time.perf_counter() - started, notes=notes, warnings=warn)
+
+
+def describe_model(options: TrainOptions, members: int) -> str:
+    """A few words on the model the options give, e.g. "a 5-member cross-fitted ensemble"."""
+    what = "one network on a hold-out" if members == 1 else f"a {members}-member cross-fitted ensemble"
+    if options.hidden == "auto":
+        what += " (--hidden auto: architecture chosen inside each fold)"
+    return what
+
+
+def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldScore]) -> list[str]:
+    out: list[str] = []
+    if ds.task in data.CLASSIFICATION_TASKS:
+        for f in fold_list:
+            missing = [_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.test] == k)]
+            if missing:
+                out.append(f"repeat {f.repeat + 1} fold {f.fold + 1}: class {', '.join(map(repr, missing))} is absent "
+                           "from the test rows; its metrics there do not cover it")
+    seen = set()
+    for s in scores:
+        for w in s.warnings:
+            if w not in seen:
+                seen.add(w)
+                out.append(f"{'/'.join(str(x) for x in s.label)}: {w}")
+    return out
+

@@ -1,0 +1,350 @@
+"""The model ``train`` ships: a cross-fitted ensemble (or one hold-out network), its architecture chosen
+from a small portfolio on training folds only, its probabilities calibrated on out-of-fold logits.
+
+    Dataset ─kfold (grouped, stratified)─▶ K folds
+       member k: fit_run(other folds → train, fold k → early stopping)        for each candidate architecture
+       out-of-fold outputs: every row scored by the member that never saw its group
+    ─▶ the candidate with the best out-of-fold main metric (ties: the simpler one)
+    ─▶ temperature fitted on its out-of-fold logits
+    ─▶ Model(members, reference preprocessing on all rows, temperature)
+
+``--folds 1`` (or ``--val-data``) trains one network on a grouped hold-out instead; everything else is the
+same, with "out-of-fold" meaning the validation rows. ``--refit`` trains one network on all rows for the
+members' median best epoch and ships it (the out-of-fold scores remain the honest estimate).
+
+Everything that decides something looks only at training rows: member k's preprocessing, its early
+stopping and its weights see its own training folds; the choice of architecture and the temperature see
+out-of-fold outputs, which ``cv`` keeps honest by running all of this inside each of its training parts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from .. import config, data, metrics
+from ..calibration import Calibration, calibration_report, fit_temperature
+from ..config import AUTO, TrainOptions
+from ..errors import ConfigError, DataError
+from ..model_io import Member, Model
+from .fitting import FittedRun, fit_run, resolve_log1p
+from .splits import SplitSummary, holdout, kfold, summarize_split
+
+__all__ = ["PORTFOLIO", "FittedModel", "fit_model", "validation_dataset", "held_out_frame"]
+
+# ``--hidden auto`` chooses among these by out-of-fold score. Softmax regression first: it is the field's
+# honest baseline (a regularised logistic regression) and wins ties; one wide hidden layer second, for
+# the non-linear signal a linear model misses. Measured on the accuracy benchmark (README).
+PORTFOLIO: tuple[tuple[int, ...], ...] = ((), (256,))
+# Out-of-fold scores closer than this count as a tie (then the simpler candidate wins): with a few hundred
+# samples a difference of half a point of balanced accuracy is within the noise of the folds.
+TIE = 0.005
+
+
+@dataclass
+class FittedModel:
+    """What ``fit_model`` returns: the model and the evidence behind it."""
+
+    model: Model  # members, reference preprocessing, temperature, task/classes/features/loss (no provenance)
+    runs: list[FittedRun]  # the shipped candidate's members (the refit run last with --refit)
+    scored: data.Dataset  # the rows the held-out scores are for: all rows (out-of-fold) or the validation rows
+    scored_rows: np.ndarray | None  # their indices in the training table (None with --val-data)
+    proba: np.ndarray  # (n_scored, k) held-out predictions as Model.predict_output gives them (calibrated)
+    held_out_by: np.ndarray  # (n_scored,) 1-based member that held each scored row out
+    strategy: str  # how members were split, for the summary
+    split: SplitSummary | None  # the hold-out split (one network), None for cross-fitting
+    history: list[dict]  # per member and epoch (with "member" for an ensemble)
+    members: list[dict]  # per member: best epoch, epochs run, stopped early, best validation loss
+    options: TrainOptions  # as resolved (folds, log1p, hidden made concrete)
+    calibration: Calibration | None = None
+    portfolio: list[dict] | None = None  # per candidate with --hidden auto: hidden, out-of-fold score
+    refit_epochs: int | None = None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
+    """The ``--val-data`` table read with the training table's roles, its features in the training order."""
+    frame = data.read_table(options.val_data, features_in_rows=options.features_in_rows)
+    roles, _ = data.resolve_roles(
+        frame.columns, target=options.target, group=ds.roles.group if ds.roles else None,
+        no_group=ds.roles is None or ds.roles.group is None, id=ds.roles.id if ds.roles else None,
+        batch=ds.roles.batch if ds.roles else None, drop=options.drop,
+    )
+    val_ds = data.Dataset.from_frame(frame, roles, task=ds.task,
+                                     classes=ds.classes if ds.task in data.CLASSIFICATION_TASKS else None)
+    return data.align_features(val_ds, ds.feature_names, f"--val-data {options.val_data}")
+
+
+# ── one candidate: K members or one hold-out network ─────────────────────────────────────────────────────
+
+
+@dataclass
+class _Candidate:
+    hidden: list[int]
+    runs: list[FittedRun]
+    logits: np.ndarray  # (n_scored, k) raw outputs of the member that held each row out
+    score: float
+
+
+def _member_progress(progress, member: int, n_members: int, candidate: int, n_candidates: int):
+    if progress is None:
+        return None
+
+    def report(row: dict) -> None:
+        progress({**row, "member": member, "members": n_members, "candidate": candidate,
+                  "candidates": n_candidates})
+
+    return report
+
+
+def _score(task: str, y: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
+    """The main metric as a "higher is better" number (RMSE negated), NaN-safe."""
+    name = metrics.main_metric_name(task)
+    value = metrics.compute(task, y, metrics.as_task_proba(task, proba), list(range(n_classes)) if task in
+                            data.CLASSIFICATION_TASKS else [f"y{j}" for j in range(proba.shape[1])]).get(name)
+    if value is None or not np.isfinite(value):
+        return -math.inf
+    return float(value) if metrics.higher_is_better(name) else -float(value)
+
+
+def _raw_outputs(run: FittedRun, X: np.ndarray) -> np.ndarray:
+    """The run's network outputs for raw rows (regression values scaled back)."""
+    out = Member(run.network, run.preprocessor, run.target_scaling).raw_output(X).astype(np.float64)
+    if run.target_scaling:
+        out = out * np.asarray(run.target_scaling["sd"]) + np.asarray(run.target_scaling["mean"])
+    return out
+
+
+def _link(model_like: Model, logits: np.ndarray) -> np.ndarray:
+    """Held-out logits -> what predict_output gives (regression values pass through)."""
+    return model_like.link(logits) if model_like.output_activation() != "identity" else logits
+
+
+# ── fit_model ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict], None] | None = None,
+              val_ds: data.Dataset | None = None) -> FittedModel:
+    """Train the model ``mlpcli train`` ships on ``ds``; see the module docstring.
+
+    ``val_ds``: an explicit validation table (``--val-data``), which implies one network.
+    ``progress(row)`` gets every epoch's history row with ``member``/``members`` and
+    ``candidate``/``candidates`` added."""
+    options.validate()
+    if ds.y is None or ds.task is None:
+        raise DataError("the table has no target column; name it with --target")
+    notes: list[str] = []
+    n_folds = config.auto_folds(ds.n_samples) if options.folds == AUTO and val_ds is None else options.folds
+    if val_ds is not None:
+        n_folds = 1
+    if options.folds == AUTO and n_folds == 1 and val_ds is None:
+        notes.append(f"{ds.n_samples:,} samples (more than {config.SINGLE_HOLDOUT_ABOVE:,}): one network on a "
+                     f"--val-size hold-out instead of a {config.DEFAULT_FOLDS}-member ensemble (--folds to choose)")
+
+    log1p, skew = resolve_log1p(options, ds.X)
+    if skew is not None:
+        notes.append(f"--log1p auto: applied log(1 + x), the features look like raw counts or TPM "
+                     f"(non-negative, median skewness {skew:.1f}); --no-log1p to switch off")
+    candidates = [list(h) for h in PORTFOLIO] if options.hidden == AUTO else [list(options.hidden)]
+    resolved = replace(options, folds=n_folds, log1p=log1p)
+
+    if n_folds == 1:
+        fitted = _fit_holdout(ds, resolved, candidates, progress, val_ds)
+    else:
+        fitted = _fit_crossfit(ds, resolved, candidates, progress)
+    fitted.notes[:0] = notes
+    return fitted
+
+
+def _choose(cands: list[_Candidate], notes: list[str], what: str) -> tuple[_Candidate, list[dict] | None]:
+    if len(cands) == 1:
+        return cands[0], None
+    best = cands[0]
+    for c in cands[1:]:  # a more complex candidate must win by more than the tie margin
+        if c.score > best.score + TIE:
+            best = c
+    table = [{"hidden": c.hidden, "score": None if not np.isfinite(c.score) else c.score} for c in cands]
+    shown = "; ".join(f"{_describe_hidden(c.hidden)} {abs(c.score):.3f}" for c in cands)
+    notes.append(f"--hidden auto: {_describe_hidden(best.hidden)} chosen by {what} ({shown})")
+    return best, table
+
+
+def _describe_hidden(hidden: list[int]) -> str:
+    return "no hidden layer" if not hidden else "hidden " + ",".join(map(str, hidden))
+
+
+def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
+    if val_ds is None:
+        tr, va, summary = holdout(ds, options.val_size, options.seed)
+        train_ds, scored, scored_rows = ds.subset(tr), ds.subset(va), va
+    else:
+        summary = summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
+        train_ds, scored, scored_rows = ds, val_ds, None
+    cands = []
+    for c, hidden in enumerate(candidates):
+        run = fit_run(train_ds, scored, replace(options, hidden=hidden),
+                      _member_progress(progress, 1, 1, c + 1, len(candidates)))
+        logits = _raw_outputs(run, scored.X)
+        cands.append(_Candidate(hidden, [run], logits, math.nan))
+    notes: list[str] = []
+    shell = _shell_model(ds, cands[0].runs, options)
+    for c in cands:
+        c.score = _score(ds.task, scored.y, _link(shell, c.logits), len(ds.classes))
+    best, table = _choose(cands, notes, "the validation score")
+    run = best.runs[0]
+    chosen = replace(options, hidden=best.hidden)
+    model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
+    calibration = _calibrate(model, best.logits, scored, chosen, notes)
+    history = list(run.result.history)
+    members = [_member_summary(1, run)]
+    return FittedModel(model=model, runs=[run], scored=scored, scored_rows=scored_rows,
+                       proba=_link(model, best.logits), held_out_by=np.ones(scored.n_samples, dtype=np.int64), strategy=summary.strategy, split=summary, history=history,
+                       members=members, options=chosen, calibration=calibration, portfolio=table, notes=notes,
+                       warnings=list(summary.warnings) + list(run.preprocessor.warnings))
+
+
+def _fit_crossfit(ds, options, candidates, progress) -> FittedModel:
+    folds, strategy = kfold(ds, options.folds, 1, options.seed, flag="--folds")
+    cands, interrupted = [], False
+    notes: list[str] = []
+    warnings: list[str] = []
+    scored_rows = np.arange(ds.n_samples)
+    for c, hidden in enumerate(candidates):
+        runs, logits, done = [], None, []
+        for k, fold in enumerate(folds):
+            member_options = replace(options, hidden=hidden, seed=options.seed + k)
+            run = fit_run(ds.subset(fold.train), ds.subset(fold.test), member_options,
+                          _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
+            out = _raw_outputs(run, ds.X[fold.test])
+            if logits is None:
+                logits = np.zeros((ds.n_samples, out.shape[1]))
+            logits[fold.test] = out
+            runs.append(run)
+            done.append(fold.test)
+            if run.result.interrupted:  # Ctrl-C / SIGTERM: ship what is trained, score what it held out
+                interrupted = True
+                break
+        if interrupted:
+            scored_rows = np.sort(np.concatenate(done))
+            cands = [_Candidate(hidden, runs, logits[scored_rows], math.nan)]
+            notes.append(f"interrupted: the model holds the {len(runs)} member(s) trained so far; out-of-fold "
+                         f"scores cover their {len(scored_rows)} held-out rows")
+            break
+        cands.append(_Candidate(hidden, runs, logits, math.nan))
+    scored = ds.subset(scored_rows) if interrupted else ds
+    shell = _shell_model(ds, cands[0].runs[:1], options)
+    for c in cands:
+        c.score = _score(ds.task, scored.y, _link(shell, c.logits), len(ds.classes))
+    best, table = _choose(cands, notes, "out-of-fold score")
+    chosen = replace(options, hidden=best.hidden)
+    for run in best.runs:
+        for w in run.preprocessor.warnings:
+            if w not in warnings:
+                warnings.append(w)
+    history = [{"member": k + 1, **row} for k, run in enumerate(best.runs) for row in run.result.history]
+    members = [_member_summary(k + 1, run) for k, run in enumerate(best.runs)]
+    runs, refit_epochs = list(best.runs), None
+    if options.refit and not interrupted:
+        refit_epochs = int(np.median([run.result.best_epoch for run in best.runs]))
+        refit = fit_run(ds, None, replace(chosen, epochs=max(1, refit_epochs)),
+                        _member_progress(progress, len(folds) + 1, len(folds) + 1, 1, 1))
+        runs.append(refit)
+        notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {refit_epochs} epochs (the "
+                     "members' median best epoch); the out-of-fold scores estimate it")
+        model = _shell_model(ds, [refit], chosen, reference=refit.preprocessor)
+    else:
+        model = _shell_model(ds, best.runs, chosen, reference=_reference_preprocessor(ds, best.runs, chosen))
+    calibration = _calibrate(model, best.logits, scored, chosen, notes)
+    held_out_by = np.zeros(ds.n_samples, dtype=np.int64)
+    for k, fold in enumerate(folds[:len(best.runs)]):
+        held_out_by[fold.test] = k + 1
+    return FittedModel(model=model, runs=runs, scored=scored, scored_rows=scored_rows,
+                       proba=_link(model, best.logits), held_out_by=held_out_by[scored_rows], strategy=strategy, split=None, history=history,
+                       members=members, options=chosen, calibration=calibration, portfolio=table,
+                       refit_epochs=refit_epochs, notes=notes, warnings=warnings)
+
+
+def _member_summary(member: int, run: FittedRun) -> dict:
+    r = run.result
+    return {"member": member, "best_epoch": int(r.best_epoch), "epochs_run": int(r.epochs_run),
+            "stopped_early": bool(r.stopped_early), "best_val_loss": float(r.best_val_loss),
+            "n_train": int(run.X_train.shape[0]), "n_val": None if run.X_val is None else int(run.X_val.shape[0]),
+            "interrupted": bool(r.interrupted)}
+
+
+def _reference_preprocessor(ds: data.Dataset, runs: list[FittedRun], options: TrainOptions) -> data.Preprocessor:
+    """Preprocessing fitted on all rows, kept to the features some member uses: the input features a
+    table must supply and the training statistics of the shift check. Fitted without --top-var, so
+    every member's features are among its own (a feature some member keeps varies on all rows)."""
+    from .fitting import preprocess_config
+
+    ref = data.Preprocessor(replace(preprocess_config(options, bool(options.log1p)), top_var=None))
+    ref.fit(ds.X, ds.feature_names)
+    used = set().union(*(r.preprocessor.kept_features for r in runs))
+    if used == set(ref.kept_features):
+        return ref
+    return ref.restricted([n for n in ref.kept_features if n in used])
+
+
+def _shell_model(ds: data.Dataset, runs: list[FittedRun], options: TrainOptions, reference=None) -> Model:
+    loss = runs[0].setup.loss
+    return Model(members=[Member(r.network, r.preprocessor, r.target_scaling) for r in runs],
+                 preprocessor=reference if reference is not None else runs[0].preprocessor, task=ds.task,
+                 classes=list(ds.classes), feature_names=list(ds.feature_names), target_names=list(ds.target_names),
+                 loss={"name": loss.name, "params": loss.params()})
+
+
+def _calibrate(model: Model, logits: np.ndarray, scored: data.Dataset, options: TrainOptions,
+               notes: list[str]) -> Calibration | None:
+    """Fit the temperature on held-out logits and set it on the model (classification only)."""
+    link = model.output_activation()
+    if not options.calibrate or link not in ("softmax", "sigmoid") or scored.n_samples < 2:
+        return None
+    y = scored.y
+    T = fit_temperature(logits, y, link)
+    model.temperature = T
+    report = calibration_report(logits, y, link, T)
+    notes.append(f"calibrated: temperature {T:.3g} fitted on {report.n} held-out rows; log loss "
+                 f"{report.log_loss_before:.3f} → {report.log_loss_after:.3f}, ECE {report.ece_before:.3f} → "
+                 f"{report.ece_after:.3f}")
+    return report
+
+
+def held_out_frame(fitted: FittedModel):
+    """The held-out predictions as a DataFrame, in predict's columns: the id (or 1-based row), the group,
+    the member that held the row out, the true target, then ``pred_<target>`` and ``prob_<class>``
+    (binary, multiclass), ``pred_<label>``/``prob_<label>`` (multi-label) or ``pred_<target>`` (regression)."""
+    import pandas as pd
+
+    ds, P = fitted.scored, fitted.proba
+    rows = fitted.scored_rows if fitted.scored_rows is not None else np.arange(ds.n_samples)
+    id_name = ds.roles.id if ds.roles is not None and ds.roles.id else "row"
+    cols: dict = {id_name: ds.ids if ds.ids is not None else rows + 1}
+    if ds.groups is not None:
+        cols[ds.roles.group if ds.roles is not None and ds.roles.group else "group"] = ds.groups
+    cols["held_out_by_member"] = fitted.held_out_by
+    classes = np.asarray(ds.classes, dtype=object)
+    target = (ds.target_names or ["label"])[0]
+    if ds.task in data.CLASSIFICATION_TASKS:
+        if P.shape[1] == 1:  # binary sigmoid: P(positive class)
+            P = np.column_stack([1.0 - P[:, 0], P[:, 0]])
+        cols[target] = classes[ds.y]
+        cols[f"pred_{target}"] = classes[P.argmax(axis=1)]
+        for k, c in enumerate(ds.classes):
+            cols[f"prob_{c}"] = P[:, k]
+    elif ds.task == "multilabel":
+        for j, c in enumerate(ds.classes):
+            cols[str(c)] = ds.y[:, j].astype(int)
+        for j, c in enumerate(ds.classes):
+            cols[f"pred_{c}"] = (P[:, j] >= 0.5).astype(int)
+        for j, c in enumerate(ds.classes):
+            cols[f"prob_{c}"] = P[:, j]
+    else:
+        for j, c in enumerate(ds.classes):
+            cols[str(c)] = ds.y[:, j]
+            cols[f"pred_{c}"] = P[:, j]
+    return pd.DataFrame(cols)

@@ -1,0 +1,224 @@
+"""One fitted run: a fresh network trained on one training set and early-stopped on one validation set.
+
+    train rows ─Preprocessor.fit─▶ arrays ─build_loss─▶ loss, targets, weights ─training.fit─▶ FittedRun
+
+``fit_run`` is the single place a network is trained from datasets and options: the hold-out run of
+``train --folds 1``, each member of a cross-fitted ensemble, each fold of ``cv`` and ``tune``, each size of
+a learning curve, and (with no validation set) a refit on all rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .. import config, data, metrics
+from ..config import AUTO, TrainOptions
+from ..engine import MLP
+from ..engine import losses as loss_mod
+from ..errors import ConfigError, DataError
+from ..training import FitResult, fit
+
+__all__ = ["LossSetup", "build_loss", "baseline_output", "FittedRun", "fit_run", "preprocess_config", "resolve_log1p", "SINGLE_RUN_HIDDEN"]
+
+# The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
+# otherwise give an infinite baseline logit.
+_PRIOR_FLOOR = 1e-6
+
+# What ``hidden auto`` means where there is no portfolio to choose from (a single run in a learning curve
+# or a tuning fold): one hidden layer, the portfolio's non-linear member.
+SINGLE_RUN_HIDDEN = [256]
+
+
+def _resolve_loss_name(options: TrainOptions, task: str) -> str:
+    if options.loss != "auto":
+        return options.loss
+    return {"multiclass": "ce", "binary": "bce", "multilabel": "bce", "regression": "mse"}[task]
+
+
+@dataclass
+class LossSetup:
+    """The loss for a task, with how targets and class weights are fed to it.
+
+    Class weights enter where the notes put them: in CE's per-class factor, in BCE's positive and
+    negative weights, and as per-sample weights for focal and hinge.
+    """
+
+    loss: loss_mod.Loss
+    task: str
+    n_outputs: int
+    class_weight: np.ndarray | None  # (K,) per class, or (2, k) negative/positive per label
+
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """Dataset targets shaped as the loss expects: indices for CE, 0/1 columns otherwise."""
+        if self.loss.y_kind == "index":
+            return y.astype(np.int64)
+        if self.task == "binary":
+            return y.reshape(-1, 1).astype(np.float64)
+        return y.astype(np.float64)
+
+    def sample_weight(self, y: np.ndarray) -> np.ndarray | None:
+        """Per-sample weights for losses without a class-weight parameter (focal, hinge)."""
+        if self.class_weight is None or self.loss.name not in ("focal", "hinge"):
+            return None
+        if self.task == "binary":
+            return self.class_weight[y.astype(int).reshape(-1)]
+        Y = y.astype(np.float64)
+        return (Y * self.class_weight[1] + (1 - Y) * self.class_weight[0]).mean(axis=1)
+
+
+def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> LossSetup:
+    """Resolve ``--loss auto``, check it fits the task, and fold in the imbalance options."""
+    task, name = ds.task, _resolve_loss_name(options, ds.task)
+    n_classes = len(ds.classes)
+    if task == "regression" and name not in ("mse", "mae", "huber"):
+        raise ConfigError(f"--loss {name} does not fit a regression target; use mse, mae or huber")
+    if task != "regression" and name in ("mse", "mae", "huber"):
+        raise ConfigError(f"--loss {name} is a regression loss; the task is {task} (use ce, bce, focal or hinge)")
+    if task == "multiclass" and name in ("bce", "focal", "hinge"):
+        raise ConfigError(f"--loss {name} needs a binary or multi-label target; the task is multiclass with {n_classes} classes (use ce)")
+    if task == "multilabel" and name == "ce":
+        raise ConfigError("--loss ce needs one class per sample; the task is multi-label (use bce or focal)")
+    if options.label_smoothing and name != "ce":
+        raise ConfigError(f"--label-smoothing applies to --loss ce only (the loss is {name})")
+    if task == "regression" and options.class_weight not in (None, "none"):
+        raise ConfigError("--class-weight needs a classification target; the task is regression")
+    if options.pos_weight != 1.0 and name != "bce":
+        raise ConfigError(f"--pos-weight applies to --loss bce only (the loss is {name})")
+    if options.focal_alpha is not None and name != "focal":
+        raise ConfigError(f"--focal-alpha applies to --loss focal only (the loss is {name})")
+
+    if task == "multilabel":
+        cw = _multilabel_weights(options.class_weight, y_train, ds.classes)
+    elif task in ("binary", "multiclass"):
+        cw = data.class_weights(y_train, n_classes, options.class_weight, ds.classes)
+    else:
+        cw = None
+
+    if name == "ce":
+        return LossSetup(loss_mod.get("ce", label_smoothing=options.label_smoothing, class_weight=cw), task, n_classes, cw)
+    if task == "regression":
+        return LossSetup(loss_mod.get(name), task, y_train.shape[1], None)
+    n_out = 1 if task == "binary" else y_train.shape[1]
+    if name == "bce":
+        pos, neg = options.pos_weight, 1.0
+        if cw is not None:  # binary: (neg class, pos class); multi-label: (2, k) rows neg, pos
+            neg, pos = cw[0], cw[1] * options.pos_weight
+        loss = loss_mod.get("bce", pos_weight=pos, neg_weight=neg)
+    elif name == "focal":
+        loss = loss_mod.get("focal", gamma=options.focal_gamma, alpha=options.focal_alpha)
+    else:
+        loss = loss_mod.get("hinge")
+    return LossSetup(loss, task, n_out, cw)
+
+
+def _multilabel_weights(spec, Y: np.ndarray, labels: list) -> np.ndarray | None:
+    """Per-label (negative, positive) weights for multi-label BCE: ``balanced`` gives each label
+    n / (2 n_pos) and n / (2 n_neg) like scikit-learn; ``"L1=3,L2=2"`` sets positive weights."""
+    if spec in (None, "none"):
+        return None
+    k = Y.shape[1]
+    if spec == "balanced":
+        pos = Y.sum(axis=0)
+        neg = Y.shape[0] - pos
+        if np.any(pos == 0) or np.any(neg == 0):
+            bad = labels[int(np.flatnonzero((pos == 0) | (neg == 0))[0])]
+            raise DataError(f"--class-weight balanced: label {bad!r} has only one value in the training rows")
+        return np.stack([Y.shape[0] / (2 * neg), Y.shape[0] / (2 * pos)])
+    weights = np.ones((2, k))
+    for item in str(spec).split(","):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in [str(l) for l in labels]:
+            raise ConfigError(f"--class-weight: unknown label {name!r}; labels are {', '.join(map(str, labels))}")
+        try:
+            weights[1, [str(l) for l in labels].index(name)] = float(value)
+        except ValueError:
+            raise ConfigError(f"--class-weight: weight for {name!r} is not a number: {value!r}") from None
+    if np.any(weights <= 0):
+        raise ConfigError("--class-weight: weights must be > 0")
+    return weights
+
+
+def baseline_output(loss: loss_mod.Loss, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """The constant raw output of a model that always predicts the training prior (or mean)."""
+    if loss.y_kind == "index":
+        prior = np.bincount(y.astype(int), minlength=n_classes) / len(y)
+        return np.log(np.clip(prior, _PRIOR_FLOOR, None))
+    if loss.output_activation == "sigmoid":
+        p = np.clip(y.reshape(len(y), -1).mean(axis=0), _PRIOR_FLOOR, 1 - _PRIOR_FLOOR)
+        return np.log(p / (1 - p))
+    return y.reshape(len(y), -1).mean(axis=0)
+
+
+@dataclass
+class FittedRun:
+    """A network trained on one training set, with everything needed to score or save it."""
+
+    network: MLP
+    preprocessor: data.Preprocessor
+    setup: LossSetup
+    result: FitResult
+    target_scaling: dict | None  # regression: the mean and SD the targets were standardised with
+    X_train: np.ndarray  # (n_train, d_kept), preprocessed
+    X_val: np.ndarray | None  # None for a refit without validation
+    y_train: np.ndarray  # targets as the loss sees them (standardised for regression)
+    y_val: np.ndarray | None
+    sample_weight: np.ndarray | None
+    val_sample_weight: np.ndarray | None
+    options: TrainOptions  # as resolved for this run (batch size, epochs, L2 made concrete)
+
+
+def preprocess_config(options: TrainOptions, log1p: bool) -> data.PreprocessConfig:
+    return data.PreprocessConfig(log1p=log1p, top_var=options.top_var, standardize=options.standardize,
+                                 impute=options.impute, scaling=options.scaling)
+
+
+def resolve_log1p(options: TrainOptions, X: np.ndarray) -> tuple[bool, float | None]:
+    """(apply log1p?, the median skewness that made "auto" apply it): ``--log1p`` / ``--no-log1p`` win;
+    "auto" applies it when the features look like raw counts or TPM (``data.looks_like_counts``)."""
+    if options.log1p != AUTO:
+        return bool(options.log1p), None
+    skew = data.looks_like_counts(X)
+    return skew is not None, skew
+
+
+def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainOptions,
+            progress: Callable[[dict], None] | None = None) -> FittedRun:
+    """Preprocessing fitted on ``train_ds`` only, the loss, a fresh network, and ``training.fit``.
+
+    ``options`` may hold "auto" values: they are resolved here for ``train_ds`` (``config.resolve``;
+    ``hidden auto`` is the portfolio's choice for a single run, ``SINGLE_RUN_HIDDEN``). With
+    ``val_ds=None`` the network trains ``options.epochs`` epochs on every row (a refit)."""
+    options = config.resolve(options, train_ds.n_samples)
+    log1p, _ = resolve_log1p(options, train_ds.X)
+    hidden = SINGLE_RUN_HIDDEN if options.hidden == AUTO else options.hidden
+    pre = data.Preprocessor(preprocess_config(options, log1p))
+    pre.fit(train_ds.X, train_ds.feature_names)
+    X_train = pre.transform(train_ds.X, dtype=options.dtype)  # (n_train, d_kept)
+    X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype)  # (n_val, d_kept)
+
+    setup = build_loss(options, train_ds, train_ds.y)
+    y_train = setup.targets(train_ds.y)
+    y_val = None if val_ds is None else setup.targets(val_ds.y)
+    # Validation is weighted like training so that the two curves measure the same thing.
+    sw = setup.sample_weight(train_ds.y)
+    sw_val = None if val_ds is None else setup.sample_weight(val_ds.y)
+
+    target_scaling = None
+    if train_ds.task == "regression":  # train on standardised targets; predictions are scaled back
+        mu, sd = y_train.mean(axis=0), y_train.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        target_scaling = {"mean": mu.tolist(), "sd": sd.tolist()}
+        y_train = (y_train - mu) / sd
+        y_val = None if y_val is None else (y_val - mu) / sd
+
+    n_classes = len(train_ds.classes)
+    net = MLP(X_train.shape[1], hidden, setup.n_outputs, activation=options.activation,
+              dropout=options.dropout, batchnorm=options.batchnorm, seed=options.seed, dtype=options.dtype)
+    result = fit(net, setup.loss, X_train, y_train, X_val, y_val, options.fit_config(), sample_weight=sw,
+                 val_sample_weight=sw_val, metric=metrics.main_metric_from_outputs(train_ds.task, n_classes),
+                 baseline_output=baseline_output(setup.loss, y_train, n_classes), callback=progress)
+    return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val, options)

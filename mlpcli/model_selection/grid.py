@@ -1,0 +1,141 @@
+"""The ``--grid`` syntax of ``tune``: which options may vary, their values, and the points to try."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from ..config import TrainOptions, parse_option_text
+from ..errors import ConfigError
+
+__all__ = ["TUNABLE", "parse_grid", "grid_size", "choose_points", "apply_setting", "format_setting"]
+
+
+# ── the grid ─────────────────────────────────────────────────────────────────────────────────────────────
+
+# Options a grid may vary: everything that shapes the model, its training or its preprocessing.
+# Not: column roles and the task (the data), --val-data, and the seed (tuning a seed fits noise).
+TUNABLE = (
+    "impute", "log1p", "top_var", "standardize", "scaling", "val_size", "folds", "calibrate", "hidden", "activation", "dropout", "batchnorm", "dtype",
+    "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "batch_size", "epochs", "patience", "min_delta",
+    "lr_schedule", "augment_noise", "clip_norm", "loss", "class_weight", "pos_weight", "focal_gamma", "focal_alpha",
+    "label_smoothing",
+)
+# Values of these contain commas (layer widths, LABEL=W pairs), so "|" separates their values.
+_BAR_SEPARATED = ("hidden", "class_weight")
+
+
+def _parse_value(key: str, text: str):
+    """One grid value for option ``key``, parsed as its declaration says (range checks come later)."""
+    t = text.strip()
+    if not t and key != "hidden":
+        raise ConfigError(f"--grid: {key} has an empty value")
+    if key == "hidden" and t.lower() in ("none", "0"):
+        return []
+    try:
+        return parse_option_text(key, t)
+    except ConfigError as exc:
+        raise ConfigError(f"--grid: {key} value {t!r} {str(exc).split(f'{t!r} ', 1)[-1]}") from None
+
+
+def parse_grid(text: str, base: TrainOptions | None = None) -> dict[str, list]:
+    """``"lr=1e-3,1e-2; l2=0,1e-4; hidden=64|128,64"`` -> ``{"lr": [0.001, 0.01], ...}`` (in order).
+
+    ``;`` separates options and ``,`` values, except for ``hidden`` and ``class_weight`` whose
+    values are separated by ``|`` (``hidden=64|128,64`` is [64] or [128, 64]). Keys are train
+    option names, kebab or snake case. Each value is checked against the option's rules (with
+    ``base`` for the other options). Every mistake is a one-line ConfigError naming the key."""
+    if text is None or not str(text).strip():
+        raise ConfigError('--grid is empty; give KEY=VALUES pairs, e.g. "lr=1e-3,1e-2; dropout=0,0.3"')
+    base = base if base is not None else TrainOptions()
+    space: dict[str, list] = {}
+    for part in str(text).split(";"):
+        if not part.strip():
+            continue
+        key_text, sep, values_text = part.partition("=")
+        key = key_text.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"--grid: {part.strip()!r} is not KEY=VALUES (e.g. lr=1e-3,1e-2); separate options with ;")
+        if key not in TUNABLE:
+            if key in {f for f in TrainOptions.__dataclass_fields__}:
+                why = "the seed (tuning it fits noise)" if key == "seed" else "a column role or data option"
+                raise ConfigError(f"--grid: {key_text.strip()!r} cannot be tuned: it is {why}; set it with its own flag")
+            hint = difflib.get_close_matches(key, TUNABLE, n=1)
+            raise ConfigError(f"--grid: unknown option {key_text.strip()!r}"
+                              + (f" (did you mean {hint[0].replace('_', '-')!r}?)" if hint else "")
+                              + "; keys are train option names such as lr, l2, dropout, hidden, patience")
+        if key in space:
+            raise ConfigError(f"--grid: {key} is given twice; list all its values once")
+        sep_char = "|" if key in _BAR_SEPARATED else ","
+        items = values_text.split(sep_char)
+        if not values_text.strip():
+            raise ConfigError(f"--grid: {key} has no values (e.g. {key}={_example(key)})")
+        values: list = []
+        for item in items:
+            if not item.strip() and key not in ("hidden",):
+                raise ConfigError(f"--grid: {key} has an empty value in {values_text.strip()!r}")
+            value = _parse_value(key, item)
+            try:
+                replace(base, **{key: value}).validate()
+            except ConfigError as exc:
+                raise ConfigError(f"--grid: {key}={item.strip()}: {str(exc).split(': ', 1)[-1]}") from None
+            if value not in values:
+                values.append(value)
+        space[key] = values
+    if not space:
+        raise ConfigError('--grid is empty; give KEY=VALUES pairs, e.g. "lr=1e-3,1e-2; dropout=0,0.3"')
+    return space
+
+
+def _example(key: str) -> str:
+    return {"hidden": "64|128,64", "class_weight": "none|balanced"}.get(key, "a,b")
+
+
+def grid_size(space: dict[str, list]) -> int:
+    return math.prod(len(v) for v in space.values())
+
+
+def _point(space: dict[str, list], index: int) -> dict:
+    """The ``index``-th point of the grid in itertools.product order (last key varies fastest)."""
+    out = {}
+    for key in reversed(list(space)):
+        values = space[key]
+        index, j = divmod(index, len(values))
+        out[key] = values[j]
+    return {k: out[k] for k in space}
+
+
+def choose_points(space: dict[str, list], n_random: int | None = None, seed: int = 0) -> tuple[list[tuple[int, dict]], list[str]]:
+    """(grid index, setting) pairs to evaluate: the full grid, or ``n_random`` distinct points drawn
+    with ``seed`` (in grid order). Returns notes too."""
+    size = grid_size(space)
+    if n_random is None:
+        return [(i, _point(space, i)) for i in range(size)], []
+    if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 1:
+        raise ConfigError(f"--random must be a whole number >= 1, got {n_random!r}")
+    if n_random >= size:
+        return ([(i, _point(space, i)) for i in range(size)],
+                [f"--random {n_random} covers the whole grid of {size} points; running all of them"])
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    chosen = np.sort(rng.choice(size, size=n_random, replace=False))
+    return [(int(i), _point(space, int(i))) for i in chosen], [f"{n_random} of {size} grid points drawn at random (seed {seed})"]
+
+
+def apply_setting(options: TrainOptions, setting: dict) -> TrainOptions:
+    return replace(options, **setting)
+
+
+def format_setting(setting: dict) -> str:
+    """``{"lr": 0.001, "hidden": [128, 64]}`` -> ``lr=0.001 hidden=128,64``."""
+    parts = []
+    for k, v in setting.items():
+        if isinstance(v, list):
+            v = ",".join(str(x) for x in v) or "none"
+        elif isinstance(v, float):
+            v = f"{v:g}"
+        parts.append(f"{k.replace('_', '-')}={v}")
+    return " ".join(parts)
+

@@ -1,0 +1,245 @@
+"""Hyperparameter tuning by grouped cross-validation: never on a test set.
+
+    every grid point ─cross_validation.fit_and_score on each fold─▶ mean ± SD ─▶ ranked
+    nested=True: an outer grouped CV whose every training part is tuned by its own inner CV; the
+                 winner is refitted on the outer training part and scored on the outer test fold
+
+Each grid point is scored as ``train --folds 1`` would train it (one network, early-stopped on a
+grouped hold-out of the fold's training part): a K-member ensemble per point and fold would cost K
+times as much for the same ranking. The model ``--refit`` ships is ``train``'s, with the winner's
+setting (a cross-fitted ensemble by default). Repeat r reshuffles the folds and seeds the networks
+with ``seed + r``; all grid points of a repeat share that seed, so they are compared on equal terms.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from .. import data, metrics
+from ..config import TrainOptions
+from ..errors import DataError
+from ..parallel import Plan, run
+from .cross_validation import FoldScore, _fold_warnings, check_cv_options, fit_and_score, finite, mean_sd, with_seed
+from .grid import apply_setting, choose_points, grid_size
+from .splits import Fold, kfold
+
+__all__ = ["PointResult", "OuterFold", "TuneResult", "tune", "best_options", "SCORED_AS"]
+
+# What each grid point is scored as (see the module docstring).
+SCORED_AS = "one network per fold (--folds 1: early stopping on a grouped hold-out of the fold's training part)"
+
+
+# ── tuning ───────────────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class PointResult:
+    index: int  # position in the full grid
+    setting: dict
+    scores: list[float]  # main metric per (repeat, fold)
+    mean: float | None
+    sd: float | None
+    rank: int = 0
+    seconds: float = 0.0
+    epochs: list[int] = field(default_factory=list)  # best epoch per fold
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "grid_index": self.index, "setting": self.setting, "mean": self.mean,
+                "sd": self.sd, "scores": [finite(s) for s in self.scores], "best_epochs": self.epochs,
+                "seconds": self.seconds}
+
+
+@dataclass
+class OuterFold:
+    fold: int  # 0-based
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+    chosen: dict  # the setting the inner tuning picked
+    inner_mean: float | None
+    inner_sd: float | None
+    score: float  # main metric on the outer test fold
+    metrics: dict
+    inner: list[PointResult]
+
+    def to_dict(self) -> dict:
+        return {"fold": self.fold + 1, "n_train": int(len(self.train_rows)), "n_test": int(len(self.test_rows)),
+                "chosen": self.chosen, "inner_mean": self.inner_mean, "inner_sd": self.inner_sd,
+                "score": finite(self.score), "metrics": self.metrics,
+                "inner": [p.to_dict() for p in self.inner]}
+
+
+@dataclass
+class TuneResult:
+    task: str
+    metric: str
+    higher_is_better: bool
+    space: dict[str, list]
+    grid_size: int
+    strategy: str
+    folds: int
+    repeats: int
+    points: list[PointResult]  # ranked, best first
+    nested: list[OuterFold] | None = None
+    nested_strategy: str | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def best(self) -> PointResult:
+        return self.points[0]
+
+    def nested_summary(self) -> dict | None:
+        if self.nested is None:
+            return None
+        mean, sd = mean_sd(o.score for o in self.nested)
+        return {"mean": mean, "sd": sd, "folds": len(self.nested)}
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task, "metric": self.metric, "higher_is_better": self.higher_is_better,
+            "grid": self.space, "grid_size": self.grid_size, "evaluated": len(self.points),
+            "strategy": self.strategy, "folds": self.folds, "repeats": self.repeats,
+            "best": self.best.to_dict(), "points": [p.to_dict() for p in self.points],
+            "nested": None if self.nested is None else {
+                "strategy": self.nested_strategy, **self.nested_summary(),
+                "outer_folds": [o.to_dict() for o in self.nested]},
+            "seconds": self.seconds, "notes": self.notes, "warnings": self.warnings,
+        }
+
+    def results_frame(self):
+        """The ranked points as a DataFrame, one row per point; with nested CV also one row per
+        (outer fold, point) of the inner tunings, with the outer test score of the chosen one."""
+        import pandas as pd
+
+        def row(p: PointResult, **extra) -> dict:
+            r = {**extra, "rank": p.rank}
+            for k in self.space:
+                v = p.setting[k]
+                r[k] = ",".join(map(str, v)) if isinstance(v, list) else v
+            r[f"mean_{self.metric}"] = p.mean
+            r[f"sd_{self.metric}"] = p.sd
+            for i, s in enumerate(p.scores):
+                r[f"score_{i + 1}"] = finite(s)
+            r["seconds"] = round(p.seconds, 3)
+            return r
+
+        if self.nested is None:
+            return pd.DataFrame([row(p) for p in self.points])
+        # the tuning on all data first (scope "all"), then each outer fold's inner tuning
+        rows = [{**row(p, scope="all"), "chosen": p.rank == 1, f"outer_{self.metric}": None} for p in self.points]
+        for o in self.nested:
+            for p in o.inner:
+                chosen = p.setting == o.chosen
+                rows.append({**row(p, scope=f"outer fold {o.fold + 1}"), "chosen": chosen,
+                             f"outer_{self.metric}": finite(o.score) if chosen else None})
+        return pd.DataFrame(rows)
+
+
+def _rank(points: list[PointResult], higher: bool) -> list[PointResult]:
+    """Best first: by mean score, then smaller SD, then grid order; undefined scores last."""
+    def key(p: PointResult):
+        if p.mean is None:
+            return (1, 0.0, 0.0, p.index)
+        return (0, -p.mean if higher else p.mean, p.sd or 0.0, p.index)
+
+    ranked = sorted(points, key=key)
+    for i, p in enumerate(ranked, 1):
+        p.rank = i
+    return ranked
+
+
+def _collect(points: list[tuple[int, dict]], scores: list[FoldScore], per_point: int, higher: bool) -> list[PointResult]:
+    out = []
+    for j, (index, setting) in enumerate(points):
+        chunk = scores[j * per_point : (j + 1) * per_point]
+        mean, sd = mean_sd(s.score for s in chunk)
+        out.append(PointResult(index=index, setting=setting, scores=[s.score for s in chunk], mean=mean, sd=sd,
+                               seconds=sum(s.seconds for s in chunk), epochs=[s.best_epoch for s in chunk]))
+    return _rank(out, higher)
+
+
+def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds: int = 5, repeats: int = 1,
+         n_random: int | None = None, nested: bool = False, outer_folds: int = 5, plan: Plan = Plan(),
+         progress: Callable[[int, int], None] | None = None) -> TuneResult:
+    """Score every chosen grid point by grouped CV on ``ds`` and rank them.
+
+    ``nested=True`` also estimates how well the tuning itself generalises: an outer grouped CV
+    (``outer_folds``) whose every training part is tuned by its own inner grouped CV (``folds``);
+    the best inner setting is refitted on the outer training part and scored on the outer test
+    fold, which the inner tuning never sees. The ranked table (and the setting to refit) always
+    comes from tuning on all of ``ds``."""
+    check_cv_options(options)
+    if ds.y is None or ds.task is None:
+        raise DataError("the table has no target column; name it with --target")
+    started = time.perf_counter()
+    points, notes = choose_points(space, n_random, options.seed)
+    notes.append(f"each setting is scored as {SCORED_AS}")
+    options = replace(options, folds=1, refit=False)  # a grid may still set folds
+    metric = metrics.main_metric_name(ds.task)
+    higher = metrics.higher_is_better(metric)
+
+    fold_list, strategy = kfold(ds, folds, repeats, options.seed)
+    tasks = [(fit_and_score, (ds, f.train, f.test, with_seed(apply_setting(options, setting), f.repeat),
+                              ("grid", j, f.repeat, f.fold)))
+             for j, (_, setting) in enumerate(points) for f in fold_list]
+    per_point = len(fold_list)
+
+    outer: list[Fold] = []
+    inner_slices: list[tuple[int, int]] = []
+    outer_strategy = None
+    if nested:
+        outer, outer_strategy = kfold(ds, outer_folds, 1, options.seed, flag="--outer-folds")
+        for o in outer:
+            # inner folds are built on the outer training rows only, then mapped back to ds's rows
+            inner_ds = ds.subset(o.train)
+            try:
+                inner_folds, _ = kfold(inner_ds, folds, repeats, options.seed)
+            except DataError as exc:
+                raise DataError(f"outer fold {o.fold + 1} (--nested): {exc}") from None
+            first = len(tasks)
+            for j, (_, setting) in enumerate(points):
+                for f in inner_folds:
+                    tasks.append((fit_and_score, (ds, o.train[f.train], o.train[f.test],
+                                                  with_seed(apply_setting(options, setting), f.repeat),
+                                                  ("inner", o.fold, j, f.repeat, f.fold))))
+            inner_slices.append((first, len(inner_folds)))
+
+    n_outer = len(outer)
+    total = len(tasks) + n_outer
+
+    def stage_progress(offset):
+        return None if progress is None else (lambda done, _total: progress(offset + done, total))
+
+    scores = run(tasks, plan, shared=[ds], progress=stage_progress(0))
+    ranked = _collect(points, scores[:len(points) * per_point], per_point, higher)
+
+    nested_result = None
+    if nested:
+        chosen_per_fold, inner_per_fold = [], []
+        for o, (first, per) in zip(outer, inner_slices):
+            inner = _collect(points, scores[first : first + len(points) * per], per, higher)
+            inner_per_fold.append(inner)
+            chosen_per_fold.append(inner[0])
+        refits = [(fit_and_score, (ds, o.train, o.test, apply_setting(options, best.setting), ("outer", o.fold, 0, o.fold)))
+                  for o, best in zip(outer, chosen_per_fold)]
+        outer_scores = run(refits, plan, shared=[ds], progress=stage_progress(len(tasks)))
+        nested_result = [
+            OuterFold(fold=o.fold, train_rows=o.train, test_rows=o.test, chosen=best.setting, inner_mean=best.mean,
+                      inner_sd=best.sd, score=s.score, metrics=s.metrics, inner=inner)
+            for o, best, s, inner in zip(outer, chosen_per_fold, outer_scores, inner_per_fold)
+        ]
+    warn = _fold_warnings(ds, fold_list, scores[:len(points) * per_point])
+    return TuneResult(task=ds.task, metric=metric, higher_is_better=higher, space=space, grid_size=grid_size(space),
+                      strategy=strategy, folds=folds, repeats=repeats, points=ranked, nested=nested_result,
+                      nested_strategy=outer_strategy, seconds=time.perf_counter() - started, notes=notes,
+                      warnings=warn)
+
+
+def best_options(options: TrainOptions, result: TuneResult) -> TrainOptions:
+    """``options`` with the best setting applied (what ``--refit`` trains)."""
+    return apply_setting(options, result.best.setting)
