@@ -3,11 +3,7 @@ several training-set sizes to draw the sample-size learning curve (``--learning-
 
 from __future__ import annotations
 
-import math
-import os
 import re
-import zipfile
-from dataclasses import dataclass, field
 
 import click
 from click.core import ParameterSource
@@ -16,7 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
+from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
     CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
     stderr_console, stdout_console, threads_option,
@@ -74,177 +71,13 @@ _EVIDENCE_ROWS = [
     ("runner_up_score", "rule score of the runner-up"),
 ]
 
-_CURVE_COLUMNS = {"loss": ("train_loss", "val_loss"), "metric": ("train_metric", "val_metric")}
-_TABLE_SUFFIX = re.compile(r"\.(csv|tsv|txt)(\.(gz|bz2|xz|zip))?$|\.parquet$", re.IGNORECASE)
 _CURVE_ONLY = ("curves", "higher_is_better", "baseline")
 _LEARNING_CURVE_ONLY = ("fractions", "n_jobs", "threads", "quiet", "config")
 _SHARED = ("source", "plot_path", "chart", "learning", "as_json", "debug")  # every other option is a train option
 
 
-# --------------------------------------------------------------------------- reading the curves
-@dataclass
-class _Curves:
-    """The two curves to read and what is known about them."""
-
-    source: str
-    kind: str  # "model" | "history"
-    curves: str  # "loss" | "metric"
-    name: str  # what the curves measure, for labels: "loss", "balanced accuracy", ...
-    train: list[float]
-    val: list[float]
-    train_eval: list[float] | None = None
-    baseline: float | None = None
-    baseline_note: str | None = None
-    higher_is_better: bool = False
-    stochastic: bool = False
-    checkpoint_epoch: int | None = None  # the epoch whose weights were kept, when known
-    notes: list[str] = field(default_factory=list)
-
-
-def _is_model_file(path: str) -> bool:
-    """A zip holding model.json, or any zip / .mlp file not named like a table (the model loader
-    then says what is wrong with it)."""
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as zf:
-                if "model.json" in zf.namelist():
-                    return True
-        except (zipfile.BadZipFile, OSError):
-            return True
-        return not _TABLE_SUFFIX.search(path)
-    return path.lower().endswith(".mlp")
-
-
-def _read_curves(source: str, curves: str, higher_is_better: bool | None, baseline: float | None) -> _Curves:
-    if source != "-":
-        if not os.path.exists(source):
-            raise DataError(f"file not found: {source}")
-        if os.path.isdir(source):
-            raise DataError(f"{source} is a directory; give a model file or a history table")
-        if _is_model_file(source):
-            c = _curves_from_model(source, curves, higher_is_better)
-            return _override_baseline(c, baseline)
-    return _override_baseline(_curves_from_table(source, curves, higher_is_better), baseline)
-
-
-def _override_baseline(c: _Curves, baseline: float | None) -> _Curves:
-    if baseline is not None:
-        c.baseline, c.baseline_note = baseline, "given with --baseline"
-    return c
-
-
-def _curves_from_model(path: str, curves: str, higher_is_better: bool | None) -> _Curves:
-    from .. import model_io
-
-    model = model_io.load(path)
-    h = model.history
-    tk, vk = _CURVE_COLUMNS[curves]
-    if not h:
-        raise DataError(f"{path}: the model file holds no training history to diagnose")
-    if any(tk not in row or vk not in row for row in h):
-        raise DataError(f"{path}: the model's history has no {tk}/{vk} (it has {', '.join(h[0])})")
-    cfg = model.config or {}
-    c = _Curves(source=path, kind="model", curves=curves, name="loss", train=[_num(r[tk]) for r in h],
-                val=[_num(r[vk]) for r in h],
-                stochastic=bool(cfg.get("dropout") or cfg.get("augment_noise")),
-                checkpoint_epoch=(model.fit or {}).get("best_epoch") or None)
-    if curves == "loss":
-        if all("train_loss_eval" in r for r in h):
-            c.train_eval = [_num(r["train_loss_eval"]) for r in h]
-        c.baseline = (model.baseline or {}).get("val_loss")
-        c.baseline_note = "loss of always predicting the training prior" if c.baseline is not None else None
-        c.name = f"loss ({model.loss.get('name', '?')})"
-        return c
-    metric = (model.fit or {}).get("metric") or ("rmse" if model.task == "regression" else "balanced_accuracy")
-    c.name = metric.replace("_", " ") + (" (standardised targets)" if metric == "rmse" else "")
-    c.higher_is_better = metric != "rmse" if higher_is_better is None else higher_is_better
-    c.baseline, c.baseline_note = _metric_baseline(model, metric)
-    return c
-
-
-def _metric_baseline(model, metric: str) -> tuple[float | None, str | None]:
-    """The no-skill value of the per-epoch metric: balanced accuracy 1/K over the validation
-    classes (0.5 per label for multi-label); RMSE of the mean from the MSE baseline."""
-    if metric == "balanced_accuracy":
-        if model.task == "multilabel":
-            return 0.5, "balanced accuracy of a constant prediction"
-        present = [k for k, v in (model.split or {}).get("class_counts_val", {}).items() if v]
-        k = len(present) or len(model.classes)
-        return (1.0 / k, f"balanced accuracy of a constant prediction (1/{k})") if k >= 2 else (None, None)
-    base = (model.baseline or {}).get("val_loss")
-    if metric == "rmse" and model.loss.get("name") == "mse" and base is not None:
-        # MSE per sample is 1/2 sum_k r^2, so the RMSE over all k outputs is sqrt(2 MSE / k)
-        return math.sqrt(2.0 * base / max(1, model.network.n_outputs)), "RMSE of predicting the training mean"
-    return None, None
-
-
-def _num(v) -> float:
-    try:
-        return float("nan") if v is None else float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) -> _Curves:
-    import numpy as np
-    import pandas as pd
-
-    from .. import data
-
-    frame = data.read_table(path)
-    tk, vk = _CURVE_COLUMNS[curves]
-    missing = [k for k in (tk, vk) if k not in frame.columns]
-    if missing:
-        flag = "" if curves == "loss" else " with --metric metric"
-        raise DataError(f"{path} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
-                        f"{tk} and {vk} (columns present: {', '.join(map(str, frame.columns[:12]))}"
-                        f"{' ...' if len(frame.columns) > 12 else ''})")
-
-    def column(name: str) -> list[float]:
-        values = pd.to_numeric(frame[name], errors="coerce")
-        bad = values.isna() & frame[name].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: column {name!r} holds a non-numeric value {frame[name].iloc[i]!r} "
-                            f"(data row {i + 1})")
-        return values.astype(float).tolist()
-
-    c = _Curves(source="standard input" if path == "-" else path, kind="history", curves=curves, name=curves,
-                train=column(tk), val=column(vk))
-    if curves == "loss" and "train_loss_eval" in frame.columns:
-        c.train_eval = column("train_loss_eval")
-    if "best_epoch" in frame.columns:  # `train --history` records the kept epoch on every row
-        last = pd.to_numeric(frame["best_epoch"], errors="coerce").dropna()
-        c.checkpoint_epoch = int(last.iloc[-1]) if len(last) and last.iloc[-1] >= 1 else None
-    if curves == "metric":
-        c.higher_is_better = _infer_higher(c, higher_is_better)
-    return c
-
-
-def _infer_higher(c: _Curves, given: bool | None) -> bool:
-    """A score in [0, 1] whose training curve rises (accuracy, AUROC) is higher-is-better; else an
-    error such as RMSE. Said on stderr, with the flag that overrides it."""
-    import numpy as np
-
-    if given is not None:
-        return given
-    tr, va = np.asarray(c.train, dtype=float), np.asarray(c.val, dtype=float)
-    keep = np.isfinite(tr) & np.isfinite(va)
-    tr, va = tr[keep], va[keep]
-    k = max(1, min(3, len(tr) // 3))
-    in_unit = tr.size > 0 and min(tr.min(), va.min()) >= 0 and max(tr.max(), va.max()) <= 1
-    # both curves together: a training score pinned at 1.0 from epoch 2 does not rise any more
-    rising = len(tr) >= 2 and (tr[-k:].mean() - tr[:k].mean()) + (va[-k:].mean() - va[:k].mean()) > 0
-    higher = bool(in_unit and rising)
-    why = ("values in [0, 1] and the curves rise" if higher else
-           "the curves fall" if in_unit else "values outside [0, 1]")
-    c.notes.append(f"--metric metric: reading {'higher' if higher else 'lower'} values as better ({why}); "
-                   f"pass --{'lower' if higher else 'higher'}-is-better if that is wrong")
-    return higher
-
-
 # --------------------------------------------------------------------------- rendering
-def _chart(c: _Curves, best_epoch: int | None) -> Text:
+def _chart(c: Curves, best_epoch: int | None) -> Text:
     from ..plotting import BOTH_CHAR, TRAIN_CHAR, VAL_CHAR, terminal_chart
 
     chart = Text(terminal_chart(c.train, c.val, best_epoch=best_epoch, baseline=c.baseline,
@@ -256,7 +89,7 @@ def _chart(c: _Curves, best_epoch: int | None) -> Text:
     return chart
 
 
-def _verdict_panel(c: _Curves, d, best_epoch: int | None, chart: bool = True) -> Panel:
+def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> Panel:
     ev = d.evidence
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("evidence")
@@ -404,16 +237,10 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
 
 
 def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json) -> None:
-    from ..diagnosis import diagnose as label_curves
-
     if higher_is_better is not None and curves == "loss":
         raise click.UsageError("--higher-is-better/--lower-is-better apply to --metric metric (losses are lower-is-better)")
-    c = _read_curves(source, curves, higher_is_better, baseline)
-    try:
-        d = label_curves(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
-                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better)
-    except DataError as exc:
-        raise DataError(f"{c.source}: {exc}") from None
+    c = read_curves(source, curves, higher_is_better, baseline)
+    d = diagnose_curves(c)
     best = c.checkpoint_epoch or d.evidence.get("best_epoch")
     if plot_path:
         from ..plotting import plot_curves

@@ -64,20 +64,6 @@ class _Progress(StderrBar):
             self.console.print(f"epoch {row['epoch']}/{self.epochs}  {info}")
 
 
-def _history_csv(history: list[dict]) -> str:
-    import csv
-    import io
-
-    if not history:
-        return "epoch,train_loss,val_loss\n"
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buf.getvalue()
-
-
 def _split_table(split: dict) -> Table:
     table = Table(title=f"Split: {split['strategy']}", title_justify="left")
     table.add_column("")
@@ -225,7 +211,9 @@ def train(data_file, out, history_path, threads, quiet, as_json, debug, **params
     outcome.model.provenance["threads"] = threads
     model_io.save(outcome.model, out)
     if history_path:
-        write_text_atomic(history_path, _history_csv(outcome.fit.history))
+        from ..history import history_csv
+
+        write_text_atomic(history_path, history_csv(outcome.fit.history))
 
     if as_json:
         print_json({
