@@ -6,6 +6,27 @@ A history is a list of per-epoch row dicts as the fit loop records them (``epoch
 ``lr``, ``best_epoch``, ``seconds``). ``history_csv`` writes it as CSV and ``read_history`` parses
 such a table back; ``read_curves`` picks the two curves to label and what is known about them (the
 no-skill baseline, the kept epoch, dropout) and ``diagnose_curves`` labels them.
+
+Ensembles
+---------
+The history of a cross-fitted ensemble has a ``member`` key first in each row (1, 2, ...): one
+row per member and epoch. Its members are read into ``Curves.members`` and the curves that get
+labelled are their **mean curves** (``mean_curve``):
+
+- at each epoch the mean is taken over the members still running (members stop at different
+  epochs under early stopping);
+- while every member runs it is the plain mean; once a member has stopped, the mean moves on by
+  the mean epoch-to-epoch change of the members still running (a chain-linked mean). A plain mean
+  would jump when a member leaves, by that member's distance from the others (folds' validation
+  losses differ by 5-30 % of their level), and a jump reads as a rise or a fall. A member's
+  missing epoch is bridged linearly so its change across the gap still counts;
+- it ends at the last epoch at which more than half of the members are still running (the median
+  member's length, the lower one for an even count): later epochs describe a minority, in the end
+  one long member, not the ensemble.
+
+Beside it, ``Curves.val_spread`` holds the s.d. across the running members of their validation
+curves, per epoch (``spread_curve``): how much the validation value depends on which fold
+validates. ``diagnose_curves`` hands it to the labeller as evidence of noise.
 """
 
 from __future__ import annotations
@@ -18,14 +39,17 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .errors import DataError
 
-__all__ = ["CURVE_COLUMNS", "Curves", "history_csv", "read_history", "curves_from_history", "read_curves",
-           "diagnose_curves"]
+__all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "read_history", "split_members",
+           "majority_length", "mean_curve", "spread_curve", "curves_from_history", "read_curves", "diagnose_curves"]
 
 # The two columns behind each kind of curve ``read_curves`` reads.
 CURVE_COLUMNS = {"loss": ("train_loss", "val_loss"), "metric": ("train_metric", "val_metric")}
-_INT_COLUMNS = ("epoch", "best_epoch")  # read back as int; every other numeric column as float
+MEMBER = "member"  # the key (and column) numbering an ensemble's members from 1
+_INT_COLUMNS = (MEMBER, "epoch", "best_epoch")  # read back as int; every other numeric column as float
 _TABLE_SUFFIX = re.compile(r"\.(csv|tsv|txt)(\.(gz|bz2|xz|zip))?$|\.parquet$", re.IGNORECASE)
 
 
@@ -49,7 +73,7 @@ def history_csv(history: list[dict]) -> str:
 
 def read_history(source: str) -> list[dict]:
     """Parse a history table (any format ``data.read_table`` reads; ``"-"`` is standard input) back
-    into per-epoch rows: ``epoch`` and ``best_epoch`` as int, other numeric columns as float
+    into per-epoch rows: ``member``, ``epoch`` and ``best_epoch`` as int, other numeric columns as float
     (an empty cell is NaN), a column holding text as its strings. ``history_csv`` round-trips
     through it (to 6 significant digits)."""
     return _rows(_read_frame(source))
@@ -78,14 +102,129 @@ def _rows(frame) -> list[dict]:
     return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
+# --------------------------------------------------------------------------- ensemble members
+def split_members(history: list[dict], source: str = "history") -> list[tuple[int, list[dict]]] | None:
+    """An ensemble's rows grouped by member, ``[(member, rows), ...]`` in member order, each
+    member's rows in their recorded order; None for a single network's history (no ``member``).
+
+    Raises DataError when only some rows have a member, or a member is not a whole number >= 1."""
+    has = [MEMBER in row for row in history]
+    if not any(has):
+        return None
+    if not all(has):
+        i = has.index(False)
+        raise DataError(f"{source}: row {i + 1} has no {MEMBER} number while others have one; an ensemble's "
+                        f"history has one row per member and epoch")
+    groups: dict[int, list[dict]] = {}
+    for i, row in enumerate(history):
+        m = row[MEMBER]
+        number = _num(m)
+        if not (math.isfinite(number) and number >= 1 and number == int(number)) or isinstance(m, bool):
+            raise DataError(f"{source}: {MEMBER} {m!r} in row {i + 1} is not a member number (1, 2, ...)")
+        groups.setdefault(int(number), []).append(row)
+    return sorted(groups.items())
+
+
+def majority_length(lengths: list[int]) -> int:
+    """The last epoch at which more than half of the members are still running: the median
+    length (the lower median for an even count). 0 for no members."""
+    if not lengths:
+        return 0
+    return sorted(lengths)[(len(lengths) - 1) // 2]
+
+
+def _stack(curves) -> np.ndarray:
+    out = np.full((len(curves), max((len(c) for c in curves), default=0)), np.nan)  # (K, longest)
+    for k, c in enumerate(curves):
+        out[k, :len(c)] = np.asarray(c, dtype=float)
+    return out
+
+
+def _bridge(y: np.ndarray) -> np.ndarray:
+    """(n,) with NaN between two finite values filled in linearly, so that a member's change
+    across a missing epoch still counts in the chain (leading and trailing NaN are kept)."""
+    ok = np.isfinite(y)
+    if ok.sum() < 2:
+        return y
+    idx = np.arange(len(y))
+    inner = ~ok & (idx > idx[ok][0]) & (idx < idx[ok][-1])
+    out = y.copy()
+    out[inner] = np.interp(idx[inner], idx[ok], y[ok])
+    return out
+
+
+def mean_curve(curves: list[list[float]]) -> list[float]:
+    """The members' mean curve (see "Ensembles" above): chain-linked over the members still
+    running, ending at ``majority_length``. curves: one per member, of their own lengths (NaN =
+    missing). Returns (majority_length,) values; NaN where no member has a value."""
+    n = majority_length([len(c) for c in curves])
+    raw = _stack(curves)[:, :n]  # (K, n), NaN after a member's last epoch
+    y = np.array([_bridge(row) for row in raw]).reshape(raw.shape)  # (K, n)
+    out = np.full(n, np.nan)
+    for t in range(n):
+        if t and np.isfinite(out[t - 1]):
+            # every member running at t also ran at t - 1, so this is the running members' change
+            step = y[:, t] - y[:, t - 1]
+            step = step[np.isfinite(step)]
+            if step.size:
+                out[t] = out[t - 1] + step.mean()
+                continue
+        now = y[:, t][np.isfinite(y[:, t])]  # the first epoch (or after a gap in every member)
+        if now.size:
+            out[t] = now.mean()
+    out[~np.isfinite(raw).any(axis=0)] = np.nan  # no member measured this epoch: nothing to show
+    return out.tolist()
+
+
+def spread_curve(curves: list[list[float]]) -> list[float]:
+    """Per epoch of the mean curve, the sample s.d. (ddof 1) across the members with a value there;
+    NaN where fewer than two have one. Returns (majority_length,) values."""
+    n = majority_length([len(c) for c in curves])
+    y = _stack(curves)[:, :n]  # (K, n)
+    out = np.full(n, np.nan)
+    for t in range(n):
+        now = y[:, t][np.isfinite(y[:, t])]
+        if now.size >= 2:
+            out[t] = now.std(ddof=1)
+    return out.tolist()
+
+
+@dataclass
+class MemberCurves:
+    """One ensemble member's curves (its own length: members stop at different epochs)."""
+
+    member: int  # 1-based
+    train: list[float]
+    val: list[float]
+    train_eval: list[float] | None = None
+    best_epoch: int | None = None  # the kept epoch when recorded, else the epoch of lowest val_loss
+
+    def to_dict(self) -> dict:
+        """``{"member", "epochs", "best_epoch"}`` for ``--json``."""
+        return {"member": self.member, "epochs": len(self.train), "best_epoch": self.best_epoch}
+
+
+def _member_curves(member: int, rows: list[dict], curves: str) -> MemberCurves:
+    one = _single_curves(rows, curves)
+    best = one.checkpoint_epoch
+    if best is None:  # what early stopping keeps (min_delta 0): the lowest validation loss
+        losses = [_num(r.get("val_loss")) for r in rows]
+        finite = [(v, e) for e, v in enumerate(losses, 1) if math.isfinite(v)]
+        best = min(finite)[1] if finite else None
+    return MemberCurves(member, one.train, one.val, one.train_eval, best)
+
+
 # --------------------------------------------------------------------------- the curves to diagnose
 @dataclass
 class Curves:
     """The two curves to label and what is known about them.
 
-    ``train``/``val`` are per-epoch values (NaN = missing), epoch k being the k-th;
-    ``checkpoint_epoch`` is the epoch whose weights were kept, when recorded; ``notes`` are
-    remarks for the user (e.g. how the direction of a metric was inferred).
+    ``train``/``val`` are per-epoch values (NaN = missing), epoch k being the k-th; for an
+    ensemble they are the members' mean curves (module docstring), with the members' own curves
+    in ``members`` and the per-epoch s.d. of validation across them in ``val_spread``.
+    ``checkpoint_epoch`` is the epoch whose weights were kept, when recorded (None for an
+    ensemble: each member kept its own); ``notes`` are remarks for the user (e.g. how the
+    direction of a metric was inferred).
     """
 
     source: str
@@ -101,6 +240,8 @@ class Curves:
     stochastic: bool = False  # dropout or noise augmentation was active while training
     checkpoint_epoch: int | None = None
     notes: list[str] = field(default_factory=list)
+    members: list[MemberCurves] = field(default_factory=list)  # an ensemble's members; empty otherwise
+    val_spread: list[float] | None = None  # (len(val),) s.d. across members; None without members
 
 
 def _num(v) -> float:
@@ -113,7 +254,22 @@ def _num(v) -> float:
 def curves_from_history(history: list[dict], curves: str = "loss", *, source: str = "history",
                         kind: str = "history") -> Curves:
     """The ``curves`` ("loss" or "metric") of per-epoch rows, with the kept epoch when the rows
-    record it (``best_epoch``). The caller checks that the rows hold the curve columns."""
+    record it (``best_epoch``); for an ensemble's rows (with ``member``), the members' curves and
+    their mean and spread. The caller checks that the rows hold the curve columns."""
+    members = split_members(history, source)
+    c = _single_curves(history, curves, source, kind) if members is None else Curves(
+        source=source, kind=kind, curves=curves, name=curves, train=[], val=[])
+    if members:
+        c.members = [_member_curves(m, rows, curves) for m, rows in members]
+        c.train = mean_curve([m.train for m in c.members])
+        c.val = mean_curve([m.val for m in c.members])
+        if all(m.train_eval is not None for m in c.members):
+            c.train_eval = mean_curve([m.train_eval for m in c.members])
+        c.val_spread = spread_curve([m.val for m in c.members])
+    return c
+
+
+def _single_curves(history: list[dict], curves: str, source: str = "history", kind: str = "history") -> Curves:
     tk, vk = CURVE_COLUMNS[curves]
     c = Curves(source=source, kind=kind, curves=curves, name=curves, train=[_num(r[tk]) for r in history],
                val=[_num(r[vk]) for r in history])
@@ -158,7 +314,8 @@ def diagnose_curves(c: Curves):
 
     try:
         return diagnose(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
-                        stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better)
+                        stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
+                        member_spread=c.val_spread)
     except DataError as exc:
         raise DataError(f"{c.source}: {exc}") from None
 
@@ -196,7 +353,10 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None) ->
     cfg, fit = model.config or {}, model.fit or {}
     c = curves_from_history(h, curves, source=path, kind="model")
     c.stochastic = bool(cfg.get("dropout") or cfg.get("augment_noise"))
-    c.checkpoint_epoch = fit.get("best_epoch") or None
+    c.checkpoint_epoch = None if c.members else fit.get("best_epoch") or None
+    recorded = {m.get(MEMBER): m.get("best_epoch") for m in fit.get("members") or [] if isinstance(m, dict)}
+    for m in c.members:
+        m.best_epoch = recorded.get(m.member) or m.best_epoch
     if curves == "loss":
         c.baseline = (model.baseline or {}).get("val_loss")
         c.baseline_note = "loss of always predicting the training prior" if c.baseline is not None else None
@@ -234,7 +394,7 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) ->
         raise DataError(f"{path} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
                         f"{tk} and {vk} (columns present: {', '.join(map(str, frame.columns[:12]))}"
                         f"{' ...' if len(frame.columns) > 12 else ''})")
-    for name in (tk, vk, "train_loss_eval"):
+    for name in (MEMBER, tk, vk, "train_loss_eval"):
         if name in frame.columns:
             _check_numeric(frame, name, path)
     c = curves_from_history(_rows(frame), curves, source="standard input" if path == "-" else path)
@@ -245,7 +405,6 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) ->
 
 def _check_numeric(frame, name: str, path: str) -> None:
     """A curve column holding text is an error naming the value and its row (not a silent NaN)."""
-    import numpy as np
     import pandas as pd
 
     bad = pd.to_numeric(frame[name], errors="coerce").isna() & frame[name].notna()
@@ -258,8 +417,6 @@ def _check_numeric(frame, name: str, path: str) -> None:
 def _infer_higher(c: Curves, given: bool | None) -> bool:
     """A score in [0, 1] whose training curve rises (accuracy, AUROC) is higher-is-better; else an
     error such as RMSE. Said in the notes, with the flag that overrides it."""
-    import numpy as np
-
     if given is not None:
         return given
     tr, va = np.asarray(c.train, dtype=float), np.asarray(c.val, dtype=float)

@@ -14,11 +14,16 @@ from mlpcli.config import TrainOptions
 from mlpcli.errors import DataError
 from tables import make_table
 
+try:  # tests/ is on sys.path under pytest's default (prepend) import mode
+    import curves
+except ImportError:  # pragma: no cover - if tests/ becomes a package
+    from tests import curves
+
 
 def _rows(n: int = 6, **extra) -> list[dict]:
     """Rows shaped like the fit loop's: ints, floats at 6 significant digits or fewer."""
     return [{**extra, "epoch": e, "train_loss": round(1.0 / e, 5), "val_loss": round(1.2 / e + 0.01 * e, 5),
-             "train_loss_eval": 0.9 / e, "lr": 0.001, "best_epoch": min(e, 4), "seconds": 0.0125}
+             "train_loss_eval": round(0.9 / e, 5), "lr": 0.001, "best_epoch": min(e, 4), "seconds": 0.0125}
             for e in range(1, n + 1)]
 
 
@@ -63,6 +68,16 @@ def test_round_trip_of_a_real_run_to_six_digits(trained):
     for got, want in zip(back, trained["fit"].history):
         for k, v in want.items():
             assert got[k] == pytest.approx(v, rel=1e-5, abs=1e-12), k
+
+
+def test_round_trip_with_a_member_column(tmp_path):
+    rows = [r for m in (1, 2, 3) for r in _rows(4 + m, member=m)]
+    text = history.history_csv(rows)
+    assert text.startswith("member,epoch,train_loss,")
+    path = tmp_path / "h.csv"
+    path.write_text(text)
+    back = history.read_history(str(path))
+    assert back == rows and all(type(r["member"]) is int for r in back)
 
 
 def test_read_history_keeps_text_and_empty_cells(tmp_path):
@@ -136,3 +151,112 @@ def test_read_curves_missing_file_and_directory(tmp_path):
         history.read_curves(str(tmp_path / "nope.mlp"))
     with pytest.raises(DataError, match="is a directory"):
         history.read_curves(str(tmp_path))
+
+
+# --- ensembles: members, the mean curve, the spread --------------------------------------------------
+
+
+def test_split_members_groups_rows_in_member_order():
+    rows = [{"member": m, "epoch": e, "train_loss": 1.0, "val_loss": 1.0} for e in (1, 2) for m in (2, 1)]
+    groups = history.split_members(rows)
+    assert [m for m, _ in groups] == [1, 2]
+    assert [[r["epoch"] for r in g] for _, g in groups] == [[1, 2], [1, 2]]
+    assert history.split_members(_rows()) is None
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"member": 1, "train_loss": 1.0}, {"train_loss": 1.0}], "row 2 has no member"),
+    ([{"member": 0, "train_loss": 1.0}], "member 0 in row 1"),
+    ([{"member": 1.5, "train_loss": 1.0}], "member 1.5 in row 1"),
+    ([{"member": float("nan"), "train_loss": 1.0}], "member nan in row 1"),
+], ids=["mixed", "zero", "fraction", "missing"])
+def test_split_members_errors(rows, message):
+    with pytest.raises(DataError, match=message):
+        history.split_members(rows)
+
+
+@pytest.mark.parametrize("lengths, expected", [([5], 5), ([10, 50], 10), ([10, 20, 30, 40], 20),
+                                               ([50, 10, 40, 20, 30], 30), ([], 0)])
+def test_majority_length_is_where_more_than_half_still_run(lengths, expected):
+    assert history.majority_length(lengths) == expected
+
+
+def test_mean_curve_of_equal_members_is_the_plain_mean():
+    a, b = [1.0, 0.8, 0.6], [0.6, 0.5, 0.4]
+    assert history.mean_curve([a, b]) == pytest.approx([0.8, 0.65, 0.5])
+    assert history.spread_curve([a, b]) == pytest.approx(np.std([a, b], axis=0, ddof=1))
+
+
+def test_mean_curve_of_members_of_different_lengths_does_not_jump_when_a_member_stops():
+    """Members share one shape at different levels (their folds) and stop at 10, 20, 30, 40, 50
+    epochs: the mean keeps the shape and the average level, and ends at epoch 30, the last one
+    at which three of the five still run."""
+    shape = np.linspace(1.0, 0.5, 50)
+    levels = [0.4, 0.0, 0.3, 0.1, 0.2]
+    members = [list(shape[:n] + lv) for n, lv in zip((10, 20, 30, 40, 50), levels)]
+    mean = history.mean_curve(members)
+    assert len(mean) == 30
+    np.testing.assert_allclose(mean, shape[:30] + np.mean(levels))
+    spread = history.spread_curve(members)
+    assert len(spread) == 30 and spread[0] == pytest.approx(np.std(levels, ddof=1))
+    assert spread[25] == pytest.approx(np.std([0.3, 0.1, 0.2], ddof=1))  # the three still running
+
+
+def test_mean_curve_skips_missing_values():
+    """A member's missing epoch is bridged so that its change across the gap still counts;
+    epochs no member measured stay missing."""
+    mean = history.mean_curve([[1.0, np.nan, 0.6, 0.5], [0.8, 0.7, 0.6, 0.5]])
+    assert mean == pytest.approx([0.9, 0.75, 0.6, 0.5])
+    sparse = history.mean_curve([[1.0, np.nan, 0.6, np.nan, 0.4], [0.8, np.nan, 0.6, np.nan, 0.2]])
+    assert np.isnan(sparse[1]) and np.isnan(sparse[3])
+    assert [sparse[0], sparse[2], sparse[4]] == pytest.approx([0.9, 0.6, 0.3])
+    assert np.isnan(history.spread_curve([[1.0, np.nan], [0.8, 0.7]])[1])  # one value: no s.d.
+
+
+def test_curves_of_an_ensemble_history():
+    rows = curves.ensemble_history("overfit", n_members=5, seed=0)
+    c = history.curves_from_history(rows)
+    lengths = [len(m.train) for m in c.members]
+    assert [m.member for m in c.members] == [1, 2, 3, 4, 5]
+    assert len(c.train) == len(c.val) == len(c.val_spread) == sorted(lengths)[2]
+    assert c.checkpoint_epoch is None and c.train_eval is None
+    for m in c.members:  # the kept epoch is the last row's best_epoch
+        assert m.best_epoch == [r["best_epoch"] for r in rows if r["member"] == m.member][-1]
+    d = history.diagnose_curves(c)
+    assert d.label == "overfit" and d.evidence["member_spread"] < 0.1
+
+
+def test_member_best_epoch_without_a_best_epoch_column_is_the_lowest_validation_loss():
+    rows = [{"member": 1, "epoch": e, "train_loss": 1.0 / e, "val_loss": v}
+            for e, v in enumerate([0.9, 0.5, 0.7, 0.6], 1)]
+    assert history.curves_from_history(rows).members[0].best_epoch == 2
+
+
+def test_spread_evidence_of_members_that_disagree():
+    d = history.diagnose_curves(history.curves_from_history(curves.ensemble_history("disagree", seed=0)))
+    assert d.evidence["member_spread"] > 0.3
+    assert d.label == "unrepresentative_validation_noisy"
+
+
+def test_read_curves_of_an_ensemble_table_and_model(tmp_path, trained):
+    rows = curves.ensemble_history("overfit", n_members=3, seed=1)
+    table = tmp_path / "ensemble.csv"
+    table.write_text(history.history_csv(rows))
+    c = history.read_curves(str(table))
+    assert len(c.members) == 3 and c.val_spread is not None
+
+    model = model_io.load(trained["model"])
+    model.history = rows
+    model.fit["members"] = [{"member": m, "best_epoch": 10 + m, "epochs_run": 50, "stopped_early": True,
+                             "best_val_loss": 0.3} for m in (1, 2, 3)]
+    path = tmp_path / "ensemble.mlp"
+    model_io.save(model, path)
+    m = history.read_curves(str(path))
+    assert m.kind == "model" and m.checkpoint_epoch is None
+    assert [x.best_epoch for x in m.members] == [11, 12, 13]
+    np.testing.assert_allclose(m.val, c.val, rtol=1e-5)
+
+
+def test_single_network_curves_have_no_members(trained):
+    c = history.read_curves(trained["model"])
+    assert c.members == [] and c.val_spread is None
