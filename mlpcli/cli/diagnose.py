@@ -29,7 +29,7 @@ _LABEL_STYLE = {
 # The evidence shown in the panel, in reading order, with what it means: the rows every label
 # shares and those behind the label and its runner-up (all of it is in --json).
 _COMMON_EVIDENCE = ("n_epochs", "scale", "scale_source", "train_final", "val_final", "best_epoch", "train_slope",
-                    "val_slope", "gap_end", "score", "runner_up_score")
+                    "val_slope", "gap_end", "member_spread", "score", "runner_up_score")
 _LABEL_EVIDENCE = {
     "underfit_capacity": ("train_level", "val_level", "train_distance_from_baseline", "val_distance_from_baseline"),
     "underfit_stopped_early": ("train_slope_z", "val_slope_z", "train_level", "val_level"),
@@ -62,6 +62,7 @@ _EVIDENCE_ROWS = [
     ("val_rise_z", "that rise in standard errors"),
     ("val_noise_rel", "validation wiggle / its level"),
     ("noise_ratio", "validation wiggle / training wiggle (relative)"),
+    ("member_spread", "validation s.d. across ensemble members / its level"),
     ("below_fraction", "share of epochs with validation below training"),
     ("train_eval_final", "training loss in inference mode at the end"),
     ("cause", "likely cause"),
@@ -80,8 +81,9 @@ _SHARED = ("source", "plot_path", "chart", "learning", "as_json", "debug")  # ev
 def _chart(c: Curves, best_epoch: int | None) -> Text:
     from ..plotting import BOTH_CHAR, TRAIN_CHAR, VAL_CHAR, terminal_chart
 
+    mean = f" (mean of {len(c.members)})" if c.members else ""
     chart = Text(terminal_chart(c.train, c.val, best_epoch=best_epoch, baseline=c.baseline,
-                                train_name="training", val_name="validation",
+                                train_name="training" + mean, val_name="validation" + mean,
                                 best_name="kept epoch" if c.checkpoint_epoch else "best epoch"))
     chart.highlight_regex(re.escape(TRAIN_CHAR), "bold dodger_blue2")
     chart.highlight_regex(re.escape(VAL_CHAR), "bold dark_orange")
@@ -107,7 +109,7 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
     style = _LABEL_STYLE.get(d.label, "bold")
     title = f"[bold {style}]{d.label}[/]" + (f"  [dim](runner-up: {d.runner_up})[/]" if d.runner_up else "")
     what = (f"{c.source}: {c.name} curves{' (higher is better)' if c.higher_is_better else ''}, "
-            f"{len(c.train)} epochs")
+            f"{_epochs_words(c)}")
     if c.baseline is not None:
         what += f"; baseline {c.baseline:.4g} ({c.baseline_note})"
     parts = [Text(what, style="dim"), Text(d.summary, style="bold"), Text(""), table, Text(""),
@@ -115,6 +117,16 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
     if chart:
         parts += [Text(""), _chart(c, best_epoch)]
     return Panel(Group(*parts), title=f"Learning curves: {title}", title_align="left", border_style=style)
+
+
+def _epochs_words(c: Curves) -> str:
+    """'40 epochs', or for an ensemble how its mean curve was made from the members."""
+    if not c.members:
+        return f"{len(c.train)} epochs"
+    runs = [len(m.train) for m in c.members]
+    kept = ", ".join("?" if m.best_epoch is None else str(m.best_epoch) for m in c.members)
+    return (f"mean of {len(runs)} members over {len(c.train)} epochs (while more than half still ran; members ran "
+            f"{min(runs)}-{max(runs)} epochs, kept epochs {kept})")
 
 
 _SHORT_METRIC = {"balanced_accuracy": "bal. acc.", "rmse": "RMSE"}
@@ -208,7 +220,9 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
     """Label a run's learning curves, explain the verdict and draw both curves.
 
     SOURCE is a model file (its history and class-prior baseline are inside) or a history table
-    (epoch,train_loss,val_loss as `train --history` writes it). Labels: underfit_capacity,
+    (epoch,train_loss,val_loss as `train --history` writes it). For an ensemble (a member column)
+    the members' mean curves are labelled, their spread counting as evidence of noisy
+    validation, and --plot draws every member. Labels: underfit_capacity,
     underfit_stopped_early, overfit, good_fit, unrepresentative_train,
     unrepresentative_validation_noisy, validation_below_train.
 
@@ -245,14 +259,20 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
     if plot_path:
         from ..plotting import plot_curves
 
-        plot_curves(plot_path, c.train, c.val, ylabel=f"{c.name}", title=f"Learning curves: {d.label}",
+        members = f" (mean of {len(c.members)} members)" if c.members else ""
+        plot_curves(plot_path, c.train, c.val, ylabel=f"{c.name}", title=f"Learning curves: {d.label}{members}",
                     best_epoch=best, divergence_epoch=d.evidence.get("divergence_epoch"), baseline=c.baseline,
                     train_eval=c.train_eval,
-                    best_label=f"kept epoch {best} (lowest validation loss)" if c.checkpoint_epoch else None)
+                    best_label=f"kept epoch {best} (lowest validation loss)" if c.checkpoint_epoch else None,
+                    members=[(m.train, m.val) for m in c.members] or None)
     if as_json:
-        print_json({**d.to_dict(), "source": c.source, "kind": c.kind, "curves": c.curves,
-                    "higher_is_better": c.higher_is_better, "n_epochs": len(c.train), "best_epoch": best,
-                    "baseline": c.baseline, "plot": plot_path, "notes": c.notes})
+        doc = {**d.to_dict(), "source": c.source, "kind": c.kind, "curves": c.curves,
+               "higher_is_better": c.higher_is_better, "n_epochs": len(c.train), "best_epoch": best,
+               "baseline": c.baseline, "plot": plot_path, "notes": c.notes}
+        if c.members:  # a single network's document stays as it was
+            doc |= {"n_members": len(c.members), "members": [m.to_dict() for m in c.members],
+                    "member_spread": d.evidence["member_spread"]}
+        print_json(doc)
         return
     render_notes(stderr_console(), c.notes, [])
     con = stdout_console()
