@@ -73,8 +73,8 @@ def history_csv(history: list[dict]) -> str:
 
 def read_history(source: str) -> list[dict]:
     """Parse a history table (any format ``data.read_table`` reads; ``"-"`` is standard input) back
-    into per-epoch rows: ``member``, ``epoch`` and ``best_epoch`` as int, other numeric columns as float
-    (an empty cell is NaN), a column holding text as its strings. ``history_csv`` round-trips
+    into per-epoch rows: ``member``, ``epoch`` and ``best_epoch`` as int, other numeric columns as
+    float (an empty cell is NaN), a column holding text as its strings. ``history_csv`` round-trips
     through it (to 6 significant digits)."""
     return _rows(_read_frame(source))
 
@@ -256,17 +256,16 @@ def curves_from_history(history: list[dict], curves: str = "loss", *, source: st
     """The ``curves`` ("loss" or "metric") of per-epoch rows, with the kept epoch when the rows
     record it (``best_epoch``); for an ensemble's rows (with ``member``), the members' curves and
     their mean and spread. The caller checks that the rows hold the curve columns."""
-    members = split_members(history, source)
-    c = _single_curves(history, curves, source, kind) if members is None else Curves(
-        source=source, kind=kind, curves=curves, name=curves, train=[], val=[])
-    if members:
-        c.members = [_member_curves(m, rows, curves) for m, rows in members]
-        c.train = mean_curve([m.train for m in c.members])
-        c.val = mean_curve([m.val for m in c.members])
-        if all(m.train_eval is not None for m in c.members):
-            c.train_eval = mean_curve([m.train_eval for m in c.members])
-        c.val_spread = spread_curve([m.val for m in c.members])
-    return c
+    groups = split_members(history, source)
+    if groups is None:
+        return _single_curves(history, curves, source, kind)
+    members = [_member_curves(m, rows, curves) for m, rows in groups]
+    train_eval = None
+    if all(m.train_eval is not None for m in members):
+        train_eval = mean_curve([m.train_eval for m in members])
+    return Curves(source=source, kind=kind, curves=curves, name=curves, train=mean_curve([m.train for m in members]),
+                  val=mean_curve([m.val for m in members]), train_eval=train_eval, members=members,
+                  val_spread=spread_curve([m.val for m in members]))
 
 
 def _single_curves(history: list[dict], curves: str, source: str = "history", kind: str = "history") -> Curves:
