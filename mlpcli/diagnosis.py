@@ -25,13 +25,25 @@ How a verdict is reached
    - noise: the winsorised s.d. of second differences over the second half (cancels the trend),
      also relative to the curve's level;
    - the validation minimum (best epoch), how far and how significantly validation rose after
-     it, and the fraction of epochs in which smoothed validation is below smoothed training.
+     it, and the fraction of epochs in which smoothed validation is below smoothed training;
+   - for the mean curves of an ensemble (``member_spread`` given): the s.d. of the validation
+     curve across members relative to its level, over the second half.
 4. **Score.** Each label is a fuzzy AND of conditions (``_label_conditions``). A condition is a
    ramp ``clip((x - threshold) / width, -1, 1)``: +1 clearly true, -1 clearly false, 0 on the
    threshold; NOT is a sign flip, AND the minimum. The best-scoring label wins (ties: fewest
    clearly false conditions, then the larger unclipped margin, then the larger mean margin); the
    second is the runner-up when within ``RUNNER_UP_MARGIN``. A winning score below 0 means the
    call is borderline (some condition is on the wrong side of its threshold); the summary says so.
+
+Ensembles
+---------
+For the members of a cross-fitted ensemble, label their mean curves and pass the per-epoch s.d.
+of the validation curve across members as ``member_spread``. It then replaces the wiggle as the
+evidence of noisy validation: averaging K members damps the mean curve's wiggle (~ sqrt(K)), so
+the wiggle no longer measures how noisy one validation set is, while the members' disagreement
+measures it directly (each member validates on its own fold). A large spread supports
+``unrepresentative_validation_noisy``; a small one rules it out and so supports the other shapes.
+Without ``member_spread`` nothing changes.
 
 Evidence (``Diagnosis.evidence``)
 ---------------------------------
@@ -53,6 +65,9 @@ gap_end, gap_slope (+ _z), gap_trend, val_share
     "shrinking", and validation slope / training slope over the second half
 val_noise, train_noise, val_noise_rel, noise_ratio
     noise s.d. / ``S``; validation noise / its level; relative noise of validation / of training
+member_spread
+    s.d. of validation across ensemble members / its level, median over the second half (None
+    without ``member_spread``)
 val_rise, val_rise_z, divergence_epoch
     rise of validation after its minimum / ``S`` and in standard errors; the epoch of the
     minimum when the label is ``overfit`` (the notes' divergence point), else None
@@ -130,6 +145,11 @@ NOISY_REL, NOISY_REL_WIDTH = 0.11, 0.03  # erratic validation: robust s.d. of it
 #   unstratified validation set by 15 % and more
 NOISE_RATIO, NOISE_RATIO_WIDTH = 2.0, 0.5  # ... and >= 2x the training loss's relative wiggle
 #   ("training looks fine": a mean over minibatches wiggles by 1-3 %)
+MEMBER_SPREAD, MEMBER_SPREAD_WIDTH = 0.2, 0.05  # ensembles: members' validation losses differ
+#   (s.d.) by >= 20 % of their level. At an end level around half of S that is the 10 % of S
+#   (GAP_LARGE) separating a good fit from an unrepresentative training set, so one fold cannot
+#   tell those shapes apart. A per-sample loss has s.d. ~ 1-2x its mean, so folds of a few hundred
+#   samples differ by 5-10 % and folds of a few dozen by 20-35 %
 VAL_SHARE, VAL_SHARE_WIDTH = 0.5, 0.2  # validation "settles" while training falls when it gains
 #   less than half of what training gains over the second half of the run; it "follows" training
 #   when it gains more
@@ -182,6 +202,7 @@ class _Curves:
     baseline: float | None  # in loss orientation
     n_missing: int
     ceiling: float | None  # loss = ceiling - score for score curves, None for losses
+    spread: np.ndarray | None = None  # (n,) s.d. of validation across ensemble members, may hold NaN
 
 
 @dataclass(frozen=True)
@@ -215,13 +236,19 @@ def _initial_level(train: np.ndarray, val: np.ndarray) -> float:
     return float(max(train[0], np.median(train[:k]), np.median(val[:k])))
 
 
-def _check_lengths(train: np.ndarray, val: np.ndarray, train_eval: np.ndarray | None) -> None:
+def _check_lengths(train: np.ndarray, val: np.ndarray, train_eval: np.ndarray | None,
+                   spread: np.ndarray | None = None) -> None:
     if len(train) != len(val):
         raise CurveError(f"train_loss and val_loss must have one value per epoch: got "
                          f"{len(train)} and {len(val)} values")
     if train_eval is not None and len(train_eval) != len(train):
         raise CurveError(f"train_eval_loss must have one value per epoch like train_loss: got "
                          f"{len(train_eval)} and {len(train)} values")
+    if spread is not None and len(spread) != len(train):
+        raise CurveError(f"member_spread must have one value per epoch like train_loss: got "
+                         f"{len(spread)} and {len(train)} values")
+    if spread is not None and np.any(spread < 0):  # NaN compares False: missing epochs pass
+        raise CurveError("member_spread holds a negative value; it is a standard deviation")
 
 
 def _loss_baseline(baseline: float | None, ceiling: float | None) -> float | None:
@@ -251,11 +278,12 @@ def _scale(train: np.ndarray, val: np.ndarray, baseline: float | None) -> tuple[
     return (spread, "range") if spread > 0 else (1.0, "unit")
 
 
-def _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better) -> _Curves:
+def _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread=None) -> _Curves:
     """Validate, turn scores into losses, drop epochs where either curve is not finite."""
     train, val = _as_curve(train_loss, "train_loss"), _as_curve(val_loss, "val_loss")
     train_eval = None if train_eval_loss is None else _as_curve(train_eval_loss, "train_eval_loss")
-    _check_lengths(train, val, train_eval)
+    spread = None if member_spread is None else _as_curve(member_spread, "member_spread")
+    _check_lengths(train, val, train_eval, spread)
     keep = np.isfinite(train) & np.isfinite(val)  # (n_epochs,)
     if keep.sum() < MIN_POINTS:
         raise CurveError(f"need at least {MIN_POINTS} epochs where both train_loss and val_loss "
@@ -270,8 +298,9 @@ def _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better) 
     train, val = train[keep], val[keep]
     train_eval = None if train_eval is None else train_eval[keep]
     scale, source = _scale(train, val, loss_baseline)
+    spread = None if spread is None else spread[keep]  # an s.d.: the same for a score and its loss
     return _Curves(epochs, train, val, train_eval, scale, source, loss_baseline,
-                   int((~keep).sum()), ceiling)
+                   int((~keep).sum()), ceiling, spread)
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -444,7 +473,20 @@ def _measure(c: _Curves) -> dict:
         "after_min": (x[-1] - x[i_min]) / run,
         "below_fraction": float(np.mean(val_s < train_s)),
         "train_eval_end": _train_eval_end(c, last),
+        "member_spread": _member_spread(c, val_s),
     }
+
+
+def _member_spread(c: _Curves, val_s: np.ndarray) -> float | None:
+    """Median over the second half of s.d. across members / the validation level (floored like
+    the wiggle's), where at least two members ran; None without members."""
+    if c.spread is None:
+        return None
+    late = _late(len(c.epochs))
+    level = np.maximum(val_s[late], NOISE_LEVEL_FLOOR * c.scale)
+    rel = c.spread[late] / level
+    rel = rel[np.isfinite(rel)]
+    return float(np.median(rel)) if rel.size else None
 
 
 def _train_eval_end(c: _Curves, last: slice) -> float | None:
@@ -500,6 +542,8 @@ def _label_conditions(f: dict, limit: float = 1.0) -> dict[str, list[float]]:
                       ramp(f["gap_z"], SLOPE_Z, SLOPE_Z_WIDTH))
     noisy = min(ramp(f["val_noise_rel"], NOISY_REL, NOISY_REL_WIDTH),
                 ramp(f["noise_ratio"], NOISE_RATIO, NOISE_RATIO_WIDTH))
+    if f["member_spread"] is not None:  # an ensemble's mean curves: see "Ensembles" above
+        noisy = ramp(f["member_spread"], MEMBER_SPREAD, MEMBER_SPREAD_WIDTH)
     below = min(ramp(f["below_fraction"], BELOW_FRACTION, BELOW_FRACTION_WIDTH),
                 ramp(-f["gap_end"], BELOW_GAP, BELOW_GAP_WIDTH))
     # validation left behind: a large, growing gap with validation gaining < half of training
@@ -597,6 +641,7 @@ def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochast
         "gap_trend": _gap_trend(f), "val_share": f["val_share"],
         "val_noise": f["val_noise"], "val_noise_rel": f["val_noise_rel"],
         "train_noise": f["train_noise"], "noise_ratio": f["noise_ratio"],
+        "member_spread": f["member_spread"],
         "val_rise": f["val_rise"], "val_rise_z": f["val_rise_z"],
         "below_fraction": f["below_fraction"],
         "divergence_epoch": f["best_epoch"] if label == "overfit" else None,
@@ -672,6 +717,15 @@ def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
             "Check for a train/validation distribution mismatch (batch, site, cohort or "
             "sequencing-run composition); split by patient, experiment or batch.",
         ]
+    if label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
+        return [
+            f"The validation folds disagree: the members' validation losses differ by "
+            f"{_pct(ev['member_spread'])} of their level, so a single fold's curve says little. Use "
+            f"fewer, larger folds, or collect more samples.",
+            "Stratify the folds by class and batch (keeping patients whole) so every fold is "
+            "represented alike.",
+            "Judge the run by the members' mean curve, not by any one member's.",
+        ]
     if label == "unrepresentative_validation_noisy":
         return [
             f"Use a larger validation set: its loss wiggles by {_pct(ev['val_noise_rel'])} of its "
@@ -728,6 +782,9 @@ def _summary(label: str, ev: dict) -> str:
     elif label == "unrepresentative_train":
         s = (f"Unrepresentative training set: validation settles {g} of the scale above "
              f"training and the gap {_gap_words(ev)} ({_pct(ev['gap_slope'])} per 10 % of the run)")
+    elif label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
+        s = (f"Noisy validation: the members' validation losses differ by {_pct(ev['member_spread'])} "
+             f"of their level (s.d. across members) with no clear trend in their mean")
     elif label == "unrepresentative_validation_noisy":
         s = (f"Noisy validation: the validation loss wiggles by {_pct(ev['val_noise_rel'])} of its "
              f"level ({ev['noise_ratio']:.1f}x the training wiggle) with no clear trend")
@@ -765,6 +822,7 @@ def diagnose(
     train_eval_loss: Sequence[float] | None = None,
     stochastic_regularisation: bool = False,
     higher_is_better: bool = False,
+    member_spread: Sequence[float] | None = None,
 ) -> Diagnosis:
     """Label a run's learning curves with one of ``LABELS``.
 
@@ -777,11 +835,14 @@ def diagnose(
     stochastic_regularisation: the model used dropout or noise augmentation while training.
     higher_is_better: the curves are a score on a 0-1 scale (accuracy, AUROC, ...): converted
         to a loss ``ceiling - score`` so the same rules apply (see the module docstring).
+    member_spread: (n_epochs,) for the mean curves of an ensemble: the s.d. of the validation
+        curve across members at each epoch (NaN where fewer than two members ran); it replaces
+        the wiggle as the evidence of noisy validation (see "Ensembles" in the module docstring).
 
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
-    with both values finite, or a baseline that is not a finite loss above 0.
+    with both values finite, a baseline that is not a finite loss above 0, or a negative spread.
     """
-    c = _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better)
+    c = _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread)
     f = _measure(c)
     label, runner_up, scores = _pick(f)
     ev = _evidence(f, c, label, scores, runner_up, stochastic_regularisation)

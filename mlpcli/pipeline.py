@@ -122,34 +122,19 @@ def _mean_baseline(baselines: list[dict]) -> dict:
     return {k: float(np.mean([b[k] for b in baselines])) for k in keys}
 
 
-def member_mean_curves(history: list[dict], keys=("train_loss", "val_loss", "train_loss_eval")) -> dict[str, list[float]]:
-    """Per-epoch means over the members still running, up to the last epoch at least half of them
-    reached (history rows without "member" are one member)."""
-    by_member: dict[int, list[dict]] = {}
-    for row in history:
-        by_member.setdefault(int(row.get("member", 1)), []).append(row)
-    lengths = sorted(len(rows) for rows in by_member.values())
-    n_epochs = lengths[(len(lengths) - 1) // 2] if len(lengths) > 1 else lengths[0]  # reached by >= half
-    out: dict[str, list[float]] = {}
-    for key in keys:
-        if not all(key in r for rows in by_member.values() for r in rows):
-            continue
-        out[key] = [float(np.mean([rows[e][key] for rows in by_member.values() if len(rows) > e]))
-                    for e in range(n_epochs)]
-    return out
-
-
 def _diagnose(history: list[dict], baseline: dict, options: TrainOptions):
-    from .diagnosis import diagnose
+    """The learning-curve label of the run: one network's curves, or the members' mean curves with their
+    spread as evidence of noise (``history.curves_from_history``)."""
+    from .history import curves_from_history, diagnose_curves
 
     if not history or "val_loss" not in history[0]:
         return None
-    curves = member_mean_curves(history)
-    if len(curves.get("val_loss", [])) < 3:
+    curves = curves_from_history(history, "loss", source="training")
+    if len(curves.val) < 3:
         return None
-    return diagnose(curves["train_loss"], curves["val_loss"], baseline=baseline.get("val_loss"),
-                    train_eval_loss=curves.get("train_loss_eval"),
-                    stochastic_regularisation=options.dropout > 0 or options.augment_noise > 0)
+    curves.baseline = baseline.get("val_loss")
+    curves.stochastic = options.dropout > 0 or options.augment_noise > 0
+    return diagnose_curves(curves)
 
 
 def _provenance(path, ds: data.Dataset) -> dict:

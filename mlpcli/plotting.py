@@ -196,6 +196,7 @@ def plot_curves(
     baseline: float | None = None,
     train_eval: Sequence[float] | None = None,
     best_label: str | None = None,
+    members: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
 ) -> None:
     """Draw per-epoch training and validation curves to ``path`` (.png, .svg or .pdf).
 
@@ -203,19 +204,29 @@ def plot_curves(
     (a dashed line, when the run overfits), the baseline (no-skill) level as a grey dashed line,
     and the inference-mode training curve (thin, dotted) when given. Epoch k is the k-th value;
     ``best_label`` names the best-epoch mark in the legend (default "best epoch N").
+
+    members: an ensemble's ``(train, val)`` curves, one pair per member and each of its own length;
+    drawn thin and faint under ``train``/``val``, which are then the members' mean curves.
     """
     plot_format(path)
     tr, va = np.asarray(train, dtype=float), np.asarray(val, dtype=float)
     epochs = np.arange(1, len(tr) + 1)
     fig = _figure()
     ax = fig.add_subplot()
-    ax.plot(epochs, tr, color=TRAIN_COLOUR, label="training")
+    for i, (m_train, m_val) in enumerate(members or ()):
+        # faint enough that the mean stays the figure's subject, visible enough to show the spread
+        for curve, colour in ((m_train, TRAIN_COLOUR), (m_val, VAL_COLOUR)):
+            y = np.asarray(curve, dtype=float)
+            ax.plot(np.arange(1, len(y) + 1), y, color=colour, linewidth=0.7, alpha=0.35,
+                    label=f"members ({len(members)})" if i == 0 and colour == VAL_COLOUR else None)
+    mean, width = (f" (mean of {len(members)})", 2.0) if members else ("", None)
+    ax.plot(epochs, tr, color=TRAIN_COLOUR, linewidth=width, label="training" + mean)
     if train_eval is not None:
         te = np.asarray(train_eval, dtype=float)
         if np.isfinite(te).any():
             ax.plot(epochs, te, color=TRAIN_COLOUR, linestyle=":", linewidth=1.2,
                     label="training (inference mode)")
-    ax.plot(epochs, va, color=VAL_COLOUR, label="validation")
+    ax.plot(epochs, va, color=VAL_COLOUR, linewidth=width, label="validation" + mean)
     if baseline is not None and math.isfinite(baseline):
         ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label=f"baseline {baseline:.3g}")
     if best_epoch is not None and 1 <= best_epoch <= len(va) and np.isfinite(va[best_epoch - 1]):

@@ -291,3 +291,38 @@ def confusion_table(truth: list[str], predicted: list[str], labels=LABELS) -> st
         lines.append(f"{t:>{width}} | " + " ".join(f"{v:>5}" for v in row) + f" | {acc:5.2f}")
     lines.append("columns: " + ", ".join(f"{short[lab]}={lab}" for lab in labels))
     return "\n".join(lines)
+
+
+# --- ensembles ---------------------------------------------------------------------------------
+
+ENSEMBLE_SHAPES = ("overfit", "disagree")
+
+
+def ensemble_history(shape: str, n_members: int = 5, seed: int = 0) -> list[dict]:
+    """History rows of a cross-fitted ensemble, as the fit loop records them with a ``member``
+    key first: members of different lengths (early stopping), each with its own validation fold.
+
+    "overfit": every member's validation loss falls to its minimum around epoch 20 and then rises
+    by ~0.2 over 40 epochs while training keeps falling; the members agree within a few % (folds
+    of a similar make-up). "disagree": good-fit shapes, but the members' validation levels lie
+    0.1-0.5 apart and wiggle by 10 % (folds of a few dozen samples, of a different make-up).
+    """
+    if shape not in ENSEMBLE_SHAPES:
+        raise ValueError(f"shape must be one of {ENSEMBLE_SHAPES}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n_members):
+        n = int(rng.integers(45, 80))
+        t_train, t_val = _times(n)
+        train = _decay(t_train, 0.7, 0.05, 8.0) * np.exp(rng.normal(0, 0.01, n))
+        if shape == "overfit":
+            val = (_decay(t_val, 0.7, 0.3, 6.0) + 0.005 * np.maximum(t_val - 20, 0)) * (1 + rng.normal(0, 0.02))
+            val *= np.exp(rng.normal(0, 0.02, n))
+        else:
+            level = 0.1 + 0.4 * k / max(1, n_members - 1)
+            val = _decay(t_val, 0.7, level, 6.0) * np.exp(rng.normal(0, 0.10, n))
+        best = np.minimum.accumulate(val)
+        for e in range(n):
+            rows.append({"member": k + 1, "epoch": e + 1, "train_loss": float(train[e]), "val_loss": float(val[e]),
+                         "best_epoch": int(np.flatnonzero(val[: e + 1] == best[e])[0]) + 1})
+    return rows

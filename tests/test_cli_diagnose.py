@@ -13,9 +13,11 @@ import pytest
 
 from mlpcli import model_io
 from mlpcli.diagnosis import LABELS
+from mlpcli.history import history_csv
 from mlpcli.plotting import BOTH_CHAR, TRAIN_CHAR, VAL_CHAR, terminal_chart
 from tables import write_table
 from cli_helpers import run, assert_clean_error
+from curves import ENSEMBLE_SHAPES, ensemble_history
 
 JSON_FIELDS = {"label", "evidence", "advice", "runner_up"}
 
@@ -225,3 +227,73 @@ def test_terminal_chart_flat_and_empty_inputs():
     assert "no finite values" in terminal_chart([np.nan] * 3, [np.nan] * 3)
     with pytest.raises(ValueError):
         terminal_chart([1, 2], [1, 2], width=3)
+
+
+# --- ensembles: a history with a member column ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ensemble_files(tmp_path_factory):
+    """History tables of 5-member ensembles (members of different lengths), written as train
+    --history writes them: one where every member overfits, one where the members' validation
+    folds disagree."""
+    d = tmp_path_factory.mktemp("ensemble")
+    files = {}
+    for shape in ENSEMBLE_SHAPES:
+        path = d / f"{shape}.csv"
+        path.write_text(history_csv(ensemble_history(shape, n_members=5, seed=0)))
+        files[shape] = str(path)
+    files["dir"] = d
+    return files
+
+
+def test_members_that_all_overfit_are_labelled_overfit(ensemble_files):
+    res = run(["diagnose", ensemble_files["overfit"], "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    rows = ensemble_history("overfit", n_members=5, seed=0)
+    lengths = [sum(r["member"] == m for r in rows) for m in range(1, 6)]
+    assert doc["label"] == "overfit"
+    assert doc["n_members"] == 5 and doc["n_epochs"] == sorted(lengths)[2]  # while 3 of 5 still ran
+    assert [m["member"] for m in doc["members"]] == [1, 2, 3, 4, 5]
+    assert [m["epochs"] for m in doc["members"]] == lengths
+    assert [m["best_epoch"] for m in doc["members"]] == [
+        [r["best_epoch"] for r in rows if r["member"] == m][-1] for m in range(1, 6)]
+    assert doc["member_spread"] == doc["evidence"]["member_spread"] < 0.1
+
+
+def test_members_that_disagree_give_high_noise_evidence(ensemble_files):
+    doc = json.loads(run(["diagnose", ensemble_files["disagree"], "--json"]).stdout)
+    assert doc["evidence"]["member_spread"] > 0.3
+    assert doc["label"] == "unrepresentative_validation_noisy"
+    assert "members" in doc["summary"]
+
+
+def test_ensemble_panel_says_the_curves_are_a_mean(ensemble_files):
+    res = run(["diagnose", ensemble_files["disagree"]])
+    assert res.exit_code == 0, res.output
+    for needle in ("mean of 5 members", "kept epochs", "member_spread", "validation (mean of 5)"):
+        assert needle in res.stdout, needle
+
+
+def test_ensemble_plot_draws_every_member(ensemble_files):
+    out = ensemble_files["dir"] / "members.svg"
+    res = run(["diagnose", ensemble_files["overfit"], "--plot", str(out)])
+    assert res.exit_code == 0, res.output
+    svg = out.read_text()
+    assert ET.fromstring(svg).tag.endswith("svg")
+    assert "members (5)" in svg and "validation (mean of 5)" in svg
+
+
+def test_single_network_json_has_no_member_fields(run_files):
+    doc = json.loads(run(["diagnose", run_files["history"], "--json"]).stdout)
+    assert not {"n_members", "members", "member_spread"} & set(doc)
+    assert doc["evidence"]["member_spread"] is None
+
+
+@pytest.mark.parametrize("member, needle", [("x", "non-numeric value 'x'"), ("0", "member 0 in row 2")],
+                         ids=["text", "zero"])
+def test_bad_member_column_is_a_clean_error(tmp_path, member, needle):
+    path = tmp_path / "h.csv"
+    path.write_text(f"member,epoch,train_loss,val_loss\n1,1,1.0,1.1\n{member},2,0.8,0.9\n1,3,0.7,0.8\n")
+    assert_clean_error(run(["diagnose", str(path)]), needle)

@@ -275,9 +275,11 @@ def test_constant_curves_do_not_crash():
         (dict(train_loss=[1, 2, 3], val_loss=[1, 2, 3], baseline=float("nan")), "baseline"),
         (dict(train_loss=[0.5, 0.6, 0.7], val_loss=[0.5, 0.6, 0.7], baseline=1.0,
               higher_is_better=True), "baseline"),
+        (dict(train_loss=[1, 2, 3], val_loss=[1, 2, 3], member_spread=[0.1, 0.1]), "member_spread"),
+        (dict(train_loss=[1, 2, 3], val_loss=[1, 2, 3], member_spread=[0.1, -0.1, 0.1]), "negative"),
     ],
     ids=["lengths", "train-eval-length", "too-few-finite", "too-short", "2d", "not-numbers",
-         "zero-baseline", "nan-baseline", "perfect-score-baseline"],
+         "zero-baseline", "nan-baseline", "perfect-score-baseline", "spread-length", "negative-spread"],
 )
 def test_bad_input_raises_one_line_value_error(kwargs, fragment):
     with pytest.raises(ValueError) as info:
@@ -351,3 +353,62 @@ def test_clean_runs_have_no_runner_up():
 def test_prediction_counts_cover_every_label(suite):
     """The labeller uses all seven labels on the suite (no label is unreachable)."""
     assert set(Counter(d.label for _, d in suite)) == set(LABELS)
+
+
+# --- ensembles: the spread across members ------------------------------------------------------
+
+
+def _spread(case: curves.Case, relative: float) -> np.ndarray:
+    """A per-epoch s.d. across members of ``relative`` x the validation level (NaN where the case
+    has missing epochs stays harmless)."""
+    return relative * np.abs(np.asarray(case.val, dtype=float))
+
+
+def test_without_members_the_spread_is_none_and_labels_are_unchanged(suite):
+    for case, d in suite[::10]:
+        assert d.evidence["member_spread"] is None
+        # a spread of NaN everywhere (one member only) is no evidence either
+        again = diagnose(case.train, case.val, baseline=case.baseline, train_eval_loss=case.train_eval,
+                         stochastic_regularisation=case.stochastic, member_spread=[np.nan] * len(case.val))
+        assert again.label == d.label and again.evidence["member_spread"] is None
+
+
+def test_spread_is_reported_relative_to_the_validation_level():
+    train, val = _exp(100, 0.7, 0.1, 10, 0.5), _exp(100, 0.7, 0.13, 10, 1.0)
+    d = diagnose(train, val, baseline=0.69, member_spread=0.05 * val)
+    assert d.evidence["member_spread"] == pytest.approx(0.05, rel=0.02)
+    assert d.label == "good_fit"
+
+
+@pytest.mark.parametrize("label", ["good_fit", "unrepresentative_train"])
+def test_members_that_disagree_make_validation_noisy(suite, label):
+    """The same mean curves, but the members' validation losses differ by 40 % of their level:
+    one fold's validation says little, whatever the mean curve's shape. (Levels well above the
+    floor of 15 % of the scale, under which a spread is taken against the floor.)"""
+    cases = [(c, d) for c, d in suite if c.label == label and d.label == label
+             and d.evidence["val_level"] > 0.25][:5]
+    assert cases
+    for case, _ in cases:
+        d = diagnose(case.train, case.val, baseline=case.baseline, train_eval_loss=case.train_eval,
+                     member_spread=_spread(case, 0.4))
+        assert d.label == "unrepresentative_validation_noisy", case.id
+        assert d.evidence["member_spread"] == pytest.approx(0.4, rel=0.3)
+        assert "members" in d.summary and "folds" in d.advice[0]
+
+
+def test_members_that_agree_rule_out_noisy_validation(suite):
+    """A wiggly mean curve whose members agree closely: the wiggle is not validation noise."""
+    cases = [(c, d) for c, d in suite if c.label == "unrepresentative_validation_noisy"
+             and d.label == c.label][:10]
+    assert cases
+    for case, _ in cases:
+        d = diagnose(case.train, case.val, baseline=case.baseline, train_eval_loss=case.train_eval,
+                     member_spread=_spread(case, 0.02))
+        assert d.label != "unrepresentative_validation_noisy", case.id
+
+
+def test_overfit_members_stay_overfit_with_small_or_large_spread(suite):
+    cases = [c for c, d in suite if c.label == "overfit" and d.label == "overfit"][:10]
+    for case in cases:
+        small = diagnose(case.train, case.val, baseline=case.baseline, member_spread=_spread(case, 0.03))
+        assert small.label == "overfit", case.id

@@ -3,11 +3,7 @@ several training-set sizes to draw the sample-size learning curve (``--learning-
 
 from __future__ import annotations
 
-import math
-import os
 import re
-import zipfile
-from dataclasses import dataclass, field
 
 import click
 from click.core import ParameterSource
@@ -16,7 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
+from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
     CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
     stderr_console, stdout_console, threads_option,
@@ -32,7 +29,7 @@ _LABEL_STYLE = {
 # The evidence shown in the panel, in reading order, with what it means: the rows every label
 # shares and those behind the label and its runner-up (all of it is in --json).
 _COMMON_EVIDENCE = ("n_epochs", "scale", "scale_source", "train_final", "val_final", "best_epoch", "train_slope",
-                    "val_slope", "gap_end", "score", "runner_up_score")
+                    "val_slope", "gap_end", "member_spread", "score", "runner_up_score")
 _LABEL_EVIDENCE = {
     "underfit_capacity": ("train_level", "val_level", "train_distance_from_baseline", "val_distance_from_baseline"),
     "underfit_stopped_early": ("train_slope_z", "val_slope_z", "train_level", "val_level"),
@@ -65,6 +62,7 @@ _EVIDENCE_ROWS = [
     ("val_rise_z", "that rise in standard errors"),
     ("val_noise_rel", "validation wiggle / its level"),
     ("noise_ratio", "validation wiggle / training wiggle (relative)"),
+    ("member_spread", "validation s.d. across ensemble members / its level"),
     ("below_fraction", "share of epochs with validation below training"),
     ("train_eval_final", "training loss in inference mode at the end"),
     ("cause", "likely cause"),
@@ -74,181 +72,18 @@ _EVIDENCE_ROWS = [
     ("runner_up_score", "rule score of the runner-up"),
 ]
 
-_CURVE_COLUMNS = {"loss": ("train_loss", "val_loss"), "metric": ("train_metric", "val_metric")}
-_TABLE_SUFFIX = re.compile(r"\.(csv|tsv|txt)(\.(gz|bz2|xz|zip))?$|\.parquet$", re.IGNORECASE)
 _CURVE_ONLY = ("curves", "higher_is_better", "baseline")
 _LEARNING_CURVE_ONLY = ("fractions", "n_jobs", "threads", "quiet", "config")
 _SHARED = ("source", "plot_path", "chart", "learning", "as_json", "debug")  # every other option is a train option
 
 
-# --------------------------------------------------------------------------- reading the curves
-@dataclass
-class _Curves:
-    """The two curves to read and what is known about them."""
-
-    source: str
-    kind: str  # "model" | "history"
-    curves: str  # "loss" | "metric"
-    name: str  # what the curves measure, for labels: "loss", "balanced accuracy", ...
-    train: list[float]
-    val: list[float]
-    train_eval: list[float] | None = None
-    baseline: float | None = None
-    baseline_note: str | None = None
-    higher_is_better: bool = False
-    stochastic: bool = False
-    checkpoint_epoch: int | None = None  # the epoch whose weights were kept, when known
-    notes: list[str] = field(default_factory=list)
-
-
-def _is_model_file(path: str) -> bool:
-    """A zip holding model.json, or any zip / .mlp file not named like a table (the model loader
-    then says what is wrong with it)."""
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as zf:
-                if "model.json" in zf.namelist():
-                    return True
-        except (zipfile.BadZipFile, OSError):
-            return True
-        return not _TABLE_SUFFIX.search(path)
-    return path.lower().endswith(".mlp")
-
-
-def _read_curves(source: str, curves: str, higher_is_better: bool | None, baseline: float | None) -> _Curves:
-    if source != "-":
-        if not os.path.exists(source):
-            raise DataError(f"file not found: {source}")
-        if os.path.isdir(source):
-            raise DataError(f"{source} is a directory; give a model file or a history table")
-        if _is_model_file(source):
-            c = _curves_from_model(source, curves, higher_is_better)
-            return _override_baseline(c, baseline)
-    return _override_baseline(_curves_from_table(source, curves, higher_is_better), baseline)
-
-
-def _override_baseline(c: _Curves, baseline: float | None) -> _Curves:
-    if baseline is not None:
-        c.baseline, c.baseline_note = baseline, "given with --baseline"
-    return c
-
-
-def _curves_from_model(path: str, curves: str, higher_is_better: bool | None) -> _Curves:
-    from .. import model_io
-
-    model = model_io.load(path)
-    h = model.history
-    tk, vk = _CURVE_COLUMNS[curves]
-    if not h:
-        raise DataError(f"{path}: the model file holds no training history to diagnose")
-    if any(tk not in row or vk not in row for row in h):
-        raise DataError(f"{path}: the model's history has no {tk}/{vk} (it has {', '.join(h[0])})")
-    cfg = model.config or {}
-    c = _Curves(source=path, kind="model", curves=curves, name="loss", train=[_num(r[tk]) for r in h],
-                val=[_num(r[vk]) for r in h],
-                stochastic=bool(cfg.get("dropout") or cfg.get("augment_noise")),
-                checkpoint_epoch=(model.fit or {}).get("best_epoch") or None)
-    if curves == "loss":
-        if all("train_loss_eval" in r for r in h):
-            c.train_eval = [_num(r["train_loss_eval"]) for r in h]
-        c.baseline = (model.baseline or {}).get("val_loss")
-        c.baseline_note = "loss of always predicting the training prior" if c.baseline is not None else None
-        c.name = f"loss ({model.loss.get('name', '?')})"
-        return c
-    metric = (model.fit or {}).get("metric") or ("rmse" if model.task == "regression" else "balanced_accuracy")
-    c.name = metric.replace("_", " ") + (" (standardised targets)" if metric == "rmse" else "")
-    c.higher_is_better = metric != "rmse" if higher_is_better is None else higher_is_better
-    c.baseline, c.baseline_note = _metric_baseline(model, metric)
-    return c
-
-
-def _metric_baseline(model, metric: str) -> tuple[float | None, str | None]:
-    """The no-skill value of the per-epoch metric: balanced accuracy 1/K over the validation
-    classes (0.5 per label for multi-label); RMSE of the mean from the MSE baseline."""
-    if metric == "balanced_accuracy":
-        if model.task == "multilabel":
-            return 0.5, "balanced accuracy of a constant prediction"
-        present = [k for k, v in (model.split or {}).get("class_counts_val", {}).items() if v]
-        k = len(present) or len(model.classes)
-        return (1.0 / k, f"balanced accuracy of a constant prediction (1/{k})") if k >= 2 else (None, None)
-    base = (model.baseline or {}).get("val_loss")
-    if metric == "rmse" and model.loss.get("name") == "mse" and base is not None:
-        # MSE per sample is 1/2 sum_k r^2, so the RMSE over all k outputs is sqrt(2 MSE / k)
-        return math.sqrt(2.0 * base / max(1, model.network.n_outputs)), "RMSE of predicting the training mean"
-    return None, None
-
-
-def _num(v) -> float:
-    try:
-        return float("nan") if v is None else float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) -> _Curves:
-    import numpy as np
-    import pandas as pd
-
-    from .. import data
-
-    frame = data.read_table(path)
-    tk, vk = _CURVE_COLUMNS[curves]
-    missing = [k for k in (tk, vk) if k not in frame.columns]
-    if missing:
-        flag = "" if curves == "loss" else " with --metric metric"
-        raise DataError(f"{path} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
-                        f"{tk} and {vk} (columns present: {', '.join(map(str, frame.columns[:12]))}"
-                        f"{' ...' if len(frame.columns) > 12 else ''})")
-
-    def column(name: str) -> list[float]:
-        values = pd.to_numeric(frame[name], errors="coerce")
-        bad = values.isna() & frame[name].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: column {name!r} holds a non-numeric value {frame[name].iloc[i]!r} "
-                            f"(data row {i + 1})")
-        return values.astype(float).tolist()
-
-    c = _Curves(source="standard input" if path == "-" else path, kind="history", curves=curves, name=curves,
-                train=column(tk), val=column(vk))
-    if curves == "loss" and "train_loss_eval" in frame.columns:
-        c.train_eval = column("train_loss_eval")
-    if "best_epoch" in frame.columns:  # `train --history` records the kept epoch on every row
-        last = pd.to_numeric(frame["best_epoch"], errors="coerce").dropna()
-        c.checkpoint_epoch = int(last.iloc[-1]) if len(last) and last.iloc[-1] >= 1 else None
-    if curves == "metric":
-        c.higher_is_better = _infer_higher(c, higher_is_better)
-    return c
-
-
-def _infer_higher(c: _Curves, given: bool | None) -> bool:
-    """A score in [0, 1] whose training curve rises (accuracy, AUROC) is higher-is-better; else an
-    error such as RMSE. Said on stderr, with the flag that overrides it."""
-    import numpy as np
-
-    if given is not None:
-        return given
-    tr, va = np.asarray(c.train, dtype=float), np.asarray(c.val, dtype=float)
-    keep = np.isfinite(tr) & np.isfinite(va)
-    tr, va = tr[keep], va[keep]
-    k = max(1, min(3, len(tr) // 3))
-    in_unit = tr.size > 0 and min(tr.min(), va.min()) >= 0 and max(tr.max(), va.max()) <= 1
-    # both curves together: a training score pinned at 1.0 from epoch 2 does not rise any more
-    rising = len(tr) >= 2 and (tr[-k:].mean() - tr[:k].mean()) + (va[-k:].mean() - va[:k].mean()) > 0
-    higher = bool(in_unit and rising)
-    why = ("values in [0, 1] and the curves rise" if higher else
-           "the curves fall" if in_unit else "values outside [0, 1]")
-    c.notes.append(f"--metric metric: reading {'higher' if higher else 'lower'} values as better ({why}); "
-                   f"pass --{'lower' if higher else 'higher'}-is-better if that is wrong")
-    return higher
-
-
 # --------------------------------------------------------------------------- rendering
-def _chart(c: _Curves, best_epoch: int | None) -> Text:
+def _chart(c: Curves, best_epoch: int | None) -> Text:
     from ..plotting import BOTH_CHAR, TRAIN_CHAR, VAL_CHAR, terminal_chart
 
+    mean = f" (mean of {len(c.members)})" if c.members else ""
     chart = Text(terminal_chart(c.train, c.val, best_epoch=best_epoch, baseline=c.baseline,
-                                train_name="training", val_name="validation",
+                                train_name="training" + mean, val_name="validation" + mean,
                                 best_name="kept epoch" if c.checkpoint_epoch else "best epoch"))
     chart.highlight_regex(re.escape(TRAIN_CHAR), "bold dodger_blue2")
     chart.highlight_regex(re.escape(VAL_CHAR), "bold dark_orange")
@@ -256,7 +91,7 @@ def _chart(c: _Curves, best_epoch: int | None) -> Text:
     return chart
 
 
-def _verdict_panel(c: _Curves, d, best_epoch: int | None, chart: bool = True) -> Panel:
+def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> Panel:
     ev = d.evidence
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("evidence")
@@ -274,7 +109,7 @@ def _verdict_panel(c: _Curves, d, best_epoch: int | None, chart: bool = True) ->
     style = _LABEL_STYLE.get(d.label, "bold")
     title = f"[bold {style}]{d.label}[/]" + (f"  [dim](runner-up: {d.runner_up})[/]" if d.runner_up else "")
     what = (f"{c.source}: {c.name} curves{' (higher is better)' if c.higher_is_better else ''}, "
-            f"{len(c.train)} epochs")
+            f"{_epochs_words(c)}")
     if c.baseline is not None:
         what += f"; baseline {c.baseline:.4g} ({c.baseline_note})"
     parts = [Text(what, style="dim"), Text(d.summary, style="bold"), Text(""), table, Text(""),
@@ -282,6 +117,16 @@ def _verdict_panel(c: _Curves, d, best_epoch: int | None, chart: bool = True) ->
     if chart:
         parts += [Text(""), _chart(c, best_epoch)]
     return Panel(Group(*parts), title=f"Learning curves: {title}", title_align="left", border_style=style)
+
+
+def _epochs_words(c: Curves) -> str:
+    """'40 epochs', or for an ensemble how its mean curve was made from the members."""
+    if not c.members:
+        return f"{len(c.train)} epochs"
+    runs = [len(m.train) for m in c.members]
+    kept = ", ".join("?" if m.best_epoch is None else str(m.best_epoch) for m in c.members)
+    return (f"mean of {len(runs)} members over {len(c.train)} epochs (while more than half still ran; members ran "
+            f"{min(runs)}-{max(runs)} epochs, kept epochs {kept})")
 
 
 _SHORT_METRIC = {"balanced_accuracy": "bal. acc.", "rmse": "RMSE"}
@@ -375,7 +220,9 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
     """Label a run's learning curves, explain the verdict and draw both curves.
 
     SOURCE is a model file (its history and class-prior baseline are inside) or a history table
-    (epoch,train_loss,val_loss as `train --history` writes it). Labels: underfit_capacity,
+    (epoch,train_loss,val_loss as `train --history` writes it). For an ensemble (a member column)
+    the members' mean curves are labelled, their spread counting as evidence of noisy
+    validation, and --plot draws every member. Labels: underfit_capacity,
     underfit_stopped_early, overfit, good_fit, unrepresentative_train,
     unrepresentative_validation_noisy, validation_below_train.
 
@@ -404,28 +251,28 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
 
 
 def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json) -> None:
-    from ..diagnosis import diagnose as label_curves
-
     if higher_is_better is not None and curves == "loss":
         raise click.UsageError("--higher-is-better/--lower-is-better apply to --metric metric (losses are lower-is-better)")
-    c = _read_curves(source, curves, higher_is_better, baseline)
-    try:
-        d = label_curves(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
-                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better)
-    except DataError as exc:
-        raise DataError(f"{c.source}: {exc}") from None
+    c = read_curves(source, curves, higher_is_better, baseline)
+    d = diagnose_curves(c)
     best = c.checkpoint_epoch or d.evidence.get("best_epoch")
     if plot_path:
         from ..plotting import plot_curves
 
-        plot_curves(plot_path, c.train, c.val, ylabel=f"{c.name}", title=f"Learning curves: {d.label}",
+        members = f" (mean of {len(c.members)} members)" if c.members else ""
+        plot_curves(plot_path, c.train, c.val, ylabel=f"{c.name}", title=f"Learning curves: {d.label}{members}",
                     best_epoch=best, divergence_epoch=d.evidence.get("divergence_epoch"), baseline=c.baseline,
                     train_eval=c.train_eval,
-                    best_label=f"kept epoch {best} (lowest validation loss)" if c.checkpoint_epoch else None)
+                    best_label=f"kept epoch {best} (lowest validation loss)" if c.checkpoint_epoch else None,
+                    members=[(m.train, m.val) for m in c.members] or None)
     if as_json:
-        print_json({**d.to_dict(), "source": c.source, "kind": c.kind, "curves": c.curves,
-                    "higher_is_better": c.higher_is_better, "n_epochs": len(c.train), "best_epoch": best,
-                    "baseline": c.baseline, "plot": plot_path, "notes": c.notes})
+        doc = {**d.to_dict(), "source": c.source, "kind": c.kind, "curves": c.curves,
+               "higher_is_better": c.higher_is_better, "n_epochs": len(c.train), "best_epoch": best,
+               "baseline": c.baseline, "plot": plot_path, "notes": c.notes}
+        if c.members:  # a single network's document stays as it was
+            doc |= {"n_members": len(c.members), "members": [m.to_dict() for m in c.members],
+                    "member_spread": d.evidence["member_spread"]}
+        print_json(doc)
         return
     render_notes(stderr_console(), c.notes, [])
     con = stdout_console()

@@ -49,20 +49,6 @@ class _Progress(StderrBar):
         self.run = run
 
 
-def _history_csv(history: list[dict]) -> str:
-    import csv
-    import io
-
-    if not history:
-        return "epoch,train_loss,val_loss\n"
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buf.getvalue()
-
-
 def _split_table(split: dict, members: list[dict]) -> Table:
     crossfit = len(members) > 1
     if crossfit:
@@ -175,6 +161,7 @@ def train(data_file, out, history_path, oof_path, threads, quiet, as_json, debug
     """
     from .. import model_io, pipeline
     from ..fileio import write_frame_atomic
+    from ..history import history_csv
     from ..model_selection.crossfit import held_out_frame
 
     options = options_from_params(params)
@@ -188,7 +175,7 @@ def train(data_file, out, history_path, oof_path, threads, quiet, as_json, debug
     outcome.model.provenance["threads"] = threads
     model_io.save(outcome.model, out)
     if history_path:
-        write_text_atomic(history_path, _history_csv(outcome.model.history))
+        write_text_atomic(history_path, history_csv(outcome.model.history))
     if oof_path:
         write_frame_atomic(held_out_frame(outcome.fitted), oof_path)
 

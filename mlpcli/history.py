@@ -1,0 +1,433 @@
+"""A run's history: the per-epoch table (``train --history``), and the learning curves read back
+from a model file or such a table for ``diagnose``.
+
+A history is a list of per-epoch row dicts as the fit loop records them (``epoch``,
+``train_loss``, ``val_loss``, ``train_loss_eval``, ``penalty``, ``train_metric``, ``val_metric``,
+``lr``, ``best_epoch``, ``seconds``). ``history_csv`` writes it as CSV and ``read_history`` parses
+such a table back; ``read_curves`` picks the two curves to label and what is known about them (the
+no-skill baseline, the kept epoch, dropout) and ``diagnose_curves`` labels them.
+
+Ensembles
+---------
+The history of a cross-fitted ensemble has a ``member`` key first in each row (1, 2, ...): one
+row per member and epoch. Its members are read into ``Curves.members`` and the curves that get
+labelled are their **mean curves** (``mean_curve``):
+
+- at each epoch the mean is taken over the members still running (members stop at different
+  epochs under early stopping);
+- while every member runs it is the plain mean; once a member has stopped, the mean moves on by
+  the mean epoch-to-epoch change of the members still running (a chain-linked mean). A plain mean
+  would jump when a member leaves, by that member's distance from the others (folds' validation
+  losses differ by 5-30 % of their level), and a jump reads as a rise or a fall. A member's
+  missing epoch is bridged linearly so its change across the gap still counts;
+- it ends at the last epoch at which more than half of the members are still running (the median
+  member's length, the lower one for an even count): later epochs describe a minority, in the end
+  one long member, not the ensemble.
+
+Beside it, ``Curves.val_spread`` holds the s.d. across the running members of their validation
+curves, per epoch (``spread_curve``): how much the validation value depends on which fold
+validates. ``diagnose_curves`` hands it to the labeller as evidence of noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "read_history", "split_members",
+           "majority_length", "mean_curve", "spread_curve", "curves_from_history", "read_curves", "diagnose_curves"]
+
+# The two columns behind each kind of curve ``read_curves`` reads.
+CURVE_COLUMNS = {"loss": ("train_loss", "val_loss"), "metric": ("train_metric", "val_metric")}
+MEMBER = "member"  # the key (and column) numbering an ensemble's members from 1
+_INT_COLUMNS = (MEMBER, "epoch", "best_epoch")  # read back as int; every other numeric column as float
+_TABLE_SUFFIX = re.compile(r"\.(csv|tsv|txt)(\.(gz|bz2|xz|zip))?$|\.parquet$", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- the history table
+def history_csv(history: list[dict]) -> str:
+    """The per-epoch rows as CSV text: one column per key (in first-seen order), floats to 6
+    significant digits (the curves' noise is far above that; full precision triples the file).
+
+    An empty history gives the header ``epoch,train_loss,val_loss`` so the file still says what it
+    would hold."""
+    if not history:
+        return "epoch,train_loss,val_loss\n"
+    columns = list(dict.fromkeys(k for row in history for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def read_history(source: str) -> list[dict]:
+    """Parse a history table (any format ``data.read_table`` reads; ``"-"`` is standard input) back
+    into per-epoch rows: ``member``, ``epoch`` and ``best_epoch`` as int, other numeric columns as
+    float (an empty cell is NaN), a column holding text as its strings. ``history_csv`` round-trips
+    through it (to 6 significant digits)."""
+    return _rows(_read_frame(source))
+
+
+def _read_frame(source: str):
+    from . import data
+
+    return data.read_table(source)
+
+
+def _rows(frame) -> list[dict]:
+    import pandas as pd
+
+    columns = {}
+    for name in frame.columns:
+        raw = frame[name]
+        values = pd.to_numeric(raw, errors="coerce")
+        if (values.isna() & raw.notna()).any():  # text: keep it as read
+            columns[name] = [None if pd.isna(v) else v for v in raw.tolist()]
+            continue
+        values = values.astype(float).tolist()
+        if name in _INT_COLUMNS and all(math.isfinite(v) and v == int(v) for v in values):
+            values = [int(v) for v in values]
+        columns[name] = values
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
+
+# --------------------------------------------------------------------------- ensemble members
+def split_members(history: list[dict], source: str = "history") -> list[tuple[int, list[dict]]] | None:
+    """An ensemble's rows grouped by member, ``[(member, rows), ...]`` in member order, each
+    member's rows in their recorded order; None for a single network's history (no ``member``).
+
+    Raises DataError when only some rows have a member, or a member is not a whole number >= 1."""
+    has = [MEMBER in row for row in history]
+    if not any(has):
+        return None
+    if not all(has):
+        i = has.index(False)
+        raise DataError(f"{source}: row {i + 1} has no {MEMBER} number while others have one; an ensemble's "
+                        f"history has one row per member and epoch")
+    groups: dict[int, list[dict]] = {}
+    for i, row in enumerate(history):
+        m = row[MEMBER]
+        number = _num(m)
+        if not (math.isfinite(number) and number >= 1 and number == int(number)) or isinstance(m, bool):
+            raise DataError(f"{source}: {MEMBER} {m!r} in row {i + 1} is not a member number (1, 2, ...)")
+        groups.setdefault(int(number), []).append(row)
+    return sorted(groups.items())
+
+
+def majority_length(lengths: list[int]) -> int:
+    """The last epoch at which more than half of the members are still running: the median
+    length (the lower median for an even count). 0 for no members."""
+    if not lengths:
+        return 0
+    return sorted(lengths)[(len(lengths) - 1) // 2]
+
+
+def _stack(curves) -> np.ndarray:
+    out = np.full((len(curves), max((len(c) for c in curves), default=0)), np.nan)  # (K, longest)
+    for k, c in enumerate(curves):
+        out[k, :len(c)] = np.asarray(c, dtype=float)
+    return out
+
+
+def _bridge(y: np.ndarray) -> np.ndarray:
+    """(n,) with NaN between two finite values filled in linearly, so that a member's change
+    across a missing epoch still counts in the chain (leading and trailing NaN are kept)."""
+    ok = np.isfinite(y)
+    if ok.sum() < 2:
+        return y
+    idx = np.arange(len(y))
+    inner = ~ok & (idx > idx[ok][0]) & (idx < idx[ok][-1])
+    out = y.copy()
+    out[inner] = np.interp(idx[inner], idx[ok], y[ok])
+    return out
+
+
+def mean_curve(curves: list[list[float]]) -> list[float]:
+    """The members' mean curve (see "Ensembles" above): chain-linked over the members still
+    running, ending at ``majority_length``. curves: one per member, of their own lengths (NaN =
+    missing). Returns (majority_length,) values; NaN where no member has a value."""
+    n = majority_length([len(c) for c in curves])
+    raw = _stack(curves)[:, :n]  # (K, n), NaN after a member's last epoch
+    y = np.array([_bridge(row) for row in raw]).reshape(raw.shape)  # (K, n)
+    out = np.full(n, np.nan)
+    for t in range(n):
+        if t and np.isfinite(out[t - 1]):
+            # every member running at t also ran at t - 1, so this is the running members' change
+            step = y[:, t] - y[:, t - 1]
+            step = step[np.isfinite(step)]
+            if step.size:
+                out[t] = out[t - 1] + step.mean()
+                continue
+        now = y[:, t][np.isfinite(y[:, t])]  # the first epoch (or after a gap in every member)
+        if now.size:
+            out[t] = now.mean()
+    out[~np.isfinite(raw).any(axis=0)] = np.nan  # no member measured this epoch: nothing to show
+    return out.tolist()
+
+
+def spread_curve(curves: list[list[float]]) -> list[float]:
+    """Per epoch of the mean curve, the sample s.d. (ddof 1) across the members with a value there;
+    NaN where fewer than two have one. Returns (majority_length,) values."""
+    n = majority_length([len(c) for c in curves])
+    y = _stack(curves)[:, :n]  # (K, n)
+    out = np.full(n, np.nan)
+    for t in range(n):
+        now = y[:, t][np.isfinite(y[:, t])]
+        if now.size >= 2:
+            out[t] = now.std(ddof=1)
+    return out.tolist()
+
+
+@dataclass
+class MemberCurves:
+    """One ensemble member's curves (its own length: members stop at different epochs)."""
+
+    member: int  # 1-based
+    train: list[float]
+    val: list[float]
+    train_eval: list[float] | None = None
+    best_epoch: int | None = None  # the kept epoch when recorded, else the epoch of lowest val_loss
+
+    def to_dict(self) -> dict:
+        """``{"member", "epochs", "best_epoch"}`` for ``--json``."""
+        return {"member": self.member, "epochs": len(self.train), "best_epoch": self.best_epoch}
+
+
+def _member_curves(member: int, rows: list[dict], curves: str) -> MemberCurves:
+    one = _single_curves(rows, curves)
+    best = one.checkpoint_epoch
+    if best is None:  # what early stopping keeps (min_delta 0): the lowest validation loss
+        losses = [_num(r.get("val_loss")) for r in rows]
+        finite = [(v, e) for e, v in enumerate(losses, 1) if math.isfinite(v)]
+        best = min(finite)[1] if finite else None
+    return MemberCurves(member, one.train, one.val, one.train_eval, best)
+
+
+# --------------------------------------------------------------------------- the curves to diagnose
+@dataclass
+class Curves:
+    """The two curves to label and what is known about them.
+
+    ``train``/``val`` are per-epoch values (NaN = missing), epoch k being the k-th; for an
+    ensemble they are the members' mean curves (module docstring), with the members' own curves
+    in ``members`` and the per-epoch s.d. of validation across them in ``val_spread``.
+    ``checkpoint_epoch`` is the epoch whose weights were kept, when recorded (None for an
+    ensemble: each member kept its own); ``notes`` are remarks for the user (e.g. how the
+    direction of a metric was inferred).
+    """
+
+    source: str
+    kind: str  # "model" | "history"
+    curves: str  # "loss" | "metric"
+    name: str  # what the curves measure, for labels: "loss", "balanced accuracy", ...
+    train: list[float]
+    val: list[float]
+    train_eval: list[float] | None = None  # training loss re-measured in inference mode
+    baseline: float | None = None  # the no-skill level, in the curves' units
+    baseline_note: str | None = None  # where the baseline comes from, for the reader
+    higher_is_better: bool = False
+    stochastic: bool = False  # dropout or noise augmentation was active while training
+    checkpoint_epoch: int | None = None
+    notes: list[str] = field(default_factory=list)
+    members: list[MemberCurves] = field(default_factory=list)  # an ensemble's members; empty otherwise
+    val_spread: list[float] | None = None  # (len(val),) s.d. across members; None without members
+
+
+def _num(v) -> float:
+    try:
+        return float("nan") if v is None else float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def curves_from_history(history: list[dict], curves: str = "loss", *, source: str = "history",
+                        kind: str = "history") -> Curves:
+    """The ``curves`` ("loss" or "metric") of per-epoch rows, with the kept epoch when the rows
+    record it (``best_epoch``); for an ensemble's rows (with ``member``), the members' curves and
+    their mean and spread. The caller checks that the rows hold the curve columns."""
+    groups = split_members(history, source)
+    if groups is None:
+        return _single_curves(history, curves, source, kind)
+    members = [_member_curves(m, rows, curves) for m, rows in groups]
+    train_eval = None
+    if all(m.train_eval is not None for m in members):
+        train_eval = mean_curve([m.train_eval for m in members])
+    return Curves(source=source, kind=kind, curves=curves, name=curves, train=mean_curve([m.train for m in members]),
+                  val=mean_curve([m.val for m in members]), train_eval=train_eval, members=members,
+                  val_spread=spread_curve([m.val for m in members]))
+
+
+def _single_curves(history: list[dict], curves: str, source: str = "history", kind: str = "history") -> Curves:
+    tk, vk = CURVE_COLUMNS[curves]
+    c = Curves(source=source, kind=kind, curves=curves, name=curves, train=[_num(r[tk]) for r in history],
+               val=[_num(r[vk]) for r in history])
+    if curves == "loss" and history and all("train_loss_eval" in r for r in history):
+        c.train_eval = [_num(r["train_loss_eval"]) for r in history]
+    kept = [b for b in (_num(r.get("best_epoch")) for r in history) if math.isfinite(b)]
+    if kept and kept[-1] >= 1:  # `train --history` records the kept epoch on every row
+        c.checkpoint_epoch = int(kept[-1])
+    return c
+
+
+def read_curves(source: str, curves: str = "loss", higher_is_better: bool | None = None,
+                baseline: float | None = None) -> Curves:
+    """Read the learning curves to diagnose from a model file or a history table.
+
+    source: a model file (its history, class-prior baseline and kept epoch are inside), a history
+        table as ``train --history`` writes it, or ``"-"`` for a table on standard input.
+    curves: "loss" (train_loss, val_loss) or "metric" (train_metric, val_metric: balanced accuracy
+        or RMSE per epoch).
+    higher_is_better: for metric curves; default: from the model's metric, or inferred from a
+        table's values (said in ``Curves.notes``).
+    baseline: the no-skill level, overriding the model's.
+
+    Raises DataError (a missing file, a directory, missing or non-numeric curve columns) and
+    ModelFileError (a damaged or foreign model file).
+    """
+    if curves not in CURVE_COLUMNS:
+        raise ValueError(f"curves must be one of {', '.join(CURVE_COLUMNS)}, got {curves!r}")
+    if source != "-":
+        if not os.path.exists(source):
+            raise DataError(f"file not found: {source}")
+        if os.path.isdir(source):
+            raise DataError(f"{source} is a directory; give a model file or a history table")
+        if _is_model_file(source):
+            return _override_baseline(_curves_from_model(source, curves, higher_is_better), baseline)
+    return _override_baseline(_curves_from_table(source, curves, higher_is_better), baseline)
+
+
+def diagnose_curves(c: Curves):
+    """Label ``c`` with ``diagnosis.diagnose``; errors name the source. Returns a ``Diagnosis``."""
+    from .diagnosis import diagnose
+
+    try:
+        return diagnose(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
+                        stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
+                        member_spread=c.val_spread)
+    except DataError as exc:
+        raise DataError(f"{c.source}: {exc}") from None
+
+
+def _is_model_file(path: str) -> bool:
+    """A zip holding model.json, or any zip / .mlp file not named like a table (the model loader
+    then says what is wrong with it)."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if "model.json" in zf.namelist():
+                    return True
+        except (zipfile.BadZipFile, OSError):
+            return True
+        return not _TABLE_SUFFIX.search(path)
+    return path.lower().endswith(".mlp")
+
+
+def _override_baseline(c: Curves, baseline: float | None) -> Curves:
+    if baseline is not None:
+        c.baseline, c.baseline_note = baseline, "given with --baseline"
+    return c
+
+
+def _curves_from_model(path: str, curves: str, higher_is_better: bool | None) -> Curves:
+    from . import model_io
+
+    model = model_io.load(path)
+    h = model.history
+    tk, vk = CURVE_COLUMNS[curves]
+    if not h:
+        raise DataError(f"{path}: the model file holds no training history to diagnose")
+    if any(tk not in row or vk not in row for row in h):
+        raise DataError(f"{path}: the model's history has no {tk}/{vk} (it has {', '.join(h[0])})")
+    cfg, fit = model.config or {}, model.fit or {}
+    c = curves_from_history(h, curves, source=path, kind="model")
+    c.stochastic = bool(cfg.get("dropout") or cfg.get("augment_noise"))
+    c.checkpoint_epoch = None if c.members else fit.get("best_epoch") or None
+    recorded = {m.get(MEMBER): m.get("best_epoch") for m in fit.get("members") or [] if isinstance(m, dict)}
+    for m in c.members:
+        m.best_epoch = recorded.get(m.member) or m.best_epoch
+    if curves == "loss":
+        c.baseline = (model.baseline or {}).get("val_loss")
+        c.baseline_note = "loss of always predicting the training prior" if c.baseline is not None else None
+        c.name = f"loss ({model.loss.get('name', '?')})"
+        return c
+    metric = fit.get("metric") or ("rmse" if model.task == "regression" else "balanced_accuracy")
+    c.name = metric.replace("_", " ") + (" (standardised targets)" if metric == "rmse" else "")
+    c.higher_is_better = metric != "rmse" if higher_is_better is None else higher_is_better
+    c.baseline, c.baseline_note = _metric_baseline(model, metric)
+    return c
+
+
+def _metric_baseline(model, metric: str) -> tuple[float | None, str | None]:
+    """The no-skill value of the per-epoch metric: balanced accuracy 1/K over the validation
+    classes (0.5 per label for multi-label); RMSE of the mean from the MSE baseline."""
+    if metric == "balanced_accuracy":
+        if model.task == "multilabel":
+            return 0.5, "balanced accuracy of a constant prediction"
+        present = [k for k, v in (model.split or {}).get("class_counts_val", {}).items() if v]
+        k = len(present) or len(model.classes)
+        return (1.0 / k, f"balanced accuracy of a constant prediction (1/{k})") if k >= 2 else (None, None)
+    base = (model.baseline or {}).get("val_loss")
+    if metric == "rmse" and model.loss.get("name") == "mse" and base is not None:
+        # MSE per sample is 1/2 sum_k r^2, so the RMSE over all k outputs is sqrt(2 MSE / k)
+        return math.sqrt(2.0 * base / max(1, model.network.n_outputs)), "RMSE of predicting the training mean"
+    return None, None
+
+
+def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) -> Curves:
+    frame = _read_frame(path)
+    tk, vk = CURVE_COLUMNS[curves]
+    missing = [k for k in (tk, vk) if k not in frame.columns]
+    if missing:
+        flag = "" if curves == "loss" else " with --metric metric"
+        raise DataError(f"{path} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
+                        f"{tk} and {vk} (columns present: {', '.join(map(str, frame.columns[:12]))}"
+                        f"{' ...' if len(frame.columns) > 12 else ''})")
+    for name in (MEMBER, tk, vk, "train_loss_eval"):
+        if name in frame.columns:
+            _check_numeric(frame, name, path)
+    c = curves_from_history(_rows(frame), curves, source="standard input" if path == "-" else path)
+    if curves == "metric":
+        c.higher_is_better = _infer_higher(c, higher_is_better)
+    return c
+
+
+def _check_numeric(frame, name: str, path: str) -> None:
+    """A curve column holding text is an error naming the value and its row (not a silent NaN)."""
+    import pandas as pd
+
+    bad = pd.to_numeric(frame[name], errors="coerce").isna() & frame[name].notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{path}: column {name!r} holds a non-numeric value {frame[name].iloc[i]!r} "
+                        f"(data row {i + 1})")
+
+
+def _infer_higher(c: Curves, given: bool | None) -> bool:
+    """A score in [0, 1] whose training curve rises (accuracy, AUROC) is higher-is-better; else an
+    error such as RMSE. Said in the notes, with the flag that overrides it."""
+    if given is not None:
+        return given
+    tr, va = np.asarray(c.train, dtype=float), np.asarray(c.val, dtype=float)
+    keep = np.isfinite(tr) & np.isfinite(va)
+    tr, va = tr[keep], va[keep]
+    k = max(1, min(3, len(tr) // 3))
+    in_unit = tr.size > 0 and min(tr.min(), va.min()) >= 0 and max(tr.max(), va.max()) <= 1
+    # both curves together: a training score pinned at 1.0 from epoch 2 does not rise any more
+    rising = len(tr) >= 2 and (tr[-k:].mean() - tr[:k].mean()) + (va[-k:].mean() - va[:k].mean()) > 0
+    higher = bool(in_unit and rising)
+    why = ("values in [0, 1] and the curves rise" if higher else
+           "the curves fall" if in_unit else "values outside [0, 1]")
+    c.notes.append(f"--metric metric: reading {'higher' if higher else 'lower'} values as better ({why}); "
+                   f"pass --{'lower' if higher else 'higher'}-is-better if that is wrong")
+    return higher

@@ -1,0 +1,262 @@
+"""mlpcli.history: the history table (rows -> CSV -> rows) and the curves read back from a model
+file or a history table for diagnose."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import history, model_io, pipeline
+from mlpcli.config import TrainOptions
+from mlpcli.errors import DataError
+from tables import make_table
+
+try:  # tests/ is on sys.path under pytest's default (prepend) import mode
+    import curves
+except ImportError:  # pragma: no cover - if tests/ becomes a package
+    from tests import curves
+
+
+def _rows(n: int = 6, **extra) -> list[dict]:
+    """Rows shaped like the fit loop's: ints, floats at 6 significant digits or fewer."""
+    return [{**extra, "epoch": e, "train_loss": round(1.0 / e, 5), "val_loss": round(1.2 / e + 0.01 * e, 5),
+             "train_loss_eval": round(0.9 / e, 5), "lr": 0.001, "best_epoch": min(e, 4), "seconds": 0.0125}
+            for e in range(1, n + 1)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A short real run: its model file, and its history written with history_csv."""
+    d = tmp_path_factory.mktemp("history")
+    path = d / "data.csv"
+    make_table(n_patients=60, per_patient=2, n_features=8).to_csv(path, index=False)
+    outcome = pipeline.train(str(path), TrainOptions(hidden=[8], epochs=12, patience=100))
+    model, table = d / "m.mlp", d / "h.csv"
+    model_io.save(outcome.model, model)
+    table.write_text(history.history_csv(outcome.fit.history))
+    return {"model": str(model), "table": str(table), "fit": outcome.fit}
+
+
+# --- the table format ----------------------------------------------------------------------------
+
+
+def test_history_csv_header_and_number_format():
+    text = history.history_csv([{"epoch": 1, "train_loss": 0.123456789, "val_loss": 1e-7, "best_epoch": 1}])
+    assert text == "epoch,train_loss,val_loss,best_epoch\n1,0.123457,1e-07,1\n"
+
+
+def test_empty_history_still_names_the_columns():
+    assert history.history_csv([]) == "epoch,train_loss,val_loss\n"
+
+
+def test_round_trip_rows_csv_rows(tmp_path):
+    rows = _rows()
+    path = tmp_path / "h.csv"
+    path.write_text(history.history_csv(rows))
+    back = history.read_history(str(path))
+    assert back == rows
+    assert all(type(r["epoch"]) is int and type(r["best_epoch"]) is int for r in back)
+    assert all(type(r["lr"]) is float for r in back)
+
+
+def test_round_trip_of_a_real_run_to_six_digits(trained):
+    back = history.read_history(trained["table"])
+    assert [list(r) for r in back] == [list(r) for r in trained["fit"].history]
+    for got, want in zip(back, trained["fit"].history):
+        for k, v in want.items():
+            assert got[k] == pytest.approx(v, rel=1e-5, abs=1e-12), k
+
+
+def test_round_trip_with_a_member_column(tmp_path):
+    rows = [r for m in (1, 2, 3) for r in _rows(4 + m, member=m)]
+    text = history.history_csv(rows)
+    assert text.startswith("member,epoch,train_loss,")
+    path = tmp_path / "h.csv"
+    path.write_text(text)
+    back = history.read_history(str(path))
+    assert back == rows and all(type(r["member"]) is int for r in back)
+
+
+def test_read_history_keeps_text_and_empty_cells(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("epoch,train_loss,val_loss,note\n1,1.0,,start\n2,0.5,0.7,\n")
+    back = history.read_history(str(path))
+    assert math.isnan(back[0]["val_loss"]) and back[1]["val_loss"] == 0.7
+    assert [r["note"] for r in back] == ["start", None]
+
+
+# --- reading the curves ----------------------------------------------------------------------------
+
+
+def test_read_curves_from_a_model(trained):
+    c = history.read_curves(trained["model"])
+    fit = trained["fit"]
+    assert c.kind == "model" and c.curves == "loss" and c.name.startswith("loss (")
+    assert c.train == [r["train_loss"] for r in fit.history] and c.val == [r["val_loss"] for r in fit.history]
+    assert c.train_eval is not None and len(c.train_eval) == len(c.train)
+    assert c.baseline == pytest.approx(fit.baseline["val_loss"]) and c.checkpoint_epoch == fit.best_epoch
+    assert c.higher_is_better is False
+
+
+def test_read_curves_from_a_table_matches_the_model(trained):
+    c, m = history.read_curves(trained["table"]), history.read_curves(trained["model"])
+    assert c.kind == "history" and c.baseline is None
+    np.testing.assert_allclose(c.train, m.train, rtol=1e-5)
+    np.testing.assert_allclose(c.val, m.val, rtol=1e-5)
+    assert c.checkpoint_epoch == m.checkpoint_epoch
+
+
+def test_metric_curves_of_a_model_and_of_a_table(trained):
+    m = history.read_curves(trained["model"], "metric")
+    assert m.higher_is_better is True and m.name == "balanced accuracy" and m.baseline == pytest.approx(1 / 3)
+    t = history.read_curves(trained["table"], "metric", higher_is_better=False)
+    assert t.higher_is_better is False and not t.notes
+
+
+def test_baseline_overrides_the_models(trained):
+    c = history.read_curves(trained["model"], baseline=2.5)
+    assert c.baseline == 2.5 and c.baseline_note == "given with --baseline"
+
+
+def test_diagnose_curves_labels_and_names_the_source_in_errors(tmp_path, trained):
+    assert history.diagnose_curves(history.read_curves(trained["model"])).label
+    path = tmp_path / "short.csv"
+    pd.DataFrame({"train_loss": [1.0, 0.8], "val_loss": [1.1, 0.9]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"short\.csv: need at least 3 epochs"):
+        history.diagnose_curves(history.read_curves(str(path)))
+
+
+def test_curves_from_history_rows():
+    c = history.curves_from_history(_rows())
+    assert c.train == [r["train_loss"] for r in _rows()] and c.checkpoint_epoch == 4
+    assert c.train_eval == [r["train_loss_eval"] for r in _rows()]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("epoch,loss\n1,0.5\n", "no 'train_loss' or 'val_loss' column"),
+    ("train_loss,val_loss\n1.0,1.1\noops,0.9\n", "non-numeric value 'oops' (data row 2)"),
+], ids=["no-columns", "text-in-curve"])
+def test_read_curves_table_errors(tmp_path, content, message):
+    path = tmp_path / "h.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        history.read_curves(str(path))
+
+
+def test_read_curves_missing_file_and_directory(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        history.read_curves(str(tmp_path / "nope.mlp"))
+    with pytest.raises(DataError, match="is a directory"):
+        history.read_curves(str(tmp_path))
+
+
+# --- ensembles: members, the mean curve, the spread --------------------------------------------------
+
+
+def test_split_members_groups_rows_in_member_order():
+    rows = [{"member": m, "epoch": e, "train_loss": 1.0, "val_loss": 1.0} for e in (1, 2) for m in (2, 1)]
+    groups = history.split_members(rows)
+    assert [m for m, _ in groups] == [1, 2]
+    assert [[r["epoch"] for r in g] for _, g in groups] == [[1, 2], [1, 2]]
+    assert history.split_members(_rows()) is None
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"member": 1, "train_loss": 1.0}, {"train_loss": 1.0}], "row 2 has no member"),
+    ([{"member": 0, "train_loss": 1.0}], "member 0 in row 1"),
+    ([{"member": 1.5, "train_loss": 1.0}], "member 1.5 in row 1"),
+    ([{"member": float("nan"), "train_loss": 1.0}], "member nan in row 1"),
+], ids=["mixed", "zero", "fraction", "missing"])
+def test_split_members_errors(rows, message):
+    with pytest.raises(DataError, match=message):
+        history.split_members(rows)
+
+
+@pytest.mark.parametrize("lengths, expected", [([5], 5), ([10, 50], 10), ([10, 20, 30, 40], 20),
+                                               ([50, 10, 40, 20, 30], 30), ([], 0)])
+def test_majority_length_is_where_more_than_half_still_run(lengths, expected):
+    assert history.majority_length(lengths) == expected
+
+
+def test_mean_curve_of_equal_members_is_the_plain_mean():
+    a, b = [1.0, 0.8, 0.6], [0.6, 0.5, 0.4]
+    assert history.mean_curve([a, b]) == pytest.approx([0.8, 0.65, 0.5])
+    assert history.spread_curve([a, b]) == pytest.approx(np.std([a, b], axis=0, ddof=1))
+
+
+def test_mean_curve_of_members_of_different_lengths_does_not_jump_when_a_member_stops():
+    """Members share one shape at different levels (their folds) and stop at 10, 20, 30, 40, 50
+    epochs: the mean keeps the shape and the average level, and ends at epoch 30, the last one
+    at which three of the five still run."""
+    shape = np.linspace(1.0, 0.5, 50)
+    levels = [0.4, 0.0, 0.3, 0.1, 0.2]
+    members = [list(shape[:n] + lv) for n, lv in zip((10, 20, 30, 40, 50), levels)]
+    mean = history.mean_curve(members)
+    assert len(mean) == 30
+    np.testing.assert_allclose(mean, shape[:30] + np.mean(levels))
+    spread = history.spread_curve(members)
+    assert len(spread) == 30 and spread[0] == pytest.approx(np.std(levels, ddof=1))
+    assert spread[25] == pytest.approx(np.std([0.3, 0.1, 0.2], ddof=1))  # the three still running
+
+
+def test_mean_curve_skips_missing_values():
+    """A member's missing epoch is bridged so that its change across the gap still counts;
+    epochs no member measured stay missing."""
+    mean = history.mean_curve([[1.0, np.nan, 0.6, 0.5], [0.8, 0.7, 0.6, 0.5]])
+    assert mean == pytest.approx([0.9, 0.75, 0.6, 0.5])
+    sparse = history.mean_curve([[1.0, np.nan, 0.6, np.nan, 0.4], [0.8, np.nan, 0.6, np.nan, 0.2]])
+    assert np.isnan(sparse[1]) and np.isnan(sparse[3])
+    assert [sparse[0], sparse[2], sparse[4]] == pytest.approx([0.9, 0.6, 0.3])
+    assert np.isnan(history.spread_curve([[1.0, np.nan], [0.8, 0.7]])[1])  # one value: no s.d.
+
+
+def test_curves_of_an_ensemble_history():
+    rows = curves.ensemble_history("overfit", n_members=5, seed=0)
+    c = history.curves_from_history(rows)
+    lengths = [len(m.train) for m in c.members]
+    assert [m.member for m in c.members] == [1, 2, 3, 4, 5]
+    assert len(c.train) == len(c.val) == len(c.val_spread) == sorted(lengths)[2]
+    assert c.checkpoint_epoch is None and c.train_eval is None
+    for m in c.members:  # the kept epoch is the last row's best_epoch
+        assert m.best_epoch == [r["best_epoch"] for r in rows if r["member"] == m.member][-1]
+    d = history.diagnose_curves(c)
+    assert d.label == "overfit" and d.evidence["member_spread"] < 0.1
+
+
+def test_member_best_epoch_without_a_best_epoch_column_is_the_lowest_validation_loss():
+    rows = [{"member": 1, "epoch": e, "train_loss": 1.0 / e, "val_loss": v}
+            for e, v in enumerate([0.9, 0.5, 0.7, 0.6], 1)]
+    assert history.curves_from_history(rows).members[0].best_epoch == 2
+
+
+def test_spread_evidence_of_members_that_disagree():
+    d = history.diagnose_curves(history.curves_from_history(curves.ensemble_history("disagree", seed=0)))
+    assert d.evidence["member_spread"] > 0.3
+    assert d.label == "unrepresentative_validation_noisy"
+
+
+def test_read_curves_of_an_ensemble_table_and_model(tmp_path, trained):
+    rows = curves.ensemble_history("overfit", n_members=3, seed=1)
+    table = tmp_path / "ensemble.csv"
+    table.write_text(history.history_csv(rows))
+    c = history.read_curves(str(table))
+    assert len(c.members) == 3 and c.val_spread is not None
+
+    model = model_io.load(trained["model"])
+    model.history = rows
+    model.fit["members"] = [{"member": m, "best_epoch": 10 + m, "epochs_run": 50, "stopped_early": True,
+                             "best_val_loss": 0.3} for m in (1, 2, 3)]
+    path = tmp_path / "ensemble.mlp"
+    model_io.save(model, path)
+    m = history.read_curves(str(path))
+    assert m.kind == "model" and m.checkpoint_epoch is None
+    assert [x.best_epoch for x in m.members] == [11, 12, 13]
+    np.testing.assert_allclose(m.val, c.val, rtol=1e-5)
+
+
+def test_single_network_curves_have_no_members(trained):
+    c = history.read_curves(trained["model"])
+    assert c.members == [] and c.val_spread is None
