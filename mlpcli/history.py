@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 import os
 import re
 import zipfile
@@ -177,10 +178,18 @@ def mean_curve(curves: list[list[float]]) -> list[float]:
 
 
 def spread_curve(curves: list[list[float]]) -> list[float]:
-    """Per epoch of the mean curve, the sample s.d. (ddof 1) across the members with a value there;
-    NaN where fewer than two have one. Returns (majority_length,) values."""
+    """Per epoch of the mean curve, the sample s.d. (ddof 1) across the members with a value there,
+    after removing each member's own level (its mean over the epochs every member ran): members
+    validated on different folds sit at different levels (a harder fold, a rarer class), which says
+    nothing about noise; members whose curves move differently do. NaN where fewer than two have a
+    value. Returns (majority_length,) values."""
     n = majority_length([len(c) for c in curves])
+    shared = min((len(c) for c in curves), default=0)
     y = _stack(curves)[:, :n]  # (K, n)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a member with no value in the shared epochs
+        levels = np.nanmean(_stack(curves)[:, :max(shared, 1)], axis=1)  # (K,)
+    y = y - levels[:, None]
     out = np.full(n, np.nan)
     for t in range(n):
         now = y[:, t][np.isfinite(y[:, t])]

@@ -24,12 +24,13 @@ JSON_FIELDS = {"label", "evidence", "advice", "runner_up"}
 
 @pytest.fixture(scope="module")
 def run_files(tmp_path_factory):
-    """One short training run through `mlpcli train`: its model file and its history table."""
+    """One short training run of one network (--folds 1) through `mlpcli train`: its model file and its
+    history table."""
     d = tmp_path_factory.mktemp("diagnose")
     data = write_table(d)
     model, history = d / "m.mlp", d / "h.csv"
     res = run(["train", data, "-o", str(model), "--history", str(history), "--hidden", "8", "--epochs", "30",
-               "--patience", "100", "--quiet"])
+               "--patience", "100", "--folds", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     return {"dir": d, "model": str(model), "history": str(history), "data": data}
 
@@ -264,7 +265,7 @@ def test_members_that_all_overfit_are_labelled_overfit(ensemble_files):
 
 def test_members_that_disagree_give_high_noise_evidence(ensemble_files):
     doc = json.loads(run(["diagnose", ensemble_files["disagree"], "--json"]).stdout)
-    assert doc["evidence"]["member_spread"] > 0.3
+    assert doc["evidence"]["member_spread"] > 0.2
     assert doc["label"] == "unrepresentative_validation_noisy"
     assert "members" in doc["summary"]
 

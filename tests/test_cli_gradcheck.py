@@ -58,8 +58,20 @@ def test_gradcheck_on_a_trained_model(model_and_data):
     res = run(["gradcheck", "--model", str(model), "--data", data, "--rows", "8", "--entries", "6", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert [r["component"] for r in doc["results"]] == ["model (inference mode)", "model (training mode, fixed dropout mask)"]
+    # every member of the default ensemble, each on rows its own preprocessing transforms
+    assert [r["component"] for r in doc["results"]] == [
+        f"model (member {k} of 5, {mode})" for k in range(1, 6)
+        for mode in ("inference mode", "training mode, fixed dropout mask")]
     assert all(r["passed"] and r["entries"] > 0 for r in doc["results"])
+
+
+def test_gradcheck_on_a_single_network_model(tmp_path):
+    data = write_table(tmp_path, n_features=6)
+    model = tmp_path / "m.mlp"
+    assert run(["train", data, "-o", str(model), "--hidden", "6", "--epochs", "3", "--folds", "1", "--quiet"]).exit_code == 0
+    doc = json.loads(run(["gradcheck", "--model", str(model), "--data", data, "--rows", "8", "--entries", "6",
+                          "--json"]).stdout)
+    assert [r["component"] for r in doc["results"]] == ["model (inference mode)", "model (training mode, fixed dropout mask)"]
 
 
 def test_gradcheck_on_a_trained_model_catches_a_broken_gradient(model_and_data, monkeypatch):

@@ -31,9 +31,12 @@ def test_every_task_type_trains_and_saves(tmp_path, task, extra):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["task"] == task
-    assert doc["split"]["n_groups_train"] + doc["split"]["n_groups_val"] == 40
+    # the default: five cross-fitted members; every patient is held out by exactly one of them
+    assert doc["split"]["n_groups_train"] == 40 and len(doc["fit"]["members"]) == 5
+    assert doc["held_out"] == "out-of-fold"
+    assert sum(m["n_val"] for m in doc["fit"]["members"]) == doc["split"]["n_train"]
     model = model_io.load(out)
-    assert model.task == task
+    assert model.task == task and len(model.members) == 5
     if task in ("binary", "multiclass"):
         assert doc["validation_metrics"]["balanced_accuracy"] is not None
 
@@ -42,9 +45,13 @@ def test_default_output_names_roles_split_and_summary(tmp_path):
     data = write_table(tmp_path)
     res = run(["train", data, "-o", str(tmp_path / "m.mlp"), "--hidden", "8", "--epochs", "5"])
     assert res.exit_code == 0, res.output
-    for needle in ("group: patient_id", "task: multiclass", "StratifiedGroupKFold", "Training summary", "best epoch",
-                   "baseline loss", "balanced accuracy", "learning curves"):
+    for needle in ("group: patient_id", "task: multiclass", "Cross-fitting: StratifiedGroupKFold", "Training summary",
+                   "best 5", "baseline loss", "out-of-fold metrics", "balanced accuracy", "calibration", "temperature",
+                   "learning curves", "members' mean curves"):
         assert needle in res.output, needle
+    single = run(["train", data, "-o", str(tmp_path / "m1.mlp"), "--hidden", "8", "--epochs", "5", "--folds", "1"])
+    for needle in ("Split: StratifiedGroupKFold", "best epoch", "validation metrics", "calibration"):
+        assert needle in single.output, needle
 
 
 def test_history_file_and_model_contents(tmp_path):
@@ -53,9 +60,10 @@ def test_history_file_and_model_contents(tmp_path):
     res = run(["train", data, "-o", str(tmp_path / "m.mlp"), "--history", str(hist), *FAST])
     assert res.exit_code == 0
     h = pd.read_csv(hist)
-    assert list(h.columns[:3]) == ["epoch", "train_loss", "val_loss"]
+    assert list(h.columns[:4]) == ["member", "epoch", "train_loss", "val_loss"]
     assert {"train_loss_eval", "train_metric", "val_metric", "lr", "seconds"} <= set(h.columns)
-    assert len(h) == 6
+    assert len(h) == 5 * 6 and sorted(h["member"].unique()) == [1, 2, 3, 4, 5]
+    assert (h.groupby("member")["epoch"].max() == 6).all()
 
 
 def test_real_subprocess(tmp_path):
@@ -217,8 +225,12 @@ def test_impute_fixes_missing_values(tmp_path):
 
 @pytest.mark.parametrize("args,needle,code", [
     (["--hidden", "12,x"], "--hidden", 2),
-    (["--val-size", "1.5"], "--val-size", 1),
-    (["--dropout", "1"], "--dropout", 1),
+    (["--val-size", "1.5"], "--val-size", 2),
+    (["--dropout", "1"], "--dropout", 2),
+    (["--hidden", "8,,8"], "--hidden", 2),
+    (["--epochs", "0"], "--epochs", 2),
+    (["--folds", "0"], "--folds", 2),
+    (["--folds", "1", "--refit"], "--refit", 2),
     (["--loss", "mse"], "regression loss", 1),
     (["--label-smoothing", "0.1", "--loss", "auto", "--target", "lab0,lab1"], "--label-smoothing", 1),
     (["--class-weight", "nosuch=2"], "--class-weight", 1),
@@ -245,19 +257,25 @@ def test_stdin_input(tmp_path):
     assert model_io.load(out).task == "multiclass"
 
 
-def test_preprocessing_is_fitted_on_training_rows_only(tmp_path):
-    from mlpcli import data as data_mod
+@pytest.mark.parametrize("scaling", ["robust", "standard"])
+def test_preprocessing_is_fitted_on_each_members_training_rows_only(tmp_path, scaling):
     from mlpcli.config import TrainOptions
+    from mlpcli.model_selection import holdout, kfold
     from mlpcli.pipeline import load_dataset, train
 
     path = write_table(tmp_path)
-    opts = TrainOptions(hidden=[4], epochs=2, seed=5)
+    centre = (lambda X: np.median(X, axis=0)) if scaling == "robust" else (lambda X: X.mean(axis=0))
+    opts = TrainOptions(hidden=[4], epochs=2, seed=5, scaling=scaling)
     outcome = train(path, opts)
     ds, _ = load_dataset(path, opts)
-    tr, va, _ = data_mod.split(ds, opts.val_size, opts.seed)
-    pre = outcome.model.preprocessor
-    np.testing.assert_allclose(pre.center_, ds.X[tr].mean(axis=0))
-    assert not np.allclose(pre.center_, ds.X.mean(axis=0))
+    folds, _ = kfold(ds, 5, 1, opts.seed)
+    for member, fold in zip(outcome.model.members, folds):
+        np.testing.assert_allclose(member.preprocessor.center_, centre(ds.X[fold.train]))
+        assert not np.allclose(member.preprocessor.center_, centre(ds.X))
+    # one network: the hold-out's training rows
+    single = train(path, TrainOptions(hidden=[4], epochs=2, seed=5, scaling=scaling, folds=1))
+    tr, _, _ = holdout(ds, opts.val_size, opts.seed)
+    np.testing.assert_allclose(single.model.members[0].preprocessor.center_, centre(ds.X[tr]))
 
 
 def test_real_subprocess_bad_input_is_one_line_exit_1(tmp_path):

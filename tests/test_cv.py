@@ -102,9 +102,11 @@ def test_test_rows_are_used_for_scoring_only(monkeypatch):
     monkeypatch.setattr(data.Preprocessor, "fit", spy_pre_fit)
     monkeypatch.setattr(fitting, "fit", spy_fit)
     score = cv.fit_and_score(ds, fold.train, fold.test, OPTIONS)
-    assert len(seen["pre"]) == 1 and not any(tuple(r) in test_X for r in seen["pre"][0])
-    n_fit, n_val = seen["fit"][0]
-    assert n_fit + n_val == len(fold.train)  # early-stopping rows come out of the training part
+    # what train ships, inside the fold: its members (and the reference preprocessing), none seeing a test row
+    assert score.members >= 2 and len(seen["fit"]) == score.members and len(seen["pre"]) == score.members + 1
+    assert not any(tuple(r) in test_X for X in seen["pre"] for r in X)
+    for n_fit, n_val in seen["fit"]:
+        assert n_fit + n_val == len(fold.train)  # each member's early-stopping rows come out of the training part
     assert score.n_test == len(fold.test) and 0 <= score.score <= 1
 
 

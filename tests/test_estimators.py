@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mlpcli.estimators import MLPClassifier, MLPRegressor, _early_stopping_split
+from mlpcli.estimators import MLPClassifier, MLPRegressor
 
 # Small networks and few epochs keep the checks fast; lr=1e-2 lets them learn in that budget.
 FAST = dict(hidden=(16,), epochs=60, lr=1e-2)
@@ -155,15 +155,32 @@ def test_pickle_round_trip_keeps_a_consistent_network():
     assert hasattr(clf, "network_")  # pickling must not strip the live estimator
 
 
-@pytest.mark.parametrize("stratified", [True, False])
-def test_early_stopping_split_keeps_groups_whole(stratified):
+@pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
+def test_early_stopping_holds_out_whole_groups(estimator, monkeypatch):
+    """The estimators' early-stopping split is model selection's grouped hold-out: whole groups, and
+    every class on both sides for a classifier."""
+    from mlpcli import training
+
     groups = np.repeat(np.arange(30), 4)
     y = np.repeat(np.arange(30) % 3, 4)
-    for seed in range(5):
-        tr, va = _early_stopping_split(y if stratified else None, groups, 0.2, seed, len(groups))
-        assert len(va) and len(tr) and len(tr) + len(va) == len(groups)
+    X = np.random.default_rng(0).normal(size=(len(y), 3)) + y[:, None]
+    seen = []
+    real_fit = training.fit
+
+    def spy(net, loss, X_tr, y_tr, X_va, y_va, *a, **k):
+        seen.append((X_tr.copy(), X_va.copy(), y_tr.copy(), y_va.copy()))
+        return real_fit(net, loss, X_tr, y_tr, X_va, y_va, *a, **k)
+
+    monkeypatch.setattr("mlpcli.estimators.fit", spy)
+    row_of = {tuple(np.round(r, 12)): i for i, r in enumerate(X)}
+    for seed in range(3):
+        estimator(hidden=(4,), epochs=2, random_state=seed).fit(X, y, groups=groups)
+        X_tr, X_va, y_tr, y_va = seen[-1]
+        tr = [row_of[tuple(np.round(r, 12))] for r in X_tr]
+        va = [row_of[tuple(np.round(r, 12))] for r in X_va]
+        assert len(va) and len(tr) + len(va) == len(groups)
         assert not set(groups[tr]) & set(groups[va])
-        if stratified:
+        if estimator is MLPClassifier:
             assert set(y[va]) == set(y) == set(y[tr])
 
 

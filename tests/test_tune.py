@@ -158,11 +158,13 @@ def test_cli_tune_table_results_and_refit(tmp_path):
                "--refit", "-o", str(model), *FAST[:-1]])
     assert res.exit_code == 0, res.output
     for needle in ("Tuning: 4 of 4 grid points", "StratifiedGroupKFold by patient_id", "rank", "best:",
-                   "refitted the best setting", str(model)):
+                   "each setting is scored as one network per fold", "trained the best setting on all the data as "
+                   "`train` does", str(model)):
         assert needle in res.output, needle
     table = pd.read_csv(results)
     assert list(table["rank"]) == [1, 2, 3, 4] and {"lr", "hidden", "mean_balanced_accuracy"} <= set(table.columns)
     m = model_io.load(model)
+    assert len(m.members) >= 2  # train's default: a cross-fitted ensemble of the winning setting
     best = table.iloc[0]
     assert m.network.hidden == [int(h) for h in str(best["hidden"]).split(",")]
     assert m.config["lr"] == pytest.approx(best["lr"])
@@ -176,7 +178,8 @@ def test_cli_tune_json_random_and_nested(tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["grid_size"] == 6 and doc["evaluated"] == 2 and len(doc["points"]) == 2
-    assert doc["notes"] == ["2 of 6 grid points drawn at random (seed 0)"]
+    assert doc["notes"][0] == "2 of 6 grid points drawn at random (seed 0)"
+    assert doc["notes"][1].startswith("each setting is scored as one network per fold (--folds 1")
     nested = doc["nested"]
     assert len(nested["outer_folds"]) == 3 and nested["mean"] is not None
     assert all(o["chosen"] in [p["setting"] for p in doc["points"]] for o in nested["outer_folds"])

@@ -31,7 +31,7 @@ from ..config import AUTO, TrainOptions
 from ..errors import ConfigError, DataError
 from ..model_io import Member, Model
 from .fitting import FittedRun, fit_run, resolve_log1p
-from .splits import SplitSummary, holdout, kfold, summarize_split
+from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "FittedModel", "fit_model", "validation_dataset", "held_out_frame"]
 
@@ -138,12 +138,20 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
     notes: list[str] = []
-    n_folds = config.auto_folds(ds.n_samples) if options.folds == AUTO and val_ds is None else options.folds
-    if val_ds is not None:
-        n_folds = 1
-    if options.folds == AUTO and n_folds == 1 and val_ds is None:
-        notes.append(f"{ds.n_samples:,} samples (more than {config.SINGLE_HOLDOUT_ABOVE:,}): one network on a "
-                     f"--val-size hold-out instead of a {config.DEFAULT_FOLDS}-member ensemble (--folds to choose)")
+    n_folds = 1 if val_ds is not None else options.folds
+    if n_folds == AUTO:
+        n_folds = config.auto_folds(ds.n_samples)
+        if n_folds == 1:
+            notes.append(f"{ds.n_samples:,} samples (more than {config.SINGLE_HOLDOUT_ABOVE:,}): one network on a "
+                         f"--val-size hold-out instead of a {config.DEFAULT_FOLDS}-member ensemble (--folds to "
+                         "choose)")
+        elif max_folds(ds) < n_folds:  # a rare class in few patients: as many members as its groups allow
+            supported = max_folds(ds)
+            n_folds = supported if supported >= 2 else 1
+            notes.append(f"--folds auto: {n_folds} member{'s' * (n_folds > 1)} instead of {config.DEFAULT_FOLDS}: "
+                         f"the rarest class {'is in' if ds.groups is not None else 'has'} only {supported} "
+                         f"{'group' if ds.groups is not None else 'sample'}{'s' * (supported != 1)}, and each "
+                         "member's held-out fold needs every class")
 
     log1p, skew = resolve_log1p(options, ds.X)
     if skew is not None:

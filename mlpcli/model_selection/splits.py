@@ -317,6 +317,22 @@ def _check_fold_count(ds: Dataset, n_folds: int, flag: str) -> None:
                             "or merge the class")
 
 
+def max_folds(ds: Dataset) -> int:
+    """The most grouped (stratified) folds ``ds`` supports: every test fold can hold whole groups and,
+    for classification, every class (each class needs as many groups — or samples without groups — as
+    there are folds)."""
+    classify = ds.task in CLASSIFICATION_TASKS and ds.y is not None
+    if ds.groups is not None:
+        limit = len(np.unique(ds.groups))
+        if classify:
+            limit = min([limit, *(len(np.unique(ds.groups[ds.y == k])) for k in np.unique(ds.y))])
+        return int(limit)
+    if classify:
+        counts = np.bincount(ds.y)
+        return int(counts[counts > 0].min())
+    return int(ds.n_samples)
+
+
 def _shuffled_group_kfold(groups: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """GroupKFold's balancing (largest groups first, each to the lightest fold) with ties broken by a
     seeded shuffle, so repeats differ (sklearn's GroupKFold gained ``shuffle`` only in 1.6)."""
