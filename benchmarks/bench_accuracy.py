@@ -326,7 +326,8 @@ def _full_proba(proba: np.ndarray, model_classes, classes: list[str]) -> np.ndar
     index = {c: i for i, c in enumerate(classes)}
     out = np.zeros((proba.shape[0], len(classes)))
     out[:, [index[c] for c in model_classes]] = proba
-    return out
+    # A float32 softmax sums to 1 only within ~1e-7, which log_loss warns about.
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def fit_mlpcli(X_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray | None, X_test: np.ndarray,
