@@ -45,10 +45,8 @@ import os
 import re
 import sys
 import time
-import types
-import typing
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -198,36 +196,16 @@ class Variant:
         return f"mlpcli:{self.name}"
 
 
-def _option_types() -> dict[str, object]:
-    from mlpcli.config import TrainOptions
+def _convert(key: str, text: str) -> object:
+    """``text`` as a value of option ``key``, parsed as its declaration in ``mlpcli.config`` says
+    (lists take ``|`` between items here, since ``,`` separates the options of a variant)."""
+    from mlpcli.config import parse_option_text
+    from mlpcli.errors import ConfigError
 
-    hints = typing.get_type_hints(TrainOptions)
-    return {f.name: hints[f.name] for f in fields(TrainOptions)}
-
-
-def _convert(key: str, text: str, hint) -> object:
-    """``text`` as a value of type ``hint`` (the TrainOptions annotation of ``key``)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if text.strip().lower() in ("none", ""):
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(key, text, inner)
-    if origin is list:
-        # '|' separates items so that ',' can separate the options; empty means an empty list.
-        return [_convert(key, item, args[0]) for item in text.split("|") if item.strip()]
-    text = text.strip()
-    if hint is bool:
-        lowered = text.lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise BenchError(f"--mlpcli: {key} takes true or false, got {text!r}")
     try:
-        return hint(text)
-    except (TypeError, ValueError):
-        raise BenchError(f"--mlpcli: {key} takes a {getattr(hint, '__name__', hint)}, got {text!r}") from None
+        return parse_option_text(key, text.replace("|", ","))
+    except ConfigError as exc:
+        raise BenchError(f"--mlpcli: {key}: {str(exc).split(': ', 1)[-1]}") from None
 
 
 def parse_variant(spec: str) -> Variant:
@@ -237,7 +215,7 @@ def parse_variant(spec: str) -> Variant:
     name = name.strip()
     if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
         raise BenchError(f"--mlpcli {spec!r}: a variant starts with a name (letters, digits, _.+-), e.g. 'wide:hidden=256'")
-    known = _option_types()
+    from mlpcli.config import OPTION_KEYS as known
     overrides: dict = {}
     for item in filter(str.strip, body.split(",")):
         key, eq, value = item.partition("=")
@@ -250,7 +228,7 @@ def parse_variant(spec: str) -> Variant:
             raise BenchError(f"--mlpcli {spec!r}: unknown option {key!r}; use TrainOptions fields such as hidden, lr, dropout")
         if key in overrides:
             raise BenchError(f"--mlpcli {spec!r}: {key} is given twice")
-        overrides[key] = _convert(key, value, known[key])
+        overrides[key] = _convert(key, value)
     variant = Variant(name, overrides)
     _validate(variant)
     return variant

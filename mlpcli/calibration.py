@@ -18,7 +18,7 @@ import numpy as np
 from .engine.functional import sigmoid, softmax
 from .metrics import expected_calibration_error
 
-__all__ = ["Calibration", "fit_temperature", "apply_temperature", "calibration_report"]
+__all__ = ["Calibration", "fit_temperature", "apply_temperature", "temper", "calibration_report"]
 
 # T is searched on log T within these bounds: a temperature outside [1/20, 20] means the logits carry
 # almost no usable scale (or the held-out set is tiny), and the bound keeps one odd fold from
@@ -71,6 +71,18 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, link: str) -> float:
 def apply_temperature(logits: np.ndarray, temperature: float | None) -> np.ndarray:
     """Logits divided by T (unchanged when T is None)."""
     return logits if temperature is None else logits / temperature
+
+
+def temper(P: np.ndarray, temperature: float | None, link: str) -> np.ndarray:
+    """Probabilities P (n, k) -> calibrated ones: softmax(log P / T) or sigmoid(logit P / T); values
+    (link "identity") and T None pass through. For P = softmax(z) this is softmax(z / T)."""
+    if temperature is None or link not in ("softmax", "sigmoid"):
+        return P
+    Q = np.clip(P, _EPS, 1.0)
+    if link == "softmax":
+        return softmax(np.log(Q) / temperature)
+    Q = np.clip(P, _EPS, 1 - _EPS)
+    return sigmoid((np.log(Q) - np.log1p(-Q)) / temperature)
 
 
 def _ece(P: np.ndarray, y: np.ndarray, link: str) -> float:

@@ -29,7 +29,7 @@ import numpy as np
 
 from .engine import MLP
 from .engine import losses as loss_mod
-from .calibration import apply_temperature
+from .calibration import apply_temperature, temper
 from .engine.functional import sigmoid, softmax
 from .errors import ModelFileError
 from .fileio import atomic_write
@@ -38,6 +38,7 @@ FORMAT = "mlpcli-model"
 FORMAT_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
 _NET, _PRE = "network/", "preprocessor/"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
 
 
 @dataclass
@@ -96,18 +97,19 @@ class Model:
     def output_activation(self) -> str:
         return loss_mod.get(self.loss["name"], **self.loss.get("params", {})).output_activation
 
-    def link(self, logits: np.ndarray) -> np.ndarray:
-        """Raw outputs (n, k) of one member -> probabilities (calibrated) or values."""
+    def link(self, logits: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Raw outputs (n, k) of one member -> probabilities (calibrated unless told) or values."""
         link = self.output_activation()
+        T = self.temperature if calibrated else None
         if link == "softmax":
-            return softmax(apply_temperature(logits, self.temperature))
+            return softmax(apply_temperature(logits, T))
         if link == "sigmoid":
-            return sigmoid(apply_temperature(logits, self.temperature))
+            return sigmoid(apply_temperature(logits, T))
         return logits
 
-    def member_output(self, member: Member, X: np.ndarray, columns=None) -> np.ndarray:
+    def member_output(self, member: Member, X: np.ndarray, columns=None, calibrated: bool = True) -> np.ndarray:
         """One member's predictions (n, k) float64 for raw rows X: probabilities or values."""
-        out = self.link(member.raw_output(X, columns)).astype(np.float64)
+        out = self.link(member.raw_output(X, columns), calibrated).astype(np.float64)
         if member.target_scaling:  # regression networks are trained on standardised targets
             out = out * np.asarray(member.target_scaling["sd"]) + np.asarray(member.target_scaling["mean"])
         return out
@@ -115,6 +117,10 @@ class Model:
     def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None) -> np.ndarray:
         """Predictions for raw feature rows X (n, d): class probabilities (softmax or sigmoid per the
         training loss, averaged over the members) or regression values (averaged).
+
+        The temperature applies to the members' mean probability p (softmax(log p / T), or
+        sigmoid(logit p / T)), so calibration never changes a predicted label; for one network this is
+        softmax(z / T) of its logits z.
 
         X's columns are ``feature_names`` in order, or ``features`` (any order, at least every feature
         a member uses)."""
@@ -125,10 +131,13 @@ class Model:
         outs = []
         for s in range(0, X.shape[0], batch_size):
             block = X[s : s + batch_size]
-            total = self.member_output(self.members[0], block, columns[0])
+            if len(self.members) == 1:
+                outs.append(self.member_output(self.members[0], block, columns[0]))
+                continue
+            total = self.member_output(self.members[0], block, columns[0], calibrated=False)
             for member, cols in zip(self.members[1:], columns[1:]):
-                total += self.member_output(member, block, cols)
-            outs.append(total / len(self.members) if len(self.members) > 1 else total)
+                total += self.member_output(member, block, cols, calibrated=False)
+            outs.append(temper(total / len(self.members), self.temperature, self.output_activation()))
         if not outs:
             return np.zeros((0, self.network.n_outputs))
         return np.concatenate(outs, axis=0)
@@ -149,9 +158,7 @@ def save(model: Model, path: str | os.PathLike) -> None:
             entry["preprocessing"] = member_meta
             arrays.update({f"{prefix}{_PRE}{k}": np.asarray(v) for k, v in member_arrays.items()})
         members.append(entry)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    weights = buf.getvalue()
+    weights = _npz_bytes(arrays)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -178,10 +185,25 @@ def save(model: Model, path: str | os.PathLike) -> None:
 
     def write(fh):
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("model.json", text)
-            zf.writestr("weights.npz", weights)
+            for member, payload in (("model.json", text), ("weights.npz", weights)):
+                # a fixed timestamp: the same model gives the same bytes
+                info = zipfile.ZipInfo(member, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, payload)
 
     atomic_write(path, write)
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """What ``np.savez`` writes (a zip of ``.npy`` files, read back by ``np.load``), with fixed member
+    timestamps: ``np.savez`` stamps the current time, so equal arrays would not give equal bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            npy = io.BytesIO()
+            np.lib.format.write_array(npy, np.asarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME), npy.getvalue())
+    return buf.getvalue()
 
 
 def _jsonable(o):

@@ -9,7 +9,6 @@ Saving is left to the caller (``model_io.save``), so a notebook can inspect befo
 
 from __future__ import annotations
 
-import datetime as _dt
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -82,14 +81,16 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
     config = options.to_dict()
     config["resolved"] = {k: v for k, v in resolved.to_dict().items() if config.get(k) != v}
     model.config = config
-    model.history = fitted.history
+    # The model file holds nothing that depends on the clock (no creation time, no seconds), so the same
+    # data, options, seed and threads give a byte-identical file; timings are in --history and --json.
+    model.history = [{k: v for k, v in row.items() if k != "seconds"} for row in fitted.history]
     model.split = asdict(summary)
     model.baseline = baseline
     best_epochs = [m["best_epoch"] for m in fitted.members]
     model.fit = {"best_epoch": int(np.median(best_epochs)), "epochs_run": max(m["epochs_run"] for m in fitted.members),
                  "stopped_early": all(m["stopped_early"] for m in fitted.members),
                  "interrupted": any(r.result.interrupted for r in fitted.runs),
-                 "seconds": time.perf_counter() - started, "metric": metrics.main_metric_name(ds.task),
+                 "metric": metrics.main_metric_name(ds.task),
                  "folds": resolved.folds, "strategy": fitted.strategy, "members": fitted.members,
                  "refit_epochs": fitted.refit_epochs, "portfolio": fitted.portfolio,
                  "calibration": fitted.calibration.to_dict() if fitted.calibration else None}
@@ -146,7 +147,6 @@ def _provenance(path, ds: data.Dataset) -> dict:
         "data_sha256": data.data_checksum(ds.X, ds.y),
         "n_samples": int(ds.n_samples),
         "n_features": int(ds.n_features),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"mlpcli": __version__, "numpy": np.__version__, "pandas": pandas.__version__,
                      "scikit-learn": sklearn.__version__, "python": platform.python_version()},
     }

@@ -36,8 +36,9 @@ def trained(tmp_path_factory):
     outcome = pipeline.train(str(path), TrainOptions(hidden=[8], epochs=12, patience=100, folds=1))
     model, table = d / "m.mlp", d / "h.csv"
     model_io.save(outcome.model, model)
-    table.write_text(history.history_csv(outcome.model.history))
-    return {"model": str(model), "table": str(table), "fit": outcome.fitted.runs[0].result}
+    table.write_text(history.history_csv(outcome.fitted.history))
+    return {"model": str(model), "table": str(table), "fit": outcome.fitted.runs[0].result,
+            "model_history": outcome.model.history}
 
 
 # --- the table format ----------------------------------------------------------------------------

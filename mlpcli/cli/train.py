@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import sys
 
 import click
@@ -175,7 +176,7 @@ def train(data_file, out, history_path, oof_path, threads, quiet, as_json, debug
     outcome.model.provenance["threads"] = threads
     model_io.save(outcome.model, out)
     if history_path:
-        write_text_atomic(history_path, history_csv(outcome.model.history))
+        write_text_atomic(history_path, history_csv(outcome.fitted.history))
     if oof_path:
         write_frame_atomic(held_out_frame(outcome.fitted), oof_path)
 
@@ -188,6 +189,7 @@ def train(data_file, out, history_path, oof_path, threads, quiet, as_json, debug
             "calibration": outcome.calibration.to_dict() if outcome.calibration else None,
             "diagnosis": outcome.diagnosis.to_dict() if outcome.diagnosis is not None else None,
             "notes": outcome.notes, "warnings": outcome.warnings, "seconds": outcome.seconds,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
     else:
         render_notes(err, outcome.notes, outcome.warnings)

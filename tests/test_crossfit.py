@@ -1,0 +1,253 @@
+"""The model `train` ships: cross-fitted members, out-of-fold scores, the --hidden auto portfolio,
+--log1p auto, temperature calibration, --refit, and the leakage guarantees of grouped cross-fitting."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlpcli import data, model_io, pipeline
+from mlpcli.calibration import calibration_report, fit_temperature
+from mlpcli.config import TrainOptions
+from mlpcli.engine.functional import softmax
+from mlpcli.model_selection import check_disjoint, fit_model, kfold
+from mlpcli.model_selection.crossfit import PORTFOLIO, held_out_frame
+from tables import make_table, write_table
+from cli_helpers import run
+
+FAST = dict(hidden=[8], epochs=6)
+
+
+def dataset(df: pd.DataFrame, **roles) -> data.Dataset:
+    r, _ = data.resolve_roles(df.columns, **roles)
+    return data.Dataset.from_frame(df, r)
+
+
+# ── calibration ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_temperature_recovers_the_scale_of_overconfident_logits():
+    rng = np.random.default_rng(0)
+    z = rng.normal(scale=2.0, size=(4000, 4))  # true logits
+    y = np.array([rng.choice(4, p=p) for p in softmax(z)])
+    T = fit_temperature(3.0 * z, y, "softmax")  # the logits of a model three times too confident
+    assert T == pytest.approx(3.0, rel=0.1)
+    report = calibration_report(3.0 * z, y, "softmax", T)
+    assert report.log_loss_after < report.log_loss_before and report.ece_after < report.ece_before / 2
+
+
+def test_temperature_for_sigmoid_outputs_and_bounds():
+    rng = np.random.default_rng(1)
+    z = rng.normal(scale=1.5, size=(3000, 1))
+    y = (rng.random(3000) < 1 / (1 + np.exp(-z[:, 0]))).astype(int)
+    assert fit_temperature(0.5 * z, y, "sigmoid") == pytest.approx(0.5, rel=0.15)  # underconfident: T < 1
+    # logits unrelated to the labels: the bound keeps T finite
+    assert fit_temperature(rng.normal(size=(200, 1)) * 50, rng.integers(0, 2, 200), "sigmoid") <= np.exp(3) + 1e-9
+
+
+def test_the_model_applies_its_temperature_and_predictions_keep_their_labels(tmp_path):
+    ds = dataset(make_table(n_patients=30))
+    fitted = fit_model(ds, TrainOptions(**FAST))
+    model = fitted.model
+    assert model.temperature is not None and fitted.calibration.temperature == model.temperature
+    P = model.predict_output(ds.X)
+    model.temperature = None
+    raw = model.predict_output(ds.X)
+    np.testing.assert_array_equal(P.argmax(axis=1), raw.argmax(axis=1))  # T never changes a label
+    assert not np.allclose(P, raw)
+
+
+# ── the ensemble ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_members_are_cross_fitted_and_every_row_is_held_out_once():
+    ds = dataset(make_table(n_patients=30))
+    fitted = fit_model(ds, TrainOptions(**FAST, seed=3))
+    folds, _ = kfold(ds, 5, 1, 3)
+    assert len(fitted.model.members) == 5 and fitted.model.is_ensemble
+    assert sorted(fitted.held_out_by.tolist()) == sorted(np.concatenate(
+        [np.full(len(f.test), k + 1) for k, f in enumerate(folds)]).tolist())
+    for k, (run_, fold) in enumerate(zip(fitted.runs, folds)):
+        assert run_.X_train.shape[0] == len(fold.train) and run_.X_val.shape[0] == len(fold.test)
+        assert (fitted.held_out_by[fold.test] == k + 1).all()
+    # the model predicts with the mean of its members' probabilities, calibrated by the temperature
+    from mlpcli.calibration import temper
+
+    P = fitted.model.predict_output(ds.X[:7])
+    mean = np.mean([fitted.model.member_output(m, ds.X[:7], calibrated=False) for m in fitted.model.members], axis=0)
+    np.testing.assert_allclose(P, temper(mean, fitted.model.temperature, "softmax"), rtol=1e-10)
+
+
+def test_out_of_fold_scores_are_the_held_out_members_predictions():
+    ds = dataset(make_table(n_patients=30))
+    fitted = fit_model(ds, TrainOptions(**FAST))
+    model = fitted.model
+    for k, member in enumerate(model.members):
+        rows = np.flatnonzero(fitted.held_out_by == k + 1)
+        np.testing.assert_allclose(fitted.proba[rows], model.member_output(member, ds.X[rows]), rtol=1e-5, atol=1e-7)
+    # a single member's calibrated output is softmax(z / T), as temper gives from its probabilities
+    from mlpcli.calibration import temper
+
+    one = model.member_output(model.members[0], ds.X[:5], calibrated=False)
+    np.testing.assert_allclose(temper(one, model.temperature, "softmax"), model.member_output(model.members[0], ds.X[:5]),
+                               rtol=1e-6, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), min_size=10, max_size=40), n_folds=st.integers(2, 5),
+       seed=st.integers(0, 10_000), n_classes=st.integers(2, 3))
+def test_no_group_is_ever_on_both_sides_of_a_members_split(sizes, n_folds, seed, n_classes):
+    """Random group layouts: every fold of cross-fitting keeps each patient on one side."""
+    groups = np.repeat([f"P{i}" for i in range(len(sizes))], sizes)
+    y = np.repeat(np.arange(len(sizes)) % n_classes, sizes)
+    ds = data.Dataset(X=np.zeros((len(y), 1)), y=y, feature_names=["f"], task="multiclass",
+                      classes=[str(c) for c in range(n_classes)], groups=groups)
+    try:
+        folds, _ = kfold(ds, n_folds, 1, seed)
+    except Exception as exc:  # too few groups per class for this many folds: refused, with a reason
+        assert "--folds" in str(exc)
+        return
+    seen = np.zeros(len(y), dtype=int)
+    for f in folds:
+        assert not set(groups[f.train]) & set(groups[f.test])
+        check_disjoint(ds, f.train, f.test, "a fold")
+        seen[f.test] += 1
+    assert (seen == 1).all()
+
+
+def test_patients_with_a_private_signature_and_a_random_label_score_near_chance():
+    """Each patient's samples share a strong private signature and one random label: a split that put a
+    patient on both sides would memorise it. Out-of-fold scores must stay near chance."""
+    rng = np.random.default_rng(0)
+    n_patients, per = 60, 4
+    signature = rng.normal(scale=3.0, size=(n_patients, 20))
+    X = np.repeat(signature, per, axis=0) + rng.normal(scale=0.3, size=(n_patients * per, 20))
+    label = np.repeat(rng.integers(0, 2, n_patients), per)
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(20)])
+    df.insert(0, "patient_id", np.repeat([f"P{i}" for i in range(n_patients)], per))
+    df.insert(0, "label", np.where(label == 1, "case", "ctrl"))
+    outcome = pipeline.train_dataset(dataset(df), TrainOptions(hidden=[32], epochs=40))
+    assert outcome.val_metrics["balanced_accuracy"] < 0.65
+    leaky = pipeline.train_dataset(dataset(df, no_group=True, drop=["patient_id"]), TrainOptions(hidden=[32], epochs=40))
+    # what ignoring the patients would report: the memorised patients look like skill
+    assert leaky.val_metrics["balanced_accuracy"] > outcome.val_metrics["balanced_accuracy"] + 0.1
+
+
+# ── defaults that look at the data ───────────────────────────────────────────────────────────────────────
+
+
+def test_hidden_auto_chooses_from_the_portfolio_by_out_of_fold_score():
+    ds = dataset(make_table(n_patients=30))
+    fitted = fit_model(ds, TrainOptions(epochs=6))
+    assert [p["hidden"] for p in fitted.portfolio] == [list(h) for h in PORTFOLIO]
+    scores = {tuple(p["hidden"]): p["score"] for p in fitted.portfolio}
+    chosen = tuple(fitted.options.hidden)
+    assert fitted.model.network.hidden == list(chosen)
+    assert scores[chosen] >= max(scores.values()) - 0.005  # the best, or within the tie margin of it
+    assert any("--hidden auto" in n for n in fitted.notes)
+
+
+def test_log1p_auto_follows_the_data_and_flags_win():
+    counts = make_table(n_patients=30)
+    feats = [c for c in counts.columns if c.startswith("f")]
+    counts[feats] = np.round(np.exp(1.5 * counts[feats].to_numpy()))  # non-negative, right-skewed
+    on = fit_model(dataset(counts), TrainOptions(**FAST))
+    assert on.options.log1p is True and all(m.preprocessor.config.log1p for m in on.model.members)
+    assert any("--log1p auto: applied" in n for n in on.notes)
+    off = fit_model(dataset(counts), TrainOptions(**FAST, log1p=False))
+    assert off.options.log1p is False and not any("--log1p" in n for n in off.notes)
+    plain = fit_model(dataset(make_table(n_patients=30)), TrainOptions(**FAST))  # has negative values
+    assert plain.options.log1p is False
+
+
+def test_folds_auto_adapts_to_a_rare_class_and_to_large_data(monkeypatch):
+    df = make_table(n_patients=30)
+    rare = df["patient_id"].isin(["P000", "P003", "P006"])  # typeA in 3 patients only
+    df = df[~df["patient_id"].isin([f"P{i:03d}" for i in range(9, 30, 3)]) | rare]
+    fitted = fit_model(dataset(df), TrainOptions(**FAST))
+    assert len(fitted.model.members) == 3 and any("3 members instead of 5" in n for n in fitted.notes)
+    from mlpcli import config
+
+    monkeypatch.setattr(config, "SINGLE_HOLDOUT_ABOVE", 50)
+    big = fit_model(dataset(make_table(n_patients=30)), TrainOptions(**FAST))
+    assert len(big.model.members) == 1 and any("one network on a --val-size hold-out" in n for n in big.notes)
+
+
+def test_refit_trains_one_network_on_all_rows_for_the_median_best_epoch():
+    ds = dataset(make_table(n_patients=30))
+    fitted = fit_model(ds, TrainOptions(hidden=[8], epochs=12, refit=True))
+    best = [m["best_epoch"] for m in fitted.members]
+    assert len(fitted.members) == 5 and len(fitted.model.members) == 1
+    assert fitted.refit_epochs == int(np.median(best))
+    refit = fitted.runs[-1]
+    assert refit.X_train.shape[0] == ds.n_samples and refit.X_val is None
+    assert refit.result.epochs_run == fitted.refit_epochs
+
+
+# ── the command and the file ─────────────────────────────────────────────────────────────────────────────
+
+
+def test_oof_file_has_predicts_columns_and_matches_the_summary(tmp_path):
+    data_path = write_table(tmp_path, n_patients=30)
+    oof = tmp_path / "oof.csv"
+    res = run(["train", data_path, "-o", str(tmp_path / "m.mlp"), "--hidden", "8", "--epochs", "6", "--oof", str(oof),
+               "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    frame = pd.read_csv(oof)
+    assert list(frame.columns[:5]) == ["sample_id", "patient_id", "held_out_by_member", "label", "pred_label"]
+    assert [c for c in frame.columns if c.startswith("prob_")] == ["prob_typeA", "prob_typeB", "prob_typeC"]
+    assert len(frame) == 90 and frame.groupby("patient_id")["held_out_by_member"].nunique().max() == 1
+    from sklearn.metrics import balanced_accuracy_score
+
+    assert balanced_accuracy_score(frame["label"], frame["pred_label"]) == pytest.approx(
+        doc["validation_metrics"]["balanced_accuracy"])
+
+
+def test_same_data_options_seed_give_byte_identical_model_files(tmp_path):
+    data_path = write_table(tmp_path, n_patients=30)
+    paths = [tmp_path / "a.mlp", tmp_path / "b.mlp"]
+    for p in paths:
+        assert run(["train", data_path, "-o", str(p), "--epochs", "5", "--threads", "1", "-q"]).exit_code == 0
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert run(["train", data_path, "-o", str(paths[1]), "--epochs", "5", "--threads", "1", "--seed", "1",
+                "-q"]).exit_code == 0
+    assert paths[0].read_bytes() != paths[1].read_bytes()
+
+
+def test_a_version_1_single_network_file_still_loads_and_predicts(tmp_path):
+    """Files written before ensembles (format 1: network/ and preprocessor/ arrays, one architecture)."""
+    ds = dataset(make_table(n_patients=30))
+    fitted = fit_model(ds, TrainOptions(**FAST, folds=1, calibrate=False))
+    path = tmp_path / "new.mlp"
+    model_io.save(fitted.model, path)
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("model.json"))
+        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    v1 = {k.removeprefix("members/0/"): v for k, v in arrays.items()}
+    meta["architecture"] = meta.pop("members")[0]["architecture"]
+    meta.pop("temperature")
+    meta["format_version"] = 1
+    meta["array_shapes"] = {k: list(v.shape) for k, v in v1.items()}
+    buf = io.BytesIO()
+    np.savez(buf, **v1)
+    import hashlib
+
+    meta["weights_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    old = tmp_path / "old.mlp"
+    with zipfile.ZipFile(old, "w") as zf:
+        zf.writestr("model.json", json.dumps(meta))
+        zf.writestr("weights.npz", buf.getvalue())
+    loaded = model_io.load(old)
+    assert len(loaded.members) == 1 and loaded.members[0].preprocessor is loaded.preprocessor
+    np.testing.assert_array_equal(loaded.predict_output(ds.X), fitted.model.predict_output(ds.X))
+    res = run(["predict", str(old), write_table(tmp_path, n_patients=30), "-o", str(tmp_path / "p.csv"), "-q"])
+    assert res.exit_code == 0, res.output
