@@ -51,15 +51,17 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
     return data.load_dataset(path, **options.roles(), stdin=stdin)
 
 
-def train(path, options: TrainOptions, progress: Callable[[dict], None] | None = None, stdin=None) -> TrainOutcome:
-    """Train a model on the table at ``path`` with ``options``; see the module docstring."""
+def train(path, options: TrainOptions, progress: Callable[[dict], None] | None = None, stdin=None,
+          plan=None) -> TrainOutcome:
+    """Train a model on the table at ``path`` with ``options``; see the module docstring. ``plan`` (a
+    ``parallel.Plan``) trains the ensemble's members in parallel processes (same model)."""
     options.validate()
     ds, notes = load_dataset(path, options, stdin=stdin)
-    return train_dataset(ds, options, progress=progress, notes=notes, source=path)
+    return train_dataset(ds, options, progress=progress, notes=notes, source=path, plan=plan)
 
 
 def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict], None] | None = None,
-                  notes: list[str] | None = None, source: str = "(in memory)") -> TrainOutcome:
+                  notes: list[str] | None = None, source: str = "(in memory)", plan=None) -> TrainOutcome:
     """Train on an in-memory Dataset exactly as ``mlpcli train`` does on a table."""
     options.validate()
     notes = list(notes or []) + ds.notes
@@ -68,7 +70,7 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
         raise DataError("the table has no target column; name it with --target")
     started = time.perf_counter()
     val_ds = crossfit.validation_dataset(ds, options) if options.val_data else None
-    fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds)
+    fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan)
     notes += fitted.notes
     warnings += fitted.warnings
     model, resolved = fitted.model, fitted.options

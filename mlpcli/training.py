@@ -33,6 +33,7 @@ class FitConfig:
     momentum: float = 0.9  # sgd only
     nesterov: bool = False  # sgd only
     weight_decay: float = 0.01  # adamw only: decoupled decay of the weights
+    beta2: float = 0.999  # adam/adamw: decay of the second-moment estimate
     l1: float = 0.0  # lambda of the L1 penalty on weights
     l2: float = 0.0  # lambda of the L2 penalty on weights
     batch_size: int = 32
@@ -51,6 +52,7 @@ class FitConfig:
             (self.optimizer in optim.OPTIMIZERS, f"optimizer must be one of {', '.join(optim.OPTIMIZERS)}"),
             (self.lr > 0, "lr must be > 0"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (0 < self.beta2 < 1, "beta2 must be in (0, 1)"),
             (self.weight_decay >= 0, "weight decay must be >= 0"),
             (self.l1 >= 0 and self.l2 >= 0, "l1 and l2 must be >= 0"),
             (self.batch_size >= 1, "batch size must be >= 1"),
@@ -116,8 +118,8 @@ def build_optimizer(cfg: FitConfig) -> optim.Optimizer:
     if cfg.optimizer == "sgd":
         return optim.SGD(lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     if cfg.optimizer == "adamw":
-        return optim.AdamW(lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return optim.Adam(lr=cfg.lr)
+        return optim.AdamW(lr=cfg.lr, weight_decay=cfg.weight_decay, beta2=cfg.beta2)
+    return optim.Adam(lr=cfg.lr, beta2=cfg.beta2)
 
 
 def _iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator, min_size: int):

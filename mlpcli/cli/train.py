@@ -10,9 +10,20 @@ from rich.table import Table
 
 from ._common import (
     CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, fmt, handle_errors, json_option, print_json,
-    render_notes, stderr_console, stdout_console, threads_context, threads_option, write_text_atomic,
+    render_notes, stderr_console, stdout_console, threads_context, write_text_atomic,
 )
 from .options import config_option, options_from_params, train_options
+
+
+def member_plan(n_jobs: int | None, threads: int | None):
+    """Where the ensemble's members train: by default one process per usable core (the affinity mask
+    honours SLURM and cgroup allocations), each with one BLAS thread."""
+    from ..parallel import Plan, available_cores
+
+    if n_jobs == 0:
+        raise click.BadParameter("must not be 0; use 1 for one member at a time or -1 for every core",
+                                 param_hint="--n-jobs")
+    return Plan(backend="loky", n_jobs=available_cores() if n_jobs is None else n_jobs, threads=threads)
 
 
 class _Progress(StderrBar):
@@ -39,6 +50,13 @@ class _Progress(StderrBar):
         return label
 
     def __call__(self, row: dict) -> None:
+        if row.get("event") == "run_done":  # members trained in parallel processes: one event per network
+            info = f"{row['done']}/{row['runs']} networks trained"
+            if self.bar:
+                self.bar.update(self.task, run="members in parallel", info=info)
+            elif not self.quiet:
+                self.console.print(info)
+            return
         run = self._run_label(row)
         info = f"epoch {row['epoch']}  train {row['train_loss']:.4f}"
         if "val_loss" in row:
@@ -140,12 +158,18 @@ def _summary_table(outcome, out_path: str) -> Table:
               help="Write the per-epoch table (CSV; one row per member and epoch).")
 @click.option("--oof", "oof_path", default=None, type=click.Path(dir_okay=False),
               help="Write the held-out predictions (out-of-fold for an ensemble) as predict writes predictions.")
-@threads_option
+@click.option("--n-jobs", type=int, default=None,
+              help="Members to train at once in separate processes, each with --threads BLAS threads (-1: every "
+                   "core this job may use). Default: one per usable core, up to the members. The model is the "
+                   "same however many run at once; Ctrl-C then stops without writing a model.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="BLAS threads per network  [default: 1: small networks gain nothing from more, and members "
+                   "run side by side instead]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
 @json_option
 @debug_option
 @handle_errors
-def train(data_file, out, history_path, oof_path, threads, quiet, as_json, debug, **params):
+def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_json, debug, **params):
     """Train an MLP classifier on a samples x features table and save the model.
 
     By default the model is a cross-fitted ensemble of 5 members on grouped, stratified folds
@@ -171,8 +195,9 @@ def train(data_file, out, history_path, oof_path, threads, quiet, as_json, debug
         if path:
             check_writable(path, flag)
     err = stderr_console(quiet)
-    with threads_context(threads), _Progress(quiet) as progress:
-        outcome = pipeline.train(data_file, options, progress=progress)
+    plan = member_plan(n_jobs, threads)
+    with threads_context(plan.blas_threads), _Progress(quiet) as progress:
+        outcome = pipeline.train(data_file, options, progress=progress, plan=plan)
     outcome.model.provenance["threads"] = threads
     model_io.save(outcome.model, out)
     if history_path:

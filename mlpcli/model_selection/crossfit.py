@@ -38,7 +38,7 @@ __all__ = ["PORTFOLIO", "FittedModel", "fit_model", "validation_dataset", "held_
 # ``--hidden auto`` chooses among these by out-of-fold score. Softmax regression first: it is the field's
 # honest baseline (a regularised logistic regression) and wins ties; one wide hidden layer second, for
 # the non-linear signal a linear model misses. Measured on the accuracy benchmark (README).
-PORTFOLIO: tuple[tuple[int, ...], ...] = ((), (256,))
+PORTFOLIO: tuple[tuple[int, ...], ...] = ((), (128,))
 # Out-of-fold scores closer than this count as a tie (then the simpler candidate wins): with a few hundred
 # samples a difference of half a point of balanced accuracy is within the noise of the folds.
 TIE = 0.005
@@ -128,12 +128,14 @@ def _link(model_like: Model, logits: np.ndarray) -> np.ndarray:
 
 
 def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict], None] | None = None,
-              val_ds: data.Dataset | None = None) -> FittedModel:
+              val_ds: data.Dataset | None = None, plan=None) -> FittedModel:
     """Train the model ``mlpcli train`` ships on ``ds``; see the module docstring.
 
     ``val_ds``: an explicit validation table (``--val-data``), which implies one network.
+    ``plan`` (a ``parallel.Plan``): train the members in parallel processes; the model is the same.
     ``progress(row)`` gets every epoch's history row with ``member``/``members`` and
-    ``candidate``/``candidates`` added."""
+    ``candidate``/``candidates`` added, or, with members in parallel, ``{"event": "run_done", "done",
+    "runs"}`` as each finishes."""
     options.validate()
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
@@ -163,7 +165,7 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     if n_folds == 1:
         fitted = _fit_holdout(ds, resolved, candidates, progress, val_ds)
     else:
-        fitted = _fit_crossfit(ds, resolved, candidates, progress)
+        fitted = _fit_crossfit(ds, resolved, candidates, progress, plan)
     fitted.notes[:0] = notes
     return fitted
 
@@ -215,18 +217,43 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
                        warnings=list(summary.warnings) + list(run.preprocessor.warnings))
 
 
-def _fit_crossfit(ds, options, candidates, progress) -> FittedModel:
+def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions) -> FittedRun:
+    """One member, as a task for ``parallel.run`` (everything it needs is in its arguments)."""
+    return fit_run(ds.subset(train_rows), ds.subset(val_rows), options)
+
+
+def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[FittedRun]:
+    """Every candidate's members trained side by side when ``plan`` has more than one worker (each with
+    its own seed and plan.threads BLAS threads, so the runs equal the sequential ones); [] otherwise."""
+    from ..parallel import local_workers, run
+
+    if plan is None or (plan.backend != "dask" and local_workers(plan.n_jobs) == 1):
+        return []
+    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(options, hidden=hidden, seed=options.seed + k)))
+             for hidden in candidates for k, fold in enumerate(folds)]
+    total = len(tasks)
+
+    def done(finished: int, _total: int) -> None:
+        if progress is not None:
+            progress({"event": "run_done", "done": finished, "runs": total})
+
+    return run(tasks, plan, shared=[ds], progress=done)
+
+
+def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     folds, strategy = kfold(ds, options.folds, 1, options.seed, flag="--folds")
     cands, interrupted = [], False
     notes: list[str] = []
     warnings: list[str] = []
     scored_rows = np.arange(ds.n_samples)
+    ready = _parallel_runs(ds, folds, options, candidates, plan, progress)
     for c, hidden in enumerate(candidates):
         runs, logits, done = [], None, []
         for k, fold in enumerate(folds):
             member_options = replace(options, hidden=hidden, seed=options.seed + k)
-            run = fit_run(ds.subset(fold.train), ds.subset(fold.test), member_options,
-                          _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
+            run = ready.pop(0) if ready else fit_run(
+                ds.subset(fold.train), ds.subset(fold.test), member_options,
+                _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
             out = _raw_outputs(run, ds.X[fold.test])
             if logits is None:
                 logits = np.zeros((ds.n_samples, out.shape[1]))

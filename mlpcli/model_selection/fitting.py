@@ -9,7 +9,7 @@ a learning curve, and (with no validation set) a refit on all rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -29,7 +29,7 @@ _PRIOR_FLOOR = 1e-6
 
 # What ``hidden auto`` means where there is no portfolio to choose from (a single run in a learning curve
 # or a tuning fold): one hidden layer, the portfolio's non-linear member.
-SINGLE_RUN_HIDDEN = [256]
+SINGLE_RUN_HIDDEN = [128]
 
 
 def _resolve_loss_name(options: TrainOptions, task: str) -> str:
@@ -192,9 +192,11 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     ``options`` may hold "auto" values: they are resolved here for ``train_ds`` (``config.resolve``;
     ``hidden auto`` is the portfolio's choice for a single run, ``SINGLE_RUN_HIDDEN``). With
     ``val_ds=None`` the network trains ``options.epochs`` epochs on every row (a refit)."""
+    if options.hidden == AUTO:
+        options = replace(options, hidden=list(SINGLE_RUN_HIDDEN))
     options = config.resolve(options, train_ds.n_samples)
     log1p, _ = resolve_log1p(options, train_ds.X)
-    hidden = SINGLE_RUN_HIDDEN if options.hidden == AUTO else options.hidden
+    hidden = options.hidden
     pre = data.Preprocessor(preprocess_config(options, log1p))
     pre.fit(train_ds.X, train_ds.feature_names)
     X_train = pre.transform(train_ds.X, dtype=options.dtype)  # (n_train, d_kept)

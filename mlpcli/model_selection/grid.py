@@ -20,7 +20,7 @@ __all__ = ["TUNABLE", "parse_grid", "grid_size", "choose_points", "apply_setting
 # Not: column roles and the task (the data), --val-data, and the seed (tuning a seed fits noise).
 TUNABLE = (
     "impute", "log1p", "top_var", "standardize", "scaling", "val_size", "folds", "calibrate", "hidden", "activation", "dropout", "batchnorm", "dtype",
-    "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "batch_size", "epochs", "patience", "min_delta",
+    "optimizer", "lr", "momentum", "adam_beta2", "weight_decay", "l1", "l2", "batch_size", "epochs", "patience", "min_delta",
     "lr_schedule", "augment_noise", "clip_norm", "loss", "class_weight", "pos_weight", "focal_gamma", "focal_alpha",
     "label_smoothing",
 )
