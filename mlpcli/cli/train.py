@@ -122,7 +122,7 @@ def _summary_table(outcome, out_path: str) -> Table:
     stops = ["interrupted" if m.get("interrupted") else "early stop" if m["stopped_early"] else "epoch limit" for m in members]
     if len(members) > 1:
         table.add_row("epochs", "best " + ", ".join(str(m["best_epoch"]) for m in members)
-                      + f" of at most {fitted.options.epochs} (per member; {stops.count('early stop')} stopped early)")
+                      + f" of at most {fitted.runs[0].options.epochs} (per member; {stops.count('early stop')} stopped early)")
     elif members:
         table.add_row("epochs", f"{members[0]['epochs_run']} run ({stops[0]}); best epoch {members[0]['best_epoch']}, "
                       "weights restored")
