@@ -101,12 +101,38 @@ def test_interrupt_writes_a_loadable_model_and_exits_130(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt_at_3)
     out, hist = tmp_path / "m.mlp", tmp_path / "h.csv"
-    res = run(["train", data, "-o", str(out), "--history", str(hist), "--hidden", "8", "--epochs", "50"])
+    res = run(["train", data, "-o", str(out), "--history", str(hist), "--hidden", "8", "--epochs", "50",
+               "--n-jobs", "1"])
     assert res.exit_code == 130
     assert "Interrupted" in res.output
     model = model_io.load(out)
-    assert model.fit["interrupted"] and model.fit["epochs_run"] == 3
+    assert model.fit["interrupted"] and model.fit["epochs_run"] == 3 and len(model.members) == 1
     assert len(pd.read_csv(hist)) == 3
+
+
+def test_interrupt_with_members_in_parallel_exits_130_without_a_model(tmp_path, monkeypatch):
+    from mlpcli import cli as cli_mod
+
+    data = write_table(tmp_path)
+
+    def interrupt(self, row):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt)
+    out = tmp_path / "m.mlp"
+    res = run(["train", data, "-o", str(out), "--hidden", "8", "--epochs", "5", "--n-jobs", "2"])
+    assert res.exit_code == 130 and "Interrupted" in res.output
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_members_in_parallel_give_the_same_model_file(tmp_path):
+    data = write_table(tmp_path)
+    files = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"m{jobs}.mlp"
+        assert run(["train", data, "-o", str(out), "--hidden", "8", "--epochs", "5", "--n-jobs", jobs, "-q"]).exit_code == 0
+        files.append(out.read_bytes())
+    assert files[0] == files[1]
 
 
 def test_config_file_values_and_flags_win(tmp_path):
