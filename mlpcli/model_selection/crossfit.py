@@ -170,17 +170,44 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     return fitted
 
 
-def _choose(cands: list[_Candidate], notes: list[str], what: str) -> tuple[_Candidate, list[dict] | None]:
+def _choose(cands: list[_Candidate], notes: list[str], what: str, y: np.ndarray | None = None,
+            task: str | None = None) -> tuple[_Candidate, list[dict] | None]:
+    """The simplest candidate unless a more complex one scores better by more than the noise of the
+    comparison (the one-standard-error rule): its out-of-fold balanced accuracy must exceed the simpler
+    one's by more than TIE and more than one standard error of the paired difference. On a few dozen
+    samples that error is several points, so a lucky fold cannot buy the hidden layer."""
     if len(cands) == 1:
         return cands[0], None
-    best = cands[0]
-    for c in cands[1:]:  # a more complex candidate must win by more than the tie margin
-        if c.score > best.score + TIE:
+    best, margins = cands[0], []
+    for c in cands[1:]:
+        margin = max(TIE, _paired_se(best, c, y, task))
+        margins.append(margin)
+        if c.score > best.score + margin:
             best = c
     table = [{"hidden": c.hidden, "score": None if not np.isfinite(c.score) else c.score} for c in cands]
     shown = "; ".join(f"{_describe_hidden(c.hidden)} {abs(c.score):.3f}" for c in cands)
-    notes.append(f"--hidden auto: {_describe_hidden(best.hidden)} chosen by {what} ({shown})")
+    notes.append(f"--hidden auto: {_describe_hidden(best.hidden)} chosen by {what} ({shown}; a larger network "
+                 f"must win by more than {max(margins):.3f}, one standard error of the difference)")
     return best, table
+
+
+def _paired_se(a: _Candidate, b: _Candidate, y: np.ndarray | None, task: str | None) -> float:
+    """Standard error of the difference in balanced accuracy between two candidates scored on the same
+    rows: balanced accuracy is sum_i w_i correct_i with w_i = 1 / (K n_class(i)), so the difference is
+    sum_i w_i d_i over the paired per-row differences d_i, with variance ~ sum_i w_i^2 d_i^2."""
+    if y is None or task not in data.CLASSIFICATION_TASKS:
+        return 0.0
+    y = np.asarray(y, dtype=np.int64)
+
+    def correct(c: _Candidate) -> np.ndarray:
+        z = c.logits
+        pred = (z[:, 0] > 0).astype(np.int64) if z.shape[1] == 1 else z.argmax(axis=1)
+        return (pred == y).astype(np.float64)
+
+    d = correct(b) - correct(a)
+    counts = np.bincount(y)
+    w = 1.0 / (np.count_nonzero(counts) * counts[y])
+    return float(np.sqrt(np.sum((w * d) ** 2)))
 
 
 def _describe_hidden(hidden: list[int]) -> str:
@@ -204,7 +231,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
     shell = _shell_model(ds, cands[0].runs, options)
     for c in cands:
         c.score = _score(ds.task, scored.y, _link(shell, c.logits), len(ds.classes))
-    best, table = _choose(cands, notes, "the validation score")
+    best, table = _choose(cands, notes, "the validation score", scored.y, ds.task)
     run = best.runs[0]
     chosen = replace(options, hidden=best.hidden)
     model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
@@ -274,7 +301,7 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     shell = _shell_model(ds, cands[0].runs[:1], options)
     for c in cands:
         c.score = _score(ds.task, scored.y, _link(shell, c.logits), len(ds.classes))
-    best, table = _choose(cands, notes, "out-of-fold score")
+    best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
     chosen = replace(options, hidden=best.hidden)
     for run in best.runs:
         for w in run.preprocessor.warnings:
