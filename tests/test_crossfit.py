@@ -251,3 +251,55 @@ def test_a_version_1_single_network_file_still_loads_and_predicts(tmp_path):
     np.testing.assert_array_equal(loaded.predict_output(ds.X), fitted.model.predict_output(ds.X))
     res = run(["predict", str(old), write_table(tmp_path, n_patients=30), "-o", str(tmp_path / "p.csv"), "-q"])
     assert res.exit_code == 0, res.output
+
+
+def test_softmax_regression_trains_full_batch_to_convergence_by_default():
+    from mlpcli import config
+
+    small = config.resolve(TrainOptions(hidden=[]), 120)
+    assert small.batch_size == 120 and small.patience == config.CONVERGE and small.lr_schedule == "cosine"
+    assert small.epochs == config.MIN_STEPS and small.fit_config().patience is None
+    assert not small.fit_config().restore_best
+    # explicit choices, a hidden layer or large data keep early stopping on minibatches
+    assert config.resolve(TrainOptions(hidden=[], patience=10), 120).patience == 10
+    assert config.resolve(TrainOptions(hidden=[8]), 120).patience == "auto"
+    large = config.resolve(TrainOptions(hidden=[]), config.FULL_BATCH_MAX + 1)
+    assert large.batch_size == 64 and large.patience == "auto" and large.lr_schedule == "none"
+    ds = dataset(make_table(n_patients=30))
+    fitted = fit_model(ds, TrainOptions(hidden=[], epochs=30))
+    assert all(m["epochs_run"] == 30 and m["best_epoch"] == 30 and not m["stopped_early"] for m in fitted.members)
+
+
+def test_a_hidden_layer_must_win_by_more_than_the_noise_of_the_comparison():
+    from mlpcli.model_selection.crossfit import _Candidate, _choose
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 40)
+    right = np.eye(3)[y] * 5.0  # logits that are always right
+    noisy = right.copy()
+    noisy[:8] = np.eye(3)[(y[:8] + 1) % 3] * 5.0  # 8 of 40 wrong
+    linear = _Candidate([], [], noisy, 0.80)
+    hidden = _Candidate([128], [], right, 0.83)  # 3 points better: within one standard error on 40 rows
+    notes: list[str] = []
+    best, table = _choose([linear, hidden], notes, "out-of-fold score", y, "multiclass")
+    assert best is linear and "one standard error" in notes[0]
+    hidden.score = 1.0  # 20 points better: clearly more than the noise
+    assert _choose([linear, hidden], [], "out-of-fold score", y, "multiclass")[0] is hidden
+
+
+def test_the_per_epoch_balanced_accuracy_equals_scikit_learns():
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    from mlpcli.metrics import main_metric_from_outputs
+
+    rng = np.random.default_rng(1)
+    metric = main_metric_from_outputs("multiclass", 4)
+    for _ in range(50):
+        n = int(rng.integers(1, 40))
+        y = rng.integers(0, 4, n)
+        out = rng.normal(size=(n, 4))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert metric(out, y) == pytest.approx(balanced_accuracy_score(y, out.argmax(axis=1)))
