@@ -303,3 +303,25 @@ def test_the_per_epoch_balanced_accuracy_equals_scikit_learns():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             assert metric(out, y) == pytest.approx(balanced_accuracy_score(y, out.argmax(axis=1)))
+
+
+def test_evaluate_reports_log_loss_and_ece_with_and_without_the_temperature(tmp_path):
+    from mlpcli import metrics
+    from mlpcli.predict import evaluate
+
+    train_path = write_table(tmp_path, n_patients=30)
+    test_df = make_table(n_patients=20, seed=7)
+    model = pipeline.train(train_path, TrainOptions(**FAST)).model
+    result = evaluate(model, test_df)
+    cal = result.calibration
+    assert cal["temperature"] == model.temperature and cal["log_loss_after"] == result.metrics["log_loss"]
+    ds = dataset(test_df)
+    model.temperature = None  # the outputs before the temperature, computed directly
+    before = metrics.compute(ds.task, ds.y, model.predict_output(ds.X), ds.classes)
+    assert cal["log_loss_before"] == pytest.approx(before["log_loss"], rel=1e-6)
+    assert cal["ece_before"] == pytest.approx(before["ece"], abs=1e-6)
+    assert run(["train", train_path, "-o", str(tmp_path / "m.mlp"), "--hidden", "8", "--epochs", "6", "-q"]).exit_code == 0
+    test_path = write_table(tmp_path, "t.csv", n_patients=20, seed=7)
+    doc = json.loads(run(["evaluate", str(tmp_path / "m.mlp"), test_path, "--json"]).stdout)
+    assert doc["calibration"]["temperature"] > 0 and doc["calibration"]["log_loss_before"] is not None
+    assert "calibration: temperature" in run(["evaluate", str(tmp_path / "m.mlp"), test_path]).output

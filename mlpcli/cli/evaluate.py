@@ -117,6 +117,11 @@ def render(result, model_path: str, data_file: str) -> None:
         con.print(_per_class_table(m["per_label"], "label", "Per label"))
     elif m.get("per_target"):
         con.print(_per_class_table(m["per_target"], "target", "Per target"))
+    cal = result.calibration
+    if cal is not None:
+        con.print(f"calibration: temperature {cal['temperature']:.3g}; log loss {fmt(cal['log_loss_before'])} → "
+                  f"{fmt(cal['log_loss_after'])}, ECE {fmt(cal['ece_before'])} → {fmt(cal['ece_after'])} "
+                  "(without → with the temperature)", soft_wrap=True)
     if result.groups:
         con.print(_by_table(result))
     if result.shift is not None and result.shift.shifted:

@@ -84,10 +84,14 @@ class EvaluationResult:
     shift: ShiftReport | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # the model's temperature and log loss / ECE with and without it: {"temperature", "log_loss_before",
+    # "log_loss_after", "ece_before", "ece_after"}; None for an uncalibrated model or a regression
+    calibration: dict | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
                 "threshold": self.threshold, "main_metric": self.main_metric, "metrics": self.metrics,
+                "calibration": self.calibration,
                 "ci": self.ci, "bootstrap": self.bootstrap, "by": self.by, "groups": self.groups,
                 "shift": self.shift.summary() if self.shift is not None else None,
                 "notes": self.notes, "warnings": self.warnings}
@@ -191,7 +195,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     overall = metrics.compute(task, y, proba, classes, threshold)
     result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main,
                               threshold=threshold if task in ("binary", "multilabel") else None, by=by,
-                              shift=run.shift, notes=run.notes, warnings=run.warnings)
+                              shift=run.shift, notes=run.notes, warnings=run.warnings,
+                              calibration=_calibration_effect(model, out, y, classes, threshold, overall))
     groups = meta.get("group")
     rng = np.random.default_rng(seed)
     if bootstrap:
@@ -208,6 +213,22 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.groups = _by_groups(task, y, proba, classes, threshold, meta["by"], groups, overall, main, bootstrap,
                                    rng, by, result.warnings)
     return result
+
+
+def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: list, threshold: float,
+                        overall: dict) -> dict | None:
+    """Log loss and ECE of the calibrated outputs (as evaluated) beside those of the outputs before the
+    temperature, recovered exactly: tempering by 1/T undoes tempering by T."""
+    from .. import metrics
+    from ..calibration import temper
+
+    link = model.output_activation()
+    if model.temperature is None or link not in ("softmax", "sigmoid") or "log_loss" not in overall:
+        return None
+    raw = temper(out, 1.0 / model.temperature, link)
+    before = metrics.compute(model.task, y, metrics.as_task_proba(model.task, raw), classes, threshold)
+    return {"temperature": float(model.temperature), "log_loss_before": before.get("log_loss"),
+            "log_loss_after": overall.get("log_loss"), "ece_before": before.get("ece"), "ece_after": overall.get("ece")}
 
 
 def _natural(text: str) -> list:
