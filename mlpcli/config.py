@@ -105,7 +105,7 @@ class TrainOptions:
                                           "auto: a small portfolio (none, and one hidden layer of 128) chosen by "
                                           "out-of-fold score on the training folds.")
     activation: str = option("relu", kind="choice", choices=ACTIVATION_CHOICES, help="Hidden-layer activation.")
-    dropout: float = option(0.15, kind="float", low=0, high=1, high_open=True, help="Dropout rate after each hidden layer.")
+    dropout: float = option(0.3, kind="float", low=0, high=1, high_open=True, help="Dropout rate after each hidden layer.")
     batchnorm: bool = option(False, kind="bool", help="Batch normalisation after each hidden layer.")
     dtype: str = option("float32", kind="choice", choices=("float32", "float64"),
                         help="Arithmetic precision (float64 for checking).")
@@ -118,7 +118,8 @@ class TrainOptions:
                                help="Adam/AdamW second-moment decay. 0.95 (RealMLP's) adapts the step size within "
                                     "~20 steps, so it cannot overshoot when the gradients grow again late in "
                                     "training (0.999 made validation loss spike there).")
-    weight_decay: float = option(0.02, kind="float", low=0, help="AdamW decoupled weight decay.")
+    weight_decay: float = option(1.0, kind="float", low=0,
+                                 help="AdamW decoupled weight decay: each step shrinks the weights by lr x this.")
     l1: float = option(0.0, kind="float", low=0, help="L1 penalty on weights.")
     l2: float | str = option(AUTO, kind="float", low=0, auto=True,
                              help="L2 penalty on weights. auto: 0.5 / n_train, the penalty of "
