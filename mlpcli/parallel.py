@@ -19,6 +19,7 @@ by side uses cores far better than threading each product (on a busy 2-core mach
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -179,10 +180,13 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
         from joblib import Parallel, delayed
 
         calls = (delayed(_call_capped)(fn, plan.blas_threads, args) for fn, args in tasks)
-        for result in Parallel(return_as="generator")(calls):
-            results.append(result)
-            if on_result:
-                on_result(result)
-            if progress:
-                progress(len(results), total)
+        with warnings.catch_warnings():
+            # stopped early (Ctrl-C, an error): joblib cancels the rest and would warn about it on stderr
+            warnings.filterwarnings("ignore", message=".*tasks (have been|which were)", category=UserWarning)
+            for result in Parallel(return_as="generator")(calls):
+                results.append(result)
+                if on_result:
+                    on_result(result)
+                if progress:
+                    progress(len(results), total)
     return results
