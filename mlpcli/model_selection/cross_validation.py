@@ -85,7 +85,7 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         epochs_run=int(max(mm["epochs_run"] for mm in fitted.members)), seconds=time.perf_counter() - started,
         warnings=list(fitted.warnings), test_rows=np.asarray(test_rows) if keep_predictions else None,
         proba=proba if keep_predictions else None, members=len(fitted.members),
-        hidden=list(fitted.options.hidden), epoch_cap=int(fitted.options.epochs),
+        hidden=list(fitted.options.hidden), epoch_cap=int(fitted.runs[0].options.epochs),
     )
 
 
