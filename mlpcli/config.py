@@ -131,14 +131,9 @@ class TrainOptions:
                                     f"{1000:,} optimizer steps.")
     patience: int | str = option(AUTO, kind="int", low=1, auto=True,
                                  help="Early stopping: epochs without validation improvement. auto: 20, growing "
-                                      "to half the best epoch + 20 as training goes on; softmax regression (no "
-                                      "hidden layer) on up to 5,000 training rows is instead trained full-batch "
-                                      "to convergence of its L2-penalised loss (what LogisticRegression does), "
-                                      "with no early stopping.")
+                                      "to half the best epoch + 20 as training goes on.")
     min_delta: float = option(0.0, kind="float", low=0, help="Early stopping: smallest improvement that counts.")
-    lr_schedule: str = option(AUTO, kind="choice", choices=(AUTO, *LR_SCHEDULES),
-                              help="Learning-rate schedule. auto: cosine for softmax regression trained to "
-                                   "convergence (see --patience), none otherwise.")
+    lr_schedule: str = option("none", kind="choice", choices=LR_SCHEDULES, help="Learning-rate schedule.")
     augment_noise: float = option(0.0, kind="float", low=0, help="SD of Gaussian noise on standardised training inputs.")
     clip_norm: float | None = option(None, kind="float", low=0, low_open=True, optional=True,
                                      help="Clip the global gradient norm.")
@@ -166,15 +161,14 @@ class TrainOptions:
 
     def fit_config(self) -> FitConfig:
         """The fit loop's settings; every "auto" must have been resolved (``resolve``)."""
-        unresolved = [k for k in ("batch_size", "epochs", "l2", "lr", "lr_schedule") if getattr(self, k) == AUTO]
+        unresolved = [k for k in ("batch_size", "epochs", "l2", "lr") if getattr(self, k) == AUTO]
         if unresolved:
             raise ValueError(f"fit_config needs resolved options; still auto: {', '.join(unresolved)}")
         return FitConfig(
             optimizer=self.optimizer, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
             beta2=self.adam_beta2,
             l1=self.l1, l2=self.l2, batch_size=self.batch_size, epochs=self.epochs,
-            patience=None if self.patience == CONVERGE else BASE_PATIENCE if self.patience == AUTO else self.patience,
-            adaptive_patience=self.patience == AUTO, restore_best=self.patience != CONVERGE,
+            patience=BASE_PATIENCE if self.patience == AUTO else self.patience, adaptive_patience=self.patience == AUTO,
             min_delta=self.min_delta, lr_schedule=self.lr_schedule, augment_noise=self.augment_noise,
             clip_norm=self.clip_norm, seed=self.seed,
         )
@@ -312,8 +306,6 @@ BASE_EPOCHS = 200
 MIN_STEPS = 1000  # optimizer steps a small training set still gets with --epochs auto
 MAX_AUTO_EPOCHS = 2000
 BASE_PATIENCE = 20
-FULL_BATCH_MAX = 5000  # softmax regression on up to this many rows trains full-batch to convergence
-CONVERGE = "converge"  # patience as resolved for that: no early stopping, the final weights are the model
 
 
 def auto_batch_size(n_train: int) -> int:
@@ -330,9 +322,7 @@ def resolve(options: TrainOptions, n_train: int) -> TrainOptions:
 
     Hidden layers (``hidden auto``), log1p and the member count are decided by the caller, which needs
     the data rather than its size; the fit-loop settings are decided here."""
-    linear = options.hidden == []
-    converge = linear and n_train <= FULL_BATCH_MAX and options.patience == AUTO and options.batch_size == AUTO
-    batch = (n_train if converge else auto_batch_size(n_train)) if options.batch_size == AUTO else options.batch_size
+    batch = auto_batch_size(n_train) if options.batch_size == AUTO else options.batch_size
     steps_per_epoch = max(1, math.ceil(n_train / batch))
     epochs = options.epochs
     if epochs == AUTO:
@@ -341,11 +331,7 @@ def resolve(options: TrainOptions, n_train: int) -> TrainOptions:
     lr = options.lr
     if lr == AUTO:
         lr = AUTO_LR_HIDDEN if options.hidden != AUTO and options.hidden else AUTO_LR_LINEAR
-    schedule = options.lr_schedule
-    if schedule == AUTO:
-        schedule = "cosine" if converge else "none"
-    return replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, lr_schedule=schedule,
-                   patience=CONVERGE if converge else options.patience)
+    return replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr)
 
 
 # ── the config file ──────────────────────────────────────────────────────────────────────────────────────

@@ -39,7 +39,6 @@ class FitConfig:
     batch_size: int = 32
     epochs: int = 200
     patience: int | None = 20  # epochs without validation improvement before stopping (None: never)
-    restore_best: bool = True  # False: keep the final weights (a run trained to convergence)
     adaptive_patience: bool = False  # patience grows to patience + best_epoch / 2 (AutoGluon's rule): a run
     #                                  whose best epoch is late has shown it improves slowly
     min_delta: float = 0.0  # an improvement must exceed this to reset patience
@@ -289,11 +288,11 @@ def fit(
         interrupted = True
     finally:
         errstate.__exit__(None, None, None)
-    if validate and config.restore_best:
+    if validate:
         stopper.restore(net)
     return FitResult(
         history=history,
-        best_epoch=stopper.best_epoch if validate and config.restore_best else len(history),
+        best_epoch=stopper.best_epoch if validate else len(history),
         best_val_loss=float(stopper.best),
         stopped_early=stopped,
         interrupted=interrupted,

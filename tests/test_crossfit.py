@@ -253,23 +253,6 @@ def test_a_version_1_single_network_file_still_loads_and_predicts(tmp_path):
     assert res.exit_code == 0, res.output
 
 
-def test_softmax_regression_trains_full_batch_to_convergence_by_default():
-    from mlpcli import config
-
-    small = config.resolve(TrainOptions(hidden=[]), 120)
-    assert small.batch_size == 120 and small.patience == config.CONVERGE and small.lr_schedule == "cosine"
-    assert small.epochs == config.MIN_STEPS and small.fit_config().patience is None
-    assert not small.fit_config().restore_best
-    # explicit choices, a hidden layer or large data keep early stopping on minibatches
-    assert config.resolve(TrainOptions(hidden=[], patience=10), 120).patience == 10
-    assert config.resolve(TrainOptions(hidden=[8]), 120).patience == "auto"
-    large = config.resolve(TrainOptions(hidden=[]), config.FULL_BATCH_MAX + 1)
-    assert large.batch_size == 64 and large.patience == "auto" and large.lr_schedule == "none"
-    ds = dataset(make_table(n_patients=30))
-    fitted = fit_model(ds, TrainOptions(hidden=[], epochs=30))
-    assert all(m["epochs_run"] == 30 and m["best_epoch"] == 30 and not m["stopped_early"] for m in fitted.members)
-
-
 def test_a_hidden_layer_must_win_by_more_than_the_noise_of_the_comparison():
     from mlpcli.model_selection.crossfit import _Candidate, _choose
 
