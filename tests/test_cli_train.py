@@ -50,7 +50,7 @@ def test_default_output_names_roles_split_and_summary(tmp_path):
                    "learning curves", "members' mean curves"):
         assert needle in res.output, needle
     single = run(["train", data, "-o", str(tmp_path / "m1.mlp"), "--hidden", "8", "--epochs", "5", "--folds", "1"])
-    for needle in ("Split: StratifiedGroupKFold", "best epoch", "validation metrics", "calibration"):
+    for needle in ("Split: StratifiedGroupKFold", "best epoch", "validation metrics", "not calibrated: 24 held-out rows"):
         assert needle in single.output, needle
 
 

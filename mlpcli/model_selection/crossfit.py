@@ -363,8 +363,14 @@ def _shell_model(ds: data.Dataset, runs: list[FittedRun], options: TrainOptions,
 def _calibrate(model: Model, logits: np.ndarray, scored: data.Dataset, options: TrainOptions,
                notes: list[str]) -> Calibration | None:
     """Fit the temperature on held-out logits and set it on the model (classification only)."""
+    from ..calibration import MIN_ROWS
+
     link = model.output_activation()
-    if not options.calibrate or link not in ("softmax", "sigmoid") or scored.n_samples < 2:
+    if not options.calibrate or link not in ("softmax", "sigmoid"):
+        return None
+    if scored.n_samples < MIN_ROWS:
+        notes.append(f"not calibrated: {scored.n_samples} held-out rows are too few to fit a temperature that "
+                     f"helps on new samples (it needs {MIN_ROWS})")
         return None
     y = scored.y
     T = fit_temperature(logits, y, link)
