@@ -33,10 +33,8 @@ Differences from ``mlpcli train`` worth knowing:
 
 from __future__ import annotations
 
-import math
 import numbers
 import re
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin

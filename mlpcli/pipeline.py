@@ -22,7 +22,7 @@ from .config import TrainOptions
 from .errors import DataError
 from .model_io import Model
 from .model_selection import crossfit
-from .model_selection.splits import SplitSummary, summarize_folds
+from .model_selection.splits import summarize_folds
 
 __all__ = ["TrainOutcome", "train", "train_dataset", "load_dataset", "refit_tuned"]
 

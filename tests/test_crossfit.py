@@ -18,7 +18,7 @@ from mlpcli.calibration import calibration_report, fit_temperature
 from mlpcli.config import TrainOptions
 from mlpcli.engine.functional import softmax
 from mlpcli.model_selection import check_disjoint, fit_model, kfold
-from mlpcli.model_selection.crossfit import PORTFOLIO, held_out_frame
+from mlpcli.model_selection.crossfit import PORTFOLIO
 from tables import make_table, write_table
 from cli_helpers import run
 

@@ -1,13 +1,10 @@
-"""`mlpcli cv`: grouped, stratified K-fold cross-validation of a training configuration.
+"""`mlpcli cv`: grouped, stratified K-fold cross-validation of what `mlpcli train` ships.
 
 Also home of the options and helpers that `tune` shares: --n-jobs / --backend / --scheduler, the
 fold progress display and the atomic table writer.
 """
 
 from __future__ import annotations
-
-import io
-from pathlib import Path
 
 import click
 from rich.table import Table

@@ -28,7 +28,7 @@ import numpy as np
 from .. import config, data, metrics
 from ..calibration import Calibration, calibration_report, fit_temperature
 from ..config import AUTO, TrainOptions
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..model_io import Member, Model
 from .fitting import FittedRun, fit_run, resolve_log1p
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split

@@ -11,7 +11,6 @@ import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
