@@ -516,17 +516,18 @@ def delta_vs_logreg(rows: list[dict], set_name: str, model: str) -> float | None
 
 
 def bar_checks(rows: list[dict], model: str) -> list[tuple[str, bool | None, str]]:
-    """(bar, passed or None when it cannot be judged, detail) for one mlpcli variant."""
+    """(bar, passed or None when it cannot be judged, detail) for one mlpcli variant. Differences
+    carry 4 decimals: at 3, a tie lost by 0.0002 would read '-0.000 FAIL'."""
     sets = list(dict.fromkeys(r["set"] for r in rows if r["model"] == model))
     checks = []
     deltas = {s: delta_vs_logreg(rows, s, model) for s in sets}
     if sets and all(d is not None for d in deltas.values()):
         mean = float(np.mean(list(deltas.values())))
         checks.append(("balanced accuracy >= logreg on average over sets", mean >= 0,
-                       f"mean difference {mean:+.3f}"))
+                       f"mean difference {mean:+.4f}"))
         worst = min(deltas, key=deltas.get)
         checks.append((f"no set more than {BAR_SET_SLACK} below logreg", deltas[worst] >= -BAR_SET_SLACK,
-                       f"worst {worst} {deltas[worst]:+.3f}"))
+                       f"worst {worst} {deltas[worst]:+.4f}"))
     else:
         checks.append(("balanced accuracy vs logreg", None, "logreg not run on every set"))
     margins = {}
@@ -537,7 +538,7 @@ def bar_checks(rows: list[dict], model: str) -> list[tuple[str, bool | None, str
     if sets and len(margins) == len(sets):
         worst = min(margins, key=margins.get)
         checks.append(("beats sklearn MLP on every set", all(m > 0 for m in margins.values()),
-                       f"smallest margin {worst} {margins[worst]:+.3f}"))
+                       f"smallest margin {worst} {margins[worst]:+.4f}"))
     else:
         checks.append(("beats sklearn MLP on every set", None, "sk_mlp not run on every set"))
     big = [s for s in sets if _lookup(rows, s, model)["n"] > BAR_ECE_MIN_SAMPLES]
