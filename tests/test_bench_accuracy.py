@@ -153,9 +153,9 @@ def test_bars_and_mean_over_sets(bench):
     })
     assert bench.delta_vs_logreg(rows, "a", "mlpcli:default") == pytest.approx(0.05)
     checks = {bar: (ok, detail) for bar, ok, detail in bench.bar_checks(rows, "mlpcli:default")}
-    assert checks["balanced accuracy >= logreg on average over sets"] == (True, "mean difference +0.010")
-    assert checks["no set more than 0.02 below logreg"] == (False, "worst b -0.030")
-    assert checks["beats sklearn MLP on every set"] == (False, "smallest margin b -0.010")
+    assert checks["balanced accuracy >= logreg on average over sets"] == (True, "mean difference +0.0100")
+    assert checks["no set more than 0.02 below logreg"] == (False, "worst b -0.0300")
+    assert checks["beats sklearn MLP on every set"] == (False, "smallest margin b -0.0100")
     assert checks["ECE <= 0.05 on sets with > 150 samples"] == (False, "largest b 0.100")
     means = {r["model"]: r for r in bench.over_sets(rows)}
     assert means["mlpcli:default"]["ba_mean"] == pytest.approx(0.80)
