@@ -85,11 +85,13 @@ def make_data(workdir: str, rows: int, features: int, seed: int = 0) -> tuple[st
     return big_path, train_path
 
 
-def train_model(train_path: str, model_path: str) -> None:
+def train_model(train_path: str, model_path: str, folds: str = "auto") -> None:
+    """train's defaults (a cross-fitted ensemble), or ``folds=1`` for one network."""
     from mlpcli import model_io, pipeline
     from mlpcli.config import TrainOptions
 
-    outcome = pipeline.train(train_path, TrainOptions(epochs=5, no_group=True, seed=0))
+    outcome = pipeline.train(train_path, TrainOptions(epochs=5, no_group=True, seed=0,
+                                                      folds=folds if folds == "auto" else int(folds)))
     model_io.save(outcome.model, model_path)
 
 
@@ -143,6 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunksize", type=int, default=None, help="Pass --chunksize to predict (default: its default).")
     ap.add_argument("--workdir", default=None, help="Where to write the data (default: a temporary directory).")
     ap.add_argument("--keep", action="store_true", help="Keep the generated files.")
+    ap.add_argument("--model-folds", default="auto",
+                    help="Members of the model predicted with: train's default (auto: 5) or 1 for one network.")
     ap.add_argument("--json-out", default=os.path.join(HERE, "results", "bench_predict.json"), help="Where to write the figures.")
     args = ap.parse_args(argv)
 
@@ -156,7 +160,7 @@ def main(argv=None) -> int:
               f"({time.perf_counter() - t:.0f} s to write)", file=sys.stderr)
         model = os.path.join(workdir, "model.mlp")
         t = time.perf_counter()
-        train_model(train, model)
+        train_model(train, model, args.model_folds)
         print(f"model trained ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
 
         out = os.path.join(workdir, "predictions.csv")

@@ -177,18 +177,20 @@ class Preprocessor:
                             "the table's features must match the ones the model was trained on")
         return self._transform_in_place(X[:, self.kept_index_], dtype)  # fancy indexing copies: X is left alone
 
-    def transform_kept(self, Xk, dtype=np.float64) -> np.ndarray:
+    def transform_kept(self, Xk, dtype=np.float64, logged: bool = False, scratch: bool = False) -> np.ndarray:
         """(n, d_kept) raw values of the kept features only, in ``kept_features`` order -> (n, d_kept).
-        Xk is not modified."""
+
+        logged: log1p has been applied already (an ensemble shares it: it has no parameters).
+        scratch: Xk is a float64 array the caller gives away, transformed in place; otherwise it is copied."""
         if self.kept_index_ is None:
             raise RuntimeError("Preprocessor.transform_kept called before fit")
-        Xk = np.array(Xk, dtype=np.float64)  # a copy, transformed in place
+        Xk = np.asarray(Xk, dtype=np.float64) if scratch else np.array(Xk, dtype=np.float64)
         if Xk.ndim != 2 or Xk.shape[1] != len(self.kept_features):
             raise DataError(f"expected {len(self.kept_features)} kept feature columns, got shape {Xk.shape}")
-        return self._transform_in_place(Xk, dtype)
+        return self._transform_in_place(Xk, dtype, logged)
 
-    def _transform_in_place(self, Xk: np.ndarray, dtype) -> np.ndarray:
-        if self.config.log1p:
+    def _transform_in_place(self, Xk: np.ndarray, dtype, logged: bool = False) -> np.ndarray:
+        if self.config.log1p and not logged:
             _check_non_negative(Xk, self.kept_features)
             np.log1p(Xk, out=Xk)
         nan_mask = np.isnan(Xk)
@@ -199,9 +201,10 @@ class Preprocessor:
             Xk[rows, cols] = self.impute_values_[cols]
         Xk -= self.center_
         Xk /= self.scale_
-        if self._clips:
-            _smooth_clip(Xk)
-        return Xk.astype(dtype, copy=False)
+        Z = Xk.astype(dtype, copy=False)
+        if self._clips:  # in the output precision: values within ±3 need no more, and float32 halves the passes' cost
+            _smooth_clip(Z)
+        return Z
 
     def restricted(self, names: Sequence[str]) -> "Preprocessor":
         """A copy keeping only the kept features ``names`` (a subset, in kept order): same parameters."""
