@@ -319,3 +319,13 @@ def test_threads_option(tmp_path):
     out = tmp_path / "m.mlp"
     assert run(["train", data, "-o", str(out), "--threads", "1", *FAST]).exit_code == 0
     assert model_io.load(out).provenance["threads"] == 1
+
+
+def test_members_fill_the_usable_cores_without_oversubscribing(monkeypatch):
+    from mlpcli import parallel
+    from mlpcli.cli.train import member_plan
+
+    monkeypatch.setattr(parallel, "available_cores", lambda: 8)
+    assert member_plan(None, None).n_jobs == 8 and member_plan(None, None).blas_threads == 1
+    assert member_plan(None, 4).n_jobs == 2 and member_plan(None, 16).n_jobs == 1
+    assert member_plan(3, 2).n_jobs == 3

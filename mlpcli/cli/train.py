@@ -23,7 +23,9 @@ def member_plan(n_jobs: int | None, threads: int | None):
     if n_jobs == 0:
         raise click.BadParameter("must not be 0; use 1 for one member at a time or -1 for every core",
                                  param_hint="--n-jobs")
-    return Plan(backend="loky", n_jobs=available_cores() if n_jobs is None else n_jobs, threads=threads)
+    if n_jobs is None:  # fill the usable cores, each process with --threads BLAS threads, no more
+        n_jobs = max(1, available_cores() // (threads or 1))
+    return Plan(backend="loky", n_jobs=n_jobs, threads=threads)
 
 
 class _Progress(StderrBar):
@@ -160,7 +162,7 @@ def _summary_table(outcome, out_path: str) -> Table:
               help="Write the held-out predictions (out-of-fold for an ensemble) as predict writes predictions.")
 @click.option("--n-jobs", type=int, default=None,
               help="Members to train at once in separate processes, each with --threads BLAS threads (-1: every "
-                   "core this job may use). Default: one per usable core, up to the members. The model is the "
+                   "core this job may use). Default: the usable cores divided by --threads. The model is the "
                    "same however many run at once; Ctrl-C then stops without writing a model.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads per network  [default: 1: small networks gain nothing from more, and members "
