@@ -165,8 +165,8 @@ def _summary_table(outcome, out_path: str) -> Table:
                    "core this job may use). Default: the usable cores divided by --threads. The model is the "
                    "same however many run at once; Ctrl-C then stops without writing a model.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="BLAS threads per network  [default: 1: small networks gain nothing from more, and members "
-                   "run side by side instead]")
+              help="BLAS threads per network  [default: 1: small networks gain little from more; members run "
+                   "side by side instead]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
 @json_option
 @debug_option
