@@ -68,6 +68,14 @@ class Member:
             out[s:s + ROW_BLOCK] = net.forward(Z)
         return out
 
+    def unscale(self, out: np.ndarray) -> np.ndarray:
+        """Outputs (n, k) as float64 in the target's units: regression networks train on standardised
+        targets; classification outputs pass through."""
+        out = np.asarray(out, dtype=np.float64)
+        if not self.target_scaling:
+            return out
+        return out * np.asarray(self.target_scaling["sd"]) + np.asarray(self.target_scaling["mean"])
+
 
 ROW_BLOCK = 2048  # rows per preprocessing + forward pass inside a member
 
@@ -123,10 +131,7 @@ class Model:
     def member_output(self, member: Member, X: np.ndarray, columns=None, calibrated: bool = True,
                       logged: bool = False) -> np.ndarray:
         """One member's predictions (n, k) float64 for raw rows X: probabilities or values."""
-        out = self.link(member.raw_output(X, columns, logged), calibrated).astype(np.float64)
-        if member.target_scaling:  # regression networks are trained on standardised targets
-            out = out * np.asarray(member.target_scaling["sd"]) + np.asarray(member.target_scaling["mean"])
-        return out
+        return member.unscale(self.link(member.raw_output(X, columns, logged), calibrated))
 
     def _shared_log1p(self, block: np.ndarray, features: list[str] | None) -> tuple[np.ndarray, bool]:
         """log1p has no parameters, so when every member applies it, it is applied once for all of them

@@ -91,18 +91,23 @@ def train_options(fn=None, *, rename: dict[str, str] | None = None, exclude: tup
     return decorate if fn is None else decorate(fn)
 
 
-def options_from_params(params: dict, command=None) -> TrainOptions:
+def _train_params(ctx: click.Context | None) -> dict[str, str]:
+    """{Click parameter name: TrainOptions field} of the command being run (set by ``train_options``,
+    possibly on a function that another decorator wraps)."""
+    callback = ctx.command.callback if ctx is not None else None
+    while callback is not None:
+        mapping = getattr(callback, "__mlpcli_train_params__", None)
+        if mapping:
+            return mapping
+        callback = getattr(callback, "__wrapped__", None)
+    return {}
+
+
+def options_from_params(params: dict) -> TrainOptions:
     """The library's TrainOptions from the parsed values (removing them from ``params``); an option left
     unset takes its declared default. Values out of range are usage errors (exit 2) naming the flag."""
-    ctx = click.get_current_context(silent=True)
-    mapping = getattr(command or (ctx.command.callback if ctx else None), "__mlpcli_train_params__", None)
-    if mapping is None:  # the callback may be wrapped (handle_errors): find the mapping on the wrapped function
-        callback = ctx.command.callback if ctx else None
-        while callback is not None and mapping is None:
-            mapping = getattr(callback, "__mlpcli_train_params__", None)
-            callback = getattr(callback, "__wrapped__", None)
     values = {}
-    for param, name in (mapping or {}).items():
+    for param, name in _train_params(click.get_current_context(silent=True)).items():
         if param not in params:
             continue
         value = params.pop(param)
@@ -132,12 +137,7 @@ def _load_config_defaults(ctx: click.Context, param, value):
         cfg = read_config_file(value)
     except MlpcliError as exc:
         raise click.BadParameter(str(exc).removeprefix("--config: "), ctx=ctx, param=param) from None
-    mapping = {name: param for param, name in getattr(ctx.command.callback, "__mlpcli_train_params__", {}).items()}
-    if not mapping:
-        callback = ctx.command.callback
-        while callback is not None and not mapping:
-            mapping = {name: p for p, name in getattr(callback, "__mlpcli_train_params__", {}).items()}
-            callback = getattr(callback, "__wrapped__", None)
+    mapping = {name: p for p, name in _train_params(ctx).items()}
     rename = {"json": "as_json", "history": "history_path", "oof": "oof_path"}
     defaults = {}
     for key, v in cfg.items():

@@ -112,16 +112,9 @@ def _score(task: str, y: np.ndarray, proba: np.ndarray, n_classes: int) -> float
 
 
 def _raw_outputs(run: FittedRun, X: np.ndarray) -> np.ndarray:
-    """The run's network outputs for raw rows (regression values scaled back)."""
-    out = Member(run.network, run.preprocessor, run.target_scaling).raw_output(X).astype(np.float64)
-    if run.target_scaling:
-        out = out * np.asarray(run.target_scaling["sd"]) + np.asarray(run.target_scaling["mean"])
-    return out
-
-
-def _link(model_like: Model, logits: np.ndarray) -> np.ndarray:
-    """Held-out logits -> what predict_output gives (regression values pass through)."""
-    return model_like.link(logits) if model_like.output_activation() != "identity" else logits
+    """The run's network outputs for raw rows: logits, or regression values in the target's units."""
+    member = Member(run.network, run.preprocessor, run.target_scaling)
+    return member.unscale(member.raw_output(X))
 
 
 # ── fit_model ────────────────────────────────────────────────────────────────────────────────────────────
@@ -230,7 +223,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
     notes: list[str] = []
     shell = _shell_model(ds, cands[0].runs, options)
     for c in cands:
-        c.score = _score(ds.task, scored.y, _link(shell, c.logits), len(ds.classes))
+        c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
     best, table = _choose(cands, notes, "the validation score", scored.y, ds.task)
     run = best.runs[0]
     chosen = replace(options, hidden=best.hidden)
@@ -239,7 +232,8 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
     history = list(run.result.history)
     members = [_member_summary(1, run)]
     return FittedModel(model=model, runs=[run], scored=scored, scored_rows=scored_rows,
-                       proba=_link(model, best.logits), held_out_by=np.ones(scored.n_samples, dtype=np.int64), strategy=summary.strategy, split=summary, history=history,
+                       proba=model.link(best.logits), held_out_by=np.ones(scored.n_samples, dtype=np.int64),
+                       strategy=summary.strategy, split=summary, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table, notes=notes,
                        warnings=list(summary.warnings) + list(run.preprocessor.warnings))
 
@@ -300,7 +294,7 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     scored = ds.subset(scored_rows) if interrupted else ds
     shell = _shell_model(ds, cands[0].runs[:1], options)
     for c in cands:
-        c.score = _score(ds.task, scored.y, _link(shell, c.logits), len(ds.classes))
+        c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
     best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
     chosen = replace(options, hidden=best.hidden)
     for run in best.runs:
@@ -325,7 +319,8 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     for k, fold in enumerate(folds[:len(best.runs)]):
         held_out_by[fold.test] = k + 1
     return FittedModel(model=model, runs=runs, scored=scored, scored_rows=scored_rows,
-                       proba=_link(model, best.logits), held_out_by=held_out_by[scored_rows], strategy=strategy, split=None, history=history,
+                       proba=model.link(best.logits), held_out_by=held_out_by[scored_rows], strategy=strategy,
+                       split=None, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table,
                        refit_epochs=refit_epochs, notes=notes, warnings=warnings)
 
