@@ -201,10 +201,9 @@ class Preprocessor:
             Xk[rows, cols] = self.impute_values_[cols]
         Xk -= self.center_
         Xk /= self.scale_
-        Z = Xk.astype(dtype, copy=False)
-        if self._clips:  # in the output precision: values within ±3 need no more, and float32 halves the passes' cost
-            _smooth_clip(Z)
-        return Z
+        if self._clips:
+            _smooth_clip(Xk)
+        return Xk.astype(dtype, copy=False)
 
     def restricted(self, names: Sequence[str]) -> "Preprocessor":
         """A copy keeping only the kept features ``names`` (a subset, in kept order): same parameters."""
