@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -14,7 +15,7 @@ from .. import data
 from ..errors import ConfigError, DataError
 from ..model_io import Model
 from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS, _label_keys, _quoted
-from .tables import _TextTable, _piece_rows, open_table
+from .tables import _TextTable, _piece_rows, open_table, read_whole
 from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
 
@@ -83,6 +84,32 @@ class _InputRows:
         return {key: np.concatenate([t[key] for t in taken]) for key in taken[0]}
 
 
+class _UniqueIds:
+    """Checks that the id column names each row once, and every row: predictions are joined back to the
+    samples by id, so a repeated or missing id would silently pair rows with the wrong samples. Ids are
+    matched as training matches them (1, 1.0 and "1" are one id; text ids are compared as they read)."""
+
+    def __init__(self, column: str, source: str):
+        self.column, self.source = column, source
+        self.seen: dict = {}  # id -> the row (1-based) where it first appeared
+
+    def add(self, ids: np.ndarray, first_row: int) -> None:
+        """The ids (n,) of rows first_row + 1 .. first_row + n; a DataError on the first repeat or gap."""
+        seen = self.seen
+        for i, value in enumerate(ids.tolist()):
+            if not isinstance(value, str):
+                if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+                    raise DataError(f"{self.source}: the id column {self.column!r} is empty at row {first_row + i + 1}; "
+                                    "every sample needs an id (or pass --id to name another column)")
+                value = data._label_key(value)
+            row = first_row + i + 1
+            earlier = seen.setdefault(value, row)
+            if earlier != row:
+                raise DataError(f"duplicate sample id {value!r} in {self.source}: rows {earlier} and {row} of the id "
+                                f"column {self.column!r}; ids must be unique to join predictions back to samples "
+                                "(or pass --id to name another column)")
+
+
 class _Run:
     """One pass over a table with a model: rows in, (outputs, per-row columns) blocks out."""
 
@@ -119,6 +146,7 @@ class _Run:
         self.batch_counts: Counter = Counter()
         self.n_missing_values = 0
         self.shift: ShiftReport | None = None
+        self.ids = _UniqueIds(self.plan.roles.id, self.table.name) if self.plan.roles.id else None
         self._started = False
         self._rows: np.ndarray | None = None  # raw feature values of up to _STAT_ROWS rows, reused
 
@@ -203,6 +231,8 @@ class _Run:
             for values, meta in table.pieces(self.chunksize, plan, self._convert):
                 n = len(meta["first_row"])
                 first_row = int(meta.pop("first_row")[0])
+                if self.ids is not None:
+                    self.ids.add(meta["id"], first_row)
                 meta["row"] = np.arange(self.n_rows + 1, self.n_rows + n + 1, dtype=np.int64)
                 if "batch" in meta:
                     self.batch_counts.update(meta["batch"].tolist())
@@ -384,10 +414,12 @@ class Prepared:
 
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None) -> Prepared:
     """Match a table (DataFrame or path) to the model by feature name, with the checks of predict."""
-    table = frame if isinstance(frame, pd.DataFrame) else data.read_table(
+    table = frame if isinstance(frame, pd.DataFrame) else read_whole(
         frame, features_in_rows=bool(roles and roles.features_in_rows))
     plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing)
     ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
+    if plan.roles.id:
+        _UniqueIds(plan.roles.id, "the table" if isinstance(frame, pd.DataFrame) else str(frame)).add(ids, 0)
     row_ids = ids if plan.roles.id else None
     X_kept = _complete(plan, _present_values(plan, table.rename(columns=str), 0, row_ids), 0, model.preprocessor,
                        row_ids)

@@ -30,6 +30,7 @@ from .columns import ColumnPlan
 _END = object()  # "no more pieces"
 _PIECES_PER_CHUNK = 4  # text is parsed in pieces of a quarter chunk (see _piece_rows)
 _BLOCK_BYTES = 1 << 22  # text input is read 4 MiB at a time
+_CHECK_PIECE_ROWS = 4096  # rows per piece when only checking the rows' widths
 # What reading a damaged or truncated (compressed) stream raises; gzip.BadGzipFile is an OSError.
 _STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
@@ -144,7 +145,8 @@ class _TextTable(_Table):
     needed columns, so memory stays at about one chunk whatever the size of the input, which is read once
     from start to end (standard input works like a file)."""
 
-    def __init__(self, name: str, raw, stream, sep: str | None, total_bytes: int | None, closers=()):
+    def __init__(self, name: str, raw, stream, sep: str | None, total_bytes: int | None, closers=(),
+                 check_header: bool = True):
         self.name, self._raw, self._stream, self.total_bytes = name, raw, stream, total_bytes
         self._closers = list(closers)
         try:
@@ -164,7 +166,8 @@ class _TextTable(_Table):
             sep = "\t" if text.count("\t") > text.count(",") else ","
         self.sep = sep
         self.columns = next(csv.reader([text], delimiter=sep))
-        _check_header(self.columns, name)
+        if check_header:
+            _check_header(self.columns, name)
         self._carry = b""
         self._eof = False
         self._arrow_options = None
@@ -292,9 +295,14 @@ class _TextTable(_Table):
             self.close()
 
     def _parse(self, text: memoryview, plan: "ColumnPlan", line: int):
-        """One piece of text: pyarrow's CSV parser (features as float64, labels as text) when it accepts the
-        piece, else pandas', whose inferred types and messages locate what is wrong (a cell that is not a
-        number, a row with too many fields) to its column and line."""
+        """One piece of text (its first line is the file's line `line`): pyarrow's CSV parser (features as
+        float64, labels as text) when it accepts the piece, else pandas', whose inferred types and messages
+        locate what is wrong (a cell that is not a number) to its column and line.
+
+        Every row must have the header's number of fields: one field too many or too few would shift
+        values into the wrong columns (pandas, given the names, drops or pads them silently), so a ragged
+        row is a DataError naming its line, whichever parser reads the piece. Lines of nothing but
+        whitespace are blank lines, skipped, as pandas (and so `train`) skips them."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -307,13 +315,25 @@ class _TextTable(_Table):
                                    pacsv.ReadOptions(column_names=self.columns, use_threads=False,
                                                      block_size=1 << 30))
         convert_options, read_options = self._arrow_options
+        ragged = []  # the row pyarrow found with a wrong number of fields
+
+        def on_invalid_row(row):  # called by pyarrow (in this thread) for a row of the wrong width only
+            if not row.text.strip():
+                return "skip"
+            ragged.append(row)
+            return "error"
+
+        quoted = text.obj.find(b'"', 0, len(text)) >= 0  # quoted fields may hold line ends
         try:
-            quoted = text.obj.find(b'"', 0, len(text)) >= 0  # quoted fields may hold line ends
             return pacsv.read_csv(pa.BufferReader(pa.py_buffer(text)), read_options=read_options,
                                   convert_options=convert_options,
-                                  parse_options=pacsv.ParseOptions(delimiter=self.sep, newlines_in_values=quoted))
+                                  parse_options=pacsv.ParseOptions(delimiter=self.sep, newlines_in_values=quoted,
+                                                                   invalid_row_handler=on_invalid_row))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             pass
+        # pyarrow checked the width of every row of the piece before converting any, but pandas is about to
+        # read it, and given the column names pandas pads short rows and cuts long ones: check them here
+        self._check_widths(text, line, ragged[0] if ragged else None)
         try:
             return pd.read_csv(io.BytesIO(text), sep=self.sep, header=None, names=self.columns, usecols=plan.usecols(),
                                dtype=plan.dtypes(), engine="c", index_col=False, skip_blank_lines=True)
@@ -327,6 +347,64 @@ class _TextTable(_Table):
             raise DataError(f"cannot parse {self.name} near line {line}: not UTF-8 text") from None
         except ValueError as exc:
             raise DataError(f"cannot parse {self.name} near line {line}: {data._short_reason(exc)}") from None
+
+    def _check_widths(self, text: memoryview, line: int, reported=None) -> None:
+        """Raise a DataError naming the first row of the piece (its first line is the file's line `line`)
+        whose number of fields differs from the header's. Read with the csv module, which follows the same
+        quoting rules as pyarrow (a separator inside quotes is not a field boundary); `reported`, pyarrow's
+        invalid row, if any, is the fallback should the two parsers disagree."""
+        expected = len(self.columns)
+        try:
+            reader = csv.reader(io.StringIO(str(text, "utf-8"), newline=""), delimiter=self.sep)
+            start = 0  # lines before the current record
+            for fields in reader:
+                if len(fields) != expected and not _blank_record(fields, self.sep):
+                    raise _width_error(self.name, line + start, len(fields), expected)
+                start = reader.line_num
+        except UnicodeDecodeError:
+            raise DataError(f"cannot parse {self.name} near line {line}: not UTF-8 text") from None
+        except csv.Error as exc:
+            raise DataError(f"cannot parse {self.name} near line {line + start}: {data._short_reason(exc)}") from None
+        if reported is not None:
+            raise DataError(f"cannot read {self.name}: a row at or after line {line} has {reported.actual_columns} "
+                            f"field{'s' * (reported.actual_columns != 1)} but the header has {expected}: "
+                            f"{reported.text[:60]!r}")
+
+    def check_widths(self) -> None:
+        """Read the rest of the input only to check that every row has the header's number of fields."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        options = pacsv.ConvertOptions(column_types={self.columns[0]: pa.string()}, include_columns=self.columns[:1])
+        self._arrow_options = (options, pacsv.ReadOptions(column_names=self.columns, use_threads=False,
+                                                          block_size=1 << 30))
+        plan = _WidthOnly(self.columns[0])
+        for _ in self.pieces(_CHECK_PIECE_ROWS, plan, lambda parsed, first_row: None):
+            pass
+
+
+class _WidthOnly:
+    """The stand-in plan of `_TextTable.check_widths`: the first column, as text."""
+
+    def __init__(self, first: str):
+        self.present_names, self.label_columns = [], [first]
+
+    def usecols(self) -> list[str]:
+        return list(self.label_columns)
+
+    def dtypes(self) -> dict:
+        return {c: str for c in self.label_columns}
+
+
+def _blank_record(fields: list[str], sep: str) -> bool:
+    """A line of nothing but whitespace (the separator included when it is a tab): pandas skips it."""
+    return not fields or ((len(fields) == 1 or sep.isspace()) and not "".join(fields).strip())
+
+
+def _width_error(name: str, line: int, got: int, expected: int) -> DataError:
+    return DataError(f"cannot read {name}: line {line} has {got} field{'s' * (got != 1)} but the header has "
+                     f"{expected}; a field too many or too few would shift values into the wrong columns "
+                     "(a stray or missing separator?)")
 
 
 def _count_lines(block: bytes) -> int:
@@ -381,13 +459,38 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None) -> _Table:
 
     Formats as for every command: .csv, .tsv/.txt, each optionally .gz/.bz2/.xz/.zip, .parquet, and "-"
     (CSV or TSV sniffed from the header, gzip detected by its magic bytes). The transposed layout
-    (`features_in_rows`) cannot be streamed and is read whole.
+    (`features_in_rows`) cannot be streamed and is read whole (see `read_whole`).
     """
     if isinstance(source, pd.DataFrame):
         return _FrameTable(source, "the table")
     if features_in_rows:
         name = "standard input" if str(source) == "-" else os.fspath(source)
-        return _FrameTable(data.read_table(source, features_in_rows=True, stdin=stdin), name)
+        return _FrameTable(read_whole(source, features_in_rows=True, stdin=stdin), name)
+    return _open_file(source, stdin)
+
+
+def read_whole(source, *, features_in_rows: bool = False, stdin=None) -> pd.DataFrame:
+    """A whole table read by `data.read_table` (every command's formats and layouts), once every row of a
+    text table is known to have the header's number of fields: pandas reads a short row as missing
+    values, and in the transposed layout a long first row as row names."""
+    if str(source) == "-":
+        raw = data._stdin_bytes(stdin)  # read once: checked, then parsed
+        _open_file("-", io.BytesIO(raw), check_header=False).check_widths()
+        return data.read_table("-", features_in_rows=features_in_rows, stdin=io.BytesIO(raw))
+    path = os.fspath(source)
+    _check_file(path)
+    if data._table_format(path)[0] == "text":
+        table = _open_file(path, None, check_header=False)
+        try:
+            table.check_widths()
+        finally:
+            table.close()
+    return data.read_table(path, features_in_rows=features_in_rows)
+
+
+def _open_file(source, stdin, check_header: bool = True) -> _Table:
+    """A file or standard input ("-") as a streamed table: parquet, or text (see `open_table`).
+    check_header=False leaves repeated column names to the caller."""
     if str(source) == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
         head = stream.read(2)
@@ -395,10 +498,11 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None) -> _Table:
             head = head.encode("utf-8")
         buffered = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)
         if head == b"\x1f\x8b":
-            return _TextTable("standard input", None, gzip.GzipFile(fileobj=buffered, mode="rb"), None, None)
+            return _TextTable("standard input", None, gzip.GzipFile(fileobj=buffered, mode="rb"), None, None,
+                              check_header=check_header)
         if not head:
             raise DataError("standard input is empty; pipe a CSV or TSV table into '-'")
-        return _TextTable("standard input", None, buffered, None, None)
+        return _TextTable("standard input", None, buffered, None, None, check_header=check_header)
     path = os.fspath(source)
     _check_file(path)
     kind, sep, compression = data._table_format(path)
@@ -408,17 +512,17 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None) -> _Table:
     total = os.path.getsize(path)
     try:
         if compression is None:
-            return _TextTable(path, raw, raw, sep, total, [raw])
+            return _TextTable(path, raw, raw, sep, total, [raw], check_header=check_header)
         if compression == "zip":
             archive = zipfile.ZipFile(raw)
             members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX/")]
             if len(members) != 1:
                 raise DataError(f"cannot parse {path}: a .zip table must hold exactly one file, found {len(members)}")
             member = archive.open(members[0])
-            return _TextTable(path, raw, member, sep, total, [member, archive, raw])
+            return _TextTable(path, raw, member, sep, total, [member, archive, raw], check_header=check_header)
         opener = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}[compression]
         stream = opener(raw, mode="rb") if compression != "gzip" else opener(fileobj=raw, mode="rb")
-        return _TextTable(path, raw, stream, sep, total, [stream, raw])
+        return _TextTable(path, raw, stream, sep, total, [stream, raw], check_header=check_header)
     except zipfile.BadZipFile as exc:
         raw.close()
         raise DataError(f"cannot parse {path}: {data._short_reason(exc)}") from None
