@@ -41,6 +41,16 @@ _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
 
 
+ROW_BLOCK = 2048  # rows per preprocessing + forward pass inside a member, at most
+ROW_BLOCK_BYTES = 32 << 20  # and at most this much of float64 inputs: fewer rows for wide tables
+
+
+def row_block(n_features: int) -> int:
+    """Rows per preprocessing + forward pass for inputs of ``n_features`` columns: ROW_BLOCK, or fewer
+    so that a block of float64 inputs stays within ROW_BLOCK_BYTES (a 50,000-feature row is 400 KB)."""
+    return max(1, min(ROW_BLOCK, ROW_BLOCK_BYTES // (8 * max(n_features, 1))))
+
+
 @dataclass
 class Member:
     """One network and the preprocessing fitted on its own training rows."""
@@ -49,23 +59,25 @@ class Member:
     preprocessor: object  # data.Preprocessor
     target_scaling: dict | None = None  # regression: the mean and SD its targets were standardised with
 
-    def raw_output(self, X: np.ndarray, columns: np.ndarray | None = None, logged: bool = False) -> np.ndarray:
+    def raw_output(self, X: np.ndarray, columns: np.ndarray | None = None, logged: bool = False,
+                   rows: int = ROW_BLOCK) -> np.ndarray:
         """Network outputs (n, k) for raw rows X; ``columns`` maps this member's kept features to
         columns of X (None: X is in the model's feature order). ``logged``: X is log1p'd already.
 
-        Rows go through in blocks of ROW_BLOCK, so the preprocessing's float64 copy stays small
-        however many rows X holds (every caller goes through here, so results do not depend on it)."""
+        Rows go through in blocks of ``rows`` (Model.row_block), so the preprocessing's float64 copy
+        stays small however many rows X holds (every caller goes through here, so results do not
+        depend on it)."""
         pre, net = self.preprocessor, self.network
         out = np.empty((X.shape[0], net.n_outputs), dtype=net.dtype)
-        for s in range(0, X.shape[0], ROW_BLOCK):
-            block = X[s:s + ROW_BLOCK]
+        for s in range(0, X.shape[0], rows):
+            block = X[s:s + rows]
             if columns is not None:
                 Z = pre.transform_kept(block[:, columns], dtype=net.dtype, logged=logged, scratch=True)
             elif logged:
                 Z = pre.transform_kept(block[:, pre.kept_index_], dtype=net.dtype, logged=True, scratch=True)
             else:
                 Z = pre.transform(block, dtype=net.dtype)
-            out[s:s + ROW_BLOCK] = net.forward(Z)
+            out[s:s + rows] = net.forward(Z)
         return out
 
     def unscale(self, out: np.ndarray) -> np.ndarray:
@@ -75,9 +87,6 @@ class Member:
         if not self.target_scaling:
             return out
         return out * np.asarray(self.target_scaling["sd"]) + np.asarray(self.target_scaling["mean"])
-
-
-ROW_BLOCK = 2048  # rows per preprocessing + forward pass inside a member
 
 
 @dataclass
@@ -128,10 +137,35 @@ class Model:
             return sigmoid(apply_temperature(logits, T))
         return logits
 
+    @property
+    def row_block(self) -> int:
+        """Rows per preprocessing + forward pass (`row_block` of the input width). A property of the
+        model alone: the network's matrix products, whose last bits depend on their number of rows,
+        see the same blocks of rows however the input is chunked, so chunked prediction (mlpcli
+        predict) equals one-shot prediction bit for bit."""
+        return row_block(len(self.feature_names))
+
     def member_output(self, member: Member, X: np.ndarray, columns=None, calibrated: bool = True,
                       logged: bool = False) -> np.ndarray:
         """One member's predictions (n, k) float64 for raw rows X: probabilities or values."""
-        return member.unscale(self.link(member.raw_output(X, columns, logged), calibrated))
+        return member.unscale(self.link(member.raw_output(X, columns, logged, self.row_block), calibrated))
+
+    def _feature_maps(self, features: list[str] | None) -> tuple[list, np.ndarray | None]:
+        """For X's columns ``features`` (None: ``feature_names``): each member's kept features as column
+        indices of X (None: X is in the model's order), and the columns any member uses. Kept for the
+        last ``features`` list: a streamed prediction passes the same one for every block, and building
+        the maps for 50,000 features takes longer than scoring a block."""
+        cached = self.__dict__.get("_maps")
+        if cached is not None and cached[0] is features:
+            return cached[1]
+        names = self.feature_names if features is None else features
+        columns = [None] * len(self.members)
+        if features is not None:
+            index = {name: j for j, name in enumerate(features)}
+            columns = [np.array([index[n] for n in m.preprocessor.kept_features], dtype=np.int64) for m in self.members]
+        used = np.flatnonzero(np.isin(names, self.preprocessor.kept_features))
+        self.__dict__["_maps"] = (features, (columns, used))
+        return columns, used
 
     def _shared_log1p(self, block: np.ndarray, features: list[str] | None) -> tuple[np.ndarray, bool]:
         """log1p has no parameters, so when every member applies it, it is applied once for all of them
@@ -141,7 +175,7 @@ class Model:
         names = self.feature_names if features is None else features
         if block.shape[1] != len(names):
             return block, False  # a member's transform names the mismatch
-        used = np.flatnonzero(np.isin(names, self.preprocessor.kept_features))
+        used = self._feature_maps(features)[1]
         from .data.preprocess import _check_non_negative
 
         _check_non_negative(block[:, used], [names[j] for j in used])
@@ -157,14 +191,12 @@ class Model:
         softmax(z / T) of its logits z.
 
         X's columns are ``feature_names`` in order, or ``features`` (any order, at least every feature
-        a member uses)."""
-        columns = [None] * len(self.members)
-        if features is not None:
-            index = {name: j for j, name in enumerate(features)}
-            columns = [np.array([index[n] for n in m.preprocessor.kept_features], dtype=np.int64) for m in self.members]
+        a member uses). ``batch_size`` is rounded to whole ``row_block``s: results do not depend on it."""
+        columns = self._feature_maps(features)[0]
+        step = max(1, batch_size // self.row_block) * self.row_block
         outs = []
-        for s in range(0, X.shape[0], batch_size):
-            block = X[s : s + batch_size]
+        for s in range(0, X.shape[0], step):
+            block = X[s : s + step]
             if len(self.members) == 1:
                 outs.append(self.member_output(self.members[0], block, columns[0]))
                 continue

@@ -13,7 +13,7 @@ from ._common import (
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
 from .predict import (
-    NoteRenderer, ReadProgress, common_options, load_model, role_flags, shift_table, write_shift_report,
+    NoteRenderer, ReadProgress, chunking, common_options, load_model, role_flags, shift_table, write_shift_report,
 )
 
 
@@ -143,8 +143,8 @@ def render(result, model_path: str, data_file: str) -> None:
 @json_option
 @debug_option
 @handle_errors
-def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, shift_path, chunksize, threshold, out, threads,
-             quiet, as_json, debug, **params):
+def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, shift_path, chunk_mb, chunksize, threshold, out,
+             threads, quiet, as_json, debug, **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
 
     Binary: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, average precision, MCC,
@@ -159,12 +159,13 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, shift_pat
     from .. import predict as lib
 
     roles = role_flags(params)
+    chunks = chunking(chunksize, chunk_mb)
     if out:
         check_writable(out, "--out")
     model = load_model(model_path, shift_path)
     with threads_context(threads), ReadProgress(quiet, "read") as progress:
         result = lib.evaluate(model, data_file, threshold=threshold, by=by, bootstrap=bootstrap, seed=seed,
-                              fill_missing=fill_missing, roles=roles, chunksize=chunksize,
+                              fill_missing=fill_missing, roles=roles, **chunks,
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
                               progress=progress)
     NoteRenderer(quiet, result)()

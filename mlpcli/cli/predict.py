@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import sys
 import time
 
@@ -125,6 +126,12 @@ def write_shift_report(shift, path: str) -> None:
     write_predictions([shift.to_frame()], path, float_format="%.6g")
 
 
+def _finite_mb(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number of MiB", ctx=ctx, param=param)
+    return value
+
+
 def common_options(fn):
     """Options shared by predict and evaluate (besides the column roles)."""
     decorators = [
@@ -132,14 +139,26 @@ def common_options(fn):
                      help="Fill features absent from the table with their training means (default: an error)."),
         click.option("--shift-report", "shift_path", type=click.Path(dir_okay=False), default=None,
                      help="Write the per-feature cohort-shift table (.csv, .tsv, .parquet)."),
-        click.option("--chunksize", type=click.IntRange(min=1), default=10_000, show_default=True,
-                     help="Rows read and held in memory at a time."),
+        click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite_mb,
+                     help="Memory for the table's rows in flight (text and parsed values), in MiB: rows are read "
+                          "in pieces of this budget however wide or long they are  [default: 64]"),
+        click.option("--chunksize", type=click.IntRange(min=1), default=None,
+                     help="Rows read at a time, instead of the memory budget of --chunk-mb."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                      help="Binary and multi-label models: positive when P >= threshold  [default: 0.5]"),
     ]
     for d in reversed(decorators):
         fn = d(fn)
     return fn
+
+
+def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
+    """--chunksize / --chunk-mb as the library's arguments; giving both is a usage error."""
+    from ..predict import DEFAULT_CHUNK_MB
+
+    if chunksize is not None and chunk_mb is not None:
+        raise click.UsageError("--chunksize and --chunk-mb both set the size of the pieces read; give one of them")
+    return {"chunksize": chunksize, "chunk_mb": DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb}
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -154,15 +173,16 @@ def common_options(fn):
 @json_option
 @debug_option
 @handle_errors
-def predict(model_path, data_file, out, fill_missing, shift_path, chunksize, threshold, threads, quiet, as_json,
-            debug, **params):
-    """Predict a new cohort with a trained model, streaming the table in chunks.
+def predict(model_path, data_file, out, fill_missing, shift_path, chunk_mb, chunksize, threshold, threads, quiet,
+            as_json, debug, **params):
+    """Predict a new cohort with a trained model, streaming the table in pieces.
 
     Features are matched to the model by name (extra columns ignored); the model's preprocessing
     is applied as fitted; a cohort-shift check compares the new samples with the training ones.
     Output columns: the id column (else `row`), `pred_<target>` and one `prob_<class>` per class
     (multi-label: `pred_<label>` 0/1 and `prob_<label>`; regression: `pred_<target>`). The output
     file is written atomically: an error halfway leaves no partial file. DATA and -o may be '-'.
+    Every row must have one field per header column, and ids (the id column) must be unique.
 
     \b
     Example:  mlpcli predict subtypes.mlp sample_data/new_cohort.csv.gz -o predictions.csv
@@ -171,6 +191,7 @@ def predict(model_path, data_file, out, fill_missing, shift_path, chunksize, thr
     from .. import predict as lib
 
     roles = role_flags(params)
+    chunks = chunking(chunksize, chunk_mb)
     lib.output_format(out)
     if out == "-" and as_json:
         raise click.UsageError("--json prints a summary on standard output, where -o - writes the predictions; "
@@ -179,7 +200,7 @@ def predict(model_path, data_file, out, fill_missing, shift_path, chunksize, thr
         check_writable(out, "--out")
     model = load_model(model_path, shift_path)
     with threads_context(threads), ReadProgress(quiet) as progress:
-        stream = lib.predict_stream(model, data_file, chunksize=chunksize, threshold=threshold, fill_missing=fill_missing,
+        stream = lib.predict_stream(model, data_file, **chunks, threshold=threshold, fill_missing=fill_missing,
                                     roles=roles, stdin=binary_stdin() if data_file == "-" else None,
                                     progress=progress)
         notes = NoteRenderer(quiet, stream)

@@ -30,7 +30,7 @@ one-line message.
 
 from __future__ import annotations
 
-from ._common import DEFAULT_CHUNKSIZE
+from ._common import DEFAULT_CHUNK_MB, DEFAULT_CHUNKSIZE
 from .columns import ColumnPlan, RoleFlags, plan_columns
 from .evaluation import EvaluationResult, evaluate, main_metric
 from .output import OUTPUT_FORMATS, output_format, write_predictions
@@ -39,7 +39,7 @@ from .stream import FORWARD_ROWS, PredictionStream, Prepared, predict_stream, pr
 from .tables import open_table
 
 __all__ = [
-    "DEFAULT_CHUNKSIZE", "FORWARD_ROWS", "OUTPUT_FORMATS", "RoleFlags", "ColumnPlan", "ShiftReport", "PredictionStream",
+    "DEFAULT_CHUNK_MB", "DEFAULT_CHUNKSIZE", "FORWARD_ROWS", "OUTPUT_FORMATS", "RoleFlags", "ColumnPlan", "ShiftReport", "PredictionStream",
     "EvaluationResult", "Prepared", "open_table", "plan_columns", "prepare", "shift_report", "predict_stream",
     "write_predictions", "output_format", "evaluate", "main_metric",
 ]

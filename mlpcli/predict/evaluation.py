@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..model_io import Model
-from ._common import DEFAULT_CHUNKSIZE
+from ._common import DEFAULT_CHUNK_MB
 from .tables import _read_workers
 from .columns import RoleFlags
 from .shift import ShiftReport
@@ -166,11 +166,12 @@ def _percentile_ci(values: list, resamples: int) -> list | None:
 
 def evaluate(model: Model, source, *, threshold: float | None = None, by: str | None = None, bootstrap: int = 0,
              seed: int = 0, fill_missing: str | None = None, roles: RoleFlags | None = None,
-             chunksize: int = DEFAULT_CHUNKSIZE, stdin=None, n_jobs: int | None = None,
+             chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
              progress: Callable[[dict], None] | None = None) -> EvaluationResult:
     """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
 
-    The table is read like predict's (features by name, chunks, the shift check); labels are mapped to the
+    The table is read like predict's (features by name, pieces of `chunk_mb` MiB or of `chunksize` rows, the
+    shift check); labels are mapped to the
     model's classes (an unknown label is an error). `by` repeats the main metrics per value of a column;
     `bootstrap` resamples (patients when the table has a group column, else rows), seeded by `seed`, give
     95 % percentile intervals for every scalar metric and for each group's main metric (the resamples run
@@ -182,7 +183,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a whole number >= 0, got {bootstrap!r}")
     run = _Run(model, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
-               stdin=stdin, progress=progress)
+               chunk_mb=chunk_mb, stdin=stdin, progress=progress)
     outs, metas = [], []
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
         outs.append(out)

@@ -13,18 +13,19 @@ import pandas as pd
 
 from .. import data
 from ..errors import ConfigError, DataError
-from ..model_io import Model
-from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS, _label_keys, _quoted
-from .tables import _TextTable, _piece_rows, open_table, read_whole
+from ..model_io import ROW_BLOCK, Model
+from ._common import DEFAULT_CHUNK_MB, _STAT_BYTES, _STAT_ROWS, _label_keys, _quoted
+from .tables import PieceSize, _Cells, open_table, read_whole
 from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
 
 
-# The network sees rows in blocks of this many, counted from the table's first row whatever the chunk size.
-# BLAS results differ in the last bits with the number of rows in a product, so fixed blocks are what makes
-# chunked prediction equal one-shot prediction exactly; 8192 is Model.predict_output's batch size, so the
-# numbers also equal model.predict_output(X) bit for bit.
-FORWARD_ROWS = 8192
+# The network sees rows in blocks of Model.row_block rows (at most this many; fewer for wide tables),
+# counted from the table's first row whatever the chunk size. BLAS results differ in the last bits with the
+# number of rows in a product, so fixed blocks are what makes chunked prediction equal one-shot prediction
+# exactly; Model.predict_output cuts its input into the same blocks, so the numbers also equal
+# model.predict_output(X) bit for bit.
+FORWARD_ROWS = ROW_BLOCK
 
 
 class _InputRows:
@@ -36,19 +37,16 @@ class _InputRows:
     remainder to the front once the caller has used them.
     """
 
-    def __init__(self, block: int, width: int, dtype, chunksize: int):
+    def __init__(self, block: int, width: int, dtype):
         self.block, self.width, self.dtype = block, width, np.dtype(dtype)
-        self.capacity = chunksize + block - 1  # a full chunk after the most rows that can be pending
         self.buf = np.empty((0, width), dtype=self.dtype, order="F")  # column-major like the parsed values
         self.n = 0
         self.meta: list[dict] = []  # per appended chunk, its rows' columns (ids, batches, ...)
 
     def append(self, k: int, meta: dict) -> np.ndarray:
         """A (k, width) view to fill with the next k rows."""
-        if self.n + k > len(self.buf):  # grows once: straight to full capacity unless the table is short
-            full_chunk = k + self.block - 1 >= self.capacity  # more chunks are likely to follow
-            grown = np.empty((max(self.capacity if full_chunk else 0, self.n + k), self.width), dtype=self.dtype,
-                             order="F")
+        if self.n + k > len(self.buf):  # grows to the largest piece after the most rows that can be pending
+            grown = np.empty((max(self.n + k, len(self.buf) * 5 // 4), self.width), dtype=self.dtype, order="F")
             grown[:self.n] = self.buf[:self.n]
             self.buf = grown
         self.meta.append(meta)
@@ -114,10 +112,10 @@ class _Run:
     """One pass over a table with a model: rows in, (outputs, per-row columns) blocks out."""
 
     def __init__(self, model: Model, source, *, roles: RoleFlags | None, need_target: bool, by: str | None,
-                 fill_missing: str | None, chunksize: int, stdin, progress: Callable[[dict], None] | None):
-        if not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
-            raise ConfigError(f"--chunksize must be a positive whole number, got {chunksize!r}")
-        self.model, self.chunksize, self.progress, self.need_target = model, int(chunksize), progress, need_target
+                 fill_missing: str | None, chunksize: int | None, chunk_mb: float, stdin,
+                 progress: Callable[[dict], None] | None):
+        self.size = _piece_size(chunksize, chunk_mb)
+        self.model, self.progress, self.need_target = model, progress, need_target
         roles = roles or RoleFlags()
         self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin)
         try:
@@ -154,6 +152,8 @@ class _Run:
         """A parsed piece as (raw feature values (n, d_present) float64, per-row columns). Runs in the
         reading threads, so it only reads `self`."""
         plan = self.plan
+        if isinstance(frame, _Cells):
+            return self._convert_cells(frame, first_row)
         if not isinstance(frame, pd.DataFrame):
             return self._convert_arrow(frame, first_row)
         meta: dict[str, np.ndarray] = {}
@@ -192,17 +192,41 @@ class _Run:
         # the feature columns as they are (copied into rows by `_transform`, in the caller's thread)
         return [column(c) for c in plan.present_names], meta
 
+    def _convert_cells(self, cells: _Cells, first_row: int) -> tuple[np.ndarray, dict]:
+        """As `_convert`, for a piece read by the tokenizer: the feature values as they come, (n, d_present)."""
+        plan = self.plan
+        present = {c: j for j, c in enumerate(plan.present_names)}
+
+        def column(name):  # --by may name a feature
+            if name in cells.columns:
+                return cells.columns[name].to_numpy(zero_copy_only=False)
+            return cells.values[:, present[name]]
+
+        meta: dict[str, np.ndarray] = {}
+        if plan.roles.id:
+            meta["id"] = column(plan.roles.id)
+        for key, name in (("batch", plan.roles.batch), ("group", plan.roles.group), ("by", plan.by)):
+            if name:
+                meta[key] = _label_keys(column(name))
+        if self.need_target:
+            targets = plan.roles.target
+            meta["y"] = _encode_target(pd.DataFrame({t: cells.columns[t].to_pandas() for t in targets}),
+                                       targets, self.model)
+        meta["first_row"] = np.full(len(cells), first_row, dtype=np.int64)
+        return cells.values, meta
+
     def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray) -> None:
         """Write a piece's rows, as the network's inputs, into Z (n, d_kept), _STAT_ROWS rows at a time so
         the preprocessing's temporaries stay small. `values` (an (n, d_present) array, or a list of the
         d_present columns) is copied slice by slice into a reused buffer, which is transformed in place."""
         pre = self.model.preprocessor
         n = len(Z)
-        for s in range(0, n, _STAT_ROWS):
-            e = min(s + _STAT_ROWS, n)
-            width = len(values) if isinstance(values, list) else values.shape[1]
+        width = len(values) if isinstance(values, list) else values.shape[1]
+        step = max(1, min(_STAT_ROWS, _STAT_BYTES // (8 * max(width, 1))))
+        for s in range(0, n, step):
+            e = min(s + step, n)
             if self._rows is None or self._rows.shape[0] < e - s:
-                self._rows = np.empty((min(_STAT_ROWS, max(n, 1)), width), order="F")
+                self._rows = np.empty((min(step, max(n, 1)), width), order="F")
             rows = self._rows[:e - s]  # a copy: the values may be a view of the caller's DataFrame
             if isinstance(values, list):
                 for j, column in enumerate(values):  # contiguous copies: the buffer is column-major
@@ -224,11 +248,10 @@ class _Run:
         if self._started:
             raise RuntimeError("a prediction stream can be iterated once")
         self._started = True
-        piece = _piece_rows(self.chunksize) if isinstance(self.table, _TextTable) else self.chunksize
-        rows = _InputRows(FORWARD_ROWS, len(self.plan.features), self.input_dtype, piece)
+        rows = _InputRows(self.model.row_block, len(self.plan.features), self.input_dtype)
         plan, table = self.plan, self.table
         try:
-            for values, meta in table.pieces(self.chunksize, plan, self._convert):
+            for values, meta in table.pieces(self.size, plan, self._convert):
                 n = len(meta["first_row"])
                 first_row = int(meta.pop("first_row")[0])
                 if self.ids is not None:
@@ -254,8 +277,8 @@ class _Run:
 
     def _outputs(self, Z: np.ndarray) -> np.ndarray:
         if self.transform_once:
-            return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS)
-        return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS, features=self.plan.features)
+            return self.net_model.predict_output(Z, batch_size=len(Z))
+        return self.net_model.predict_output(Z, batch_size=len(Z), features=self.plan.features)
 
     def _finish(self) -> None:
         model, plan = self.model, self.plan
@@ -382,17 +405,31 @@ def _check_threshold(model: Model, threshold: float | None) -> float:
     return float(threshold)
 
 
-def predict_stream(model: Model, source, *, chunksize: int = DEFAULT_CHUNKSIZE, threshold: float | None = None,
-                   fill_missing: str | None = None, roles: RoleFlags | None = None, stdin=None,
-                   progress: Callable[[dict], None] | None = None) -> PredictionStream:
-    """Predictions for the table `source` (path, "-" or DataFrame), read `chunksize` rows at a time.
+def _piece_size(chunksize: int | None, chunk_mb: float) -> PieceSize:
+    """--chunksize (rows, an override) or --chunk-mb (the memory budget) as a PieceSize."""
+    if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer))
+                                  or chunksize < 1):
+        raise ConfigError(f"--chunksize must be a positive whole number, got {chunksize!r}")
+    if isinstance(chunk_mb, bool) or not isinstance(chunk_mb, (int, float, np.number)) or not chunk_mb > 0 \
+            or not math.isfinite(chunk_mb):
+        raise ConfigError(f"--chunk-mb must be a positive number of MiB, got {chunk_mb!r}")
+    return PieceSize(rows=None if chunksize is None else int(chunksize), nbytes=max(1, int(chunk_mb * (1 << 20))))
 
-    Memory stays at about one chunk of features however long the table; iterate the result once for the
-    output frames (see PredictionStream for the columns). `threshold` (binary, multi-label) defaults to 0.5.
+
+def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB,
+                   threshold: float | None = None, fill_missing: str | None = None, roles: RoleFlags | None = None,
+                   stdin=None, progress: Callable[[dict], None] | None = None) -> PredictionStream:
+    """Predictions for the table `source` (path, "-" or DataFrame), read in pieces of about `chunk_mb`
+    MiB of table data (text and parsed values) at a time, or of `chunksize` rows when given.
+
+    Memory stays at about the budget of table data (plus the model and a block of network inputs of at
+    most 32 MiB) however long or wide the table; iterate the result once for the output frames (see
+    PredictionStream for the columns). `threshold` (binary, multi-label) defaults to 0.5. The output does
+    not depend on the chunking, bit for bit.
     """
     threshold = _check_threshold(model, threshold)
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
-               chunksize=chunksize, stdin=stdin, progress=progress)
+               chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress)
     return PredictionStream(run, threshold)
 
 

@@ -1,5 +1,6 @@
 """Opening a table to predict on: csv/tsv/txt (compressed or not), parquet, a DataFrame or standard input,
-read in chunks of rows; text is cut into pieces at line ends and parsed by pyarrow in reading threads."""
+read in pieces of a memory budget (or of a number of rows); text is cut into pieces at line ends and
+parsed in reading threads, every row checked to have the header's number of fields."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import threading
 import zipfile
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -24,31 +26,57 @@ import pandas as pd
 from .. import data
 from ..data.io import _check_file
 from ..errors import DataError
+from ._common import DEFAULT_CHUNK_BYTES
 from .columns import ColumnPlan
 
 
 _END = object()  # "no more pieces"
-_PIECES_PER_CHUNK = 4  # text is parsed in pieces of a quarter chunk (see _piece_rows)
+_PIECES_PER_CHUNK = 4  # with --chunksize, text is parsed in pieces of a quarter chunk (see _piece_rows)
 _BLOCK_BYTES = 1 << 22  # text input is read 4 MiB at a time
-_CHECK_PIECE_ROWS = 4096  # rows per piece when only checking the rows' widths
+_CHECK_PIECE_BYTES = 8 << 20  # text per piece when only checking the rows' widths
+# The memory a piece of text takes while it is parsed, per byte of text: the text, the tokenizer's masks,
+# field offsets and the float64 values (measured: about 5x; pyarrow's CSV parser needs less).
+_PARSE_FACTOR = 6
+_MIN_PIECE_BYTES = 1 << 16
 # What reading a damaged or truncated (compressed) stream raises; gzip.BadGzipFile is an OSError.
 _STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
 
-class _Table(ABC):
-    """A table whose header is known and whose rows come in pieces of at most `n` rows.
+@dataclass(frozen=True)
+class PieceSize:
+    """How a table is cut into pieces: `rows` rows per chunk when given (``--chunksize``), else by a
+    memory budget of `nbytes` (``--chunk-mb``) for the table's data in flight, as text and as parsed
+    values, whatever the width of the rows: a 50,000-column row is 300 KB of text, a 20-column one 200 B."""
 
-    `pieces(n, plan, convert)` yields `convert(parsed, first_row)` for each piece in order, where parsed
-    (a DataFrame, or a pyarrow Table for text input) holds the plan's columns and first_row is the 0-based
-    index of its first row; conversion runs in the reading threads where there are any."""
+    rows: int | None = None
+    nbytes: int = DEFAULT_CHUNK_BYTES
+
+    def frame_rows(self, n_columns: int) -> int:
+        """Rows per piece of an in-memory or parquet table of `n_columns` columns (held about three times:
+        as read, as a frame, as values)."""
+        if self.rows is not None:
+            return self.rows
+        return max(1, self.nbytes // (3 * 8 * max(n_columns, 1)))
+
+    def text_bytes(self, workers: int) -> int:
+        """Bytes of text per piece when `workers` pieces are parsed side by side."""
+        return max(_MIN_PIECE_BYTES, self.nbytes // (workers * _PARSE_FACTOR))
+
+
+class _Table(ABC):
+    """A table whose header is known and whose rows come in pieces (see PieceSize).
+
+    `pieces(size, plan, convert)` yields `convert(parsed, first_row)` for each piece in order, where parsed
+    (a DataFrame, a pyarrow Table or _Cells for text input) holds the plan's columns and first_row is the
+    0-based index of its first row; conversion runs in the reading threads where there are any."""
 
     name: str
     columns: list[str]
     total_bytes: int | None = None
 
     @abstractmethod
-    def pieces(self, n: int, plan: "ColumnPlan", convert: Callable) -> Iterator:
-        """Yield ``convert(parsed, first_row)`` for each piece of at most ``n`` rows, in order."""
+    def pieces(self, size: PieceSize, plan: "ColumnPlan", convert: Callable) -> Iterator:
+        """Yield ``convert(parsed, first_row)`` for each piece, in order."""
 
     @property
     def bytes_read(self) -> int | None:
@@ -69,8 +97,9 @@ class _FrameTable(_Table):
             self.frame = frame.set_axis(self.columns, axis=1)
         _check_header(self.columns, name)
 
-    def pieces(self, n, plan, convert):
+    def pieces(self, size, plan, convert):
         sub = self.frame[plan.usecols()]
+        n = size.frame_rows(sub.shape[1])
         for start in range(0, len(sub), n):
             yield convert(sub.iloc[start:start + n], start)
 
@@ -92,8 +121,8 @@ class _ParquetTable(_Table):
         self.columns = [str(c) for c in names if not str(c).startswith("__index_level_")]
         _check_header(self.columns, path)
 
-    def pieces(self, n, plan, convert):
-        batches = self._file.iter_batches(batch_size=n, columns=plan.usecols())
+    def pieces(self, size, plan, convert):
+        batches = self._file.iter_batches(batch_size=size.frame_rows(len(plan.usecols())), columns=plan.usecols())
 
         def read_one():  # in the read-ahead thread: the next batch, converted
             try:
@@ -141,9 +170,11 @@ class _Prefixed(io.RawIOBase):
 class _TextTable(_Table):
     """CSV / TSV, plain or compressed, from a file or standard input, read piece by piece.
 
-    Pieces are cut at line ends (never inside a quoted field) from 4 MiB reads and parsed with only the
-    needed columns, so memory stays at about one chunk whatever the size of the input, which is read once
-    from start to end (standard input works like a file)."""
+    The input is read once from start to end (standard input works like a file) into a window, from
+    which pieces of whole lines (never cut inside a quoted field) are copied out, of about
+    `PieceSize.text_bytes` each (or of a number of rows with --chunksize). Each piece is parsed with
+    only the needed columns, so memory stays at a few pieces whatever the size of the input or the
+    width of its rows."""
 
     def __init__(self, name: str, raw, stream, sep: str | None, total_bytes: int | None, closers=(),
                  check_header: bool = True):
@@ -168,9 +199,12 @@ class _TextTable(_Table):
         self.columns = next(csv.reader([text], delimiter=sep))
         if check_header:
             _check_header(self.columns, name)
-        self._carry = b""
+        # the window: input read but not yet cut into pieces is window[start:fill]
+        self._window = bytearray()
+        self._start = self._fill = 0
         self._eof = False
         self._arrow_options = None
+        self._layout: _Layout | None = None
         self._buffers = _BufferPool()
 
     @property
@@ -187,80 +221,97 @@ class _TextTable(_Table):
             except Exception:  # noqa: BLE001 - closing after an error must not mask it
                 pass
 
-    def _read(self) -> bytes:
+    @property
+    def _exhausted(self) -> bool:
+        return self._eof and self._start == self._fill
+
+    def _more(self) -> bool:
+        """Read the next block of input onto the end of the window (window indices stay valid); False at
+        the end of the input."""
+        if self._eof:
+            return False
+        if self._fill + _BLOCK_BYTES > len(self._window):
+            self._window.extend(bytes(max(_BLOCK_BYTES, len(self._window) // 2)))
+        view = memoryview(self._window)
         try:
-            block = self._stream.read(_BLOCK_BYTES)
+            k = self._stream.readinto(view[self._fill:self._fill + _BLOCK_BYTES])
         except _STREAM_ERRORS as exc:
             raise DataError(f"cannot read {self.name} (corrupt or truncated?): {data._short_reason(exc)}") from None
-        if isinstance(block, str):
-            block = block.encode("utf-8")
-        if not block:
+        finally:
+            view.release()  # the window cannot be resized while a view of it exists
+        if not k:
             self._eof = True
-        return block
+            return False
+        self._fill += k
+        return True
 
-    def _lines(self, n: int) -> tuple[memoryview, bytearray | None, int]:
-        """The next n lines (or the rest of the input) as a view of a pooled buffer, the buffer (to give
-        back with `_buffers.give` once parsed), and the number of line ends in them."""
-        parts = [self._carry] if self._carry else []
-        count = _count_lines(self._carry)
-        while count < n and not self._eof:
-            block = self._read()
-            if block:
-                parts.append(block)
-                count += _count_lines(block)
-        if count >= n:
-            last = parts[-1]
-            pos = len(last)
-            for _ in range(count - n + 1):  # skip the line ends after the n-th, counting back from the end
-                pos = last.rindex(b"\n", 0, pos)
-            parts[-1], self._carry = last[:pos + 1], last[pos + 1:]
-            count = n
-            if any(b'"' in p for p in parts) and sum(p.count(b'"') for p in parts) % 2:
-                # the cut fell inside a quoted field (a line end within quotes): take lines until quotes close
-                text = b"".join(parts)
-                while text.count(b'"') % 2:
-                    nl = self._carry.find(b"\n")
-                    while nl < 0 and not self._eof:
-                        self._carry += self._read()
-                        nl = self._carry.find(b"\n")
-                    if nl < 0:
-                        text, self._carry = text + self._carry, b""
-                        break
-                    text, self._carry = text + self._carry[:nl + 1], self._carry[nl + 1:]
-                parts, count = [text], text.count(b"\n")
-        else:  # end of input: the rest
-            self._carry = b""
-        size = sum(len(p) for p in parts)
-        if not size:
-            return memoryview(b""), None, 0
-        buffer = self._buffers.take(size)
-        view = memoryview(buffer)[:size]
-        at = 0
-        for p in parts:  # one copy into a reused buffer: fresh memory per piece costs page faults
-            view[at:at + len(p)] = p
-            at += len(p)
-        return view, buffer, count
+    def _line_end(self, at: int) -> int:
+        """Window index just after the first line end at or after `at`, reading on as needed; the end of
+        the input if no line end follows."""
+        while True:
+            nl = self._window.find(b"\n", at, self._fill)
+            if nl >= 0:
+                return nl + 1
+            at = self._fill
+            if not self._more():
+                return self._fill
 
-    def pieces(self, n, plan, convert):
-        """Pieces of n rows, parsed (and converted) in `_read_workers()` threads side by side and while the
-        caller works (pyarrow's parser releases the GIL). Pieces are cut in order under a lock and at most
-        one per thread is in flight, so memory stays at a few pieces of text."""
+    def _next_piece(self, size: PieceSize, piece_bytes: int) -> tuple[memoryview, bytearray, int]:
+        """The next piece of whole lines as a view of a pooled buffer, the buffer (to give back with
+        `_buffers.give` once parsed) and the number of line ends in it."""
+        window = self._window
+        if self._start > len(window) // 2:  # most of the window is used up: move the rest to the front
+            live = self._fill - self._start
+            window[:live] = window[self._start:self._fill]
+            self._start, self._fill = 0, live
+        if size.rows is None:  # whole lines of about piece_bytes
+            while self._fill - self._start < piece_bytes and self._more():
+                pass
+            limit = min(self._start + piece_bytes, self._fill)
+            cut = window.rfind(b"\n", self._start, limit)
+            end = cut + 1 if cut >= 0 and limit < self._fill else (self._fill if self._eof and limit == self._fill
+                                                                   else self._line_end(limit))
+        else:  # _piece_rows(--chunksize) lines
+            end = self._start
+            for _ in range(_piece_rows(size.rows)):
+                if end >= self._fill and not self._more():
+                    break
+                end = self._line_end(end)
+        if window.find(b'"', self._start, end) >= 0 and window.count(b'"', self._start, end) % 2:
+            # the cut fell inside a quoted field (a line end within quotes): take lines until quotes close
+            quotes = window.count(b'"', self._start, end)
+            while quotes % 2 and (end < self._fill or self._more()):
+                following = self._line_end(end)
+                quotes += window.count(b'"', end, following)
+                end = following
+        n = end - self._start
+        buffer = self._buffers.take(n)
+        view, source = memoryview(buffer), memoryview(window)
+        view[:n] = source[self._start:end]  # one copy into a reused buffer: fresh memory costs page faults
+        source.release()
+        view.release()
+        self._start = end
+        text = memoryview(buffer)[:n]
+        return text, buffer, _count_lines(text)
+
+    def pieces(self, size, plan, convert):
+        """Pieces parsed (and converted) in `_read_workers()` threads side by side and while the caller
+        works (numpy's and pyarrow's parsers release the GIL). Pieces are cut in order under a lock and at
+        most one per thread is in flight, so memory stays at a few pieces of text."""
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
         workers = _read_workers()
-        n = _piece_rows(n)
+        piece_bytes = size.text_bytes(workers)
         lock = threading.Lock()
         state = {"seq": 0, "line": 2}  # next piece's number and file line (the header is line 1)
 
         def task():
             with lock:
-                if self._eof and not self._carry:
+                if self._exhausted or (self._start == self._fill and not self._more()):
                     return None, _END
-                text, buffer, n_lines = self._lines(n)
+                text, buffer, n_lines = self._next_piece(size, piece_bytes)
                 seq, line = state["seq"], state["line"]
                 state["seq"], state["line"] = seq + 1, line + n_lines
-            if buffer is None:
-                return seq, None
             parsed = self._parse(text, plan, line)
             del text
             piece = convert(parsed, line - 2) if len(parsed) else None  # data row 1 is on line 2
@@ -295,9 +346,12 @@ class _TextTable(_Table):
             self.close()
 
     def _parse(self, text: memoryview, plan: "ColumnPlan", line: int):
-        """One piece of text (its first line is the file's line `line`): pyarrow's CSV parser (features as
-        float64, labels as text) when it accepts the piece, else pandas', whose inferred types and messages
-        locate what is wrong (a cell that is not a number) to its column and line.
+        """One piece of text (its first line is the file's line `line`): numpy's tokenizer (`_tokenize`)
+        when the piece has no quoted field that holds a separator, a line end or a quote; else pyarrow's
+        CSV parser (features as float64, labels as text) when it accepts the piece, else pandas', whose
+        inferred types and messages locate what is wrong (a cell that is not a number) to its column and
+        line. The tokenizer costs the same per cell whatever the width of the rows, where pyarrow's parser
+        costs some 20 us per column and piece (a second per piece of a 50,000-column table).
 
         Every row must have the header's number of fields: one field too many or too few would shift
         values into the wrong columns (pandas, given the names, drops or pads them silently), so a ragged
@@ -306,6 +360,11 @@ class _TextTable(_Table):
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
+        if self._layout is None:
+            self._layout = _Layout.of(self.columns, plan)
+        cells = _tokenize(text, self.sep, self._layout, self.name, line)
+        if cells is not None:
+            return cells
         if self._arrow_options is None:
             types = {c: pa.float64() for c in plan.present_names}
             types.update({c: pa.string() for c in plan.label_columns})
@@ -354,9 +413,9 @@ class _TextTable(_Table):
         quoting rules as pyarrow (a separator inside quotes is not a field boundary); `reported`, pyarrow's
         invalid row, if any, is the fallback should the two parsers disagree."""
         expected = len(self.columns)
+        start = 0  # lines before the current record
         try:
             reader = csv.reader(io.StringIO(str(text, "utf-8"), newline=""), delimiter=self.sep)
-            start = 0  # lines before the current record
             for fields in reader:
                 if len(fields) != expected and not _blank_record(fields, self.sep):
                     raise _width_error(self.name, line + start, len(fields), expected)
@@ -372,14 +431,9 @@ class _TextTable(_Table):
 
     def check_widths(self) -> None:
         """Read the rest of the input only to check that every row has the header's number of fields."""
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        options = pacsv.ConvertOptions(column_types={self.columns[0]: pa.string()}, include_columns=self.columns[:1])
-        self._arrow_options = (options, pacsv.ReadOptions(column_names=self.columns, use_threads=False,
-                                                          block_size=1 << 30))
         plan = _WidthOnly(self.columns[0])
-        for _ in self.pieces(_CHECK_PIECE_ROWS, plan, lambda parsed, first_row: None):
+        for _ in self.pieces(PieceSize(nbytes=_CHECK_PIECE_BYTES * _read_workers() * _PARSE_FACTOR), plan,
+                             lambda parsed, first_row: None):
             pass
 
 
@@ -388,6 +442,7 @@ class _WidthOnly:
 
     def __init__(self, first: str):
         self.present_names, self.label_columns = [], [first]
+        self.roles = data.Roles(target=[])
 
     def usecols(self) -> list[str]:
         return list(self.label_columns)
@@ -405,6 +460,189 @@ def _width_error(name: str, line: int, got: int, expected: int) -> DataError:
     return DataError(f"cannot read {name}: line {line} has {got} field{'s' * (got != 1)} but the header has "
                      f"{expected}; a field too many or too few would shift values into the wrong columns "
                      "(a stray or missing separator?)")
+
+
+# ── the tokenizer ────────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class _Layout:
+    """Where a plan's columns sit in each row of a text table, for `_tokenize`."""
+
+    n_columns: int
+    features: np.ndarray  # (d_present,) int64: positions of plan.present_names, in that order
+    others: dict  # label and target column name -> position
+    targets: frozenset  # of `others`, the columns whose type is inferred (the rest are text)
+    nulls: Any  # pyarrow array of the tokens pyarrow's CSV reader takes as missing ("", NA, NaN, ...)
+
+    @classmethod
+    def of(cls, columns: list[str], plan) -> "_Layout":
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        position = {c: i for i, c in enumerate(columns)}
+        present = plan.present_names
+        features = np.array([position[c] for c in present], dtype=np.int64)
+        present = set(present)
+        others = {c: position[c] for c in plan.usecols() if c not in present}
+        return cls(len(columns), features, others, frozenset(plan.roles.target) - set(plan.label_columns),
+                   pa.array(pacsv.ConvertOptions().null_values, type=pa.large_string()))
+
+
+class _Cells:
+    """A piece read by `_tokenize`: `values` (n, d_present) float64, the features in plan.present_names
+    order (NaN where missing), and `columns`, the plan's other columns as pyarrow arrays (text, or the
+    inferred type of a target column)."""
+
+    def __init__(self, values: np.ndarray, columns: dict):
+        self.values, self.columns = values, columns
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+
+def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int) -> _Cells | None:
+    """Parse a piece of text (whole lines; its first line is the file's line `line`) with numpy: field
+    boundaries from a comparison of every byte with the separator and the line end, the needed fields
+    gathered into a pyarrow string array and cast to float64 (the number parser of pyarrow's CSV reader:
+    the same values, bit for bit). Returns None when the piece needs a real CSV parser: a quoted field
+    holding a separator, line end or quote, or a cell pyarrow's cast cannot read (a non-number, padding
+    spaces), which the CSV parsers then read or name. A row whose number of fields differs from the
+    header's is a DataError; lines of nothing but whitespace are skipped."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    raw = text.obj
+    size = len(text)
+    buf = np.frombuffer(text, dtype=np.uint8)
+    if buf[-1] != 10:  # the last line of the input without a line end
+        buf = np.append(buf, np.uint8(10))
+    cut = buf == ord(sep)
+    cut |= buf == 10
+    pos = np.flatnonzero(cut)  # (F,) the separator or line end after each field
+    line_ends = np.flatnonzero(buf[pos] == 10)  # (L,) index in pos of each line's last field
+    extra = []  # bytes to drop besides the separators: a carriage return before a line end, simple quotes
+    has_cr = raw.find(b"\r", 0, size) >= 0
+    if has_cr:
+        nl = pos[line_ends]
+        extra.append(nl[(nl > 0) & (buf[nl - 1] == 13)] - 1)
+    if raw.find(b'"', 0, size) >= 0:
+        quotes = _simple_quotes(buf, pos)
+        if quotes is None:
+            return None
+        extra.append(quotes)
+    n_fields = len(pos)
+    counts = np.diff(line_ends, prepend=-1)  # fields per line
+    rows = _row_lines(buf, pos, line_ends, counts, layout.n_columns, name, line)
+    first = line_ends[rows] - (layout.n_columns - 1)  # (n,) each row's first field
+    # field i is data[offsets[i]:offsets[i + 1]] once separators (and extra) are dropped from the text
+    keep = np.logical_not(cut, out=cut)
+    dropped_before = np.arange(n_fields, dtype=np.int64)
+    if extra:
+        drops = np.sort(np.concatenate(extra))
+        keep[drops] = False
+        dropped_before += np.searchsorted(drops, pos)
+    offsets = np.empty(n_fields + 1, dtype=np.int64)
+    offsets[0] = 0
+    np.subtract(pos, dropped_before, out=offsets[1:])
+    del dropped_before
+    strings = pa.Array.from_buffers(pa.large_string(), n_fields,
+                                    [None, pa.py_buffer(offsets), pa.py_buffer(buf[keep])])
+    del keep, pos, cut
+    n, d = len(first), len(layout.features)
+    try:
+        if d:
+            cells = strings.take(pa.array((first[:, None] + layout.features[None, :]).ravel()))
+            values = _numbers(cells, layout.nulls)
+            if values is None:
+                return None
+            values = values.to_numpy(zero_copy_only=False).reshape(n, d)
+        else:
+            values = np.empty((n, 0))
+        columns = {}
+        for column, j in layout.others.items():
+            cells = _with_nulls(strings.take(pa.array(first + j)), layout.nulls)
+            cells.validate(full=True)  # UTF-8
+            columns[column] = _inferred(cells) if column in layout.targets else cells.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    return _Cells(values, columns)
+
+
+def _simple_quotes(buf: np.ndarray, pos: np.ndarray) -> np.ndarray | None:
+    """Positions of the quotes when every quote opens or closes a field that is quoted whole and holds no
+    other quote (`"S1",1.5`; the fields split at separators are then the CSV fields); else None."""
+    q = np.flatnonzero(buf == 34)
+    field = np.searchsorted(pos, q)  # the field each quote is in: pos[field] is the separator after it
+    start = np.where(field > 0, pos[field - 1] + 1, 0)
+    end = pos[field]
+    last = end - 1 - ((buf[end] == 10) & (buf[end - 1] == 13))  # a carriage return before a line end is dropped
+    opens, closes = q == start, q == last
+    if not (opens ^ closes).all() or not np.array_equal(field[opens], field[closes]):
+        return None
+    return q
+
+
+def _row_lines(buf: np.ndarray, pos: np.ndarray, line_ends: np.ndarray, counts: np.ndarray, width: int,
+               name: str, line: int) -> np.ndarray:
+    """Indices of the lines that are rows: the others are blank (nothing but whitespace); a line with
+    another number of fields than `width` is a DataError naming it."""
+    nl = pos[line_ends]
+    starts = np.empty_like(nl)
+    starts[0] = 0
+    starts[1:] = nl[:-1] + 1
+    empty = (nl == starts) | ((nl == starts + 1) & (buf[nl - 1] == 13))
+    suspect = np.flatnonzero((counts != width) | empty)
+    if not suspect.size:
+        return np.arange(len(line_ends))
+    blank = []
+    for k in suspect.tolist():
+        if not bytes(buf[starts[k]:nl[k]]).strip():
+            blank.append(k)
+        elif counts[k] != width:
+            raise _width_error(name, line + k, int(counts[k]), width)
+    return np.delete(np.arange(len(line_ends)), blank)
+
+
+def _with_nulls(cells, nulls):
+    """String cells with pyarrow's CSV null tokens ("", NA, NaN, ...) as nulls."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = pc.is_in(cells, value_set=nulls)
+    return pc.if_else(missing, pa.scalar(None, cells.type), cells) if pc.any(missing).as_py() else cells
+
+
+def _numbers(cells, nulls):
+    """String cells as float64 (NaN where missing), or None when a cell is not a number."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(cells, pa.float64())
+    except pa.ArrowInvalid:  # missing values (the cast reads "nan" but not "" or "NA"), or not numbers
+        pass
+    try:
+        return pc.cast(_with_nulls(cells, nulls), pa.float64())
+    except pa.ArrowInvalid:
+        return None
+
+
+def _inferred(cells):
+    """A target column's cells with the type pyarrow's CSV reader would infer: integers, numbers,
+    booleans, else text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for kind in (pa.int64(), pa.float64()):
+        try:
+            return pc.cast(cells, kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    lower = pc.utf8_lower(cells)
+    if pc.all(pc.is_in(lower, value_set=pa.array(["true", "false"], type=pa.large_string()))).as_py():
+        return pc.equal(lower, "true")
+    return cells.cast(pa.string())
 
 
 def _count_lines(block: bytes) -> int:
