@@ -163,7 +163,9 @@ def main(argv=None) -> int:
     ap.add_argument("--chunksize", type=int, default=None, help="Pass --chunksize to predict (default: its default).")
     ap.add_argument("--chunk-mb", type=float, default=None, help="Pass --chunk-mb to predict (default: its default).")
     ap.add_argument("--no-1thread", action="store_true", help="Skip the single-threaded read_csv run.")
-    ap.add_argument("--workdir", default=None, help="Where to write the data (default: a temporary directory).")
+    ap.add_argument("--workdir", default=None,
+                    help="Where to write the data (default: a temporary directory, removed after); a directory "
+                         "holding the same case from an earlier run is used again.")
     ap.add_argument("--keep", action="store_true", help="Keep the generated files.")
     ap.add_argument("--model-folds", default="auto",
                     help="Members of the model predicted with: train's default (auto: 5) or 1 for one network.")
@@ -178,14 +180,25 @@ def main(argv=None) -> int:
     os.makedirs(workdir, exist_ok=True)
     try:
         t = time.perf_counter()
-        big, train = make_data(workdir, args.rows, args.features)
+        stamp = os.path.join(workdir, "made.json")  # what a kept --workdir holds: made again only if it differs
+        made = {"rows": args.rows, "features": args.features}
+        big, train = os.path.join(workdir, "cohort.csv"), os.path.join(workdir, "train.csv")
+        model = os.path.join(workdir, f"model-{args.model_folds}.mlp")
+        reuse = os.path.exists(stamp) and os.path.exists(big) and json.load(open(stamp)) == made
+        if not reuse:
+            for stale in (stamp, *(os.path.join(workdir, f) for f in os.listdir(workdir) if f.endswith(".mlp"))):
+                if os.path.exists(stale):
+                    os.remove(stale)
+            big, train = make_data(workdir, args.rows, args.features)
+            with open(stamp, "w") as fh:
+                json.dump(made, fh)
         size_mb = os.path.getsize(big) / 2**20
         print(f"data: {args.rows:,} rows x {args.features:,} features, {size_mb:,.0f} MiB CSV "
-              f"({time.perf_counter() - t:.0f} s to write)", file=sys.stderr)
-        model = os.path.join(workdir, "model.mlp")
-        t = time.perf_counter()
-        train_model(train, model, args.model_folds)
-        print(f"model trained ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+              f"({'kept from an earlier run' if reuse else f'{time.perf_counter() - t:.0f} s to write'})", file=sys.stderr)
+        if not os.path.exists(model):
+            t = time.perf_counter()
+            train_model(train, model, args.model_folds)
+            print(f"model trained ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
 
         out = os.path.join(workdir, "predictions.csv")
         predict_cmd = [sys.executable, "-m", "mlpcli", "predict", model, big, "-o", out, "--quiet"]

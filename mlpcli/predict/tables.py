@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data.io import _check_file
+from ..data.io import _check_file, _stdin_bytes
 from ..errors import DataError
 from ._common import DEFAULT_CHUNK_BYTES
 from .columns import ColumnPlan
@@ -37,7 +37,7 @@ _CHECK_PIECE_BYTES = 8 << 20  # text per piece when only checking the rows' widt
 # The memory a piece of text takes while it is parsed, per byte of text: the text, the tokenizer's masks,
 # field offsets and the float64 values (measured: about 5x; pyarrow's CSV parser needs less).
 _PARSE_FACTOR = 6
-_MIN_PIECE_BYTES = 1 << 16
+_MIN_PIECE_BYTES = 1 << 12  # a piece of text is at least 4 KiB (and at least one line)
 # What reading a damaged or truncated (compressed) stream raises; gzip.BadGzipFile is an OSError.
 _STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
@@ -712,7 +712,7 @@ def read_whole(source, *, features_in_rows: bool = False, stdin=None) -> pd.Data
     text table is known to have the header's number of fields: pandas reads a short row as missing
     values, and in the transposed layout a long first row as row names."""
     if str(source) == "-":
-        raw = data._stdin_bytes(stdin)  # read once: checked, then parsed
+        raw = _stdin_bytes(stdin)  # read once: checked, then parsed
         _open_file("-", io.BytesIO(raw), check_header=False).check_widths()
         return data.read_table("-", features_in_rows=features_in_rows, stdin=io.BytesIO(raw))
     path = os.fspath(source)
