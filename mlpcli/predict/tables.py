@@ -52,11 +52,11 @@ class PieceSize:
     nbytes: int = DEFAULT_CHUNK_BYTES
 
     def frame_rows(self, n_columns: int) -> int:
-        """Rows per piece of an in-memory or parquet table of `n_columns` columns (held about three times:
-        as read, as a frame, as values)."""
+        """Rows per piece of an in-memory or parquet table of `n_columns` columns (held about twice: as
+        read, and as values on their way to the network)."""
         if self.rows is not None:
             return self.rows
-        return max(1, self.nbytes // (3 * 8 * max(n_columns, 1)))
+        return max(1, self.nbytes // (2 * 8 * max(n_columns, 1)))
 
     def text_bytes(self, workers: int) -> int:
         """Bytes of text per piece when `workers` pieces are parsed side by side."""
@@ -122,7 +122,15 @@ class _ParquetTable(_Table):
         _check_header(self.columns, path)
 
     def pieces(self, size, plan, convert):
+        import pyarrow as pa
+
         batches = self._file.iter_batches(batch_size=size.frame_rows(len(plan.usecols())), columns=plan.usecols())
+        schema = self._file.schema_arrow
+        # numeric features go to numpy column by column, as text input's do (a wide batch through pandas costs
+        # a second); a feature of another type goes through pandas, which names the cell that is not a number
+        numeric = all(pa.types.is_integer(t) or pa.types.is_floating(t)
+                      for t in (schema.field(c).type for c in plan.present_names))
+        text = [c for c in plan.label_columns if not pa.types.is_string(schema.field(c).type)]
 
         def read_one():  # in the read-ahead thread: the next batch, converted
             try:
@@ -133,6 +141,8 @@ class _ParquetTable(_Table):
                 return _END
             first = self._done
             self._done += batch.num_rows
+            if numeric and not text:
+                return convert(pa.Table.from_batches([batch]), first)
             return convert(batch.to_pandas(), first)
 
         yield from _read_ahead(read_one)
