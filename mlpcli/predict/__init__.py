@@ -1,18 +1,23 @@
 """Using a trained model on new samples: features matched by name, a cohort-shift check, prediction in
-chunks of rows, and evaluation against known labels.
+pieces of a memory budget, and evaluation against known labels.
 
     table ─open_table─▶ header ─plan_columns(model)─▶ ColumnPlan (roles, features by name, fills)
           ─pieces of rows, parsed in reading threads─▶ raw values, in the model's feature order
           ─the model's Preprocessor, as fitted─▶ Z (n, d_kept) ─▶ shift statistics per feature
-          ─network, in blocks of FORWARD_ROWS rows─▶ outputs ─▶ prediction frames │ metrics
+          ─network, in blocks of Model.row_block rows─▶ outputs ─▶ prediction frames │ metrics
 
-Speed and memory, for tables far larger than memory: a chunk of text rows is cut into pieces at line
-ends, and the pieces are parsed side by side by pyarrow's CSV parser in a few threads (it releases the
-GIL) while the caller's thread transforms, predicts and writes the previous ones; only the columns
-needed are converted (the features the fitted preprocessing keeps, so a 60,000-gene table scored by a
-2,000-gene model parses 2,000 columns); values stay column-major from parser to network (BLAS takes
-either layout), and buffers are reused rather than allocated per chunk. A piece pyarrow rejects is
-parsed again by pandas, whose inferred types locate a bad cell to its column and row.
+Speed and memory, for tables far larger than memory, long or wide: the text is cut at line ends into
+pieces of a memory budget (``chunk_mb``, 64 MiB; about budget / (6 x threads) bytes of text a piece:
+a few hundred rows of 2,000 genes, a dozen rows of 50,000), parsed side by side in a few threads while the caller's thread transforms, predicts and
+writes the previous ones. A piece is split into fields by a numpy tokenizer (one comparison per byte)
+and only the fields needed are converted, by pyarrow's number parser (the features the fitted
+preprocessing keeps, so a 60,000-gene table scored by a 2,000-gene model converts 2,000 columns); its
+cost does not grow with the number of columns, where a CSV parser's does (pyarrow's costs ~20 us per
+column and piece). The network sees blocks of at most 2,048 rows and 32 MiB of inputs, the same blocks
+however the table is cut, so the output does not depend on the chunking, bit for bit. Pieces with
+quoted separators or line ends go to pyarrow's CSV parser, and a piece it rejects to pandas', whose
+inferred types locate a bad cell to its column and row. Every row must have the header's number of
+fields (else a DataError naming the line), and the id column's values must be present and unique.
 
 Modules: ``tables`` (opening and reading), ``columns`` (matching columns to the model, fills,
 preprocessing), ``shift`` (the cohort-shift check), ``stream`` (prediction in chunks), ``output``

@@ -73,6 +73,7 @@ class _Table(ABC):
     name: str
     columns: list[str]
     total_bytes: int | None = None
+    reading_threads = 0  # threads that read and parse beside the caller's
 
     @abstractmethod
     def pieces(self, size: PieceSize, plan: "ColumnPlan", convert: Callable) -> Iterator:
@@ -106,6 +107,8 @@ class _FrameTable(_Table):
 
 class _ParquetTable(_Table):
     """A parquet file, read by row batches of only the needed columns."""
+
+    reading_threads = 1
 
     def __init__(self, path: str):
         import pyarrow.parquet as pq
@@ -216,6 +219,7 @@ class _TextTable(_Table):
         self._arrow_options = None
         self._layout: _Layout | None = None
         self._buffers = _BufferPool()
+        self.reading_threads = _read_workers()
 
     @property
     def bytes_read(self):
@@ -686,13 +690,17 @@ def _piece_rows(chunksize: int) -> int:
     return max(1, -(-chunksize // _PIECES_PER_CHUNK))
 
 
-def _read_workers() -> int:
-    """Threads that parse text input: the cores this process may use (an HPC job's allocation), at most 4."""
+def usable_cores() -> int:
+    """The cores this process may use (an HPC job's allocation)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+        return os.cpu_count() or 1
+
+
+def _read_workers() -> int:
+    """Threads that parse text input: the usable cores, at most 4."""
+    return max(1, min(4, usable_cores()))
 
 
 def _check_header(columns: Sequence[str], name: str) -> None:
