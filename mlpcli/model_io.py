@@ -71,10 +71,12 @@ class Member:
         out = np.empty((X.shape[0], net.n_outputs), dtype=net.dtype)
         for s in range(0, X.shape[0], rows):
             block = X[s:s + rows]
+            # np.take, not block[:, columns]: numpy lays a fancy-indexed column selection out column-major
             if columns is not None:
-                Z = pre.transform_kept(block[:, columns], dtype=net.dtype, logged=logged, scratch=True)
+                Z = pre.transform_kept(np.take(block, columns, axis=1), dtype=net.dtype, logged=logged, scratch=True)
             elif logged:
-                Z = pre.transform_kept(block[:, pre.kept_index_], dtype=net.dtype, logged=True, scratch=True)
+                Z = pre.transform_kept(np.take(block, pre.kept_index_, axis=1), dtype=net.dtype, logged=True,
+                                       scratch=True)
             else:
                 Z = pre.transform(block, dtype=net.dtype)
             # row-major: BLAS is up to 25x slower on a column-major block of few rows (a wide table's),

@@ -40,14 +40,14 @@ class _InputRows:
 
     def __init__(self, block: int, width: int, dtype):
         self.block, self.width, self.dtype = block, width, np.dtype(dtype)
-        self.buf = np.empty((0, width), dtype=self.dtype, order="F")  # column-major like the parsed values
+        self.buf = np.empty((0, width), dtype=self.dtype)  # row-major: BLAS is slow on few column-major rows
         self.n = 0
         self.meta: list[dict] = []  # per appended chunk, its rows' columns (ids, batches, ...)
 
     def append(self, k: int, meta: dict) -> np.ndarray:
         """A (k, width) view to fill with the next k rows."""
         if self.n + k > len(self.buf):  # grows to the largest piece after the most rows that can be pending
-            grown = np.empty((max(self.n + k, len(self.buf) * 5 // 4), self.width), dtype=self.dtype, order="F")
+            grown = np.empty((max(self.n + k, len(self.buf) * 5 // 4), self.width), dtype=self.dtype)
             grown[:self.n] = self.buf[:self.n]
             self.buf = grown
         self.meta.append(meta)
@@ -248,10 +248,13 @@ class _Run:
         n = len(Z)
         width = len(values) if isinstance(values, list) else values.shape[1]
         step = max(1, min(_STAT_ROWS, _STAT_BYTES // (8 * max(width, 1))))
+        # the scratch takes the values' layout, so that copying them in is contiguous: columns of a parsed
+        # table are column-major, the tokenizer's rows row-major
+        order = "C" if not isinstance(values, list) and values.flags.c_contiguous else "F"
         for s in range(0, n, step):
             e = min(s + step, n)
-            if self._rows is None or self._rows.shape[0] < e - s:
-                self._rows = np.empty((min(step, max(n, 1)), width), order="F")
+            if self._rows is None or self._rows.shape[0] < e - s or not self._rows.flags[f"{order}_CONTIGUOUS"]:
+                self._rows = np.empty((min(step, max(n, 1)), width), order=order)
             rows = self._rows[:e - s]  # a copy: the values may be a view of the caller's DataFrame
             if isinstance(values, list):
                 for j, column in enumerate(values):  # contiguous copies: the buffer is column-major
