@@ -34,6 +34,7 @@ IMPUTE_CHOICES = ("median", "mean", "zero")
 SCALING_CHOICES = ("standard", "robust")
 ACTIVATION_CHOICES = tuple(n for n in activations.names() if n != "softmax")
 AUTO = "auto"
+AUTO_NOISE_MAX = 2.0  # augment_noise auto: at most twice the SD of a standardised feature
 
 
 def option(default: Any = None, help: str = "", *, factory=None, kind: str | None = None, choices=None,
@@ -134,7 +135,10 @@ class TrainOptions:
                                       "to half the best epoch + 20 as training goes on.")
     min_delta: float = option(0.0, kind="float", low=0, help="Early stopping: smallest improvement that counts.")
     lr_schedule: str = option("none", kind="choice", choices=LR_SCHEDULES, help="Learning-rate schedule.")
-    augment_noise: float = option(0.0, kind="float", low=0, help="SD of Gaussian noise on standardised training inputs.")
+    augment_noise: float | str = option(AUTO, kind="float", low=0, auto=True,
+                                        help="SD of Gaussian noise on standardised training inputs. auto: for "
+                                             "networks with hidden layers, sqrt(features / training rows) when "
+                                             "features outnumber rows (at most 2), else 0.")
     clip_norm: float | None = option(None, kind="float", low=0, low_open=True, optional=True,
                                      help="Clip the global gradient norm.")
     seed: int = option(0, kind="int", low=0, help="Same data, options, seed and threads give the same model.")
@@ -161,7 +165,7 @@ class TrainOptions:
 
     def fit_config(self) -> FitConfig:
         """The fit loop's settings; every "auto" must have been resolved (``resolve``)."""
-        unresolved = [k for k in ("batch_size", "epochs", "l2", "lr") if getattr(self, k) == AUTO]
+        unresolved = [k for k in ("batch_size", "epochs", "l2", "lr", "augment_noise") if getattr(self, k) == AUTO]
         if unresolved:
             raise ValueError(f"fit_config needs resolved options; still auto: {', '.join(unresolved)}")
         return FitConfig(
@@ -317,7 +321,24 @@ def auto_folds(n_samples: int) -> int:
     return 1 if n_samples > SINGLE_HOLDOUT_ABOVE else DEFAULT_FOLDS
 
 
-def resolve(options: TrainOptions, n_train: int) -> TrainOptions:
+def auto_noise(n_train: int, n_features: int) -> float:
+    """SD of the input noise ``augment_noise auto`` adds to a network with hidden layers:
+    sqrt(p / n) when the p features outnumber the n training rows, at most ``AUTO_NOISE_MAX``; else 0.
+
+    With more features than rows a network interpolates its training set through directions in which
+    the training rows differ only by noise, and its training loss falls to ~0 while validation settles
+    far above (the "unrepresentative training set" curve). Out of sample, the covariance of p
+    standardised features estimated from n rows has its noise eigenvalues around p / n
+    (Marchenko-Pastur); input noise of that variance gives each minibatch that much nuisance
+    variation, which acts as a ridge penalty of the same size (Bishop 1995), so training sees what new
+    samples will show. Capped at twice a standardised feature's SD: beyond it the noise drowns single
+    genes (NCI60, p / n ~ 150, lost 0.14 balanced accuracy at SD 12). Softmax regression gets no noise:
+    for it the noise is only a ridge penalty, which ``l2 auto`` already sets."""
+    ratio = n_features / max(n_train, 1)
+    return min(AUTO_NOISE_MAX, math.sqrt(ratio)) if ratio > 1 else 0.0
+
+
+def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) -> TrainOptions:
     """``options`` with every data-dependent default ("auto") made concrete for ``n_train`` training rows.
 
     Hidden layers (``hidden auto``), log1p and the member count are decided by the caller, which needs
@@ -331,7 +352,10 @@ def resolve(options: TrainOptions, n_train: int) -> TrainOptions:
     lr = options.lr
     if lr == AUTO:
         lr = AUTO_LR_HIDDEN if options.hidden != AUTO and options.hidden else AUTO_LR_LINEAR
-    return replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr)
+    noise = options.augment_noise
+    if noise == AUTO and n_features is not None:
+        noise = auto_noise(n_train, n_features) if options.hidden not in (AUTO, []) and options.hidden else 0.0
+    return replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise)
 
 
 # ── the config file ──────────────────────────────────────────────────────────────────────────────────────

@@ -226,7 +226,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
         c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
     best, table = _choose(cands, notes, "the validation score", scored.y, ds.task)
     run = best.runs[0]
-    chosen = replace(options, hidden=best.hidden)
+    chosen = replace(options, hidden=best.hidden, augment_noise=_noise_used(best.runs))
     model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
     calibration = _calibrate(model, best.logits, scored, chosen, notes)
     history = list(run.result.history)
@@ -296,7 +296,7 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     for c in cands:
         c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
     best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
-    chosen = replace(options, hidden=best.hidden)
+    chosen = replace(options, hidden=best.hidden, augment_noise=_noise_used(best.runs))
     for run in best.runs:
         for w in run.preprocessor.warnings:
             if w not in warnings:
@@ -306,7 +306,7 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     runs, refit_epochs = list(best.runs), None
     if options.refit and not interrupted:
         refit_epochs = int(np.median([run.result.best_epoch for run in best.runs]))
-        refit = fit_run(ds, None, replace(chosen, epochs=max(1, refit_epochs)),
+        refit = fit_run(ds, None, replace(chosen, epochs=max(1, refit_epochs), augment_noise=options.augment_noise),
                         _member_progress(progress, len(folds) + 1, len(folds) + 1, 1, 1))
         runs.append(refit)
         notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {refit_epochs} epochs (the "
@@ -325,12 +325,18 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
                        refit_epochs=refit_epochs, notes=notes, warnings=warnings)
 
 
+def _noise_used(runs: list[FittedRun]) -> float:
+    """The input-noise SD the members trained with ("auto" depends on each member's row count, so the
+    members differ in the last digits: the median, to 4 significant digits, is what the model records)."""
+    return float(f"{np.median([run.options.augment_noise for run in runs]):.4g}")
+
+
 def _member_summary(member: int, run: FittedRun) -> dict:
     r = run.result
     return {"member": member, "best_epoch": int(r.best_epoch), "epochs_run": int(r.epochs_run),
             "stopped_early": bool(r.stopped_early), "best_val_loss": float(r.best_val_loss),
             "n_train": int(run.X_train.shape[0]), "n_val": None if run.X_val is None else int(run.X_val.shape[0]),
-            "interrupted": bool(r.interrupted)}
+            "augment_noise": float(run.options.augment_noise), "interrupted": bool(r.interrupted)}
 
 
 def _reference_preprocessor(ds: data.Dataset, runs: list[FittedRun], options: TrainOptions) -> data.Preprocessor:

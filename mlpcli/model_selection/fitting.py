@@ -201,6 +201,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     pre.fit(train_ds.X, train_ds.feature_names)
     X_train = pre.transform(train_ds.X, dtype=options.dtype)  # (n_train, d_kept)
     X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype)  # (n_val, d_kept)
+    options = config.resolve(options, train_ds.n_samples, X_train.shape[1])  # noise needs the kept width
 
     setup = build_loss(options, train_ds, train_ds.y)
     y_train = setup.targets(train_ds.y)
