@@ -9,11 +9,14 @@ divides every member's logits before the softmax or sigmoid (``calibration``).
 Format version 2 stores the members under ``members/<i>/``; version 1 files (one network, whose
 preprocessing is the reference) still load.
 
-Loading never unpickles (``np.load(..., allow_pickle=False)``). Every way a file can be wrong —
-not a zip, truncated, a member missing, JSON that does not parse, another program's archive, an
-unknown format version, weights that do not match their recorded checksum or the architecture's
-shapes — is a ``ModelFileError`` with a one-line message. Files are written to a temporary file
-in the target directory and renamed, so a failure never leaves half a model behind.
+Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
+dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
+or extra, a zip bomb, JSON that does not parse, another program's archive, an unknown format version,
+a field of the wrong type or out of its limits, classes that disagree with the output layer, weights
+that do not match their recorded checksum or the architecture's shapes, non-finite weights — is a
+``ModelFileError`` with a one-line message, raised before anything proportional to what the file
+claims is allocated. Files are written to a temporary file in the target directory and renamed, so a
+failure never leaves half a model behind.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import model_check
 from .engine import MLP
 from .engine import losses as loss_mod
 from .calibration import apply_temperature, temper
@@ -34,9 +38,9 @@ from .engine.functional import sigmoid, softmax
 from .errors import ModelFileError
 from .fileio import atomic_write
 
-FORMAT = "mlpcli-model"
+FORMAT = model_check.FORMAT
 FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
 
@@ -256,106 +260,48 @@ def _jsonable(o):
 
 
 def load(path: str | os.PathLike) -> Model:
-    """Read a model file; any defect is a ModelFileError naming the file and what is wrong."""
+    """Read a model file; any defect is a ModelFileError naming the file and what is wrong.
+
+    ``model_check.read`` checks every field of model.json and every array of weights.npz (shapes and
+    dtypes from their headers before their data, then their values) against each other and against
+    limits, so nothing here is built from an unchecked claim."""
     from .data import Preprocessor  # data imports pandas; keep model_io importable without it at module load
 
-    name = str(path)
-    if not os.path.exists(name):
-        raise ModelFileError(f"model file not found: {name}")
-    if os.path.isdir(name):
-        raise ModelFileError(f"{name} is a directory, not a model file")
+    checked = model_check.read(path)
+    name, meta, arrays = checked.source, checked.meta, checked.arrays
     try:
-        with zipfile.ZipFile(name) as zf:
-            members = set(zf.namelist())
-            missing = [m for m in ("model.json", "weights.npz") if m not in members]
-            if missing:
-                raise ModelFileError(f"{name} is not an mlpcli model file: missing {', '.join(missing)}")
-            raw_meta = zf.read("model.json")
-            weights = zf.read("weights.npz")
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
-        raise ModelFileError(f"{name} is not a readable mlpcli model file (corrupt or truncated: {exc})") from None
-    except Exception as exc:  # zlib errors, CRC mismatches
-        raise ModelFileError(f"{name} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
-
-    try:
-        meta = json.loads(raw_meta)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ModelFileError(f"{name}: model.json is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{name} is not an mlpcli model file (model.json has no '{FORMAT}' format tag)")
-    version = meta.get("format_version")
-    if version not in SUPPORTED_VERSIONS:
-        raise ModelFileError(
-            f"{name} has model format version {version!r}; this mlpcli reads version(s) "
-            f"{', '.join(map(str, SUPPORTED_VERSIONS))} (upgrade mlpcli or retrain)"
-        )
-    if hashlib.sha256(weights).hexdigest() != meta.get("weights_sha256"):
-        raise ModelFileError(f"{name}: weights.npz does not match the checksum in model.json (file modified or damaged)")
-    try:
-        with np.load(io.BytesIO(weights), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:
-        raise ModelFileError(f"{name}: weights.npz cannot be read without pickle ({type(exc).__name__})") from None
-
-    try:
-        for key, shape in meta["array_shapes"].items():
-            if key not in arrays:
-                raise ModelFileError(f"{name}: weights.npz lacks array {key}")
-            if list(arrays[key].shape) != list(shape):
-                raise ModelFileError(f"{name}: array {key} has shape {arrays[key].shape}, model.json says {tuple(shape)}")
         pre = Preprocessor.from_state(meta["preprocessing"], _under(arrays, _PRE))
-        if version == 1:  # one network, whose preprocessing is the reference
-            entries = [{"architecture": meta["architecture"], "shares_preprocessing": True,
-                        "target_scaling": (meta.get("extra") or {}).get("target_scaling")}]
-            member_arrays = [arrays]
-        else:
-            entries = meta["members"]
-            if not isinstance(entries, list) or not entries:
-                raise ModelFileError(f"{name}: model.json lists no members")
-            member_arrays = [_under(arrays, f"members/{i}/") for i in range(len(entries))]
         members = []
-        for i, (entry, marr) in enumerate(zip(entries, member_arrays)):
+        for entry in checked.members:
+            marr = _under(arrays, entry["prefix"])
             net = MLP(**entry["architecture"])
             net.set_state(_under(marr, _NET))
-            member_pre = pre if entry.get("shares_preprocessing") else Preprocessor.from_state(
+            member_pre = pre if entry["shares_preprocessing"] else Preprocessor.from_state(
                 entry["preprocessing"], _under(marr, _PRE))
-            if net.n_inputs != len(member_pre.kept_features):
-                raise ModelFileError(f"{name}: member {i + 1}'s network has {net.n_inputs} inputs but its "
-                                     f"preprocessing keeps {len(member_pre.kept_features)} features")
-            unknown = set(member_pre.kept_features) - set(pre.kept_features)
-            if unknown:
-                raise ModelFileError(f"{name}: member {i + 1} uses features the model does not list as inputs")
-            members.append(Member(net, member_pre, entry.get("target_scaling")))
-        temperature = meta.get("temperature")
-        if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
-            raise ModelFileError(f"{name}: model.json's temperature must be a positive number, got {temperature!r}")
-        model = Model(
-            members=members,
-            preprocessor=pre,
-            temperature=None if temperature is None else float(temperature),
-            task=meta["task"],
-            classes=list(meta["classes"]),
-            feature_names=list(meta["feature_names"]),
-            target_names=list(meta.get("target_names", [])),
-            loss=meta["loss"],
-            roles=meta.get("roles", {}),
-            config=meta.get("config", {}),
-            history=meta.get("history", []),
-            split=meta.get("split", {}),
-            baseline=meta.get("baseline", {}),
-            fit=meta.get("fit", {}),
-            provenance=meta.get("provenance", {}),
-            extra=meta.get("extra", {}),
-        )
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
+            members.append(Member(net, member_pre, entry["target_scaling"]))
+    except ModelFileError as exc:  # Preprocessor.from_state's own checks; model_check has made them moot
+        raise ModelFileError(f"{name}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:  # likewise: a disagreement model_check missed
         raise ModelFileError(f"{name}: model.json does not describe a consistent model ({type(exc).__name__}: {exc})") from None
-    if len(model.feature_names) != pre.n_features_in:
-        raise ModelFileError(f"{name}: the model's {len(model.feature_names)} features do not match its preprocessing")
-    return model
+    temperature = meta.get("temperature")
+    return Model(
+        members=members,
+        preprocessor=pre,
+        temperature=None if temperature is None else float(temperature),
+        task=meta["task"],
+        classes=list(meta["classes"]),
+        feature_names=list(meta["feature_names"]),
+        target_names=list(meta.get("target_names") or []),
+        loss=meta["loss"],
+        roles=meta.get("roles") or {},
+        config=meta.get("config") or {},
+        history=meta.get("history") or [],
+        split=meta.get("split") or {},
+        baseline=meta.get("baseline") or {},
+        fit=meta.get("fit") or {},
+        provenance=meta.get("provenance") or {},
+        extra=meta.get("extra") or {},
+    )
 
 
 def _under(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
