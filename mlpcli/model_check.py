@@ -149,9 +149,9 @@ def _archive_members(name: str, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInf
     if missing:
         raise ModelFileError(f"{name} is not an mlpcli model file: missing {', '.join(missing)}")
     if len(names) != 2:
-        others = [n for n in names if n not in ("model.json", "weights.npz")] or ["a second copy of a member"]
-        raise ModelFileError(f"{name} is not an mlpcli model file: it holds {len(names)} members, not 2 "
-                             f"(unexpected: {_show(others[0])})")
+        others = [n for n in names if n not in ("model.json", "weights.npz")]
+        odd = f"unexpected: {_show(others[0])}" if others else f"{next(n for n in names if names.count(n) > 1)} twice"
+        raise ModelFileError(f"{name} is not an mlpcli model file: it holds {len(names)} members, not 2 ({odd})")
     out = {i.filename: i for i in infos}
     for info in infos:
         _check_entry(name, info, info.filename, MAX_JSON_BYTES if info.filename == "model.json" else None)
@@ -192,8 +192,8 @@ def _parse_json(name: str, raw: bytes) -> dict:
         meta = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         raise ModelFileError(f"{name}: model.json is not valid JSON") from None
-    except ValueError as exc:  # e.g. an integer literal too long to convert
-        raise ModelFileError(f"{name}: model.json is not valid JSON ({_one_line(exc)})") from None
+    except ValueError:  # e.g. an integer literal of more digits than Python converts
+        raise ModelFileError(f"{name}: model.json is not valid JSON (a number too long to read)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{name} is not an mlpcli model file (model.json has no '{FORMAT}' format tag)")
     return meta
@@ -242,6 +242,8 @@ class _Fields:
     def listing(self, v, where: str, min_len: int = 0, max_len: int | None = None) -> list:
         if not isinstance(v, list):
             self.fail(where, f"must be a list, got {_kind(v)}")
+        if min_len == max_len and len(v) != min_len:
+            self.fail(where, f"must hold {min_len:,} entr{'y' if min_len == 1 else 'ies'}, got {len(v):,}")
         if len(v) < min_len:
             self.fail(where, "must not be empty" if min_len == 1 else f"must hold at least {min_len} entries")
         if max_len is not None and len(v) > max_len:
@@ -326,7 +328,7 @@ class _Fields:
         specs = self.preprocessing_arrays("preprocessor/", reference)
 
         if meta["format_version"] == 1:  # one network, whose preprocessing is the reference
-            extra = self.mapping(meta.get("extra") or {}, "extra")
+            extra = self.mapping(_given(meta.get("extra"), {}), "extra")
             entries = [({"architecture": self.get(meta, "architecture", ""), "shares_preprocessing": True,
                          "target_scaling": extra.get("target_scaling")}, "", "architecture", "extra.target_scaling")]
         else:
@@ -430,7 +432,7 @@ class _Fields:
             self.whole(h, f"{where}.hidden[{i}]", 1, MAX_WIDTH)
         self.whole(self.get(arch, "n_outputs", where), f"{where}.n_outputs", 1, MAX_WIDTH)
         activation = self.text(arch.get("activation", "relu"), f"{where}.activation", choices=act_mod.names())
-        params = self.scalars(arch.get("activation_params") or {}, f"{where}.activation_params")
+        params = self.scalars(_given(arch.get("activation_params"), {}), f"{where}.activation_params")
         for key, value in params.items():
             self.number(value, f"{where}.activation_params.{key}")
         try:
@@ -451,7 +453,7 @@ class _Fields:
         """Check the loss and its parameters; returns its output activation (the link)."""
         self.mapping(loss, "loss")
         name = self.text(self.get(loss, "name", "loss"), "loss.name", choices=loss_mod.names())
-        params = self.mapping(loss.get("params") or {}, "loss.params")
+        params = self.mapping(_given(loss.get("params"), {}), "loss.params")
         for key, value in params.items():
             if value is None:
                 continue
@@ -496,7 +498,7 @@ class _Fields:
         if n_outputs != wanted:
             what = "classes" if task in ("binary", "multiclass") else "target columns"
             raise ModelFileError(f"{self.source}: model.json lists {len(classes)} {what} ({task}, {link} outputs) "
-                                 f"but the networks have {n_outputs:,} outputs instead of {wanted:,}")
+                                 f"but the networks have {_count(n_outputs, 'output')} instead of {wanted:,}")
 
     def target_scaling(self, where: str, scaling, task: str, n_outputs: int) -> dict | None:
         if scaling is None:
@@ -512,34 +514,34 @@ class _Fields:
 
     def metadata(self, meta: dict) -> None:
         """The fields other commands read from a loaded model (column roles, history, split, baseline, fit)."""
-        roles = self.mapping(meta.get("roles") or {}, "roles")
+        roles = self.mapping(_given(meta.get("roles"), {}), "roles")
         if roles.get("target") is not None:
             self.texts(roles["target"], "roles.target", unique=False)
         for key in ("group", "id", "batch"):
             self.text(roles.get(key), f"roles.{key}", optional=True)
         if roles.get("drop") is not None:
             self.texts(roles["drop"], "roles.drop", unique=False)
-        self.mapping(meta.get("config") or {}, "config")
+        self.mapping(_given(meta.get("config"), {}), "config")
         for key in ("provenance", "extra"):
-            self.mapping(meta.get(key) or {}, key)
-        history = self.listing(meta.get("history") or [], "history")
+            self.mapping(_given(meta.get(key), {}), key)
+        history = self.listing(_given(meta.get("history"), []), "history")
         for i, row in enumerate(history):
             self.scalars(row, f"history[{i}]")
-        split = self.mapping(meta.get("split") or {}, "split")
+        split = self.mapping(_given(meta.get("split"), {}), "split")
         for key in ("class_counts_train", "class_counts_val", "batch_counts_train", "batch_counts_val"):
-            counts = self.mapping(split.get(key) or {}, f"split.{key}")
+            counts = self.mapping(_given(split.get(key), {}), f"split.{key}")
             for label, count in counts.items():
                 self.whole(count, _join(f"split.{key}", label), 0, 2**63 - 1)
-        baseline = self.mapping(meta.get("baseline") or {}, "baseline")
+        baseline = self.mapping(_given(meta.get("baseline"), {}), "baseline")
         for key, value in baseline.items():
             if value is not None:
                 self.number(value, f"baseline.{key}", 0.0)
-        fit = self.mapping(meta.get("fit") or {}, "fit")
+        fit = self.mapping(_given(meta.get("fit"), {}), "fit")
         for key in ("best_epoch", "epochs_run"):
             if fit.get(key) is not None:
                 self.whole(fit[key], f"fit.{key}", 0, 2**63 - 1)
         self.text(fit.get("metric"), "fit.metric", optional=True)
-        for i, m in enumerate(self.listing(fit.get("members") or [], "fit.members")):
+        for i, m in enumerate(self.listing(_given(fit.get("members"), []), "fit.members")):
             self.scalars(m, f"fit.members[{i}]")
 
     def array_shapes(self, shapes, specs: dict[str, _ArraySpec]) -> None:
@@ -588,7 +590,7 @@ def _read_arrays(name: str, weights: bytes, specs: dict[str, _ArraySpec]) -> dic
             except ModelFileError:
                 raise
             except Exception as exc:  # a bad magic string or header, a short read, a CRC mismatch
-                raise ModelFileError(f"{name}: weights.npz array {key} cannot be read without pickle "
+                raise ModelFileError(f"{name}: weights.npz array {key} cannot be read "
                                      f"({type(exc).__name__}: {_one_line(exc)})") from None
     return arrays
 
@@ -607,9 +609,9 @@ def _read_npy(name: str, key: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo, s
         if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in spec.kinds \
                 or dtype.itemsize not in spec.itemsizes:
             want = "floats" if spec.kinds == "f" else "integers"
-            raise ModelFileError(f"{name}: weights.npz array {key} has dtype {dtype.str if not dtype.hasobject else 'object'}"
-                                 f", not {want} of {' or '.join(f'{8 * s}' for s in spec.itemsizes)} bits; "
-                                 "it is not read (object arrays would need pickle)")
+            why = "object arrays are never read: they would need pickle" if dtype.hasobject else "its data is not read"
+            raise ModelFileError(f"{name}: weights.npz array {key} has dtype {'object' if dtype.hasobject else dtype.str}"
+                                 f", not {want} of {' or '.join(f'{8 * s}' for s in spec.itemsizes)} bits ({why})")
         if tuple(shape) != spec.shape:
             raise ModelFileError(f"{name}: weights.npz array {key} has shape {tuple(shape)}, model.json says {spec.shape}")
         nbytes = spec.size * dtype.itemsize
@@ -673,11 +675,23 @@ def _is_number(v) -> bool:
     return True
 
 
+def _given(value, default):
+    """A field's value, ``default`` when it is absent or null (so an empty list where an object belongs is
+    still caught)."""
+    return default if value is None else value
+
+
 def _join(where: str, key) -> str:
     return f"{where}.{key}" if where else str(key)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _kind(v) -> str:
+    if isinstance(v, int) and not isinstance(v, bool) and not _is_number(v):
+        return "a number beyond a float's range"
     return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null",
             int: "a number", float: "a number"}.get(type(v), type(v).__name__) + ("" if isinstance(v, (dict, list)) else f" ({_show(v)})")
 
