@@ -35,7 +35,7 @@ from .engine import MLP
 from .engine import losses as loss_mod
 from .calibration import apply_temperature, temper
 from .engine.functional import sigmoid, softmax
-from .errors import ModelFileError
+from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
@@ -152,7 +152,23 @@ class Model:
         with np.errstate(invalid="ignore"):  # unused columns may hold anything; they are never read
             return np.log1p(np.asarray(block, dtype=np.float64)), True
 
-    def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None) -> np.ndarray:
+    def _largest_input(self, row: np.ndarray, columns: np.ndarray | None, logged: bool) -> str:
+        """For a message: the feature of ``row`` (1, d) whose network input (as the first member sees it) is
+        largest in magnitude, e.g. ": feature 'f01' enters at 2e+38"; "" when it cannot be told."""
+        pre = self.members[0].preprocessor
+        try:
+            if columns is not None or logged:
+                Z = pre.transform_kept(row[:, pre.kept_index_ if columns is None else columns], logged=logged)
+            else:
+                Z = pre.transform(row)
+            names = getattr(pre, "kept_features", self.preprocessor.kept_features)
+            j = int(np.argmax(np.abs(Z[0])))
+        except Exception:  # noqa: BLE001 - the message is still right without the detail
+            return ""
+        return f": feature {names[j]!r} enters it at {Z[0, j]:.3g} after the training scaling"
+
+    def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None,
+                       first_row: int = 0) -> np.ndarray:
         """Predictions for raw feature rows X (n, d): class probabilities (softmax or sigmoid per the
         training loss, averaged over the members) or regression values (averaged).
 
@@ -161,22 +177,31 @@ class Model:
         softmax(z / T) of its logits z.
 
         X's columns are ``feature_names`` in order, or ``features`` (any order, at least every feature
-        a member uses)."""
+        a member uses). An output that is not finite (a value so far outside the training data that the
+        network's arithmetic overflows) is a DataError naming its row, counted from ``first_row`` + 1."""
         columns = [None] * len(self.members)
         if features is not None:
             index = {name: j for j, name in enumerate(features)}
             columns = [np.array([index[n] for n in m.preprocessor.kept_features], dtype=np.int64) for m in self.members]
         outs = []
         for s in range(0, X.shape[0], batch_size):
-            block = X[s : s + batch_size]
-            if len(self.members) == 1:
-                outs.append(self.member_output(self.members[0], block, columns[0]))
-                continue
-            block, logged = self._shared_log1p(block, features)
-            total = self.member_output(self.members[0], block, columns[0], calibrated=False, logged=logged)
-            for member, cols in zip(self.members[1:], columns[1:]):
-                total += self.member_output(member, block, cols, calibrated=False, logged=logged)
-            outs.append(temper(total / len(self.members), self.temperature, self.output_activation()))
+            block, logged = X[s : s + batch_size], False
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below, with the row named
+                if len(self.members) == 1:
+                    out = self.member_output(self.members[0], block, columns[0])
+                else:
+                    block, logged = self._shared_log1p(block, features)
+                    total = self.member_output(self.members[0], block, columns[0], calibrated=False, logged=logged)
+                    for member, cols in zip(self.members[1:], columns[1:]):
+                        total += self.member_output(member, block, cols, calibrated=False, logged=logged)
+                    out = temper(total / len(self.members), self.temperature, self.output_activation())
+            if not np.isfinite(out).all():
+                i = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
+                raise DataError(f"row {first_row + s + i + 1}: the model's output is not finite (a feature value far "
+                                f"outside the training data overflowed the network's {self.network.dtype.name} "
+                                f"arithmetic{self._largest_input(block[i:i + 1], columns[0], logged)}); check that "
+                                "row's values")
+            outs.append(out)
         if not outs:
             return np.zeros((0, self.network.n_outputs))
         return np.concatenate(outs, axis=0)

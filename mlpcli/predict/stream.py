@@ -184,12 +184,15 @@ class _Run:
             X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
             if pre.config.impute is not None:
                 self.n_missing_values += int(np.isnan(X).sum())
-            if self.transform_once:
-                Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
-                self.stats.update(Z[s:e])
-            else:
-                Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
-                self.stats.update(self.pre.transform(X))
+            try:
+                if self.transform_once:
+                    Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
+                    self.stats.update(Z[s:e])
+                else:
+                    Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
+                    self.stats.update(self.pre.transform(X))
+            except DataError as exc:  # a value too far outside the training spread (the feature is named)
+                raise DataError(f"{self.plan.source}, rows {first_row + s + 1}-{first_row + e}: {exc}") from None
 
     def blocks(self) -> Iterator[tuple[np.ndarray, dict]]:
         """(outputs (m, n_outputs) float64 as `Model.predict_output` gives them, per-row columns) blocks."""
@@ -210,22 +213,25 @@ class _Run:
                 del values
                 self.n_rows += n
                 for Z, block_meta in rows.blocks():
-                    yield self._outputs(Z), block_meta
+                    yield self._outputs(Z, block_meta), block_meta
                 if self.progress is not None:
                     self.progress({"stage": "read", "rows": self.n_rows, "bytes": table.bytes_read,
                                    "total_bytes": table.total_bytes})
             for Z, block_meta in rows.blocks(final=True):
-                yield self._outputs(Z), block_meta
+                yield self._outputs(Z, block_meta), block_meta
         finally:
             table.close()
         if self.n_rows == 0:
             raise DataError(f"{table.name} has a header but no data rows")
         self._finish()
 
-    def _outputs(self, Z: np.ndarray) -> np.ndarray:
-        if self.transform_once:
-            return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS)
-        return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS, features=self.plan.features)
+    def _outputs(self, Z: np.ndarray, meta: dict) -> np.ndarray:
+        first_row = int(meta["row"][0]) - 1 if len(Z) else 0  # a non-finite output names its row in the table
+        features = None if self.transform_once else self.plan.features
+        try:
+            return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS, features=features, first_row=first_row)
+        except DataError as exc:  # the row is named; name the file too
+            raise DataError(f"{self.plan.source}: {exc}") from None
 
     def _finish(self) -> None:
         model, plan = self.model, self.plan
