@@ -246,6 +246,14 @@ def save(model: Model, path: str | os.PathLike) -> None:
         "extra": model.extra,
     }
     text = json.dumps(meta, indent=1, default=_jsonable, allow_nan=True)
+    size = len(text.encode())
+    if size > model_check.MAX_JSON_BYTES:  # load would refuse the file; better to say so than to write it
+        copies = 3 + 2 * sum(m.preprocessor is not model.preprocessor for m in model.members)
+        raise ModelFileError(
+            f"{path}: the model's model.json would be {size / 2**20:.1f} MiB, more than the "
+            f"{model_check.MAX_JSON_BYTES / 2**20:.0f} MiB a model file may hold (loading refuses larger ones, a "
+            f"guard against crafted files); it lists the {len(model.feature_names):,} input features {copies} times: "
+            "train on fewer features or with fewer --folds")
 
     def write(fh):
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:

@@ -157,6 +157,15 @@ def test_an_input_value_beyond_float32_is_refused_naming_file_column_and_row(tra
     assert not (tmp_path / "p.csv").exists()
 
 
+def test_evaluate_refuses_a_regression_target_beyond_float32_naming_its_row(tmp_path):
+    data, _ = _table(tmp_path, task="regression")
+    model = tmp_path / "r.mlp"
+    assert run(["train", data, "-o", str(model), "--folds", "1", *FAST]).exit_code == 0
+    new, _ = _table(tmp_path, "new.csv", task="regression", cells=[(20, "label", -1e300)], seed=6)
+    _one_line_error(run(["evaluate", str(model), new, "--chunksize", "7", "-q"]), "new.csv", "target column 'label'",
+                    "row 21", "S0020")
+
+
 @pytest.mark.parametrize("scaling", ["robust", "standard"])
 def test_large_input_values_within_the_limit_predict_finite_with_a_shift_report(trained, tmp_path, scaling):
     """3e38 and 1e-320 in new samples: finite probabilities (robust: saturated; standard: a confident but

@@ -26,6 +26,7 @@ from mlpcli.pipeline import train
 from tables import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # no NumPy warning on the way to a refusal
 
 
 @pytest.fixture(scope="module")
@@ -485,3 +486,15 @@ def test_every_command_that_loads_a_model_refuses_it_alike(models, tmp_path):
         assert "Traceback" not in text and text.startswith("Error:") and len(text.splitlines()) == 1, (args, text)
         assert "nan.mlp" in text and "dense0.W" in text, (args, text)
     assert math.isnan(np.float32(arrays["members/0/network/dense0.W"][0, 0]))
+
+
+def test_save_refuses_a_model_that_load_would_refuse(models, tmp_path, monkeypatch):
+    """model.json's size limit holds on both sides: a model too large to load is never written."""
+    from mlpcli import model_check
+
+    model = model_io.load(models["ensemble"])
+    monkeypatch.setattr(model_check, "MAX_JSON_BYTES", 4096)
+    target = tmp_path / "big.mlp"
+    with pytest.raises(ModelFileError, match="more than the 0 MiB a model file may hold.*12 input features 7 times"):
+        model_io.save(model, target)
+    assert not target.exists() and os.listdir(tmp_path) == []

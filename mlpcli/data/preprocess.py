@@ -222,11 +222,12 @@ class Preprocessor:
             return
         i, j = first_beyond_limit(Z)
         name, z = self.kept_features[j], Z[i, j]
-        if self.config.standardize:  # rows are transformed in blocks, so the row is named by the caller's checks
-            raise DataError(f"feature {name!r} has a value {z:.3g} training SDs from its training mean (training "
-                            f"SD {self.scale_[j]:.3g}), beyond the ±{VALUE_LIMIT:.3g} a network input can be; "
-                            "check the units of that column")
-        raise DataError(value_limit_message("feature column", name, z, "one of the rows"))
+        where = f"row {i + 1} of the {len(Z)} rows transformed"  # callers transforming blocks name the block
+        if self.config.standardize:
+            raise DataError(f"feature {name!r} has a value {z:.3g} training SDs from its training mean at {where} "
+                            f"(training SD {self.scale_[j]:.3g}), beyond the ±{VALUE_LIMIT:.3g} a network input "
+                            "can be; check the units of that column")
+        raise DataError(value_limit_message("feature column", name, z, where))
 
     def restricted(self, names: Sequence[str]) -> "Preprocessor":
         """A copy keeping only the kept features ``names`` (a subset, in kept order): same parameters."""
