@@ -45,9 +45,10 @@ FORMAT = "mlpcli-model"
 SUPPORTED_VERSIONS = (1, 2)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
-# model.json repeats the feature names about 3 + 2K times for K members (about 170 bytes per feature for 5
-# members), so 32 MiB holds some 190,000 features in a 5-member ensemble; parsing it takes about 5-8 times
-# its size in Python objects.
+# model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
+# by name length), so 32 MiB holds some 110,000-190,000 features in a 5-member ensemble and about three times
+# as many in a single network; parsing takes 5-8 times its size in Python objects. `save` refuses to write
+# more, so a trained model always loads.
 MAX_JSON_BYTES = 32 * 2**20
 # JSON containers ({ or [) in model.json: each costs about 60 bytes parsed, so a file of nothing but "{},"
 # would take 25 times its size. A long ensemble run has one per member and epoch (10 x 1,000 = 10,000).
@@ -362,18 +363,17 @@ class _Fields:
                 specs[f"{prefix}network/{key}"] = _ArraySpec(shape, "f", (itemsize,), rule)
             members.append({"architecture": arch, "shares_preprocessing": shares,
                             "preprocessing": None if shares else entry["preprocessing"],
-                            "target_scaling": entry.get("target_scaling"), "prefix": prefix,
-                            "_scaling_where": scaling_where})
+                            "target_scaling": entry.get("target_scaling"), "prefix": prefix})
 
         n_outputs = members[0]["architecture"]["n_outputs"]
         for i, m in enumerate(members[1:], start=1):
             if m["architecture"]["n_outputs"] != n_outputs:
                 self.fail(f"members[{i}].architecture.n_outputs", f"is {m['architecture']['n_outputs']:,} but "
-                          f"member 1 has {n_outputs:,} outputs; an ensemble's members share their outputs")
+                          f"members[0] has {n_outputs:,} outputs; an ensemble's members share their outputs")
         link = self.loss(self.get(meta, "loss", ""), n_outputs)
         self.outputs(task, self.get(meta, "classes", ""), link, n_outputs)
-        for m in members:
-            m["target_scaling"] = self.target_scaling(m.pop("_scaling_where"), m["target_scaling"], task, n_outputs)
+        for m, (_, _, _, scaling_where) in zip(members, entries):
+            m["target_scaling"] = self.target_scaling(scaling_where, m["target_scaling"], task, n_outputs)
         temperature = self.get(meta, "temperature", "", default=None)
         if temperature is not None:
             self.number(temperature, "temperature", *TEMPERATURE_RANGE)
