@@ -111,11 +111,13 @@ def load_model(model_path: str, shift_path: str | None):
 
 
 def shift_table(shift, k: int = 10) -> Table:
+    from ..predict.shift import shown_number
+
     table = Table(title=f"Most shifted of {len(shift.features)} features (as the network sees them)", title_justify="left")
     for col in ("feature", "mean shift (training SD)", "SD ratio (new / training)"):
         table.add_column(col, justify="left" if col == "feature" else "right")
     for row in shift.most_shifted(k):
-        table.add_row(row["feature"], f"{row['mean_shift_sd']:+.2f}", f"{row['sd_ratio']:.2f}")
+        table.add_row(row["feature"], shown_number(row["mean_shift_sd"], "+.2f"), shown_number(row["sd_ratio"], ".2f"))
     return table
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
+from .preprocess import first_beyond_limit, value_limit_message
 from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
@@ -217,12 +218,15 @@ class Dataset:
         warn: list[str] = []
         X = _feature_matrix(df, feature_names, warn)
         ids = _id_column(df, roles.id)
+        _check_value_limit(X, feature_names, ids, "feature column")
         groups = _label_column(df, roles.group, "--group")
         batches = _batch_column(df, roles.batch, warn)
 
         y, task_out, class_list = None, None, []
         if roles.target:
             y, task_out, class_list = _target(df, list(roles.target), task, classes, notes, warn)
+            if task_out == "regression":
+                _check_value_limit(y, list(roles.target), ids, "target column")
         if groups is not None:
             n_groups = len(np.unique(groups))
             notes.append(f"groups: {n_groups} in {roles.group!r} ({len(df) / n_groups:.1f} samples each on average)")
@@ -258,6 +262,16 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str]) -> np.n
             "--impute median|mean|zero"
         )
     return X
+
+
+def _check_value_limit(values: np.ndarray, names: Sequence[str], ids: np.ndarray | None, what: str) -> None:
+    """A value beyond ±VALUE_LIMIT (float32's range) in `values` (n, k) is a DataError naming the column and
+    the row (and sample id); missing values pass."""
+    at = first_beyond_limit(values)
+    if at is not None:
+        i, j = at
+        where = f"row {i + 1}" + (f" (id {ids[i]!r})" if ids is not None else "")
+        raise DataError(value_limit_message(what, names[j], values[i, j], where))
 
 
 def _numbers_in_objects(col: pd.Series) -> bool:

@@ -23,6 +23,14 @@ CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps valu
 # log1p is the usual first step (the sample data sits near 2.7; log-scale microarray data near 0).
 COUNTS_SKEW = 1.0
 
+# Feature values beyond float32's range (about ±3.4e38) cannot reach a float32 network and are in practice
+# data errors (units, a parsing slip, a sentinel like 1e300); they are refused where tables are read, naming
+# the column and row. Within the limit every training statistic stays finite in float64 (squares < 1e78).
+VALUE_LIMIT = float(np.finfo(np.float32).max)
+# A feature whose training values span less than this is constant for float64 arithmetic: its spread would
+# be a subnormal number (a few significant bits, or 0), so scaling by it gives noise or infinities.
+TINY_SPREAD = float(np.finfo(np.float64).tiny) * 2.0**52
+
 
 @dataclass
 class PreprocessConfig:
@@ -87,6 +95,9 @@ class Preprocessor:
         if np.isinf(X).any():
             bad = np.flatnonzero(np.isinf(X).any(axis=0))
             raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[bad])}; replace them")
+        at = first_beyond_limit(X)
+        if at is not None:
+            raise DataError(value_limit_message("feature column", names[at[1]], X[at], f"training row {at[0] + 1}"))
         self.feature_names_in = names
         self.warnings = []
 
@@ -95,7 +106,7 @@ class Preprocessor:
             np.log1p(X, out=X)
         impute_values = self._fit_impute(X, names)  # (d,) fills NaN in X in place
 
-        variable = X.max(axis=0) != X.min(axis=0)
+        variable = X.max(axis=0) - X.min(axis=0) >= TINY_SPREAD  # values are within ±VALUE_LIMIT: no overflow
         self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
         if self.dropped_constant:
             self.warnings.append(
@@ -111,14 +122,13 @@ class Preprocessor:
             self.center_, self.scale_ = np.zeros(len(kept)), np.ones(len(kept))
         elif cfg.scaling == "robust":
             q25, median, q75 = np.percentile(Xk, [25, 50, 75], axis=0)
-            half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # > 0: constant columns are gone
-            self.center_, self.scale_ = median, np.where(q75 > q25, q75 - q25, half_range)
+            half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # >= TINY_SPREAD / 2: constant columns are gone
+            self.center_, self.scale_ = median, np.where(q75 - q25 >= TINY_SPREAD, q75 - q25, half_range)
         else:
-            self.center_, self.scale_ = Xk.mean(axis=0), Xk.std(axis=0)  # sd > 0: constant columns are gone
-        Z = (Xk - self.center_) / self.scale_
-        if self._clips:
-            _smooth_clip(Z)
-        self.train_mean_, self.train_sd_ = Z.mean(axis=0), Z.std(axis=0)
+            self.center_, self.scale_ = Xk.mean(axis=0), _column_sd(Xk)  # sd > 0: constant columns are gone
+        Z = Xk  # a copy of X's kept columns, no longer needed raw
+        _scale_in_place(Z, self.center_, self.scale_, self._clips)  # robust: a huge z/IQR overflows, then clips
+        self.train_mean_, self.train_sd_ = Z.mean(axis=0), _column_sd(Z)
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
@@ -199,11 +209,25 @@ class Preprocessor:
                 raise DataError(_missing_message(self.kept_features, nan_mask.sum(axis=0)))
             rows, cols = np.nonzero(nan_mask)
             Xk[rows, cols] = self.impute_values_[cols]
-        Xk -= self.center_
-        Xk /= self.scale_
-        if self._clips:
-            _smooth_clip(Xk)
+        _scale_in_place(Xk, self.center_, self.scale_, self._clips)
+        if not self._clips:
+            self._check_inputs(Xk)
         return Xk.astype(dtype, copy=False)
+
+    def _check_inputs(self, Z: np.ndarray) -> None:
+        """Unclipped network inputs (n, d_kept) must lie within ±VALUE_LIMIT: beyond it a float32 network
+        sees infinities and predicts NaN. Only a value absurdly far outside a feature's training spread gets
+        there (the raw values are within the limit), which is a data error worth naming."""
+        if Z.size == 0 or (Z.max() <= VALUE_LIMIT and Z.min() >= -VALUE_LIMIT):
+            return
+        i, j = first_beyond_limit(Z)
+        name, z = self.kept_features[j], Z[i, j]
+        where = f"row {i + 1} of the {len(Z)} rows transformed"  # callers transforming blocks name the block
+        if self.config.standardize:
+            raise DataError(f"feature {name!r} has a value {z:.3g} training SDs from its training mean at {where} "
+                            f"(training SD {self.scale_[j]:.3g}), beyond the ±{VALUE_LIMIT:.3g} a network input "
+                            "can be; check the units of that column")
+        raise DataError(value_limit_message("feature column", name, z, where))
 
     def restricted(self, names: Sequence[str]) -> "Preprocessor":
         """A copy keeping only the kept features ``names`` (a subset, in kept order): same parameters."""
@@ -291,13 +315,72 @@ class Preprocessor:
         return pre
 
 
+def _scale_in_place(Z: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: bool) -> None:
+    """Z (n, d) <- (Z - center) / scale, then the robust smooth clip when ``clip``. A quotient beyond float64
+    (a value absurdly far outside a feature's training spread) becomes ±inf without a warning; clipping maps
+    it to ±CLIP_AT, and unclipped callers check the result."""
+    events: list[str] = []
+    with np.errstate(over="call", divide="call", invalid="call", call=lambda kind, flag: events.append(kind)):
+        Z -= center
+        Z /= scale
+    if clip:
+        if events:
+            big = np.finfo(np.float64).max
+            np.clip(Z, -big, big, out=Z)  # ±inf -> ±max, keeping the sign for the clip
+        _smooth_clip(Z)
+
+
 def _smooth_clip(Z: np.ndarray) -> None:
-    """In place: z / sqrt(1 + (z / CLIP_AT)^2), smooth, monotone, within ±CLIP_AT."""
-    T = Z / CLIP_AT
-    np.square(T, out=T)
-    T += 1.0
-    np.sqrt(T, out=T)
-    Z /= T
+    """In place: z / sqrt(1 + (z / CLIP_AT)^2), smooth, monotone, within ±CLIP_AT; Z must be finite.
+
+    For |z| beyond ~4e154 the square overflows and z / inf gives ±0, where the exact value is ±CLIP_AT to
+    float64 precision: those entries are set to it (found only when an overflow happened, so the usual
+    case costs no extra pass)."""
+    overflowed: list[str] = []
+    with np.errstate(over="call", call=lambda kind, flag: overflowed.append(kind)):
+        T = Z / CLIP_AT
+        np.square(T, out=T)
+        T += 1.0
+        np.sqrt(T, out=T)
+        Z /= T  # finite / inf = ±0, the sign of z kept
+    if overflowed:
+        huge = np.isinf(T)
+        Z[huge] = np.copysign(CLIP_AT, Z[huge])
+
+
+def _column_sd(X: np.ndarray) -> np.ndarray:
+    """Per-column standard deviation (d,) of X (n, d), X.std(axis=0) except where the deviations are so small
+    that their squares leave float64's normal range (SD below 1e-150): those columns are computed on
+    deviations divided by their largest magnitude, then scaled back, so the result is not 0 or subnormal
+    noise."""
+    sd = X.std(axis=0)
+    small = np.flatnonzero(sd < 1e-150)
+    if small.size:
+        D = X[:, small] - X[:, small].mean(axis=0)
+        m = np.abs(D).max(axis=0)
+        m[m == 0] = 1.0
+        sd[small] = m * (D / m).std(axis=0)
+    return sd
+
+
+def first_beyond_limit(X: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of X's (n, d) first entry beyond ±VALUE_LIMIT in row order (infinities included), or
+    None; NaN passes. Two NaN-ignoring reductions when all is well (no temporary the size of X)."""
+    if X.size == 0:
+        return None
+    if np.fmax.reduce(X, axis=None) <= VALUE_LIMIT and np.fmin.reduce(X, axis=None) >= -VALUE_LIMIT:
+        return None
+    with np.errstate(invalid="ignore"):
+        beyond = np.argwhere(np.abs(X) > VALUE_LIMIT)
+    return (int(beyond[0][0]), int(beyond[0][1])) if len(beyond) else None  # all NaN: nothing beyond
+
+
+def value_limit_message(what: str, column: str, value: float, where: str) -> str:
+    """The one message for a value beyond ±VALUE_LIMIT: `what` ("feature column", "target column"),
+    `where` ("row 12 (id 'S3')")."""
+    return (f"{what} {column!r} holds {value:.4g} at {where}, beyond ±{VALUE_LIMIT:.3g}, the largest value a "
+            "float32 network can take; it is almost surely a data error (units, a parsing slip, a sentinel "
+            "value): fix it, or drop the column")
 
 
 def looks_like_counts(X: np.ndarray) -> float | None:
@@ -307,11 +390,12 @@ def looks_like_counts(X: np.ndarray) -> float | None:
     if finite.shape[0] < 3 or finite.min() < 0:
         return None
     centred = finite - finite.mean(axis=0)
-    sd = centred.std(axis=0)
-    ok = sd > 0
+    sd = _column_sd(centred)
+    ok = sd >= TINY_SPREAD
     if not ok.any():
         return None
-    skew = (centred[:, ok] ** 3).mean(axis=0) / sd[ok] ** 3
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond ~1e102 SDs a cube is inf (NaN if both signs)
+        skew = ((centred[:, ok] / sd[ok]) ** 3).mean(axis=0)
     median = float(np.median(skew))
     return median if median > COUNTS_SKEW else None
 

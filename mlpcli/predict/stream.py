@@ -15,7 +15,8 @@ from ..errors import ConfigError, DataError
 from ..model_io import Model
 from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS, _label_keys, _quoted
 from .tables import _TextTable, _piece_rows, open_table
-from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, plan_columns
+from ..data.preprocess import first_beyond_limit, value_limit_message
+from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
 
 
@@ -138,7 +139,7 @@ class _Run:
         if plan.by:
             meta["by"] = _label_keys(frame[plan.by].to_numpy(dtype=object))
         if self.need_target:
-            meta["y"] = _encode_target(frame, plan.roles.target, self.model)
+            meta["y"] = _encode_target(frame, plan.roles.target, self.model, plan.source, first_row, meta.get("id"))
         meta["first_row"] = np.full(len(frame), first_row, dtype=np.int64)  # for messages; dropped below
         return _present_values(plan, frame, first_row, meta.get("id")), meta
 
@@ -159,7 +160,7 @@ class _Run:
         if self.need_target:
             targets = plan.roles.target
             meta["y"] = _encode_target(pd.DataFrame({t: table.column(index[t]).to_pandas() for t in targets}),
-                                       targets, self.model)
+                                       targets, self.model, plan.source, first_row, meta.get("id"))
         meta["first_row"] = np.full(table.num_rows, first_row, dtype=np.int64)
         # the feature columns as they are (copied into rows by `_transform`, in the caller's thread)
         return [column(c) for c in plan.present_names], meta
@@ -184,12 +185,15 @@ class _Run:
             X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
             if pre.config.impute is not None:
                 self.n_missing_values += int(np.isnan(X).sum())
-            if self.transform_once:
-                Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
-                self.stats.update(Z[s:e])
-            else:
-                Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
-                self.stats.update(self.pre.transform(X))
+            try:
+                if self.transform_once:
+                    Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
+                    self.stats.update(Z[s:e])
+                else:
+                    Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
+                    self.stats.update(self.pre.transform(X))
+            except DataError as exc:  # a value too far outside the training spread (the feature is named)
+                raise DataError(f"{self.plan.source}, rows {first_row + s + 1}-{first_row + e}: {exc}") from None
 
     def blocks(self) -> Iterator[tuple[np.ndarray, dict]]:
         """(outputs (m, n_outputs) float64 as `Model.predict_output` gives them, per-row columns) blocks."""
@@ -210,22 +214,25 @@ class _Run:
                 del values
                 self.n_rows += n
                 for Z, block_meta in rows.blocks():
-                    yield self._outputs(Z), block_meta
+                    yield self._outputs(Z, block_meta), block_meta
                 if self.progress is not None:
                     self.progress({"stage": "read", "rows": self.n_rows, "bytes": table.bytes_read,
                                    "total_bytes": table.total_bytes})
             for Z, block_meta in rows.blocks(final=True):
-                yield self._outputs(Z), block_meta
+                yield self._outputs(Z, block_meta), block_meta
         finally:
             table.close()
         if self.n_rows == 0:
             raise DataError(f"{table.name} has a header but no data rows")
         self._finish()
 
-    def _outputs(self, Z: np.ndarray) -> np.ndarray:
-        if self.transform_once:
-            return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS)
-        return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS, features=self.plan.features)
+    def _outputs(self, Z: np.ndarray, meta: dict) -> np.ndarray:
+        first_row = int(meta["row"][0]) - 1 if len(Z) else 0  # a non-finite output names its row in the table
+        features = None if self.transform_once else self.plan.features
+        try:
+            return self.net_model.predict_output(Z, batch_size=FORWARD_ROWS, features=features, first_row=first_row)
+        except DataError as exc:  # the row is named; name the file too
+            raise DataError(f"{self.plan.source}: {exc}") from None
 
     def _finish(self) -> None:
         model, plan = self.model, self.plan
@@ -249,10 +256,18 @@ class _Run:
                               f"{model.preprocessor.config.impute}s")
 
 
-def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model) -> np.ndarray:
+def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,
+                   ids: np.ndarray | None) -> np.ndarray:
     """y for the rows of `frame` in the model's encoding (class indices, or 0/1 or value columns); labels
-    the model does not know are a DataError naming them. Uses Dataset.from_frame, which needs a feature
-    column, hence the placeholder."""
+    the model does not know are a DataError naming them, and so is a regression target beyond float32's
+    range (naming its row in the table). Uses Dataset.from_frame, which needs a feature column, hence the
+    placeholder."""
+    if model.task == "regression":
+        values = frame[targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        at = first_beyond_limit(values)
+        if at is not None:
+            raise DataError(f"{source}: " + value_limit_message("target column", targets[at[1]], values[at],
+                                                                 _row_label(first_row, at[0], ids)))
     sub = frame[targets].copy()
     sub["__mlpcli_placeholder__"] = 0.0
     ds = data.Dataset.from_frame(sub, data.Roles(target=list(targets)), task=model.task, classes=model.classes)
