@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["Plan", "run", "connect", "available_cores", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
+__all__ = ["Plan", "run", "connect", "available_cores", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
            "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS"]
 
 BACKENDS = ("loky", "dask")
@@ -87,6 +87,29 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS, Windows
         return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this job may use: the smallest of the machine's RAM, the cgroup limit (v2
+    ``memory.max``, v1 ``memory.limit_in_bytes``) and SLURM's ``--mem`` (``SLURM_MEM_PER_NODE``, in MB);
+    None when none can be read."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # "max" or a huge number: no limit
+            limits.append(int(text))
+    slurm = os.environ.get("SLURM_MEM_PER_NODE", "").strip()
+    if slurm.isdigit() and int(slurm) > 0:
+        limits.append(int(slurm) * 1024 * 1024)
+    return min(limits) if limits else None
 
 
 def local_workers(n_jobs: int | None) -> int:

@@ -15,7 +15,7 @@ import click
 import numpy as np
 from rich.console import Console
 
-from ..errors import MlpcliError
+from ..errors import MlpcliError, OptionError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -162,6 +162,8 @@ def handle_errors(fn):
                 if known:
                     click.echo(f"Error: {_one_line(exc)}", err=True)
                 interrupted_exit(exc)
+            if isinstance(exc, OptionError):  # an option's value that cannot work: a usage error (exit 2)
+                raise click.UsageError(_one_line(exc)) from exc
             if known:
                 raise click.ClickException(_one_line(exc)) from exc
             # an engine bug should still not dump a traceback on users

@@ -266,6 +266,14 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[Fitte
     tasks = [(_fit_member, (ds, fold.train, fold.test, replace(options, hidden=hidden, seed=options.seed + k)))
              for hidden in candidates for k, fold in enumerate(folds)]
     total = len(tasks)
+    if plan.backend != "dask":  # member processes on this machine share its memory
+        from .fitting import check_memory
+
+        n_train = max(len(fold.train) for fold in folds)
+        n_inputs = min(ds.n_features, options.top_var or ds.n_features)
+        for hidden in candidates:
+            check_memory(config.resolve(replace(options, hidden=hidden), n_train), n_inputs,
+                         max(1, len(ds.classes)), n_train, processes=min(local_workers(plan.n_jobs), total))
 
     def done(finished: int, _total: int) -> None:
         if progress is not None:
