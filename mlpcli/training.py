@@ -25,8 +25,8 @@ PLATEAU_FACTOR = 0.5  # halve the learning rate on a plateau, the common default
 MIN_LR = 1e-6  # below this a plateau schedule stops cutting: steps would no longer move float32 weights
 # Divergence, read from the training loss L (the lower of its training-mode and inference-mode values, so
 # dropout and noise cannot raise it) against the no-skill loss S: the larger of the baseline (always
-# predicting the training prior or mean) and the loss of all-zero outputs (where a fresh network starts),
-# so a rare class's tiny baseline cannot lower the bar.
+# predicting the training prior or mean), the loss of all-zero outputs and the untrained network's loss
+# (where training starts), so a rare class's tiny baseline or unscaled inputs cannot move the bar.
 #   exploded:  L > DIVERGENCE_FACTOR x S for DIVERGENCE_EPOCHS epochs in a row: stop at once;
 #   blew up:   L > BLOWUP_FACTOR x S for DIVERGENCE_EPOCHS epochs in a row and never back under
 #              RECOVERED_FACTOR x S (where training starts) by the end of the run.
@@ -167,7 +167,7 @@ class DivergenceCheck:
         for factor in self.above:
             self.above[factor] = self.above[factor] + 1 if value > factor * self.no_skill else 0
         if self.above[DIVERGENCE_FACTOR] >= DIVERGENCE_EPOCHS:
-            self._fail(epoch, f"{self._vs(value)} (a constant prediction's), over {DIVERGENCE_FACTOR:g} x for "
+            self._fail(epoch, f"{self._vs(value)} (a constant prediction's or the untrained network's), over {DIVERGENCE_FACTOR:g} x for "
                               f"{DIVERGENCE_EPOCHS} epochs in a row")
         if self.above[BLOWUP_FACTOR] >= DIVERGENCE_EPOCHS and (self.blowup is None or value > self.blowup[1]):
             self.blowup = (epoch if self.blowup is None else self.blowup[0], value)
@@ -184,15 +184,19 @@ class DivergenceCheck:
 
 
 def no_skill_loss(net: MLP, loss: Loss, y: np.ndarray, sample_weight: np.ndarray | None = None,
-                  baseline_output: np.ndarray | None = None) -> float:
-    """The loss a model without skill gets on (y, sample_weight): the larger of always predicting
-    ``baseline_output`` (the training prior) and all-zero outputs (a fresh network's)."""
+                  baseline_output: np.ndarray | None = None, X: np.ndarray | None = None) -> float:
+    """The loss a model without skill gets on (y, sample_weight): the largest of always predicting
+    ``baseline_output`` (the training prior), all-zero outputs, and ``net`` as it is on rows ``X`` (the
+    untrained network: with inputs that were not standardised it can start far from zero outputs)."""
     n = len(y)
     zeros = np.zeros((n, net.n_outputs), dtype=net.dtype)
     values = [loss.forward(zeros, y, sample_weight)]
     if baseline_output is not None:
         const = np.asarray(baseline_output, dtype=net.dtype).reshape(1, -1)
         values.append(loss.forward(np.repeat(const, n, 0), y, sample_weight))
+    if X is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            values.append(evaluate_loss(net, loss, X, y, sample_weight)[0])
     finite = [v for v in values if np.isfinite(v)]
     return max(finite) if finite else 0.0
 
@@ -336,7 +340,7 @@ def fit(
         if validate:
             baseline["val_loss"] = loss.forward(np.repeat(const, X_val.shape[0], 0), y_val, val_sample_weight)
 
-    divergence = DivergenceCheck(no_skill_loss(net, loss, y_train, sample_weight, baseline_output), config)
+    divergence = DivergenceCheck(no_skill_loss(net, loss, y_train, sample_weight, baseline_output, X_train), config)
     started = time.perf_counter()
     interrupted = stopped = False
     plateau_bad, plateau_best = 0, math.inf
