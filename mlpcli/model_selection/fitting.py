@@ -18,10 +18,11 @@ from .. import config, data, metrics
 from ..config import AUTO, TrainOptions
 from ..engine import MLP
 from ..engine import losses as loss_mod
-from ..errors import ConfigError, DataError
-from ..training import FitResult, fit
+from ..errors import ConfigError, DataError, OptionError
+from ..training import FitResult, fit, fit_memory
 
-__all__ = ["LossSetup", "build_loss", "baseline_output", "FittedRun", "fit_run", "preprocess_config", "resolve_log1p", "SINGLE_RUN_HIDDEN"]
+__all__ = ["LossSetup", "build_loss", "baseline_output", "FittedRun", "fit_run", "preprocess_config", "resolve_log1p",
+           "SINGLE_RUN_HIDDEN", "check_memory"]
 
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.
@@ -171,6 +172,36 @@ class FittedRun:
     options: TrainOptions  # as resolved for this run (batch size, epochs, L2 made concrete)
 
 
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB"
+
+
+def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: int, processes: int = 1,
+                 available: int | None = None) -> dict[str, int]:
+    """Refuse, before anything is allocated, a network whose training cannot fit in this job's memory
+    (``parallel.available_memory``, or ``available`` bytes): an OptionError (a usage error) naming the option
+    to change, with the figures. ``processes``: networks trained at once (member processes). ``options``
+    must be resolved (``config.resolve``). Returns ``training.fit_memory``'s estimate for one network."""
+    from ..parallel import available_memory
+
+    hidden = [] if options.hidden == AUTO else list(options.hidden)
+    need = fit_memory(n_inputs, hidden, n_outputs, options.fit_config(), n_rows, options.dtype, options.batchnorm)
+    available = available_memory() if available is None else available
+    if available is None or need["total"] * processes <= available:
+        return need
+    if need["total"] > available:
+        smallest_batch = fit_memory(n_inputs, hidden, n_outputs, replace(options.fit_config(), batch_size=1), n_rows,
+                                    options.dtype, options.batchnorm)
+        if smallest_batch["total"] > available or options.batch_size <= 1:
+            flag = f"--hidden {','.join(map(str, hidden))}" if hidden else f"{n_inputs:,} input features"
+        else:  # the widths would fit with smaller batches
+            flag = f"--batch-size {options.batch_size}"
+        raise OptionError(f"{flag} needs ~{_gb(need['total'])} for the network with {n_inputs:,} inputs (weights, "
+                          f"gradients, optimizer state, a batch's activations); {_gb(available)} available")
+    raise OptionError(f"--n-jobs: {processes} networks trained at once need ~{_gb(need['total'] * processes)} "
+                      f"(~{_gb(need['total'])} each); {_gb(available)} available; train fewer at once")
+
+
 def preprocess_config(options: TrainOptions, log1p: bool) -> data.PreprocessConfig:
     return data.PreprocessConfig(log1p=log1p, top_var=options.top_var, standardize=options.standardize,
                                  impute=options.impute, scaling=options.scaling)
@@ -219,6 +250,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
         y_val = None if y_val is None else (y_val - mu) / sd
 
     n_classes = len(train_ds.classes)
+    check_memory(options, X_train.shape[1], setup.n_outputs, X_train.shape[0])
     net = MLP(X_train.shape[1], hidden, setup.n_outputs, activation=options.activation,
               dropout=options.dropout, batchnorm=options.batchnorm, seed=options.seed, dtype=options.dtype)
     result = fit(net, setup.loss, X_train, y_train, X_val, y_val, options.fit_config(), sample_weight=sw,
