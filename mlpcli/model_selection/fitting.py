@@ -185,6 +185,8 @@ def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: i
     from ..parallel import available_memory
 
     hidden = [] if options.hidden == AUTO else list(options.hidden)
+    if options.augment_noise == AUTO:  # its SD waits for the kept features; its batch of noise is counted
+        options = replace(options, augment_noise=0.0)  # with the activations either way
     need = fit_memory(n_inputs, hidden, n_outputs, options.fit_config(), n_rows, options.dtype, options.batchnorm)
     available = available_memory() if available is None else available
     if available is None or need["total"] * processes <= available:
