@@ -226,3 +226,36 @@ def test_shift_report_messages_print_when_a_statistic_is_not_finite():
         text = report.message()
     assert "cohort shift" in text and "n/a" in text
     assert report.most_shifted(1)[0]["mean_shift_sd"] is None  # JSON gets null, not inf
+
+
+def test_a_regression_target_millions_of_sds_from_the_rest_is_refused_naming_the_column(tmp_path):
+    path, df = _table(tmp_path, task="regression")
+    target = [c for c in df.columns if c not in ("sample_id", "patient_id", "batch") and not c.startswith("f")][0]
+    df.loc[7, target] = 1e30  # within float32, but an entry error: it overflows the held-out squared error
+    df.to_csv(path, index=False, float_format="%.17g")
+    out = tmp_path / "m.mlp"
+    line = _one_line_error(run(["train", path, "--target", target, "-o", str(out), *FAST]), f"target '{target}'",
+                           df.loc[7, "sample_id"], "training SDs")
+    assert not out.exists(), line
+
+
+def test_the_console_entry_point_never_shows_a_numpy_warning():
+    """Through the console entry point (what users run), a NumPy RuntimeWarning raised anywhere in a
+    command (here an overflow planted in the data reader) never reaches stderr; --debug shows it."""
+    import subprocess
+    import sys
+
+    script = ("import sys, numpy as np, mlpcli.data as d\n"
+              "real = d.load_dataset\n"
+              "def noisy(*a, **k):\n"
+              "    np.float32(3e38) * np.float32(10)\n"
+              "    return real(*a, **k)\n"
+              "d.load_dataset = noisy\n"
+              "from mlpcli.cli import main\n"
+              "main(sys.argv[1:])\n")
+    args = ["train", "no-such-table.csv", "-q"]
+    quiet = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120)
+    debug = subprocess.run([sys.executable, "-c", script, "--debug", *args], capture_output=True, text=True, timeout=120)
+    assert "RuntimeWarning" in debug.stderr, debug.stderr  # the planted overflow does warn
+    assert "RuntimeWarning" not in quiet.stderr and quiet.returncode == 1, quiet.stderr
+    assert quiet.stderr.strip().splitlines()[-1].startswith("Error:"), quiet.stderr

@@ -15,6 +15,7 @@ Each command lives in its own module and is registered on the group here.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: stop signals become interrupts (``stop_signals_as_interrupts``), and a
     last line of defence so no traceback escapes."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if "--debug" not in args:  # a failure is an error naming its culprit, never NumPy's overflow chatter
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
     with stop_signals_as_interrupts():
         try:
             rv = cli.main(args=args, prog_name="mlpcli", standalone_mode=False)

@@ -204,6 +204,23 @@ def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: i
                       f"(~{_gb(need['total'])} each); {_gb(available)} available; train fewer at once")
 
 
+FAR_TARGET_SDS = 1e6  # a regression target this many training SDs from the training mean is a data error
+
+
+def _check_target_range(z_val: np.ndarray, val_ds: data.Dataset) -> None:
+    """Refuse validation targets ``z_val`` ((n_val,) or (n_val, n_targets), standardised by the training
+    rows) that lie millions of training SDs away: an outlier such as 1e30 among values near 50 cannot
+    be predicted, and its squared error overflows the loss."""
+    z = np.abs(z_val.reshape(len(z_val), -1))
+    if not (z > FAR_TARGET_SDS).any():
+        return
+    row, col = np.unravel_index(int(np.argmax(z)), z.shape)
+    name = val_ds.target_names[col] if col < len(val_ds.target_names) else "target"
+    sample = f"sample {val_ds.ids[row]}" if val_ds.ids is not None else f"a sample ({row + 1}th held out)"
+    raise DataError(f"target '{name}': {sample} lies {z[row, col]:.3g} training SDs from the other samples' "
+                    "mean; check it for an entry error (or log-transform the target)")
+
+
 def preprocess_config(options: TrainOptions, log1p: bool) -> data.PreprocessConfig:
     return data.PreprocessConfig(log1p=log1p, top_var=options.top_var, standardize=options.standardize,
                                  impute=options.impute, scaling=options.scaling)
@@ -250,6 +267,8 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
         target_scaling = {"mean": mu.tolist(), "sd": sd.tolist()}
         y_train = (y_train - mu) / sd
         y_val = None if y_val is None else (y_val - mu) / sd
+        if y_val is not None:
+            _check_target_range(y_val, val_ds)
 
     n_classes = len(train_ds.classes)
     check_memory(options, X_train.shape[1], setup.n_outputs, X_train.shape[0])
