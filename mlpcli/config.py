@@ -135,10 +135,11 @@ class TrainOptions:
                                       "to half the best epoch + 20 as training goes on.")
     min_delta: float = option(0.0, kind="float", low=0, help="Early stopping: smallest improvement that counts.")
     lr_schedule: str = option("none", kind="choice", choices=LR_SCHEDULES, help="Learning-rate schedule.")
-    augment_noise: float | str = option(AUTO, kind="float", low=0, auto=True,
+    augment_noise: float | str = option(0.0, kind="float", low=0, auto=True,
                                         help="SD of Gaussian noise on standardised training inputs. auto: for "
                                              "networks with hidden layers, sqrt(features / training rows) when "
-                                             "features outnumber rows (at most 2), else 0.")
+                                             "features outnumber rows (at most 2), else 0 — the remedy when "
+                                             "many genes let the network memorise its training rows.")
     clip_norm: float | None = option(None, kind="float", low=0, low_open=True, optional=True,
                                      help="Clip the global gradient norm.")
     seed: int = option(0, kind="int", low=0, help="Same data, options, seed and threads give the same model.")
