@@ -7,7 +7,7 @@ from dataclasses import MISSING
 
 import click
 
-from ..config import AUTO, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
+from ..config import AUTO, OPTION_KEYS, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
 from ..errors import ConfigError, MlpcliError
 
 __all__ = ["train_options", "options_from_params", "config_option"]
@@ -130,7 +130,9 @@ def _declared_default(name: str):
 
 
 def _load_config_defaults(ctx: click.Context, param, value):
-    """--config FILE.toml: its keys become the command's defaults, so command-line flags win."""
+    """--config FILE.toml: its keys become the command's defaults, so command-line flags win. Every value is
+    checked against its option's type and range here (``config.read_config_file``), and a key the command
+    does not have is refused: each problem is a usage error (exit 2) naming the file and the key."""
     if value is None:
         return value
     try:
@@ -139,14 +141,26 @@ def _load_config_defaults(ctx: click.Context, param, value):
         raise click.BadParameter(str(exc).removeprefix("--config: "), ctx=ctx, param=param) from None
     mapping = {name: p for p, name in _train_params(ctx).items()}
     rename = {"json": "as_json", "history": "history_path", "oof": "oof_path"}
+    accepted = {p.name for p in ctx.command.params}
     defaults = {}
     for key, v in cfg.items():
-        defaults[mapping.get(key) or rename.get(key, key)] = v
+        # a train option this command leaves out (tune's own --refit means something else) does not apply
+        target = mapping.get(key) if key in OPTION_KEYS else rename.get(key, key)
+        if target not in accepted:
+            raise click.BadParameter(f"{value}: key '{key.replace('_', '-')}' does not apply to "
+                                     f"`mlpcli {ctx.info_name}`; remove it", ctx=ctx, param=param)
+        if v == AUTO and key in _BOOL_AUTO:
+            v = None  # --x/--no-x given neither way: "auto" (options_from_params)
+        defaults[target] = v
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
 
+# Boolean options that may also be "auto": on the command line neither --x nor --no-x.
+_BOOL_AUTO = {f.name for f in option_fields() if f.metadata["kind"] == "bool" and f.metadata["auto"]}
+
+
 def config_option(help: str = "TOML file of options (keys mirror the option names); command-line flags win."):
     """--config FILE.toml for every command that takes the train options."""
-    return click.option("--config", type=click.Path(dir_okay=False), callback=_load_config_defaults, is_eager=True,
+    return click.option("--config", type=click.Path(), callback=_load_config_defaults, is_eager=True,
                         expose_value=False, help=help)
