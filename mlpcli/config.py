@@ -34,19 +34,27 @@ IMPUTE_CHOICES = ("median", "mean", "zero")
 SCALING_CHOICES = ("standard", "robust")
 ACTIVATION_CHOICES = tuple(n for n in activations.names() if n != "softmax")
 AUTO = "auto"
+# How text tables are read (data.io): "auto" takes the separator from the file name unless the content
+# says otherwise, and decimal commas when the numbers under a non-comma separator are written so.
+SEP_CHOICES = (AUTO, "comma", "tab", "semicolon", "pipe")
+SEP_ALIASES = {",": "comma", "\t": "tab", "\\t": "tab", ";": "semicolon", "|": "pipe"}
+DECIMAL_CHOICES = (AUTO, "dot", "comma")
+DECIMAL_ALIASES = {".": "dot", "point": "dot", ",": "comma"}
 
 
 def option(default: Any = None, help: str = "", *, factory=None, kind: str | None = None, choices=None,
            low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
            flag: str | None = None, cli: bool = True, auto: bool = False, optional: bool = False,
-           group: str = "training"):
+           group: str = "training", aliases: dict | None = None):
     """A TrainOptions field with what the CLI, the config file and ``validate`` need to know.
 
     kind: int | float | bool | flag (an on-only switch) | choice | str | str_list | int_list.
     auto: the value may also be "auto" (resolved from the data). optional: None is allowed.
+    aliases: other spellings of choices, {alias: choice} (``--sep semicolon`` for ``--sep ';'``).
     """
     meta = {"help": help, "kind": kind, "choices": choices, "low": low, "high": high, "low_open": low_open,
-            "high_open": high_open, "flag": flag, "cli": cli, "auto": auto, "optional": optional, "group": group}
+            "high_open": high_open, "flag": flag, "cli": cli, "auto": auto, "optional": optional, "group": group,
+            "aliases": aliases or {}}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -70,6 +78,13 @@ class TrainOptions:
     drop: list[str] = option(factory=list, kind="str_list", group="roles", help="Comma-separated columns to ignore.")
     features_in_rows: bool = option(False, kind="flag", group="roles",
                                     help="The table is features x samples (genes in rows).")
+    sep: str = option(AUTO, kind="choice", choices=SEP_CHOICES, aliases=SEP_ALIASES, group="roles",
+                      help="Field separator of text tables (or , ; | as themselves). auto: from the "
+                           "file name (.csv comma, .tsv/.txt tab) unless the header and first rows split "
+                           "consistently on another one (a note says so).")
+    decimal: str = option(AUTO, kind="choice", choices=DECIMAL_CHOICES, aliases=DECIMAL_ALIASES, group="roles",
+                          help="Decimal mark of numbers in text tables (or . ,). auto: a comma "
+                               "when the separator is not one and numbers are written like 0,123 (a note says so).")
     task: str = option("auto", kind="choice", choices=TASK_CHOICES, help="What to predict; auto infers it from the target.")
     # --- validation and the ensemble
     folds: int | str = option(AUTO, kind="int", low=1, auto=True,
@@ -179,7 +194,8 @@ class TrainOptions:
     def roles(self) -> dict:
         """The column-role options as ``data.load_dataset`` takes them."""
         return {"target": self.target, "group": self.group, "no_group": self.no_group, "id": self.id,
-                "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows}
+                "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows,
+                "sep": self.sep, "decimal": self.decimal}
 
 
 def option_fields() -> list:
@@ -256,6 +272,8 @@ def parse_option_text(name: str, text: str) -> Any:
     """An option's value from text (command line, grid) as its declared type, not yet range-checked:
     "auto" where the option has it, none/empty for optional ones, comma lists for lists."""
     meta = _META[name]
+    if str(text) in meta["aliases"]:  # before stripping: a tab is a separator's alias
+        return meta["aliases"][str(text)]
     kind, t = meta["kind"], str(text).strip()
     what = {"int": "a whole number", "float": "a number", "bool": "true or false", "flag": "true or false",
             "int_list": "comma-separated layer widths such as 128,64"}
@@ -467,6 +485,7 @@ def config_value(name: str, value: Any, where: str) -> Any:
     elif kind in ("bool", "flag"):
         typed = value if isinstance(value, bool) else fail()
     elif kind == "choice":
+        value = meta["aliases"].get(value, value) if isinstance(value, str) else value
         typed = value if isinstance(value, str) and value in meta["choices"] else fail()
     elif kind == "str":
         typed = value if isinstance(value, str) and value.strip() else fail()

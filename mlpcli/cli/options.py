@@ -10,7 +10,7 @@ import click
 from ..config import AUTO, OPTION_KEYS, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
 from ..errors import ConfigError, MlpcliError
 
-__all__ = ["train_options", "options_from_params", "config_option"]
+__all__ = ["train_options", "options_from_params", "config_option", "table_format_options"]
 
 
 class OptionValue(click.ParamType):
@@ -30,6 +30,27 @@ class OptionValue(click.ParamType):
             return value
         except ConfigError as exc:
             self.fail(str(exc).split(": ", 1)[-1], param, ctx)
+
+
+class _AliasChoice(click.Choice):
+    """A choice that also takes other spellings of its values (``--sep semicolon``, ``--sep $'\\t'``)."""
+
+    def __init__(self, choices, aliases: dict):
+        super().__init__(choices)
+        self.aliases = aliases
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value in self.aliases:
+            value = self.aliases[value]
+        return super().convert(value, param, ctx)
+
+
+def table_format_options(fn):
+    """--sep and --decimal, as declared in TrainOptions, for the commands that read tables without taking
+    the train options (predict, evaluate)."""
+    for f in reversed([f for f in option_fields() if f.name in ("sep", "decimal")]):
+        fn = _click_option(f, flag_name(f.name), f.name)(fn)
+    return fn
 
 
 def _metavar(meta: dict) -> str:
@@ -63,8 +84,8 @@ def _click_option(f, flag: str, param: str):
         return click.option(f"{flag}/{negative}", param, default=default, show_default=True, help=help_text)
     if kind == "choice":
         shown = _default_text(f)
-        return click.option(flag, param, type=click.Choice(meta["choices"]), default=default,
-                            show_default=shown is not None, help=help_text)
+        choice = _AliasChoice(meta["choices"], meta["aliases"]) if meta["aliases"] else click.Choice(meta["choices"])
+        return click.option(flag, param, type=choice, default=default, show_default=shown is not None, help=help_text)
     shown = _default_text(f)
     return click.option(flag, param, type=OptionValue(f.name, _metavar(meta)), default=None,
                         help=help_text + (f"  [default: {shown}]" if shown is not None else ""))

@@ -194,11 +194,14 @@ class Dataset:
         )
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, roles: Roles, task: str = "auto", classes: Sequence | None = None) -> "Dataset":
+    def from_frame(cls, df: pd.DataFrame, roles: Roles, task: str = "auto", classes: Sequence | None = None,
+                   features: tuple[list[str], np.ndarray] | None = None) -> "Dataset":
         """Validate a table against its roles and build the arrays.
 
         `classes` (from a trained model) fixes the label -> index mapping at prediction/evaluation time; a
         label outside it is an error. Classification labels are sorted originals (strings or numbers).
+        `features`: (names, X (n, d) float64) read apart from `df` (``TextTable.read_features``), which
+        then holds the other columns only; X is used as it is, not copied.
         """
         if task != "auto" and task not in TASKS:
             raise ConfigError(f"--task {task!r} is not one of auto, {', '.join(TASKS)}")
@@ -209,13 +212,17 @@ class Dataset:
         if len(df) == 0:
             raise DataError("the table has no rows")
         non_features = set(roles.columns())
-        feature_names = [c for c in columns if c not in non_features]
+        feature_names = [c for c in columns if c not in non_features] if features is None else list(features[0])
         if not feature_names:
             raise DataError("no feature columns left after removing the target, group, id, batch and --drop columns")
 
         notes: list[str] = []
         warn: list[str] = []
-        X = _feature_matrix(df, feature_names, warn)
+        if features is None:
+            X = _feature_matrix(df, feature_names, warn)
+        else:
+            X = features[1]
+            _check_feature_values(X, feature_names, warn)
         ids = _id_column(df, roles.id)
         groups = _label_column(df, roles.group, "--group")
         batches = _batch_column(df, roles.batch, warn)
@@ -242,14 +249,26 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str]) -> np.n
     if bad:
         raise DataError(
             f"feature columns must be numeric: {_quoted(bad)} ({len(bad)} column{'s' * (len(bad) != 1)}); "
-            "pass them to --drop, or use --id/--batch/--group for their role"
+            f"{_decimal_comma_hint(frame[bad[0]])}pass them to --drop, or use --id/--batch/--group for their role"
         )
     X = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # (n, d)
-    infinite = np.isinf(X).any(axis=0)
+    _check_feature_values(X, names, warn)
+    return X
+
+
+def _check_feature_values(X: np.ndarray, names: list[str], warn: list[str]) -> None:
+    """Infinities are errors naming their columns; missing values a warning with counts. Column blocks
+    at a time, so the checks need no full-size temporary."""
+    infinite = np.zeros(X.shape[1], dtype=bool)
+    nan_counts = np.zeros(X.shape[1], dtype=np.int64)
+    step = max(1, _CHECK_BLOCK // max(1, X.shape[0]))
+    for j in range(0, X.shape[1], step):
+        block = X[:, j:j + step]
+        infinite[j:j + step] = np.isinf(block).any(axis=0)
+        nan_counts[j:j + step] = np.isnan(block).sum(axis=0)
     if infinite.any():
         raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; "
                         "replace them or pass the columns to --drop")
-    nan_counts = np.isnan(X).sum(axis=0)
     if nan_counts.any():
         cols = np.flatnonzero(nan_counts)
         pairs = [(names[j], int(nan_counts[j])) for j in cols]
@@ -257,7 +276,20 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str]) -> np.n
             f"missing values in {len(cols)} feature columns: {_counted(pairs)}; train with "
             "--impute median|mean|zero"
         )
-    return X
+
+
+_CHECK_BLOCK = 1 << 22  # values per block of the feature checks (32 MiB of float64)
+
+
+def _decimal_comma_hint(col: pd.Series) -> str:
+    """"they look like numbers with decimal commas ..." when the column's first value is written so."""
+    from .io import _COMMA_NUMBER
+
+    values = col.dropna()
+    first = str(values.iloc[0]) if len(values) else ""
+    if _COMMA_NUMBER.fullmatch(first):
+        return f"{col.name!r} holds numbers with decimal commas such as {first!r}: pass --decimal comma (and --sep), or "
+    return ""
 
 
 def _numbers_in_objects(col: pd.Series) -> bool:
@@ -455,14 +487,37 @@ def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
 
 def load_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_group: bool = False,
                  id: str | None = None, batch: str | None = None, drop: Sequence[str] = (),  # noqa: A002
-                 task: str = "auto", features_in_rows: bool = False, stdin=None) -> tuple["Dataset", list[str]]:
-    """Read and validate a training table; returns the dataset and the notes on the roles picked up."""
-    from .io import read_table
+                 task: str = "auto", features_in_rows: bool = False, stdin=None, sep: str | None = None,
+                 decimal: str | None = None) -> tuple["Dataset", list[str]]:
+    """Read and validate a training table; returns the dataset and the notes on how it was read and the
+    roles picked up.
 
-    frame = read_table(path, features_in_rows=features_in_rows, stdin=stdin)
-    roles, notes = resolve_roles(frame.columns, target=target, group=group, no_group=no_group, id=id, batch=batch,
-                                 drop=drop)
-    return Dataset.from_frame(frame, roles, task=task), notes
+    A text table (the usual case) is read with its roles resolved from the header first, so that the
+    feature columns go straight into one float64 matrix in row chunks (``TextTable.read_features``):
+    reading then peaks near one copy of the data instead of pandas' frame plus the matrix made from it."""
+    from .io import _UNNAMED, TextTable, _source, read_table_with_notes
+
+    roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
+    src = _source(path, stdin)
+    if src.kind == "text" and not features_in_rows:
+        table = TextTable.open(src, sep=sep, decimal=decimal)
+        named = [n for n in table.names if not n.startswith(_UNNAMED)]  # not the stand-ins of empty header cells
+        roles, notes = resolve_roles(named, **roles_kw)
+        if table.row_names and DEFAULT_ID not in roles.columns():  # row names, but --id names another column
+            roles = Roles(target=roles.target, group=roles.group, id=roles.id, batch=roles.batch,
+                          drop=[*roles.drop, DEFAULT_ID])
+            notes.append(f"ignored the unnamed first column (row names) as --id is {roles.id!r}")
+        features = [n for n in named if n not in set(roles.columns())]
+        read = table.read_features(features) if features else None
+        if read is not None:
+            frame, X = read
+            return Dataset.from_frame(frame, roles, task=task, features=(features, X)), table.notes + notes
+        frame = table.read_frame()  # a feature column holds text: the whole frame names it
+        return Dataset.from_frame(frame, roles, task=task), table.notes + notes
+    frame, read_notes = read_table_with_notes(path if src.name != "standard input" else "-", features_in_rows,
+                                              stdin=src.opener(), sep=sep, decimal=decimal)
+    roles, notes = resolve_roles(frame.columns, **roles_kw)
+    return Dataset.from_frame(frame, roles, task=task), read_notes + notes
 
 
 def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> "Dataset":
