@@ -169,6 +169,9 @@ class TrainOptions:
             check_value(f.name, getattr(self, f.name))
         if self.no_group and self.group:
             raise ConfigError("--no-group: contradicts --group")
+        if self.decimal == self.sep == "comma":
+            raise ConfigError("--decimal: comma is the field separator too (--sep comma); a table with decimal "
+                              "commas is separated by something else, e.g. --sep semicolon")
         if self.val_data and self.folds not in (1, AUTO):
             raise ConfigError(f"--val-data: gives one validation table, which needs --folds 1 (got --folds {self.folds})")
         if self.refit and self.folds == 1:

@@ -196,6 +196,8 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
     decimal commas, with a note; pandas and pyarrow then read them as numbers.
     """
     given_sep, given_decimal = separator_char(sep), decimal_char(decimal)
+    if given_sep == given_decimal == ",":
+        raise ConfigError("--decimal comma: comma is the field separator too (--sep comma); pass another --sep")
     records = _records(head, complete)
     if default_sep is None:
         first = head.split("\n", 1)[0]
@@ -233,8 +235,8 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
             notes.append(f"{source}: numbers read with decimal commas ({comma.strip()!r} is "
                          f"{comma.strip().replace(',', '.')}); --decimal . to read them otherwise")
     if chosen_decimal == chosen:
-        raise ConfigError(f"--decimal {chosen_decimal!r} is also the field separator of {source}; pass --sep too "
-                          "(e.g. --sep ';' --decimal ',')")
+        raise ConfigError(f"--decimal comma: comma is also the field separator of {source}; pass --sep too "
+                          "(e.g. --sep semicolon --decimal comma)")
     return Dialect(chosen, chosen_decimal, tuple(notes))
 
 

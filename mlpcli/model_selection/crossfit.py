@@ -217,8 +217,10 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
         train_ds, scored, scored_rows = ds, val_ds, None
     cands = []
     for c, hidden in enumerate(candidates):
+        # the candidates differ only in the network: they share the preprocessed rows
         run = fit_run(train_ds, scored, replace(options, hidden=hidden),
-                      _member_progress(progress, 1, 1, c + 1, len(candidates)))
+                      _member_progress(progress, 1, 1, c + 1, len(candidates)),
+                      prepared=cands[0].runs[0] if cands else None)
         logits = _raw_outputs(run, scored.X)
         cands.append(_Candidate(hidden, [run], logits, math.nan))
     notes: list[str] = []
@@ -240,8 +242,9 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
 
 
 def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions) -> FittedRun:
-    """One member, as a task for ``parallel.run`` (everything it needs is in its arguments)."""
-    return fit_run(ds.subset(train_rows), ds.subset(val_rows), options)
+    """One member, as a task for ``parallel.run`` (everything it needs is in its arguments); sent back
+    without its preprocessed rows."""
+    return fit_run(ds.subset(train_rows), ds.subset(val_rows), options).without_data()
 
 
 def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[FittedRun]:
@@ -276,7 +279,8 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
             run = ready.pop(0) if ready else fit_run(
                 ds.subset(fold.train), ds.subset(fold.test), member_options,
                 _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
-            out = _raw_outputs(run, ds.X[fold.test])
+            out = _raw_outputs(run, ds.subset(fold.test).X)  # a view of the rows, scored in blocks
+            run = run.without_data()  # the model keeps the members' networks, not their rows
             if logits is None:
                 logits = np.zeros((ds.n_samples, out.shape[1]))
             logits[fold.test] = out
@@ -330,7 +334,7 @@ def _member_summary(member: int, run: FittedRun) -> dict:
     r = run.result
     return {"member": member, "best_epoch": int(r.best_epoch), "epochs_run": int(r.epochs_run),
             "stopped_early": bool(r.stopped_early), "best_val_loss": float(r.best_val_loss),
-            "n_train": int(run.X_train.shape[0]), "n_val": None if run.X_val is None else int(run.X_val.shape[0]),
+            "n_train": int(run.y_train.shape[0]), "n_val": None if run.y_val is None else int(run.y_val.shape[0]),
             "interrupted": bool(r.interrupted)}
 
 
