@@ -1,8 +1,9 @@
-"""Peak memory of `mlpcli train` on a wide table, in total and per stage.
+"""Peak memory of `mlpcli train` on a wide table, in total and per stage, before and after.
 
     python benchmarks/bench_memory.py                      # 20,000 rows x 5,000 features (~0.6 GB of CSV)
     python benchmarks/bench_memory.py --rows 4000          # a quicker look
     python benchmarks/bench_memory.py --workdir /tmp/big --keep   # reuse the generated table
+    git worktree add /tmp/before <commit> && python benchmarks/bench_memory.py --baseline /tmp/before
 
 Makes a samples x genes CSV (sample_id, patient_id, label, GENE0001..; log-normal values with 4
 significant digits, like exported TPM tables) and measures, each in its own subprocess so that the peak
@@ -11,12 +12,12 @@ is the child's alone:
   train   python -m mlpcli train FILE --folds 1 --epochs 1     the whole command (maximum RSS)
   stages  the steps of that command run one after the other in one process, with the peak RSS of
           each (the kernel's high-water mark, reset between stages through /proc/self/clear_refs):
-          read the table -> validated dataset (X) -> the log1p decision -> split -> preprocessing
-          fit + transform -> one epoch
+          read the table -> validated dataset (X) -> the log1p decision -> hold-out split ->
+          preprocessing of the training rows (fit + transform) -> of the validation rows
 
-Figures are reported in MiB and as multiples of the feature matrix in float32 (rows x features x 4
-bytes), the yardstick of the issue ("about 12 x the data" before, "3-4 x" the goal). Not a test: the
-figures depend on the machine and the library versions.
+for this checkout and, with --baseline, another one. Figures are in MiB and as multiples of the feature
+matrix in float32 (rows x features x 4 bytes), the issue's yardstick ("about 12 x the data" before, "3-4 x"
+the goal). Not a test: the figures depend on the machine and the library versions.
 """
 
 from __future__ import annotations
@@ -111,15 +112,26 @@ def split():
     return ds.subset(tr), ds.subset(va)
 train_ds, val_ds = stage("hold-out split", split)
 pre = data.Preprocessor(preprocess_config(options, log1p))
-stage("preprocessing fit", lambda: pre.fit(train_ds.X, train_ds.feature_names))
-X_train = stage("transform training rows", lambda: pre.transform(train_ds.X, dtype=options.dtype))
-X_val = stage("transform validation rows", lambda: pre.transform(val_ds.X, dtype=options.dtype))
+def fit_transform():  # as fitting.fit_run does it (older versions: fit, then transform)
+    try:
+        return pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")
+    except TypeError:
+        pre.fit(train_ds.X, train_ds.feature_names)
+        return pre.transform(train_ds.X, dtype=options.dtype)
+X_train = stage("preprocess training rows", fit_transform)
+def transform_val():
+    try:
+        return pre.transform(val_ds.X, dtype=options.dtype, order="C")
+    except TypeError:
+        return pre.transform(val_ds.X, dtype=options.dtype)
+X_val = stage("preprocess validation rows", transform_val)
 print(json.dumps({"stages": stages, "n": ds.n_samples, "d": ds.n_features, "X_dtype": str(ds.X.dtype)}))
 """
 
 
-def measure(cmd: list[str]) -> dict:
-    """Run `cmd` as the only child of a wrapper: wall time and the child's peak RSS."""
+def measure(cmd: list[str], root: str = ROOT) -> dict:
+    """Run `cmd` as the only child of a wrapper (importing mlpcli from `root`): wall time and the child's
+    peak RSS."""
     wrapper = (
         "import json, resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
@@ -129,8 +141,10 @@ def measure(cmd: list[str]) -> dict:
         "print(json.dumps({'wall_s': wall, 'peak_kb': ru.ru_maxrss, 'rc': p.returncode,"
         " 'stdout': p.stdout[-4000:], 'stderr': p.stderr[-2000:]}))\n"
     )
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True, env=env)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # run outside any checkout: `python -m` and `-c` put the working directory first on sys.path
+    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True, env=env,
+                         cwd=tempfile.gettempdir())
     res = json.loads(out.stdout)
     if res["rc"] != 0:
         raise SystemExit(f"command failed ({res['rc']}): {' '.join(cmd)}\n{res['stderr']}")
@@ -146,42 +160,51 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="Keep the generated table.")
     ap.add_argument("--skip-stages", action="store_true", help="Only the whole train command.")
     ap.add_argument("--json-out", default=None, help="Also write the figures as JSON here.")
+    ap.add_argument("--baseline", default=None, metavar="DIR",
+                    help="Another mlpcli checkout (e.g. a git worktree of an older commit) measured the same way, "
+                         "for a before/after table.")
     args = ap.parse_args(argv)
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="mlpcli-bench-memory-")
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, f"train_{args.rows}x{args.features}.csv")
+    roots = {"this checkout": ROOT, **({"baseline": os.path.abspath(args.baseline)} if args.baseline else {})}
+    results = {}
     try:
         if not os.path.exists(path):
             t = time.perf_counter()
             make_table(path + ".part", args.rows, args.features)
             os.replace(path + ".part", path)
             print(f"wrote {path} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
-        data_mb = args.rows * args.features * 4 / 2**20
-        csv_mb = os.path.getsize(path) / 2**20
-        train = measure([sys.executable, "-m", "mlpcli", "train", path, "--folds", "1", "--epochs", "1", "-q",
-                         "-o", os.path.join(workdir, "model.mlp")])
-        stages = None
-        if not args.skip_stages:
-            stages = json.loads(measure([sys.executable, "-c", STAGES, path])["stdout"])
+        for label, root in roots.items():
+            train = measure([sys.executable, "-m", "mlpcli", "train", path, "--folds", "1", "--epochs", "1", "-q",
+                             "-o", os.path.join(workdir, "model.mlp")], root)
+            stages = None if args.skip_stages else json.loads(measure([sys.executable, "-c", STAGES, path], root)["stdout"])
+            results[label] = (train, stages)
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    data_mb = args.rows * args.features * 4 / 2**20
+    csv_mb = os.path.getsize(path) / 2**20 if os.path.exists(path) else float("nan")
     print(f"{args.rows:,} rows x {args.features:,} features: {csv_mb:,.0f} MiB of CSV, "
-          f"{data_mb:,.0f} MiB as float32 (the yardstick below)")
-    print(f"{'train --folds 1 --epochs 1':<34} peak {train['peak_mb']:>7,.0f} MiB  "
-          f"{train['peak_mb'] / data_mb:4.1f} x  {train['wall_s']:6.1f} s")
-    if stages:
-        print(f"stages (one process; X is {stages['X_dtype']}):")
-        for s in stages["stages"]:
-            print(f"  {s['stage']:<32} peak {s['peak_mb']:>7,} MiB  {s['peak_mb'] / data_mb:4.1f} x  "
-                  f"after {s['rss_after_mb']:>7,} MiB  {s['seconds']:6.1f} s")
+          f"{data_mb:,.0f} MiB as float32 (the yardstick: x = peak / that)")
     report = {"rows": args.rows, "features": args.features, "csv_mib": round(csv_mb), "float32_mib": round(data_mb),
-              "train": {"peak_mb": round(train["peak_mb"]), "multiple": round(train["peak_mb"] / data_mb, 2),
-                        "seconds": round(train["wall_s"], 1)},
-              "stages": stages["stages"] if stages else None, "goal_multiple": GOAL_MULTIPLE,
-              "goal_met": train["peak_mb"] / data_mb <= GOAL_MULTIPLE}
+              "goal_multiple": GOAL_MULTIPLE}
+    for label, (train, stages) in results.items():
+        print(f"\n{label} ({roots[label]}):")
+        print(f"  {'train --folds 1 --epochs 1':<32} peak {train['peak_mb']:>7,.0f} MiB  "
+              f"{train['peak_mb'] / data_mb:4.1f} x  {train['wall_s']:6.1f} s")
+        if stages:
+            print(f"  stages, one process (X is {stages['X_dtype']}); peak of each:")
+            for s in stages["stages"]:
+                print(f"    {s['stage']:<30} peak {s['peak_mb']:>7,} MiB  {s['peak_mb'] / data_mb:4.1f} x  "
+                      f"after {s['rss_after_mb']:>7,} MiB  {s['seconds']:6.1f} s")
+        report[label] = {"root": roots[label],
+                         "train": {"peak_mb": round(train["peak_mb"]), "multiple": round(train["peak_mb"] / data_mb, 2),
+                                   "seconds": round(train["wall_s"], 1),
+                                   "goal_met": train["peak_mb"] / data_mb <= GOAL_MULTIPLE},
+                         "stages": stages["stages"] if stages else None}
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump(report, fh, indent=2)

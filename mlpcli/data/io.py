@@ -489,8 +489,9 @@ class TextTable:
         blocks: list[np.ndarray] = []  # (rows_i, d) float64 each
         parts: list[pd.DataFrame] = []
         try:
+            # low_memory=False: each chunk parsed at once (not in pieces pandas would then concatenate)
             reader = self._read_csv(header=0, names=self.names, dtype={f: np.float64 for f in features},
-                                    chunksize=rows)
+                                    chunksize=rows, low_memory=False)
             with reader:
                 for chunk in reader:
                     if not blocks:
