@@ -28,3 +28,8 @@ class ModelFileError(MlpcliError):
 
 class TrainingError(MlpcliError):
     """Training that cannot go on (the loss diverged to inf or NaN)."""
+
+
+class OutputError(MlpcliError, OSError):
+    """An output file that cannot be written (disk full, quota, read-only, permissions); still an OSError
+    for callers that catch those, with a message naming the file."""

@@ -77,7 +77,8 @@ def test_members_are_cross_fitted_and_every_row_is_held_out_once():
     assert sorted(fitted.held_out_by.tolist()) == sorted(np.concatenate(
         [np.full(len(f.test), k + 1) for k, f in enumerate(folds)]).tolist())
     for k, (run_, fold) in enumerate(zip(fitted.runs, folds)):
-        assert run_.X_train.shape[0] == len(fold.train) and run_.X_val.shape[0] == len(fold.test)
+        assert run_.y_train.shape[0] == len(fold.train) and run_.y_val.shape[0] == len(fold.test)
+        assert run_.X_train is None and run_.X_val is None  # members keep their networks, not their rows
         assert (fitted.held_out_by[fold.test] == k + 1).all()
     # the model predicts with the mean of its members' probabilities, calibrated by the temperature
     from mlpcli.calibration import temper

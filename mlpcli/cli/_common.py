@@ -239,7 +239,9 @@ def role_options(fn):
     ]
     for d in reversed(decorators):
         fn = d(fn)
-    return fn
+    from .options import table_format_options  # --sep, --decimal: declared with the train options
+
+    return table_format_options(fn)
 
 
 

@@ -30,7 +30,8 @@ def role_flags(params: dict):
         target = None
     return RoleFlags(target=target, group=params.pop("group"), no_group=params.pop("no_group"), id=params.pop("id_col"),
                      batch=params.pop("batch"), drop=params.pop("drop") or (),
-                     features_in_rows=params.pop("features_in_rows"))
+                     features_in_rows=params.pop("features_in_rows"), sep=params.pop("sep"),
+                     decimal=params.pop("decimal"))
 
 
 class ReadProgress(StderrBar):

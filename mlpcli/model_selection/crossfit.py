@@ -69,7 +69,8 @@ class FittedModel:
 
 def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
     """The ``--val-data`` table read with the training table's roles, its features in the training order."""
-    frame = data.read_table(options.val_data, features_in_rows=options.features_in_rows)
+    frame = data.read_table(options.val_data, features_in_rows=options.features_in_rows, sep=options.sep,
+                            decimal=options.decimal)
     roles, _ = data.resolve_roles(
         frame.columns, target=options.target, group=ds.roles.group if ds.roles else None,
         no_group=ds.roles is None or ds.roles.group is None, id=ds.roles.id if ds.roles else None,
@@ -219,8 +220,10 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
     cands, interrupted = [], False
     notes: list[str] = []
     for c, hidden in enumerate(candidates):
+        # the candidates differ only in the network: they share the preprocessed rows
         run = fit_run(train_ds, scored, replace(options, hidden=hidden),
-                      _member_progress(progress, 1, 1, c + 1, len(candidates)))
+                      _member_progress(progress, 1, 1, c + 1, len(candidates)),
+                      prepared=cands[0].runs[0] if cands else None)
         interrupted = run.result.interrupted
         if interrupted and (cands or run.result.epochs_run == 0):
             if not cands:  # not one epoch done: nothing learnt to keep
@@ -250,8 +253,9 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
 
 
 def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions) -> FittedRun:
-    """One member, as a task for ``parallel.run`` (everything it needs is in its arguments)."""
-    return fit_run(ds.subset(train_rows), ds.subset(val_rows), options)
+    """One member, as a task for ``parallel.run`` (everything it needs is in its arguments); sent back
+    without its preprocessed rows."""
+    return fit_run(ds.subset(train_rows), ds.subset(val_rows), options).without_data()
 
 
 def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[FittedRun | None] | None:
@@ -304,7 +308,8 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
                 interrupted = True
                 if run.result.epochs_run == 0:  # not one epoch done: nothing learnt to keep
                     break
-            out = _raw_outputs(run, ds.X[fold.test])
+            out = _raw_outputs(run, ds.subset(fold.test).X)  # a view of the rows, scored in blocks
+            run = run.without_data()  # the model keeps the members' networks, not their rows
             if logits is None:
                 logits = np.zeros((ds.n_samples, out.shape[1]))
             logits[fold.test] = out
@@ -372,7 +377,7 @@ def _member_summary(member: int, run: FittedRun) -> dict:
     r = run.result
     return {"member": member, "best_epoch": int(r.best_epoch), "epochs_run": int(r.epochs_run),
             "stopped_early": bool(r.stopped_early), "best_val_loss": float(r.best_val_loss),
-            "n_train": int(run.X_train.shape[0]), "n_val": None if run.X_val is None else int(run.X_val.shape[0]),
+            "n_train": int(run.y_train.shape[0]), "n_val": None if run.y_val is None else int(run.y_val.shape[0]),
             "augment_noise": float(run.options.augment_noise), "interrupted": bool(r.interrupted)}
 
 

@@ -163,13 +163,18 @@ class FittedRun:
     setup: LossSetup
     result: FitResult
     target_scaling: dict | None  # regression: the mean and SD the targets were standardised with
-    X_train: np.ndarray  # (n_train, d_kept), preprocessed
+    X_train: np.ndarray | None  # (n_train, d_kept), preprocessed; None once let go (without_data)
     X_val: np.ndarray | None  # None for a refit without validation
     y_train: np.ndarray  # targets as the loss sees them (standardised for regression)
     y_val: np.ndarray | None
     sample_weight: np.ndarray | None
     val_sample_weight: np.ndarray | None
     options: TrainOptions  # as resolved for this run (batch size, epochs, L2 made concrete)
+
+    def without_data(self) -> "FittedRun":
+        """This run without its preprocessed rows: an ensemble keeps its members' networks, not a copy of
+        the data for each of them (nor sends them back from worker processes)."""
+        return replace(self, X_train=None, X_val=None)
 
 
 def _gb(n: float) -> str:
@@ -236,21 +241,28 @@ def resolve_log1p(options: TrainOptions, X: np.ndarray) -> tuple[bool, float | N
 
 
 def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainOptions,
-            progress: Callable[[dict], None] | None = None) -> FittedRun:
+            progress: Callable[[dict], None] | None = None, prepared: FittedRun | None = None) -> FittedRun:
     """Preprocessing fitted on ``train_ds`` only, the loss, a fresh network, and ``training.fit``.
 
     ``options`` may hold "auto" values: they are resolved here for ``train_ds`` (``config.resolve``;
     ``hidden auto`` is the portfolio's choice for a single run, ``SINGLE_RUN_HIDDEN``). With
-    ``val_ds=None`` the network trains ``options.epochs`` epochs on every row (a refit)."""
+    ``val_ds=None`` the network trains ``options.epochs`` epochs on every row (a refit).
+    ``prepared``: a run on the same rows whose options differ only in the network (another candidate of
+    the portfolio): its preprocessing and preprocessed rows are used again, being the same."""
     if options.hidden == AUTO:
         options = replace(options, hidden=list(SINGLE_RUN_HIDDEN))
     options = config.resolve(options, train_ds.n_samples)
     log1p, _ = resolve_log1p(options, train_ds.X)
     hidden = options.hidden
     pre = data.Preprocessor(preprocess_config(options, log1p))
-    pre.fit(train_ds.X, train_ds.feature_names)
-    X_train = pre.transform(train_ds.X, dtype=options.dtype)  # (n_train, d_kept)
-    X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype)  # (n_val, d_kept)
+    if prepared is not None and prepared.X_train is not None and prepared.preprocessor.config == pre.config \
+            and prepared.X_train.dtype == np.dtype(options.dtype) and len(prepared.X_train) == train_ds.n_samples:
+        pre, X_train, X_val = prepared.preprocessor, prepared.X_train, prepared.X_val
+    else:
+        # C order: what training works on (it would copy anything else, and keep the copy as long as the
+        # network lives, its first layer holding on to its last input)
+        X_train = pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")  # (n_train, d_kept)
+        X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype, order="C")  # (n_val, d_kept)
     options = config.resolve(options, train_ds.n_samples, X_train.shape[1])  # noise needs the kept width
 
     setup = build_loss(options, train_ds, train_ds.y)
@@ -277,4 +289,14 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     result = fit(net, setup.loss, X_train, y_train, X_val, y_val, options.fit_config(), sample_weight=sw,
                  val_sample_weight=sw_val, metric=metrics.main_metric_from_outputs(train_ds.task, n_classes),
                  baseline_output=baseline_output(setup.loss, y_train, n_classes), callback=progress)
+    _forget_inputs(net)
     return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val, options)
+
+
+def _forget_inputs(net: MLP) -> None:
+    """Drop what the layers cached of the last forward pass: the first layer's input is a view of the
+    preprocessed training rows, which would otherwise live as long as the network (a member of the
+    model) even once the run lets go of them."""
+    for layer in net.layers:
+        if getattr(layer, "x", None) is not None:
+            layer.x = None

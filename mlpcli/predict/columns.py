@@ -29,6 +29,8 @@ class RoleFlags:
     batch: str | None = None
     drop: str | Sequence[str] = ()
     features_in_rows: bool = False
+    sep: str | None = None  # field separator of a text table; None or "auto": detected (data.sniff_dialect)
+    decimal: str | None = None  # decimal mark; None or "auto": detected
 
 
 # ── matching a table's columns to the model ──────────────────────────────────────────────────────────────

@@ -93,7 +93,8 @@ class _Run:
             raise ConfigError(f"--chunksize must be a positive whole number, got {chunksize!r}")
         self.model, self.chunksize, self.progress, self.need_target = model, int(chunksize), progress, need_target
         roles = roles or RoleFlags()
-        self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin)
+        self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
+                                decimal=roles.decimal)
         try:
             self.plan = plan_columns(model, self.table.columns, roles, need_target=need_target, by=by,
                                      fill_missing=fill_missing, source=self.table.name)
@@ -103,7 +104,7 @@ class _Run:
         if roles.features_in_rows:
             self.plan.notes.append("--features-in-rows: the table was read whole (the transposed layout cannot "
                                    "be streamed)")
-        self.notes, self.warnings = list(self.plan.notes), list(self.plan.warnings)
+        self.notes, self.warnings = [*self.table.notes, *self.plan.notes], list(self.plan.warnings)
         self.pre = _kept_only(model.preprocessor)
         # One network whose preprocessing is the reference: rows are transformed once, for the network and
         # the shift statistics alike. An ensemble's members each have their own preprocessing, so its rows
@@ -400,7 +401,8 @@ class Prepared:
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None) -> Prepared:
     """Match a table (DataFrame or path) to the model by feature name, with the checks of predict."""
     table = frame if isinstance(frame, pd.DataFrame) else data.read_table(
-        frame, features_in_rows=bool(roles and roles.features_in_rows))
+        frame, features_in_rows=bool(roles and roles.features_in_rows), sep=roles.sep if roles else None,
+        decimal=roles.decimal if roles else None)
     plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing)
     ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
     row_ids = ids if plan.roles.id else None

@@ -44,6 +44,7 @@ class _Table(ABC):
     name: str
     columns: list[str]
     total_bytes: int | None = None
+    notes: tuple = ()  # how the table was read (a detected separator or decimal mark)
 
     @abstractmethod
     def pieces(self, n: int, plan: "ColumnPlan", convert: Callable) -> Iterator:
@@ -144,7 +145,8 @@ class _TextTable(_Table):
     needed columns, so memory stays at about one chunk whatever the size of the input, which is read once
     from start to end (standard input works like a file)."""
 
-    def __init__(self, name: str, raw, stream, sep: str | None, total_bytes: int | None, closers=()):
+    def __init__(self, name: str, raw, stream, sep: str | None, total_bytes: int | None, closers=(),
+                 sep_option: str | None = None, decimal_option: str | None = None, suffix: str = ""):
         self.name, self._raw, self._stream, self.total_bytes = name, raw, stream, total_bytes
         self._closers = list(closers)
         try:
@@ -160,13 +162,19 @@ class _TextTable(_Table):
         except UnicodeDecodeError:
             self.close()
             raise DataError(f"cannot parse {name}: the header line is not UTF-8 text (a binary file?)") from None
-        if sep is None:  # standard input: TSV when the header has more tabs than commas
-            sep = "\t" if text.count("\t") > text.count(",") else ","
-        self.sep = sep
-        self.columns = next(csv.reader([text], delimiter=sep))
-        _check_header(self.columns, name)
         self._carry = b""
         self._eof = False
+        try:  # the first rows, kept for parsing, show the separator and decimal mark (data.sniff_dialect)
+            self._carry = self._read()
+            dialect = data.sniff_dialect(text + "\n" + self._carry[:1 << 20].decode("utf-8", "replace"), False,
+                                         name, sep, sep_option, decimal_option, suffix)
+        except BaseException:
+            self.close()
+            raise
+        self.sep, self.decimal, self.notes = dialect.sep, dialect.decimal, list(dialect.notes)
+        # an empty first header cell is R's row names: sample_id, as training names it
+        self.columns = data.row_names_header(next(csv.reader([text], delimiter=self.sep)))
+        _check_header(self.columns, name)
         self._arrow_options = None
         self._buffers = _BufferPool()
 
@@ -303,7 +311,7 @@ class _TextTable(_Table):
             types.update({c: pa.string() for c in plan.label_columns})
             # strings_can_be_null: empty and NA cells are missing, as pandas (and so training) reads them
             self._arrow_options = (pacsv.ConvertOptions(column_types=types, include_columns=plan.usecols(),
-                                                        strings_can_be_null=True),
+                                                        strings_can_be_null=True, decimal_point=self.decimal),
                                    pacsv.ReadOptions(column_names=self.columns, use_threads=False,
                                                      block_size=1 << 30))
         convert_options, read_options = self._arrow_options
@@ -315,7 +323,8 @@ class _TextTable(_Table):
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             pass
         try:
-            return pd.read_csv(io.BytesIO(text), sep=self.sep, header=None, names=self.columns, usecols=plan.usecols(),
+            return pd.read_csv(io.BytesIO(text), sep=self.sep, decimal=self.decimal, header=None, names=self.columns,
+                               usecols=plan.usecols(),
                                dtype=plan.dtypes(), engine="c", index_col=False, skip_blank_lines=True)
         except pd.errors.EmptyDataError:
             return pd.DataFrame(columns=plan.usecols())
@@ -376,18 +385,20 @@ def _check_header(columns: Sequence[str], name: str) -> None:
         raise DataError(f"duplicate column names in {name}: {listed}; rename or remove the repeated columns")
 
 
-def open_table(source, *, features_in_rows: bool = False, stdin=None) -> _Table:
+def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
+               decimal: str | None = None) -> _Table:
     """Open `source` (a path, "-" for standard input, or a DataFrame) for reading in chunks.
 
     Formats as for every command: .csv, .tsv/.txt, each optionally .gz/.bz2/.xz/.zip, .parquet, and "-"
     (CSV or TSV sniffed from the header, gzip detected by its magic bytes). The transposed layout
-    (`features_in_rows`) cannot be streamed and is read whole.
+    (`features_in_rows`) cannot be streamed and is read whole. `sep`, `decimal`: as for training
+    (``data.sniff_dialect``; None or "auto" detects them).
     """
     if isinstance(source, pd.DataFrame):
         return _FrameTable(source, "the table")
     if features_in_rows:
         name = "standard input" if str(source) == "-" else os.fspath(source)
-        return _FrameTable(data.read_table(source, features_in_rows=True, stdin=stdin), name)
+        return _FrameTable(data.read_table(source, features_in_rows=True, stdin=stdin, sep=sep, decimal=decimal), name)
     if str(source) == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
         head = stream.read(2)
@@ -395,30 +406,32 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None) -> _Table:
             head = head.encode("utf-8")
         buffered = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)
         if head == b"\x1f\x8b":
-            return _TextTable("standard input", None, gzip.GzipFile(fileobj=buffered, mode="rb"), None, None)
+            return _TextTable("standard input", None, gzip.GzipFile(fileobj=buffered, mode="rb"), None, None,
+                              sep_option=sep, decimal_option=decimal)
         if not head:
             raise DataError("standard input is empty; pipe a CSV or TSV table into '-'")
-        return _TextTable("standard input", None, buffered, None, None)
+        return _TextTable("standard input", None, buffered, None, None, sep_option=sep, decimal_option=decimal)
     path = os.fspath(source)
     _check_file(path)
-    kind, sep, compression = data._table_format(path)
+    kind, default_sep, compression = data._table_format(path)
     if kind == "parquet":
         return _ParquetTable(path)
+    given = {"sep_option": sep, "decimal_option": decimal, "suffix": data.text_suffix(path)}
     raw = open(path, "rb")
     total = os.path.getsize(path)
     try:
         if compression is None:
-            return _TextTable(path, raw, raw, sep, total, [raw])
+            return _TextTable(path, raw, raw, default_sep, total, [raw], **given)
         if compression == "zip":
             archive = zipfile.ZipFile(raw)
             members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX/")]
             if len(members) != 1:
                 raise DataError(f"cannot parse {path}: a .zip table must hold exactly one file, found {len(members)}")
             member = archive.open(members[0])
-            return _TextTable(path, raw, member, sep, total, [member, archive, raw])
+            return _TextTable(path, raw, member, default_sep, total, [member, archive, raw], **given)
         opener = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}[compression]
         stream = opener(raw, mode="rb") if compression != "gzip" else opener(fileobj=raw, mode="rb")
-        return _TextTable(path, raw, stream, sep, total, [stream, raw])
+        return _TextTable(path, raw, stream, default_sep, total, [stream, raw], **given)
     except zipfile.BadZipFile as exc:
         raw.close()
         raise DataError(f"cannot parse {path}: {data._short_reason(exc)}") from None
