@@ -13,6 +13,7 @@ from ..errors import ConfigError, DataError, ModelFileError
 from .io import _short_reason
 from ._common import IMPUTE_METHODS, _counted, _quoted
 from .dataset import RowView, feature_block
+from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 
 # ── preprocessing ────────────────────────────────────────────────────────────────────────────────────────
 
@@ -24,10 +25,7 @@ CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps valu
 # log1p is the usual first step (the sample data sits near 2.7; log-scale microarray data near 0).
 COUNTS_SKEW = 1.0
 
-# Feature values beyond float32's range (about ±3.4e38) cannot reach a float32 network and are in practice
-# data errors (units, a parsing slip, a sentinel like 1e300); they are refused where tables are read, naming
-# the column and row. Within the limit every training statistic stays finite in float64 (squares < 1e78).
-VALUE_LIMIT = float(np.finfo(np.float32).max)
+# Feature values beyond float32's range are refused where tables are read (limits.VALUE_LIMIT).
 # A feature whose training values span less than this is constant for float64 arithmetic: its spread would
 # be a subnormal number (a few significant bits, or 0), so scaling by it gives noise or infinities.
 TINY_SPREAD = float(np.finfo(np.float64).tiny) * 2.0**52
@@ -434,26 +432,6 @@ def _column_sd(X: np.ndarray) -> np.ndarray:
         m[m == 0] = 1.0
         sd[small] = m * (D / m).std(axis=0)
     return sd
-
-
-def first_beyond_limit(X: np.ndarray) -> tuple[int, int] | None:
-    """(row, column) of X's (n, d) first entry beyond ±VALUE_LIMIT in row order (infinities included), or
-    None; NaN passes. Two NaN-ignoring reductions when all is well (no temporary the size of X)."""
-    if X.size == 0:
-        return None
-    if np.fmax.reduce(X, axis=None) <= VALUE_LIMIT and np.fmin.reduce(X, axis=None) >= -VALUE_LIMIT:
-        return None
-    with np.errstate(invalid="ignore"):
-        beyond = np.argwhere(np.abs(X) > VALUE_LIMIT)
-    return (int(beyond[0][0]), int(beyond[0][1])) if len(beyond) else None  # all NaN: nothing beyond
-
-
-def value_limit_message(what: str, column: str, value: float, where: str) -> str:
-    """The one message for a value beyond ±VALUE_LIMIT: `what` ("feature column", "target column"),
-    `where` ("row 12 (id 'S3')")."""
-    return (f"{what} {column!r} holds {value:.4g} at {where}, beyond ±{VALUE_LIMIT:.3g}, the largest value a "
-            "float32 network can take; it is almost surely a data error (units, a parsing slip, a sentinel "
-            "value): fix it, or drop the column")
 
 
 def looks_like_counts(X) -> float | None:

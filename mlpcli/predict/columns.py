@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data.preprocess import first_beyond_limit, value_limit_message
+from ..data.limits import first_beyond_limit, value_limit_message
 from ..errors import ConfigError, DataError
 from ..model_io import Model
 from ._common import _names, _not_found, _quoted

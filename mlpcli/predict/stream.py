@@ -15,7 +15,7 @@ from ..errors import ConfigError, DataError
 from ..model_io import Model
 from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS, _label_keys, _quoted
 from .tables import _TextTable, _piece_rows, open_table
-from ..data.preprocess import first_beyond_limit, value_limit_message
+from ..data.limits import first_beyond_limit, value_limit_message
 from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
 
