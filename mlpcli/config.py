@@ -34,19 +34,28 @@ IMPUTE_CHOICES = ("median", "mean", "zero")
 SCALING_CHOICES = ("standard", "robust")
 ACTIVATION_CHOICES = tuple(n for n in activations.names() if n != "softmax")
 AUTO = "auto"
+AUTO_NOISE_MAX = 2.0  # augment_noise auto: at most twice the SD of a standardised feature
+# How text tables are read (data.io): "auto" takes the separator from the file name unless the content
+# says otherwise, and decimal commas when the numbers under a non-comma separator are written so.
+SEP_CHOICES = (AUTO, "comma", "tab", "semicolon", "pipe")
+SEP_ALIASES = {",": "comma", "\t": "tab", "\\t": "tab", ";": "semicolon", "|": "pipe"}
+DECIMAL_CHOICES = (AUTO, "dot", "comma")
+DECIMAL_ALIASES = {".": "dot", "point": "dot", ",": "comma"}
 
 
 def option(default: Any = None, help: str = "", *, factory=None, kind: str | None = None, choices=None,
            low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
            flag: str | None = None, cli: bool = True, auto: bool = False, optional: bool = False,
-           group: str = "training"):
+           group: str = "training", aliases: dict | None = None):
     """A TrainOptions field with what the CLI, the config file and ``validate`` need to know.
 
     kind: int | float | bool | flag (an on-only switch) | choice | str | str_list | int_list.
     auto: the value may also be "auto" (resolved from the data). optional: None is allowed.
+    aliases: other spellings of choices, {alias: choice} (``--sep semicolon`` for ``--sep ';'``).
     """
     meta = {"help": help, "kind": kind, "choices": choices, "low": low, "high": high, "low_open": low_open,
-            "high_open": high_open, "flag": flag, "cli": cli, "auto": auto, "optional": optional, "group": group}
+            "high_open": high_open, "flag": flag, "cli": cli, "auto": auto, "optional": optional, "group": group,
+            "aliases": aliases or {}}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -70,6 +79,13 @@ class TrainOptions:
     drop: list[str] = option(factory=list, kind="str_list", group="roles", help="Comma-separated columns to ignore.")
     features_in_rows: bool = option(False, kind="flag", group="roles",
                                     help="The table is features x samples (genes in rows).")
+    sep: str = option(AUTO, kind="choice", choices=SEP_CHOICES, aliases=SEP_ALIASES, group="roles",
+                      help="Field separator of text tables (or , ; | as themselves). auto: from the "
+                           "file name (.csv comma, .tsv/.txt tab) unless the header and first rows split "
+                           "consistently on another one (a note says so).")
+    decimal: str = option(AUTO, kind="choice", choices=DECIMAL_CHOICES, aliases=DECIMAL_ALIASES, group="roles",
+                          help="Decimal mark of numbers in text tables (or . ,). auto: a comma "
+                               "when the separator is not one and numbers are written like 0,123 (a note says so).")
     task: str = option("auto", kind="choice", choices=TASK_CHOICES, help="What to predict; auto infers it from the target.")
     # --- validation and the ensemble
     folds: int | str = option(AUTO, kind="int", low=1, auto=True,
@@ -134,7 +150,11 @@ class TrainOptions:
                                       "to half the best epoch + 20 as training goes on.")
     min_delta: float = option(0.0, kind="float", low=0, help="Early stopping: smallest improvement that counts.")
     lr_schedule: str = option("none", kind="choice", choices=LR_SCHEDULES, help="Learning-rate schedule.")
-    augment_noise: float = option(0.0, kind="float", low=0, help="SD of Gaussian noise on standardised training inputs.")
+    augment_noise: float | str = option(0.0, kind="float", low=0, auto=True,
+                                        help="SD of Gaussian noise on standardised training inputs. auto: for "
+                                             "networks with hidden layers, sqrt(features / training rows) when "
+                                             "features outnumber rows (at most 2), else 0 — the remedy when "
+                                             "many genes let the network memorise its training rows.")
     clip_norm: float | None = option(None, kind="float", low=0, low_open=True, optional=True,
                                      help="Clip the global gradient norm.")
     seed: int = option(0, kind="int", low=0, help="Same data, options, seed and threads give the same model.")
@@ -154,6 +174,9 @@ class TrainOptions:
             check_value(f.name, getattr(self, f.name))
         if self.no_group and self.group:
             raise ConfigError("--no-group: contradicts --group")
+        if self.decimal == self.sep == "comma":
+            raise ConfigError("--decimal: comma is the field separator too (--sep comma); a table with decimal "
+                              "commas is separated by something else, e.g. --sep semicolon")
         if self.val_data and self.folds not in (1, AUTO):
             raise ConfigError(f"--val-data: gives one validation table, which needs --folds 1 (got --folds {self.folds})")
         if self.refit and self.folds == 1:
@@ -161,7 +184,7 @@ class TrainOptions:
 
     def fit_config(self) -> FitConfig:
         """The fit loop's settings; every "auto" must have been resolved (``resolve``)."""
-        unresolved = [k for k in ("batch_size", "epochs", "l2", "lr") if getattr(self, k) == AUTO]
+        unresolved = [k for k in ("batch_size", "epochs", "l2", "lr", "augment_noise") if getattr(self, k) == AUTO]
         if unresolved:
             raise ValueError(f"fit_config needs resolved options; still auto: {', '.join(unresolved)}")
         return FitConfig(
@@ -179,7 +202,8 @@ class TrainOptions:
     def roles(self) -> dict:
         """The column-role options as ``data.load_dataset`` takes them."""
         return {"target": self.target, "group": self.group, "no_group": self.no_group, "id": self.id,
-                "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows}
+                "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows,
+                "sep": self.sep, "decimal": self.decimal}
 
 
 def option_fields() -> list:
@@ -256,6 +280,8 @@ def parse_option_text(name: str, text: str) -> Any:
     """An option's value from text (command line, grid) as its declared type, not yet range-checked:
     "auto" where the option has it, none/empty for optional ones, comma lists for lists."""
     meta = _META[name]
+    if str(text) in meta["aliases"]:  # before stripping: a tab is a separator's alias
+        return meta["aliases"][str(text)]
     kind, t = meta["kind"], str(text).strip()
     what = {"int": "a whole number", "float": "a number", "bool": "true or false", "flag": "true or false",
             "int_list": "comma-separated layer widths such as 128,64"}
@@ -317,7 +343,24 @@ def auto_folds(n_samples: int) -> int:
     return 1 if n_samples > SINGLE_HOLDOUT_ABOVE else DEFAULT_FOLDS
 
 
-def resolve(options: TrainOptions, n_train: int) -> TrainOptions:
+def auto_noise(n_train: int, n_features: int) -> float:
+    """SD of the input noise ``augment_noise auto`` adds to a network with hidden layers:
+    sqrt(p / n) when the p features outnumber the n training rows, at most ``AUTO_NOISE_MAX``; else 0.
+
+    With more features than rows a network interpolates its training set through directions in which
+    the training rows differ only by noise, and its training loss falls to ~0 while validation settles
+    far above (the "unrepresentative training set" curve). Out of sample, the covariance of p
+    standardised features estimated from n rows has its noise eigenvalues around p / n
+    (Marchenko-Pastur); input noise of that variance gives each minibatch that much nuisance
+    variation, which acts as a ridge penalty of the same size (Bishop 1995), so training sees what new
+    samples will show. Capped at twice a standardised feature's SD: beyond it the noise drowns single
+    genes (NCI60, p / n ~ 150, lost 0.14 balanced accuracy at SD 12). Softmax regression gets no noise:
+    for it the noise is only a ridge penalty, which ``l2 auto`` already sets."""
+    ratio = n_features / max(n_train, 1)
+    return min(AUTO_NOISE_MAX, math.sqrt(ratio)) if ratio > 1 else 0.0
+
+
+def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) -> TrainOptions:
     """``options`` with every data-dependent default ("auto") made concrete for ``n_train`` training rows.
 
     Hidden layers (``hidden auto``), log1p and the member count are decided by the caller, which needs
@@ -331,35 +374,176 @@ def resolve(options: TrainOptions, n_train: int) -> TrainOptions:
     lr = options.lr
     if lr == AUTO:
         lr = AUTO_LR_HIDDEN if options.hidden != AUTO and options.hidden else AUTO_LR_LINEAR
-    return replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr)
+    noise = options.augment_noise
+    if noise == AUTO and n_features is not None:
+        noise = auto_noise(n_train, n_features) if options.hidden not in (AUTO, []) and options.hidden else 0.0
+    return replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise)
 
 
 # ── the config file ──────────────────────────────────────────────────────────────────────────────────────
 
-CLI_ONLY_KEYS = ("out", "history", "oof", "quiet", "threads", "json")
+# Keys a config file may hold besides the train options: the command's own outputs and switches, with
+# their kinds (as in ``option``). A key the running command does not have is refused (cli.options).
+CLI_ONLY_KEYS = {"out": "str", "history": "str", "oof": "str", "quiet": "bool", "threads": "int", "json": "bool"}
+CONFIG_SECTION = "train"  # keys may also sit under a [train] table
+
+_EXPECTED = {
+    "int": "a whole number", "float": "a number", "bool": "true or false", "flag": "true or false",
+    "str": "a non-empty string", "str_list": 'a string or an array of strings, e.g. ["a", "b"]',
+    "int_list": 'an array of layer widths such as [128, 64] (or the string "128,64"; [] for none)',
+}
 
 
 def read_config_file(path: str) -> dict:
-    """Read a TOML file whose keys mirror option names (``batch-size`` or ``batch_size``).
+    """Read a TOML file whose keys mirror option names (``batch-size`` or ``batch_size``) and return
+    {option name: value}, each value of exactly its option's type and within its range.
 
-    Keys may sit at the top level or under a ``[train]`` table. Unknown keys are an error naming
-    them, so a typo never silently falls back to a default.
+    Keys may sit at the top level or under a ``[train]`` table. The file is held to the types the command
+    line accepts: a float is not a whole number (``epochs = 3.7``), a boolean is not a number
+    (``epochs = true``), numbers are not strings (``epochs = "3"``); "auto" where the option has it, "none"
+    for an option that may be unset. Every problem is a ConfigError naming the file and the key, so a typo
+    or a wrong type never silently falls back to a default or truncates.
     """
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"--config: file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"--config: {path} is not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"--config: {path} is not UTF-8 text") from None
-    if isinstance(doc.get("train"), dict):
-        doc = {**{k: v for k, v in doc.items() if k != "train"}, **doc["train"]}
-    out = {}
+    doc = _load_toml(path)
+    items: list[tuple[str, Any, str]] = []  # (key, value, where it sits)
     for key, value in doc.items():
+        if key == CONFIG_SECTION and isinstance(value, dict):
+            for sub, v in value.items():
+                if _is_table(v):
+                    raise ConfigError(f"{path}: [{CONFIG_SECTION}.{sub}] is a nested table; options are plain "
+                                      f"keys of [{CONFIG_SECTION}] such as epochs = 50")
+                items.append((sub, v, f"'{sub}' under [{CONFIG_SECTION}]"))
+        elif _is_table(value):
+            raise ConfigError(f"{path}: [{key}] is not a table mlpcli reads; put the options at the top level or "
+                              f"under [{CONFIG_SECTION}]{_did_you_mean(key)}")
+        else:
+            items.append((key, value, f"'{key}' at the top level"))
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for key, value, place in items:
         name = key.replace("-", "_")
         if name not in OPTION_KEYS and name not in CLI_ONLY_KEYS:
-            raise ConfigError(f"--config: unknown key '{key}' in {path}; keys mirror the train options, e.g. batch-size, hidden, lr")
-        out[name] = value
+            raise ConfigError(f"{path}: unknown key '{key}'{_did_you_mean(key)}; keys mirror the train options, "
+                              "e.g. batch-size, hidden, lr")
+        if name in given:
+            raise ConfigError(f"{path}: key '{key}' is given twice ({given[name]} and {place}); keep one")
+        given[name] = place
+        out[name] = config_value(name, value, f"{path}: key '{key}'")
     return out
+
+
+def _load_toml(path: str) -> dict:
+    """The parsed file; every way of not being a readable TOML file is one ConfigError naming it."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise ConfigError(f"--config: file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--config: {path} is a directory; give a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"--config: {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+                          "save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        reason = str(exc)
+        if "at end of document" in reason:  # name the line: the last one
+            reason = reason.replace("at end of document", f"at the end of the file, line {text.count(chr(10)) + 1}")
+        raise ConfigError(f"--config: {path} is not valid TOML: {reason}") from None
+    except RecursionError:  # deeply nested arrays
+        raise ConfigError(f"--config: {path} is not valid TOML: nested too deeply") from None
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict) or isinstance(value, list) and any(isinstance(v, dict) for v in value)
+
+
+def _did_you_mean(key: str) -> str:
+    import difflib
+
+    known = [n.replace("_", "-") for n in [*OPTION_KEYS, *CLI_ONLY_KEYS]]
+    hint = difflib.get_close_matches(key.replace("_", "-"), known, n=1, cutoff=0.7)
+    return f" (did you mean '{hint[0]}'?)" if hint else ""
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    for kind, text in ((int, "an integer"), (float, "a float"), (str, "a string"), (list, "an array")):
+        if isinstance(value, kind):
+            return text
+    return "a date or time" if hasattr(value, "isoformat") else type(value).__name__
+
+
+def config_value(name: str, value: Any, where: str) -> Any:
+    """A config file's value for option ``name`` as the option's type, range-checked; ConfigError starting
+    with ``where`` (the file and the key) otherwise."""
+    meta = _META.get(name)
+    kind = meta["kind"] if meta is not None else CLI_ONLY_KEYS[name]
+    auto, optional = bool(meta and meta["auto"]), bool(meta and meta["optional"])
+
+    def fail(what: str | None = None):
+        if what is None:
+            words = [_EXPECTED.get(kind, "a string")]
+            if kind == "choice":
+                words = ["one of " + ", ".join(f'"{c}"' for c in meta["choices"])]
+            words += ['"auto"'] * auto + ['"none"'] * optional
+            shown = (str(value).lower() if isinstance(value, bool) else value.isoformat()
+                     if hasattr(value, "isoformat") else repr(value))
+            what = f"must be {' or '.join(words)}, got {shown} ({_toml_type(value)})"
+            if kind in ("int", "float") and isinstance(value, str):
+                what += "; write numbers without quotes"
+        raise ConfigError(f"{where} {what}")
+
+    if isinstance(value, str) and (auto and value.strip().lower() == AUTO or optional
+                                   and value.strip().lower() in _NONE_WORDS):
+        typed = AUTO if auto and value.strip().lower() == AUTO else None
+    elif kind == "int":
+        typed = value if _is_int(value) else fail()
+    elif kind == "float":
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            fail()
+        typed = float(value)
+    elif kind in ("bool", "flag"):
+        typed = value if isinstance(value, bool) else fail()
+    elif kind == "choice":
+        value = meta["aliases"].get(value, value) if isinstance(value, str) else value
+        typed = value if isinstance(value, str) and value in meta["choices"] else fail()
+    elif kind == "str":
+        typed = value if isinstance(value, str) and value.strip() else fail()
+    elif kind == "str_list":
+        if isinstance(value, str):
+            typed = [p.strip() for p in value.split(",") if p.strip()]
+        elif isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+            typed = [v.strip() for v in value]
+        else:
+            fail()
+    elif kind == "int_list":
+        if _is_int(value):  # hidden = 128: one hidden layer, as --hidden 128
+            typed = [value]
+        elif isinstance(value, list) and all(_is_int(v) for v in value):
+            typed = list(value)
+        elif isinstance(value, str):
+            try:
+                typed = parse_option_text(name, value)
+            except ConfigError:
+                fail()
+        else:
+            fail()
+    else:  # pragma: no cover - every declared kind is handled above
+        raise AssertionError(kind)
+    if meta is None:
+        if kind == "int" and typed < 1:
+            fail(f"must be >= 1, got {typed}")
+        return typed
+    try:
+        check_value(name, typed)
+    except ConfigError as exc:
+        fail(str(exc).split(": ", 1)[-1])
+    return typed

@@ -700,7 +700,8 @@ def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
             "Add regularisation: L2 weight decay, or raise the dropout rate already in use."
             if stochastic else
             "Add regularisation: L2 weight decay and/or dropout on the dense layers.",
-            "Use data augmentation (for expression matrices: mild noise after normalisation).",
+            "Use data augmentation (for expression matrices: mild noise after normalisation, e.g. "
+            "--augment-noise auto, noise of SD sqrt(features / training rows) when features outnumber rows).",
             "Reduce model capacity (fewer units or layers).",
         ]
     if label == "good_fit":
@@ -713,7 +714,8 @@ def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
         return [
             f"Collect more training data: validation settles {_pct(ev['gap_end'])} of the scale "
             f"above training and the gap {_gap_words(ev)}.",
-            "Apply data augmentation to widen what the training set covers.",
+            "Apply data augmentation to widen what the training set covers (for expression matrices with more "
+            "features than rows: --augment-noise auto, input noise of SD sqrt(features / training rows)).",
             "Check for a train/validation distribution mismatch (batch, site, cohort or "
             "sequencing-run composition); split by patient, experiment or batch.",
         ]

@@ -17,9 +17,19 @@ class ConfigError(MlpcliError):
     """Options that contradict each other or the data (checked beyond what Click can)."""
 
 
+class OptionError(ConfigError):
+    """An option's value that cannot work (e.g. a network too large for this machine's memory): the CLI
+    reports it as a usage error (exit 2)."""
+
+
 class ModelFileError(MlpcliError):
     """A model file that is missing, truncated, tampered with, foreign or of an unknown version."""
 
 
 class TrainingError(MlpcliError):
     """Training that cannot go on (the loss diverged to inf or NaN)."""
+
+
+class OutputError(MlpcliError, OSError):
+    """An output file that cannot be written (disk full, quota, read-only, permissions); still an OSError
+    for callers that catch those, with a message naming the file."""

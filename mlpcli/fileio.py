@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-__all__ = ["atomic_write", "write_text_atomic"]
+from .errors import OutputError
+
+__all__ = ["atomic_write", "write_text_atomic", "write_frame_atomic", "output_target"]
 
 
 def _umask() -> int:
@@ -16,23 +20,121 @@ def _umask() -> int:
     return mask
 
 
+class _Tracked:
+    """The temporary file as ``write`` sees it: remembers a failed write, so that the error is reported as
+    the output's (disk full) even when the writer (pandas, pyarrow, gzip) wraps or replaces it."""
+
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+        self.failure: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def __getattr__(self, name):  # tell, seek, fileno, closed, ...: the file's own
+        return getattr(self._fh, name)
+
+
+def _reason(exc: OSError) -> str:
+    """"no space left on device" from [Errno 28] ...: the system's words, lower-case, without the number."""
+    text = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc)) or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+def output_target(path: str | os.PathLike) -> Path:
+    """The file that writing to ``path`` replaces: ``path`` itself, or where a symbolic link at ``path``
+    points (followed to its end), so that writing through the link keeps the link."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Write through ``write(fileobj)`` to a temporary file beside ``path``, then rename it into
-    place; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    place; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
+
+    Replacing an existing file keeps its permission bits (a 0600 model stays 0600); a new file gets the
+    usual 0666 less the umask. A symbolic link is written through: its target is replaced (atomically, in
+    the target's directory) and the link stays. A failure of the file system (disk full, quota, read-only,
+    permissions) is an OutputError "cannot write PATH: no space left on device". A device or named pipe
+    (``-o /dev/null``, ``/dev/stdout``) is written into directly, never replaced."""
+    shown = os.fspath(path)
+    target = output_target(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        st = os.stat(target)
+        mode = stat.S_IMODE(st.st_mode)
+    except FileNotFoundError:
+        st, mode = None, 0o666 & ~_umask()
+    except OSError as exc:
+        raise _output_error(shown, exc) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"cannot write {shown}: it is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        _write_special(shown, target, write)  # /dev/null, /dev/stdout, a named pipe: never replaced
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise _output_error(shown, exc) from None
+    tracked, finishing = None, False
     try:
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
+            tracked = _Tracked(fh)
+            write(tracked)
+            finishing = True  # from here every OSError is the output's
+            tracked.flush()
+            os.fsync(fh.fileno())  # a full disk or quota shows here on NFS, not at rename time
+        os.chmod(tmp, mode)  # mkstemp makes 0600
+        os.replace(tmp, target)
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        failure = tracked.failure if tracked is not None else None
+        if failure is None and isinstance(exc, OSError) and not isinstance(exc, OutputError) and (
+                finishing or exc.errno in _FULL_ERRNOS):
+            failure = exc
+        if failure is not None:
+            raise _output_error(shown, failure) from None
         raise
+
+
+# A file system that refuses more data; raised inside ``write`` by a writer that bypasses the tracked
+# file object (errors of the writer's input, such as a damaged table being streamed, pass unchanged).
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _write_special(shown: str, target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write straight into a device or named pipe (renaming a file over it would replace the device)."""
+    tracked = None
+    try:
+        with open(target, "wb") as fh:
+            tracked = _Tracked(fh)
+            write(tracked)
+            tracked.flush()
+    except OSError as exc:
+        failure = tracked.failure if tracked is not None and tracked.failure is not None else exc
+        if isinstance(failure, OutputError):
+            raise
+        raise _output_error(shown, failure) from None
+
+
+def _output_error(shown: str, exc: OSError) -> OutputError:
+    err = OutputError(f"cannot write {shown}: {_reason(exc)}")
+    err.errno = exc.errno
+    return err
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

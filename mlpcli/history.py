@@ -360,7 +360,8 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None) ->
         raise DataError(f"{path}: the model's history has no {tk}/{vk} (it has {', '.join(h[0])})")
     cfg, fit = model.config or {}, model.fit or {}
     c = curves_from_history(h, curves, source=path, kind="model")
-    c.stochastic = bool(cfg.get("dropout") or cfg.get("augment_noise"))
+    resolved = {**cfg, **(cfg.get("resolved") or {})}  # "auto" options as the run made them concrete
+    c.stochastic = any(isinstance(resolved.get(k), (int, float)) and resolved.get(k) > 0 for k in ("dropout", "augment_noise"))
     c.checkpoint_epoch = None if c.members else fit.get("best_epoch") or None
     recorded = {m.get(MEMBER): m.get("best_epoch") for m in fit.get("members") or [] if isinstance(m, dict)}
     for m in c.members:

@@ -9,11 +9,14 @@ divides every member's logits before the softmax or sigmoid (``calibration``).
 Format version 2 stores the members under ``members/<i>/``; version 1 files (one network, whose
 preprocessing is the reference) still load.
 
-Loading never unpickles (``np.load(..., allow_pickle=False)``). Every way a file can be wrong —
-not a zip, truncated, a member missing, JSON that does not parse, another program's archive, an
-unknown format version, weights that do not match their recorded checksum or the architecture's
-shapes — is a ``ModelFileError`` with a one-line message. Files are written to a temporary file
-in the target directory and renamed, so a failure never leaves half a model behind.
+Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
+dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
+or extra, a zip bomb, JSON that does not parse, another program's archive, an unknown format version,
+a field of the wrong type or out of its limits, classes that disagree with the output layer, weights
+that do not match their recorded checksum or the architecture's shapes, non-finite weights — is a
+``ModelFileError`` with a one-line message, raised before anything proportional to what the file
+claims is allocated. Files are written to a temporary file in the target directory and renamed, so a
+failure never leaves half a model behind.
 """
 
 from __future__ import annotations
@@ -27,16 +30,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import model_check
 from .engine import MLP
 from .engine import losses as loss_mod
 from .calibration import apply_temperature, temper
 from .engine.functional import sigmoid, softmax
-from .errors import ModelFileError
+from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
-FORMAT = "mlpcli-model"
+FORMAT = model_check.FORMAT
 FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
 
@@ -186,7 +190,23 @@ class Model:
         with np.errstate(invalid="ignore"):  # unused columns may hold anything; they are never read
             return np.log1p(np.asarray(block, dtype=np.float64)), True
 
-    def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None) -> np.ndarray:
+    def _largest_input(self, row: np.ndarray, columns: np.ndarray | None, logged: bool) -> str:
+        """For a message: the feature of ``row`` (1, d) whose network input (as the first member sees it) is
+        largest in magnitude, e.g. ": feature 'f01' enters at 2e+38"; "" when it cannot be told."""
+        pre = self.members[0].preprocessor
+        try:
+            if columns is not None or logged:
+                Z = pre.transform_kept(row[:, pre.kept_index_ if columns is None else columns], logged=logged)
+            else:
+                Z = pre.transform(row)
+            names = getattr(pre, "kept_features", self.preprocessor.kept_features)
+            j = int(np.argmax(np.abs(Z[0])))
+        except Exception:  # noqa: BLE001 - the message is still right without the detail
+            return ""
+        return f": feature {names[j]!r} enters it at {Z[0, j]:.3g} after the training scaling"
+
+    def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None,
+                       first_row: int = 0) -> np.ndarray:
         """Predictions for raw feature rows X (n, d): class probabilities (softmax or sigmoid per the
         training loss, averaged over the members) or regression values (averaged).
 
@@ -195,20 +215,30 @@ class Model:
         softmax(z / T) of its logits z.
 
         X's columns are ``feature_names`` in order, or ``features`` (any order, at least every feature
-        a member uses). ``batch_size`` is rounded to whole ``row_block``s: results do not depend on it."""
+        a member uses). ``batch_size`` is rounded to whole ``row_block``s: results do not depend on it. An
+        output that is not finite (a value so far outside the training data that the network's arithmetic
+        overflows) is a DataError naming its row, counted from ``first_row`` + 1."""
         columns = self._feature_maps(features)[0]
         step = max(1, batch_size // self.row_block) * self.row_block
         outs = []
         for s in range(0, X.shape[0], step):
-            block = X[s : s + step]
-            if len(self.members) == 1:
-                outs.append(self.member_output(self.members[0], block, columns[0]))
-                continue
-            block, logged = self._shared_log1p(block, features)
-            total = self.member_output(self.members[0], block, columns[0], calibrated=False, logged=logged)
-            for member, cols in zip(self.members[1:], columns[1:]):
-                total += self.member_output(member, block, cols, calibrated=False, logged=logged)
-            outs.append(temper(total / len(self.members), self.temperature, self.output_activation()))
+            block, logged = X[s : s + step], False
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below, with the row named
+                if len(self.members) == 1:
+                    out = self.member_output(self.members[0], block, columns[0])
+                else:
+                    block, logged = self._shared_log1p(block, features)
+                    total = self.member_output(self.members[0], block, columns[0], calibrated=False, logged=logged)
+                    for member, cols in zip(self.members[1:], columns[1:]):
+                        total += self.member_output(member, block, cols, calibrated=False, logged=logged)
+                    out = temper(total / len(self.members), self.temperature, self.output_activation())
+            if not np.isfinite(out).all():
+                i = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
+                raise DataError(f"row {first_row + s + i + 1}: the model's output is not finite (a feature value far "
+                                f"outside the training data overflowed the network's {self.network.dtype.name} "
+                                f"arithmetic{self._largest_input(block[i:i + 1], columns[0], logged)}); check that "
+                                "row's values")
+            outs.append(out)
         if not outs:
             return np.zeros((0, self.network.n_outputs))
         return np.concatenate(outs, axis=0)
@@ -253,6 +283,14 @@ def save(model: Model, path: str | os.PathLike) -> None:
         "extra": model.extra,
     }
     text = json.dumps(meta, indent=1, default=_jsonable, allow_nan=True)
+    size = len(text.encode())
+    if size > model_check.MAX_JSON_BYTES:  # load would refuse the file; better to say so than to write it
+        copies = 3 + 2 * sum(m.preprocessor is not model.preprocessor for m in model.members)
+        raise ModelFileError(
+            f"{path}: the model's model.json would be {size / 2**20:.1f} MiB, more than the "
+            f"{model_check.MAX_JSON_BYTES / 2**20:.0f} MiB a model file may hold (loading refuses larger ones, a "
+            f"guard against crafted files); it lists the {len(model.feature_names):,} input features {copies} times: "
+            "train on fewer features or with fewer --folds")
 
     def write(fh):
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -292,106 +330,48 @@ def _jsonable(o):
 
 
 def load(path: str | os.PathLike) -> Model:
-    """Read a model file; any defect is a ModelFileError naming the file and what is wrong."""
+    """Read a model file; any defect is a ModelFileError naming the file and what is wrong.
+
+    ``model_check.read`` checks every field of model.json and every array of weights.npz (shapes and
+    dtypes from their headers before their data, then their values) against each other and against
+    limits, so nothing here is built from an unchecked claim."""
     from .data import Preprocessor  # data imports pandas; keep model_io importable without it at module load
 
-    name = str(path)
-    if not os.path.exists(name):
-        raise ModelFileError(f"model file not found: {name}")
-    if os.path.isdir(name):
-        raise ModelFileError(f"{name} is a directory, not a model file")
+    checked = model_check.read(path)
+    name, meta, arrays = checked.source, checked.meta, checked.arrays
     try:
-        with zipfile.ZipFile(name) as zf:
-            members = set(zf.namelist())
-            missing = [m for m in ("model.json", "weights.npz") if m not in members]
-            if missing:
-                raise ModelFileError(f"{name} is not an mlpcli model file: missing {', '.join(missing)}")
-            raw_meta = zf.read("model.json")
-            weights = zf.read("weights.npz")
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
-        raise ModelFileError(f"{name} is not a readable mlpcli model file (corrupt or truncated: {exc})") from None
-    except Exception as exc:  # zlib errors, CRC mismatches
-        raise ModelFileError(f"{name} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
-
-    try:
-        meta = json.loads(raw_meta)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ModelFileError(f"{name}: model.json is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{name} is not an mlpcli model file (model.json has no '{FORMAT}' format tag)")
-    version = meta.get("format_version")
-    if version not in SUPPORTED_VERSIONS:
-        raise ModelFileError(
-            f"{name} has model format version {version!r}; this mlpcli reads version(s) "
-            f"{', '.join(map(str, SUPPORTED_VERSIONS))} (upgrade mlpcli or retrain)"
-        )
-    if hashlib.sha256(weights).hexdigest() != meta.get("weights_sha256"):
-        raise ModelFileError(f"{name}: weights.npz does not match the checksum in model.json (file modified or damaged)")
-    try:
-        with np.load(io.BytesIO(weights), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:
-        raise ModelFileError(f"{name}: weights.npz cannot be read without pickle ({type(exc).__name__})") from None
-
-    try:
-        for key, shape in meta["array_shapes"].items():
-            if key not in arrays:
-                raise ModelFileError(f"{name}: weights.npz lacks array {key}")
-            if list(arrays[key].shape) != list(shape):
-                raise ModelFileError(f"{name}: array {key} has shape {arrays[key].shape}, model.json says {tuple(shape)}")
         pre = Preprocessor.from_state(meta["preprocessing"], _under(arrays, _PRE))
-        if version == 1:  # one network, whose preprocessing is the reference
-            entries = [{"architecture": meta["architecture"], "shares_preprocessing": True,
-                        "target_scaling": (meta.get("extra") or {}).get("target_scaling")}]
-            member_arrays = [arrays]
-        else:
-            entries = meta["members"]
-            if not isinstance(entries, list) or not entries:
-                raise ModelFileError(f"{name}: model.json lists no members")
-            member_arrays = [_under(arrays, f"members/{i}/") for i in range(len(entries))]
         members = []
-        for i, (entry, marr) in enumerate(zip(entries, member_arrays)):
+        for entry in checked.members:
+            marr = _under(arrays, entry["prefix"])
             net = MLP(**entry["architecture"])
             net.set_state(_under(marr, _NET))
-            member_pre = pre if entry.get("shares_preprocessing") else Preprocessor.from_state(
+            member_pre = pre if entry["shares_preprocessing"] else Preprocessor.from_state(
                 entry["preprocessing"], _under(marr, _PRE))
-            if net.n_inputs != len(member_pre.kept_features):
-                raise ModelFileError(f"{name}: member {i + 1}'s network has {net.n_inputs} inputs but its "
-                                     f"preprocessing keeps {len(member_pre.kept_features)} features")
-            unknown = set(member_pre.kept_features) - set(pre.kept_features)
-            if unknown:
-                raise ModelFileError(f"{name}: member {i + 1} uses features the model does not list as inputs")
-            members.append(Member(net, member_pre, entry.get("target_scaling")))
-        temperature = meta.get("temperature")
-        if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
-            raise ModelFileError(f"{name}: model.json's temperature must be a positive number, got {temperature!r}")
-        model = Model(
-            members=members,
-            preprocessor=pre,
-            temperature=None if temperature is None else float(temperature),
-            task=meta["task"],
-            classes=list(meta["classes"]),
-            feature_names=list(meta["feature_names"]),
-            target_names=list(meta.get("target_names", [])),
-            loss=meta["loss"],
-            roles=meta.get("roles", {}),
-            config=meta.get("config", {}),
-            history=meta.get("history", []),
-            split=meta.get("split", {}),
-            baseline=meta.get("baseline", {}),
-            fit=meta.get("fit", {}),
-            provenance=meta.get("provenance", {}),
-            extra=meta.get("extra", {}),
-        )
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
+            members.append(Member(net, member_pre, entry["target_scaling"]))
+    except ModelFileError as exc:  # Preprocessor.from_state's own checks; model_check has made them moot
+        raise ModelFileError(f"{name}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:  # likewise: a disagreement model_check missed
         raise ModelFileError(f"{name}: model.json does not describe a consistent model ({type(exc).__name__}: {exc})") from None
-    if len(model.feature_names) != pre.n_features_in:
-        raise ModelFileError(f"{name}: the model's {len(model.feature_names)} features do not match its preprocessing")
-    return model
+    temperature = meta.get("temperature")
+    return Model(
+        members=members,
+        preprocessor=pre,
+        temperature=None if temperature is None else float(temperature),
+        task=meta["task"],
+        classes=list(meta["classes"]),
+        feature_names=list(meta["feature_names"]),
+        target_names=list(meta.get("target_names") or []),
+        loss=meta["loss"],
+        roles=meta.get("roles") or {},
+        config=meta.get("config") or {},
+        history=meta.get("history") or [],
+        split=meta.get("split") or {},
+        baseline=meta.get("baseline") or {},
+        fit=meta.get("fit") or {},
+        provenance=meta.get("provenance") or {},
+        extra=meta.get("extra") or {},
+    )
 
 
 def _under(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

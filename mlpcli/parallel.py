@@ -19,6 +19,8 @@ by side uses cores far better than threading each product (on a busy 2-core mach
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["Plan", "run", "connect", "available_cores", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
+__all__ = ["Plan", "run", "connect", "available_cores", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
            "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS"]
 
 BACKENDS = ("loky", "dask")
@@ -87,6 +89,29 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this job may use: the smallest of the machine's RAM, the cgroup limit (v2
+    ``memory.max``, v1 ``memory.limit_in_bytes``) and SLURM's ``--mem`` (``SLURM_MEM_PER_NODE``, in MB);
+    None when none can be read."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # "max" or a huge number: no limit
+            limits.append(int(text))
+    slurm = os.environ.get("SLURM_MEM_PER_NODE", "").strip()
+    if slurm.isdigit() and int(slurm) > 0:
+        limits.append(int(slurm) * 1024 * 1024)
+    return min(limits) if limits else None
+
+
 def local_workers(n_jobs: int | None) -> int:
     """Worker processes for ``n_jobs`` on this machine (joblib's convention: -1 is every core)."""
     cores = available_cores()
@@ -96,12 +121,32 @@ def local_workers(n_jobs: int | None) -> int:
     return max(1, n)
 
 
-def _call_capped(fn: Callable, blas_threads: int, args: tuple) -> Any:
-    """Run ``fn(*args)`` with BLAS capped at ``blas_threads`` (inside the worker)."""
+# Stop signals a local worker process ignores while it runs a task. A batch scheduler signals every process
+# of the job (SLURM: SIGTERM to all, SIGKILL after a grace period) and Ctrl-C the terminal's whole process
+# group: the parent turns the signal into an interrupt, keeps the results it has and ends its workers
+# (joblib kills them); a worker that died of the signal first would instead surface as a "worker terminated"
+# error racing with that interrupt.
+_WORKER_IGNORED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _call_capped(fn: Callable, blas_threads: int, args: tuple, parent: int | None = None) -> Any:
+    """Run ``fn(*args)`` with BLAS capped at ``blas_threads`` (inside the worker). ``parent``: the pid of
+    the process that started a local worker; in another process the stop signals are ignored meanwhile."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=blas_threads):
-        return fn(*args)
+    previous = {}
+    if parent is not None and os.getpid() != parent and threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in _WORKER_IGNORED}
+    try:
+        with threadpool_limits(limits=blas_threads):
+            return fn(*args)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int | None) -> tuple[int, Any]:
+    return i, _call_capped(fn, blas_threads, args, parent)
 
 
 def connect(address: str, timeout: float | None = None):
@@ -157,36 +202,49 @@ def _backend(plan: Plan, shared: Sequence[Any]) -> Iterator[None]:
 
 
 def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Sequence[Any] = (),
-        progress: Callable[[int, int], None] | None = None, on_result: Callable[[Any], None] | None = None) -> list:
+        progress: Callable[[int, int], None] | None = None, on_result: Callable[[Any], None] | None = None,
+        keep_partial: bool = False) -> list:
     """``[fn(*args) for fn, args in tasks]``, run as ``plan`` says; results in the order of ``tasks``.
 
     ``shared`` lists large arguments used by many tasks (the dataset): Dask sends them to each
     worker once instead of with every task. ``progress(done, total)`` is called in this process
-    as results arrive, in order, and ``on_result(result)`` with each result. An exception in a task
-    is raised here unchanged.
+    as results arrive, and ``on_result(result)`` with each result. An exception in a task is
+    raised here unchanged.
+
+    Ctrl-C (a KeyboardInterrupt, which the command line also raises for SIGTERM and SIGHUP) stops the
+    run and ends the workers; with ``keep_partial`` the results finished by then are returned, None in
+    place of the others, instead of the interrupt being raised.
     """
     plan.validate()
     total = len(tasks)
-    results: list = []
-    with _backend(plan, shared):
-        if plan.backend != "dask" and local_workers(plan.n_jobs) == 1:
-            for fn, args in tasks:
-                results.append(_call_capped(fn, plan.blas_threads, args))
-                if on_result:
-                    on_result(results[-1])
-                if progress:
-                    progress(len(results), total)
-            return results
-        from joblib import Parallel, delayed
+    results: list = [None] * total
+    done = 0
 
-        calls = (delayed(_call_capped)(fn, plan.blas_threads, args) for fn, args in tasks)
-        with warnings.catch_warnings():
-            # stopped early (Ctrl-C, an error): joblib cancels the rest and would warn about it on stderr
-            warnings.filterwarnings("ignore", message=".*tasks (have been|which were)", category=UserWarning)
-            for result in Parallel(return_as="generator")(calls):
-                results.append(result)
-                if on_result:
-                    on_result(result)
-                if progress:
-                    progress(len(results), total)
+    def record(i: int, result: Any) -> None:
+        nonlocal done
+        results[i], done = result, done + 1
+        if on_result:
+            on_result(result)
+        if progress:
+            progress(done, total)
+
+    try:
+        with _backend(plan, shared):
+            if plan.backend != "dask" and local_workers(plan.n_jobs) == 1:
+                for i, (fn, args) in enumerate(tasks):
+                    record(i, _call_capped(fn, plan.blas_threads, args))
+                return results
+            from joblib import Parallel, delayed
+
+            parent = os.getpid() if plan.backend == "loky" else None
+            calls = (delayed(_indexed)(i, fn, plan.blas_threads, args, parent) for i, (fn, args) in enumerate(tasks))
+            with warnings.catch_warnings():
+                # stopped early (Ctrl-C, an error): joblib cancels the rest and would warn about it on stderr
+                warnings.filterwarnings("ignore", message=".*tasks (have been|which were)", category=UserWarning)
+                # as they finish, so an interrupted run keeps every finished task, not only a prefix
+                for i, result in Parallel(return_as="generator_unordered")(calls):
+                    record(i, result)
+    except KeyboardInterrupt:
+        if not keep_partial:
+            raise
     return results

@@ -91,7 +91,7 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
     best_epochs = [m["best_epoch"] for m in fitted.members]
     model.fit = {"best_epoch": int(np.median(best_epochs)), "epochs_run": max(m["epochs_run"] for m in fitted.members),
                  "stopped_early": all(m["stopped_early"] for m in fitted.members),
-                 "interrupted": any(r.result.interrupted for r in fitted.runs),
+                 "interrupted": fitted.interrupted or any(r.result.interrupted for r in fitted.runs),
                  "metric": metrics.main_metric_name(ds.task),
                  "folds": resolved.folds, "strategy": fitted.strategy, "members": fitted.members,
                  "refit_epochs": fitted.refit_epochs, "portfolio": fitted.portfolio,

@@ -17,11 +17,28 @@ from .engine import MLP, optim
 from .engine.losses import Loss
 from .errors import TrainingError
 
-__all__ = ["FitConfig", "FitResult", "EarlyStopping", "fit", "run_epoch", "evaluate_loss", "LR_SCHEDULES"]
+__all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss",
+           "no_skill_loss", "fit_memory", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
 
 LR_SCHEDULES = ("none", "plateau", "cosine")
 PLATEAU_FACTOR = 0.5  # halve the learning rate on a plateau, the common default (Keras, PyTorch)
 MIN_LR = 1e-6  # below this a plateau schedule stops cutting: steps would no longer move float32 weights
+# Divergence, read from the training loss L (the lower of its training-mode and inference-mode values, so
+# dropout and noise cannot raise it) against the no-skill loss S: the larger of the baseline (always
+# predicting the training prior or mean), the loss of all-zero outputs and the untrained network's loss
+# (where training starts), so a rare class's tiny baseline or unscaled inputs cannot move the bar.
+#   exploded:  L > DIVERGENCE_FACTOR x S for DIVERGENCE_EPOCHS epochs in a row: stop at once;
+#   blew up:   L > BLOWUP_FACTOR x S for DIVERGENCE_EPOCHS epochs in a row and never back under
+#              RECOVERED_FACTOR x S (where training starts) by the end of the run.
+# Measured (tests/test_runaway_training.py, and a grid over the sample data and small tables of every task,
+# adam/adamw/sgd, lr 1e-4..0.1, dropout 0.9, input noise 3): healthy runs stay under 4 x S. --lr 1e3 and
+# above run at 30 x to 1e22 x S (or reach NaN); SGD with momentum 0.999 jumps to 100 x and stays at 5-15 x.
+# An Adam lr of 0.1 on 500 features and 60 rows rose to 170 x for ~15 epochs and came back to 1 x with a
+# good model: not flagged. The validation loss is not read: overfitting raises it, early stopping's job.
+DIVERGENCE_FACTOR = 1000.0
+BLOWUP_FACTOR = 10.0
+RECOVERED_FACTOR = 2.0
+DIVERGENCE_EPOCHS = 3
 
 
 @dataclass
@@ -112,6 +129,97 @@ class EarlyStopping:
     def restore(self, net: MLP) -> None:
         if self.best_state is not None:
             net.set_state(self.best_state)
+
+
+class DivergenceCheck:
+    """Stops a run whose training has blown up (see DIVERGENCE_FACTOR): a non-finite loss or weights or an
+    exploded loss at once (``update``), a blow-up never recovered from at the end (``finish``). Raises
+    TrainingError naming the option to change and the figures behind the verdict."""
+
+    def __init__(self, no_skill: float, config: "FitConfig"):
+        self.no_skill, self.config = float(no_skill), config
+        self.above = {DIVERGENCE_FACTOR: 0, BLOWUP_FACTOR: 0}  # consecutive epochs above each bar
+        self.blowup: tuple[int, float] | None = None  # (epoch, peak loss) of an unrecovered blow-up
+
+    def _advice(self) -> str:
+        cfg = self.config
+        advice = f"lower --lr (now {cfg.lr:g})"
+        if cfg.optimizer == "sgd" and cfg.momentum > 0:
+            advice += f" or --momentum (now {cfg.momentum:g})"
+        return advice + ("" if cfg.clip_norm else ", or set --clip-norm")
+
+    def _fail(self, epoch: int, what: str) -> None:
+        raise TrainingError(f"training diverged at epoch {epoch}: {what}; {self._advice()}")
+
+    def _vs(self, value: float) -> str:
+        return f"training loss {value:.3g}, {value / self.no_skill:.3g} x the no-skill loss {self.no_skill:.3g}"
+
+    def update(self, epoch: int, losses: list[float], net: MLP) -> None:
+        """``losses``: this epoch's training loss(es) (training mode, and inference mode when known)."""
+        for v in losses:
+            if not np.isfinite(v):
+                self._fail(epoch, f"the training loss is {v}")
+        if not np.isfinite(net.flat_params).all():
+            self._fail(epoch, "the weights overflowed to inf or NaN")
+        if self.no_skill <= 0:  # a constant target: nothing to compare against
+            return
+        value = min(losses)
+        for factor in self.above:
+            self.above[factor] = self.above[factor] + 1 if value > factor * self.no_skill else 0
+        if self.above[DIVERGENCE_FACTOR] >= DIVERGENCE_EPOCHS:
+            self._fail(epoch, f"{self._vs(value)} (a constant prediction's or the untrained network's), over {DIVERGENCE_FACTOR:g} x for "
+                              f"{DIVERGENCE_EPOCHS} epochs in a row")
+        if self.above[BLOWUP_FACTOR] >= DIVERGENCE_EPOCHS and (self.blowup is None or value > self.blowup[1]):
+            self.blowup = (epoch if self.blowup is None else self.blowup[0], value)
+        if self.blowup is not None and value < RECOVERED_FACTOR * self.no_skill:
+            self.blowup = None  # back where training starts: it recovered
+
+    def finish(self, epoch: int) -> None:
+        """At the end of the run (not on Ctrl-C): fail if a blow-up was never recovered from."""
+        if self.blowup is not None:
+            start, peak = self.blowup
+            self._fail(epoch, f"the {self._vs(peak)}, stayed over {BLOWUP_FACTOR:g} x for {DIVERGENCE_EPOCHS}+ "
+                              f"epochs from epoch {start - DIVERGENCE_EPOCHS + 1} and never came back under "
+                              f"{RECOVERED_FACTOR:g} x")
+
+
+def no_skill_loss(net: MLP, loss: Loss, y: np.ndarray, sample_weight: np.ndarray | None = None,
+                  baseline_output: np.ndarray | None = None, X: np.ndarray | None = None) -> float:
+    """The loss a model without skill gets on (y, sample_weight): the largest of always predicting
+    ``baseline_output`` (the training prior), all-zero outputs, and ``net`` as it is on rows ``X`` (the
+    untrained network: with inputs that were not standardised it can start far from zero outputs)."""
+    n = len(y)
+    zeros = np.zeros((n, net.n_outputs), dtype=net.dtype)
+    values = [loss.forward(zeros, y, sample_weight)]
+    if baseline_output is not None:
+        const = np.asarray(baseline_output, dtype=net.dtype).reshape(1, -1)
+        values.append(loss.forward(np.repeat(const, n, 0), y, sample_weight))
+    if X is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            values.append(evaluate_loss(net, loss, X, y, sample_weight)[0])
+    finite = [v for v in values if np.isfinite(v)]
+    return max(finite) if finite else 0.0
+
+
+def fit_memory(n_inputs: int, hidden, n_outputs: int, config: FitConfig, n_rows: int, dtype: str = "float32",
+               batchnorm: bool = False) -> dict[str, int]:
+    """Bytes ``fit`` needs beyond the data, estimated before anything is allocated: {"parameters": the
+    network's weights, their gradients, the optimizer's state and the copy of the best weights;
+    "activations": a training batch's forward and backward buffers and an evaluation chunk's; "total"}."""
+    item = np.dtype(dtype).itemsize
+    widths = [int(n_inputs), *[int(h) for h in hidden], int(n_outputs)]
+    n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    if batchnorm:
+        n_params += 4 * sum(widths[1:-1])  # gamma, beta and the running mean and variance
+    states = 2 if config.optimizer in ("adam", "adamw") else (1 if config.momentum > 0 else 0)
+    # weights, gradients, the best weights, the copy a model file is written from, the optimizer's state
+    # (measured: --hidden 100000 on the sample data peaks at 5.4 GB; this says 5.4 GB + the data)
+    parameters = item * n_params * (4 + states)
+    # Forward caches (input, pre-activation, activation, dropout mask) and backward gradients per unit of a
+    # batch, and an inference chunk of evaluate_loss's 4,096 rows.
+    units = sum(widths)
+    activations = item * units * (6 * min(config.batch_size, n_rows) + 2 * min(4096, n_rows))
+    return {"parameters": int(parameters), "activations": int(activations), "total": int(parameters + activations)}
 
 
 def build_optimizer(cfg: FitConfig) -> optim.Optimizer:
@@ -232,6 +340,7 @@ def fit(
         if validate:
             baseline["val_loss"] = loss.forward(np.repeat(const, X_val.shape[0], 0), y_val, val_sample_weight)
 
+    divergence = DivergenceCheck(no_skill_loss(net, loss, y_train, sample_weight, baseline_output, X_train), config)
     started = time.perf_counter()
     interrupted = stopped = False
     plateau_bad, plateau_best = 0, math.inf
@@ -245,11 +354,8 @@ def fit(
             opt.lr = scheduled_lr(config, lr0, opt.lr, epoch)
             train_loss = run_epoch(net, loss, X_train, y_train, opt, config.batch_size, rng, sample_weight,
                                    penalty, config.augment_noise, config.clip_norm)
-            if not np.isfinite(train_loss):
-                raise TrainingError(
-                    f"training diverged at epoch {epoch} (training loss is {train_loss}); lower --lr or set --clip-norm"
-                )
             if not validate:  # a fixed number of epochs on all rows: the last weights are the model
+                divergence.update(epoch, [train_loss], net)
                 history.append({"epoch": epoch, "train_loss": float(train_loss), "lr": float(opt.lr),
                                 "seconds": time.perf_counter() - t0})
                 if callback is not None:
@@ -257,6 +363,7 @@ def fit(
                 continue
             val_loss, val_out = evaluate_loss(net, loss, X_val, y_val, val_sample_weight)
             train_eval_loss, train_out = evaluate_loss(net, loss, X_train, y_train, sample_weight)
+            divergence.update(epoch, [train_loss, train_eval_loss], net)
             row = {
                 "epoch": epoch,
                 "train_loss": float(train_loss),
@@ -284,6 +391,7 @@ def fit(
             if stop:
                 stopped = True
                 break
+        divergence.finish(len(history))
     except KeyboardInterrupt:
         interrupted = True
     finally:

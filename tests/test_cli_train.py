@@ -110,19 +110,21 @@ def test_interrupt_writes_a_loadable_model_and_exits_130(tmp_path, monkeypatch):
     assert len(pd.read_csv(hist)) == 3
 
 
-def test_interrupt_with_members_in_parallel_exits_130_without_a_model(tmp_path, monkeypatch):
+def test_interrupt_with_members_in_parallel_keeps_the_finished_members_and_exits_130(tmp_path, monkeypatch):
     from mlpcli import cli as cli_mod
 
     data = write_table(tmp_path)
 
-    def interrupt(self, row):
+    def interrupt(self, row):  # as the first member's result arrives
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt)
     out = tmp_path / "m.mlp"
     res = run(["train", data, "-o", str(out), "--hidden", "8", "--epochs", "5", "--n-jobs", "2"])
-    assert res.exit_code == 130 and "Interrupted" in res.output
-    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert res.exit_code == 130 and "Interrupted" in res.output and "members trained so far" in res.output
+    model = model_io.load(out)
+    assert model.fit["interrupted"] and 1 <= len(model.members) < 5
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_members_in_parallel_give_the_same_model_file(tmp_path):

@@ -77,7 +77,8 @@ def test_members_are_cross_fitted_and_every_row_is_held_out_once():
     assert sorted(fitted.held_out_by.tolist()) == sorted(np.concatenate(
         [np.full(len(f.test), k + 1) for k, f in enumerate(folds)]).tolist())
     for k, (run_, fold) in enumerate(zip(fitted.runs, folds)):
-        assert run_.X_train.shape[0] == len(fold.train) and run_.X_val.shape[0] == len(fold.test)
+        assert run_.y_train.shape[0] == len(fold.train) and run_.y_val.shape[0] == len(fold.test)
+        assert run_.X_train is None and run_.X_val is None  # members keep their networks, not their rows
         assert (fitted.held_out_by[fold.test] == k + 1).all()
     # the model predicts with the mean of its members' probabilities, calibrated by the temperature
     from mlpcli.calibration import temper
@@ -310,3 +311,24 @@ def test_evaluate_reports_log_loss_and_ece_with_and_without_the_temperature(tmp_
     doc = json.loads(run(["evaluate", str(tmp_path / "m.mlp"), test_path, "--json"]).stdout)
     assert doc["calibration"]["temperature"] > 0 and doc["calibration"]["log_loss_before"] is not None
     assert "calibration: temperature" in run(["evaluate", str(tmp_path / "m.mlp"), test_path]).output
+
+
+def test_input_noise_auto_follows_features_per_row_and_spares_softmax_regression():
+    from mlpcli.config import AUTO_NOISE_MAX, auto_noise, resolve
+
+    assert auto_noise(100, 50) == 0.0 and auto_noise(100, 100) == 0.0  # rows outnumber features: none
+    assert auto_noise(100, 225) == pytest.approx(1.5)  # sqrt(p / n)
+    assert auto_noise(45, 6830) == AUTO_NOISE_MAX  # capped: NCI60's p / n ~ 150 would drown every gene
+    assert TrainOptions().augment_noise == 0.0  # off by default: on NCI60 it cost 0.03 balanced accuracy
+    hidden = resolve(TrainOptions(hidden=[16], augment_noise="auto"), 100, 400)
+    assert hidden.augment_noise == pytest.approx(2.0)
+    assert resolve(TrainOptions(hidden=[], augment_noise="auto"), 100, 400).augment_noise == 0.0  # l2 is its ridge
+    assert resolve(TrainOptions(hidden=[16], augment_noise=0.25), 100, 400).augment_noise == 0.25  # flags win
+
+    wide = make_table(n_patients=20, n_features=200)  # 60 samples, ~48 training rows per member, 200 genes
+    fitted = fit_model(dataset(wide), TrainOptions(hidden=[8], epochs=4, augment_noise="auto"))
+    used = [m["augment_noise"] for m in fitted.members]
+    assert all(u == pytest.approx(min(AUTO_NOISE_MAX, (200 / m["n_train"]) ** 0.5)) for u, m in zip(used, fitted.members))
+    assert fitted.options.augment_noise == pytest.approx(float(np.median(used)), rel=1e-3)  # what the model records
+    narrow = fit_model(dataset(make_table(n_patients=20)), TrainOptions(hidden=[8], epochs=4, augment_noise="auto"))
+    assert all(m["augment_noise"] == 0.0 for m in narrow.members)

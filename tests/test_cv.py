@@ -89,17 +89,17 @@ def test_test_rows_are_used_for_scoring_only(monkeypatch):
     fold = splits.kfold(ds, 3)[0][0]
     test_X = {tuple(row) for row in ds.X[fold.test]}
     seen = {"pre": [], "fit": []}
-    real_pre_fit, real_fit = data.Preprocessor.fit, fitting.fit
+    real_pre_fit, real_fit = data.Preprocessor._fit, fitting.fit  # _fit: behind both fit and fit_transform
 
-    def spy_pre_fit(self, X, names):
+    def spy_pre_fit(self, X, names, *a, **k):
         seen["pre"].append(np.array(X))
-        return real_pre_fit(self, X, names)
+        return real_pre_fit(self, X, names, *a, **k)
 
     def spy_fit(net, loss, X_fit, y_fit, X_val, y_val, *a, **k):
         seen["fit"].append((len(X_fit), len(X_val)))
         return real_fit(net, loss, X_fit, y_fit, X_val, y_val, *a, **k)
 
-    monkeypatch.setattr(data.Preprocessor, "fit", spy_pre_fit)
+    monkeypatch.setattr(data.Preprocessor, "_fit", spy_pre_fit)
     monkeypatch.setattr(fitting, "fit", spy_fit)
     score = cv.fit_and_score(ds, fold.train, fold.test, OPTIONS)
     # what train ships, inside the fold: its members (and the reference preprocessing), none seeing a test row

@@ -194,10 +194,11 @@ def test_corrupt_binary_files(tmp_path, name):
         D.read_table(tmp_path / name)
 
 
-def test_wrong_separator_for_the_extension(tmp_path, frame):
+def test_wrong_separator_for_the_extension_is_detected_and_noted(tmp_path, frame):
     frame.to_csv(tmp_path / "t.txt", index=False)
-    with pytest.raises(DataError, match="comma-separated; name it .csv"):
-        D.read_table(tmp_path / "t.txt")
+    read, notes = D.read_table_with_notes(tmp_path / "t.txt")
+    pd.testing.assert_frame_equal(read, frame)
+    assert any("read as comma" in n and "as its .txt name says" in n for n in notes)
 
 
 def test_non_utf8_text(tmp_path):

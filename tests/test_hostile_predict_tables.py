@@ -189,7 +189,7 @@ def _quoted_everywhere(df: pd.DataFrame) -> str:
 
 
 @pytest.mark.parametrize("variant", ["plain", "tsv", "quote-all", "quoted-text", "quoted-comma", "padded", "na-cells",
-                                     "exponents"])
+                                     "exponents", "semicolon-decimal-comma", "tab-decimal-comma"])
 def test_text_variants_give_the_dataframe_predictions_bit_for_bit(tmp_path, model, variant):
     df = cohort()
     m = model_io.load(model)
@@ -207,6 +207,10 @@ def test_text_variants_give_the_dataframe_predictions_bit_for_bit(tmp_path, mode
     elif variant == "quoted-comma":  # ids holding the separator, quoted: read by the CSV parser
         df["sample_id"] = df["sample_id"] + ", rep 1"
         text = df.to_csv(index=False)
+    elif variant.endswith("decimal-comma"):  # a comma-decimal locale's export: 0,123; ids keep their commas and dots
+        df["sample_id"] = df["sample_id"] + ".1,a"
+        text = df.to_csv(index=False, sep=";" if variant.startswith("semicolon") else "\t", decimal=",")
+        assert "," in text.splitlines()[1].split(";" if variant.startswith("semicolon") else "\t")[5]
     elif variant == "padded":  # spaces around numbers: pyarrow's cast refuses them, its CSV reader trims them
         padded = df.astype({"f05": object})
         padded["f05"] = [f" {v!r} " for v in df["f05"]]
@@ -237,6 +241,17 @@ def test_missing_and_non_numeric_feature_cells_are_named(tmp_path, model):
         assert no_leftovers(tmp_path)
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_ragged_row_of_a_decimal_comma_table_is_counted_on_its_separator(tmp_path, model, sep):
+    lines = ragged(lines_of(cohort(), sep=sep), 47, "extra", sep=sep)
+    path = tmp_path / "c.csv"
+    path.write_text("\n".join(lines).replace(".", ",") + "\n")  # decimal commas (ids hold no dots)
+    for chunks in ([], ["--chunk-mb", "0.05"]):
+        one_line_error(run(["predict", model, str(path), "-o", str(tmp_path / "out.csv"), *chunks]), "c.csv",
+                       "line 47", "fields")
+    assert no_leftovers(tmp_path)
+
+
 def test_evaluate_reads_labels_of_every_type_as_from_a_dataframe(tmp_path):
     """Targets of text, integer and float type are read by the tokenizer as pyarrow's CSV reader types them."""
     for task, string_labels in (("binary", False), ("binary", True), ("regression", True)):
@@ -247,9 +262,13 @@ def test_evaluate_reads_labels_of_every_type_as_from_a_dataframe(tmp_path):
         new = make_table(task=task, seed=5, string_labels=string_labels)
         new_path = tmp_path / f"{task}_new.csv"
         new.to_csv(new_path, index=False)
-        from_text = lib.evaluate(m, str(new_path), chunk_mb=0.05).metrics
+        comma_path = tmp_path / f"{task}_comma.csv"  # semicolons and decimal commas, targets included
+        new.to_csv(comma_path, index=False, sep=";", decimal=",")
         from_frame = lib.evaluate(m, new).metrics
-        assert json.dumps(from_text, sort_keys=True, default=str) == json.dumps(from_frame, sort_keys=True, default=str)
+        for source in (new_path, comma_path):
+            from_text = lib.evaluate(m, str(source), chunk_mb=0.05).metrics
+            assert (json.dumps(from_text, sort_keys=True, default=str)
+                    == json.dumps(from_frame, sort_keys=True, default=str)), source
 
 
 # ── ids ──────────────────────────────────────────────────────────────────────────────────────────────────

@@ -184,4 +184,4 @@ def test_learning_curve_command_table_and_answers(table):
 
 def test_learning_curve_bad_fractions_is_a_clean_error(table):
     res = CliRunner().invoke(cli, ["diagnose", "--learning-curve", table, "--fractions", "0,1"])
-    assert res.exit_code == 1 and "--fractions" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "--fractions" in res.output and "Traceback" not in res.output

@@ -193,8 +193,8 @@ def test_cli_tune_nested_rich_output(tmp_path):
 
 
 @pytest.mark.parametrize("args,needle,code", [
-    (["--grid", "lr=abc"], "--grid: lr value 'abc' is not a number", 1),
-    (["--grid", "lrr=1"], "unknown option 'lrr'", 1),
+    (["--grid", "lr=abc"], "--grid: lr value 'abc' is not a number", 2),
+    (["--grid", "lrr=1"], "unknown option 'lrr'", 2),
     (["--grid", "lr=1e-3", "--folds", "19"], "--folds 19 is more than the 18 groups", 1),
     (["--grid", "lr=1e-3", "--nested", "--outer-folds", "19"], "--outer-folds 19 is more than the 18 groups", 1),
     (["--grid", "lr=1e-3", "-o", "x.mlp"], "add --refit", 2),

@@ -2,7 +2,12 @@
 
 Results go to stdout (a rich table, or one JSON document with ``--json``); progress, notes and
 warnings go to stderr. Exit codes: 0 success, 1 a data / model / runtime error with a one-line
-message, 2 a usage error, 130 interrupted. ``--debug`` shows the traceback instead.
+message, 2 a usage error, 128 + the signal when stopped: 130 Ctrl-C (SIGINT), 143 SIGTERM (SLURM's
+scancel and time limit), 129 SIGHUP. ``--debug`` shows the traceback instead.
+
+Every command treats SIGTERM and SIGHUP like Ctrl-C: it stops, removes its temporary files and leaves
+any output it was writing untouched; ``train`` keeps the best weights so far (the members trained so far
+for an ensemble) and says so.
 
 Each command lives in its own module and is registered on the group here.
 """
@@ -10,11 +15,12 @@ Each command lives in its own module and is registered on the group here.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
 from .. import __version__
-from ._common import CONTEXT_SETTINGS
+from ._common import CONTEXT_SETTINGS, interrupted_exit, stop_signals_as_interrupts
 from .cv import cv
 from .diagnose import diagnose
 from .evaluate import evaluate
@@ -39,6 +45,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     \b
     Example:
       mlpcli train sample_data/tumour_subtypes.csv.gz
+
+    Exit codes: 0 success, 1 an error (one line naming the file, option or column), 2 a usage error,
+    128 + the signal when stopped: 130 Ctrl-C, 143 SIGTERM (SLURM's scancel or time limit), 129 SIGHUP.
+    Every command stops on SIGTERM and SIGHUP as on Ctrl-C, leaving no partial or temporary file;
+    train keeps the best weights so far (an ensemble, the members trained so far) and says so.
     """
     ctx.meta["mlpcli.debug"] = debug
 
@@ -51,10 +62,17 @@ for _command in (train, gradcheck, diagnose, evaluate, predict, cv, tune):
 
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: a last line of defence so no traceback escapes."""
+    """Console-script entry point: stop signals become interrupts (``stop_signals_as_interrupts``), and a
+    last line of defence so no traceback escapes."""
     args = sys.argv[1:] if argv is None else list(argv)
-    try:
-        cli.main(args=args, prog_name="mlpcli", standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover - Click turns it into Abort first
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    if "--debug" not in args:  # a failure is an error naming its culprit, never NumPy's overflow chatter
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
+    with stop_signals_as_interrupts():
+        try:
+            rv = cli.main(args=args, prog_name="mlpcli", standalone_mode=False)
+        except (click.Abort, KeyboardInterrupt) as exc:  # a signal outside a command's own handling
+            interrupted_exit(exc.__cause__ if isinstance(exc, click.Abort) else exc)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

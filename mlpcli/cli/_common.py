@@ -5,15 +5,17 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
-from contextlib import nullcontext
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
 import numpy as np
 from rich.console import Console
 
-from ..errors import MlpcliError
+from ..errors import MlpcliError, OptionError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -72,8 +74,73 @@ def _debug_enabled() -> bool:
     return False
 
 
+# --------------------------------------------------------------------------- signals
+# Batch schedulers stop jobs with SIGTERM (SLURM's scancel and time limits, then SIGKILL after a grace
+# period) and a closed terminal sends SIGHUP. Both are turned into ``Terminated``, a KeyboardInterrupt,
+# so they unwind exactly like Ctrl-C: atomic writes remove their temporary files, the fit loop keeps the
+# best weights so far, and the command exits 128 + the signal's number (130 SIGINT, 129 SIGHUP, 143 SIGTERM).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+_received: list[int] = []  # stop signals this process received, in order
+
+
+class Terminated(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) raised as an exception in the main thread."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_stop_signal(signum, frame):
+    _received.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(signum)
+
+
+@contextmanager
+def stop_signals_as_interrupts():
+    """Within the block, SIGTERM and SIGHUP raise ``Terminated`` and SIGINT KeyboardInterrupt (as usual),
+    each remembered for the exit code; the previous handlers come back afterwards. The command line's entry
+    point wraps every command in it; the library never installs handlers (a notebook keeps its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for s in STOP_SIGNALS:
+        if s != signal.SIGINT or previous[s] is signal.default_int_handler:  # keep an ignored SIGINT ignored
+            signal.signal(s, _on_stop_signal)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def stop_signal(exc: BaseException | None = None) -> int | None:
+    """The signal that stopped the command: ``exc``'s, else the last one received (an error that follows a
+    signal, such as a worker process killed by the same SIGTERM, is its consequence), else SIGINT for a
+    plain KeyboardInterrupt; None when no signal is involved."""
+    if isinstance(exc, Terminated):
+        return exc.signum
+    if _received:
+        return _received[-1]
+    if isinstance(exc, KeyboardInterrupt):
+        return int(signal.SIGINT)
+    return None
+
+
+def interrupted_exit(exc: BaseException | None = None, what: str = "") -> None:
+    """Say how the command was stopped (with ``what`` it kept, if anything) and exit 128 + the signal."""
+    signum = stop_signal(exc) or int(signal.SIGINT)
+    name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+    click.echo(f"Interrupted{name}{': ' + what if what else '.'}", err=True)
+    sys.exit(128 + signum)
+
+
 def handle_errors(fn):
-    """Turn library errors into one-line Click errors (exit 1) and Ctrl-C into exit 130."""
+    """Turn library errors into one-line Click errors (exit 1), and Ctrl-C, SIGTERM and SIGHUP into exit
+    128 + the signal (see ``stop_signals_as_interrupts``)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -81,18 +148,25 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if _debug_enabled():
                 raise
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
-        except (MlpcliError, ValueError, OSError) as exc:
+            interrupted_exit(exc)
+        except Exception as exc:
             if _debug_enabled():
                 raise
-            raise click.ClickException(_one_line(exc)) from exc
-        except Exception as exc:  # an engine bug should still not dump a traceback on users
-            if _debug_enabled():
-                raise
+            known = isinstance(exc, (MlpcliError, ValueError, OSError))
+            if stop_signal(exc) is not None:
+                # After a stop signal an error is its consequence (a worker process killed by the same SIGTERM,
+                # a write cut short): the exit code says how the command ended; a user-facing error still shows.
+                if known:
+                    click.echo(f"Error: {_one_line(exc)}", err=True)
+                interrupted_exit(exc)
+            if isinstance(exc, OptionError):  # an option's value that cannot work: a usage error (exit 2)
+                raise click.UsageError(_one_line(exc)) from exc
+            if known:
+                raise click.ClickException(_one_line(exc)) from exc
+            # an engine bug should still not dump a traceback on users
             raise click.ClickException(
                 f"internal error ({type(exc).__name__}: {_one_line(exc)}); rerun with --debug for the traceback"
             ) from exc
@@ -165,7 +239,9 @@ def role_options(fn):
     ]
     for d in reversed(decorators):
         fn = d(fn)
-    return fn
+    from .options import table_format_options  # --sep, --decimal: declared with the train options
+
+    return table_format_options(fn)
 
 
 

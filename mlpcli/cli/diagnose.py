@@ -285,9 +285,12 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
     from ..model_selection.learning_curve import learning_curve, parse_fractions
 
     options = options_from_params(params)
-    fracs = parse_fractions(fractions)
+    try:
+        fracs = parse_fractions(fractions)
+    except ConfigError as exc:  # a usage error naming --fractions
+        raise click.UsageError(str(exc)) from None
     if n_jobs == 0:
-        raise ConfigError("--n-jobs must not be 0; use 1 for no parallelism or -1 for all cores")
+        raise click.BadParameter("must not be 0; use 1 for no parallelism or -1 for all cores", param_hint="--n-jobs")
     err = stderr_console(quiet)
 
     def progress(p) -> None:

@@ -134,7 +134,7 @@ def render(result, model_path: str, data_file: str) -> None:
 @click.option("--by", default=None, metavar="COLUMN", help="Repeat the main metrics per value of this column (batch, site).")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Resamples for 95 % confidence intervals (of patients when there is a group column); 1000 is usual.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap resampling.")
 @common_options
 @role_options
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), help="Also write the JSON document to this file.")

@@ -16,7 +16,7 @@ from ._common import CONTEXT_SETTINGS, debug_option, handle_errors, json_option,
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True, help="Largest accepted relative error per entry.")
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True,
               help="Absolute agreement accepted for entries below the finite-difference round-off floor (scaled by max(1,|loss|)).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random inputs and networks.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random inputs and networks.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Check a trained model's gradients on rows of --data instead of the synthetic suite.")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,

@@ -7,10 +7,10 @@ from dataclasses import MISSING
 
 import click
 
-from ..config import AUTO, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
+from ..config import AUTO, OPTION_KEYS, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
 from ..errors import ConfigError, MlpcliError
 
-__all__ = ["train_options", "options_from_params", "config_option"]
+__all__ = ["train_options", "options_from_params", "config_option", "table_format_options"]
 
 
 class OptionValue(click.ParamType):
@@ -30,6 +30,27 @@ class OptionValue(click.ParamType):
             return value
         except ConfigError as exc:
             self.fail(str(exc).split(": ", 1)[-1], param, ctx)
+
+
+class _AliasChoice(click.Choice):
+    """A choice that also takes other spellings of its values (``--sep semicolon``, ``--sep $'\\t'``)."""
+
+    def __init__(self, choices, aliases: dict):
+        super().__init__(choices)
+        self.aliases = aliases
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value in self.aliases:
+            value = self.aliases[value]
+        return super().convert(value, param, ctx)
+
+
+def table_format_options(fn):
+    """--sep and --decimal, as declared in TrainOptions, for the commands that read tables without taking
+    the train options (predict, evaluate)."""
+    for f in reversed([f for f in option_fields() if f.name in ("sep", "decimal")]):
+        fn = _click_option(f, flag_name(f.name), f.name)(fn)
+    return fn
 
 
 def _metavar(meta: dict) -> str:
@@ -63,8 +84,8 @@ def _click_option(f, flag: str, param: str):
         return click.option(f"{flag}/{negative}", param, default=default, show_default=True, help=help_text)
     if kind == "choice":
         shown = _default_text(f)
-        return click.option(flag, param, type=click.Choice(meta["choices"]), default=default,
-                            show_default=shown is not None, help=help_text)
+        choice = _AliasChoice(meta["choices"], meta["aliases"]) if meta["aliases"] else click.Choice(meta["choices"])
+        return click.option(flag, param, type=choice, default=default, show_default=shown is not None, help=help_text)
     shown = _default_text(f)
     return click.option(flag, param, type=OptionValue(f.name, _metavar(meta)), default=None,
                         help=help_text + (f"  [default: {shown}]" if shown is not None else ""))
@@ -130,7 +151,9 @@ def _declared_default(name: str):
 
 
 def _load_config_defaults(ctx: click.Context, param, value):
-    """--config FILE.toml: its keys become the command's defaults, so command-line flags win."""
+    """--config FILE.toml: its keys become the command's defaults, so command-line flags win. Every value is
+    checked against its option's type and range here (``config.read_config_file``), and a key the command
+    does not have is refused: each problem is a usage error (exit 2) naming the file and the key."""
     if value is None:
         return value
     try:
@@ -139,14 +162,26 @@ def _load_config_defaults(ctx: click.Context, param, value):
         raise click.BadParameter(str(exc).removeprefix("--config: "), ctx=ctx, param=param) from None
     mapping = {name: p for p, name in _train_params(ctx).items()}
     rename = {"json": "as_json", "history": "history_path", "oof": "oof_path"}
+    accepted = {p.name for p in ctx.command.params}
     defaults = {}
     for key, v in cfg.items():
-        defaults[mapping.get(key) or rename.get(key, key)] = v
+        # a train option this command leaves out (tune's own --refit means something else) does not apply
+        target = mapping.get(key) if key in OPTION_KEYS else rename.get(key, key)
+        if target not in accepted:
+            raise click.BadParameter(f"{value}: key '{key.replace('_', '-')}' does not apply to "
+                                     f"`mlpcli {ctx.info_name}`; remove it", ctx=ctx, param=param)
+        if v == AUTO and key in _BOOL_AUTO:
+            v = None  # --x/--no-x given neither way: "auto" (options_from_params)
+        defaults[target] = v
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
 
+# Boolean options that may also be "auto": on the command line neither --x nor --no-x.
+_BOOL_AUTO = {f.name for f in option_fields() if f.metadata["kind"] == "bool" and f.metadata["auto"]}
+
+
 def config_option(help: str = "TOML file of options (keys mirror the option names); command-line flags win."):
     """--config FILE.toml for every command that takes the train options."""
-    return click.option("--config", type=click.Path(dir_okay=False), callback=_load_config_defaults, is_eager=True,
+    return click.option("--config", type=click.Path(), callback=_load_config_defaults, is_eager=True,
                         expose_value=False, help=help)

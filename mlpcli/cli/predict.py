@@ -31,7 +31,8 @@ def role_flags(params: dict):
         target = None
     return RoleFlags(target=target, group=params.pop("group"), no_group=params.pop("no_group"), id=params.pop("id_col"),
                      batch=params.pop("batch"), drop=params.pop("drop") or (),
-                     features_in_rows=params.pop("features_in_rows"))
+                     features_in_rows=params.pop("features_in_rows"), sep=params.pop("sep"),
+                     decimal=params.pop("decimal"))
 
 
 class ReadProgress(StderrBar):
@@ -112,11 +113,13 @@ def load_model(model_path: str, shift_path: str | None):
 
 
 def shift_table(shift, k: int = 10) -> Table:
+    from ..predict.shift import shown_number
+
     table = Table(title=f"Most shifted of {len(shift.features)} features (as the network sees them)", title_justify="left")
     for col in ("feature", "mean shift (training SD)", "SD ratio (new / training)"):
         table.add_column(col, justify="left" if col == "feature" else "right")
     for row in shift.most_shifted(k):
-        table.add_row(row["feature"], f"{row['mean_shift_sd']:+.2f}", f"{row['sd_ratio']:.2f}")
+        table.add_row(row["feature"], shown_number(row["mean_shift_sd"], "+.2f"), shown_number(row["sd_ratio"], ".2f"))
     return table
 
 

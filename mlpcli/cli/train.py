@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import sys
 
 import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, fmt, handle_errors, json_option, print_json,
-    render_notes, stderr_console, stdout_console, threads_context, write_text_atomic,
+    CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, fmt, handle_errors, interrupted_exit, json_option,
+    print_json, render_notes, stderr_console, stdout_console, threads_context, write_text_atomic,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -151,6 +150,18 @@ def _summary_table(outcome, out_path: str) -> Table:
     return table
 
 
+def _kept_words(fit: dict) -> str:
+    """What an interrupted run kept, for the closing line."""
+    members, folds = fit.get("members") or [], fit.get("folds") or 1
+    if folds == 1:
+        return f"kept the best weights so far (epoch {fit['best_epoch']})"
+    text = f"kept the {len(members)} of {folds} members trained so far"
+    cut = [m for m in members if m.get("interrupted")]
+    if cut:
+        text += f" (member {cut[0]['member']} with its best weights so far, epoch {cut[0]['best_epoch']})"
+    return text
+
+
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
 @config_option()
@@ -163,7 +174,8 @@ def _summary_table(outcome, out_path: str) -> Table:
 @click.option("--n-jobs", type=int, default=None,
               help="Members to train at once in separate processes, each with --threads BLAS threads (-1: every "
                    "core this job may use). Default: the usable cores divided by --threads. The model is the "
-                   "same however many run at once; Ctrl-C then stops without writing a model.")
+                   "same however many run at once. Ctrl-C or SIGTERM then keeps the members finished so far; "
+                   "the ones still training are dropped.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads per network  [default: 1: small networks gain little from more; members run "
                    "side by side instead]")
@@ -185,6 +197,9 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
       mlpcli train sample_data/tumour_subtypes.csv.gz -o subtypes.mlp --history history.csv
       mlpcli train cohort.tsv.gz --target subtype --group donor --class-weight balanced --oof oof.csv
       mlpcli train big_cohort.parquet --folds 1 --val-size 0.1 --hidden 512,128
+
+    Ctrl-C, SIGTERM (SLURM's scancel or time limit) and SIGHUP stop training early and still write the
+    model: the best weights so far, or the ensemble's members trained so far (exit 130, 143, 129).
     """
     from .. import model_io, pipeline
     from ..fileio import write_frame_atomic
@@ -224,5 +239,4 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         con.print(_split_table(outcome.model.split, outcome.model.fit.get("members") or []))
         con.print(_summary_table(outcome, out))
     if outcome.interrupted:
-        err.print(f"[yellow]Interrupted:[/] kept the best weights so far; model written to {out}.")
-        sys.exit(130)
+        interrupted_exit(what=f"{_kept_words(outcome.model.fit)}; model written to {out}")

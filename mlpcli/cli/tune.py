@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from ..errors import ConfigError
 from ._common import (
     CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
     stderr_console, stdout_console, threads_context,
@@ -110,7 +111,10 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     if ctx.get_parameter_source("out") == click.core.ParameterSource.COMMANDLINE and not refit:
         raise click.UsageError("-o/--out names the model written by --refit; add --refit")
     options = options_from_params(params)
-    space = grid_lib.parse_grid(grid, options)
+    try:
+        space = grid_lib.parse_grid(grid, options)
+    except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
+        raise click.UsageError(str(exc)) from None
     if results_path:
         check_writable(results_path, "--results")
     if refit:

@@ -16,7 +16,7 @@ from ._common import (
     TASKS, SplitLeakageError,
 )
 from .dataset import Dataset, Roles, align_features, data_checksum, load_dataset, resolve_roles
-from .io import read_table
+from .io import read_table, read_table_with_notes, row_names_header, sniff_dialect, text_suffix
 from .preprocess import PreprocessConfig, Preprocessor, looks_like_counts
 from .weights import class_weights
 
@@ -27,6 +27,6 @@ from .preprocess import _nan_median  # noqa: E402,F401
 
 __all__ = [
     "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP",
-    "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "Roles", "resolve_roles", "Dataset", "load_dataset", "align_features",
+    "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "read_table_with_notes", "row_names_header", "sniff_dialect", "text_suffix", "Roles", "resolve_roles", "Dataset", "load_dataset", "align_features",
     "PreprocessConfig", "Preprocessor", "looks_like_counts", "class_weights", "data_checksum",
 ]

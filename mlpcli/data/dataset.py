@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
+from .limits import first_beyond_limit, value_limit_message
 from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
@@ -150,6 +151,84 @@ def _check_one_role_each(roles: Roles) -> None:
 # ── the validated dataset ────────────────────────────────────────────────────────────────────────────────
 
 
+class RowView:
+    """Rows `rows` of a feature matrix `base` (n, d), without copying them: what ``Dataset.subset`` holds
+    as X, so that a training / validation split or a fold does not add a float64 copy of its rows to the
+    whole table's. The preprocessing reads it a block at a time (``block``); anything else that needs an
+    array gets the rows copied (``np.asarray(view)``), and indexing its rows gives an ndarray. Pickles as
+    that copy (a worker process gets the rows, not the whole table)."""
+
+    __slots__ = ("base", "rows")
+
+    def __init__(self, base: np.ndarray, rows: np.ndarray):
+        self.base = base
+        self.rows = rows  # (n_rows,) int64 indices into base
+
+    @classmethod
+    def of(cls, X, idx) -> "RowView":
+        """Rows `idx` (indices or a boolean mask) of an ndarray or of another RowView."""
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64, copy=False)
+        if isinstance(X, RowView):
+            return cls(X.base, X.rows[idx])
+        return cls(X, idx)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.rows), self.base.shape[1])
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    @property
+    def dtype(self):
+        return self.base.dtype
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.base[self.rows]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __getitem__(self, key):
+        """Rows (an int, slice, indices or mask) -> ndarray; (rows, columns) selects both in one copy."""
+        rows, cols = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        picked = self.rows[rows]
+        if not cols:
+            return self.base[picked]
+        if len(cols) == 1 and isinstance(cols[0], slice):
+            return self.base[picked, cols[0]]
+        return self.base[picked][(slice(None), *cols)]
+
+    def block(self, rows: slice = slice(None), cols=slice(None)) -> np.ndarray:
+        """A float64 copy of some rows and columns (slices or index arrays), owned by the caller."""
+        picked = self.rows[rows]
+        if isinstance(cols, slice):
+            return np.asarray(self.base[picked, cols], dtype=np.float64)
+        # column-major, as selecting the columns of the rows' copy (X[rows][:, cols]) lays them out
+        return np.asfortranarray(self.base[np.ix_(picked, np.asarray(cols))], dtype=np.float64)
+
+    def __reduce__(self):
+        return (np.asarray, (self.__array__(),))
+
+
+def feature_block(X, rows: slice = slice(None), cols=slice(None)) -> np.ndarray:
+    """A float64 copy (owned by the caller, free to change in place) of rows and columns of X, an ndarray
+    or a RowView. Index-array columns give the layout numpy's fancy indexing gives (column-major), as
+    ``X[:, kept]`` always did, so that statistics sum in the same order."""
+    if isinstance(X, RowView):
+        return X.block(rows, cols)
+    block = X[rows, cols] if isinstance(cols, slice) else X[rows][:, np.asarray(cols)]
+    if np.may_share_memory(block, X):  # a view: copy it, keeping its layout
+        return np.array(block, dtype=np.float64, copy=True)
+    return np.asarray(block, dtype=np.float64)
+
+
+
 @dataclass
 class Dataset:
     """Validated arrays for one table.
@@ -158,7 +237,7 @@ class Dataset:
     binary/multiclass, (n, k) float64 0/1 for multilabel, (n, k) float64 for regression, None without target.
     """
 
-    X: np.ndarray
+    X: np.ndarray  # or a RowView of another Dataset's X (subset)
     y: np.ndarray | None
     feature_names: list[str]
     task: str | None
@@ -180,25 +259,29 @@ class Dataset:
         return int(self.X.shape[1])
 
     def subset(self, idx) -> "Dataset":
-        """Rows `idx` (indices or boolean mask) as a new Dataset; notes and warnings are carried over."""
+        """Rows `idx` (indices or boolean mask) as a new Dataset; notes and warnings are carried over.
+        X is a RowView of this Dataset's rows, not a copy."""
         idx = np.asarray(idx)
 
         def take(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[idx]
 
         return Dataset(
-            X=self.X[idx], y=take(self.y), feature_names=list(self.feature_names), task=self.task,
+            X=RowView.of(self.X, idx), y=take(self.y), feature_names=list(self.feature_names), task=self.task,
             classes=list(self.classes), groups=take(self.groups), batches=take(self.batches),
             ids=take(self.ids), target_names=list(self.target_names), notes=list(self.notes),
             warnings=list(self.warnings), roles=self.roles,
         )
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, roles: Roles, task: str = "auto", classes: Sequence | None = None) -> "Dataset":
+    def from_frame(cls, df: pd.DataFrame, roles: Roles, task: str = "auto", classes: Sequence | None = None,
+                   features: tuple[list[str], np.ndarray] | None = None) -> "Dataset":
         """Validate a table against its roles and build the arrays.
 
         `classes` (from a trained model) fixes the label -> index mapping at prediction/evaluation time; a
         label outside it is an error. Classification labels are sorted originals (strings or numbers).
+        `features`: (names, X (n, d) float64) read apart from `df` (``TextTable.read_features``), which
+        then holds the other columns only; X is used as it is, not copied.
         """
         if task != "auto" and task not in TASKS:
             raise ConfigError(f"--task {task!r} is not one of auto, {', '.join(TASKS)}")
@@ -209,20 +292,27 @@ class Dataset:
         if len(df) == 0:
             raise DataError("the table has no rows")
         non_features = set(roles.columns())
-        feature_names = [c for c in columns if c not in non_features]
+        feature_names = [c for c in columns if c not in non_features] if features is None else list(features[0])
         if not feature_names:
             raise DataError("no feature columns left after removing the target, group, id, batch and --drop columns")
 
         notes: list[str] = []
         warn: list[str] = []
-        X = _feature_matrix(df, feature_names, warn)
+        if features is None:
+            X = _feature_matrix(df, feature_names, warn)
+        else:
+            X = features[1]
+            _check_feature_values(X, feature_names, warn)
         ids = _id_column(df, roles.id)
+        _check_value_limit(X, feature_names, ids, "feature column")
         groups = _label_column(df, roles.group, "--group")
         batches = _batch_column(df, roles.batch, warn)
 
         y, task_out, class_list = None, None, []
         if roles.target:
             y, task_out, class_list = _target(df, list(roles.target), task, classes, notes, warn)
+            if task_out == "regression":
+                _check_value_limit(y, list(roles.target), ids, "target column")
         if groups is not None:
             n_groups = len(np.unique(groups))
             notes.append(f"groups: {n_groups} in {roles.group!r} ({len(df) / n_groups:.1f} samples each on average)")
@@ -242,14 +332,26 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str]) -> np.n
     if bad:
         raise DataError(
             f"feature columns must be numeric: {_quoted(bad)} ({len(bad)} column{'s' * (len(bad) != 1)}); "
-            "pass them to --drop, or use --id/--batch/--group for their role"
+            f"{_decimal_comma_hint(frame[bad[0]])}pass them to --drop, or use --id/--batch/--group for their role"
         )
     X = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # (n, d)
-    infinite = np.isinf(X).any(axis=0)
+    _check_feature_values(X, names, warn)
+    return X
+
+
+def _check_feature_values(X: np.ndarray, names: list[str], warn: list[str]) -> None:
+    """Infinities are errors naming their columns; missing values a warning with counts. Column blocks
+    at a time, so the checks need no full-size temporary."""
+    infinite = np.zeros(X.shape[1], dtype=bool)
+    nan_counts = np.zeros(X.shape[1], dtype=np.int64)
+    step = max(1, _CHECK_BLOCK // max(1, X.shape[0]))
+    for j in range(0, X.shape[1], step):
+        block = X[:, j:j + step]
+        infinite[j:j + step] = np.isinf(block).any(axis=0)
+        nan_counts[j:j + step] = np.isnan(block).sum(axis=0)
     if infinite.any():
         raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; "
                         "replace them or pass the columns to --drop")
-    nan_counts = np.isnan(X).sum(axis=0)
     if nan_counts.any():
         cols = np.flatnonzero(nan_counts)
         pairs = [(names[j], int(nan_counts[j])) for j in cols]
@@ -257,7 +359,30 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str]) -> np.n
             f"missing values in {len(cols)} feature columns: {_counted(pairs)}; train with "
             "--impute median|mean|zero"
         )
-    return X
+
+
+_CHECK_BLOCK = 1 << 22  # values per block of the feature checks (32 MiB of float64)
+
+
+def _decimal_comma_hint(col: pd.Series) -> str:
+    """"they look like numbers with decimal commas ..." when the column's first value is written so."""
+    from .io import _COMMA_NUMBER
+
+    values = col.dropna()
+    first = str(values.iloc[0]) if len(values) else ""
+    if _COMMA_NUMBER.fullmatch(first):
+        return f"{col.name!r} holds numbers with decimal commas such as {first!r}: pass --decimal comma (and --sep), or "
+    return ""
+
+
+def _check_value_limit(values: np.ndarray, names: Sequence[str], ids: np.ndarray | None, what: str) -> None:
+    """A value beyond ±VALUE_LIMIT (float32's range) in `values` (n, k) is a DataError naming the column and
+    the row (and sample id); missing values pass."""
+    at = first_beyond_limit(values)
+    if at is not None:
+        i, j = at
+        where = f"row {i + 1}" + (f" (id {ids[i]!r})" if ids is not None else "")
+        raise DataError(value_limit_message(what, names[j], values[i, j], where))
 
 
 def _numbers_in_objects(col: pd.Series) -> bool:
@@ -449,20 +574,43 @@ def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
             continue
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape};".encode())
-        digest.update(array.tobytes())
+        digest.update(memoryview(array).cast("B") if array.size else b"")  # the bytes, without a copy
     return digest.hexdigest()
 
 
 def load_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_group: bool = False,
                  id: str | None = None, batch: str | None = None, drop: Sequence[str] = (),  # noqa: A002
-                 task: str = "auto", features_in_rows: bool = False, stdin=None) -> tuple["Dataset", list[str]]:
-    """Read and validate a training table; returns the dataset and the notes on the roles picked up."""
-    from .io import read_table
+                 task: str = "auto", features_in_rows: bool = False, stdin=None, sep: str | None = None,
+                 decimal: str | None = None) -> tuple["Dataset", list[str]]:
+    """Read and validate a training table; returns the dataset and the notes on how it was read and the
+    roles picked up.
 
-    frame = read_table(path, features_in_rows=features_in_rows, stdin=stdin)
-    roles, notes = resolve_roles(frame.columns, target=target, group=group, no_group=no_group, id=id, batch=batch,
-                                 drop=drop)
-    return Dataset.from_frame(frame, roles, task=task), notes
+    A text table (the usual case) is read with its roles resolved from the header first, so that the
+    feature columns go straight into one float64 matrix in row chunks (``TextTable.read_features``):
+    reading then peaks near one copy of the data instead of pandas' frame plus the matrix made from it."""
+    from .io import _UNNAMED, TextTable, _source, read_table_with_notes
+
+    roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
+    src = _source(path, stdin)
+    if src.kind == "text" and not features_in_rows:
+        table = TextTable.open(src, sep=sep, decimal=decimal)
+        named = [n for n in table.names if not n.startswith(_UNNAMED)]  # not the stand-ins of empty header cells
+        roles, notes = resolve_roles(named, **roles_kw)
+        if table.row_names and DEFAULT_ID not in roles.columns():  # row names, but --id names another column
+            roles = Roles(target=roles.target, group=roles.group, id=roles.id, batch=roles.batch,
+                          drop=[*roles.drop, DEFAULT_ID])
+            notes.append(f"ignored the unnamed first column (row names) as --id is {roles.id!r}")
+        features = [n for n in named if n not in set(roles.columns())]
+        read = table.read_features(features) if features else None
+        if read is not None:
+            frame, X = read
+            return Dataset.from_frame(frame, roles, task=task, features=(features, X)), table.notes + notes
+        frame = table.read_frame()  # a feature column holds text: the whole frame names it
+        return Dataset.from_frame(frame, roles, task=task), table.notes + notes
+    frame, read_notes = read_table_with_notes(path if src.name != "standard input" else "-", features_in_rows,
+                                              stdin=src.opener(), sep=sep, decimal=decimal)
+    roles, notes = resolve_roles(frame.columns, **roles_kw)
+    return Dataset.from_frame(frame, roles, task=task), read_notes + notes
 
 
 def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> "Dataset":

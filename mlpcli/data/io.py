@@ -12,37 +12,44 @@ import lzma
 import os
 import sys
 import zipfile
+import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ._common import DEFAULT_ID, SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
 
 # ── reading tables ───────────────────────────────────────────────────────────────────────────────────────
 
 
-def read_table(path: str | os.PathLike, features_in_rows: bool = False, *, stdin=None) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, features_in_rows: bool = False, *, stdin=None, sep: str | None = None,
+               decimal: str | None = None) -> pd.DataFrame:
     """Read a samples × features table (or, with `features_in_rows`, a features × samples one).
 
     Format by extension: .csv, .tsv/.txt (tab), each optionally .gz/.bz2/.xz/.zip, and .parquet; "-" reads
     CSV or TSV (sniffed from the first line; gzip detected by its magic bytes) from `stdin`
-    (default `sys.stdin.buffer`). Returns a DataFrame (n_samples, n_columns) with string column names; the
-    transposed layout gets a leading `sample_id` column taken from its header.
+    (default `sys.stdin.buffer`). `sep` and `decimal` ("auto" or None: detected, see `sniff_dialect`)
+    fix how text is split and numbers are written. Returns a DataFrame (n_samples, n_columns) with string
+    column names; the transposed layout gets a leading `sample_id` column taken from its header. Notes on
+    what was detected are in ``read_table_with_notes``.
     """
-    if str(path) == "-":
-        data = _stdin_bytes(stdin)
-        first_line = data.split(b"\n", 1)[0]
-        sep = "\t" if first_line.count(b"\t") > first_line.count(b",") else ","
-        return _read_text(lambda: io.BytesIO(data), sep, None, "standard input", features_in_rows)
-    path = os.fspath(path)
-    _check_file(path)
-    kind, sep, compression = _table_format(path)
-    if kind == "parquet":
-        return _read_parquet(path, features_in_rows)
-    return _read_text(lambda: path, sep, compression, path, features_in_rows)
+    return read_table_with_notes(path, features_in_rows, stdin=stdin, sep=sep, decimal=decimal)[0]
+
+
+def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, sep: str | None = None,
+                          decimal: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """``read_table`` and the notes on how the file was read (a separator or decimal mark other than the
+    file name suggests, row names taken as sample ids, an empty column ignored)."""
+    src = _source(path, stdin)
+    if src.kind == "parquet":
+        frame = _read_parquet(src.name, features_in_rows)
+        return (frame, []) if features_in_rows else _apply_header_rules(frame, src.name)
+    table = TextTable.open(src, sep=sep, decimal=decimal, features_in_rows=features_in_rows)
+    return table.read_frame(), table.notes
 
 
 def _check_file(path: str) -> None:
@@ -102,45 +109,194 @@ _PARSE_ERRORS = (
 )
 
 
-def _read_text(
-    opener: Callable[[], Any], sep: str, compression: str | None, source: str, features_in_rows: bool
-) -> pd.DataFrame:
-    """Parse a delimited table; `opener()` returns a fresh path or buffer for each pass over it."""
-    fmt = "TSV" if sep == "\t" else "CSV"
-    try:
-        # pandas silently renames a repeated column to "x.1", so read the header line on its own first.
-        header = _header_cells(opener(), sep, compression)
-        if not header:
-            raise DataError(f"{source} has an empty first line; expected a header line and data rows")
-        other = "," if sep == "\t" else "\t"
-        if len(header) == 1 and other in header[0]:
-            # a one-column table is useless anyway; most likely the extension names the wrong separator
-            raise DataError(
-                f"{source} reads as a single column because it is {'comma' if other == ',' else 'tab'}-separated; "
-                f"name it {'.csv' if other == ',' else '.tsv'} (.tsv/.txt are read as tab-separated, .csv as comma-separated)"
-            )
-        _check_unique_header(header, source, features_in_rows)
-        if features_in_rows:
-            return _read_feature_rows_text(opener, sep, compression, header, source)
-        # low_memory=False: one dtype per column, and no DtypeWarning printed behind the CLI's back.
-        frame = pd.read_csv(opener(), sep=sep, compression=compression, low_memory=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{source} is empty; expected a header line and data rows") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"cannot parse {source} as {fmt}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-                        f"position {exc.start}); save it as UTF-8") from None
-    except _PARSE_ERRORS as exc:
-        raise DataError(f"cannot parse {source} as {fmt}: {_short_reason(exc)}") from None
-    if not isinstance(frame.index, pd.RangeIndex):
-        # pandas takes the first field as the index when rows have one field more than the header.
-        raise DataError(
-            f"{source}: data rows have one field more than the header (row names without a header cell, "
-            "as R's write.table writes them); give the first column a name such as sample_id"
-        )
-    if frame.shape[0] == 0:
-        raise DataError(f"{source} has a header but no data rows")
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
+@dataclass(frozen=True)
+class _Source:
+    """Where a table comes from: its name in messages, a fresh path or buffer per pass, how it is stored."""
+
+    name: str
+    opener: Callable[[], Any]
+    kind: str  # "text" or "parquet"
+    default_sep: str | None  # from the file name; None for standard input (sniffed)
+    compression: str | None
+    suffix: str = ""  # ".csv", ".tsv", ".txt" (for messages)
+
+
+def _source(path, stdin) -> _Source:
+    if str(path) == "-":
+        data = _stdin_bytes(stdin)
+        return _Source("standard input", lambda: io.BytesIO(data), "text", None, None)
+    path = os.fspath(path)
+    _check_file(path)
+    kind, sep, compression = _table_format(path)
+    return _Source(path, lambda: path, kind, sep, compression, text_suffix(path))
+
+
+def text_suffix(path: str) -> str:
+    """".csv", ".tsv" or ".txt" (before any compression suffix), for messages; "" for other names."""
+    name = os.path.basename(os.fspath(path)).lower()
+    root, ext = os.path.splitext(name)
+    if ext in _COMPRESSIONS:
+        ext = os.path.splitext(root)[1]
+    return ext if ext in _TEXT_SEPARATORS else ""
+
+
+# ── separators and decimal marks ─────────────────────────────────────────────────────────────────────────
+
+SEPARATORS = (",", "\t", ";", "|")  # the ones detected, in order of preference
+_SEP_WORDS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+_SNIFF_BYTES = 1 << 20  # the head of a file that separators and decimal marks are judged on
+_MAX_HEAD_BYTES = 64 << 20  # a header line longer than this is not sniffed (the file name decides)
+_COMMA_NUMBER = re.compile(r"\s*[-+]?(\d+,\d*|,\d+)([eE][-+]?\d+)?\s*")
+_DOT_NUMBER = re.compile(r"\s*[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def separator_char(value: str | None) -> str | None:
+    """The separator an option value means ("tab" -> a tab, "semicolon" -> ";"); None for auto."""
+    if value is None or value == "auto":
+        return None
+    char = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}.get(value, value)
+    if char not in SEPARATORS:
+        raise ConfigError(f"--sep {value!r}: use one of comma, tab, semicolon, pipe (or , ; |) or auto")
+    return char
+
+
+def decimal_char(value: str | None) -> str | None:
+    """The decimal mark an option value means; None for auto."""
+    if value is None or value == "auto":
+        return None
+    char = {"dot": ".", "point": ".", "comma": ","}.get(value, value)
+    if char not in (".", ","):
+        raise ConfigError(f"--decimal {value!r}: use dot or comma (or . ,) or auto")
+    return char
+
+
+def _sep_name(sep: str) -> str:
+    return f"{_SEP_WORDS[sep]} ({sep!r})" if sep != "\t" else "tab"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a text table is split and its numbers written, with notes on what was detected."""
+
+    sep: str
+    decimal: str = "."
+    notes: tuple[str, ...] = ()
+
+
+def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | None, sep: str | None = None,
+                  decimal: str | None = None, suffix: str = "") -> Dialect:
+    """The separator and decimal mark of a text table from its first lines.
+
+    head: the text from the start of the file, cut at a line end (`complete`: the whole file).
+    default_sep: the file name's separator (None for standard input: tab when the first line has more tabs
+    than commas, else comma). `sep`/`decimal` given (not None/"auto") win; otherwise the file name's
+    separator is kept when the header splits on it into several fields and every first row into as many;
+    if not, the separator among , tab ; | on which they all split consistently (most fields first), with a
+    note. Under a separator other than the comma, numbers written like 0,123 (and none like 0.123) mean
+    decimal commas, with a note; pandas and pyarrow then read them as numbers.
+    """
+    given_sep, given_decimal = separator_char(sep), decimal_char(decimal)
+    if given_sep == given_decimal == ",":
+        raise ConfigError("--decimal comma: comma is the field separator too (--sep comma); pass another --sep")
+    records = _records(head, complete)
+    if default_sep is None:
+        first = head.split("\n", 1)[0]
+        default_sep = "\t" if first.count("\t") > first.count(",") else ","
+    shapes = {c: _split_shape(records, c) for c in SEPARATORS}  # (header fields, rows consistent?)
+    notes: list[str] = []
+    if given_sep is not None:
+        chosen = given_sep
+        splits = [c for c in SEPARATORS if shapes[c][0] > 1]
+        if shapes[chosen][0] == 1 and splits:
+            raise DataError(f"{source}: --sep {_sep_name(chosen)} reads its header as a single column, but it splits "
+                            f"on {_sep_name(splits[0])}; pass --sep {'tab' if splits[0] == chr(9) else splits[0]!r} "
+                            "or leave --sep out")
+    elif shapes[default_sep][0] > 1 and shapes[default_sep][1]:
+        chosen = default_sep
+    else:
+        consistent = [c for c in SEPARATORS if c != default_sep and shapes[c][0] > 1 and shapes[c][1]]
+        several = [c for c in SEPARATORS if c != default_sep and shapes[c][0] > 1]
+        pool = consistent or (several if shapes[default_sep][0] == 1 else [])
+        chosen = max(pool, key=lambda c: shapes[c][0]) if pool else default_sep
+        if chosen != default_sep:
+            named = f"as its {suffix} name says" if suffix else "(the usual default)"
+            notes.append(f"{source}: read as {_sep_name(chosen)}-separated: its header and first rows split on "
+                         f"that, not on {_sep_name(default_sep)} {named}; --sep to choose")
+    if given_decimal is not None:
+        chosen_decimal = given_decimal
+    elif chosen == ",":
+        chosen_decimal = "."
+    else:
+        cells = [cell for r in records[1:] for cell in _split(r, chosen)]
+        comma = next((c for c in cells if _COMMA_NUMBER.fullmatch(c)), None)
+        dot = any(_DOT_NUMBER.fullmatch(c) for c in cells)
+        chosen_decimal = "," if comma is not None and not dot else "."
+        if chosen_decimal == ",":
+            notes.append(f"{source}: numbers read with decimal commas ({comma.strip()!r} is "
+                         f"{comma.strip().replace(',', '.')}); --decimal . to read them otherwise")
+    if chosen_decimal == chosen:
+        raise ConfigError(f"--decimal comma: comma is also the field separator of {source}; pass --sep too "
+                          "(e.g. --sep semicolon --decimal comma)")
+    return Dialect(chosen, chosen_decimal, tuple(notes))
+
+
+def _records(head: str, complete: bool) -> list[str]:
+    """The lines of `head` that are not blank; the last one dropped when the text was cut."""
+    lines = head.splitlines()
+    if not complete and lines:
+        lines = lines[:-1] if len(lines) > 1 else lines
+    return [line for line in lines if line.strip()]
+
+
+def _split(line: str, sep: str) -> list[str]:
+    return next(csv.reader([line], delimiter=sep), [])
+
+
+def _split_shape(lines: list[str], sep: str) -> tuple[int, bool]:
+    """(fields in the header, whether every other line has as many) when split on `sep`. Lines are split
+    one by one: a quoted field spanning lines makes a row look ragged, which only costs detection."""
+    if not lines:
+        return 0, False
+    n = len(_split(lines[0], sep))
+    return n, all(len(_split(line, sep)) == n for line in lines[1:])
+
+
+def _head_text(src: _Source) -> tuple[str, bool]:
+    """The first lines of a text table (at least the header and the first row, about a MiB), decoded, and
+    whether that is the whole file."""
+    with _open_binary(src.opener(), src.compression) as raw:
+        parts, size, lines = [], 0, 0
+        while True:
+            block = raw.read(_SNIFF_BYTES)
+            if not block:
+                complete = True
+                break
+            parts.append(block)
+            size += len(block)
+            lines += block.count(b"\n")
+            if (size >= _SNIFF_BYTES and lines >= 2) or size >= _MAX_HEAD_BYTES:
+                complete = False
+                break
+    data = b"".join(parts)
+    if not complete and b"\n" in data:
+        data = data[:data.rindex(b"\n") + 1]  # whole lines (a line end never splits a UTF-8 character)
+    return data.decode("utf-8-sig"), complete
+
+
+@contextlib.contextmanager
+def _open_binary(src: Any, compression: str | None):
+    """A path or binary buffer as a binary stream, decompressed as pandas would."""
+    with contextlib.ExitStack() as stack:
+        if compression == "zip":
+            archive = stack.enter_context(zipfile.ZipFile(src))
+            members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX/")]
+            if len(members) != 1:
+                raise ValueError(f"a .zip table must hold exactly one file, found {len(members)}")
+            yield stack.enter_context(archive.open(members[0]))
+        elif compression is None:
+            yield stack.enter_context(open(src, "rb")) if isinstance(src, str) else src
+        else:
+            yield stack.enter_context({"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[compression](src))
 
 
 def _header_cells(src: Any, sep: str, compression: str | None) -> list[str]:
@@ -149,19 +305,234 @@ def _header_cells(src: Any, sep: str, compression: str | None) -> list[str]:
     Read with the csv module rather than pandas: a one-row read of a 60,000-column header costs pandas
     seconds, and pandas would rename repeated names.
     """
-    with contextlib.ExitStack() as stack:
-        if compression == "zip":
-            archive = stack.enter_context(zipfile.ZipFile(src))
-            members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX/")]
-            if len(members) != 1:
-                raise ValueError(f"a .zip table must hold exactly one file, found {len(members)}")
-            raw = stack.enter_context(archive.open(members[0]))
-        elif compression is None:
-            raw = stack.enter_context(open(src, "rb")) if isinstance(src, str) else src
-        else:
-            raw = stack.enter_context({"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[compression](src))
-        text = stack.enter_context(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""))
-        return next(csv.reader(text, delimiter=sep), [])
+    with _open_binary(src, compression) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        try:
+            return next(csv.reader(text, delimiter=sep), [])
+        finally:
+            text.detach()
+
+
+# ── column names ─────────────────────────────────────────────────────────────────────────────────────────
+#
+# Every column needs a name that another table can repeat: the model matches features by name, so a
+# feature called "Unnamed: 6" (pandas' name for an empty header cell) could never be found again. The rule:
+#   * an empty first header cell is the row-name column of R's write.csv (and of pandas' to_csv with its
+#     index): its values become the sample ids, under the name sample_id (unless a sample_id column exists,
+#     or the values repeat or are missing: then it is an error). It is never a feature; with --id naming
+#     another column it is ignored. `predict` names it the same way, so a model predicts on its own
+#     training file.
+#   * another empty header cell over a column without any value (a separator at the end of every line) is
+#     ignored with a note; over values, it is an error naming its position.
+#   * a name given twice is an error naming the positions.
+
+
+def row_names_header(columns: Sequence[str]) -> list[str]:
+    """The header with an empty first cell named `sample_id` (R's write.csv row names), when no other
+    column has that name; the readers of every command name it so."""
+    columns = [str(c) for c in columns]
+    if columns and not columns[0].strip() and DEFAULT_ID not in columns[1:]:
+        columns[0] = DEFAULT_ID
+    return columns
+
+
+_UNNAMED = "\x00unnamed "  # stand-in names of empty header cells: never a feature, never shown
+
+
+def _unnamed(position: int) -> str:
+    """A stand-in name for the empty header cell at 0-based `position`."""
+    return f"{_UNNAMED}{position + 1}"
+
+
+def _header_names(cells: Sequence[Any], source: str) -> tuple[list[str], list[str]]:
+    """(column names, notes): row names named, other empty cells given stand-in names, repeats refused."""
+    names = [str(c) for c in cells]
+    _check_unique_header(names, source, False)
+    notes = []
+    if names and not names[0].strip():
+        if DEFAULT_ID in names[1:]:
+            raise DataError(f"{source}: header cell 1 is empty (R's row names?) and another column is already named "
+                            f"{DEFAULT_ID!r}; give the first column a name")
+        names[0] = DEFAULT_ID
+        notes.append(f"{source}: the first column has no name (R's write.csv row names): read as the sample ids, "
+                     f"{DEFAULT_ID!r}")
+    for j in range(1, len(names)):
+        if not names[j].strip():
+            names[j] = _unnamed(j)
+    return names, notes
+
+
+def _check_unnamed(frame: pd.DataFrame, source: str, row_names: bool, names: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Drop the columns of `frame` under an empty header cell that hold no value; any other is an error
+    naming its position. `names`: every column of the file (for positions and neighbours). With
+    `row_names`, the first column's values must be usable as sample ids."""
+    notes = []
+    if row_names and DEFAULT_ID in frame.columns:
+        col = frame[DEFAULT_ID]
+        if col.isna().any() or col.duplicated().any():
+            why = "missing values" if col.isna().any() else "repeated values"
+            raise DataError(f"{source}: header cell 1 is empty, and its column holds {why}, so it cannot be row "
+                            "names (sample ids); give the first column a name")
+    empty = [c for c in frame.columns if str(c).startswith(_UNNAMED)]
+    position = {n: j for j, n in enumerate(names)}
+    for c in empty:
+        if frame[c].notna().any():
+            j = position[c]
+            after = f" (after {names[j - 1]!r})" if j and not names[j - 1].startswith(_UNNAMED) else ""
+            raise DataError(f"{source}: header cell {j + 1}{after} is empty but its column holds values; give every "
+                            "column a name (a feature needs one that other tables can repeat)")
+    if empty:
+        frame = frame.drop(columns=empty)
+        where = ", ".join(str(position[c] + 1) for c in empty)
+        notes.append(f"{source}: ignored {len(empty)} column{'s' * (len(empty) > 1)} with neither a name nor a "
+                     f"value (column {where}; a separator at the end of each line?)")
+    return frame, notes
+
+
+def _apply_header_rules(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
+    """The column-name rules for a table read whole (parquet): see above."""
+    names, notes = _header_names(list(frame.columns), source)
+    frame = frame.set_axis(names, axis=1)
+    frame, more = _check_unnamed(frame, source, bool(notes), names)
+    return frame, notes + more
+
+
+# ── text tables ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+class TextTable:
+    """A delimited text table whose layout is known: separator, decimal mark, column names.
+
+    ``open`` reads only the head of the file; ``read_frame`` reads it whole as a DataFrame, and
+    ``read_features`` reads it with the given feature columns straight into one float64 matrix."""
+
+    def __init__(self, src: _Source, dialect: Dialect, names: list[str], notes: list[str], row_names: bool,
+                 features_in_rows: bool, header: list[str]):
+        self.src, self.dialect, self.names = src, dialect, names
+        self.notes, self.row_names, self.features_in_rows, self.header = notes, row_names, features_in_rows, header
+
+    @property
+    def fmt(self) -> str:
+        return "TSV" if self.dialect.sep == "\t" else "CSV"
+
+    @classmethod
+    def open(cls, src: _Source, *, sep: str | None = None, decimal: str | None = None,
+             features_in_rows: bool = False) -> "TextTable":
+        fmt = "TSV" if src.default_sep == "\t" else "CSV"
+        try:
+            head, complete = _head_text(src)
+            dialect = sniff_dialect(head, complete, src.name, src.default_sep, sep, decimal, src.suffix)
+            header = _header_cells(src.opener(), dialect.sep, src.compression)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(src.name, fmt, exc) from None
+        except _PARSE_ERRORS as exc:
+            raise DataError(f"cannot parse {src.name} as {fmt}: {_short_reason(exc)}") from None
+        if not header:
+            if not head.strip():
+                raise DataError(f"{src.name} is empty; expected a header line and data rows")
+            raise DataError(f"{src.name} has an empty first line; expected a header line and data rows")
+        notes = list(dialect.notes)
+        if features_in_rows:
+            _check_unique_header(header, src.name, True)
+            return cls(src, dialect, list(header), notes, False, True, header)
+        names, more = _header_names(header, src.name)
+        return cls(src, dialect, names, notes + more, bool(more), False, header)
+
+    def _error(self, exc: BaseException) -> DataError:
+        if isinstance(exc, pd.errors.EmptyDataError):
+            return DataError(f"{self.src.name} is empty; expected a header line and data rows")
+        if isinstance(exc, UnicodeDecodeError):
+            return _not_utf8(self.src.name, self.fmt, exc)
+        return DataError(f"cannot parse {self.src.name} as {self.fmt}: {_short_reason(exc)}")
+
+    def _read_csv(self, **kwargs):
+        return pd.read_csv(self.src.opener(), sep=self.dialect.sep, decimal=self.dialect.decimal,
+                           compression=self.src.compression, **kwargs)
+
+    def read_frame(self) -> pd.DataFrame:
+        """The whole table as a DataFrame (n_samples, n_columns), string column names."""
+        if self.features_in_rows:
+            try:
+                return _read_feature_rows_text(self._read_csv, self.header, self.src.name)
+            except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
+                raise self._error(exc) from None
+        try:
+            # low_memory=False: one dtype per column, and no DtypeWarning printed behind the CLI's back.
+            frame = self._read_csv(header=0, names=self.names, low_memory=False)
+        except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
+            raise self._error(exc) from None
+        self._check_rows(frame)
+        frame, notes = _check_unnamed(frame, self.src.name, self.row_names, self.names)
+        self.notes += notes
+        return frame
+
+    def _check_rows(self, frame: pd.DataFrame) -> None:
+        if not isinstance(frame.index, pd.RangeIndex):
+            # pandas takes the first field as the index when rows have one field more than the header.
+            raise DataError(
+                f"{self.src.name}: data rows have one field more than the header (row names without a header "
+                "cell, as R's write.table writes them); give the first column a name such as sample_id"
+            )
+        if frame.shape[0] == 0:
+            raise DataError(f"{self.src.name} has a header but no data rows")
+
+    def read_features(self, features: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray] | None:
+        """(the other columns as a DataFrame, the `features` columns as one C-ordered float64 matrix
+        (n_samples, len(features))), read in row chunks so that the matrix is the only full-size copy; None
+        when some feature column is not all numbers (the caller reads the frame whole and names it).
+
+        Values are those of ``read_frame``: the same parser converts the same text to float64. The other
+        columns keep pandas' whole-file type inference (a chunk-wise guess that disagrees is read again)."""
+        features = list(features)
+        others = [n for n in self.names if n not in set(features)]
+        rows = max(64, _CHUNK_BYTES // (8 * max(1, len(self.names))))
+        blocks: list[np.ndarray] = []  # (rows_i, d) float64 each
+        parts: list[pd.DataFrame] = []
+        try:
+            # low_memory=False: each chunk parsed at once (not in pieces pandas would then concatenate)
+            reader = self._read_csv(header=0, names=self.names, dtype={f: np.float64 for f in features},
+                                    chunksize=rows, low_memory=False)
+            with reader:
+                for chunk in reader:
+                    if not blocks:
+                        self._check_rows(chunk)
+                    blocks.append(chunk[features].to_numpy(dtype=np.float64))
+                    parts.append(chunk[others])
+                    del chunk
+        except ValueError as exc:  # a feature column that is not all numbers (or text pandas cannot convert)
+            if isinstance(exc, UnicodeDecodeError) or "convert" not in str(exc) and "could not" not in str(exc):
+                raise self._error(exc) from None
+            return None
+        except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
+            raise self._error(exc) from None
+        if not blocks:
+            raise DataError(f"{self.src.name} has a header but no data rows")
+        X = np.empty((sum(len(b) for b in blocks), len(features)), dtype=np.float64)  # (n, d)
+        at = 0
+        blocks.reverse()
+        while blocks:  # each block freed once copied: the blocks and X together stay one copy of the data
+            block = blocks.pop()
+            X[at:at + len(block)] = block
+            at += len(block)
+            del block
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+        mixed = [c for c in others if len({str(p[c].dtype) for p in parts}) > 1]
+        if mixed:  # chunks guessed different types (numbers in the first rows, text later): read them whole
+            whole = self._read_csv(header=0, names=self.names, usecols=mixed, low_memory=False)
+            for c in mixed:
+                frame[c] = whole[c].to_numpy()
+        frame, notes = _check_unnamed(frame, self.src.name, self.row_names, self.names)
+        self.notes += notes
+        return frame, X
+
+
+_CHUNK_BYTES = 64 << 20  # float64 rows per chunk of read_features: above glibc's largest mmap threshold
+# (32 MiB), so each chunk's memory goes back to the system when freed instead of fragmenting the heap
+
+
+def _not_utf8(name: str, fmt: str, exc: UnicodeDecodeError) -> DataError:
+    return DataError(f"cannot parse {name} as {fmt}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                     f"position {exc.start}); save it as UTF-8")
 
 
 def _read_parquet(path: str, features_in_rows: bool) -> pd.DataFrame:
@@ -185,12 +556,18 @@ def _read_parquet(path: str, features_in_rows: bool) -> pd.DataFrame:
 
 def _check_unique_header(header: Sequence[Any], source: str, features_in_rows: bool) -> None:
     names = [str(h) for h in header]
-    if features_in_rows:
-        names = names[1:]  # the first header cell only labels the feature-name column
-    repeats = [(name, k) for name, k in Counter(n for n in names if n != "").items() if k > 1]
+    offset = 1 if features_in_rows else 0  # the first header cell only labels the feature-name column
+    positions: dict[str, list[int]] = {}
+    for j, name in enumerate(names[offset:], start=offset + 1):
+        if name.strip():
+            positions.setdefault(name, []).append(j)
+    repeats = [(name, at) for name, at in positions.items() if len(at) > 1]
     if repeats:
-        listed = ", ".join(f"{name!r} (×{k})" for name, k in repeats[:5])
+        listed = ", ".join(f"{name!r} (×{len(at)})" for name, at in repeats[:5])
         more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""
+        listed += more + " (columns " + "; ".join(", ".join(map(str, at[:4])) + (", ..." if len(at) > 4 else "")
+                                         for _, at in repeats[:5]) + ")"
+        more = ""
         if features_in_rows:
             raise DataError(f"duplicate sample ids in the header of {source}: {listed}{more}; sample ids must be unique")
         raise DataError(f"duplicate column names in {source}: {listed}{more}; rename or remove the repeated columns")
@@ -200,10 +577,9 @@ def _check_unique_header(header: Sequence[Any], source: str, features_in_rows: b
 # columns (int64 when all integral, else float64); the others (label, patient_id, batch, ...) stay text.
 
 
-def _read_feature_rows_text(
-    opener: Callable[[], Any], sep: str, compression: str | None, header: list[str], source: str
-) -> pd.DataFrame:
-    """Features × samples text table -> samples × features frame with `sample_id` first.
+def _read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[str], source: str) -> pd.DataFrame:
+    """Features × samples text table -> samples × features frame with `sample_id` first; `read_csv(**kw)`
+    reads the file with its separator and decimal mark.
 
     A label row makes every sample column text, and parsing 60,000 × n cells from Python strings is slow.
     So: pass 1 reads the names and the first sample to find the text rows, pass 2 lets pandas' C parser read
@@ -219,7 +595,7 @@ def _read_feature_rows_text(
         raise DataError(f"{source}: header cell {blank[0]} is empty; every sample column needs its id there")
 
     def read(**kwargs) -> pd.DataFrame:
-        return pd.read_csv(opener(), sep=sep, compression=compression, low_memory=False, **kwargs)
+        return read_csv(low_memory=False, **kwargs)
 
     first = read(usecols=[0, 1], dtype=str)
     if first.shape[0] == 0:

@@ -12,6 +12,8 @@ import numpy as np
 from ..errors import ConfigError, DataError, ModelFileError
 from .io import _short_reason
 from ._common import IMPUTE_METHODS, _counted, _quoted
+from .dataset import RowView, feature_block
+from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 
 # ── preprocessing ────────────────────────────────────────────────────────────────────────────────────────
 
@@ -22,6 +24,11 @@ CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps valu
 # A median per-feature skewness above this on non-negative data looks like raw counts or TPM, for which
 # log1p is the usual first step (the sample data sits near 2.7; log-scale microarray data near 0).
 COUNTS_SKEW = 1.0
+
+# Feature values beyond float32's range are refused where tables are read (limits.VALUE_LIMIT).
+# A feature whose training values span less than this is constant for float64 arithmetic: its spread would
+# be a subnormal number (a few significant bits, or 0), so scaling by it gives noise or infinities.
+TINY_SPREAD = float(np.finfo(np.float64).tiny) * 2.0**52
 
 
 @dataclass
@@ -76,26 +83,78 @@ class Preprocessor:
         return len(self.feature_names_in)
 
     def fit(self, X, feature_names: Sequence[str]) -> "Preprocessor":
-        """Fit on training rows X (n, d). Does not modify X."""
+        """Fit on training rows X (n, d): an ndarray or a RowView (``Dataset.subset``). Does not modify X."""
+        self._fit(X, feature_names, None)
+        return self
+
+    def _fit(self, X, feature_names: Sequence[str], dtype, order: str = "F") -> np.ndarray | None:
+        """Fit; with a `dtype`, also return the transformed training rows (n, d_kept) in it (and `order`).
+
+        Memory: X is read in blocks of columns (_BLOCK_VALUES values), each copied, log1p'd and imputed in
+        place: pass 1 finds what needs every column (infinities, negative values, missing values, the
+        imputation values, constant columns, the variances for --top-var), pass 2 the scaling of the kept
+        columns and, for ``fit_transform``, their transformed values. Every statistic is per column and
+        computed on the same values, in the same layout, as on the whole matrix, so blocks change nothing.
+        """
         cfg = self.config
         names = [str(n) for n in feature_names]
-        X = np.array(X, dtype=np.float64, copy=True)  # own copy: the steps below work in place
+        X = _as_matrix(X)
         if X.ndim != 2 or X.shape[1] != len(names):
             raise DataError(f"preprocessing expects a 2-D array with {len(names)} feature columns, got shape {X.shape}")
         if X.shape[0] == 0:
             raise DataError("no training rows to fit the preprocessing on")
-        if np.isinf(X).any():
-            bad = np.flatnonzero(np.isinf(X).any(axis=0))
-            raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[bad])}; replace them")
+        n, d = X.shape
         self.feature_names_in = names
         self.warnings = []
 
-        if cfg.log1p:
-            _check_non_negative(X, names)
-            np.log1p(X, out=X)
-        impute_values = self._fit_impute(X, names)  # (d,) fills NaN in X in place
+        # pass 1: per column, over every row
+        infinite = np.zeros(d, dtype=bool)
+        negative = np.zeros(d, dtype=bool)
+        first_negative_min = np.nan
+        nan_counts = np.zeros(d, dtype=np.int64)
+        impute_values = np.full(d, np.nan)
+        variable = np.zeros(d, dtype=bool)
+        variances = np.zeros(d) if cfg.top_var is not None else None
+        for cols, B in _column_blocks(X):  # B (n, w) float64, ours
+            infinite[cols] = np.isinf(B).any(axis=0)
+            if infinite.any():
+                continue  # an error: only the columns with infinities are needed now
+            at = first_beyond_limit(B)
+            if at is not None:
+                raise DataError(value_limit_message("feature column", names[cols.start + at[1]], B[at],
+                                                    f"training row {at[0] + 1}"))
+            if cfg.log1p:
+                neg = (B < 0).any(axis=0)  # NaN compares False, so missing values pass
+                if neg.any() and not negative.any():
+                    first_negative_min = float(np.nanmin(B[:, np.flatnonzero(neg)[0]]))
+                negative[cols] = neg
+                if negative.any():
+                    continue
+                np.log1p(B, out=B)
+            nan_mask = np.isnan(B)
+            nan_counts[cols] = nan_mask.sum(axis=0)
+            if cfg.impute is None:
+                if nan_counts.any():
+                    continue
+            else:
+                impute_values[cols] = _fill_missing(B, nan_mask, nan_counts[cols], cfg.impute)
+            variable[cols] = B.max(axis=0) - B.min(axis=0) >= TINY_SPREAD  # within ±VALUE_LIMIT: no overflow
+            if variances is not None:
+                local = np.flatnonzero(variable[cols])
+                variances[cols.start + local] = B[:, local].var(axis=0)
+        if infinite.any():
+            raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; replace them")
+        if negative.any():
+            raise DataError(_negative_message(names, negative, first_negative_min))
+        if cfg.impute is None and nan_counts.any():
+            raise DataError(_missing_message(names, nan_counts))
+        empty = nan_counts == n
+        if cfg.impute is not None and empty.any():
+            impute_values[empty] = 0.0  # no training value at all: the column is constant, and dropped
+            self.warnings.append(
+                f"{int(empty.sum())} features have no values on the training rows: {_quoted(np.asarray(names)[empty])}"
+            )
 
-        variable = X.max(axis=0) != X.min(axis=0)
         self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
         if self.dropped_constant:
             self.warnings.append(
@@ -104,55 +163,39 @@ class Preprocessor:
             )
         if not variable.any():
             raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
-        kept = self._select_top_var(X, np.flatnonzero(variable))
+        kept = self._select_top_var(variances, np.flatnonzero(variable))
 
-        Xk = X[:, kept]  # (n, d_kept)
-        if not cfg.standardize:
-            self.center_, self.scale_ = np.zeros(len(kept)), np.ones(len(kept))
-        elif cfg.scaling == "robust":
-            q25, median, q75 = np.percentile(Xk, [25, 50, 75], axis=0)
-            half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # > 0: constant columns are gone
-            self.center_, self.scale_ = median, np.where(q75 > q25, q75 - q25, half_range)
-        else:
-            self.center_, self.scale_ = Xk.mean(axis=0), Xk.std(axis=0)  # sd > 0: constant columns are gone
-        Z = (Xk - self.center_) / self.scale_
-        if self._clips:
-            _smooth_clip(Z)
-        self.train_mean_, self.train_sd_ = Z.mean(axis=0), Z.std(axis=0)
+        # pass 2: the kept columns' scaling, and their transformed values
+        d_kept = len(kept)
+        center, scale = np.zeros(d_kept), np.ones(d_kept)
+        train_mean, train_sd = np.empty(d_kept), np.empty(d_kept)
+        out = None if dtype is None else np.empty((n, d_kept), dtype=dtype, order=order)
+        for part in _kept_parts(kept, n):  # slices of `kept`
+            Xk = feature_block(X, slice(None), kept[part])  # (n, w) column-major, as X[:, kept]
+            if cfg.log1p:
+                np.log1p(Xk, out=Xk)
+            _fill(Xk, impute_values[kept[part]])
+            if not cfg.standardize:
+                pass
+            elif cfg.scaling == "robust":
+                q25, median, q75 = np.percentile(Xk, [25, 50, 75], axis=0)
+                half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # >= TINY_SPREAD / 2: constant columns are gone
+                center[part], scale[part] = median, np.where(q75 - q25 >= TINY_SPREAD, q75 - q25, half_range)
+            else:
+                center[part], scale[part] = Xk.mean(axis=0), _column_sd(Xk)  # sd > 0: constant columns are gone
+            Z = Xk  # our copy of the kept columns, no longer needed raw
+            _scale_in_place(Z, center[part], scale[part], self._clips)  # robust: a huge z/IQR overflows, then clips
+            train_mean[part], train_sd[part] = Z.mean(axis=0), _column_sd(Z)
+            if out is not None:
+                out[:, part] = Z
+        self.center_, self.scale_ = center, scale
+        self.train_mean_, self.train_sd_ = train_mean, train_sd
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
-        return self
+        return out
 
-    def _fit_impute(self, X: np.ndarray, names: list[str]) -> np.ndarray:
-        """Imputation values (d,) from the training rows; fills X's NaN in place. NaN values when impute is off."""
-        method = self.config.impute
-        nan_mask = np.isnan(X)
-        nan_counts = nan_mask.sum(axis=0)
-        if method is None:
-            if nan_counts.any():
-                raise DataError(_missing_message(names, nan_counts))
-            return np.full(X.shape[1], np.nan)
-        if method == "zero":
-            values = np.zeros(X.shape[1])
-        elif method == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns, handled below
-                values = np.nanmean(X, axis=0)
-        else:
-            values = _nan_median(X, nan_mask, nan_counts)
-        empty = nan_counts == X.shape[0]
-        if empty.any():
-            values[empty] = 0.0  # no training value at all: the column becomes constant and is dropped
-            self.warnings.append(
-                f"{int(empty.sum())} features have no values on the training rows: {_quoted(np.asarray(names)[empty])}"
-            )
-        if nan_counts.any():
-            rows, cols = np.nonzero(nan_mask)
-            X[rows, cols] = values[cols]
-        return values
-
-    def _select_top_var(self, X: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def _select_top_var(self, variances: np.ndarray | None, candidates: np.ndarray) -> np.ndarray:
         """Column indices to keep (sorted): the `top_var` most variable of `candidates`, or all of them."""
         n_keep = self.config.top_var
         if n_keep is None:
@@ -162,20 +205,37 @@ class Preprocessor:
                 self.warnings.append(f"--top-var {n_keep} is more than the {len(candidates)} non-constant "
                                      "features; keeping all of them")
             return candidates
-        variances = X[:, candidates].var(axis=0)
         # stable sort on -variance: ties keep the earlier column, so the choice is deterministic
-        order = np.argsort(-variances, kind="stable")[:n_keep]
+        order = np.argsort(-variances[candidates], kind="stable")[:n_keep]
         return np.sort(candidates[order])
 
-    def transform(self, X, dtype=np.float64) -> np.ndarray:
-        """(n, d_in) -> (n, d_kept) with the fitted parameters; X is not modified."""
+    def transform(self, X, dtype=np.float64, order: str = "F") -> np.ndarray:
+        """(n, d_in) -> (n, d_kept) with the fitted parameters; X (an ndarray or a RowView) is not modified.
+        Rows go through in blocks, so the float64 working copy stays small however many rows X holds.
+
+        order: the result's layout; "F" is how selecting the kept columns (X[:, kept]) lays them out, "C"
+        what training wants (it would copy anything else: ``training.fit``)."""
         if self.kept_index_ is None:
             raise RuntimeError("Preprocessor.transform called before fit")
-        X = np.asarray(X, dtype=np.float64)
+        X = _as_matrix(X)
         if X.ndim != 2 or X.shape[1] != self.n_features_in:
             raise DataError(f"expected {self.n_features_in} feature columns, got shape {X.shape}; "
                             "the table's features must match the ones the model was trained on")
-        return self._transform_in_place(X[:, self.kept_index_], dtype)  # fancy indexing copies: X is left alone
+        kept = self.kept_index_
+        if isinstance(kept, slice) or X.shape[0] <= _rows_per_block(len(kept)):
+            # one block (a chunk of predict, or a slice selection that transforms its scratch input in place)
+            Xk = X[:, kept] if isinstance(X, np.ndarray) else feature_block(X, slice(None), kept)
+            out = self._transform_in_place(np.asarray(Xk, dtype=np.float64), dtype)  # fancy indexing copies
+            return np.ascontiguousarray(out) if order == "C" else out
+        n, step = X.shape[0], _rows_per_block(len(kept))
+        out = np.empty((n, len(kept)), dtype=dtype, order=order)
+        for i in range(0, n, step):
+            block = feature_block(X, slice(i, i + step), self.kept_index_)  # a copy: X is left alone
+            try:
+                out[i:i + step] = self._transform_in_place(block, dtype)
+            except DataError as exc:
+                self._raise_for_rows(X, exc)  # the message counts every row, not one block's
+        return out
 
     def transform_kept(self, Xk, dtype=np.float64, logged: bool = False, scratch: bool = False) -> np.ndarray:
         """(n, d_kept) raw values of the kept features only, in ``kept_features`` order -> (n, d_kept).
@@ -199,11 +259,25 @@ class Preprocessor:
                 raise DataError(_missing_message(self.kept_features, nan_mask.sum(axis=0)))
             rows, cols = np.nonzero(nan_mask)
             Xk[rows, cols] = self.impute_values_[cols]
-        Xk -= self.center_
-        Xk /= self.scale_
-        if self._clips:
-            _smooth_clip(Xk)
+        _scale_in_place(Xk, self.center_, self.scale_, self._clips)
+        if not self._clips:
+            self._check_inputs(Xk)
         return Xk.astype(dtype, copy=False)
+
+    def _check_inputs(self, Z: np.ndarray) -> None:
+        """Unclipped network inputs (n, d_kept) must lie within ±VALUE_LIMIT: beyond it a float32 network
+        sees infinities and predicts NaN. Only a value absurdly far outside a feature's training spread gets
+        there (the raw values are within the limit), which is a data error worth naming."""
+        if Z.size == 0 or (Z.max() <= VALUE_LIMIT and Z.min() >= -VALUE_LIMIT):
+            return
+        i, j = first_beyond_limit(Z)
+        name, z = self.kept_features[j], Z[i, j]
+        where = f"row {i + 1} of the {len(Z)} rows transformed"  # callers transforming blocks name the block
+        if self.config.standardize:
+            raise DataError(f"feature {name!r} has a value {z:.3g} training SDs from its training mean at {where} "
+                            f"(training SD {self.scale_[j]:.3g}), beyond the ±{VALUE_LIMIT:.3g} a network input "
+                            "can be; check the units of that column")
+        raise DataError(value_limit_message("feature column", name, z, where))
 
     def restricted(self, names: Sequence[str]) -> "Preprocessor":
         """A copy keeping only the kept features ``names`` (a subset, in kept order): same parameters."""
@@ -232,8 +306,29 @@ class Preprocessor:
             Z = Z / np.sqrt(np.maximum(1.0 - (Z / CLIP_AT) ** 2, 1e-12))
         return self.center_ + self.scale_ * Z
 
-    def fit_transform(self, X, feature_names: Sequence[str], dtype=np.float64) -> np.ndarray:
-        return self.fit(X, feature_names).transform(X, dtype=dtype)
+    def fit_transform(self, X, feature_names: Sequence[str], dtype=np.float64, order: str = "F") -> np.ndarray:
+        """``fit(X).transform(X, dtype, order)`` in one pass over X (the same values: the fit computes them)."""
+        return self._fit(X, feature_names, dtype, order)
+
+    def _raise_for_rows(self, X, exc: DataError) -> None:
+        """The error ``_transform_in_place`` raised for one block, counted over every row of X (``exc``
+        itself when it is not about negative or missing values: an input beyond the network's range)."""
+        kept, step = self.kept_index_, _rows_per_block(len(self.kept_index_))
+        negative = np.zeros(len(kept), dtype=bool)
+        nan_counts = np.zeros(len(kept), dtype=np.int64)
+        for i in range(0, X.shape[0], step):
+            block = feature_block(X, slice(i, i + step), kept)
+            negative |= (block < 0).any(axis=0)
+            nan_counts += np.isnan(block).sum(axis=0)
+        if self.config.log1p and negative.any():
+            j = int(np.flatnonzero(negative)[0])
+            column = np.concatenate([feature_block(X, slice(i, i + step), kept[j:j + 1]).ravel()
+                                     for i in range(0, X.shape[0], step)])
+            first_min = float(column[~np.isnan(column)].min())
+            raise DataError(_negative_message(self.kept_features, negative, first_min))
+        if self.config.impute is None and nan_counts.any():
+            raise DataError(_missing_message(self.kept_features, nan_counts))
+        raise exc
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) for the model file; arrays are plain numeric, loadable without pickle."""
@@ -291,40 +386,149 @@ class Preprocessor:
         return pre
 
 
+def _scale_in_place(Z: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: bool) -> None:
+    """Z (n, d) <- (Z - center) / scale, then the robust smooth clip when ``clip``. A quotient beyond float64
+    (a value absurdly far outside a feature's training spread) becomes ±inf without a warning; clipping maps
+    it to ±CLIP_AT, and unclipped callers check the result."""
+    events: list[str] = []
+    with np.errstate(over="call", divide="call", invalid="call", call=lambda kind, flag: events.append(kind)):
+        Z -= center
+        Z /= scale
+    if clip:
+        if events:
+            big = np.finfo(np.float64).max
+            np.clip(Z, -big, big, out=Z)  # ±inf -> ±max, keeping the sign for the clip
+        _smooth_clip(Z)
+
+
 def _smooth_clip(Z: np.ndarray) -> None:
-    """In place: z / sqrt(1 + (z / CLIP_AT)^2), smooth, monotone, within ±CLIP_AT."""
-    T = Z / CLIP_AT
-    np.square(T, out=T)
-    T += 1.0
-    np.sqrt(T, out=T)
-    Z /= T
+    """In place: z / sqrt(1 + (z / CLIP_AT)^2), smooth, monotone, within ±CLIP_AT; Z must be finite.
+
+    For |z| beyond ~4e154 the square overflows and z / inf gives ±0, where the exact value is ±CLIP_AT to
+    float64 precision: those entries are set to it (found only when an overflow happened, so the usual
+    case costs no extra pass)."""
+    overflowed: list[str] = []
+    with np.errstate(over="call", call=lambda kind, flag: overflowed.append(kind)):
+        T = Z / CLIP_AT
+        np.square(T, out=T)
+        T += 1.0
+        np.sqrt(T, out=T)
+        Z /= T  # finite / inf = ±0, the sign of z kept
+    if overflowed:
+        huge = np.isinf(T)
+        Z[huge] = np.copysign(CLIP_AT, Z[huge])
 
 
-def looks_like_counts(X: np.ndarray) -> float | None:
+def _column_sd(X: np.ndarray) -> np.ndarray:
+    """Per-column standard deviation (d,) of X (n, d), X.std(axis=0) except where the deviations are so small
+    that their squares leave float64's normal range (SD below 1e-150): those columns are computed on
+    deviations divided by their largest magnitude, then scaled back, so the result is not 0 or subnormal
+    noise."""
+    sd = X.std(axis=0)
+    small = np.flatnonzero(sd < 1e-150)
+    if small.size:
+        D = X[:, small] - X[:, small].mean(axis=0)
+        m = np.abs(D).max(axis=0)
+        m[m == 0] = 1.0
+        sd[small] = m * (D / m).std(axis=0)
+    return sd
+
+
+def looks_like_counts(X) -> float | None:
     """The median per-feature skewness of X (n, d) when it looks like raw counts or TPM (all values
-    non-negative, median skewness above COUNTS_SKEW), else None. Rows with missing values are ignored."""
-    finite = X[np.isfinite(X).all(axis=1)] if not np.isfinite(X).all() else X
-    if finite.shape[0] < 3 or finite.min() < 0:
+    non-negative, median skewness above COUNTS_SKEW), else None. Rows with missing values are ignored.
+    X (an ndarray or a RowView) is read in blocks of columns, so no full-size temporary is made."""
+    X = _as_matrix(X)
+    finite_rows = np.ones(X.shape[0], dtype=bool)
+    for _, B in _column_blocks(X):
+        finite_rows &= np.isfinite(B).all(axis=1)
+    rows = None if finite_rows.all() else np.flatnonzero(finite_rows)
+    if (X.shape[0] if rows is None else len(rows)) < 3:
         return None
-    centred = finite - finite.mean(axis=0)
-    sd = centred.std(axis=0)
-    ok = sd > 0
-    if not ok.any():
+    skews = []
+    for _, B in _column_blocks(X):
+        finite = B if rows is None else B[rows]
+        if finite.min() < 0:
+            return None
+        centred = finite - finite.mean(axis=0)
+        sd = _column_sd(centred)
+        ok = sd >= TINY_SPREAD
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond ~1e102 SDs a cube is inf (NaN if both signs)
+            skews.append(((centred[:, ok] / sd[ok]) ** 3).mean(axis=0))
+    skew = np.concatenate(skews)
+    if not skew.size:
         return None
-    skew = (centred[:, ok] ** 3).mean(axis=0) / sd[ok] ** 3
     median = float(np.median(skew))
     return median if median > COUNTS_SKEW else None
+
+
+# Values per block of columns or rows that the preprocessing works on at a time (32 MiB of float64).
+_BLOCK_VALUES = 1 << 22
+
+
+def _as_matrix(X):
+    """X as the preprocessing reads it: an ndarray or a RowView as it is, anything else as float64."""
+    return X if isinstance(X, (np.ndarray, RowView)) else np.asarray(X, dtype=np.float64)
+
+
+def _column_blocks(X):
+    """(columns slice, float64 copy of X[:, columns] (n, w) in X's layout) for consecutive blocks of columns."""
+    n, d = X.shape
+    # at least two columns: numpy sums a single column (contiguous) pairwise but the columns of a wider
+    # row-major block one row after the other, as it does the whole matrix's
+    width = max(2, _BLOCK_VALUES // max(1, n))
+    for j in range(0, d, width):
+        cols = slice(j, min(d, j + width))
+        yield cols, feature_block(X, slice(None), cols)
+
+
+def _kept_parts(kept: np.ndarray, n: int):
+    """Slices of the kept columns' list, each of about _BLOCK_VALUES values over n rows."""
+    width = max(1, _BLOCK_VALUES // max(1, n))
+    for j in range(0, len(kept), width):
+        yield slice(j, min(len(kept), j + width))
+
+
+def _rows_per_block(d: int) -> int:
+    return max(1, _BLOCK_VALUES // max(1, d))
+
+
+def _fill(X: np.ndarray, values: np.ndarray) -> None:
+    """In place: NaN in column j becomes values[j]."""
+    nan_mask = np.isnan(X)
+    if nan_mask.any():
+        rows, cols = np.nonzero(nan_mask)
+        X[rows, cols] = values[cols]
+
+
+def _fill_missing(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray, method: str) -> np.ndarray:
+    """Imputation values (w,) of X's columns by `method`, and X's NaN filled with them in place; a column
+    without any value gets 0 (it is then constant, and dropped)."""
+    if method == "zero":
+        values = np.zeros(X.shape[1])
+    elif method == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns, handled below
+            values = np.nanmean(X, axis=0)
+    else:
+        values = _nan_median(X, nan_mask, nan_counts)
+    values[nan_counts == X.shape[0]] = 0.0
+    if nan_counts.any():
+        rows, cols = np.nonzero(nan_mask)
+        X[rows, cols] = values[cols]
+    return values
 
 
 def _check_non_negative(X: np.ndarray, names: Sequence[str]) -> None:
     negative = (X < 0).any(axis=0)  # NaN compares False, so missing values pass
     if negative.any():
-        cols = np.flatnonzero(negative)
-        first = cols[0]
-        raise DataError(
-            f"log1p needs non-negative input, but {len(cols)} feature columns hold negative values "
-            f"(first {names[first]!r}, min {np.nanmin(X[:, first]):.4g}); drop --log1p if the data is already on a log scale"
-        )
+        raise DataError(_negative_message(names, negative, float(np.nanmin(X[:, np.flatnonzero(negative)[0]]))))
+
+
+def _negative_message(names: Sequence[str], negative: np.ndarray, first_min: float) -> str:
+    cols = np.flatnonzero(negative)
+    return (f"log1p needs non-negative input, but {len(cols)} feature columns hold negative values "
+            f"(first {names[cols[0]]!r}, min {first_min:.4g}); drop --log1p if the data is already on a log scale")
 
 
 def _missing_message(names: Sequence[str], nan_counts: np.ndarray) -> str:

@@ -19,10 +19,25 @@ from . import activations as act
 from .layers import Activation, BatchNorm, Dense, Dropout, Layer
 from .workspace import Workspace
 
-__all__ = ["MLP", "is_weight_key"]
+__all__ = ["MLP", "is_weight_key", "state_shapes"]
 
 # Activations whose gradient does not vanish for positive inputs get He initialisation.
 _HE_ACTIVATIONS = {"relu", "leaky_relu", "elu", "gelu", "softplus"}
+
+
+def state_shapes(n_inputs: int, hidden, n_outputs: int, batchnorm: bool = False) -> dict[str, tuple[int, ...]]:
+    """The names and shapes of ``MLP.get_state()`` for this architecture, computed without building the
+    network: a model file's stored arrays are checked against them before anything of that size is
+    allocated."""
+    widths = [int(n_inputs), *(int(h) for h in hidden)]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        shapes[f"dense{i}.W"], shapes[f"dense{i}.b"] = (n_out, n_in), (n_out,)
+        if batchnorm:
+            for name in ("gamma", "beta", "running_mean", "running_var"):
+                shapes[f"batchnorm{i}.{name}"] = (n_out,)
+    shapes[f"dense{len(widths) - 1}.W"], shapes[f"dense{len(widths) - 1}.b"] = (int(n_outputs), widths[-1]), (int(n_outputs),)
+    return shapes
 
 
 def is_weight_key(key: str) -> bool:

@@ -64,11 +64,13 @@ class FittedModel:
     refit_epochs: int | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C / SIGTERM: the model holds what was trained by then
 
 
 def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
     """The ``--val-data`` table read with the training table's roles, its features in the training order."""
-    frame = data.read_table(options.val_data, features_in_rows=options.features_in_rows)
+    frame = data.read_table(options.val_data, features_in_rows=options.features_in_rows, sep=options.sep,
+                            decimal=options.decimal)
     roles, _ = data.resolve_roles(
         frame.columns, target=options.target, group=ds.roles.group if ds.roles else None,
         no_group=ds.roles is None or ds.roles.group is None, id=ds.roles.id if ds.roles else None,
@@ -88,6 +90,7 @@ class _Candidate:
     runs: list[FittedRun]
     logits: np.ndarray  # (n_scored, k) raw outputs of the member that held each row out
     score: float
+    folds: list[int] = field(default_factory=list)  # the fold each run held out (all of them unless interrupted)
 
 
 def _member_progress(progress, member: int, n_members: int, candidate: int, n_candidates: int):
@@ -214,19 +217,30 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
     else:
         summary = summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
         train_ds, scored, scored_rows = ds, val_ds, None
-    cands = []
+    cands, interrupted = [], False
+    notes: list[str] = []
     for c, hidden in enumerate(candidates):
+        # the candidates differ only in the network: they share the preprocessed rows
         run = fit_run(train_ds, scored, replace(options, hidden=hidden),
-                      _member_progress(progress, 1, 1, c + 1, len(candidates)))
+                      _member_progress(progress, 1, 1, c + 1, len(candidates)),
+                      prepared=cands[0].runs[0] if cands else None)
+        interrupted = run.result.interrupted
+        if interrupted and (cands or run.result.epochs_run == 0):
+            if not cands:  # not one epoch done: nothing learnt to keep
+                raise KeyboardInterrupt
+            notes.append(f"interrupted while training {_describe_hidden(hidden)}: the model is chosen among the "
+                         "architectures that finished")
+            break
         logits = _raw_outputs(run, scored.X)
         cands.append(_Candidate(hidden, [run], logits, math.nan))
-    notes: list[str] = []
+        if run.result.interrupted:
+            break
     shell = _shell_model(ds, cands[0].runs, options)
     for c in cands:
         c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
     best, table = _choose(cands, notes, "the validation score", scored.y, ds.task)
     run = best.runs[0]
-    chosen = replace(options, hidden=best.hidden)
+    chosen = replace(options, hidden=best.hidden, augment_noise=_noise_used(best.runs))
     model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
     calibration = _calibrate(model, best.logits, scored, chosen, notes)
     history = list(run.result.history)
@@ -235,30 +249,41 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
                        proba=model.link(best.logits), held_out_by=np.ones(scored.n_samples, dtype=np.int64),
                        strategy=summary.strategy, split=summary, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table, notes=notes,
-                       warnings=list(summary.warnings) + list(run.preprocessor.warnings))
+                       warnings=list(summary.warnings) + list(run.preprocessor.warnings), interrupted=interrupted)
 
 
 def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions) -> FittedRun:
-    """One member, as a task for ``parallel.run`` (everything it needs is in its arguments)."""
-    return fit_run(ds.subset(train_rows), ds.subset(val_rows), options)
+    """One member, as a task for ``parallel.run`` (everything it needs is in its arguments); sent back
+    without its preprocessed rows."""
+    return fit_run(ds.subset(train_rows), ds.subset(val_rows), options).without_data()
 
 
-def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[FittedRun]:
+def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[FittedRun | None] | None:
     """Every candidate's members trained side by side when ``plan`` has more than one worker (each with
-    its own seed and plan.threads BLAS threads, so the runs equal the sequential ones); [] otherwise."""
+    its own seed and plan.threads BLAS threads, so the runs equal the sequential ones), in the order
+    candidate by candidate, fold by fold; None when the members are to be trained here one after the other.
+    Ctrl-C (or SIGTERM) keeps the members finished by then and leaves None in place of the others."""
     from ..parallel import local_workers, run
 
     if plan is None or (plan.backend != "dask" and local_workers(plan.n_jobs) == 1):
-        return []
+        return None
     tasks = [(_fit_member, (ds, fold.train, fold.test, replace(options, hidden=hidden, seed=options.seed + k)))
              for hidden in candidates for k, fold in enumerate(folds)]
     total = len(tasks)
+    if plan.backend != "dask":  # member processes on this machine share its memory
+        from .fitting import check_memory
+
+        n_train = max(len(fold.train) for fold in folds)
+        n_inputs = min(ds.n_features, options.top_var or ds.n_features)
+        for hidden in candidates:
+            check_memory(config.resolve(replace(options, hidden=hidden), n_train), n_inputs,
+                         max(1, len(ds.classes)), n_train, processes=min(local_workers(plan.n_jobs), total))
 
     def done(finished: int, _total: int) -> None:
         if progress is not None:
             progress({"event": "run_done", "done": finished, "runs": total})
 
-    return run(tasks, plan, shared=[ds], progress=done)
+    return run(tasks, plan, shared=[ds], progress=done, keep_partial=True)
 
 
 def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
@@ -269,44 +294,61 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     scored_rows = np.arange(ds.n_samples)
     ready = _parallel_runs(ds, folds, options, candidates, plan, progress)
     for c, hidden in enumerate(candidates):
-        runs, logits, done = [], None, []
+        runs, logits, member_folds = [], None, []
         for k, fold in enumerate(folds):
-            member_options = replace(options, hidden=hidden, seed=options.seed + k)
-            run = ready.pop(0) if ready else fit_run(
-                ds.subset(fold.train), ds.subset(fold.test), member_options,
-                _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
-            out = _raw_outputs(run, ds.X[fold.test])
+            if ready is not None:
+                run = ready[c * len(folds) + k]
+                if run is None:  # interrupted before this member finished (members in parallel)
+                    interrupted = True
+                    continue
+            else:
+                run = fit_run(ds.subset(fold.train), ds.subset(fold.test), replace(options, hidden=hidden, seed=options.seed + k),
+                              _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
+            if run.result.interrupted:  # Ctrl-C / SIGTERM: ship what is trained, score what it held out
+                interrupted = True
+                if run.result.epochs_run == 0:  # not one epoch done: nothing learnt to keep
+                    break
+            out = _raw_outputs(run, ds.subset(fold.test).X)  # a view of the rows, scored in blocks
+            run = run.without_data()  # the model keeps the members' networks, not their rows
             if logits is None:
                 logits = np.zeros((ds.n_samples, out.shape[1]))
             logits[fold.test] = out
             runs.append(run)
-            done.append(fold.test)
-            if run.result.interrupted:  # Ctrl-C / SIGTERM: ship what is trained, score what it held out
-                interrupted = True
+            member_folds.append(k)
+            if run.result.interrupted:
                 break
         if interrupted:
-            scored_rows = np.sort(np.concatenate(done))
-            cands = [_Candidate(hidden, runs, logits[scored_rows], math.nan)]
-            notes.append(f"interrupted: the model holds the {len(runs)} member(s) trained so far; out-of-fold "
-                         f"scores cover their {len(scored_rows)} held-out rows")
+            complete = [cand for cand in cands if len(cand.runs) == len(folds)]
+            if runs and not complete:
+                scored_rows = np.sort(np.concatenate([folds[k].test for k in member_folds]))
+                cands = [_Candidate(hidden, runs, logits[scored_rows], math.nan, member_folds)]
+                notes.append(f"interrupted: the model holds the {len(runs)} member(s) trained so far; out-of-fold "
+                             f"scores cover their {len(scored_rows)} held-out rows")
+            elif complete:
+                cands = complete
+                notes.append(f"interrupted while training {_describe_hidden(hidden)}: the model is chosen among the "
+                             "architectures whose members all finished")
+            else:
+                raise KeyboardInterrupt  # nothing trained to keep
             break
-        cands.append(_Candidate(hidden, runs, logits, math.nan))
-    scored = ds.subset(scored_rows) if interrupted else ds
+        cands.append(_Candidate(hidden, runs, logits, math.nan, member_folds))
+    partial = len(cands[0].runs) < len(folds)  # interrupted: only some members, scored on the rows they held out
+    scored = ds.subset(scored_rows) if partial else ds
     shell = _shell_model(ds, cands[0].runs[:1], options)
     for c in cands:
         c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
     best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
-    chosen = replace(options, hidden=best.hidden)
+    chosen = replace(options, hidden=best.hidden, augment_noise=_noise_used(best.runs))
     for run in best.runs:
         for w in run.preprocessor.warnings:
             if w not in warnings:
                 warnings.append(w)
-    history = [{"member": k + 1, **row} for k, run in enumerate(best.runs) for row in run.result.history]
-    members = [_member_summary(k + 1, run) for k, run in enumerate(best.runs)]
+    history = [{"member": k + 1, **row} for k, run in zip(best.folds, best.runs) for row in run.result.history]
+    members = [_member_summary(k + 1, run) for k, run in zip(best.folds, best.runs)]
     runs, refit_epochs = list(best.runs), None
     if options.refit and not interrupted:
         refit_epochs = int(np.median([run.result.best_epoch for run in best.runs]))
-        refit = fit_run(ds, None, replace(chosen, epochs=max(1, refit_epochs)),
+        refit = fit_run(ds, None, replace(chosen, epochs=max(1, refit_epochs), augment_noise=options.augment_noise),
                         _member_progress(progress, len(folds) + 1, len(folds) + 1, 1, 1))
         runs.append(refit)
         notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {refit_epochs} epochs (the "
@@ -316,21 +358,27 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
         model = _shell_model(ds, best.runs, chosen, reference=_reference_preprocessor(ds, best.runs, chosen))
     calibration = _calibrate(model, best.logits, scored, chosen, notes)
     held_out_by = np.zeros(ds.n_samples, dtype=np.int64)
-    for k, fold in enumerate(folds[:len(best.runs)]):
-        held_out_by[fold.test] = k + 1
+    for k in best.folds:
+        held_out_by[folds[k].test] = k + 1
     return FittedModel(model=model, runs=runs, scored=scored, scored_rows=scored_rows,
                        proba=model.link(best.logits), held_out_by=held_out_by[scored_rows], strategy=strategy,
                        split=None, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table,
-                       refit_epochs=refit_epochs, notes=notes, warnings=warnings)
+                       refit_epochs=refit_epochs, notes=notes, warnings=warnings, interrupted=interrupted)
+
+
+def _noise_used(runs: list[FittedRun]) -> float:
+    """The input-noise SD the members trained with ("auto" depends on each member's row count, so the
+    members differ in the last digits: the median, to 4 significant digits, is what the model records)."""
+    return float(f"{np.median([run.options.augment_noise for run in runs]):.4g}")
 
 
 def _member_summary(member: int, run: FittedRun) -> dict:
     r = run.result
     return {"member": member, "best_epoch": int(r.best_epoch), "epochs_run": int(r.epochs_run),
             "stopped_early": bool(r.stopped_early), "best_val_loss": float(r.best_val_loss),
-            "n_train": int(run.X_train.shape[0]), "n_val": None if run.X_val is None else int(run.X_val.shape[0]),
-            "interrupted": bool(r.interrupted)}
+            "n_train": int(run.y_train.shape[0]), "n_val": None if run.y_val is None else int(run.y_val.shape[0]),
+            "augment_noise": float(run.options.augment_noise), "interrupted": bool(r.interrupted)}
 
 
 def _reference_preprocessor(ds: data.Dataset, runs: list[FittedRun], options: TrainOptions) -> data.Preprocessor:

@@ -18,10 +18,11 @@ from .. import config, data, metrics
 from ..config import AUTO, TrainOptions
 from ..engine import MLP
 from ..engine import losses as loss_mod
-from ..errors import ConfigError, DataError
-from ..training import FitResult, fit
+from ..errors import ConfigError, DataError, OptionError
+from ..training import FitResult, fit, fit_memory
 
-__all__ = ["LossSetup", "build_loss", "baseline_output", "FittedRun", "fit_run", "preprocess_config", "resolve_log1p", "SINGLE_RUN_HIDDEN"]
+__all__ = ["LossSetup", "build_loss", "baseline_output", "FittedRun", "fit_run", "preprocess_config", "resolve_log1p",
+           "SINGLE_RUN_HIDDEN", "check_memory"]
 
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.
@@ -162,13 +163,67 @@ class FittedRun:
     setup: LossSetup
     result: FitResult
     target_scaling: dict | None  # regression: the mean and SD the targets were standardised with
-    X_train: np.ndarray  # (n_train, d_kept), preprocessed
+    X_train: np.ndarray | None  # (n_train, d_kept), preprocessed; None once let go (without_data)
     X_val: np.ndarray | None  # None for a refit without validation
     y_train: np.ndarray  # targets as the loss sees them (standardised for regression)
     y_val: np.ndarray | None
     sample_weight: np.ndarray | None
     val_sample_weight: np.ndarray | None
     options: TrainOptions  # as resolved for this run (batch size, epochs, L2 made concrete)
+
+    def without_data(self) -> "FittedRun":
+        """This run without its preprocessed rows: an ensemble keeps its members' networks, not a copy of
+        the data for each of them (nor sends them back from worker processes)."""
+        return replace(self, X_train=None, X_val=None)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB"
+
+
+def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: int, processes: int = 1,
+                 available: int | None = None) -> dict[str, int]:
+    """Refuse, before anything is allocated, a network whose training cannot fit in this job's memory
+    (``parallel.available_memory``, or ``available`` bytes): an OptionError (a usage error) naming the option
+    to change, with the figures. ``processes``: networks trained at once (member processes). ``options``
+    must be resolved (``config.resolve``). Returns ``training.fit_memory``'s estimate for one network."""
+    from ..parallel import available_memory
+
+    hidden = [] if options.hidden == AUTO else list(options.hidden)
+    if options.augment_noise == AUTO:  # its SD waits for the kept features; its batch of noise is counted
+        options = replace(options, augment_noise=0.0)  # with the activations either way
+    need = fit_memory(n_inputs, hidden, n_outputs, options.fit_config(), n_rows, options.dtype, options.batchnorm)
+    available = available_memory() if available is None else available
+    if available is None or need["total"] * processes <= available:
+        return need
+    if need["total"] > available:
+        smallest_batch = fit_memory(n_inputs, hidden, n_outputs, replace(options.fit_config(), batch_size=1), n_rows,
+                                    options.dtype, options.batchnorm)
+        if smallest_batch["total"] > available or options.batch_size <= 1:
+            flag = f"--hidden {','.join(map(str, hidden))}" if hidden else f"{n_inputs:,} input features"
+        else:  # the widths would fit with smaller batches
+            flag = f"--batch-size {options.batch_size}"
+        raise OptionError(f"{flag} needs ~{_gb(need['total'])} for the network with {n_inputs:,} inputs (weights, "
+                          f"gradients, optimizer state, a batch's activations); {_gb(available)} available")
+    raise OptionError(f"--n-jobs: {processes} networks trained at once need ~{_gb(need['total'] * processes)} "
+                      f"(~{_gb(need['total'])} each); {_gb(available)} available; train fewer at once")
+
+
+FAR_TARGET_SDS = 1e6  # a regression target this many training SDs from the training mean is a data error
+
+
+def _check_target_range(z_val: np.ndarray, val_ds: data.Dataset) -> None:
+    """Refuse validation targets ``z_val`` ((n_val,) or (n_val, n_targets), standardised by the training
+    rows) that lie millions of training SDs away: an outlier such as 1e30 among values near 50 cannot
+    be predicted, and its squared error overflows the loss."""
+    z = np.abs(z_val.reshape(len(z_val), -1))
+    if not (z > FAR_TARGET_SDS).any():
+        return
+    row, col = np.unravel_index(int(np.argmax(z)), z.shape)
+    name = val_ds.target_names[col] if col < len(val_ds.target_names) else "target"
+    sample = f"sample {val_ds.ids[row]}" if val_ds.ids is not None else f"a sample ({row + 1}th held out)"
+    raise DataError(f"target '{name}': {sample} lies {z[row, col]:.3g} training SDs from the other samples' "
+                    "mean; check it for an entry error (or log-transform the target)")
 
 
 def preprocess_config(options: TrainOptions, log1p: bool) -> data.PreprocessConfig:
@@ -186,21 +241,29 @@ def resolve_log1p(options: TrainOptions, X: np.ndarray) -> tuple[bool, float | N
 
 
 def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainOptions,
-            progress: Callable[[dict], None] | None = None) -> FittedRun:
+            progress: Callable[[dict], None] | None = None, prepared: FittedRun | None = None) -> FittedRun:
     """Preprocessing fitted on ``train_ds`` only, the loss, a fresh network, and ``training.fit``.
 
     ``options`` may hold "auto" values: they are resolved here for ``train_ds`` (``config.resolve``;
     ``hidden auto`` is the portfolio's choice for a single run, ``SINGLE_RUN_HIDDEN``). With
-    ``val_ds=None`` the network trains ``options.epochs`` epochs on every row (a refit)."""
+    ``val_ds=None`` the network trains ``options.epochs`` epochs on every row (a refit).
+    ``prepared``: a run on the same rows whose options differ only in the network (another candidate of
+    the portfolio): its preprocessing and preprocessed rows are used again, being the same."""
     if options.hidden == AUTO:
         options = replace(options, hidden=list(SINGLE_RUN_HIDDEN))
     options = config.resolve(options, train_ds.n_samples)
     log1p, _ = resolve_log1p(options, train_ds.X)
     hidden = options.hidden
     pre = data.Preprocessor(preprocess_config(options, log1p))
-    pre.fit(train_ds.X, train_ds.feature_names)
-    X_train = pre.transform(train_ds.X, dtype=options.dtype)  # (n_train, d_kept)
-    X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype)  # (n_val, d_kept)
+    if prepared is not None and prepared.X_train is not None and prepared.preprocessor.config == pre.config \
+            and prepared.X_train.dtype == np.dtype(options.dtype) and len(prepared.X_train) == train_ds.n_samples:
+        pre, X_train, X_val = prepared.preprocessor, prepared.X_train, prepared.X_val
+    else:
+        # C order: what training works on (it would copy anything else, and keep the copy as long as the
+        # network lives, its first layer holding on to its last input)
+        X_train = pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")  # (n_train, d_kept)
+        X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype, order="C")  # (n_val, d_kept)
+    options = config.resolve(options, train_ds.n_samples, X_train.shape[1])  # noise needs the kept width
 
     setup = build_loss(options, train_ds, train_ds.y)
     y_train = setup.targets(train_ds.y)
@@ -216,11 +279,24 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
         target_scaling = {"mean": mu.tolist(), "sd": sd.tolist()}
         y_train = (y_train - mu) / sd
         y_val = None if y_val is None else (y_val - mu) / sd
+        if y_val is not None:
+            _check_target_range(y_val, val_ds)
 
     n_classes = len(train_ds.classes)
+    check_memory(options, X_train.shape[1], setup.n_outputs, X_train.shape[0])
     net = MLP(X_train.shape[1], hidden, setup.n_outputs, activation=options.activation,
               dropout=options.dropout, batchnorm=options.batchnorm, seed=options.seed, dtype=options.dtype)
     result = fit(net, setup.loss, X_train, y_train, X_val, y_val, options.fit_config(), sample_weight=sw,
                  val_sample_weight=sw_val, metric=metrics.main_metric_from_outputs(train_ds.task, n_classes),
                  baseline_output=baseline_output(setup.loss, y_train, n_classes), callback=progress)
+    _forget_inputs(net)
     return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val, options)
+
+
+def _forget_inputs(net: MLP) -> None:
+    """Drop what the layers cached of the last forward pass: the first layer's input is a view of the
+    preprocessed training rows, which would otherwise live as long as the network (a member of the
+    model) even once the run lets go of them."""
+    for layer in net.layers:
+        if getattr(layer, "x", None) is not None:
+            layer.x = None

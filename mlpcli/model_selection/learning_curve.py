@@ -202,7 +202,7 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
         label = diagnose([r["train_loss"] for r in h], [r["val_loss"] for r in h],
                          baseline=result.baseline.get("val_loss"),
                          train_eval_loss=[r["train_loss_eval"] for r in h],
-                         stochastic_regularisation=options.dropout > 0 or options.augment_noise > 0).label
+                         stochastic_regularisation=fitted.options.dropout > 0 or fitted.options.augment_noise > 0).label
     return SizePoint(
         fraction=float(fraction), n_train=int(train_ds.n_samples),
         n_groups=None if train_ds.groups is None else int(len(np.unique(train_ds.groups))),

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
+from ..data.limits import first_beyond_limit, value_limit_message
 from ..errors import ConfigError, DataError
 from ..model_io import Model
 from ._common import _names, _not_found, _quoted
@@ -28,6 +29,8 @@ class RoleFlags:
     batch: str | None = None
     drop: str | Sequence[str] = ()
     features_in_rows: bool = False
+    sep: str | None = None  # field separator of a text table; None or "auto": detected (data.sniff_dialect)
+    decimal: str | None = None  # decimal mark; None or "auto": detected
 
 
 # ── matching a table's columns to the model ──────────────────────────────────────────────────────────────
@@ -222,7 +225,8 @@ def _present_values(plan: ColumnPlan, frame: pd.DataFrame, first_row: int, ids: 
 
 def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np.ndarray | None) -> np.ndarray:
     """Rows (k, d_kept) for the preprocessing: absent features filled, values checked (missing values
-    without --impute, infinities, negatives under log1p are DataErrors naming column and row)."""
+    without --impute, infinities, values beyond float32's range, negatives under log1p are DataErrors naming
+    column and row)."""
     if plan.present.all():
         X = values
     else:
@@ -243,6 +247,11 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
                             f"{_row_label(first_row, i, ids)} ({int(bad.sum())} missing in rows {first_row + 1}-"
                             f"{first_row + len(X)}); the model was trained without --impute, so fill them or retrain "
                             "with --impute")
+    at = first_beyond_limit(X)
+    if at is not None:
+        i, j = at
+        raise DataError(f"{plan.source}: " + value_limit_message("feature column", plan.features[j], X[i, j],
+                                                                  _row_label(first_row, i, ids)))
     if pre.config.log1p:
         negative = X < 0
         if negative.any():

@@ -188,8 +188,8 @@ class ShiftReport:
         if self.fraction_spread_shifted > SHIFT_FRACTION:
             parts.append(f"{self.fraction_spread_shifted:.0%} have an SD over {SHIFT_SPREAD_RATIO:g}x larger or "
                          "smaller than in training")
-        shown = ", ".join(f"{r['feature']} ({r['mean_shift_sd']:+.2g} SD, SD x{r['sd_ratio']:.2g})"
-                          for r in self.most_shifted(SHIFT_SHOWN))
+        shown = ", ".join(f"{r['feature']} ({shown_number(r['mean_shift_sd'], '+.2g')} SD, SD "
+                          f"x{shown_number(r['sd_ratio'], '.2g')})" for r in self.most_shifted(SHIFT_SHOWN))
         if self.level == "shift":
             return (f"cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}); most shifted: {shown}. "
                     "These samples differ from the training cohort (batch, protocol, population): check the "
@@ -204,8 +204,17 @@ def _num(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def shown_number(v: float | None, spec: str) -> str:
+    """A report value for people: formatted with ``spec``, or "n/a" where the JSON form holds None."""
+    return "n/a" if v is None else format(v, spec)
+
+
 class _ShiftStats:
-    """Running per-feature count, sum and sum of squares of (Z - training mean), in float64."""
+    """Running per-feature count, sum and sum of squares of (Z - training mean), accumulated in float64.
+
+    Each block's sums are taken by BLAS in Z's precision; when they overflow (float32 values far beyond the
+    training spread square past 3.4e38) the block is summed again in float64, where network inputs (within
+    ±3.4e38, see ``Preprocessor``) square to at most 1e78."""
 
     def __init__(self, pre):
         self.ref = np.asarray(pre.train_mean_, dtype=np.float64)
@@ -216,17 +225,27 @@ class _ShiftStats:
     def update(self, Z: np.ndarray) -> None:
         ref = self.ref.astype(Z.dtype)
         for start in range(0, len(Z), _STAT_ROWS):
-            D = Z[start:start + _STAT_ROWS] - ref  # (rows, d) in Z's precision
-            ones = np.ones(len(D), dtype=D.dtype)
-            self.s1 += ones @ D  # column sums by BLAS; at most _STAT_ROWS terms each, then added in float64
-            D *= D
-            self.s2 += ones @ D
+            block = Z[start:start + _STAT_ROWS]
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below
+                D = block - ref  # (rows, d) in Z's precision
+                ones = np.ones(len(D), dtype=D.dtype)
+                s1 = ones @ D  # column sums by BLAS; at most _STAT_ROWS terms each, then added in float64
+                D *= D
+                s2 = ones @ D
+            if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
+                D = block.astype(np.float64) - self.ref
+                s1 = D.sum(axis=0)
+                D *= D
+                s2 = D.sum(axis=0)
+            self.s1 += s1
+            self.s2 += s2
         self.n += len(Z)
 
     def report(self, features: list[str], pre, filled: np.ndarray) -> ShiftReport:
         n = max(self.n, 1)
-        mean_d = self.s1 / n
-        var = np.maximum(self.s2 / n - mean_d**2, 0.0)
+        with np.errstate(over="ignore", invalid="ignore"):  # sums are finite for inputs within ±3.4e38
+            mean_d = self.s1 / n
+            var = np.maximum(self.s2 / n - mean_d**2, 0.0)
         return ShiftReport(features=list(features), n=self.n, new_mean=self.ref + mean_d, new_sd=np.sqrt(var),
                            train_mean=self.ref.copy(), train_sd=np.asarray(pre.train_sd_, dtype=np.float64).copy(),
                            filled=np.asarray(filled, dtype=bool).copy())

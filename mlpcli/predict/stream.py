@@ -17,7 +17,8 @@ from ..errors import ConfigError, DataError
 from ..model_io import ROW_BLOCK, Model
 from ._common import DEFAULT_CHUNK_MB, _STAT_BYTES, _STAT_ROWS, _label_keys, _quoted
 from .tables import PieceSize, _Cells, open_table, read_whole, usable_cores
-from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, plan_columns
+from ..data.limits import first_beyond_limit, value_limit_message
+from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
 
 
@@ -142,7 +143,8 @@ class _Run:
         self.size = _piece_size(chunksize, chunk_mb)
         self.model, self.progress, self.need_target = model, progress, need_target
         roles = roles or RoleFlags()
-        self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin)
+        self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
+                                decimal=roles.decimal)
         try:
             self.plan = plan_columns(model, self.table.columns, roles, need_target=need_target, by=by,
                                      fill_missing=fill_missing, source=self.table.name)
@@ -152,7 +154,7 @@ class _Run:
         if roles.features_in_rows:
             self.plan.notes.append("--features-in-rows: the table was read whole (the transposed layout cannot "
                                    "be streamed)")
-        self.notes, self.warnings = list(self.plan.notes), list(self.plan.warnings)
+        self.notes, self.warnings = [*self.table.notes, *self.plan.notes], list(self.plan.warnings)
         self.pre = _kept_only(model.preprocessor)
         # One network whose preprocessing is the reference: rows are transformed once, for the network and
         # the shift statistics alike. An ensemble's members each have their own preprocessing, so its rows
@@ -191,7 +193,7 @@ class _Run:
         if plan.by:
             meta["by"] = _label_keys(frame[plan.by].to_numpy(dtype=object))
         if self.need_target:
-            meta["y"] = _encode_target(frame, plan.roles.target, self.model)
+            meta["y"] = _encode_target(frame, plan.roles.target, self.model, plan.source, first_row, meta.get("id"))
         meta["first_row"] = np.full(len(frame), first_row, dtype=np.int64)  # for messages; dropped below
         return _present_values(plan, frame, first_row, meta.get("id")), meta
 
@@ -212,7 +214,7 @@ class _Run:
         if self.need_target:
             targets = plan.roles.target
             meta["y"] = _encode_target(pd.DataFrame({t: table.column(index[t]).to_pandas() for t in targets}),
-                                       targets, self.model)
+                                       targets, self.model, plan.source, first_row, meta.get("id"))
         meta["first_row"] = np.full(table.num_rows, first_row, dtype=np.int64)
         # the feature columns as they are (copied into rows by `_transform`, in the caller's thread)
         return [column(c) for c in plan.present_names], meta
@@ -236,7 +238,7 @@ class _Run:
         if self.need_target:
             targets = plan.roles.target
             meta["y"] = _encode_target(pd.DataFrame({t: cells.columns[t].to_pandas() for t in targets}),
-                                       targets, self.model)
+                                       targets, self.model, plan.source, first_row, meta.get("id"))
         meta["first_row"] = np.full(len(cells), first_row, dtype=np.int64)
         return cells.values, meta
 
@@ -264,12 +266,15 @@ class _Run:
             X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
             if pre.config.impute is not None:
                 self.n_missing_values += int(np.isnan(X).sum())
-            if self.transform_once:
-                Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
-                self.stats.update(Z[s:e])
-            else:
-                Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
-                self.stats.update(self.pre.transform(X))
+            try:
+                if self.transform_once:
+                    Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
+                    self.stats.update(Z[s:e])
+                else:
+                    Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
+                    self.stats.update(self.pre.transform(X))
+            except DataError as exc:  # a value too far outside the training spread (the feature is named)
+                raise DataError(f"{self.plan.source}, rows {first_row + s + 1}-{first_row + e}: {exc}") from None
 
     def blocks(self) -> Iterator[tuple[np.ndarray, dict]]:
         """(outputs (m, n_outputs) float64 as `Model.predict_output` gives them, per-row columns) blocks."""
@@ -292,23 +297,26 @@ class _Run:
                 del values
                 self.n_rows += n
                 for Z, block_meta in rows.blocks():
-                    yield self._outputs(Z), block_meta
+                    yield self._outputs(Z, block_meta), block_meta
                 if self.progress is not None:
                     self.progress({"stage": "read", "rows": self.n_rows, "bytes": table.bytes_read,
                                    "total_bytes": table.total_bytes})
             for Z, block_meta in rows.blocks(final=True):
-                yield self._outputs(Z), block_meta
+                yield self._outputs(Z, block_meta), block_meta
         finally:
             table.close()
         if self.n_rows == 0:
             raise DataError(f"{table.name} has a header but no data rows")
         self._finish()
 
-    def _outputs(self, Z: np.ndarray) -> np.ndarray:
-        with self._blas():
-            if self.transform_once:
-                return self.net_model.predict_output(Z, batch_size=len(Z))
-            return self.net_model.predict_output(Z, batch_size=len(Z), features=self.plan.features)
+    def _outputs(self, Z: np.ndarray, meta: dict) -> np.ndarray:
+        first_row = int(meta["row"][0]) - 1 if len(Z) else 0  # a non-finite output names its row in the table
+        features = None if self.transform_once else self.plan.features
+        try:
+            with self._blas():
+                return self.net_model.predict_output(Z, batch_size=len(Z), features=features, first_row=first_row)
+        except DataError as exc:  # the row is named; name the file too
+            raise DataError(f"{self.plan.source}: {exc}") from None
 
     def _finish(self) -> None:
         model, plan = self.model, self.plan
@@ -332,10 +340,18 @@ class _Run:
                               f"{model.preprocessor.config.impute}s")
 
 
-def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model) -> np.ndarray:
+def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,
+                   ids: np.ndarray | None) -> np.ndarray:
     """y for the rows of `frame` in the model's encoding (class indices, or 0/1 or value columns); labels
-    the model does not know are a DataError naming them. Uses Dataset.from_frame, which needs a feature
-    column, hence the placeholder."""
+    the model does not know are a DataError naming them, and so is a regression target beyond float32's
+    range (naming its row in the table). Uses Dataset.from_frame, which needs a feature column, hence the
+    placeholder."""
+    if model.task == "regression":
+        values = frame[targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        at = first_beyond_limit(values)
+        if at is not None:
+            raise DataError(f"{source}: " + value_limit_message("target column", targets[at[1]], values[at],
+                                                                 _row_label(first_row, at[0], ids)))
     sub = frame[targets].copy()
     sub["__mlpcli_placeholder__"] = 0.0
     ds = data.Dataset.from_frame(sub, data.Roles(target=list(targets)), task=model.task, classes=model.classes)
@@ -482,7 +498,8 @@ class Prepared:
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None) -> Prepared:
     """Match a table (DataFrame or path) to the model by feature name, with the checks of predict."""
     table = frame if isinstance(frame, pd.DataFrame) else read_whole(
-        frame, features_in_rows=bool(roles and roles.features_in_rows))
+        frame, features_in_rows=bool(roles and roles.features_in_rows), sep=roles.sep if roles else None,
+        decimal=roles.decimal if roles else None)
     plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing)
     ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
     if plan.roles.id:

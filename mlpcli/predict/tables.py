@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data.io import _check_file, _stdin_bytes
+from ..data.io import _SNIFF_BYTES, _check_file, _stdin_bytes
 from ..errors import DataError
 from ._common import DEFAULT_CHUNK_BYTES
 from .columns import ColumnPlan
@@ -74,6 +74,7 @@ class _Table(ABC):
     columns: list[str]
     total_bytes: int | None = None
     reading_threads = 0  # threads that read and parse beside the caller's
+    notes: tuple = ()  # how the table was read (a detected separator or decimal mark)
 
     @abstractmethod
     def pieces(self, size: PieceSize, plan: "ColumnPlan", convert: Callable) -> Iterator:
@@ -190,7 +191,8 @@ class _TextTable(_Table):
     width of its rows."""
 
     def __init__(self, name: str, raw, stream, sep: str | None, total_bytes: int | None, closers=(),
-                 check_header: bool = True):
+                 check_header: bool = True, sep_option: str | None = None, decimal_option: str | None = None,
+                 suffix: str = ""):
         self.name, self._raw, self._stream, self.total_bytes = name, raw, stream, total_bytes
         self._closers = list(closers)
         try:
@@ -206,16 +208,24 @@ class _TextTable(_Table):
         except UnicodeDecodeError:
             self.close()
             raise DataError(f"cannot parse {name}: the header line is not UTF-8 text (a binary file?)") from None
-        if sep is None:  # standard input: TSV when the header has more tabs than commas
-            sep = "\t" if text.count("\t") > text.count(",") else ","
-        self.sep = sep
-        self.columns = next(csv.reader([text], delimiter=sep))
-        if check_header:
-            _check_header(self.columns, name)
         # the window: input read but not yet cut into pieces is window[start:fill]
         self._window = bytearray()
         self._start = self._fill = 0
         self._eof = False
+        try:  # the first rows, kept in the window for parsing, show the separator and decimal mark
+            while self._fill < _SNIFF_BYTES and self._more():
+                pass
+            head = bytes(self._window[:min(self._fill, _SNIFF_BYTES)]).decode("utf-8", "replace")
+            dialect = data.sniff_dialect(text + "\n" + head, self._eof and self._fill <= _SNIFF_BYTES, name, sep,
+                                         sep_option, decimal_option, suffix)
+        except BaseException:
+            self.close()
+            raise
+        self.sep, self.decimal, self.notes = dialect.sep, dialect.decimal, list(dialect.notes)
+        # an empty first header cell is R's row names: sample_id, as training names it
+        self.columns = data.row_names_header(next(csv.reader([text], delimiter=self.sep)))
+        if check_header:
+            _check_header(self.columns, name)
         self._arrow_options = None
         self._layout: _Layout | None = None
         self._buffers = _BufferPool()
@@ -376,7 +386,7 @@ class _TextTable(_Table):
 
         if self._layout is None:
             self._layout = _Layout.of(self.columns, plan)
-        cells = _tokenize(text, self.sep, self._layout, self.name, line)
+        cells = _tokenize(text, self.sep, self._layout, self.name, line, self.decimal)
         if cells is not None:
             return cells
         if self._arrow_options is None:
@@ -384,7 +394,7 @@ class _TextTable(_Table):
             types.update({c: pa.string() for c in plan.label_columns})
             # strings_can_be_null: empty and NA cells are missing, as pandas (and so training) reads them
             self._arrow_options = (pacsv.ConvertOptions(column_types=types, include_columns=plan.usecols(),
-                                                        strings_can_be_null=True),
+                                                        strings_can_be_null=True, decimal_point=self.decimal),
                                    pacsv.ReadOptions(column_names=self.columns, use_threads=False,
                                                      block_size=1 << 30))
         convert_options, read_options = self._arrow_options
@@ -408,7 +418,8 @@ class _TextTable(_Table):
         # read it, and given the column names pandas pads short rows and cuts long ones: check them here
         self._check_widths(text, line, ragged[0] if ragged else None)
         try:
-            return pd.read_csv(io.BytesIO(text), sep=self.sep, header=None, names=self.columns, usecols=plan.usecols(),
+            return pd.read_csv(io.BytesIO(text), sep=self.sep, decimal=self.decimal, header=None, names=self.columns,
+                               usecols=plan.usecols(),
                                dtype=plan.dtypes(), engine="c", index_col=False, skip_blank_lines=True)
         except pd.errors.EmptyDataError:
             return pd.DataFrame(columns=plan.usecols())
@@ -515,14 +526,20 @@ class _Cells:
         return self.values.shape[0]
 
 
-def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int) -> _Cells | None:
+def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int,
+              decimal: str = ".") -> _Cells | None:
     """Parse a piece of text (whole lines; its first line is the file's line `line`) with numpy: field
     boundaries from a comparison of every byte with the separator and the line end, the needed fields
     gathered into a pyarrow string array and cast to float64 (the number parser of pyarrow's CSV reader:
     the same values, bit for bit). Returns None when the piece needs a real CSV parser: a quoted field
     holding a separator, line end or quote, or a cell pyarrow's cast cannot read (a non-number, padding
     spaces), which the CSV parsers then read or name. A row whose number of fields differs from the
-    header's is a DataError; lines of nothing but whitespace are skipped."""
+    header's is a DataError; lines of nothing but whitespace are skipped.
+
+    With a decimal comma (`decimal` ","; the separator is then not a comma) the numbers are read from a
+    copy of the text with commas and dots swapped: 0,123 reads as 0.123, and a cell written with a dot
+    fails the cast and goes to the CSV parsers, which read it as training does (with the decimal
+    option). Label columns are taken from the text as it is."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -560,13 +577,17 @@ def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int)
     offsets[0] = 0
     np.subtract(pos, dropped_before, out=offsets[1:])
     del dropped_before
-    strings = pa.Array.from_buffers(pa.large_string(), n_fields,
-                                    [None, pa.py_buffer(offsets), pa.py_buffer(buf[keep])])
-    del keep, pos, cut
+    kept = buf[keep]
+    strings = pa.Array.from_buffers(pa.large_string(), n_fields, [None, pa.py_buffer(offsets), pa.py_buffer(kept)])
+    numeric = strings  # the text the numbers are cast from
+    if decimal != ".":
+        numeric = pa.Array.from_buffers(pa.large_string(), n_fields,
+                                        [None, pa.py_buffer(offsets), pa.py_buffer(_DECIMAL_SWAP[kept])])
+    del keep, pos, cut, kept
     n, d = len(first), len(layout.features)
     try:
         if d:
-            cells = strings.take(pa.array((first[:, None] + layout.features[None, :]).ravel()))
+            cells = numeric.take(pa.array((first[:, None] + layout.features[None, :]).ravel()))
             values = _numbers(cells, layout.nulls)
             if values is None:
                 return None
@@ -575,12 +596,21 @@ def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int)
             values = np.empty((n, 0))
         columns = {}
         for column, j in layout.others.items():
-            cells = _with_nulls(strings.take(pa.array(first + j)), layout.nulls)
+            take = pa.array(first + j)
+            cells = _with_nulls(strings.take(take), layout.nulls)
             cells.validate(full=True)  # UTF-8
-            columns[column] = _inferred(cells) if column in layout.targets else cells.cast(pa.string())
+            if column in layout.targets:
+                columns[column] = _inferred(cells, None if numeric is strings
+                                            else _with_nulls(numeric.take(take), layout.nulls))
+            else:
+                columns[column] = cells.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
     return _Cells(values, columns)
+
+
+_DECIMAL_SWAP = np.arange(256, dtype=np.uint8)  # a byte table: "," <-> "."
+_DECIMAL_SWAP[[44, 46]] = [46, 44]
 
 
 def _simple_quotes(buf: np.ndarray, pos: np.ndarray) -> np.ndarray | None:
@@ -642,15 +672,16 @@ def _numbers(cells, nulls):
         return None
 
 
-def _inferred(cells):
+def _inferred(cells, numeric=None):
     """A target column's cells with the type pyarrow's CSV reader would infer: integers, numbers,
-    booleans, else text."""
+    booleans, else text. `numeric`: the same cells with the decimal comma swapped for a dot (see
+    `_tokenize`), to read numbers from; None: `cells`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     for kind in (pa.int64(), pa.float64()):
         try:
-            return pc.cast(cells, kind)
+            return pc.cast(cells if numeric is None else numeric, kind)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     lower = pc.utf8_lower(cells)
@@ -710,41 +741,47 @@ def _check_header(columns: Sequence[str], name: str) -> None:
         raise DataError(f"duplicate column names in {name}: {listed}; rename or remove the repeated columns")
 
 
-def open_table(source, *, features_in_rows: bool = False, stdin=None) -> _Table:
+def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
+               decimal: str | None = None) -> _Table:
     """Open `source` (a path, "-" for standard input, or a DataFrame) for reading in chunks.
 
     Formats as for every command: .csv, .tsv/.txt, each optionally .gz/.bz2/.xz/.zip, .parquet, and "-"
     (CSV or TSV sniffed from the header, gzip detected by its magic bytes). The transposed layout
-    (`features_in_rows`) cannot be streamed and is read whole (see `read_whole`).
+    (`features_in_rows`) cannot be streamed and is read whole (see `read_whole`). `sep`, `decimal`: as for
+    training (``data.sniff_dialect``; None or "auto" detects them).
     """
     if isinstance(source, pd.DataFrame):
         return _FrameTable(source, "the table")
     if features_in_rows:
         name = "standard input" if str(source) == "-" else os.fspath(source)
-        return _FrameTable(read_whole(source, features_in_rows=True, stdin=stdin), name)
-    return _open_file(source, stdin)
+        return _FrameTable(read_whole(source, features_in_rows=True, stdin=stdin, sep=sep, decimal=decimal), name)
+    return _open_file(source, stdin, sep=sep, decimal=decimal)
 
 
-def read_whole(source, *, features_in_rows: bool = False, stdin=None) -> pd.DataFrame:
+def read_whole(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
+               decimal: str | None = None) -> pd.DataFrame:
     """A whole table read by `data.read_table` (every command's formats and layouts), once every row of a
-    text table is known to have the header's number of fields: pandas reads a short row as missing
-    values, and in the transposed layout a long first row as row names."""
+    text table is known to have the header's number of fields (split on the separator `data.read_table`
+    detects too): pandas reads a short row as missing values, and in the transposed layout a long first
+    row as row names."""
     if str(source) == "-":
         raw = _stdin_bytes(stdin)  # read once: checked, then parsed
-        _open_file("-", io.BytesIO(raw), check_header=False).check_widths()
-        return data.read_table("-", features_in_rows=features_in_rows, stdin=io.BytesIO(raw))
+        _open_file("-", io.BytesIO(raw), check_header=False, sep=sep, decimal=decimal).check_widths()
+        return data.read_table("-", features_in_rows=features_in_rows, stdin=io.BytesIO(raw), sep=sep,
+                               decimal=decimal)
     path = os.fspath(source)
     _check_file(path)
     if data._table_format(path)[0] == "text":
-        table = _open_file(path, None, check_header=False)
+        table = _open_file(path, None, check_header=False, sep=sep, decimal=decimal)
         try:
             table.check_widths()
         finally:
             table.close()
-    return data.read_table(path, features_in_rows=features_in_rows)
+    return data.read_table(path, features_in_rows=features_in_rows, sep=sep, decimal=decimal)
 
 
-def _open_file(source, stdin, check_header: bool = True) -> _Table:
+def _open_file(source, stdin, check_header: bool = True, sep: str | None = None,
+               decimal: str | None = None) -> _Table:
     """A file or standard input ("-") as a streamed table: parquet, or text (see `open_table`).
     check_header=False leaves repeated column names to the caller."""
     if str(source) == "-":
@@ -755,30 +792,33 @@ def _open_file(source, stdin, check_header: bool = True) -> _Table:
         buffered = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)
         if head == b"\x1f\x8b":
             return _TextTable("standard input", None, gzip.GzipFile(fileobj=buffered, mode="rb"), None, None,
-                              check_header=check_header)
+                              check_header=check_header, sep_option=sep, decimal_option=decimal)
         if not head:
             raise DataError("standard input is empty; pipe a CSV or TSV table into '-'")
-        return _TextTable("standard input", None, buffered, None, None, check_header=check_header)
+        return _TextTable("standard input", None, buffered, None, None, check_header=check_header, sep_option=sep,
+                          decimal_option=decimal)
     path = os.fspath(source)
     _check_file(path)
-    kind, sep, compression = data._table_format(path)
+    kind, default_sep, compression = data._table_format(path)
     if kind == "parquet":
         return _ParquetTable(path)
+    given = {"check_header": check_header, "sep_option": sep, "decimal_option": decimal,
+             "suffix": data.text_suffix(path)}
     raw = open(path, "rb")
     total = os.path.getsize(path)
     try:
         if compression is None:
-            return _TextTable(path, raw, raw, sep, total, [raw], check_header=check_header)
+            return _TextTable(path, raw, raw, default_sep, total, [raw], **given)
         if compression == "zip":
             archive = zipfile.ZipFile(raw)
             members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX/")]
             if len(members) != 1:
                 raise DataError(f"cannot parse {path}: a .zip table must hold exactly one file, found {len(members)}")
             member = archive.open(members[0])
-            return _TextTable(path, raw, member, sep, total, [member, archive, raw], check_header=check_header)
+            return _TextTable(path, raw, member, default_sep, total, [member, archive, raw], **given)
         opener = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}[compression]
         stream = opener(raw, mode="rb") if compression != "gzip" else opener(fileobj=raw, mode="rb")
-        return _TextTable(path, raw, stream, sep, total, [stream, raw], check_header=check_header)
+        return _TextTable(path, raw, stream, default_sep, total, [stream, raw], **given)
     except zipfile.BadZipFile as exc:
         raw.close()
         raise DataError(f"cannot parse {path}: {data._short_reason(exc)}") from None

@@ -1,0 +1,709 @@
+"""Checking a model file before anything is built from it (``model_io.load`` reads through here).
+
+A model file is a zip of ``model.json`` and ``weights.npz`` (see ``model_io``). Everything in it is a claim
+until checked: a 4 KB file can say its hidden layers are 40,000 wide, a zip header can say a member inflates
+to 10 GB, model.json can give an output layer of 3 for 5 classes or NaN weights. ``read`` checks in an order
+that allocates nothing proportional to a claim before the claim is verified:
+
+1. the archive: exactly the two members, stored or deflated, not encrypted; model.json inflates to at most
+   MAX_JSON_BYTES, and neither member to more than MAX_RATIO times its compressed size (a zip bomb is
+   refused from its header, before anything is inflated);
+2. model.json: UTF-8 JSON, every field's type, range and consistency (task, classes against the output
+   layer, features against the preprocessing, layer widths within limits, known activations and losses,
+   temperature, target scaling, the metadata other commands read);
+3. the arrays those fields imply (names, shapes and dtypes from the architectures and preprocessing):
+   model.json's ``array_shapes`` must list exactly them, and weights.npz's inflated size must be what they
+   need, before weights.npz is read;
+4. weights.npz: its checksum, then each ``.npy`` header (shape, dtype, order; read without the data, so
+   object arrays are refused without being unpickled) against the expected array, then the data;
+5. values: weights and statistics finite, scales positive, variances non-negative, kept-feature indices
+   matching the feature names.
+
+Every failure is a ModelFileError naming the file and the field or array, on one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import activations as act_mod
+from .engine import losses as loss_mod
+from .engine.network import state_shapes
+from .errors import ModelFileError
+
+__all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
+
+FORMAT = "mlpcli-model"
+SUPPORTED_VERSIONS = (1, 2)
+
+# ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
+# model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
+# by name length), so 32 MiB holds some 110,000-190,000 features in a 5-member ensemble and about three times
+# as many in a single network; parsing takes 5-8 times its size in Python objects. `save` refuses to write
+# more, so a trained model always loads.
+MAX_JSON_BYTES = 32 * 2**20
+# JSON containers ({ or [) in model.json: each costs about 60 bytes parsed, so a file of nothing but "{},"
+# would take 25 times its size. A long ensemble run has one per member and epoch (10 x 1,000 = 10,000).
+MAX_JSON_CONTAINERS = 1_000_000
+# Trained weights and statistics are close to incompressible (real files inflate 1.3-2.2 times, model.json
+# 3-6 times); a member inflating more than this is a zip bomb. Below RATIO_FREE_BYTES the ratio is not
+# judged (small files compress well, and a few MiB cost nothing).
+MAX_RATIO = 32
+RATIO_FREE_BYTES = 2**20
+MAX_MEMBERS = 1024
+MAX_HIDDEN_LAYERS = 256
+MAX_WIDTH = 2**24  # hidden and output units of one layer
+MAX_FEATURES = 2**26  # input features
+MAX_NPY_HEADER = 4096  # bytes of a .npy header (NumPy writes 128 for any array mlpcli saves)
+TEMPERATURE_RANGE = (1e-3, 1e3)  # fitted temperatures lie in [1/3, 3]
+_ZIP_SLACK = 2**16 + 512  # archive comment and end records
+_ENTRY_SLACK = 512  # local and central headers of one archive member, besides its name twice
+_FINITE_CHUNK = 2**20  # entries checked at a time (the boolean temporary stays 1 MiB)
+
+_PREPROCESSING_ARRAYS = ("kept_index", "impute_values", "center", "scale", "train_mean", "train_sd")
+_PREPROCESSING_STATE_VERSION = 1
+_ARCHITECTURE_KEYS = ("n_inputs", "hidden", "n_outputs", "activation", "activation_params", "dropout",
+                      "batchnorm", "seed", "dtype")
+_LINKS = {  # task -> output activation of the loss -> how many outputs (None: one per class)
+    "binary": {"softmax": 2, "sigmoid": 1},
+    "multiclass": {"softmax": None},
+    "multilabel": {"sigmoid": None},
+    "regression": {"identity": None},
+}
+
+
+@dataclass
+class _ArraySpec:
+    """What one stored array must be: its shape, dtype kind and item sizes, and a rule for its values."""
+
+    shape: tuple[int, ...]
+    kinds: str  # numpy dtype kinds allowed ("f", or "iu" for indices)
+    itemsizes: tuple[int, ...]
+    rule: str  # "finite" | "positive" | "nonneg" | "not_inf" | "index"
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class CheckedModel:
+    """A model file that passed every check: its metadata, its members' entries (format 1 normalised to
+    format 2's shape: ``architecture``, ``shares_preprocessing``, ``preprocessing``, ``target_scaling`` and
+    the ``prefix`` of its arrays) and its arrays (read-only, by their name in weights.npz)."""
+
+    source: str
+    meta: dict
+    members: list[dict]
+    arrays: dict[str, np.ndarray] = field(repr=False)
+
+
+def read(path: str | os.PathLike) -> CheckedModel:
+    """Read and check the model file at ``path``; see the module docstring. Raises ModelFileError."""
+    name = str(path)
+    if not os.path.exists(name):
+        raise ModelFileError(f"model file not found: {name}")
+    if os.path.isdir(name):
+        raise ModelFileError(f"{name} is a directory, not a model file")
+    try:
+        with zipfile.ZipFile(name) as zf:
+            infos = _archive_members(name, zf)
+            raw_meta = zf.read(infos["model.json"])
+            meta = _parse_json(name, raw_meta)
+            del raw_meta
+            _Fields(name).header(meta)
+            members, specs = _Fields(name).model(meta)
+            _check_weights_size(name, infos["weights.npz"], specs)
+            weights = zf.read(infos["weights.npz"])
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
+        raise ModelFileError(f"{name} is not a readable mlpcli model file (corrupt or truncated: {exc})") from None
+    except OSError as exc:
+        raise ModelFileError(f"{name} cannot be read ({exc.strerror or exc})") from None
+    except Exception as exc:  # zlib errors, CRC mismatches
+        raise ModelFileError(f"{name} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+    if hashlib.sha256(weights).hexdigest() != meta["weights_sha256"]:
+        raise ModelFileError(f"{name}: weights.npz does not match the checksum in model.json (file modified or damaged)")
+    arrays = _read_arrays(name, weights, specs)
+    del weights
+    _check_values(name, arrays, specs, meta, members)
+    return CheckedModel(source=name, meta=meta, members=members, arrays=arrays)
+
+
+# ── the archive ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _archive_members(name: str, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """model.json's and weights.npz's zip entries, each checked to inflate to a bounded size."""
+    infos = zf.infolist()
+    names = [i.filename for i in infos]
+    missing = [m for m in ("model.json", "weights.npz") if m not in names]
+    if missing:
+        raise ModelFileError(f"{name} is not an mlpcli model file: missing {', '.join(missing)}")
+    if len(names) != 2:
+        others = [n for n in names if n not in ("model.json", "weights.npz")]
+        odd = f"unexpected: {_show(others[0])}" if others else f"{next(n for n in names if names.count(n) > 1)} twice"
+        raise ModelFileError(f"{name} is not an mlpcli model file: it holds {len(names)} members, not 2 ({odd})")
+    out = {i.filename: i for i in infos}
+    for info in infos:
+        _check_entry(name, info, info.filename, MAX_JSON_BYTES if info.filename == "model.json" else None)
+    return out
+
+
+def _check_entry(name: str, info: zipfile.ZipInfo, what: str, limit: int | None) -> None:
+    """Refuse an archive member that is encrypted, compressed in a way mlpcli never writes, larger than
+    ``limit`` once inflated, or inflating more than MAX_RATIO times (judged from the header alone)."""
+    if info.flag_bits & 0x1:
+        raise ModelFileError(f"{name}: {what} is encrypted; mlpcli model files never are")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ModelFileError(f"{name}: {what} uses zip compression method {info.compress_type}; mlpcli writes "
+                             "stored or deflated members only")
+    size, packed = info.file_size, info.compress_size
+    if limit is not None and size > limit:
+        raise ModelFileError(f"{name}: {what} would inflate to {_mib(size)}, more than the {_mib(limit)} a model "
+                             "file may hold there")
+    if info.compress_type == zipfile.ZIP_STORED and size != packed:
+        raise ModelFileError(f"{name}: {what} is stored uncompressed but its header gives two sizes "
+                             f"({size} and {packed} bytes); the file is damaged or crafted")
+    if size > RATIO_FREE_BYTES and size > MAX_RATIO * packed:
+        raise ModelFileError(f"{name}: {what} would inflate {size / max(packed, 1):,.0f} times ({_mib(packed)} to "
+                             f"{_mib(size)}); model files inflate at most {MAX_RATIO} times, so this is a zip bomb "
+                             "or a damaged file")
+
+
+def _parse_json(name: str, raw: bytes) -> dict:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"{name}: model.json is not UTF-8 text (byte {exc.start})") from None
+    containers = text.count("{") + text.count("[")
+    if containers > MAX_JSON_CONTAINERS:
+        raise ModelFileError(f"{name}: model.json holds {containers:,} objects and lists, more than the "
+                             f"{MAX_JSON_CONTAINERS:,} a model file may hold")
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise ModelFileError(f"{name}: model.json is not valid JSON") from None
+    except ValueError:  # e.g. an integer literal of more digits than Python converts
+        raise ModelFileError(f"{name}: model.json is not valid JSON (a number too long to read)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{name} is not an mlpcli model file (model.json has no '{FORMAT}' format tag)")
+    return meta
+
+
+def _check_weights_size(name: str, info: zipfile.ZipInfo, specs: dict[str, _ArraySpec]) -> None:
+    """weights.npz must inflate to what the arrays model.json describes need, with their headers: checked
+    before reading, so a file claiming large layers is refused from its header."""
+    least = sum(spec.size * min(spec.itemsizes) for spec in specs.values())
+    most = _ZIP_SLACK + sum(spec.size * max(spec.itemsizes) + MAX_NPY_HEADER + _ENTRY_SLACK + 2 * (len(key) + 4)
+                            for key, spec in specs.items())
+    if not least <= info.file_size <= most:
+        raise ModelFileError(f"{name}: weights.npz holds {_mib(info.file_size)} but the {len(specs)} arrays model.json "
+                             f"describes need {_mib(least)}{'' if least == most else f' to {_mib(most)}'}; the "
+                             "architecture and the stored weights disagree")
+
+
+# ── model.json ───────────────────────────────────────────────────────────────────────────────────────────
+
+_MISSING = object()
+
+
+class _Fields:
+    """Checks of model.json's fields. Each check names the field (``members[0].architecture.hidden[1]``)
+    in its message; ``model`` returns the members' entries and the arrays they imply."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, what: str):
+        raise ModelFileError(f"{self.source}: model.json field '{where}' {what}")
+
+    # -- scalar and container types
+    def get(self, d: dict, key: str, where: str, default=_MISSING):
+        if key in d:
+            return d[key]
+        if default is _MISSING:
+            self.fail(_join(where, key), "is missing")
+        return default
+
+    def mapping(self, v, where: str) -> dict:
+        if not isinstance(v, dict):
+            self.fail(where, f"must be a JSON object, got {_kind(v)}")
+        return v
+
+    def listing(self, v, where: str, min_len: int = 0, max_len: int | None = None) -> list:
+        if not isinstance(v, list):
+            self.fail(where, f"must be a list, got {_kind(v)}")
+        if min_len == max_len and len(v) != min_len:
+            self.fail(where, f"must hold {min_len:,} entr{'y' if min_len == 1 else 'ies'}, got {len(v):,}")
+        if len(v) < min_len:
+            self.fail(where, "must not be empty" if min_len == 1 else f"must hold at least {min_len} entries")
+        if max_len is not None and len(v) > max_len:
+            self.fail(where, f"holds {len(v):,} entries, more than the {max_len:,} allowed")
+        return v
+
+    def whole(self, v, where: str, lo: int, hi: int) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            self.fail(where, f"must be a whole number from {lo:,} to {hi:,}, got {_show(v)}")
+        return v
+
+    def number(self, v, where: str, lo: float | None = None, hi: float | None = None,
+               lo_open: bool = False, hi_open: bool = False) -> float:
+        ok = _is_number(v) and math.isfinite(float(v))
+        if ok and lo is not None:
+            ok = float(v) > lo if lo_open else float(v) >= lo
+        if ok and hi is not None:
+            ok = float(v) < hi if hi_open else float(v) <= hi
+        if not ok:
+            rng = ""
+            if lo is not None or hi is not None:
+                left = "" if lo is None else f"{'>' if lo_open else '>='} {lo:g}"
+                right = "" if hi is None else f"{'<' if hi_open else '<='} {hi:g}"
+                rng = " " + " and ".join(p for p in (left, right) if p)
+            self.fail(where, f"must be a finite number{rng}, got {_show(v)}")
+        return float(v)
+
+    def flag(self, v, where: str) -> bool:
+        if not isinstance(v, bool):
+            self.fail(where, f"must be true or false, got {_show(v)}")
+        return v
+
+    def text(self, v, where: str, choices=None, optional: bool = False) -> str | None:
+        if v is None and optional:
+            return None
+        if not isinstance(v, str):
+            self.fail(where, f"must be a string, got {_kind(v)}")
+        if choices is not None and v not in choices:
+            self.fail(where, f"is {_show(v)}, not one of {', '.join(map(str, choices))}")
+        return v
+
+    def texts(self, v, where: str, unique: bool = True, min_len: int = 0, max_len: int = MAX_FEATURES) -> list[str]:
+        self.listing(v, where, min_len, max_len)
+        for i, item in enumerate(v):
+            if not isinstance(item, str):
+                self.fail(f"{where}[{i}]", f"must be a string, got {_kind(item)}")
+        if unique and len(set(v)) != len(v):
+            seen: set = set()
+            twice = next(s for s in v if s in seen or seen.add(s))
+            self.fail(where, f"names {_show(twice)} twice")
+        return v
+
+    def scalars(self, v, where: str) -> dict:
+        """An object of JSON scalars (numbers that fit a float, strings, true/false, null)."""
+        self.mapping(v, where)
+        for key, value in v.items():
+            if not (value is None or isinstance(value, (bool, str)) or _is_number(value)):
+                self.fail(_join(where, key), f"must be a number, string, true/false or null, got {_kind(value)}")
+        return v
+
+    # -- the model
+    def header(self, meta: dict) -> None:
+        version = meta.get("format_version")
+        if isinstance(version, bool) or not isinstance(version, int) or version not in SUPPORTED_VERSIONS:
+            raise ModelFileError(
+                f"{self.source} has model format version {_show(version)}; this mlpcli reads version(s) "
+                f"{', '.join(map(str, SUPPORTED_VERSIONS))} (upgrade mlpcli or retrain)")
+        digest = self.text(self.get(meta, "weights_sha256", ""), "weights_sha256")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            self.fail("weights_sha256", f"must be 64 lowercase hexadecimal digits, got {_show(digest)}")
+
+    def model(self, meta: dict) -> tuple[list[dict], dict[str, _ArraySpec]]:
+        from .data import TASKS
+
+        task = self.text(self.get(meta, "task", ""), "task", choices=TASKS)
+        features = self.texts(self.get(meta, "feature_names", ""), "feature_names", min_len=1)
+        self.texts(self.get(meta, "target_names", "", default=[]), "target_names", unique=False)
+        reference = self.preprocessing(self.get(meta, "preprocessing", ""), "preprocessing")
+        if features != reference["feature_names_in"]:
+            self.fail("feature_names", "differs from preprocessing.feature_names_in (the features the "
+                      "preprocessing was fitted on)")
+        specs = self.preprocessing_arrays("preprocessor/", reference)
+
+        if meta["format_version"] == 1:  # one network, whose preprocessing is the reference
+            extra = self.mapping(_given(meta.get("extra"), {}), "extra")
+            entries = [({"architecture": self.get(meta, "architecture", ""), "shares_preprocessing": True,
+                         "target_scaling": extra.get("target_scaling")}, "", "architecture", "extra.target_scaling")]
+        else:
+            listed = self.listing(self.get(meta, "members", ""), "members", 1, MAX_MEMBERS)
+            entries = [(self.mapping(e, f"members[{i}]"), f"members/{i}/", f"members[{i}].architecture",
+                        f"members[{i}].target_scaling") for i, e in enumerate(listed)]
+
+        members = []
+        for i, (entry, prefix, arch_where, scaling_where) in enumerate(entries):
+            arch = self.architecture(self.get(entry, "architecture", arch_where.rsplit(".", 1)[0]), arch_where)
+            shares = self.flag(entry.get("shares_preprocessing", False), f"members[{i}].shares_preprocessing")
+            pre = reference
+            if not shares:
+                where = f"members[{i}].preprocessing"
+                pre = self.preprocessing(self.get(entry, "preprocessing", f"members[{i}]"), where)
+                if pre["feature_names_in"] != reference["feature_names_in"]:
+                    self.fail(f"{where}.feature_names_in", "differs from the model's feature_names")
+                used = set(reference["kept_features"])
+                unknown = [k for k in pre["kept_features"] if k not in used]
+                if unknown:
+                    self.fail(f"{where}.kept_features", f"names {_show(unknown[0])}, which the model does not "
+                              "list as an input it uses (preprocessing.kept_features)")
+                specs.update(self.preprocessing_arrays(f"{prefix}preprocessor/", pre))
+            if arch["n_inputs"] != len(pre["kept_features"]):
+                self.fail(f"{arch_where}.n_inputs", f"is {arch['n_inputs']:,} but the member's preprocessing keeps "
+                          f"{len(pre['kept_features']):,} features")
+            itemsize = np.dtype(arch.get("dtype", "float64")).itemsize
+            for key, shape in state_shapes(arch["n_inputs"], arch["hidden"], arch["n_outputs"],
+                                           arch.get("batchnorm", False)).items():
+                rule = "nonneg" if key.endswith(".running_var") else "finite"
+                specs[f"{prefix}network/{key}"] = _ArraySpec(shape, "f", (itemsize,), rule)
+            members.append({"architecture": arch, "shares_preprocessing": shares,
+                            "preprocessing": None if shares else entry["preprocessing"],
+                            "target_scaling": entry.get("target_scaling"), "prefix": prefix})
+
+        n_outputs = members[0]["architecture"]["n_outputs"]
+        for i, m in enumerate(members[1:], start=1):
+            if m["architecture"]["n_outputs"] != n_outputs:
+                self.fail(f"members[{i}].architecture.n_outputs", f"is {m['architecture']['n_outputs']:,} but "
+                          f"members[0] has {n_outputs:,} outputs; an ensemble's members share their outputs")
+        link = self.loss(self.get(meta, "loss", ""), n_outputs)
+        self.outputs(task, self.get(meta, "classes", ""), link, n_outputs)
+        for m, (_, _, _, scaling_where) in zip(members, entries):
+            m["target_scaling"] = self.target_scaling(scaling_where, m["target_scaling"], task, n_outputs)
+        temperature = self.get(meta, "temperature", "", default=None)
+        if temperature is not None:
+            self.number(temperature, "temperature", *TEMPERATURE_RANGE)
+        self.metadata(meta)
+        self.array_shapes(self.get(meta, "array_shapes", ""), specs)
+        return members, specs
+
+    def preprocessing(self, pre, where: str) -> dict:
+        from .data.preprocess import IMPUTE_METHODS, SCALINGS, PreprocessConfig
+
+        self.mapping(pre, where)
+        version = self.get(pre, "version", where)
+        if isinstance(version, bool) or version != _PREPROCESSING_STATE_VERSION:
+            self.fail(f"{where}.version", f"is {_show(version)}; this mlpcli reads preprocessing state version "
+                      f"{_PREPROCESSING_STATE_VERSION}")
+        config = self.mapping(self.get(pre, "config", where), f"{where}.config")
+        known = set(PreprocessConfig.__dataclass_fields__)
+        unknown = sorted(set(config) - known)
+        if unknown:
+            self.fail(f"{where}.config.{unknown[0]}", f"is not a preprocessing setting ({', '.join(sorted(known))})")
+        for key in ("log1p", "standardize"):
+            if key in config:
+                self.flag(config[key], f"{where}.config.{key}")
+        if config.get("top_var") is not None:
+            self.whole(config["top_var"], f"{where}.config.top_var", 1, MAX_FEATURES)
+        self.text(config.get("impute"), f"{where}.config.impute", choices=IMPUTE_METHODS, optional=True)
+        if "scaling" in config:
+            self.text(config["scaling"], f"{where}.config.scaling", choices=SCALINGS)
+        names = self.texts(self.get(pre, "feature_names_in", where), f"{where}.feature_names_in", min_len=1)
+        kept = self.texts(self.get(pre, "kept_features", where), f"{where}.kept_features", min_len=1)
+        known_names = set(names)
+        outside = [k for k in kept if k not in known_names]
+        if outside:
+            self.fail(f"{where}.kept_features", f"names {_show(outside[0])}, which is not in feature_names_in")
+        self.texts(pre.get("dropped_constant", []), f"{where}.dropped_constant", unique=False)
+        self.texts(pre.get("warnings", []), f"{where}.warnings", unique=False)
+        return pre
+
+    @staticmethod
+    def preprocessing_arrays(prefix: str, pre: dict) -> dict[str, _ArraySpec]:
+        d = (len(pre["kept_features"]),)
+        impute_rule = "finite" if pre["config"].get("impute") is not None else "not_inf"  # NaN when impute is off
+        rules = {"kept_index": "index", "impute_values": impute_rule, "center": "finite", "scale": "positive",
+                 "train_mean": "finite", "train_sd": "nonneg"}
+        return {f"{prefix}{key}": _ArraySpec(d, "iu", (1, 2, 4, 8), rule) if key == "kept_index"
+                else _ArraySpec(d, "f", (4, 8), rule) for key, rule in rules.items()}
+
+    def architecture(self, arch, where: str) -> dict:
+        self.mapping(arch, where)
+        unknown = sorted(set(arch) - set(_ARCHITECTURE_KEYS))
+        if unknown:
+            self.fail(_join(where, unknown[0]), f"is not an architecture setting ({', '.join(_ARCHITECTURE_KEYS)})")
+        self.whole(self.get(arch, "n_inputs", where), f"{where}.n_inputs", 1, MAX_FEATURES)
+        hidden = self.listing(self.get(arch, "hidden", where), f"{where}.hidden", 0, MAX_HIDDEN_LAYERS)
+        for i, h in enumerate(hidden):
+            self.whole(h, f"{where}.hidden[{i}]", 1, MAX_WIDTH)
+        self.whole(self.get(arch, "n_outputs", where), f"{where}.n_outputs", 1, MAX_WIDTH)
+        activation = self.text(arch.get("activation", "relu"), f"{where}.activation", choices=act_mod.names())
+        params = self.scalars(_given(arch.get("activation_params"), {}), f"{where}.activation_params")
+        for key, value in params.items():
+            self.number(value, f"{where}.activation_params.{key}")
+        try:
+            act_mod.get(activation, **params)
+        except (ValueError, TypeError) as exc:
+            self.fail(f"{where}.activation_params", f"is invalid ({_one_line(exc)})")
+        if "dropout" in arch:
+            self.number(arch["dropout"], f"{where}.dropout", 0.0, 1.0, hi_open=True)
+        if "batchnorm" in arch:
+            self.flag(arch["batchnorm"], f"{where}.batchnorm")
+        if "seed" in arch:
+            self.whole(arch["seed"], f"{where}.seed", 0, 2**64 - 1)
+        if "dtype" in arch:
+            self.text(arch["dtype"], f"{where}.dtype", choices=("float32", "float64"))
+        return arch
+
+    def loss(self, loss, n_outputs: int) -> str:
+        """Check the loss and its parameters; returns its output activation (the link)."""
+        self.mapping(loss, "loss")
+        name = self.text(self.get(loss, "name", "loss"), "loss.name", choices=loss_mod.names())
+        params = self.mapping(_given(loss.get("params"), {}), "loss.params")
+        for key, value in params.items():
+            if value is None:
+                continue
+            if isinstance(value, list):
+                if len(value) not in (1, n_outputs):
+                    self.fail(f"loss.params.{key}", f"holds {len(value):,} values for {n_outputs:,} outputs")
+                for i, v in enumerate(value):
+                    self.number(v, f"loss.params.{key}[{i}]")
+            else:
+                self.number(value, f"loss.params.{key}")
+        try:
+            fn = loss_mod.get(name, **params)
+        except (ValueError, TypeError) as exc:
+            self.fail("loss.params", f"is invalid for loss {name!r} ({_one_line(exc)})")
+        return fn.output_activation
+
+    def outputs(self, task: str, classes, link: str, n_outputs: int) -> None:
+        """classes against the task and the output layer; the loss's link against the task."""
+        from .data._common import _label_key
+
+        self.listing(classes, "classes", 1, MAX_WIDTH)
+        if task in ("binary", "multiclass"):
+            for i, c in enumerate(classes):
+                if not (isinstance(c, (str, bool)) or (_is_number(c) and math.isfinite(float(c)))):
+                    self.fail(f"classes[{i}]", f"must be a string or a finite number, got {_show(c)}")
+            keys = [_label_key(c) for c in classes]
+            if len(set(keys)) != len(keys):
+                seen: set = set()
+                twice = next(classes[i] for i, k in enumerate(keys) if k in seen or seen.add(k))
+                self.fail("classes", f"names the class {_show(twice)} twice")
+            if task == "binary" and len(classes) != 2:
+                self.fail("classes", f"lists {len(classes)} classes; a binary model has 2")
+            if task == "multiclass" and len(classes) < 2:
+                self.fail("classes", "lists 1 class; a multiclass model has at least 2")
+        else:
+            self.texts(classes, "classes", min_len=1)  # the target columns
+        links = _LINKS[task]
+        if link not in links:
+            raise ModelFileError(f"{self.source}: model.json's loss gives {link} outputs, which do not fit task "
+                                 f"{task!r} ({' or '.join(links)})")
+        wanted = links[link] or len(classes)
+        if n_outputs != wanted:
+            what = "classes" if task in ("binary", "multiclass") else "target columns"
+            raise ModelFileError(f"{self.source}: model.json lists {len(classes)} {what} ({task}, {link} outputs) "
+                                 f"but the networks have {_count(n_outputs, 'output')} instead of {wanted:,}")
+
+    def target_scaling(self, where: str, scaling, task: str, n_outputs: int) -> dict | None:
+        if scaling is None:
+            return None
+        if task != "regression":
+            self.fail(where, f"is set but the task is {task}; only regression targets are scaled")
+        self.mapping(scaling, where)
+        for key in ("mean", "sd"):
+            values = self.listing(self.get(scaling, key, where), f"{where}.{key}", n_outputs, n_outputs)
+            for i, v in enumerate(values):
+                self.number(v, f"{where}.{key}[{i}]", 0.0 if key == "sd" else None, lo_open=True)
+        return scaling
+
+    def metadata(self, meta: dict) -> None:
+        """The fields other commands read from a loaded model (column roles, history, split, baseline, fit)."""
+        roles = self.mapping(_given(meta.get("roles"), {}), "roles")
+        if roles.get("target") is not None:
+            self.texts(roles["target"], "roles.target", unique=False)
+        for key in ("group", "id", "batch"):
+            self.text(roles.get(key), f"roles.{key}", optional=True)
+        if roles.get("drop") is not None:
+            self.texts(roles["drop"], "roles.drop", unique=False)
+        self.mapping(_given(meta.get("config"), {}), "config")
+        for key in ("provenance", "extra"):
+            self.mapping(_given(meta.get(key), {}), key)
+        history = self.listing(_given(meta.get("history"), []), "history")
+        for i, row in enumerate(history):
+            self.scalars(row, f"history[{i}]")
+        split = self.mapping(_given(meta.get("split"), {}), "split")
+        for key in ("class_counts_train", "class_counts_val", "batch_counts_train", "batch_counts_val"):
+            counts = self.mapping(_given(split.get(key), {}), f"split.{key}")
+            for label, count in counts.items():
+                self.whole(count, _join(f"split.{key}", label), 0, 2**63 - 1)
+        baseline = self.mapping(_given(meta.get("baseline"), {}), "baseline")
+        for key, value in baseline.items():
+            if value is not None:
+                self.number(value, f"baseline.{key}", 0.0)
+        fit = self.mapping(_given(meta.get("fit"), {}), "fit")
+        for key in ("best_epoch", "epochs_run"):
+            if fit.get(key) is not None:
+                self.whole(fit[key], f"fit.{key}", 0, 2**63 - 1)
+        self.text(fit.get("metric"), "fit.metric", optional=True)
+        for i, m in enumerate(self.listing(_given(fit.get("members"), []), "fit.members")):
+            self.scalars(m, f"fit.members[{i}]")
+
+    def array_shapes(self, shapes, specs: dict[str, _ArraySpec]) -> None:
+        self.mapping(shapes, "array_shapes")
+        for key, spec in specs.items():
+            if key not in shapes:
+                self.fail("array_shapes", f"lists no shape for the array {key!r} the model needs")
+            given = self.listing(shapes[key], _join("array_shapes", key), max_len=8)
+            if not all(isinstance(s, int) and not isinstance(s, bool) for s in given) or tuple(given) != spec.shape:
+                self.fail(_join("array_shapes", key), f"is {_show(given)} but the model's fields make it "
+                          f"{list(spec.shape)}")
+        extra = [k for k in shapes if k not in specs]
+        if extra:
+            self.fail("array_shapes", f"lists {_show(extra[0])}, an array the model does not have")
+
+
+# ── weights.npz ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _read_arrays(name: str, weights: bytes, specs: dict[str, _ArraySpec]) -> dict[str, np.ndarray]:
+    """The arrays of weights.npz (a zip of .npy files), each header checked against its spec before its
+    data is read; object arrays are refused from the header, so nothing is ever unpickled."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(weights))
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise ModelFileError(f"{name}: weights.npz is not a readable array archive ({_one_line(exc)})") from None
+    with zf:
+        wanted = {f"{key}.npy": key for key in specs}
+        entries = [i.filename for i in zf.infolist()]
+        if len(set(entries)) != len(entries):
+            raise ModelFileError(f"{name}: weights.npz holds an array twice")
+        extra = [e for e in entries if e not in wanted]
+        if extra:
+            raise ModelFileError(f"{name}: weights.npz holds {_show(extra[0])}, an array model.json does not describe")
+        missing = [key for entry, key in wanted.items() if entry not in entries]
+        if missing:
+            raise ModelFileError(f"{name}: weights.npz lacks array {missing[0]}")
+        arrays = {}
+        for info in zf.infolist():
+            key = wanted[info.filename]
+            if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+                raise ModelFileError(f"{name}: weights.npz stores array {key} compressed or encrypted; mlpcli "
+                                     "stores arrays as plain .npy files")
+            try:
+                arrays[key] = _read_npy(name, key, zf, info, specs[key])
+            except ModelFileError:
+                raise
+            except Exception as exc:  # a bad magic string or header, a short read, a CRC mismatch
+                raise ModelFileError(f"{name}: weights.npz array {key} cannot be read "
+                                     f"({type(exc).__name__}: {_one_line(exc)})") from None
+    return arrays
+
+
+def _read_npy(name: str, key: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo, spec: _ArraySpec) -> np.ndarray:
+    fmt = np.lib.format
+    with zf.open(info) as fp:
+        version = fmt.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fp, max_header_size=MAX_NPY_HEADER)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fp, max_header_size=MAX_NPY_HEADER)
+        else:
+            raise ModelFileError(f"{name}: weights.npz array {key} has .npy format version {version}; "
+                                 "mlpcli writes 1.0")
+        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in spec.kinds \
+                or dtype.itemsize not in spec.itemsizes:
+            want = "floats" if spec.kinds == "f" else "integers"
+            why = "object arrays are never read: they would need pickle" if dtype.hasobject else "its data is not read"
+            raise ModelFileError(f"{name}: weights.npz array {key} has dtype {'object' if dtype.hasobject else dtype.str}"
+                                 f", not {want} of {' or '.join(f'{8 * s}' for s in spec.itemsizes)} bits ({why})")
+        if tuple(shape) != spec.shape:
+            raise ModelFileError(f"{name}: weights.npz array {key} has shape {tuple(shape)}, model.json says {spec.shape}")
+        nbytes = spec.size * dtype.itemsize
+        if info.file_size != fp.tell() + nbytes:
+            raise ModelFileError(f"{name}: weights.npz array {key} holds {info.file_size - fp.tell():,} bytes of "
+                                 f"data, its header says {nbytes:,}")
+        data = fp.read(nbytes)
+    if len(data) != nbytes:
+        raise ModelFileError(f"{name}: weights.npz array {key} is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(spec.shape, order="F" if fortran else "C")
+
+
+def _check_values(name: str, arrays: dict[str, np.ndarray], specs: dict[str, _ArraySpec], meta: dict,
+                  members: list[dict]) -> None:
+    what = {"finite": "finite", "positive": "finite and positive", "nonneg": "finite and non-negative",
+            "not_inf": "finite or NaN"}
+    for key, spec in specs.items():
+        if spec.rule == "index":
+            continue
+        if not _all_pass(arrays[key], spec.rule):
+            raise ModelFileError(f"{name}: weights.npz array {key} holds values that are not {what[spec.rule]} "
+                                 "(a model whose training diverged, or a damaged file)")
+    preprocessing = [("preprocessor/", meta["preprocessing"])]
+    preprocessing += [(f"{m['prefix']}preprocessor/", m["preprocessing"]) for m in members if m["preprocessing"]]
+    for prefix, pre in preprocessing:
+        position = {n: j for j, n in enumerate(pre["feature_names_in"])}
+        expected = np.fromiter((position[n] for n in pre["kept_features"]), dtype=np.int64,
+                               count=len(pre["kept_features"]))
+        if not np.array_equal(arrays[f"{prefix}kept_index"], expected):
+            raise ModelFileError(f"{name}: weights.npz array {prefix}kept_index does not match the kept features' "
+                                 "positions in feature_names_in")
+
+
+def _all_pass(a: np.ndarray, rule: str) -> bool:
+    """True when every entry of ``a`` satisfies ``rule``, checked in chunks so the temporaries stay small."""
+    flat = a.reshape(-1, order="A")  # a view for C- and Fortran-ordered arrays alike
+    for s in range(0, flat.size, _FINITE_CHUNK):
+        c = flat[s:s + _FINITE_CHUNK]
+        if rule == "not_inf":
+            ok = not np.isinf(c).any()
+        else:
+            ok = bool(np.isfinite(c).all())
+            if ok and rule == "positive":
+                ok = bool((c > 0).all())
+            elif ok and rule == "nonneg":
+                ok = bool((c >= 0).all())
+        if not ok:
+            return False
+    return True
+
+
+# ── helpers ──────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _is_number(v) -> bool:
+    """An int or float that converts to a float (no bool; ints beyond a float's range are not numbers)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    if isinstance(v, int):
+        return abs(v) <= 2**1023
+    return True
+
+
+def _given(value, default):
+    """A field's value, ``default`` when it is absent or null (so an empty list where an object belongs is
+    still caught)."""
+    return default if value is None else value
+
+
+def _join(where: str, key) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _kind(v) -> str:
+    if isinstance(v, int) and not isinstance(v, bool) and not _is_number(v):
+        return "a number beyond a float's range"
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null",
+            int: "a number", float: "a number"}.get(type(v), type(v).__name__) + ("" if isinstance(v, (dict, list)) else f" ({_show(v)})")
+
+
+def _show(v, limit: int = 40) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _mib(n: int) -> str:
+    return f"{n:,} bytes" if n < 2**20 else f"{n / 2**20:,.1f} MiB"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,160 @@
+"""Option values out of range are usage errors (exit 2) naming the option, in every command; a network that
+cannot fit in memory is refused before anything is allocated, with the figure."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from cli_helpers import assert_clean_error, run
+from mlpcli.cli import cli
+from mlpcli.config import TrainOptions, flag_name, option_fields, resolve
+from mlpcli.errors import OptionError
+from mlpcli.model_selection.fitting import check_memory
+from mlpcli.parallel import available_memory
+from mlpcli.training import FitConfig, fit_memory
+from tables import write_table
+
+# How each command that trains is called; ``cv`` and ``tune`` call train's --folds --member-folds.
+TRAINING_COMMANDS = {
+    "train": (["train", "data.csv"], {}),
+    "cv": (["cv", "data.csv"], {"folds": "--member-folds"}),
+    "tune": (["tune", "data.csv", "--grid", "lr=1e-3"], {"folds": "--member-folds"}),
+    "diagnose": (["diagnose", "--learning-curve", "data.csv"], {}),
+}
+
+
+def _outside(meta: dict) -> list[str]:
+    """Values just outside a declared range, as command-line text."""
+    low, high, integer = meta["low"], meta["high"], meta["kind"] == "int"
+    values = []
+    if low is not None:
+        values.append(str(int(low) if integer else low) if meta["low_open"] else str(int(low) - 1 if integer else low - 0.5))
+    if high is not None:
+        values.append(str(high) if meta["high_open"] else str(int(high) + 1 if integer else high + 0.5))
+    if integer:
+        values.append("3.7")
+    return values
+
+
+RANGE_CASES = [(name, f.name, value) for name in TRAINING_COMMANDS for f in option_fields()
+               if f.metadata["kind"] in ("int", "float") for value in _outside(f.metadata)]
+
+
+@pytest.mark.parametrize("command, field, value", RANGE_CASES)
+def test_every_declared_range_boundary_is_a_usage_error_naming_the_flag(command, field, value):
+    args, rename = TRAINING_COMMANDS[command]
+    flag = rename.get(field, flag_name(field))
+    res = run([*args, flag, value])
+    assert_clean_error(res, flag, code=2)
+
+
+@pytest.mark.parametrize("command", list(TRAINING_COMMANDS))
+@pytest.mark.parametrize("flag, value", [("--hidden", "8,,8"), ("--hidden", "0"), ("--hidden", "8,-1"), ("--seed", "-1"),
+                                         ("--val-size", "1"), ("--dropout", "1.0"), ("--lr", "0"), ("--l2", "-1"),
+                                         ("--epochs", "0"), ("--batch-size", "0"), ("--patience", "0"),
+                                         ("--lr", "nan"), ("--lr", "inf")])
+def test_the_issues_examples(command, flag, value):
+    args, _ = TRAINING_COMMANDS[command]
+    res = run([*args, flag, value])
+    assert_clean_error(res, flag, code=2)
+    other = [f for f in ("--val-size", "--seed", "--hidden") if f != flag]
+    assert not any(f in res.output.splitlines()[-1] for f in other), res.output  # blames the right option
+
+
+def _range_params():
+    """Every Click option of every command with a numeric range, and a value outside it."""
+    for name, command in cli.commands.items():
+        for p in command.params:
+            if not isinstance(p, click.Option) or not isinstance(p.type, (click.IntRange, click.FloatRange)):
+                continue
+            t = p.type
+            integer = isinstance(t, click.IntRange)
+            if t.min is not None:
+                yield name, p.opts[0], str(t.min if t.min_open else (t.min - 1 if integer else t.min - 0.5))
+            if t.max is not None:
+                yield name, p.opts[0], str(t.max if t.max_open else (t.max + 1 if integer else t.max + 0.5))
+
+
+ARGS = {"predict": ["m.mlp", "data.csv"], "evaluate": ["m.mlp", "data.csv"], "train": ["data.csv"],
+        "cv": ["data.csv"], "tune": ["data.csv", "--grid", "lr=1e-3"], "diagnose": ["--learning-curve", "data.csv"],
+        "gradcheck": []}
+
+
+@pytest.mark.parametrize("command, flag, value", list(_range_params()))
+def test_every_click_range_of_every_command(command, flag, value):
+    res = run([command, *ARGS[command], flag, value])
+    assert_clean_error(res, flag, code=2)
+
+
+def test_the_command_list_is_covered():
+    assert set(ARGS) == set(cli.commands)
+    names = {(c, f) for c, f, _ in _range_params()}
+    for expected in [("predict", "--chunksize"), ("predict", "--threshold"), ("evaluate", "--threshold"),
+                     ("evaluate", "--seed"), ("gradcheck", "--seed"), ("cv", "--folds"), ("tune", "--top")]:
+        assert expected in names
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["tune", "DATA", "--grid", "lr=0"], "--grid"),
+    (["tune", "DATA", "--grid", "hidden=8,,8"], "--grid"),
+    (["tune", "DATA", "--grid", "dropout=0.2,1.5"], "--grid"),
+    (["diagnose", "--learning-curve", "DATA", "--fractions", "0,2"], "--fractions"),
+    (["diagnose", "--learning-curve", "DATA", "--n-jobs", "0"], "--n-jobs"),
+    (["train", "DATA", "--n-jobs", "0"], "--n-jobs"),
+    (["cv", "DATA", "--n-jobs", "0"], "--n-jobs"),
+])
+def test_other_option_values_are_usage_errors_too(tmp_path, args, flag):
+    table = write_table(tmp_path)
+    res = run([table if a == "DATA" else a for a in args])
+    assert_clean_error(res, flag, code=2)
+
+
+# ── memory ───────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_available_memory_honours_slurm(monkeypatch):
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "1024")
+    assert available_memory() == 1024 * 1024 * 1024
+    monkeypatch.delenv("SLURM_MEM_PER_NODE")
+    assert available_memory() > 1024 * 1024 * 1024
+
+
+def test_fit_memory_counts_adam_state_and_activations():
+    adam = fit_memory(100, [50], 3, FitConfig(optimizer="adam", batch_size=32), 1000)
+    sgd = fit_memory(100, [50], 3, FitConfig(optimizer="sgd", momentum=0.0, batch_size=32), 1000)
+    n_params = 100 * 50 + 50 + 50 * 3 + 3
+    assert adam["parameters"] - sgd["parameters"] == 2 * 4 * n_params  # m and v in float32
+    assert fit_memory(100, [50], 3, FitConfig(batch_size=64), 1000)["activations"] > adam["activations"]
+    assert adam["total"] == adam["parameters"] + adam["activations"]
+
+
+def _options(**kw) -> TrainOptions:
+    return resolve(TrainOptions(**kw), 1000)
+
+
+def test_check_memory_names_the_option_and_the_figures():
+    with pytest.raises(OptionError, match=r"--hidden 100000000 needs ~\d+.* GB for the network .*; 8 GB available"):
+        check_memory(_options(hidden=[100_000_000]), 2000, 3, 1000, available=8 * 10**9)
+    with pytest.raises(OptionError, match=r"--batch-size 4096 needs"):  # fits with smaller batches
+        check_memory(_options(hidden=[20_000], batch_size=4096), 50, 3, 100_000, available=2 * 10**9)
+    with pytest.raises(OptionError, match=r"--n-jobs: 4 networks trained at once"):
+        need = check_memory(_options(hidden=[1000]), 2000, 3, 1000, available=10**12)["total"]
+        check_memory(_options(hidden=[1000]), 2000, 3, 1000, processes=4, available=3 * need)
+    check_memory(_options(hidden=[128]), 2000, 3, 1000, available=10**9)  # an ordinary network passes
+
+
+@pytest.mark.parametrize("extra", [["--folds", "1"], ["--folds", "3", "--n-jobs", "1"], ["--folds", "3", "--n-jobs", "2"]])
+def test_train_refuses_a_network_that_cannot_fit_before_allocating_it(tmp_path, extra):
+    table = write_table(tmp_path)
+    out = tmp_path / "m.mlp"
+    res = run(["train", table, "-o", str(out), "--hidden", "100000000", *extra])
+    assert_clean_error(res, "--hidden 100000000 needs ~", "GB available", code=2)
+    assert not out.exists()
+
+
+def test_cv_and_learning_curve_refuse_it_too(tmp_path):
+    table = write_table(tmp_path)
+    assert_clean_error(run(["cv", table, "--hidden", "100000000"]), "--hidden 100000000 needs", code=2)
+    assert_clean_error(run(["diagnose", "--learning-curve", table, "--hidden", "64,100000000"]),
+                       "--hidden 64,100000000 needs", code=2)

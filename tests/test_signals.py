@@ -1,0 +1,223 @@
+"""Signals from batch schedulers and terminals: SIGTERM (SLURM's scancel and time limits), SIGHUP and SIGINT
+stop every command like Ctrl-C — exit 128 + the signal, no partial output, no temporary file left — and
+`train` keeps the best weights so far (the members trained so far for an ensemble) and says so.
+
+Each test starts the real command line in a subprocess, waits for a progress line or for the output's
+temporary file to appear (never a blind sleep), sends the signal and reads what the process did.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli_helpers import run
+from mlpcli import model_io
+from tables import make_table
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+TIMEOUT = 120  # seconds; a generous bound for a loaded machine, reached only if something hangs
+
+# Long enough per member (hundreds of epochs, never stopping early) that a signal lands mid-training.
+SLOW = ["--hidden", "32", "--epochs", "800", "--patience", "800", "--folds", "5"]
+
+
+class Command:
+    """A running `python -m mlpcli ...` in its own session (so a whole process group can be signalled),
+    its stderr read line by line in a thread."""
+
+    def __init__(self, args: list[str], cwd: Path):
+        self.stdout = open(cwd / "stdout.txt", "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "mlpcli", *args], cwd=cwd, env=ENV, text=True,
+                                     stdout=self.stdout, stderr=subprocess.PIPE, start_new_session=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for_line(self, needle: str) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line is None:
+                pytest.fail(f"the command ended before printing {needle!r}: {''.join(self.stderr)}")
+            self.stderr.append(line)
+            if needle in line:
+                return
+        pytest.fail(f"no line with {needle!r} within {TIMEOUT} s")
+
+    def wait_for(self, condition) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not condition():
+            if self.proc.poll() is not None:
+                pytest.fail("the command ended before the awaited moment")
+            if time.monotonic() > deadline:
+                pytest.fail(f"nothing happened within {TIMEOUT} s")
+            time.sleep(0.01)
+
+    def finish(self) -> tuple[int, str]:
+        rc = self.proc.wait(timeout=TIMEOUT)
+        while (line := self.lines.get(timeout=TIMEOUT)) is not None:
+            self.stderr.append(line)
+        self.stdout.close()
+        return rc, "".join(self.stderr)
+
+
+def _assert_no_temporaries(folder: Path) -> None:
+    stray = [p.name for p in folder.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+    assert not stray, stray
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("signals") / "cohort.csv"
+    make_table("multiclass", n_patients=40).to_csv(path, index=False)
+    return path
+
+
+# ── train ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_train_sequential_members_keeps_the_members_trained_so_far(tmp_path, table, sig, code):
+    cmd = Command(["train", str(table), "-o", "m.mlp", "--history", "h.csv", "--n-jobs", "1", *SLOW], tmp_path)
+    cmd.wait_for_line("member 2/5: epoch 1 ")  # member 1 finished, member 2 is training
+    cmd.proc.send_signal(sig)
+    rc, err = cmd.finish()
+    assert rc == code, err
+    assert "Traceback" not in err
+    assert f"Interrupted by {sig.name}: kept the 2 of 5 members trained so far" in err
+    assert "model written to m.mlp" in err
+    model = model_io.load(tmp_path / "m.mlp")
+    assert model.fit["interrupted"] and len(model.members) == 2
+    assert [m["interrupted"] for m in model.fit["members"]] == [False, True]
+    assert (tmp_path / "h.csv").exists()
+    _assert_no_temporaries(tmp_path)
+
+
+def test_train_one_network_sigint_keeps_its_best_weights(tmp_path, table):
+    cmd = Command(["train", str(table), "-o", "m.mlp", "--folds", "1", "--hidden", "32", "--epochs", "3000",
+                   "--patience", "3000"], tmp_path)
+    cmd.wait_for_line("network: epoch 25 ")
+    cmd.proc.send_signal(signal.SIGINT)
+    rc, err = cmd.finish()
+    assert rc == 130, err
+    assert "Interrupted: kept the best weights so far (epoch" in err and "Traceback" not in err
+    model = model_io.load(tmp_path / "m.mlp")
+    assert model.fit["interrupted"] and 25 <= model.fit["epochs_run"] < 3000
+    _assert_no_temporaries(tmp_path)
+
+
+def test_train_parallel_members_sigterm_to_the_whole_job_keeps_finished_members(tmp_path, table):
+    """As SLURM does it: SIGTERM to every process of the job, the member processes included."""
+    cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", *SLOW], tmp_path)
+    cmd.wait_for_line("1/5 networks trained")
+    os.killpg(cmd.proc.pid, signal.SIGTERM)
+    rc, err = cmd.finish()
+    assert rc == 143, err
+    assert "Traceback" not in err and "Interrupted by SIGTERM: kept the" in err
+    model = model_io.load(tmp_path / "m.mlp")
+    assert model.fit["interrupted"] and 1 <= len(model.members) < 5
+    held_out = {m["member"] for m in model.fit["members"]}
+    assert len(held_out) == len(model.members)
+    deadline = time.monotonic() + 30
+    while not _group_gone(cmd.proc.pid):  # no member process outlives the command
+        assert time.monotonic() < deadline, "worker processes still running"
+        time.sleep(0.1)
+    _assert_no_temporaries(tmp_path)
+
+
+def test_train_parallel_members_sigterm_to_the_main_process(tmp_path, table):
+    cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", *SLOW], tmp_path)
+    cmd.wait_for_line("1/5 networks trained")
+    cmd.proc.send_signal(signal.SIGTERM)
+    rc, err = cmd.finish()
+    assert rc == 143, err
+    assert "Traceback" not in err
+    assert 1 <= len(model_io.load(tmp_path / "m.mlp").members) < 5
+    deadline = time.monotonic() + 30
+    while not _group_gone(cmd.proc.pid):
+        assert time.monotonic() < deadline, "worker processes still running"
+        time.sleep(0.1)
+
+
+# ── predict and cv ────────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def model_and_cohort(tmp_path_factory, table) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("predict")
+    model = folder / "m.mlp"
+    assert run(["train", str(table), "-o", str(model), "--folds", "1", "--hidden", "8", "--epochs", "3", "-q"]).exit_code == 0
+    frame = make_table("multiclass", n_patients=40)
+    big = frame.loc[np.tile(np.arange(len(frame)), 400)].reset_index(drop=True)  # 48,000 rows
+    big["sample_id"] = [f"S{i:06d}" for i in range(len(big))]
+    cohort = folder / "cohort.csv"
+    big.to_csv(cohort, index=False)
+    return model, cohort
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_predict_leaves_no_partial_output_and_no_temporary_file(tmp_path, model_and_cohort, sig, code):
+    model, cohort = model_and_cohort
+    out = tmp_path / "preds.csv"
+    cmd = Command(["predict", str(model), str(cohort), "-o", str(out), "--chunksize", "50"],
+                  tmp_path)
+    cmd.wait_for(lambda: any(p.name.startswith(".preds.csv.") for p in tmp_path.iterdir()))  # writing
+    cmd.proc.send_signal(sig)
+    rc, err = cmd.finish()
+    assert rc == code, err
+    assert "Traceback" not in err and "Interrupted" in err
+    assert not out.exists()
+    _assert_no_temporaries(tmp_path)
+
+
+def test_predict_keeps_the_previous_output_untouched(tmp_path, model_and_cohort):
+    model, cohort = model_and_cohort
+    out = tmp_path / "preds.csv"
+    out.write_text("previous results\n")
+    cmd = Command(["predict", str(model), str(cohort), "-o", str(out), "--chunksize", "50"],
+                  tmp_path)
+    cmd.wait_for(lambda: any(p.name.startswith(".preds.csv.") for p in tmp_path.iterdir()))
+    cmd.proc.send_signal(signal.SIGTERM)
+    rc, err = cmd.finish()
+    assert rc == 143, err
+    assert out.read_text() == "previous results\n"
+    _assert_no_temporaries(tmp_path)
+
+
+def test_cv_sigterm_writes_no_oof_file(tmp_path, table):
+    cmd = Command(["cv", str(table), "--folds", "3", "--member-folds", "1", "--hidden", "32", "--epochs", "3000",
+                   "--patience", "3000", "--oof", "oof.csv"], tmp_path)
+    cmd.wait_for_line("fits on")
+    cmd.proc.send_signal(signal.SIGTERM)
+    rc, err = cmd.finish()
+    assert rc == 143, err
+    assert "Interrupted by SIGTERM." in err and "Traceback" not in err
+    assert not (tmp_path / "oof.csv").exists()
+    _assert_no_temporaries(tmp_path)
