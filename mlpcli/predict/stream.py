@@ -197,14 +197,11 @@ class _Run:
         meta["first_row"] = np.full(len(frame), first_row, dtype=np.int64)  # for messages; dropped below
         return _present_values(plan, frame, first_row, meta.get("id")), meta
 
-    def _convert_arrow(self, table, first_row: int) -> tuple[np.ndarray, dict]:
-        """As `_convert`, for a pyarrow Table parsed with float64 features and text labels."""
+    def _meta(self, column, target_series, n_rows: int, first_row: int) -> dict[str, np.ndarray]:
+        """The non-feature columns of a piece: id, batch / group / --by keys, the encoded target and each
+        row's first-row offset. ``column(name)`` gives a column's values, ``target_series(name)`` a target
+        column as a pandas Series (whichever reader parsed the piece)."""
         plan = self.plan
-        index = {c: i for i, c in enumerate(table.column_names)}
-
-        def column(name):
-            return table.column(index[name]).to_numpy(zero_copy_only=False)
-
         meta: dict[str, np.ndarray] = {}
         if plan.roles.id:
             meta["id"] = column(plan.roles.id)
@@ -213,9 +210,20 @@ class _Run:
                 meta[key] = _label_keys(column(name))
         if self.need_target:
             targets = plan.roles.target
-            meta["y"] = _encode_target(pd.DataFrame({t: table.column(index[t]).to_pandas() for t in targets}),
+            meta["y"] = _encode_target(pd.DataFrame({t: target_series(t) for t in targets}),
                                        targets, self.model, plan.source, first_row, meta.get("id"))
-        meta["first_row"] = np.full(table.num_rows, first_row, dtype=np.int64)
+        meta["first_row"] = np.full(n_rows, first_row, dtype=np.int64)
+        return meta
+
+    def _convert_arrow(self, table, first_row: int) -> tuple[np.ndarray, dict]:
+        """As `_convert`, for a pyarrow Table parsed with float64 features and text labels."""
+        plan = self.plan
+        index = {c: i for i, c in enumerate(table.column_names)}
+
+        def column(name):
+            return table.column(index[name]).to_numpy(zero_copy_only=False)
+
+        meta = self._meta(column, lambda t: table.column(index[t]).to_pandas(), table.num_rows, first_row)
         # the feature columns as they are (copied into rows by `_transform`, in the caller's thread)
         return [column(c) for c in plan.present_names], meta
 
@@ -229,17 +237,7 @@ class _Run:
                 return cells.columns[name].to_numpy(zero_copy_only=False)
             return cells.values[:, present[name]]
 
-        meta: dict[str, np.ndarray] = {}
-        if plan.roles.id:
-            meta["id"] = column(plan.roles.id)
-        for key, name in (("batch", plan.roles.batch), ("group", plan.roles.group), ("by", plan.by)):
-            if name:
-                meta[key] = _label_keys(column(name))
-        if self.need_target:
-            targets = plan.roles.target
-            meta["y"] = _encode_target(pd.DataFrame({t: cells.columns[t].to_pandas() for t in targets}),
-                                       targets, self.model, plan.source, first_row, meta.get("id"))
-        meta["first_row"] = np.full(len(cells), first_row, dtype=np.int64)
+        meta = self._meta(column, lambda t: cells.columns[t].to_pandas(), len(cells), first_row)
         return cells.values, meta
 
     def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray) -> None:
