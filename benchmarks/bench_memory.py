@@ -26,12 +26,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+import _measure  # benchmarks/: the script's own folder is first on sys.path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -130,26 +131,7 @@ print(json.dumps({"stages": stages, "n": ds.n_samples, "d": ds.n_features, "X_dt
 
 
 def measure(cmd: list[str], root: str = ROOT) -> dict:
-    """Run `cmd` as the only child of a wrapper (importing mlpcli from `root`): wall time and the child's
-    peak RSS."""
-    wrapper = (
-        "import json, resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)\n"
-        "wall = time.perf_counter() - t\n"
-        "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "print(json.dumps({'wall_s': wall, 'peak_kb': ru.ru_maxrss, 'rc': p.returncode,"
-        " 'stdout': p.stdout[-4000:], 'stderr': p.stderr[-2000:]}))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    # run outside any checkout: `python -m` and `-c` put the working directory first on sys.path
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True, env=env,
-                         cwd=tempfile.gettempdir())
-    res = json.loads(out.stdout)
-    if res["rc"] != 0:
-        raise SystemExit(f"command failed ({res['rc']}): {' '.join(cmd)}\n{res['stderr']}")
-    res["peak_mb"] = res.pop("peak_kb") / 1024  # Linux reports ru_maxrss in KiB
-    return res
+    return _measure.measure(cmd, root)
 
 
 def main(argv=None) -> int:
@@ -176,6 +158,7 @@ def main(argv=None) -> int:
             make_table(path + ".part", args.rows, args.features)
             os.replace(path + ".part", path)
             print(f"wrote {path} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+        csv_mb = os.path.getsize(path) / 2**20  # before the table is removed with its folder
         for label, root in roots.items():
             train = measure([sys.executable, "-m", "mlpcli", "train", path, "--folds", "1", "--epochs", "1", "-q",
                              "-o", os.path.join(workdir, "model.mlp")], root)
@@ -186,7 +169,6 @@ def main(argv=None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     data_mb = args.rows * args.features * 4 / 2**20
-    csv_mb = os.path.getsize(path) / 2**20 if os.path.exists(path) else float("nan")
     print(f"{args.rows:,} rows x {args.features:,} features: {csv_mb:,.0f} MiB of CSV, "
           f"{data_mb:,.0f} MiB as float32 (the yardstick: x = peak / that)")
     report = {"rows": args.rows, "features": args.features, "csv_mib": round(csv_mb), "float32_mib": round(data_mb),

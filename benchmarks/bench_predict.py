@@ -31,12 +31,13 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+import _measure  # benchmarks/: the script's own folder is first on sys.path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_CLASSES = 4
@@ -111,24 +112,7 @@ def train_model(train_path: str, model_path: str, folds: str = "auto") -> None:
 
 
 def measure(cmd: list[str]) -> dict:
-    """Run `cmd` in a wrapper process whose only child it is: wall time, CPU time (user + system, all
-    threads) and the child's peak RSS."""
-    wrapper = (
-        "import json, resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)\n"
-        "wall = time.perf_counter() - t\n"
-        "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "print(json.dumps({'wall_s': wall, 'cpu_s': ru.ru_utime + ru.ru_stime, 'peak_kb': ru.ru_maxrss,"
-        " 'rc': p.returncode, 'stdout': p.stdout[-2000:], 'stderr': p.stderr[-2000:]}))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True, env=env)
-    res = json.loads(out.stdout)
-    if res["rc"] != 0:
-        raise SystemExit(f"command failed ({res['rc']}): {' '.join(cmd)}\n{res['stderr']}")
-    res["peak_mb"] = res.pop("peak_kb") / 1024  # Linux reports ru_maxrss in KiB
-    return res
+    return _measure.measure(cmd, ROOT)
 
 
 READ_CSV = (
