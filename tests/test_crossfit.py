@@ -18,6 +18,7 @@ from mlpcli.calibration import calibration_report, fit_temperature
 from mlpcli.config import TrainOptions
 from mlpcli.engine.functional import softmax
 from mlpcli.model_selection import check_disjoint, fit_model, kfold
+from mlpcli.config import AUTO_NOISE_MAX
 from mlpcli.model_selection.crossfit import PORTFOLIO
 from tables import make_table, write_table
 from cli_helpers import run
@@ -257,15 +258,15 @@ def test_a_version_1_single_network_file_still_loads_and_predicts(tmp_path):
 
 
 def test_a_hidden_layer_must_win_by_more_than_the_noise_of_the_comparison():
-    from mlpcli.model_selection.crossfit import _Candidate, _choose
+    from mlpcli.model_selection.crossfit import Candidate, _choose, _Fitted
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 40)
     right = np.eye(3)[y] * 5.0  # logits that are always right
     noisy = right.copy()
     noisy[:8] = np.eye(3)[(y[:8] + 1) % 3] * 5.0  # 8 of 40 wrong
-    linear = _Candidate([], [], noisy, 0.80)
-    hidden = _Candidate([128], [], right, 0.83)  # 3 points better: within one standard error on 40 rows
+    linear = _Fitted(Candidate((), 0.0), [], noisy, 0.80)
+    hidden = _Fitted(Candidate((128,), 0.0), [], right, 0.83)  # 3 points better: within one standard error on 40 rows
     notes: list[str] = []
     best, table = _choose([linear, hidden], notes, "out-of-fold score", y, "multiclass")
     assert best is linear and "one standard error" in notes[0]
@@ -319,7 +320,7 @@ def test_input_noise_auto_follows_features_per_row_and_spares_softmax_regression
     assert auto_noise(100, 50) == 0.0 and auto_noise(100, 100) == 0.0  # rows outnumber features: none
     assert auto_noise(100, 225) == pytest.approx(1.5)  # sqrt(p / n)
     assert auto_noise(45, 6830) == AUTO_NOISE_MAX  # capped: NCI60's p / n ~ 150 would drown every gene
-    assert TrainOptions().augment_noise == 0.0  # off by default: on NCI60 it cost 0.03 balanced accuracy
+    assert TrainOptions().augment_noise == 0.0  # a fixed network gets none unless asked: on NCI60 it cost 0.03
     hidden = resolve(TrainOptions(hidden=[16], augment_noise="auto"), 100, 400)
     assert hidden.augment_noise == pytest.approx(2.0)
     assert resolve(TrainOptions(hidden=[], augment_noise="auto"), 100, 400).augment_noise == 0.0  # l2 is its ridge
@@ -332,3 +333,24 @@ def test_input_noise_auto_follows_features_per_row_and_spares_softmax_regression
     assert fitted.options.augment_noise == pytest.approx(float(np.median(used)), rel=1e-3)  # what the model records
     narrow = fit_model(dataset(make_table(n_patients=20)), TrainOptions(hidden=[8], epochs=4, augment_noise="auto"))
     assert all(m["augment_noise"] == 0.0 for m in narrow.members)
+
+
+def test_hidden_auto_also_tries_input_noise_only_where_features_outnumber_rows():
+    from mlpcli.model_selection.crossfit import Candidate, portfolio
+
+    plain = [Candidate((), 0.0), Candidate((128,), 0.0)]
+    assert portfolio(TrainOptions(), 500, 400) == plain  # more rows than features: nothing to memorise
+    # p > n: the hidden layer with input noise, second, so the plain layer must beat it clearly
+    assert portfolio(TrainOptions(), 490, 2000) == [plain[0], Candidate((128,), "auto"), plain[1]]
+    assert portfolio(TrainOptions(augment_noise=0.5), 490, 2000) == [Candidate((), 0.5), Candidate((128,), 0.5)]
+    assert portfolio(TrainOptions(hidden=[64]), 490, 2000) == [Candidate((64,), 0.0)]  # a fixed network: as asked
+    assert "input noise" in Candidate((128,), "auto").describe()
+
+    wide = make_table(n_patients=20, n_features=200)  # ~48 training rows per member, 200 genes
+    fitted = fit_model(dataset(wide), TrainOptions(epochs=4))
+    assert [p["hidden"] for p in fitted.portfolio] == [[], [128], [128]]
+    noise = [p["augment_noise"] for p in fitted.portfolio]
+    assert noise[0] == noise[2] == 0.0 and noise[1] == pytest.approx(AUTO_NOISE_MAX, rel=0.2)
+    chosen = next(p for p in fitted.portfolio if p["hidden"] == fitted.options.hidden
+                  and p["augment_noise"] == fitted.options.augment_noise)
+    assert chosen  # the model records the candidate it shipped, noise included

@@ -33,12 +33,44 @@ from ..model_io import Member, Model
 from .fitting import FittedRun, fit_run, resolve_log1p
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
-__all__ = ["PORTFOLIO", "FittedModel", "fit_model", "validation_dataset", "held_out_frame"]
+__all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
+           "held_out_frame"]
 
 # ``--hidden auto`` chooses among these by out-of-fold score. Softmax regression first: it is the field's
 # honest baseline (a regularised logistic regression) and wins ties; one wide hidden layer second, for
 # the non-linear signal a linear model misses. Measured on the accuracy benchmark (README).
 PORTFOLIO: tuple[tuple[int, ...], ...] = ((), (128,))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One architecture ``--hidden auto`` tries: hidden widths and the input noise it trains with."""
+
+    hidden: tuple[int, ...]
+    augment_noise: float | str
+
+    def describe(self) -> str:
+        text = _describe_hidden(list(self.hidden))
+        if self.augment_noise == AUTO:
+            return text + " with input noise (--augment-noise auto)"
+        return text if not self.augment_noise else f"{text} with input noise {self.augment_noise:g}"
+
+
+def portfolio(options: TrainOptions, n_train: int, n_features: int) -> list[Candidate]:
+    """The candidates for ``options`` on ``n_train`` training rows per member of ``n_features`` kept
+    features: ``options.hidden`` alone unless it is auto; else PORTFOLIO, plus, when the features
+    outnumber the rows and no input noise was asked for, the hidden layer again with input noise of
+    SD sqrt(p / n) (``config.auto_noise``). With p >> n the plain hidden layer memorises its training
+    rows (training loss ~0, validation far above); the noisy one sees the nuisance variation new samples
+    will show. Being the more regularised, it counts as simpler than the plain layer in the
+    one-standard-error rule: it comes second, and the plain layer must beat it by more than the noise
+    of the comparison, which on NCI60 (p/n ~ 150, where noise costs accuracy) it does.""" 
+    if options.hidden != AUTO:
+        return [Candidate(tuple(options.hidden), options.augment_noise)]
+    cands = [Candidate(tuple(h), options.augment_noise) for h in PORTFOLIO]
+    if options.augment_noise in (0, 0.0) and config.auto_noise(n_train, n_features) > 0:
+        cands.insert(1, Candidate(PORTFOLIO[-1], AUTO))  # more regularised: simpler than the plain layer
+    return cands
 # Out-of-fold scores closer than this count as a tie (then the simpler candidate wins): with a few hundred
 # samples a difference of half a point of balanced accuracy is within the noise of the folds.
 TIE = 0.005
@@ -85,8 +117,10 @@ def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
 
 
 @dataclass
-class _Candidate:
-    hidden: list[int]
+class _Fitted:
+    """A candidate's members and their held-out outputs."""
+
+    spec: Candidate
     runs: list[FittedRun]
     logits: np.ndarray  # (n_scored, k) raw outputs of the member that held each row out
     score: float
@@ -155,8 +189,15 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     if skew is not None:
         notes.append(f"--log1p auto: applied log(1 + x), the features look like raw counts or TPM "
                      f"(non-negative, median skewness {skew:.1f}); --no-log1p to switch off")
-    candidates = [list(h) for h in PORTFOLIO] if options.hidden == AUTO else [list(options.hidden)]
     resolved = replace(options, folds=n_folds, log1p=log1p)
+    n_inputs = min(ds.n_features, options.top_var or ds.n_features)
+    if val_ds is not None:  # rows per member, roughly: the noise candidate exists only where p > n
+        n_train = ds.n_samples
+    elif n_folds > 1:
+        n_train = ds.n_samples - ds.n_samples // n_folds
+    else:
+        n_train = round(ds.n_samples * (1 - options.val_size))
+    candidates = portfolio(resolved, n_train, n_inputs)
 
     if n_folds == 1:
         fitted = _fit_holdout(ds, resolved, candidates, progress, val_ds)
@@ -166,8 +207,8 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     return fitted
 
 
-def _choose(cands: list[_Candidate], notes: list[str], what: str, y: np.ndarray | None = None,
-            task: str | None = None) -> tuple[_Candidate, list[dict] | None]:
+def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | None = None,
+            task: str | None = None) -> tuple[_Fitted, list[dict] | None]:
     """The simplest candidate unless a more complex one scores better by more than the noise of the
     comparison (the one-standard-error rule): its out-of-fold balanced accuracy must exceed the simpler
     one's by more than TIE and more than one standard error of the paired difference. On a few dozen
@@ -180,14 +221,15 @@ def _choose(cands: list[_Candidate], notes: list[str], what: str, y: np.ndarray 
         margins.append(margin)
         if c.score > best.score + margin:
             best = c
-    table = [{"hidden": c.hidden, "score": None if not np.isfinite(c.score) else c.score} for c in cands]
-    shown = "; ".join(f"{_describe_hidden(c.hidden)} {abs(c.score):.3f}" for c in cands)
-    notes.append(f"--hidden auto: {_describe_hidden(best.hidden)} chosen by {what} ({shown}; a larger network "
+    table = [{"hidden": list(c.spec.hidden), "augment_noise": _noise_used(c.runs) if c.runs else c.spec.augment_noise,
+              "score": None if not np.isfinite(c.score) else c.score} for c in cands]
+    shown = "; ".join(f"{c.spec.describe()} {abs(c.score):.3f}" for c in cands)
+    notes.append(f"--hidden auto: {best.spec.describe()} chosen by {what} ({shown}; a more complex candidate "
                  f"must win by more than {max(margins):.3f}, one standard error of the difference)")
     return best, table
 
 
-def _paired_se(a: _Candidate, b: _Candidate, y: np.ndarray | None, task: str | None) -> float:
+def _paired_se(a: _Fitted, b: _Fitted, y: np.ndarray | None, task: str | None) -> float:
     """Standard error of the difference in balanced accuracy between two candidates scored on the same
     rows: balanced accuracy is sum_i w_i correct_i with w_i = 1 / (K n_class(i)), so the difference is
     sum_i w_i d_i over the paired per-row differences d_i, with variance ~ sum_i w_i^2 d_i^2."""
@@ -195,7 +237,7 @@ def _paired_se(a: _Candidate, b: _Candidate, y: np.ndarray | None, task: str | N
         return 0.0
     y = np.asarray(y, dtype=np.int64)
 
-    def correct(c: _Candidate) -> np.ndarray:
+    def correct(c: _Fitted) -> np.ndarray:
         z = c.logits
         pred = (z[:, 0] > 0).astype(np.int64) if z.shape[1] == 1 else z.argmax(axis=1)
         return (pred == y).astype(np.float64)
@@ -219,20 +261,20 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
         train_ds, scored, scored_rows = ds, val_ds, None
     cands, interrupted = [], False
     notes: list[str] = []
-    for c, hidden in enumerate(candidates):
-        # the candidates differ only in the network: they share the preprocessed rows
-        run = fit_run(train_ds, scored, replace(options, hidden=hidden),
+    for c, spec in enumerate(candidates):
+        # the candidates differ only in the network and its training: they share the preprocessed rows
+        run = fit_run(train_ds, scored, _options_for(options, spec),
                       _member_progress(progress, 1, 1, c + 1, len(candidates)),
                       prepared=cands[0].runs[0] if cands else None)
         interrupted = run.result.interrupted
         if interrupted and (cands or run.result.epochs_run == 0):
             if not cands:  # not one epoch done: nothing learnt to keep
                 raise KeyboardInterrupt
-            notes.append(f"interrupted while training {_describe_hidden(hidden)}: the model is chosen among the "
+            notes.append(f"interrupted while training {spec.describe()}: the model is chosen among the "
                          "architectures that finished")
             break
         logits = _raw_outputs(run, scored.X)
-        cands.append(_Candidate(hidden, [run], logits, math.nan))
+        cands.append(_Fitted(spec, [run], logits, math.nan))
         if run.result.interrupted:
             break
     shell = _shell_model(ds, cands[0].runs, options)
@@ -240,7 +282,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
         c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
     best, table = _choose(cands, notes, "the validation score", scored.y, ds.task)
     run = best.runs[0]
-    chosen = replace(options, hidden=best.hidden, augment_noise=_noise_used(best.runs))
+    chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
     model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
     calibration = _calibrate(model, best.logits, scored, chosen, notes)
     history = list(run.result.history)
@@ -267,16 +309,16 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[Fitte
 
     if plan is None or (plan.backend != "dask" and local_workers(plan.n_jobs) == 1):
         return None
-    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(options, hidden=hidden, seed=options.seed + k)))
-             for hidden in candidates for k, fold in enumerate(folds)]
+    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(_options_for(options, spec), seed=options.seed + k)))
+             for spec in candidates for k, fold in enumerate(folds)]
     total = len(tasks)
     if plan.backend != "dask":  # member processes on this machine share its memory
         from .fitting import check_memory
 
         n_train = max(len(fold.train) for fold in folds)
         n_inputs = min(ds.n_features, options.top_var or ds.n_features)
-        for hidden in candidates:
-            check_memory(config.resolve(replace(options, hidden=hidden), n_train), n_inputs,
+        for spec in candidates:
+            check_memory(config.resolve(_options_for(options, spec), n_train, n_inputs), n_inputs,
                          max(1, len(ds.classes)), n_train, processes=min(local_workers(plan.n_jobs), total))
 
     def done(finished: int, _total: int) -> None:
@@ -293,7 +335,7 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     warnings: list[str] = []
     scored_rows = np.arange(ds.n_samples)
     ready = _parallel_runs(ds, folds, options, candidates, plan, progress)
-    for c, hidden in enumerate(candidates):
+    for c, spec in enumerate(candidates):
         runs, logits, member_folds = [], None, []
         for k, fold in enumerate(folds):
             if ready is not None:
@@ -302,7 +344,7 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
                     interrupted = True
                     continue
             else:
-                run = fit_run(ds.subset(fold.train), ds.subset(fold.test), replace(options, hidden=hidden, seed=options.seed + k),
+                run = fit_run(ds.subset(fold.train), ds.subset(fold.test), replace(_options_for(options, spec), seed=options.seed + k),
                               _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
             if run.result.interrupted:  # Ctrl-C / SIGTERM: ship what is trained, score what it held out
                 interrupted = True
@@ -321,24 +363,24 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
             complete = [cand for cand in cands if len(cand.runs) == len(folds)]
             if runs and not complete:
                 scored_rows = np.sort(np.concatenate([folds[k].test for k in member_folds]))
-                cands = [_Candidate(hidden, runs, logits[scored_rows], math.nan, member_folds)]
+                cands = [_Fitted(spec, runs, logits[scored_rows], math.nan, member_folds)]
                 notes.append(f"interrupted: the model holds the {len(runs)} member(s) trained so far; out-of-fold "
                              f"scores cover their {len(scored_rows)} held-out rows")
             elif complete:
                 cands = complete
-                notes.append(f"interrupted while training {_describe_hidden(hidden)}: the model is chosen among the "
+                notes.append(f"interrupted while training {spec.describe()}: the model is chosen among the "
                              "architectures whose members all finished")
             else:
                 raise KeyboardInterrupt  # nothing trained to keep
             break
-        cands.append(_Candidate(hidden, runs, logits, math.nan, member_folds))
+        cands.append(_Fitted(spec, runs, logits, math.nan, member_folds))
     partial = len(cands[0].runs) < len(folds)  # interrupted: only some members, scored on the rows they held out
     scored = ds.subset(scored_rows) if partial else ds
     shell = _shell_model(ds, cands[0].runs[:1], options)
     for c in cands:
         c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
     best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
-    chosen = replace(options, hidden=best.hidden, augment_noise=_noise_used(best.runs))
+    chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
     for run in best.runs:
         for w in run.preprocessor.warnings:
             if w not in warnings:
@@ -348,7 +390,7 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     runs, refit_epochs = list(best.runs), None
     if options.refit and not interrupted:
         refit_epochs = int(np.median([run.result.best_epoch for run in best.runs]))
-        refit = fit_run(ds, None, replace(chosen, epochs=max(1, refit_epochs), augment_noise=options.augment_noise),
+        refit = fit_run(ds, None, replace(chosen, epochs=max(1, refit_epochs), augment_noise=best.spec.augment_noise),
                         _member_progress(progress, len(folds) + 1, len(folds) + 1, 1, 1))
         runs.append(refit)
         notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {refit_epochs} epochs (the "
@@ -365,6 +407,10 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
                        split=None, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table,
                        refit_epochs=refit_epochs, notes=notes, warnings=warnings, interrupted=interrupted)
+
+
+def _options_for(options: TrainOptions, spec: Candidate) -> TrainOptions:
+    return replace(options, hidden=list(spec.hidden), augment_noise=spec.augment_noise)
 
 
 def _noise_used(runs: list[FittedRun]) -> float:
