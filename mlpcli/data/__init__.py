@@ -18,6 +18,7 @@ from ._common import (
 from .dataset import Dataset, Roles, align_features, data_checksum, load_dataset, resolve_roles
 from .io import read_table, read_table_with_notes, row_names_header, sniff_dialect, text_suffix
 from .preprocess import PreprocessConfig, Preprocessor, looks_like_counts
+from .samples import SampleJoin, SampleSheet, join_samples, read_sample_sheet
 from .weights import class_weights
 
 # Helpers the prediction reader and the tests share (not part of the public API).
@@ -29,4 +30,5 @@ __all__ = [
     "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP",
     "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "read_table_with_notes", "row_names_header", "sniff_dialect", "text_suffix", "Roles", "resolve_roles", "Dataset", "load_dataset", "align_features",
     "PreprocessConfig", "Preprocessor", "looks_like_counts", "class_weights", "data_checksum",
+    "SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples",
 ]
