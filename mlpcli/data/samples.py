@@ -282,19 +282,20 @@ class SampleJoin:
     def count(self, ids, positions: np.ndarray, first_row: int = 0) -> None:
         """Record a run of rows (0-based first_row .. first_row + n - 1), in row order: matched counts and
         the first unmatched ids. A sample without an id is a DataError naming its row."""
-        keys = _id_texts(ids)
+        ids = np.asarray(ids, dtype=object)
         if not self._examples:
-            self._examples = [k for k in keys[:_SHOWN] if k is not None]
+            self._examples = [k for k in _id_texts(ids[:_SHOWN]) if k is not None]
         missing = np.flatnonzero(positions < 0)
         if missing.size:
-            blank = missing[pd.isna(keys[missing])]
+            keys = _id_texts(ids[missing])  # only the rows without a match: the others had an id
+            blank = missing[pd.isna(keys)]
             if blank.size:
                 raise DataError(f"{self.source}: the id column {self.data_id!r} is empty at row "
                                 f"{first_row + int(blank[0]) + 1}; every sample needs an id to be joined with "
                                 f"--samples {self.sheet.path}")
             room = _PROBE - len(self._probe)
             if room > 0:
-                self._probe += [str(k) for k in keys[missing[:room]]]
+                self._probe += [str(k) for k in keys[:room]]
             self.unmatched = self._probe[:_SHOWN]
         self.n_unmatched += int(missing.size)
         self.n_matched += len(positions) - int(missing.size)
