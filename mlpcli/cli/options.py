@@ -10,7 +10,7 @@ import click
 from ..config import AUTO, OPTION_KEYS, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
 from ..errors import ConfigError, MlpcliError
 
-__all__ = ["train_options", "options_from_params", "config_option", "table_format_options", "declared_options"]
+__all__ = ["train_options", "options_from_params", "config_option", "declared_options"]
 
 
 class OptionValue(click.ParamType):
@@ -43,12 +43,6 @@ class _AliasChoice(click.Choice):
         if isinstance(value, str) and value in self.aliases:
             value = self.aliases[value]
         return super().convert(value, param, ctx)
-
-
-def table_format_options(fn):
-    """--sep and --decimal, as declared in TrainOptions, for the commands that read tables without taking
-    the train options (predict, evaluate)."""
-    return declared_options("sep", "decimal")(fn)
 
 
 def declared_options(*names: str):

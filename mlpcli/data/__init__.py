@@ -8,7 +8,8 @@ Splitting rows into training and validation (by group) is model selection's job:
 
 Everything a user can get wrong raises `DataError` / `ConfigError` with a one-line message that names the
 column or flag and the fix. Nothing here prints: notes and warnings are returned as lists of strings for the
-CLI to render. One module per step: io, dataset (roles, task, validation), preprocess, weights.
+CLI to render. One module per step: io, samples (a sample sheet joined on the sample id, ``--samples``),
+dataset (roles, task, validation), preprocess, weights.
 """
 
 from ._common import (

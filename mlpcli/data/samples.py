@@ -81,6 +81,7 @@ class SampleSheet:
 
     def __post_init__(self):
         self.index = pd.Index(self.ids)  # unique: checked by read_sample_sheet
+        self.index.get_indexer(self.ids[:1])  # builds its hash table now, not in several reading threads at once
 
     @property
     def columns(self) -> list[str]:
@@ -313,8 +314,10 @@ class SampleJoin:
         """`frame` (its rows those of `positions`) with the joined sheet columns added after its own."""
         if not self.joined:
             return frame
-        extra = pd.DataFrame({c: self.values(c, positions) for c in self.joined}, index=frame.index)
-        return pd.concat([frame, extra], axis=1)
+        frame = frame.copy(deep=False)  # the caller's frame keeps its columns; the values are not copied
+        for c in self.joined:
+            frame[c] = self.values(c, positions)
+        return frame
 
     def apply(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
         """The whole table joined: (frame with the sheet's role columns, in the table's row order, the kept

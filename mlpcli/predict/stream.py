@@ -19,7 +19,7 @@ from ..data.samples import SampleJoin, read_sample_sheet
 from ._common import DEFAULT_CHUNK_MB, _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
 from .tables import PieceSize, _Cells, open_table, read_whole, usable_cores
 from ..data.limits import first_beyond_limit, value_limit_message
-from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
+from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
 
 
@@ -162,12 +162,7 @@ class _Run:
             self.table.close()
             raise
         # what the table's reader reads: the plan without the sheet's columns (joined to each piece by id)
-        self.read_plan = self.plan if self.join is None else dataclasses.replace(
-            self.plan, by=None if self.plan.by in self.sheet_only else self.plan.by,
-            roles=data.Roles(target=[t for t in self.plan.roles.target if t not in self.sheet_only],
-                             **{k: (None if getattr(self.plan.roles, k) in self.sheet_only
-                                    else getattr(self.plan.roles, k)) for k in ("group", "id", "batch")},
-                             drop=[d for d in self.plan.roles.drop if d not in self.sheet_only]))
+        self.read_plan = self.plan if self.join is None else _without(self.plan, self.sheet_only)
         if roles.features_in_rows:
             self.plan.notes.append("--features-in-rows: the table was read whole (the transposed layout cannot "
                                    "be streamed)")
@@ -395,6 +390,17 @@ class _Run:
         if self.n_missing_values:
             self.notes.append(f"{self.n_missing_values} missing feature values imputed with the training "
                               f"{model.preprocessor.config.impute}s")
+
+
+def _without(plan: ColumnPlan, columns: set) -> ColumnPlan:
+    """`plan` for the reader of a table that lacks `columns` (a sample sheet's, looked up by id per piece)."""
+    def kept(name: str | None) -> str | None:
+        return None if name in columns else name
+
+    r = plan.roles
+    roles = data.Roles(target=[t for t in r.target if t not in columns], group=kept(r.group), id=kept(r.id),
+                       batch=kept(r.batch), drop=[d for d in r.drop if d not in columns])
+    return dataclasses.replace(plan, roles=roles, by=kept(plan.by))
 
 
 def _empty_target(model: Model, n: int, k: int) -> np.ndarray:
