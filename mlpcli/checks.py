@@ -53,10 +53,17 @@ def _rows_away_from_kinks(net: MLP, X: np.ndarray) -> np.ndarray:
 
 
 def check_model(model: Model, data_path: str, rows: int = 32, max_entries: int = 20, eps: float = 1e-6,
-                tol: float = 1e-6, atol: float = 1e-8, seed: int = 0) -> list[CheckResult]:
-    """Check the trained network's gradients on ``rows`` sampled rows of the table at ``data_path``."""
+                tol: float = 1e-6, atol: float = 1e-8, seed: int = 0, samples: str | None = None) -> list[CheckResult]:
+    """Check the trained network's gradients on ``rows`` sampled rows of the table at ``data_path``;
+    ``samples``: a sample sheet joined to it (``data.samples``), e.g. holding the target."""
     roles_used = model.roles or {}
-    frame = data.read_table(data_path, features_in_rows=bool(model.config.get("features_in_rows", False)))
+    features_in_rows = bool(model.config.get("features_in_rows", False))
+    sheet = data.read_sample_sheet(samples) if samples is not None else None  # small: its errors come first
+    frame = data.read_table(data_path, features_in_rows=features_in_rows)
+    if sheet is not None:
+        frame, _ = data.join_samples(frame, sheet, source=data_path, features_in_rows=features_in_rows,
+                                     roles=[*roles_used.get("target", []), roles_used.get("group"),
+                                            roles_used.get("batch")])
     target = [t for t in roles_used.get("target", []) if t in frame.columns]
     roles, _ = data.resolve_roles(
         frame.columns, target=target or None, group=roles_used.get("group") if roles_used.get("group") in frame.columns else None,

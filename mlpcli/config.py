@@ -79,6 +79,12 @@ class TrainOptions:
     drop: list[str] = option(factory=list, kind="str_list", group="roles", help="Comma-separated columns to ignore.")
     features_in_rows: bool = option(False, kind="flag", group="roles",
                                     help="The table is features x samples (genes in rows).")
+    samples: str | None = option(None, kind="str", optional=True, group="roles",
+                                 help="Sample sheet (.csv, .tsv, .txt, optionally compressed, or .parquet) joined to "
+                                      "the table on the sample id (--id in both files; default sample_id, else the "
+                                      "sheet's first column; with --features-in-rows, the table's column headers): "
+                                      "--target, --group and --batch may name its columns, features never come from "
+                                      "it. Rows keep the table's order; ids on one side only are noted.")
     sep: str = option(AUTO, kind="choice", choices=SEP_CHOICES, aliases=SEP_ALIASES, group="roles",
                       help="Field separator of text tables (or , ; | as themselves). auto: from the "
                            "file name (.csv comma, .tsv/.txt tab) unless the header and first rows split "
@@ -208,7 +214,7 @@ class TrainOptions:
         """The column-role options as ``data.load_dataset`` takes them."""
         return {"target": self.target, "group": self.group, "no_group": self.no_group, "id": self.id,
                 "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows,
-                "sep": self.sep, "decimal": self.decimal}
+                "sep": self.sep, "decimal": self.decimal, "samples": self.samples}
 
 
 def option_fields() -> list:

@@ -239,9 +239,9 @@ def role_options(fn):
     ]
     for d in reversed(decorators):
         fn = d(fn)
-    from .options import table_format_options  # --sep, --decimal: declared with the train options
+    from .options import declared_options  # --samples, --sep, --decimal: declared with the train options
 
-    return table_format_options(fn)
+    return declared_options("samples", "sep", "decimal")(fn)
 
 
 

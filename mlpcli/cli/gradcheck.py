@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from ._common import CONTEXT_SETTINGS, debug_option, handle_errors, json_option, print_json, stdout_console
+from .options import declared_options
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -21,13 +22,14 @@ from ._common import CONTEXT_SETTINGS, debug_option, handle_errors, json_option,
               help="Check a trained model's gradients on rows of --data instead of the synthetic suite.")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Table whose rows --model is checked on (same columns as in training).")
+@declared_options("samples")
 @click.option("--rows", type=click.IntRange(min=1), default=32, show_default=True, help="With --model: rows sampled from --data.")
 @click.option("--entries", type=click.IntRange(min=1), default=20, show_default=True,
               help="With --model: entries checked per parameter array (sampled).")
 @json_option
 @debug_option
 @handle_errors
-def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, as_json, debug):
+def gradcheck(only, eps, tol, atol, seed, model_path, data_path, samples, rows, entries, as_json, debug):
     """Check every analytic gradient against central finite differences in float64.
 
     Covers each activation, each loss with its parameters, Dense, BatchNorm, Dropout (fixed
@@ -45,6 +47,8 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
 
     if (model_path is None) != (data_path is None):
         raise click.UsageError("--model and --data go together")
+    if samples is not None and data_path is None:
+        raise click.UsageError("--samples joins a sample sheet to --data; give --model and --data too")
     if model_path is not None:
         if only:
             raise click.UsageError("--only selects components of the synthetic suite; it does not combine with --model")
@@ -52,7 +56,7 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
         from ..checks import check_model
 
         results = check_model(model_io.load(model_path), data_path, rows=rows, max_entries=entries,
-                              eps=eps, tol=tol, atol=atol, seed=seed)
+                              eps=eps, tol=tol, atol=atol, seed=seed, samples=samples)
     else:
         results = gc.run(eps=eps, tol=tol, atol=atol, seed=seed, only=only)
     failed = [r for r in results if not r.passed]

@@ -10,7 +10,7 @@ import click
 from ..config import AUTO, OPTION_KEYS, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
 from ..errors import ConfigError, MlpcliError
 
-__all__ = ["train_options", "options_from_params", "config_option", "table_format_options"]
+__all__ = ["train_options", "options_from_params", "config_option", "declared_options"]
 
 
 class OptionValue(click.ParamType):
@@ -45,12 +45,15 @@ class _AliasChoice(click.Choice):
         return super().convert(value, param, ctx)
 
 
-def table_format_options(fn):
-    """--sep and --decimal, as declared in TrainOptions, for the commands that read tables without taking
-    the train options (predict, evaluate)."""
-    for f in reversed([f for f in option_fields() if f.name in ("sep", "decimal")]):
-        fn = _click_option(f, flag_name(f.name), f.name)(fn)
-    return fn
+def declared_options(*names: str):
+    """Some TrainOptions fields as Click options, for commands that do not take all the train options
+    (predict and evaluate: --sep, --decimal, --samples; gradcheck: --samples)."""
+    def decorate(fn):
+        for f in reversed([f for f in option_fields() if f.name in names]):
+            fn = _click_option(f, flag_name(f.name), f.name)(fn)
+        return fn
+
+    return decorate
 
 
 def _metavar(meta: dict) -> str:

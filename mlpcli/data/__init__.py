@@ -8,7 +8,8 @@ Splitting rows into training and validation (by group) is model selection's job:
 
 Everything a user can get wrong raises `DataError` / `ConfigError` with a one-line message that names the
 column or flag and the fix. Nothing here prints: notes and warnings are returned as lists of strings for the
-CLI to render. One module per step: io, dataset (roles, task, validation), preprocess, weights.
+CLI to render. One module per step: io, samples (a sample sheet joined on the sample id, ``--samples``),
+dataset (roles, task, validation), preprocess, weights.
 """
 
 from ._common import (
@@ -18,6 +19,7 @@ from ._common import (
 from .dataset import Dataset, Roles, align_features, data_checksum, load_dataset, resolve_roles
 from .io import read_table, read_table_with_notes, row_names_header, sniff_dialect, text_suffix
 from .preprocess import PreprocessConfig, Preprocessor, looks_like_counts
+from .samples import SampleJoin, SampleSheet, join_samples, read_sample_sheet
 from .weights import class_weights
 
 # Helpers the prediction reader and the tests share (not part of the public API).
@@ -29,4 +31,5 @@ __all__ = [
     "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP",
     "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "read_table_with_notes", "row_names_header", "sniff_dialect", "text_suffix", "Roles", "resolve_roles", "Dataset", "load_dataset", "align_features",
     "PreprocessConfig", "Preprocessor", "looks_like_counts", "class_weights", "data_checksum",
+    "SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples",
 ]

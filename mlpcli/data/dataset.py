@@ -581,36 +581,76 @@ def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
 def load_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_group: bool = False,
                  id: str | None = None, batch: str | None = None, drop: Sequence[str] = (),  # noqa: A002
                  task: str = "auto", features_in_rows: bool = False, stdin=None, sep: str | None = None,
-                 decimal: str | None = None) -> tuple["Dataset", list[str]]:
+                 decimal: str | None = None, samples: str | None = None) -> tuple["Dataset", list[str]]:
     """Read and validate a training table; returns the dataset and the notes on how it was read and the
     roles picked up.
 
     A text table (the usual case) is read with its roles resolved from the header first, so that the
     feature columns go straight into one float64 matrix in row chunks (``TextTable.read_features``):
-    reading then peaks near one copy of the data instead of pandas' frame plus the matrix made from it."""
-    from .io import _UNNAMED, TextTable, _source, read_table_with_notes
+    reading then peaks near one copy of the data instead of pandas' frame plus the matrix made from it.
 
+    `samples`: a sample sheet joined to the table on the sample id (``data.samples``): roles may come from
+    it, features never; rows keep the table's order, those without a row in the sheet are left out."""
+    from .io import _UNNAMED, TextTable, _source, read_table_with_notes
+    from .samples import SampleJoin, read_sample_sheet
+
+    sheet = read_sample_sheet(samples, id=id) if samples is not None else None  # small: fail before the table
     roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
     src = _source(path, stdin)
+
+    def joined_roles(columns: list[str]) -> tuple[SampleJoin | None, Roles, list[str]]:
+        """Roles resolved on the table's columns, and the sheet's when there is one."""
+        if sheet is None:
+            return None, *resolve_roles(columns, **roles_kw)
+        join = SampleJoin(sheet, src.name, columns, features_in_rows=features_in_rows)
+        join.require("--target", _names(target))
+        join.require("--group", [group])
+        join.require("--batch", [batch])
+        roles, notes = resolve_roles(join.columns, **{**roles_kw, "id": join.data_id})
+        join.select([*roles.target, roles.group, roles.batch], roles.drop)
+        return join, roles, notes
+
     if src.kind == "text" and not features_in_rows:
         table = TextTable.open(src, sep=sep, decimal=decimal)
         named = [n for n in table.names if not n.startswith(_UNNAMED)]  # not the stand-ins of empty header cells
-        roles, notes = resolve_roles(named, **roles_kw)
+        join, roles, notes = joined_roles(named)
         if table.row_names and DEFAULT_ID not in roles.columns():  # row names, but --id names another column
             roles = Roles(target=roles.target, group=roles.group, id=roles.id, batch=roles.batch,
                           drop=[*roles.drop, DEFAULT_ID])
             notes.append(f"ignored the unnamed first column (row names) as --id is {roles.id!r}")
         features = [n for n in named if n not in set(roles.columns())]
-        read = table.read_features(features) if features else None
+        text = [join.data_id] if join is not None else []  # ids matched as written
+        read = table.read_features(features, text=text) if features else None
         if read is not None:
             frame, X = read
+            if join is not None:
+                frame, keep = join.apply(frame)
+                X = _keep_rows(X, keep)
+                notes += join.notes
             return Dataset.from_frame(frame, roles, task=task, features=(features, X)), table.notes + notes
-        frame = table.read_frame()  # a feature column holds text: the whole frame names it
-        return Dataset.from_frame(frame, roles, task=task), table.notes + notes
-    frame, read_notes = read_table_with_notes(path if src.name != "standard input" else "-", features_in_rows,
-                                              stdin=src.opener(), sep=sep, decimal=decimal)
-    roles, notes = resolve_roles(frame.columns, **roles_kw)
-    return Dataset.from_frame(frame, roles, task=task), read_notes + notes
+        frame = table.read_frame(text=text)  # a feature column holds text: the whole frame names it
+        notes = table.notes + notes
+    else:
+        frame, read_notes = read_table_with_notes(path if src.name != "standard input" else "-", features_in_rows,
+                                                  stdin=src.opener(), sep=sep, decimal=decimal)
+        join, roles, notes = joined_roles(list(frame.columns))
+        notes = read_notes + notes
+    if join is not None:
+        frame, _ = join.apply(frame)
+        notes += join.notes
+    return Dataset.from_frame(frame, roles, task=task), notes
+
+
+def _keep_rows(X: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """Rows `keep` (ascending indices) of X (n, d), moved to the front in place (a few MiB at a time) so that
+    leaving out rows never holds a second copy of the matrix; returns the view X[:len(keep)]."""
+    if keep is None:
+        return X
+    step = max(1, (16 << 20) // max(1, X.shape[1] * X.itemsize))
+    for s in range(0, len(keep), step):
+        rows = keep[s:s + step]
+        X[s:s + len(rows)] = X[rows]  # rows >= their destinations, and later blocks read rows beyond this one
+    return X[:len(keep)]
 
 
 def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> "Dataset":

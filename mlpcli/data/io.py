@@ -449,8 +449,9 @@ class TextTable:
         return pd.read_csv(self.src.opener(), sep=self.dialect.sep, decimal=self.dialect.decimal,
                            compression=self.src.compression, **kwargs)
 
-    def read_frame(self) -> pd.DataFrame:
-        """The whole table as a DataFrame (n_samples, n_columns), string column names."""
+    def read_frame(self, text: Sequence[str] = ()) -> pd.DataFrame:
+        """The whole table as a DataFrame (n_samples, n_columns), string column names; the `text` columns
+        as read (strings: sample ids such as 007 are matched as written), the others typed by pandas."""
         if self.features_in_rows:
             try:
                 return _read_feature_rows_text(self._read_csv, self.header, self.src.name)
@@ -458,7 +459,7 @@ class TextTable:
                 raise self._error(exc) from None
         try:
             # low_memory=False: one dtype per column, and no DtypeWarning printed behind the CLI's back.
-            frame = self._read_csv(header=0, names=self.names, low_memory=False)
+            frame = self._read_csv(header=0, names=self.names, low_memory=False, dtype={c: str for c in text} or None)
         except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
             raise self._error(exc) from None
         self._check_rows(frame)
@@ -476,13 +477,14 @@ class TextTable:
         if frame.shape[0] == 0:
             raise DataError(f"{self.src.name} has a header but no data rows")
 
-    def read_features(self, features: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray] | None:
+    def read_features(self, features: Sequence[str], text: Sequence[str] = ()) -> tuple[pd.DataFrame, np.ndarray] | None:
         """(the other columns as a DataFrame, the `features` columns as one C-ordered float64 matrix
         (n_samples, len(features))), read in row chunks so that the matrix is the only full-size copy; None
         when some feature column is not all numbers (the caller reads the frame whole and names it).
 
         Values are those of ``read_frame``: the same parser converts the same text to float64. The other
-        columns keep pandas' whole-file type inference (a chunk-wise guess that disagrees is read again)."""
+        columns keep pandas' whole-file type inference (a chunk-wise guess that disagrees is read again),
+        except the `text` columns, read as strings (see ``read_frame``)."""
         features = list(features)
         others = [n for n in self.names if n not in set(features)]
         rows = max(64, _CHUNK_BYTES // (8 * max(1, len(self.names))))
@@ -490,7 +492,8 @@ class TextTable:
         parts: list[pd.DataFrame] = []
         try:
             # low_memory=False: each chunk parsed at once (not in pieces pandas would then concatenate)
-            reader = self._read_csv(header=0, names=self.names, dtype={f: np.float64 for f in features},
+            reader = self._read_csv(header=0, names=self.names,
+                                    dtype={**{c: str for c in text}, **{f: np.float64 for f in features}},
                                     chunksize=rows, low_memory=False)
             with reader:
                 for chunk in reader:

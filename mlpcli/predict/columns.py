@@ -31,6 +31,7 @@ class RoleFlags:
     features_in_rows: bool = False
     sep: str | None = None  # field separator of a text table; None or "auto": detected (data.sniff_dialect)
     decimal: str | None = None  # decimal mark; None or "auto": detected
+    samples: str | None = None  # a sample sheet joined on the id (data.samples): ids, batch, group, target
 
 
 # ── matching a table's columns to the model ──────────────────────────────────────────────────────────────
@@ -78,12 +79,15 @@ def _training_means(model: Model) -> np.ndarray:
 
 
 def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None = None, *, need_target: bool = False,
-                 by: str | None = None, fill_missing: str | None = None, source: str = "the table") -> ColumnPlan:
+                 by: str | None = None, fill_missing: str | None = None, source: str = "the table",
+                 sheet_columns: Sequence[str] = ()) -> ColumnPlan:
     """Match a table's header to the model: roles (the model's, unless overridden), features by name.
 
     Extra columns are ignored (one note); absent features the network uses are an error naming the first
     few, unless `fill_missing="mean"` fills them with the training mean (a warning). With `need_target`
-    the target column(s) must be present; otherwise they are ignored.
+    the target column(s) must be present; otherwise they are ignored. `sheet_columns`: those of `columns`
+    that come from a sample sheet (``data.samples``): they may take roles, are never features, and are
+    not listed as ignored (the join notes them).
     """
     if fill_missing not in (None, "mean"):
         raise ConfigError(f"--fill-missing {fill_missing!r}: the only choice is 'mean'")
@@ -147,6 +151,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         raise _not_found("--by", by, columns)
 
     unavailable = set(drop) | set(roles_used) | set(found)
+    unavailable |= set(sheet_columns)  # features never come from a sample sheet
     present = np.array([f in present_set and f not in unavailable for f in kept], dtype=bool)
     missing = [f for f, p in zip(kept, present) if not p]
     fill = np.full(len(kept), np.nan)
@@ -162,7 +167,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         notes.append(f"{len(unused_absent)} of the model's input features are absent but unused by the network "
                      f"(dropped as constant or by --top-var in training): {_quoted(unused_absent, 3)}")
     used = set(kept) | set(roles_used) | set(found) | set(drop) | ({by} if by else set())
-    extra = [c for c in columns if c not in used]
+    extra = [c for c in columns if c not in used and c not in set(sheet_columns)]
     if extra:
         notes.append(f"ignored {len(extra)} column{'s' * (len(extra) != 1)} the model does not use: {_quoted(extra, 4)}")
     position = {c: i for i, c in enumerate(columns)}

@@ -15,10 +15,11 @@ import pandas as pd
 from .. import data
 from ..errors import ConfigError, DataError
 from ..model_io import ROW_BLOCK, Model
-from ._common import DEFAULT_CHUNK_MB, _STAT_BYTES, _STAT_ROWS, _label_keys, _quoted
+from ..data.samples import SampleJoin, read_sample_sheet
+from ._common import DEFAULT_CHUNK_MB, _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
 from .tables import PieceSize, _Cells, open_table, read_whole, usable_cores
 from ..data.limits import first_beyond_limit, value_limit_message
-from .columns import RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
+from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
 
 
@@ -143,18 +144,32 @@ class _Run:
         self.size = _piece_size(chunksize, chunk_mb)
         self.model, self.progress, self.need_target = model, progress, need_target
         roles = roles or RoleFlags()
+        # a sample sheet is small: read whole, before the table, and joined to each piece of it by id
+        sheet = read_sample_sheet(roles.samples, id=roles.id) if roles.samples is not None else None
         self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
                                 decimal=roles.decimal)
         try:
-            self.plan = plan_columns(model, self.table.columns, roles, need_target=need_target, by=by,
-                                     fill_missing=fill_missing, source=self.table.name)
+            self.join, self.sheet_only = self._join(sheet, roles, by) if sheet is not None else (None, set())
+            if self.join is not None:
+                roles = dataclasses.replace(roles, id=self.join.data_id)
+            self.plan = plan_columns(model, self.join.columns if self.join else self.table.columns, roles,
+                                     need_target=need_target, by=by, fill_missing=fill_missing,
+                                     source=self.table.name, sheet_columns=sorted(self.sheet_only))
+            if self.join is not None:
+                r = self.plan.roles
+                self.join.select([*r.target, r.group, r.batch, self.plan.by], r.drop)
         except BaseException:
             self.table.close()
             raise
+        # what the table's reader reads: the plan without the sheet's columns (joined to each piece by id)
+        self.read_plan = self.plan if self.join is None else _without(self.plan, self.sheet_only)
         if roles.features_in_rows:
             self.plan.notes.append("--features-in-rows: the table was read whole (the transposed layout cannot "
                                    "be streamed)")
         self.notes, self.warnings = [*self.table.notes, *self.plan.notes], list(self.plan.warnings)
+        if self.join is not None:
+            self.notes += self.join.notes
+            self._join_noted = len(self.join.notes)
         self.pre = _kept_only(model.preprocessor)
         # One network whose preprocessing is the reference: rows are transformed once, for the network and
         # the shift statistics alike. An ensemble's members each have their own preprocessing, so its rows
@@ -175,6 +190,17 @@ class _Run:
         self._started = False
         self._rows: np.ndarray | None = None  # raw feature values of up to _STAT_ROWS rows, reused
 
+    def _join(self, sheet, roles: RoleFlags, by: str | None) -> tuple[SampleJoin, set]:
+        """The sample sheet matched to the table's header; the columns only the sheet has."""
+        join = SampleJoin(sheet, self.table.name, self.table.columns, features_in_rows=roles.features_in_rows,
+                          keep_unmatched=not self.need_target)  # evaluation needs the sheet's rows, predict not
+        if self.need_target:
+            join.require("--target", _names(roles.target) or list((self.model.roles or {}).get("target")
+                                                                   or self.model.target_names))
+        for flag, name in (("--group", roles.group), ("--batch", roles.batch), ("--by", by)):
+            join.require(flag, [name])
+        return join, set(join.columns) - set(self.table.columns)
+
     def _convert(self, frame, first_row: int) -> tuple[np.ndarray, dict]:
         """A parsed piece as (raw feature values (n, d_present) float64, per-row columns). Runs in the
         reading threads, so it only reads `self`."""
@@ -183,26 +209,30 @@ class _Run:
             return self._convert_cells(frame, first_row)
         if not isinstance(frame, pd.DataFrame):
             return self._convert_arrow(frame, first_row)
-        meta: dict[str, np.ndarray] = {}
-        if plan.roles.id:
-            meta["id"] = frame[plan.roles.id].to_numpy(dtype=object)
-        if plan.roles.batch:
-            meta["batch"] = _label_keys(frame[plan.roles.batch].to_numpy(dtype=object))
-        if plan.roles.group:
-            meta["group"] = _label_keys(frame[plan.roles.group].to_numpy(dtype=object))
-        if plan.by:
-            meta["by"] = _label_keys(frame[plan.by].to_numpy(dtype=object))
-        if self.need_target:
-            meta["y"] = _encode_target(frame, plan.roles.target, self.model, plan.source, first_row, meta.get("id"))
-        meta["first_row"] = np.full(len(frame), first_row, dtype=np.int64)  # for messages; dropped below
+        meta = self._meta(lambda name: frame[name].to_numpy(dtype=object),
+                          lambda t: frame[t].reset_index(drop=True), len(frame), first_row)
         return _present_values(plan, frame, first_row, meta.get("id")), meta
 
     def _meta(self, column, target_series, n_rows: int, first_row: int) -> dict[str, np.ndarray]:
         """The non-feature columns of a piece: id, batch / group / --by keys, the encoded target and each
-        row's first-row offset. ``column(name)`` gives a column's values, ``target_series(name)`` a target
-        column as a pandas Series (whichever reader parsed the piece)."""
-        plan = self.plan
+        row's first-row offset (and, with a sample sheet, each row's sheet row, -1 for none: the sheet's
+        columns are looked up by id). ``column(name)`` gives a column's values, ``target_series(name)`` a
+        target column as a pandas Series (whichever reader parsed the piece)."""
+        plan, join = self.plan, self.join
         meta: dict[str, np.ndarray] = {}
+        matched = None
+        if join is not None:
+            positions = join.lookup(column(join.data_id))
+            matched = positions >= 0
+            meta["sheet_row"] = positions
+            read_column, read_series = column, target_series
+
+            def column(name):
+                return join.values(name, positions) if name in self.sheet_only else read_column(name)
+
+            def target_series(name):
+                return pd.Series(join.values(name, positions)) if name in self.sheet_only else read_series(name)
+
         if plan.roles.id:
             meta["id"] = column(plan.roles.id)
         for key, name in (("batch", plan.roles.batch), ("group", plan.roles.group), ("by", plan.by)):
@@ -210,8 +240,15 @@ class _Run:
                 meta[key] = _label_keys(column(name))
         if self.need_target:
             targets = plan.roles.target
-            meta["y"] = _encode_target(pd.DataFrame({t: target_series(t) for t in targets}),
-                                       targets, self.model, plan.source, first_row, meta.get("id"))
+            frame = pd.DataFrame({t: target_series(t) for t in targets})
+            if matched is None or matched.all():
+                meta["y"] = _encode_target(frame, targets, self.model, plan.source, first_row, meta.get("id"))
+            else:  # rows without a sheet row are left out of the evaluation (after the network): no label needed
+                meta["y"] = _empty_target(self.model, n_rows, len(targets))
+                if matched.any():
+                    meta["y"][matched] = _encode_target(frame[matched].reset_index(drop=True), targets, self.model,
+                                                        plan.source, first_row, meta["id"][matched]
+                                                        if "id" in meta else None)
         meta["first_row"] = np.full(n_rows, first_row, dtype=np.int64)
         return meta
 
@@ -283,29 +320,43 @@ class _Run:
         self._blas = _BlasShare(self.table.reading_threads)
         plan, table = self.plan, self.table
         try:
-            for values, meta in table.pieces(self.size, plan, self._convert):
+            for values, meta in table.pieces(self.size, self.read_plan, self._convert):
                 n = len(meta["first_row"])
                 first_row = int(meta.pop("first_row")[0])
                 if self.ids is not None:
                     self.ids.add(meta["id"], first_row)
+                if self.join is not None:
+                    self.join.count(meta["id"], meta["sheet_row"], first_row)
                 meta["row"] = np.arange(self.n_rows + 1, self.n_rows + n + 1, dtype=np.int64)
                 if "batch" in meta:
-                    self.batch_counts.update(meta["batch"].tolist())
+                    batches = meta["batch"]
+                    if self.join is not None and (not self.join.keep_unmatched or plan.roles.batch in self.sheet_only):
+                        batches = batches[meta["sheet_row"] >= 0]  # rows left out, or without the sheet's batch
+                    self.batch_counts.update(batches.tolist())
                 self._transform(values, meta.get("id"), first_row, rows.append(n, meta))
                 del values
                 self.n_rows += n
                 for Z, block_meta in rows.blocks():
-                    yield self._outputs(Z, block_meta), block_meta
+                    yield self._joined(self._outputs(Z, block_meta), block_meta)
                 if self.progress is not None:
                     self.progress({"stage": "read", "rows": self.n_rows, "bytes": table.bytes_read,
                                    "total_bytes": table.total_bytes})
             for Z, block_meta in rows.blocks(final=True):
-                yield self._outputs(Z, block_meta), block_meta
+                yield self._joined(self._outputs(Z, block_meta), block_meta)
         finally:
             table.close()
         if self.n_rows == 0:
             raise DataError(f"{table.name} has a header but no data rows")
         self._finish()
+
+    def _joined(self, out: np.ndarray, meta: dict) -> tuple[np.ndarray, dict]:
+        """A block's outputs and columns without the rows a sample sheet leaves out (no row in it, when
+        evaluating); predict keeps every row."""
+        positions = meta.pop("sheet_row", None)
+        if positions is None or self.join.keep_unmatched or (positions >= 0).all():
+            return out, meta
+        kept = positions >= 0
+        return out[kept], {k: v[kept] for k, v in meta.items()}
 
     def _outputs(self, Z: np.ndarray, meta: dict) -> np.ndarray:
         first_row = int(meta["row"][0]) - 1 if len(Z) else 0  # a non-finite output names its row in the table
@@ -318,6 +369,9 @@ class _Run:
 
     def _finish(self) -> None:
         model, plan = self.model, self.plan
+        if self.join is not None:
+            self.join.finish()  # no sample matched: an error
+            self.notes += self.join.notes[self._join_noted:]
         self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present)
         message = self.shift.message()
         if message is None:
@@ -336,6 +390,24 @@ class _Run:
         if self.n_missing_values:
             self.notes.append(f"{self.n_missing_values} missing feature values imputed with the training "
                               f"{model.preprocessor.config.impute}s")
+
+
+def _without(plan: ColumnPlan, columns: set) -> ColumnPlan:
+    """`plan` for the reader of a table that lacks `columns` (a sample sheet's, looked up by id per piece)."""
+    def kept(name: str | None) -> str | None:
+        return None if name in columns else name
+
+    r = plan.roles
+    roles = data.Roles(target=[t for t in r.target if t not in columns], group=kept(r.group), id=kept(r.id),
+                       batch=kept(r.batch), drop=[d for d in r.drop if d not in columns])
+    return dataclasses.replace(plan, roles=roles, by=kept(plan.by))
+
+
+def _empty_target(model: Model, n: int, k: int) -> np.ndarray:
+    """y for n rows in the model's encoding, to be filled: (n,) int64 class indices, or (n, k) float64."""
+    if model.task in data.CLASSIFICATION_TASKS:
+        return np.zeros(n, dtype=np.int64)
+    return np.zeros((n, k), dtype=np.float64)
 
 
 def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,
@@ -495,10 +567,22 @@ class Prepared:
 
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None) -> Prepared:
     """Match a table (DataFrame or path) to the model by feature name, with the checks of predict."""
+    sheet = read_sample_sheet(roles.samples, id=roles.id) if roles is not None and roles.samples is not None else None
     table = frame if isinstance(frame, pd.DataFrame) else read_whole(
         frame, features_in_rows=bool(roles and roles.features_in_rows), sep=roles.sep if roles else None,
         decimal=roles.decimal if roles else None)
-    plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing)
+    join_notes: list[str] = []
+    if sheet is None:
+        plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing)
+    else:  # every row kept, with the sheet's columns where it has the sample
+        join = SampleJoin(sheet, "the table" if isinstance(frame, pd.DataFrame) else str(frame),
+                          [str(c) for c in table.columns], features_in_rows=roles.features_in_rows, keep_unmatched=True)
+        roles = dataclasses.replace(roles, id=join.data_id)
+        plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing,
+                            sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))))
+        join.select([*plan.roles.target, plan.roles.group, plan.roles.batch], plan.roles.drop)
+        table, _ = join.apply(table.rename(columns=str))
+        join_notes = join.notes
     ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
     if plan.roles.id:
         _UniqueIds(plan.roles.id, "the table" if isinstance(frame, pd.DataFrame) else str(frame)).add(ids, 0)
@@ -507,4 +591,4 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
                        row_ids)
     X = np.full((len(table), model.preprocessor.n_features_in), np.nan)
     X[:, model.preprocessor.kept_index_] = X_kept
-    return Prepared(X=X, ids=ids, notes=plan.notes, warnings=plan.warnings)
+    return Prepared(X=X, ids=ids, notes=plan.notes + join_notes, warnings=plan.warnings)

@@ -1,0 +1,393 @@
+"""A sample sheet joined to a feature table (``--samples``): the layout GEO and DESeq2 hand out, an
+expression matrix of numbers only (genes × samples with --features-in-rows, or samples × genes) beside a
+sheet of sample id, phenotype, patient, batch and any number of other annotations.
+
+    sheet ─read_sample_sheet─▶ SampleSheet (ids unique, the other columns typed as pandas reads them)
+    the table's header ─SampleJoin─▶ `columns`: the table's and the sheet's, which roles are resolved on
+    resolved roles ─SampleJoin.select─▶ the sheet columns joined: those that take a role, no other
+    rows, whole or in pieces ─lookup / count─▶ the sheet's row of each (or none) ─attach─▶ the table's rows
+    with the sheet's role columns, in the table's order ─finish─▶ notes on ids found on one side only,
+    an error when none match
+
+Rules (every command that reads a table applies them through this module):
+  * The id column is ``--id`` in both files; by default ``sample_id`` when the sheet has it, else the
+    sheet's first column (R's row names, an empty first header cell, are read as ``sample_id``). A table
+    without a column of that name joins on its own ``sample_id`` (when --id is not given). With
+    --features-in-rows the table's sample ids are its column headers.
+  * Ids match as exact strings once surrounding whitespace is stripped: 007 is not 7, S1 is not s1. The
+    sheet's id column is read as text for that; an id missing or repeated in the sheet is an error naming
+    the file, the id and its lines.
+  * Features never come from the sheet: its columns other than the id are roles (target, group, batch, or
+    dropped) or ignored, with a note. A sheet column that the table has too is an error when it would take
+    a role (which copy is meant?); otherwise the table's column is used and the sheet's ignored, with a note.
+  * Rows keep the table's order. Rows of the table without a row in the sheet are left out (training,
+    evaluation), or kept without the sheet's columns (prediction); either way a note counts and names them,
+    and the sheet's rows that match no sample. No match at all is an error showing ids of both files.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DataError, MlpcliError
+from ._common import DEFAULT_ID, _label_key, _quoted
+
+__all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples"]
+
+_SHOWN = 5  # ids named in a note or an error
+_PROBE = 20  # ids of the table without a sheet row kept to explain a failed join
+
+
+def _id_texts(values) -> np.ndarray:
+    """Sample ids as matching keys (n,) object: text stripped of surrounding whitespace; numbers (a parquet
+    integer column) as training writes them (7.0 -> "7"); None where missing or blank."""
+    s = pd.Series(np.asarray(values, dtype=object), dtype=object)
+    out = s.str.strip()  # NaN where not a string
+    other = out.isna() & s.notna()
+    if other.any():
+        out[other] = [_label_key(v) for v in s[other]]
+    out = out.to_numpy(dtype=object)
+    out[pd.isna(out) | (out == "")] = None
+    return out
+
+
+def _listed(names: Sequence[str], total: int) -> str:
+    """The first few of `total` names, "'a', 'b' and 7 more"."""
+    shown = ", ".join(repr(str(n)) for n in names[:_SHOWN])
+    return shown + (f" and {total - min(len(names), _SHOWN)} more" if total > _SHOWN else "")
+
+
+# ── the sheet ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class SampleSheet:
+    """A sample sheet as read: one row per sample, ids unique."""
+
+    path: str
+    id_column: str  # the sheet's id column (the join key)
+    id_given: bool  # named by --id (else the default rule chose it)
+    ids: np.ndarray  # (m,) object: the matching keys (see `_id_texts`)
+    frame: pd.DataFrame  # (m, k) the sheet's other columns, types as pandas reads them, index 0..m-1
+    notes: list[str] = field(default_factory=list)  # how the file was read (a detected separator, ...)
+
+    def __post_init__(self):
+        self.index = pd.Index(self.ids)  # unique: checked by read_sample_sheet
+        self.index.get_indexer(self.ids[:1])  # builds its hash table now, not in several reading threads at once
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns other than the id, in file order."""
+        return [str(c) for c in self.frame.columns]
+
+
+def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002 - the flag is --id
+    """Read the sample sheet at `path` (.csv, .tsv, .txt, each optionally compressed, or .parquet; the
+    separator and decimal mark detected as for every table). `id`: its id column (--id); default
+    ``sample_id`` when present, else the first column. Every problem is a one-line error naming --samples
+    and the file: not found, unreadable, no such --id column, an id missing or repeated (with its lines)."""
+    from .io import _UNNAMED, TextTable, _source, read_table_with_notes
+
+    if path is None or not str(path).strip():
+        raise ConfigError("--samples: give the sample sheet's file name (.csv, .tsv, .txt or .parquet)")
+    if str(path) == "-":
+        raise ConfigError("--samples: the sample sheet is read from a file, not from standard input ('-')")
+    path = os.fspath(path)
+    try:
+        src = _source(path, None)
+        if src.kind == "parquet":
+            frame, notes = read_table_with_notes(path)
+            key = _sheet_id_column(list(frame.columns), id, path)
+            table = None
+        else:
+            table = TextTable.open(src)
+            key = _sheet_id_column([n for n in table.names if not n.startswith(_UNNAMED)], id, path)
+            frame = table.read_frame(text=[key])  # ids as written: 007 stays 007
+            notes = table.notes
+    except MlpcliError as exc:
+        message = str(exc)
+        raise type(exc)(message if message.startswith("--") else f"--samples: {message}") from None
+    ids = _id_texts(frame[key].to_numpy(dtype=object))
+    missing = np.flatnonzero(pd.isna(ids))
+    where = _Lines(src, table)
+    if missing.size:
+        raise DataError(f"--samples {path}: the id column {key!r} is empty at {where(missing[:1])}"
+                        f"{f' ({missing.size} rows in all)' if missing.size > 1 else ''}; every row of the sheet "
+                        "needs a sample id")
+    repeated = pd.Series(ids).duplicated(keep=False).to_numpy()
+    if repeated.any():
+        first = ids[np.flatnonzero(repeated)[0]]
+        rows = np.flatnonzero(ids == first)
+        n_ids = len(set(ids[repeated]))
+        more = f" ({n_ids} ids are repeated)" if n_ids > 1 else ""
+        raise DataError(f"--samples {path}: duplicate sample id {first!r} at {where(rows)} of the id column "
+                        f"{key!r}{more}; each sample needs one row in the sheet")
+    others = frame.drop(columns=[key]).reset_index(drop=True)
+    return SampleSheet(path=path, id_column=key, id_given=id is not None, ids=ids, frame=others, notes=list(notes))
+
+
+def _sheet_id_column(names: list[str], id: str | None, path: str) -> str:  # noqa: A002
+    names = [str(n) for n in names]
+    if id is not None:
+        if id not in names:
+            hint = difflib.get_close_matches(id, names, n=1)
+            raise DataError(f"--id column {id!r} not found in --samples {path}"
+                            f"{f' (did you mean {hint[0]!r}?)' if hint else ''}; its columns: {_quoted(names, 6)} "
+                            f"({len(names)} in all)")
+        return id
+    return DEFAULT_ID if DEFAULT_ID in names else names[0]
+
+
+class _Lines:
+    """Names rows of the sheet by their line in the file (text: the header is line 1; blank lines and
+    line ends inside quoted fields counted as the file has them), or by row number (parquet)."""
+
+    def __init__(self, src, table):
+        self.src, self.table = src, table
+
+    def __call__(self, rows: Sequence[int]) -> str:
+        rows = [int(r) for r in rows]
+        lines = self._lines() if self.table is not None else None
+        if lines is None or max(rows) >= len(lines):
+            return f"row{'s' * (len(rows) > 1)} {_joined([r + 1 for r in rows])}"
+        return f"line{'s' * (len(rows) > 1)} {_joined([lines[r] for r in rows])}"
+
+    def _lines(self) -> list[int] | None:
+        """The file line on which each data row starts, as pandas counts rows (blank lines skipped)."""
+        from .io import _open_binary
+
+        out: list[int] = []
+        try:
+            with _open_binary(self.src.opener(), self.src.compression) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+                reader = csv.reader(text, delimiter=self.table.dialect.sep)
+                next(reader, None)  # the header
+                end = reader.line_num
+                for record in reader:
+                    if record:
+                        out.append(end + 1)
+                    end = reader.line_num
+                text.detach()
+        except (OSError, ValueError, csv.Error, EOFError):
+            return None
+        return out
+
+
+def _joined(numbers: list[int]) -> str:
+    shown = [str(n) for n in numbers[:_SHOWN]]
+    text = ", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]
+    return text + (f" (and {len(numbers) - _SHOWN} more)" if len(numbers) > _SHOWN else "")
+
+
+# ── the join ─────────────────────────────────────────────────────────────────────────────────────────────
+
+
+class SampleJoin:
+    """A sample sheet matched to one feature table, decided from the table's header and applied to its
+    rows, whole (``attach``) or piece by piece (``lookup`` in any thread, ``count`` in row order, then
+    ``values``); ``finish`` once every row was seen.
+
+    `columns` (what roles are resolved on) are the table's followed by the sheet's that the table lacks;
+    `data_id` is the table's column holding the sample ids (with --features-in-rows, ``sample_id``: the
+    reader's name for the header's ids), which is the id role. `keep_unmatched`: rows of the table without
+    a row in the sheet are kept (prediction) instead of left out.
+    """
+
+    def __init__(self, sheet: SampleSheet, source: str, columns: Sequence[str], *, features_in_rows: bool = False,
+                 keep_unmatched: bool = False):
+        self.sheet, self.source, self.keep_unmatched = sheet, str(source), keep_unmatched
+        self.features_in_rows = features_in_rows
+        table_columns = [str(c) for c in columns]
+        present = set(table_columns)
+        key = sheet.id_column
+        self.notes: list[str] = list(sheet.notes)
+        if features_in_rows:
+            self.data_id = DEFAULT_ID  # the header's sample ids, as the reader names them
+            self._how = f"{self.source}'s column headers to the sheet's {key!r}"
+        elif key in present:
+            self.data_id = key
+            self._how = f"{key!r}"
+        elif not sheet.id_given and DEFAULT_ID in present:
+            self.data_id = DEFAULT_ID
+            self._how = f"{self.source}'s {DEFAULT_ID!r} to the sheet's {key!r}"
+        else:
+            chosen = "--id" if sheet.id_given else f"its first column; --id to choose another"
+            raise DataError(f"--samples {sheet.path}: its id column {key!r} ({chosen}) is not a column of "
+                            f"{self.source}; the sample ids must be in a column of that name in both files "
+                            f"(the table's columns: {_quoted(table_columns, 4)})")
+        self.shared = [c for c in sheet.columns if c in present]  # the table has them too: the table's are used
+        self.columns = table_columns + [c for c in sheet.columns if c not in present]
+        self.joined: list[str] = []
+        self._selected = False
+        self._finished = False
+        self.n_rows = self.n_matched = self.n_unmatched = 0
+        self.unmatched: list[str] = []  # the first few ids of the table without a row in the sheet
+        self._probe: list[str] = []  # and a few more, to explain a join that matches nothing
+        self._examples: list[str] = []  # the first few ids of the table, matched or not
+        self.used = np.zeros(len(sheet.ids), dtype=bool)  # (m,) sheet rows matched by some sample
+
+    # -- before the rows: roles ------------------------------------------------------------------------
+
+    def require(self, flag: str, names: Iterable[str | None]) -> None:
+        """A DataError naming the table and the sheet when a column named by `flag` is in neither."""
+        present = set(self.columns)
+        missing = [n for n in names if n and n not in present]
+        if not missing:
+            return
+        sheet_columns = [self.sheet.id_column, *self.sheet.columns]
+        hint = difflib.get_close_matches(missing[0], sheet_columns, n=1) or \
+            difflib.get_close_matches(missing[0], self.columns, n=1)
+        noun = "column" if len(missing) == 1 else "columns"
+        raise DataError(f"{flag} {noun} {_quoted(missing)} not found in {self.source} nor in --samples "
+                        f"{self.sheet.path}{f' (did you mean {hint[0]!r}?)' if hint else ''}; the sheet's columns: "
+                        f"{_quoted(sheet_columns, 6)} ({len(sheet_columns)} in all)")
+
+    def select(self, roles: Iterable[str | None], drop: Iterable[str] = ()) -> None:
+        """Fix the sheet columns to join: those among `roles` (target, group, batch, --by) or `drop`; the
+        others are ignored, with a note. A role on a column both files have is a DataError."""
+        named = {r for r in roles if r}
+        dropped = set(drop)
+        clash = [c for c in self.shared if c in named and c != self.data_id]
+        if clash:
+            raise DataError(f"column {clash[0]!r} is in both {self.source} and --samples {self.sheet.path}, so its "
+                            "role could come from either: rename or remove it in one of them")
+        own = [c for c in self.sheet.columns if c not in set(self.shared)]
+        self.joined = [c for c in own if c in named or c in dropped]
+        ignored = [c for c in own if c not in set(self.joined)]
+        if ignored:
+            self.notes.append(f"--samples {self.sheet.path}: ignored {len(ignored)} column{'s' * (len(ignored) > 1)} "
+                              f"that take{'s' * (len(ignored) == 1)} no role: {_quoted(ignored, 4)} (features come "
+                              f"from {self.source} only; --target, --group or --batch to use one)")
+        if self.shared:
+            one = len(self.shared) == 1
+            self.notes.append(f"--samples {self.sheet.path}: {_quoted(self.shared, 4)} {'is' if one else 'are'} also "
+                              f"{'a column' if one else 'columns'} of {self.source}: the table's "
+                              f"{'column is' if one else 'columns are'} used, the sheet's ignored")
+        self._selected = True
+
+    # -- the rows ------------------------------------------------------------------------------------------
+
+    def lookup(self, ids) -> np.ndarray:
+        """The sheet row (m-based index) of each of the table's sample ids (n,), -1 where none; pure (safe
+        in reading threads)."""
+        return self.sheet.index.get_indexer(_id_texts(ids)).astype(np.int64, copy=False)
+
+    def count(self, ids, positions: np.ndarray, first_row: int = 0) -> None:
+        """Record a run of rows (0-based first_row .. first_row + n - 1), in row order: matched counts and
+        the first unmatched ids. A sample without an id is a DataError naming its row."""
+        ids = np.asarray(ids, dtype=object)
+        if not self._examples:
+            self._examples = [k for k in _id_texts(ids[:_SHOWN]) if k is not None]
+        missing = np.flatnonzero(positions < 0)
+        if missing.size:
+            keys = _id_texts(ids[missing])  # only the rows without a match: the others had an id
+            blank = missing[pd.isna(keys)]
+            if blank.size:
+                raise DataError(f"{self.source}: the id column {self.data_id!r} is empty at row "
+                                f"{first_row + int(blank[0]) + 1}; every sample needs an id to be joined with "
+                                f"--samples {self.sheet.path}")
+            room = _PROBE - len(self._probe)
+            if room > 0:
+                self._probe += [str(k) for k in keys[:room]]
+            self.unmatched = self._probe[:_SHOWN]
+        self.n_unmatched += int(missing.size)
+        self.n_matched += len(positions) - int(missing.size)
+        self.n_rows += len(positions)
+        self.used[positions[positions >= 0]] = True
+
+    def values(self, name: str, positions: np.ndarray) -> np.ndarray:
+        """The sheet column `name` for the rows at `positions` (n,), missing (NaN) where -1."""
+        col = self.sheet.frame[name]
+        if positions.size and (positions >= 0).all():
+            return col.to_numpy()[positions]
+        return col.reindex(positions).to_numpy()
+
+    def attach(self, frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+        """`frame` (its rows those of `positions`) with the joined sheet columns added after its own."""
+        if not self.joined:
+            return frame
+        frame = frame.copy(deep=False)  # the caller's frame keeps its columns; the values are not copied
+        for c in self.joined:
+            frame[c] = self.values(c, positions)
+        return frame
+
+    def apply(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """The whole table joined: (frame with the sheet's role columns, in the table's row order, the kept
+        rows' indices into `frame`, or None when every row is kept). Runs `finish`."""
+        if not self._selected:
+            raise RuntimeError("SampleJoin.select must come before apply")
+        ids = frame[self.data_id].to_numpy(dtype=object)
+        positions = self.lookup(ids)
+        self.count(ids, positions)
+        self.finish()
+        keep = None
+        if not self.keep_unmatched and (positions < 0).any():
+            keep = np.flatnonzero(positions >= 0)
+            frame = frame.iloc[keep].reset_index(drop=True)
+            positions = positions[keep]
+        return self.attach(frame, positions), keep
+
+    def finish(self) -> None:
+        """After the last row: a DataError when no sample matched, else the notes on the join."""
+        if self._finished:
+            return
+        self._finished = True
+        sheet = self.sheet
+        if self.n_matched == 0:
+            raise DataError(self._no_match())
+        m = len(sheet.ids)
+        self.notes.append(f"--samples {sheet.path}: joined on {self._how}: {self.n_matched} of the {self.n_rows} "
+                          f"samples of {self.source} have a row in the sheet ({m} rows)")
+        if self.n_unmatched:
+            fate = "kept without the sheet's columns" if self.keep_unmatched else "left out"
+            self.notes.append(f"--samples {sheet.path}: {self.n_unmatched} sample{'s' * (self.n_unmatched > 1)} of "
+                              f"{self.source} {'have' if self.n_unmatched > 1 else 'has'} no row in the sheet "
+                              f"({fate}): {_listed(self.unmatched, self.n_unmatched)}")
+        unused = np.flatnonzero(~self.used)
+        if unused.size:
+            self.notes.append(f"--samples {sheet.path}: {unused.size} of its {m} rows "
+                              f"match{'es' * (unused.size == 1)} no sample of "
+                              f"{self.source}: {_listed(list(sheet.ids[unused[:_SHOWN]]), unused.size)}")
+
+    def _no_match(self) -> str:
+        sheet = self.sheet
+        ours = self._examples or self._probe
+        hint = ""
+        probe = set(self._probe)
+        lower = {str(i).lower() for i in sheet.ids}
+        if probe and any(p.lower() in lower for p in probe):
+            hint = "; they differ in letter case only, and ids must match exactly"
+        else:
+            for c in sheet.columns:
+                if probe & set(_id_texts(sheet.frame[c].to_numpy(dtype=object))):
+                    fix = f": pass --id {c}" if self.features_in_rows else \
+                        " (the id column must have one name in both files: --id)"
+                    hint = f"; the sheet's column {c!r} holds {self.source}'s ids{fix}"
+                    break
+        if not self.n_rows:
+            return f"{self.source} has no samples to join with --samples {sheet.path}"
+        def like(ids) -> str:
+            return ", ".join(repr(str(i)) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+
+        return (f"no sample of {self.source} has a row in --samples {sheet.path} (matched on {self._how}): "
+                f"the table's ids look like {like(ours)}, the sheet's like {like(list(sheet.ids[:4]))}{hint}")
+
+
+def join_samples(frame: pd.DataFrame, samples: "str | SampleSheet", *, source: str, roles: Iterable[str | None],
+                 id: str | None = None, features_in_rows: bool = False,  # noqa: A002
+                 keep_unmatched: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """A whole table joined with the sheet `samples` (a path or a read SampleSheet), when the roles are known beforehand (a trained
+    model's): (the table with the sheet's columns among `roles`, in the table's row order, notes)."""
+    sheet = samples if isinstance(samples, SampleSheet) else read_sample_sheet(samples, id=id)
+    join = SampleJoin(sheet, source, frame.columns, features_in_rows=features_in_rows, keep_unmatched=keep_unmatched)
+    join.select([r for r in roles if r in set(join.columns)])
+    joined, _ = join.apply(frame)
+    return joined, join.notes

@@ -1,0 +1,340 @@
+"""`--samples SHEET`: an expression matrix (genes × samples as GEO and DESeq2 hand it out, or samples ×
+genes) joined to a sample sheet on the sample id, in every command that reads a table."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import data, model_io
+from mlpcli import predict as lib
+from mlpcli.errors import DataError
+from cli_helpers import assert_clean_error, run
+from tables import make_table
+
+FAST = ["--epochs", "4", "--hidden", "", "--folds", "2", "--seed", "0"]
+
+
+def cohort(seed: int = 0, prefix: str = "S") -> pd.DataFrame:
+    """Samples with a binary phenotype, patients and batches; genes g00.. as features."""
+    df = make_table("binary", n_patients=20, per_patient=3, n_features=8, seed=seed)
+    df = df.rename(columns={c: "g" + c[1:] for c in df.columns if c.startswith("f")})
+    df["sample_id"] = [f"{prefix}{i:04d}" for i in range(len(df))]
+    df["patient_id"] = prefix + df["patient_id"]
+    return df.rename(columns={"label": "disease"})
+
+
+def genes(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith("g")]
+
+
+def write_matrix(df: pd.DataFrame, path) -> str:
+    """The GEO series-matrix layout: genes in rows, one column per sample, headed by its id."""
+    df.set_index("sample_id")[genes(df)].T.rename_axis("ID_REF").to_csv(path, sep="\t")
+    return str(path)
+
+
+def write_sheet(df: pd.DataFrame, path, order=None) -> str:
+    """A GEO-like sample sheet: id, phenotype, patient, batch and annotations that take no role."""
+    sheet = df[["sample_id", "patient_id", "batch", "disease"]].copy()
+    sheet["title"] = "tumour " + sheet["sample_id"]
+    sheet["source_name_ch1"] = "biopsy"
+    sheet["characteristics_ch1"] = "tissue: colon"
+    sheet = sheet.iloc[order] if order is not None else sheet.iloc[::-1]  # another order than the matrix
+    path = str(path)
+    if path.endswith(".parquet"):
+        sheet.to_parquet(path, index=False)
+    else:
+        sheet.to_csv(path, index=False, sep="\t" if ".tsv" in path else ",")
+    return path
+
+
+def as_json(res) -> dict:
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output[res.output.index("{"):])
+
+
+@pytest.fixture()
+def geo(tmp_path):
+    df = cohort()
+    return df, write_matrix(df, tmp_path / "matrix.tsv"), write_sheet(df, tmp_path / "sheet.csv")
+
+
+# ── the GEO / DESeq2 layout end to end ───────────────────────────────────────────────────────────────────
+
+
+def test_geo_layout_trains_as_the_merged_table_and_predicts(tmp_path, geo):
+    """Matrix + sheet give the same model as the table a user would have merged by hand; the model then
+    predicts and evaluates a new cohort in the same layout."""
+    df, matrix, sheet = geo
+    merged = tmp_path / "merged.csv"
+    df[["sample_id", "patient_id", "batch", "disease", *genes(df)]].to_csv(merged, index=False)
+    doc = as_json(run(["train", matrix, "--features-in-rows", "--samples", sheet, "--target", "disease",
+                       "-o", str(tmp_path / "geo.mlp"), "--json", *FAST]))
+    ref = as_json(run(["train", str(merged), "--target", "disease", "-o", str(tmp_path / "ref.mlp"), "--json", *FAST]))
+    assert doc["validation_metrics"] == ref["validation_metrics"]
+    assert doc["split"] == ref["split"]  # groups (patients) and batches came from the sheet
+    assert any("ignored 3 columns that take no role: 'title', 'source_name_ch1', 'characteristics_ch1'" in n
+               for n in doc["notes"])
+    model = model_io.load(tmp_path / "geo.mlp")
+    assert model.roles["group"] == "patient_id" and model.roles["batch"] == "batch"
+    assert model.feature_names == genes(df)
+
+    new = cohort(seed=5, prefix="N")
+    new_matrix, new_sheet = write_matrix(new, tmp_path / "new.tsv"), write_sheet(new, tmp_path / "new_sheet.tsv")
+    out, ref_out = tmp_path / "pred.csv", tmp_path / "ref_pred.csv"
+    res = run(["predict", str(tmp_path / "geo.mlp"), new_matrix, "--features-in-rows", "--samples", new_sheet,
+               "-o", str(out), "--json"])
+    assert as_json(res)["rows"] == len(new)
+    new[["sample_id", *genes(new)]].to_csv(tmp_path / "new.csv", index=False)
+    assert run(["predict", str(tmp_path / "ref.mlp"), str(tmp_path / "new.csv"), "-o", str(ref_out), "-q"]).exit_code == 0
+    got, want = pd.read_csv(out), pd.read_csv(ref_out)
+    assert list(got["sample_id"]) == list(new["sample_id"])  # the matrix's order, not the sheet's
+    pd.testing.assert_frame_equal(got, want)
+
+    result = as_json(run(["evaluate", str(tmp_path / "geo.mlp"), new_matrix, "--features-in-rows", "--samples",
+                          new_sheet, "--by", "batch", "--json"]))  # the target and --by from the sheet
+    assert result["n"] == len(new) and {g["value"] for g in result["groups"]} == set(new["batch"])
+
+
+def test_samples_in_rows_rows_are_matched_by_id_and_kept_in_table_order(tmp_path):
+    """Sheet rows in another order, samples on one side only: each kept sample gets its own sheet row,
+    the table's order stays, and both kinds of missing ids are counted and named."""
+    df = cohort()
+    table = df[["sample_id", *genes(df)]].iloc[:50]  # S0050.. only in the sheet
+    table.to_csv(tmp_path / "t.csv", index=False)
+    rng = np.random.default_rng(1)
+    sheet_rows = rng.permutation(np.r_[3:60])  # S0000-S0002 only in the table
+    sheet = write_sheet(df, tmp_path / "s.csv", order=sheet_rows)
+    ds, notes = data.load_dataset(tmp_path / "t.csv", target="disease", samples=sheet)
+    kept = pd.read_csv(tmp_path / "t.csv").iloc[3:]  # values as the CSV parser reads them
+    assert list(ds.ids) == list(kept["sample_id"])
+    np.testing.assert_array_equal(ds.X, kept[genes(df)].to_numpy())
+    assert [ds.classes[k] for k in ds.y] == list(df["disease"].iloc[3:50])
+    assert list(ds.groups) == list(df["patient_id"].iloc[3:50])
+    text = "\n".join(notes)
+    assert "joined on 'sample_id': 47 of the 50 samples of" in text
+    assert "3 samples of" in text and "(left out): 'S0000', 'S0001', 'S0002'" in text
+    unused = next(n for n in notes if "10 of its 57 rows match no sample of" in n)
+    assert unused.count("'S005") == 5 and "and 5 more" in unused
+
+    res = run(["train", str(tmp_path / "t.csv"), "--samples", sheet, "--target", "disease", "-o",
+               str(tmp_path / "m.mlp"), *FAST])
+    assert res.exit_code == 0, res.output
+    assert "(left out): 'S0000', 'S0001', 'S0002'" in res.output
+
+    # predict keeps every sample of the table (the sheet only adds ids, batch, group), and says which lack a row
+    out = tmp_path / "p.csv"
+    doc = as_json(run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "--samples", sheet, "-o",
+                       str(out), "--json", "--chunksize", "7"]))
+    assert list(pd.read_csv(out)["sample_id"]) == list(table["sample_id"])
+    assert any("3 samples of" in n and "kept without the sheet's columns" in n for n in doc["notes"])
+    # evaluate leaves them out: they have no label
+    result = as_json(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "--samples", sheet,
+                          "--chunksize", "7", "--json"]))
+    assert result["n"] == 47
+
+
+def test_predict_with_a_sheet_streams_per_piece_with_the_same_output(tmp_path):
+    """Pieces of any size, text or parquet input: the same predictions, the sheet's batch in the shift
+    check's unseen-batch warning."""
+    df = cohort()
+    df[["sample_id", "patient_id", "batch", "disease", *genes(df)]].to_csv(tmp_path / "train.csv", index=False)
+    assert run(["train", str(tmp_path / "train.csv"), "--target", "disease", "-o", str(tmp_path / "m.mlp"),
+                *FAST]).exit_code == 0
+    new = cohort(seed=3, prefix="N")
+    new["batch"] = "B9"  # not seen in training
+    new[["sample_id", *genes(new)]].to_csv(tmp_path / "new.csv", index=False)
+    new[["sample_id", *genes(new)]].to_parquet(tmp_path / "new.parquet", index=False)
+    sheet = write_sheet(new, tmp_path / "sheet.csv")
+    outputs = []
+    for source, chunk in (("new.csv", "5"), ("new.csv", "1000"), ("new.parquet", "4")):
+        out = tmp_path / f"p{len(outputs)}.csv"
+        doc = as_json(run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / source), "--samples", sheet, "-o",
+                           str(out), "--chunksize", chunk, "--json"]))
+        assert any("'B9' (60 samples) not seen in training" in w for w in doc["warnings"]), doc["warnings"]
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+# ── ids ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_ids_match_as_exact_strings_after_stripping_whitespace(tmp_path):
+    frame = pd.DataFrame({"sample_id": ["007", "7", "S1", "s1"], "g1": [1.0, 2.0, 3.0, 4.0], "g2": [0.0, 1.0, 0.0, 1.0]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "s.csv").write_text("sample_id,disease\n  7 ,b\n007,a\ns1 ,d\nS1,c\n")
+    ds, _ = data.load_dataset(tmp_path / "t.csv", target="disease", samples=str(tmp_path / "s.csv"))
+    assert list(ds.ids) == ["007", "7", "S1", "s1"]
+    assert [ds.classes[k] for k in ds.y] == ["a", "b", "c", "d"]
+
+
+def test_no_match_is_one_line_error_naming_both_files_and_example_ids(tmp_path, geo):
+    df, matrix, _ = geo
+    wrong = tmp_path / "wrong.csv"
+    pd.DataFrame({"title": [f"tumour {i}" for i in range(4)], "gsm": df["sample_id"].iloc[:4],
+                  "disease": ["a", "b", "a", "b"]}).to_csv(wrong, index=False)
+    out = tmp_path / "m.mlp"
+    res = run(["train", matrix, "--features-in-rows", "--samples", str(wrong), "--target", "disease", "-o", str(out)])
+    assert_clean_error(res, "no sample of", matrix, str(wrong), "'S0000'", "'tumour 0'", "--id gsm")
+    assert not out.exists()
+    # the hint is right: --id names the sheet's column holding the matrix's sample ids
+    doc = as_json(run(["train", matrix, "--features-in-rows", "--samples", str(wrong), "--id", "gsm", "--target",
+                       "disease", "-o", str(out), "--json", "--epochs", "2", "--hidden", "", "--folds", "1",
+                       "--val-size", "0.5", "--no-group"]))
+    assert doc["split"]["n_train"] + doc["split"]["n_val"] == 4
+
+    (tmp_path / "case.csv").write_text("sample_id,disease\n" + "".join(f"{s.lower()},a\n" for s in df["sample_id"]))
+    assert_clean_error(run(["train", matrix, "--features-in-rows", "--samples", str(tmp_path / "case.csv"),
+                            "--target", "disease", "-o", str(out)]), "differ in letter case only")
+
+    model_path = tmp_path / "ok.mlp"
+    df[["sample_id", "disease", *genes(df)]].to_csv(tmp_path / "t.csv", index=False)
+    assert run(["train", str(tmp_path / "t.csv"), "--target", "disease", "-o", str(model_path), *FAST]).exit_code == 0
+    for command in (["predict", "-o", str(tmp_path / "p.csv")], ["evaluate", "-o", str(tmp_path / "e.json")]):
+        res = run([command[0], str(model_path), matrix, "--features-in-rows", "--samples", str(wrong), *command[1:]])
+        assert_clean_error(res, "no sample of", str(wrong))
+        assert not os.path.exists(command[2])
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_duplicate_and_missing_ids_in_the_sheet_name_the_file_id_and_lines(tmp_path, geo):
+    _, matrix, _ = geo
+    sheet = tmp_path / "dup.csv"
+    sheet.write_text('sample_id,disease,note\nS0000,a,x\n\nS0001,b,"two\nlines"\nS0002,a,y\nS0001 ,b,z\n')
+    res = run(["train", matrix, "--features-in-rows", "--samples", str(sheet), "--target", "disease"])
+    assert_clean_error(res, str(sheet), "duplicate sample id 'S0001'", "lines 4 and 7")
+    empty = tmp_path / "empty_id.csv"
+    empty.write_text("sample_id,disease\nS0000,a\n,b\n")
+    assert_clean_error(run(["train", matrix, "--features-in-rows", "--samples", str(empty), "--target", "disease"]),
+                       str(empty), "empty at line 3")
+    parquet = tmp_path / "dup.parquet"
+    pd.DataFrame({"sample_id": ["S0000", "S0001", "S0000"], "disease": ["a", "b", "a"]}).to_parquet(parquet)
+    assert_clean_error(run(["cv", matrix, "--features-in-rows", "--samples", str(parquet)]), str(parquet),
+                       "duplicate sample id 'S0000'", "rows 1 and 3")
+
+
+def test_missing_target_names_the_column_and_the_sheet(tmp_path, geo):
+    _, matrix, sheet = geo
+    res = run(["train", matrix, "--features-in-rows", "--samples", sheet, "--target", "diseas"])
+    assert_clean_error(res, "--target column 'diseas'", sheet, "did you mean 'disease'")
+    res = run(["train", matrix, "--features-in-rows", "--samples", sheet])  # the default, label
+    assert_clean_error(res, "'label'", sheet, "the sheet's columns: 'sample_id', 'patient_id'")
+
+
+def test_a_sheet_column_is_never_a_feature(tmp_path, geo):
+    """A column of both files is an error when it would take a role, else the table's copy is used; a
+    sheet column named like a model feature the table lacks does not stand in for it."""
+    df, matrix, _ = geo
+    table = df[["sample_id", "batch", *genes(df)]]
+    table.to_csv(tmp_path / "t.csv", index=False)
+    both = tmp_path / "both.csv"
+    df[["sample_id", "disease", "batch", "g01"]].assign(g01=99.0).to_csv(both, index=False)
+    assert_clean_error(run(["train", str(tmp_path / "t.csv"), "--samples", str(both), "--target", "disease"]),
+                       "'batch' is in both", str(both))
+    ds, notes = data.load_dataset(tmp_path / "t.csv", target="disease", batch=None, samples=str(both), drop=["batch"])
+    assert ds.feature_names == genes(df)
+    np.testing.assert_allclose(ds.X[:, 1], df["g01"].to_numpy())  # the table's g01, not the sheet's 99
+    assert any("'batch', 'g01' are also columns of" in n and "the table's columns are used" in n for n in notes)
+
+    model = tmp_path / "m.mlp"
+    df[["sample_id", "disease", *genes(df)]].to_csv(tmp_path / "full.csv", index=False)
+    assert run(["train", str(tmp_path / "full.csv"), "--target", "disease", "-o", str(model), *FAST]).exit_code == 0
+    lacking = tmp_path / "lacking.csv"
+    df[["sample_id", *genes(df)[1:]]].to_csv(lacking, index=False)  # no g00
+    sheet = tmp_path / "g00.csv"
+    df[["sample_id", "g00"]].to_csv(sheet, index=False)
+    assert_clean_error(run(["predict", str(model), str(lacking), "--samples", str(sheet)]), "lacks 1 of the 8 features",
+                       "'g00'")
+
+
+# ── formats, options, config ─────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("name", ["sheet.parquet", "sheet.tsv.gz", "sheet_rownames.csv", "sheet_semicolon.txt"])
+def test_sheet_formats(tmp_path, geo, name):
+    df, matrix, reference = geo
+    path = tmp_path / name
+    sheet = pd.read_csv(reference)
+    if name.endswith(".parquet"):
+        sheet.to_parquet(path, index=False)
+    elif name.endswith(".gz"):
+        with gzip.open(path, "wt") as fh:
+            sheet.to_csv(fh, sep="\t", index=False)
+    elif "rownames" in name:  # R's write.csv(colData(dds)): the ids are row names under an empty header cell
+        sheet.set_index("sample_id").rename_axis(None).to_csv(path)
+    else:  # semicolons, decimal commas: detected as for every table
+        sheet.assign(age=np.linspace(40.5, 70.5, len(sheet))).to_csv(path, sep=";", decimal=",", index=False)
+    want, _ = data.load_dataset(matrix, features_in_rows=True, target="disease", samples=reference)
+    got, notes = data.load_dataset(matrix, features_in_rows=True, target="disease", samples=str(path))
+    np.testing.assert_array_equal(got.X, want.X)
+    np.testing.assert_array_equal(got.y, want.y)
+    np.testing.assert_array_equal(got.groups, want.groups)
+    if "semicolon" in name:
+        assert any("semicolon" in n for n in notes)
+        age, _ = data.load_dataset(matrix, features_in_rows=True, target="age", samples=str(path))
+        assert age.task == "regression" and age.y.max() == 70.5
+
+
+def test_config_file_key_and_other_commands(tmp_path, geo):
+    df, matrix, sheet = geo
+    config = tmp_path / "c.toml"
+    config.write_text(f'samples = "{sheet}"\ntarget = "disease"\nfeatures-in-rows = true\n')
+    out = tmp_path / "m.mlp"
+    doc = as_json(run(["train", matrix, "--config", str(config), "-o", str(out), "--json", *FAST]))
+    assert any("--samples" in n and "60 of the 60 samples" in n for n in doc["notes"])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("samples = 3\n")
+    assert_clean_error(run(["train", matrix, "--config", str(bad)]), "samples", code=2)
+
+    common = [matrix, "--features-in-rows", "--samples", sheet, "--target", "disease", "--epochs", "3", "--hidden", ""]
+    assert as_json(run(["cv", *common, "--folds", "2", "--json"]))["folds"] == 2
+    assert run(["tune", *common, "--folds", "2", "--grid", "l2=0,1e-3", "-q"]).exit_code == 0
+    assert as_json(run(["diagnose", *common, "--learning-curve", "--fractions", "0.5,1", "--json"]))["sizes"]
+    res = run(["gradcheck", "--model", str(out), "--data", matrix, "--samples", sheet])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("command", ["train", "cv", "predict", "evaluate", "gradcheck"])
+def test_bad_sheet_path_is_one_line_error_with_no_output(tmp_path, geo, command):
+    df, matrix, sheet = geo
+    model = tmp_path / "m.mlp"
+    assert run(["train", matrix, "--features-in-rows", "--samples", sheet, "--target", "disease", "-o", str(model),
+                *FAST]).exit_code == 0
+    out = tmp_path / "out.csv"
+    for missing in (str(tmp_path / "nope.csv"), str(tmp_path)):
+        args = {
+            "train": ["train", matrix, "--features-in-rows", "--target", "disease", "-o", str(tmp_path / "new.mlp")],
+            "cv": ["cv", matrix, "--features-in-rows", "--target", "disease", "--oof", str(out)],
+            "predict": ["predict", str(model), matrix, "--features-in-rows", "-o", str(out)],
+            "evaluate": ["evaluate", str(model), matrix, "--features-in-rows", "-o", str(out)],
+            "gradcheck": ["gradcheck", "--model", str(model), "--data", matrix],
+        }[command]
+        res = run([*args, "--samples", missing])
+        assert_clean_error(res, "--samples", missing)
+        assert not out.exists() and not (tmp_path / "new.mlp").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_library_prepare_and_errors(tmp_path, geo):
+    df, matrix, sheet = geo
+    model = tmp_path / "m.mlp"
+    assert run(["train", matrix, "--features-in-rows", "--samples", sheet, "--target", "disease", "-o", str(model),
+                *FAST]).exit_code == 0
+    prepared = lib.prepare(model_io.load(model), matrix, roles=lib.RoleFlags(features_in_rows=True, samples=sheet))
+    assert list(prepared.ids) == list(df["sample_id"]) and prepared.X.shape == (60, 8)
+    with pytest.raises(DataError, match="--id column 'nope' not found in --samples"):
+        data.read_sample_sheet(sheet, id="nope")
+    with pytest.raises(DataError, match="its id column 'title'"):
+        data.load_dataset(write_rows(df, tmp_path), target="disease", samples=sheet, id="title")
+
+
+def write_rows(df: pd.DataFrame, tmp_path) -> str:
+    path = tmp_path / "rows.csv"
+    df[["sample_id", *genes(df)]].to_csv(path, index=False)
+    return str(path)
