@@ -338,3 +338,20 @@ def write_rows(df: pd.DataFrame, tmp_path) -> str:
     path = tmp_path / "rows.csv"
     df[["sample_id", *genes(df)]].to_csv(path, index=False)
     return str(path)
+
+
+def test_val_data_takes_its_roles_from_the_same_sheet(tmp_path):
+    """--val-data in the GEO layout: the validation matrix's target comes from the sheet as the training
+    matrix's does; the result equals the hand-merged tables'."""
+    train_df, val_df = cohort(), cohort(seed=3, prefix="V")
+    sheet = write_sheet(pd.concat([train_df, val_df]), tmp_path / "sheet.csv")
+    train_m, val_m = write_matrix(train_df, tmp_path / "t.tsv"), write_matrix(val_df, tmp_path / "v.tsv")
+    cols = ["sample_id", "patient_id", "batch", "disease"]
+    train_df[cols + genes(train_df)].to_csv(tmp_path / "t.csv", index=False)
+    val_df[cols + genes(val_df)].to_csv(tmp_path / "v.csv", index=False)
+    opts = ["--epochs", "4", "--hidden", "", "--folds", "1", "--target", "disease", "--json"]
+    doc = as_json(run(["train", train_m, "--features-in-rows", "--samples", sheet, "--val-data", val_m,
+                       "-o", str(tmp_path / "geo.mlp"), *opts]))
+    ref = as_json(run(["train", str(tmp_path / "t.csv"), "--val-data", str(tmp_path / "v.csv"),
+                       "-o", str(tmp_path / "ref.mlp"), *opts]))
+    assert doc["validation_metrics"] == ref["validation_metrics"]

@@ -103,6 +103,11 @@ def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
     """The ``--val-data`` table read with the training table's roles, its features in the training order."""
     frame = data.read_table(options.val_data, features_in_rows=options.features_in_rows, sep=options.sep,
                             decimal=options.decimal)
+    if options.samples:  # its roles may come from the sample sheet too, as the training table's did
+        frame, _ = data.join_samples(frame, options.samples, source=options.val_data, id=options.id,
+                                     features_in_rows=options.features_in_rows,
+                                     roles=[*options.target, ds.roles.group if ds.roles else None,
+                                            ds.roles.batch if ds.roles else None])
     roles, _ = data.resolve_roles(
         frame.columns, target=options.target, group=ds.roles.group if ds.roles else None,
         no_group=ds.roles is None or ds.roles.group is None, id=ds.roles.id if ds.roles else None,
