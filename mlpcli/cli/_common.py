@@ -239,9 +239,9 @@ def role_options(fn):
     ]
     for d in reversed(decorators):
         fn = d(fn)
-    from .options import table_format_options  # --sep, --decimal: declared with the train options
+    from .options import h5ad_options, table_format_options  # declared with the train options
 
-    return table_format_options(fn)
+    return table_format_options(h5ad_options(fn))
 
 
 

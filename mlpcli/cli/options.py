@@ -10,7 +10,7 @@ import click
 from ..config import AUTO, OPTION_KEYS, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
 from ..errors import ConfigError, MlpcliError
 
-__all__ = ["train_options", "options_from_params", "config_option", "table_format_options"]
+__all__ = ["train_options", "options_from_params", "config_option", "table_format_options", "h5ad_options"]
 
 
 class OptionValue(click.ParamType):
@@ -49,6 +49,14 @@ def table_format_options(fn):
     """--sep and --decimal, as declared in TrainOptions, for the commands that read tables without taking
     the train options (predict, evaluate)."""
     for f in reversed([f for f in option_fields() if f.name in ("sep", "decimal")]):
+        fn = _click_option(f, flag_name(f.name), f.name)(fn)
+    return fn
+
+
+def h5ad_options(fn):
+    """--layer, --raw and --var-names, as declared in TrainOptions, for predict and evaluate (which default
+    them to the model's training choices)."""
+    for f in reversed([f for f in option_fields() if f.name in ("layer", "raw", "var_names")]):
         fn = _click_option(f, flag_name(f.name), f.name)(fn)
     return fn
 

@@ -32,7 +32,8 @@ def role_flags(params: dict):
     return RoleFlags(target=target, group=params.pop("group"), no_group=params.pop("no_group"), id=params.pop("id_col"),
                      batch=params.pop("batch"), drop=params.pop("drop") or (),
                      features_in_rows=params.pop("features_in_rows"), sep=params.pop("sep"),
-                     decimal=params.pop("decimal"))
+                     decimal=params.pop("decimal"), layer=params.pop("layer"), raw=params.pop("raw"),
+                     var_names=params.pop("var_names"))
 
 
 class ReadProgress(StderrBar):
