@@ -56,6 +56,12 @@ def check_model(model: Model, data_path: str, rows: int = 32, max_entries: int =
                 tol: float = 1e-6, atol: float = 1e-8, seed: int = 0) -> list[CheckResult]:
     """Check the trained network's gradients on ``rows`` sampled rows of the table at ``data_path``."""
     roles_used = model.roles or {}
+    if data.h5ad.is_h5ad(data_path):  # AnnData: the matrix and gene names the model was trained on
+        ds = _h5ad_rows(model, data_path, roles_used)
+        return [r for k, member in enumerate(model.members)
+                for r in _check_member(model, member, ds, loss_mod.get(model.loss["name"], **model.loss.get("params", {})),
+                                       f"member {k + 1} of {len(model.members)}, " if model.is_ensemble else "", rows,
+                                       max_entries, eps, tol, atol, seed)]
     frame = data.read_table(data_path, features_in_rows=bool(model.config.get("features_in_rows", False)))
     target = [t for t in roles_used.get("target", []) if t in frame.columns]
     roles, _ = data.resolve_roles(
@@ -76,6 +82,24 @@ def check_model(model: Model, data_path: str, rows: int = 32, max_entries: int =
         label = f"member {k + 1} of {len(model.members)}, " if model.is_ensemble else ""
         results += _check_member(model, member, ds, loss, label, rows, max_entries, eps, tol, atol, seed)
     return results
+
+
+def _h5ad_rows(model: Model, path: str, roles_used: dict) -> data.Dataset:
+    """An .h5ad file's cells as a Dataset for the check: the model's training matrix (--layer / --raw) and
+    gene names (--var-names), its target when present, features in the model's order (kept sparse)."""
+    cfg = model.config or {}
+    with data.h5ad.H5ad(path, cfg.get("layer"), bool(cfg.get("raw")), cfg.get("var_names"),
+                        var_names_fallback=True) as h:
+        h.check_feature_names(model.preprocessor.kept_features, None)
+        target = [t for t in roles_used.get("target", []) if t in h.obs_columns]
+    classes = model.classes if model.task in ("binary", "multiclass") else None
+    ds, _ = data.h5ad.load_dataset(path, target=target or [], no_group=True, task=model.task if target else "auto",
+                                   classes=classes, layer=cfg.get("layer"), raw=bool(cfg.get("raw")),
+                                   var_names=cfg.get("var_names"), require_target=False, var_names_fallback=True)
+    ds = data.align_features(ds, model.feature_names, path)
+    if data.is_sparse(ds.X) and np.isnan(ds.X.data).any() and not model.preprocessor.config.impute:
+        raise DataError(f"{path} has missing feature values and the model was trained without --impute")
+    return ds
 
 
 def _check_member(model: Model, member: Member, ds: data.Dataset, loss, label: str, rows: int, max_entries: int,

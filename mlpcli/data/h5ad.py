@@ -387,14 +387,14 @@ def _as_float32_csr(X):
 def load_dataset(path, *, target=None, group: str | None = None, no_group: bool = False, id: str | None = None,  # noqa: A002
                  batch: str | None = None, drop: Sequence[str] = (), task: str = "auto", classes=None,
                  layer: str | None = None, raw: bool = False, var_names: str | None = None,
-                 require_target: bool = True):
+                 require_target: bool = True, var_names_fallback: bool = False):
     """A training Dataset from an .h5ad file; returns (dataset, notes). Roles come from obs columns (id:
     obs_names unless --id names a column); features from the chosen matrix, a sparse one kept as CSR float32.
     --drop may name obs columns or genes (genes are left out of the features)."""
     from ._common import DEFAULT_TARGET
     from .dataset import Dataset, _names, resolve_roles
 
-    with H5ad(path, layer, raw, var_names) as h:
+    with H5ad(path, layer, raw, var_names, var_names_fallback=var_names_fallback) as h:
         columns = h.columns
         obs_set = set(columns) - set(h.feature_names)
         drops = _names(drop)
@@ -424,10 +424,12 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
 # ── writing predictions back ─────────────────────────────────────────────────────────────────────────────
 
 
-def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] | None = None) -> None:
+def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] | None = None,
+                      prefix: str = "") -> None:
     """Write `out`: a copy of the .h5ad file `source` with `columns` ({name: (n_obs,) values}) added to its
     obs (replacing obs columns of the same names, noted in `notes`), everything else byte for byte as it
-    was (.X, layers, raw, uns). Atomic: the copy is made and changed beside `out` and renamed at the end; an
+    was (.X, layers, raw, uns); an obs column of the same name that does not carry `prefix` (a non-empty one)
+    is a DataError, not overwritten. Atomic: the copy is made and changed beside `out` and renamed at the end; an
     error, Ctrl-C or SIGTERM removes it and leaves `out` untouched. Memory: the obs table, not the matrix."""
     import shutil
 
@@ -444,6 +446,10 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
         with h5py.File(tmp, "r+") as f:
             obs = read_elem(f["obs"])
             replaced = [c for c in columns if c in obs.columns]
+            foreign = [c for c in replaced if not (prefix and c.startswith(prefix))]
+            if foreign:
+                raise DataError(f"{source} already has the obs column{'s' * (len(foreign) > 1)} {_quoted(foreign)}, "
+                                "which the predictions would overwrite; pass --obs-prefix to name them apart")
             for name, values in columns.items():
                 if len(values) != len(obs):
                     raise DataError(f"{len(values)} predictions for the {len(obs)} cells of {source}")
