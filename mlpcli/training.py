@@ -17,7 +17,7 @@ from .engine import MLP, optim
 from .engine.losses import Loss
 from .errors import TrainingError
 
-__all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss",
+__all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse",
            "no_skill_loss", "fit_memory", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
 
 LR_SCHEDULES = ("none", "plateau", "cosine")
@@ -245,7 +245,7 @@ def _iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator, min_
 def _gather(net: MLP, X: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Rows ``idx`` of X (b, d), copied once into a buffer the network reuses every step. A sparse X (CSR)
     is densified here, one minibatch at a time."""
-    if _is_sparse(X):
+    if is_sparse(X):
         out = net.workspace.get("batch", (len(idx), X.shape[1]), net.dtype)
         out.fill(0)
         return X[idx].toarray(out=out) if X.dtype == net.dtype else X[idx].toarray().astype(net.dtype)
@@ -290,14 +290,15 @@ def run_epoch(
     return total / seen
 
 
-def _is_sparse(X) -> bool:
-    """A scipy.sparse matrix (told without importing scipy: this module imports NumPy only)."""
+def is_sparse(X) -> bool:
+    """Whether X is a scipy.sparse matrix (told without importing scipy: this module imports NumPy only, and
+    a dense run never needs scipy.sparse). The one test of sparseness for every module."""
     return hasattr(X, "tocsr") and hasattr(X, "nnz")
 
 
 def _rows(X, start: int, stop: int) -> np.ndarray:
     """Rows start..stop of X as a dense array (a sparse X densified for these rows only)."""
-    return X[start:stop].toarray() if _is_sparse(X) else X[start:stop]
+    return X[start:stop].toarray() if is_sparse(X) else X[start:stop]
 
 
 def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_weight=None, batch_size: int = 4096):
@@ -335,10 +336,10 @@ def fit(
     the result says ``interrupted``.
     """
     config.validate()
-    if not _is_sparse(X_train):  # a sparse X stays sparse: minibatches are densified as they are drawn
+    if not is_sparse(X_train):  # a sparse X stays sparse: minibatches are densified as they are drawn
         X_train = np.ascontiguousarray(X_train, dtype=net.dtype)
     validate = X_val is not None
-    if validate and not _is_sparse(X_val):
+    if validate and not is_sparse(X_val):
         X_val = np.ascontiguousarray(X_val, dtype=net.dtype)
     n = X_train.shape[0]
     if n == 0 or (validate and X_val.shape[0] == 0):

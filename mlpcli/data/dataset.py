@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
+from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
 from .limits import first_beyond_limit, value_limit_message
 from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
 
@@ -228,11 +229,6 @@ def feature_block(X, rows: slice = slice(None), cols=slice(None)) -> np.ndarray:
         return np.array(block, dtype=np.float64, copy=True)
     return np.asarray(block, dtype=np.float64)
 
-
-
-def is_sparse(X) -> bool:
-    """Whether X is a scipy.sparse matrix (told without importing scipy, which a dense run never needs)."""
-    return hasattr(X, "tocsr") and hasattr(X, "nnz")
 
 
 def sparse_rows(X, idx):
