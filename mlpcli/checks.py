@@ -57,6 +57,21 @@ def check_model(model: Model, data_path: str, rows: int = 32, max_entries: int =
     """Check the trained network's gradients on ``rows`` sampled rows of the table at ``data_path``;
     ``samples``: a sample sheet joined to it (``data.samples``), e.g. holding the target."""
     roles_used = model.roles or {}
+    if data.h5ad.is_h5ad(data_path):  # AnnData: the matrix and gene names the model was trained on
+        ds = _h5ad_rows(model, data_path, roles_used)
+    else:
+        ds = _table_rows(model, data_path, roles_used, samples)
+    loss = loss_mod.get(model.loss["name"], **model.loss.get("params", {}))
+    results = []
+    for k, member in enumerate(model.members):
+        label = f"member {k + 1} of {len(model.members)}, " if model.is_ensemble else ""
+        results += _check_member(model, member, ds, loss, label, rows, max_entries, eps, tol, atol, seed)
+    return results
+
+
+def _table_rows(model: Model, data_path: str, roles_used: dict, samples: str | None) -> data.Dataset:
+    """A text or parquet table's rows as a Dataset for the check (joined to the sample sheet ``samples``),
+    its target when present, features in the model's order."""
     features_in_rows = bool(model.config.get("features_in_rows", False))
     sheet = data.read_sample_sheet(samples) if samples is not None else None  # small: its errors come first
     frame = data.read_table(data_path, features_in_rows=features_in_rows)
@@ -77,12 +92,25 @@ def check_model(model: Model, data_path: str, rows: int = 32, max_entries: int =
     if np.isnan(ds.X).any() and not model.preprocessor.config.impute:
         raise DataError(f"{data_path} has missing feature values and the model was trained without --impute")
 
-    loss = loss_mod.get(model.loss["name"], **model.loss.get("params", {}))
-    results = []
-    for k, member in enumerate(model.members):
-        label = f"member {k + 1} of {len(model.members)}, " if model.is_ensemble else ""
-        results += _check_member(model, member, ds, loss, label, rows, max_entries, eps, tol, atol, seed)
-    return results
+    return ds
+
+
+def _h5ad_rows(model: Model, path: str, roles_used: dict) -> data.Dataset:
+    """An .h5ad file's cells as a Dataset for the check: the model's training matrix (--layer / --raw) and
+    gene names (--var-names), its target when present, features in the model's order (kept sparse)."""
+    cfg = model.config or {}
+    with data.h5ad.H5ad(path, cfg.get("layer"), bool(cfg.get("raw")), cfg.get("var_names"),
+                        var_names_fallback=True) as h:
+        h.check_feature_names(model.preprocessor.kept_features, None)
+        target = [t for t in roles_used.get("target", []) if t in h.obs_columns]
+    classes = model.classes if model.task in ("binary", "multiclass") else None
+    ds, _ = data.h5ad.load_dataset(path, target=target or [], no_group=True, task=model.task if target else "auto",
+                                   classes=classes, layer=cfg.get("layer"), raw=bool(cfg.get("raw")),
+                                   var_names=cfg.get("var_names"), require_target=False, var_names_fallback=True)
+    ds = data.align_features(ds, model.feature_names, path)
+    if data.is_sparse(ds.X) and np.isnan(ds.X.data).any() and not model.preprocessor.config.impute:
+        raise DataError(f"{path} has missing feature values and the model was trained without --impute")
+    return ds
 
 
 def _check_member(model: Model, member: Member, ds: data.Dataset, loss, label: str, rows: int, max_entries: int,

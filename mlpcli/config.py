@@ -92,6 +92,15 @@ class TrainOptions:
     decimal: str = option(AUTO, kind="choice", choices=DECIMAL_CHOICES, aliases=DECIMAL_ALIASES, group="roles",
                           help="Decimal mark of numbers in text tables (or . ,). auto: a comma "
                                "when the separator is not one and numbers are written like 0,123 (a note says so).")
+    layer: str | None = option(None, kind="str", optional=True, group="roles",
+                               help=".h5ad input: features from this layer (e.g. counts) instead of .X ('X' means "
+                                    ".X itself; predict and evaluate default to the model's).")
+    raw: bool = option(False, kind="flag", group="roles",
+                       help=".h5ad input: features from .raw.X, named by .raw.var_names.")
+    var_names: str | None = option(None, kind="str", optional=True, group="roles",
+                                   help=".h5ad input: gene names from this var column (e.g. gene symbols) instead of "
+                                        "var_names ('var_names' means the index; predict and evaluate default to the "
+                                        "model's).")
     task: str = option("auto", kind="choice", choices=TASK_CHOICES, help="What to predict; auto infers it from the target.")
     # --- validation and the ensemble
     folds: int | str = option(AUTO, kind="int", low=1, auto=True,
@@ -188,6 +197,8 @@ class TrainOptions:
         if self.decimal == self.sep == "comma":
             raise ConfigError("--decimal: comma is the field separator too (--sep comma); a table with decimal "
                               "commas is separated by something else, e.g. --sep semicolon")
+        if self.raw and self.layer not in (None, "X"):
+            raise ConfigError(f"--raw and --layer {self.layer} both choose the features of an .h5ad file; pass one")
         if self.val_data and self.folds not in (1, AUTO):
             raise ConfigError(f"--val-data: gives one validation table, which needs --folds 1 (got --folds {self.folds})")
         if self.refit and self.folds == 1:
@@ -214,7 +225,8 @@ class TrainOptions:
         """The column-role options as ``data.load_dataset`` takes them."""
         return {"target": self.target, "group": self.group, "no_group": self.no_group, "id": self.id,
                 "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows,
-                "sep": self.sep, "decimal": self.decimal, "samples": self.samples}
+                "sep": self.sep, "decimal": self.decimal, "samples": self.samples, "layer": self.layer,
+                "raw": self.raw, "var_names": self.var_names}
 
 
 def option_fields() -> list:

@@ -7,11 +7,12 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from contextlib import contextmanager
+from typing import BinaryIO, Callable, Iterator
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "write_text_atomic", "write_frame_atomic", "output_target"]
+__all__ = ["atomic_write", "atomic_path", "write_text_atomic", "write_frame_atomic", "output_target"]
 
 
 def _umask() -> int:
@@ -154,3 +155,42 @@ def write_frame_atomic(frame, path: str) -> None:
     buf = io.BytesIO()
     frame.to_csv(buf, sep=sep, index=False, compression=compression, float_format="%.6g")
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """A temporary file's path beside ``path`` (its target, for a symbolic link) for a writer that needs a
+    path rather than a file object (HDF5); renamed into place when the block ends, removed on any error,
+    Ctrl-C or SIGTERM, so ``path`` is never left half-written. Permissions as ``atomic_write`` gives them;
+    a failure of the file system is an OutputError naming ``path``."""
+    shown = os.fspath(path)
+    target = output_target(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        st = os.stat(target)
+        mode = stat.S_IMODE(st.st_mode)
+    except FileNotFoundError:
+        st, mode = None, 0o666 & ~_umask()
+    except OSError as exc:
+        raise _output_error(shown, exc) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"cannot write {shown}: it is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise OutputError(f"cannot write {shown}: not a regular file (this format needs a file it can seek in)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        os.close(fd)
+    except OSError as exc:
+        raise _output_error(shown, exc) from None
+    try:
+        yield tmp
+        os.chmod(tmp, mode)  # mkstemp makes 0600
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in _FULL_ERRNOS | {errno.EACCES}:
+            raise _output_error(shown, exc) from None
+        raise

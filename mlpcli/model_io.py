@@ -32,6 +32,7 @@ import numpy as np
 
 from . import model_check
 from .engine import MLP
+from .training import is_sparse
 from .engine import losses as loss_mod
 from .calibration import apply_temperature, temper
 from .engine.functional import sigmoid, softmax
@@ -219,10 +220,11 @@ class Model:
         output that is not finite (a value so far outside the training data that the network's arithmetic
         overflows) is a DataError naming its row, counted from ``first_row`` + 1."""
         columns = self._feature_maps(features)[0]
-        step = max(1, batch_size // self.row_block) * self.row_block
+        sparse = is_sparse(X)  # scipy.sparse: densified one row block at a time
+        step = self.row_block if sparse else max(1, batch_size // self.row_block) * self.row_block
         outs = []
         for s in range(0, X.shape[0], step):
-            block, logged = X[s : s + step], False
+            block, logged = (X[s : s + step].toarray() if sparse else X[s : s + step]), False
             with np.errstate(over="ignore", invalid="ignore"):  # checked below, with the row named
                 if len(self.members) == 1:
                     out = self.member_output(self.members[0], block, columns[0])

@@ -17,7 +17,7 @@ from .engine import MLP, optim
 from .engine.losses import Loss
 from .errors import TrainingError
 
-__all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss",
+__all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse",
            "no_skill_loss", "fit_memory", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
 
 LR_SCHEDULES = ("none", "plateau", "cosine")
@@ -243,7 +243,12 @@ def _iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator, min_
 
 
 def _gather(net: MLP, X: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` of X (b, d), copied once into a buffer the network reuses every step."""
+    """Rows ``idx`` of X (b, d), copied once into a buffer the network reuses every step. A sparse X (CSR)
+    is densified here, one minibatch at a time."""
+    if is_sparse(X):
+        out = net.workspace.get("batch", (len(idx), X.shape[1]), net.dtype)
+        out.fill(0)
+        return X[idx].toarray(out=out) if X.dtype == net.dtype else X[idx].toarray().astype(net.dtype)
     if X.dtype != net.dtype:
         return X[idx]  # the forward pass converts it; callers should hand X in the network's dtype
     out = net.workspace.get("batch", (len(idx), X.shape[1]), X.dtype)
@@ -294,9 +299,21 @@ def run_epoch(
     return total / seen
 
 
+def is_sparse(X) -> bool:
+    """Whether X is a scipy.sparse matrix (told without importing scipy: this module imports NumPy only, and
+    a dense run never needs scipy.sparse). The one test of sparseness for every module."""
+    return hasattr(X, "tocsr") and hasattr(X, "nnz")
+
+
+def _rows(X, start: int, stop: int) -> np.ndarray:
+    """Rows start..stop of X as a dense array (a sparse X densified for these rows only)."""
+    return X[start:stop].toarray() if is_sparse(X) else X[start:stop]
+
+
 def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_weight=None, batch_size: int = 4096):
-    """Inference-mode loss and raw outputs over X, in chunks to bound memory."""
-    outs = [net.forward(X[s : s + batch_size]) for s in range(0, X.shape[0], batch_size)]
+    """Inference-mode loss and raw outputs over X (dense, or sparse densified chunk by chunk), in chunks to
+    bound memory."""
+    outs = [net.forward(_rows(X, s, s + batch_size)) for s in range(0, X.shape[0], batch_size)]
     out = np.concatenate(outs, axis=0) if outs else np.zeros((0, net.n_outputs), dtype=net.dtype)
     return loss.forward(out, y, sample_weight), out
 
@@ -328,9 +345,10 @@ def fit(
     the result says ``interrupted``.
     """
     config.validate()
-    X_train = np.ascontiguousarray(X_train, dtype=net.dtype)
+    if not is_sparse(X_train):  # a sparse X stays sparse: minibatches are densified as they are drawn
+        X_train = np.ascontiguousarray(X_train, dtype=net.dtype)
     validate = X_val is not None
-    if validate:
+    if validate and not is_sparse(X_val):
         X_val = np.ascontiguousarray(X_val, dtype=net.dtype)
     n = X_train.shape[0]
     if n == 0 or (validate and X_val.shape[0] == 0):

@@ -273,6 +273,73 @@ def write_csv(table: pd.DataFrame, name: str) -> Path:
     return path
 
 
+# --- the single-cell file -------------------------------------------------------
+SC_SEED = 20240612
+SC_NAME = "single_cell.h5ad"
+SC_CELLS = 3000
+SC_GENES = 1000
+SC_MARKERS = 25  # marker genes per cell type
+# cell types and their shares; "pDC" is the rare one (about 1.5 % of cells)
+SC_TYPES = ("T cell", "B cell", "NK cell", "monocyte", "dendritic cell", "pDC")
+SC_TYPE_PROBS = (0.40, 0.20, 0.13, 0.18, 0.075, 0.015)
+SC_DONORS = 12  # donor_id D01-D12, each in one of three batches
+SC_BATCHES = ("run1", "run2", "run3")
+SC_TARGET_SUM = 1e4  # log-normalised .X: log1p(counts / total * 1e4), as scanpy's normalize_total + log1p
+
+
+def make_single_cell(rng: np.random.Generator):
+    """A small synthetic single-cell data set as an AnnData: sparse raw UMI counts in the ``counts`` layer
+    and log-normalised values in ``.X`` (both CSR float32); obs ``cell_type``, ``donor_id`` and ``batch``
+    (categorical); var_names Ensembl-like ids with gene symbols in ``var["feature_name"]`` (CELLxGENE's
+    layout).
+
+    Counts: cell c of type t from donor d in batch b draws gene g from
+    Poisson(size[c] * p[c, g]) with p[c, :] proportional to
+    base[g] * marker[t, g] * donor[d, g] * batch[b, g] * Gamma(shape 2, mean 1) noise (a negative binomial),
+    where base is a skewed (log-normal) gene profile, marker multiplies each type's marker genes 3-8 fold,
+    and donor / batch effects are per-gene log-normal factors; library sizes are log-normal around 600
+    UMIs, so about 85 % of the matrix is zero."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    n, g = SC_CELLS, SC_GENES
+    base = rng.lognormal(mean=0.0, sigma=1.6, size=g)
+    marker = np.ones((len(SC_TYPES), g))
+    for t in range(len(SC_TYPES)):
+        genes_t = rng.choice(g, size=SC_MARKERS, replace=False)
+        marker[t, genes_t] = rng.uniform(3.0, 8.0, size=SC_MARKERS)
+    donor_batch = np.array([SC_BATCHES[k % len(SC_BATCHES)] for k in range(SC_DONORS)])
+    donor_effect = rng.lognormal(0.0, 0.15, size=(SC_DONORS, g))
+    batch_effect = rng.lognormal(0.0, 0.25, size=(len(SC_BATCHES), g))
+    types = rng.choice(len(SC_TYPES), size=n, p=SC_TYPE_PROBS)
+    donors = rng.integers(0, SC_DONORS, size=n)
+    batch_index = np.array([SC_BATCHES.index(b) for b in donor_batch[donors]])
+    size = rng.lognormal(np.log(600.0), 0.4, size=n)
+    rates = base[None, :] * marker[types] * donor_effect[donors] * batch_effect[batch_index]
+    rates *= rng.gamma(2.0, 0.5, size=(n, g))
+    rates /= rates.sum(axis=1, keepdims=True)
+    counts = rng.poisson(rates * size[:, None]).astype(np.float32)  # (n, g)
+    counts = sp.csr_matrix(counts)
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    X = sp.diags((SC_TARGET_SUM / np.maximum(total, 1)).astype(np.float32)) @ counts
+    X.data = np.log1p(X.data).astype(np.float32)
+    X = sp.csr_matrix(X, dtype=np.float32)
+    obs = pd.DataFrame({
+        "cell_type": pd.Categorical([SC_TYPES[t] for t in types], categories=list(SC_TYPES)),
+        "donor_id": pd.Categorical([f"D{d + 1:02d}" for d in donors]),
+        "batch": pd.Categorical(donor_batch[donors], categories=list(SC_BATCHES)),
+    }, index=pd.Index([f"cell{c + 1:05d}" for c in range(n)], name="cell_id"))
+    var = pd.DataFrame({"feature_name": [f"G{j + 1:04d}" for j in range(g)]},
+                       index=pd.Index([f"ENSG{j + 100001:011d}" for j in range(g)], name="gene_id"))
+    return ad.AnnData(X=X, obs=obs, var=var, layers={"counts": counts})
+
+
+def write_h5ad(adata, name: str) -> Path:
+    path = OUT_DIR / name
+    adata.write_h5ad(path, compression="gzip")
+    return path
+
+
 def main() -> None:
     root = np.random.SeedSequence(SEED)
     gene_seed, train_seed, test_seed, new_seed = root.spawn(4)
@@ -299,6 +366,13 @@ def main() -> None:
             counts = table["label"].value_counts().reindex(SUBTYPES)
             summary += ", " + ", ".join(f"{k}={v}" for k, v in counts.items())
         print(summary)
+
+    adata = make_single_cell(np.random.default_rng(SC_SEED))
+    path = write_h5ad(adata, SC_NAME)
+    counts = adata.obs["cell_type"].value_counts().reindex(SC_TYPES)
+    print(f"{path.name}: {adata.n_obs} cells x {adata.n_vars} genes, "
+          f"{1 - adata.layers['counts'].nnz / (adata.n_obs * adata.n_vars):.0%} zeros, "
+          + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
 if __name__ == "__main__":

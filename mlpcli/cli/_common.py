@@ -239,9 +239,9 @@ def role_options(fn):
     ]
     for d in reversed(decorators):
         fn = d(fn)
-    from .options import declared_options  # --samples, --sep, --decimal: declared with the train options
+    from .options import declared_options  # declared with the train options
 
-    return declared_options("samples", "sep", "decimal")(fn)
+    return declared_options("samples", "sep", "decimal", "layer", "raw", "var_names")(fn)
 
 
 

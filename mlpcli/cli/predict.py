@@ -32,7 +32,8 @@ def role_flags(params: dict):
     return RoleFlags(target=target, group=params.pop("group"), no_group=params.pop("no_group"), id=params.pop("id_col"),
                      batch=params.pop("batch"), drop=params.pop("drop") or (),
                      features_in_rows=params.pop("features_in_rows"), sep=params.pop("sep"),
-                     decimal=params.pop("decimal"), samples=params.pop("samples"))
+                     decimal=params.pop("decimal"), samples=params.pop("samples"), layer=params.pop("layer"),
+                     raw=params.pop("raw"), var_names=params.pop("var_names"))
 
 
 class ReadProgress(StderrBar):
@@ -168,7 +169,12 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--out", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="Predictions: .csv, .tsv, .txt (optionally .gz/.bz2/.xz) or .parquet; '-' writes CSV to stdout.")
+              help="Predictions: .csv, .tsv, .txt (optionally .gz/.bz2/.xz) or .parquet; '-' writes CSV to stdout; "
+                   ".h5ad (with .h5ad DATA): a copy of DATA with the predictions as new .obs columns.")
+@click.option("--obs-prefix", default=None, metavar="TEXT",
+              help="-o FILE.h5ad: prefix of the new .obs columns (<prefix><target>, <prefix><target>_prob)  "
+                   "[default: mlpcli_]")
+@click.option("--obs-probs", is_flag=True, help="-o FILE.h5ad: also one probability column per class, <prefix>prob_<class>.")
 @common_options
 @role_options
 @threads_option
@@ -176,8 +182,8 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @json_option
 @debug_option
 @handle_errors
-def predict(model_path, data_file, out, fill_missing, shift_path, chunk_mb, chunksize, threshold, threads, quiet,
-            as_json, debug, **params):
+def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, shift_path, chunk_mb, chunksize, threshold,
+            threads, quiet, as_json, debug, **params):
     """Predict a new cohort with a trained model, streaming the table in pieces.
 
     Features are matched to the model by name (extra columns ignored); the model's preprocessing
@@ -192,10 +198,16 @@ def predict(model_path, data_file, out, fill_missing, shift_path, chunk_mb, chun
     Example:  zcat big.csv.gz | mlpcli predict subtypes.mlp - --quiet | head
     """
     from .. import predict as lib
+    from ..data.h5ad import is_h5ad
 
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
-    lib.output_format(out)
+    to_h5ad = lib.output_format(out)[0] == "h5ad"
+    if to_h5ad and not is_h5ad(data_file):
+        raise click.UsageError("-o FILE.h5ad writes the predictions into a copy of an .h5ad input; DATA is not one "
+                               "(write .csv, .tsv or .parquet instead)")
+    if not to_h5ad and (obs_prefix is not None or obs_probs):
+        raise click.UsageError(f"{'--obs-prefix' if obs_prefix is not None else '--obs-probs'} applies to -o FILE.h5ad")
     if out == "-" and as_json:
         raise click.UsageError("--json prints a summary on standard output, where -o - writes the predictions; "
                                "give -o a file name")
@@ -209,7 +221,11 @@ def predict(model_path, data_file, out, fill_missing, shift_path, chunk_mb, chun
         notes = NoteRenderer(quiet, stream)
         notes()
         try:
-            n = lib.write_predictions(stream, out, stdout=sys.stdout)
+            if to_h5ad:
+                n = lib.write_predictions_h5ad(stream, out, data_file, class_probs=obs_probs, notes=stream.notes,
+                                               prefix=lib.DEFAULT_OBS_PREFIX if obs_prefix is None else obs_prefix)
+            else:
+                n = lib.write_predictions(stream, out, stdout=sys.stdout)
         except BrokenPipeError:  # `mlpcli predict ... | head`: the reader has all it wanted
             _silence_stdout()
             sys.exit(141)  # 128 + SIGPIPE, as a shell tool stopped by the closed pipe would

@@ -13,10 +13,11 @@ dataset (roles, task, validation), preprocess, weights.
 """
 
 from ._common import (
-    CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_ID, DEFAULT_TARGET, IMPUTE_METHODS, SUPPORTED_FORMATS,
+    CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, IMPUTE_METHODS, SUPPORTED_FORMATS,
     TASKS, SplitLeakageError,
 )
-from .dataset import Dataset, Roles, align_features, data_checksum, load_dataset, resolve_roles
+from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
+from .dataset import Dataset, Roles, align_features, data_checksum, is_sparse, load_dataset, resolve_roles
 from .io import read_table, read_table_with_notes, row_names_header, sniff_dialect, text_suffix
 from .preprocess import PreprocessConfig, Preprocessor, looks_like_counts
 from .samples import SampleJoin, SampleSheet, join_samples, read_sample_sheet
@@ -28,8 +29,8 @@ from .io import _short_reason, _table_format  # noqa: E402,F401
 from .preprocess import _nan_median  # noqa: E402,F401
 
 __all__ = [
-    "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP",
-    "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "read_table_with_notes", "row_names_header", "sniff_dialect", "text_suffix", "Roles", "resolve_roles", "Dataset", "load_dataset", "align_features",
+    "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP", "DEFAULT_GROUPS",
+    "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "read_table_with_notes", "row_names_header", "sniff_dialect", "text_suffix", "Roles", "resolve_roles", "Dataset", "load_dataset", "align_features", "is_sparse",
     "PreprocessConfig", "Preprocessor", "looks_like_counts", "class_weights", "data_checksum",
     "SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples",
 ]

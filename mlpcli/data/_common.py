@@ -12,13 +12,14 @@ TASKS = ("binary", "multiclass", "multilabel", "regression")
 CLASSIFICATION_TASKS = ("binary", "multiclass")
 IMPUTE_METHODS = ("median", "mean", "zero")
 
-SUPPORTED_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2, .xz or .zip), .parquet, or '-' for standard input"
+SUPPORTED_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2, .xz or .zip), .parquet, .h5ad (AnnData), or '-' for standard input"
 _TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 _COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
 
 # Defaults of the column roles (see design.md, "Conventions every command shares").
 DEFAULT_TARGET = "label"
 DEFAULT_GROUP = "patient_id"
+DEFAULT_GROUPS = (DEFAULT_GROUP, "donor_id")  # donor_id: the CELLxGENE name of the patient
 DEFAULT_ID = "sample_id"
 DEFAULT_BATCH = "batch"
 

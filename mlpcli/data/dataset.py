@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
+from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
 from .limits import first_beyond_limit, value_limit_message
-from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
+from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
 
@@ -71,7 +72,7 @@ def resolve_roles(
 ) -> tuple[Roles, list[str]]:
     """Assign column roles from the flags and the defaults; returns (roles, notes saying what was picked).
 
-    Defaults: group `patient_id` (unless `no_group`), id `sample_id`, batch `batch`, each when present and
+    Defaults: group `patient_id`, else `donor_id` (CELLxGENE's name; unless `no_group`), id `sample_id`, batch `batch`, each when present and
     not already given another role. With `require_target=False` (prediction tables) absent target columns
     are simply left out.
     """
@@ -108,21 +109,22 @@ def resolve_roles(
 
     taken = set(targets) | set(drops) | {n for n in explicit.values() if n is not None}
 
-    def pick(flag: str, name: str | None, default: str, allowed: bool = True) -> str | None:
+    def pick(flag: str, name: str | None, defaults: str | Sequence[str], allowed: bool = True) -> str | None:
         if name is not None:
             notes.append(f"{flag.lstrip('-')}: {name}")
             return name
-        if allowed and default in present and default not in taken:
-            suffix = "; --no-group to switch off" if flag == "--group" else f"; {flag} to choose another"
-            notes.append(f"{flag.lstrip('-')}: {default} (default{suffix})")
-            return default
+        for default in [defaults] if isinstance(defaults, str) else defaults:
+            if allowed and default in present and default not in taken:
+                suffix = "; --no-group to switch off" if flag == "--group" else f"; {flag} to choose another"
+                notes.append(f"{flag.lstrip('-')}: {default} (default{suffix})")
+                return default
         return None
 
-    group_col = pick("--group", group, DEFAULT_GROUP, allowed=not no_group)
+    group_col = pick("--group", group, DEFAULT_GROUPS, allowed=not no_group)
     if group_col is None:
         notes.append(
             "group: none (--no-group)" if no_group else
-            f"group: none (no {DEFAULT_GROUP!r} column); samples are treated as independent — pass --group "
+            f"group: none (no {' or '.join(map(repr, DEFAULT_GROUPS))} column); samples are treated as independent — pass --group "
             "COLUMN if several samples come from one patient"
         )
     id_col = pick("--id", id, DEFAULT_ID)
@@ -229,15 +231,36 @@ def feature_block(X, rows: slice = slice(None), cols=slice(None)) -> np.ndarray:
 
 
 
+def sparse_rows(X, idx):
+    """Rows `idx` (indices or a boolean mask) of a sparse matrix, as CSR (a copy of their stored values)."""
+    idx = np.asarray(idx)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    return X.tocsr()[idx.astype(np.int64, copy=False)]
+
+
+def sparse_first_beyond_limit(X) -> tuple[int, int] | None:
+    """``limits.first_beyond_limit`` of a CSR matrix: (row, column) of its first stored value beyond
+    ±VALUE_LIMIT in row order, or None (implicit zeros are within it)."""
+    X = X.tocsr()
+    at = first_beyond_limit(X.data.reshape(1, -1)) if X.nnz else None
+    if at is None:
+        return None
+    k = at[1]
+    return int(np.searchsorted(X.indptr, k, side="right") - 1), int(X.indices[k])
+
+
 @dataclass
 class Dataset:
     """Validated arrays for one table.
 
-    X (n, d) float64, may hold NaN (the Preprocessor imputes). y is (n,) int64 indices into `classes` for
+    X (n, d) float64, may hold NaN (the Preprocessor imputes); or a scipy.sparse CSR matrix (float32), as an
+    .h5ad file's counts come, never densified as a whole (the preprocessing keeps it sparse, training
+    densifies one minibatch at a time). y is (n,) int64 indices into `classes` for
     binary/multiclass, (n, k) float64 0/1 for multilabel, (n, k) float64 for regression, None without target.
     """
 
-    X: np.ndarray  # or a RowView of another Dataset's X (subset)
+    X: np.ndarray  # or a RowView of another Dataset's X (subset), or a CSR matrix
     y: np.ndarray | None
     feature_names: list[str]
     task: str | None
@@ -260,14 +283,15 @@ class Dataset:
 
     def subset(self, idx) -> "Dataset":
         """Rows `idx` (indices or boolean mask) as a new Dataset; notes and warnings are carried over.
-        X is a RowView of this Dataset's rows, not a copy."""
+        X is a RowView of this Dataset's rows, not a copy (a sparse X: a CSR copy of the rows, which costs
+        their stored values only)."""
         idx = np.asarray(idx)
 
         def take(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[idx]
 
         return Dataset(
-            X=RowView.of(self.X, idx), y=take(self.y), feature_names=list(self.feature_names), task=self.task,
+            X=sparse_rows(self.X, idx) if is_sparse(self.X) else RowView.of(self.X, idx), y=take(self.y), feature_names=list(self.feature_names), task=self.task,
             classes=list(self.classes), groups=take(self.groups), batches=take(self.batches),
             ids=take(self.ids), target_names=list(self.target_names), notes=list(self.notes),
             warnings=list(self.warnings), roles=self.roles,
@@ -280,8 +304,8 @@ class Dataset:
 
         `classes` (from a trained model) fixes the label -> index mapping at prediction/evaluation time; a
         label outside it is an error. Classification labels are sorted originals (strings or numbers).
-        `features`: (names, X (n, d) float64) read apart from `df` (``TextTable.read_features``), which
-        then holds the other columns only; X is used as it is, not copied.
+        `features`: (names, X (n, d) float64, or CSR) read apart from `df` (``TextTable.read_features``, an
+        .h5ad file's matrix), which then holds the other columns only; X is used as it is, not copied.
         """
         if task != "auto" and task not in TASKS:
             raise ConfigError(f"--task {task!r} is not one of auto, {', '.join(TASKS)}")
@@ -341,11 +365,14 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str]) -> np.n
 
 def _check_feature_values(X: np.ndarray, names: list[str], warn: list[str]) -> None:
     """Infinities are errors naming their columns; missing values a warning with counts. Column blocks
-    at a time, so the checks need no full-size temporary."""
+    at a time, so the checks need no full-size temporary (a sparse X: its stored values)."""
     infinite = np.zeros(X.shape[1], dtype=bool)
     nan_counts = np.zeros(X.shape[1], dtype=np.int64)
+    if is_sparse(X):
+        infinite[X.indices[np.isinf(X.data)]] = True
+        nan_counts = np.bincount(X.indices[np.isnan(X.data)], minlength=X.shape[1])
     step = max(1, _CHECK_BLOCK // max(1, X.shape[0]))
-    for j in range(0, X.shape[1], step):
+    for j in range(0, 0 if is_sparse(X) else X.shape[1], step):
         block = X[:, j:j + step]
         infinite[j:j + step] = np.isinf(block).any(axis=0)
         nan_counts[j:j + step] = np.isnan(block).sum(axis=0)
@@ -378,7 +405,7 @@ def _decimal_comma_hint(col: pd.Series) -> str:
 def _check_value_limit(values: np.ndarray, names: Sequence[str], ids: np.ndarray | None, what: str) -> None:
     """A value beyond ±VALUE_LIMIT (float32's range) in `values` (n, k) is a DataError naming the column and
     the row (and sample id); missing values pass."""
-    at = first_beyond_limit(values)
+    at = sparse_first_beyond_limit(values) if is_sparse(values) else first_beyond_limit(values)
     if at is not None:
         i, j = at
         where = f"row {i + 1}" + (f" (id {ids[i]!r})" if ids is not None else "")
@@ -566,8 +593,17 @@ def _check_model_targets(targets: list[str], classes: Sequence | None) -> None:
 
 
 def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
-    """sha256 hex over dtype, shape and bytes of X and y (None hashes as a marker), for provenance."""
+    """sha256 hex over dtype, shape and bytes of X and y (None hashes as a marker), for provenance; a sparse X
+    over its CSR arrays."""
     digest = hashlib.sha256()
+    if is_sparse(X):  # its arrays, as stored: the same matrix stored alike gives the same checksum
+        X = X.tocsr()
+        digest.update(f"csr{X.shape};".encode())
+        for array in (X.indptr, X.indices, X.data):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape};".encode())
+            digest.update(memoryview(array).cast("B") if array.size else b"")
+        X = None
     for array in (X, y):
         if array is None:
             digest.update(b"none;")
@@ -581,7 +617,9 @@ def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
 def load_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_group: bool = False,
                  id: str | None = None, batch: str | None = None, drop: Sequence[str] = (),  # noqa: A002
                  task: str = "auto", features_in_rows: bool = False, stdin=None, sep: str | None = None,
-                 decimal: str | None = None, samples: str | None = None) -> tuple["Dataset", list[str]]:
+                 decimal: str | None = None, samples: str | None = None, layer: str | None = None,
+                 raw: bool = False, var_names: str | None = None,
+                 classes: Sequence | None = None) -> tuple["Dataset", list[str]]:
     """Read and validate a training table; returns the dataset and the notes on how it was read and the
     roles picked up.
 
@@ -590,13 +628,27 @@ def load_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     reading then peaks near one copy of the data instead of pandas' frame plus the matrix made from it.
 
     `samples`: a sample sheet joined to the table on the sample id (``data.samples``): roles may come from
-    it, features never; rows keep the table's order, those without a row in the sheet are left out."""
+    it, features never; rows keep the table's order, those without a row in the sheet are left out.
+
+    An .h5ad file (``data.h5ad``): roles from its obs columns, features from .X, a `layer` or .raw.X
+    (`raw`), named by var_names or the var column `var_names`; a sparse matrix stays sparse (CSR float32).
+    `classes`: a trained model's labels (a validation table is encoded as its training table)."""
+    from . import h5ad
     from .io import _UNNAMED, TextTable, _source, read_table_with_notes
     from .samples import SampleJoin, read_sample_sheet
 
-    sheet = read_sample_sheet(samples, id=id) if samples is not None else None  # small: fail before the table
     roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
+    h5ad.check_options(path, layer, raw, var_names)
     src = _source(path, stdin)
+    if src.kind == "h5ad":
+        if features_in_rows:
+            raise ConfigError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
+        if samples is not None:
+            raise ConfigError("--samples: an .h5ad file carries its sample annotations in .obs; add the sheet's "
+                              "columns to .obs (e.g. with anndata) instead")
+        return h5ad.load_dataset(src.name, **roles_kw, task=task, classes=classes, layer=layer, raw=raw,
+                                 var_names=var_names)
+    sheet = read_sample_sheet(samples, id=id) if samples is not None else None  # small: fail before the table
 
     def joined_roles(columns: list[str]) -> tuple[SampleJoin | None, Roles, list[str]]:
         """Roles resolved on the table's columns, and the sheet's when there is one."""
@@ -627,7 +679,8 @@ def load_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                 frame, keep = join.apply(frame)
                 X = _keep_rows(X, keep)
                 notes += join.notes
-            return Dataset.from_frame(frame, roles, task=task, features=(features, X)), table.notes + notes
+            return Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X)), \
+                table.notes + notes
         frame = table.read_frame(text=text)  # a feature column holds text: the whole frame names it
         notes = table.notes + notes
     else:
@@ -638,7 +691,7 @@ def load_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     if join is not None:
         frame, _ = join.apply(frame)
         notes += join.notes
-    return Dataset.from_frame(frame, roles, task=task), notes
+    return Dataset.from_frame(frame, roles, task=task, classes=classes), notes
 
 
 def _keep_rows(X: np.ndarray, keep: np.ndarray | None) -> np.ndarray:

@@ -45,6 +45,9 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
     """``read_table`` and the notes on how the file was read (a separator or decimal mark other than the
     file name suggests, row names taken as sample ids, an empty column ignored)."""
     src = _source(path, stdin)
+    if src.kind == "h5ad":  # a matrix with obs / var tables, often sparse: never one dense frame
+        raise DataError(f"{src.name} is an AnnData file; it is read by train, cv, tune, predict, evaluate, diagnose "
+                        "and gradcheck, not as a table")
     if src.kind == "parquet":
         frame = _read_parquet(src.name, features_in_rows)
         return (frame, []) if features_in_rows else _apply_header_rules(frame, src.name)
@@ -62,7 +65,7 @@ def _check_file(path: str) -> None:
 
 
 def _table_format(path: str) -> tuple[str, str | None, str | None]:
-    """(kind, separator, compression) from the file name; kind is "text" or "parquet"."""
+    """(kind, separator, compression) from the file name; kind is "text", "parquet" or "h5ad"."""
     name = os.path.basename(path).lower()
     root, ext = os.path.splitext(name)
     compression = _COMPRESSIONS.get(ext)
@@ -70,6 +73,8 @@ def _table_format(path: str) -> tuple[str, str | None, str | None]:
         root, ext = os.path.splitext(root)
     if ext == ".parquet" and compression is None:
         return "parquet", None, None
+    if ext == ".h5ad" and compression is None:  # AnnData (data.h5ad): cells x genes, roles from .obs
+        return "h5ad", None, None
     if ext in _TEXT_SEPARATORS:
         return "text", _TEXT_SEPARATORS[ext], compression
     raise DataError(f"unsupported table format {os.path.basename(path)!r}; use {SUPPORTED_FORMATS}")

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ConfigError, DataError, ModelFileError
 from .io import _short_reason
 from ._common import IMPUTE_METHODS, _counted, _quoted
-from .dataset import RowView, feature_block
+from .dataset import RowView, feature_block, is_sparse, sparse_first_beyond_limit
 from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 
 # ── preprocessing ────────────────────────────────────────────────────────────────────────────────────────
@@ -62,6 +62,18 @@ class Preprocessor:
 
     Every parameter is fitted on the training rows only; `transform` applies them to any rows and never
     refits. Fitted arrays are per kept feature, shape (d_kept,).
+
+    Sparse input (a scipy.sparse matrix, an .h5ad file's counts) is fitted on its stored values and never
+    densified as a whole, and is scaled *without centring*: the centre is 0, the scale the SD (standard) or
+    the IQR of the whole column, implicit zeros included (robust; half the range where the IQR is 0, as
+    for dense data), the smooth clip as for dense data. Subtracting a centre would turn every implicit
+    zero into a stored value — the whole matrix densified, 10 to 30 times its sparse size for single-cell
+    counts. Centring per minibatch would avoid that, but then training, validation, prediction and the
+    shift check would all have to apply a step the model file does not describe; without centring every
+    step is elementwise and maps 0 to 0, so the transformed training matrix stays sparse and the fitted
+    parameters are the usual ones (centre 0): `transform` applies them identically to dense and sparse
+    rows of the same values (the network's first-layer biases absorb the missing offset, as with
+    scanpy's ``scale(zero_center=False)`` or scikit-learn's ``StandardScaler(with_mean=False)``).
     """
 
     def __init__(self, config: PreprocessConfig | None = None):
@@ -106,6 +118,10 @@ class Preprocessor:
         n, d = X.shape
         self.feature_names_in = names
         self.warnings = []
+        if is_sparse(X):
+            X = X.tocsr()
+            self._fit_sparse(X, names)
+            return None if dtype is None else self._transform_sparse(X, dtype)
 
         # pass 1: per column, over every row
         infinite = np.zeros(d, dtype=bool)
@@ -209,18 +225,26 @@ class Preprocessor:
         order = np.argsort(-variances[candidates], kind="stable")[:n_keep]
         return np.sort(candidates[order])
 
-    def transform(self, X, dtype=np.float64, order: str = "F") -> np.ndarray:
-        """(n, d_in) -> (n, d_kept) with the fitted parameters; X (an ndarray or a RowView) is not modified.
-        Rows go through in blocks, so the float64 working copy stays small however many rows X holds.
+    def transform(self, X, dtype=np.float64, order: str = "F", sparse: bool = False) -> np.ndarray:
+        """(n, d_in) -> (n, d_kept) with the fitted parameters; X (an ndarray, a RowView or a sparse matrix)
+        is not modified. Rows go through in blocks, so the float64 working copy stays small however many
+        rows X holds.
 
         order: the result's layout; "F" is how selecting the kept columns (X[:, kept]) lays them out, "C"
-        what training wants (it would copy anything else: ``training.fit``)."""
+        what training wants (it would copy anything else: ``training.fit``).
+        sparse: a sparse X gives a CSR result (training's inputs) when the fitted transformation maps 0 to 0
+        (``keeps_zeros``: fitted on sparse data); otherwise, and by default, a dense one, made block by block
+        through the dense code, so dense and sparse rows of the same values give the same result."""
         if self.kept_index_ is None:
             raise RuntimeError("Preprocessor.transform called before fit")
         X = _as_matrix(X)
         if X.ndim != 2 or X.shape[1] != self.n_features_in:
             raise DataError(f"expected {self.n_features_in} feature columns, got shape {X.shape}; "
                             "the table's features must match the ones the model was trained on")
+        if is_sparse(X):
+            if sparse and self.keeps_zeros:
+                return self._transform_sparse(X, dtype)
+            return self._transform_sparse_dense(X, dtype, order)
         kept = self.kept_index_
         if isinstance(kept, slice) or X.shape[0] <= _rows_per_block(len(kept)):
             # one block (a chunk of predict, or a slice selection that transforms its scratch input in place)
@@ -295,6 +319,12 @@ class Preprocessor:
         return out
 
     @property
+    def keeps_zeros(self) -> bool:
+        """Whether the fitted transformation maps 0 to 0 (no centring: fitted on sparse data, or
+        --no-standardize), so that it keeps sparse inputs sparse."""
+        return self.center_ is not None and not np.any(self.center_)
+
+    @property
     def _clips(self) -> bool:
         return self.config.standardize and self.config.scaling == "robust"
 
@@ -329,6 +359,168 @@ class Preprocessor:
         if self.config.impute is None and nan_counts.any():
             raise DataError(_missing_message(self.kept_features, nan_counts))
         raise exc
+
+    # ── sparse input ─────────────────────────────────────────────────────────────────────────────────────
+
+    def _fit_sparse(self, X, names: list[str]) -> None:
+        """Fit on a CSR matrix X (n, d) from its stored values, implicit zeros counted where they matter
+        (means, SDs, ranges, quantiles); the centre is 0 (see the class docstring). Temporaries are a
+        float64 copy of the stored values and, for quantiles and ranges, a column-ordered copy of it."""
+        import scipy.sparse as sp
+
+        cfg = self.config
+        n, d = X.shape
+        cols = X.indices
+        inf = np.isinf(X.data)
+        if inf.any():
+            infinite = np.zeros(d, dtype=bool)
+            infinite[cols[inf]] = True
+            raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; replace them")
+        at = sparse_first_beyond_limit(X)
+        if at is not None:
+            raise DataError(value_limit_message("feature column", names[at[1]], X[at], f"training row {at[0] + 1}"))
+        v = X.data.astype(np.float64)  # (nnz,) our copy of the stored values
+        if cfg.log1p:
+            _check_sparse_non_negative(v, cols, d, names)
+            np.log1p(v, out=v)
+        nan = np.isnan(v)
+        nan_counts = np.bincount(cols[nan], minlength=d)
+        if cfg.impute is None and nan_counts.any():
+            raise DataError(_missing_message(names, nan_counts))
+        by_column = None  # the values column by column (CSC), made when quantiles or ranges need it
+
+        def columns_view():
+            nonlocal by_column
+            if by_column is None:
+                by_column = sp.csr_matrix((v, cols, X.indptr), shape=(n, d)).tocsc()
+                by_column.sort_indices()
+            return by_column
+
+        impute_values = np.full(d, np.nan)
+        if cfg.impute is not None:
+            if cfg.impute == "zero":
+                impute_values = np.zeros(d)
+            elif cfg.impute == "mean":
+                sums = np.bincount(cols[~nan], weights=v[~nan], minlength=d)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    impute_values = sums / (n - nan_counts)
+            else:
+                impute_values = _sparse_quantiles(columns_view(), n, np.arange(d), [50.0], skip_nan=True)[0]
+            empty = nan_counts == n
+            impute_values[empty] = 0.0
+            if empty.any():
+                self.warnings.append(f"{int(empty.sum())} features have no values on the training rows: "
+                                     f"{_quoted(np.asarray(names)[empty])}")
+            if nan.any():
+                v[nan] = impute_values[cols[nan]]
+                by_column = None  # made from the values before imputation
+        stored = np.bincount(cols, minlength=d)  # (d,) stored values per column; the rest are zeros
+        C = columns_view()
+        top = np.asarray(C.max(axis=0).todense()).ravel()  # implicit zeros included
+        bottom = np.asarray(C.min(axis=0).todense()).ravel()
+        variable = top - bottom >= TINY_SPREAD
+        mean = np.bincount(cols, weights=v, minlength=d) / n
+        variances = (np.bincount(cols, weights=(v - mean[cols]) ** 2, minlength=d) + (n - stored) * mean ** 2) / n
+
+        self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
+        if self.dropped_constant:
+            self.warnings.append(f"dropped {len(self.dropped_constant)} features constant on the training rows: "
+                                 f"{_quoted(self.dropped_constant)}")
+        if not variable.any():
+            raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
+        kept = self._select_top_var(variances if cfg.top_var is not None else None, np.flatnonzero(variable))
+
+        d_kept = len(kept)
+        center, scale = np.zeros(d_kept), np.ones(d_kept)
+        if cfg.standardize:
+            half_range = (top[kept] - bottom[kept]) / 2  # >= TINY_SPREAD / 2: constant columns are gone
+            if cfg.scaling == "robust":
+                q25, q75 = _sparse_quantiles(C, n, kept, [25.0, 75.0])
+                scale = np.where(q75 - q25 >= TINY_SPREAD, q75 - q25, half_range)
+            else:
+                sd = np.sqrt(variances[kept])
+                scale = np.where(sd > 0, sd, half_range)  # an SD below 1e-154 squares to 0
+        del C, by_column
+        # statistics of the transformed training values (the shift check's reference)
+        position = np.full(d, -1, dtype=np.int64)
+        position[kept] = np.arange(d_kept)
+        k = position[cols]
+        used = k >= 0
+        k = k[used]
+        Z = v[used]
+        del v
+        _scale_in_place(Z, 0.0, scale[k], self._clips)
+        zeros = n - stored[kept]
+        train_mean = np.bincount(k, weights=Z, minlength=d_kept) / n
+        train_sd = np.sqrt((np.bincount(k, weights=(Z - train_mean[k]) ** 2, minlength=d_kept)
+                            + zeros * train_mean ** 2) / n)
+        self.center_, self.scale_ = center, scale
+        self.train_mean_, self.train_sd_ = train_mean, train_sd
+        self.kept_index_ = kept.astype(np.int64)
+        self.impute_values_ = impute_values[kept]
+        self.kept_features = [names[j] for j in kept]
+
+    def _kept_columns(self, X):
+        """X's kept columns as CSR (X itself when the selection is a slice of every column)."""
+        X = X.tocsr()
+        kept = self.kept_index_
+        if isinstance(kept, slice):
+            return X[:, kept] if kept != slice(None) else X
+        return X[:, kept]
+
+    def _transform_sparse(self, X, dtype):
+        """CSR (n, d_in) -> CSR (n, d_kept) of `dtype`, transforming the stored values only (the fitted
+        transformation maps 0 to 0). Negative values under log1p and missing values without --impute are
+        DataErrors counted over every row, as for dense input."""
+        import scipy.sparse as sp
+
+        Xk = self._kept_columns(X)
+        cols = Xk.indices
+        v = Xk.data.astype(np.float64)  # our copy
+        self._check_sparse(v, cols)
+        if self.config.log1p:
+            np.log1p(v, out=v)
+        nan = np.isnan(v)
+        if nan.any():
+            v[nan] = self.impute_values_[cols[nan]]
+        _scale_in_place(v, 0.0, self.scale_[cols], self._clips)
+        if not self._clips and v.size and not (v.max() <= VALUE_LIMIT and v.min() >= -VALUE_LIMIT):
+            k = int(np.flatnonzero(np.abs(v) > VALUE_LIMIT)[0])
+            i = int(np.searchsorted(Xk.indptr, k, side="right") - 1)
+            Z = np.zeros((1, Xk.shape[1]))
+            Z[0, cols[k]] = v[k]
+            try:
+                self._check_inputs(Z)
+            except DataError as exc:
+                raise DataError(str(exc).replace("row 1 of the 1 rows transformed",
+                                                 f"row {i + 1} of the {Xk.shape[0]} rows transformed")) from None
+        out = sp.csr_matrix((v.astype(dtype, copy=False), cols.copy(), Xk.indptr.copy()), shape=Xk.shape)
+        out.has_sorted_indices = Xk.has_sorted_indices
+        return out
+
+    def _transform_sparse_dense(self, X, dtype, order: str) -> np.ndarray:
+        """A sparse X transformed into a dense (n, d_kept) result, block by block through the dense code (the
+        same arithmetic as dense rows of the same values); the blocks' errors counted over every row."""
+        Xk = self._kept_columns(X)
+        self._check_sparse(Xk.data, Xk.indices)
+        n, width = Xk.shape
+        step = _rows_per_block(width)
+        out = np.empty((n, width), dtype=dtype, order=order)
+        for i in range(0, n, step):
+            block = Xk[i:i + step].toarray().astype(np.float64, copy=False)
+            out[i:i + step] = self._transform_in_place(block, dtype)
+        return out
+
+    def _check_sparse(self, values: np.ndarray, cols: np.ndarray) -> None:
+        """Negative values under log1p, missing values without --impute: DataErrors over every stored value
+        of the kept columns (``cols`` indexes ``kept_features``)."""
+        d_kept = len(self.kept_features)
+        if self.config.log1p:
+            _check_sparse_non_negative(values, cols, d_kept, self.kept_features)
+        if self.config.impute is None:
+            nan = np.isnan(values)
+            if nan.any():
+                raise DataError(_missing_message(self.kept_features, np.bincount(cols[nan], minlength=d_kept)))
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) for the model file; arrays are plain numeric, loadable without pickle."""
@@ -434,10 +626,57 @@ def _column_sd(X: np.ndarray) -> np.ndarray:
     return sd
 
 
+def _check_sparse_non_negative(values: np.ndarray, cols: np.ndarray, d: int, names: Sequence[str]) -> None:
+    """log1p's check on stored values `values` of columns `cols` (implicit zeros are fine)."""
+    neg = values < 0  # NaN compares False
+    if neg.any():
+        negative = np.zeros(d, dtype=bool)
+        negative[cols[neg]] = True
+        first = int(np.flatnonzero(negative)[0])
+        raise DataError(_negative_message(names, negative, float(values[neg & (cols == first)].min())))
+
+
+def _sparse_quantiles(C, n: int, columns: np.ndarray, qs: Sequence[float], skip_nan: bool = False) -> np.ndarray:
+    """Percentiles `qs` (k,) of the whole columns `columns` of a CSC matrix C with n rows, implicit zeros
+    included, as np.percentile (linear interpolation) gives them on the dense column: (k, len(columns)).
+    skip_nan: missing values are left out (a column without any value gives NaN)."""
+    out = np.empty((len(qs), len(columns)))
+    fractions = np.asarray(qs, dtype=np.float64) / 100.0
+    for i, j in enumerate(np.asarray(columns).tolist()):
+        s = np.sort(C.data[C.indptr[j]:C.indptr[j + 1]])  # NaN sort last
+        missing = int(np.isnan(s).sum()) if skip_nan else 0
+        if missing:
+            s = s[:len(s) - missing]
+        z = n - missing - len(s)  # implicit zeros
+        total = len(s) + z
+        if total == 0:
+            out[:, i] = np.nan
+            continue
+        if not len(s):
+            out[:, i] = 0.0
+            continue
+        negative = int(np.searchsorted(s, 0.0, side="left"))
+        pos = fractions * (total - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, total - 1)
+        last = len(s) - 1
+
+        def at(r: np.ndarray) -> np.ndarray:  # the r-th smallest value of the whole column (zeros in place)
+            return np.where(r < negative, s[np.minimum(r, last)],
+                            np.where(r < negative + z, 0.0, s[np.clip(r - z, 0, last)]))
+
+        a, b = at(lo), at(hi)
+        out[:, i] = a + (b - a) * (pos - lo)
+    return out
+
+
 def looks_like_counts(X) -> float | None:
     """The median per-feature skewness of X (n, d) when it looks like raw counts or TPM (all values
     non-negative, median skewness above COUNTS_SKEW), else None. Rows with missing values are ignored.
-    X (an ndarray or a RowView) is read in blocks of columns, so no full-size temporary is made."""
+    X (an ndarray or a RowView) is read in blocks of columns, so no full-size temporary is made; a sparse
+    X from its stored values (moments with the implicit zeros counted), never densified."""
+    if is_sparse(X):
+        return _sparse_counts_skew(X.tocsr())
     X = _as_matrix(X)
     finite_rows = np.ones(X.shape[0], dtype=bool)
     for _, B in _column_blocks(X):
@@ -462,13 +701,44 @@ def looks_like_counts(X) -> float | None:
     return median if median > COUNTS_SKEW else None
 
 
+def _sparse_counts_skew(X) -> float | None:
+    """``looks_like_counts`` of a CSR matrix: the same moments (mean, SD, third central moment per column)
+    from sums over the stored values, the implicit zeros added in closed form."""
+    n, d = X.shape
+    bad = ~np.isfinite(X.data)
+    if bad.any():  # rows with missing (or infinite) values are left out, as for dense input
+        rows = np.unique(np.searchsorted(X.indptr, np.flatnonzero(bad), side="right") - 1)
+        X = X[np.setdiff1d(np.arange(n), rows)]
+        n = X.shape[0]
+    if n < 3:
+        return None
+    v = X.data.astype(np.float64)
+    if v.size and v.min() < 0:
+        return None
+    cols = X.indices
+    zeros = n - np.bincount(cols, minlength=d)
+    mean = np.bincount(cols, weights=v, minlength=d) / n
+    c = v - mean[cols]
+    m2 = (np.bincount(cols, weights=c * c, minlength=d) + zeros * mean ** 2) / n
+    with np.errstate(over="ignore", invalid="ignore"):
+        m3 = (np.bincount(cols, weights=c * c * c, minlength=d) - zeros * mean ** 3) / n
+        sd = np.sqrt(m2)
+        ok = sd >= TINY_SPREAD
+        skew = m3[ok] / sd[ok] ** 3
+    if not skew.size:
+        return None
+    median = float(np.median(skew))
+    return median if median > COUNTS_SKEW else None
+
+
 # Values per block of columns or rows that the preprocessing works on at a time (32 MiB of float64).
 _BLOCK_VALUES = 1 << 22
 
 
 def _as_matrix(X):
-    """X as the preprocessing reads it: an ndarray or a RowView as it is, anything else as float64."""
-    return X if isinstance(X, (np.ndarray, RowView)) else np.asarray(X, dtype=np.float64)
+    """X as the preprocessing reads it: an ndarray, a RowView or a sparse matrix as it is, anything else as
+    float64."""
+    return X if isinstance(X, (np.ndarray, RowView)) or is_sparse(X) else np.asarray(X, dtype=np.float64)
 
 
 def _column_blocks(X):

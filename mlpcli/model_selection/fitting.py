@@ -256,13 +256,14 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     hidden = options.hidden
     pre = data.Preprocessor(preprocess_config(options, log1p))
     if prepared is not None and prepared.X_train is not None and prepared.preprocessor.config == pre.config \
-            and prepared.X_train.dtype == np.dtype(options.dtype) and len(prepared.X_train) == train_ds.n_samples:
+            and prepared.X_train.dtype == np.dtype(options.dtype) and prepared.X_train.shape[0] == train_ds.n_samples:
         pre, X_train, X_val = prepared.preprocessor, prepared.X_train, prepared.X_val
     else:
         # C order: what training works on (it would copy anything else, and keep the copy as long as the
         # network lives, its first layer holding on to its last input)
         X_train = pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")  # (n_train, d_kept)
-        X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype, order="C")  # (n_val, d_kept)
+        # sparse input stays sparse (CSR) through training, densified a minibatch at a time
+        X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype, order="C", sparse=True)  # (n_val, d_kept)
     options = config.resolve(options, train_ds.n_samples, X_train.shape[1])  # noise needs the kept width
 
     setup = build_loss(options, train_ds, train_ds.y)

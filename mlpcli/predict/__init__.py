@@ -38,7 +38,7 @@ from __future__ import annotations
 from ._common import DEFAULT_CHUNK_MB, DEFAULT_CHUNKSIZE
 from .columns import ColumnPlan, RoleFlags, plan_columns
 from .evaluation import EvaluationResult, evaluate, main_metric
-from .output import OUTPUT_FORMATS, output_format, write_predictions
+from .output import DEFAULT_OBS_PREFIX, OUTPUT_FORMATS, obs_columns, output_format, write_predictions, write_predictions_h5ad
 from .shift import ShiftReport, shift_report
 from .stream import FORWARD_ROWS, PredictionStream, Prepared, predict_stream, prepare
 from .tables import open_table
@@ -46,5 +46,6 @@ from .tables import open_table
 __all__ = [
     "DEFAULT_CHUNK_MB", "DEFAULT_CHUNKSIZE", "FORWARD_ROWS", "OUTPUT_FORMATS", "RoleFlags", "ColumnPlan", "ShiftReport", "PredictionStream",
     "EvaluationResult", "Prepared", "open_table", "plan_columns", "prepare", "shift_report", "predict_stream",
-    "write_predictions", "output_format", "evaluate", "main_metric",
+    "write_predictions", "write_predictions_h5ad", "obs_columns", "DEFAULT_OBS_PREFIX", "output_format", "evaluate",
+    "main_metric",
 ]

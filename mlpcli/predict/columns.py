@@ -32,6 +32,9 @@ class RoleFlags:
     sep: str | None = None  # field separator of a text table; None or "auto": detected (data.sniff_dialect)
     decimal: str | None = None  # decimal mark; None or "auto": detected
     samples: str | None = None  # a sample sheet joined on the id (data.samples): ids, batch, group, target
+    layer: str | None = None  # .h5ad input: the layer ("X": .X); None: the model's training choice
+    raw: bool = False  # .h5ad input: .raw.X (False: the model's training choice)
+    var_names: str | None = None  # .h5ad input: the var column of gene names ("var_names": the index); None: the model's
 
 
 # ── matching a table's columns to the model ──────────────────────────────────────────────────────────────
@@ -105,7 +108,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         if name not in present_set:
             raise _not_found("--drop", name, columns)
 
-    def role(flag: str, given: str | None, trained: str | None, default: str, allowed: bool = True) -> str | None:
+    def role(flag: str, given: str | None, trained: str | None, default, allowed: bool = True) -> str | None:
         if not allowed:
             return None
         if given is not None:
@@ -114,12 +117,13 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
             if given in model_features:
                 raise ConfigError(f"{flag} {given!r} is one of the model's features; give the column one role")
             return given
-        for candidate in (trained, default):  # the training role first, then the usual default
+        defaults = [default] if isinstance(default, str) else list(default)
+        for candidate in (trained, *defaults):  # the training role first, then the usual defaults
             if candidate and candidate in present_set and candidate not in model_features and candidate not in drop:
                 return candidate
         return None
 
-    group = role("--group", flags.group, mroles.get("group"), data.DEFAULT_GROUP, allowed=not flags.no_group)
+    group = role("--group", flags.group, mroles.get("group"), data.DEFAULT_GROUPS, allowed=not flags.no_group)
     id_col = role("--id", flags.id, mroles.get("id"), data.DEFAULT_ID)
     batch = role("--batch", flags.batch, mroles.get("batch"), data.DEFAULT_BATCH)
     if flags.group is not None and flags.no_group:

@@ -15,7 +15,9 @@ from ..errors import DataError
 from ..fileio import atomic_write
 
 
-OUTPUT_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, or '-' for standard output"
+OUTPUT_FORMATS = (".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, .h5ad (with .h5ad input), or '-' "
+                  "for standard output")
+DEFAULT_OBS_PREFIX = "mlpcli_"
 _OUT_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 
 
@@ -30,6 +32,8 @@ def output_format(path: str) -> tuple[str, str, str | None]:
         root, ext = os.path.splitext(root)
     if ext == ".parquet" and compression is None:
         return "parquet", "", None
+    if ext == ".h5ad" and compression is None:
+        return "h5ad", "", None
     if ext in (".csv", ".tsv", ".txt"):
         return "text", "," if ext == ".csv" else "\t", compression
     raise DataError(f"unsupported output format {os.path.basename(os.fspath(path))!r}; use {OUTPUT_FORMATS}")
@@ -44,6 +48,9 @@ def write_predictions(frames: Iterable[pd.DataFrame], path: str, *, float_format
     "-" streams CSV to standard output (`stdout`, default sys.stdout).
     """
     kind, sep, compression = output_format(path)
+    if kind == "h5ad":
+        raise DataError(f"{path}: predictions go into an .h5ad file with write_predictions_h5ad (it needs the input "
+                        "file, whose cells it annotates)")
     if str(path) == "-":
         stream = stdout if stdout is not None else sys.stdout
         binary = getattr(stream, "buffer", None)
@@ -129,4 +136,59 @@ def _write_parquet(frames: Iterable[pd.DataFrame], raw) -> int:
     finally:
         if writer is not None:
             writer.close()
+    return n
+
+
+def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = False) -> dict[str, object]:
+    """The obs columns `predict -o FILE.h5ad` adds, from a PredictionStream (iterated here), in row order:
+    classification: `<prefix><target>` the predicted label (categorical, the model's classes as categories)
+    and `<prefix><target>_prob` its calibrated probability, with `class_probs` also `<prefix>prob_<class>`
+    per class; multi-label: `<prefix><label>` (bool) and `<prefix><label>_prob` per label; regression:
+    `<prefix><target>` per target. A "/" in a name (HDF5's path separator) becomes "_"."""
+    import numpy as np
+
+    model = stream.model
+    parts: dict[str, list] = {}
+    for frame in stream:
+        for column in frame.columns:
+            parts.setdefault(column, []).append(frame[column].to_numpy())
+    cols = {c: np.concatenate(v) if v else np.array([]) for c, v in parts.items()}
+    out: dict[str, object] = {}
+
+    def name(text: str) -> str:
+        return (prefix + str(text)).replace("/", "_")
+
+    classes = list(model.classes)
+    if model.task in ("binary", "multiclass"):
+        target = (model.target_names or ["label"])[0]
+        labels = cols.get(stream.label_column, np.array([], dtype=object))
+        probs = np.column_stack([cols[f"prob_{c}"] for c in classes]) if len(labels) else np.zeros((0, len(classes)))
+        index = {str(c): k for k, c in enumerate(classes)}
+        chosen = np.array([index[str(v)] for v in labels], dtype=np.int64)
+        out[name(target)] = pd.Categorical(labels, categories=classes)
+        out[name(f"{target}_prob")] = probs[np.arange(len(chosen)), chosen].astype(np.float32)
+        if class_probs:
+            for k, c in enumerate(classes):
+                out[name(f"prob_{c}")] = probs[:, k].astype(np.float32)
+    elif model.task == "multilabel":
+        for c in classes:
+            out[name(c)] = cols[f"pred_{c}"].astype(bool)
+            out[name(f"{c}_prob")] = cols[f"prob_{c}"].astype(np.float32)
+    else:
+        for c in classes:
+            out[name(c)] = cols[f"pred_{c}"].astype(np.float32)
+    return out
+
+
+def write_predictions_h5ad(stream, path: str, source: str, *, prefix: str = DEFAULT_OBS_PREFIX,
+                           class_probs: bool = False, notes: list[str] | None = None) -> int:
+    """Predict every cell of the .h5ad file `source` (the stream reads it) and write `path`: a copy of it
+    with the prediction columns (``obs_columns``) added to .obs, .X and everything else untouched; returns
+    the number of cells. Written atomically (``data.h5ad.write_obs_columns``); an obs column of the input
+    with the same name is replaced only when it carries the (non-empty) prefix, else it is an error."""
+    from ..data import h5ad
+
+    columns = obs_columns(stream, prefix, class_probs)
+    n = len(next(iter(columns.values()))) if columns else 0
+    h5ad.write_obs_columns(source, path, columns, notes=notes, prefix=prefix)
     return n

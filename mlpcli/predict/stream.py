@@ -17,7 +17,7 @@ from ..errors import ConfigError, DataError
 from ..model_io import ROW_BLOCK, Model
 from ..data.samples import SampleJoin, read_sample_sheet
 from ._common import DEFAULT_CHUNK_MB, _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
-from .tables import PieceSize, _Cells, open_table, read_whole, usable_cores
+from .tables import PieceSize, _Cells, _H5adCells, open_table, read_whole, usable_cores
 from ..data.limits import first_beyond_limit, value_limit_message
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
@@ -146,8 +146,13 @@ class _Run:
         roles = roles or RoleFlags()
         # a sample sheet is small: read whole, before the table, and joined to each piece of it by id
         sheet = read_sample_sheet(roles.samples, id=roles.id) if roles.samples is not None else None
-        self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
-                                decimal=roles.decimal)
+        h5ad_notes: list[str] = []
+        if not isinstance(source, pd.DataFrame) and data.h5ad.is_h5ad(source):
+            self.table, roles, h5ad_notes = _open_h5ad(source, roles, model)
+        else:
+            self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
+                                    decimal=roles.decimal, layer=roles.layer, raw=roles.raw,
+                                    var_names=roles.var_names)
         try:
             self.join, self.sheet_only = self._join(sheet, roles, by) if sheet is not None else (None, set())
             if self.join is not None:
@@ -166,7 +171,7 @@ class _Run:
         if roles.features_in_rows:
             self.plan.notes.append("--features-in-rows: the table was read whole (the transposed layout cannot "
                                    "be streamed)")
-        self.notes, self.warnings = [*self.table.notes, *self.plan.notes], list(self.plan.warnings)
+        self.notes, self.warnings = [*self.table.notes, *h5ad_notes, *self.plan.notes], list(self.plan.warnings)
         if self.join is not None:
             self.notes += self.join.notes
             self._join_noted = len(self.join.notes)
@@ -205,7 +210,7 @@ class _Run:
         """A parsed piece as (raw feature values (n, d_present) float64, per-row columns). Runs in the
         reading threads, so it only reads `self`."""
         plan = self.plan
-        if isinstance(frame, _Cells):
+        if isinstance(frame, (_Cells, _H5adCells)):
             return self._convert_cells(frame, first_row)
         if not isinstance(frame, pd.DataFrame):
             return self._convert_arrow(frame, first_row)
@@ -408,6 +413,37 @@ def _empty_target(model: Model, n: int, k: int) -> np.ndarray:
     if model.task in data.CLASSIFICATION_TASKS:
         return np.zeros(n, dtype=np.int64)
     return np.zeros((n, k), dtype=np.float64)
+
+
+def _open_h5ad(source, roles: RoleFlags, model: Model):
+    """(the opened .h5ad table, the roles with this file's defaults, notes). The matrix and the gene names
+    default to the model's training choices (--layer, --raw, --var-names given to train), the id to
+    obs_names; a gene-identifier mismatch with the model is a DataError that names the option fixing it."""
+    trained = model.config or {}
+    layer, raw, var_names, notes = roles.layer, roles.raw, roles.var_names, []
+    from_model = None
+    if layer is None and not raw and (trained.get("layer") or trained.get("raw")):
+        layer, raw = trained.get("layer"), bool(trained.get("raw"))
+        from_model = f"layer {layer!r}" if layer else ".raw.X"
+        notes.append(f"features from {from_model}, as in training (--layer X for .X, --layer NAME for another)")
+    fallback = var_names is None and bool(trained.get("var_names"))
+    if fallback:
+        var_names = trained["var_names"]
+    try:
+        table = open_table(source, layer=layer, raw=raw, var_names=var_names, var_names_fallback=fallback)
+    except DataError as exc:
+        if from_model is None:
+            raise
+        raise DataError(f"{exc} (the model was trained on {from_model}: pass --layer NAME, or --layer X for .X)") \
+            from None
+    try:
+        table.check_features(model.preprocessor.kept_features, roles.var_names)
+    except BaseException:
+        table.close()
+        raise
+    if roles.id is None:
+        roles = dataclasses.replace(roles, id=table.default_id)
+    return table, dataclasses.replace(roles, layer=None, raw=False, var_names=None), notes
 
 
 def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,

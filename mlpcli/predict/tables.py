@@ -159,6 +159,90 @@ class _ParquetTable(_Table):
         self._file.close()
 
 
+class _H5adCells:
+    """A piece of an .h5ad file, as `_Cells` holds a piece of text: `values` (n, d_present) float64, the
+    features in plan.present_names order, and `columns`, the plan's other columns (obs columns)."""
+
+    def __init__(self, values: np.ndarray, frame: pd.DataFrame):
+        self.values = values
+        self.columns = {c: _SeriesColumn(frame[c]) for c in frame.columns}
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+
+class _SeriesColumn:
+    """A pandas Series with the two methods the converters call on a pyarrow column."""
+
+    def __init__(self, series: pd.Series):
+        self.series = series.reset_index(drop=True)
+
+    def to_numpy(self, zero_copy_only: bool = False) -> np.ndarray:
+        return self.series.to_numpy(dtype=object)
+
+    def to_pandas(self) -> pd.Series:
+        return self.series
+
+
+class _H5adTable(_Table):
+    """An AnnData .h5ad file (``data.h5ad``), read in row ranges of the chosen matrix (a CSR one from the
+    file, backed: memory holds one range, whatever the number of cells), only the genes the model uses,
+    densified range by range. Its columns are obs_names (the default id), the obs columns and the genes."""
+
+    reading_threads = 1
+
+    def __init__(self, path: str, layer: str | None, raw: bool, var_names: str | None,
+                 var_names_fallback: bool = False):
+        from ..data.h5ad import OBS_NAMES, H5ad
+
+        self.h = H5ad(path, layer, raw, var_names, var_names_fallback=var_names_fallback)
+        self.name = path
+        self.columns = self.h.columns
+        self.default_id = OBS_NAMES
+        self.notes = list(self.h.notes)
+        self._done = 0
+        self.total_bytes = self.h.n_obs  # progress in rows: "bytes" of this table are its cells
+
+    def check_features(self, wanted, given_var_names: str | None) -> None:
+        """A DataError explaining a gene-identifier mismatch with the model (``H5ad.check_feature_names``)."""
+        self.h.check_feature_names(wanted, given_var_names)
+
+    def pieces(self, size, plan, convert):
+        index = {n: j for j, n in enumerate(self.h.feature_names)}
+        present = list(plan.present_names)
+        others = [c for c in plan.usecols() if c not in set(present)]
+        genes = [c for c in others if c in index]  # --by naming a gene the network does not use
+        obs = self.h.obs_frame([c for c in others if c not in index])
+        columns = np.array([index[c] for c in present + genes], dtype=np.int64)
+        # the dense block read from a dense matrix is as wide as the file; a sparse one only the genes used
+        width = self.h.shape[1] if self.h.kind == "dense" else len(columns)
+        step = size.frame_rows(width)
+        n = self.h.n_obs
+        starts = iter(range(0, n, step))
+
+        def read_one():  # in the read-ahead thread: the next range of rows, converted
+            start = next(starts, None)
+            if start is None:
+                return _END
+            stop = min(n, start + step)
+            values = self.h.rows(start, stop, columns)
+            frame = obs.iloc[start:stop]
+            if genes:
+                frame = frame.assign(**{g: values[:, len(present) + k] for k, g in enumerate(genes)})
+                values = np.ascontiguousarray(values[:, :len(present)])
+            self._done = stop
+            return convert(_H5adCells(values, frame), start)
+
+        yield from _read_ahead(read_one)
+
+    @property
+    def bytes_read(self):
+        return self._done
+
+    def close(self):
+        self.h.close()
+
+
 class _Prefixed(io.RawIOBase):
     """`prefix` followed by the rest of `stream`: lets standard input be sniffed without seeking."""
 
@@ -742,16 +826,27 @@ def _check_header(columns: Sequence[str], name: str) -> None:
 
 
 def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
-               decimal: str | None = None) -> _Table:
+               decimal: str | None = None, layer: str | None = None, raw: bool = False,
+               var_names: str | None = None, var_names_fallback: bool = False) -> _Table:
     """Open `source` (a path, "-" for standard input, or a DataFrame) for reading in chunks.
 
     Formats as for every command: .csv, .tsv/.txt, each optionally .gz/.bz2/.xz/.zip, .parquet, and "-"
     (CSV or TSV sniffed from the header, gzip detected by its magic bytes). The transposed layout
     (`features_in_rows`) cannot be streamed and is read whole (see `read_whole`). `sep`, `decimal`: as for
-    training (``data.sniff_dialect``; None or "auto" detects them).
+    training (``data.sniff_dialect``; None or "auto" detects them). An .h5ad file (AnnData) is read in
+    row ranges of .X, a `layer` or .raw.X (`raw`), genes named by var_names or the var column `var_names`
+    (`var_names_fallback`: the index when this file lacks that column, which then came from the model).
     """
+    from ..data import h5ad
+
     if isinstance(source, pd.DataFrame):
+        h5ad.check_options("the table", layer, raw, var_names)
         return _FrameTable(source, "the table")
+    h5ad.check_options(source, layer, raw, var_names)
+    if h5ad.is_h5ad(source):
+        if features_in_rows:
+            raise DataError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
+        return _H5adTable(os.fspath(source), layer, raw, var_names, var_names_fallback)
     if features_in_rows:
         name = "standard input" if str(source) == "-" else os.fspath(source)
         return _FrameTable(read_whole(source, features_in_rows=True, stdin=stdin, sep=sep, decimal=decimal), name)

@@ -1,0 +1,461 @@
+"""AnnData ``.h5ad`` files (cells × genes, as scanpy and CELLxGENE write them), read and written through the
+optional ``anndata`` package (``pip install "mlpcli[h5ad]"``).
+
+    .h5ad ─H5ad(path, layer, raw, var_names)─▶ obs columns (roles) + feature names (var_names or a var column)
+          ─read_matrix─▶ CSR float32 (kept sparse) or dense float64 ─▶ Dataset         (train, cv, tune, ...)
+          ─rows(start, stop, columns)─▶ dense float64 row blocks                         (predict, evaluate)
+    predictions ─write_obs_columns─▶ a copy of the input with new .obs columns, .X untouched
+
+The file is opened with h5py and its elements read with anndata's element readers (``read_elem`` for the
+obs / var tables, ``sparse_dataset`` for a backed CSR matrix read by row ranges). This is anndata's backed
+mode without ``read_h5ad(backed="r")`` itself, which loads every layer, ``obsm`` and ``uns`` into memory on
+opening: a file with a counts layer beside ``.X`` would cost both matrices' memory to predict on one.
+
+Features: ``.X``, a layer (``--layer NAME``; ``--layer X`` is ``.X`` itself) or ``.raw.X`` (``--raw``, with
+``.raw.var_names``). Feature names: ``var_names``, or a ``var`` column (``--var-names COLUMN``;
+``--var-names var_names`` is the index itself). Roles come from ``.obs`` columns; ``obs_names`` is offered as
+a column named ``obs_names`` and is the default id.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+from ._common import _quoted
+
+__all__ = ["EXTRA_HINT", "OBS_NAMES", "X_LAYER", "VAR_INDEX", "H5ad", "is_h5ad", "load_dataset", "check_options",
+           "write_obs_columns"]
+
+EXTRA_HINT = 'pip install "mlpcli[h5ad]"'
+OBS_NAMES = "obs_names"  # the column an .h5ad table offers for its obs_names (the default id)
+X_LAYER = "X"  # --layer X: the main matrix .X (to override a model's training layer)
+VAR_INDEX = "var_names"  # --var-names var_names: the var index (to override a model's training column)
+_SUFFIX = ".h5ad"
+
+
+def is_h5ad(path) -> bool:
+    """Whether `path` names an .h5ad file (by its suffix, as every format is told; ``data.io._table_format``)."""
+    from .io import _table_format
+
+    if path is None or str(path) == "-":
+        return False
+    try:
+        return _table_format(os.fspath(path))[0] == "h5ad"
+    except DataError:
+        return False
+
+
+def check_options(path, layer: str | None, raw: bool, var_names: str | None) -> None:
+    """--layer, --raw and --var-names belong to .h5ad input: a ConfigError for any other table."""
+    given = [flag for flag, value in (("--layer", layer), ("--raw", raw), ("--var-names", var_names)) if value]
+    if given and not is_h5ad(path):
+        shown = "standard input" if str(path) == "-" else os.path.basename(os.fspath(path))
+        raise ConfigError(f"{given[0]} applies to .h5ad (AnnData) input only; {shown} is a table whose columns are "
+                          "the features")
+
+
+def _io():
+    """(h5py, read_elem, sparse_dataset), or the one-line error naming the extra to install."""
+    try:
+        import h5py
+        try:
+            from anndata.io import read_elem, sparse_dataset
+        except ImportError:  # anndata 0.10 keeps them under experimental
+            from anndata.experimental import read_elem, sparse_dataset
+    except ImportError:
+        raise DataError(f"reading .h5ad (AnnData) files needs the anndata package: {EXTRA_HINT}") from None
+    return h5py, read_elem, sparse_dataset
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+# What h5py / anndata raise on a damaged file or element (a truncated file fails on opening; a damaged
+# dataset on reading it).
+_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError, AttributeError)
+
+
+def _plain(values) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """An obs column as training reads a table column: categories become their values (a categorical target
+    or group is a label like any other), strings stay strings."""
+    if isinstance(values, pd.Categorical):
+        return np.asarray(values.astype(object))
+    if isinstance(values, (pd.Series, pd.Index)):
+        return _plain(values.array)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "SO":
+        return np.asarray([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+    return values
+
+
+class H5ad:
+    """An open .h5ad file: its cells' obs columns, the chosen matrix and its feature names.
+
+    layer: a layer's name, "X" (or None) for .X; raw: .raw.X with .raw.var_names; var_names: a var column
+    holding the feature names ("var_names" or None: the var index). Every problem with the file or the
+    options is a one-line DataError / ConfigError naming it; use as a context manager (or ``close``)."""
+
+    def __init__(self, path, layer: str | None = None, raw: bool = False, var_names: str | None = None,
+                 var_names_fallback: bool = False):
+        from .io import _check_file
+
+        self._fallback = var_names_fallback  # var_names came from a model: the index when this file lacks it
+        h5py, self._read_elem, self._sparse_dataset = _io()
+        self.path = os.fspath(path)
+        _check_file(self.path)
+        if raw and layer not in (None, X_LAYER):
+            raise ConfigError(f"--raw and --layer {layer} both choose the features; pass one of them")
+        try:
+            self.file = h5py.File(self.path, "r")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read {self.path} as .h5ad (an HDF5 file): {_reason(exc)}; is it truncated or "
+                            "corrupt?") from None
+        try:
+            self._open(layer, raw, var_names)
+        except BaseException:
+            self.close()
+            raise
+
+    def _fail(self, exc: BaseException, what: str) -> DataError:
+        return DataError(f"cannot read {what} of {self.path}: {_reason(exc)}; is the file truncated or corrupt?")
+
+    def _open(self, layer: str | None, raw: bool, var_names: str | None) -> None:
+        f = self.file
+        self.notes: list[str] = []
+        if "obs" not in f or "var" not in f:
+            missing = "obs" if "obs" not in f else "var"
+            raise DataError(f"{self.path} is an HDF5 file but not AnnData: it has no {missing!r} table")
+        if raw:
+            if "raw" not in f or "X" not in f["raw"]:
+                raise DataError(f"{self.path} has no .raw (--raw); its matrices: {self._matrices()}")
+            self.matrix_name, elem, var_group = ".raw.X", f["raw"]["X"], f["raw"]["var"]
+        elif layer not in (None, X_LAYER):
+            layers = list(f["layers"].keys()) if "layers" in f else []
+            if layer not in layers:
+                raise DataError(f"--layer {layer!r} not found in {self.path}; its matrices: {self._matrices()}")
+            self.matrix_name, elem, var_group = f"layer {layer!r}", f["layers"][layer], f["var"]
+        else:
+            if "X" not in f:
+                raise DataError(f"{self.path} has no .X matrix; its matrices: {self._matrices()} (--layer NAME)")
+            self.matrix_name, elem, var_group = ".X", f["X"], f["var"]
+        self._elem = elem
+        try:
+            self.kind, self.shape = self._matrix_kind(elem)
+            self.var = self._read_elem(var_group)
+            obs = f["obs"]
+            self._obs_index = obs.attrs.get("_index", "_index") if not isinstance(obs, h5py_dataset()) else None
+            if self._obs_index is None:
+                raise DataError(f"{self.path} is an AnnData file of a very old layout (before anndata 0.7); "
+                                "read and write it again with a current anndata")
+            order = obs.attrs.get("column-order", [])
+            self.obs_columns = [str(c) for c in (order.tolist() if hasattr(order, "tolist") else order)]
+            self.n_obs = int(obs[self._obs_index].shape[0])
+        except DataError:
+            raise
+        except _READ_ERRORS as exc:
+            raise self._fail(exc, "the obs / var tables") from None
+        if self.shape[0] != self.n_obs:
+            raise DataError(f"{self.path}: {self.matrix_name} has {self.shape[0]} rows but obs has {self.n_obs} cells; "
+                            "the file is inconsistent")
+        if len(self.var) != self.shape[1]:
+            raise DataError(f"{self.path}: {self.matrix_name} has {self.shape[1]} columns but its var table "
+                            f"{len(self.var)} genes; the file is inconsistent")
+        # --var-names var_names is the index, unless a var column has that very name
+        index_meant = var_names is None or (var_names == VAR_INDEX and VAR_INDEX not in self.var.columns)
+        self.var_names_column = None if index_meant else var_names
+        if self._fallback and self.var_names_column is not None and self.var_names_column not in self.var.columns:
+            self.notes.append(f"{self.path} has no var column {var_names!r} (the model's gene names came from one): "
+                              "gene names from var_names")
+            self.var_names_column = None
+        self.feature_names = self._names(self.var_names_column)
+        if self.n_obs == 0:
+            raise DataError(f"{self.path} has no cells (obs is empty)")
+        if self.shape[1] == 0:
+            raise DataError(f"{self.path}: {self.matrix_name} has no genes (var is empty)")
+        shown = f"var column {self.var_names_column!r}" if self.var_names_column else (
+            ".raw.var_names" if raw else "var_names")
+        self.names_from = shown
+        self.notes.append(f"{self.path}: {self.n_obs:,} cells × {self.shape[1]:,} genes from {self.matrix_name} "
+                          f"({'sparse ' + self.kind.upper() if self.kind != 'dense' else 'dense'}), gene names from "
+                          f"{shown}")
+
+    def _matrices(self) -> str:
+        f, found = self.file, []
+        if "X" in f:
+            found.append(".X")
+        if "layers" in f:
+            found += [f"layer {k!r}" for k in f["layers"].keys()]
+        if "raw" in f and "X" in f["raw"]:
+            found.append(".raw.X (--raw)")
+        return ", ".join(found) if found else "none"
+
+    def _matrix_kind(self, elem) -> tuple[str, tuple[int, int]]:
+        """("dense" | "csr" | "csc", (n_obs, n_vars)) of a matrix element."""
+        if isinstance(elem, h5py_dataset()):
+            if elem.ndim != 2 or elem.dtype.kind not in "biuf":
+                raise DataError(f"{self.path}: {self.matrix_name} is not a numeric matrix (dtype {elem.dtype}, "
+                                f"{elem.ndim} dimensions)")
+            return "dense", (int(elem.shape[0]), int(elem.shape[1]))
+        encoding = elem.attrs.get("encoding-type", elem.attrs.get("h5sparse_format", ""))
+        encoding = encoding.decode() if isinstance(encoding, bytes) else str(encoding)
+        kind = {"csr_matrix": "csr", "csc_matrix": "csc", "csr": "csr", "csc": "csc"}.get(encoding)
+        if kind is None:
+            raise DataError(f"{self.path}: {self.matrix_name} is stored as {encoding or 'an unknown element'!r}, "
+                            "not a dense, CSR or CSC matrix")
+        shape = elem.attrs.get("shape", elem.attrs.get("h5sparse_shape"))
+        if elem["data"].dtype.kind not in "biuf":
+            raise DataError(f"{self.path}: {self.matrix_name} holds {elem['data'].dtype} values, not numbers")
+        return kind, (int(shape[0]), int(shape[1]))
+
+    def _names(self, column: str | None) -> list[str]:
+        """The feature names from the var index or a var column; missing or repeated names are errors."""
+        if column is None:
+            values, what = self.var.index, "var_names"
+        else:
+            if column not in self.var.columns:
+                raise DataError(f"--var-names {column!r}: no such var column in {self.path}; its var columns: "
+                                f"{_quoted(self.var.columns, 8) or 'none'} (or var_names, the index)")
+            values, what = self.var[column], f"var column {column!r} (--var-names)"
+        values = pd.Series(_plain(values))
+        if values.isna().any():
+            raise DataError(f"{self.path}: {what} has {int(values.isna().sum())} missing gene names; pick another "
+                            "--var-names column")
+        names = [str(v) for v in values]
+        repeats = [(n, k) for n, k in Counter(names).items() if k > 1]
+        if repeats:
+            listed = ", ".join(f"{n!r} (×{k})" for n, k in repeats[:5])
+            more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""
+            fix = ("use var_names (leave out --var-names)" if column is not None
+                   else "make them unique (anndata's var_names_make_unique) or pass --var-names COLUMN")
+            raise DataError(f"{self.path}: {what} repeats gene names: {listed}{more}; features must have unique "
+                            f"names — {fix}")
+        return names
+
+    # ── obs ──────────────────────────────────────────────────────────────────────────────────────────────
+
+    @property
+    def columns(self) -> list[str]:
+        """The names a table of this file offers: obs_names, the obs columns, then the features (an obs
+        column sharing its name with a feature is left out: the name means the feature)."""
+        features = set(self.feature_names)
+        obs = [c for c in [OBS_NAMES, *self.obs_columns] if c not in features]
+        return list(dict.fromkeys(obs)) + self.feature_names
+
+    def obs_frame(self, names: Sequence[str]) -> pd.DataFrame:
+        """The obs columns `names` (``obs_names`` for the index) as a DataFrame of n_obs rows, each read as a
+        table column reads (categories as their values)."""
+        obs = self.file["obs"]
+        out: dict[str, object] = {}
+        for name in dict.fromkeys(names):
+            key = self._obs_index if name == OBS_NAMES and OBS_NAMES not in self.obs_columns else name
+            if key not in obs:
+                raise DataError(f"{self.path}: obs has no column {name!r}")
+            try:
+                values = _plain(self._read_elem(obs[key]))
+            except _READ_ERRORS as exc:
+                raise self._fail(exc, f"obs column {name!r}") from None
+            if len(values) != self.n_obs:
+                raise DataError(f"{self.path}: obs column {name!r} has {len(values)} values for {self.n_obs} cells")
+            out[name] = values
+        return pd.DataFrame(out, index=pd.RangeIndex(self.n_obs))
+
+    # ── the matrix ───────────────────────────────────────────────────────────────────────────────────────
+
+    def read_matrix(self, columns: np.ndarray | None = None):
+        """The whole matrix (n_obs, n_vars), or its `columns`: a sparse one as CSR float32 (never densified),
+        a dense one as float64."""
+        import scipy.sparse as sp
+
+        try:
+            if self.kind == "dense":
+                X = np.asarray(self._elem[()], dtype=np.float64)
+                return X if columns is None else np.ascontiguousarray(X[:, columns])
+            X = self._read_elem(self._elem)
+        except _READ_ERRORS as exc:
+            raise self._fail(exc, self.matrix_name) from None
+        X = sp.csr_matrix(X) if not sp.isspmatrix_csr(X) else X  # CSC: one conversion (stored column-wise)
+        if columns is not None:
+            X = X[:, columns]
+        return _as_float32_csr(X)
+
+    def rows(self, start: int, stop: int, columns: np.ndarray) -> np.ndarray:
+        """Rows start..stop of the matrix, only `columns`, as a dense C-ordered float64 block. A sparse matrix
+        is read by row ranges from the file (CSR), so memory stays at the block; a CSC one is read whole once
+        (it is stored by columns, a row range would read all of it)."""
+        try:
+            if self.kind == "dense":
+                return np.ascontiguousarray(self._elem[start:stop][:, columns], dtype=np.float64)
+            if self.kind == "csc":
+                if getattr(self, "_whole", None) is None:
+                    self._whole = self.read_matrix(columns)
+                    self._whole_columns = columns
+                block = self._whole[start:stop]
+                if self._whole_columns is not columns:
+                    raise RuntimeError("rows: columns changed between calls")
+            else:
+                if getattr(self, "_backed", None) is None:
+                    self._backed = self._sparse_dataset(self._elem)
+                block = self._backed[start:stop][:, columns]
+        except _READ_ERRORS as exc:
+            raise self._fail(exc, f"rows {start + 1}-{stop} of {self.matrix_name}") from None
+        return block.toarray().astype(np.float64, copy=False)
+
+    # ── gene identifiers ─────────────────────────────────────────────────────────────────────────────────
+
+    def check_feature_names(self, wanted: Sequence[str], given_var_names: str | None) -> None:
+        """A DataError explaining a gene-identifier mismatch with a model whose features are `wanted`: when
+        fewer of them are among this file's feature names than among another var column's (or the var
+        index's), name that column and the option that picks it; when none is found anywhere, show a few
+        names of each side. A partial overlap that no other column betters is left to the missing-feature
+        rules of prediction."""
+        wanted = list(wanted)
+        have = set(self.feature_names)
+        found = sum(w in have for w in wanted)
+        if found == len(wanted):
+            return
+        best, best_found = None, found
+        candidates = [] if self.var_names_column is None else [None]
+        candidates += [c for c in self.var.columns if c != self.var_names_column and _is_text(self.var[c])]
+        wanted_set = set(wanted)
+        for column in candidates:
+            values = self.var.index if column is None else self.var[column]
+            n = len(wanted_set.intersection(str(v) for v in _plain(values)))
+            if n > best_found:
+                best, best_found = column, n
+        if best_found > found:
+            if best is None:
+                fix = "leave out --var-names (or pass --var-names var_names)" if given_var_names else \
+                    "pass --var-names var_names"
+                where = "var_names (the var index)"
+            else:
+                fix, where = f"pass --var-names {best}", f"var column {best!r}"
+            raise DataError(f"{self.path}: gene identifiers differ from the model's — only {found:,} of the model's "
+                            f"{len(wanted):,} features are among the file's {self.names_from}, but {best_found:,} are "
+                            f"in {where} (e.g. model {_quoted(wanted[:2])}, file {_quoted(self.feature_names[:2])}); "
+                            f"{fix}")
+        if found == 0:
+            raise DataError(f"{self.path}: none of the model's {len(wanted):,} features is among the file's "
+                            f"{self.names_from} or any var column (e.g. model {_quoted(wanted[:3])}, file "
+                            f"{_quoted(self.feature_names[:3])}); gene identifiers differ (Ensembl ids vs symbols?) "
+                            "— map them to the model's before predicting")
+
+    def close(self) -> None:
+        file = getattr(self, "file", None)
+        if file is not None:
+            try:
+                file.close()
+            except Exception:  # noqa: BLE001 - closing after an error must not mask it
+                pass
+            self.file = None
+
+    def __enter__(self) -> "H5ad":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def h5py_dataset():
+    import h5py
+
+    return h5py.Dataset
+
+
+def _is_text(column) -> bool:
+    dtype = getattr(column, "dtype", None)
+    return isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype) or \
+        pd.api.types.is_string_dtype(dtype)
+
+
+def _as_float32_csr(X):
+    """A CSR matrix with float32 values (counts and log-normalised values fit; half the memory of float64),
+    sorted indices and int32/int64 index arrays as scipy chose."""
+    if X.dtype != np.float32:
+        X = X.astype(np.float32)
+    if not X.has_sorted_indices:
+        X.sort_indices()
+    return X
+
+
+def load_dataset(path, *, target=None, group: str | None = None, no_group: bool = False, id: str | None = None,  # noqa: A002
+                 batch: str | None = None, drop: Sequence[str] = (), task: str = "auto", classes=None,
+                 layer: str | None = None, raw: bool = False, var_names: str | None = None,
+                 require_target: bool = True, var_names_fallback: bool = False):
+    """A training Dataset from an .h5ad file; returns (dataset, notes). Roles come from obs columns (id:
+    obs_names unless --id names a column); features from the chosen matrix, a sparse one kept as CSR float32.
+    --drop may name obs columns or genes (genes are left out of the features)."""
+    from ._common import DEFAULT_TARGET
+    from .dataset import Dataset, _names, resolve_roles
+
+    with H5ad(path, layer, raw, var_names, var_names_fallback=var_names_fallback) as h:
+        columns = h.columns
+        obs_set = set(columns) - set(h.feature_names)
+        drops = _names(drop)
+        gene_drops = [d for d in drops if d not in obs_set and d in set(h.feature_names)]
+        roles, notes = resolve_roles([c for c in columns if c in obs_set],
+                                     target=DEFAULT_TARGET if target is None else target, group=group,
+                                     no_group=no_group, id=OBS_NAMES if id is None else id, batch=batch,
+                                     drop=[d for d in drops if d not in gene_drops], require_target=require_target)
+        if id is None:
+            notes = [n.replace(f"id: {OBS_NAMES}", f"id: {OBS_NAMES} (default for .h5ad; --id to choose)")
+                     for n in notes]
+        frame = h.obs_frame(roles.columns())
+        names, keep = h.feature_names, None
+        if gene_drops:
+            dropped = set(gene_drops)
+            keep = np.array([j for j, n in enumerate(names) if n not in dropped], dtype=np.int64)
+            names = [names[j] for j in keep]
+            notes.append(f"dropped genes: {', '.join(gene_drops)}")
+        X = h.read_matrix(keep)
+        read_notes = list(h.notes)
+    frame = frame.drop(columns=[c for c in roles.drop if c in frame.columns])
+    roles.drop = []  # obs columns: never features here, nothing to remove from the matrix
+    ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(names, X))
+    return ds, read_notes + notes
+
+
+# ── writing predictions back ─────────────────────────────────────────────────────────────────────────────
+
+
+def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] | None = None,
+                      prefix: str = "") -> None:
+    """Write `out`: a copy of the .h5ad file `source` with `columns` ({name: (n_obs,) values}) added to its
+    obs (replacing obs columns of the same names, noted in `notes`), everything else byte for byte as it
+    was (.X, layers, raw, uns); an obs column of the same name that does not carry `prefix` (a non-empty one)
+    is a DataError, not overwritten. Atomic: the copy is made and changed beside `out` and renamed at the end; an
+    error, Ctrl-C or SIGTERM removes it and leaves `out` untouched. Memory: the obs table, not the matrix."""
+    import shutil
+
+    from ..fileio import atomic_path
+
+    h5py, read_elem, _ = _io()
+    try:
+        from anndata.io import write_elem
+    except ImportError:  # anndata 0.10
+        from anndata.experimental import write_elem
+    source = os.fspath(source)
+    with atomic_path(out) as tmp:
+        shutil.copyfile(source, tmp)
+        with h5py.File(tmp, "r+") as f:
+            obs = read_elem(f["obs"])
+            replaced = [c for c in columns if c in obs.columns]
+            foreign = [c for c in replaced if not (prefix and c.startswith(prefix))]
+            if foreign:
+                raise DataError(f"{source} already has the obs column{'s' * (len(foreign) > 1)} {_quoted(foreign)}, "
+                                "which the predictions would overwrite; pass --obs-prefix to name them apart")
+            for name, values in columns.items():
+                if len(values) != len(obs):
+                    raise DataError(f"{len(values)} predictions for the {len(obs)} cells of {source}")
+                obs[name] = values
+            del f["obs"]
+            write_elem(f, "obs", obs)
+        if replaced and notes is not None:
+            notes.append(f"replaced the obs column{'s' * (len(replaced) > 1)} {_quoted(replaced)} of the input "
+                         "(a previous prediction?); --obs-prefix to keep both")

@@ -1,0 +1,342 @@
+"""AnnData .h5ad input and output, end to end on small generated files: roles from .obs, features from .X /
+a layer / .raw, sparse matrices kept sparse, backed prediction in row ranges, predictions written back
+into .obs, and the one-line errors of bad input."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+anndata = pytest.importorskip("anndata")  # the test extra installs it: never skipped in CI
+import scipy.sparse as sp  # noqa: E402
+
+from mlpcli import data, model_io  # noqa: E402
+from mlpcli.data.h5ad import EXTRA_HINT  # noqa: E402
+from mlpcli.data.preprocess import PreprocessConfig, Preprocessor  # noqa: E402
+
+from cli_helpers import assert_clean_error, run  # noqa: E402
+
+TYPES = ("T", "B", "NK")
+FAST = ["--epochs", "10", "--hidden", "", "--folds", "2", "--seed", "1"]
+
+
+def make_adata(n_cells: int = 240, n_genes: int = 40, seed: int = 0, dense: bool = False, raw: bool = True):
+    """Cells of three types (each with 5 marker genes) from 8 donors in 2 batches: Poisson counts (about
+    70 % zeros) in layer 'counts', log-normalised .X, Ensembl-like var_names with symbols in var['symbol']."""
+    rng = np.random.default_rng(seed)
+    types = rng.integers(0, len(TYPES), size=n_cells)
+    donors = rng.integers(0, 8, size=n_cells)
+    rates = rng.gamma(0.4, 1.0, size=n_genes)[None, :] * np.ones((n_cells, 1))
+    for t in range(len(TYPES)):
+        rates[types == t, 5 * t:5 * t + 5] += 6.0
+    counts = rng.poisson(rates).astype(np.float32)
+    logged = np.log1p(counts / np.maximum(counts.sum(1, keepdims=True), 1) * 100).astype(np.float32)
+    obs = pd.DataFrame({"cell_type": pd.Categorical([TYPES[t] for t in types]),
+                        "donor_id": pd.Categorical([f"D{d}" for d in donors]),
+                        "batch": pd.Categorical(["b1" if d < 4 else "b2" for d in donors])},
+                       index=[f"c{i:04d}" for i in range(n_cells)])
+    var = pd.DataFrame({"symbol": [f"G{j}" for j in range(n_genes)]}, index=[f"ENSG{j:05d}" for j in range(n_genes)])
+    X = logged if dense else sp.csr_matrix(logged)
+    adata = anndata.AnnData(X=X, obs=obs, var=var, layers={"counts": sp.csr_matrix(counts)})
+    if raw:
+        adata.raw = anndata.AnnData(X=sp.csr_matrix(counts), var=var.copy())
+    return adata
+
+
+def write(adata, path: Path) -> str:
+    adata.write_h5ad(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("h5ad")
+    sparse = write(make_adata(), d / "cells.h5ad")
+    model = str(d / "cells.mlp")
+    result = run(["train", sparse, "--target", "cell_type", "--layer", "counts", *FAST, "-o", model, "--quiet"])
+    assert result.exit_code == 0, result.output
+    return {"dir": d, "sparse": sparse, "model": model}
+
+
+def leftovers(directory) -> list[str]:
+    return [p.name for p in Path(directory).iterdir() if p.name.endswith(".tmp")]
+
+
+# ── reading and training ─────────────────────────────────────────────────────────────────────────────────
+
+
+def test_roles_come_from_obs_and_a_sparse_matrix_stays_csr(files):
+    ds, notes = data.load_dataset(files["sparse"], target="cell_type", layer="counts")
+    assert sp.isspmatrix_csr(ds.X) and ds.X.dtype == np.float32
+    assert ds.task == "multiclass" and ds.classes == sorted(TYPES)  # a categorical obs column as the target
+    assert ds.roles.group == "donor_id" and ds.roles.id == "obs_names" and ds.roles.batch == "batch"
+    assert ds.ids[0] == "c0000" and ds.feature_names[0] == "ENSG00000"
+    assert any("donor_id (default" in n for n in notes)
+    # a subset (a fold) is a CSR copy of its rows, the split works on it unchanged
+    sub = ds.subset(np.arange(10))
+    assert sp.isspmatrix_csr(sub.X) and sub.X.shape == (10, 40)
+    raw, _ = data.load_dataset(files["sparse"], target="cell_type", raw=True)
+    assert np.array_equal(raw.X.toarray(), ds.X.toarray())
+    named, _ = data.load_dataset(files["sparse"], target="cell_type", var_names="symbol")
+    assert named.feature_names[:2] == ["G0", "G1"]
+
+
+def test_training_densifies_one_minibatch_at_a_time(files, monkeypatch):
+    """No step of training a sparse table densifies more than a few thousand rows at once."""
+    from scipy.sparse._compressed import _cs_matrix
+
+    widest = []
+    original = _cs_matrix.toarray
+
+    def recording(self, *args, **kwargs):
+        widest.append(self.shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_cs_matrix, "toarray", recording)
+    big = write(make_adata(n_cells=5000, n_genes=30, seed=3), files["dir"] / "big.h5ad")
+    from mlpcli import pipeline
+    from mlpcli.config import TrainOptions
+
+    outcome = pipeline.train(big, TrainOptions(target=["cell_type"], epochs=2, hidden=[8], folds=1, batch_size=64))
+    assert widest and max(widest) <= 4096 < 5000
+    assert outcome.model.provenance["n_samples"] == 5000
+
+
+def test_sparse_preprocessing_equals_dense_arithmetic():
+    """Fitted on sparse data: no centring, and the same transformation of dense and sparse rows; log1p auto
+    and --top-var read sparse data as they read the dense matrix of the same values."""
+    X = make_adata(n_cells=300, n_genes=25, seed=5).layers["counts"]
+    D = X.toarray().astype(np.float64)
+    names = [f"g{j}" for j in range(25)]
+    assert data.looks_like_counts(X) == pytest.approx(data.looks_like_counts(D), rel=1e-9)
+    for scaling in ("standard", "robust"):
+        pre = Preprocessor(PreprocessConfig(log1p=True, scaling=scaling, top_var=10))
+        Z = pre.fit_transform(X, names, dtype=np.float32, order="C")
+        assert sp.isspmatrix_csr(Z) and Z.shape == (300, 10) and not np.any(pre.center_)
+        dense_fit = Preprocessor(PreprocessConfig(log1p=True, scaling=scaling, top_var=10)).fit(D, names)
+        assert pre.kept_features == dense_fit.kept_features  # the same variances choose the same genes
+        assert np.array_equal(pre.transform(D), pre.transform(X))
+        assert np.allclose(Z.toarray(), pre.transform(D), rtol=1e-6, atol=1e-7)
+        assert np.allclose(pre.train_mean_, pre.transform(D).mean(axis=0))
+        assert np.allclose(pre.train_sd_, pre.transform(D).std(axis=0))
+    # a preprocessor fitted on dense data (centred) applied to sparse rows gives the dense result
+    dense_pre = Preprocessor(PreprocessConfig(log1p=True)).fit(D, names)
+    assert np.array_equal(dense_pre.transform(X, sparse=True), dense_pre.transform(D))
+
+
+def test_dense_csv_and_sparse_h5ad_give_the_same_predictions(files, tmp_path):
+    """The model file is applied identically to a dense table and a sparse .h5ad of the same values."""
+    adata = anndata.read_h5ad(files["sparse"])
+    counts = adata.layers["counts"].toarray()
+    frame = pd.DataFrame(counts, columns=list(adata.var_names))
+    frame.insert(0, "sample_id", list(adata.obs_names))
+    frame.insert(1, "cell_type", list(adata.obs["cell_type"]))
+    csv = tmp_path / "cells.csv"
+    frame.to_csv(csv, index=False, float_format="%.9g")
+    out_h5ad, out_csv = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run(["predict", files["model"], files["sparse"], "-o", str(out_h5ad), "--quiet"]).exit_code == 0
+    assert run(["predict", files["model"], str(csv), "-o", str(out_csv), "--quiet"]).exit_code == 0
+    a, b = pd.read_csv(out_h5ad), pd.read_csv(out_csv)
+    assert list(a["obs_names"]) == list(b["sample_id"])
+    assert (a["pred_cell_type"] == b["pred_cell_type"]).all()
+    assert np.allclose(a.filter(like="prob_").to_numpy(), b.filter(like="prob_").to_numpy(), rtol=1e-6, atol=1e-7)
+    # and a model trained on the dense table predicts the sparse file alike
+    dense_model = tmp_path / "dense.mlp"
+    assert run(["train", str(csv), "--target", "cell_type", "--no-group", *FAST, "-o", str(dense_model),
+                "--quiet"]).exit_code == 0
+    assert run(["predict", str(dense_model), files["sparse"], "--layer", "counts", "-o", str(out_h5ad),
+                "--quiet"]).exit_code == 0
+    assert run(["predict", str(dense_model), str(csv), "-o", str(out_csv), "--quiet"]).exit_code == 0
+    a, b = pd.read_csv(out_h5ad), pd.read_csv(out_csv)
+    assert np.allclose(a.filter(like="prob_").to_numpy(), b.filter(like="prob_").to_numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_every_command_reads_h5ad(files, tmp_path):
+    f, model = files["sparse"], files["model"]
+    dense = write(make_adata(dense=True, seed=2), tmp_path / "dense.h5ad")
+    for args in (["cv", f, "--target", "cell_type", "--folds", "2", "--member-folds", "2", "--epochs", "2",
+                  "--hidden", "4", "--layer", "counts"],
+                 ["tune", f, "--target", "cell_type", "--folds", "2", "--member-folds", "2", "--epochs", "2",
+                  "--grid", "lr=1e-3,1e-2", "--hidden", "4", "--no-group"],
+                 ["diagnose", "--learning-curve", f, "--target", "cell_type", "--fractions", "0.5,1", "--epochs", "2",
+                  "--hidden", "4"],
+                 ["train", dense, "--target", "cell_type", "--epochs", "2", "--hidden", "4", "--folds", "1",
+                  "--no-group", "--val-data", f, "-o", str(tmp_path / "v.mlp")],
+                 ["evaluate", model, f, "--target", "cell_type", "--by", "batch"],
+                 ["gradcheck", "--model", model, "--data", f]):
+        result = run([*args, "--quiet"] if args[0] not in ("gradcheck", "evaluate") else args)
+        assert result.exit_code == 0, (args[0], result.output)
+
+
+# ── prediction ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_predict_reads_row_ranges_in_backed_mode(files, monkeypatch, tmp_path):
+    from mlpcli.data.h5ad import H5ad
+
+    ranges = []
+    original = H5ad.rows
+
+    def recording(self, start, stop, columns):
+        ranges.append(stop - start)
+        return original(self, start, stop, columns)
+
+    monkeypatch.setattr(H5ad, "rows", recording)
+    monkeypatch.setattr(H5ad, "read_matrix", lambda *a, **k: pytest.fail("the whole matrix was read"))
+    out = tmp_path / "p.csv"
+    assert run(["predict", files["model"], files["sparse"], "--chunksize", "50", "-o", str(out), "--quiet"]).exit_code == 0
+    assert max(ranges) == 50 and sum(ranges) == 240
+    whole = tmp_path / "q.csv"
+    assert run(["predict", files["model"], files["sparse"], "-o", str(whole), "--quiet"]).exit_code == 0
+    assert Path(out).read_bytes() == Path(whole).read_bytes()  # chunking does not change a bit
+
+
+def test_predict_writes_obs_columns_into_a_copy(files, tmp_path):
+    out = tmp_path / "annotated.h5ad"
+    before = Path(files["sparse"]).read_bytes()
+    result = run(["predict", files["model"], files["sparse"], "-o", str(out), "--obs-probs", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert Path(files["sparse"]).read_bytes() == before
+    src, got = anndata.read_h5ad(files["sparse"]), anndata.read_h5ad(out)
+    assert (got.X != src.X).nnz == 0 and (got.layers["counts"] != src.layers["counts"]).nnz == 0
+    assert list(got.obs_names) == list(src.obs_names)
+    assert isinstance(got.obs["mlpcli_cell_type"].dtype, pd.CategoricalDtype)
+    probs = got.obs[[f"mlpcli_prob_{c}" for c in sorted(TYPES)]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert np.allclose(got.obs["mlpcli_cell_type_prob"], probs.max(axis=1))
+    assert (got.obs["mlpcli_cell_type"] == got.obs["cell_type"]).mean() > 0.8
+    csv = tmp_path / "p.csv"
+    run(["predict", files["model"], files["sparse"], "-o", str(csv), "--quiet"])
+    assert list(pd.read_csv(csv)["pred_cell_type"]) == list(got.obs["mlpcli_cell_type"].astype(str))
+    # again on the annotated file: its own prefixed columns are replaced; --obs-prefix '' would overwrite cell_type
+    again = tmp_path / "again.h5ad"
+    assert run(["predict", files["model"], str(out), "-o", str(again), "--quiet"]).exit_code == 0
+    assert_clean_error(run(["predict", files["model"], str(out), "-o", str(again), "--obs-prefix", "", "--quiet"]),
+                       "cell_type", "--obs-prefix")
+    assert leftovers(tmp_path) == []
+
+
+def test_h5ad_output_is_atomic(files, tmp_path, monkeypatch):
+    import anndata.io
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM (raised as a KeyboardInterrupt by the CLI)
+
+    monkeypatch.setattr(anndata.io, "write_elem", broken)
+    out = tmp_path / "out.h5ad"
+    result = run(["predict", files["model"], files["sparse"], "-o", str(out), "--quiet"])
+    assert result.exit_code == 130
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_gene_identifier_mismatch_names_the_option(files, tmp_path):
+    """Model trained on Ensembl ids; a file with symbols as var_names and the ids in a var column."""
+    adata = make_adata(seed=7)
+    adata.var = pd.DataFrame({"gene_ids": list(adata.var_names)}, index=[f"G{j}" for j in range(40)])
+    swapped = write(adata, tmp_path / "symbols.h5ad")
+    out = tmp_path / "p.csv"
+    result = run(["predict", files["model"], swapped, "-o", str(out)])
+    assert_clean_error(result, "gene identifiers differ", "only 0 of the model's", "--var-names gene_ids")
+    assert not out.exists()
+    assert run(["predict", files["model"], swapped, "--var-names", "gene_ids", "-o", str(out), "--quiet"]).exit_code == 0
+    # the other way round: --var-names given, but the model's names are the var index
+    result = run(["predict", files["model"], files["sparse"], "--var-names", "symbol", "-o", str(out)])
+    assert_clean_error(result, "gene identifiers differ", "leave out --var-names")
+    # nowhere to be found, even with --fill-missing mean: never a prediction on no genes
+    adata.var = pd.DataFrame(index=[f"X{j}" for j in range(40)])
+    result = run(["predict", files["model"], write(adata, tmp_path / "other.h5ad"), "--fill-missing", "mean",
+                  "-o", str(tmp_path / "q.csv")])
+    assert_clean_error(result, "none of the model's")
+
+
+def test_model_trained_on_symbols_predicts_with_its_var_column(files, tmp_path):
+    model = str(tmp_path / "sym.mlp")
+    assert run(["train", files["sparse"], "--target", "cell_type", "--var-names", "symbol", *FAST, "-o", model,
+                "--quiet"]).exit_code == 0
+    assert model_io.load(model).feature_names[0] == "G0"
+    out = tmp_path / "p.csv"
+    result = run(["predict", model, files["sparse"], "-o", str(out)])  # --var-names symbol comes from the model
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 240
+
+
+# ── bad input: one line, exit 1, no output ───────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("case", ["no_target", "no_layer", "no_raw", "no_var_column", "truncated", "not_hdf5",
+                                  "repeated_names", "layer_on_csv"])
+def test_bad_input_is_one_line(files, tmp_path, case):
+    model_out = tmp_path / "m.mlp"
+    base = ["train", files["sparse"], "--target", "cell_type", *FAST, "-o", str(model_out)]
+    if case == "no_target":
+        args, needles = ["train", files["sparse"], "--target", "label", *FAST, "-o", str(model_out)], ["--target", "label"]
+    elif case == "no_layer":
+        args, needles = [*base, "--layer", "spliced"], ["--layer 'spliced' not found", "layer 'counts'"]
+    elif case == "no_raw":
+        args, needles = ["train", write(make_adata(raw=False), tmp_path / "noraw.h5ad"), *base[2:], "--raw"], \
+            ["has no .raw"]
+    elif case == "no_var_column":
+        args, needles = [*base, "--var-names", "gene_symbols"], ["--var-names 'gene_symbols'", "'symbol'"]
+    elif case in ("truncated", "not_hdf5"):
+        payload = Path(files["sparse"]).read_bytes()
+        bad = tmp_path / "bad.h5ad"
+        bad.write_bytes(payload[:len(payload) // 2] if case == "truncated" else b"not an hdf5 file at all" * 40)
+        args, needles = ["train", str(bad), "--target", "cell_type", *FAST, "-o", str(model_out)], ["bad.h5ad", "corrupt"]
+    elif case == "repeated_names":
+        adata = make_adata()
+        adata.var["symbol"] = ["G0", "G0"] + [f"G{j}" for j in range(2, 40)]
+        path = write(adata, tmp_path / "rep.h5ad")
+        args, needles = ["train", path, "--target", "cell_type", "--var-names", "symbol", *FAST, "-o", str(model_out)], \
+            ["repeats gene names", "'G0' (×2)"]
+    else:
+        args, needles = ["predict", files["model"], "sample.csv", "--layer", "counts"], ["--layer applies to .h5ad"]
+    assert_clean_error(run(args), *needles)
+    assert not model_out.exists() and leftovers(tmp_path) == []
+    # prediction on the same file fails alike, before writing anything
+    if case in ("truncated", "not_hdf5", "no_layer", "no_var_column"):
+        out = tmp_path / "p.h5ad"
+        src = args[1]
+        extra = {"no_layer": ["--layer", "spliced"], "no_var_column": ["--var-names", "gene_symbols"]}.get(case, [])
+        assert_clean_error(run(["predict", files["model"], src, *extra, "-o", str(out)]), needles[0])
+        assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_truncated_matrix_fails_while_predicting(files, tmp_path):
+    """A file whose header reads but whose matrix data is cut off: the error names the file mid-stream."""
+    import h5py
+
+    path = tmp_path / "cut.h5ad"
+    path.write_bytes(Path(files["sparse"]).read_bytes())
+    with h5py.File(path, "r+") as f:
+        data_ = f["layers/counts/data"][()]
+        del f["layers/counts/data"]
+        f["layers/counts/data"] = data_[: len(data_) // 2]
+    out = tmp_path / "p.csv"
+    assert_clean_error(run(["predict", files["model"], str(path), "-o", str(out)]), "cut.h5ad")
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_missing_anndata_names_the_extra(files, monkeypatch):
+    for name in ("anndata", "anndata.io", "anndata.experimental"):
+        monkeypatch.setitem(sys.modules, name, None)  # import anndata fails, as without the extra
+    assert_clean_error(run(["train", files["sparse"], "--target", "cell_type", "-o", "x.mlp"]), EXTRA_HINT)
+    assert_clean_error(run(["predict", files["model"], files["sparse"]]), EXTRA_HINT)
+
+
+def test_sample_single_cell_file():
+    path = Path(__file__).resolve().parent.parent / "sample_data" / "single_cell.h5ad"
+    assert path.stat().st_size < 5 << 20
+    adata = anndata.read_h5ad(path)
+    assert adata.shape == (3000, 1000)
+    counts = adata.layers["counts"]
+    assert sp.isspmatrix_csr(counts) and sp.isspmatrix_csr(adata.X)
+    assert np.array_equal(counts.data, np.round(counts.data)) and counts.nnz < 0.5 * 3000 * 1000
+    assert {"cell_type", "donor_id", "batch"} <= set(adata.obs.columns)
+    shares = adata.obs["cell_type"].value_counts(normalize=True)
+    assert shares.min() < 0.03  # a rare cell type
+    assert "feature_name" in adata.var.columns
