@@ -541,6 +541,8 @@ class _Fields:
             if fit.get(key) is not None:
                 self.whole(fit[key], f"fit.{key}", 0, 2**63 - 1)
         self.text(fit.get("metric"), "fit.metric", optional=True)
+        self.text(fit.get("held_out"), "fit.held_out", optional=True)
+        self.scalars(_given(fit.get("held_out_metrics"), {}), "fit.held_out_metrics")
         for i, m in enumerate(self.listing(_given(fit.get("members"), []), "fit.members")):
             self.scalars(m, f"fit.members[{i}]")
 

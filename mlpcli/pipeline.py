@@ -98,6 +98,10 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
                  "calibration": fitted.calibration.to_dict() if fitted.calibration else None}
     model.provenance = _provenance(source, ds)
     val_metrics = metrics.compute(ds.task, fitted.scored.y, metrics.as_task_proba(ds.task, fitted.proba), ds.classes)
+    # the held-out estimate travels with the model (`mlpcli info`): its scalar metrics
+    model.fit["held_out"] = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
+    model.fit["held_out_metrics"] = {k: v for k, v in val_metrics.items()
+                                     if v is None or isinstance(v, (int, float, str)) and k != "classes"}
     diagnosis = _diagnose(fitted.history, baseline, resolved)
     if diagnosis is not None:
         model.extra["diagnosis"] = diagnosis.to_dict()

@@ -25,6 +25,7 @@ from .cv import cv
 from .diagnose import diagnose
 from .evaluate import evaluate
 from .gradcheck import gradcheck
+from .info import info
 from .predict import predict
 from .train import _Progress, train
 from .tune import tune
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 
-for _command in (train, gradcheck, diagnose, evaluate, predict, cv, tune):
+for _command in (train, gradcheck, diagnose, evaluate, predict, cv, tune, info):
     cli.add_command(_command)
 
 

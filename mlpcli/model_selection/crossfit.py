@@ -437,7 +437,10 @@ def _member_summary(member: int, run: FittedRun) -> dict:
     return {"member": member, "best_epoch": int(r.best_epoch), "epochs_run": int(r.epochs_run),
             "stopped_early": bool(r.stopped_early), "best_val_loss": float(r.best_val_loss),
             "n_train": int(run.y_train.shape[0]), "n_val": None if run.y_val is None else int(run.y_val.shape[0]),
-            "augment_noise": float(run.options.augment_noise), "interrupted": bool(r.interrupted)}
+            "augment_noise": float(run.options.augment_noise), "interrupted": bool(r.interrupted),
+            # what "auto" became for this member's rows (`mlpcli info`)
+            "batch_size": int(run.options.batch_size), "lr": float(run.options.lr), "l2": float(run.options.l2),
+            "max_epochs": int(run.options.epochs)}
 
 
 def _reference_preprocessor(ds: data.Dataset, runs: list[FittedRun], options: TrainOptions) -> data.Preprocessor:

@@ -1,0 +1,101 @@
+"""`mlpcli info`: what a model file holds, without Python."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from ._common import CONTEXT_SETTINGS, debug_option, fmt, handle_errors, json_option, print_json, stdout_console
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.option("--features", "all_features", is_flag=True, help="List every input feature name (default: the first 10).")
+@json_option
+@debug_option
+@handle_errors
+def info(model_path, all_features, as_json, debug):
+    """Show what a model file holds: task, classes and positive class, features, preprocessing,
+    architecture and parameter count, training options, split, held-out metrics, learning-curve
+    verdict, data checksum and versions.
+
+    \b
+    Examples:
+      mlpcli info subtypes.mlp
+      mlpcli info subtypes.mlp --features --json | jq '.features.names'
+    """
+    from .. import model_io
+    from ..model_summary import describe
+
+    doc = describe(model_io.load(model_path), model_path, all_features=all_features)
+    if as_json:
+        print_json(doc)
+        return
+    stdout_console().print(_table(doc))
+
+
+def _table(doc: dict) -> Table:
+    table = Table(title=f"Model {doc['file']['path']}", title_justify="left", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", overflow="fold")
+    f, net, tr, held = doc["features"], doc["network"], doc["training"], doc["held_out"]
+    table.add_row("file", f"{doc['file']['bytes']:,} bytes, modified {doc['file']['modified']} (the model records "
+                          "no clock time: same data, options and seed give the same bytes)")
+    counts = doc["class_counts"]
+    classes = ", ".join(f"{c} ({counts[c]})" if c in counts else c for c in doc["classes"])
+    table.add_row("task", f"{doc['task']}: {classes}")
+    if doc["positive_class"] is not None:
+        table.add_row("positive class", f"{doc['positive_class']} (positive-class metrics, --threshold and "
+                                        "--pos-weight refer to it)")
+    roles = doc["roles"]
+    table.add_row("roles", ", ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}"
+                                     for k, v in roles.items() if v))
+    shown = ", ".join(f["names"]) + (" …" if f["listed"] != "all" else "")
+    table.add_row("features", f"{f['count']:,} ({f['listed']}: {shown})")
+    pre = doc["preprocessing"]
+    steps = [s for s in ("log1p" if pre.get("log1p") else None,
+                         f"impute {pre['impute']}" if pre.get("impute") else None,
+                         f"top-var {pre['top_var']}" if pre.get("top_var") else None,
+                         f"{pre['scaling']} scaling" if pre.get("standardize") else "no scaling") if s]
+    if f["dropped_constant"]:
+        steps.append(f"{f['dropped_constant']} constant features dropped")
+    table.add_row("preprocessing", ", ".join(steps) + f"; fitted on {pre.get('fitted_on', '')}")
+    kind = f"{net['members']} members, each" if net["members"] > 1 else "one network"
+    layers = " → ".join(map(str, net["layers"]))
+    table.add_row("network", f"{kind} {layers}, " + (f"{net['activation']}, dropout {fmt(net['dropout'])}, "
+                                                     if net["activation"] else "no hidden layer, ")
+                  + f"{net['dtype']}; {net['parameters']:,} parameters; loss {net['loss']['name']}"
+                             + (f"; temperature {fmt(net['temperature'])}" if net["temperature"] else ""))
+    opts = tr["options"]
+
+    def setting(key: str) -> str:
+        """The option as given, and what "auto" became (per member when they differ)."""
+        given, used = opts.get(key), tr["resolved"].get(key)
+        used = "/".join(fmt(u) for u in used) if isinstance(used, list) else fmt(used)
+        return used if given != "auto" or used in ("—", "") else f"{used} (auto)"
+
+    table.add_row("training", f"{tr['strategy'] or 'hold-out'}; best epochs {', '.join(map(str, tr['best_epochs']))}; "
+                              f"optimizer {opts.get('optimizer')}, lr {setting('lr')}, batch {setting('batch_size')}, "
+                              f"l2 {setting('l2')}, input noise {setting('augment_noise')}, seed {opts.get('seed')}"
+                              + (f"; refit for {tr['refit_epochs']} epochs" if tr["refit_epochs"] else "")
+                              + ("; interrupted" if tr["interrupted"] else ""))
+    if tr["portfolio"]:
+        table.add_row("architecture choice", "; ".join(
+            f"{'hidden ' + ','.join(map(str, p['hidden'])) if p['hidden'] else 'no hidden layer'}"
+            f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''} {fmt(p['score'])}"
+            for p in tr["portfolio"]))
+    if held["metrics"]:
+        m = held["metrics"]
+        shown = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in m.items() if k != "n" and v is not None)
+        table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')})")
+    else:
+        table.add_row("held-out metrics", "not stored (model written by an earlier version)")
+    if doc["diagnosis"]:
+        table.add_row("learning curves", f"{doc['diagnosis']['label']} — {doc['diagnosis']['summary']}")
+    prov = doc["provenance"]
+    if prov:
+        versions = ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items())
+        table.add_row("data", f"{prov.get('data_file')}: {prov.get('n_samples')} samples × {prov.get('n_features')} "
+                              f"features, sha256 {prov.get('data_sha256')}")
+        table.add_row("versions", versions)
+    return table

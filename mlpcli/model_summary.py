@@ -1,0 +1,119 @@
+"""What a model file holds, as plain data (``mlpcli info``): the task and its classes, the features, the
+preprocessing, the networks, how they were trained and validated, and where the data came from.
+
+Everything here is read from the model itself; nothing is recomputed. A model file records no clock
+time (the same data, options, seed and threads give a byte-identical file), so "when" is the file's
+modification time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+
+from .model_io import Model
+
+__all__ = ["describe", "FIRST_FEATURES"]
+
+FIRST_FEATURES = 10  # feature names listed unless all are asked for
+
+
+def describe(model: Model, path: str | os.PathLike | None = None, all_features: bool = False) -> dict:
+    """The model's description as a JSON-ready dict (sections: file, task, features, preprocessing,
+    network, training, split, held_out, diagnosis, provenance, roles). ``all_features``: every input
+    feature name instead of the first FIRST_FEATURES."""
+    net = model.network
+    per_member = int(net.n_parameters)
+    names = list(model.feature_names)
+    ref = model.preprocessor
+    kept = list(getattr(ref, "kept_features", []) or names)
+    config = dict(model.config or {})
+    resolved = {k: v for k, v in config.items() if k != "resolved"}
+    resolved.update(config.get("resolved") or {})
+    fit = model.fit or {}
+    members = fit.get("members") or []
+    diagnosis = (model.extra or {}).get("diagnosis")
+    return {
+        "file": _file(path),
+        "task": model.task,
+        "classes": [str(c) for c in model.classes],
+        "positive_class": positive_class(model),
+        "class_counts": {str(k): v for k, v in (model.split or {}).get("class_counts_train", {}).items()},
+        "features": {
+            "count": len(names),
+            "names": names if all_features else names[:FIRST_FEATURES],
+            "listed": "all" if all_features or len(names) <= FIRST_FEATURES else f"first {FIRST_FEATURES}",
+            "kept_by_reference_preprocessing": len(kept),
+            "dropped_constant": len(getattr(ref, "dropped_constant", []) or []),
+        },
+        "preprocessing": _preprocessing(ref),
+        "network": {
+            "members": len(model.members),
+            "layers": [int(net.n_inputs), *map(int, net.hidden), int(net.n_outputs)],
+            "activation": net.activation if net.hidden else None,
+            "dropout": net.dropout if net.hidden else None,
+            "batchnorm": net.batchnorm,
+            "dtype": str(net.dtype),
+            "parameters_per_member": per_member,
+            "parameters": per_member * len(model.members),
+            "loss": model.loss,
+            "temperature": model.temperature,
+        },
+        "training": {
+            "options": resolved,
+            "strategy": fit.get("strategy"),
+            "folds": fit.get("folds"),
+            # per member: what each "auto" became for its rows (None for models written before)
+            "resolved": {k: _same_or_list([m.get(k) for m in members]) for k in ("batch_size", "lr", "l2", "max_epochs",
+                                                                               "augment_noise")},
+            "best_epochs": [m.get("best_epoch") for m in members],
+            "epochs_run": [m.get("epochs_run") for m in members],
+            "stopped_early": [m.get("stopped_early") for m in members],
+            "interrupted": bool(fit.get("interrupted", False)),
+            "refit_epochs": fit.get("refit_epochs"),
+            "portfolio": fit.get("portfolio"),
+            "calibration": fit.get("calibration"),
+        },
+        "split": model.split or {},
+        "held_out": {
+            "kind": fit.get("held_out"),
+            "metric": fit.get("metric"),
+            "metrics": fit.get("held_out_metrics"),  # None for models written before they were stored
+        },
+        "diagnosis": None if not diagnosis else {k: diagnosis.get(k) for k in ("label", "runner_up", "summary")},
+        "provenance": model.provenance or {},
+        "roles": model.roles or {},
+    }
+
+
+def positive_class(model: Model) -> str | None:
+    """The class a binary model's positive-class metrics, ``--threshold`` and ``--pos-weight`` refer to:
+    the stored one, else the class that sorts last (the second of the two); None for other tasks."""
+    if model.task != "binary":
+        return None
+    stored = (model.fit or {}).get("positive_class")
+    return str(stored) if stored is not None else str(model.classes[-1])
+
+
+def _same_or_list(values: list):
+    """One value when every member has it, else the list (members differ in rows, so "auto" may differ)."""
+    return values[0] if values and all(v == values[0] for v in values) else values
+
+
+def _file(path) -> dict | None:
+    if path is None:
+        return None
+    p = Path(path)
+    st = p.stat()
+    modified = datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
+    return {"path": str(p), "bytes": int(st.st_size), "modified": modified}
+
+
+def _preprocessing(pre) -> dict:
+    cfg = getattr(pre, "config", None)
+    if cfg is None:
+        return {}
+    return {"log1p": bool(cfg.log1p), "impute": cfg.impute, "top_var": cfg.top_var,
+            "standardize": bool(cfg.standardize), "scaling": cfg.scaling if cfg.standardize else None,
+            "fitted_on": "each member's training rows (the reference: all rows, for the shift report)"}

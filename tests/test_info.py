@@ -1,0 +1,68 @@
+"""`mlpcli info MODEL`: what a model file holds, read back from the file alone."""
+
+from __future__ import annotations
+
+import json
+
+from mlpcli import model_io
+from mlpcli.model_summary import describe
+from cli_helpers import assert_clean_error, run
+from tables import write_table
+
+FAST = ["--epochs", "4", "--folds", "2", "--seed", "0", "-q"]
+
+
+def _train(tmp_path, *args, task="binary", n_features=14):
+    data = write_table(tmp_path, task=task, n_features=n_features)
+    out = tmp_path / "m.mlp"
+    res = run(["train", data, "-o", str(out), "--json", *FAST, *args])
+    assert res.exit_code == 0, res.output
+    return out, json.loads(res.stdout), data
+
+
+def test_info_reports_what_training_reported(tmp_path):
+    out, trained, data = _train(tmp_path, "--hidden", "8")
+    doc = json.loads(run(["info", str(out), "--json"]).stdout)
+    assert doc["task"] == "binary" and doc["classes"] == trained["classes"]
+    assert doc["positive_class"] == trained["classes"][-1]  # the class the positive-class metrics describe
+    assert doc["features"]["count"] == 14 and len(doc["features"]["names"]) == 10
+    assert doc["network"]["layers"] == [14, 8, 1] and doc["network"]["members"] == 2
+    assert doc["network"]["parameters"] == 2 * (14 * 8 + 8 + 8 + 1)
+    held = doc["held_out"]
+    assert held["kind"] == "out-of-fold"
+    for key, value in trained["validation_metrics"].items():  # the held-out estimate travels with the model
+        if isinstance(value, (int, float)):
+            assert held["metrics"][key] == value, key
+    assert doc["training"]["resolved"]["batch_size"] == 16  # what --batch-size auto became for ~60 rows
+    assert doc["training"]["options"]["batch_size"] == "auto"
+    assert doc["provenance"]["data_sha256"] == model_io.load(out).provenance["data_sha256"]
+    assert doc["diagnosis"]["label"] == trained["diagnosis"]["label"]
+    assert doc["file"]["bytes"] == out.stat().st_size
+
+    every = json.loads(run(["info", str(out), "--json", "--features"]).stdout)
+    assert every["features"]["names"] == model_io.load(out).feature_names and every["features"]["listed"] == "all"
+
+    text = run(["info", str(out)]).stdout
+    for needle in ("positive class", "out-of-fold metrics", "balanced accuracy", "14 → 8 → 1", "(auto)",
+                   doc["provenance"]["data_sha256"]):
+        assert needle in text, needle
+
+
+def test_info_on_a_multiclass_softmax_regression_and_an_older_model(tmp_path):
+    out, _, _ = _train(tmp_path, "--hidden", "", task="multiclass")
+    doc = describe(model_io.load(out), out)
+    assert doc["positive_class"] is None and doc["network"]["activation"] is None
+    assert doc["network"]["dropout"] is None  # no hidden layer: nothing to drop out
+    model = model_io.load(out)
+    for key in ("held_out", "held_out_metrics"):  # as written before the metrics were stored
+        model.fit.pop(key)
+    model_io.save(model, tmp_path / "old.mlp")
+    assert "not stored" in run(["info", str(tmp_path / "old.mlp")]).stdout
+
+
+def test_info_errors_are_one_line(tmp_path):
+    assert_clean_error(run(["info", str(tmp_path / "missing.mlp")]), "missing.mlp")
+    bad = tmp_path / "bad.mlp"
+    bad.write_bytes(b"not a model")
+    assert_clean_error(run(["info", str(bad)]), "bad.mlp")
+    assert run(["info"]).exit_code == 2
