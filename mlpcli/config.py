@@ -102,6 +102,9 @@ class TrainOptions:
                                         "var_names ('var_names' means the index; predict and evaluate default to the "
                                         "model's).")
     task: str = option("auto", kind="choice", choices=TASK_CHOICES, help="What to predict; auto infers it from the target.")
+    positive: str | None = option(None, kind="str", optional=True,
+                                  help="Binary target: the positive class, which precision, recall, F1, AP, "
+                                       "--threshold and --pos-weight refer to. Default: the class that sorts last.")
     # --- validation and the ensemble
     folds: int | str = option(AUTO, kind="int", low=1, auto=True,
                               help="Cross-fitted ensemble members: member k trains on the other folds (grouped, "
@@ -226,7 +229,7 @@ class TrainOptions:
         return {"target": self.target, "group": self.group, "no_group": self.no_group, "id": self.id,
                 "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows,
                 "sep": self.sep, "decimal": self.decimal, "samples": self.samples, "layer": self.layer,
-                "raw": self.raw, "var_names": self.var_names}
+                "raw": self.raw, "var_names": self.var_names, "positive": self.positive}
 
 
 def option_fields() -> list:

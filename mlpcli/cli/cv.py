@@ -124,7 +124,8 @@ def _fold_table(result) -> Table:
     from ..metrics import HEADLINE_METRICS
 
     keys = HEADLINE_METRICS[result.task]
-    table = Table(title=f"Cross-validation: {result.strategy}", title_justify="left")
+    positive = f"; positive class {result.classes[-1]}" if result.task == "binary" else ""
+    table = Table(title=f"Cross-validation: {result.strategy}{positive}", title_justify="left")
     if result.repeats > 1:
         table.add_column("repeat", justify="right")
     table.add_column("fold", justify="right", no_wrap=True)

@@ -260,6 +260,9 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
     if summary["predicted_counts"]:
         label = "positives per label" if summary["task"] == "multilabel" else "predicted"
         table.add_row(label, ", ".join(f"{k} {v:,}" for k, v in summary["predicted_counts"].items()))
+    if summary.get("positive_class") is not None:
+        table.add_row("positive class", f"{summary['positive_class']} (predicted when its probability >= "
+                                        f"{summary['threshold']:g})")
     shift = summary.get("shift") or {}
     if shift.get("level") not in (None, "unchecked"):
         table.add_row("cohort shift", f"{shift['level']} ({shift['fraction_mean_shifted']:.0%} of features beyond "

@@ -112,7 +112,9 @@ def _summary_table(outcome, out_path: str) -> Table:
     table = Table(title="Training summary", title_justify="left", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    table.add_row("task", f"{model.task} ({len(model.classes)} {'classes' if model.task in ('binary', 'multiclass') else 'outputs'})")
+    positive = f"; positive class {model.classes[-1]}" if model.task == "binary" else ""
+    table.add_row("task", f"{model.task} ({len(model.classes)} {'classes' if model.task in ('binary', 'multiclass') else 'outputs'}"
+                          f"{positive})")
     net = model.network
     widths = " → ".join(map(str, [net.n_inputs, *net.hidden, net.n_outputs]))
     kind = (f"{len(model.members)} cross-fitted members, each" if model.is_ensemble else

@@ -614,7 +614,33 @@ def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_group: bool = False,
+def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Dataset", list[str]]:
+    """Read and validate a training table (``read_dataset``); ``positive``: the class of a binary target
+    that positive-class metrics, ``--threshold`` and ``--pos-weight`` refer to (``with_positive``)."""
+    ds, notes = read_dataset(path, **kwargs)
+    return with_positive(ds, positive), notes
+
+
+def with_positive(ds: "Dataset", positive: str | None, flag: str = "--positive") -> "Dataset":
+    """``ds`` with the binary class ``positive`` encoded as 1 (the second of ``classes``), in place.
+
+    By default the class that sorts last is positive; with labels like HER2 / other that is the wrong
+    one, and precision, recall, F1, AP, ``--threshold`` and ``--pos-weight`` would describe "other"."""
+    if positive is None:
+        return ds
+    if ds.task != "binary":
+        raise DataError(f"{flag}: names the positive class of a binary target, but the target is {ds.task}"
+                        + (f" ({len(ds.classes)} classes)" if ds.task == "multiclass" else ""))
+    names = [str(c) for c in ds.classes]
+    if str(positive) not in names:
+        raise DataError(f"{flag}: {positive!r} is not a class of the target; its classes are {_quoted(names)}")
+    if names.index(str(positive)) == 0:
+        ds.y = 1 - ds.y
+        ds.classes = [ds.classes[1], ds.classes[0]]
+    return ds
+
+
+def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_group: bool = False,
                  id: str | None = None, batch: str | None = None, drop: Sequence[str] = (),  # noqa: A002
                  task: str = "auto", features_in_rows: bool = False, stdin=None, sep: str | None = None,
                  decimal: str | None = None, samples: str | None = None, layer: str | None = None,

@@ -542,6 +542,7 @@ class PredictionStream:
         """JSON-able: rows, columns, predicted label counts, shift summary, notes and warnings."""
         return {"rows": self.n_rows, "task": self.model.task, "columns": self.columns,
                 "threshold": self.threshold if self.model.task in ("binary", "multilabel") else None,
+                "positive_class": str(self.model.classes[-1]) if self.model.task == "binary" else None,
                 "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=lambda kv: str(kv[0]))},
                 "shift": self.shift.summary() if self.shift is not None else None,
                 "notes": list(self.notes), "warnings": list(self.warnings)}

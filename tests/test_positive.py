@@ -1,0 +1,79 @@
+"""`--positive LABEL`: which class of a binary target the positive-class metrics, --threshold and
+--pos-weight describe (by default the class that sorts last: 'ctrl' of case / ctrl)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from sklearn.metrics import precision_score, recall_score
+
+from mlpcli import model_io
+from cli_helpers import assert_clean_error, run
+from tables import make_table, write_table
+
+FAST = ["--epochs", "6", "--folds", "2", "--hidden", "", "--seed", "0", "-q"]
+
+
+def _train(tmp_path, name, *args):
+    data = write_table(tmp_path, task="binary", n_patients=40)
+    out = tmp_path / name
+    res = run(["train", data, "-o", str(out), "--json", *FAST, *args])
+    assert res.exit_code == 0, res.output
+    return out, json.loads(res.stdout)
+
+
+def test_positive_class_is_chosen_stored_and_reported_everywhere(tmp_path):
+    default, doc = _train(tmp_path, "default.mlp")
+    assert doc["classes"] == ["case", "ctrl"] and doc["validation_metrics"]["positive_class"] == "ctrl"
+    chosen, doc = _train(tmp_path, "case.mlp", "--positive", "case")
+    assert doc["classes"] == ["ctrl", "case"] and doc["validation_metrics"]["positive_class"] == "case"
+    assert model_io.load(chosen).config["positive"] == "case"
+
+    test = tmp_path / "test.csv"
+    make_table("binary", n_patients=20, seed=5).to_csv(test, index=False)
+    ev = json.loads(run(["evaluate", str(chosen), str(test), "--json"]).stdout)
+    pred_path = tmp_path / "pred.csv"
+    res = run(["predict", str(chosen), str(test), "-o", str(pred_path), "--json"])
+    assert json.loads(res.stdout)["positive_class"] == "case"
+    truth = pd.read_csv(test)["label"]
+    pred = pd.read_csv(pred_path)["pred_label"]
+    metrics = ev["metrics"]
+    assert metrics["positive_class"] == "case"
+    # precision and recall describe 'case', not the class that sorts last
+    assert metrics["recall"] == recall_score(truth, pred, pos_label="case")
+    assert metrics["precision"] == precision_score(truth, pred, pos_label="case")
+    # --threshold acts on the positive class's probability
+    strict = tmp_path / "pred_strict.csv"
+    assert run(["predict", str(chosen), str(test), "-o", str(strict), "--threshold", "0.9", "-q"]).exit_code == 0
+    probs, labels = pd.read_csv(strict)["prob_case"], pd.read_csv(strict)["pred_label"]
+    assert ((probs >= 0.9) == (labels == "case")).all()
+
+    assert "positive class ctrl" in run(["train", str(tmp_path / "data.csv"), "-o", str(tmp_path / "x.mlp"),
+                                         *FAST[:-1]]).stdout
+    assert "positive class" in run(["info", str(chosen)]).stdout
+
+
+def test_positive_from_a_config_file(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('positive = "case"\n')
+    _, doc = _train(tmp_path, "m.mlp", "--config", str(config))
+    assert doc["validation_metrics"]["positive_class"] == "case"
+
+
+def test_positive_errors_name_the_option(tmp_path):
+    data = write_table(tmp_path, task="binary", n_patients=20)
+    assert_clean_error(run(["train", data, "--positive", "tumour", *FAST]), "--positive", "'tumour'", "case", "ctrl")
+    multi = write_table(tmp_path, "multi.csv", n_patients=20)
+    assert_clean_error(run(["train", multi, "--positive", "A", *FAST]), "--positive", "multiclass")
+    assert not list(tmp_path.glob("*.mlp"))
+
+
+def test_cv_scores_the_chosen_positive_class(tmp_path):
+    data = write_table(tmp_path, task="binary", n_patients=20)
+    res = run(["cv", data, "--positive", "case", "--folds", "2", "--epochs", "3", "--hidden", "", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["classes"] == ["ctrl", "case"]
+    assert "positive class case" in run(["cv", data, "--positive", "case", "--folds", "2", "--epochs", "3",
+                                         "--hidden", ""]).stdout
