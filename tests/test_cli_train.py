@@ -96,7 +96,7 @@ def test_interrupt_writes_a_loadable_model_and_exits_130(tmp_path, monkeypatch):
 
     def interrupt_at_3(self, row):
         original(self, row)
-        if row["epoch"] == 3:
+        if row.get("epoch") == 3:  # epoch rows (the first event is the plan)
             raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt_at_3)
@@ -116,7 +116,8 @@ def test_interrupt_with_members_in_parallel_keeps_the_finished_members_and_exits
     data = write_table(tmp_path)
 
     def interrupt(self, row):  # as the first member's result arrives
-        raise KeyboardInterrupt
+        if row.get("event") == "run_done":
+            raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt)
     out = tmp_path / "m.mlp"
@@ -331,3 +332,29 @@ def test_members_fill_the_usable_cores_without_oversubscribing(monkeypatch):
     assert member_plan(None, None).n_jobs == 8 and member_plan(None, None).blas_threads == 1
     assert member_plan(None, 4).n_jobs == 2 and member_plan(None, 16).n_jobs == 1
     assert member_plan(3, 2).n_jobs == 3
+
+
+def test_what_train_picked_up_shows_before_the_first_epoch_and_q_keeps_warnings(tmp_path):
+    """Roles, task and warnings print before training starts (a user can stop a run that read the wrong
+    column); the split and the candidates follow, then the epochs. -q hides notes and progress, never
+    warnings; a labelled table without a patient column is a warning."""
+    from tables import make_table
+
+    data = tmp_path / "nogroup.csv"
+    make_table("binary", n_patients=30).drop(columns=["patient_id"]).to_csv(data, index=False)
+    args = ["train", str(data), "--epochs", "3", "--folds", "2", "-o", str(tmp_path / "m.mlp"), "--n-jobs", "1"]
+    res = run(args)
+    assert res.exit_code == 0, res.output
+    err = res.stderr
+    picked, warned = err.index("target: label"), err.index("warning: no 'patient_id'")
+    planned = err.index("members training/held out: 45/45, 45/45")
+    first_epoch = err.index("epoch 1")
+    chosen = err.index("--hidden auto:")  # decided after training
+    assert picked < warned < planned < first_epoch < chosen
+    assert err.count("warning: no 'patient_id'") == 1
+
+    quiet = run([*args, "-q"]).stderr
+    assert "warning: no 'patient_id'" in quiet
+    assert "target: label" not in quiet and "epoch" not in quiet and "--hidden auto" not in quiet
+    cv = run(["cv", str(data), "--folds", "2", "--epochs", "2", "--hidden", "", "-q"])
+    assert cv.exit_code == 0 and "warning: no 'patient_id'" in cv.stderr and "target: label" not in cv.stderr

@@ -185,6 +185,10 @@ def debug_option(fn):
     return click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")(fn)
 
 
+def quiet_option(fn):
+    return click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr (warnings still show).")(fn)
+
+
 def json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print one machine-readable JSON document on stdout.")(fn)
 
@@ -269,6 +273,12 @@ def render_notes(console: Console, notes, warnings) -> None:
         console.print(f"[dim]·[/] {n}")
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}")
+
+
+def report(notes, warnings, quiet: bool) -> None:
+    """Notes and warnings on stderr, by the one rule of every command: -q hides notes, never warnings."""
+    render_notes(stderr_console(quiet), notes, [])
+    render_notes(stderr_console(False), [], warnings)
 
 
 

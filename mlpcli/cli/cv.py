@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
+    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, quiet_option, report,
     stderr_console, stdout_console,
 )
 from .options import config_option, options_from_params, train_options
@@ -95,7 +95,7 @@ def mean_sd(entry: dict | None) -> str:
     return f"{entry['mean']:.4g} ± {entry['sd']:.2g}"
 
 
-def load_for_cv(data_file: str, options, err, quiet: bool):
+def load_for_cv(data_file: str, options, quiet: bool):
     """Read the table with the train command's roles; print what was picked up."""
     from .. import pipeline
 
@@ -104,8 +104,7 @@ def load_for_cv(data_file: str, options, err, quiet: bool):
         from ..errors import DataError
 
         raise DataError("the table has no target column; name it with --target")
-    if not quiet:
-        render_notes(err, notes + ds.notes, ds.warnings)
+    report(notes + ds.notes, ds.warnings, quiet)
     return ds
 
 
@@ -163,7 +162,7 @@ def _fold_table(result) -> Table:
               help="Write out-of-fold predictions (.csv or .tsv, optionally .gz).")
 @train_options(rename={"folds": "--member-folds"})
 @parallel_options
-@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
+@quiet_option
 @json_option
 @debug_option
 @handle_errors
@@ -190,7 +189,7 @@ def cv(data_file, folds, repeats, oof_path, n_jobs, backend, scheduler, threads,
     if oof_path:
         check_writable(oof_path, "--oof")
     err = stderr_console(quiet)
-    ds = load_for_cv(data_file, options, err, quiet)
+    ds = load_for_cv(data_file, options, quiet)
     if not quiet:
         err.print(f"[dim]·[/] {folds * repeats} fits on {plan.describe()}")
     with FitProgress("folds", quiet) as progress:
@@ -205,7 +204,7 @@ def cv(data_file, folds, repeats, oof_path, n_jobs, backend, scheduler, threads,
         doc["parallel"] = {"backend": plan.backend, "n_jobs": plan.n_jobs, "scheduler": plan.scheduler}
         print_json(doc)
         return
-    render_notes(err, result.notes, result.warnings)
+    report(result.notes, result.warnings, quiet)
     con = stdout_console()
     con.print(_fold_table(result))
     main = result.summary().get(result.metric)

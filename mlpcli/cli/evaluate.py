@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, handle_errors, json_option, print_json, role_options,
+    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, handle_errors, json_option, quiet_option, print_json, role_options,
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
 from .predict import (
@@ -139,7 +139,7 @@ def render(result, model_path: str, data_file: str) -> None:
 @role_options
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), help="Also write the JSON document to this file.")
 @threads_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr (warnings still show).")
+@quiet_option
 @json_option
 @debug_option
 @handle_errors

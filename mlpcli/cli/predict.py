@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_writable, debug_option, handle_errors, json_option, print_json, render_notes,
+    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_writable, debug_option, handle_errors, json_option, quiet_option, print_json, render_notes,
     role_options, stderr_console, stdout_console, threads_context, threads_option,
 )
 
@@ -178,7 +178,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @common_options
 @role_options
 @threads_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr (warnings still show).")
+@quiet_option
 @json_option
 @debug_option
 @handle_errors

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ._common import (
     CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, fmt, handle_errors, interrupted_exit, json_option,
-    print_json, render_notes, stderr_console, stdout_console, threads_context, write_text_atomic,
+    print_json, quiet_option, report, stderr_console, stdout_console, threads_context, write_text_atomic,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -51,6 +51,14 @@ class _Progress(StderrBar):
         return label
 
     def __call__(self, row: dict) -> None:
+        if row.get("event") == "plan":  # before the first epoch: what will be trained on which rows
+            if not self.quiet:
+                sizes = ", ".join(f"{a}/{b}" for a, b in row["sizes"])
+                what = "members" if len(row["sizes"]) > 1 else "network"
+                self.console.print(f"[dim]·[/] {row['strategy']}; {what} training/held out: {sizes}; "
+                                   f"{'candidates' if len(row['candidates']) > 1 else 'architecture'}: "
+                                   f"{'; '.join(row['candidates'])}")
+            return
         if row.get("event") == "run_done":  # members trained in parallel processes: one event per network
             info = f"{row['done']}/{row['runs']} networks trained"
             if self.bar:
@@ -181,7 +189,7 @@ def _kept_words(fit: dict) -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads per network  [default: 1: small networks gain little from more; members run "
                    "side by side instead]")
-@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
+@quiet_option
 @json_option
 @debug_option
 @handle_errors
@@ -213,10 +221,16 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     for path, flag in ((history_path, "--history"), (oof_path, "--oof")):
         if path:
             check_writable(path, flag)
-    err = stderr_console(quiet)
     plan = member_plan(n_jobs, threads)
+    # what was picked up (roles, task, warnings) shows before the first epoch, so a user can stop a long
+    # run that read the wrong column
+    ds, read_notes = pipeline.load_dataset(data_file, options)
+    early_notes, early_warnings = read_notes + ds.notes, list(ds.warnings)
+    if not as_json:
+        report(early_notes, early_warnings, quiet)
     with threads_context(plan.blas_threads), _Progress(quiet) as progress:
-        outcome = pipeline.train(data_file, options, progress=progress, plan=plan)
+        outcome = pipeline.train_dataset(ds, options, progress=progress, notes=read_notes, source=data_file,
+                                         plan=plan)
     outcome.model.provenance["threads"] = threads
     model_io.save(outcome.model, out)
     if history_path:
@@ -236,7 +250,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
     else:
-        render_notes(err, outcome.notes, outcome.warnings)
+        report(outcome.notes[len(early_notes):], outcome.warnings[len(early_warnings):], quiet)
         con = stdout_console()
         con.print(_split_table(outcome.model.split, outcome.model.fit.get("members") or []))
         con.print(_summary_table(outcome, out))

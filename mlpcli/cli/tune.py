@@ -7,7 +7,7 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
+    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, quiet_option, report,
     stderr_console, stdout_console, threads_context,
 )
 from .cv import FitProgress, load_for_cv, make_plan, parallel_options, write_frame_atomic
@@ -81,7 +81,7 @@ def _nested_table(result) -> Table:
               help="Model file for --refit.")
 @train_options(rename={"folds": "--member-folds"}, exclude=("refit",))
 @parallel_options
-@click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr.")
+@quiet_option
 @json_option
 @debug_option
 @handle_errors
@@ -120,7 +120,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     if refit:
         check_writable(out, "--out")
     err = stderr_console(quiet)
-    ds = load_for_cv(data_file, options, err, quiet)
+    ds = load_for_cv(data_file, options, quiet)
     n_points = min(n_random or grid_lib.grid_size(space), grid_lib.grid_size(space))
     if not quiet:
         n_fits = n_points * folds * repeats
@@ -149,7 +149,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         doc["parallel"] = {"backend": plan.backend, "n_jobs": plan.n_jobs, "scheduler": plan.scheduler}
         print_json(doc)
         return
-    render_notes(err, result.notes, result.warnings)
+    report(result.notes, result.warnings, quiet)
     con = stdout_console()
     con.print(_ranked_table(result, top))
     con.print(f"scored by {result.strategy}; {result.metric.replace('_', ' ')}, "

@@ -122,11 +122,7 @@ def resolve_roles(
 
     group_col = pick("--group", group, DEFAULT_GROUPS, allowed=not no_group)
     if group_col is None:
-        notes.append(
-            "group: none (--no-group)" if no_group else
-            f"group: none (no {' or '.join(map(repr, DEFAULT_GROUPS))} column); samples are treated as independent — pass --group "
-            "COLUMN if several samples come from one patient"
-        )
+        notes.append("group: none (--no-group)" if no_group else NO_GROUP_NOTE)
     id_col = pick("--id", id, DEFAULT_ID)
     batch_col = pick("--batch", batch, DEFAULT_BATCH)
     if drops:
@@ -614,10 +610,23 @@ def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
     return digest.hexdigest()
 
 
+NO_GROUP_NOTE = (f"group: none (no {' or '.join(map(repr, DEFAULT_GROUPS))} column); samples are treated as independent "
+                 "— pass --group COLUMN if several samples come from one patient")
+
+
 def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Dataset", list[str]]:
     """Read and validate a training table (``read_dataset``); ``positive``: the class of a binary target
-    that positive-class metrics, ``--threshold`` and ``--pos-weight`` refer to (``with_positive``)."""
+    that positive-class metrics, ``--threshold`` and ``--pos-weight`` refer to (``with_positive``).
+
+    A labelled table without a patient column is a warning, not a note: if several samples come from one
+    patient, rows of a patient on both sides of every split make validation optimistic (on the sample
+    data, balanced accuracy 0.76 -> 0.94 when the grouping is lost)."""
     ds, notes = read_dataset(path, **kwargs)
+    if ds.y is not None and NO_GROUP_NOTE in notes:
+        notes = [n for n in notes if n != NO_GROUP_NOTE]
+        ds.warnings.append(f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column: samples are treated as independent; "
+                           "if several come from one patient, validation is optimistic — pass --group COLUMN "
+                           "(or --no-group to confirm they are independent)")
     return with_positive(ds, positive), notes
 
 

@@ -140,6 +140,15 @@ class _Fitted:
     folds: list[int] = field(default_factory=list)  # the fold each run held out (all of them unless interrupted)
 
 
+def _announce(progress, strategy: str, sizes: list[tuple[int, int]], candidates: list[Candidate]) -> None:
+    """Tell ``progress`` how the rows are split and what will be trained, before the first epoch (so a
+    user can stop a long run that read the wrong column): ``{"event": "plan", "strategy", "sizes"
+    [(n_train, n_held_out) per member], "candidates" [descriptions]}``."""
+    if progress is not None:
+        progress({"event": "plan", "strategy": strategy, "sizes": [list(map(int, s)) for s in sizes],
+                  "candidates": [c.describe() for c in candidates]})
+
+
 def _member_progress(progress, member: int, n_members: int, candidate: int, n_candidates: int):
     if progress is None:
         return None
@@ -176,9 +185,9 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
 
     ``val_ds``: an explicit validation table (``--val-data``), which implies one network.
     ``plan`` (a ``parallel.Plan``): train the members in parallel processes; the model is the same.
-    ``progress(row)`` gets every epoch's history row with ``member``/``members`` and
-    ``candidate``/``candidates`` added, or, with members in parallel, ``{"event": "run_done", "done",
-    "runs"}`` as each finishes."""
+    ``progress(row)`` first gets ``{"event": "plan", ...}`` (the split and the candidates, ``_announce``),
+    then every epoch's history row with ``member``/``members`` and ``candidate``/``candidates`` added,
+    or, with members in parallel, ``{"event": "run_done", "done", "runs"}`` as each finishes."""
     options.validate()
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
@@ -272,6 +281,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
     else:
         summary = summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
         train_ds, scored, scored_rows = ds, val_ds, None
+    _announce(progress, summary.strategy, [(train_ds.n_samples, scored.n_samples)], candidates)
     cands, interrupted = [], False
     notes: list[str] = []
     for c, spec in enumerate(candidates):
@@ -347,6 +357,7 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     notes: list[str] = []
     warnings: list[str] = []
     scored_rows = np.arange(ds.n_samples)
+    _announce(progress, strategy, [(len(f.train), len(f.test)) for f in folds], candidates)
     ready = _parallel_runs(ds, folds, options, candidates, plan, progress)
     for c, spec in enumerate(candidates):
         runs, logits, member_folds = [], None, []
