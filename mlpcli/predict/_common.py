@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import data
+from ..data._common import _quoted  # noqa: F401 - one helper for name lists, used across predict
 from ..errors import DataError
 
 
@@ -22,13 +23,6 @@ _STAT_BYTES = 16 << 20  # and at most this much of float64 values per step (wide
 
 
 # ── small helpers ────────────────────────────────────────────────────────────────────────────────────────
-
-
-def _quoted(names: Iterable[Any], limit: int = 5) -> str:
-    """"'a', 'b', 'c' and 4 more": one line however many names."""
-    names = list(names)
-    shown = ", ".join(repr(str(n)) for n in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _names(value) -> list[str]:
