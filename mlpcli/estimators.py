@@ -47,6 +47,7 @@ from .config import TrainOptions
 from .engine import MLP
 from .engine.functional import sigmoid, softmax
 from .errors import DataError, MlpcliError
+from .metrics import class_proba
 from .model_selection import build_loss, holdout
 from .training import FitConfig, fit
 
@@ -360,7 +361,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         p = sigmoid(out)
         if self._multilabel:
             return p
-        return np.column_stack([1.0 - p[:, 0], p[:, 0]])  # binary: one sigmoid output is P(classes_[1])
+        return class_proba("binary", p)  # one sigmoid output is P(classes_[1])
 
     def predict(self, X) -> np.ndarray:
         """Labels (n,) from ``classes_``; a 0/1 matrix (n, k) for multi-label (threshold 0.5)."""

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 __all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC",
-           "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba"]
+           "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba", "class_proba"]
 
 MAIN_METRIC = {"binary": "balanced_accuracy", "multiclass": "balanced_accuracy",
                "multilabel": "balanced_accuracy", "regression": "rmse"}
@@ -44,6 +44,14 @@ def as_task_proba(task: str, proba: np.ndarray) -> np.ndarray:
     (n, 1) like sigmoid ones; everything else is unchanged."""
     if task == "binary" and proba.shape[1] == 2:
         return proba[:, 1:2]
+    return proba
+
+
+def class_proba(task: str, proba: np.ndarray) -> np.ndarray:
+    """Probabilities one column per class: a binary model's single sigmoid column P(classes[1]) (n, 1)
+    becomes (n, 2) [1 - p, p]; everything else is unchanged (the inverse of ``as_task_proba``)."""
+    if task == "binary" and proba.shape[1] == 1:
+        return np.column_stack([1.0 - proba[:, 0], proba[:, 0]])
     return proba
 
 

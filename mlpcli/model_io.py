@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import model_check
+from .jsonable import json_default
 from .engine import MLP
 from .training import is_sparse
 from .engine import losses as loss_mod
@@ -267,7 +268,7 @@ def save(model: Model, path: str | os.PathLike) -> None:
         "format_version": FORMAT_VERSION,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "task": model.task,
-        "classes": [_jsonable(c) for c in model.classes],
+        "classes": list(model.classes),
         "feature_names": list(model.feature_names),
         "target_names": list(model.target_names),
         "loss": model.loss,
@@ -284,7 +285,7 @@ def save(model: Model, path: str | os.PathLike) -> None:
         "provenance": model.provenance,
         "extra": model.extra,
     }
-    text = json.dumps(meta, indent=1, default=_jsonable, allow_nan=True)
+    text = json.dumps(meta, indent=1, default=json_default, allow_nan=True)
     size = len(text.encode())
     if size > model_check.MAX_JSON_BYTES:  # load would refuse the file; better to say so than to write it
         copies = 3 + 2 * sum(m.preprocessor is not model.preprocessor for m in model.members)
@@ -315,20 +316,6 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             np.lib.format.write_array(npy, np.asarray(array), allow_pickle=False)
             zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME), npy.getvalue())
     return buf.getvalue()
-
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (str, int, float, bool)) or o is None:
-        return o
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(x) for x in o]
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    return str(o)
 
 
 def load(path: str | os.PathLike) -> Model:

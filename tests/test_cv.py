@@ -120,11 +120,12 @@ def test_cross_validate_summary_and_oof_frame():
     assert s["balanced_accuracy"]["sd"] == pytest.approx(np.std(scores, ddof=1))
     oof = res.oof_frame(ds)
     assert len(oof) == 2 * ds.n_samples
-    assert list(oof.columns[:6]) == ["sample_id", "patient_id", "repeat", "fold", "true", "predicted"]
-    assert {"p_typeA", "p_typeB", "p_typeC"} <= set(oof.columns)
+    # predict's columns (and train --oof's): the truth under the target's name, pred_<target>, prob_<class>
+    assert list(oof.columns[:6]) == ["sample_id", "patient_id", "repeat", "fold", "label", "pred_label"]
+    assert {"prob_typeA", "prob_typeB", "prob_typeC"} <= set(oof.columns)
     first = oof[oof["repeat"] == 1]
     assert list(first["sample_id"]) == list(ds.ids)  # row order within a repeat
-    assert list(first["true"]) == [ds.classes[k] for k in ds.y]
+    assert list(first["label"]) == [ds.classes[k] for k in ds.y]
     doc = res.to_dict()
     json.dumps(doc, allow_nan=False, default=float)
 
@@ -133,7 +134,7 @@ def test_regression_lower_is_better():
     res = cv.cross_validate(dataset("regression", n_patients=20), OPTIONS, folds=3)
     assert res.metric == "rmse" and not res.higher_is_better
     oof = res.oof_frame(dataset("regression", n_patients=20))
-    assert {"true_label", "predicted_label"} <= set(oof.columns)
+    assert {"label", "pred_label"} <= set(oof.columns)
 
 
 def test_two_local_workers_give_the_sequential_results():

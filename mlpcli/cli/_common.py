@@ -16,6 +16,7 @@ import numpy as np
 from rich.console import Console
 
 from ..errors import MlpcliError, OptionError
+from ..jsonable import json_default
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -208,16 +209,8 @@ def threads_option(fn):
     )(fn)
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def print_json(doc) -> None:
-    click.echo(json.dumps(doc, indent=2, default=_json_default, allow_nan=False))
+    click.echo(json.dumps(doc, indent=2, default=json_default, allow_nan=False))
 
 
 # --------------------------------------------------------------------------- shared option groups

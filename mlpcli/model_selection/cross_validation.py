@@ -26,6 +26,7 @@ from ..config import TrainOptions
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, run
 from .crossfit import fit_model
+from .held_out import prediction_columns
 from .splits import Fold, _group_name, _label, kfold
 
 __all__ = ["FoldScore", "CVResult", "fit_and_score", "cross_validate", "check_cv_options", "with_seed",
@@ -173,23 +174,7 @@ def _prediction_columns(ds: data.Dataset, f: FoldScore):
         cols[_group_name(ds)] = ds.groups[rows]
     cols["repeat"] = np.full(len(rows), f.repeat + 1)
     cols["fold"] = np.full(len(rows), f.fold + 1)
-    classes = np.asarray(ds.classes, dtype=object)
-    if ds.task in data.CLASSIFICATION_TASKS:
-        if P.shape[1] == 1:  # binary sigmoid: P(positive class)
-            P = np.column_stack([1.0 - P[:, 0], P[:, 0]])
-        cols["true"] = classes[ds.y[rows]]
-        cols["predicted"] = classes[P.argmax(axis=1)]
-        for k, c in enumerate(ds.classes):
-            cols[f"p_{c}"] = P[:, k]
-    elif ds.task == "multilabel":
-        for j, c in enumerate(ds.classes):
-            cols[f"true_{c}"] = ds.y[rows, j].astype(int)
-            cols[f"predicted_{c}"] = (P[:, j] >= 0.5).astype(int)
-            cols[f"p_{c}"] = P[:, j]
-    else:
-        for j, c in enumerate(ds.classes):
-            cols[f"true_{c}"] = ds.y[rows, j]
-            cols[f"predicted_{c}"] = P[:, j]
+    cols.update(prediction_columns(ds, rows, P))
     return pd.DataFrame(cols)
 
 

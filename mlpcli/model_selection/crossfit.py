@@ -31,6 +31,7 @@ from ..config import AUTO, TrainOptions
 from ..errors import DataError
 from ..model_io import Member, Model
 from .fitting import FittedRun, fit_run, resolve_log1p
+from .held_out import prediction_columns
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
@@ -511,24 +512,5 @@ def held_out_frame(fitted: FittedModel):
     if ds.groups is not None:
         cols[ds.roles.group if ds.roles is not None and ds.roles.group else "group"] = ds.groups
     cols["held_out_by_member"] = fitted.held_out_by
-    classes = np.asarray(ds.classes, dtype=object)
-    target = (ds.target_names or ["label"])[0]
-    if ds.task in data.CLASSIFICATION_TASKS:
-        if P.shape[1] == 1:  # binary sigmoid: P(positive class)
-            P = np.column_stack([1.0 - P[:, 0], P[:, 0]])
-        cols[target] = classes[ds.y]
-        cols[f"pred_{target}"] = classes[P.argmax(axis=1)]
-        for k, c in enumerate(ds.classes):
-            cols[f"prob_{c}"] = P[:, k]
-    elif ds.task == "multilabel":
-        for j, c in enumerate(ds.classes):
-            cols[str(c)] = ds.y[:, j].astype(int)
-        for j, c in enumerate(ds.classes):
-            cols[f"pred_{c}"] = (P[:, j] >= 0.5).astype(int)
-        for j, c in enumerate(ds.classes):
-            cols[f"prob_{c}"] = P[:, j]
-    else:
-        for j, c in enumerate(ds.classes):
-            cols[str(c)] = ds.y[:, j]
-            cols[f"pred_{c}"] = P[:, j]
+    cols.update(prediction_columns(ds, rows, P))
     return pd.DataFrame(cols)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import data
 from ..errors import ConfigError, DataError
+from ..metrics import class_proba
 from ..model_io import ROW_BLOCK, Model
 from ..data.samples import SampleJoin, read_sample_sheet
 from ._common import DEFAULT_CHUNK_MB, _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
@@ -513,8 +514,7 @@ class PredictionStream:
         cols: dict[str, Any] = {self.id_column: meta["id"] if "id" in meta else meta["row"]}
         classes = np.asarray(model.classes, dtype=object)
         if task == "binary":
-            p = out[:, -1]  # P(positive class): the sigmoid output, or the second softmax column
-            probs = out if out.shape[1] == 2 else np.column_stack([1 - p, p])
+            probs = class_proba(task, out)
             labels = classes[(decide[:, -1] >= self.threshold).astype(np.int64)]
             cols[self.label_column] = labels
             for k, c in enumerate(model.classes):
