@@ -162,7 +162,7 @@ GAP_NOISE_Z, GAP_NOISE_Z_WIDTH = 4.0, 1.0  # a large end gap counts only when it
 MEMBER_GAP_Z = 3.0  # ... for an ensemble, >= 3x the members' spread of validation levels: the typical
 #   fold's gap is then wide too (at 2-2.5x, a fold one s.d. off could look like a good fit)
 BEST_TOLERANCE = 0.01  # best epoch: the first epoch whose smoothed validation value is within
-BEST_TOLERANCE_Z = 1.0  # max(1 % of S, 1 s.e. of a smoothed value) of the best smoothed value: on a
+BEST_TOLERANCE_Z = 2.0  # max(1 % of S, 2 s.e. of a smoothed value) of the best smoothed value: on a
 #   curve flat from epoch 3 the noise decides where the exact optimum falls, a user calls epoch 3 best
 RUNNER_UP_MARGIN = 0.3  # a second label scoring within 0.3 (of a [-1, 1] range) is "close"
 
@@ -625,9 +625,11 @@ RULES: dict[str, tuple[str, ...]] = {
     "unrepresentative_train": ("gap_large", "val_settled", "-rose", "-high"),
     # erratic validation with no clear trend; a wide gap standing out of the noise is the bigger story
     "unrepresentative_validation_noisy": ("noisy", "-clear_rise", "-gap_large"),
-    # the notes: "stable train loss"; both curves near the baseline is a capacity problem whatever
-    # their order, and both still falling is a run stopped early
-    "validation_below_train": ("below", "-high", "-train_falling"),
+    # the notes: "stable train loss", validation "converges" below it; both curves near the baseline
+    # is a capacity problem whatever their order, both still falling is a run stopped early, and an
+    # erratic validation curve (a handful of validation samples: which ones were drawn sets its level,
+    # every update moves it) is noisy validation
+    "validation_below_train": ("below", "-high", "-train_falling", "-noisy"),
 }
 
 
@@ -1071,7 +1073,7 @@ def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
         "best_val": f"best ({w.best}) validation value (smoothed)",
         "best_epoch": (f"first epoch whose smoothed validation value is within best_tolerance of the {w.best} "
                        "one (within the noise, the epoch a user calls best)"),
-        "best_tolerance": "that tolerance / S: the larger of 1 % and one s.e. of a smoothed value",
+        "best_tolerance": "that tolerance / S: the larger of 1 % and two s.e. of a smoothed value (the smoothed optimum of a noisy plateau lies about that far beyond its level)",
         "divergence_epoch": f"divergence point: validation stops improving and starts to {w.worsen}",
         "train_level": f"training {level}",
         "val_level": f"validation {level}",
