@@ -875,10 +875,10 @@ def _fact_words(fact: str, holds: bool, ev: dict, w: _Words) -> str:
                      "validation keeps pace with training"),
         "val_improving": (f"the validation {n} was still {w.improving} too",
                           f"the validation {n} was no longer {w.improving}"),
-        "val_settled": (f"validation has settled",
+        "val_settled": ("validation has settled",
                         f"validation was still {w.improving} at the end ({_pct(abs(ev['val_slope']))} {per})"),
-        "rise_beats_noise": (f"that change stands out of the validation noise",
-                             f"validation is too erratic for that change to count as a trend"),
+        "rise_beats_noise": ("the validation curve is steady enough for a rise to count",
+                             "validation is too erratic for a rise to count as a trend"),
     }
     return words[fact][0 if holds else 1]
 

@@ -104,18 +104,19 @@ def test_best_epoch_of_a_clean_minimum_is_that_minimum():
     assert d.evidence["best_epoch"] <= d.evidence["divergence_epoch"]
 
 
-def test_a_negative_score_says_no_shape_matches_and_why():
-    """Noisy validation levels with a training curve as erratic as validation: no rule fully holds."""
-    rng = np.random.default_rng(1)
-    n = 40
+def test_a_negative_score_says_no_shape_matches_why_and_what_fails():
+    """Training as erratic as validation (15 % wiggles, the same shape): with this draw validation's smoothed
+    minimum comes early and it ends a little higher, but not clearly beyond its noise; no rule holds, and the
+    summary says so instead of naming a shape."""
+    rng = np.random.default_rng(0)
+    n = 60
     t = np.arange(n, dtype=float)
-    train = (0.6 * np.exp(-t / 3) + 0.3) * np.exp(rng.normal(0, 0.12, n))
-    val = (0.6 * np.exp(-t / 3) + 0.33) * np.exp(rng.normal(0, 0.15, n))
+    train = (0.6 * np.exp(-t / 3) + 0.30) * np.exp(rng.normal(0, 0.15, n))
+    val = (0.6 * np.exp(-t / 3) + 0.31) * np.exp(rng.normal(0, 0.15, n))
     d = diagnose(train, val, baseline=0.9)
-    if d.evidence["score"] >= 0:
-        pytest.skip("this draw happens to match a rule")  # pragma: no cover - the seed is fixed
+    assert d.evidence["score"] < 0, (d.label, d.evidence["score"], d.summary)
     assert d.summary.startswith("No shape matches clearly; closest: ")
-    assert label_title(d.label).lower() in d.summary and "because" in d.summary and "; but " in d.summary
+    assert label_title(d.label).lower() in d.summary and "; but " in d.summary
 
 
 @pytest.mark.parametrize("label", LABELS)
