@@ -90,7 +90,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["LABELS", "Diagnosis", "CurveError", "diagnose"]
+__all__ = ["LABELS", "RULES", "Diagnosis", "CurveError", "diagnose", "evidence_meanings", "label_title"]
 
 LABELS = (
     "underfit_capacity",
@@ -157,6 +157,13 @@ BELOW_FRACTION, BELOW_FRACTION_WIDTH = 0.8, 0.1  # val below train in >= 80 % of
 BELOW_GAP, BELOW_GAP_WIDTH = 0.03, 0.015  # ... and by >= 3 % of S at the end ("wide" gap)
 TRAIN_EVAL_CLOSE = 0.5  # inference-mode train loss within half the gap of val: the gap is
 #                         explained by training-only noise (dropout, noise augmentation)
+GAP_NOISE_Z, GAP_NOISE_Z_WIDTH = 4.0, 1.0  # a large end gap counts only when it stands out of the
+#   curves' noise by >= 4 s.e.: a small validation set's wiggle can put its end level anywhere
+MEMBER_GAP_Z = 3.0  # ... for an ensemble, >= 3x the members' spread of validation levels: the typical
+#   fold's gap is then wide too (at 2-2.5x, a fold one s.d. off could look like a good fit)
+BEST_TOLERANCE = 0.01  # best epoch: the first epoch whose smoothed validation value is within
+BEST_TOLERANCE_Z = 2.0  # max(1 % of S, 2 s.e. of a smoothed value) of the best smoothed value: on a
+#   curve flat from epoch 3 the noise decides where the exact optimum falls, a user calls epoch 3 best
 RUNNER_UP_MARGIN = 0.3  # a second label scoring within 0.3 (of a [-1, 1] range) is "close"
 
 
@@ -328,6 +335,23 @@ def _smooth(y: np.ndarray, width: int) -> np.ndarray:
     return _running(_running(y, width, np.nanmedian), width, np.nanmean)
 
 
+def _smooth_centred(y: np.ndarray, width: int) -> np.ndarray:
+    """Like ``_smooth`` but every window stays centred: near the ends it shrinks on both sides (epoch
+    1 is its own value). A window cut on one side only is biased on a curve that still moves there
+    (at epoch 1 it averages in later, better epochs), which would make epoch 1 look as good as the
+    plateau it rises to; the best-epoch rule uses this one."""
+    n, h = len(y), width // 2
+
+    def run(z: np.ndarray, reduce) -> np.ndarray:
+        out = np.empty(n)
+        for i in range(n):
+            k = min(h, i, n - 1 - i)
+            out[i] = reduce(z[i - k:i + k + 1])
+        return out
+
+    return run(run(y, np.median), np.mean)
+
+
 def _robust_sd(residuals: np.ndarray) -> float:
     """1.4826 x median absolute deviation: the noise s.d., ignoring outliers and trend leakage."""
     return float(MAD_TO_SD * np.median(np.abs(residuals - np.median(residuals))))
@@ -452,10 +476,18 @@ def _measure(c: _Curves) -> dict:
     val_share = va_half.slope / tr_half.slope if tr_half.slope < 0 else 1.0
 
     i_min = int(np.argmin(val_s))
-    rise = va.end - float(val_s[i_min])
-    # s.e. of (line end - smoothed minimum): var of a running median of w points ~ (pi/2) sd^2/w,
-    # var of a line's end value over m points ~ 4 sd^2/m
-    rise_se = noise.val_sd * math.sqrt(math.pi / 2 / width + 4.0 / m)
+    # var of a running median of w points ~ (pi/2) sd^2/w (a smoothed value's s.e.)
+    smooth_var = math.pi / 2 / width
+    best_tol = max(BEST_TOLERANCE * S, BEST_TOLERANCE_Z * noise.val_sd * math.sqrt(smooth_var))
+    val_c = _smooth_centred(c.val, width)
+    i_best = int(np.flatnonzero(val_c <= max(float(val_s[i_min]), float(val_c.min())) + best_tol)[0])
+    rise, rise_z = _rise(c.val[i_min + 1:], float(val_s[i_min]), va.end, noise.val_sd, smooth_var, m)
+    # s.e. of the end gap: each end value is a line's end over m points, var ~ 4 sd^2/m; for an
+    # ensemble at least the members' spread, how far one fold's validation level can lie from another's
+    gap_se = 2.0 * noise.gap_sd / math.sqrt(m)
+    spread = _member_spread(c, val_s)
+    if spread is not None:
+        gap_se = max(gap_se, spread * max(va.end, NOISE_LEVEL_FLOOR * S))
 
     return {
         "n": n, "width": width, "window": m,
@@ -468,13 +500,28 @@ def _measure(c: _Curves) -> dict:
         "val_noise_rel": noise.val_rel, "noise_ratio": noise.val_rel / noise.train_rel,
         "val_share": val_share,
         "val_half_slope": va_half.slope * per_run_unit, "val_half_z": va_half.z,
-        "best_epoch": int(c.epochs[i_min]), "best_val": float(val_s[i_min]),
-        "val_rise": rise / S, "val_rise_z": rise / rise_se,
+        "best_epoch": int(c.epochs[i_best]), "min_epoch": int(c.epochs[i_min]), "best_val": float(val_s[i_min]), "best_tolerance": best_tol / S,
+        "val_rise": rise / S, "val_rise_z": rise_z,
+        "gap_end_z": (va.end - tr.end) / gap_se,
         "after_min": (x[-1] - x[i_min]) / run,
         "below_fraction": float(np.mean(val_s < train_s)),
         "train_eval_end": _train_eval_end(c, last),
-        "member_spread": _member_spread(c, val_s),
+        "member_spread": spread,
     }
+
+
+def _rise(after: np.ndarray, lowest: float, end: float, sd: float, smooth_var: float, m: int) -> tuple[float, float]:
+    """How far validation rose above its smoothed minimum ``lowest``, and in standard errors: the larger
+    (in s.e.) of the rise at the end (the last-quarter line's end value, s.e. from var ~ 4 sd^2/m) and
+    the median rise over all epochs after the minimum (var ~ (pi/2) sd^2 / count). The end alone misses
+    a validation curve that climbed far above its minimum and came partway back before training
+    stopped; the median alone underrates a rise still under way. after: (k,) raw values after the
+    minimum; sd: the validation noise s.d.; smooth_var: the smoothed minimum's variance / sd^2."""
+    candidates = [(end - lowest, sd * math.sqrt(smooth_var + 4.0 / m))]
+    if len(after) >= MIN_POINTS:
+        candidates.append((float(np.median(after)) - lowest, sd * math.sqrt(smooth_var + math.pi / 2 / len(after))))
+    rise, se = max(candidates, key=lambda r: r[0] / r[1])
+    return rise, rise / se
 
 
 def _member_spread(c: _Curves, val_s: np.ndarray) -> float | None:
@@ -519,9 +566,8 @@ def _rose(f: dict, limit: float = 1.0) -> float:
                _ramp(f["after_min"], AFTER_MIN_FRACTION, AFTER_MIN_WIDTH, limit))
 
 
-def _label_conditions(f: dict, limit: float = 1.0) -> dict[str, list[float]]:
-    """Each label's conditions as fuzzy truths in [-limit, limit] (minus = NOT); see the module doc.
-    ``limit=inf`` gives the unclipped margins that break ties between equal scores."""
+def _facts(f: dict, limit: float = 1.0) -> dict[str, float]:
+    """The fuzzy truths the rules are built from, by name (``_FACT_WORDS`` phrases each one)."""
 
     def ramp(x: float, threshold: float, width: float) -> float:
         return _ramp(x, threshold, width, limit)
@@ -529,63 +575,92 @@ def _label_conditions(f: dict, limit: float = 1.0) -> dict[str, list[float]]:
     def falling(slope: float, z: float) -> float:
         return _falling(slope, z, limit)
 
-    train_falling = falling(f["train_slope"], f["train_z"])
-    val_falling = falling(f["val_slope"], f["val_z"])
-    train_rising = falling(-f["train_slope"], -f["train_z"])
-    val_rising = falling(-f["val_slope"], -f["val_z"])
-    rose = _rose(f, limit)
-    clear_rise = min(rose, ramp(f["val_rise_z"], CLEAR_RISE_Z, RISE_Z_WIDTH))
-    high = ramp(min(f["train_level"], f["val_level"]), CAPACITY_LEVEL, CAPACITY_WIDTH)
-    gap_large = ramp(f["gap_end"], GAP_LARGE, GAP_WIDTH)
-    gap_small = ramp(GAP_LARGE - abs(f["gap_end"]), 0.0, GAP_WIDTH)
-    gap_growing = min(ramp(f["gap_slope"], GAP_GROW, GAP_GROW_WIDTH),
-                      ramp(f["gap_z"], SLOPE_Z, SLOPE_Z_WIDTH))
-    noisy = min(ramp(f["val_noise_rel"], NOISY_REL, NOISY_REL_WIDTH),
-                ramp(f["noise_ratio"], NOISE_RATIO, NOISE_RATIO_WIDTH))
+    t = {
+        "train_falling": falling(f["train_slope"], f["train_z"]),
+        "val_falling": falling(f["val_slope"], f["val_z"]),
+        "train_rising": falling(-f["train_slope"], -f["train_z"]),
+        "val_rising": falling(-f["val_slope"], -f["val_z"]),
+        "rose": _rose(f, limit),
+        "high": ramp(min(f["train_level"], f["val_level"]), CAPACITY_LEVEL, CAPACITY_WIDTH),
+        # a wide end gap that stands out of the noise (a noisy end level can land anywhere)
+        "gap_large": min(ramp(f["gap_end"], GAP_LARGE, GAP_WIDTH),
+                         ramp(f["gap_end_z"], GAP_NOISE_Z if f["member_spread"] is None else MEMBER_GAP_Z,
+                              GAP_NOISE_Z_WIDTH)),
+        "gap_small": ramp(GAP_LARGE - abs(f["gap_end"]), 0.0, GAP_WIDTH),
+        "gap_growing": min(ramp(f["gap_slope"], GAP_GROW, GAP_GROW_WIDTH), ramp(f["gap_z"], SLOPE_Z, SLOPE_Z_WIDTH)),
+        "noisy": min(ramp(f["val_noise_rel"], NOISY_REL, NOISY_REL_WIDTH),
+                     ramp(f["noise_ratio"], NOISE_RATIO, NOISE_RATIO_WIDTH)),
+        "below": min(ramp(f["below_fraction"], BELOW_FRACTION, BELOW_FRACTION_WIDTH),
+                     ramp(-f["gap_end"], BELOW_GAP, BELOW_GAP_WIDTH)),
+    }
     if f["member_spread"] is not None:  # an ensemble's mean curves: see "Ensembles" above
-        noisy = ramp(f["member_spread"], MEMBER_SPREAD, MEMBER_SPREAD_WIDTH)
-    below = min(ramp(f["below_fraction"], BELOW_FRACTION, BELOW_FRACTION_WIDTH),
-                ramp(-f["gap_end"], BELOW_GAP, BELOW_GAP_WIDTH))
+        t["noisy"] = ramp(f["member_spread"], MEMBER_SPREAD, MEMBER_SPREAD_WIDTH)
+    t["clear_rise"] = min(t["rose"], ramp(f["val_rise_z"], CLEAR_RISE_Z, RISE_Z_WIDTH))
     # validation left behind: a large, growing gap with validation gaining < half of training
-    val_lags = min(gap_large, gap_growing, ramp(VAL_SHARE - f["val_share"], 0.0, VAL_SHARE_WIDTH))
+    t["val_lags"] = min(t["gap_large"], t["gap_growing"], ramp(VAL_SHARE - f["val_share"], 0.0, VAL_SHARE_WIDTH))
     # validation keeps pace with training over the second half and is falling there: it is still
     # falling even if the last quarter alone is too short to show it through the noise
     val_follows = min(ramp(f["val_share"] - VAL_SHARE, 0.0, VAL_SHARE_WIDTH),
                       falling(f["val_half_slope"], f["val_half_z"]))
-    return {
-        # the training curve is what "cannot fit" is about: whatever validation does (it may
-        # wobble or drift up), a model stuck near the baseline is short of capacity
-        "underfit_capacity": [high, -train_falling],
-        # the second-half shortcut for validation is not trusted when validation is erratic
-        "underfit_stopped_early": [train_falling, max(val_falling, min(val_follows, -noisy)),
-                                   -val_lags],
-        "overfit": [rose, -train_rising, -high, max(-noisy, clear_rise)],
-        "good_fit": [-train_falling, -train_rising, -val_falling, -val_rising, -rose, gap_small,
-                     -gap_growing, -high, -noisy, -below],
-        "unrepresentative_train": [gap_large, gap_growing, max(-val_falling, val_lags), -rose,
-                                   -high],
-        "unrepresentative_validation_noisy": [noisy, -clear_rise],
-        # the notes: "stable train loss"; both curves near the baseline is a capacity problem
-        # whatever their order, and both still falling is a run stopped early
-        "validation_below_train": [below, -high, -train_falling],
-    }
+    # the second-half shortcut for validation is not trusted when validation is erratic
+    t["val_improving"] = max(t["val_falling"], min(val_follows, -t["noisy"]))
+    t["val_settled"] = max(-t["val_falling"], t["val_lags"])
+    t["rise_beats_noise"] = max(-t["noisy"], t["clear_rise"])
+    return t
 
 
-def _pick(f: dict) -> tuple[str, str | None, dict[str, float]]:
+# Each label's rule: the facts that must hold ("-name": must not hold), combined by fuzzy AND.
+RULES: dict[str, tuple[str, ...]] = {
+    # the training curve is what "cannot fit" is about: whatever validation does (it may wobble or
+    # drift up), a model stuck near the baseline is short of capacity
+    "underfit_capacity": ("high", "-train_falling"),
+    "underfit_stopped_early": ("train_falling", "val_improving", "-val_lags"),
+    "overfit": ("rose", "-train_rising", "-high", "rise_beats_noise"),
+    "good_fit": ("-train_falling", "-train_rising", "-val_falling", "-val_rising", "-rose", "gap_small",
+                 "-gap_growing", "-high", "-noisy", "-below"),
+    # the notes: training falls, validation settles much higher, the gap widens over time. Both
+    # curves start near the baseline, so a wide end gap has widened over the run; whether it still
+    # grows at the end is reported, not required: a network that memorises its training rows within a
+    # few epochs has a training loss near 0 that cannot fall further, and the gap stays wide
+    "unrepresentative_train": ("gap_large", "val_settled", "-rose", "-high"),
+    # erratic validation with no clear trend; a wide gap standing out of the noise is the bigger story
+    "unrepresentative_validation_noisy": ("noisy", "-clear_rise", "-gap_large"),
+    # the notes: "stable train loss", validation "converges" below it; both curves near the baseline
+    # is a capacity problem whatever their order, both still falling is a run stopped early, and an
+    # erratic validation curve (a handful of validation samples: which ones were drawn sets its level,
+    # every update moves it) is noisy validation
+    "validation_below_train": ("below", "-high", "-train_falling", "-noisy"),
+}
+
+
+def _truth(facts: dict[str, float], condition: str) -> float:
+    return -facts[condition[1:]] if condition.startswith("-") else facts[condition]
+
+
+def _label_conditions(f: dict, limit: float = 1.0) -> dict[str, list[tuple[str, float]]]:
+    """Each label's conditions as ``(name, fuzzy truth in [-limit, limit])``; see the module doc.
+    ``limit=inf`` gives the unclipped margins that break ties between equal scores."""
+    facts = _facts(f, limit)
+    return {lab: [(cond, _truth(facts, cond)) for cond in conds] for lab, conds in RULES.items()}
+
+
+def _pick(f: dict) -> tuple[str, str | None, dict[str, float], dict[str, list[tuple[str, float]]]]:
     """Winner = highest score. Ties are common at the clip limits (two rules fully true, or no
     rule holding and every score at -1); they go to the label that comes closest to holding:
     fewest conditions clearly false (at -1), then the larger unclipped minimum margin, then the
     larger mean margin over the rule's conditions. (Otherwise a rule with many conditions wins a
     tie at -1 on its mean: good_fit with an end gap 7 ramp widths past "small".) The runner-up
-    is the second label when within ``RUNNER_UP_MARGIN``."""
+    is the second label when within ``RUNNER_UP_MARGIN``. Also returns the conditions, for the
+    words of a verdict no rule fully supports."""
     conditions = _label_conditions(f)
-    scores = {lab: min(c) for lab, c in conditions.items()}
-    n_false = {lab: sum(v <= -1.0 for v in c) for lab, c in conditions.items()}
-    margins = {lab: min(c) for lab, c in _label_conditions(f, limit=math.inf).items()}
+    values = {lab: [v for _, v in c] for lab, c in conditions.items()}
+    scores = {lab: min(v) for lab, v in values.items()}
+    n_false = {lab: sum(x <= -1.0 for x in v) for lab, v in values.items()}
+    margins = {lab: min(v for _, v in c) for lab, c in _label_conditions(f, limit=math.inf).items()}
     ranked = sorted(LABELS, key=lambda lab: (-scores[lab], n_false[lab], -margins[lab],
-                                             -float(np.mean(conditions[lab]))))
+                                             -float(np.mean(values[lab]))))
     first, second = ranked[0], ranked[1]
-    return first, (second if scores[first] - scores[second] <= RUNNER_UP_MARGIN else None), scores
+    return first, (second if scores[first] - scores[second] <= RUNNER_UP_MARGIN else None), scores, conditions
 
 
 # --- reporting ---------------------------------------------------------------------------------
@@ -620,6 +695,8 @@ def _cause_below(f: dict, c: _Curves, stochastic: bool) -> str:
 
 
 def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochastic: bool) -> dict:
+    """The evidence in loss orientation (slopes and gaps: > 0 worse); ``_user_evidence`` turns it
+    to the curves' own direction."""
     S = c.scale
     ev = {
         "n_epochs": f["n"],
@@ -633,18 +710,19 @@ def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochast
         "train_final": _user_units(f["train_end"], c),
         "val_final": _user_units(f["val_end"], c),
         "best_val": _user_units(f["best_val"], c),
-        "best_epoch": f["best_epoch"],
+        "best_epoch": f["best_epoch"], "best_tolerance": f["best_tolerance"],
         "train_level": f["train_level"], "val_level": f["val_level"],
         "train_slope": f["train_slope"], "val_slope": f["val_slope"],
         "train_slope_z": f["train_z"], "val_slope_z": f["val_z"],
-        "gap_end": f["gap_end"], "gap_slope": f["gap_slope"], "gap_slope_z": f["gap_z"],
+        "gap_end": f["gap_end"], "gap_end_z": f["gap_end_z"], "gap_slope": f["gap_slope"], "gap_slope_z": f["gap_z"],
         "gap_trend": _gap_trend(f), "val_share": f["val_share"],
         "val_noise": f["val_noise"], "val_noise_rel": f["val_noise_rel"],
         "train_noise": f["train_noise"], "noise_ratio": f["noise_ratio"],
         "member_spread": f["member_spread"],
         "val_rise": f["val_rise"], "val_rise_z": f["val_rise_z"],
         "below_fraction": f["below_fraction"],
-        "divergence_epoch": f["best_epoch"] if label == "overfit" else None,
+        # where the rise starts: the smoothed optimum itself (best_epoch may be earlier, within the noise)
+        "divergence_epoch": f["min_epoch"] if label == "overfit" else None,
         "train_distance_from_baseline": None, "val_distance_from_baseline": None,
         "train_eval_final": None if f["train_eval_end"] is None
         else _user_units(f["train_eval_end"], c),
@@ -656,6 +734,19 @@ def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochast
         ev["train_distance_from_baseline"] = (c.baseline - f["train_end"]) / S
         ev["val_distance_from_baseline"] = (c.baseline - f["val_end"]) / S
     return {k: _plain(v) for k, v in ev.items()}
+
+
+# Signed changes the evidence reports in the curves' own direction: for a higher-is-better metric a
+# positive slope rises (improves) and a negative gap puts validation below training.
+_SIGNED = ("train_slope", "val_slope", "train_slope_z", "val_slope_z", "gap_end", "gap_end_z", "gap_slope",
+           "gap_slope_z")
+
+
+def _user_evidence(lv: dict) -> dict:
+    """Loss-orientation evidence -> the curves' own direction (a sign flip of ``_SIGNED`` for scores)."""
+    if not lv["higher_is_better"]:
+        return dict(lv)
+    return {k: (0.0 - v if k in _SIGNED and v is not None else v) for k, v in lv.items()}  # 0.0 - 0.0 is not -0.0
 
 
 def _gap_trend(f: dict) -> str:
@@ -670,13 +761,146 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
-def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
-    """The notes' remedies for ``label``, filled in with the evidence."""
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+@dataclass(frozen=True)
+class _Words:
+    """The direction words of the curves' measure, so that every sentence reads right for a loss
+    (lower is better) and for a score such as balanced accuracy (higher is better)."""
+
+    higher_is_better: bool
+    name: str  # "loss", "balanced accuracy", ...
+
+    def pick(self, loss: str, score: str) -> str:
+        return score if self.higher_is_better else loss
+
+    @property
+    def worse_side(self) -> str:  # where a worse validation curve lies
+        return self.pick("above", "below")
+
+    @property
+    def better_side(self) -> str:
+        return self.pick("below", "above")
+
+    @property
+    def best(self) -> str:
+        return self.pick("lowest", "highest")
+
+    @property
+    def improving(self) -> str:
+        return self.pick("falling", "rising")
+
+    @property
+    def worsened(self) -> str:  # past tense of getting worse
+        return self.pick("rose", "fell")
+
+    @property
+    def worsen(self) -> str:
+        return self.pick("rise", "fall")
+
+    @property
+    def poor(self) -> str:
+        return self.pick("high", "low")
+
+
+_TITLES = {
+    "underfit_capacity": "Underfit (capacity)",
+    "underfit_stopped_early": "Underfit (stopped early)",
+    "overfit": "Overfit",
+    "good_fit": "Good fit",
+    "unrepresentative_train": "Unrepresentative training set",
+    "unrepresentative_validation_noisy": "Noisy validation (unrepresentative validation set)",
+    "validation_below_train": "Validation below training",
+}
+
+
+def label_title(label: str, higher_is_better: bool = False) -> str:
+    """The label in words, for titles ("Good fit" for ``good_fit``); for a higher-is-better metric
+    ``validation_below_train`` reads "Validation better than training" (it lies above)."""
+    if label == "validation_below_train" and higher_is_better:
+        return "Validation better than training"
+    return _TITLES.get(label, label.replace("_", " ").capitalize())
+
+
+def _ratio_words(ratio) -> str:
+    if ratio is None:
+        return "n/a"
+    if ratio > 100:  # a training curve that barely moves (a score pinned at 1.0)
+        return "while the training curve barely wiggles"
+    return f"{ratio:.1f}x the training curve's"
+
+
+def _fact_words(fact: str, holds: bool, ev: dict, w: _Words) -> str:
+    """One fact of ``_facts`` in words, as it holds or fails on this run (ev: loss-orientation evidence)."""
+    n, per = w.name, "of the scale per 10 % of the run"
+    gap = ev["gap_end"]
+    start = "the no-skill level" if ev["scale_source"] == "baseline" else "their starting level"
+    noise = (f"wiggles by {_pct(ev['val_noise_rel'])} of its level, {_ratio_words(ev['noise_ratio'])}")
+    if fact == "noisy" and ev["member_spread"] is not None:
+        return (f"the members' validation curves differ by {_pct(ev['member_spread'])} of their level" if holds
+                else f"the members' validation curves agree (they differ by {_pct(ev['member_spread'])} of their level)")
+    words = {
+        "train_falling": (f"the training {n} was still {w.improving} at the end ({_pct(abs(ev['train_slope']))} {per})",
+                          f"the training {n} was no longer clearly {w.improving} at the end"),
+        "val_falling": (f"the validation {n} was still {w.improving} at the end ({_pct(abs(ev['val_slope']))} {per})",
+                        f"the validation {n} was no longer clearly {w.improving} at the end"),
+        "train_rising": (f"the training {n} was getting worse at the end", f"the training {n} was not getting worse"),
+        "val_rising": (f"the validation {n} was getting worse at the end", f"the validation {n} was not getting worse"),
+        "rose": (f"validation {w.worsened} by {_pct(ev['val_rise'])} of the scale after its {w.best} value",
+                 f"validation did not clearly {w.worsen} after its {w.best} value ({_pct(ev['val_rise'])} of the scale, "
+                 f"{_num(ev['val_rise_z'])} s.e.)" if ev["val_rise"] > 0 else
+                 f"validation did not {w.worsen} after its {w.best} value"),
+        "clear_rise": (f"the change after its {w.best} value stands far out of the noise ({_num(ev['val_rise_z'])} s.e.)",
+                       f"validation shows no clear trend after its {w.best} value"),
+        "high": (f"both curves stay close to {start} (training {_num(ev['train_final'])}, validation "
+                 f"{_num(ev['val_final'])})",
+                 f"the model moved well away from {start} (training {_num(ev['train_final'])}, validation "
+                 f"{_num(ev['val_final'])})"),
+        "gap_large": (f"validation settles {_pct(gap)} of the scale {w.worse_side} training",
+                      f"the end gap is small ({_pct(abs(gap))} of the scale)" if gap < GAP_LARGE else
+                      f"the end gap ({_pct(gap)} of the scale) does not stand out of the noise "
+                      f"({_num(ev['gap_end_z'])} s.e.)"),
+        "gap_small": (f"both curves end at a similar level (gap {_pct(abs(gap))} of the scale)",
+                      f"the curves end far apart (validation {_pct(abs(gap))} of the scale "
+                      f"{w.worse_side if gap > 0 else w.better_side} training)"),
+        "gap_growing": ("the gap keeps growing", "the gap is not growing"),
+        "noisy": (f"the validation {n} is erratic (it {noise})",
+                  f"the validation {n} is not erratic (it {noise})" if ev["val_noise_rel"] < NOISY_REL else
+                  f"the validation {n} is hardly more erratic than the training {n} (it {noise})"),
+        "below": (f"validation is better than training ({w.better_side} it) in {_pct(ev['below_fraction'])} of epochs",
+                  "validation is not consistently better than training"),
+        "val_lags": ("validation gains less than half of what training gains while the gap grows",
+                     "validation keeps pace with training"),
+        "val_improving": (f"the validation {n} was still {w.improving} too",
+                          f"the validation {n} was no longer {w.improving}"),
+        "val_settled": ("validation has settled",
+                        f"validation was still {w.improving} at the end ({_pct(abs(ev['val_slope']))} {per})"),
+        "rise_beats_noise": ("the validation curve is steady enough for a rise to count",
+                             "validation is too erratic for a rise to count as a trend"),
+    }
+    return words[fact][0 if holds else 1]
+
+
+def _explain(label: str, conditions: list[tuple[str, float]], ev: dict, w: _Words) -> tuple[list[str], list[str]]:
+    """The label's conditions in words: those that hold and those that do not (truth <= 0)."""
+    holds, fails = [], []
+    for cond, truth in conditions:
+        fact, negated = cond.lstrip("-"), cond.startswith("-")
+        fact_holds = (truth > 0) != negated  # a NOT condition holds when its fact does not
+        (holds if truth > 0 else fails).append(_fact_words(fact, fact_holds, ev, w))
+    return holds, fails
+
+
+def _advice(label: str, ev: dict, stochastic: bool, w: _Words) -> list[str]:
+    """The notes' remedies for ``label``, filled in with the (loss-orientation) evidence."""
+    per = "of the scale per 10 % of the run"
     if label == "underfit_capacity":
-        lr = ("The training loss is erratic (noise " + _pct(ev["train_noise"]) + " of the scale): "
+        lr = (f"The training {w.name} is erratic (noise " + _pct(ev["train_noise"]) + " of the scale): "
               "the learning rate is probably too high; lower it."
               if ev["train_noise"] is not None and ev["train_noise"] > 0.03
-              else "Check the learning rate: a rate that is too high also keeps the loss near the "
+              else "Check the learning rate: a rate that is too high also keeps the curves near the "
                    "baseline.")
         return [
             "Increase model capacity: more units per layer or more hidden layers.",
@@ -687,15 +911,14 @@ def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
         ]
     if label == "underfit_stopped_early":
         return [
-            f"Train for more epochs: both losses were still falling at the end (training "
-            f"{_pct(-ev['train_slope'])}, validation {_pct(-ev['val_slope'])} of the scale per "
-            f"10 % of the run).",
+            f"Train for more epochs: both curves were still {w.improving} at the end (training "
+            f"{_pct(-ev['train_slope'])}, validation {_pct(-ev['val_slope'])} {per}).",
             "Revisit early stopping: increase the patience (or lower min_delta) so the run is "
             "not cut short.",
         ]
     if label == "overfit":
         return [
-            f"Stop early at the divergence point: the smoothed validation loss was lowest around epoch "
+            f"Stop early at the divergence point: the smoothed validation {w.name} was {w.best} around epoch "
             f"{ev['divergence_epoch']}; restore the checkpoint saved there.",
             "Add regularisation: L2 weight decay, or raise the dropout rate already in use."
             if stochastic else
@@ -706,14 +929,14 @@ def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
         ]
     if label == "good_fit":
         return [
-            f"Nothing needed: both curves settle at a similar level (gap {_pct(ev['gap_end'])} "
-            f"of the scale, {ev['gap_trend']}).",
+            f"Nothing needed: both curves settle at a similar level (validation {_pct(abs(ev['gap_end']))} of the "
+            f"scale {w.worse_side if ev['gap_end'] > 0 else w.better_side} training, gap {ev['gap_trend']}).",
             "A small, stable gap is expected; a gap of exactly zero is unlikely in practice.",
         ]
     if label == "unrepresentative_train":
         return [
             f"Collect more training data: validation settles {_pct(ev['gap_end'])} of the scale "
-            f"above training and the gap {_gap_words(ev)}.",
+            f"{w.worse_side} training and the gap {_gap_words(ev)}.",
             "Apply data augmentation to widen what the training set covers (for expression matrices with more "
             "features than rows: --augment-noise auto, input noise of SD sqrt(features / training rows)).",
             "Check for a train/validation distribution mismatch (batch, site, cohort or "
@@ -721,7 +944,7 @@ def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
         ]
     if label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
         return [
-            f"The validation folds disagree: the members' validation losses differ by "
+            f"The validation folds disagree: the members' validation curves differ by "
             f"{_pct(ev['member_spread'])} of their level, so a single fold's curve says little. Use "
             f"fewer, larger folds, or collect more samples.",
             "Stratify the folds by class and batch (keeping patients whole) so every fold is "
@@ -730,87 +953,156 @@ def _advice(label: str, ev: dict, stochastic: bool) -> list[str]:
         ]
     if label == "unrepresentative_validation_noisy":
         return [
-            f"Use a larger validation set: its loss wiggles by {_pct(ev['val_noise_rel'])} of its "
-            f"level, {ev['noise_ratio']:.1f}x the training loss's wiggle.",
+            f"Use a larger validation set: its {w.name} wiggles by {_pct(ev['val_noise_rel'])} of its "
+            f"level, {_ratio_words(ev['noise_ratio'])}.",
             "Stratify (and shuffle) the validation split so every class and batch is represented.",
             "Use k-fold cross-validation to average out the noise of a single small split.",
         ]
-    return _advice_below(ev)
+    return _advice_below(ev, w)
 
 
-def _advice_below(ev: dict) -> list[str]:
+def _advice_below(ev: dict, w: _Words) -> list[str]:
     """Validation below training: the advice depends on what the inference-mode training loss
     (or the use of dropout) says about the cause."""
     cause = ev["cause"]
     if cause == "training_only_noise":
-        return [f"The inference-mode training loss ({ev['train_eval_final']:.4g}) is close to the "
-                f"validation loss ({ev['val_final']:.4g}): the gap comes from dropout or other "
+        return [f"The inference-mode training {w.name} ({ev['train_eval_final']:.4g}) is close to the "
+                f"validation {w.name} ({ev['val_final']:.4g}): the gap comes from dropout or other "
                 f"training-only noise, not from the data; no action needed.",
                 "Compare train and validation in inference mode when judging the fit."]
     easier = ("Check that the validation set is not easier than the training set (leakage, "
               "duplicates, class or batch composition).")
     if cause == "validation_easier":
-        return [f"Even the inference-mode training loss ({ev['train_eval_final']:.4g}) is above "
-                f"the validation loss ({ev['val_final']:.4g}), so dropout does not explain it.",
+        return [f"Even the inference-mode training {w.name} ({ev['train_eval_final']:.4g}) is worse than "
+                f"the validation {w.name} ({ev['val_final']:.4g}), so dropout does not explain it.",
                 easier, "Not always a problem: understand the cause first."]
     if cause == "likely_training_only_noise":
-        first = ("The model used dropout or noise during training: the training loss is measured "
-                 "with it active and the validation loss without, which makes validation look "
-                 "better. Compare against the inference-mode training loss to confirm.")
+        first = (f"The model used dropout or noise during training: the training {w.name} is measured "
+                 "with it active and the validation one without, which makes validation look "
+                 f"better. Compare against the inference-mode training {w.name} to confirm.")
     else:
-        first = ("Check for dropout or other training-only noise: compare the validation loss "
-                 "with the training loss re-measured in inference mode.")
+        first = ("Check for dropout or other training-only noise: compare validation with the "
+                 f"training {w.name} re-measured in inference mode.")
     return [first, "If that does not explain it: " + easier[0].lower() + easier[1:],
             "Not always a problem: understand the cause first."]
 
 
-def _summary(label: str, ev: dict) -> str:
-    """One sentence with the key numbers."""
-    g, tl, vl = _pct(ev["gap_end"]), _pct(ev["train_level"]), _pct(ev["val_level"])
+def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
+    """The label's sentence with its key numbers (loss-orientation evidence, words from ``w``)."""
+    n, per = w.name, "per 10 % of the run"
+    tf, vf = _num(ev["train_final"]), _num(ev["val_final"])
+    title = label_title(label, w.higher_is_better)
     if label == "underfit_capacity":
-        s = (f"Underfit (capacity): both curves are flat at a high loss (training {tl}, "
-             f"validation {vl} of the scale, slopes {_pct(ev['train_slope'])} and "
-             f"{_pct(ev['val_slope'])} per 10 % of the run)")
-    elif label == "underfit_stopped_early":
-        s = (f"Underfit (stopped early): both losses were still falling at the end (training "
-             f"by {_pct(-ev['train_slope'])}, validation by {_pct(-ev['val_slope'])} of the scale "
-             f"per 10 % of the run)")
-    elif label == "overfit":
-        s = (f"Overfit: the smoothed validation loss was lowest around epoch {ev['divergence_epoch']} and then rose "
-             f"by {_pct(ev['val_rise'])} of the scale while the training loss kept falling")
-    elif label == "good_fit":
-        s = (f"Good fit: both curves settle at a similar level (training {tl}, validation {vl} "
-             f"of the scale, gap {g}, {ev['gap_trend']})")
-    elif label == "unrepresentative_train":
-        s = (f"Unrepresentative training set: validation settles {g} of the scale above "
-             f"training and the gap {_gap_words(ev)} ({_pct(ev['gap_slope'])} per 10 % of the run)")
-    elif label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
-        s = (f"Noisy validation: the members' validation losses differ by {_pct(ev['member_spread'])} "
-             f"of their level (s.d. across members) with no clear trend in their mean")
-    elif label == "unrepresentative_validation_noisy":
-        s = (f"Noisy validation: the validation loss wiggles by {_pct(ev['val_noise_rel'])} of its "
-             f"level ({ev['noise_ratio']:.1f}x the training wiggle) with no clear trend")
+        return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}; "
+                f"{_pct(ev['train_distance_from_baseline'])} and {_pct(ev['val_distance_from_baseline'])} of the "
+                f"way from no skill to perfect)" if ev["train_distance_from_baseline"] is not None else
+                f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}, "
+                f"{_pct(ev['train_level'])} and {_pct(ev['val_level'])} of their starting level)")
+    if label == "underfit_stopped_early":
+        return (f"{title}: both curves were still {w.improving} at the end (training by {_pct(-ev['train_slope'])}, "
+                f"validation by {_pct(-ev['val_slope'])} of the scale {per})")
+    if label == "overfit":
+        kept = (f"kept {w.improving}" if -ev["train_slope"] >= FALL_SLOPE else f"stayed near {tf}")
+        return (f"{title}: the smoothed validation {n} was {w.best} around epoch {ev['divergence_epoch']} "
+                f"({_num(ev['best_val'])}) and then {w.worsened} by {_pct(ev['val_rise'])} of the scale, while the "
+                f"training {n} {kept}")
+    if label == "good_fit":
+        side = w.worse_side if ev["gap_end"] > 0 else w.better_side
+        return (f"{title}: both curves settle at a similar level (training {tf}, validation {vf}: validation "
+                f"{_pct(abs(ev['gap_end']))} of the scale {side} training, gap {ev['gap_trend']})")
+    if label == "unrepresentative_train":
+        return (f"{title}: validation settles {_pct(ev['gap_end'])} of the scale {w.worse_side} training "
+                f"({vf} against {tf}) and the gap {_gap_words(ev)} ({_pct(ev['gap_slope'])} {per})")
+    if label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
+        return (f"Noisy validation: the members' validation {n} curves differ by {_pct(ev['member_spread'])} "
+                f"of their level (s.d. across members) with no clear trend in their mean")
+    if label == "unrepresentative_validation_noisy":
+        return (f"Noisy validation: the validation {n} wiggles by {_pct(ev['val_noise_rel'])} of its level "
+                f"from epoch to epoch ({_ratio_words(ev['noise_ratio'])}) with no clear trend")
+    s = (f"{title}: validation is {w.better_side} training in {_pct(ev['below_fraction'])} of epochs, "
+         f"by {_pct(-ev['gap_end'])} of the scale at the end")
+    return s + {
+        "training_only_noise": ", explained by dropout or other training-only noise: the "
+                               f"inference-mode training {n} is close to validation",
+        "likely_training_only_noise": ", most likely because dropout or other training-only "
+                                      f"noise makes the training {n} look worse",
+        "validation_easier": f", even against the inference-mode training {n}: the "
+                             "validation set looks easier than the training set",
+    }.get(ev["cause"], "")
+
+
+def _summary(label: str, ev: dict, conditions: list[tuple[str, float]], runner_up: str | None,
+             tied: bool, w: _Words) -> str:
+    """One sentence: the label's shape with its key numbers; when no rule fully holds (score < 0),
+    plainly that no shape matches clearly, the closest one, why, and what speaks against it."""
+    if ev["score"] is not None and ev["score"] < 0:
+        holds, fails = _explain(label, conditions, ev, w)
+        tie = (f" (tied with {label_title(runner_up, w.higher_is_better).lower()})" if tied and runner_up else "")
+        s = f"No shape matches clearly; closest: {label_title(label, w.higher_is_better).lower()}{tie}"
+        if holds:
+            s += ", because " + _join(holds)
+        s += "; but " + _join(fails)
     else:
-        s = (f"Validation below training in {_pct(ev['below_fraction'])} of epochs, by "
-             f"{_pct(-ev['gap_end'])} of the scale at the end")
-        s += {
-            "training_only_noise": ", explained by dropout or other training-only noise: the "
-                                   "inference-mode training loss is close to validation",
-            "likely_training_only_noise": ", most likely because dropout or other training-only "
-                                          "noise inflates the training loss",
-            "validation_easier": ", even against the inference-mode training loss: the "
-                                 "validation set looks easier than the training set",
-        }.get(ev["cause"], "")
+        s = _shape_sentence(label, ev, w)
     if ev["short_curve"]:
         s += f" (short curve of {ev['n_epochs']} epochs: best-effort label)"
-    elif ev["score"] is not None and ev["score"] < 0:  # won a tie or by little: say so
-        s += "; borderline: the closest shape rather than a clear match"
     return s + "."
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _gap_words(ev: dict) -> str:
     """'keeps growing' when the evidence shows it; a label won on a tie may have a stable gap."""
     return {"growing": "keeps growing", "shrinking": "is shrinking"}.get(ev["gap_trend"], "is stable")
+
+
+def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
+    """What each evidence value means, phrased for the curves' direction (for the CLI's panel)."""
+    w = _Words(higher_is_better, "")
+    up = "> 0 rising, improving" if higher_is_better else "< 0 falling, improving"
+    level = ("shortfall from a perfect score at the end / S" if higher_is_better else "level at the end / S")
+    return {
+        "n_epochs": "epochs read",
+        "scale": ("scale S: from the no-skill value (baseline) to a perfect score, or the first epochs' shortfall"
+                  if higher_is_better else "scale S: the no-skill loss (baseline) or the first epochs' level"),
+        "scale_source": "where S comes from",
+        "train_final": "training value at the end (smoothed)",
+        "val_final": "validation value at the end (smoothed)",
+        "best_val": f"best ({w.best}) validation value (smoothed)",
+        "best_epoch": (f"first epoch whose smoothed validation value is within best_tolerance of the {w.best} "
+                       "one (within the noise, the epoch a user calls best)"),
+        "best_tolerance": "that tolerance / S: the larger of 1 % and two s.e. of a smoothed value (the smoothed optimum of a noisy plateau lies about that far beyond its level)",
+        "divergence_epoch": f"divergence point: validation stops improving and starts to {w.worsen}",
+        "train_level": f"training {level}",
+        "val_level": f"validation {level}",
+        "train_slope": f"training slope per 10 % of the run / S ({up})",
+        "train_slope_z": "training slope in standard errors",
+        "val_slope": f"validation slope per 10 % of the run / S ({up})",
+        "val_slope_z": "validation slope in standard errors",
+        "gap_end": (f"gap (validation - training) at the end / S (< 0: validation {w.worse_side} training, worse)"
+                    if higher_is_better else
+                    f"gap (validation - training) at the end / S (> 0: validation {w.worse_side} training, worse)"),
+        "gap_end_z": "that gap in standard errors",
+        "gap_slope": "gap slope per 10 % of the run / S (second half; the gap's sign as above)",
+        "gap_trend": "how the gap moves over the second half (growing: validation falls further behind)",
+        "val_share": "validation's share of the training improvement (second half)",
+        "val_rise": (f"how far validation {w.worsened} after its {w.best} value / S (> 0 worse): the larger of the "
+                     "change at the end and the median change since"),
+        "val_rise_z": "that change in standard errors",
+        "val_noise_rel": "validation wiggle / its level" + (" (its shortfall from a perfect score)" if higher_is_better else ""),
+        "noise_ratio": "validation wiggle / training wiggle (relative)",
+        "member_spread": "validation s.d. across ensemble members / its level",
+        "below_fraction": f"share of epochs with validation better than ({w.better_side}) training",
+        "train_eval_final": "training value in inference mode at the end",
+        "cause": "likely cause",
+        "train_distance_from_baseline": "share of the way from no skill to perfect, on training",
+        "val_distance_from_baseline": "share of the way from no skill to perfect, on validation",
+        "score": ("rule score of the label, -1 .. 1: 1 every condition of its rule clearly holds, 0 one sits on "
+                  "its threshold, < 0 at least one fails (no shape matches clearly)"),
+        "runner_up_score": "rule score of the runner-up (same scale)",
+    }
 
 
 # --- public entry point ------------------------------------------------------------------------
@@ -825,6 +1117,7 @@ def diagnose(
     stochastic_regularisation: bool = False,
     higher_is_better: bool = False,
     member_spread: Sequence[float] | None = None,
+    name: str | None = None,
 ) -> Diagnosis:
     """Label a run's learning curves with one of ``LABELS``.
 
@@ -840,13 +1133,18 @@ def diagnose(
     member_spread: (n_epochs,) for the mean curves of an ensemble: the s.d. of the validation
         curve across members at each epoch (NaN where fewer than two members ran); it replaces
         the wiggle as the evidence of noisy validation (see "Ensembles" in the module docstring).
+    name: what the curves measure, for the sentences ("balanced accuracy"); default "loss", or
+        "score" when ``higher_is_better``.
 
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
     with both values finite, a baseline that is not a finite loss above 0, or a negative spread.
     """
     c = _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread)
     f = _measure(c)
-    label, runner_up, scores = _pick(f)
-    ev = _evidence(f, c, label, scores, runner_up, stochastic_regularisation)
-    advice = _advice(label, ev, stochastic_regularisation)
-    return Diagnosis(label, ev, advice, runner_up, _summary(label, ev))
+    label, runner_up, scores, conditions = _pick(f)
+    lv = _evidence(f, c, label, scores, runner_up, stochastic_regularisation)
+    words = _Words(c.ceiling is not None, name or ("score" if c.ceiling is not None else "loss"))
+    advice = _advice(label, lv, stochastic_regularisation, words)
+    tied = runner_up is not None and scores[runner_up] == scores[label]
+    summary = _summary(label, lv, conditions[label], runner_up, tied, words)
+    return Diagnosis(label, _user_evidence(lv), advice, runner_up, summary)

@@ -45,7 +45,8 @@ import numpy as np
 from .errors import DataError
 
 __all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "read_history", "split_members",
-           "majority_length", "mean_curve", "spread_curve", "curves_from_history", "read_curves", "diagnose_curves"]
+           "majority_length", "mean_curve", "spread_curve", "curves_from_history", "read_curves", "diagnose_curves",
+           "measure_name"]
 
 # The two columns behind each kind of curve ``read_curves`` reads.
 CURVE_COLUMNS = {"loss": ("train_loss", "val_loss"), "metric": ("train_metric", "val_metric")}
@@ -323,9 +324,18 @@ def diagnose_curves(c: Curves):
     try:
         return diagnose(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
-                        member_spread=c.val_spread)
+                        member_spread=c.val_spread, name=measure_name(c))
     except DataError as exc:
         raise DataError(f"{c.source}: {exc}") from None
+
+
+def measure_name(c: Curves) -> str:
+    """What the curves measure, short, for sentences: "loss", "balanced accuracy", "RMSE", or "metric" for a
+    history table's metric columns (the table does not say which metric they hold)."""
+    if c.curves == "loss":
+        return "loss"
+    short = re.sub(r"\s*\(.*\)$", "", c.name)  # "rmse (standardised targets)" -> "rmse"
+    return "RMSE" if short == "rmse" else short
 
 
 def _is_model_file(path: str) -> bool:

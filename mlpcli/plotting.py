@@ -166,7 +166,7 @@ def _figure(ncols: int = 1):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4 * ncols if ncols > 1 else 7.0, 4.2), layout="constrained")
+    fig = Figure(figsize=(6.4 * ncols if ncols > 1 else 7.0, 4.6), layout="constrained")  # room for the legend below
     FigureCanvasAgg(fig)
     return fig
 
@@ -241,8 +241,23 @@ def plot_curves(
     if title:
         ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_below(fig, ax)
     _save(fig, path)
+
+
+def _legend_below(fig, *axes) -> None:
+    """One legend for ``axes`` below the plot area, outside it: inside, matplotlib's "best" place
+    still lands on a horizontal line such as the baseline (a line is not an obstacle it avoids
+    well), and the curves of a long run fill every corner."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(handles)), fontsize=8,
+                   frameon=False)
 
 
 def plot_learning_curve(
@@ -271,8 +286,7 @@ def plot_learning_curve(
         ax.grid(alpha=0.3)
     if chance_score is not None and math.isfinite(chance_score):
         left.axhline(chance_score, color="grey", linestyle="--", linewidth=1, label=f"no skill {chance_score:.3g}")
-    left.legend(fontsize=8)
-    right.legend(fontsize=8)
+    _legend_below(fig, left, right)
     if title:
         fig.suptitle(title, fontsize=11)
     _save(fig, path)

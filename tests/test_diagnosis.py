@@ -179,7 +179,8 @@ def test_scale_invariance():
 
 @pytest.mark.parametrize("label", LABELS)
 def test_higher_is_better_flips(label):
-    """A score s = 1 - loss must get the same verdict and evidence as the loss."""
+    """A score s = 1 - loss must get the same verdict and evidence as the loss; signed evidence (slopes,
+    gaps) is reported in each curve's own direction, so it flips sign."""
     case = curves.make_case(label, 5, seed=3)
     train, val = case.train / (1.2 * case.true_baseline), case.val / (1.2 * case.true_baseline)
     train_eval = None if case.train_eval is None else case.train_eval / (1.2 * case.true_baseline)
@@ -189,7 +190,10 @@ def test_higher_is_better_flips(label):
     assert as_score.label == as_loss.label
     assert as_score.evidence["higher_is_better"] is True
     assert as_score.evidence["val_final"] == pytest.approx(1 - as_loss.evidence["val_final"])
-    assert as_score.evidence["gap_end"] == pytest.approx(as_loss.evidence["gap_end"])
+    for key in ("gap_end", "train_slope", "val_slope", "gap_slope"):
+        assert as_score.evidence[key] == pytest.approx(-as_loss.evidence[key], abs=1e-9), key
+    for key in ("val_rise", "score", "best_epoch", "val_level"):  # unsigned, or "> 0 worse" in both
+        assert as_score.evidence[key] == pytest.approx(as_loss.evidence[key], abs=1e-9), key
 
 
 def test_accuracy_curves_that_overfit():

@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..diagnosis import evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
@@ -28,49 +29,25 @@ _LABEL_STYLE = {
 
 # The evidence shown in the panel, in reading order, with what it means: the rows every label
 # shares and those behind the label and its runner-up (all of it is in --json).
-_COMMON_EVIDENCE = ("n_epochs", "scale", "scale_source", "train_final", "val_final", "best_epoch", "train_slope",
-                    "val_slope", "gap_end", "member_spread", "score", "runner_up_score")
+_COMMON_EVIDENCE = ("n_epochs", "scale", "scale_source", "train_final", "val_final", "best_epoch", "best_tolerance",
+                    "train_slope", "val_slope", "gap_end", "member_spread", "score", "runner_up_score")
 _LABEL_EVIDENCE = {
     "underfit_capacity": ("train_level", "val_level", "train_distance_from_baseline", "val_distance_from_baseline"),
     "underfit_stopped_early": ("train_slope_z", "val_slope_z", "train_level", "val_level"),
     "overfit": ("best_val", "divergence_epoch", "val_rise", "val_rise_z"),
     "good_fit": ("gap_trend", "train_level", "val_level", "val_rise"),
-    "unrepresentative_train": ("gap_slope", "gap_trend", "val_share", "val_rise"),
-    "unrepresentative_validation_noisy": ("val_noise_rel", "noise_ratio", "val_rise_z"),
+    "unrepresentative_train": ("gap_end_z", "gap_slope", "gap_trend", "val_share", "val_rise"),
+    "unrepresentative_validation_noisy": ("val_noise_rel", "noise_ratio", "val_rise_z", "gap_end_z"),
     "validation_below_train": ("below_fraction", "train_eval_final", "cause"),
 }
-_EVIDENCE_ROWS = [
-    ("n_epochs", "epochs read"),
-    ("scale", "scale S: the no-skill loss (baseline) or the first epochs' level"),
-    ("scale_source", "where S comes from"),
-    ("train_final", "training value at the end (smoothed)"),
-    ("val_final", "validation value at the end (smoothed)"),
-    ("best_val", "lowest validation value (smoothed)"),
-    ("best_epoch", "epoch of the lowest validation value"),
-    ("divergence_epoch", "divergence point: validation starts rising"),
-    ("train_level", "training level at the end / S"),
-    ("val_level", "validation level at the end / S"),
-    ("train_slope", "training slope per 10 % of the run / S (< 0 improving)"),
-    ("train_slope_z", "training slope in standard errors"),
-    ("val_slope", "validation slope per 10 % of the run / S"),
-    ("val_slope_z", "validation slope in standard errors"),
-    ("gap_end", "gap (validation - training) at the end / S"),
-    ("gap_slope", "gap slope per 10 % of the run / S (second half)"),
-    ("gap_trend", "the gap over the second half"),
-    ("val_share", "validation's share of the training improvement (second half)"),
-    ("val_rise", "validation rise after its minimum / S"),
-    ("val_rise_z", "that rise in standard errors"),
-    ("val_noise_rel", "validation wiggle / its level"),
-    ("noise_ratio", "validation wiggle / training wiggle (relative)"),
-    ("member_spread", "validation s.d. across ensemble members / its level"),
-    ("below_fraction", "share of epochs with validation below training"),
-    ("train_eval_final", "training loss in inference mode at the end"),
-    ("cause", "likely cause"),
-    ("train_distance_from_baseline", "share of the no-skill loss removed on training"),
-    ("val_distance_from_baseline", "share of the no-skill loss removed on validation"),
-    ("score", "rule score of the label (-1 .. 1)"),
-    ("runner_up_score", "rule score of the runner-up"),
-]
+# Reading order of the panel's evidence rows; their meanings come from the labeller, phrased for the
+# curves' direction (a higher-is-better metric's best value is its highest).
+_EVIDENCE_ORDER = ("n_epochs", "scale", "scale_source", "train_final", "val_final", "best_val", "best_epoch",
+                   "best_tolerance", "divergence_epoch", "train_level", "val_level", "train_slope", "train_slope_z",
+                   "val_slope", "val_slope_z", "gap_end", "gap_end_z", "gap_slope", "gap_trend", "val_share",
+                   "val_rise", "val_rise_z", "val_noise_rel", "noise_ratio", "member_spread", "below_fraction",
+                   "train_eval_final", "cause", "train_distance_from_baseline", "val_distance_from_baseline",
+                   "score", "runner_up_score")
 
 _CURVE_ONLY = ("curves", "higher_is_better", "baseline")
 _LEARNING_CURVE_ONLY = ("fractions", "n_jobs", "threads", "quiet", "config")
@@ -98,9 +75,10 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
     table.add_column("value", justify="right")
     table.add_column("meaning", style="dim")
     shown = {*_COMMON_EVIDENCE, *_LABEL_EVIDENCE.get(d.label, ()), *_LABEL_EVIDENCE.get(d.runner_up, ())}
-    for key, meaning in _EVIDENCE_ROWS:
+    meanings = evidence_meanings(c.higher_is_better)
+    for key in _EVIDENCE_ORDER:
         if key in shown and ev.get(key) is not None:
-            table.add_row(key, fmt(ev[key]), meaning)
+            table.add_row(key, fmt(ev[key]), meanings[key])
     table.caption = f"{len(ev)} numbers in all with --json"
     table.caption_justify = "left"
     advice = Text()
@@ -117,6 +95,15 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
     if chart:
         parts += [Text(""), _chart(c, best_epoch)]
     return Panel(Group(*parts), title=f"Learning curves: {title}", title_align="left", border_style=style)
+
+
+def _plot_title(c: Curves, d) -> str:
+    """The label in words ("Learning curves: Good fit"); a verdict no rule fully supports says so."""
+    title = label_title(d.label, c.higher_is_better)
+    score = d.evidence.get("score")
+    if score is not None and score < 0:
+        title = f"no clear shape (closest: {title[0].lower() + title[1:]})"
+    return f"Learning curves: {title}" + (f" (mean of {len(c.members)} members)" if c.members else "")
 
 
 def _epochs_words(c: Curves) -> str:
@@ -259,8 +246,7 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
     if plot_path:
         from ..plotting import plot_curves
 
-        members = f" (mean of {len(c.members)} members)" if c.members else ""
-        plot_curves(plot_path, c.train, c.val, ylabel=f"{c.name}", title=f"Learning curves: {d.label}{members}",
+        plot_curves(plot_path, c.train, c.val, ylabel=f"{c.name}", title=_plot_title(c, d),
                     best_epoch=best, divergence_epoch=d.evidence.get("divergence_epoch"), baseline=c.baseline,
                     train_eval=c.train_eval,
                     best_label=f"kept epoch {best} (lowest validation loss)" if c.checkpoint_epoch else None,
