@@ -16,7 +16,7 @@ from ..diagnosis import evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, render_notes,
+    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, quiet_option, render_notes, report,
     stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -198,7 +198,7 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
 @config_option("--learning-curve: TOML file of train options; command-line flags win.")
 @train_options
 @threads_option
-@click.option("-q", "--quiet", is_flag=True, help="--learning-curve: no progress or notes on stderr.")
+@quiet_option
 @json_option
 @debug_option
 @handle_errors
@@ -300,7 +300,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
     if as_json:
         print_json({**result.to_dict(), "plot": plot_path})
         return
-    render_notes(err, result.notes, result.warnings + result.skipped)
+    report(result.notes, result.warnings + result.skipped, quiet)
     con = stdout_console()
     con.print(_learning_curve_table(result))
     con.print(_answers_panel(result))
