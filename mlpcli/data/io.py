@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ._common import DEFAULT_ID, SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
+from .fields import check_stream
 
 # ── reading tables ───────────────────────────────────────────────────────────────────────────────────────
 
@@ -410,6 +411,7 @@ class TextTable:
                  features_in_rows: bool, header: list[str]):
         self.src, self.dialect, self.names = src, dialect, names
         self.notes, self.row_names, self.features_in_rows, self.header = notes, row_names, features_in_rows, header
+        self._fields_checked = False
 
     @property
     def fmt(self) -> str:
@@ -449,8 +451,24 @@ class TextTable:
         return pd.read_csv(self.src.opener(), sep=self.dialect.sep, decimal=self.dialect.decimal,
                            compression=self.src.compression, **kwargs)
 
+    def check_fields(self) -> None:
+        """Every row must have the header's number of fields (``fields.check_stream``): given the column
+        names, pandas would read a short row as missing values and drop or misplace a long one's extra
+        field. One pass over the text before pandas reads it (numpy counts the separators)."""
+        if self._fields_checked:
+            return
+        try:
+            with _open_binary(self.src.opener(), self.src.compression) as raw:
+                check_stream(raw, self.dialect.sep, len(self.header), self.src.name)
+        except _PARSE_ERRORS as exc:
+            if isinstance(exc, UnicodeDecodeError):
+                raise _not_utf8(self.src.name, self.fmt, exc) from None
+            raise self._error(exc) from None
+        self._fields_checked = True
+
     def read_frame(self) -> pd.DataFrame:
         """The whole table as a DataFrame (n_samples, n_columns), string column names."""
+        self.check_fields()
         if self.features_in_rows:
             try:
                 return _read_feature_rows_text(self._read_csv, self.header, self.src.name)
@@ -483,6 +501,7 @@ class TextTable:
 
         Values are those of ``read_frame``: the same parser converts the same text to float64. The other
         columns keep pandas' whole-file type inference (a chunk-wise guess that disagrees is read again)."""
+        self.check_fields()
         features = list(features)
         others = [n for n in self.names if n not in set(features)]
         rows = max(64, _CHUNK_BYTES // (8 * max(1, len(self.names))))
