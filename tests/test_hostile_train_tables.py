@@ -198,3 +198,89 @@ def test_the_check_cuts_pieces_only_between_records(piece):
     bad = ok + '\n7,"8\n9"\n10,11,12\n'
     with pytest.raises(DataError, match="t.csv: line 7 has 2 fields but the header has 3"):
         check_stream(io.BytesIO(bad.encode()), ",", 3, "t.csv", piece_bytes=piece)
+
+
+# ── a cell that is not a number under the table's decimal mark ──────────────────────────────────────────
+
+FEATURES = [f"f{j:02d}" for j in range(6)]
+CELLS = {"first row, first feature": (0, "f00"), "middle, f03": (29, "f03"), "last row, last feature": (59, "f05")}
+
+
+def decimal_comma_text(df: pd.DataFrame, row: int, column: str, value: str) -> str:
+    """`df` as a semicolon-separated table with decimal commas, the cell (row, column) written `value`."""
+    lines = df.to_csv(index=False, sep=";", decimal=",").splitlines()
+    j = lines[0].split(";").index(column)
+    fields = lines[row + 1].split(";")
+    fields[j] = value
+    lines[row + 1] = ";".join(fields)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def model_path(good):
+    return good["model"]
+
+
+@pytest.mark.parametrize("value", ["0.5", "1.25e-3", "n.d.", "1,2,3"])
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("decimal", [[], ["--decimal", "comma"]])
+def test_a_stray_cell_of_a_decimal_comma_table_is_named(tmp_path, model_path, value, cell, decimal):
+    """One cell written otherwise (a dot among decimal commas, or not a number): train, cv and predict name
+    its column, row, sample id and value, whether the decimal comma was detected or given."""
+    df = table()
+    row, column = CELLS[cell]
+    path = tmp_path / "dc.tsv"
+    path.write_text(decimal_comma_text(df, row, column, value).replace(";", "\t"))
+    sample = df["sample_id"][row]
+    needles = [str(path), f"feature column {column!r}", f"non-numeric value {value!r}", f"row {row + 1} (id {sample!r})"]
+    for args in (["train", str(path), "-o", str(tmp_path / "m.mlp"), "--hidden", "4", "--epochs", "2"],
+                 ["cv", str(path), "--folds", "3", "--hidden", "4", "--epochs", "2"],
+                 ["predict", model_path, str(path), "-o", str(tmp_path / "p.csv")],
+                 ["evaluate", model_path, str(path), "-o", str(tmp_path / "e.json")]):
+        res = run([*args, *decimal, "-q"])
+        one_line_error(res, *needles)
+        if value == "0.5":
+            assert "decimal commas" in res.output and "'0,5'" in res.output
+    assert os.listdir(tmp_path) == ["dc.tsv"]
+
+
+def test_the_stray_cell_is_named_in_a_later_piece_and_through_the_library(tmp_path, model_path):
+    """A long table read in many pieces: the row number counts from the file's first row."""
+    df = make_table(task="multiclass", n_patients=400, n_features=6, seed=4)  # 1,200 rows
+    path = tmp_path / "long.csv"
+    path.write_text(decimal_comma_text(df, 1000, "f02", "0.75"))
+    res = run(["predict", model_path, str(path), "--chunk-mb", "0.05", "-o", str(tmp_path / "p.csv"), "-q"])
+    one_line_error(res, "'f02'", "'0.75'", "row 1001 (id 'S1000')")
+    with pytest.raises(DataError, match=r"'f02' holds the non-numeric value '0.75' at row 1001 \(id 'S1000'\)"):
+        data.load_dataset(path)
+
+
+def test_a_stray_cell_in_the_features_in_rows_layout_names_the_sample(tmp_path, model_path):
+    df = table()
+    transposed = df.set_index("sample_id")[FEATURES].T.rename_axis("gene").reset_index()
+    text = transposed.to_csv(index=False, sep=";", decimal=",")
+    lines = text.splitlines()
+    fields = lines[4].split(";")  # the gene f03; sample column 8 is S0007
+    fields[8] = "0.5"
+    lines[4] = ";".join(fields)
+    path = tmp_path / "genes.csv"
+    path.write_text("\n".join(lines) + "\n")
+    for args in (["predict", model_path, str(path), "--features-in-rows", "-o", str(tmp_path / "p.csv")],
+                 ["train", str(path), "--features-in-rows", "--target", "f00", "-o", str(tmp_path / "m.mlp")]):
+        one_line_error(run([*args, "-q"]), "'f03'", "'0.5'", "id 'S0007'")
+
+
+def test_a_decimal_point_table_names_a_stray_cell_too(tmp_path):
+    """The same rule on an ordinary CSV: a typo in a numeric column is named, a text column is listed."""
+    df = table()
+    df["f04"] = df["f04"].astype(object)
+    df.loc[17, "f04"] = "1.2.3"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"t.csv: feature column 'f04' holds the non-numeric value '1.2.3' at "
+                                        r"row 18 \(id 'S0017'\)"):
+        data.load_dataset(tmp_path / "t.csv")
+    df = table()
+    df["tissue"] = "lung"  # a text column: listed, with the advice to drop it
+    df.to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(DataError, match=r"feature columns must be numeric: 'tissue'.*--drop"):
+        data.load_dataset(tmp_path / "text.csv")

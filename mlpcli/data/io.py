@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from ._common import DEFAULT_ID, SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
+from ._common import DECIMAL_ATTR, DEFAULT_ID, SOURCE_ATTR, SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
 from .fields import check_stream
 
 # ── reading tables ───────────────────────────────────────────────────────────────────────────────────────
@@ -193,8 +193,8 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
     than commas, else comma). `sep`/`decimal` given (not None/"auto") win; otherwise the file name's
     separator is kept when the header splits on it into several fields and every first row into as many;
     if not, the separator among , tab ; | on which they all split consistently (most fields first), with a
-    note. Under a separator other than the comma, numbers written like 0,123 (and none like 0.123) mean
-    decimal commas, with a note; pandas and pyarrow then read them as numbers.
+    note. Under a separator other than the comma, numbers written like 0,123 (more of them than like
+    0.123) mean decimal commas, with a note; pandas and pyarrow then read them as numbers.
     """
     given_sep, given_decimal = separator_char(sep), decimal_char(decimal)
     if given_sep == given_decimal == ",":
@@ -229,9 +229,12 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
         chosen_decimal = "."
     else:
         cells = [cell for r in records[1:] for cell in _split(r, chosen)]
-        comma = next((c for c in cells if _COMMA_NUMBER.fullmatch(c)), None)
-        dot = any(_DOT_NUMBER.fullmatch(c) for c in cells)
-        chosen_decimal = "," if comma is not None and not dot else "."
+        commas = [c for c in cells if _COMMA_NUMBER.fullmatch(c)]
+        dots = sum(1 for c in cells if _DOT_NUMBER.fullmatch(c))
+        # the mark most numbers are written with: one "0.5" among "0,3" cells is that cell's error (named
+        # when it is read), not a reason to read every other number as text
+        comma = commas[0] if commas else None
+        chosen_decimal = "," if len(commas) > dots else "."
         if chosen_decimal == ",":
             notes.append(f"{source}: numbers read with decimal commas ({comma.strip()!r} is "
                          f"{comma.strip().replace(',', '.')}); --decimal . to read them otherwise")
@@ -471,9 +474,10 @@ class TextTable:
         self.check_fields()
         if self.features_in_rows:
             try:
-                return _read_feature_rows_text(self._read_csv, self.header, self.src.name)
+                frame = _read_feature_rows_text(self._read_csv, self.header, self.src.name)
             except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
                 raise self._error(exc) from None
+            return self._stamped(frame)
         try:
             # low_memory=False: one dtype per column, and no DtypeWarning printed behind the CLI's back.
             frame = self._read_csv(header=0, names=self.names, low_memory=False)
@@ -482,6 +486,13 @@ class TextTable:
         self._check_rows(frame)
         frame, notes = _check_unnamed(frame, self.src.name, self.row_names, self.names)
         self.notes += notes
+        return self._stamped(frame)
+
+    def _stamped(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` with the decimal mark it was read with and the file's name in its attrs: a cell that is
+        not a number is then found (and named) as pandas saw it (see `_common.DECIMAL_ATTR`)."""
+        frame.attrs[DECIMAL_ATTR] = self.dialect.decimal
+        frame.attrs[SOURCE_ATTR] = self.src.name
         return frame
 
     def _check_rows(self, frame: pd.DataFrame) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
+from ..data._common import DECIMAL_ATTR
 from ..data.fields import check_quoted, row_lines, simple_quotes
 from ..data.io import _SNIFF_BYTES, _check_file
 from ..errors import DataError
@@ -424,9 +425,11 @@ class _TextTable(_Table):
                             f"field{'s' * (row.actual_columns != 1)} but the header has {len(self.columns)}: "
                             f"{row.text[:60]!r}")
         try:
-            return pd.read_csv(io.BytesIO(text), sep=self.sep, decimal=self.decimal, header=None, names=self.columns,
-                               usecols=plan.usecols(),
-                               dtype=plan.dtypes(), engine="c", index_col=False, skip_blank_lines=True)
+            frame = pd.read_csv(io.BytesIO(text), sep=self.sep, decimal=self.decimal, header=None, names=self.columns,
+                                usecols=plan.usecols(), dtype=plan.dtypes(), engine="c", index_col=False,
+                                skip_blank_lines=True)
+            frame.attrs[DECIMAL_ATTR] = self.decimal  # a cell that is not a number is found as pandas saw it
+            return frame
         except pd.errors.EmptyDataError:
             return pd.DataFrame(columns=plan.usecols())
         except pd.errors.ParserError as exc:
