@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .. import data, metrics
-from ..config import TrainOptions
+from .. import config, data, metrics
+from ..config import AUTO, TrainOptions
 from ..errors import ConfigError, DataError
-from ..parallel import Plan, run
-from .crossfit import fit_model
+from ..parallel import Plan, available_memory, local_workers, run
+from .crossfit import PORTFOLIO, fit_model
+from .fitting import check_memory
 from .splits import Fold, _group_name, _label, kfold
 
 __all__ = ["FoldScore", "CVResult", "fit_and_score", "cross_validate", "check_cv_options", "with_seed",
-           "mean_sd", "finite"]
+           "mean_sd", "finite", "check_fits_memory"]
 
 
 # ── one model on one fold ──────────────────────────────────────────────────────────────────────────────────
@@ -87,6 +88,27 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         proba=proba if keep_predictions else None, members=len(fitted.members),
         hidden=list(fitted.options.hidden), epoch_cap=int(fitted.runs[0].options.epochs),
     )
+
+
+def check_fits_memory(ds: data.Dataset, fits: Iterable[tuple[TrainOptions, int]], plan: Plan, n_tasks: int) -> None:
+    """Refuse, before any fold starts, fits that cannot fit in this machine's memory side by side.
+
+    fits: (options, training rows) of every model the tasks train (``fit_and_score``: one network at a
+    time, each member and each candidate of ``--hidden auto`` in turn). Each network is checked by
+    ``fitting.check_memory`` times the fits that run at once here (``plan``'s local workers, at most
+    `n_tasks`): an OptionError (usage error) naming --hidden, --batch-size or --n-jobs. Every fit checks its
+    own network again when it starts; a Dask cluster's workers have their own memory, so only that check
+    applies there."""
+    if plan.backend == "dask":
+        return
+    processes = min(local_workers(plan.n_jobs), max(1, n_tasks))
+    available = available_memory()
+    n_outputs = max(1, len(ds.classes))
+    for options, n_train in fits:
+        n_inputs = min(ds.n_features, options.top_var or ds.n_features)
+        for hidden in (PORTFOLIO if options.hidden == AUTO else [options.hidden]):
+            check_memory(config.resolve(replace(options, hidden=list(hidden)), n_train), n_inputs, n_outputs,
+                         n_train, processes=processes, available=available)
 
 
 def mean_sd(values) -> tuple[float | None, float | None]:
@@ -218,6 +240,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     fold_list, strategy = kfold(ds, folds, repeats, options.seed)
     tasks = [(fit_and_score, (ds, f.train, f.test, with_seed(options, f.repeat), ("cv", f.repeat, f.fold),
                               keep_predictions)) for f in fold_list]
+    check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)
     warn = _fold_warnings(ds, fold_list, scores)
