@@ -126,14 +126,16 @@ def check_stream(stream: BinaryIO, sep: str, width: int, name: str, piece_bytes:
     field), so memory stays at about a piece however long the table."""
     stream.readline()  # the header: line 1
     line = 2
-    buffer = bytearray(2 * piece_bytes)
+    read_bytes = min(piece_bytes, 1 << 16)  # reads grow to piece_bytes: a small table costs a small buffer
+    buffer = bytearray(2 * read_bytes)
     fill = 0  # buffer[:fill] is text read and not yet checked
     scanned, odd = 0, False  # whether the quotes in buffer[:scanned] leave a quoted field open
     while True:
-        if len(buffer) - fill < piece_bytes:  # a line (or quoted field) longer than a piece: room for more
-            buffer.extend(bytes(max(piece_bytes, len(buffer) // 2)))
+        if len(buffer) - fill < read_bytes:  # room for the next read (a line longer than a piece included)
+            buffer.extend(bytes(max(read_bytes, len(buffer) // 2)))
         with memoryview(buffer) as view:
-            k = stream.readinto(view[fill:fill + piece_bytes])
+            k = stream.readinto(view[fill:fill + read_bytes])
+        read_bytes = min(piece_bytes, 2 * read_bytes)
         fill += k
         if not fill:
             return

@@ -35,7 +35,6 @@ from .columns import ColumnPlan
 _END = object()  # "no more pieces"
 _PIECES_PER_CHUNK = 4  # with --chunksize, text is parsed in pieces of a quarter chunk (see _piece_rows)
 _BLOCK_BYTES = 1 << 22  # text input is read 4 MiB at a time
-_CHECK_PIECE_BYTES = 8 << 20  # text per piece when only checking the rows' widths
 # The memory a piece of text takes while it is parsed, per byte of text: the text, the tokenizer's masks,
 # field offsets and the float64 values (measured: about 5x; pyarrow's CSV parser needs less).
 _PARSE_FACTOR = 6
