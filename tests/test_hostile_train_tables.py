@@ -284,3 +284,12 @@ def test_a_decimal_point_table_names_a_stray_cell_too(tmp_path):
     df.to_csv(tmp_path / "text.csv", index=False)
     with pytest.raises(DataError, match=r"feature columns must be numeric: 'tissue'.*--drop"):
         data.load_dataset(tmp_path / "text.csv")
+
+
+def test_a_header_cell_holding_a_line_end_is_one_header(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text('sample_id,label,"f\n1",f2\nS1,A,1,2\nS2,B,3,4\n')
+    assert list(data.read_table(path).columns) == ["sample_id", "label", "f\n1", "f2"]
+    path.write_text('sample_id,label,"f\n1",f2\nS1,A,1,2\nS2,B,3\n')
+    with pytest.raises(DataError, match="line 4 has 3 fields but the header has 4"):
+        data.read_table(path)

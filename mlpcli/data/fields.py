@@ -124,8 +124,14 @@ def check_stream(stream: BinaryIO, sep: str, width: int, name: str, piece_bytes:
     """Check that every row after the header line of a binary (decompressed) text stream has `width`
     fields. Read into one reused buffer in pieces of whole lines (a piece never ends inside a quoted
     field), so memory stays at about a piece however long the table."""
-    stream.readline()  # the header: line 1
+    header = stream.readline()  # line 1, and more should a quoted header cell hold a line end
     line = 2
+    while header.count(b'"') % 2:
+        more = stream.readline()
+        if not more:
+            return
+        header += more
+        line += 1
     read_bytes = min(piece_bytes, 1 << 16)  # reads grow to piece_bytes: a small table costs a small buffer
     buffer = bytearray(2 * read_bytes)
     fill = 0  # buffer[:fill] is text read and not yet checked
