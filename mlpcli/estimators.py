@@ -49,6 +49,7 @@ from .engine.functional import sigmoid, softmax
 from .errors import DataError, MlpcliError
 from .metrics import class_proba
 from .model_selection import build_loss, holdout
+from .model_selection.fitting import check_memory
 from .training import FitConfig, fit
 
 # Parameters that are train options too: checked by TrainOptions' declaration.
@@ -85,12 +86,16 @@ class _BaseMLP(BaseEstimator):
         need(self.early_stopping or self.lr_schedule != "plateau", "lr_schedule",
              "'plateau' watches the validation loss and needs early_stopping=True")
         need(self.loss in self._losses, "loss", f"must be one of {', '.join(self._losses)}")
-        shared = {name: getattr(self, name) for name in _SHARED_PARAMS}
-        shared = {k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in shared.items()}
         try:
-            TrainOptions(hidden=hidden, **shared).validate()
+            self._as_train_options().validate()
         except MlpcliError as exc:
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
+
+    def _as_train_options(self) -> TrainOptions:
+        """The parameters that mirror train options, as TrainOptions (checked and sized by the CLI's code)."""
+        shared = {name: getattr(self, name) for name in _SHARED_PARAMS}
+        shared = {k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in shared.items()}
+        return TrainOptions(hidden=self._hidden(), **shared)
 
     def _hidden(self) -> list[int] | None:
         h = self.hidden
@@ -149,6 +154,10 @@ class _BaseMLP(BaseEstimator):
             self._y_mean, self._y_scale = mu, np.where(sd > 0, sd, 1.0)
             targets = (targets - self._y_mean) / self._y_scale
 
+        try:  # a network whose training cannot fit in memory is refused before anything is allocated
+            check_memory(self._as_train_options(), X.shape[1], setup.n_outputs, n)
+        except MlpcliError as exc:
+            raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
         Xn = np.ascontiguousarray(X, dtype=self.dtype)  # (n, d)
         net = MLP(X.shape[1], self._hidden(), setup.n_outputs, activation=self.activation, dropout=float(self.dropout),
                   batchnorm=bool(self.batchnorm), seed=seed, dtype=self.dtype)

@@ -447,7 +447,9 @@ def test_chunked_feature_read_equals_the_whole_frame(tmp_path, monkeypatch):
 def test_a_text_feature_column_still_names_itself(tmp_path, frame):
     bad = frame.astype({"f02": object})
     bad.loc[7, "f02"] = "n/d?"
-    assert_clean_error(run(["train", _csv(tmp_path, bad), *FAST]), "feature columns must be numeric", "'f02'")
+    # a column of numbers with one that is not: the cell is named (row, sample id, value)
+    assert_clean_error(run(["train", _csv(tmp_path, bad), *FAST]), "feature column 'f02'", "'n/d?'",
+                       "row 8 (id 'S0007')")
 
 
 def test_subsets_are_views_and_preprocessing_in_blocks_changes_nothing(monkeypatch):

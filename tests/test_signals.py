@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +63,30 @@ class Command:
             if needle in line:
                 return
         pytest.fail(f"no line with {needle!r} within {TIMEOUT} s")
+
+    def freeze_after(self, needle: str) -> list[str]:
+        """Wait for a line with `needle`, then stop the whole process group (SIGSTOP: the command and its
+        member processes) so that nothing more happens until `resume_with`; returns every stderr line
+        written by then (what had finished when the signal is sent, whatever the machine's load)."""
+        self.wait_for_line(needle)
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+        while True:  # a stopped process writes nothing: drain what it wrote before it stopped
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                return list(self.stderr)
+            if line is None:
+                return list(self.stderr)
+            self.stderr.append(line)
+
+    def resume_with(self, sig: int, whole_group: bool = True) -> None:
+        """Send `sig` to the stopped process group (or its main process only), then let it run again:
+        the signal is pending in every process it was sent to before any of them runs on."""
+        if whole_group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
+        os.killpg(self.proc.pid, signal.SIGCONT)
 
     def wait_for(self, condition) -> None:
         deadline = time.monotonic() + TIMEOUT
@@ -133,16 +158,27 @@ def test_train_one_network_sigint_keeps_its_best_weights(tmp_path, table):
     _assert_no_temporaries(tmp_path)
 
 
-def test_train_parallel_members_sigterm_to_the_whole_job_keeps_finished_members(tmp_path, table):
-    """As SLURM does it: SIGTERM to every process of the job, the member processes included."""
+def _networks_trained(lines: list[str]) -> int:
+    """The last "k/5 networks trained" progress count in `lines`."""
+    counts = [int(m.group(1)) for line in lines if (m := re.search(r"(\d+)/\d+ networks trained", line))]
+    return counts[-1] if counts else 0
+
+
+def _kept_members_after_sigterm(tmp_path, table, whole_group: bool) -> None:
+    """Members in 2 processes; SIGTERM once at least one member finished, the job frozen from that moment
+    to the signal (so members finishing meanwhile on a loaded machine cannot make it a race): exit 143, the
+    model holds exactly the members finished by then or also some that were finishing (never fewer, never
+    all 5), each scoring its own held-out fold, and no member process outlives the command."""
     cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", *SLOW], tmp_path)
-    cmd.wait_for_line("1/5 networks trained")
-    os.killpg(cmd.proc.pid, signal.SIGTERM)
+    finished = _networks_trained(cmd.freeze_after("1/5 networks trained"))
+    assert 1 <= finished < 5  # 800 epochs per member: at most the 2 running ones can have ended meanwhile
+    cmd.resume_with(signal.SIGTERM, whole_group)
     rc, err = cmd.finish()
     assert rc == 143, err
     assert "Traceback" not in err and "Interrupted by SIGTERM: kept the" in err
     model = model_io.load(tmp_path / "m.mlp")
-    assert model.fit["interrupted"] and 1 <= len(model.members) < 5
+    assert model.fit["interrupted"] and finished <= len(model.members) < 5, (finished, len(model.members))
+    assert f"kept the {len(model.members)} of 5 members trained so far" in err
     held_out = {m["member"] for m in model.fit["members"]}
     assert len(held_out) == len(model.members)
     deadline = time.monotonic() + 30
@@ -152,18 +188,13 @@ def test_train_parallel_members_sigterm_to_the_whole_job_keeps_finished_members(
     _assert_no_temporaries(tmp_path)
 
 
+def test_train_parallel_members_sigterm_to_the_whole_job_keeps_finished_members(tmp_path, table):
+    """As SLURM does it: SIGTERM to every process of the job, the member processes included."""
+    _kept_members_after_sigterm(tmp_path, table, whole_group=True)
+
+
 def test_train_parallel_members_sigterm_to_the_main_process(tmp_path, table):
-    cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", *SLOW], tmp_path)
-    cmd.wait_for_line("1/5 networks trained")
-    cmd.proc.send_signal(signal.SIGTERM)
-    rc, err = cmd.finish()
-    assert rc == 143, err
-    assert "Traceback" not in err
-    assert 1 <= len(model_io.load(tmp_path / "m.mlp").members) < 5
-    deadline = time.monotonic() + 30
-    while not _group_gone(cmd.proc.pid):
-        assert time.monotonic() < deadline, "worker processes still running"
-        time.sleep(0.1)
+    _kept_members_after_sigterm(tmp_path, table, whole_group=False)
 
 
 # ── predict and cv ────────────────────────────────────────────────────────────────────────────────────────

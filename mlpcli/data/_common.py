@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-
+import pandas as pd
 
 
 TASKS = ("binary", "multiclass", "multilabel", "regression")
@@ -28,6 +28,13 @@ _REGRESSION_MIN_DISTINCT = 10
 _REGRESSION_MIN_DISTINCT_FRACTION = 0.05
 # A class with fewer training samples than this gets a warning (rare classes make noisy estimates).
 _RARE_CLASS_SAMPLES = 5
+
+
+# The DataFrame.attrs key under which the text readers record the decimal mark a table was read with, so
+# that a cell that is not a number can be found (and named) as the parser saw it: under decimal commas
+# pandas keeps a column holding one "0.5" as text, every other cell written "0,3".
+DECIMAL_ATTR = "mlpcli.decimal"
+SOURCE_ATTR = "mlpcli.source"  # and the name of the file (for messages about its cells)
 
 
 class SplitLeakageError(RuntimeError):
@@ -70,3 +77,49 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# ── cells that are not numbers ───────────────────────────────────────────────────────────────────────────
+
+
+def non_number_cells(values: pd.Series, decimal: str = ".") -> np.ndarray:
+    """(n,) bool: the cells of a column that are present but not numbers written with `decimal` as the
+    decimal mark (as the text parsers read them: under decimal commas "0,5" is a number and "0.5" not)."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return np.zeros(len(values), dtype=bool)
+    present = values.notna().to_numpy()
+    cells = values.astype(object).where(present, None)
+    if decimal == ",":
+        text = cells.map(lambda v: v if v is None or not isinstance(v, str) else
+                         ("\x00" if "." in v else v.replace(",", ".")))  # a dot is not a number's
+        parsed = pd.to_numeric(text, errors="coerce")
+    else:
+        parsed = pd.to_numeric(cells, errors="coerce")
+    return present & parsed.isna().to_numpy()
+
+
+def first_non_number(frame: pd.DataFrame, columns: Sequence[str], decimal: str = "."
+                     ) -> tuple[int, int, Any, int] | None:
+    """The first cell of `columns` (row order, then column order) that is present but not a number:
+    (row index, index in `columns`, the value, how many such cells the column has), or None."""
+    best = None
+    for j, col in enumerate(columns):
+        bad = np.flatnonzero(non_number_cells(frame[col], decimal))
+        if bad.size and (best is None or bad[0] < best[0]):
+            best = (int(bad[0]), j, frame[col].iloc[bad[0]], int(bad.size))
+    return best
+
+
+def decimal_advice(value: Any, decimal: str) -> str:
+    """"; the table is read with decimal commas: write it '0,5'" for a cell written with the other mark."""
+    text = str(value).strip()
+    other = text.replace(".", ",") if decimal == "," else text.replace(",", ".")
+    if other == text:
+        return ""
+    try:
+        float(other.replace(",", "."))
+    except ValueError:
+        return ""
+    if decimal == ",":
+        return f"; the table is read with decimal commas (--decimal), so write it {other!r}"
+    return f"; the table is read with decimal points, so write it {other!r} (or pass --decimal comma and --sep)"

@@ -14,6 +14,7 @@ import pandas as pd
 from ..errors import ConfigError, DataError
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
 from .limits import first_beyond_limit, value_limit_message
+from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells
 from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
@@ -319,7 +320,7 @@ class Dataset:
         notes: list[str] = []
         warn: list[str] = []
         if features is None:
-            X = _feature_matrix(df, feature_names, warn)
+            X = _feature_matrix(df, feature_names, warn, roles.id)
         else:
             X = features[1]
             _check_feature_values(X, feature_names, warn)
@@ -343,16 +344,30 @@ class Dataset:
         )
 
 
-def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str]) -> np.ndarray:
-    """(n, d) float64 of the feature columns; non-numeric columns and infinities are errors, NaN is noted."""
+def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str], id_column: str | None = None) -> np.ndarray:
+    """(n, d) float64 of the feature columns; non-numeric columns and infinities are errors, NaN is noted.
+    A column of numbers with a few cells that are not (a "0.5" among decimal commas, a typo) is an error
+    naming the first such cell: its row (and sample id) and value, as the text reader parsed it."""
     frame = df[names]
     # dtype first: fetching 60,000 columns one by one is slow, only object columns need a look inside
     bad = [n for n, t in zip(names, frame.dtypes) if not pd.api.types.is_numeric_dtype(t)
            and not _numbers_in_objects(frame[n])]
     if bad:
+        decimal = df.attrs.get(DECIMAL_ATTR, ".")
+        source = f"{df.attrs[SOURCE_ATTR]}: " if SOURCE_ATTR in df.attrs else ""
+        text = [n for n in bad if non_number_cells(frame[n], decimal).sum() == frame[n].notna().sum()]
+        if not text:  # every such column holds numbers: name the first cell that is not one
+            row, j, value, count = first_non_number(frame, bad, decimal)
+            stray = [n for n in bad if n != bad[j]]
+            where = f"row {row + 1}" + (f" (id {str(df[id_column].iloc[row])!r})" if id_column else "")
+            more = f" ({count} such cells in the column{f', and more in {_quoted(stray, 3)}' if stray else ''})" \
+                if count > 1 or stray else ""
+            raise DataError(f"{source}feature column {bad[j]!r} holds the non-numeric value {str(value)!r} at "
+                            f"{where}{more}; features must be numbers{decimal_advice(value, decimal)}")
         raise DataError(
-            f"feature columns must be numeric: {_quoted(bad)} ({len(bad)} column{'s' * (len(bad) != 1)}); "
-            f"{_decimal_comma_hint(frame[bad[0]])}pass them to --drop, or use --id/--batch/--group for their role"
+            f"{source}feature columns must be numeric: {_quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
+            f"{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
+            "--id/--batch/--group for their role"
         )
     X = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # (n, d)
     _check_feature_values(X, names, warn)

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from ._common import DEFAULT_ID, SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
+from ._common import DECIMAL_ATTR, DEFAULT_ID, SOURCE_ATTR, SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
+from .fields import check_stream
 
 # ── reading tables ───────────────────────────────────────────────────────────────────────────────────────
 
@@ -197,8 +198,8 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
     than commas, else comma). `sep`/`decimal` given (not None/"auto") win; otherwise the file name's
     separator is kept when the header splits on it into several fields and every first row into as many;
     if not, the separator among , tab ; | on which they all split consistently (most fields first), with a
-    note. Under a separator other than the comma, numbers written like 0,123 (and none like 0.123) mean
-    decimal commas, with a note; pandas and pyarrow then read them as numbers.
+    note. Under a separator other than the comma, numbers written like 0,123 (more of them than like
+    0.123) mean decimal commas, with a note; pandas and pyarrow then read them as numbers.
     """
     given_sep, given_decimal = separator_char(sep), decimal_char(decimal)
     if given_sep == given_decimal == ",":
@@ -233,9 +234,12 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
         chosen_decimal = "."
     else:
         cells = [cell for r in records[1:] for cell in _split(r, chosen)]
-        comma = next((c for c in cells if _COMMA_NUMBER.fullmatch(c)), None)
-        dot = any(_DOT_NUMBER.fullmatch(c) for c in cells)
-        chosen_decimal = "," if comma is not None and not dot else "."
+        commas = [c for c in cells if _COMMA_NUMBER.fullmatch(c)]
+        dots = sum(1 for c in cells if _DOT_NUMBER.fullmatch(c))
+        # the mark most numbers are written with: one "0.5" among "0,3" cells is that cell's error (named
+        # when it is read), not a reason to read every other number as text
+        comma = commas[0] if commas else None
+        chosen_decimal = "," if len(commas) > dots else "."
         if chosen_decimal == ",":
             notes.append(f"{source}: numbers read with decimal commas ({comma.strip()!r} is "
                          f"{comma.strip().replace(',', '.')}); --decimal . to read them otherwise")
@@ -415,6 +419,7 @@ class TextTable:
                  features_in_rows: bool, header: list[str]):
         self.src, self.dialect, self.names = src, dialect, names
         self.notes, self.row_names, self.features_in_rows, self.header = notes, row_names, features_in_rows, header
+        self._fields_checked = False
 
     @property
     def fmt(self) -> str:
@@ -454,14 +459,31 @@ class TextTable:
         return pd.read_csv(self.src.opener(), sep=self.dialect.sep, decimal=self.dialect.decimal,
                            compression=self.src.compression, **kwargs)
 
+    def check_fields(self) -> None:
+        """Every row must have the header's number of fields (``fields.check_stream``): given the column
+        names, pandas would read a short row as missing values and drop or misplace a long one's extra
+        field. One pass over the text before pandas reads it (numpy counts the separators)."""
+        if self._fields_checked:
+            return
+        try:
+            with _open_binary(self.src.opener(), self.src.compression) as raw:
+                check_stream(raw, self.dialect.sep, len(self.header), self.src.name)
+        except _PARSE_ERRORS as exc:
+            if isinstance(exc, UnicodeDecodeError):
+                raise _not_utf8(self.src.name, self.fmt, exc) from None
+            raise self._error(exc) from None
+        self._fields_checked = True
+
     def read_frame(self, text: Sequence[str] = ()) -> pd.DataFrame:
         """The whole table as a DataFrame (n_samples, n_columns), string column names; the `text` columns
         as read (strings: sample ids such as 007 are matched as written), the others typed by pandas."""
+        self.check_fields()
         if self.features_in_rows:
             try:
-                return _read_feature_rows_text(self._read_csv, self.header, self.src.name)
+                frame = _read_feature_rows_text(self._read_csv, self.header, self.src.name)
             except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
                 raise self._error(exc) from None
+            return self._stamped(frame)
         try:
             # low_memory=False: one dtype per column, and no DtypeWarning printed behind the CLI's back.
             frame = self._read_csv(header=0, names=self.names, low_memory=False, dtype={c: str for c in text} or None)
@@ -470,6 +492,13 @@ class TextTable:
         self._check_rows(frame)
         frame, notes = _check_unnamed(frame, self.src.name, self.row_names, self.names)
         self.notes += notes
+        return self._stamped(frame)
+
+    def _stamped(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` with the decimal mark it was read with and the file's name in its attrs: a cell that is
+        not a number is then found (and named) as pandas saw it (see `_common.DECIMAL_ATTR`)."""
+        frame.attrs[DECIMAL_ATTR] = self.dialect.decimal
+        frame.attrs[SOURCE_ATTR] = self.src.name
         return frame
 
     def _check_rows(self, frame: pd.DataFrame) -> None:
@@ -490,6 +519,7 @@ class TextTable:
         Values are those of ``read_frame``: the same parser converts the same text to float64. The other
         columns keep pandas' whole-file type inference (a chunk-wise guess that disagrees is read again),
         except the `text` columns, read as strings (see ``read_frame``)."""
+        self.check_fields()
         features = list(features)
         others = [n for n in self.names if n not in set(features)]
         rows = max(64, _CHUNK_BYTES // (8 * max(1, len(self.names))))

@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .. import data, metrics
-from ..config import TrainOptions
+from .. import config, data, metrics
+from ..config import AUTO, TrainOptions
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, run
-from .crossfit import fit_model
+from .crossfit import PORTFOLIO, fit_model
+from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import prediction_columns
 from .splits import Fold, _group_name, _label, kfold
 
 __all__ = ["FoldScore", "CVResult", "fit_and_score", "cross_validate", "check_cv_options", "with_seed",
-           "mean_sd", "finite"]
+           "mean_sd", "finite", "check_fits_memory"]
 
 
 # ── one model on one fold ──────────────────────────────────────────────────────────────────────────────────
@@ -88,6 +89,14 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         proba=proba if keep_predictions else None, members=len(fitted.members),
         hidden=list(fitted.options.hidden), epoch_cap=int(fitted.runs[0].options.epochs),
     )
+
+
+def check_fits_memory(ds: data.Dataset, fits: Iterable[tuple[TrainOptions, int]], plan: Plan, n_tasks: int) -> None:
+    """``fitting.check_fits_memory`` for the (options, training rows) of every model the tasks train, each
+    candidate of ``--hidden auto`` included (``fit_and_score`` trains what ``train`` ships)."""
+    concrete = [(replace(options, hidden=list(hidden)), n_train) for options, n_train in fits
+                for hidden in (PORTFOLIO if options.hidden == AUTO else [options.hidden])]
+    fitting_check_fits_memory(ds, concrete, plan, n_tasks)
 
 
 def mean_sd(values) -> tuple[float | None, float | None]:
@@ -203,6 +212,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     fold_list, strategy = kfold(ds, folds, repeats, options.seed)
     tasks = [(fit_and_score, (ds, f.train, f.test, with_seed(options, f.repeat), ("cv", f.repeat, f.fold),
                               keep_predictions)) for f in fold_list]
+    check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)
     warn = _fold_warnings(ds, fold_list, scores)

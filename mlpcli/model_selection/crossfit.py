@@ -30,7 +30,7 @@ from ..calibration import Calibration, calibration_report, fit_temperature
 from ..config import AUTO, TrainOptions
 from ..errors import DataError
 from ..model_io import Member, Model
-from .fitting import FittedRun, fit_run, resolve_log1p
+from .fitting import FittedRun, check_fits_memory, fit_run, resolve_log1p
 from .held_out import prediction_columns
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
@@ -336,14 +336,9 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[Fitte
     tasks = [(_fit_member, (ds, fold.train, fold.test, replace(_options_for(options, spec), seed=options.seed + k)))
              for spec in candidates for k, fold in enumerate(folds)]
     total = len(tasks)
-    if plan.backend != "dask":  # member processes on this machine share its memory
-        from .fitting import check_memory
-
-        n_train = max(len(fold.train) for fold in folds)
-        n_inputs = min(ds.n_features, options.top_var or ds.n_features)
-        for spec in candidates:
-            check_memory(config.resolve(_options_for(options, spec), n_train, n_inputs), n_inputs,
-                         max(1, len(ds.classes)), n_train, processes=min(local_workers(plan.n_jobs), total))
+    # member processes on this machine share its memory
+    check_fits_memory(ds, [(_options_for(options, spec), max(len(fold.train) for fold in folds))
+                           for spec in candidates], plan, total)
 
     def done(finished: int, _total: int) -> None:
         if progress is not None:

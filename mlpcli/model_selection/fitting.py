@@ -181,6 +181,27 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB"
 
 
+def check_fits_memory(ds: data.Dataset, fits, plan, n_tasks: int) -> None:
+    """Refuse, before any fit starts, fits that cannot fit in this machine's memory side by side.
+
+    fits: (options with concrete hidden widths, training rows) of every network the tasks train; each is
+    checked by ``check_memory`` times the fits that run at once here (``plan``'s local workers, at most
+    `n_tasks`): an OptionError (usage error) naming --hidden, --batch-size or --n-jobs. Every fit checks its
+    own network again when it starts; a Dask cluster's workers have their own memory, so only that check
+    applies there."""
+    from ..parallel import available_memory, local_workers
+
+    if plan is None or plan.backend == "dask":
+        return
+    processes = min(local_workers(plan.n_jobs), max(1, n_tasks))
+    available = available_memory()
+    n_outputs = max(1, len(ds.classes))
+    for options, n_train in fits:
+        n_inputs = min(ds.n_features, options.top_var or ds.n_features)
+        check_memory(config.resolve(options, n_train, n_inputs), n_inputs, n_outputs, n_train,
+                     processes=processes, available=available)
+
+
 def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: int, processes: int = 1,
                  available: int | None = None) -> dict[str, int]:
     """Refuse, before anything is allocated, a network whose training cannot fit in this job's memory

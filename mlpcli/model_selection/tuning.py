@@ -23,7 +23,8 @@ from .. import data, metrics
 from ..config import TrainOptions
 from ..errors import DataError
 from ..parallel import Plan, run
-from .cross_validation import FoldScore, _fold_warnings, check_cv_options, fit_and_score, finite, mean_sd, with_seed
+from .cross_validation import (FoldScore, _fold_warnings, check_cv_options, check_fits_memory, fit_and_score, finite,
+                               mean_sd, with_seed)
 from .grid import apply_setting, choose_points, grid_size
 from .splits import Fold, kfold
 
@@ -215,6 +216,9 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     def stage_progress(offset):
         return None if progress is None else (lambda done, _total: progress(offset + done, total))
 
+    # every setting's networks, on the largest training part any task (or a --nested refit) gives them
+    largest = max([len(task[1][1]) for task in tasks] + [len(o.train) for o in outer])
+    check_fits_memory(ds, [(apply_setting(options, setting), largest) for _, setting in points], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=stage_progress(0))
     ranked = _collect(points, scores[:len(points) * per_point], per_point, higher)
 

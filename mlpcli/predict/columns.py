@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
+from ..data._common import DECIMAL_ATTR, decimal_advice, first_non_number
 from ..data.limits import first_beyond_limit, value_limit_message
 from ..errors import ConfigError, DataError
 from ..model_io import Model
@@ -197,20 +198,16 @@ def _row_label(first_row: int, i: int, ids: np.ndarray | None) -> str:
 
 def _raise_non_numeric(frame: pd.DataFrame, columns: Sequence[str], source: str, first_row: int,
                        ids: np.ndarray | None) -> None:
-    """Raise a DataError naming the first non-numeric cell (row order, then column order) of `columns`."""
-    best = None  # (row, column index, value)
-    for j, col in enumerate(columns):
-        values = frame[col]
-        if pd.api.types.is_numeric_dtype(values.dtype):
-            continue
-        parsed = pd.to_numeric(values, errors="coerce")
-        bad = np.flatnonzero(parsed.isna().to_numpy() & values.notna().to_numpy())
-        if bad.size and (best is None or bad[0] < best[0]):
-            best = (int(bad[0]), j, values.iloc[bad[0]])
-    if best is not None:
-        row, j, value = best
+    """Raise a DataError naming the first cell of `columns` (row order, then column order) that is not a
+    number as the text was parsed: with the decimal mark the reader recorded in ``frame.attrs`` (under
+    decimal commas a "0.5" is the culprit, not the "0,3" cells pandas left as text beside it)."""
+    decimal = frame.attrs.get(DECIMAL_ATTR, ".")
+    found = first_non_number(frame, columns, decimal)
+    if found is not None:
+        row, j, value, _ = found
         raise DataError(f"{source}: feature column {columns[j]!r} holds the non-numeric value {str(value)!r} at "
-                        f"{_row_label(first_row, row, ids)}; features must be numbers")
+                        f"{_row_label(first_row, row, ids)}; features must be numbers"
+                        f"{decimal_advice(value, decimal)}")
 
 
 def _present_values(plan: ColumnPlan, frame: pd.DataFrame, first_row: int, ids: np.ndarray | None) -> np.ndarray:

@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data.io import _SNIFF_BYTES, _check_file, _stdin_bytes
+from ..data._common import DECIMAL_ATTR
+from ..data.fields import check_quoted, row_lines, simple_quotes
+from ..data.io import _SNIFF_BYTES, _check_file
 from ..errors import DataError
 from ._common import DEFAULT_CHUNK_BYTES
 from .columns import ColumnPlan
@@ -33,7 +35,6 @@ from .columns import ColumnPlan
 _END = object()  # "no more pieces"
 _PIECES_PER_CHUNK = 4  # with --chunksize, text is parsed in pieces of a quarter chunk (see _piece_rows)
 _BLOCK_BYTES = 1 << 22  # text input is read 4 MiB at a time
-_CHECK_PIECE_BYTES = 8 << 20  # text per piece when only checking the rows' widths
 # The memory a piece of text takes while it is parsed, per byte of text: the text, the tokenizer's masks,
 # field offsets and the float64 values (measured: about 5x; pyarrow's CSV parser needs less).
 _PARSE_FACTOR = 6
@@ -500,11 +501,18 @@ class _TextTable(_Table):
             pass
         # pyarrow checked the width of every row of the piece before converting any, but pandas is about to
         # read it, and given the column names pandas pads short rows and cuts long ones: check them here
-        self._check_widths(text, line, ragged[0] if ragged else None)
+        check_quoted(text, self.sep, len(self.columns), self.name, line)
+        if ragged:  # the csv module and pyarrow disagree on the quoting: pyarrow's word is the fallback
+            row = ragged[0]
+            raise DataError(f"cannot read {self.name}: a row at or after line {line} has {row.actual_columns} "
+                            f"field{'s' * (row.actual_columns != 1)} but the header has {len(self.columns)}: "
+                            f"{row.text[:60]!r}")
         try:
-            return pd.read_csv(io.BytesIO(text), sep=self.sep, decimal=self.decimal, header=None, names=self.columns,
-                               usecols=plan.usecols(),
-                               dtype=plan.dtypes(), engine="c", index_col=False, skip_blank_lines=True)
+            frame = pd.read_csv(io.BytesIO(text), sep=self.sep, decimal=self.decimal, header=None, names=self.columns,
+                                usecols=plan.usecols(), dtype=plan.dtypes(), engine="c", index_col=False,
+                                skip_blank_lines=True)
+            frame.attrs[DECIMAL_ATTR] = self.decimal  # a cell that is not a number is found as pandas saw it
+            return frame
         except pd.errors.EmptyDataError:
             return pd.DataFrame(columns=plan.usecols())
         except pd.errors.ParserError as exc:
@@ -515,60 +523,6 @@ class _TextTable(_Table):
             raise DataError(f"cannot parse {self.name} near line {line}: not UTF-8 text") from None
         except ValueError as exc:
             raise DataError(f"cannot parse {self.name} near line {line}: {data._short_reason(exc)}") from None
-
-    def _check_widths(self, text: memoryview, line: int, reported=None) -> None:
-        """Raise a DataError naming the first row of the piece (its first line is the file's line `line`)
-        whose number of fields differs from the header's. Read with the csv module, which follows the same
-        quoting rules as pyarrow (a separator inside quotes is not a field boundary); `reported`, pyarrow's
-        invalid row, if any, is the fallback should the two parsers disagree."""
-        expected = len(self.columns)
-        start = 0  # lines before the current record
-        try:
-            reader = csv.reader(io.StringIO(str(text, "utf-8"), newline=""), delimiter=self.sep)
-            for fields in reader:
-                if len(fields) != expected and not _blank_record(fields, self.sep):
-                    raise _width_error(self.name, line + start, len(fields), expected)
-                start = reader.line_num
-        except UnicodeDecodeError:
-            raise DataError(f"cannot parse {self.name} near line {line}: not UTF-8 text") from None
-        except csv.Error as exc:
-            raise DataError(f"cannot parse {self.name} near line {line + start}: {data._short_reason(exc)}") from None
-        if reported is not None:
-            raise DataError(f"cannot read {self.name}: a row at or after line {line} has {reported.actual_columns} "
-                            f"field{'s' * (reported.actual_columns != 1)} but the header has {expected}: "
-                            f"{reported.text[:60]!r}")
-
-    def check_widths(self) -> None:
-        """Read the rest of the input only to check that every row has the header's number of fields."""
-        plan = _WidthOnly(self.columns[0])
-        for _ in self.pieces(PieceSize(nbytes=_CHECK_PIECE_BYTES * _read_workers() * _PARSE_FACTOR), plan,
-                             lambda parsed, first_row: None):
-            pass
-
-
-class _WidthOnly:
-    """The stand-in plan of `_TextTable.check_widths`: the first column, as text."""
-
-    def __init__(self, first: str):
-        self.present_names, self.label_columns = [], [first]
-        self.roles = data.Roles(target=[])
-
-    def usecols(self) -> list[str]:
-        return list(self.label_columns)
-
-    def dtypes(self) -> dict:
-        return {c: str for c in self.label_columns}
-
-
-def _blank_record(fields: list[str], sep: str) -> bool:
-    """A line of nothing but whitespace (the separator included when it is a tab): pandas skips it."""
-    return not fields or ((len(fields) == 1 or sep.isspace()) and not "".join(fields).strip())
-
-
-def _width_error(name: str, line: int, got: int, expected: int) -> DataError:
-    return DataError(f"cannot read {name}: line {line} has {got} field{'s' * (got != 1)} but the header has "
-                     f"{expected}; a field too many or too few would shift values into the wrong columns "
-                     "(a stray or missing separator?)")
 
 
 # ── the tokenizer ────────────────────────────────────────────────────────────────────────────────────────
@@ -642,13 +596,13 @@ def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int,
         nl = pos[line_ends]
         extra.append(nl[(nl > 0) & (buf[nl - 1] == 13)] - 1)
     if raw.find(b'"', 0, size) >= 0:
-        quotes = _simple_quotes(buf, pos)
+        quotes = simple_quotes(buf, pos)
         if quotes is None:
             return None
         extra.append(quotes)
     n_fields = len(pos)
     counts = np.diff(line_ends, prepend=-1)  # fields per line
-    rows = _row_lines(buf, pos, line_ends, counts, layout.n_columns, name, line)
+    rows = row_lines(buf, pos[line_ends], counts, layout.n_columns, name, line)
     first = line_ends[rows] - (layout.n_columns - 1)  # (n,) each row's first field
     # field i is data[offsets[i]:offsets[i + 1]] once separators (and extra) are dropped from the text
     keep = np.logical_not(cut, out=cut)
@@ -695,41 +649,6 @@ def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int,
 
 _DECIMAL_SWAP = np.arange(256, dtype=np.uint8)  # a byte table: "," <-> "."
 _DECIMAL_SWAP[[44, 46]] = [46, 44]
-
-
-def _simple_quotes(buf: np.ndarray, pos: np.ndarray) -> np.ndarray | None:
-    """Positions of the quotes when every quote opens or closes a field that is quoted whole and holds no
-    other quote (`"S1",1.5`; the fields split at separators are then the CSV fields); else None."""
-    q = np.flatnonzero(buf == 34)
-    field = np.searchsorted(pos, q)  # the field each quote is in: pos[field] is the separator after it
-    start = np.where(field > 0, pos[field - 1] + 1, 0)
-    end = pos[field]
-    last = end - 1 - ((buf[end] == 10) & (buf[end - 1] == 13))  # a carriage return before a line end is dropped
-    opens, closes = q == start, q == last
-    if not (opens ^ closes).all() or not np.array_equal(field[opens], field[closes]):
-        return None
-    return q
-
-
-def _row_lines(buf: np.ndarray, pos: np.ndarray, line_ends: np.ndarray, counts: np.ndarray, width: int,
-               name: str, line: int) -> np.ndarray:
-    """Indices of the lines that are rows: the others are blank (nothing but whitespace); a line with
-    another number of fields than `width` is a DataError naming it."""
-    nl = pos[line_ends]
-    starts = np.empty_like(nl)
-    starts[0] = 0
-    starts[1:] = nl[:-1] + 1
-    empty = (nl == starts) | ((nl == starts + 1) & (buf[nl - 1] == 13))
-    suspect = np.flatnonzero((counts != width) | empty)
-    if not suspect.size:
-        return np.arange(len(line_ends))
-    blank = []
-    for k in suspect.tolist():
-        if not bytes(buf[starts[k]:nl[k]]).strip():
-            blank.append(k)
-        elif counts[k] != width:
-            raise _width_error(name, line + k, int(counts[k]), width)
-    return np.delete(np.arange(len(line_ends)), blank)
 
 
 def _with_nulls(cells, nulls):
@@ -855,24 +774,9 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
 
 def read_whole(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
                decimal: str | None = None) -> pd.DataFrame:
-    """A whole table read by `data.read_table` (every command's formats and layouts), once every row of a
-    text table is known to have the header's number of fields (split on the separator `data.read_table`
-    detects too): pandas reads a short row as missing values, and in the transposed layout a long first
-    row as row names."""
-    if str(source) == "-":
-        raw = _stdin_bytes(stdin)  # read once: checked, then parsed
-        _open_file("-", io.BytesIO(raw), check_header=False, sep=sep, decimal=decimal).check_widths()
-        return data.read_table("-", features_in_rows=features_in_rows, stdin=io.BytesIO(raw), sep=sep,
-                               decimal=decimal)
-    path = os.fspath(source)
-    _check_file(path)
-    if data._table_format(path)[0] == "text":
-        table = _open_file(path, None, check_header=False, sep=sep, decimal=decimal)
-        try:
-            table.check_widths()
-        finally:
-            table.close()
-    return data.read_table(path, features_in_rows=features_in_rows, sep=sep, decimal=decimal)
+    """A whole table read by `data.read_table` (every command's formats and layouts; each row of a text
+    table checked to have the header's number of fields, as the streamed reader checks them)."""
+    return data.read_table(source, features_in_rows=features_in_rows, stdin=stdin, sep=sep, decimal=decimal)
 
 
 def _open_file(source, stdin, check_header: bool = True, sep: str | None = None,

@@ -1,0 +1,163 @@
+"""Field counts of delimited text: every row of a table must have as many fields as its header.
+
+A row with a field too many or too few would put its values under the wrong columns, and the CSV parsers
+hide it: given the column names, pandas pads a short row with missing values and cuts or re-indexes a long
+one. So every reader of text tables (training's ``TextTable``, prediction's streamed reader) checks the
+count of every row with these helpers, which raise one message: the file, the line, the fields seen and
+expected. Lines are the file's physical lines (the header is line 1); lines of nothing but whitespace are
+blank lines, skipped, as pandas skips them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import DataError
+
+_PIECE_BYTES = 1 << 24  # text checked at a time by `check_stream` (16 MiB: numpy's passes stay in cache-sized
+# work per byte while the index arrays of one piece stay small)
+
+
+def field_count_error(name: str, line: int, got: int, expected: int) -> DataError:
+    """The one message for a row of the wrong width (`line`: the file's line, the header is line 1)."""
+    hint = "a field too many or too few would shift values into the wrong columns (a stray or missing separator?)"
+    if line == 2 and got == expected + 1:
+        hint = ("one field more than the header: row names without a header cell, as R's write.table writes "
+                "them? give the first column a name such as sample_id")
+    return DataError(f"cannot read {name}: line {line} has {got} field{'s' * (got != 1)} but the header has "
+                     f"{expected}; {hint}")
+
+
+def row_lines(buf: np.ndarray, ends: np.ndarray, counts: np.ndarray, width: int, name: str, line: int) -> np.ndarray:
+    """Indices of the lines of a piece of text that are rows; a line of another number of fields than
+    `width` is a DataError naming it, unless it is blank (nothing but whitespace: skipped).
+
+    buf: the piece's bytes (uint8, ending with a line end); ends (L,): the byte index of each line's line
+    end; counts (L,): the fields of each line; `line`: the file's line number of the piece's first line."""
+    starts = np.empty_like(ends)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    empty = (ends == starts) | ((ends == starts + 1) & (buf[ends - 1] == 13))
+    suspect = np.flatnonzero((counts != width) | empty)
+    if not suspect.size:
+        return np.arange(len(ends))
+    blank = []
+    for k in suspect.tolist():
+        if not bytes(buf[starts[k]:ends[k]]).strip():
+            blank.append(k)
+        elif counts[k] != width:
+            raise field_count_error(name, line + k, int(counts[k]), width)
+    return np.delete(np.arange(len(ends)), blank)
+
+
+def simple_quotes(buf: np.ndarray, pos: np.ndarray) -> np.ndarray | None:
+    """Positions of the quotes when every quote opens or closes a field that is quoted whole and holds no
+    other quote (`"S1",1.5`: the fields split at separators are then the CSV fields); else None.
+    pos: the index of every separator and line end of `buf`, in order."""
+    q = np.flatnonzero(buf == 34)
+    field = np.searchsorted(pos, q)  # the field each quote is in: pos[field] is the separator after it
+    start = np.where(field > 0, pos[field - 1] + 1, 0)
+    end = pos[field]
+    last = end - 1 - ((buf[end] == 10) & (buf[end - 1] == 13))  # a carriage return before a line end is dropped
+    opens, closes = q == start, q == last
+    if not (opens ^ closes).all() or not np.array_equal(field[opens], field[closes]):
+        return None
+    return q
+
+
+def check_quoted(text, sep: str, width: int, name: str, line: int) -> None:
+    """The field counts of a piece of text read with the csv module, which follows the quoting rules of
+    pandas and pyarrow (a separator or line end inside quotes is part of the field)."""
+    start = 0  # lines before the current record
+    try:
+        reader = csv.reader(io.StringIO(str(text, "utf-8"), newline=""), delimiter=sep)
+        for fields in reader:
+            if len(fields) != width and not _blank_record(fields, sep):
+                raise field_count_error(name, line + start, len(fields), width)
+            start = reader.line_num
+    except UnicodeDecodeError:
+        raise DataError(f"cannot parse {name} near line {line}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise DataError(f"cannot parse {name} near line {line + start}: {str(exc).strip()[:160]}") from None
+
+
+def _blank_record(fields: list[str], sep: str) -> bool:
+    """A line of nothing but whitespace (the separator included when it is a tab): pandas skips it."""
+    return not fields or ((len(fields) == 1 or sep.isspace()) and not "".join(fields).strip())
+
+
+def check_piece(text, sep: str, width: int, name: str, line: int) -> int:
+    """Check the field count of every line of a piece of whole lines (its first line is the file's line
+    `line`); returns the number of line ends in it.
+
+    Without quotes the fields of a line are its separators plus one, counted with numpy (a few passes over
+    the bytes); quotes that only wrap whole fields do not change that count, other quoting (a separator or
+    line end inside quotes) is read with the csv module."""
+    buf = np.frombuffer(text, dtype=np.uint8)
+    if not buf.size:
+        return 0
+    last_open = buf[-1] != 10
+    if last_open:  # the last line of the input without a line end
+        buf = np.append(buf, np.uint8(10))
+    code = ord(sep)
+    if not (buf == 34).any():
+        ends = np.flatnonzero(buf == 10)  # (L,)
+        seps = np.flatnonzero(buf == code)  # (S,)
+        counts = np.diff(np.searchsorted(seps, ends), prepend=0) + 1  # separators before each line end, per line
+        row_lines(buf, ends, counts, width, name, line)
+        return len(ends) - last_open
+    n_ends = int(np.count_nonzero(buf == 10)) - last_open
+    pos = np.flatnonzero((buf == code) | (buf == 10))
+    if simple_quotes(buf, pos) is None:
+        check_quoted(text, sep, width, name, line)
+        return n_ends
+    line_ends = np.flatnonzero(buf[pos] == 10)
+    row_lines(buf, pos[line_ends], np.diff(line_ends, prepend=-1), width, name, line)
+    return n_ends
+
+
+def check_stream(stream: BinaryIO, sep: str, width: int, name: str, piece_bytes: int = _PIECE_BYTES) -> None:
+    """Check that every row after the header line of a binary (decompressed) text stream has `width`
+    fields. Read into one reused buffer in pieces of whole lines (a piece never ends inside a quoted
+    field), so memory stays at about a piece however long the table."""
+    header = stream.readline()  # line 1, and more should a quoted header cell hold a line end
+    line = 2
+    while header.count(b'"') % 2:
+        more = stream.readline()
+        if not more:
+            return
+        header += more
+        line += 1
+    read_bytes = min(piece_bytes, 1 << 16)  # reads grow to piece_bytes: a small table costs a small buffer
+    buffer = bytearray(2 * read_bytes)
+    fill = 0  # buffer[:fill] is text read and not yet checked
+    scanned, odd = 0, False  # whether the quotes in buffer[:scanned] leave a quoted field open
+    while True:
+        if len(buffer) - fill < read_bytes:  # room for the next read (a line longer than a piece included)
+            buffer.extend(bytes(max(read_bytes, len(buffer) // 2)))
+        with memoryview(buffer) as view:
+            k = stream.readinto(view[fill:fill + read_bytes])
+        read_bytes = min(piece_bytes, 2 * read_bytes)
+        fill += k
+        if not fill:
+            return
+        cut = fill
+        if k:  # cut after the last line end, unless a quoted field is open there
+            cut = buffer.rfind(b"\n", 0, fill) + 1
+            if cut > scanned:
+                if buffer.find(b'"', scanned, cut) >= 0:
+                    odd ^= buffer.count(b'"', scanned, cut) % 2 == 1
+                scanned = cut
+            if cut == 0 or odd:  # no whole line yet, or inside a quoted field: read on
+                continue
+        with memoryview(buffer) as view:
+            line += check_piece(view[:cut], sep, width, name, line)
+        if not k:
+            return
+        buffer[:fill - cut] = buffer[cut:fill]  # the unfinished last line to the front (less than a line)
+        fill -= cut
+        scanned = 0
