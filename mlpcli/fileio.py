@@ -60,15 +60,9 @@ def output_target(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
-    """Write through ``write(fileobj)`` to a temporary file beside ``path``, then rename it into
-    place; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
-
-    Replacing an existing file keeps its permission bits (a 0600 model stays 0600); a new file gets the
-    usual 0666 less the umask. A symbolic link is written through: its target is replaced (atomically, in
-    the target's directory) and the link stays. A failure of the file system (disk full, quota, read-only,
-    permissions) is an OutputError "cannot write PATH: no space left on device". A device or named pipe
-    (``-o /dev/null``, ``/dev/stdout``) is written into directly, never replaced."""
+def _destination(path: str | os.PathLike):
+    """(the path as shown, the file written (a link's target), its directory, its stat or None, the
+    permission bits the new file gets): an OutputError for a directory or an unreadable destination."""
     shown = os.fspath(path)
     target = output_target(path)
     directory = target.parent if str(target.parent) else Path(".")
@@ -81,6 +75,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         raise _output_error(shown, exc) from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise OutputError(f"cannot write {shown}: it is a directory")
+    return shown, target, directory, st, mode
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Write through ``write(fileobj)`` to a temporary file beside ``path``, then rename it into
+    place; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
+
+    Replacing an existing file keeps its permission bits (a 0600 model stays 0600); a new file gets the
+    usual 0666 less the umask. A symbolic link is written through: its target is replaced (atomically, in
+    the target's directory) and the link stays. A failure of the file system (disk full, quota, read-only,
+    permissions) is an OutputError "cannot write PATH: no space left on device". A device or named pipe
+    (``-o /dev/null``, ``/dev/stdout``) is written into directly, never replaced."""
+    shown, target, directory, st, mode = _destination(path)
     if st is not None and not stat.S_ISREG(st.st_mode):
         _write_special(shown, target, write)  # /dev/null, /dev/stdout, a named pipe: never replaced
         return
@@ -163,18 +170,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     path rather than a file object (HDF5); renamed into place when the block ends, removed on any error,
     Ctrl-C or SIGTERM, so ``path`` is never left half-written. Permissions as ``atomic_write`` gives them;
     a failure of the file system is an OutputError naming ``path``."""
-    shown = os.fspath(path)
-    target = output_target(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        st = os.stat(target)
-        mode = stat.S_IMODE(st.st_mode)
-    except FileNotFoundError:
-        st, mode = None, 0o666 & ~_umask()
-    except OSError as exc:
-        raise _output_error(shown, exc) from None
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise OutputError(f"cannot write {shown}: it is a directory")
+    shown, target, directory, st, mode = _destination(path)
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise OutputError(f"cannot write {shown}: not a regular file (this format needs a file it can seek in)")
     try:

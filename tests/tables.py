@@ -46,3 +46,21 @@ def write_table(tmp_path, name: str = "data.csv", **kwargs) -> str:
     path = tmp_path / name
     make_table(**kwargs).to_csv(path, index=False)
     return str(path)
+
+
+def lines_of(df: pd.DataFrame, sep: str = ",") -> list[str]:
+    """A table's CSV text as lines (header first), to be broken by hand."""
+    return df.to_csv(index=False, sep=sep).splitlines()
+
+
+def ragged(lines: list[str], line: int, kind: str, sep: str = ",", drop: int = 7) -> list[str]:
+    """`lines` with file line `line` (1-based, the header is line 1) given a field too many ("extra": a
+    value slipped in, every later value would shift one column right) or too few (field `drop` removed)."""
+    out = list(lines)
+    fields = out[line - 1].split(sep)
+    if kind == "extra":
+        fields.insert(5, "99.0")
+    else:
+        fields.pop(drop)
+    out[line - 1] = sep.join(fields)
+    return out

@@ -22,7 +22,7 @@ from mlpcli.config import TrainOptions
 from mlpcli.errors import DataError
 from mlpcli.pipeline import train
 from mlpcli.predict.tables import PieceSize, open_table
-from tables import make_table
+from tables import make_table, lines_of, ragged
 from cli_helpers import assert_clean_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,22 +45,6 @@ def cohort(n_patients: int = 30) -> pd.DataFrame:
     df = make_table(task="multiclass", seed=7, n_patients=n_patients)
     df["sample_id"] = "N" + df["sample_id"]
     return df
-
-
-def lines_of(df: pd.DataFrame, sep: str = ",") -> list[str]:
-    return df.to_csv(index=False, sep=sep).splitlines()
-
-
-def ragged(lines: list[str], line: int, kind: str, sep: str = ",") -> list[str]:
-    """`lines` with file line `line` (1-based, the header is line 1) given a field too many or too few."""
-    out = list(lines)
-    fields = out[line - 1].split(sep)
-    if kind == "extra":
-        fields.insert(5, "99.0")  # a value slipped in: every later value would shift one column right
-    else:
-        fields.pop(7)
-    out[line - 1] = sep.join(fields)
-    return out
 
 
 def no_leftovers(directory) -> bool:

@@ -23,29 +23,13 @@ from mlpcli.data.fields import check_stream
 from mlpcli.errors import DataError
 from mlpcli.pipeline import train
 from cli_helpers import assert_clean_error, run
-from tables import make_table
+from tables import make_table, lines_of, ragged
 
 WHERE = {"first": 2, "middle": 31, "last": 61}  # file lines of a 60-row table (the header is line 1)
 
 
 def table() -> pd.DataFrame:
     return make_table(task="multiclass", n_patients=20, n_features=6, seed=3)  # 60 rows, 10 columns
-
-
-def lines_of(df: pd.DataFrame, sep: str = ",") -> list[str]:
-    return df.to_csv(index=False, sep=sep).splitlines()
-
-
-def ragged(lines: list[str], line: int, kind: str, sep: str = ",") -> list[str]:
-    """`lines` with file line `line` (1-based) given a field too many (a value slipped in) or too few."""
-    out = list(lines)
-    fields = out[line - 1].split(sep)
-    if kind == "extra":
-        fields.insert(5, "99.0")
-    else:
-        fields.pop(6)
-    out[line - 1] = sep.join(fields)
-    return out
 
 
 def one_line_error(result, *needles):
