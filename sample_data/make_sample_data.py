@@ -94,8 +94,8 @@ MARKER_MODULES = {
 }
 
 # A gene is a planted marker of a subtype when its expected log-expression there differs from the mean
-# over the other subtypes by at least this much (natural-log units, about half a marker gene's SD).
-MARKER_MIN_SHIFT = 0.5
+# over the other subtypes by at least this many of its within-subtype SDs (Cohen's d; 0.5, a "medium" effect).
+MARKER_MIN_EFFECT = 0.5
 
 # --- gene baselines and noise ---------------------------------------------------
 GENE_LOG_MEAN = 1.5  # mean of mu[g] (natural log scale)
@@ -280,21 +280,25 @@ def write_csv(table: pd.DataFrame, name: str) -> Path:
 
 
 def write_markers(genes: GeneModel, name: str = "markers.csv") -> Path:
-    """Write each subtype's planted markers: (subtype, gene, module, shift), where shift is the gene's
-    expected log-expression in the subtype minus its mean over the other subtypes (loading times the
-    module's subtype contrast; positive: higher in the subtype), kept when |shift| >= MARKER_MIN_SHIFT.
-    Rows by subtype (SUBTYPES order), then gene."""
+    """Write each subtype's planted markers: (subtype, gene, module, shift, effect_size). shift is the
+    gene's expected log-expression in the subtype minus its mean over the other subtypes (loading times the
+    module's subtype contrast; positive: higher in the subtype); effect_size is shift over the gene's
+    within-subtype SD of log-expression (module activity, patient and sample offsets, noise, batch), and
+    a gene is kept when |effect_size| >= MARKER_MIN_EFFECT. Rows by subtype (SUBTYPES order), then gene."""
     modules = list(MARKER_MODULES)
     effects = genes.subtype_effects
+    sd = np.sqrt((genes.loadings**2).sum(axis=1) * (PATIENT_MODULE_SD**2 + SAMPLE_MODULE_SD**2) + PATIENT_GENE_SD**2
+                 + genes.noise_sd**2 + SAMPLE_DEPTH_SD**2 + TRAIN_BATCH_SD**2)
     rows = []
     for s, subtype in enumerate(SUBTYPES):
         contrast = effects[s] - np.delete(effects, s, axis=0).mean(axis=0)  # (modules,)
         shift = genes.loadings @ contrast  # (genes,): non-zero for genes of marker modules only
-        for g in np.flatnonzero(np.abs(shift) >= MARKER_MIN_SHIFT):
+        for g in np.flatnonzero(np.abs(shift / sd) >= MARKER_MIN_EFFECT):
             module = int(np.flatnonzero(genes.loadings[g])[0])
-            rows.append((subtype, genes.names[g], modules[module], f"{shift[g]:.3f}"))
+            rows.append((subtype, genes.names[g], modules[module], f"{shift[g]:.3f}", f"{shift[g] / sd[g]:.3f}"))
     path = OUT_DIR / name
-    pd.DataFrame(rows, columns=["subtype", "gene", "module", "shift"]).to_csv(path, index=False, lineterminator="\n")
+    columns = ["subtype", "gene", "module", "shift", "effect_size"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False, lineterminator="\n")
     return path
 
 
