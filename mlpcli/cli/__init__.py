@@ -24,6 +24,7 @@ from ._common import CONTEXT_SETTINGS, interrupted_exit, stop_signals_as_interru
 from .cv import cv
 from .diagnose import diagnose
 from .evaluate import evaluate
+from .explain import explain
 from .gradcheck import gradcheck
 from .predict import predict
 from .train import _Progress, train
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 
-for _command in (train, gradcheck, diagnose, evaluate, predict, cv, tune):
+for _command in (train, gradcheck, diagnose, evaluate, predict, explain, cv, tune):
     cli.add_command(_command)
 
 
