@@ -100,7 +100,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
 
         raise TrainingError(f"completeness check failed: the attributions of sample {gap['worst_sample']} (toward "
                             f"{gap['worst_class']}) miss f(x) - f(baseline) by {gap['max_gap']:.2e} relative, above "
-                            f"--tol {gap['tol']:g}; raise --steps (now {steps})")
+                            f"--tol {gap['tol']:g} even with {gap['most_steps']} steps; raise --steps (now {steps})")
     if plot_path is not None:  # drawn first: the table is quick to write and rarely fails
         from ..explain.plots import plot_explanation
 
@@ -123,7 +123,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     if gap is not None:
         console.print(f"completeness: attributions sum to f(x) - f(baseline) within {gap['max_gap']:.1e} relative "
                       f"(median {gap['median_gap']:.1e}; --tol {gap['tol']:g}), {sum(result.n_samples.values())} "
-                      f"samples, {steps} steps, output {output_kind}, baseline {baseline}")
+                      f"samples, {steps} steps" + (f" (up to {gap['most_steps']} where needed)" if gap["most_steps"] > steps
+                                                   else "") + f", output {output_kind}, baseline {baseline}")
     shown = min(top, 10)
     for name in result.classes:
         rows = result.table[result.table["class"] == name].head(shown)

@@ -59,6 +59,7 @@ DEFAULT_STEPS = 64
 ATTR_BYTES = 64 << 20  # attributions of one chunk of samples (all targets, the model and its members)
 PATH_BYTES = 32 << 20  # hidden activations of one block of path points
 MAX_STEPS = 100_000
+REFINE_FACTOR = 16  # a row whose gap exceeds the tolerance is integrated again, with up to 16 x the steps
 # The completeness gap's scale is at least this share of the output's (max(1, |f(x)|, |f(b)|)): a sample at
 # the baseline would otherwise turn round-off into a large relative number.
 GAP_FLOOR = 1e-6
@@ -72,6 +73,11 @@ def check_model(model: Model) -> None:
     if model.task not in ("binary", "multiclass", "multilabel"):
         raise ConfigError(f"explain: the model is a {model.task} model; attributions toward a class need a "
                           "classification model (binary, multiclass or multi-label)")
+
+
+def default_tol(model: Model) -> float:
+    """The completeness tolerance: 1e-3 when every network computes in float64, 1e-2 in float32."""
+    return 1e-3 if all(m.network.dtype == np.float64 for m in model.members) else 1e-2
 
 
 def check_output(output: str) -> str:
@@ -378,6 +384,7 @@ class Chunk:
     members: np.ndarray | None = None  # (M, T, c, width) each member alone explained (its own output)
     member_fx: np.ndarray | None = None  # (M, T, c)
     member_fb: np.ndarray | None = None
+    steps: np.ndarray | None = None  # (c,) path intervals each row was integrated over
 
 
 def _chunk_rows(n_targets: int, width: int, n_members: int, per_member: bool) -> int:
@@ -387,7 +394,7 @@ def _chunk_rows(n_targets: int, width: int, n_members: int, per_member: bool) ->
 
 def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, baseline="mean", steps: int = DEFAULT_STEPS,
                        output: str = "logit", per_member: bool = False, features: Sequence[str] | None = None,
-                       transformed: bool = False) -> Iterator[Chunk]:
+                       transformed: bool = False, refine: float | None = None) -> Iterator[Chunk]:
     """Integrated gradients of ``model`` for rows X (n, width), chunk by chunk.
 
     targets (T, n) int: the class whose output each row is explained toward, per target set (a row of one
@@ -397,6 +404,8 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
     ``features`` is given. ``transformed``: X holds a one-network model's network inputs (predict's rows,
     transformed once) and ``baseline`` its transformed baseline. ``per_member``: also each member explained
     alone (its own logit, or its own calibrated probability), for the stability of the rankings.
+    ``refine``: rows whose completeness gap exceeds it are integrated again with twice the steps, up to
+    REFINE_FACTOR times ``steps`` (``Chunk.steps`` says how many each row used).
     """
     check_model(model)
     check_output(output)
@@ -414,7 +423,7 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
         b = np.asarray(baseline, dtype=np.float64).reshape(-1)
         column_maps = [np.arange(X.shape[1])]
     else:
-        column_maps = model._feature_maps(None if features is None else list(features))[0]
+        column_maps = model._feature_maps(features if features is None or isinstance(features, list) else list(features))[0]
         b_model = baseline_values(model, baseline) if (isinstance(baseline, str) or features is None) else None
         if features is None:
             b = b_model
@@ -427,47 +436,74 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
             raise ConfigError(f"the baseline has {b.size} values for a table of {X.shape[1]} feature columns")
     width, (T, n) = X.shape[1], targets.shape
     out_fn = _Output(model, output)
-    alphas, weights = _trapezoid(steps)
     M = len(model.members)
     step = _chunk_rows(T, width, M, per_member)
     for s in range(0, n, step):
         rows = slice(s, min(n, s + step))
-        Xc, tc = X[rows], targets[:, rows]
-        c = Xc.shape[0]
-        paths = [_member_path(m, Xc, cols, b, transformed=transformed)
-                 for m, cols in zip(model.members, column_maps)]
-        # every member's logits along the path: the ensemble's probability needs them all at each point
-        joint = output == "prob" and M > 1
-        outs = [_outputs_along(p, alphas) for p in paths] if joint else None
-        values = np.zeros((T, c, width))
-        fx, fb = np.empty((T, c)), np.empty((T, c))
-        mvals = np.zeros((M, T, c, width)) if per_member else None
-        mfx, mfb = (np.empty((M, T, c)), np.empty((M, T, c))) if per_member else (None, None)
-        k = model.network.n_outputs
-        for m, path in enumerate(paths):
-            seed_sets = []
-            for t in tc:
-                seed_sets.append(lambda sl, logits, t=t, m=m: _ensemble_seed(out_fn, outs, sl, logits, t, m, M, k))
-                if per_member and joint:  # the member alone: its own calibrated probability
-                    seed_sets.append(lambda sl, logits, t=t: out_fn.seeds(
-                        [logits.reshape(-1, k)], np.tile(t, sl.stop - sl.start))[0])
-            G = _averaged_gradients(path, alphas, weights, seed_sets)
-            per_target = 2 if per_member and joint else 1
-            for i in range(T):
-                A = _to_inputs(path, G[i * per_target])
-                values[i][:, path.columns] += A  # a member's kept features are distinct columns
-                if per_member:  # logit, or one member: the member alone is M times its share
-                    mvals[m, i][:, path.columns] = _to_inputs(path, G[i * 2 + 1]) if joint else A * M
+        chunk = _one_chunk(model, out_fn, X[rows], targets[:, rows], b, steps, output, per_member, column_maps,
+                           transformed)
+        used = np.full(chunk.fx.shape[1], steps)
+        while refine is not None:
+            # rows whose path integral is not yet within `refine`: again with twice the steps (a deeper ReLU
+            # network's later kinks fall between path points; the trapezoid error halves with the step)
+            gap = completeness_gap(chunk.values, chunk.fx, chunk.fb).max(axis=0)
+            bad = np.flatnonzero((gap > refine) & (used < steps * REFINE_FACTOR))
+            if not bad.size:
+                break
+            more = 2 * int(used[bad].max())
+            again = _one_chunk(model, out_fn, X[rows][bad], targets[:, rows][:, bad], b, more, output, per_member,
+                               column_maps, transformed)
+            used[bad] = more
+            for name in ("values", "fx", "fb"):
+                getattr(chunk, name)[:, bad] = getattr(again, name)
             if per_member:
-                ends_m = _outputs_along(path, alphas[[0, -1]])
-                for i, t in enumerate(tc):
-                    mfb[m, i] = out_fn.value([ends_m[0]], t)
-                    mfx[m, i] = out_fn.value([ends_m[1]], t)
-        ends = [_outputs_along(p, alphas[[0, -1]]) for p in paths] if outs is None else [o[[0, -1]] for o in outs]
-        for i, t in enumerate(tc):
-            fb[i] = out_fn.value([e[0] for e in ends], t)
-            fx[i] = out_fn.value([e[1] for e in ends], t)
-        yield Chunk(rows, values, fx, fb, mvals, mfx, mfb)
+                for name in ("members", "member_fx", "member_fb"):
+                    getattr(chunk, name)[:, :, bad] = getattr(again, name)
+        chunk.rows, chunk.steps = rows, used
+        yield chunk
+
+
+def _one_chunk(model: Model, out_fn: "_Output", Xc: np.ndarray, tc: np.ndarray, b: np.ndarray, steps: int,
+               output: str, per_member: bool, column_maps, transformed: bool) -> "Chunk":
+    """Attributions of the rows Xc (c, width) toward the targets tc (T, c), integrated over ``steps``."""
+    alphas, weights = _trapezoid(steps)
+    M, (T, c), width = len(model.members), tc.shape, Xc.shape[1]
+    paths = [_member_path(m, Xc, cols, b, transformed=transformed)
+             for m, cols in zip(model.members, column_maps)]
+    # every member's logits along the path: the ensemble's probability needs them all at each point
+    joint = output == "prob" and M > 1
+    outs = [_outputs_along(p, alphas) for p in paths] if joint else None
+    values = np.zeros((T, c, width))
+    fx, fb = np.empty((T, c)), np.empty((T, c))
+    mvals = np.zeros((M, T, c, width)) if per_member else None
+    mfx, mfb = (np.empty((M, T, c)), np.empty((M, T, c))) if per_member else (None, None)
+    k = model.network.n_outputs
+    for m, path in enumerate(paths):
+        seed_sets = []
+        for t in tc:
+            seed_sets.append(lambda sl, logits, t=t, m=m: _ensemble_seed(out_fn, outs, sl, logits, t, m, M, k))
+            if per_member and joint:  # the member alone: its own calibrated probability
+                seed_sets.append(lambda sl, logits, t=t: out_fn.seeds(
+                    [logits.reshape(-1, k)], np.tile(t, sl.stop - sl.start))[0])
+        G = _averaged_gradients(path, alphas, weights, seed_sets)
+        per_target = 2 if per_member and joint else 1
+        for i in range(T):
+            A = _to_inputs(path, G[i * per_target])
+            values[i][:, path.columns] += A  # a member's kept features are distinct columns
+            if per_member:  # logit, or one member: the member alone is M times its share
+                mvals[m, i][:, path.columns] = _to_inputs(path, G[i * 2 + 1]) if joint else A * M
+        if per_member:
+            ends_m = _outputs_along(path, alphas[[0, -1]])
+            for i, t in enumerate(tc):
+                mfb[m, i] = out_fn.value([ends_m[0]], t)
+                mfx[m, i] = out_fn.value([ends_m[1]], t)
+    ends = [_outputs_along(p, alphas[[0, -1]]) for p in paths] if outs is None else [o[[0, -1]] for o in outs]
+    for i, t in enumerate(tc):
+        fb[i] = out_fn.value([e[0] for e in ends], t)
+        fx[i] = out_fn.value([e[1] for e in ends], t)
+    return Chunk(slice(0, c), values, fx, fb, mvals, mfx, mfb)
+
+
 
 
 def _ensemble_seed(out_fn: _Output, outs, sl: slice, logits: np.ndarray, t: np.ndarray, m: int, M: int,
@@ -491,6 +527,19 @@ def completeness_gap(values: np.ndarray, fx: np.ndarray, fb: np.ndarray) -> np.n
     return np.abs(values.sum(axis=-1) - delta) / scale
 
 
+def top_features(values: np.ndarray, names: Sequence[str], k: int) -> np.ndarray:
+    """Per row of attributions (n, d), "NAME:score;..." for its k largest (toward the explained class),
+    largest first, scores with 4 significant digits. (n,) object array."""
+    k = min(int(k), values.shape[1])
+    part = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    picked = np.take_along_axis(values, part, axis=1)
+    order = np.argsort(-picked, axis=1, kind="stable")
+    part, picked = np.take_along_axis(part, order, axis=1), np.take_along_axis(picked, order, axis=1)
+    names = np.asarray(names, dtype=object)
+    return np.array([";".join(f"{names[j]}:{v:.4g}" for j, v in zip(js, vs)) for js, vs in zip(part, picked)],
+                    dtype=object)
+
+
 # ── the Python API ───────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -508,7 +557,7 @@ def _targets(model: Model, target, n: int) -> tuple[np.ndarray, bool]:
 
 def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps: int = DEFAULT_STEPS,
                          output: str = "logit", features: Sequence[str] | None = None,
-                         return_gap: bool = False):
+                         tol: float | None = None, return_gap: bool = False):
     """Integrated-gradients attributions of ``model``'s output toward ``target`` for raw rows X (n, d).
 
     X: raw feature values as predict reads them, columns ``model.feature_names`` (or ``features``; a
@@ -516,8 +565,9 @@ def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps
     None for every class -> (n_targets, n, d); an array of n class names -> (n, d), each row toward its own
     class. baseline: "mean" (the training mean the model stores), "zero", or d raw values. output: "logit"
     (the members' mean logit) or "prob" (the probability predict gives). The rows of each class's result
-    sum to f(x) - f(baseline) up to the trapezoid rule's error over ``steps`` intervals; with
-    ``return_gap`` the relative gaps (same leading shape, without d) come too.
+    sum to f(x) - f(baseline) up to the trapezoid rule's error over ``steps`` intervals: rows whose relative
+    gap exceeds ``tol`` (default: 1e-3 for float64 networks, 1e-2 for float32) are integrated again with
+    more steps (up to 16 x). With ``return_gap`` the relative gaps (same leading shape, without d) come too.
 
         >>> A = integrated_gradients(model, X, target="Basal")      # (n, d)
         >>> top = np.argsort(-A.mean(axis=0))[:20]                  # the genes pushing toward Basal
@@ -543,7 +593,7 @@ def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps
     values = np.zeros((targets.shape[0], X.shape[0], X.shape[1]))
     gaps = np.zeros(targets.shape)
     for chunk in attribution_chunks(model, X, targets, baseline=baseline, steps=steps, output=output,
-                                    features=features):
+                                    features=features, refine=default_tol(model) if tol is None else tol):
         values[:, chunk.rows] = chunk.values
         gaps[:, chunk.rows] = completeness_gap(chunk.values, chunk.fx, chunk.fb)
     result = values if stacked else values[0]

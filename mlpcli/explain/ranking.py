@@ -41,7 +41,7 @@ import pandas as pd
 from ..errors import ConfigError, DataError
 from ..model_io import Model
 from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_model, check_output,
-                          check_steps, class_index, completeness_gap)
+                          check_steps, class_index, completeness_gap, default_tol)
 
 __all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "explain", "load_samples", "rank_features",
            "permutation_importance"]
@@ -202,7 +202,8 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     ``features``), with labels y (n,) as class indices (None: each sample counts for its predicted class).
 
     method "ig": integrated gradients (``attribution``); every sample explained toward its class, the
-    completeness gap checked against ``tol`` (default 1e-3 for float64 networks, 1e-2 for float32), the
+    completeness gap checked against ``tol`` (default 1e-3 for float64 networks, 1e-2 for float32; rows
+    beyond it are integrated again with up to 16 x the steps before the check), the
     ranking's stability over the members (an ensemble) or ``bootstrap`` resamples (one network, default
     20). method "permutation": permutation importance, which needs y. ``classes``: rank only these."""
     check_model(model)
@@ -252,8 +253,11 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     member_sums = np.zeros((M, len(model.classes), d)) if not single else None
     kept_rows = {c: [] for c in wanted} if single else None
     gaps = np.empty(len(explained))
+    tol = default_tol(model) if tol is None else float(tol)
+    most_steps = steps
     for chunk in attribution_chunks(model, Xe, targets, baseline=b, steps=steps, output=output, per_member=not single,
-                                    features=feats):
+                                    features=feats, refine=tol):
+        most_steps = max(most_steps, int(chunk.steps.max()))
         A = chunk.values[0]  # (c, d) each row toward its own class
         gaps[chunk.rows] = completeness_gap(A, chunk.fx[0], chunk.fb[0])
         t = targets[0, chunk.rows]
@@ -269,12 +273,11 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
                 kept_rows[c].append(A[r].astype(np.float32))
             else:
                 member_sums[:, c] += chunk.members[:, 0][:, r].sum(axis=1)
-    float64 = all(m.network.dtype == np.float64 for m in model.members)
-    tol = (1e-3 if float64 else 1e-2) if tol is None else float(tol)
     worst = int(np.argmax(gaps))
     completeness = {"max_gap": float(gaps.max()), "median_gap": float(np.median(gaps)),
                     "worst_sample": (ids[explained[worst]] if ids is not None else int(explained[worst]) + 1),
-                    "worst_class": names[int(targets[0, worst])], "tol": tol, "passed": bool(gaps.max() <= tol)}
+                    "worst_class": names[int(targets[0, worst])], "tol": tol, "passed": bool(gaps.max() <= tol),
+                    "steps": steps, "most_steps": most_steps}
     if hasattr(completeness["worst_sample"], "item"):
         completeness["worst_sample"] = completeness["worst_sample"].item()
     rows, stability, scores = [], {}, {}
