@@ -5,7 +5,6 @@ importance."""
 from __future__ import annotations
 
 import math
-import sys
 
 import click
 from rich.table import Table
