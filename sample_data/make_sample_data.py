@@ -40,6 +40,8 @@ Outputs
 * ``tumour_subtypes.csv.gz``  training table (labelled, batches B1-B3)
 * ``test_cohort.csv.gz``      labelled test cohort of new patients (B1-B3)
 * ``new_cohort.csv.gz``       unlabelled new cohort of new patients (B4)
+* ``markers.csv``             each subtype's planted marker genes (``write_markers``), the
+  truth that ``mlpcli explain``'s gene rankings are checked against
 
 The script is deterministic: fixed seeds and gzip ``mtime=0`` make repeated
 runs byte-identical.
@@ -90,6 +92,10 @@ MARKER_MODULES = {
     "her2_amplicon":   (-0.3, -0.1, -0.4, +1.6),
     "erbb_signalling": (-0.2, +0.1, -0.3, +1.0),
 }
+
+# A gene is a planted marker of a subtype when its expected log-expression there differs from the mean
+# over the other subtypes by at least this many of its within-subtype SDs (Cohen's d; 0.5, a "medium" effect).
+MARKER_MIN_EFFECT = 0.5
 
 # --- gene baselines and noise ---------------------------------------------------
 GENE_LOG_MEAN = 1.5  # mean of mu[g] (natural log scale)
@@ -340,10 +346,34 @@ def write_h5ad(adata, name: str) -> Path:
     return path
 
 
+def write_markers(genes: GeneModel, name: str = "markers.csv") -> Path:
+    """Write each subtype's planted markers: (subtype, gene, module, shift, effect_size). shift is the
+    gene's expected log-expression in the subtype minus its mean over the other subtypes (loading times the
+    module's subtype contrast; positive: higher in the subtype); effect_size is shift over the gene's
+    within-subtype SD of log-expression (module activity, patient and sample offsets, noise, batch), and
+    a gene is kept when |effect_size| >= MARKER_MIN_EFFECT. Rows by subtype (SUBTYPES order), then gene."""
+    modules = list(MARKER_MODULES)
+    effects = genes.subtype_effects
+    sd = np.sqrt((genes.loadings**2).sum(axis=1) * (PATIENT_MODULE_SD**2 + SAMPLE_MODULE_SD**2) + PATIENT_GENE_SD**2
+                 + genes.noise_sd**2 + SAMPLE_DEPTH_SD**2 + TRAIN_BATCH_SD**2)
+    rows = []
+    for s, subtype in enumerate(SUBTYPES):
+        contrast = effects[s] - np.delete(effects, s, axis=0).mean(axis=0)  # (modules,)
+        shift = genes.loadings @ contrast  # (genes,): non-zero for genes of marker modules only
+        for g in np.flatnonzero(np.abs(shift / sd) >= MARKER_MIN_EFFECT):
+            module = int(np.flatnonzero(genes.loadings[g])[0])
+            rows.append((subtype, genes.names[g], modules[module], f"{shift[g]:.3f}", f"{shift[g] / sd[g]:.3f}"))
+    path = OUT_DIR / name
+    columns = ["subtype", "gene", "module", "shift", "effect_size"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
 def main() -> None:
     root = np.random.SeedSequence(SEED)
     gene_seed, train_seed, test_seed, new_seed = root.spawn(4)
     genes = make_gene_model(np.random.default_rng(gene_seed))
+    print(f"{write_markers(genes).name}: planted marker genes per subtype")
 
     train_batches = (TRAIN_BATCHES, TRAIN_BATCH_PROBS)
     cohorts = [

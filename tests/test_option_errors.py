@@ -78,7 +78,7 @@ def _range_params():
 
 ARGS = {"predict": ["m.mlp", "data.csv"], "evaluate": ["m.mlp", "data.csv"], "train": ["data.csv"],
         "cv": ["data.csv"], "tune": ["data.csv", "--grid", "lr=1e-3"], "diagnose": ["--learning-curve", "data.csv"],
-        "gradcheck": [], "info": ["m.mlp"]}
+        "gradcheck": [], "info": ["m.mlp"], "explain": ["m.mlp", "data.csv"]}
 
 
 @pytest.mark.parametrize("command, flag, value", list(_range_params()))

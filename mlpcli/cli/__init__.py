@@ -24,6 +24,7 @@ from ._common import CONTEXT_SETTINGS, interrupted_exit, stop_signals_as_interru
 from .cv import cv
 from .diagnose import diagnose
 from .evaluate import evaluate
+from .explain import explain
 from .gradcheck import gradcheck
 from .info import info
 from .predict import predict
@@ -57,7 +58,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 
-for _command in (train, gradcheck, diagnose, evaluate, predict, cv, tune, info):
+for _command in (train, gradcheck, diagnose, evaluate, predict, explain, cv, tune, info):
     cli.add_command(_command)
 
 

@@ -176,6 +176,11 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
                    "[default: mlpcli_]")
 @click.option("--obs-probs", is_flag=True, help="-o FILE.h5ad: also one probability column per class, <prefix>prob_<class>.")
 @common_options
+@click.option("--explain", "explain_k", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Add a top_features column: the K genes with the largest integrated-gradients attributions "
+                   "toward each row's predicted class, as GENE:score;... (see mlpcli explain).")
+@click.option("--explain-steps", type=click.IntRange(1, 100_000), default=16, show_default=True,
+              help="With --explain: integrated-gradients path intervals.")
 @role_options
 @threads_option
 @quiet_option
@@ -183,7 +188,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @debug_option
 @handle_errors
 def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, shift_path, chunk_mb, chunksize, threshold,
-            threads, quiet, as_json, debug, **params):
+            explain_k, explain_steps, threads, quiet, as_json, debug, **params):
     """Predict a new cohort with a trained model, streaming the table in pieces.
 
     Features are matched to the model by name (extra columns ignored); the model's preprocessing
@@ -217,7 +222,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, shi
     with threads_context(threads), ReadProgress(quiet) as progress:
         stream = lib.predict_stream(model, data_file, **chunks, threshold=threshold, fill_missing=fill_missing,
                                     roles=roles, stdin=binary_stdin() if data_file == "-" else None,
-                                    progress=progress)
+                                    progress=progress, explain=explain_k, explain_steps=explain_steps)
         notes = NoteRenderer(quiet, stream)
         notes()
         try:

@@ -288,6 +288,40 @@ class Preprocessor:
             self._check_inputs(Xk)
         return Xk.astype(dtype, copy=False)
 
+    def jacobian(self, Xk) -> np.ndarray:
+        """dz/dx (n, d_kept) of ``transform_kept`` at raw values Xk (n, d_kept) of the kept features: every
+        step acts on one feature at a time, so the Jacobian is diagonal per row and this is its diagonal,
+        the chain rule of the steps below (each next to its forward in ``_transform_in_place``):
+
+            log1p           1 / (1 + x)
+            imputation      0 where x is missing (the network sees a constant)
+            centre, scale   1 / scale
+            robust clip     (1 + (u / CLIP_AT)^2)^(-3/2)   at u = (x' - centre) / scale
+
+        Features the preprocessing drops have no column: their derivative is exactly 0. Used to take a
+        gradient with respect to the network's inputs back to the raw features (``mlpcli.explain``)."""
+        X = np.array(Xk, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.kept_features):
+            raise DataError(f"expected {len(self.kept_features)} kept feature columns, got shape {X.shape}")
+        missing = np.isnan(X)
+        J = np.ones_like(X)
+        if self.config.log1p:
+            _check_non_negative(X, self.kept_features)
+            J /= 1.0 + X
+            np.log1p(X, out=X)
+        if missing.any():
+            rows, cols = np.nonzero(missing)
+            X[rows, cols] = self.impute_values_[cols]
+            J[missing] = 0.0
+        J /= self.scale_
+        if self._clips:
+            U = (X - self.center_) / self.scale_
+            U /= CLIP_AT
+            np.square(U, out=U)
+            U += 1.0
+            J *= U ** -1.5
+        return J
+
     def _check_inputs(self, Z: np.ndarray) -> None:
         """Unclipped network inputs (n, d_kept) must lie within ±VALUE_LIMIT: beyond it a float32 network
         sees infinities and predicts NaN. Only a value absurdly far outside a feature's training spread gets

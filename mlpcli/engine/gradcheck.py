@@ -325,12 +325,18 @@ def _describe(cfg: dict) -> str:
     return " ".join(str(p) for p in parts)
 
 
-def _kink_distance(net: MLP, out: np.ndarray, y, loss) -> float:
+def _activation_kink_distance(net: MLP) -> float:
+    """How close the last forward pass's pre-activations came to a kink of their activation."""
     d = np.inf
     for layer in net.layers:
         if isinstance(layer, ActivationLayer) and layer.fn.kinks:
             for k in layer.fn.kinks:
                 d = min(d, float(np.abs(layer.z - k).min()))
+    return d
+
+
+def _kink_distance(net: MLP, out: np.ndarray, y, loss) -> float:
+    d = _activation_kink_distance(net)
     if loss.y_kind == "dense":
         kd = loss.kink_distance(out, np.asarray(y).reshape(out.shape))
         if kd is not None:
@@ -419,6 +425,33 @@ def _network_checks(rng, eps, tol, atol):
             yield check_network(net, loss, X, y, w, pen, True, eps, tol, atol, name, "; ".join(notes))
 
 
+def _input_checks(rng, eps, tol, atol):
+    """The outputs' gradient with respect to the inputs, ``MLP.input_gradient`` in inference mode (what
+    attributions use): from the network's inputs, and from the first Dense layer's outputs (where
+    integrated gradients starts its path steps). BatchNorm uses running statistics, dropout is off."""
+    n, d, k = 6, 5, 3
+    for cfg in NETWORK_CONFIGS:
+        net_seed = int(rng.integers(2**31))
+        for attempt in range(100):
+            net = MLP(d, cfg["hidden"], k, activation=cfg["activation"], dropout=cfg.get("dropout", 0.0),
+                      batchnorm=cfg.get("batchnorm", False), seed=net_seed + attempt, dtype="float64")
+            for key, buf in net.buffers().items():  # running statistics other than the initial 0 and 1
+                buf[...] = rng.uniform(0.5, 2.0, buf.shape) if key.endswith("running_var") else rng.normal(size=buf.shape)
+            X = rng.normal(size=(n, d))
+            net.forward(X)
+            if _activation_kink_distance(net) > KINK_MARGIN:
+                break
+        R = rng.normal(size=(n, k))
+        note = "inference mode" + ("; inputs drawn away from kinks" if cfg["activation"] in ("relu", "leaky_relu", "elu") else "")
+        yield check_function(f"input:{_describe(cfg)}", lambda: float(np.sum(R * net.forward(X))), {"x": X},
+                             {"x": net.input_gradient(R)}, eps, tol, atol, note)
+        H = np.ascontiguousarray(net.forward_layers(X, 0, 1))  # the first Dense layer's outputs
+        net.forward_layers(H, 1)
+        yield check_function(f"input:{_describe(cfg)} after the first dense layer",
+                             lambda: float(np.sum(R * net.forward_layers(H, 1))), {"h": H},
+                             {"h": net.input_gradient(R, start=1)}, eps, tol, atol, note)
+
+
 def _fmt(params: dict) -> str:
     return "(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")"
 
@@ -429,6 +462,7 @@ GROUPS = {
     "layer": _layer_checks,
     "penalty": _penalty_checks,
     "network": _network_checks,
+    "input": _input_checks,
 }
 
 

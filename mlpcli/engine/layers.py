@@ -3,7 +3,10 @@
 ``forward(x, training)`` returns the layer's output; ``backward(grad_out)`` writes the parameter
 gradients into ``self.grads`` (views into the network's flat gradient buffer) and returns the
 gradient for the layer's input, or None when ``need_input_grad`` is False (the first layer: nobody
-needs dL/dX, and skipping it saves the largest matrix multiply of the backward pass).
+needs dL/dX, and skipping it saves the largest matrix multiply of the backward pass). With
+``param_grads=False`` it leaves ``self.grads`` alone and only returns the input gradient: the gradient
+of an output with respect to the inputs (attributions, ``MLP.input_gradient``) needs no parameter
+gradients, which cost as much again.
 
 Parameters and gradients are *views* handed in by the network (``bind``), so an optimizer can
 update one flat buffer in place and the layers see the change.
@@ -55,8 +58,8 @@ class Layer(ABC):
         """The layer's output for input x (n, d_in), caching what backward needs."""
 
     @abstractmethod
-    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        """Store parameter gradients in ``self.grads``; return dL/dx (or None)."""
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True, param_grads: bool = True) -> np.ndarray | None:
+        """Store parameter gradients in ``self.grads`` (unless ``param_grads`` is False); return dL/dx (or None)."""
 
 
 class Dense(Layer):
@@ -97,9 +100,10 @@ class Dense(Layer):
         z += self.params["b"]
         return z
 
-    def backward(self, grad_out, need_input_grad=True):
-        np.matmul(grad_out.T, self.x, out=self.grads["W"])  # (out, in)
-        np.sum(grad_out, axis=0, out=self.grads["b"])  # (out,)
+    def backward(self, grad_out, need_input_grad=True, param_grads=True):
+        if param_grads:
+            np.matmul(grad_out.T, self.x, out=self.grads["W"])  # (out, in)
+            np.sum(grad_out, axis=0, out=self.grads["b"])  # (out,)
         if not need_input_grad:
             return None
         W = self.params["W"]
@@ -123,7 +127,7 @@ class Activation(Layer):
         self.a = self.fn.forward(x, out=self._scratch("a", x.shape, x.dtype, training))
         return self.a
 
-    def backward(self, grad_out, need_input_grad=True):
+    def backward(self, grad_out, need_input_grad=True, param_grads=True):
         dz = self.workspace.get("dz", grad_out.shape, np.result_type(grad_out, self.z))
         return self.fn.backward(self.z, grad_out, self.a, out=dz)
 
@@ -161,7 +165,7 @@ class Dropout(Layer):
             self.mask = mask
         return np.multiply(x, self.mask, out=self.workspace.get("out", x.shape, x.dtype))
 
-    def backward(self, grad_out, need_input_grad=True):
+    def backward(self, grad_out, need_input_grad=True, param_grads=True):
         if not self.active:
             return grad_out
         return np.multiply(grad_out, self.mask, out=self.workspace.get("dx", grad_out.shape, grad_out.dtype))
@@ -222,11 +226,12 @@ class BatchNorm(Layer):
         y += self.params["beta"]
         return y
 
-    def backward(self, grad_out, need_input_grad=True):
+    def backward(self, grad_out, need_input_grad=True, param_grads=True):
         xhat = self.xhat
         tmp = self.workspace.get("tmp", grad_out.shape, grad_out.dtype)
-        np.sum(np.multiply(grad_out, xhat, out=tmp), axis=0, out=self.grads["gamma"])
-        np.sum(grad_out, axis=0, out=self.grads["beta"])
+        if param_grads:
+            np.sum(np.multiply(grad_out, xhat, out=tmp), axis=0, out=self.grads["gamma"])
+            np.sum(grad_out, axis=0, out=self.grads["beta"])
         if not need_input_grad:
             return None
         ghat = np.multiply(grad_out, self.params["gamma"], out=self.workspace.get("dx", grad_out.shape, grad_out.dtype))

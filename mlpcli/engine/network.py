@@ -168,6 +168,29 @@ class MLP:
         self.grad_input = g.copy() if input_grad else None  # g lives in the first layer's workspace
         return dict(self._grads)
 
+    def forward_layers(self, h: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Inference-mode outputs of ``layers[start:stop]`` for h, the input of layer ``start``
+        ((n, n_inputs) for start 0). ``forward(X)`` is ``forward_layers(X)``; attributions run the first
+        Dense layer and the rest apart (the first layer's output is linear along a straight path)."""
+        h = np.asarray(h, dtype=self.dtype)
+        for layer in self.layers[start:stop]:
+            h = layer.forward(h, False)
+        return h
+
+    def input_gradient(self, grad_output: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """d(sum(grad_output * output)) / d(input of layer ``start``) for the last inference-mode
+        forward pass through ``layers[start:stop]`` (``forward`` or ``forward_layers``): the vector-Jacobian
+        product of their output (n, width) with ``grad_output``, shape (n, width of that input).
+
+        A one-hot ``grad_output`` gives the gradient of one output (a class's logit) for each row. Parameter
+        gradients are neither computed nor touched (no half of the work a training backward does), and the
+        cached forward values stay, so several ``grad_output`` can follow one forward pass. Returns a new
+        array."""
+        g = np.asarray(grad_output, dtype=self.dtype)
+        for layer in reversed(self.layers[start:stop]):
+            g = layer.backward(g, need_input_grad=True, param_grads=False)
+        return g.copy()  # g lives in a layer's workspace
+
     # ----------------------------------------------------------------- helpers for training and I/O
     def buffers(self) -> dict[str, np.ndarray]:
         """Non-trained state (BatchNorm running statistics), live."""

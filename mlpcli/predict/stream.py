@@ -195,6 +195,7 @@ class _Run:
         self.ids = _UniqueIds(self.plan.roles.id, self.table.name) if self.plan.roles.id else None
         self._started = False
         self._rows: np.ndarray | None = None  # raw feature values of up to _STAT_ROWS rows, reused
+        self.explain: tuple[int, int] | None = None  # (top K, IG steps): per-row reasons (PredictionStream)
 
     def _join(self, sheet, roles: RoleFlags, by: str | None) -> tuple[SampleJoin, set]:
         """The sample sheet matched to the table's header; the columns only the sheet has."""
@@ -369,9 +370,32 @@ class _Run:
         features = None if self.transform_once else self.plan.features
         try:
             with self._blas():
-                return self.net_model.predict_output(Z, batch_size=len(Z), features=features, first_row=first_row)
+                out = self.net_model.predict_output(Z, batch_size=len(Z), features=features, first_row=first_row)
+                if self.explain is not None and len(Z):
+                    meta["top_features"] = self._reasons(Z, out)
+                return out
         except DataError as exc:  # the row is named; name the file too
             raise DataError(f"{self.plan.source}: {exc}") from None
+
+    def _reasons(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Per row, "GENE:score;..." for the K features with the largest integrated-gradients attributions
+        toward the predicted class (the model's logit, from the training mean): mlpcli.explain."""
+        from ..explain.attribution import attribution_chunks, baseline_values, top_features
+
+        k, steps = self.explain
+        if self.model.task == "binary":
+            predicted = (out[:, -1] >= self.threshold).astype(np.int64)
+        else:
+            predicted = out.argmax(axis=1)
+        if getattr(self, "_baseline", None) is None:
+            b = baseline_values(self.model, "mean")[self.model.preprocessor.kept_index_]  # plan.features' order
+            self._baseline = self.pre.transform(b[None])[0] if self.transform_once else b
+        reasons = []
+        for chunk in attribution_chunks(self.model, Z, predicted[None], baseline=self._baseline, steps=steps,
+                                        features=None if self.transform_once else self.plan.features,
+                                        transformed=self.transform_once):
+            reasons.append(top_features(chunk.values[0], self.plan.features, k))
+        return np.concatenate(reasons)
 
     def _finish(self) -> None:
         model, plan = self.model, self.plan
@@ -494,6 +518,8 @@ class PredictionStream:
             self.columns = [self.id_column, *[f"pred_{c}" for c in model.classes], *[f"prob_{c}" for c in model.classes]]
         else:
             self.columns = [self.id_column, *[f"pred_{c}" for c in model.classes]]
+        if run.explain is not None:
+            self.columns.append("top_features")
         # Outputs are given in the network's precision (float32: ~7 significant digits, written in the
         # shortest form that reads back to the same float32).
         self.dtype = np.dtype(model.network.dtype)
@@ -536,6 +562,8 @@ class PredictionStream:
         else:
             for k, c in enumerate(model.classes):
                 cols[f"pred_{c}"] = out[:, k]
+        if "top_features" in meta:
+            cols["top_features"] = meta["top_features"]
         return pd.DataFrame(cols, columns=self.columns)
 
     def summary(self) -> dict:
@@ -571,7 +599,8 @@ def _piece_size(chunksize: int | None, chunk_mb: float) -> PieceSize:
 
 def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB,
                    threshold: float | None = None, fill_missing: str | None = None, roles: RoleFlags | None = None,
-                   stdin=None, progress: Callable[[dict], None] | None = None) -> PredictionStream:
+                   stdin=None, progress: Callable[[dict], None] | None = None, explain: int | None = None,
+                   explain_steps: int = 16) -> PredictionStream:
     """Predictions for the table `source` (path, "-" or DataFrame), read in pieces of about `chunk_mb`
     MiB of table data (text and parsed values) at a time, or of `chunksize` rows when given.
 
@@ -579,10 +608,26 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     most 32 MiB) however long or wide the table; iterate the result once for the output frames (see
     PredictionStream for the columns). `threshold` (binary, multi-label) defaults to 0.5. The output does
     not depend on the chunking, bit for bit.
+
+    ``explain`` K adds a ``top_features`` column: per row the K features with the largest integrated-gradients
+    attributions toward the predicted class (``mlpcli.explain``; the members' mean logit from the training
+    mean, over ``explain_steps`` path intervals), as "GENE:score;...".
     """
     threshold = _check_threshold(model, threshold)
+    explaining = None
+    if explain is not None:
+        from ..explain.attribution import check_model, check_steps
+
+        if isinstance(explain, bool) or not isinstance(explain, (int, np.integer)) or explain < 1:
+            raise ConfigError(f"--explain must be a whole number of at least 1, got {explain!r}")
+        check_model(model)
+        if model.task == "multilabel":
+            raise ConfigError("--explain gives reasons toward the predicted class of a binary or multiclass model; "
+                              "this model is multi-label")
+        explaining = (int(explain), check_steps(explain_steps))
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
                chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress)
+    run.explain, run.threshold = explaining, threshold
     return PredictionStream(run, threshold)
 
 

@@ -79,3 +79,28 @@ def test_check_network_restores_batchnorm_buffers():
 def test_only_with_no_match_is_a_value_error():
     with pytest.raises(ValueError, match="no gradcheck component matches"):
         gradcheck.run(only="activation:swish")
+
+
+def test_broken_input_gradient_is_caught(monkeypatch):
+    good = layers.Dense.backward
+
+    def broken(self, grad_out, need_input_grad=True, param_grads=True):
+        out = good(self, grad_out, need_input_grad, param_grads)
+        return out if param_grads or out is None else out * 1.001  # only the input-only pass is off
+    monkeypatch.setattr(layers.Dense, "backward", broken)
+    results = gradcheck.run(only="input:[6] tanh")
+    assert results and not any(r.passed for r in results)
+    assert all(r.passed for r in gradcheck.run(only="network:[6] tanh"))
+
+
+def test_input_gradient_leaves_parameter_gradients_alone():
+    net = MLP(4, [5, 3], 2, activation="tanh", batchnorm=True, seed=1)
+    X = np.random.default_rng(0).normal(size=(6, 4))
+    R = np.random.default_rng(1).normal(size=(6, 2))
+    net.flat_grads[...] = 7.0
+    net.forward(X)
+    g = net.input_gradient(R)
+    assert np.all(net.flat_grads == 7.0)
+    net.forward(X)
+    net.backward(R, input_grad=True)
+    np.testing.assert_allclose(g, net.grad_input)

@@ -1,0 +1,18 @@
+"""Which features drive a model's predictions: integrated gradients through the engine's own backward
+pass (``attribution``), per-class rankings with their stability across ensemble members or bootstrap
+resamples and permutation importance (``ranking``), and their figures (``plots``, imported on use).
+
+    >>> from mlpcli.explain import integrated_gradients, explain, load_samples
+    >>> A = integrated_gradients(model, X, target="Basal")          # (n, d) attributions toward Basal
+    >>> samples = load_samples(model, "test_cohort.csv.gz")
+    >>> result = explain(model, samples.X, samples.y, top=20)       # result.table: class, rank, feature, ...
+"""
+
+from .attribution import (BASELINES, DEFAULT_STEPS, OUTPUTS, attribution_chunks, baseline_values, completeness_gap,
+                          input_gradients, integrated_gradients)
+from .ranking import (COLUMNS, METHODS, SCORINGS, Explanation, Samples, explain, load_samples, permutation_importance,
+                      rank_features)
+
+__all__ = ["BASELINES", "COLUMNS", "DEFAULT_STEPS", "METHODS", "OUTPUTS", "SCORINGS", "Explanation", "Samples",
+           "attribution_chunks", "baseline_values", "completeness_gap", "explain", "input_gradients",
+           "integrated_gradients", "load_samples", "permutation_importance", "rank_features"]

@@ -1,0 +1,630 @@
+"""Integrated gradients (Sundararajan, Taly & Yan, ICML 2017) through the engine's own backward pass.
+
+The explained function
+----------------------
+For class c and a model of M members (M = 1 for one network):
+
+    output "logit":  f_c(x) = (1/M) sum_m z_mc(x)        the members' mean raw logit (no temperature);
+                     a binary sigmoid network's single logit z counts for the positive class, -z for the other
+    output "prob":   f_c(x) = what ``Model.predict_output`` gives for class c: the members' mean probability,
+                     calibrated by the model's temperature
+
+where z_m(x) = network_m(pre_m(x)) and pre_m is member m's own preprocessing (log1p, imputation, kept
+features, centring and scaling, the robust clip).
+
+The path
+--------
+Attributions are those of the raw input features, but the path from the baseline b to the sample x runs
+straight in each member's *network-input* space, z(alpha) = pre_m(b) + alpha (pre_m(x) - pre_m(b)). Every
+preprocessing step is a monotone function of one feature, so this is a path from b to x in the raw
+features too (IG's "path method"; for features with log1p it is straight in log space) and the raw
+feature j receives the integral of df/dz_j dz_j, which equals that of df/dx_j dx_j along the path:
+
+    A_j = (z_j(x) - z_j(b)) * integral_0^1 df/dz_j(z(alpha)) d alpha,     sum_j A_j = f(x) - f(b)
+
+(completeness). A path straight in raw counts would spend most of its steps where log1p is flat: on the
+sample data (a linear model, whose network-input path is exact to round-off) its gap with 64 steps reaches
+5e-3 from the zero baseline (2e-4 from the mean), and it would need every path point's first-layer
+product (below). A feature that no member keeps (constant in
+training, dropped by --top-var) has no network input and gets exactly 0. A missing value is imputed,
+and the imputed value is what the network sees at x: its attribution is that of the imputed value.
+
+The integral is the trapezoid rule over ``steps`` intervals (steps + 1 points). The first Dense layer is
+linear, so along a straight path its outputs move on a straight line, a0(alpha) = a0(b) + alpha
+(a0(x) - a0(b)): the path points start after it, the first layer's matrix product is computed twice (at x
+and at b) instead of steps + 1 times, and the averaged gradient goes back through it once
+(``MLP.forward_layers``, ``MLP.input_gradient``). For a wide input (thousands of genes, where the first layer
+holds nearly all the work) the whole explanation costs about two forward passes plus the path through the
+small layers.
+
+Memory is bounded: samples go through in chunks whose attributions (targets x rows x features) take at
+most ATTR_BYTES, and each chunk's path points in blocks of at most PATH_BYTES of hidden activations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..model_io import Member, Model
+
+__all__ = ["OUTPUTS", "BASELINES", "DEFAULT_STEPS", "Chunk", "baseline_values", "class_index", "attribution_chunks",
+           "integrated_gradients", "input_gradients", "completeness_gap"]
+
+OUTPUTS = ("logit", "prob")
+BASELINES = ("mean", "zero")
+DEFAULT_STEPS = 64
+ATTR_BYTES = 64 << 20  # attributions of one chunk of samples (all targets, the model and its members)
+PATH_BYTES = 32 << 20  # hidden activations of one block of path points
+MAX_STEPS = 100_000
+REFINE_FACTOR = 16  # a row whose gap exceeds the tolerance is integrated again, with up to 16 x the steps
+# The completeness gap's scale is at least this share of the output's (max(1, |f(x)|, |f(b)|)): a sample at
+# the baseline would otherwise turn round-off into a large relative number.
+GAP_FLOOR = 1e-6
+_EPS = 1e-12  # calibration.temper clips probabilities here
+
+
+# ── checks ───────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def check_model(model: Model) -> None:
+    if model.task not in ("binary", "multiclass", "multilabel"):
+        raise ConfigError(f"explain: the model is a {model.task} model; attributions toward a class need a "
+                          "classification model (binary, multiclass or multi-label)")
+
+
+def default_tol(model: Model) -> float:
+    """The completeness tolerance: 1e-3 when every network computes in float64, 1e-2 in float32."""
+    return 1e-3 if all(m.network.dtype == np.float64 for m in model.members) else 1e-2
+
+
+def check_output(output: str) -> str:
+    if output not in OUTPUTS:
+        raise ConfigError(f"--output {output!r} is not one of {', '.join(OUTPUTS)}")
+    return output
+
+
+def check_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"--steps must be a whole number from 1 to {MAX_STEPS:,}, got {steps!r}")
+    return int(steps)
+
+
+def class_index(model: Model, name) -> int:
+    """The index of class ``name`` (matched as text: 1, 1.0 and "1" all name the class 1); a ConfigError
+    naming the model's classes otherwise."""
+    from ..data import _label_key
+
+    keys = [_label_key(c) for c in model.classes]
+    key = _label_key(name) if not isinstance(name, str) else name.strip()
+    for i, k in enumerate(keys):
+        if k == key or str(model.classes[i]) == key:
+            return i
+    shown = ", ".join(repr(str(c)) for c in model.classes[:10])
+    raise ConfigError(f"--class {str(name)!r} is not one of the model's classes ({shown})")
+
+
+def baseline_values(model: Model, baseline="mean") -> np.ndarray:
+    """The baseline (d,) in raw values of ``model.feature_names``: "zero"; "mean", the raw values that the
+    model's reference preprocessing (fitted on all training rows) maps to the training means of the network
+    inputs (for log1p models the mean on the log scale, mapped back); or an array of d values. Features no
+    member uses get 0 (they are never read)."""
+    d = len(model.feature_names)
+    if isinstance(baseline, str):
+        if baseline == "zero":
+            return np.zeros(d)
+        if baseline != "mean":
+            raise ConfigError(f"--baseline {baseline!r} is not one of {', '.join(BASELINES)}")
+        pre = model.preprocessor
+        means = getattr(pre, "train_mean_", None)
+        if means is None or np.shape(means) != (len(pre.kept_features),) or not np.isfinite(means).all():
+            raise ConfigError("--baseline mean: the model stores no training mean of its inputs; use --baseline zero")
+        from ..predict.columns import _training_means
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = _training_means(model)
+        if not np.isfinite(values).all():
+            raise ConfigError("--baseline mean: the model's training means do not map back to finite raw values; "
+                              "use --baseline zero")
+        if pre.config.log1p:
+            values = np.maximum(values, 0.0)  # round-off below 0 would fail log1p's check
+        out = np.zeros(d)
+        out[pre.kept_index_] = values
+        return out
+    values = np.asarray(baseline, dtype=np.float64).reshape(-1)
+    if values.shape != (d,):
+        raise ConfigError(f"the baseline has {values.size} values; the model has {d} input features")
+    return values
+
+
+# ── the explained function's gradient seeds ─────────────────────────────────────────────────────────────
+
+
+@dataclass
+class _Output:
+    """Which network output a target class reads, with its sign (a binary sigmoid's class 0 is -z)."""
+
+    model: Model
+    kind: str  # "logit" | "prob"
+
+    def __post_init__(self):
+        self.link = self.model.output_activation()
+        self.T = self.model.temperature
+        self.sigmoid_binary = self.model.network.n_outputs == 1 and self.model.task == "binary"
+
+    def column_and_sign(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Network output column (rows,) and sign (rows,) for target classes t (rows,)."""
+        if self.sigmoid_binary:
+            return np.zeros_like(t), np.where(t == 1, 1.0, -1.0)
+        return t, np.ones(len(t))
+
+    def probabilities(self, out: np.ndarray) -> np.ndarray:
+        """A member's uncalibrated probabilities from its logits (rows, k)."""
+        from ..engine.functional import sigmoid, softmax
+
+        return softmax(out) if self.link == "softmax" else sigmoid(out)
+
+    def value(self, outs: list[np.ndarray], t: np.ndarray) -> np.ndarray:
+        """f_t (rows,) from the members' logits ``outs`` [(rows, k)] (float64)."""
+        col, sign = self.column_and_sign(t)
+        rows = np.arange(len(t))
+        if self.kind == "logit":
+            return sign * np.mean([o[rows, col] for o in outs], axis=0)
+        from ..calibration import temper
+
+        q = temper(np.mean([self.probabilities(o) for o in outs], axis=0), self.T, self.link)[rows, col]
+        return np.where(sign > 0, q, 1.0 - q)
+
+    def seeds(self, outs: list[np.ndarray], t: np.ndarray) -> list[np.ndarray]:
+        """df_t / d(member m's logits) (rows, k) for each member, at the members' logits ``outs``."""
+        M, (n, k) = len(outs), outs[0].shape
+        col, sign = self.column_and_sign(t)
+        rows = np.arange(n)
+        if self.kind == "logit":
+            seed = np.zeros((n, k))
+            seed[rows, col] = sign / M
+            return [seed] * M
+        P = [self.probabilities(o) for o in outs]
+        pbar = np.mean(P, axis=0)
+        T = self.T
+        if self.link == "softmax":
+            # q = softmax(log pbar / T) (calibration.temper); with c_j = pbar_j dq_t/dpbar_j and
+            # w_mj = p_mj / (M pbar_j): seed_m = c * w_m - p_m (c . w_m)
+            if T is None:
+                c = np.zeros((n, k))
+                c[rows, col] = pbar[rows, col]
+            else:
+                from ..engine.functional import softmax
+
+                q = softmax(np.log(np.clip(pbar, _EPS, 1.0)) / T)
+                c = -q * q[rows, col][:, None] / T
+                c[rows, col] += q[rows, col] / T
+                c[pbar < _EPS] = 0.0  # clipped: temper is flat there
+            seeds = []
+            for p in P:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    w = np.where(pbar > 0, p / (M * pbar), 0.0)
+                cw = c * w
+                seeds.append(sign[:, None] * (cw - p * cw.sum(axis=1, keepdims=True)))
+            return seeds
+        # sigmoid: q_j = sigmoid(logit(pbar_j) / T), one output per class (multi-label) or the positive class
+        pj = pbar[rows, col]
+        if T is None:
+            dq = np.ones(n)
+            scale = np.ones(n)
+        else:
+            from ..engine.functional import sigmoid
+
+            clipped = np.clip(pj, _EPS, 1 - _EPS)
+            q = sigmoid((np.log(clipped) - np.log1p(-clipped)) / T)
+            dq = np.where((pj > _EPS) & (pj < 1 - _EPS), q * (1 - q) / T, 0.0)
+            scale = pj * (1 - pj)
+        seeds = []
+        for p in P:
+            pm = p[rows, col]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = pm * (1 - pm) / M if T is None else np.where(scale > 0, pm * (1 - pm) / (M * scale), 0.0)
+            seed = np.zeros((n, k))
+            seed[rows, col] = sign * dq * share
+            seeds.append(seed)
+        return seeds
+
+
+# ── the path ─────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _trapezoid(steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Path points alpha (steps + 1,) and their trapezoid weights (summing to 1)."""
+    alphas = np.linspace(0.0, 1.0, steps + 1)
+    weights = np.full(steps + 1, 1.0 / steps)
+    weights[[0, -1]] /= 2.0
+    return alphas, weights
+
+
+_PIECEWISE_LINEAR = ("relu", "leaky_relu", "identity")
+
+
+@dataclass
+class _MemberPath:
+    """One member's straight path for a chunk of samples. Its first Dense layer (and BatchNorm, in inference
+    an affine map per unit) are affine, so the first hidden layer's pre-activations u move on a straight
+    line too, u(alpha) = u(b) + alpha (u(x) - u(b)): the path points start at layer ``start`` (the first
+    activation; the output layer's input for a network without hidden layers)."""
+
+    member: Member
+    dz: np.ndarray  # (c, d_m) z(x) - z(b), float64
+    ux: np.ndarray  # (c, h) the first activation's inputs at x
+    ub: np.ndarray  # (1, h) at the baseline
+    zb: np.ndarray  # (1, d_m) the baseline's network inputs
+    start: int  # index of the layer the path points enter
+    columns: np.ndarray  # (d_m,) the member's kept features as columns of the attributions
+
+    def blocks(self, alphas: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+        """(slice of alphas, the path points' inputs of layer ``start`` (len(slice) * c, h)) per block."""
+        c, h = self.ux.shape
+        net = self.member.network
+        widest = max([h, *net.hidden, net.n_outputs])
+        per_alpha = max(1, c * widest * net.dtype.itemsize * 6)  # the layers' cached values and gradients
+        step = max(1, PATH_BYTES // per_alpha)
+        diff = self.ux - self.ub
+        for s in range(0, len(alphas), step):
+            a = alphas[s:s + step]
+            U = self.ub[None] + a[:, None, None].astype(diff.dtype) * diff[None]
+            U[a == 1.0] = self.ux  # the end points exactly as a forward pass gives them
+            U[a == 0.0] = self.ub
+            yield slice(s, s + len(a)), U.reshape(len(a) * c, h)
+
+
+def _member_path(member: Member, X: np.ndarray, columns: np.ndarray | None, b: np.ndarray,
+                 transformed: bool = False) -> _MemberPath:
+    """Member m's path for raw rows X (c, width) whose columns ``columns`` are its kept features (None: X is
+    in the model's feature order); ``b`` the baseline in X's columns. ``transformed``: X and b are network
+    inputs already (a one-network model's rows transformed once by predict)."""
+    pre, net = member.preprocessor, member.network
+    cols = np.asarray(pre.kept_index_ if columns is None else columns, dtype=np.int64)
+    if transformed:
+        Zx, Zb = np.asarray(X, dtype=net.dtype), np.asarray(b[None], dtype=net.dtype)
+    else:
+        Zx = pre.transform_kept(np.take(X, cols, axis=1), dtype=net.dtype)
+        Zb = pre.transform_kept(b[cols][None], dtype=net.dtype)
+    Zx, Zb = np.ascontiguousarray(Zx), np.ascontiguousarray(Zb)
+    start = next((i for i, layer in enumerate(net.layers) if layer.kind == "activation"), len(net.layers))
+    ux = net.forward_layers(Zx, 0, start)
+    ub = net.forward_layers(Zb, 0, start)  # last: layers[:start] keep the baseline's (inference) forward
+    return _MemberPath(member, Zx.astype(np.float64) - Zb.astype(np.float64), ux, ub, Zb, start, cols)
+
+
+def _outputs_along(path: _MemberPath, alphas: np.ndarray) -> np.ndarray:
+    """The member's logits at every path point, (len(alphas), c, k) float64."""
+    net = path.member.network
+    c = path.ux.shape[0]
+    out = np.empty((len(alphas), c, net.n_outputs))
+    for sl, U in path.blocks(alphas):
+        out[sl] = net.forward_layers(U, path.start).reshape(-1, c, net.n_outputs)
+    return out
+
+
+def _slope_weights(path: _MemberPath, alphas: np.ndarray) -> np.ndarray | None:
+    """For a piecewise-linear first activation (ReLU, leaky ReLU): the quadrature weights (K, c, h) of
+    int_0^1 g_i(alpha) phi'(u_i(alpha)) d alpha, with g (the gradient after the activation) interpolated
+    linearly between the path points and phi' integrated exactly: it is a step at alpha*_i = -u_i(b) / du_i,
+    which the trapezoid rule would smear over a whole interval (for a network with one ReLU layer and
+    logit output g is constant along the path and the integral is exact). None when the first activation
+    is smooth (its derivative is then sampled at the path points) or the network has no hidden layer."""
+    net = path.member.network
+    if path.start >= len(net.layers):
+        return None
+    fn = net.layers[path.start].fn
+    if fn.name not in _PIECEWISE_LINEAR:
+        return None
+    neg, pos = (float(v) for v in fn.backward(np.array([-1.0, 1.0]), np.ones(2)))
+    ub, du = path.ub.astype(np.float64), (path.ux - path.ub).astype(np.float64)  # (1, h), (c, h)
+    K = len(alphas) - 1
+    h = 1.0 / K
+    mids = (alphas[:-1] + alphas[1:]) / 2  # the slope on each interval, where no kink falls inside
+    S = np.where(ub[None] + mids[:, None, None] * du[None] > 0, pos, neg)  # (K, c, h)
+    W = np.zeros((K + 1, *du.shape))
+    W[:-1] += S * (h / 2)
+    W[1:] += S * (h / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        star = -ub / du  # (c, h): where u crosses 0
+    inside = np.isfinite(star) & (star > 0) & (star < 1)
+    r, i = np.nonzero(inside)
+    if r.size:
+        j = np.minimum((star[r, i] / h).astype(np.int64), K - 1)  # the interval holding the kink
+        t = star[r, i] / h - j
+        left = np.where(du[r, i] > 0, neg, pos)  # slope before the kink
+        right = np.where(du[r, i] > 0, pos, neg)
+        W[j, r, i] += h * (left * (t - t * t / 2) + right * (1 - t) ** 2 / 2) - S[j, r, i] * (h / 2)
+        W[j + 1, r, i] += h * (left * t * t / 2 + right * (1 - t * t) / 2) - S[j, r, i] * (h / 2)
+    return W
+
+
+def _averaged_gradients(path: _MemberPath, alphas: np.ndarray, weights: np.ndarray,
+                        seed_sets: list) -> list[np.ndarray]:
+    """For each seed function in ``seed_sets`` ((alpha slice, the member's logits there (a, c, k)) -> seeds
+    (a * c, k)): the path integral of d f / d z, (c, d_m) float64, i.e. the averaged gradient with respect to
+    the member's network inputs."""
+    net = path.member.network
+    c, h = path.ux.shape
+    slopes = _slope_weights(path, alphas)
+    after = path.start + 1 if slopes is not None else path.start  # g: the gradient after the activation
+    G = [np.zeros((c, h)) for _ in seed_sets]
+    for sl, U in path.blocks(alphas):
+        logits = net.forward_layers(U, path.start).astype(np.float64).reshape(-1, c, net.n_outputs)
+        for i, seed_fn in enumerate(seed_sets):
+            seed = seed_fn(sl, logits)
+            g = net.input_gradient(seed.astype(net.dtype), start=after).astype(np.float64).reshape(-1, c, h)
+            if slopes is not None:
+                G[i] += np.einsum("kch,kch->ch", slopes[sl], g)
+            else:
+                G[i] += np.tensordot(weights[sl], g, axes=1)
+    net.forward_layers(path.zb, 0, path.start)  # inference caches of the first layers, for the way back
+    return [net.input_gradient(g.astype(net.dtype), 0, path.start).astype(np.float64) for g in G]
+
+
+def _to_inputs(path: _MemberPath, G: np.ndarray) -> np.ndarray:
+    """Attributions of the member's network inputs (c, d_m) from the averaged input gradient (c, d_m)."""
+    return path.dz * G
+
+
+# ── chunks of samples ────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Chunk:
+    """Attributions of a chunk of samples, rows ``rows`` of the input."""
+
+    rows: slice
+    values: np.ndarray  # (T, c, width) attributions toward each target, in the input's columns
+    fx: np.ndarray  # (T, c) f(x)
+    fb: np.ndarray  # (T, c) f(baseline)
+    members: np.ndarray | None = None  # (M, T, c, width) each member alone explained (its own output)
+    member_fx: np.ndarray | None = None  # (M, T, c)
+    member_fb: np.ndarray | None = None
+    steps: np.ndarray | None = None  # (c,) path intervals each row was integrated over
+
+
+def _chunk_rows(n_targets: int, width: int, n_members: int, per_member: bool) -> int:
+    copies = n_targets * (1 + (n_members if per_member else 0)) + 2
+    return max(1, min(4096, ATTR_BYTES // max(1, 8 * width * copies)))
+
+
+def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, baseline="mean", steps: int = DEFAULT_STEPS,
+                       output: str = "logit", per_member: bool = False, features: Sequence[str] | None = None,
+                       transformed: bool = False, refine: float | None = None) -> Iterator[Chunk]:
+    """Integrated gradients of ``model`` for rows X (n, width), chunk by chunk.
+
+    targets (T, n) int: the class whose output each row is explained toward, per target set (a row of one
+    class for a per-class explanation; the predicted class per row for per-sample reasons). X's columns are
+    ``model.feature_names`` (None) or ``features`` (any order, every feature a member uses); ``baseline``
+    as ``baseline_values`` takes it, in ``model.feature_names`` order, or (width,) in X's columns when
+    ``features`` is given. ``transformed``: X holds a one-network model's network inputs (predict's rows,
+    transformed once) and ``baseline`` its transformed baseline. ``per_member``: also each member explained
+    alone (its own logit, or its own calibrated probability), for the stability of the rankings.
+    ``refine``: rows whose completeness gap exceeds it are integrated again with twice the steps, up to
+    REFINE_FACTOR times ``steps`` (``Chunk.steps`` says how many each row used).
+    """
+    check_model(model)
+    check_output(output)
+    steps = check_steps(steps)
+    X = np.asarray(X) if isinstance(X, np.ndarray) else np.asarray(X, dtype=np.float64)
+    targets = np.atleast_2d(np.asarray(targets, dtype=np.int64))
+    if X.ndim != 2 or targets.shape[1] != X.shape[0]:
+        raise ConfigError(f"explain: {targets.shape[1]} targets for {X.shape[0]} rows")
+    n_out = len(model.classes)
+    if targets.size and (targets.min() < 0 or targets.max() >= n_out):
+        raise ConfigError(f"explain: target class indices must be within 0..{n_out - 1}")
+    if transformed:
+        if model.is_ensemble:
+            raise ConfigError("explain: transformed inputs are for a one-network model")
+        b = np.asarray(baseline, dtype=np.float64).reshape(-1)
+        column_maps = [np.arange(X.shape[1])]
+    else:
+        column_maps = model._feature_maps(features if features is None or isinstance(features, list) else list(features))[0]
+        b_model = baseline_values(model, baseline) if (isinstance(baseline, str) or features is None) else None
+        if features is None:
+            b = b_model
+        elif b_model is not None:
+            position = {name: j for j, name in enumerate(model.feature_names)}
+            b = np.array([b_model[position[name]] for name in features])
+        else:
+            b = np.asarray(baseline, dtype=np.float64).reshape(-1)
+        if b.shape != (X.shape[1],):
+            raise ConfigError(f"the baseline has {b.size} values for a table of {X.shape[1]} feature columns")
+    width, (T, n) = X.shape[1], targets.shape
+    out_fn = _Output(model, output)
+    M = len(model.members)
+    step = _chunk_rows(T, width, M, per_member)
+    for s in range(0, n, step):
+        rows = slice(s, min(n, s + step))
+        chunk = _one_chunk(model, out_fn, X[rows], targets[:, rows], b, steps, output, per_member, column_maps,
+                           transformed)
+        used = np.full(chunk.fx.shape[1], steps)
+        while refine is not None:
+            # rows whose path integral is not yet within `refine`: again with twice the steps (a deeper ReLU
+            # network's later kinks fall between path points; the trapezoid error halves with the step)
+            gap = completeness_gap(chunk.values, chunk.fx, chunk.fb).max(axis=0)
+            bad = np.flatnonzero((gap > refine) & (used < steps * REFINE_FACTOR))
+            if not bad.size:
+                break
+            more = 2 * int(used[bad].max())
+            again = _one_chunk(model, out_fn, X[rows][bad], targets[:, rows][:, bad], b, more, output, per_member,
+                               column_maps, transformed)
+            used[bad] = more
+            for name in ("values", "fx", "fb"):
+                getattr(chunk, name)[:, bad] = getattr(again, name)
+            if per_member:
+                for name in ("members", "member_fx", "member_fb"):
+                    getattr(chunk, name)[:, :, bad] = getattr(again, name)
+        chunk.rows, chunk.steps = rows, used
+        yield chunk
+
+
+def _one_chunk(model: Model, out_fn: "_Output", Xc: np.ndarray, tc: np.ndarray, b: np.ndarray, steps: int,
+               output: str, per_member: bool, column_maps, transformed: bool) -> "Chunk":
+    """Attributions of the rows Xc (c, width) toward the targets tc (T, c), integrated over ``steps``."""
+    alphas, weights = _trapezoid(steps)
+    M, (T, c), width = len(model.members), tc.shape, Xc.shape[1]
+    paths = [_member_path(m, Xc, cols, b, transformed=transformed)
+             for m, cols in zip(model.members, column_maps)]
+    # every member's logits along the path: the ensemble's probability needs them all at each point
+    joint = output == "prob" and M > 1
+    outs = [_outputs_along(p, alphas) for p in paths] if joint else None
+    values = np.zeros((T, c, width))
+    fx, fb = np.empty((T, c)), np.empty((T, c))
+    mvals = np.zeros((M, T, c, width)) if per_member else None
+    mfx, mfb = (np.empty((M, T, c)), np.empty((M, T, c))) if per_member else (None, None)
+    k = model.network.n_outputs
+    for m, path in enumerate(paths):
+        seed_sets = []
+        for t in tc:
+            seed_sets.append(lambda sl, logits, t=t, m=m: _ensemble_seed(out_fn, outs, sl, logits, t, m, M, k))
+            if per_member and joint:  # the member alone: its own calibrated probability
+                seed_sets.append(lambda sl, logits, t=t: out_fn.seeds(
+                    [logits.reshape(-1, k)], np.tile(t, sl.stop - sl.start))[0])
+        G = _averaged_gradients(path, alphas, weights, seed_sets)
+        per_target = 2 if per_member and joint else 1
+        for i in range(T):
+            A = _to_inputs(path, G[i * per_target])
+            values[i][:, path.columns] += A  # a member's kept features are distinct columns
+            if per_member:  # logit, or one member: the member alone is M times its share
+                mvals[m, i][:, path.columns] = _to_inputs(path, G[i * 2 + 1]) if joint else A * M
+        if per_member:
+            ends_m = _outputs_along(path, alphas[[0, -1]])
+            for i, t in enumerate(tc):
+                mfb[m, i] = out_fn.value([ends_m[0]], t)
+                mfx[m, i] = out_fn.value([ends_m[1]], t)
+    ends = [_outputs_along(p, alphas[[0, -1]]) for p in paths] if outs is None else [o[[0, -1]] for o in outs]
+    for i, t in enumerate(tc):
+        fb[i] = out_fn.value([e[0] for e in ends], t)
+        fx[i] = out_fn.value([e[1] for e in ends], t)
+    return Chunk(slice(0, c), values, fx, fb, mvals, mfx, mfb)
+
+
+
+
+def _ensemble_seed(out_fn: _Output, outs, sl: slice, logits: np.ndarray, t: np.ndarray, m: int, M: int,
+                   k: int) -> np.ndarray:
+    """d f_t / d(member m's logits) at the path points ``sl`` ((a, c, k) logits of member m), (a * c, k)."""
+    tr = np.tile(t, sl.stop - sl.start)
+    if outs is not None:  # the ensemble's probability: every member's logits at these points
+        return out_fn.seeds([o[sl].reshape(-1, k) for o in outs], tr)[m]
+    seed = out_fn.seeds([logits.reshape(-1, k)], tr)[0]  # the member alone (M = 1 in the formula)
+    return seed / M if out_fn.kind == "logit" else seed  # logit: the members' mean; prob: M is 1 here
+
+
+def completeness_gap(values: np.ndarray, fx: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    """The completeness gap per sample (fx's shape): |sum_j A_j - (f(x) - f(b))| relative to the larger of
+    |f(x) - f(b)| and sum_j |A_j|, the attributions' own scale (genes pushing both ways can sum to a small
+    change, and an error of the path integral is then small against the attributions but not against their
+    sum), and at least GAP_FLOOR * max(1, |f(x)|, |f(b)|) (a sample at the baseline)."""
+    delta = fx - fb
+    scale = np.maximum(np.maximum(np.abs(delta), np.abs(values).sum(axis=-1)),
+                       GAP_FLOOR * np.maximum(1.0, np.maximum(np.abs(fx), np.abs(fb))))
+    return np.abs(values.sum(axis=-1) - delta) / scale
+
+
+def top_features(values: np.ndarray, names: Sequence[str], k: int) -> np.ndarray:
+    """Per row of attributions (n, d), "NAME:score;..." for its k largest (toward the explained class),
+    largest first, scores with 4 significant digits. (n,) object array."""
+    k = min(int(k), values.shape[1])
+    part = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    picked = np.take_along_axis(values, part, axis=1)
+    order = np.argsort(-picked, axis=1, kind="stable")
+    part, picked = np.take_along_axis(part, order, axis=1), np.take_along_axis(picked, order, axis=1)
+    names = np.asarray(names, dtype=object)
+    return np.array([";".join(f"{names[j]}:{v:.4g}" for j, v in zip(js, vs)) for js, vs in zip(part, picked)],
+                    dtype=object)
+
+
+# ── the Python API ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def _targets(model: Model, target, n: int) -> tuple[np.ndarray, bool]:
+    """(T, n) class indices for ``target``: a class name (one (n, d) result), a list of names, None (every
+    class), or an array (n,) of per-row class names; and whether the result has a leading class axis."""
+    if target is None:
+        return np.repeat(np.arange(len(model.classes))[:, None], n, axis=1), True
+    if isinstance(target, np.ndarray) and target.ndim == 1 and target.shape == (n,) and n != 1:
+        return np.array([[class_index(model, t) for t in target]]), False
+    if isinstance(target, (list, tuple)):
+        return np.array([[class_index(model, t)] * n for t in target]).reshape(len(target), n), True
+    return np.full((1, n), class_index(model, target)), False
+
+
+def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps: int = DEFAULT_STEPS,
+                         output: str = "logit", features: Sequence[str] | None = None,
+                         tol: float | None = None, return_gap: bool = False):
+    """Integrated-gradients attributions of ``model``'s output toward ``target`` for raw rows X (n, d).
+
+    X: raw feature values as predict reads them, columns ``model.feature_names`` (or ``features``; a
+    DataFrame's columns are used by name). target: a class name -> an array (n, d); a list of names, or
+    None for every class -> (n_targets, n, d); an array of n class names -> (n, d), each row toward its own
+    class. baseline: "mean" (the training mean the model stores), "zero", or d raw values. output: "logit"
+    (the members' mean logit) or "prob" (the probability predict gives). The rows of each class's result
+    sum to f(x) - f(baseline) up to the trapezoid rule's error over ``steps`` intervals: rows whose relative
+    gap exceeds ``tol`` (default: 1e-3 for float64 networks, 1e-2 for float32) are integrated again with
+    more steps (up to 16 x). With ``return_gap`` the relative gaps (same leading shape, without d) come too.
+
+        >>> A = integrated_gradients(model, X, target="Basal")      # (n, d)
+        >>> top = np.argsort(-A.mean(axis=0))[:20]                  # the genes pushing toward Basal
+    """
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(X, pd.DataFrame):
+        features = [str(c) for c in X.columns] if features is None else features
+        X = X.to_numpy(dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise DataError(f"X must be a 2-D array (samples x features), got shape {X.shape}")
+    if features is None and X.shape[1] != len(model.feature_names):
+        raise DataError(f"X has {X.shape[1]} columns; the model has {len(model.feature_names)} input features "
+                        "(pass features= to match columns by name)")
+    if features is not None:
+        missing = sorted(set(model.preprocessor.kept_features) - set(features))
+        if missing:
+            raise DataError(f"X lacks {len(missing)} features the model uses, e.g. {missing[0]!r}")
+    targets, stacked = _targets(model, target, X.shape[0])
+    values = np.zeros((targets.shape[0], X.shape[0], X.shape[1]))
+    gaps = np.zeros(targets.shape)
+    for chunk in attribution_chunks(model, X, targets, baseline=baseline, steps=steps, output=output,
+                                    features=features, refine=default_tol(model) if tol is None else tol):
+        values[:, chunk.rows] = chunk.values
+        gaps[:, chunk.rows] = completeness_gap(chunk.values, chunk.fx, chunk.fb)
+    result = values if stacked else values[0]
+    if return_gap:
+        return result, (gaps if stacked else gaps[0])
+    return result
+
+
+def input_gradients(model: Model, X, target, *, output: str = "logit") -> np.ndarray:
+    """d f_target / d x (n, d) at raw rows X (n, d) in ``model.feature_names`` order: the engine's input
+    gradient of each member's network, taken back through the member's preprocessing by its Jacobian
+    (``Preprocessor.jacobian``). Features no member uses, and missing (imputed) values, get exactly 0.
+    ``target``: a class name, or an array of n class names."""
+    check_model(model)
+    check_output(output)
+    X = np.asarray(X, dtype=np.float64)
+    t = _targets(model, target, X.shape[0])[0][0]
+    out_fn = _Output(model, output)
+    G = np.zeros(X.shape)
+    logits, states = [], []
+    for member in model.members:
+        pre, net = member.preprocessor, member.network
+        Xk = np.take(X, pre.kept_index_, axis=1)
+        Z = np.ascontiguousarray(pre.transform_kept(Xk, dtype=net.dtype))
+        logits.append(net.forward(Z).astype(np.float64))
+        states.append((member, Xk, Z))
+    seeds = out_fn.seeds(logits, t)
+    for (member, Xk, Z), seed in zip(states, seeds):
+        net, pre = member.network, member.preprocessor
+        net.forward(Z)
+        gz = net.input_gradient(seed.astype(net.dtype)).astype(np.float64)
+        G[:, pre.kept_index_] += gz * pre.jacobian(Xk)
+    return G

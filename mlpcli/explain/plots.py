@@ -1,0 +1,90 @@
+"""Figures of an explanation (matplotlib, rendered off-screen and written atomically by ``plotting``):
+per class a horizontal bar chart of the top genes coloured by direction, and a heatmap of samples x top
+genes of the standardised expression (as the network sees it), samples ordered by class."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..model_io import Model
+from ..plotting import _save, plot_format
+from .ranking import Explanation
+
+UP_COLOUR, DOWN_COLOUR, NEUTRAL_COLOUR = "#d62728", "#1f77b4", "#7f7f7f"  # red: higher expression, blue: lower
+HEATMAP_GENES = 40  # at most this many genes in the heatmap (the top ones of each class, in turn)
+
+__all__ = ["plot_explanation", "plot_format"]
+
+
+def _standardised(model: Model, X: np.ndarray, features: list[str], genes: list[str]) -> np.ndarray:
+    """Samples x genes (n, g) as the reference preprocessing standardises them (log1p, centring, scaling)."""
+    pre = model.preprocessor
+    features = list(model.feature_names) if features is None else features
+    kept = {name: i for i, name in enumerate(pre.kept_features)}
+    position = {name: j for j, name in enumerate(features)}
+    Z = pre.transform_kept(np.take(X, [position[n] for n in pre.kept_features], axis=1))
+    return Z[:, [kept[g] for g in genes]]
+
+
+def plot_explanation(expl: Explanation, path: str, model: Model | None = None, X: np.ndarray | None = None,
+                     groups: np.ndarray | None = None, features: list[str] | None = None) -> None:
+    """Write the bar charts (one panel per class) and, given the samples X (columns ``features``) and
+    their classes ``groups`` (indices), the heatmap, to ``path`` (.png, .svg or .pdf)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    plot_format(path)
+    classes = expl.classes
+    heat = model is not None and X is not None and groups is not None and expl.table.shape[0] > 0
+    ncols = min(2, len(classes))
+    nrows = math.ceil(len(classes) / ncols)
+    top = max(1, min(expl.top, int(expl.table.groupby("class").size().max()) if len(expl.table) else 1))
+    panel_h = 0.9 + 0.22 * top
+    height = nrows * panel_h + (5.5 if heat else 0.0)
+    fig = Figure(figsize=(6.4 * ncols, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    ratios = [panel_h] * nrows + ([5.5] if heat else [])
+    grid = fig.add_gridspec(len(ratios), ncols, height_ratios=ratios)
+    what = ("mean attribution toward the class" if expl.method == "ig"
+            else "score drop when the gene is shuffled")
+    for i, name in enumerate(classes):
+        ax = fig.add_subplot(grid[i // ncols, i % ncols])
+        rows = expl.table[expl.table["class"] == name].sort_values("rank")
+        y = np.arange(len(rows))[::-1]
+        colours = [UP_COLOUR if d == "up" else DOWN_COLOUR if d == "down" else NEUTRAL_COLOUR for d in rows["direction"]]
+        ax.barh(y, rows["score"], color=colours)
+        ax.set_yticks(y, list(rows["feature"]), fontsize=8)
+        ax.axvline(0.0, color="black", linewidth=0.6)
+        ax.set_xlabel(what)
+        ax.set_title(f"{name}: top {len(rows)} genes (n = {expl.n_samples.get(name, 0)})")
+        if expl.method == "ig" and i == 0:
+            from matplotlib.patches import Patch
+
+            ax.legend(handles=[Patch(color=UP_COLOUR, label="higher expression → class"),
+                               Patch(color=DOWN_COLOUR, label="lower expression → class")], fontsize=8,
+                      loc="lower right")
+    if heat:
+        ax = fig.add_subplot(grid[nrows, :])
+        genes = []
+        ranked = [list(expl.table[expl.table["class"] == c].sort_values("rank")["feature"]) for c in classes]
+        for r in range(max(len(g) for g in ranked)):  # the classes' top genes in turn, each once
+            for g in ranked:
+                if r < len(g) and g[r] not in genes and len(genes) < HEATMAP_GENES:
+                    genes.append(g[r])
+        order = np.argsort(groups, kind="stable")
+        Z = _standardised(model, X[order], features, genes)
+        image = ax.imshow(Z.T, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3, interpolation="nearest")
+        ax.set_yticks(np.arange(len(genes)), genes, fontsize=6)
+        counts = np.bincount(groups[order], minlength=len(model.classes))
+        edges = np.cumsum(counts)
+        for e in edges[:-1]:
+            ax.axvline(e - 0.5, color="black", linewidth=0.8)
+        mids = edges - counts / 2
+        ax.set_xticks([m for m, c in zip(mids, counts) if c], [str(model.classes[k]) for k, c in enumerate(counts) if c])
+        ax.set_xlabel(f"samples, ordered by {expl.grouped_by}")
+        ax.set_title("standardised expression of the top genes (as the network sees it)")
+        fig.colorbar(image, ax=ax, label="standardised value", shrink=0.8)
+    fig.suptitle(f"mlpcli explain: {'integrated gradients' if expl.method == 'ig' else 'permutation importance'}")
+    _save(fig, path)

@@ -1,0 +1,474 @@
+"""Per-class gene rankings from integrated gradients or permutation importance, and their stability.
+
+Integrated gradients: every explained sample is explained toward its own class (its label, or the class
+predicted when the table has no labels). For class c, over the samples of class c:
+
+    score      the mean attribution toward c (positive: the gene pushes these samples toward c); genes are
+               ranked by it, highest first
+    mean_abs   the mean |attribution|
+    direction  "up" when higher expression pushes toward c (the attributions' sign agrees with the sign
+               of x - baseline, weighted by |attribution|), "down" when lower expression does
+    fraction   the share of those samples whose attribution toward c is positive
+
+Stability: an ensemble's members are explained each alone (its own logit or probability) and ranked the
+same way; per class, the mean pairwise overlap of their top-K lists (|A and B| / K) and the mean pairwise
+Spearman correlation of their scores over the features the model uses. ``member_overlap`` is the share of
+members whose top K holds the gene, and a gene in the top K of fewer than half of them is flagged. A
+single network is ranked again on ``bootstrap`` resamples of each class's samples instead.
+
+Permutation importance (Breiman 2001; scikit-learn's ``permutation_importance`` algorithm): a feature's
+values are shuffled across the samples ``repeats`` times and the drop of the score is its importance,
+per class: with ``scoring="balanced_accuracy"`` the drop of the class's recall (balanced accuracy is the
+mean recall, so the mean of these drops is its drop), with ``"log_loss"`` (the default) the rise of the
+mean log loss of the class's samples. Balanced accuracy moves in steps of one sample: with hundreds of
+genes carrying each subtype's signal, shuffling any single one of them rarely flips a prediction, and most
+genes score exactly 0 (on the sample data its top 20 are mostly ties); the log loss sees every change of
+the probabilities. Computed
+through the first Dense layer: shuffling one feature changes the first layer's outputs by a rank-one term,
+so a shuffled feature costs a pass through the small layers only. Honest only on held-out samples; genes
+that carry the same signal share their importance (shuffling one leaves the others to carry it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+from ..model_io import Model
+from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_model, check_output,
+                          check_steps, class_index, completeness_gap, default_tol)
+
+__all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "explain", "load_samples", "rank_features",
+           "permutation_importance"]
+
+COLUMNS = ["class", "rank", "feature", "score", "mean_abs", "direction", "fraction", "member_overlap"]
+METHODS = ("ig", "permutation")
+SCORINGS = ("log_loss", "balanced_accuracy")
+DEFAULT_TOP = 20
+DEFAULT_BOOTSTRAP = 20
+DEFAULT_REPEATS = 5
+_PERM_BYTES = 32 << 20  # first-layer outputs of the shuffled copies handled at a time
+
+
+@dataclass
+class Explanation:
+    """What ``explain`` found: the ranking table (COLUMNS, top K per class) and the evidence behind it."""
+
+    method: str
+    output: str | None
+    baseline: str | None
+    steps: int | None
+    top: int
+    classes: list[str]  # the classes ranked
+    n_samples: dict  # class -> samples its ranking averages over
+    grouped_by: str  # "label" | "predicted class"
+    table: pd.DataFrame
+    stability: dict  # class -> {"unit", "n", "mean_overlap", "mean_spearman", "flagged"}
+    completeness: dict | None  # {"max_gap", "median_gap", "worst_sample", "worst_class", "tol", "passed"}
+    scores: dict = field(default_factory=dict)  # class -> (d,) score of every input feature (for plots)
+    notes: list[str] = field(default_factory=list)
+    sample_classes: np.ndarray | None = None  # (n,) each sample's class index (label or predicted), for plots
+
+    def to_dict(self) -> dict:
+        rows = self.table.replace({np.nan: None}).to_dict(orient="records")
+        return {"method": self.method, "output": self.output, "baseline": self.baseline, "steps": self.steps,
+                "top": self.top, "classes": self.classes, "grouped_by": self.grouped_by,
+                "n_samples": self.n_samples, "completeness": self.completeness, "stability": self.stability,
+                "rankings": rows, "notes": self.notes}
+
+
+# ── reading a table ──────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Samples:
+    """A table's samples matched to a model with predict's checks (features by name, roles, ids)."""
+
+    X: np.ndarray  # (n, d) raw values in model.feature_names order (unused features NaN)
+    ids: np.ndarray  # (n,) the id column, or 1-based rows
+    y: np.ndarray | None  # (n,) class indices when the table has the model's target column
+    notes: list[str]
+    warnings: list[str]
+
+
+def load_samples(model: Model, source, roles=None, fill_missing: str | None = None) -> Samples:
+    """Read the table ``source`` (path, "-" or DataFrame) whole and match it to ``model`` as predict does;
+    labels are read when the target column is there (unknown labels are an error naming them)."""
+    from ..predict.stream import _encode_target, prepare
+    from ..predict.tables import read_whole
+
+    if isinstance(source, pd.DataFrame):
+        table, name = source, "the table"
+    else:
+        table = read_whole(source, features_in_rows=bool(roles and roles.features_in_rows),
+                           sep=roles.sep if roles else None, decimal=roles.decimal if roles else None)
+        name = str(source)
+    prepared = prepare(model, table, roles=roles, fill_missing=fill_missing)
+    if len(prepared.X) == 0:
+        raise DataError(f"{name} has a header but no data rows")
+    from ..predict.columns import plan_columns
+
+    plan = plan_columns(model, [str(c) for c in table.columns], roles, fill_missing=fill_missing)
+    y = None
+    if plan.roles.target and len(plan.roles.target) == len(model.target_names or [None]):
+        y = _encode_target(table.rename(columns=str), plan.roles.target, model, name, 0,
+                           prepared.ids if plan.roles.id else None).reshape(-1).astype(np.int64)
+    notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
+    return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings))
+
+
+# ── ranking ──────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def check_top(top) -> int:
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ConfigError(f"--top must be a whole number of at least 1, got {top!r}")
+    return int(top)
+
+
+def rank_features(scores: np.ndarray, features: Sequence[str], top: int = DEFAULT_TOP) -> list[int]:
+    """Indices of the ``top`` highest scores (d,), ties broken by feature order (deterministic)."""
+    order = np.lexsort((np.arange(len(scores)), -np.asarray(scores, dtype=np.float64)))
+    return [int(j) for j in order[:min(check_top(top), len(features))]]
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def _stability(unit_scores: np.ndarray, used: np.ndarray, features: Sequence[str], top: int, unit: str,
+               max_pairs: int = 500, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """Stability of one class's ranking over units (members or resamples): unit_scores (U, d). Returns the
+    summary and each feature's share of units whose top K holds it (d,)."""
+    U = unit_scores.shape[0]
+    tops = [set(rank_features(np.where(used, s, -np.inf), features, top)) for s in unit_scores]
+    share = np.zeros(unit_scores.shape[1])
+    for t in tops:
+        share[list(t)] += 1.0 / U
+    pairs = list(combinations(range(U), 2))
+    if len(pairs) > max_pairs:
+        rng = np.random.default_rng(seed)
+        pairs = [pairs[i] for i in rng.choice(len(pairs), max_pairs, replace=False)]
+    k = min(top, int(used.sum()))
+    overlap = [len(tops[a] & tops[b]) / k for a, b in pairs] if pairs else []
+    rho = [_spearman(unit_scores[a, used], unit_scores[b, used]) for a, b in pairs] if pairs else []
+    rho = [r for r in rho if np.isfinite(r)]
+    return ({"unit": unit, "n": int(U), "mean_overlap": float(np.mean(overlap)) if overlap else None,
+             "mean_spearman": float(np.mean(rho)) if rho else None}, share)
+
+
+def _table_rows(name: str, scores: np.ndarray, mean_abs: np.ndarray, direction: np.ndarray | None,
+                fraction: np.ndarray, share: np.ndarray | None, used: np.ndarray, features: Sequence[str],
+                top: int) -> list[dict]:
+    rows = []
+    order = rank_features(np.where(used, scores, -np.inf), features, top)
+    for r, j in enumerate(order[:int(used.sum())], start=1):
+        rows.append({"class": name, "rank": r, "feature": features[j], "score": float(scores[j]),
+                     "mean_abs": float(mean_abs[j]),
+                     "direction": "" if direction is None else ("up" if direction[j] >= 0 else "down"),
+                     "fraction": float(fraction[j]),
+                     "member_overlap": float(share[j]) if share is not None else float("nan")})
+    return rows
+
+
+# ── integrated gradients ─────────────────────────────────────────────────────────────────────────────────
+
+
+def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tuple[np.ndarray, str]:
+    """Each sample's class: its label, or the predicted class (argmax; binary: P(positive) >= 0.5)."""
+    if y is not None:
+        return np.asarray(y, dtype=np.int64).reshape(-1), "label"
+    P = model.predict_output(X, features=list(features) if features is not None else None)
+    if P.shape[1] == 1:
+        return (P[:, 0] >= 0.5).astype(np.int64), "predicted class"
+    return P.argmax(axis=1).astype(np.int64), "predicted class"
+
+
+def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, features: Sequence[str] | None = None,
+            ids: Sequence | None = None, method: str = "ig", classes: Sequence | None = None,
+            output: str = "logit", baseline: str = "mean", steps: int = DEFAULT_STEPS, top: int = DEFAULT_TOP,
+            bootstrap: int | None = None, repeats: int = DEFAULT_REPEATS, scoring: str = "log_loss",
+            tol: float | None = None, seed: int = 0) -> Explanation:
+    """Per-class rankings of the input features for raw rows X (n, d) (columns ``model.feature_names``, or
+    ``features``), with labels y (n,) as class indices (None: each sample counts for its predicted class).
+
+    method "ig": integrated gradients (``attribution``); every sample explained toward its class, the
+    completeness gap checked against ``tol`` (default 1e-3 for float64 networks, 1e-2 for float32; rows
+    beyond it are integrated again with up to 16 x the steps before the check), the
+    ranking's stability over the members (an ensemble) or ``bootstrap`` resamples (one network, default
+    20). method "permutation": permutation importance, which needs y. ``classes``: rank only these."""
+    check_model(model)
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    top = check_top(top)
+    if model.task == "multilabel":
+        raise ConfigError("explain ranks genes per class of a binary or multiclass model; this model is multi-label "
+                          "(use mlpcli.explain.integrated_gradients per label)")
+    feats = list(model.feature_names) if features is None else [str(f) for f in features]
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != len(feats):
+        raise DataError(f"X has shape {X.shape}; expected {len(feats)} feature columns")
+    if X.shape[0] == 0:
+        raise DataError("no samples to explain")
+    wanted = list(range(len(model.classes))) if classes is None else sorted({class_index(model, c) for c in classes})
+    used = np.isin(feats, list(set().union(*(m.preprocessor.kept_features for m in model.members))))
+    if method == "permutation":
+        if y is None:
+            raise ConfigError("--method permutation needs labelled samples (the table has no target column); "
+                              "use --method ig for unlabelled data")
+        if scoring not in SCORINGS:
+            raise ConfigError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
+        return _permutation(model, X, np.asarray(y, dtype=np.int64), feats, used, wanted, top, repeats, seed, scoring)
+    check_output(output)
+    steps = check_steps(steps)
+    groups, grouped_by = _groups(model, X, y, features)
+    names = [str(c) for c in model.classes]
+    rows_of = {c: np.flatnonzero(groups == c) for c in wanted}
+    explained = np.flatnonzero(np.isin(groups, wanted))
+    if explained.size == 0:
+        shown = ", ".join(names[c] for c in wanted)
+        raise DataError(f"no sample is of the class{'es' * (len(wanted) > 1)} ranked ({shown}) by {grouped_by}")
+    M = len(model.members)
+    single = M == 1
+    n_boot = (DEFAULT_BOOTSTRAP if bootstrap is None else int(bootstrap)) if single else 0
+    if bootstrap is not None and (isinstance(bootstrap, bool) or int(bootstrap) < 2):
+        raise ConfigError(f"--bootstrap must be at least 2 resamples, got {bootstrap!r}")
+    d = X.shape[1]
+    b = baseline_values(model, baseline)
+    if features is not None:
+        position = {name: j for j, name in enumerate(model.feature_names)}
+        b = np.array([b[position[f]] for f in feats])
+    Xe = X[explained]
+    targets = groups[explained][None]
+    sums, abs_sums, pos, dirs = (np.zeros((len(model.classes), d)) for _ in range(4))
+    member_sums = np.zeros((M, len(model.classes), d)) if not single else None
+    kept_rows = {c: [] for c in wanted} if single else None
+    gaps = np.empty(len(explained))
+    tol = default_tol(model) if tol is None else float(tol)
+    most_steps = steps
+    for chunk in attribution_chunks(model, Xe, targets, baseline=b, steps=steps, output=output, per_member=not single,
+                                    features=feats, refine=tol):
+        most_steps = max(most_steps, int(chunk.steps.max()))
+        A = chunk.values[0]  # (c, d) each row toward its own class
+        gaps[chunk.rows] = completeness_gap(A, chunk.fx[0], chunk.fb[0])
+        t = targets[0, chunk.rows]
+        with np.errstate(invalid="ignore"):
+            sign = np.nan_to_num(np.sign(Xe[chunk.rows] - b))
+        for c in np.unique(t):
+            r = t == c
+            sums[c] += A[r].sum(axis=0)
+            abs_sums[c] += np.abs(A[r]).sum(axis=0)
+            pos[c] += (A[r] > 0).sum(axis=0)
+            dirs[c] += (A[r] * sign[r]).sum(axis=0)
+            if single:
+                kept_rows[c].append(A[r].astype(np.float32))
+            else:
+                member_sums[:, c] += chunk.members[:, 0][:, r].sum(axis=1)
+    worst = int(np.argmax(gaps))
+    completeness = {"max_gap": float(gaps.max()), "median_gap": float(np.median(gaps)),
+                    "worst_sample": (ids[explained[worst]] if ids is not None else int(explained[worst]) + 1),
+                    "worst_class": names[int(targets[0, worst])], "tol": tol, "passed": bool(gaps.max() <= tol),
+                    "steps": steps, "most_steps": most_steps}
+    if hasattr(completeness["worst_sample"], "item"):
+        completeness["worst_sample"] = completeness["worst_sample"].item()
+    rows, stability, scores = [], {}, {}
+    rng = np.random.default_rng(seed)
+    for c in wanted:
+        n_c = len(rows_of[c])
+        if n_c == 0:
+            continue
+        score = sums[c] / n_c
+        scores[names[c]] = score
+        if single:
+            R = np.concatenate(kept_rows[c]).astype(np.float64)
+            boot = np.stack([R[rng.integers(0, n_c, n_c)].mean(axis=0) for _ in range(n_boot)])
+            summary, share = _stability(boot, used, feats, top, "bootstrap resample", seed=seed)
+        else:
+            summary, share = _stability(member_sums[:, c] / n_c, used, feats, top, "member", seed=seed)
+        table_rows = _table_rows(names[c], score, abs_sums[c] / n_c, dirs[c], pos[c] / n_c, share, used, feats, top)
+        summary["flagged"] = [r["feature"] for r in table_rows if r["member_overlap"] < 0.5]
+        stability[names[c]] = summary
+        rows += table_rows
+    notes = []
+    if grouped_by != "label":
+        notes.append("no labels: each sample counts for the class the model predicts for it")
+    return Explanation("ig", output, baseline if isinstance(baseline, str) else "given", steps, top,
+                       [names[c] for c in wanted], {names[c]: int(len(rows_of[c])) for c in wanted}, grouped_by,
+                       pd.DataFrame(rows, columns=COLUMNS), stability, completeness, scores, notes, groups)
+
+
+# ── permutation importance ───────────────────────────────────────────────────────────────────────────────
+
+
+def _recalls(pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class recall (..., k) of predictions pred (..., n) against y (n,); NaN for absent classes."""
+    support = np.bincount(y, minlength=n_classes).astype(np.float64)
+    hits = np.stack([((pred == c) & (y == c)).sum(axis=-1) for c in range(n_classes)], axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, hits / support, np.nan)
+
+
+def _softmax0(Z: np.ndarray) -> np.ndarray:
+    """Softmax over the first axis (the classes): a reduction over a short last axis is ten times slower."""
+    E = np.exp(Z - Z.max(axis=0))
+    E /= E.sum(axis=0)
+    return E
+
+
+def _probabilities_cm(out_fn: _Output, logit_sets: list[np.ndarray]) -> np.ndarray:
+    """The model's probabilities, class-major (k, ...), from each member's logits (k, ...): the members'
+    mean probability calibrated as ``calibration.temper`` does it (so, as predict gives them)."""
+    from ..engine.functional import sigmoid
+
+    soft = out_fn.link == "softmax"
+    P = np.mean([_softmax0(Z) if soft else sigmoid(Z) for Z in logit_sets], axis=0)
+    T = out_fn.T
+    if T is None:
+        return P
+    if soft:
+        return _softmax0(np.log(np.clip(P, 1e-12, 1.0)) / T)
+    Q = np.clip(P, 1e-12, 1 - 1e-12)
+    return sigmoid((np.log(Q) - np.log1p(-Q)) / T)
+
+
+def _class_scores(model: Model, P: np.ndarray, y: np.ndarray, scoring: str) -> np.ndarray:
+    """Per-class score (..., k), higher is better, of class-major probabilities P (k_out, ..., n): the class's
+    recall (balanced accuracy is their mean) or minus the mean log loss of its samples (log loss is their
+    sample-weighted mean)."""
+    k = len(model.classes)
+    if scoring == "balanced_accuracy":
+        if P.shape[0] == 1:
+            pred = (P[0] >= 0.5).astype(np.int64)
+        elif model.task == "binary":
+            pred = (P[1] >= 0.5).astype(np.int64)
+        else:
+            pred = P.argmax(axis=0)
+        return _recalls(pred, y, k)
+    if P.shape[0] == 1:  # binary sigmoid: P(positive)
+        p_true = np.where(y == 1, P[0], 1.0 - P[0])
+    else:
+        p_true = np.take_along_axis(P, np.broadcast_to(y, (1, *P.shape[1:])), axis=0)[0]
+    logp = np.log(np.clip(p_true, 1e-15, 1.0))
+    support = np.bincount(y, minlength=k).astype(np.float64)
+    sums = np.stack([logp[..., y == c].sum(axis=-1) for c in range(k)], axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, sums / support, np.nan)
+
+
+def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, features: Sequence[str] | None = None,
+                           repeats: int = DEFAULT_REPEATS, seed: int = 0, scoring: str = "log_loss",
+                           members: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each class's score drop when a feature is shuffled: (repeats, d, k) for the model (and
+    (M, repeats, d, k) for each member alone with ``members``). scoring "balanced_accuracy": the drop of the
+    class's recall (their mean over classes is the drop of balanced accuracy, scikit-learn's
+    ``permutation_importance`` with that scoring); "log_loss": the rise of the class's samples' mean log
+    loss (their sample-weighted mean is the rise of the log loss, ``scoring="neg_log_loss"``)."""
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ConfigError(f"--repeats must be a whole number of at least 1, got {repeats!r}")
+    if scoring not in SCORINGS:
+        raise ConfigError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
+    feats = list(model.feature_names) if features is None else list(features)
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64).reshape(-1)
+    n, d = X.shape
+    k_cls = len(model.classes)
+    column_maps = model._feature_maps(None if features is None else feats)[0]
+    out_fn = _Output(model, "prob")
+    states = []
+    for member, cols in zip(model.members, column_maps):
+        pre, net = member.preprocessor, member.network
+        cols = np.asarray(pre.kept_index_ if cols is None else cols, dtype=np.int64)
+        Z = np.ascontiguousarray(pre.transform_kept(np.take(X, cols, axis=1), dtype=net.dtype))
+        a0 = net.forward_layers(Z, 0, 1)
+        local = {int(j): i for i, j in enumerate(cols)}
+        states.append((net, Z, a0, local, net.forward_layers(a0, 1).astype(np.float64).T))  # (k, n)
+    M = len(states)
+
+    def probs(logit_sets):  # [(k, ..., n)] per member -> the model's probabilities, as predict_output
+        return _probabilities_cm(out_fn, logit_sets)
+
+    base_score = _class_scores(model, probs([s[4] for s in states]), y, scoring)
+    base_member = [_class_scores(model, probs([s[4]]), y, scoring) for s in states] if members else None
+    rng = np.random.default_rng(seed)
+    perms = {}  # drawn in feature order, whatever the batching
+    used = [j for j in range(d) if any(j in s[3] for s in states)]
+    for j in used:
+        perms[j] = np.stack([rng.permutation(n) for _ in range(repeats)])
+    drops = np.zeros((repeats, d, k_cls))
+    mdrops = np.zeros((M, repeats, d, k_cls)) if members else None
+    h = max(s[2].shape[1] for s in states)
+    batch = max(1, _PERM_BYTES // max(1, repeats * n * h * 8))
+    for s in range(0, len(used), batch):
+        J = used[s:s + batch]
+        logit_sets = []
+        for net, Z, a0, local, base_logits in states:
+            W0 = net.parameters()["dense0.W"]
+            k_out = base_logits.shape[0]
+            out = np.empty((k_out, len(J), repeats, n))  # class-major
+            out[...] = base_logits[:, None, None, :]
+            mine = [(q, local[j]) for q, j in enumerate(J) if j in local]
+            if mine:
+                A = np.empty((len(mine), repeats, n, a0.shape[1]), dtype=a0.dtype)
+                for slot, (q, i) in enumerate(mine):
+                    shuffled = Z[perms[J[q]], i] - Z[:, i]  # (repeats, n): feature J[q] shuffled
+                    A[slot] = a0 + shuffled[..., None] * W0[:, i]  # the first layer's rank-one change
+                logits = net.forward_layers(A.reshape(-1, a0.shape[1]), 1).astype(np.float64)
+                out[:, [q for q, _ in mine]] = logits.T.reshape(k_out, len(mine), repeats, n)
+            logit_sets.append(out)
+        shuffled_score = _class_scores(model, probs(logit_sets), y, scoring)  # (F, R, k)
+        drops[:, J] = np.transpose(base_score - shuffled_score, (1, 0, 2))
+        if members:
+            for m in range(M):
+                member_score = _class_scores(model, probs([logit_sets[m]]), y, scoring)
+                mdrops[m][:, J] = np.transpose(base_member[m] - member_score, (1, 0, 2))
+    return drops, mdrops
+
+
+def _permutation(model: Model, X, y, feats, used, wanted, top, repeats, seed, scoring) -> Explanation:
+    names = [str(c) for c in model.classes]
+    drops, mdrops = permutation_importance(model, X, y, features=feats, repeats=repeats, seed=seed, scoring=scoring,
+                                           members=model.is_ensemble)
+    rows, stability, scores = [], {}, {}
+    present = np.bincount(y, minlength=len(names)) > 0
+    for c in wanted:
+        if not present[c]:
+            continue
+        score = drops[:, :, c].mean(axis=0)
+        scores[names[c]] = score
+        share = None
+        if mdrops is not None:
+            summary, share = _stability(mdrops[:, :, :, c].mean(axis=1), used, feats, top, "member", seed=seed)
+        else:
+            summary = {"unit": None, "n": 0, "mean_overlap": None, "mean_spearman": None}
+        table_rows = _table_rows(names[c], score, np.abs(drops[:, :, c]).mean(axis=0), None,
+                                 (drops[:, :, c] > 0).mean(axis=0), share, used, feats, top)
+        summary["flagged"] = [r["feature"] for r in table_rows if share is not None and r["member_overlap"] < 0.5]
+        stability[names[c]] = summary
+        rows += table_rows
+    if scoring == "balanced_accuracy":
+        overall = drops[:, :, present].mean(axis=2).mean(axis=0)
+        what = ("the drop of the class's recall when the gene is shuffled (their mean over classes is the drop of "
+                "balanced accuracy")
+    else:
+        weights = np.bincount(y, minlength=len(names))[present] / len(y)
+        overall = (drops[:, :, present] * weights).sum(axis=2).mean(axis=0)
+        what = ("the rise of the class's samples' mean log loss when the gene is shuffled (their weighted mean is "
+                "the rise of the log loss")
+    order = rank_features(np.where(used, overall, -np.inf), feats, min(top, 5))
+    notes = ["permutation importance is only honest on held-out samples (not the training table), and genes that "
+             "carry the same signal share their importance: shuffling one leaves the others to carry it",
+             f"score: {what}; largest overall: {', '.join(f'{feats[j]} {overall[j]:+.3g}' for j in order)})"]
+    if mdrops is None:
+        notes.append("member_overlap needs an ensemble: a single network's permutation importance has no members")
+    return Explanation("permutation", None, None, None, top, [names[c] for c in wanted if present[c]],
+                       {names[c]: int((y == c).sum()) for c in wanted}, "label",
+                       pd.DataFrame(rows, columns=COLUMNS), stability, None, scores, notes, y)

@@ -1,0 +1,271 @@
+"""mlpcli explain: integrated gradients through the engine's backward pass, rankings, permutation importance."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import model_io
+from mlpcli.errors import ConfigError, DataError
+from mlpcli.explain import (explain, input_gradients, integrated_gradients, load_samples, permutation_importance)
+from mlpcli.explain.attribution import attribution_chunks, completeness_gap
+from cli_helpers import assert_clean_error, run
+from tables import make_table
+
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_data")
+TRAIN = os.path.join(SAMPLE, "tumour_subtypes.csv.gz")
+TEST = os.path.join(SAMPLE, "test_cohort.csv.gz")
+NEW = os.path.join(SAMPLE, "new_cohort.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def subtypes(tmp_path_factory):
+    """A linear ensemble (the portfolio's first candidate) of 3 float64 members on the sample data."""
+    path = tmp_path_factory.mktemp("explain") / "subtypes.mlp"
+    res = run(["train", TRAIN, "-o", str(path), "--hidden", "", "--folds", "3", "--dtype", "float64", "--quiet"])
+    assert res.exit_code == 0, res.output
+    return str(path)
+
+
+def _counts_table(tmp_path, seed=0, n_features=10):
+    """Non-negative, count-like features (log1p applies) with a constant column the preprocessing drops."""
+    df = make_table(n_patients=30, n_features=n_features, seed=seed)
+    feats = [c for c in df.columns if c.startswith("f")]
+    df[feats] = np.round(np.exp(df[feats].to_numpy() + 1.0), 3)
+    df["fconst"] = 5.0
+    path = tmp_path / f"counts{seed}.csv"
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def relu_models(tmp_path_factory):
+    """Small ReLU ensembles with log1p and robust scaling, in float64 and float32."""
+    tmp = tmp_path_factory.mktemp("relu")
+    data = _counts_table(tmp)
+    models = {}
+    for dtype in ("float64", "float32"):
+        path = tmp / f"{dtype}.mlp"
+        res = run(["train", data, "-o", str(path), "--hidden", "16,8", "--folds", "2", "--dtype", dtype, "--log1p",
+                   "--epochs", "30", "--quiet"])
+        assert res.exit_code == 0, res.output
+        models[dtype] = str(path)
+    return models, data
+
+
+def _precision_at_20(expl, markers):
+    return {c: float(np.mean([g in set(markers.gene[markers.subtype == c])
+                              for g in expl.table[expl.table["class"] == c]["feature"]])) for c in expl.classes}
+
+
+def test_top_genes_recover_the_planted_markers_for_ig_and_permutation(subtypes):
+    markers = pd.read_csv(os.path.join(SAMPLE, "markers.csv"))
+    model = model_io.load(subtypes)
+    samples = load_samples(model, TRAIN)
+    ig = explain(model, samples.X, samples.y, top=20)
+    assert all(len(ig.table[ig.table["class"] == c]) == 20 for c in ig.classes)
+    precision = _precision_at_20(ig, markers)
+    assert set(precision) == {"LumA", "LumB", "Basal", "HER2"}
+    assert min(precision.values()) >= 0.8, precision
+    perm = explain(model, samples.X, samples.y, method="permutation", top=20, repeats=5)
+    precision = _precision_at_20(perm, markers)
+    assert min(precision.values()) >= 0.8, precision
+    assert any("held-out" in n for n in perm.notes)
+
+
+def test_markers_file_is_what_the_generator_writes(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_sample_data", os.path.join(SAMPLE, "make_sample_data.py"))
+    gen = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(__import__("sys").modules, "make_sample_data", gen)  # dataclasses look their module up
+    spec.loader.exec_module(gen)
+    monkeypatch.setattr(gen, "OUT_DIR", tmp_path)
+    genes = gen.make_gene_model(np.random.default_rng(np.random.SeedSequence(gen.SEED).spawn(4)[0]))
+    written = gen.write_markers(genes)
+    with open(written, "rb") as a, open(os.path.join(SAMPLE, "markers.csv"), "rb") as b:
+        assert a.read() == b.read()
+
+
+def test_completeness_on_float64_and_float32_relu_ensembles(relu_models):
+    models, data = relu_models
+    for dtype, tol in (("float64", 1e-3), ("float32", 1e-2)):
+        model = model_io.load(models[dtype])
+        X = load_samples(model, data).X
+        for output in ("logit", "prob"):
+            for baseline in ("mean", "zero"):
+                A, gap = integrated_gradients(model, X, output=output, baseline=baseline, return_gap=True)
+                assert A.shape == (3, len(X), len(model.feature_names))
+                assert gap.max() < tol, (dtype, output, baseline, gap.max())
+    # the explained probability is the one predict gives, and its attributions sum to its change
+    model = model_io.load(models["float64"])
+    X = load_samples(model, data).X
+    chunk = next(attribution_chunks(model, X, np.full((1, len(X)), 2), output="prob", refine=1e-3))
+    np.testing.assert_allclose(chunk.fx[0], model.predict_output(X)[:, 2], rtol=1e-12, atol=1e-15)
+    assert completeness_gap(chunk.values, chunk.fx, chunk.fb).max() <= 1e-3
+    assert chunk.steps.max() > 64  # the second ReLU layer's kinks needed more steps for some rows
+
+
+def test_a_feature_the_network_cannot_see_gets_exactly_zero(relu_models, tmp_path):
+    models, data = relu_models
+    model = model_io.load(models["float64"])
+    assert "fconst" in model.feature_names and "fconst" not in model.preprocessor.kept_features
+    X = load_samples(model, data).X
+    A = integrated_gradients(model, X)
+    j = model.feature_names.index("fconst")
+    assert np.all(A[:, :, j] == 0.0)
+    assert np.all(input_gradients(model, X, "typeA")[:, j] == 0.0)
+    # features dropped by --top-var, too
+    top = tmp_path / "top.mlp"
+    assert run(["train", data, "-o", str(top), "--top-var", "4", "--hidden", "", "--folds", "1", "--epochs", "20",
+                "--quiet"]).exit_code == 0
+    model = model_io.load(str(top))
+    kept = set().union(*(m.preprocessor.kept_features for m in model.members))
+    dropped = [j for j, f in enumerate(model.feature_names) if f not in kept]
+    assert dropped
+    A = integrated_gradients(model, load_samples(model, data).X, target="typeB")
+    assert np.all(A[:, dropped] == 0.0) and np.abs(A).sum() > 0
+
+
+def test_raw_input_gradient_goes_back_through_log1p_and_robust_scaling(relu_models):
+    """The engine's input gradient, times each preprocessing step's derivative, against central differences
+    of the explained function in the raw (count) features."""
+    models, data = relu_models
+    model = model_io.load(models["float64"])
+    X = load_samples(model, data).X[:4]
+    G = input_gradients(model, X, "typeC")
+    k = model.classes.index("typeC")
+
+    def f(Xp):
+        return np.mean([m.raw_output(Xp)[:, k] for m in model.members], axis=0)
+
+    used = [j for j, name in enumerate(model.feature_names) if name in model.preprocessor.kept_features]
+    for j in used:
+        h = 1e-6 * np.maximum(1.0, np.abs(X[:, j]))
+        Xp, Xm = X.copy(), X.copy()
+        Xp[:, j] += h
+        Xm[:, j] -= h
+        numeric = (f(Xp) - f(Xm)) / (2 * h)
+        np.testing.assert_allclose(G[:, j], numeric, rtol=1e-4, atol=1e-7)
+
+
+def test_integrated_gradients_target_forms_and_per_row_targets(relu_models):
+    models, data = relu_models
+    model = model_io.load(models["float64"])
+    X = load_samples(model, data).X[:6]
+    fixed = {"tol": np.inf}  # the same steps for every row (no row integrated again), so the results compare
+    every = integrated_gradients(model, X, **fixed)
+    np.testing.assert_allclose(integrated_gradients(model, X, target="typeB", **fixed), every[1])
+    np.testing.assert_allclose(integrated_gradients(model, X, target=["typeC", "typeA"], **fixed), every[[2, 0]])
+    per_row = np.array(["typeA", "typeB", "typeC", "typeA", "typeB", "typeC"])
+    mixed = integrated_gradients(model, X, target=per_row, **fixed)
+    for i, c in enumerate(per_row):
+        np.testing.assert_allclose(mixed[i], every[model.classes.index(c), i])
+    with pytest.raises(ConfigError, match="'typeZ' is not one of the model's classes"):
+        integrated_gradients(model, X, target="typeZ")
+
+
+def test_permutation_importance_equals_shuffling_through_predict(relu_models):
+    """The rank-one shortcut gives what shuffling a column and calling predict_output gives."""
+    models, data = relu_models
+    model = model_io.load(models["float64"])
+    samples = load_samples(model, data)
+    drops, _ = permutation_importance(model, samples.X, samples.y, repeats=2, seed=3, scoring="log_loss")
+    rng = np.random.default_rng(3)
+    used = [j for j, f in enumerate(model.feature_names) if f in model.preprocessor.kept_features]
+    perms = {j: [rng.permutation(len(samples.X)) for _ in range(2)] for j in used}
+    y = samples.y
+
+    def class_logloss(P):
+        lp = np.log(np.clip(P[np.arange(len(y)), y], 1e-15, 1))
+        return np.array([lp[y == c].mean() for c in range(len(model.classes))])
+
+    base = class_logloss(model.predict_output(samples.X))
+    for j in used[:3]:
+        for r in range(2):
+            Xs = samples.X.copy()
+            Xs[:, j] = Xs[perms[j][r], j]
+            np.testing.assert_allclose(drops[r, j], base - class_logloss(model.predict_output(Xs)), atol=1e-10)
+
+
+def test_single_network_stability_comes_from_bootstrap(relu_models, tmp_path):
+    _, data = relu_models
+    path = tmp_path / "one.mlp"
+    assert run(["train", data, "-o", str(path), "--hidden", "8", "--folds", "1", "--dtype", "float64",
+                "--epochs", "20", "--quiet"]).exit_code == 0
+    model = model_io.load(str(path))
+    samples = load_samples(model, data)
+    e = explain(model, samples.X, samples.y, top=3, bootstrap=10)
+    st = e.stability["typeA"]
+    assert st["unit"] == "bootstrap resample" and st["n"] == 10 and 0 <= st["mean_overlap"] <= 1
+    assert e.table["member_overlap"].between(0, 1).all()
+
+
+def test_cli_table_json_and_plot(subtypes, tmp_path):
+    out, plot = tmp_path / "genes.csv", tmp_path / "genes.png"
+    res = run(["explain", subtypes, TEST, "-o", str(out), "--plot", str(plot), "--top", "5", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "completeness" in res.output and "LumB" in res.output
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["class", "rank", "feature", "score", "mean_abs", "direction", "fraction",
+                                   "member_overlap"]
+    assert len(table) == 20 and set(table["direction"]) <= {"up", "down"}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = run(["explain", subtypes, NEW, "--json", "--top", "3", "--class", "HER2"])
+    doc = json.loads(res.stdout)
+    assert doc["grouped_by"] == "predicted class" and doc["classes"] == ["HER2"]
+    assert doc["completeness"]["max_gap"] < 1e-3 and doc["completeness"]["passed"]
+    assert len(doc["rankings"]) == 3 and doc["stability"]["HER2"]["unit"] == "member"
+
+
+def test_cli_errors_are_one_line_and_leave_no_output(subtypes, tmp_path):
+    out = tmp_path / "genes.csv"
+    assert_clean_error(run(["explain", subtypes, TEST, "--top", "0"]), "--top", code=2)
+    assert_clean_error(run(["explain", subtypes, TEST, "--class", "Luminal"]), "'Luminal' is not one of the model's classes")
+    assert_clean_error(run(["explain", subtypes, NEW, "--method", "permutation", "-o", str(out)]),
+                       "--method permutation needs labelled samples")
+    assert_clean_error(run(["explain", subtypes, TEST, "--tol", "1e-300", "-o", str(out)]), "completeness check failed")
+    assert_clean_error(run(["explain", subtypes, TEST, "--plot", str(tmp_path / "x.gif")]), "--plot", ".gif")
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_baseline_mean_needs_the_training_mean(subtypes):
+    model = model_io.load(subtypes)
+    model.preprocessor.train_mean_ = None
+    X = np.ones((2, len(model.feature_names)))
+    with pytest.raises(ConfigError, match="--baseline mean: the model stores no training mean"):
+        integrated_gradients(model, X, target="HER2")
+    assert integrated_gradients(model, X, target="HER2", baseline="zero").shape == X.shape
+    with pytest.raises(DataError, match="columns"):
+        integrated_gradients(model, X[:, :5], target="HER2")
+
+
+@pytest.mark.parametrize("kind", ["ensemble", "one network"])
+def test_predict_explain_adds_each_rows_top_genes(subtypes, relu_models, tmp_path, kind):
+    if kind == "ensemble":
+        model_path, data = subtypes, NEW
+    else:
+        data = relu_models[1]
+        model_path = str(tmp_path / "one.mlp")
+        assert run(["train", data, "-o", model_path, "--hidden", "8", "--folds", "1", "--dtype", "float64",
+                    "--log1p", "--epochs", "20", "--quiet"]).exit_code == 0
+    out, chunked = tmp_path / "p.csv", tmp_path / "q.csv"
+    assert run(["predict", model_path, data, "-o", str(out), "--explain", "3", "-q"]).exit_code == 0
+    assert run(["predict", model_path, data, "-o", str(chunked), "--explain", "3", "--chunksize", "7",
+                "-q"]).exit_code == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns)[-1] == "top_features"
+    pd.testing.assert_frame_equal(frame, pd.read_csv(chunked))
+    model = model_io.load(model_path)
+    X = load_samples(model, data).X
+    label = [c for c in frame.columns if c.startswith("pred_")][0]
+    A = integrated_gradients(model, X, target=frame[label].astype(str).to_numpy(), steps=16, tol=np.inf)
+    for i in (0, len(frame) // 2, len(frame) - 1):
+        pairs = [p.split(":") for p in frame["top_features"][i].split(";")]
+        assert len(pairs) == 3
+        expected = np.argsort(-A[i])[:3]
+        assert [g for g, _ in pairs] == [model.feature_names[j] for j in expected]
+        np.testing.assert_allclose([float(v) for _, v in pairs], A[i, expected], rtol=1e-3)
+    assert_clean_error(run(["predict", model_path, data, "--explain", "0"]), "--explain", code=2)
