@@ -143,7 +143,7 @@ def render(result, model_path: str, data_file: str) -> None:
 @json_option
 @debug_option
 @handle_errors
-def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, shift_path, chunk_mb, chunksize, threshold, out,
+def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missing, shift_path, chunk_mb, chunksize, threshold, out,
              threads, quiet, as_json, debug, **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
 
@@ -165,7 +165,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, shift_pat
     model = load_model(model_path, shift_path)
     with threads_context(threads), ReadProgress(quiet, "read") as progress:
         result = lib.evaluate(model, data_file, threshold=threshold, by=by, bootstrap=bootstrap, seed=seed,
-                              fill_missing=fill_missing, roles=roles, **chunks,
+                              fill_missing=fill_missing, max_missing=max_missing, roles=roles, **chunks,
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
                               progress=progress)
     NoteRenderer(quiet, result)()

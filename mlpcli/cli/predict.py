@@ -140,7 +140,11 @@ def common_options(fn):
     """Options shared by predict and evaluate (besides the column roles)."""
     decorators = [
         click.option("--fill-missing", type=click.Choice(["mean"]), default=None,
-                     help="Fill features absent from the table with their training means (default: an error)."),
+                     help="Fill features absent from the table with their training means, up to 10 % of the "
+                          "model's features (default: an absent feature is an error)."),
+        click.option("--max-missing", type=click.FloatRange(0, 1), default=None, metavar="FRACTION",
+                     help="With --fill-missing mean: the largest share of the model's features that may be "
+                          "filled  [default: 0.1]"),
         click.option("--shift-report", "shift_path", type=click.Path(dir_okay=False), default=None,
                      help="Write the per-feature cohort-shift table (.csv, .tsv, .parquet)."),
         click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite_mb,
@@ -182,7 +186,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @json_option
 @debug_option
 @handle_errors
-def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, shift_path, chunk_mb, chunksize, threshold,
+def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, max_missing, shift_path, chunk_mb, chunksize, threshold,
             threads, quiet, as_json, debug, **params):
     """Predict a new cohort with a trained model, streaming the table in pieces.
 
@@ -216,7 +220,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, shi
     model = load_model(model_path, shift_path)
     with threads_context(threads), ReadProgress(quiet) as progress:
         stream = lib.predict_stream(model, data_file, **chunks, threshold=threshold, fill_missing=fill_missing,
-                                    roles=roles, stdin=binary_stdin() if data_file == "-" else None,
+                                    max_missing=max_missing, roles=roles, stdin=binary_stdin() if data_file == "-" else None,
                                     progress=progress)
         notes = NoteRenderer(quiet, stream)
         notes()

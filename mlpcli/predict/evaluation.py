@@ -167,7 +167,7 @@ def _percentile_ci(values: list, resamples: int) -> list | None:
 def evaluate(model: Model, source, *, threshold: float | None = None, by: str | None = None, bootstrap: int = 0,
              seed: int = 0, fill_missing: str | None = None, roles: RoleFlags | None = None,
              chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
-             progress: Callable[[dict], None] | None = None) -> EvaluationResult:
+             progress: Callable[[dict], None] | None = None, max_missing: float | None = None) -> EvaluationResult:
     """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
 
     The table is read like predict's (features by name, pieces of `chunk_mb` MiB or of `chunksize` rows, the
@@ -183,7 +183,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a whole number >= 0, got {bootstrap!r}")
     run = _Run(model, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
-               chunk_mb=chunk_mb, stdin=stdin, progress=progress)
+               chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
     outs, metas = [], []
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
         outs.append(out)
