@@ -195,18 +195,39 @@ def json_option(fn):
 
 
 def threads_context(threads: int | None):
-    """Cap BLAS threads (threadpoolctl) so HPC jobs stay within their allocation."""
-    if not threads:
-        return nullcontext()
+    """Cap BLAS threads (threadpoolctl) for the command: --threads, else the one default of every command
+    (``parallel.default_blas_threads``: 1, never more than the usable cores), so HPC jobs stay within their
+    allocation and a busy node is not oversubscribed."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=threads)
+    from ..parallel import default_blas_threads
+
+    return threadpool_limits(limits=threads or default_blas_threads())
 
 
-def threads_option(fn):
-    return click.option(
-        "--threads", type=click.IntRange(min=1), default=None, help="Cap the BLAS threads (default: all cores)."
-    )(fn)
+# The one --threads rule, in every command's help.
+THREADS_HELP = ("BLAS threads per network (each fit, each prediction pass); more than the cores this job may use "
+                "(affinity, cgroup quota, SLURM_CPUS_PER_TASK) draws a warning.")
+THREADS_DEFAULT = "  [default: 1: small networks gain nothing from more, see benchmarks/bench_threads.py]"
+
+
+def _warn_threads(ctx, param, value):
+    """--threads beyond the usable cores: a warning (always shown, as every warning) before any work."""
+    from ..parallel import threads_warning
+
+    warning = threads_warning(value)
+    if warning is not None:
+        render_notes(stderr_console(False), [], [warning])
+    return value
+
+
+def threads_option(fn=None, *, extra: str = ""):
+    """--threads, the same option in every command (``THREADS_HELP``); `extra`: a command's own sentence."""
+    def decorate(f):
+        return click.option("--threads", type=click.IntRange(min=1), default=None, callback=_warn_threads,
+                            help=THREADS_HELP + (" " + extra if extra else "") + THREADS_DEFAULT)(f)
+
+    return decorate if fn is None else decorate(fn)
 
 
 def print_json(doc) -> None:

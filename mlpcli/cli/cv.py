@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ._common import (
     CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, quiet_option, report,
-    stderr_console, stdout_console,
+    stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -27,9 +27,8 @@ def parallel_options(fn):
                      help="loky: local processes; dask: a Dask cluster (needs --scheduler and mlpcli[dask])."),
         click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                      help="Address of the Dask scheduler (with --backend dask); see docs/cluster.md."),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="BLAS threads per fit, in every backend  [default: 1, so N workers use N cores and "
-                          "results do not depend on the backend]"),
+        threads_option(extra="The same in every backend, so N workers use N cores and results do not depend "
+                             "on the backend."),
     ]
     for d in reversed(decorators):
         fn = d(fn)

@@ -9,7 +9,8 @@ from rich.table import Table
 
 from ._common import (
     CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, fmt, handle_errors, interrupted_exit, json_option,
-    print_json, quiet_option, report, stderr_console, stdout_console, threads_context, write_text_atomic,
+    print_json, quiet_option, report, stderr_console, stdout_console, threads_context, threads_option,
+    write_text_atomic,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -17,13 +18,13 @@ from .options import config_option, options_from_params, train_options
 def member_plan(n_jobs: int | None, threads: int | None):
     """Where the ensemble's members train: by default one process per usable core (the affinity mask
     honours SLURM and cgroup allocations), each with one BLAS thread."""
-    from ..parallel import Plan, available_cores
+    from ..parallel import Plan, usable_cores
 
     if n_jobs == 0:
         raise click.BadParameter("must not be 0; use 1 for one member at a time or -1 for every core",
                                  param_hint="--n-jobs")
     if n_jobs is None:  # fill the usable cores, each process with --threads BLAS threads, no more
-        n_jobs = max(1, available_cores() // (threads or 1))
+        n_jobs = max(1, usable_cores() // (threads or 1))
     return Plan(backend="loky", n_jobs=n_jobs, threads=threads)
 
 
@@ -186,9 +187,7 @@ def _kept_words(fit: dict) -> str:
                    "core this job may use). Default: the usable cores divided by --threads. The model is the "
                    "same however many run at once. Ctrl-C or SIGTERM then keeps the members finished so far; "
                    "the ones still training are dropped.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="BLAS threads per network  [default: 1: small networks gain little from more; members run "
-                   "side by side instead]")
+@threads_option(extra="Members run side by side (--n-jobs) rather than threading each product.")
 @quiet_option
 @json_option
 @debug_option

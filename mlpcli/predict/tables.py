@@ -28,6 +28,7 @@ from ..data._common import DECIMAL_ATTR
 from ..data.fields import check_quoted, row_lines, simple_quotes
 from ..data.io import _SNIFF_BYTES, _check_file
 from ..errors import DataError
+from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DEFAULT_CHUNK_BYTES
 from .columns import ColumnPlan
 
@@ -747,14 +748,6 @@ def _piece_rows(chunksize: int) -> int:
     """Rows per piece of text parsed by one thread: a quarter of a chunk, so that the (at most 4) threads
     together hold at most one chunk in flight."""
     return max(1, -(-chunksize // _PIECES_PER_CHUNK))
-
-
-def usable_cores() -> int:
-    """The cores this process may use (an HPC job's allocation)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _read_workers() -> int:
