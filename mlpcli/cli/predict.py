@@ -169,7 +169,8 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
     return {"chunksize": chunksize, "chunk_mb": DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb}
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS,
+               short_help="Predict a new cohort with a trained model, streamed.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--out", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
