@@ -149,9 +149,10 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
 
     Binary: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, average precision, MCC,
     log loss, Brier score, ECE. Multiclass: accuracy, balanced accuracy, macro/weighted F1,
-    one-vs-rest ROC AUC, log loss, ECE, per-class table, confusion matrix. Multi-label: per-label
-    ROC AUC and average precision, micro/macro F1, Hamming loss. Regression: RMSE, MAE, R²,
-    Pearson and Spearman r. The table is read like predict's, with the same cohort-shift check.
+    one-vs-rest ROC AUC, MCC, log loss, Brier score, ECE, per-class table, confusion matrix.
+    Multi-label: per-label ROC AUC and average precision, micro/macro F1, Hamming loss.
+    Regression: RMSE, MAE, R², Pearson and Spearman r. --by on a numeric column with more than 10
+    distinct values (age, a score) groups it into quartile bins. The table is read like predict's, with the same cohort-shift check.
 
     \b
     Example:  mlpcli evaluate subtypes.mlp sample_data/test_cohort.csv.gz --by batch --bootstrap 1000

@@ -68,7 +68,8 @@ class ReadProgress(StderrBar):
             self.bar.update(self.tasks[stage], completed=completed, info=info)
             return
         now = time.monotonic()
-        if now - self.last >= _LOG_EVERY_SECONDS:
+        finished = event["stage"] != "read" and of is not None and completed is not None and completed >= of
+        if now - self.last >= _LOG_EVERY_SECONDS or finished:  # a log ends at 100 %, not at the last 10 s tick
             self.last = now
             share = f" ({completed / of:.0%})" if of else ""
             self.console.print(f"{label} {info}{share} in {now - self.start:.0f} s")
@@ -146,7 +147,9 @@ def common_options(fn):
                      help="With --fill-missing mean: the largest share of the model's features that may be "
                           "filled  [default: 0.1]"),
         click.option("--shift-report", "shift_path", type=click.Path(dir_okay=False), default=None,
-                     help="Write the per-feature cohort-shift table (.csv, .tsv, .parquet)."),
+                     help="Write the per-feature cohort-shift table (.csv, .tsv, .parquet): new and training "
+                          "means and SDs on the features' own scale (after log1p when the model applies it) and, "
+                          "as *_scaled, as the network sees them; mean_shift_sd and sd_ratio on the latter."),
         click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite_mb,
                      help="Memory for the table's rows in flight (text and parsed values), in MiB: rows are read "
                           "in pieces of this budget however wide or long they are  [default: 64]"),
@@ -180,6 +183,9 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
               help="-o FILE.h5ad: prefix of the new .obs columns (<prefix><target>, <prefix><target>_prob)  "
                    "[default: mlpcli_]")
 @click.option("--obs-probs", is_flag=True, help="-o FILE.h5ad: also one probability column per class, <prefix>prob_<class>.")
+@click.option("--fail-on-shift", type=click.Choice(["mild", "shift"]), is_flag=False, flag_value="mild", default=None,
+              help="Exit 1 with an error, writing no output file, when the cohort-shift check finds a shift: any "
+                   "(alone, or 'mild'), or only a strong one ('shift'). With -o - the rows already written stay.")
 @common_options
 @role_options
 @threads_option
@@ -187,7 +193,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @json_option
 @debug_option
 @handle_errors
-def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, max_missing, shift_path, chunk_mb, chunksize, threshold,
+def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fill_missing, max_missing, shift_path, chunk_mb, chunksize, threshold,
             threads, quiet, as_json, debug, **params):
     """Predict a new cohort with a trained model, streaming the table in pieces.
 
@@ -225,6 +231,8 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, max
                                     progress=progress)
         notes = NoteRenderer(quiet, stream)
         notes()
+        if fail_on_shift:
+            stream = _ShiftGate(stream, fail_on_shift)
         try:
             if to_h5ad:
                 n = lib.write_predictions_h5ad(stream, out, data_file, class_probs=obs_probs, notes=stream.notes,
@@ -244,6 +252,26 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, max
         print_json({"model": model_path, "data": data_file, "out": out, **summary})
     elif out != "-":
         stdout_console().print(_summary_table(summary, out, n))
+
+
+class _ShiftGate:
+    """The prediction stream, failing after its last piece when the cohort shift reaches --fail-on-shift:
+    the output is written atomically, so the error leaves no file behind."""
+
+    def __init__(self, stream, level: str):
+        self._stream, self._level = stream, level
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def __iter__(self):
+        from ..errors import DataError
+        from ..predict.shift import shift_failure
+
+        yield from self._stream
+        reason = shift_failure(self._stream.shift, self._level)
+        if reason is not None:
+            raise DataError(f"{self._stream.plan.source}: {reason}")
 
 
 def _silence_stdout() -> None:
