@@ -29,12 +29,19 @@ Differences from ``mlpcli train`` worth knowing:
 * **Class weights** (``class_weight="balanced"`` or ``{label: weight}``) multiply each sample's loss
   by its class's weight, which for cross-entropy and binary cross-entropy is the same as the CLI's
   per-class factors; multi-label targets take ``"balanced"`` (per-label positive/negative weights).
+* **Threads** (``threads``): BLAS threads for fitting and predicting, as the CLI's ``--threads``; None
+  (the default) is the CLI's default, 1 (``mlpcli.parallel.DEFAULT_BLAS_THREADS``: networks of this
+  size gain nothing from more, and on a busy machine lose many times over). More than the cores this
+  process may use (affinity, cgroup quota, ``SLURM_CPUS_PER_TASK``) gives a UserWarning. To use many
+  cores, fit side by side (``GridSearchCV(n_jobs=...)``, ``cross_validate(n_jobs=...)``).
 """
 
 from __future__ import annotations
 
 import numbers
 import re
+import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -50,6 +57,7 @@ from .errors import DataError, MlpcliError
 from .metrics import class_proba
 from .model_selection import build_loss, holdout
 from .model_selection.fitting import check_memory
+from .parallel import default_blas_threads, threads_warning
 from .training import FitConfig, fit
 
 # Parameters that are train options too: checked by TrainOptions' declaration.
@@ -86,6 +94,8 @@ class _BaseMLP(BaseEstimator):
         need(self.early_stopping or self.lr_schedule != "plateau", "lr_schedule",
              "'plateau' watches the validation loss and needs early_stopping=True")
         need(self.loss in self._losses, "loss", f"must be one of {', '.join(self._losses)}")
+        need(self.threads is None or isinstance(self.threads, numbers.Integral) and not isinstance(self.threads, bool)
+             and self.threads >= 1, "threads", "must be None (1 thread) or a whole number >= 1")
         try:
             self._as_train_options().validate()
         except MlpcliError as exc:
@@ -124,9 +134,26 @@ class _BaseMLP(BaseEstimator):
             clip_norm=None if self.clip_norm is None else float(self.clip_norm), seed=seed,
         )
 
+    # ------------------------------------------------------------------ threads
+    @contextmanager
+    def _blas_threads(self):
+        """BLAS capped at ``threads`` (None: the CLI's default) while the network computes."""
+        from threadpoolctl import threadpool_limits
+
+        threads = getattr(self, "threads", None)  # estimators pickled before the parameter existed
+        with threadpool_limits(limits=int(threads) if threads is not None else default_blas_threads()):
+            yield
+
     # ------------------------------------------------------------------ fitting
     def _fit(self, X, y, sample_weight, groups, regression: bool):
         self._check_params()
+        warning = threads_warning(self.threads)
+        if warning is not None:
+            warnings.warn(f"{type(self).__name__}: {_as_parameters(warning)}", UserWarning, stacklevel=3)
+        with self._blas_threads():
+            return self._fit_capped(X, y, sample_weight, groups, regression)
+
+    def _fit_capped(self, X, y, sample_weight, groups, regression: bool):
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), multi_output=True, y_numeric=regression)
         n = X.shape[0]
         weights = None
@@ -197,8 +224,9 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "network_")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         net = self.network_
-        outs = [net.forward(np.asarray(X[s : s + _PREDICT_CHUNK], dtype=net.dtype))
-                for s in range(0, X.shape[0], _PREDICT_CHUNK)]
+        with self._blas_threads():
+            outs = [net.forward(np.asarray(X[s : s + _PREDICT_CHUNK], dtype=net.dtype))
+                    for s in range(0, X.shape[0], _PREDICT_CHUNK)]
         if not outs:
             return np.zeros((0, net.n_outputs))
         return np.concatenate(outs, axis=0).astype(np.float64)  # (n, n_outputs)
@@ -263,7 +291,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``batchnorm``, ``l1``, ``l2``, ``optimizer``, ``lr``, ``momentum``, ``weight_decay``,
     ``batch_size``, ``epochs``, ``patience``, ``min_delta``, ``lr_schedule``, ``augment_noise``,
     ``clip_norm``, ``loss``, ``class_weight``, ``label_smoothing``, ``pos_weight``, ``focal_gamma``,
-    ``focal_alpha``, ``dtype``); ``random_state`` is the CLI's ``--seed``. Besides:
+    ``focal_alpha``, ``dtype``); ``random_state`` is the CLI's ``--seed``, ``threads`` its ``--threads``
+    (BLAS threads; None: 1). Besides:
 
     early_stopping : hold out ``validation_fraction`` of the rows (of the groups when ``fit`` gets
         ``groups``) and restore the best epoch's weights; False trains ``epochs`` epochs on all rows.
@@ -282,7 +311,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.01, batch_size=32, epochs=200,
                  early_stopping=True, validation_fraction=0.1, patience=20, min_delta=0.0, lr_schedule="none",
                  augment_noise=0.0, clip_norm=None, loss="auto", class_weight=None, label_smoothing=0.0,
-                 pos_weight=1.0, focal_gamma=2.0, focal_alpha=None, dtype="float64", random_state=0):
+                 pos_weight=1.0, focal_gamma=2.0, focal_alpha=None, dtype="float64", random_state=0, threads=None):
         self.hidden, self.activation, self.dropout, self.batchnorm = hidden, activation, dropout, batchnorm
         self.l1, self.l2, self.optimizer, self.lr, self.momentum = l1, l2, optimizer, lr, momentum
         self.weight_decay, self.batch_size, self.epochs = weight_decay, batch_size, epochs
@@ -291,6 +320,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.augment_noise, self.clip_norm, self.loss, self.class_weight = augment_noise, clip_norm, loss, class_weight
         self.label_smoothing, self.pos_weight = label_smoothing, pos_weight
         self.focal_gamma, self.focal_alpha, self.dtype, self.random_state = focal_gamma, focal_alpha, dtype, random_state
+        self.threads = threads
 
     def fit(self, X, y, sample_weight=None, groups=None):
         """Fit on X (n, d) and labels y (n,), or a 0/1 matrix y (n, k) for multi-label.
@@ -399,14 +429,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def __init__(self, hidden=(128, 64), activation="relu", dropout=0.0, batchnorm=False, l1=0.0, l2=0.0,
                  optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.01, batch_size=32, epochs=200,
                  early_stopping=True, validation_fraction=0.1, patience=20, min_delta=0.0, lr_schedule="none",
-                 augment_noise=0.0, clip_norm=None, loss="auto", dtype="float64", random_state=0):
+                 augment_noise=0.0, clip_norm=None, loss="auto", dtype="float64", random_state=0, threads=None):
         self.hidden, self.activation, self.dropout, self.batchnorm = hidden, activation, dropout, batchnorm
         self.l1, self.l2, self.optimizer, self.lr, self.momentum = l1, l2, optimizer, lr, momentum
         self.weight_decay, self.batch_size, self.epochs = weight_decay, batch_size, epochs
         self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
         self.patience, self.min_delta, self.lr_schedule = patience, min_delta, lr_schedule
         self.augment_noise, self.clip_norm, self.loss = augment_noise, clip_norm, loss
-        self.dtype, self.random_state = dtype, random_state
+        self.dtype, self.random_state, self.threads = dtype, random_state, threads
 
     def fit(self, X, y, sample_weight=None, groups=None):
         """Fit on X (n, d) and targets y (n,) or (n, k); ``sample_weight`` and ``groups`` as for

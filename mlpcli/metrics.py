@@ -165,7 +165,11 @@ def _multiclass(y, P, classes):
         "f1_macro": _safe(skm.f1_score, y, pred, average="macro", labels=labels, zero_division=0),
         "f1_weighted": _safe(skm.f1_score, y, pred, average="weighted", labels=labels, zero_division=0),
         "roc_auc_ovr": auc,
+        "mcc": _safe(skm.matthews_corrcoef, y, pred),  # Gorodkin's multiclass MCC
         "log_loss": _safe(skm.log_loss, y, np.clip(P, 1e-15, 1.0), labels=labels),
+        # multiclass Brier: the squared distance of the probability vector from the one-hot truth, summed over
+        # classes and averaged over samples (0 perfect, 2 worst)
+        "brier": _safe(skm.brier_score_loss, y, P, labels=labels),
         "ece": expected_calibration_error(pred == y, P.max(axis=1)),
         "per_class": [
             {"class": str(classes[k]), "precision": float(prec[k]), "recall": float(rec[k]),

@@ -14,6 +14,14 @@ so only a fixed count makes sequential, ``--n-jobs 2`` and Dask runs identical. 
 one thread each never oversubscribe N cores; the networks are small enough that running fits side
 by side uses cores far better than threading each product (on a busy 2-core machine one fit took
 0.6 s with 1 BLAS thread and 8.8 s with 2).
+
+The same default, one BLAS thread per network, holds for every command (train, cv, tune, diagnose,
+predict, evaluate) and the estimators' ``threads=None``: ``benchmarks/bench_threads.py`` measured a
+training epoch of 600 x 2,000 float32 rows at 0.010 s with one thread and 0.059 s with two for a 64-unit
+network, 0.086 s and 0.362 s for 512-256, 0.48 s and 1.51 s for 1024-512 (a busy 2-core machine); only
+the forward pass of the largest network gained a little from a second thread (1.27 s and 1.07 s per
+10,000 rows). ``usable_cores`` is what this process may use, not ``os.cpu_count()``: asking for more
+threads than that is a warning.
 """
 
 from __future__ import annotations
@@ -28,13 +36,16 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["Plan", "run", "connect", "available_cores", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
+__all__ = ["Plan", "run", "connect", "usable_cores", "default_blas_threads", "threads_warning", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
            "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS"]
 
 BACKENDS = ("loky", "dask")
 CONNECT_TIMEOUT = 10.0  # seconds to reach a Dask scheduler before giving up with a one-line error
 WORKER_TIMEOUT = 120.0  # seconds to wait for the first Dask worker (batch jobs may start late)
-DEFAULT_BLAS_THREADS = 1  # per fit, in every backend: see the module docstring
+# BLAS threads per network when --threads is not given, in every command (train, cv, tune, diagnose, predict,
+# evaluate) and the estimators: see the module docstring and benchmarks/bench_threads.py (on networks of
+# the sample data's size a second thread does not pay, and on a busy node it costs many times over).
+DEFAULT_BLAS_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -75,18 +86,83 @@ class Plan:
             return f"the Dask cluster at {self.scheduler}, {threads}"
         workers = local_workers(self.n_jobs)
         where = "this process" if workers == 1 else f"{workers} local worker processes (joblib loky)"
-        cores = available_cores()
+        cores = usable_cores()
         if workers * self.blas_threads > cores:
             threads += f" — {workers * self.blas_threads} threads on {cores} cores oversubscribe them"
         return f"{where}, {threads}"
 
 
-def available_cores() -> int:
-    """Cores this process may use (the CPU affinity mask honours SLURM / cgroup allocations)."""
+def default_blas_threads() -> int:
+    """BLAS threads per network when none is asked for: DEFAULT_BLAS_THREADS, never more than the usable cores."""
+    return min(DEFAULT_BLAS_THREADS, usable_cores())
+
+
+def threads_warning(threads: int | None, workers: int = 1) -> str | None:
+    """A warning when `workers` processes of `threads` BLAS threads each ask for more cores than this process
+    may use (``usable_cores``): the threads then wait for each other, which on a busy node costs many times
+    the run time; None when they fit (or `threads` is None: the default fits by construction)."""
+    if threads is None:
+        return None
+    cores = usable_cores()
+    total = threads * max(1, workers)
+    if total <= cores:
+        return None
+    asked = f"--threads {threads}" + (f" x {workers} worker processes" if workers > 1 else "")
+    return (f"{asked} asks for {total} cores but this process may use {cores} (CPU affinity, cgroup quota, "
+            f"SLURM_CPUS_PER_TASK): oversubscribed BLAS threads slow training down many times; use --threads "
+            f"{max(1, cores // max(1, workers))} or leave it out")
+
+
+_CGROUP_ROOT = "/sys/fs/cgroup"  # where the cgroup files are mounted (tests point it elsewhere)
+
+
+def usable_cores() -> int:
+    """Cores this process may actually use: the smallest of the CPU affinity mask (taskset, SLURM's and
+    cgroup cpusets), the cgroup CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``:
+    containers, ``docker --cpus``, SLURM with ConstrainCores) in whole cores, and ``SLURM_CPUS_PER_TASK``;
+    at least 1. ``os.cpu_count()`` counts the machine's cores, which a shared node or a job does not own."""
     try:
-        return len(os.sched_getaffinity(0))
+        limits = [len(os.sched_getaffinity(0))]
     except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
+        limits = [os.cpu_count() or 1]
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        limits.append(max(1, int(quota)))
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm.isdigit() and int(slurm) > 0:
+        limits.append(int(slurm))
+    return max(1, min(limits))
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """CPUs the cgroup quota allows (quota / period), or None without a quota."""
+    candidates = []
+    try:  # this process's own cgroup first (v2: one line "0::/path"), then the mount's root
+        with open("/proc/self/cgroup") as fh:
+            for line in fh:
+                parts = line.strip().split(":", 2)
+                if len(parts) == 3 and parts[0] == "0" and parts[2] not in ("", "/"):
+                    candidates.append(os.path.join(_CGROUP_ROOT, parts[2].lstrip("/"), "cpu.max"))
+    except OSError:
+        pass
+    candidates.append(os.path.join(_CGROUP_ROOT, "cpu.max"))
+    for path in candidates:  # v2: "max 100000" (no limit) or "150000 100000"
+        try:
+            with open(path) as fh:
+                fields = fh.read().split()
+        except OSError:
+            continue
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit() and int(fields[1]) > 0:
+            return int(fields[0]) / int(fields[1])
+        return None
+    try:  # v1
+        with open(os.path.join(_CGROUP_ROOT, "cpu", "cpu.cfs_quota_us")) as fh:
+            quota = int(fh.read().strip())
+        with open(os.path.join(_CGROUP_ROOT, "cpu", "cpu.cfs_period_us")) as fh:
+            period = int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def available_memory() -> int | None:
@@ -114,7 +190,7 @@ def available_memory() -> int | None:
 
 def local_workers(n_jobs: int | None) -> int:
     """Worker processes for ``n_jobs`` on this machine (joblib's convention: -1 is every core)."""
-    cores = available_cores()
+    cores = usable_cores()
     n = 1 if n_jobs is None else int(n_jobs)
     if n < 0:
         n = max(1, cores + 1 + n)

@@ -71,6 +71,8 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
     started = time.perf_counter()
     val_ds = crossfit.validation_dataset(ds, options) if options.val_data else None
     fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan)
+    if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
+        notes += [n for n in val_ds.notes if n.startswith("--val-data")]
     notes += fitted.notes
     warnings += fitted.warnings
     model, resolved = fitted.model, fitted.options

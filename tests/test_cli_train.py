@@ -328,7 +328,7 @@ def test_members_fill_the_usable_cores_without_oversubscribing(monkeypatch):
     from mlpcli import parallel
     from mlpcli.cli.train import member_plan
 
-    monkeypatch.setattr(parallel, "available_cores", lambda: 8)
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 8)
     assert member_plan(None, None).n_jobs == 8 and member_plan(None, None).blas_threads == 1
     assert member_plan(None, 4).n_jobs == 2 and member_plan(None, 16).n_jobs == 1
     assert member_plan(3, 2).n_jobs == 3

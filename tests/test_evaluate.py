@@ -269,7 +269,7 @@ def test_stdin_fill_missing_and_shift_in_evaluate(perfect, tmp_path):
     text = df.drop(columns=["f05"]).to_csv(index=False)
     res = CliRunner().invoke(cli, ["evaluate", model, "-", "--json"], input=text)
     assert_clean_error(res, "'f05'", "--fill-missing")
-    res = CliRunner().invoke(cli, ["evaluate", model, "-", "--json", "--fill-missing", "mean",
+    res = CliRunner().invoke(cli, ["evaluate", model, "-", "--json", "--fill-missing", "mean", "--max-missing", "0.2",
                                    "--shift-report", str(tmp_path / "shift.csv")], input=text)
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)

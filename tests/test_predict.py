@@ -197,7 +197,11 @@ def test_missing_features_are_an_error_unless_filled_with_training_means(tmp_pat
     assert_clean_error(res, "lacks 3 of the 12 features", "'f03'", "'f07'", "--fill-missing mean")
     assert not out.exists() and not leftovers(tmp_path)
 
-    res = run(["predict", model_path, path, "-o", str(out), "--fill-missing", "mean", "--json"])
+    # 25 % of the features is beyond what --fill-missing fills by default (10 %): the limit is raised explicitly
+    res = run(["predict", model_path, path, "-o", str(out), "--fill-missing", "mean"])
+    assert_clean_error(res, "lacks 3 of the 12 features", "(25 %)", "at most 10 %", "--max-missing 0.25")
+    assert not out.exists() and not leftovers(tmp_path)
+    res = run(["predict", model_path, path, "-o", str(out), "--fill-missing", "mean", "--max-missing", "0.25", "--json"])
     assert res.exit_code == 0, res.output
     assert any("3 of the 12 features" in w and "training means" in w for w in json.loads(res.stdout)["warnings"])
     # the same as predicting with those columns set to the values that standardise to the training mean

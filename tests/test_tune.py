@@ -158,9 +158,10 @@ def test_cli_tune_table_results_and_refit(tmp_path):
                "--refit", "-o", str(model), *FAST[:-1]])
     assert res.exit_code == 0, res.output
     for needle in ("Tuning: 4 of 4 grid points", "StratifiedGroupKFold by patient_id", "rank", "best:",
-                   "each setting is scored as one network per fold", "trained the best setting on all the data as "
-                   "`train` does", str(model)):
+                   "each setting is scored as one network per fold", "trained the best setting as `train` does: a "
+                   "5-member cross-fitted ensemble, each member on", "of the 54 samples", str(model)):
         assert needle in res.output, needle
+    assert "on all the data" not in res.output  # each member holds some samples out
     table = pd.read_csv(results)
     assert list(table["rank"]) == [1, 2, 3, 4] and {"lr", "hidden", "mean_balanced_accuracy"} <= set(table.columns)
     m = model_io.load(model)

@@ -195,18 +195,39 @@ def json_option(fn):
 
 
 def threads_context(threads: int | None):
-    """Cap BLAS threads (threadpoolctl) so HPC jobs stay within their allocation."""
-    if not threads:
-        return nullcontext()
+    """Cap BLAS threads (threadpoolctl) for the command: --threads, else the one default of every command
+    (``parallel.default_blas_threads``: 1, never more than the usable cores), so HPC jobs stay within their
+    allocation and a busy node is not oversubscribed."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=threads)
+    from ..parallel import default_blas_threads
+
+    return threadpool_limits(limits=threads or default_blas_threads())
 
 
-def threads_option(fn):
-    return click.option(
-        "--threads", type=click.IntRange(min=1), default=None, help="Cap the BLAS threads (default: all cores)."
-    )(fn)
+# The one --threads rule, in every command's help.
+THREADS_HELP = ("BLAS threads per network (each fit, each prediction pass); more than the cores this job may use "
+                "(affinity, cgroup quota, SLURM_CPUS_PER_TASK) draws a warning.")
+THREADS_DEFAULT = "  [default: 1: small networks gain nothing from more, see benchmarks/bench_threads.py]"
+
+
+def _warn_threads(ctx, param, value):
+    """--threads beyond the usable cores: a warning (always shown, as every warning) before any work."""
+    from ..parallel import threads_warning
+
+    warning = threads_warning(value)
+    if warning is not None:
+        render_notes(stderr_console(False), [], [warning])
+    return value
+
+
+def threads_option(fn=None, *, extra: str = ""):
+    """--threads, the same option in every command (``THREADS_HELP``); `extra`: a command's own sentence."""
+    def decorate(f):
+        return click.option("--threads", type=click.IntRange(min=1), default=None, callback=_warn_threads,
+                            help=THREADS_HELP + (" " + extra if extra else "") + THREADS_DEFAULT)(f)
+
+    return decorate if fn is None else decorate(fn)
 
 
 def print_json(doc) -> None:
@@ -224,13 +245,23 @@ def csv_list(value):
 
 
 def role_options(fn):
-    """Column roles shared by train, evaluate and predict (see the design's conventions)."""
+    """Column roles of predict and evaluate: each defaults to the model's training role, then to the usual
+    column name (train declares its own, with the train options)."""
     decorators = [
-        click.option("--target", default="label", show_default=True, help="Target column; comma-separated names mean multi-label."),
-        click.option("--group", default=None, help="Group column (samples of one patient); default patient_id when present."),
-        click.option("--no-group", is_flag=True, help="Ignore groups: split by rows (only when samples are independent)."),
-        click.option("--id", "id_col", default=None, help="Sample id column; default sample_id when present."),
-        click.option("--batch", default=None, help="Batch / site column; default batch when present."),
+        click.option("--target", default=None, metavar="NAMES",
+                     help="Target column(s): evaluate reads the true labels there, predict ignores it  "
+                          "[default: the model's target]"),
+        click.option("--group", default=None,
+                     help="Group column (samples of one patient): evaluate's bootstrap resamples patients  "
+                          "[default: the model's, else patient_id when present]"),
+        click.option("--no-group", is_flag=True,
+                     help="No group column: evaluate's bootstrap resamples samples instead of patients."),
+        click.option("--id", "id_col", default=None,
+                     help="Sample id column, written beside the predictions  [default: the model's, else "
+                          "sample_id when present]"),
+        click.option("--batch", default=None,
+                     help="Batch / site column, compared with the training batches  [default: the model's, "
+                          "else batch when present]"),
         click.option("--drop", default=None, help="Comma-separated columns to ignore."),
         click.option("--features-in-rows", is_flag=True, help="The table is features x samples (genes in rows)."),
     ]
@@ -275,9 +306,54 @@ def report(notes, warnings, quiet: bool) -> None:
 
 
 
-def fmt(v) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+# One format per kind of figure, in every summary (train, evaluate, cv, tune, diagnose, info):
+#   metric  — scores (accuracy, balanced accuracy, AUC, F1, MCC, R², correlations): 3 decimals, 0.710
+#   loss    — losses and errors (log loss, Brier, ECE, RMSE, MAE, Hamming loss): 4 significant digits, 0.3037
+#   seconds — 1 decimal, 2.3
+#   number  — anything else (temperatures, settings): 4 significant digits, trailing zeros dropped
+LOSS_METRICS = frozenset({"log_loss", "brier", "ece", "rmse", "mae", "mse", "hamming_loss", "loss"})
+
+
+def metric_kind(key: str) -> str:
+    """"loss" for a metric where lower is better and whose size matters (losses, errors), else "metric"."""
+    return "loss" if key in LOSS_METRICS or key.endswith("_loss") else "metric"
+
+
+def fmt(v, kind: str = "number") -> str:
+    """A figure for people, by its kind (see above); None and NaN are "—", whole numbers and text as they are."""
+    if v is None or isinstance(v, bool):
+        return "—" if v is None else str(v)
+    if isinstance(v, (int, np.integer)):
+        return str(v)
+    if not isinstance(v, (float, np.floating)):
+        return str(v)
+    v = float(v)
+    if not np.isfinite(v):
+        return "—" if np.isnan(v) else str(v)
+    if kind == "metric":
+        return f"{v:.3f}"
+    if kind == "seconds":
+        return f"{v:.1f}"
+    if kind == "loss":
+        if v == 0:
+            return "0.000"
+        magnitude = int(np.floor(np.log10(abs(v))))
+        if -4 <= magnitude < 6:
+            return f"{v:.{max(0, 3 - magnitude)}f}"
+        return f"{v:.3e}"
+    return f"{v:.4g}"
+
+
+def fmt_metric(key: str, v) -> str:
+    """A metric's value in its kind's format (``metric_kind``)."""
+    return fmt(v, metric_kind(key))
+
+
+def fmt_mean_sd(key: str, mean, sd) -> str:
+    """"0.812 ± 0.031": a metric's mean and SD over folds, both in the metric's format."""
+    return "—" if mean is None else f"{fmt_metric(key, mean)} ± {fmt_metric(key, sd)}"
+
+
+def fmt_interval(key: str, ci) -> str:
+    """"0.781 – 0.842": a 95 % interval in the metric's format."""
+    return "—" if not ci else f"{fmt_metric(key, ci[0])} – {fmt_metric(key, ci[1])}"

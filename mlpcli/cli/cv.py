@@ -10,8 +10,8 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, quiet_option, report,
-    stderr_console, stdout_console,
+    CONTEXT_SETTINGS, check_writable, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json, quiet_option, report,
+    stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -27,9 +27,8 @@ def parallel_options(fn):
                      help="loky: local processes; dask: a Dask cluster (needs --scheduler and mlpcli[dask])."),
         click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                      help="Address of the Dask scheduler (with --backend dask); see docs/cluster.md."),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="BLAS threads per fit, in every backend  [default: 1, so N workers use N cores and "
-                          "results do not depend on the backend]"),
+        threads_option(extra="The same in every backend, so N workers use N cores and results do not depend "
+                             "on the backend."),
     ]
     for d in reversed(decorators):
         fn = d(fn)
@@ -89,12 +88,6 @@ def write_frame_atomic(frame, path: str) -> None:
     write(frame, path)
 
 
-def mean_sd(entry: dict | None) -> str:
-    if not entry or entry.get("mean") is None:
-        return "—"
-    return f"{entry['mean']:.4g} ± {entry['sd']:.2g}"
-
-
 def load_for_cv(data_file: str, options, quiet: bool):
     """Read the table with the train command's roles; print what was picked up."""
     from .. import pipeline
@@ -141,17 +134,18 @@ def _fold_table(result) -> Table:
     for f in result.folds:
         row = [str(f.repeat + 1)] if result.repeats > 1 else []
         row += [str(f.fold + 1), size(f.n_train, f.n_groups_train), size(f.n_test, f.n_groups_test), str(f.best_epoch)]
-        row += [fmt(f.metrics.get(k)) for k in keys]
+        row += [fmt_metric(k, f.metrics.get(k)) for k in keys]
         table.add_row(*row)
     summary = result.summary()
     lead = [""] if result.repeats > 1 else []
     table.add_section()
-    table.add_row(*lead, "mean", "", "", "", *[fmt((summary.get(k) or {}).get("mean")) for k in keys], style="bold")
-    table.add_row(*lead, "SD", "", "", "", *[fmt((summary.get(k) or {}).get("sd")) for k in keys])
+    table.add_row(*lead, "mean", "", "", "", *[fmt_metric(k, (summary.get(k) or {}).get("mean")) for k in keys], style="bold")
+    table.add_row(*lead, "SD", "", "", "", *[fmt_metric(k, (summary.get(k) or {}).get("sd")) for k in keys])
     return table
 
 
-@click.command("cv", context_settings=CONTEXT_SETTINGS)
+@click.command("cv", context_settings=CONTEXT_SETTINGS,
+               short_help="Cross-validate what train ships: grouped, stratified folds.")
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
@@ -207,7 +201,8 @@ def cv(data_file, folds, repeats, oof_path, n_jobs, backend, scheduler, threads,
     report(result.notes, result.warnings, quiet)
     con = stdout_console()
     con.print(_fold_table(result))
-    main = result.summary().get(result.metric)
-    con.print(f"{result.metric.replace('_', ' ')}: [bold]{mean_sd(main)}[/] over {len(result.folds)} folds "
-              f"({'higher' if result.higher_is_better else 'lower'} is better); {result.seconds:.1f} s"
+    main = result.summary().get(result.metric) or {}
+    con.print(f"{result.metric.replace('_', ' ')}: [bold]{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))}"
+              f"[/] over {len(result.folds)} folds ({'higher' if result.higher_is_better else 'lower'} is better); "
+              f"{fmt(result.seconds, 'seconds')} s"
               + (f"; out-of-fold predictions in {oof_path}" if oof_path else ""), soft_wrap=True)

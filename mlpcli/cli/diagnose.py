@@ -16,7 +16,7 @@ from ..diagnosis import evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, quiet_option, render_notes, report,
+    CONTEXT_SETTINGS, check_writable, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, quiet_option, render_notes, report,
     stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -130,11 +130,12 @@ def _learning_curve_table(result) -> Table:
                 "best epoch", "curves"):
         table.add_column(col, justify="left" if col == "curves" else "right")
     for p in result.points:
-        table.add_row(f"{p.fraction:.0%}", str(p.n_train), fmt(p.n_groups), f"{p.train_score:.4g}",
-                      f"{p.val_score:.4g}", f"{p.train_loss:.4g}", f"{p.val_loss:.4g}", f"{p.best_epoch}/{p.epochs_run}",
+        table.add_row(f"{p.fraction:.0%}", str(p.n_train), fmt(p.n_groups), fmt_metric(result.metric, p.train_score),
+                      fmt_metric(result.metric, p.val_score), fmt(p.train_loss, "loss"), fmt(p.val_loss, "loss"),
+                      f"{p.best_epoch}/{p.epochs_run}",
                       p.curve_label or "—")
     table.caption = (f"validation: {result.n_val} samples" + (f" in {result.n_val_groups} groups" if result.n_val_groups else "")
-                     + f"; no-skill {name} {result.chance_score:.3g}; training scores in inference mode at the best epoch")
+                     + f"; no-skill {name} {fmt_metric(result.metric, result.chance_score)}; training scores in inference mode at the best epoch")
     return table
 
 
@@ -176,7 +177,8 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
                                "(it trains models; SOURCE is then the data table)")
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS,
+               short_help="Label a run's learning curves and explain the verdict.")
 @click.argument("source", metavar="SOURCE", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--metric", "curves", type=click.Choice(["loss", "metric"]), default="loss", show_default=True,
               help="Which curves to read: the losses, or the per-epoch main metric (balanced accuracy / RMSE).")
@@ -281,7 +283,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
 
     def progress(p) -> None:
         err.print(f"[dim]·[/] {p.fraction:.0%} of the training groups: {p.n_train} samples, "
-                  f"validation score {p.val_score:.4g}, best epoch {p.best_epoch} ({p.seconds:.1f} s)")
+                  f"validation score {fmt(p.val_score, 'metric')}, best epoch {p.best_epoch} ({fmt(p.seconds, 'seconds')} s)")
 
     if not quiet:
         err.print(f"[dim]·[/] training at {len(fracs)} sizes ({', '.join(f'{f:.0%}' for f in fracs)}) "

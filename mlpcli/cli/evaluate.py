@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, handle_errors, json_option, quiet_option, print_json, role_options,
+    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, fmt_interval, fmt_metric, handle_errors, json_option, quiet_option, print_json, role_options,
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
 from .predict import (
@@ -44,10 +44,9 @@ def _metrics_table(result, title: str) -> Table:
     for key, value in result.metrics.items():
         if key in ("n", "threshold") or isinstance(value, (list, dict, str)):
             continue
-        row = [_name(key), fmt(value)]
+        row = [_name(key), fmt_metric(key, value)]
         if result.ci:
-            ci = result.ci.get(key)
-            row.append(f"{ci[0]:.3g} – {ci[1]:.3g}" if ci else "—")
+            row.append(fmt_interval(key, result.ci.get(key)))
         table.add_row(*row, style="bold" if key == result.main_metric else None)
     return table
 
@@ -59,7 +58,7 @@ def _per_class_table(rows: list[dict], key: str, title: str) -> Table:
     for c in columns:
         table.add_column(_name(c), justify="right")
     for row in rows:
-        table.add_row(str(row[key]), *[fmt(row[c]) for c in columns])
+        table.add_row(str(row[key]), *[fmt_metric(c, row[c]) for c in columns])
     return table
 
 
@@ -83,15 +82,14 @@ def _by_table(result) -> Table:
     if result.bootstrap:
         table.add_column(f"{_name(result.main_metric)} 95 % CI", justify="right")
     for g in result.groups:
-        row = [("⚠ " if g["flagged"] else "") + str(g["value"]), str(g["n"]), *[fmt(g["metrics"][k]) for k in keys]]
+        row = [("⚠ " if g["flagged"] else "") + str(g["value"]), str(g["n"]),
+               *[fmt_metric(k, g["metrics"][k]) for k in keys]]
         if result.bootstrap:
-            ci = (g.get("ci") or {}).get(result.main_metric)
-            row.append(f"{ci[0]:.3g} – {ci[1]:.3g}" if ci else "—")
+            row.append(fmt_interval(result.main_metric, (g.get("ci") or {}).get(result.main_metric)))
         table.add_row(*row, style="red" if g["flagged"] else None)
-    overall = ["all", str(result.n), *[fmt(result.metrics.get(k)) for k in keys]]
+    overall = ["all", str(result.n), *[fmt_metric(k, result.metrics.get(k)) for k in keys]]
     if result.bootstrap:
-        ci = result.ci.get(result.main_metric)
-        overall.append(f"{ci[0]:.3g} – {ci[1]:.3g}" if ci else "—")
+        overall.append(fmt_interval(result.main_metric, result.ci.get(result.main_metric)))
     table.add_row(*overall, style="bold")
     return table
 
@@ -119,8 +117,9 @@ def render(result, model_path: str, data_file: str) -> None:
         con.print(_per_class_table(m["per_target"], "target", "Per target"))
     cal = result.calibration
     if cal is not None:
-        con.print(f"calibration: temperature {cal['temperature']:.3g}; log loss {fmt(cal['log_loss_before'])} → "
-                  f"{fmt(cal['log_loss_after'])}, ECE {fmt(cal['ece_before'])} → {fmt(cal['ece_after'])} "
+        con.print(f"calibration: temperature {fmt(cal['temperature'])}; log loss {fmt(cal['log_loss_before'], 'loss')} "
+                  f"→ {fmt(cal['log_loss_after'], 'loss')}, ECE {fmt(cal['ece_before'], 'loss')} → "
+                  f"{fmt(cal['ece_after'], 'loss')} "
                   "(without → with the temperature)", soft_wrap=True)
     if result.groups:
         con.print(_by_table(result))
@@ -128,7 +127,8 @@ def render(result, model_path: str, data_file: str) -> None:
         con.print(shift_table(result.shift, 10))
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS,
+               short_help="Score a model on a labelled table, per group, with CIs.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--by", default=None, metavar="COLUMN", help="Repeat the main metrics per value of this column (batch, site).")
@@ -143,15 +143,16 @@ def render(result, model_path: str, data_file: str) -> None:
 @json_option
 @debug_option
 @handle_errors
-def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, shift_path, chunk_mb, chunksize, threshold, out,
+def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missing, shift_path, chunk_mb, chunksize, threshold, out,
              threads, quiet, as_json, debug, **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
 
     Binary: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, average precision, MCC,
     log loss, Brier score, ECE. Multiclass: accuracy, balanced accuracy, macro/weighted F1,
-    one-vs-rest ROC AUC, log loss, ECE, per-class table, confusion matrix. Multi-label: per-label
-    ROC AUC and average precision, micro/macro F1, Hamming loss. Regression: RMSE, MAE, R²,
-    Pearson and Spearman r. The table is read like predict's, with the same cohort-shift check.
+    one-vs-rest ROC AUC, MCC, log loss, Brier score, ECE, per-class table, confusion matrix.
+    Multi-label: per-label ROC AUC and average precision, micro/macro F1, Hamming loss.
+    Regression: RMSE, MAE, R², Pearson and Spearman r. --by on a numeric column with more than 10
+    distinct values (age, a score) groups it into quartile bins. The table is read like predict's, with the same cohort-shift check.
 
     \b
     Example:  mlpcli evaluate subtypes.mlp sample_data/test_cohort.csv.gz --by batch --bootstrap 1000
@@ -165,7 +166,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, shift_pat
     model = load_model(model_path, shift_path)
     with threads_context(threads), ReadProgress(quiet, "read") as progress:
         result = lib.evaluate(model, data_file, threshold=threshold, by=by, bootstrap=bootstrap, seed=seed,
-                              fill_missing=fill_missing, roles=roles, **chunks,
+                              fill_missing=fill_missing, max_missing=max_missing, roles=roles, **chunks,
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
                               progress=progress)
     NoteRenderer(quiet, result)()

@@ -14,7 +14,8 @@ from ._common import (CONTEXT_SETTINGS, check_writable, debug_option, handle_err
 from .predict import role_flags
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS,
+               short_help="Rank the genes that drive each class (integrated gradients).")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False),

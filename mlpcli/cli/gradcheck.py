@@ -11,7 +11,8 @@ from ._common import CONTEXT_SETTINGS, debug_option, handle_errors, json_option,
 from .options import declared_options
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS,
+               short_help="Check analytic gradients against finite differences.")
 @click.option("--only", metavar="NAME", help="Check only components whose name starts with NAME (e.g. 'loss:ce', 'activation:gelu', 'network').")
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True, help="Finite-difference step.")
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True, help="Largest accepted relative error per entry.")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ._common import CONTEXT_SETTINGS, debug_option, fmt, handle_errors, json_option, print_json, stdout_console
+from ._common import CONTEXT_SETTINGS, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, stdout_console
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS,
+               short_help="Show what a model file holds: task, features, training.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option("--features", "all_features", is_flag=True, help="List every input feature name (default: the first 10).")
 @json_option
@@ -32,6 +33,12 @@ def info(model_path, all_features, as_json, debug):
         print_json(doc)
         return
     stdout_console().print(_table(doc))
+
+
+def _main_metric(task: str) -> str:
+    from ..metrics import main_metric_name
+
+    return main_metric_name(task) if task in ("binary", "multiclass", "multilabel", "regression") else ""
 
 
 def _table(doc: dict) -> Table:
@@ -82,11 +89,11 @@ def _table(doc: dict) -> Table:
     if tr["portfolio"]:
         table.add_row("architecture choice", "; ".join(
             f"{'hidden ' + ','.join(map(str, p['hidden'])) if p['hidden'] else 'no hidden layer'}"
-            f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''} {fmt(p['score'])}"
+            f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''} {fmt_metric(_main_metric(doc['task']), p['score'])}"
             for p in tr["portfolio"]))
     if held["metrics"]:
         m = held["metrics"]
-        shown = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in m.items() if k != "n" and v is not None)
+        shown = ", ".join(f"{k.replace('_', ' ')} {fmt_metric(k, v)}" for k, v in m.items() if k != "n" and v is not None)
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')})")
     else:
         table.add_row("held-out metrics", "not stored (model written by an earlier version)")

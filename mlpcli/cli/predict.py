@@ -68,7 +68,8 @@ class ReadProgress(StderrBar):
             self.bar.update(self.tasks[stage], completed=completed, info=info)
             return
         now = time.monotonic()
-        if now - self.last >= _LOG_EVERY_SECONDS:
+        finished = event["stage"] != "read" and of is not None and completed is not None and completed >= of
+        if now - self.last >= _LOG_EVERY_SECONDS or finished:  # a log ends at 100 %, not at the last 10 s tick
             self.last = now
             share = f" ({completed / of:.0%})" if of else ""
             self.console.print(f"{label} {info}{share} in {now - self.start:.0f} s")
@@ -140,9 +141,15 @@ def common_options(fn):
     """Options shared by predict and evaluate (besides the column roles)."""
     decorators = [
         click.option("--fill-missing", type=click.Choice(["mean"]), default=None,
-                     help="Fill features absent from the table with their training means (default: an error)."),
+                     help="Fill features absent from the table with their training means, up to 10 % of the "
+                          "model's features (default: an absent feature is an error)."),
+        click.option("--max-missing", type=click.FloatRange(0, 1), default=None, metavar="FRACTION",
+                     help="With --fill-missing mean: the largest share of the model's features that may be "
+                          "filled  [default: 0.1]"),
         click.option("--shift-report", "shift_path", type=click.Path(dir_okay=False), default=None,
-                     help="Write the per-feature cohort-shift table (.csv, .tsv, .parquet)."),
+                     help="Write the per-feature cohort-shift table (.csv, .tsv, .parquet): new and training "
+                          "means and SDs on the features' own scale (after log1p when the model applies it) and, "
+                          "as *_scaled, as the network sees them; mean_shift_sd and sd_ratio on the latter."),
         click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite_mb,
                      help="Memory for the table's rows in flight (text and parsed values), in MiB: rows are read "
                           "in pieces of this budget however wide or long they are  [default: 64]"),
@@ -165,7 +172,8 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
     return {"chunksize": chunksize, "chunk_mb": DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb}
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS,
+               short_help="Predict a new cohort with a trained model, streamed.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--out", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
@@ -175,6 +183,9 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
               help="-o FILE.h5ad: prefix of the new .obs columns (<prefix><target>, <prefix><target>_prob)  "
                    "[default: mlpcli_]")
 @click.option("--obs-probs", is_flag=True, help="-o FILE.h5ad: also one probability column per class, <prefix>prob_<class>.")
+@click.option("--fail-on-shift", type=click.Choice(["mild", "shift"]), is_flag=False, flag_value="mild", default=None,
+              help="Exit 1 with an error, writing no output file, when the cohort-shift check finds a shift: any "
+                   "(alone, or 'mild'), or only a strong one ('shift'). With -o - the rows already written stay.")
 @common_options
 @click.option("--explain", "explain_k", type=click.IntRange(min=1), default=None, metavar="K",
               help="Add a top_features column: the K genes with the largest integrated-gradients attributions "
@@ -187,8 +198,8 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @json_option
 @debug_option
 @handle_errors
-def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, shift_path, chunk_mb, chunksize, threshold,
-            explain_k, explain_steps, threads, quiet, as_json, debug, **params):
+def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fill_missing, max_missing, shift_path,
+            chunk_mb, chunksize, threshold, explain_k, explain_steps, threads, quiet, as_json, debug, **params):
     """Predict a new cohort with a trained model, streaming the table in pieces.
 
     Features are matched to the model by name (extra columns ignored); the model's preprocessing
@@ -221,10 +232,12 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, shi
     model = load_model(model_path, shift_path)
     with threads_context(threads), ReadProgress(quiet) as progress:
         stream = lib.predict_stream(model, data_file, **chunks, threshold=threshold, fill_missing=fill_missing,
-                                    roles=roles, stdin=binary_stdin() if data_file == "-" else None,
+                                    max_missing=max_missing, roles=roles, stdin=binary_stdin() if data_file == "-" else None,
                                     progress=progress, explain=explain_k, explain_steps=explain_steps)
         notes = NoteRenderer(quiet, stream)
         notes()
+        if fail_on_shift:
+            stream = _ShiftGate(stream, fail_on_shift)
         try:
             if to_h5ad:
                 n = lib.write_predictions_h5ad(stream, out, data_file, class_probs=obs_probs, notes=stream.notes,
@@ -244,6 +257,26 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fill_missing, shi
         print_json({"model": model_path, "data": data_file, "out": out, **summary})
     elif out != "-":
         stdout_console().print(_summary_table(summary, out, n))
+
+
+class _ShiftGate:
+    """The prediction stream, failing after its last piece when the cohort shift reaches --fail-on-shift:
+    the output is written atomically, so the error leaves no file behind."""
+
+    def __init__(self, stream, level: str):
+        self._stream, self._level = stream, level
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def __iter__(self):
+        from ..errors import DataError
+        from ..predict.shift import shift_failure
+
+        yield from self._stream
+        reason = shift_failure(self._stream.shift, self._level)
+        if reason is not None:
+            raise DataError(f"{self._stream.plan.source}: {reason}")
 
 
 def _silence_stdout() -> None:

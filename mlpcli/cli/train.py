@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import time
 
 import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, fmt, handle_errors, interrupted_exit, json_option,
-    print_json, quiet_option, report, stderr_console, stdout_console, threads_context, write_text_atomic,
+    CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, fmt, fmt_metric, handle_errors, interrupted_exit, json_option,
+    print_json, quiet_option, report, stderr_console, stdout_console, threads_context, threads_option,
+    write_text_atomic,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -17,13 +19,13 @@ from .options import config_option, options_from_params, train_options
 def member_plan(n_jobs: int | None, threads: int | None):
     """Where the ensemble's members train: by default one process per usable core (the affinity mask
     honours SLURM and cgroup allocations), each with one BLAS thread."""
-    from ..parallel import Plan, available_cores
+    from ..parallel import Plan, usable_cores
 
     if n_jobs == 0:
         raise click.BadParameter("must not be 0; use 1 for one member at a time or -1 for every core",
                                  param_hint="--n-jobs")
     if n_jobs is None:  # fill the usable cores, each process with --threads BLAS threads, no more
-        n_jobs = max(1, available_cores() // (threads or 1))
+        n_jobs = max(1, usable_cores() // (threads or 1))
     return Plan(backend="loky", n_jobs=n_jobs, threads=threads)
 
 
@@ -67,9 +69,9 @@ class _Progress(StderrBar):
                 self.console.print(info)
             return
         run = self._run_label(row)
-        info = f"epoch {row['epoch']}  train {row['train_loss']:.4f}"
+        info = f"epoch {row['epoch']}  train {fmt(row['train_loss'], 'loss')}"
         if "val_loss" in row:
-            info += f"  val {row['val_loss']:.4f}  best epoch {row['best_epoch']}"
+            info += f"  val {fmt(row['val_loss'], 'loss')}  best epoch {row['best_epoch']}"
         if self.bar:
             self.bar.update(self.task, run=run, info=info)
         elif not self.quiet and (run != self.run or row["epoch"] % self.EVERY == 0):
@@ -112,7 +114,7 @@ def _split_table(split: dict, members: list[dict]) -> Table:
     return table
 
 
-def _summary_table(outcome, out_path: str) -> Table:
+def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) -> Table:
     from .. import metrics
 
     model, fitted = outcome.model, outcome.fitted
@@ -140,22 +142,26 @@ def _summary_table(outcome, out_path: str) -> Table:
     if model.baseline.get("val_loss") is not None and outcome.fitted.history:
         best_val = min(m["best_val_loss"] for m in members) if len(members) == 1 else \
             sum(m["best_val_loss"] for m in members) / len(members)
-        table.add_row("validation loss", f"{best_val:.4f} at the best epoch{' (mean over members)' if len(members) > 1 else ''}; "
-                      f"baseline loss {model.baseline['val_loss']:.4f} (always predicting the training prior)")
+        table.add_row("validation loss", f"{fmt(best_val, 'loss')} at the best epoch"
+                      f"{' (mean over members)' if len(members) > 1 else ''}; baseline loss "
+                      f"{fmt(model.baseline['val_loss'], 'loss')} (always predicting the training prior)")
     m = outcome.val_metrics
     where = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
-    table.add_row(f"{where} metrics", ", ".join(f"{k.replace('_', ' ')} {fmt(m.get(k))}"
+    table.add_row(f"{where} metrics", ", ".join(f"{k.replace('_', ' ')} {fmt_metric(k, m.get(k))}"
                                                 for k in metrics.HEADLINE_METRICS[model.task]))
     cal = outcome.calibration
     if cal is not None:
-        table.add_row("calibration", f"temperature {cal.temperature:.3g}; {where} log loss {cal.log_loss_before:.4f} → "
-                      f"{cal.log_loss_after:.4f}, ECE {cal.ece_before:.3f} → {cal.ece_after:.3f}")
+        table.add_row("calibration", f"temperature {fmt(cal.temperature)}; {where} log loss "
+                      f"{fmt(cal.log_loss_before, 'loss')} → {fmt(cal.log_loss_after, 'loss')}, ECE "
+                      f"{fmt(cal.ece_before, 'loss')} → {fmt(cal.ece_after, 'loss')}")
     if outcome.diagnosis is not None:
         d = outcome.diagnosis
         curves = " (members' mean curves)" if len(members) > 1 else ""
         table.add_row("learning curves", f"{d.label}{curves}" + (f" (runner-up: {d.runner_up})" if d.runner_up else "")
                       + f" — {d.summary}")
-    table.add_row("time", f"{outcome.seconds:.1f} s of training")
+    wall = f", {fmt(wall_seconds, 'seconds')} s in all (reading the table, training, writing the model)" \
+        if wall_seconds is not None else ""
+    table.add_row("time", f"{fmt(outcome.seconds, 'seconds')} s training{wall}")
     table.add_row("model file", out_path)
     return table
 
@@ -172,7 +178,8 @@ def _kept_words(fit: dict) -> str:
     return text
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS,
+               short_help="Train an MLP on a samples x features table; save it.")
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
 @config_option()
 @train_options
@@ -186,9 +193,7 @@ def _kept_words(fit: dict) -> str:
                    "core this job may use). Default: the usable cores divided by --threads. The model is the "
                    "same however many run at once. Ctrl-C or SIGTERM then keeps the members finished so far; "
                    "the ones still training are dropped.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="BLAS threads per network  [default: 1: small networks gain little from more; members run "
-                   "side by side instead]")
+@threads_option(extra="Members run side by side (--n-jobs) rather than threading each product.")
 @quiet_option
 @json_option
 @debug_option
@@ -216,6 +221,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     from ..history import history_csv
     from ..model_selection.crossfit import held_out_frame
 
+    started = time.perf_counter()  # the wall time of the whole command, beside training's own
     options = options_from_params(params)
     check_writable(out, "--out")
     for path, flag in ((history_path, "--history"), (oof_path, "--oof")):
@@ -247,12 +253,13 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
             "calibration": outcome.calibration.to_dict() if outcome.calibration else None,
             "diagnosis": outcome.diagnosis.to_dict() if outcome.diagnosis is not None else None,
             "notes": outcome.notes, "warnings": outcome.warnings, "seconds": outcome.seconds,
+            "wall_seconds": time.perf_counter() - started,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
     else:
         report(outcome.notes[len(early_notes):], outcome.warnings[len(early_warnings):], quiet)
         con = stdout_console()
         con.print(_split_table(outcome.model.split, outcome.model.fit.get("members") or []))
-        con.print(_summary_table(outcome, out))
+        con.print(_summary_table(outcome, out, time.perf_counter() - started))
     if outcome.interrupted:
         interrupted_exit(what=f"{_kept_words(outcome.model.fit)}; model written to {out}")

@@ -7,8 +7,8 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, handle_errors, json_option, print_json, quiet_option, report,
-    stderr_console, stdout_console, threads_context,
+    CONTEXT_SETTINGS, check_writable, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json,
+    quiet_option, report, stderr_console, stdout_console, threads_context,
 )
 from .cv import FitProgress, load_for_cv, make_plan, parallel_options, write_frame_atomic
 from .options import config_option, options_from_params, train_options
@@ -31,11 +31,30 @@ def _ranked_table(result, top: int) -> Table:
     table.add_column(f"{result.metric.replace('_', ' ')} mean ± SD", justify="right")
     table.add_column("best epochs", justify="right")
     for p in shown:
-        score = "—" if p.mean is None else f"{p.mean:.4g} ± {p.sd:.2g}"
+        score = fmt_mean_sd(result.metric, p.mean, p.sd)
         epochs = f"{min(p.epochs)}–{max(p.epochs)}" if p.epochs else "—"
         table.add_row(str(p.rank), *[_value(p.setting[k]) for k in result.space], score, epochs,
                       style="bold" if p.rank == 1 else None)
     return table
+
+
+def _refit_words(outcome, metric: str, n: int) -> str:
+    """What --refit trained, truthfully: `train`'s split of the rows (an ensemble's members each hold some
+    out; one network holds out a validation part unless it was retrained on every row)."""
+    fit = outcome.model.fit
+    members = fit.get("members") or []
+    trained = sorted({int(m["n_train"]) for m in members if m.get("n_train") is not None}) or [n]
+    score = f"{metric.replace('_', ' ')} {fmt_metric(metric, outcome.val_metrics.get(metric))}"
+    sizes = f"{trained[0]:,}" if trained[0] == trained[-1] else f"{trained[0]:,}–{trained[-1]:,}"
+    if outcome.model.is_ensemble:
+        return (f"trained the best setting as `train` does: a {len(members)}-member cross-fitted ensemble, each "
+                f"member on {sizes} of the {n:,} samples and every sample scored by a member that did not train on "
+                f"it (out-of-fold {score})")
+    if fit.get("refit_epochs"):
+        return (f"trained the best setting as `train` does: one network on all {n:,} samples for "
+                f"{fit['refit_epochs']} epochs, a number chosen with samples held out (out-of-fold {score})")
+    return (f"trained the best setting as `train` does: one network on {sizes} of the {n:,} samples, the other "
+            f"{n - trained[-1]:,} held out for early stopping and scoring (validation {score})")
 
 
 def _nested_table(result) -> Table:
@@ -49,15 +68,16 @@ def _nested_table(result) -> Table:
     table.add_column("inner mean ± SD", justify="right")
     table.add_column(f"outer test {result.metric.replace('_', ' ')}", justify="right")
     for o in result.nested:
-        inner = "—" if o.inner_mean is None else f"{o.inner_mean:.4g} ± {o.inner_sd:.2g}"
+        inner = fmt_mean_sd(result.metric, o.inner_mean, o.inner_sd)
         table.add_row(str(o.fold + 1), f"{len(o.train_rows)} / {len(o.test_rows)}", format_setting(o.chosen), inner,
-                      fmt(o.score))
+                      fmt_metric(result.metric, o.score))
     table.add_section()
-    table.add_row("mean ± SD", "", "", "", "—" if s["mean"] is None else f"{s['mean']:.4g} ± {s['sd']:.2g}", style="bold")
+    table.add_row("mean ± SD", "", "", "", fmt_mean_sd(result.metric, s["mean"], s["sd"]), style="bold")
     return table
 
 
-@click.command("tune", context_settings=CONTEXT_SETTINGS)
+@click.command("tune", context_settings=CONTEXT_SETTINGS,
+               short_help="Tune train options by grouped cross-validation.")
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--grid", required=True,
@@ -158,19 +178,15 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         con.print(f"[dim]{len(result.points) - top} more rows in --results / --json[/]")
     best = result.best
     con.print(f"best: [bold]{grid_lib.format_setting(best.setting)}[/] — {result.metric.replace('_', ' ')} "
-              f"{'—' if best.mean is None else f'{best.mean:.4g} ± {best.sd:.2g}'} over {len(best.scores)} folds",
+              f"{fmt_mean_sd(result.metric, best.mean, best.sd)} over {len(best.scores)} folds",
               soft_wrap=True)
     if result.nested is not None:
         con.print(_nested_table(result))
         s = result.nested_summary()
         if s["mean"] is not None:
             con.print(f"honest estimate of the tuned model: {result.metric.replace('_', ' ')} "
-                      f"[bold]{s['mean']:.4g} ± {s['sd']:.2g}[/] over {s['folds']} outer folds "
+                      f"[bold]{fmt_mean_sd(result.metric, s['mean'], s['sd'])}[/] over {s['folds']} outer folds "
                       "(the best inner score above is optimistic: it was used to choose)", soft_wrap=True)
     if refit_doc:
-        kind = (f"a {len(outcome.model.members)}-member cross-fitted ensemble" if outcome.model.is_ensemble
-                else "one network")
-        con.print(f"trained the best setting on all the data as `train` does ({kind}; out-of-fold "
-                  f"{result.metric.replace('_', ' ')} {fmt(outcome.val_metrics.get(result.metric))}): "
-                  f"model written to {out}", soft_wrap=True)
-    con.print(f"[dim]{result.seconds:.1f} s[/]")
+        con.print(_refit_words(outcome, result.metric, len(ds.y)) + f": model written to {out}", soft_wrap=True)
+    con.print(f"[dim]{fmt(result.seconds, 'seconds')} s[/]")

@@ -757,15 +757,22 @@ def _keep_rows(X: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
 
 
 def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> "Dataset":
-    """``ds`` with its feature columns reordered to ``feature_names`` (in place); a missing one is a
-    DataError naming ``source`` and the first few missing names."""
+    """``ds`` with its feature columns reordered to ``feature_names`` (in place), matched by the one rule of
+    every reader (``data.names``: a column whose name differs only in letter case, spaces or an Ensembl
+    version suffix matches, and a note in ``ds.notes`` starting with ``source`` says so); a missing one is a
+    DataError naming ``source`` and the first few missing names, an ambiguous one names the columns."""
+    from .names import match_names
+
     if list(ds.feature_names) == list(feature_names):
         return ds
-    index = {n: j for j, n in enumerate(ds.feature_names)}
-    missing = [n for n in feature_names if n not in index]
+    match = match_names(list(feature_names), ds.feature_names, source=source)
+    missing = match.missing(feature_names)
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5])
         raise DataError(f"{source} lacks {len(missing)} feature column(s) of the training table: {shown}")
-    ds.X = ds.X[:, np.array([index[n] for n in feature_names], dtype=np.int64)]
+    index = {n: j for j, n in enumerate(ds.feature_names)}
+    ds.X = ds.X[:, np.array([index[match.columns[n]] for n in feature_names], dtype=np.int64)]
     ds.feature_names = list(feature_names)
+    if match.relaxed:
+        ds.notes.append(f"{source}: {match.note('features', 'training ← this table')}")
     return ds

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ._common import _quoted
+from .names import count_matches
 
 __all__ = ["EXTRA_HINT", "OBS_NAMES", "X_LAYER", "VAR_INDEX", "H5ad", "is_h5ad", "load_dataset", "check_options",
            "write_obs_columns"]
@@ -313,20 +314,19 @@ class H5ad:
         """A DataError explaining a gene-identifier mismatch with a model whose features are `wanted`: when
         fewer of them are among this file's feature names than among another var column's (or the var
         index's), name that column and the option that picks it; when none is found anywhere, show a few
-        names of each side. A partial overlap that no other column betters is left to the missing-feature
-        rules of prediction."""
+        names of each side. Names are compared by the one matching rule of every reader (``data.names``:
+        letter case, spaces and Ensembl version suffixes aside). A partial overlap that no other column
+        betters is left to the missing-feature rules of prediction (``--fill-missing``, ``--max-missing``)."""
         wanted = list(wanted)
-        have = set(self.feature_names)
-        found = sum(w in have for w in wanted)
+        found = count_matches(wanted, self.feature_names)
         if found == len(wanted):
             return
         best, best_found = None, found
         candidates = [] if self.var_names_column is None else [None]
         candidates += [c for c in self.var.columns if c != self.var_names_column and _is_text(self.var[c])]
-        wanted_set = set(wanted)
         for column in candidates:
             values = self.var.index if column is None else self.var[column]
-            n = len(wanted_set.intersection(str(v) for v in _plain(values)))
+            n = count_matches(wanted, _plain(values))
             if n > best_found:
                 best, best_found = column, n
         if best_found > found:

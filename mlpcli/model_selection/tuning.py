@@ -238,10 +238,25 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
             for o, best, s, inner in zip(outer, chosen_per_fold, outer_scores, inner_per_fold)
         ]
     warn = _fold_warnings(ds, fold_list, scores[:len(points) * per_point])
+    capped = _epochs_cap_warning(ranked[0], apply_setting(options, ranked[0].setting).epochs) if ranked else None
+    if capped:
+        warn.append(capped)
     return TuneResult(task=ds.task, metric=metric, higher_is_better=higher, space=space, grid_size=grid_size(space),
                       strategy=strategy, folds=folds, repeats=repeats, points=ranked, nested=nested_result,
                       nested_strategy=outer_strategy, seconds=time.perf_counter() - started, notes=notes,
                       warnings=warn)
+
+
+def _epochs_cap_warning(best: PointResult, cap: int) -> str | None:
+    """A warning when the best setting's networks had their best epoch at the --epochs cap in half of its
+    folds or more: still improving when training stopped, so its score (and perhaps the ranking) is held
+    back by the cap rather than by the setting."""
+    at_cap = [e for e in best.epochs if e is not None and e >= cap]
+    if not best.epochs or 2 * len(at_cap) < len(best.epochs):
+        return None
+    return (f"the best setting's networks were still improving at the --epochs cap ({cap}): best epoch {cap} in "
+            f"{len(at_cap)} of {len(best.epochs)} folds; its score may rise with more epochs — raise --epochs "
+            "(or add epochs to the grid) and tune again")
 
 
 def best_options(options: TrainOptions, result: TuneResult) -> TrainOptions:

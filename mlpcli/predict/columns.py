@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,8 @@ import pandas as pd
 from .. import data
 from ..data._common import DECIMAL_ATTR, decimal_advice, first_non_number
 from ..data.limits import first_beyond_limit, value_limit_message
-from ..errors import ConfigError, DataError
+from ..data.names import count_matches, match_names
+from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
 from ._common import _names, _not_found, _quoted
 
@@ -40,6 +42,12 @@ class RoleFlags:
 
 # ── matching a table's columns to the model ──────────────────────────────────────────────────────────────
 
+# --fill-missing mean fills at most this share of the features the network uses, unless --max-missing
+# raises it: a table lacking more is almost always the wrong table, a wrong layout or other gene
+# identifiers, and its predictions would rest on too few of the model's features.
+DEFAULT_MAX_MISSING = 0.10
+_FIRST_CELLS = 1000  # cells of a table's first column inspected for the model's feature names
+
 
 @dataclass
 class ColumnPlan:
@@ -53,10 +61,16 @@ class ColumnPlan:
     by: str | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    matched: list[str] | None = None  # (d_kept,) the table's column of each feature (None: named as the model's)
 
     @property
     def present_names(self) -> list[str]:
-        return [f for f, p in zip(self.features, self.present) if p]
+        """The table's columns holding the features found, in the model's order."""
+        return [c for c, p in zip(self.matched or self.features, self.present) if p]
+
+    def column_name(self, j: int) -> str:
+        """The name of feature `j` (of `features`) for messages: the table's column when it has one."""
+        return self.matched[j] if self.matched is not None and self.present[j] else self.features[j]
 
     @property
     def label_columns(self) -> list[str]:
@@ -84,17 +98,28 @@ def _training_means(model: Model) -> np.ndarray:
 
 def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None = None, *, need_target: bool = False,
                  by: str | None = None, fill_missing: str | None = None, source: str = "the table",
-                 sheet_columns: Sequence[str] = ()) -> ColumnPlan:
+                 sheet_columns: Sequence[str] = (), max_missing: float | None = None,
+                 first_cells: Callable[[int], Sequence[str]] | None = None) -> ColumnPlan:
     """Match a table's header to the model: roles (the model's, unless overridden), features by name.
 
+    Features match a column of the same name, or failing that one whose name differs only in letter case,
+    surrounding spaces or an Ensembl version suffix (``data.names``; a note says how many and shows some).
     Extra columns are ignored (one note); absent features the network uses are an error naming the first
-    few, unless `fill_missing="mean"` fills them with the training mean (a warning). With `need_target`
-    the target column(s) must be present; otherwise they are ignored. `sheet_columns`: those of `columns`
-    that come from a sample sheet (``data.samples``): they may take roles, are never features, and are
-    not listed as ignored (the join notes them).
+    few, unless `fill_missing="mean"` fills them with the training mean (a warning) — at most a share
+    `max_missing` of them (default DEFAULT_MAX_MISSING, 10 %; more is an error naming the option). With
+    `need_target` the target column(s) must be present; otherwise they are ignored. `sheet_columns`: those
+    of `columns` that come from a sample sheet (``data.samples``): they may take roles, are never features,
+    and are not listed as ignored (the join notes them). `first_cells(k)`: up to k cells of the table's
+    first column, looked at when most features are absent, to recognise a table read in the wrong layout
+    (features in rows without --features-in-rows, or the reverse).
     """
     if fill_missing not in (None, "mean"):
         raise ConfigError(f"--fill-missing {fill_missing!r}: the only choice is 'mean'")
+    if max_missing is not None:
+        if fill_missing != "mean":
+            raise OptionError("--max-missing limits what --fill-missing mean fills; pass --fill-missing mean too")
+        if not (isinstance(max_missing, (int, float)) and 0 <= max_missing <= 1):
+            raise OptionError(f"--max-missing must be a fraction of the features from 0 to 1, got {max_missing!r}")
     flags = roles or RoleFlags()
     columns = [str(c) for c in columns]
     present_set = set(columns)
@@ -135,6 +160,8 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     if need_target:
         absent = [t for t in targets if t not in present_set]
         if absent:
+            if first_cells is not None:  # a table in the other layout lacks its target column too: say that
+                _check_layout(kept, count_matches(kept, columns), first_cells, flags.features_in_rows, source)
             hint = difflib.get_close_matches(absent[0], columns, n=1)
             did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise DataError(f"{source} has no target column {_quoted(absent)}{did_you_mean}; evaluation needs the "
@@ -157,33 +184,92 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
 
     unavailable = set(drop) | set(roles_used) | set(found)
     unavailable |= set(sheet_columns)  # features never come from a sample sheet
-    present = np.array([f in present_set and f not in unavailable for f in kept], dtype=bool)
+    match = match_names(kept, columns, source=source, unavailable=unavailable)
+    present = np.array([f in match.columns for f in kept], dtype=bool)
+    matched = [match.columns.get(f, f) for f in kept]
     missing = [f for f, p in zip(kept, present) if not p]
+    limit = DEFAULT_MAX_MISSING if max_missing is None else float(max_missing)
     fill = np.full(len(kept), np.nan)
+    if match.relaxed:
+        notes.append(match.note("of the model's features"))
     if missing:
+        share = len(missing) / len(kept)
+        if share > DEFAULT_MAX_MISSING and first_cells is not None:
+            _check_layout(kept, int(present.sum()), first_cells, flags.features_in_rows, source)
+        lacks = (f"{source} lacks {len(missing):,} of the {len(kept):,} features the model uses "
+                 f"({_percent(share)}): {_quoted(missing)}")
         if fill_missing != "mean":
-            raise DataError(f"{source} lacks {len(missing)} of the {len(kept)} features the model uses: "
-                            f"{_quoted(missing)}; add them, or pass --fill-missing mean to use their training means")
+            if share <= limit:
+                fix = (f"add them, or pass --fill-missing mean to fill them with their training means (it fills at "
+                       f"most {_percent(DEFAULT_MAX_MISSING)} of the features unless --max-missing FRACTION raises "
+                       "the limit)")
+            else:
+                fix = (f"add them (--fill-missing mean fills at most {_percent(DEFAULT_MAX_MISSING)} of the features "
+                       f"with their training means; filling these would also need --max-missing {_ceil2(share):g})")
+            raise DataError(f"{lacks}; {fix}")
+        if share > limit:
+            given = "" if max_missing is None else f" --max-missing {max_missing:g}"
+            raise DataError(f"{lacks}; --fill-missing mean{given} fills at most {_percent(limit)} of them, and "
+                            f"predictions would rest on {int(present.sum()):,} features — check the table and its "
+                            f"feature names, or pass --max-missing {_ceil2(share):g} to fill them anyway")
         fill[~present] = _training_means(model)[~present]
-        warns.append(f"{len(missing)} of the {len(kept)} features the model uses are missing and filled with their "
-                     f"training means: {_quoted(missing)}; predictions rest on the other features")
-    unused_absent = [f for f in model.feature_names if f not in present_set and f not in set(kept)]
+        rest = (f"predictions rest on the other {int(present.sum()):,}" if present.any() else
+                "no feature of the model was found: every sample gets the same prediction")
+        warns.append(f"{len(missing)} of the {len(kept)} features the model uses ({_percent(share)}) are missing and "
+                     f"filled with their training means: {_quoted(missing)}; {rest}")
+    kept_set = set(kept)
+    unused_absent = [f for f in model.feature_names if f not in present_set and f not in kept_set]
     if unused_absent:
         notes.append(f"{len(unused_absent)} of the model's input features are absent but unused by the network "
                      f"(dropped as constant or by --top-var in training): {_quoted(unused_absent, 3)}")
-    used = set(kept) | set(roles_used) | set(found) | set(drop) | ({by} if by else set())
+    feature_columns = set(match.columns.values())
+    used = feature_columns | kept_set | set(roles_used) | set(found) | set(drop) | ({by} if by else set())
     extra = [c for c in columns if c not in used and c not in set(sheet_columns)]
     if extra:
         notes.append(f"ignored {len(extra)} column{'s' * (len(extra) != 1)} the model does not use: {_quoted(extra, 4)}")
     position = {c: i for i, c in enumerate(columns)}
-    order = [position[f] for f, p in zip(kept, present) if p]
+    order = [position[c] for c, p in zip(matched, present) if p]
     if any(b < a for a, b in zip(order, order[1:])):
         notes.append("features matched by name (the table's column order differs from the model's)")
     picked = [f"{r} {c}" for r, c in (("id", id_col), ("group", group), ("batch", batch)) if c is not None]
     notes.insert(0, f"columns: {', '.join(picked) if picked else 'no id, group or batch column'}; "
                     f"{int(present.sum())} of the model's {len(kept)} features found")
     return ColumnPlan(source=source, roles=data.Roles(target=found, group=group, id=id_col, batch=batch, drop=drop),
-                      features=kept, present=present, fill_values=fill, by=by, notes=notes, warnings=warns)
+                      features=kept, present=present, fill_values=fill, by=by, notes=notes, warnings=warns,
+                      matched=matched if match.relaxed else None)
+
+
+def _percent(share: float) -> str:
+    """A share of features as a percentage: whole percents, but never 0 % or 100 % when it is neither."""
+    pct = share * 100
+    if 0 < pct < 1:
+        return f"{pct:.1g} %"
+    if 99 < pct < 100:
+        return f"{math.floor(pct * 10) / 10:g} %"
+    return f"{pct:.0f} %"
+
+
+def _ceil2(share: float) -> float:
+    """The smallest two-decimal fraction at or above `share` (the --max-missing that allows it)."""
+    return min(1.0, math.ceil(share * 100 - 1e-9) / 100)
+
+
+def _check_layout(kept: Sequence[str], found: int, first_cells: Callable[[int], Sequence[str]],
+                  features_in_rows: bool, source: str) -> None:
+    """A DataError when the table's first column holds more of the model's feature names than its header:
+    a features x samples table read without --features-in-rows (its first column holds the genes), or a
+    samples x features table read with it (transposed, its header's names land in the first column)."""
+    cells = [str(c) for c in first_cells(_FIRST_CELLS)]
+    in_first = count_matches(kept, cells)
+    if in_first < min(2, len(kept)) or in_first <= 2 * found:
+        return
+    if features_in_rows:
+        raise DataError(f"{source}: its header holds {in_first:,} of the model's {len(kept):,} feature names and "
+                        f"its first column only {found:,} — the table is samples x features: leave out "
+                        "--features-in-rows")
+    rows = f" in its first {len(cells):,} rows" if len(cells) >= _FIRST_CELLS else ""
+    raise DataError(f"{source}: column 1 holds {in_first:,} of the model's {len(kept):,} feature names{rows} and the "
+                    f"header only {found:,} — the table is features x samples (genes in rows): pass --features-in-rows")
 
 
 # ── feature values of one chunk ──────────────────────────────────────────────────────────────────────────
@@ -245,24 +331,24 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
         inf = bad & ~np.isnan(X)
         if inf.any():
             i, j = np.argwhere(inf)[0]
-            raise DataError(f"{plan.source}: feature column {plan.features[j]!r} holds an infinite value at "
+            raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} holds an infinite value at "
                             f"{_row_label(first_row, i, ids)}; replace it")
         if pre.config.impute is None:
             i, j = np.argwhere(bad)[0]
-            raise DataError(f"{plan.source}: feature column {plan.features[j]!r} has a missing value at "
+            raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} has a missing value at "
                             f"{_row_label(first_row, i, ids)} ({int(bad.sum())} missing in rows {first_row + 1}-"
                             f"{first_row + len(X)}); the model was trained without --impute, so fill them or retrain "
                             "with --impute")
     at = first_beyond_limit(X)
     if at is not None:
         i, j = at
-        raise DataError(f"{plan.source}: " + value_limit_message("feature column", plan.features[j], X[i, j],
+        raise DataError(f"{plan.source}: " + value_limit_message("feature column", plan.column_name(j), X[i, j],
                                                                   _row_label(first_row, i, ids)))
     if pre.config.log1p:
         negative = X < 0
         if negative.any():
             i, j = np.argwhere(negative)[0]
-            raise DataError(f"{plan.source}: feature column {plan.features[j]!r} holds the negative value "
+            raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} holds the negative value "
                             f"{X[i, j]:.4g} at {_row_label(first_row, i, ids)}; the model applies log1p "
                             "(trained with --log1p), which needs non-negative values")
     return X

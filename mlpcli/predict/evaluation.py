@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from ..errors import ConfigError
 from ..model_io import Model
@@ -26,6 +27,11 @@ BY_WORSE_SCORE = 0.10
 BY_WORSE_RMSE_RATIO = 1.25
 # Bootstrap: a metric undefined in more than half the resamples (e.g. AUC with one class drawn) gets no CI.
 _BOOTSTRAP_MIN_VALID = 0.5
+# `--by` on a numeric column with more distinct values than this (age, a score, a continuous covariate) groups
+# its values into BY_BINS quantile bins instead: one group per value would be groups of one or two samples,
+# whose metrics mean nothing. Fewer distinct numbers (batch 1-6, a stage) stay one group per value.
+BY_MAX_NUMERIC_VALUES = 10
+BY_BINS = 4
 _PARALLEL_BOOTSTRAP = 200  # resamples from which worker processes pay for their start (~2 s)
 
 
@@ -167,7 +173,7 @@ def _percentile_ci(values: list, resamples: int) -> list | None:
 def evaluate(model: Model, source, *, threshold: float | None = None, by: str | None = None, bootstrap: int = 0,
              seed: int = 0, fill_missing: str | None = None, roles: RoleFlags | None = None,
              chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
-             progress: Callable[[dict], None] | None = None) -> EvaluationResult:
+             progress: Callable[[dict], None] | None = None, max_missing: float | None = None) -> EvaluationResult:
     """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
 
     The table is read like predict's (features by name, pieces of `chunk_mb` MiB or of `chunksize` rows, the
@@ -183,7 +189,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a whole number >= 0, got {bootstrap!r}")
     run = _Run(model, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
-               chunk_mb=chunk_mb, stdin=stdin, progress=progress)
+               chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
     outs, metas = [], []
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
         outs.append(out)
@@ -211,7 +217,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
                             "95 % percentile intervals")
     if by is not None:
-        result.groups = _by_groups(task, y, proba, classes, threshold, meta["by"], groups, overall, main, bootstrap,
+        by_values = _binned(meta["by"], by, result.notes)
+        result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings)
     return result
 
@@ -235,6 +242,27 @@ def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: l
 def _natural(text: str) -> list:
     """Sort key putting B2 before B10."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def _binned(values: np.ndarray, by: str, notes: list[str]) -> np.ndarray:
+    """The `--by` values as groups: unchanged, unless every value is a number (or missing) and there are
+    more than BY_MAX_NUMERIC_VALUES distinct ones; then BY_BINS quantile bins labelled "Q1 [lo, hi]" (missing
+    values: "NA"), and a note says so."""
+    series = pd.Series(values, dtype=object)
+    present = (series.notna() & ~series.astype(str).str.strip().isin(["", "NA", "nan"])).to_numpy()
+    numbers = pd.to_numeric(series[present], errors="coerce").to_numpy(dtype=np.float64)
+    distinct = np.unique(numbers)
+    if np.isnan(numbers).any() or len(distinct) <= BY_MAX_NUMERIC_VALUES:
+        return values
+    codes = np.asarray(pd.qcut(numbers, BY_BINS, labels=False, duplicates="drop"), dtype=np.int64)
+    used = np.unique(codes)
+    names = {k: f"Q{i + 1} [{numbers[codes == k].min():.4g}, {numbers[codes == k].max():.4g}]"
+             for i, k in enumerate(used)}
+    labels = np.full(len(values), "NA", dtype=object)
+    labels[present] = [names[k] for k in codes]
+    notes.append(f"--by {by}: a numeric column with {len(distinct):,} distinct values, grouped into {len(used)} "
+                 f"quantile bins (one group per value would hold one or two samples)")
+    return labels
 
 
 def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main, bootstrap, rng, by, warns):

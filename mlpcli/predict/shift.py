@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,11 @@ class ShiftReport:
     train_mean: np.ndarray
     train_sd: np.ndarray
     filled: np.ndarray  # (d,) bool
+    # the preprocessing's centre and scale per feature (the features' own scale = centre + scale x scaled;
+    # None: the report's figures are the features' own) and its exact inverse (robust scaling clips)
+    center: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    unscale: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def checked(self) -> bool:
@@ -152,12 +158,22 @@ class ShiftReport:
                  "new_mean": _num(self.new_mean[j]), "train_mean": _num(self.train_mean[j])} for j in order]
 
     def to_frame(self) -> pd.DataFrame:
-        """The per-feature table, most shifted first (see `ranking`)."""
+        """The per-feature table, most shifted first (see `ranking`). `new_mean`, `new_sd`, `train_mean`,
+        `train_sd` are on the features' own scale (the table's values, after log1p and imputation when the
+        model applies them; with robust scaling the clipping of extreme values is undone on the means, so
+        those are close, not exact); the same four with `_scaled` are on the standardised scale the network
+        sees, where `mean_shift_sd` and `sd_ratio` are measured."""
+        center = self.center if self.center is not None else np.zeros(len(self.features))
+        scale = self.scale if self.scale is not None else np.ones(len(self.features))
+        unscale = self.unscale or (lambda z: center + scale * z)
         frame = pd.DataFrame({
-            "feature": self.features, "new_mean": self.new_mean, "new_sd": self.new_sd, "train_mean": self.train_mean,
-            "train_sd": self.train_sd, "mean_shift_sd": self.mean_shift, "sd_ratio": self.sd_ratio,
+            "feature": self.features, "new_mean": unscale(self.new_mean), "new_sd": scale * self.new_sd,
+            "train_mean": unscale(self.train_mean), "train_sd": scale * self.train_sd,
+            "mean_shift_sd": self.mean_shift, "sd_ratio": self.sd_ratio,
             "mean_shifted": self.mean_shifted, "spread_shifted": self.spread_shifted,
             "mildly_shifted": self.mildly_shifted, "filled": self.filled,
+            "new_mean_scaled": self.new_mean, "new_sd_scaled": self.new_sd, "train_mean_scaled": self.train_mean,
+            "train_sd_scaled": self.train_sd,
         })
         return frame.iloc[np.argsort(-self._key(None), kind="stable")].reset_index(drop=True)
 
@@ -197,6 +213,25 @@ class ShiftReport:
         return (f"mild cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}; "
                 f"{self.fraction_mean_shifted:.0%} beyond {SHIFT_MEAN_SD:g} SD); most shifted: {shown}. Predictions "
                 "may be less reliable than on the training cohort (--shift-report for every feature)")
+
+
+SHIFT_LEVELS = ("none", "mild", "shift")  # in increasing order; "unchecked" (too few rows) is none of them
+
+
+def shift_failure(report: "ShiftReport | None", level: str) -> str | None:
+    """``predict --fail-on-shift LEVEL``: a one-line reason to stop when the report's level is `level` or
+    worse ("mild": any shift; "shift": a strong one), else None. A table too small to check
+    (SHIFT_MIN_SAMPLES rows) cannot be judged and does not fail."""
+    if level not in SHIFT_LEVELS[1:]:
+        raise ValueError(f"--fail-on-shift must be one of {', '.join(SHIFT_LEVELS[1:])}, got {level!r}")
+    if report is None or report.level not in SHIFT_LEVELS:
+        return None
+    if SHIFT_LEVELS.index(report.level) < SHIFT_LEVELS.index(level):
+        return None
+    return (f"cohort shift {report.level!r} reaches --fail-on-shift {level}: {report.fraction_mean_shifted:.0%} of the "
+            f"features beyond {SHIFT_MEAN_SD:g} training SD, {report.fraction_mildly_shifted:.0%} beyond "
+            f"{SHIFT_MILD_SD:g} SD, {report.fraction_spread_shifted:.0%} with an SD over {SHIFT_SPREAD_RATIO:g}x "
+            f"off (the rule: more than {SHIFT_FRACTION:.0%} of them); no predictions written")
 
 
 def _num(v) -> float | None:
@@ -248,7 +283,16 @@ class _ShiftStats:
             var = np.maximum(self.s2 / n - mean_d**2, 0.0)
         return ShiftReport(features=list(features), n=self.n, new_mean=self.ref + mean_d, new_sd=np.sqrt(var),
                            train_mean=self.ref.copy(), train_sd=np.asarray(pre.train_sd_, dtype=np.float64).copy(),
-                           filled=np.asarray(filled, dtype=bool).copy())
+                           filled=np.asarray(filled, dtype=bool).copy(),
+                           **_own_scale(pre))
+
+
+def _own_scale(pre) -> dict:
+    """The ShiftReport fields that map its standardised figures back to the features' own scale."""
+    if getattr(pre, "center_", None) is None or getattr(pre, "scale_", None) is None:
+        return {}
+    return {"center": np.asarray(pre.center_, dtype=np.float64), "scale": np.asarray(pre.scale_, dtype=np.float64),
+            "unscale": pre.unscale}
 
 
 def shift_report(model: Model, X: np.ndarray) -> ShiftReport:

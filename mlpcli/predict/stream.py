@@ -141,7 +141,7 @@ class _Run:
 
     def __init__(self, model: Model, source, *, roles: RoleFlags | None, need_target: bool, by: str | None,
                  fill_missing: str | None, chunksize: int | None, chunk_mb: float, stdin,
-                 progress: Callable[[dict], None] | None):
+                 progress: Callable[[dict], None] | None, max_missing: float | None = None):
         self.size = _piece_size(chunksize, chunk_mb)
         self.model, self.progress, self.need_target = model, progress, need_target
         roles = roles or RoleFlags()
@@ -160,7 +160,8 @@ class _Run:
                 roles = dataclasses.replace(roles, id=self.join.data_id)
             self.plan = plan_columns(model, self.join.columns if self.join else self.table.columns, roles,
                                      need_target=need_target, by=by, fill_missing=fill_missing,
-                                     source=self.table.name, sheet_columns=sorted(self.sheet_only))
+                                     source=self.table.name, sheet_columns=sorted(self.sheet_only),
+                                     max_missing=max_missing, first_cells=self.table.first_cells)
             if self.join is not None:
                 r = self.plan.roles
                 self.join.select([*r.target, r.group, r.batch, self.plan.by], r.drop)
@@ -600,14 +601,15 @@ def _piece_size(chunksize: int | None, chunk_mb: float) -> PieceSize:
 def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB,
                    threshold: float | None = None, fill_missing: str | None = None, roles: RoleFlags | None = None,
                    stdin=None, progress: Callable[[dict], None] | None = None, explain: int | None = None,
-                   explain_steps: int = 16) -> PredictionStream:
+                   explain_steps: int = 16, max_missing: float | None = None) -> PredictionStream:
     """Predictions for the table `source` (path, "-" or DataFrame), read in pieces of about `chunk_mb`
     MiB of table data (text and parsed values) at a time, or of `chunksize` rows when given.
 
     Memory stays at about the budget of table data (plus the model and a block of network inputs of at
     most 32 MiB) however long or wide the table; iterate the result once for the output frames (see
     PredictionStream for the columns). `threshold` (binary, multi-label) defaults to 0.5. The output does
-    not depend on the chunking, bit for bit.
+    not depend on the chunking, bit for bit. `fill_missing="mean"` fills absent features with their training
+    means, at most a share `max_missing` of them (default 10 %, ``columns.DEFAULT_MAX_MISSING``).
 
     ``explain`` K adds a ``top_features`` column: per row the K features with the largest integrated-gradients
     attributions toward the predicted class (``mlpcli.explain``; the members' mean logit from the training
@@ -626,7 +628,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                               "this model is multi-label")
         explaining = (int(explain), check_steps(explain_steps))
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
-               chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress)
+               chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
     run.explain, run.threshold = explaining, threshold
     return PredictionStream(run, threshold)
 
@@ -647,7 +649,8 @@ class Prepared:
         return iter((self.X, self.ids, self.notes, self.warnings))
 
 
-def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None) -> Prepared:
+def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None,
+            max_missing: float | None = None) -> Prepared:
     """Match a table (DataFrame or path) to the model by feature name, with the checks of predict."""
     sheet = read_sample_sheet(roles.samples, id=roles.id) if roles is not None and roles.samples is not None else None
     table = frame if isinstance(frame, pd.DataFrame) else read_whole(
@@ -655,12 +658,13 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         decimal=roles.decimal if roles else None)
     join_notes: list[str] = []
     if sheet is None:
-        plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing)
+        plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
+                            first_cells=lambda k: [str(v) for v in table.iloc[:k, 0]] if table.shape[1] else [])
     else:  # every row kept, with the sheet's columns where it has the sample
         join = SampleJoin(sheet, "the table" if isinstance(frame, pd.DataFrame) else str(frame),
                           [str(c) for c in table.columns], features_in_rows=roles.features_in_rows, keep_unmatched=True)
         roles = dataclasses.replace(roles, id=join.data_id)
-        plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing,
+        plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
                             sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))))
         join.select([*plan.roles.target, plan.roles.group, plan.roles.batch], plan.roles.drop)
         table, _ = join.apply(table.rename(columns=str))

@@ -28,6 +28,7 @@ from ..data._common import DECIMAL_ATTR
 from ..data.fields import check_quoted, row_lines, simple_quotes
 from ..data.io import _SNIFF_BYTES, _check_file
 from ..errors import DataError
+from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DEFAULT_CHUNK_BYTES
 from .columns import ColumnPlan
 
@@ -85,6 +86,11 @@ class _Table(ABC):
     def bytes_read(self) -> int | None:
         return None
 
+    def first_cells(self, limit: int) -> list[str]:
+        """Up to `limit` cells of the first column, from the head of the table, as text (for recognising a
+        table in the other layout, ``columns._check_layout``); reading on afterwards is unaffected."""
+        return []
+
     def close(self) -> None:
         pass
 
@@ -99,6 +105,9 @@ class _FrameTable(_Table):
         if list(frame.columns) != self.columns:
             self.frame = frame.set_axis(self.columns, axis=1)
         _check_header(self.columns, name)
+
+    def first_cells(self, limit: int) -> list[str]:
+        return [str(v) for v in self.frame.iloc[:limit, 0]] if self.frame.shape[1] else []
 
     def pieces(self, size, plan, convert):
         sub = self.frame[plan.usecols()]
@@ -125,6 +134,15 @@ class _ParquetTable(_Table):
             raise DataError(f"cannot parse {path} as parquet: {data._short_reason(exc)}") from None
         self.columns = [str(c) for c in names if not str(c).startswith("__index_level_")]
         _check_header(self.columns, path)
+
+    def first_cells(self, limit: int) -> list[str]:
+        if not self.columns or self._file.metadata.num_row_groups == 0:
+            return []
+        try:
+            column = self._file.read_row_group(0, columns=[self.columns[0]]).column(0)
+        except (ValueError, OSError):
+            return []  # the reader names a damaged file when it gets there
+        return [str(v) for v in column.slice(0, limit).to_pylist()]
 
     def pieces(self, size, plan, convert):
         import pyarrow as pa
@@ -333,6 +351,14 @@ class _TextTable(_Table):
     @property
     def _exhausted(self) -> bool:
         return self._eof and self._start == self._fill
+
+    def first_cells(self, limit: int) -> list[str]:
+        """The first cells of the rows already in the window (the head read to detect the separator)."""
+        head = bytes(self._window[self._start:self._fill])
+        if not self._eof:
+            head = head[:head.rfind(b"\n") + 1]  # whole lines only
+        lines = head.decode("utf-8", "replace").splitlines()[:limit]
+        return [row[0] for row in csv.reader(lines, delimiter=self.sep) if row]
 
     def _more(self) -> bool:
         """Read the next block of input onto the end of the window (window indices stay valid); False at
@@ -722,14 +748,6 @@ def _piece_rows(chunksize: int) -> int:
     """Rows per piece of text parsed by one thread: a quarter of a chunk, so that the (at most 4) threads
     together hold at most one chunk in flight."""
     return max(1, -(-chunksize // _PIECES_PER_CHUNK))
-
-
-def usable_cores() -> int:
-    """The cores this process may use (an HPC job's allocation)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _read_workers() -> int:

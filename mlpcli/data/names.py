@@ -1,0 +1,101 @@
+"""Matching a model's (or a training table's) feature names to another table's columns.
+
+One rule for every reader (predict / evaluate on text, parquet, DataFrames and .h5ad; ``--val-data``;
+gradcheck): a name matches a column written the same way; failing that, a column whose name differs only
+in letter case, surrounding whitespace or an Ensembl-style version suffix (``ENSG00000141510.17`` vs
+``ENSG00000141510``), which the caller reports as a note. Two columns (or two wanted names) that collapse
+to the same normalised name cannot be told apart: that is an error naming them, never a silent pick.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from ..errors import DataError
+from ._common import _quoted
+
+__all__ = ["NameMatch", "match_names", "name_key", "count_matches", "MATCH_RULE"]
+
+# ENSG00000141510.17 -> ensg00000141510 (any Ensembl prefix: ENSG, ENST, ENSP, ENSMUSG, ...; eleven digits).
+# A suffix after the version (GENCODE's ENSG00000002586.20_PAR_Y) names another gene and is kept.
+_ENSEMBL_VERSION = re.compile(r"^(ens[a-z]*\d{11})\.\d+$")
+MATCH_RULE = "apart from letter case, surrounding spaces or an Ensembl version suffix"
+
+
+def name_key(name: object) -> str:
+    """The normalised form of a feature name: stripped, case-folded, without an Ensembl version suffix."""
+    text = str(name).strip().casefold()
+    m = _ENSEMBL_VERSION.match(text)
+    return m.group(1) if m else text
+
+
+@dataclass
+class NameMatch:
+    """Where each wanted name is in the table.
+
+    columns : {wanted name: table column} for every wanted name found (exactly or normalised)
+    relaxed : [(wanted name, table column)] of the matches that needed normalising, in wanted order
+    """
+
+    columns: dict[str, str] = field(default_factory=dict)
+    relaxed: list[tuple[str, str]] = field(default_factory=list)
+
+    def missing(self, wanted: Sequence[str]) -> list[str]:
+        return [w for w in wanted if w not in self.columns]
+
+    def note(self, what: str = "features", sides: str = "model ← table") -> str | None:
+        """One line for the user: how many names were matched only after normalising, with examples."""
+        if not self.relaxed:
+            return None
+        examples = ", ".join(f"{w!r} ← {c!r}" for w, c in self.relaxed[:3])
+        more = f" and {len(self.relaxed) - 3} more" if len(self.relaxed) > 3 else ""
+        return (f"{len(self.relaxed)} {what} matched {MATCH_RULE} ({sides}: {examples}{more}); "
+                "check that they are the same identifiers")
+
+
+def match_names(wanted: Sequence[str], columns: Iterable[str], *, source: str,
+                unavailable: Iterable[str] = ()) -> NameMatch:
+    """Match `wanted` names to `columns` by the module's rule; `unavailable` columns (roles, dropped
+    columns) are never matched. A DataError names `source` and the columns when a normalised match is
+    ambiguous (two columns, or two wanted names, with one normalised form)."""
+    unavailable = set(unavailable)
+    columns = [str(c) for c in columns if str(c) not in unavailable]
+    exact = set(columns)
+    result = NameMatch()
+    for w in wanted:
+        if w in exact:
+            result.columns[w] = w
+    rest = [w for w in wanted if w not in result.columns]
+    if not rest:
+        return result
+    taken = set(result.columns.values())
+    by_key: dict[str, list[str]] = {}
+    for c in columns:
+        if c not in taken:
+            by_key.setdefault(name_key(c), []).append(c)
+    wanted_by_key: dict[str, list[str]] = {}
+    for w in rest:
+        wanted_by_key.setdefault(name_key(w), []).append(w)
+    for w in rest:
+        key = name_key(w)
+        found = by_key.get(key)
+        if not found:
+            continue
+        if len(found) > 1:
+            raise DataError(f"{source}: columns {_quoted(found)} all match the feature {w!r} {MATCH_RULE}; "
+                            "rename or remove all but one of them")
+        if len(wanted_by_key[key]) > 1:
+            raise DataError(f"{source}: column {found[0]!r} matches the features {_quoted(wanted_by_key[key])} "
+                            f"{MATCH_RULE}; name it exactly as the one it holds")
+        result.columns[w] = found[0]
+        result.relaxed.append((w, found[0]))
+    return result
+
+
+def count_matches(wanted: Iterable[str], names: Iterable[object]) -> int:
+    """How many of `wanted` appear among `names` by the module's rule (ambiguity aside): for judging
+    which of several candidate name lists (var columns, a table's first column) holds the model's names."""
+    keys = {name_key(n) for n in names}
+    return sum(name_key(w) in keys for w in wanted)

@@ -1,0 +1,232 @@
+"""Matching a model's feature names to a table (issue 16, item 1): names that differ only in letter case,
+spaces or an Ensembl version suffix are matched and said so; ambiguous ones are errors; filling more
+than 10 % of the features needs --max-missing; a table in the other layout is recognised; --val-data and
+.h5ad inputs follow the same rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import data, model_io
+from mlpcli import predict as lib
+from mlpcli.config import TrainOptions
+from mlpcli.data.names import match_names, name_key
+from mlpcli.errors import DataError
+from mlpcli.pipeline import train
+from tables import make_table
+from cli_helpers import assert_clean_error, run
+
+N_FEATURES = 20
+
+
+def ensembl(j: int) -> str:
+    return f"ENSG{10_000_000_000 + j:011d}"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A small model on Ensembl-named features, and a new cohort with the model's exact names."""
+    root = tmp_path_factory.mktemp("match")
+    rename = {f"f{j:02d}": ensembl(j) for j in range(N_FEATURES)}
+    df = make_table(task="binary", seed=1, n_features=N_FEATURES).rename(columns=rename)
+    path = root / "train.csv"
+    df.to_csv(path, index=False)
+    fitted = train(str(path), TrainOptions(hidden=[8], epochs=20, lr=0.01, seed=0, folds=1)).model
+    model_path = root / "m.mlp"
+    model_io.save(fitted, model_path)
+    cohort = make_table(task="binary", seed=5, n_patients=20, n_features=N_FEATURES).rename(columns=rename)
+    return str(model_path), cohort
+
+
+def write(df: pd.DataFrame, tmp_path: Path, name: str = "cohort.csv") -> str:
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+    return str(path)
+
+
+def features_in_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The cohort as genes x samples: first column the gene names, one column per sample."""
+    genes = [c for c in df.columns if c.startswith("ENSG")]
+    return df.set_index("sample_id")[genes].T.rename_axis("gene").reset_index()
+
+
+# ── the rule itself ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_name_key_normalises_case_spaces_and_ensembl_versions_only():
+    assert name_key(" ENSG00000141510.17 ") == name_key("ensg00000141510") == "ensg00000141510"
+    assert name_key("ENSMUSG00000059552.3") == "ensmusg00000059552"
+    assert name_key("ENSG00000002586.20_PAR_Y") != name_key("ENSG00000002586")  # another gene, kept apart
+    assert name_key("TP53.1") == "tp53.1"  # a version suffix only on Ensembl ids
+    m = match_names(["TP53", "BRCA1", "EGFR"], ["tp53", "BRCA1", " egfr "], source="t")
+    assert m.columns == {"BRCA1": "BRCA1", "TP53": "tp53", "EGFR": " egfr "}
+    assert m.relaxed == [("TP53", "tp53"), ("EGFR", " egfr ")]
+    # an exact match wins over a normalised one, and a role column is never a feature
+    m = match_names(["TP53"], ["tp53", "TP53"], source="t")
+    assert m.columns == {"TP53": "TP53"} and not m.relaxed
+    assert match_names(["TP53"], ["tp53"], source="t", unavailable=["tp53"]).missing(["TP53"]) == ["TP53"]
+    with pytest.raises(DataError, match="'tp53', 'Tp53'.*TP53"):
+        match_names(["TP53"], ["tp53", "Tp53"], source="t")
+    with pytest.raises(DataError, match="'tp53'.*'TP53', 'Tp53'"):
+        match_names(["TP53", "Tp53"], ["tp53"], source="t")
+
+
+# ── predict and evaluate ─────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_lower_case_and_versioned_names_predict_as_the_exact_ones(model, tmp_path, fmt):
+    model_path, cohort = model
+    exact, relaxed = tmp_path / "exact.csv", tmp_path / "relaxed.csv"
+    assert run(["predict", model_path, write(cohort, tmp_path, f"a.{fmt}"), "-o", str(exact), "-q"]).exit_code == 0
+    renamed = {ensembl(j): (ensembl(j).lower() if j % 3 == 0 else f"{ensembl(j)}.{j + 1}" if j % 3 == 1
+                            else f" {ensembl(j)} ") for j in range(N_FEATURES)}
+    res = run(["predict", model_path, write(cohort.rename(columns=renamed), tmp_path, f"b.{fmt}"), "-o", str(relaxed)])
+    assert res.exit_code == 0, res.output
+    assert exact.read_bytes() == relaxed.read_bytes()
+    assert f"{N_FEATURES} of the model's features matched apart from letter case" in res.output
+    assert f"{ensembl(1)!r} ← '{ensembl(1)}.2'" in res.output and "20 of the model's 20 features found" in res.output
+    # the library's prepare follows the same rule
+    X, _, notes, _ = lib.prepare(model_io.load(model_path), cohort.rename(columns=renamed))
+    X0, *_ = lib.prepare(model_io.load(model_path), cohort)
+    np.testing.assert_array_equal(X, X0)
+    assert any("matched apart from letter case" in n for n in notes)
+
+
+def test_ambiguous_normalised_columns_are_an_error_naming_them(model, tmp_path):
+    model_path, cohort = model
+    twice = cohort.rename(columns={ensembl(3): f"{ensembl(3)}.1"})
+    twice[f"{ensembl(3)}.2"] = 1.0
+    out = tmp_path / "p.csv"
+    res = run(["predict", model_path, write(twice, tmp_path), "-o", str(out)])
+    assert_clean_error(res, f"'{ensembl(3)}.1', '{ensembl(3)}.2'", f"feature {ensembl(3)!r}")
+    assert not out.exists()
+
+
+def test_fill_missing_alone_never_predicts_from_no_features(model, tmp_path):
+    """The issue's case: lower-case names used to give "0 of 2000 found", one class for every sample."""
+    model_path, cohort = model
+    foreign = cohort.rename(columns={ensembl(j): f"gene{j}" for j in range(N_FEATURES)})
+    path, out = write(foreign, tmp_path), tmp_path / "p.csv"
+    res = run(["predict", model_path, path, "-o", str(out)])
+    # the error that suggests --fill-missing states its limit
+    assert_clean_error(res, "lacks 20 of the 20 features", "(100 %)", "at most 10 %", "--max-missing 1")
+    res = run(["predict", model_path, path, "-o", str(out), "--fill-missing", "mean"])
+    assert_clean_error(res, "lacks 20 of the 20 features", "fills at most 10 %", "rest on 0 features",
+                       "--max-missing 1")
+    assert not out.exists()
+    # within the default limit (2 of 20 = 10 %) filling works with a warning giving the share
+    two = cohort.drop(columns=[ensembl(4), ensembl(9)])
+    res = run(["predict", model_path, write(two, tmp_path, "two.csv"), "-o", str(out), "--fill-missing", "mean"])
+    assert res.exit_code == 0, res.output
+    assert "2 of the 20 features the model uses (10 %) are missing and filled" in res.output
+    # beyond it, only when the user raises the limit explicitly; evaluate takes the same options
+    three = cohort.drop(columns=[ensembl(4), ensembl(9), ensembl(11)])
+    res = run(["evaluate", model_path, write(three, tmp_path, "three.csv"), "--fill-missing", "mean"])
+    assert_clean_error(res, "lacks 3 of the 20", "(15 %)", "--max-missing 0.15")
+    res = run(["evaluate", model_path, str(tmp_path / "three.csv"), "--fill-missing", "mean", "--max-missing", "0.15",
+               "--json"])
+    assert res.exit_code == 0, res.output
+    assert any("(15 %) are missing" in w for w in json.loads(res.stdout)["warnings"])
+    res = run(["predict", model_path, path, "-o", str(out), "--fill-missing", "mean", "--max-missing", "1"])
+    assert res.exit_code == 0 and "every sample gets the same prediction" in res.output
+
+
+def test_max_missing_needs_fill_missing_and_a_fraction(model, tmp_path):
+    model_path, cohort = model
+    path = write(cohort, tmp_path)
+    assert_clean_error(run(["predict", model_path, path, "--max-missing", "0.2", "-o", str(tmp_path / "p.csv")]),
+                       "--max-missing", "--fill-missing mean", code=2)
+    assert_clean_error(run(["predict", model_path, path, "--fill-missing", "mean", "--max-missing", "1.5"]),
+                       "--max-missing", code=2)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "stdin"])
+def test_a_features_in_rows_table_read_the_wrong_way_is_recognised(model, tmp_path, fmt):
+    model_path, cohort = model
+    genes_in_rows = features_in_rows(cohort)
+    out = tmp_path / "p.csv"
+    if fmt == "stdin":
+        res = run(["predict", model_path, "-", "-o", str(out)], input=genes_in_rows.to_csv(index=False))
+    else:
+        res = run(["predict", model_path, write(genes_in_rows, tmp_path, f"t.{fmt}"), "-o", str(out),
+                   "--fill-missing", "mean", "--max-missing", "0.5"])
+    assert_clean_error(res, "column 1 holds 20 of the model's 20 feature names", "header only 0",
+                       "pass --features-in-rows")
+    assert not out.exists()
+    if fmt == "csv":  # and with the flag it predicts
+        ok = run(["predict", model_path, str(tmp_path / "t.csv"), "--features-in-rows", "-o", str(out), "-q"])
+        assert ok.exit_code == 0, ok.output
+
+
+def test_features_in_rows_on_a_samples_in_rows_table_is_recognised(model, tmp_path):
+    model_path, cohort = model
+    res = run(["evaluate", model_path, write(cohort, tmp_path), "--features-in-rows"])
+    assert_clean_error(res, "header holds 20 of the model's 20 feature names", "leave out --features-in-rows")
+
+
+# ── training: --val-data ─────────────────────────────────────────────────────────────────────────────────
+
+
+def test_val_data_columns_match_by_the_same_rule(model, tmp_path):
+    _, cohort = model
+    rename = {f"f{j:02d}": ensembl(j) for j in range(N_FEATURES)}
+    train_path = write(make_table(task="binary", seed=1, n_features=N_FEATURES).rename(columns=rename), tmp_path,
+                       "train.csv")
+    val = cohort.rename(columns={ensembl(j): f"{ensembl(j).lower()}.4" for j in range(N_FEATURES)})
+    val["patient_id"], val["sample_id"] = "V" + val["patient_id"], "V" + val["sample_id"]
+    args = ["train", train_path, "--val-data", write(val, tmp_path, "val.csv"), "--hidden", "4", "--epochs", "3",
+            "--folds", "1", "-o", str(tmp_path / "m.mlp")]
+    res = run(args)
+    assert res.exit_code == 0, res.output
+    assert "--val-data" in res.output and "20 features matched apart from letter case" in res.output
+    val[f"{ensembl(2)}.9"] = 0.0  # two columns for one training feature
+    val.to_csv(tmp_path / "val.csv", index=False)
+    assert_clean_error(run(args), "--val-data", f"'{ensembl(2).lower()}.4', '{ensembl(2)}.9'")
+    ds = data.Dataset.from_frame(cohort, data.resolve_roles(cohort.columns)[0], task="binary")
+    with pytest.raises(DataError, match="lacks 1 feature"):
+        data.align_features(ds, [*ds.feature_names, "ENSG99999999999"], "x")
+
+
+# ── .h5ad input: the same helper ─────────────────────────────────────────────────────────────────────────
+
+
+def test_h5ad_gene_names_match_by_the_same_rule(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    n, g = 120, 20
+    types = rng.integers(0, 2, size=n)
+    X = rng.poisson(1.0, size=(n, g)).astype(np.float32)
+    X[types == 1, :4] += 5
+    obs = pd.DataFrame({"cell_type": pd.Categorical(np.array(["A", "B"])[types]),
+                        "donor_id": [f"D{i % 6}" for i in range(n)]}, index=[f"c{i}" for i in range(n)])
+    genes = [ensembl(j) for j in range(g)]
+    adata = anndata.AnnData(X=sp.csr_matrix(X), obs=obs, var=pd.DataFrame(index=genes))
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    model_path = str(tmp_path / "m.mlp")
+    res = run(["train", str(tmp_path / "cells.h5ad"), "--target", "cell_type", "--hidden", "", "--epochs", "5",
+               "--folds", "1", "-o", model_path, "-q"])
+    assert res.exit_code == 0, res.output
+    exact, relaxed = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run(["predict", model_path, str(tmp_path / "cells.h5ad"), "-o", str(exact), "-q"]).exit_code == 0
+    adata.var = pd.DataFrame(index=[f"{x.lower()}.3" for x in genes])
+    adata.write_h5ad(tmp_path / "versioned.h5ad")
+    res = run(["predict", model_path, str(tmp_path / "versioned.h5ad"), "-o", str(relaxed)])
+    assert res.exit_code == 0, res.output
+    assert exact.read_bytes() == relaxed.read_bytes()
+    assert "20 of the model's features matched apart from letter case" in res.output
+    # a partial overlap falls under --fill-missing / --max-missing as for any table
+    adata.var = pd.DataFrame(index=[x if j < 15 else f"X{j}" for j, x in enumerate(genes)])
+    adata.write_h5ad(tmp_path / "partial.h5ad")
+    res = run(["predict", model_path, str(tmp_path / "partial.h5ad"), "-o", str(relaxed), "--fill-missing", "mean"])
+    assert_clean_error(res, "lacks 5 of the 20", "(25 %)", "--max-missing 0.25")
