@@ -20,7 +20,7 @@ from ..conformal import SCORES, SetPredictor, format_sets
 from ..errors import ConfigError, ModelFileError
 from ..model_io import Model
 
-__all__ = ["Uncertainty", "Trust", "DEFAULT_UNASSIGNED", "DEFAULT_OOD_ALPHA"]
+__all__ = ["Uncertainty", "Trust", "DEFAULT_UNASSIGNED", "DEFAULT_OOD_ALPHA", "risk_coverage", "evaluation_report"]
 
 DEFAULT_UNASSIGNED = "unassigned"
 DEFAULT_OOD_ALPHA = 0.01
@@ -212,3 +212,87 @@ class Trust:
         if self.basis is not None:
             out["ood_flagged"] = self.n_ood
         return out
+
+
+# ── evaluate: how the sets, abstention and flags did against known labels ──────────────────────────────────
+
+RISK_COVERAGE_POINTS = 101  # points of the risk–coverage curve kept (accepted shares 0, 1 %, ..., 100 %)
+
+
+def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict:
+    """The risk–coverage curve of abstaining below a confidence threshold: accept the most confident share c
+    of the samples; the risk is the error rate among them. {"coverage": [...], "risk": [...], "threshold":
+    [...]} at RISK_COVERAGE_POINTS shares (risk None where nothing is accepted), and its area (AURC, lower is
+    better: the mean risk over the shares)."""
+    n = len(confidence)
+    if n == 0:
+        return {"coverage": [], "risk": [], "threshold": [], "aurc": None}
+    order = np.argsort(-confidence, kind="stable")
+    errors = np.cumsum(~correct[order])
+    shares = np.linspace(0, 1, RISK_COVERAGE_POINTS)
+    k = np.round(shares * n).astype(np.int64)
+    risk = [None if kk == 0 else float(errors[kk - 1] / kk) for kk in k]
+    threshold = [None if kk == 0 else float(confidence[order][kk - 1]) for kk in k]
+    full = errors / np.arange(1, n + 1)
+    return {"coverage": shares.tolist(), "risk": risk, "threshold": threshold, "aurc": float(full.mean())}
+
+
+def _coverage_rows(covered: np.ndarray, size: np.ndarray, keys: np.ndarray, names: list) -> list[dict]:
+    out = []
+    for key, name in zip(sorted(set(keys.tolist()), key=str), names):
+        idx = keys == key
+        out.append({"value": name, "n": int(idx.sum()), "coverage": float(covered[idx].mean()),
+                    "mean_set_size": float(size[idx].mean())})
+    return out
+
+
+def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.ndarray, sets: np.ndarray | None,
+                      ood_scores: np.ndarray | None, by: np.ndarray | None, by_name: str | None) -> dict:
+    """What ``evaluate`` reports on the trust options, for class probabilities ``proba`` (n, C), true class
+    indices ``y`` (n,), predicted class indices ``pred`` (n,), set membership ``sets`` (n, C) and OOD
+    scores (n,) when asked for, and the ``--by`` values (n,):
+
+    sets: coverage (the share of samples whose set holds the true class) and mean set size overall, per
+    class and per --by group, the shares of empty and multi-class sets; abstention: the rate, accuracy on
+    the accepted samples beside the overall accuracy, and the risk–coverage curve of a confidence threshold;
+    ood: the flagged share (per class and --by group too)."""
+    o, classes = trust.options, trust.classes
+    n = len(y)
+    correct = pred == y
+    confidence = proba.max(axis=1)
+    doc: dict = {"options": o.to_dict(), "n": int(n), "accuracy": float(correct.mean()) if n else None,
+                 "risk_coverage": risk_coverage(confidence, correct)}
+    empty = np.zeros(n, dtype=bool)
+    if sets is not None:
+        size = sets.sum(axis=1)
+        covered = sets[np.arange(n), y]
+        empty = size == 0
+        present = sorted(set(y.tolist()))
+        doc["sets"] = {
+            "level": o.coverage, "score": o.score, "mondrian": o.mondrian, "coverage": float(covered.mean()),
+            "mean_set_size": float(size.mean()), "empty": float(empty.mean()), "singleton": float((size == 1).mean()),
+            "multi_class": float((size > 1).mean()),
+            "per_class": _coverage_rows(covered, size, y, [str(classes[c]) for c in present]),
+            "by": None if by is None else _coverage_rows(covered, size, by, sorted(set(by.tolist()), key=str)),
+            "source": trust.model.conformal.source,
+        }
+    if o.abstains:
+        abstain = np.zeros(n, dtype=bool)
+        if o.min_confidence is not None:
+            abstain |= confidence < o.min_confidence
+        if o.abstain_on_empty_set:
+            abstain |= empty
+        accepted = ~abstain
+        doc["abstention"] = {"rate": float(abstain.mean()), "n_abstained": int(abstain.sum()),
+                             "accuracy_accepted": float(correct[accepted].mean()) if accepted.any() else None,
+                             "accuracy_all": doc["accuracy"], "label": o.unassigned_label}
+    if ood_scores is not None:
+        flagged = trust.basis.p_value(ood_scores) < o.ood_alpha
+        doc["ood"] = {"alpha": o.ood_alpha, "rate": float(flagged.mean()), "n_flagged": int(flagged.sum()),
+                      "per_class": [{"value": str(classes[c]), "n": int((y == c).sum()),
+                                     "rate": float(flagged[y == c].mean())} for c in sorted(set(y.tolist()))],
+                      "by": None if by is None else [{"value": v, "n": int((by == v).sum()),
+                                                      "rate": float(flagged[by == v].mean())}
+                                                     for v in sorted(set(by.tolist()), key=str)]}
+    doc["by_name"] = by_name
+    return doc
