@@ -20,7 +20,8 @@ from ..conformal import SCORES, SetPredictor, format_sets
 from ..errors import ConfigError, ModelFileError
 from ..model_io import Model
 
-__all__ = ["Uncertainty", "Trust", "DEFAULT_UNASSIGNED", "DEFAULT_OOD_ALPHA", "risk_coverage", "evaluation_report"]
+__all__ = ["Uncertainty", "Trust", "DEFAULT_UNASSIGNED", "DEFAULT_OOD_ALPHA", "risk_coverage", "evaluation_report",
+           "held_out_trust"]
 
 DEFAULT_UNASSIGNED = "unassigned"
 DEFAULT_OOD_ALPHA = 0.01
@@ -296,3 +297,27 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
                                                      for v in sorted(set(by.tolist()), key=str)]}
     doc["by_name"] = by_name
     return doc
+
+
+def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: float = DEFAULT_OOD_ALPHA,
+                   score: str = "aps", member_logits: list | None = None) -> dict:
+    """Prediction-set coverage and mean size at ``level`` and the out-of-distribution flag rate of a model on
+    held-out rows X (n, d) in the model's feature order with true classes y (n,) (``cv`` per fold); the
+    parts the model lacks are None. ``member_logits``: what ``model.predict_output(X, member_logits=...)``
+    collected, when the caller predicted X already."""
+    out = {"level": float(level), "coverage": None, "mean_set_size": None, "ood_rate": None}
+    if model.task not in ("binary", "multiclass") or len(y) == 0:
+        return out
+    if getattr(model, "conformal", None) is not None:
+        sets = SetPredictor(model.conformal, len(model.classes), len(model.members), model.output_activation(),
+                            model.temperature, level, score)
+        logits = member_logits
+        if logits is None:
+            logits = []
+            model.predict_output(X, member_logits=logits)
+        members = np.concatenate([sets.sets(block) for block in logits])
+        out["coverage"] = float(members[np.arange(len(y)), y].mean())
+        out["mean_set_size"] = float(members.sum(axis=1).mean())
+    if getattr(model, "ood", None) is not None:
+        out["ood_rate"] = float((model.ood.p_value(model.ood.score(model.preprocessor.transform(X))) < alpha).mean())
+    return out
