@@ -10,9 +10,12 @@ and P(Y ∈ C(X)) ≥ level, over the draw of the calibration rows and the new o
 
 Scores (both stored, so predict chooses):
   aps  adaptive prediction sets (Romano, Sesia & Candès 2020): the probability mass of the classes ranked
-       at or above y; the set is the most probable classes up to the mass the level needs, so it grows on
-       hard samples. Non-randomised: the set is exactly {y : score ≤ threshold}, which can be empty when the
-       level asks for less than the model's accuracy (then the emptied sets are the most confident ones).
+       above y plus u · p_y, u uniform in [0, 1); the set is the most probable classes up to the mass the
+       level needs, so it grows on hard samples. The u breaks the ties that make non-randomised APS useless
+       on a good model (a binary model's second class always in the set; a confident model's sets padded
+       with classes of probability 1e-7). mlpcli draws u from a hash of the sample's own model outputs
+       (``uniform_hash``), so a sample gets the same set in every run. When the level asks for less than
+       the model's accuracy, exact coverage needs some empty sets: APS empties a random share of them.
   lac  least ambiguous set-valued classifier (Sadinle, Lei & Wasserman 2019): 1 − p_y; the set is the
        classes whose probability reaches a threshold; empty when no class is probable enough.
 Scores are stored in a form that keeps tiny tails apart (APS: −(mass ranked below y) = score − 1; LAC: the
@@ -39,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["SCORES", "MAX_ROWS", "ConformalCalibration", "SetPredictor", "class_probabilities", "label_scores",
-           "calibrate", "group_weights"]
+           "calibrate", "group_weights", "uniform_hash", "format_sets"]
 
 SCORES = ("aps", "lac")
 # Calibration rows a model stores at most: a seeded random subsample beyond (a subsample of exchangeable
@@ -66,10 +69,26 @@ def class_probabilities(logits: np.ndarray, link: str, temperature: float | None
     return softmax(z)
 
 
-def label_scores(P: np.ndarray, score: str) -> np.ndarray:
+def uniform_hash(rows: np.ndarray) -> np.ndarray:
+    """(n,) numbers in [0, 1) that look uniform and independent, from the bits of each row of ``rows`` (n, k)
+    (splitmix64 over the float64 words): the u of randomised APS, the same for the same outputs."""
+    bits = np.ascontiguousarray(rows, dtype=np.float64).view(np.uint64).reshape(len(rows), -1)
+    h = np.full(len(rows), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(bits.shape[1]):
+            h ^= bits[:, j]
+            h += np.uint64(0x9E3779B97F4A7C15)
+            h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            h ^= h >> np.uint64(31)
+    return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def label_scores(P: np.ndarray, score: str, u: np.ndarray | None = None) -> np.ndarray:
     """Nonconformity score of every class (n, C) for class probabilities P (n, C); larger = less conforming.
 
-    aps: −(mass of the classes ranked below y) (= APS score − 1; ties ranked by class index);
+    aps: −(mass of the classes ranked below y + (1 − u) p_y) (= the APS score − 1; ties ranked by class
+      index); u (n,) in [0, 1), None for the non-randomised score (u = 1);
     lac: mass of the classes other than y (= 1 − p_y)."""
     P = np.asarray(P, dtype=np.float64)
     if score == "lac":
@@ -88,6 +107,8 @@ def label_scores(P: np.ndarray, score: str) -> np.ndarray:
     # mass strictly below each rank, summed from the least probable up so small tails stay exact
     below = np.zeros_like(ranked)
     below[:, :-1] = np.cumsum(ranked[:, :0:-1], axis=1)[:, ::-1]
+    if u is not None:
+        below += (1.0 - np.asarray(u, dtype=np.float64))[:, None] * ranked
     out = np.empty_like(P)
     np.put_along_axis(out, order, -below, axis=1)
     return out
@@ -105,7 +126,7 @@ def group_weights(groups: np.ndarray | None, n: int) -> np.ndarray:
 class ConformalCalibration:
     """The held-out scores a model keeps for its prediction sets (one entry per calibration row)."""
 
-    aps: np.ndarray  # (n,) float64, in [-1, 0]: −(held-out mass ranked below the true class)
+    aps: np.ndarray  # (n,) float64, in [-1, 0]: −(held-out mass ranked below the true class + (1 − u) p_true)
     lac: np.ndarray  # (n,) float64, in [0, 1]: 1 − held-out probability of the true class
     label: np.ndarray  # (n,) int64: the true class index
     member: np.ndarray  # (n,) int64: the model member whose held-out prediction the scores are
@@ -142,7 +163,8 @@ def calibrate(logits: np.ndarray, y: np.ndarray, member: np.ndarray, groups: np.
     w = group_weights(groups, len(y))
     if len(y) > MAX_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(len(y), MAX_ROWS, replace=False))
-    aps = label_scores(P[rows], "aps")[np.arange(len(rows)), y[rows]]
+    u = uniform_hash(np.asarray(logits, dtype=np.float64)[rows])
+    aps = label_scores(P[rows], "aps", u)[np.arange(len(rows)), y[rows]]
     lac = label_scores(P[rows], "lac")[np.arange(len(rows)), y[rows]]
     return ConformalCalibration(aps=aps, lac=lac, label=y[rows], member=np.asarray(member, dtype=np.int64)[rows],
                                 weight=w[rows], source=source, n_rows=len(y))
@@ -197,8 +219,9 @@ class SetPredictor:
         """(m, C) bool membership for one block, from each model member's raw outputs (m, k)."""
         m = member_logits[0].shape[0]
         rank = np.zeros((m, self.n_classes))
+        u = uniform_hash(member_logits[0]) if self.score == "aps" else None  # one u per sample, as in CV+
         for k in self.members:
-            S = label_scores(class_probabilities(member_logits[k], self.link, self.temperature), self.score)
+            S = label_scores(class_probabilities(member_logits[k], self.link, self.temperature), self.score, u)
             if self.mondrian:
                 for c in range(self.n_classes):
                     rank[:, c] += self.rankers[(k, c)].below(S[:, c])

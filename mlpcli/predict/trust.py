@@ -184,9 +184,9 @@ class Trust:
                            f" than the model has, so every set includes {', '.join(trivial[:5])}"
                            f"{' …' if len(trivial) > 5 else ''}; lower the level or retrain on more samples")
             if self.n_empty and o.score == "aps":
-                out.append("an empty APS set means the top class alone is more probable than the level needs (the "
-                           "level is below the model's accuracy), not an uncertain sample: --conformal-score lac "
-                           "empties the least confident sets instead")
+                out.append("APS sets are empty when the level asks for less than the model's accuracy (exact coverage "
+                           "then leaves a random share of samples without a class), not for uncertain samples: "
+                           "--conformal-score lac empties the least confident sets instead")
         if o.abstains:
             reasons = []
             if o.min_confidence is not None:
