@@ -388,7 +388,7 @@ class _Fields:
     def trust(self, meta: dict, task: str, n_classes: int, n_kept: int) -> dict[str, _ArraySpec]:
         """The optional ``conformal`` and ``ood`` fields (format 3, classification) and the arrays they imply."""
         from .conformal import MAX_ROWS
-        from .ood import MAX_CALIBRATION, MAX_COMPONENTS
+        from .ood import MAX_BASIS_VALUES, MAX_CALIBRATION, MAX_COMPONENTS, MAX_REFERENCE
 
         specs: dict[str, _ArraySpec] = {}
         for key in ("conformal", "ood"):
@@ -414,12 +414,14 @@ class _Fields:
         o = meta.get("ood")
         if o is not None:
             p = self.whole(self.get(o, "n_features", "ood"), "ood.n_features", n_kept, n_kept)
-            r = self.whole(self.get(o, "n_components", "ood"), "ood.n_components", 0, min(MAX_COMPONENTS, p))
-            self.number(self.get(o, "noise", "ood"), "ood.noise", 0.0, lo_open=True)
+            r = self.whole(self.get(o, "n_components", "ood"), "ood.n_components", 1,
+                           max(1, min(MAX_COMPONENTS, p, MAX_BASIS_VALUES // p)))
+            k = self.whole(self.get(o, "n_reference", "ood"), "ood.n_reference", 1, MAX_REFERENCE)
             m = self.whole(self.get(o, "n_calibration", "ood"), "ood.n_calibration", 0, MAX_CALIBRATION)
             specs.update({"ood/mean": _ArraySpec((p,), "f", (8,), "finite"),
                           "ood/components": _ArraySpec((r, p), "f", (8,), "finite"),
-                          "ood/variances": _ArraySpec((r,), "f", (8,), "positive"),
+                          "ood/reference": _ArraySpec((k, r), "f", (8,), "finite"),
+                          "ood/reference_residual": _ArraySpec((k,), "f", (8,), "nonneg"),
                           "ood/calibration": _ArraySpec((m,), "f", (8,), "nonneg")})
         return specs
 

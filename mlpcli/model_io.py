@@ -10,7 +10,8 @@ Format version 2 stores the members under ``members/<i>/``; version 1 files (one
 preprocessing is the reference) still load. Version 3 adds, for classification models, the held-out
 conformity scores of the prediction sets (``conformal`` in model.json, arrays ``conformal/*``: at most
 ``conformal.MAX_ROWS`` rows) and the out-of-distribution basis (``ood``, arrays ``ood/*``: a mean and at most
-``ood.MAX_COMPONENTS`` components over the kept features, at most ``ood.MAX_CALIBRATION`` scores); both are
+``ood.MAX_COMPONENTS`` components over the kept features, at most ``ood.MAX_REFERENCE`` training rows in those
+components, at most ``ood.MAX_CALIBRATION`` scores); both are
 optional, and version 1 and 2 files load without them.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
@@ -408,10 +409,8 @@ def _trust(meta: dict, arrays: dict[str, np.ndarray]):
             weight=np.array(a["weight"], dtype=np.float64), source=c["source"], n_rows=int(c["n_rows"]))
     if meta.get("ood") is not None:
         a = _under(arrays, "ood/")
-        ood_basis = OODBasis(mean=np.array(a["mean"], dtype=np.float64),
-                             components=np.array(a["components"], dtype=np.float64),
-                             variances=np.array(a["variances"], dtype=np.float64), noise=float(meta["ood"]["noise"]),
-                             calibration=np.array(a["calibration"], dtype=np.float64))
+        ood_basis = OODBasis(**{key: np.array(a[key], dtype=np.float64) for key in
+                                ("mean", "components", "reference", "reference_residual", "calibration")})
     return conformal_data, ood_basis
 
 

@@ -100,19 +100,21 @@ def test_a_level_beyond_the_calibration_rows_gives_every_class():
 
 
 def test_ood_p_values_are_uniform_in_distribution_and_small_outside():
-    """Held-out calibration makes in-distribution p-values uniform (about α flagged at every α); rows of
-    another covariance (another kind of sample) are flagged."""
+    """Held-out calibration makes in-distribution p-values uniform (about α flagged at every α); samples of
+    a kind the training rows lack (a fourth cluster) are flagged."""
     rng = np.random.default_rng(0)
-    mix = rng.normal(size=(40, 40))
-    train = rng.normal(size=(600, 40)) @ mix
+    centres = rng.normal(scale=3.0, size=(4, 40))
+
+    def rows(seed, n, kinds):
+        r = np.random.default_rng(seed)
+        return centres[r.choice(kinds, n)] + r.normal(size=(n, 40))
+
+    train = rows(1, 600, [0, 1, 2])
     parts = [(np.setdiff1d(np.arange(600), np.arange(k, 600, 5)), np.arange(k, 600, 5)) for k in range(5)]
     basis = ood.calibrate(train, parts)
-    fresh = np.random.default_rng(1).normal(size=(3000, 40)) @ mix
-    # another kind of sample: its own covariance and a shifted centre
-    other = np.random.default_rng(2).normal(size=(3000, 40)) @ np.random.default_rng(3).normal(size=(40, 40)) + 3.0
-    p_in = basis.p_value(basis.score(fresh))
-    assert (p_in < 0.01).mean() <= 0.03 and (p_in < 0.2).mean() == pytest.approx(0.2, abs=0.06)
-    assert (basis.p_value(basis.score(other)) < 0.01).mean() > 0.9
+    p_in = basis.p_value(basis.score(rows(2, 3000, [0, 1, 2])))
+    assert (p_in < 0.01).mean() <= 0.02 and (p_in < 0.2).mean() == pytest.approx(0.2, abs=0.06)
+    assert (basis.p_value(basis.score(rows(3, 3000, [3]))) < 0.01).mean() > 0.95
     assert len(basis.calibration) == 600 and np.all(np.diff(basis.calibration) >= 0)
 
 
@@ -159,6 +161,7 @@ def test_train_stores_the_calibration_and_the_ood_basis(trained):
     assert m.conformal.source == "out-of-fold" and m.conformal.n == 180 and m.conformal.weight.sum() == 60
     assert set(m.conformal.member.tolist()) == {0, 1, 2}
     assert m.ood.components.shape[1] == len(m.preprocessor.kept_features) and len(m.ood.calibration) == 180
+    assert m.ood.reference.shape == (180, m.ood.components.shape[0])
     b = model_io.load(trained["bin_model"])
     assert b.conformal.source == "validation" and set(b.conformal.member.tolist()) == {0}
     assert model_io.load(trained["reg_model"]).conformal is None

@@ -531,8 +531,8 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
     cal = model.conformal
     patients = f" of {cal.weight.sum():.0f} patients" if np.any(cal.weight < 1) else ""
     notes.append(f"prediction sets (predict --coverage): {cal.n} held-out scores{patients} stored; out-of-distribution "
-                 f"flags (predict --ood): a {len(model.ood.variances)}-component distance calibrated on "
-                 f"{len(model.ood.calibration)} held-out rows")
+                 f"flags (predict --ood): nearest-neighbour distances to {len(model.ood.reference)} training rows "
+                 f"calibrated on {len(model.ood.calibration)} held-out rows")
 
 
 def held_out_frame(fitted: FittedModel):
