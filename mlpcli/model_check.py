@@ -10,14 +10,16 @@ that allocates nothing proportional to a claim before the claim is verified:
    refused from its header, before anything is inflated);
 2. model.json: UTF-8 JSON, every field's type, range and consistency (task, classes against the output
    layer, features against the preprocessing, layer widths within limits, known activations and losses,
-   temperature, target scaling, the metadata other commands read);
+   temperature, target scaling, the metadata other commands read, the prediction sets' calibration and the
+   out-of-distribution basis);
 3. the arrays those fields imply (names, shapes and dtypes from the architectures and preprocessing):
    model.json's ``array_shapes`` must list exactly them, and weights.npz's inflated size must be what they
    need, before weights.npz is read;
 4. weights.npz: its checksum, then each ``.npy`` header (shape, dtype, order; read without the data, so
    object arrays are refused without being unpickled) against the expected array, then the data;
 5. values: weights and statistics finite, scales positive, variances non-negative, kept-feature indices
-   matching the feature names.
+   matching the feature names; conformity scores within their ranges, their classes and members existing,
+   weights in (0, 1] summing to the patients recorded, out-of-distribution calibration scores sorted.
 
 Every failure is a ModelFileError naming the file and the field or array, on one line.
 """
@@ -42,7 +44,7 @@ from .errors import ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2)
+SUPPORTED_VERSIONS = (1, 2, 3)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -68,6 +70,7 @@ _ZIP_SLACK = 2**16 + 512  # archive comment and end records
 _ENTRY_SLACK = 512  # local and central headers of one archive member, besides its name twice
 _FINITE_CHUNK = 2**20  # entries checked at a time (the boolean temporary stays 1 MiB)
 
+CONFORMAL_SOURCES = ("out-of-fold", "validation", "refit")
 _PREPROCESSING_ARRAYS = ("kept_index", "impute_values", "center", "scale", "train_mean", "train_sd")
 _PREPROCESSING_STATE_VERSION = 1
 _ARCHITECTURE_KEYS = ("n_inputs", "hidden", "n_outputs", "activation", "activation_params", "dropout",
@@ -378,8 +381,49 @@ class _Fields:
         if temperature is not None:
             self.number(temperature, "temperature", *TEMPERATURE_RANGE)
         self.metadata(meta)
+        specs.update(self.trust(meta, task, len(meta["classes"]), len(reference["kept_features"])))
         self.array_shapes(self.get(meta, "array_shapes", ""), specs)
         return members, specs
+
+    def trust(self, meta: dict, task: str, n_classes: int, n_kept: int) -> dict[str, _ArraySpec]:
+        """The optional ``conformal`` and ``ood`` fields (format 3, classification) and the arrays they imply."""
+        from .conformal import MAX_ROWS
+        from .ood import MAX_BASIS_VALUES, MAX_CALIBRATION, MAX_COMPONENTS, MAX_REFERENCE
+
+        specs: dict[str, _ArraySpec] = {}
+        for key in ("conformal", "ood"):
+            if meta.get(key) is None:
+                continue
+            if meta["format_version"] < 3:
+                self.fail(key, f"needs model format version 3, the file says {meta['format_version']}")
+            if task not in ("binary", "multiclass"):
+                self.fail(key, f"is set but the task is {task}; only binary and multiclass models have it")
+            self.mapping(meta[key], key)
+        c = meta.get("conformal")
+        if c is not None:
+            n = self.whole(self.get(c, "n", "conformal"), "conformal.n", 1, MAX_ROWS)
+            self.whole(self.get(c, "n_rows", "conformal"), "conformal.n_rows", n, 2**63 - 1)
+            self.text(self.get(c, "source", "conformal"), "conformal.source", choices=CONFORMAL_SOURCES)
+            self.whole(self.get(c, "members", "conformal"), "conformal.members", 1, MAX_MEMBERS)
+            self.number(self.get(c, "patients", "conformal"), "conformal.patients", 0.0, lo_open=True)
+            self.flag(self.get(c, "weighted", "conformal"), "conformal.weighted")
+            for name in ("aps", "lac", "weight"):
+                specs[f"conformal/{name}"] = _ArraySpec((n,), "f", (8,), "finite")
+            for name in ("label", "member"):
+                specs[f"conformal/{name}"] = _ArraySpec((n,), "iu", (1, 2, 4, 8), "index")
+        o = meta.get("ood")
+        if o is not None:
+            p = self.whole(self.get(o, "n_features", "ood"), "ood.n_features", n_kept, n_kept)
+            r = self.whole(self.get(o, "n_components", "ood"), "ood.n_components", 1,
+                           max(1, min(MAX_COMPONENTS, p, MAX_BASIS_VALUES // p)))
+            k = self.whole(self.get(o, "n_reference", "ood"), "ood.n_reference", 1, MAX_REFERENCE)
+            m = self.whole(self.get(o, "n_calibration", "ood"), "ood.n_calibration", 0, MAX_CALIBRATION)
+            specs.update({"ood/mean": _ArraySpec((p,), "f", (8,), "finite"),
+                          "ood/components": _ArraySpec((r, p), "f", (8,), "finite"),
+                          "ood/reference": _ArraySpec((k, r), "f", (8,), "finite"),
+                          "ood/reference_residual": _ArraySpec((k,), "f", (8,), "nonneg"),
+                          "ood/calibration": _ArraySpec((m,), "f", (8,), "nonneg")})
+        return specs
 
     def preprocessing(self, pre, where: str) -> dict:
         from .data.preprocess import IMPUTE_METHODS, SCALINGS, PreprocessConfig
@@ -636,6 +680,7 @@ def _check_values(name: str, arrays: dict[str, np.ndarray], specs: dict[str, _Ar
         if not _all_pass(arrays[key], spec.rule):
             raise ModelFileError(f"{name}: weights.npz array {key} holds values that are not {what[spec.rule]} "
                                  "(a model whose training diverged, or a damaged file)")
+    _check_trust(name, arrays, meta)
     preprocessing = [("preprocessor/", meta["preprocessing"])]
     preprocessing += [(f"{m['prefix']}preprocessor/", m["preprocessing"]) for m in members if m["preprocessing"]]
     for prefix, pre in preprocessing:
@@ -645,6 +690,36 @@ def _check_values(name: str, arrays: dict[str, np.ndarray], specs: dict[str, _Ar
         if not np.array_equal(arrays[f"{prefix}kept_index"], expected):
             raise ModelFileError(f"{name}: weights.npz array {prefix}kept_index does not match the kept features' "
                                  "positions in feature_names_in")
+
+
+def _check_trust(name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Values of the conformal and out-of-distribution arrays beyond finiteness: scores in their ranges,
+    classes and members that exist, weights in (0, 1] summing to the patients, calibration scores sorted."""
+    from .conformal import SCORE_SLACK
+
+    def bad(key: str, what: str):
+        raise ModelFileError(f"{name}: weights.npz array {key} {what} (a damaged or crafted file)")
+
+    c = meta.get("conformal")
+    if c is not None:
+        a = {k[len("conformal/"):]: v for k, v in arrays.items() if k.startswith("conformal/")}
+        if a["aps"].min() < -1 - SCORE_SLACK or a["aps"].max() > SCORE_SLACK:
+            bad("conformal/aps", "holds scores outside [-1, 0]")
+        if a["lac"].min() < -SCORE_SLACK or a["lac"].max() > 1 + SCORE_SLACK:
+            bad("conformal/lac", "holds scores outside [0, 1]")
+        if a["label"].min() < 0 or a["label"].max() >= len(meta["classes"]):
+            bad("conformal/label", f"holds class indices outside 0-{len(meta['classes']) - 1}")
+        if a["member"].min() < 0 or a["member"].max() >= c["members"]:
+            bad("conformal/member", f"holds member indices outside 0-{c['members'] - 1}")
+        if a["weight"].min() <= 0 or a["weight"].max() > 1:
+            bad("conformal/weight", "holds weights outside (0, 1]")
+        if not math.isclose(float(a["weight"].sum()), float(c["patients"]), rel_tol=1e-6, abs_tol=1e-6):
+            bad("conformal/weight", f"sums to {float(a['weight'].sum()):.6g}, not the {c['patients']:.6g} patients "
+                "model.json gives")
+    if meta.get("ood") is not None:
+        cal = arrays["ood/calibration"]
+        if len(cal) > 1 and np.any(np.diff(cal) < 0):
+            bad("ood/calibration", "is not sorted")
 
 
 def _all_pass(a: np.ndarray, rule: str) -> bool:

@@ -7,7 +7,12 @@ and holds the training statistics the cohort-shift check compares against. A tem
 divides every member's logits before the softmax or sigmoid (``calibration``).
 
 Format version 2 stores the members under ``members/<i>/``; version 1 files (one network, whose
-preprocessing is the reference) still load.
+preprocessing is the reference) still load. Version 3 adds, for classification models, the held-out
+conformity scores of the prediction sets (``conformal`` in model.json, arrays ``conformal/*``: at most
+``conformal.MAX_ROWS`` rows) and the out-of-distribution basis (``ood``, arrays ``ood/*``: a mean and at most
+``ood.MAX_COMPONENTS`` components over the kept features, at most ``ood.MAX_REFERENCE`` training rows in those
+components, at most ``ood.MAX_CALIBRATION`` scores); both are
+optional, and version 1 and 2 files load without them.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -41,7 +46,7 @@ from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
@@ -119,6 +124,8 @@ class Model:
     provenance: dict = field(default_factory=dict)  # data checksum, versions, creation time
     extra: dict = field(default_factory=dict)  # e.g. the learning-curve diagnosis
     temperature: float | None = None  # divides the logits of classification models (calibration)
+    conformal: object | None = None  # conformal.ConformalCalibration: held-out scores for prediction sets
+    ood: object | None = None  # ood.OODBasis: the out-of-distribution distance and its held-out calibration
 
     @classmethod
     def single(cls, network: MLP, preprocessor, target_scaling: dict | None = None, **fields) -> "Model":
@@ -207,8 +214,17 @@ class Model:
             return ""
         return f": feature {names[j]!r} enters it at {Z[0, j]:.3g} after the training scaling"
 
+    def _member_output(self, member: Member, X: np.ndarray, columns, calibrated: bool, logged: bool,
+                       logits: list | None) -> np.ndarray:
+        """``member_output``, also appending the member's raw outputs (float64) to ``logits`` when given."""
+        if logits is None:
+            return self.member_output(member, X, columns, calibrated=calibrated, logged=logged)
+        raw = member.raw_output(X, columns, logged, self.row_block)
+        logits.append(np.asarray(raw, dtype=np.float64))
+        return member.unscale(self.link(raw, calibrated))
+
     def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None,
-                       first_row: int = 0) -> np.ndarray:
+                       first_row: int = 0, member_logits: list | None = None) -> np.ndarray:
         """Predictions for raw feature rows X (n, d): class probabilities (softmax or sigmoid per the
         training loss, averaged over the members) or regression values (averaged).
 
@@ -219,22 +235,28 @@ class Model:
         X's columns are ``feature_names`` in order, or ``features`` (any order, at least every feature
         a member uses). ``batch_size`` is rounded to whole ``row_block``s: results do not depend on it. An
         output that is not finite (a value so far outside the training data that the network's arithmetic
-        overflows) is a DataError naming its row, counted from ``first_row`` + 1."""
+        overflows) is a DataError naming its row, counted from ``first_row`` + 1.
+
+        ``member_logits``: a list that receives, per block of rows, the list of every member's raw outputs
+        (float64, (rows, k)): what prediction sets compare with the members' held-out scores (``conformal``)."""
         columns = self._feature_maps(features)[0]
         sparse = is_sparse(X)  # scipy.sparse: densified one row block at a time
         step = self.row_block if sparse else max(1, batch_size // self.row_block) * self.row_block
         outs = []
         for s in range(0, X.shape[0], step):
             block, logged = (X[s : s + step].toarray() if sparse else X[s : s + step]), False
+            raw = None if member_logits is None else []
             with np.errstate(over="ignore", invalid="ignore"):  # checked below, with the row named
                 if len(self.members) == 1:
-                    out = self.member_output(self.members[0], block, columns[0])
+                    out = self._member_output(self.members[0], block, columns[0], True, False, raw)
                 else:
                     block, logged = self._shared_log1p(block, features)
-                    total = self.member_output(self.members[0], block, columns[0], calibrated=False, logged=logged)
+                    total = self._member_output(self.members[0], block, columns[0], False, logged, raw)
                     for member, cols in zip(self.members[1:], columns[1:]):
-                        total += self.member_output(member, block, cols, calibrated=False, logged=logged)
+                        total += self._member_output(member, block, cols, False, logged, raw)
                     out = temper(total / len(self.members), self.temperature, self.output_activation())
+            if raw is not None:
+                member_logits.append(raw)
             if not np.isfinite(out).all():
                 i = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
                 raise DataError(f"row {first_row + s + i + 1}: the model's output is not finite (a feature value far "
@@ -262,6 +284,11 @@ def save(model: Model, path: str | os.PathLike) -> None:
             entry["preprocessing"] = member_meta
             arrays.update({f"{prefix}{_PRE}{k}": np.asarray(v) for k, v in member_arrays.items()})
         members.append(entry)
+    trust = {}
+    for key, part in (("conformal", model.conformal), ("ood", model.ood)):
+        if part is not None:
+            trust[key] = part.describe()
+            arrays.update({f"{key}/{name}": np.asarray(v) for name, v in part.arrays().items()})
     weights = _npz_bytes(arrays)
     meta = {
         "format": FORMAT,
@@ -284,6 +311,7 @@ def save(model: Model, path: str | os.PathLike) -> None:
         "fit": model.fit,
         "provenance": model.provenance,
         "extra": model.extra,
+        **trust,
     }
     text = json.dumps(meta, indent=1, default=json_default, allow_nan=True)
     size = len(text.encode())
@@ -343,7 +371,10 @@ def load(path: str | os.PathLike) -> Model:
     except (KeyError, TypeError, ValueError) as exc:  # likewise: a disagreement model_check missed
         raise ModelFileError(f"{name}: model.json does not describe a consistent model ({type(exc).__name__}: {exc})") from None
     temperature = meta.get("temperature")
+    conformal_data, ood_basis = _trust(meta, arrays)
     return Model(
+        conformal=conformal_data,
+        ood=ood_basis,
         members=members,
         preprocessor=pre,
         temperature=None if temperature is None else float(temperature),
@@ -361,6 +392,26 @@ def load(path: str | os.PathLike) -> Model:
         provenance=meta.get("provenance") or {},
         extra=meta.get("extra") or {},
     )
+
+
+def _trust(meta: dict, arrays: dict[str, np.ndarray]):
+    """The prediction sets' calibration and the out-of-distribution basis, when the file has them (both
+    checked by ``model_check``); None for files written before they existed."""
+    from .conformal import ConformalCalibration
+    from .ood import OODBasis
+
+    conformal_data = ood_basis = None
+    if meta.get("conformal") is not None:
+        c, a = meta["conformal"], _under(arrays, "conformal/")
+        conformal_data = ConformalCalibration(
+            aps=np.array(a["aps"], dtype=np.float64), lac=np.array(a["lac"], dtype=np.float64),
+            label=np.array(a["label"], dtype=np.int64), member=np.array(a["member"], dtype=np.int64),
+            weight=np.array(a["weight"], dtype=np.float64), source=c["source"], n_rows=int(c["n_rows"]))
+    if meta.get("ood") is not None:
+        a = _under(arrays, "ood/")
+        ood_basis = OODBasis(**{key: np.array(a[key], dtype=np.float64) for key in
+                                ("mean", "components", "reference", "reference_residual", "calibration")})
+    return conformal_data, ood_basis
 
 
 def _under(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

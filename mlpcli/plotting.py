@@ -19,7 +19,7 @@ import numpy as np
 from .errors import ConfigError
 
 __all__ = ["PLOT_FORMATS", "TRAIN_CHAR", "VAL_CHAR", "BOTH_CHAR", "plot_format", "terminal_chart",
-           "plot_curves", "plot_learning_curve"]
+           "plot_curves", "plot_learning_curve", "plot_risk_coverage"]
 
 PLOT_FORMATS = ("png", "svg", "pdf")
 PNG_DPI = 150  # sharp on a laptop screen and in a slide, ~100 kB per figure
@@ -289,4 +289,31 @@ def plot_learning_curve(
     _legend_below(fig, left, right)
     if title:
         fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
+def plot_risk_coverage(path: str, curve: dict, *, chosen: tuple[float, float] | None = None,
+                       title: str | None = None) -> None:
+    """Draw a risk–coverage curve (``predict.trust.risk_coverage``) to ``path``: the error rate among the
+    accepted samples against the share accepted, accepting the most confident first; ``chosen`` marks
+    (coverage, risk) of the run's abstention rule, and the dashed line is the error rate of accepting all."""
+    plot_format(path)
+    x = np.asarray(curve["coverage"], dtype=float)
+    y = np.asarray([np.nan if r is None else r for r in curve["risk"]], dtype=float)
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot(x, y, color=VAL_COLOUR, linewidth=2, label=f"most confident first (AURC {curve['aurc']:.3g})")
+    if len(y) and np.isfinite(y[-1]):
+        ax.axhline(y[-1], color="grey", linestyle="--", linewidth=1, label=f"all: error {y[-1]:.3g}")
+    if chosen is not None and all(v is not None and math.isfinite(v) for v in chosen):
+        ax.plot([chosen[0]], [chosen[1]], "o", color=TRAIN_COLOUR, markeredgecolor="black",
+                label=f"this run: {chosen[0]:.0%} accepted, error {chosen[1]:.3g}")
+    ax.set_xlabel("share of samples accepted (coverage)")
+    ax.set_ylabel("error rate among the accepted (risk)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    if title:
+        ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
+    _legend_below(fig, ax)
     _save(fig, path)

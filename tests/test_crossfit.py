@@ -236,9 +236,10 @@ def test_a_version_1_single_network_file_still_loads_and_predicts(tmp_path):
         meta = json.loads(zf.read("model.json"))
         with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    v1 = {k.removeprefix("members/0/"): v for k, v in arrays.items()}
+    # format 1 had no prediction-set calibration or out-of-distribution basis (format 3)
+    v1 = {k.removeprefix("members/0/"): v for k, v in arrays.items() if not k.startswith(("conformal/", "ood/"))}
     meta["architecture"] = meta.pop("members")[0]["architecture"]
-    meta.pop("temperature")
+    meta.pop("temperature"), meta.pop("conformal"), meta.pop("ood")
     meta["format_version"] = 1
     meta["array_shapes"] = {k: list(v.shape) for k, v in v1.items()}
     buf = io.BytesIO()

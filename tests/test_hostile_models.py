@@ -518,3 +518,94 @@ def test_save_refuses_a_model_that_load_would_refuse(models, tmp_path, monkeypat
     with pytest.raises(ModelFileError, match="more than the 0 MiB a model file may hold.*12 input features 7 times"):
         model_io.save(model, target)
     assert not target.exists() and os.listdir(tmp_path) == []
+
+
+# ── the prediction sets' calibration and the out-of-distribution basis (format 3) ──────────────────────────
+
+
+def _field(key, value):
+    """Set model.json's ``key`` ("conformal.source") to ``value``."""
+    head, tail = key.split(".")
+    return lambda m, a: m[head].__setitem__(tail, value)
+
+
+def _array(key, index, value):
+    def tamper(m, a):
+        a[key] = a[key].copy()
+        a[key][index] = value
+    return tamper
+
+
+def _resize(key, n):
+    """Both the array and what model.json says of it: only their agreement with the rest is wrong."""
+    def tamper(m, a):
+        a[key] = np.resize(a[key], n)
+    return tamper
+
+
+def _in_version_2(m, a):
+    m["format_version"] = 2
+
+
+def _unsorted(m, a):
+    a["ood/calibration"] = a["ood/calibration"][::-1].copy()
+
+
+TRUST_CASES = {
+    "conformal a list": (lambda m, a: m.__setitem__("conformal", []), "'conformal'"),
+    "conformal without n": (lambda m, a: m["conformal"].pop("n"), "n"),
+    "conformal.n 0": (_field("conformal.n", 0), "conformal.n"),
+    "conformal.n beyond the limit": (_field("conformal.n", 10**7), "conformal.n"),
+    "conformal.n not the arrays' length": (_field("conformal.n", 7), "conformal"),
+    "conformal.n_rows below n": (_field("conformal.n_rows", 1), "conformal.n_rows"),
+    "an unknown source": (_field("conformal.source", "magic"), "conformal.source"),
+    "zero members": (_field("conformal.members", 0), "conformal.members"),
+    "patients not the weights' sum": (_field("conformal.patients", 3.5), "conformal/weight"),
+    "patients NaN": (_field("conformal.patients", float("nan")), "conformal.patients"),
+    "weighted as text": (_field("conformal.weighted", "yes"), "conformal.weighted"),
+    "an APS score above 0": (_array("conformal/aps", 0, 0.5), "conformal/aps"),
+    "a LAC score NaN": (_array("conformal/lac", 1, np.nan), "conformal/lac"),
+    "a LAC score above 1": (_array("conformal/lac", 1, 7.0), "conformal/lac"),
+    "a class that does not exist": (_array("conformal/label", 0, 99), "conformal/label"),
+    "a negative class": (_array("conformal/label", 0, -1), "conformal/label"),
+    "a member that does not exist": (_array("conformal/member", 0, 50), "conformal/member"),
+    "a zero weight": (_array("conformal/weight", 0, 0.0), "conformal/weight"),
+    "a weight above 1": (_array("conformal/weight", 0, 2.0), "conformal/weight"),
+    "a label array of floats": (lambda m, a: a.__setitem__("conformal/label", a["conformal/label"].astype(float)),
+                                "conformal/label"),
+    "a scores array too short": (_resize("conformal/aps", 3), "conformal/aps"),
+    "conformal in a version 2 file": (_in_version_2, "version 3"),
+    "ood.n_features not the kept features": (_field("ood.n_features", 5), "ood.n_features"),
+    "ood.n_components beyond the limit": (_field("ood.n_components", 500), "ood.n_components"),
+    "ood.n_reference 0": (_field("ood.n_reference", 0), "ood.n_reference"),
+    "ood.n_reference missing": (lambda m, a: m["ood"].pop("n_reference"), "n_reference"),
+    "ood.n_calibration beyond the limit": (_field("ood.n_calibration", 10**9), "ood.n_calibration"),
+    "a negative residual norm": (_array("ood/reference_residual", 0, -1.0), "ood/reference_residual"),
+    "a NaN reference row": (_array("ood/reference", (0, 0), np.nan), "ood/reference"),
+    "an infinite mean": (_array("ood/mean", 0, np.inf), "ood/mean"),
+    "a NaN component": (_array("ood/components", (0, 0), np.nan), "ood/components"),
+    "a negative calibration score": (_array("ood/calibration", 0, -1.0), "ood/calibration"),
+    "calibration scores unsorted": (_unsorted, "ood/calibration"),
+}
+
+
+@pytest.mark.parametrize("case", list(TRUST_CASES))
+def test_a_wrong_calibration_or_ood_field_is_refused(models, tmp_path, case):
+    """One defect in the new fields or arrays, everything else (array_shapes, the checksum) consistent."""
+    tamper, needle = TRUST_CASES[case]
+    meta, arrays = _parts(models["ensemble"])
+    assert meta["format_version"] == 3 and "conformal" in meta and "ood" in meta
+    tamper(meta, arrays)
+    if not case.startswith("conformal.n not"):  # the shapes follow the arrays unless that is the defect
+        meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
+    _assert_refused(_write(tmp_path / "bad.mlp", meta, _npz(arrays)), models["data"], tmp_path, needle)
+
+
+def test_calibration_fields_on_a_regression_model_are_refused(models, tmp_path):
+    meta, arrays = _parts(models["regression"])
+    ens_meta, ens_arrays = _parts(models["ensemble"])
+    meta["conformal"] = ens_meta["conformal"]
+    arrays.update({k: v for k, v in ens_arrays.items() if k.startswith("conformal/")})
+    meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
+    _assert_refused(_write(tmp_path / "bad.mlp", meta, _npz(arrays)), models["regression_data"], tmp_path,
+                    "conformal", "regression")

@@ -120,27 +120,48 @@ def _fold_table(result) -> Table:
     table = Table(title=f"Cross-validation: {result.strategy}{positive}", title_justify="left")
     if result.repeats > 1:
         table.add_column("repeat", justify="right")
-    table.add_column("fold", justify="right", no_wrap=True)
+    batches = any(f.held_out is not None for f in result.folds)
+    table.add_column("held-out batch" if batches else "fold", justify="left" if batches else "right", no_wrap=True)
     grouped = any(f.n_groups_test is not None for f in result.folds)
     table.add_column("train" + (" (groups)" if grouped else ""), justify="right", no_wrap=True)
     table.add_column("test" + (" (groups)" if grouped else ""), justify="right", no_wrap=True)
     table.add_column("best epoch", justify="right")
     for k in keys:
         table.add_column(metric_header(k), justify="right", no_wrap=True)
+    trust = [f.trust for f in result.folds if f.trust is not None]
+    if trust:
+        level = trust[0]["level"]
+        # the fold model's own out-of-fold score on its training part: what grouped CV there promises
+        for col in ("inner OOF", f"cov@{level:g}", "set size", "OOD"):
+            table.add_column(col, justify="right", no_wrap=True)
 
     def size(n, g):
         return f"{n} ({g})" if g is not None else str(n)
 
     for f in result.folds:
         row = [str(f.repeat + 1)] if result.repeats > 1 else []
-        row += [str(f.fold + 1), size(f.n_train, f.n_groups_train), size(f.n_test, f.n_groups_test), str(f.best_epoch)]
+        row += [f.held_out if f.held_out is not None else str(f.fold + 1), size(f.n_train, f.n_groups_train),
+                size(f.n_test, f.n_groups_test), str(f.best_epoch)]
         row += [fmt_metric(k, f.metrics.get(k)) for k in keys]
+        if trust:
+            t = f.trust or {}
+            row += [fmt_metric(result.metric, f.inner_score), fmt_metric("coverage", t.get("coverage")),
+                    fmt(t.get("mean_set_size")), fmt_metric("ood_rate", t.get("ood_rate"))]
         table.add_row(*row)
     summary = result.summary()
     lead = [""] if result.repeats > 1 else []
     table.add_section()
-    table.add_row(*lead, "mean", "", "", "", *[fmt_metric(k, (summary.get(k) or {}).get("mean")) for k in keys], style="bold")
-    table.add_row(*lead, "SD", "", "", "", *[fmt_metric(k, (summary.get(k) or {}).get("sd")) for k in keys])
+    means = [fmt_metric(k, (summary.get(k) or {}).get("mean")) for k in keys]
+    sds = [fmt_metric(k, (summary.get(k) or {}).get("sd")) for k in keys]
+    if trust:
+        from ..model_selection.cross_validation import mean_sd as stats
+
+        parts = [[f.inner_score for f in result.folds]] + [[(f.trust or {}).get(key) for f in result.folds]
+                                                           for key in ("coverage", "mean_set_size", "ood_rate")]
+        means += [fmt(stats(p)[0]) for p in parts]
+        sds += [fmt(stats(p)[1]) for p in parts]
+    table.add_row(*lead, "mean", "", "", "", *means, style="bold")
+    table.add_row(*lead, "SD", "", "", "", *sds)
     return table
 
 
@@ -154,13 +175,20 @@ def _fold_table(result) -> Table:
               help="Repeat the CV with reshuffled folds and reseeded networks (seed + r).")
 @click.option("--oof", "oof_path", type=click.Path(dir_okay=False), default=None,
               help="Write out-of-fold predictions (.csv or .tsv, optionally .gz).")
+@click.option("--leave-batch-out", is_flag=True,
+              help="Hold out one batch (site, run) at a time instead of --folds, with every batch its patients "
+                   "link it to: the forecast for a new site, with prediction-set coverage and OOD rate per batch.")
+@click.option("--coverage", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, metavar="LEVEL",
+              help="Report each fold's prediction-set coverage at this level, set size and OOD rate "
+                   "(classifiers)  [default with --leave-batch-out: 0.9]")
 @train_options(rename={"folds": "--member-folds"})
 @parallel_options
 @quiet_option
 @json_option
 @debug_option
 @handle_errors
-def cv(data_file, folds, repeats, oof_path, n_jobs, backend, scheduler, threads, quiet, as_json, debug, **params):
+def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, backend, scheduler, threads, quiet,
+       as_json, debug, **params):
     """Cross-validate what `mlpcli train` ships, with grouped, stratified K-fold.
 
     No group (--group, default patient_id) is in both the training and the test part of a fold
@@ -175,20 +203,38 @@ def cv(data_file, folds, repeats, oof_path, n_jobs, backend, scheduler, threads,
       mlpcli cv cohort.csv --member-folds 1 --hidden 64 --folds 10     # single networks: faster
       mlpcli cv cohort.csv --folds 5 --repeats 3 --oof oof.csv --json > cv.json
       mlpcli cv cohort.csv --backend dask --scheduler tcp://10.0.0.5:8786
+      mlpcli cv cohort.csv --leave-batch-out --batch site       # how a new site will fare
+
+    --leave-batch-out holds out each batch in turn (a patient whose samples span batches takes all
+    of them along) and reports, per held-out batch, the metrics, the coverage of the prediction sets
+    and the share flagged out-of-distribution, beside the fold model's own out-of-fold score on its
+    training batches (what ordinary grouped CV would promise).
     """
     from ..model_selection import cross_validation as cv_lib
 
     plan = make_plan(n_jobs, backend, scheduler, threads)
+    ctx = click.get_current_context()
+    from click.core import ParameterSource
+
+    if leave_batch_out and ctx.get_parameter_source("folds") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--folds does not apply to --leave-batch-out: there is one fold per batch")
+    if leave_batch_out and repeats != 1:
+        raise click.UsageError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")
     options = options_from_params(params)
     if oof_path:
         check_writable(oof_path, "--oof")
     err = stderr_console(quiet)
     ds = load_for_cv(data_file, options, quiet)
+    if leave_batch_out:
+        from ..model_selection.splits import leave_batch_out as batch_folds
+
+        folds = len(batch_folds(ds)[0])  # a usage or data error here, before any fit
     if not quiet:
         err.print(f"[dim]·[/] {folds * repeats} fits on {plan.describe()}")
     with FitProgress("folds", quiet) as progress:
         result = cv_lib.cross_validate(ds, options, folds=folds, repeats=repeats, plan=plan,
-                                       keep_predictions=bool(oof_path), progress=progress)
+                                       keep_predictions=bool(oof_path), progress=progress,
+                                       leave_batch_out=leave_batch_out, coverage=coverage)
     if oof_path:
         write_frame_atomic(result.oof_frame(ds), oof_path)
 
@@ -202,6 +248,19 @@ def cv(data_file, folds, repeats, oof_path, n_jobs, backend, scheduler, threads,
     con = stdout_console()
     con.print(_fold_table(result))
     main = result.summary().get(result.metric) or {}
+    if any(f.trust is not None for f in result.folds):
+        con.print("inner OOF: the fold model's out-of-fold score on its own training part; cov@: share of held-out "
+                  "samples whose prediction set holds the true class; OOD: share flagged out-of-distribution "
+                  "(p < 0.01)", soft_wrap=True, style="dim")
+    if leave_batch_out:
+        from ..model_selection.cross_validation import mean_sd as stats
+
+        inner = stats(f.inner_score for f in result.folds)
+        if inner[0] is not None:
+            con.print(f"new-batch forecast: {result.metric.replace('_', ' ')} "
+                      f"{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))} on held-out batches against "
+                      f"{fmt_mean_sd(result.metric, inner[0], inner[1])} out-of-fold within the training batches "
+                      "(grouped CV); a drop means a new site will fare worse than grouped CV says", soft_wrap=True)
     con.print(f"{result.metric.replace('_', ' ')}: [bold]{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))}"
               f"[/] over {len(result.folds)} folds ({'higher' if result.higher_is_better else 'lower'} is better); "
               f"{fmt(result.seconds, 'seconds')} s"

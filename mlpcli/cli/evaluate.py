@@ -8,12 +8,15 @@ import math
 import click
 from rich.table import Table
 
+from ..errors import ConfigError
+
 from ._common import (
     CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, fmt_interval, fmt_metric, handle_errors, json_option, quiet_option, print_json, role_options,
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
 from .predict import (
-    NoteRenderer, ReadProgress, chunking, common_options, load_model, role_flags, shift_table, write_shift_report,
+    NoteRenderer, ReadProgress, chunking, common_options, load_model, role_flags, shift_table, trust_options,
+    uncertainty_from, write_shift_report,
 )
 
 
@@ -94,6 +97,63 @@ def _by_table(result) -> Table:
     return table
 
 
+def _trust_tables(doc: dict) -> list[Table]:
+    """Prediction sets (coverage, size: overall, per class, per --by group), abstention, OOD flags."""
+    tables = []
+    sets, ood = doc.get("sets"), doc.get("ood")
+    if sets is not None:
+        kind = "per class (Mondrian)" if sets["mondrian"] else "overall"
+        table = Table(title=f"Prediction sets ({sets['score'].upper()}, level {sets['level']:g} {kind}; coverage = "
+                            "share of sets holding the true class)", title_justify="left")
+        for col in ("", "n", "coverage", "mean set size"):
+            table.add_column(col, justify="left" if not col else "right")
+        if ood is not None:
+            table.add_column("OOD flagged", justify="right")
+        ood_class = {r["value"]: r["rate"] for r in (ood or {}).get("per_class") or []}
+        ood_by = {r["value"]: r["rate"] for r in (ood or {}).get("by") or []}
+        for row in sets["per_class"]:
+            extra = [fmt(ood_class.get(row["value"]))] if ood is not None else []
+            table.add_row(f"class {row['value']}", str(row["n"]), fmt(row["coverage"]), fmt(row["mean_set_size"]), *extra)
+        for row in sets["by"] or []:
+            extra = [fmt(ood_by.get(row["value"]))] if ood is not None else []
+            table.add_row(f"{doc['by_name']} {row['value']}", str(row["n"]), fmt(row["coverage"]),
+                          fmt(row["mean_set_size"]), *extra)
+        extra = [fmt(ood["rate"])] if ood is not None else []
+        table.add_row("all", str(doc["n"]), fmt(sets["coverage"]), fmt(sets["mean_set_size"]), *extra, style="bold")
+        tables.append(table)
+    elif ood is not None:
+        table = Table(title=f"Out-of-distribution flags (p < {ood['alpha']:g})", title_justify="left")
+        for col in ("", "n", "flagged"):
+            table.add_column(col, justify="left" if not col else "right")
+        for row in ood["per_class"]:
+            table.add_row(f"class {row['value']}", str(row["n"]), fmt(row["rate"]))
+        for row in ood["by"] or []:
+            table.add_row(f"{doc['by_name']} {row['value']}", str(row["n"]), fmt(row["rate"]))
+        table.add_row("all", str(doc["n"]), fmt(ood["rate"]), style="bold")
+        tables.append(table)
+    ab = doc.get("abstention")
+    if ab is not None:
+        table = Table(title=f"Abstention ({ab['label']!r})", title_justify="left", show_header=False)
+        table.add_column("", style="bold")
+        table.add_column("", justify="right")
+        table.add_row("abstained", f"{ab['n_abstained']:,} ({ab['rate']:.1%})")
+        table.add_row("accuracy on the accepted", fmt(ab["accuracy_accepted"]))
+        table.add_row("accuracy on all", fmt(ab["accuracy_all"]))
+        table.add_row("risk–coverage area (AURC)", fmt(doc["risk_coverage"]["aurc"]))
+        tables.append(table)
+    return tables
+
+
+def write_risk_coverage(doc: dict, path: str, title: str) -> None:
+    from ..plotting import plot_risk_coverage
+
+    ab = doc.get("abstention")
+    chosen = None
+    if ab is not None and ab["accuracy_accepted"] is not None:
+        chosen = (1 - ab["rate"], 1 - ab["accuracy_accepted"])
+    plot_risk_coverage(path, doc["risk_coverage"], chosen=chosen, title=title)
+
+
 def render(result, model_path: str, data_file: str) -> None:
     con = stdout_console()
     m = result.metrics
@@ -121,6 +181,9 @@ def render(result, model_path: str, data_file: str) -> None:
                   f"→ {fmt(cal['log_loss_after'], 'loss')}, ECE {fmt(cal['ece_before'], 'loss')} → "
                   f"{fmt(cal['ece_after'], 'loss')} "
                   "(without → with the temperature)", soft_wrap=True)
+    if result.trust is not None:
+        for table in _trust_tables(result.trust):
+            con.print(table)
     if result.groups:
         con.print(_by_table(result))
     if result.shift is not None and result.shift.shifted:
@@ -136,6 +199,10 @@ def render(result, model_path: str, data_file: str) -> None:
               help="Resamples for 95 % confidence intervals (of patients when there is a group column); 1000 is usual.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap resampling.")
 @common_options
+@trust_options
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Draw the risk–coverage curve (error rate among the samples accepted, accepting the most "
+                   "confident first) to a .png, .svg or .pdf file (binary and multiclass models).")
 @role_options
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), help="Also write the JSON document to this file.")
 @threads_option
@@ -143,8 +210,8 @@ def render(result, model_path: str, data_file: str) -> None:
 @json_option
 @debug_option
 @handle_errors
-def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missing, shift_path, chunk_mb, chunksize, threshold, out,
-             threads, quiet, as_json, debug, **params):
+def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missing, shift_path, chunk_mb, chunksize,
+             threshold, out, plot_path, threads, quiet, as_json, debug, **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
 
     Binary: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, average precision, MCC,
@@ -154,8 +221,14 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     Regression: RMSE, MAE, R², Pearson and Spearman r. --by on a numeric column with more than 10
     distinct values (age, a score) groups it into quartile bins. The table is read like predict's, with the same cohort-shift check.
 
+    With predict's --coverage, --min-confidence / --abstain-on-empty-set and --ood: the sets'
+    empirical coverage and mean size (overall, per class, per --by group), the abstention rate and
+    the accuracy on the accepted samples, and the share flagged out-of-distribution. --plot draws
+    the risk–coverage curve.
+
     \b
     Example:  mlpcli evaluate subtypes.mlp sample_data/test_cohort.csv.gz --by batch --bootstrap 1000
+    Example:  mlpcli evaluate subtypes.mlp test.csv --coverage 0.9 --ood --min-confidence 0.7 --plot rc.png
     """
     from .. import predict as lib
 
@@ -163,15 +236,34 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     chunks = chunking(chunksize, chunk_mb)
     if out:
         check_writable(out, "--out")
+    if plot_path:
+        from ..plotting import plot_format
+
+        try:
+            plot_format(plot_path)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        check_writable(plot_path, "--plot")
+    uncertainty_from(dict(params), None, model_path)  # contradictory options: before the model is read
     model = load_model(model_path, shift_path)
+    uncertainty = uncertainty_from(params, model, model_path)
+    if plot_path and uncertainty is None:
+        if model.task not in ("binary", "multiclass"):
+            raise click.UsageError(f"--plot draws a risk–coverage curve of a classifier; this model is {model.task}")
+        from ..predict import Uncertainty
+
+        uncertainty = Uncertainty()
+        uncertainty.check(model, model_path)
     with threads_context(threads), ReadProgress(quiet, "read") as progress:
         result = lib.evaluate(model, data_file, threshold=threshold, by=by, bootstrap=bootstrap, seed=seed,
                               fill_missing=fill_missing, max_missing=max_missing, roles=roles, **chunks,
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
-                              progress=progress)
+                              progress=progress, uncertainty=uncertainty)
     NoteRenderer(quiet, result)()
     if shift_path:
         write_shift_report(result.shift, shift_path)
+    if plot_path:
+        write_risk_coverage(result.trust, plot_path, f"Risk–coverage on {result.n:,} samples of {data_file}")
     doc = _finite({"model": model_path, "data": data_file, **result.to_dict()})
     if out:
         write_text_atomic(out, json.dumps(doc, indent=2) + "\n")

@@ -163,6 +163,65 @@ def common_options(fn):
     return fn
 
 
+def trust_options(fn):
+    """Prediction sets, abstention and out-of-distribution flags (predict and evaluate)."""
+    decorators = [
+        click.option("--coverage", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                     metavar="LEVEL",
+                     help="Add conformal prediction sets (pred_set 'A|B', set_size) holding the true class for at "
+                          "least this share of new samples like the training ones (e.g. 0.9)."),
+        click.option("--conformal-score", type=click.Choice(["aps", "lac"]), default="aps", show_default=True,
+                     help="aps: adaptive sets, larger on hard samples; lac: classes whose probability reaches a "
+                          "threshold (an empty set = no class probable enough)."),
+        click.option("--mondrian", is_flag=True,
+                     help="With --coverage: the level holds within every class (rare classes need it), not overall."),
+        click.option("--min-confidence", type=click.FloatRange(0, 1), default=None, metavar="P",
+                     help="Label a sample --unassigned-label when its calibrated top probability is below P."),
+        click.option("--abstain-on-empty-set", is_flag=True,
+                     help="With --coverage: label a sample --unassigned-label when its prediction set is empty."),
+        click.option("--unassigned-label", default="unassigned", show_default=True, metavar="TEXT",
+                     help="The label of abstained samples."),
+        click.option("--ood", is_flag=True,
+                     help="Add ood_score (distance from the training samples), ood_p (its p-value among held-out "
+                          "training samples) and ood (ood_p < --ood-alpha)."),
+        click.option("--ood-alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                     metavar="ALPHA", help="Flag samples with ood_p below this (implies --ood)  [default: 0.01]"),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def uncertainty_from(params: dict, model, model_path: str):
+    """The trust options (popped from ``params``) as the library's Uncertainty, checked against the model;
+    contradictory options are usage errors (exit 2), a model without what they need an error naming it."""
+    from ..errors import ConfigError
+    from ..predict import Uncertainty
+
+    alpha = params.pop("ood_alpha")
+    u = Uncertainty(coverage=params.pop("coverage"), score=params.pop("conformal_score"),
+                    mondrian=params.pop("mondrian"), min_confidence=params.pop("min_confidence"),
+                    abstain_on_empty_set=params.pop("abstain_on_empty_set"),
+                    unassigned_label=params.pop("unassigned_label"), ood=params.pop("ood") or alpha is not None,
+                    ood_alpha=0.01 if alpha is None else alpha)
+    if u.coverage is None and (u.mondrian or u.abstain_on_empty_set):
+        raise click.UsageError(f"{'--mondrian' if u.mondrian else '--abstain-on-empty-set'} applies to prediction "
+                               "sets: add --coverage LEVEL")
+    ctx = click.get_current_context()
+    from click.core import ParameterSource
+
+    if u.coverage is None and ctx.get_parameter_source("conformal_score") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--conformal-score applies to prediction sets: add --coverage LEVEL")
+    if not u.abstains and ctx.get_parameter_source("unassigned_label") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--unassigned-label applies with --min-confidence or --abstain-on-empty-set")
+    if model is not None and u.active:
+        try:
+            u.check(model, model_path)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+    return u if u.active else None
+
+
 def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
     """--chunksize / --chunk-mb as the library's arguments; giving both is a usage error."""
     from ..predict import DEFAULT_CHUNK_MB
@@ -192,6 +251,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
                    "toward each row's predicted class, as GENE:score;... (see mlpcli explain).")
 @click.option("--explain-steps", type=click.IntRange(1, 100_000), default=16, show_default=True,
               help="With --explain: integrated-gradients path intervals.")
+@trust_options
 @role_options
 @threads_option
 @quiet_option
@@ -209,8 +269,13 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     file is written atomically: an error halfway leaves no partial file. DATA and -o may be '-'.
     Every row must have one field per header column, and ids (the id column) must be unique.
 
+    Classification models can add conformal prediction sets (--coverage: `pred_set`, `set_size`),
+    abstain (--min-confidence, --abstain-on-empty-set: the label becomes `unassigned`) and flag
+    samples unlike the training ones (--ood: `ood_score`, `ood_p`, `ood`); see the README.
+
     \b
     Example:  mlpcli predict subtypes.mlp sample_data/new_cohort.csv.gz -o predictions.csv
+    Example:  mlpcli predict subtypes.mlp new.csv --coverage 0.9 --ood --abstain-on-empty-set -o p.csv
     Example:  zcat big.csv.gz | mlpcli predict subtypes.mlp - --quiet | head
     """
     from .. import predict as lib
@@ -229,11 +294,14 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
                                "give -o a file name")
     if out != "-":
         check_writable(out, "--out")
+    uncertainty_from(dict(params), None, model_path)  # contradictory options: before the model is read
     model = load_model(model_path, shift_path)
+    uncertainty = uncertainty_from(params, model, model_path)
     with threads_context(threads), ReadProgress(quiet) as progress:
         stream = lib.predict_stream(model, data_file, **chunks, threshold=threshold, fill_missing=fill_missing,
                                     max_missing=max_missing, roles=roles, stdin=binary_stdin() if data_file == "-" else None,
-                                    progress=progress, explain=explain_k, explain_steps=explain_steps)
+                                    progress=progress, explain=explain_k, explain_steps=explain_steps,
+                                    uncertainty=uncertainty)
         notes = NoteRenderer(quiet, stream)
         notes()
         if fail_on_shift:
@@ -298,6 +366,14 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
     if summary["predicted_counts"]:
         label = "positives per label" if summary["task"] == "multilabel" else "predicted"
         table.add_row(label, ", ".join(f"{k} {v:,}" for k, v in summary["predicted_counts"].items()))
+    trust = summary.get("trust") or {}
+    if "mean_set_size" in trust:
+        table.add_row("prediction sets", f"mean size {trust['mean_set_size']:.2f}; {trust['multi_class_sets']:,} "
+                      f"multi-class, {trust['empty_sets']:,} empty")
+    if "abstained" in trust:
+        table.add_row("abstained", f"{trust['abstained']:,} ({trust['options']['unassigned_label']})")
+    if "ood_flagged" in trust:
+        table.add_row("out-of-distribution", f"{trust['ood_flagged']:,} flagged (p < {trust['options']['ood_alpha']:g})")
     if summary.get("positive_class") is not None:
         table.add_row("positive class", f"{summary['positive_class']} (predicted when its probability >= "
                                         f"{summary['threshold']:g})")

@@ -29,6 +29,7 @@ from .crossfit import PORTFOLIO, fit_model
 from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import prediction_columns
 from .splits import Fold, _group_name, _label, kfold
+from .splits import leave_batch_out as leave_batch_out_folds
 
 __all__ = ["FoldScore", "CVResult", "fit_and_score", "cross_validate", "check_cv_options", "with_seed",
            "mean_sd", "finite", "check_fits_memory"]
@@ -59,6 +60,12 @@ class FoldScore:
     members: int = 1  # networks in the fold's model
     hidden: list[int] = field(default_factory=list)  # the fold's architecture (--hidden auto chooses per fold)
     epoch_cap: int = 0  # --epochs as resolved for the fold: a best epoch at the cap means it wanted more
+    held_out: str | None = None  # leave-batch-out: the batches of the test part
+    # with a trust level (classification): the fold model's prediction-set coverage and mean size on the test
+    # part, its out-of-distribution flag rate there, and its own out-of-fold main metric on the training part
+    # (what grouped cross-validation inside the training batches promises)
+    trust: dict | None = None
+    inner_score: float | None = None
 
 
 def _n_groups(ds: data.Dataset, rows: np.ndarray) -> int | None:
@@ -66,16 +73,22 @@ def _n_groups(ds: data.Dataset, rows: np.ndarray) -> int | None:
 
 
 def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarray, options: TrainOptions,
-                  label: tuple = (), keep_predictions: bool = False) -> FoldScore:
+                  label: tuple = (), keep_predictions: bool = False, trust_level: float | None = None,
+                  held_out: str | None = None) -> FoldScore:
     """Train on ``train_rows`` of ``ds`` exactly as ``mlpcli train`` would (``fit_model``: its members,
     their early stopping, the portfolio choice and the calibration all inside the training rows) and
     score on ``test_rows``.
+
+    ``trust_level`` (classification): also the prediction sets' coverage at that level, their mean size and
+    the out-of-distribution flag rate on the test rows, and the model's own out-of-fold score.
 
     A task for ``parallel.run``: everything it needs is in its arguments."""
     started = time.perf_counter()
     train_ds, test_ds = ds.subset(train_rows), ds.subset(test_rows)
     fitted = fit_model(train_ds, options)
-    proba = fitted.model.predict_output(test_ds.X)  # (n_test, k)
+    trusting = trust_level is not None and ds.task in ("binary", "multiclass")
+    logits = [] if trusting else None
+    proba = fitted.model.predict_output(test_ds.X, member_logits=logits)  # (n_test, k)
     m = metrics.compute(ds.task, test_ds.y, metrics.as_task_proba(ds.task, proba), list(ds.classes))
     main = m.get(metrics.main_metric_name(ds.task))
     repeat, fold = (label[-2], label[-1]) if len(label) >= 2 else (0, 0)
@@ -87,8 +100,23 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         epochs_run=int(max(mm["epochs_run"] for mm in fitted.members)), seconds=time.perf_counter() - started,
         warnings=list(fitted.warnings), test_rows=np.asarray(test_rows) if keep_predictions else None,
         proba=proba if keep_predictions else None, members=len(fitted.members),
-        hidden=list(fitted.options.hidden), epoch_cap=int(fitted.runs[0].options.epochs),
+        hidden=list(fitted.options.hidden), epoch_cap=int(fitted.runs[0].options.epochs), held_out=held_out,
+        trust=_fold_trust(fitted, test_ds, trust_level, logits) if trusting else None,
+        inner_score=_inner_score(fitted) if trusting else None,
     )
+
+
+def _fold_trust(fitted, test_ds: data.Dataset, level: float, logits: list) -> dict:
+    from ..predict.trust import held_out_trust
+
+    return held_out_trust(fitted.model, test_ds.X, test_ds.y, level, member_logits=logits)
+
+
+def _inner_score(fitted) -> float | None:
+    """The fold model's held-out main metric on its own training part (out-of-fold over its members)."""
+    value = metrics.compute(fitted.scored.task, fitted.scored.y, metrics.as_task_proba(fitted.scored.task, fitted.proba),
+                            list(fitted.scored.classes)).get(metrics.main_metric_name(fitted.scored.task))
+    return finite(value)
 
 
 def check_fits_memory(ds: data.Dataset, fits: Iterable[tuple[TrainOptions, int]], plan: Plan, n_tasks: int) -> None:
@@ -166,7 +194,9 @@ def _fold_dict(f: FoldScore) -> dict:
     return {"repeat": f.repeat + 1, "fold": f.fold + 1, "n_train": f.n_train, "n_test": f.n_test,
             "n_groups_train": f.n_groups_train, "n_groups_test": f.n_groups_test, "score": finite(f.score),
             "best_epoch": f.best_epoch, "epochs_run": f.epochs_run, "members": f.members, "hidden": f.hidden,
-            "seconds": f.seconds, "metrics": f.metrics}
+            "seconds": f.seconds, "metrics": f.metrics,
+            **({"held_out": f.held_out} if f.held_out is not None else {}),
+            **({"trust": f.trust, "inner_score": f.inner_score} if f.trust is not None else {})}
 
 
 def finite(x):
@@ -199,19 +229,35 @@ def with_seed(options: TrainOptions, repeat: int) -> TrainOptions:
 
 
 def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats: int = 1, plan: Plan = Plan(),
-                   keep_predictions: bool = True, progress: Callable[[int, int], None] | None = None) -> CVResult:
+                   keep_predictions: bool = True, progress: Callable[[int, int], None] | None = None,
+                   leave_batch_out: bool = False, coverage: float | None = None) -> CVResult:
     """Grouped (stratified) K-fold cross-validation of the model ``options`` describe.
 
     Each fold trains a fresh model on its training part (preprocessing and early stopping inside
     it) and is scored on its test part. ``repeats`` > 1 reshuffles the folds and reseeds the
-    networks (repeat r: ``options.seed + r``)."""
+    networks (repeat r: ``options.seed + r``).
+
+    ``leave_batch_out``: one fold per batch instead (``splits.leave_batch_out``: a batch with every batch its
+    patients link it to), the forecast for a new site; it reports, per held-out batch and for classifiers,
+    the prediction sets' coverage at ``coverage`` (default 0.9), their size and the out-of-distribution
+    rate, beside the fold model's own out-of-fold score on its training batches. ``coverage`` alone adds the
+    same to ordinary folds."""
     check_cv_options(options)
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
+    if coverage is not None and not (isinstance(coverage, (int, float)) and 0 < coverage < 1):
+        raise ConfigError(f"--coverage must be a level in (0, 1), got {coverage!r}")
     started = time.perf_counter()
-    fold_list, strategy = kfold(ds, folds, repeats, options.seed)
+    if leave_batch_out:
+        if repeats != 1:
+            raise ConfigError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")
+        fold_list, strategy = leave_batch_out_folds(ds)
+        folds = len(fold_list)
+        coverage = 0.9 if coverage is None else coverage
+    else:
+        fold_list, strategy = kfold(ds, folds, repeats, options.seed)
     tasks = [(fit_and_score, (ds, f.train, f.test, with_seed(options, f.repeat), ("cv", f.repeat, f.fold),
-                              keep_predictions)) for f in fold_list]
+                              keep_predictions, coverage, f.held_out)) for f in fold_list]
     check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)

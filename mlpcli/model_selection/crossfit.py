@@ -309,6 +309,8 @@ def _fit_holdout(ds, options, candidates, progress, val_ds) -> FittedModel:
     chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
     model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
     calibration = _calibrate(model, best.logits, scored, chosen, notes)
+    _store_trust(model, ds, best.logits, scored, np.zeros(scored.n_samples, dtype=np.int64), "validation",
+                 [(tr, va)] if val_ds is None else [], options.seed, notes, val_ds=val_ds)
     history = list(run.result.history)
     members = [_member_summary(1, run)]
     return FittedModel(model=model, runs=[run], scored=scored, scored_rows=scored_rows,
@@ -422,6 +424,10 @@ def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:
     held_out_by = np.zeros(ds.n_samples, dtype=np.int64)
     for k in best.folds:
         held_out_by[folds[k].test] = k + 1
+    position = {k + 1: i for i, k in enumerate(best.folds)}  # fold -> the model member that held it out
+    _store_trust(model, ds, best.logits, scored, np.array([position[k] for k in held_out_by[scored_rows]]),
+                 "refit" if refit_epochs is not None else "out-of-fold",
+                 [(folds[k].train, folds[k].test) for k in best.folds], options.seed, notes)
     return FittedModel(model=model, runs=runs, scored=scored, scored_rows=scored_rows,
                        proba=model.link(best.logits), held_out_by=held_out_by[scored_rows], strategy=strategy,
                        split=None, history=history,
@@ -492,6 +498,41 @@ def _calibrate(model: Model, logits: np.ndarray, scored: data.Dataset, options: 
                  f"{report.log_loss_before:.3f} → {report.log_loss_after:.3f}, ECE {report.ece_before:.3f} → "
                  f"{report.ece_after:.3f}")
     return report
+
+
+def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: data.Dataset, member: np.ndarray,
+                 source: str, parts: list[tuple[np.ndarray, np.ndarray]], seed: int, notes: list[str],
+                 val_ds: data.Dataset | None = None) -> None:
+    """Give a classification model what its prediction sets and out-of-distribution flags need: the
+    held-out conformity scores of the rows ``scored`` (raw outputs ``logits`` of the members ``member``, at
+    the model's temperature; ``conformal``) and a PPCA distance calibrated on held-out rows (``ood``):
+    ``parts`` are (training, held-out) row indices of ``ds``, or, with ``val_ds`` (``--val-data``), the
+    held-out rows are that table's."""
+    from .. import conformal, ood
+
+    if ds.task not in ("binary", "multiclass") or scored.n_samples == 0:
+        return
+    model.conformal = conformal.calibrate(logits, scored.y, member, scored.groups, model.output_activation(),
+                                          model.temperature, source, seed)
+    pre = model.preprocessor
+    n_features = len(pre.kept_features)
+    rows = ood.sample_rows(ds.n_samples, n_features, seed)
+    Z = pre.transform(ds.subset(rows).X)
+    position = np.full(ds.n_samples, -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    Z_held = None
+    if val_ds is not None:
+        held = ood.sample_rows(val_ds.n_samples, n_features, seed)
+        Z_held = pre.transform(val_ds.subset(held).X)
+        sub_parts = [(np.arange(len(rows)), np.arange(len(held)))]
+    else:
+        sub_parts = [(position[tr][position[tr] >= 0], position[te][position[te] >= 0]) for tr, te in parts]
+    model.ood = ood.calibrate(Z, sub_parts, seed, Z_held=Z_held)
+    cal = model.conformal
+    patients = f" of {cal.weight.sum():.0f} patients" if np.any(cal.weight < 1) else ""
+    notes.append(f"prediction sets (predict --coverage): {cal.n} held-out scores{patients} stored; out-of-distribution "
+                 f"flags (predict --ood): nearest-neighbour distances to {len(model.ood.reference)} training rows "
+                 f"calibrated on {len(model.ood.calibration)} held-out rows")
 
 
 def held_out_frame(fitted: FittedModel):

@@ -281,6 +281,7 @@ class Fold:
     fold: int  # 0-based
     train: np.ndarray  # (n_train,) sorted row indices
     test: np.ndarray  # (n_test,) sorted row indices
+    held_out: str | None = None  # leave-batch-out: the batches of the test part ("B1+B2")
 
 
 def _label(ds: Dataset, k: int) -> str:
@@ -394,3 +395,59 @@ def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
     else:
         strategy += f", {n_folds} folds"
     return out, strategy
+
+
+# ── leave one batch out ────────────────────────────────────────────────────────────────────────────────────
+
+
+def batch_components(batches: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, list[list[str]]]:
+    """The connected components of batches linked by patients: two batches are in one component when a
+    patient has samples in both (directly or through a chain of such patients). Returns each row's component
+    (n,) int64 and each component's batches (sorted), components ordered by their first batch."""
+    names, b = np.unique(np.asarray(batches, dtype=str), return_inverse=True)
+    b = b.reshape(-1)
+    parent = list(range(len(names)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if groups is not None:
+        _, g = np.unique(np.asarray(groups), return_inverse=True)
+        g = g.reshape(-1)
+        first: dict[int, int] = {}
+        for gi, bi in zip(g.tolist(), b.tolist()):  # union each patient's batches with the first one seen
+            root = first.setdefault(gi, bi)
+            ra, rb = find(root), find(bi)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(i) for i in range(len(names))])
+    order = {r: k for k, r in enumerate(sorted(set(roots.tolist())))}
+    component = np.array([order[r] for r in roots])[b]
+    members = [[str(names[i]) for i in range(len(names)) if order[roots[i]] == k] for k in range(len(order))]
+    return component.astype(np.int64), members
+
+
+def leave_batch_out(ds: Dataset) -> tuple[list[Fold], str]:
+    """One fold per batch held out (``cv --leave-batch-out``): its test part is the batch's rows, and with
+    them every batch connected to it through a patient (a patient whose samples span batches goes with all
+    of them, so no patient is on both sides). Raises a ConfigError without a batch column and a DataError
+    when fewer than two components exist."""
+    if ds.batches is None:
+        raise ConfigError("--leave-batch-out needs a batch column (--batch NAME, default 'batch')")
+    component, members = batch_components(ds.batches, ds.groups)
+    if len(members) < 2:
+        raise DataError(f"--leave-batch-out: the {len(np.unique(ds.batches))} batches are all linked through "
+                        f"patients who span them, so no batch can be held out with its patients whole")
+    folds = []
+    for k, names in enumerate(members):
+        te = np.flatnonzero(component == k).astype(np.int64)
+        tr = np.flatnonzero(component != k).astype(np.int64)
+        check_disjoint(ds, tr, te, f"held-out batch {'+'.join(names)}")
+        folds.append(Fold(0, k, tr, te, held_out="+".join(names)))
+    joined = sum(len(m) > 1 for m in members)
+    strategy = (f"leave one batch out ({len(members)} folds"
+                + (f"; {joined} of them hold several batches linked by patients" if joined else "") + ")")
+    return folds, strategy

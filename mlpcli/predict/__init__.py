@@ -20,8 +20,9 @@ inferred types locate a bad cell to its column and row. Every row must have the 
 fields (else a DataError naming the line), and the id column's values must be present and unique.
 
 Modules: ``tables`` (opening and reading), ``columns`` (matching columns to the model, fills,
-preprocessing), ``shift`` (the cohort-shift check), ``stream`` (prediction in chunks), ``output``
-(writing predictions) and ``evaluation`` (metrics against known labels).
+preprocessing), ``shift`` (the cohort-shift check), ``stream`` (prediction in chunks), ``trust``
+(prediction sets, abstention, out-of-distribution flags), ``output`` (writing predictions) and
+``evaluation`` (metrics against known labels).
 
 Nothing here prints or imports click / rich: notes and warnings are returned as lists of strings,
 progress goes through a callback, and every user error is a ``DataError`` / ``ConfigError`` with a
@@ -31,6 +32,7 @@ one-line message.
     >>> predictions = pd.concat(stream)          # or write_predictions(stream, "predictions.csv")
     >>> stream.shift.most_shifted(5)
     >>> result = evaluate(model, "test_cohort.csv.gz", by="batch", bootstrap=1000)
+    >>> sets = predict_stream(model, "new_cohort.csv.gz", uncertainty=Uncertainty(coverage=0.9, ood=True))
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ from .output import DEFAULT_OBS_PREFIX, OUTPUT_FORMATS, obs_columns, output_form
 from .shift import ShiftReport, shift_report
 from .stream import FORWARD_ROWS, PredictionStream, Prepared, predict_stream, prepare
 from .tables import open_table
+from .trust import Uncertainty
 
 __all__ = [
     "DEFAULT_CHUNK_MB", "DEFAULT_CHUNKSIZE", "FORWARD_ROWS", "OUTPUT_FORMATS", "RoleFlags", "ColumnPlan", "ShiftReport", "PredictionStream",
     "EvaluationResult", "Prepared", "open_table", "plan_columns", "prepare", "shift_report", "predict_stream",
     "write_predictions", "write_predictions_h5ad", "obs_columns", "DEFAULT_OBS_PREFIX", "output_format", "evaluate",
-    "main_metric",
+    "main_metric", "Uncertainty",
 ]

@@ -18,6 +18,7 @@ from .tables import _read_workers
 from .columns import RoleFlags
 from .shift import ShiftReport
 from .stream import _Run, _check_threshold
+from .trust import Trust, Uncertainty, evaluation_report
 
 
 # `--by`: a group "fails" when its main metric is this much worse than the whole table's. 0.10 of balanced
@@ -93,6 +94,9 @@ class EvaluationResult:
     # the model's temperature and log loss / ECE with and without it: {"temperature", "log_loss_before",
     # "log_loss_after", "ece_before", "ece_after"}; None for an uncalibrated model or a regression
     calibration: dict | None = None
+    # with `uncertainty`: prediction-set coverage, abstention, risk–coverage curve, OOD flag rate
+    # (trust.evaluation_report); None otherwise
+    trust: dict | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
@@ -100,6 +104,7 @@ class EvaluationResult:
                 "calibration": self.calibration,
                 "ci": self.ci, "bootstrap": self.bootstrap, "by": self.by, "groups": self.groups,
                 "shift": self.shift.summary() if self.shift is not None else None,
+                **({"trust": self.trust} if self.trust is not None else {}),
                 "notes": self.notes, "warnings": self.warnings}
 
 
@@ -173,7 +178,8 @@ def _percentile_ci(values: list, resamples: int) -> list | None:
 def evaluate(model: Model, source, *, threshold: float | None = None, by: str | None = None, bootstrap: int = 0,
              seed: int = 0, fill_missing: str | None = None, roles: RoleFlags | None = None,
              chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
-             progress: Callable[[dict], None] | None = None, max_missing: float | None = None) -> EvaluationResult:
+             progress: Callable[[dict], None] | None = None, max_missing: float | None = None,
+             uncertainty: Uncertainty | None = None) -> EvaluationResult:
     """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
 
     The table is read like predict's (features by name, pieces of `chunk_mb` MiB or of `chunksize` rows, the
@@ -182,18 +188,24 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     `bootstrap` resamples (patients when the table has a group column, else rows), seeded by `seed`, give
     95 % percentile intervals for every scalar metric and for each group's main metric (the resamples run
     in `n_jobs` processes; default: the usable cores, up to 4, from 200 resamples on).
+    `uncertainty` (binary, multiclass) adds `result.trust`: the prediction sets' empirical coverage and size
+    (overall, per class, per `by` group), the abstention rate and accuracy on the accepted samples, the
+    risk–coverage curve and the out-of-distribution flag rate (``trust.evaluation_report``).
     """
     from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
 
     threshold = _check_threshold(model, threshold)
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a whole number >= 0, got {bootstrap!r}")
+    # with no option on, Uncertainty() still gives a classifier the accuracy and its risk–coverage curve
+    trust = Trust(model, uncertainty) if uncertainty is not None and (
+        uncertainty.active or model.task in ("binary", "multiclass")) else None
     run = _Run(model, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
-               chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
+               chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing, trust=trust)
     outs, metas = [], []
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
         outs.append(out)
-        metas.append({k: v for k, v in meta.items() if k in ("y", "group", "by")})
+        metas.append({k: v for k, v in meta.items() if k in ("y", "group", "by", "set", "ood_score")})
     out = np.concatenate(outs)
     meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
     task, classes = model.task, list(model.classes)
@@ -216,11 +228,35 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.ci = {k: _percentile_ci([d.get(k) for d in draws], bootstrap) for k in _scalars(overall)}
         result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
                             "95 % percentile intervals")
+    if trust is not None:
+        P = metrics.class_proba(task, out)
+        pred = (out[:, -1] >= threshold).astype(np.int64) if task == "binary" else out.argmax(axis=1)
+        result.trust = evaluation_report(trust, P, y, pred, meta.get("set"), meta.get("ood_score"), meta.get("by"), by)
+        result.notes.extend(_trust_notes(result.trust))
     if by is not None:
         by_values = _binned(meta["by"], by, result.notes)
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings)
     return result
+
+
+def _trust_notes(doc: dict) -> list[str]:
+    """One line per part of the trust report (the tables carry the detail)."""
+    out = []
+    sets = doc.get("sets")
+    if sets is not None:
+        out.append(f"prediction sets ({sets['score'].upper()}{', Mondrian' if sets['mondrian'] else ''}): coverage "
+                   f"{sets['coverage']:.3f} at level {sets['level']:g}, mean size {sets['mean_set_size']:.2f}, "
+                   f"{sets['empty']:.1%} empty")
+    ab = doc.get("abstention")
+    if ab is not None:
+        acc = ab["accuracy_accepted"]
+        out.append(f"abstention: {ab['rate']:.1%} {ab['label']!r}; accuracy on the accepted "
+                   f"{'—' if acc is None else f'{acc:.3f}'} against {ab['accuracy_all']:.3f} on all")
+    ood = doc.get("ood")
+    if ood is not None:
+        out.append(f"out-of-distribution: {ood['rate']:.1%} flagged (p < {ood['alpha']:g})")
+    return out
 
 
 def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: list, threshold: float,

@@ -144,7 +144,9 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     classification: `<prefix><target>` the predicted label (categorical, the model's classes as categories)
     and `<prefix><target>_prob` its calibrated probability, with `class_probs` also `<prefix>prob_<class>`
     per class; multi-label: `<prefix><label>` (bool) and `<prefix><label>_prob` per label; regression:
-    `<prefix><target>` per target. A "/" in a name (HDF5's path separator) becomes "_"."""
+    `<prefix><target>` per target; then, when asked for, `<prefix>pred_set`, `<prefix>set_size`,
+    `<prefix>ood_score`, `<prefix>ood_p` and `<prefix>ood`. An abstained cell's label is the unassigned label
+    (an extra category) with its top probability. A "/" in a name (HDF5's path separator) becomes "_"."""
     import numpy as np
 
     model = stream.model
@@ -164,9 +166,15 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
         labels = cols.get(stream.label_column, np.array([], dtype=object))
         probs = np.column_stack([cols[f"prob_{c}"] for c in classes]) if len(labels) else np.zeros((0, len(classes)))
         index = {str(c): k for k, c in enumerate(classes)}
-        chosen = np.array([index[str(v)] for v in labels], dtype=np.int64)
-        out[name(target)] = pd.Categorical(labels, categories=classes)
-        out[name(f"{target}_prob")] = probs[np.arange(len(chosen)), chosen].astype(np.float32)
+        # an abstained cell (predict --min-confidence ...) has the unassigned label and its top probability
+        chosen = np.array([index.get(str(v), -1) for v in labels], dtype=np.int64)
+        top = probs.argmax(axis=1) if len(labels) else chosen
+        extra = sorted({str(v) for v, k in zip(labels, chosen) if k < 0})
+        if extra:
+            labels = np.array([str(v) for v in labels], dtype=object)
+        categories = [str(c) for c in classes] + extra if extra else classes
+        out[name(target)] = pd.Categorical(labels, categories=categories)
+        out[name(f"{target}_prob")] = probs[np.arange(len(chosen)), np.where(chosen < 0, top, chosen)].astype(np.float32)
         if class_probs:
             for k, c in enumerate(classes):
                 out[name(f"prob_{c}")] = probs[:, k].astype(np.float32)
@@ -177,6 +185,10 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     else:
         for c in classes:
             out[name(c)] = cols[f"pred_{c}"].astype(np.float32)
+    trust = getattr(stream, "trust", None)
+    for column in trust.added_columns if trust is not None else []:  # prediction sets, out-of-distribution flags
+        values = cols[column]
+        out[name(column)] = values.astype(str) if column == "pred_set" else values
     return out
 
 

@@ -22,6 +22,7 @@ from .tables import PieceSize, _Cells, _H5adCells, open_table, read_whole, usabl
 from ..data.limits import first_beyond_limit, value_limit_message
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
+from .trust import Trust, Uncertainty
 
 
 # The network sees rows in blocks of Model.row_block rows (at most this many; fewer for wide tables),
@@ -141,9 +142,11 @@ class _Run:
 
     def __init__(self, model: Model, source, *, roles: RoleFlags | None, need_target: bool, by: str | None,
                  fill_missing: str | None, chunksize: int | None, chunk_mb: float, stdin,
-                 progress: Callable[[dict], None] | None, max_missing: float | None = None):
+                 progress: Callable[[dict], None] | None, max_missing: float | None = None,
+                 trust: Trust | None = None):
         self.size = _piece_size(chunksize, chunk_mb)
         self.model, self.progress, self.need_target = model, progress, need_target
+        self.trust = trust  # prediction sets and out-of-distribution scores (predict/trust.py), or None
         roles = roles or RoleFlags()
         # a sample sheet is small: read whole, before the table, and joined to each piece of it by id
         sheet = read_sample_sheet(roles.samples, id=roles.id) if roles.samples is not None else None
@@ -285,12 +288,14 @@ class _Run:
         meta = self._meta(column, lambda t: cells.columns[t].to_pandas(), len(cells), first_row)
         return cells.values, meta
 
-    def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray) -> None:
+    def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray) -> np.ndarray | None:
         """Write a piece's rows, as the network's inputs, into Z (n, d_kept), _STAT_ROWS rows at a time so
         the preprocessing's temporaries stay small. `values` (an (n, d_present) array, or a list of the
-        d_present columns) is copied slice by slice into a reused buffer, which is transformed in place."""
+        d_present columns) is copied slice by slice into a reused buffer, which is transformed in place.
+        Returns the rows' out-of-distribution scores (n,) when the run computes them, else None."""
         pre = self.model.preprocessor
         n = len(Z)
+        ood = np.empty(n) if self.trust is not None and self.trust.basis is not None else None
         width = len(values) if isinstance(values, list) else values.shape[1]
         step = max(1, min(_STAT_ROWS, _STAT_BYTES // (8 * max(width, 1))))
         # the scratch takes the values' layout, so that copying them in is contiguous: columns of a parsed
@@ -312,12 +317,16 @@ class _Run:
             try:
                 if self.transform_once:
                     Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
-                    self.stats.update(Z[s:e])
+                    reference = Z[s:e]
                 else:
                     Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
-                    self.stats.update(self.pre.transform(X))
+                    reference = self.pre.transform(X)
+                self.stats.update(reference)
+                if ood is not None:  # the reference preprocessing's rows, as the model's basis was fitted on
+                    ood[s:e] = self.trust.ood_scores(reference)
             except DataError as exc:  # a value too far outside the training spread (the feature is named)
                 raise DataError(f"{self.plan.source}, rows {first_row + s + 1}-{first_row + e}: {exc}") from None
+        return ood
 
     def blocks(self) -> Iterator[tuple[np.ndarray, dict]]:
         """(outputs (m, n_outputs) float64 as `Model.predict_output` gives them, per-row columns) blocks."""
@@ -341,7 +350,9 @@ class _Run:
                     if self.join is not None and (not self.join.keep_unmatched or plan.roles.batch in self.sheet_only):
                         batches = batches[meta["sheet_row"] >= 0]  # rows left out, or without the sheet's batch
                     self.batch_counts.update(batches.tolist())
-                self._transform(values, meta.get("id"), first_row, rows.append(n, meta))
+                ood = self._transform(values, meta.get("id"), first_row, rows.append(n, meta))
+                if ood is not None:
+                    meta["ood_score"] = ood  # the dict rows.append keeps: it travels with the rows
                 del values
                 self.n_rows += n
                 for Z, block_meta in rows.blocks():
@@ -369,14 +380,18 @@ class _Run:
     def _outputs(self, Z: np.ndarray, meta: dict) -> np.ndarray:
         first_row = int(meta["row"][0]) - 1 if len(Z) else 0  # a non-finite output names its row in the table
         features = None if self.transform_once else self.plan.features
+        logits = [] if self.trust is not None and self.trust.wants_logits else None
         try:
             with self._blas():
-                out = self.net_model.predict_output(Z, batch_size=len(Z), features=features, first_row=first_row)
+                out = self.net_model.predict_output(Z, batch_size=len(Z), features=features, first_row=first_row,
+                                                    member_logits=logits)
                 if self.explain is not None and len(Z):
                     meta["top_features"] = self._reasons(Z, out)
-                return out
         except DataError as exc:  # the row is named; name the file too
             raise DataError(f"{self.plan.source}: {exc}") from None
+        if logits:  # one block of at most row_block rows: one entry
+            meta["set"] = self.trust.membership(logits[0])
+        return out
 
     def _reasons(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Per row, "GENE:score;..." for the K features with the largest integrated-gradients attributions
@@ -501,12 +516,15 @@ class PredictionStream:
                            `prob_<class>` per class;
       multi-label:         `pred_<label>` (0/1, `threshold` on each probability) and `prob_<label>` per label;
       regression:          `pred_<target>` per target.
+    With `uncertainty` (classification): `pred_set`, `set_size`, `ood_score`, `ood_p`, `ood` as asked, and
+    abstained rows labelled with the unassigned label.
     `notes` and `warnings` are filled as soon as the header is read; `shift`, `n_rows` and `counts`
     (predicted labels, or positives per label) after the last frame.
     """
 
     def __init__(self, run: _Run, threshold: float):
         self._run, self.threshold = run, threshold
+        self.trust = run.trust
         model = run.model
         self.model = model
         self.id_column = run.plan.roles.id or "row"
@@ -521,6 +539,8 @@ class PredictionStream:
             self.columns = [self.id_column, *[f"pred_{c}" for c in model.classes]]
         if run.explain is not None:
             self.columns.append("top_features")
+        if self.trust is not None:
+            self.columns += self.trust.added_columns
         # Outputs are given in the network's precision (float32: ~7 significant digits, written in the
         # shortest form that reads back to the same float32).
         self.dtype = np.dtype(model.network.dtype)
@@ -534,6 +554,8 @@ class PredictionStream:
     def __iter__(self) -> Iterator[pd.DataFrame]:
         for out, meta in self._run.blocks():
             yield self._frame(out, meta)
+        if self.trust is not None:
+            self._run.notes.extend(self.trust.notes())
 
     def _frame(self, out: np.ndarray, meta: dict) -> pd.DataFrame:
         model, task = self.model, self.model.task
@@ -546,13 +568,11 @@ class PredictionStream:
             cols[self.label_column] = labels
             for k, c in enumerate(model.classes):
                 cols[f"prob_{c}"] = probs[:, k]
-            self.counts.update(labels.tolist())
         elif task == "multiclass":
             labels = classes[out.argmax(axis=1)]
             cols[self.label_column] = labels
             for k, c in enumerate(model.classes):
                 cols[f"prob_{c}"] = out[:, k]
-            self.counts.update(labels.tolist())
         elif task == "multilabel":
             pred = (decide >= self.threshold).astype(np.int64)
             for k, c in enumerate(model.classes):
@@ -563,6 +583,12 @@ class PredictionStream:
         else:
             for k, c in enumerate(model.classes):
                 cols[f"pred_{c}"] = out[:, k]
+        if task in data.CLASSIFICATION_TASKS:
+            if self.trust is not None:  # abstentions, prediction sets, out-of-distribution flags
+                labels, added = self.trust.columns(class_proba(task, decide), cols[self.label_column], meta)
+                cols[self.label_column] = labels
+                cols.update(added)
+            self.counts.update(cols[self.label_column].tolist())
         if "top_features" in meta:
             cols["top_features"] = meta["top_features"]
         return pd.DataFrame(cols, columns=self.columns)
@@ -574,6 +600,7 @@ class PredictionStream:
                 "positive_class": str(self.model.classes[-1]) if self.model.task == "binary" else None,
                 "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=lambda kv: str(kv[0]))},
                 "shift": self.shift.summary() if self.shift is not None else None,
+                **({"trust": self.trust.summary()} if self.trust is not None else {}),
                 "notes": list(self.notes), "warnings": list(self.warnings)}
 
 
@@ -601,7 +628,8 @@ def _piece_size(chunksize: int | None, chunk_mb: float) -> PieceSize:
 def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB,
                    threshold: float | None = None, fill_missing: str | None = None, roles: RoleFlags | None = None,
                    stdin=None, progress: Callable[[dict], None] | None = None, explain: int | None = None,
-                   explain_steps: int = 16, max_missing: float | None = None) -> PredictionStream:
+                   explain_steps: int = 16, max_missing: float | None = None,
+                   uncertainty: Uncertainty | None = None) -> PredictionStream:
     """Predictions for the table `source` (path, "-" or DataFrame), read in pieces of about `chunk_mb`
     MiB of table data (text and parsed values) at a time, or of `chunksize` rows when given.
 
@@ -614,8 +642,13 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     ``explain`` K adds a ``top_features`` column: per row the K features with the largest integrated-gradients
     attributions toward the predicted class (``mlpcli.explain``; the members' mean logit from the training
     mean, over ``explain_steps`` path intervals), as "GENE:score;...".
+
+    `uncertainty` (binary, multiclass): prediction sets (`pred_set`, `set_size`), abstention (the label
+    becomes the unassigned label) and out-of-distribution flags (`ood_score`, `ood_p`, `ood`); see
+    `Uncertainty`. Their counts are in the notes and in `summary()["trust"]`.
     """
     threshold = _check_threshold(model, threshold)
+    trust = Trust(model, uncertainty) if uncertainty is not None and uncertainty.active else None
     explaining = None
     if explain is not None:
         from ..explain.attribution import check_model, check_steps
@@ -628,7 +661,8 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                               "this model is multi-label")
         explaining = (int(explain), check_steps(explain_steps))
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
-               chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
+               chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing,
+               trust=trust)
     run.explain, run.threshold = explaining, threshold
     return PredictionStream(run, threshold)
 

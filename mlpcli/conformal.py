@@ -1,0 +1,239 @@
+"""Conformal prediction sets from the held-out scores of training (NumPy only).
+
+A prediction set C(x) is the classes whose nonconformity score on x is no larger than what the held-out
+calibration rows needed. Split conformal (Vovk et al.; Angelopoulos & Bates, "A gentle introduction to
+conformal prediction", 2021): with n calibration scores s_1..s_n of rows exchangeable with the new one,
+
+    y ∈ C(x)   ⟺   #{i : s_i < s(x, y)} < level · (n + 1)
+
+and P(Y ∈ C(X)) ≥ level, over the draw of the calibration rows and the new one (marginal coverage).
+
+Scores (both stored, so predict chooses):
+  aps  adaptive prediction sets (Romano, Sesia & Candès 2020): the probability mass of the classes ranked
+       above y plus u · p_y, u uniform in [0, 1); the set is the most probable classes up to the mass the
+       level needs, so it grows on hard samples. The u breaks the ties that make non-randomised APS useless
+       on a good model (a binary model's second class always in the set; a confident model's sets padded
+       with classes of probability 1e-7). mlpcli draws u from a hash of the sample's own model outputs
+       (``uniform_hash``), so a sample gets the same set in every run. When the level asks for less than
+       the model's accuracy, exact coverage needs some empty sets: APS empties a random share of them.
+  lac  least ambiguous set-valued classifier (Sadinle, Lei & Wasserman 2019): 1 − p_y; the set is the
+       classes whose probability reaches a threshold; empty when no class is probable enough.
+Scores are stored in a form that keeps tiny tails apart (APS: −(mass ranked below y) = score − 1; LAC: the
+mass of the other classes = 1 − p_y), so confident rows do not all round to the same float.
+
+Cross-fitted ensembles (CV+, Romano et al. 2020, algorithm 2): each calibration row's score comes from the
+member that never saw its patient, and a new sample's score for class y is taken *under that same member*
+before the comparison, so both sides of the inequality come from one network:
+
+    y ∈ C(x)   ⟺   Σ_i w_i · 1[s_i < s_{k(i)}(x, y)] < level · (W + 1),     W = Σ_i w_i
+
+One network (``--folds 1``) is ordinary split conformal on its validation rows. Mondrian (class-conditional)
+sets use only the calibration rows of class y for class y, which gives coverage ≥ level within every class.
+
+Groups: rows of one patient are not exchangeable with each other, so each row weighs 1 / (its patient's
+rows) and W counts patients (the pooled-CDF method of Dunn, Wasserman & Ramdas 2022): every patient counts
+once whatever their number of samples, and the guarantee is for a new patient's sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SCORES", "MAX_ROWS", "ConformalCalibration", "SetPredictor", "class_probabilities", "label_scores",
+           "calibrate", "group_weights", "uniform_hash", "format_sets"]
+
+SCORES = ("aps", "lac")
+# Calibration rows a model stores at most: a seeded random subsample beyond (a subsample of exchangeable
+# rows is exchangeable, so the guarantee holds with n = MAX_ROWS). 100,000 rows are 2.6 MB in the file.
+MAX_ROWS = 100_000
+# A stored score may exceed its range by rounding, no more.
+SCORE_SLACK = 1e-9
+
+
+def class_probabilities(logits: np.ndarray, link: str, temperature: float | None) -> np.ndarray:
+    """One member's raw outputs (n, k) -> class probabilities (n, C) float64 at the model's temperature.
+
+    softmax: softmax(z / T). sigmoid (a binary model's one output z): [σ(−z/T), σ(z/T)], each computed from
+    z so the smaller one keeps its digits (1 − p would round a confident row's tail to 0)."""
+    z = np.asarray(logits, dtype=np.float64)
+    if temperature is not None:
+        z = z / temperature
+    if link == "sigmoid":
+        from .engine.functional import sigmoid
+
+        return np.column_stack([sigmoid(-z[:, 0]), sigmoid(z[:, 0])])
+    from .engine.functional import softmax
+
+    return softmax(z)
+
+
+def uniform_hash(rows: np.ndarray) -> np.ndarray:
+    """(n,) numbers in [0, 1) that look uniform and independent, from the bits of each row of ``rows`` (n, k)
+    (splitmix64 over the float64 words): the u of randomised APS, the same for the same outputs."""
+    bits = np.ascontiguousarray(rows, dtype=np.float64).view(np.uint64).reshape(len(rows), -1)
+    h = np.full(len(rows), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(bits.shape[1]):
+            h ^= bits[:, j]
+            h += np.uint64(0x9E3779B97F4A7C15)
+            h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            h ^= h >> np.uint64(31)
+    return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def label_scores(P: np.ndarray, score: str, u: np.ndarray | None = None) -> np.ndarray:
+    """Nonconformity score of every class (n, C) for class probabilities P (n, C); larger = less conforming.
+
+    aps: −(mass of the classes ranked below y + (1 − u) p_y) (= the APS score − 1; ties ranked by class
+      index); u (n,) in [0, 1), None for the non-randomised score (u = 1);
+    lac: mass of the classes other than y (= 1 − p_y)."""
+    P = np.asarray(P, dtype=np.float64)
+    if score == "lac":
+        if P.shape[1] == 2:
+            return P[:, ::-1].copy()
+        rest = P.sum(axis=1, keepdims=True) - P
+        top = P.argmax(axis=1)
+        others = P.copy()
+        others[np.arange(len(P)), top] = 0.0
+        rest[np.arange(len(P)), top] = others.sum(axis=1)  # the top class's tail summed, not 1 − p rounded
+        return rest
+    if score != "aps":
+        raise ValueError(f"unknown conformity score {score!r}")
+    order = np.argsort(-P, axis=1, kind="stable")  # most probable first
+    ranked = np.take_along_axis(P, order, axis=1)
+    # mass strictly below each rank, summed from the least probable up so small tails stay exact
+    below = np.zeros_like(ranked)
+    below[:, :-1] = np.cumsum(ranked[:, :0:-1], axis=1)[:, ::-1]
+    if u is not None:
+        below += (1.0 - np.asarray(u, dtype=np.float64))[:, None] * ranked
+    out = np.empty_like(P)
+    np.put_along_axis(out, order, -below, axis=1)
+    return out
+
+
+def group_weights(groups: np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) weights 1 / (rows of the row's group); ones without groups."""
+    if groups is None:
+        return np.ones(n)
+    _, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse.reshape(-1)]
+
+
+@dataclass
+class ConformalCalibration:
+    """The held-out scores a model keeps for its prediction sets (one entry per calibration row)."""
+
+    aps: np.ndarray  # (n,) float64, in [-1, 0]: −(held-out mass ranked below the true class + (1 − u) p_true)
+    lac: np.ndarray  # (n,) float64, in [0, 1]: 1 − held-out probability of the true class
+    label: np.ndarray  # (n,) int64: the true class index
+    member: np.ndarray  # (n,) int64: the model member whose held-out prediction the scores are
+    weight: np.ndarray  # (n,) float64 in (0, 1]: 1 / rows of the row's patient (1 without groups)
+    source: str  # "out-of-fold" (CV+ across members), "validation" (one network), "refit" (see below)
+    n_rows: int = 0  # held-out rows before any subsampling
+
+    def __post_init__(self):
+        if not self.n_rows:
+            self.n_rows = int(len(self.label))
+
+    @property
+    def n(self) -> int:
+        return int(len(self.label))
+
+    def describe(self) -> dict:
+        """JSON-able summary (model.json's ``conformal`` field, besides the arrays)."""
+        return {"n": self.n, "n_rows": int(self.n_rows), "source": self.source,
+                "patients": float(self.weight.sum()), "weighted": bool(np.any(self.weight < 1)),
+                "members": int(self.member.max()) + 1 if self.n else 0, "scores": list(SCORES)}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"aps": self.aps, "lac": self.lac, "label": self.label, "member": self.member, "weight": self.weight}
+
+
+def calibrate(logits: np.ndarray, y: np.ndarray, member: np.ndarray, groups: np.ndarray | None, link: str,
+              temperature: float | None, source: str, seed: int = 0) -> ConformalCalibration:
+    """Calibration scores from held-out raw outputs ``logits`` (n, k) of the members ``member`` (n,) for
+    the true classes ``y`` (n,), the same probabilities the model reports (its temperature). More than
+    MAX_ROWS rows: a seeded random subsample (weights computed on all rows first)."""
+    P = class_probabilities(logits, link, temperature)
+    y = np.asarray(y, dtype=np.int64)
+    rows = np.arange(len(y))
+    w = group_weights(groups, len(y))
+    if len(y) > MAX_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(len(y), MAX_ROWS, replace=False))
+    u = uniform_hash(np.asarray(logits, dtype=np.float64)[rows])
+    aps = label_scores(P[rows], "aps", u)[np.arange(len(rows)), y[rows]]
+    lac = label_scores(P[rows], "lac")[np.arange(len(rows)), y[rows]]
+    return ConformalCalibration(aps=aps, lac=lac, label=y[rows], member=np.asarray(member, dtype=np.int64)[rows],
+                                weight=w[rows], source=source, n_rows=len(y))
+
+
+class _Ranker:
+    """Weighted count of calibration scores strictly below t: sorted scores and their cumulative weights."""
+
+    def __init__(self, scores: np.ndarray, weights: np.ndarray):
+        order = np.argsort(scores, kind="stable")
+        self.scores = scores[order]
+        self.cum = np.concatenate([[0.0], np.cumsum(weights[order])])
+
+    def below(self, t: np.ndarray) -> np.ndarray:
+        return self.cum[np.searchsorted(self.scores, t, side="left")]
+
+
+class SetPredictor:
+    """Prediction sets at one ``level`` for one score, marginal or Mondrian, from a model's calibration.
+
+    ``sets(member_logits)`` takes each member's raw outputs for a block of rows and returns the (m, C)
+    membership; its cost is a sort of C classes and a binary search per member, row and class."""
+
+    def __init__(self, cal: ConformalCalibration, n_classes: int, n_members: int, link: str,
+                 temperature: float | None, level: float, score: str = "aps", mondrian: bool = False):
+        if score not in SCORES:
+            raise ValueError(f"unknown conformity score {score!r}")
+        self.level, self.score, self.mondrian = float(level), score, bool(mondrian)
+        self.link, self.temperature, self.n_classes = link, temperature, n_classes
+        s = cal.aps if score == "aps" else cal.lac
+        # --refit ships one network; rows held out by members it does not have are compared with it
+        member = np.where(cal.member < n_members, cal.member, 0)
+        self.members = sorted(set(member.tolist()))
+        if mondrian:
+            self.rankers = {(k, c): _Ranker(s[(member == k) & (cal.label == c)], cal.weight[(member == k) & (cal.label == c)])
+                            for k in self.members for c in range(n_classes)}
+            totals = np.bincount(cal.label, weights=cal.weight, minlength=n_classes)[:n_classes]
+            self.bound = self.level * (totals + 1.0)  # (C,)
+            self.total = totals
+        else:
+            self.rankers = {k: _Ranker(s[member == k], cal.weight[member == k]) for k in self.members}
+            self.total = float(cal.weight.sum())
+            self.bound = np.full(n_classes, self.level * (self.total + 1.0))
+
+    @property
+    def trivial(self) -> np.ndarray:
+        """(C,) bool: classes every set includes, because the level needs more calibration rows (patients)
+        than there are: level · (W + 1) > W."""
+        return self.bound > np.asarray(self.total) + 1e-12
+
+    def sets(self, member_logits: list[np.ndarray]) -> np.ndarray:
+        """(m, C) bool membership for one block, from each model member's raw outputs (m, k)."""
+        m = member_logits[0].shape[0]
+        rank = np.zeros((m, self.n_classes))
+        u = uniform_hash(member_logits[0]) if self.score == "aps" else None  # one u per sample, as in CV+
+        for k in self.members:
+            S = label_scores(class_probabilities(member_logits[k], self.link, self.temperature), self.score, u)
+            if self.mondrian:
+                for c in range(self.n_classes):
+                    rank[:, c] += self.rankers[(k, c)].below(S[:, c])
+            else:
+                rank += self.rankers[k].below(S.ravel()).reshape(S.shape)
+        return rank < self.bound
+
+
+def format_sets(members: np.ndarray, classes: list) -> np.ndarray:
+    """(m, C) membership -> (m,) object array of "A|B" strings ("" for an empty set), classes in model order."""
+    names = [str(c) for c in classes]
+    out = np.empty(members.shape[0], dtype=object)
+    for i, row in enumerate(members):
+        out[i] = "|".join(names[j] for j in np.flatnonzero(row))
+    return out

@@ -1,0 +1,323 @@
+"""What predict and evaluate add for a clinician deciding whether to trust each prediction: conformal
+prediction sets (``conformal``), abstention, and per-sample out-of-distribution flags (``ood``).
+
+    Uncertainty (the options) ─check(model)─▶ Trust (one per run)
+      per piece of rows:  transformed rows Z ─ood_scores─▶ ood_score, p-value
+      per block of rows:  members' raw outputs ─sets─▶ (m, C) membership
+      per frame:          columns pred_set, set_size, ood_score, ood_p, ood; abstained labels
+
+The counts it keeps (abstained, empty and multi-class sets, flagged samples) become the run's notes and
+its summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..conformal import SCORES, SetPredictor, format_sets
+from ..errors import ConfigError, ModelFileError
+from ..model_io import Model
+
+__all__ = ["Uncertainty", "Trust", "DEFAULT_UNASSIGNED", "DEFAULT_OOD_ALPHA", "risk_coverage", "evaluation_report",
+           "held_out_trust"]
+
+DEFAULT_UNASSIGNED = "unassigned"
+DEFAULT_OOD_ALPHA = 0.01
+
+
+def _probability(value, name: str, open_low: bool, open_high: bool) -> float:
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
+    ok = ok and (value > 0 if open_low else value >= 0) and (value < 1 if open_high else value <= 1)
+    if not ok:
+        lo, hi = "(0" if open_low else "[0", "1)" if open_high else "1]"
+        raise ConfigError(f"{name} must be a number in {lo}, {hi}, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class Uncertainty:
+    """Prediction sets, abstention and out-of-distribution flags for predict and evaluate (all off by default).
+
+    coverage: the level of the prediction sets (e.g. 0.9: the set holds the true class for at least 90 % of
+      new samples exchangeable with the training ones); adds ``pred_set`` ("A|B") and ``set_size``.
+    score: "aps" (adaptive prediction sets) or "lac"; mondrian: coverage per class instead of overall.
+    min_confidence: the predicted label becomes ``unassigned_label`` when the calibrated top probability is
+      below it; abstain_on_empty_set: likewise when the prediction set is empty.
+    ood: add ``ood_score``, ``ood_p`` (its p-value among held-out training rows) and ``ood`` (p < ood_alpha).
+    """
+
+    coverage: float | None = None
+    score: str = "aps"
+    mondrian: bool = False
+    min_confidence: float | None = None
+    abstain_on_empty_set: bool = False
+    unassigned_label: str = DEFAULT_UNASSIGNED
+    ood: bool = False
+    ood_alpha: float = DEFAULT_OOD_ALPHA
+
+    @property
+    def abstains(self) -> bool:
+        return self.min_confidence is not None or self.abstain_on_empty_set
+
+    @property
+    def active(self) -> bool:
+        return self.coverage is not None or self.abstains or self.ood
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def check(self, model: Model, source: str = "the model") -> None:
+        """Options against each other and the model; ConfigError (options) or ModelFileError (a model
+        without the calibration an option needs), naming the option."""
+        if self.coverage is not None:
+            _probability(self.coverage, "--coverage", True, True)
+        if self.score not in SCORES:
+            raise ConfigError(f"--conformal-score must be one of {', '.join(SCORES)}, got {self.score!r}")
+        if self.coverage is None and self.mondrian:
+            raise ConfigError("--mondrian applies to prediction sets: add --coverage LEVEL")
+        if self.coverage is None and self.abstain_on_empty_set:
+            raise ConfigError("--abstain-on-empty-set needs prediction sets: add --coverage LEVEL")
+        if self.min_confidence is not None:
+            _probability(self.min_confidence, "--min-confidence", False, False)
+        _probability(self.ood_alpha, "--ood-alpha", True, True)
+        if not self.active:
+            return
+        if model.task not in ("binary", "multiclass"):
+            used = ("--coverage" if self.coverage is not None else "--min-confidence" if self.min_confidence is not None
+                    else "--ood")
+            raise ConfigError(f"{used} applies to binary and multiclass models; this model is {model.task}")
+        if self.abstains:
+            label = self.unassigned_label
+            if not isinstance(label, str) or not label.strip():
+                raise ConfigError(f"--unassigned-label must be a non-empty text, got {label!r}")
+            if label in {str(c) for c in model.classes}:
+                raise ConfigError(f"--unassigned-label {label!r} is one of the model's classes; choose another text")
+        if self.coverage is not None and getattr(model, "conformal", None) is None:
+            raise ModelFileError(f"{source} holds no conformal calibration scores, which --coverage needs (saved by an "
+                                 "mlpcli from before prediction sets, or trained without held-out rows); retrain it "
+                                 "with this mlpcli")
+        if self.ood and getattr(model, "ood", None) is None:
+            raise ModelFileError(f"{source} holds no out-of-distribution basis, which --ood needs (saved by an mlpcli "
+                                 "from before it); retrain it with this mlpcli")
+
+
+class Trust:
+    """One run's prediction sets, abstention and out-of-distribution flags, and their counts."""
+
+    def __init__(self, model: Model, options: Uncertainty, source: str = "the model"):
+        options.check(model, source)
+        self.model, self.options = model, options
+        self.classes = list(model.classes)
+        self.sets = None
+        if options.coverage is not None:
+            self.sets = SetPredictor(model.conformal, len(self.classes), len(model.members), model.output_activation(),
+                                     model.temperature, options.coverage, options.score, options.mondrian)
+        self.basis = model.ood if options.ood else None
+        self.n = self.n_empty = self.n_multi = self.set_size = 0
+        self.n_low_confidence = self.n_empty_abstained = self.n_ood = self.n_abstained = 0
+
+    @property
+    def wants_logits(self) -> bool:
+        return self.sets is not None
+
+    def ood_scores(self, Z: np.ndarray) -> np.ndarray | None:
+        """(n,) out-of-distribution scores of rows Z (n, p) as the reference preprocessing gives them."""
+        return None if self.basis is None else self.basis.score(Z)
+
+    def membership(self, member_logits: list[np.ndarray]) -> np.ndarray:
+        """(m, C) bool prediction sets of one block from each member's raw outputs."""
+        return self.sets.sets(member_logits)
+
+    def columns(self, proba: np.ndarray, labels: np.ndarray, meta: dict) -> tuple[np.ndarray, dict]:
+        """For a frame's rows: the labels with abstentions put in, and the added columns. ``proba`` (m, C)
+        class probabilities, ``labels`` (m,) the predicted labels, ``meta`` the block's per-row columns
+        (``set`` membership, ``ood_score``)."""
+        o, cols = self.options, {}
+        m = len(labels)
+        self.n += m
+        abstain = np.zeros(m, dtype=bool)
+        if self.sets is not None:
+            members = meta["set"]
+            size = members.sum(axis=1)
+            cols["pred_set"] = format_sets(members, self.classes)
+            cols["set_size"] = size.astype(np.int64)
+            self.n_empty += int((size == 0).sum())
+            self.n_multi += int((size > 1).sum())
+            self.set_size += int(size.sum())
+            if o.abstain_on_empty_set:
+                abstain |= size == 0
+                self.n_empty_abstained += int((size == 0).sum())
+        if o.min_confidence is not None:
+            low = proba.max(axis=1) < o.min_confidence
+            self.n_low_confidence += int(low.sum())
+            abstain |= low
+        if o.abstains:  # text throughout, so a column of numeric classes and the label stays one type
+            labels = np.array([str(v) for v in labels], dtype=object)
+            labels[abstain] = o.unassigned_label
+        if self.basis is not None:
+            score = meta["ood_score"]
+            p = self.basis.p_value(score)
+            flagged = p < o.ood_alpha
+            cols["ood_score"], cols["ood_p"], cols["ood"] = score, p, flagged
+            self.n_ood += int(flagged.sum())
+        self.n_abstained += int(abstain.sum())
+        return labels, cols
+
+    @property
+    def added_columns(self) -> list[str]:
+        cols = ["pred_set", "set_size"] if self.sets is not None else []
+        return cols + (["ood_score", "ood_p", "ood"] if self.basis is not None else [])
+
+    def notes(self) -> list[str]:
+        """The run's notes on what was added (after the last frame)."""
+        o, out, n = self.options, [], max(self.n, 1)
+        if self.sets is not None:
+            what = "per class (Mondrian)" if o.mondrian else "overall"
+            out.append(f"prediction sets ({o.score.upper()}, coverage {o.coverage:g} {what}, held-out scores of "
+                       f"{self.model.conformal.source} rows): mean size {self.set_size / n:.2f}; "
+                       f"{self.n_multi} multi-class and {self.n_empty} empty of {self.n}")
+            trivial = [str(c) for c, t in zip(self.classes, self.sets.trivial) if t]
+            if trivial:
+                out.append(f"--coverage {o.coverage:g} needs more held-out {'rows' if not o.mondrian else 'rows of a class'}"
+                           f" than the model has, so every set includes {', '.join(trivial[:5])}"
+                           f"{' …' if len(trivial) > 5 else ''}; lower the level or retrain on more samples")
+            if self.n_empty and o.score == "aps":
+                out.append("APS sets are empty when the level asks for less than the model's accuracy (exact coverage "
+                           "then leaves a random share of samples without a class), not for uncertain samples: "
+                           "--conformal-score lac empties the least confident sets instead")
+        if o.abstains:
+            reasons = []
+            if o.min_confidence is not None:
+                reasons.append(f"{self.n_low_confidence} below --min-confidence {o.min_confidence:g}")
+            if o.abstain_on_empty_set:
+                reasons.append(f"{self.n_empty_abstained} with an empty set")
+            out.append(f"{self.n_abstained} of {self.n} samples {o.unassigned_label!r} "
+                       f"({'; '.join(reasons)})")
+        if self.basis is not None:
+            out.append(f"{self.n_ood} of {self.n} samples flagged out-of-distribution (p < {o.ood_alpha:g} among "
+                       f"{len(self.basis.calibration)} held-out training rows; about {o.ood_alpha:.0%} of samples "
+                       "like the training ones are flagged by chance)")
+        return out
+
+    def summary(self) -> dict:
+        """JSON-able counts for predict's summary."""
+        out: dict = {"options": self.options.to_dict(), "rows": self.n}
+        if self.sets is not None:
+            out.update(mean_set_size=self.set_size / max(self.n, 1), empty_sets=self.n_empty,
+                       multi_class_sets=self.n_multi)
+        if self.options.abstains:
+            out.update(abstained=self.n_abstained, low_confidence=self.n_low_confidence,
+                       empty_set_abstained=self.n_empty_abstained)
+        if self.basis is not None:
+            out["ood_flagged"] = self.n_ood
+        return out
+
+
+# ── evaluate: how the sets, abstention and flags did against known labels ──────────────────────────────────
+
+RISK_COVERAGE_POINTS = 101  # points of the risk–coverage curve kept (accepted shares 0, 1 %, ..., 100 %)
+
+
+def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict:
+    """The risk–coverage curve of abstaining below a confidence threshold: accept the most confident share c
+    of the samples; the risk is the error rate among them. {"coverage": [...], "risk": [...], "threshold":
+    [...]} at RISK_COVERAGE_POINTS shares (risk None where nothing is accepted), and its area (AURC, lower is
+    better: the mean risk over the shares)."""
+    n = len(confidence)
+    if n == 0:
+        return {"coverage": [], "risk": [], "threshold": [], "aurc": None}
+    order = np.argsort(-confidence, kind="stable")
+    errors = np.cumsum(~correct[order])
+    shares = np.linspace(0, 1, RISK_COVERAGE_POINTS)
+    k = np.round(shares * n).astype(np.int64)
+    risk = [None if kk == 0 else float(errors[kk - 1] / kk) for kk in k]
+    threshold = [None if kk == 0 else float(confidence[order][kk - 1]) for kk in k]
+    full = errors / np.arange(1, n + 1)
+    return {"coverage": shares.tolist(), "risk": risk, "threshold": threshold, "aurc": float(full.mean())}
+
+
+def _coverage_rows(covered: np.ndarray, size: np.ndarray, keys: np.ndarray, names: list) -> list[dict]:
+    out = []
+    for key, name in zip(sorted(set(keys.tolist()), key=str), names):
+        idx = keys == key
+        out.append({"value": name, "n": int(idx.sum()), "coverage": float(covered[idx].mean()),
+                    "mean_set_size": float(size[idx].mean())})
+    return out
+
+
+def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.ndarray, sets: np.ndarray | None,
+                      ood_scores: np.ndarray | None, by: np.ndarray | None, by_name: str | None) -> dict:
+    """What ``evaluate`` reports on the trust options, for class probabilities ``proba`` (n, C), true class
+    indices ``y`` (n,), predicted class indices ``pred`` (n,), set membership ``sets`` (n, C) and OOD
+    scores (n,) when asked for, and the ``--by`` values (n,):
+
+    sets: coverage (the share of samples whose set holds the true class) and mean set size overall, per
+    class and per --by group, the shares of empty and multi-class sets; abstention: the rate, accuracy on
+    the accepted samples beside the overall accuracy, and the risk–coverage curve of a confidence threshold;
+    ood: the flagged share (per class and --by group too)."""
+    o, classes = trust.options, trust.classes
+    n = len(y)
+    correct = pred == y
+    confidence = proba.max(axis=1)
+    doc: dict = {"options": o.to_dict(), "n": int(n), "accuracy": float(correct.mean()) if n else None,
+                 "risk_coverage": risk_coverage(confidence, correct)}
+    empty = np.zeros(n, dtype=bool)
+    if sets is not None:
+        size = sets.sum(axis=1)
+        covered = sets[np.arange(n), y]
+        empty = size == 0
+        present = sorted(set(y.tolist()))
+        doc["sets"] = {
+            "level": o.coverage, "score": o.score, "mondrian": o.mondrian, "coverage": float(covered.mean()),
+            "mean_set_size": float(size.mean()), "empty": float(empty.mean()), "singleton": float((size == 1).mean()),
+            "multi_class": float((size > 1).mean()),
+            "per_class": _coverage_rows(covered, size, y, [str(classes[c]) for c in present]),
+            "by": None if by is None else _coverage_rows(covered, size, by, sorted(set(by.tolist()), key=str)),
+            "source": trust.model.conformal.source,
+        }
+    if o.abstains:
+        abstain = np.zeros(n, dtype=bool)
+        if o.min_confidence is not None:
+            abstain |= confidence < o.min_confidence
+        if o.abstain_on_empty_set:
+            abstain |= empty
+        accepted = ~abstain
+        doc["abstention"] = {"rate": float(abstain.mean()), "n_abstained": int(abstain.sum()),
+                             "accuracy_accepted": float(correct[accepted].mean()) if accepted.any() else None,
+                             "accuracy_all": doc["accuracy"], "label": o.unassigned_label}
+    if ood_scores is not None:
+        flagged = trust.basis.p_value(ood_scores) < o.ood_alpha
+        doc["ood"] = {"alpha": o.ood_alpha, "rate": float(flagged.mean()), "n_flagged": int(flagged.sum()),
+                      "per_class": [{"value": str(classes[c]), "n": int((y == c).sum()),
+                                     "rate": float(flagged[y == c].mean())} for c in sorted(set(y.tolist()))],
+                      "by": None if by is None else [{"value": v, "n": int((by == v).sum()),
+                                                      "rate": float(flagged[by == v].mean())}
+                                                     for v in sorted(set(by.tolist()), key=str)]}
+    doc["by_name"] = by_name
+    return doc
+
+
+def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: float = DEFAULT_OOD_ALPHA,
+                   score: str = "aps", member_logits: list | None = None) -> dict:
+    """Prediction-set coverage and mean size at ``level`` and the out-of-distribution flag rate of a model on
+    held-out rows X (n, d) in the model's feature order with true classes y (n,) (``cv`` per fold); the
+    parts the model lacks are None. ``member_logits``: what ``model.predict_output(X, member_logits=...)``
+    collected, when the caller predicted X already."""
+    out = {"level": float(level), "coverage": None, "mean_set_size": None, "ood_rate": None}
+    if model.task not in ("binary", "multiclass") or len(y) == 0:
+        return out
+    if getattr(model, "conformal", None) is not None:
+        sets = SetPredictor(model.conformal, len(model.classes), len(model.members), model.output_activation(),
+                            model.temperature, level, score)
+        logits = member_logits
+        if logits is None:
+            logits = []
+            model.predict_output(X, member_logits=logits)
+        members = np.concatenate([sets.sets(block) for block in logits])
+        out["coverage"] = float(members[np.arange(len(y)), y].mean())
+        out["mean_set_size"] = float(members.sum(axis=1).mean())
+    if getattr(model, "ood", None) is not None:
+        out["ood_rate"] = float((model.ood.p_value(model.ood.score(model.preprocessor.transform(X))) < alpha).mean())
+    return out

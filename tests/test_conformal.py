@@ -1,0 +1,302 @@
+"""Conformal prediction sets, abstention and out-of-distribution flags: the guarantee on synthetic exchangeable
+data (fixed seeds, so the statistical checks cannot flake), and every new option and column end to end."""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_helpers import assert_clean_error, run
+from mlpcli import conformal, model_io, ood
+from mlpcli.conformal import ConformalCalibration, SetPredictor, label_scores, uniform_hash
+from mlpcli.model_selection.splits import batch_components
+from tables import make_table
+
+LEVELS = (0.8, 0.9)
+
+
+# ── the guarantee, without networks: a known model and exchangeable rows ────────────────────────────────────
+
+
+def _draw(rng, n: int, k: int, sharp: float):
+    """Rows whose true class probabilities are known: logits z (n, k), classes y drawn from softmax(z)."""
+    z = rng.normal(scale=sharp, size=(n, k))
+    P = np.exp(z - z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    y = (rng.random(n)[:, None] > np.cumsum(P, axis=1)).sum(axis=1)
+    return z, np.minimum(y, k - 1)
+
+
+def _calibration(z, y, member, groups=None):
+    return conformal.calibrate(z, y, member, groups, "softmax", None, "out-of-fold")
+
+
+@pytest.mark.parametrize("score", ["aps", "lac"])
+@pytest.mark.parametrize("mondrian", [False, True])
+def test_coverage_holds_on_exchangeable_data_over_many_seeds(score, mondrian):
+    """60 fixed seeds, 400 calibration and 1,000 test rows each: the mean coverage lies within a point of
+    the level (the guarantee is ≥ level, and ≤ level + 1/(n+1) without ties), no seed strays by more than
+    six test-set standard deviations, and Mondrian sets cover every class."""
+    for level in LEVELS:
+        covered, per_class = [], {c: [] for c in range(4)}
+        for seed in range(60):
+            rng = np.random.default_rng(seed)
+            z, y = _draw(rng, 1400, 4, sharp=1.5)
+            cal = _calibration(z[:400], y[:400], np.zeros(400, dtype=int))
+            sets = SetPredictor(cal, 4, 1, "softmax", None, level, score, mondrian).sets([z[400:]])
+            hit = sets[np.arange(1000), y[400:]]
+            covered.append(hit.mean())
+            assert abs(hit.mean() - level) < 6 * np.sqrt(level * (1 - level) / 1000) + 1 / 401, (seed, hit.mean())
+            if mondrian:  # per class: the calibration's and the test's sampling error of that class's rows
+                for c in range(4):
+                    n_cal, n_test = (y[:400] == c).sum(), (y[400:] == c).sum()
+                    sd = np.sqrt(level * (1 - level)) * (1 / np.sqrt(n_cal) + 1 / np.sqrt(n_test))
+                    per_class[c].append(hit[y[400:] == c].mean())
+                    assert hit[y[400:] == c].mean() > level - 4 * sd, (seed, c)
+        assert level - 0.01 <= np.mean(covered) <= level + 0.015, (level, np.mean(covered))
+        for c, values in per_class.items() if mondrian else ():
+            assert np.mean(values) >= level - 0.015, (level, c, np.mean(values))
+
+
+def test_cv_plus_across_members_and_patient_weights_keep_coverage():
+    """Calibration rows scored by 5 different members (each a noisy copy of the truth), the test rows'
+    scores taken under each member (CV+), patients of 1-4 rows weighted to count once: coverage holds."""
+    covered = []
+    for seed in range(40):
+        rng = np.random.default_rng(100 + seed)
+        z, y = _draw(rng, 1600, 3, sharp=1.2)
+        noise = [rng.normal(scale=0.3, size=z.shape) for _ in range(5)]
+        member = rng.integers(0, 5, 600)
+        groups = np.repeat(np.arange(600), rng.integers(1, 5, 600))[:600]
+        member = member[groups]  # a patient's rows are held out by one member
+        cal_logits = np.stack([z[i] + noise[member[i]][i] for i in range(600)])
+        cal = _calibration(cal_logits, y[:600], member, groups)
+        assert cal.weight.sum() == pytest.approx(len(np.unique(groups)))
+        sets = SetPredictor(cal, 3, 5, "softmax", None, 0.9, "aps").sets([z[600:] + nz[600:] for nz in noise])
+        covered.append(sets[np.arange(1000), y[600:]].mean())
+    assert 0.89 <= np.mean(covered) <= 0.93, np.mean(covered)
+
+
+def test_scores_keep_confident_rows_apart_and_u_is_uniform():
+    P = np.array([[1 - 2e-20, 1e-20, 1e-20], [1 - 2e-30, 1e-30, 1e-30]])
+    aps, lac = label_scores(P, "aps"), label_scores(P, "lac")
+    assert aps[0, 0] != aps[1, 0] and lac[0, 0] != lac[1, 0]  # 1 − p would round both to 0
+    assert lac[0, 0] == pytest.approx(2e-20)
+    u = uniform_hash(np.random.default_rng(0).normal(size=(20000, 3)))
+    assert np.all((u >= 0) & (u < 1)) and abs(u.mean() - 0.5) < 0.01
+    assert np.histogram(u, 10, (0, 1))[0].min() > 1800
+    np.testing.assert_array_equal(u[:5], uniform_hash(np.random.default_rng(0).normal(size=(5, 3))))
+
+
+def test_a_level_beyond_the_calibration_rows_gives_every_class():
+    rng = np.random.default_rng(0)
+    z, y = _draw(rng, 30, 3, 1.0)
+    sp = SetPredictor(_calibration(z[:9], y[:9], np.zeros(9, dtype=int)), 3, 1, "softmax", None, 0.95)
+    assert sp.trivial.all() and sp.sets([z[9:]]).all()
+
+
+def test_ood_p_values_are_uniform_in_distribution_and_small_outside():
+    """Held-out calibration makes in-distribution p-values uniform (about α flagged at every α); samples of
+    a kind the training rows lack (a fourth cluster) are flagged."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3.0, size=(4, 40))
+
+    def rows(seed, n, kinds):
+        r = np.random.default_rng(seed)
+        return centres[r.choice(kinds, n)] + r.normal(size=(n, 40))
+
+    train = rows(1, 600, [0, 1, 2])
+    parts = [(np.setdiff1d(np.arange(600), np.arange(k, 600, 5)), np.arange(k, 600, 5)) for k in range(5)]
+    basis = ood.calibrate(train, parts)
+    p_in = basis.p_value(basis.score(rows(2, 3000, [0, 1, 2])))
+    assert (p_in < 0.01).mean() <= 0.02 and (p_in < 0.2).mean() == pytest.approx(0.2, abs=0.06)
+    assert (basis.p_value(basis.score(rows(3, 3000, [3]))) < 0.01).mean() > 0.95
+    assert len(basis.calibration) == 600 and np.all(np.diff(basis.calibration) >= 0)
+
+
+def test_batch_components_join_batches_that_share_a_patient():
+    batches = np.array(["B1", "B1", "B2", "B2", "B3", "B4", "B4"])
+    groups = np.array(["p1", "p2", "p2", "p3", "p4", "p5", "p6"])
+    component, members = batch_components(batches, groups)
+    assert members == [["B1", "B2"], ["B3"], ["B4"]]
+    np.testing.assert_array_equal(component, [0, 0, 0, 0, 1, 2, 2])
+
+
+# ── end to end ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("conformal")
+    paths = {}
+    for key, kwargs in (("mc", dict(task="multiclass", n_patients=60, seed=1)),
+                        ("test", dict(task="multiclass", n_patients=40, seed=2)),
+                        ("bin", dict(task="binary", n_patients=40, seed=3, string_labels=False)),
+                        ("reg", dict(task="regression", n_patients=20, seed=4))):
+        paths[key] = str(tmp / f"{key}.csv")
+        make_table(**kwargs).to_csv(paths[key], index=False)
+    for key, data, extra in (("mc", "mc", ["--folds", "3"]), ("bin", "bin", ["--folds", "1"]),
+                             ("reg", "reg", ["--folds", "1"])):
+        out = str(tmp / f"{key}.mlp")
+        res = run(["train", paths[data], "-o", out, "--epochs", "80", "--hidden", "8", "-q", *extra])
+        assert res.exit_code == 0, res.output
+        paths[f"{key}_model"] = out
+    paths["tmp"] = tmp
+    return paths
+
+
+def _predict(trained, *args, model="mc_model", data="test", out="p.csv"):
+    path = trained["tmp"] / out
+    res = run(["predict", trained[model], trained[data], "-o", str(path), "-q", *args])
+    assert res.exit_code == 0, res.output
+    return pd.read_csv(path) if out.endswith(".csv") else pd.read_parquet(path)
+
+
+def test_train_stores_the_calibration_and_the_ood_basis(trained):
+    m = model_io.load(trained["mc_model"])
+    assert m.conformal.source == "out-of-fold" and m.conformal.n == 180 and m.conformal.weight.sum() == 60
+    assert set(m.conformal.member.tolist()) == {0, 1, 2}
+    assert m.ood.components.shape[1] == len(m.preprocessor.kept_features) and len(m.ood.calibration) == 180
+    assert m.ood.reference.shape == (180, m.ood.components.shape[0])
+    b = model_io.load(trained["bin_model"])
+    assert b.conformal.source == "validation" and set(b.conformal.member.tolist()) == {0}
+    assert model_io.load(trained["reg_model"]).conformal is None
+
+
+def test_predict_coverage_adds_sets_that_name_classes(trained):
+    plain = _predict(trained)
+    df = _predict(trained, "--coverage", "0.9")
+    assert list(df.columns) == list(plain.columns) + ["pred_set", "set_size"]
+    sets = df["pred_set"].fillna("")
+    assert all(set(filter(None, s.split("|"))) <= {"typeA", "typeB", "typeC"} for s in sets)
+    assert (df["set_size"] == [len(list(filter(None, s.split("|")))) for s in sets]).all()
+    truth = pd.read_csv(trained["test"])["label"]
+    covered = np.mean([t in s.split("|") for t, s in zip(truth, sets)])
+    assert covered >= 0.75  # 120 new samples: a loose check here; the guarantee is tested above
+    wide = _predict(trained, "--coverage", "0.97", out="wide.csv")
+    assert (wide["set_size"] >= df["set_size"]).all()  # a higher level never shrinks a set
+    for extra in (["--mondrian"], ["--conformal-score", "lac"], ["--mondrian", "--conformal-score", "lac"]):
+        other = _predict(trained, "--coverage", "0.9", *extra, out="other.csv")
+        assert other["set_size"].between(0, 3).all()
+    chunked = _predict(trained, "--coverage", "0.9", "--chunksize", "7", out="chunked.csv")
+    pd.testing.assert_series_equal(chunked["pred_set"], df["pred_set"])
+
+
+def test_abstention_labels_and_counts(trained):
+    df = _predict(trained, "--min-confidence", "0.999", "--unassigned-label", "unsure")
+    assert (df["pred_label"] == "unsure").sum() > 0
+    probs = df[["prob_typeA", "prob_typeB", "prob_typeC"]].max(axis=1)
+    assert ((df["pred_label"] == "unsure") == (probs < 0.999)).all()
+    res = run(["predict", trained["mc_model"], trained["test"], "-o", str(trained["tmp"] / "j.csv"), "--json",
+               "--coverage", "0.5", "--abstain-on-empty-set", "--conformal-score", "lac", "-q"])
+    doc = json.loads(res.output)
+    assert doc["trust"]["abstained"] == doc["trust"]["empty_sets"] == doc["predicted_counts"].get("unassigned", 0)
+    # numeric classes: the label column becomes text, parquet included
+    b = _predict(trained, "--min-confidence", "0.99", model="bin_model", data="bin", out="b.parquet")
+    assert set(b["pred_label"]) <= {"0", "1", "unassigned"} and "unassigned" in set(b["pred_label"])
+
+
+def test_ood_columns_and_in_distribution_rate(trained):
+    df = _predict(trained, "--ood")
+    assert list(df.columns[-3:]) == ["ood_score", "ood_p", "ood"]
+    assert df["ood_p"].between(0, 1).all() and (df["ood"] == (df["ood_p"] < 0.01)).all()
+    assert df["ood"].mean() <= 0.05
+    shifted = pd.read_csv(trained["test"])
+    shifted[[f"f{j:02d}" for j in range(12)]] *= 6  # far from anything the model saw
+    path = trained["tmp"] / "shifted.csv"
+    shifted.to_csv(path, index=False)
+    res = run(["predict", trained["mc_model"], str(path), "-o", str(trained["tmp"] / "s.csv"), "-q",
+               "--ood-alpha", "0.05"])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(trained["tmp"] / "s.csv")["ood"].mean() > 0.9
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--coverage", "0"], "--coverage"), (["--coverage", "1"], "--coverage"), (["--coverage", "1.5"], "--coverage"),
+    (["--mondrian"], "--coverage"), (["--abstain-on-empty-set"], "--coverage"),
+    (["--conformal-score", "lac"], "--coverage"), (["--unassigned-label", "x"], "--min-confidence"),
+    (["--min-confidence", "0.5", "--unassigned-label", "typeA"], "typeA"), (["--ood-alpha", "0"], "--ood-alpha"),
+    (["--min-confidence", "1.5"], "--min-confidence"),
+])
+def test_bad_trust_options_are_usage_errors(trained, args, needle):
+    res = run(["predict", trained["mc_model"], trained["test"], "-o", str(trained["tmp"] / "bad.csv"), *args])
+    assert_clean_error(res, needle, code=2)
+    assert not (trained["tmp"] / "bad.csv").exists()
+
+
+def test_regression_models_refuse_trust_options(trained):
+    res = run(["predict", trained["reg_model"], trained["reg"], "-o", str(trained["tmp"] / "r.csv"), "--coverage", "0.9"])
+    assert_clean_error(res, "--coverage", "regression", code=2)
+
+
+def test_a_model_without_calibration_data_is_a_clear_error(trained, tmp_path):
+    """A model file saved before prediction sets existed (format 2, no conformal or ood data)."""
+    with zipfile.ZipFile(trained["mc_model"]) as zf:
+        meta = json.loads(zf.read("model.json"))
+        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
+            arrays = {k: npz[k] for k in npz.files if not k.startswith(("conformal/", "ood/"))}
+    meta.pop("conformal"), meta.pop("ood")
+    meta["format_version"] = 2
+    meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    import hashlib
+
+    meta["weights_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    old = tmp_path / "old.mlp"
+    with zipfile.ZipFile(old, "w") as zf:
+        zf.writestr("model.json", json.dumps(meta))
+        zf.writestr("weights.npz", buf.getvalue())
+    assert run(["predict", str(old), trained["test"], "-o", str(tmp_path / "ok.csv"), "-q"]).exit_code == 0
+    for flag in (["--coverage", "0.9"], ["--ood"]):
+        res = run(["predict", str(old), trained["test"], "-o", str(tmp_path / "p.csv"), *flag])
+        assert_clean_error(res, "old.mlp", flag[0], "retrain", code=1)
+        assert not (tmp_path / "p.csv").exists()
+
+
+def test_evaluate_reports_coverage_abstention_ood_and_plots(trained):
+    plot = trained["tmp"] / "rc.png"
+    res = run(["evaluate", trained["mc_model"], trained["test"], "--coverage", "0.9", "--ood", "--min-confidence",
+               "0.7", "--by", "batch", "--json", "--plot", str(plot), "-q"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)["trust"]
+    sets = doc["sets"]
+    assert 0 <= sets["coverage"] <= 1 and sets["mean_set_size"] > 0
+    assert {r["value"] for r in sets["per_class"]} == {"typeA", "typeB", "typeC"}
+    assert {r["value"] for r in sets["by"]} == {"B1", "B2", "B3"}
+    assert sum(r["n"] for r in sets["by"]) == doc["n"] == 120
+    ab = doc["abstention"]
+    assert 0 < ab["rate"] < 1 and ab["accuracy_accepted"] >= ab["accuracy_all"] - 0.05
+    assert 0 <= doc["ood"]["rate"] <= 0.05
+    curve = doc["risk_coverage"]
+    assert len(curve["coverage"]) == 101 and curve["risk"][-1] == pytest.approx(1 - doc["accuracy"])
+    assert plot.exists() and plot.stat().st_size > 1000
+    text = run(["evaluate", trained["mc_model"], trained["test"], "--coverage", "0.9", "--mondrian", "--ood"])
+    assert text.exit_code == 0 and "Prediction sets" in text.output and "OOD flagged" in text.output
+    bad = run(["evaluate", trained["reg_model"], trained["reg"], "--plot", str(trained["tmp"] / "r.png")])
+    assert_clean_error(bad, "--plot", code=2)
+
+
+def test_cv_leave_batch_out_reports_per_batch(trained):
+    res = run(["cv", trained["mc"], "--leave-batch-out", "--epochs", "5", "--hidden", "8", "--member-folds", "2",
+               "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert [f["held_out"] for f in doc["per_fold"]] == ["B1", "B2", "B3"]
+    for f in doc["per_fold"]:
+        assert 0 <= f["trust"]["coverage"] <= 1 and f["trust"]["level"] == 0.9 and f["inner_score"] is not None
+        assert f["trust"]["ood_rate"] is not None
+    assert_clean_error(run(["cv", trained["mc"], "--leave-batch-out", "--folds", "3"]), "--folds", code=2)
+    no_batch = pd.read_csv(trained["mc"]).drop(columns="batch")
+    path = trained["tmp"] / "nobatch.csv"
+    no_batch.to_csv(path, index=False)
+    assert_clean_error(run(["cv", str(path), "--leave-batch-out"]), "batch")
+    linked = pd.read_csv(trained["mc"])
+    linked.loc[linked["patient_id"] == "P000", "batch"] = ["B1", "B2", "B3"]  # one patient spans every batch
+    path = trained["tmp"] / "linked.csv"
+    linked.to_csv(path, index=False)
+    assert_clean_error(run(["cv", str(path), "--leave-batch-out"]), "--leave-batch-out", "linked")
