@@ -24,6 +24,13 @@ CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps valu
 # A median per-feature skewness above this on non-negative data looks like raw counts or TPM, for which
 # log1p is the usual first step (the sample data sits near 2.7; log-scale microarray data near 0).
 COUNTS_SKEW = 1.0
+# Rows (evenly spaced) the skewness of a dense table is computed on. Measured against every row (the
+# median skewness of 8,000-20,000-row tables, 20-5,000 features): at 2,000 rows the median moved by at most
+# 0.03 near the threshold (lognormal data with a median skewness of 0.77-1.13: the decision changed for
+# none), while heavy-tailed tables far above it read lower (5.2 -> 4.7 on lognormal(1, 1) values); at 1,000
+# rows the median moved by up to 0.19 and the decision changed for two of ten near-threshold tables.
+# Tables of up to 2,000 rows use every row, as before. Costs ~0.1 s at 5,000 features, whatever the rows.
+SKEW_ROWS = 2000
 
 # Feature values beyond float32's range are refused where tables are read (limits.VALUE_LIMIT).
 # A feature whose training values span less than this is constant for float64 arithmetic: its spread would
@@ -671,29 +678,41 @@ def _sparse_quantiles(C, n: int, columns: np.ndarray, qs: Sequence[float], skip_
 
 
 def looks_like_counts(X) -> float | None:
-    """The median per-feature skewness of X (n, d) when it looks like raw counts or TPM (all values
-    non-negative, median skewness above COUNTS_SKEW), else None. Rows with missing values are ignored.
-    X (an ndarray or a RowView) is read in blocks of columns, so no full-size temporary is made; a sparse
-    X from its stored values (moments with the implicit zeros counted), never densified."""
+    """The median per-feature skewness of X (n, d) when it looks like raw counts or TPM (no negative value,
+    median skewness above COUNTS_SKEW), else None. Rows with missing (or infinite) values are left out of
+    the skewness.
+
+    Dense X (an ndarray or a RowView): every value is checked for negativity (one pass in its own dtype, no
+    float64 copy), but the skewness is computed on SKEW_ROWS rows evenly spaced among the complete ones
+    (all of them in a smaller table), a column block at a time. Sparse X: from its stored values (moments
+    with the implicit zeros counted), never densified."""
     if is_sparse(X):
         return _sparse_counts_skew(X.tocsr())
     X = _as_matrix(X)
-    finite_rows = np.ones(X.shape[0], dtype=bool)
-    for _, B in _column_blocks(X):
-        finite_rows &= np.isfinite(B).all(axis=1)
-    rows = None if finite_rows.all() else np.flatnonzero(finite_rows)
-    if (X.shape[0] if rows is None else len(rows)) < 3:
-        return None
-    skews = []
-    for _, B in _column_blocks(X):
-        finite = B if rows is None else B[rows]
-        if finite.min() < 0:
+    n, d = X.shape
+    complete = np.empty(n, dtype=bool)
+    step = _rows_per_block(d)
+    for i in range(0, n, step):
+        B = np.asarray(X[i:i + step])  # (rows, d) in X's dtype: a view, or a copy of a RowView's rows
+        if B.size and np.fmin.reduce(B, axis=None) < 0:  # NaN ignored; -inf is negative
             return None
-        centred = finite - finite.mean(axis=0)
-        sd = _column_sd(centred)
+        complete[i:i + step] = np.isfinite(B).all(axis=1)
+    rows = np.flatnonzero(complete)
+    if len(rows) < 3:
+        return None
+    if len(rows) > SKEW_ROWS:
+        rows = rows[np.linspace(0, len(rows) - 1, SKEW_ROWS).round().astype(np.int64)]
+    m = len(rows)
+    width = max(2, _BLOCK_VALUES // m)
+    skews = []
+    for j in range(0, d, width):
+        B = np.asarray(X[rows, j:j + width], dtype=np.float64)  # (m, w) a copy of the rows' columns
+        B -= B.mean(axis=0)
+        sd = _column_sd(B)
         ok = sd >= TINY_SPREAD
         with np.errstate(over="ignore", invalid="ignore"):  # beyond ~1e102 SDs a cube is inf (NaN if both signs)
-            skews.append(((centred[:, ok] / sd[ok]) ** 3).mean(axis=0))
+            z = B[:, ok] / sd[ok]
+            skews.append((z * z * z).mean(axis=0))
     skew = np.concatenate(skews)
     if not skew.size:
         return None
