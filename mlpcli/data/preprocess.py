@@ -130,7 +130,10 @@ class Preprocessor:
             self._fit_sparse(X, names)
             return None if dtype is None else self._transform_sparse(X, dtype)
 
-        # pass 1: per column, over every row
+        # pass 1: per column, over every row. Without --top-var a block's kept columns are known as soon as
+        # the block is read (the non-constant ones), so the scaling and the transformed values are made from
+        # the same copy (one pass: one float64 copy and one log1p per value, not two)
+        one_pass = cfg.top_var is None
         infinite = np.zeros(d, dtype=bool)
         negative = np.zeros(d, dtype=bool)
         first_negative_min = np.nan
@@ -138,6 +141,8 @@ class Preprocessor:
         impute_values = np.full(d, np.nan)
         variable = np.zeros(d, dtype=bool)
         variances = np.zeros(d) if cfg.top_var is not None else None
+        fitted = _Scaling(d) if one_pass else None  # per input column, filled for the kept ones
+        out = _Output(n, d, dtype, order) if one_pass and dtype is not None else None
         for cols, B in _column_blocks(X):  # B (n, w) float64, ours
             infinite[cols] = np.isinf(B).any(axis=0)
             if infinite.any():
@@ -161,10 +166,19 @@ class Preprocessor:
                     continue
             else:
                 impute_values[cols] = _fill_missing(B, nan_mask, nan_counts[cols], cfg.impute)
+            del nan_mask
             variable[cols] = B.max(axis=0) - B.min(axis=0) >= TINY_SPREAD  # within ±VALUE_LIMIT: no overflow
+            local = np.flatnonzero(variable[cols])
             if variances is not None:
-                local = np.flatnonzero(variable[cols])
                 variances[cols.start + local] = B[:, local].var(axis=0)
+            if fitted is not None and local.size:
+                # the kept columns column-major, as pass 2 takes them (X[:, kept]): the same sums
+                Xk = np.asfortranarray(B if local.size == B.shape[1] else B[:, local])
+                del B
+                where = cols.start + local
+                fitted.put(where, self._fit_scaling(Xk))  # Xk is transformed in place
+                if out is not None:
+                    out.put(where, Xk)
         if infinite.any():
             raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; replace them")
         if negative.any():
@@ -188,35 +202,42 @@ class Preprocessor:
             raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
         kept = self._select_top_var(variances, np.flatnonzero(variable))
 
-        # pass 2: the kept columns' scaling, and their transformed values
-        d_kept = len(kept)
-        center, scale = np.zeros(d_kept), np.ones(d_kept)
-        train_mean, train_sd = np.empty(d_kept), np.empty(d_kept)
-        out = None if dtype is None else np.empty((n, d_kept), dtype=dtype, order=order)
-        for part in _kept_parts(kept, n):  # slices of `kept`
-            Xk = feature_block(X, slice(None), kept[part])  # (n, w) column-major, as X[:, kept]
-            if cfg.log1p:
-                np.log1p(Xk, out=Xk)
-            _fill(Xk, impute_values[kept[part]])
-            if not cfg.standardize:
-                pass
-            elif cfg.scaling == "robust":
-                q25, median, q75 = np.percentile(Xk, [25, 50, 75], axis=0)
-                half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # >= TINY_SPREAD / 2: constant columns are gone
-                center[part], scale[part] = median, np.where(q75 - q25 >= TINY_SPREAD, q75 - q25, half_range)
-            else:
-                center[part], scale[part] = Xk.mean(axis=0), _column_sd(Xk)  # sd > 0: constant columns are gone
-            Z = Xk  # our copy of the kept columns, no longer needed raw
-            _scale_in_place(Z, center[part], scale[part], self._clips)  # robust: a huge z/IQR overflows, then clips
-            train_mean[part], train_sd[part] = Z.mean(axis=0), _column_sd(Z)
-            if out is not None:
-                out[:, part] = Z
-        self.center_, self.scale_ = center, scale
-        self.train_mean_, self.train_sd_ = train_mean, train_sd
+        if fitted is None:
+            # pass 2 (--top-var): the kept columns' scaling, and their transformed values
+            fitted = _Scaling(len(kept))
+            out = None if dtype is None else _Output(n, len(kept), dtype, order)
+            for part in _kept_parts(kept, n):  # slices of `kept`
+                Xk = feature_block(X, slice(None), kept[part])  # (n, w) column-major, as X[:, kept]
+                if cfg.log1p:
+                    np.log1p(Xk, out=Xk)
+                _fill(Xk, impute_values[kept[part]])
+                fitted.put(part, self._fit_scaling(Xk))
+                if out is not None:
+                    out.put(part, Xk)
+            chosen = slice(None)
+        else:
+            chosen = kept
+        self.center_, self.scale_ = fitted.center[chosen], fitted.scale[chosen]
+        self.train_mean_, self.train_sd_ = fitted.mean[chosen], fitted.sd[chosen]
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
-        return out
+        return None if out is None else out.columns(kept if one_pass else None)
+
+    def _fit_scaling(self, Xk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(centre, scale, mean, SD) (w,) each of kept columns Xk (n, w): float64, column-major, log1p'd
+        and imputed, ours; Xk is scaled (and clipped) in place, the mean and SD are of the result."""
+        cfg = self.config
+        w = Xk.shape[1]
+        center, scale = np.zeros(w), np.ones(w)
+        if cfg.standardize and cfg.scaling == "robust":
+            q25, median, q75 = np.percentile(Xk, [25, 50, 75], axis=0)
+            half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # >= TINY_SPREAD / 2: constant columns are gone
+            center, scale = median, np.where(q75 - q25 >= TINY_SPREAD, q75 - q25, half_range)
+        elif cfg.standardize:
+            center, scale = Xk.mean(axis=0), _column_sd(Xk)  # sd > 0: constant columns are gone
+        _scale_in_place(Xk, center, scale, self._clips)  # robust: a huge z/IQR overflows, then clips
+        return center, scale, Xk.mean(axis=0), _column_sd(Xk)
 
     def _select_top_var(self, variances: np.ndarray | None, candidates: np.ndarray) -> np.ndarray:
         """Column indices to keep (sorted): the `top_var` most variable of `candidates`, or all of them."""
@@ -583,6 +604,52 @@ class Preprocessor:
         pre.train_mean_ = loaded["train_mean"].astype(np.float64)
         pre.train_sd_ = loaded["train_sd"].astype(np.float64)
         return pre
+
+
+class _Scaling:
+    """The fitted scaling of d columns, filled a block of columns at a time."""
+
+    def __init__(self, d: int):
+        self.center, self.scale = np.zeros(d), np.ones(d)
+        self.mean, self.sd = np.empty(d), np.empty(d)
+
+    def put(self, where, values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.center[where], self.scale[where], self.mean[where], self.sd[where] = values
+
+
+class _Output:
+    """The transformed training rows (n, d) in `dtype` and `order`, filled a block of columns at a time; with
+    some columns not kept, ``columns`` moves the kept ones to the front in place, so the result never
+    needs a second matrix."""
+
+    def __init__(self, n: int, d: int, dtype, order: str):
+        self.order = order
+        self.buffer = np.empty(n * d, dtype=dtype)  # owns the memory, so that it can shrink in place
+        self.matrix = self.buffer.reshape((n, d), order=order)
+
+    def put(self, where, Z: np.ndarray) -> None:
+        self.matrix[:, where] = Z
+
+    def columns(self, kept: np.ndarray | None) -> np.ndarray:
+        """The matrix of the `kept` columns (sorted indices; None: all of them), (n, len(kept))."""
+        M = self.matrix
+        n, d = M.shape
+        if kept is None or len(kept) == d:
+            return M
+        k = len(kept)
+        flat = self.buffer
+        if self.order == "F":  # whole columns move left: column j's values are flat[j n:(j + 1) n]
+            for to, j in enumerate(kept.tolist()):
+                if to != j:
+                    flat[to * n:(to + 1) * n] = flat[j * n:(j + 1) * n]
+        else:  # row by row (a block at a time): row i's kept values land at or before where row i starts
+            step = _rows_per_block(d)
+            for i in range(0, n, step):
+                rows = M[i:i + step][:, kept]  # a copy, taken before anything is written over these rows
+                flat[i * k:i * k + rows.size] = rows.ravel()
+        del M, self.matrix
+        self.buffer.resize(n * k, refcheck=False)  # the tail goes back to the system
+        return self.buffer.reshape((n, k), order=self.order)
 
 
 def _scale_in_place(Z: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: bool) -> None:
