@@ -665,26 +665,39 @@ class ParquetTable:
             raise DataError(f"{self.src.name} has a header but no data rows")
         try:
             frame = self.file.read(columns=others).to_pandas() if others else pd.DataFrame(index=pd.RangeIndex(n))
-            X = np.empty((n, len(features)), dtype=np.float32)  # becomes float64 at the first value that needs it
-            step = max(1, _CHUNK_BYTES // (8 * n))  # columns per read
-            for j0 in range(0, len(features), step):
-                table = self.file.read(columns=features[j0:j0 + step])
-                for k0 in range(0, table.num_columns, _TILE):
-                    columns = [_column_values(table.column(k)) for k in range(k0, min(table.num_columns, k0 + _TILE))]
-                    at = j0 + k0
-                    if X.dtype == np.float32 and feature_dtype(columns) is np.float64:
-                        wider = np.empty(X.shape, dtype=np.float64)
-                        wider[:, :at] = X[:, :at]  # exact float32 numbers: nothing is lost
-                        X = wider
-                    # (w, n) -> X's columns: contiguous rows first, then one transposing copy
-                    X[:, at:at + len(columns)] = np.stack(columns).T
-                del table
+            X = self._matrix(features, n)
         except _PARSE_ERRORS as exc:
             raise DataError(f"cannot parse {self.src.name} as parquet: {_short_reason(exc)}") from None
+        finally:
+            # Arrow's allocator keeps the freed column groups for reuse; nothing else reads with it now
+            # (measured: ~110 MB held after the 8,000 x 5,000 table)
+            release = getattr(pa.default_memory_pool(), "release_unused", None)
+            if release is not None:
+                release()
         frame.columns = [str(c) for c in frame.columns]
         return frame.reset_index(drop=True), X
 
+    def _matrix(self, features: list[str], n: int) -> np.ndarray:
+        """The `features` columns (n rows) as one C-ordered matrix, float32 until a value needs float64."""
+        X = np.empty((n, len(features)), dtype=np.float32)
+        step = max(1, _PARQUET_GROUP_BYTES // (8 * n))  # columns per read
+        for j0 in range(0, len(features), step):
+            table = self.file.read(columns=features[j0:j0 + step])
+            for k0 in range(0, table.num_columns, _TILE):
+                columns = [_column_values(table.column(k)) for k in range(k0, min(table.num_columns, k0 + _TILE))]
+                at = j0 + k0
+                if X.dtype == np.float32 and feature_dtype(columns) is np.float64:
+                    wider = np.empty(X.shape, dtype=np.float64)
+                    wider[:, :at] = X[:, :at]  # exact float32 numbers: nothing is lost
+                    X = wider
+                # (w, n) -> X's columns: contiguous rows first, then one transposing copy
+                X[:, at:at + len(columns)] = np.stack(columns).T
+        return X
 
+
+# Columns read at a time: Arrow decodes a group in ~2-3 times its size (measured on 8,000 x 5,000 float32: 64 MiB
+# groups peaked 190 MB above the matrix, 16 MiB 80 MB, in the same time)
+_PARQUET_GROUP_BYTES = 16 << 20
 _TILE = 64  # columns transposed into the matrix at a time (their rows stay in the CPU caches)
 
 
