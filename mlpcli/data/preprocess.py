@@ -231,7 +231,7 @@ class Preprocessor:
         w = Xk.shape[1]
         center, scale = np.zeros(w), np.ones(w)
         if cfg.standardize and cfg.scaling == "robust":
-            q25, median, q75 = np.percentile(Xk, [25, 50, 75], axis=0)
+            q25, median, q75 = column_percentiles(Xk, (25.0, 50.0, 75.0))
             half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # >= TINY_SPREAD / 2: constant columns are gone
             center, scale = median, np.where(q75 - q25 >= TINY_SPREAD, q75 - q25, half_range)
         elif cfg.standardize:
@@ -708,6 +708,30 @@ def _check_sparse_non_negative(values: np.ndarray, cols: np.ndarray, d: int, nam
         negative[cols[neg]] = True
         first = int(np.flatnonzero(negative)[0])
         raise DataError(_negative_message(names, negative, float(values[neg & (cols == first)].min())))
+
+
+def column_percentiles(X: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """``np.percentile(X, qs, axis=0)`` (linear interpolation) of X (n, d) without missing values: (k, d),
+    the same numbers, in about half the time. np.percentile partitions a copy of X at the order statistics
+    the percentiles need and also at the first and last (the minimum, the maximum, to find NaN); here only at
+    those needed, then numpy's interpolation formula (``_lerp``) is applied to them as numpy applies it
+    (tests/test_memory_time.py compares the two bit for bit)."""
+    n = X.shape[0]
+    q = np.asarray(qs, dtype=np.float64) / 100.0
+    virtual = (n - 1) * q  # numpy's virtual index of method "linear"
+    previous = np.floor(virtual)
+    gamma = virtual - previous
+    last = virtual >= n - 1  # numpy takes the maximum there
+    lo = np.where(last, n - 1, previous).astype(np.intp)
+    hi = np.where(last, n - 1, previous + 1).astype(np.intp)
+    P = np.array(X, dtype=np.float64, order="F" if X.flags.f_contiguous else "C")  # ours to partition
+    P.partition(np.unique(np.concatenate([lo, hi])), axis=0)
+    out = np.empty((len(q), X.shape[1]))
+    for i in range(len(q)):
+        a, b = P[lo[i]], P[hi[i]]
+        diff = b - a
+        out[i] = b - diff * (1.0 - gamma[i]) if gamma[i] >= 0.5 else a + diff * gamma[i]
+    return out
 
 
 def _sparse_quantiles(C, n: int, columns: np.ndarray, qs: Sequence[float], skip_nan: bool = False) -> np.ndarray:
