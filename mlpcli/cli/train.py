@@ -173,7 +173,7 @@ def _kept_words(fit: dict) -> str:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @config_option()
 @train_options
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False), help="Model file to write.")

@@ -705,14 +705,25 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
 
     An .h5ad file (``data.h5ad``): roles from its obs columns, features from .X, a `layer` or .raw.X
     (`raw`), named by var_names or the var column `var_names`; a sparse matrix stays sparse (CSR float32).
+    A directory (``data.tenx``): 10x Genomics output, with `samples` (required) giving the labels per barcode;
+    the genes named by their ids or (`var_names` "gene_symbols") their symbols, kept sparse.
     `classes`: a trained model's labels (a validation table is encoded as its training table)."""
-    from . import h5ad
+    from . import h5ad, tenx
     from .io import _UNNAMED, ParquetTable, TextTable, _source, read_table_with_notes
     from .samples import SampleJoin, read_sample_sheet
 
     roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
-    h5ad.check_options(path, layer, raw, var_names)
     src = _source(path, stdin)
+    if src.kind == "10x":
+        tenx.check_options(src.name, layer, raw, features_in_rows)
+        if samples is None:
+            raise ConfigError(f"{src.name} is a 10x Genomics directory (counts and barcodes, no annotations): give "
+                              "each barcode's label in a sample sheet, --samples FILE (its id column holds the "
+                              "barcodes)")
+        sheet = read_sample_sheet(samples, id=id)
+        return tenx.load_dataset(src.name, sheet, target=target, group=group, no_group=no_group, batch=batch,
+                                 drop=drop, task=task, classes=classes, var_names=var_names)
+    h5ad.check_options(path, layer, raw, var_names)
     if src.kind == "h5ad":
         if features_in_rows:
             raise ConfigError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")

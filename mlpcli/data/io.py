@@ -49,6 +49,9 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
     if src.kind == "h5ad":  # a matrix with obs / var tables, often sparse: never one dense frame
         raise DataError(f"{src.name} is an AnnData file; it is read by train, cv, tune, predict, evaluate, diagnose "
                         "and gradcheck, not as a table")
+    if src.kind == "10x":
+        raise DataError(f"{src.name} is a directory; a 10x Genomics directory is read by train, cv and tune (with "
+                        "--samples) and by predict and evaluate, not as a table")
     if src.kind == "parquet":
         frame = _read_parquet(src.name, features_in_rows)
         return (frame, []) if features_in_rows else _apply_header_rules(frame, src.name)
@@ -121,7 +124,7 @@ class _Source:
 
     name: str
     opener: Callable[[], Any]
-    kind: str  # "text" or "parquet"
+    kind: str  # "text", "parquet", "h5ad" or "10x" (a directory)
     default_sep: str | None  # from the file name; None for standard input (sniffed)
     compression: str | None
     suffix: str = ""  # ".csv", ".tsv", ".txt" (for messages)
@@ -132,6 +135,8 @@ def _source(path, stdin) -> _Source:
         data = _stdin_bytes(stdin)
         return _Source("standard input", lambda: io.BytesIO(data), "text", None, None)
     path = os.fspath(path)
+    if os.path.isdir(path):  # 10x Genomics output (data.tenx): its files are checked when it is opened
+        return _Source(path, lambda: path, "10x", None, None)
     _check_file(path)
     kind, sep, compression = _table_format(path)
     return _Source(path, lambda: path, kind, sep, compression, text_suffix(path))
