@@ -50,8 +50,8 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
         raise DataError(f"{src.name} is an AnnData file; it is read by train, cv, tune, predict, evaluate, diagnose "
                         "and gradcheck, not as a table")
     if src.kind == "10x":
-        raise DataError(f"{src.name} is a directory; a 10x Genomics directory is read by train, cv and tune (with "
-                        "--samples) and by predict and evaluate, not as a table")
+        raise DataError(f"{src.name} is a directory; a 10x Genomics directory is read by train (with --samples) "
+                        "and predict, not as a table")
     if src.kind == "parquet":
         frame = _read_parquet(src.name, features_in_rows)
         return (frame, []) if features_in_rows else _apply_header_rules(frame, src.name)

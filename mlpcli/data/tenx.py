@@ -5,8 +5,8 @@
     barcodes.tsv.gz   one line per cell
 
     DIR ─TenX(path, var_names)─▶ barcodes (the `barcode` column, the default id) + feature names
-        ─read_matrix─▶ CSR float32 cells × genes (kept sparse)  ─▶ Dataset     (train / cv / tune with --samples)
-        ─rows(start, stop, columns)─▶ dense float64 row blocks                  (predict, evaluate)
+        ─read_matrix─▶ CSR float32 cells × genes (kept sparse)  ─▶ Dataset     (train with --samples)
+        ─rows(start, stop, columns)─▶ dense float64 row blocks                  (predict)
 
 The uncompressed names (matrix.mtx, features.tsv, genes.tsv, barcodes.tsv) are read too. The matrix is read
 with scipy's Matrix Market reader and transposed once into CSR; it is never densified as a whole.
