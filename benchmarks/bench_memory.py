@@ -1,23 +1,39 @@
-"""Peak memory of `mlpcli train` on a wide table, in total and per stage, before and after.
+"""Peak resident memory and seconds per stage of `mlpcli train`, at three data sizes, dense and sparse.
 
-    python benchmarks/bench_memory.py                      # 20,000 rows x 5,000 features (~0.6 GB of CSV)
-    python benchmarks/bench_memory.py --rows 4000          # a quicker look
-    python benchmarks/bench_memory.py --workdir /tmp/big --keep   # reuse the generated table
-    git worktree add /tmp/before <commit> && python benchmarks/bench_memory.py --baseline /tmp/before
+    python benchmarks/bench_memory.py                        # dense 2,000 / 4,000 / 8,000 x 5,000; sparse
+                                                             # 25,000 / 50,000 / 100,000 cells x 2,000 genes
+    python benchmarks/bench_memory.py --scale 0.25           # a quicker look (a quarter of the rows)
+    python benchmarks/bench_memory.py --ensemble             # also the default 5-member ensemble
+    python benchmarks/bench_memory.py --workdir /tmp/bm --keep   # reuse the generated files
+    python benchmarks/bench_memory.py --baseline /tmp/before     # another checkout, measured the same way
 
-Makes a samples x genes CSV (sample_id, patient_id, label, GENE0001..; log-normal values with 4
-significant digits, like exported TPM tables) and measures, each in its own subprocess so that the peak
-is the child's alone:
+Inputs (generated once per size, the larger ones extending the smaller):
 
-  train   python -m mlpcli train FILE --folds 1 --epochs 1     the whole command (maximum RSS)
-  stages  the steps of that command run one after the other in one process, with the peak RSS of
-          each (the kernel's high-water mark, reset between stages through /proc/self/clear_refs):
-          read the table -> validated dataset (X) -> the log1p decision -> hold-out split ->
-          preprocessing of the training rows (fit + transform) -> of the validation rows
+  dense   a float32 parquet table: sample_id, patient_id (2 samples each), label (5 classes), then 5,000
+          genes of lognormal(1, 1) values (the classes shift 20 genes each): the issue's 8,000 x 5,000 case
+  sparse  an .h5ad file of CSR float32 counts, 2,000 genes, 10 % non-zero, obs cell_type / donor_id / batch
+          (``bench_h5ad.make_counts``)
 
-for this checkout and, with --baseline, another one. Figures are in MiB and as multiples of the feature
-matrix in float32 (rows x features x 4 bytes), the issue's yardstick ("about 12 x the data" before, "3-4 x"
-the goal). Not a test: the figures depend on the machine and the library versions.
+Each size is measured in fresh processes (peak = maximum resident set size):
+
+  stages   one process runs what `train --folds 1 --epochs 2 --hidden 128` runs, stage by stage, with the
+           peak of each (the kernel's high-water mark, reset between stages through /proc/self/clear_refs):
+             read        the validated dataset (``pipeline.load_dataset``)
+             preprocess  the --log1p auto decision, the hold-out split, the preprocessing fitted on the
+                         training rows (their transformed matrix) and applied to the validation rows
+             epoch       training, seconds per epoch (``pipeline.train_dataset``; its peak is the stage's)
+             save        ``model_io.save``
+  train    the whole command, `mlpcli train FILE --folds 1 --epochs 2 --hidden 128 -q`: peak, wall and CPU
+           seconds, and the seconds outside its epochs (wall minus the epochs of ``--history``)
+  ensemble (--ensemble) the same without --folds: the default members, in parallel processes; the peak is
+           the largest process's (each worker holds its member's rows), and the epochs' seconds are summed
+           over the members and divided by the worker processes
+
+The yardsticks: `data` is the feature matrix's size (dense: rows x genes x 4 bytes; sparse: its CSR
+arrays), `read` the seconds of the call ``pd.read_parquet(FILE)`` (dense) or ``anndata.read_h5ad(FILE)``
+(sparse) in a process of its own (imports not counted; `read process` counts them). The issue's bars for the dense case: peak <= 3 x data + 300 MB, seconds
+outside the epochs < 2 x read. Not a test: the figures depend on the machine, its load and the library
+versions; cost should grow linearly with the rows.
 """
 
 from __future__ import annotations
@@ -28,7 +44,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -36,48 +51,23 @@ import _measure  # benchmarks/: the script's own folder is first on sys.path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-N_CLASSES = 4
-BLOCK_ROWS = 500
-N_BLOCKS = 4  # distinct blocks of rows, cycled (with unique ids) to make the big file quickly
-GOAL_MULTIPLE = 4.0
+DENSE_ROWS = (2_000, 4_000, 8_000)
+DENSE_GENES = 5_000
+SPARSE_CELLS = (25_000, 50_000, 100_000)
+SPARSE_GENES = 2_000
+SPARSE_DENSITY = 0.10
+N_CLASSES = 5
+BLOCK_ROWS = 1_000
 
-
-def make_table(path: str, rows: int, features: int, seed: int = 0) -> None:
-    """A labelled samples x genes CSV: sample_id, patient_id (two samples each), label, GENE0001..."""
-    rng = np.random.default_rng(seed)
-    mu = rng.normal(1.0, 1.0, features)
-    blocks = []
-    for _ in range(N_BLOCKS):
-        cls = rng.integers(0, N_CLASSES, BLOCK_ROWS)
-        z = mu + rng.normal(scale=0.7, size=(BLOCK_ROWS, features))
-        for c in range(N_CLASSES):
-            z[cls == c, c * 10:(c + 1) * 10] += 1.5
-        cells = np.char.mod("%.4g", np.exp(z))
-        blocks.append([(f"type{c}", ",".join(row)) for c, row in zip(cls, cells)])
-    with open(path, "w") as fh:
-        fh.write(",".join(["sample_id", "patient_id", "label", *[f"GENE{j + 1:04d}" for j in range(features)]]) + "\n")
-        for start in range(0, rows, BLOCK_ROWS):
-            block = blocks[(start // BLOCK_ROWS) % N_BLOCKS]
-            k = min(BLOCK_ROWS, rows - start)
-            fh.write("".join(f"S{start + i:07d},P{(start + i) // 2:07d},{block[i][0]},{block[i][1]}\n"
-                             for i in range(k)))
-
-
-# The stages of `train --folds 1 --epochs 1`, as pipeline.train and crossfit._fit_holdout run them.
 STAGES = r"""
 import json, os, sys, time
-from dataclasses import replace
 
-def peak_mb():
+def status(key):
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
-def rss_mb():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+
 def reset_peak():
     try:
         with open("/proc/self/clear_refs", "w") as fh:
@@ -85,108 +75,187 @@ def reset_peak():
     except OSError:
         pass
 
-from mlpcli import data
+from dataclasses import replace
+from mlpcli import data, model_io
 from mlpcli.config import TrainOptions, resolve
 from mlpcli.model_selection.fitting import preprocess_config, resolve_log1p
 from mlpcli.model_selection.splits import holdout
-from mlpcli.training import fit
+from mlpcli.pipeline import load_dataset, train_dataset
 import numpy as np
 
-path = sys.argv[1]
-options = TrainOptions(folds=1, epochs=1, hidden=[128])
-stages = []
-held = {}
+path, target, out = sys.argv[1], sys.argv[2], sys.argv[3]
+options = TrainOptions(target=[target], folds=1, epochs=2, hidden=[128])
+stages = [{"stage": "imports", "peak_mb": status("VmHWM:"), "seconds": 0.0}]
+
 def stage(name, fn):
     reset_peak()
     t = time.perf_counter()
-    out = fn()
-    stages.append({"stage": name, "peak_mb": round(peak_mb()), "rss_after_mb": round(rss_mb()),
-                   "seconds": round(time.perf_counter() - t, 2)})
-    return out
+    result = fn()
+    stages.append({"stage": name, "peak_mb": status("VmHWM:"), "seconds": time.perf_counter() - t})
+    return result
 
-stages.append({"stage": "imports", "peak_mb": round(peak_mb()), "rss_after_mb": round(rss_mb()), "seconds": 0})
-ds, _ = stage("read + validate (Dataset.X)", lambda: data.load_dataset(path, **options.roles()))
-log1p, _ = stage("log1p auto (skewness)", lambda: resolve_log1p(options, ds.X))
-options = replace(options, log1p=log1p)
-def split():
-    tr, va, _ = holdout(ds, options.val_size, options.seed)
-    return ds.subset(tr), ds.subset(va)
-train_ds, val_ds = stage("hold-out split", split)
-pre = data.Preprocessor(preprocess_config(options, log1p))
-def fit_transform():  # as fitting.fit_run does it (older versions: fit, then transform)
-    try:
-        return pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")
-    except TypeError:
-        pre.fit(train_ds.X, train_ds.feature_names)
-        return pre.transform(train_ds.X, dtype=options.dtype)
-X_train = stage("preprocess training rows", fit_transform)
-def transform_val():
-    try:
-        return pre.transform(val_ds.X, dtype=options.dtype, order="C")
-    except TypeError:
-        return pre.transform(val_ds.X, dtype=options.dtype)
-X_val = stage("preprocess validation rows", transform_val)
-print(json.dumps({"stages": stages, "n": ds.n_samples, "d": ds.n_features, "X_dtype": str(ds.X.dtype)}))
+ds, _ = stage("read", lambda: load_dataset(path, options))
+
+def preprocess():  # what crossfit._fit_holdout and fitting.fit_run do before the first epoch
+    log1p, _ = resolve_log1p(options, ds.X)
+    train, val, _ = holdout(ds, options.val_size, options.seed)
+    tr, va = ds.subset(train), ds.subset(val)
+    pre = data.Preprocessor(preprocess_config(options, log1p))
+    X_train = pre.fit_transform(tr.X, tr.feature_names, dtype=options.dtype, order="C")
+    X_val = pre.transform(va.X, dtype=options.dtype, order="C", sparse=True)
+    return X_train.shape
+
+stage("preprocess", preprocess)
+outcome = stage("train", lambda: train_dataset(ds, options, source=path))
+epochs = [row["seconds"] for row in outcome.fitted.history]
+stage("save", lambda: model_io.save(outcome.model, out))
+print(json.dumps({"stages": stages, "epochs": epochs}))
 """
 
+READ = ("import sys, time\n"
+        "import pandas as pd\n" "if sys.argv[2] == 'sparse':\n    import anndata as ad\n"
+        "t = time.perf_counter()\n"
+        "pd.read_parquet(sys.argv[1]) if sys.argv[2] == 'dense' else ad.read_h5ad(sys.argv[1])\n"
+        "print(time.perf_counter() - t)\n")
 
-def measure(cmd: list[str], root: str = ROOT) -> dict:
-    return _measure.measure(cmd, root)
+
+def make_dense(path: str, rows: int, genes: int = DENSE_GENES, seed: int = 0) -> None:
+    """The dense table (see the module docstring), written a block of rows at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    names = [f"G{j:05d}" for j in range(genes)]
+    schema = pa.schema([("sample_id", pa.string()), ("patient_id", pa.string()), ("label", pa.string())]
+                       + [(n, pa.float32()) for n in names])
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, rows, BLOCK_ROWS):
+            k = min(BLOCK_ROWS, rows - start)
+            cls = rng.integers(0, N_CLASSES, k)
+            X = rng.lognormal(1.0, 1.0, (k, genes)).astype(np.float32)
+            for c in range(N_CLASSES):
+                X[cls == c, c * 20:(c + 1) * 20] *= 3.0
+            ids = np.arange(start, start + k)
+            columns = [pa.array([f"S{i:07d}" for i in ids]), pa.array([f"P{i // 2:07d}" for i in ids]),
+                       pa.array([f"class{c}" for c in cls])] + [pa.array(X[:, j]) for j in range(genes)]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+
+
+def make_sparse(path: str, cells: int) -> int:
+    """The sparse .h5ad file; returns the bytes of its CSR arrays."""
+    from bench_h5ad import make_counts, write_h5ad
+
+    X, types = make_counts(cells, SPARSE_GENES, SPARSE_DENSITY)
+    write_h5ad(X, types, path)
+    return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
+
+
+def epochs_from_history(path: str) -> list[float]:
+    import csv
+
+    with open(path) as fh:
+        return [float(row["seconds"]) for row in csv.DictReader(fh)]
+
+
+def measure_size(kind: str, path: str, n: int, data_mb: float, root: str, work: str, ensemble: bool) -> dict:
+    target = "label" if kind == "dense" else "cell_type"
+    model, history = os.path.join(work, "model.mlp"), os.path.join(work, "history.csv")
+    read = _measure.measure([sys.executable, "-c", READ, path, kind], root)
+    stages = json.loads(_measure.measure([sys.executable, "-c", STAGES, path, target, model], root)["stdout"])
+    cmd = [sys.executable, "-m", "mlpcli", "train", path, "--target", target, "--epochs", "2", "--hidden", "128",
+           "-q", "-o", model, "--history", history]
+    whole = _measure.measure([*cmd, "--folds", "1"], root)
+    whole["outside_s"] = whole["wall_s"] - sum(epochs_from_history(history))
+    result = {"kind": kind, "n": n, "data_mb": data_mb, "read_s": float(read["stdout"]), "read_process_s": read["wall_s"],
+              "stages": stages, "train": whole}
+    if ensemble:
+        from mlpcli.parallel import available_cores  # the CLI's default: one worker per core
+
+        ens = _measure.measure(cmd, root)
+        epochs = epochs_from_history(history)
+        ens["outside_s"] = ens["wall_s"] - sum(epochs) / max(1, min(available_cores(), 5))
+        result["ensemble"] = ens
+    return result
+
+
+def print_table(results: list[dict], label: str) -> None:
+    print(f"\n{label}")
+    head = (f"{'input':<7} {'rows':>8} {'data':>6} {'read':>6} {'process':>7} | {'stage peaks MiB: read':>21} {'prep':>5} "
+            f"{'train':>5} {'save':>5} | {'seconds: read':>13} {'prep':>5} {'epoch':>5} {'save':>5} | "
+            f"{'train --folds 1: peak':>21} {'x data':>6} {'wall':>5} {'outside':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        st = {s["stage"]: s for s in r["stages"]["stages"]}
+        epoch = np.mean(r["stages"]["epochs"]) if r["stages"]["epochs"] else float("nan")
+        t = r["train"]
+        print(f"{r['kind']:<7} {r['n']:>8,} {r['data_mb']:>6.0f} {r['read_s']:>6.2f} {r['read_process_s']:>7.2f} | "
+              f"{st['read']['peak_mb']:>21.0f} {st['preprocess']['peak_mb']:>5.0f} {st['train']['peak_mb']:>5.0f} "
+              f"{st['save']['peak_mb']:>5.0f} | {st['read']['seconds']:>13.2f} {st['preprocess']['seconds']:>5.2f} "
+              f"{epoch:>5.2f} {st['save']['seconds']:>5.2f} | {t['peak_mb']:>21.0f} "
+              f"{t['peak_mb'] / r['data_mb']:>6.1f} {t['wall_s']:>5.1f} {t['outside_s']:>7.1f}")
+    if any("ensemble" in r for r in results):
+        print(f"\n{'input':<7} {'rows':>8} | default ensemble: peak (largest process) {'wall':>5} {'outside':>7}")
+        for r in results:
+            if "ensemble" in r:
+                e = r["ensemble"]
+                print(f"{r['kind']:<7} {r['n']:>8,} | {e['peak_mb']:>41.0f} {e['wall_s']:>5.1f} {e['outside_s']:>7.1f}")
+    dense = [r for r in results if r["kind"] == "dense"]
+    if dense:
+        r = dense[-1]
+        bar_mb = 3 * r["data_mb"] + 300
+        print(f"\nbars, dense {r['n']:,} rows: peak {r['train']['peak_mb']:.0f} MiB (<= {bar_mb:.0f}: "
+              f"{'met' if r['train']['peak_mb'] <= bar_mb else 'NOT met'}); outside the epochs "
+              f"{r['train']['outside_s']:.1f} s (< 2 x read = {2 * r['read_s']:.1f} s: "
+              f"{'met' if r['train']['outside_s'] < 2 * r['read_s'] else 'NOT met'})")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, default=20_000)
-    ap.add_argument("--features", type=int, default=5_000)
-    ap.add_argument("--workdir", default=None, help="Where to write the table (reused when it is there already).")
-    ap.add_argument("--keep", action="store_true", help="Keep the generated table.")
-    ap.add_argument("--skip-stages", action="store_true", help="Only the whole train command.")
+    ap.add_argument("--scale", type=float, default=1.0, help="Multiply the row counts (e.g. 0.25 for a quick look).")
+    ap.add_argument("--only", choices=("dense", "sparse"), default=None)
+    ap.add_argument("--ensemble", action="store_true", help="Also measure the default ensemble (no --folds).")
+    ap.add_argument("--workdir", default=None, help="Where to write the inputs (reused when there already).")
+    ap.add_argument("--keep", action="store_true", help="Keep the generated inputs.")
     ap.add_argument("--json-out", default=None, help="Also write the figures as JSON here.")
     ap.add_argument("--baseline", default=None, metavar="DIR",
-                    help="Another mlpcli checkout (e.g. a git worktree of an older commit) measured the same way, "
-                         "for a before/after table.")
+                    help="Another mlpcli checkout (e.g. an older commit's) measured the same way.")
     args = ap.parse_args(argv)
 
-    workdir = args.workdir or tempfile.mkdtemp(prefix="mlpcli-bench-memory-")
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, f"train_{args.rows}x{args.features}.csv")
+    work = args.workdir or tempfile.mkdtemp(prefix="mlpcli-bench-memory-")
+    os.makedirs(work, exist_ok=True)
     roots = {"this checkout": ROOT, **({"baseline": os.path.abspath(args.baseline)} if args.baseline else {})}
-    results = {}
+    inputs = []
+    if args.only != "sparse":
+        for rows in DENSE_ROWS:
+            n = max(100, int(rows * args.scale))
+            path = os.path.join(work, f"dense_{n}x{DENSE_GENES}.parquet")
+            if not os.path.exists(path):
+                make_dense(path + ".part", n)
+                os.replace(path + ".part", path)
+            inputs.append(("dense", path, n, n * DENSE_GENES * 4 / 2**20))
+    if args.only != "dense":
+        for cells in SPARSE_CELLS:
+            n = max(500, int(cells * args.scale))
+            path = os.path.join(work, f"sparse_{n}x{SPARSE_GENES}.h5ad")
+            size_path = path + ".bytes"
+            if not os.path.exists(path):
+                nbytes = make_sparse(path + ".part.h5ad", n)
+                os.replace(path + ".part.h5ad", path)
+                with open(size_path, "w") as fh:
+                    fh.write(str(nbytes))
+            with open(size_path) as fh:
+                inputs.append(("sparse", path, n, int(fh.read()) / 2**20))
+    report = {}
     try:
-        if not os.path.exists(path):
-            t = time.perf_counter()
-            make_table(path + ".part", args.rows, args.features)
-            os.replace(path + ".part", path)
-            print(f"wrote {path} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
-        csv_mb = os.path.getsize(path) / 2**20  # before the table is removed with its folder
         for label, root in roots.items():
-            train = measure([sys.executable, "-m", "mlpcli", "train", path, "--folds", "1", "--epochs", "1", "-q",
-                             "-o", os.path.join(workdir, "model.mlp")], root)
-            stages = None if args.skip_stages else json.loads(measure([sys.executable, "-c", STAGES, path], root)["stdout"])
-            results[label] = (train, stages)
+            results = [measure_size(kind, path, n, data_mb, root, work, args.ensemble)
+                       for kind, path, n, data_mb in inputs]
+            report[label] = results
+            print_table(results, f"{label} ({root}); MiB and seconds")
     finally:
         if not args.keep and not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    data_mb = args.rows * args.features * 4 / 2**20
-    print(f"{args.rows:,} rows x {args.features:,} features: {csv_mb:,.0f} MiB of CSV, "
-          f"{data_mb:,.0f} MiB as float32 (the yardstick: x = peak / that)")
-    report = {"rows": args.rows, "features": args.features, "csv_mib": round(csv_mb), "float32_mib": round(data_mb),
-              "goal_multiple": GOAL_MULTIPLE}
-    for label, (train, stages) in results.items():
-        print(f"\n{label} ({roots[label]}):")
-        print(f"  {'train --folds 1 --epochs 1':<32} peak {train['peak_mb']:>7,.0f} MiB  "
-              f"{train['peak_mb'] / data_mb:4.1f} x  {train['wall_s']:6.1f} s")
-        if stages:
-            print(f"  stages, one process (X is {stages['X_dtype']}); peak of each:")
-            for s in stages["stages"]:
-                print(f"    {s['stage']:<30} peak {s['peak_mb']:>7,} MiB  {s['peak_mb'] / data_mb:4.1f} x  "
-                      f"after {s['rss_after_mb']:>7,} MiB  {s['seconds']:6.1f} s")
-        report[label] = {"root": roots[label],
-                         "train": {"peak_mb": round(train["peak_mb"]), "multiple": round(train["peak_mb"] / data_mb, 2),
-                                   "seconds": round(train["wall_s"], 1),
-                                   "goal_met": train["peak_mb"] / data_mb <= GOAL_MULTIPLE},
-                         "stages": stages["stages"] if stages else None}
+            shutil.rmtree(work, ignore_errors=True)
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump(report, fh, indent=2)

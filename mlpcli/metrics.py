@@ -12,7 +12,23 @@ import warnings
 from typing import Callable
 
 import numpy as np
-from sklearn import metrics as skm
+
+
+class _LazyModule:
+    """A module imported on first attribute access. scikit-learn takes ~1-2 s to import; `predict`, `info`
+    and `--help` load this module (through model_io -> calibration) without computing a metric, so they
+    should not pay for it."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
+skm = _LazyModule("sklearn.metrics")
 
 __all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC",
            "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba", "class_proba"]

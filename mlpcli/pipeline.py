@@ -147,8 +147,9 @@ def _diagnose(history: list[dict], baseline: dict, options: TrainOptions):
 
 
 def _provenance(path, ds: data.Dataset) -> dict:
+    from importlib.metadata import version
+
     import pandas
-    import sklearn
 
     return {
         "data_file": str(path),
@@ -156,5 +157,5 @@ def _provenance(path, ds: data.Dataset) -> dict:
         "n_samples": int(ds.n_samples),
         "n_features": int(ds.n_features),
         "versions": {"mlpcli": __version__, "numpy": np.__version__, "pandas": pandas.__version__,
-                     "scikit-learn": sklearn.__version__, "python": platform.python_version()},
+                     "scikit-learn": version("scikit-learn"), "python": platform.python_version()},
     }

@@ -234,7 +234,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help="Predict a new cohort with a trained model, streamed.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
-@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="Predictions: .csv, .tsv, .txt (optionally .gz/.bz2/.xz) or .parquet; '-' writes CSV to stdout; "
                    ".h5ad (with .h5ad DATA): a copy of DATA with the predictions as new .obs columns.")

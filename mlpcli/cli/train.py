@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ._common import (
     CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, fmt, fmt_metric, handle_errors, interrupted_exit, json_option,
-    print_json, quiet_option, report, stderr_console, stdout_console, threads_context, threads_option,
+    print_json, quiet_option, report, stdout_console, threads_context, threads_option,
     write_text_atomic,
 )
 from .options import config_option, options_from_params, train_options
@@ -180,7 +180,7 @@ def _kept_words(fit: dict) -> str:
 
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help="Train an MLP on a samples x features table; save it.")
-@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @config_option()
 @train_options
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False), help="Model file to write.")

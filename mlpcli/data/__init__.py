@@ -17,6 +17,7 @@ from ._common import (
     TASKS, SplitLeakageError,
 )
 from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
+from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
 from .dataset import Dataset, Roles, align_features, data_checksum, is_sparse, load_dataset, resolve_roles, with_positive
 from .io import read_table, read_table_with_notes, row_names_header, sniff_dialect, text_suffix
 from .preprocess import PreprocessConfig, Preprocessor, looks_like_counts

@@ -251,7 +251,10 @@ def sparse_first_beyond_limit(X) -> tuple[int, int] | None:
 class Dataset:
     """Validated arrays for one table.
 
-    X (n, d) float64, may hold NaN (the Preprocessor imputes); or a scipy.sparse CSR matrix (float32), as an
+    X (n, d) float64, or float32 when every value is a float32 number (a float32 parquet file, counts: the
+    readers choose, ``io.feature_dtype``; the network is float32 and everything downstream computes in
+    float64 from either, so the numbers and the model are the same, at half the memory); may hold NaN (the
+    Preprocessor imputes). Or a scipy.sparse CSR matrix (float32), as an
     .h5ad file's counts come, never densified as a whole (the preprocessing keeps it sparse, training
     densifies one minibatch at a time). y is (n,) int64 indices into `classes` for
     binary/multiclass, (n, k) float64 0/1 for multilabel, (n, k) float64 for regression, None without target.
@@ -301,7 +304,7 @@ class Dataset:
 
         `classes` (from a trained model) fixes the label -> index mapping at prediction/evaluation time; a
         label outside it is an error. Classification labels are sorted originals (strings or numbers).
-        `features`: (names, X (n, d) float64, or CSR) read apart from `df` (``TextTable.read_features``, an
+        `features`: (names, X (n, d) float64 or float32, or CSR) read apart from `df` (``TextTable.read_features``, an
         .h5ad file's matrix), which then holds the other columns only; X is used as it is, not copied.
         """
         if task != "auto" and task not in TASKS:
@@ -369,7 +372,10 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str], id_colu
             f"{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
             "--id/--batch/--group for their role"
         )
-    X = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # (n, d)
+    from .io import exact_dtypes
+
+    # float32 where every column holds float32 numbers (a float32 parquet file): the same values in half the memory
+    X = frame.to_numpy(dtype=np.float32 if exact_dtypes(frame.dtypes) else np.float64, na_value=np.nan)  # (n, d)
     _check_feature_values(X, names, warn)
     return X
 
@@ -605,7 +611,9 @@ def _check_model_targets(targets: list[str], classes: Sequence | None) -> None:
 
 def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
     """sha256 hex over dtype, shape and bytes of X and y (None hashes as a marker), for provenance; a sparse X
-    over its CSR arrays."""
+    over its CSR arrays. A dense float32 X is hashed as the float64 matrix of the same numbers (converted a
+    few MiB at a time), so that a table gives the checksum it gave when every dense matrix was float64, and
+    the same numbers give the same checksum whichever reader stored them."""
     digest = hashlib.sha256()
     if is_sparse(X):  # its arrays, as stored: the same matrix stored alike gives the same checksum
         X = X.tocsr()
@@ -619,10 +627,23 @@ def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
         if array is None:
             digest.update(b"none;")
             continue
+        if array is X and X.dtype == np.float32:
+            _update_as_float64(digest, X)
+            continue
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape};".encode())
         digest.update(memoryview(array).cast("B") if array.size else b"")  # the bytes, without a copy
     return digest.hexdigest()
+
+
+def _update_as_float64(digest, X: np.ndarray) -> None:
+    """``digest`` updated as with the bytes of ``np.ascontiguousarray(X, dtype=np.float64)``, made a block of
+    rows at a time (a hash over consecutive pieces equals the hash over their concatenation)."""
+    digest.update(f"{np.dtype(np.float64).str}{X.shape};".encode())
+    step = max(1, _CHECK_BLOCK // max(1, X.shape[1]))
+    for i in range(0, X.shape[0], step):
+        block = np.ascontiguousarray(X[i:i + step], dtype=np.float64)
+        digest.update(memoryview(block).cast("B") if block.size else b"")
 
 
 NO_GROUP_NOTE = (f"group: none (no {' or '.join(map(repr, DEFAULT_GROUPS))} column); samples are treated as independent "
@@ -673,23 +694,36 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     """Read and validate a training table; returns the dataset and the notes on how it was read and the
     roles picked up.
 
-    A text table (the usual case) is read with its roles resolved from the header first, so that the
-    feature columns go straight into one float64 matrix in row chunks (``TextTable.read_features``):
-    reading then peaks near one copy of the data instead of pandas' frame plus the matrix made from it.
+    A text or parquet table (the usual case) is read with its roles resolved from the header first, so that
+    the feature columns go straight into one matrix (``TextTable.read_features`` in row chunks,
+    ``ParquetTable.read_features`` in column groups): reading then peaks near one copy of the data instead
+    of pandas' frame plus the matrix made from it. The matrix is float32 when every value is a float32
+    number (a float32 parquet file, counts), float64 otherwise (``io.feature_dtype``).
 
     `samples`: a sample sheet joined to the table on the sample id (``data.samples``): roles may come from
     it, features never; rows keep the table's order, those without a row in the sheet are left out.
 
     An .h5ad file (``data.h5ad``): roles from its obs columns, features from .X, a `layer` or .raw.X
     (`raw`), named by var_names or the var column `var_names`; a sparse matrix stays sparse (CSR float32).
+    A directory (``data.tenx``): 10x Genomics output, with `samples` (required) giving the labels per barcode;
+    the genes named by their ids or (`var_names` "gene_symbols") their symbols, kept sparse.
     `classes`: a trained model's labels (a validation table is encoded as its training table)."""
-    from . import h5ad
-    from .io import _UNNAMED, TextTable, _source, read_table_with_notes
+    from . import h5ad, tenx
+    from .io import _UNNAMED, ParquetTable, TextTable, _source, read_table_with_notes
     from .samples import SampleJoin, read_sample_sheet
 
     roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
-    h5ad.check_options(path, layer, raw, var_names)
     src = _source(path, stdin)
+    if src.kind == "10x":
+        tenx.check_options(src.name, layer, raw, features_in_rows)
+        if samples is None:
+            raise ConfigError(f"{src.name} is a 10x Genomics directory (counts and barcodes, no annotations): give "
+                              "each barcode's label in a sample sheet, --samples FILE (its id column holds the "
+                              "barcodes)")
+        sheet = read_sample_sheet(samples, id=id)
+        return tenx.load_dataset(src.name, sheet, target=target, group=group, no_group=no_group, batch=batch,
+                                 drop=drop, task=task, classes=classes, var_names=var_names)
+    h5ad.check_options(path, layer, raw, var_names)
     if src.kind == "h5ad":
         if features_in_rows:
             raise ConfigError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
@@ -712,8 +746,12 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         join.select([*roles.target, roles.group, roles.batch], roles.drop)
         return join, roles, notes
 
+    table = None
     if src.kind == "text" and not features_in_rows:
         table = TextTable.open(src, sep=sep, decimal=decimal)
+    elif src.kind == "parquet" and not features_in_rows:
+        table = ParquetTable.open(src)  # None: a file best read whole (a stored index)
+    if table is not None:
         named = [n for n in table.names if not n.startswith(_UNNAMED)]  # not the stand-ins of empty header cells
         join, roles, notes = joined_roles(named)
         if table.row_names and DEFAULT_ID not in roles.columns():  # row names, but --id names another column

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .. import config, data, metrics
+from .. import data, metrics
 from ..config import AUTO, TrainOptions
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, run

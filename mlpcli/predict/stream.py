@@ -151,7 +151,9 @@ class _Run:
         # a sample sheet is small: read whole, before the table, and joined to each piece of it by id
         sheet = read_sample_sheet(roles.samples, id=roles.id) if roles.samples is not None else None
         h5ad_notes: list[str] = []
-        if not isinstance(source, pd.DataFrame) and data.h5ad.is_h5ad(source):
+        if not isinstance(source, pd.DataFrame) and (data.h5ad.is_h5ad(source) or data.tenx.is_tenx(source)):
+            if data.tenx.is_tenx(source):  # 10x Genomics: read as an .h5ad file is, through data.tenx.TenX
+                data.tenx.check_options(source, roles.layer, roles.raw, roles.features_in_rows)
             self.table, roles, h5ad_notes = _open_h5ad(source, roles, model)
         else:
             self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,

@@ -211,13 +211,14 @@ class _H5adTable(_Table):
     reading_threads = 1
 
     def __init__(self, path: str, layer: str | None, raw: bool, var_names: str | None,
-                 var_names_fallback: bool = False):
+                 var_names_fallback: bool = False, reader=None):
         from ..data.h5ad import OBS_NAMES, H5ad
 
-        self.h = H5ad(path, layer, raw, var_names, var_names_fallback=var_names_fallback)
+        # reader: data.tenx.TenX for a 10x Genomics directory (the same interface)
+        self.h = (reader or H5ad)(path, layer, raw, var_names, var_names_fallback=var_names_fallback)
         self.name = path
         self.columns = self.h.columns
-        self.default_id = OBS_NAMES
+        self.default_id = getattr(self.h, "default_id", OBS_NAMES)
         self.notes = list(self.h.notes)
         self._done = 0
         self.total_bytes = self.h.n_obs  # progress in rows: "bytes" of this table are its cells
@@ -605,7 +606,6 @@ def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int,
     fails the cast and goes to the CSV parsers, which read it as training does (with the decimal
     option). Label columns are taken from the text as it is."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     raw = text.obj
     size = len(text)
@@ -779,6 +779,8 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
     if isinstance(source, pd.DataFrame):
         h5ad.check_options("the table", layer, raw, var_names)
         return _FrameTable(source, "the table")
+    if data.tenx.is_tenx(source):  # a directory: 10x Genomics output, read as an .h5ad file is
+        return _H5adTable(os.fspath(source), layer, raw, var_names, var_names_fallback, reader=data.tenx.TenX)
     h5ad.check_options(source, layer, raw, var_names)
     if h5ad.is_h5ad(source):
         if features_in_rows:

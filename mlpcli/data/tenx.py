@@ -1,0 +1,257 @@
+"""10x Genomics output directories, as Cell Ranger writes them (``filtered_feature_bc_matrix/``):
+
+    matrix.mtx.gz     counts, Matrix Market coordinates, features × barcodes
+    features.tsv.gz   one line per feature: id (Ensembl), symbol, type  (genes.tsv.gz before Cell Ranger 3: id, symbol)
+    barcodes.tsv.gz   one line per cell
+
+    DIR ─TenX(path, var_names)─▶ barcodes (the `barcode` column, the default id) + feature names
+        ─read_matrix─▶ CSR float32 cells × genes (kept sparse)  ─▶ Dataset     (train with --samples)
+        ─rows(start, stop, columns)─▶ dense float64 row blocks                  (predict)
+
+The uncompressed names (matrix.mtx, features.tsv, genes.tsv, barcodes.tsv) are read too. The matrix is read
+with scipy's Matrix Market reader and transposed once into CSR; it is never densified as a whole.
+
+Feature names: the ids (column 1) by default, the symbols with ``--var-names gene_symbols`` — the
+directory is offered as an AnnData-like table whose var index is the ids and whose var columns are
+``gene_ids``, ``gene_symbols`` and ``feature_types``, so the option means what it means for an .h5ad file,
+and a gene-identifier mismatch with a model is explained by the same code (``h5ad.H5ad``'s, which this
+class extends: `_names`, `check_feature_names`).
+
+A 10x directory has no annotations: training takes the labels from a sample sheet (``--samples``) whose id
+column holds the barcodes (it is matched to the barcodes whatever its name).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+from .h5ad import H5ad, _as_float32_csr, _reason
+
+__all__ = ["BARCODE", "SYMBOLS", "TenX", "is_tenx", "check_options"]
+
+BARCODE = "barcode"  # the column a 10x directory offers for its barcodes (the default id)
+SYMBOLS = "gene_symbols"  # the var column of the symbols (--var-names gene_symbols)
+_MATRIX = ("matrix.mtx.gz", "matrix.mtx")
+_FEATURES = ("features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv")
+_BARCODES = ("barcodes.tsv.gz", "barcodes.tsv")
+_SUBDIRS = ("filtered_feature_bc_matrix", "raw_feature_bc_matrix", "filtered_gene_bc_matrices",
+            "raw_gene_bc_matrices")
+
+# What reading a damaged file raises (gzip: OSError / EOFError; text and Matrix Market: ValueError, ...).
+_READ_ERRORS = (OSError, EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError, MemoryError)
+
+
+def is_tenx(path) -> bool:
+    """Whether `path` names a directory: every reader takes a directory for 10x Genomics output (a table is
+    a file), so that a directory missing one of its files gets an error naming that file."""
+    return path is not None and str(path) != "-" and os.path.isdir(os.fspath(path))
+
+
+def check_options(path, layer: str | None, raw: bool, features_in_rows: bool = False) -> None:
+    """--layer, --raw and --features-in-rows do not apply to a 10x directory (one matrix, cells by barcode)."""
+    for flag, given in (("--layer", layer), ("--raw", raw), ("--features-in-rows", features_in_rows)):
+        if given:
+            raise ConfigError(f"{flag} does not apply to the 10x Genomics directory {os.fspath(path)} (one counts "
+                              "matrix, cells × genes by definition); leave it out")
+
+
+def _find(directory: str, names: Sequence[str], what: str) -> str:
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    nested = [d for d in _SUBDIRS if os.path.isdir(os.path.join(directory, d))]
+    hint = f"; did you mean {os.path.join(directory, nested[0])}?" if nested else \
+        "; Cell Ranger writes matrix.mtx.gz, features.tsv.gz and barcodes.tsv.gz side by side"
+    alternatives = " or ".join(names[1:]) if len(names) > 1 else ""
+    raise DataError(f"10x Genomics directory {directory} has no {names[0]} ({what}"
+                    f"{'; nor ' + alternatives if alternatives else ''}){hint}")
+
+
+def _read_lines(path: str) -> list[list[str]]:
+    """The tab-separated fields of each line of a (gzipped) text file; a damaged file is a DataError."""
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            return [line.rstrip("\r\n").split("\t") for line in fh if line.strip()]
+    except _READ_ERRORS as exc:
+        raise DataError(f"cannot read {path}: {_reason(exc)}; is the file truncated or corrupt?") from None
+
+
+class TenX(H5ad):
+    """An open 10x Genomics directory, with the interface of ``h5ad.H5ad`` (obs columns: `barcode`; features
+    named by var_names — the ids — or a var column, ``gene_symbols`` for the symbols). `layer` and `raw`
+    are accepted for that interface (a model trained on an .h5ad layer) and mean nothing here: the
+    directory has one matrix, the counts."""
+
+    def __init__(self, path, layer: str | None = None, raw: bool = False, var_names: str | None = None,
+                 var_names_fallback: bool = False):
+        self._fallback = var_names_fallback
+        self.path = os.fspath(path).rstrip(os.sep) or os.fspath(path)
+        self.file = None  # nothing stays open: the files are read whole
+        self._whole = None
+        self.matrix_name = "matrix.mtx"
+        self.notes: list[str] = []
+        if not os.path.isdir(self.path):
+            raise DataError(f"10x Genomics directory not found: {self.path}")
+        self.matrix_path = _find(self.path, _MATRIX, "the counts")
+        self.features_path = _find(self.path, _FEATURES, "the feature ids and symbols")
+        self.barcodes_path = _find(self.path, _BARCODES, "the cell barcodes")
+        self.kind = "csr"
+        features = _read_lines(self.features_path)
+        self.barcodes = np.asarray([fields[0] for fields in _read_lines(self.barcodes_path)], dtype=object)
+        self.shape = self._matrix_shape()
+        n_genes, n_cells = self.shape[1], self.shape[0]
+        if len(features) != n_genes:
+            raise DataError(f"{self.matrix_path} has {n_genes:,} features (rows) but {self.features_path} lists "
+                            f"{len(features):,}; the directory's files do not belong together")
+        if len(self.barcodes) != n_cells:
+            raise DataError(f"{self.matrix_path} has {n_cells:,} barcodes (columns) but {self.barcodes_path} lists "
+                            f"{len(self.barcodes):,}; the directory's files do not belong together")
+        repeated = pd.Index(self.barcodes).duplicated()
+        if repeated.any():
+            first = self.barcodes[int(np.flatnonzero(repeated)[0])]
+            raise DataError(f"{self.barcodes_path} repeats the barcode {first!r}; each cell needs its own")
+        self.var = self._var_table(features)
+        self.obs_columns = [BARCODE]
+        self.n_obs = n_cells
+        # --var-names var_names is the index (the ids), as for an .h5ad file
+        index_meant = var_names is None or var_names == "var_names"
+        self.var_names_column = None if index_meant else var_names
+        if self._fallback and self.var_names_column is not None and self.var_names_column not in self.var.columns:
+            self.notes.append(f"{self.path} has no var column {var_names!r} (the model's gene names came from one): "
+                              "gene names from the feature ids")
+            self.var_names_column = None
+        self.feature_names = self._names(self.var_names_column)
+        if n_cells == 0:
+            raise DataError(f"{self.path}: {self.barcodes_path} lists no cells")
+        if n_genes == 0:
+            raise DataError(f"{self.path}: {self.features_path} lists no features")
+        self.names_from = (f"var column {self.var_names_column!r}" if self.var_names_column
+                           else f"feature ids (column 1 of {os.path.basename(self.features_path)})")
+        types = self.var["feature_types"].value_counts()
+        kinds = ", ".join(f"{k} {v:,}" for k, v in types.items()) if len(types) > 1 else ""
+        self.notes.append(f"{self.path}: {n_cells:,} cells × {n_genes:,} features from 10x Genomics matrix.mtx "
+                          f"(sparse), gene names from {self.names_from}{f' ({kinds})' if kinds else ''}")
+
+    def _matrix_shape(self) -> tuple[int, int]:
+        """(cells, genes) from the Matrix Market header (the file stores features × barcodes)."""
+        try:
+            opener = gzip.open if self.matrix_path.endswith(".gz") else open
+            with opener(self.matrix_path, "rt", encoding="ascii") as fh:
+                banner = fh.readline()
+                if not banner.lower().startswith("%%matrixmarket"):
+                    raise ValueError("no %%MatrixMarket banner on line 1")
+                line = fh.readline()
+                while line.startswith("%"):
+                    line = fh.readline()
+                rows, cols, _ = (int(v) for v in line.split())
+        except _READ_ERRORS as exc:
+            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {_reason(exc)}") from None
+        return cols, rows
+
+    def _var_table(self, features: list[list[str]]) -> pd.DataFrame:
+        """var, indexed by the feature ids: gene_ids, gene_symbols, feature_types (as scanpy names them)."""
+        ids = [f[0] for f in features]
+        symbols = [f[1] if len(f) > 1 else f[0] for f in features]
+        types = [f[2] if len(f) > 2 else "Gene Expression" for f in features]
+        return pd.DataFrame({"gene_ids": ids, SYMBOLS: symbols, "feature_types": types}, index=pd.Index(ids))
+
+    def _matrices(self) -> str:
+        return "matrix.mtx (one counts matrix)"
+
+    @property
+    def columns(self) -> list[str]:
+        """The names this directory offers as a table: `barcode`, then the features."""
+        return [c for c in self.obs_columns if c not in set(self.feature_names)] + self.feature_names
+
+    @property
+    def default_id(self) -> str:
+        return BARCODE
+
+    def obs_frame(self, names: Sequence[str]) -> pd.DataFrame:
+        out = {}
+        for name in dict.fromkeys(names):
+            if name != BARCODE:
+                raise DataError(f"{self.path}: a 10x Genomics directory has no column {name!r} (only its "
+                                f"barcodes, {BARCODE!r}); give annotations in a sample sheet (--samples)")
+            out[name] = self.barcodes
+        return pd.DataFrame(out, index=pd.RangeIndex(self.n_obs))
+
+    def read_matrix(self, columns: np.ndarray | None = None):
+        """The counts as CSR float32 cells × genes (or its `columns`), never densified."""
+        import scipy.io
+
+        try:
+            M = scipy.io.mmread(self.matrix_path)  # (genes, cells), COO
+        except _READ_ERRORS as exc:
+            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {_reason(exc).rstrip('.')}; is it "
+                            "truncated or corrupt?") from None
+        if not hasattr(M, "tocsr"):
+            raise DataError(f"{self.matrix_path} is a dense Matrix Market array, not the coordinate (sparse) file "
+                            "Cell Ranger writes")
+        if M.shape != (self.shape[1], self.shape[0]):
+            raise DataError(f"{self.matrix_path}: its header says {self.shape[1]:,} × {self.shape[0]:,} but it holds a "
+                            f"{M.shape[0]:,} × {M.shape[1]:,} matrix; is it truncated or corrupt?")
+        X = M.T.tocsr()  # (cells, genes)
+        del M
+        if columns is not None:
+            X = X[:, columns]
+        return _as_float32_csr(X)
+
+    def rows(self, start: int, stop: int, columns: np.ndarray) -> np.ndarray:
+        """Rows start..stop, only `columns`, dense C-ordered float64. The matrix (a text file) is read whole
+        once, sparse and restricted to `columns`."""
+        if self._whole is None:
+            self._whole, self._whole_columns = self.read_matrix(columns), columns
+        elif self._whole_columns is not columns:
+            raise RuntimeError("rows: columns changed between calls")
+        return self._whole[start:stop].toarray().astype(np.float64, copy=False)
+
+    def close(self) -> None:
+        self._whole = None
+
+
+def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batch: str | None,
+                 drop: Sequence[str], task: str, classes, var_names: str | None):
+    """A training Dataset from a 10x directory and a read sample sheet (``samples.SampleSheet``), whose id
+    column holds the barcodes; returns (dataset, notes). Rows: the barcodes with a row in the sheet, in the
+    matrix's order; features: the genes, kept sparse (CSR float32)."""
+    from .dataset import Dataset, _names, resolve_roles
+    from .samples import SampleJoin
+
+    t = TenX(path, var_names=var_names)
+    key = sheet.id_column  # the barcodes are matched to the sheet's id column, whatever its name
+    genes = set(t.feature_names)
+    if key in genes:
+        raise DataError(f"--samples {sheet.path}: its id column {key!r} is also a feature of {t.path}; rename it")
+    join = SampleJoin(sheet, t.path, [key, *t.feature_names])
+    join.require("--target", _names(target))
+    join.require("--group", [group])
+    join.require("--batch", [batch])
+    roles, notes = resolve_roles(join.columns, target=target, group=group, no_group=no_group, id=key, batch=batch,
+                                 drop=drop)
+    named = [n for n in [*roles.target, roles.group, roles.batch] if n is not None]
+    on_genes = [n for n in named if n in genes]
+    if on_genes:
+        raise DataError(f"{on_genes[0]!r} is a feature of {t.path}, not a column of --samples {sheet.path}; roles "
+                        "come from the sheet")
+    join.select(named, [d for d in roles.drop if d not in genes])
+    frame, keep = join.apply(pd.DataFrame({key: t.barcodes}))
+    X = t.read_matrix()
+    names = t.feature_names
+    dropped = [d for d in roles.drop if d in genes]
+    if dropped:
+        columns = np.array([j for j, n in enumerate(names) if n not in set(dropped)], dtype=np.int64)
+        X, names = X[:, columns], [names[j] for j in columns]
+    if keep is not None:
+        X = X[keep]
+    roles.drop = [d for d in roles.drop if d not in genes and d in frame.columns]
+    ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(names, X))
+    return ds, [*t.notes, *notes, *join.notes]

@@ -1,0 +1,176 @@
+"""Memory and time outside the epochs (issue 13, item 7), as behaviour: feature matrices in float32 where
+every value is a float32 number (and the same model and checksum as the float64 matrix of the same
+numbers), parquet read column by column with pandas' values, the --log1p auto decision on a row
+subsample with negativity over every value, the one-pass preprocessing and its quartiles equal to
+np.percentile's, and commands that compute no metric do not import scikit-learn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import data, model_io
+from mlpcli.config import TrainOptions
+from mlpcli.data import preprocess as preprocess_mod
+from mlpcli.data.dataset import RowView  # what Dataset.subset holds as X
+from mlpcli.data.preprocess import column_percentiles
+from mlpcli.pipeline import train_dataset
+from cli_helpers import run
+from tables import make_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _float32_table(n_patients: int = 30) -> pd.DataFrame:
+    df = make_table(n_patients=n_patients, n_features=8)
+    features = [c for c in df.columns if c.startswith("f")]
+    df[features] = np.exp(df[features]).astype(np.float32)  # non-negative, float32 storage
+    return df
+
+
+def test_float32_parquet_gives_a_float32_matrix_and_the_model_of_its_float64_numbers(tmp_path):
+    df = _float32_table()
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False)
+    ds, _ = data.load_dataset(str(path))
+    assert ds.X.dtype == np.float32 and ds.X.flags.c_contiguous
+    features = [c for c in df.columns if c.startswith("f")]
+    assert np.array_equal(ds.X, df[features].to_numpy())
+    wide = data.Dataset(**{**ds.__dict__, "X": ds.X.astype(np.float64)})
+    options = TrainOptions(folds=1, epochs=3, hidden=[8], log1p=True)
+    narrow_model = train_dataset(ds, options, source="t").model
+    wide_model = train_dataset(wide, options, source="t").model
+    assert narrow_model.provenance["data_sha256"] == wide_model.provenance["data_sha256"]
+    model_io.save(narrow_model, tmp_path / "a.mlp")
+    model_io.save(wide_model, tmp_path / "b.mlp")
+    assert (tmp_path / "a.mlp").read_bytes() == (tmp_path / "b.mlp").read_bytes()
+
+
+def test_checksum_hashes_float32_as_the_float64_of_the_same_numbers():
+    rng = np.random.default_rng(0)
+    X = rng.random((37, 5)).astype(np.float32)
+    X[3, 2] = np.nan
+    y = np.arange(37)
+    assert data.data_checksum(X, y) == data.data_checksum(X.astype(np.float64), y)
+    assert data.data_checksum(X[:0], None) == data.data_checksum(X[:0].astype(np.float64), None)
+    Y = X.copy()
+    Y[0, 0] += 1
+    assert data.data_checksum(Y, y) != data.data_checksum(X, y)
+
+
+@pytest.mark.parametrize("name, values, dtype", [
+    ("counts.csv", np.arange(60) % 7, np.float32),  # counts: exact in float32
+    ("decimals.csv", np.round(np.arange(60) * 0.1, 1), np.float64),  # 0.1 is no float32 number
+    ("big.parquet", np.arange(60, dtype=np.int64) + 2**40, np.float64),  # beyond float32's 24 bits
+    ("wide.parquet", np.arange(60, dtype=np.float64) / 4, np.float32),  # float64 storage, float32 numbers
+])
+def test_matrix_dtype_follows_the_values_not_the_storage(tmp_path, name, values, dtype):
+    df = make_table(n_patients=20, n_features=3)
+    df["f00"], df["f01"], df["f02"] = np.arange(60) % 5, values, np.roll(values, 7)  # one column decides
+    path = tmp_path / name
+    df.to_csv(path, index=False) if name.endswith(".csv") else df.to_parquet(path, index=False)
+    ds, _ = data.load_dataset(str(path))
+    assert ds.X.dtype == dtype
+    assert np.array_equal(ds.X[:, ds.feature_names.index("f01")].astype(np.float64), values.astype(np.float64))
+
+
+def test_parquet_columns_read_as_pandas_reads_them(tmp_path):
+    df = make_table(n_patients=20, n_features=3)
+    df["ints"] = pd.array([1, None, 3] * 20, dtype="Int64")  # nulls in an integer column: NaN
+    df["floats"] = np.where(np.arange(60) % 5 == 0, np.nan, np.arange(60) * 0.5).astype(np.float32)
+    df["flags"] = np.arange(60) % 2 == 0  # booleans: 1 and 0
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False)
+    ds, _ = data.load_dataset(str(path))
+    expected = pd.read_parquet(path)[ds.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+    assert np.array_equal(ds.X.astype(np.float64), expected, equal_nan=True)
+    assert any("missing values" in w for w in ds.warnings)
+
+
+def test_log1p_decision_on_a_row_subsample_checks_every_value_for_negativity(monkeypatch):
+    rng = np.random.default_rng(1)
+    X = rng.lognormal(0, 1, (60, 12))  # heavy-tailed, non-negative: looks like counts
+    full = preprocess_mod.looks_like_counts(X)
+    assert full is not None
+    monkeypatch.setattr(preprocess_mod, "SKEW_ROWS", 20)
+    sub = preprocess_mod.looks_like_counts(X)
+    assert sub is not None and sub != full  # computed on 20 rows
+    assert preprocess_mod.looks_like_counts(X) == sub  # the same rows every time
+    rows = np.linspace(0, 59, 20).round().astype(int)
+    outside = int(np.setdiff1d(np.arange(60), rows)[0])
+    Y = X.copy()
+    Y[outside, 3] = -0.5  # a negative value in a row the skewness does not read
+    assert preprocess_mod.looks_like_counts(Y) is None
+    Y = X.copy()
+    Y[outside, 3], Y[outside, 4] = -0.5, np.nan  # ... in a row left out for its missing value
+    assert preprocess_mod.looks_like_counts(Y) is None
+    view = RowView.of(X, np.arange(0, 60, 2))  # a subset's rows, without a copy
+    assert preprocess_mod.looks_like_counts(view) == preprocess_mod.looks_like_counts(X[::2])
+
+
+def test_log1p_decision_on_a_small_table_uses_every_complete_row():
+    rng = np.random.default_rng(2)
+    X = rng.lognormal(0, 1, (50, 6))
+    X[7, 1] = np.nan
+    complete = np.delete(X, 7, axis=0)
+    z = (complete - complete.mean(axis=0)) / complete.std(axis=0)
+    expected = float(np.median((z ** 3).mean(axis=0)))
+    assert preprocess_mod.looks_like_counts(X) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 100, 101, 1001])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_column_percentiles_equal_numpys_bit_for_bit(n, order):
+    rng = np.random.default_rng(n)
+    X = np.asarray(rng.lognormal(0, 2, (n, 6)), order=order)
+    X[:, 2] = 1.5
+    X[::2, 3] = 0.0
+    for qs in ((25.0, 50.0, 75.0), (10.0, 90.0), (0.0, 100.0), (33.3, 66.7, 99.9)):
+        assert column_percentiles(X, qs).tobytes() == np.percentile(X, qs, axis=0).tobytes(), (n, qs)
+    before = X.copy()
+    column_percentiles(X, (50.0,))
+    assert np.array_equal(X, before)  # partitions its own copy
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("settings", [dict(log1p=True, impute="median"), dict(scaling="standard", impute="mean"),
+                                      dict(top_var=6, impute="zero"), dict(standardize=False, impute="median")])
+def test_one_pass_fit_transform_equals_fit_then_transform(monkeypatch, order, settings):
+    rng = np.random.default_rng(3)
+    X = rng.lognormal(1, 1, (90, 14)).astype(np.float32)
+    X[:, [2, 9, 13]] = 4.0  # constant columns, squeezed out of the result in place
+    X[5, 7] = np.nan
+    names = [f"g{j}" for j in range(14)]
+    for block in (1 << 20, 200):  # one block, and blocks of two columns
+        monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", block)
+        a = data.Preprocessor(data.PreprocessConfig(**settings))
+        Z = a.fit_transform(RowView.of(X, np.arange(90)), names, dtype=np.float32, order=order)
+        b = data.Preprocessor(data.PreprocessConfig(**settings)).fit(X, names)
+        assert Z.shape == (90, len(b.kept_features)) and Z.flags[f"{order}_CONTIGUOUS"]
+        assert np.array_equal(Z, b.transform(X, dtype=np.float32, order=order))
+        assert "g2" not in a.kept_features and a.kept_features == b.kept_features
+        for attr in ("center_", "scale_", "train_mean_", "train_sd_", "impute_values_"):
+            assert np.array_equal(getattr(a, attr), getattr(b, attr), equal_nan=True), attr
+
+
+def test_predict_and_help_do_not_import_scikit_learn(tmp_path):
+    table = tmp_path / "t.csv"
+    make_table(n_patients=20, n_features=4).to_csv(table, index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(table), "--folds", "1", "--epochs", "2", "-q", "-o", str(model)]).exit_code == 0
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['mlpcli', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('mlpcli', run_name='__main__')\n"
+             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))\n")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    for args in (["--help"], ["predict", str(model), str(table), "-o", str(tmp_path / "p.csv"), "-q"]):
+        out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env,
+                             cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "sklearn" not in out.stdout.strip().splitlines()[-1], (args, out.stdout[-300:])

@@ -1,0 +1,184 @@
+"""10x Genomics output directories (issue 13, item 6): `train` with a sample sheet of labels per barcode,
+`predict`, gene ids or symbols (--var-names, as for .h5ad, with the same mismatch message), Cell Ranger 2's
+genes.tsv.gz, and bad directories: each a one-line error naming the file, exit 1, nothing written."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+from mlpcli import data
+from cli_helpers import assert_clean_error, run
+
+N_CELLS, N_GENES = 240, 30
+
+
+def write_10x(directory, n_cells: int = N_CELLS, n_genes: int = N_GENES, seed: int = 0, legacy: bool = False,
+              compressed: bool = True):
+    """A Cell Ranger-like directory (matrix.mtx.gz features × barcodes, features.tsv.gz id/symbol/type,
+    barcodes.tsv.gz) of Poisson counts whose 3 cell types raise 5 genes each; returns (barcodes, types, X)."""
+    os.makedirs(directory, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    types = rng.integers(0, 3, n_cells)
+    rate = np.full((3, n_genes), 0.5)
+    for t in range(3):
+        rate[t, t * 5:(t + 1) * 5] = 4.0
+    X = rng.poisson(rate[types])  # (cells, genes)
+    gz = ".gz" if compressed else ""
+    opener = gzip.open if compressed else open
+    with opener(os.path.join(directory, f"matrix.mtx{gz}"), "wb") as fh:
+        scipy.io.mmwrite(fh, sp.coo_matrix(X.T), field="integer")
+    with opener(os.path.join(directory, f"{'genes' if legacy else 'features'}.tsv{gz}"), "wt") as fh:
+        for j in range(n_genes):
+            fh.write(f"ENSG{j:011d}\tGENE{j}" + ("" if legacy else "\tGene Expression") + "\n")
+    barcodes = [f"AAAC{i:06d}-1" for i in range(n_cells)]
+    with opener(os.path.join(directory, f"barcodes.tsv{gz}"), "wt") as fh:
+        fh.write("\n".join(barcodes) + "\n")
+    return barcodes, types, X
+
+
+def write_sheet(path, barcodes, types, id_column: str = "barcode"):
+    pd.DataFrame({id_column: barcodes, "cell_type": [f"type{t}" for t in types],
+                  "donor": [f"D{i % 12}" for i in range(len(barcodes))]}).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture()
+def tenx(tmp_path):
+    barcodes, types, X = write_10x(tmp_path / "run")
+    sheet = write_sheet(tmp_path / "cells.csv", barcodes, types)
+    return tmp_path, str(tmp_path / "run"), sheet, X
+
+
+TRAIN = ["--target", "cell_type", "--group", "donor", "--folds", "1", "--epochs", "3", "--hidden", "", "-q"]
+
+
+def test_dataset_from_a_10x_directory_is_sparse_cells_by_genes(tenx):
+    _, run_dir, sheet, X = tenx
+    ds, notes = data.load_dataset(run_dir, target="cell_type", group="donor", samples=sheet)
+    assert data.is_sparse(ds.X) and ds.X.dtype == np.float32 and ds.X.shape == (N_CELLS, N_GENES)
+    assert np.array_equal(ds.X.toarray(), X)
+    assert ds.feature_names[0] == "ENSG00000000000" and ds.ids[0] == "AAAC000000-1"
+    assert any("10x Genomics" in n for n in notes)
+    symbols, _ = data.load_dataset(run_dir, target="cell_type", no_group=True, samples=sheet,
+                                   var_names="gene_symbols")
+    assert symbols.feature_names[:2] == ["GENE0", "GENE1"]
+
+
+def test_the_sheet_id_column_is_matched_to_the_barcodes_whatever_its_name(tmp_path):
+    barcodes, types, _ = write_10x(tmp_path / "run")
+    keep = barcodes[: N_CELLS // 2]
+    sheet = write_sheet(tmp_path / "cells.csv", keep, types[: N_CELLS // 2], id_column="cell")
+    ds, notes = data.load_dataset(str(tmp_path / "run"), target="cell_type", no_group=True, samples=sheet)
+    assert ds.n_samples == N_CELLS // 2 and list(ds.ids) == keep
+    assert any("have no row in the sheet (left out)" in n for n in notes)
+
+
+@pytest.mark.parametrize("legacy, compressed", [(False, True), (True, True), (False, False)])
+def test_train_then_predict_on_10x_directories(tmp_path, legacy, compressed):
+    barcodes, types, _ = write_10x(tmp_path / "run", legacy=legacy, compressed=compressed)
+    sheet = write_sheet(tmp_path / "cells.csv", barcodes, types)
+    model = str(tmp_path / "m.mlp")
+    res = run(["train", str(tmp_path / "run"), "--samples", sheet, *TRAIN, "--epochs", "40", "-o", model])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "p.csv"
+    res = run(["predict", model, str(tmp_path / "run"), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    pred = pd.read_csv(out)
+    assert list(pred["barcode"]) == barcodes
+    accuracy = (pred["pred_cell_type"] == [f"type{t}" for t in types]).mean()
+    assert accuracy > 0.8  # the marker genes are learnt: the rows and genes line up
+
+
+def test_symbols_chosen_in_training_are_the_default_in_predict_and_a_mismatch_names_the_option(tenx):
+    tmp, run_dir, sheet, _ = tenx
+    by_symbol, by_id = str(tmp / "s.mlp"), str(tmp / "i.mlp")
+    assert run(["train", run_dir, "--samples", sheet, *TRAIN, "--var-names", "gene_symbols", "-o", by_symbol]).exit_code == 0
+    assert run(["train", run_dir, "--samples", sheet, *TRAIN, "-o", by_id]).exit_code == 0
+    assert run(["predict", by_symbol, run_dir, "-o", str(tmp / "a.csv"), "-q"]).exit_code == 0
+    out = tmp / "b.csv"
+    res = run(["predict", by_id, run_dir, "-o", str(out), "--var-names", "gene_symbols", "-q"])
+    assert_clean_error(res, "gene identifiers differ", "var_names (the var index)", "leave out --var-names")
+    assert not out.exists()
+    res = run(["predict", by_symbol, run_dir, "-o", str(out), "--var-names", "var_names", "-q"])
+    assert_clean_error(res, "gene identifiers differ", "var column 'gene_symbols'", "pass --var-names gene_symbols")
+    res = run(["predict", by_id, run_dir, "-o", str(out), "--var-names", "symbol", "-q"])
+    assert_clean_error(res, "--var-names 'symbol'", "gene_symbols")
+    assert not out.exists()
+
+
+def _truncate_matrix(d):
+    raw = gzip.decompress((d / "matrix.mtx.gz").read_bytes())
+    (d / "matrix.mtx.gz").write_bytes(gzip.compress(raw[: len(raw) // 2]))
+
+
+def _cut_gzip(d):
+    (d / "matrix.mtx.gz").write_bytes((d / "matrix.mtx.gz").read_bytes()[:200])
+
+
+def _drop_feature(d):
+    lines = gzip.open(d / "features.tsv.gz", "rt").read().splitlines()
+    with gzip.open(d / "features.tsv.gz", "wt") as fh:
+        fh.write("\n".join(lines[:-1]) + "\n")
+
+
+def _add_barcode(d):
+    with gzip.open(d / "barcodes.tsv.gz", "at") as fh:
+        fh.write("TTTT000000-1\n")
+
+
+def _not_matrix_market(d):
+    with gzip.open(d / "matrix.mtx.gz", "wt") as fh:
+        fh.write("hello\n1 2 3\n")
+
+
+@pytest.mark.parametrize("damage, needles", [
+    (lambda d: (d / "matrix.mtx.gz").unlink(), ["has no matrix.mtx.gz"]),
+    (lambda d: (d / "features.tsv.gz").unlink(), ["has no features.tsv.gz", "genes.tsv.gz"]),
+    (lambda d: (d / "barcodes.tsv.gz").unlink(), ["has no barcodes.tsv.gz"]),
+    (_truncate_matrix, ["matrix.mtx.gz", "truncated or corrupt"]),
+    (_cut_gzip, ["matrix.mtx.gz"]),
+    (_drop_feature, ["matrix.mtx.gz has 30 features", "features.tsv.gz lists 29"]),
+    (_add_barcode, ["barcodes.tsv.gz lists 241"]),
+    (_not_matrix_market, ["matrix.mtx.gz", "Matrix Market"]),
+])
+@pytest.mark.parametrize("command", ["train", "predict"])
+def test_bad_10x_directories_are_one_line_errors_naming_the_file(tenx, damage, needles, command):
+    tmp, run_dir, sheet, _ = tenx
+    model = str(tmp / "m.mlp")
+    if command == "predict":
+        assert run(["train", run_dir, "--samples", sheet, *TRAIN, "-o", model]).exit_code == 0
+    bad = tmp / "bad"
+    shutil.copytree(run_dir, bad)
+    damage(bad)
+    out = tmp / ("out.mlp" if command == "train" else "out.csv")
+    args = (["train", str(bad), "--samples", sheet, *TRAIN, "-o", str(out)] if command == "train"
+            else ["predict", model, str(bad), "-o", str(out), "-q"])
+    res = run(args)
+    assert_clean_error(res, *needles, code=1)
+    assert not out.exists() and not [p for p in os.listdir(tmp) if p.startswith(".") or p.endswith(".tmp")]
+
+
+def test_cell_ranger_outs_directory_points_to_the_matrix_folder(tmp_path):
+    (tmp_path / "outs" / "filtered_feature_bc_matrix").mkdir(parents=True)
+    barcodes, types, _ = write_10x(tmp_path / "x")
+    sheet = write_sheet(tmp_path / "cells.csv", barcodes, types)
+    res = run(["train", str(tmp_path / "outs"), "--samples", sheet, *TRAIN, "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "did you mean", "filtered_feature_bc_matrix")
+
+
+def test_train_on_10x_needs_a_sample_sheet_and_refuses_h5ad_options(tenx):
+    tmp, run_dir, sheet, _ = tenx
+    out = tmp / "m.mlp"
+    assert_clean_error(run(["train", run_dir, "--target", "cell_type", "-o", str(out)]), "--samples FILE",
+                       "10x Genomics directory", code=1)
+    assert_clean_error(run(["train", run_dir, "--samples", sheet, *TRAIN, "--layer", "counts", "-o", str(out)]),
+                       "--layer does not apply", code=1)
+    assert not out.exists()
