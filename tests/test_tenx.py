@@ -5,6 +5,7 @@ genes.tsv.gz, and bad directories: each a one-line error naming the file, exit 1
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 
@@ -182,3 +183,21 @@ def test_train_on_10x_needs_a_sample_sheet_and_refuses_h5ad_options(tenx):
     assert_clean_error(run(["train", run_dir, "--samples", sheet, *TRAIN, "--layer", "counts", "-o", str(out)]),
                        "--layer does not apply", code=1)
     assert not out.exists()
+
+
+def test_cv_tune_and_evaluate_read_a_10x_directory_too(tenx):
+    """Every command that reads a labelled table takes the directory (labels from the sheet)."""
+    tmp, run_dir, sheet, _ = tenx
+    res = run(["cv", run_dir, "--samples", sheet, *TRAIN, "--folds", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    res = run(["tune", run_dir, "--samples", sheet, *TRAIN, "--folds", "2", "--grid", "lr=1e-3,3e-3"])
+    assert res.exit_code == 0, res.output
+    model = str(tmp / "m.mlp")
+    assert run(["train", run_dir, "--samples", sheet, *TRAIN, "-o", model]).exit_code == 0
+    res = run(["evaluate", model, run_dir, "--samples", sheet, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n"] == len(pd.read_csv(sheet))
+    not_10x = tmp / "empty_dir"
+    not_10x.mkdir()
+    assert_clean_error(run(["cv", str(not_10x), "--samples", sheet, *TRAIN, "--folds", "2"]), "empty_dir", "matrix.mtx.gz")
+    assert_clean_error(run(["cv", str(not_10x), *TRAIN, "--folds", "2"]), "empty_dir", "matrix.mtx.gz")  # not "add a sheet"

@@ -167,7 +167,7 @@ def _fold_table(result) -> Table:
 
 @click.command("cv", context_settings=CONTEXT_SETTINGS,
                short_help="Cross-validate what train ships: grouped, stratified folds.")
-@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Number of folds (whole groups per fold; stratified by class).")

@@ -193,7 +193,7 @@ def render(result, model_path: str, data_file: str) -> None:
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help="Score a model on a labelled table, per group, with CIs.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
-@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @click.option("--by", default=None, metavar="COLUMN", help="Repeat the main metrics per value of this column (batch, site).")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Resamples for 95 % confidence intervals (of patients when there is a group column); 1000 is usual.")

@@ -78,7 +78,7 @@ def _nested_table(result) -> Table:
 
 @click.command("tune", context_settings=CONTEXT_SETTINGS,
                short_help="Tune train options by grouped cross-validation.")
-@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--grid", required=True,
               help='Settings to try: "lr=1e-3,1e-2; l2=0,1e-4; dropout=0,0.3; hidden=64|128,64" — ";" between '

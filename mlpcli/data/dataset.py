@@ -716,6 +716,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     src = _source(path, stdin)
     if src.kind == "10x":
         tenx.check_options(src.name, layer, raw, features_in_rows)
+        tenx.check_directory(src.name)
         if samples is None:
             raise ConfigError(f"{src.name} is a 10x Genomics directory (counts and barcodes, no annotations): give "
                               "each barcode's label in a sample sheet, --samples FILE (its id column holds the "

@@ -53,6 +53,12 @@ def is_tenx(path) -> bool:
     return path is not None and str(path) != "-" and os.path.isdir(os.fspath(path))
 
 
+def check_directory(path) -> None:
+    """A DataError naming the missing counts file unless the directory holds a 10x matrix (so that a
+    directory given by mistake is not taken for 10x output that only lacks its annotations)."""
+    _find(os.fspath(path), _MATRIX, "the counts")
+
+
 def check_options(path, layer: str | None, raw: bool, features_in_rows: bool = False) -> None:
     """--layer, --raw and --features-in-rows do not apply to a 10x directory (one matrix, cells by barcode)."""
     for flag, given in (("--layer", layer), ("--raw", raw), ("--features-in-rows", features_in_rows)):
