@@ -78,6 +78,18 @@ def _destination(path: str | os.PathLike):
     return shown, target, directory, st, mode
 
 
+def _into_place(tmp: str, mode: int, target: Path) -> None:
+    os.chmod(tmp, mode)  # mkstemp makes 0600
+    os.replace(tmp, target)
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Write through ``write(fileobj)`` to a temporary file beside ``path``, then rename it into
     place; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
@@ -103,13 +115,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
             finishing = True  # from here every OSError is the output's
             tracked.flush()
             os.fsync(fh.fileno())  # a full disk or quota shows here on NFS, not at rename time
-        os.chmod(tmp, mode)  # mkstemp makes 0600
-        os.replace(tmp, target)
+        _into_place(tmp, mode, target)
     except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(tmp)
         failure = tracked.failure if tracked is not None else None
         if failure is None and isinstance(exc, OSError) and not isinstance(exc, OutputError) and (
                 finishing or exc.errno in _FULL_ERRNOS):
@@ -180,13 +188,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         raise _output_error(shown, exc) from None
     try:
         yield tmp
-        os.chmod(tmp, mode)  # mkstemp makes 0600
-        os.replace(tmp, target)
+        _into_place(tmp, mode, target)
     except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in _FULL_ERRNOS | {errno.EACCES}:
             raise _output_error(shown, exc) from None
         raise

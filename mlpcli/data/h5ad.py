@@ -168,14 +168,7 @@ class H5ad:
         if len(self.var) != self.shape[1]:
             raise DataError(f"{self.path}: {self.matrix_name} has {self.shape[1]} columns but its var table "
                             f"{len(self.var)} genes; the file is inconsistent")
-        # --var-names var_names is the index, unless a var column has that very name
-        index_meant = var_names is None or (var_names == VAR_INDEX and VAR_INDEX not in self.var.columns)
-        self.var_names_column = None if index_meant else var_names
-        if self._fallback and self.var_names_column is not None and self.var_names_column not in self.var.columns:
-            self.notes.append(f"{self.path} has no var column {var_names!r} (the model's gene names came from one): "
-                              "gene names from var_names")
-            self.var_names_column = None
-        self.feature_names = self._names(self.var_names_column)
+        self._gene_names(var_names, "var_names")
         if self.n_obs == 0:
             raise DataError(f"{self.path} has no cells (obs is empty)")
         if self.shape[1] == 0:
@@ -214,6 +207,18 @@ class H5ad:
         if elem["data"].dtype.kind not in "biuf":
             raise DataError(f"{self.path}: {self.matrix_name} holds {elem['data'].dtype} values, not numbers")
         return kind, (int(shape[0]), int(shape[1]))
+
+    def _gene_names(self, var_names: str | None, index_words: str) -> None:
+        """Sets ``var_names_column`` and ``feature_names``: ``--var-names var_names`` (or none) is the var index,
+        unless a var column has that very name; with the model's column as a fallback that this file lacks,
+        the index, said in a note (``index_words`` names it for the user)."""
+        index_meant = var_names is None or (var_names == VAR_INDEX and VAR_INDEX not in self.var.columns)
+        self.var_names_column = None if index_meant else var_names
+        if self._fallback and self.var_names_column is not None and self.var_names_column not in self.var.columns:
+            self.notes.append(f"{self.path} has no var column {var_names!r} (the model's gene names came from one): "
+                              f"gene names from {index_words}")
+            self.var_names_column = None
+        self.feature_names = self._names(self.var_names_column)
 
     def _names(self, column: str | None) -> list[str]:
         """The feature names from the var index or a var column; missing or repeated names are errors."""

@@ -127,14 +127,7 @@ class TenX(H5ad):
         self.var = self._var_table(features)
         self.obs_columns = [BARCODE]
         self.n_obs = n_cells
-        # --var-names var_names is the index (the ids), as for an .h5ad file
-        index_meant = var_names is None or var_names == "var_names"
-        self.var_names_column = None if index_meant else var_names
-        if self._fallback and self.var_names_column is not None and self.var_names_column not in self.var.columns:
-            self.notes.append(f"{self.path} has no var column {var_names!r} (the model's gene names came from one): "
-                              "gene names from the feature ids")
-            self.var_names_column = None
-        self.feature_names = self._names(self.var_names_column)
+        self._gene_names(var_names, "the feature ids")  # --var-names var_names: the ids, as for an .h5ad file
         if n_cells == 0:
             raise DataError(f"{self.path}: {self.barcodes_path} lists no cells")
         if n_genes == 0:
