@@ -97,6 +97,14 @@ class Command:
                 pytest.fail(f"nothing happened within {TIMEOUT} s")
             time.sleep(0.01)
 
+    def freeze_when(self, condition) -> None:
+        """Wait until `condition()` holds, then stop the whole process group (SIGSTOP) and check it still
+        holds: from then on nothing changes until `resume_with`, so a fast command on a loaded machine
+        cannot finish between the moment seen and the signal."""
+        self.wait_for(condition)
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+        assert condition(), "the awaited moment passed before the command could be stopped"
+
     def finish(self) -> tuple[int, str]:
         rc = self.proc.wait(timeout=TIMEOUT)
         while (line := self.lines.get(timeout=TIMEOUT)) is not None:
@@ -219,8 +227,8 @@ def test_predict_leaves_no_partial_output_and_no_temporary_file(tmp_path, model_
     out = tmp_path / "preds.csv"
     cmd = Command(["predict", str(model), str(cohort), "-o", str(out), "--chunksize", "50"],
                   tmp_path)
-    cmd.wait_for(lambda: any(p.name.startswith(".preds.csv.") for p in tmp_path.iterdir()))  # writing
-    cmd.proc.send_signal(sig)
+    cmd.freeze_when(lambda: any(p.name.startswith(".preds.csv.") for p in tmp_path.iterdir()))  # writing
+    cmd.resume_with(sig, whole_group=False)
     rc, err = cmd.finish()
     assert rc == code, err
     assert "Traceback" not in err and "Interrupted" in err
@@ -234,8 +242,8 @@ def test_predict_keeps_the_previous_output_untouched(tmp_path, model_and_cohort)
     out.write_text("previous results\n")
     cmd = Command(["predict", str(model), str(cohort), "-o", str(out), "--chunksize", "50"],
                   tmp_path)
-    cmd.wait_for(lambda: any(p.name.startswith(".preds.csv.") for p in tmp_path.iterdir()))
-    cmd.proc.send_signal(signal.SIGTERM)
+    cmd.freeze_when(lambda: any(p.name.startswith(".preds.csv.") for p in tmp_path.iterdir()))
+    cmd.resume_with(signal.SIGTERM, whole_group=False)
     rc, err = cmd.finish()
     assert rc == 143, err
     assert out.read_text() == "previous results\n"
