@@ -326,18 +326,30 @@ def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, 
     return fit_run(ds.subset(train_rows), ds.subset(val_rows), options).without_data()
 
 
+def _member_copy_bytes(ds: data.Dataset, folds, options: TrainOptions) -> int:
+    """Bytes of rows a member's worker process holds beside this one: the matrix it is sent and its member's
+    preprocessed training and validation rows (dense, at most --top-var columns, in --dtype)."""
+    X = ds.X
+    raw = sum(getattr(X, a).nbytes for a in ("data", "indices", "indptr")) if hasattr(X, "nnz") else X.nbytes
+    n_inputs = min(ds.n_features, options.top_var or ds.n_features)
+    rows = max(len(fold.train) + len(fold.test) for fold in folds)
+    return int(raw + rows * n_inputs * np.dtype(options.dtype).itemsize)
+
+
 def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[FittedRun | None] | None:
     """Every candidate's members trained side by side when ``plan`` has more than one worker (each with
     its own seed and plan.threads BLAS threads, so the runs equal the sequential ones), in the order
     candidate by candidate, fold by fold; None when the members are to be trained here one after the other.
     Ctrl-C (or SIGTERM) keeps the members finished by then and leaves None in place of the others."""
-    from ..parallel import local_workers, run
+    from ..parallel import member_processes, run
 
-    if plan is None or (plan.backend != "dask" and local_workers(plan.n_jobs) == 1):
+    if plan is None:
+        return None
+    total = len(candidates) * len(folds)
+    if member_processes(plan, total, _member_copy_bytes(ds, folds, options)) == 1:
         return None
     tasks = [(_fit_member, (ds, fold.train, fold.test, replace(_options_for(options, spec), seed=options.seed + k)))
              for spec in candidates for k, fold in enumerate(folds)]
-    total = len(tasks)
     # member processes on this machine share its memory
     check_fits_memory(ds, [(_options_for(options, spec), max(len(fold.train) for fold in folds))
                            for spec in candidates], plan, total)
