@@ -15,6 +15,7 @@ import numpy as np
 
 from .engine import MLP, optim
 from .engine.losses import Loss
+from .engine.workspace import Workspace
 from .errors import TrainingError
 
 __all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse",
@@ -356,9 +357,12 @@ def train_eval_rows(y: np.ndarray, seed: int, limit: int | None = None) -> np.nd
     return np.sort(idx)
 
 
-def _evaluate_rows(net: MLP, loss: Loss, X, y: np.ndarray, sample_weight, idx: np.ndarray | None):
+def _evaluate_rows(net: MLP, loss: Loss, X, y: np.ndarray, sample_weight, idx: np.ndarray | None,
+                   scratch: Workspace | None = None):
     """``evaluate_loss`` on rows ``idx`` of X (None: all rows): (loss, outputs (m, k), y[idx]). Dense rows are
-    gathered EVAL_CHUNK_BYTES at a time into one reused buffer, so the subsample is never copied whole."""
+    gathered EVAL_CHUNK_BYTES at a time into one buffer of ``scratch`` reused every epoch (the fit's own, not
+    the network's: the network outlives the fit as a member of the model, the buffer need not), so the
+    subsample is never copied whole."""
     if idx is None:
         value, out = evaluate_loss(net, loss, X, y, sample_weight)
         return value, out, y
@@ -371,7 +375,7 @@ def _evaluate_rows(net: MLP, loss: Loss, X, y: np.ndarray, sample_weight, idx: n
     out = np.empty((len(idx), net.n_outputs), dtype=net.dtype)
     for s in range(0, len(idx), step):
         rows = idx[s : s + step]
-        buf = net.workspace.get("eval_batch", (len(rows), X.shape[1]), X.dtype)
+        buf = (scratch or Workspace()).get("eval_batch", (len(rows), X.shape[1]), X.dtype)
         out[s : s + len(rows)] = net.forward(np.take(X, rows, axis=0, out=buf, mode="clip"))
     return loss.forward(out, yi, wi), out, yi
 
@@ -427,6 +431,7 @@ def fit(
 
     divergence = DivergenceCheck(no_skill_loss(net, loss, y_train, sample_weight, baseline_output, X_train), config)
     eval_rows = train_eval_rows(y_train, config.seed) if validate else None  # see TRAIN_EVAL_ROWS
+    scratch = Workspace()  # the gathered rows of that sample, freed with the fit
     started = time.perf_counter()
     interrupted = stopped = False
     plateau_bad, plateau_best = 0, math.inf
@@ -448,7 +453,8 @@ def fit(
                     callback(history[-1])
                 continue
             val_loss, val_out = evaluate_loss(net, loss, X_val, y_val, val_sample_weight)
-            train_eval_loss, train_out, y_eval = _evaluate_rows(net, loss, X_train, y_train, sample_weight, eval_rows)
+            train_eval_loss, train_out, y_eval = _evaluate_rows(net, loss, X_train, y_train, sample_weight, eval_rows,
+                                                                   scratch)
             divergence.update(epoch, [train_loss, train_eval_loss], net)
             row = {
                 "epoch": epoch,
