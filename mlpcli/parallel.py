@@ -202,7 +202,9 @@ def local_workers(n_jobs: int | None) -> int:
 
 # Members in processes or here, one after the other (``member_processes``; the rule is for an unasked
 # --n-jobs only): worker processes when each would copy at most this many bytes of rows (the raw matrix it
-# is sent plus its member's preprocessed training and validation rows), this process otherwise.
+# is sent plus its member's preprocessed training and validation rows), this process otherwise. A worker
+# is an interpreter of 114 MB (mlpcli, NumPy, joblib imported) plus that copy: at 64 MB two workers add
+# 2 x 178 MB, about the 300 MB that issue 13's bar (train within 3 x data + 300 MB) leaves above the data.
 MEMBER_COPY_BYTES = 64 * 2**20
 
 
@@ -221,14 +223,17 @@ def member_processes(plan: Plan, n_tasks: int, copy_bytes: int) -> int:
       (~10 MB here).
     - Large data (8,000 x 5,000 float32, 160 MB): each worker holds the 160 MB matrix it is sent and its
       member's 160 MB of preprocessed rows; two workers took the command to 1.1 GB (largest process
-      750 MB) against 0.63-0.65 GB for one network, above issue 13's bar of 3 x data + 300 MB = 780 MB.
-      Members trained here one after the other stay at the one-network peak.
+      750 MB), above issue 13's bar of 3 x data + 300 MB = 780 MB. Members trained here one after the
+      other peak at 661 MB while they train (the process's high-water mark, --epochs 2), the level of
+      one network.
     - More BLAS threads in one process instead (the issue's "large networks: threads") would change the
       model: OpenBLAS splits a float32 product differently for 1 and 2 threads, and the weights after
       three epochs differ in the last bits (488 x 2,000 -> 128 and 6,400 x 5,000 -> 128; a softmax
-      regression happens to agree). The members therefore keep the same BLAS threads (--threads, default
-      1) whichever way they run, and processes or not, the model is byte-identical; --threads remains
-      the user's choice of a different (and documented) result.
+      regression happens to agree). Nor did it pay: on the shared machine a workload-A epoch (8,000 x
+      5,000 -> 512-256) took 1.3-2.1 s with one BLAS thread and 6.1 s with two, the second thread
+      waiting for a core another job held. The members therefore keep the same BLAS threads (--threads,
+      default 1) whichever way they run, and processes or not, the model is byte-identical; --threads
+      remains the user's choice of a different (and documented) result.
     """
     if plan.backend == "dask":
         return 0  # not local processes: the cluster decides

@@ -346,8 +346,8 @@ def _expected_cost(spec: Candidate) -> tuple[int, bool]:
 def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[FittedRun | None] | None:
     """Every candidate's members trained side by side when ``plan`` has more than one worker (each with
     its own seed and plan.threads BLAS threads, so the runs equal the sequential ones), in the order
-    candidate by candidate, fold by fold; None when the members are to be trained here one after the other.
-    Ctrl-C (or SIGTERM) keeps the members finished by then and leaves None in place of the others."""
+    candidate by candidate, fold by fold; None when the members are to be trained here one after the other
+    (one worker, or ``parallel.member_processes``' rule: workers would each copy large data). Ctrl-C (or SIGTERM) keeps the members finished by then and leaves None in place of the others."""
     from ..parallel import member_processes, run
 
     if plan is None:
