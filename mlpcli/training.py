@@ -337,9 +337,9 @@ def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_wei
 
 def train_eval_rows(y: np.ndarray, seed: int, limit: int | None = None) -> np.ndarray | None:
     """Sorted training-row indices (m,) the inference-mode training loss is measured on each epoch, or
-    None for all rows (n <= limit, default TRAIN_EVAL_ROWS). Drawn once per run from ``seed``: a class target (1-D integers) gets
-    each class in proportion, at least one row each, so a rare class stays in the metric; other targets a
-    simple random sample. Sorted, so gathering them reads the matrix front to back."""
+    None for all rows (n <= limit, default TRAIN_EVAL_ROWS). Drawn once per run from ``seed``: a class
+    target (1-D integers) gets each class in proportion, at least one row each, so a rare class stays in
+    the metric; other targets a simple random sample. Sorted, so gathering them reads X front to back."""
     n = len(y)
     limit = TRAIN_EVAL_ROWS if limit is None else int(limit)
     if n <= limit:
@@ -404,9 +404,10 @@ def fit(
 
     ``metric(outputs, y)`` (raw outputs, as the loss sees them) is recorded on both sides each
     epoch. The inference-mode training columns (``train_loss_eval``, ``train_metric``) are measured on the
-    rows ``train_eval_rows`` picks (all of them up to TRAIN_EVAL_ROWS, a fixed sample beyond). ``baseline_output`` (k,) is the constant output of a model that predicts the training
-    prior; its loss is the baseline against which the learning curves are read. ``callback``
-    receives each epoch's history row. Ctrl-C ends training after restoring the best weights so far;
+    rows ``train_eval_rows`` picks (all of them up to TRAIN_EVAL_ROWS, a fixed sample beyond).
+    ``baseline_output`` (k,) is the constant output of a model that predicts the training prior; its
+    loss is the baseline against which the learning curves are read. ``callback`` receives each epoch's
+    history row. Ctrl-C ends training after restoring the best weights so far;
     the result says ``interrupted``.
     """
     config.validate()
