@@ -21,6 +21,19 @@ the data plus a small multiple of the parameters).
 
 For mlpcli a second table splits an epoch: its matrix multiplies alone (the same shapes through
 the same BLAS, a floor for any NumPy engine), its optimizer steps alone, and the rest.
+
+"train" is the `mlpcli train` command itself, timed from its --history (the seconds column: everything it
+does each epoch — the training pass, the validation pass, the inference-mode training loss, metrics, early
+stopping's copy of the best weights), run as one network (--folds 1) on a table of n / 0.8 rows so that its
+--val-size 0.2 hold-out leaves the workload's n training rows, with the workload's network, batch size,
+Adam (beta2 0.999, no weight decay, no L2, no dropout: the same work the other frameworks do) and --threads.
+The tables give its epoch against PyTorch's bare epoch (the issue's bars: 0.6 x on A, 0.5 x on B) and the
+share of each epoch spent outside the optimizer step (epoch minus the optimizer steps, over the epoch).
+
+The ensemble table (--ensemble, the default; --no-ensemble to skip) times the whole `train` command on the
+bundled sample data with its default options (a K = 5 cross-fitted ensemble; members in parallel processes
+by the default rule) against one network with the same options (--folds 1), and the same with --hidden 128
+(one candidate instead of the --hidden auto portfolio): the wall time, the ratio, and 5 x the one network.
 """
 
 from __future__ import annotations
@@ -46,7 +59,9 @@ WORKLOADS = {
     "B": {"n": 600, "d": 2000, "hidden": [128, 64], "k": 4, "batch": 32, "epochs": 10, "dtypes": ["float32"]},
     "C": {"n": 2000, "d": 20000, "hidden": [256], "k": 4, "batch": 64, "epochs": 3, "dtypes": ["float32"]},
 }
-FRAMEWORKS = ["mlpcli", "sklearn", "torch"]
+FRAMEWORKS = ["mlpcli", "sklearn", "torch", "train"]
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data" / "tumour_subtypes.csv.gz"
 
 
 def epoch_flops(n: int, d: int, hidden: list[int], k: int) -> float:
@@ -144,8 +159,44 @@ def breakdown(w, net, opt, threads) -> dict:
         for _ in batches:
             opt.step(params, grads)
 
-    return {"matmul_s": min(_timed(matmuls) for _ in range(5)),
-            "optimizer_s": min(_timed(steps) for _ in range(5))}
+    result = {"matmul_s": min(_timed(matmuls) for _ in range(5)),
+              "optimizer_s": min(_timed(steps) for _ in range(5))}
+    fused = numexpr_adam(params, grads, threads)
+    if fused is not None:  # the candidate fused path, timed the same way, alternating with NumPy's
+        result["optimizer_numexpr_s"] = min(_timed(lambda: [fused() for _ in batches]) for _ in range(5))
+        result["optimizer_s"] = min(result["optimizer_s"], min(_timed(steps) for _ in range(5)))
+    return result
+
+
+def numexpr_adam(params: dict, grads: dict, threads: int):
+    """One Adam step through numexpr (issue 17's candidate fused path), or None without numexpr: per block of
+    2^20 entries three compiled expressions (m, v, then the parameters from both), float32 kept float32,
+    on ``threads`` numexpr threads. The same update as ``optim.Adam`` (rescaled moments); timed only."""
+    try:
+        import numexpr as ne
+    except ImportError:
+        return None
+    ne.set_num_threads(threads)
+    state = {key: (np.zeros_like(p).reshape(-1), np.zeros_like(p).reshape(-1)) for key, p in params.items()}
+    t = [0]
+
+    def step():
+        t[0] += 1
+        b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-8
+        root = np.sqrt((1.0 - b2 ** t[0]) / (1.0 - b2))
+        for key, p in params.items():
+            dt = p.dtype.type
+            c, e = dt(lr * (1.0 - b1) / (1.0 - b1 ** t[0]) * root), dt(eps * root)
+            pf, gf = p.reshape(-1), grads[key].reshape(-1)
+            mf, vf = state[key]
+            for s in range(0, pf.size, 1 << 20):
+                pb, gb, mb, vb = pf[s:s + (1 << 20)], gf[s:s + (1 << 20)], mf[s:s + (1 << 20)], vf[s:s + (1 << 20)]
+                ne.evaluate("b1 * mb + gb", out=mb, local_dict={"b1": dt(b1), "mb": mb, "gb": gb})
+                ne.evaluate("b2 * vb + gb * gb", out=vb, local_dict={"b2": dt(b2), "vb": vb, "gb": gb})
+                ne.evaluate("pb - c * mb / (sqrt(vb) + e)", out=pb,
+                            local_dict={"pb": pb, "c": c, "mb": mb, "vb": vb, "e": e})
+
+    return step
 
 
 def run_sklearn(w, dtype, threads, mem):
@@ -196,6 +247,73 @@ def run_torch(w, dtype, threads, mem):
     return times, mem.stop()
 
 
+def train_table(w: dict, dtype: str) -> tuple[Path, int]:
+    """The workload's rows plus a quarter more (the --val-size 0.2 hold-out) as a parquet table with a
+    `label` column, written once per workload and dtype into the temporary directory."""
+    import tempfile
+
+    n_total = round(w["n"] / 0.8)
+    path = Path(tempfile.gettempdir()) / "mlpcli_bench_train" / f"{w['n']}x{w['d']}_{dtype}.parquet"
+    if not path.exists():
+        import pandas as pd
+
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((n_total, w["d"]), dtype=dtype)
+        frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(w["d"])])
+        frame.insert(0, "label", [f"c{c}" for c in rng.integers(0, w["k"], n_total)])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.rename(path)
+    return path, n_total
+
+
+def run_train(w, dtype, threads, mem):
+    """The `mlpcli train` command's own epochs (its --history seconds) on the workload as one network."""
+    import csv
+    import tempfile
+
+    path, _ = train_table(w, dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        history = Path(tmp) / "history.csv"
+        cmd = [sys.executable, "-m", "mlpcli", "train", str(path), "--folds", "1", "--val-size", "0.2",
+               "--hidden", ",".join(map(str, w["hidden"])), "--batch-size", str(w["batch"]), "--epochs",
+               str(w["epochs"] + 1), "--patience", "1000", "--optimizer", "adam", "--adam-beta2", "0.999",
+               "--lr", "1e-3", "--l2", "0", "--dropout", "0", "--dtype", dtype, "--no-log1p", "--no-calibrate",
+               "--threads", str(threads), "--history", str(history), "-o", str(Path(tmp) / "m.mlp"), "-q"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode)
+        with open(history, newline="") as fh:
+            times = [float(r["seconds"]) for r in csv.DictReader(fh)]
+    return times, {}
+
+
+def ensemble_times(repeat: int, threads: int) -> list[dict]:
+    """`train` on the sample data: the default K = 5 ensemble against one network (--folds 1) with the
+    same options, alternating, the fastest of `repeat` runs each."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import tempfile
+
+    from _measure import measure
+
+    rows = []
+    for label, extra in (("defaults (--hidden auto)", []), ("--hidden 128", ["--hidden", "128"])):
+        best: dict[str, float] = {}
+        for _ in range(repeat):
+            for key, folds in (("ensemble", []), ("single", ["--folds", "1"])):
+                with tempfile.TemporaryDirectory() as tmp:
+                    cmd = [sys.executable, "-m", "mlpcli", "train", str(SAMPLE), *extra, *folds, "-q",
+                           "-o", str(Path(tmp) / "m.mlp")]
+                    res = measure(cmd, str(ROOT))
+                print(f"  ensemble {label} {key}: {res['wall_s']:.2f} s", file=sys.stderr)
+                best[key] = min(best.get(key, float("inf")), res["wall_s"])
+        rows.append({"options": label, "ensemble_s": best["ensemble"], "single_s": best["single"],
+                     "ratio": best["ensemble"] / best["single"]})
+    return rows
+
+
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -215,7 +333,7 @@ def gemm_peak(dtype: str, threads: int) -> float:
 
 def worker(args) -> None:
     w = WORKLOADS[args.workload]
-    runner = {"mlpcli": run_mlpcli, "sklearn": run_sklearn, "torch": run_torch}[args.framework]
+    runner = {"mlpcli": run_mlpcli, "sklearn": run_sklearn, "torch": run_torch, "train": run_train}[args.framework]
     try:
         times, extra = runner(w, args.dtype, args.threads, Memory())
         result = {"seconds_per_epoch": statistics.median(times[1:]), "epochs_timed": len(times) - 1, **extra}
@@ -236,6 +354,8 @@ def main() -> None:
     ap.add_argument("--dtypes", default="float32,float64", help="only these of each workload's dtypes")
     ap.add_argument("--repeat", type=int, default=1, help="runs per framework, alternating; the fastest counts")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--ensemble", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the default ensemble against one network on the sample data")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_train.json"))
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--framework", help=argparse.SUPPRESS)
@@ -271,7 +391,8 @@ def main() -> None:
                     if peak and peak > row.get("gemm_peak_gflops", 0):
                         row["gemm_peak_gflops"] = peak
             rows.append(row)
-    report(rows, args)
+    ensemble = ensemble_times(args.repeat, args.threads) if args.ensemble else []
+    report(rows, args, ensemble)
 
 
 def run_worker(fw: str, wname: str, dtype: str, threads: int) -> dict:
@@ -298,7 +419,7 @@ def _f(v, spec: str) -> str:
     return format(v, spec) if v is not None else format("—", ">" + spec.split(".")[0])
 
 
-def report(rows, args) -> None:
+def report(rows, args, ensemble=()) -> None:
     print(f"threads={args.threads}  python {platform.python_version()}  numpy {np.__version__}")
     _header(f"{'workload':<9}{'dtype':<8}{'mlpcli s/ep':>12}{'torch s/ep':>12}{'sklearn s/ep':>13}"
             f"{'mlp/torch':>10}{'mlp/skl':>9}{'GFLOP/s':>9}{'peak':>7}{'%peak':>7}")
@@ -331,7 +452,7 @@ def report(rows, args) -> None:
 
     print()
     _header(f"{'workload':<9}{'dtype':<8}{'epoch s':>9}{'matmuls s':>11}{'%peak':>7}{'optimizer s':>13}"
-            f"{'rest s':>8}")
+            f"{'rest s':>8}{'train s/ep':>12}{'outside opt':>13}{'train/torch':>13}")
     for r in rows:
         m = r.get("mlpcli", {})
         ms, mm, mo = (m.get(k) for k in ("seconds_per_epoch", "matmul_s", "optimizer_s"))
@@ -339,8 +460,33 @@ def report(rows, args) -> None:
         if ms is None or mm is None:
             continue
         mm_share = 100 * r["flops"] / mm / 1e9 / peak if peak else None
+        tr, ts = r.get("train", {}).get("seconds_per_epoch"), r.get("torch", {}).get("seconds_per_epoch")
+        r["train_ratio_torch"] = tr / ts if tr and ts else None
+        # the share of the command's epoch spent outside its optimizer steps
+        r["outside_optimizer"] = (tr - mo) / tr if tr else None
         print(f"{r['workload']:<9}{r['dtype']:<8}{ms:9.3f}{mm:11.3f}{_f(mm_share, '7.0f')}{mo:13.3f}"
-              f"{ms - mm - mo:8.3f}")
+              f"{ms - mm - mo:8.3f}{_f(tr, '12.3f')}{_f(r['outside_optimizer'] and 100 * r['outside_optimizer'], '12.0f')}%"
+              f"{_f(r['train_ratio_torch'], '13.2f')}")
+    for r in rows:
+        m = r.get("mlpcli", {})
+        if m.get("optimizer_numexpr_s") is not None:
+            print(f"{r['workload']} {r['dtype']}: Adam steps of an epoch {m['optimizer_s']:.3f} s blocked NumPy, "
+                  f"{m['optimizer_numexpr_s']:.3f} s numexpr ({m['optimizer_numexpr_s'] / m['optimizer_s']:.2f} x)")
+    bars = {"A": 0.6, "B": 0.5}
+    for r in rows:
+        ratio, bar = r.get("train_ratio_torch"), bars.get(r["workload"])
+        if ratio is not None and bar is not None and r["dtype"] == "float32":
+            print(f"bar {r['workload']} float32: train epoch {ratio:.2f} x PyTorch's bare epoch (<= {bar}: "
+                  f"{'met' if ratio <= bar else 'NOT met'})")
+
+    if ensemble:
+        print()
+        _header(f"{'train on the sample data':<28}{'K=5 s':>8}{'one net s':>11}{'5 x one':>9}{'K=5 / one':>11}")
+        for e in ensemble:
+            print(f"{e['options']:<28}{e['ensemble_s']:8.2f}{e['single_s']:11.2f}{5 * e['single_s']:9.2f}"
+                  f"{e['ratio']:11.2f}")
+        print("bar: the default ensemble <= 2.5 x one network: "
+              f"{'met' if ensemble[0]['ratio'] <= 2.5 else 'NOT met'} ({ensemble[0]['ratio']:.2f})")
 
     for r in rows:
         for fw in FRAMEWORKS:
@@ -348,7 +494,8 @@ def report(rows, args) -> None:
                 print(f"note: {r['workload']} {r['dtype']} {fw}: {r[fw]['skipped']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"threads": args.threads, "repeat": args.repeat, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"threads": args.threads, "repeat": args.repeat, "rows": rows,
+                               "ensemble": list(ensemble)}, indent=2))
     print(f"wrote {out}")
 
 

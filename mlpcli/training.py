@@ -15,9 +15,11 @@ import numpy as np
 
 from .engine import MLP, optim
 from .engine.losses import Loss
+from .engine.workspace import Workspace
 from .errors import TrainingError
 
 __all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse",
+           "train_eval_rows", "TRAIN_EVAL_ROWS",
            "no_skill_loss", "fit_memory", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
 
 LR_SCHEDULES = ("none", "plateau", "cosine")
@@ -39,6 +41,21 @@ DIVERGENCE_FACTOR = 1000.0
 BLOWUP_FACTOR = 10.0
 RECOVERED_FACTOR = 2.0
 DIVERGENCE_EPOCHS = 3
+# The inference-mode training loss (history column train_loss_eval, and train_metric) is measured each epoch on
+# a fixed, seeded subsample of at most this many training rows (class-stratified for class targets), drawn
+# once per run: the same rows every epoch, so the curve is as smooth as the full one and only offset from it
+# by the sampling error (about 2 % of the loss at 2,048 rows: SE ~ sd(l_i) / sqrt(2,048), and per-row log
+# losses have an sd near their mean). All rows up to that size (the README job's 488 are all measured). On
+# workload A (8,000 training rows of 5,000 features, 512-256, batch 128, one BLAS thread, side by side in one
+# process) the pass over all training rows took 0.45 s and made a fit epoch 1.92 s against 1.31 s for the
+# bare training pass; on 2,048 rows it takes 0.12 s (the validation pass over 2,000 rows 0.11 s), and the
+# epoch 1.55 s. What reads the column (diagnosis: "the inference-mode training loss is close to the
+# validation loss"; divergence: the lower of the two training losses) compares it with levels 10-1000 x
+# apart or with the noisy validation loss, far beyond a 2 % sampling error.
+TRAIN_EVAL_ROWS = 2048
+# Rows gathered at a time for that pass: a reused buffer of at most this many bytes (8 MiB: 419 rows of
+# 5,000 float32 features), so the subsample is never copied whole.
+EVAL_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -318,6 +335,53 @@ def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_wei
     return loss.forward(out, y, sample_weight), out
 
 
+def train_eval_rows(y: np.ndarray, seed: int, limit: int | None = None) -> np.ndarray | None:
+    """Sorted training-row indices (m,) the inference-mode training loss is measured on each epoch, or
+    None for all rows (n <= limit, default TRAIN_EVAL_ROWS). Drawn once per run from ``seed``: a class
+    target (1-D integers) gets each class in proportion, at least one row each, so a rare class stays in
+    the metric; other targets a simple random sample. Sorted, so gathering them reads X front to back."""
+    n = len(y)
+    limit = TRAIN_EVAL_ROWS if limit is None else int(limit)
+    if n <= limit:
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))  # [seed, 1] shuffles the minibatches
+    y = np.asarray(y)
+    if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
+        order = rng.permutation(n)
+        labels = y[order]
+        picked = []
+        for c in np.unique(labels):
+            rows = order[labels == c]
+            picked.append(rows[: max(1, round(limit * len(rows) / n))])
+        idx = np.concatenate(picked)
+    else:
+        idx = rng.choice(n, size=limit, replace=False)
+    return np.sort(idx)
+
+
+def _evaluate_rows(net: MLP, loss: Loss, X, y: np.ndarray, sample_weight, idx: np.ndarray | None,
+                   scratch: Workspace | None = None):
+    """``evaluate_loss`` on rows ``idx`` of X (None: all rows): (loss, outputs (m, k), y[idx]). Dense rows are
+    gathered EVAL_CHUNK_BYTES at a time into one buffer of ``scratch`` reused every epoch (the fit's own, not
+    the network's: the network outlives the fit as a member of the model, the buffer need not), so the
+    subsample is never copied whole."""
+    if idx is None:
+        value, out = evaluate_loss(net, loss, X, y, sample_weight)
+        return value, out, y
+    yi = y[idx]
+    wi = None if sample_weight is None else sample_weight[idx]
+    if is_sparse(X) or X.dtype != net.dtype:
+        value, out = evaluate_loss(net, loss, X[idx], yi, wi)
+        return value, out, yi
+    step = max(1, min(len(idx), EVAL_CHUNK_BYTES // max(1, X.shape[1] * X.itemsize)))
+    out = np.empty((len(idx), net.n_outputs), dtype=net.dtype)
+    for s in range(0, len(idx), step):
+        rows = idx[s : s + step]
+        buf = (scratch or Workspace()).get("eval_batch", (len(rows), X.shape[1]), X.dtype)
+        out[s : s + len(rows)] = net.forward(np.take(X, rows, axis=0, out=buf, mode="clip"))
+    return loss.forward(out, yi, wi), out, yi
+
+
 def fit(
     net: MLP,
     loss: Loss,
@@ -339,9 +403,11 @@ def fit(
     the history then has no validation columns.
 
     ``metric(outputs, y)`` (raw outputs, as the loss sees them) is recorded on both sides each
-    epoch. ``baseline_output`` (k,) is the constant output of a model that predicts the training
-    prior; its loss is the baseline against which the learning curves are read. ``callback``
-    receives each epoch's history row. Ctrl-C ends training after restoring the best weights so far;
+    epoch. The inference-mode training columns (``train_loss_eval``, ``train_metric``) are measured on the
+    rows ``train_eval_rows`` picks (all of them up to TRAIN_EVAL_ROWS, a fixed sample beyond).
+    ``baseline_output`` (k,) is the constant output of a model that predicts the training prior; its
+    loss is the baseline against which the learning curves are read. ``callback`` receives each epoch's
+    history row. Ctrl-C ends training after restoring the best weights so far;
     the result says ``interrupted``.
     """
     config.validate()
@@ -368,6 +434,8 @@ def fit(
             baseline["val_loss"] = loss.forward(np.repeat(const, X_val.shape[0], 0), y_val, val_sample_weight)
 
     divergence = DivergenceCheck(no_skill_loss(net, loss, y_train, sample_weight, baseline_output, X_train), config)
+    eval_rows = train_eval_rows(y_train, config.seed) if validate else None  # see TRAIN_EVAL_ROWS
+    scratch = Workspace()  # the gathered rows of that sample, freed with the fit
     started = time.perf_counter()
     interrupted = stopped = False
     plateau_bad, plateau_best = 0, math.inf
@@ -389,7 +457,8 @@ def fit(
                     callback(history[-1])
                 continue
             val_loss, val_out = evaluate_loss(net, loss, X_val, y_val, val_sample_weight)
-            train_eval_loss, train_out = evaluate_loss(net, loss, X_train, y_train, sample_weight)
+            train_eval_loss, train_out, y_eval = _evaluate_rows(net, loss, X_train, y_train, sample_weight, eval_rows,
+                                                                   scratch)
             divergence.update(epoch, [train_loss, train_eval_loss], net)
             row = {
                 "epoch": epoch,
@@ -399,7 +468,7 @@ def fit(
                 "penalty": float(penalty.value(params)) if penalty.active else 0.0,
             }
             if metric is not None:
-                row["train_metric"] = float(metric(train_out, y_train))
+                row["train_metric"] = float(metric(train_out, y_eval))
                 row["val_metric"] = float(metric(val_out, y_val))
             row["lr"] = float(opt.lr)
             stop = stopper.update(epoch, val_loss, net)

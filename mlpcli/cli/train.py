@@ -18,15 +18,17 @@ from .options import config_option, options_from_params, train_options
 
 def member_plan(n_jobs: int | None, threads: int | None):
     """Where the ensemble's members train: by default one process per usable core (the affinity mask
-    honours SLURM and cgroup allocations), each with one BLAS thread."""
+    honours SLURM and cgroup allocations), each with one BLAS thread, or this process when the workers
+    would each copy large data (``parallel.member_processes``)."""
     from ..parallel import Plan, usable_cores
 
     if n_jobs == 0:
         raise click.BadParameter("must not be 0; use 1 for one member at a time or -1 for every core",
                                  param_hint="--n-jobs")
-    if n_jobs is None:  # fill the usable cores, each process with --threads BLAS threads, no more
+    auto = n_jobs is None
+    if auto:  # fill the usable cores, each process with --threads BLAS threads, no more
         n_jobs = max(1, usable_cores() // (threads or 1))
-    return Plan(backend="loky", n_jobs=n_jobs, threads=threads)
+    return Plan(backend="loky", n_jobs=n_jobs, threads=threads, auto=auto)
 
 
 class _Progress(StderrBar):
@@ -185,7 +187,9 @@ def _kept_words(fit: dict) -> str:
 @train_options
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @click.option("--history", "history_path", default=None, type=click.Path(dir_okay=False),
-              help="Write the per-epoch table (CSV; one row per member and epoch).")
+              help="Write the per-epoch table (CSV; one row per member and epoch). Its inference-mode training "
+                   "columns (train_loss_eval, train_metric) are measured on a fixed, seeded sample of at most "
+                   "2,048 training rows (all rows below that; stratified by class).")
 @click.option("--oof", "oof_path", default=None, type=click.Path(dir_okay=False),
               help="Write the held-out predictions (out-of-fold for an ensemble) as predict writes predictions.")
 @click.option("--n-jobs", type=int, default=None,

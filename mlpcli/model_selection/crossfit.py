@@ -30,7 +30,7 @@ from ..calibration import Calibration, calibration_report, fit_temperature
 from ..config import AUTO, TrainOptions
 from ..errors import DataError
 from ..model_io import Member, Model
-from .fitting import FittedRun, check_fits_memory, fit_run, resolve_log1p
+from .fitting import FittedRun, _forget_inputs, check_fits_memory, fit_run, resolve_log1p
 from .held_out import prediction_columns
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
@@ -174,7 +174,9 @@ def _score(task: str, y: np.ndarray, proba: np.ndarray, n_classes: int) -> float
 def _raw_outputs(run: FittedRun, X: np.ndarray) -> np.ndarray:
     """The run's network outputs for raw rows: logits, or regression values in the target's units."""
     member = Member(run.network, run.preprocessor, run.target_scaling)
-    return member.unscale(member.raw_output(X))
+    out = member.unscale(member.raw_output(X))
+    _forget_inputs(run.network)  # its first layer would keep the last block of rows (15 MB at 5,000 genes)
+    return out
 
 
 # ── fit_model ────────────────────────────────────────────────────────────────────────────────────────────
@@ -326,18 +328,35 @@ def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, 
     return fit_run(ds.subset(train_rows), ds.subset(val_rows), options).without_data()
 
 
+def _member_copy_bytes(ds: data.Dataset, folds, options: TrainOptions) -> int:
+    """Bytes of rows a member's worker process holds beside this one: the matrix it is sent and its member's
+    preprocessed training and validation rows (dense, at most --top-var columns, in --dtype)."""
+    X = ds.X
+    raw = sum(getattr(X, a).nbytes for a in ("data", "indices", "indptr")) if hasattr(X, "nnz") else X.nbytes
+    n_inputs = min(ds.n_features, options.top_var or ds.n_features)
+    rows = max(len(fold.train) + len(fold.test) for fold in folds)
+    return int(raw + rows * n_inputs * np.dtype(options.dtype).itemsize)
+
+
+def _expected_cost(spec: Candidate) -> tuple[int, bool]:
+    """Sort key for a candidate's training time: its hidden units, then input noise (more epochs)."""
+    return sum(spec.hidden), spec.augment_noise not in (0, 0.0)
+
+
 def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[FittedRun | None] | None:
     """Every candidate's members trained side by side when ``plan`` has more than one worker (each with
     its own seed and plan.threads BLAS threads, so the runs equal the sequential ones), in the order
-    candidate by candidate, fold by fold; None when the members are to be trained here one after the other.
-    Ctrl-C (or SIGTERM) keeps the members finished by then and leaves None in place of the others."""
-    from ..parallel import local_workers, run
+    candidate by candidate, fold by fold; None when the members are to be trained here one after the other
+    (one worker, or ``parallel.member_processes``' rule: workers would each copy large data). Ctrl-C (or SIGTERM) keeps the members finished by then and leaves None in place of the others."""
+    from ..parallel import member_processes, run
 
-    if plan is None or (plan.backend != "dask" and local_workers(plan.n_jobs) == 1):
+    if plan is None:
+        return None
+    total = len(candidates) * len(folds)
+    if member_processes(plan, total, _member_copy_bytes(ds, folds, options)) == 1:
         return None
     tasks = [(_fit_member, (ds, fold.train, fold.test, replace(_options_for(options, spec), seed=options.seed + k)))
              for spec in candidates for k, fold in enumerate(folds)]
-    total = len(tasks)
     # member processes on this machine share its memory
     check_fits_memory(ds, [(_options_for(options, spec), max(len(fold.train) for fold in folds))
                            for spec in candidates], plan, total)
@@ -346,7 +365,16 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[Fitte
         if progress is not None:
             progress({"event": "run_done", "done": finished, "runs": total})
 
-    return run(tasks, plan, shared=[ds], progress=done, keep_partial=True)
+    # Longest first (the widest candidate, the one with input noise before the plain one: it trains more
+    # epochs; softmax regression last): the workers' last tasks are then short and end close together, where
+    # candidate order left one worker training a wide member while the other had finished. The results
+    # come back in task order whatever the dispatch order.
+    order = sorted(range(total), key=lambda i: _expected_cost(candidates[i // len(folds)]), reverse=True)
+    results = run([tasks[i] for i in order], plan, shared=[ds], progress=done, keep_partial=True)
+    ready: list[FittedRun | None] = [None] * total
+    for i, result in zip(order, results):
+        ready[i] = result
+    return ready
 
 
 def _fit_crossfit(ds, options, candidates, progress, plan=None) -> FittedModel:

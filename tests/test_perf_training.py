@@ -1,0 +1,122 @@
+"""Issue 17's per-epoch and ensemble work: the inference-mode training loss on a fixed subsample of the
+training rows, and the rule that trains an ensemble's members in worker processes or here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlpcli import data, model_io, parallel, training
+from mlpcli.config import TrainOptions
+from mlpcli.engine import MLP, losses
+from mlpcli.model_selection import fit_model
+from mlpcli.parallel import MEMBER_COPY_BYTES, Plan, member_processes
+from mlpcli.training import FitConfig, evaluate_loss, fit, train_eval_rows
+from tables import make_table
+
+
+# ── the inference-mode training loss on a subsample ──────────────────────────────────────────────────────
+
+
+def test_small_training_sets_are_measured_on_every_row():
+    assert train_eval_rows(np.arange(training.TRAIN_EVAL_ROWS) % 3, seed=0) is None
+
+
+def test_the_subsample_is_fixed_by_the_seed_sorted_and_keeps_every_class():
+    y = np.zeros(10_000, dtype=np.int64)
+    y[:3] = 2  # a rare class of 3 rows in 10,000: proportional allocation alone would give it none
+    y[3:3000] = 1
+    a, b, c = train_eval_rows(y, 0), train_eval_rows(y, 0), train_eval_rows(y, 1)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.all(np.diff(a) > 0)  # sorted and without repeats
+    assert abs(len(a) - training.TRAIN_EVAL_ROWS) <= 3
+    assert set(y[a]) == {0, 1, 2}
+    # classes in proportion (class 1 is 30 % of the rows)
+    assert np.mean(y[a] == 1) == pytest.approx(0.3, abs=0.01)
+
+
+def test_regression_and_multilabel_targets_get_a_simple_random_sample():
+    for y in (np.linspace(0, 1, 5000), np.zeros((5000, 3))):
+        rows = train_eval_rows(y, 0, limit=100)
+        assert len(rows) == 100 and len(np.unique(rows)) == 100 and rows.max() < 5000
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_history_measures_the_inference_mode_loss_and_metric_on_the_subsample(monkeypatch, sparse):
+    monkeypatch.setattr(training, "TRAIN_EVAL_ROWS", 50)
+    monkeypatch.setattr(training, "EVAL_CHUNK_BYTES", 7 * 10 * 4)  # gathered 7 rows at a time
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 10)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    Xv, yv = X[:40], y[:40]
+    Xt = X
+    if sparse:
+        scipy_sparse = pytest.importorskip("scipy.sparse")
+        Xt = scipy_sparse.csr_matrix(np.where(np.abs(X) > 0.5, X, 0).astype(np.float32))
+    net = MLP(10, [6], 2, dropout=0.3, seed=0, dtype="float32")
+    loss = losses.get("ce")
+    rows = train_eval_rows(y, 0, limit=50)
+    seen = []
+
+    def check(row):
+        sub = Xt[rows].toarray() if sparse else X[rows]
+        value, out = evaluate_loss(net, loss, sub, y[rows])
+        seen.append((row["train_loss_eval"], value, row["train_metric"], float((out.argmax(1) == y[rows]).mean())))
+
+    metric = lambda out, t: float((out.argmax(1) == t).mean())  # noqa: E731 - plain accuracy
+    fit(net, loss, Xt, y, Xv, yv, FitConfig(epochs=3, batch_size=32, patience=None), metric=metric, callback=check)
+    assert len(seen) == 3
+    for recorded, expected, metric_recorded, metric_expected in seen:
+        assert recorded == pytest.approx(expected, rel=1e-6)
+        assert metric_recorded == pytest.approx(metric_expected)
+
+
+def test_same_seed_gives_byte_identical_weights_and_history_with_a_subsample(monkeypatch):
+    monkeypatch.setattr(training, "TRAIN_EVAL_ROWS", 64)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 12)).astype(np.float32)
+    y = rng.integers(0, 3, 300)
+    runs = []
+    for _ in range(2):
+        net = MLP(12, [8], 3, seed=4, dtype="float32")
+        res = fit(net, losses.get("ce"), X, y, X[:60], y[:60], FitConfig(epochs=4, batch_size=16, seed=4))
+        runs.append((net.flat_params.tobytes(), [r["train_loss_eval"] for r in res.history]))
+    assert runs[0] == runs[1]
+
+
+# ── members in processes or here ─────────────────────────────────────────────────────────────────────────
+
+
+def test_member_rule_processes_for_small_copies_this_process_for_large_ones(monkeypatch):
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
+    auto = Plan(n_jobs=2, auto=True)
+    assert member_processes(auto, 15, MEMBER_COPY_BYTES) == 2
+    assert member_processes(auto, 15, MEMBER_COPY_BYTES + 1) == 1
+    assert member_processes(auto, 1, 10) == 1  # one network: no worker to start
+    # an explicit --n-jobs is obeyed whatever the data
+    assert member_processes(Plan(n_jobs=2), 15, 10 * MEMBER_COPY_BYTES) == 2
+    assert member_processes(Plan(n_jobs=1, auto=True), 15, 10) == 1
+
+
+def _train(ds, plan, events):
+    return fit_model(ds, TrainOptions(hidden=[8], epochs=4, folds=3), progress=events.append, plan=plan)
+
+
+def test_large_copies_train_the_members_here_and_the_model_is_byte_identical(monkeypatch, tmp_path):
+    df = make_table(n_patients=30)
+    roles, _ = data.resolve_roles(df.columns)
+    ds = data.Dataset.from_frame(df, roles)
+    plan = Plan(n_jobs=2, threads=1, auto=True)
+    here, workers = [], []
+    monkeypatch.setattr(parallel, "MEMBER_COPY_BYTES", 0)  # every copy counts as large: train here
+    a = _train(ds, plan, here)
+    monkeypatch.setattr(parallel, "MEMBER_COPY_BYTES", 1 << 40)
+    b = _train(ds, plan, workers)
+    # here: every epoch's row reaches the progress callback; in workers only "run_done" events do
+    assert any("epoch" in e for e in here) and not any(e.get("event") == "run_done" for e in here)
+    assert any(e.get("event") == "run_done" for e in workers) and not any("epoch" in e for e in workers)
+    paths = []
+    for name, fitted in (("here", a), ("workers", b)):
+        paths.append(tmp_path / f"{name}.mlp")
+        model_io.save(fitted.model, paths[-1])
+    assert paths[0].read_bytes() == paths[1].read_bytes()
