@@ -427,7 +427,7 @@ class _Fields:
                 c = self.whole(self.get(o, "n_classes", "ood"), "ood.n_classes", n_classes, n_classes)
                 specs.update({"ood/reference_label": _ArraySpec((k,), "iu", (1, 2, 4, 8), "index"),
                               "ood/class_scale": _ArraySpec((c,), "f", (8,), "positive"),
-                              "ood/norms": _ArraySpec((2,), "f", (8,), "positive")})
+                              "ood/part_calibration": _ArraySpec((max(m, 1), 2), "f", (8,), "nonneg")})
         return specs
 
     def preprocessing(self, pre, where: str) -> dict:
@@ -731,6 +731,8 @@ def _check_trust(name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
                 bad("ood/reference_label", f"holds class indices outside 0-{len(meta['classes']) - 1}")
             if len(label) > 1 and np.any(np.diff(label) < 0):
                 bad("ood/reference_label", "is not sorted")
+            if np.any(np.diff(arrays["ood/part_calibration"], axis=0) < 0):
+                bad("ood/part_calibration", "has a column that is not sorted")
 
 
 def _all_pass(a: np.ndarray, rule: str) -> bool:

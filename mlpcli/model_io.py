@@ -13,7 +13,8 @@ conformity scores of the prediction sets (``conformal`` in model.json, arrays ``
 ``ood.MAX_COMPONENTS`` components over the kept features, at most ``ood.MAX_REFERENCE`` training rows in those
 components, at most ``ood.MAX_CALIBRATION`` scores); both are
 optional, and version 1 and 2 files load without them. Version 4 adds to ``ood`` the class of each reference
-row, one spread per class and two percentiles (the class-relative distance, ``ood.n_classes``); version 3
+row, one spread per class and the held-out values of both parts (the class-relative distance,
+``ood.n_classes``); version 3
 files load with the distance alone.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
@@ -416,7 +417,7 @@ def _trust(meta: dict, arrays: dict[str, np.ndarray]):
         if "reference_label" in a:  # format 4: the class-relative distance too
             ood_basis.reference_label = np.array(a["reference_label"], dtype=np.int64)
             ood_basis.class_scale = np.array(a["class_scale"], dtype=np.float64)
-            ood_basis.norms = np.array(a["norms"], dtype=np.float64)
+            ood_basis.part_calibration = np.array(a["part_calibration"], dtype=np.float64)
     return conformal_data, ood_basis
 
 

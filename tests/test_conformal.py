@@ -157,7 +157,7 @@ def test_classes_without_a_spread_borrow_the_others():
     assert np.all(basis.reference_label[:-1] <= basis.reference_label[1:])  # sorted by class
     assert basis.class_scale[2] == basis.class_scale[3] == basis.class_scale[4] == pytest.approx(
         np.median(basis.class_scale[:2]))
-    assert np.isfinite(basis.score(_clusters(5, 50, [0, 1])[0])).all()
+    assert np.isfinite(basis.parts(_clusters(5, 50, [0, 1])[0])).all()
 
 
 def test_batch_components_join_batches_that_share_a_patient():
@@ -331,7 +331,7 @@ def test_a_format_3_model_still_flags_with_the_distance_alone(trained, tmp_path)
         meta["ood"].pop("n_classes")
 
     _rewrite_model(trained["mc_model"], old, meta_fn, lambda a: {k: v for k, v in a.items() if k not in (
-        "ood/reference_label", "ood/class_scale", "ood/norms")})
+        "ood/reference_label", "ood/class_scale", "ood/part_calibration")})
     m = model_io.load(str(old))
     assert not m.ood.relative
     path = tmp_path / "p.csv"
@@ -344,7 +344,7 @@ def test_a_format_3_model_still_flags_with_the_distance_alone(trained, tmp_path)
     for version, keep in ((3, True), (4, False)):
         bad = tmp_path / f"bad{version}.mlp"
         _rewrite_model(trained["mc_model"], bad, lambda meta, v=version: meta.update(format_version=v),
-                       lambda a, k=keep: a if k else {n: v for n, v in a.items() if n != "ood/norms"})
+                       lambda a, k=keep: a if k else {n: v for n, v in a.items() if n != "ood/part_calibration"})
         res = run(["predict", str(bad), trained["test"], "-o", str(tmp_path / "x.csv"), "--ood"])
         assert_clean_error(res, "bad", code=1)
 

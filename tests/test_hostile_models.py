@@ -593,7 +593,9 @@ TRUST_CASES = {
     "reference classes unsorted": (lambda m, a: a.__setitem__("ood/reference_label", a["ood/reference_label"][::-1].copy()),
                                    "ood/reference_label"),
     "a zero class spread": (_array("ood/class_scale", 0, 0.0), "ood/class_scale"),
-    "a NaN percentile": (_array("ood/norms", 1, np.nan), "ood/norms"),
+    "a NaN held-out part": (_array("ood/part_calibration", (1, 1), np.nan), "ood/part_calibration"),
+    "held-out parts unsorted": (lambda m, a: a.__setitem__("ood/part_calibration", a["ood/part_calibration"][::-1].copy()),
+                                "ood/part_calibration"),
     "reference classes as floats": (lambda m, a: a.__setitem__("ood/reference_label",
                                                                a["ood/reference_label"].astype(float)), "ood/reference_label"),
 }
