@@ -51,13 +51,13 @@ the other parts are the reference and score the held-out rows, so the calibratio
 samples from the training distribution get (new samples meet a denser reference, all rows, so they score a
 little lower: the flags err on the side of fewer). A new sample's p-value is (1 + #{calibration scores ≥
 its score}) / (m + 1): under exchangeability P(p ≤ α) ≤ α, so ``--ood-alpha 0.01`` flags about 1 % of
-in-distribution samples.
+in-distribution samples (with the two parts, up to about 2 / (m + 1) on small tables: above).
 
 What the model stores (bounded, in weights.npz under ``ood/``): the mean (p,), r components (r, p) with
 r·p ≤ MAX_BASIS_VALUES, at most MAX_REFERENCE training rows as their components (n_ref, r), residual
-norms (n_ref,) and classes (n_ref,), one spread per class (C,), and at most MAX_CALIBRATION sorted
-calibration scores (and as many sorted held-out values of each part, (m, 2)). Fitting uses at most MAX_ROWS rows (a seeded subsample) and a
-randomised SVD.
+norms (n_ref,) and classes (n_ref,), one spread per class (C,), at most MAX_CALIBRATION sorted calibration
+scores (m,) and as many sorted held-out values of each part (m, 2). Fitting uses at most MAX_ROWS rows (a
+seeded subsample) and a randomised SVD.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class OODBasis:
     # with classes (format 4; None in older files, whose score is the distance alone):
     reference_label: np.ndarray | None = None  # (n_ref,) int64 class indices, ascending (rows sorted by class)
     class_scale: np.ndarray | None = None  # (C,) > 0: each class's median nearest-same-class distance
-    part_calibration: np.ndarray | None = None  # (m, 2) >= 0: held-out distances and relative distances, each column sorted
+    part_calibration: np.ndarray | None = None  # (m, 2) >= 0: held-out distances, relative distances; columns sorted
 
     @property
     def n_features(self) -> int:
