@@ -44,7 +44,7 @@ from .errors import ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3)
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -423,6 +423,11 @@ class _Fields:
                           "ood/reference": _ArraySpec((k, r), "f", (8,), "finite"),
                           "ood/reference_residual": _ArraySpec((k,), "f", (8,), "nonneg"),
                           "ood/calibration": _ArraySpec((m,), "f", (8,), "nonneg")})
+            if meta["format_version"] >= 4:  # the class-relative distance
+                c = self.whole(self.get(o, "n_classes", "ood"), "ood.n_classes", n_classes, n_classes)
+                specs.update({"ood/reference_label": _ArraySpec((k,), "iu", (1, 2, 4, 8), "index"),
+                              "ood/class_scale": _ArraySpec((c,), "f", (8,), "positive"),
+                              "ood/part_calibration": _ArraySpec((max(m, 1), 2), "f", (8,), "nonneg")})
         return specs
 
     def preprocessing(self, pre, where: str) -> dict:
@@ -720,6 +725,14 @@ def _check_trust(name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
         cal = arrays["ood/calibration"]
         if len(cal) > 1 and np.any(np.diff(cal) < 0):
             bad("ood/calibration", "is not sorted")
+        if "ood/reference_label" in arrays:
+            label = arrays["ood/reference_label"]
+            if len(label) and (label.min() < 0 or label.max() >= len(meta["classes"])):
+                bad("ood/reference_label", f"holds class indices outside 0-{len(meta['classes']) - 1}")
+            if len(label) > 1 and np.any(np.diff(label) < 0):
+                bad("ood/reference_label", "is not sorted")
+            if np.any(np.diff(arrays["ood/part_calibration"], axis=0) < 0):
+                bad("ood/part_calibration", "has a column that is not sorted")
 
 
 def _all_pass(a: np.ndarray, rule: str) -> bool:

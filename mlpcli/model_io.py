@@ -12,7 +12,10 @@ conformity scores of the prediction sets (``conformal`` in model.json, arrays ``
 ``conformal.MAX_ROWS`` rows) and the out-of-distribution basis (``ood``, arrays ``ood/*``: a mean and at most
 ``ood.MAX_COMPONENTS`` components over the kept features, at most ``ood.MAX_REFERENCE`` training rows in those
 components, at most ``ood.MAX_CALIBRATION`` scores); both are
-optional, and version 1 and 2 files load without them.
+optional, and version 1 and 2 files load without them. Version 4 adds to ``ood`` the class of each reference
+row, one spread per class and the held-out values of both parts (the class-relative distance,
+``ood.n_classes``); version 3
+files load with the distance alone.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -46,7 +49,7 @@ from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
@@ -411,6 +414,10 @@ def _trust(meta: dict, arrays: dict[str, np.ndarray]):
         a = _under(arrays, "ood/")
         ood_basis = OODBasis(**{key: np.array(a[key], dtype=np.float64) for key in
                                 ("mean", "components", "reference", "reference_residual", "calibration")})
+        if "reference_label" in a:  # format 4: the class-relative distance too
+            ood_basis.reference_label = np.array(a["reference_label"], dtype=np.int64)
+            ood_basis.class_scale = np.array(a["class_scale"], dtype=np.float64)
+            ood_basis.part_calibration = np.array(a["part_calibration"], dtype=np.float64)
     return conformal_data, ood_basis
 
 

@@ -118,6 +118,48 @@ def test_ood_p_values_are_uniform_in_distribution_and_small_outside():
     assert len(basis.calibration) == 600 and np.all(np.diff(basis.calibration) >= 0)
 
 
+def _clusters(seed: int, n: int, kinds, p: int = 40):
+    """Rows of three classes with very different spreads: 0 tight (SD 0.3), 1 diffuse (SD 2), 2 between."""
+    centres = np.zeros((3, p))
+    centres[1, 0] = centres[2, 1] = 30.0
+    spread = np.array([0.3, 2.0, 1.0])
+    r = np.random.default_rng(seed)
+    y = r.choice(kinds, n)
+    return centres[y] + spread[y][:, None] * r.normal(size=(n, p)), y
+
+
+def test_the_class_relative_distance_flags_a_near_copy_of_a_tight_class():
+    """A kind of sample 3 SD from a tight training class lies nearer to it than the diffuse class's rows lie to
+    each other: the distance alone flags none of it, the distance relative to each class's spread nearly all,
+    and in-distribution p-values stay uniform."""
+    X, y = _clusters(1, 600, [0, 1, 2])
+    parts = [(np.setdiff1d(np.arange(600), np.arange(k, 600, 5)), np.arange(k, 600, 5)) for k in range(5)]
+    relative, distance = ood.calibrate(X, parts, labels=y, n_classes=3), ood.calibrate(X, parts)
+    assert relative.relative and not distance.relative
+    near = np.random.default_rng(3).normal(size=(1000, 40)) * 0.3
+    near[:, 2] += 3.0
+    inside = _clusters(2, 3000, [0, 1, 2])[0]
+    for basis in (relative, distance):
+        p_in = basis.p_value(basis.score(inside))
+        assert (p_in < 0.01).mean() <= 0.02 and (p_in < 0.2).mean() == pytest.approx(0.2, abs=0.03)
+    assert (relative.p_value(relative.score(near)) < 0.01).mean() > 0.95
+    assert (distance.p_value(distance.score(near)) < 0.01).mean() < 0.05
+    np.testing.assert_allclose(relative.class_scale, [0.3, 2.0, 1.0], rtol=0.15)  # each class's own spread
+
+
+def test_classes_without_a_spread_borrow_the_others():
+    """A class of one row, or of identical rows, has no spread of its own: it takes the median of the others,
+    so every score stays finite."""
+    X, y = _clusters(1, 300, [0, 1])
+    X = np.vstack([X, np.full((1, 40), 9.0), np.repeat(X[:1] + 5.0, 4, axis=0)])
+    y = np.r_[y, 2, 3, 3, 3, 3]
+    basis = ood.fit_basis(X, labels=y, n_classes=5)
+    assert np.all(basis.reference_label[:-1] <= basis.reference_label[1:])  # sorted by class
+    assert basis.class_scale[2] == basis.class_scale[3] == basis.class_scale[4] == pytest.approx(
+        np.median(basis.class_scale[:2]))
+    assert np.isfinite(basis.parts(_clusters(5, 50, [0, 1])[0])).all()
+
+
 def test_batch_components_join_batches_that_share_a_patient():
     batches = np.array(["B1", "B1", "B2", "B2", "B3", "B4", "B4"])
     groups = np.array(["p1", "p2", "p2", "p3", "p4", "p5", "p6"])
@@ -256,6 +298,55 @@ def test_a_model_without_calibration_data_is_a_clear_error(trained, tmp_path):
         res = run(["predict", str(old), trained["test"], "-o", str(tmp_path / "p.csv"), *flag])
         assert_clean_error(res, "old.mlp", flag[0], "retrain", code=1)
         assert not (tmp_path / "p.csv").exists()
+
+
+def _rewrite_model(src, dst, meta_fn, arrays_fn):
+    """A copy of model file ``src`` with model.json and the arrays changed, array_shapes and checksum kept true."""
+    import hashlib
+
+    with zipfile.ZipFile(src) as zf:
+        meta = json.loads(zf.read("model.json"))
+        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    meta_fn(meta)
+    arrays = arrays_fn(arrays)
+    meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    meta["weights_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    with zipfile.ZipFile(dst, "w") as zf:
+        zf.writestr("model.json", json.dumps(meta))
+        zf.writestr("weights.npz", buf.getvalue())
+
+
+def test_a_format_3_model_still_flags_with_the_distance_alone(trained, tmp_path):
+    """A model saved before the class-relative distance (format 3: no classes in the ood arrays) loads, and
+    its ood_score is the nearest-neighbour distance it was calibrated on."""
+    new = model_io.load(trained["mc_model"])
+    assert new.ood.relative and len(new.ood.class_scale) == 3
+    old = tmp_path / "v3.mlp"
+
+    def meta_fn(meta):
+        meta["format_version"] = 3
+        meta["ood"].pop("n_classes")
+
+    _rewrite_model(trained["mc_model"], old, meta_fn, lambda a: {k: v for k, v in a.items() if k not in (
+        "ood/reference_label", "ood/class_scale", "ood/part_calibration")})
+    m = model_io.load(str(old))
+    assert not m.ood.relative
+    path = tmp_path / "p.csv"
+    res = run(["predict", str(old), trained["test"], "-o", str(path), "-q", "--ood"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(path)
+    X = pd.read_csv(trained["test"])[m.feature_names].to_numpy()
+    np.testing.assert_allclose(df["ood_score"], new.ood.parts(new.preprocessor.transform(X))[:, 0], rtol=1e-6)
+    # a format 3 file that claims the new arrays, and a format 4 file without them, are refused
+    for version, keep in ((3, True), (4, False)):
+        bad = tmp_path / f"bad{version}.mlp"
+        _rewrite_model(trained["mc_model"], bad, lambda meta, v=version: meta.update(format_version=v),
+                       lambda a, k=keep: a if k else {n: v for n, v in a.items() if n != "ood/part_calibration"})
+        res = run(["predict", str(bad), trained["test"], "-o", str(tmp_path / "x.csv"), "--ood"])
+        assert_clean_error(res, "bad", code=1)
 
 
 def test_evaluate_reports_coverage_abstention_ood_and_plots(trained):

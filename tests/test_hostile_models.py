@@ -586,6 +586,18 @@ TRUST_CASES = {
     "a NaN component": (_array("ood/components", (0, 0), np.nan), "ood/components"),
     "a negative calibration score": (_array("ood/calibration", 0, -1.0), "ood/calibration"),
     "calibration scores unsorted": (_unsorted, "ood/calibration"),
+    "ood.n_classes not the classes": (_field("ood.n_classes", 7), "ood.n_classes"),
+    "ood.n_classes missing": (lambda m, a: m["ood"].pop("n_classes"), "n_classes"),
+    "a reference row of a class that does not exist": (_array("ood/reference_label", -1, 99), "ood/reference_label"),
+    "a negative reference class": (_array("ood/reference_label", 0, -1), "ood/reference_label"),
+    "reference classes unsorted": (lambda m, a: a.__setitem__("ood/reference_label", a["ood/reference_label"][::-1].copy()),
+                                   "ood/reference_label"),
+    "a zero class spread": (_array("ood/class_scale", 0, 0.0), "ood/class_scale"),
+    "a NaN held-out part": (_array("ood/part_calibration", (1, 1), np.nan), "ood/part_calibration"),
+    "held-out parts unsorted": (lambda m, a: a.__setitem__("ood/part_calibration", a["ood/part_calibration"][::-1].copy()),
+                                "ood/part_calibration"),
+    "reference classes as floats": (lambda m, a: a.__setitem__("ood/reference_label",
+                                                               a["ood/reference_label"].astype(float)), "ood/reference_label"),
 }
 
 
@@ -594,7 +606,7 @@ def test_a_wrong_calibration_or_ood_field_is_refused(models, tmp_path, case):
     """One defect in the new fields or arrays, everything else (array_shapes, the checksum) consistent."""
     tamper, needle = TRUST_CASES[case]
     meta, arrays = _parts(models["ensemble"])
-    assert meta["format_version"] == 3 and "conformal" in meta and "ood" in meta
+    assert meta["format_version"] == 4 and "conformal" in meta and "ood" in meta
     tamper(meta, arrays)
     if not case.startswith("conformal.n not"):  # the shapes follow the arrays unless that is the defect
         meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}

@@ -533,7 +533,8 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
                  val_ds: data.Dataset | None = None) -> None:
     """Give a classification model what its prediction sets and out-of-distribution flags need: the
     held-out conformity scores of the rows ``scored`` (raw outputs ``logits`` of the members ``member``, at
-    the model's temperature; ``conformal``) and a PPCA distance calibrated on held-out rows (``ood``):
+    the model's temperature; ``conformal``) and nearest-neighbour distances (absolute and relative to each
+    class's spread) calibrated on held-out rows (``ood``):
     ``parts`` are (training, held-out) row indices of ``ds``, or, with ``val_ds`` (``--val-data``), the
     held-out rows are that table's."""
     from .. import conformal, ood
@@ -555,7 +556,7 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
         sub_parts = [(np.arange(len(rows)), np.arange(len(held)))]
     else:
         sub_parts = [(position[tr][position[tr] >= 0], position[te][position[te] >= 0]) for tr, te in parts]
-    model.ood = ood.calibrate(Z, sub_parts, seed, Z_held=Z_held)
+    model.ood = ood.calibrate(Z, sub_parts, seed, Z_held=Z_held, labels=ds.y[rows], n_classes=len(ds.classes))
     cal = model.conformal
     patients = f" of {cal.weight.sum():.0f} patients" if np.any(cal.weight < 1) else ""
     notes.append(f"prediction sets (predict --coverage): {cal.n} held-out scores{patients} stored; out-of-distribution "
