@@ -171,11 +171,11 @@ def measure_size(kind: str, path: str, n: int, data_mb: float, root: str, work: 
     if ensemble:
         if ROOT not in sys.path:  # run from anywhere: this checkout's rule for the workers
             sys.path.insert(0, ROOT)
-        from mlpcli.parallel import available_cores  # the CLI's default: one worker per core
+        from mlpcli.parallel import usable_cores  # the CLI's default: one worker per core
 
         ens = _measure.measure(cmd, root)
         epochs = epochs_from_history(history)
-        ens["outside_s"] = ens["wall_s"] - sum(epochs) / max(1, min(available_cores(), 5))
+        ens["outside_s"] = ens["wall_s"] - sum(epochs) / max(1, min(usable_cores(), 5))
         result["ensemble"] = ens
     return result
 
