@@ -5,12 +5,12 @@
     python benchmarks/bench_h5ad.py --workdir /tmp/h5 --keep   # reuse the generated files
 
 Writes sparse raw counts (CSR float32 in .X; obs cell_type (5 types, each with 20 marker genes),
-donor_id (100 donors) and batch) at the largest size and at a quarter of it, then measures in separate
-processes (peak RSS = the command's own maximum resident set size):
+donor_id (100 donors) and batch) at the largest size, at half and at a quarter of it, then measures in
+separate processes (peak RSS = the command's own maximum resident set size):
 
   train     mlpcli train FILE --target cell_type --epochs 2 --folds 1      (the issue's bar: < 6 GB)
-  predict   mlpcli predict MODEL FILE -o predictions.csv                   at both sizes (bar: < 1 GB,
-            whatever the number of cells)
+  predict   mlpcli predict MODEL FILE -o predictions.csv                   at the three sizes (bar: < 1 GB,
+            whatever the number of cells: the peak should not grow with them)
   predict   mlpcli predict MODEL FILE -o annotated.h5ad                     (the copy with .obs columns)
 
 The table gives MiB, seconds, and the sparse matrix's size on disk / in memory (data + indices + indptr).
@@ -81,13 +81,13 @@ def main() -> None:
     args = parser.parse_args()
     work = args.workdir or tempfile.mkdtemp(prefix="mlpcli-bench-h5ad-")
     os.makedirs(work, exist_ok=True)
-    big = os.path.join(work, f"cells_{args.cells}.h5ad")
-    small_n = args.cells // 4
-    small = os.path.join(work, f"cells_{small_n}.h5ad")
-    if not (os.path.exists(big) and os.path.exists(small)):
+    sizes = (args.cells // 4, args.cells // 2, args.cells)
+    paths = {n: os.path.join(work, f"cells_{n}.h5ad") for n in sizes}
+    big = paths[args.cells]
+    if not all(os.path.exists(p) for p in paths.values()):
         X, types = make_counts(args.cells, args.genes, args.density)
-        write_h5ad(X, types, big)
-        write_h5ad(X[:small_n], types[:small_n], small)
+        for n, path in paths.items():
+            write_h5ad(X[:n], types[:n], path)
         nbytes = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
         del X
     else:
@@ -100,7 +100,7 @@ def main() -> None:
         res = _measure.measure([*mlpcli, "train", big, "--target", "cell_type", "--epochs", "2", "--folds", "1",
                                 "-o", model, "--quiet"], ROOT)
         rows.append(("train --epochs 2 --folds 1", args.cells, res))
-        for path, n in ((small, small_n), (big, args.cells)):
+        for n, path in paths.items():
             res = _measure.measure([*mlpcli, "predict", model, path, "-o", os.path.join(work, "p.csv"), "--quiet"],
                                    ROOT)
             rows.append(("predict -o predictions.csv", n, res))

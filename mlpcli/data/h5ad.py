@@ -254,23 +254,60 @@ class H5ad:
         obs = [c for c in [OBS_NAMES, *self.obs_columns] if c not in features]
         return list(dict.fromkeys(obs)) + self.feature_names
 
-    def obs_frame(self, names: Sequence[str]) -> pd.DataFrame:
-        """The obs columns `names` (``obs_names`` for the index) as a DataFrame of n_obs rows, each read as a
-        table column reads (categories as their values)."""
-        obs = self.file["obs"]
+    def obs_frame(self, names: Sequence[str], start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        """The obs columns `names` (``obs_names`` for the index) of cells start..stop (all by default) as a
+        DataFrame indexed from 0, each read as a table column reads (categories as their values). Only those
+        rows are read from the file (prediction reads a range of cells at a time, so memory stays at the
+        range); an encoding without a row-range reader here is read whole once and kept."""
+        stop = self.n_obs if stop is None else min(int(stop), self.n_obs)
+        start = max(0, min(int(start), stop))
         out: dict[str, object] = {}
         for name in dict.fromkeys(names):
-            key = self._obs_index if name == OBS_NAMES and OBS_NAMES not in self.obs_columns else name
-            if key not in obs:
-                raise DataError(f"{self.path}: obs has no column {name!r}")
             try:
-                values = _plain(self._read_elem(obs[key]))
+                values = self._obs_rows(name, start, stop)
+            except DataError:
+                raise
             except _READ_ERRORS as exc:
                 raise self._fail(exc, f"obs column {name!r}") from None
-            if len(values) != self.n_obs:
-                raise DataError(f"{self.path}: obs column {name!r} has {len(values)} values for {self.n_obs} cells")
             out[name] = values
-        return pd.DataFrame(out, index=pd.RangeIndex(self.n_obs))
+        return pd.DataFrame(out, index=pd.RangeIndex(stop - start))
+
+    def _obs_rows(self, name: str, start: int, stop: int):
+        """Rows start..stop of one obs column, converted by ``_plain``. Datasets (strings, numbers) and
+        categoricals (codes + categories) are sliced in the file; other encodings (nullable arrays) are
+        read whole through anndata once and kept."""
+        obs = self.file["obs"]
+        key = self._obs_index if name == OBS_NAMES and OBS_NAMES not in self.obs_columns else name
+        if key not in obs:
+            raise DataError(f"{self.path}: obs has no column {name!r}")
+        elem = obs[key]
+        encoding = elem.attrs.get("encoding-type", "")
+        encoding = encoding.decode() if isinstance(encoding, bytes) else str(encoding)
+        whole = getattr(self, "_obs_whole", None)
+        if whole is None:
+            whole = self._obs_whole = {}
+        if isinstance(elem, h5py_dataset()) and elem.ndim == 1:
+            length, values = elem.shape[0], None
+        elif encoding == "categorical" and "codes" in elem and "categories" in elem:
+            length, values = elem["codes"].shape[0], None
+        else:
+            if key not in whole:
+                whole[key] = _plain(self._read_elem(elem))
+            length, values = len(whole[key]), whole[key]
+        if length != self.n_obs:
+            raise DataError(f"{self.path}: obs column {name!r} has {length} values for {self.n_obs} cells")
+        if values is not None:
+            return values[start:stop]
+        if isinstance(elem, h5py_dataset()):
+            return _plain(elem[start:stop])
+        if key not in whole:  # the categories: small, read once
+            whole[key] = self._read_elem(elem["categories"])
+        codes = np.asarray(elem["codes"][start:stop])
+        categories = whole[key]
+        if codes.size and (codes.max() >= len(categories) or codes.min() < -1):
+            raise DataError(f"{self.path}: obs column {name!r} has category codes beyond its {len(categories)} "
+                            "categories; is the file corrupt?")
+        return _plain(pd.Categorical.from_codes(codes, categories=pd.Index(categories)))
 
     # ── the matrix ───────────────────────────────────────────────────────────────────────────────────────
 

@@ -174,14 +174,16 @@ class TenX(H5ad):
     def default_id(self) -> str:
         return BARCODE
 
-    def obs_frame(self, names: Sequence[str]) -> pd.DataFrame:
+    def obs_frame(self, names: Sequence[str], start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        """As ``H5ad.obs_frame``: the barcodes of cells start..stop (all by default)."""
+        rows = slice(start, self.n_obs if stop is None else stop)
         out = {}
         for name in dict.fromkeys(names):
             if name != BARCODE:
                 raise DataError(f"{self.path}: a 10x Genomics directory has no column {name!r} (only its "
                                 f"barcodes, {BARCODE!r}); give annotations in a sample sheet (--samples)")
-            out[name] = self.barcodes
-        return pd.DataFrame(out, index=pd.RangeIndex(self.n_obs))
+            out[name] = self.barcodes[rows]
+        return pd.DataFrame(out, index=pd.RangeIndex(len(self.barcodes[rows])))
 
     def read_matrix(self, columns: np.ndarray | None = None):
         """The counts as CSR float32 cells × genes (or its `columns`), never densified."""

@@ -232,7 +232,7 @@ class _H5adTable(_Table):
         present = list(plan.present_names)
         others = [c for c in plan.usecols() if c not in set(present)]
         genes = [c for c in others if c in index]  # --by naming a gene the network does not use
-        obs = self.h.obs_frame([c for c in others if c not in index])
+        obs_names = [c for c in others if c not in index]  # read range by range, as the matrix
         columns = np.array([index[c] for c in present + genes], dtype=np.int64)
         # the dense block read from a dense matrix is as wide as the file; a sparse one only the genes used
         width = self.h.shape[1] if self.h.kind == "dense" else len(columns)
@@ -246,7 +246,7 @@ class _H5adTable(_Table):
                 return _END
             stop = min(n, start + step)
             values = self.h.rows(start, stop, columns)
-            frame = obs.iloc[start:stop]
+            frame = self.h.obs_frame(obs_names, start, stop)
             if genes:
                 frame = frame.assign(**{g: values[:, len(present) + k] for k, g in enumerate(genes)})
                 values = np.ascontiguousarray(values[:, :len(present)])
