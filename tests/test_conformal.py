@@ -391,3 +391,24 @@ def test_cv_leave_batch_out_reports_per_batch(trained):
     path = trained["tmp"] / "linked.csv"
     linked.to_csv(path, index=False)
     assert_clean_error(run(["cv", str(path), "--leave-batch-out"]), "--leave-batch-out", "linked")
+
+
+def test_ood_basis_fitted_in_place_equals_the_copying_fit_and_leaves_the_callers_rows_alone_otherwise():
+    """fit_basis(overwrite=True) centres the rows it is given instead of copying them (training's memory
+    peak): the same basis to the bit, and without overwrite the caller's rows are untouched."""
+    from mlpcli import ood
+
+    rng = np.random.default_rng(3)
+    Z = rng.normal(size=(300, 400)) * rng.uniform(0.5, 3, size=400) + 5.0
+    labels = rng.integers(0, 3, size=300)
+    kept = Z.copy()
+    copying = ood.fit_basis(Z, seed=1, labels=labels, n_classes=3)
+    assert np.array_equal(Z, kept)
+    in_place = ood.fit_basis(Z.copy(), seed=1, labels=labels, n_classes=3, overwrite=True)
+    for name in ("mean", "components", "reference", "reference_residual", "reference_label", "class_scale"):
+        assert np.array_equal(getattr(copying, name), getattr(in_place, name)), name
+    parts = [(np.arange(0, 200), np.arange(200, 300)), (np.arange(100, 300), np.arange(0, 100))]
+    a = ood.calibrate(Z, parts, seed=1, labels=labels, n_classes=3)
+    assert np.array_equal(Z, kept)
+    b = ood.calibrate(Z.copy(), parts, seed=1, labels=labels, n_classes=3, overwrite=True)
+    assert np.array_equal(a.calibration, b.calibration) and np.array_equal(a.components, b.components)
