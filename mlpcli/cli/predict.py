@@ -182,8 +182,9 @@ def trust_options(fn):
         click.option("--unassigned-label", default="unassigned", show_default=True, metavar="TEXT",
                      help="The label of abstained samples."),
         click.option("--ood", is_flag=True,
-                     help="Add ood_score (distance from the training samples), ood_p (its p-value among held-out "
-                          "training samples) and ood (ood_p < --ood-alpha)."),
+                     help="Add ood_score (how far beyond the held-out training samples: the nearest-neighbour "
+                          "distance, absolute or relative to the nearest class's spread), ood_p (its p-value among "
+                          "held-out training samples) and ood (ood_p < --ood-alpha)."),
         click.option("--ood-alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
                      metavar="ALPHA", help="Flag samples with ood_p below this (implies --ood)  [default: 0.01]"),
     ]
