@@ -3,7 +3,6 @@ data (fixed seeds, so the statistical checks cannot flake), and every new option
 
 import io
 import json
-import os
 import zipfile
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 
 from cli_helpers import assert_clean_error, run
 from mlpcli import conformal, model_io, ood
-from mlpcli.conformal import ConformalCalibration, SetPredictor, label_scores, uniform_hash
+from mlpcli.conformal import SetPredictor, label_scores, uniform_hash
 from mlpcli.model_selection.splits import batch_components
 from tables import make_table
 

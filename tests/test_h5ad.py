@@ -4,7 +4,6 @@ into .obs, and the one-line errors of bad input."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

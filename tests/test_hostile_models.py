@@ -374,7 +374,7 @@ def crafted(models, tmp_path_factory):
     big = 40_000
     for i in range(2):
         meta["members"][i]["architecture"].update(hidden=[big, big], batchnorm=False)
-        shapes = {f"dense0.W": (big, 12), "dense0.b": (big,), "dense1.W": (big, big), "dense1.b": (big,),
+        shapes = {"dense0.W": (big, 12), "dense0.b": (big,), "dense1.W": (big, big), "dense1.b": (big,),
                   "dense2.W": (3, big), "dense2.b": (3,)}
         for k in [k for k in arrays if k.startswith(f"members/{i}/network/")]:
             arrays.pop(k)

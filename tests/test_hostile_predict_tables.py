@@ -180,7 +180,7 @@ def test_text_variants_give_the_dataframe_predictions_bit_for_bit(tmp_path, mode
     feats = list(m.feature_names)
     if variant == "exponents":
         df[feats] = df[feats] * 1e-5
-    name, kw = "c.csv", {}
+    name = "c.csv"
     if variant == "tsv":
         name = "c.tsv"
         text = df.to_csv(index=False, sep="\t")

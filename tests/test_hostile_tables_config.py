@@ -24,7 +24,7 @@ from mlpcli import data, model_io
 from mlpcli.data import dataset as dataset_mod
 from mlpcli.data import io as io_mod
 from mlpcli.data import preprocess as preprocess_mod
-from mlpcli.errors import ConfigError, DataError, OutputError
+from mlpcli.errors import DataError, OutputError
 from mlpcli.fileio import atomic_write, write_text_atomic
 from cli_helpers import assert_clean_error, run
 from tables import make_table

@@ -12,7 +12,6 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from mlpcli import parallel
-from mlpcli.cli import cli
 from mlpcli.cli._common import THREADS_DEFAULT, threads_context
 from mlpcli.estimators import MLPClassifier, MLPRegressor
 from cli_helpers import run

@@ -15,7 +15,7 @@ from ..errors import ConfigError, DataError
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
 from .limits import first_beyond_limit, value_limit_message
 from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells
-from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
+from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
 

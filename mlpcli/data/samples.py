@@ -219,7 +219,7 @@ class SampleJoin:
             self.data_id = DEFAULT_ID
             self._how = f"{self.source}'s {DEFAULT_ID!r} to the sheet's {key!r}"
         else:
-            chosen = "--id" if sheet.id_given else f"its first column; --id to choose another"
+            chosen = "--id" if sheet.id_given else "its first column; --id to choose another"
             raise DataError(f"--samples {sheet.path}: its id column {key!r} ({chosen}) is not a column of "
                             f"{self.source}; the sample ids must be in a column of that name in both files "
                             f"(the table's columns: {_quoted(table_columns, 4)})")
