@@ -247,24 +247,23 @@ def member_processes(plan: Plan, n_tasks: int, copy_bytes: int) -> int:
 # of the job (SLURM: SIGTERM to all, SIGKILL after a grace period) and Ctrl-C the terminal's whole process
 # group: the parent turns the signal into an interrupt, keeps the results it has and ends its workers
 # (joblib kills them); a worker that died of the signal first would instead surface as a "worker terminated"
-# error racing with that interrupt.
+# error racing with that interrupt. They stay ignored once the task has returned: the worker then sends its
+# result to the parent, and a worker killed half-way through that message would leave the parent's result
+# reader waiting forever for the rest of it (a hang seen with SIGTERM to the whole job as two members
+# finished together). The worker still ends with the parent: joblib kills it, or it sees the parent gone.
 _WORKER_IGNORED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 def _call_capped(fn: Callable, blas_threads: int, args: tuple, parent: int | None = None) -> Any:
     """Run ``fn(*args)`` with BLAS capped at ``blas_threads`` (inside the worker). ``parent``: the pid of
-    the process that started a local worker; in another process the stop signals are ignored meanwhile."""
+    the process that started a local worker; in another process the stop signals are ignored from then on."""
     from threadpoolctl import threadpool_limits
 
-    previous = {}
     if parent is not None and os.getpid() != parent and threading.current_thread() is threading.main_thread():
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in _WORKER_IGNORED}
-    try:
-        with threadpool_limits(limits=blas_threads):
-            return fn(*args)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s in _WORKER_IGNORED:  # for the rest of this worker's life, the sending of the result included
+            signal.signal(s, signal.SIG_IGN)
+    with threadpool_limits(limits=blas_threads):
+        return fn(*args)
 
 
 def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int | None) -> tuple[int, Any]:
