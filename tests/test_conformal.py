@@ -1,15 +1,14 @@
 """Conformal prediction sets, abstention and out-of-distribution flags: the guarantee on synthetic exchangeable
 data (fixed seeds, so the statistical checks cannot flake), and every new option and column end to end."""
 
-import io
 import json
-import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cli_helpers import assert_clean_error, run
+from model_files import rewrite_model, without_trust
 from mlpcli import conformal, model_io, ood
 from mlpcli.conformal import SetPredictor, label_scores, uniform_hash
 from mlpcli.model_selection.splits import batch_components
@@ -276,46 +275,18 @@ def test_regression_models_refuse_trust_options(trained):
 
 def test_a_model_without_calibration_data_is_a_clear_error(trained, tmp_path):
     """A model file saved before prediction sets existed (format 2, no conformal or ood data)."""
-    with zipfile.ZipFile(trained["mc_model"]) as zf:
-        meta = json.loads(zf.read("model.json"))
-        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
-            arrays = {k: npz[k] for k in npz.files if not k.startswith(("conformal/", "ood/"))}
-    meta.pop("conformal"), meta.pop("ood")
-    meta["format_version"] = 2
-    meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    import hashlib
 
-    meta["weights_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    def format_2(meta):
+        meta.pop("conformal"), meta.pop("ood")
+        meta["format_version"] = 2
+
     old = tmp_path / "old.mlp"
-    with zipfile.ZipFile(old, "w") as zf:
-        zf.writestr("model.json", json.dumps(meta))
-        zf.writestr("weights.npz", buf.getvalue())
+    rewrite_model(trained["mc_model"], old, format_2, without_trust)
     assert run(["predict", str(old), trained["test"], "-o", str(tmp_path / "ok.csv"), "-q"]).exit_code == 0
     for flag in (["--coverage", "0.9"], ["--ood"]):
         res = run(["predict", str(old), trained["test"], "-o", str(tmp_path / "p.csv"), *flag])
         assert_clean_error(res, "old.mlp", flag[0], "retrain", code=1)
         assert not (tmp_path / "p.csv").exists()
-
-
-def _rewrite_model(src, dst, meta_fn, arrays_fn):
-    """A copy of model file ``src`` with model.json and the arrays changed, array_shapes and checksum kept true."""
-    import hashlib
-
-    with zipfile.ZipFile(src) as zf:
-        meta = json.loads(zf.read("model.json"))
-        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    meta_fn(meta)
-    arrays = arrays_fn(arrays)
-    meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    meta["weights_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
-    with zipfile.ZipFile(dst, "w") as zf:
-        zf.writestr("model.json", json.dumps(meta))
-        zf.writestr("weights.npz", buf.getvalue())
 
 
 def test_a_format_3_model_still_flags_with_the_distance_alone(trained, tmp_path):
@@ -329,7 +300,7 @@ def test_a_format_3_model_still_flags_with_the_distance_alone(trained, tmp_path)
         meta["format_version"] = 3
         meta["ood"].pop("n_classes")
 
-    _rewrite_model(trained["mc_model"], old, meta_fn, lambda a: {k: v for k, v in a.items() if k not in (
+    rewrite_model(trained["mc_model"], old, meta_fn, lambda a: {k: v for k, v in a.items() if k not in (
         "ood/reference_label", "ood/class_scale", "ood/part_calibration")})
     m = model_io.load(str(old))
     assert not m.ood.relative
@@ -342,7 +313,7 @@ def test_a_format_3_model_still_flags_with_the_distance_alone(trained, tmp_path)
     # a format 3 file that claims the new arrays, and a format 4 file without them, are refused
     for version, keep in ((3, True), (4, False)):
         bad = tmp_path / f"bad{version}.mlp"
-        _rewrite_model(trained["mc_model"], bad, lambda meta, v=version: meta.update(format_version=v),
+        rewrite_model(trained["mc_model"], bad, lambda meta, v=version: meta.update(format_version=v),
                        lambda a, k=keep: a if k else {n: v for n, v in a.items() if n != "ood/part_calibration"})
         res = run(["predict", str(bad), trained["test"], "-o", str(tmp_path / "x.csv"), "--ood"])
         assert_clean_error(res, "bad", code=1)

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -22,6 +20,7 @@ from mlpcli.config import AUTO_NOISE_MAX
 from mlpcli.model_selection.crossfit import PORTFOLIO
 from tables import make_table, write_table
 from cli_helpers import run
+from model_files import rewrite_model, without_trust
 
 FAST = dict(hidden=[8], epochs=6)
 
@@ -232,25 +231,15 @@ def test_a_version_1_single_network_file_still_loads_and_predicts(tmp_path):
     fitted = fit_model(ds, TrainOptions(**FAST, folds=1, calibrate=False))
     path = tmp_path / "new.mlp"
     model_io.save(fitted.model, path)
-    with zipfile.ZipFile(path) as zf:
-        meta = json.loads(zf.read("model.json"))
-        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    # format 1 had no prediction-set calibration or out-of-distribution basis (format 3)
-    v1 = {k.removeprefix("members/0/"): v for k, v in arrays.items() if not k.startswith(("conformal/", "ood/"))}
-    meta["architecture"] = meta.pop("members")[0]["architecture"]
-    meta.pop("temperature"), meta.pop("conformal"), meta.pop("ood")
-    meta["format_version"] = 1
-    meta["array_shapes"] = {k: list(v.shape) for k, v in v1.items()}
-    buf = io.BytesIO()
-    np.savez(buf, **v1)
-    import hashlib
 
-    meta["weights_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    def format_1(meta):
+        meta["architecture"] = meta.pop("members")[0]["architecture"]
+        meta.pop("temperature"), meta.pop("conformal"), meta.pop("ood")
+        meta["format_version"] = 1
+
+    # format 1 had no prediction-set calibration or out-of-distribution basis (format 3), and one network
     old = tmp_path / "old.mlp"
-    with zipfile.ZipFile(old, "w") as zf:
-        zf.writestr("model.json", json.dumps(meta))
-        zf.writestr("weights.npz", buf.getvalue())
+    rewrite_model(path, old, format_1, lambda a: {k.removeprefix("members/0/"): v for k, v in without_trust(a).items()})
     loaded = model_io.load(old)
     assert len(loaded.members) == 1 and loaded.members[0].preprocessor is loaded.preprocessor
     np.testing.assert_array_equal(loaded.predict_output(ds.X), fitted.model.predict_output(ds.X))

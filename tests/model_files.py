@@ -1,0 +1,36 @@
+"""Model files as older versions of mlpcli wrote them, made from a file of today's format for tests."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from typing import Callable
+
+import numpy as np
+
+
+def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable[[dict], dict]) -> str:
+    """A copy of model file ``src`` at ``dst`` with model.json changed in place by ``meta_fn`` and the arrays
+    replaced by ``arrays_fn(arrays)``; array_shapes and the weights checksum are kept true, so that only the
+    change under test differs from a file mlpcli wrote."""
+    with zipfile.ZipFile(src) as zf:
+        meta = json.loads(zf.read("model.json"))
+        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    meta_fn(meta)
+    arrays = arrays_fn(arrays)
+    meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    meta["weights_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    with zipfile.ZipFile(dst, "w") as zf:
+        zf.writestr("model.json", json.dumps(meta))
+        zf.writestr("weights.npz", buf.getvalue())
+    return str(dst)
+
+
+def without_trust(arrays: dict) -> dict:
+    """The arrays without the prediction-set calibration and the OOD basis (formats 1 and 2 had neither)."""
+    return {k: v for k, v in arrays.items() if not k.startswith(("conformal/", "ood/"))}
