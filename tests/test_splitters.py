@@ -148,33 +148,3 @@ def test_splitters_refuse_what_sklearn_refuses():
         splits.stratified_kfold(np.array([0, 1, 2]), 2, 0)  # every class smaller than the folds
     with pytest.raises(ValueError):
         splits.stratified_shuffle_split(np.array([0, 0, 0, 1]), 0.5, 0)  # a class of one sample
-
-
-def test_splitting_does_not_import_scikit_learn():
-    """Every split a training run makes (hold-out and K folds, grouped or not) is NumPy only: importing
-    scikit-learn costs a command 1-3 s."""
-    import os
-    import subprocess
-    import sys
-
-    probe = (
-        "import sys\n"
-        "import numpy as np\n"
-        "from mlpcli.data import Dataset\n"
-        "from mlpcli.model_selection.splits import holdout, kfold\n"
-        "rng = np.random.default_rng(0)\n"
-        "n = 120\n"
-        "y = np.repeat(np.arange(3), 40)\n"
-        "for groups in (np.repeat(np.arange(60), 2).astype(str), None):\n"
-        "    for task, target in (('multiclass', y), ('regression', rng.normal(size=(n, 1)))):\n"
-        "        ds = Dataset(X=rng.normal(size=(n, 3)), y=target, feature_names=['a', 'b', 'c'], task=task,\n"
-        "                     classes=[0, 1, 2] if task == 'multiclass' else ['t'], groups=groups)\n"
-        "        holdout(ds, 0.2, 0)\n"
-        "        kfold(ds, 4, repeats=2, seed=1)\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))\n"
-    )
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": root})
-    assert out.returncode == 0, out.stderr
-    assert "sklearn" not in out.stdout.strip().splitlines()[-1], out.stdout
