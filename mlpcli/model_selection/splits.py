@@ -8,6 +8,7 @@ place that is checked, and it raises rather than asserts, so it holds under ``py
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -52,8 +53,7 @@ def holdout(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.
 
     Groups + classification: StratifiedGroupKFold(round(1/val_size) folds); a fold that keeps every class on
     both sides is held out (the first such fold; the first fold if none does). Groups otherwise:
-    GroupShuffleSplit. No groups: StratifiedShuffleSplit (classification) or ShuffleSplit. Each is the NumPy
-    port below of scikit-learn's splitter of that name (the same split for the same seed).
+    GroupShuffleSplit. No groups: StratifiedShuffleSplit (classification) or ShuffleSplit.
     """
     _check_val_size(val_size)
     if dataset.n_samples < 2:
@@ -65,7 +65,7 @@ def holdout(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.
                 dataset, val_size, seed)
         else:
             train, val, strategy = _ungrouped_split(dataset, val_size, seed, classify)
-    except ValueError as exc:  # a constraint of the splitters below not anticipated by the checks
+    except ValueError as exc:  # a constraint of sklearn's splitters not anticipated by the checks below
         raise DataError(f"cannot split the data with --val-size {val_size:g}: {_short_reason(exc)}") from None
     train, val = np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
     check_disjoint(dataset, train, val, "the validation split")
@@ -87,12 +87,14 @@ def _class_label(dataset: Dataset, index: int) -> str:
 
 
 def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    from sklearn.model_selection import StratifiedGroupKFold
+
     groups, y, gname = dataset.groups, dataset.y, _group_name(dataset)
     n_groups = len(np.unique(groups))
     n_splits = max(2, round(1 / val_size))
     _check_enough_groups(n_groups, n_splits, gname, val_size)
     largest = int(np.bincount(y).max())
-    if largest < n_splits:  # the splitter refuses when every class is smaller than the number of folds
+    if largest < n_splits:  # sklearn refuses when every class is smaller than the number of folds
         raise DataError(
             f"too few samples for --val-size {val_size:g}: the largest class has {largest}, fewer than the "
             f"{n_splits} folds; use --val-size {1 / largest:.2f} or more, or add data"
@@ -107,8 +109,11 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
                 "it cannot appear on both the training and validation sides — merge or drop the class, or add "
                 "samples from more groups"
             )
-    folds = [(tr, va) for tr, va in _pairs(stratified_group_kfold(y, groups, n_splits, seed), n_splits)
-             if len(tr) and len(va)]
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # "least populated class has only k members" — class coverage is checked and reported ourselves
+        warnings.simplefilter("ignore", UserWarning)
+        folds = [(tr, va) for tr, va in splitter.split(np.zeros((len(y), 1)), y, groups) if len(tr) and len(va)]
     if not folds:
         raise DataError(f"cannot form a grouped split of {n_groups} groups in {gname!r}; add data or raise --val-size")
     present = np.unique(y)
@@ -133,6 +138,8 @@ def _check_enough_groups(n_groups: int, n_needed: int, gname: str, val_size: flo
 
 
 def _grouped_shuffle_split(dataset: Dataset, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    from sklearn.model_selection import GroupShuffleSplit
+
     groups, gname = dataset.groups, _group_name(dataset)
     n_groups = len(np.unique(groups))
     _check_enough_groups(n_groups, 2, gname, val_size)
@@ -140,18 +147,22 @@ def _grouped_shuffle_split(dataset: Dataset, val_size: float, seed: int) -> tupl
     if n_val_groups >= n_groups:
         raise DataError(f"--val-size {val_size:g} of {n_groups} groups in {gname!r} leaves no training group; "
                         "lower --val-size or add data")
-    train, val = group_shuffle_split(groups, val_size, seed)
+    splitter = GroupShuffleSplit(n_splits=1, test_size=val_size, random_state=seed)
+    train, val = next(splitter.split(np.zeros((len(groups), 1)), groups=groups))
     return train, val, f"GroupShuffleSplit by {gname}"
 
 
 def _ungrouped_split(dataset: Dataset, val_size: float, seed: int, classify: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
     n = dataset.n_samples
     n_val = math.ceil(val_size * n)  # sklearn's rounding for a fractional test_size
     n_train = n - n_val
     if n_train < 1:
         raise DataError(f"--val-size {val_size:g} of {n} samples leaves no training rows; lower --val-size")
+    X_dummy = np.zeros((n, 1))
     if not classify:
-        train, val = shuffle_split(n, val_size, seed)
+        train, val = next(ShuffleSplit(n_splits=1, test_size=val_size, random_state=seed).split(X_dummy))
         return train, val, "ShuffleSplit (no group column)"
     y = dataset.y
     counts = np.bincount(y)
@@ -165,7 +176,8 @@ def _ungrouped_split(dataset: Dataset, val_size: float, seed: int, classify: boo
         side = "validation" if n_val < n_train else "training"
         raise DataError(f"--val-size {val_size:g} gives {min(n_val, n_train)} {side} samples, fewer than the "
                         f"{n_present} classes; {'raise' if side == 'validation' else 'lower'} --val-size or add data")
-    train, val = stratified_shuffle_split(y, val_size, seed)
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=val_size, random_state=seed)
+    train, val = next(splitter.split(X_dummy, y))
     train, val = _cover_every_class(train, val, y, seed)
     return train, val, "StratifiedShuffleSplit (no group column)"
 
@@ -346,24 +358,30 @@ def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
     ever in both the training and the test part of a fold. No groups: StratifiedKFold / KFold.
     Multi-label targets are not stratified (no single class per sample).
     """
+    from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
+
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ConfigError(f"--repeats must be a whole number >= 1, got {repeats!r}")
     _check_fold_count(ds, n_folds, flag)
     classify = ds.task in CLASSIFICATION_TASKS
+    dummy = np.zeros((ds.n_samples, 1))
     out: list[Fold] = []
     for r in range(repeats):
         s = seed + r
         if ds.groups is not None and classify:
-            pairs = _pairs(stratified_group_kfold(ds.y, ds.groups, n_folds, s), n_folds)
+            splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=s)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # small classes: checked above
+                pairs = list(splitter.split(dummy, ds.y, ds.groups))
             strategy = f"StratifiedGroupKFold by {_group_name(ds)}"
         elif ds.groups is not None:
             pairs = _shuffled_group_kfold(ds.groups, n_folds, s)
             strategy = f"GroupKFold by {_group_name(ds)} (shuffled)"
         elif classify:
-            pairs = _pairs(stratified_kfold(ds.y, n_folds, s), n_folds)
+            pairs = list(StratifiedKFold(n_folds, shuffle=True, random_state=s).split(dummy, ds.y))
             strategy = "StratifiedKFold (no group column)"
         else:
-            pairs = _pairs(shuffled_kfold(ds.n_samples, n_folds, s), n_folds)
+            pairs = list(KFold(n_folds, shuffle=True, random_state=s).split(dummy))
             strategy = "KFold (no group column)"
         for f, (tr, te) in enumerate(pairs):
             tr, te = np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)
@@ -433,180 +451,3 @@ def leave_batch_out(ds: Dataset) -> tuple[list[Fold], str]:
     strategy = (f"leave one batch out ({len(members)} folds"
                 + (f"; {joined} of them hold several batches linked by patients" if joined else "") + ")")
     return folds, strategy
-
-
-# ── the splitters, in NumPy ────────────────────────────────────────────────────────────────────────────────
-#
-# Ports of scikit-learn's (1.x) StratifiedGroupKFold, StratifiedKFold, KFold (each with shuffle=True),
-# ShuffleSplit, GroupShuffleSplit and StratifiedShuffleSplit: the same random draws from a
-# RandomState(seed) in the same order, so they give the same folds for the same seed as the versions the
-# models trained so far were split with (tests/test_splitters.py compares them over many random cases).
-# Importing scikit-learn costs a command 1-3 s, and StratifiedGroupKFold's per-group, per-fold Python loop
-# about 0.3 ms a group; training needs neither.
-
-
-def _legacy_rng(seed: int) -> np.random.RandomState:
-    """scikit-learn's ``check_random_state(seed)``: the legacy generator its splitters draw from."""
-    return np.random.RandomState(seed)
-
-
-def _pairs(row_fold: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, test) sorted row indices per fold from each row's test fold (n,)."""
-    return [(np.flatnonzero(row_fold != f), np.flatnonzero(row_fold == f)) for f in range(n_folds)]
-
-
-def stratified_group_kfold(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Each row's test fold (n,) int64, as StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed).
-
-    y: (n,) class codes; groups: (n,) group labels. The groups are shuffled, then stably sorted by the
-    standard deviation of their class counts (most one-sided first), and each in turn goes to the fold
-    whose per-class shares (fold counts / class totals) then have the smallest mean standard deviation
-    across folds; near ties (np.isclose) go to the fold with fewer rows so far, exact ones to the first.
-    The fold is sequential over groups; the K candidate folds of one group are scored in one array
-    operation, with the same floating-point operations in the same order as scikit-learn's, so near ties
-    resolve identically.
-    """
-    y = np.asarray(y)
-    _, y_inv, y_cnt = np.unique(y, return_inverse=True, return_counts=True)
-    y_inv = y_inv.reshape(-1)
-    if np.all(n_folds > y_cnt):
-        raise ValueError(f"n_splits={n_folds} cannot be greater than the number of members in each class.")
-    _, groups_inv, groups_cnt = np.unique(groups, return_inverse=True, return_counts=True)
-    groups_inv = groups_inv.reshape(-1)
-    n_groups, n_classes = len(groups_cnt), len(y_cnt)
-    if n_folds > n_groups:
-        raise ValueError(f"Cannot have number of splits n_splits={n_folds} greater than the number of groups: "
-                         f"{n_groups}.")
-    counts = np.bincount(groups_inv * n_classes + y_inv, minlength=n_groups * n_classes)
-    y_counts_per_group = counts.reshape(n_groups, n_classes).astype(np.float64)
-    perm = np.arange(n_groups)
-    _legacy_rng(seed).shuffle(perm)
-    y_counts_per_group = y_counts_per_group[perm]
-    inv_perm = np.empty_like(perm)
-    inv_perm[perm] = np.arange(perm.size)
-    groups_inv = inv_perm[groups_inv]
-    order = np.argsort(-np.std(y_counts_per_group, axis=1), kind="stable")
-
-    fold_counts = np.zeros((n_folds, n_classes))
-    fold_of = np.empty(n_groups, dtype=np.int64)
-    diag = np.arange(n_folds)
-    candidates = np.empty((n_folds, n_folds, n_classes))  # candidate f: fold_counts with the group in fold f
-    for g in order.tolist():
-        group_counts = y_counts_per_group[g]
-        candidates[:] = fold_counts
-        candidates[diag, diag] += group_counts
-        evals = np.std(candidates / y_cnt, axis=1).mean(axis=1).tolist()
-        sizes = fold_counts.sum(axis=1).tolist()
-        best, best_eval, best_size = 0, math.inf, math.inf
-        for f, (ev, size) in enumerate(zip(evals, sizes)):
-            # np.isclose(ev, best_eval) with its default tolerances (best_eval is finite after the first fold)
-            if ev < best_eval or (abs(ev - best_eval) <= 1e-8 + 1e-5 * abs(best_eval) and size < best_size):
-                best, best_eval, best_size = f, ev, size
-        fold_counts[best] += group_counts
-        fold_of[g] = best
-    return fold_of[groups_inv]
-
-
-def stratified_kfold(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Each row's test fold (n,) int64, as StratifiedKFold(n_folds, shuffle=True, random_state=seed): each
-    class dealt round-robin over the folds in the order of the sorted labels, then shuffled within the class."""
-    rng = _legacy_rng(seed)
-    y = np.asarray(y)
-    _, y_idx, y_inv = np.unique(y, return_index=True, return_inverse=True)
-    _, class_perm = np.unique(y_idx, return_inverse=True)  # classes numbered by first appearance
-    y_encoded = class_perm[y_inv.reshape(-1)]
-    n_classes = len(y_idx)
-    if np.all(n_folds > np.bincount(y_encoded)):
-        raise ValueError(f"n_splits={n_folds} cannot be greater than the number of members in each class.")
-    y_order = np.sort(y_encoded)
-    allocation = np.asarray([np.bincount(y_order[i::n_folds], minlength=n_classes) for i in range(n_folds)])
-    row_fold = np.empty(len(y), dtype=np.int64)
-    for k in range(n_classes):
-        folds_for_class = np.arange(n_folds).repeat(allocation[:, k])
-        rng.shuffle(folds_for_class)
-        row_fold[y_encoded == k] = folds_for_class
-    return row_fold
-
-
-def shuffled_kfold(n: int, n_folds: int, seed: int) -> np.ndarray:
-    """Each row's test fold (n,) int64, as KFold(n_folds, shuffle=True, random_state=seed): the shuffled
-    rows cut into consecutive folds, the first n % n_folds one row longer."""
-    if n_folds > n:
-        raise ValueError(f"Cannot have number of splits n_splits={n_folds} greater than the number of samples: {n}.")
-    indices = np.arange(n)
-    _legacy_rng(seed).shuffle(indices)
-    sizes = np.full(n_folds, n // n_folds, dtype=np.int64)
-    sizes[: n % n_folds] += 1
-    row_fold = np.empty(n, dtype=np.int64)
-    row_fold[indices] = np.repeat(np.arange(n_folds), sizes)
-    return row_fold
-
-
-def _shuffle_sizes(n: int, test_size: float) -> tuple[int, int]:
-    """(n_train, n_test) of a fractional test_size, scikit-learn's rounding (the test side rounded up)."""
-    n_test = math.ceil(test_size * n)
-    n_train = n - n_test
-    if not 0 < test_size < 1 or n_train <= 0:
-        raise ValueError(f"test_size={test_size} of {n} samples leaves an empty side")
-    return n_train, n_test
-
-
-def shuffle_split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) row indices in drawn order, as next(ShuffleSplit(1, test_size=test_size,
-    random_state=seed).split(...))."""
-    n_train, n_test = _shuffle_sizes(n, test_size)
-    permutation = _legacy_rng(seed).permutation(n)
-    return permutation[n_test:n_test + n_train], permutation[:n_test]
-
-
-def group_shuffle_split(groups: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) sorted row indices, as GroupShuffleSplit(1, test_size=test_size, random_state=seed):
-    a ShuffleSplit of the distinct groups (test_size is their fraction)."""
-    names, group_of = np.unique(groups, return_inverse=True)
-    group_train, group_test = shuffle_split(len(names), test_size, seed)
-    group_of = group_of.reshape(-1)
-    return np.flatnonzero(np.isin(group_of, group_train)), np.flatnonzero(np.isin(group_of, group_test))
-
-
-def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
-    """scikit-learn's ``utils.extmath._approximate_mode``: per-class draws (k,) summing to ``n_draws``,
-    proportional to ``class_counts`` rounded down, the remainder added by largest fractional part (ties
-    broken at random)."""
-    continuous = class_counts / class_counts.sum() * n_draws
-    floored = np.floor(continuous)
-    need_to_add = int(n_draws - floored.sum())
-    if need_to_add > 0:
-        remainder = continuous - floored
-        for value in np.sort(np.unique(remainder))[::-1]:
-            (inds,) = np.where(remainder == value)
-            add_now = min(len(inds), need_to_add)
-            inds = rng.choice(inds, size=add_now, replace=False)
-            floored[inds] += 1
-            need_to_add -= add_now
-            if need_to_add == 0:
-                break
-    return floored.astype(int)
-
-
-def stratified_shuffle_split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) row indices in drawn order, as next(StratifiedShuffleSplit(1, test_size=test_size,
-    random_state=seed).split(X, y)): per-class sizes from ``_approximate_mode``, rows drawn per class."""
-    n_train, n_test = _shuffle_sizes(len(y), test_size)
-    classes, y_indices, class_counts = np.unique(y, return_inverse=True, return_counts=True)
-    y_indices = y_indices.reshape(-1)
-    if np.min(class_counts) < 2:
-        raise ValueError("The least populated class in y has only 1 member, which is too few.")
-    if min(n_train, n_test) < len(classes):
-        raise ValueError(f"train_size={n_train} and test_size={n_test} should both be at least the number of "
-                         f"classes = {len(classes)}")
-    class_indices = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(class_counts)[:-1])
-    rng = _legacy_rng(seed)
-    n_i = _approximate_mode(class_counts, n_train, rng)
-    t_i = _approximate_mode(class_counts - n_i, n_test, rng)
-    train: list[np.ndarray] = []
-    test: list[np.ndarray] = []
-    for i in range(len(classes)):
-        drawn = class_indices[i].take(rng.permutation(class_counts[i]), mode="clip")
-        train.append(drawn[:n_i[i]])
-        test.append(drawn[n_i[i]:n_i[i] + t_i[i]])
-    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
