@@ -251,8 +251,8 @@ def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: i
     """The basis fitted on all rows Z (n, p), calibrated on held-out scores: for each (train, held) pair of
     row indices into Z, a basis fitted on Z[train] scores Z[held] (``Z_held`` instead of Z for the held rows
     when they are another table: ``--val-data``). With ``labels`` (n,) (class indices of Z's rows): the
-    class-relative distance too, and the two parts' held-out 99th percentiles (the held-out rows' own labels
-    are never used). overwrite: Z (float64) is the caller's to give away; the last fit centres it in place."""
+    class-relative distance too, and both parts' sorted held-out values, which ``combine`` scores against (the
+    held-out rows' own labels are never used). overwrite: Z (float64) is the caller's to give away; the last fit centres it in place."""
     held_parts = []
     for train, held in parts:
         if len(train) < 1 or len(held) == 0:

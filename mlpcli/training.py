@@ -375,9 +375,11 @@ def _evaluate_rows(net: MLP, loss: Loss, X, y: np.ndarray, sample_weight, idx: n
         return value, out, yi
     step = max(1, min(len(idx), EVAL_CHUNK_BYTES // max(1, X.shape[1] * X.itemsize)))
     out = np.empty((len(idx), net.n_outputs), dtype=net.dtype)
+    scratch = scratch if scratch is not None else Workspace()
     for s in range(0, len(idx), step):
         rows = idx[s : s + step]
-        buf = (scratch or Workspace()).get("eval_batch", (len(rows), X.shape[1]), X.dtype)
+        buf = scratch.get("eval_batch", (len(rows), X.shape[1]), X.dtype)
+        # mode="clip" (the rows are valid): with the default "raise", np.take would gather into a temporary first
         out[s : s + len(rows)] = net.forward(np.take(X, rows, axis=0, out=buf, mode="clip"))
     return loss.forward(out, yi, wi), out, yi
 

@@ -337,7 +337,7 @@ def _member_copy_bytes(ds: data.Dataset, folds, options: TrainOptions) -> int:
     """Bytes of rows a member's worker process holds beside this one: the matrix it is sent and its member's
     preprocessed training and validation rows (dense, at most --top-var columns, in --dtype)."""
     X = ds.X
-    raw = sum(getattr(X, a).nbytes for a in ("data", "indices", "indptr")) if hasattr(X, "nnz") else X.nbytes
+    raw = sum(getattr(X, a).nbytes for a in ("data", "indices", "indptr")) if data.is_sparse(X) else X.nbytes
     n_inputs = min(ds.n_features, options.top_var or ds.n_features)
     rows = max(len(fold.train) + len(fold.test) for fold in folds)
     return int(raw + rows * n_inputs * np.dtype(options.dtype).itemsize)
