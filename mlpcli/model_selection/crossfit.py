@@ -172,9 +172,14 @@ def _score(task: str, y: np.ndarray, proba: np.ndarray, n_classes: int) -> float
 
 
 def _raw_outputs(run: FittedRun, X: np.ndarray) -> np.ndarray:
-    """The run's network outputs for raw rows: logits, or regression values in the target's units."""
+    """The run's network outputs for its validation rows X (raw): logits, or regression values in the
+    target's units. While the run holds them, its preprocessed validation rows are scored instead of
+    preprocessing X again (the same values: 0.1 s at 1,600 x 5,000)."""
     member = Member(run.network, run.preprocessor, run.target_scaling)
-    out = member.unscale(member.raw_output(X))
+    if run.X_val is not None and run.X_val.shape[0] == X.shape[0]:
+        out = member.unscale(member.raw_output(run.X_val, preprocessed=True))
+    else:  # members trained in worker processes come back without their rows
+        out = member.unscale(member.raw_output(X))
     _forget_inputs(run.network)  # its first layer would keep the last block of rows (15 MB at 5,000 genes)
     return out
 
