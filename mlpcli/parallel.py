@@ -369,3 +369,48 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
         if not keep_partial:
             raise
     return results
+
+
+def beside(fn: Callable[..., Any], *args: Any, threaded: bool | None = None) -> Callable[[], Any]:
+    """``fn(*args)`` run now: in a background thread while the caller goes on, when ``threaded`` (None:
+    ``spare_core()``), else here before returning. Returns the function that gives the result (waiting for
+    the thread; an error raised in it is raised there, in the caller's thread).
+
+    For work that releases the GIL (hashing, NumPy's loops, BLAS) beside a caller that leaves a core idle:
+    ``train`` runs its BLAS on one thread by default. The thread is a daemon: a Ctrl-C in the caller does
+    not wait for it."""
+    if not (spare_core() if threaded is None else threaded):
+        value = fn(*args)
+        return lambda: value
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # handed to the caller, in its thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="mlpcli-beside", daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    return result
+
+
+def spare_core() -> bool:
+    """Whether work beside the caller's has a core of its own: the cores this process may use
+    (``usable_cores``) hold two of its BLAS thread cap (the caller's work and the other each as many)."""
+    return usable_cores() >= 2 * _blas_threads()
+
+
+def _blas_threads() -> int:
+    """The threads a BLAS call of this process runs with now (the threadpoolctl cap in force; 1 without BLAS)."""
+    from threadpoolctl import threadpool_info
+
+    return max([int(info.get("num_threads") or 1) for info in threadpool_info() if info.get("user_api") == "blas"],
+               default=1)

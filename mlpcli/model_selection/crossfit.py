@@ -563,6 +563,7 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
     ``parts`` are (training, held-out) row indices of ``ds``, or, with ``val_ds`` (``--val-data``), the
     held-out rows are that table's."""
     from .. import conformal, ood
+    from ..parallel import beside
 
     if ds.task not in ("binary", "multiclass") or scored.n_samples == 0:
         return
@@ -572,18 +573,19 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
     n_features = len(pre.kept_features)
     _return_freed_memory()  # the members' training buffers, before the OOD rows are transformed
     rows = ood.sample_rows(ds.n_samples, n_features, seed)
-    Z = pre.transform(ds.subset(rows).X)
+    Z = pre.transform(ds.subset(rows).X, order="C")  # row-major: the fits gather rows of it
     position = np.full(ds.n_samples, -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
     Z_held = None
     if val_ds is not None:
         held = ood.sample_rows(val_ds.n_samples, n_features, seed)
-        Z_held = pre.transform(val_ds.subset(held).X)
+        Z_held = pre.transform(val_ds.subset(held).X, order="C")
         sub_parts = [(np.arange(len(rows)), np.arange(len(held)))]
     else:
         sub_parts = [(position[tr][position[tr] >= 0], position[te][position[te] >= 0]) for tr, te in parts]
+    # the basis on all rows is fitted on a second core while the held-out parts' bases are fitted here
     model.ood = ood.calibrate(Z, sub_parts, seed, Z_held=Z_held, labels=ds.y[rows], n_classes=len(ds.classes),
-                              overwrite=True)  # Z is this function's own transformed copy
+                              start=beside)
     cal = model.conformal
     patients = f" of {cal.weight.sum():.0f} patients" if np.any(cal.weight < 1) else ""
     notes.append(f"prediction sets (predict --coverage): {cal.n} held-out scores{patients} stored; out-of-distribution "
