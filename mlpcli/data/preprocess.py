@@ -141,6 +141,7 @@ class Preprocessor:
         variances = np.zeros(d) if cfg.top_var is not None else None
         fitted = _Scaling(d) if one_pass else None  # per input column, filled for the kept ones
         out = _Output(n, d, dtype, order) if one_pass and dtype is not None else None
+        scaling = _ScalingBlocks(self)
         for cols, B in _column_blocks(X):  # B (n, w) float64, ours
             infinite[cols] = np.isinf(B).any(axis=0)
             if infinite.any():
@@ -170,13 +171,9 @@ class Preprocessor:
             if variances is not None:
                 variances[cols.start + local] = B[:, local].var(axis=0)
             if fitted is not None and local.size:
-                # the kept columns column-major, as pass 2 takes them (X[:, kept]): the same sums
-                Xk = np.asfortranarray(B if local.size == B.shape[1] else B[:, local])
+                scaling.add(B, None if local.size == B.shape[1] else local, cols.start + local, fitted, out)
                 del B
-                where = cols.start + local
-                fitted.put(where, self._fit_scaling(Xk))  # Xk is transformed in place
-                if out is not None:
-                    out.put(where, Xk)
+        scaling.finish()
         if infinite.any():
             raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; replace them")
         if negative.any():
@@ -209,9 +206,9 @@ class Preprocessor:
                 if cfg.log1p:
                     np.log1p(Xk, out=Xk)
                 _fill(Xk, impute_values[kept[part]])
-                fitted.put(part, self._fit_scaling(Xk))
-                if out is not None:
-                    out.put(part, Xk)
+                scaling.add(Xk, None, part, fitted, out)
+                del Xk
+            scaling.finish()
             chosen = slice(None)
         else:
             chosen = kept
@@ -221,6 +218,17 @@ class Preprocessor:
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
         return None if out is None else out.columns(kept if one_pass else None)
+
+    def _scale_columns(self, B: np.ndarray, local: np.ndarray | None, where, fitted: "_Scaling",
+                       out: "_Output | None") -> None:
+        """The scaling of a block's kept columns ``local`` (None: all) of B (n, w) (float64, ours, log1p'd and
+        imputed) into ``fitted`` at ``where``, and their transformed values into ``out``."""
+        # the kept columns column-major, as pass 2 takes them (X[:, kept]): the same sums
+        Xk = np.asfortranarray(B if local is None else B[:, local])
+        del B
+        fitted.put(where, self._fit_scaling(Xk))  # Xk is transformed in place
+        if out is not None:
+            out.put(where, Xk)
 
     def _fit_scaling(self, Xk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(centre, scale, mean, SD) (w,) each of kept columns Xk (n, w): float64, column-major, log1p'd
@@ -712,6 +720,34 @@ class _Scaling:
 
     def put(self, where, values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
         self.center[where], self.scale[where], self.mean[where], self.sd[where] = values
+
+
+class _ScalingBlocks:
+    """``Preprocessor._scale_columns`` of one block after another, on the cores the caller leaves idle
+    (``parallel.beside``: threads, each block's columns its own, so the numbers are those of one thread) while
+    the caller reads and checks the next blocks; at most _IN_FLIGHT blocks at a time (each holds its copies:
+    ~30 MB). The scaling (the robust percentiles' partitions, the clip, the statistics of the result, the copy
+    into the training matrix) is about two thirds of a dense fit: 1.3 s on one core at 6,400 x 5,000."""
+
+    _IN_FLIGHT = 2
+
+    def __init__(self, pre: "Preprocessor"):
+        from ..parallel import spare_core
+
+        self.pre, self.threaded = pre, spare_core()
+        self.pending: list = []
+
+    def add(self, B: np.ndarray, local: np.ndarray | None, where, fitted: "_Scaling", out: "_Output | None") -> None:
+        from ..parallel import beside
+
+        self.pending.append(beside(self.pre._scale_columns, B, local, where, fitted, out, threaded=self.threaded))
+        while len(self.pending) > self._IN_FLIGHT:
+            self.pending.pop(0)()
+
+    def finish(self) -> None:
+        """Wait for every block (an error in one is raised here)."""
+        while self.pending:
+            self.pending.pop(0)()
 
 
 class _Output:
