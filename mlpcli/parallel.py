@@ -267,7 +267,13 @@ def _call_capped(fn: Callable, blas_threads: int, args: tuple, parent: int | Non
 
 
 def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int | None) -> tuple[int, Any]:
-    return i, _call_capped(fn, blas_threads, args, parent)
+    """A task in a pool's worker (a loky process, a Dask worker's thread): its cores are its siblings' too,
+    so nothing in it runs ``beside`` (``spare_core``)."""
+    _POOL_TASK.active = True
+    try:
+        return i, _call_capped(fn, blas_threads, args, parent)
+    finally:
+        _POOL_TASK.active = False
 
 
 def connect(address: str, timeout: float | None = None):
@@ -404,8 +410,12 @@ def beside(fn: Callable[..., Any], *args: Any, threaded: bool | None = None) -> 
 
 def spare_core() -> bool:
     """Whether work beside the caller's has a core of its own: the cores this process may use
-    (``usable_cores``) hold two of its BLAS thread cap (the caller's work and the other each as many)."""
-    return usable_cores() >= 2 * _blas_threads()
+    (``usable_cores``) hold two of its BLAS thread cap (the caller's work and the other each as many), and
+    the caller is not a task of a pool whose workers share those cores (``run``)."""
+    return not getattr(_POOL_TASK, "active", False) and usable_cores() >= 2 * _blas_threads()
+
+
+_POOL_TASK = threading.local()  # .active: this thread runs a task of a pool's worker (``_indexed``)
 
 
 def _blas_threads() -> int:
