@@ -332,10 +332,13 @@ def save(model: Model, path: str | os.PathLike) -> None:
 
     def write(fh):
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for member, payload in (("model.json", text), ("weights.npz", weights)):
+            # model.json (text) deflates to a fifth; weights.npz is stored: trained weights and statistics are
+            # nearly incompressible (deflate saved 8 % of 5.8 MB at 8,000 x 5,000 and took 0.15 s of the save)
+            for member, payload, method in (("model.json", text, zipfile.ZIP_DEFLATED),
+                                            ("weights.npz", weights, zipfile.ZIP_STORED)):
                 # a fixed timestamp: the same model gives the same bytes
                 info = zipfile.ZipInfo(member, date_time=_ZIP_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = method
                 zf.writestr(info, payload)
 
     atomic_write(path, write)
