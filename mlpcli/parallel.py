@@ -419,8 +419,10 @@ _POOL_TASK = threading.local()  # .active: this thread runs a task of a pool's w
 
 
 def _blas_threads() -> int:
-    """The threads a BLAS call of this process runs with now (the threadpoolctl cap in force; 1 without BLAS)."""
+    """The threads a BLAS call of this process runs with now: the threadpoolctl cap in force (1 without BLAS).
+    The smallest over the BLAS libraries loaded: a cap applies to those loaded when it was set, and one loaded
+    later (scipy's, when scikit-learn is first imported during training) starts with a thread per core."""
     from threadpoolctl import threadpool_info
 
-    return max([int(info.get("num_threads") or 1) for info in threadpool_info() if info.get("user_api") == "blas"],
+    return min([int(info.get("num_threads") or 1) for info in threadpool_info() if info.get("user_api") == "blas"],
                default=1)
