@@ -386,7 +386,15 @@ def beside(fn: Callable[..., Any], *args: Any, threaded: bool | None = None) -> 
     ``train`` runs its BLAS on one thread by default. The thread is a daemon: a Ctrl-C in the caller does
     not wait for it."""
     if not (spare_core() if threaded is None else threaded):
-        value = fn(*args)
+        try:
+            value = fn(*args)
+        except Exception as exc:  # raised where the result is asked for, as from the thread
+            error = exc
+
+            def fail() -> Any:
+                raise error
+
+            return fail
         return lambda: value
     box: dict[str, Any] = {}
 
