@@ -301,30 +301,40 @@ def _class_scales(basis: OODBasis, n_classes: int) -> np.ndarray:
 
 def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: int = 0,
               Z_held: np.ndarray | None = None, labels: np.ndarray | None = None, n_classes: int = 0,
-              start: Callable[..., Callable[[], OODBasis]] | None = None) -> OODBasis:
+              start: Callable[..., Callable[[], list]] | None = None) -> OODBasis:
     """The basis fitted on all rows Z (n, p), calibrated on held-out scores: for each (train, held) pair of
     row indices into Z, a basis fitted on Z[train] scores Z[held] (``Z_held`` instead of Z for the held rows
     when they are another table: ``--val-data``). With ``labels`` (n,) (class indices of Z's rows): the
     class-relative distance too, and both parts' sorted held-out values, which ``combine`` scores against (the
     held-out rows' own labels are never used). Z is only read.
 
-    start: ``start(fit_basis, *args)`` begins the fit on all rows and returns the function that gives it (e.g.
-    ``parallel.beside``: in a thread, while the held-out parts' fits run here); None fits it afterwards."""
+    start: ``start(fn, *args)`` begins ``fn(*args)`` and returns the function that gives its result (e.g.
+    ``parallel.beside``: in a thread): every other fit (the one on all rows first, then every second part's)
+    runs that way while the others run here, two at a time; None: one after the other. The result is the
+    same either way."""
     parts = [(train, held) for train, held in parts if len(train) >= 1 and len(held) > 0]
     # no held-out rows: the distance alone
-    everything = (start or _later)(fit_basis, Z, seed, labels if parts else None, n_classes)
-    held_parts = [fit_basis(Z, seed, labels, n_classes, rows=train).parts((Z if Z_held is None else Z_held)[held])
-                  for train, held in parts]
-    P = np.concatenate(held_parts) if held_parts else np.zeros((0, 2))
-    basis = everything()
+    fits = [lambda: fit_basis(Z, seed, labels if parts else None, n_classes)]
+    fits += [lambda train=train, held=held: fit_basis(Z, seed, labels, n_classes, rows=train).parts(
+        (Z if Z_held is None else Z_held)[held]) for train, held in parts]
+    if start is None:
+        done = _run(fits)
+    else:
+        theirs = start(_run, fits[0::2])
+        mine = _run(fits[1::2])
+        done = [None] * len(fits)
+        done[0::2], done[1::2] = theirs(), mine
+    basis = done[0]
+    P = np.concatenate(done[1:]) if len(done) > 1 else np.zeros((0, 2))
     if basis.relative:
         basis.part_calibration = _evenly(np.sort(P, axis=0))
     basis.calibration = _evenly(np.sort(basis.combine(P)))
     return basis
 
 
-def _later(fn: Callable[..., OODBasis], *args) -> Callable[[], OODBasis]:
-    return lambda: fn(*args)
+def _run(calls: list[Callable[[], object]]) -> list:
+    """The results of ``calls``, one after the other."""
+    return [call() for call in calls]
 
 
 def _evenly(values: np.ndarray) -> np.ndarray:
