@@ -141,7 +141,7 @@ class Preprocessor:
         variances = np.zeros(d) if cfg.top_var is not None else None
         fitted = _Scaling(d) if one_pass else None  # per input column, filled for the kept ones
         out = _Output(n, d, dtype, order) if one_pass and dtype is not None else None
-        scaling = _ScalingBlocks(self)
+        scaling = _Beside()
         for cols, B in _column_blocks(X):  # B (n, w) float64, ours
             infinite[cols] = np.isinf(B).any(axis=0)
             if infinite.any():
@@ -171,8 +171,10 @@ class Preprocessor:
             if variances is not None:
                 variances[cols.start + local] = B[:, local].var(axis=0)
             if fitted is not None and local.size:
-                scaling.add(B, None if local.size == B.shape[1] else local, cols.start + local, fitted, out)
+                Xk, scratch = _columns_to_scale(B, None if local.size == B.shape[1] else local)
                 del B
+                scaling.add(self._scale_columns, Xk, scratch, cols.start + local, fitted, out)
+                del Xk, scratch
         scaling.finish()
         if infinite.any():
             raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; replace them")
@@ -206,8 +208,9 @@ class Preprocessor:
                 if cfg.log1p:
                     np.log1p(Xk, out=Xk)
                 _fill(Xk, impute_values[kept[part]])
-                scaling.add(Xk, None, part, fitted, out)
-                del Xk
+                Xk, scratch = _columns_to_scale(Xk, None)  # column-major already: the same array
+                scaling.add(self._scale_columns, Xk, scratch, part, fitted, out)
+                del Xk, scratch
             scaling.finish()
             chosen = slice(None)
         else:
@@ -287,13 +290,22 @@ class Preprocessor:
             return np.ascontiguousarray(out) if order == "C" else out
         n, step = X.shape[0], _rows_per_block(len(kept))
         out = np.empty((n, len(kept)), dtype=dtype, order=order)
-        for i in range(0, n, step):
-            block = feature_block(X, slice(i, i + step), self.kept_index_)  # a copy: X is left alone
-            try:
-                out[i:i + step] = self._transform_in_place(block, dtype)
-            except DataError as exc:
-                self._raise_for_rows(X, exc)  # the message counts every row, not one block's
+        blocks = _Beside()  # each block transformed on a second core while the next is copied
+        try:
+            for i in range(0, n, step):
+                block = feature_block(X, slice(i, i + step), self.kept_index_)  # a copy: X is left alone
+                blocks.add(self._transform_into, out, slice(i, i + step), block,
+                           np.empty_like(block) if self._clips else None)
+                del block
+            blocks.finish()
+        except DataError as exc:
+            self._raise_for_rows(X, exc)  # the message counts every row, not one block's
         return out
+
+    def _transform_into(self, out: np.ndarray, rows: slice, block: np.ndarray, scratch: np.ndarray | None) -> None:
+        """out[rows] = the transformed rows ``block`` (float64, ours; ``scratch``: the clip's work space, of its
+        shape and layout), converted to out's dtype as they are copied."""
+        out[rows] = self._transform_in_place(block, np.float64, scratch=scratch)
 
     def transform_kept(self, Xk, dtype=np.float64, logged: bool = False, scratch: bool = False) -> np.ndarray:
         """(n, d_kept) raw values of the kept features only, in ``kept_features`` order -> (n, d_kept).
@@ -307,7 +319,8 @@ class Preprocessor:
             raise DataError(f"expected {len(self.kept_features)} kept feature columns, got shape {Xk.shape}")
         return self._transform_in_place(Xk, dtype, logged)
 
-    def _transform_in_place(self, Xk: np.ndarray, dtype, logged: bool = False) -> np.ndarray:
+    def _transform_in_place(self, Xk: np.ndarray, dtype, logged: bool = False,
+                            scratch: np.ndarray | None = None) -> np.ndarray:
         if self.config.log1p and not logged:
             _check_non_negative(Xk, self.kept_features)
             np.log1p(Xk, out=Xk)
@@ -317,7 +330,7 @@ class Preprocessor:
                 raise DataError(_missing_message(self.kept_features, nan_mask.sum(axis=0)))
             rows, cols = np.nonzero(nan_mask)
             Xk[rows, cols] = self.impute_values_[cols]
-        _scale_in_place(Xk, self.center_, self.scale_, self._clips)
+        _scale_in_place(Xk, self.center_, self.scale_, self._clips, scratch)
         if not self._clips:
             self._check_inputs(Xk)
         return Xk.astype(dtype, copy=False)
@@ -722,44 +735,44 @@ class _Scaling:
         self.center[where], self.scale[where], self.mean[where], self.sd[where] = values
 
 
-class _ScalingBlocks:
-    """``Preprocessor._scale_columns`` of one block after another, on the cores the caller leaves idle
-    (``parallel.beside``: threads, each block's columns its own, so the numbers are those of one thread) while
-    the caller reads and checks the next blocks; at most _IN_FLIGHT blocks at a time. The scaling (the robust
-    percentiles' partitions, the clip, the statistics of the result, the copy into the training matrix) is
-    about two thirds of a dense fit: 1.3 s on one core at 6,400 x 5,000.
+class _Beside:
+    """Calls run on the cores the caller leaves idle (``parallel.beside``: threads) while the caller prepares the
+    next ones, at most _IN_FLIGHT at a time; each call writes its own columns or rows of the results, so the
+    numbers are those of one thread. ``add`` and ``finish`` raise an error of a call (the earliest call's).
 
-    Memory: the block's column-major copy and its scratch space (8 MB each) are allocated here, by the caller,
-    and the threads allocate nothing large: glibc gives each thread a heap of its own, which keeps what a
-    thread frees (and ``malloc_trim`` releases only part of it), so temporaries made in the threads stayed
+    Used for the blocks of the dense fit (their scaling: the robust percentiles' partitions, the clip, the
+    statistics of the result, the copy into the training matrix, two thirds of a fit) and of ``transform``.
+    Memory: whatever a call needs that is large (the block's copy, its scratch space) is allocated by the
+    caller, and the calls allocate nothing large: glibc gives each thread a heap of its own, which keeps what
+    the thread frees (``malloc_trim`` releases only part of it), so temporaries made in the threads stayed
     resident through training (+75 MB at 8,000 x 5,000)."""
 
     _IN_FLIGHT = 2
 
-    def __init__(self, pre: "Preprocessor"):
+    def __init__(self):
         from ..parallel import spare_core
 
-        self.pre, self.threaded = pre, spare_core()
+        self.threaded = spare_core()
         self.pending: list = []
 
-    def add(self, B: np.ndarray, local: np.ndarray | None, where, fitted: "_Scaling", out: "_Output | None") -> None:
-        """Scale the kept columns ``local`` (None: all) of block B (n, w) (float64, log1p'd and imputed; not
-        used afterwards) into ``fitted`` and ``out`` at ``where``."""
+    def add(self, fn, *args) -> None:
         from ..parallel import beside
 
-        # the kept columns column-major, as pass 2 takes them (X[:, kept]): the same sums
-        Xk = np.asfortranarray(B if local is None else B[:, local])
-        del B
-        scratch = np.empty_like(Xk)  # column-major too
-        self.pending.append(beside(self.pre._scale_columns, Xk, scratch, where, fitted, out, threaded=self.threaded))
-        del Xk, scratch
+        self.pending.append(beside(fn, *args, threaded=self.threaded))
         while len(self.pending) > self._IN_FLIGHT:
             self.pending.pop(0)()
 
     def finish(self) -> None:
-        """Wait for every block (an error in one is raised here)."""
+        """Wait for every call."""
         while self.pending:
             self.pending.pop(0)()
+
+
+def _columns_to_scale(B: np.ndarray, local: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the kept columns ``local`` (None: all) of block B as a column-major copy, as pass 2 takes them
+    (X[:, kept]) so that they sum the same, scratch space of its shape and layout)."""
+    Xk = np.asfortranarray(B if local is None else B[:, local])
+    return Xk, np.empty_like(Xk)
 
 
 class _Output:
