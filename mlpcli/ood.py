@@ -114,17 +114,20 @@ class OODBasis:
             cached = self.__dict__["_segments_cache"] = (starts, label[starts])
         return cached
 
-    def parts(self, Z: np.ndarray) -> np.ndarray:
-        """(n, 2) for transformed rows Z (n, p): the distance to the nearest reference row, and the class-
-        relative distance (min over classes of the distance to the class's nearest row / the class's spread;
-        NaN without classes), both as RMS per feature."""
-        out = np.full((len(Z), 2), np.nan)
+    def parts(self, Z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n, 2) for transformed rows Z (n, p) (or its rows ``rows``, n of them, taken a block at a time): the
+        distance to the nearest reference row, and the class-relative distance (min over classes of the
+        distance to the class's nearest row / the class's spread; NaN without classes), both as RMS per
+        feature."""
+        n = len(Z) if rows is None else len(rows)
+        out = np.full((n, 2), np.nan)
         ref, ref2 = self.reference, np.einsum("ij,ij->i", self.reference, self.reference) + self.reference_residual
         if self.relative:
             starts, present = self._segments()
             scale = self.class_scale[present]
-        for s in range(0, len(Z), _SCORE_ROWS):
-            D = np.asarray(Z[s:s + _SCORE_ROWS], dtype=np.float64) - self.mean
+        for s in range(0, n, _SCORE_ROWS):
+            block = Z[s:s + _SCORE_ROWS] if rows is None else Z[rows[s:s + _SCORE_ROWS]]
+            D = np.asarray(block, dtype=np.float64) - self.mean
             T = D @ self.components.T
             t2 = np.einsum("ij,ij->i", T, T)
             residual = np.maximum(np.einsum("ij,ij->i", D, D) - t2, 0.0)
@@ -316,7 +319,7 @@ def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: i
     # no held-out rows: the distance alone
     fits = [lambda: fit_basis(Z, seed, labels if parts else None, n_classes)]
     fits += [lambda train=train, held=held: fit_basis(Z, seed, labels, n_classes, rows=train).parts(
-        (Z if Z_held is None else Z_held)[held]) for train, held in parts]
+        Z if Z_held is None else Z_held, held) for train, held in parts]
     if start is None:
         done = _run(fits)
     else:
