@@ -89,7 +89,7 @@ class Member:
             block = X[s:s + rows]
             # np.take, not block[:, columns]: numpy lays a fancy-indexed column selection out column-major
             if preprocessed:
-                Z = block.toarray() if hasattr(block, "toarray") else block
+                Z = block.toarray() if is_sparse(block) else block
             elif columns is not None:
                 Z = pre.transform_kept(np.take(block, columns, axis=1), dtype=net.dtype, logged=logged, scratch=True)
             elif logged:

@@ -202,7 +202,8 @@ def _top_components(Z: np.ndarray, rows: np.ndarray, mean: np.ndarray, r: int,
     so a direction without variance still has a singular value at float64's rounding level and is dropped."""
     n, p = len(rows), Z.shape[1]
     if min(n, p) <= 4 * (r + _OVERSAMPLE):
-        D = np.asarray(Z[rows], dtype=np.float64) - mean  # small: at most 240 rows or 240 features
+        D = np.asarray(Z[rows], dtype=np.float64)  # a copy (fancy indexing); small: at most 240 rows or features
+        D -= mean
         _, s, Vt = np.linalg.svd(D, full_matrices=False)
         return Vt[:r], s[:r]
     A = np.empty((n, p), dtype=np.float32)

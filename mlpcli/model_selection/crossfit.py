@@ -30,9 +30,9 @@ from ..calibration import Calibration, calibration_report, fit_temperature
 from ..config import AUTO, TrainOptions
 from ..errors import DataError
 from ..model_io import Member, Model
+from ..parallel import beside
 from .fitting import FittedRun, _forget_inputs, check_fits_memory, fit_run, resolve_log1p
 from .held_out import prediction_columns
-from ..parallel import beside
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
@@ -589,7 +589,7 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
         sub_parts = [(np.arange(len(rows)), np.arange(len(held)))]
     else:
         sub_parts = [(position[tr][position[tr] >= 0], position[te][position[te] >= 0]) for tr, te in parts]
-    # the basis on all rows is fitted on a second core while the held-out parts' bases are fitted here
+    # the bases (on all rows, on each part's training rows) are fitted two at a time, here and on a second core
     model.ood = ood.calibrate(Z, sub_parts, seed, Z_held=Z_held, labels=ds.y[rows], n_classes=len(ds.classes),
                               start=beside)
     cal = model.conformal
