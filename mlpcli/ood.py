@@ -63,6 +63,7 @@ seeded subsample) and a randomised SVD.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -78,6 +79,7 @@ MAX_CALIBRATION = 20_000
 _POWER_ITERATIONS = 3
 _OVERSAMPLE = 10
 _SCORE_ROWS = 256  # rows scored at a time: their distance matrix to the reference stays small
+_ROW_CHUNK = 256  # rows centred in float64 at a time by the fits (10 MB at 5,000 features)
 
 
 @dataclass
@@ -112,17 +114,20 @@ class OODBasis:
             cached = self.__dict__["_segments_cache"] = (starts, label[starts])
         return cached
 
-    def parts(self, Z: np.ndarray) -> np.ndarray:
-        """(n, 2) for transformed rows Z (n, p): the distance to the nearest reference row, and the class-
-        relative distance (min over classes of the distance to the class's nearest row / the class's spread;
-        NaN without classes), both as RMS per feature."""
-        out = np.full((len(Z), 2), np.nan)
+    def parts(self, Z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n, 2) for transformed rows Z (n, p) (or its rows ``rows``, n of them, taken a block at a time): the
+        distance to the nearest reference row, and the class-relative distance (min over classes of the
+        distance to the class's nearest row / the class's spread; NaN without classes), both as RMS per
+        feature."""
+        n = len(Z) if rows is None else len(rows)
+        out = np.full((n, 2), np.nan)
         ref, ref2 = self.reference, np.einsum("ij,ij->i", self.reference, self.reference) + self.reference_residual
         if self.relative:
             starts, present = self._segments()
             scale = self.class_scale[present]
-        for s in range(0, len(Z), _SCORE_ROWS):
-            D = np.asarray(Z[s:s + _SCORE_ROWS], dtype=np.float64) - self.mean
+        for s in range(0, n, _SCORE_ROWS):
+            block = Z[s:s + _SCORE_ROWS] if rows is None else Z[rows[s:s + _SCORE_ROWS]]
+            D = np.asarray(block, dtype=np.float64) - self.mean
             T = D @ self.components.T
             t2 = np.einsum("ij,ij->i", T, T)
             residual = np.maximum(np.einsum("ij,ij->i", D, D) - t2, 0.0)
@@ -166,56 +171,109 @@ class OODBasis:
         return out
 
 
-def _top_components(D: np.ndarray, r: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The r leading right singular vectors (r, p) and singular values (r,) of the centred D (n, p):
-    exact for small matrices, a randomised range finder with power iterations (Halko et al. 2011) else."""
-    n, p = D.shape
+def _centred(Z: np.ndarray, rows: np.ndarray, mean: np.ndarray):
+    """(chunk of positions in ``rows``, Z[rows[chunk]] - mean as a float64 copy) a _ROW_CHUNK rows at a time:
+    the fit never holds a float64 copy of all its rows (80 MB at 2,000 x 5,000)."""
+    for a in range(0, len(rows), _ROW_CHUNK):
+        chunk = slice(a, min(len(rows), a + _ROW_CHUNK))
+        D = np.asarray(Z[rows[chunk]], dtype=np.float64)  # fancy indexing: a copy of its own
+        D -= mean
+        yield chunk, D
+
+
+def _row_mean(Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(p,) the mean of Z's rows ``rows``, summed a chunk of rows at a time."""
+    total = np.zeros(Z.shape[1])
+    for a in range(0, len(rows), _ROW_CHUNK):
+        total += np.asarray(Z[rows[a:a + _ROW_CHUNK]], dtype=np.float64).sum(axis=0)
+    return total / len(rows)
+
+
+def _top_components(Z: np.ndarray, rows: np.ndarray, mean: np.ndarray, r: int,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The r leading right singular vectors (r, p) and singular values (r,) of D = Z[rows] - mean (n, p):
+    exact for small matrices, a randomised range finder with power iterations (Halko et al. 2011) else.
+
+    The range finder only has to find the subspace of the leading directions, so it runs on a float32 copy of
+    D (half the memory and time of float64; the subspace agrees with float64's to ~1e-7 where it was only ever
+    an approximation to ~1e-2: another seed moves it further), its bases normalised by ``_orthonormal``. The
+    components and singular values are then computed in float64 from D itself (B = Qᵀ D a chunk of rows at a
+    time, Q re-orthonormalised in float64): V is orthonormal to float64 precision and lies in D's row space,
+    so a direction without variance still has a singular value at float64's rounding level and is dropped."""
+    n, p = len(rows), Z.shape[1]
     if min(n, p) <= 4 * (r + _OVERSAMPLE):
+        D = np.asarray(Z[rows], dtype=np.float64)  # a copy (fancy indexing); small: at most 240 rows or features
+        D -= mean
         _, s, Vt = np.linalg.svd(D, full_matrices=False)
         return Vt[:r], s[:r]
+    A = np.empty((n, p), dtype=np.float32)
+    for chunk, D in _centred(Z, rows, mean):
+        A[chunk] = D
     rng = np.random.default_rng(seed)
-    Q = np.linalg.qr(D @ rng.standard_normal((p, r + _OVERSAMPLE)))[0]
+    Q = _orthonormal(A @ rng.standard_normal((p, r + _OVERSAMPLE)).astype(np.float32))
     for _ in range(_POWER_ITERATIONS):
-        Q = np.linalg.qr(D.T @ Q)[0]
-        Q = np.linalg.qr(D @ Q)[0]
-    _, s, Vt = np.linalg.svd(Q.T @ D, full_matrices=False)
+        Q = _orthonormal(A.T @ Q)
+        Q = _orthonormal(A @ Q)
+    del A
+    Q = np.linalg.qr(Q.astype(np.float64))[0]  # (n, l) orthonormal to float64 precision
+    B = np.zeros((Q.shape[1], p))
+    for chunk, D in _centred(Z, rows, mean):
+        B += Q[chunk].T @ D
+    _, s, Vt = np.linalg.svd(B, full_matrices=False)
     return Vt[:r], s[:r]
 
 
-def fit_basis(Z: np.ndarray, seed: int = 0, labels: np.ndarray | None = None, n_classes: int = 0,
-              overwrite: bool = False) -> OODBasis:
-    """The nearest-neighbour distance to rows Z (n, p), n >= 1: their components and residual norms (at most
-    MAX_REFERENCE of them, a seeded subsample, as the reference). With ``labels`` (n,) class indices in
-    [0, n_classes): the reference rows sorted by class and each class's spread, for the relative distance
-    (``parts`` gives both; ``score`` needs the held-out values ``calibrate`` sets).
+def _orthonormal(Y: np.ndarray) -> np.ndarray:
+    """A float32 basis (m, l) of the column space of the float32 Y (m, l), orthonormal to float32 precision:
+    Cholesky QR in float64 (Y R⁻¹ with RᵀR = YᵀY: two small matrix products, where LAPACK's Householder QR of
+    a tall, thin matrix is largely sequential, 3-10 times slower), or Householder QR when Y is too
+    ill-conditioned for it (a near-singular YᵀY: D of lower rank than the basis, or a steep spectrum) — the
+    same subspace either way, which is all the power iterations carry from one step to the next."""
+    Y64 = Y.astype(np.float64)
+    try:
+        L = np.linalg.cholesky(Y64.T @ Y64)
+    except np.linalg.LinAlgError:
+        L = None
+    diagonal = None if L is None else np.diag(L)
+    # cond(Y) ~ max/min of L's diagonal; beyond ~1e5 the Gram matrix (cond²) has lost too many float64 digits
+    if diagonal is None or not np.all(np.isfinite(diagonal)) or diagonal.min() <= diagonal.max() * 1e-5:
+        return np.linalg.qr(Y64)[0].astype(np.float32)
+    return (Y64 @ np.linalg.inv(L).T).astype(np.float32)
 
-    overwrite: Z is a float64 array the caller gives away; it is centred in place (no second copy of the
-    rows: 128 MB at 3,200 x 5,000)."""
+
+def fit_basis(Z: np.ndarray, seed: int = 0, labels: np.ndarray | None = None, n_classes: int = 0,
+              rows: np.ndarray | None = None) -> OODBasis:
+    """The nearest-neighbour distance to the rows ``rows`` of Z (n_Z, p) (None: all of them; at least one):
+    their components and residual norms (at most MAX_REFERENCE of them, a seeded subsample, as the
+    reference). With ``labels`` (n_Z,) class indices in [0, n_classes) of Z's rows: the reference rows sorted
+    by class and each class's spread, for the relative distance (``parts`` gives both; ``score`` needs the
+    held-out values ``calibrate`` sets).
+
+    Z is only read (never modified, so fits on several row sets of one Z may run side by side) and never
+    copied whole: the rows are centred a chunk at a time, into the range finder's float32 copy (``_top_components``)
+    and for the reference rows' components."""
     Z = np.asarray(Z, dtype=np.float64)
-    n, p = Z.shape
-    mean = Z.mean(axis=0)
-    if overwrite and Z.flags.writeable:
-        D = Z
-        D -= mean
-    else:
-        D = Z - mean
+    idx = np.arange(Z.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    n, p = len(idx), Z.shape[1]
+    mean = _row_mean(Z, idx)
     r = max(1, min(MAX_COMPONENTS, p, max(n - 1, 1), MAX_BASIS_VALUES // max(p, 1)))
-    V, s = _top_components(D, r, seed)
+    V, s = _top_components(Z, idx, mean, r, seed)
     keep = s > float(s[0]) * 1e-9  # no direction without variance (the first kept, so r >= 1)
     keep[0] = True
-    V = V[keep]
-    rows = np.arange(n) if n <= MAX_REFERENCE else np.sort(
+    V = np.ascontiguousarray(V[keep])
+    ref = np.arange(n) if n <= MAX_REFERENCE else np.sort(
         np.random.default_rng(seed).choice(n, MAX_REFERENCE, replace=False))
     if labels is not None:  # one contiguous run of rows per class: per-class minima are one reduceat
-        rows = rows[np.argsort(np.asarray(labels)[rows], kind="stable")]
-    Dr = D[rows]  # one copy of the reference rows, not one per use
-    T = Dr @ V.T
-    residual = np.maximum(np.einsum("ij,ij->i", Dr, Dr) - np.einsum("ij,ij->i", T, T), 0.0)
-    del Dr
-    basis = OODBasis(mean=mean, components=np.ascontiguousarray(V), reference=np.ascontiguousarray(T),
-                     reference_residual=residual, calibration=np.zeros(0))
+        ref = ref[np.argsort(np.asarray(labels)[idx[ref]], kind="stable")]
+    T = np.empty((len(ref), len(V)))
+    residual = np.empty(len(ref))
+    for chunk, D in _centred(Z, idx[ref], mean):
+        T[chunk] = D @ V.T
+        residual[chunk] = np.einsum("ij,ij->i", D, D) - np.einsum("ij,ij->i", T[chunk], T[chunk])
+    np.maximum(residual, 0.0, out=residual)
+    basis = OODBasis(mean=mean, components=V, reference=T, reference_residual=residual, calibration=np.zeros(0))
     if labels is not None:
-        basis.reference_label = np.asarray(labels, dtype=np.int64)[rows]
+        basis.reference_label = np.asarray(labels, dtype=np.int64)[idx[ref]]
         basis.class_scale = _class_scales(basis, max(int(n_classes), int(basis.reference_label.max()) + 1))
     return basis
 
@@ -247,26 +305,40 @@ def _class_scales(basis: OODBasis, n_classes: int) -> np.ndarray:
 
 def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: int = 0,
               Z_held: np.ndarray | None = None, labels: np.ndarray | None = None, n_classes: int = 0,
-              overwrite: bool = False) -> OODBasis:
+              start: Callable[..., Callable[[], list]] | None = None) -> OODBasis:
     """The basis fitted on all rows Z (n, p), calibrated on held-out scores: for each (train, held) pair of
     row indices into Z, a basis fitted on Z[train] scores Z[held] (``Z_held`` instead of Z for the held rows
     when they are another table: ``--val-data``). With ``labels`` (n,) (class indices of Z's rows): the
     class-relative distance too, and both parts' sorted held-out values, which ``combine`` scores against (the
-    held-out rows' own labels are never used). overwrite: Z (float64) is the caller's to give away; the last fit centres it in place."""
-    held_parts = []
-    for train, held in parts:
-        if len(train) < 1 or len(held) == 0:
-            continue
-        fold_basis = fit_basis(Z[train], seed, None if labels is None else np.asarray(labels)[train], n_classes,
-                               overwrite=True)  # Z[train] is a copy of its own
-        held_parts.append(fold_basis.parts((Z if Z_held is None else Z_held)[held]))
-    P = np.concatenate(held_parts) if held_parts else np.zeros((0, 2))
+    held-out rows' own labels are never used). Z is only read.
+
+    start: ``start(fn, *args)`` begins ``fn(*args)`` and returns the function that gives its result (e.g.
+    ``parallel.beside``: in a thread): every other fit (the one on all rows first, then every second part's)
+    runs that way while the others run here, two at a time; None: one after the other. The result is the
+    same either way."""
+    parts = [(train, held) for train, held in parts if len(train) >= 1 and len(held) > 0]
     # no held-out rows: the distance alone
-    basis = fit_basis(Z, seed, labels if len(P) else None, n_classes, overwrite=overwrite)
+    fits = [lambda: fit_basis(Z, seed, labels if parts else None, n_classes)]
+    fits += [lambda train=train, held=held: fit_basis(Z, seed, labels, n_classes, rows=train).parts(
+        Z if Z_held is None else Z_held, held) for train, held in parts]
+    if start is None:
+        done = _run(fits)
+    else:
+        theirs = start(_run, fits[0::2])
+        mine = _run(fits[1::2])
+        done = [None] * len(fits)
+        done[0::2], done[1::2] = theirs(), mine
+    basis = done[0]
+    P = np.concatenate(done[1:]) if len(done) > 1 else np.zeros((0, 2))
     if basis.relative:
         basis.part_calibration = _evenly(np.sort(P, axis=0))
     basis.calibration = _evenly(np.sort(basis.combine(P)))
     return basis
+
+
+def _run(calls: list[Callable[[], object]]) -> list:
+    """The results of ``calls``, one after the other."""
+    return [call() for call in calls]
 
 
 def _evenly(values: np.ndarray) -> np.ndarray:

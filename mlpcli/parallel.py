@@ -267,7 +267,13 @@ def _call_capped(fn: Callable, blas_threads: int, args: tuple, parent: int | Non
 
 
 def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int | None) -> tuple[int, Any]:
-    return i, _call_capped(fn, blas_threads, args, parent)
+    """A task in a pool's worker (a loky process, a Dask worker's thread): its cores are its siblings' too,
+    so nothing in it runs ``beside`` (``spare_core``)."""
+    _POOL_TASK.active = True
+    try:
+        return i, _call_capped(fn, blas_threads, args, parent)
+    finally:
+        _POOL_TASK.active = False
 
 
 def connect(address: str, timeout: float | None = None):
@@ -369,3 +375,62 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
         if not keep_partial:
             raise
     return results
+
+
+def beside(fn: Callable[..., Any], *args: Any, threaded: bool | None = None) -> Callable[[], Any]:
+    """``fn(*args)`` run now: in a background thread while the caller goes on, when ``threaded`` (None:
+    ``spare_core()``), else here before returning. Returns the function that gives the result (waiting for
+    the thread; an error raised in it is raised there, in the caller's thread).
+
+    For work that releases the GIL (hashing, NumPy's loops, BLAS) beside a caller that leaves a core idle:
+    ``train`` runs its BLAS on one thread by default. The thread is a daemon: a Ctrl-C in the caller does
+    not wait for it."""
+    if not (spare_core() if threaded is None else threaded):
+        try:
+            value = fn(*args)
+        except Exception as exc:  # raised where the result is asked for, as from the thread
+            error = exc
+
+            def fail() -> Any:
+                raise error
+
+            return fail
+        return lambda: value
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # handed to the caller, in its thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="mlpcli-beside", daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    return result
+
+
+def spare_core() -> bool:
+    """Whether work beside the caller's has a core of its own: the cores this process may use
+    (``usable_cores``) hold two of its BLAS thread cap (the caller's work and the other each as many), and
+    the caller is not a task of a pool whose workers share those cores (``run``)."""
+    return not getattr(_POOL_TASK, "active", False) and usable_cores() >= 2 * _blas_threads()
+
+
+_POOL_TASK = threading.local()  # .active: this thread runs a task of a pool's worker (``_indexed``)
+
+
+def _blas_threads() -> int:
+    """The threads a BLAS call of this process runs with now: the threadpoolctl cap in force (1 without BLAS).
+    The smallest over the BLAS libraries loaded: a cap applies to those loaded when it was set, and one loaded
+    later (scipy's, when scikit-learn is first imported during training) starts with a thread per core."""
+    from threadpoolctl import threadpool_info
+
+    return min([int(info.get("num_threads") or 1) for info in threadpool_info() if info.get("user_api") == "blas"],
+               default=1)

@@ -363,22 +363,25 @@ def test_cv_leave_batch_out_reports_per_batch(trained):
     assert_clean_error(run(["cv", str(path), "--leave-batch-out"]), "--leave-batch-out", "linked")
 
 
-def test_ood_basis_fitted_in_place_equals_the_copying_fit_and_leaves_the_callers_rows_alone_otherwise():
-    """fit_basis(overwrite=True) centres the rows it is given instead of copying them (training's memory
-    peak): the same basis to the bit, and without overwrite the caller's rows are untouched."""
+def test_ood_fits_read_the_callers_rows_only_and_a_fit_on_some_rows_equals_the_fit_on_their_copy():
+    """fit_basis(rows=...) fits on some of Z's rows without copying them (training's memory peak): the same
+    basis to the bit as a fit on their copy; neither it nor calibrate changes Z, and calibrate gives the same
+    basis with its fit on all rows in a thread beside the held-out parts' (parallel.beside)."""
     from mlpcli import ood
+    from mlpcli.parallel import beside
 
     rng = np.random.default_rng(3)
     Z = rng.normal(size=(300, 400)) * rng.uniform(0.5, 3, size=400) + 5.0
     labels = rng.integers(0, 3, size=300)
     kept = Z.copy()
-    copying = ood.fit_basis(Z, seed=1, labels=labels, n_classes=3)
-    assert np.array_equal(Z, kept)
-    in_place = ood.fit_basis(Z.copy(), seed=1, labels=labels, n_classes=3, overwrite=True)
+    some = np.sort(rng.choice(300, 260, replace=False))  # more than 240 rows and features: the randomised SVD
+    on_rows = ood.fit_basis(Z, seed=1, labels=labels, n_classes=3, rows=some)
+    on_copy = ood.fit_basis(Z[some], seed=1, labels=labels[some], n_classes=3)
     for name in ("mean", "components", "reference", "reference_residual", "reference_label", "class_scale"):
-        assert np.array_equal(getattr(copying, name), getattr(in_place, name)), name
+        assert np.array_equal(getattr(on_rows, name), getattr(on_copy, name)), name
+    assert np.array_equal(Z, kept)
     parts = [(np.arange(0, 200), np.arange(200, 300)), (np.arange(100, 300), np.arange(0, 100))]
     a = ood.calibrate(Z, parts, seed=1, labels=labels, n_classes=3)
+    b = ood.calibrate(Z, parts, seed=1, labels=labels, n_classes=3, start=beside)
     assert np.array_equal(Z, kept)
-    b = ood.calibrate(Z.copy(), parts, seed=1, labels=labels, n_classes=3, overwrite=True)
     assert np.array_equal(a.calibration, b.calibration) and np.array_equal(a.components, b.components)

@@ -638,12 +638,19 @@ def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
 
 def _update_as_float64(digest, X: np.ndarray) -> None:
     """``digest`` updated as with the bytes of ``np.ascontiguousarray(X, dtype=np.float64)``, made a block of
-    rows at a time (a hash over consecutive pieces equals the hash over their concatenation)."""
+    rows at a time (a hash over consecutive pieces equals the hash over their concatenation) in one buffer of
+    _HASH_BLOCK values: the checksum runs in a thread of its own (``pipeline``), whose heap would keep a
+    larger block resident after it is freed."""
     digest.update(f"{np.dtype(np.float64).str}{X.shape};".encode())
-    step = max(1, _CHECK_BLOCK // max(1, X.shape[1]))
+    step = max(1, _HASH_BLOCK // max(1, X.shape[1]))
+    buffer = np.empty((min(step, X.shape[0]), X.shape[1]))
     for i in range(0, X.shape[0], step):
-        block = np.ascontiguousarray(X[i:i + step], dtype=np.float64)
+        block = buffer[:min(step, X.shape[0] - i)]  # whole rows: contiguous
+        np.copyto(block, X[i:i + step])
         digest.update(memoryview(block).cast("B") if block.size else b"")
+
+
+_HASH_BLOCK = 1 << 18  # values converted to float64 at a time by the checksum (2 MiB)
 
 
 NO_GROUP_NOTE = (f"group: none (no {' or '.join(map(repr, DEFAULT_GROUPS))} column); samples are treated as independent "

@@ -141,6 +141,7 @@ class Preprocessor:
         variances = np.zeros(d) if cfg.top_var is not None else None
         fitted = _Scaling(d) if one_pass else None  # per input column, filled for the kept ones
         out = _Output(n, d, dtype, order) if one_pass and dtype is not None else None
+        scaling = _Beside()
         for cols, B in _column_blocks(X):  # B (n, w) float64, ours
             infinite[cols] = np.isinf(B).any(axis=0)
             if infinite.any():
@@ -170,13 +171,11 @@ class Preprocessor:
             if variances is not None:
                 variances[cols.start + local] = B[:, local].var(axis=0)
             if fitted is not None and local.size:
-                # the kept columns column-major, as pass 2 takes them (X[:, kept]): the same sums
-                Xk = np.asfortranarray(B if local.size == B.shape[1] else B[:, local])
+                Xk, scratch = _columns_to_scale(B, None if local.size == B.shape[1] else local)
                 del B
-                where = cols.start + local
-                fitted.put(where, self._fit_scaling(Xk))  # Xk is transformed in place
-                if out is not None:
-                    out.put(where, Xk)
+                scaling.add(self._scale_columns, Xk, scratch, cols.start + local, fitted, out)
+                del Xk, scratch
+        scaling.finish()
         if infinite.any():
             raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; replace them")
         if negative.any():
@@ -209,9 +208,10 @@ class Preprocessor:
                 if cfg.log1p:
                     np.log1p(Xk, out=Xk)
                 _fill(Xk, impute_values[kept[part]])
-                fitted.put(part, self._fit_scaling(Xk))
-                if out is not None:
-                    out.put(part, Xk)
+                Xk, scratch = _columns_to_scale(Xk, None)  # column-major already: the same array
+                scaling.add(self._scale_columns, Xk, scratch, part, fitted, out)
+                del Xk, scratch
+            scaling.finish()
             chosen = slice(None)
         else:
             chosen = kept
@@ -222,20 +222,31 @@ class Preprocessor:
         self.kept_features = [names[j] for j in kept]
         return None if out is None else out.columns(kept if one_pass else None)
 
-    def _fit_scaling(self, Xk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _scale_columns(self, Xk: np.ndarray, scratch: np.ndarray, where, fitted: "_Scaling",
+                       out: "_Output | None") -> None:
+        """The scaling of kept columns Xk (``_fit_scaling``; ``scratch`` its work space) into ``fitted`` at
+        ``where``, and their transformed values into ``out``."""
+        fitted.put(where, self._fit_scaling(Xk, scratch))  # Xk is transformed in place
+        if out is not None:
+            out.put(where, Xk)
+
+    def _fit_scaling(self, Xk: np.ndarray, scratch: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(centre, scale, mean, SD) (w,) each of kept columns Xk (n, w): float64, column-major, log1p'd
-        and imputed, ours; Xk is scaled (and clipped) in place, the mean and SD are of the result."""
+        and imputed, ours; Xk is scaled (and clipped) in place, the mean and SD are of the result.
+        scratch: an array of Xk's shape and layout for the temporaries (the percentiles' partitioned copy, the
+        clip's, the deviations), so that none is allocated here (None: allocated)."""
         cfg = self.config
         w = Xk.shape[1]
         center, scale = np.zeros(w), np.ones(w)
         if cfg.standardize and cfg.scaling == "robust":
-            q25, median, q75 = column_percentiles(Xk, (25.0, 50.0, 75.0))
+            q25, median, q75 = column_percentiles(Xk, (25.0, 50.0, 75.0), scratch)
             half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # >= TINY_SPREAD / 2: constant columns are gone
             center, scale = median, np.where(q75 - q25 >= TINY_SPREAD, q75 - q25, half_range)
         elif cfg.standardize:
-            center, scale = Xk.mean(axis=0), _column_sd(Xk)  # sd > 0: constant columns are gone
-        _scale_in_place(Xk, center, scale, self._clips)  # robust: a huge z/IQR overflows, then clips
-        return center, scale, Xk.mean(axis=0), _column_sd(Xk)
+            center, scale = Xk.mean(axis=0), _column_sd(Xk, scratch)  # sd > 0: constant columns are gone
+        _scale_in_place(Xk, center, scale, self._clips, scratch)  # robust: a huge z/IQR overflows, then clips
+        return center, scale, Xk.mean(axis=0), _column_sd(Xk, scratch)
 
     def _select_top_var(self, variances: np.ndarray | None, candidates: np.ndarray) -> np.ndarray:
         """Column indices to keep (sorted): the `top_var` most variable of `candidates`, or all of them."""
@@ -279,13 +290,22 @@ class Preprocessor:
             return np.ascontiguousarray(out) if order == "C" else out
         n, step = X.shape[0], _rows_per_block(len(kept))
         out = np.empty((n, len(kept)), dtype=dtype, order=order)
-        for i in range(0, n, step):
-            block = feature_block(X, slice(i, i + step), self.kept_index_)  # a copy: X is left alone
-            try:
-                out[i:i + step] = self._transform_in_place(block, dtype)
-            except DataError as exc:
-                self._raise_for_rows(X, exc)  # the message counts every row, not one block's
+        blocks = _Beside()  # each block transformed on a second core while the next is copied
+        try:
+            for i in range(0, n, step):
+                block = feature_block(X, slice(i, i + step), self.kept_index_)  # a copy: X is left alone
+                blocks.add(self._transform_into, out, slice(i, i + step), block,
+                           np.empty_like(block) if self._clips else None)
+                del block
+            blocks.finish()
+        except DataError as exc:
+            self._raise_for_rows(X, exc)  # the message counts every row, not one block's
         return out
+
+    def _transform_into(self, out: np.ndarray, rows: slice, block: np.ndarray, scratch: np.ndarray | None) -> None:
+        """out[rows] = the transformed rows ``block`` (float64, ours; ``scratch``: the clip's work space, of its
+        shape and layout), converted to out's dtype as they are copied."""
+        out[rows] = self._transform_in_place(block, np.float64, scratch=scratch)
 
     def transform_kept(self, Xk, dtype=np.float64, logged: bool = False, scratch: bool = False) -> np.ndarray:
         """(n, d_kept) raw values of the kept features only, in ``kept_features`` order -> (n, d_kept).
@@ -299,7 +319,8 @@ class Preprocessor:
             raise DataError(f"expected {len(self.kept_features)} kept feature columns, got shape {Xk.shape}")
         return self._transform_in_place(Xk, dtype, logged)
 
-    def _transform_in_place(self, Xk: np.ndarray, dtype, logged: bool = False) -> np.ndarray:
+    def _transform_in_place(self, Xk: np.ndarray, dtype, logged: bool = False,
+                            scratch: np.ndarray | None = None) -> np.ndarray:
         if self.config.log1p and not logged:
             _check_non_negative(Xk, self.kept_features)
             np.log1p(Xk, out=Xk)
@@ -309,7 +330,7 @@ class Preprocessor:
                 raise DataError(_missing_message(self.kept_features, nan_mask.sum(axis=0)))
             rows, cols = np.nonzero(nan_mask)
             Xk[rows, cols] = self.impute_values_[cols]
-        _scale_in_place(Xk, self.center_, self.scale_, self._clips)
+        _scale_in_place(Xk, self.center_, self.scale_, self._clips, scratch)
         if not self._clips:
             self._check_inputs(Xk)
         return Xk.astype(dtype, copy=False)
@@ -714,6 +735,46 @@ class _Scaling:
         self.center[where], self.scale[where], self.mean[where], self.sd[where] = values
 
 
+class _Beside:
+    """Calls run on the cores the caller leaves idle (``parallel.beside``: threads) while the caller prepares the
+    next ones, at most _IN_FLIGHT at a time; each call writes its own columns or rows of the results, so the
+    numbers are those of one thread. ``add`` and ``finish`` raise an error of a call (the earliest call's).
+
+    Used for the blocks of the dense fit (their scaling: the robust percentiles' partitions, the clip, the
+    statistics of the result, the copy into the training matrix, two thirds of a fit) and of ``transform``.
+    Memory: whatever a call needs that is large (the block's copy, its scratch space) is allocated by the
+    caller, and the calls allocate nothing large: glibc gives each thread a heap of its own, which keeps what
+    the thread frees (``malloc_trim`` releases only part of it), so temporaries made in the threads stayed
+    resident through training (+75 MB at 8,000 x 5,000)."""
+
+    _IN_FLIGHT = 2
+
+    def __init__(self):
+        from ..parallel import spare_core
+
+        self.threaded = spare_core()
+        self.pending: list = []
+
+    def add(self, fn, *args) -> None:
+        from ..parallel import beside
+
+        self.pending.append(beside(fn, *args, threaded=self.threaded))
+        while len(self.pending) > self._IN_FLIGHT:
+            self.pending.pop(0)()
+
+    def finish(self) -> None:
+        """Wait for every call."""
+        while self.pending:
+            self.pending.pop(0)()
+
+
+def _columns_to_scale(B: np.ndarray, local: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the kept columns ``local`` (None: all) of block B as a column-major copy, as pass 2 takes them
+    (X[:, kept]) so that they sum the same, scratch space of its shape and layout)."""
+    Xk = np.asfortranarray(B if local is None else B[:, local])
+    return Xk, np.empty_like(Xk)
+
+
 class _Output:
     """The transformed training rows (n, d) in `dtype` and `order`, filled a block of columns at a time; with
     some columns not kept, ``columns`` moves the kept ones to the front in place, so the result never
@@ -755,10 +816,11 @@ class _Output:
         return self.buffer.reshape((n, k), order=self.order)
 
 
-def _scale_in_place(Z: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: bool) -> None:
-    """Z (n, d) <- (Z - center) / scale, then the robust smooth clip when ``clip``. A quotient beyond float64
-    (a value absurdly far outside a feature's training spread) becomes ±inf without a warning; clipping maps
-    it to ±CLIP_AT, and unclipped callers check the result."""
+def _scale_in_place(Z: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: bool,
+                    scratch: np.ndarray | None = None) -> None:
+    """Z (n, d) <- (Z - center) / scale, then the robust smooth clip when ``clip`` (``scratch``: its work space,
+    as ``_smooth_clip``). A quotient beyond float64 (a value absurdly far outside a feature's training spread)
+    becomes ±inf without a warning; clipping maps it to ±CLIP_AT, and unclipped callers check the result."""
     events: list[str] = []
     with np.errstate(over="call", divide="call", invalid="call", call=lambda kind, flag: events.append(kind)):
         Z -= center
@@ -767,18 +829,19 @@ def _scale_in_place(Z: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: 
         if events:
             big = np.finfo(np.float64).max
             np.clip(Z, -big, big, out=Z)  # ±inf -> ±max, keeping the sign for the clip
-        _smooth_clip(Z)
+        _smooth_clip(Z, scratch)
 
 
-def _smooth_clip(Z: np.ndarray) -> None:
+def _smooth_clip(Z: np.ndarray, scratch: np.ndarray | None = None) -> None:
     """In place: z / sqrt(1 + (z / CLIP_AT)^2), smooth, monotone, within ±CLIP_AT; Z must be finite.
+    scratch: an array of Z's shape (and layout) to work in, instead of a new one.
 
     For |z| beyond ~4e154 the square overflows and z / inf gives ±0, where the exact value is ±CLIP_AT to
     float64 precision: those entries are set to it (found only when an overflow happened, so the usual
     case costs no extra pass)."""
     overflowed: list[str] = []
     with np.errstate(over="call", call=lambda kind, flag: overflowed.append(kind)):
-        T = Z / CLIP_AT
+        T = np.divide(Z, CLIP_AT, out=scratch)
         np.square(T, out=T)
         T += 1.0
         np.sqrt(T, out=T)
@@ -788,12 +851,12 @@ def _smooth_clip(Z: np.ndarray) -> None:
         Z[huge] = np.copysign(CLIP_AT, Z[huge])
 
 
-def _column_sd(X: np.ndarray) -> np.ndarray:
+def _column_sd(X: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
     """Per-column standard deviation (d,) of X (n, d), X.std(axis=0) except where the deviations are so small
     that their squares leave float64's normal range (SD below 1e-150): those columns are computed on
     deviations divided by their largest magnitude, then scaled back, so the result is not 0 or subnormal
-    noise."""
-    sd = X.std(axis=0)
+    noise. scratch: an array of X's shape and layout for the deviations (``_std``)."""
+    sd = X.std(axis=0) if scratch is None else _std(X, scratch)
     small = np.flatnonzero(sd < 1e-150)
     if small.size:
         D = X[:, small] - X[:, small].mean(axis=0)
@@ -803,12 +866,27 @@ def _column_sd(X: np.ndarray) -> np.ndarray:
     return sd
 
 
-def column_percentiles(X: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+def _std(X: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """X.std(axis=0) of X (n, d), the same numbers (numpy's steps: the mean kept as (1, d), the deviations,
+    squared, summed, divided by n, the root), with the deviations in ``scratch`` (X's shape and layout, so
+    they are summed in the same order) instead of a new array."""
+    n = X.shape[0]
+    mean = np.add.reduce(X, axis=0, keepdims=True)
+    np.true_divide(mean, n, out=mean, casting="unsafe")
+    np.subtract(X, mean, out=scratch)
+    np.square(scratch, out=scratch)
+    var = np.add.reduce(scratch, axis=0)
+    np.true_divide(var, n, out=var, casting="unsafe")
+    return np.sqrt(var, out=var)
+
+
+def column_percentiles(X: np.ndarray, qs: Sequence[float], scratch: np.ndarray | None = None) -> np.ndarray:
     """``np.percentile(X, qs, axis=0)`` (linear interpolation) of X (n, d) without missing values: (k, d),
     the same numbers, in about half the time. np.percentile partitions a copy of X at the order statistics
     the percentiles need and also at the first and last (the minimum, the maximum, to find NaN); here only at
     those needed, then numpy's interpolation formula (``_lerp``) is applied to them as numpy applies it
-    (tests/test_memory_time.py compares the two bit for bit)."""
+    (tests/test_memory_time.py compares the two bit for bit). scratch: an array of X's shape and layout that
+    is partitioned instead of a copy of X."""
     n = X.shape[0]
     q = np.asarray(qs, dtype=np.float64) / 100.0
     virtual = (n - 1) * q  # numpy's virtual index of method "linear"
@@ -817,7 +895,11 @@ def column_percentiles(X: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     last = virtual >= n - 1  # numpy takes the maximum there
     lo = np.where(last, n - 1, previous).astype(np.intp)
     hi = np.where(last, n - 1, previous + 1).astype(np.intp)
-    P = np.array(X, dtype=np.float64, order="F" if X.flags.f_contiguous else "C")  # ours to partition
+    if scratch is None:
+        P = np.array(X, dtype=np.float64, order="F" if X.flags.f_contiguous else "C")  # ours to partition
+    else:  # X's shape and layout
+        P = scratch
+        np.copyto(P, X)
     P.partition(np.unique(np.concatenate([lo, hi])), axis=0)
     out = np.empty((len(q), X.shape[1]))
     for i in range(len(q)):

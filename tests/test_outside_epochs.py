@@ -1,0 +1,141 @@
+"""What `train` does outside its epochs runs partly on a second core (``parallel.beside``) and reuses work
+already done; none of it may change a result."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from mlpcli import data, model_io, parallel
+from mlpcli.config import TrainOptions
+from mlpcli.errors import DataError
+from mlpcli.model_selection.fitting import fit_run
+from mlpcli.model_selection.splits import holdout
+from mlpcli.pipeline import train_dataset
+
+
+def _counts_table(n: int, p: int, seed: int = 0) -> pd.DataFrame:
+    """Skewed non-negative values (log1p applies), 3 classes shifting 10 features each, 2 samples a patient."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.lognormal(1.0, 1.0, size=(n, p)).astype(np.float32)
+    for c in range(3):
+        X[y == c, 10 * c:10 * c + 10] *= 3.0
+    frame = pd.DataFrame(X, columns=[f"g{j:04d}" for j in range(p)])
+    frame.insert(0, "label", np.array(["a", "b", "c"])[y])
+    frame.insert(0, "patient_id", [f"P{i // 2:05d}" for i in range(n)])
+    return frame
+
+
+def _dataset(frame: pd.DataFrame) -> data.Dataset:
+    roles, _ = data.resolve_roles(frame.columns, target=["label"])
+    return data.Dataset.from_frame(frame, roles)
+
+
+@pytest.fixture()
+def spare(monkeypatch):
+    """Set whether a second core is there (``parallel.spare_core``) for the rest of the test."""
+    def set_to(value: bool) -> None:
+        monkeypatch.setattr(parallel, "spare_core", lambda: value)
+    return set_to
+
+
+def test_beside_gives_the_result_or_raises_in_the_callers_thread(spare):
+    for threaded in (True, False):
+        spare(threaded)
+        assert parallel.beside(lambda a, b: a + b, 2, 3)() == 5
+        failing = parallel.beside(lambda: {}["missing"])
+        with pytest.raises(KeyError):
+            failing()
+
+
+@pytest.mark.parametrize("config", [dict(log1p=True), dict(log1p=True, scaling="standard"),
+                                    dict(log1p=True, top_var=700, impute="median")])
+def test_preprocessing_on_a_second_core_gives_the_same_matrix_and_fit(spare, config):
+    """Several column blocks (2,000 rows x 1,500 features: blocks of 524 columns) scaled in threads while
+    the next are read: the transformed matrix and every fitted array are those of one thread, bit for bit."""
+    X = _counts_table(2000, 1500).iloc[:, 2:].to_numpy()
+    if config.get("impute"):
+        X[np.random.default_rng(1).random(X.shape) < 0.01] = np.nan
+    names = [f"g{j}" for j in range(X.shape[1])]
+    results = []
+    for threaded in (False, True):
+        spare(threaded)
+        pre = data.Preprocessor(data.PreprocessConfig(**config))
+        Z = pre.fit_transform(X, names, dtype=np.float32, order="C")
+        results.append((Z, pre.state()[1]))
+    (Z0, s0), (Z1, s1) = results
+    assert Z0.tobytes() == Z1.tobytes()
+    assert all(s0[k].tobytes() == s1[k].tobytes() for k in s0)
+
+
+@pytest.mark.parametrize("scaling", ["robust", "standard"])
+def test_transform_on_a_second_core_gives_the_same_rows_and_errors(spare, scaling):
+    """Many rows (blocks of 699 at 1,500 features) transformed in threads: the same matrix, and a user's error
+    in later blocks (a negative value under log1p, a missing value) is the same one-line error, counted over
+    every row."""
+    X = _counts_table(3000, 1500).iloc[:, 2:].to_numpy().astype(np.float64)
+    pre = data.Preprocessor(data.PreprocessConfig(log1p=True, scaling=scaling)).fit(X[:2000], [f"g{j}" for j in
+                                                                                              range(1500)])
+    outputs, errors = [], []
+    for threaded in (False, True):
+        spare(threaded)
+        outputs.append(pre.transform(X, dtype=np.float32, order="C"))
+        messages = []
+        for row, value in ((2500, -1.0), (2100, np.nan)):
+            bad = X.copy()
+            bad[row, 7], bad[row - 1500, 9] = value, value
+            with pytest.raises(DataError) as caught:
+                pre.transform(bad, dtype=np.float32, order="C")
+            messages.append(str(caught.value))
+        errors.append(messages)
+    assert outputs[0].tobytes() == outputs[1].tobytes()
+    assert errors[0] == errors[1]
+    assert "log1p needs non-negative input, but 2 feature columns" in errors[0][0]
+    assert "missing values in 2 feature columns" in errors[0][1]
+
+
+def test_train_on_a_second_core_writes_the_same_model_file(spare, tmp_path):
+    """The whole of `train` (checksum, preprocessing, the OOD bases on more than 240 rows and features, so the
+    randomised SVD) with and without a second core: the same model file, byte for byte."""
+    ds = _dataset(_counts_table(1200, 600))
+    options = TrainOptions(target=["label"], folds=1, epochs=2, hidden=[16])
+    files = []
+    for threaded in (False, True):
+        spare(threaded)
+        outcome = train_dataset(ds, options, source="table")
+        path = tmp_path / f"{threaded}.mlp"
+        model_io.save(outcome.model, path)
+        files.append(path.read_bytes())
+    assert files[0] == files[1]
+    with zipfile.ZipFile(io.BytesIO(files[0])) as zf:
+        assert len(np.load(io.BytesIO(zf.read("weights.npz"))).files) > 0
+    assert model_io.load(tmp_path / "True.mlp").ood.components.shape[0] > 1
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_validation_rows_scored_from_their_preprocessed_matrix_equal_the_raw_rows(sparse):
+    """A run scores its validation rows from the matrix training validated on (dense, or CSR for sparse
+    input): the same outputs as preprocessing the raw rows again."""
+    frame = _counts_table(400, 60)
+    if sparse:
+        values = frame.iloc[:, 2:].to_numpy()
+        values[values < np.quantile(values, 0.6)] = 0.0
+        frame.iloc[:, 2:] = values
+    ds = _dataset(frame)
+    if sparse:
+        ds = dataclasses.replace(ds, X=sp.csr_matrix(np.asarray(ds.X)))
+    tr, va, _ = holdout(ds, 0.25, 0)
+    run = fit_run(ds.subset(tr), ds.subset(va), TrainOptions(target=["label"], epochs=2, hidden=[8], log1p=True))
+    assert sp.issparse(run.X_val) == sparse
+    member = model_io.Member(run.network, run.preprocessor, run.target_scaling)
+    raw = member.raw_output(ds.subset(va).X)
+    assert raw.tobytes() == member.raw_output(run.X_val, preprocessed=True).tobytes()
+    assert member.raw_output(run.X_val, preprocessed=True, rows=7).tobytes() == member.raw_output(
+        ds.subset(va).X, rows=7).tobytes()
