@@ -20,7 +20,8 @@ timed epochs above the resident set just before them (data, model and libraries 
 the data plus a small multiple of the parameters).
 
 For mlpcli a second table splits an epoch: its matrix multiplies alone (the same shapes through
-the same BLAS, a floor for any NumPy engine), its optimizer steps alone, and the rest.
+the same BLAS, a floor for any NumPy engine), its optimizer steps alone (as `train` runs them: on two
+threads when the machine has a core to spare beside --threads, ``training.update_threads``), and the rest.
 
 "train" is the `mlpcli train` command itself, timed from its --history (the seconds column: everything it
 does each epoch — the training pass, the validation pass, the inference-mode training loss, metrics, early
@@ -117,11 +118,12 @@ def _limit_threads(threads: int) -> None:
 def run_mlpcli(w, dtype, threads, mem):
     _limit_threads(threads)
     from mlpcli.engine import MLP, losses, optim
-    from mlpcli.training import run_epoch
+    from mlpcli.training import run_epoch, update_threads
 
     X, y = make_data(w, dtype)
     net = MLP(w["d"], w["hidden"], w["k"], activation="relu", seed=0, dtype=dtype)
     loss, opt = losses.get("ce"), optim.Adam(lr=1e-3)
+    opt.threads = update_threads()  # as `train` runs it: its elementwise updates on the spare core, if any
     rng = np.random.default_rng(0)
     mem.start()
     times = [_timed(lambda: run_epoch(net, loss, X, y, opt, w["batch"], rng)) for _ in range(w["epochs"] + 1)]

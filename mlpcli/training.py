@@ -20,7 +20,7 @@ from .errors import TrainingError
 
 __all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse",
            "train_eval_rows", "TRAIN_EVAL_ROWS",
-           "no_skill_loss", "fit_memory", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
+           "no_skill_loss", "fit_memory", "update_threads", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
 
 LR_SCHEDULES = ("none", "plateau", "cosine")
 PLATEAU_FACTOR = 0.5  # halve the learning rate on a plateau, the common default (Keras, PyTorch)
@@ -247,6 +247,17 @@ def build_optimizer(cfg: FitConfig) -> optim.Optimizer:
     return optim.Adam(lr=cfg.lr, beta2=cfg.beta2)
 
 
+def update_threads() -> int:
+    """Threads for the optimizer's elementwise updates: two when the job has a core to spare beside its BLAS
+    threads (``parallel.spare_core``: `train`'s default of one BLAS thread on two or more usable cores, never
+    inside a member process or a Dask worker), else one. Not more: the updates are memory-bound, and with
+    BLAS on every core OpenBLAS's threads, which spin for a while after each product, would hold the core a
+    second update thread needs. Networks under 2 x optim.MIN_SHARE parameters stay on one thread anyway."""
+    from .parallel import spare_core
+
+    return 2 if spare_core() else 1
+
+
 def _iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator, min_size: int):
     """One shuffle index per epoch; a trailing batch smaller than ``min_size`` joins the previous one
     (BatchNorm cannot normalise a batch of one)."""
@@ -309,7 +320,7 @@ def run_epoch(
         seen += len(idx)
         net.backward(loss.backward(out, yb, wb))
         if penalty is not None and penalty.active:
-            penalty.add_grad(params, grads)
+            penalty.add_grad(params, grads, opt.threads)
         if clip_norm:
             optim.clip_grad_norm(grads, clip_norm)
         opt.step(params, grads)
@@ -423,6 +434,7 @@ def fit(
         raise ValueError("training and validation sets must both be non-empty")
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))  # shuffles and noise
     opt = build_optimizer(config)
+    opt.threads = update_threads()
     penalty = optim.WeightPenalty(config.l1, config.l2)
     params = net.parameter_groups()[0]
     stopper = EarlyStopping(config.patience if validate else None, config.min_delta, config.adaptive_patience)

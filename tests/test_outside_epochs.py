@@ -139,3 +139,25 @@ def test_validation_rows_scored_from_their_preprocessed_matrix_equal_the_raw_row
     assert raw.tobytes() == member.raw_output(run.X_val, preprocessed=True).tobytes()
     assert member.raw_output(run.X_val, preprocessed=True, rows=7).tobytes() == member.raw_output(
         ds.subset(va).X, rows=7).tobytes()
+
+
+def test_training_updates_on_the_spare_core_give_the_same_network(spare, monkeypatch):
+    """With a core to spare, the optimizer's updates run in two threads (``training.update_threads``); the
+    trained weights and history are those of one thread, bit for bit."""
+    from mlpcli import training
+    from mlpcli.engine import MLP, losses, optim
+
+    monkeypatch.setattr(optim, "MIN_SHARE", 1 << 14)  # shares of a small network's 38,000 weights
+    monkeypatch.setattr(optim, "CHUNK_BYTES", 1 << 14)  # in blocks of 4,096
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 150)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    runs = []
+    for threaded in (False, True):
+        spare(threaded)
+        assert training.update_threads() == (2 if threaded else 1)
+        net = MLP(150, [256], 2, seed=0, dtype="float32")
+        config = training.FitConfig(epochs=4, batch_size=32, lr=1e-3, l2=1e-3, optimizer="adam")
+        result = training.fit(net, losses.get("ce"), X[:240], y[:240], X[240:], y[240:], config)
+        runs.append((net.flat_params.tobytes(), [r["val_loss"] for r in result.history]))
+    assert runs[0] == runs[1]

@@ -6,20 +6,28 @@ parameter arrays in place. ``params`` and ``grads`` are dicts of arrays with the
 ``MLP.parameter_groups()`` (``W``: all weights, ``rest``: biases and BatchNorm parameters), which
 makes a step a handful of vectorised operations for the whole network. State arrays are allocated
 on the first step and reused, so a step allocates nothing parameter-sized afterwards.
+
+``threads`` (an optimizer's attribute, 1 by default; the training loop sets it to the BLAS threads it
+runs with): a large update is cut into that many contiguous shares, each updated by its own thread (NumPy
+releases the GIL inside its loops). Every entry gets the same arithmetic whichever thread runs it, so the
+result is bit-for-bit the same for any number of threads.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 from abc import ABC, abstractmethod
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Callable
 
 import numpy as np
 
 from .functional import build
 from .network import is_weight_key
 
-__all__ = ["SGD", "Adam", "AdamW", "WeightPenalty", "clip_grad_norm", "get", "OPTIMIZERS"]
+__all__ = ["SGD", "Adam", "AdamW", "WeightPenalty", "clip_grad_norm", "get", "OPTIMIZERS", "run_in_shares"]
 
 
 # Elementwise updates run over blocks of this many entries so that the dozen NumPy passes of
@@ -37,11 +45,70 @@ CHUNK_BYTES = 512 * 1024
 # float32 multiply, add, sqrt and divide are SIMD loops over cache-resident blocks. Block sizes of 32 KiB
 # to 1 MiB per array changed the NumPy path by less than the noise (0.41-0.60 s on a busy machine).
 
+# Entries per share below which an update stays on one thread: handing a share to another thread and
+# waiting for it costs some 20-50 us, a blocked Adam pass over 2^18 float32 entries about 0.5 ms.
+MIN_SHARE = 1 << 18
 
-def _blocks(size: int, itemsize: int):
-    chunk = max(1024, CHUNK_BYTES // itemsize)
-    for start in range(0, size, chunk):
-        yield slice(start, min(start + chunk, size))
+_pool: ThreadPoolExecutor | None = None
+_pool_owner = (0, 0)  # (process id, workers) the pool was made for: a forked child makes its own
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """The module's thread pool with at least ``workers`` threads (made again after a fork, whose child
+    inherits the pool object but not its threads)."""
+    global _pool, _pool_owner
+    if _pool is None or _pool_owner[0] != os.getpid() or _pool_owner[1] < workers:
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlpcli-optim")
+        _pool_owner = (os.getpid(), workers)
+    return _pool
+
+
+def run_in_shares(size: int, itemsize: int, threads: int, update: Callable[[int, int], None]) -> None:
+    """Call ``update(start, stop)`` over contiguous shares of range(size) that together cover it once: one
+    share when ``threads`` <= 1 or the shares would hold fewer than MIN_SHARE entries each, else up to
+    ``threads`` shares (block-aligned), the first on the calling thread and the rest on the pool's.
+
+    Returns only when every share is done, also when the caller is interrupted (Ctrl-C) half-way: no thread
+    may still be writing the parameters once a step has returned or raised."""
+    shares = max(1, min(int(threads), size // MIN_SHARE))
+    chunk = _chunk(itemsize)
+    per = -(-size // shares)
+    per = -(-per // chunk) * chunk  # whole blocks per share
+    bounds = [(a, min(a + per, size)) for a in range(0, size, per)]
+    if len(bounds) <= 1:  # one share, or fewer entries than a block
+        update(0, size)
+        return
+    pool = _executor(len(bounds) - 1)
+    futures = [pool.submit(update, a, b) for a, b in bounds[1:]]
+    try:
+        update(*bounds[0])
+    finally:
+        _wait_all(futures)
+
+
+def _wait_all(futures: list[Future]) -> None:
+    """Wait for every future (through Ctrl-C: re-raised once all are done), then raise a worker's error."""
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            wait(futures)
+            break
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+    for f in futures:
+        f.result()
+    if interrupted is not None:
+        raise interrupted
+
+
+def _chunk(itemsize: int) -> int:
+    return max(1024, CHUNK_BYTES // itemsize)
+
+
+def _blocks(start: int, stop: int, itemsize: int):
+    chunk = _chunk(itemsize)
+    for a in range(start, stop, chunk):
+        yield slice(a, min(a + chunk, stop))
 
 
 class Optimizer(ABC):
@@ -52,6 +119,7 @@ class Optimizer(ABC):
             raise ValueError(f"learning rate must be > 0, got {lr}")
         self.lr = float(lr)
         self.t = 0
+        self.threads = 1  # threads an update may use (the module docstring); the result is the same for any
         self.state: dict[str, dict[str, np.ndarray]] = {}
 
     def _slot(self, key: str, name: str, like: np.ndarray) -> np.ndarray:
@@ -60,13 +128,30 @@ class Optimizer(ABC):
             slots[name] = np.zeros_like(like)
         return slots[name]
 
-    def _block_tmp(self, key: str, p: np.ndarray) -> np.ndarray:
-        """A block-sized scratch array, allocated once per parameter array."""
-        return self._slot(key, "tmp", p.reshape(-1)[: max(1024, CHUNK_BYTES // p.itemsize)])
+    def _block_tmp(self, key: str, p: np.ndarray, start: int = 0) -> np.ndarray:
+        """A block-sized scratch array for the share of ``p`` that begins at ``start``, allocated once (each
+        thread writes its own)."""
+        return self._slot(key, f"tmp@{start}", p.reshape(-1)[: _chunk(p.itemsize)])
 
-    @abstractmethod
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
+        self.t += 1
+        self._begin_step()
+        for key, p in params.items():
+            g = grads[key]
+            self._prepare(key, p)  # the state slots, made here: threads must not race to create them
+            run_in_shares(p.size, p.itemsize, self.threads,
+                          lambda start, stop, key=key, p=p, g=g: self._update(key, p, g, start, stop))
+
+    def _begin_step(self) -> None:
+        """The step's scalars (bias corrections and the like), once per step."""
+
+    def _prepare(self, key: str, p: np.ndarray) -> None:
+        """Create the state slots of ``key`` before its shares run."""
+
+    @abstractmethod
+    def _update(self, key: str, p: np.ndarray, g: np.ndarray, start: int, stop: int) -> None:
+        """Update entries start..stop of p (flattened) from g, block by block."""
 
 
 class SGD(Optimizer):
@@ -86,28 +171,30 @@ class SGD(Optimizer):
             raise ValueError("nesterov needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
-    def step(self, params, grads):
-        self.t += 1
+    def _prepare(self, key, p):
+        if self.momentum:
+            self._slot(key, "v", p)
+
+    def _update(self, key, p, g, start, stop):
         mu, lr = self.momentum, self.lr
-        for key, p in params.items():
-            tmp = self._block_tmp(key, p)
-            pf, gf = p.reshape(-1), grads[key].reshape(-1)
-            vf = self._slot(key, "v", p).reshape(-1) if mu else None
-            for blk in _blocks(pf.size, pf.itemsize):
-                pb, gb, t = pf[blk], gf[blk], tmp[: blk.stop - blk.start]
-                if vf is None:
-                    np.multiply(gb, lr, out=t)
+        tmp = self._block_tmp(key, p, start)
+        pf, gf = p.reshape(-1), g.reshape(-1)
+        vf = self.state[key]["v"].reshape(-1) if mu else None
+        for blk in _blocks(start, stop, pf.itemsize):
+            pb, gb, t = pf[blk], gf[blk], tmp[: blk.stop - blk.start]
+            if vf is None:
+                np.multiply(gb, lr, out=t)
+            else:
+                vb = vf[blk]
+                vb *= mu
+                vb += gb
+                if self.nesterov:
+                    np.multiply(vb, mu, out=t)
+                    t += gb
                 else:
-                    vb = vf[blk]
-                    vb *= mu
-                    vb += gb
-                    if self.nesterov:
-                        np.multiply(vb, mu, out=t)
-                        t += gb
-                    else:
-                        np.copyto(t, vb)
-                    t *= lr
-                pb -= t
+                    np.copyto(t, vb)
+                t *= lr
+            pb -= t
 
 
 class Adam(Optimizer):
@@ -136,33 +223,37 @@ class Adam(Optimizer):
             raise ValueError("eps must be > 0 and weight_decay >= 0")
         self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), float(weight_decay)
 
-    def step(self, params, grads):
-        self.t += 1
+    def _begin_step(self):
         b1, b2 = self.beta1, self.beta2
         root = math.sqrt((1.0 - b2**self.t) / (1.0 - b2))
-        c = self.lr * (1.0 - b1) / (1.0 - b1**self.t) * root
-        eps_t = self.eps * root
-        for key, p in params.items():
-            g = grads[key]
-            m, v = self._slot(key, "m", p), self._slot(key, "v", p)
-            tmp = self._block_tmp(key, p)
-            decay = 1.0 - self.lr * self.weight_decay if self.decoupled_decay and self.weight_decay and is_weight_key(key) else None
-            pf, gf, mf, vf = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
-            for blk in _blocks(pf.size, pf.itemsize):
-                pb, gb, mb, vb = pf[blk], gf[blk], mf[blk], vf[blk]
-                t = tmp[: pb.size]
-                if decay is not None:
-                    pb *= decay  # AdamW: decay the weights directly, not through m and v
-                mb *= b1
-                mb += gb
-                np.multiply(gb, gb, out=t)
-                vb *= b2
-                vb += t
-                np.sqrt(vb, out=t)
-                t += eps_t
-                np.divide(mb, t, out=t)
-                t *= c
-                pb -= t
+        self._c = self.lr * (1.0 - b1) / (1.0 - b1**self.t) * root
+        self._eps_t = self.eps * root
+
+    def _prepare(self, key, p):
+        self._slot(key, "m", p)
+        self._slot(key, "v", p)
+
+    def _update(self, key, p, g, start, stop):
+        b1, b2, c, eps_t = self.beta1, self.beta2, self._c, self._eps_t
+        slots = self.state[key]
+        tmp = self._block_tmp(key, p, start)
+        decay = 1.0 - self.lr * self.weight_decay if self.decoupled_decay and self.weight_decay and is_weight_key(key) else None
+        pf, gf, mf, vf = p.reshape(-1), g.reshape(-1), slots["m"].reshape(-1), slots["v"].reshape(-1)
+        for blk in _blocks(start, stop, pf.itemsize):
+            pb, gb, mb, vb = pf[blk], gf[blk], mf[blk], vf[blk]
+            t = tmp[: pb.size]
+            if decay is not None:
+                pb *= decay  # AdamW: decay the weights directly, not through m and v
+            mb *= b1
+            mb += gb
+            np.multiply(gb, gb, out=t)
+            vb *= b2
+            vb += t
+            np.sqrt(vb, out=t)
+            t += eps_t
+            np.divide(mb, t, out=t)
+            t *= c
+            pb -= t
 
 
 class AdamW(Adam):
@@ -213,23 +304,25 @@ class WeightPenalty:
                     total += self.l2 * float(np.vdot(w, w))
         return total
 
-    def add_grad(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+    def add_grad(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], threads: int = 1) -> None:
         """grads[key] += dR/dw for every weight key, in place, block by block (no parameter-sized
-        temporaries: this runs every training step)."""
+        temporaries: this runs every training step), in up to ``threads`` threads (``run_in_shares``)."""
         for key, w in params.items():
-            if not is_weight_key(key):
-                continue
-            wf, gf = w.reshape(-1), grads[key].reshape(-1)
-            tmp = np.empty(min(wf.size, max(1024, CHUNK_BYTES // wf.itemsize)), dtype=wf.dtype)
-            for blk in _blocks(wf.size, wf.itemsize):
-                wb, gb, t = wf[blk], gf[blk], tmp[: blk.stop - blk.start]
-                if self.l1:
-                    np.sign(wb, out=t)
-                    t *= self.l1
-                    gb += t
-                if self.l2:
-                    np.multiply(wb, 2.0 * self.l2, out=t)
-                    gb += t
+            if is_weight_key(key):
+                wf, gf = w.reshape(-1), grads[key].reshape(-1)
+                run_in_shares(wf.size, wf.itemsize, threads, lambda start, stop, wf=wf, gf=gf: self._add(wf, gf, start, stop))
+
+    def _add(self, wf: np.ndarray, gf: np.ndarray, start: int, stop: int) -> None:
+        tmp = np.empty(min(stop - start, _chunk(wf.itemsize)), dtype=wf.dtype)
+        for blk in _blocks(start, stop, wf.itemsize):
+            wb, gb, t = wf[blk], gf[blk], tmp[: blk.stop - blk.start]
+            if self.l1:
+                np.sign(wb, out=t)
+                t *= self.l1
+                gb += t
+            if self.l2:
+                np.multiply(wb, 2.0 * self.l2, out=t)
+                gb += t
 
 
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:

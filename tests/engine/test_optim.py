@@ -81,3 +81,76 @@ def test_invalid_optimizers():
         optim.SGD(lr=-1)
     with pytest.raises(ValueError, match="nesterov"):
         optim.SGD(nesterov=True)
+
+
+@pytest.mark.parametrize("make", [lambda: optim.Adam(lr=0.01), lambda: optim.AdamW(lr=0.01, weight_decay=0.1),
+                                  lambda: optim.SGD(lr=0.1, momentum=0.9, nesterov=True), lambda: optim.SGD(lr=0.1)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_updates_in_several_threads_give_the_same_bits_as_one(monkeypatch, make, dtype):
+    import threading
+
+    # shares of at least one block: the weights in 3 (float32) or 4 (float64) shares, the last one ragged, and
+    # the biases on one thread
+    monkeypatch.setattr(optim, "MIN_SHARE", optim.CHUNK_BYTES // np.dtype(dtype).itemsize)
+    nets, opts = [], []
+    for threads in (1, 2, 4):
+        net = MLP(700, [600], 3, seed=0, dtype=dtype)  # 421,800 weights
+        opt = make()
+        opt.threads = threads
+        nets.append(net)
+        opts.append(opt)
+    rng = np.random.default_rng(0)
+    penalty = optim.WeightPenalty(l1=1e-3, l2=1e-2)
+    for _ in range(3):
+        g = {k: rng.standard_normal(a.shape).astype(dtype) for k, a in nets[0].parameter_groups()[1].items()}
+        for net, opt in zip(nets, opts):
+            params, grads = net.parameter_groups()
+            for k in grads:
+                grads[k][...] = g[k]
+            penalty.add_grad(params, grads, opt.threads)
+            opt.step(params, grads)
+    assert any(t.name.startswith("mlpcli-optim") for t in threading.enumerate())  # other threads did take shares
+    assert not np.array_equal(nets[0].flat_params, MLP(700, [600], 3, seed=0, dtype=dtype).flat_params)
+    for net in nets[1:]:
+        assert net.flat_params.tobytes() == nets[0].flat_params.tobytes()
+
+
+def test_a_step_returns_only_when_every_share_is_done_even_when_interrupted(monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setattr(optim, "MIN_SHARE", 10)
+    done, caller = [], threading.get_ident()
+
+    def update(start, stop):
+        if threading.get_ident() == caller:
+            raise KeyboardInterrupt  # Ctrl-C while the calling thread updates its share
+        time.sleep(0.2)
+        done.append((start, stop))
+
+    # 512-byte entries: blocks of 1,024 entries, so 4,096 entries make 4 shares of one block
+    with pytest.raises(KeyboardInterrupt):
+        optim.run_in_shares(4096, 512, 4, update)
+    assert sorted(done) == [(1024, 2048), (2048, 3072), (3072, 4096)]  # the other threads' shares, all finished
+
+
+def test_shares_cover_the_range_once_and_an_error_in_one_reaches_the_caller(monkeypatch):
+    monkeypatch.setattr(optim, "MIN_SHARE", 10)
+    seen = []
+    optim.run_in_shares(5000, 512, 3, lambda a, b: seen.append((a, b)))
+    assert sorted(seen) == [(0, 2048), (2048, 4096), (4096, 5000)]  # block-aligned, the last one ragged
+    seen.clear()
+    optim.run_in_shares(5000, 512, 1, lambda a, b: seen.append((a, b)))
+    assert seen == [(0, 5000)]
+    monkeypatch.setattr(optim, "MIN_SHARE", 4000)
+    seen.clear()
+    optim.run_in_shares(5000, 512, 4, lambda a, b: seen.append((a, b)))
+    assert seen == [(0, 5000)]  # shares smaller than MIN_SHARE: one thread
+
+    def update(start, stop):
+        if start > 0:
+            raise ValueError("share failed")
+
+    monkeypatch.setattr(optim, "MIN_SHARE", 10)
+    with pytest.raises(ValueError, match="share failed"):
+        optim.run_in_shares(5000, 512, 2, update)
