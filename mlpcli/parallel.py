@@ -26,6 +26,7 @@ threads than that is a warning.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import threading
@@ -37,7 +38,7 @@ from typing import Any, Callable, Iterator, Sequence
 from .errors import ConfigError
 
 __all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "threads_warning", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
-           "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS"]
+           "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS", "beside", "import_beside", "spare_core"]
 
 BACKENDS = ("loky", "dask")
 CONNECT_TIMEOUT = 10.0  # seconds to reach a Dask scheduler before giving up with a one-line error
@@ -414,6 +415,21 @@ def beside(fn: Callable[..., Any], *args: Any, threaded: bool | None = None) -> 
         return box["result"]
 
     return result
+
+
+def import_beside(*modules: str) -> Callable[[], None]:
+    """Import ``modules`` in a background thread while the caller goes on; returns the function that waits
+    for it (an import error is raised there).
+
+    For Python-heavy imports (scikit-learn: ~1 s, most of it scipy.stats) beside work that releases the GIL,
+    such as reading a table with pyarrow or NumPy. The caller must not import the same packages before it
+    waits: two threads importing one package at once can see it half initialised."""
+
+    def load() -> None:
+        for name in modules:
+            importlib.import_module(name)
+
+    return beside(load, threaded=True)
 
 
 def spare_core() -> bool:

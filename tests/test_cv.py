@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlpcli import data
 from mlpcli.model_selection import cross_validation as cv
@@ -50,6 +52,54 @@ def test_grouped_classification_folds_are_stratified():
     ds = dataset("multiclass", n_patients=30)
     for f in splits.kfold(ds, 5)[0]:
         assert set(ds.y[f.test]) == {0, 1, 2}
+
+
+SKLEARN_FIXED_SHUFFLE = tuple(int(x) for x in __import__("sklearn").__version__.split(".")[:2]) >= (1, 8)
+
+
+@pytest.mark.skipif(not SKLEARN_FIXED_SHUFFLE, reason="scikit-learn < 1.8 shuffles StratifiedGroupKFold's groups "
+                    "out of step with their counts (its PR #32540)")
+@given(sizes=st.lists(st.integers(1, 5), min_size=4, max_size=80), n_classes=st.integers(2, 9),
+       n_folds=st.integers(2, 7), seed=st.integers(0, 2**31 - 1), data_=st.data())
+@settings(max_examples=150, deadline=None)
+def test_stratified_group_folds_are_scikit_learns(sizes, n_classes, n_folds, seed, data_):
+    """The same folds, bit for bit, as StratifiedGroupKFold(shuffle=True) over random layouts: groups of
+    several classes, ties in every score, string or integer group labels."""
+    from sklearn.model_selection import StratifiedGroupKFold
+    import warnings
+
+    groups = np.repeat(np.arange(len(sizes)) * 7 % 101, sizes)
+    if data_.draw(st.booleans()):
+        groups = np.array([f"patient {g}" for g in groups], dtype=object)
+    y = np.array(data_.draw(st.lists(st.integers(0, n_classes - 1), min_size=len(groups), max_size=len(groups))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            expected = list(StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed).split(
+                np.zeros((len(y), 1)), y, groups))
+        except ValueError:  # more folds than groups or than the largest class: the callers refuse these first
+            return
+    ours = splits.stratified_group_folds(y, groups, n_folds, seed)
+    assert len(ours) == len(expected)
+    for (train, test), (train_ref, test_ref) in zip(ours, expected):
+        np.testing.assert_array_equal(test, test_ref)
+        np.testing.assert_array_equal(train, train_ref)
+
+
+def test_stratified_group_folds_balance_classes_whatever_the_seed():
+    """Every fold's class shares stay near the data's (the stratification scikit-learn < 1.8 lost with
+    shuffle=True): 200 patients of one class each, 4 classes of unequal size, 5 folds."""
+    rng = np.random.default_rng(0)
+    patient_class = rng.choice(4, size=200, p=[0.55, 0.25, 0.15, 0.05])
+    groups = np.repeat(np.arange(200), 3)
+    y = patient_class[groups]
+    for seed in range(5):
+        folds = splits.stratified_group_folds(y, groups, 5, seed)
+        for train, test in folds:
+            assert not set(groups[train]) & set(groups[test])
+            shares = np.bincount(y[test], minlength=4) / np.bincount(y, minlength=4)
+            np.testing.assert_allclose(shares, 0.2, atol=0.04)
+        np.testing.assert_array_equal(np.sort(np.concatenate([t for _, t in folds])), np.arange(len(y)))
 
 
 def test_folds_without_groups():

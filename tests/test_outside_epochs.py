@@ -161,3 +161,35 @@ def test_training_updates_on_the_spare_core_give_the_same_network(spare, monkeyp
         result = training.fit(net, losses.get("ce"), X[:240], y[:240], X[240:], y[240:], config)
         runs.append((net.flat_params.tobytes(), [r["val_loss"] for r in result.history]))
     assert runs[0] == runs[1]
+
+
+# ── scikit-learn imported beside the read ──────────────────────────────────────────────────────────────────
+
+
+def test_import_beside_raises_its_import_error_in_the_caller():
+    wait = parallel.import_beside("json", "mlpcli_no_such_module")
+    with pytest.raises(ModuleNotFoundError, match="mlpcli_no_such_module"):
+        wait()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_reading_a_table_imports_scikit_learn_beside_it(tmp_path, suffix):
+    """In a fresh process, ``pipeline.load_dataset`` returns with training's scikit-learn modules imported
+    (beside the read), and the same dataset as ``data.load_dataset``."""
+    import subprocess
+    import sys
+
+    frame = _counts_table(40, 30)
+    path = tmp_path / f"t{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
+    code = ("import sys, numpy as np\n"
+            "from mlpcli import data, pipeline\n"
+            "from mlpcli.config import TrainOptions\n"
+            "assert 'sklearn' not in sys.modules\n"
+            f"ds, notes = pipeline.load_dataset({str(path)!r}, TrainOptions(target=['label']))\n"
+            "assert all(m in sys.modules for m in pipeline.TRAINING_IMPORTS), 'not imported'\n"
+            f"again, _ = data.load_dataset({str(path)!r}, target=['label'])\n"
+            "assert np.array_equal(ds.X, again.X) and np.array_equal(ds.y, again.y)\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

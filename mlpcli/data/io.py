@@ -142,6 +142,21 @@ def _source(path, stdin) -> _Source:
     return _Source(path, lambda: path, kind, sep, compression, text_suffix(path))
 
 
+def table_kind(path) -> str | None:
+    """How the readers would read ``path``: "text" (also "-", standard input), "parquet", "h5ad" or "10x" (a
+    directory); None for a path they refuse (missing, empty, an unknown suffix: the reader says why)."""
+    if str(path) == "-":
+        return "text"
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return "10x"
+    try:
+        _check_file(path)
+        return _table_format(path)[0]
+    except DataError:
+        return None
+
+
 def text_suffix(path: str) -> str:
     """".csv", ".tsv" or ".txt" (before any compression suffix), for messages; "" for other names."""
     name = os.path.basename(os.fspath(path)).lower()
