@@ -56,6 +56,9 @@ TRAIN_EVAL_ROWS = 2048
 # Rows gathered at a time for that pass: a reused buffer of at most this many bytes (8 MiB: 419 rows of
 # 5,000 float32 features), so the subsample is never copied whole.
 EVAL_CHUNK_BYTES = 8 * 1024 * 1024
+# Largest network whose epoch passes are measured beside the next epoch (a copy of it, its weights and
+# gradients, is held for them): 8 million float32 parameters.
+SHADOW_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -136,6 +139,10 @@ class EarlyStopping:
             return False
         self.bad_epochs += 1
         return self.patience is not None and self.bad_epochs >= self.current_patience
+
+    def could_stop_next(self) -> bool:
+        """Whether the next ``update`` can return True (it does when that epoch does not improve)."""
+        return self.patience is not None and self.best_state is not None and self.bad_epochs + 1 >= self.current_patience
 
     @property
     def current_patience(self) -> int | None:
@@ -422,6 +429,11 @@ def fit(
     loss is the baseline against which the learning curves are read. ``callback`` receives each epoch's
     history row. Ctrl-C ends training after restoring the best weights so far;
     the result says ``interrupted``.
+
+    With a core to spare (``update_threads() > 1``), an epoch's validation and inference-mode training
+    passes (and ``metric``) run in a second thread on a copy of its weights while the next epoch trains,
+    unless that epoch could stop the run; its row then reaches ``callback`` an epoch later, and its
+    ``seconds`` run to the start of the next epoch. The history and weights are the same bit for bit.
     """
     config.validate()
     if not is_sparse(X_train):  # a sparse X stays sparse: minibatches are densified as they are drawn
@@ -436,7 +448,6 @@ def fit(
     opt = build_optimizer(config)
     opt.threads = update_threads()
     penalty = optim.WeightPenalty(config.l1, config.l2)
-    params = net.parameter_groups()[0]
     stopper = EarlyStopping(config.patience if validate else None, config.min_delta, config.adaptive_patience)
     lr0, history = config.lr, []
 
@@ -454,6 +465,59 @@ def fit(
     interrupted = stopped = False
     plateau_bad, plateau_best = 0, math.inf
     plateau_patience = max(2, (config.patience or 10) // 3)
+    # With a core to spare (as for the optimizer's updates), an epoch's validation and inference-mode training
+    # passes run there on a copy of its weights while the next epoch trains, unless that epoch's loss could
+    # stop the run (or the plateau schedule needs it first): then they run here before going on, so no epoch
+    # is ever trained past the stop. The passes and the decisions are the same either way; only the history
+    # rows reach ``callback`` an epoch later. See ``_Measured``.
+    shadow = (MLP(**net.config()) if validate and config.lr_schedule != "plateau" and opt.threads > 1
+              and net.flat_params.nbytes <= SHADOW_BYTES else None)
+    pending: tuple[int, float, float, float, Callable[[], _Measured]] | None = None
+
+    def measure(model: MLP) -> _Measured:
+        val_loss, val_out = evaluate_loss(model, loss, X_val, y_val, val_sample_weight)
+        train_eval_loss, train_out, y_eval = _evaluate_rows(model, loss, X_train, y_train, sample_weight, eval_rows,
+                                                            scratch)
+        metrics = (float(metric(train_out, y_eval)), float(metric(val_out, y_val))) if metric is not None else None
+        return _Measured(float(val_loss), float(train_eval_loss), metrics)
+
+    def record(epoch: int, train_loss: float, lr: float, t0: float, measured: _Measured, model: MLP,
+               end: float | None = None) -> bool:
+        """Epoch ``epoch``'s history row, early stopping and plateau step (``model`` holds its weights; the
+        epoch took from ``t0`` to ``end``, default now); True when training stops here."""
+        nonlocal plateau_best, plateau_bad
+        divergence.update(epoch, [train_loss, measured.train_eval_loss], model)
+        row = {
+            "epoch": epoch,
+            "train_loss": float(train_loss),
+            "val_loss": measured.val_loss,
+            "train_loss_eval": measured.train_eval_loss,
+            "penalty": float(penalty.value(model.parameter_groups()[0])) if penalty.active else 0.0,
+        }
+        if measured.metrics is not None:
+            row["train_metric"], row["val_metric"] = measured.metrics
+        row["lr"] = lr
+        stop = stopper.update(epoch, measured.val_loss, model)
+        row["best_epoch"] = stopper.best_epoch
+        row["seconds"] = (time.perf_counter() if end is None else end) - t0
+        history.append(row)
+        if callback is not None:
+            callback(row)
+        if config.lr_schedule == "plateau":
+            if measured.val_loss < plateau_best - config.min_delta:
+                plateau_best, plateau_bad = measured.val_loss, 0
+            else:
+                plateau_bad += 1
+                if plateau_bad >= plateau_patience:
+                    opt.lr, plateau_bad = max(MIN_LR, opt.lr * PLATEAU_FACTOR), 0
+        return stop
+
+    def record_pending(next_start: float) -> bool:
+        nonlocal pending
+        epoch, train_loss, lr, t0, result = pending
+        pending = None
+        return record(epoch, train_loss, lr, t0, result(), shadow, end=next_start)
+
     # Overflow warnings would only precede the divergence error below, which says what to do.
     errstate = np.errstate(over="ignore", invalid="ignore")
     errstate.__enter__()
@@ -470,40 +534,21 @@ def fit(
                 if callback is not None:
                     callback(history[-1])
                 continue
-            val_loss, val_out = evaluate_loss(net, loss, X_val, y_val, val_sample_weight)
-            train_eval_loss, train_out, y_eval = _evaluate_rows(net, loss, X_train, y_train, sample_weight, eval_rows,
-                                                                   scratch)
-            divergence.update(epoch, [train_loss, train_eval_loss], net)
-            row = {
-                "epoch": epoch,
-                "train_loss": float(train_loss),
-                "val_loss": float(val_loss),
-                "train_loss_eval": float(train_eval_loss),
-                "penalty": float(penalty.value(params)) if penalty.active else 0.0,
-            }
-            if metric is not None:
-                row["train_metric"] = float(metric(train_out, y_eval))
-                row["val_metric"] = float(metric(val_out, y_val))
-            row["lr"] = float(opt.lr)
-            stop = stopper.update(epoch, val_loss, net)
-            row["best_epoch"] = stopper.best_epoch
-            row["seconds"] = time.perf_counter() - t0
-            history.append(row)
-            if callback is not None:
-                callback(row)
-            if config.lr_schedule == "plateau":
-                if val_loss < plateau_best - config.min_delta:
-                    plateau_best, plateau_bad = val_loss, 0
-                else:
-                    plateau_bad += 1
-                    if plateau_bad >= plateau_patience:
-                        opt.lr, plateau_bad = max(MIN_LR, opt.lr * PLATEAU_FACTOR), 0
-            if stop:
+            if pending is not None and record_pending(t0):  # the previous epoch, measured while this one trained
+                stopped = True  # (not reached: an epoch that could stop the run is measured before the next)
+                break
+            if shadow is not None and epoch < config.epochs and not stopper.could_stop_next():
+                _copy_weights(net, shadow)
+                pending = (epoch, float(train_loss), float(opt.lr), t0, _beside(measure, shadow))
+                continue
+            if record(epoch, float(train_loss), float(opt.lr), t0, measure(net), net):
                 stopped = True
                 break
         divergence.finish(len(history))
     except KeyboardInterrupt:
         interrupted = True
+        if pending is not None:  # the last epoch trained before the interrupt still counts, as it did alone
+            record_pending(time.perf_counter())
     finally:
         errstate.__exit__(None, None, None)
     if validate:
@@ -518,6 +563,29 @@ def fit(
         epochs_run=len(history),
         seconds=time.perf_counter() - started,
     )
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """An epoch's inference-mode passes: the validation loss, the training loss on the evaluation rows, and
+    (train_metric, val_metric) when there is a metric."""
+
+    val_loss: float
+    train_eval_loss: float
+    metrics: tuple[float, float] | None
+
+
+def _copy_weights(src: MLP, dst: MLP) -> None:
+    """dst's parameters and buffers (BatchNorm's running statistics) := src's, in place."""
+    np.copyto(dst.flat_params, src.flat_params)
+    for key, value in src.buffers().items():
+        dst.buffers()[key][...] = value
+
+
+def _beside(fn: Callable, *args) -> Callable:
+    from .parallel import beside
+
+    return beside(fn, *args, threaded=True)
 
 
 def scheduled_lr(cfg: FitConfig, lr0: float, current: float, epoch: int) -> float:

@@ -163,6 +163,96 @@ def test_training_updates_on_the_spare_core_give_the_same_network(spare, monkeyp
     assert runs[0] == runs[1]
 
 
+# ── an epoch's validation passes beside the next epoch ─────────────────────────────────────────────────────
+
+
+def _fit_twice(spare, make_net, config, X, y, metric=None, callback_factory=None):
+    """``training.fit`` without and with a spare core: [(weights bytes, history without seconds, result,
+    callback rows, threads the metric ran in)] for each."""
+    from mlpcli import training
+    from mlpcli.engine import losses
+    import threading
+
+    out = []
+    for threaded in (False, True):
+        spare(threaded)
+        threads, rows = set(), []
+
+        def counted(outputs, target):
+            threads.add(threading.current_thread().name)
+            return metric(outputs, target)
+
+        callback = callback_factory(rows) if callback_factory else rows.append
+        net = make_net()
+        n = int(0.8 * len(y))
+        result = training.fit(net, losses.get("ce"), X[:n], y[:n], X[n:], y[n:], config,
+                              metric=counted if metric else None, callback=callback)
+        history = [{k: v for k, v in r.items() if k != "seconds"} for r in result.history]
+        out.append((net.flat_params.tobytes(), history, result, [dict(r) for r in rows], threads))
+    return out
+
+
+def _accuracy(outputs, target):
+    return float(np.mean(outputs.argmax(axis=1) == target))
+
+
+@pytest.mark.parametrize("case", ["early stop", "epoch cap", "batchnorm float64", "no patience"])
+def test_epoch_passes_beside_the_next_epoch_change_nothing(spare, case):
+    """With a core to spare, an epoch's validation and inference-mode training passes run in another thread
+    on a copy of its weights while the next epoch trains (the metric is called there); the history, the
+    stopping epoch, the rows the callback gets and the restored weights are those of one thread, bit for bit,
+    and no epoch is trained past the stop."""
+    from mlpcli import training
+    from mlpcli.engine import MLP
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((400, 60)).astype(np.float32)
+    y = (X[:, 0] + 0.8 * rng.standard_normal(400) > 0).astype(np.int64)  # noisy: validation loss turns up
+    dtype = "float64" if case == "batchnorm float64" else "float32"
+    patience = {"early stop": 3, "epoch cap": 50, "batchnorm float64": 4, "no patience": None}[case]
+    epochs = 12 if case in ("epoch cap", "no patience") else 60
+    config = training.FitConfig(epochs=epochs, batch_size=32, lr=3e-3, patience=patience, optimizer="adam")
+    make = lambda: MLP(60, [64, 32], 2, seed=3, dtype=dtype, batchnorm=case == "batchnorm float64")  # noqa: E731
+    (w0, h0, r0, rows0, threads0), (w1, h1, r1, rows1, threads1) = _fit_twice(spare, make, config, X, y, _accuracy)
+    assert w0 == w1 and h0 == h1
+    assert (r0.best_epoch, r0.epochs_run, r0.stopped_early) == (r1.best_epoch, r1.epochs_run, r1.stopped_early)
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in rows0] == \
+        [{k: v for k, v in r.items() if k != "seconds"} for r in rows1]
+    assert all(r["seconds"] > 0 for r in r1.history)
+    if case in ("early stop", "batchnorm float64"):
+        assert r0.stopped_early and r0.epochs_run < epochs
+    else:
+        assert r0.epochs_run == epochs
+    assert threads0 == {"MainThread"}
+    assert threads1 - {"MainThread"}, "no pass ran beside the training"
+
+
+def test_an_interrupt_keeps_the_epochs_measured_beside(spare):
+    """Ctrl-C (here raised by the callback on epoch 5's row) ends training with the same epochs recorded and
+    the same weights restored as with one thread."""
+    from mlpcli import training
+    from mlpcli.engine import MLP
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((300, 40)).astype(np.float32)
+    y = (X[:, 1] > 0).astype(np.int64)
+
+    def interrupt_at_5(rows):
+        def callback(row):
+            rows.append(row)
+            if row["epoch"] == 5:
+                raise KeyboardInterrupt
+        return callback
+
+    config = training.FitConfig(epochs=30, batch_size=32, lr=1e-3, patience=20, optimizer="adam")
+    runs = _fit_twice(spare, lambda: MLP(40, [32], 2, seed=0, dtype="float32"), config, X, y,
+                      callback_factory=interrupt_at_5)
+    (w0, h0, r0, _, _), (w1, h1, r1, _, _) = runs
+    assert r0.interrupted and r1.interrupted
+    assert [r["epoch"] for r in h0] == [r["epoch"] for r in h1] == [1, 2, 3, 4, 5]
+    assert h0 == h1 and w0 == w1 and r0.best_epoch == r1.best_epoch
+
+
 # ── scikit-learn imported beside the read ──────────────────────────────────────────────────────────────────
 
 
