@@ -8,7 +8,6 @@ place that is checked, and it raises rather than asserts, so it holds under ``py
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -390,8 +389,8 @@ def stratified_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int,
         for i in range(n_folds):
             value, size = float(spread[i]), float(sizes[i])
             # sklearn's test: value < best, or np.isclose(value, best) (|a - b| <= 1e-8 + 1e-5 |b|) and fewer rows
-            if value < best_spread or (best_spread != math.inf and abs(value - best_spread) <= 1e-8 + 1e-5 * abs(best_spread)
-                                       and size < best_size):
+            close = best_spread != math.inf and abs(value - best_spread) <= 1e-8 + 1e-5 * abs(best_spread)
+            if value < best_spread or (close and size < best_size):
                 best, best_spread, best_size = i, value, size
         per_fold[best] += counts[g]
         fold_of[g] = best
