@@ -578,8 +578,9 @@ class _Measured:
 def _copy_weights(src: MLP, dst: MLP) -> None:
     """dst's parameters and buffers (BatchNorm's running statistics) := src's, in place."""
     np.copyto(dst.flat_params, src.flat_params)
+    targets = dst.buffers()
     for key, value in src.buffers().items():
-        dst.buffers()[key][...] = value
+        targets[key][...] = value
 
 
 def _beside(fn: Callable, *args) -> Callable:
