@@ -253,6 +253,27 @@ def test_an_interrupt_keeps_the_epochs_measured_beside(spare):
     assert h0 == h1 and w0 == w1 and r0.best_epoch == r1.best_epoch
 
 
+def test_a_run_that_diverges_fails_alike_with_its_passes_beside(spare):
+    """A blow-up seen in a pass run beside the next epoch stops training with the same error, naming the same
+    epoch, as when the passes run in line."""
+    from mlpcli import training
+    from mlpcli.engine import MLP, losses
+    from mlpcli.errors import TrainingError
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 30)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    messages = []
+    for threaded in (False, True):
+        spare(threaded)
+        config = training.FitConfig(epochs=40, batch_size=32, lr=1e6, optimizer="adam", patience=30)
+        with pytest.raises(TrainingError, match=r"training diverged at epoch \d+") as caught:
+            training.fit(MLP(30, [16], 2, seed=0, dtype="float32"), losses.get("ce"), X[:160], y[:160], X[160:],
+                         y[160:], config)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+
+
 # ── scikit-learn imported beside the read ──────────────────────────────────────────────────────────────────
 
 
