@@ -475,9 +475,10 @@ def fit(
     pending: tuple[int, float, float, float, Callable[[], _Measured]] | None = None
 
     def measure(model: MLP) -> _Measured:
-        val_loss, val_out = evaluate_loss(model, loss, X_val, y_val, val_sample_weight)
-        train_eval_loss, train_out, y_eval = _evaluate_rows(model, loss, X_train, y_train, sample_weight, eval_rows,
-                                                            scratch)
+        with np.errstate(over="ignore", invalid="ignore"):  # as below: NumPy's error state is per thread
+            val_loss, val_out = evaluate_loss(model, loss, X_val, y_val, val_sample_weight)
+            train_eval_loss, train_out, y_eval = _evaluate_rows(model, loss, X_train, y_train, sample_weight,
+                                                                eval_rows, scratch)
         metrics = (float(metric(train_out, y_eval)), float(metric(val_out, y_val))) if metric is not None else None
         return _Measured(float(val_loss), float(train_eval_loss), metrics)
 
