@@ -38,6 +38,12 @@ def _dataset(frame: pd.DataFrame) -> data.Dataset:
     return data.Dataset.from_frame(frame, roles)
 
 
+def _toy(n: int, p: int, seed: int = 0, column: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, p) standard normal float32 and y, whether feature ``column`` is positive."""
+    X = np.random.default_rng(seed).standard_normal((n, p)).astype(np.float32)
+    return X, (X[:, column] > 0).astype(np.int64)
+
+
 @pytest.fixture()
 def spare(monkeypatch):
     """Set whether a second core is there (``parallel.spare_core``) for the rest of the test."""
@@ -149,9 +155,7 @@ def test_training_updates_on_the_spare_core_give_the_same_network(spare, monkeyp
 
     monkeypatch.setattr(optim, "MIN_SHARE", 1 << 14)  # shares of a small network's 38,000 weights
     monkeypatch.setattr(optim, "CHUNK_BYTES", 1 << 14)  # in blocks of 4,096
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((300, 150)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(np.int64)
+    X, y = _toy(300, 150)
     runs = []
     for threaded in (False, True):
         spare(threaded)
@@ -233,9 +237,7 @@ def test_an_interrupt_keeps_the_epochs_measured_beside(spare):
     from mlpcli import training
     from mlpcli.engine import MLP
 
-    rng = np.random.default_rng(2)
-    X = rng.standard_normal((300, 40)).astype(np.float32)
-    y = (X[:, 1] > 0).astype(np.int64)
+    X, y = _toy(300, 40, seed=2, column=1)
 
     def interrupt_at_5(rows):
         def callback(row):
@@ -260,9 +262,7 @@ def test_a_run_that_diverges_fails_alike_with_its_passes_beside(spare):
     from mlpcli.engine import MLP, losses
     from mlpcli.errors import TrainingError
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((200, 30)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(np.int64)
+    X, y = _toy(200, 30)
     messages = []
     for threaded in (False, True):
         spare(threaded)
