@@ -320,6 +320,27 @@ def test_truncated_matrix_fails_while_predicting(files, tmp_path):
     assert not out.exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.filterwarnings("ignore")  # anndata warns, rightly, about the old file it converts
+def test_pre_07_layout_names_the_conversion(tmp_path):
+    """Files written before anndata 0.7 (scanpy's bundled pbmc68k_reduced among them) keep obs and var as
+    compound datasets: the error says so and gives the command that converts the file, which then trains."""
+    import h5py
+
+    path = tmp_path / "old.h5ad"
+    with h5py.File(path, "w") as f:
+        f["X"] = np.random.default_rng(0).random((12, 3)).astype(np.float32)
+        f["obs"] = np.array([(f"c{i}".encode(), i % 2) for i in range(12)], dtype=[("index", "S4"), ("cell_type", "i1")])
+        f["var"] = np.array([(f"g{j}".encode(),) for j in range(3)], dtype=[("index", "S4")])
+        f["uns/cell_type_categories"] = np.array([b"B", b"T"])
+    model_out = tmp_path / "m.mlp"
+    result = run(["train", str(path), "--target", "cell_type", *FAST, "-o", str(model_out)])
+    assert_clean_error(result, "old.h5ad", "before anndata 0.7", "write_h5ad('converted.h5ad')")
+    assert not model_out.exists() and leftovers(tmp_path) == []
+    anndata.read_h5ad(path).write_h5ad(tmp_path / "converted.h5ad")  # the command the message gives
+    assert run(["train", str(tmp_path / "converted.h5ad"), "--target", "cell_type", *FAST, "-o", str(model_out),
+                "--quiet"]).exit_code == 0
+
+
 def test_missing_anndata_names_the_extra(files, monkeypatch):
     for name in ("anndata", "anndata.io", "anndata.experimental"):
         monkeypatch.setitem(sys.modules, name, None)  # import anndata fails, as without the extra

@@ -153,8 +153,9 @@ class H5ad:
             obs = f["obs"]
             self._obs_index = obs.attrs.get("_index", "_index") if not isinstance(obs, h5py_dataset()) else None
             if self._obs_index is None:
-                raise DataError(f"{self.path} is an AnnData file of a very old layout (before anndata 0.7); "
-                                "read and write it again with a current anndata")
+                raise DataError(f"{self.path} is an AnnData file of the layout before anndata 0.7 (2019), which "
+                                "mlpcli does not read; convert it once with a current anndata: python -c \"import "
+                                f"anndata; anndata.read_h5ad({self.path!r}).write_h5ad('converted.h5ad')\"")
             order = obs.attrs.get("column-order", [])
             self.obs_columns = [str(c) for c in (order.tolist() if hasattr(order, "tolist") else order)]
             self.n_obs = int(obs[self._obs_index].shape[0])
