@@ -15,6 +15,7 @@ anndata = pytest.importorskip("anndata")  # the test extra installs it: never sk
 import scipy.sparse as sp  # noqa: E402
 
 from mlpcli import data, model_io  # noqa: E402
+from mlpcli.errors import DataError  # noqa: E402
 from mlpcli.data.h5ad import EXTRA_HINT  # noqa: E402
 from mlpcli.data.preprocess import PreprocessConfig, Preprocessor  # noqa: E402
 
@@ -170,6 +171,35 @@ def test_every_command_reads_h5ad(files, tmp_path):
                  ["gradcheck", "--model", model, "--data", f]):
         result = run([*args, "--quiet"] if args[0] not in ("gradcheck", "evaluate") else args)
         assert result.exit_code == 0, (args[0], result.output)
+
+
+def test_explain_reads_h5ad_and_ranks_each_types_markers(files, tmp_path):
+    """explain reads the cells as predict does (the model's layer 'counts', obs_names as the id, the labels
+    from obs) and ranks each cell type's own five marker genes first."""
+    out = tmp_path / "genes.csv"
+    result = run(["explain", files["model"], files["sparse"], "--top", "5", "-o", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    ranking = pd.read_csv(out)
+    for t, name in enumerate(TYPES):
+        top = ranking[ranking["class"] == name].sort_values("rank")["feature"]
+        markers = {f"ENSG{j:05d}" for j in range(5 * t, 5 * t + 5)}
+        assert len(markers & set(top)) >= 4, (name, list(top))
+
+
+def test_prepare_reads_the_cells_and_genes_predict_reads(files):
+    from mlpcli import predict
+
+    model = model_io.load(files["model"])
+    X, ids, notes, _ = predict.prepare(model, files["sparse"])
+    adata = anndata.read_h5ad(files["sparse"])
+    assert list(ids) == list(adata.obs_names)
+    kept = model.preprocessor.kept_features
+    columns = [list(adata.var_names).index(n) for n in kept]
+    expected = adata.layers["counts"].toarray()[:, columns]  # the layer the model was trained on
+    assert np.array_equal(X[:, model.preprocessor.kept_index_], expected)
+    assert any("layer 'counts'" in n for n in notes)
+    with pytest.raises(DataError, match="symbol"):  # symbols where the model has Ensembl ids: named
+        predict.prepare(model, files["sparse"], roles=predict.RoleFlags(var_names="symbol"))
 
 
 # ── prediction ───────────────────────────────────────────────────────────────────────────────────────────

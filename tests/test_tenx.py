@@ -197,6 +197,11 @@ def test_cv_tune_and_evaluate_read_a_10x_directory_too(tenx):
     res = run(["evaluate", model, run_dir, "--samples", sheet, "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["n"] == len(pd.read_csv(sheet))
+    res = run(["explain", model, run_dir, "--samples", sheet, "--top", "5", "--json"])
+    assert res.exit_code == 0, res.output
+    ranked = json.loads(res.stdout)
+    assert ranked["grouped_by"] == "label"  # the sheet's cell types, joined by barcode
+    assert ranked["n_samples"] == pd.read_csv(sheet)["cell_type"].value_counts().to_dict()
     not_10x = tmp / "empty_dir"
     not_10x.mkdir()
     assert_clean_error(run(["cv", str(not_10x), "--samples", sheet, *TRAIN, "--folds", "2"]), "empty_dir", "matrix.mtx.gz")

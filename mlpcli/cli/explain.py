@@ -17,7 +17,7 @@ from .predict import role_flags
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help="Rank the genes that drive each class (integrated gradients).")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
-@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False),
               help="Write the ranking table (class, rank, feature, score, mean_abs, direction, fraction, "
                    "member_overlap): .csv, .tsv, .txt (optionally .gz/.bz2/.xz) or .parquet.")
@@ -69,6 +69,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     Examples:
       mlpcli explain subtypes.mlp sample_data/test_cohort.csv.gz -o genes.csv --plot genes.png
       mlpcli explain subtypes.mlp sample_data/test_cohort.csv.gz --method permutation --json
+      mlpcli explain cells.mlp sample_data/single_cell.h5ad --top 10 -o genes.csv
     """
     from .. import model_io
     from ..explain import explain as run, load_samples

@@ -97,27 +97,16 @@ class Samples:
 
 
 def load_samples(model: Model, source, roles=None, fill_missing: str | None = None) -> Samples:
-    """Read the table ``source`` (path, "-" or DataFrame) whole and match it to ``model`` as predict does;
-    labels are read when the target column is there (unknown labels are an error naming them)."""
-    from ..predict.stream import _encode_target, prepare
-    from ..predict.tables import read_whole
+    """Read the table ``source`` (path, "-" or DataFrame; an .h5ad file or a 10x directory: its cells, with
+    the matrix and gene names predict would use) whole and match it to ``model`` as predict does; labels
+    are read when the target column is there, in the table or its sample sheet (unknown labels are an
+    error naming them)."""
+    from ..predict.stream import prepare
 
-    if isinstance(source, pd.DataFrame):
-        table, name = source, "the table"
-    else:
-        table = read_whole(source, features_in_rows=bool(roles and roles.features_in_rows),
-                           sep=roles.sep if roles else None, decimal=roles.decimal if roles else None)
-        name = str(source)
-    prepared = prepare(model, table, roles=roles, fill_missing=fill_missing)
+    prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, labels=True)
     if len(prepared.X) == 0:
-        raise DataError(f"{name} has a header but no data rows")
-    from ..predict.columns import plan_columns
-
-    plan = plan_columns(model, [str(c) for c in table.columns], roles, fill_missing=fill_missing)
-    y = None
-    if plan.roles.target and len(plan.roles.target) == len(model.target_names or [None]):
-        y = _encode_target(table.rename(columns=str), plan.roles.target, model, name, 0,
-                           prepared.ids if plan.roles.id else None).reshape(-1).astype(np.int64)
+        raise DataError(f"{'the table' if isinstance(source, pd.DataFrame) else source} has a header but no data rows")
+    y = None if prepared.y is None else prepared.y.reshape(-1).astype(np.int64)
     notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
     return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings))
 

@@ -823,38 +823,82 @@ class Prepared:
     ids: np.ndarray  # (n,) the id column's values, or 1-based row numbers
     notes: list[str]
     warnings: list[str]
+    # with prepare(labels=True), the model's target as evaluate encodes it ((n,) class indices, or 0/1 or
+    # value columns) when the table (or its sample sheet) has the target column(s); else None
+    y: np.ndarray | None = None
 
     def __iter__(self):  # X, ids, notes, warnings = prepare(...)
         return iter((self.X, self.ids, self.notes, self.warnings))
 
 
+def is_cells(source) -> bool:
+    """Whether ``source`` is an AnnData .h5ad file or a 10x Genomics directory (not a table)."""
+    return not isinstance(source, pd.DataFrame) and (data.h5ad.is_h5ad(source) or data.tenx.is_tenx(source))
+
+
+def read_cells(model: Model, source, roles: RoleFlags | None = None) -> tuple[pd.DataFrame, RoleFlags, list[str]]:
+    """An .h5ad file or a 10x directory read whole as predict reads it (the model's matrix and gene names
+    unless told, the gene-identifier check, obs_names or the barcodes as the id): (a DataFrame of its obs
+    columns and of the genes that match the model's features, the roles for that frame, notes). Memory: the
+    cells x the model's genes, dense float64; for commands that need every cell at once (explain)."""
+    roles = roles or RoleFlags()
+    if data.tenx.is_tenx(source):
+        data.tenx.check_options(source, roles.layer, roles.raw, roles.features_in_rows)
+    table, roles, notes = _open_h5ad(source, roles, model)
+    try:
+        h = table.h
+        obs = [c for c in table.columns if c not in set(h.feature_names)]
+        match = data.names.match_names(model.preprocessor.kept_features, h.feature_names, source=table.name)
+        genes = list(dict.fromkeys(match.columns.values()))
+        index = {n: j for j, n in enumerate(h.feature_names)}
+        X = h.read_matrix(np.array([index[g] for g in genes], dtype=np.int64))
+        X = X.toarray() if hasattr(X, "toarray") else X
+        frame = pd.concat([h.obs_frame(obs), pd.DataFrame(np.asarray(X, dtype=np.float64), columns=genes)], axis=1)
+        notes = [*table.notes, *notes]
+    finally:
+        table.close()
+    return frame, roles, notes
+
+
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None,
-            max_missing: float | None = None) -> Prepared:
-    """Match a table (DataFrame or path) to the model by feature name, with the checks of predict."""
+            max_missing: float | None = None, labels: bool = False) -> Prepared:
+    """Match a table (DataFrame or path; an .h5ad file or a 10x directory is read whole, ``read_cells``) to
+    the model by feature name, with the checks of predict; with ``labels``, also its target (``Prepared.y``;
+    labels the model does not know are a DataError naming them)."""
+    read_notes: list[str] = []
+    if is_cells(frame):
+        name = str(frame)
+        table, roles, read_notes = read_cells(model, frame, roles)
+    elif isinstance(frame, pd.DataFrame):
+        name, table = "the table", frame
+    else:
+        name = str(frame)
+        table = read_whole(frame, features_in_rows=bool(roles and roles.features_in_rows),
+                           sep=roles.sep if roles else None, decimal=roles.decimal if roles else None)
     sheet = read_sample_sheet(roles.samples, id=roles.id) if roles is not None and roles.samples is not None else None
-    table = frame if isinstance(frame, pd.DataFrame) else read_whole(
-        frame, features_in_rows=bool(roles and roles.features_in_rows), sep=roles.sep if roles else None,
-        decimal=roles.decimal if roles else None)
     join_notes: list[str] = []
     if sheet is None:
         plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
+                            source=name,
                             first_cells=lambda k: [str(v) for v in table.iloc[:k, 0]] if table.shape[1] else [])
     else:  # every row kept, with the sheet's columns where it has the sample
-        join = SampleJoin(sheet, "the table" if isinstance(frame, pd.DataFrame) else str(frame),
-                          [str(c) for c in table.columns], features_in_rows=roles.features_in_rows, keep_unmatched=True)
+        join = SampleJoin(sheet, name, [str(c) for c in table.columns], features_in_rows=roles.features_in_rows,
+                          keep_unmatched=True)
         roles = dataclasses.replace(roles, id=join.data_id)
         plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
-                            sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))))
+                            source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))))
         join.select([*plan.roles.target, plan.roles.group, plan.roles.batch], plan.roles.drop)
         table, _ = join.apply(table.rename(columns=str))
         join_notes = join.notes
     ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
     if plan.roles.id:
-        _UniqueIds(plan.roles.id, "the table" if isinstance(frame, pd.DataFrame) else str(frame),
-                   lambda rows: ids[rows]).add(ids, 0)
+        _UniqueIds(plan.roles.id, name, lambda rows: ids[rows]).add(ids, 0)
     row_ids = ids if plan.roles.id else None
     X_kept = _complete(plan, _present_values(plan, table.rename(columns=str), 0, row_ids), 0, model.preprocessor,
                        row_ids)
     X = np.full((len(table), model.preprocessor.n_features_in), np.nan)
     X[:, model.preprocessor.kept_index_] = X_kept
-    return Prepared(X=X, ids=ids, notes=plan.notes + join_notes, warnings=plan.warnings)
+    y = None
+    if labels and plan.roles.target and len(plan.roles.target) == len(model.target_names or [None]):
+        y = _encode_target(table.rename(columns=str), plan.roles.target, model, name, 0, row_ids)
+    return Prepared(X=X, ids=ids, notes=read_notes + plan.notes + join_notes, warnings=plan.warnings, y=y)
