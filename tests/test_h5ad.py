@@ -371,6 +371,22 @@ def test_pre_07_layout_names_the_conversion(tmp_path):
                 "--quiet"]).exit_code == 0
 
 
+def test_the_trained_layer_is_named_only_when_the_matrix_is_missing(files, tmp_path):
+    """A model trained on layer 'counts' and a file without it: the error says how to choose a matrix; a
+    missing file or var column is not blamed on the layer."""
+    plain = write(make_adata(raw=False), tmp_path / "plain.h5ad")
+    import h5py
+
+    with h5py.File(plain, "r+") as f:
+        del f["layers/counts"]
+    assert_clean_error(run(["predict", files["model"], plain]), "'counts' not found", "the model was trained on "
+                       "layer 'counts'", "--layer X")
+    for args in ([str(tmp_path / "none.h5ad")], [files["sparse"], "--var-names", "nocol"]):
+        result = run(["predict", files["model"], *args])
+        assert_clean_error(result, "none.h5ad" if len(args) == 1 else "nocol")
+        assert "trained on" not in result.output
+
+
 def test_missing_anndata_names_the_extra(files, monkeypatch):
     for name in ("anndata", "anndata.io", "anndata.experimental"):
         monkeypatch.setitem(sys.modules, name, None)  # import anndata fails, as without the extra

@@ -618,7 +618,7 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
     try:
         table = open_table(source, layer=layer, raw=raw, var_names=var_names, var_names_fallback=fallback)
     except DataError as exc:
-        if from_model is None:
+        if from_model is None or not ("--layer" in str(exc) or "--raw" in str(exc)):  # not the matrix's fault
             raise
         raise DataError(f"{exc} (the model was trained on {from_model}: pass --layer NAME, or --layer X for .X)") \
             from None
