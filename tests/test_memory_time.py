@@ -16,6 +16,7 @@ import pytest
 
 from mlpcli import data, model_io
 from mlpcli.config import TrainOptions
+from mlpcli.data import counts as counts_mod
 from mlpcli.data import preprocess as preprocess_mod
 from mlpcli.data.dataset import RowView  # what Dataset.subset holds as X
 from mlpcli.data.preprocess import column_percentiles
@@ -95,22 +96,22 @@ def test_parquet_columns_read_as_pandas_reads_them(tmp_path):
 def test_log1p_decision_on_a_row_subsample_checks_every_value_for_negativity(monkeypatch):
     rng = np.random.default_rng(1)
     X = rng.lognormal(0, 1, (60, 12))  # heavy-tailed, non-negative: looks like counts
-    full = preprocess_mod.looks_like_counts(X)
+    full = counts_mod.looks_like_counts(X)
     assert full is not None
-    monkeypatch.setattr(preprocess_mod, "SKEW_ROWS", 20)
-    sub = preprocess_mod.looks_like_counts(X)
+    monkeypatch.setattr(counts_mod, "SKEW_ROWS", 20)
+    sub = counts_mod.looks_like_counts(X)
     assert sub is not None and sub != full  # computed on 20 rows
-    assert preprocess_mod.looks_like_counts(X) == sub  # the same rows every time
+    assert counts_mod.looks_like_counts(X) == sub  # the same rows every time
     rows = np.linspace(0, 59, 20).round().astype(int)
     outside = int(np.setdiff1d(np.arange(60), rows)[0])
     Y = X.copy()
     Y[outside, 3] = -0.5  # a negative value in a row the skewness does not read
-    assert preprocess_mod.looks_like_counts(Y) is None
+    assert counts_mod.looks_like_counts(Y) is None
     Y = X.copy()
     Y[outside, 3], Y[outside, 4] = -0.5, np.nan  # ... in a row left out for its missing value
-    assert preprocess_mod.looks_like_counts(Y) is None
+    assert counts_mod.looks_like_counts(Y) is None
     view = RowView.of(X, np.arange(0, 60, 2))  # a subset's rows, without a copy
-    assert preprocess_mod.looks_like_counts(view) == preprocess_mod.looks_like_counts(X[::2])
+    assert counts_mod.looks_like_counts(view) == counts_mod.looks_like_counts(X[::2])
 
 
 def test_log1p_decision_on_a_small_table_uses_every_complete_row():
@@ -120,7 +121,7 @@ def test_log1p_decision_on_a_small_table_uses_every_complete_row():
     complete = np.delete(X, 7, axis=0)
     z = (complete - complete.mean(axis=0)) / complete.std(axis=0)
     expected = float(np.median((z ** 3).mean(axis=0)))
-    assert preprocess_mod.looks_like_counts(X) == pytest.approx(expected, rel=1e-12)
+    assert counts_mod.looks_like_counts(X) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 100, 101, 1001])

@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 import mlpcli.data.preprocess as preprocess
-from mlpcli.data.preprocess import PreprocessConfig, Preprocessor, looks_like_counts
+from mlpcli.data import looks_like_counts
+from mlpcli.data.preprocess import PreprocessConfig, Preprocessor
 from mlpcli.errors import DataError
 
 

@@ -20,7 +20,8 @@ from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported onl
 from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
 from .dataset import Dataset, Roles, align_features, data_checksum, is_sparse, load_dataset, resolve_roles, with_positive
 from .io import read_table, read_table_with_notes, row_names_header, sniff_dialect, table_kind, text_suffix
-from .preprocess import PreprocessConfig, Preprocessor, looks_like_counts
+from .counts import looks_like_counts
+from .preprocess import PreprocessConfig, Preprocessor
 from .samples import SampleJoin, SampleSheet, join_samples, read_sample_sheet
 from .weights import class_weights
 
