@@ -392,6 +392,8 @@ def test_missing_anndata_names_the_extra(files, monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)  # import anndata fails, as without the extra
     assert_clean_error(run(["train", files["sparse"], "--target", "cell_type", "-o", "x.mlp"]), EXTRA_HINT)
     assert_clean_error(run(["predict", files["model"], files["sparse"]]), EXTRA_HINT)
+    assert_clean_error(run(["explain", files["model"], files["sparse"]]), EXTRA_HINT)
+    assert_clean_error(run(["predict", files["model"], "typo.h5ad"]), "not found: typo.h5ad")  # said first
 
 
 def test_sample_single_cell_file():

@@ -108,9 +108,9 @@ class H5ad:
         from .io import _check_file
 
         self._fallback = var_names_fallback  # var_names came from a model: the index when this file lacks it
-        h5py, self._read_elem, self._sparse_dataset = _io()
         self.path = os.fspath(path)
-        _check_file(self.path)
+        _check_file(self.path)  # a mistyped name is said before a missing package
+        h5py, self._read_elem, self._sparse_dataset = _io()
         if raw and layer not in (None, X_LAYER):
             raise ConfigError(f"--raw and --layer {layer} both choose the features; pass one of them")
         try:
