@@ -198,6 +198,30 @@ def test_separators_and_decimal_commas_are_detected_read_alike_and_predicted_on(
     assert out.read_text() == expected.read_text()
 
 
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_a_header_longer_than_the_csv_modules_field_limit_is_read(tmp_path, sep):
+    """14,000 genes make a 140 KB header: under the separators it does not use, the whole line is one field,
+    beyond the csv module's 128 KiB limit. Every command reads the table, and the limit is left as it was."""
+    import csv
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(30, 14_000)).round(2), columns=[f"GENE{j:05d}" for j in range(14_000)])
+    frame.insert(0, "label", ["a", "b", "c"] * 10)
+    path = tmp_path / ("wide.csv" if sep == "," else "wide.tsv")
+    frame.to_csv(path, sep=sep, index=False)
+    assert len(path.read_text().split("\n", 1)[0]) > 131_072
+    limit = csv.field_size_limit()
+    model = tmp_path / "m.mlp"
+    res = run(["train", str(path), "--target", "label", "-o", str(model), "--no-group", *FAST])
+    assert res.exit_code == 0, res.output
+    for args in (["predict", str(model), str(path), "-o", str(tmp_path / "p.csv"), "--quiet"],
+                 ["evaluate", str(model), str(path)],
+                 ["cv", str(path), "--target", "label", "--folds", "2", "--member-folds", "2", "--no-group", *FAST[:-3]]):
+        res = run(args)
+        assert res.exit_code == 0, (args[0], res.output)
+    assert csv.field_size_limit() == limit
+
+
 def test_given_separator_and_decimal_win_and_are_checked(tmp_path, frame):
     path = tmp_path / "semi.csv"
     _write(frame, path, ";", ",")

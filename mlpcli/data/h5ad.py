@@ -441,7 +441,8 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
         columns = h.columns
         obs_set = set(columns) - set(h.feature_names)
         drops = _names(drop)
-        gene_drops = [d for d in drops if d not in obs_set and d in set(h.feature_names)]
+        genes_of_file = set(h.feature_names)
+        gene_drops = [d for d in drops if d not in obs_set and d in genes_of_file]
         roles, notes = resolve_roles([c for c in columns if c in obs_set],
                                      target=DEFAULT_TARGET if target is None else target, group=group,
                                      no_group=no_group, id=OBS_NAMES if id is None else id, batch=batch,

@@ -277,8 +277,25 @@ def _records(head: str, complete: bool) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+@contextlib.contextmanager
+def _fields_up_to(n: int):
+    """Let the csv module read fields of up to ``n`` characters for the duration (its default limit, 128 KiB,
+    is global): under a separator a line does not use, a wide table's whole header (20,000 genes: ~160 KiB)
+    is one field."""
+    limit = csv.field_size_limit()
+    if n <= limit:
+        yield
+        return
+    csv.field_size_limit(n)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(limit)
+
+
 def _split(line: str, sep: str) -> list[str]:
-    return next(csv.reader([line], delimiter=sep), [])
+    with _fields_up_to(len(line)):
+        return next(csv.reader([line], delimiter=sep), [])
 
 
 def _split_shape(lines: list[str], sep: str) -> tuple[int, bool]:
@@ -542,7 +559,8 @@ class TextTable:
         except the `text` columns, read as strings (see ``read_frame``)."""
         self.check_fields()
         features = list(features)
-        others = [n for n in self.names if n not in set(features)]
+        feature_set = set(features)
+        others = [n for n in self.names if n not in feature_set]
         rows = max(64, _CHUNK_BYTES // (8 * max(1, len(self.names))))
         blocks: list[np.ndarray] = []  # (rows_i, d) each, float32 while every value is a float32 number
         narrow = True

@@ -168,7 +168,8 @@ class TenX(H5ad):
     @property
     def columns(self) -> list[str]:
         """The names this directory offers as a table: `barcode`, then the features."""
-        return [c for c in self.obs_columns if c not in set(self.feature_names)] + self.feature_names
+        genes = set(self.feature_names)
+        return [c for c in self.obs_columns if c not in genes] + self.feature_names
 
     @property
     def default_id(self) -> str:

@@ -847,7 +847,8 @@ def read_cells(model: Model, source, roles: RoleFlags | None = None) -> tuple[pd
     table, roles, notes = _open_h5ad(source, roles, model)
     try:
         h = table.h
-        obs = [c for c in table.columns if c not in set(h.feature_names)]
+        genes_of_file = set(h.feature_names)
+        obs = [c for c in table.columns if c not in genes_of_file]
         match = data.names.match_names(model.preprocessor.kept_features, h.feature_names, source=table.name)
         genes = list(dict.fromkeys(match.columns.values()))
         index = {n: j for j, n in enumerate(h.feature_names)}

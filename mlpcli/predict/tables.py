@@ -230,7 +230,8 @@ class _H5adTable(_Table):
     def pieces(self, size, plan, convert):
         index = {n: j for j, n in enumerate(self.h.feature_names)}
         present = list(plan.present_names)
-        others = [c for c in plan.usecols() if c not in set(present)]
+        present_set = set(present)
+        others = [c for c in plan.usecols() if c not in present_set]
         genes = [c for c in others if c in index]  # --by naming a gene the network does not use
         obs_names = [c for c in others if c not in index]  # read range by range, as the matrix
         columns = np.array([index[c] for c in present + genes], dtype=np.int64)
