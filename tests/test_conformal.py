@@ -363,6 +363,24 @@ def test_cv_leave_batch_out_reports_per_batch(trained):
     assert_clean_error(run(["cv", str(path), "--leave-batch-out"]), "--leave-batch-out", "linked")
 
 
+def test_a_wide_ood_basis_spans_the_leading_singular_directions_of_its_rows():
+    """Few rows, many genes (the exact SVD, not the range finder): the components are orthonormal and span
+    the leading right singular vectors LAPACK's SVD of the centred rows gives, a direction without variance
+    (beyond the rows' rank of 40) is dropped, and the reference rows' residuals are ~0."""
+    from mlpcli import ood
+
+    rng = np.random.default_rng(5)
+    Z = rng.normal(size=(120, 40)) @ rng.normal(size=(40, 3000)) + rng.normal(size=3000)  # rank 40 + a mean
+    basis = ood.fit_basis(Z)
+    V = basis.components
+    assert V.shape == (40, 3000)  # the 41st and later directions have no variance: dropped
+    assert np.allclose(V @ V.T, np.eye(len(V)), atol=1e-12)
+    _, s, Vt = np.linalg.svd(Z - Z.mean(axis=0), full_matrices=False)
+    assert s[40] < 1e-9 * s[0]
+    assert np.allclose(Vt[:40] @ V.T @ V, Vt[:40], atol=1e-9)  # the same subspace
+    assert np.all(basis.reference_residual < 1e-12 * (s[0] ** 2))
+
+
 def test_ood_fits_read_the_callers_rows_only_and_a_fit_on_some_rows_equals_the_fit_on_their_copy():
     """fit_basis(rows=...) fits on some of Z's rows without copying them (training's memory peak): the same
     basis to the bit as a fit on their copy; neither it nor calibrate changes Z, and calibrate gives the same
