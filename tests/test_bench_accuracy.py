@@ -1,16 +1,16 @@
 """The accuracy benchmark's parsing, folds, arithmetic and plumbing, on small synthetic data (no
 `bench` extra needed and nothing timed)."""
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_accuracy.py"
+from benchmark_scripts import BENCHMARKS, loaded
+
+BENCH = BENCHMARKS / "bench_accuracy.py"
 
 # Small enough to train in well under a second; explicit so that changes to the defaults do not
 # slow the suite down.
@@ -19,12 +19,8 @@ TINY = "tiny:hidden=8,epochs=30,patience=30,lr=0.01,batch_size=16"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_accuracy", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_accuracy"] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_accuracy", None)
+    with loaded("bench_accuracy") as module:
+        yield module
 
 
 def _toy(n_groups=30, per_group=3, d=6, seed=0, nan=False):

@@ -1,7 +1,6 @@
 """The training benchmark keeps working (nothing here is timed: only its arithmetic and plumbing)."""
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,15 +10,15 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py"
+from benchmark_scripts import BENCHMARKS, loaded
+
+BENCH = BENCHMARKS / "bench_train.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_train", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with loaded("bench_train") as module:
+        yield module
 
 
 def test_epoch_flops_counts_forward_weight_and_input_gradients(bench):

@@ -1,20 +1,15 @@
 """The wide-table benchmark keeps working (nothing here is timed: only its plumbing)."""
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_wide.py"
+from benchmark_scripts import loaded
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_wide", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with loaded("bench_wide") as module:
+        yield module
 
 
 def test_the_table_has_a_label_and_the_asked_width(bench, tmp_path):
