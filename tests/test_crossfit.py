@@ -214,6 +214,26 @@ def test_oof_file_has_predicts_columns_and_matches_the_summary(tmp_path):
         doc["validation_metrics"]["balanced_accuracy"])
 
 
+def test_oof_file_of_a_single_hold_out_holds_the_validation_rows_with_their_own_truth(tmp_path):
+    """--folds 1: the file has one row per validation sample, and each row's truth is that sample's label
+    in the table (the scored rows are a subset of the table, not its first rows)."""
+    data_path = write_table(tmp_path, n_patients=30)
+    oof = tmp_path / "oof.csv"
+    res = run(["train", data_path, "-o", str(tmp_path / "m.mlp"), "--folds", "1", "--hidden", "8", "--epochs", "6",
+               "--oof", str(oof), "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    frame = pd.read_csv(oof)
+    table = pd.read_csv(data_path).set_index("sample_id")
+    assert len(frame) == doc["split"]["n_val"] < len(table)
+    assert frame["label"].tolist() == table.loc[frame["sample_id"], "label"].tolist()
+    assert set(frame["held_out_by_member"]) == {1}
+    from sklearn.metrics import balanced_accuracy_score
+
+    assert balanced_accuracy_score(frame["label"], frame["pred_label"]) == pytest.approx(
+        doc["validation_metrics"]["balanced_accuracy"])
+
+
 def test_same_data_options_seed_give_byte_identical_model_files(tmp_path):
     data_path = write_table(tmp_path, n_patients=30)
     paths = [tmp_path / "a.mlp", tmp_path / "b.mlp"]

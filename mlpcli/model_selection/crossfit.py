@@ -605,12 +605,12 @@ def held_out_frame(fitted: FittedModel):
     (binary, multiclass), ``pred_<label>``/``prob_<label>`` (multi-label) or ``pred_<target>`` (regression)."""
     import pandas as pd
 
-    ds, P = fitted.scored, fitted.proba
-    rows = fitted.scored_rows if fitted.scored_rows is not None else np.arange(ds.n_samples)
+    ds, P = fitted.scored, fitted.proba  # ds: the scored rows only (a hold-out, an interrupted ensemble's)
+    table_rows = fitted.scored_rows if fitted.scored_rows is not None else np.arange(ds.n_samples)
     id_name = ds.roles.id if ds.roles is not None and ds.roles.id else "row"
-    cols: dict = {id_name: ds.ids if ds.ids is not None else rows + 1}
+    cols: dict = {id_name: ds.ids if ds.ids is not None else table_rows + 1}
     if ds.groups is not None:
         cols[ds.roles.group if ds.roles is not None and ds.roles.group else "group"] = ds.groups
     cols["held_out_by_member"] = fitted.held_out_by
-    cols.update(prediction_columns(ds, rows, P))
+    cols.update(prediction_columns(ds, np.arange(ds.n_samples), P))
     return pd.DataFrame(cols)
