@@ -304,3 +304,26 @@ def test_reading_a_table_imports_scikit_learn_beside_it(tmp_path, suffix):
             "print('ok')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_command_line_hands_the_interpreters_teardown_frozen_objects_and_complete_files(tmp_path):
+    """``mlpcli`` freezes the objects alive at exit after every other exit handler (so the teardown's
+    collections skip them), and what it wrote is whole: the model loads, the out-of-fold file has a row per
+    sample."""
+    import subprocess
+    import sys
+
+    frame = _counts_table(60, 20)
+    table, model, oof = tmp_path / "t.csv", tmp_path / "m.mlp", tmp_path / "oof.csv"
+    frame.to_csv(table, index=False)
+    code = ("import atexit, gc, sys\n"
+            # registered before the command's own handler, so it runs after it
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, file=sys.stderr))\n"
+            "from mlpcli.cli import main\n"
+            f"main(['train', {str(table)!r}, '--target', 'label', '--folds', '1', '--epochs', '3', '-q',\n"
+            f"      '-o', {str(model)!r}, '--oof', {str(oof)!r}])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "frozen True"
+    assert model_io.load(str(model)).classes == ["a", "b", "c"]
+    assert len(pd.read_csv(oof)) == 12  # the validation fifth of the 60 rows

@@ -14,6 +14,8 @@ Each command lives in its own module and is registered on the group here.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 import warnings
 
@@ -67,6 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: stop signals become interrupts (``stop_signals_as_interrupts``), and a
     last line of defence so no traceback escapes."""
     args = sys.argv[1:] if argv is None else list(argv)
+    # Registered first, so it runs last at interpreter exit, after every other exit handler: the objects
+    # then alive (130,000 with scikit-learn and pandas loaded) move out of the collector's reach, so the
+    # collections of the interpreter's teardown do not walk them again and again (0.3 s of every command
+    # that imported scikit-learn). Teardown still frees them by reference counting; only garbage in
+    # reference cycles is left to the operating system, and every file is closed explicitly before this.
+    atexit.register(gc.freeze)
     if "--debug" not in args:  # a failure is an error naming its culprit, never NumPy's overflow chatter
         warnings.filterwarnings("ignore", category=RuntimeWarning)
     with stop_signals_as_interrupts():
