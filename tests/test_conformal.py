@@ -240,6 +240,20 @@ def test_abstention_labels_and_counts(trained):
     assert set(b["pred_label"]) <= {"0", "1", "unassigned"} and "unassigned" in set(b["pred_label"])
 
 
+def test_min_confidence_judges_the_predicted_class_under_a_binary_threshold(trained):
+    """With --threshold below one half, a sample predicted positive can have P(positive) < 0.5: abstention
+    compares the predicted class's probability, not the larger one, in predict and in evaluate."""
+    args = ("--threshold", "0.3", "--min-confidence", "0.6")
+    plain = _predict(trained, "--threshold", "0.3", model="bin_model", data="bin", out="bt.csv")
+    df = _predict(trained, *args, model="bin_model", data="bin", out="bta.csv")
+    own = np.where(plain["pred_label"] == 1, plain["prob_1"], plain["prob_0"])
+    assert ((plain["pred_label"] == 1) & (plain["prob_1"] < 0.5)).any()  # the case this is about
+    assert ((df["pred_label"] == "unassigned") == (own < 0.6)).all()
+    res = run(["evaluate", trained["bin_model"], trained["bin"], *args, "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["trust"]["abstention"]["n_abstained"] == int((own < 0.6).sum())
+
+
 def test_ood_columns_and_in_distribution_rate(trained):
     df = _predict(trained, "--ood")
     assert list(df.columns[-3:]) == ["ood_score", "ood_p", "ood"]

@@ -225,6 +225,16 @@ def test_predict_reads_row_ranges_in_backed_mode(files, monkeypatch, tmp_path):
     assert Path(out).read_bytes() == Path(whole).read_bytes()  # chunking does not change a bit
 
 
+def test_predict_explain_into_h5ad_adds_the_top_features_column(files, tmp_path):
+    """predict --explain K -o FILE.h5ad keeps the explanations, as the CSV does (obs ``<prefix>top_features``)."""
+    out, csv = tmp_path / "explained.h5ad", tmp_path / "explained.csv"
+    for path in (out, csv):
+        result = run(["predict", files["model"], files["sparse"], "-o", str(path), "--explain", "2", "--quiet"])
+        assert result.exit_code == 0, result.output
+    got = anndata.read_h5ad(out).obs["mlpcli_top_features"]
+    assert list(got) == list(pd.read_csv(csv)["top_features"]) and got.str.len().min() > 0
+
+
 def test_predict_writes_obs_columns_into_a_copy(files, tmp_path):
     out = tmp_path / "annotated.h5ad"
     before = Path(files["sparse"]).read_bytes()

@@ -176,7 +176,7 @@ def trust_options(fn):
         click.option("--mondrian", is_flag=True,
                      help="With --coverage: the level holds within every class (rare classes need it), not overall."),
         click.option("--min-confidence", type=click.FloatRange(0, 1), default=None, metavar="P",
-                     help="Label a sample --unassigned-label when its calibrated top probability is below P."),
+                     help="Label a sample --unassigned-label when the calibrated probability of its predicted class is below P."),
         click.option("--abstain-on-empty-set", is_flag=True,
                      help="With --coverage: label a sample --unassigned-label when its prediction set is empty."),
         click.option("--unassigned-label", default="unassigned", show_default=True, metavar="TEXT",

@@ -145,8 +145,9 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     and `<prefix><target>_prob` its calibrated probability, with `class_probs` also `<prefix>prob_<class>`
     per class; multi-label: `<prefix><label>` (bool) and `<prefix><label>_prob` per label; regression:
     `<prefix><target>` per target; then, when asked for, `<prefix>pred_set`, `<prefix>set_size`,
-    `<prefix>ood_score`, `<prefix>ood_p` and `<prefix>ood`. An abstained cell's label is the unassigned label
-    (an extra category) with its top probability. A "/" in a name (HDF5's path separator) becomes "_"."""
+    `<prefix>ood_score`, `<prefix>ood_p` and `<prefix>ood`, and with `predict --explain K`
+    `<prefix>top_features`. An abstained cell's label is the unassigned label (an extra category) with the
+    probability of the class it would have been given. A "/" in a name (HDF5's path separator) becomes "_"."""
     import numpy as np
 
     model = stream.model
@@ -166,9 +167,15 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
         labels = cols.get(stream.label_column, np.array([], dtype=object))
         probs = np.column_stack([cols[f"prob_{c}"] for c in classes]) if len(labels) else np.zeros((0, len(classes)))
         index = {str(c): k for k, c in enumerate(classes)}
-        # an abstained cell (predict --min-confidence ...) has the unassigned label and its top probability
+        # an abstained cell (predict --min-confidence ...) has the unassigned label and the probability of the
+        # class it would have been given (a binary model's: by its --threshold)
         chosen = np.array([index.get(str(v), -1) for v in labels], dtype=np.int64)
-        top = probs.argmax(axis=1) if len(labels) else chosen
+        if not len(labels):
+            top = chosen
+        elif model.task == "binary":
+            top = (probs[:, 1] >= stream.threshold).astype(np.int64)
+        else:
+            top = probs.argmax(axis=1)
         extra = sorted({str(v) for v, k in zip(labels, chosen) if k < 0})
         if extra:
             labels = np.array([str(v) for v in labels], dtype=object)
@@ -189,6 +196,8 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     for column in trust.added_columns if trust is not None else []:  # prediction sets, out-of-distribution flags
         values = cols[column]
         out[name(column)] = values.astype(str) if column == "pred_set" else values
+    if "top_features" in cols:  # predict --explain K
+        out[name("top_features")] = cols["top_features"].astype(str)
     return out
 
 

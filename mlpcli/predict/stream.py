@@ -707,14 +707,17 @@ class PredictionStream:
         decide, out = out, out.astype(self.dtype, copy=False)  # decisions on the float64 values, as evaluate
         cols: dict[str, Any] = {self.id_column: meta["id"] if "id" in meta else meta["row"]}
         classes = np.asarray(model.classes, dtype=object)
+        pred = None  # the predicted class indices (binary, multiclass)
         if task == "binary":
             probs = class_proba(task, out)
-            labels = classes[(decide[:, -1] >= self.threshold).astype(np.int64)]
+            pred = (decide[:, -1] >= self.threshold).astype(np.int64)
+            labels = classes[pred]
             cols[self.label_column] = labels
             for k, c in enumerate(model.classes):
                 cols[f"prob_{c}"] = probs[:, k]
         elif task == "multiclass":
-            labels = classes[out.argmax(axis=1)]
+            pred = out.argmax(axis=1)
+            labels = classes[pred]
             cols[self.label_column] = labels
             for k, c in enumerate(model.classes):
                 cols[f"prob_{c}"] = out[:, k]
@@ -730,7 +733,7 @@ class PredictionStream:
                 cols[f"pred_{c}"] = out[:, k]
         if task in data.CLASSIFICATION_TASKS:
             if self.trust is not None:  # abstentions, prediction sets, out-of-distribution flags
-                labels, added = self.trust.columns(class_proba(task, decide), cols[self.label_column], meta)
+                labels, added = self.trust.columns(class_proba(task, decide), pred, cols[self.label_column], meta)
                 cols[self.label_column] = labels
                 cols.update(added)
             self.counts.update(cols[self.label_column].tolist())

@@ -43,7 +43,7 @@ class Uncertainty:
     coverage: the level of the prediction sets (e.g. 0.9: the set holds the true class for at least 90 % of
       new samples exchangeable with the training ones); adds ``pred_set`` ("A|B") and ``set_size``.
     score: "aps" (adaptive prediction sets) or "lac"; mondrian: coverage per class instead of overall.
-    min_confidence: the predicted label becomes ``unassigned_label`` when the calibrated top probability is
+    min_confidence: the predicted label becomes ``unassigned_label`` when its calibrated probability is
       below it; abstain_on_empty_set: likewise when the prediction set is empty.
     ood: add ``ood_score``, ``ood_p`` (its p-value among held-out training rows) and ``ood`` (p < ood_alpha).
     """
@@ -130,10 +130,10 @@ class Trust:
         """(m, C) bool prediction sets of one block from each member's raw outputs."""
         return self.sets.sets(member_logits)
 
-    def columns(self, proba: np.ndarray, labels: np.ndarray, meta: dict) -> tuple[np.ndarray, dict]:
+    def columns(self, proba: np.ndarray, pred: np.ndarray, labels: np.ndarray, meta: dict) -> tuple[np.ndarray, dict]:
         """For a frame's rows: the labels with abstentions put in, and the added columns. ``proba`` (m, C)
-        class probabilities, ``labels`` (m,) the predicted labels, ``meta`` the block's per-row columns
-        (``set`` membership, ``ood_score``)."""
+        class probabilities, ``pred`` (m,) the predicted class indices and ``labels`` (m,) their labels,
+        ``meta`` the block's per-row columns (``set`` membership, ``ood_score``)."""
         o, cols = self.options, {}
         m = len(labels)
         self.n += m
@@ -150,7 +150,7 @@ class Trust:
                 abstain |= size == 0
                 self.n_empty_abstained += int((size == 0).sum())
         if o.min_confidence is not None:
-            low = proba.max(axis=1) < o.min_confidence
+            low = predicted_probability(proba, pred) < o.min_confidence
             self.n_low_confidence += int(low.sum())
             abstain |= low
         if o.abstains:  # text throughout, so a column of numeric classes and the label stays one type
@@ -220,6 +220,13 @@ class Trust:
 RISK_COVERAGE_POINTS = 101  # points of the risk–coverage curve kept (accepted shares 0, 1 %, ..., 100 %)
 
 
+def predicted_probability(proba: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """(n,) each row's probability of its predicted class ``pred`` (n,) in ``proba`` (n, C): the confidence
+    --min-confidence compares. Not the top probability: a binary --threshold below 0.5 predicts the positive
+    class with a probability under one half."""
+    return proba[np.arange(len(pred)), pred]
+
+
 def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict:
     """The risk–coverage curve of abstaining below a confidence threshold: accept the most confident share c
     of the samples; the risk is the error rate among them. {"coverage": [...], "risk": [...], "threshold":
@@ -260,7 +267,7 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
     o, classes = trust.options, trust.classes
     n = len(y)
     correct = pred == y
-    confidence = proba.max(axis=1)
+    confidence = predicted_probability(proba, pred)
     doc: dict = {"options": o.to_dict(), "n": int(n), "accuracy": float(correct.mean()) if n else None,
                  "risk_coverage": risk_coverage(confidence, correct)}
     empty = np.zeros(n, dtype=bool)
