@@ -4,6 +4,7 @@ chunked prediction, the cohort-shift check, formats, pipelines and failure modes
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -385,6 +386,49 @@ def test_stdin_to_stdout_pipeline(tmp_path, models):
     assert res.exit_code == 0 and res.stdout == ref.read_text()  # gzip and TSV sniffed, -o defaults to stdout
     res = CliRunner().invoke(cli, ["predict", model_path, "-", "-o", "-", "--json"], input=text)
     assert res.exit_code == 2 and "--json" in res.output
+
+
+@pytest.mark.parametrize("command, extra", [
+    ("predict", ["-o", "-", "--shift-report", "-"]),
+    ("predict", ["-o", "p.csv", "--shift-report", "-", "--json"]),
+    ("evaluate", ["--shift-report", "-", "--json"]),
+    ("evaluate", ["-o", "-", "--json"]),
+    ("explain", ["-o", "-", "--json"]),
+])
+def test_two_outputs_on_standard_output_are_a_usage_error(tmp_path, monkeypatch, models, command, extra):
+    model_path, _ = models["multiclass"]
+    data = write(cohort("multiclass"), tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = run([command, model_path, data, "-q", *extra])
+    assert_clean_error(res, "standard output", code=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv"]
+
+
+def test_evaluate_and_explain_write_to_standard_output_alone(tmp_path, monkeypatch, models):
+    """evaluate -o - prints the JSON document (no file named "-"); explain -o - prints the ranking only."""
+    model_path, _ = models["multiclass"]
+    data = write(cohort("multiclass"), tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = run(["evaluate", model_path, data, "-o", "-", "-q"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n"] == len(cohort("multiclass")) and not (tmp_path / "-").exists()
+    res = run(["explain", model_path, data, "-o", "-", "-q", "--top", "3"])
+    assert res.exit_code == 0, res.output
+    ranking = pd.read_csv(io.StringIO(res.stdout))
+    assert list(ranking.columns[:3]) == ["class", "rank", "feature"] and len(ranking) == 3 * 3
+
+
+def test_a_reader_that_stops_early_ends_every_writer_to_standard_output_quietly(tmp_path, models):
+    """`... -o - | head -1`: exit 141 (SIGPIPE's), nothing on stderr, as for predict's rows. The reader here
+    (`true`) has closed the pipe long before the command writes, so the write always fails."""
+    model_path, _ = models["multiclass"]
+    data = write(cohort("multiclass"), tmp_path)
+    for args in (f"explain {model_path} {data} -o - -q --top 50",
+                 f"predict {model_path} {data} -o {tmp_path / 'p.csv'} --shift-report - -q",
+                 f"info {model_path}"):  # a rich table (rich's own rule would exit 1)
+        cmd = f"{sys.executable} -m mlpcli {args} | true; echo ${{PIPESTATUS[0]}}"
+        proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+        assert proc.stdout.strip() == "141" and proc.stderr == "", (args, proc.stdout, proc.stderr)
 
 
 def test_real_shell_pipeline(tmp_path, models):

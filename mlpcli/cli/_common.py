@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import signal
@@ -21,11 +22,21 @@ from ..jsonable import json_default
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class _StdoutConsole(Console):
+    """Standard output's console: a reader that closes the pipe early (``| head``) ends the command as it ends
+    a command writing rows, exit 141 (rich's own rule is exit 1, which reads as an error)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        silence_stdout()
+        raise SystemExit(141)
+
+
 def stdout_console() -> Console:
     # Piped output (logs, CI) gets a wide fixed width rather than wrapping tables at 80 columns.
-    console = Console(file=sys.stdout, soft_wrap=False)
+    console = _StdoutConsole(file=sys.stdout, soft_wrap=False)
     if not console.is_terminal:
-        console = Console(file=sys.stdout, soft_wrap=False, width=140)
+        console = _StdoutConsole(file=sys.stdout, soft_wrap=False, width=140)
     return console
 
 
@@ -153,6 +164,9 @@ def handle_errors(fn):
             if _debug_enabled():
                 raise
             interrupted_exit(exc)
+        except BrokenPipeError:  # `mlpcli predict ... -o - | head`: the reader has all it wanted
+            silence_stdout()
+            sys.exit(141)  # 128 + SIGPIPE, as a shell tool stopped by the closed pipe would
         except Exception as exc:
             if _debug_enabled():
                 raise
@@ -173,6 +187,25 @@ def handle_errors(fn):
             ) from exc
 
     return wrapper
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
+def one_stdout_writer(writers: dict[str, bool]) -> None:
+    """A usage error when more than one of the outputs ``writers`` (option text: whether it goes to standard
+    output) would write to standard output: a pipe would get one document after the other, readable as
+    neither."""
+    on = [name for name, to_stdout in writers.items() if to_stdout]
+    if len(on) > 1:
+        raise click.UsageError(f"{', '.join(on[:-1])} and {on[-1]} would {'both' if len(on) == 2 else 'all'} write "
+                               "to standard output; give all but one of them a file name")
 
 
 def _one_line(exc: BaseException) -> str:

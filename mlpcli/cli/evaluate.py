@@ -11,7 +11,7 @@ from rich.table import Table
 from ..errors import ConfigError
 
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, fmt_interval, fmt_metric, handle_errors, json_option, quiet_option, print_json, role_options,
+    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, fmt_interval, fmt_metric, handle_errors, json_option, one_stdout_writer, quiet_option, print_json, role_options,
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
 from .predict import (
@@ -204,7 +204,8 @@ def render(result, model_path: str, data_file: str) -> None:
               help="Draw the risk–coverage curve (error rate among the samples accepted, accepting the most "
                    "confident first) to a .png, .svg or .pdf file (binary and multiclass models).")
 @role_options
-@click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), help="Also write the JSON document to this file.")
+@click.option("-o", "--out", default=None, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write the JSON document to this file (- for standard output, instead of the tables).")
 @threads_option
 @quiet_option
 @json_option
@@ -234,7 +235,8 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
 
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
-    if out:
+    one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
+    if out and out != "-":
         check_writable(out, "--out")
     if plot_path:
         from ..plotting import plot_format
@@ -265,9 +267,9 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     if plot_path:
         write_risk_coverage(result.trust, plot_path, f"Risk–coverage on {result.n:,} samples of {data_file}")
     doc = _finite({"model": model_path, "data": data_file, **result.to_dict()})
-    if out:
+    if out and out != "-":
         write_text_atomic(out, json.dumps(doc, indent=2) + "\n")
-    if as_json:
+    if as_json or out == "-":
         print_json(doc)
-    else:
+    elif shift_path != "-":  # standard output holds the shift report's rows: tables would break the reader's
         render(result, model_path, data_file)

@@ -9,8 +9,8 @@ import math
 import click
 from rich.table import Table
 
-from ._common import (CONTEXT_SETTINGS, check_writable, debug_option, handle_errors, json_option, print_json,
-                      render_notes, role_options, stderr_console, stdout_console)
+from ._common import (CONTEXT_SETTINGS, check_writable, debug_option, handle_errors, json_option, one_stdout_writer,
+                      print_json, render_notes, role_options, stderr_console, stdout_console)
 from .predict import role_flags
 
 
@@ -75,7 +75,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     from ..explain import explain as run, load_samples
 
     roles = role_flags(params)
-    if out is not None:
+    one_stdout_writer({"-o -": out == "-", "--json": as_json})
+    if out is not None and out != "-":
         from ..predict import output_format
 
         output_format(out)
@@ -119,6 +120,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
             raise
     if as_json:
         print_json({"model": model_path, "data": data_file, "out": out, "plot": plot_path, **result.to_dict()})
+        return
+    if out == "-":  # standard output holds the ranking: the summary would only break the reader's table
         return
     console = stdout_console()
     if gap is not None:

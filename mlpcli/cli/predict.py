@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import sys
 import time
@@ -11,7 +10,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_writable, debug_option, handle_errors, json_option, quiet_option, print_json, render_notes,
+    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_writable, debug_option, handle_errors, json_option, one_stdout_writer, quiet_option, print_json, render_notes,
     role_options, stderr_console, stdout_console, threads_context, threads_option,
 )
 
@@ -290,9 +289,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
                                "(write .csv, .tsv or .parquet instead)")
     if not to_h5ad and (obs_prefix is not None or obs_probs):
         raise click.UsageError(f"{'--obs-prefix' if obs_prefix is not None else '--obs-probs'} applies to -o FILE.h5ad")
-    if out == "-" and as_json:
-        raise click.UsageError("--json prints a summary on standard output, where -o - writes the predictions; "
-                               "give -o a file name")
+    one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
     if out != "-":
         check_writable(out, "--out")
     uncertainty_from(dict(params), None, model_path)  # contradictory options: before the model is read
@@ -306,16 +303,12 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
         notes = NoteRenderer(quiet, stream)
         notes()
         if fail_on_shift:
-            stream = _ShiftGate(stream, fail_on_shift)
-        try:
-            if to_h5ad:
-                n = lib.write_predictions_h5ad(stream, out, data_file, class_probs=obs_probs, notes=stream.notes,
-                                               prefix=lib.DEFAULT_OBS_PREFIX if obs_prefix is None else obs_prefix)
-            else:
-                n = lib.write_predictions(stream, out, stdout=sys.stdout)
-        except BrokenPipeError:  # `mlpcli predict ... | head`: the reader has all it wanted
-            _silence_stdout()
-            sys.exit(141)  # 128 + SIGPIPE, as a shell tool stopped by the closed pipe would
+            stream = _ShiftGate(stream, fail_on_shift, out)
+        if to_h5ad:
+            n = lib.write_predictions_h5ad(stream, out, data_file, class_probs=obs_probs, notes=stream.notes,
+                                           prefix=lib.DEFAULT_OBS_PREFIX if obs_prefix is None else obs_prefix)
+        else:
+            n = lib.write_predictions(stream, out, stdout=sys.stdout)
     notes()
     if stream.shift is not None and stream.shift.shifted and not quiet:
         stderr_console().print(shift_table(stream.shift, 5))
@@ -324,16 +317,17 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     summary = stream.summary()
     if as_json:
         print_json({"model": model_path, "data": data_file, "out": out, **summary})
-    elif out != "-":
+    elif out != "-" and shift_path != "-":  # standard output holds rows: a table would break the reader's
         stdout_console().print(_summary_table(summary, out, n))
 
 
 class _ShiftGate:
     """The prediction stream, failing after its last piece when the cohort shift reaches --fail-on-shift:
-    the output is written atomically, so the error leaves no file behind."""
+    a file is written atomically, so the error leaves none behind; standard output (``-o -``) has had the
+    rows by then, and the error says so."""
 
-    def __init__(self, stream, level: str):
-        self._stream, self._level = stream, level
+    def __init__(self, stream, level: str, out: str):
+        self._stream, self._level, self._out = stream, level, out
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
@@ -345,18 +339,9 @@ class _ShiftGate:
         yield from self._stream
         reason = shift_failure(self._stream.shift, self._level)
         if reason is not None:
-            raise DataError(f"{self._stream.plan.source}: {reason}")
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        pass
+            written = ("the predictions already written to standard output are not to be used" if self._out == "-"
+                       else "no predictions written")
+            raise DataError(f"{self._stream.plan.source}: {reason}; {written}")
 
 
 def _summary_table(summary: dict, out: str, n: int) -> Table:

@@ -231,7 +231,7 @@ def shift_failure(report: "ShiftReport | None", level: str) -> str | None:
     return (f"cohort shift {report.level!r} reaches --fail-on-shift {level}: {report.fraction_mean_shifted:.0%} of the "
             f"features beyond {SHIFT_MEAN_SD:g} training SD, {report.fraction_mildly_shifted:.0%} beyond "
             f"{SHIFT_MILD_SD:g} SD, {report.fraction_spread_shifted:.0%} with an SD over {SHIFT_SPREAD_RATIO:g}x "
-            f"off (the rule: more than {SHIFT_FRACTION:.0%} of them); no predictions written")
+            f"off (the rule: more than {SHIFT_FRACTION:.0%} of them)")
 
 
 def _num(v) -> float | None:
