@@ -44,10 +44,13 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "count": len(names),
             "names": names if all_features else names[:FIRST_FEATURES],
             "listed": "all" if all_features or len(names) <= FIRST_FEATURES else f"first {FIRST_FEATURES}",
-            "kept_by_reference_preprocessing": len(kept),
+            # what a table must supply: the features some member uses (--top-var and constant features
+            # leave the others out; predict names only these when they are missing)
+            "used": len(kept),
+            "used_names": kept if all_features else kept[:FIRST_FEATURES],
             "dropped_constant": len(getattr(ref, "dropped_constant", []) or []),
         },
-        "preprocessing": _preprocessing(ref),
+        "preprocessing": _preprocessing(ref, model.members),
         "network": {
             "members": len(model.members),
             "layers": [int(net.n_inputs), *map(int, net.hidden), int(net.n_outputs)],
@@ -110,10 +113,13 @@ def _file(path) -> dict | None:
     return {"path": str(p), "bytes": int(st.st_size), "modified": modified}
 
 
-def _preprocessing(pre) -> dict:
+def _preprocessing(pre, members) -> dict:
+    """The preprocessing's settings; --top-var is the members' (the reference preprocessing, fitted on all rows
+    for the shift check, keeps every feature some member uses and has no --top-var of its own)."""
     cfg = getattr(pre, "config", None)
     if cfg is None:
         return {}
-    return {"log1p": bool(cfg.log1p), "impute": cfg.impute, "top_var": cfg.top_var,
+    top_var = {getattr(getattr(m.preprocessor, "config", None), "top_var", None) for m in members} - {None}
+    return {"log1p": bool(cfg.log1p), "impute": cfg.impute, "top_var": max(top_var) if top_var else cfg.top_var,
             "standardize": bool(cfg.standardize), "scaling": cfg.scaling if cfg.standardize else None,
             "fitted_on": "each member's training rows (the reference: all rows, for the shift report)"}

@@ -20,6 +20,21 @@ def _train(tmp_path, *args, task="binary", n_features=14):
     return out, json.loads(res.stdout), data
 
 
+def test_info_of_a_top_var_model_names_the_features_a_table_must_supply(tmp_path):
+    """--top-var: the members' setting, and the features they use (a table must supply those; predict names
+    only those when missing), beside the training table's features."""
+    out, _, _ = _train(tmp_path, "--hidden", "8", "--top-var", "5", n_features=14)
+    model = model_io.load(out)
+    used = model.preprocessor.kept_features
+    assert len(used) < 14
+    doc = json.loads(run(["info", str(out), "--json", "--features"]).stdout)
+    assert doc["preprocessing"]["top_var"] == 5
+    assert doc["features"]["count"] == 14 and doc["features"]["used"] == len(used)
+    assert doc["features"]["used_names"] == used
+    text = run(["info", str(out)]).stdout
+    assert "top-var 5" in text and f"{len(used)}, which a table must supply" in text
+
+
 def test_info_reports_what_training_reported(tmp_path):
     out, trained, data = _train(tmp_path, "--hidden", "8")
     doc = json.loads(run(["info", str(out), "--json"]).stdout)

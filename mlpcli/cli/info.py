@@ -11,7 +11,8 @@ from ._common import CONTEXT_SETTINGS, debug_option, fmt, fmt_metric, handle_err
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help="Show what a model file holds: task, features, training.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
-@click.option("--features", "all_features", is_flag=True, help="List every input feature name (default: the first 10).")
+@click.option("--features", "all_features", is_flag=True,
+              help="List every feature name, and every one the model uses (default: the first 10 of each).")
 @json_option
 @debug_option
 @handle_errors
@@ -59,6 +60,10 @@ def _table(doc: dict) -> Table:
                                      for k, v in roles.items() if v))
     shown = ", ".join(f["names"]) + (" …" if f["listed"] != "all" else "")
     table.add_row("features", f"{f['count']:,} ({f['listed']}: {shown})")
+    if f["used"] != f["count"]:
+        used = ", ".join(f["used_names"]) + (" …" if f["listed"] != "all" and f["used"] > len(f["used_names"]) else "")
+        table.add_row("features used", f"{f['used']:,}, which a table must supply ({used}); the others were "
+                                       "dropped (constant, or not among --top-var's)")
     pre = doc["preprocessing"]
     steps = [s for s in ("log1p" if pre.get("log1p") else None,
                          f"impute {pre['impute']}" if pre.get("impute") else None,
