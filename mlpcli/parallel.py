@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
+from . import interrupts
 from .errors import ConfigError
 
 __all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "threads_warning", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
@@ -341,7 +342,8 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
 
     Ctrl-C (a KeyboardInterrupt, which the command line also raises for SIGTERM and SIGHUP) stops the
     run and ends the workers; with ``keep_partial`` the results finished by then are returned, None in
-    place of the others, instead of the interrupt being raised.
+    place of the others, instead of the interrupt being raised. Tasks run here (one worker) stop the run
+    the same way when a fit in them ends early on the interrupt (``interrupts``): their result is cut short.
     """
     plan.validate()
     total = len(tasks)
@@ -360,7 +362,11 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
         with _backend(plan, shared):
             if plan.backend != "dask" and local_workers(plan.n_jobs) == 1:
                 for i, (fn, args) in enumerate(tasks):
-                    record(i, _call_capped(fn, plan.blas_threads, args))
+                    before = interrupts.count()
+                    result = _call_capped(fn, plan.blas_threads, args)
+                    if interrupts.count() != before:  # a fit in it ended on Ctrl-C / SIGTERM: the task is cut short
+                        raise KeyboardInterrupt
+                    record(i, result)
                 return results
             from joblib import Parallel, delayed
 

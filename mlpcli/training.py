@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import interrupts
 from .engine import MLP, optim
 from .engine.losses import Loss
 from .engine.workspace import Workspace
@@ -548,6 +549,7 @@ def fit(
         divergence.finish(len(history))
     except KeyboardInterrupt:
         interrupted = True
+        interrupts.absorbed()  # so that a caller running fits one after the other stops too
         if pending is not None:  # the last epoch trained before the interrupt still counts, as it did alone
             record_pending(time.perf_counter())
     finally:

@@ -250,9 +250,32 @@ def test_predict_keeps_the_previous_output_untouched(tmp_path, model_and_cohort)
     _assert_no_temporaries(tmp_path)
 
 
-def test_cv_sigterm_writes_no_oof_file(tmp_path, table):
+@pytest.mark.parametrize("command, options, started, output", [
+    (["tune"], ["--folds", "2", "--grid", "lr=1e-3,1e-2", "--results", "out.csv"], "fits on this process", "out.csv"),
+    (["diagnose", "--learning-curve"], ["--fractions", "0.5,1", "--plot", "out.png"], "training at 2 sizes",
+     "out.png"),
+])
+def test_tune_and_learning_curve_in_one_process_stop_on_sigterm(tmp_path, table, command, options, started, output):
+    """The signal lands in the first fit (3,000 epochs of a 32-unit network): the command stops with 143
+    and writes nothing, where it used to train every other fit and exit 0."""
+    cmd = Command([*command, str(table), *options, "--hidden", "32", "--epochs", "3000", "--patience", "3000",
+                   "--n-jobs", "1"], tmp_path)
+    cmd.wait_for_line(started)  # the fits start now
+    time.sleep(0.5)
+    cmd.proc.send_signal(signal.SIGTERM)
+    rc, err = cmd.finish()
+    assert rc == 143, err
+    assert "Interrupted by SIGTERM." in err and "Traceback" not in err
+    assert not (tmp_path / output).exists()
+    _assert_no_temporaries(tmp_path)
+
+
+@pytest.mark.parametrize("n_jobs", ["1", "2"])
+def test_cv_sigterm_writes_no_oof_file(tmp_path, table, n_jobs):
+    """In one process (--n-jobs 1) too: the fit under way absorbs the interrupt (train keeps its best weights
+    that way), and cross-validation must still stop there rather than train the other folds."""
     cmd = Command(["cv", str(table), "--folds", "3", "--member-folds", "1", "--hidden", "32", "--epochs", "3000",
-                   "--patience", "3000", "--oof", "oof.csv"], tmp_path)
+                   "--patience", "3000", "--oof", "oof.csv", "--n-jobs", n_jobs], tmp_path)
     cmd.wait_for_line("fits on")
     cmd.proc.send_signal(signal.SIGTERM)
     rc, err = cmd.finish()
