@@ -12,7 +12,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "atomic_path", "write_text_atomic", "write_frame_atomic", "output_target"]
+__all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target"]
 
 
 def _umask() -> int:
@@ -155,21 +155,6 @@ def _output_error(shown: str, exc: OSError) -> OutputError:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode()))
-
-
-def write_frame_atomic(frame, path: str) -> None:
-    """A DataFrame as csv (tab-separated for .tsv/.txt), compressed by a .gz/.bz2/.xz suffix;
-    written to a temporary file and renamed, so a failed run leaves no partial file."""
-    import io
-    from pathlib import Path
-
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    compression = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}.get(suffixes[-1] if suffixes else "", None)
-    base = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
-    sep = "\t" if base in (".tsv", ".txt") else ","
-    buf = io.BytesIO()
-    frame.to_csv(buf, sep=sep, index=False, compression=compression, float_format="%.6g")
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
 
 
 @contextmanager

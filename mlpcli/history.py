@@ -31,8 +31,6 @@ validates. ``diagnose_curves`` hands it to the labeller as evidence of noise.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import warnings
 import os
@@ -44,7 +42,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "read_history", "split_members",
+__all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "history_frame", "read_history", "split_members",
            "majority_length", "mean_curve", "spread_curve", "curves_from_history", "read_curves", "diagnose_curves",
            "measure_name"]
 
@@ -56,21 +54,28 @@ _TABLE_SUFFIX = re.compile(r"\.(csv|tsv|txt)(\.(gz|bz2|xz|zip))?$|\.parquet$", r
 
 
 # --------------------------------------------------------------------------- the history table
-def history_csv(history: list[dict]) -> str:
-    """The per-epoch rows as CSV text: one column per key (in first-seen order), floats to 6
-    significant digits (the curves' noise is far above that; full precision triples the file).
+def history_frame(history: list[dict]):
+    """The per-epoch rows as a DataFrame (``train --history`` writes it in any table format,
+    ``predict.write_table``): one column per key, in first-seen order; whole-number columns stay whole
+    numbers where a row lacks them (an empty cell). An empty history still has the columns
+    ``epoch, train_loss, val_loss``, so the file says what it would hold."""
+    import pandas as pd
 
-    An empty history gives the header ``epoch,train_loss,val_loss`` so the file still says what it
-    would hold."""
     if not history:
-        return "epoch,train_loss,val_loss\n"
+        return pd.DataFrame(columns=["epoch", "train_loss", "val_loss"])
     columns = list(dict.fromkeys(k for row in history for k in row))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buf.getvalue()
+    frame = pd.DataFrame([{k: row.get(k) for k in columns} for row in history], columns=columns)
+    for c in columns:
+        values = [row[c] for row in history if row.get(c) is not None]
+        if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            frame[c] = frame[c].astype("Int64")
+    return frame
+
+
+def history_csv(history: list[dict]) -> str:
+    """The per-epoch rows as CSV text (``history_frame``), floats to 6 significant digits (the curves' noise
+    is far above that; full precision triples the file)."""
+    return history_frame(history).to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 
 def read_history(source: str) -> list[dict]:

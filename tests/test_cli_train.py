@@ -1,5 +1,6 @@
 """End-to-end tests of `mlpcli train` (CliRunner and a real subprocess)."""
 
+import io
 import json
 import os
 import subprocess
@@ -358,3 +359,49 @@ def test_what_train_picked_up_shows_before_the_first_epoch_and_q_keeps_warnings(
     assert "target: label" not in quiet and "epoch" not in quiet and "--hidden auto" not in quiet
     cv = run(["cv", str(data), "--folds", "2", "--epochs", "2", "--hidden", "", "-q"])
     assert cv.exit_code == 0 and "warning: no 'patient_id'" in cv.stderr and "target: label" not in cv.stderr
+
+
+@pytest.mark.parametrize("suffix, reader", [
+    (".parquet", pd.read_parquet),
+    (".tsv.gz", lambda p: pd.read_csv(p, sep="\t")),
+])
+def test_table_outputs_take_the_format_their_extension_names(tmp_path, suffix, reader):
+    """train --oof / --history, cv --oof and tune --results write what their extension says (they wrote CSV
+    whatever the name), and diagnose reads the history back."""
+    data = write_table(tmp_path)
+    oof, hist = tmp_path / f"oof{suffix}", tmp_path / f"h{suffix}"
+    res = run(["train", data, "-o", str(tmp_path / "m.mlp"), "--folds", "2", "--oof", str(oof), "--history", str(hist),
+               *FAST])
+    assert res.exit_code == 0, res.output
+    frame = reader(oof)
+    assert "pred_label" in frame.columns and len(frame) == len(pd.read_csv(data))
+    assert {"epoch", "train_loss", "val_loss", "member"} <= set(reader(hist).columns)
+    diagnosed = run(["diagnose", str(hist), "--json"])
+    assert diagnosed.exit_code == 0, diagnosed.output
+    assert json.loads(diagnosed.stdout)["label"]
+    cv_oof, results = tmp_path / f"cv{suffix}", tmp_path / f"r{suffix}"
+    assert run(["cv", data, "--folds", "2", "--member-folds", "1", "--oof", str(cv_oof), *FAST]).exit_code == 0
+    assert len(reader(cv_oof)) == len(frame)
+    assert run(["tune", data, "--folds", "2", "--grid", "lr=1e-3,1e-2", "--results", str(results), *FAST]).exit_code == 0
+    assert len(reader(results)) == 2
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["train", "--oof", "oof.xlsx"], "--oof"), (["train", "--history", "h.h5ad"], "--history"),
+    (["cv", "--oof", "oof.json"], "--oof"), (["tune", "--grid", "lr=1e-3", "--results", "r.xlsx"], "--results"),
+])
+def test_a_table_output_with_an_unknown_extension_is_a_usage_error_before_any_work(tmp_path, monkeypatch, args, flag):
+    data = write_table(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = run([args[0], data, *args[1:], *FAST])
+    assert_clean_error(res, flag, "unsupported output format", code=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [os.path.basename(data)]
+
+
+def test_train_oof_to_standard_output_keeps_the_summary_off_it(tmp_path):
+    data = write_table(tmp_path)
+    res = run(["train", data, "-o", str(tmp_path / "m.mlp"), "--folds", "2", "--oof", "-", *FAST])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(io.StringIO(res.stdout))
+    assert len(frame) == len(pd.read_csv(data)) and "pred_label" in frame.columns
+    assert_clean_error(run(["train", data, "--oof", "-", "--json", *FAST]), "standard output", code=2)

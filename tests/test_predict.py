@@ -369,7 +369,8 @@ def test_output_format_by_extension(tmp_path, models, name, reader):
     assert run(["predict", model_path, data, "-o", str(tmp_path / name), "-q"]).exit_code == 0
     got, expected = reader(tmp_path / name), pd.read_csv(ref)
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, atol=1e-6)
-    assert_clean_error(run(["predict", model_path, data, "-o", str(tmp_path / "p.json")]), "unsupported output format")
+    assert_clean_error(run(["predict", model_path, data, "-o", str(tmp_path / "p.json")]), "unsupported output format",
+                       code=2)
 
 
 def test_stdin_to_stdout_pipeline(tmp_path, models):

@@ -325,6 +325,23 @@ def check_writable(path: str, flag: str) -> None:
 
 
 
+def check_table_output(path: str | None, flag: str) -> None:
+    """Before any work: a table output (``--oof``, ``--history``, ``--results``, ``--shift-report``, ``explain -o``)
+    has a format its extension names (a usage error naming ``flag`` else) and, unless it is "-" (standard
+    output), a directory it can be written to."""
+    if not path:
+        return
+    from ..errors import DataError
+    from ..predict.output import output_format
+
+    try:
+        output_format(path, tables_only=True)
+    except DataError as exc:
+        raise click.UsageError(f"{flag}: {exc}") from None
+    if path != "-":
+        check_writable(path, flag)
+
+
 def render_notes(console: Console, notes, warnings) -> None:
     for n in notes:
         console.print(f"[dim]·[/] {n}")

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json, quiet_option, report,
+    CONTEXT_SETTINGS, check_table_output, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -80,12 +80,6 @@ class FitProgress:
             self.bar.update(self.task, completed=done, total=total)
         elif done == total or done % max(1, total // 10) == 0:
             self.console.print(f"{self.what}: {done}/{total} done")
-
-
-def write_frame_atomic(frame, path: str) -> None:
-    from ..fileio import write_frame_atomic as write
-
-    write(frame, path)
 
 
 def load_for_cv(data_file: str, options, quiet: bool):
@@ -174,7 +168,7 @@ def _fold_table(result) -> Table:
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Repeat the CV with reshuffled folds and reseeded networks (seed + r).")
 @click.option("--oof", "oof_path", type=click.Path(dir_okay=False), default=None,
-              help="Write out-of-fold predictions (.csv or .tsv, optionally .gz).")
+              help="Write out-of-fold predictions (.csv, .tsv or .parquet, optionally .gz; - for standard output).")
 @click.option("--leave-batch-out", is_flag=True,
               help="Hold out one batch (site, run) at a time instead of --folds, with every batch its patients "
                    "link it to: the forecast for a new site, with prediction-set coverage and OOD rate per batch.")
@@ -221,8 +215,8 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
     if leave_batch_out and repeats != 1:
         raise click.UsageError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")
     options = options_from_params(params)
-    if oof_path:
-        check_writable(oof_path, "--oof")
+    one_stdout_writer({"--oof -": oof_path == "-", "--json": as_json})
+    check_table_output(oof_path, "--oof")
     err = stderr_console(quiet)
     ds = load_for_cv(data_file, options, quiet)
     if leave_batch_out:
@@ -236,7 +230,9 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
                                        keep_predictions=bool(oof_path), progress=progress,
                                        leave_batch_out=leave_batch_out, coverage=coverage)
     if oof_path:
-        write_frame_atomic(result.oof_frame(ds), oof_path)
+        from ..predict import write_table
+
+        write_table(result.oof_frame(ds), oof_path)
 
     if as_json:
         doc = result.to_dict()
@@ -245,7 +241,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
         print_json(doc)
         return
     report(result.notes, result.warnings, quiet)
-    con = stdout_console()
+    con = stderr_console() if oof_path == "-" else stdout_console()  # standard output holds the table
     con.print(_fold_table(result))
     main = result.summary().get(result.metric) or {}
     if any(f.trust is not None for f in result.folds):

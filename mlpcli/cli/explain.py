@@ -9,7 +9,7 @@ import math
 import click
 from rich.table import Table
 
-from ._common import (CONTEXT_SETTINGS, check_writable, debug_option, handle_errors, json_option, one_stdout_writer,
+from ._common import (CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, handle_errors, json_option, one_stdout_writer,
                       print_json, render_notes, role_options, stderr_console, stdout_console)
 from .predict import role_flags
 
@@ -76,11 +76,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
 
     roles = role_flags(params)
     one_stdout_writer({"-o -": out == "-", "--json": as_json})
-    if out is not None and out != "-":
-        from ..predict import output_format
-
-        output_format(out)
-        check_writable(out, "--out")
+    check_table_output(out, "--out")
     if plot_path is not None:
         from ..plotting import plot_format
 
@@ -108,10 +104,10 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
 
         plot_explanation(result, plot_path, model, samples.X, result.sample_classes)
     if out is not None:
-        from ..predict import write_predictions
+        from ..predict import write_table
 
         try:
-            write_predictions([result.table], out, float_format="%.6g")
+            write_table(result.table, out)
         except BaseException:
             if plot_path is not None:  # all outputs or none
                 import os

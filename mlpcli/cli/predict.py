@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_writable, debug_option, handle_errors, json_option, one_stdout_writer, quiet_option, print_json, render_notes,
+    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_table_output, check_writable, debug_option, handle_errors, json_option, one_stdout_writer, quiet_option, print_json, render_notes,
     role_options, stderr_console, stdout_console, threads_context, threads_option,
 )
 
@@ -103,11 +103,8 @@ def freeze_imports() -> None:
 def load_model(model_path: str, shift_path: str | None):
     """Check the --shift-report path before any work, load the model, then freeze what is loaded."""
     from .. import model_io
-    from ..predict import output_format
 
-    if shift_path:
-        output_format(shift_path)
-        check_writable(shift_path, "--shift-report")
+    check_table_output(shift_path, "--shift-report")
     model = model_io.load(model_path)
     freeze_imports()
     return model
@@ -125,9 +122,9 @@ def shift_table(shift, k: int = 10) -> Table:
 
 
 def write_shift_report(shift, path: str) -> None:
-    from ..predict import write_predictions
+    from ..predict import write_table
 
-    write_predictions([shift.to_frame()], path, float_format="%.6g")
+    write_table(shift.to_frame(), path)
 
 
 def _finite_mb(ctx, param, value):
@@ -283,7 +280,12 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
 
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
-    to_h5ad = lib.output_format(out)[0] == "h5ad"
+    from ..errors import DataError
+
+    try:
+        to_h5ad = lib.output_format(out)[0] == "h5ad"
+    except DataError as exc:  # an extension no writer knows: the option's value, a usage error
+        raise click.UsageError(f"--out: {exc}") from None
     if to_h5ad and not is_h5ad(data_file):
         raise click.UsageError("-o FILE.h5ad writes the predictions into a copy of an .h5ad input; DATA is not one "
                                "(write .csv, .tsv or .parquet instead)")

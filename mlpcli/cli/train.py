@@ -9,9 +9,9 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, StderrBar, check_writable, debug_option, fmt, fmt_metric, handle_errors, interrupted_exit, json_option,
-    print_json, quiet_option, report, stdout_console, threads_context, threads_option,
-    write_text_atomic,
+    CONTEXT_SETTINGS, StderrBar, check_table_output, check_writable, debug_option, fmt, fmt_metric, handle_errors,
+    interrupted_exit, json_option, one_stdout_writer, print_json, quiet_option, report, stderr_console, stdout_console,
+    threads_context, threads_option,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -187,11 +187,13 @@ def _kept_words(fit: dict) -> str:
 @train_options
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @click.option("--history", "history_path", default=None, type=click.Path(dir_okay=False),
-              help="Write the per-epoch table (CSV; one row per member and epoch). Its inference-mode training "
+              help="Write the per-epoch table (one row per member and epoch; .csv, .tsv, .parquet, optionally "
+                   ".gz, or - for standard output). Its inference-mode training "
                    "columns (train_loss_eval, train_metric) are measured on a fixed, seeded sample of at most "
                    "2,048 training rows (all rows below that; stratified by class).")
 @click.option("--oof", "oof_path", default=None, type=click.Path(dir_okay=False),
-              help="Write the held-out predictions (out-of-fold for an ensemble) as predict writes predictions.")
+              help="Write the held-out predictions (out-of-fold for an ensemble) as predict writes predictions "
+                   "(.csv, .tsv, .parquet, optionally .gz, or - for standard output).")
 @click.option("--n-jobs", type=int, default=None,
               help="Members to train at once in separate processes, each with --threads BLAS threads (-1: every "
                    "core this job may use). Default: the usable cores divided by --threads. The model is the "
@@ -221,16 +223,17 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     model: the best weights so far, or the ensemble's members trained so far (exit 130, 143, 129).
     """
     from .. import model_io, pipeline
-    from ..fileio import write_frame_atomic
-    from ..history import history_csv
+    from ..history import history_frame
     from ..model_selection.crossfit import held_out_frame
+    from ..predict import write_table
 
     started = time.perf_counter()  # the wall time of the whole command, beside training's own
     options = options_from_params(params)
     check_writable(out, "--out")
-    for path, flag in ((history_path, "--history"), (oof_path, "--oof")):
-        if path:
-            check_writable(path, flag)
+    one_stdout_writer({"--history -": history_path == "-", "--oof -": oof_path == "-", "--json": as_json})
+    check_table_output(history_path, "--history")
+    check_table_output(oof_path, "--oof")
+    tables_on_stdout = "-" in (history_path, oof_path)
     plan = member_plan(n_jobs, threads)
     # what was picked up (roles, task, warnings) shows before the first epoch, so a user can stop a long
     # run that read the wrong column
@@ -244,9 +247,9 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     outcome.model.provenance["threads"] = threads
     model_io.save(outcome.model, out)
     if history_path:
-        write_text_atomic(history_path, history_csv(outcome.fitted.history))
+        write_table(history_frame(outcome.fitted.history), history_path)
     if oof_path:
-        write_frame_atomic(held_out_frame(outcome.fitted), oof_path)
+        write_table(held_out_frame(outcome.fitted), oof_path)
 
     if as_json:
         print_json({
@@ -262,7 +265,8 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         })
     else:
         report(outcome.notes[len(early_notes):], outcome.warnings[len(early_warnings):], quiet)
-        con = stdout_console()
+        # standard output holds a table (--oof -, --history -): the summary goes to stderr beside the notes
+        con = stderr_console() if tables_on_stdout else stdout_console()
         con.print(_split_table(outcome.model.split, outcome.model.fit.get("members") or []))
         con.print(_summary_table(outcome, out, time.perf_counter() - started))
     if outcome.interrupted:

@@ -7,10 +7,10 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json,
+    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json,
     quiet_option, report, stderr_console, stdout_console, threads_context,
 )
-from .cv import FitProgress, load_for_cv, make_plan, parallel_options, write_frame_atomic
+from .cv import FitProgress, load_for_cv, make_plan, parallel_options
 from .options import config_option, options_from_params, train_options
 
 
@@ -94,7 +94,7 @@ def _nested_table(result) -> Table:
                    "is unseen by the tuning).")
 @click.option("--outer-folds", type=click.IntRange(min=2), default=5, show_default=True, help="Outer folds with --nested.")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the ranked results (.csv or .tsv, optionally .gz).")
+              help="Write the ranked results (.csv, .tsv or .parquet, optionally .gz; - for standard output).")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Rows of the ranked table to print.")
 @click.option("--refit", is_flag=True, help="Train the best setting on all the data as `train` does and save it (-o).")
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False),
@@ -135,8 +135,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         space = grid_lib.parse_grid(grid, options)
     except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
         raise click.UsageError(str(exc)) from None
-    if results_path:
-        check_writable(results_path, "--results")
+    one_stdout_writer({"--results -": results_path == "-", "--json": as_json})
+    check_table_output(results_path, "--results")
     if refit:
         check_writable(out, "--out")
     err = stderr_console(quiet)
@@ -152,7 +152,9 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         result = tuning.tune(ds, options, space, folds=folds, repeats=repeats, n_random=n_random, nested=nested,
                              outer_folds=outer_folds, plan=plan, progress=progress)
     if results_path:
-        write_frame_atomic(result.results_frame(), results_path)
+        from ..predict import write_table
+
+        write_table(result.results_frame(), results_path)
 
     refit_doc = None
     if refit:
@@ -170,7 +172,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         print_json(doc)
         return
     report(result.notes, result.warnings, quiet)
-    con = stdout_console()
+    con = stderr_console() if results_path == "-" else stdout_console()  # standard output holds the table
     con.print(_ranked_table(result, top))
     con.print(f"scored by {result.strategy}; {result.metric.replace('_', ' ')}, "
               f"{'higher' if result.higher_is_better else 'lower'} is better", soft_wrap=True)

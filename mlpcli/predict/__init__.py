@@ -40,7 +40,8 @@ from __future__ import annotations
 from ._common import DEFAULT_CHUNK_MB, DEFAULT_CHUNKSIZE
 from .columns import ColumnPlan, RoleFlags, plan_columns
 from .evaluation import EvaluationResult, evaluate, main_metric
-from .output import DEFAULT_OBS_PREFIX, OUTPUT_FORMATS, obs_columns, output_format, write_predictions, write_predictions_h5ad
+from .output import (DEFAULT_OBS_PREFIX, OUTPUT_FORMATS, TABLE_FORMATS, obs_columns, output_format, write_predictions,
+                     write_predictions_h5ad, write_table)
 from .shift import ShiftReport, shift_report
 from .stream import FORWARD_ROWS, PredictionStream, Prepared, predict_stream, prepare
 from .tables import open_table
@@ -49,6 +50,6 @@ from .trust import Uncertainty
 __all__ = [
     "DEFAULT_CHUNK_MB", "DEFAULT_CHUNKSIZE", "FORWARD_ROWS", "OUTPUT_FORMATS", "RoleFlags", "ColumnPlan", "ShiftReport", "PredictionStream",
     "EvaluationResult", "Prepared", "open_table", "plan_columns", "prepare", "shift_report", "predict_stream",
-    "write_predictions", "write_predictions_h5ad", "obs_columns", "DEFAULT_OBS_PREFIX", "output_format", "evaluate",
+    "write_predictions", "write_table", "TABLE_FORMATS", "write_predictions_h5ad", "obs_columns", "DEFAULT_OBS_PREFIX", "output_format", "evaluate",
     "main_metric", "Uncertainty",
 ]

@@ -15,14 +15,17 @@ from ..errors import DataError
 from ..fileio import atomic_write
 
 
+TABLE_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, or '-' for standard output"
 OUTPUT_FORMATS = (".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, .h5ad (with .h5ad input), or '-' "
                   "for standard output")
 DEFAULT_OBS_PREFIX = "mlpcli_"
 _OUT_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 
 
-def output_format(path: str) -> tuple[str, str, str | None]:
-    """(kind, separator, compression) of an output path by its extension; "-" is CSV on standard output."""
+def output_format(path: str, tables_only: bool = False) -> tuple[str, str, str | None]:
+    """(kind, separator, compression) of an output path by its extension; "-" is CSV on standard output.
+    ``tables_only``: an output that is a table of its own (not predict's annotated copy of an .h5ad input),
+    so .h5ad is refused too."""
     if str(path) == "-":
         return "text", ",", None
     name = os.path.basename(os.fspath(path)).lower()
@@ -32,11 +35,12 @@ def output_format(path: str) -> tuple[str, str, str | None]:
         root, ext = os.path.splitext(root)
     if ext == ".parquet" and compression is None:
         return "parquet", "", None
-    if ext == ".h5ad" and compression is None:
+    if ext == ".h5ad" and compression is None and not tables_only:
         return "h5ad", "", None
     if ext in (".csv", ".tsv", ".txt"):
         return "text", "," if ext == ".csv" else "\t", compression
-    raise DataError(f"unsupported output format {os.path.basename(os.fspath(path))!r}; use {OUTPUT_FORMATS}")
+    raise DataError(f"unsupported output format {os.path.basename(os.fspath(path))!r}; use "
+                    f"{TABLE_FORMATS if tables_only else OUTPUT_FORMATS}")
 
 
 def write_predictions(frames: Iterable[pd.DataFrame], path: str, *, float_format: str | None = None,
@@ -47,10 +51,7 @@ def write_predictions(frames: Iterable[pd.DataFrame], path: str, *, float_format
     (a bad value in row 50,000, a full disk, Ctrl-C) leaves no partial file and an older file untouched.
     "-" streams CSV to standard output (`stdout`, default sys.stdout).
     """
-    kind, sep, compression = output_format(path)
-    if kind == "h5ad":
-        raise DataError(f"{path}: predictions go into an .h5ad file with write_predictions_h5ad (it needs the input "
-                        "file, whose cells it annotates)")
+    kind, sep, compression = output_format(path, tables_only=True)
     if str(path) == "-":
         stream = stdout if stdout is not None else sys.stdout
         binary = getattr(stream, "buffer", None)
@@ -199,6 +200,13 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     if "top_features" in cols:  # predict --explain K
         out[name("top_features")] = cols["top_features"].astype(str)
     return out
+
+
+def write_table(frame: pd.DataFrame, path: str, *, stdout=None) -> int:
+    """One table (held-out predictions, a history, tuning results) to `path` in the format its extension
+    names (``output_format``; "-": CSV on standard output), floats to 6 significant digits, atomically as
+    ``write_predictions`` writes; returns the number of rows."""
+    return write_predictions([frame], path, float_format="%.6g", stdout=stdout)
 
 
 def write_predictions_h5ad(stream, path: str, source: str, *, prefix: str = DEFAULT_OBS_PREFIX,
