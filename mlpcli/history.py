@@ -418,13 +418,38 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) ->
         raise DataError(f"{path} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
                         f"{tk} and {vk} (columns present: {', '.join(map(str, frame.columns[:12]))}"
                         f"{' ...' if len(frame.columns) > 12 else ''})")
-    for name in (MEMBER, tk, vk, "train_loss_eval"):
+    for name in (MEMBER, "epoch", tk, vk, "train_loss_eval"):
         if name in frame.columns:
             _check_numeric(frame, name, path)
-    c = curves_from_history(_rows(frame), curves, source="standard input" if path == "-" else path)
+    source = "standard input" if path == "-" else path
+    c = curves_from_history(_in_epoch_order(_rows(frame), source), curves, source=source)
     if curves == "metric":
         c.higher_is_better = _infer_higher(c, higher_is_better)
     return c
+
+
+def _in_epoch_order(rows: list[dict], source: str) -> list[dict]:
+    """A table's rows sorted by (member, epoch) when it has an ``epoch`` column (a curve is read by position:
+    a table sorted another way, by a spreadsheet or a shell pipe, must still give epoch 1 first). Each
+    member's epochs must be 1, 2, ... without a gap or a repeat: a DataError names the first that is not."""
+    if not rows or "epoch" not in rows[0]:
+        return rows
+    split_members(rows, source)  # the member numbers are checked first (the rows' own order names a bad one)
+    member = (lambda r: _num(r[MEMBER])) if MEMBER in rows[0] else (lambda r: 0.0)
+    ordered = sorted(rows, key=lambda r: (member(r), _num(r["epoch"])))  # stable: ties keep their order
+    expected, last_member = 1, None
+    for r in ordered:
+        m = member(r)
+        if m != last_member:
+            expected, last_member = 1, m
+        epoch = _num(r["epoch"])
+        if epoch != expected:
+            whose = f" of member {r[MEMBER]}" if MEMBER in r else ""
+            problem = "appears twice" if epoch == expected - 1 else f"comes where epoch {expected} should"
+            raise DataError(f"{source}: epoch {r['epoch']}{whose} {problem}; diagnose reads a curve of every "
+                            "epoch from 1 (as train --history writes it)")
+        expected += 1
+    return ordered
 
 
 def _check_numeric(frame, name: str, path: str) -> None:

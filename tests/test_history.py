@@ -262,3 +262,29 @@ def test_read_curves_of_an_ensemble_table_and_model(tmp_path, trained):
 def test_single_network_curves_have_no_members(trained):
     c = history.read_curves(trained["model"])
     assert c.members == [] and c.val_spread is None
+
+
+def test_a_table_in_another_row_order_gives_the_same_curves(tmp_path):
+    """Curves are read by epoch, not by row: a table sorted by another column (or shuffled) reads the same,
+    members included."""
+    rows = [dict(r, member=m) for m in (1, 2) for r in _rows(8)]
+    straight, shuffled = tmp_path / "a.csv", tmp_path / "b.csv"
+    straight.write_text(history.history_csv(rows))
+    order = np.random.default_rng(0).permutation(len(rows))
+    shuffled.write_text(history.history_csv([rows[i] for i in order]))
+    a, b = history.read_curves(str(straight)), history.read_curves(str(shuffled))
+    assert a.val == b.val and a.train == b.train
+    assert [m.val for m in a.members] == [m.val for m in b.members]
+
+
+@pytest.mark.parametrize("epochs, needle", [
+    ([1, 2, 2, 3], "epoch 2 appears twice"),
+    ([5, 10, 15], "epoch 5 comes where epoch 1 should"),
+    ([101, 102], "epoch 101 comes where epoch 1 should"),
+])
+def test_a_table_without_every_epoch_from_one_is_an_error_naming_it(tmp_path, epochs, needle):
+    rows = [dict(r, epoch=e) for r, e in zip(_rows(len(epochs)), epochs)]
+    path = tmp_path / "h.csv"
+    path.write_text(history.history_csv(rows))
+    with pytest.raises(DataError, match=needle):
+        history.read_curves(str(path))
