@@ -80,11 +80,13 @@ def _table_rows(model: Model, data_path: str, roles_used: dict, samples: str | N
                                      roles=[*roles_used.get("target", []), roles_used.get("group"),
                                             roles_used.get("batch")])
     target = [t for t in roles_used.get("target", []) if t in frame.columns]
+    group, id_, batch = (roles_used.get(k) if roles_used.get(k) in frame.columns else None for k in ("group", "id", "batch"))
+    # columns that are neither the model's features nor its roles are ignored, as predict ignores them
+    features = set(model.feature_names)
+    extra = [c for c in frame.columns if c not in features and c not in {*target, group, id_, batch}]
     roles, _ = data.resolve_roles(
-        frame.columns, target=target or None, group=roles_used.get("group") if roles_used.get("group") in frame.columns else None,
-        no_group=roles_used.get("group") not in frame.columns, id=roles_used.get("id") if roles_used.get("id") in frame.columns else None,
-        batch=roles_used.get("batch") if roles_used.get("batch") in frame.columns else None,
-        drop=[c for c in roles_used.get("drop", []) if c in frame.columns], require_target=False,
+        frame.columns, target=target or None, group=group, no_group=group is None, id=id_, batch=batch,
+        drop=extra, require_target=False,
     )
     classes = model.classes if model.task in ("binary", "multiclass") else None
     ds = data.Dataset.from_frame(frame, roles, task=model.task if target else "auto", classes=classes)

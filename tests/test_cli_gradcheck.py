@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -104,3 +105,16 @@ def test_every_command_has_help_with_an_example():
     for name in cli.commands:
         assert name in res.output
     assert run(["--version"]).output.startswith("mlpcli, version")
+
+
+def test_gradcheck_on_a_model_ignores_columns_that_are_neither_features_nor_roles(model_and_data, tmp_path):
+    """As predict does: a table with an extra text column (a note, a date) is checked, not refused with
+    advice about options gradcheck does not have."""
+    model, data = model_and_data
+    frame = pd.read_csv(data)
+    frame.insert(3, "notes", "re-run")
+    path = tmp_path / "extra.csv"
+    frame.to_csv(path, index=False)
+    res = run(["gradcheck", "--model", str(model), "--data", str(path), "--rows", "4", "--entries", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["passed"]

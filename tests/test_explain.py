@@ -269,3 +269,18 @@ def test_predict_explain_adds_each_rows_top_genes(subtypes, relu_models, tmp_pat
         assert [g for g, _ in pairs] == [model.feature_names[j] for j in expected]
         np.testing.assert_allclose([float(v) for _, v in pairs], A[i, expected], rtol=1e-3)
     assert_clean_error(run(["predict", model_path, data, "--explain", "0"]), "--explain", code=2)
+
+
+def test_explain_fills_missing_genes_up_to_max_missing_as_predict_does(subtypes, tmp_path):
+    """explain has predict's --max-missing, which its missing-gene error recommends."""
+    frame = pd.read_csv(TEST)
+    genes = [c for c in frame.columns if c.startswith("GENE")]
+    gone = genes[:max(1, int(len(genes) * 0.15))]  # more than --fill-missing's default 10 %
+    path = tmp_path / "partial.csv"
+    frame.drop(columns=gone).to_csv(path, index=False)
+    refused = run(["explain", subtypes, str(path), "--fill-missing", "mean", "-q"])
+    assert_clean_error(refused, "--max-missing")
+    out = tmp_path / "ranking.csv"
+    res = run(["explain", subtypes, str(path), "--fill-missing", "mean", "--max-missing", "0.2", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(out)) > 0

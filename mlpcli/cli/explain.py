@@ -48,12 +48,15 @@ from .predict import role_flags
 @role_options
 @click.option("--fill-missing", type=click.Choice(["mean"]), default=None,
               help="Fill features absent from the table with their training means (default: an error).")
+@click.option("--max-missing", type=click.FloatRange(0, 1), default=None, metavar="FRACTION",
+              help="With --fill-missing mean: the largest share of the model's features that may be filled, "
+                   "as for predict  [default: 0.1]")
 @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (warnings still show).")
 @json_option
 @debug_option
 @handle_errors
 def explain(model_path, data_file, out, plot_path, method, output_kind, baseline, steps, tol, top, class_names,
-            bootstrap, repeats, scoring, seed, fill_missing, quiet, as_json, debug, **params):
+            bootstrap, repeats, scoring, seed, fill_missing, max_missing, quiet, as_json, debug, **params):
     """Rank the genes that drive each class, with exact, checked attributions.
 
     Integrated gradients (IG) of each class's output with respect to the input features, through the
@@ -85,7 +88,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     if method == "permutation" and bootstrap is not None:
         raise click.UsageError("--bootstrap is for --method ig (permutation importance uses the members, if any)")
     model = model_io.load(model_path)
-    samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing)
+    samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing)
     result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,
                  output=output_kind, baseline=baseline, steps=steps, top=top, bootstrap=bootstrap, repeats=repeats,
                  scoring=scoring, tol=tol, seed=seed)

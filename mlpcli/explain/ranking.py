@@ -96,14 +96,15 @@ class Samples:
     warnings: list[str]
 
 
-def load_samples(model: Model, source, roles=None, fill_missing: str | None = None) -> Samples:
+def load_samples(model: Model, source, roles=None, fill_missing: str | None = None,
+                 max_missing: float | None = None) -> Samples:
     """Read the table ``source`` (path, "-" or DataFrame; an .h5ad file or a 10x directory: its cells, with
     the matrix and gene names predict would use) whole and match it to ``model`` as predict does; labels
     are read when the target column is there, in the table or its sample sheet (unknown labels are an
-    error naming them)."""
+    error naming them). ``fill_missing``, ``max_missing``: as for predict."""
     from ..predict.stream import prepare
 
-    prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, labels=True)
+    prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, max_missing=max_missing, labels=True)
     if len(prepared.X) == 0:
         raise DataError(f"{'the table' if isinstance(source, pd.DataFrame) else source} has a header but no data rows")
     y = None if prepared.y is None else prepared.y.reshape(-1).astype(np.int64)
