@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import OptionError
 
 __all__ = ["PLOT_FORMATS", "TRAIN_CHAR", "VAL_CHAR", "BOTH_CHAR", "plot_format", "terminal_chart",
            "plot_curves", "plot_learning_curve", "plot_risk_coverage"]
@@ -42,7 +42,7 @@ def plot_format(path: str) -> str:
     ext = os.path.splitext(str(path))[1].lower().lstrip(".")
     if ext not in PLOT_FORMATS:
         shown = f"'.{ext}'" if ext else "no extension"
-        raise ConfigError(f"--plot {path}: unsupported file type ({shown}); use a .png, .svg or .pdf file name")
+        raise OptionError(f"--plot {path}: unsupported file type ({shown}); use a .png, .svg or .pdf file name")
     return ext
 
 

@@ -124,7 +124,7 @@ def test_plot_pdf(run_files):
 def test_plot_bad_extension_is_a_clean_error_and_writes_nothing(run_files):
     out = run_files["dir"] / "curves.jpg"
     res = run(["diagnose", run_files["model"], "--plot", str(out)])
-    assert_clean_error(res, "--plot", ".png, .svg or .pdf")
+    assert_clean_error(res, "--plot", ".png, .svg or .pdf", code=2)
     assert not out.exists()
     assert not list(run_files["dir"].glob(".curves.jpg*"))
 

@@ -243,7 +243,7 @@ def test_cli_cv_errors(tmp_path):
     assert_clean_error(run(["cv", path, "--folds", "13", *FAST]), "--folds 13 is more than the 12 groups")
     assert run(["cv", path, "--folds", "1", *FAST]).exit_code == 2
     assert_clean_error(run(["cv", path, "--scheduler", "tcp://127.0.0.1:8786", *FAST]), "--backend dask", code=2)
-    assert_clean_error(run(["cv", path, "--val-data", path, *FAST]), "--val-data does not apply")
+    assert_clean_error(run(["cv", path, "--val-data", path, *FAST]), "--val-data does not apply", code=2)
     assert_clean_error(run(["cv", path, "--oof", str(tmp_path / "no" / "oof.csv"), *FAST]), "--oof")
     assert_clean_error(run(["cv", path, "--n-jobs", "0", *FAST]), "--n-jobs", code=2)
     assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "no").exists()

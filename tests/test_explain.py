@@ -227,7 +227,8 @@ def test_cli_errors_are_one_line_and_leave_no_output(subtypes, tmp_path):
     assert_clean_error(run(["explain", subtypes, NEW, "--method", "permutation", "-o", str(out)]),
                        "--method permutation needs labelled samples")
     assert_clean_error(run(["explain", subtypes, TEST, "--tol", "1e-300", "-o", str(out)]), "completeness check failed")
-    assert_clean_error(run(["explain", subtypes, TEST, "--plot", str(tmp_path / "x.gif")]), "--plot", ".gif")
+    assert_clean_error(run(["explain", subtypes, TEST, "--plot", str(tmp_path / "x.gif")]), "--plot", ".gif",
+                       code=2)
     assert not out.exists() and os.listdir(tmp_path) == []
 
 

@@ -252,7 +252,8 @@ def test_threshold_for_binary_models_only(tmp_path, models):
     pred = pd.read_csv(out)
     pos = model.classes[1]
     assert (pred["pred_label"] == np.where(pred[f"prob_{pos}"] >= 0.9, pos, model.classes[0])).all()
-    assert_clean_error(run(["predict", models["multiclass"][0], data, "--threshold", "0.3"]), "--threshold")
+    assert_clean_error(run(["predict", models["multiclass"][0], data, "--threshold", "0.3"]), "--threshold",
+                       code=2)
     assert run(["predict", model_path, data, "--threshold", "1.5"]).exit_code == 2
 
 

@@ -48,7 +48,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Member, Model
 
 __all__ = ["OUTPUTS", "BASELINES", "DEFAULT_STEPS", "Chunk", "baseline_values", "class_index", "attribution_chunks",
@@ -72,7 +72,7 @@ _EPS = 1e-12  # calibration.temper clips probabilities here
 
 def check_model(model: Model) -> None:
     if model.task not in ("binary", "multiclass", "multilabel"):
-        raise ConfigError(f"explain: the model is a {model.task} model; attributions toward a class need a "
+        raise OptionError(f"explain: the model is a {model.task} model; attributions toward a class need a "
                           "classification model (binary, multiclass or multi-label)")
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import data, metrics
 from ..config import AUTO, TrainOptions
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, OptionError
 from ..parallel import Plan, run
 from .crossfit import PORTFOLIO, fit_model
 from .fitting import check_fits_memory as fitting_check_fits_memory
@@ -220,7 +220,7 @@ def _prediction_columns(ds: data.Dataset, f: FoldScore):
 def check_cv_options(options: TrainOptions) -> None:
     options.validate()
     if options.val_data:
-        raise ConfigError("--val-data does not apply here: each fold's early-stopping rows come from its own "
+        raise OptionError("--val-data does not apply here: each fold's early-stopping rows come from its own "
                           "training part")
 
 

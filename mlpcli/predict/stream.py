@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, OptionError
 from ..metrics import class_proba
 from ..model_io import ROW_BLOCK, Model
 from ..data.samples import SampleJoin, read_sample_sheet
@@ -756,7 +756,7 @@ def _check_threshold(model: Model, threshold: float | None) -> float:
     if threshold is None:
         return 0.5
     if model.task not in ("binary", "multilabel"):
-        raise ConfigError(f"--threshold applies to binary and multi-label models; this model is {model.task}")
+        raise OptionError(f"--threshold applies to binary and multi-label models; this model is {model.task}")
     if not (0.0 <= threshold <= 1.0) or isinstance(threshold, bool):
         raise ConfigError(f"--threshold must be a probability between 0 and 1, got {threshold!r}")
     return float(threshold)
