@@ -206,6 +206,9 @@ class TrainOptions:
             raise ConfigError(f"--val-data: gives one validation table, which needs --folds 1 (got --folds {self.folds})")
         if self.refit and self.folds == 1:
             raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; it needs --folds 2 or more")
+        if self.refit and self.val_data:
+            raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; with --val-data the "
+                              "one network already trains on every row of the table")
 
     def fit_config(self) -> FitConfig:
         """The fit loop's settings; every "auto" must have been resolved (``resolve``)."""

@@ -540,8 +540,8 @@ def test_missing_values_need_impute():
     X, names = toy_matrix()
     X[[1, 2], 0] = np.nan
     X[7, 4] = np.nan
-    with pytest.raises(DataError, match=r"missing values in 2 feature columns: 'g0' \(2\), 'g4' \(1\); "
-                                        r"pass --impute median\|mean\|zero"):
+    with pytest.raises(DataError, match=r"missing values in 2 feature columns: 'g0' \(2\), 'g4' \(1\) \(counted in "
+                                        r"the training rows\); pass --impute median\|mean\|zero"):
         D.Preprocessor().fit(X, names)
     pre = D.Preprocessor().fit(np.nan_to_num(X), names)
     with pytest.raises(DataError, match="--impute"):

@@ -103,6 +103,8 @@ def test_the_command_list_is_covered():
     (["diagnose", "--learning-curve", "DATA", "--n-jobs", "0"], "--n-jobs"),
     (["train", "DATA", "--n-jobs", "0"], "--n-jobs"),
     (["cv", "DATA", "--n-jobs", "0"], "--n-jobs"),
+    (["train", "DATA", "--val-data", "DATA", "--refit"], "--refit"),  # it was ignored silently
+    (["tune", "DATA", "--grid", "lr=1e-3", "--val-data", "DATA"], "--val-data"),
 ])
 def test_other_option_values_are_usage_errors_too(tmp_path, args, flag):
     table = write_table(tmp_path)

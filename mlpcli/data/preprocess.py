@@ -170,7 +170,7 @@ class Preprocessor:
         if negative.any():
             raise DataError(_negative_message(names, negative, first_negative_min))
         if cfg.impute is None and nan_counts.any():
-            raise DataError(_missing_message(names, nan_counts))
+            raise DataError(_missing_message(names, nan_counts, " (counted in the training rows)"))
         empty = nan_counts == n
         if cfg.impute is not None and empty.any():
             impute_values[empty] = 0.0  # no training value at all: the column is constant, and dropped
@@ -479,7 +479,7 @@ class Preprocessor:
         if negative.any():
             raise DataError(_negative_message(names, negative, _first_negative_min(X, negative)))
         if cfg.impute is None and nan_counts.any():
-            raise DataError(_missing_message(names, nan_counts))
+            raise DataError(_missing_message(names, nan_counts, " (counted in the training rows)"))
         impute_values = np.full(d, np.nan)
         if cfg.impute is not None:
             if cfg.impute == "zero":
@@ -1108,10 +1108,12 @@ def _negative_message(names: Sequence[str], negative: np.ndarray, first_min: flo
             f"(first {names[cols[0]]!r}, min {first_min:.4g}); drop --log1p if the data is already on a log scale")
 
 
-def _missing_message(names: Sequence[str], nan_counts: np.ndarray) -> str:
+def _missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: str = "") -> str:
+    """counted_in: which rows the counts are of (" in the training rows": a member's, which a warning on the
+    whole table counts differently)."""
     cols = np.flatnonzero(nan_counts)
     pairs = [(names[j], int(nan_counts[j])) for j in cols]
-    return (f"missing values in {len(cols)} feature columns: {_counted(pairs)}; "
+    return (f"missing values in {len(cols)} feature columns: {_counted(pairs)}{counted_in}; "
             "pass --impute median|mean|zero or remove them")
 
 
