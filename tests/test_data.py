@@ -824,3 +824,12 @@ def test_data_checksum():
     assert len(digest) == 64 and digest == D.data_checksum(X.copy(), y.copy())
     assert digest != D.data_checksum(X, y[::-1].copy())
     assert digest != D.data_checksum(X, None)
+
+
+def test_a_training_label_that_never_changes_is_warned_about():
+    frame = pd.DataFrame({"g1": [0.1, 0.5, 0.3, 0.9], "t1": [0, 1, 0, 1], "t2": [0, 0, 0, 0]})
+    roles, _ = D.resolve_roles(frame.columns, target=["t1", "t2"])
+    ds = D.Dataset.from_frame(frame, roles)
+    assert ds.task == "multilabel"
+    assert any("label 't2' (always 0) never changes" in w for w in ds.warnings)
+    assert not any("'t1'" in w for w in ds.warnings)

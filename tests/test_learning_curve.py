@@ -77,6 +77,10 @@ def test_missing_classes_reports_absent_classes_and_constant_labels():
     ml = data.Dataset(X=X, y=np.array([[1, 0], [0, 0], [1, 1], [0, 0], [1, 0], [0, 1]], float),
                       feature_names=["f"], task="multilabel", classes=["L1", "L2"])
     assert _missing_classes(ml, np.array([0, 1, 3]), np.arange(6)) == ["L2"]
+    # a label that never changes in the training rows at all does not make a size "lack" it (no size has it)
+    never = data.Dataset(X=X, y=np.array([[1, 0], [0, 0], [1, 0], [0, 0], [1, 0], [0, 0]], float),
+                         feature_names=["f"], task="multilabel", classes=["L1", "L2"])
+    assert _missing_classes(never, np.array([0, 1, 3]), np.arange(6)) == []
 
 
 # --- the curve on a small table ------------------------------------------------------------------------

@@ -496,7 +496,7 @@ def _target(
         y, labels = _encode_classes(frame[targets[0]], targets[0], task, classes, warn)
         return y, task, labels
     if task == "multilabel":
-        return _multilabel_target(frame, targets, classes), task, list(targets)
+        return _multilabel_target(frame, targets, classes, warn), task, list(targets)
     return _regression_target(frame, targets, classes), task, list(targets)
 
 
@@ -586,12 +586,19 @@ def _encode_classes(
     return y, labels
 
 
-def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None) -> np.ndarray:
+def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,
+                       warn: list[str]) -> np.ndarray:
     bad = [t for t in targets if not _is_zero_one(frame[t])]
     if bad:
         raise DataError(f"--task multilabel needs 0/1 target columns; {_quoted(bad)} holds other values")
     _check_model_targets(targets, classes)
-    return frame.to_numpy(dtype=np.float64)  # (n, k)
+    Y = frame.to_numpy(dtype=np.float64)  # (n, k)
+    if classes is None and len(Y):  # a training table: a label with one value teaches the model nothing
+        constant = [(t, int(Y[0, j])) for j, t in enumerate(targets) if Y[:, j].min() == Y[:, j].max()]
+        if constant:
+            warn.append(f"label{'s' * (len(constant) > 1)} {', '.join(f'{t!r} (always {v})' for t, v in constant)} "
+                        f"never change{'s' * (len(constant) == 1)} in this table: the model can only learn to predict that value")
+    return Y
 
 
 def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None) -> np.ndarray:

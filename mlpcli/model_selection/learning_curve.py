@@ -162,8 +162,9 @@ def _missing_classes(ds: data.Dataset, rows: np.ndarray, reference: np.ndarray) 
         absent = np.setdiff1d(np.unique(ds.y[reference]), np.unique(ds.y[rows]))
         return [str(ds.classes[i]) for i in absent]
     if ds.task == "multilabel":
-        Y = ds.y[rows]
-        return [str(ds.classes[j]) for j in range(Y.shape[1]) if Y[:, j].min() == Y[:, j].max()]
+        Y, R = ds.y[rows], ds.y[reference]
+        varies = lambda M, j: M[:, j].min() != M[:, j].max()  # noqa: E731
+        return [str(ds.classes[j]) for j in range(Y.shape[1]) if varies(R, j) and not varies(Y, j)]
     return [] if len(rows) >= 2 else ["(at least 2 samples)"]
 
 
