@@ -285,3 +285,17 @@ def test_explain_fills_missing_genes_up_to_max_missing_as_predict_does(subtypes,
     res = run(["explain", subtypes, str(path), "--fill-missing", "mean", "--max-missing", "0.2", "-q", "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(out)) > 0
+
+
+def test_explain_leaves_out_samples_the_label_sheet_lacks_as_evaluate_does(subtypes, tmp_path):
+    """Labels from a --samples sheet that lacks some samples: those are left out with a note (evaluate's
+    rule), where explain failed on their missing labels."""
+    frame = pd.read_csv(TEST)
+    matrix, sheet = tmp_path / "matrix.csv", tmp_path / "sheet.csv"
+    frame.drop(columns=["label"]).to_csv(matrix, index=False)
+    frame[["sample_id", "label"]].iloc[5:].to_csv(sheet, index=False)
+    res = run(["explain", subtypes, str(matrix), "--samples", str(sheet), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert sum(doc["n_samples"].values()) == len(frame) - 5
+    assert "left out" in res.stderr

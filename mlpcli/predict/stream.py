@@ -892,6 +892,9 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
                             source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))))
         join.select([*plan.roles.target, plan.roles.group, plan.roles.batch], plan.roles.drop)
+        sheet_columns = set(join.columns) - set(map(str, table.columns))
+        if labels and any(t in sheet_columns for t in plan.roles.target):
+            join.keep_unmatched = False  # the labels are the sheet's: a sample it lacks is left out, as evaluate does
         table, _ = join.apply(table.rename(columns=str))
         join_notes = join.notes
     ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
