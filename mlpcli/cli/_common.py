@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 from rich.console import Console
+from rich.table import Table
 
 from ..errors import MlpcliError, OptionError
 from ..jsonable import json_default
@@ -30,6 +31,17 @@ class _StdoutConsole(Console):
         self.quiet = True
         silence_stdout()
         raise SystemExit(141)
+
+    def print(self, *objects, **kwargs) -> None:
+        # Not a terminal (a pipe, a log): nothing to fit, so a table wider than the default width gets the
+        # width it needs instead of columns squeezed to nothing (cv --leave-batch-out has 13)
+        if not self.is_terminal:
+            unbounded = self.options.update(max_width=10_000)
+            widest = max((self.measure(o, options=unbounded).maximum for o in objects if isinstance(o, Table)),
+                         default=0)
+            if widest > self.width:
+                self.width = widest
+        super().print(*objects, **kwargs)
 
 
 def stdout_console() -> Console:

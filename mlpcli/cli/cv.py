@@ -119,7 +119,7 @@ def _fold_table(result) -> Table:
     grouped = any(f.n_groups_test is not None for f in result.folds)
     table.add_column("train" + (" (groups)" if grouped else ""), justify="right", no_wrap=True)
     table.add_column("test" + (" (groups)" if grouped else ""), justify="right", no_wrap=True)
-    table.add_column("best epoch", justify="right")
+    table.add_column("best epoch", justify="right", no_wrap=True)
     for k in keys:
         table.add_column(metric_header(k), justify="right", no_wrap=True)
     trust = [f.trust for f in result.folds if f.trust is not None]
