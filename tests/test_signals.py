@@ -149,6 +149,8 @@ def test_train_sequential_members_keeps_the_members_trained_so_far(tmp_path, tab
     model = model_io.load(tmp_path / "m.mlp")
     assert model.fit["interrupted"] and len(model.members) == 2
     assert [m["interrupted"] for m in model.fit["members"]] == [False, True]
+    summary = " ".join((tmp_path / "stdout.txt").read_text().split())  # the split as it ended: two members' folds
+    assert "2 of 5 members kept" in summary and "exactly one member" not in summary
     assert (tmp_path / "h.csv").exists()
     _assert_no_temporaries(tmp_path)
 

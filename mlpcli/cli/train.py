@@ -81,9 +81,15 @@ class _Progress(StderrBar):
         self.run = run
 
 
-def _split_table(split: dict, members: list[dict]) -> Table:
-    crossfit = len(members) > 1
-    if crossfit:
+def _split_table(split: dict, members: list[dict], folds: int = 1) -> Table:
+    """``folds``: the members planned (an interrupted ensemble may keep one: its split is still the folds')."""
+    crossfit = len(members) > 1 or folds > 1
+    if crossfit and len(members) < folds:  # interrupted: the members kept hold out only their folds
+        held = sum(int(m.get("n_val") or 0) for m in members)
+        title = (f"Cross-fitting: {split['strategy']} — {len(members)} of {folds} members kept, holding out {held} "
+                 f"of {split['n_train']} samples")
+        sides = ("all samples", "per member: training / held out")
+    elif crossfit:
         title = f"Cross-fitting: {split['strategy']} — each sample held out by exactly one member"
         sides = ("all samples", "per member: training / held out")
     else:
@@ -267,7 +273,9 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         report(outcome.notes[len(early_notes):], outcome.warnings[len(early_warnings):], quiet)
         # standard output holds a table (--oof -, --history -): the summary goes to stderr beside the notes
         con = stderr_console() if tables_on_stdout else stdout_console()
-        con.print(_split_table(outcome.model.split, outcome.model.fit.get("members") or []))
+        fit = outcome.model.fit
+        folds = fit.get("folds") if isinstance(fit.get("folds"), int) else 1
+        con.print(_split_table(outcome.model.split, fit.get("members") or [], folds))
         con.print(_summary_table(outcome, out, time.perf_counter() - started))
     if outcome.interrupted:
         interrupted_exit(what=f"{_kept_words(outcome.model.fit)}; model written to {out}")
