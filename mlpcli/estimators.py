@@ -50,7 +50,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import data
-from .config import TrainOptions
+from .config import TrainOptions, resolve
 from .engine import MLP
 from .engine.functional import sigmoid, softmax
 from .errors import DataError, MlpcliError
@@ -124,13 +124,18 @@ class _BaseMLP(BaseEstimator):
             return int(self.random_state)  # the CLI's --seed, used as is
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-    def _fit_config(self, seed: int) -> FitConfig:
+    def _resolved(self, n_train: int, n_features: int) -> TrainOptions:
+        """The train options with every "auto" (batch_size, epochs, l2, lr, augment_noise) made concrete for
+        ``n_train`` training rows of ``n_features`` features, as `mlpcli train` makes them."""
+        return resolve(self._as_train_options(), n_train, n_features)
+
+    def _fit_config(self, seed: int, resolved: TrainOptions) -> FitConfig:
         return FitConfig(
-            optimizer=self.optimizer, lr=float(self.lr), momentum=float(self.momentum),
-            weight_decay=float(self.weight_decay), l1=float(self.l1), l2=float(self.l2),
-            batch_size=int(self.batch_size), epochs=int(self.epochs),
+            optimizer=self.optimizer, lr=float(resolved.lr), momentum=float(self.momentum),
+            weight_decay=float(self.weight_decay), l1=float(self.l1), l2=float(resolved.l2),
+            batch_size=int(resolved.batch_size), epochs=int(resolved.epochs),
             patience=int(self.patience) if self.early_stopping else None, min_delta=float(self.min_delta),
-            lr_schedule=self.lr_schedule, augment_noise=float(self.augment_noise),
+            lr_schedule=self.lr_schedule, augment_noise=float(resolved.augment_noise),
             clip_norm=None if self.clip_norm is None else float(self.clip_norm), seed=seed,
         )
 
@@ -181,17 +186,18 @@ class _BaseMLP(BaseEstimator):
             self._y_mean, self._y_scale = mu, np.where(sd > 0, sd, 1.0)
             targets = (targets - self._y_mean) / self._y_scale
 
+        tr = va = None
+        if self.early_stopping:
+            tr, va = _early_stopping_split(ds, strata, groups, float(self.validation_fraction), seed)
+        resolved = self._resolved(n if tr is None else len(tr), X.shape[1])
         try:  # a network whose training cannot fit in memory is refused before anything is allocated
-            check_memory(self._as_train_options(), X.shape[1], setup.n_outputs, n)
+            check_memory(resolved, X.shape[1], setup.n_outputs, n)
         except MlpcliError as exc:
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
         Xn = np.ascontiguousarray(X, dtype=self.dtype)  # (n, d)
         net = MLP(X.shape[1], self._hidden(), setup.n_outputs, activation=self.activation, dropout=float(self.dropout),
                   batchnorm=bool(self.batchnorm), seed=seed, dtype=self.dtype)
-        config = self._fit_config(seed)
-        tr = va = None
-        if self.early_stopping:
-            tr, va = _early_stopping_split(ds, strata, groups, float(self.validation_fraction), seed)
+        config = self._fit_config(seed, resolved)
         try:
             if tr is not None:
                 w_tr, w_va = (None, None) if weights is None else (weights[tr], weights[va])

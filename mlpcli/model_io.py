@@ -33,6 +33,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import zipfile
 from dataclasses import dataclass, field
 
@@ -230,6 +231,28 @@ class Model:
         logits.append(np.asarray(raw, dtype=np.float64))
         return member.unscale(self.link(raw, calibrated))
 
+    def inputs(self, X, features: list[str] | None = None):
+        """(X, features) as ``predict_output`` takes them. A pandas DataFrame is matched to the model by its
+        column names (``features``, if given, renames them): the columns that are not the model's input
+        features (ids, labels, notes) are left out, the others taken in their own order; anything else is
+        returned as it is (its columns ``features``, or ``feature_names`` in order)."""
+        pd = sys.modules.get("pandas")  # not imported: X cannot be a DataFrame
+        if pd is None or not isinstance(X, pd.DataFrame):
+            return X, features
+        names = [str(c) for c in X.columns] if features is None else [str(f) for f in features]
+        if len(names) != X.shape[1]:
+            raise DataError(f"features names {len(names)} columns; the DataFrame has {X.shape[1]}")
+        known = set(self.feature_names)
+        keep = [j for j, c in enumerate(names) if c in known]
+        if not keep:
+            raise DataError(f"none of the DataFrame's {X.shape[1]} columns is one of the model's "
+                            f"{len(self.feature_names)} input features (e.g. {self.feature_names[0]!r})")
+        try:
+            values = X.iloc[:, keep].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"feature columns of the DataFrame must be numbers: {exc}") from None
+        return values, [names[j] for j in keep]
+
     def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None,
                        first_row: int = 0, member_logits: list | None = None) -> np.ndarray:
         """Predictions for raw feature rows X (n, d): class probabilities (softmax or sigmoid per the
@@ -240,12 +263,19 @@ class Model:
         softmax(z / T) of its logits z.
 
         X's columns are ``feature_names`` in order, or ``features`` (any order, at least every feature
-        a member uses). ``batch_size`` is rounded to whole ``row_block``s: results do not depend on it. An
+        a member uses); a DataFrame's are matched by name (``inputs``). ``batch_size`` is rounded to whole ``row_block``s: results do not depend on it. An
         output that is not finite (a value so far outside the training data that the network's arithmetic
         overflows) is a DataError naming its row, counted from ``first_row`` + 1.
 
         ``member_logits``: a list that receives, per block of rows, the list of every member's raw outputs
         (float64, (rows, k)): what prediction sets compare with the members' held-out scores (``conformal``)."""
+        X, features = self.inputs(X, features)
+        if features is not None and len(features) != X.shape[1]:
+            raise DataError(f"features names {len(features)} columns; X has {X.shape[1]}")
+        if features is not None and features is not self.__dict__.get("_maps", (None,))[0]:
+            missing = sorted(set(self.preprocessor.kept_features) - set(features))
+            if missing:
+                raise DataError(f"X lacks {len(missing)} of the features the model uses, e.g. {missing[0]!r}")
         columns = self._feature_maps(features)[0]
         sparse = is_sparse(X)  # scipy.sparse: densified one row block at a time
         step = self.row_block if sparse else max(1, batch_size // self.row_block) * self.row_block

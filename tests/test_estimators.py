@@ -204,3 +204,12 @@ def test_regressor_in_grid_search():
                           {"mlpregressor__hidden": [(8,), (16, 8)]}, cv=3)
     search.fit(X, y)
     assert search.best_score_ > 0.5
+
+
+def test_auto_settings_are_resolved_for_the_data_as_train_resolves_them():
+    """"auto" is a valid value of the train options the estimators mirror; it was accepted, then crashed."""
+    X, y = make_blobs(n_samples=120, centers=3, n_features=6, random_state=0)
+    auto = MLPClassifier(hidden=(8,), augment_noise="auto", lr="auto", l2="auto", batch_size="auto", epochs="auto",
+                         random_state=0).fit(X, y)
+    assert auto.predict_proba(X).shape == (120, 3) and auto.score(X, y) > 0.9
+    assert MLPRegressor(hidden=(4,), epochs="auto", random_state=0).fit(*make_regression(60, 4, random_state=0))

@@ -299,3 +299,46 @@ def test_explain_leaves_out_samples_the_label_sheet_lacks_as_evaluate_does(subty
     doc = json.loads(res.stdout)
     assert sum(doc["n_samples"].values()) == len(frame) - 5
     assert "left out" in res.stderr
+
+
+def test_dataframes_are_matched_by_column_name_in_every_api(subtypes):
+    """A DataFrame in another column order, or with its id and label columns, gives the same outputs as the
+    model's order: predict_output, explain, integrated_gradients (it gave another ranking, silently)."""
+    model = model_io.load(subtypes)
+    table = pd.read_csv(TEST).head(40)
+    ordered = table[model.feature_names]
+    shuffled = ordered[list(np.random.default_rng(0).permutation(ordered.columns))]
+    P = model.predict_output(ordered)
+    assert np.array_equal(model.predict_output(shuffled), P) and np.array_equal(model.predict_output(table), P)
+    y = table["label"].to_numpy()  # class names, as a table holds them
+    a = explain(model, ordered, y, top=5, seed=0).table
+    b = explain(model, shuffled, y, top=5, seed=0).table
+    assert a.sort_values(["class", "feature"]).reset_index(drop=True).equals(
+        b.sort_values(["class", "feature"]).reset_index(drop=True))
+    A = integrated_gradients(model, table, target=model.classes[0])  # ids, batch and label left out
+    assert A.shape == (40, len(model.feature_names))
+    with pytest.raises(DataError, match="lacks 1 of the features"):
+        model.predict_output(ordered.drop(columns=[model.preprocessor.kept_features[0]]))
+
+
+@pytest.mark.parametrize("labels, needle", [
+    (lambda y: y[:5], "5 labels for 40 samples"),
+    (lambda y: np.where(np.arange(len(y)) == 0, 7, 0), "7 is not a class index"),
+    (lambda y: np.array(["nope"] * len(y)), "'nope' is not one of the model's classes"),
+])
+def test_labels_that_do_not_fit_the_samples_are_a_data_error(subtypes, labels, needle):
+    model = model_io.load(subtypes)
+    table = pd.read_csv(TEST).head(40)
+    with pytest.raises(DataError, match=needle):
+        explain(model, table[model.feature_names], labels(table["label"].to_numpy()), top=3)
+    with pytest.raises(DataError, match=needle):
+        permutation_importance(model, table[model.feature_names], labels(table["label"].to_numpy()), repeats=1)
+
+
+def test_a_per_row_target_of_one_row_or_a_series_is_per_row(subtypes):
+    model = model_io.load(subtypes)
+    table = pd.read_csv(TEST).head(3)
+    one = integrated_gradients(model, table.head(1), target=table["label"].to_numpy()[:1])
+    assert one.shape == (1, len(model.feature_names))
+    series = integrated_gradients(model, table, target=table["label"])
+    assert np.allclose(series[0], integrated_gradients(model, table.head(1), target=table["label"].iloc[0])[0])

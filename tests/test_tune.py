@@ -209,3 +209,11 @@ def test_cli_tune_errors_are_one_line(tmp_path, args, needle, code):
     assert "Traceback" not in res.output and needle in res.output
     assert res.output.strip().splitlines()[-1].startswith("Error:")
     assert not list(tmp_path.glob("*.mlp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_grid_given_as_a_dict_is_checked_like_a_parsed_one():
+    ds = data.Dataset.from_frame(make_table(n_patients=20), data.resolve_roles(make_table(n_patients=20).columns)[0])
+    with pytest.raises(ConfigError, match="unknown option 'learning_rate'"):
+        tuning.tune(ds, OPTIONS, {"learning_rate": [1e-3, 1e-2]}, folds=2)
+    with pytest.raises(ConfigError, match="'seed' cannot be tuned"):
+        tuning.tune(ds, OPTIONS, {"seed": [0, 1]}, folds=2)

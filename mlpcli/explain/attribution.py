@@ -549,8 +549,12 @@ def _targets(model: Model, target, n: int) -> tuple[np.ndarray, bool]:
     class), or an array (n,) of per-row class names; and whether the result has a leading class axis."""
     if target is None:
         return np.repeat(np.arange(len(model.classes))[:, None], n, axis=1), True
-    if isinstance(target, np.ndarray) and target.ndim == 1 and target.shape == (n,) and n != 1:
-        return np.array([[class_index(model, t) for t in target]]), False
+    if hasattr(target, "to_numpy"):  # a pandas Series of per-row classes
+        target = target.to_numpy()
+    if isinstance(target, np.ndarray) and target.ndim == 1:
+        if target.shape != (n,):
+            raise DataError(f"target has {len(target)} per-row classes for {n} rows")
+        return np.array([[class_index(model, t) for t in target.tolist()]]), False
     if isinstance(target, (list, tuple)):
         return np.array([[class_index(model, t)] * n for t in target]).reshape(len(target), n), True
     return np.full((1, n), class_index(model, target)), False
@@ -573,13 +577,7 @@ def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps
         >>> A = integrated_gradients(model, X, target="Basal")      # (n, d)
         >>> top = np.argsort(-A.mean(axis=0))[:20]                  # the genes pushing toward Basal
     """
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
-    if pd is not None and isinstance(X, pd.DataFrame):
-        features = [str(c) for c in X.columns] if features is None else features
-        X = X.to_numpy(dtype=np.float64)
+    X, features = model.inputs(X, features)  # a DataFrame: its columns by name, the others left out
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise DataError(f"X must be a 2-D array (samples x features), got shape {X.shape}")

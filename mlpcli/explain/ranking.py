@@ -173,6 +173,26 @@ def _table_rows(name: str, scores: np.ndarray, mean_abs: np.ndarray, direction: 
 # ── integrated gradients ─────────────────────────────────────────────────────────────────────────────────
 
 
+def label_indices(model: Model, y, n: int) -> np.ndarray | None:
+    """Labels ``y`` (n,) as the model's class indices: class indices, or the classes' names (as a table holds
+    them); None stays None. A DataError when there are not n of them or one is not a class of the model."""
+    if y is None:
+        return None
+    y = np.asarray(y).reshape(-1)
+    if len(y) != n:
+        raise DataError(f"y has {len(y)} labels for {n} samples")
+    if y.dtype.kind in "iu":
+        bad = (y < 0) | (y >= len(model.classes))
+        if bad.any():
+            raise DataError(f"label {y[bad][0]} is not a class index of the model (0 to {len(model.classes) - 1}); "
+                            "give class indices or the classes' names")
+        return y.astype(np.int64)
+    try:
+        return np.array([class_index(model, v) for v in y.tolist()], dtype=np.int64)
+    except ConfigError as exc:
+        raise DataError(f"y: {exc}".replace("--class ", "label ")) from None
+
+
 def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tuple[np.ndarray, str]:
     """Each sample's class: its label, or the predicted class (argmax; binary: P(positive) >= 0.5)."""
     if y is not None:
@@ -189,7 +209,8 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
             bootstrap: int | None = None, repeats: int = DEFAULT_REPEATS, scoring: str = "log_loss",
             tol: float | None = None, seed: int = 0) -> Explanation:
     """Per-class rankings of the input features for raw rows X (n, d) (columns ``model.feature_names``, or
-    ``features``), with labels y (n,) as class indices (None: each sample counts for its predicted class).
+    ``features``; a DataFrame's columns by name), with labels y (n,): class indices or names (None: each
+    sample counts for its predicted class).
 
     method "ig": integrated gradients (``attribution``); every sample explained toward its class, the
     completeness gap checked against ``tol`` (default 1e-3 for float64 networks, 1e-2 for float32; rows
@@ -203,12 +224,14 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     if model.task == "multilabel":
         raise ConfigError("explain ranks genes per class of a binary or multiclass model; this model is multi-label "
                           "(use mlpcli.explain.integrated_gradients per label)")
+    X, features = model.inputs(X, features)  # a DataFrame: its columns by name
     feats = list(model.feature_names) if features is None else [str(f) for f in features]
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != len(feats):
         raise DataError(f"X has shape {X.shape}; expected {len(feats)} feature columns")
     if X.shape[0] == 0:
         raise DataError("no samples to explain")
+    y = label_indices(model, y, X.shape[0])
     wanted = list(range(len(model.classes))) if classes is None else sorted({class_index(model, c) for c in classes})
     used = np.isin(feats, list(set().union(*(m.preprocessor.kept_features for m in model.members))))
     if method == "permutation":
@@ -366,9 +389,14 @@ def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, featur
         raise ConfigError(f"--repeats must be a whole number of at least 1, got {repeats!r}")
     if scoring not in SCORINGS:
         raise ConfigError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
+    X, features = model.inputs(X, features)  # a DataFrame: its columns by name
     feats = list(model.feature_names) if features is None else list(features)
     X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64).reshape(-1)
+    if X.ndim != 2 or X.shape[1] != len(feats):
+        raise DataError(f"X has shape {X.shape}; expected {len(feats)} feature columns")
+    y = label_indices(model, y, X.shape[0])
+    if y is None:
+        raise ConfigError("permutation importance needs labels y")
     n, d = X.shape
     k_cls = len(model.classes)
     column_maps = model._feature_maps(None if features is None else feats)[0]

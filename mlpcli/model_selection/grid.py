@@ -11,7 +11,7 @@ import numpy as np
 from ..config import TrainOptions, parse_option_text
 from ..errors import ConfigError
 
-__all__ = ["TUNABLE", "parse_grid", "grid_size", "choose_points", "apply_setting", "format_setting"]
+__all__ = ["TUNABLE", "check_key", "parse_grid", "grid_size", "choose_points", "apply_setting", "format_setting"]
 
 
 # ── the grid ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -59,14 +59,7 @@ def parse_grid(text: str, base: TrainOptions | None = None) -> dict[str, list]:
         key = key_text.strip().replace("-", "_")
         if not sep or not key:
             raise ConfigError(f"--grid: {part.strip()!r} is not KEY=VALUES (e.g. lr=1e-3,1e-2); separate options with ;")
-        if key not in TUNABLE:
-            if key in {f for f in TrainOptions.__dataclass_fields__}:
-                why = "the seed (tuning it fits noise)" if key == "seed" else "a column role or data option"
-                raise ConfigError(f"--grid: {key_text.strip()!r} cannot be tuned: it is {why}; set it with its own flag")
-            hint = difflib.get_close_matches(key, TUNABLE, n=1)
-            raise ConfigError(f"--grid: unknown option {key_text.strip()!r}"
-                              + (f" (did you mean {hint[0].replace('_', '-')!r}?)" if hint else "")
-                              + "; keys are train option names such as lr, l2, dropout, hidden, patience")
+        check_key(key, key_text.strip())
         if key in space:
             raise ConfigError(f"--grid: {key} is given twice; list all its values once")
         sep_char = "|" if key in _BAR_SEPARATED else ","
@@ -108,9 +101,24 @@ def _point(space: dict[str, list], index: int) -> dict:
     return {k: out[k] for k in space}
 
 
+def check_key(key: str, shown: str | None = None) -> None:
+    """A ConfigError unless ``key`` (a TrainOptions field name) may be tuned; ``shown``: as the user wrote it."""
+    if key in TUNABLE:
+        return
+    shown = key if shown is None else shown
+    if key in TrainOptions.__dataclass_fields__:
+        why = "the seed (tuning it fits noise)" if key == "seed" else "a column role or data option"
+        raise ConfigError(f"--grid: {shown!r} cannot be tuned: it is {why}; set it with its own flag")
+    hint = difflib.get_close_matches(key, TUNABLE, n=1)
+    raise ConfigError(f"--grid: unknown option {shown!r}" + (f" (did you mean {hint[0].replace('_', '-')!r}?)" if hint else "")
+                      + "; keys are train option names such as lr, l2, dropout, hidden, patience")
+
+
 def choose_points(space: dict[str, list], n_random: int | None = None, seed: int = 0) -> tuple[list[tuple[int, dict]], list[str]]:
     """(grid index, setting) pairs to evaluate: the full grid, or ``n_random`` distinct points drawn
-    with ``seed`` (in grid order). Returns notes too."""
+    with ``seed`` (in grid order). Returns notes too. Every key of ``space`` must be tunable (``check_key``)."""
+    for key in space:
+        check_key(str(key))
     size = grid_size(space)
     if n_random is None:
         return [(i, _point(space, i)) for i in range(size)], []
