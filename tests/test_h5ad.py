@@ -418,3 +418,23 @@ def test_sample_single_cell_file():
     shares = adata.obs["cell_type"].value_counts(normalize=True)
     assert shares.min() < 0.03  # a rare cell type
     assert "feature_name" in adata.var.columns
+
+
+def test_genes_the_model_does_not_use_may_share_a_symbol(tmp_path):
+    """Real 10x and .h5ad files repeat a few symbols (two loci, one name). A model trained on symbols predicts
+    such a file when the repeated genes are not among its own; a repeat among its genes stays an error."""
+    train = make_adata(n_genes=30)
+    model = str(tmp_path / "sym.mlp")
+    result = run(["train", write(train, tmp_path / "train.h5ad"), "--target", "cell_type", "--layer", "counts",
+                  "--var-names", "symbol", *FAST, "-o", model, "--quiet"])
+    assert result.exit_code == 0, result.output
+    new = make_adata(n_genes=32, seed=1)
+    new.var["symbol"] = list(train.var["symbol"]) + ["DUPX", "DUPX"]
+    out = tmp_path / "p.csv"
+    result = run(["predict", model, write(new, tmp_path / "new.h5ad"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "share 1 names" in result.output and len(pd.read_csv(out)) == new.n_obs
+    clash = make_adata(n_genes=32, seed=1)
+    clash.var["symbol"] = list(train.var["symbol"]) + [train.var["symbol"].iloc[0], "OTHER"]
+    assert_clean_error(run(["predict", model, write(clash, tmp_path / "clash.h5ad"), "-o", str(tmp_path / "q.csv")]),
+                       "repeats gene names")

@@ -104,10 +104,11 @@ class H5ad:
     options is a one-line DataError / ConfigError naming it; use as a context manager (or ``close``)."""
 
     def __init__(self, path, layer: str | None = None, raw: bool = False, var_names: str | None = None,
-                 var_names_fallback: bool = False):
+                 var_names_fallback: bool = False, needed: frozenset | None = None):
         from .io import _check_file
 
         self._fallback = var_names_fallback  # var_names came from a model: the index when this file lacks it
+        self._needed = needed  # the genes a model reads (predict): only their names must be unique
         self.path = os.fspath(path)
         _check_file(self.path)  # a mistyped name is said before a missing package
         h5py, self._read_elem, self._sparse_dataset = _io()
@@ -236,6 +237,17 @@ class H5ad:
                             "--var-names column")
         names = [str(v) for v in values]
         repeats = [(n, k) for n, k in Counter(names).items() if k > 1]
+        if repeats and self._needed is not None and not any(n in self._needed for n, _ in repeats):
+            # genes the model does not read (two unused genes sharing a symbol, as in many 10x files): each
+            # copy gets a name no model gene has, so every name stays one column
+            seen: Counter = Counter()
+            for j, n in enumerate(names):
+                if n in dict(repeats):
+                    seen[n] += 1
+                    names[j] = f"{n} (copy {seen[n]} in {what})"
+            self.notes.append(f"{sum(k for _, k in repeats)} genes the model does not use share "
+                              f"{len(repeats)} names in {what} (e.g. {repeats[0][0]!r}); left out")
+            return names
         if repeats:
             listed = ", ".join(f"{n!r} (×{k})" for n, k in repeats[:5])
             more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""

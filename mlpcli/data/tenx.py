@@ -97,8 +97,9 @@ class TenX(H5ad):
     directory has one matrix, the counts."""
 
     def __init__(self, path, layer: str | None = None, raw: bool = False, var_names: str | None = None,
-                 var_names_fallback: bool = False):
+                 var_names_fallback: bool = False, needed: frozenset | None = None):
         self._fallback = var_names_fallback
+        self._needed = needed
         self.path = os.fspath(path).rstrip(os.sep) or os.fspath(path)
         self.file = None  # nothing stays open: the files are read whole
         self._whole = None

@@ -616,7 +616,8 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
     if fallback:
         var_names = trained["var_names"]
     try:
-        table = open_table(source, layer=layer, raw=raw, var_names=var_names, var_names_fallback=fallback)
+        table = open_table(source, layer=layer, raw=raw, var_names=var_names, var_names_fallback=fallback,
+                           needed=frozenset(model.preprocessor.kept_features))
     except DataError as exc:
         if from_model is None or not ("--layer" in str(exc) or "--raw" in str(exc)):  # not the matrix's fault
             raise

@@ -211,11 +211,11 @@ class _H5adTable(_Table):
     reading_threads = 1
 
     def __init__(self, path: str, layer: str | None, raw: bool, var_names: str | None,
-                 var_names_fallback: bool = False, reader=None):
+                 var_names_fallback: bool = False, reader=None, needed: frozenset | None = None):
         from ..data.h5ad import OBS_NAMES, H5ad
 
         # reader: data.tenx.TenX for a 10x Genomics directory (the same interface)
-        self.h = (reader or H5ad)(path, layer, raw, var_names, var_names_fallback=var_names_fallback)
+        self.h = (reader or H5ad)(path, layer, raw, var_names, var_names_fallback=var_names_fallback, needed=needed)
         self.name = path
         self.columns = self.h.columns
         self.default_id = getattr(self.h, "default_id", OBS_NAMES)
@@ -765,7 +765,8 @@ def _check_header(columns: Sequence[str], name: str) -> None:
 
 def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
                decimal: str | None = None, layer: str | None = None, raw: bool = False,
-               var_names: str | None = None, var_names_fallback: bool = False) -> _Table:
+               var_names: str | None = None, var_names_fallback: bool = False,
+               needed: frozenset | None = None) -> _Table:
     """Open `source` (a path, "-" for standard input, or a DataFrame) for reading in chunks.
 
     Formats as for every command: .csv, .tsv/.txt, each optionally .gz/.bz2/.xz/.zip, .parquet, and "-"
@@ -773,7 +774,8 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
     (`features_in_rows`) cannot be streamed and is read whole (see `read_whole`). `sep`, `decimal`: as for
     training (``data.sniff_dialect``; None or "auto" detects them). An .h5ad file (AnnData) is read in
     row ranges of .X, a `layer` or .raw.X (`raw`), genes named by var_names or the var column `var_names`
-    (`var_names_fallback`: the index when this file lacks that column, which then came from the model).
+    (`var_names_fallback`: the index when this file lacks that column, which then came from the model);
+    `needed`: the genes a model reads, the only ones whose names must be unique.
     """
     from ..data import h5ad
 
@@ -781,12 +783,13 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
         h5ad.check_options("the table", layer, raw, var_names)
         return _FrameTable(source, "the table")
     if data.tenx.is_tenx(source):  # a directory: 10x Genomics output, read as an .h5ad file is
-        return _H5adTable(os.fspath(source), layer, raw, var_names, var_names_fallback, reader=data.tenx.TenX)
+        return _H5adTable(os.fspath(source), layer, raw, var_names, var_names_fallback, reader=data.tenx.TenX,
+                          needed=needed)
     h5ad.check_options(source, layer, raw, var_names)
     if h5ad.is_h5ad(source):
         if features_in_rows:
             raise DataError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
-        return _H5adTable(os.fspath(source), layer, raw, var_names, var_names_fallback)
+        return _H5adTable(os.fspath(source), layer, raw, var_names, var_names_fallback, needed=needed)
     if features_in_rows:
         name = "standard input" if str(source) == "-" else os.fspath(source)
         return _FrameTable(read_whole(source, features_in_rows=True, stdin=stdin, sep=sep, decimal=decimal), name)
