@@ -255,6 +255,9 @@ def test_predict_writes_obs_columns_into_a_copy(files, tmp_path):
     # again on the annotated file: its own prefixed columns are replaced; --obs-prefix '' would overwrite cell_type
     again = tmp_path / "again.h5ad"
     assert run(["predict", files["model"], str(out), "-o", str(again), "--quiet"]).exit_code == 0
+    # this run writes no per-class probabilities: the earlier run's would contradict its labels, so they go
+    assert [c for c in anndata.read_h5ad(again).obs.columns if c.startswith("mlpcli_")] == [
+        "mlpcli_cell_type", "mlpcli_cell_type_prob"]
     assert_clean_error(run(["predict", files["model"], str(out), "-o", str(again), "--obs-prefix", "", "--quiet"]),
                        "cell_type", "--obs-prefix")
     assert leftovers(tmp_path) == []
@@ -438,3 +441,17 @@ def test_genes_the_model_does_not_use_may_share_a_symbol(tmp_path):
     clash.var["symbol"] = list(train.var["symbol"]) + [train.var["symbol"].iloc[0], "OTHER"]
     assert_clean_error(run(["predict", model, write(clash, tmp_path / "clash.h5ad"), "-o", str(tmp_path / "q.csv")]),
                        "repeats gene names")
+
+
+def test_class_names_with_a_slash_keep_a_probability_column_each(tmp_path):
+    """'T/NK' cannot name an HDF5 column; written as 'T_NK' it would overwrite a class named 'T_NK'."""
+    adata = make_adata()
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).map(
+        {TYPES[0]: "T/NK", TYPES[1]: "T_NK", TYPES[2]: TYPES[2]})
+    model, out = str(tmp_path / "m.mlp"), tmp_path / "o.h5ad"
+    source = write(adata, tmp_path / "cells.h5ad")
+    assert run(["train", source, "--target", "cell_type", "--layer", "counts", *FAST, "-o", model, "-q"]).exit_code == 0
+    result = run(["predict", model, source, "-o", str(out), "--obs-probs"])
+    assert result.exit_code == 0, result.output
+    probs = [c for c in anndata.read_h5ad(out).obs.columns if c.startswith("mlpcli_prob_")]
+    assert len(probs) == 3 and "mlpcli_prob_T_NK" in probs and "HDF5" in result.output

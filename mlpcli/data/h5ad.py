@@ -483,7 +483,8 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
 def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] | None = None,
                       prefix: str = "") -> None:
     """Write `out`: a copy of the .h5ad file `source` with `columns` ({name: (n_obs,) values}) added to its
-    obs (replacing obs columns of the same names, noted in `notes`), everything else byte for byte as it
+    obs (replacing obs columns of the same names, and removing the other columns that carry `prefix`, an
+    earlier prediction's; both noted in `notes`), everything else byte for byte as it
     was (.X, layers, raw, uns); an obs column of the same name that does not carry `prefix` (a non-empty one)
     is a DataError, not overwritten. Atomic: the copy is made and changed beside `out` and renamed at the end; an
     error, Ctrl-C or SIGTERM removes it and leaves `out` untouched. Memory: the obs table, not the matrix."""
@@ -506,6 +507,10 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
             if foreign:
                 raise DataError(f"{source} already has the obs column{'s' * (len(foreign) > 1)} {_quoted(foreign)}, "
                                 "which the predictions would overwrite; pass --obs-prefix to name them apart")
+            # the prefix's other columns are an earlier prediction's (its probabilities, sets, OOD flags): kept
+            # beside this one's labels they would contradict them
+            stale = [c for c in obs.columns if prefix and str(c).startswith(prefix) and c not in columns]
+            obs = obs.drop(columns=stale)
             for name, values in columns.items():
                 if len(values) != len(obs):
                     raise DataError(f"{len(values)} predictions for the {len(obs)} cells of {source}")
@@ -515,3 +520,6 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
         if replaced and notes is not None:
             notes.append(f"replaced the obs column{'s' * (len(replaced) > 1)} {_quoted(replaced)} of the input "
                          "(a previous prediction?); --obs-prefix to keep both")
+        if stale and notes is not None:
+            notes.append(f"removed the obs column{'s' * (len(stale) > 1)} {_quoted(stale)} of an earlier prediction "
+                         f"(prefix {prefix!r}), which this one does not write; --obs-prefix to keep both")

@@ -140,7 +140,8 @@ def _write_parquet(frames: Iterable[pd.DataFrame], raw) -> int:
     return n
 
 
-def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = False) -> dict[str, object]:
+def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = False,
+                notes: list[str] | None = None) -> dict[str, object]:
     """The obs columns `predict -o FILE.h5ad` adds, from a PredictionStream (iterated here), in row order:
     classification: `<prefix><target>` the predicted label (categorical, the model's classes as categories)
     and `<prefix><target>_prob` its calibrated probability, with `class_probs` also `<prefix>prob_<class>`
@@ -148,7 +149,8 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     `<prefix><target>` per target; then, when asked for, `<prefix>pred_set`, `<prefix>set_size`,
     `<prefix>ood_score`, `<prefix>ood_p` and `<prefix>ood`, and with `predict --explain K`
     `<prefix>top_features`. An abstained cell's label is the unassigned label (an extra category) with the
-    probability of the class it would have been given. A "/" in a name (HDF5's path separator) becomes "_"."""
+    probability of the class it would have been given. A "/" in a name (HDF5's path separator) becomes "_" (and
+    "_2", ... where that name is taken), said in `notes`."""
     import numpy as np
 
     model = stream.model
@@ -158,11 +160,24 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
             parts.setdefault(column, []).append(frame[column].to_numpy())
     cols = {c: np.concatenate(v) if v else np.array([]) for c, v in parts.items()}
     out: dict[str, object] = {}
+    renamed: list[str] = []
 
     def name(text: str) -> str:
-        return (prefix + str(text)).replace("/", "_")
+        full = prefix + str(text)
+        if "/" not in full:
+            return full
+        safe, k = full.replace("/", "_"), 1
+        while safe in out or safe in taken:  # 'T/NK' beside a class 'T_NK': a column each
+            k += 1
+            safe = f"{full.replace('/', '_')}_{k}"
+        renamed.append(f"{full!r} as {safe!r}")
+        return safe
 
     classes = list(model.classes)
+    # every name written as it is (no "/"), so that a renamed one cannot take it
+    taken = {prefix + str(t) for c in classes for t in (c, f"{c}_prob", f"prob_{c}")} | {
+        prefix + t for t in ("pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features")}
+    taken = {t for t in taken if "/" not in t}
     if model.task in ("binary", "multiclass"):
         target = (model.target_names or ["label"])[0]
         labels = cols.get(stream.label_column, np.array([], dtype=object))
@@ -199,6 +214,8 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
         out[name(column)] = values.astype(str) if column == "pred_set" else values
     if "top_features" in cols:  # predict --explain K
         out[name("top_features")] = cols["top_features"].astype(str)
+    if renamed and notes is not None:
+        notes.append(f"'/' cannot be in an .h5ad column name (HDF5 reads it as a path): wrote {', '.join(renamed)}")
     return out
 
 
@@ -217,7 +234,7 @@ def write_predictions_h5ad(stream, path: str, source: str, *, prefix: str = DEFA
     with the same name is replaced only when it carries the (non-empty) prefix, else it is an error."""
     from ..data import h5ad
 
-    columns = obs_columns(stream, prefix, class_probs)
+    columns = obs_columns(stream, prefix, class_probs, notes)
     n = len(next(iter(columns.values()))) if columns else 0
     h5ad.write_obs_columns(source, path, columns, notes=notes, prefix=prefix)
     return n
