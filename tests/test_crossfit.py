@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mlpcli import data, model_io, pipeline
 from mlpcli.calibration import calibration_report, fit_temperature
 from mlpcli.config import TrainOptions
+from mlpcli.errors import DataError
 from mlpcli.engine.functional import softmax
 from mlpcli.model_selection import check_disjoint, fit_model, kfold
 from mlpcli.config import AUTO_NOISE_MAX
@@ -364,3 +365,14 @@ def test_hidden_auto_also_tries_input_noise_only_where_features_outnumber_rows()
     chosen = next(p for p in fitted.portfolio if p["hidden"] == fitted.options.hidden
                   and p["augment_noise"] == fitted.options.augment_noise)
     assert chosen  # the model records the candidate it shipped, noise included
+
+
+@pytest.mark.parametrize("groups_of_rare, advice", [(1, None), (2, "use --folds 2 or fewer")])
+def test_a_fold_count_the_rarest_class_cannot_fill_names_one_that_can_or_none(groups_of_rare, advice):
+    """A class in one patient fits no fold count: the error does not send the user back to --folds 2."""
+    frame = make_table(n_patients=30)
+    rare = frame["patient_id"].isin(sorted(frame["patient_id"].unique())[:groups_of_rare])
+    frame.loc[rare, "label"] = "rare"
+    with pytest.raises(DataError, match="merge the class") as info:
+        kfold(dataset(frame), 3, 1, 0, flag="--folds")
+    assert (advice in str(info.value)) if advice else "use --folds" not in str(info.value)

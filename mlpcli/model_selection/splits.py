@@ -296,18 +296,19 @@ def _check_fold_count(ds: Dataset, n_folds: int, flag: str) -> None:
             for k in np.unique(ds.y):
                 m = len(np.unique(ds.groups[ds.y == k]))
                 if m < n_folds:
+                    fewer = f"use {flag} {m} or fewer, or " if m >= 2 else ""  # one group: no fold count can hold it
                     raise DataError(f"{flag} {n_folds}: class {_label(ds, k)!r} has {m} group(s) in {gname!r}, "
-                                    f"fewer than the folds, so some test folds would lack it — use {flag} {max(2, m)} "
-                                    "or fewer, or merge the class")
+                                    f"fewer than the folds, so some test folds would lack it — {fewer}merge the class "
+                                    "or leave its samples out")
         return
     if n_folds > ds.n_samples:
         raise DataError(f"{flag} {n_folds} is more than the {ds.n_samples} samples; use {flag} {ds.n_samples} or fewer")
     if classify:
         counts = np.bincount(ds.y, minlength=len(ds.classes))
         for k in np.flatnonzero((counts > 0) & (counts < n_folds)):
+            fewer = f"use {flag} {int(counts[k])} or fewer, or " if counts[k] >= 2 else ""
             raise DataError(f"{flag} {n_folds}: class {_label(ds, k)!r} has {counts[k]} sample(s), fewer than the "
-                            f"folds, so some test folds would lack it — use {flag} {max(2, int(counts[k]))} or fewer, "
-                            "or merge the class")
+                            f"folds, so some test folds would lack it — {fewer}merge the class or leave its samples out")
 
 
 def max_folds(ds: Dataset) -> int:
