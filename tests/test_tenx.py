@@ -206,3 +206,18 @@ def test_cv_tune_and_evaluate_read_a_10x_directory_too(tenx):
     not_10x.mkdir()
     assert_clean_error(run(["cv", str(not_10x), "--samples", sheet, *TRAIN, "--folds", "2"]), "empty_dir", "matrix.mtx.gz")
     assert_clean_error(run(["cv", str(not_10x), *TRAIN, "--folds", "2"]), "empty_dir", "matrix.mtx.gz")  # not "add a sheet"
+
+
+def test_a_features_file_of_ids_alone_has_no_symbols_to_choose(tenx):
+    """features.tsv with one column: --var-names gene_symbols is an error naming the columns there are (it
+    trained on the ids under the symbols' name, and the model then matched nothing)."""
+    tmp, run_dir, sheet, _ = tenx
+    path = os.path.join(run_dir, "features.tsv.gz")
+    with gzip.open(path, "rt") as fh:
+        ids = [line.split("\t")[0] for line in fh.read().splitlines()]
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(ids) + "\n")
+    res = run(["train", run_dir, "--samples", sheet, "--var-names", "gene_symbols", *TRAIN, "-o", str(tmp / "m.mlp")])
+    assert_clean_error(res, "--var-names 'gene_symbols'", "no such var column", "'gene_ids'")
+    assert not (tmp / "m.mlp").exists()
+    assert run(["train", run_dir, "--samples", sheet, *TRAIN, "-o", str(tmp / "m.mlp")]).exit_code == 0

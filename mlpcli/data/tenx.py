@@ -157,11 +157,16 @@ class TenX(H5ad):
         return cols, rows
 
     def _var_table(self, features: list[list[str]]) -> pd.DataFrame:
-        """var, indexed by the feature ids: gene_ids, gene_symbols, feature_types (as scanpy names them)."""
+        """var, indexed by the feature ids: gene_ids, gene_symbols, feature_types (as scanpy names them). A
+        features file of ids alone (an old or hand-made one) has no gene_symbols: --var-names gene_symbols
+        is then an error naming the columns there are, not the ids under the symbols' name."""
         ids = [f[0] for f in features]
-        symbols = [f[1] if len(f) > 1 else f[0] for f in features]
         types = [f[2] if len(f) > 2 else "Gene Expression" for f in features]
-        return pd.DataFrame({"gene_ids": ids, SYMBOLS: symbols, "feature_types": types}, index=pd.Index(ids))
+        columns = {"gene_ids": ids}
+        if any(len(f) > 1 for f in features):
+            columns[SYMBOLS] = [f[1] if len(f) > 1 else f[0] for f in features]
+        columns["feature_types"] = types
+        return pd.DataFrame(columns, index=pd.Index(ids))
 
     def _matrices(self) -> str:
         return "matrix.mtx (one counts matrix)"
