@@ -221,3 +221,19 @@ def test_a_features_file_of_ids_alone_has_no_symbols_to_choose(tenx):
     assert_clean_error(res, "--var-names 'gene_symbols'", "no such var column", "'gene_ids'")
     assert not (tmp / "m.mlp").exists()
     assert run(["train", run_dir, "--samples", sheet, *TRAIN, "-o", str(tmp / "m.mlp")]).exit_code == 0
+
+
+def test_predict_and_evaluate_join_a_sheet_to_the_barcodes_whatever_its_id_columns_name(tenx):
+    """As train does: the sheet's first column holds the barcodes under any name (it was refused unless
+    named 'barcode')."""
+    tmp, run_dir, sheet, _ = tenx
+    model = str(tmp / "m.mlp")
+    assert run(["train", run_dir, "--samples", sheet, *TRAIN, "-o", model]).exit_code == 0
+    renamed = tmp / "cells_sid.csv"
+    pd.read_csv(sheet).rename(columns={"barcode": "sample_id"}).to_csv(renamed, index=False)
+    res = run(["evaluate", model, run_dir, "--samples", str(renamed), "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n"] == len(pd.read_csv(sheet))
+    out = tmp / "p.csv"
+    assert run(["predict", model, run_dir, "--samples", str(renamed), "-o", str(out), "-q"]).exit_code == 0
+    assert list(pd.read_csv(out)["barcode"]) == list(pd.read_csv(sheet)["barcode"])

@@ -198,11 +198,12 @@ class SampleJoin:
     `columns` (what roles are resolved on) are the table's followed by the sheet's that the table lacks;
     `data_id` is the table's column holding the sample ids (with --features-in-rows, ``sample_id``: the
     reader's name for the header's ids), which is the id role. `keep_unmatched`: rows of the table without
-    a row in the sheet are kept (prediction) instead of left out.
+    a row in the sheet are kept (prediction) instead of left out. `cells_id`: a cell file's column of cell
+    names (obs_names, barcode), joined to the sheet's id column whatever its name.
     """
 
     def __init__(self, sheet: SampleSheet, source: str, columns: Sequence[str], *, features_in_rows: bool = False,
-                 keep_unmatched: bool = False):
+                 keep_unmatched: bool = False, cells_id: str | None = None):
         self.sheet, self.source, self.keep_unmatched = sheet, str(source), keep_unmatched
         self.features_in_rows = features_in_rows
         table_columns = [str(c) for c in columns]
@@ -218,6 +219,10 @@ class SampleJoin:
         elif not sheet.id_given and DEFAULT_ID in present:
             self.data_id = DEFAULT_ID
             self._how = f"{self.source}'s {DEFAULT_ID!r} to the sheet's {key!r}"
+        elif not sheet.id_given and cells_id is not None and cells_id in present:
+            # a cell file (.h5ad, 10x) names its cells itself: the sheet's id column holds them, whatever its name
+            self.data_id = cells_id
+            self._how = f"{self.source}'s {cells_id!r} to the sheet's {key!r}"
         else:
             chosen = "--id" if sheet.id_given else "its first column; --id to choose another"
             raise DataError(f"--samples {sheet.path}: its id column {key!r} ({chosen}) is not a column of "

@@ -349,7 +349,8 @@ class _Run:
     def _join(self, sheet, roles: RoleFlags, by: str | None) -> tuple[SampleJoin, set]:
         """The sample sheet matched to the table's header; the columns only the sheet has."""
         join = SampleJoin(sheet, self.table.name, self.table.columns, features_in_rows=roles.features_in_rows,
-                          keep_unmatched=not self.need_target)  # evaluation needs the sheet's rows, predict not
+                          keep_unmatched=not self.need_target,  # evaluation needs the sheet's rows, predict not
+                          cells_id=getattr(self.table, "default_id", None))
         if self.need_target:
             join.require("--target", _names(roles.target) or list((self.model.roles or {}).get("target")
                                                                    or self.model.target_names))
