@@ -337,7 +337,7 @@ def test_bad_input_is_one_line(files, tmp_path, case):
             ["repeats gene names", "'G0' (×2)"]
     else:
         args, needles = ["predict", files["model"], "sample.csv", "--layer", "counts"], ["--layer applies to .h5ad"]
-    assert_clean_error(run(args), *needles)
+    assert_clean_error(run(args), *needles, code=2 if case == "layer_on_csv" else 1)  # an option, a usage error
     assert not model_out.exists() and leftovers(tmp_path) == []
     # prediction on the same file fails alike, before writing anything
     if case in ("truncated", "not_hdf5", "no_layer", "no_var_column"):
@@ -455,3 +455,15 @@ def test_class_names_with_a_slash_keep_a_probability_column_each(tmp_path):
     assert result.exit_code == 0, result.output
     probs = [c for c in anndata.read_h5ad(out).obs.columns if c.startswith("mlpcli_prob_")]
     assert len(probs) == 3 and "mlpcli_prob_T_NK" in probs and "HDF5" in result.output
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "explain"])
+def test_contradictory_or_inapplicable_input_options_are_usage_errors_in_every_command(files, tmp_path, command):
+    """Exit 2 as in train: they exited 1 in predict, evaluate and explain, or (explain) were ignored."""
+    model, cells = files["model"], files["sparse"]
+    table = tmp_path / "t.csv"
+    anndata.read_h5ad(cells).to_df(layer="counts").to_csv(table)
+    for data_file, extra, flag in ((cells, ["--raw", "--layer", "counts"], "--raw"),
+                                   (cells, ["--features-in-rows"], "--features-in-rows"),
+                                   (str(table), ["--layer", "counts"], "--layer")):
+        assert_clean_error(run([command, model, data_file, *extra, "-q"]), flag, code=2)

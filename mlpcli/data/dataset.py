@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, OptionError
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
 from .limits import first_beyond_limit, value_limit_message
 from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells
@@ -102,7 +102,7 @@ def resolve_roles(
         targets = found
 
     if group is not None and no_group:
-        raise ConfigError("--group and --no-group contradict each other; pass one of them")
+        raise OptionError("--group and --no-group contradict each other; pass one of them")
     explicit = {"--group": group, "--id": id, "--batch": batch}
     for flag, name in explicit.items():
         if name is not None:

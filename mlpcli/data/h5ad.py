@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError, OptionError
 from ._common import _quoted
 from .names import count_matches
 
@@ -57,7 +57,7 @@ def check_options(path, layer: str | None, raw: bool, var_names: str | None) -> 
     given = [flag for flag, value in (("--layer", layer), ("--raw", raw), ("--var-names", var_names)) if value]
     if given and not is_h5ad(path):
         shown = "standard input" if str(path) == "-" else os.path.basename(os.fspath(path))
-        raise ConfigError(f"{given[0]} applies to .h5ad (AnnData) input only; {shown} is a table whose columns are "
+        raise OptionError(f"{given[0]} applies to .h5ad (AnnData) input only; {shown} is a table whose columns are "
                           "the features")
 
 
@@ -113,7 +113,7 @@ class H5ad:
         _check_file(self.path)  # a mistyped name is said before a missing package
         h5py, self._read_elem, self._sparse_dataset = _io()
         if raw and layer not in (None, X_LAYER):
-            raise ConfigError(f"--raw and --layer {layer} both choose the features; pass one of them")
+            raise OptionError(f"--raw and --layer {layer} both choose the features; pass one of them")
         try:
             self.file = h5py.File(self.path, "r")
         except (OSError, ValueError) as exc:

@@ -153,7 +153,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     id_col = role("--id", flags.id, mroles.get("id"), data.DEFAULT_ID)
     batch = role("--batch", flags.batch, mroles.get("batch"), data.DEFAULT_BATCH)
     if flags.group is not None and flags.no_group:
-        raise ConfigError("--group and --no-group contradict each other; pass one of them")
+        raise OptionError("--group and --no-group contradict each other; pass one of them")
 
     targets = _names(flags.target) or list(mroles.get("target") or model.target_names)
     found = [t for t in targets if t in present_set]

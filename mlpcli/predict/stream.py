@@ -606,6 +606,8 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
     """(the opened .h5ad table, the roles with this file's defaults, notes). The matrix and the gene names
     default to the model's training choices (--layer, --raw, --var-names given to train), the id to
     obs_names; a gene-identifier mismatch with the model is a DataError that names the option fixing it."""
+    if roles.features_in_rows and data.h5ad.is_h5ad(source):
+        raise OptionError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
     trained = model.config or {}
     layer, raw, var_names, notes = roles.layer, roles.raw, roles.var_names, []
     from_model = None
@@ -877,8 +879,12 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         table, roles, read_notes = read_cells(model, frame, roles)
     elif isinstance(frame, pd.DataFrame):
         name, table = "the table", frame
+        if roles is not None:
+            data.h5ad.check_options(name, roles.layer, roles.raw, roles.var_names)
     else:
         name = str(frame)
+        if roles is not None:  # --layer, --raw, --var-names: .h5ad options, refused for a table as predict does
+            data.h5ad.check_options(frame, roles.layer, roles.raw, roles.var_names)
         table = read_whole(frame, features_in_rows=bool(roles and roles.features_in_rows),
                            sep=roles.sep if roles else None, decimal=roles.decimal if roles else None)
     sheet = read_sample_sheet(roles.samples, id=roles.id) if roles is not None and roles.samples is not None else None
