@@ -237,3 +237,7 @@ def test_predict_and_evaluate_join_a_sheet_to_the_barcodes_whatever_its_id_colum
     out = tmp / "p.csv"
     assert run(["predict", model, run_dir, "--samples", str(renamed), "-o", str(out), "-q"]).exit_code == 0
     assert list(pd.read_csv(out)["barcode"]) == list(pd.read_csv(sheet)["barcode"])
+    res = run(["explain", model, run_dir, "--samples", str(renamed), "--json", "-q"])  # its labels from the sheet
+    assert res.exit_code == 0, res.output
+    counts = pd.read_csv(sheet)["cell_type"].value_counts()
+    assert json.loads(res.stdout)["n_samples"] == {str(k): int(v) for k, v in counts.items()}

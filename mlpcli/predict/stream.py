@@ -874,9 +874,13 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     the model by feature name, with the checks of predict; with ``labels``, also its target (``Prepared.y``;
     labels the model does not know are a DataError naming them)."""
     read_notes: list[str] = []
+    given_id = roles.id if roles is not None else None
+    cells_id = None  # a cell file's column of cell names: a sheet's id column holds them, whatever its name
     if is_cells(frame):
         name = str(frame)
         table, roles, read_notes = read_cells(model, frame, roles)
+        if given_id is None:
+            cells_id = roles.id
     elif isinstance(frame, pd.DataFrame):
         name, table = "the table", frame
         if roles is not None:
@@ -887,7 +891,9 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
             data.h5ad.check_options(frame, roles.layer, roles.raw, roles.var_names)
         table = read_whole(frame, features_in_rows=bool(roles and roles.features_in_rows),
                            sep=roles.sep if roles else None, decimal=roles.decimal if roles else None)
-    sheet = read_sample_sheet(roles.samples, id=roles.id) if roles is not None and roles.samples is not None else None
+    # the sheet's id column: --id as given (a cell file's default id, obs_names or barcode, is not the sheet's)
+    sheet_id = given_id if cells_id is not None else (roles.id if roles is not None else None)
+    sheet = read_sample_sheet(roles.samples, id=sheet_id) if roles is not None and roles.samples is not None else None
     join_notes: list[str] = []
     if sheet is None:
         plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
@@ -895,7 +901,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
                             first_cells=lambda k: [str(v) for v in table.iloc[:k, 0]] if table.shape[1] else [])
     else:  # every row kept, with the sheet's columns where it has the sample
         join = SampleJoin(sheet, name, [str(c) for c in table.columns], features_in_rows=roles.features_in_rows,
-                          keep_unmatched=True)
+                          keep_unmatched=True, cells_id=cells_id)
         roles = dataclasses.replace(roles, id=join.data_id)
         plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
                             source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))))
