@@ -31,6 +31,7 @@ that carry the same signal share their importance (shuffling one leaves the othe
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Sequence
@@ -43,8 +44,8 @@ from ..model_io import Model
 from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_model, check_output,
                           check_steps, class_index, completeness_gap, default_tol)
 
-__all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "explain", "load_samples", "rank_features",
-           "permutation_importance"]
+__all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "explain", "feature_rng", "label_indices",
+           "load_samples", "rank_features", "permutation_importance"]
 
 COLUMNS = ["class", "rank", "feature", "score", "mean_abs", "direction", "fraction", "member_overlap"]
 METHODS = ("ig", "permutation")
@@ -377,6 +378,12 @@ def _class_scores(model: Model, P: np.ndarray, y: np.ndarray, scoring: str) -> n
         return np.where(support > 0, sums / support, np.nan)
 
 
+def feature_rng(seed: int, name: str) -> np.random.Generator:
+    """The generator of a feature's shuffles in ``permutation_importance``: seeded by ``seed`` and the feature's
+    name (CRC-32 of its UTF-8 text), so a table with its columns in another order gets the same importances."""
+    return np.random.default_rng([int(seed), zlib.crc32(str(name).encode("utf-8"))])
+
+
 def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, features: Sequence[str] | None = None,
                            repeats: int = DEFAULT_REPEATS, seed: int = 0, scoring: str = "log_loss",
                            members: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -416,10 +423,10 @@ def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, featur
 
     base_score = _class_scores(model, probs([s[4] for s in states]), y, scoring)
     base_member = [_class_scores(model, probs([s[4]]), y, scoring) for s in states] if members else None
-    rng = np.random.default_rng(seed)
-    perms = {}  # drawn in feature order, whatever the batching
+    perms = {}  # each feature's own generator: the same shuffles whatever the columns' order or batching
     used = [j for j in range(d) if any(j in s[3] for s in states)]
     for j in used:
+        rng = feature_rng(seed, feats[j])
         perms[j] = np.stack([rng.permutation(n) for _ in range(repeats)])
     drops = np.zeros((repeats, d, k_cls))
     mdrops = np.zeros((M, repeats, d, k_cls)) if members else None
