@@ -187,6 +187,9 @@ class Model:
         columns = [None] * len(self.members)
         if features is not None:
             index = {name: j for j, name in enumerate(features)}
+            missing = sorted({n for m in self.members for n in m.preprocessor.kept_features} - index.keys())
+            if missing:  # built once per features list: the check costs nothing per block
+                raise DataError(f"X lacks {len(missing)} of the features the model uses, e.g. {missing[0]!r}")
             columns = [np.array([index[n] for n in m.preprocessor.kept_features], dtype=np.int64) for m in self.members]
         used = np.flatnonzero(np.isin(names, self.preprocessor.kept_features))
         self.__dict__["_maps"] = (features, (columns, used))
@@ -241,7 +244,7 @@ class Model:
             return X, features
         names = [str(c) for c in X.columns] if features is None else [str(f) for f in features]
         if len(names) != X.shape[1]:
-            raise DataError(f"features names {len(names)} columns; the DataFrame has {X.shape[1]}")
+            raise DataError(f"features= gives {len(names)} names for the DataFrame's {X.shape[1]} columns")
         known = set(self.feature_names)
         keep = [j for j, c in enumerate(names) if c in known]
         if not keep:
@@ -263,19 +266,15 @@ class Model:
         softmax(z / T) of its logits z.
 
         X's columns are ``feature_names`` in order, or ``features`` (any order, at least every feature
-        a member uses); a DataFrame's are matched by name (``inputs``). ``batch_size`` is rounded to whole ``row_block``s: results do not depend on it. An
-        output that is not finite (a value so far outside the training data that the network's arithmetic
+        a member uses); a DataFrame's are matched by name (``inputs``). ``batch_size`` is rounded to whole
+        ``row_block``s: results do not depend on it. An output that is not finite (a value so far outside the training data that the network's arithmetic
         overflows) is a DataError naming its row, counted from ``first_row`` + 1.
 
         ``member_logits``: a list that receives, per block of rows, the list of every member's raw outputs
         (float64, (rows, k)): what prediction sets compare with the members' held-out scores (``conformal``)."""
         X, features = self.inputs(X, features)
         if features is not None and len(features) != X.shape[1]:
-            raise DataError(f"features names {len(features)} columns; X has {X.shape[1]}")
-        if features is not None and features is not self.__dict__.get("_maps", (None,))[0]:
-            missing = sorted(set(self.preprocessor.kept_features) - set(features))
-            if missing:
-                raise DataError(f"X lacks {len(missing)} of the features the model uses, e.g. {missing[0]!r}")
+            raise DataError(f"features= gives {len(features)} names for X's {X.shape[1]} columns")
         columns = self._feature_maps(features)[0]
         sparse = is_sparse(X)  # scipy.sparse: densified one row block at a time
         step = self.row_block if sparse else max(1, batch_size // self.row_block) * self.row_block
