@@ -241,3 +241,25 @@ def test_predict_and_evaluate_join_a_sheet_to_the_barcodes_whatever_its_id_colum
     assert res.exit_code == 0, res.output
     counts = pd.read_csv(sheet)["cell_type"].value_counts()
     assert json.loads(res.stdout)["n_samples"] == {str(k): int(v) for k, v in counts.items()}
+
+
+def test_gradcheck_reads_a_10x_directory_with_its_sheet_as_predict_does(tenx):
+    """gradcheck --data takes what predict takes: the directory, the labels from the sheet (the loss's
+    targets), the model's gene identifiers by default, and -q for its notes."""
+    tmp, run_dir, sheet, _ = tenx
+    model = str(tmp / "m.mlp")
+    assert run(["train", run_dir, "--samples", sheet, *TRAIN, "--var-names", "gene_symbols", "-o", model]).exit_code == 0
+    res = run(["gradcheck", "--model", model, "--data", run_dir, "--samples", sheet, "--rows", "8", "--entries", "4",
+               "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["passed"] and all("no target column" not in r["note"] for r in doc["results"])
+    res = run(["gradcheck", "--model", model, "--data", run_dir, "--rows", "8", "--entries", "4"])
+    assert res.exit_code == 0, res.output
+    assert "no target column: checked against the model's own predictions" in res.stdout
+    assert "gene_symbols" in res.stderr  # the note on the gene names used
+    quiet = run(["gradcheck", "--model", model, "--data", run_dir, "--rows", "8", "--entries", "4", "-q"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    res = run(["gradcheck", "--model", model, "--data", run_dir, "--var-names", "var_names"])
+    assert_clean_error(res, "gene identifiers differ", "pass --var-names gene_symbols")
+    assert_clean_error(run(["gradcheck", "--samples", sheet]), "--samples", "--data", code=2)

@@ -7,8 +7,9 @@ import sys
 import click
 from rich.table import Table
 
-from ._common import CONTEXT_SETTINGS, debug_option, handle_errors, json_option, print_json, stdout_console
-from .options import declared_options
+from ._common import (CONTEXT_SETTINGS, debug_option, handle_errors, json_option, print_json, report, role_options,
+                      stdout_console)
+from .predict import role_flags
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
@@ -21,16 +22,18 @@ from .options import declared_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random inputs and networks.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Check a trained model's gradients on rows of --data instead of the synthetic suite.")
-@click.option("--data", "data_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Table whose rows --model is checked on (same columns as in training).")
-@declared_options("samples")
+@click.option("--data", "data_path", type=click.Path(allow_dash=True), default=None,  # a directory: 10x Genomics
+              help="Table, .h5ad file or 10x directory whose rows --model is checked on, read and matched to the "
+                   "model as predict reads it (its target, when present, gives the loss its labels).")
 @click.option("--rows", type=click.IntRange(min=1), default=32, show_default=True, help="With --model: rows sampled from --data.")
 @click.option("--entries", type=click.IntRange(min=1), default=20, show_default=True,
               help="With --model: entries checked per parameter array (sampled).")
+@role_options
+@click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (warnings still show).")
 @json_option
 @debug_option
 @handle_errors
-def gradcheck(only, eps, tol, atol, seed, model_path, data_path, samples, rows, entries, as_json, debug):
+def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, quiet, as_json, debug, **params):
     """Check every analytic gradient against central finite differences in float64.
 
     Covers each activation, each loss with its parameters, Dense, BatchNorm, Dropout (fixed
@@ -43,21 +46,30 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, samples, rows, 
     Examples:
       mlpcli gradcheck --only loss:focal
       mlpcli gradcheck --model subtypes.mlp --data sample_data/test_cohort.csv.gz
+      mlpcli gradcheck --model cells.mlp --data sample_data/single_cell.h5ad
     """
+    from click.core import ParameterSource
+
     from ..engine import gradcheck as gc
 
     if (model_path is None) != (data_path is None):
         raise click.UsageError("--model and --data go together")
-    if samples is not None and data_path is None:
-        raise click.UsageError("--samples joins a sample sheet to --data; give --model and --data too")
+    ctx = click.get_current_context()
+    reading = [f"--{name.replace('_col', '').replace('_', '-')}" for name in params
+               if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)]
+    if reading and data_path is None:
+        raise click.UsageError(f"{reading[0]} applies to the rows of --data; give --model and --data too")
     if model_path is not None:
         if only:
             raise click.UsageError("--only selects components of the synthetic suite; it does not combine with --model")
         from .. import model_io
         from ..checks import check_model
 
-        results = check_model(model_io.load(model_path), data_path, rows=rows, max_entries=entries,
-                              eps=eps, tol=tol, atol=atol, seed=seed, samples=samples)
+        notes: list[str] = []
+        warnings: list[str] = []
+        results = check_model(model_io.load(model_path), data_path, rows=rows, max_entries=entries, eps=eps,
+                              tol=tol, atol=atol, seed=seed, roles=role_flags(params), notes=notes, warnings=warnings)
+        report([] if as_json else notes, warnings, quiet)
     else:
         results = gc.run(eps=eps, tol=tol, atol=atol, seed=seed, only=only)
     failed = [r for r in results if not r.passed]
