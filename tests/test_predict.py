@@ -529,3 +529,34 @@ def test_every_command_has_help_with_an_example():
     for command in ("predict", "evaluate"):
         res = run([command, "--help"])
         assert res.exit_code == 0 and "Example:" in res.output
+
+
+def _open_paths() -> set[str]:
+    fds = "/proc/self/fd"
+    out = set()
+    for fd in os.listdir(fds):
+        try:
+            out.add(os.path.realpath(os.readlink(os.path.join(fds, fd))))
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to list open files")
+@pytest.mark.parametrize("name", ["cohort.csv", "cohort.parquet"])
+def test_a_stream_not_read_to_its_end_releases_its_file_when_closed(tmp_path, models, name):
+    model = model_io.load(models["multiclass"][0])
+    path = os.path.realpath(write(cohort("multiclass"), tmp_path, name))
+    stream = lib.predict_stream(model, path, chunksize=5)
+    assert path in _open_paths()  # the header is read at once (notes, column checks)
+    stream.close()
+    assert path not in _open_paths()
+    stream.close()  # twice: harmless
+    with pytest.raises(ValueError, match="closed"):
+        list(stream)
+    with lib.predict_stream(model, path, chunksize=5) as stream:
+        first = next(iter(stream))
+    assert len(first) > 0 and path not in _open_paths()  # left before its end
+    with lib.predict_stream(model, path, chunksize=5) as stream:  # read to the end, then closed again
+        assert sum(len(f) for f in stream) == len(cohort("multiclass"))
+    assert path not in _open_paths()

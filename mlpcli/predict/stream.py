@@ -668,7 +668,9 @@ class PredictionStream:
     With `uncertainty` (classification): `pred_set`, `set_size`, `ood_score`, `ood_p`, `ood` as asked, and
     abstained rows labelled with the unassigned label.
     `notes` and `warnings` are filled as soon as the header is read; `shift`, `n_rows` and `counts`
-    (predicted labels, or positives per label) after the last frame.
+    (predicted labels, or positives per label) after the last frame. The table stays open from
+    `predict_stream` until the last frame: a stream that is not read to its end should be closed (`close`,
+    or `with predict_stream(...) as stream:`).
     """
 
     def __init__(self, run: _Run, threshold: float):
@@ -693,6 +695,7 @@ class PredictionStream:
         # Outputs are given in the network's precision (float32: ~7 significant digits, written in the
         # shortest form that reads back to the same float32).
         self.dtype = np.dtype(model.network.dtype)
+        self._closed = False
 
     notes = property(lambda self: self._run.notes)
     warnings = property(lambda self: self._run.warnings)
@@ -701,10 +704,25 @@ class PredictionStream:
     plan = property(lambda self: self._run.plan)
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
+        if self._closed:
+            raise ValueError("this prediction stream was closed before it was read; call predict_stream again")
+        self._closed = True  # once: the table is read to its end (and closed there) by this iteration
         for out, meta in self._run.blocks():
             yield self._frame(out, meta)
         if self.trust is not None:
             self._run.notes.extend(self.trust.notes())
+
+    def close(self) -> None:
+        """Release the table (its file) without reading it: for a stream that will not be iterated, e.g. when
+        its notes showed the wrong table. Iterating to the end releases it too; closing twice is harmless."""
+        self._closed = True
+        self._run.table.close()
+
+    def __enter__(self) -> "PredictionStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _frame(self, out: np.ndarray, meta: dict) -> pd.DataFrame:
         model, task = self.model, self.model.task
