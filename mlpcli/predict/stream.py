@@ -434,14 +434,12 @@ class _Run:
         meta = self._meta(column, lambda t: cells.columns[t].to_pandas(), len(cells), first_row)
         return cells.values, meta
 
-    def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray) -> np.ndarray | None:
+    def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray) -> None:
         """Write a piece's rows, as the network's inputs, into Z (n, d_kept), _STAT_ROWS rows at a time so
         the preprocessing's temporaries stay small. `values` (an (n, d_present) array, or a list of the
-        d_present columns) is copied slice by slice into a reused buffer, which is transformed in place.
-        Returns the rows' out-of-distribution scores (n,) when the run computes them, else None."""
+        d_present columns) is copied slice by slice into a reused buffer, which is transformed in place."""
         pre = self.model.preprocessor
         n = len(Z)
-        ood = np.empty(n) if self.trust is not None and self.trust.basis is not None else None
         width = len(values) if isinstance(values, list) else values.shape[1]
         step = max(1, min(_STAT_ROWS, _STAT_BYTES // (8 * max(width, 1))))
         # the scratch takes the values' layout, so that copying them in is contiguous: columns of a parsed
@@ -468,11 +466,8 @@ class _Run:
                     Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
                     reference = self.pre.transform(X)
                 self.stats.update(reference)
-                if ood is not None:  # the reference preprocessing's rows, as the model's basis was fitted on
-                    ood[s:e] = self.trust.ood_scores(reference)
             except DataError as exc:  # a value too far outside the training spread (the feature is named)
                 raise DataError(f"{self.plan.source}, rows {first_row + s + 1}-{first_row + e}: {exc}") from None
-        return ood
 
     def blocks(self) -> Iterator[tuple[np.ndarray, dict]]:
         """(outputs (m, n_outputs) float64 as `Model.predict_output` gives them, per-row columns) blocks."""
@@ -496,9 +491,7 @@ class _Run:
                     if self.join is not None and (not self.join.keep_unmatched or plan.roles.batch in self.sheet_only):
                         batches = batches[meta["sheet_row"] >= 0]  # rows left out, or without the sheet's batch
                     self.batch_counts.update(batches.tolist())
-                ood = self._transform(values, meta.get("id"), first_row, rows.append(n, meta))
-                if ood is not None:
-                    meta["ood_score"] = ood  # the dict rows.append keeps: it travels with the rows
+                self._transform(values, meta.get("id"), first_row, rows.append(n, meta))
                 del values
                 self.n_rows += n
                 for Z, block_meta in rows.blocks():
@@ -525,6 +518,11 @@ class _Run:
 
     def _outputs(self, Z: np.ndarray, meta: dict) -> np.ndarray:
         first_row = int(meta["row"][0]) - 1 if len(Z) else 0  # a non-finite output names its row in the table
+        if self.trust is not None and self.trust.basis is not None:
+            # Out-of-distribution scores of the reference preprocessing's rows, as the model's basis was fitted
+            # on, per block of the network's rows: the blocks start at fixed table rows whatever the reader's
+            # pieces, so a row's score (its matrix products) does not depend on --chunksize, bit for bit.
+            meta["ood_score"] = self._ood_scores(Z)
         features = None if self.transform_once else self.plan.features
         logits = [] if self.trust is not None and self.trust.wants_logits else None
         try:
@@ -538,6 +536,21 @@ class _Run:
         if logits:  # one block of at most row_block rows: one entry
             meta["set"] = self.trust.membership(logits[0])
         return out
+
+    def _ood_scores(self, Z: np.ndarray) -> np.ndarray:
+        """(m,) out-of-distribution scores of a block of rows Z (m, d) as the network's inputs hold them: the
+        reference preprocessing's rows already, or raw values, transformed here a slice at a time in a copy
+        (the preprocessing works in place, and Z is still to be predicted on)."""
+        if self.transform_once:
+            return self.trust.ood_scores(Z)
+        scores = np.empty(len(Z))
+        step = max(1, min(_STAT_ROWS, _STAT_BYTES // (8 * max(Z.shape[1], 1))))
+        buffer = np.empty((min(step, len(Z)), Z.shape[1]))
+        for s in range(0, len(Z), step):
+            rows = buffer[:min(step, len(Z) - s)]
+            rows[...] = Z[s:s + step]
+            scores[s:s + len(rows)] = self.trust.ood_scores(self.pre.transform(rows))
+        return scores
 
     def _reasons(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Per row, "GENE:score;..." for the K features with the largest integrated-gradients attributions

@@ -2,8 +2,8 @@
 prediction sets (``conformal``), abstention, and per-sample out-of-distribution flags (``ood``).
 
     Uncertainty (the options) ─check(model)─▶ Trust (one per run)
-      per piece of rows:  transformed rows Z ─ood_scores─▶ ood_score, p-value
-      per block of rows:  members' raw outputs ─sets─▶ (m, C) membership
+      per block of rows:  transformed rows Z ─ood_scores─▶ ood_score, p-value
+                          members' raw outputs ─sets─▶ (m, C) membership
       per frame:          columns pred_set, set_size, ood_score, ood_p, ood; abstained labels
 
 The counts it keeps (abstained, empty and multi-class sets, flagged samples) become the run's notes and
