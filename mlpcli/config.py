@@ -114,7 +114,8 @@ class TrainOptions:
     val_size: float = option(0.2, kind="float", low=0, high=1, low_open=True, high_open=True,
                              help="Validation fraction (of groups when grouped) with --folds 1.")
     val_data: str | None = option(None, kind="str", optional=True,
-                                  help="Explicit validation table instead of a split (one network).")
+                                  help="Explicit validation table instead of a split (one network), read as the training "
+                                       "data is (a table, .h5ad file or 10x directory; the same --samples sheet).")
     refit: bool = option(False, kind="bool",
                          help="After cross-fitting, train one network on all rows for the members' median best "
                               "epoch count and ship it instead of the ensemble.")

@@ -263,3 +263,21 @@ def test_gradcheck_reads_a_10x_directory_with_its_sheet_as_predict_does(tenx):
     res = run(["gradcheck", "--model", model, "--data", run_dir, "--var-names", "var_names"])
     assert_clean_error(res, "gene identifiers differ", "pass --var-names gene_symbols")
     assert_clean_error(run(["gradcheck", "--samples", sheet]), "--samples", "--data", code=2)
+
+
+def test_val_data_can_be_a_10x_directory_labelled_by_the_same_sheet(tenx, tmp_path):
+    """--val-data is read as the training data is: a 10x directory takes its labels from --samples."""
+    tmp, run_dir, sheet, _ = tenx
+    other = tmp_path / "other"
+    barcodes, types, _ = write_10x(other, n_cells=90, seed=5)
+    renamed = [b.replace("AAAC", "TTTG") for b in barcodes]
+    with gzip.open(other / "barcodes.tsv.gz", "wt") as fh:
+        fh.write("\n".join(renamed) + "\n")
+    both = tmp_path / "both.csv"
+    new_donors = pd.read_csv(write_sheet(tmp_path / "o.csv", renamed, types)).assign(donor=lambda f: "E" + f["donor"])
+    pd.concat([pd.read_csv(sheet), new_donors]).to_csv(both, index=False)
+    model = tmp_path / "v.mlp"
+    res = run(["train", run_dir, "--samples", str(both), *TRAIN, "--val-data", str(other), "-o", str(model), "--json"])
+    assert res.exit_code == 0, res.output
+    split = json.loads(run(["info", str(model), "--json"]).stdout)["split"]
+    assert "explicit validation table" in split["strategy"] and "90" in json.dumps(split)

@@ -102,29 +102,17 @@ class FittedModel:
 
 
 def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
-    """The ``--val-data`` table read with the training table's roles, its features in the training order."""
-    if data.h5ad.is_h5ad(options.val_data):  # AnnData: read as training reads it (a sparse matrix kept sparse)
-        val_ds, _ = data.h5ad.load_dataset(
-            options.val_data, target=options.target, group=ds.roles.group if ds.roles else None,
-            no_group=ds.roles is None or ds.roles.group is None, id=ds.roles.id if ds.roles else None,
-            batch=ds.roles.batch if ds.roles else None, drop=options.drop, task=ds.task,
-            classes=ds.classes if ds.task in data.CLASSIFICATION_TASKS else None, layer=options.layer,
-            raw=options.raw, var_names=options.var_names)
-        return data.align_features(val_ds, ds.feature_names, f"--val-data {options.val_data}")
-    frame = data.read_table(options.val_data, features_in_rows=options.features_in_rows, sep=options.sep,
-                            decimal=options.decimal)
-    if options.samples:  # its roles may come from the sample sheet too, as the training table's did
-        frame, _ = data.join_samples(frame, options.samples, source=options.val_data, id=options.id,
-                                     features_in_rows=options.features_in_rows,
-                                     roles=[*options.target, ds.roles.group if ds.roles else None,
-                                            ds.roles.batch if ds.roles else None])
-    roles, _ = data.resolve_roles(
-        frame.columns, target=options.target, group=ds.roles.group if ds.roles else None,
-        no_group=ds.roles is None or ds.roles.group is None, id=ds.roles.id if ds.roles else None,
-        batch=ds.roles.batch if ds.roles else None, drop=options.drop,
-    )
-    val_ds = data.Dataset.from_frame(frame, roles, task=ds.task,
-                                     classes=ds.classes if ds.task in data.CLASSIFICATION_TASKS else None)
+    """The ``--val-data`` table read as the training table is (``data.load_dataset``: a text or parquet table,
+    an .h5ad file, a 10x directory with the ``--samples`` sheet; the same reading options) with the training
+    table's roles and classes, its features in the training order."""
+    roles = ds.roles
+    val_ds, _ = data.load_dataset(
+        options.val_data, target=options.target, group=roles.group if roles else None,
+        no_group=roles is None or roles.group is None, id=roles.id if roles else None,
+        batch=roles.batch if roles else None, drop=options.drop, task=ds.task,
+        features_in_rows=options.features_in_rows, sep=options.sep, decimal=options.decimal, samples=options.samples,
+        layer=options.layer, raw=options.raw, var_names=options.var_names,
+        classes=ds.classes if ds.task in data.CLASSIFICATION_TASKS else None)
     return data.align_features(val_ds, ds.feature_names, f"--val-data {options.val_data}")
 
 
