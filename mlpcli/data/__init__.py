@@ -14,7 +14,7 @@ dataset (roles, task, validation), preprocess, weights.
 
 from ._common import (
     CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, IMPUTE_METHODS, SUPPORTED_FORMATS,
-    TASKS, SplitLeakageError,
+    TASKS, SplitLeakageError, typed_as_written,
 )
 from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
 from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
@@ -34,5 +34,5 @@ __all__ = [
     "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP", "DEFAULT_GROUPS",
     "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "read_table_with_notes", "row_names_header", "sniff_dialect", "table_kind", "text_suffix", "Roles", "resolve_roles", "Dataset", "load_dataset", "with_positive", "align_features", "is_sparse",
     "PreprocessConfig", "Preprocessor", "looks_like_counts", "class_weights", "data_checksum",
-    "SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples",
+    "SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples", "typed_as_written",
 ]

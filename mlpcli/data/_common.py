@@ -123,3 +123,55 @@ def decimal_advice(value: Any, decimal: str) -> str:
     if decimal == ",":
         return f"; the table is read with decimal commas (--decimal), so write it {other!r}"
     return f"; the table is read with decimal points, so write it {other!r} (or pass --decimal comma and --sep)"
+
+
+# ── label columns read as text ───────────────────────────────────────────────────────────────────────────
+
+_BOOL_TEXT = {"true": True, "false": False}
+
+
+def typed_as_written(text: pd.Series, decimal: str | None = None) -> pd.Series:
+    """A column read as text (missing cells NaN) typed as pandas would type it (numbers, booleans) unless
+    that loses what is written, for integer values: two ways of writing one number (1 and 01, 1 and 1.0)
+    or leading zeros (007, 01) keep the text, so that the labels 1 and 01 stay two classes and 01 stays
+    01. Numbers are parsed correctly rounded (pyarrow's parser). ``decimal``: the table's decimal mark
+    (``,``: 0,5 is a number)."""
+    present = text.notna().to_numpy()
+    cells = text[present].astype(str).str.strip()
+    if not len(cells):
+        return text
+    lowered = cells.str.lower()
+    if lowered.isin(list(_BOOL_TEXT)).all():
+        if present.all():
+            return lowered.map(_BOOL_TEXT).astype(bool).reindex(text.index)
+        return text  # pandas keeps booleans with gaps as objects too
+    values = _parse_numbers(cells.str.replace(",", ".", regex=False) if decimal == "," else cells)
+    if values is None:  # some cell is not a number: text, as pandas leaves it
+        return text
+    integral = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0 ** 53)
+    if integral.all():
+        written = cells.to_numpy(dtype=object)
+        if len(set(written)) > len(set(values.tolist())) or cells.str.match(r"[+-]?0\d").any():
+            return text  # two ways of writing one number (1 and 01), or leading zeros (007): the text is the label
+        as_int = values.astype(np.int64)
+        canonical = (written == as_int.astype(str)).all()  # 45.0 is a float, as pandas reads it
+        numbers = pd.Series(as_int if canonical else values, index=cells.index)
+    else:
+        numbers = pd.Series(values, index=cells.index)
+    if present.all():
+        return numbers  # int64 when every cell is an integer, float64 otherwise, as pandas reads them
+    out = pd.Series(np.nan, index=text.index)
+    out[present] = values
+    return out
+
+
+def _parse_numbers(cells: pd.Series) -> np.ndarray | None:
+    """(n,) float64 of text cells, correctly rounded (pyarrow's parser, the one the streamed readers use for
+    every number), or None when a cell is not a number."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(cells.to_numpy(dtype=object), type=pa.string()).cast(pa.float64()).to_numpy(
+            zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -14,7 +15,7 @@ import pandas as pd
 from ..errors import ConfigError, DataError, OptionError
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
 from .limits import first_beyond_limit, value_limit_message
-from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells
+from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells, typed_as_written
 from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
@@ -572,6 +573,8 @@ def _encode_classes(
             raise DataError(f"--task binary needs 2 classes, but the model has {len(labels)}")
     index = {_label_key(c): i for i, c in enumerate(labels)}
     keys = [_label_key(v) for v in values]
+    if classes is not None:
+        keys = _numeric_fallback(keys, index)
     unknown = [k for k in dict.fromkeys(keys) if k not in index]
     if unknown:
         raise DataError(f"target {name!r} holds labels the model does not know: {_quoted(unknown)}; "
@@ -599,6 +602,31 @@ def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequenc
             warn.append(f"label{'s' * (len(constant) > 1)} {', '.join(f'{t!r} (always {v})' for t, v in constant)} "
                         f"never change{'s' * (len(constant) == 1)} in this table: the model can only learn to predict that value")
     return Y
+
+
+def _numeric_fallback(keys: list[str], index: dict[str, int]) -> list[str]:
+    """Label keys matched to a model's class keys ``index`` as written first, else by number: a label read
+    as 1 matches the model's class 01 (or 1.0) when the model has no class 1, as the table readers of older
+    versions, which typed every label column, matched them."""
+    missing = [k for k in dict.fromkeys(keys) if k not in index]
+    if not missing:
+        return keys
+    by_number: dict[float, str] = {}
+    for k in index:
+        number = _as_number(k)
+        if number is not None:
+            by_number[number] = k if number not in by_number else None  # two classes of one number: no match
+    renamed = {k: by_number.get(_as_number(k)) for k in missing if _as_number(k) is not None}
+    renamed = {k: v for k, v in renamed.items() if v is not None}
+    return [renamed.get(k, k) for k in keys] if renamed else keys
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None) -> np.ndarray:
@@ -774,18 +802,22 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                           drop=[*roles.drop, DEFAULT_ID])
             notes.append(f"ignored the unnamed first column (row names) as --id is {roles.id!r}")
         features = [n for n in named if n not in set(roles.columns())]
-        text = [join.data_id] if join is not None else []  # ids matched as written
+        # ids, groups, batches and labels as written (007 stays 007, and the labels 1 and 01 two classes);
+        # a target is then typed as pandas would type it where that loses nothing (``typed_as_written``)
+        text = [c for c in dict.fromkeys([*([join.data_id] if join is not None else []), roles.id, roles.group,
+                                          roles.batch, *roles.target]) if c is not None and c in named]
         read = table.read_features(features, text=text) if features else None
         if read is not None:
             frame, X = read
+            frame = _typed_targets(frame, roles.target, table)
             if join is not None:
                 frame, keep = join.apply(frame)
                 X = _keep_rows(X, keep)
                 notes += join.notes
             return Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X)), \
                 table.notes + notes
-        frame = table.read_frame(text=text)  # a feature column holds text: the whole frame names it
-        notes = table.notes + notes
+        frame = _typed_targets(table.read_frame(text=text), roles.target, table)  # a feature column holds
+        notes = table.notes + notes  # text: the whole frame names it
     else:
         frame, read_notes = read_table_with_notes(path if src.name != "standard input" else "-", features_in_rows,
                                                   stdin=src.opener(), sep=sep, decimal=decimal)
@@ -795,6 +827,19 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         frame, _ = join.apply(frame)
         notes += join.notes
     return Dataset.from_frame(frame, roles, task=task, classes=classes), notes
+
+
+def _typed_targets(frame: pd.DataFrame, targets: Sequence[str], table) -> pd.DataFrame:
+    """``frame`` with its target columns, read as text from a text table, typed as written (a parquet file's
+    columns keep the types it stores)."""
+    dialect = getattr(table, "dialect", None)
+    if dialect is None:
+        return frame
+    decimal = dialect.decimal
+    for t in targets:
+        if t in frame.columns and frame[t].dtype == object:
+            frame[t] = typed_as_written(frame[t], decimal)
+    return frame
 
 
 def _keep_rows(X: np.ndarray, keep: np.ndarray | None) -> np.ndarray:

@@ -28,7 +28,7 @@ from .fields import check_stream
 
 
 def read_table(path: str | os.PathLike, features_in_rows: bool = False, *, stdin=None, sep: str | None = None,
-               decimal: str | None = None) -> pd.DataFrame:
+               decimal: str | None = None, text: Sequence[str] = ()) -> pd.DataFrame:
     """Read a samples × features table (or, with `features_in_rows`, a features × samples one).
 
     Format by extension: .csv, .tsv/.txt (tab), each optionally .gz/.bz2/.xz/.zip, and .parquet; "-" reads
@@ -36,13 +36,14 @@ def read_table(path: str | os.PathLike, features_in_rows: bool = False, *, stdin
     (default `sys.stdin.buffer`). `sep` and `decimal` ("auto" or None: detected, see `sniff_dialect`)
     fix how text is split and numbers are written. Returns a DataFrame (n_samples, n_columns) with string
     column names; the transposed layout gets a leading `sample_id` column taken from its header. Notes on
-    what was detected are in ``read_table_with_notes``.
+    what was detected are in ``read_table_with_notes``. `text`: columns of a text table read as written
+    (strings: ids like 007), where present; the others are typed by pandas.
     """
-    return read_table_with_notes(path, features_in_rows, stdin=stdin, sep=sep, decimal=decimal)[0]
+    return read_table_with_notes(path, features_in_rows, stdin=stdin, sep=sep, decimal=decimal, text=text)[0]
 
 
 def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, sep: str | None = None,
-                          decimal: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+                          decimal: str | None = None, text: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
     """``read_table`` and the notes on how the file was read (a separator or decimal mark other than the
     file name suggests, row names taken as sample ids, an empty column ignored)."""
     src = _source(path, stdin)
@@ -56,7 +57,7 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
         frame = _read_parquet(src.name, features_in_rows)
         return (frame, []) if features_in_rows else _apply_header_rules(frame, src.name)
     table = TextTable.open(src, sep=sep, decimal=decimal, features_in_rows=features_in_rows)
-    return table.read_frame(), table.notes
+    return table.read_frame(text=[c for c in text if c in table.names]), table.notes
 
 
 def _check_file(path: str) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, MlpcliError
-from ._common import DEFAULT_ID, _label_key, _quoted
+from ._common import DEFAULT_ID, _label_key, _quoted, typed_as_written
 
 __all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples"]
 
@@ -110,7 +110,12 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
         else:
             table = TextTable.open(src)
             key = _sheet_id_column([n for n in table.names if not n.startswith(_UNNAMED)], id, path)
-            frame = table.read_frame(text=[key])  # ids as written: 007 stays 007
+            # every column as written (ids: 007 stays 007; labels 1 and 01 stay two), then typed as pandas
+            # would type it where that loses nothing (``typed_as_written``)
+            frame = table.read_frame(text=[str(n) for n in table.names])
+            for c in frame.columns:
+                if c != key and frame[c].dtype == object:
+                    frame[c] = typed_as_written(frame[c], table.dialect.decimal)
             notes = table.notes
     except MlpcliError as exc:
         message = str(exc)

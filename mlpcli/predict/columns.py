@@ -74,10 +74,11 @@ class ColumnPlan:
 
     @property
     def label_columns(self) -> list[str]:
-        """id, group, batch and --by columns: read as text (ids like 007 stay 007)."""
-        keep_types = set(self.present_names) | set(self.roles.target)  # --by may name a feature or the target
-        cols = [self.roles.id, self.roles.group, self.roles.batch, self.by]
-        return [c for c in dict.fromkeys(cols) if c is not None and c not in keep_types]
+        """id, group, batch, --by and target columns: read as text (ids like 007 stay 007, the labels 1 and
+        01 stay two; the target is then typed as written: ``data.typed_as_written``)."""
+        features = set(self.present_names)  # --by may name a feature
+        cols = [self.roles.id, self.roles.group, self.roles.batch, self.by, *self.roles.target]
+        return [c for c in dict.fromkeys(cols) if c is not None and c not in features]
 
     def usecols(self) -> list[str]:
         return list(dict.fromkeys([*self.present_names, *self.label_columns, *self.roles.target]))

@@ -9,6 +9,8 @@ import lzma
 import os
 import sys
 from typing import Iterable
+
+import numpy as np
 import pandas as pd
 
 from ..errors import DataError
@@ -90,9 +92,21 @@ def write_predictions(frames: Iterable[pd.DataFrame], path: str, *, float_format
     return n
 
 
+def _bools_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its boolean columns (an ``ood`` flag, labels True / False) as the text pandas writes
+    for them, True and False: pyarrow's writer would write true and false."""
+    flags = [c for c in frame.columns if frame[c].dtype == bool
+             or frame[c].dtype == object and len(frame) and isinstance(frame[c].iat[0], (bool, np.bool_))
+             and frame[c].map(lambda v: isinstance(v, (bool, np.bool_))).all()]
+    if not flags:
+        return frame
+    return frame.assign(**{c: frame[c].map({True: "True", False: "False"}).astype(object) for c in flags})
+
+
 def _write_text(frames: Iterable[pd.DataFrame], binary, sep: str, float_format: str | None) -> int:
     """CSV / TSV through pyarrow's writer (ten times pandas' speed), or pandas' where a value needs quoting
-    (a comma in an id) or a float format is asked for; the two write numbers and plain text alike."""
+    (a comma in an id) or a float format is asked for; the two write numbers, booleans and plain text
+    alike."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -103,7 +117,7 @@ def _write_text(frames: Iterable[pd.DataFrame], binary, sep: str, float_format: 
         if fast:
             try:
                 buf = io.BytesIO()
-                pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buf, options)
+                pacsv.write_csv(pa.Table.from_pandas(_bools_as_text(frame), preserve_index=False), buf, options)
                 binary.write(buf.getbuffer())
                 options = pacsv.WriteOptions(delimiter=sep, quoting_style="none", include_header=False)
                 n += len(frame)

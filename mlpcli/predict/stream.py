@@ -398,14 +398,16 @@ class _Run:
         if self.need_target:
             targets = plan.roles.target
             frame = pd.DataFrame({t: target_series(t) for t in targets})
+            decimal = getattr(self.table, "decimal", None)
             if matched is None or matched.all():
-                meta["y"] = _encode_target(frame, targets, self.model, plan.source, first_row, meta.get("id"))
+                meta["y"] = _encode_target(frame, targets, self.model, plan.source, first_row, meta.get("id"),
+                                           decimal)
             else:  # rows without a sheet row are left out of the evaluation (after the network): no label needed
                 meta["y"] = _empty_target(self.model, n_rows, len(targets))
                 if matched.any():
                     meta["y"][matched] = _encode_target(frame[matched].reset_index(drop=True), targets, self.model,
                                                         plan.source, first_row, meta["id"][matched]
-                                                        if "id" in meta else None)
+                                                        if "id" in meta else None, decimal)
         meta["first_row"] = np.full(n_rows, first_row, dtype=np.int64)
         return meta
 
@@ -650,11 +652,15 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
 
 
 def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,
-                   ids: np.ndarray | None) -> np.ndarray:
+                   ids: np.ndarray | None, decimal: str | None = None) -> np.ndarray:
     """y for the rows of `frame` in the model's encoding (class indices, or 0/1 or value columns); labels
     the model does not know are a DataError naming them, and so is a regression target beyond float32's
-    range (naming its row in the table). Uses Dataset.from_frame, which needs a feature column, hence the
-    placeholder."""
+    range (naming its row in the table). Target columns read as text are typed as written first
+    (``data.typed_as_written``; `decimal`: the table's decimal mark). Uses Dataset.from_frame, which needs a
+    feature column, hence the placeholder."""
+    typed = {t: data.typed_as_written(frame[t], decimal) for t in targets if frame[t].dtype == object}
+    if typed:
+        frame = frame.assign(**typed)
     if model.task == "regression":
         values = frame[targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
         at = first_beyond_limit(values)
@@ -869,6 +875,17 @@ class Prepared:
         return iter((self.X, self.ids, self.notes, self.warnings))
 
 
+def _role_names(model: Model, roles: RoleFlags | None) -> list[str]:
+    """Every column that may hold ids, groups, batches or labels (the options', the model's, the usual
+    names): read as written by a whole-table read."""
+    given = roles or RoleFlags()
+    model_roles = model.roles or {}
+    names = [given.id, given.group, given.batch, *_names(given.target), model_roles.get("id"), model_roles.get("group"),
+             model_roles.get("batch"), *(model_roles.get("target") or model.target_names or []),
+             data.DEFAULT_ID, *data.DEFAULT_GROUPS, data.DEFAULT_BATCH, data.DEFAULT_TARGET]
+    return [str(n) for n in dict.fromkeys(names) if n]
+
+
 def is_cells(source) -> bool:
     """Whether ``source`` is an AnnData .h5ad file or a 10x Genomics directory (not a table)."""
     return not isinstance(source, pd.DataFrame) and (data.h5ad.is_h5ad(source) or data.tenx.is_tenx(source))
@@ -921,7 +938,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         if roles is not None:  # --layer, --raw, --var-names: .h5ad options, refused for a table as predict does
             data.h5ad.check_options(frame, roles.layer, roles.raw, roles.var_names)
         table = read_whole(frame, features_in_rows=bool(roles and roles.features_in_rows),
-                           sep=roles.sep if roles else None, decimal=roles.decimal if roles else None)
+                           sep=roles.sep if roles else None, decimal=roles.decimal if roles else None,
+                           text=_role_names(model, roles))
     # the sheet's id column: --id as given (a cell file's default id, obs_names or barcode, is not the sheet's)
     sheet_id = given_id if cells_id is not None else (roles.id if roles is not None else None)
     sheet = read_sample_sheet(roles.samples, id=sheet_id) if roles is not None and roles.samples is not None else None

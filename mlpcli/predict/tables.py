@@ -797,10 +797,12 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
 
 
 def read_whole(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
-               decimal: str | None = None) -> pd.DataFrame:
+               decimal: str | None = None, text: Sequence[str] = ()) -> pd.DataFrame:
     """A whole table read by `data.read_table` (every command's formats and layouts; each row of a text
-    table checked to have the header's number of fields, as the streamed reader checks them)."""
-    return data.read_table(source, features_in_rows=features_in_rows, stdin=stdin, sep=sep, decimal=decimal)
+    table checked to have the header's number of fields, as the streamed reader checks them); `text`: the
+    columns read as written (ids, labels), where present."""
+    return data.read_table(source, features_in_rows=features_in_rows, stdin=stdin, sep=sep, decimal=decimal,
+                           text=text)
 
 
 def _open_file(source, stdin, check_header: bool = True, sep: str | None = None,
