@@ -264,3 +264,29 @@ def test_cli_cv_with_trains_defaults_scores_the_shipped_ensemble(tmp_path):
     doc = json.loads(res.stdout)
     assert all(f["members"] >= 2 and f["hidden"] in ([], [128]) for f in doc["per_fold"])
     assert "each fold trains what `train` ships" in doc["notes"][0]
+
+
+def test_leave_batch_out_says_when_a_fold_never_trains_on_a_class(tmp_path):
+    """Each batch holding one class: every fold's model lacks the held-out batch's class, and the warning
+    names the class and the batch (it only said the other classes were absent from the test rows)."""
+    df = make_table("multiclass", seed=3)
+    df["batch"] = "b_" + df["label"].astype(str)  # the class is the batch
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    res = run(["cv", str(path), "--leave-batch-out", "--member-folds", "2", *FAST])
+    assert res.exit_code == 0, res.output
+    for label in sorted(df["label"].unique()):
+        assert (f"(held-out batch b_{label}): class '{label}' has no training rows" in res.stderr), res.stderr
+    assert "classes" in res.stderr and "are absent from the test rows" in res.stderr
+
+
+def test_cv_names_its_member_folds_option_and_one_batch_is_its_own_error(tmp_path):
+    df = make_table("multiclass", seed=3)
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    assert_clean_error(run(["cv", str(path), "--member-folds", "60", *FAST]), "--member-folds 60", "--member-folds")
+    res = run(["cv", str(path), "--member-folds", "60", *FAST])
+    assert "--folds" not in res.output.replace("--member-folds", "")
+    df["batch"] = "only"
+    df.to_csv(path, index=False)
+    assert_clean_error(run(["cv", str(path), "--leave-batch-out", *FAST]), "one batch ('only')", "at least two")

@@ -85,7 +85,7 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
     A task for ``parallel.run``: everything it needs is in its arguments."""
     started = time.perf_counter()
     train_ds, test_ds = ds.subset(train_rows), ds.subset(test_rows)
-    fitted = fit_model(train_ds, options)
+    fitted = fit_model(train_ds, options, folds_flag="--member-folds")  # cv's and tune's name for train's --folds
     trusting = trust_level is not None and ds.task in ("binary", "multiclass")
     logits = [] if trusting else None
     proba = fitted.model.predict_output(test_ds.X, member_logits=logits)  # (n_test, k)
@@ -278,14 +278,26 @@ def describe_model(options: TrainOptions, members: int) -> str:
     return what
 
 
+def _classes(names: list[str], verb: str, plural_verb: str) -> str:
+    """"class 'A' has" / "classes 'A', 'B' have" for the fold warnings."""
+    listed = ", ".join(map(repr, names))
+    return f"class {listed} {verb}" if len(names) == 1 else f"classes {listed} {plural_verb}"
+
+
 def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldScore]) -> list[str]:
     out: list[str] = []
     if ds.task in data.CLASSIFICATION_TASKS:
         for f in fold_list:
+            where = (f"fold {f.fold + 1} (held-out batch {f.held_out})" if f.held_out is not None
+                     else f"repeat {f.repeat + 1} fold {f.fold + 1}")
+            untrained = [_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.train] == k)]
+            if untrained:  # leave-batch-out, when a class lives in one batch: the fold's model never sees it
+                out.append(f"{where}: {_classes(untrained, 'has', 'have')} no training rows (only in the held-out part); the "
+                           "fold's model cannot predict it, so its samples there all count as errors")
             missing = [_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.test] == k)]
             if missing:
-                out.append(f"repeat {f.repeat + 1} fold {f.fold + 1}: class {', '.join(map(repr, missing))} is absent "
-                           "from the test rows; its metrics there do not cover it")
+                out.append(f"{where}: {_classes(missing, 'is', 'are')} absent from the test rows; the metrics there "
+                           "do not cover it")
     seen = set()
     for s in scores:
         for w in s.warnings:

@@ -177,14 +177,16 @@ def _raw_outputs(run: FittedRun, X: np.ndarray) -> np.ndarray:
 
 
 def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict], None] | None = None,
-              val_ds: data.Dataset | None = None, plan=None) -> FittedModel:
+              val_ds: data.Dataset | None = None, plan=None, folds_flag: str = "--folds") -> FittedModel:
     """Train the model ``mlpcli train`` ships on ``ds``; see the module docstring.
 
     ``val_ds``: an explicit validation table (``--val-data``), which implies one network.
     ``plan`` (a ``parallel.Plan``): train the members in parallel processes; the model is the same.
     ``progress(row)`` first gets ``{"event": "plan", ...}`` (the split and the candidates, ``_announce``),
     then every epoch's history row with ``member``/``members`` and ``candidate``/``candidates`` added,
-    or, with members in parallel, ``{"event": "run_done", "done", "runs"}`` as each finishes."""
+    or, with members in parallel, ``{"event": "run_done", "done", "runs"}`` as each finishes.
+    ``folds_flag``: the option that sets ``options.folds``, for messages (``cv`` and ``tune`` call it
+    ``--member-folds``)."""
     options.validate()
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
@@ -199,7 +201,7 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
         elif max_folds(ds) < n_folds:  # a rare class in few patients: as many members as its groups allow
             supported = max_folds(ds)
             n_folds = supported if supported >= 2 else 1
-            notes.append(f"--folds auto: {n_folds} member{'s' * (n_folds > 1)} instead of {config.DEFAULT_FOLDS}: "
+            notes.append(f"{folds_flag} auto: {n_folds} member{'s' * (n_folds > 1)} instead of {config.DEFAULT_FOLDS}: "
                          f"the rarest class {'is in' if ds.groups is not None else 'has'} only {supported} "
                          f"{'group' if ds.groups is not None else 'sample'}{'s' * (supported != 1)}, and each "
                          "member's held-out fold needs every class")
@@ -213,7 +215,7 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
         elif n_folds == 1:
             split = holdout(ds, options.val_size, options.seed)
         else:
-            split = kfold(ds, n_folds, 1, options.seed, flag="--folds")
+            split = kfold(ds, n_folds, 1, options.seed, flag=folds_flag)
     finally:
         log1p, skew = deciding()  # waited for even when the split fails: no thread outlives the call
     if skew is not None:

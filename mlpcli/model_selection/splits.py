@@ -483,9 +483,13 @@ def leave_batch_out(ds: Dataset) -> tuple[list[Fold], str]:
     when fewer than two components exist."""
     if ds.batches is None:
         raise ConfigError("--leave-batch-out needs a batch column (--batch NAME, default 'batch')")
+    n_batches = len(np.unique(ds.batches))
+    if n_batches < 2:
+        raise DataError(f"--leave-batch-out: the batch column holds one batch ({_quoted(np.unique(ds.batches))}); "
+                        "holding batches out needs at least two (--batch to name another column)")
     component, members = batch_components(ds.batches, ds.groups)
     if len(members) < 2:
-        raise DataError(f"--leave-batch-out: the {len(np.unique(ds.batches))} batches are all linked through "
+        raise DataError(f"--leave-batch-out: the {n_batches} batches are all linked through "
                         f"patients who span them, so no batch can be held out with its patients whole")
     folds = []
     for k, names in enumerate(members):
