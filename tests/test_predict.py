@@ -586,3 +586,23 @@ def test_out_of_distribution_scores_do_not_depend_on_the_chunking(tmp_path, fold
         pd.testing.assert_frame_equal(frame, frames[2], check_exact=True)
     res = run(["predict", str(model_path), new, "-o", str(tmp_path / "a.csv"), "--ood", "--chunksize", "1", "-q"])
     assert res.exit_code == 0 and b"ood_score" in (tmp_path / "a.csv").read_bytes()
+
+
+def test_a_table_whose_lines_end_with_carriage_returns_alone_is_read_as_train_reads_it(tmp_path, models):
+    """Classic Mac OS line ends (\\r alone): train read them through pandas, predict and evaluate stopped with
+    an internal error of Python's csv module."""
+    model_path, _ = models["multiclass"]
+    df = cohort("multiclass")
+    lf = write(df, tmp_path, "lf.csv")
+    cr = tmp_path / "cr.csv"
+    cr.write_bytes(open(lf, "rb").read().replace(b"\n", b"\r"))
+    outs = {}
+    for name, path in (("lf", lf), ("cr", str(cr))):
+        out = tmp_path / f"p_{name}.csv"
+        res = run(["predict", model_path, path, "-o", str(out), "--chunksize", "7"])
+        assert res.exit_code == 0, res.output
+        outs[name] = out.read_bytes()
+    assert outs["cr"] == outs["lf"]
+    assert "carriage return" in run(["predict", model_path, str(cr), "-o", str(tmp_path / "x.csv")]).stderr
+    res = run(["evaluate", model_path, str(cr), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["n"] == len(df)

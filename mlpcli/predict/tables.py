@@ -286,6 +286,24 @@ class _Prefixed(io.RawIOBase):
         return len(chunk)
 
 
+class _CarriageReturns(io.RawIOBase):
+    """`stream` with every carriage return read as a line feed: a file whose lines end with a carriage return
+    alone (classic Mac OS), which pandas, and so `train`, reads as lines."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self._stream.read(len(buffer))
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8")
+        buffer[:len(chunk)] = chunk.replace(b"\r", b"\n")
+        return len(chunk)
+
+
 class _TextTable(_Table):
     """CSV / TSV, plain or compressed, from a file or standard input, read piece by piece.
 
@@ -308,6 +326,11 @@ class _TextTable(_Table):
         if not header.strip():
             self.close()
             raise DataError(f"{name} is empty; expected a header line and data rows")
+        carriage_returns = b"\r" in header.rstrip(b"\r\n")  # lines ended by a carriage return alone
+        if carriage_returns:
+            stream = io.BufferedReader(_CarriageReturns(_Prefixed(header, stream)), buffer_size=1 << 16)
+            self._stream = stream
+            header = stream.readline()
         try:
             text = header.decode("utf-8-sig").rstrip("\r\n")
         except UnicodeDecodeError:
@@ -327,6 +350,8 @@ class _TextTable(_Table):
             self.close()
             raise
         self.sep, self.decimal, self.notes = dialect.sep, dialect.decimal, list(dialect.notes)
+        if carriage_returns:
+            self.notes.append(f"{name}: lines end with a carriage return alone (classic Mac OS), read as line ends")
         # an empty first header cell is R's row names: sample_id, as training names it
         self.columns = data.row_names_header(next(csv.reader([text], delimiter=self.sep)))
         if check_header:
