@@ -158,6 +158,18 @@ def test_hidden_auto_chooses_from_the_portfolio_by_out_of_fold_score():
     assert any("--hidden auto" in n for n in fitted.notes)
 
 
+@pytest.mark.parametrize("task", ["multilabel", "regression"])
+def test_hidden_auto_note_says_the_margin_is_the_tie_margin_without_a_standard_error(task):
+    """Only balanced accuracy gets a paired standard error; other tasks compare with the fixed tie margin,
+    and the note said "one standard error" for them too."""
+    target = "lab0,lab1,lab2" if task == "multilabel" else "label"
+    df = make_table(task, n_patients=30)
+    roles, _ = data.resolve_roles(df.columns, target=target)
+    fitted = fit_model(data.Dataset.from_frame(df, roles), TrainOptions(epochs=4, folds=2))
+    note = next(n for n in fitted.notes if n.startswith("--hidden auto"))
+    assert "the tie margin" in note and "standard error of the difference" not in note
+
+
 def test_log1p_auto_follows_the_data_and_flags_win():
     counts = make_table(n_patients=30)
     feats = [c for c in counts.columns if c.startswith("f")]

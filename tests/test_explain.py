@@ -357,3 +357,22 @@ def test_permutation_importance_does_not_depend_on_the_columns_order(subtypes):
     a, _ = permutation_importance(model, ordered, table["label"].to_numpy(), repeats=2, seed=1)
     b, _ = permutation_importance(model, reversed_, table["label"].to_numpy(), repeats=2, seed=1)
     np.testing.assert_allclose(a, b[:, ::-1], atol=1e-12)
+
+
+@pytest.mark.parametrize("task", ["multilabel", "regression"])
+def test_explain_refuses_other_tasks_with_one_message_and_exit_code(tmp_path, task):
+    """Multi-label and regression models get the same refusal (exit 2: the command does not apply), which
+    does not claim multi-label works (the regression one did, while multi-label was refused, exit 1)."""
+    from tables import make_table
+
+    df = make_table(task=task, seed=2)
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    target = "lab0,lab1,lab2" if task == "multilabel" else "label"
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(path), "--target", target, "--epochs", "2", "--folds", "2", "--hidden", "4", "-q",
+                "-o", str(model)]).exit_code == 0
+    shown = "multi-label" if task == "multilabel" else "regression"
+    assert_clean_error(run(["explain", str(model), str(path), "-o", str(tmp_path / "g.csv")]),
+                       "binary or multiclass model", f"this model is {shown}", code=2)
+    assert not (tmp_path / "g.csv").exists()

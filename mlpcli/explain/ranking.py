@@ -39,9 +39,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
-from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_model, check_output,
+from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_output,
                           check_steps, class_index, completeness_gap, default_tol)
 
 __all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "explain", "feature_rng", "label_indices",
@@ -218,13 +218,13 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     beyond it are integrated again with up to 16 x the steps before the check), the
     ranking's stability over the members (an ensemble) or ``bootstrap`` resamples (one network, default
     20). method "permutation": permutation importance, which needs y. ``classes``: rank only these."""
-    check_model(model)
+    if model.task not in ("binary", "multiclass"):  # one message, one exit code, whatever the other task
+        per_label = " (mlpcli.explain.integrated_gradients attributes each label)" if model.task == "multilabel" else ""
+        raise OptionError(f"explain ranks genes per class of a binary or multiclass model; this model is "
+                          f"{'multi-label' if model.task == 'multilabel' else model.task}{per_label}")
     if method not in METHODS:
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     top = check_top(top)
-    if model.task == "multilabel":
-        raise ConfigError("explain ranks genes per class of a binary or multiclass model; this model is multi-label "
-                          "(use mlpcli.explain.integrated_gradients per label)")
     X, features = model.inputs(X, features)  # a DataFrame: its columns by name
     feats = list(model.feature_names) if features is None else [str(f) for f in features]
     X = np.asarray(X, dtype=np.float64)

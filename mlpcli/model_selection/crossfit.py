@@ -247,17 +247,22 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
     samples that error is several points, so a lucky fold cannot buy the hidden layer."""
     if len(cands) == 1:
         return cands[0], None
-    best, margins = cands[0], []
+    best, margins, errors = cands[0], [], []
     for c in cands[1:]:
-        margin = max(TIE, _paired_se(best, c, y, task))
-        margins.append(margin)
-        if c.score > best.score + margin:
+        se = _paired_se(best, c, y, task)
+        margins.append(max(TIE, se))
+        errors.append(se)
+        if c.score > best.score + margins[-1]:
             best = c
+    from_se = max(errors) >= max(margins)  # the largest margin shown is a standard error, not the tie margin
     table = [{"hidden": list(c.spec.hidden), "augment_noise": _noise_used(c.runs) if c.runs else c.spec.augment_noise,
               "score": None if not np.isfinite(c.score) else c.score} for c in cands]
     shown = "; ".join(f"{c.spec.describe()} {abs(c.score):.3f}" for c in cands)
+    why = ("one standard error of the difference" if from_se else
+           "the tie margin" + ("" if task in data.CLASSIFICATION_TASKS else
+                               f" (no standard error is computed for {task} scores)"))
     notes.append(f"--hidden auto: {best.spec.describe()} chosen by {what} ({shown}; a more complex candidate "
-                 f"must win by more than {max(margins):.3f}, one standard error of the difference)")
+                 f"must win by more than {max(margins):.3f}, {why})")
     return best, table
 
 
