@@ -388,3 +388,4 @@ def test_a_fold_count_the_rarest_class_cannot_fill_names_one_that_can_or_none(gr
     with pytest.raises(DataError, match="merge the class") as info:
         kfold(dataset(frame), 3, 1, 0, flag="--folds")
     assert (advice in str(info.value)) if advice else "use --folds" not in str(info.value)
+

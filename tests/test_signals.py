@@ -207,6 +207,23 @@ def test_train_parallel_members_sigterm_to_the_main_process(tmp_path, table):
     _kept_members_after_sigterm(tmp_path, table, whole_group=False)
 
 
+def test_train_parallel_portfolio_keeps_the_candidate_whose_members_finished(tmp_path, table):
+    """The default portfolio in two processes: the hidden layer's members run first, softmax regression's
+    last. Stopped after five networks, the model holds the hidden layer's finished members (all five, or
+    four when a quick softmax member slipped in), not nothing (as it did: the candidates were walked in
+    their own order and the run gave up at softmax regression, unfinished)."""
+    cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", "--epochs", "400", "--patience", "400"],
+                  tmp_path)
+    finished = _networks_trained(cmd.freeze_after("5/10 networks trained"))
+    assert 5 <= finished < 10
+    cmd.resume_with(signal.SIGTERM)
+    rc, err = cmd.finish()
+    assert rc == 143 and "Traceback" not in err, err
+    model = model_io.load(tmp_path / "m.mlp")
+    assert model.network.hidden == [128] and 4 <= len(model.members) <= 5, (model.network.hidden, len(model.members))
+    _assert_no_temporaries(tmp_path)
+
+
 # ── predict and cv ────────────────────────────────────────────────────────────────────────────────────────
 
 

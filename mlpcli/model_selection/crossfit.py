@@ -405,14 +405,15 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
     scored_rows = np.arange(ds.n_samples)
     _announce(progress, strategy, [(len(f.train), len(f.test)) for f in folds], candidates)
     ready = _parallel_runs(ds, folds, options, candidates, plan, progress)
-    for c, spec in enumerate(candidates):
+    if ready is not None and any(r is None for r in ready):  # interrupted with the members in parallel
+        cands, scored_rows, note = _finished_in_parallel(ds, folds, candidates, ready)
+        notes.append(note)
+        interrupted = True
+    for c, spec in enumerate(candidates if not interrupted else []):
         runs, logits, member_folds = [], None, []
         for k, fold in enumerate(folds):
-            if ready is not None:
+            if ready is not None:  # every member finished (an interrupted parallel run is handled above)
                 run = ready[c * len(folds) + k]
-                if run is None:  # interrupted before this member finished (members in parallel)
-                    interrupted = True
-                    continue
             else:
                 run = fit_run(ds.subset(fold.train), ds.subset(fold.test), replace(_options_for(options, spec), seed=options.seed + k),
                               _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
@@ -481,6 +482,40 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                        split=None, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table,
                        refit_epochs=refit_epochs, notes=notes, warnings=warnings, interrupted=interrupted)
+
+
+def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[FittedRun | None]
+                          ) -> tuple[list[_Fitted], np.ndarray, str]:
+    """What an interrupted parallel run keeps, whatever order the workers took the members in (the widest
+    candidates first, softmax regression last): every candidate whose members all finished, to choose among;
+    else the candidate with the most finished members (the simpler on a tie), scored on the rows they held
+    out. Returns (candidates, scored rows, note); a KeyboardInterrupt when no member finished."""
+    fitted = []
+    for c, spec in enumerate(candidates):
+        runs, member_folds, logits = [], [], None
+        for k, fold in enumerate(folds):
+            run = ready[c * len(folds) + k]
+            if run is None:
+                continue
+            out = _raw_outputs(run, ds.subset(fold.test).X)
+            if logits is None:
+                logits = np.zeros((ds.n_samples, out.shape[1]))
+            logits[fold.test] = out
+            runs.append(run.without_data())
+            member_folds.append(k)
+        if runs:
+            fitted.append(_Fitted(spec, runs, logits, math.nan, member_folds))
+    complete = [f for f in fitted if len(f.runs) == len(folds)]
+    if complete:
+        return complete, np.arange(ds.n_samples), ("interrupted: the model is chosen among the architectures "
+                                                   "whose members all finished")
+    if not fitted:
+        raise KeyboardInterrupt  # nothing trained to keep
+    most = max(fitted, key=lambda f: len(f.runs))  # max keeps the first of equals: the simpler
+    rows = np.sort(np.concatenate([folds[k].test for k in most.folds]))
+    most.logits = most.logits[rows]
+    return [most], rows, (f"interrupted: the model holds the {len(most.runs)} member(s) of {most.spec.describe()} "
+                          f"trained so far; out-of-fold scores cover their {len(rows)} held-out rows")
 
 
 def _options_for(options: TrainOptions, spec: Candidate) -> TrainOptions:
