@@ -1,4 +1,4 @@
-from mlpcli.cli import main
+from mlpcli._entry import main
 
 if __name__ == "__main__":
     main()

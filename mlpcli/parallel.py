@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
 import threading
 import warnings
 from contextlib import contextmanager
@@ -456,3 +457,18 @@ def _blas_threads() -> int:
 
     return min([int(info.get("num_threads") or 1) for info in threadpool_info() if info.get("user_api") == "blas"],
                default=1)
+
+
+def shutdown_workers() -> None:
+    """End the local worker processes a run started, now: joblib keeps them for the next run, to be ended
+    by an exit handler while the interpreter shuts down, where a stop signal (a scheduler's SIGTERM to the
+    whole job as the command ends) would interrupt the handler and leave a traceback or its queues'
+    semaphores behind. The command line calls this once its command is done."""
+    if "joblib" not in sys.modules:
+        return
+    from joblib.externals.loky import reusable_executor
+
+    with reusable_executor._executor_lock:
+        executor, reusable_executor._executor = reusable_executor._executor, None
+    if executor is not None:
+        executor.shutdown(wait=True)

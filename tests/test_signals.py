@@ -302,3 +302,62 @@ def test_cv_sigterm_writes_no_oof_file(tmp_path, table, n_jobs):
     assert "Interrupted by SIGTERM." in err and "Traceback" not in err
     assert not (tmp_path / "oof.csv").exists()
     _assert_no_temporaries(tmp_path)
+
+
+# ── before and after the command ─────────────────────────────────────────────────────────────────────────
+
+
+def test_a_signal_while_the_command_line_imports_ends_it_on_one_line(tmp_path):
+    """Ctrl-C or SIGTERM in the first half second (the command line still importing its modules) gave a
+    traceback from inside an import; the console script's first code now ends the process on one line."""
+    script = tmp_path / "signal_during_import.py"
+    script.write_text(
+        "import importlib.abc, os, signal, sys\n"
+        "SIG = getattr(signal, sys.argv[1])\n"
+        "class Hook(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'mlpcli.cli':\n"
+        "            os.kill(os.getpid(), SIG)  # as a signal from outside, in the middle of the imports\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "sys.argv = ['mlpcli', 'info', 'model.mlp']\n"
+        "from mlpcli._entry import main\n"
+        "main()\n")
+    for name, code, said in (("SIGINT", 130, "Interrupted."), ("SIGTERM", 143, "Interrupted by SIGTERM.")):
+        proc = subprocess.run([sys.executable, str(script), name], cwd=tmp_path, env=ENV, capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        assert proc.returncode == code and proc.stderr == said + "\n", (proc.returncode, proc.stderr)
+    assert "mlpcli._entry:main" in (ROOT / "pyproject.toml").read_text()  # the console script starts there
+    assert "mlpcli._entry" in (ROOT / "mlpcli" / "__main__.py").read_text()  # and python -m mlpcli
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def test_worker_processes_end_before_the_interpreter_shuts_down():
+    """joblib keeps its worker processes for the next run and ends them from an exit handler, where a
+    signal to the whole job as the command ends left a traceback or leaked semaphores; the command line
+    ends them itself (parallel.shutdown_workers) while its signal handling is in force."""
+    from mlpcli.parallel import Plan, run as run_tasks, shutdown_workers
+
+    pids = set(run_tasks([(_pid, ())] * 4, Plan(n_jobs=2)))
+    assert pids and os.getpid() not in pids
+    shutdown_workers()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in pids):
+        assert time.monotonic() < deadline, "worker processes still running"
+        time.sleep(0.05)
+    shutdown_workers()  # nothing left to end: harmless
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie, ended but not yet reaped, counts as ended
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False

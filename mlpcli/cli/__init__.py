@@ -22,6 +22,7 @@ import warnings
 import click
 
 from .. import __version__
+from ..parallel import shutdown_workers
 from ._common import CONTEXT_SETTINGS, interrupted_exit, stop_signals_as_interrupts
 from .cv import cv
 from .diagnose import diagnose
@@ -79,7 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         warnings.filterwarnings("ignore", category=RuntimeWarning)
     with stop_signals_as_interrupts():
         try:
-            rv = cli.main(args=args, prog_name="mlpcli", standalone_mode=False)
+            try:
+                rv = cli.main(args=args, prog_name="mlpcli", standalone_mode=False)
+            finally:  # worker processes end here, where a signal is handled, not in an exit handler
+                shutdown_workers()
         except (click.Abort, KeyboardInterrupt) as exc:  # a signal outside a command's own handling
             interrupted_exit(exc.__cause__ if isinstance(exc, click.Abort) else exc)
         except click.ClickException as exc:

@@ -17,6 +17,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from .._entry import STOP_SIGNALS, quiet_exit
 from ..errors import MlpcliError, OptionError
 from ..jsonable import json_default
 
@@ -103,7 +104,6 @@ def _debug_enabled() -> bool:
 # period) and a closed terminal sends SIGHUP. Both are turned into ``Terminated``, a KeyboardInterrupt,
 # so they unwind exactly like Ctrl-C: atomic writes remove their temporary files, the fit loop keeps the
 # best weights so far, and the command exits 128 + the signal's number (130 SIGINT, 129 SIGHUP, 143 SIGTERM).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 _received: list[int] = []  # stop signals this process received, in order
 
 
@@ -132,7 +132,8 @@ def stop_signals_as_interrupts():
         return
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     for s in STOP_SIGNALS:
-        if s != signal.SIGINT or previous[s] is signal.default_int_handler:  # keep an ignored SIGINT ignored
+        # keep an ignored SIGINT ignored; the console script's own early handler (_entry) gives way
+        if s != signal.SIGINT or previous[s] in (signal.default_int_handler, quiet_exit):
             signal.signal(s, _on_stop_signal)
     try:
         yield
