@@ -257,6 +257,26 @@ def member_processes(plan: Plan, n_tasks: int, copy_bytes: int) -> int:
 _WORKER_IGNORED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
+@contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Stop signals held back in this thread for the block: a process started within it (a pool's worker,
+    forked here or by a thread started here) inherits them blocked for its whole life, so a Ctrl-C to the
+    whole process group while a worker's interpreter is still starting (before ``_call_capped`` can ignore
+    them) cannot kill it with a traceback. The parent receives a signal sent meanwhile as the block ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    # started now, not within the block: starting it unblocks SIGINT and SIGTERM in the calling thread
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_IGNORED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _call_capped(fn: Callable, blas_threads: int, args: tuple, parent: int | None = None) -> Any:
     """Run ``fn(*args)`` with BLAS capped at ``blas_threads`` (inside the worker). ``parent``: the pid of
     the process that started a local worker; in another process the stop signals are ignored from then on."""
@@ -377,7 +397,9 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
                 # stopped early (Ctrl-C, an error): joblib cancels the rest and would warn about it on stderr
                 warnings.filterwarnings("ignore", message=".*tasks (have been|which were)", category=UserWarning)
                 # as they finish, so an interrupted run keeps every finished task, not only a prefix
-                for i, result in Parallel(return_as="generator_unordered")(calls):
+                with _stop_signals_blocked():  # the workers, started by the first dispatch, are born deaf
+                    arriving = Parallel(return_as="generator_unordered")(calls)
+                for i, result in arriving:
                     record(i, result)
     except KeyboardInterrupt:
         if not keep_partial:
