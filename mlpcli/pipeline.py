@@ -61,9 +61,14 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
     dense = data.table_kind(path) in ("text", "parquet") and "sklearn" not in sys.modules
     imported = import_beside(*TRAINING_IMPORTS) if dense else (lambda: None)
     try:
-        return data.load_dataset(path, **options.roles(), stdin=stdin)
-    finally:
-        imported()  # so nothing here imports scikit-learn while the thread still does
+        loaded = data.load_dataset(path, **options.roles(), stdin=stdin)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: not waited for, as the interrupted reading may hold an
+        raise  # import lock the import thread (a daemon, left to the exit) waits for: a hang, seen once
+    except BaseException:
+        imported()
+        raise
+    imported()  # so nothing here imports scikit-learn while the thread still does
+    return loaded
 
 
 def train(path, options: TrainOptions, progress: Callable[[dict], None] | None = None, stdin=None,

@@ -95,3 +95,34 @@ def test_counts_are_recognised_for_log1p_auto():
     assert looks_like_counts(counts) > 1.0
     assert looks_like_counts(np.log1p(counts)) is None  # already transformed
     assert looks_like_counts(rng.normal(size=(200, 30))) is None  # negative values: not counts
+
+
+def test_an_interrupt_while_reading_leaves_the_import_thread_to_the_exit(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM while the table is read: the error goes up at once, without waiting for the thread
+    importing scikit-learn beside the reading (the interrupted reading may hold the import lock it waits for:
+    a `train` hung once that way); any other error still waits for it."""
+    import sys
+
+    from mlpcli import pipeline as pl
+
+    path = tmp_path / "t.csv"
+    path.write_text("sample_id,label,g1\ns1,a,1\ns2,b,2\n")
+    waited = []
+    monkeypatch.delitem(sys.modules, "sklearn", raising=False)  # as in a fresh process: imported beside
+    monkeypatch.setattr(pl, "import_beside", lambda *modules: (lambda: waited.append(modules)))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pl.data, "load_dataset", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pl.load_dataset(str(path), TrainOptions())
+    assert waited == []
+
+    def failed(*args, **kwargs):
+        raise ValueError("bad table")
+
+    monkeypatch.setattr(pl.data, "load_dataset", failed)
+    with pytest.raises(ValueError):
+        pl.load_dataset(str(path), TrainOptions())
+    assert waited == [pl.TRAINING_IMPORTS]
