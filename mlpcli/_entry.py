@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
@@ -25,10 +26,53 @@ def quiet_exit(signum, frame) -> None:
     os._exit(128 + signum)
 
 
+# The standard streams that were closed when the command started (`>&-`, `2>&-`, `<&-`, as a batch script
+# may leave them): reopened on /dev/null, and named here for the command line's checks.
+CLOSED_STREAMS: set[str] = set()
+
+
+def open_standard_streams() -> None:
+    """Reopen a closed standard stream (file descriptor 0, 1 or 2) on /dev/null, so that no file the command
+    opens later takes its number (a model file opened as descriptor 2 would receive the notes), and give
+    Python a stream object for it (it has None, which joblib's worker launcher and rich then trip over)."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)  # the lowest free number: fd
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        os.set_inheritable(fd, True)  # as a standard stream is: worker processes write to it too
+        CLOSED_STREAMS.add(name)
+        setattr(sys, name, open(fd, mode, closefd=False, encoding="utf-8", errors="replace"))
+
+
+def tolerant_environment() -> None:
+    """What the process inherits and the command cannot change, made harmless: output in an encoding that
+    cannot write a dash or an ellipsis (PYTHONIOENCODING=latin-1) writes a replacement character instead of
+    failing after the work is done; an OMP_NUM_THREADS in OpenMP's nested form (4,2) or garbage, which
+    numexpr (imported by pandas) cannot read, no longer stops every command with "invalid literal for
+    int()": numexpr is given its own setting (it computes nothing here)."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="replace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured is left as it is
+                pass
+    omp = os.environ.get("OMP_NUM_THREADS")
+    if omp is not None and not omp.strip().isdigit() and "NUMEXPR_NUM_THREADS" not in os.environ:
+        os.environ["NUMEXPR_NUM_THREADS"] = "1"
+
+
 def main() -> None:
     for s in STOP_SIGNALS:
         if signal.getsignal(s) is not signal.SIG_IGN:  # a signal ignored by the caller (nohup) stays ignored
             signal.signal(s, quiet_exit)
+    open_standard_streams()
+    tolerant_environment()
     from .cli import main as cli_main
 
     cli_main()

@@ -17,7 +17,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .._entry import STOP_SIGNALS, quiet_exit
+from .._entry import CLOSED_STREAMS, STOP_SIGNALS, quiet_exit
 from ..errors import MlpcliError, OptionError
 from ..jsonable import json_default
 
@@ -216,6 +216,8 @@ def one_stdout_writer(writers: dict[str, bool]) -> None:
     output) would write to standard output: a pipe would get one document after the other, readable as
     neither."""
     on = [name for name, to_stdout in writers.items() if to_stdout]
+    if on:
+        check_stdout_open(on[0])
     if len(on) > 1:
         raise click.UsageError(f"{', '.join(on[:-1])} and {on[-1]} would {'both' if len(on) == 2 else 'all'} write "
                                "to standard output; give all but one of them a file name")
@@ -276,7 +278,16 @@ def threads_option(fn=None, *, extra: str = ""):
     return decorate if fn is None else decorate(fn)
 
 
+def check_stdout_open(what: str) -> None:
+    """An error (exit 1) when ``what`` is to go to standard output and the command started with it closed
+    (``>&-``, reopened on /dev/null by ``_entry``): the result would be lost without a word."""
+    if "stdout" in CLOSED_STREAMS:
+        raise click.ClickException(f"{what} writes to standard output, which was closed when the command "
+                                   "started; redirect it to a file (> FILE) instead")
+
+
 def print_json(doc) -> None:
+    check_stdout_open("--json")
     click.echo(json.dumps(doc, indent=2, default=json_default, allow_nan=False))
 
 
