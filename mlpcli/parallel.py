@@ -329,8 +329,9 @@ def _wait_for_a_worker(client, address: str) -> None:
 
 
 @contextmanager
-def _backend(plan: Plan, shared: Sequence[Any]) -> Iterator[None]:
-    """Configure joblib for ``plan`` (nothing to do for a sequential run)."""
+def _backend(plan: Plan, shared: Sequence[Any], n_tasks: int) -> Iterator[None]:
+    """Configure joblib for ``plan`` (nothing to do for a sequential run): local workers for at most
+    ``n_tasks`` tasks (``--n-jobs 64`` for 3 folds starts 3 processes, not 64 idle interpreters)."""
     import joblib
 
     if plan.backend == "dask":
@@ -343,7 +344,7 @@ def _backend(plan: Plan, shared: Sequence[Any]) -> Iterator[None]:
         finally:
             client.close()
         return
-    workers = local_workers(plan.n_jobs)
+    workers = min(local_workers(plan.n_jobs), max(1, n_tasks))
     if workers == 1:
         yield
         return
@@ -380,8 +381,8 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
             progress(done, total)
 
     try:
-        with _backend(plan, shared):
-            if plan.backend != "dask" and local_workers(plan.n_jobs) == 1:
+        with _backend(plan, shared, total):
+            if plan.backend != "dask" and min(local_workers(plan.n_jobs), total) <= 1:
                 for i, (fn, args) in enumerate(tasks):
                     before = interrupts.count()
                     result = _call_capped(fn, plan.blas_threads, args)
