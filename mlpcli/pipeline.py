@@ -9,6 +9,7 @@ Saving is left to the caller (``model_io.save``), so a notebook can inspect befo
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -170,13 +171,16 @@ def _diagnose(history: list[dict], baseline: dict, options: TrainOptions):
 
 
 def _provenance(path, ds: data.Dataset, checksum: str) -> dict:
-    """What the model was trained on (``checksum``: ``data.data_checksum`` of the table) and with which versions."""
+    """What the model was trained on (``checksum``: ``data.data_checksum`` of the table) and with which versions.
+    The file by its name alone: the same data staged into another directory (a batch job's scratch space)
+    gives the same model file, byte for byte; the checksum and shape say which data it was."""
     from importlib.metadata import version
 
     import pandas
 
+    name = str(path)
     return {
-        "data_file": str(path),
+        "data_file": name if name in ("-", "(in memory)") else os.path.basename(os.path.normpath(name)),
         "data_sha256": checksum,
         "n_samples": int(ds.n_samples),
         "n_features": int(ds.n_features),

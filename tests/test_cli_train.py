@@ -139,6 +139,27 @@ def test_members_in_parallel_give_the_same_model_file(tmp_path):
     assert files[0] == files[1]
 
 
+def test_the_same_data_staged_elsewhere_and_the_default_threads_give_the_same_model_file(tmp_path, monkeypatch):
+    """A batch job stages its data into its own scratch directory: the model recorded the path as typed
+    (and --threads 1 against the default's null), so the same data, options, seed and threads gave other
+    bytes."""
+    import shutil
+
+    data = write_table(tmp_path)
+    stage = tmp_path / "job42"
+    stage.mkdir()
+    shutil.copy(data, stage)
+    monkeypatch.chdir(tmp_path)
+    name = os.path.basename(data)
+    files = []
+    for i, (path, extra) in enumerate(((data, []), (f"./{name}", []), (str(stage / name), ["--threads", "1"]))):
+        out = tmp_path / f"m{i}.mlp"
+        assert run(["train", path, "-o", str(out), "--hidden", "8", "--epochs", "3", "-q", *extra]).exit_code == 0
+        files.append(out.read_bytes())
+    assert files[0] == files[1] == files[2]
+    assert model_io.load(tmp_path / "m0.mlp").provenance["data_file"] == name
+
+
 def test_config_file_values_and_flags_win(tmp_path):
     data = write_table(tmp_path)
     cfg = tmp_path / "c.toml"

@@ -250,7 +250,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     with threads_context(plan.blas_threads), _Progress(quiet) as progress:
         outcome = pipeline.train_dataset(ds, options, progress=progress, notes=read_notes, source=data_file,
                                          plan=plan)
-    outcome.model.provenance["threads"] = threads
+    outcome.model.provenance["threads"] = plan.blas_threads  # what ran: the default and --threads 1 alike
     model_io.save(outcome.model, out)
     if history_path:
         write_table(history_frame(outcome.fitted.history), history_path)
