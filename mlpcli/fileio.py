@@ -90,6 +90,19 @@ def _discard(tmp: str) -> None:
         pass
 
 
+# A file name's limit on the usual file systems (ext4, XFS, NFS), in bytes; a temporary name adds a dot,
+# a dot, mkstemp's 8 random characters and ".tmp".
+NAME_MAX = 255
+_TEMP_EXTRA = 14
+
+
+def _temp_prefix(target: Path) -> str:
+    """".NAME." for the temporary file beside ``target``, NAME cut (at a character boundary) so that the
+    temporary name fits in NAME_MAX bytes whenever the target's own name does."""
+    name = target.name.encode("utf-8", "surrogateescape")[:NAME_MAX - _TEMP_EXTRA]
+    return f".{name.decode('utf-8', 'ignore')}."
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Write through ``write(fileobj)`` to a temporary file beside ``path``, then rename it into
     place; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
@@ -104,7 +117,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         _write_special(shown, target, write)  # /dev/null, /dev/stdout, a named pipe: never replaced
         return
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=directory)
     except OSError as exc:
         raise _output_error(shown, exc) from None
     tracked, finishing = None, False
@@ -167,7 +180,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise OutputError(f"cannot write {shown}: not a regular file (this format needs a file it can seek in)")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=directory)
         os.close(fd)
     except OSError as exc:
         raise _output_error(shown, exc) from None

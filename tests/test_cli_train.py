@@ -426,3 +426,16 @@ def test_train_oof_to_standard_output_keeps_the_summary_off_it(tmp_path):
     frame = pd.read_csv(io.StringIO(res.stdout))
     assert len(frame) == len(pd.read_csv(data)) and "pred_label" in frame.columns
     assert_clean_error(run(["train", data, "--oof", "-", "--json", *FAST]), "standard output", code=2)
+
+
+def test_a_long_but_legal_output_name_is_written_and_an_illegal_one_refused_first(tmp_path):
+    """A 250-byte name is legal, but its temporary name (14 bytes more) was not: the run failed at the very
+    end. A name beyond 255 bytes is refused before any work."""
+    data = write_table(tmp_path)
+    legal = tmp_path / ("m" * 246 + ".mlp")
+    assert run(["train", data, "-o", str(legal), "--hidden", "4", "--epochs", "2", "--folds", "1", "-q"]).exit_code == 0
+    assert legal.exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    out = tmp_path / ("p" * 246 + ".csv")
+    assert run(["predict", str(legal), data, "-o", str(out), "-q"]).exit_code == 0 and out.exists()
+    res = run(["train", data, "-o", str(tmp_path / ("m" * 256 + ".mlp")), "--hidden", "4", "--epochs", "2"])
+    assert res.exit_code == 1 and "bytes long, more than the 255" in res.output and "Training" not in res.output

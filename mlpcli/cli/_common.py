@@ -339,6 +339,12 @@ def write_text_atomic(path: str, text: str) -> None:
 
 def check_writable(path: str, flag: str) -> None:
     """Fail before a long run, not after it, when an output cannot be written."""
+    from ..fileio import NAME_MAX
+
+    name = Path(path).name
+    if len(os.fsencode(name)) > NAME_MAX:
+        raise click.ClickException(f"{flag}: the file name is {len(os.fsencode(name))} bytes long, more than the "
+                                   f"{NAME_MAX} a file system allows ({name[:40]}...)")
     parent = Path(path).expanduser().resolve().parent
     if not parent.is_dir():
         raise click.ClickException(f"{flag}: directory {parent} does not exist")
