@@ -120,6 +120,7 @@ def threads_warning(threads: int | None, workers: int = 1) -> str | None:
 
 
 _CGROUP_ROOT = "/sys/fs/cgroup"  # where the cgroup files are mounted (tests point it elsewhere)
+_PROC_CGROUP = "/proc/self/cgroup"  # which cgroup this process is in (tests point it elsewhere)
 
 
 def usable_cores() -> int:
@@ -144,7 +145,7 @@ def _cgroup_cpu_quota() -> float | None:
     """CPUs the cgroup quota allows (quota / period), or None without a quota."""
     candidates = []
     try:  # this process's own cgroup first (v2: one line "0::/path"), then the mount's root
-        with open("/proc/self/cgroup") as fh:
+        with open(_PROC_CGROUP) as fh:
             for line in fh:
                 parts = line.strip().split(":", 2)
                 if len(parts) == 3 and parts[0] == "0" and parts[2] not in ("", "/"):
@@ -172,15 +173,17 @@ def _cgroup_cpu_quota() -> float | None:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory this job may use: the smallest of the machine's RAM, the cgroup limit (v2
-    ``memory.max``, v1 ``memory.limit_in_bytes``) and SLURM's ``--mem`` (``SLURM_MEM_PER_NODE``, in MB);
-    None when none can be read."""
+    """Bytes of memory this job may use: the smallest of the machine's RAM, its cgroup's limit (v2
+    ``memory.max``, v1 ``memory.limit_in_bytes``, of this process's own cgroup and each one above it: a
+    batch job's cgroup sits below the root), the address space ``ulimit -v`` leaves (the limit less what
+    the process maps already) and SLURM's allocation (``--mem``: ``SLURM_MEM_PER_NODE``; ``--mem-per-cpu``:
+    ``SLURM_MEM_PER_CPU`` x the job's CPUs on the node), in MB; None when none can be read."""
     limits = []
     try:
         limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
         pass
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for path in _cgroup_memory_files():
         try:
             with open(path) as fh:
                 text = fh.read().strip()
@@ -188,10 +191,64 @@ def available_memory() -> int | None:
             continue
         if text.isdigit() and int(text) < 1 << 60:  # "max" or a huge number: no limit
             limits.append(int(text))
+    address_space = _address_space_left()
+    if address_space is not None:
+        limits.append(address_space)
     slurm = os.environ.get("SLURM_MEM_PER_NODE", "").strip()
     if slurm.isdigit() and int(slurm) > 0:
         limits.append(int(slurm) * 1024 * 1024)
+    per_cpu = os.environ.get("SLURM_MEM_PER_CPU", "").strip()
+    cpus = (os.environ.get("SLURM_CPUS_ON_NODE", "") or os.environ.get("SLURM_CPUS_PER_TASK", "")).strip()
+    if per_cpu.isdigit() and int(per_cpu) > 0:
+        limits.append(int(per_cpu) * (int(cpus) if cpus.isdigit() and int(cpus) > 0 else 1) * 1024 * 1024)
     return min(limits) if limits else None
+
+
+def _cgroup_memory_files() -> list[str]:
+    """The memory-limit files of this process's cgroup and of every cgroup above it, v2 and v1."""
+    files = []
+    try:
+        with open(_PROC_CGROUP) as fh:
+            lines = [line.strip().split(":", 2) for line in fh]
+    except OSError:
+        lines = []
+    for parts in lines:
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":  # v2: "0::/path"
+            base, name = _CGROUP_ROOT, "memory.max"
+        elif "memory" in parts[1].split(","):  # v1: "N:memory:/path"
+            base, name = os.path.join(_CGROUP_ROOT, "memory"), "memory.limit_in_bytes"
+        else:
+            continue
+        path = parts[2].strip("/")
+        while True:
+            files.append(os.path.join(base, path, name) if path else os.path.join(base, name))
+            if not path:
+                break
+            path = os.path.dirname(path)
+    for root in (os.path.join(_CGROUP_ROOT, "memory.max"), os.path.join(_CGROUP_ROOT, "memory", "memory.limit_in_bytes")):
+        if root not in files:
+            files.append(root)
+    return files
+
+
+def _address_space_left() -> int | None:
+    """Bytes of address space ``ulimit -v`` (RLIMIT_AS) still allows this process, or None without a limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return None
+    try:
+        with open("/proc/self/statm") as fh:
+            mapped = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        mapped = 0
+    return max(0, soft - mapped)
 
 
 def local_workers(n_jobs: int | None) -> int:

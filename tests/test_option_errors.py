@@ -122,6 +122,64 @@ def test_available_memory_honours_slurm(monkeypatch):
     assert available_memory() > 1024 * 1024 * 1024
 
 
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_available_memory_reads_the_jobs_own_cgroup(tmp_path, monkeypatch, version):
+    """A batch job's limit sits on its own cgroup, below the root (which has none): it was not read, so a
+    job with 2 GiB was treated as having the machine's RAM."""
+    from mlpcli import parallel
+
+    limit = 2 * 1024 ** 3
+    if version == "v2":
+        (tmp_path / "memory.max").write_text("max\n")
+        job = tmp_path / "slurm" / "uid_1" / "job_42"
+        job.mkdir(parents=True)
+        (job / "memory.max").write_text(f"{limit}\n")
+        (tmp_path / "slurm" / "memory.max").write_text("max\n")
+        line = "0::/slurm/uid_1/job_42/step_0\n"  # the step's cgroup has no limit of its own: the job's counts
+    else:
+        job = tmp_path / "memory" / "slurm" / "job_42"
+        job.mkdir(parents=True)
+        (job / "memory.limit_in_bytes").write_text(f"{limit}\n")
+        (tmp_path / "memory" / "memory.limit_in_bytes").write_text(f"{1 << 62}\n")
+        line = "12:cpuset:/slurm/job_42\n5:memory:/slurm/job_42\n"
+    proc = tmp_path / "cgroup"
+    proc.write_text(line)
+    monkeypatch.setattr(parallel, "_CGROUP_ROOT", str(tmp_path))
+    monkeypatch.setattr(parallel, "_PROC_CGROUP", str(proc))
+    monkeypatch.delenv("SLURM_MEM_PER_NODE", raising=False)
+    monkeypatch.delenv("SLURM_MEM_PER_CPU", raising=False)
+    assert available_memory() == limit
+
+
+def test_available_memory_honours_slurm_memory_per_cpu(monkeypatch):
+    """--mem-per-cpu sets SLURM_MEM_PER_CPU, not SLURM_MEM_PER_NODE: the job has it times its CPUs."""
+    monkeypatch.delenv("SLURM_MEM_PER_NODE", raising=False)
+    monkeypatch.setenv("SLURM_MEM_PER_CPU", "512")
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "2")
+    assert available_memory() == 1024 * 1024 * 1024
+
+
+def test_an_address_space_limit_refuses_a_network_that_cannot_fit_up_front(tmp_path):
+    """`ulimit -v` was not counted: a network too large for it failed mid-run with "internal error
+    (MemoryError)"; it is refused before training, as under SLURM's --mem."""
+    import resource
+    import subprocess
+    import sys
+
+    table = write_table(tmp_path)
+    limit = 3 * 1024 ** 3
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    res = subprocess.run([sys.executable, "-m", "mlpcli", "train", table, "--hidden", "12000,12000", "--folds", "1",
+                          "-o", str(tmp_path / "m.mlp")], cwd=tmp_path, preexec_fn=limited, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "internal error" not in res.stderr, res.stderr
+    assert "--hidden 12000,12000 needs ~" in res.stderr and "available" in res.stderr
+    assert not (tmp_path / "m.mlp").exists()
+
+
 def test_fit_memory_counts_adam_state_and_activations():
     adam = fit_memory(100, [50], 3, FitConfig(optimizer="adam", batch_size=32), 1000)
     sgd = fit_memory(100, [50], 3, FitConfig(optimizer="sgd", momentum=0.0, batch_size=32), 1000)
@@ -160,3 +218,16 @@ def test_cv_and_learning_curve_refuse_it_too(tmp_path):
     assert_clean_error(run(["cv", table, "--hidden", "100000000"]), "--hidden 100000000 needs", code=2)
     assert_clean_error(run(["diagnose", "--learning-curve", table, "--hidden", "64,100000000"]),
                        "--hidden 64,100000000 needs", code=2)
+
+
+def test_running_out_of_memory_midway_is_one_line_naming_the_remedies(tmp_path, monkeypatch):
+    """A MemoryError the guard could not foresee (another process took the memory) was an "internal error"."""
+    from mlpcli import model_io
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(model_io, "load", exhausted)
+    res = run(["info", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "out of memory", "ulimit -v", "--hidden")
+    assert "internal error" not in res.output

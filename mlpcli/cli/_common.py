@@ -192,6 +192,11 @@ def handle_errors(fn):
                 interrupted_exit(exc)
             if isinstance(exc, OptionError):  # an option's value that cannot work: a usage error (exit 2)
                 raise click.UsageError(_one_line(exc)) from exc
+            if isinstance(exc, MemoryError):  # the job's memory (RAM, cgroup, ulimit -v) ran out mid-way
+                raise click.ClickException(
+                    "out of memory: the job's memory limit (RAM, the batch job's allocation or `ulimit -v`) is "
+                    "too small for this run; ask for more, or make the run smaller (--hidden, --batch-size, "
+                    "--top-var, --chunk-mb)") from exc
             if known:
                 raise click.ClickException(_one_line(exc)) from exc
             # an engine bug should still not dump a traceback on users
