@@ -3,6 +3,7 @@ cannot fit in memory is refused before anything is allocated, with the figure.""
 
 from __future__ import annotations
 
+import os
 import click
 import pytest
 
@@ -231,3 +232,27 @@ def test_running_out_of_memory_midway_is_one_line_naming_the_remedies(tmp_path, 
     res = run(["info", str(tmp_path / "m.mlp")])
     assert_clean_error(res, "out of memory", "ulimit -v", "--hidden")
     assert "internal error" not in res.output
+
+
+def test_outputs_that_name_an_input_or_each_other_are_usage_errors(tmp_path, monkeypatch):
+    """`predict m.mlp data.csv -o data.csv` replaced the table with its predictions (exit 0), and two outputs
+    on one file left only the last; both are usage errors now, before any work."""
+    table = write_table(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "m.mlp"
+    assert run(["train", table, "-o", str(model), "--hidden", "4", "--epochs", "2", "--folds", "1", "-q"]).exit_code == 0
+    before = open(table, "rb").read()
+    name = os.path.basename(table)
+    for args, needle in (
+        (["predict", str(model), table, "-o", f"./{name}"], "is also the input DATA"),
+        (["predict", str(model), table, "-o", "p.csv", "--shift-report", "p.csv"], "is also --out's file"),
+        (["evaluate", str(model), table, "--plot", "m.mlp"], "is also the input MODEL"),
+        (["train", table, "--history", "h.csv", "--oof", "./h.csv", "-o", "n.mlp"], "is also --history's file"),
+        (["cv", table, "--oof", table], "is also the input DATA"),
+        (["explain", str(model), table, "-o", "g.csv", "--plot", "g.csv"], None),
+    ):
+        res = run(args)
+        assert res.exit_code == 2, (args, res.output)
+        assert "one would replace the other" in res.output and (needle is None or needle in res.output), res.output
+    assert open(table, "rb").read() == before and not (tmp_path / "n.mlp").exists()
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "h.csv").exists()

@@ -283,6 +283,32 @@ def threads_option(fn=None, *, extra: str = ""):
     return decorate if fn is None else decorate(fn)
 
 
+def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None] | None = None) -> None:
+    """A usage error when two outputs (option: path) name one file, or an output names an input: the second
+    write would silently replace the first (``predict m.mlp data.csv -o data.csv``: the table by its
+    predictions). Standard output ('-') and absent options are left out; paths are compared resolved
+    (``./a.csv`` and ``a.csv``, a symbolic link and its target)."""
+    def key(path: str | None) -> str | None:
+        if path is None or str(path) == "-":
+            return None
+        return os.path.realpath(os.path.expanduser(str(path)))
+
+    seen: dict[str, tuple[str, str]] = {}
+    for name, path in (inputs or {}).items():
+        if key(path) is not None:
+            seen.setdefault(key(path), (name, "input"))
+    for flag, path in outputs.items():
+        k = key(path)
+        if k is None:
+            continue
+        if k in seen:
+            other, kind = seen[k]
+            what = f"the input {other}" if kind == "input" else f"{other}'s file"
+            raise click.UsageError(f"{flag} {path} is also {what}: one would replace the other; give {flag} "
+                                   "another file name")
+        seen[k] = (flag, "output")
+
+
 def check_stdout_open(what: str) -> None:
     """An error (exit 1) when ``what`` is to go to standard output and the command started with it closed
     (``>&-``, reopened on /dev/null by ``_entry``): the result would be lost without a word."""

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, check_table_output, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
+    CONTEXT_SETTINGS, check_table_output, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, distinct_files, print_json, quiet_option, report,
     stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -216,6 +216,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
         raise click.UsageError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")
     options = options_from_params(params)
     one_stdout_writer({"--oof -": oof_path == "-", "--json": as_json})
+    distinct_files({"--oof": oof_path}, {"DATA": data_file, "--samples": params.get("samples")})
     check_table_output(oof_path, "--oof")
     err = stderr_console(quiet)
     ds = load_for_cv(data_file, options, quiet)

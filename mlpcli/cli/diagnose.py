@@ -16,7 +16,7 @@ from ..diagnosis import evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, quiet_option, render_notes, report,
+    CONTEXT_SETTINGS, check_writable, distinct_files, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, quiet_option, render_notes, report,
     stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -233,6 +233,7 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
 
         plot_format(plot_path)
         check_writable(plot_path, "--plot")
+        distinct_files({"--plot": plot_path}, {"SOURCE": source})
     if learning:
         _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_path, as_json)
         return

@@ -11,7 +11,7 @@ from rich.table import Table
 from ..errors import ConfigError
 
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, fmt_interval, fmt_metric, handle_errors, json_option, one_stdout_writer, quiet_option, print_json, role_options,
+    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, fmt_interval, fmt_metric, handle_errors, json_option, one_stdout_writer, distinct_files, quiet_option, print_json, role_options,
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
 from .predict import (
@@ -236,6 +236,8 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
+    distinct_files({"--out": out, "--shift-report": shift_path, "--plot": plot_path},
+                   {"MODEL": model_path, "DATA": data_file, "--samples": params.get("samples")})
     if out and out != "-":
         check_writable(out, "--out")
     if plot_path:

@@ -9,7 +9,7 @@ import math
 import click
 from rich.table import Table
 
-from ._common import (CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, handle_errors, json_option, one_stdout_writer,
+from ._common import (CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, handle_errors, json_option, one_stdout_writer, distinct_files,
                       print_json, render_notes, role_options, stderr_console, stdout_console)
 from .predict import role_flags
 
@@ -79,6 +79,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
 
     roles = role_flags(params)
     one_stdout_writer({"-o -": out == "-", "--json": as_json})
+    distinct_files({"--out": out, "--plot": plot_path},
+                   {"MODEL": model_path, "DATA": data_file, "--samples": params.get("samples")})
     check_table_output(out, "--out")
     if plot_path is not None:
         from ..plotting import plot_format

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_table_output, check_writable, debug_option, handle_errors, json_option, one_stdout_writer, quiet_option, print_json, render_notes,
+    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_table_output, check_writable, debug_option, handle_errors, json_option, one_stdout_writer, distinct_files, quiet_option, print_json, render_notes,
     role_options, stderr_console, stdout_console, threads_context, threads_option,
 )
 
@@ -292,6 +292,8 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     if not to_h5ad and (obs_prefix is not None or obs_probs):
         raise click.UsageError(f"{'--obs-prefix' if obs_prefix is not None else '--obs-probs'} applies to -o FILE.h5ad")
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
+    distinct_files({"--out": out, "--shift-report": shift_path},
+                   {"MODEL": model_path, "DATA": data_file, "--samples": params.get("samples")})
     if out != "-":
         check_writable(out, "--out")
     uncertainty_from(dict(params), None, model_path)  # contradictory options: before the model is read

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ._common import (
     CONTEXT_SETTINGS, StderrBar, check_table_output, check_writable, debug_option, fmt, fmt_metric, handle_errors,
-    interrupted_exit, json_option, one_stdout_writer, print_json, quiet_option, report, stderr_console, stdout_console,
+    interrupted_exit, json_option, one_stdout_writer, distinct_files, print_json, quiet_option, report, stderr_console, stdout_console,
     threads_context, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -237,6 +237,8 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     options = options_from_params(params)
     check_writable(out, "--out")
     one_stdout_writer({"--history -": history_path == "-", "--oof -": oof_path == "-", "--json": as_json})
+    distinct_files({"--out": out, "--history": history_path, "--oof": oof_path},
+                   {"DATA": data_file, "--val-data": options.val_data, "--samples": options.samples})
     check_table_output(history_path, "--history")
     check_table_output(oof_path, "--oof")
     tables_on_stdout = "-" in (history_path, oof_path)

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from ._common import (
-    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json,
+    CONTEXT_SETTINGS, check_table_output, check_writable, distinct_files, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json,
     quiet_option, report, stderr_console, stdout_console, threads_context,
 )
 from .cv import FitProgress, load_for_cv, make_plan, parallel_options
@@ -136,6 +136,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
         raise click.UsageError(str(exc)) from None
     one_stdout_writer({"--results -": results_path == "-", "--json": as_json})
+    distinct_files({"--results": results_path, "--out": out if refit else None},
+                   {"DATA": data_file, "--samples": params.get("samples")})
     check_table_output(results_path, "--results")
     if refit:
         check_writable(out, "--out")
