@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, Sequence
 from . import interrupts
 from .errors import ConfigError
 
-__all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "threads_warning", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
+__all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "threads_warning", "workers_warning", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
            "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS", "beside", "import_beside", "spare_core"]
 
 BACKENDS = ("loky", "dask")
@@ -117,6 +117,21 @@ def threads_warning(threads: int | None, workers: int = 1) -> str | None:
     return (f"{asked} asks for {total} cores but this process may use {cores} (CPU affinity, cgroup quota, "
             f"SLURM_CPUS_PER_TASK): oversubscribed BLAS threads slow training down many times; use --threads "
             f"{max(1, cores // max(1, workers))} or leave it out")
+
+
+def workers_warning(n_jobs: int | None, threads: int | None) -> str | None:
+    """A warning when ``n_jobs`` local worker processes (joblib's convention) of ``threads`` BLAS threads each
+    ask for more cores than this process may use, while each alone fits (``threads_warning`` covers
+    --threads alone): ``--n-jobs 8`` on a 2-core allocation, or ``--n-jobs 2 --threads 2``."""
+    workers = local_workers(n_jobs)
+    per_worker = threads or 1
+    cores = usable_cores()
+    if workers <= 1 or per_worker > cores or workers * per_worker <= cores:
+        return None
+    return (f"--n-jobs {n_jobs} x {per_worker} BLAS thread{'s' * (per_worker > 1)} asks for up to {workers * per_worker} "
+            f"cores (a worker per task) but this process may use {cores} (CPU affinity, cgroup quota, "
+            f"SLURM_CPUS_PER_TASK): workers beyond them wait for each other; use --n-jobs "
+            f"{max(1, cores // per_worker)} or leave it out")
 
 
 _CGROUP_ROOT = "/sys/fs/cgroup"  # where the cgroup files are mounted (tests point it elsewhere)

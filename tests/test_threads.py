@@ -105,3 +105,20 @@ def test_estimators_take_threads(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MLPClassifier(hidden=(4,), epochs=1, early_stopping=False, threads=1).fit(X, y).predict(X)
+
+
+def test_workers_times_threads_beyond_the_cores_draw_a_warning(tmp_path, monkeypatch):
+    """--n-jobs 2 --threads 2 (or --n-jobs 8) on 2 usable cores drew no warning; --threads 4 alone did."""
+    from tables import write_table
+    from cli_helpers import run
+
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
+    table = write_table(tmp_path)
+    fast = ["--epochs", "2", "--hidden", "4", "--folds", "2", "-q"]
+    for extra, asked in ((["--n-jobs", "2", "--threads", "2"], "up to 4 cores"), (["--n-jobs", "8"], "up to 8 cores")):
+        res = run(["cv", table, *fast, *extra])
+        assert res.exit_code == 0 and asked in res.stderr and "may use 2" in res.stderr, res.stderr
+    res = run(["cv", table, *fast, "--n-jobs", "2"])
+    assert "warning" not in res.stderr
+    res = run(["cv", table, *fast, "--threads", "4"])
+    assert res.stderr.count("warning:") == 1  # the --threads warning alone, not both

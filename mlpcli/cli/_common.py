@@ -264,6 +264,15 @@ THREADS_HELP = ("BLAS threads per network (each fit, each prediction pass); more
 THREADS_DEFAULT = "  [default: 1: small networks gain nothing from more, see benchmarks/bench_threads.py]"
 
 
+def warn_workers(n_jobs: int | None, threads: int | None) -> None:
+    """--n-jobs x --threads beyond the usable cores: a warning (always shown) before any work."""
+    from ..parallel import workers_warning
+
+    warning = workers_warning(n_jobs, threads)
+    if warning is not None:
+        render_notes(stderr_console(False), [], [warning])
+
+
 def _warn_threads(ctx, param, value):
     """--threads beyond the usable cores: a warning (always shown, as every warning) before any work."""
     from ..parallel import threads_warning

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, check_table_output, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, distinct_files, print_json, quiet_option, report,
+    CONTEXT_SETTINGS, check_table_output, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, distinct_files, warn_workers, print_json, quiet_option, report,
     stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -45,6 +45,8 @@ def make_plan(n_jobs: int, backend: str, scheduler: str | None, threads: int | N
         raise click.UsageError("--backend dask needs --scheduler tcp://HOST:PORT (the address `dask scheduler` prints)")
     if n_jobs == 0:
         raise click.BadParameter("must not be 0; use 1 for no parallelism or -1 for every core", param_hint="--n-jobs")
+    if backend != "dask":
+        warn_workers(n_jobs, threads)
     # On Dask, --n-jobs 1 (the default) would serialise the cluster: use every worker thread instead.
     jobs = None if backend == "dask" and n_jobs == 1 else n_jobs
     return Plan(backend=backend, n_jobs=jobs, scheduler=scheduler, threads=threads)

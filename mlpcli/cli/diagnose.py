@@ -16,7 +16,7 @@ from ..diagnosis import evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, distinct_files, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, quiet_option, render_notes, report,
+    CONTEXT_SETTINGS, check_writable, distinct_files, warn_workers, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, quiet_option, render_notes, report,
     stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -280,6 +280,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
         raise click.UsageError(str(exc)) from None
     if n_jobs == 0:
         raise click.BadParameter("must not be 0; use 1 for no parallelism or -1 for all cores", param_hint="--n-jobs")
+    warn_workers(n_jobs, threads)
     err = stderr_console(quiet)
 
     def progress(p) -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ._common import (
     CONTEXT_SETTINGS, StderrBar, check_table_output, check_writable, debug_option, fmt, fmt_metric, handle_errors,
-    interrupted_exit, json_option, one_stdout_writer, distinct_files, print_json, quiet_option, report, stderr_console, stdout_console,
+    interrupted_exit, json_option, one_stdout_writer, distinct_files, warn_workers, print_json, quiet_option, report, stderr_console, stdout_console,
     threads_context, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -28,6 +28,8 @@ def member_plan(n_jobs: int | None, threads: int | None):
     auto = n_jobs is None
     if auto:  # fill the usable cores, each process with --threads BLAS threads, no more
         n_jobs = max(1, usable_cores() // (threads or 1))
+    else:
+        warn_workers(n_jobs, threads)
     return Plan(backend="loky", n_jobs=n_jobs, threads=threads, auto=auto)
 
 
