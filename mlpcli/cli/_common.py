@@ -300,7 +300,10 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
     def key(path: str | None) -> str | None:
         if path is None or str(path) == "-":
             return None
-        return os.path.realpath(os.path.expanduser(str(path)))
+        resolved = os.path.realpath(os.path.expanduser(str(path)))
+        if os.path.exists(resolved) and not os.path.isfile(resolved) and not os.path.isdir(resolved):
+            return None  # /dev/null, a named pipe: written into, never replaced
+        return resolved
 
     seen: dict[str, tuple[str, str]] = {}
     for name, path in (inputs or {}).items():
