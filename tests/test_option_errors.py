@@ -255,6 +255,7 @@ def test_outputs_that_name_an_input_or_each_other_are_usage_errors(tmp_path, mon
         assert res.exit_code == 2, (args, res.output)
         assert "one would replace the other" in res.output and (needle is None or needle in res.output), res.output
     assert open(table, "rb").read() == before and not (tmp_path / "n.mlp").exists()
-    res = run(["predict", str(model), table, "-o", os.devnull, "--shift-report", os.devnull, "-q"])
-    assert res.exit_code == 0, res.output  # a device is written into, never replaced: twice is fine
+    res = run(["train", table, "-o", os.devnull, "--history", "h2.csv", "--oof", "o2.csv", "--hidden", "4",
+               "--epochs", "2", "--folds", "1", "-q"])
+    assert res.exit_code == 0, res.output  # a device is written into, never replaced
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "h.csv").exists()
