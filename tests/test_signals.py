@@ -27,6 +27,13 @@ from tables import make_table
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+def default_signals() -> None:
+    """In the child before it runs: SIGINT as a terminal would deliver it. A test run started in the
+    background (`cmd &`, as some CI runners start it) hands its children SIGINT ignored, which the command
+    line, as any shell tool, leaves ignored: the SIGINT tests would then test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 TIMEOUT = 120  # seconds; a generous bound for a loaded machine, reached only if something hangs
 
 # Long enough per member (hundreds of epochs, never stopping early) that a signal lands mid-training.
@@ -40,6 +47,7 @@ class Command:
     def __init__(self, args: list[str], cwd: Path):
         self.stdout = open(cwd / "stdout.txt", "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "mlpcli", *args], cwd=cwd, env=ENV, text=True,
+                                     preexec_fn=default_signals,
                                      stdout=self.stdout, stderr=subprocess.PIPE, start_new_session=True)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
@@ -325,6 +333,7 @@ def test_a_signal_while_the_command_line_imports_ends_it_on_one_line(tmp_path):
         "main()\n")
     for name, code, said in (("SIGINT", 130, "Interrupted."), ("SIGTERM", 143, "Interrupted by SIGTERM.")):
         proc = subprocess.run([sys.executable, str(script), name], cwd=tmp_path, env=ENV, capture_output=True,
+                              preexec_fn=default_signals,
                               text=True, timeout=TIMEOUT)
         assert proc.returncode == code and proc.stderr == said + "\n", (proc.returncode, proc.stderr)
     assert "mlpcli._entry:main" in (ROOT / "pyproject.toml").read_text()  # the console script starts there
