@@ -63,7 +63,8 @@ def tolerant_environment() -> None:
             except (ValueError, OSError):  # a stream that cannot be reconfigured is left as it is
                 pass
     omp = os.environ.get("OMP_NUM_THREADS")
-    if omp is not None and not omp.strip().isdigit() and "NUMEXPR_NUM_THREADS" not in os.environ:
+    positive = omp is not None and omp.strip().isdigit() and int(omp) > 0
+    if omp is not None and not positive and "NUMEXPR_NUM_THREADS" not in os.environ:  # 0 too: "Error." from numexpr
         os.environ["NUMEXPR_NUM_THREADS"] = "1"
 
 

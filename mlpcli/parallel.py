@@ -190,9 +190,11 @@ def _cgroup_cpu_quota() -> float | None:
 def available_memory() -> int | None:
     """Bytes of memory this job may use: the smallest of the machine's RAM, its cgroup's limit (v2
     ``memory.max``, v1 ``memory.limit_in_bytes``, of this process's own cgroup and each one above it: a
-    batch job's cgroup sits below the root), the address space ``ulimit -v`` leaves (the limit less what
-    the process maps already) and SLURM's allocation (``--mem``: ``SLURM_MEM_PER_NODE``; ``--mem-per-cpu``:
-    ``SLURM_MEM_PER_CPU`` x the job's CPUs on the node), in MB; None when none can be read."""
+    batch job's cgroup sits below the root) and SLURM's allocation (``--mem``: ``SLURM_MEM_PER_NODE``;
+    ``--mem-per-cpu``: ``SLURM_MEM_PER_CPU`` x the job's CPUs on the node), in MB; None when none can be
+    read. Not ``ulimit -v``: it caps each process's address space (worker processes each have their own),
+    which counts reserved, never-touched mappings too; a run beyond it ends in the command line's one-line
+    out-of-memory error."""
     limits = []
     try:
         limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
@@ -206,9 +208,6 @@ def available_memory() -> int | None:
             continue
         if text.isdigit() and int(text) < 1 << 60:  # "max" or a huge number: no limit
             limits.append(int(text))
-    address_space = _address_space_left()
-    if address_space is not None:
-        limits.append(address_space)
     slurm = os.environ.get("SLURM_MEM_PER_NODE", "").strip()
     if slurm.isdigit() and int(slurm) > 0:
         limits.append(int(slurm) * 1024 * 1024)
@@ -246,24 +245,6 @@ def _cgroup_memory_files() -> list[str]:
         if root not in files:
             files.append(root)
     return files
-
-
-def _address_space_left() -> int | None:
-    """Bytes of address space ``ulimit -v`` (RLIMIT_AS) still allows this process, or None without a limit."""
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    except (ImportError, AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return None
-    if soft == resource.RLIM_INFINITY or soft <= 0:
-        return None
-    try:
-        with open("/proc/self/statm") as fh:
-            mapped = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        mapped = 0
-    return max(0, soft - mapped)
 
 
 def local_workers(n_jobs: int | None) -> int:

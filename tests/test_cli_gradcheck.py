@@ -118,3 +118,18 @@ def test_gradcheck_on_a_model_ignores_columns_that_are_neither_features_nor_role
     res = run(["gradcheck", "--model", str(model), "--data", str(path), "--rows", "4", "--entries", "3", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["passed"]
+
+
+def test_gradcheck_reads_a_decimal_comma_regression_target_and_uses_it(tmp_path):
+    """The rows' target, written with decimal commas, gives the loss its values (it was refused as text once
+    gradcheck read through predict's whole-table reader), and no note claims the target was ignored."""
+    from tables import make_table
+
+    df = make_table(task="regression", seed=3)
+    path = tmp_path / "reg.csv"
+    df.to_csv(path, index=False, sep=";", decimal=",")
+    model = tmp_path / "r.mlp"
+    assert run(["train", str(path), "-o", str(model), "--hidden", "4", "--epochs", "3", "--folds", "1", "-q"]).exit_code == 0
+    res = run(["gradcheck", "--model", str(model), "--data", str(path), "--rows", "4", "--entries", "3"])
+    assert res.exit_code == 0, res.output
+    assert "no target column" not in res.stdout and "ignored the target column" not in res.stderr

@@ -305,8 +305,12 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
             return None  # /dev/null, a named pipe: written into, never replaced
         return resolved
 
+    from .options import CONFIG_META
+
+    ctx = click.get_current_context(silent=True)
+    config = ctx.meta.get(CONFIG_META) if ctx is not None else None  # --config FILE.toml, read as an input
     seen: dict[str, tuple[str, str]] = {}
-    for name, path in (inputs or {}).items():
+    for name, path in {**(inputs or {}), "--config": config}.items():
         if key(path) is not None:
             seen.setdefault(key(path), (name, "input"))
     for flag, path in outputs.items():

@@ -75,7 +75,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
       mlpcli explain cells.mlp sample_data/single_cell.h5ad --top 10 -o genes.csv
     """
     from .. import model_io
-    from ..explain import explain as run, load_samples
+    from ..explain import check_rankable, explain as run, load_samples
 
     roles = role_flags(params)
     one_stdout_writer({"-o -": out == "-", "--json": as_json})
@@ -90,6 +90,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     if method == "permutation" and bootstrap is not None:
         raise click.UsageError("--bootstrap is for --method ig (permutation importance uses the members, if any)")
     model = model_io.load(model_path)
+    check_rankable(model)  # before the data is read: a regression model's table may not even parse as labels
     samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing)
     result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,
                  output=output_kind, baseline=baseline, steps=steps, top=top, bootstrap=bootstrap, repeats=repeats,

@@ -153,12 +153,16 @@ def _declared_default(name: str):
     return f.default if f.default is not MISSING else f.default_factory()
 
 
+CONFIG_META = "mlpcli.config_file"  # where ctx.meta keeps the --config path
+
+
 def _load_config_defaults(ctx: click.Context, param, value):
     """--config FILE.toml: its keys become the command's defaults, so command-line flags win. Every value is
     checked against its option's type and range here (``config.read_config_file``), and a key the command
     does not have is refused: each problem is a usage error (exit 2) naming the file and the key."""
     if value is None:
         return value
+    ctx.meta[CONFIG_META] = value  # an input file too: no output may replace it (``distinct_files``)
     try:
         cfg = read_config_file(value)
     except MlpcliError as exc:

@@ -130,12 +130,16 @@ def decimal_advice(value: Any, decimal: str) -> str:
 _BOOL_TEXT = {"true": True, "false": False}
 
 
+_INTEGER_TEXT = r"[+-]?\d+"
+_LEADING_ZERO = r"[+-]?0\d"
+
+
 def typed_as_written(text: pd.Series, decimal: str | None = None) -> pd.Series:
-    """A column read as text (missing cells NaN) typed as pandas would type it (numbers, booleans) unless
-    that loses what is written, for integer values: two ways of writing one number (1 and 01, 1 and 1.0)
-    or leading zeros (007, 01) keep the text, so that the labels 1 and 01 stay two classes and 01 stays
-    01. Numbers are parsed correctly rounded (pyarrow's parser). ``decimal``: the table's decimal mark
-    (``,``: 0,5 is a number)."""
+    """A column read as text (missing cells NaN) typed as pandas would type it (integers, numbers, booleans),
+    except integers written with leading zeros (``01``, ``007``), which keep their text: the labels 1 and 01
+    stay two classes and 007 stays 007. Integers are read exactly (beyond 2**53 too; beyond int64 they stay
+    text), other numbers correctly rounded (pyarrow's parser), so 48 and 48.0 in one regression target are
+    both numbers. ``decimal``: the table's decimal mark (``,``: 0,5 is a number)."""
     present = text.notna().to_numpy()
     cells = text[present].astype(str).str.strip()
     if not len(cells):
@@ -145,21 +149,19 @@ def typed_as_written(text: pd.Series, decimal: str | None = None) -> pd.Series:
         if present.all():
             return lowered.map(_BOOL_TEXT).astype(bool).reindex(text.index)
         return text  # pandas keeps booleans with gaps as objects too
-    values = _parse_numbers(cells.str.replace(",", ".", regex=False) if decimal == "," else cells)
-    if values is None:  # some cell is not a number: text, as pandas leaves it
-        return text
-    integral = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0 ** 53)
-    if integral.all():
-        written = cells.to_numpy(dtype=object)
-        if len(set(written)) > len(set(values.tolist())) or cells.str.match(r"[+-]?0\d").any():
-            return text  # two ways of writing one number (1 and 01), or leading zeros (007): the text is the label
-        as_int = values.astype(np.int64)
-        canonical = (written == as_int.astype(str)).all()  # 45.0 is a float, as pandas reads it
-        numbers = pd.Series(as_int if canonical else values, index=cells.index)
+    if cells.str.fullmatch(_INTEGER_TEXT).all():
+        if cells.str.match(_LEADING_ZERO).any():
+            return text  # leading zeros (007, 01): the text is the label
+        integers = [int(c) for c in cells]
+        if not all(-(2 ** 63) <= v < 2 ** 63 for v in integers):
+            return text  # beyond int64: exact as text, not rounded into a float
+        if present.all():
+            return pd.Series(np.array(integers, dtype=np.int64), index=text.index)
+        values = np.array(integers, dtype=np.float64)  # with gaps: float64, as pandas reads them
     else:
-        numbers = pd.Series(values, index=cells.index)
-    if present.all():
-        return numbers  # int64 when every cell is an integer, float64 otherwise, as pandas reads them
+        values = _parse_numbers(cells.str.replace(",", ".", regex=False) if decimal == "," else cells)
+        if values is None:  # some cell is not a number: text, as pandas leaves it
+            return text
     out = pd.Series(np.nan, index=text.index)
     out[present] = values
     return out

@@ -630,6 +630,9 @@ def _as_number(text: str) -> float | None:
 
 
 def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None) -> np.ndarray:
+    # a column kept as text by the reader (007, written as an id would be) is still numbers to a regression
+    numbers = {t: pd.to_numeric(frame[t], errors="coerce") for t in targets if frame[t].dtype == object}
+    frame = frame.assign(**{t: v for t, v in numbers.items() if not v[frame[t].notna()].isna().any()})
     bad = [t for t in targets if not _is_number_column(frame[t])]
     if bad:
         example = frame[bad[0]].iloc[0]

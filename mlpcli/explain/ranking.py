@@ -44,7 +44,8 @@ from ..model_io import Model
 from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_output,
                           check_steps, class_index, completeness_gap, default_tol)
 
-__all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "explain", "feature_rng", "label_indices",
+__all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "check_rankable", "explain", "feature_rng",
+           "label_indices",
            "load_samples", "rank_features", "permutation_importance"]
 
 COLUMNS = ["class", "rank", "feature", "score", "mean_abs", "direction", "fraction", "member_overlap"]
@@ -204,6 +205,15 @@ def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tupl
     return P.argmax(axis=1).astype(np.int64), "predicted class"
 
 
+def check_rankable(model: Model) -> None:
+    """An OptionError unless ``explain`` can rank genes per class of ``model`` (binary, multiclass): one
+    message and one exit code whatever the other task; the command line asks before reading any data."""
+    if model.task not in ("binary", "multiclass"):
+        per_label = " (mlpcli.explain.integrated_gradients attributes each label)" if model.task == "multilabel" else ""
+        raise OptionError(f"explain ranks genes per class of a binary or multiclass model; this model is "
+                          f"{'multi-label' if model.task == 'multilabel' else model.task}{per_label}")
+
+
 def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, features: Sequence[str] | None = None,
             ids: Sequence | None = None, method: str = "ig", classes: Sequence | None = None,
             output: str = "logit", baseline: str = "mean", steps: int = DEFAULT_STEPS, top: int = DEFAULT_TOP,
@@ -218,10 +228,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     beyond it are integrated again with up to 16 x the steps before the check), the
     ranking's stability over the members (an ensemble) or ``bootstrap`` resamples (one network, default
     20). method "permutation": permutation importance, which needs y. ``classes``: rank only these."""
-    if model.task not in ("binary", "multiclass"):  # one message, one exit code, whatever the other task
-        per_label = " (mlpcli.explain.integrated_gradients attributes each label)" if model.task == "multilabel" else ""
-        raise OptionError(f"explain ranks genes per class of a binary or multiclass model; this model is "
-                          f"{'multi-label' if model.task == 'multilabel' else model.task}{per_label}")
+    check_rankable(model)
     if method not in METHODS:
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     top = check_top(top)

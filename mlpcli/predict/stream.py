@@ -17,6 +17,7 @@ from .. import data
 from ..errors import ConfigError, DataError, OptionError
 from ..metrics import class_proba
 from ..model_io import ROW_BLOCK, Model
+from ..data._common import DECIMAL_ATTR
 from ..data.samples import SampleJoin, read_sample_sheet
 from ._common import DEFAULT_CHUNK_MB, _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
 from .tables import (PieceSize, _Cells, _FrameTable, _H5adCells, _H5adTable, _ParquetTable, open_table,
@@ -970,5 +971,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     X[:, model.preprocessor.kept_index_] = X_kept
     y = None
     if labels and plan.roles.target and len(plan.roles.target) == len(model.target_names or [None]):
-        y = _encode_target(table.rename(columns=str), plan.roles.target, model, name, 0, row_ids)
-    return Prepared(X=X, ids=ids, notes=read_notes + plan.notes + join_notes, warnings=plan.warnings, y=y)
+        y = _encode_target(table.rename(columns=str), plan.roles.target, model, name, 0, row_ids,
+                           table.attrs.get(DECIMAL_ATTR))  # the decimal mark a text table was read with
+    plan_notes = plan.notes if y is None else [n for n in plan.notes if not n.startswith("ignored the target column")]
+    return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=plan.warnings, y=y)
