@@ -724,9 +724,8 @@ class PredictionStream:
     plan = property(lambda self: self._run.plan)
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        if self._closed:
+        if self._closed and not self._run._started:
             raise ValueError("this prediction stream was closed before it was read; call predict_stream again")
-        self._closed = True  # once: the table is read to its end (and closed there) by this iteration
         for out, meta in self._run.blocks():
             yield self._frame(out, meta)
         if self.trust is not None:
