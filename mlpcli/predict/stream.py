@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import dataclasses
 import math
 from collections import Counter
@@ -34,6 +35,18 @@ from .trust import Trust, Uncertainty
 # exactly; Model.predict_output cuts its input into the same blocks, so the numbers also equal
 # model.predict_output(X) bit for bit.
 FORWARD_ROWS = ROW_BLOCK
+
+
+def _with_references(blocks: Iterator[tuple[np.ndarray, dict]], refs: "_InputRows | None",
+                     final: bool = False) -> Iterator[tuple[np.ndarray, dict]]:
+    """The network's blocks, each with the reference rows of the same table rows in its meta ("reference")
+    when ``refs`` keeps them (filled in step with the network's rows, so its blocks are the same rows)."""
+    if refs is None:
+        yield from blocks
+        return
+    for (Z, meta), (R, _) in itertools.zip_longest(blocks, refs.blocks(final)):
+        meta["reference"] = R
+        yield Z, meta
 
 
 class _InputRows:
@@ -437,10 +450,13 @@ class _Run:
         meta = self._meta(column, lambda t: cells.columns[t].to_pandas(), len(cells), first_row)
         return cells.values, meta
 
-    def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray) -> None:
+    def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray,
+                   R: np.ndarray | None = None) -> None:
         """Write a piece's rows, as the network's inputs, into Z (n, d_kept), _STAT_ROWS rows at a time so
         the preprocessing's temporaries stay small. `values` (an (n, d_present) array, or a list of the
-        d_present columns) is copied slice by slice into a reused buffer, which is transformed in place."""
+        d_present columns) is copied slice by slice into a reused buffer, which is transformed in place.
+        R (n, d_kept): where the reference preprocessing's rows go too, when Z holds raw values and the
+        out-of-distribution scores need them (computed once, for the shift statistics and for them)."""
         pre = self.model.preprocessor
         n = len(Z)
         width = len(values) if isinstance(values, list) else values.shape[1]
@@ -468,6 +484,8 @@ class _Run:
                 else:
                     Z[s:e] = X  # raw values: each member transforms them with its own preprocessing
                     reference = self.pre.transform(X)
+                    if R is not None:
+                        R[s:e] = reference
                 self.stats.update(reference)
             except DataError as exc:  # a value too far outside the training spread (the feature is named)
                 raise DataError(f"{self.plan.source}, rows {first_row + s + 1}-{first_row + e}: {exc}") from None
@@ -478,6 +496,10 @@ class _Run:
             raise RuntimeError("a prediction stream can be iterated once")
         self._started = True
         rows = _InputRows(self.model.row_block, len(self.plan.features), self.input_dtype)
+        # an ensemble's rows wait as raw values; the OOD scores need the reference preprocessing's, kept here
+        # in the same blocks (the network's, which start at fixed table rows: see _outputs)
+        refs = (_InputRows(self.model.row_block, len(self.plan.features), np.float64)
+                if self.trust is not None and self.trust.basis is not None and not self.transform_once else None)
         self._blas = _BlasShare(self.table.reading_threads)
         plan, table = self.plan, self.table
         try:
@@ -494,15 +516,16 @@ class _Run:
                     if self.join is not None and (not self.join.keep_unmatched or plan.roles.batch in self.sheet_only):
                         batches = batches[meta["sheet_row"] >= 0]  # rows left out, or without the sheet's batch
                     self.batch_counts.update(batches.tolist())
-                self._transform(values, meta.get("id"), first_row, rows.append(n, meta))
+                self._transform(values, meta.get("id"), first_row, rows.append(n, meta),
+                                None if refs is None else refs.append(n, {"row": meta["row"]}))
                 del values
                 self.n_rows += n
-                for Z, block_meta in rows.blocks():
+                for Z, block_meta in _with_references(rows.blocks(), refs):
                     yield self._joined(self._outputs(Z, block_meta), block_meta)
                 if self.progress is not None:
                     self.progress({"stage": "read", "rows": self.n_rows, "bytes": table.bytes_read,
                                    "total_bytes": table.total_bytes})
-            for Z, block_meta in rows.blocks(final=True):
+            for Z, block_meta in _with_references(rows.blocks(final=True), refs, final=True):
                 yield self._joined(self._outputs(Z, block_meta), block_meta)
         finally:
             table.close()
@@ -525,7 +548,7 @@ class _Run:
             # Out-of-distribution scores of the reference preprocessing's rows, as the model's basis was fitted
             # on, per block of the network's rows: the blocks start at fixed table rows whatever the reader's
             # pieces, so a row's score (its matrix products) does not depend on --chunksize, bit for bit.
-            meta["ood_score"] = self._ood_scores(Z)
+            meta["ood_score"] = self._ood_scores(Z, meta)
         features = None if self.transform_once else self.plan.features
         logits = [] if self.trust is not None and self.trust.wants_logits else None
         try:
@@ -540,20 +563,10 @@ class _Run:
             meta["set"] = self.trust.membership(logits[0])
         return out
 
-    def _ood_scores(self, Z: np.ndarray) -> np.ndarray:
-        """(m,) out-of-distribution scores of a block of rows Z (m, d) as the network's inputs hold them: the
-        reference preprocessing's rows already, or raw values, transformed here a slice at a time in a copy
-        (the preprocessing works in place, and Z is still to be predicted on)."""
-        if self.transform_once:
-            return self.trust.ood_scores(Z)
-        scores = np.empty(len(Z))
-        step = max(1, min(_STAT_ROWS, _STAT_BYTES // (8 * max(Z.shape[1], 1))))
-        buffer = np.empty((min(step, len(Z)), Z.shape[1]))
-        for s in range(0, len(Z), step):
-            rows = buffer[:min(step, len(Z) - s)]
-            rows[...] = Z[s:s + step]
-            scores[s:s + len(rows)] = self.trust.ood_scores(self.pre.transform(rows))
-        return scores
+    def _ood_scores(self, Z: np.ndarray, meta: dict) -> np.ndarray:
+        """(m,) out-of-distribution scores of a block of rows: of Z (m, d) itself when it holds the reference
+        preprocessing's rows (one network), else of the reference rows kept beside it (``meta``)."""
+        return self.trust.ood_scores(Z if self.transform_once else meta.pop("reference"))
 
     def _reasons(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Per row, "GENE:score;..." for the K features with the largest integrated-gradients attributions
