@@ -135,3 +135,14 @@ def test_boolean_classes_and_flags_are_written_as_pandas_writes_them(tmp_path):
     predicted = pd.read_csv(out, dtype=str)
     assert set(predicted["pred_label"]) <= {"True", "False"} and set(predicted["ood"]) <= {"True", "False"}
     assert set(pd.read_csv(oof, dtype=str)["pred_label"]) <= {"True", "False"}
+
+
+def test_a_regression_target_written_with_leading_zeros_is_still_numbers(tmp_path):
+    """Kept as text by the reader (007 as written), such a column is parsed as numbers for --task regression
+    (it was "needs numeric targets; holds text such as '007'")."""
+    frame = table(["x"] * 60)
+    frame["label"] = [f"{v:03d}" for v in np.random.default_rng(2).integers(20, 80, 60)]
+    path = write(frame, tmp_path / "r.csv")
+    res = run(["train", path, *FAST, "--task", "regression", "-o", str(tmp_path / "r.mlp")])
+    assert res.exit_code == 0, res.output
+    assert model_io.load(tmp_path / "r.mlp").task == "regression"

@@ -16,6 +16,7 @@ from ..errors import ConfigError, DataError, OptionError
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
 from .limits import first_beyond_limit, value_limit_message
 from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells, typed_as_written
+from ._common import _parse_numbers
 from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
@@ -630,9 +631,10 @@ def _as_number(text: str) -> float | None:
 
 
 def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None) -> np.ndarray:
-    # a column kept as text by the reader (007, written as an id would be) is still numbers to a regression
-    numbers = {t: pd.to_numeric(frame[t], errors="coerce") for t in targets if frame[t].dtype == object}
-    frame = frame.assign(**{t: v for t, v in numbers.items() if not v[frame[t].notna()].isna().any()})
+    # a column kept as text by the reader (007, written as an id would be) is still numbers to a regression,
+    # parsed as every other number is (``_parse_numbers``; the rows have no missing target by now)
+    numbers = {t: _parse_numbers(frame[t].astype(str).str.strip()) for t in targets if frame[t].dtype == object}
+    frame = frame.assign(**{t: v for t, v in numbers.items() if v is not None})
     bad = [t for t in targets if not _is_number_column(frame[t])]
     if bad:
         example = frame[bad[0]].iloc[0]
