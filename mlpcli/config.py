@@ -168,7 +168,9 @@ class TrainOptions:
                                     f"{1000:,} optimizer steps.")
     patience: int | str = option(AUTO, kind="int", low=1, auto=True,
                                  help="Early stopping: epochs without validation improvement. auto: 20, growing "
-                                      "to half the best epoch + 20 as training goes on.")
+                                      "to 20 + half the epoch of the last improvement larger than the validation "
+                                      "loss's own epoch-to-epoch noise (chance lows of a noisy plateau still reset "
+                                      "the count, but do not make it longer).")
     min_delta: float = option(0.0, kind="float", low=0, help="Early stopping: smallest improvement that counts.")
     lr_schedule: str = option("none", kind="choice", choices=LR_SCHEDULES, help="Learning-rate schedule.")
     augment_noise: float | str = option(0.0, kind="float", low=0, auto=True,

@@ -61,6 +61,10 @@ EVAL_CHUNK_BYTES = 8 * 1024 * 1024
 # gradients, is held for them): 8 million float32 parameters.
 SHADOW_BYTES = 32 * 1024 * 1024
 
+# Epochs of validation loss whose first differences give its noise (EarlyStopping's growth_noise): the
+# default patience, so the estimate covers what one patience window sees.
+NOISE_WINDOW = 20
+
 
 @dataclass
 class FitConfig:
@@ -79,6 +83,8 @@ class FitConfig:
     patience: int | None = 20  # epochs without validation improvement before stopping (None: never)
     adaptive_patience: bool = False  # patience grows to patience + best_epoch / 2 (AutoGluon's rule): a run
     #                                  whose best epoch is late has shown it improves slowly
+    growth_noise: float = 1.0  # ... counting only improvements beyond this many robust SDs of the validation
+    #                             loss's epoch-to-epoch noise (EarlyStopping); 0: every improvement
     min_delta: float = 0.0  # an improvement must exceed this to reset patience
     lr_schedule: str = "none"  # none | plateau | cosine
     augment_noise: float = 0.0  # SD of uniform zero-mean noise added to training inputs (standardised scale)
@@ -97,6 +103,7 @@ class FitConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
             (self.min_delta >= 0, "min delta must be >= 0"),
+            (self.growth_noise >= 0, "growth noise must be >= 0"),
             (self.lr_schedule in LR_SCHEDULES, f"lr schedule must be one of {', '.join(LR_SCHEDULES)}"),
             (self.augment_noise >= 0, "augment noise must be >= 0"),
             (self.clip_norm is None or self.clip_norm > 0, "clip norm must be > 0"),
@@ -123,23 +130,53 @@ class FitResult:
 
 class EarlyStopping:
     """Stop when the monitored loss has not improved by more than ``min_delta`` for ``patience``
-    epochs; keep a copy of the best weights so they can be restored."""
+    epochs; keep a copy of the best weights so they can be restored.
 
-    def __init__(self, patience: int | None, min_delta: float = 0.0, adaptive: bool = False):
+    ``adaptive``: the patience grows to patience + e / 2, e being the last epoch whose improvement showed
+    the run still learning (AutoGluon's rule: a run whose best epoch is late improves slowly). With
+    ``growth_noise`` c > 0 that is an improvement on the lowest loss so far by more than c * sigma, sigma
+    being the loss's epoch-to-epoch noise: the robust SD (1.4826 MAD / sqrt 2) of its last NOISE_WINDOW
+    first differences. Once a network has memorised its training rows, its validation loss on a few hundred
+    samples wanders around a plateau, and the lowest value so far keeps being beaten by chance (records of a
+    stationary series arrive at a rate ~ 1/t); when each chance record bought half its epoch number in
+    patience, such runs went on for 200 epochs of noise. A curve that really improves has first differences
+    that agree with each other, so a small sigma, and its improvements grow the patience as before. Every
+    improvement still resets the count and moves the weights kept to the lowest loss."""
+
+    def __init__(self, patience: int | None, min_delta: float = 0.0, adaptive: bool = False,
+                 growth_noise: float = 0.0):
         self.patience, self.min_delta, self.adaptive = patience, float(min_delta), adaptive
+        self.growth_noise = float(growth_noise)
         self.best = math.inf
         self.best_epoch = 0
+        self.grown_epoch = 0  # the epoch the adaptive patience has grown with (the last real improvement)
         self.best_state: dict[str, np.ndarray] | None = None
         self.bad_epochs = 0
+        self.values: list[float] = []
 
     def update(self, epoch: int, value: float, net: MLP) -> bool:
         """Record epoch ``epoch``'s value; return True when training should stop."""
-        if value < self.best - self.min_delta or self.best_state is None:
+        self.values.append(float(value))
+        first = self.best_state is None
+        if value < self.best - self.min_delta or first:
+            if first or value < self.best - self.min_delta - self.growth_noise * self.noise():
+                self.grown_epoch = epoch
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
             self.best_state = net.get_state()
             return False
         self.bad_epochs += 1
         return self.patience is not None and self.bad_epochs >= self.current_patience
+
+    def noise(self) -> float:
+        """sigma: the robust SD of the loss's noise from its last NOISE_WINDOW first differences (0 before
+        there are 3 finite ones, and when growth_noise is 0)."""
+        if not (self.growth_noise and self.adaptive):
+            return 0.0
+        d = np.diff(np.asarray(self.values[-(NOISE_WINDOW + 1):]))
+        d = d[np.isfinite(d)]
+        if d.size < 3:
+            return 0.0
+        return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0))
 
     def could_stop_next(self) -> bool:
         """Whether the next ``update`` can return True (it does when that epoch does not improve)."""
@@ -149,7 +186,7 @@ class EarlyStopping:
     def current_patience(self) -> int | None:
         if self.patience is None or not self.adaptive:
             return self.patience
-        return self.patience + self.best_epoch // 2
+        return self.patience + self.grown_epoch // 2
 
     def restore(self, net: MLP) -> None:
         if self.best_state is not None:
@@ -449,7 +486,8 @@ def fit(
     opt = build_optimizer(config)
     opt.threads = update_threads()
     penalty = optim.WeightPenalty(config.l1, config.l2)
-    stopper = EarlyStopping(config.patience if validate else None, config.min_delta, config.adaptive_patience)
+    stopper = EarlyStopping(config.patience if validate else None, config.min_delta, config.adaptive_patience,
+                            config.growth_noise)
     lr0, history = config.lr, []
 
     baseline = {}

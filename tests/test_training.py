@@ -43,6 +43,56 @@ def test_early_stopping_object():
     assert not any(never.update(e, 1.0 + e, net) for e in range(1, 50))
 
 
+def _stopping_epoch(stopper: EarlyStopping, values, net) -> int:
+    for epoch, value in enumerate(values, 1):
+        if stopper.update(epoch, value, net):
+            return epoch
+    return len(values)
+
+
+def test_adaptive_patience_does_not_grow_with_chance_lows():
+    """A curve that drops for 8 epochs and then wanders around a plateau (stationary noise, SD 0.08): when
+    every chance new low grew the adaptive patience, some runs went on to their epoch limit; with
+    growth_noise only improvements beyond the noise grow it. Every new low still resets the count and is
+    the epoch kept."""
+    net = MLP(2, [2], 1)
+    plain_stops, aware_stops, noises = [], [], []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        values = np.concatenate([np.linspace(1.0, 0.45, 8), 0.45 + 0.08 * rng.standard_normal(192)])
+        plain = EarlyStopping(patience=20, adaptive=True)
+        aware = EarlyStopping(patience=20, adaptive=True, growth_noise=1.0)
+        plain_stops.append(_stopping_epoch(plain, values, net))
+        aware_stops.append(_stopping_epoch(aware, values, net))
+        seen = values[:aware_stops[-1]]
+        assert aware.best == seen.min() and aware.best_epoch == int(np.argmin(seen)) + 1
+        assert aware_stops[-1] - aware.best_epoch == aware.current_patience <= 20 + 100 // 2
+        noises.append(aware.noise())
+    assert max(plain_stops) == 200 and max(aware_stops) < 100  # chance lows kept the plain rule going
+    assert np.mean(aware_stops) < 0.85 * np.mean(plain_stops)
+    assert 0.06 < np.median(noises) < 0.10  # each from 20 differences: rough, but centred on the noise's SD
+
+
+def test_adaptive_patience_grows_with_a_curve_that_keeps_improving():
+    """Small, steady improvements with a little noise are real: the patience grows with them as without
+    growth_noise, so the run is not cut short."""
+    net = MLP(2, [2], 1)
+    rng = np.random.default_rng(0)
+    values = 1.0 / np.arange(1, 151) ** 0.5 + 0.0005 * rng.standard_normal(150)
+    values[100:110] += 0.01  # ten bad epochs: beyond the base patience, within the grown one
+    aware = EarlyStopping(patience=5, adaptive=True, growth_noise=1.0)
+    assert _stopping_epoch(aware, values, net) == 150 and aware.best_epoch >= 140
+    assert aware.grown_epoch >= 140
+
+
+def test_growth_noise_zero_is_the_plain_rule():
+    net = MLP(2, [2], 1)
+    values = [1.0, 0.8, 0.81, 0.79, 0.9, 0.95, 0.7, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99]
+    a, b = EarlyStopping(patience=3, adaptive=True), EarlyStopping(patience=3, adaptive=True, growth_noise=0.0)
+    assert _stopping_epoch(a, values, net) == _stopping_epoch(b, values, net) == 13
+    assert (a.best_epoch, a.best, a.current_patience) == (b.best_epoch, b.best, b.current_patience) == (7, 0.7, 6)
+
+
 def test_history_records_everything_the_issue_lists():
     X, y = _blobs()
     metric = lambda out, yy: float(np.mean(out.argmax(1) == yy))
