@@ -194,6 +194,13 @@ class TrainOptions:
                                        optional=True, help="Focal alpha for positives (1 - alpha for negatives).")
     label_smoothing: float = option(0.0, kind="float", low=0, high=1, high_open=True, help="CE label smoothing alpha.")
 
+    def __post_init__(self) -> None:
+        # a tuple is as good a list of names or widths as a list (hidden=(128, 64), as the estimators take it)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple) and _META.get(f.name, {}).get("kind") in ("str_list", "int_list"):
+                setattr(self, f.name, list(value))
+
     def validate(self) -> None:
         """Raise ConfigError naming the flag for any value of the wrong type or out of range."""
         for f in fields(self):

@@ -187,6 +187,18 @@ class Model:
         columns = [None] * len(self.members)
         if features is not None:
             index = {name: j for j, name in enumerate(features)}
+            if len(index) < len(features):  # two columns of one name: which the model reads would be a guess
+                used_names = set(self.preprocessor.kept_features).union(
+                    *(m.preprocessor.kept_features for m in self.members))
+                seen, twice = set(), []
+                for name in features:
+                    if name in seen and name in used_names and name not in twice:
+                        twice.append(name)
+                    seen.add(name)
+                if twice:
+                    shown = ", ".join(repr(n) for n in twice[:5]) + (", ..." if len(twice) > 5 else "")
+                    raise DataError(f"X has {len(twice)} feature name(s) the model uses more than once: {shown}; "
+                                    "keep one column per feature (e.g. sum or drop duplicated gene symbols)")
             missing = sorted({n for m in self.members for n in m.preprocessor.kept_features} - index.keys())
             if missing:  # built once per features list: the check costs nothing per block
                 raise DataError(f"X lacks {len(missing)} of the features the model uses, e.g. {missing[0]!r}")
@@ -241,6 +253,13 @@ class Model:
         returned as it is (its columns ``features``, or ``feature_names`` in order)."""
         pd = sys.modules.get("pandas")  # not imported: X cannot be a DataFrame
         if pd is None or not isinstance(X, pd.DataFrame):
+            if not hasattr(X, "shape"):  # a list of rows
+                try:
+                    X = np.asarray(X, dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise DataError(f"X must be a 2-D array of numbers (rows x features): {exc}") from None
+            if getattr(X, "ndim", 2) != 2:
+                raise DataError(f"X must be a 2-D array (rows x features), got {X.ndim} dimension(s)")
             return X, features
         names = [str(c) for c in X.columns] if features is None else [str(f) for f in features]
         if len(names) != X.shape[1]:

@@ -213,3 +213,102 @@ def test_auto_settings_are_resolved_for_the_data_as_train_resolves_them():
                          random_state=0).fit(X, y)
     assert auto.predict_proba(X).shape == (120, 3) and auto.score(X, y) > 0.9
     assert MLPRegressor(hidden=(4,), epochs="auto", random_state=0).fit(*make_regression(60, 4, random_state=0))
+
+
+# ---------------------------------------------------------------- a fit that fails or is interrupted
+def _subtype_data(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    y = np.array(["Basal", "HER2", "LumA"])[np.arange(n) % 3]
+    X[np.arange(n), np.arange(n) % 3] += 2.0
+    return X, y
+
+
+def test_a_failed_refit_leaves_the_fitted_estimator_as_it_was():
+    """Refitting on another target that cannot be split (one site) fails: the estimator must still be the
+    first model, not the new labels on the old network."""
+    X, subtype = _subtype_data()
+    clf = MLPClassifier(hidden=(8,), epochs=5).fit(X, subtype)
+    before = clf.predict(X[:10]), clf.predict_proba(X[:10]), clf.classes_.copy()
+    stage = np.array(["I", "II", "III"])[np.arange(120) % 3]
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        clf.fit(X, stage, groups=np.zeros(120))
+    np.testing.assert_array_equal(clf.classes_, before[2])
+    np.testing.assert_array_equal(clf.predict(X[:10]), before[0])
+    np.testing.assert_array_equal(clf.predict_proba(X[:10]), before[1])
+
+    reg = MLPRegressor(hidden=(8,), epochs=5).fit(X, 60 + 10 * X[:, 0])
+    expected = reg.predict(X[:5])
+    with pytest.raises(ValueError):
+        reg.fit(X, 1000 * X[:, 0], groups=np.zeros(120))
+    np.testing.assert_array_equal(reg.predict(X[:5]), expected)
+
+    fresh = MLPClassifier(hidden=(8,), epochs=5)
+    with pytest.raises(ValueError):
+        fresh.fit(X, stage, groups=np.zeros(120))
+    assert not hasattr(fresh, "classes_") and not hasattr(fresh, "n_features_in_")
+
+
+def test_ctrl_c_during_fit_propagates_and_keeps_the_previous_model(monkeypatch):
+    """The fit loop keeps what it trained when interrupted (the CLI saves it); a library call must stop
+    instead, as any Python call does on Ctrl-C, and not report a truncated model as fitted."""
+    import mlpcli.estimators as estimators
+
+    X, y = _subtype_data()
+    clf = MLPClassifier(hidden=(8,), epochs=5).fit(X, y)
+    expected = clf.predict_proba(X[:5])
+    real_fit = estimators.fit
+
+    def interrupted_fit(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        result.interrupted = True  # what the loop returns after absorbing a KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(estimators, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X[:5]), expected)
+
+
+def test_random_state_beyond_numpy_seeds_is_refused_by_name():
+    X, y = _subtype_data()
+    for early_stopping in (True, False):
+        with pytest.raises(ValueError, match=r"random_state must be None, a whole number in \[0, 2\*\*32 - 1\]"):
+            MLPClassifier(hidden=(8,), epochs=2, random_state=2**32, early_stopping=early_stopping).fit(X, y)
+    MLPClassifier(hidden=(8,), epochs=2, random_state=2**32 - 1).fit(X, y)
+
+
+def test_early_stopping_errors_name_the_estimators_parameters():
+    X, y = _subtype_data(n=60)
+    patients = np.repeat(np.arange(5), 12)
+    with pytest.raises(ValueError) as info:
+        MLPClassifier(hidden=(8,), epochs=2, validation_fraction=0.1).fit(X, y, groups=patients)
+    message = str(info.value)
+    assert "validation_fraction 0.1" in message and "'groups'" in message and "early_stopping=False" in message
+    assert "--" not in message and "val_size" not in message and message.count("add ") <= 1
+
+
+def test_grouped_early_stopping_holds_out_the_fraction_asked_for():
+    """validation_fraction 0.4 of the groups is 2 of 5 grouped folds, not 1 of round(1 / 0.4) = 2 (50 %)."""
+    from mlpcli import data
+    from mlpcli.model_selection import holdout
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(100), 4)
+    y = (groups % 3).astype(np.int64)
+    ds = data.Dataset(X=rng.normal(size=(400, 3)), y=y, feature_names=["a", "b", "c"], task="multiclass",
+                      classes=["a", "b", "c"], groups=groups)
+    for fraction in (0.1, 0.2, 0.3, 0.4, 0.6, 0.8):
+        train, val, summary = holdout(ds, fraction, seed=0)
+        assert len(val) / 400 == pytest.approx(fraction, abs=0.02)
+        assert not set(groups[train]) & set(groups[val])
+    assert holdout(ds, 0.2, seed=0)[2].strategy.endswith("(fold 1 of 5 as validation)")  # as before
+    assert holdout(ds, 0.4, seed=0)[2].strategy.endswith("(folds 1, 2 of 5 as validation)")
+
+
+def test_train_options_take_tuples_for_lists():
+    from mlpcli.config import TrainOptions
+
+    options = TrainOptions(hidden=(64, 32), target=("label",))
+    options.validate()
+    assert options.hidden == [64, 32] and options.target == ["label"]

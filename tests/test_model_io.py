@@ -34,6 +34,36 @@ def test_round_trip_gives_identical_predictions(trained):
     assert set(loaded.provenance["versions"]) >= {"mlpcli", "numpy", "pandas", "scikit-learn", "python"}
 
 
+def test_predict_output_refuses_a_feature_given_twice(trained):
+    """Duplicated gene symbols are common; training and `predict` refuse them, and so does the library call
+    on a DataFrame (or with features=): which of the two columns the model reads would be a guess."""
+    import pandas as pd
+    from mlpcli.errors import DataError
+
+    model = trained[0]
+    names = list(model.feature_names)
+    X = np.random.default_rng(0).normal(size=(4, len(names)))
+    frame = pd.DataFrame(np.column_stack([X, X[:, 0] + 1.0]), columns=names + [names[0]])
+    with pytest.raises(DataError, match=rf"1 feature name\(s\) the model uses more than once: '{names[0]}'"):
+        model.predict_output(frame)
+    with pytest.raises(DataError, match="more than once"):
+        model.predict_output(frame.to_numpy(), features=names + [names[0]])
+    unused = pd.DataFrame(np.column_stack([X, X[:, :1]]), columns=names + ["note"])
+    unused["note2"] = 1.0
+    unused.columns = names + ["note", "note"]  # columns the model does not read may repeat
+    np.testing.assert_array_equal(model.predict_output(unused), model.predict_output(X))
+
+
+def test_predict_output_takes_a_list_of_rows_and_refuses_one_dimension(trained):
+    from mlpcli.errors import DataError
+
+    model = trained[0]
+    X = np.random.default_rng(1).normal(size=(3, len(model.feature_names)))
+    np.testing.assert_array_equal(model.predict_output(X.tolist()), model.predict_output(X))
+    with pytest.raises(DataError, match="2-D array"):
+        model.predict_output(X[0])
+
+
 def _rewrite(src, dst, json_fn=None, weights_fn=None, drop=None):
     with zipfile.ZipFile(src) as zf:
         meta = zf.read("model.json")

@@ -606,3 +606,27 @@ def test_a_table_whose_lines_end_with_carriage_returns_alone_is_read_as_train_re
     assert "carriage return" in run(["predict", model_path, str(cr), "-o", str(tmp_path / "x.csv")]).stderr
     res = run(["evaluate", model_path, str(cr), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["n"] == len(df)
+
+
+def test_a_failed_write_closes_the_prediction_frames(tmp_path):
+    """The frames are read from the input as they are written; a write that fails (here: no such
+    directory) closes them, and so the input file, instead of leaving that to the garbage collector."""
+    import pandas as pd
+
+    from mlpcli.predict.output import write_predictions
+
+    class Frames:  # as a PredictionStream: iterated for the frames, holding the input file open
+        closed = False
+
+        def __iter__(self):
+            yield pd.DataFrame({"id": ["a"], "pred": ["x"]})
+
+        def close(self):
+            self.closed = True
+
+    stream = Frames()
+    with pytest.raises(Exception):
+        write_predictions(stream, str(tmp_path / "missing" / "out.csv"))
+    assert stream.closed
+    ok = Frames()
+    assert write_predictions(ok, str(tmp_path / "out.csv")) == 1 and not ok.closed  # the caller closes it

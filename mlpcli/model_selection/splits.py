@@ -50,8 +50,10 @@ def _check_val_size(val_size: float) -> None:
 def holdout(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray, SplitSummary]:
     """Sorted (train_idx, val_idx) row indices and a summary; no group ever has rows on both sides.
 
-    Groups + classification: StratifiedGroupKFold(round(1/val_size) folds); a fold that keeps every class on
-    both sides is held out (the first such fold; the first fold if none does). Groups otherwise:
+    Groups + classification: StratifiedGroupKFold with j of k folds held out, j / k as near val_size as the
+    groups and the largest class allow (``fold_fraction``: one of round(1 / val_size) folds where that is
+    val_size); the first j consecutive folds that keep every class on both sides (the first j if none do).
+    Groups otherwise:
     GroupShuffleSplit. No groups: StratifiedShuffleSplit (classification) or ShuffleSplit.
     """
     _check_val_size(val_size)
@@ -85,17 +87,37 @@ def _class_label(dataset: Dataset, index: int) -> str:
     return _label_key(dataset.classes[index]) if index < len(dataset.classes) else str(index)
 
 
+def fold_fraction(val_size: float, most_folds: int) -> tuple[int, int]:
+    """(k, j): hold out j of k grouped folds for a validation share of ``val_size``: the j / k nearest to it
+    with 2 <= k <= ``most_folds`` (ties: the fewest folds). 1 / round(1 / v) as before wherever that is
+    within 0.01 of v (0.1, 0.2, 0.25, 1/3, 0.5, ...); 0.4 is 2 of 5 folds and 0.8 4 of 5, where one fold of
+    round(1 / v) held out 50 % and 20 %."""
+    k0 = max(2, round(1 / val_size))
+    if k0 <= most_folds and abs(1 / k0 - val_size) <= 0.01:
+        return k0, 1
+    best = None
+    for k in range(2, max(2, most_folds) + 1):
+        j = min(k - 1, max(1, round(val_size * k)))
+        err = abs(j / k - val_size)
+        if best is None or err < best[0] - 1e-12:
+            best = (err, k, j)
+    return best[1], best[2]
+
+
 def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     groups, y, gname = dataset.groups, dataset.y, _group_name(dataset)
     n_groups = len(np.unique(groups))
-    n_splits = max(2, round(1 / val_size))
-    _check_enough_groups(n_groups, n_splits, gname, val_size)
     largest = int(np.bincount(y).max())
-    if largest < n_splits:  # sklearn refuses when every class is smaller than the number of folds
+    # the folds cannot outnumber the groups, nor the largest class (sklearn refuses then)
+    n_splits, n_val = fold_fraction(val_size, min(n_groups, largest, max(10, round(1 / val_size))))
+    if abs(n_val / n_splits - val_size) > 0.05:  # the share asked for cannot be approached
+        n_needed = max(2, round(1 / min(val_size, 1 - val_size)))
+        _check_enough_groups(n_groups, n_needed, gname, val_size)
         raise DataError(
             f"too few samples for --val-size {val_size:g}: the largest class has {largest}, fewer than the "
-            f"{n_splits} folds; use --val-size {1 / largest:.2f} or more, or add data"
+            f"{n_needed} folds it needs; use --val-size {1 / largest:.2f} or more, or add data"
         )
+    _check_enough_groups(n_groups, n_splits, gname, val_size)
     # Each class must occur in >= 2 groups, else whole groups cannot place it on both sides.
     for c in np.unique(y):
         members = groups[y == c]
@@ -106,17 +128,22 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
                 "it cannot appear on both the training and validation sides — merge or drop the class, or add "
                 "samples from more groups"
             )
-    folds = [(tr, va) for tr, va in stratified_group_folds(y, groups, n_splits, seed) if len(tr) and len(va)]
-    if not folds:
+    folds = [va for _, va in stratified_group_folds(y, groups, n_splits, seed) if len(va)]
+    if len(folds) < 2:
         raise DataError(f"cannot form a grouped split of {n_groups} groups in {gname!r}; add data or raise --val-size")
+    n_val = min(n_val, len(folds) - 1)
     present = np.unique(y)
-    chosen = next(
-        (k for k, (tr, va) in enumerate(folds)
-         if np.isin(present, y[tr]).all() and np.isin(present, y[va]).all()),
-        0,
-    )
-    train, val = folds[chosen]
-    return train, val, f"StratifiedGroupKFold by {gname} (fold {chosen + 1} of {n_splits} as validation)"
+    sides = []
+    for start in range(len(folds)):  # n_val consecutive folds (cyclically) as validation
+        chosen = [(start + i) % len(folds) for i in range(n_val)]
+        val = np.concatenate([folds[i] for i in chosen])
+        train = np.setdiff1d(np.arange(len(y)), val)
+        sides.append((train, val, chosen))
+    ok = next((s for s in sides if np.isin(present, y[s[0]]).all() and np.isin(present, y[s[1]]).all()), sides[0])
+    train, val, chosen = ok
+    which = (f"fold {chosen[0] + 1}" if n_val == 1 else
+             "folds " + ", ".join(str(i + 1) for i in chosen))
+    return train, val, f"StratifiedGroupKFold by {gname} ({which} of {len(folds)} as validation)"
 
 
 def _check_enough_groups(n_groups: int, n_needed: int, gname: str, val_size: float) -> None:

@@ -51,8 +51,19 @@ def write_predictions(frames: Iterable[pd.DataFrame], path: str, *, float_format
 
     Files are written to a temporary file beside `path` and renamed at the end, so an error halfway
     (a bad value in row 50,000, a full disk, Ctrl-C) leaves no partial file and an older file untouched.
-    "-" streams CSV to standard output (`stdout`, default sys.stdout).
+    "-" streams CSV to standard output (`stdout`, default sys.stdout). A write that fails closes `frames`
+    (a ``PredictionStream``, a generator: the input file they read) rather than leave it to the collector.
     """
+    try:
+        return _write_frames(frames, path, float_format, stdout)
+    except BaseException:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+        raise
+
+
+def _write_frames(frames: Iterable[pd.DataFrame], path: str, float_format: str | None, stdout) -> int:
     kind, sep, compression = output_format(path, tables_only=True)
     if str(path) == "-":
         stream = stdout if stdout is not None else sys.stdout
