@@ -57,7 +57,14 @@ def output_target(path: str | os.PathLike) -> Path:
     """The file that writing to ``path`` replaces: ``path`` itself, or where a symbolic link at ``path``
     points (followed to its end), so that writing through the link keeps the link."""
     path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    if not path.is_symlink():
+        return path
+    try:  # /dev/stdout -> /proc/self/fd/1 -> "pipe:[123]": a device or pipe is opened through the link
+        if not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode):
+            return path
+    except OSError:
+        pass
+    return Path(os.path.realpath(path))
 
 
 def _destination(path: str | os.PathLike):

@@ -81,3 +81,13 @@ def test_info_errors_are_one_line(tmp_path):
     bad.write_bytes(b"not a model")
     assert_clean_error(run(["info", str(bad)]), "bad.mlp")
     assert run(["info"]).exit_code == 2
+
+
+def test_quiet_is_accepted_by_info_and_diagnose_as_by_every_command(tmp_path):
+    """-q is one rule for every command (hide notes and progress); `info -q` was "No such option" and
+    `diagnose MODEL -q` a usage error, which broke scripts that pass -q to every mlpcli call."""
+    out = _train(tmp_path)[0]
+    for command in (["info", str(out)], ["diagnose", str(out)]):
+        plain, quiet = run(command), run([*command, "-q"])
+        assert plain.exit_code == quiet.exit_code == 0, quiet.output
+        assert quiet.stdout == plain.stdout

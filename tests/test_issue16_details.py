@@ -176,6 +176,18 @@ def test_tune_warns_when_the_best_epochs_reach_the_cap(tmp_path):
     assert not any("--epochs cap" in w for w in json.loads(res.stdout)["warnings"])
 
 
+def test_tune_with_epochs_auto_finishes_and_refits(tmp_path):
+    """With --epochs auto (the default) the cap is sized per fold; the cap check compared the best epochs
+    with the text "auto" and crashed after all the fitting, writing no model (the README's examples)."""
+    path = tmp_path / "t.csv"
+    make_table(task="binary", seed=0, n_patients=18).to_csv(path, index=False)
+    out = tmp_path / "best.mlp"
+    res = run(["tune", str(path), "--grid", "l2=0,1e-3", "--folds", "3", "--hidden", "4", "--refit", "-o", str(out),
+               "--json"])
+    assert res.exit_code == 0, res.output
+    assert out.exists() and json.loads(res.stdout)["best"]["setting"]["l2"] in (0, 0.001)
+
+
 def test_multiclass_evaluate_reports_mcc_and_brier(trained, tmp_path):
     model_path, model, _, cohort = trained
     cohort.to_csv(tmp_path / "c.csv", index=False)

@@ -71,3 +71,33 @@ def test_an_output_encoding_without_dashes_and_an_openmp_thread_list_are_harmles
         res = mlpcli(["info", "m.mlp", "--json"], tmp_path, env={"OMP_NUM_THREADS": value}, capture_output=True,
                      text=True)
         assert res.returncode == 0 and json.loads(res.stdout) and "Error" not in res.stderr, res.stderr
+
+
+def test_dev_stdout_is_standard_output_for_every_table_and_the_model(tmp_path):
+    """`-o /dev/stdout` was "unsupported output format 'stdout'" (tables take their format from the
+    extension), and writing through the /dev/stdout link to a pipe failed ("pipe:[...]": no such file).
+    It is now "-": CSV rows on the pipe, the summary on stderr; `train -o /dev/stdout` writes the model's
+    bytes there and its summary to stderr."""
+    import subprocess
+    import sys
+
+    from tables import write_table
+
+    data = write_table(tmp_path, seed=1)
+    model = tmp_path / "m.mlp"
+    base = [sys.executable, "-m", "mlpcli"]
+    trained = subprocess.run([*base, "train", data, "--folds", "1", "--hidden", "4", "--epochs", "3",
+                              "-o", "/dev/stdout", "--history", str(tmp_path / "h.csv")], capture_output=True)
+    assert trained.returncode == 0, trained.stderr.decode()
+    model.write_bytes(trained.stdout)  # the model's bytes alone, through a pipe
+    assert subprocess.run([*base, "info", str(model)], capture_output=True).returncode == 0
+    history = subprocess.run([*base, "train", data, "--folds", "1", "--hidden", "4", "--epochs", "3", "-q",
+                              "-o", str(tmp_path / "m2.mlp"), "--history", "/dev/stdout"], capture_output=True)
+    assert history.returncode == 0 and history.stdout.decode().splitlines()[0].startswith("epoch,train_loss")
+    assert len(history.stdout.decode().splitlines()) == 4  # the header and 3 epochs: no summary table
+    rows = subprocess.run([*base, "predict", str(model), data, "-o", "/dev/stdout"], capture_output=True)
+    assert rows.returncode == 0, rows.stderr.decode()
+    lines = rows.stdout.decode().splitlines()
+    assert lines[0].split(",")[:2] == ["sample_id", "pred_label"] and all("│" not in line for line in lines)
+    dash = subprocess.run([*base, "predict", str(model), data, "-o", "-"], capture_output=True)
+    assert rows.stdout == dash.stdout and rows.stderr == dash.stderr  # exactly what "-" does

@@ -325,6 +325,26 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
         seen[k] = (flag, "output")
 
 
+def on_standard_output(path) -> bool:
+    """Whether writing ``path`` writes to this process's standard output: "-", or a name for the same
+    file (``/dev/stdout``, ``/dev/fd/1``, ``/proc/self/fd/1``, or the file ``>`` redirected it to)."""
+    if path is None:
+        return False
+    if str(path) == "-":
+        return True
+    try:
+        here, there = os.fstat(1), os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def stdout_alias(path):
+    """``path``, or "-" when it names standard output (``on_standard_output``): then the command treats it
+    as "-" — CSV rows there, its summary on standard error, one writer only — and a pipe gets one table."""
+    return "-" if path is not None and str(path) != "-" and on_standard_output(path) else path
+
+
 def check_stdout_open(what: str) -> None:
     """An error (exit 1) when ``what`` is to go to standard output and the command started with it closed
     (``>&-``, reopened on /dev/null by ``_entry``): the result would be lost without a word."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ._common import (
+from ._common import (stdout_alias,
     CONTEXT_SETTINGS, check_table_output, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, distinct_files, warn_workers, print_json, quiet_option, report,
     stderr_console, stdout_console, threads_option,
 )
@@ -217,6 +217,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
     if leave_batch_out and repeats != 1:
         raise click.UsageError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")
     options = options_from_params(params)
+    oof_path = stdout_alias(oof_path)  # /dev/stdout is "-"
     one_stdout_writer({"--oof -": oof_path == "-", "--json": as_json})
     distinct_files({"--oof": oof_path}, {"DATA": data_file, "--samples": params.get("samples")})
     check_table_output(oof_path, "--oof")

@@ -16,7 +16,7 @@ from ..diagnosis import evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, distinct_files, warn_workers, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, quiet_option, render_notes, report,
+    CONTEXT_SETTINGS, check_writable, distinct_files, warn_workers, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, quiet_option, report,
     stderr_console, stdout_console, threads_option,
 )
 from .options import config_option, options_from_params, train_options
@@ -50,8 +50,8 @@ _EVIDENCE_ORDER = ("n_epochs", "scale", "scale_source", "train_final", "val_fina
                    "score", "runner_up_score")
 
 _CURVE_ONLY = ("curves", "higher_is_better", "baseline")
-_LEARNING_CURVE_ONLY = ("fractions", "n_jobs", "threads", "quiet", "config")
-_SHARED = ("source", "plot_path", "chart", "learning", "as_json", "debug")  # every other option is a train option
+_LEARNING_CURVE_ONLY = ("fractions", "n_jobs", "threads", "config")
+_SHARED = ("source", "plot_path", "chart", "learning", "as_json", "quiet", "debug")  # every other option is a train option
 
 
 # --------------------------------------------------------------------------- rendering
@@ -237,10 +237,10 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
     if learning:
         _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_path, as_json)
         return
-    _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json)
+    _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json, quiet)
 
 
-def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json) -> None:
+def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json, quiet=False) -> None:
     if higher_is_better is not None and curves == "loss":
         raise click.UsageError("--higher-is-better/--lower-is-better apply to --metric metric (losses are lower-is-better)")
     c = read_curves(source, curves, higher_is_better, baseline)
@@ -263,7 +263,7 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
                     "member_spread": d.evidence["member_spread"]}
         print_json(doc)
         return
-    render_notes(stderr_console(), c.notes, [])
+    report(c.notes, [], quiet)
     con = stdout_console()
     con.print(_verdict_panel(c, d, best, chart))
     if plot_path:

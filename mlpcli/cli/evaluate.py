@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..errors import ConfigError
 
-from ._common import (
+from ._common import (stdout_alias,
     CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, fmt_interval, fmt_metric, handle_errors, json_option, one_stdout_writer, distinct_files, quiet_option, print_json, role_options,
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
@@ -235,6 +235,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
 
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
+    out, shift_path = stdout_alias(out), stdout_alias(shift_path)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
     distinct_files({"--out": out, "--shift-report": shift_path, "--plot": plot_path},
                    {"MODEL": model_path, "DATA": data_file, "--samples": params.get("samples")})

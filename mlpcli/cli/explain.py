@@ -9,8 +9,9 @@ import math
 import click
 from rich.table import Table
 
-from ._common import (CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, handle_errors, json_option, one_stdout_writer, distinct_files,
-                      print_json, render_notes, role_options, stderr_console, stdout_console)
+from ._common import (CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, handle_errors, json_option,
+                      one_stdout_writer, distinct_files, print_json, render_notes, role_options, stderr_console,
+                      stdout_alias, stdout_console)
 from .predict import role_flags
 
 
@@ -78,6 +79,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     from ..explain import check_rankable, explain as run, load_samples
 
     roles = role_flags(params)
+    out = stdout_alias(out)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json})
     distinct_files({"--out": out, "--plot": plot_path},
                    {"MODEL": model_path, "DATA": data_file, "--samples": params.get("samples")})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ._common import CONTEXT_SETTINGS, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, stdout_console
+from ._common import (CONTEXT_SETTINGS, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json,
+                      quiet_option, stdout_console)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
@@ -14,9 +15,10 @@ from ._common import CONTEXT_SETTINGS, debug_option, fmt, fmt_metric, handle_err
 @click.option("--features", "all_features", is_flag=True,
               help="List every feature name, and every one the model uses (default: the first 10 of each).")
 @json_option
+@quiet_option  # the one rule of every command; info writes no notes or progress, so it changes nothing
 @debug_option
 @handle_errors
-def info(model_path, all_features, as_json, debug):
+def info(model_path, all_features, as_json, quiet, debug):
     """Show what a model file holds: task, classes and positive class, features, preprocessing,
     architecture and parameter count, training options, split, held-out metrics, learning-curve
     verdict, data checksum and versions.

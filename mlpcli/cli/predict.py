@@ -9,7 +9,7 @@ import time
 import click
 from rich.table import Table
 
-from ._common import (
+from ._common import (stdout_alias,
     CONTEXT_SETTINGS, binary_stdin, StderrBar, check_table_output, check_writable, debug_option, handle_errors, json_option, one_stdout_writer, distinct_files, quiet_option, print_json, render_notes,
     role_options, stderr_console, stdout_console, threads_context, threads_option,
 )
@@ -291,6 +291,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
                                "(write .csv, .tsv or .parquet instead)")
     if not to_h5ad and (obs_prefix is not None or obs_probs):
         raise click.UsageError(f"{'--obs-prefix' if obs_prefix is not None else '--obs-probs'} applies to -o FILE.h5ad")
+    out, shift_path = stdout_alias(out), stdout_alias(shift_path)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
     distinct_files({"--out": out, "--shift-report": shift_path},
                    {"MODEL": model_path, "DATA": data_file, "--samples": params.get("samples")})

@@ -8,7 +8,7 @@ import time
 import click
 from rich.table import Table
 
-from ._common import (
+from ._common import (on_standard_output, stdout_alias,
     CONTEXT_SETTINGS, StderrBar, check_table_output, check_writable, debug_option, fmt, fmt_metric, handle_errors,
     interrupted_exit, json_option, one_stdout_writer, distinct_files, warn_workers, print_json, quiet_option, report, stderr_console, stdout_console,
     threads_context, threads_option,
@@ -238,12 +238,15 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     started = time.perf_counter()  # the wall time of the whole command, beside training's own
     options = options_from_params(params)
     check_writable(out, "--out")
-    one_stdout_writer({"--history -": history_path == "-", "--oof -": oof_path == "-", "--json": as_json})
+    history_path, oof_path = stdout_alias(history_path), stdout_alias(oof_path)  # /dev/stdout is "-"
+    model_on_stdout = on_standard_output(out)  # `-o /dev/stdout`: the model's bytes there, the summary not
+    one_stdout_writer({"-o": model_on_stdout, "--history -": history_path == "-", "--oof -": oof_path == "-",
+                       "--json": as_json})
     distinct_files({"--out": out, "--history": history_path, "--oof": oof_path},
                    {"DATA": data_file, "--val-data": options.val_data, "--samples": options.samples})
     check_table_output(history_path, "--history")
     check_table_output(oof_path, "--oof")
-    tables_on_stdout = "-" in (history_path, oof_path)
+    tables_on_stdout = "-" in (history_path, oof_path) or model_on_stdout
     plan = member_plan(n_jobs, threads)
     # what was picked up (roles, task, warnings) shows before the first epoch, so a user can stop a long
     # run that read the wrong column

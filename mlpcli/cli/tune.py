@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from ..errors import ConfigError
-from ._common import (
+from ._common import (stdout_alias,
     CONTEXT_SETTINGS, check_table_output, check_writable, distinct_files, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json,
     quiet_option, report, stderr_console, stdout_console, threads_context,
 )
@@ -135,6 +135,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         space = grid_lib.parse_grid(grid, options)
     except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
         raise click.UsageError(str(exc)) from None
+    results_path = stdout_alias(results_path)  # /dev/stdout is "-"
     one_stdout_writer({"--results -": results_path == "-", "--json": as_json})
     distinct_files({"--results": results_path, "--out": out if refit else None},
                    {"DATA": data_file, "--samples": params.get("samples")})

@@ -47,6 +47,7 @@ class PointResult:
     rank: int = 0
     seconds: float = 0.0
     epochs: list[int] = field(default_factory=list)  # best epoch per fold
+    epoch_caps: list[int] = field(default_factory=list)  # --epochs as resolved per fold ("auto" sizes it)
 
     def to_dict(self) -> dict:
         return {"rank": self.rank, "grid_index": self.index, "setting": self.setting, "mean": self.mean,
@@ -160,7 +161,8 @@ def _collect(points: list[tuple[int, dict]], scores: list[FoldScore], per_point:
         chunk = scores[j * per_point : (j + 1) * per_point]
         mean, sd = mean_sd(s.score for s in chunk)
         out.append(PointResult(index=index, setting=setting, scores=[s.score for s in chunk], mean=mean, sd=sd,
-                               seconds=sum(s.seconds for s in chunk), epochs=[s.best_epoch for s in chunk]))
+                               seconds=sum(s.seconds for s in chunk), epochs=[s.best_epoch for s in chunk],
+                               epoch_caps=[s.epoch_cap for s in chunk]))
     return _rank(out, higher)
 
 
@@ -238,7 +240,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
             for o, best, s, inner in zip(outer, chosen_per_fold, outer_scores, inner_per_fold)
         ]
     warn = _fold_warnings(ds, fold_list, scores[:len(points) * per_point])
-    capped = _epochs_cap_warning(ranked[0], apply_setting(options, ranked[0].setting).epochs) if ranked else None
+    capped = _epochs_cap_warning(ranked[0]) if ranked else None
     if capped:
         warn.append(capped)
     return TuneResult(task=ds.task, metric=metric, higher_is_better=higher, space=space, grid_size=grid_size(space),
@@ -247,15 +249,19 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                       warnings=warn)
 
 
-def _epochs_cap_warning(best: PointResult, cap: int) -> str | None:
-    """A warning when the best setting's networks had their best epoch at the --epochs cap in half of its
-    folds or more: still improving when training stopped, so its score (and perhaps the ranking) is held
-    back by the cap rather than by the setting."""
-    at_cap = [e for e in best.epochs if e is not None and e >= cap]
-    if not best.epochs or 2 * len(at_cap) < len(best.epochs):
+def _epochs_cap_warning(best: PointResult) -> str | None:
+    """A warning when the best setting's networks had their best epoch at the --epochs cap (as resolved for
+    each fold: "auto" sizes it by the fold's rows) in half of its folds or more: still improving when
+    training stopped, so its score (and perhaps the ranking) is held back by the cap rather than by the
+    setting."""
+    folds = [(e, cap) for e, cap in zip(best.epochs, best.epoch_caps) if e is not None and cap]
+    at_cap = [cap for e, cap in folds if e >= cap]
+    if not folds or 2 * len(at_cap) < len(folds):
         return None
+    caps = sorted(set(at_cap))
+    cap = str(caps[0]) if len(caps) == 1 else f"{caps[0]}–{caps[-1]}"
     return (f"the best setting's networks were still improving at the --epochs cap ({cap}): best epoch {cap} in "
-            f"{len(at_cap)} of {len(best.epochs)} folds; its score may rise with more epochs — raise --epochs "
+            f"{len(at_cap)} of {len(folds)} folds; its score may rise with more epochs — raise --epochs "
             "(or add epochs to the grid) and tune again")
 
 

@@ -228,6 +228,13 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.ci = {k: _percentile_ci([d.get(k) for d in draws], bootstrap) for k in _scalars(overall)}
         result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
                             "95 % percentile intervals")
+        outside = [k for k, ci in result.ci.items() if ci is not None and isinstance(overall.get(k), (int, float))
+                   and math.isfinite(overall[k]) and not ci[0] <= overall[k] <= ci[1]]
+        if outside:  # ECE above all: resampled rows repeat, and repeats fill bins with agreeing errors
+            result.notes.append(
+                f"the bootstrap interval of {', '.join(outside)} does not contain its estimate: the metric is "
+                "biased on resampled rows (ECE grows when rows repeat), so its interval shows the spread of the "
+                "estimate, shifted; it is not a range for the true value")
     if trust is not None:
         P = metrics.class_proba(task, out)
         pred = (out[:, -1] >= threshold).astype(np.int64) if task == "binary" else out.argmax(axis=1)

@@ -7,6 +7,7 @@ import gzip
 import io
 import lzma
 import os
+import stat
 import sys
 from typing import Iterable
 
@@ -24,8 +25,17 @@ DEFAULT_OBS_PREFIX = "mlpcli_"
 _OUT_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 
 
+def _special_file(path) -> bool:
+    """Whether ``path`` is an existing device or named pipe (written into, never replaced: fileio)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def output_format(path: str, tables_only: bool = False) -> tuple[str, str, str | None]:
-    """(kind, separator, compression) of an output path by its extension; "-" is CSV on standard output.
+    """(kind, separator, compression) of an output path by its extension; "-" is CSV on standard output, and
+    so is a device or named pipe whose name names no format (/dev/stdout).
     ``tables_only``: an output that is a table of its own (not predict's annotated copy of an .h5ad input),
     so .h5ad is refused too."""
     if str(path) == "-":
@@ -41,6 +51,8 @@ def output_format(path: str, tables_only: bool = False) -> tuple[str, str, str |
         return "h5ad", "", None
     if ext in (".csv", ".tsv", ".txt"):
         return "text", "," if ext == ".csv" else "\t", compression
+    if _special_file(path):  # /dev/stdout, /dev/fd/3, a named pipe without an extension: CSV, as "-" is
+        return "text", ",", None
     raise DataError(f"unsupported output format {os.path.basename(os.fspath(path))!r}; use "
                     f"{TABLE_FORMATS if tables_only else OUTPUT_FORMATS}")
 
