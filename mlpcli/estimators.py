@@ -53,7 +53,7 @@ from . import data
 from .config import TrainOptions, resolve
 from .engine import MLP
 from .engine.functional import sigmoid, softmax
-from .errors import DataError, MlpcliError
+from .errors import ConfigError, DataError, MlpcliError
 from .metrics import class_proba
 from .model_selection import build_loss, holdout
 from .model_selection.fitting import check_memory
@@ -297,7 +297,7 @@ def _as_parameters(exc: Exception) -> str:
 def _early_stopping_split(ds: data.Dataset, strata, groups, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train, validation) row indices holding out ``fraction`` for early stopping, by
     ``model_selection.holdout``: whole groups when ``groups`` is given, stratified by class when
-    every class allows it, else at random."""
+    every class allows it, else at random (a class's only sample on the training side)."""
     if groups is not None:  # the groups are fit's `groups`, as the messages say
         ds = data.Dataset(X=ds.X, y=ds.y, feature_names=ds.feature_names, task=ds.task, classes=ds.classes,
                           groups=np.asarray(groups), roles=data.Roles(target=[], group="groups"))
@@ -311,14 +311,18 @@ def _early_stopping_split(ds: data.Dataset, strata, groups, fraction: float, see
         if strata is None or groups is not None:
             raise ValueError(f"cannot hold out rows for early stopping: {_as_parameters(exc)}; or set "
                              "early_stopping=False") from None
-    # classes too small to stratify: hold out at random (holdout without a class target)
-    plain = data.Dataset(X=ds.X, y=None, feature_names=ds.feature_names, task=None, classes=[])
+    # classes too small to stratify: hold out at random (holdout without a class target) among the rows of
+    # classes with two samples or more; a class's only sample always trains, so the network sees every class
+    counts = np.bincount(strata)
+    pool = np.flatnonzero(counts[strata] >= 2)
+    alone = np.flatnonzero(counts[strata] < 2)
+    plain = data.Dataset(X=ds.X[pool], y=None, feature_names=ds.feature_names, task=None, classes=[])
     try:
-        tr, va, _ = holdout(plain, fraction, seed)
-    except DataError as exc:
+        tr, va, _ = holdout(plain, fraction * len(strata) / max(1, len(pool)) if len(pool) else fraction, seed)
+    except (DataError, ConfigError) as exc:
         raise ValueError(f"cannot hold out rows for early stopping: {_as_parameters(exc)}; or set "
                          "early_stopping=False") from None
-    return tr, va
+    return np.sort(np.concatenate([pool[tr], alone])), pool[va]
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

@@ -312,3 +312,17 @@ def test_train_options_take_tuples_for_lists():
     options = TrainOptions(hidden=(64, 32), target=("label",))
     options.validate()
     assert options.hidden == [64, 32] and options.target == ["label"]
+
+
+def test_a_class_with_one_sample_always_trains():
+    """Classes too small to stratify the early-stopping split fall back to a random split; a class's only
+    sample went to the validation side for some seeds, so the network never saw that class. It trains now:
+    a distinct singleton is recognised whatever the seed."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    y = np.array(["a"] * 20 + ["b"] * 19 + ["c"])
+    X[:20, 0] += 3.0
+    X[39] = [0.0, 0.0, 0.0, 12.0]  # the only "c", far from the others
+    for seed in range(8):
+        clf = MLPClassifier(hidden=(16,), epochs=100, lr=1e-2, class_weight="balanced", random_state=seed).fit(X, y)
+        assert clf.predict(X[39:40])[0] == "c", seed
