@@ -430,10 +430,15 @@ def _is_text(column) -> bool:
 
 
 def _as_float32_csr(X):
-    """A CSR matrix with float32 values (counts and log-normalised values fit; half the memory of float64),
-    sorted indices and int32/int64 index arrays as scipy chose."""
+    """A CSR matrix with float32 values when they are float32 numbers already (counts, values stored as
+    float32: half the memory of float64), else float64 — rounding them would make a matrix read whole (CSC,
+    10x) predict other numbers than the same values read by row ranges or from a table —, sorted indices and
+    int32/int64 index arrays as scipy chose."""
     if X.dtype != np.float32:
-        X = X.astype(np.float32)
+        values = X.data.astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            exact = np.array_equal(values.astype(np.float64), X.data.astype(np.float64), equal_nan=True)
+        X = X.astype(np.float32) if exact else X.astype(np.float64, copy=False)
     if not X.has_sorted_indices:
         X.sort_indices()
     return X

@@ -235,13 +235,13 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                 f"the bootstrap interval of {', '.join(outside)} does not contain its estimate: the metric is "
                 "biased on resampled rows (ECE grows when rows repeat), so its interval shows the spread of the "
                 "estimate, shifted; it is not a range for the true value")
+    by_values = _binned(meta["by"], by, result.notes) if by is not None else None  # one grouping for every table
     if trust is not None:
         P = metrics.class_proba(task, out)
         pred = (out[:, -1] >= threshold).astype(np.int64) if task == "binary" else out.argmax(axis=1)
-        result.trust = evaluation_report(trust, P, y, pred, meta.get("set"), meta.get("ood_score"), meta.get("by"), by)
-        result.notes.extend(_trust_notes(result.trust))
+        result.trust = evaluation_report(trust, P, y, pred, meta.get("set"), meta.get("ood_score"), by_values, by)
+        result.notes.extend(trust.level_notes() + _trust_notes(result.trust))
     if by is not None:
-        by_values = _binned(meta["by"], by, result.notes)
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings)
     return result

@@ -725,6 +725,12 @@ class PredictionStream:
             self.columns.append("top_features")
         if self.trust is not None:
             self.columns += self.trust.added_columns
+        twice = [name for name, k in Counter(self.columns).items() if k > 1]
+        if twice:  # a target named "set" is predicted as pred_set, --coverage's column: one would replace the other
+            raise OptionError(
+                f"the predictions would hold two columns named {twice[0]!r}: one from the model's id, target or "
+                f"class names, one that {'--coverage/--ood/--explain' if self.trust or run.explain else 'predict'} "
+                "adds; leave that option out, or rename the column the model was trained with and retrain")
         # Outputs are given in the network's precision (float32: ~7 significant digits, written in the
         # shortest form that reads back to the same float32).
         self.dtype = np.dtype(model.network.dtype)
@@ -770,7 +776,7 @@ class PredictionStream:
             for k, c in enumerate(model.classes):
                 cols[f"prob_{c}"] = probs[:, k]
         elif task == "multiclass":
-            pred = out.argmax(axis=1)
+            pred = decide.argmax(axis=1)  # float32 rounding can tie two classes the float64 values order
             labels = classes[pred]
             cols[self.label_column] = labels
             for k, c in enumerate(model.classes):

@@ -170,6 +170,19 @@ class Trust:
         cols = ["pred_set", "set_size"] if self.sets is not None else []
         return cols + (["ood_score", "ood_p", "ood"] if self.basis is not None else [])
 
+    def level_notes(self) -> list[str]:
+        """What the level asks of the model's held-out scores: a note when it needs more of them than the
+        model has, so that some class is in every set (``predict`` and ``evaluate`` say it alike)."""
+        if self.sets is None:
+            return []
+        o = self.options
+        trivial = [str(c) for c, t in zip(self.classes, self.sets.trivial) if t]
+        if not trivial:
+            return []
+        return [f"--coverage {o.coverage:g} needs more held-out {'rows' if not o.mondrian else 'rows of a class'}"
+                f" than the model has, so every set includes {', '.join(trivial[:5])}"
+                f"{' …' if len(trivial) > 5 else ''}; lower the level or retrain on more samples"]
+
     def notes(self) -> list[str]:
         """The run's notes on what was added (after the last frame)."""
         o, out, n = self.options, [], max(self.n, 1)
@@ -178,11 +191,7 @@ class Trust:
             out.append(f"prediction sets ({o.score.upper()}, coverage {o.coverage:g} {what}, held-out scores of "
                        f"{self.model.conformal.source} rows): mean size {self.set_size / n:.2f}; "
                        f"{self.n_multi} multi-class and {self.n_empty} empty of {self.n}")
-            trivial = [str(c) for c, t in zip(self.classes, self.sets.trivial) if t]
-            if trivial:
-                out.append(f"--coverage {o.coverage:g} needs more held-out {'rows' if not o.mondrian else 'rows of a class'}"
-                           f" than the model has, so every set includes {', '.join(trivial[:5])}"
-                           f"{' …' if len(trivial) > 5 else ''}; lower the level or retrain on more samples")
+            out += self.level_notes()
             if self.n_empty and o.score == "aps":
                 out.append("APS sets are empty when the level asks for less than the model's accuracy (exact coverage "
                            "then leaves a random share of samples without a class), not for uncertain samples: "
@@ -245,9 +254,10 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict:
     return {"coverage": shares.tolist(), "risk": risk, "threshold": threshold, "aurc": float(full.mean())}
 
 
-def _coverage_rows(covered: np.ndarray, size: np.ndarray, keys: np.ndarray, names: list) -> list[dict]:
+def _coverage_rows(covered: np.ndarray, size: np.ndarray, keys: np.ndarray, named: list[tuple]) -> list[dict]:
+    """Coverage and mean set size per (key, name) of ``named``: the rows whose ``keys`` value is the key."""
     out = []
-    for key, name in zip(sorted(set(keys.tolist()), key=str), names):
+    for key, name in named:
         idx = keys == key
         out.append({"value": name, "n": int(idx.sum()), "coverage": float(covered[idx].mean()),
                     "mean_set_size": float(size[idx].mean())})
@@ -280,8 +290,9 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
             "level": o.coverage, "score": o.score, "mondrian": o.mondrian, "coverage": float(covered.mean()),
             "mean_set_size": float(size.mean()), "empty": float(empty.mean()), "singleton": float((size == 1).mean()),
             "multi_class": float((size > 1).mean()),
-            "per_class": _coverage_rows(covered, size, y, [str(classes[c]) for c in present]),
-            "by": None if by is None else _coverage_rows(covered, size, by, sorted(set(by.tolist()), key=str)),
+            "per_class": _coverage_rows(covered, size, y, [(c, str(classes[c])) for c in present]),
+            "by": None if by is None else _coverage_rows(covered, size, by,
+                                                         [(v, v) for v in sorted(set(by.tolist()), key=str)]),
             "source": trust.model.conformal.source,
         }
     if o.abstains:
