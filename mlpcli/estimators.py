@@ -316,12 +316,17 @@ def _early_stopping_split(ds: data.Dataset, strata, groups, fraction: float, see
     counts = np.bincount(strata)
     pool = np.flatnonzero(counts[strata] >= 2)
     alone = np.flatnonzero(counts[strata] < 2)
+    n = len(strata)
+    if len(pool) < 2:  # nothing to hold out but singletons: at random among all rows, as before
+        pool, alone = np.arange(n), np.zeros(0, dtype=np.int64)
+    # the same number of validation rows as asked of all rows, drawn from the pool (one row at least stays)
+    share = min(max(fraction * n, 1.0), len(pool) - 1.0) / len(pool)
     plain = data.Dataset(X=ds.X[pool], y=None, feature_names=ds.feature_names, task=None, classes=[])
     try:
-        tr, va, _ = holdout(plain, fraction * len(strata) / max(1, len(pool)) if len(pool) else fraction, seed)
-    except (DataError, ConfigError) as exc:
-        raise ValueError(f"cannot hold out rows for early stopping: {_as_parameters(exc)}; or set "
-                         "early_stopping=False") from None
+        tr, va, _ = holdout(plain, share, seed)
+    except (DataError, ConfigError):
+        raise ValueError(f"cannot hold out validation_fraction {fraction:g} of {n} samples for early stopping; "
+                         "set early_stopping=False or add samples") from None
     return np.sort(np.concatenate([pool[tr], alone])), pool[va]
 
 

@@ -326,3 +326,31 @@ def test_a_class_with_one_sample_always_trains():
     for seed in range(8):
         clf = MLPClassifier(hidden=(16,), epochs=100, lr=1e-2, class_weight="balanced", random_state=seed).fit(X, y)
         assert clf.predict(X[39:40])[0] == "c", seed
+
+
+def test_grouped_hold_out_with_few_groups_takes_the_nearest_share():
+    """With 4 patients, --val-size 0.55 or 0.9 cannot be met exactly: the nearest share the groups allow is
+    held out and the split says so (0.55 was refused with advice to use --val-size 0.00)."""
+    from mlpcli import data
+    from mlpcli.model_selection import holdout
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(4), 150).astype(str)
+    y = rng.integers(0, 3, size=groups.size)
+    ds = data.Dataset(X=rng.normal(size=(600, 4)), y=y, feature_names=list("abcd"), task="multiclass",
+                      classes=["A", "B", "C"], groups=groups, roles=data.Roles(target=["label"], group="patient"))
+    for fraction in (0.45, 0.55, 0.9):
+        train, val, summary = holdout(ds, fraction, seed=0)
+        assert 0.25 <= len(val) / 600 <= 0.75 and not set(groups[train]) & set(groups[val])
+    assert "nearest to --val-size 0.9 that 4 groups allow" in holdout(ds, 0.9, seed=0)[2].strategy
+
+
+def test_early_stopping_with_many_one_sample_classes_still_fits():
+    """Six classes of one sample and two of three: the validation rows come from the larger classes only,
+    as many as validation_fraction asks of all rows, and the fit goes on."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 3))
+    y = np.array(["a", "b", "c", "d", "e", "f", "g", "g", "g", "h", "h", "h"])
+    for fraction in (0.2, 0.5):
+        clf = MLPClassifier(hidden=(4,), epochs=3, validation_fraction=fraction).fit(X, y)
+        assert list(clf.classes_) == list("abcdefgh")

@@ -101,3 +101,36 @@ def test_dev_stdout_is_standard_output_for_every_table_and_the_model(tmp_path):
     assert lines[0].split(",")[:2] == ["sample_id", "pred_label"] and all("│" not in line for line in lines)
     dash = subprocess.run([*base, "predict", str(model), data, "-o", "-"], capture_output=True)
     assert rows.stdout == dash.stdout and rows.stderr == dash.stderr  # exactly what "-" does
+
+
+def test_an_output_file_that_stdout_is_redirected_to_keeps_its_format_and_dev_null_is_not_stdout(tmp_path):
+    """Only names of standard output (/dev/stdout, /dev/fd/1) and the very pipe it is count as `-`: a parquet
+    file that `>` also points at stays parquet, and /dev/null (every opening the same inode) is not standard
+    output even when standard output is /dev/null or closed."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from tables import write_table
+
+    data = write_table(tmp_path, seed=2)
+    model = tmp_path / "m.mlp"
+    base = [sys.executable, "-m", "mlpcli"]
+    assert subprocess.run([*base, "train", data, "--folds", "1", "--hidden", "4", "--epochs", "3", "-q", "-o",
+                           str(model)], capture_output=True).returncode == 0
+    out = tmp_path / "r.parquet"
+    with open(out, "wb") as fh:
+        res = subprocess.run([*base, "predict", str(model), data, "-o", str(out), "-q"], stdout=fh,
+                             stderr=subprocess.PIPE)
+    assert res.returncode == 0, res.stderr.decode()
+    assert len(pd.read_parquet(out)) == len(pd.read_csv(data))
+    for redirect in ({"stdout": subprocess.DEVNULL}, {"stdout": subprocess.DEVNULL, "extra": ["--json"]},
+                     {"stdout": None, "close": True}):
+        extra = redirect.get("extra", [])
+        cmd = [*base, "predict", str(model), data, "-o", "/dev/null", "-q", *extra]
+        if redirect.get("close"):
+            res = subprocess.run(["sh", "-c", " ".join(cmd) + " >&-"], stderr=subprocess.PIPE)
+        else:
+            res = subprocess.run(cmd, stdout=redirect["stdout"], stderr=subprocess.PIPE)
+        assert res.returncode == 0, (redirect, res.stderr.decode())

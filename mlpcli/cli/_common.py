@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import stat
 import sys
 import threading
 from contextlib import contextmanager
@@ -325,16 +326,25 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
         seen[k] = (flag, "output")
 
 
+# Names that are this process's standard output whatever it is (a terminal, a file, a pipe)
+_STDOUT_NAMES = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
 def on_standard_output(path) -> bool:
-    """Whether writing ``path`` writes to this process's standard output: "-", or a name for the same
-    file (``/dev/stdout``, ``/dev/fd/1``, ``/proc/self/fd/1``, or the file ``>`` redirected it to)."""
+    """Whether writing ``path`` writes to this process's standard output: "-", a name for it
+    (``/dev/stdout``, ``/dev/fd/1``, ``/proc/self/fd/1``), or the very pipe it is (a named pipe or socket
+    with its device and inode). Not a regular file standard output is also redirected to (the output keeps
+    the format its extension names), nor another opening of a device (``/dev/null``, a terminal: every
+    opening has the same inode, but is not this stream)."""
     if path is None:
         return False
-    if str(path) == "-":
+    if str(path) == "-" or os.path.normpath(str(path)) in _STDOUT_NAMES:
         return True
     try:
         here, there = os.fstat(1), os.stat(path)
     except (OSError, ValueError):
+        return False
+    if not (stat.S_ISFIFO(there.st_mode) or stat.S_ISSOCK(there.st_mode)):
         return False
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 

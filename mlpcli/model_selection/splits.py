@@ -93,13 +93,13 @@ def fold_fraction(val_size: float, most_folds: int) -> tuple[int, int]:
     within 0.01 of v (0.1, 0.2, 0.25, 1/3, 0.5, ...); 0.4 is 2 of 5 folds and 0.8 4 of 5, where one fold of
     round(1 / v) held out 50 % and 20 %."""
     k0 = max(2, round(1 / val_size))
-    if k0 <= most_folds and abs(1 / k0 - val_size) <= 0.01:
+    if k0 <= most_folds and abs(1 / k0 - val_size) <= 0.01 + 1e-9:
         return k0, 1
     best = None
     for k in range(2, max(2, most_folds) + 1):
         j = min(k - 1, max(1, round(val_size * k)))
         err = abs(j / k - val_size)
-        if best is None or err < best[0] - 1e-12:
+        if best is None or err < best[0] - 1e-9:
             best = (err, k, j)
     return best[1], best[2]
 
@@ -108,16 +108,11 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
     groups, y, gname = dataset.groups, dataset.y, _group_name(dataset)
     n_groups = len(np.unique(groups))
     largest = int(np.bincount(y).max())
+    _check_enough_groups(n_groups, 2, gname, val_size)
+    if largest < 2:  # sklearn refuses when every class is smaller than the number of folds
+        raise DataError(f"too few samples for a grouped --val-size split: every class has 1 sample; add data")
     # the folds cannot outnumber the groups, nor the largest class (sklearn refuses then)
-    n_splits, n_val = fold_fraction(val_size, min(n_groups, largest, max(10, round(1 / val_size))))
-    if abs(n_val / n_splits - val_size) > 0.05:  # the share asked for cannot be approached
-        n_needed = max(2, round(1 / min(val_size, 1 - val_size)))
-        _check_enough_groups(n_groups, n_needed, gname, val_size)
-        raise DataError(
-            f"too few samples for --val-size {val_size:g}: the largest class has {largest}, fewer than the "
-            f"{n_needed} folds it needs; use --val-size {1 / largest:.2f} or more, or add data"
-        )
-    _check_enough_groups(n_groups, n_splits, gname, val_size)
+    n_splits, n_val = fold_fraction(val_size, min(n_groups, largest, max(10, round(1 / min(val_size, 1 - val_size)))))
     # Each class must occur in >= 2 groups, else whole groups cannot place it on both sides.
     for c in np.unique(y):
         members = groups[y == c]
@@ -143,7 +138,11 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
     train, val, chosen = ok
     which = (f"fold {chosen[0] + 1}" if n_val == 1 else
              "folds " + ", ".join(str(i + 1) for i in chosen))
-    return train, val, f"StratifiedGroupKFold by {gname} ({which} of {len(folds)} as validation)"
+    strategy = f"StratifiedGroupKFold by {gname} ({which} of {len(folds)} as validation)"
+    if abs(n_val / len(folds) - val_size) > 0.02 + 1e-9:  # few groups (or a small largest class): the nearest share
+        strategy += (f"; {n_val} of {len(folds)} folds is the nearest to --val-size {val_size:g} that {n_groups} "
+                     f"groups allow")
+    return train, val, strategy
 
 
 def _check_enough_groups(n_groups: int, n_needed: int, gname: str, val_size: float) -> None:
