@@ -110,9 +110,15 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
     largest = int(np.bincount(y).max())
     _check_enough_groups(n_groups, 2, gname, val_size)
     if largest < 2:  # sklearn refuses when every class is smaller than the number of folds
-        raise DataError(f"too few samples for a grouped --val-size split: every class has 1 sample; add data")
+        raise DataError("too few samples for a grouped --val-size split: every class has 1 sample; add data")
     # the folds cannot outnumber the groups, nor the largest class (sklearn refuses then)
     n_splits, n_val = fold_fraction(val_size, min(n_groups, largest, max(10, round(1 / min(val_size, 1 - val_size)))))
+    nearest = n_val / n_splits
+    if abs(nearest - val_size) > 0.05 + 1e-9:  # the share asked for is out of reach: say what is within it
+        why = (f"{n_groups} groups in {gname!r} are too few" if n_groups <= largest else
+               f"the largest class has {largest} samples, too few")
+        raise DataError(f"{why} for --val-size {val_size:g}: the nearest share whole groups allow is {n_val} of "
+                        f"{n_splits} folds ({nearest:.2f}); use --val-size {nearest:.2f}, or add data")
     # Each class must occur in >= 2 groups, else whole groups cannot place it on both sides.
     for c in np.unique(y):
         members = groups[y == c]

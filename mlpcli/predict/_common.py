@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from typing import Sequence
 
 import numpy as np
@@ -23,6 +24,12 @@ _STAT_BYTES = 16 << 20  # and at most this much of float64 values per step (wide
 
 
 # ── small helpers ────────────────────────────────────────────────────────────────────────────────────────
+
+
+def natural_key(value) -> list:
+    """Sort key of a group value putting B2 before B10 (and 2.0 before 10.0): its text split into digit runs,
+    compared as numbers, and the rest."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(value))]
 
 
 def _names(value) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import warnings as _warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -13,7 +12,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..model_io import Model
-from ._common import DEFAULT_CHUNK_MB
+from ._common import DEFAULT_CHUNK_MB, natural_key
 from .tables import _read_workers
 from .columns import RoleFlags
 from .shift import ShiftReport
@@ -282,11 +281,6 @@ def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: l
             "log_loss_after": overall.get("log_loss"), "ece_before": before.get("ece"), "ece_after": overall.get("ece")}
 
 
-def _natural(text: str) -> list:
-    """Sort key putting B2 before B10."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
-
-
 def _binned(values: np.ndarray, by: str, notes: list[str]) -> np.ndarray:
     """The `--by` values as groups: unchanged, unless every value is a number (or missing) and there are
     more than BY_MAX_NUMERIC_VALUES distinct ones; then BY_BINS quantile bins labelled "Q1 [lo, hi]" (missing
@@ -314,7 +308,7 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
     keys = _MAIN_KEYS[task]
     out = []
     ref = overall.get(main)
-    for value in sorted(set(values.tolist()), key=_natural):
+    for value in sorted(set(values.tolist()), key=natural_key):
         idx = np.flatnonzero(values == value)
         m = metrics.compute(task, y[idx], proba[idx], classes, threshold)
         row = {"value": value, "n": int(len(idx)), "metrics": {k: m.get(k) for k in keys}}

@@ -19,6 +19,7 @@ import numpy as np
 from ..conformal import SCORES, SetPredictor, format_sets
 from ..errors import ConfigError, ModelFileError
 from ..model_io import Model
+from ._common import natural_key
 
 __all__ = ["Uncertainty", "Trust", "DEFAULT_UNASSIGNED", "DEFAULT_OOD_ALPHA", "risk_coverage", "evaluation_report",
            "held_out_trust"]
@@ -292,7 +293,7 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
             "multi_class": float((size > 1).mean()),
             "per_class": _coverage_rows(covered, size, y, [(c, str(classes[c])) for c in present]),
             "by": None if by is None else _coverage_rows(covered, size, by,
-                                                         [(v, v) for v in sorted(set(by.tolist()), key=str)]),
+                                                         [(v, v) for v in sorted(set(by.tolist()), key=natural_key)]),
             "source": trust.model.conformal.source,
         }
     if o.abstains:
@@ -312,7 +313,7 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
                                      "rate": float(flagged[y == c].mean())} for c in sorted(set(y.tolist()))],
                       "by": None if by is None else [{"value": v, "n": int((by == v).sum()),
                                                       "rate": float(flagged[by == v].mean())}
-                                                     for v in sorted(set(by.tolist()), key=str)]}
+                                                     for v in sorted(set(by.tolist()), key=natural_key)]}
     doc["by_name"] = by_name
     return doc
 
