@@ -57,14 +57,19 @@ def output_target(path: str | os.PathLike) -> Path:
     """The file that writing to ``path`` replaces: ``path`` itself, or where a symbolic link at ``path``
     points (followed to its end), so that writing through the link keeps the link."""
     path = Path(path)
-    if not path.is_symlink():
-        return path
-    try:  # /dev/stdout -> /proc/self/fd/1 -> "pipe:[123]": a device or pipe is opened through the link
-        if not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode):
-            return path
-    except OSError:
-        pass
+    if not path.is_symlink() or is_special_file(path):
+        return path  # /dev/stdout -> /proc/self/fd/1 -> "pipe:[123]": a device or pipe is opened through the link
     return Path(os.path.realpath(path))
+
+
+def is_special_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an existing device, named pipe or socket (links followed): written into, never
+    replaced (``atomic_write``)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def _destination(path: str | os.PathLike):

@@ -7,7 +7,6 @@ import gzip
 import io
 import lzma
 import os
-import stat
 import sys
 from typing import Iterable
 
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, is_special_file
 
 
 TABLE_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, or '-' for standard output"
@@ -23,14 +22,6 @@ OUTPUT_FORMATS = (".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet
                   "for standard output")
 DEFAULT_OBS_PREFIX = "mlpcli_"
 _OUT_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
-
-
-def _special_file(path) -> bool:
-    """Whether ``path`` is an existing device or named pipe (written into, never replaced: fileio)."""
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
-    except OSError:
-        return False
 
 
 def output_format(path: str, tables_only: bool = False) -> tuple[str, str, str | None]:
@@ -51,7 +42,7 @@ def output_format(path: str, tables_only: bool = False) -> tuple[str, str, str |
         return "h5ad", "", None
     if ext in (".csv", ".tsv", ".txt"):
         return "text", "," if ext == ".csv" else "\t", compression
-    if _special_file(path):  # /dev/stdout, /dev/fd/3, a named pipe without an extension: CSV, as "-" is
+    if is_special_file(path):  # /dev/stdout, /dev/fd/3, a named pipe without an extension: CSV, as "-" is
         return "text", ",", None
     raise DataError(f"unsupported output format {os.path.basename(os.fspath(path))!r}; use "
                     f"{TABLE_FORMATS if tables_only else OUTPUT_FORMATS}")
