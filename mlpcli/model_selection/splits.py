@@ -108,7 +108,7 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
     groups, y, gname = dataset.groups, dataset.y, _group_name(dataset)
     n_groups = len(np.unique(groups))
     largest = int(np.bincount(y).max())
-    _check_enough_groups(n_groups, 2, gname, val_size)
+    _check_enough_groups(n_groups, gname)
     if largest < 2:  # sklearn refuses when every class is smaller than the number of folds
         raise DataError("too few samples for a grouped --val-size split: every class has 1 sample; add data")
     # the folds cannot outnumber the groups, nor the largest class (sklearn refuses then)
@@ -134,14 +134,14 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
         raise DataError(f"cannot form a grouped split of {n_groups} groups in {gname!r}; add data or raise --val-size")
     n_val = min(n_val, len(folds) - 1)
     present = np.unique(y)
-    sides = []
-    for start in range(len(folds)):  # n_val consecutive folds (cyclically) as validation
+
+    def sides(start: int):  # n_val consecutive folds (cyclically) from fold `start` as validation
         chosen = [(start + i) % len(folds) for i in range(n_val)]
         val = np.concatenate([folds[i] for i in chosen])
-        train = np.setdiff1d(np.arange(len(y)), val)
-        sides.append((train, val, chosen))
-    ok = next((s for s in sides if np.isin(present, y[s[0]]).all() and np.isin(present, y[s[1]]).all()), sides[0])
-    train, val, chosen = ok
+        return np.setdiff1d(np.arange(len(y)), val), val, chosen
+
+    train, val, chosen = next((s for s in map(sides, range(len(folds)))
+                               if np.isin(present, y[s[0]]).all() and np.isin(present, y[s[1]]).all()), None) or sides(0)
     which = (f"fold {chosen[0] + 1}" if n_val == 1 else
              "folds " + ", ".join(str(i + 1) for i in chosen))
     strategy = f"StratifiedGroupKFold by {gname} ({which} of {len(folds)} as validation)"
@@ -151,15 +151,11 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
     return train, val, strategy
 
 
-def _check_enough_groups(n_groups: int, n_needed: int, gname: str, val_size: float) -> None:
+def _check_enough_groups(n_groups: int, gname: str) -> None:
+    """A grouped split needs two groups at least (how many a share needs, the split itself says)."""
     if n_groups < 2:
         raise DataError(f"only 1 group in {gname!r}; a grouped split needs at least 2 — add data, or pass "
                         "--no-group if the samples are independent")
-    if n_groups < n_needed:
-        raise DataError(
-            f"{n_groups} groups in {gname!r} are too few for --val-size {val_size:g} ({n_needed} folds); "
-            f"use --val-size {1 / n_groups:.2f} or more, or add data"
-        )
 
 
 def _grouped_shuffle_split(dataset: Dataset, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -167,7 +163,7 @@ def _grouped_shuffle_split(dataset: Dataset, val_size: float, seed: int) -> tupl
 
     groups, gname = dataset.groups, _group_name(dataset)
     n_groups = len(np.unique(groups))
-    _check_enough_groups(n_groups, 2, gname, val_size)
+    _check_enough_groups(n_groups, gname)
     n_val_groups = math.ceil(val_size * n_groups)
     if n_val_groups >= n_groups:
         raise DataError(f"--val-size {val_size:g} of {n_groups} groups in {gname!r} leaves no training group; "
