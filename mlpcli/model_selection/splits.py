@@ -142,8 +142,9 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
 
     train, val, chosen = next((s for s in map(sides, range(len(folds)))
                                if np.isin(present, y[s[0]]).all() and np.isin(present, y[s[1]]).all()), None) or sides(0)
-    which = (f"fold {chosen[0] + 1}" if n_val == 1 else
-             "folds " + ", ".join(str(i + 1) for i in chosen))
+    which = (f"fold {chosen[0] + 1}" if n_val == 1 else "folds " + ", ".join(str(i + 1) for i in chosen)
+             if n_val <= 4 else f"folds {chosen[0] + 1}–{chosen[-1] + 1}" if chosen[-1] > chosen[0] else
+             f"{n_val} folds from fold {chosen[0] + 1}")
     strategy = f"StratifiedGroupKFold by {gname} ({which} of {len(folds)} as validation)"
     if abs(n_val / len(folds) - val_size) > 0.02 + 1e-9:  # few groups (or a small largest class): the nearest share
         strategy += (f"; {n_val} of {len(folds)} folds is the nearest to --val-size {val_size:g} that {n_groups} "
