@@ -35,6 +35,7 @@ import json
 import os
 import sys
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,13 +189,8 @@ class Model:
         if features is not None:
             index = {name: j for j, name in enumerate(features)}
             if len(index) < len(features):  # two columns of one name: which the model reads would be a guess
-                used_names = set(self.preprocessor.kept_features).union(
-                    *(m.preprocessor.kept_features for m in self.members))
-                seen, twice = set(), []
-                for name in features:
-                    if name in seen and name in used_names and name not in twice:
-                        twice.append(name)
-                    seen.add(name)
+                used = set(self.preprocessor.kept_features).union(*(m.preprocessor.kept_features for m in self.members))
+                twice = [name for name, k in Counter(features).items() if k > 1 and name in used]
                 if twice:
                     shown = ", ".join(repr(n) for n in twice[:5]) + (", ..." if len(twice) > 5 else "")
                     raise DataError(f"X has {len(twice)} feature name(s) the model uses more than once: {shown}; "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -152,7 +153,7 @@ class EarlyStopping:
         self.grown_epoch = 0  # the epoch the adaptive patience has grown with (the last real improvement)
         self.best_state: dict[str, np.ndarray] | None = None
         self.bad_epochs = 0
-        self.values: list[float] = []
+        self.values: deque[float] = deque(maxlen=NOISE_WINDOW + 1)  # what noise() reads
 
     def update(self, epoch: int, value: float, net: MLP) -> bool:
         """Record epoch ``epoch``'s value; return True when training should stop."""
@@ -172,7 +173,7 @@ class EarlyStopping:
         there are 3 finite ones, and when growth_noise is 0)."""
         if not (self.growth_noise and self.adaptive):
             return 0.0
-        d = np.diff(np.asarray(self.values[-(NOISE_WINDOW + 1):]))
+        d = np.diff(np.asarray(self.values))
         d = d[np.isfinite(d)]
         if d.size < 3:
             return 0.0

@@ -9,9 +9,10 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ._common import (stdout_alias,
-    CONTEXT_SETTINGS, check_table_output, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, distinct_files, warn_workers, print_json, quiet_option, report,
-    stderr_console, stdout_console, threads_option,
+from ._common import (
+    CONTEXT_SETTINGS, check_table_output, debug_option, distinct_files, fmt, fmt_mean_sd, fmt_metric,
+    handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report, stderr_console, stdout_alias,
+    stdout_console, threads_option, warn_workers,
 )
 from .options import config_option, options_from_params, train_options
 

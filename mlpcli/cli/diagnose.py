@@ -16,8 +16,8 @@ from ..diagnosis import evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, distinct_files, warn_workers, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json, quiet_option, report,
-    stderr_console, stdout_console, threads_option,
+    CONTEXT_SETTINGS, check_writable, debug_option, distinct_files, fmt, fmt_metric, handle_errors, json_option,
+    print_json, quiet_option, report, stderr_console, stdout_console, threads_option, warn_workers,
 )
 from .options import config_option, options_from_params, train_options
 

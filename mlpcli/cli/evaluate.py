@@ -10,8 +10,9 @@ from rich.table import Table
 
 from ..errors import ConfigError
 
-from ._common import (stdout_alias,
-    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, fmt, fmt_interval, fmt_metric, handle_errors, json_option, one_stdout_writer, distinct_files, quiet_option, print_json, role_options,
+from ._common import (
+    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, distinct_files, fmt, fmt_interval, fmt_metric,
+    handle_errors, json_option, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
     stdout_console, threads_context, threads_option, write_text_atomic,
 )
 from .predict import (

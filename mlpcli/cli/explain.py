@@ -9,9 +9,10 @@ import math
 import click
 from rich.table import Table
 
-from ._common import (CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, handle_errors, json_option,
-                      one_stdout_writer, distinct_files, print_json, render_notes, role_options, stderr_console,
-                      stdout_alias, stdout_console)
+from ._common import (
+    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, handle_errors, json_option,
+    one_stdout_writer, print_json, render_notes, role_options, stderr_console, stdout_alias, stdout_console,
+)
 from .predict import role_flags
 
 

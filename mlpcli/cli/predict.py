@@ -9,9 +9,10 @@ import time
 import click
 from rich.table import Table
 
-from ._common import (stdout_alias,
-    CONTEXT_SETTINGS, binary_stdin, StderrBar, check_table_output, check_writable, debug_option, handle_errors, json_option, one_stdout_writer, distinct_files, quiet_option, print_json, render_notes,
-    role_options, stderr_console, stdout_console, threads_context, threads_option,
+from ._common import (
+    CONTEXT_SETTINGS, binary_stdin, check_table_output, check_writable, debug_option, distinct_files,
+    handle_errors, json_option, one_stdout_writer, print_json, quiet_option, render_notes, role_options,
+    stderr_console, StderrBar, stdout_alias, stdout_console, threads_context, threads_option,
 )
 
 # Without a terminal (logs, HPC jobs) progress is one line this often.

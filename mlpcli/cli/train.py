@@ -8,10 +8,10 @@ import time
 import click
 from rich.table import Table
 
-from ._common import (on_standard_output, stdout_alias,
-    CONTEXT_SETTINGS, StderrBar, check_table_output, check_writable, debug_option, fmt, fmt_metric, handle_errors,
-    interrupted_exit, json_option, one_stdout_writer, distinct_files, warn_workers, print_json, quiet_option, report, stderr_console, stdout_console,
-    threads_context, threads_option,
+from ._common import (
+    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_metric,
+    handle_errors, interrupted_exit, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option,
+    report, stderr_console, StderrBar, stdout_alias, stdout_console, threads_context, threads_option, warn_workers,
 )
 from .options import config_option, options_from_params, train_options
 

@@ -6,9 +6,10 @@ import click
 from rich.table import Table
 
 from ..errors import ConfigError
-from ._common import (stdout_alias,
-    CONTEXT_SETTINGS, check_table_output, check_writable, distinct_files, debug_option, fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json,
-    quiet_option, report, stderr_console, stdout_console, threads_context,
+from ._common import (
+    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
+    fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report, stderr_console,
+    stdout_alias, stdout_console, threads_context,
 )
 from .cv import FitProgress, load_for_cv, make_plan, parallel_options
 from .options import config_option, options_from_params, train_options

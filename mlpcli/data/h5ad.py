@@ -435,9 +435,7 @@ def _as_float32_csr(X):
     10x) predict other numbers than the same values read by row ranges or from a table —, sorted indices and
     int32/int64 index arrays as scipy chose."""
     if X.dtype != np.float32:
-        values = X.data.astype(np.float32)
-        with np.errstate(invalid="ignore"):
-            exact = np.array_equal(values.astype(np.float64), X.data.astype(np.float64), equal_nan=True)
+        exact = np.array_equal(X.data.astype(np.float32), X.data, equal_nan=True)  # compared in float64
         X = X.astype(np.float32) if exact else X.astype(np.float64, copy=False)
     if not X.has_sorted_indices:
         X.sort_indices()
