@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target"]
+__all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file"]
 
 
 def _umask() -> int:
@@ -62,9 +63,31 @@ def output_target(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(path))
 
 
+# Names of an open file descriptor: writing to them writes into the descriptor (as the shell's `>&2` does),
+# whatever it is open on, a terminal, a pipe or a log file standard error is redirected to
+_DESCRIPTOR_NAMES = {"/dev/stdout": 1, "/dev/stderr": 2}
+_DESCRIPTOR_DIRS = ("/dev/fd", "/proc/self/fd")
+
+
+def descriptor_of(path: str | os.PathLike) -> int | None:
+    """The file descriptor ``path`` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N), or None."""
+    name = os.path.normpath(os.fspath(path))
+    if name in _DESCRIPTOR_NAMES:
+        return _DESCRIPTOR_NAMES[name]
+    head, tail = os.path.split(name)
+    return int(tail) if head in _DESCRIPTOR_DIRS and tail.isdigit() else None
+
+
 def is_special_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an existing device, named pipe or socket (links followed): written into, never
-    replaced (``atomic_write``)."""
+    """Whether ``path`` is an existing device, named pipe or socket (links followed), or names an open file
+    descriptor (``descriptor_of``): written into, never replaced (``atomic_write``)."""
+    fd = descriptor_of(path)
+    if fd is not None:
+        try:
+            os.fstat(fd)
+        except OSError:
+            return False
+        return True
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
@@ -123,7 +146,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     usual 0666 less the umask. A symbolic link is written through: its target is replaced (atomically, in
     the target's directory) and the link stays. A failure of the file system (disk full, quota, read-only,
     permissions) is an OutputError "cannot write PATH: no space left on device". A device or named pipe
-    (``-o /dev/null``, ``/dev/stdout``) is written into directly, never replaced."""
+    (``-o /dev/null``, ``/dev/stdout``) is written into directly, never replaced; so is an open descriptor's
+    name (``/dev/stderr`` with standard error redirected to a log file: written on at the log's end)."""
+    fd = descriptor_of(path)
+    if fd is not None:
+        _write_descriptor(os.fspath(path), fd, write)
+        return
     shown, target, directory, st, mode = _destination(path)
     if st is not None and not stat.S_ISREG(st.st_mode):
         _write_special(shown, target, write)  # /dev/null, /dev/stdout, a named pipe: never replaced
@@ -159,9 +187,31 @@ _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 def _write_special(shown: str, target: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write straight into a device or named pipe (renaming a file over it would replace the device)."""
+    _write_into(shown, lambda: open(target, "wb"), write)
+
+
+def _write_descriptor(shown: str, fd: int, write: Callable[[BinaryIO], object]) -> None:
+    """Write into the open descriptor ``fd`` (a copy of it, closed after): at its current position, nothing
+    truncated, as ``>&2`` does; opening its name anew would truncate a log file it is open on. What Python
+    holds buffered for standard output or error goes first, so the two keep their order."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and _fileno(stream) == fd:
+            stream.flush()
+    _write_into(shown, lambda: os.fdopen(os.dup(fd), "wb"), write)
+
+
+def _fileno(stream) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a StringIO (tests), closed
+        return None
+
+
+def _write_into(shown: str, opened: Callable[[], BinaryIO], write: Callable[[BinaryIO], object]) -> None:
+    """Write into the file ``opened()`` gives, in place; a failure of the file system is an OutputError."""
     tracked = None
     try:
-        with open(target, "wb") as fh:
+        with opened() as fh:
             tracked = _Tracked(fh)
             write(tracked)
             tracked.flush()
@@ -189,7 +239,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     Ctrl-C or SIGTERM, so ``path`` is never left half-written. Permissions as ``atomic_write`` gives them;
     a failure of the file system is an OutputError naming ``path``."""
     shown, target, directory, st, mode = _destination(path)
-    if st is not None and not stat.S_ISREG(st.st_mode):
+    if descriptor_of(path) is not None or st is not None and not stat.S_ISREG(st.st_mode):
         raise OutputError(f"cannot write {shown}: not a regular file (this format needs a file it can seek in)")
     try:
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=directory)

@@ -522,3 +522,28 @@ def test_preprocessing_errors_still_count_every_row(monkeypatch):
         Y = X.copy()
         Y[35, 0], Y[1, 2] = -5.0, -1.0
         data.Preprocessor(data.PreprocessConfig(log1p=True)).fit(Y, ["a", "b", "c"])
+
+
+def test_a_descriptors_name_is_written_into_at_its_position_and_seekable_formats_refuse_it(tmp_path):
+    """/dev/fd/N and /dev/stderr name an open descriptor: written at its current position (a log file
+    standard error is redirected to keeps its lines), never truncated or replaced; .h5ad (which needs a
+    file it can seek in) refuses it; an unopened descriptor is an OutputError naming it."""
+    from mlpcli.fileio import atomic_path, descriptor_of
+
+    assert [descriptor_of(p) for p in ("/dev/stdout", "/dev/stderr", "/dev/fd/7", "/proc/self/fd/12",
+                                       "/dev/fd/x", "fd/3", "/dev/null")] == [1, 2, 7, 12, None, None, None]
+    log = tmp_path / "log.txt"
+    with open(log, "w") as fh:
+        fh.write("first\n")
+        fh.flush()
+        atomic_write(f"/dev/fd/{fh.fileno()}", lambda out: out.write(b"second\n"))
+        fh.write("third\n")
+    assert log.read_text() == "first\nsecond\nthird\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["log.txt"]
+    with open(log, "a") as fh, pytest.raises(OutputError, match="not a regular file"):
+        with atomic_path(f"/dev/fd/{fh.fileno()}"):
+            pass
+    unused = os.open(os.devnull, os.O_RDONLY)
+    os.close(unused)  # a descriptor number nothing holds now
+    with pytest.raises(OutputError, match=f"cannot write /dev/fd/{unused}: bad file descriptor"):
+        atomic_write(f"/dev/fd/{unused}", lambda out: out.write(b"x"))

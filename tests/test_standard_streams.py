@@ -134,3 +134,38 @@ def test_an_output_file_that_stdout_is_redirected_to_keeps_its_format_and_dev_nu
         else:
             res = subprocess.run(cmd, stdout=redirect["stdout"], stderr=subprocess.PIPE)
         assert res.returncode == 0, (redirect, res.stderr.decode())
+
+
+def test_dev_stderr_redirected_to_a_log_file_is_written_on_at_its_end_not_replaced(tmp_path):
+    """`--history /dev/stderr` with `2> log` was "unsupported output format 'stderr'" (the name is a link to
+    the regular log file, whose name gives no format); truncating or replacing the log would lose what the
+    command wrote there before. A descriptor's name is written into as `>&2` does: CSV, after the log's
+    lines. `/dev/fd/3` likewise; an unopened descriptor is a one-line error naming it."""
+    from tables import write_table
+
+    data = write_table(tmp_path, seed=3)
+    log = tmp_path / "run.log"
+    log.write_text("earlier line\n")
+    with open(log, "a") as fh:
+        res = mlpcli(["train", data, "--folds", "1", "--hidden", "4", "--epochs", "3", "-o", "m.mlp",
+                      "--history", "/dev/stderr"], tmp_path, stderr=fh, stdout=subprocess.PIPE)
+    assert res.returncode == 0, log.read_text()
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier line"
+    at = next(i for i, line in enumerate(lines) if line.startswith("epoch,train_loss"))
+    assert [line.split(",")[0] for line in lines[at + 1:at + 4]] == ["1", "2", "3"]
+    assert "Training summary" in res.stdout.decode()  # the summary stays on standard output
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+    oof = tmp_path / "fd3.csv"
+    res = subprocess.run(["sh", "-c", 'exec "$@" 3> "$0"', str(oof), sys.executable, "-m", "mlpcli", "train", data,
+                          "--hidden", "4", "--epochs", "3", "--folds", "3", "-q", "-o", "m2.mlp", "--oof", "/dev/fd/3"],
+                         cwd=tmp_path, env=ENV, capture_output=True, timeout=300)  # `3> FILE` in the shell
+    assert res.returncode == 0, res.stderr.decode()
+    held_out = oof.read_text().splitlines()
+    assert held_out[0].startswith("sample_id,") and len(held_out) > 10
+
+    res = mlpcli(["train", data, "--folds", "1", "--hidden", "4", "--epochs", "3", "-q", "-o", "m3.mlp",
+                  "--history", "/dev/fd/9"], tmp_path, capture_output=True, text=True)
+    assert res.returncode != 0 and not (tmp_path / "m3.mlp").exists()
+    assert len(res.stderr.strip().splitlines()) == 1 and "/dev/fd/9" in res.stderr, res.stderr

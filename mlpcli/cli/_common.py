@@ -20,6 +20,7 @@ from rich.table import Table
 
 from .._entry import CLOSED_STREAMS, STOP_SIGNALS, quiet_exit
 from ..errors import MlpcliError, OptionError
+from ..fileio import descriptor_of
 from ..jsonable import json_default
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -326,10 +327,6 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
         seen[k] = (flag, "output")
 
 
-# Names that are this process's standard output whatever it is (a terminal, a file, a pipe)
-_STDOUT_NAMES = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
-
-
 def on_standard_output(path) -> bool:
     """Whether writing ``path`` writes to this process's standard output: "-", a name for it
     (``/dev/stdout``, ``/dev/fd/1``, ``/proc/self/fd/1``), or the very pipe it is (a named pipe or socket
@@ -338,7 +335,7 @@ def on_standard_output(path) -> bool:
     opening has the same inode, but is not this stream)."""
     if path is None:
         return False
-    if str(path) == "-" or os.path.normpath(str(path)) in _STDOUT_NAMES:
+    if str(path) == "-" or descriptor_of(path) == 1:
         return True
     try:
         here, there = os.fstat(1), os.stat(path)
@@ -418,6 +415,14 @@ def check_writable(path: str, flag: str) -> None:
     """Fail before a long run, not after it, when an output cannot be written."""
     from ..fileio import NAME_MAX
 
+    fd = descriptor_of(path)
+    if fd is not None:  # /dev/stderr, /dev/fd/3: written into (``fileio.atomic_write``), if open
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise click.ClickException(f"{flag}: {path} names file descriptor {fd}, which is not open "
+                                       f"(open it in the shell, e.g. {fd}> FILE, or give a file name)") from None
+        return
     name = Path(path).name
     if len(os.fsencode(name)) > NAME_MAX:
         raise click.ClickException(f"{flag}: the file name is {len(os.fsencode(name))} bytes long, more than the "

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..fileio import atomic_write, is_special_file
+from ..fileio import atomic_write, descriptor_of, is_special_file
 
 
 TABLE_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, or '-' for standard output"
@@ -42,7 +42,7 @@ def output_format(path: str, tables_only: bool = False) -> tuple[str, str, str |
         return "h5ad", "", None
     if ext in (".csv", ".tsv", ".txt"):
         return "text", "," if ext == ".csv" else "\t", compression
-    if is_special_file(path):  # /dev/stdout, /dev/fd/3, a named pipe without an extension: CSV, as "-" is
+    if descriptor_of(path) is not None or is_special_file(path):  # /dev/stderr, /dev/fd/3, a named pipe: CSV
         return "text", ",", None
     raise DataError(f"unsupported output format {os.path.basename(os.fspath(path))!r}; use "
                     f"{TABLE_FORMATS if tables_only else OUTPUT_FORMATS}")
