@@ -18,7 +18,7 @@ from mlpcli.config import TrainOptions
 from mlpcli.pipeline import train
 from mlpcli.predict.shift import ShiftReport, shift_failure
 from tables import make_table
-from mlpcli.cli import cli
+from mlpcli.cli import all_commands
 from cli_helpers import assert_clean_error, run
 
 
@@ -111,7 +111,7 @@ def test_predict_and_evaluate_help_state_their_real_defaults():
 def test_command_summaries_are_not_cut(width):
     res = run(["--help"], terminal_width=width)
     commands = res.output.split("Commands:")[1].strip().splitlines()
-    assert len(commands) == len(cli.commands)
+    assert len(commands) == len(all_commands())
     assert not [c for c in commands if c.rstrip().endswith("...")], res.output
 
 

@@ -175,3 +175,22 @@ def test_predict_and_help_do_not_import_scikit_learn(tmp_path):
                              cwd=tmp_path)
         assert out.returncode == 0, out.stderr
         assert "sklearn" not in out.stdout.strip().splitlines()[-1], (args, out.stdout[-300:])
+
+
+def test_a_command_imports_only_its_own_module_of_the_command_line():
+    """The startup does not import what a command does not use: `info` loads no other command's module
+    (cv, explain, gradcheck, ...), and the group's help still lists every command."""
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['mlpcli', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('mlpcli', run_name='__main__')\n"
+             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+             "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('mlpcli.cli.')))\n")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    out = subprocess.run([sys.executable, "-c", probe, "info", "--help"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "['_common', 'info']"
+    from mlpcli.cli import COMMANDS, all_commands
+
+    assert sorted(all_commands()) == sorted(COMMANDS)
+    listed = run(["--help"]).output.split("Commands:")[1]
+    assert all(f"  {name} " in listed for name in COMMANDS)

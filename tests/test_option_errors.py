@@ -8,7 +8,7 @@ import click
 import pytest
 
 from cli_helpers import assert_clean_error, run
-from mlpcli.cli import cli
+from mlpcli.cli import all_commands
 from mlpcli.config import TrainOptions, flag_name, option_fields, resolve
 from mlpcli.errors import OptionError
 from mlpcli.model_selection.fitting import check_memory
@@ -65,7 +65,7 @@ def test_the_issues_examples(command, flag, value):
 
 def _range_params():
     """Every Click option of every command with a numeric range, and a value outside it."""
-    for name, command in cli.commands.items():
+    for name, command in all_commands().items():
         for p in command.params:
             if not isinstance(p, click.Option) or not isinstance(p.type, (click.IntRange, click.FloatRange)):
                 continue
@@ -89,7 +89,7 @@ def test_every_click_range_of_every_command(command, flag, value):
 
 
 def test_the_command_list_is_covered():
-    assert set(ARGS) == set(cli.commands)
+    assert set(ARGS) == set(all_commands())
     names = {(c, f) for c, f, _ in _range_params()}
     for expected in [("predict", "--chunksize"), ("predict", "--threshold"), ("evaluate", "--threshold"),
                      ("evaluate", "--seed"), ("gradcheck", "--seed"), ("cv", "--folds"), ("tune", "--top")]:

@@ -9,13 +9,15 @@ Every command treats SIGTERM and SIGHUP like Ctrl-C: it stops, removes its tempo
 any output it was writing untouched; ``train`` keeps the best weights so far (the members trained so far
 for an ensemble) and says so.
 
-Each command lives in its own module and is registered on the group here.
+Each command lives in its own module, named on the group here and imported when it runs (or when
+``--help`` lists it): a command's start does not import the other commands and what they use.
 """
 
 from __future__ import annotations
 
 import atexit
 import gc
+import importlib
 import sys
 import warnings
 
@@ -24,20 +26,42 @@ import click
 from .. import __version__
 from ..parallel import shutdown_workers
 from ._common import CONTEXT_SETTINGS, interrupted_exit, stop_signals_as_interrupts
-from .cv import cv
-from .diagnose import diagnose
-from .evaluate import evaluate
-from .explain import explain
-from .gradcheck import gradcheck
-from .info import info
-from .predict import predict
-from .train import _Progress, train
-from .tune import tune
 
-__all__ = ["cli", "main", "_Progress"]
+__all__ = ["cli", "main", "all_commands", "COMMANDS"]
+
+# each command: the module of this package that defines it under the same name
+COMMANDS = ("train", "gradcheck", "diagnose", "evaluate", "predict", "explain", "cv", "tune", "info")
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use (Click's lazily loaded subcommands): ``train`` does
+    not import ``cv``, ``explain`` or ``gradcheck`` and what they import."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            self.add_command(getattr(importlib.import_module(f"{__name__}.{name}"), name))
+        return self.commands.get(name)
+
+
+def all_commands() -> dict[str, click.Command]:
+    """Every command by name, imported (for documentation and checks over all of them)."""
+    ctx = click.Context(cli)
+    return {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+
+
+def __getattr__(name: str):
+    """``_Progress``, train's progress display, from its module when asked for (tests reach it here)."""
+    if name == "_Progress":
+        from .train import _Progress
+
+        return _Progress
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@click.group(cls=_LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="mlpcli")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors (for every subcommand).")
 @click.pass_context
@@ -59,10 +83,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.meta["mlpcli.debug"] = debug
 
 
-
-
-for _command in (train, gradcheck, diagnose, evaluate, predict, explain, cv, tune, info):
-    cli.add_command(_command)
 
 
 # --------------------------------------------------------------------------- entry point
