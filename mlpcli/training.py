@@ -247,10 +247,14 @@ class DivergenceCheck:
 
 
 def no_skill_loss(net: MLP, loss: Loss, y: np.ndarray, sample_weight: np.ndarray | None = None,
-                  baseline_output: np.ndarray | None = None, X: np.ndarray | None = None) -> float:
+                  baseline_output: np.ndarray | None = None, X: np.ndarray | None = None,
+                  rows: np.ndarray | None = None) -> float:
     """The loss a model without skill gets on (y, sample_weight): the largest of always predicting
-    ``baseline_output`` (the training prior), all-zero outputs, and ``net`` as it is on rows ``X`` (the
-    untrained network: with inputs that were not standardised it can start far from zero outputs)."""
+    ``baseline_output`` (the training prior), all-zero outputs, and ``net`` as it is on the rows ``rows`` of X
+    (None: all of them; the untrained network: with inputs that were not standardised it can start far from
+    zero outputs). ``fit`` measures the network on the inference-mode loss's sample (``train_eval_rows``): the
+    divergence check compares losses with this one at factors of 10 and 1,000, far beyond that sample's ~2 %
+    error, and a pass over all 6,400 training rows of 5,000 genes took 0.1 s (hidden 128) to 0.3 s (512-256)."""
     n = len(y)
     zeros = np.zeros((n, net.n_outputs), dtype=net.dtype)
     values = [loss.forward(zeros, y, sample_weight)]
@@ -259,7 +263,7 @@ def no_skill_loss(net: MLP, loss: Loss, y: np.ndarray, sample_weight: np.ndarray
         values.append(loss.forward(np.repeat(const, n, 0), y, sample_weight))
     if X is not None:
         with np.errstate(over="ignore", invalid="ignore"):
-            values.append(evaluate_loss(net, loss, X, y, sample_weight)[0])
+            values.append(_evaluate_rows(net, loss, X, y, sample_weight, rows)[0])
     finite = [v for v in values if np.isfinite(v)]
     return max(finite) if finite else 0.0
 
@@ -498,9 +502,11 @@ def fit(
         if validate:
             baseline["val_loss"] = loss.forward(np.repeat(const, X_val.shape[0], 0), y_val, val_sample_weight)
 
-    divergence = DivergenceCheck(no_skill_loss(net, loss, y_train, sample_weight, baseline_output, X_train), config)
-    eval_rows = train_eval_rows(y_train, config.seed) if validate else None  # see TRAIN_EVAL_ROWS
+    sample = train_eval_rows(y_train, config.seed)  # see TRAIN_EVAL_ROWS
+    eval_rows = sample if validate else None
     scratch = Workspace()  # the gathered rows of that sample, freed with the fit
+    divergence = DivergenceCheck(no_skill_loss(net, loss, y_train, sample_weight, baseline_output, X_train, sample),
+                                 config)
     started = time.perf_counter()
     interrupted = stopped = False
     plateau_bad, plateau_best = 0, math.inf
