@@ -72,7 +72,7 @@ def check_model(model: Model, data_path, rows: int = 32, max_entries: int = 20, 
         roles = replace(roles, samples=samples)
     if not roles.features_in_rows and (model.config or {}).get("features_in_rows"):
         roles = replace(roles, features_in_rows=True)  # the layout the model was trained on, by default
-    prepared = prepare(model, data_path, roles=roles, labels=True)
+    prepared = prepare(model, data_path, roles=roles, labels=True, can_fill=False)
     if notes is not None:
         notes.extend(prepared.notes)
     if warnings is not None:

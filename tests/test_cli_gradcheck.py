@@ -39,8 +39,13 @@ def test_gradcheck_fails_with_exit_1_on_a_broken_gradient(monkeypatch):
 
 def test_gradcheck_unknown_component_and_bad_options():
     res = run(["gradcheck", "--only", "activation:swish"])
-    assert res.exit_code == 1 and "no gradcheck component matches" in res.output
+    assert res.exit_code == 2 and "no gradcheck component matches" in res.output and "--only" in res.output
     assert run(["gradcheck", "--eps", "0"]).exit_code == 2
+    for flag, value in (("--eps", "inf"), ("--tol", "nan"), ("--atol", "inf")):  # a check that measures nothing
+        res = run(["gradcheck", "--only", "loss:ce", flag, value, "--json"])
+        assert res.exit_code == 2 and flag in res.output and "finite" in res.output, res.output
+    res = run(["gradcheck", "--only", "loss:ce", "--rows", "5"])
+    assert res.exit_code == 2 and "--rows" in res.output and "--model" in res.output
     res = run(["gradcheck", "--model", "x.mlp"])
     assert res.exit_code == 2 and "--model and --data go together" in res.output
 
@@ -133,3 +138,30 @@ def test_gradcheck_reads_a_decimal_comma_regression_target_and_uses_it(tmp_path)
     res = run(["gradcheck", "--model", str(model), "--data", str(path), "--rows", "4", "--entries", "3"])
     assert res.exit_code == 0, res.output
     assert "no target column" not in res.stdout and "ignored the target column" not in res.stderr
+
+
+def test_a_nan_or_infinite_gradient_fails_the_check():
+    """NaN compares False with any tolerance, and an infinite analytic gradient against a finite difference
+    passed: a check that measured nothing reported success."""
+    import numpy as np
+
+    from mlpcli.engine.gradcheck import CheckResult, compare
+
+    for bad in (np.inf, -np.inf, np.nan):
+        st = compare({"w": np.array([bad, 1.0])}, {"w": np.array([1.0, 1.0])}, 1e-6, 0.0)
+        assert st.failed == 1 and st.max_rel == np.inf and st.worst == "w"
+        st = compare({"w": np.array([1.0, 1.0])}, {"w": np.array([1.0, bad])}, 1e-6, 1e9)  # no floor forgives it
+        assert st.failed == 1
+    doc = CheckResult("x", 2, np.inf, 0, False).to_dict()
+    assert doc["max_rel_error"] is None and json.dumps(doc)
+
+
+def test_gradcheck_data_needs_the_target_it_is_given_and_offers_only_its_own_options(model_and_data, tmp_path):
+    model, data = model_and_data
+    res = run(["gradcheck", "--model", str(model), "--data", data, "--target", "no_such_column"])
+    assert res.exit_code == 1 and "'no_such_column'" in res.output, res.output
+    table = pd.read_csv(data)
+    feature = [c for c in table.columns if c.startswith("f")][0]
+    table.drop(columns=feature).to_csv(tmp_path / "fewer.csv", index=False)
+    res = run(["gradcheck", "--model", str(model), "--data", str(tmp_path / "fewer.csv")])
+    assert res.exit_code == 1 and repr(feature) in res.output and "--fill-missing" not in res.output, res.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 import os
 import signal
 import stat
@@ -479,6 +480,13 @@ LOSS_METRICS = frozenset({"log_loss", "brier", "ece", "rmse", "mae", "mse", "ham
 def metric_kind(key: str) -> str:
     """"loss" for a metric where lower is better and whose size matters (losses, errors), else "metric"."""
     return "loss" if key in LOSS_METRICS or key.endswith("_loss") else "metric"
+
+
+def finite_option(ctx, param, value):
+    """Click callback: a float option's value must be a finite number (FloatRange lets inf and nan through)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number", ctx=ctx, param=param)
+    return value
 
 
 def fmt(v, kind: str = "number") -> str:

@@ -7,17 +7,19 @@ import sys
 import click
 from rich.table import Table
 
-from ._common import (CONTEXT_SETTINGS, debug_option, handle_errors, json_option, print_json, report, role_options,
-                      stdout_console)
+from ._common import (CONTEXT_SETTINGS, debug_option, finite_option, handle_errors, json_option, print_json, report,
+                      role_options, stdout_console)
 from .predict import role_flags
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help="Check analytic gradients against finite differences.")
 @click.option("--only", metavar="NAME", help="Check only components whose name starts with NAME (e.g. 'loss:ce', 'activation:gelu', 'network').")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True, help="Finite-difference step.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True, help="Largest accepted relative error per entry.")
-@click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True,
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True,
+              callback=finite_option, help="Finite-difference step.")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True,
+              callback=finite_option, help="Largest accepted relative error per entry.")
+@click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True, callback=finite_option,
               help="Absolute agreement accepted for entries below the finite-difference round-off floor (scaled by max(1,|loss|)).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random inputs and networks.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
@@ -55,6 +57,11 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
     if (model_path is None) != (data_path is None):
         raise click.UsageError("--model and --data go together")
     ctx = click.get_current_context()
+    sampling = [f"--{name}" for name in ("rows", "entries")
+                if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)]
+    if sampling and model_path is None:
+        raise click.UsageError(f"{sampling[0]} samples a trained model's check; give --model and --data too (the "
+                               "synthetic suite checks every entry)")
     reading = [f"--{name.replace('_col', '').replace('_', '-')}" for name in params
                if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)]
     if reading and data_path is None:
@@ -71,7 +78,10 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
                               tol=tol, atol=atol, seed=seed, roles=role_flags(params), notes=notes, warnings=warnings)
         report([] if as_json else notes, warnings, quiet)
     else:
-        results = gc.run(eps=eps, tol=tol, atol=atol, seed=seed, only=only)
+        try:
+            results = gc.run(eps=eps, tol=tol, atol=atol, seed=seed, only=only)
+        except gc.UnknownComponent as exc:
+            raise click.BadParameter(str(exc), param_hint="'--only'") from None
     failed = [r for r in results if not r.passed]
     if as_json:
         print_json({

@@ -34,7 +34,7 @@ from .layers import Activation as ActivationLayer
 from .network import MLP
 from .optim import WeightPenalty
 
-__all__ = ["CheckResult", "numerical_gradient", "compare", "check_function", "check_network", "components", "run"]
+__all__ = ["CheckResult", "numerical_gradient", "compare", "check_function", "check_network", "components", "run", "UnknownComponent"]
 
 KINK_MARGIN = 1e-3  # |z - kink| below this is redrawn: eps = 1e-6 moves z by far less
 
@@ -51,7 +51,11 @@ class CheckResult:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-able: a non-finite error (a NaN or infinite gradient) is None."""
+        doc = asdict(self)
+        if not np.isfinite(doc["max_rel_error"]):
+            doc["max_rel_error"] = None
+        return doc
 
 
 def numerical_gradient(
@@ -94,12 +98,16 @@ class _Stats:
 
 
 def compare(analytic: dict[str, np.ndarray], numeric: dict[str, np.ndarray], tol: float, floor: float) -> _Stats:
-    """Entry-wise relative errors; ``floor`` is the absolute agreement accepted as round-off."""
+    """Entry-wise relative errors; ``floor`` is the absolute agreement accepted as round-off. An entry where
+    either gradient is not finite (NaN, ±inf) fails with an infinite error: NaN compares False with any
+    tolerance, and an infinite analytic gradient against a finite difference must not pass."""
     st = _Stats()
     for key, n in numeric.items():
         a = np.asarray(analytic[key], dtype=np.float64).reshape(n.shape)
-        diff = np.abs(a - n)
-        rel = diff / np.maximum(np.maximum(np.abs(a), np.abs(n)), 1e-12)
+        finite = np.isfinite(a) & np.isfinite(n)
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.where(finite, np.abs(a - n), np.inf)
+            rel = np.where(finite, diff / np.maximum(np.maximum(np.abs(a), np.abs(n)), 1e-12), np.inf)
         bad = rel > tol
         forgiven = bad & (diff <= floor)  # below what a central difference can resolve
         st.entries += n.size
@@ -471,10 +479,14 @@ def components(seed: int = 0) -> list[str]:
     return [r.component for r in run(seed=seed, eps=1e-3, tol=np.inf)]
 
 
+class UnknownComponent(ValueError):
+    """``run(only=...)`` names no component of the suite."""
+
+
 def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = 1e-8, seed: int = 0, only: str | None = None) -> list[CheckResult]:
     """The whole gradient-check suite (or the components matching ``only``), seeded."""
-    if not eps > 0 or not tol > 0 or atol < 0:
-        raise ValueError("eps and tol must be > 0 and atol >= 0")
+    if not 0 < eps < np.inf or not tol > 0 or not atol >= 0:  # NaN fails every comparison
+        raise ValueError("eps must be finite and > 0, tol > 0 and atol >= 0")
     results = []
     for group, make in GROUPS.items():
         rng = np.random.default_rng([seed, len(group)])  # each group its own stream: --only sees the same draws
@@ -484,7 +496,7 @@ def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = 1e-8, seed: int = 0,
             if only is None or _matches(res.component, only):
                 results.append(res)
     if only and not results:
-        raise ValueError(f"no gradcheck component matches {only!r}; try a group ({', '.join(GROUPS)}) or a name such as 'activation:gelu', 'loss:focal', 'layer:batchnorm'")
+        raise UnknownComponent(f"no gradcheck component matches {only!r}; try a group ({', '.join(GROUPS)}) or a name such as 'activation:gelu', 'loss:focal', 'layer:batchnorm'")
     return results
 
 

@@ -100,7 +100,7 @@ def _training_means(model: Model) -> np.ndarray:
 def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None = None, *, need_target: bool = False,
                  by: str | None = None, fill_missing: str | None = None, source: str = "the table",
                  sheet_columns: Sequence[str] = (), max_missing: float | None = None,
-                 first_cells: Callable[[int], Sequence[str]] | None = None) -> ColumnPlan:
+                 first_cells: Callable[[int], Sequence[str]] | None = None, can_fill: bool = True) -> ColumnPlan:
     """Match a table's header to the model: roles (the model's, unless overridden), features by name.
 
     Features match a column of the same name, or failing that one whose name differs only in letter case,
@@ -112,7 +112,8 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     of `columns` that come from a sample sheet (``data.samples``): they may take roles, are never features,
     and are not listed as ignored (the join notes them). `first_cells(k)`: up to k cells of the table's
     first column, looked at when most features are absent, to recognise a table read in the wrong layout
-    (features in rows without --features-in-rows, or the reverse).
+    (features in rows without --features-in-rows, or the reverse). `can_fill`: whether the command has
+    --fill-missing (gradcheck does not: its error for absent features does not offer it).
     """
     if fill_missing not in (None, "mean"):
         raise ConfigError(f"--fill-missing {fill_missing!r}: the only choice is 'mean'")
@@ -200,6 +201,8 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         lacks = (f"{source} lacks {len(missing):,} of the {len(kept):,} features the model uses "
                  f"({_percent(share)}): {_quoted(missing)}")
         if fill_missing != "mean":
+            if not can_fill:
+                raise DataError(f"{lacks}; add them: the check needs every feature the network uses")
             if share <= limit:
                 fix = (f"add them, or pass --fill-missing mean to fill them with their training means (it fills at "
                        f"most {_percent(DEFAULT_MAX_MISSING)} of the features unless --max-missing FRACTION raises "

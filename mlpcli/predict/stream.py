@@ -936,10 +936,12 @@ def read_cells(model: Model, source, roles: RoleFlags | None = None) -> tuple[pd
 
 
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None,
-            max_missing: float | None = None, labels: bool = False) -> Prepared:
+            max_missing: float | None = None, labels: bool = False, can_fill: bool = True) -> Prepared:
     """Match a table (DataFrame or path; an .h5ad file or a 10x directory is read whole, ``read_cells``) to
     the model by feature name, with the checks of predict; with ``labels``, also its target (``Prepared.y``;
-    labels the model does not know are a DataError naming them)."""
+    labels the model does not know are a DataError naming them; a target given in ``roles`` must be there).
+    ``can_fill``: whether the caller offers --fill-missing (``plan_columns``)."""
+    need_target = labels and roles is not None and roles.target is not None
     read_notes: list[str] = []
     given_id = roles.id if roles is not None else None
     cells_id = None  # a cell file's column of cell names: a sheet's id column holds them, whatever its name
@@ -965,14 +967,15 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     join_notes: list[str] = []
     if sheet is None:
         plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
-                            source=name,
+                            source=name, need_target=need_target, can_fill=can_fill,
                             first_cells=lambda k: [str(v) for v in table.iloc[:k, 0]] if table.shape[1] else [])
     else:  # every row kept, with the sheet's columns where it has the sample
         join = SampleJoin(sheet, name, [str(c) for c in table.columns], features_in_rows=roles.features_in_rows,
                           keep_unmatched=True, cells_id=cells_id)
         roles = dataclasses.replace(roles, id=join.data_id)
         plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
-                            source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))))
+                            source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))),
+                            need_target=need_target, can_fill=can_fill)
         join.select([*plan.roles.target, plan.roles.group, plan.roles.batch], plan.roles.drop)
         sheet_columns = set(join.columns) - set(map(str, table.columns))
         if labels and any(t in sheet_columns for t in plan.roles.target):
