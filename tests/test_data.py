@@ -833,3 +833,19 @@ def test_a_training_label_that_never_changes_is_warned_about():
     assert ds.task == "multilabel"
     assert any("label 't2' (always 0) never changes" in w for w in ds.warnings)
     assert not any("'t1'" in w for w in ds.warnings)
+
+
+def test_no_group_leaves_the_default_patient_column_out_of_the_features(tmp_path):
+    """The notes advise --no-group ("group: patient_id (default; --no-group to switch off)"), but with it the
+    patient ids became a feature column: an error for text ids ("feature columns must be numeric:
+    'patient_id'"), a silent feature for numeric ones."""
+    roles, notes = D.resolve_roles(["sample_id", "patient_id", "label", "g1"], no_group=True)
+    assert roles.group is None and roles.drop == ["patient_id"]
+    assert "group: none (--no-group)" in notes and "dropped: patient_id" in notes
+    from tables import make_table
+
+    frame = make_table(n_patients=20, n_features=3)
+    frame["patient_id"] = frame["patient_id"].astype("category").cat.codes  # numeric ids: no error, a feature
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ds, _ = D.load_dataset(str(tmp_path / "t.csv"), no_group=True)
+    assert ds.groups is None and "patient_id" not in ds.feature_names

@@ -125,7 +125,11 @@ def resolve_roles(
 
     group_col = pick("--group", group, DEFAULT_GROUPS, allowed=not no_group)
     if group_col is None:
-        notes.append("group: none (--no-group)" if no_group else NO_GROUP_NOTE)
+        # --no-group switches the grouping off; a default group column (patient ids) is still not a feature
+        unused = [g for g in DEFAULT_GROUPS if no_group and g in present and g not in taken]
+        drops = [*drops, *unused]
+        taken |= set(unused)
+        notes.append("group: none (--no-group)" if no_group else NO_GROUP_NOTE)  # `unused`: in "dropped:"
     id_col = pick("--id", id, DEFAULT_ID)
     batch_col = pick("--batch", batch, DEFAULT_BATCH)
     if drops:
