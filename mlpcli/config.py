@@ -61,6 +61,16 @@ def option(default: Any = None, help: str = "", *, factory=None, kind: str | Non
     return field(default=default, metadata=meta)
 
 
+# Seeds reach NumPy's RandomState and scikit-learn's splitters, which take 0 to 2**32 - 1
+MAX_SEED = 2**32 - 1
+
+
+def offset_seed(seed: int, k: int) -> int:
+    """The seed of repeat or member k of a run seeded ``seed``: seed + k, wrapped into 0..MAX_SEED (so the
+    largest --seed still gives every repeat a seed RandomState takes; any seed below MAX_SEED - k is as before)."""
+    return (int(seed) + int(k)) % (MAX_SEED + 1)
+
+
 @dataclass
 class TrainOptions:
     """Everything ``mlpcli train`` can be told; ``pipeline.train`` consumes it."""
@@ -183,7 +193,8 @@ class TrainOptions:
                                              "outnumber rows.")
     clip_norm: float | None = option(None, kind="float", low=0, low_open=True, optional=True,
                                      help="Clip the global gradient norm.")
-    seed: int = option(0, kind="int", low=0, help="Same data, options, seed and threads give the same model.")
+    seed: int = option(0, kind="int", low=0, high=MAX_SEED,
+                       help="Same data, options, seed and threads give the same model.")
     # --- imbalance
     loss: str = option("auto", kind="choice", choices=LOSS_CHOICES,
                        help="auto: ce for multiclass, bce for binary and multi-label, mse for regression.")
@@ -303,12 +314,13 @@ def check_value(name: str, value: Any) -> None:
     low, high = meta["low"], meta["high"]
     too_low = low is not None and (value <= low if meta["low_open"] else value < low)
     too_high = high is not None and (value >= high if meta["high_open"] else value > high)
+    bound = (lambda v: f"{v:,}") if kind == "int" else (lambda v: f"{v:g}")  # 4,294,967,295, not 4.29497e+09
     if (too_low or too_high) and low is not None and high is not None:
-        fail(f"must be in {'(' if meta['low_open'] else '['}{low:g}, {high:g}{')' if meta['high_open'] else ']'}")
+        fail(f"must be in {'(' if meta['low_open'] else '['}{bound(low)}, {bound(high)}{')' if meta['high_open'] else ']'}")
     if too_low:
-        fail(f"must be {'>' if meta['low_open'] else '>='} {low:g}")
+        fail(f"must be {'>' if meta['low_open'] else '>='} {bound(low)}")
     if too_high:
-        fail(f"must be {'<' if meta['high_open'] else '<='} {high:g}")
+        fail(f"must be {'<' if meta['high_open'] else '<='} {bound(high)}")
 
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")

@@ -290,3 +290,17 @@ def test_cv_names_its_member_folds_option_and_one_batch_is_its_own_error(tmp_pat
     df["batch"] = "only"
     df.to_csv(path, index=False)
     assert_clean_error(run(["cv", str(path), "--leave-batch-out", *FAST]), "one batch ('only')", "at least two")
+
+
+def test_the_largest_seed_works_with_repeats_and_a_larger_one_is_a_usage_error(tmp_path):
+    """--seed 4294967295 (the largest RandomState takes) failed with --repeats 2 (seed + 1 overflowed into
+    NumPy's "Seed must be between 0 and 2**32 - 1", exit 1, no option named), and so did any seed above it."""
+    from mlpcli.config import MAX_SEED, offset_seed
+
+    assert offset_seed(7, 2) == 9 and offset_seed(MAX_SEED, 1) == 0
+    path = write_table(tmp_path, n_patients=20, n_features=4)
+    res = run(["cv", path, "--repeats", "2", "--folds", "2", "--seed", str(MAX_SEED), "--epochs", "2", "--hidden", "4",
+               "-q"])
+    assert res.exit_code == 0, res.output
+    res = run(["train", path, "--seed", str(MAX_SEED + 1), "--epochs", "2", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 2 and "--seed" in res.output and "4,294,967,295" in res.output

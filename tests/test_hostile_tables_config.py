@@ -60,7 +60,7 @@ def small(tmp_path, frame) -> str:
     ("lr = nan", "lr", "finite number"),
     ("lr = -1", "lr", "must be > 0"),
     ("dropout = 1.0", "dropout", "[0, 1)"),
-    ("seed = -1", "seed", ">= 0"),
+    ("seed = -1", "seed", "in [0, 4,294,967,295]"),
     ("calibrate = 1", "calibrate", "true or false"),
     ('calibrate = "yes"', "calibrate", "true or false"),
     ("log1p = 0", "log1p", "true or false"),

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .. import data, metrics
-from ..config import AUTO, TrainOptions
+from ..config import AUTO, TrainOptions, offset_seed
 from ..errors import ConfigError, DataError, OptionError
 from ..parallel import Plan, run
 from .crossfit import PORTFOLIO, fit_model
@@ -225,7 +225,7 @@ def check_cv_options(options: TrainOptions) -> None:
 
 
 def with_seed(options: TrainOptions, repeat: int) -> TrainOptions:
-    return replace(options, seed=options.seed + repeat)
+    return replace(options, seed=offset_seed(options.seed, repeat))
 
 
 def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats: int = 1, plan: Plan = Plan(),

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import config, data, metrics
 from ..calibration import Calibration, calibration_report, fit_temperature
-from ..config import AUTO, TrainOptions
+from ..config import AUTO, TrainOptions, offset_seed
 from ..errors import DataError
 from ..model_io import Member, Model
 from ..parallel import beside
@@ -374,7 +374,7 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[Fitte
     total = len(candidates) * len(folds)
     if member_processes(plan, total, _member_copy_bytes(ds, folds, options)) == 1:
         return None
-    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(_options_for(options, spec), seed=options.seed + k)))
+    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(_options_for(options, spec), seed=offset_seed(options.seed, k))))
              for spec in candidates for k, fold in enumerate(folds)]
     # member processes on this machine share its memory
     check_fits_memory(ds, [(_options_for(options, spec), max(len(fold.train) for fold in folds))
@@ -415,7 +415,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             if ready is not None:  # every member finished (an interrupted parallel run is handled above)
                 run = ready[c * len(folds) + k]
             else:
-                run = fit_run(ds.subset(fold.train), ds.subset(fold.test), replace(_options_for(options, spec), seed=options.seed + k),
+                run = fit_run(ds.subset(fold.train), ds.subset(fold.test), replace(_options_for(options, spec), seed=offset_seed(options.seed, k)),
                               _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
             if run.result.interrupted:  # Ctrl-C / SIGTERM: ship what is trained, score what it held out
                 interrupted = True

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import offset_seed
 from ..data import CLASSIFICATION_TASKS, Dataset, SplitLeakageError
 from ..data._common import _label_key, _quoted
 from ..data.io import _short_reason
@@ -445,7 +446,7 @@ def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
     dummy = np.zeros((ds.n_samples, 1))
     out: list[Fold] = []
     for r in range(repeats):
-        s = seed + r
+        s = offset_seed(seed, r)
         if ds.groups is not None and classify:
             pairs = stratified_group_folds(ds.y, ds.groups, n_folds, s)
             strategy = f"StratifiedGroupKFold by {_group_name(ds)}"
