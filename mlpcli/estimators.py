@@ -50,7 +50,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import data
-from .config import TrainOptions, resolve
+from .config import AUTO, BASE_PATIENCE, MAX_SEED, TrainOptions, resolve
 from .engine import MLP
 from .engine.functional import sigmoid, softmax
 from .errors import ConfigError, DataError, MlpcliError
@@ -95,7 +95,7 @@ class _BaseMLP(BaseEstimator):
              "'plateau' watches the validation loss and needs early_stopping=True")
         need(self.loss in self._losses, "loss", f"must be one of {', '.join(self._losses)}")
         seed = self.random_state
-        need(not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or 0 <= seed < 2**32, "random_state",
+        need(not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or 0 <= seed <= MAX_SEED, "random_state",
              "must be None, a whole number in [0, 2**32 - 1] or a numpy RandomState")
         need(self.threads is None or isinstance(self.threads, numbers.Integral) and not isinstance(self.threads, bool)
              and self.threads >= 1, "threads", "must be None (1 thread) or a whole number >= 1")
@@ -137,7 +137,9 @@ class _BaseMLP(BaseEstimator):
             optimizer=self.optimizer, lr=float(resolved.lr), momentum=float(self.momentum),
             weight_decay=float(self.weight_decay), l1=float(self.l1), l2=float(resolved.l2),
             batch_size=int(resolved.batch_size), epochs=int(resolved.epochs),
-            patience=int(self.patience) if self.early_stopping else None, min_delta=float(self.min_delta),
+            patience=(None if not self.early_stopping else BASE_PATIENCE if self.patience == AUTO else int(self.patience)),
+            adaptive_patience=self.early_stopping and self.patience == AUTO,  # as `mlpcli train --patience auto`
+            min_delta=float(self.min_delta),
             lr_schedule=self.lr_schedule, augment_noise=float(resolved.augment_noise),
             clip_norm=None if self.clip_norm is None else float(self.clip_norm), seed=seed,
         )

@@ -359,3 +359,16 @@ def test_early_stopping_with_many_one_sample_classes_still_fits():
     for fraction in (0.2, 0.5):
         clf = MLPClassifier(hidden=(4,), epochs=3, validation_fraction=fraction).fit(X, y)
         assert list(clf.classes_) == list("abcdefgh")
+
+
+def test_patience_auto_is_the_adaptive_patience_of_train():
+    """patience="auto" passed the parameter check, then fit crashed on int('auto')."""
+    from sklearn.datasets import make_classification
+
+    from mlpcli.estimators import MLPClassifier
+
+    X, y = make_classification(n_samples=80, n_features=10, random_state=0)
+    clf = MLPClassifier(hidden=(8,), epochs=5, patience="auto", random_state=0).fit(X, y)
+    assert clf.predict_proba(X).shape == (80, 2)
+    config = clf._fit_config(0, clf._resolved(64, 10))
+    assert config.adaptive_patience and config.patience == 20
