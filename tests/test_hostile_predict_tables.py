@@ -424,3 +424,26 @@ def test_peak_memory_follows_the_budget_not_the_table(tmp_path):
         rows, growth[name] = proc.stdout.split()
         assert int(rows) == (1500 if name == "big" else 150)
     assert float(growth["big"]) - float(growth["small"]) < 40, growth
+
+
+@pytest.mark.parametrize("chunksize", [None, "7"])
+def test_a_stray_opening_quote_is_an_error_not_the_rest_of_the_file_dropped(model, tmp_path, chunksize):
+    """pyarrow's parser (line ends allowed in quoted fields) accepted a quoted field still open at the end of
+    the file: every row after a stray '"' became part of one field, and predict wrote the rows before it and
+    exited 0. A quote inside a field (5" tall) is text, as before."""
+    df = cohort()
+    df["note"] = "ok"
+    lines = lines_of(df)
+    at = 40  # data row 40: file line 41
+    lines[at] = lines[at][:-len("ok")] + '"see chart'  # the note field opens a quote it never closes
+    (tmp_path / "stray.csv").write_text("\n".join(lines) + "\n")
+    extra = ["--chunksize", chunksize] if chunksize else []
+    out = tmp_path / "out.csv"
+    res = run(["predict", model, str(tmp_path / "stray.csv"), "-o", str(out), *extra])
+    one_line_error(res, "stray.csv", "line 41", "never closed")
+    assert not out.exists() and no_leftovers(tmp_path)
+    lines[at] = lines[at].replace('"see chart', '5" tall')
+    (tmp_path / "inch.csv").write_text("\n".join(lines) + "\n")
+    res = run(["predict", model, str(tmp_path / "inch.csv"), "-o", str(out), *extra])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(out)) == len(df)

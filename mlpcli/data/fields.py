@@ -85,6 +85,24 @@ def check_quoted(text, sep: str, width: int, name: str, line: int) -> None:
         raise DataError(f"cannot parse {name} near line {line + start}: {str(exc).strip()[:160]}") from None
 
 
+def check_quotes_closed(text, sep: str, name: str, line: int) -> None:
+    """A DataError when the last piece of a file (text; its first line is the file's line `line`) ends inside
+    a quoted field: a stray opening quote. pyarrow's parser (with line ends allowed in quoted fields) accepts
+    it and reads the rest of the file as that one field, so every later row would be lost without a word;
+    pandas refuses it ("EOF inside string"). The csv module's strict mode tells that case apart from a quote
+    inside a field (`5" tall`), which is text, as pandas and pyarrow read it."""
+    start = 0
+    reader = csv.reader(io.StringIO(str(text, "utf-8", "replace"), newline=""), delimiter=sep, strict=True)
+    try:
+        for _ in reader:
+            start = reader.line_num
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise DataError(f"cannot parse {name}: the quoted field opened on line {line + start} is never closed (a "
+                            "stray '\"' there makes every later line part of it); remove or close the quote") from None
+        # other strict-mode complaints (text after a closing quote) are not what pandas and pyarrow refuse
+
+
 def _blank_record(fields: list[str], sep: str) -> bool:
     """A line of nothing but whitespace (the separator included when it is a tab): pandas skips it."""
     return not fields or ((len(fields) == 1 or sep.isspace()) and not "".join(fields).strip())

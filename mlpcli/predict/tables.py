@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import data
 from ..data._common import DECIMAL_ATTR
-from ..data.fields import check_quoted, row_lines, simple_quotes
+from ..data.fields import check_quoted, check_quotes_closed, row_lines, simple_quotes
 from ..data.io import _SNIFF_BYTES, _check_file
 from ..errors import DataError
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
@@ -474,6 +474,9 @@ class _TextTable(_Table):
                 text, buffer, n_lines = self._next_piece(size, piece_bytes)
                 seq, line = state["seq"], state["line"]
                 state["seq"], state["line"] = seq + 1, line + n_lines
+                if self._start == self._fill and self._eof and buffer.count(b'"', 0, len(text)) % 2:
+                    # the file's last piece with an odd number of quotes: one may open a field never closed
+                    check_quotes_closed(text, self.sep, self.name, line)
             parsed = self._parse(text, plan, line)
             del text
             piece = convert(parsed, line - 2) if len(parsed) else None  # data row 1 is on line 2
