@@ -355,3 +355,26 @@ def test_val_data_takes_its_roles_from_the_same_sheet(tmp_path):
     ref = as_json(run(["train", str(tmp_path / "t.csv"), "--val-data", str(tmp_path / "v.csv"),
                        "-o", str(tmp_path / "ref.mlp"), *opts]))
     assert doc["validation_metrics"] == ref["validation_metrics"]
+
+
+def test_no_output_may_replace_the_sample_sheet(tmp_path, geo):
+    """predict, evaluate, explain, cv and tune wrote their outputs over the --samples sheet they read (the
+    check that an output names no input was handed the sheet after the role flags had taken it: None);
+    train refused. Each is now a usage error before any work, and the sheet is untouched."""
+    df, matrix, sheet = geo
+    model = tmp_path / "m.mlp"
+    assert run(["train", matrix, "--features-in-rows", "--samples", sheet, "--target", "disease", *FAST, "-q",
+                "-o", str(model)]).exit_code == 0
+    before = open(sheet, "rb").read()
+    reading = ["--features-in-rows", "--samples", sheet]
+    for args, flag in (
+            (["predict", str(model), matrix, *reading, "-o", sheet], "--out"),
+            (["predict", str(model), matrix, *reading, "-o", str(tmp_path / "p.csv"), "--shift-report", sheet],
+             "--shift-report"),
+            (["evaluate", str(model), matrix, *reading, "--target", "disease", "-o", sheet], "--out"),
+            (["explain", str(model), matrix, *reading, "-o", sheet], "--out"),
+            (["cv", matrix, *reading, "--target", "disease", *FAST, "--oof", sheet], "--oof"),
+            (["tune", matrix, *reading, "--target", "disease", "--grid", "lr=1e-3", "--results", sheet], "--results")):
+        res = run(args)
+        assert_clean_error(res, flag, "--samples", code=2)
+        assert open(sheet, "rb").read() == before, args

@@ -220,7 +220,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
     options = options_from_params(params)
     oof_path = stdout_alias(oof_path)  # /dev/stdout is "-"
     one_stdout_writer({"--oof -": oof_path == "-", "--json": as_json})
-    distinct_files({"--oof": oof_path}, {"DATA": data_file, "--samples": params.get("samples")})
+    distinct_files({"--oof": oof_path}, {"DATA": data_file, "--samples": options.samples})
     check_table_output(oof_path, "--oof")
     err = stderr_console(quiet)
     ds = load_for_cv(data_file, options, quiet)

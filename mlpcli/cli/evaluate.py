@@ -239,7 +239,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     out, shift_path = stdout_alias(out), stdout_alias(shift_path)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
     distinct_files({"--out": out, "--shift-report": shift_path, "--plot": plot_path},
-                   {"MODEL": model_path, "DATA": data_file, "--samples": params.get("samples")})
+                   {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
     if out and out != "-":
         check_writable(out, "--out")
     if plot_path:

@@ -83,7 +83,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     out = stdout_alias(out)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json})
     distinct_files({"--out": out, "--plot": plot_path},
-                   {"MODEL": model_path, "DATA": data_file, "--samples": params.get("samples")})
+                   {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
     check_table_output(out, "--out")
     if plot_path is not None:
         from ..plotting import plot_format

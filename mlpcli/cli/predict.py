@@ -295,7 +295,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     out, shift_path = stdout_alias(out), stdout_alias(shift_path)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
     distinct_files({"--out": out, "--shift-report": shift_path},
-                   {"MODEL": model_path, "DATA": data_file, "--samples": params.get("samples")})
+                   {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
     if out != "-":
         check_writable(out, "--out")
     uncertainty_from(dict(params), None, model_path)  # contradictory options: before the model is read

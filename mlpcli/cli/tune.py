@@ -139,7 +139,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     results_path = stdout_alias(results_path)  # /dev/stdout is "-"
     one_stdout_writer({"--results -": results_path == "-", "--json": as_json})
     distinct_files({"--results": results_path, "--out": out if refit else None},
-                   {"DATA": data_file, "--samples": params.get("samples")})
+                   {"DATA": data_file, "--samples": options.samples})
     check_table_output(results_path, "--results")
     if refit:
         check_writable(out, "--out")
