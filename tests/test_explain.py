@@ -179,7 +179,7 @@ def test_permutation_importance_equals_shuffling_through_predict(relu_models):
     for j in used:  # each feature's shuffles from its own generator (seed, name)
         rng = feature_rng(3, model.feature_names[j])
         perms[j] = [rng.permutation(len(samples.X)) for _ in range(2)]
-    y = samples.y
+    y = np.array([model.classes.index(c) for c in samples.y])  # the labels as class indices
 
     def class_logloss(P):
         lp = np.log(np.clip(P[np.arange(len(y)), y], 1e-15, 1))
@@ -327,7 +327,7 @@ def test_dataframes_are_matched_by_column_name_in_every_api(subtypes):
 @pytest.mark.parametrize("labels, needle", [
     (lambda y: y[:5], "5 labels for 40 samples"),
     (lambda y: np.where(np.arange(len(y)) == 0, 7, 0), "7 is not a class index"),
-    (lambda y: np.array(["nope"] * len(y)), "'nope' is not one of the model's classes"),
+    (lambda y: np.array(["nope"] * len(y)), "labels the model does not know: 'nope'"),
 ])
 def test_labels_that_do_not_fit_the_samples_are_a_data_error(subtypes, labels, needle):
     model = model_io.load(subtypes)
@@ -376,3 +376,72 @@ def test_explain_refuses_other_tasks_with_one_message_and_exit_code(tmp_path, ta
     assert_clean_error(run(["explain", str(model), str(path), "-o", str(tmp_path / "g.csv")]),
                        "binary or multiclass model", f"this model is {shown}", code=2)
     assert not (tmp_path / "g.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def number_classes(tmp_path_factory):
+    """(model, table) paths for classes that are numbers: 1, 2, 3 (multiclass), and a binary 0, 1 trained with
+    --positive 0, which the model stores as the classes 1, 0."""
+    tmp = tmp_path_factory.mktemp("numbers")
+    tables = {"multiclass": (make_table(seed=3, string_labels=False).assign(label=lambda d: d.label + 1), []),
+              "binary": (make_table("binary", seed=3, string_labels=False), ["--positive", "0"])}
+    paths = {}
+    for kind, (table, extra) in tables.items():
+        data, path = tmp / f"{kind}.csv", tmp / f"{kind}.mlp"
+        table.to_csv(data, index=False)
+        res = run(["train", str(data), "-o", str(path), "--hidden", "4", "--folds", "2", "--epochs", "5", "-q", *extra])
+        assert res.exit_code == 0, res.output
+        paths[kind] = (str(path), str(data))
+    return paths
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "binary"])
+def test_integer_labels_name_the_models_number_classes(number_classes, kind):
+    """Labels 1, 2, 3 (or 0, 1 with the classes stored as 1, 0) are the classes' names, as evaluate reads them
+    and as classes= and target= are: explain and permutation_importance took them as class indices, counting
+    every sample for another class (or failing on the label 3)."""
+    path, data = number_classes[kind]
+    model = model_io.load(path)
+    table = pd.read_csv(data)
+    assert model.classes == ([1, 2, 3] if kind == "multiclass" else [1, 0])
+    counts = {str(c): int((table.label == c).sum()) for c in model.classes}
+    for y in (table.label.to_numpy(), table.label, table.label.astype(str).to_numpy()):
+        assert explain(model, table, y, top=2).n_samples == counts
+    last = model.classes[-1]
+    sub = table[table.label != last]
+    assert explain(model, sub, sub.label.to_numpy(), top=2).n_samples == {**counts, str(last): 0}
+    assert explain(model, table, table.label, method="permutation", top=2, repeats=1).n_samples == counts
+    as_names, _ = permutation_importance(model, table, table.label.astype(str).to_numpy(), repeats=1)
+    np.testing.assert_array_equal(permutation_importance(model, table, table.label.to_numpy(), repeats=1)[0], as_names)
+    doc = json.loads(run(["explain", path, data, "--json", "--top", "2"]).stdout)  # load_samples' labels
+    assert doc["n_samples"] == counts
+
+
+def test_class_indices_still_work_for_classes_that_are_not_numbers(subtypes):
+    model = model_io.load(subtypes)
+    table = pd.read_csv(TEST).head(40)
+    names = table["label"].to_numpy()
+    indices = np.array([model.classes.index(c) for c in names])
+    assert explain(model, table, indices, top=2).n_samples == explain(model, table, names, top=2).n_samples
+
+
+def test_attributions_are_in_the_models_feature_order_whatever_the_dataframes(relu_models):
+    """integrated_gradients and input_gradients of a DataFrame in another column order (ids and labels among
+    them) give columns in model.feature_names order: they came in the DataFrame's order, so naming them
+    with model.feature_names named the wrong genes."""
+    models, data = relu_models
+    model = model_io.load(models["float64"])
+    table = pd.read_csv(data).head(12)
+    genes = sorted(model.feature_names, reverse=True)
+    assert genes != model.feature_names
+    ordered = integrated_gradients(model, table[model.feature_names], target="typeA")
+    assert np.abs(ordered).sum() > 0
+    np.testing.assert_array_equal(integrated_gradients(model, table[["sample_id", "label", *genes]], target="typeA"),
+                                  ordered)
+    np.testing.assert_array_equal(integrated_gradients(model, table[genes].to_numpy(), target="typeA", features=genes),
+                                  ordered)
+    # a feature no member uses may be absent: its column is still there, 0
+    np.testing.assert_array_equal(integrated_gradients(model, table[genes[1:]], target="typeA"), ordered)
+    assert genes[0] == "fconst"
+    np.testing.assert_array_equal(input_gradients(model, table[["sample_id", *genes]], "typeA"),
+                                  input_gradients(model, table[model.feature_names].to_numpy(), "typeA"))

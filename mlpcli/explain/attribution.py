@@ -560,39 +560,58 @@ def _targets(model: Model, target, n: int) -> tuple[np.ndarray, bool]:
     return np.full((1, n), class_index(model, target)), False
 
 
+def _in_model_order(model: Model, X, features: Sequence[str] | None) -> np.ndarray:
+    """Raw rows X (n, d) in ``model.feature_names`` order, float64: a DataFrame's columns (or ``features``, X's
+    names) matched by name, a feature no member uses and X lacks NaN (never read); an array without names
+    must have the model's d columns, in its order."""
+    X, features = model.inputs(X, features)  # a DataFrame: its feature columns by name, the others left out
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise DataError(f"X must be a 2-D array (samples x features), got shape {X.shape}")
+    d = len(model.feature_names)
+    if features is None:
+        if X.shape[1] != d:
+            raise DataError(f"X has {X.shape[1]} columns; the model has {d} input features "
+                            "(pass features= to match columns by name)")
+        return X
+    features = [str(f) for f in features]
+    if len(features) != X.shape[1]:
+        raise DataError(f"features= gives {len(features)} names for X's {X.shape[1]} columns")
+    model._feature_maps(features)  # a feature a member uses missing, or named twice: a DataError
+    position = {name: j for j, name in enumerate(features)}
+    have = [j for j, name in enumerate(model.feature_names) if name in position]
+    ordered = np.full((X.shape[0], d), np.nan)
+    ordered[:, have] = X[:, [position[model.feature_names[j]] for j in have]]
+    return ordered
+
+
 def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps: int = DEFAULT_STEPS,
                          output: str = "logit", features: Sequence[str] | None = None,
                          tol: float | None = None, return_gap: bool = False):
     """Integrated-gradients attributions of ``model``'s output toward ``target`` for raw rows X (n, d).
 
-    X: raw feature values as predict reads them, columns ``model.feature_names`` (or ``features``; a
-    DataFrame's columns are used by name). target: a class name -> an array (n, d); a list of names, or
-    None for every class -> (n_targets, n, d); an array of n class names -> (n, d), each row toward its own
-    class. baseline: "mean" (the training mean the model stores), "zero", or d raw values. output: "logit"
-    (the members' mean logit) or "prob" (the probability predict gives). The rows of each class's result
-    sum to f(x) - f(baseline) up to the trapezoid rule's error over ``steps`` intervals: rows whose relative
-    gap exceeds ``tol`` (default: 1e-3 for float64 networks, 1e-2 for float32) are integrated again with
-    more steps (up to 16 x). With ``return_gap`` the relative gaps (same leading shape, without d) come too.
+    X: raw feature values as predict reads them, columns ``model.feature_names`` (or named by ``features``;
+    a DataFrame's columns are matched by name, its other columns left out). The result's last axis (d) is
+    always ``model.feature_names``, whatever X's column order, so ``model.feature_names[j]`` names column j
+    (a feature the model does not use, or a DataFrame lacks, gets 0). target: a class name -> an array
+    (n, d); a list of names, or None for every class -> (n_targets, n, d); an array of n class names ->
+    (n, d), each row toward its own class. baseline: "mean" (the training mean the model stores), "zero", or
+    d raw values in ``model.feature_names`` order. output: "logit" (the members' mean logit) or "prob" (the
+    probability predict gives). The rows of each class's result sum to f(x) - f(baseline) up to the
+    trapezoid rule's error over ``steps`` intervals: rows whose relative gap exceeds ``tol`` (default: 1e-3
+    for float64 networks, 1e-2 for float32) are integrated again with more steps (up to 16 x). With
+    ``return_gap`` the relative gaps (same leading shape, without d) come too.
 
         >>> A = integrated_gradients(model, X, target="Basal")      # (n, d)
         >>> top = np.argsort(-A.mean(axis=0))[:20]                  # the genes pushing toward Basal
+        >>> [model.feature_names[j] for j in top]
     """
-    X, features = model.inputs(X, features)  # a DataFrame: its columns by name, the others left out
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise DataError(f"X must be a 2-D array (samples x features), got shape {X.shape}")
-    if features is None and X.shape[1] != len(model.feature_names):
-        raise DataError(f"X has {X.shape[1]} columns; the model has {len(model.feature_names)} input features "
-                        "(pass features= to match columns by name)")
-    if features is not None:
-        missing = sorted(set(model.preprocessor.kept_features) - set(features))
-        if missing:
-            raise DataError(f"X lacks {len(missing)} features the model uses, e.g. {missing[0]!r}")
+    X = _in_model_order(model, X, features)  # (n, d): the result's columns are the model's features
     targets, stacked = _targets(model, target, X.shape[0])
     values = np.zeros((targets.shape[0], X.shape[0], X.shape[1]))
     gaps = np.zeros(targets.shape)
     for chunk in attribution_chunks(model, X, targets, baseline=baseline, steps=steps, output=output,
-                                    features=features, refine=default_tol(model) if tol is None else tol):
+                                    refine=default_tol(model) if tol is None else tol):
         values[:, chunk.rows] = chunk.values
         gaps[:, chunk.rows] = completeness_gap(chunk.values, chunk.fx, chunk.fb)
     result = values if stacked else values[0]
@@ -602,13 +621,14 @@ def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps
 
 
 def input_gradients(model: Model, X, target, *, output: str = "logit") -> np.ndarray:
-    """d f_target / d x (n, d) at raw rows X (n, d) in ``model.feature_names`` order: the engine's input
+    """d f_target / d x (n, d) at raw rows X (n, d) in ``model.feature_names`` order (a DataFrame's columns
+    matched by name; the result's columns are always the model's features): the engine's input
     gradient of each member's network, taken back through the member's preprocessing by its Jacobian
     (``Preprocessor.jacobian``). Features no member uses, and missing (imputed) values, get exactly 0.
     ``target``: a class name, or an array of n class names."""
     check_model(model)
     check_output(output)
-    X = np.asarray(X, dtype=np.float64)
+    X = _in_model_order(model, X, None)
     t = _targets(model, target, X.shape[0])[0][0]
     out_fn = _Output(model, output)
     G = np.zeros(X.shape)

@@ -39,6 +39,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..data._common import _label_key
+from ..data.dataset import _as_number, _encode_classes
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
 from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_output,
@@ -93,7 +95,7 @@ class Samples:
 
     X: np.ndarray  # (n, d) raw values in model.feature_names order (unused features NaN)
     ids: np.ndarray  # (n,) the id column, or 1-based rows
-    y: np.ndarray | None  # (n,) class indices when the table has the model's target column
+    y: np.ndarray | None  # (n,) labels, as the model's class names, when the table has the model's target column
     notes: list[str]
     warnings: list[str]
 
@@ -103,13 +105,14 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
     """Read the table ``source`` (path, "-" or DataFrame; an .h5ad file or a 10x directory: its cells, with
     the matrix and gene names predict would use) whole and match it to ``model`` as predict does; labels
     are read when the target column is there, in the table or its sample sheet (unknown labels are an
-    error naming them). ``fill_missing``, ``max_missing``: as for predict."""
+    error naming them), as the model's class names: what ``explain`` takes as y, whatever the classes are
+    (indices would be read as names for classes 1, 2, 3). ``fill_missing``, ``max_missing``: as for predict."""
     from ..predict.stream import prepare
 
     prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, max_missing=max_missing, labels=True)
     if len(prepared.X) == 0:
         raise DataError(f"{'the table' if isinstance(source, pd.DataFrame) else source} has a header but no data rows")
-    y = None if prepared.y is None else prepared.y.reshape(-1).astype(np.int64)
+    y = None if prepared.y is None else np.asarray(model.classes)[prepared.y.reshape(-1).astype(np.int64)]
     notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
     return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings))
 
@@ -175,24 +178,32 @@ def _table_rows(name: str, scores: np.ndarray, mean_abs: np.ndarray, direction: 
 # ── integrated gradients ─────────────────────────────────────────────────────────────────────────────────
 
 
+def _integers_name_classes(model: Model) -> bool:
+    """Whether an integer label can name a class of ``model``: a number (1, 1.0, or "01", which evaluate matches
+    to the label 1) or a boolean (1 == True)."""
+    return any(isinstance(c, (bool, np.bool_)) or _as_number(_label_key(c)) is not None for c in model.classes)
+
+
 def label_indices(model: Model, y, n: int) -> np.ndarray | None:
-    """Labels ``y`` (n,) as the model's class indices: class indices, or the classes' names (as a table holds
-    them); None stays None. A DataError when there are not n of them or one is not a class of the model."""
+    """Labels ``y`` (n,) as the model's class indices (n,) int64; None stays None.
+
+    Labels are the classes' names, matched as evaluate matches a table's labels (``_encode_classes``, the
+    ``classes=`` path of data reading: 1, 1.0 and "1" name the class 1). Integers are class indices
+    (``model.classes`` order) only for a model whose classes no integer can name, such as "LumA": for the
+    classes 1, 2, 3 (or a binary 1, 0 reordered by --positive) the label 1 is the class 1, never the index 1.
+    A DataError when there are not n labels or one is not a class of the model."""
     if y is None:
         return None
     y = np.asarray(y).reshape(-1)
     if len(y) != n:
         raise DataError(f"y has {len(y)} labels for {n} samples")
-    if y.dtype.kind in "iu":
+    if y.dtype.kind in "iu" and not _integers_name_classes(model):
         bad = (y < 0) | (y >= len(model.classes))
         if bad.any():
             raise DataError(f"label {y[bad][0]} is not a class index of the model (0 to {len(model.classes) - 1}); "
                             "give class indices or the classes' names")
         return y.astype(np.int64)
-    try:
-        return np.array([class_index(model, v) for v in y.tolist()], dtype=np.int64)
-    except ConfigError as exc:
-        raise DataError(f"y: {exc}".replace("--class ", "label ")) from None
+    return _encode_classes(pd.Series(y), "y", model.task, model.classes, [])[0]
 
 
 def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tuple[np.ndarray, str]:
@@ -220,8 +231,8 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
             bootstrap: int | None = None, repeats: int = DEFAULT_REPEATS, scoring: str = "log_loss",
             tol: float | None = None, seed: int = 0) -> Explanation:
     """Per-class rankings of the input features for raw rows X (n, d) (columns ``model.feature_names``, or
-    ``features``; a DataFrame's columns by name), with labels y (n,): class indices or names (None: each
-    sample counts for its predicted class).
+    ``features``; a DataFrame's columns by name), with labels y (n,): the classes' names, or class indices for a
+    model whose classes are not numbers (``label_indices``; None: each sample counts for its predicted class).
 
     method "ig": integrated gradients (``attribution``); every sample explained toward its class, the
     completeness gap checked against ``tol`` (default 1e-3 for float64 networks, 1e-2 for float32; rows
@@ -239,7 +250,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         raise DataError(f"X has shape {X.shape}; expected {len(feats)} feature columns")
     if X.shape[0] == 0:
         raise DataError("no samples to explain")
-    y = label_indices(model, y, X.shape[0])
+    labels, y = y, label_indices(model, y, X.shape[0])
     wanted = list(range(len(model.classes))) if classes is None else sorted({class_index(model, c) for c in classes})
     used = np.isin(feats, list(set().union(*(m.preprocessor.kept_features for m in model.members))))
     if method == "permutation":
@@ -248,7 +259,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
                               "use --method ig for unlabelled data")
         if scoring not in SCORINGS:
             raise ConfigError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
-        return _permutation(model, X, np.asarray(y, dtype=np.int64), feats, used, wanted, top, repeats, seed, scoring)
+        return _permutation(model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring)
     check_output(output)
     steps = check_steps(steps)
     groups, grouped_by = _groups(model, X, y, features)
@@ -398,7 +409,8 @@ def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, featur
     (M, repeats, d, k) for each member alone with ``members``). scoring "balanced_accuracy": the drop of the
     class's recall (their mean over classes is the drop of balanced accuracy, scikit-learn's
     ``permutation_importance`` with that scoring); "log_loss": the rise of the class's samples' mean log
-    loss (their sample-weighted mean is the rise of the log loss, ``scoring="neg_log_loss"``)."""
+    loss (their sample-weighted mean is the rise of the log loss, ``scoring="neg_log_loss"``). X (n, d) and
+    the labels y (n,) as ``explain`` takes them."""
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ConfigError(f"--repeats must be a whole number of at least 1, got {repeats!r}")
     if scoring not in SCORINGS:
@@ -465,10 +477,11 @@ def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, featur
     return drops, mdrops
 
 
-def _permutation(model: Model, X, y, feats, used, wanted, top, repeats, seed, scoring) -> Explanation:
+def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring) -> Explanation:
+    """Permutation importance's rankings; ``labels`` as given to ``explain``, y (n,) their class indices."""
     names = [str(c) for c in model.classes]
-    drops, mdrops = permutation_importance(model, X, y, features=feats, repeats=repeats, seed=seed, scoring=scoring,
-                                           members=model.is_ensemble)
+    drops, mdrops = permutation_importance(model, X, labels, features=feats, repeats=repeats, seed=seed,
+                                           scoring=scoring, members=model.is_ensemble)
     rows, stability, scores = [], {}, {}
     present = np.bincount(y, minlength=len(names)) > 0
     for c in wanted:
