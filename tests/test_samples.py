@@ -378,3 +378,18 @@ def test_no_output_may_replace_the_sample_sheet(tmp_path, geo):
         res = run(args)
         assert_clean_error(res, flag, "--samples", code=2)
         assert open(sheet, "rb").read() == before, args
+
+
+def test_integer_sample_ids_in_a_parquet_sheet_join(tmp_path, geo):
+    """A sheet whose id column holds integers (a parquet int64 column: no string at all) failed with an
+    internal error (pandas' .str accessor on a column without strings)."""
+    df, _, _ = geo
+    numbered = df.assign(sample_id=np.arange(len(df)))
+    matrix = write_matrix(numbered, tmp_path / "matrix.tsv")
+    sheet = numbered[["sample_id", "patient_id", "disease"]]
+    sheet.to_parquet(tmp_path / "sheet.parquet", index=False)
+    model = tmp_path / "m.mlp"
+    res = run(["train", matrix, "--features-in-rows", "--samples", str(tmp_path / "sheet.parquet"), "--target",
+               "disease", *FAST, "-q", "-o", str(model)])
+    assert res.exit_code == 0, res.output
+    assert model_io.load(model).fit is not None

@@ -50,7 +50,8 @@ def _id_texts(values) -> np.ndarray:
     """Sample ids as matching keys (n,) object: text stripped of surrounding whitespace; numbers (a parquet
     integer column) as training writes them (7.0 -> "7"); None where missing or blank."""
     s = pd.Series(np.asarray(values, dtype=object), dtype=object)
-    out = s.str.strip()  # NaN where not a string
+    # NaN where not a string; pandas refuses .str on a column without any string (integer ids from parquet)
+    out = s.str.strip() if s.map(type).eq(str).any() else pd.Series(np.nan, index=s.index, dtype=object)
     other = out.isna() & s.notna()
     if other.any():
         out[other] = [_label_key(v) for v in s[other]]
