@@ -91,3 +91,15 @@ def test_quiet_is_accepted_by_info_and_diagnose_as_by_every_command(tmp_path):
         plain, quiet = run(command), run([*command, "-q"])
         assert plain.exit_code == quiet.exit_code == 0, quiet.output
         assert quiet.stdout == plain.stdout
+
+
+def test_info_shows_a_regression_portfolio_as_the_rmse_train_showed(tmp_path):
+    """The model stores each candidate's score as "higher is better" (RMSE negated); info printed it as is:
+    "no hidden layer -1.605" where train had said 1.605."""
+    data = write_table(tmp_path, task="regression", n_patients=30)
+    model = tmp_path / "r.mlp"
+    assert run(["train", data, "--epochs", "4", "--folds", "2", "-q", "-o", str(model)]).exit_code == 0
+    portfolio = model_io.load(model).fit["portfolio"]
+    assert len(portfolio) > 1 and all(p["score"] < 0 for p in portfolio)
+    line = next(line for line in run(["info", str(model)]).output.splitlines() if "architecture choice" in line)
+    assert "-" not in line.split("│")[2] and f"{-portfolio[0]['score']:.3f}" in line

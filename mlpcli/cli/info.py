@@ -38,6 +38,15 @@ def info(model_path, all_features, as_json, quiet, debug):
     stdout_console().print(_table(doc))
 
 
+def _metric_value(task: str, score: float | None) -> float | None:
+    """The main metric from a portfolio score, which the model stores as "higher is better" (RMSE negated):
+    the RMSE itself, as `train` showed it."""
+    from ..metrics import higher_is_better
+
+    name = _main_metric(task)
+    return score if score is None or not name or higher_is_better(name) else -score
+
+
 def _main_metric(task: str) -> str:
     from ..metrics import main_metric_name
 
@@ -96,7 +105,8 @@ def _table(doc: dict) -> Table:
     if tr["portfolio"]:
         table.add_row("architecture choice", "; ".join(
             f"{'hidden ' + ','.join(map(str, p['hidden'])) if p['hidden'] else 'no hidden layer'}"
-            f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''} {fmt_metric(_main_metric(doc['task']), p['score'])}"
+            f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''} "
+            f"{fmt_metric(_main_metric(doc['task']), _metric_value(doc['task'], p['score']))}"
             for p in tr["portfolio"]))
     if held["metrics"]:
         m = held["metrics"]
