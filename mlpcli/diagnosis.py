@@ -6,8 +6,10 @@ runner-up label when the evidence is close between two shapes.
 
 How a verdict is reached
 ------------------------
-1. **Prepare.** Epochs where either curve is NaN (or infinite) are dropped; the remaining points
-   keep their epoch numbers, so a validation loss recorded every k epochs works. A score curve
+1. **Prepare.** Epochs where either curve is NaN are dropped as missing; the remaining points
+   keep their epoch numbers, so a validation loss recorded every k epochs works. An infinite value
+   is not missing: the run blew up there (see "Instability"); such epochs are left out of the
+   shape too, but counted and reported. A score curve
    (``higher_is_better=True``, e.g. balanced accuracy) becomes a loss ``ceiling - score`` with
    ``ceiling = max(1, largest value seen)`` -- the error rate for scores bounded by 1. Every rule
    looks only at differences divided by a positive scale, so this sign flip is all it takes.
@@ -35,6 +37,18 @@ How a verdict is reached
    second is the runner-up when within ``RUNNER_UP_MARGIN``. A winning score below 0 means the
    call is borderline (some condition is on the wrong side of its threshold); the summary says so.
 
+Instability
+-----------
+None of the seven shapes describes a run whose training went unstable, so instability is reported
+beside the label rather than as one: the summary leads with it and the advice with the learning
+rate. Two signs count. An infinite loss means the run diverged. A training loss that clearly rises
+at the end (the ``train_rising`` fact) and ends ``UNSTABLE_RISE`` above its smoothed minimum (the
+``unstable`` fact) means the steps are too large: gradient descent on a fixed training set lowers
+it. The rise starts where the smoothed training loss leaves its floor (the last epoch within the
+noise of its minimum); the shape is then read from the epochs up to there (the run as it was
+before it went unstable), when there are at least ``MIN_POINTS`` of them. No rule may call such
+curves flat: ``underfit_capacity`` requires that training is not unstable.
+
 Ensembles
 ---------
 For the members of a cross-fitted ensemble, label their mean curves and pass the per-epoch s.d.
@@ -53,7 +67,12 @@ loss orientation and units of ``scale``: a negative slope improves, a positive g
 validation is worse than training.
 
 n_epochs, n_missing, short_curve, first_epoch, last_epoch, window_epochs, smoothing_width
-    finite epochs used, epochs dropped, fewer than ``SHORT_CURVE_EPOCHS``, the last window's size
+    finite epochs the shape is read from, NaN epochs dropped, fewer than ``SHORT_CURVE_EPOCHS``,
+    the shape's first and last epochs, the last window's size
+n_infinite, first_infinite_epoch, train_rise, unstable_epoch
+    epochs with an infinite value and the first of them (None without); how far training rose
+    after its smoothed minimum / ``S`` when it clearly rises at the end (else None); where the
+    run went unstable: the start of that rise, else the first infinite epoch (else None)
 scale, scale_source, higher_is_better
     ``S`` and where it came from ("baseline", "first_epochs"; "range"/"unit" for odd curves)
 train_final, val_final, best_val, best_epoch, train_level, val_level
@@ -83,14 +102,14 @@ score, runner_up_score
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
 from .errors import DataError
 
-__all__ = ["LABELS", "RULES", "Diagnosis", "CurveError", "diagnose", "evidence_meanings", "label_title"]
+__all__ = ["LABELS", "RULES", "Diagnosis", "CurveError", "BaselineError", "diagnose", "evidence_meanings", "label_title"]
 
 LABELS = (
     "underfit_capacity",
@@ -132,6 +151,10 @@ FALL_SLOPE, FALL_WIDTH = 0.01, 0.004  # "still falling": losing >= 1 % of S per 
 SLOPE_Z, SLOPE_Z_WIDTH = 2.0, 1.0  # ... and the slope must stand out of the noise (~2 s.e.)
 CAPACITY_LEVEL, CAPACITY_WIDTH = 0.65, 0.08  # "near the baseline": both curves still hold
 #   >= 65 % of the scale, i.e. the model removed less than a third of the no-skill loss
+BLOWUP_RISE, BLOWUP_WIDTH = 1.0, 0.25  # blown up: training ends >= the whole scale above its minimum,
+#   i.e. worse than it started or than knowing nothing; no noise or plateau does that
+UNSTABLE_RISE, UNSTABLE_WIDTH = 0.10, 0.03  # a rising training loss is unstable once it ends >= 10 % of S
+#   above its minimum: the slow drifts of a settled training loss reach 2-6 %
 RISE_LEVEL, RISE_WIDTH = 0.04, 0.02  # overfit: validation rose >= 4 % of S above its minimum ...
 RISE_Z, RISE_Z_WIDTH = 3.0, 1.0  # ... by >= 3 s.e. (the minimum of a noisy curve is biased low)
 CLEAR_RISE_Z = 5.0  # an erratic validation curve must rise by >= 5 s.e. to count as a trend: the
@@ -169,6 +192,11 @@ RUNNER_UP_MARGIN = 0.3  # a second label scoring within 0.3 (of a [-1, 1] range)
 
 class CurveError(DataError, ValueError):
     """Learning curves that cannot be diagnosed (mismatched lengths, too few finite epochs)."""
+
+
+class BaselineError(CurveError):
+    """A baseline that cannot serve as the scale; its own class so that a caller can blame whoever gave
+    it (a user's option rather than the curves' file)."""
 
 
 @dataclass
@@ -210,6 +238,8 @@ class _Curves:
     n_missing: int
     ceiling: float | None  # loss = ceiling - score for score curves, None for losses
     spread: np.ndarray | None = None  # (n,) s.d. of validation across ensemble members, may hold NaN
+    n_infinite: int = 0  # epochs where a curve is infinite: the run blew up (dropped, not missing)
+    first_infinite: int | None = None  # the first such epoch
 
 
 @dataclass(frozen=True)
@@ -265,11 +295,11 @@ def _loss_baseline(baseline: float | None, ceiling: float | None) -> float | Non
     try:
         value = float(baseline)
     except (TypeError, ValueError):
-        raise CurveError(f"baseline must be a number, got {baseline!r}") from None
+        raise BaselineError(f"baseline must be a number, got {baseline!r}") from None
     loss = value if ceiling is None else ceiling - value
     if not (math.isfinite(loss) and loss > 0):
         need = "a finite loss above 0" if ceiling is None else f"a finite score below {ceiling:g}"
-        raise CurveError(f"baseline must be {need}, got {value}")
+        raise BaselineError(f"baseline must be {need}, got {value:g}")
     return loss
 
 
@@ -286,15 +316,19 @@ def _scale(train: np.ndarray, val: np.ndarray, baseline: float | None) -> tuple[
 
 
 def _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread=None) -> _Curves:
-    """Validate, turn scores into losses, drop epochs where either curve is not finite."""
+    """Validate, turn scores into losses, drop epochs where either curve is not finite (NaN: missing;
+    infinite: blown up, counted apart)."""
     train, val = _as_curve(train_loss, "train_loss"), _as_curve(val_loss, "val_loss")
     train_eval = None if train_eval_loss is None else _as_curve(train_eval_loss, "train_eval_loss")
     spread = None if member_spread is None else _as_curve(member_spread, "member_spread")
     _check_lengths(train, val, train_eval, spread)
     keep = np.isfinite(train) & np.isfinite(val)  # (n_epochs,)
+    infinite = np.isinf(train) | np.isinf(val)  # (n_epochs,)
+    first_infinite = int(np.flatnonzero(infinite)[0]) + 1 if infinite.any() else None
     if keep.sum() < MIN_POINTS:
+        diverged = f" (the run diverged: infinite from epoch {first_infinite})" if first_infinite else ""
         raise CurveError(f"need at least {MIN_POINTS} epochs where both train_loss and val_loss "
-                         f"are finite, got {int(keep.sum())}")
+                         f"are finite, got {int(keep.sum())}{diverged}")
     ceiling = None
     if higher_is_better:  # score -> loss: ceiling - score (the error rate for scores <= 1)
         ceiling = max(1.0, float(np.max(np.concatenate([train[keep], val[keep]]))))
@@ -307,7 +341,7 @@ def _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, 
     scale, source = _scale(train, val, loss_baseline)
     spread = None if spread is None else spread[keep]  # an s.d.: the same for a score and its loss
     return _Curves(epochs, train, val, train_eval, scale, source, loss_baseline,
-                   int((~keep).sum()), ceiling, spread)
+                   int((~keep & ~infinite).sum()), ceiling, spread, int(infinite.sum()), first_infinite)
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -482,6 +516,9 @@ def _measure(c: _Curves) -> dict:
     val_c = _smooth_centred(c.val, width)
     i_best = int(np.flatnonzero(val_c <= max(float(val_s[i_min]), float(val_c.min())) + best_tol)[0])
     rise, rise_z = _rise(c.val[i_min + 1:], float(val_s[i_min]), va.end, noise.val_sd, smooth_var, m)
+    # where training leaves its floor: the last epoch within the noise of its smoothed minimum
+    train_tol = max(BEST_TOLERANCE * S, BEST_TOLERANCE_Z * noise.train_sd * math.sqrt(smooth_var))
+    i_floor = int(np.flatnonzero(train_s <= train_s.min() + train_tol)[-1])
     # s.e. of the end gap: each end value is a line's end over m points, var ~ 4 sd^2/m; for an
     # ensemble at least the members' spread, how far one fold's validation level can lie from another's
     gap_se = 2.0 * noise.gap_sd / math.sqrt(m)
@@ -501,6 +538,7 @@ def _measure(c: _Curves) -> dict:
         "val_share": val_share,
         "val_half_slope": va_half.slope * per_run_unit, "val_half_z": va_half.z,
         "best_epoch": int(c.epochs[i_best]), "min_epoch": int(c.epochs[i_min]), "best_val": float(val_s[i_min]), "best_tolerance": best_tol / S,
+        "train_rise": (tr.end - float(train_s.min())) / S, "train_floor_index": i_floor,
         "val_rise": rise / S, "val_rise_z": rise_z,
         "gap_end_z": (va.end - tr.end) / gap_se,
         "after_min": (x[-1] - x[i_min]) / run,
@@ -534,6 +572,32 @@ def _member_spread(c: _Curves, val_s: np.ndarray) -> float | None:
     rel = c.spread[late] / level
     rel = rel[np.isfinite(rel)]
     return float(np.median(rel)) if rel.size else None
+
+
+@dataclass(frozen=True)
+class _Rise:
+    """A training loss that rises at the end: it leaves its floor at ``index`` into the curves (at
+    ``epoch``) and ends ``amount`` x S above its smoothed minimum."""
+
+    index: int
+    epoch: int
+    amount: float
+
+
+def _training_rise(c: _Curves, f: dict) -> _Rise | None:
+    """The rise of a training loss that rises at the end (the ``train_rising`` fact), or None. Gradient
+    descent on a fixed training set lowers the training loss; a rise means the steps are too large."""
+    if _facts(f)["unstable"] <= 0:
+        return None
+    i = f["train_floor_index"]
+    return _Rise(i, int(c.epochs[i]), f["train_rise"])
+
+
+def _head(c: _Curves, k: int) -> _Curves:
+    """The curves' first ``k`` kept epochs (the run before it went unstable)."""
+    cut = lambda a: None if a is None else a[:k]  # noqa: E731
+    return replace(c, epochs=c.epochs[:k], train=c.train[:k], val=c.val[:k], train_eval=cut(c.train_eval),
+                   spread=cut(c.spread))
 
 
 def _train_eval_end(c: _Curves, last: slice) -> float | None:
@@ -578,7 +642,10 @@ def _facts(f: dict, limit: float = 1.0) -> dict[str, float]:
     t = {
         "train_falling": falling(f["train_slope"], f["train_z"]),
         "val_falling": falling(f["val_slope"], f["val_z"]),
-        "train_rising": falling(-f["train_slope"], -f["train_z"]),
+        # clearly climbing at the end, or blown up: ended far above its minimum (a curve that grows by
+        # orders of magnitude is all "noise" to the slope's z-score)
+        "train_rising": max(falling(-f["train_slope"], -f["train_z"]),
+                            ramp(f["train_rise"], BLOWUP_RISE, BLOWUP_WIDTH)),
         "val_rising": falling(-f["val_slope"], -f["val_z"]),
         "rose": _rose(f, limit),
         "high": ramp(min(f["train_level"], f["val_level"]), CAPACITY_LEVEL, CAPACITY_WIDTH),
@@ -596,6 +663,7 @@ def _facts(f: dict, limit: float = 1.0) -> dict[str, float]:
     if f["member_spread"] is not None:  # an ensemble's mean curves: see "Ensembles" above
         t["noisy"] = ramp(f["member_spread"], MEMBER_SPREAD, MEMBER_SPREAD_WIDTH)
     t["clear_rise"] = min(t["rose"], ramp(f["val_rise_z"], CLEAR_RISE_Z, RISE_Z_WIDTH))
+    t["unstable"] = min(t["train_rising"], ramp(f["train_rise"], UNSTABLE_RISE, UNSTABLE_WIDTH))
     # validation left behind: a large, growing gap with validation gaining < half of training
     t["val_lags"] = min(t["gap_large"], t["gap_growing"], ramp(VAL_SHARE - f["val_share"], 0.0, VAL_SHARE_WIDTH))
     # validation keeps pace with training over the second half and is falling there: it is still
@@ -612,8 +680,9 @@ def _facts(f: dict, limit: float = 1.0) -> dict[str, float]:
 # Each label's rule: the facts that must hold ("-name": must not hold), combined by fuzzy AND.
 RULES: dict[str, tuple[str, ...]] = {
     # the training curve is what "cannot fit" is about: whatever validation does (it may wobble or
-    # drift up), a model stuck near the baseline is short of capacity
-    "underfit_capacity": ("high", "-train_falling"),
+    # drift up), a model stuck near the baseline is short of capacity. A training loss that climbs is
+    # not stuck: its steps are too large (see "Instability")
+    "underfit_capacity": ("high", "-train_falling", "-unstable"),
     "underfit_stopped_early": ("train_falling", "val_improving", "-val_lags"),
     "overfit": ("rose", "-train_rising", "-high", "rise_beats_noise"),
     "good_fit": ("-train_falling", "-train_rising", "-val_falling", "-val_rising", "-rose", "gap_small",
@@ -694,13 +763,17 @@ def _cause_below(f: dict, c: _Curves, stochastic: bool) -> str:
     return "likely_training_only_noise" if stochastic else "unknown"
 
 
-def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochastic: bool) -> dict:
+def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochastic: bool,
+              rise: _Rise | None) -> dict:
     """The evidence in loss orientation (slopes and gaps: > 0 worse); ``_user_evidence`` turns it
     to the curves' own direction."""
     S = c.scale
     ev = {
         "n_epochs": f["n"],
         "n_missing": c.n_missing,
+        "n_infinite": c.n_infinite, "first_infinite_epoch": c.first_infinite,
+        "train_rise": None if rise is None else rise.amount,
+        "unstable_epoch": c.first_infinite if rise is None else rise.epoch,
         "short_curve": f["n"] < SHORT_CURVE_EPOCHS,
         "first_epoch": int(c.epochs[0]), "last_epoch": int(c.epochs[-1]),
         "window_epochs": f["window"], "smoothing_width": f["width"],
@@ -758,7 +831,11 @@ def _gap_trend(f: dict) -> str:
 
 
 def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f} %"
+    """A share as a percentage; beyond 10,000 % (a blown-up loss against its scale) in powers of ten,
+    where the digits after the first two say nothing."""
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.1f} %" if abs(x) < 100 else f"{100 * x:.2g} %"
 
 
 def _num(x) -> str:
@@ -848,14 +925,16 @@ def _fact_words(fact: str, holds: bool, ev: dict, w: _Words) -> str:
                         f"the validation {n} was no longer clearly {w.improving} at the end"),
         "train_rising": (f"the training {n} was getting worse at the end", f"the training {n} was not getting worse"),
         "val_rising": (f"the validation {n} was getting worse at the end", f"the validation {n} was not getting worse"),
+        "unstable": (f"the training {n} {w.worsened} by {_pct(ev['train_rise'])} of the scale at the end",
+                     f"the training {n} did not climb at the end"),
         "rose": (f"validation {w.worsened} by {_pct(ev['val_rise'])} of the scale after its {w.best} value",
                  f"validation did not clearly {w.worsen} after its {w.best} value ({_pct(ev['val_rise'])} of the scale, "
                  f"{_num(ev['val_rise_z'])} s.e.)" if ev["val_rise"] > 0 else
                  f"validation did not {w.worsen} after its {w.best} value"),
         "clear_rise": (f"the change after its {w.best} value stands far out of the noise ({_num(ev['val_rise_z'])} s.e.)",
                        f"validation shows no clear trend after its {w.best} value"),
-        "high": (f"both curves stay close to {start} (training {_num(ev['train_final'])}, validation "
-                 f"{_num(ev['val_final'])})",
+        "high": (f"both curves {'end above' if min(ev['train_level'], ev['val_level']) > 1 else 'stay close to'} "
+                 f"{start} (training {_num(ev['train_final'])}, validation {_num(ev['val_final'])})",
                  f"the model moved well away from {start} (training {_num(ev['train_final'])}, validation "
                  f"{_num(ev['val_final'])})"),
         "gap_large": (f"validation settles {_pct(gap)} of the scale {w.worse_side} training",
@@ -961,6 +1040,28 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words) -> list[str]:
     return _advice_below(ev, w)
 
 
+def _unstable_sentence(ev: dict, w: _Words) -> str:
+    """What went unstable, leading the summary (ev: loss-orientation evidence with an ``unstable_epoch``)."""
+    parts = []
+    if ev["train_rise"] is not None:
+        parts.append(f"the training {w.name} {w.worsened} by {_pct(ev['train_rise'])} of the scale from around "
+                     f"epoch {ev['unstable_epoch']} to the end")
+    if ev["n_infinite"]:
+        k = ev["n_infinite"]
+        parts.append(f"the {w.name} is infinite in {k} epoch{'s' if k > 1 else ''} from epoch "
+                     f"{ev['first_infinite_epoch']} (left out of the curves)")
+    first, last = ev["first_epoch"], ev["last_epoch"]
+    read = f"Up to epoch {last}, " if last <= ev["unstable_epoch"] else f"Over epochs {first}-{last}, "
+    return f"Unstable training: {' and '.join(parts)}: the learning rate is probably too high. {read}"
+
+
+def _unstable_advice(ev: dict) -> list[str]:
+    return [f"Lower the learning rate (--lr, e.g. 3-10x lower) or clip the gradient norm (--clip-norm): the run "
+            f"went unstable at epoch {ev['unstable_epoch']}.",
+            f"Keep the weights from before that: the best epoch up to it is {ev['best_epoch']} (early stopping on "
+            "the validation loss restores it)."]
+
+
 def _advice_below(ev: dict, w: _Words) -> list[str]:
     """Validation below training: the advice depends on what the inference-mode training loss
     (or the use of dropout) says about the cause."""
@@ -1064,7 +1165,7 @@ def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
     up = "> 0 rising, improving" if higher_is_better else "< 0 falling, improving"
     level = ("shortfall from a perfect score at the end / S" if higher_is_better else "level at the end / S")
     return {
-        "n_epochs": "epochs read",
+        "n_epochs": "epochs the label reads (finite, and before the run went unstable)",
         "scale": ("scale S: from the no-skill value (baseline) to a perfect score, or the first epochs' shortfall"
                   if higher_is_better else "scale S: the no-skill loss (baseline) or the first epochs' level"),
         "scale_source": "where S comes from",
@@ -1097,6 +1198,12 @@ def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
         "below_fraction": f"share of epochs with validation better than ({w.better_side}) training",
         "train_eval_final": "training value in inference mode at the end",
         "cause": "likely cause",
+        "n_infinite": "epochs with an infinite value (the run blew up; left out of the curves)",
+        "first_infinite_epoch": "the first of them",
+        "train_rise": (f"how far training {w.worsened} from its {w.best} value to the end / S, when it clearly "
+                       "gets worse at the end (the steps are too large)"),
+        "unstable_epoch": ("where the run went unstable: where training left its best level before that rise, else "
+                           "the first infinite epoch (the shape is read from the run before it)"),
         "train_distance_from_baseline": "share of the way from no skill to perfect, on training",
         "val_distance_from_baseline": "share of the way from no skill to perfect, on validation",
         "score": ("rule score of the label, -1 .. 1: 1 every condition of its rule clearly holds, 0 one sits on "
@@ -1122,7 +1229,8 @@ def diagnose(
     """Label a run's learning curves with one of ``LABELS``.
 
     train_loss: (n_epochs,) training loss as measured during training (dropout active, mean over
-        minibatches); val_loss: (n_epochs,) validation loss (inference mode). NaN = missing epoch.
+        minibatches); val_loss: (n_epochs,) validation loss (inference mode). NaN = missing epoch;
+        inf = the run blew up (reported as instability, see the module docstring).
     baseline: loss of always predicting the class prior / the mean; scales every rule and is
         reported as distance from baseline. Without it the first epochs' level is the scale.
     train_eval_loss: (n_epochs,) optional training loss re-measured in inference mode; tells
@@ -1137,14 +1245,22 @@ def diagnose(
         "score" when ``higher_is_better``.
 
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
-    with both values finite, a baseline that is not a finite loss above 0, or a negative spread.
+    with both values finite, a baseline that is not a finite loss above 0 (BaselineError, a
+    CurveError), or a negative spread.
     """
     c = _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread)
     f = _measure(c)
+    rise = _training_rise(c, f)
+    if rise is not None and MIN_POINTS <= rise.index + 1 < len(c.epochs):  # the run before it went unstable
+        c = _head(c, rise.index + 1)
+        f = _measure(c)
     label, runner_up, scores, conditions = _pick(f)
-    lv = _evidence(f, c, label, scores, runner_up, stochastic_regularisation)
+    lv = _evidence(f, c, label, scores, runner_up, stochastic_regularisation, rise)
     words = _Words(c.ceiling is not None, name or ("score" if c.ceiling is not None else "loss"))
     advice = _advice(label, lv, stochastic_regularisation, words)
     tied = runner_up is not None and scores[runner_up] == scores[label]
     summary = _summary(label, lv, conditions[label], runner_up, tied, words)
+    if lv["unstable_epoch"] is not None:  # the instability is the first thing to fix; "nothing needed" is not true
+        summary = _unstable_sentence(lv, words) + summary[0].lower() + summary[1:]
+        advice = _unstable_advice(lv) + ([] if label == "good_fit" else advice)
     return Diagnosis(label, _user_evidence(lv), advice, runner_up, summary)

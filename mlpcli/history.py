@@ -49,6 +49,7 @@ __all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "
 # The two columns behind each kind of curve ``read_curves`` reads.
 CURVE_COLUMNS = {"loss": ("train_loss", "val_loss"), "metric": ("train_metric", "val_metric")}
 MEMBER = "member"  # the key (and column) numbering an ensemble's members from 1
+BASELINE_GIVEN = "given with --baseline"  # Curves.baseline_note of a baseline passed to read_curves
 _INT_COLUMNS = (MEMBER, "epoch", "best_epoch")  # read back as int; every other numeric column as float
 _TABLE_SUFFIX = re.compile(r"\.(csv|tsv|txt)(\.(gz|bz2|xz|zip))?$|\.parquet$", re.IGNORECASE)
 
@@ -163,7 +164,8 @@ def _bridge(y: np.ndarray) -> np.ndarray:
 def mean_curve(curves: list[list[float]]) -> list[float]:
     """The members' mean curve (see "Ensembles" above): chain-linked over the members still
     running, ending at ``majority_length``. curves: one per member, of their own lengths (NaN =
-    missing). Returns (majority_length,) values; NaN where no member has a value."""
+    missing). Returns (majority_length,) values; NaN where no member has a value, infinite where a
+    member's value is."""
     n = majority_length([len(c) for c in curves])
     raw = _stack(curves)[:, :n]  # (K, n), NaN after a member's last epoch
     y = np.array([_bridge(row) for row in raw]).reshape(raw.shape)  # (K, n)
@@ -171,7 +173,8 @@ def mean_curve(curves: list[list[float]]) -> list[float]:
     for t in range(n):
         if t and np.isfinite(out[t - 1]):
             # every member running at t also ran at t - 1, so this is the running members' change
-            step = y[:, t] - y[:, t - 1]
+            with np.errstate(invalid="ignore"):  # inf - inf of a member that blew up: dropped below, set after
+                step = y[:, t] - y[:, t - 1]
             step = step[np.isfinite(step)]
             if step.size:
                 out[t] = out[t - 1] + step.mean()
@@ -180,6 +183,8 @@ def mean_curve(curves: list[list[float]]) -> list[float]:
         if now.size:
             out[t] = now.mean()
     out[~np.isfinite(raw).any(axis=0)] = np.nan  # no member measured this epoch: nothing to show
+    for t in np.flatnonzero(np.isinf(raw).any(axis=0)):  # a member that blew up is not a missing value to skip:
+        out[t] = raw[:, t][np.isinf(raw[:, t])][0]  # the mean blows up with it, and the labeller says so
     return out.tolist()
 
 
@@ -317,20 +322,24 @@ def read_curves(source: str, curves: str = "loss", higher_is_better: bool | None
             raise DataError(f"file not found: {source}")
         if os.path.isdir(source):
             raise DataError(f"{source} is a directory; give a model file or a history table")
-        if _is_model_file(source):
+        from .data.io import is_pipe
+
+        if not is_pipe(source) and _is_model_file(source):  # a pipe can be read once: only as a table
             return _override_baseline(_curves_from_model(source, curves, higher_is_better), baseline)
     return _override_baseline(_curves_from_table(source, curves, higher_is_better), baseline)
 
 
 def diagnose_curves(c: Curves):
     """Label ``c`` with ``diagnosis.diagnose``; errors name the source. Returns a ``Diagnosis``."""
-    from .diagnosis import diagnose
+    from .diagnosis import BaselineError, diagnose
 
     try:
         return diagnose(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
                         member_spread=c.val_spread, name=measure_name(c))
     except DataError as exc:
+        if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
+            raise  # the caller's baseline is at fault, not the source (the CLI names --baseline)
         raise DataError(f"{c.source}: {exc}") from None
 
 
@@ -359,7 +368,7 @@ def _is_model_file(path: str) -> bool:
 
 def _override_baseline(c: Curves, baseline: float | None) -> Curves:
     if baseline is not None:
-        c.baseline, c.baseline_note = baseline, "given with --baseline"
+        c.baseline, c.baseline_note = baseline, BASELINE_GIVEN
     return c
 
 
@@ -422,7 +431,11 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) ->
         if name in frame.columns:
             _check_numeric(frame, name, path)
     source = "standard input" if path == "-" else path
-    c = curves_from_history(_in_epoch_order(_rows(frame), source), curves, source=source)
+    rows = _in_epoch_order(_rows(frame), source)
+    c = curves_from_history(rows, curves, source=source)
+    if rows and "epoch" in rows[0] and min(_num(r["epoch"]) for r in rows) == 0:
+        c.notes.append(f"{source}: epochs are numbered from 0 (as Keras writes them); diagnose numbers them from 1, "
+                       "so its epoch k is the table's epoch k - 1")
     if curves == "metric":
         c.higher_is_better = _infer_higher(c, higher_is_better)
     return c
@@ -430,8 +443,9 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) ->
 
 def _in_epoch_order(rows: list[dict], source: str) -> list[dict]:
     """A table's rows sorted by (member, epoch) when it has an ``epoch`` column (a curve is read by position:
-    a table sorted another way, by a spreadsheet or a shell pipe, must still give epoch 1 first). Each
-    member's epochs must be 1, 2, ... without a gap or a repeat: a DataError names the first that is not."""
+    a table sorted another way, by a spreadsheet or a shell pipe, must still give the first epoch first). Each
+    member's epochs must be 1, 2, ... (``train --history``) or 0, 1, ... (Keras) without a gap or a repeat: a
+    DataError names the first that is not."""
     if not rows or "epoch" not in rows[0]:
         return rows
     split_members(rows, source)  # the member numbers are checked first (the rows' own order names a bad one)
@@ -439,15 +453,14 @@ def _in_epoch_order(rows: list[dict], source: str) -> list[dict]:
     ordered = sorted(rows, key=lambda r: (member(r), _num(r["epoch"])))  # stable: ties keep their order
     expected, last_member = 1, None
     for r in ordered:
-        m = member(r)
+        m, epoch = member(r), _num(r["epoch"])
         if m != last_member:
-            expected, last_member = 1, m
-        epoch = _num(r["epoch"])
+            expected, last_member = (0 if epoch == 0 else 1), m
         if epoch != expected:
             whose = f" of member {r[MEMBER]}" if MEMBER in r else ""
             problem = "appears twice" if epoch == expected - 1 else f"comes where epoch {expected} should"
             raise DataError(f"{source}: epoch {r['epoch']}{whose} {problem}; diagnose reads a curve of every "
-                            "epoch from 1 (as train --history writes it)")
+                            "epoch, numbered from 1 (as train --history writes it) or from 0 (as Keras does)")
         expected += 1
     return ordered
 

@@ -298,3 +298,46 @@ def test_bad_member_column_is_a_clean_error(tmp_path, member, needle):
     path = tmp_path / "h.csv"
     path.write_text(f"member,epoch,train_loss,val_loss\n1,1,1.0,1.1\n{member},2,0.8,0.9\n1,3,0.7,0.8\n")
     assert_clean_error(run(["diagnose", str(path)]), needle)
+
+
+# --- user errors are usage errors naming the option; an unstable run says so -------------------------
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf"])
+def test_a_bad_baseline_is_a_usage_error_naming_the_option_not_the_file(run_files, value):
+    res = run(["diagnose", run_files["history"], "--baseline", value])
+    assert_clean_error(res, "--baseline", code=2)
+    assert "h.csv" not in res.output
+
+
+def test_a_bad_baseline_for_a_score_curve_is_a_usage_error_too(run_files):
+    res = run(["diagnose", run_files["model"], "--metric", "metric", "--baseline", "2"])
+    assert_clean_error(res, "--baseline", "below", code=2)
+
+
+def test_an_empty_plot_file_name_is_a_usage_error(run_files, tmp_path):
+    """--plot "" exited 0 and drew nothing."""
+    for args in (["diagnose", run_files["history"]], ["diagnose", "--learning-curve", run_files["data"]]):
+        assert_clean_error(run(args + ["--plot", ""]), "--plot", code=2)
+
+
+@pytest.mark.parametrize("option", ["--folds=3", "--refit", "--no-refit", "--calibrate", "--no-calibrate"])
+def test_learning_curve_refuses_options_it_cannot_honour(run_files, option):
+    """--folds, --refit and --calibrate were silently ignored by --learning-curve."""
+    res = run(["diagnose", "--learning-curve", run_files["data"], option])
+    assert_clean_error(res, option.split("=")[0], "--learning-curve", code=2)
+
+
+def test_a_history_that_blew_up_is_reported_unstable_with_its_epoch(tmp_path):
+    """Losses infinite from epoch 86 of 100 were dropped as missing and the run read as a good fit."""
+    t = np.arange(100, dtype=float)
+    train, val = 0.2 + 0.9 * np.exp(-t / 10), 0.25 + 0.85 * np.exp(-t / 10)
+    train[85:], val[85:] = np.inf, np.inf
+    path, plot = tmp_path / "h.csv", tmp_path / "h.svg"
+    pd.DataFrame({"epoch": t + 1, "train_loss": train, "val_loss": val}).to_csv(path, index=False)
+    res = run(["diagnose", str(path), "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    assert "unstable from epoch 86" in res.stdout and "Unstable training" in res.stdout
+    assert "unstable from epoch 86" in plot.read_text() and "divergence (epoch 86)" in plot.read_text()
+    doc = json.loads(run(["diagnose", str(path), "--json"]).stdout)
+    assert doc["evidence"]["unstable_epoch"] == 86 and doc["evidence"]["n_infinite"] == 15

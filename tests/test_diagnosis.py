@@ -9,6 +9,7 @@ the divergence epoch and the dropout explanation.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -416,3 +417,77 @@ def test_overfit_members_stay_overfit_with_small_or_large_spread(suite):
     for case in cases:
         small = diagnose(case.train, case.val, baseline=case.baseline, member_spread=_spread(case, 0.03))
         assert small.label == "overfit", case.id
+
+
+# --- instability: infinite losses and a training loss that climbs -------------------------------
+
+
+def _good_then(n: int = 100, seed: int = 0):
+    """A clean good fit (both curves settle near 0.2-0.25 of a 1.0 start) to be broken at the end."""
+    rng = np.random.default_rng(seed)
+    return _noise(rng, _exp(n, 1.1, 0.2, 10, 0.5), 0.01), _noise(rng, _exp(n, 1.1, 0.25, 10, 1.0), 0.015)
+
+
+def test_infinite_losses_say_the_run_diverged_not_that_epochs_are_missing():
+    """Losses infinite from epoch 86 of 100 (a run that blew up) were dropped like NaN epochs and the run was
+    called a good fit; they are a divergence, reported with its epoch, and the advice is the learning rate."""
+    train, val = _good_then()
+    train[85:], val[85:] = np.inf, np.inf
+    d = diagnose(train, val)
+    ev = d.evidence
+    assert ev["n_infinite"] == 15 and ev["first_infinite_epoch"] == 86 and ev["unstable_epoch"] == 86
+    assert ev["n_missing"] == 0 and ev["last_epoch"] == 85
+    assert d.summary.startswith("Unstable training:") and "infinite" in d.summary and "epoch 86" in d.summary
+    assert "learning rate" in d.advice[0] and "epoch 86" in d.advice[0]
+    assert not any(a.startswith("Nothing needed") for a in d.advice)
+    json.dumps(d.to_dict(), allow_nan=False)
+
+
+def test_nan_epochs_are_still_missing_not_unstable():
+    train, val = _good_then()
+    train[40:45] = np.nan
+    d = diagnose(train, val)
+    assert d.evidence["n_missing"] == 5 and d.evidence["n_infinite"] == 0 and d.evidence["unstable_epoch"] is None
+    assert d.label == "good_fit" and not d.summary.startswith("Unstable")
+
+
+def test_too_few_finite_epochs_before_infinity_says_the_run_diverged():
+    with pytest.raises(CurveError, match="at least 3 .* diverged: infinite from epoch 3"):
+        diagnose([1.0, 0.9, np.inf, np.inf], [1.0, 0.9, np.inf, np.inf])
+
+
+@pytest.mark.parametrize("baseline", [None, 1.1], ids=["no-baseline", "baseline"])
+def test_curves_that_rise_sharply_at_the_end_are_unstable_not_flat(baseline):
+    """Both losses x10 over the last 20 of 100 epochs were "underfit (capacity): both curves are flat at a high
+    loss" with advice to add capacity; rising curves are an unstable run, and the learning rate is the advice."""
+    train, val = _good_then()
+    blowup = np.ones(100)
+    blowup[80:] = 10.0 ** (np.arange(1, 21) / 20)
+    d = diagnose(train * blowup, val * blowup, baseline=baseline)
+    assert d.label != "underfit_capacity" and "flat" not in d.summary
+    assert d.summary.startswith("Unstable training: the training loss rose by ")
+    assert 70 <= d.evidence["unstable_epoch"] <= 81, d.evidence["unstable_epoch"]
+    assert d.evidence["train_rise"] > 1
+    assert "learning rate" in d.advice[0] and "capacity" not in " ".join(d.advice).lower()
+    # the shape is read from the run before it went unstable: a good fit
+    assert d.label == "good_fit" and d.evidence["last_epoch"] == d.evidence["unstable_epoch"]
+
+
+def test_a_run_that_rises_from_the_start_is_not_called_flat():
+    """A learning rate so high that the loss climbs from the first epoch: no earlier run to label, and no rule
+    may call the curves flat."""
+    t = np.arange(100, dtype=float)
+    d = diagnose(0.7 * np.exp(t / 30), 0.75 * np.exp(t / 30), baseline=0.69)
+    assert d.evidence["score"] < 0 and "flat" not in d.summary
+    assert d.summary.startswith("Unstable training:") and d.evidence["unstable_epoch"] == 1
+
+
+def test_a_blown_up_loss_is_not_printed_as_a_long_percentage():
+    """A loss that grew by 12 orders of magnitude was reported as '529933000000000.0 %' of its scale."""
+    train, val = _good_then()
+    blowup = np.ones(100)
+    blowup[80:] = 10.0 ** (12 * np.arange(1, 21) / 20)
+    d = diagnose(train * blowup, val * blowup, baseline=0.69)
+    text = d.summary + " ".join(d.advice)
+    assert not re.search(r"\d{5,}(\.\d)? %", text), text
+    assert re.search(r"\de\+\d+ % of the scale", d.summary), d.summary

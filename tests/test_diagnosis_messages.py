@@ -164,3 +164,19 @@ def test_file_plot_has_its_legend_below_the_axes(monkeypatch, tmp_path):
     axes_box = ax.get_window_extent()
     assert legend_box.y1 <= axes_box.y0  # entirely below the axes
     assert any(t.get_text().startswith("baseline") for t in fig.legends[0].get_texts())
+
+
+def test_an_unstable_run_says_rose_for_a_loss_and_fell_for_a_score():
+    """The instability sentence follows the curves' direction like every other one."""
+    t = np.arange(100, dtype=float)
+    blowup = np.where(t >= 80, 3.0 ** ((t - 79) / 20), 1.0)
+    train, val = (0.7 * np.exp(-t / 10) + 0.1) * blowup, (0.7 * np.exp(-t / 10) + 0.13) * blowup
+    c = 1.2 * 0.69
+    loss = diagnose(train / c, val / c, baseline=0.69 / c)
+    score = diagnose(1 - train / c, 1 - val / c, baseline=1 - 0.69 / c, higher_is_better=True, name="balanced accuracy")
+    assert loss.evidence["unstable_epoch"] == score.evidence["unstable_epoch"] is not None
+    assert loss.summary.startswith("Unstable training: the training loss rose by ")
+    assert score.summary.startswith("Unstable training: the training balanced accuracy fell by ")
+    meanings = evidence_meanings(True)
+    assert {"unstable_epoch", "train_rise", "n_infinite", "first_infinite_epoch"} <= set(meanings)
+    assert "fell" in meanings["train_rise"] and "rose" in evidence_meanings(False)["train_rise"]

@@ -288,3 +288,51 @@ def test_a_table_without_every_epoch_from_one_is_an_error_naming_it(tmp_path, ep
     path.write_text(history.history_csv(rows))
     with pytest.raises(DataError, match=needle):
         history.read_curves(str(path))
+
+
+def test_a_table_with_epochs_from_zero_is_read_and_says_how_it_numbers_them(tmp_path):
+    """Keras writes epochs 0, 1, 2, ...; that was "epoch 0 appears twice". It reads like the same table from 1,
+    with a note on the numbering."""
+    rows = _rows(8)
+    zero, one = tmp_path / "keras.csv", tmp_path / "mlpcli.csv"
+    zero.write_text(history.history_csv([dict(r, epoch=r["epoch"] - 1) for r in rows]))
+    one.write_text(history.history_csv(rows))
+    a, b = history.read_curves(str(zero)), history.read_curves(str(one))
+    assert a.train == b.train and a.val == b.val
+    assert any("numbered from 0" in n for n in a.notes) and not b.notes
+
+
+@pytest.mark.parametrize("epochs, needle", [
+    ([0, 0, 1, 2], "epoch 0 appears twice"),
+    ([0, 2, 3], "epoch 2 comes where epoch 1 should"),
+], ids=["zero-twice", "gap-after-zero"])
+def test_a_table_from_zero_with_a_repeat_or_a_gap_is_an_error_naming_it(tmp_path, epochs, needle):
+    rows = [dict(r, epoch=e) for r, e in zip(_rows(len(epochs)), epochs)]
+    path = tmp_path / "h.csv"
+    path.write_text(history.history_csv(rows))
+    with pytest.raises(DataError, match=needle):
+        history.read_curves(str(path))
+
+
+def test_a_baseline_given_by_the_caller_is_not_blamed_on_the_file(trained):
+    """diagnose h.csv --baseline -5 said "h.csv: baseline must be ..."; the error is the caller's value (the CLI
+    names --baseline), while a bad baseline inside a file still names the file."""
+    from mlpcli.diagnosis import BaselineError
+
+    with pytest.raises(BaselineError, match=r"^baseline must be a finite loss above 0, got -5$"):
+        history.diagnose_curves(history.read_curves(trained["table"], baseline=-5))
+    c = history.read_curves(trained["table"])
+    c.baseline, c.baseline_note = -5.0, "from the file"
+    with pytest.raises(DataError, match=r"h\.csv: baseline must be"):
+        history.diagnose_curves(c)
+
+
+def test_a_member_that_blew_up_makes_the_mean_curve_blow_up():
+    """An infinite member value was skipped like a missing one, so the ensemble's mean curve hid the divergence."""
+    a, b = [1.0, 0.8, 0.7, 0.65, 0.6], [1.1, 0.9, 0.8, math.inf, math.inf]
+    mean = history.mean_curve([a, b])
+    assert mean[:3] == pytest.approx([1.05, 0.85, 0.75]) and mean[3:] == [math.inf, math.inf]
+    rows = [{"member": m, "epoch": e, "train_loss": v, "val_loss": v} for m, c in ((1, a * 2), (2, b * 2))
+            for e, v in enumerate(c, 1)]
+    d = history.diagnose_curves(history.curves_from_history(rows))
+    assert d.evidence["first_infinite_epoch"] == 4 and d.summary.startswith("Unstable training")

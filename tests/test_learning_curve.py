@@ -20,7 +20,7 @@ from mlpcli.model_selection.learning_curve import (
     BIAS_LEVEL, HELPS_PER_DOUBLING, VARIANCE_GAP, SizePoint, _bias_variance, _missing_classes, _more_data,
     learning_curve, nested_group_subsets, parse_fractions,
 )
-from tables import write_table
+from tables import make_table, write_table
 
 FAST = TrainOptions(hidden=[8], epochs=12, patience=50, seed=3)
 
@@ -189,3 +189,69 @@ def test_learning_curve_command_table_and_answers(table):
 def test_learning_curve_bad_fractions_is_a_clean_error(table):
     res = CliRunner().invoke(cli, ["diagnose", "--learning-curve", table, "--fractions", "0,1"])
     assert res.exit_code == 2 and "--fractions" in res.output and "Traceback" not in res.output
+
+
+# --- the two answers agree with each other ---------------------------------------------------------------
+
+
+def test_bias_answer_does_not_deny_what_the_more_data_answer_says():
+    """A regression with no hidden layer said "More data still helps" and "Mostly bias: ... more data will not
+    fix it" side by side; the bias answer now takes the more-data verdict into account."""
+    points = _points([2.0, 1.6, 1.3], [1.5, 1.4, 1.35])  # RMSE, no skill 3.0: training poor, validation improving
+    more = _more_data(points, False, 3.0, 3.0, "rmse")
+    assert more["verdict"] == "helps"
+    bias = _bias_variance(points, False, 3.0, 3.0, "rmse", more["verdict"])
+    assert bias["verdict"] == "bias"
+    assert "will not fix" not in bias["text"] and "more data still helps" in bias["text"]
+    plateau = _bias_variance(points, False, 3.0, 3.0, "rmse", "plateaued")
+    assert "more data will not fix it" in plateau["text"]
+
+
+def test_variance_answer_does_not_recommend_data_after_a_plateau():
+    points = _points([0.8], [1.0], sizes=(100,))
+    plateau = _bias_variance(points, True, 0.5, 0.5, "balanced_accuracy", "plateaued")
+    assert plateau["verdict"] == "variance" and not plateau["text"].split("; ", 1)[1].startswith("more data")
+    assert "helped little" in plateau["text"]
+    helps = _bias_variance(points, True, 0.5, 0.5, "balanced_accuracy", "helps")
+    assert "more data (it still helps" in helps["text"]
+
+
+@pytest.mark.parametrize("train, val", [(0.775, 1.0), (0.9, 1.0)], ids=["bias", "neither"])
+def test_validation_far_above_training_is_not_called_close(train, val):
+    """On a 12-row table: "both curves are poor and close (training 0.775, validation 1, ...)"."""
+    out = _bias_variance(_points([val], [train], sizes=(100,)), True, 1 / 3, 2 / 3, "balanced_accuracy")
+    assert "close" not in out["text"] and "validation scores better than training" in out["text"]
+    near = _bias_variance(_points([train - 0.02], [train], sizes=(100,)), True, 1 / 3, 2 / 3, "balanced_accuracy")
+    assert "close" in near["text"]
+
+
+# --- a rare class that shares its patients with common classes ------------------------------------------
+
+
+def test_subsets_keep_a_rare_class_that_shares_its_groups():
+    """Each group was placed by its most common class, so the patients holding a rare class's few samples were
+    drawn like any other and the rare class went missing from the smaller sizes."""
+    groups = np.repeat(np.arange(50), 2)  # (100,)
+    classes = np.repeat(np.arange(50) % 2, 2)
+    classes[[1, 21, 41]] = 2  # three patients' second sample: the rare class, beside a common one
+    for seed in range(20):
+        for rows in nested_group_subsets(groups, (0.1, 0.25, 0.5, 1.0), seed=seed, strata=classes):
+            assert set(classes[rows]) == {0, 1, 2}, seed
+
+
+def test_subsets_keep_a_class_whose_groups_all_hold_a_rarer_one():
+    """Class 2 lives only in groups that also hold the rarer class 3: it still reaches every size."""
+    groups = np.array([0, 0, 1, 1, 2, 2] + [g for g in range(3, 23) for _ in (0, 1)])
+    classes = np.array([3, 2, 3, 0, 3, 1] + [g % 2 for g in range(3, 23) for _ in (0, 1)])
+    for seed in range(20):
+        for rows in nested_group_subsets(groups, (0.1, 0.5, 1.0), seed=seed, strata=classes):
+            assert set(classes[rows]) == {0, 1, 2, 3}, seed
+
+
+def test_learning_curve_on_a_rare_class_sharing_patients_skips_no_size(tmp_path):
+    df = make_table(n_patients=50, per_patient=2, n_features=8, n_classes=2)
+    df.loc[[1, 21, 41], "label"] = "rare"
+    path = tmp_path / "rare.csv"
+    df.to_csv(path, index=False)
+    result = learning_curve(str(path), replace(FAST, epochs=2), (0.1, 0.25, 0.5, 1.0))
+    assert result.skipped == [] and len(result.points) == 4

@@ -12,12 +12,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..diagnosis import evidence_meanings, label_title
+from ..diagnosis import BaselineError, evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, distinct_files, fmt, fmt_metric, handle_errors, json_option,
-    print_json, quiet_option, report, stderr_console, stdout_console, threads_option, warn_workers,
+    CONTEXT_SETTINGS, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric, handle_errors,
+    json_option, print_json, quiet_option, report, stderr_console, stdout_console, threads_option, warn_workers,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -29,8 +29,9 @@ _LABEL_STYLE = {
 
 # The evidence shown in the panel, in reading order, with what it means: the rows every label
 # shares and those behind the label and its runner-up (all of it is in --json).
-_COMMON_EVIDENCE = ("n_epochs", "scale", "scale_source", "train_final", "val_final", "best_epoch", "best_tolerance",
-                    "train_slope", "val_slope", "gap_end", "member_spread", "score", "runner_up_score")
+_COMMON_EVIDENCE = ("n_epochs", "unstable_epoch", "train_rise", "first_infinite_epoch", "scale", "scale_source",
+                    "train_final", "val_final", "best_epoch", "best_tolerance", "train_slope", "val_slope", "gap_end",
+                    "member_spread", "score", "runner_up_score")
 _LABEL_EVIDENCE = {
     "underfit_capacity": ("train_level", "val_level", "train_distance_from_baseline", "val_distance_from_baseline"),
     "underfit_stopped_early": ("train_slope_z", "val_slope_z", "train_level", "val_level"),
@@ -42,8 +43,9 @@ _LABEL_EVIDENCE = {
 }
 # Reading order of the panel's evidence rows; their meanings come from the labeller, phrased for the
 # curves' direction (a higher-is-better metric's best value is its highest).
-_EVIDENCE_ORDER = ("n_epochs", "scale", "scale_source", "train_final", "val_final", "best_val", "best_epoch",
-                   "best_tolerance", "divergence_epoch", "train_level", "val_level", "train_slope", "train_slope_z",
+_EVIDENCE_ORDER = ("n_epochs", "unstable_epoch", "train_rise", "first_infinite_epoch", "scale", "scale_source",
+                   "train_final", "val_final", "best_val", "best_epoch", "best_tolerance", "divergence_epoch",
+                   "train_level", "val_level", "train_slope", "train_slope_z",
                    "val_slope", "val_slope_z", "gap_end", "gap_end_z", "gap_slope", "gap_trend", "val_share",
                    "val_rise", "val_rise_z", "val_noise_rel", "noise_ratio", "member_spread", "below_fraction",
                    "train_eval_final", "cause", "train_distance_from_baseline", "val_distance_from_baseline",
@@ -51,6 +53,12 @@ _EVIDENCE_ORDER = ("n_epochs", "scale", "scale_source", "train_final", "val_fina
 
 _CURVE_ONLY = ("curves", "higher_is_better", "baseline")
 _LEARNING_CURVE_ONLY = ("fractions", "n_jobs", "threads", "config")
+# Train options the learning curve cannot honour, and why (it trains one network per size on a fixed hold-out)
+_NOT_FOR_LEARNING_CURVE = {
+    "folds": "each training-set size trains one network on the fixed hold-out, not a cross-fitted ensemble",
+    "refit": "each training-set size trains one network on the fixed hold-out; there are no members to refit",
+    "calibrate": "the curve reads balanced accuracy or RMSE, which temperature scaling does not change",
+}
 _SHARED = ("source", "plot_path", "chart", "learning", "as_json", "quiet", "debug")  # every other option is a train option
 
 
@@ -86,6 +94,9 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
         advice.append(("\n" if i else "") + "• " + line)
     style = _LABEL_STYLE.get(d.label, "bold")
     title = f"[bold {style}]{d.label}[/]" + (f"  [dim](runner-up: {d.runner_up})[/]" if d.runner_up else "")
+    if ev.get("unstable_epoch") is not None:  # the label describes the run before it went unstable
+        style = "red"
+        title = f"[bold red]unstable from epoch {ev['unstable_epoch']}[/], before that {title}"
     what = (f"{c.source}: {c.name} curves{' (higher is better)' if c.higher_is_better else ''}, "
             f"{_epochs_words(c)}")
     if c.baseline is not None:
@@ -98,11 +109,15 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
 
 
 def _plot_title(c: Curves, d) -> str:
-    """The label in words ("Learning curves: Good fit"); a verdict no rule fully supports says so."""
+    """The label in words ("Learning curves: Good fit"); a verdict no rule fully supports says so, and an
+    unstable run says that first."""
     title = label_title(d.label, c.higher_is_better)
     score = d.evidence.get("score")
     if score is not None and score < 0:
         title = f"no clear shape (closest: {title[0].lower() + title[1:]})"
+    unstable = d.evidence.get("unstable_epoch")
+    if unstable is not None:
+        title = f"unstable from epoch {unstable} (before that: {title[0].lower() + title[1:]})"
     return f"Learning curves: {title}" + (f" (mean of {len(c.members)} members)" if c.members else "")
 
 
@@ -153,8 +168,11 @@ def _answers_panel(result) -> Panel:
 
 # --------------------------------------------------------------------------- the command
 def _flag(ctx: click.Context, name: str) -> str:
+    """The option as the user typed it (--no-calibrate for the off side of a flag pair)."""
     for p in ctx.command.params:
         if p.name == name:
+            if getattr(p, "secondary_opts", None) and ctx.params.get(name) is False:
+                return p.secondary_opts[0]
             return p.opts[0] if p.opts else name
     return name
 
@@ -169,6 +187,10 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
         wrong = [n for n in _CURVE_ONLY if _given(ctx, n)]
         if wrong:
             raise click.UsageError(f"{_flag(ctx, wrong[0])} reads a run's curves; it does not apply with --learning-curve")
+        wrong = [n for n in _NOT_FOR_LEARNING_CURVE if _given(ctx, n)]
+        if wrong:
+            raise click.UsageError(f"{_flag(ctx, wrong[0])} does not apply with --learning-curve: "
+                                   f"{_NOT_FOR_LEARNING_CURVE[wrong[0]]}")
         return
     own = {*_CURVE_ONLY, *_SHARED}
     wrong = [p.name for p in ctx.command.params if p.name not in own and _given(ctx, p.name)]
@@ -185,7 +207,7 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
 @click.option("--higher-is-better/--lower-is-better", "higher_is_better", default=None,
               help="For --metric metric: whether the metric improves upwards (default: from the model's task, or "
                    "inferred from a history table's values).")
-@click.option("--baseline", type=float, default=None,
+@click.option("--baseline", type=float, default=None, callback=finite_option,
               help="No-skill level of the curves (default: the model's class-prior loss; none for a history table).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw the curves to FILE (.png, .svg or .pdf).")
@@ -213,11 +235,16 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
     the members' mean curves are labelled, their spread counting as evidence of noisy
     validation, and --plot draws every member. Labels: underfit_capacity,
     underfit_stopped_early, overfit, good_fit, unrepresentative_train,
-    unrepresentative_validation_noisy, validation_below_train.
+    unrepresentative_validation_noisy, validation_below_train. A run that went
+    unstable (an infinite loss, or a training loss that climbs) is said first,
+    and its label describes the run before that. A history's epochs may start at
+    1 (train --history) or 0 (Keras).
 
     With --learning-curve, SOURCE is a data table: a model is trained at each training-set size
     (the validation groups fixed) and the training and validation scores are read against the
     number of samples: does more data still help, and is the error bias or variance?
+    Each size trains one network on a fixed hold-out, so --folds, --refit and
+    --calibrate do not apply.
 
     \b
     Examples:
@@ -228,6 +255,8 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
     """
     ctx = click.get_current_context()
     _check_mode(ctx, learning)
+    if plot_path == "":  # not "no plot": the user asked for one and named no file
+        raise click.BadParameter("is empty; give the file to draw to (.png, .svg or .pdf)", param_hint="--plot")
     if plot_path:
         from ..plotting import plot_format
 
@@ -244,14 +273,18 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
     if higher_is_better is not None and curves == "loss":
         raise click.UsageError("--higher-is-better/--lower-is-better apply to --metric metric (losses are lower-is-better)")
     c = read_curves(source, curves, higher_is_better, baseline)
-    d = diagnose_curves(c)
+    try:
+        d = diagnose_curves(c)
+    except BaselineError as exc:  # only the user's --baseline comes through unprefixed (a model's names the file)
+        raise click.BadParameter(str(exc).removeprefix("baseline "), param_hint="--baseline") from None
     best = c.checkpoint_epoch or d.evidence.get("best_epoch")
     if plot_path:
         from ..plotting import plot_curves
 
+        # the line marks where the curves diverge: overfit's validation minimum, or where the run went unstable
+        diverged = d.evidence.get("divergence_epoch") or d.evidence.get("unstable_epoch")
         plot_curves(plot_path, c.train, c.val, ylabel=f"{c.name}", title=_plot_title(c, d),
-                    best_epoch=best, divergence_epoch=d.evidence.get("divergence_epoch"), baseline=c.baseline,
-                    train_eval=c.train_eval,
+                    best_epoch=best, divergence_epoch=diverged, baseline=c.baseline, train_eval=c.train_eval,
                     best_label=f"kept epoch {best} (lowest validation loss)" if c.checkpoint_epoch else None,
                     members=[(m.train, m.val) for m in c.members] or None)
     if as_json:

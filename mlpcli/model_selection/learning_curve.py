@@ -131,21 +131,28 @@ def nested_group_subsets(groups: np.ndarray, fractions: Sequence[float], seed: i
     """Nested subsets of whole groups: one sorted array of positions into ``groups`` per fraction.
 
     groups: (n,) group of each training row; strata: (n,) stratum of each row (its class) or None.
-    Each group joins the stratum of its most common row stratum; within a stratum the groups are
-    shuffled once (seeded), and fraction f takes the first ceil(f x n_s) of each stratum's groups.
-    So every stratum is represented at every size, and a smaller subset lies inside every larger one.
+    Each group joins the rarest stratum among its rows (rarest: held by the fewest groups), so a
+    group holding a rare class is placed by that class, not by the common class beside it; a stratum
+    whose every group went to a rarer one takes one of them (seeded) for its own. Within a stratum the
+    groups are shuffled once (seeded), and fraction f takes the first ceil(f x n_s) of each stratum's
+    groups. So every stratum is represented at every size, and a smaller subset lies inside every
+    larger one.
     """
     groups = np.asarray(groups)
     uniq, inverse = np.unique(groups, return_inverse=True)  # sorted: independent of row order
-    if strata is None:
-        group_stratum = np.zeros(len(uniq), dtype=np.int64)
-    else:
-        strata = np.asarray(strata)
-        _, s_idx = np.unique(strata, return_inverse=True)
-        counts = np.zeros((len(uniq), s_idx.max() + 1), dtype=np.int64)  # (n_groups, n_strata)
-        np.add.at(counts, (inverse, s_idx), 1)
-        group_stratum = counts.argmax(axis=1)
     rng = np.random.default_rng(np.random.SeedSequence([seed, _SUBSET_STREAM]))
+    group_stratum = np.zeros(len(uniq), dtype=np.int64)
+    if strata is not None:
+        _, s_idx = np.unique(np.asarray(strata), return_inverse=True)
+        holds = np.zeros((len(uniq), s_idx.max() + 1), dtype=bool)  # (n_groups, n_strata)
+        holds[inverse, s_idx] = True
+        group_stratum[:] = -1
+        for s in np.argsort(holds.sum(axis=0), kind="stable"):  # rarest first
+            free = holds[:, s] & (group_stratum < 0)
+            if free.any():
+                group_stratum[free] = s
+            else:  # every group holding s went to a rarer stratum: one of them becomes s's own, always taken
+                group_stratum[rng.choice(np.flatnonzero(holds[:, s]))] = s
     orders = [rng.permutation(np.flatnonzero(group_stratum == s)) for s in np.unique(group_stratum)]
     subsets = []
     for f in fractions:
@@ -265,25 +272,48 @@ def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: floa
             "sizes": [p.n_train for p in tail], "text": text}
 
 
-def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str) -> dict:
-    """Bias vs variance at the largest size, from the training error's level and the gap."""
+# What the bias/variance answer says of more data, given the more-data answer's verdict, so that the two
+# answers never contradict each other
+_MORE_DATA_TOO = {"helps": ", and more data (it still helps, above)",
+                  "plateaued": " (more data of the same kind helped little, above)", None: ", and more data"}
+_VARIANCE_REMEDY = {"helps": "more data (it still helps, above), stronger regularisation or a smaller model",
+                    "plateaued": "stronger regularisation or a smaller model (more data of the same kind helped little, "
+                                 "above)",
+                    None: "more data, stronger regularisation or a smaller model"}
+_BIAS_REMEDY = {"helps": "the model is too simple or the features too weak: more data still helps validation (above), "
+                         "but a more flexible model or better features are what lift the training score",
+                "plateaued": "the model is too simple or the features too weak — more data will not fix it",
+                None: "the model is too simple or the features too weak — more data will not fix it"}
+_VALIDATION_BETTER = "; validation scores better than training, which a small or easy validation set can do"
+
+
+def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str,
+                   more_data: str | None = None) -> dict:
+    """Bias vs variance at the largest size, from the training error's level and the gap; what it says of
+    more data follows the more-data answer (``more_data``: its verdict). Curves are "close" only when
+    the gap is small either way: validation far better than training is not close."""
     p = points[-1]
     tr, va = _error(p.train_score, higher, chance, scale), _error(p.val_score, higher, chance, scale)
     gap = va - tr
     high_bias, high_var = tr >= BIAS_LEVEL, gap >= VARIANCE_GAP
+    close = abs(gap) < VARIANCE_GAP
     name = metric.replace("_", " ")
     scores = f"training {name} {p.train_score:.3g}, validation {p.val_score:.3g}, no skill {chance:.3g}"
     if high_bias and high_var:
         verdict, text = "both", (f"Both bias and variance: even the training score is poor and validation is much "
-                                 f"worse ({scores}); a more flexible model with regularisation, and more data.")
+                                 f"worse ({scores}); a more flexible model with regularisation"
+                                 f"{_MORE_DATA_TOO[more_data]}.")
     elif high_bias:
-        verdict, text = "bias", (f"Mostly bias: both curves are poor and close ({scores}); the model is too simple "
-                                 f"or the features too weak — more data will not fix it.")
+        shape = "both curves are poor and close" if close else "the training score is poor"
+        aside = "" if close else _VALIDATION_BETTER
+        verdict, text = "bias", f"Mostly bias: {shape} ({scores}{aside}); {_BIAS_REMEDY[more_data]}."
     elif high_var:
         verdict, text = "variance", (f"Mostly variance: a large gap between training and validation ({scores}); "
-                                     f"more data, stronger regularisation or a smaller model.")
+                                     f"{_VARIANCE_REMEDY[more_data]}.")
     else:
-        verdict, text = "neither", (f"Little bias or variance left: both scores are good and close ({scores}).")
+        shape = "both scores are good and close" if close else "both scores are good"
+        aside = "" if close else _VALIDATION_BETTER
+        verdict, text = "neither", f"Little bias or variance left: {shape} ({scores}{aside})."
     caveat = None
     if p.curve_label == "underfit_stopped_early":  # the levels are not final yet
         caveat = ("Caveat: at the largest size both losses were still falling when training stopped "
@@ -362,12 +392,13 @@ def learning_curve(
     higher = ds.task != "regression"
     chance, scale = _chance_and_scale(ds, train_rows, val_ds)
     metric = metrics.main_metric_name(ds.task)
+    more_data = _more_data(points, higher, chance, scale, metric)
     return LearningCurveResult(
         metric=metric, higher_is_better=higher, chance_score=chance, points=points,
         n_val=int(val_ds.n_samples),
         n_val_groups=None if val_ds.groups is None else int(len(np.unique(val_ds.groups))),
-        more_data=_more_data(points, higher, chance, scale, metric),
-        bias_variance=_bias_variance(points, higher, chance, scale, metric),
+        more_data=more_data,
+        bias_variance=_bias_variance(points, higher, chance, scale, metric, more_data["verdict"]),
         skipped=skipped, notes=notes, warnings=warnings, split=asdict(summary),
         train_rows=[rows for _, rows in jobs], val_rows=val_rows,
     )
