@@ -169,3 +169,40 @@ def test_dev_stderr_redirected_to_a_log_file_is_written_on_at_its_end_not_replac
                   "--history", "/dev/fd/9"], tmp_path, capture_output=True, text=True)
     assert res.returncode != 0 and not (tmp_path / "m3.mlp").exists()
     assert len(res.stderr.strip().splitlines()) == 1 and "/dev/fd/9" in res.stderr, res.stderr
+
+
+def test_a_named_pipe_or_process_substitution_is_read_like_standard_input(tmp_path):
+    """`diagnose <(cat h.csv)`, `train <(zcat x.gz)` and a named pipe were "/dev/fd/63 is empty" (a pipe's
+    size is 0) or "unsupported table format '63'"; the whole-table readers would also have opened the pipe
+    twice. A pipe is read once, front to back, gunzipped when gzip, as "-" is."""
+    import gzip
+
+    from tables import write_table
+
+    data = write_table(tmp_path, seed=4)
+    raw = open(data, "rb").read()
+    (tmp_path / "data.csv.gz").write_bytes(gzip.compress(raw))
+
+    def through_pipe(args, payload, name="table"):
+        fifo = tmp_path / name
+        os.mkfifo(fifo)
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "mlpcli", *[str(fifo) if a == "PIPE" else a for a in args]],
+                                    cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            with open(fifo, "wb") as fh:  # blocks until the command opens it
+                fh.write(payload)
+            out, err = proc.communicate(timeout=300)
+            return proc.returncode, out.decode(), err.decode()
+        finally:
+            fifo.unlink()
+
+    code, out, err = through_pipe(["train", "PIPE", "--folds", "1", "--hidden", "4", "--epochs", "3", "-q", "-o",
+                                   "m.mlp", "--history", "h.csv"], gzip.compress(raw))
+    assert code == 0 and (tmp_path / "m.mlp").exists(), err
+    code, out, err = through_pipe(["predict", "m.mlp", "PIPE", "-o", "-", "-q"], raw)
+    assert code == 0 and len(out.splitlines()) == raw.count(b"\n"), err
+    code, out, err = through_pipe(["diagnose", "PIPE", "--no-chart"], (tmp_path / "h.csv").read_bytes())
+    assert code == 0 and "Traceback" not in err, err
+    code, out, err = through_pipe(["predict", "m.mlp", "PIPE", "-o", "-"], b"")
+    assert code == 1 and err.strip().splitlines() == [f"Error: {tmp_path / 'table'} is empty; expected a header "
+                                                      "line and data rows"], err

@@ -10,6 +10,7 @@ import gzip
 import io
 import lzma
 import os
+import stat
 import sys
 import zipfile
 import re
@@ -65,7 +66,7 @@ def _check_file(path: str) -> None:
         raise DataError(f"table file not found: {path}")
     if os.path.isdir(path):
         raise DataError(f"{path} is a directory; give a table file ({SUPPORTED_FORMATS})")
-    if os.path.getsize(path) == 0:
+    if os.path.getsize(path) == 0 and not is_pipe(path):  # a pipe's size is 0 whatever it holds
         raise DataError(f"{path} is empty; expected a header line and data rows")
 
 
@@ -82,10 +83,13 @@ def _table_format(path: str) -> tuple[str, str | None, str | None]:
         return "h5ad", None, None
     if ext in _TEXT_SEPARATORS:
         return "text", _TEXT_SEPARATORS[ext], compression
+    if is_pipe(path):  # a pipe named without a format (<(zcat x.gz): /dev/fd/63): text, sniffed as "-" is
+        return "text", None, None
     raise DataError(f"unsupported table format {os.path.basename(path)!r}; use {SUPPORTED_FORMATS}")
 
 
-def _stdin_bytes(stdin) -> bytes:
+def _stdin_bytes(stdin, name: str = "standard input") -> bytes:
+    """Everything on a stream read once (standard input, or a named pipe ``name``), gunzipped when gzip."""
     stream = stdin if stdin is not None else sys.stdin.buffer
     data = stream.read()
     if isinstance(data, str):  # a text stream was passed instead of a binary one
@@ -94,10 +98,20 @@ def _stdin_bytes(stdin) -> bytes:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
-            raise DataError(f"cannot decompress gzip data on standard input: {_short_reason(exc)}") from None
+            raise DataError(f"cannot decompress gzip data on {name}: {_short_reason(exc)}") from None
     if not data.strip():
-        raise DataError("standard input is empty; pipe a CSV or TSV table into '-'")
+        raise DataError("standard input is empty; pipe a CSV or TSV table into '-'" if name == "standard input"
+                        else f"{name} is empty; expected a header line and data rows")
     return data
+
+
+def is_pipe(path: str) -> bool:
+    """Whether ``path`` is a named pipe or a process substitution (``<(zcat x.gz)``, /dev/fd/63): its data
+    can be read once, front to back, like standard input."""
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -140,6 +154,13 @@ def _source(path, stdin) -> _Source:
         return _Source(path, lambda: path, "10x", None, None)
     _check_file(path)
     kind, sep, compression = _table_format(path)
+    if is_pipe(path):  # read once, as standard input is: the readers open a file more than once
+        if kind != "text":
+            raise DataError(f"{path} is a pipe: only a text table (CSV or TSV, optionally gzip) can be read from one; "
+                            f"save the {kind} file to disk and give its name")
+        with open(path, "rb") as fh:
+            data = _stdin_bytes(fh, path)
+        return _Source(path, lambda: io.BytesIO(data), "text", sep, None, text_suffix(path))
     return _Source(path, lambda: path, kind, sep, compression, text_suffix(path))
 
 

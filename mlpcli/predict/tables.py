@@ -26,7 +26,7 @@ import pandas as pd
 from .. import data
 from ..data._common import DECIMAL_ATTR
 from ..data.fields import check_quoted, check_quotes_closed, row_lines, simple_quotes
-from ..data.io import _SNIFF_BYTES, _check_file
+from ..data.io import _SNIFF_BYTES, _check_file, is_pipe
 from ..errors import DataError
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DEFAULT_CHUNK_BYTES
@@ -833,25 +833,41 @@ def read_whole(source, *, features_in_rows: bool = False, stdin=None, sep: str |
                            text=text)
 
 
+def _stream_table(name: str, stream, raw, check_header: bool, sep: str | None, decimal: str | None) -> "_TextTable":
+    """A text table read once from ``stream`` (standard input or a pipe; ``raw``: the file to close after, None
+    for standard input), gunzipped when it starts as gzip, its separator sniffed."""
+    head = stream.read(2)
+    if isinstance(head, str):
+        head = head.encode("utf-8")
+    buffered = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)
+    closing = [raw] if raw is not None else []
+    if head == b"\x1f\x8b":
+        unzipped = gzip.GzipFile(fileobj=buffered, mode="rb")
+        return _TextTable(name, raw, unzipped, None, None, [unzipped, *closing], check_header=check_header,
+                          sep_option=sep, decimal_option=decimal)
+    if not head:
+        raise DataError("standard input is empty; pipe a CSV or TSV table into '-'" if raw is None
+                        else f"{name} is empty; expected a header line and data rows")
+    return _TextTable(name, raw, buffered, None, None, closing, check_header=check_header, sep_option=sep,
+                      decimal_option=decimal)
+
+
 def _open_file(source, stdin, check_header: bool = True, sep: str | None = None,
                decimal: str | None = None) -> _Table:
     """A file or standard input ("-") as a streamed table: parquet, or text (see `open_table`).
     check_header=False leaves repeated column names to the caller."""
     if str(source) == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
-        head = stream.read(2)
-        if isinstance(head, str):
-            head = head.encode("utf-8")
-        buffered = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)
-        if head == b"\x1f\x8b":
-            return _TextTable("standard input", None, gzip.GzipFile(fileobj=buffered, mode="rb"), None, None,
-                              check_header=check_header, sep_option=sep, decimal_option=decimal)
-        if not head:
-            raise DataError("standard input is empty; pipe a CSV or TSV table into '-'")
-        return _TextTable("standard input", None, buffered, None, None, check_header=check_header, sep_option=sep,
-                          decimal_option=decimal)
+        return _stream_table("standard input", stream, None, check_header, sep, decimal)
     path = os.fspath(source)
     _check_file(path)
+    if is_pipe(path):  # a named pipe, <(zcat x.gz): read front to back once, as standard input
+        raw = open(path, "rb")
+        try:
+            return _stream_table(path, raw, raw, check_header, sep, decimal)
+        except BaseException:
+            raw.close()
+            raise
     kind, default_sep, compression = data._table_format(path)
     if kind == "parquet":
         return _ParquetTable(path)
