@@ -212,8 +212,9 @@ class TrainOptions:
             if isinstance(value, tuple) and _META.get(f.name, {}).get("kind") in ("str_list", "int_list"):
                 setattr(self, f.name, list(value))
 
-    def validate(self) -> None:
-        """Raise ConfigError naming the flag for any value of the wrong type or out of range."""
+    def validate(self, folds_flag: str = "--folds") -> None:
+        """Raise ConfigError naming the flag for any value of the wrong type or out of range. ``folds_flag``: the
+        option that sets ``folds`` (``cv`` and ``tune`` call it --member-folds), for the messages."""
         for f in fields(self):
             check_value(f.name, getattr(self, f.name))
         if self.no_group and self.group:
@@ -224,9 +225,11 @@ class TrainOptions:
         if self.raw and self.layer not in (None, "X"):
             raise ConfigError(f"--raw and --layer {self.layer} both choose the features of an .h5ad file; pass one")
         if self.val_data and self.folds not in (1, AUTO):
-            raise ConfigError(f"--val-data: gives one validation table, which needs --folds 1 (got --folds {self.folds})")
+            raise ConfigError(f"--val-data: gives one validation table, which needs {folds_flag} 1 (got {folds_flag} "
+                              f"{self.folds})")
         if self.refit and self.folds == 1:
-            raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; it needs --folds 2 or more")
+            raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; it needs "
+                              f"{folds_flag} 2 or more")
         if self.refit and self.val_data:
             raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; with --val-data the "
                               "one network already trains on every row of the table")

@@ -82,9 +82,11 @@ def train(path, options: TrainOptions, progress: Callable[[dict], None] | None =
 
 
 def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict], None] | None = None,
-                  notes: list[str] | None = None, source: str = "(in memory)", plan=None) -> TrainOutcome:
-    """Train on an in-memory Dataset exactly as ``mlpcli train`` does on a table."""
-    options.validate()
+                  notes: list[str] | None = None, source: str = "(in memory)", plan=None,
+                  folds_flag: str = "--folds") -> TrainOutcome:
+    """Train on an in-memory Dataset exactly as ``mlpcli train`` does on a table. ``folds_flag``: the option
+    that set ``options.folds``, for messages (``tune --refit`` calls it --member-folds)."""
+    options.validate(folds_flag)
     notes = list(notes or []) + ds.notes
     warnings = list(ds.warnings)
     if ds.y is None or ds.task is None:
@@ -94,7 +96,7 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
     # second core while training starts (importing scikit-learn, splitting: one core)
     checksum = beside(data.data_checksum, ds.X, ds.y)
     val_ds = crossfit.validation_dataset(ds, options) if options.val_data else None
-    fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan)
+    fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan, folds_flag=folds_flag)
     if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
         notes += [n for n in val_ds.notes if n.startswith("--val-data")]
     notes += fitted.notes
@@ -141,7 +143,8 @@ def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "
     tuning's summary is kept in ``model.extra["tuning"]``."""
     from .model_selection.tuning import best_options
 
-    outcome = train_dataset(ds, best_options(options, result), progress=progress, source=source)
+    outcome = train_dataset(ds, best_options(options, result), progress=progress, source=source,
+                            folds_flag="--member-folds")
     outcome.model.extra["tuning"] = {
         "grid": result.space, "setting": result.best.setting, "metric": result.metric,
         "cv_mean": result.best.mean, "cv_sd": result.best.sd, "strategy": result.strategy,

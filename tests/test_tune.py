@@ -13,7 +13,7 @@ from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
 from mlpcli.parallel import Plan
 from tables import make_table, write_table
-from cli_helpers import run
+from cli_helpers import assert_clean_error, run
 
 FAST = ["--hidden", "8", "--epochs", "8", "--patience", "4", "--quiet"]
 OPTIONS = TrainOptions(hidden=[8], epochs=8, patience=4)
@@ -217,3 +217,19 @@ def test_a_grid_given_as_a_dict_is_checked_like_a_parsed_one():
         tuning.tune(ds, OPTIONS, {"learning_rate": [1e-3, 1e-2]}, folds=2)
     with pytest.raises(ConfigError, match="'seed' cannot be tuned"):
         tuning.tune(ds, OPTIONS, {"seed": [0, 1]}, folds=2)
+
+
+def test_member_folds_messages_name_member_folds_and_a_failed_refit_leaves_no_results(tmp_path):
+    """cv and tune call train's --folds --member-folds, but its errors said --folds (cv's own CV folds), and
+    tune checked the refit's member count only after the whole tuning, having written --results by then."""
+    path = write_table(tmp_path, n_patients=20)
+    res = run(["cv", path, "--folds", "3", "--member-folds", "1", "--refit"])
+    assert_clean_error(res, "--member-folds 2 or more", code=2)
+    res = run(["cv", path, "--folds", "3", "--member-folds", "3", "--val-data", path])
+    assert_clean_error(res, "--member-folds 1", code=2)
+    results, model = tmp_path / "res.csv", tmp_path / "best.mlp"
+    res = run(["tune", path, "--folds", "2", "--grid", "lr=1e-3,1e-2", "--epochs", "2", "--hidden", "4",
+               "--member-folds", "70", "--refit", "-o", str(model), "--results", str(results)])
+    assert_clean_error(res, "--member-folds 70 is more than the 20 groups", code=1)
+    assert "fits on" not in res.output  # refused before any fit
+    assert not results.exists() and not model.exists()

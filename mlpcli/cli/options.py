@@ -131,7 +131,10 @@ def options_from_params(params: dict) -> TrainOptions:
     """The library's TrainOptions from the parsed values (removing them from ``params``); an option left
     unset takes its declared default. Values out of range are usage errors (exit 2) naming the flag."""
     values = {}
+    folds_flag = "--folds"
     for param, name in _train_params(click.get_current_context(silent=True)).items():
+        if name == "folds":
+            folds_flag = "--" + param.replace("_", "-")  # --member-folds in cv and tune
         if param not in params:
             continue
         value = params.pop(param)
@@ -142,7 +145,7 @@ def options_from_params(params: dict) -> TrainOptions:
         values[name] = value
     try:
         options = TrainOptions(**values)
-        options.validate()
+        options.validate(folds_flag)
     except MlpcliError as exc:
         raise click.UsageError(str(exc)) from None
     return options

@@ -145,6 +145,10 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         check_writable(out, "--out")
     err = stderr_console(quiet)
     ds = load_for_cv(data_file, options, quiet)
+    if refit and isinstance(options.folds, int) and options.folds > 1:  # the refit's members, before the tuning
+        from ..model_selection.splits import check_fold_count
+
+        check_fold_count(ds, options.folds, "--member-folds")
     n_points = min(n_random or grid_lib.grid_size(space), grid_lib.grid_size(space))
     if not quiet:
         n_fits = n_points * folds * repeats
@@ -155,11 +159,6 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     with FitProgress("fits", quiet) as progress:
         result = tuning.tune(ds, options, space, folds=folds, repeats=repeats, n_random=n_random, nested=nested,
                              outer_folds=outer_folds, plan=plan, progress=progress)
-    if results_path:
-        from ..predict import write_table
-
-        write_table(result.results_frame(), results_path)
-
     refit_doc = None
     if refit:
         with threads_context(plan.blas_threads):  # as each fit of the tuning
@@ -167,6 +166,10 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         model_io.save(outcome.model, out)
         refit_doc = {"model": out, "setting": result.best.setting, "validation_metrics": outcome.val_metrics,
                      "members": len(outcome.model.members), "notes": outcome.notes}
+    if results_path:  # after the refit: a refit that fails (or is stopped) leaves neither output
+        from ..predict import write_table
+
+        write_table(result.results_frame(), results_path)
 
     if as_json:
         doc = result.to_dict()

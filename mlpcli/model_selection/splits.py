@@ -311,8 +311,8 @@ def _label(ds: Dataset, k: int) -> str:
     return str(ds.classes[k]) if k < len(ds.classes) else str(k)
 
 
-def _check_fold_count(ds: Dataset, n_folds: int, flag: str) -> None:
-    """One-line errors for fold counts the data cannot support."""
+def check_fold_count(ds: Dataset, n_folds: int, flag: str) -> None:
+    """One-line errors, naming ``flag``, for fold counts the data cannot support (before any fit)."""
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise ConfigError(f"{flag} must be a whole number >= 2, got {n_folds!r}")
     classify = ds.task in CLASSIFICATION_TASKS
@@ -441,7 +441,7 @@ def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
 
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ConfigError(f"--repeats must be a whole number >= 1, got {repeats!r}")
-    _check_fold_count(ds, n_folds, flag)
+    check_fold_count(ds, n_folds, flag)
     classify = ds.task in CLASSIFICATION_TASKS
     dummy = np.zeros((ds.n_samples, 1))
     out: list[Fold] = []
