@@ -448,7 +448,7 @@ _EXPECTED = {
 }
 
 
-def read_config_file(path: str) -> dict:
+def read_config_file(path: str, renamed: dict[str, str] | None = None) -> dict:
     """Read a TOML file whose keys mirror option names (``batch-size`` or ``batch_size``) and return
     {option name: value}, each value of exactly its option's type and within its range.
 
@@ -457,6 +457,10 @@ def read_config_file(path: str) -> dict:
     (``epochs = true``), numbers are not strings (``epochs = "3"``); "auto" where the option has it, "none"
     for an option that may be unset. Every problem is a ConfigError naming the file and the key, so a typo
     or a wrong type never silently falls back to a default or truncates.
+   
+    ``renamed``: {option: its key in this command} for options a command names otherwise (``cv`` and ``tune``
+    call train's ``folds`` ``member-folds``, their own --folds being the CV's): the command's key is read as
+    the option, and the option's own name is refused as ambiguous there.
     """
     doc = _load_toml(path)
     items: list[tuple[str, Any, str]] = []  # (key, value, where it sits)
@@ -474,8 +478,16 @@ def read_config_file(path: str) -> dict:
             items.append((key, value, f"'{key}' at the top level"))
     out: dict[str, Any] = {}
     given: dict[str, str] = {}
+    renamed = renamed or {}
+    as_option = {key: name for name, key in renamed.items()}
     for key, value, place in items:
         name = key.replace("-", "_")
+        if name in renamed:
+            other = renamed[name].replace("_", "-")
+            raise ConfigError(f"{path}: key '{key}' is ambiguous here: this command's --{key.replace('_', '-')} is "
+                              f"its own, and train's is --{other}; write {other} = ... for train's (the command's "
+                              "own goes on the command line)")
+        name = as_option.get(name, name)
         if name not in OPTION_KEYS and name not in CLI_ONLY_KEYS:
             raise ConfigError(f"{path}: unknown key '{key}'{_did_you_mean(key)}; keys mirror the train options, "
                               "e.g. batch-size, hidden, lr")

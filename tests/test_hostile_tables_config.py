@@ -8,6 +8,7 @@ and nothing left behind."""
 from __future__ import annotations
 
 import errno
+import json
 import gzip
 import io
 import os
@@ -547,3 +548,31 @@ def test_a_descriptors_name_is_written_into_at_its_position_and_seekable_formats
     os.close(unused)  # a descriptor number nothing holds now
     with pytest.raises(OutputError, match=f"cannot write /dev/fd/{unused}: bad file descriptor"):
         atomic_write(f"/dev/fd/{unused}", lambda out: out.write(b"x"))
+
+
+def test_config_values_a_flag_contradicts_give_way_and_cv_reads_member_folds(tmp_path):
+    """A --config value that a command-line flag contradicts made a usage error the user never typed
+    ("--no-group: contradicts --group"), where flags are documented to win; in cv (and tune) a file's `folds`
+    silently set the ensemble's members (train's --folds, cv's --member-folds) while `member-folds` was an
+    unknown key."""
+    from tables import write_table
+
+    data = write_table(tmp_path, n_patients=20)
+    (tmp_path / "group.toml").write_text('group = "patient_id"\nepochs = 2\nhidden = [4]\n')
+    res = run(["train", data, "--config", str(tmp_path / "group.toml"), "--no-group", "--folds", "1", "-q", "-o",
+               str(tmp_path / "a.mlp")])
+    assert res.exit_code == 0, res.output
+    assert model_io.load(tmp_path / "a.mlp").roles.get("group") is None
+    (tmp_path / "val.toml").write_text(f'val-data = "{data}"\nepochs = 2\nhidden = [4]\n')
+    res = run(["train", data, "--config", str(tmp_path / "val.toml"), "--folds", "2", "-q", "-o",
+               str(tmp_path / "b.mlp")])
+    assert res.exit_code == 0, res.output
+    assert len(model_io.load(tmp_path / "b.mlp").members) == 2
+    (tmp_path / "cv.toml").write_text("folds = 10\nepochs = 2\nhidden = [4]\n")
+    res = run(["cv", data, "--config", str(tmp_path / "cv.toml"), "-q"])
+    assert_clean_error(res, "cv.toml", "'folds' is ambiguous", "member-folds", code=2)
+    (tmp_path / "cv2.toml").write_text("member-folds = 2\nepochs = 2\nhidden = [4]\n")
+    res = run(["cv", data, "--config", str(tmp_path / "cv2.toml"), "--folds", "3", "-q", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["folds"] == 3 and {f["members"] for f in doc["per_fold"]} == {2}

@@ -132,11 +132,16 @@ def options_from_params(params: dict) -> TrainOptions:
     unset takes its declared default. Values out of range are usage errors (exit 2) naming the flag."""
     values = {}
     folds_flag = "--folds"
-    for param, name in _train_params(click.get_current_context(silent=True)).items():
+    ctx = click.get_current_context(silent=True)
+    overridden = _overridden_by_flags(ctx)
+    for param, name in _train_params(ctx).items():
         if name == "folds":
             folds_flag = "--" + param.replace("_", "-")  # --member-folds in cv and tune
         if param not in params:
             continue
+        if name in overridden:
+            params.pop(param)
+            continue  # a --config value the command line contradicts: the flag wins, this takes its default
         value = params.pop(param)
         if value is None and name in ("log1p",):
             value = AUTO
@@ -149,6 +154,31 @@ def options_from_params(params: dict) -> TrainOptions:
     except MlpcliError as exc:
         raise click.UsageError(str(exc)) from None
     return options
+
+
+# Options that exclude one another (``TrainOptions.validate``): when one comes from the command line and the
+# other from --config, the flag wins and the file's value is dropped, as for any other key.
+_EXCLUSIVE = (("group", "no_group"), ("layer", "raw"), ("val_data", "folds"), ("val_data", "refit"),
+              ("refit", "folds"))
+
+
+def _overridden_by_flags(ctx: click.Context | None) -> set[str]:
+    """The TrainOptions fields whose --config value a command-line flag contradicts (``_EXCLUSIVE``)."""
+    from click.core import ParameterSource
+
+    if ctx is None:
+        return set()
+    param_of = {name: p for p, name in _train_params(ctx).items()}
+
+    def source(name: str):
+        return ctx.get_parameter_source(param_of[name]) if name in param_of else None
+
+    dropped = set()
+    for a, b in _EXCLUSIVE:
+        for given, from_file in ((a, b), (b, a)):
+            if source(given) == ParameterSource.COMMANDLINE and source(from_file) == ParameterSource.DEFAULT_MAP:
+                dropped.add(from_file)
+    return dropped
 
 
 def _declared_default(name: str):
@@ -166,8 +196,15 @@ def _load_config_defaults(ctx: click.Context, param, value):
     if value is None:
         return value
     ctx.meta[CONFIG_META] = value  # an input file too: no output may replace it (``distinct_files``)
+    train_params = _train_params(ctx)
+    renamed = {}  # {train option: this command's key for it} where its flag is another (cv's --member-folds)
+    for p in ctx.command.params:
+        if p.name in train_params and p.opts:
+            key = p.opts[0].lstrip("-").replace("-", "_")
+            if key != train_params[p.name]:
+                renamed[train_params[p.name]] = key
     try:
-        cfg = read_config_file(value)
+        cfg = read_config_file(value, renamed)
     except MlpcliError as exc:
         raise click.BadParameter(str(exc).removeprefix("--config: "), ctx=ctx, param=param) from None
     mapping = {name: p for p, name in _train_params(ctx).items()}
