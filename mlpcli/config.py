@@ -209,8 +209,11 @@ class TrainOptions:
         # a tuple is as good a list of names or widths as a list (hidden=(128, 64), as the estimators take it)
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, tuple) and _META.get(f.name, {}).get("kind") in ("str_list", "int_list"):
+            kind = _META.get(f.name, {}).get("kind")
+            if isinstance(value, tuple) and kind in ("str_list", "int_list"):
                 setattr(self, f.name, list(value))
+            elif kind == "int_list" and _is_int(value):  # hidden=8, as a config file's hidden = 8 reads
+                setattr(self, f.name, [value])
 
     def validate(self, folds_flag: str = "--folds") -> None:
         """Raise ConfigError naming the flag for any value of the wrong type or out of range. ``folds_flag``: the

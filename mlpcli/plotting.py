@@ -177,9 +177,13 @@ def _save(fig, path: str) -> None:
 
     fmt = plot_format(path)
     buf = io.BytesIO()
-    # No creation date in SVG/PDF metadata: the same curves give the same file.
-    metadata = {"Date": None} if fmt in ("svg", "pdf") else None
-    fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=metadata)
+    # No creation date in the metadata (PDF's key is CreationDate, SVG's Date) and SVG's element ids from a
+    # fixed salt instead of a random one: the same curves give the same file
+    import matplotlib
+
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt)
+    with matplotlib.rc_context({"svg.hashsalt": "mlpcli"}):
+        fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=metadata)
     data = buf.getvalue()
     atomic_write(path, lambda fh: fh.write(data))
 

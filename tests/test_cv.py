@@ -304,3 +304,9 @@ def test_the_largest_seed_works_with_repeats_and_a_larger_one_is_a_usage_error(t
     assert res.exit_code == 0, res.output
     res = run(["train", path, "--seed", str(MAX_SEED + 1), "--epochs", "2", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 2 and "--seed" in res.output and "4,294,967,295" in res.output
+
+
+def test_cv_coverage_on_a_regression_target_is_refused_not_ignored(tmp_path):
+    path = write_table(tmp_path, task="regression", n_patients=12, n_features=4)
+    res = run(["cv", path, "--coverage", "0.9", "--folds", "2", "--epochs", "2", "--hidden", "4"])
+    assert_clean_error(res, "--coverage", "class targets", code=2)

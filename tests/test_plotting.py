@@ -28,3 +28,17 @@ def test_plot_without_members_keeps_plain_labels(tmp_path):
     plot_curves(str(svg), [1.0, 0.8, 0.7], [1.1, 0.9, 0.85])
     text = svg.read_text()
     assert "members" not in text and "mean of" not in text and "validation" in text
+
+
+def test_the_same_curves_give_the_same_file_in_every_format(tmp_path):
+    """The PDF embedded its creation date (matplotlib's key is CreationDate; Date was passed) and the SVG
+    random element ids, so two plots of the same curves differed."""
+    import time
+
+    train, val = [1.0, 0.6, 0.4, 0.35], [1.1, 0.7, 0.55, 0.56]
+    for fmt in ("pdf", "svg", "png"):
+        a, b = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"
+        plot_curves(str(a), train, val, best_epoch=3)
+        time.sleep(1.1)  # a second later: a creation date would differ
+        plot_curves(str(b), train, val, best_epoch=3)
+        assert a.read_bytes() == b.read_bytes(), fmt

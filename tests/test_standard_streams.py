@@ -206,3 +206,17 @@ def test_a_named_pipe_or_process_substitution_is_read_like_standard_input(tmp_pa
     code, out, err = through_pipe(["predict", "m.mlp", "PIPE", "-o", "-"], b"")
     assert code == 1 and err.strip().splitlines() == [f"Error: {tmp_path / 'table'} is empty; expected a header "
                                                       "line and data rows"], err
+
+
+def test_info_and_diagnose_on_a_closed_stdout_are_errors_not_silence(tmp_path, table):
+    """Without --json, info's summary and diagnose's verdict are the result: with standard output closed
+    they exited 0 having shown nothing."""
+    assert mlpcli(["train", str(table), "--epochs", "3", "--hidden", "4", "--folds", "1", "-q", "-o", "m.mlp"],
+                  tmp_path).returncode == 0
+    for args, what in ((["info", "m.mlp"], "the summary"), (["diagnose", "m.mlp"], "the verdict")):
+        res = mlpcli(args, tmp_path, close=(1,), stderr=subprocess.PIPE, text=True)
+        assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+            f"Error: {what} writes to standard output, which was closed when the command started; redirect it to "
+            "a file (> FILE) instead"], res.stderr
+    res = mlpcli(["diagnose", "m.mlp", "--plot", "c.png"], tmp_path, close=(1,), stderr=subprocess.PIPE, text=True)
+    assert res.returncode == 0 and (tmp_path / "c.png").exists()  # a plot is a result of its own

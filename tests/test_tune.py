@@ -233,3 +233,13 @@ def test_member_folds_messages_name_member_folds_and_a_failed_refit_leaves_no_re
     assert_clean_error(res, "--member-folds 70 is more than the 20 groups", code=1)
     assert "fits on" not in res.output  # refused before any fit
     assert not results.exists() and not model.exists()
+
+
+def test_an_empty_grid_or_value_list_is_an_error_naming_it():
+    from mlpcli.model_selection.grid import choose_points
+
+    with pytest.raises(ConfigError, match="grid is empty"):
+        choose_points({})
+    with pytest.raises(ConfigError, match="lr needs a list of at least one value"):
+        choose_points({"lr": []})
+    assert TrainOptions(hidden=8).hidden == [8]  # as a config file's `hidden = 8`

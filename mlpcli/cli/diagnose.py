@@ -16,8 +16,9 @@ from ..diagnosis import BaselineError, evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ._common import (
-    CONTEXT_SETTINGS, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric, handle_errors,
-    json_option, print_json, quiet_option, report, stderr_console, stdout_console, threads_option, warn_workers,
+    CONTEXT_SETTINGS, check_stdout_open, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric,
+    handle_errors, json_option, print_json, quiet_option, report, stderr_console, stdout_console, threads_option,
+    warn_workers,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -255,6 +256,8 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
     """
     ctx = click.get_current_context()
     _check_mode(ctx, learning)
+    if not as_json and not plot_path:  # the verdict is the result: not lost on a closed standard output
+        check_stdout_open("the verdict")
     if plot_path == "":  # not "no plot": the user asked for one and named no file
         raise click.BadParameter("is empty; give the file to draw to (.png, .svg or .pdf)", param_hint="--plot")
     if plot_path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ._common import (CONTEXT_SETTINGS, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json,
+from ._common import (CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json,
                       quiet_option, stdout_console)
 
 
@@ -31,6 +31,8 @@ def info(model_path, all_features, as_json, quiet, debug):
     from .. import model_io
     from ..model_summary import describe
 
+    if not as_json:  # the summary is the result: not lost on a closed standard output
+        check_stdout_open("the summary")
     doc = describe(model_io.load(model_path), model_path, all_features=all_features)
     if as_json:
         print_json(doc)

@@ -247,6 +247,8 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
         raise DataError("the table has no target column; name it with --target")
     if coverage is not None and not (isinstance(coverage, (int, float)) and 0 < coverage < 1):
         raise ConfigError(f"--coverage must be a level in (0, 1), got {coverage!r}")
+    if coverage is not None and ds.task not in ("binary", "multiclass"):
+        raise OptionError(f"--coverage: prediction sets are for class targets; this target is {ds.task}")
     started = time.perf_counter()
     if leave_batch_out:
         if repeats != 1:

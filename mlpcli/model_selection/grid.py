@@ -117,8 +117,12 @@ def check_key(key: str, shown: str | None = None) -> None:
 def choose_points(space: dict[str, list], n_random: int | None = None, seed: int = 0) -> tuple[list[tuple[int, dict]], list[str]]:
     """(grid index, setting) pairs to evaluate: the full grid, or ``n_random`` distinct points drawn
     with ``seed`` (in grid order). Returns notes too. Every key of ``space`` must be tunable (``check_key``)."""
-    for key in space:
+    if not space:
+        raise ConfigError("the grid is empty; give at least one option and its values, e.g. --grid \"lr=1e-3,1e-2\"")
+    for key, values in space.items():
         check_key(str(key))
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+            raise ConfigError(f"the grid's {key} needs a list of at least one value, got {values!r}")
     size = grid_size(space)
     if n_random is None:
         return [(i, _point(space, i)) for i in range(size)], []
