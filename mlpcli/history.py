@@ -420,12 +420,15 @@ def _metric_baseline(model, metric: str) -> tuple[float | None, str | None]:
 
 def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) -> Curves:
     frame = _read_frame(path)
+    stripped = [str(c).strip() for c in frame.columns]  # " train_loss" (a space after a comma) is train_loss
+    if len(set(stripped)) == len(stripped):
+        frame.columns = stripped
     tk, vk = CURVE_COLUMNS[curves]
     missing = [k for k in (tk, vk) if k not in frame.columns]
     if missing:
         flag = "" if curves == "loss" else " with --metric metric"
         raise DataError(f"{path} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
-                        f"{tk} and {vk} (columns present: {', '.join(map(str, frame.columns[:12]))}"
+                        f"{tk} and {vk} (columns present: {', '.join(repr(str(c)) for c in frame.columns[:12])}"
                         f"{' ...' if len(frame.columns) > 12 else ''})")
     for name in (MEMBER, "epoch", tk, vk, "train_loss_eval"):
         if name in frame.columns:

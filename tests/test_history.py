@@ -336,3 +336,14 @@ def test_a_member_that_blew_up_makes_the_mean_curve_blow_up():
             for e, v in enumerate(c, 1)]
     d = history.diagnose_curves(history.curves_from_history(rows))
     assert d.evidence["first_infinite_epoch"] == 4 and d.summary.startswith("Unstable training")
+
+
+def test_a_history_header_with_spaces_after_the_commas_is_read(tmp_path):
+    """`epoch, train_loss, val_loss` (a space after each comma, as people type it) was "has no 'train_loss'
+    column (columns present: epoch, train_loss, ...)": the listed name hid its leading space."""
+    from mlpcli.history import read_curves
+
+    path = tmp_path / "h.csv"
+    path.write_text("epoch, train_loss, val_loss\n1, 1.0, 1.1\n2, 0.8, 0.9\n3, 0.7, 0.85\n")
+    c = read_curves(str(path))
+    assert list(c.train) == [1.0, 0.8, 0.7] and list(c.val) == [1.1, 0.9, 0.85]
