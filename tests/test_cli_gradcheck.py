@@ -165,3 +165,12 @@ def test_gradcheck_data_needs_the_target_it_is_given_and_offers_only_its_own_opt
     table.drop(columns=feature).to_csv(tmp_path / "fewer.csv", index=False)
     res = run(["gradcheck", "--model", str(model), "--data", str(tmp_path / "fewer.csv")])
     assert res.exit_code == 1 and repr(feature) in res.output and "--fill-missing" not in res.output, res.output
+
+
+def test_gradcheck_json_keeps_the_notes_of_reading_the_data(model_and_data):
+    """--json left out what reading --data said (the roles, the features matched), which the table shows."""
+    model, data = model_and_data
+    res = run(["gradcheck", "--model", str(model), "--data", data, "--rows", "4", "--entries", "3", "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["notes"] and isinstance(doc["warnings"], list)
+    assert json.loads(run(["gradcheck", "--only", "loss:ce", "--json"]).stdout)["notes"] == []

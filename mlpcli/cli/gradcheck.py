@@ -78,6 +78,7 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
                               tol=tol, atol=atol, seed=seed, roles=role_flags(params), notes=notes, warnings=warnings)
         report([] if as_json else notes, warnings, quiet)
     else:
+        notes, warnings = [], []
         try:
             results = gc.run(eps=eps, tol=tol, atol=atol, seed=seed, only=only)
         except gc.UnknownComponent as exc:
@@ -87,7 +88,7 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
         print_json({
             "eps": eps, "tol": tol, "atol": atol, "seed": seed, "passed": not failed,
             "n_components": len(results), "n_failed": len(failed),
-            "results": [r.to_dict() for r in results],
+            "results": [r.to_dict() for r in results], "notes": notes, "warnings": warnings,
         })
     else:
         table = Table(title=f"Gradient check (central differences, eps={eps:g}, tol={tol:g})")
