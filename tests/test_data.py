@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from mlpcli import data as D
 from mlpcli.model_selection import splits
 from mlpcli.errors import ConfigError, DataError, ModelFileError
+from cli_helpers import run
 
 # ── fixtures and helpers ─────────────────────────────────────────────────────────────────────────────────
 
@@ -138,6 +139,42 @@ def test_read_table_features_in_rows_text_after_numeric_first_sample(tmp_path, f
     assert got["g0"].dtype == np.float64
 
 
+def test_features_in_rows_role_rows_are_read_as_written_as_in_the_samples_by_features_table(tmp_path, frame):
+    """Labels 01 / 1 / 2 and patients 000, 001, ... are read as written in either layout: the row layout made
+    them the numbers 1, 1, 2 and 0, 1, ... (two classes instead of three, and other patient ids), also when
+    the first sample's cell looks like a plain number."""
+    frame = frame.assign(label=frame["label"].map({"A": "1", "B": "01", "C": "2"}),
+                         patient_id=[f"{i // 3:03d}" for i in range(len(frame))])
+    write(frame, tmp_path / "cols.csv")
+    transposed(frame).to_csv(tmp_path / "rows.csv", index=False)
+    by_columns, _ = D.load_dataset(tmp_path / "cols.csv")
+    by_rows, _ = D.load_dataset(tmp_path / "rows.csv", features_in_rows=True)
+    assert by_columns.classes == by_rows.classes == ["01", "1", "2"]
+    assert list(by_rows.y) == list(by_columns.y)
+    assert list(by_rows.groups) == list(by_columns.groups) == list(frame["patient_id"])
+    np.testing.assert_array_equal(by_rows.X, by_columns.X)
+    # other target and group names, given as options, too
+    renamed = frame.rename(columns={"label": "grade", "patient_id": "donor"})
+    transposed(renamed).to_csv(tmp_path / "renamed.csv", index=False)
+    ds, _ = D.load_dataset(tmp_path / "renamed.csv", features_in_rows=True, target="grade", group="donor")
+    assert ds.classes == ["01", "1", "2"] and list(ds.groups) == list(frame["patient_id"])
+
+
+def test_features_in_rows_with_decimal_commas_reads_numbers(tmp_path, frame):
+    """A genes × samples table written with semicolons and decimal commas: its gene rows are numbers (every
+    row was taken for text, and training stopped with an internal error)."""
+    write(frame, tmp_path / "cols.csv")
+    rows = transposed(frame).astype(str)
+    genes = rows["feature"].str.startswith("g")
+    rows.loc[genes, rows.columns[1:]] = rows.loc[genes, rows.columns[1:]].apply(lambda c: c.str.replace(".", ","))
+    rows.to_csv(tmp_path / "rows.csv", sep=";", index=False)
+    assert "," in (tmp_path / "rows.csv").read_text().splitlines()[-1]  # the last gene, in decimal commas
+    by_columns, _ = D.load_dataset(tmp_path / "cols.csv")
+    by_rows, _ = D.load_dataset(tmp_path / "rows.csv", features_in_rows=True)
+    np.testing.assert_array_equal(by_rows.X, by_columns.X)
+    assert by_rows.classes == by_columns.classes and list(by_rows.groups) == list(by_columns.groups)
+
+
 def test_read_table_features_in_rows_missing_values(tmp_path, frame):
     frame = frame.copy()
     frame.loc[2, "g1"] = np.nan
@@ -248,6 +285,25 @@ def test_features_in_rows_duplicates(tmp_path):
     (tmp_path / "f.csv").write_text("feature,s1,s2\ng1,1,2\ng1,3,4\n")
     with pytest.raises(DataError, match=r"duplicate feature names .*'g1' \(×2\)"):
         D.read_table(tmp_path / "f.csv", features_in_rows=True)
+
+
+def test_a_stored_pandas_index_is_read_as_the_sample_ids(tmp_path, frame):
+    """``set_index("sample_id").rename_axis(None).to_parquet``: the index is the sample ids, read as
+    `sample_id` (first, as R's row names), not as a feature column 'index'; with a `sample_id` column, an
+    unnamed index (a filtered frame's row numbers) is left out, with a note."""
+    frame.set_index("sample_id").rename_axis(None).to_parquet(tmp_path / "idx.parquet")
+    got, notes = D.read_table_with_notes(tmp_path / "idx.parquet")
+    assert_same_table(got, frame)
+    assert any("stored pandas index" in n and "'sample_id'" in n for n in notes)
+    ds, _ = D.load_dataset(tmp_path / "idx.parquet")
+    assert list(ds.ids) == list(frame["sample_id"]) and "index" not in ds.feature_names
+    filtered = frame[frame["label"] != "A"]
+    filtered.to_parquet(tmp_path / "filtered.parquet")
+    got, notes = D.read_table_with_notes(tmp_path / "filtered.parquet")
+    assert_same_table(got, filtered)
+    assert any("ignored its stored pandas index" in n for n in notes)
+    ds, _ = D.load_dataset(tmp_path / "filtered.parquet")
+    assert ds.feature_names == [f"g{j}" for j in range(6)]
 
 
 def test_features_in_rows_needs_samples(tmp_path):
@@ -365,11 +421,28 @@ def test_missing_group_values(frame):
 
 
 def test_missing_features_kept_and_noted(frame):
+    """A note, not a warning asking for --impute: the reader cannot tell whether --impute is given, and
+    training without it stops with an error that asks for it."""
     frame.loc[[0, 1], "g2"] = np.nan
     frame.loc[3, "g4"] = np.nan
     ds = build(frame)
     assert np.isnan(ds.X).sum() == 3
-    assert any("missing values in 2 feature columns: 'g2' (2), 'g4' (1)" in w and "--impute" in w for w in ds.warnings)
+    assert any("missing values in 2 feature columns: 'g2' (2), 'g4' (1)" in n for n in ds.notes)
+    assert not ds.warnings
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_imputing_commands_do_not_warn_to_impute(tmp_path, frame, command):
+    frame = make_frame(n_patients=20, seed=1)
+    frame.loc[::7, "g1"] = np.nan
+    write(frame, tmp_path / "nan.csv")
+    fast = ["--folds", "2", "--epochs", "2", "--hidden", "", "-q"]
+    out = ["-o", str(tmp_path / "m.mlp")] if command == "train" else []
+    res = run([command, str(tmp_path / "nan.csv"), "--impute", "median", *fast, *out])
+    assert res.exit_code == 0, res.output
+    assert "missing values" not in res.output and "warning" not in res.output.lower(), res.output
+    res = run([command, str(tmp_path / "nan.csv"), *fast, *out])  # without it: the error names the remedy
+    assert res.exit_code == 1 and "--impute" in res.output.strip().splitlines()[-1]
 
 
 def test_infinite_features(frame):

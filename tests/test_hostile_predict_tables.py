@@ -447,3 +447,75 @@ def test_a_stray_opening_quote_is_an_error_not_the_rest_of_the_file_dropped(mode
     res = run(["predict", model, str(tmp_path / "inch.csv"), "-o", str(out), *extra])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(out)) == len(df)
+
+
+# ── labels, stored indexes and the row layout ────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("chunksize", [None, "10", "1"])
+def test_a_missing_label_names_the_file_and_its_first_row_whatever_the_chunking(tmp_path, model, chunksize):
+    """Labels missing in rows 4 and 51: evaluate names the file and row 4 however the rows are cut into pieces
+    (it said "missing values in 2 rows", or "in 1 rows" with --chunksize 10, naming no file)."""
+    df = cohort()
+    df.loc[[3, 50], "label"] = None
+    path = tmp_path / "nolabel.csv"
+    df.to_csv(path, index=False)
+    size = ["--chunksize", chunksize] if chunksize else []
+    one_line_error(run(["evaluate", model, str(path), *size, "-o", str(tmp_path / "out.json")]),
+                   str(path), "'label'", "row 4 (id 'NS0003')")
+    # the label from a sample sheet, with rows the sheet lacks before it in the same piece
+    df[["sample_id", "label"]].iloc[2:].to_csv(tmp_path / "sheet.csv", index=False)
+    df.drop(columns=["label"]).to_csv(tmp_path / "expr.csv", index=False)
+    one_line_error(run(["evaluate", model, str(tmp_path / "expr.csv"), "--samples", str(tmp_path / "sheet.csv"),
+                        *size, "-o", str(tmp_path / "out.json")]), str(tmp_path / "sheet.csv"), "row 4 (id 'NS0003')")
+    assert no_leftovers(tmp_path)
+
+
+def test_a_stored_pandas_index_gives_the_ids_predict_and_train_both_see(tmp_path, model):
+    """An unnamed stored index (``set_index("sample_id").rename_axis(None)``) is the sample ids in predict and
+    evaluate as in train (predict numbered the rows, train saw a column 'index'); a named one no longer stops
+    evaluate with an internal error when a label column is not text."""
+    df = cohort()
+    df.to_parquet(tmp_path / "plain.parquet", index=False)
+    df.set_index("sample_id").rename_axis(None).to_parquet(tmp_path / "unnamed.parquet")
+    df.assign(patient_id=df["patient_id"].str[1:].astype(int)).set_index("sample_id").to_parquet(
+        tmp_path / "named.parquet")
+    out = tmp_path / "p.csv"
+    outputs = []
+    for name in ("plain", "unnamed", "named"):
+        res = run(["predict", model, str(tmp_path / f"{name}.parquet"), "--chunksize", "7", "-o", str(out), "-q"])
+        assert res.exit_code == 0, res.output
+        outputs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outputs[1], outputs[0])
+    pd.testing.assert_frame_equal(outputs[2], outputs[0])
+    for name in ("unnamed", "named"):
+        res = run(["evaluate", model, str(tmp_path / f"{name}.parquet"), "--id", "sample_id", "--chunksize", "7",
+                   "--json", "-q"])
+        assert res.exit_code == 0, res.output
+    # a repeated id in the stored index is found as in a column
+    twice = df.set_index("sample_id").rename_axis(None)
+    twice.index = list(twice.index[:-1]) + [twice.index[2]]
+    twice.to_parquet(tmp_path / "twice.parquet")
+    one_line_error(run(["predict", model, str(tmp_path / "twice.parquet"), "--chunksize", "7", "-o", str(out)]),
+                   "duplicate sample id 'NS0002'", "rows 3 and 90")
+
+
+def test_evaluate_reads_role_rows_of_the_row_layout_as_written(tmp_path):
+    """Labels 1, 01 and 2 are three classes in a genes × samples table too (its rows were read as the numbers
+    1, 1 and 2): evaluate gives the samples × features table's metrics."""
+    df = make_table(task="multiclass", seed=1, n_features=6)
+    df["label"] = df["label"].map({"typeA": "1", "typeB": "01", "typeC": "2"})
+    path = tmp_path / "train.csv"
+    df.to_csv(path, index=False)
+    model_path = tmp_path / "m.mlp"
+    model_io.save(train(str(path), TrainOptions(target=["label"], hidden=[4], epochs=5, seed=0, folds=1)).model,
+                  model_path)
+    feats = [c for c in df.columns if c.startswith("f")]
+    rows = df.set_index("sample_id")[["label", "patient_id", *feats]].T.rename_axis("gene").reset_index()
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    docs = []
+    for args in ([str(path)], [str(tmp_path / "rows.csv"), "--features-in-rows"]):
+        res = run(["evaluate", str(model_path), *args, "--json", "-q"])
+        assert res.exit_code == 0, res.output
+        docs.append(json.loads(res.output[res.output.index("{"):]))
+    assert docs[1]["metrics"] == docs[0]["metrics"] and docs[0]["classes"] == ["01", "1", "2"]

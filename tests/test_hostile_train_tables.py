@@ -277,3 +277,35 @@ def test_a_header_cell_holding_a_line_end_is_one_header(tmp_path):
     path.write_text('sample_id,label,"f\n1",f2\nS1,A,1,2\nS2,B,3\n')
     with pytest.raises(DataError, match="line 4 has 3 fields but the header has 4"):
         data.read_table(path)
+
+
+@pytest.mark.parametrize("extra", ["macosx", "folder"])
+def test_a_zip_with_a_macos_or_folder_entry_reads_as_in_predict(tmp_path, good, extra):
+    """Finder's __MACOSX/ resource files and folder entries are skipped by every reader of a .zip (pandas
+    refused them: "Multiple files found in ZIP file"), as a table and as a sample sheet."""
+    import zipfile
+
+    df = table()
+    member = "export/t.csv" if extra == "folder" else "t.csv"
+
+    def zipped(name: str, frame: pd.DataFrame) -> str:
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as archive:
+            if extra == "folder":
+                archive.writestr("export/", b"")
+            archive.writestr(member, frame.to_csv(index=False))
+            if extra == "macosx":
+                archive.writestr("__MACOSX/._t.csv", b"\x00\x05\x16\x07 resource fork")
+        return str(path)
+
+    expected, _ = data.load_dataset(good["data"])
+    ds, _ = data.load_dataset(zipped("t.csv.zip", df))
+    np.testing.assert_array_equal(ds.X, expected.X)
+    assert list(ds.ids) == list(expected.ids)
+    sheet = zipped("sheet.csv.zip", df[["sample_id", "patient_id", "label"]])
+    df.drop(columns=["patient_id", "label", "batch"]).to_csv(tmp_path / "expr.csv", index=False)
+    joined, _ = data.load_dataset(tmp_path / "expr.csv", samples=sheet)
+    assert list(joined.y) == list(expected.y) and list(joined.groups) == list(expected.groups)
+    res = run(["train", str(tmp_path / "t.csv.zip"), "-o", str(tmp_path / "z.mlp"), "--hidden", "4", "--epochs", "2",
+               "--folds", "1", "-q"])
+    assert res.exit_code == 0, res.output

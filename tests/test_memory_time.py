@@ -90,7 +90,7 @@ def test_parquet_columns_read_as_pandas_reads_them(tmp_path):
     ds, _ = data.load_dataset(str(path))
     expected = pd.read_parquet(path)[ds.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
     assert np.array_equal(ds.X.astype(np.float64), expected, equal_nan=True)
-    assert any("missing values" in w for w in ds.warnings)
+    assert any("missing values" in n for n in ds.notes)
 
 
 def test_log1p_decision_on_a_row_subsample_checks_every_value_for_negativity(monkeypatch):

@@ -393,3 +393,28 @@ def test_integer_sample_ids_in_a_parquet_sheet_join(tmp_path, geo):
                "disease", *FAST, "-q", "-o", str(model)])
     assert res.exit_code == 0, res.output
     assert model_io.load(model).fit is not None
+
+
+def test_ids_differing_only_in_surrounding_spaces_are_a_duplicate_not_one_shared_sheet_row(tmp_path, geo):
+    """'S0000' and 'S0000 ' match the same sheet row once spaces are stripped: both would silently take its
+    label and patient. Every command refuses them, naming both spellings, in either layout and in any piece."""
+    df, _, sheet = geo
+    table = df[["sample_id", *genes(df)]].copy()
+    table.loc[1, "sample_id"] = "S0000 "
+    table.to_csv(tmp_path / "t.csv", index=False)
+    matrix = write_matrix(table, tmp_path / "m.tsv")
+    both = ("duplicate sample id", "'S0000'", "'S0000 '")
+    res = run(["train", str(tmp_path / "t.csv"), "--samples", sheet, "--target", "disease",
+               "-o", str(tmp_path / "x.mlp"), *FAST])
+    assert_clean_error(res, str(tmp_path / "t.csv"), "(row 1)", "(row 2)", *both)
+    assert_clean_error(run(["cv", matrix, "--features-in-rows", "--samples", sheet, "--target", "disease", *FAST]),
+                       matrix, "(header cell 2)", "(header cell 3)", *both)
+    model_path = tmp_path / "ok.mlp"
+    df[["sample_id", "disease", *genes(df)]].to_csv(tmp_path / "train.csv", index=False)
+    res = run(["train", str(tmp_path / "train.csv"), "--target", "disease", "-o", str(model_path), *FAST])
+    assert res.exit_code == 0, res.output
+    for args in ([str(tmp_path / "t.csv"), "--chunksize", "1"], [matrix, "--features-in-rows"]):
+        for command in (["evaluate", "-o", str(tmp_path / "e.json")], ["predict", "-o", str(tmp_path / "p.csv")]):
+            res = run([command[0], str(model_path), *args, "--samples", sheet, *command[1:]])
+            assert_clean_error(res, *both)
+            assert not os.path.exists(command[2])

@@ -329,10 +329,10 @@ class Dataset:
         notes: list[str] = []
         warn: list[str] = []
         if features is None:
-            X = _feature_matrix(df, feature_names, warn, roles.id)
+            X = _feature_matrix(df, feature_names, notes, roles.id)
         else:
             X = features[1]
-            _check_feature_values(X, feature_names, warn)
+            _check_feature_values(X, feature_names, notes)
         ids = _id_column(df, roles.id)
         _check_value_limit(X, feature_names, ids, "feature column")
         groups = _label_column(df, roles.group, "--group")
@@ -353,16 +353,16 @@ class Dataset:
         )
 
 
-def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str], id_column: str | None = None) -> np.ndarray:
+def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_column: str | None = None) -> np.ndarray:
     """(n, d) float64 of the feature columns; non-numeric columns and infinities are errors, NaN is noted.
     A column of numbers with a few cells that are not (a "0.5" among decimal commas, a typo) is an error
     naming the first such cell: its row (and sample id) and value, as the text reader parsed it."""
     frame = df[names]
+    decimal = df.attrs.get(DECIMAL_ATTR, ".")
     # dtype first: fetching 60,000 columns one by one is slow, only object columns need a look inside
     bad = [n for n, t in zip(names, frame.dtypes) if not pd.api.types.is_numeric_dtype(t)
-           and not _numbers_in_objects(frame[n])]
+           and not _numbers_in_objects(frame[n], decimal)]
     if bad:
-        decimal = df.attrs.get(DECIMAL_ATTR, ".")
         source = f"{df.attrs[SOURCE_ATTR]}: " if SOURCE_ATTR in df.attrs else ""
         text = [n for n in bad if non_number_cells(frame[n], decimal).sum() == frame[n].notna().sum()]
         if not text:  # every such column holds numbers: name the first cell that is not one
@@ -382,13 +382,15 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], warn: list[str], id_colu
 
     # float32 where every column holds float32 numbers (a float32 parquet file): the same values in half the memory
     X = frame.to_numpy(dtype=np.float32 if exact_dtypes(frame.dtypes) else np.float64, na_value=np.nan)  # (n, d)
-    _check_feature_values(X, names, warn)
+    _check_feature_values(X, names, notes)
     return X
 
 
-def _check_feature_values(X: np.ndarray, names: list[str], warn: list[str]) -> None:
-    """Infinities are errors naming their columns; missing values a warning with counts. Column blocks
-    at a time, so the checks need no full-size temporary (a sparse X: its stored values)."""
+def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str]) -> None:
+    """Infinities are errors naming their columns; missing values a note with counts: the reader does not
+    know whether --impute is given, and training without it stops with an error naming it (a warning here
+    asked for --impute even when it was given, and -q cannot hide a warning). Column blocks at a time, so
+    the checks need no full-size temporary (a sparse X: its stored values)."""
     infinite = np.zeros(X.shape[1], dtype=bool)
     nan_counts = np.zeros(X.shape[1], dtype=np.int64)
     if is_sparse(X):
@@ -405,10 +407,8 @@ def _check_feature_values(X: np.ndarray, names: list[str], warn: list[str]) -> N
     if nan_counts.any():
         cols = np.flatnonzero(nan_counts)
         pairs = [(names[j], int(nan_counts[j])) for j in cols]
-        warn.append(
-            f"missing values in {len(cols)} feature columns: {_counted(pairs)}; train with "
-            "--impute median|mean|zero"
-        )
+        notes.append(f"missing values in {len(cols)} feature columns: {_counted(pairs)} (filled by --impute; "
+                     "without it, training stops at them)")
 
 
 _CHECK_BLOCK = 1 << 22  # values per block of the feature checks (32 MiB of float64)
@@ -435,12 +435,14 @@ def _check_value_limit(values: np.ndarray, names: Sequence[str], ids: np.ndarray
         raise DataError(value_limit_message(what, names[j], values[i, j], where))
 
 
-def _numbers_in_objects(col: pd.Series) -> bool:
-    """True for an object column holding only numbers (a frame built in Python); text columns are not."""
+def _numbers_in_objects(col: pd.Series, decimal: str = ".") -> bool:
+    """True for an object column holding only numbers (a frame built in Python, or a row of a genes × samples
+    table, numbers but for a cell or two); text columns are not, nor a "0.5" among decimal commas (`decimal`:
+    the table's mark), which pandas would take for a number."""
     if col.dtype != object:
         return False
     converted = pd.to_numeric(col, errors="coerce")
-    return bool((converted.notna() == col.notna()).all())
+    return bool((converted.notna() == col.notna()).all()) and not non_number_cells(col, decimal).any()
 
 
 def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
@@ -827,9 +829,10 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                 table.notes + notes
         frame = _typed_targets(table.read_frame(text=text), roles.target, table)  # a feature column holds
         notes = table.notes + notes  # text: the whole frame names it
-    else:
+    else:  # the row layout (its rows that may take a role read as written), or a parquet file's stored index
+        text = [c for c in [*_names(target), group, id, batch, DEFAULT_ID, *DEFAULT_GROUPS, DEFAULT_BATCH] if c]
         frame, read_notes = read_table_with_notes(path if src.name != "standard input" else "-", features_in_rows,
-                                                  stdin=src.opener(), sep=sep, decimal=decimal)
+                                                  stdin=src.opener(), sep=sep, decimal=decimal, text=text)
         join, roles, notes = joined_roles(list(frame.columns))
         notes = read_notes + notes
     if join is not None:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ._common import DECIMAL_ATTR, DEFAULT_ID, SOURCE_ATTR, SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
+from ._common import non_number_cells, typed_as_written
 from .fields import check_stream
 
 # ── reading tables ───────────────────────────────────────────────────────────────────────────────────────
@@ -38,7 +39,9 @@ def read_table(path: str | os.PathLike, features_in_rows: bool = False, *, stdin
     fix how text is split and numbers are written. Returns a DataFrame (n_samples, n_columns) with string
     column names; the transposed layout gets a leading `sample_id` column taken from its header. Notes on
     what was detected are in ``read_table_with_notes``. `text`: columns of a text table read as written
-    (strings: ids like 007), where present; the others are typed by pandas.
+    (strings: ids like 007), where present; the others are typed by pandas. With `features_in_rows` they
+    are rows (ids, groups, batches, labels), typed as written (``typed_as_written``: 01 stays 01) however
+    numeric they look, as the same columns of a samples × features table are.
     """
     return read_table_with_notes(path, features_in_rows, stdin=stdin, sep=sep, decimal=decimal, text=text)[0]
 
@@ -55,10 +58,13 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
         raise DataError(f"{src.name} is a directory; a 10x Genomics directory is read by train (with --samples) "
                         "and predict, not as a table")
     if src.kind == "parquet":
-        frame = _read_parquet(src.name, features_in_rows)
-        return (frame, []) if features_in_rows else _apply_header_rules(frame, src.name)
+        frame, notes = _read_parquet(src.name, features_in_rows, text)
+        if features_in_rows:
+            return frame, notes
+        frame, more = _apply_header_rules(frame, src.name)
+        return frame, notes + more
     table = TextTable.open(src, sep=sep, decimal=decimal, features_in_rows=features_in_rows)
-    return table.read_frame(text=[c for c in text if c in table.names]), table.notes
+    return table.read_frame(text=text if features_in_rows else [c for c in text if c in table.names]), table.notes
 
 
 def _check_file(path: str) -> None:
@@ -514,9 +520,15 @@ class TextTable:
             return _not_utf8(self.src.name, self.fmt, exc)
         return DataError(f"cannot parse {self.src.name} as {self.fmt}: {_short_reason(exc)}")
 
-    def _read_csv(self, **kwargs):
-        return pd.read_csv(self.src.opener(), sep=self.dialect.sep, decimal=self.dialect.decimal,
-                           compression=self.src.compression, **kwargs)
+    def _read_csv(self, **kwargs) -> pd.DataFrame:
+        """The table read whole by pandas (`kwargs`: read_csv's)."""
+        with _open_binary(self.src.opener(), self.src.compression) as raw:
+            return self._parse(raw, **kwargs)
+
+    def _parse(self, raw, **kwargs):
+        """pandas' read_csv of the decompressed stream `raw` (from ``_open_binary``, which, unlike pandas, finds
+        a .zip's table past folder entries and macOS's __MACOSX/ files)."""
+        return pd.read_csv(raw, sep=self.dialect.sep, decimal=self.dialect.decimal, **kwargs)
 
     def check_fields(self) -> None:
         """Every row must have the header's number of fields (``fields.check_stream``): given the column
@@ -535,11 +547,13 @@ class TextTable:
 
     def read_frame(self, text: Sequence[str] = ()) -> pd.DataFrame:
         """The whole table as a DataFrame (n_samples, n_columns), string column names; the `text` columns
-        as read (strings: sample ids such as 007 are matched as written), the others typed by pandas."""
+        as read (strings: sample ids such as 007 are matched as written), the others typed by pandas. With
+        --features-in-rows, `text` names rows, typed as written (see ``read_table``)."""
         self.check_fields()
         if self.features_in_rows:
             try:
-                frame = _read_feature_rows_text(self._read_csv, self.header, self.src.name)
+                frame = _read_feature_rows_text(self._read_csv, self.header, self.src.name, text,
+                                                self.dialect.decimal)
             except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
                 raise self._error(exc) from None
             return self._stamped(frame)
@@ -589,10 +603,10 @@ class TextTable:
         parts: list[pd.DataFrame] = []
         try:
             # low_memory=False: each chunk parsed at once (not in pieces pandas would then concatenate)
-            reader = self._read_csv(header=0, names=self.names,
-                                    dtype={**{c: str for c in text}, **{f: np.float64 for f in features}},
-                                    chunksize=rows, low_memory=False)
-            with reader:
+            with _open_binary(self.src.opener(), self.src.compression) as raw, \
+                    self._parse(raw, header=0, names=self.names,
+                                dtype={**{c: str for c in text}, **{f: np.float64 for f in features}},
+                                chunksize=rows, low_memory=False) as reader:
                 for chunk in reader:
                     if not blocks:
                         self._check_rows(chunk)
@@ -703,7 +717,7 @@ class ParquetTable:
 
     def read_frame(self, text: Sequence[str] = ()) -> pd.DataFrame:
         """The whole table as a DataFrame, as ``read_table`` gives it."""
-        frame, notes = _apply_header_rules(_read_parquet(self.src.name, False), self.src.name)
+        frame, notes = read_table_with_notes(self.src.name)
         self.notes += notes
         return frame
 
@@ -770,23 +784,58 @@ def _column_values(column) -> np.ndarray:
     return column.to_numpy()
 
 
-def _read_parquet(path: str, features_in_rows: bool) -> pd.DataFrame:
+def parquet_columns(schema, path: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The columns every reader sees in a parquet file with this (pyarrow) schema, as (name, the file's field)
+    pairs in order (a name given twice is the caller's error to name), and a note on its stored pandas index.
+
+    ``DataFrame.to_parquet`` stores any index but a plain range as fields: a named index under its name, an
+    unnamed one as ``__index_level_0__`` (one per level). The index comes first, as it does in pandas. A
+    single unnamed one is the row names, which usually hold the sample ids
+    (``set_index("sample_id").rename_axis(None)``), so it is read as `sample_id`, as R's row names are; when
+    a column has that name (the index then numbers the rows of a filtered frame), or for the levels of an
+    unnamed multi-index, it is left out. Without this rule ``train`` saw a column 'index' that ``predict``
+    did not."""
+    names = [str(n) for n in schema.names]
+    meta = schema.pandas_metadata or {}
+    stored = [str(c) for c in meta.get("index_columns", []) if isinstance(c, str) and str(c) in names]
+    stored += [n for n in names if n.startswith("__index_level_") and n not in stored]
+    unnamed = [n for n in stored if n.startswith("__index_level_")]
+    rename = {unnamed[0]: DEFAULT_ID} if len(stored) == 1 and unnamed and DEFAULT_ID not in names else {}
+    order = [*stored, *(n for n in names if n not in stored)]
+    columns = [(rename.get(n, n), n) for n in order if n in rename or n not in unnamed]
+    notes = []
+    if rename:
+        notes.append(f"{path}: its stored pandas index has no name: read as the sample ids, {DEFAULT_ID!r}")
+    elif unnamed:
+        why = f"the table has a {DEFAULT_ID!r} column" if DEFAULT_ID in names else "levels of a multi-index"
+        notes.append(f"{path}: ignored its stored pandas index without a name ({why}); name it to use it")
+    return columns, notes
+
+
+def _read_parquet(path: str, features_in_rows: bool, text: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+    """(the whole parquet table, its columns named as ``parquet_columns`` names them; notes)."""
     try:
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow is a declared dependency
         raise DataError("reading .parquet tables needs pyarrow; pip install pyarrow") from None
     try:
-        names = [n for n in pq.read_schema(path).names if not n.startswith("__index_level_")]
-        _check_unique_header(names, path, features_in_rows)
+        columns, notes = parquet_columns(pq.read_schema(path), path)
+        _check_unique_header([n for n, _ in columns], path, features_in_rows)
         frame = pd.read_parquet(path)
     except _PARSE_ERRORS as exc:
         raise DataError(f"cannot parse {path} as parquet: {_short_reason(exc)}") from None
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
-        frame = frame.reset_index()  # a stored index (often the sample ids) becomes an ordinary column
+        # a stored index: its levels become columns, first, named as the file's fields are
+        levels = [n if n is not None else f"__index_level_{i}__" for i, n in enumerate(frame.index.names)]
+        frame = frame.rename_axis(levels).reset_index()
     frame.columns = [str(c) for c in frame.columns]
+    fields = {f for _, f in columns}
+    for field in [c for c in frame.columns if c not in fields]:
+        del frame[field]  # in place: no copy of the table
+    frame.rename(columns={f: n for n, f in columns if n != f}, inplace=True)
     if frame.shape[0] == 0:
         raise DataError(f"{path} has a header but no {'feature' if features_in_rows else 'data'} rows")
-    return _samples_from_feature_rows(frame, path) if features_in_rows else frame
+    return (_samples_from_feature_rows(frame, path, text) if features_in_rows else frame), notes
 
 
 def _check_unique_header(header: Sequence[Any], source: str, features_in_rows: bool) -> None:
@@ -809,12 +858,15 @@ def _check_unique_header(header: Sequence[Any], source: str, features_in_rows: b
 
 
 # The transposed (features × samples) layout. Rows whose every value parses as a number become numeric
-# columns (int64 when all integral, else float64); the others (label, patient_id, batch, ...) stay text.
+# columns (int64 when all integral, else float64); the others, and the rows named as holding ids, groups,
+# batches or labels, are typed as written (``typed_as_written``): labels 01 and 02, patients 000 and 001
+# stay as written, as in a samples × features table, instead of becoming the numbers 1, 2, 0 and 1.
 
 
-def _read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[str], source: str) -> pd.DataFrame:
+def _read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[str], source: str,
+                            text: Sequence[str] = (), decimal: str | None = None) -> pd.DataFrame:
     """Features × samples text table -> samples × features frame with `sample_id` first; `read_csv(**kw)`
-    reads the file with its separator and decimal mark.
+    reads the file with its separator and `decimal` mark; the rows named in `text` are read as text.
 
     A label row makes every sample column text, and parsing 60,000 × n cells from Python strings is slow.
     So: pass 1 reads the names and the first sample to find the text rows, pass 2 lets pandas' C parser read
@@ -837,27 +889,30 @@ def _read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[
         raise DataError(f"{source} has a header but no feature rows")
     names = _check_feature_names(first.iloc[:, 0], source)
     cells = first.iloc[:, 1]
-    is_text = (pd.to_numeric(cells, errors="coerce").isna() & cells.notna()).to_numpy()
+    # under decimal commas too: 0,5 is a number (pass 2 reads it as one), else every row of such a table was text
+    is_text = non_number_cells(cells, decimal or ".") | np.isin(names, list(text))
     text_lines = set((np.flatnonzero(is_text) + 1).tolist())  # file line numbers; the header is line 0
     numeric = read(skiprows=sorted(text_lines), dtype={0: str}) if not is_text.all() else None
-    text = read(skiprows=lambda i: i > 0 and i not in text_lines, dtype=str) if is_text.any() else None
+    text_rows = read(skiprows=lambda i: i > 0 and i not in text_lines, dtype=str) if is_text.any() else None
 
     def rows_are(frame: pd.DataFrame | None, mask: np.ndarray) -> bool:
         expected = [n for n, m in zip(names, mask) if m]
         return frame is None and not expected or frame is not None and list(frame.iloc[:, 0]) == expected
 
     numeric_ok = numeric is None or all(pd.api.types.is_numeric_dtype(t) for t in numeric.dtypes.iloc[1:])
-    if not (numeric_ok and rows_are(numeric, ~is_text) and rows_are(text, is_text)):
-        return _samples_from_feature_rows(read(), source)
+    if not (numeric_ok and rows_are(numeric, ~is_text) and rows_are(text_rows, is_text)):
+        return _samples_from_feature_rows(read(), source, text, decimal)
     numeric_values = (np.empty((0, len(sample_ids))) if numeric is None
                       else numeric.iloc[:, 1:].to_numpy(dtype=np.float64))  # (F_num, S)
-    text_values = (np.empty((0, len(sample_ids)), dtype=object) if text is None
-                   else text.iloc[:, 1:].to_numpy(dtype=object))  # (F_text, S)
-    return _assemble_samples(sample_ids, names, is_text, numeric_values, text_values)
+    text_values = (np.empty((0, len(sample_ids)), dtype=object) if text_rows is None
+                   else text_rows.iloc[:, 1:].to_numpy(dtype=object))  # (F_text, S)
+    return _assemble_samples(sample_ids, names, is_text, numeric_values, text_values, text, decimal)
 
 
-def _samples_from_feature_rows(raw: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Generic transposition of an in-memory features × samples frame (parquet, or the text fallback)."""
+def _samples_from_feature_rows(raw: pd.DataFrame, source: str, text: Sequence[str] = (),
+                               decimal: str | None = None) -> pd.DataFrame:
+    """Generic transposition of an in-memory features × samples frame (parquet, or the text fallback); the
+    rows named in `text` are typed as written when their cells are text (a table of numbers only keeps them)."""
     if raw.shape[1] < 2:
         raise DataError(f"{source} has no sample columns; with --features-in-rows the first column holds "
                         "feature names and every other column is one sample")
@@ -865,10 +920,12 @@ def _samples_from_feature_rows(raw: pd.DataFrame, source: str) -> pd.DataFrame:
         raise DataError(f"{source} has a header but no feature rows")
     names = _check_feature_names(raw.iloc[:, 0], source)
     body = raw.iloc[:, 1:]
-    values, numeric_rows = _numeric_rows(body)  # (F, S) float64, (F,) bool
-    is_text = ~numeric_rows
+    values, numeric_rows = _numeric_rows(body, decimal)  # (F, S) float64, (F,) bool
+    cells_are_text = not all(pd.api.types.is_numeric_dtype(t) for t in body.dtypes)
+    is_text = ~numeric_rows | (cells_are_text & np.isin(names, list(text)))
     text_values = body.iloc[np.flatnonzero(is_text)].to_numpy(dtype=object)
-    return _assemble_samples([str(c) for c in body.columns], names, is_text, values[numeric_rows], text_values)
+    return _assemble_samples([str(c) for c in body.columns], names, is_text, values[~is_text], text_values, text,
+                             decimal)
 
 
 def _check_feature_names(column: pd.Series, source: str) -> list[str]:
@@ -886,24 +943,29 @@ def _check_feature_names(column: pd.Series, source: str) -> list[str]:
     return names
 
 
-def _numeric_rows(body: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(values (F, S) float64 with NaN where not numeric, mask (F,) of rows that are entirely numeric)."""
+def _numeric_rows(body: pd.DataFrame, decimal: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(values (F, S) float64 with NaN where not numeric, mask (F,) of rows that are entirely numeric). Cells
+    left as text are numbers when written with the table's `decimal` mark (``non_number_cells``: under
+    decimal commas, one sample's stray "0.5" leaves its whole column as text, "0,3" cells included)."""
     if all(pd.api.types.is_numeric_dtype(t) for t in body.dtypes):
         return body.to_numpy(dtype=np.float64), np.ones(body.shape[0], dtype=bool)
-    cells = body.to_numpy(dtype=object)  # (F, S)
-    values = np.asarray(pd.to_numeric(cells.ravel(), errors="coerce"), dtype=np.float64).reshape(cells.shape)
-    present = ~pd.isna(cells)
-    # A row is numeric when every present cell parsed: parsing added no NaN beyond the missing cells.
-    numeric = np.all(np.isnan(values) == ~present, axis=1)
-    return values, numeric
+    cells = pd.Series(body.to_numpy(dtype=object).ravel())  # (F * S,)
+    stray = non_number_cells(cells, decimal or ".")  # present, but not a number
+    if decimal == ",":
+        cells = cells.map(lambda v: v.replace(",", ".") if isinstance(v, str) else v)
+    values = pd.to_numeric(cells.where(~stray), errors="coerce").to_numpy(dtype=np.float64).reshape(body.shape)
+    return values, ~stray.reshape(body.shape).any(axis=1)  # a row is numeric when every present cell is
 
 
 def _assemble_samples(
-    sample_ids: list[str], names: list[str], is_text: np.ndarray, numeric_values: np.ndarray, text_values: np.ndarray
+    sample_ids: list[str], names: list[str], is_text: np.ndarray, numeric_values: np.ndarray, text_values: np.ndarray,
+    written: Sequence[str] = (), decimal: str | None = None,
 ) -> pd.DataFrame:
     """Samples × features frame: `sample_id`, then one column per name in file order.
 
-    numeric_values (F_num, S) float64 holds the rows where ~is_text, text_values (F_text, S) the others.
+    numeric_values (F_num, S) float64 holds the rows where ~is_text, text_values (F_text, S) the others; of
+    these, the `written` ones (ids, groups, batches, labels) are typed as written (``typed_as_written``;
+    `decimal`: the table's decimal mark), the rest left as text for the feature checks to name a stray cell.
     """
     num_names = [n for n, t in zip(names, is_text) if not t]
     block = numeric_values.T  # (S, F_num)
@@ -916,5 +978,8 @@ def _assemble_samples(
         parts.append(pd.DataFrame(block[:, integral].astype(np.int64), columns=[n for n, i in zip(num_names, integral) if i]))
     if is_text.any():
         text_names = [n for n, t in zip(names, is_text) if t]
-        parts.append(pd.DataFrame(text_values.T, columns=text_names).infer_objects())
+        frame = pd.DataFrame(text_values.T, columns=text_names).infer_objects()
+        for name in set(text_names) & set(written):
+            frame[name] = typed_as_written(frame[name], decimal)
+        parts.append(frame)
     return pd.concat(parts, axis=1)[[DEFAULT_ID, *names]]

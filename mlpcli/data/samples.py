@@ -16,7 +16,8 @@ Rules (every command that reads a table applies them through this module):
     --features-in-rows the table's sample ids are its column headers.
   * Ids match as exact strings once surrounding whitespace is stripped: 007 is not 7, S1 is not s1. The
     sheet's id column is read as text for that; an id missing or repeated in the sheet is an error naming
-    the file, the id and its lines.
+    the file, the id and its lines, and so are two of the table's samples matching one sheet row (S1 and
+    "S1 "), which would otherwise share its label, patient and batch.
   * Features never come from the sheet: its columns other than the id are roles (target, group, batch, or
     dropped) or ignored, with a note. A sheet column that the table has too is an error when it would take
     a role (which copy is meant?); otherwise the table's column is used and the sheet's ignored, with a note.
@@ -243,7 +244,10 @@ class SampleJoin:
         self.unmatched: list[str] = []  # the first few ids of the table without a row in the sheet
         self._probe: list[str] = []  # and a few more, to explain a join that matches nothing
         self._examples: list[str] = []  # the first few ids of the table, matched or not
-        self.used = np.zeros(len(sheet.ids), dtype=bool)  # (m,) sheet rows matched by some sample
+        # (m,) per sheet row, the table's first row (0-based) matched to it, -1 for none, and that row's id as
+        # written: ids are matched stripped of surrounding spaces, so 'S1' and 'S1 ' would share one sheet row
+        self.matched_row = np.full(len(sheet.ids), -1, dtype=np.int64)
+        self._matched_id = np.empty(len(sheet.ids), dtype=object)
 
     # -- before the rows: roles ------------------------------------------------------------------------
 
@@ -309,10 +313,38 @@ class SampleJoin:
             if room > 0:
                 self._probe += [str(k) for k in keys[:room]]
             self.unmatched = self._probe[:_SHOWN]
+        self._check_one_row_each(ids, positions, first_row)
         self.n_unmatched += int(missing.size)
         self.n_matched += len(positions) - int(missing.size)
         self.n_rows += len(positions)
-        self.used[positions[positions >= 0]] = True
+
+    def _check_one_row_each(self, ids: np.ndarray, positions: np.ndarray, first_row: int) -> None:
+        """A DataError when two of the table's samples match one sheet row: the same id, or two spellings of
+        it that differ only in surrounding spaces ('S1' and 'S1 '), which would silently share its label,
+        patient and batch. Names both as written and their rows (header cells with --features-in-rows)."""
+        hit = np.flatnonzero(positions >= 0)
+        sheet_rows = positions[hit]
+        earlier = self.matched_row[sheet_rows]
+        again = (earlier >= 0) | pd.Series(sheet_rows).duplicated().to_numpy()
+        if again.any():
+            k = int(np.flatnonzero(again)[0])
+            if earlier[k] >= 0:
+                before, before_id = int(earlier[k]), self._matched_id[sheet_rows[k]]
+            else:  # earlier in this run of rows
+                j = int(np.flatnonzero(sheet_rows[:k] == sheet_rows[k])[0])
+                before, before_id = first_row + int(hit[j]), ids[hit[j]]
+            raise DataError(self._repeated(str(before_id), before, str(ids[hit[k]]), first_row + int(hit[k])))
+        self.matched_row[sheet_rows] = first_row + hit
+        self._matched_id[sheet_rows] = ids[hit]
+
+    def _repeated(self, first: str, first_row: int, second: str, row: int) -> str:
+        where, base = ("header cell", 2) if self.features_in_rows else ("row", 1)  # cell 1 names the features
+        if first == second:
+            return (f"{self.source}: duplicate sample id {first!r} at {where}s {first_row + base} and {row + base}; "
+                    f"sample ids must be unique to be joined with --samples {self.sheet.path}")
+        return (f"{self.source}: duplicate sample id: {first!r} ({where} {first_row + base}) and {second!r} ({where} "
+                f"{row + base}) are one id, as surrounding spaces are ignored, and would share the row of "
+                f"--samples {self.sheet.path}; sample ids must be unique")
 
     def values(self, name: str, positions: np.ndarray) -> np.ndarray:
         """The sheet column `name` for the rows at `positions` (n,), missing (NaN) where -1."""
@@ -362,7 +394,7 @@ class SampleJoin:
             self.notes.append(f"--samples {sheet.path}: {self.n_unmatched} sample{'s' * (self.n_unmatched > 1)} of "
                               f"{self.source} {'have' if self.n_unmatched > 1 else 'has'} no row in the sheet "
                               f"({fate}): {_listed(self.unmatched, self.n_unmatched)}")
-        unused = np.flatnonzero(~self.used)
+        unused = np.flatnonzero(self.matched_row < 0)
         if unused.size:
             self.notes.append(f"--samples {sheet.path}: {unused.size} of its {m} rows "
                               f"match{'es' * (unused.size == 1)} no sample of "

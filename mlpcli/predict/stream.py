@@ -273,13 +273,14 @@ def _id_lookup(table, column: str) -> Callable[[np.ndarray], Any] | None:
     if isinstance(table, _H5adTable):
         return lambda rows: [table.h.obs_frame([column], r, r + 1)[column].iloc[0] for r in rows.tolist()]
     if isinstance(table, _ParquetTable):
-        return lambda rows: _parquet_values(table.name, column, rows)
+        return lambda rows: _parquet_values(table.name, table.fields[column], rows)
     return None
 
 
-def _parquet_values(path: str, column: str, rows: np.ndarray) -> list:
-    """The values of `column` at 0-based `rows` of a parquet file, through pandas as its pieces convert label
-    columns (a string column reads the same either way); a file of its own, not the one being streamed."""
+def _parquet_values(path: str, field: str, rows: np.ndarray) -> list:
+    """The values of the column stored as `field` at 0-based `rows` of a parquet file, through pandas as its
+    pieces convert label columns (a string column reads the same either way); a file of its own, not the one
+    being streamed. The column alone: a stored pandas index would become the frame's index."""
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path) as f:
@@ -288,7 +289,7 @@ def _parquet_values(path: str, column: str, rows: np.ndarray) -> list:
         groups = np.searchsorted(starts, rows, side="right") - 1
         out = []
         for row, g in zip(rows.tolist(), groups.tolist()):
-            values = f.read_row_group(g, columns=[column]).to_pandas()[column]
+            values = f.read_row_group(g, columns=[field]).column(0).to_pandas()
             out.append(values.iloc[row - int(starts[g])])
         return out
 
@@ -312,9 +313,10 @@ class _Run:
                 data.tenx.check_options(source, roles.layer, roles.raw, roles.features_in_rows)
             self.table, roles, h5ad_notes = _open_h5ad(source, roles, model)
         else:
+            role_rows = _role_names(model, roles) + ([by] if by else [])  # the row layout's, read as written
             self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
                                     decimal=roles.decimal, layer=roles.layer, raw=roles.raw,
-                                    var_names=roles.var_names)
+                                    var_names=roles.var_names, text=role_rows)
         try:
             self.join, self.sheet_only = self._join(sheet, roles, by) if sheet is not None else (None, set())
             if self.join is not None:
@@ -413,15 +415,15 @@ class _Run:
             targets = plan.roles.target
             frame = pd.DataFrame({t: target_series(t) for t in targets})
             decimal = getattr(self.table, "decimal", None)
+            source = plan.source if not set(targets) & self.sheet_only else \
+                f"{plan.source} joined with --samples {join.sheet.path}"  # the labels are the sheet's
             if matched is None or matched.all():
-                meta["y"] = _encode_target(frame, targets, self.model, plan.source, first_row, meta.get("id"),
-                                           decimal)
+                meta["y"] = _encode_target(frame, targets, self.model, source, first_row, meta.get("id"), decimal)
             else:  # rows without a sheet row are left out of the evaluation (after the network): no label needed
                 meta["y"] = _empty_target(self.model, n_rows, len(targets))
                 if matched.any():
-                    meta["y"][matched] = _encode_target(frame[matched].reset_index(drop=True), targets, self.model,
-                                                        plan.source, first_row, meta["id"][matched]
-                                                        if "id" in meta else None, decimal)
+                    meta["y"][matched] = _encode_target(frame, targets, self.model, source, first_row,
+                                                        meta.get("id"), decimal, rows=np.flatnonzero(matched))
         meta["first_row"] = np.full(n_rows, first_row, dtype=np.int64)
         return meta
 
@@ -666,12 +668,23 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
 
 
 def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,
-                   ids: np.ndarray | None, decimal: str | None = None) -> np.ndarray:
-    """y for the rows of `frame` in the model's encoding (class indices, or 0/1 or value columns); labels
-    the model does not know are a DataError naming them, and so is a regression target beyond float32's
-    range (naming its row in the table). Target columns read as text are typed as written first
-    (``data.typed_as_written``; `decimal`: the table's decimal mark). Uses Dataset.from_frame, which needs a
-    feature column, hence the placeholder."""
+                   ids: np.ndarray | None, decimal: str | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+    """y for the rows of `frame` (a piece of the table from 0-based `first_row`; `ids`: its ids or None), or
+    for its `rows` (indices) only, in the model's encoding (class indices, or 0/1 or value columns). A
+    missing label is a DataError naming the file and its row, the first one, as every piece is checked in
+    turn: a count per piece would change with --chunksize. Labels the model does not know are a DataError
+    naming them, and so is a regression target beyond float32's range (naming its row). Target columns read
+    as text are typed as written first (``data.typed_as_written``; `decimal`: the table's decimal mark).
+    Uses Dataset.from_frame, which needs a feature column, hence the placeholder."""
+    index = np.arange(len(frame)) if rows is None else np.asarray(rows)
+    if rows is not None:
+        frame = frame.iloc[index].reset_index(drop=True)
+    missing = frame[targets].isna().to_numpy()  # (n, k)
+    if missing.any():
+        i, j = np.argwhere(missing)[0]  # row order, then column order
+        raise DataError(f"{source}: the target {targets[j]!r} has missing values, the first at "
+                        f"{_row_label(first_row, index[i], ids)}; drop the rows without a label, or predict them "
+                        "with `mlpcli predict`")
     typed = {t: data.typed_as_written(frame[t], decimal) for t in targets if frame[t].dtype == object}
     if typed:
         frame = frame.assign(**typed)
@@ -680,7 +693,7 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
         at = first_beyond_limit(values)
         if at is not None:
             raise DataError(f"{source}: " + value_limit_message("target column", targets[at[1]], values[at],
-                                                                 _row_label(first_row, at[0], ids)))
+                                                                 _row_label(first_row, index[at[0]], ids)))
     sub = frame[targets].copy()
     sub["__mlpcli_placeholder__"] = 0.0
     ds = data.Dataset.from_frame(sub, data.Roles(target=list(targets)), task=model.task, classes=model.classes)

@@ -26,7 +26,7 @@ import pandas as pd
 from .. import data
 from ..data._common import DECIMAL_ATTR
 from ..data.fields import check_quoted, check_quotes_closed, row_lines, simple_quotes
-from ..data.io import _SNIFF_BYTES, _check_file, is_pipe
+from ..data.io import _SNIFF_BYTES, _check_file, is_pipe, parquet_columns
 from ..errors import DataError
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DEFAULT_CHUNK_BYTES
@@ -129,17 +129,23 @@ class _ParquetTable(_Table):
         self._done = 0
         try:
             self._file = pq.ParquetFile(path)
-            names = self._file.schema_arrow.names
+            schema = self._file.schema_arrow
         except (ValueError, OSError) as exc:
             raise DataError(f"cannot parse {path} as parquet: {data._short_reason(exc)}") from None
-        self.columns = [str(c) for c in names if not str(c).startswith("__index_level_")]
+        # the columns as every reader names them ({name: field}): a stored pandas index among them
+        columns, self.notes = parquet_columns(schema, path)
+        self.columns = [n for n, _ in columns]
         _check_header(self.columns, path)
+        self.fields, self._names = dict(columns), {f: n for n, f in columns}
+        # a stored index (it moves first) is read as columns: without the pandas metadata, which would make it
+        # the frame's index again
+        self._stored_index = columns != [(str(n), str(n)) for n in schema.names]
 
     def first_cells(self, limit: int) -> list[str]:
         if not self.columns or self._file.metadata.num_row_groups == 0:
             return []
         try:
-            column = self._file.read_row_group(0, columns=[self.columns[0]]).column(0)
+            column = self._file.read_row_group(0, columns=[self.fields[self.columns[0]]]).column(0)
         except (ValueError, OSError):
             return []  # the reader names a damaged file when it gets there
         return [str(v) for v in column.slice(0, limit).to_pylist()]
@@ -147,13 +153,14 @@ class _ParquetTable(_Table):
     def pieces(self, size, plan, convert):
         import pyarrow as pa
 
-        batches = self._file.iter_batches(batch_size=size.frame_rows(len(plan.usecols())), columns=plan.usecols())
+        batches = self._file.iter_batches(batch_size=size.frame_rows(len(plan.usecols())),
+                                          columns=[self.fields[c] for c in plan.usecols()])
         schema = self._file.schema_arrow
         # numeric features go to numpy column by column, as text input's do (a wide batch through pandas costs
         # a second); a feature of another type goes through pandas, which names the cell that is not a number
         numeric = all(pa.types.is_integer(t) or pa.types.is_floating(t)
-                      for t in (schema.field(c).type for c in plan.present_names))
-        text = [c for c in plan.label_columns if not pa.types.is_string(schema.field(c).type)]
+                      for t in (schema.field(self.fields[c]).type for c in plan.present_names))
+        text = [c for c in plan.label_columns if not pa.types.is_string(schema.field(self.fields[c]).type)]
 
         def read_one():  # in the read-ahead thread: the next batch, converted
             try:
@@ -164,6 +171,8 @@ class _ParquetTable(_Table):
                 return _END
             first = self._done
             self._done += batch.num_rows
+            if self._stored_index:
+                batch = batch.replace_schema_metadata(None).rename_columns([self._names[f] for f in batch.schema.names])
             if numeric and not text:
                 return convert(pa.Table.from_batches([batch]), first)
             return convert(batch.to_pandas(), first)
@@ -794,7 +803,7 @@ def _check_header(columns: Sequence[str], name: str) -> None:
 def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
                decimal: str | None = None, layer: str | None = None, raw: bool = False,
                var_names: str | None = None, var_names_fallback: bool = False,
-               needed: frozenset | None = None) -> _Table:
+               needed: frozenset | None = None, text: Sequence[str] = ()) -> _Table:
     """Open `source` (a path, "-" for standard input, or a DataFrame) for reading in chunks.
 
     Formats as for every command: .csv, .tsv/.txt, each optionally .gz/.bz2/.xz/.zip, .parquet, and "-"
@@ -803,7 +812,8 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
     training (``data.sniff_dialect``; None or "auto" detects them). An .h5ad file (AnnData) is read in
     row ranges of .X, a `layer` or .raw.X (`raw`), genes named by var_names or the var column `var_names`
     (`var_names_fallback`: the index when this file lacks that column, which then came from the model);
-    `needed`: the genes a model reads, the only ones whose names must be unique.
+    `needed`: the genes a model reads, the only ones whose names must be unique. `text`: with
+    `features_in_rows`, the rows that may hold ids, groups, batches or labels, read as written (``read_whole``).
     """
     from ..data import h5ad
 
@@ -820,7 +830,8 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
         return _H5adTable(os.fspath(source), layer, raw, var_names, var_names_fallback, needed=needed)
     if features_in_rows:
         name = "standard input" if str(source) == "-" else os.fspath(source)
-        return _FrameTable(read_whole(source, features_in_rows=True, stdin=stdin, sep=sep, decimal=decimal), name)
+        return _FrameTable(read_whole(source, features_in_rows=True, stdin=stdin, sep=sep, decimal=decimal, text=text),
+                           name)
     return _open_file(source, stdin, sep=sep, decimal=decimal)
 
 
