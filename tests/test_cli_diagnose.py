@@ -135,7 +135,7 @@ def test_plot_bad_extension_is_a_clean_error_and_writes_nothing(run_files):
 def test_history_without_the_loss_columns_names_the_columns_present(tmp_path):
     path = tmp_path / "h.csv"
     pd.DataFrame({"epoch": [1, 2, 3], "loss": [1.0, 0.8, 0.7], "acc": [0.5, 0.6, 0.7]}).to_csv(path, index=False)
-    assert_clean_error(run(["diagnose", str(path)]), "train_loss", "val_loss", "epoch, loss, acc")
+    assert_clean_error(run(["diagnose", str(path)]), "train_loss", "val_loss", "'epoch', 'loss', 'acc'")
 
 
 def test_history_without_metric_columns_with_metric_option(tmp_path):
