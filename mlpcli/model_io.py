@@ -180,9 +180,11 @@ class Model:
         """For X's columns ``features`` (None: ``feature_names``): each member's kept features as column
         indices of X (None: X is in the model's order), and the columns any member uses. Kept for the
         last ``features`` list: a streamed prediction passes the same one for every block, and building
-        the maps for 50,000 features takes longer than scoring a block."""
+        the maps for 50,000 features takes longer than scoring a block. The cache is keyed by the list's
+        contents (a copy), not by the list object: a list changed in place must not reuse stale maps."""
+        key = None if features is None else tuple(features)
         cached = self.__dict__.get("_maps")
-        if cached is not None and cached[0] is features:
+        if cached is not None and cached[0] == key:
             return cached[1]
         names = self.feature_names if features is None else features
         columns = [None] * len(self.members)
@@ -200,7 +202,7 @@ class Model:
                 raise DataError(f"X lacks {len(missing)} of the features the model uses, e.g. {missing[0]!r}")
             columns = [np.array([index[n] for n in m.preprocessor.kept_features], dtype=np.int64) for m in self.members]
         used = np.flatnonzero(np.isin(names, self.preprocessor.kept_features))
-        self.__dict__["_maps"] = (features, (columns, used))
+        self.__dict__["_maps"] = (key, (columns, used))
         return columns, used
 
     def _shared_log1p(self, block: np.ndarray, features: list[str] | None) -> tuple[np.ndarray, bool]:

@@ -177,3 +177,24 @@ def test_failed_save_leaves_nothing_behind(trained, tmp_path, monkeypatch):
     with pytest.raises(OSError):
         model_io.save(model, target)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_features_list_changed_in_place_is_not_matched_with_stale_maps(tmp_path):
+    """The column maps were cached by the list object (`is`): reversing the same list in place and passing it
+    again read every feature from the wrong column, without an error."""
+    import numpy as np
+
+    from mlpcli import pipeline
+    from mlpcli.config import TrainOptions
+    from tables import write_table
+
+    path = write_table(tmp_path, n_patients=20, n_features=6)
+    model = pipeline.train(path, TrainOptions(hidden=[4], epochs=3, folds=1)).model
+    import pandas as pd
+
+    X = pd.read_csv(path)[model.feature_names].to_numpy()
+    base = model.predict_output(X)
+    names = list(model.feature_names)
+    model.predict_output(X, features=names)
+    names.reverse()
+    np.testing.assert_allclose(model.predict_output(X[:, ::-1], features=names), base, rtol=1e-6, atol=1e-7)

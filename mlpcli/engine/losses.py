@@ -36,12 +36,22 @@ class Loss(ABC):
     y_kind: str = "dense"
 
     def forward(self, output: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+        output = self._output(output)
         per_sample = self.per_sample(output, self._y(output, y))
         return float(np.sum(self._scale(output, sample_weight)[:, 0] * per_sample))
 
     def backward(self, output: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+        output = self._output(output)
         grad = self.grad(output, self._y(output, y)) * self._scale(output, sample_weight)
         return grad.astype(output.dtype, copy=False)
+
+    def _output(self, output: np.ndarray) -> np.ndarray:
+        """The raw outputs as a 2-D float array (n, k): integer outputs would cast y to integers (0.7 -> 0) and
+        compute the loss in integer arithmetic."""
+        output = np.asarray(output)
+        if output.ndim != 2:
+            raise ValueError(f"{self.name}: the output must be 2-D (n, k), got shape {output.shape}")
+        return output if np.issubdtype(output.dtype, np.floating) else output.astype(np.float64)
 
     # Subclasses implement these two on already shaped y.
     @abstractmethod

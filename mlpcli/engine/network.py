@@ -80,6 +80,8 @@ class MLP:
         self.n_inputs, self.hidden, self.n_outputs = int(n_inputs), hidden, int(n_outputs)
         self.activation, self.activation_params = activation, dict(activation_params or {})
         self.dropout, self.batchnorm, self.seed = float(dropout), bool(batchnorm), int(seed)
+        if not 0 <= self.dropout < 1:  # NaN too; the Dropout layer (built only for a rate > 0) checks the rest
+            raise ValueError(f"dropout rate must be in [0, 1), got {dropout}")
         self.dtype = np.dtype(dtype)
 
         init_seq, dropout_seq = np.random.SeedSequence(self.seed).spawn(2)
@@ -162,6 +164,13 @@ class MLP:
         With ``input_grad=True`` dL/dX is also stored in ``self.grad_input``.
         """
         g = np.asarray(grad_output, dtype=self.dtype)
+        if g.ndim != 2 or g.shape[1] != self.n_outputs:
+            raise ValueError(f"grad_output must be (n, {self.n_outputs}), got shape {g.shape}")
+        x = getattr(self.layers[0], "x", None)
+        if x is None:
+            raise ValueError("backward needs a forward pass first (forward(X, training=True))")
+        if x.shape[0] != g.shape[0]:
+            raise ValueError(f"grad_output has {g.shape[0]} rows; the last forward pass had {x.shape[0]}")
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
             g = self.layers[i].backward(g, need_input_grad=(i > 0 or input_grad))

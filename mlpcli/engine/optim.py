@@ -134,7 +134,15 @@ class Optimizer(ABC):
         return self._slot(key, f"tmp@{start}", p.reshape(-1)[: _chunk(p.itemsize)])
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """Update every array of ``params`` in place from ``grads`` (same keys)."""
+        """Update every array of ``params`` in place from ``grads`` (same keys, same shapes: the updates run on
+        flat ranges, so a transposed or longer gradient would be applied scrambled or cut, not refused)."""
+        if params.keys() != grads.keys():
+            raise ValueError(f"params and grads must have the same keys; params has {sorted(params)}, grads "
+                             f"{sorted(grads)} (pair parameter_groups() with parameter_groups(), parameters() "
+                             "with backward()'s gradients)")
+        for key, p in params.items():
+            if grads[key].shape != p.shape:
+                raise ValueError(f"gradient {key!r} has shape {grads[key].shape}, its parameter {p.shape}")
         self.t += 1
         self._begin_step()
         for key, p in params.items():
@@ -286,8 +294,8 @@ class WeightPenalty:
     """
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0):
-        if l1 < 0 or l2 < 0:
-            raise ValueError(f"l1 and l2 must be >= 0, got {l1}, {l2}")
+        if not (0 <= l1 < np.inf and 0 <= l2 < np.inf):  # NaN fails too: it would make every gradient NaN
+            raise ValueError(f"l1 and l2 must be finite and >= 0, got {l1}, {l2}")
         self.l1, self.l2 = float(l1), float(l2)
 
     @property
