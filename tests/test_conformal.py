@@ -424,3 +424,39 @@ def test_ood_fits_read_the_callers_rows_only_and_a_fit_on_some_rows_equals_the_f
     b = ood.calibrate(Z, parts, seed=1, labels=labels, n_classes=3, start=beside)
     assert np.array_equal(Z, kept)
     assert np.array_equal(a.calibration, b.calibration) and np.array_equal(a.components, b.components)
+
+
+def test_an_ood_alpha_below_the_smallest_possible_p_value_is_a_warning(tmp_path):
+    """With m held-out rows the smallest p-value is 1/(m+1): a one-network model with 24 validation rows could
+    never flag a sample at the default --ood-alpha 0.01, however far out, and nothing said so."""
+    path = tmp_path / "t.csv"
+    make_table("binary", n_patients=60, per_patient=2, n_features=6, seed=3).to_csv(path, index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(path), "--folds", "1", "--epochs", "3", "--hidden", "4", "-q", "-o", str(model)]).exit_code == 0
+    m = len(model_io.load(model).ood.calibration)
+    assert 1 / (m + 1) >= 0.01
+    for args in (["predict", str(model), str(path), "--ood", "-o", str(tmp_path / "p.csv")],
+                 ["evaluate", str(model), str(path), "--ood"]):
+        res = run(args)
+        assert res.exit_code == 0 and f"smallest p-value is 1/{m + 1}" in res.output, res.output
+    res = run(["predict", str(model), str(path), "--ood", "--ood-alpha", f"{1.5 / (m + 1):.4f}", "-o",
+               str(tmp_path / "p.csv")])
+    assert res.exit_code == 0 and "smallest p-value" not in res.output
+
+
+def test_an_unassigned_label_that_reads_back_as_a_class_is_refused(tmp_path):
+    """--unassigned-label 1 was refused for classes 0 and 1, but "1.0" and " 0" were taken: read back, the
+    abstained samples became class 1 (or 0)."""
+    df = make_table("binary", n_patients=30, n_features=4, seed=4)
+    df["label"] = (df["label"] == sorted(df["label"].unique())[0]).astype(int)
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(path), "--folds", "2", "--epochs", "3", "--hidden", "4", "-q", "-o", str(model)]).exit_code == 0
+    for label in ("1", "1.0", " 0", "0.0"):
+        res = run(["predict", str(model), str(path), "--min-confidence", "0.6", "--unassigned-label", label, "-o",
+                   str(tmp_path / "p.csv")])
+        assert res.exit_code == 2 and "is one of the model's classes" in res.output, (label, res.output)
+    res = run(["predict", str(model), str(path), "--min-confidence", "0.6", "--unassigned-label", "unassigned",
+               "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0

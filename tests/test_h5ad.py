@@ -467,3 +467,23 @@ def test_contradictory_or_inapplicable_input_options_are_usage_errors_in_every_c
                                    (cells, ["--features-in-rows"], "--features-in-rows"),
                                    (str(table), ["--layer", "counts"], "--layer")):
         assert_clean_error(run([command, model, data_file, *extra, "-q"]), flag, code=2)
+
+
+def test_an_obs_prefix_never_removes_the_users_own_columns(files, tmp_path):
+    """--obs-prefix cell removed the input's cell_type (it starts with "cell") as "an earlier prediction's"
+    column: the ground truth was gone from the output. Only columns a prediction writes are replaced or
+    removed; a prefix with "/" (written as "_") re-predicts its own output."""
+    import anndata as ad
+
+    out = tmp_path / "a.h5ad"
+    assert run(["predict", files["model"], files["sparse"], "-o", str(out), "--obs-prefix", "cell", "-q"]).exit_code == 0
+    columns = ad.read_h5ad(out).obs.columns.tolist()
+    assert "cell_type" in columns and "batch" in columns and "cellcell_type" in columns
+    again = tmp_path / "b.h5ad"
+    assert run(["predict", files["model"], str(out), "-o", str(again), "--obs-prefix", "b", "-q"]).exit_code == 0
+    assert "batch" in ad.read_h5ad(again).obs.columns
+    slash, twice = tmp_path / "s.h5ad", tmp_path / "s2.h5ad"
+    assert run(["predict", files["model"], files["sparse"], "-o", str(slash), "--obs-prefix", "a/b_", "-q"]).exit_code == 0
+    res = run(["predict", files["model"], str(slash), "-o", str(twice), "--obs-prefix", "a/b_", "-q"])
+    assert res.exit_code == 0, res.output
+    assert sorted(ad.read_h5ad(twice).obs.columns) == sorted(ad.read_h5ad(slash).obs.columns)

@@ -484,12 +484,14 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
 
 
 def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] | None = None,
-                      prefix: str = "") -> None:
+                      prefix: str = "", ours: set[str] | None = None) -> None:
     """Write `out`: a copy of the .h5ad file `source` with `columns` ({name: (n_obs,) values}) added to its
     obs (replacing obs columns of the same names, and removing the other columns that carry `prefix`, an
     earlier prediction's; both noted in `notes`), everything else byte for byte as it
     was (.X, layers, raw, uns); an obs column of the same name that does not carry `prefix` (a non-empty one)
-    is a DataError, not overwritten. Atomic: the copy is made and changed beside `out` and renamed at the end; an
+    is a DataError, not overwritten. `ours`: the names a prediction can write (``predict``'s
+    ``prediction_obs_names``); given, only those count as an earlier prediction's, so a user's column that
+    merely starts with the prefix (`cell_type` under the prefix "cell") is neither replaced nor removed. Atomic: the copy is made and changed beside `out` and renamed at the end; an
     error, Ctrl-C or SIGTERM removes it and leaves `out` untouched. Memory: the obs table, not the matrix."""
     import shutil
 
@@ -506,13 +508,16 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
         with h5py.File(tmp, "r+") as f:
             obs = read_elem(f["obs"])
             replaced = [c for c in columns if c in obs.columns]
-            foreign = [c for c in replaced if not (prefix and c.startswith(prefix))]
+            def earlier(c) -> bool:  # an earlier prediction's column
+                return prefix != "" and (str(c).startswith(prefix) if ours is None else str(c) in ours)
+
+            foreign = [c for c in replaced if not earlier(c)]
             if foreign:
                 raise DataError(f"{source} already has the obs column{'s' * (len(foreign) > 1)} {_quoted(foreign)}, "
                                 "which the predictions would overwrite; pass --obs-prefix to name them apart")
             # the prefix's other columns are an earlier prediction's (its probabilities, sets, OOD flags): kept
             # beside this one's labels they would contradict them
-            stale = [c for c in obs.columns if prefix and str(c).startswith(prefix) and c not in columns]
+            stale = [c for c in obs.columns if earlier(c) and c not in columns]
             obs = obs.drop(columns=stale)
             for name, values in columns.items():
                 if len(values) != len(obs):

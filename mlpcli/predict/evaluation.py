@@ -240,6 +240,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         pred = (out[:, -1] >= threshold).astype(np.int64) if task == "binary" else out.argmax(axis=1)
         result.trust = evaluation_report(trust, P, y, pred, meta.get("set"), meta.get("ood_score"), by_values, by)
         result.notes.extend(trust.level_notes() + _trust_notes(result.trust))
+        result.warnings.extend(trust.ood_warnings())
     if by is not None:
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings)

@@ -264,5 +264,17 @@ def write_predictions_h5ad(stream, path: str, source: str, *, prefix: str = DEFA
 
     columns = obs_columns(stream, prefix, class_probs, notes)
     n = len(next(iter(columns.values()))) if columns else 0
-    h5ad.write_obs_columns(source, path, columns, notes=notes, prefix=prefix)
+    h5ad.write_obs_columns(source, path, columns, notes=notes, prefix=prefix,
+                           ours=prediction_obs_names(stream.model, prefix) | set(columns))
     return n
+
+
+def prediction_obs_names(model, prefix: str) -> set[str]:
+    """Every obs column a prediction of ``model`` with ``prefix`` can write (``obs_columns``; a "/" written as
+    "_"): an earlier prediction's columns are these, so only these are replaced or removed in an .h5ad file
+    (a user's `cell_type` stays when the prefix is "cell")."""
+    names = [str(c) for c in model.classes] + [str(t) for t in (model.target_names or ["label"])]
+    stems = set(names) | {f"{c}_prob" for c in names} | {f"prob_{c}" for c in names} | {
+        "pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features"}
+    full = {prefix + t for t in stems}
+    return full | {t.replace("/", "_") for t in full}

@@ -762,6 +762,7 @@ class PredictionStream:
             yield self._frame(out, meta)
         if self.trust is not None:
             self._run.notes.extend(self.trust.notes())
+            self._run.warnings.extend(self.trust.ood_warnings())
 
     def close(self) -> None:
         """Release the table (its file) without reading it: for a stream that will not be iterated, e.g. when

@@ -93,7 +93,7 @@ class Uncertainty:
             label = self.unassigned_label
             if not isinstance(label, str) or not label.strip():
                 raise ConfigError(f"--unassigned-label must be a non-empty text, got {label!r}")
-            if label in {str(c) for c in model.classes}:
+            if _names_a_class(label, model.classes):
                 raise ConfigError(f"--unassigned-label {label!r} is one of the model's classes; choose another text")
         if self.coverage is not None and getattr(model, "conformal", None) is None:
             raise ModelFileError(f"{source} holds no conformal calibration scores, which --coverage needs (saved by an "
@@ -183,6 +183,19 @@ class Trust:
         return [f"--coverage {o.coverage:g} needs more held-out {'rows' if not o.mondrian else 'rows of a class'}"
                 f" than the model has, so every set includes {', '.join(trivial[:5])}"
                 f"{' …' if len(trivial) > 5 else ''}; lower the level or retrain on more samples"]
+
+    def ood_warnings(self) -> list[str]:
+        """A warning when --ood-alpha is below the smallest p-value the model's held-out rows can give,
+        1 / (m + 1): then no sample can be flagged, however far out (``predict`` and ``evaluate`` say it alike)."""
+        if self.basis is None:
+            return []
+        m, alpha = len(self.basis.calibration), self.options.ood_alpha
+        floor = 1.0 / (m + 1.0)
+        if floor < alpha:
+            return []
+        return [f"--ood flags nothing at --ood-alpha {alpha:g}: the model's out-of-distribution calibration has "
+                f"{m} held-out rows, so its smallest p-value is 1/{m + 1} = {floor:.3g}; pass --ood-alpha above "
+                f"{floor:.3g}, or train with more held-out rows (the default ensemble scores every training row)"]
 
     def notes(self) -> list[str]:
         """The run's notes on what was added (after the last frame)."""
@@ -340,3 +353,22 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
     if getattr(model, "ood", None) is not None:
         out["ood_rate"] = float((model.ood.p_value(model.ood.score(model.preprocessor.transform(X))) < alpha).mean())
     return out
+
+
+def _names_a_class(label: str, classes) -> bool:
+    """Whether ``label`` would be read back as one of ``classes``: the same text, surrounding spaces aside, or
+    the same number ("1.0" and " 1" for a class 1, as evaluate matches a table's labels)."""
+    text = label.strip()
+    if text in {str(c).strip() for c in classes}:
+        return True
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    numbers = set()
+    for c in classes:
+        try:
+            numbers.add(float(str(c)))
+        except ValueError:
+            pass
+    return value in numbers
