@@ -255,3 +255,10 @@ def test_learning_curve_on_a_rare_class_sharing_patients_skips_no_size(tmp_path)
     df.to_csv(path, index=False)
     result = learning_curve(str(path), replace(FAST, epochs=2), (0.1, 0.25, 0.5, 1.0))
     assert result.skipped == [] and len(result.points) == 4
+
+
+def test_a_flat_curve_does_not_report_floating_point_noise():
+    """Equal validation scores fit a slope of ~1e-16, printed as "changes by 1.54e-16 per doubling"."""
+    flat = _more_data(_points([0.8, 0.8, 0.8], [1, 1, 1]), True, 0.5, 0.5, "balanced_accuracy")
+    assert flat["verdict"] == "plateaued" and "does not change per doubling" in flat["text"]
+    assert "e-" not in flat["text"]

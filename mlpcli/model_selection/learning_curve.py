@@ -263,11 +263,13 @@ def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: floa
                 f"training set over the largest sizes ({span}); collecting more samples should pay off.")
     else:
         verdict = "plateaued"
-        moved = "improves by only" if slope < 0 else "does not improve (changes by"
-        close = "" if slope < 0 else ")"
-        text = (f"Plateaued: validation {name} {moved} {abs(change):.3g}{close} per doubling over the largest "
-                f"sizes ({span}); more samples of the same kind will help little — improve the model or "
-                f"the features instead.")
+        if abs(change) < 5e-4:  # flat to the figures shown (equal scores fit a slope of 1e-16, not 0)
+            moved = "does not change"
+        else:
+            moved = (f"improves by only {abs(change):.3g}" if slope < 0
+                     else f"does not improve (changes by {abs(change):.3g})")
+        text = (f"Plateaued: validation {name} {moved} per doubling over the largest sizes ({span}); more "
+                f"samples of the same kind will help little — improve the model or the features instead.")
     return {"verdict": verdict, "slope_per_doubling": slope, "score_change_per_doubling": change,
             "sizes": [p.n_train for p in tail], "text": text}
 
