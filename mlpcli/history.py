@@ -200,7 +200,7 @@ def spread_curve(curves: list[list[float]]) -> list[float]:
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a member with no value in the shared epochs
         levels = np.nanmean(_stack(curves)[:, :max(shared, 1)], axis=1)  # (K,)
-    y = y - levels[:, None]
+        y = y - levels[:, None]  # an infinite loss (a member that diverged) gives NaN here, left out below
     out = np.full(n, np.nan)
     for t in range(n):
         now = y[:, t][np.isfinite(y[:, t])]

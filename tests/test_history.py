@@ -347,3 +347,14 @@ def test_a_history_header_with_spaces_after_the_commas_is_read(tmp_path):
     path.write_text("epoch, train_loss, val_loss\n1, 1.0, 1.1\n2, 0.8, 0.9\n3, 0.7, 0.85\n")
     c = read_curves(str(path))
     assert list(c.train) == [1.0, 0.8, 0.7] and list(c.val) == [1.1, 0.9, 0.85]
+
+
+def test_the_members_spread_of_a_diverged_member_raises_no_numpy_warning():
+    """A member whose loss went infinite made spread_curve warn "invalid value encountered in subtract" to a
+    library user (the command line hides RuntimeWarnings)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spread = history.spread_curve([[1.0, 0.8, 0.7], [1.1, float("inf"), float("inf")], [0.9, 0.85, 0.75]])
+    assert len(spread) == 3 and all(np.isfinite(spread))
