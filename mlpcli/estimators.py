@@ -244,12 +244,18 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "network_")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         net = self.network_
-        with self._blas_threads():
+        with self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):  # checked below, the row named
             outs = [net.forward(np.asarray(X[s : s + _PREDICT_CHUNK], dtype=net.dtype))
                     for s in range(0, X.shape[0], _PREDICT_CHUNK)]
         if not outs:
             return np.zeros((0, net.n_outputs))
-        return np.concatenate(outs, axis=0).astype(np.float64)  # (n, n_outputs)
+        out = np.concatenate(outs, axis=0).astype(np.float64)  # (n, n_outputs)
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():  # NaN probabilities would be predicted as classes_[0] without a word
+            raise ValueError(f"{type(self).__name__}: the network's output is not finite for row "
+                             f"{int(np.flatnonzero(bad)[0])} (0-based): a value far outside the training data "
+                             f"overflowed its {net.dtype.name} arithmetic; check that row, or use dtype='float64'")
+        return out
 
     # ------------------------------------------------------------------ pickling
     # The network keeps its parameters as views into one flat buffer; pickle its state instead

@@ -372,3 +372,21 @@ def test_patience_auto_is_the_adaptive_patience_of_train():
     assert clf.predict_proba(X).shape == (80, 2)
     config = clf._fit_config(0, clf._resolved(64, 10))
     assert config.adaptive_patience and config.patience == 20
+
+
+def test_outputs_that_overflow_float32_are_an_error_naming_the_row_not_class_zero():
+    """predict_proba gave NaN rows (and predict classes_[0]) with NumPy warnings when a row's values
+    overflowed a float32 network; Model.predict_output already named the row."""
+    import warnings
+
+    from sklearn.datasets import make_classification
+
+    from mlpcli.estimators import MLPClassifier
+
+    X, y = make_classification(n_samples=80, n_features=10, random_state=0)
+    clf = MLPClassifier(hidden=(8,), epochs=3, dtype="float32", random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"not finite for row \d+ .*float32"):
+            clf.predict(X * 1e38)
+        assert clf.predict_proba(X).shape == (80, 2)
