@@ -207,7 +207,7 @@ def _load_config_defaults(ctx: click.Context, param, value):
         cfg = read_config_file(value, renamed)
     except MlpcliError as exc:
         raise click.BadParameter(str(exc).removeprefix("--config: "), ctx=ctx, param=param) from None
-    mapping = {name: p for p, name in _train_params(ctx).items()}
+    mapping = {name: p for p, name in train_params.items()}
     rename = {"json": "as_json", "history": "history_path", "oof": "oof_path"}
     accepted = {p.name for p in ctx.command.params}
     defaults = {}

@@ -491,7 +491,8 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
     was (.X, layers, raw, uns); an obs column of the same name that does not carry `prefix` (a non-empty one)
     is a DataError, not overwritten. `ours`: the names a prediction can write (``predict``'s
     ``prediction_obs_names``); given, only those count as an earlier prediction's, so a user's column that
-    merely starts with the prefix (`cell_type` under the prefix "cell") is neither replaced nor removed. Atomic: the copy is made and changed beside `out` and renamed at the end; an
+    merely starts with the prefix (`cell_type` under the prefix "cell") is neither replaced nor removed.
+    Atomic: the copy is made and changed beside `out` and renamed at the end; an
     error, Ctrl-C or SIGTERM removes it and leaves `out` untouched. Memory: the obs table, not the matrix."""
     import shutil
 

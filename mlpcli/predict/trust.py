@@ -358,17 +358,9 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
 def _names_a_class(label: str, classes) -> bool:
     """Whether ``label`` would be read back as one of ``classes``: the same text, surrounding spaces aside, or
     the same number ("1.0" and " 1" for a class 1, as evaluate matches a table's labels)."""
+    from ..data.dataset import _as_number
+
     text = label.strip()
-    if text in {str(c).strip() for c in classes}:
-        return True
-    try:
-        value = float(text)
-    except ValueError:
-        return False
-    numbers = set()
-    for c in classes:
-        try:
-            numbers.add(float(str(c)))
-        except ValueError:
-            pass
-    return value in numbers
+    value = _as_number(text)
+    return (text in {str(c).strip() for c in classes}
+            or value is not None and value in {_as_number(str(c)) for c in classes})
