@@ -448,25 +448,72 @@ def test_an_output_that_is_a_directory(tmp_path):
 # ── class 10: reading and preprocessing in pieces change nothing ─────────────────────────────────────────
 
 
-def test_chunked_feature_read_equals_the_whole_frame(tmp_path, monkeypatch):
+def _pieces_table(n: int = 300) -> pd.DataFrame:
     rng = np.random.default_rng(1)
-    n = 300
     df = pd.DataFrame({"sample_id": [f"S{i}" for i in range(n)], "label": rng.choice(["a", "b"], n)})
     df["patient_id"] = [str(i // 2) if i < 200 else f"P{i // 2}" for i in range(n)]  # numbers, then text
     for j in range(6):
-        col = rng.lognormal(size=n) * 10 ** j
+        col = rng.lognormal(size=n) * 10 ** j  # 17 significant digits: pandas' default parser rounds some wrong
         col[rng.random(n) < 0.05] = np.nan
         df[f"g{j}"] = col
     df["counts"] = rng.integers(0, 1000, n)
+    return df
+
+
+def test_text_features_read_in_pieces_are_the_numbers_written(tmp_path, monkeypatch):
+    # predict's reader, a piece of text at a time: correctly rounded numbers (those a parquet copy holds, and
+    # predict reads), the other columns typed as pandas types the whole file (patient ids: numbers, then text)
+    from mlpcli.data import streamed
+
+    df = _pieces_table()
     path = _csv(tmp_path, df, "t.csv")
-    monkeypatch.setattr(io_mod, "_CHUNK_BYTES", 8 * df.shape[1] * 7)  # chunks of 64 rows: the minimum
+    monkeypatch.setattr(streamed, "DEFAULT_CHUNK_BYTES", 1 << 10)  # pieces of 4 KiB of text, the smallest
     ds, _ = data.load_dataset(path)
+    df.to_parquet(tmp_path / "t.parquet", index=False)
+    from_parquet, _ = data.load_dataset(tmp_path / "t.parquet")
+    assert ds.X.flags.c_contiguous and ds.X.dtype == np.float64
+    assert ds.X.tobytes() == from_parquet.X.tobytes()
+    assert data.data_checksum(ds.X, ds.y) == data.data_checksum(from_parquet.X, from_parquet.y)
     frame = data.read_table(path)
     roles, _ = data.resolve_roles(frame.columns)
     whole = data.Dataset.from_frame(frame, roles)
-    assert ds.X.flags.c_contiguous and ds.X.tobytes() == np.ascontiguousarray(whole.X).tobytes()
-    assert data.data_checksum(ds.X, ds.y) == data.data_checksum(whole.X, whole.y)
-    assert list(ds.groups) == list(whole.groups) and ds.warnings == whole.warnings
+    assert np.allclose(ds.X, whole.X, rtol=1e-15, atol=0, equal_nan=True)  # pandas: at most an ulp away
+    assert list(ds.groups) == list(whole.groups) and list(ds.ids) == list(whole.ids)
+    assert list(ds.y) == list(whole.y) and ds.warnings == whole.warnings
+
+
+@pytest.mark.parametrize("decimals_from", [None, 250])
+def test_text_counts_read_in_pieces_stay_float32_until_a_value_needs_float64(tmp_path, monkeypatch, decimals_from):
+    # counts are held in float32; a decimal in a later piece turns the rows read so far back into float64
+    from mlpcli.data import streamed
+
+    rng = np.random.default_rng(3)
+    n = 300
+    df = pd.DataFrame({"sample_id": [f"S{i}" for i in range(n)], "label": rng.choice(["a", "b"], n)})
+    for j in range(5):
+        df[f"g{j}"] = rng.integers(0, 10_000, n).astype(np.float64)
+    if decimals_from is not None:
+        df.loc[decimals_from:, "g3"] += 0.1
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    monkeypatch.setattr(streamed, "DEFAULT_CHUNK_BYTES", 1 << 10)  # pieces of a few dozen rows
+    monkeypatch.setattr(io_mod, "_CHUNK_BYTES", 7 * 5 * 8)  # gathered 7 float64 (14 float32) rows at a time
+    ds, _ = data.load_dataset(path, group=None)
+    assert ds.X.dtype == (np.float32 if decimals_from is None else np.float64) and ds.X.flags.c_contiguous
+    np.testing.assert_array_equal(ds.X, df[[f"g{j}" for j in range(5)]].to_numpy())
+
+
+@pytest.mark.parametrize("token, message", [("NAN", "missing values.*'g1'"), ("+nan", "missing values.*'g1'"),
+                                            ("1e500", "infinite values: 'g1'"), ("TRUE", "'g1'.*TRUE.*row 6")])
+def test_text_numbers_are_read_as_predict_reads_them(tmp_path, token, message):
+    # pyarrow's number parser, as in predict: a NaN written in any case is missing, an overflow infinite
+    df = _pieces_table(40)
+    df["g1"] = df["g1"].astype(object)
+    df.loc[5, "g1"] = token
+    path = _csv(tmp_path, df, "t.csv")
+    with pytest.raises(DataError, match=message):
+        ds, _ = data.load_dataset(path)
+        data.Preprocessor(data.PreprocessConfig()).fit(ds.X, ds.feature_names)
 
 
 def test_a_text_feature_column_still_names_itself(tmp_path, frame):

@@ -748,7 +748,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     roles picked up.
 
     A text or parquet table (the usual case) is read with its roles resolved from the header first, so that
-    the feature columns go straight into one matrix (``TextTable.read_features`` in row chunks,
+    the feature columns go straight into one matrix (``TextTable.read_features`` in pieces, predict's reader;
     ``ParquetTable.read_features`` in column groups): reading then peaks near one copy of the data instead
     of pandas' frame plus the matrix made from it. The matrix is float32 when every value is a float32
     number (a float32 parquet file, counts), float64 otherwise (``io.feature_dtype``).

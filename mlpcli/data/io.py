@@ -587,66 +587,89 @@ class TextTable:
     def read_features(self, features: Sequence[str], text: Sequence[str] = ()) -> tuple[pd.DataFrame, np.ndarray] | None:
         """(the other columns as a DataFrame, the `features` columns as one C-ordered matrix (n_samples,
         len(features)), float32 when every value is a float32 number (counts: ``feature_dtype``), else
-        float64), read in row chunks so that the matrix is the only full-size copy; None when some feature
+        float64), read in pieces so that the matrix is the only full-size copy; None when some feature
         column is not all numbers (the caller reads the frame whole and names it).
 
-        Values are those of ``read_frame``: the same parser converts the same text to float64. The other
-        columns keep pandas' whole-file type inference (a chunk-wise guess that disagrees is read again),
-        except the `text` columns, read as strings (see ``read_frame``)."""
+        The reader is ``predict``'s (``streamed.read_text_features``), so a model sees at prediction the
+        numbers it was trained on, bit for bit: correctly rounded, as in a parquet copy of the table
+        (``read_frame``, pandas' default parser, can be an ulp away). The other columns get pandas'
+        whole-file type inference, except the `text` columns, read as strings (see ``read_frame``)."""
         self.check_fields()
         features = list(features)
-        feature_set = set(features)
-        others = [n for n in self.names if n not in feature_set]
-        rows = max(64, _CHUNK_BYTES // (8 * max(1, len(self.names))))
-        blocks: list[np.ndarray] = []  # (rows_i, d) each, float32 while every value is a float32 number
-        narrow = True
-        parts: list[pd.DataFrame] = []
-        try:
-            # low_memory=False: each chunk parsed at once (not in pieces pandas would then concatenate)
-            with _open_binary(self.src.opener(), self.src.compression) as raw, \
-                    self._parse(raw, header=0, names=self.names,
-                                dtype={**{c: str for c in text}, **{f: np.float64 for f in features}},
-                                chunksize=rows, low_memory=False) as reader:
-                for chunk in reader:
-                    if not blocks:
-                        self._check_rows(chunk)
-                    block = chunk[features].to_numpy(dtype=np.float64)
-                    if narrow and exact_in_float32(block):
-                        block = block.astype(np.float32)  # the same numbers (counts), half the memory
-                    elif narrow:  # the blocks so far are exact float32 numbers: back to float64, nothing lost
-                        narrow, blocks = False, [b.astype(np.float64) for b in blocks]
-                    blocks.append(block)
-                    parts.append(chunk[others])
-                    del chunk
-        except ValueError as exc:  # a feature column that is not all numbers (or text pandas cannot convert)
-            if isinstance(exc, UnicodeDecodeError) or "convert" not in str(exc) and "could not" not in str(exc):
-                raise self._error(exc) from None
+        blocks = _FeatureBlocks()
+        frame = self._read_features_stream(features, text, blocks)
+        if frame is None:
             return None
-        except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
-            raise self._error(exc) from None
-        if not blocks:
+        if not blocks.n_rows:
             raise DataError(f"{self.src.name} has a header but no data rows")
-        X = np.empty((sum(len(b) for b in blocks), len(features)), dtype=blocks[0].dtype)  # (n, d)
-        at = 0
-        blocks.reverse()
-        while blocks:  # each block freed once copied: the blocks and X together stay one copy of the data
-            block = blocks.pop()
-            X[at:at + len(block)] = block
-            at += len(block)
-            del block
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
-        mixed = [c for c in others if len({str(p[c].dtype) for p in parts}) > 1]
-        if mixed:  # chunks guessed different types (numbers in the first rows, text later): read them whole
-            whole = self._read_csv(header=0, names=self.names, usecols=mixed, low_memory=False)
-            for c in mixed:
-                frame[c] = whole[c].to_numpy()
+        X = blocks.matrix()
         frame, notes = _check_unnamed(frame, self.src.name, self.row_names, self.names)
         self.notes += notes
         return frame, X
 
+    def _read_features_stream(self, features: list[str], text: Sequence[str], blocks: "_FeatureBlocks") -> pd.DataFrame | None:
+        """The other columns; the features into `blocks`, through the reader ``predict`` uses
+        (``streamed.read_text_features``). None when a feature cell is not a number, or the reader stops
+        on the text: ``read_frame`` then reads it whole and names the cell or the fault."""
+        from .streamed import read_text_features
 
-_CHUNK_BYTES = 64 << 20  # float64 rows per chunk of read_features: above glibc's largest mmap threshold
-# (32 MiB), so each chunk's memory goes back to the system when freed instead of fragmenting the heap
+        source = self.src.opener()  # a path, or the bytes of standard input or a pipe, read once
+        return read_text_features(self.src.name, source, self.names, features, self.dialect.sep,
+                                  self.dialect.decimal, blocks.add, text)
+
+class _FeatureBlocks:
+    """Row blocks of a feature matrix as they are read, gathered into chunks of ``_CHUNK_BYTES`` and kept
+    float32 while every value is a float32 number (``exact_in_float32``: counts, values stored as float32),
+    then assembled into one C-ordered matrix.
+
+    Chunks, not the blocks themselves: a reader's blocks are small (a piece of text: a few MiB), and small
+    arrays freed go back to the C heap, not to the system, so assembling them would peak at two copies of
+    the data. A chunk is above glibc's largest mmap threshold (32 MiB): each goes back to the system as it
+    is copied into the matrix, which then peaks at one copy and a chunk."""
+
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+        self.fill = 0  # rows used in the last chunk
+        self.narrow = True
+        self.n_rows = 0
+
+    def add(self, block: np.ndarray) -> None:
+        """A float64 block (rows, d), the next rows."""
+        if self.narrow:
+            narrowed = as_float32_if_exact(block)
+            if narrowed is not None:
+                block = narrowed  # the same numbers, half the memory
+            else:  # the chunks so far hold exact float32 numbers: back to float64, nothing lost
+                self.narrow, self.chunks = False, [c.astype(np.float64) for c in self.chunks]
+        rows, at = len(block), 0
+        while at < rows:
+            if not self.chunks or self.fill == len(self.chunks[-1]):
+                capacity = max(1, _CHUNK_BYTES // (block.itemsize * max(1, block.shape[1])))
+                self.chunks.append(np.empty((capacity, block.shape[1]), dtype=block.dtype))
+                self.fill = 0
+            chunk = self.chunks[-1]
+            k = min(rows - at, len(chunk) - self.fill)
+            chunk[self.fill:self.fill + k] = block[at:at + k]
+            self.fill += k
+            at += k
+        self.n_rows += rows
+
+    def matrix(self) -> np.ndarray:
+        """The rows read (n, d); each chunk is freed once copied."""
+        chunks, self.chunks = self.chunks, []
+        X = np.empty((self.n_rows, chunks[0].shape[1]), dtype=chunks[0].dtype)
+        at = 0
+        chunks.reverse()
+        while chunks:
+            chunk = chunks.pop()
+            k = min(len(chunk), self.n_rows - at)  # the last chunk: its rows filled
+            X[at:at + k] = chunk[:k]
+            at += k
+            del chunk
+        return X
+
+
+_CHUNK_BYTES = 64 << 20
 
 
 def _not_utf8(name: str, fmt: str, exc: UnicodeDecodeError) -> DataError:
@@ -658,10 +681,22 @@ def exact_in_float32(values: np.ndarray) -> bool:
     """Whether every value of `values` (any numeric array) is a float32 number exactly (NaN included), so that
     a float32 copy holds the same numbers in half the memory: counts below 2**24, values read from float32
     storage. A value beyond float32's range is not (it would become infinite)."""
+    return as_float32_if_exact(values) is not None
+
+
+def as_float32_if_exact(values: np.ndarray) -> np.ndarray | None:
+    """`values` as float32 when that holds the same numbers (``exact_in_float32``), else None."""
     if values.dtype in _EXACT_IN_FLOAT32:
-        return True
+        return values.astype(np.float32, copy=False)
     with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.array_equal(values.astype(np.float32), values, equal_nan=values.dtype.kind == "f"))
+        narrow = values.astype(np.float32)
+        if values.dtype.kind != "f":
+            return narrow if np.array_equal(narrow, values) else None
+        differ = narrow != values  # NaN is unequal to itself: a NaN is exact when the value is NaN
+        first = int(np.argmax(differ))  # most tables that are not float32 differ at once: no mask copy then
+        if differ.flat[first] and (not np.isnan(values.flat[first]) or not np.isnan(values[differ]).all()):
+            return None
+    return narrow
 
 
 # dtypes whose every value is a float32 number

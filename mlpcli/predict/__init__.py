@@ -19,7 +19,7 @@ quoted separators or line ends go to pyarrow's CSV parser, and a piece it reject
 inferred types locate a bad cell to its column and row. Every row must have the header's number of
 fields (else a DataError naming the line), and the id column's values must be present and unique.
 
-Modules: ``tables`` (opening and reading), ``columns`` (matching columns to the model, fills,
+Modules: ``data.streamed`` (opening and reading, shared with training's text reader), ``columns`` (matching columns to the model, fills,
 preprocessing), ``shift`` (the cohort-shift check), ``stream`` (prediction in chunks), ``trust``
 (prediction sets, abstention, out-of-distribution flags), ``output`` (writing predictions) and
 ``evaluation`` (metrics against known labels).
@@ -37,14 +37,15 @@ one-line message.
 
 from __future__ import annotations
 
-from ._common import DEFAULT_CHUNK_MB, DEFAULT_CHUNKSIZE
+from ..data.streamed import DEFAULT_CHUNK_MB
+from ._common import DEFAULT_CHUNKSIZE
 from .columns import ColumnPlan, RoleFlags, plan_columns
 from .evaluation import EvaluationResult, evaluate, main_metric
 from .output import (DEFAULT_OBS_PREFIX, OUTPUT_FORMATS, TABLE_FORMATS, obs_columns, output_format, write_predictions,
                      write_predictions_h5ad, write_table)
 from .shift import ShiftReport, shift_report
 from .stream import FORWARD_ROWS, PredictionStream, Prepared, predict_stream, prepare
-from .tables import open_table
+from ..data.streamed import open_table
 from .trust import Uncertainty
 
 __all__ = [

@@ -16,9 +16,6 @@ from ..errors import DataError
 
 
 DEFAULT_CHUNKSIZE = 10_000  # rows per step of `shift_report` on an in-memory array
-# predict / evaluate read a table in pieces of this memory budget (--chunk-mb), wide or long rows alike
-DEFAULT_CHUNK_MB = 64
-DEFAULT_CHUNK_BYTES = DEFAULT_CHUNK_MB << 20
 _STAT_ROWS = 2048  # rows preprocessed (and summed for the shift check) per step: bounds the temporaries
 _STAT_BYTES = 16 << 20  # and at most this much of float64 values per step (wide tables: fewer rows)
 

@@ -12,8 +12,8 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..model_io import Model
-from ._common import DEFAULT_CHUNK_MB, natural_key
-from .tables import _read_workers
+from ..data.streamed import DEFAULT_CHUNK_MB, _read_workers
+from ._common import natural_key
 from .columns import RoleFlags
 from .shift import ShiftReport
 from .stream import _Run, _check_threshold

@@ -20,9 +20,9 @@ from ..metrics import class_proba
 from ..model_io import ROW_BLOCK, Model
 from ..data._common import DECIMAL_ATTR
 from ..data.samples import SampleJoin, read_sample_sheet
-from ._common import DEFAULT_CHUNK_MB, _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
-from .tables import (PieceSize, _Cells, _FrameTable, _H5adCells, _H5adTable, _ParquetTable, open_table,
-                     read_whole, usable_cores)
+from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _H5adCells, _H5adTable, _ParquetTable,
+                             open_table, read_whole, usable_cores)
+from ._common import _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
 from ..data.limits import first_beyond_limit, value_limit_message
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
