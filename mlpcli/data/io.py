@@ -593,8 +593,11 @@ class TextTable:
         The reader is ``predict``'s (``streamed.read_text_features``), so a model sees at prediction the
         numbers it was trained on, bit for bit: correctly rounded, as in a parquet copy of the table
         (``read_frame``, pandas' default parser, can be an ulp away). The other columns get pandas'
-        whole-file type inference, except the `text` columns, read as strings (see ``read_frame``)."""
-        self.check_fields()
+        whole-file type inference, except the `text` columns, read as strings (see ``read_frame``).
+
+        Not preceded by ``check_fields``: the reader checks every row's number of fields itself, and a row
+        of another width stops it, so that ``read_frame`` (which checks first) names the line (measured:
+        1.0 s of a 392 MB CSV's 4.6 s, a second pass over the text)."""
         features = list(features)
         blocks = _FeatureBlocks()
         frame = self._read_features_stream(features, text, blocks)
