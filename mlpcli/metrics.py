@@ -218,17 +218,20 @@ def _multilabel(Y, P, classes, threshold):
 def _regression(Y, P, names):
     from scipy import stats  # scipy comes with scikit-learn
 
+    # R² is undefined (None) where the truth does not vary (one sample, or a constant target): scikit-learn's
+    # default turns that into 0.0 (1.0 for a perfect fit), a score that reads as "no better than the mean"
+    # whatever the predictions' error
     out = {"n": int(Y.shape[0]),
            "rmse": float(np.sqrt(np.mean((Y - P) ** 2))),
            "mae": float(np.mean(np.abs(Y - P))),
-           "r2": _safe(skm.r2_score, Y, P)}
+           "r2": _safe(skm.r2_score, Y, P, force_finite=False)}
     if Y.shape[1] == 1:
         out["pearson_r"] = _safe(lambda a, b: stats.pearsonr(a, b)[0], Y[:, 0], P[:, 0])
         out["spearman_r"] = _safe(lambda a, b: stats.spearmanr(a, b)[0], Y[:, 0], P[:, 0])
     else:
         out["per_target"] = [
             {"target": str(names[j]), "rmse": float(np.sqrt(np.mean((Y[:, j] - P[:, j]) ** 2))),
-             "r2": _safe(skm.r2_score, Y[:, j], P[:, j]),
+             "r2": _safe(skm.r2_score, Y[:, j], P[:, j], force_finite=False),
              "pearson_r": _safe(lambda a, b: stats.pearsonr(a, b)[0], Y[:, j], P[:, j]),
              "spearman_r": _safe(lambda a, b: stats.spearmanr(a, b)[0], Y[:, j], P[:, j])}
             for j in range(Y.shape[1])

@@ -340,7 +340,7 @@ class Dataset:
 
         y, task_out, class_list = None, None, []
         if roles.target:
-            y, task_out, class_list = _target(df, list(roles.target), task, classes, notes, warn)
+            y, task_out, class_list = _target(df, list(roles.target), task, classes, notes, warn, roles.id)
             if task_out == "regression":
                 _check_value_limit(y, list(roles.target), ids, "target column")
         if groups is not None:
@@ -484,9 +484,12 @@ def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.nda
 
 
 def _target(
-    df: pd.DataFrame, targets: list[str], task: str, classes: Sequence | None, notes: list[str], warn: list[str]
+    df: pd.DataFrame, targets: list[str], task: str, classes: Sequence | None, notes: list[str], warn: list[str],
+    id_column: str | None = None,
 ) -> tuple[np.ndarray, str, list]:
-    """(y, task, classes) for the target column(s), inferring the task when `task == "auto"`."""
+    """(y, task, classes) for the target column(s), inferring the task when `task == "auto"`. A target cell
+    that does not fit the task (text in a regression target, a 2 among 0/1 labels) is a DataError naming the
+    file, the column, the row (and sample id in `id_column`) and the value."""
     frame = df[targets]
     missing = frame.isna().any(axis=1)
     if missing.any():
@@ -503,9 +506,26 @@ def _target(
                             "use --task multilabel for several 0/1 columns")
         y, labels = _encode_classes(frame[targets[0]], targets[0], task, classes, warn)
         return y, task, labels
+    where = _CellPlace(df, id_column)
     if task == "multilabel":
-        return _multilabel_target(frame, targets, classes, warn), task, list(targets)
-    return _regression_target(frame, targets, classes), task, list(targets)
+        return _multilabel_target(frame, targets, classes, warn, where), task, list(targets)
+    return _regression_target(frame, targets, classes, where), task, list(targets)
+
+
+class _CellPlace:
+    """Where a cell of a table is, for messages: the file (the reader's SOURCE_ATTR) and the 1-based row with
+    its sample id; without the file (a table joined to a sample sheet: its rows are not the file's) the sample
+    id alone when there is one."""
+
+    def __init__(self, df: pd.DataFrame, id_column: str | None = None):
+        self.source = f"{df.attrs[SOURCE_ATTR]}: " if SOURCE_ATTR in df.attrs else ""
+        self.ids = df[id_column] if id_column is not None and id_column in df.columns else None
+
+    def row(self, i: int) -> str:
+        if self.ids is None:
+            return f"row {i + 1}"
+        sample = repr(str(self.ids.iloc[i]))
+        return f"row {i + 1} (id {sample})" if self.source else f"sample {sample}"
 
 
 def _is_number_column(col: pd.Series) -> bool:
@@ -597,10 +617,19 @@ def _encode_classes(
 
 
 def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,
-                       warn: list[str]) -> np.ndarray:
+                       warn: list[str], where: "_CellPlace | None" = None) -> np.ndarray:
     bad = [t for t in targets if not _is_zero_one(frame[t])]
     if bad:
-        raise DataError(f"--task multilabel needs 0/1 target columns; {_quoted(bad)} holds other values")
+        where = where or _CellPlace(frame)
+        col = frame[bad[0]]
+        if _is_number_column(col):
+            off = ~np.isin(col.to_numpy(dtype=np.float64), (0.0, 1.0))
+        else:  # text or mixed: every cell is off (booleans are 0/1 and would have passed)
+            off = np.ones(len(col), dtype=bool)
+        i = int(np.argmax(off))
+        raise DataError(f"{where.source}--task multilabel needs 0/1 target columns; {bad[0]!r} holds "
+                        f"{str(_plain(col.iloc[i]))!r} at {where.row(i)}"
+                        + (f" (other values in {_quoted(bad[1:], 3)} too)" if len(bad) > 1 else ""))
     _check_model_targets(targets, classes)
     Y = frame.to_numpy(dtype=np.float64)  # (n, k)
     if classes is None and len(Y):  # a training table: a label with one value teaches the model nothing
@@ -636,15 +665,23 @@ def _as_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None) -> np.ndarray:
+def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,
+                       where: "_CellPlace | None" = None) -> np.ndarray:
     # a column kept as text by the reader (007, written as an id would be) is still numbers to a regression,
     # parsed as every other number is (``_parse_numbers``; the rows have no missing target by now)
     numbers = {t: _parse_numbers(frame[t].astype(str).str.strip()) for t in targets if frame[t].dtype == object}
     frame = frame.assign(**{t: v for t, v in numbers.items() if v is not None})
     bad = [t for t in targets if not _is_number_column(frame[t])]
-    if bad:
-        example = frame[bad[0]].iloc[0]
-        raise DataError(f"--task regression needs numeric targets; {_quoted(bad)} holds text such as {str(example)!r}")
+    if bad:  # name the first cell that is not a number (the first cell may well be one)
+        where = where or _CellPlace(frame)
+        col = frame[bad[0]]
+        cells = col.astype(str).str.strip()
+        off = np.array([_parse_numbers(pd.Series([c])) is None for c in cells], dtype=bool) \
+            if col.dtype == object else np.ones(len(col), dtype=bool)
+        i = int(np.argmax(off)) if off.any() else 0
+        raise DataError(f"{where.source}--task regression needs numeric targets; {bad[0]!r} holds the text "
+                        f"{str(col.iloc[i])!r} at {where.row(i)}"
+                        + (f" (text in {_quoted(bad[1:], 3)} too)" if len(bad) > 1 else ""))
     _check_model_targets(targets, classes)
     return frame.to_numpy(dtype=np.float64)  # (n, k)
 
@@ -825,6 +862,8 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                 frame, keep = join.apply(frame)
                 X = _keep_rows(X, keep)
                 notes += join.notes
+            if join is None:  # a target cell that does not fit names the file (with a sheet, it is the sheet's)
+                frame.attrs.setdefault(SOURCE_ATTR, src.name)
             return Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X)), \
                 table.notes + notes
         frame = _typed_targets(table.read_frame(text=text), roles.target, table)  # a feature column holds

@@ -32,7 +32,7 @@ from ..errors import DataError
 from ..model_io import Member, Model
 from ..parallel import beside
 from .fitting import FittedRun, _forget_inputs, check_fits_memory, fit_run, resolve_log1p
-from .held_out import prediction_columns
+from .held_out import exact_if_regression, prediction_columns
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
@@ -651,4 +651,4 @@ def held_out_frame(fitted: FittedModel):
         cols[ds.roles.group if ds.roles is not None and ds.roles.group else "group"] = ds.groups
     cols["held_out_by_member"] = fitted.held_out_by
     cols.update(prediction_columns(ds, np.arange(ds.n_samples), P))
-    return pd.DataFrame(cols)
+    return exact_if_regression(pd.DataFrame(cols), ds.task)

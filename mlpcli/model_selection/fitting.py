@@ -117,11 +117,19 @@ def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> 
 
 def _multilabel_weights(spec, Y: np.ndarray, labels: list) -> np.ndarray | None:
     """Per-label (negative, positive) weights for multi-label BCE: ``balanced`` gives each label
-    n / (2 n_pos) and n / (2 n_neg) like scikit-learn; ``"L1=3,L2=2"`` sets positive weights."""
-    if spec in (None, "none"):
+    n / (2 n_pos) and n / (2 n_neg) like scikit-learn; ``"L1=3,L2=2"`` sets positive weights.
+
+    The keywords and LABEL=WEIGHT pairs are read as for a class target (``data.class_weights``): any letter
+    case, and a label named twice, an infinite or NaN weight or a stray comma is an error naming
+    --class-weight (a label named twice used to take its last weight without a word, and ``inf`` reached
+    the loss as "bce pos_weight must be a positive number")."""
+    from ..data.weights import _explicit_weights
+
+    text = "none" if spec is None else str(spec).strip()
+    if text.lower() in ("", "none"):
         return None
     k = Y.shape[1]
-    if spec == "balanced":
+    if text.lower() == "balanced":
         pos = Y.sum(axis=0)
         neg = Y.shape[0] - pos
         if np.any(pos == 0) or np.any(neg == 0):
@@ -129,17 +137,7 @@ def _multilabel_weights(spec, Y: np.ndarray, labels: list) -> np.ndarray | None:
             raise DataError(f"--class-weight balanced: label {bad!r} has only one value in the training rows")
         return np.stack([Y.shape[0] / (2 * neg), Y.shape[0] / (2 * pos)])
     weights = np.ones((2, k))
-    for item in str(spec).split(","):
-        name, _, value = item.partition("=")
-        name = name.strip()
-        if name not in [str(l) for l in labels]:
-            raise ConfigError(f"--class-weight: unknown label {name!r}; labels are {', '.join(map(str, labels))}")
-        try:
-            weights[1, [str(l) for l in labels].index(name)] = float(value)
-        except ValueError:
-            raise ConfigError(f"--class-weight: weight for {name!r} is not a number: {value!r}") from None
-    if np.any(weights <= 0):
-        raise ConfigError("--class-weight: weights must be > 0")
+    weights[1] = _explicit_weights(text, [str(label) for label in labels])  # positive weights, one per label
     return weights
 
 

@@ -9,7 +9,18 @@ import numpy as np
 from .. import data
 from ..metrics import class_proba
 
-__all__ = ["prediction_columns"]
+__all__ = ["prediction_columns", "exact_if_regression"]
+
+
+def exact_if_regression(frame, task: str):
+    """``frame`` (held-out predictions) marked, for a regression task, to be written with exact floats
+    (``predict.write_table``): its truth and predictions are values in the target's units, which 6
+    significant digits could round beyond the model's own error. Returns the frame."""
+    if task == "regression":
+        from ..predict.output import EXACT_FLOATS
+
+        frame.attrs[EXACT_FLOATS] = True
+    return frame
 
 
 def prediction_columns(ds: data.Dataset, rows: np.ndarray, P: np.ndarray) -> dict:

@@ -234,8 +234,8 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
             out[name(c)] = cols[f"pred_{c}"].astype(bool)
             out[name(f"{c}_prob")] = cols[f"prob_{c}"].astype(np.float32)
     else:
-        for c in classes:
-            out[name(c)] = cols[f"pred_{c}"].astype(np.float32)
+        for c in classes:  # float64, as predict writes them (float32 would round a large target's values)
+            out[name(c)] = cols[f"pred_{c}"].astype(np.float64)
     trust = getattr(stream, "trust", None)
     for column in trust.added_columns if trust is not None else []:  # prediction sets, out-of-distribution flags
         values = cols[column]
@@ -247,11 +247,20 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     return out
 
 
+# A frame whose attrs hold this key true is written with its floats exact (shortest round-trip form), not to 6
+# significant digits: regression truth and predictions (train --oof, cv --oof) are values in the target's units,
+# where 6 digits can be coarser than the model's error (a target near 2e7 with an SD of 3 came out in steps of
+# 100), unlike scores and probabilities.
+EXACT_FLOATS = "mlpcli_exact_floats"
+
+
 def write_table(frame: pd.DataFrame, path: str, *, stdout=None) -> int:
     """One table (held-out predictions, a history, tuning results) to `path` in the format its extension
-    names (``output_format``; "-": CSV on standard output), floats to 6 significant digits, atomically as
-    ``write_predictions`` writes; returns the number of rows."""
-    return write_predictions([frame], path, float_format="%.6g", stdout=stdout)
+    names (``output_format``; "-": CSV on standard output), floats to 6 significant digits (exact when
+    ``frame.attrs[EXACT_FLOATS]`` is true: regression values), atomically as ``write_predictions`` writes;
+    returns the number of rows."""
+    float_format = None if frame.attrs.get(EXACT_FLOATS) else "%.6g"
+    return write_predictions([frame], path, float_format=float_format, stdout=stdout)
 
 
 def write_predictions_h5ad(stream, path: str, source: str, *, prefix: str = DEFAULT_OBS_PREFIX,

@@ -688,6 +688,8 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
     typed = {t: data.typed_as_written(frame[t], decimal) for t in targets if frame[t].dtype == object}
     if typed:
         frame = frame.assign(**typed)
+    if model.task in ("regression", "multilabel"):  # a cell that does not fit: the file, row and value
+        _check_target_cells(frame, targets, model.task, source, first_row, index, ids)
     if model.task == "regression":
         values = frame[targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
         at = first_beyond_limit(values)
@@ -698,6 +700,29 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
     sub["__mlpcli_placeholder__"] = 0.0
     ds = data.Dataset.from_frame(sub, data.Roles(target=list(targets)), task=model.task, classes=model.classes)
     return ds.y
+
+
+def _check_target_cells(frame: pd.DataFrame, targets: list[str], task: str, source: str, first_row: int,
+                        index: np.ndarray, ids: np.ndarray | None) -> None:
+    """A DataError naming the first target cell (row order, then column order) that a regression model
+    (a number) or a multi-label one (0 or 1) cannot score, with its file, row and value: the dataset's own
+    check names neither the file nor the row of this piece."""
+    sub = frame[targets]
+    if task == "regression":
+        off = sub.apply(pd.to_numeric, errors="coerce").isna().to_numpy()  # missing cells were refused before
+        what = "a number"
+    else:
+        def zero_one(col: pd.Series) -> np.ndarray:
+            if pd.api.types.is_bool_dtype(col.dtype):
+                return np.ones(len(col), dtype=bool)
+            numbers = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+            return np.isin(numbers, (0.0, 1.0)) & ~(col.map(type) == str).to_numpy()
+        off = ~np.column_stack([zero_one(sub[t]) for t in targets])
+        what = "0 or 1"
+    if off.any():
+        i, j = np.argwhere(off)[0]
+        raise DataError(f"{source}: the target {targets[j]!r} holds {str(sub.iloc[i, j])!r} at "
+                        f"{_row_label(first_row, index[i], ids)}, where the model's {task} target takes {what}")
 
 
 # ── predict ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -744,8 +769,8 @@ class PredictionStream:
                 f"the predictions would hold two columns named {twice[0]!r}: one from the model's id, target or "
                 f"class names, one that {'--coverage/--ood/--explain' if self.trust or run.explain else 'predict'} "
                 "adds; leave that option out, or rename the column the model was trained with and retrain")
-        # Outputs are given in the network's precision (float32: ~7 significant digits, written in the
-        # shortest form that reads back to the same float32).
+        # Probabilities are given in the network's precision (float32: ~7 significant digits, written in the
+        # shortest form that reads back to the same float32); regression values in float64 (``_frame``).
         self.dtype = np.dtype(model.network.dtype)
         self._closed = False
 
@@ -802,9 +827,10 @@ class PredictionStream:
                 self.counts[str(c)] += int(pred[:, k].sum())
             for k, c in enumerate(model.classes):
                 cols[f"prob_{c}"] = out[:, k]
-        else:
+        else:  # values in the target's units, as evaluate scores them: float32 would round a target of large
+            # mean and small spread (2e7 +- 3) to steps of 2, coarser than the model's error
             for k, c in enumerate(model.classes):
-                cols[f"pred_{c}"] = out[:, k]
+                cols[f"pred_{c}"] = decide[:, k]
         if task in data.CLASSIFICATION_TASKS:
             if self.trust is not None:  # abstentions, prediction sets, out-of-distribution flags
                 labels, added = self.trust.columns(class_proba(task, decide), pred, cols[self.label_column], meta)
@@ -877,10 +903,11 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
 
         if isinstance(explain, bool) or not isinstance(explain, (int, np.integer)) or explain < 1:
             raise ConfigError(f"--explain must be a whole number of at least 1, got {explain!r}")
+        if model.task not in ("binary", "multiclass"):  # a usage error, as every option the model's task
+            # cannot take (--threshold on a regression model, --coverage on a multi-label one), naming the option
+            raise OptionError("--explain gives reasons toward the predicted class of a binary or multiclass model; "
+                              f"this model is {'multi-label' if model.task == 'multilabel' else model.task}")
         check_model(model)
-        if model.task == "multilabel":
-            raise ConfigError("--explain gives reasons toward the predicted class of a binary or multiclass model; "
-                              "this model is multi-label")
         explaining = (int(explain), check_steps(explain_steps))
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
                chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing,

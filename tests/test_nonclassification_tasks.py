@@ -1,0 +1,144 @@
+"""Regression and multi-label targets end to end: held-out and predicted values written exactly, R² when it is
+undefined, target cells that do not fit named with their file and row, multi-label class weights read as a
+class target's, and options a model's task cannot take refused as usage errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import metrics
+from tables import make_table
+from cli_helpers import assert_clean_error, run
+
+FAST = ["--hidden", "8", "--epochs", "8", "--patience", "4", "--quiet"]
+OFFSET = 2e7  # a target of large mean and small spread (SD ~3.5): float32 steps of 2, 6 digits steps of 100
+
+
+def big_regression(tmp_path, seed: int, name: str) -> tuple[str, pd.DataFrame]:
+    df = make_table("regression", seed=seed, n_patients=20, n_features=4)
+    df["label"] += OFFSET
+    path = tmp_path / name
+    df.to_csv(path, index=False)
+    return str(path), pd.read_csv(path)
+
+
+def test_oof_files_keep_regression_values_exact(tmp_path):
+    """train --oof and cv --oof wrote every float to 6 significant digits: 20000050.73 came out as 20000100,
+    so the file's RMSE was 15.8 where train reported 0.48."""
+    path, df = big_regression(tmp_path, 0, "train.csv")
+    oof, cv_oof = tmp_path / "oof.csv", tmp_path / "cv_oof.csv"
+    res = run(["train", path, *FAST, "--folds", "2", "-o", str(tmp_path / "m.mlp"), "--oof", str(oof)])
+    assert res.exit_code == 0, res.output
+    res = run(["cv", path, *FAST, "--folds", "2", "--member-folds", "2", "--oof", str(cv_oof)])
+    assert res.exit_code == 0, res.output
+    truth = df.set_index("sample_id")["label"]
+    for file in (oof, cv_oof):
+        held = pd.read_csv(file).set_index("sample_id")
+        np.testing.assert_array_equal(held["label"].to_numpy(), truth.loc[held.index].to_numpy())
+        assert np.abs(held["pred_label"] - held["label"]).median() < 50  # not rounded to hundreds
+
+
+def test_predict_writes_regression_values_as_evaluate_scores_them(tmp_path):
+    """predict wrote regression values in float32 (steps of 2 near 2e7), so its file's RMSE (0.84) was not
+    evaluate's (0.61) for the same model and table."""
+    path, _ = big_regression(tmp_path, 0, "train.csv")
+    test_path, test = big_regression(tmp_path, 1, "test.csv")
+    model, out = str(tmp_path / "m.mlp"), tmp_path / "p.csv"
+    assert run(["train", path, *FAST, "--folds", "1", "-o", model]).exit_code == 0
+    assert run(["predict", model, test_path, "-o", str(out), "-q"]).exit_code == 0
+    res = run(["evaluate", model, test_path, "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    rmse = json.loads(res.stdout)["metrics"]["rmse"]
+    pred = pd.read_csv(out)
+    assert np.sqrt(np.mean((pred["pred_label"] - test["label"]) ** 2)) == pytest.approx(rmse, rel=1e-9)
+
+
+def test_r2_is_undefined_where_the_truth_does_not_vary():
+    """scikit-learn's default gave R² 0.000 for predictions 45 units off a constant truth."""
+    y = np.full((6, 1), 5.0)
+    m = metrics.compute("regression", y, y + 45.0, ["label"])
+    assert m["r2"] is None and m["rmse"] == pytest.approx(45.0)
+    one = metrics.compute("regression", np.array([[5.0]]), np.array([[4.0]]), ["label"])
+    assert one["r2"] is None
+    two = metrics.compute("regression", np.column_stack([y[:, 0], np.arange(6.0)]),
+                          np.column_stack([y[:, 0] + 1, np.arange(6.0)]), ["a", "b"])
+    assert [t["r2"] for t in two["per_target"]] == [None, 1.0]
+    varied = np.arange(6.0).reshape(-1, 1)
+    assert metrics.compute("regression", varied, varied, ["label"])["r2"] == 1.0
+
+
+def test_text_in_a_regression_target_is_named_with_its_file_row_and_value(tmp_path):
+    """The message showed the column's first value (a number) as the 'text', and no row or file."""
+    df = make_table("regression", seed=0, n_patients=20, n_features=4)
+    df["label"] = df["label"].astype(object)
+    df.loc[5, "label"] = "abc"
+    path = tmp_path / "bad.csv"
+    df.to_csv(path, index=False)
+    res = run(["train", str(path), *FAST, "--task", "regression", "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "bad.csv", "'label'", "'abc'", "row 6", "S0005")
+
+    good = tmp_path / "good.csv"
+    make_table("regression", seed=0, n_patients=20, n_features=4).to_csv(good, index=False)
+    model = str(tmp_path / "m.mlp")
+    assert run(["train", str(good), *FAST, "--folds", "1", "-o", model]).exit_code == 0
+    assert_clean_error(run(["evaluate", model, str(path)]), "bad.csv", "'label'", "'abc'", "row 6", "S0005")
+
+
+def test_a_multilabel_target_cell_that_is_not_0_or_1_is_named_in_evaluate(tmp_path):
+    """evaluate said "--task multilabel needs 0/1 target columns; 'lab2' holds other values": an option
+    evaluate does not have, and neither the file, the row nor the value."""
+    train_path = tmp_path / "train.csv"
+    make_table("multilabel", seed=0, n_patients=20, n_features=4).to_csv(train_path, index=False)
+    model = str(tmp_path / "m.mlp")
+    targets = ["--target", "lab0,lab1,lab2"]
+    assert run(["train", str(train_path), *targets, *FAST, "--folds", "1", "-o", model]).exit_code == 0
+    test = make_table("multilabel", seed=1, n_patients=20, n_features=4)
+    test.loc[3, "lab2"] = 2
+    bad = tmp_path / "bad.csv"
+    test.to_csv(bad, index=False)
+    assert_clean_error(run(["evaluate", model, str(bad)]), "bad.csv", "'lab2'", "'2'", "row 4", "S0003")
+    res = run(["train", str(bad), *targets, "--task", "multilabel", *FAST, "-o", str(tmp_path / "n.mlp")])
+    assert_clean_error(res, "bad.csv", "'lab2'", "'2'", "row 4")
+
+
+@pytest.mark.parametrize("spec, needles", [
+    ("lab0=2,lab0=3", ["'lab0' twice"]),  # took the last weight without a word
+    ("lab0=inf", ["--class-weight", "'inf'"]),  # reached the loss: "bce pos_weight must be a positive number"
+    ("lab0=nan", ["--class-weight", "'nan'"]),
+    ("lab0=2,", ["--class-weight"]),
+    ("labX=2", ["--class-weight", "'labX'", "lab0"]),
+])
+def test_multilabel_class_weights_are_checked_as_a_class_targets(tmp_path, spec, needles):
+    path = tmp_path / "ml.csv"
+    make_table("multilabel", seed=0, n_patients=20, n_features=4).to_csv(path, index=False)
+    res = run(["train", str(path), "--target", "lab0,lab1,lab2", *FAST, "--folds", "1", "--class-weight", spec,
+               "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, *needles)
+    assert not (tmp_path / "m.mlp").exists()
+
+
+def test_multilabel_class_weight_keywords_in_any_case(tmp_path):
+    """'BALANCED' was read as a label name ("unknown label 'BALANCED'"); a class target takes it."""
+    path = tmp_path / "ml.csv"
+    make_table("multilabel", seed=0, n_patients=20, n_features=4).to_csv(path, index=False)
+    for spec in ("BALANCED", "None"):
+        res = run(["train", str(path), "--target", "lab0,lab1,lab2", *FAST, "--folds", "1", "--class-weight", spec,
+                   "-o", str(tmp_path / "m.mlp")])
+        assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("task, targets", [("multilabel", ["--target", "lab0,lab1,lab2"]), ("regression", [])])
+def test_predict_explain_on_a_model_it_cannot_explain_is_a_usage_error(tmp_path, task, targets):
+    """Exit 1 for a multi-label model and a message without --explain for a regression one; every other option
+    a model's task cannot take (--threshold, --coverage) is a usage error (2) naming the option."""
+    path = tmp_path / "t.csv"
+    make_table(task, seed=0, n_patients=20, n_features=4).to_csv(path, index=False)
+    model, out = str(tmp_path / "m.mlp"), tmp_path / "p.csv"
+    assert run(["train", str(path), *targets, *FAST, "--folds", "1", "-o", model]).exit_code == 0
+    res = run(["predict", model, str(path), "--explain", "3", "-o", str(out)])
+    assert_clean_error(res, "--explain", code=2)
+    assert not out.exists()
