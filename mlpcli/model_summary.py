@@ -50,7 +50,7 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "used_names": kept if all_features else kept[:FIRST_FEATURES],
             "dropped_constant": len(getattr(ref, "dropped_constant", []) or []),
         },
-        "preprocessing": _preprocessing(ref, model.members),
+        "preprocessing": _preprocessing(ref, model.members, _fitted_on(model)),
         "network": {
             "members": len(model.members),
             "layers": [int(net.n_inputs), *map(int, net.hidden), int(net.n_outputs)],
@@ -113,7 +113,20 @@ def _file(path) -> dict | None:
     return {"path": str(p), "bytes": int(st.st_size), "modified": modified}
 
 
-def _preprocessing(pre, members) -> dict:
+def _fitted_on(model: Model) -> str:
+    """Which rows the shipped preprocessing was fitted on. Said of every model as the ensemble's ("each member's
+    training rows; the reference: all rows"), which was wrong twice: a --refit network's is fitted on all rows,
+    and one network's (--folds 1) on its training rows, the validation rows held out, its reference included."""
+    fit = model.fit or {}
+    if fit.get("refit_epochs"):
+        return "all rows (one network refitted on every row)"
+    folds = fit.get("folds")
+    if len(model.members) == 1 and not (isinstance(folds, int) and folds > 1):  # not an interrupted ensemble's
+        return "the network's training rows (not its validation rows)"
+    return "each member's training rows (the reference: all rows, for the shift report)"
+
+
+def _preprocessing(pre, members, fitted_on: str) -> dict:
     """The preprocessing's settings; --top-var is the members' (the reference preprocessing, fitted on all rows
     for the shift check, keeps every feature some member uses and has no --top-var of its own)."""
     cfg = getattr(pre, "config", None)
@@ -122,4 +135,4 @@ def _preprocessing(pre, members) -> dict:
     top_var = {getattr(getattr(m.preprocessor, "config", None), "top_var", None) for m in members} - {None}
     return {"log1p": bool(cfg.log1p), "impute": cfg.impute, "top_var": max(top_var) if top_var else cfg.top_var,
             "standardize": bool(cfg.standardize), "scaling": cfg.scaling if cfg.standardize else None,
-            "fitted_on": "each member's training rows (the reference: all rows, for the shift report)"}
+            "fitted_on": fitted_on}

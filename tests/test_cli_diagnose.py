@@ -184,6 +184,13 @@ def test_curve_options_do_not_apply_to_learning_curve(run_files):
     assert res.exit_code == 2 and "--metric" in res.output
 
 
+@pytest.mark.parametrize("option", ["--no-chart", "--chart"])
+def test_chart_option_does_not_apply_to_learning_curve(run_files, option):
+    """--learning-curve draws no terminal chart: --no-chart was accepted and silently ignored."""
+    res = run(["diagnose", "--learning-curve", run_files["data"], option])
+    assert_clean_error(res, option, "--learning-curve", code=2)
+
+
 def test_help_has_examples():
     res = run(["diagnose", "--help"])
     assert res.exit_code == 0 and "Examples:" in res.output and "--learning-curve" in res.output

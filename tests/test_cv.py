@@ -1,6 +1,7 @@
 """Cross-validation: grouped folds, isolation of the test rows, parallel = sequential, and `mlpcli cv`."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -310,3 +311,47 @@ def test_cv_coverage_on_a_regression_target_is_refused_not_ignored(tmp_path):
     path = write_table(tmp_path, task="regression", n_patients=12, n_features=4)
     res = run(["cv", path, "--coverage", "0.9", "--folds", "2", "--epochs", "2", "--hidden", "4"])
     assert_clean_error(res, "--coverage", "class targets", code=2)
+
+
+def test_cv_oof_without_an_id_column_numbers_rows_as_predict_and_train_do(tmp_path):
+    """Without a sample id, `cv --oof` wrote 0-based row numbers where `predict` and `train --oof` write 1-based
+    ones: joined on `row`, every out-of-fold prediction landed on the next sample."""
+    df = make_table("multiclass", n_patients=12, n_features=4).drop(columns="sample_id")
+    path = tmp_path / "noid.csv"
+    df.to_csv(path, index=False)
+    oof_cv, oof_train = tmp_path / "cv.csv", tmp_path / "train.csv"
+    assert run(["cv", str(path), "--folds", "3", "--member-folds", "1", "--oof", str(oof_cv), *FAST]).exit_code == 0
+    res = run(["train", str(path), "--folds", "2", "-o", str(tmp_path / "m.mlp"), "--oof", str(oof_train), *FAST])
+    assert res.exit_code == 0, res.output
+    cv_rows, train_rows = pd.read_csv(oof_cv), pd.read_csv(oof_train)
+    assert sorted(cv_rows["row"]) == list(range(1, len(df) + 1)) == sorted(train_rows["row"])
+    # the row number names the sample whose truth stands beside it
+    by_row = cv_rows.set_index("row")["label"]
+    assert all(by_row[r] == df["label"].iloc[r - 1] for r in by_row.index)
+    assert all(by_row[r] == truth for r, truth in zip(train_rows["row"], train_rows["label"]))
+
+
+def test_cv_refit_is_described_as_the_one_network_each_fold_scores(tmp_path):
+    """With --refit each fold's model is one network refitted on the fold's training part (what `train --refit`
+    ships); the notes called it "a 2-member cross-fitted ensemble" and per_fold said members 2."""
+    path = write_table(tmp_path, n_patients=12, n_features=4)
+    res = run(["cv", path, "--folds", "2", "--member-folds", "2", "--refit", "--json", *FAST])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [f["members"] for f in doc["per_fold"]] == [1, 1]
+    assert "ensemble" not in doc["notes"][0] and "one network refitted" in doc["notes"][0]
+
+
+def test_a_folds_own_warnings_name_it_as_the_table_does(tmp_path):
+    """A fit's own warnings (here its early-stopping split inside the fold) were prefixed with the internal task
+    label, 0-based: "cv/0/2" for the fold the table calls 3, "grid/0/0/0" in tune."""
+    path = write_table(tmp_path, n_patients=40)  # mc table: the member hold-outs leave a batch out of validation
+    res = run(["cv", path, "--folds", "3", "--member-folds", "1", *FAST])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stderr.splitlines() if "only in the training rows" in line]
+    assert lines and all(re.match(r"warning: fold [123], within its training part: batch ", line) for line in lines), lines
+    res = run(["tune", path, "--folds", "3", "--repeats", "2", "--grid", "l2=0,1e-3", *FAST])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stderr.splitlines() if "only in the training rows" in line]
+    assert lines and all(re.match(r"warning: repeat [12] fold [123], within", line) for line in lines), lines
+    assert "cv/" not in res.stderr and "grid/" not in res.stderr

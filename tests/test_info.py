@@ -103,3 +103,16 @@ def test_info_shows_a_regression_portfolio_as_the_rmse_train_showed(tmp_path):
     assert len(portfolio) > 1 and all(p["score"] < 0 for p in portfolio)
     line = next(line for line in run(["info", str(model)]).output.splitlines() if "architecture choice" in line)
     assert "-" not in line.split("│")[2] and f"{-portfolio[0]['score']:.3f}" in line
+
+
+def test_info_says_which_rows_the_preprocessing_was_fitted_on(tmp_path):
+    """Every model was said to be preprocessed on "each member's training rows (the reference: all rows)":
+    wrong for a --refit network (fitted on all rows) and for one network (its training rows only)."""
+    fitted_on = {}
+    for name, args in (("ensemble", []), ("refit", ["--refit"]), ("one", ["--folds", "1"])):
+        (tmp_path / name).mkdir()
+        out, _, _ = _train(tmp_path / name, "--hidden", "8", *args)
+        fitted_on[name] = json.loads(run(["info", str(out), "--json"]).stdout)["preprocessing"]["fitted_on"]
+    assert fitted_on["ensemble"].startswith("each member's training rows")
+    assert fitted_on["refit"].startswith("all rows") and "member" not in fitted_on["refit"]
+    assert fitted_on["one"].startswith("the network's training rows") and "all rows" not in fitted_on["one"]

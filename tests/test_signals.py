@@ -297,6 +297,22 @@ def test_tune_and_learning_curve_in_one_process_stop_on_sigterm(tmp_path, table,
     _assert_no_temporaries(tmp_path)
 
 
+def test_tune_refit_stopped_by_sigterm_writes_neither_output(tmp_path, table):
+    """The signal lands in --refit, after the tuning's fits: the refit's fits absorbed it and tune saved the
+    cut-short model, wrote --results and exited 0; now it exits 143 and writes nothing."""
+    cmd = Command(["tune", str(table), "--folds", "2", "--grid", "lr=1e-3", "--hidden", "32", "--epochs", "3000",
+                   "--patience", "3000", "--n-jobs", "1", "--refit", "-o", "tuned.mlp", "--results", "out.csv"],
+                  tmp_path)
+    cmd.wait_for_line("fits: 2/2 done")  # the tuning is over: the refit (5 members of 3,000 epochs) starts now
+    time.sleep(0.5)
+    cmd.proc.send_signal(signal.SIGTERM)
+    rc, err = cmd.finish()
+    assert rc == 143, err
+    assert "Interrupted by SIGTERM." in err and "Traceback" not in err
+    assert not (tmp_path / "tuned.mlp").exists() and not (tmp_path / "out.csv").exists()
+    _assert_no_temporaries(tmp_path)
+
+
 @pytest.mark.parametrize("n_jobs", ["1", "2"])
 def test_cv_sigterm_writes_no_oof_file(tmp_path, table, n_jobs):
     """In one process (--n-jobs 1) too: the fit under way absorbs the interrupt (train keeps its best weights

@@ -243,3 +243,15 @@ def test_an_empty_grid_or_value_list_is_an_error_naming_it():
     with pytest.raises(ConfigError, match="lr needs a list of at least one value"):
         choose_points({"lr": []})
     assert TrainOptions(hidden=8).hidden == [8]  # as a config file's `hidden = 8`
+
+
+def test_results_file_writes_no_hidden_layer_as_none(tmp_path):
+    """`hidden=0|4` ranks "none" in the table but wrote an empty cell to --results, read back as NaN (and the
+    other widths as floats, 4.0): the file now says none, as the table and the grid syntax do."""
+    path = write_table(tmp_path, n_patients=12, n_features=4)
+    results = tmp_path / "tuning.csv"
+    res = run(["tune", path, "--grid", "hidden=0|4", "--folds", "2", "--results", str(results), *FAST])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(results, dtype=str)
+    assert sorted(table["hidden"]) == ["4", "none"]
+    assert sorted(grid.parse_grid("hidden=" + "|".join(table["hidden"]))["hidden"]) == [[], [4]]  # round trip

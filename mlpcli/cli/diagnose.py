@@ -52,7 +52,8 @@ _EVIDENCE_ORDER = ("n_epochs", "unstable_epoch", "train_rise", "first_infinite_e
                    "train_eval_final", "cause", "train_distance_from_baseline", "val_distance_from_baseline",
                    "score", "runner_up_score")
 
-_CURVE_ONLY = ("curves", "higher_is_better", "baseline")
+# --chart/--no-chart among them: the learning curve draws no terminal chart, and --no-chart was silently ignored there
+_CURVE_ONLY = ("curves", "higher_is_better", "baseline", "chart")
 _LEARNING_CURVE_ONLY = ("fractions", "n_jobs", "threads", "config")
 # Train options the learning curve cannot honour, and why (it trains one network per size on a fixed hold-out)
 _NOT_FOR_LEARNING_CURVE = {
@@ -60,7 +61,7 @@ _NOT_FOR_LEARNING_CURVE = {
     "refit": "each training-set size trains one network on the fixed hold-out; there are no members to refit",
     "calibrate": "the curve reads balanced accuracy or RMSE, which temperature scaling does not change",
 }
-_SHARED = ("source", "plot_path", "chart", "learning", "as_json", "quiet", "debug")  # every other option is a train option
+_SHARED = ("source", "plot_path", "learning", "as_json", "quiet", "debug")  # every other option is a train option
 
 
 # --------------------------------------------------------------------------- rendering

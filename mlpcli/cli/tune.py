@@ -163,6 +163,11 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     if refit:
         with threads_context(plan.blas_threads):  # as each fit of the tuning
             outcome = pipeline.refit_tuned(ds, options, result, source=data_file)
+        if outcome.interrupted:
+            # The refit's fits absorb Ctrl-C / SIGTERM / SIGHUP (train keeps their best weights that way), so the
+            # refit returned a cut-short model: saving it and exiting 0 passed it off as the tuned model. A stopped
+            # refit leaves neither output and exits 128 + the signal, as every other stopped tuning does.
+            raise KeyboardInterrupt
         model_io.save(outcome.model, out)
         refit_doc = {"model": out, "setting": result.best.setting, "validation_metrics": outcome.val_metrics,
                      "members": len(outcome.model.members), "notes": outcome.notes}

@@ -27,7 +27,7 @@ from ..errors import ConfigError, DataError, OptionError
 from ..parallel import Plan, run
 from .crossfit import PORTFOLIO, fit_model
 from .fitting import check_fits_memory as fitting_check_fits_memory
-from .held_out import prediction_columns
+from .held_out import exact_if_regression, prediction_columns
 from .splits import Fold, _group_name, _label, kfold
 from .splits import leave_batch_out as leave_batch_out_folds
 
@@ -99,7 +99,9 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         score=float("nan") if main is None else float(main), best_epoch=int(np.median(best_epochs)),
         epochs_run=int(max(mm["epochs_run"] for mm in fitted.members)), seconds=time.perf_counter() - started,
         warnings=list(fitted.warnings), test_rows=np.asarray(test_rows) if keep_predictions else None,
-        proba=proba if keep_predictions else None, members=len(fitted.members),
+        # the networks of the model that scored the test rows: with --refit, the one refitted network, not the
+        # cross-fitted members that chose its epochs (counting those called it an ensemble)
+        proba=proba if keep_predictions else None, members=len(fitted.model.members),
         hidden=list(fitted.options.hidden), epoch_cap=int(fitted.runs[0].options.epochs), held_out=held_out,
         trust=_fold_trust(fitted, test_ds, trust_level, logits) if trusting else None,
         inner_score=_inner_score(fitted) if trusting else None,
@@ -187,7 +189,7 @@ class CVResult:
             parts.append(_prediction_columns(ds, f))
         frame = pd.concat(parts, ignore_index=True)
         order = np.lexsort((frame["_row"].to_numpy(), frame["repeat"].to_numpy()))
-        return frame.iloc[order].drop(columns="_row").reset_index(drop=True)
+        return exact_if_regression(frame.iloc[order].drop(columns="_row").reset_index(drop=True), ds.task)
 
 
 def _fold_dict(f: FoldScore) -> dict:
@@ -208,7 +210,9 @@ def _prediction_columns(ds: data.Dataset, f: FoldScore):
 
     rows, P = f.test_rows, f.proba
     id_name = ds.roles.id if ds.roles is not None and ds.roles.id else "row"
-    cols: dict[str, Any] = {"_row": rows, id_name: ds.ids[rows] if ds.ids is not None else rows}
+    # without an id column, the 1-based row number, as predict and train --oof number rows (0-based rows here were
+    # off by one against them: a join on `row` paired every prediction with the next sample)
+    cols: dict[str, Any] = {"_row": rows, id_name: ds.ids[rows] if ds.ids is not None else rows + 1}
     if ds.groups is not None:
         cols[_group_name(ds)] = ds.groups[rows]
     cols["repeat"] = np.full(len(rows), f.repeat + 1)
@@ -274,7 +278,10 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
 
 def describe_model(options: TrainOptions, members: int) -> str:
     """A few words on the model the options give, e.g. "a 5-member cross-fitted ensemble"."""
-    what = "one network on a hold-out" if members == 1 else f"a {members}-member cross-fitted ensemble"
+    if options.refit:  # train --refit ships one network trained on all rows (of the fold's training part here)
+        what = "one network refitted on all the training rows for the cross-fitted members' median best epoch"
+    else:
+        what = "one network on a hold-out" if members == 1 else f"a {members}-member cross-fitted ensemble"
     if options.hidden == "auto":
         what += " (--hidden auto: architecture chosen inside each fold)"
     return what
@@ -301,10 +308,19 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
                 out.append(f"{where}: {_classes(missing, 'is', 'are')} absent from the test rows; the metrics there "
                            "do not cover it")
     seen = set()
+    repeated = len({s.repeat for s in scores}) > 1
     for s in scores:
         for w in s.warnings:
             if w not in seen:
                 seen.add(w)
-                out.append(f"{'/'.join(str(x) for x in s.label)}: {w}")
+                out.append(f"{_fold_words(s, repeated)}, within its training part: {w}")
     return out
+
+
+def _fold_words(s: FoldScore, repeated: bool) -> str:
+    """Which fold a fit's own warning comes from, numbered as the tables number folds (1-based). The task label
+    ("cv/0/2", "grid/0/0/0": 0-based, with the grid point's internal index) named a fold the table calls 3."""
+    if s.held_out is not None:
+        return f"fold {s.fold + 1} (held-out batch {s.held_out})"
+    return f"repeat {s.repeat + 1} fold {s.fold + 1}" if repeated else f"fold {s.fold + 1}"
 

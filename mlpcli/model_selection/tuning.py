@@ -122,7 +122,9 @@ class TuneResult:
             r = {**extra, "rank": p.rank}
             for k in self.space:
                 v = p.setting[k]
-                r[k] = ",".join(map(str, v)) if isinstance(v, list) else v
+                # no hidden layer ([]) as the ranked table and the --grid syntax write it: an empty cell read
+                # back as NaN (and turned the other widths into floats, 4 -> 4.0)
+                r[k] = (",".join(map(str, v)) or "none") if isinstance(v, list) else v
             r[f"mean_{self.metric}"] = p.mean
             r[f"sd_{self.metric}"] = p.sd
             for i, s in enumerate(p.scores):
