@@ -142,3 +142,22 @@ def test_predict_explain_on_a_model_it_cannot_explain_is_a_usage_error(tmp_path,
     res = run(["predict", model, str(path), "--explain", "3", "-o", str(out)])
     assert_clean_error(res, "--explain", code=2)
     assert not out.exists()
+
+
+def test_a_numeric_target_with_a_stray_text_cell_names_the_cell(tmp_path):
+    """One typo in a column of ages made the task multiclass, one class per age, and training then failed on
+    classes of one sample without naming the cell; a target of class codes with an "unknown" stays classes."""
+    df = make_table("regression", seed=3, n_patients=30, n_features=4)
+    df["label"] = df["label"].round(2).astype(object)
+    df.loc[6, "label"] = "n/d"
+    path = tmp_path / "typo.csv"
+    df.to_csv(path, index=False)
+    res = run(["train", str(path), *FAST, "--folds", "2", "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "typo.csv: target 'label' holds numbers but for 1 cell of text, the first 'n/d' "
+                            "at row 7; fix it, or give --task multiclass")
+    assert not (tmp_path / "m.mlp").exists()
+    codes = df.assign(label=np.resize(["1", "2", "3"], len(df)))
+    codes.loc[::10, "label"] = "unknown"  # a class of its own, in several patients
+    codes.to_csv(path, index=False)
+    res = run(["train", str(path), *FAST, "--folds", "2", "-o", str(tmp_path / "m.mlp"), "--json"])
+    assert res.exit_code == 0, res.output

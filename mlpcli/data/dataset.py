@@ -557,11 +557,12 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
         return task
     values = col.to_numpy()
     n_distinct = len(pd.unique(values))
+    if not _is_number_column(col):
+        _check_stray_text(col, name)
     if _is_number_column(col):
         as_float = values.astype(np.float64)
-        non_integer = not np.all(as_float == np.round(as_float))
-        many = n_distinct > _REGRESSION_MIN_DISTINCT and n_distinct > _REGRESSION_MIN_DISTINCT_FRACTION * len(col)
-        if non_integer or many:
+        if _looks_continuous(as_float, n_distinct):
+            non_integer = not np.all(as_float == np.round(as_float))
             why = "non-integer values" if non_integer else f"{n_distinct} distinct values"
             notes.append(f"task: regression (inferred: {name!r} is numeric with {why}; --task to override)")
             return "regression"
@@ -571,6 +572,32 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
     task = "binary" if n_distinct == 2 else "multiclass"
     notes.append(f"task: {task} (inferred from {n_distinct} classes in {name!r}; --task to override)")
     return task
+
+
+def _looks_continuous(values: np.ndarray, n_distinct: int) -> bool:
+    """Whether numeric target values (float64) are a regression's: non-integers, or many distinct values."""
+    non_integer = not np.all(values == np.round(values))
+    many = n_distinct > _REGRESSION_MIN_DISTINCT and n_distinct > _REGRESSION_MIN_DISTINCT_FRACTION * len(values)
+    return non_integer or many
+
+
+def _check_stray_text(col: pd.Series, name: str) -> None:
+    """A target of numbers that a regression would take, but for a few cells of text (a typo, "n/d"): a
+    DataError naming the first such cell. Left alone, the column would be read as classes, one per value,
+    and training would fail later on classes of one sample each, naming no cell."""
+    numbers = pd.to_numeric(col.astype(str).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    text = np.isnan(numbers)
+    k = int(text.sum())
+    if not 0 < k <= max(3, len(col) // 100):
+        return
+    kept = numbers[~text]
+    if not _looks_continuous(kept, len(np.unique(kept))):
+        return
+    i = int(np.argmax(text))
+    where = _CellPlace(col.to_frame())
+    raise DataError(f"{where.source}target {name!r} holds numbers but for {k} cell{'s' * (k > 1)} of text, the first "
+                    f"{str(col.iloc[i])!r} at {where.row(i)}; fix {'them' if k > 1 else 'it'}, or give --task "
+                    "multiclass to take its values as classes")
 
 
 def _sorted_labels(values: np.ndarray) -> list:
