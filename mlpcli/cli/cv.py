@@ -155,8 +155,9 @@ def _fold_table(result) -> Table:
 
         parts = [[f.inner_score for f in result.folds]] + [[(f.trust or {}).get(key) for f in result.folds]
                                                            for key in ("coverage", "mean_set_size", "ood_rate")]
-        means += [fmt(stats(p)[0]) for p in parts]
-        sds += [fmt(stats(p)[1]) for p in parts]
+        kinds = (result.metric, "coverage", None, "ood_rate")  # as the fold rows format them (set size: a number)
+        means += [fmt_metric(k, stats(p)[0]) if k else fmt(stats(p)[0]) for k, p in zip(kinds, parts)]
+        sds += [fmt_metric(k, stats(p)[1]) if k else fmt(stats(p)[1]) for k, p in zip(kinds, parts)]
     table.add_row(*lead, "mean", "", "", "", *means, style="bold")
     table.add_row(*lead, "SD", "", "", "", *sds)
     return table
