@@ -220,3 +220,20 @@ def test_info_and_diagnose_on_a_closed_stdout_are_errors_not_silence(tmp_path, t
             "a file (> FILE) instead"], res.stderr
     res = mlpcli(["diagnose", "m.mlp", "--plot", "c.png"], tmp_path, close=(1,), stderr=subprocess.PIPE, text=True)
     assert res.returncode == 0 and (tmp_path / "c.png").exists()  # a plot is a result of its own
+
+
+def test_json_documents_keep_warnings_on_stderr_too(tmp_path):
+    """train, cv and tune with --json put their warnings in the document only, where a pipeline reading the
+    document with jq never showed them; predict and evaluate showed theirs on stderr. Every command now does."""
+    df = make_table("multiclass", seed=2, n_patients=30, n_features=6)
+    df["flat"] = 1.0  # a constant feature: dropped, with a warning
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    fast = ["--hidden", "8", "--epochs", "4", "--folds", "2", "-q", "--json"]
+    for args in (["train", str(path), *fast, "-o", "m.mlp"], ["cv", str(path), *fast, "--member-folds", "2"],
+                 ["tune", str(path), *fast, "--grid", "lr=0.001"]):
+        res = mlpcli(args, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert res.returncode == 0, (args[0], res.stderr)
+        doc = json.loads(res.stdout)
+        assert any("constant" in w for w in doc["warnings"]), args[0]
+        assert "constant on the training rows" in res.stderr, (args[0], res.stderr)

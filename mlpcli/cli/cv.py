@@ -241,6 +241,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
         write_table(result.oof_frame(ds), oof_path)
 
     if as_json:
+        report([], result.warnings, quiet)  # in the document, and on stderr: a warning is never hidden
         doc = result.to_dict()
         doc["oof"] = oof_path
         doc["parallel"] = {"backend": plan.backend, "n_jobs": plan.n_jobs, "scheduler": plan.scheduler}

@@ -339,6 +339,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
                             title=f"Sample-size learning curve: {_MORE_DATA_WORDS[result.more_data['verdict']]}; "
                                   f"{_BIAS_VARIANCE_WORDS[result.bias_variance['verdict']]}")
     if as_json:
+        report([], result.warnings + result.skipped, quiet)  # in the document, and on stderr: never hidden
         print_json({**result.to_dict(), "plot": plot_path})
         return
     report(result.notes, result.warnings + result.skipped, quiet)

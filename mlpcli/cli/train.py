@@ -252,8 +252,8 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     # run that read the wrong column
     ds, read_notes = pipeline.load_dataset(data_file, options)
     early_notes, early_warnings = read_notes + ds.notes, list(ds.warnings)
-    if not as_json:
-        report(early_notes, early_warnings, quiet)
+    # with --json the notes are in the document; warnings show on stderr as well (never hidden)
+    report([] if as_json else early_notes, early_warnings, quiet)
     with threads_context(plan.blas_threads), _Progress(quiet) as progress:
         outcome = pipeline.train_dataset(ds, options, progress=progress, notes=read_notes, source=data_file,
                                          plan=plan)
@@ -265,6 +265,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         write_table(held_out_frame(outcome.fitted), oof_path)
 
     if as_json:
+        report([], outcome.warnings[len(early_warnings):], quiet)
         print_json({
             "model": out, "task": outcome.model.task, "classes": [str(c) for c in outcome.model.classes],
             "split": outcome.model.split, "fit": outcome.model.fit, "baseline": outcome.model.baseline,

@@ -177,6 +177,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         write_table(result.results_frame(), results_path)
 
     if as_json:
+        report([], result.warnings, quiet)  # in the document, and on stderr: a warning is never hidden
         doc = result.to_dict()
         doc["results"] = results_path
         doc["refit"] = refit_doc
