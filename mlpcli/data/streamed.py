@@ -29,7 +29,7 @@ from .. import data
 from ..errors import DataError
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DECIMAL_ATTR
-from .fields import check_quoted, check_quotes_closed, row_lines, simple_quotes
+from .fields import check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
 from .io import _SNIFF_BYTES, _check_file, is_pipe, parquet_columns
 
 if TYPE_CHECKING:  # the plan of a model's columns (predict) or of a training table's (``read_features``)
@@ -591,8 +591,8 @@ class _TextTable(_Table):
             # pandas counts lines from the piece's start; give the file's line numbers instead
             reason = re.sub(r"line (\d+)", lambda m: f"line {int(m.group(1)) + line - 1}", data._short_reason(exc))
             raise DataError(f"cannot parse {self.name}: {reason}") from None
-        except UnicodeDecodeError:
-            raise DataError(f"cannot parse {self.name} near line {line}: not UTF-8 text") from None
+        except UnicodeDecodeError:  # the bad byte's own line, not the piece's first
+            raise not_utf8_error(text, self.name, line) from None
         except ValueError as exc:
             raise DataError(f"cannot parse {self.name} near line {line}: {data._short_reason(exc)}") from None
 

@@ -1,0 +1,56 @@
+"""Regressions from a command-line review of training's piecewise text reader: a byte that is not UTF-8
+deep in a table is named by its own line (not by a position in a parser's buffer, nor by the first line of
+the piece it fell in)."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_helpers import assert_clean_error, run
+
+N_ROWS = 6000
+BAD_LINE = 5001  # the file's line (the header is line 1): data row 5,000
+
+
+def _table(n: int = N_ROWS) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"g{j}" for j in range(6)])
+    frame.insert(0, "sample_id", [f"S{i:05d}" for i in range(n)])
+    frame["label"] = np.where(frame.g0 > 0, "A", "B")
+    return frame
+
+
+@pytest.fixture(scope="module")
+def not_utf8(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("utf8")
+    lines = _table().to_csv(index=False).encode().split(b"\n")
+    lines[BAD_LINE - 1] = lines[BAD_LINE - 1].replace(b"S0", b"S\xff0", 1)  # in the id column
+    text = b"\n".join(lines)
+    (folder / "bad.csv").write_bytes(text)
+    (folder / "bad.csv.gz").write_bytes(gzip.compress(text))
+    good = _table().to_csv(index=False).encode()
+    (folder / "good.csv").write_bytes(good)
+    return {"folder": folder, "text": text}
+
+
+@pytest.mark.parametrize("name", ["bad.csv", "bad.csv.gz", "-"])
+def test_train_names_the_line_of_a_byte_that_is_not_utf8(not_utf8, name, monkeypatch):
+    folder = not_utf8["folder"]
+    monkeypatch.chdir(folder)
+    result = run(["train", name, "-o", "m.mlp", "--folds", "1", "--epochs", "2"],
+                 input=not_utf8["text"] if name == "-" else None)
+    assert_clean_error(result, "not UTF-8 text (byte 0xff on line 5001)", "save it as UTF-8")
+    assert not (folder / "m.mlp").exists()
+
+
+def test_predict_names_the_line_of_a_byte_that_is_not_utf8(not_utf8, monkeypatch):
+    folder = not_utf8["folder"]
+    monkeypatch.chdir(folder)
+    assert run(["train", "good.csv", "-o", "good.mlp", "--folds", "1", "--epochs", "2"]).exit_code == 0
+    result = run(["predict", "good.mlp", "bad.csv", "-o", "p.csv"])
+    assert_clean_error(result, "not UTF-8 text (byte 0xff on line 5001)")  # before: "near line 2"
+    assert not (folder / "p.csv").exists()
