@@ -922,3 +922,20 @@ def test_no_group_leaves_the_default_patient_column_out_of_the_features(tmp_path
     frame.to_csv(tmp_path / "t.csv", index=False)
     ds, _ = D.load_dataset(str(tmp_path / "t.csv"), no_group=True)
     assert ds.groups is None and "patient_id" not in ds.feature_names
+
+
+def test_training_without_impute_names_every_column_with_missing_values_at_once(tmp_path):
+    """An ensemble's first member named only the columns missing in its own training rows: 2 of 5 here, and
+    the next run 3 more. The whole table is counted now."""
+    from cli_helpers import assert_clean_error, run
+    from tables import make_table
+
+    df = make_table("multiclass", seed=2, n_patients=30, n_features=8)
+    for j in range(5):
+        df.loc[j * 7, f"f{j:02d}"] = np.nan
+    path = tmp_path / "miss.csv"
+    df.to_csv(path, index=False)
+    res = run(["train", str(path), "--folds", "2", "--epochs", "2", "--hidden", "8", "-q", "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "missing values in 5 feature columns: 'f00' (1), 'f01' (1), 'f02' (1), 'f03' (1), "
+                            "'f04' (1); pass --impute")
+    assert not (tmp_path / "m.mlp").exists()

@@ -278,6 +278,9 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     roles: Roles | None = None  # the column names behind groups/batches/ids (for messages and summaries)
+    # (d,) missing values per feature column, counted on the whole table when it was read (None: not counted,
+    # as in a subset): training without --impute names every such column at once, not a member's share
+    missing: np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -332,7 +335,7 @@ class Dataset:
             X = _feature_matrix(df, feature_names, notes, roles.id)
         else:
             X = features[1]
-            _check_feature_values(X, feature_names, notes)
+        missing = _check_feature_values(X, feature_names, notes)
         ids = _id_column(df, roles.id)
         _check_value_limit(X, feature_names, ids, "feature column")
         groups = _label_column(df, roles.group, "--group")
@@ -350,6 +353,7 @@ class Dataset:
         return cls(
             X=X, y=y, feature_names=feature_names, task=task_out, classes=class_list, groups=groups,
             batches=batches, ids=ids, target_names=list(roles.target), notes=notes, warnings=warn, roles=roles,
+            missing=missing,
         )
 
 
@@ -381,16 +385,15 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
     from .io import exact_dtypes
 
     # float32 where every column holds float32 numbers (a float32 parquet file): the same values in half the memory
-    X = frame.to_numpy(dtype=np.float32 if exact_dtypes(frame.dtypes) else np.float64, na_value=np.nan)  # (n, d)
-    _check_feature_values(X, names, notes)
-    return X
+    return frame.to_numpy(dtype=np.float32 if exact_dtypes(frame.dtypes) else np.float64, na_value=np.nan)  # (n, d)
 
 
-def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str]) -> None:
+def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str]) -> np.ndarray:
     """Infinities are errors naming their columns; missing values a note with counts: the reader does not
     know whether --impute is given, and training without it stops with an error naming it (a warning here
     asked for --impute even when it was given, and -q cannot hide a warning). Column blocks at a time, so
-    the checks need no full-size temporary (a sparse X: its stored values)."""
+    the checks need no full-size temporary (a sparse X: its stored values). Returns the missing values per
+    column (d,)."""
     infinite = np.zeros(X.shape[1], dtype=bool)
     nan_counts = np.zeros(X.shape[1], dtype=np.int64)
     if is_sparse(X):
@@ -409,6 +412,7 @@ def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str]) -> 
         pairs = [(names[j], int(nan_counts[j])) for j in cols]
         notes.append(f"missing values in {len(cols)} feature columns: {_counted(pairs)} (filled by --impute; "
                      "without it, training stops at them)")
+    return nan_counts  # (d,)
 
 
 _CHECK_BLOCK = 1 << 22  # values per block of the feature checks (32 MiB of float64)

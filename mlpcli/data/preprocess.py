@@ -170,7 +170,7 @@ class Preprocessor:
         if negative.any():
             raise DataError(_negative_message(names, negative, first_negative_min))
         if cfg.impute is None and nan_counts.any():
-            raise DataError(_missing_message(names, nan_counts, " (counted in the training rows)"))
+            raise DataError(missing_message(names, nan_counts, " (counted in the training rows)"))
         empty = nan_counts == n
         if cfg.impute is not None and empty.any():
             impute_values[empty] = 0.0  # no training value at all: the column is constant, and dropped
@@ -316,7 +316,7 @@ class Preprocessor:
         nan_mask = np.isnan(Xk)
         if nan_mask.any():
             if self.config.impute is None:
-                raise DataError(_missing_message(self.kept_features, nan_mask.sum(axis=0)))
+                raise DataError(missing_message(self.kept_features, nan_mask.sum(axis=0)))
             rows, cols = np.nonzero(nan_mask)
             Xk[rows, cols] = self.impute_values_[cols]
         _scale_in_place(Xk, self.center_, self.scale_, self._clips, scratch)
@@ -427,7 +427,7 @@ class Preprocessor:
             first_min = float(column[~np.isnan(column)].min())
             raise DataError(_negative_message(self.kept_features, negative, first_min))
         if self.config.impute is None and nan_counts.any():
-            raise DataError(_missing_message(self.kept_features, nan_counts))
+            raise DataError(missing_message(self.kept_features, nan_counts))
         raise exc
 
     # ── sparse input ─────────────────────────────────────────────────────────────────────────────────────
@@ -479,7 +479,7 @@ class Preprocessor:
         if negative.any():
             raise DataError(_negative_message(names, negative, _first_negative_min(X, negative)))
         if cfg.impute is None and nan_counts.any():
-            raise DataError(_missing_message(names, nan_counts, " (counted in the training rows)"))
+            raise DataError(missing_message(names, nan_counts, " (counted in the training rows)"))
         impute_values = np.full(d, np.nan)
         if cfg.impute is not None:
             if cfg.impute == "zero":
@@ -655,7 +655,7 @@ class Preprocessor:
             by_input[first] = True
             raise DataError(_negative_message(self.kept_features, negative, _first_negative_min(X, by_input)))
         if nan_counts.any():
-            raise DataError(_missing_message(self.kept_features, nan_counts))
+            raise DataError(missing_message(self.kept_features, nan_counts))
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) for the model file; arrays are plain numeric, loadable without pickle."""
@@ -1108,8 +1108,8 @@ def _negative_message(names: Sequence[str], negative: np.ndarray, first_min: flo
             f"(first {names[cols[0]]!r}, min {first_min:.4g}); drop --log1p if the data is already on a log scale")
 
 
-def _missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: str = "") -> str:
-    """counted_in: which rows the counts are of (" in the training rows": a member's, which a warning on the
+def missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: str = "") -> str:
+    """The error for missing values (nan_counts (d,) per column of `names`) without --impute. counted_in: which rows the counts are of (" in the training rows": a member's, which a warning on the
     whole table counts differently)."""
     cols = np.flatnonzero(nan_counts)
     pairs = [(names[j], int(nan_counts[j])) for j in cols]

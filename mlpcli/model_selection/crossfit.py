@@ -190,6 +190,9 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     options.validate()
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
+    if options.impute is None and ds.missing is not None and ds.missing.any():
+        # every column at once: a member's preprocessing would name those of its own training rows only
+        raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing))
     notes: list[str] = []
     n_folds = 1 if val_ds is not None else options.folds
     if n_folds == AUTO:
