@@ -255,3 +255,11 @@ def test_results_file_writes_no_hidden_layer_as_none(tmp_path):
     table = pd.read_csv(results, dtype=str)
     assert sorted(table["hidden"]) == ["4", "none"]
     assert sorted(grid.parse_grid("hidden=" + "|".join(table["hidden"]))["hidden"]) == [[], [4]]  # round trip
+
+
+def test_member_folds_without_refit_is_a_usage_error(tmp_path):
+    """tune scores the grid one network per fold: --member-folds only sizes --refit's model, and without
+    --refit it was accepted and did nothing."""
+    path = write_table(tmp_path, "t.csv", task="binary", n_patients=20)
+    res = run(["tune", str(path), "--grid", "lr=0.001", "--member-folds", "3", "--folds", "2"])
+    assert_clean_error(res, "--member-folds sets the members of the model --refit trains; add --refit", code=2)

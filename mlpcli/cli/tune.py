@@ -131,6 +131,9 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     plan = make_plan(n_jobs, backend, scheduler, threads)
     if ctx.get_parameter_source("out") == click.core.ParameterSource.COMMANDLINE and not refit:
         raise click.UsageError("-o/--out names the model written by --refit; add --refit")
+    if ctx.get_parameter_source("member_folds") == click.core.ParameterSource.COMMANDLINE and not refit:
+        # the grid is scored one network per fold: only the refit's model has members
+        raise click.UsageError("--member-folds sets the members of the model --refit trains; add --refit")
     options = options_from_params(params)
     try:
         space = grid_lib.parse_grid(grid, options)

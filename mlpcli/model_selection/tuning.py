@@ -31,7 +31,8 @@ from .splits import Fold, kfold
 __all__ = ["PointResult", "OuterFold", "TuneResult", "tune", "best_options", "SCORED_AS"]
 
 # What each grid point is scored as (see the module docstring).
-SCORED_AS = "one network per fold (--folds 1: early stopping on a grouped hold-out of the fold's training part)"
+SCORED_AS = ("one network per fold (as train --folds 1: early stopping on a grouped hold-out of the fold's training "
+             "part)")
 
 
 # ── tuning ───────────────────────────────────────────────────────────────────────────────────────────────
