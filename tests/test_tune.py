@@ -180,7 +180,7 @@ def test_cli_tune_json_random_and_nested(tmp_path):
     doc = json.loads(res.stdout)
     assert doc["grid_size"] == 6 and doc["evaluated"] == 2 and len(doc["points"]) == 2
     assert doc["notes"][0] == "2 of 6 grid points drawn at random (seed 0)"
-    assert doc["notes"][1].startswith("each setting is scored as one network per fold (--folds 1")
+    assert doc["notes"][1].startswith("each setting is scored as one network per fold (as train --folds 1")
     nested = doc["nested"]
     assert len(nested["outer_folds"]) == 3 and nested["mean"] is not None
     assert all(o["chosen"] in [p["setting"] for p in doc["points"]] for o in nested["outer_folds"])
