@@ -939,3 +939,12 @@ def test_training_without_impute_names_every_column_with_missing_values_at_once(
     assert_clean_error(res, "missing values in 5 feature columns: 'f00' (1), 'f01' (1), 'f02' (1), 'f03' (1), "
                             "'f04' (1); pass --impute")
     assert not (tmp_path / "m.mlp").exists()
+
+
+def test_infinite_feature_values_name_the_file_and_first_cell(tmp_path):
+    """The error named the columns only; a user with thousands of rows had to search for the cell."""
+    path = tmp_path / "inf.csv"
+    path.write_text("sample_id,label,g1,g2\nS1,a,1,2\nS2,b,inf,3\nS3,a,1,2\nS4,b,2,1e500\n")
+    with pytest.raises(DataError, match=r"inf\.csv: feature columns hold infinite values: 'g1', 'g2'; the first, "
+                                        r"inf in 'g1' at row 2 \(id 'S2'\); replace them"):
+        D.load_dataset(path, group=None)

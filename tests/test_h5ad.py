@@ -161,7 +161,7 @@ def test_every_command_reads_h5ad(files, tmp_path):
     dense = write(make_adata(dense=True, seed=2), tmp_path / "dense.h5ad")
     for args in (["cv", f, "--target", "cell_type", "--folds", "2", "--member-folds", "2", "--epochs", "2",
                   "--hidden", "4", "--layer", "counts"],
-                 ["tune", f, "--target", "cell_type", "--folds", "2", "--member-folds", "2", "--epochs", "2",
+                 ["tune", f, "--target", "cell_type", "--folds", "2", "--epochs", "2",
                   "--grid", "lr=1e-3,1e-2", "--hidden", "4", "--no-group"],
                  ["diagnose", "--learning-curve", f, "--target", "cell_type", "--fractions", "0.5,1", "--epochs", "2",
                   "--hidden", "4"],

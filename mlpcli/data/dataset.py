@@ -335,7 +335,7 @@ class Dataset:
             X = _feature_matrix(df, feature_names, notes, roles.id)
         else:
             X = features[1]
-        missing = _check_feature_values(X, feature_names, notes)
+        missing = _check_feature_values(X, feature_names, notes, _CellPlace(df, roles.id))
         ids = _id_column(df, roles.id)
         _check_value_limit(X, feature_names, ids, "feature column")
         groups = _label_column(df, roles.group, "--group")
@@ -388,7 +388,8 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
     return frame.to_numpy(dtype=np.float32 if exact_dtypes(frame.dtypes) else np.float64, na_value=np.nan)  # (n, d)
 
 
-def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str]) -> np.ndarray:
+def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
+                          where: "_CellPlace | None" = None) -> np.ndarray:
     """Infinities are errors naming their columns; missing values a note with counts: the reader does not
     know whether --impute is given, and training without it stops with an error naming it (a warning here
     asked for --impute even when it was given, and -q cannot hide a warning). Column blocks at a time, so
@@ -405,7 +406,12 @@ def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str]) -> 
         infinite[j:j + step] = np.isinf(block).any(axis=0)
         nan_counts[j:j + step] = np.isnan(block).sum(axis=0)
     if infinite.any():
-        raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; "
+        j = int(np.argmax(infinite))  # the first such cell, by its file, row and sample id (`where`)
+        column = X[:, j].toarray().ravel() if is_sparse(X) else X[:, j]
+        i = int(np.argmax(np.isinf(column)))
+        first = f"; the first, {float(column[i])} in {names[j]!r} at {where.row(i)}" if where is not None else ""
+        raise DataError(f"{where.source if where is not None else ''}feature columns hold infinite values: "
+                        f"{_quoted(np.asarray(names)[infinite])}{first}; "
                         "replace them or pass the columns to --drop")
     if nan_counts.any():
         cols = np.flatnonzero(nan_counts)
