@@ -688,8 +688,6 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
     typed = {t: data.typed_as_written(frame[t], decimal) for t in targets if frame[t].dtype == object}
     if typed:
         frame = frame.assign(**typed)
-    if model.task in ("regression", "multilabel"):  # a cell that does not fit: the file, row and value
-        _check_target_cells(frame, targets, model.task, source, first_row, index, ids)
     if model.task == "regression":
         values = frame[targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
         at = first_beyond_limit(values)
@@ -698,7 +696,12 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
                                                                  _row_label(first_row, index[at[0]], ids)))
     sub = frame[targets].copy()
     sub["__mlpcli_placeholder__"] = 0.0
-    ds = data.Dataset.from_frame(sub, data.Roles(target=list(targets)), task=model.task, classes=model.classes)
+    try:
+        ds = data.Dataset.from_frame(sub, data.Roles(target=list(targets)), task=model.task, classes=model.classes)
+    except DataError:
+        if model.task in ("regression", "multilabel"):  # a cell that does not fit: named by file, row and value
+            _check_target_cells(frame, targets, model.task, source, first_row, index, ids)  # (only on failure)
+        raise
     return ds.y
 
 
