@@ -411,6 +411,9 @@ def _metric_baseline(model, metric: str) -> tuple[float | None, str | None]:
         present = [k for k, v in (model.split or {}).get("class_counts_val", {}).items() if v]
         k = len(present) or len(model.classes)
         return (1.0 / k, f"balanced accuracy of a constant prediction (1/{k})") if k >= 2 else (None, None)
+    if metric == "rmse" and (model.baseline or {}).get("val_metric") is not None:
+        # RMSE in the target's units, as the history holds it (older model files: in standardised units, below)
+        return float(model.baseline["val_metric"]), "RMSE of predicting the training mean"
     base = (model.baseline or {}).get("val_loss")
     if metric == "rmse" and model.loss.get("name") == "mse" and base is not None:
         # MSE per sample is 1/2 sum_k r^2, so the RMSE over all k outputs is sqrt(2 MSE / k)

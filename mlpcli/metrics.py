@@ -87,14 +87,20 @@ def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(hits[present] / support[present]))
 
 
-def main_metric_from_outputs(task: str, n_classes: int) -> Callable[[np.ndarray, np.ndarray], float]:
+def main_metric_from_outputs(task: str, n_classes: int, target_sd: np.ndarray | None = None
+                             ) -> Callable[[np.ndarray, np.ndarray], float]:
     """The per-epoch metric computed from raw network outputs (logits or values): balanced
     accuracy for classification (threshold 0.5, i.e. logit 0, for sigmoid outputs; mean over labels
-    for multi-label), RMSE for regression."""
+    for multi-label), RMSE for regression. ``target_sd`` (n_outputs,): the SDs the regression targets were
+    divided by for training; the RMSE is then in the targets' own units, as the summary reports it."""
+    sd = None if target_sd is None else np.asarray(target_sd, dtype=np.float64).reshape(1, -1)
 
     def metric(out: np.ndarray, y: np.ndarray) -> float:
         if task == "regression":
-            return float(np.sqrt(np.mean((out - y.reshape(out.shape)) ** 2)))
+            error = out - y.reshape(out.shape)
+            if sd is not None:
+                error = error * sd  # (y_std - t_std) * sd = y - t: the mean cancels
+            return float(np.sqrt(np.mean(error ** 2)))
         if task == "multilabel":
             Y = y.reshape(out.shape)
             return float(np.mean([_balanced_accuracy(Y[:, j], out[:, j] > 0) for j in range(out.shape[1])]))

@@ -154,7 +154,7 @@ def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "
 
 
 def _mean_baseline(baselines: list[dict]) -> dict:
-    keys = [k for k in ("train_loss", "val_loss") if all(k in b for b in baselines)]
+    keys = [k for k in ("train_loss", "val_loss", "val_metric") if all(k in b for b in baselines)]
     return {k: float(np.mean([b[k] for b in baselines])) for k in keys}
 
 

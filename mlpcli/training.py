@@ -501,6 +501,8 @@ def fit(
         baseline = {"train_loss": loss.forward(np.repeat(const, n, 0), y_train, sample_weight)}
         if validate:
             baseline["val_loss"] = loss.forward(np.repeat(const, X_val.shape[0], 0), y_val, val_sample_weight)
+            if metric is not None:  # the metric curve's no-skill level, in the metric's own units
+                baseline["val_metric"] = metric(np.repeat(const, X_val.shape[0], 0), y_val)
 
     sample = train_eval_rows(y_train, config.seed)  # see TRAIN_EVAL_ROWS
     eval_rows = sample if validate else None

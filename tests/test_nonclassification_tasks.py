@@ -161,3 +161,27 @@ def test_a_numeric_target_with_a_stray_text_cell_names_the_cell(tmp_path):
     codes.to_csv(path, index=False)
     res = run(["train", str(path), *FAST, "--folds", "2", "-o", str(tmp_path / "m.mlp"), "--json"])
     assert res.exit_code == 0, res.output
+
+
+def test_regression_history_metric_is_in_the_targets_units(tmp_path):
+    """The history's train_metric / val_metric for regression were RMSEs of the standardised target (0.13 where
+    the summary said rmse 22.4): at the kept epoch, val_metric is the summary's validation RMSE, and the metric
+    curve's no-skill baseline that diagnose draws is in the same units."""
+    from mlpcli import history as hist
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(4)])
+    df["label"] = 1000.0 + 200.0 * X[:, 0] + rng.normal(size=200) * 20.0  # SD ~200: standardised RMSE ~1/10
+    path, model, hist_path = tmp_path / "t.csv", str(tmp_path / "m.mlp"), tmp_path / "h.csv"
+    df.to_csv(path, index=False)
+    res = run(["train", str(path), "--no-group", "--folds", "1", "--epochs", "15", "-o", model,
+               "--history", str(hist_path), "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    rmse = json.loads(res.stdout)["validation_metrics"]["rmse"]
+    rows = pd.read_csv(hist_path)
+    best = int(rows["best_epoch"].iloc[-1])
+    assert rows.loc[rows["epoch"] == best, "val_metric"].item() == pytest.approx(rmse, rel=1e-4)
+    curves = hist.read_curves(model, "metric")
+    assert 150 < curves.baseline < 260  # RMSE of the training mean on the validation rows, target units
+    assert curves.baseline > rows["val_metric"].min() * 3

@@ -307,7 +307,8 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     net = MLP(X_train.shape[1], hidden, setup.n_outputs, activation=options.activation,
               dropout=options.dropout, batchnorm=options.batchnorm, seed=options.seed, dtype=options.dtype)
     result = fit(net, setup.loss, X_train, y_train, X_val, y_val, options.fit_config(), sample_weight=sw,
-                 val_sample_weight=sw_val, metric=metrics.main_metric_from_outputs(train_ds.task, n_classes),
+                 val_sample_weight=sw_val, metric=metrics.main_metric_from_outputs(
+                     train_ds.task, n_classes, None if target_scaling is None else np.asarray(target_scaling["sd"])),
                  baseline_output=baseline_output(setup.loss, y_train, n_classes), callback=progress)
     _forget_inputs(net)
     return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val, options)
