@@ -184,7 +184,9 @@ def _multiclass(y, P, classes):
         "n": int(y.size),
         "accuracy": _safe(skm.accuracy_score, y, pred),
         "balanced_accuracy": _safe(skm.balanced_accuracy_score, y, pred),
-        "f1_macro": _safe(skm.f1_score, y, pred, average="macro", labels=labels, zero_division=0),
+        # a class neither present nor predicted (a small cohort, a --by group) has no F1: left out of the mean,
+        # as scikit-learn's default label set leaves it, rather than counted as 0
+        "f1_macro": _safe(skm.f1_score, y, pred, average="macro", labels=labels, zero_division=np.nan),
         "f1_weighted": _safe(skm.f1_score, y, pred, average="weighted", labels=labels, zero_division=0),
         "roc_auc_ovr": auc,
         "mcc": _safe(skm.matthews_corrcoef, y, pred),  # Gorodkin's multiclass MCC
@@ -209,7 +211,7 @@ def _multilabel(Y, P, classes, threshold):
         "n": int(Y.shape[0]),
         "threshold": threshold,
         "f1_micro": _safe(skm.f1_score, Y, pred, average="micro", zero_division=0),
-        "f1_macro": _safe(skm.f1_score, Y, pred, average="macro", zero_division=0),
+        "f1_macro": _safe(skm.f1_score, Y, pred, average="macro", zero_division=np.nan),  # as above, per label
         "hamming_loss": _safe(skm.hamming_loss, Y, pred),
         "balanced_accuracy": float(np.mean([_balanced_accuracy(Y[:, j], pred[:, j]) for j in range(Y.shape[1])])),
         "per_label": [

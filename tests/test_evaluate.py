@@ -292,3 +292,19 @@ def test_bootstrap_in_processes_equals_serial_and_by_any_column(perfect):
     parallel = lib.evaluate(model, noisy, bootstrap=12, n_jobs=2, by="site")
     assert serial.ci == parallel.ci and serial.ci["accuracy"][0] < serial.ci["accuracy"][1]
     assert [g["value"] for g in serial.groups] == ["Leeds", "Turku"] and serial.groups == parallel.groups
+
+
+def test_f1_macro_leaves_out_classes_neither_present_nor_predicted():
+    """A --by group (or a small cohort) without class C, where C is never predicted, had C's F1 counted as 0:
+    a perfect prediction of the other classes scored f1_macro 0.667. A class that is predicted but absent
+    still counts (its F1 is 0)."""
+    from mlpcli import metrics
+
+    y = np.array([0, 0, 1, 1])
+    onehot = np.eye(3)[y] * 0.9 + 0.05
+    assert metrics.compute("multiclass", y, onehot, ["a", "b", "c"])["f1_macro"] == pytest.approx(1.0)
+    wrong = np.eye(3)[[0, 0, 1, 2]] * 0.9 + 0.05  # c predicted once, never true
+    assert metrics.compute("multiclass", y, wrong, ["a", "b", "c"])["f1_macro"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    Y = np.array([[1, 0], [0, 0], [1, 0]])  # label 2 never true, never predicted
+    assert metrics.compute("multilabel", Y, np.where(Y == 1, 0.9, 0.1), ["x", "y"])["f1_macro"] == pytest.approx(1.0)
+    assert metrics.compute("multilabel", np.zeros((2, 2)), np.full((2, 2), 0.1), ["x", "y"])["f1_macro"] is None
