@@ -12,14 +12,14 @@ from __future__ import annotations
 import io
 import math
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .errors import OptionError
 
 __all__ = ["PLOT_FORMATS", "TRAIN_CHAR", "VAL_CHAR", "BOTH_CHAR", "plot_format", "terminal_chart",
-           "plot_curves", "plot_learning_curve", "plot_risk_coverage"]
+           "plot_curves", "plot_learning_curve", "plot_risk_coverage", "save_figure"]
 
 PLOT_FORMATS = ("png", "svg", "pdf")
 PNG_DPI = 150  # sharp on a laptop screen and in a slide, ~100 kB per figure
@@ -171,8 +171,11 @@ def _figure(ncols: int = 1):
     return fig
 
 
-def _save(fig, path: str) -> None:
-    """Render to memory in the format named by the extension, then write atomically."""
+def save_figure(fig, path: str, before_replacing: Callable[[], None] | None = None) -> None:
+    """Render to memory in the format named by the extension, then write atomically.
+
+    ``before_replacing``: run once the figure is rendered, before the file at ``path`` is replaced (a
+    command's other outputs): when it fails, ``path`` is left as it was, a plot of an earlier run included."""
     from .fileio import atomic_write
 
     fmt = plot_format(path)
@@ -185,7 +188,13 @@ def _save(fig, path: str) -> None:
     with matplotlib.rc_context({"svg.hashsalt": "mlpcli"}):
         fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=metadata)
     data = buf.getvalue()
-    atomic_write(path, lambda fh: fh.write(data))
+
+    def write(fh) -> None:
+        if before_replacing is not None:
+            before_replacing()
+        fh.write(data)
+
+    atomic_write(path, write)
 
 
 def plot_curves(
@@ -246,7 +255,7 @@ def plot_curves(
         ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
     _legend_below(fig, ax)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _legend_below(fig, *axes) -> None:
@@ -293,7 +302,7 @@ def plot_learning_curve(
     _legend_below(fig, left, right)
     if title:
         fig.suptitle(title, fontsize=11)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_risk_coverage(path: str, curve: dict, *, chosen: tuple[float, float] | None = None,
@@ -320,4 +329,4 @@ def plot_risk_coverage(path: str, curve: dict, *, chosen: tuple[float, float] | 
         ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
     _legend_below(fig, ax)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -16,6 +16,25 @@ from ._common import (
 from .predict import role_flags
 
 
+# Options that only one --method reads: given with the other, they would change nothing and say nothing.
+_IG_ONLY = {"output_kind": "--output", "baseline": "--baseline", "steps": "--steps", "tol": "--tol",
+            "bootstrap": "--bootstrap"}
+_PERMUTATION_ONLY = {"repeats": "--repeats", "scoring": "--scoring"}
+
+
+def _check_method_options(method: str) -> None:
+    """A usage error for an option of the other --method given on the command line."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    foreign = _IG_ONLY if method == "permutation" else _PERMUTATION_ONLY
+    given = [flag for name, flag in foreign.items() if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if given:
+        other = "ig" if method == "permutation" else "permutation"
+        extra = " (permutation importance uses the members, if any)" if given[0] == "--bootstrap" else ""
+        raise click.UsageError(f"{given[0]} is for --method {other}{extra}; this run uses --method {method}")
+
+
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help="Rank the genes that drive each class (integrated gradients).")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
@@ -90,14 +109,13 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
 
         plot_format(plot_path)
         check_writable(plot_path, "--plot")
-    if method == "permutation" and bootstrap is not None:
-        raise click.UsageError("--bootstrap is for --method ig (permutation importance uses the members, if any)")
+    _check_method_options(method)
     model = model_io.load(model_path)
     check_rankable(model)  # before the data is read: a regression model's table may not even parse as labels
     samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing)
     result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,
                  output=output_kind, baseline=baseline, steps=steps, top=top, bootstrap=bootstrap, repeats=repeats,
-                 scoring=scoring, tol=tol, seed=seed)
+                 scoring=scoring, tol=tol, seed=seed, absent=samples.filled)
     notes = stderr_console(quiet)
     render_notes(notes, [*samples.notes, *result.notes], [])
     render_notes(stderr_console(False), [], samples.warnings)
@@ -108,21 +126,21 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
         raise TrainingError(f"completeness check failed: the attributions of sample {gap['worst_sample']} (toward "
                             f"{gap['worst_class']}) miss f(x) - f(baseline) by {gap['max_gap']:.2e} relative, above "
                             f"--tol {gap['tol']:g} even with {gap['most_steps']} steps; raise --steps (now {steps})")
-    if plot_path is not None:  # drawn first: the table is quick to write and rarely fails
+    def write_ranking() -> None:
+        if out is not None:
+            from ..predict import write_table
+
+            write_table(result.table, out)
+
+    if plot_path is not None:
         from ..explain.plots import plot_explanation
 
-        plot_explanation(result, plot_path, model, samples.X, result.sample_classes)
-    if out is not None:
-        from ..predict import write_table
-
-        try:
-            write_table(result.table, out)
-        except BaseException:
-            if plot_path is not None:  # all outputs or none
-                import os
-
-                os.unlink(plot_path)
-            raise
+        # all outputs or none: the table is written once the plot is drawn and before the plot replaces the
+        # file at --plot, so neither failing to draw nor failing to write the table leaves a new file, nor
+        # removes the plot an earlier run left there (deleting the new plot after the fact did)
+        plot_explanation(result, plot_path, model, samples.X, result.sample_classes, before_replacing=write_ranking)
+    else:
+        write_ranking()
     if as_json:
         print_json({"model": model_path, "data": data_file, "out": out, "plot": plot_path, **result.to_dict()})
         return
@@ -138,10 +156,12 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     for name in result.classes:
         rows = result.table[result.table["class"] == name].head(shown)
         st = result.stability.get(name, {})
-        title = f"{name}: top {len(rows)} of {top} genes ({result.n_samples.get(name, 0)} samples)"
+        ranked = int((result.table["class"] == name).sum())  # --top, or every gene the model uses if fewer
+        title = f"{name}: top {len(rows)} of {ranked} genes ({result.n_samples.get(name, 0)} samples)"
         if st.get("mean_overlap") is not None:
-            title += (f" · stability over {st['n']} {st['unit']}s: top-{top} overlap {st['mean_overlap']:.2f}, "
-                      f"Spearman {st['mean_spearman']:.2f}" if st.get("mean_spearman") is not None else "")
+            title += f" · stability over {st['n']} {st['unit']}s: top-{st.get('top') or top} overlap {st['mean_overlap']:.2f}"
+            if st.get("mean_spearman") is not None:  # undefined when every score ties: the overlap still shows
+                title += f", Spearman {st['mean_spearman']:.2f}"
         table = Table(title=title, title_justify="left")
         for col, justify in (("rank", "right"), ("feature", "left"), ("score", "right"), ("mean |A|", "right"),
                              ("direction", "left"), ("fraction", "right"), ("overlap", "right")):

@@ -281,6 +281,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
 
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
+    _check_explain_options(explain_k)
     from ..errors import DataError
 
     try:
@@ -325,6 +326,16 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
         print_json({"model": model_path, "data": data_file, "out": out, **summary})
     elif out != "-" and shift_path != "-":  # standard output holds rows: a table would break the reader's
         stdout_console().print(_summary_table(summary, out, n))
+
+
+def _check_explain_options(explain_k: int | None) -> None:
+    """--explain-steps without --explain is a usage error: silently ignored, it would promise reasons the
+    output does not have (as --conformal-score without --coverage)."""
+    from click.core import ParameterSource
+
+    given = click.get_current_context().get_parameter_source("explain_steps") == ParameterSource.COMMANDLINE
+    if explain_k is None and given:
+        raise click.UsageError("--explain-steps applies to the top_features column: add --explain K")
 
 
 class _ShiftGate:

@@ -97,12 +97,18 @@ def class_index(model: Model, name) -> int:
     """The index of class ``name`` (matched as text: 1, 1.0 and "1" all name the class 1); a ConfigError
     naming the model's classes otherwise."""
     from ..data import _label_key
+    from ..data.dataset import _numeric_fallback
 
     keys = [_label_key(c) for c in model.classes]
     key = _label_key(name) if not isinstance(name, str) else name.strip()
     for i, k in enumerate(keys):
         if k == key or str(model.classes[i]) == key:
             return i
+    # as written first, else by number, as a table's labels are matched (evaluate, explain's labels): the
+    # text "1.0" or "01" names the class 1 when no class is written that way
+    key = _numeric_fallback([key], {k: i for i, k in enumerate(keys)})[0]
+    if key in keys:
+        return keys.index(key)
     shown = ", ".join(repr(str(c)) for c in model.classes[:10])
     raise ConfigError(f"--class {str(name)!r} is not one of the model's classes ({shown})")
 

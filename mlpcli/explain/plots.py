@@ -5,11 +5,12 @@ genes of the standardised expression (as the network sees it), samples ordered b
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
 from ..model_io import Model
-from ..plotting import _save, plot_format
+from ..plotting import plot_format, save_figure
 from .ranking import Explanation
 
 UP_COLOUR, DOWN_COLOUR, NEUTRAL_COLOUR = "#d62728", "#1f77b4", "#7f7f7f"  # red: higher expression, blue: lower
@@ -29,13 +30,24 @@ def _standardised(model: Model, X: np.ndarray, features: list[str], genes: list[
 
 
 def plot_explanation(expl: Explanation, path: str, model: Model | None = None, X: np.ndarray | None = None,
-                     groups: np.ndarray | None = None, features: list[str] | None = None) -> None:
+                     groups: np.ndarray | None = None, features: list[str] | None = None,
+                     before_replacing: Callable[[], None] | None = None) -> None:
     """Write the bar charts (one panel per class) and, given the samples X (columns ``features``) and
-    their classes ``groups`` (indices), the heatmap, to ``path`` (.png, .svg or .pdf)."""
+    their classes ``groups`` (indices), the heatmap, to ``path`` (.png, .svg or .pdf), atomically.
+
+    ``before_replacing``: run once the figure is drawn, before the file at ``path`` is replaced (the
+    command's other outputs): when it fails, ``path`` is left as it was (a plot from an earlier run
+    included), never deleted after the fact."""
+    plot_format(path)  # an unknown extension before any drawing
+    save_figure(_explanation_figure(expl, model, X, groups, features), path, before_replacing)
+
+
+def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | None, groups: np.ndarray | None,
+                        features: list[str] | None):
+    """The figure of ``plot_explanation``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    plot_format(path)
     classes = expl.classes
     heat = model is not None and X is not None and groups is not None and expl.table.shape[0] > 0
     ncols = min(2, len(classes))
@@ -87,4 +99,4 @@ def plot_explanation(expl: Explanation, path: str, model: Model | None = None, X
         ax.set_title("standardised expression of the top genes (as the network sees it)")
         fig.colorbar(image, ax=ax, label="standardised value", shrink=0.8)
     fig.suptitle(f"mlpcli explain: {'integrated gradients' if expl.method == 'ig' else 'permutation importance'}")
-    _save(fig, path)
+    return fig

@@ -72,7 +72,7 @@ class Explanation:
     n_samples: dict  # class -> samples its ranking averages over
     grouped_by: str  # "label" | "predicted class"
     table: pd.DataFrame
-    stability: dict  # class -> {"unit", "n", "mean_overlap", "mean_spearman", "flagged"}
+    stability: dict  # class -> {"unit", "n", "top" (the K compared), "mean_overlap", "mean_spearman", "flagged"}
     completeness: dict | None  # {"max_gap", "median_gap", "worst_sample", "worst_class", "tol", "passed"}
     scores: dict = field(default_factory=dict)  # class -> (d,) score of every input feature (for plots)
     notes: list[str] = field(default_factory=list)
@@ -98,6 +98,7 @@ class Samples:
     y: np.ndarray | None  # (n,) labels, as the model's class names, when the table has the model's target column
     notes: list[str]
     warnings: list[str]
+    filled: list[str] = field(default_factory=list)  # features the table lacks, filled with training means
 
 
 def load_samples(model: Model, source, roles=None, fill_missing: str | None = None,
@@ -114,7 +115,7 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
         raise DataError(f"{'the table' if isinstance(source, pd.DataFrame) else source} has a header but no data rows")
     y = None if prepared.y is None else np.asarray(model.classes)[prepared.y.reshape(-1).astype(np.int64)]
     notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
-    return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings))
+    return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings), list(prepared.filled))
 
 
 # ── ranking ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -145,19 +146,22 @@ def _stability(unit_scores: np.ndarray, used: np.ndarray, features: Sequence[str
     """Stability of one class's ranking over units (members or resamples): unit_scores (U, d). Returns the
     summary and each feature's share of units whose top K holds it (d,)."""
     U = unit_scores.shape[0]
-    tops = [set(rank_features(np.where(used, s, -np.inf), features, top)) for s in unit_scores]
-    share = np.zeros(unit_scores.shape[1])
+    # a top K of the genes the model uses only: with --top beyond them (constant genes, --top-var) the
+    # unused ones (at -inf) would fill every unit's list, and the overlap would exceed 1
+    k = min(top, int(used.sum()))
+    tops = [set(rank_features(np.where(used, s, -np.inf), features, top)[:k]) for s in unit_scores]
+    counts = np.zeros(unit_scores.shape[1])
     for t in tops:
-        share[list(t)] += 1.0 / U
+        counts[list(t)] += 1.0
+    share = counts / U  # counted, then divided: 3 of 5 is 0.6, not a sum of fifths
     pairs = list(combinations(range(U), 2))
     if len(pairs) > max_pairs:
         rng = np.random.default_rng(seed)
         pairs = [pairs[i] for i in rng.choice(len(pairs), max_pairs, replace=False)]
-    k = min(top, int(used.sum()))
     overlap = [len(tops[a] & tops[b]) / k for a, b in pairs] if pairs else []
     rho = [_spearman(unit_scores[a, used], unit_scores[b, used]) for a, b in pairs] if pairs else []
     rho = [r for r in rho if np.isfinite(r)]
-    return ({"unit": unit, "n": int(U), "mean_overlap": float(np.mean(overlap)) if overlap else None,
+    return ({"unit": unit, "n": int(U), "top": k, "mean_overlap": float(np.mean(overlap)) if overlap else None,
              "mean_spearman": float(np.mean(rho)) if rho else None}, share)
 
 
@@ -225,11 +229,32 @@ def check_rankable(model: Model) -> None:
                           f"{'multi-label' if model.task == 'multilabel' else model.task}{per_label}")
 
 
+def _no_sample_error(names: list[str], wanted: list[int], grouped_by: str) -> DataError:
+    shown = ", ".join(names[c] for c in wanted)
+    return DataError(f"no sample is of the class{'es' * (len(wanted) > 1)} ranked ({shown}) by {grouped_by}")
+
+
+def _unranked_note(names: list[str], absent: list[int], grouped_by: str) -> list[str]:
+    """A note naming the classes asked for that no sample has: they get no ranking (an empty table would
+    read as a class no gene drives)."""
+    if not absent:
+        return []
+    shown = ", ".join(names[c] for c in absent)
+    return [f"not ranked: no sample is of class{'es' * (len(absent) > 1)} {shown} (by {grouped_by})"]
+
+
+def _filled_note(unranked: list[str]) -> list[str]:
+    if not unranked:
+        return []
+    shown = ", ".join(repr(f) for f in unranked[:10]) + (f" and {len(unranked) - 10} more" if len(unranked) > 10 else "")
+    return [f"not ranked: {shown}, absent from the table (filled with training means)"]
+
+
 def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, features: Sequence[str] | None = None,
             ids: Sequence | None = None, method: str = "ig", classes: Sequence | None = None,
             output: str = "logit", baseline: str = "mean", steps: int = DEFAULT_STEPS, top: int = DEFAULT_TOP,
             bootstrap: int | None = None, repeats: int = DEFAULT_REPEATS, scoring: str = "log_loss",
-            tol: float | None = None, seed: int = 0) -> Explanation:
+            tol: float | None = None, seed: int = 0, absent: Sequence[str] = ()) -> Explanation:
     """Per-class rankings of the input features for raw rows X (n, d) (columns ``model.feature_names``, or
     ``features``; a DataFrame's columns by name), with labels y (n,): the classes' names, or class indices for a
     model whose classes are not numbers (``label_indices``; None: each sample counts for its predicted class).
@@ -238,7 +263,9 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     completeness gap checked against ``tol`` (default 1e-3 for float64 networks, 1e-2 for float32; rows
     beyond it are integrated again with up to 16 x the steps before the check), the
     ranking's stability over the members (an ensemble) or ``bootstrap`` resamples (one network, default
-    20). method "permutation": permutation importance, which needs y. ``classes``: rank only these."""
+    20). method "permutation": permutation importance, which needs y. ``classes``: rank only these.
+    ``absent``: features the samples lack, filled with their training means (``Samples.filled``): explained,
+    but not ranked."""
     check_rankable(model)
     if method not in METHODS:
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
@@ -253,13 +280,21 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     labels, y = y, label_indices(model, y, X.shape[0])
     wanted = list(range(len(model.classes))) if classes is None else sorted({class_index(model, c) for c in classes})
     used = np.isin(feats, list(set().union(*(m.preprocessor.kept_features for m in model.members))))
+    # a filled-in feature holds one made-up value in every sample: its score (0 from the mean baseline) would
+    # rank it among the genes that drive a class, "up" and stable across members
+    unranked = [str(f) for f in absent if str(f) in set(feats)]
+    used &= ~np.isin(feats, unranked)
+    if not used.any():
+        raise DataError("every feature the model uses was filled in (absent from the table): nothing to rank")
     if method == "permutation":
         if y is None:
             raise ConfigError("--method permutation needs labelled samples (the table has no target column); "
                               "use --method ig for unlabelled data")
         if scoring not in SCORINGS:
             raise ConfigError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
-        return _permutation(model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring)
+        result = _permutation(model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring)
+        result.notes += _filled_note(unranked)
+        return result
     check_output(output)
     steps = check_steps(steps)
     groups, grouped_by = _groups(model, X, y, features)
@@ -267,8 +302,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     rows_of = {c: np.flatnonzero(groups == c) for c in wanted}
     explained = np.flatnonzero(np.isin(groups, wanted))
     if explained.size == 0:
-        shown = ", ".join(names[c] for c in wanted)
-        raise DataError(f"no sample is of the class{'es' * (len(wanted) > 1)} ranked ({shown}) by {grouped_by}")
+        raise _no_sample_error(names, wanted, grouped_by)
     M = len(model.members)
     single = M == 1
     n_boot = (DEFAULT_BOOTSTRAP if bootstrap is None else int(bootstrap)) if single else 0
@@ -313,7 +347,6 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     if hasattr(completeness["worst_sample"], "item"):
         completeness["worst_sample"] = completeness["worst_sample"].item()
     rows, stability, scores = [], {}, {}
-    rng = np.random.default_rng(seed)
     for c in wanted:
         n_c = len(rows_of[c])
         if n_c == 0:
@@ -321,6 +354,9 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         score = sums[c] / n_c
         scores[names[c]] = score
         if single:
+            # the class's own resamples (seed and class): its stability does not depend on which other
+            # classes --class ranks alongside it
+            rng = np.random.default_rng([seed, c])
             R = np.concatenate(kept_rows[c]).astype(np.float64)
             boot = np.stack([R[rng.integers(0, n_c, n_c)].mean(axis=0) for _ in range(n_boot)])
             summary, share = _stability(boot, used, feats, top, "bootstrap resample", seed=seed)
@@ -330,11 +366,16 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         summary["flagged"] = [r["feature"] for r in table_rows if r["member_overlap"] < 0.5]
         stability[names[c]] = summary
         rows += table_rows
-    notes = []
+    notes = _filled_note(unranked)
     if grouped_by != "label":
         notes.append("no labels: each sample counts for the class the model predicts for it")
+    if bootstrap is not None and not single:  # asked for, not done: say so rather than drop it silently
+        notes.append(f"--bootstrap {bootstrap} not used: the stability of an ensemble's rankings is over its {M} "
+                     "members (resamples are for a single network)")
+    ranked = [c for c in wanted if len(rows_of[c])]
+    notes += _unranked_note(names, [c for c in wanted if c not in ranked], grouped_by)
     return Explanation("ig", output, baseline if isinstance(baseline, str) else "given", steps, top,
-                       [names[c] for c in wanted], {names[c]: int(len(rows_of[c])) for c in wanted}, grouped_by,
+                       [names[c] for c in ranked], {names[c]: int(len(rows_of[c])) for c in wanted}, grouped_by,
                        pd.DataFrame(rows, columns=COLUMNS), stability, completeness, scores, notes, groups)
 
 
@@ -480,10 +521,12 @@ def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, featur
 def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring) -> Explanation:
     """Permutation importance's rankings; ``labels`` as given to ``explain``, y (n,) their class indices."""
     names = [str(c) for c in model.classes]
+    present = np.bincount(y, minlength=len(names)) > 0
+    if not present[wanted].any():  # as integrated gradients: an error, not an empty ranking
+        raise _no_sample_error(names, wanted, "label")
     drops, mdrops = permutation_importance(model, X, labels, features=feats, repeats=repeats, seed=seed,
                                            scoring=scoring, members=model.is_ensemble)
     rows, stability, scores = [], {}, {}
-    present = np.bincount(y, minlength=len(names)) > 0
     for c in wanted:
         if not present[c]:
             continue
@@ -493,7 +536,7 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
         if mdrops is not None:
             summary, share = _stability(mdrops[:, :, :, c].mean(axis=1), used, feats, top, "member", seed=seed)
         else:
-            summary = {"unit": None, "n": 0, "mean_overlap": None, "mean_spearman": None}
+            summary = {"unit": None, "n": 0, "top": None, "mean_overlap": None, "mean_spearman": None}
         table_rows = _table_rows(names[c], score, np.abs(drops[:, :, c]).mean(axis=0), None,
                                  (drops[:, :, c] > 0).mean(axis=0), share, used, feats, top)
         summary["flagged"] = [r["feature"] for r in table_rows if share is not None and r["member_overlap"] < 0.5]
@@ -514,6 +557,7 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
              f"score: {what}; largest overall: {', '.join(f'{feats[j]} {overall[j]:+.3g}' for j in order)})"]
     if mdrops is None:
         notes.append("member_overlap needs an ensemble: a single network's permutation importance has no members")
+    notes += _unranked_note(names, [c for c in wanted if not present[c]], "label")
     return Explanation("permutation", None, None, None, top, [names[c] for c in wanted if present[c]],
                        {names[c]: int((y == c).sum()) for c in wanted}, "label",
                        pd.DataFrame(rows, columns=COLUMNS), stability, None, scores, notes, y)

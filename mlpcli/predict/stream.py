@@ -933,6 +933,9 @@ class Prepared:
     # with prepare(labels=True), the model's target as evaluate encodes it ((n,) class indices, or 0/1 or
     # value columns) when the table (or its sample sheet) has the target column(s); else None
     y: np.ndarray | None = None
+    # the features the table lacks, filled with their training means (fill_missing="mean"): explain leaves
+    # them out of its rankings, since every sample holds the same made-up value
+    filled: list[str] = dataclasses.field(default_factory=list)
 
     def __iter__(self):  # X, ids, notes, warnings = prepare(...)
         return iter((self.X, self.ids, self.notes, self.warnings))
@@ -1039,4 +1042,6 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         y = _encode_target(table.rename(columns=str), plan.roles.target, model, name, 0, row_ids,
                            table.attrs.get(DECIMAL_ATTR))  # the decimal mark a text table was read with
     plan_notes = plan.notes if y is None else [n for n in plan.notes if not n.startswith("ignored the target column")]
-    return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=plan.warnings, y=y)
+    filled = [f for f, found in zip(plan.features, plan.present) if not found]
+    return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=plan.warnings, y=y,
+                    filled=filled)
