@@ -157,7 +157,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
         rows = result.table[result.table["class"] == name].head(shown)
         st = result.stability.get(name, {})
         ranked = int((result.table["class"] == name).sum())  # --top, or every gene the model uses if fewer
-        title = f"{name}: top {len(rows)} of {ranked} genes ({result.n_samples.get(name, 0)} samples)"
+        n_c = result.n_samples.get(name, 0)
+        title = f"{name}: top {len(rows)} of {ranked} genes ({n_c} sample{'s' * (n_c != 1)})"
         if st.get("mean_overlap") is not None:
             title += f" · stability over {st['n']} {st['unit']}s: top-{st.get('top') or top} overlap {st['mean_overlap']:.2f}"
             if st.get("mean_spearman") is not None:  # undefined when every score ties: the overlap still shows
