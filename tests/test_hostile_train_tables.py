@@ -310,3 +310,17 @@ def test_a_zip_with_a_macos_or_folder_entry_reads_as_in_predict(tmp_path, good, 
     res = run(["train", str(tmp_path / "t.csv.zip"), "-o", str(tmp_path / "z.mlp"), "--hidden", "4", "--epochs", "2",
                "--folds", "1", "-q"])
     assert res.exit_code == 0, res.output
+
+
+def test_an_empty_sample_id_is_named_by_file_and_row_as_predict_names_it(tmp_path):
+    """A row of empty fields ("\\t\\t\\t") gave train "--id column 'sample_id' has 1 missing values" where predict
+    named the file and the row."""
+    df = make_table("binary", seed=0, n_patients=12, n_features=3)
+    path = tmp_path / "t.tsv"
+    text = df.to_csv(sep="\t", index=False).splitlines()
+    text.insert(6, "\t" * (df.shape[1] - 1))  # data row 6 (line 7, after the header): every field empty
+    path.write_text("\n".join(text) + "\n")
+    out = tmp_path / "m.mlp"
+    assert_clean_error(run(["train", str(path), "--epochs", "2", "-q", "-o", str(out)]),
+                       "t.tsv: the id column 'sample_id' is empty at row 6")
+    assert not out.exists()

@@ -459,8 +459,11 @@ def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
     if name is None:
         return None
     col = df[name]
-    if col.isna().any():
-        raise DataError(f"--id column {name!r} has {int(col.isna().sum())} missing values; every sample needs an id")
+    empty = np.flatnonzero(col.isna().to_numpy())
+    if empty.size:  # named as predict names it: the file and the first row
+        more = f" (and {empty.size - 1} more row{'s' * (empty.size > 2)})" if empty.size > 1 else ""
+        raise DataError(f"{_CellPlace(df).source}the id column {name!r} is empty at row {empty[0] + 1}{more}; every "
+                        "sample needs an id (or pass --id to name another column)")
     ids = np.asarray([_label_key(v) for v in col], dtype=object)
     repeats = [(i, k) for i, k in Counter(ids).items() if k > 1]
     if repeats:
