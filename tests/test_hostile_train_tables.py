@@ -324,3 +324,23 @@ def test_an_empty_sample_id_is_named_by_file_and_row_as_predict_names_it(tmp_pat
     assert_clean_error(run(["train", str(path), "--epochs", "2", "-q", "-o", str(out)]),
                        "t.tsv: the id column 'sample_id' is empty at row 6")
     assert not out.exists()
+
+
+def test_a_comment_line_above_the_header_is_hinted_in_train_and_predict(tmp_path):
+    """featureCounts-style output starts with "# Program:..."; read as the header, it gave a bare "--target column
+    not found" (train) or "lacks every feature" (predict). Both now say the '#' line may be a comment to remove."""
+    df = make_table("binary", seed=0, n_patients=12, n_features=3)
+    clean, commented = tmp_path / "clean.tsv", tmp_path / "counts.tsv"
+    df.to_csv(clean, sep="\t", index=False)
+    commented.write_text("# Program:featureCounts v2.0.1; Command:featureCounts -a genes.gtf\n" + clean.read_text())
+    model = tmp_path / "m.mlp"
+    assert_clean_error(run(["train", str(commented), "--epochs", "2", "-q", "-o", str(model)]),
+                       "--target column 'label' not found", "header read starts with '#'", "grep -v '^#'")
+    assert not model.exists()
+    assert run(["train", str(clean), "--epochs", "2", "-q", "-o", str(model)]).exit_code == 0
+    out = tmp_path / "p.csv"
+    assert_clean_error(run(["predict", str(model), str(commented), "-o", str(out), "-q"]),
+                       "lacks 3 of the 3 features", "header read starts with '#'")
+    assert not out.exists()
+    res = run(["train", str(clean), "--target", "nope", "--epochs", "2", "-q", "-o", str(model)])
+    assert res.exit_code == 1 and "'#'" not in res.output  # no hint when the header does not start with '#'

@@ -15,6 +15,7 @@ import pandas as pd
 from ..errors import ConfigError, DataError, OptionError
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
 from .limits import first_beyond_limit, value_limit_message
+from .names import comment_line_hint
 from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells, typed_as_written
 from ._common import _parse_numbers
 from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
@@ -52,7 +53,7 @@ def _missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag:
     did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
     return DataError(
         f"{flag} {noun} {_quoted(missing)} not found{did_you_mean}; available columns: "
-        f"{_quoted(columns, 6)} ({len(columns)} in all)"
+        f"{_quoted(columns, 6)} ({len(columns)} in all){comment_line_hint(columns)}"
     )
 
 

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 from ..errors import DataError
 from ._common import _quoted
 
-__all__ = ["NameMatch", "match_names", "name_key", "count_matches", "MATCH_RULE"]
+__all__ = ["NameMatch", "match_names", "name_key", "count_matches", "MATCH_RULE", "comment_line_hint"]
 
 # ENSG00000141510.17 -> ensg00000141510 (any Ensembl prefix: ENSG, ENST, ENSP, ENSMUSG, ...; eleven digits).
 # A suffix after the version (GENCODE's ENSG00000002586.20_PAR_Y) names another gene and is kept.
@@ -99,3 +99,13 @@ def count_matches(wanted: Iterable[str], names: Iterable[object]) -> int:
     which of several candidate name lists (var columns, a table's first column) holds the model's names."""
     keys = {name_key(n) for n in names}
     return sum(name_key(w) in keys for w in wanted)
+
+
+def comment_line_hint(columns: Sequence[object]) -> str:
+    """For an error about columns not found: a hint when the header read starts with '#', most likely a
+    comment line above the real header (featureCounts writes "# Program:featureCounts ..."), which the
+    readers do not skip — a '#' can start a real header too ("#CHROM", "#sample"). Empty otherwise."""
+    if not columns or not str(columns[0]).lstrip().startswith("#"):
+        return ""
+    return ("; the header read starts with '#' — if that line is a comment above the real header (as featureCounts "
+            "writes), remove such lines first, e.g. grep -v '^#' FILE > clean.tsv")

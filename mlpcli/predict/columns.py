@@ -15,7 +15,7 @@ import pandas as pd
 from .. import data
 from ..data._common import DECIMAL_ATTR, decimal_advice, first_non_number
 from ..data.limits import first_beyond_limit, value_limit_message
-from ..data.names import count_matches, match_names
+from ..data.names import comment_line_hint, count_matches, match_names
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
 from ._common import _names, _not_found, _quoted
@@ -200,9 +200,10 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
             _check_layout(kept, int(present.sum()), first_cells, flags.features_in_rows, source)
         lacks = (f"{source} lacks {len(missing):,} of the {len(kept):,} features the model uses "
                  f"({_percent(share)}): {_quoted(missing)}")
+        hint = comment_line_hint(columns) if share > DEFAULT_MAX_MISSING else ""
         if fill_missing != "mean":
             if not can_fill:
-                raise DataError(f"{lacks}; add them: the check needs every feature the network uses")
+                raise DataError(f"{lacks}; add them: the check needs every feature the network uses{hint}")
             if share <= limit:
                 fix = (f"add them, or pass --fill-missing mean to fill them with their training means (it fills at "
                        f"most {_percent(DEFAULT_MAX_MISSING)} of the features unless --max-missing FRACTION raises "
@@ -210,7 +211,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
             else:
                 fix = (f"add them (--fill-missing mean fills at most {_percent(DEFAULT_MAX_MISSING)} of the features "
                        f"with their training means; filling these would also need --max-missing {_ceil2(share):g})")
-            raise DataError(f"{lacks}; {fix}")
+            raise DataError(f"{lacks}; {fix}{hint}")
         if share > limit:
             given = "" if max_missing is None else f" --max-missing {max_missing:g}"
             raise DataError(f"{lacks}; --fill-missing mean{given} fills at most {_percent(limit)} of them, and "
