@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -190,3 +191,13 @@ def test_predict_explain_steps_without_explain_is_a_usage_error(models):
     assert_clean_error(res, "--explain-steps", "--explain K", code=2)
     res = run(["predict", *models["ensemble"], "--explain-steps", "5", "--explain", "2", "-q"])
     assert res.exit_code == 0 and "top_features" in res.stdout.splitlines()[0]
+
+
+def test_predict_explain_lists_only_genes_that_push_toward_the_call():
+    """top_features listed the K largest attributions even when they were 0 or negative (a gene filled in with its
+    training mean scored 0 and was shown as a reason for the call)."""
+    from mlpcli.explain.attribution import top_features
+
+    values = np.array([[0.5, -0.2, 0.0, 0.1], [-0.1, -0.3, 0.0, -0.2]])
+    got = top_features(values, ["a", "b", "c", "d"], 3)
+    assert list(got) == ["a:0.5;d:0.1", ""]

@@ -246,7 +246,8 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @common_options
 @click.option("--explain", "explain_k", type=click.IntRange(min=1), default=None, metavar="K",
               help="Add a top_features column: the K genes with the largest integrated-gradients attributions "
-                   "toward each row's predicted class, as GENE:score;... (see mlpcli explain).")
+                   "toward each row's predicted class, as GENE:score;... (see mlpcli explain); only genes that "
+                   "push toward the class (a positive score), so a row may list fewer.")
 @click.option("--explain-steps", type=click.IntRange(1, 100_000), default=16, show_default=True,
               help="With --explain: integrated-gradients path intervals.")
 @trust_options

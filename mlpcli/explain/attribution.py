@@ -535,15 +535,17 @@ def completeness_gap(values: np.ndarray, fx: np.ndarray, fb: np.ndarray) -> np.n
 
 
 def top_features(values: np.ndarray, names: Sequence[str], k: int) -> np.ndarray:
-    """Per row of attributions (n, d), "NAME:score;..." for its k largest (toward the explained class),
-    largest first, scores with 4 significant digits. (n,) object array."""
+    """Per row of attributions (n, d), "NAME:score;..." for its k largest, largest first, scores with 4
+    significant digits; only positive ones (those that push toward the explained class): a gene at 0 (one at
+    the baseline, or filled in with its training mean) or against the class is no reason for the call, so a
+    row may list fewer than k, or none (""). (n,) object array."""
     k = min(int(k), values.shape[1])
     part = np.argpartition(-values, k - 1, axis=1)[:, :k]
     picked = np.take_along_axis(values, part, axis=1)
     order = np.argsort(-picked, axis=1, kind="stable")
     part, picked = np.take_along_axis(part, order, axis=1), np.take_along_axis(picked, order, axis=1)
     names = np.asarray(names, dtype=object)
-    return np.array([";".join(f"{names[j]}:{v:.4g}" for j, v in zip(js, vs)) for js, vs in zip(part, picked)],
+    return np.array([";".join(f"{names[j]}:{v:.4g}" for j, v in zip(js, vs) if v > 0) for js, vs in zip(part, picked)],
                     dtype=object)
 
 
