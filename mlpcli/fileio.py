@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from typing import BinaryIO, Callable, Iterator
 
 from .errors import OutputError
+from .interrupts import held
 
-__all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file"]
+__all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file",
+           "discard_temporaries"]
 
 
 def _umask() -> int:
@@ -113,9 +115,40 @@ def _destination(path: str | os.PathLike):
     return shown, target, directory, st, mode
 
 
+# The temporary files being written now, removed by ``discard_temporaries`` when the process must end at once.
+_TEMPORARIES: set[str] = set()
+
+
+def _temporary(target: Path, directory: Path, shown: str) -> tuple[int, str]:
+    """A new temporary file beside ``target``: (its descriptor, its name), known to ``discard_temporaries``. A
+    stop signal while it is being created is raised once its name is known (``interrupts.held``), and the file
+    removed."""
+    tmp = None
+    try:
+        with held():
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=directory)
+            except OSError as exc:
+                raise _output_error(shown, exc) from None
+            _TEMPORARIES.add(tmp)
+    except BaseException:
+        if tmp is not None:  # the signal held back while the file was created, raised now that it has a name
+            os.close(fd)
+            _discard(tmp)
+        raise
+    return fd, tmp
+
+
+def discard_temporaries() -> None:
+    """Remove every temporary file still being written (for a process that ends at once, ``os._exit``)."""
+    for tmp in list(_TEMPORARIES):
+        _discard(tmp)
+
+
 def _into_place(tmp: str, mode: int, target: Path) -> None:
     os.chmod(tmp, mode)  # mkstemp makes 0600
     os.replace(tmp, target)
+    _TEMPORARIES.discard(tmp)
 
 
 def _discard(tmp: str) -> None:
@@ -123,6 +156,7 @@ def _discard(tmp: str) -> None:
         os.unlink(tmp)
     except OSError:
         pass
+    _TEMPORARIES.discard(tmp)
 
 
 # A file name's limit on the usual file systems (ext4, XFS, NFS), in bytes; a temporary name adds a dot,
@@ -156,12 +190,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     if st is not None and not stat.S_ISREG(st.st_mode):
         _write_special(shown, target, write)  # /dev/null, /dev/stdout, a named pipe: never replaced
         return
+    tmp, tracked, finishing = None, None, False
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise _output_error(shown, exc) from None
-    tracked, finishing = None, False
-    try:
+        fd, tmp = _temporary(target, directory, shown)
         with os.fdopen(fd, "wb") as fh:
             tracked = _Tracked(fh)
             write(tracked)
@@ -170,6 +201,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
             os.fsync(fh.fileno())  # a full disk or quota shows here on NFS, not at rename time
         _into_place(tmp, mode, target)
     except BaseException as exc:
+        if tmp is None:  # not created (an OutputError naming the output), or a stop signal before it was
+            raise
         _discard(tmp)
         failure = tracked.failure if tracked is not None else None
         if failure is None and isinstance(exc, OSError) and not isinstance(exc, OutputError) and (
@@ -241,15 +274,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     shown, target, directory, st, mode = _destination(path)
     if descriptor_of(path) is not None or st is not None and not stat.S_ISREG(st.st_mode):
         raise OutputError(f"cannot write {shown}: not a regular file (this format needs a file it can seek in)")
+    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=directory)
+        fd, tmp = _temporary(target, directory, shown)
         os.close(fd)
-    except OSError as exc:
-        raise _output_error(shown, exc) from None
-    try:
         yield tmp
         _into_place(tmp, mode, target)
     except BaseException as exc:
+        if tmp is None:
+            raise
         _discard(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in _FULL_ERRNOS | {errno.EACCES}:
             raise _output_error(shown, exc) from None

@@ -1,11 +1,16 @@
 """Interrupts a fit absorbed: ``training.fit`` ends on Ctrl-C (or the SIGTERM / SIGHUP the command line turns
 into one) with the best weights so far instead of raising, so that ``train`` can keep them. Code that runs
 many fits one after the other in this process (``parallel.run`` without workers: cross-validation, tuning,
-learning curves) must still stop, and asks here whether a fit was cut short while it ran."""
+learning curves) must still stop, and asks here whether a fit was cut short while it ran.
+
+Also the few steps a stop signal must not cut in two (``held``): the command line's signal handler
+(``cli._common``) raises its interrupt once such a step is done rather than in the middle of it."""
 
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 _lock = threading.Lock()
 _count = 0
@@ -21,3 +26,38 @@ def absorbed() -> None:
 def count() -> int:
     """How many fits in this process have ended on an interrupt so far (compare before and after a call)."""
     return _count
+
+
+_held = 0  # nesting depth of `held` blocks in the main thread (where Python runs signal handlers)
+_deferred: list[BaseException] = []  # the interrupt a handler left to be raised as the outermost block ends
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """A step a stop signal does not cut in two, such as creating a temporary file and learning its name (an
+    interrupt in between would leave the file behind, nameless). Under the command line's signal handling a
+    signal that arrives within the block is raised as the block ends; elsewhere (a notebook's Ctrl-C, another
+    thread) the block changes nothing."""
+    global _held
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if not _held and _deferred:
+            exc = _deferred.pop()
+            _deferred.clear()
+            raise exc
+
+
+def holding() -> bool:
+    """Whether the main thread is inside a ``held`` block now (asked by a signal handler, in that thread)."""
+    return _held > 0
+
+
+def defer(exc: BaseException) -> None:
+    """Raise ``exc`` as the current ``held`` block ends (a signal handler's interrupt)."""
+    _deferred.append(exc)

@@ -436,3 +436,117 @@ def test_no_more_worker_processes_than_tasks():
     assert 1 <= len(_worker_children()) <= 2
     shutdown_workers()
     assert run_tasks([(_pid, ())], Plan(n_jobs=8)) == [os.getpid()]  # one task: here, no worker at all
+
+
+
+# ── a stop signal at an awkward moment ───────────────────────────────────────────────────────────────────
+# `python -m signal_at MOMENT predict ...` runs `python -m mlpcli predict ...` (runpy, as the interpreter
+# does) with an audit hook that sends the process SIGINT at MOMENT, while predict writes its output: at
+# that exact instant every time, where a Ctrl-C from outside lands there once in many runs.
+_SIGNAL_AT = r"""
+import os, runpy, signal, sys
+
+MOMENT = sys.argv.pop(1)
+state = {"temporary": False}
+
+
+def say(text):
+    os.write(2, f"[signal_at] {text}\n".encode())
+
+
+class AtTeardown:
+    def __del__(self):  # while the interpreter tears the modules down, its handlers reset to the default
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def in_mkstemp(frame, event, arg):  # tempfile's _mkstemp_inner, line by line
+    if event == "line" and "fd" in frame.f_locals:  # the file exists; its name is not returned yet
+        frame.f_trace = None
+        sys.settrace(None)
+        say("SIGINT as mkstemp has created the temporary file")
+        os.kill(os.getpid(), signal.SIGINT)
+    return in_mkstemp
+
+
+def hook(event, args):
+    if event == "tempfile.mkstemp" and ".preds.csv." in str(args[0]):
+        state["temporary"] = True
+        if MOMENT == "mkstemp":
+            frame = sys._getframe(1)
+            while frame.f_code.co_name != "_mkstemp_inner":
+                frame = frame.f_back
+            frame.f_trace, frame.f_trace_lines = in_mkstemp, True
+            sys.settrace(lambda *a: None)
+    elif event == "open" and state["temporary"] and isinstance(args[0], int):  # its descriptor, to write
+        state["temporary"] = False
+        if MOMENT == "exec":  # as when Ctrl-C lands in a namedtuple or dataclass an import creates
+            say("SIGINT inside code run by exec() of a string")
+            exec("os.kill(os.getpid(), signal.SIGINT)\nfor _ in range(1000): pass", {"os": os, "signal": signal})
+        elif MOMENT == "thrice":
+            say("SIGINT as the output is written")
+            os.kill(os.getpid(), signal.SIGINT)
+    elif event == "os.remove" and MOMENT == "thrice" and ".preds.csv." in str(args[0]):
+        say("SIGINT again as the temporary file is being removed")
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+if MOMENT == "thrice":
+    sys.modules["_signal_at_teardown"] = type(sys)("_signal_at_teardown")
+    sys.modules["_signal_at_teardown"].sender = AtTeardown()
+sys.addaudithook(hook)
+sys.argv[0] = "mlpcli"
+runpy.run_module("mlpcli", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("moment, said", [
+    # CPython remembers a KeyboardInterrupt that leaves code run by exec() of a string as unhandled, however
+    # it is caught afterwards, and `python -m` then ended by killing itself with SIGINT (-2) after "Interrupted."
+    ("exec", "inside code run by exec()"),
+    # the temporary file created, its name not yet returned by mkstemp: it was left behind
+    ("mkstemp", "as mkstemp has created"),
+    # Ctrl-C pressed again as the temporary file was being removed (it stayed), and once more as the
+    # interpreter ended (its handlers back to the default: death by SIGINT, -2)
+    ("thrice", "again as the temporary file is being removed"),
+])
+def test_predict_sigint_at_an_awkward_moment_still_exits_130_leaving_nothing(tmp_path, model_and_cohort, moment,
+                                                                             said):
+    model, cohort = model_and_cohort
+    (tmp_path / "signal_at.py").write_text(_SIGNAL_AT)
+    proc = subprocess.run([sys.executable, "-m", "signal_at", moment, "predict", str(model), str(cohort), "-o",
+                           "preds.csv", "--chunksize", "50"], cwd=tmp_path, env=ENV, preexec_fn=default_signals,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert said in proc.stderr, proc.stderr  # the signal was sent at that moment
+    assert proc.returncode == 130, (proc.returncode, proc.stderr)
+    assert proc.stderr.count("Interrupted.") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "preds.csv").exists()
+    _assert_no_temporaries(tmp_path)
+
+
+def test_a_stop_signal_while_stopping_waits_for_the_cleanup_unless_the_stop_is_stuck(tmp_path, monkeypatch):
+    """A stop signal while the command is already stopping (a double Ctrl-C) is not raised: the cleanup runs
+    to its end. Long after the first, the stop is stuck (a hang while cleaning up): the process ends at once,
+    the temporary files being written removed, with 128 + the signal. When the first interrupt did not
+    stop the command (a fit absorbed it and the command goes on), the next signal is raised as the first was."""
+    from mlpcli import fileio
+    from mlpcli.cli import _common
+
+    tmp = tmp_path / ".out.csv.x.tmp"
+    tmp.write_text("half")
+    monkeypatch.setattr(fileio, "_TEMPORARIES", {str(tmp)})
+    monkeypatch.setattr(_common, "_received", [])
+    monkeypatch.setattr(_common, "_state", {"since": 0.0, "said": False})
+    exits = []
+    monkeypatch.setattr(_common.os, "_exit", exits.append)
+    with pytest.raises(_common.Terminated):
+        _common._on_stop_signal(signal.SIGTERM, None)
+    with pytest.raises(_common.Interrupted):  # the first was absorbed: nothing is stopping
+        _common._on_stop_signal(signal.SIGINT, None)
+    try:
+        raise _common.Terminated(signal.SIGTERM)
+    except KeyboardInterrupt:  # its cleanup runs
+        _common._on_stop_signal(signal.SIGTERM, None)  # right after the first: not raised
+        assert tmp.exists() and not exits
+        _common._state["since"] -= 10 * _common._REPEAT_GRACE
+        _common._on_stop_signal(signal.SIGTERM, None)  # long after: stuck
+    assert exits == [130] and not tmp.exists()

@@ -27,6 +27,7 @@ import pandas as pd
 
 from .. import data
 from ..errors import DataError
+from ..interrupts import held
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DECIMAL_ATTR
 from .fields import check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
@@ -507,7 +508,10 @@ class _TextTable(_Table):
             following, finished = 0, False
             while running or following in done:
                 if following not in done:
-                    ready, running = wait(running, return_when=FIRST_COMPLETED)
+                    # not cut by a stop signal: one landing inside wait() left futures' locks held, and the
+                    # shutdown below then waited forever for a reading thread (seen once under Ctrl-C)
+                    with held():
+                        ready, running = wait(running, return_when=FIRST_COMPLETED)
                     for future in ready:
                         seq, piece = future.result()  # a reading error surfaces here, in the caller's thread
                         if piece is _END:
