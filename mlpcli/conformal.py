@@ -14,8 +14,11 @@ Scores (both stored, so predict chooses):
        level needs, so it grows on hard samples. The u breaks the ties that make non-randomised APS useless
        on a good model (a binary model's second class always in the set; a confident model's sets padded
        with classes of probability 1e-7). mlpcli draws u from a hash of the sample's own model outputs
-       (``uniform_hash``), so a sample gets the same set in every run. When the level asks for less than
-       the model's accuracy, exact coverage needs some empty sets: APS empties a random share of them.
+       (``uniform_hash``), so a sample gets the same set in every run. The u also empties sets: the top
+       class's score is u · p_top, so a sample whose p_top exceeds the level's threshold loses even its top
+       class with probability 1 − threshold / p_top — a random share of the *confident* samples, whatever
+       the model's accuracy (accuracy 0.68: 2.9 % of sets empty at 0.8, 0.7 % at 0.9), never an uncertain
+       one's.
   lac  least ambiguous set-valued classifier (Sadinle, Lei & Wasserman 2019): 1 − p_y; the set is the
        classes whose probability reaches a threshold; empty when no class is probable enough.
 Scores are stored in a form that keeps tiny tails apart (APS: −(mass ranked below y) = score − 1; LAC: the

@@ -121,6 +121,9 @@ def _trust_tables(doc: dict) -> list[Table]:
                           fmt(row["mean_set_size"]), *extra)
         extra = [fmt(ood["rate"])] if ood is not None else []
         table.add_row("all", str(doc["n"]), fmt(sets["coverage"]), fmt(sets["mean_set_size"]), *extra, style="bold")
+        if sets.get("coverage_per_group") is not None:  # the share the level is for: each patient once
+            table.add_row("all, each group once", f"{sets['n_groups']} groups", fmt(sets["coverage_per_group"]), "",
+                          *([""] if ood is not None else []), style="bold")
         tables.append(table)
     elif ood is not None:
         table = Table(title=f"Out-of-distribution flags (p < {ood['alpha']:g})", title_justify="left")

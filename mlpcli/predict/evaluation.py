@@ -238,7 +238,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if trust is not None:
         P = metrics.class_proba(task, out)
         pred = (out[:, -1] >= threshold).astype(np.int64) if task == "binary" else out.argmax(axis=1)
-        result.trust = evaluation_report(trust, P, y, pred, meta.get("set"), meta.get("ood_score"), by_values, by)
+        result.trust = evaluation_report(trust, P, y, pred, meta.get("set"), meta.get("ood_score"), by_values, by,
+                                         groups=groups if groups is not None and len(np.unique(groups)) < len(y) else None)
         result.notes.extend(trust.level_notes() + _trust_notes(result.trust))
         result.warnings.extend(trust.ood_warnings())
     if by is not None:
@@ -252,9 +253,12 @@ def _trust_notes(doc: dict) -> list[str]:
     out = []
     sets = doc.get("sets")
     if sets is not None:
+        per_group = sets.get("coverage_per_group")
         out.append(f"prediction sets ({sets['score'].upper()}{', Mondrian' if sets['mondrian'] else ''}): coverage "
-                   f"{sets['coverage']:.3f} at level {sets['level']:g}, mean size {sets['mean_set_size']:.2f}, "
-                   f"{sets['empty']:.1%} empty")
+                   f"{sets['coverage']:.3f} at level {sets['level']:g}"
+                   + ("" if per_group is None else f" ({per_group:.3f} with each --group counted once, "
+                                                   "the share the level is for)")
+                   + f", mean size {sets['mean_set_size']:.2f}, {sets['empty']:.1%} empty")
     ab = doc.get("abstention")
     if ab is not None:
         acc = ab["accuracy_accepted"]

@@ -12,11 +12,12 @@ its summary.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..conformal import SCORES, SetPredictor, format_sets
+from ..conformal import SCORES, SetPredictor, format_sets, group_weights
 from ..errors import ConfigError, ModelFileError
 from ..model_io import Model
 from ._common import natural_key
@@ -180,9 +181,19 @@ class Trust:
         trivial = [str(c) for c, t in zip(self.classes, self.sets.trivial) if t]
         if not trivial:
             return []
+        # a set can leave a class out once level · (W + 1) <= W: W >= level / (1 - level) held-out rows (patients)
+        needed = math.ceil(o.coverage / (1.0 - o.coverage) - 1e-9)
+        cal = self.model.conformal
+        weighted = bool(np.any(cal.weight < 1))
+        totals = np.atleast_1d(self.sets.total)
+        have = (f"{float(totals.min()):.0f}" if not o.mondrian
+                else f"{float(totals[self.sets.trivial].min()):.0f} in the smallest such class")
         return [f"--coverage {o.coverage:g} needs more held-out {'rows' if not o.mondrian else 'rows of a class'}"
                 f" than the model has, so every set includes {', '.join(trivial[:5])}"
-                f"{' …' if len(trivial) > 5 else ''}; lower the level or retrain on more samples"]
+                f"{' …' if len(trivial) > 5 else ''} (a set can leave a class out from {needed} held-out "
+                f"{'patients' if weighted else 'rows'}{' of the class' if o.mondrian else ''}"
+                f"{', each patient counted once' if weighted else ''}; the model has {have}); lower the level or "
+                "retrain on more samples"]
 
     def ood_warnings(self) -> list[str]:
         """A warning when --ood-alpha is below the smallest p-value the model's held-out rows can give,
@@ -207,9 +218,11 @@ class Trust:
                        f"{self.n_multi} multi-class and {self.n_empty} empty of {self.n}")
             out += self.level_notes()
             if self.n_empty and o.score == "aps":
-                out.append("APS sets are empty when the level asks for less than the model's accuracy (exact coverage "
-                           "then leaves a random share of samples without a class), not for uncertain samples: "
-                           "--conformal-score lac empties the least confident sets instead")
+                out.append("APS sets are empty at random among confident samples, not for uncertain ones: randomised APS "
+                           "leaves even the top class out of a random share of the samples whose top probability exceeds "
+                           "the level's threshold (more of them the lower the level, whatever the model's accuracy)"
+                           + ("; --abstain-on-empty-set therefore abstains on confident samples" if o.abstain_on_empty_set
+                              else "") + ": --conformal-score lac empties the least confident sets instead")
         if o.abstains:
             reasons = []
             if o.min_confidence is not None:
@@ -279,7 +292,8 @@ def _coverage_rows(covered: np.ndarray, size: np.ndarray, keys: np.ndarray, name
 
 
 def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.ndarray, sets: np.ndarray | None,
-                      ood_scores: np.ndarray | None, by: np.ndarray | None, by_name: str | None) -> dict:
+                      ood_scores: np.ndarray | None, by: np.ndarray | None, by_name: str | None,
+                      groups: np.ndarray | None = None) -> dict:
     """What ``evaluate`` reports on the trust options, for class probabilities ``proba`` (n, C), true class
     indices ``y`` (n,), predicted class indices ``pred`` (n,), set membership ``sets`` (n, C) and OOD
     scores (n,) when asked for, and the ``--by`` values (n,):
@@ -287,7 +301,11 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
     sets: coverage (the share of samples whose set holds the true class) and mean set size overall, per
     class and per --by group, the shares of empty and multi-class sets; abstention: the rate, accuracy on
     the accepted samples beside the overall accuracy, and the risk–coverage curve of a confidence threshold;
-    ood: the flagged share (per class and --by group too)."""
+    ood: the flagged share (per class and --by group too).
+
+    ``groups`` (n,) (the table's patients): the sets' coverage with each patient counted once too
+    (``coverage_per_group``: each sample weighted 1 / its patient's samples), the figure the guarantee is
+    about; the plain coverage counts samples, so patients with many samples weigh more in it."""
     o, classes = trust.options, trust.classes
     n = len(y)
     correct = pred == y
@@ -302,6 +320,9 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
         present = sorted(set(y.tolist()))
         doc["sets"] = {
             "level": o.coverage, "score": o.score, "mondrian": o.mondrian, "coverage": float(covered.mean()),
+            "coverage_per_group": None if groups is None else float(np.average(covered,
+                                                                              weights=group_weights(groups, n))),
+            "n_groups": None if groups is None else int(len(np.unique(groups))),
             "mean_set_size": float(size.mean()), "empty": float(empty.mean()), "singleton": float((size == 1).mean()),
             "multi_class": float((size > 1).mean()),
             "per_class": _coverage_rows(covered, size, y, [(c, str(classes[c])) for c in present]),

@@ -1,0 +1,144 @@
+"""Audit of the prediction sets' statistics: what the notes and evaluate say about them matches what the sets do
+(fixed seeds and wide margins, so the statistical checks cannot flake)."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_helpers import run
+from mlpcli import conformal
+from mlpcli.conformal import SetPredictor
+from mlpcli.predict.trust import Trust, Uncertainty, evaluation_report
+from tables import make_table
+
+
+def _draw(rng, n: int, k: int, sharp):
+    """Rows whose true class probabilities are known: logits z (n, k), classes y drawn from softmax(z)."""
+    z = rng.normal(size=(n, k)) * np.reshape(sharp, (-1, 1))
+    P = np.exp(z - z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    y = (rng.random(n)[:, None] > np.cumsum(P, axis=1)).sum(axis=1)
+    return z, np.minimum(y, k - 1), P
+
+
+def _model(cal, k: int):
+    """The parts of a model that Trust reads, around a calibration."""
+    return SimpleNamespace(task="multiclass", classes=[f"c{j}" for j in range(k)], members=[None], temperature=None,
+                           conformal=cal, ood=None, output_activation=lambda: "softmax")
+
+
+def test_aps_empty_sets_fall_on_confident_samples_whatever_the_accuracy_and_the_note_says_so():
+    """The note said APS sets are empty 'when the level asks for less than the model's accuracy': at level 0.9
+    a model of accuracy ~0.68 still empties sets, and only those of samples more confident than most."""
+    rng = np.random.default_rng(0)
+    z, y, P = _draw(rng, 12000, 4, 2.0)
+    cal = conformal.calibrate(z[:2000], y[:2000], np.zeros(2000, dtype=int), None, "softmax", None, "validation")
+    accuracy = (P[2000:].argmax(axis=1) == y[2000:]).mean()
+    assert accuracy < 0.75
+    sets = SetPredictor(cal, 4, 1, "softmax", None, 0.9, "aps").sets([z[2000:]])
+    empty = sets.sum(axis=1) == 0
+    assert empty.mean() > 0.002  # about 0.7 %
+    top = P[2000:].max(axis=1)
+    assert top[empty].min() > np.quantile(top, 0.6)  # never an uncertain sample's set
+    trust = Trust(_model(cal, 4), Uncertainty(coverage=0.9, abstain_on_empty_set=True))
+    trust.columns(P[2000:], P[2000:].argmax(axis=1), np.array([f"c{j}" for j in P[2000:].argmax(axis=1)]),
+                  {"set": sets})
+    note = next(n for n in trust.notes() if n.startswith("APS sets are empty"))
+    assert "model's accuracy (" not in note and "confident samples" in note
+    assert "--abstain-on-empty-set therefore abstains on confident samples" in note
+
+
+def test_the_level_note_counts_patients_when_rows_are_weighted():
+    """120 held-out rows of 30 patients (4 each): at 0.99 every set holds every class because 99 patients are
+    needed, not rows; the note said 'more held-out rows than the model has' (it had 120)."""
+    rng = np.random.default_rng(1)
+    z, y, _ = _draw(rng, 120, 3, 1.0)
+    groups = np.repeat(np.arange(30), 4)
+    cal = conformal.calibrate(z, y, np.zeros(120, dtype=int), groups, "softmax", None, "validation")
+    trust = Trust(_model(cal, 3), Uncertainty(coverage=0.99))
+    assert trust.sets.trivial.all()
+    (note,) = trust.level_notes()
+    assert "from 99 held-out patients" in note and "the model has 30)" in note
+    assert Trust(_model(cal, 3), Uncertainty(coverage=0.95)).level_notes() == []  # 19 patients suffice
+    plain = conformal.calibrate(z[:60], y[:60], np.zeros(60, dtype=int), None, "softmax", None, "validation")
+    (note,) = Trust(_model(plain, 3), Uncertainty(coverage=0.99)).level_notes()
+    assert "from 99 held-out rows" in note and "the model has 60)" in note
+    (note,) = Trust(_model(cal, 3), Uncertainty(coverage=0.95, mondrian=True)).level_notes()
+    assert "from 19 held-out patients of the class" in note
+
+
+def test_patient_weights_keep_the_per_patient_guarantee_where_counting_rows_breaks_it():
+    """Patients the model is right about with 6 samples, patients it is overconfident about (their classes
+    nearly random) with 1: counting rows under-covers a new patient's sample; weighting each patient once
+    keeps the level (40 seeds, one sample per new patient)."""
+
+    def patients(rng, hard):
+        z, y, _ = _draw(rng, len(hard), 3, np.where(hard, 0.2, 3.0))  # the truth
+        return z * 3.0 / np.where(hard, 0.2, 3.0)[:, None], y  # the model: as confident for every patient
+
+    levels = (0.8, 0.9)
+    weighted, unweighted = {lv: [] for lv in levels}, {lv: [] for lv in levels}
+    for seed in range(40):
+        rng = np.random.default_rng(500 + seed)
+        hard = rng.random(200) < 0.4
+        size = np.where(hard, 1, 6)
+        groups = np.repeat(np.arange(200), size)
+        z, y = patients(rng, hard[groups])
+        zt, yt = patients(rng, rng.random(3000) < 0.4)
+        member = np.zeros(len(groups), dtype=int)
+        for lv in levels:
+            for store, g in ((weighted, groups), (unweighted, None)):
+                cal = conformal.calibrate(z, y, member, g, "softmax", None, "validation")
+                sets = SetPredictor(cal, 3, 1, "softmax", None, lv, "aps").sets([zt])
+                store[lv].append(sets[np.arange(3000), yt].mean())
+    for lv in levels:
+        assert np.mean(weighted[lv]) >= lv - 0.005, (lv, np.mean(weighted[lv]))
+        assert np.mean(unweighted[lv]) < lv - 0.02, (lv, np.mean(unweighted[lv]))
+
+
+def test_evaluation_report_gives_coverage_with_each_group_counted_once():
+    rng = np.random.default_rng(2)
+    z, y, P = _draw(rng, 400, 3, 1.5)
+    cal = conformal.calibrate(z[:200], y[:200], np.zeros(200, dtype=int), None, "softmax", None, "validation")
+    trust = Trust(_model(cal, 3), Uncertainty(coverage=0.8))
+    sets = trust.membership([z[200:]])
+    groups = np.repeat(np.arange(50), 4)[rng.permutation(200)]
+    doc = evaluation_report(trust, P[200:], y[200:], P[200:].argmax(axis=1), sets, None, None, None, groups=groups)
+    covered = sets[np.arange(200), y[200:]]
+    per_group = pd.Series(covered).groupby(groups).mean().mean()
+    assert doc["sets"]["coverage"] == pytest.approx(covered.mean())
+    assert doc["sets"]["coverage_per_group"] == pytest.approx(per_group)
+    assert doc["sets"]["n_groups"] == 50
+    assert evaluation_report(trust, P[200:], y[200:], P[200:].argmax(axis=1), sets, None, None,
+                             None)["sets"]["coverage_per_group"] is None
+
+
+def test_evaluate_reports_the_per_patient_coverage_that_predicts_sets_give(tmp_path):
+    """A test table where some patients have 6 samples and others 1: evaluate's per-patient coverage is the
+    mean over patients of the share of their samples covered, from predict's own pred_set column."""
+    train = make_table(n_patients=60, per_patient=2, seed=11, signal=1.0)
+    train.to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "m.mlp"
+    res = run(["train", str(tmp_path / "train.csv"), "-o", str(model), "--epochs", "20", "--hidden", "8", "-q"])
+    assert res.exit_code == 0, res.output
+    test = make_table(n_patients=40, per_patient=1, seed=12, signal=1.0)
+    many = test[test["patient_id"].isin(test["patient_id"].unique()[:8])]
+    copies = [many.assign(sample_id=many["sample_id"] + f"_{r}") for r in range(5)]
+    test = pd.concat([test, *copies], ignore_index=True)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    res = run(["evaluate", str(model), str(tmp_path / "test.csv"), "--coverage", "0.8", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    res = run(["predict", str(model), str(tmp_path / "test.csv"), "--coverage", "0.8", "-o",
+               str(tmp_path / "p.csv"), "-q"])
+    assert res.exit_code == 0, res.output
+    pred = pd.read_csv(tmp_path / "p.csv", keep_default_na=False).merge(test[["sample_id", "patient_id", "label"]])
+    covered = np.array([label in s.split("|") for label, s in zip(pred["label"], pred["pred_set"])])
+    sets = doc["trust"]["sets"]
+    assert sets["coverage"] == pytest.approx(covered.mean())
+    assert sets["coverage_per_group"] == pytest.approx(pd.Series(covered).groupby(pred["patient_id"]).mean().mean())
+    assert sets["n_groups"] == 40
+    assert any("with each --group counted once" in n for n in doc["notes"])
