@@ -365,11 +365,13 @@ def test_cv_leave_batch_out_reports_per_batch(trained):
     for f in doc["per_fold"]:
         assert 0 <= f["trust"]["coverage"] <= 1 and f["trust"]["level"] == 0.9 and f["inner_score"] is not None
         assert f["trust"]["ood_rate"] is not None
+        # patients with several samples: the coverage counting each once, which the guarantee is about
+        assert 0 <= f["trust"]["coverage_per_group"] <= 1
     # the table piped (not a terminal) is as wide as its 13 columns need: every header and value whole
     text = run(["cv", trained["mc"], "--leave-batch-out", "--epochs", "5", "--hidden", "8", "--member-folds", "2",
                 "-q"]).stdout
     header = next(line for line in text.splitlines() if "held-out batch" in line)
-    for column in ("best epoch", "bal. acc.", "inner OOF", "cov@0.9", "set size", "OOD"):
+    for column in ("best epoch", "bal. acc.", "inner OOF", "cov@0.9 per patient", "set size", "OOD"):
         assert column in header, (column, header)
     assert "…" not in text
     assert_clean_error(run(["cv", trained["mc"], "--leave-batch-out", "--folds", "3"]), "--folds", code=2)

@@ -128,8 +128,11 @@ def _fold_table(result) -> Table:
     trust = [f.trust for f in result.folds if f.trust is not None]
     if trust:
         level = trust[0]["level"]
+        # with patients, the coverage counting each once: the share the sets' per-patient guarantee is about
+        coverage_key = "coverage_per_group" if any(t.get("coverage_per_group") is not None for t in trust) else "coverage"
+        cov_header = f"cov@{level:g}" + (" per patient" if coverage_key == "coverage_per_group" else "")
         # the fold model's own out-of-fold score on its training part: what grouped CV there promises
-        for col in ("inner OOF", f"cov@{level:g}", "set size", "OOD"):
+        for col in ("inner OOF", cov_header, "set size", "OOD"):
             table.add_column(col, justify="right", no_wrap=True)
 
     def size(n, g):
@@ -142,7 +145,7 @@ def _fold_table(result) -> Table:
         row += [fmt_metric(k, f.metrics.get(k)) for k in keys]
         if trust:
             t = f.trust or {}
-            row += [fmt_metric(result.metric, f.inner_score), fmt_metric("coverage", t.get("coverage")),
+            row += [fmt_metric(result.metric, f.inner_score), fmt_metric("coverage", t.get(coverage_key)),
                     fmt(t.get("mean_set_size")), fmt_metric("ood_rate", t.get("ood_rate"))]
         table.add_row(*row)
     summary = result.summary()
@@ -154,7 +157,7 @@ def _fold_table(result) -> Table:
         from ..model_selection.cross_validation import mean_sd as stats
 
         parts = [[f.inner_score for f in result.folds]] + [[(f.trust or {}).get(key) for f in result.folds]
-                                                           for key in ("coverage", "mean_set_size", "ood_rate")]
+                                                           for key in (coverage_key, "mean_set_size", "ood_rate")]
         kinds = (result.metric, "coverage", None, "ood_rate")  # as the fold rows format them (set size: a number)
         means += [fmt_metric(k, stats(p)[0]) if k else fmt(stats(p)[0]) for k, p in zip(kinds, parts)]
         sds += [fmt_metric(k, stats(p)[1]) if k else fmt(stats(p)[1]) for k, p in zip(kinds, parts)]

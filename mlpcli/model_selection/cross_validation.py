@@ -111,7 +111,7 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
 def _fold_trust(fitted, test_ds: data.Dataset, level: float, logits: list) -> dict:
     from ..predict.trust import held_out_trust
 
-    return held_out_trust(fitted.model, test_ds.X, test_ds.y, level, member_logits=logits)
+    return held_out_trust(fitted.model, test_ds.X, test_ds.y, level, member_logits=logits, groups=test_ds.groups)
 
 
 def _inner_score(fitted) -> float | None:

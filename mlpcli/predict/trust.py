@@ -353,12 +353,15 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
 
 
 def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: float = DEFAULT_OOD_ALPHA,
-                   score: str = "aps", member_logits: list | None = None) -> dict:
+                   score: str = "aps", member_logits: list | None = None, groups: np.ndarray | None = None) -> dict:
     """Prediction-set coverage and mean size at ``level`` and the out-of-distribution flag rate of a model on
     held-out rows X (n, d) in the model's feature order with true classes y (n,) (``cv`` per fold); the
     parts the model lacks are None. ``member_logits``: what ``model.predict_output(X, member_logits=...)``
-    collected, when the caller predicted X already."""
-    out = {"level": float(level), "coverage": None, "mean_set_size": None, "ood_rate": None}
+    collected, when the caller predicted X already. ``groups`` (n,) (the rows' patients): the coverage with
+    each patient counted once too (``coverage_per_group``, None without groups or with one row per group),
+    the figure the per-patient guarantee is about."""
+    out = {"level": float(level), "coverage": None, "coverage_per_group": None, "mean_set_size": None,
+           "ood_rate": None}
     if model.task not in ("binary", "multiclass") or len(y) == 0:
         return out
     if getattr(model, "conformal", None) is not None:
@@ -369,7 +372,10 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
             logits = []
             model.predict_output(X, member_logits=logits)
         members = np.concatenate([sets.sets(block) for block in logits])
-        out["coverage"] = float(members[np.arange(len(y)), y].mean())
+        covered = members[np.arange(len(y)), y]
+        out["coverage"] = float(covered.mean())
+        if groups is not None and len(np.unique(groups)) < len(y):
+            out["coverage_per_group"] = float(np.average(covered, weights=group_weights(groups, len(y))))
         out["mean_set_size"] = float(members.sum(axis=1).mean())
     if getattr(model, "ood", None) is not None:
         out["ood_rate"] = float((model.ood.p_value(model.ood.score(model.preprocessor.transform(X))) < alpha).mean())
