@@ -389,3 +389,15 @@ def test_a_fold_count_the_rarest_class_cannot_fill_names_one_that_can_or_none(gr
         kfold(dataset(frame), 3, 1, 0, flag="--folds")
     assert (advice in str(info.value)) if advice else "use --folds" not in str(info.value)
 
+
+
+def test_the_calibration_note_counts_the_patients_of_every_held_out_row(monkeypatch):
+    """Beyond conformal.MAX_ROWS held-out rows the stored scores are a subsample, and the note gave the subsample's
+    summed patient weights as "N held-out scores of P patients"; it counts the held-out rows' patients."""
+    from mlpcli import conformal
+
+    ds = dataset(make_table(n_patients=40))
+    monkeypatch.setattr(conformal, "MAX_ROWS", 30)  # a subsample, as a very large table would store
+    fitted = fit_model(ds, TrainOptions(**FAST, seed=3))
+    note = next(n for n in fitted.notes if n.startswith("prediction sets"))
+    assert f"30 held-out scores of {len(np.unique(ds.groups))} patients" in note

@@ -634,7 +634,8 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
     model.ood = ood.calibrate(Z, sub_parts, seed, Z_held=Z_held, labels=ds.y[rows], n_classes=len(ds.classes),
                               start=beside)
     cal = model.conformal
-    patients = f" of {cal.weight.sum():.0f} patients" if np.any(cal.weight < 1) else ""
+    # the patients of every held-out row (the stored weights sum to those of a subsample beyond MAX_ROWS rows)
+    patients = f" of {len(np.unique(scored.groups))} patients" if np.any(cal.weight < 1) else ""
     notes.append(f"prediction sets (predict --coverage): {cal.n} held-out scores{patients} stored; out-of-distribution "
                  f"flags (predict --ood): nearest-neighbour distances to {len(model.ood.reference)} training rows "
                  f"calibrated on {len(model.ood.calibration)} held-out rows")
