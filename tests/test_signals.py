@@ -176,6 +176,21 @@ def test_train_one_network_sigint_keeps_its_best_weights(tmp_path, table):
     _assert_no_temporaries(tmp_path)
 
 
+def test_train_stopped_before_any_network_has_weights_says_no_model_was_written(tmp_path, table):
+    """SIGTERM before any member had trained: "Interrupted by SIGTERM." alone, where a user expects to hear whether
+    a model was kept (the other stops say what they kept and where)."""
+    cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", "--hidden", "32", "--epochs", "100000",
+                   "--patience", "100000", "--folds", "5"], tmp_path)
+    cmd.wait_for_line("StratifiedGroupKFold")  # the last note before the members start
+    time.sleep(0.3)
+    cmd.proc.send_signal(signal.SIGTERM)
+    rc, err = cmd.finish()
+    assert rc == 143, err
+    assert "Interrupted by SIGTERM: nothing trained yet to keep; no model written" in err and "Traceback" not in err
+    assert not (tmp_path / "m.mlp").exists()
+    _assert_no_temporaries(tmp_path)
+
+
 def _networks_trained(lines: list[str]) -> int:
     """The last "k/5 networks trained" progress count in `lines`."""
     counts = [int(m.group(1)) for line in lines if (m := re.search(r"(\d+)/\d+ networks trained", line))]

@@ -281,3 +281,23 @@ def test_val_data_can_be_a_10x_directory_labelled_by_the_same_sheet(tenx, tmp_pa
     assert res.exit_code == 0, res.output
     split = json.loads(run(["info", str(model), "--json"]).stdout)["split"]
     assert "explicit validation table" in split["strategy"] and "90" in json.dumps(split)
+
+
+def test_predict_on_10x_with_a_model_trained_on_a_layer_notes_what_it_reads(tenx):
+    """A model trained with --layer counts, predicting a 10x directory, said "features from layer 'counts', as in
+    training": a 10x directory has no layers; the note says it reads the 10x matrix's counts."""
+    anndata = pytest.importorskip("anndata")
+    tmp, run_dir, sheet, X = tenx
+    frame = pd.read_csv(sheet)
+    adata = anndata.AnnData(X=np.log1p(X).astype(np.float32), layers={"counts": sp.csr_matrix(X.astype(np.float32))},
+                            obs=pd.DataFrame({"cell_type": frame["cell_type"].to_numpy(), "donor": frame["donor"].to_numpy()},
+                                             index=frame["barcode"].to_numpy()),
+                            var=pd.DataFrame(index=[f"ENSG{j:011d}" for j in range(N_GENES)]))
+    path, model, out = tmp / "cells.h5ad", str(tmp / "m.mlp"), tmp / "p.csv"
+    adata.write_h5ad(path)
+    assert run(["train", str(path), *TRAIN, "--layer", "counts", "-o", model]).exit_code == 0
+    res = run(["predict", model, run_dir, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "layer 'counts', as in training" not in res.output
+    assert "features from the 10x matrix (its counts); the model was trained on layer 'counts'" in res.output
+    assert len(pd.read_csv(out)) == N_CELLS

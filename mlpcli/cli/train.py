@@ -254,9 +254,12 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     early_notes, early_warnings = read_notes + ds.notes, list(ds.warnings)
     # with --json the notes are in the document; warnings show on stderr as well (never hidden)
     report([] if as_json else early_notes, early_warnings, quiet)
-    with threads_context(plan.blas_threads), _Progress(quiet) as progress:
-        outcome = pipeline.train_dataset(ds, options, progress=progress, notes=read_notes, source=data_file,
-                                         plan=plan)
+    try:
+        with threads_context(plan.blas_threads), _Progress(quiet) as progress:
+            outcome = pipeline.train_dataset(ds, options, progress=progress, notes=read_notes, source=data_file,
+                                             plan=plan)
+    except KeyboardInterrupt as exc:  # before any network had weights to keep (else the outcome says interrupted)
+        interrupted_exit(exc, what="nothing trained yet to keep; no model written")
     outcome.model.provenance["threads"] = plan.blas_threads  # what ran: the default and --threads 1 alike
     model_io.save(outcome.model, out)
     if history_path:

@@ -643,9 +643,13 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
     layer, raw, var_names, notes = roles.layer, roles.raw, roles.var_names, []
     from_model = None
     if layer is None and not raw and (trained.get("layer") or trained.get("raw")):
-        layer, raw = trained.get("layer"), bool(trained.get("raw"))
-        from_model = f"layer {layer!r}" if layer else ".raw.X"
-        notes.append(f"features from {from_model}, as in training (--layer X for .X, --layer NAME for another)")
+        trained_on = f"layer {trained['layer']!r}" if trained.get("layer") else ".raw.X"
+        if data.h5ad.is_h5ad(source):
+            layer, raw, from_model = trained.get("layer"), bool(trained.get("raw")), trained_on
+            notes.append(f"features from {from_model}, as in training (--layer X for .X, --layer NAME for another)")
+        else:  # a 10x directory has one matrix, its counts, and no layers to choose from
+            notes.append(f"features from the 10x matrix (its counts); the model was trained on {trained_on} of an "
+                         ".h5ad file, which should hold the same kind of values")
     fallback = var_names is None and bool(trained.get("var_names"))
     if fallback:
         var_names = trained["var_names"]
