@@ -24,8 +24,11 @@ Differences from ``mlpcli train`` worth knowing:
   ``dtype="float32"`` for the CLI's faster arithmetic.
 * **Early stopping** (``early_stopping=True``) holds out ``validation_fraction`` of the rows —
   of the groups when ``fit(..., groups=...)`` is given (no group on both sides), stratified by class
-  for classifiers — and restores the weights of the epoch with the lowest validation loss. With
-  ``early_stopping=False`` the network trains for ``epochs`` epochs on every row.
+  for classifiers — and restores the weights of the epoch with the lowest validation loss. A class
+  with one sample (with ``groups``: from one group) always trains, the others are held out. With
+  ``early_stopping=False`` the network trains for ``epochs`` epochs on every row. With
+  ``sklearn.set_config(enable_metadata_routing=True)``, ``.set_fit_request(groups=True)`` routes a CV
+  loop's ``params={"groups": patients}`` to both the splitter and the estimator.
 * **Class weights** (``class_weight="balanced"`` or ``{label: weight}``) multiply each sample's loss
   by its class's weight, which for cross-entropy and binary cross-entropy is the same as the CLI's
   per-class factors; multi-label targets take ``"balanced"`` (per-label positive/negative weights).
@@ -55,7 +58,7 @@ from .engine import MLP
 from .engine.functional import sigmoid, softmax
 from .errors import ConfigError, DataError, MlpcliError
 from .metrics import class_proba
-from .model_selection import build_loss, holdout
+from .model_selection import build_loss, holdout_keeping_scarce
 from .model_selection.fitting import check_memory
 from .parallel import default_blas_threads, threads_warning
 from .training import FitConfig, fit
@@ -177,9 +180,7 @@ class _BaseMLP(BaseEstimator):
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if groups is not None:
-            groups = column_or_1d(groups)
-            if groups.shape[0] != n:
-                raise ValueError(f"groups has {groups.shape[0]} entries for {n} samples")
+            groups = _checked_groups(groups, n)
         # task: binary | multiclass | multilabel | regression; Y: what the loss expects;
         # strata: class indices for stratified splitting (None for multilabel / regression)
         task, Y, strata = self._encode_targets(y)
@@ -200,7 +201,7 @@ class _BaseMLP(BaseEstimator):
 
         tr = va = None
         if self.early_stopping:
-            tr, va = _early_stopping_split(ds, strata, groups, float(self.validation_fraction), seed)
+            tr, va = _early_stopping_split(ds, groups, float(self.validation_fraction), seed)
         resolved = self._resolved(n if tr is None else len(tr), X.shape[1])
         try:  # a network whose training cannot fit in memory is refused before anything is allocated
             check_memory(resolved, X.shape[1], setup.n_outputs, n)
@@ -302,10 +303,33 @@ def _as_parameters(exc: Exception) -> str:
                   str(exc))
 
 
-def _early_stopping_split(ds: data.Dataset, strata, groups, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _checked_groups(groups, n: int) -> np.ndarray:
+    """``groups`` (n,) as an array the splitters can sort: a missing group (None, NaN) is an error naming the
+    row, not a TypeError from deep inside NumPy (None) or a silent "patient NaN" (NaN); labels of mixed types
+    (1 and "p2", as a half-cleaned sample sheet gives) are compared as text."""
+    groups = column_or_1d(groups)
+    if groups.shape[0] != n:
+        raise ValueError(f"groups has {groups.shape[0]} entries for {n} samples")
+    if groups.dtype.kind == "f":
+        missing = np.isnan(groups)
+    elif groups.dtype.kind == "O":
+        missing = np.array([g is None or (isinstance(g, numbers.Real) and g != g) or type(g).__name__ == "NAType"
+                            for g in groups], dtype=bool)
+    else:
+        missing = np.zeros(n, dtype=bool)
+    if missing.any():
+        raise ValueError(f"groups has a missing value (None or NaN) at row {int(np.flatnonzero(missing)[0])} "
+                         "(0-based); every sample needs its group (patient), or pass no groups")
+    if groups.dtype.kind == "O":
+        groups = groups.astype(str)  # sortable whatever the types; the same label is the same group
+    return groups
+
+
+def _early_stopping_split(ds: data.Dataset, groups, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train, validation) row indices holding out ``fraction`` for early stopping, by
-    ``model_selection.holdout``: whole groups when ``groups`` is given, stratified by class when
-    every class allows it, else at random (a class's only sample on the training side)."""
+    ``model_selection.holdout_keeping_scarce``: whole groups when ``groups`` is given, stratified by class when
+    every class allows it, else at random; a class's only sample, or the only group of a class, trains (so
+    that a grouped CV whose training part holds one patient of a rare class does not fail every fit)."""
     if groups is not None:  # the groups are fit's `groups`, as the messages say
         ds = data.Dataset(X=ds.X, y=ds.y, feature_names=ds.feature_names, task=ds.task, classes=ds.classes,
                           groups=np.asarray(groups), roles=data.Roles(target=[], group="groups"))
@@ -313,29 +337,10 @@ def _early_stopping_split(ds: data.Dataset, strata, groups, fraction: float, see
             raise ValueError("early stopping with groups needs at least 2 groups; pass more groups or set "
                              "early_stopping=False")
     try:
-        tr, va, _ = holdout(ds, fraction, seed)
-        return tr, va
-    except DataError as exc:
-        if strata is None or groups is not None:
-            raise ValueError(f"cannot hold out rows for early stopping: {_as_parameters(exc)}; or set "
-                             "early_stopping=False") from None
-    # classes too small to stratify: hold out at random (holdout without a class target) among the rows of
-    # classes with two samples or more; a class's only sample always trains, so the network sees every class
-    counts = np.bincount(strata)
-    pool = np.flatnonzero(counts[strata] >= 2)
-    alone = np.flatnonzero(counts[strata] < 2)
-    n = len(strata)
-    if len(pool) < 2:  # nothing to hold out but singletons: at random among all rows, as before
-        pool, alone = np.arange(n), np.zeros(0, dtype=np.int64)
-    # the same number of validation rows as asked of all rows, drawn from the pool (one row at least stays)
-    share = min(max(fraction * n, 1.0), len(pool) - 1.0) / len(pool)
-    plain = data.Dataset(X=ds.X[pool], y=None, feature_names=ds.feature_names, task=None, classes=[])
-    try:
-        tr, va, _ = holdout(plain, share, seed)
-    except (DataError, ConfigError):
-        raise ValueError(f"cannot hold out validation_fraction {fraction:g} of {n} samples for early stopping; "
-                         "set early_stopping=False or add samples") from None
-    return np.sort(np.concatenate([pool[tr], alone])), pool[va]
+        return holdout_keeping_scarce(ds, fraction, seed)
+    except (DataError, ConfigError) as exc:
+        raise ValueError(f"cannot hold out {'whole groups' if groups is not None else 'rows'} for early stopping: "
+                         f"{_as_parameters(exc)}; or set early_stopping=False") from None
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -400,7 +405,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self._multilabel = False
         if self.classes_.size < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; y has 1 class "
-                             f"({self.classes_[0]!r})")
+                             f"({self.classes_.tolist()[0]!r})")  # the label as written, not np.str_('a')
         task = "binary" if self.classes_.size == 2 else "multiclass"
         return task, codes.astype(np.int64), codes.astype(np.int64)
 
@@ -409,7 +414,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _train_options(self, seed: int) -> TrainOptions:
         cw = self.class_weight
-        if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
+        if not (cw is None or isinstance(cw, str) and cw == "balanced" or isinstance(cw, dict)):
             raise ValueError(f"{type(self).__name__}: class_weight must be None, 'balanced' or a dict "
                              f"{{label: weight}}, got {cw!r}")
         options = TrainOptions(
@@ -432,12 +437,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if cw == "balanced":
                 factor = data.class_weights(strata, len(self.classes_), "balanced", list(self.classes_))
             else:
-                unknown = [k for k in cw if k not in set(self.classes_.tolist())]
-                if unknown:
+                # scikit-learn's rule (compute_class_weight): a label absent from y is fine when every class of
+                # y has its weight (a rare class missing from one CV fold's training rows), a typo when not
+                present = self.classes_.tolist()
+                unknown = [k for k in cw if k not in set(present)]
+                if unknown and any(c not in cw for c in present):
                     raise ValueError(f"{type(self).__name__}: class_weight names labels not in y: {unknown!r}")
-                factor = np.array([float(cw.get(c, 1.0)) for c in self.classes_.tolist()])
-                if not np.all(factor > 0):
-                    raise ValueError(f"{type(self).__name__}: class_weight values must be > 0")
+                factor = np.array([float(cw.get(c, 1.0)) for c in present])
+                if not np.all(np.isfinite(factor) & (factor > 0)):  # inf made the loss NaN: "training diverged"
+                    raise ValueError(f"{type(self).__name__}: class_weight values must be finite numbers > 0, "
+                                     f"got {cw!r}")
             extra = factor[strata]  # each sample's loss times its class's weight
         elif cw is not None and cw != "balanced":
             raise ValueError(f"{type(self).__name__}: multi-label targets take class_weight=None or 'balanced'")

@@ -14,7 +14,8 @@ scikit-learn estimators all call these.
 
 from .crossfit import FittedModel, fit_model
 from .fitting import FittedRun, LossSetup, build_loss, fit_run
-from .splits import Fold, SplitSummary, check_disjoint, holdout, kfold, summarize_folds, summarize_split
+from .splits import (Fold, SplitSummary, check_disjoint, holdout, holdout_keeping_scarce, kfold, summarize_folds,
+                     summarize_split)
 
 __all__ = ["FittedModel", "fit_model", "FittedRun", "LossSetup", "build_loss", "fit_run", "Fold", "SplitSummary",
-           "check_disjoint", "holdout", "kfold", "summarize_folds", "summarize_split"]
+           "check_disjoint", "holdout", "holdout_keeping_scarce", "kfold", "summarize_folds", "summarize_split"]

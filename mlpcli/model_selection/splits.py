@@ -75,6 +75,57 @@ def holdout(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.
     return train, val, summary
 
 
+def holdout_keeping_scarce(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train_idx, val_idx) as ``holdout`` gives them, except that a class too scarce to be on both
+    sides — one sample, or with groups one group — trains whole (with groups: every group holding one of its
+    samples) instead of refusing the data; the other rows are held out as ``holdout`` would (whole groups,
+    stratified where they allow it, else at random), about ``val_size`` of all rows.
+
+    For a fit that must see every class and cannot ask its caller to merge one: a scikit-learn estimator's
+    early stopping inside someone's cross-validation loop, where a rare class of a few patients is left with
+    one in some folds' training part. ``train`` refuses such data instead, naming the class. Raises
+    DataError when nothing but scarce classes is left to hold out."""
+    classify = dataset.task in CLASSIFICATION_TASKS and dataset.y is not None and np.ndim(dataset.y) == 1
+    strata = np.asarray(dataset.y, dtype=np.int64) if classify else None
+    groups = dataset.groups
+    if strata is not None:
+        units = groups if groups is not None else np.arange(len(strata))
+        scarce = np.array([len(np.unique(units[strata == c])) < 2 for c in range(int(strata.max()) + 1)])
+        keep = scarce[strata]
+        if groups is not None:
+            keep = np.isin(groups, groups[keep])  # whole groups: no group on both sides
+    else:
+        keep = np.zeros(dataset.n_samples, dtype=bool)
+    if not keep.any():
+        try:
+            train, val, _ = holdout(dataset, val_size, seed)
+            return train, val
+        except DataError:
+            if groups is not None or strata is None:
+                raise
+    pool, alone = np.flatnonzero(~keep), np.flatnonzero(keep)
+    n_units = len(np.unique(groups[pool])) if groups is not None else len(pool)
+    if n_units < 2:
+        if groups is not None:
+            raise DataError(f"cannot hold out whole groups: the classes from one {_group_name(dataset)} only must "
+                            "train, and fewer than 2 other groups are left to hold out")
+        pool, alone = np.arange(dataset.n_samples), np.zeros(0, dtype=np.int64)  # singletons only: at random
+    n = dataset.n_samples
+    share = min(max(val_size * n, 1.0), len(pool) - 1.0) / len(pool)  # val_size of all rows, from the pool
+    dummy = np.empty((len(pool), 0))  # the splitters need only the rows' count, classes and groups
+    part = Dataset(X=dummy, y=None if strata is None else strata[pool], feature_names=[], task=dataset.task,
+                   classes=dataset.classes, groups=None if groups is None else groups[pool], roles=dataset.roles)
+    try:
+        train, val, _ = holdout(part, share, seed)
+    except DataError:  # classes too small to stratify: at random
+        plain = Dataset(X=dummy, y=None, feature_names=[], task=None, classes=[],
+                        groups=part.groups, roles=dataset.roles)
+        train, val, _ = holdout(plain, share, seed)
+    train, val = np.sort(np.concatenate([pool[train], alone])), pool[val]
+    check_disjoint(dataset, train, val, "the validation split")
+    return train, val
+
+
 def check_disjoint(dataset: Dataset, a: np.ndarray, b: np.ndarray, where: str) -> None:
     """The leakage guard: rows ``a`` and ``b`` of ``dataset`` share no group (patient)."""
     if dataset.groups is None:
