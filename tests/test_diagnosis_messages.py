@@ -152,7 +152,7 @@ def test_file_plot_has_its_legend_below_the_axes(monkeypatch, tmp_path):
     from mlpcli import plotting
 
     figures = []
-    monkeypatch.setattr(plotting, "_save", lambda fig, path: figures.append(fig))
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig))
     t = np.arange(60, dtype=float)
     train, val = 0.7 * np.exp(-t / 8) + 0.05, 0.5 * np.exp(-t / 8) + 0.3
     plotting.plot_curves(str(tmp_path / "p.png"), train, val, baseline=0.69, best_epoch=30, title="Learning curves: Good fit")
