@@ -836,6 +836,11 @@ def test_leakage_guard_raises_internal_error():
     splits.check_disjoint(ds, np.array([0, 1]), np.array([2]), "a split")  # disjoint: fine
     with pytest.raises(D.SplitLeakageError, match="groups on both sides of a split: 'b'"):
         splits.check_disjoint(ds, np.array([0, 1]), np.array([1, 2]), "a split")
+    # float groups: intersect1d never matches NaN with NaN, which hid a missing group on both sides
+    ds = D.Dataset(X=np.zeros((4, 1)), y=None, feature_names=["f"], task=None, groups=np.array([1.0, np.nan, 2.0, np.nan]))
+    splits.check_disjoint(ds, np.array([0, 1]), np.array([2]), "a split")
+    with pytest.raises(D.SplitLeakageError, match="groups on both sides of a split"):
+        splits.check_disjoint(ds, np.array([0, 1]), np.array([2, 3]), "a split")
 
 
 def test_multilabel_split_counts_positives(frame):

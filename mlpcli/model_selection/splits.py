@@ -130,7 +130,10 @@ def check_disjoint(dataset: Dataset, a: np.ndarray, b: np.ndarray, where: str) -
     """The leakage guard: rows ``a`` and ``b`` of ``dataset`` share no group (patient)."""
     if dataset.groups is None:
         return
-    shared = np.intersect1d(dataset.groups[a], dataset.groups[b])
+    ga, gb = dataset.groups[a], dataset.groups[b]
+    shared = np.intersect1d(ga, gb)
+    if ga.dtype.kind == "f" and np.isnan(ga).any() and np.isnan(gb).any():  # NaN never equals NaN in intersect1d
+        shared = np.append(shared, np.nan)
     if shared.size:  # explicit raise, not assert: must hold under python -O too
         raise SplitLeakageError(f"internal error: groups on both sides of {where}: {_quoted(shared)}")
 
