@@ -201,3 +201,12 @@ def test_predict_explain_lists_only_genes_that_push_toward_the_call():
     values = np.array([[0.5, -0.2, 0.0, 0.1], [-0.1, -0.3, 0.0, -0.2]])
     got = top_features(values, ["a", "b", "c", "d"], 3)
     assert list(got) == ["a:0.5;d:0.1", ""]
+
+
+def test_a_tol_below_float32_round_off_names_what_can_meet_it(models):
+    """--tol 1e-9 on a float32 model failed with "raise --steps", which cannot help below float32 round-off."""
+    model, data = models["single"]  # float32, the default
+    res = run(["explain", model, data, "--tol", "1e-9", "-q"])
+    assert_clean_error(res, "completeness check failed", "below the round-off of the network's float32 arithmetic",
+                       "--dtype float64")
+    assert "raise --steps" not in res.output

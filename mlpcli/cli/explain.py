@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import click
+import numpy as np
 from rich.table import Table
 
 from ._common import (
@@ -123,9 +124,16 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     if gap is not None and not gap["passed"]:
         from ..errors import TrainingError
 
+        float32 = any(m.network.dtype == np.float32 for m in model.members)
+        # below the arithmetic's round-off more steps cannot close the gap: say what can
+        floor = 1e-5 if float32 else 1e-12
+        fix = (f"--tol {gap['tol']:g} is below the round-off of the network's {'float32' if float32 else 'float64'} "
+               f"arithmetic, which more steps cannot close: use --tol {floor:g} or more"
+               + (", or a float64 model (train --dtype float64)" if float32 else "")
+               if gap["tol"] < floor else f"raise --steps (now {steps})")
         raise TrainingError(f"completeness check failed: the attributions of sample {gap['worst_sample']} (toward "
                             f"{gap['worst_class']}) miss f(x) - f(baseline) by {gap['max_gap']:.2e} relative, above "
-                            f"--tol {gap['tol']:g} even with {gap['most_steps']} steps; raise --steps (now {steps})")
+                            f"--tol {gap['tol']:g} even with {gap['most_steps']} steps; {fix}")
     def write_ranking() -> None:
         if out is not None:
             from ..predict import write_table
