@@ -145,7 +145,8 @@ def common_options(fn):
                           "filled  [default: 0.1]"),
         click.option("--shift-report", "shift_path", type=click.Path(dir_okay=False), default=None,
                      help="Write the per-feature cohort-shift table (.csv, .tsv, .parquet): new and training "
-                          "means and SDs on the features' own scale (after log1p when the model applies it) and, "
+                          "means and SDs on the features' own scale (after log1p when the model applies it; with robust "
+                          "scaling mapped back from the clipped values: approximate, SDs smaller) and, "
                           "as *_scaled, as the network sees them; mean_shift_sd and sd_ratio on the latter."),
         click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite_mb,
                      help="Memory for the table's rows in flight (text and parsed values), in MiB: rows are read "
@@ -383,7 +384,9 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
                                         f"{summary['threshold']:g})")
     shift = summary.get("shift") or {}
     if shift.get("level") not in (None, "unchecked"):
+        mild = (f"{shift['fraction_mildly_shifted']:.0%} beyond {shift['thresholds']['mild_shift_sd']:g} SD"
+                if shift.get("mild_checked", True) else f"{shift['thresholds']['mild_shift_sd']:g} SD not tested: "
+                f"too few {'patients' if shift.get('groups') is not None else 'samples'}")
         table.add_row("cohort shift", f"{shift['level']} ({shift['fraction_mean_shifted']:.0%} of features beyond "
-                      f"{shift['thresholds']['mean_shift_sd']:g} SD, {shift['fraction_mildly_shifted']:.0%} beyond "
-                      f"{shift['thresholds']['mild_shift_sd']:g} SD)")
+                      f"{shift['thresholds']['mean_shift_sd']:g} SD, {mild})")
     return table

@@ -10,14 +10,21 @@ import numpy as np
 import pandas as pd
 
 from ..model_io import Model
-from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS
+from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS, _label_keys
 
 
 # Cohort-shift check, on the preprocessed scale the network sees (z-scores when trained with standardising).
 # A feature is "shifted" when its new mean is more than SHIFT_MEAN_SD training SDs from the training mean: the
 # first layer was fitted to inputs spread over about +-1 SD, so a whole-SD offset moves the feature to where
 # the model saw few samples. Without a real shift a cohort's mean lies that far out only by chance, which for
-# n >= SHIFT_MIN_SAMPLES happens to under 3 % of features (the mean's SE is 1/sqrt(n)).
+# n >= SHIFT_MIN_SAMPLES happens to under 3 % of features (the mean's SE is 1/sqrt(n)) -- for n independent
+# samples. Samples of one patient are not independent (in the sample data they correlate at 0.39, and a cohort
+# of 20 samples from 7 patients drew the mild warning 2 times in 3 when samples were counted), so with a group
+# column the sample counts below count patients (groups): the SE of a mean over G patients is at most 1/sqrt(G)
+# whatever the correlation within them. Under SHIFT_MIN_SAMPLES patients (but at least SHIFT_MIN_SAMPLES rows)
+# the mean test still runs, with its bar raised to CHANCE_Z / sqrt(patients) SD -- the same 2.5 % chance per
+# feature -- so that gross errors (log values for counts, other units) are still caught in a cohort of 1-4
+# patients, or of a few single-cell donors.
 SHIFT_MEAN_SD = 1.0
 # ... or when its SD is more than SHIFT_SPREAD_RATIO times larger or smaller than in training (another
 # normalisation, other units, a saturated assay). SD estimates are noisy (heavy-tailed features especially),
@@ -32,8 +39,9 @@ SHIFT_FRACTION = 0.10
 # rows on, where chance alone puts under 3 % of features that far (SE = 1/sqrt(20) = 0.22 SD).
 SHIFT_MILD_SD = 0.5
 MILD_MIN_SAMPLES = 20
-SHIFT_MIN_SAMPLES = 5  # fewer rows: one sample's own spread would flag a third of the features
+SHIFT_MIN_SAMPLES = 5  # fewer rows (patients): one sample's own spread would flag a third of the features
 SHIFT_SHOWN = 5  # features named in the warning
+CHANCE_Z = SHIFT_MEAN_SD * math.sqrt(SHIFT_MIN_SAMPLES)  # 2.24: |z| beyond it for 2.5 % of Gaussian means
 
 
 # ── cohort shift ─────────────────────────────────────────────────────────────────────────────────────────
@@ -44,11 +52,14 @@ class ShiftReport:
     """Per-feature comparison of a new table with the training rows, on the preprocessed scale.
 
     mean_shift = (new mean - training mean) / training SD; sd_ratio = new SD / training SD. Per feature:
-    `mean_shifted` when |mean_shift| > SHIFT_MEAN_SD, `spread_shifted` (from SPREAD_MIN_SAMPLES rows) when
+    `mean_shifted` when |mean_shift| > `mean_bar` (SHIFT_MEAN_SD from SHIFT_MIN_SAMPLES patients, higher
+    below), `spread_shifted` (from SPREAD_MIN_SAMPLES rows) when
     sd_ratio is beyond SHIFT_SPREAD_RATIO either way, `mildly_shifted` (from MILD_MIN_SAMPLES rows) when
     |mean_shift| > SHIFT_MILD_SD. `level` is "shift" when more than SHIFT_FRACTION of the features are
     mean- or spread-shifted, "mild" when more than that share are mildly shifted, else "none" (or
     "unchecked" below SHIFT_MIN_SAMPLES rows). Features filled with --fill-missing are not judged.
+    The sample counts are of `units`: the patients (`groups`, distinct values of the group column) when the
+    table has one, else the rows.
     """
 
     features: list[str]
@@ -63,10 +74,33 @@ class ShiftReport:
     center: np.ndarray | None = None
     scale: np.ndarray | None = None
     unscale: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    groups: int | None = None  # patients (distinct group values) among the n rows; None: no group column
+
+    @property
+    def units(self) -> int:
+        """The independent units the tests' sample counts are of: patients when known, else rows."""
+        return min(self.groups, self.n) if self.groups is not None else self.n
+
+    def unit_name(self) -> str:
+        return "patients" if self.groups is not None else "samples"
 
     @property
     def checked(self) -> bool:
         return self.n >= SHIFT_MIN_SAMPLES
+
+    @property
+    def mean_bar(self) -> float:
+        """The mean test's threshold in training SDs: SHIFT_MEAN_SD, raised under SHIFT_MIN_SAMPLES patients to
+        where chance puts as few features as at SHIFT_MIN_SAMPLES (CHANCE_Z / sqrt(patients))."""
+        return max(SHIFT_MEAN_SD, CHANCE_Z / math.sqrt(max(self.units, 1)))
+
+    @property
+    def mild_checked(self) -> bool:
+        return self.units >= MILD_MIN_SAMPLES
+
+    @property
+    def spread_checked(self) -> bool:
+        return self.units >= SPREAD_MIN_SAMPLES
 
     @property
     def mean_shift(self) -> np.ndarray:
@@ -79,13 +113,13 @@ class ShiftReport:
             return np.where(self.filled, np.nan, self.new_sd / np.maximum(self.train_sd, 1e-12))
 
     def _beyond(self, sd: float, min_n: int) -> np.ndarray:
-        if self.n < min_n:
+        if self.units < min_n or not self.checked:
             return np.zeros(len(self.features), dtype=bool)
         return ~self.filled & (np.abs(np.nan_to_num(self.mean_shift)) > sd)
 
     @property
     def mean_shifted(self) -> np.ndarray:
-        return self._beyond(SHIFT_MEAN_SD, SHIFT_MIN_SAMPLES)
+        return self._beyond(self.mean_bar, 1)
 
     @property
     def mildly_shifted(self) -> np.ndarray:
@@ -93,7 +127,7 @@ class ShiftReport:
 
     @property
     def spread_shifted(self) -> np.ndarray:
-        if self.n < SPREAD_MIN_SAMPLES:
+        if not self.spread_checked:
             return np.zeros(len(self.features), dtype=bool)
         r = np.nan_to_num(self.sd_ratio, nan=1.0)
         return ~self.filled & ((r > SHIFT_SPREAD_RATIO) | (r < 1 / SHIFT_SPREAD_RATIO))
@@ -131,10 +165,10 @@ class ShiftReport:
 
     @property
     def score(self) -> np.ndarray:
-        """max(|mean_shift| / SHIFT_MEAN_SD, |log sd_ratio| / log SHIFT_SPREAD_RATIO): above 1 means flagged."""
+        """max(|mean_shift| / mean_bar, |log sd_ratio| / log SHIFT_SPREAD_RATIO): above 1 means flagged."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            s = np.abs(np.nan_to_num(self.mean_shift)) / SHIFT_MEAN_SD
-            if self.n >= SPREAD_MIN_SAMPLES:
+            s = np.abs(np.nan_to_num(self.mean_shift)) / self.mean_bar
+            if self.spread_checked:
                 ratio = np.nan_to_num(self.sd_ratio, nan=1.0)
                 spread = np.abs(np.log(np.clip(ratio, 1e-12, None))) / math.log(SHIFT_SPREAD_RATIO)
                 s = np.maximum(s, spread)
@@ -178,13 +212,21 @@ class ShiftReport:
         return frame.iloc[np.argsort(-self._key(None), kind="stable")].reset_index(drop=True)
 
     def summary(self, top: int = 10) -> dict:
-        return {"n": self.n, "features": len(self.features), "level": self.level,
+        return {"n": self.n, "groups": self.groups, "features": len(self.features), "level": self.level,
+                "mild_checked": self.mild_checked, "spread_checked": self.spread_checked,
                 "fraction_mean_shifted": self.fraction_mean_shifted,
                 "fraction_mildly_shifted": self.fraction_mildly_shifted,
                 "fraction_spread_shifted": self.fraction_spread_shifted,
-                "thresholds": {"mean_shift_sd": SHIFT_MEAN_SD, "mild_shift_sd": SHIFT_MILD_SD,
+                "thresholds": {"mean_shift_sd": self.mean_bar, "mild_shift_sd": SHIFT_MILD_SD,
                                "sd_ratio": SHIFT_SPREAD_RATIO, "fraction": SHIFT_FRACTION},
                 "most_shifted": self.most_shifted(top) if self.checked else []}
+
+    def _raised(self) -> str:
+        """How the mean test's bar was raised for a cohort of few patients (else "")."""
+        if self.mean_bar <= SHIFT_MEAN_SD:
+            return ""
+        return (f" (the {SHIFT_MEAN_SD:g} SD bar raised for {self.units} {self.unit_name()}: chance alone moves "
+                f"means that far)")
 
     def message(self) -> str | None:
         """One line for the user: a warning text when `shifted`, else a note; None when unchecked."""
@@ -192,15 +234,19 @@ class ShiftReport:
         if not self.checked:
             return None
         if self.level == "none":
+            if self.mild_checked:
+                mild = f"{self.fraction_mildly_shifted:.0%} by more than {SHIFT_MILD_SD:g}"
+            else:  # not judged: a 0 % here would be a figure never measured
+                mild = (f"the {SHIFT_MILD_SD:g} SD and SD-ratio tests need {MILD_MIN_SAMPLES} {self.unit_name()}, "
+                        f"this cohort has {self.units}")
             return (f"cohort-shift check: {self.fraction_mean_shifted:.0%} of the {d} features shifted by more than "
-                    f"{SHIFT_MEAN_SD:g} training SD, {self.fraction_mildly_shifted:.0%} by more than {SHIFT_MILD_SD:g} "
-                    f"(warnings above {SHIFT_FRACTION:.0%})")
+                    f"{self.mean_bar:.3g} training SD{self._raised()}, {mild} (warnings above {SHIFT_FRACTION:.0%})")
         parts = []
         if self.fraction_mean_shifted > SHIFT_FRACTION or self.level == "mild":
-            sd = SHIFT_MEAN_SD if self.level == "shift" else SHIFT_MILD_SD
+            sd = self.mean_bar if self.level == "shift" else SHIFT_MILD_SD
             frac = self.fraction_mean_shifted if self.level == "shift" else self.fraction_mildly_shifted
-            parts.append(f"{frac:.0%} of the {d} features have a mean more than {sd:g} training SD from the "
-                         "training mean")
+            parts.append(f"{frac:.0%} of the {d} features have a mean more than {sd:.3g} training SD from the "
+                         f"training mean{self._raised() if self.level == 'shift' else ''}")
         if self.fraction_spread_shifted > SHIFT_FRACTION:
             parts.append(f"{self.fraction_spread_shifted:.0%} have an SD over {SHIFT_SPREAD_RATIO:g}x larger or "
                          "smaller than in training")
@@ -211,7 +257,7 @@ class ShiftReport:
                     "These samples differ from the training cohort (batch, protocol, population): check the "
                     "predictions before trusting them (--shift-report for every feature)")
         return (f"mild cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}; "
-                f"{self.fraction_mean_shifted:.0%} beyond {SHIFT_MEAN_SD:g} SD); most shifted: {shown}. Predictions "
+                f"{self.fraction_mean_shifted:.0%} beyond {self.mean_bar:.3g} SD); most shifted: {shown}. Predictions "
                 "may be less reliable than on the training cohort (--shift-report for every feature)")
 
 
@@ -228,10 +274,11 @@ def shift_failure(report: "ShiftReport | None", level: str) -> str | None:
         return None
     if SHIFT_LEVELS.index(report.level) < SHIFT_LEVELS.index(level):
         return None
+    mild = (f"{report.fraction_mildly_shifted:.0%} beyond {SHIFT_MILD_SD:g} SD, {report.fraction_spread_shifted:.0%} "
+            f"with an SD over {SHIFT_SPREAD_RATIO:g}x off" if report.mild_checked else
+            f"the {SHIFT_MILD_SD:g} SD and SD-ratio tests not run (under {MILD_MIN_SAMPLES} {report.unit_name()})")
     return (f"cohort shift {report.level!r} reaches --fail-on-shift {level}: {report.fraction_mean_shifted:.0%} of the "
-            f"features beyond {SHIFT_MEAN_SD:g} training SD, {report.fraction_mildly_shifted:.0%} beyond "
-            f"{SHIFT_MILD_SD:g} SD, {report.fraction_spread_shifted:.0%} with an SD over {SHIFT_SPREAD_RATIO:g}x "
-            f"off (the rule: more than {SHIFT_FRACTION:.0%} of them)")
+            f"features beyond {report.mean_bar:.3g} training SD, {mild} (the rule: more than {SHIFT_FRACTION:.0%} of them)")
 
 
 def _num(v) -> float | None:
@@ -276,14 +323,14 @@ class _ShiftStats:
             self.s2 += s2
         self.n += len(Z)
 
-    def report(self, features: list[str], pre, filled: np.ndarray) -> ShiftReport:
+    def report(self, features: list[str], pre, filled: np.ndarray, groups: int | None = None) -> ShiftReport:
         n = max(self.n, 1)
         with np.errstate(over="ignore", invalid="ignore"):  # sums are finite for inputs within ±3.4e38
             mean_d = self.s1 / n
             var = np.maximum(self.s2 / n - mean_d**2, 0.0)
         return ShiftReport(features=list(features), n=self.n, new_mean=self.ref + mean_d, new_sd=np.sqrt(var),
                            train_mean=self.ref.copy(), train_sd=np.asarray(pre.train_sd_, dtype=np.float64).copy(),
-                           filled=np.asarray(filled, dtype=bool).copy(),
+                           filled=np.asarray(filled, dtype=bool).copy(), groups=groups,
                            **_own_scale(pre))
 
 
@@ -295,10 +342,32 @@ def _own_scale(pre) -> dict:
             "unscale": pre.unscale}
 
 
-def shift_report(model: Model, X: np.ndarray) -> ShiftReport:
-    """The shift report for raw rows X (n, d_in) in `model.feature_names` order (as `predict_output` takes)."""
+def shift_report(model: Model, X: np.ndarray, groups=None) -> ShiftReport:
+    """The shift report for raw rows X (n, d_in) in `model.feature_names` order (as `predict_output` takes);
+    `groups` (n,): each row's patient, so that the tests' sample counts count patients (None: rows)."""
     pre = model.preprocessor
     stats = _ShiftStats(pre)
     for start in range(0, len(X), DEFAULT_CHUNKSIZE):
         stats.update(pre.transform(X[start:start + DEFAULT_CHUNKSIZE]))
-    return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool))
+    n_groups = None if groups is None else _GroupCount().add(_label_keys(np.asarray(groups, dtype=object))).count
+    return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool), n_groups)
+
+
+class _GroupCount:
+    """Distinct patients among streamed rows, from their group keys (`_label_keys`); a row whose group is
+    missing ("NA") counts as a patient of its own."""
+
+    def __init__(self):
+        self.keys: set = set()
+        self.missing = 0
+
+    def add(self, keys: np.ndarray) -> "_GroupCount":
+        keys = np.asarray(keys, dtype=object)
+        na = keys == "NA"
+        self.missing += int(na.sum())
+        self.keys.update(keys[~na].tolist())
+        return self
+
+    @property
+    def count(self) -> int:
+        return len(self.keys) + self.missing

@@ -25,7 +25,7 @@ from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _
 from ._common import _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
 from ..data.limits import first_beyond_limit, value_limit_message
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
-from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _ShiftStats
+from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _GroupCount, _ShiftStats
 from .trust import Trust, Uncertainty
 
 
@@ -352,6 +352,9 @@ class _Run:
             self.net_model = model
         self.input_dtype = model.network.dtype if self.transform_once else np.float64
         self.stats = _ShiftStats(model.preprocessor)
+        # the shift check's sample counts are of patients when the table names them (samples of one patient
+        # are not independent)
+        self.group_count = _GroupCount() if self.plan.roles.group else None
         self.n_rows = 0
         self.batch_counts: Counter = Counter()
         self.n_missing_values = 0
@@ -518,6 +521,8 @@ class _Run:
                     if self.join is not None and (not self.join.keep_unmatched or plan.roles.batch in self.sheet_only):
                         batches = batches[meta["sheet_row"] >= 0]  # rows left out, or without the sheet's batch
                     self.batch_counts.update(batches.tolist())
+                if self.group_count is not None and "group" in meta:
+                    self.group_count.add(meta["group"])
                 self._transform(values, meta.get("id"), first_row, rows.append(n, meta),
                                 None if refs is None else refs.append(n, {"row": meta["row"]}))
                 del values
@@ -595,7 +600,8 @@ class _Run:
         if self.join is not None:
             self.join.finish()  # no sample matched: an error
             self.notes += self.join.notes[self._join_noted:]
-        self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present)
+        groups = None if self.group_count is None else self.group_count.count
+        self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present, groups)
         message = self.shift.message()
         if message is None:
             self.notes.append(f"cohort-shift check skipped: {self.n_rows} rows (it needs {SHIFT_MIN_SAMPLES})")
