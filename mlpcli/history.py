@@ -392,11 +392,14 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None) ->
         m.best_epoch = recorded.get(m.member) or m.best_epoch
     if curves == "loss":
         c.baseline = (model.baseline or {}).get("val_loss")
-        c.baseline_note = "loss of always predicting the training prior" if c.baseline is not None else None
+        prior = "mean" if model.task == "regression" else "prior"
+        c.baseline_note = f"loss of always predicting the training {prior}" if c.baseline is not None else None
         c.name = f"loss ({model.loss.get('name', '?')})"
         return c
     metric = fit.get("metric") or ("rmse" if model.task == "regression" else "balanced_accuracy")
-    c.name = metric.replace("_", " ") + (" (standardised targets)" if metric == "rmse" else "")
+    # RMSE curves are in the target's units; older model files (no baseline val_metric) held standardised ones
+    old_units = metric == "rmse" and (model.baseline or {}).get("val_metric") is None
+    c.name = metric.replace("_", " ") + (" (standardised targets)" if old_units else "")
     c.higher_is_better = metric != "rmse" if higher_is_better is None else higher_is_better
     c.baseline, c.baseline_note = _metric_baseline(model, metric)
     return c

@@ -136,6 +136,12 @@ def _safe(fn, *args, **kwargs) -> float | None:
         return None
 
 
+def _average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
+    """Average precision, undefined (None) without a positive: scikit-learn then gives 0.0 with a warning, the
+    worst score, for a multi-label label absent from the table (whose ROC AUC is undefined beside it)."""
+    return _safe(skm.average_precision_score, y, p) if np.any(np.asarray(y) == 1) else None
+
+
 def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshold: float = 0.5) -> dict:
     """The full metric set for ``task``; undefined metrics are None."""
     if task == "binary":
@@ -161,7 +167,7 @@ def _binary(y, p, classes, threshold):
         "recall": _safe(skm.recall_score, y, pred, zero_division=0),
         "f1": _safe(skm.f1_score, y, pred, zero_division=0),
         "roc_auc": _safe(skm.roc_auc_score, y, p),
-        "average_precision": _safe(skm.average_precision_score, y, p),
+        "average_precision": _average_precision(y, p),
         "mcc": _safe(skm.matthews_corrcoef, y, pred),
         "log_loss": _safe(skm.log_loss, y, p_clip, labels=[0, 1]),
         "brier": _safe(skm.brier_score_loss, y, p),
@@ -216,7 +222,7 @@ def _multilabel(Y, P, classes, threshold):
         "balanced_accuracy": float(np.mean([_balanced_accuracy(Y[:, j], pred[:, j]) for j in range(Y.shape[1])])),
         "per_label": [
             {"label": str(classes[j]), "roc_auc": _safe(skm.roc_auc_score, Y[:, j], P[:, j]),
-             "average_precision": _safe(skm.average_precision_score, Y[:, j], P[:, j]),
+             "average_precision": _average_precision(Y[:, j], P[:, j]),
              "support": int(Y[:, j].sum())}
             for j in range(Y.shape[1])
         ],

@@ -154,7 +154,8 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
             sum(m["best_val_loss"] for m in members) / len(members)
         table.add_row("validation loss", f"{fmt(best_val, 'loss')} at the best epoch"
                       f"{' (mean over members)' if len(members) > 1 else ''}; baseline loss "
-                      f"{fmt(model.baseline['val_loss'], 'loss')} (always predicting the training prior)")
+                      f"{fmt(model.baseline['val_loss'], 'loss')} (always predicting the training "
+                      f"{'mean' if model.task == 'regression' else 'prior'})")
     m = outcome.val_metrics
     where = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
     table.add_row(f"{where} metrics", ", ".join(f"{k.replace('_', ' ')} {fmt_metric(k, m.get(k))}"

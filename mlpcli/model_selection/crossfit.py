@@ -74,7 +74,8 @@ def portfolio(options: TrainOptions, n_train: int, n_features: int) -> list[Cand
         cands.insert(1, Candidate(PORTFOLIO[-1], AUTO))  # more regularised: simpler than the plain layer
     return cands
 # Out-of-fold scores closer than this count as a tie (then the simpler candidate wins): with a few hundred
-# samples a difference of half a point of balanced accuracy is within the noise of the folds.
+# samples a difference of half a point of balanced accuracy is within the noise of the folds. Regression
+# scores (-RMSE) are in the target's units, so there the margin is this share of the simpler one's RMSE.
 TIE = 0.005
 
 
@@ -250,22 +251,26 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
     samples that error is several points, so a lucky fold cannot buy the hidden layer."""
     if len(cands) == 1:
         return cands[0], None
+    regression = task == "regression"  # scores are -RMSE in the target's units: the tie margin is relative
     best, margins, errors = cands[0], [], []
     for c in cands[1:]:
         se = _paired_se(best, c, y, task)
-        margins.append(max(TIE, se))
+        tie = TIE * abs(best.score) if regression and np.isfinite(best.score) else TIE
+        margins.append(max(tie, se))
         errors.append(se)
         if c.score > best.score + margins[-1]:
             best = c
-    from_se = max(errors) >= max(margins)  # the largest margin shown is a standard error, not the tie margin
+    from_se = 0 < max(errors) >= max(margins)  # the largest margin shown is a standard error, not the tie margin
     table = [{"hidden": list(c.spec.hidden), "augment_noise": _noise_used(c.runs) if c.runs else c.spec.augment_noise,
               "score": None if not np.isfinite(c.score) else c.score} for c in cands]
-    shown = "; ".join(f"{c.spec.describe()} {abs(c.score):.3f}" for c in cands)
+    fmt = ".4g" if regression else ".3f"
+    shown = "; ".join(f"{c.spec.describe()} {abs(c.score):{fmt}}" for c in cands)
+    relative = f"{TIE * 100:g} % of the simpler one's RMSE; " if regression else ""
     why = ("one standard error of the difference" if from_se else
            "the tie margin" + ("" if task in data.CLASSIFICATION_TASKS else
-                               f" (no standard error is computed for {task} scores)"))
+                               f" ({relative}no standard error is computed for {task} scores)"))
     notes.append(f"--hidden auto: {best.spec.describe()} chosen by {what} ({shown}; a more complex candidate "
-                 f"must win by more than {max(margins):.3f}, {why})")
+                 f"must win by more than {max(margins):{fmt}}, {why})")
     return best, table
 
 

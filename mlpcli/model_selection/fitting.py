@@ -77,7 +77,8 @@ def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> 
     if task == "regression" and name not in ("mse", "mae", "huber"):
         raise ConfigError(f"--loss {name} does not fit a regression target; use mse, mae or huber")
     if task != "regression" and name in ("mse", "mae", "huber"):
-        raise ConfigError(f"--loss {name} is a regression loss; the task is {task} (use ce, bce, focal or hinge)")
+        fits = {"multiclass": "ce", "multilabel": "bce, focal or hinge"}.get(task, "ce, bce, focal or hinge")
+        raise ConfigError(f"--loss {name} is a regression loss; the task is {task} (use {fits})")
     if task == "multiclass" and name in ("bce", "focal", "hinge"):
         raise ConfigError(f"--loss {name} needs a binary or multi-label target; the task is multiclass with {n_classes} classes (use ce)")
     if task == "multilabel" and name == "ce":
