@@ -91,6 +91,11 @@ def test_dev_stdout_is_standard_output_for_every_table_and_the_model(tmp_path):
     assert trained.returncode == 0, trained.stderr.decode()
     model.write_bytes(trained.stdout)  # the model's bytes alone, through a pipe
     assert subprocess.run([*base, "info", str(model)], capture_output=True).returncode == 0
+    # "-o -" is standard output too, as for every other output; it wrote a file named "-"
+    dashed = subprocess.run([*base, "train", data, "--folds", "1", "--hidden", "4", "--epochs", "3", "-o", "-"],
+                            capture_output=True, cwd=tmp_path)
+    assert dashed.returncode == 0, dashed.stderr.decode()
+    assert dashed.stdout == trained.stdout and not (tmp_path / "-").exists()
     history = subprocess.run([*base, "train", data, "--folds", "1", "--hidden", "4", "--epochs", "3", "-q",
                               "-o", str(tmp_path / "m2.mlp"), "--history", "/dev/stdout"], capture_output=True)
     assert history.returncode == 0 and history.stdout.decode().splitlines()[0].startswith("epoch,train_loss")

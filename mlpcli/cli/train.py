@@ -194,7 +194,8 @@ def _kept_words(fit: dict) -> str:
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @config_option()
 @train_options
-@click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False), help="Model file to write.")
+@click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Model file to write (- or /dev/stdout: its bytes on standard output, the summary on stderr).")
 @click.option("--history", "history_path", default=None, type=click.Path(dir_okay=False),
               help="Write the per-epoch table (one row per member and epoch; .csv, .tsv, .parquet, optionally "
                    ".gz, or - for standard output). Its inference-mode training "
@@ -238,6 +239,8 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
 
     started = time.perf_counter()  # the wall time of the whole command, beside training's own
     options = options_from_params(params)
+    if out == "-":  # standard output, as "-" means for every other output (a file named "-" surprised users)
+        out = "/dev/stdout"
     check_writable(out, "--out")
     history_path, oof_path = stdout_alias(history_path), stdout_alias(oof_path)  # /dev/stdout is "-"
     model_on_stdout = on_standard_output(out)  # `-o /dev/stdout`: the model's bytes there, the summary not
