@@ -75,6 +75,7 @@ def test_multilabel_balanced_weights_per_label(tmp_path):
     (dict(label_smoothing=0.1, loss="auto", task="binary"), None),
     (dict(pos_weight=2.0), "--pos-weight"),
     (dict(focal_alpha=0.3), "--focal-alpha"),
+    (dict(focal_gamma=1.0), "--focal-gamma"),  # was silently ignored with another loss
 ])
 def test_losses_that_do_not_fit_the_task(tmp_path, opts, needle):
     ds = _dataset(tmp_path)

@@ -91,6 +91,8 @@ def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> 
         raise ConfigError(f"--pos-weight applies to --loss bce only (the loss is {name})")
     if options.focal_alpha is not None and name != "focal":
         raise ConfigError(f"--focal-alpha applies to --loss focal only (the loss is {name})")
+    if options.focal_gamma != 2.0 and name != "focal":  # as --focal-alpha: silently ignored, it promised nothing
+        raise ConfigError(f"--focal-gamma applies to --loss focal only (the loss is {name})")
 
     if task == "multilabel":
         cw = _multilabel_weights(options.class_weight, y_train, ds.classes)
