@@ -215,13 +215,15 @@ def _kept_words(fit: dict) -> str:
 @debug_option
 @handle_errors
 def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_json, debug, **params):
-    """Train an MLP classifier on a samples x features table and save the model.
+    """Train an MLP on a samples x features table and save the model: a classifier (binary, multiclass,
+    multi-label) or, for a numeric target, a regressor (--task).
 
-    By default the model is a cross-fitted ensemble of 5 members on grouped, stratified folds
-    (samples of one patient, --group, default patient_id, stay in one fold): every sample is scored
-    by the member that never saw its patient, and those out-of-fold scores are what the summary
-    reports. Preprocessing is fitted on each member's training rows only; early stopping restores
-    each member's best epoch; probabilities are temperature-calibrated on the out-of-fold logits.
+    By default the model is a cross-fitted ensemble of 5 members on grouped folds, stratified by
+    class (samples of one patient, --group, default patient_id, stay in one fold): every sample is
+    scored by the member that never saw its patient, and those out-of-fold scores are what the
+    summary reports. Preprocessing is fitted on each member's training rows only; early stopping
+    restores each member's best epoch; a classifier's probabilities are temperature-calibrated on the
+    out-of-fold logits.
 
     \b
     Examples:
