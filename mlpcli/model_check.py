@@ -44,7 +44,7 @@ from .errors import ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -459,6 +459,8 @@ class _Fields:
             self.fail(f"{where}.kept_features", f"names {_show(outside[0])}, which is not in feature_names_in")
         self.texts(pre.get("dropped_constant", []), f"{where}.dropped_constant", unique=False)
         self.texts(pre.get("warnings", []), f"{where}.warnings", unique=False)
+        if "train_rows" in pre:  # format 5: the training rows the zero shares are of (the absent-gene check)
+            self.whole(pre["train_rows"], f"{where}.train_rows", 1, 2**63 - 1)
         return pre
 
     @staticmethod
@@ -467,6 +469,8 @@ class _Fields:
         impute_rule = "finite" if pre["config"].get("impute") is not None else "not_inf"  # NaN when impute is off
         rules = {"kept_index": "index", "impute_values": impute_rule, "center": "finite", "scale": "positive",
                  "train_mean": "finite", "train_sd": "nonneg"}
+        if "train_rows" in pre:  # format 5 (shares in [0, 1]: checked by Preprocessor.from_state)
+            rules["train_zero_share"] = "nonneg"
         return {f"{prefix}{key}": _ArraySpec(d, "iu", (1, 2, 4, 8), rule) if key == "kept_index"
                 else _ArraySpec(d, "f", (4, 8), rule) for key, rule in rules.items()}
 

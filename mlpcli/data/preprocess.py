@@ -85,6 +85,11 @@ class Preprocessor:
         self.scale_: np.ndarray | None = None  # (d_kept,) divided by (1 when standardize is off)
         self.train_mean_: np.ndarray | None = None  # (d_kept,) of the transformed training rows
         self.train_sd_: np.ndarray | None = None  # (d_kept,)
+        # (d_kept,) share of the training rows whose raw value is exactly 0 (missing values are not 0), over
+        # `train_rows_` rows: what the shift check needs to tell a gene the new cohort never measured (0 in
+        # every sample) from one often 0 anyway. None in models written before it was kept.
+        self.train_zero_share_: np.ndarray | None = None
+        self.train_rows_: int | None = None
 
     @property
     def n_features_in(self) -> int:
@@ -125,6 +130,7 @@ class Preprocessor:
         negative = np.zeros(d, dtype=bool)
         first_negative_min = np.nan
         nan_counts = np.zeros(d, dtype=np.int64)
+        zero_counts = np.zeros(d, dtype=np.int64)
         impute_values = np.full(d, np.nan)
         variable = np.zeros(d, dtype=bool)
         variances = np.zeros(d) if cfg.top_var is not None else None
@@ -149,6 +155,7 @@ class Preprocessor:
                 np.log1p(B, out=B)
             nan_mask = np.isnan(B)
             nan_counts[cols] = nan_mask.sum(axis=0)
+            zero_counts[cols] = np.count_nonzero(B == 0, axis=0)  # log1p keeps 0 at 0; before imputation
             if cfg.impute is None:
                 if nan_counts.any():
                     continue
@@ -209,6 +216,7 @@ class Preprocessor:
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
+        self.train_zero_share_, self.train_rows_ = zero_counts[kept] / n, n
         return None if out is None else out.columns(kept if one_pass else None)
 
     def _scale_columns(self, Xk: np.ndarray, scratch: np.ndarray, where, fitted: "_Scaling",
@@ -386,6 +394,8 @@ class Preprocessor:
         out.kept_features = [self.kept_features[j] for j in keep]
         for attr in ("kept_index_", "impute_values_", "center_", "scale_", "train_mean_", "train_sd_"):
             setattr(out, attr, getattr(self, attr)[keep].copy())
+        if self.train_zero_share_ is not None:
+            out.train_zero_share_, out.train_rows_ = self.train_zero_share_[keep].copy(), self.train_rows_
         return out
 
     @property
@@ -463,9 +473,11 @@ class Preprocessor:
         # pass 1: negative values under log1p, missing values (and the sums for mean imputation)
         negative = np.zeros(d, dtype=bool)
         nan_counts = np.zeros(d, dtype=np.int64)
+        nonzero_counts = np.zeros(d, dtype=np.int64)  # stored values other than 0 (NaN included: not a 0)
         present_sums = np.zeros(d) if cfg.impute == "mean" else None
         for a, b in spans:
             raw, c = data[a:b], cols[a:b]
+            nonzero_counts += np.bincount(c[raw != 0], minlength=d)
             if cfg.log1p:
                 neg = raw < 0  # NaN compares False
                 if neg.any():
@@ -540,6 +552,7 @@ class Preprocessor:
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
+        self.train_zero_share_, self.train_rows_ = (n - nonzero_counts[kept]) / n, n
 
         # statistics of the transformed training values (the shift check's reference), and the result
         position = np.full(d, -1, dtype=np.int64)
@@ -669,6 +682,8 @@ class Preprocessor:
             "dropped_constant": list(self.dropped_constant),
             "warnings": list(self.warnings),
         }
+        if self.train_rows_ is not None:
+            meta["train_rows"] = int(self.train_rows_)
         arrays = {
             "kept_index": self.kept_index_.copy(),
             "impute_values": self.impute_values_.copy(),
@@ -677,6 +692,8 @@ class Preprocessor:
             "train_mean": self.train_mean_.copy(),
             "train_sd": self.train_sd_.copy(),
         }
+        if self.train_zero_share_ is not None:
+            arrays["train_zero_share"] = self.train_zero_share_.copy()
         return meta, arrays
 
     @classmethod
@@ -710,6 +727,14 @@ class Preprocessor:
         pre.scale_ = loaded["scale"].astype(np.float64)
         pre.train_mean_ = loaded["train_mean"].astype(np.float64)
         pre.train_sd_ = loaded["train_sd"].astype(np.float64)
+        share, rows = arrays.get("train_zero_share"), meta.get("train_rows")
+        if share is not None:  # optional: older model files lack it
+            share = np.asarray(share)
+            if (share.shape != (d_kept,) or not np.issubdtype(share.dtype, np.floating) or not np.all((share >= 0) & (share <= 1))
+                    or isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+                raise ModelFileError("preprocessing arrays in the model file: train_zero_share is malformed (one "
+                                     f"share in [0, 1] per kept feature, {d_kept}, and a training row count)")
+            pre.train_zero_share_, pre.train_rows_ = share.astype(np.float64), rows
         return pre
 
 

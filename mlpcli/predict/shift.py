@@ -43,6 +43,15 @@ SHIFT_MIN_SAMPLES = 5  # fewer rows (patients): one sample's own spread would fl
 SHIFT_SHOWN = 5  # features named in the warning
 GROUP_COUNT_CAP = 10_000  # patients counted at most (the JSON's `groups` is then "at least")
 CHANCE_Z = SHIFT_MEAN_SD * math.sqrt(SHIFT_MIN_SAMPLES)  # 2.24: |z| beyond it for 2.5 % of Gaussian means
+# A feature is "absent" when it is 0 in every row of the cohort although training rarely had it at 0: a gene the
+# new assay (panel, array, annotation) did not measure, written as 0 by whoever merged the tables, reads to the
+# model as "not expressed", and a few such genes among thousands move neither the means test (3 % of genes here
+# at 0 left the warning silent) nor the predictions' notes. Chance of a cohort from the training distribution
+# having feature j at 0 in all its U patients: p_j^U, p_j = (zeros_j + 1) / (training rows + 2) (the rule of
+# succession: a gene never 0 in 60 training rows may still be 0 in 1 of 62). A feature is flagged when that
+# chance is below ABSENT_CHANCE / (features judged): the chance that a cohort like the training one shows any
+# flag at all stays below ABSENT_CHANCE. Patients, not rows, because one patient's samples share a deletion.
+ABSENT_CHANCE = 0.01
 
 
 # ── cohort shift ─────────────────────────────────────────────────────────────────────────────────────────
@@ -76,6 +85,12 @@ class ShiftReport:
     scale: np.ndarray | None = None
     unscale: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
     groups: int | None = None  # patients (distinct group values) among the n rows; None: no group column
+    # (d,) rows of the cohort whose raw value is not 0 (counted until the first: 0 means 0 in every row), and
+    # the training rows' share at 0 and their count (None: a model file from before the training share was
+    # kept: no absent-feature test)
+    nonzero: np.ndarray | None = None
+    train_zero_share: np.ndarray | None = None
+    train_rows: int | None = None
 
     @property
     def units(self) -> int:
@@ -132,6 +147,51 @@ class ShiftReport:
             return np.zeros(len(self.features), dtype=bool)
         r = np.nan_to_num(self.sd_ratio, nan=1.0)
         return ~self.filled & ((r > SHIFT_SPREAD_RATIO) | (r < 1 / SHIFT_SPREAD_RATIO))
+
+    @property
+    def absent_checked(self) -> bool:
+        return self.checked and self.nonzero is not None and self.train_zero_share is not None and bool(self.train_rows)
+
+    @property
+    def zero_everywhere(self) -> np.ndarray:
+        """(d,) bool: features 0 in every row of the cohort (filled ones excluded)."""
+        if self.nonzero is None:
+            return np.zeros(len(self.features), dtype=bool)
+        return ~self.filled & (self.nonzero == 0)
+
+    @property
+    def absent_chance(self) -> np.ndarray:
+        """(d,) the chance that a cohort of as many patients from the training distribution has each feature at
+        0 in every row: ((zeros + 1) / (training rows + 2)) ** patients (see ABSENT_CHANCE); 1 when unknown."""
+        if not self.absent_checked:
+            return np.ones(len(self.features))
+        rows = self.train_rows
+        p0 = (self.train_zero_share * rows + 1.0) / (rows + 2.0)
+        return p0 ** max(self.units, 1)
+
+    @property
+    def absent(self) -> np.ndarray:
+        """(d,) bool: features 0 in every row though training rarely had them at 0 (ABSENT_CHANCE)."""
+        if not self.absent_checked:
+            return np.zeros(len(self.features), dtype=bool)
+        judged = max(int((~self.filled).sum()), 1)
+        return self.zero_everywhere & (self.absent_chance < ABSENT_CHANCE / judged)
+
+    def absent_message(self) -> str | None:
+        """A warning naming the absent features (``absent``), or None when there are none."""
+        flags = self.absent
+        k = int(flags.sum())
+        if not k:
+            return None
+        idx = np.flatnonzero(flags)
+        idx = idx[np.argsort(self.train_zero_share[idx], kind="stable")]  # the most surprising first
+        names = ", ".join(self.features[j] for j in idx[:SHIFT_SHOWN]) + (f" and {k - SHIFT_SHOWN} more" if k > SHIFT_SHOWN else "")
+        most = float(self.train_zero_share[idx].max())
+        at_most = "never 0 in training" if most == 0 else f"0 in at most {most:.1%} of the training samples"
+        return (f"{k} of the {int((~self.filled).sum())} features {'are' if k > 1 else 'is'} 0 in every one of the "
+                f"{self.units} {self.unit_name()}, though {at_most}: {names}. A gene the cohort's assay did not "
+                "measure, written as 0, reads to the model as 'not expressed': if they were not measured, remove "
+                "those columns and predict with --fill-missing mean (their training means instead)")
 
     def _fraction(self, flags: np.ndarray) -> float:
         judged = int((~self.filled).sum())
@@ -207,6 +267,9 @@ class ShiftReport:
             "mean_shift_sd": self.mean_shift, "sd_ratio": self.sd_ratio,
             "mean_shifted": self.mean_shifted, "spread_shifted": self.spread_shifted,
             "mildly_shifted": self.mildly_shifted, "filled": self.filled,
+            "zero_in_every_sample": self.zero_everywhere, "absent": self.absent,
+            "train_zero_share": (self.train_zero_share if self.train_zero_share is not None
+                                 else np.full(len(self.features), np.nan)),
             "new_mean_scaled": self.new_mean, "new_sd_scaled": self.new_sd, "train_mean_scaled": self.train_mean,
             "train_sd_scaled": self.train_sd,
         })
@@ -220,7 +283,9 @@ class ShiftReport:
                 "fraction_spread_shifted": self.fraction_spread_shifted,
                 "thresholds": {"mean_shift_sd": self.mean_bar, "mild_shift_sd": SHIFT_MILD_SD,
                                "sd_ratio": SHIFT_SPREAD_RATIO, "fraction": SHIFT_FRACTION},
-                "most_shifted": self.most_shifted(top) if self.checked else []}
+                "most_shifted": self.most_shifted(top) if self.checked else [],
+                "absent_checked": self.absent_checked,
+                "absent": [self.features[j] for j in np.flatnonzero(self.absent)]}
 
     def _raised(self) -> str:
         """How the mean test's bar was raised for a cohort of few patients (else "")."""
@@ -304,6 +369,21 @@ class _ShiftStats:
         self.n = 0
         self.s1 = np.zeros_like(self.ref)
         self.s2 = np.zeros_like(self.ref)
+        self.nonzero = np.zeros(len(self.ref), dtype=np.int64)
+        self.zero_share = getattr(pre, "train_zero_share_", None)
+        self.train_rows = getattr(pre, "train_rows_", None)
+
+    def count_nonzero(self, X: np.ndarray) -> None:
+        """Count the rows of raw values X (rows, d_kept) whose value is not 0, per feature (NaN is not 0)."""
+        if self.zero_share is None:
+            return  # a model file from before the training shares were kept: no test to feed
+        open_ = np.flatnonzero(self.nonzero == 0)  # only features still at 0 in every row can change the verdict
+        if len(open_) == 0:
+            return
+        if 4 * len(open_) < len(self.nonzero):  # a few columns: copying them costs less than a pass over all
+            self.nonzero[open_] += np.count_nonzero(X[:, open_], axis=0)
+        else:
+            self.nonzero += np.count_nonzero(X, axis=0)
 
     def update(self, Z: np.ndarray) -> None:
         ref = self.ref.astype(Z.dtype)
@@ -332,7 +412,8 @@ class _ShiftStats:
         return ShiftReport(features=list(features), n=self.n, new_mean=self.ref + mean_d, new_sd=np.sqrt(var),
                            train_mean=self.ref.copy(), train_sd=np.asarray(pre.train_sd_, dtype=np.float64).copy(),
                            filled=np.asarray(filled, dtype=bool).copy(), groups=groups,
-                           **_own_scale(pre))
+                           nonzero=self.nonzero.copy() if self.zero_share is not None else None,
+                           train_zero_share=self.zero_share, train_rows=self.train_rows, **_own_scale(pre))
 
 
 def _own_scale(pre) -> dict:
@@ -349,7 +430,9 @@ def shift_report(model: Model, X: np.ndarray, groups=None) -> ShiftReport:
     pre = model.preprocessor
     stats = _ShiftStats(pre)
     for start in range(0, len(X), DEFAULT_CHUNKSIZE):
-        stats.update(pre.transform(X[start:start + DEFAULT_CHUNKSIZE]))
+        chunk = X[start:start + DEFAULT_CHUNKSIZE]
+        stats.count_nonzero(chunk[:, pre.kept_index_])
+        stats.update(pre.transform(chunk))
     n_groups = None if groups is None else _GroupCount().add(_label_keys(np.asarray(groups, dtype=object))).count
     return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool), n_groups)
 

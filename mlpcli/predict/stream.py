@@ -480,6 +480,7 @@ class _Run:
             else:
                 rows[...] = values[s:e]
             X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
+            self.stats.count_nonzero(X)  # raw values: a gene at 0 in every row (the absent-feature check)
             if pre.config.impute is not None:
                 self.n_missing_values += int(np.isnan(X).sum())
             try:
@@ -603,6 +604,9 @@ class _Run:
         groups = None if self.group_count is None else self.group_count.count
         self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present, groups)
         message = self.shift.message()
+        absent = self.shift.absent_message()
+        if absent is not None:
+            self.warnings.append(absent)
         if message is None:
             self.notes.append(f"cohort-shift check skipped: {self.n_rows} rows (it needs {SHIFT_MIN_SAMPLES})")
         elif self.shift.shifted:

@@ -1,0 +1,159 @@
+"""Genes a new cohort did not measure: 0 in every sample although training rarely had them at 0.
+
+A gene missing from a new cohort's panel or array, written as 0 when the tables were merged, reads to the
+model as "not expressed". Zeroing 3 % of the sample data's genes in its test cohort left the cohort-shift
+check at "none" (3 % of features shifted, a warning needs 10 %): the absent-feature test names them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from mlpcli import model_io
+from mlpcli.config import TrainOptions
+from mlpcli.data import Preprocessor, PreprocessConfig
+from mlpcli.errors import ModelFileError
+from mlpcli.pipeline import train
+from mlpcli.predict import ShiftReport
+from cli_helpers import run
+from model_files import rewrite_model
+from tables import make_table
+
+N_FEATURES = 40
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("absent")
+    df = make_table(n_patients=60, per_patient=3, n_features=N_FEATURES, seed=0)
+    # a sparse-ish gene: 0 in about 80 % of training samples, as many single-cell genes are
+    rng = np.random.default_rng(5)
+    df["f39"] = np.where(rng.random(len(df)) < 0.8, 0.0, np.abs(df["f39"]))
+    path = tmp / "train.csv"
+    df.to_csv(path, index=False)
+    model = tmp / "m.mlp"
+    model_io.save(train(str(path), TrainOptions(hidden=[6], epochs=2, seed=0, folds=1)).model, model)
+    new = make_table(n_patients=12, per_patient=2, n_features=N_FEATURES, seed=1)
+    new["f39"] = 0.0  # 0 everywhere, as it often is in training: no surprise
+    return {"model": str(model), "new": new, "tmp": tmp}
+
+
+def _predict(trained, df, *args):
+    path = trained["tmp"] / "new.csv"
+    df.to_csv(path, index=False)
+    res = run(["predict", trained["model"], str(path), "-o", str(trained["tmp"] / "p.csv"), "--json", *args])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_genes_at_zero_in_every_sample_are_named_and_common_zeros_are_not(trained):
+    clean = _predict(trained, trained["new"])
+    assert clean["shift"]["absent_checked"] and clean["shift"]["absent"] == []
+    assert not any("0 in every one" in w for w in clean["warnings"])
+
+    new = trained["new"].copy()
+    new[["f05", "f17"]] = 0.0
+    doc = _predict(trained, new)
+    assert doc["shift"]["absent"] == ["f05", "f17"]
+    assert doc["shift"]["level"] == "none"  # 2 of 40 genes: the means test alone stays silent
+    [warning] = [w for w in doc["warnings"] if "0 in every one" in w]
+    assert "2 of the 40 features are 0 in every one of the 12 patients" in warning
+    assert "never 0 in training: f05, f17" in warning and "--fill-missing mean" in warning
+    # the same verdict read a row at a time
+    assert _predict(trained, new, "--chunksize", "1")["shift"]["absent"] == ["f05", "f17"]
+
+
+def test_the_per_feature_report_holds_the_zero_shares(trained):
+    new = trained["new"].copy()
+    new["f05"] = 0.0
+    report = trained["tmp"] / "shift.csv"
+    _predict(trained, new, "--shift-report", str(report))
+    frame = pd.read_csv(report).set_index("feature")
+    assert frame.loc["f05", "absent"] and frame.loc["f05", "zero_in_every_sample"]
+    assert frame.loc["f05", "train_zero_share"] == 0.0
+    assert frame.loc["f39", "zero_in_every_sample"] and not frame.loc["f39", "absent"]
+    assert 0.6 < frame.loc["f39", "train_zero_share"] < 0.95
+    assert not frame.loc["f00", "zero_in_every_sample"]
+
+
+def test_a_single_patient_at_zero_is_not_enough_evidence(trained):
+    # one patient may lack a gene (a deletion): the chance a training-like patient has a never-0 gene at 0 is
+    # taken as 1 / (training rows + 2), not 0
+    new = trained["new"][trained["new"]["patient_id"] == trained["new"]["patient_id"].iloc[0]]
+    new = pd.concat([new] * 3, ignore_index=True).assign(sample_id=lambda d: [f"R{i}" for i in range(len(d))])
+    new["f05"] = 0.0
+    doc = _predict(trained, new)
+    assert doc["shift"]["groups"] == 1 and doc["shift"]["absent"] == []
+    # the same rows as independent samples (no group column) are evidence enough
+    assert _predict(trained, new, "--no-group")["shift"]["absent"] == ["f05"]
+
+
+def _report(zero_share, nonzero, units, rows=100):
+    d = len(zero_share)
+    z = np.zeros(d)
+    return ShiftReport(features=[f"g{j}" for j in range(d)], n=units, new_mean=z, new_sd=z + 1, train_mean=z,
+                       train_sd=z + 1, filled=np.zeros(d, dtype=bool), nonzero=np.asarray(nonzero),
+                       train_zero_share=np.asarray(zero_share, dtype=float), train_rows=rows)
+
+
+def test_the_rule_weighs_the_training_zero_share_against_the_patients():
+    # 10 features; flagged when ((zeros + 1) / (rows + 2)) ** units < 0.01 / 10
+    r = _report([0.0, 0.5, 0.5, 0.9] + [0.0] * 6, [0, 0, 0, 0] + [3] * 6, units=5)
+    assert r.absent.tolist() == [True, False, False, False] + [False] * 6  # 0.5 ** 5 = 0.03: could be chance
+    r = _report([0.0, 0.5, 0.5, 0.9] + [0.0] * 6, [0, 0, 3, 0] + [30] * 6, units=30)
+    assert r.absent.tolist() == [True, True, False, False] + [False] * 6  # 0.5 ** 30: not chance; 0.9 ** 30 is
+    assert "2 of the 10 features are 0 in every one of the 30 samples" in r.absent_message()
+    assert _report([0.0] * 3, [5, 5, 5], units=5).absent_message() is None
+    # under 5 rows the shift check does not run, nor does this test
+    assert not _report([0.0] * 3, [0, 0, 0], units=4).absent.any()
+
+
+def test_the_training_zero_share_is_the_same_from_dense_and_sparse_rows():
+    rng = np.random.default_rng(0)
+    X = rng.poisson(0.7, size=(50, 8)).astype(float)
+    X[:, 3] = rng.random(50) + 1.0  # never 0
+    names = [f"g{j}" for j in range(8)]
+    dense = Preprocessor(PreprocessConfig(log1p=True)).fit(X, names)
+    sparse = Preprocessor(PreprocessConfig(log1p=True)).fit(sp.csr_matrix(X), names)
+    expected = (X == 0).mean(axis=0)
+    np.testing.assert_array_equal(dense.train_zero_share_, expected)
+    np.testing.assert_array_equal(sparse.train_zero_share_, expected)
+    assert dense.train_rows_ == sparse.train_rows_ == 50
+    top = Preprocessor(PreprocessConfig(log1p=True, top_var=3)).fit(X, names)
+    np.testing.assert_array_equal(top.train_zero_share_, expected[top.kept_index_])
+    # missing values are not zeros
+    X[:10, 0] = np.nan
+    imputed = Preprocessor(PreprocessConfig(impute="median")).fit(X, names)
+    assert imputed.train_zero_share_[0] == (X[10:, 0] == 0).sum() / 50
+
+
+def test_a_model_file_without_the_zero_shares_still_predicts_without_the_test(trained):
+    old = rewrite_model(trained["model"], trained["tmp"] / "old.mlp",
+                        lambda m: (m.update(format_version=4), m["preprocessing"].pop("train_rows")),
+                        lambda a: {k: v for k, v in a.items() if not k.endswith("train_zero_share")})
+    new = trained["new"].copy()
+    new["f05"] = 0.0
+    path = trained["tmp"] / "new.csv"
+    new.to_csv(path, index=False)
+    res = run(["predict", old, str(path), "-o", str(trained["tmp"] / "p.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["shift"]["absent_checked"] is False and doc["shift"]["absent"] == []
+
+
+@pytest.mark.parametrize("meta_fn, arrays_fn, needle", [
+    (lambda m: None, lambda a: {k: (v + 1.5 if k.endswith("train_zero_share") else v) for k, v in a.items()},
+     "train_zero_share"),
+    (lambda m: m["preprocessing"].update(train_rows=0), lambda a: a, "train_rows"),
+    (lambda m: m["preprocessing"].update(train_rows=True), lambda a: a, "train_rows"),
+    (lambda m: None, lambda a: {k: v for k, v in a.items() if not k.endswith("train_zero_share")}, "train_zero_share"),
+], ids=["share above 1", "no rows", "rows true", "array missing"])
+def test_a_malformed_zero_share_is_refused_on_load(trained, meta_fn, arrays_fn, needle):
+    bad = rewrite_model(trained["model"], trained["tmp"] / "bad.mlp", meta_fn, arrays_fn)
+    with pytest.raises(ModelFileError, match=needle):
+        model_io.load(bad)
