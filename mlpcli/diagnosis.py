@@ -18,7 +18,8 @@ How a verdict is reached
    (a freshly initialised network sits near the baseline). Thresholds are therefore fractions of
    "the loss of knowing nothing", the same for a loss of 0.05 or of 5.
 3. **Measure**, robustly:
-   - smoothed curves: running median (spikes) then running mean, ~sqrt(n) epochs wide;
+   - smoothed curves: running median (spikes) then running mean, ~sqrt(n) epochs wide (runs
+     shorter than ``SMOOTH_MIN_EPOCHS`` are read unsmoothed);
    - trends: Theil-Sen lines (median of pairwise slopes) reported as the change per 10 % of the
      run in units of ``S``, with a z-score whose standard error allows for autocorrelated noise.
      Train and validation slopes use the last quarter of the run; the gap's trend and the share
@@ -130,6 +131,10 @@ FIRST_EPOCHS = 3  # without a baseline, the scale is the level of this many firs
 SMOOTH_MAX = 61  # smoother width ~ sqrt(n) epochs (odd, >= 3): it averages more noise on longer
 #                  runs while covering a shrinking share of them (33 % at 15 epochs, 5 % at 400),
 #                  so a validation minimum stays in place; capped for runs of thousands of epochs
+SMOOTH_MIN_EPOCHS = 9  # below this even a 3-epoch window spans more than a third of the run: its median
+#                        takes a one-epoch validation minimum for a spike (3 epochs stopped early after
+#                        epoch 2: "lowest around epoch 1" at a value no epoch had), so short runs are
+#                        read unsmoothed
 LAST_WINDOW_FRACTION = 0.25  # "at the end" = the final quarter: long enough for a robust slope,
 #                              short enough that the early fast fall does not leak in
 LATE_MIN_POINTS = 8  # noise is measured on the second half of the run, or on >= 8 last epochs
@@ -352,6 +357,8 @@ def _odd(k: int) -> int:
 
 
 def _smooth_width(n: int) -> int:
+    if n < SMOOTH_MIN_EPOCHS:  # no smoothing: see SMOOTH_MIN_EPOCHS
+        return 1
     return int(min(SMOOTH_MAX, max(3, _odd(round(math.sqrt(n))))))
 
 
@@ -928,9 +935,7 @@ def _fact_words(fact: str, holds: bool, ev: dict, w: _Words) -> str:
         "unstable": (f"the training {n} {w.worsened} by {_pct(ev['train_rise'])} of the scale at the end",
                      f"the training {n} did not climb at the end"),
         "rose": (f"validation {w.worsened} by {_pct(ev['val_rise'])} of the scale after its {w.best} value",
-                 f"validation did not clearly {w.worsen} after its {w.best} value ({_pct(ev['val_rise'])} of the scale, "
-                 f"{_num(ev['val_rise_z'])} s.e.)" if ev["val_rise"] > 0 else
-                 f"validation did not {w.worsen} after its {w.best} value"),
+                 _no_rise_words(ev, w)),
         "clear_rise": (f"the change after its {w.best} value stands far out of the noise ({_num(ev['val_rise_z'])} s.e.)",
                        f"validation shows no clear trend after its {w.best} value"),
         "high": (f"both curves {'end above' if min(ev['train_level'], ev['val_level']) > 1 else 'stay close to'} "
@@ -962,6 +967,21 @@ def _fact_words(fact: str, holds: bool, ev: dict, w: _Words) -> str:
     return words[fact][0 if holds else 1]
 
 
+def _no_rise_words(ev: dict, w: _Words) -> str:
+    """Why validation did not clearly get worse after its best value, naming the part of ``_rose`` that fails:
+    "did not clearly rise (1.9 % of the scale, 1.1e+07 s.e.)" left the reader to guess which number fell short."""
+    rise, z = ev["val_rise"], ev["val_rise_z"]
+    if rise <= 0:
+        return f"validation did not {w.worsen} after its {w.best} value"
+    if rise <= RISE_LEVEL:
+        return (f"validation {w.worsened} by only {_pct(rise)} of the scale after its {w.best} value (a rise counts "
+                f"from {_pct(RISE_LEVEL)})")
+    if z <= RISE_Z:
+        return (f"the change after its {w.best} value ({_pct(rise)} of the scale) is within the noise "
+                f"({_num(z)} s.e.; a rise counts from {RISE_Z:g})")
+    return f"validation was {w.best} in the last epochs of the run, too late for a rise to show"
+
+
 def _explain(label: str, conditions: list[tuple[str, float]], ev: dict, w: _Words) -> tuple[list[str], list[str]]:
     """The label's conditions in words: those that hold and those that do not (truth <= 0)."""
     holds, fails = [], []
@@ -981,7 +1001,14 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words) -> list[str]:
               if ev["train_noise"] is not None and ev["train_noise"] > 0.03
               else "Check the learning rate: a rate that is too high also keeps the curves near the "
                    "baseline.")
-        return [
+        unknown = ([] if ev["train_distance_from_baseline"] is not None else [
+            # flat from the first epoch reads the same whether the run never learned or learned within epoch 1
+            f"First check the verdict: without a baseline the first epochs' level counts as no skill, so a run "
+            f"that had already learned within its first epoch looks the same. Give the no-skill {w.name} with "
+            "--baseline" + (" (balanced accuracy: 1/K for K classes)." if w.higher_is_better else
+                            " (cross-entropy: the loss of predicting the class prior, ln K for K balanced classes; "
+                            "mlpcli's MSE on standardised targets: about 0.5).")])
+        return unknown + [
             "Increase model capacity: more units per layer or more hidden layers.",
             "Improve the features (more informative inputs, better normalisation or selection).",
             lr,
@@ -1097,8 +1124,8 @@ def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
         return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}; "
                 f"{_pct(ev['train_distance_from_baseline'])} and {_pct(ev['val_distance_from_baseline'])} of the "
                 f"way from no skill to perfect)" if ev["train_distance_from_baseline"] is not None else
-                f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}, "
-                f"{_pct(ev['train_level'])} and {_pct(ev['val_level'])} of their starting level)")
+                f"{title}: both curves stay flat near their starting level, taken as no skill without a baseline "
+                f"(training {tf}, validation {vf}: {_pct(ev['train_level'])} and {_pct(ev['val_level'])} of it)")
     if label == "underfit_stopped_early":
         return (f"{title}: both curves were still {w.improving} at the end (training by {_pct(-ev['train_slope'])}, "
                 f"validation by {_pct(-ev['val_slope'])} of the scale {per})")

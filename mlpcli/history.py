@@ -304,8 +304,9 @@ def read_curves(source: str, curves: str = "loss", higher_is_better: bool | None
                 baseline: float | None = None) -> Curves:
     """Read the learning curves to diagnose from a model file or a history table.
 
-    source: a model file (its history, class-prior baseline and kept epoch are inside), a history
-        table as ``train --history`` writes it, or ``"-"`` for a table on standard input.
+    source: a model file (its history, no-skill baseline — the class prior's or, for regression, the
+        training mean's loss — and kept epoch are inside), a history table as ``train --history``
+        writes it, or ``"-"`` for a table on standard input.
     curves: "loss" (train_loss, val_loss) or "metric" (train_metric, val_metric: balanced accuracy
         or RMSE per epoch).
     higher_is_better: for metric curves; default: from the model's metric, or inferred from a

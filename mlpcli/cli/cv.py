@@ -1,4 +1,4 @@
-"""`mlpcli cv`: grouped, stratified K-fold cross-validation of what `mlpcli train` ships.
+"""`mlpcli cv`: grouped K-fold cross-validation (stratified for class targets) of what `mlpcli train` ships.
 
 Also home of the options and helpers that `tune` shares: --n-jobs / --backend / --scheduler, the
 fold progress display and the atomic table writer.
@@ -126,13 +126,17 @@ def _fold_table(result) -> Table:
     for k in keys:
         table.add_column(metric_header(k), justify="right", no_wrap=True)
     trust = [f.trust for f in result.folds if f.trust is not None]
+    # the fold model's own out-of-fold score on its training part: what grouped CV there promises (with
+    # --leave-batch-out for every task; with --coverage beside the trust columns)
+    inner = bool(trust) or batches
+    if inner:
+        table.add_column("inner OOF", justify="right", no_wrap=True)
     if trust:
         level = trust[0]["level"]
         # with patients, the coverage counting each once: the share the sets' per-patient guarantee is about
         coverage_key = "coverage_per_group" if any(t.get("coverage_per_group") is not None for t in trust) else "coverage"
         cov_header = f"cov@{level:g}" + (" per patient" if coverage_key == "coverage_per_group" else "")
-        # the fold model's own out-of-fold score on its training part: what grouped CV there promises
-        for col in ("inner OOF", cov_header, "set size", "OOD"):
+        for col in (cov_header, "set size", "OOD"):
             table.add_column(col, justify="right", no_wrap=True)
 
     def size(n, g):
@@ -143,22 +147,26 @@ def _fold_table(result) -> Table:
         row += [f.held_out if f.held_out is not None else str(f.fold + 1), size(f.n_train, f.n_groups_train),
                 size(f.n_test, f.n_groups_test), str(f.best_epoch)]
         row += [fmt_metric(k, f.metrics.get(k)) for k in keys]
+        if inner:
+            row.append(fmt_metric(result.metric, f.inner_score))
         if trust:
             t = f.trust or {}
-            row += [fmt_metric(result.metric, f.inner_score), fmt_metric("coverage", t.get(coverage_key)),
-                    fmt(t.get("mean_set_size")), fmt_metric("ood_rate", t.get("ood_rate"))]
+            row += [fmt_metric("coverage", t.get(coverage_key)), fmt(t.get("mean_set_size")),
+                    fmt_metric("ood_rate", t.get("ood_rate"))]
         table.add_row(*row)
     summary = result.summary()
     lead = [""] if result.repeats > 1 else []
     table.add_section()
     means = [fmt_metric(k, (summary.get(k) or {}).get("mean")) for k in keys]
     sds = [fmt_metric(k, (summary.get(k) or {}).get("sd")) for k in keys]
-    if trust:
+    if inner:
         from ..model_selection.cross_validation import mean_sd as stats
 
-        parts = [[f.inner_score for f in result.folds]] + [[(f.trust or {}).get(key) for f in result.folds]
-                                                           for key in (coverage_key, "mean_set_size", "ood_rate")]
-        kinds = (result.metric, "coverage", None, "ood_rate")  # as the fold rows format them (set size: a number)
+        parts = [[f.inner_score for f in result.folds]] + (
+            [[(f.trust or {}).get(key) for f in result.folds] for key in (coverage_key, "mean_set_size", "ood_rate")]
+            if trust else [])
+        # as the fold rows format them (set size: a number)
+        kinds = (result.metric,) + (("coverage", None, "ood_rate") if trust else ())
         means += [fmt_metric(k, stats(p)[0]) if k else fmt(stats(p)[0]) for k, p in zip(kinds, parts)]
         sds += [fmt_metric(k, stats(p)[1]) if k else fmt(stats(p)[1]) for k, p in zip(kinds, parts)]
     table.add_row(*lead, "mean", "", "", "", *means, style="bold")
@@ -167,18 +175,19 @@ def _fold_table(result) -> Table:
 
 
 @click.command("cv", context_settings=CONTEXT_SETTINGS,
-               short_help="Cross-validate what train ships: grouped, stratified folds.")
+               short_help="Cross-validate what train ships, on grouped folds.")
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
-              help="Number of folds (whole groups per fold; stratified by class).")
+              help="Number of folds (whole groups per fold; stratified by class for class targets).")
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Repeat the CV with reshuffled folds and reseeded networks (seed + r).")
 @click.option("--oof", "oof_path", type=click.Path(dir_okay=False), default=None,
               help="Write out-of-fold predictions (.csv, .tsv or .parquet, optionally .gz; - for standard output).")
 @click.option("--leave-batch-out", is_flag=True,
               help="Hold out one batch (site, run) at a time instead of --folds, with every batch its patients "
-                   "link it to: the forecast for a new site, with prediction-set coverage and OOD rate per batch.")
+                   "link it to: the forecast for a new site, beside the out-of-fold score within the training "
+                   "batches (classifiers: also prediction-set coverage and OOD rate per batch).")
 @click.option("--coverage", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, metavar="LEVEL",
               help="Report each fold's prediction-set coverage at this level, set size and OOD rate "
                    "(classifiers)  [default with --leave-batch-out: 0.9]")
@@ -190,13 +199,15 @@ def _fold_table(result) -> Table:
 @handle_errors
 def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, backend, scheduler, threads, quiet,
        as_json, debug, **params):
-    """Cross-validate what `mlpcli train` ships, with grouped, stratified K-fold.
+    """Cross-validate what `mlpcli train` ships, with grouped K-fold (stratified for class targets).
 
     No group (--group, default patient_id) is in both the training and the test part of a fold
-    (StratifiedGroupKFold). Inside each fold the training part trains exactly the model `train`
-    would: its cross-fitted members (--member-folds, train's --folds), their preprocessing and
-    early stopping, the --hidden auto choice and the calibration; the test part is used for the
-    metrics alone. Prints each fold's metrics and their mean ± SD. Any train option applies.
+    (StratifiedGroupKFold for class targets, a shuffled GroupKFold for regression and multi-label
+    ones). Inside each fold the training part trains exactly the model `train` would: its
+    cross-fitted members (--member-folds, train's --folds), their preprocessing and early
+    stopping, the --hidden auto choice and, for classifiers, the calibration; the test part is
+    used for the metrics alone. Prints each fold's metrics and their mean ± SD. Any train option
+    applies.
 
     \b
     Examples:
@@ -207,9 +218,9 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
       mlpcli cv cohort.csv --leave-batch-out --batch site       # how a new site will fare
 
     --leave-batch-out holds out each batch in turn (a patient whose samples span batches takes all
-    of them along) and reports, per held-out batch, the metrics, the coverage of the prediction sets
-    and the share flagged out-of-distribution, beside the fold model's own out-of-fold score on its
-    training batches (what ordinary grouped CV would promise).
+    of them along) and reports, per held-out batch, the metrics beside the fold model's own
+    out-of-fold score on its training batches (what ordinary grouped CV would promise), and for
+    classifiers the coverage of the prediction sets and the share flagged out-of-distribution.
     """
     from ..model_selection import cross_validation as cv_lib
 
@@ -254,10 +265,15 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
     con = stderr_console() if oof_path == "-" else stdout_console()  # standard output holds the table
     con.print(_fold_table(result))
     main = result.summary().get(result.metric) or {}
+    # one network per fold (--member-folds 1) scores its validation split, not out-of-fold rows
+    out_of_fold = any(f.members > 1 for f in result.folds) or options.refit
+    inner_words = ("inner OOF: the fold model's " + ("out-of-fold score" if out_of_fold else
+                                                     "score on its validation split") + " within its own training part")
     if any(f.trust is not None for f in result.folds):
-        con.print("inner OOF: the fold model's out-of-fold score on its own training part; cov@: share of held-out "
-                  "samples whose prediction set holds the true class; OOD: share flagged out-of-distribution "
-                  "(p < 0.01)", soft_wrap=True, style="dim")
+        con.print(f"{inner_words}; cov@: share of held-out samples whose prediction set holds the true class; OOD: "
+                  "share flagged out-of-distribution (p < 0.01)", soft_wrap=True, style="dim")
+    elif leave_batch_out:
+        con.print(inner_words, soft_wrap=True, style="dim")
     if leave_batch_out:
         from ..model_selection.cross_validation import mean_sd as stats
 
@@ -265,8 +281,11 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
         if inner[0] is not None:
             con.print(f"new-batch forecast: {result.metric.replace('_', ' ')} "
                       f"{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))} on held-out batches against "
-                      f"{fmt_mean_sd(result.metric, inner[0], inner[1])} out-of-fold within the training batches "
-                      "(grouped CV); a drop means a new site will fare worse than grouped CV says", soft_wrap=True)
+                      f"{fmt_mean_sd(result.metric, inner[0], inner[1])} "
+                      f"{'out-of-fold' if out_of_fold else 'on a grouped validation split'} within the training "
+                      f"batches{' (grouped CV)' if out_of_fold else ''}; "
+                      f"{'lower' if result.higher_is_better else 'higher'} on held-out batches means a new site will "
+                      "fare worse than that within-batch estimate says", soft_wrap=True)
     con.print(f"{result.metric.replace('_', ' ')}: [bold]{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))}"
               f"[/] over {len(result.folds)} folds ({'higher' if result.higher_is_better else 'lower'} is better); "
               f"{fmt(result.seconds, 'seconds')} s"

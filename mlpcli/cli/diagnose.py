@@ -101,6 +101,8 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
         title = f"[bold red]unstable from epoch {ev['unstable_epoch']}[/], before that {title}"
     what = (f"{c.source}: {c.name} curves{' (higher is better)' if c.higher_is_better else ''}, "
             f"{_epochs_words(c)}")
+    if c.checkpoint_epoch:  # beside the evidence's best_epoch (first within the noise of the best): they may differ
+        what += f"; weights kept from epoch {c.checkpoint_epoch}"
     if c.baseline is not None:
         what += f"; baseline {c.baseline:.4g} ({c.baseline_note})"
     parts = [Text(what, style="dim"), Text(d.summary, style="bold"), Text(""), table, Text(""),
@@ -134,13 +136,14 @@ def _epochs_words(c: Curves) -> str:
 
 
 _SHORT_METRIC = {"balanced_accuracy": "bal. acc.", "rmse": "RMSE"}
+_LONG_METRIC = {"rmse": "RMSE"}  # in sentences and on the plot's axis ("no-skill rmse" read like a typo)
 _MORE_DATA_WORDS = {"helps": "more data still helps", "plateaued": "plateaued", None: "a single size"}
 _BIAS_VARIANCE_WORDS = {"bias": "mostly bias", "variance": "mostly variance", "both": "bias and variance",
                         "neither": "little bias or variance"}
 
 
 def _learning_curve_table(result) -> Table:
-    name = result.metric.replace("_", " ")
+    name = _LONG_METRIC.get(result.metric, result.metric.replace("_", " "))
     short = _SHORT_METRIC.get(result.metric, name)
     table = Table(title="Sample-size learning curve (validation groups fixed)", title_justify="left")
     for col in ("size", "samples", "groups", f"train {short}", f"val {short}", "train loss", "val loss",
@@ -210,7 +213,9 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
               help="For --metric metric: whether the metric improves upwards (default: from the model's task, or "
                    "inferred from a history table's values).")
 @click.option("--baseline", type=float, default=None, callback=finite_option,
-              help="No-skill level of the curves (default: the model's class-prior loss; none for a history table).")
+              help="No-skill level of the curves, in their units (default from a model file: the loss of always "
+                   "predicting the training class prior, or for regression the training mean; with --metric metric "
+                   "the chance balanced accuracy or that mean's RMSE. None for a history table).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw the curves to FILE (.png, .svg or .pdf).")
 @click.option("--chart/--no-chart", default=True, show_default=True, help="Show the terminal chart of both curves.")
@@ -218,7 +223,8 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
               help="SOURCE is a data table: train at several training-set sizes and read score against samples "
                    "(takes the train options below).")
 @click.option("--fractions", default="0.1,0.25,0.5,0.75,1", show_default=True,
-              help="--learning-curve: training-set sizes as fractions of the training groups.")
+              help="--learning-curve: training-set sizes as fractions of the training groups (of the training "
+                   "rows without a group column).")
 @click.option("--n-jobs", type=int, default=1, show_default=True,
               help="--learning-curve: sizes trained in parallel (-1: all cores).")
 @config_option("--learning-curve: TOML file of train options; command-line flags win.")
@@ -232,10 +238,11 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
              quiet, as_json, debug, **params):
     """Label a run's learning curves, explain the verdict and draw both curves.
 
-    SOURCE is a model file (its history and class-prior baseline are inside) or a history table
-    (epoch,train_loss,val_loss as `train --history` writes it). For an ensemble (a member column)
-    the members' mean curves are labelled, their spread counting as evidence of noisy
-    validation, and --plot draws every member. Labels: underfit_capacity,
+    SOURCE is a model file (its history and no-skill baseline are inside: the loss of always
+    predicting the training class prior, or for regression the training mean) or a history table
+    (epoch,train_loss,val_loss as `train --history` writes it; --baseline gives it one). For an
+    ensemble (a member column) the members' mean curves are labelled, their spread counting as
+    evidence of noisy validation, and --plot draws every member. Labels: underfit_capacity,
     underfit_stopped_early, overfit, good_fit, unrepresentative_train,
     unrepresentative_validation_noisy, validation_below_train. A run that went
     unstable (an infinite loss, or a training loss that climbs) is said first,
@@ -294,6 +301,7 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
     if as_json:
         doc = {**d.to_dict(), "source": c.source, "kind": c.kind, "curves": c.curves,
                "higher_is_better": c.higher_is_better, "n_epochs": len(c.train), "best_epoch": best,
+               "kept_epoch": c.checkpoint_epoch,
                "baseline": c.baseline, "plot": plot_path, "notes": c.notes}
         if c.members:  # a single network's document stays as it was
             doc |= {"n_members": len(c.members), "members": [m.to_dict() for m in c.members],
@@ -335,7 +343,8 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
         pts = result.points
         plot_learning_curve(plot_path, [p.n_train for p in pts], [p.train_score for p in pts],
                             [p.val_score for p in pts], [p.train_loss for p in pts], [p.val_loss for p in pts],
-                            score_name=result.metric.replace("_", " "), chance_score=result.chance_score,
+                            score_name=_LONG_METRIC.get(result.metric, result.metric.replace("_", " ")),
+                            chance_score=result.chance_score,
                             title=f"Sample-size learning curve: {_MORE_DATA_WORDS[result.more_data['verdict']]}; "
                                   f"{_BIAS_VARIANCE_WORDS[result.bias_variance['verdict']]}")
     if as_json:

@@ -1,6 +1,6 @@
 """Cross-validation on grouped folds: what ``train`` ships, scored on test folds it never saw.
 
-    Dataset ─kfold (grouped, stratified; one shuffle per repeat)─▶ outer folds
+    Dataset ─kfold (grouped, stratified for class targets; one shuffle per repeat)─▶ outer folds
        per fold: training part ─fit_model (cross-fitted members, portfolio, calibration — exactly train)─▶
                  model ─▶ metrics on the fold's test rows
     cross_validate: the folds' metrics, mean ± SD, out-of-fold predictions
@@ -28,7 +28,7 @@ from ..parallel import Plan, run
 from .crossfit import PORTFOLIO, fit_model
 from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import exact_if_regression, prediction_columns
-from .splits import Fold, _group_name, _label, kfold
+from .splits import Fold, _group_name, _label, batch_spanning_groups, check_training_parts, kfold
 from .splits import leave_batch_out as leave_batch_out_folds
 
 __all__ = ["FoldScore", "CVResult", "fit_and_score", "cross_validate", "check_cv_options", "with_seed",
@@ -80,7 +80,8 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
     score on ``test_rows``.
 
     ``trust_level`` (classification): also the prediction sets' coverage at that level, their mean size and
-    the out-of-distribution flag rate on the test rows, and the model's own out-of-fold score.
+    the out-of-distribution flag rate on the test rows. With it, or with ``held_out`` (leave-batch-out, any
+    task), the model's own out-of-fold score on its training part too.
 
     A task for ``parallel.run``: everything it needs is in its arguments."""
     started = time.perf_counter()
@@ -104,7 +105,8 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         proba=proba if keep_predictions else None, members=len(fitted.model.members),
         hidden=list(fitted.options.hidden), epoch_cap=int(fitted.runs[0].options.epochs), held_out=held_out,
         trust=_fold_trust(fitted, test_ds, trust_level, logits) if trusting else None,
-        inner_score=_inner_score(fitted) if trusting else None,
+        # leave-batch-out compares it with the held-out batch for every task (a regression had no comparison)
+        inner_score=_inner_score(fitted) if trusting or held_out is not None else None,
     )
 
 
@@ -198,7 +200,8 @@ def _fold_dict(f: FoldScore) -> dict:
             "best_epoch": f.best_epoch, "epochs_run": f.epochs_run, "members": f.members, "hidden": f.hidden,
             "seconds": f.seconds, "metrics": f.metrics,
             **({"held_out": f.held_out} if f.held_out is not None else {}),
-            **({"trust": f.trust, "inner_score": f.inner_score} if f.trust is not None else {})}
+            **({"trust": f.trust} if f.trust is not None else {}),
+            **({"inner_score": f.inner_score} if f.trust is not None or f.held_out is not None else {})}
 
 
 def finite(x):
@@ -262,6 +265,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
         coverage = 0.9 if coverage is None else coverage
     else:
         fold_list, strategy = kfold(ds, folds, repeats, options.seed)
+    check_training_parts(ds, fold_list)  # before any fit: a class the fold's early stopping cannot hold out
     tasks = [(fit_and_score, (ds, f.train, f.test, with_seed(options, f.repeat), ("cv", f.repeat, f.fold),
                               keep_predictions, coverage, f.held_out)) for f in fold_list]
     check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
@@ -271,9 +275,24 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     shipped = scores[0].members
     notes = [f"each fold trains what `train` ships: {describe_model(options, shipped)}, fitted inside the fold's "
              "training part"]
+    if leave_batch_out:
+        notes += _spanning_note(ds)
     return CVResult(task=ds.task, metric=metric, higher_is_better=metrics.higher_is_better(metric), classes=list(ds.classes),
                     target_names=list(ds.target_names), strategy=strategy, n_folds=folds, repeats=repeats,
                     folds=scores, seconds=time.perf_counter() - started, notes=notes, warnings=warn)
+
+
+def _spanning_note(ds: data.Dataset) -> list[str]:
+    """Which patients tie batches into one leave-batch-out fold: one spanning batches is often a relabelled or
+    mislabelled sample, worth a look, and it is why a fold's held-out batch reads "B1+B2"."""
+    spanning = batch_spanning_groups(ds)
+    if not spanning:
+        return []
+    shown = ", ".join(f"{g!r} ({', '.join(b)})" for g, b in spanning[:5])
+    more = f" and {len(spanning) - 5} more" if len(spanning) > 5 else ""
+    n = len(spanning)
+    return [f"{n} {'group has' if n == 1 else 'groups have'} samples in several batches, so those batches are held "
+            f"out together ({_group_name(ds)}: {shown}{more})"]
 
 
 def describe_model(options: TrainOptions, members: int) -> str:
@@ -296,17 +315,19 @@ def _classes(names: list[str], verb: str, plural_verb: str) -> str:
 def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldScore]) -> list[str]:
     out: list[str] = []
     if ds.task in data.CLASSIFICATION_TASKS:
+        several = len({f.repeat for f in fold_list}) > 1  # name folds as the table does: a repeat only with repeats
         for f in fold_list:
             where = (f"fold {f.fold + 1} (held-out batch {f.held_out})" if f.held_out is not None
-                     else f"repeat {f.repeat + 1} fold {f.fold + 1}")
+                     else f"repeat {f.repeat + 1} fold {f.fold + 1}" if several else f"fold {f.fold + 1}")
             untrained = [_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.train] == k)]
             if untrained:  # leave-batch-out, when a class lives in one batch: the fold's model never sees it
+                it, its = ("it", "its") if len(untrained) == 1 else ("them", "their")
                 out.append(f"{where}: {_classes(untrained, 'has', 'have')} no training rows (only in the held-out part); the "
-                           "fold's model cannot predict it, so its samples there all count as errors")
+                           f"fold's model cannot predict {it}, so {its} samples there all count as errors")
             missing = [_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.test] == k)]
             if missing:
                 out.append(f"{where}: {_classes(missing, 'is', 'are')} absent from the test rows; the metrics there "
-                           "do not cover it")
+                           f"do not cover {'it' if len(missing) == 1 else 'them'}")
     seen = set()
     repeated = len({s.repeat for s in scores}) > 1
     for s in scores:

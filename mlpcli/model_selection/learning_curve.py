@@ -239,6 +239,11 @@ def _chance_and_scale(ds: data.Dataset, train_rows: np.ndarray, val_ds: data.Dat
 # --- the two answers -------------------------------------------------------------------------------------
 
 
+def _metric_words(metric: str) -> str:
+    """The metric's name in sentences: "balanced accuracy", "RMSE" (as diagnose names it, not "rmse")."""
+    return "RMSE" if metric == "rmse" else metric.replace("_", " ")
+
+
 def _error(score: float, higher: bool, chance: float, scale: float) -> float:
     """Score -> error in units of the no-skill error (0 perfect, 1 no skill)."""
     return (1.0 - score) / scale if higher else score / scale
@@ -255,7 +260,7 @@ def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: floa
     e = np.array([_error(p.val_score, higher, chance, scale) for p in tail])
     slope = float(np.polyfit(x, e, 1)[0])  # error change per doubling, in no-skill units
     change = -slope * scale if higher else slope * scale  # score change per doubling, user units
-    name = metric.replace("_", " ")
+    name = _metric_words(metric)
     span = f"{tail[0].n_train}-{tail[-1].n_train} training samples"
     if slope <= -HELPS_PER_DOUBLING:
         verdict = "helps"
@@ -299,7 +304,7 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
     gap = va - tr
     high_bias, high_var = tr >= BIAS_LEVEL, gap >= VARIANCE_GAP
     close = abs(gap) < VARIANCE_GAP
-    name = metric.replace("_", " ")
+    name = _metric_words(metric)
     scores = f"training {name} {p.train_score:.3g}, validation {p.val_score:.3g}, no skill {chance:.3g}"
     if high_bias and high_var:
         verdict, text = "both", (f"Both bias and variance: even the training score is poor and validation is much "
@@ -319,7 +324,8 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
     caveat = None
     if p.curve_label == "underfit_stopped_early":  # the levels are not final yet
         caveat = ("Caveat: at the largest size both losses were still falling when training stopped "
-                  "(underfit_stopped_early); train longer (--epochs, --patience) before reading bias from it.")
+                  "(underfit_stopped_early); train longer (--epochs, --patience) before reading bias or variance "
+                  "from it: the training level and the gap may both still move.")
     return {"verdict": verdict, "train_error": tr, "val_error": va, "gap": gap, "n_train": p.n_train,
             "text": text, "caveat": caveat}
 

@@ -583,5 +583,49 @@ def leave_batch_out(ds: Dataset) -> tuple[list[Fold], str]:
         folds.append(Fold(0, k, tr, te, held_out="+".join(names)))
     joined = sum(len(m) > 1 for m in members)
     strategy = (f"leave one batch out ({len(members)} folds"
-                + (f"; {joined} of them hold several batches linked by patients" if joined else "") + ")")
+                + (f"; {joined} of them {'holds' if joined == 1 else 'hold'} several batches linked by patients"
+                   if joined else "") + ")")
     return folds, strategy
+
+
+def batch_spanning_groups(ds: Dataset) -> list[tuple[str, list[str]]]:
+    """The groups (patients) with samples in more than one batch, each with its batches (sorted): what ties
+    batches into one ``leave_batch_out`` fold. Empty without groups or batches."""
+    if ds.groups is None or ds.batches is None:
+        return []
+    group_names, g = np.unique(np.asarray(ds.groups), return_inverse=True)
+    batch_names, b = np.unique(np.asarray(ds.batches, dtype=str), return_inverse=True)
+    pairs = np.unique(np.stack([g.reshape(-1), b.reshape(-1)], axis=1), axis=0)  # (n_pairs, 2): each group's batches
+    spanning = np.flatnonzero(np.bincount(pairs[:, 0]) > 1)
+    return [(str(group_names[k]), [str(batch_names[j]) for j in pairs[pairs[:, 0] == k, 1]]) for k in spanning]
+
+
+def check_training_parts(ds: Dataset, folds: list[Fold], flag: str = "--folds") -> None:
+    """Before any fit: every class in a fold's training part must be there in 2 groups (rows without a group
+    column) at least, since the fold's model holds some of them out for its early stopping (``train``'s
+    hold-out or its cross-fitted members), which needs each class on both sides. A class with one patient
+    in a fold's training part failed inside the fit with "class 'X' has 2 samples, all from 1 group",
+    which names neither the fold nor a remedy. A class with no training rows at all is left to the
+    fold warnings (the model cannot predict it; its test samples count as errors)."""
+    if ds.task not in CLASSIFICATION_TASKS or ds.y is None:
+        return
+    grouped = ds.groups is not None
+    units = ds.groups if grouped else np.arange(ds.n_samples)
+    unit = f"group in {_group_name(ds)!r}" if grouped else "sample"
+    repeated = len({f.repeat for f in folds}) > 1
+    for f in folds:
+        y, u = ds.y[f.train], units[f.train]
+        for k in np.unique(y):
+            if len(np.unique(u[y == k])) >= 2:
+                continue
+            total = len(np.unique(units[ds.y == k]))
+            if f.held_out is not None:
+                where, fix = f"held-out batch {f.held_out}", ""
+            else:
+                where = f"repeat {f.repeat + 1} fold {f.fold + 1}" if repeated else f"fold {f.fold + 1}"
+                n_folds = len({g.fold for g in folds})
+                fix = (f"use {flag} {total} (more folds leave more of its {unit.split(' ')[0]}s to train on), or "
+                       if 3 <= total and n_folds < total else "")
+            raise DataError(f"{where}: class {_label(ds, k)!r} has 1 {unit} in the fold's training part (of its "
+                            f"{total}), but the fold's model holds some of every class out for early stopping, "
+                            f"so it needs 2 — {fix}merge the class or leave its samples out")
