@@ -142,6 +142,22 @@ def _average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
     return _safe(skm.average_precision_score, y, p) if np.any(np.asarray(y) == 1) else None
 
 
+def _log_loss_01(Y: np.ndarray, P: np.ndarray) -> float | None:
+    """Binary cross-entropy of 0/1 truth Y against probabilities P (same shape), averaged over every entry (for
+    multi-label: over samples and labels), with P clipped to [1e-15, 1 - 1e-15] as the binary log loss is."""
+    if Y.size == 0:
+        return None
+    P = np.clip(np.asarray(P, dtype=np.float64), 1e-15, 1 - 1e-15)
+    return float(-np.mean(Y * np.log(P) + (1 - Y) * np.log1p(-P)))
+
+
+def _mcc(y: np.ndarray, pred: np.ndarray) -> float | None:
+    """Matthews correlation, undefined (None) when the truth holds one class: scikit-learn then gives 0.0,
+    which reads as a classifier no better than chance whatever its accuracy (a cohort of one subtype, a --by
+    group)."""
+    return _safe(skm.matthews_corrcoef, y, pred) if np.unique(y).size > 1 else None
+
+
 def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshold: float = 0.5) -> dict:
     """The full metric set for ``task``; undefined metrics are None."""
     if task == "binary":
@@ -168,7 +184,7 @@ def _binary(y, p, classes, threshold):
         "f1": _safe(skm.f1_score, y, pred, zero_division=0),
         "roc_auc": _safe(skm.roc_auc_score, y, p),
         "average_precision": _average_precision(y, p),
-        "mcc": _safe(skm.matthews_corrcoef, y, pred),
+        "mcc": _mcc(y, pred),
         "log_loss": _safe(skm.log_loss, y, p_clip, labels=[0, 1]),
         "brier": _safe(skm.brier_score_loss, y, p),
         "ece": expected_calibration_error(pred == y, np.where(pred == 1, p, 1 - p)),
@@ -195,7 +211,7 @@ def _multiclass(y, P, classes):
         "f1_macro": _safe(skm.f1_score, y, pred, average="macro", labels=labels, zero_division=np.nan),
         "f1_weighted": _safe(skm.f1_score, y, pred, average="weighted", labels=labels, zero_division=0),
         "roc_auc_ovr": auc,
-        "mcc": _safe(skm.matthews_corrcoef, y, pred),  # Gorodkin's multiclass MCC
+        "mcc": _mcc(y, pred),  # Gorodkin's multiclass MCC
         "log_loss": _safe(skm.log_loss, y, np.clip(P, 1e-15, 1.0), labels=labels),
         # multiclass Brier: the squared distance of the probability vector from the one-hot truth, summed over
         # classes and averaged over samples (0 perfect, 2 worst)
@@ -220,9 +236,11 @@ def _multilabel(Y, P, classes, threshold):
         "f1_macro": _safe(skm.f1_score, Y, pred, average="macro", zero_division=np.nan),  # as above, per label
         "hamming_loss": _safe(skm.hamming_loss, Y, pred),
         "balanced_accuracy": float(np.mean([_balanced_accuracy(Y[:, j], pred[:, j]) for j in range(Y.shape[1])])),
+        "log_loss": _log_loss_01(Y, P),  # BCE averaged over labels, as training's calibration reports it
         "per_label": [
             {"label": str(classes[j]), "roc_auc": _safe(skm.roc_auc_score, Y[:, j], P[:, j]),
              "average_precision": _average_precision(Y[:, j], P[:, j]),
+             "log_loss": _log_loss_01(Y[:, j], P[:, j]),
              "support": int(Y[:, j].sum())}
             for j in range(Y.shape[1])
         ],

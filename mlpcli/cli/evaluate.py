@@ -181,10 +181,10 @@ def render(result, model_path: str, data_file: str) -> None:
         con.print(_per_class_table(m["per_target"], "target", "Per target"))
     cal = result.calibration
     if cal is not None:
+        ece = (f", ECE {fmt(cal['ece_before'], 'loss')} → {fmt(cal['ece_after'], 'loss')}"
+               if cal["ece_before"] is not None else "")  # multi-label: log loss only
         con.print(f"calibration: temperature {fmt(cal['temperature'])}; log loss {fmt(cal['log_loss_before'], 'loss')} "
-                  f"→ {fmt(cal['log_loss_after'], 'loss')}, ECE {fmt(cal['ece_before'], 'loss')} → "
-                  f"{fmt(cal['ece_after'], 'loss')} "
-                  "(without → with the temperature)", soft_wrap=True)
+                  f"→ {fmt(cal['log_loss_after'], 'loss')}{ece} (without → with the temperature)", soft_wrap=True)
     if result.trust is not None:
         for table in _trust_tables(result.trust):
             con.print(table)
@@ -222,9 +222,12 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     Binary: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, average precision, MCC,
     log loss, Brier score, ECE. Multiclass: accuracy, balanced accuracy, macro/weighted F1,
     one-vs-rest ROC AUC, MCC, log loss, Brier score, ECE, per-class table, confusion matrix.
-    Multi-label: per-label ROC AUC and average precision, micro/macro F1, Hamming loss.
+    Multi-label: micro/macro F1, Hamming loss, log loss (binary cross-entropy averaged over labels),
+    and per label ROC AUC, average precision and log loss.
     Regression: RMSE, MAE, R², Pearson and Spearman r. --by on a numeric column with more than 10
     distinct values (age, a score) groups it into quartile bins. The table is read like predict's, with the same cohort-shift check.
+    The truth is read from the model's target column(s), or from those --target names (several, for a
+    multi-label or multi-target model: one per target, in the model's order).
 
     With predict's --coverage, --min-confidence / --abstain-on-empty-set and --ood: the sets'
     empirical coverage and mean size (overall, per class, per --by group), the abstention rate and

@@ -7,9 +7,29 @@ import sys
 import click
 from rich.table import Table
 
+from ..errors import DataError
 from ._common import (CONTEXT_SETTINGS, debug_option, finite_option, handle_errors, json_option, print_json, report,
                       role_options, stdout_console)
 from .predict import role_flags
+
+# The table reader words its target errors for `evaluate`; gradcheck's loss takes labels from the target, or
+# from the model's own predictions when --target is left out, and `mlpcli predict` is no remedy for it.
+_TARGET_ADVICE = {
+    "; evaluation needs the true labels — name the column with --target, or use `mlpcli predict` for unlabelled data":
+        "; name the column holding the labels with --target, or leave --target out to check the gradients "
+        "against the model's own predictions",
+    "; drop the rows without a label, or predict them with `mlpcli predict`":
+        "; drop the rows without a label: the check's loss needs a label for every row",
+}
+
+
+def _gradcheck_advice(exc: DataError) -> DataError:
+    """A target error of the table reader with gradcheck's remedy in place of evaluate's."""
+    message = str(exc)
+    for evaluate_advice, advice in _TARGET_ADVICE.items():
+        if message.endswith(evaluate_advice):
+            return DataError(message[: -len(evaluate_advice)] + advice)
+    return exc
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
@@ -71,11 +91,18 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
             raise click.UsageError("--only selects components of the synthetic suite; it does not combine with --model")
         from .. import model_io
         from ..checks import check_model
+        from ..predict.evaluation import read_targets_as
 
         notes: list[str] = []
         warnings: list[str] = []
-        results = check_model(model_io.load(model_path), data_path, rows=rows, max_entries=entries, eps=eps,
-                              tol=tol, atol=atol, seed=seed, roles=role_flags(params), notes=notes, warnings=warnings)
+        # --target may name the table's label columns otherwise than the model's (read as evaluate reads them)
+        model, roles, target_note = read_targets_as(model_io.load(model_path), role_flags(params))
+        notes.extend(filter(None, [target_note]))
+        try:
+            results = check_model(model, data_path, rows=rows, max_entries=entries, eps=eps, tol=tol, atol=atol,
+                                  seed=seed, roles=roles, notes=notes, warnings=warnings)
+        except DataError as exc:
+            raise _gradcheck_advice(exc) from None
         report([] if as_json else notes, warnings, quiet)
     else:
         notes, warnings = [], []
@@ -99,8 +126,9 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
         table.add_column("note", overflow="fold", style="dim")
         for r in results:
             verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
-            note = r.note + (f"; {r.near_zero} entries within round-off" if r.near_zero else "")
-            table.add_row(r.component, str(r.entries), f"{r.max_rel_error:.1e}", verdict, note.strip("; "))
+            near = f"{r.near_zero} entr{'ies' if r.near_zero != 1 else 'y'} within round-off" if r.near_zero else ""
+            note = "; ".join(filter(None, [r.note, near]))
+            table.add_row(r.component, str(r.entries), f"{r.max_rel_error:.1e}", verdict, note)
         stdout_console().print(table)
         summary = f"{len(results) - len(failed)} of {len(results)} components passed"
         click.echo(summary if not failed else f"{summary}; failed: {', '.join(r.component for r in failed[:5])}")

@@ -146,7 +146,7 @@ def check_function(
 
 # --------------------------------------------------------------------------- components
 def _away_from(values: np.ndarray, kinks, rng: np.random.Generator, low=-3.0, high=3.0) -> np.ndarray:
-    """Redraw entries that fall within KINK_MARGIN * 100 of a kink (inputs we control directly)."""
+    """Redraw entries that fall within 0.05 of a kink (inputs we control directly: 50 x KINK_MARGIN)."""
     for k in kinks:
         bad = np.abs(values - k) < 0.05
         while np.any(bad):

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 import warnings as _warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OptionError
 from ..model_io import Model
 from ..data.streamed import DEFAULT_CHUNK_MB, _read_workers
-from ._common import natural_key
+from ._common import _names, _quoted, natural_key
 from .columns import RoleFlags
 from .shift import ShiftReport
 from .stream import _Run, _check_threshold
@@ -40,7 +40,7 @@ _PARALLEL_BOOTSTRAP = 200  # resamples from which worker processes pay for their
 _MAIN_KEYS = {
     "binary": ["accuracy", "balanced_accuracy", "f1", "roc_auc", "mcc", "log_loss"],
     "multiclass": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_ovr", "log_loss"],
-    "multilabel": ["balanced_accuracy", "f1_micro", "f1_macro", "hamming_loss"],
+    "multilabel": ["balanced_accuracy", "f1_micro", "f1_macro", "hamming_loss", "log_loss"],
     "regression": ["rmse", "mae", "r2", "pearson_r"],
 }
 _NOT_CI = ("n", "threshold")
@@ -199,7 +199,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     # with no option on, Uncertainty() still gives a classifier the accuracy and its risk–coverage curve
     trust = Trust(model, uncertainty) if uncertainty is not None and (
         uncertainty.active or model.task in ("binary", "multiclass")) else None
-    run = _Run(model, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
+    reader, roles, target_note = read_targets_as(model, roles)
+    run = _Run(reader, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
                chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing, trust=trust)
     outs, metas = [], []
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
@@ -213,7 +214,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     overall = metrics.compute(task, y, proba, classes, threshold)
     result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main,
                               threshold=threshold if task in ("binary", "multilabel") else None, by=by,
-                              shift=run.shift, notes=run.notes, warnings=run.warnings,
+                              shift=run.shift, notes=[*filter(None, [target_note]), *run.notes],
+                              warnings=run.warnings,
                               calibration=_calibration_effect(model, out, y, classes, threshold, overall))
     groups = meta.get("group")
     rng = np.random.default_rng(seed)
@@ -246,6 +248,45 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings)
     return result
+
+
+def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleFlags | None, str | None]:
+    """(the model as the table reader should see it, the roles, a note or None) for `roles.target` (--target),
+    the table's label column(s), which need not bear the model's target names.
+
+    One column per target of the model (else OptionError). A classifier's labels are checked against its
+    classes whatever the column's name, so it is read as it is. The reader matches a regression or multi-label
+    table's target columns to the model's output names: columns named otherwise (`age_years` for the model's
+    `age`) are read, in the order given, through a copy of the model bearing their names (the metrics keep the
+    model's). The model's own names are read by name in any order; one of them given at another target's
+    place is an error."""
+    given = _names(roles.target) if roles is not None else []
+    if not given:
+        return model, roles, None
+    if model.task in ("multilabel", "regression"):
+        own = [str(c) for c in model.classes]  # the outputs' names, which the reader checks the columns against
+    else:
+        own = _names((model.roles or {}).get("target") or model.target_names) or ["label"]
+    twice = [name for i, name in enumerate(given) if name in given[:i]]
+    if twice:
+        raise OptionError(f"--target names the column {twice[0]!r} twice; name each target column once")
+    if len(given) != len(own):
+        raise OptionError(f"--target names {len(given)} column{'s' * (len(given) != 1)} ({_quoted(given)}); the "
+                          f"model has {len(own)} target{'s' * (len(own) != 1)} ({_quoted(own)}): name one column "
+                          f"per target{', in this order' if len(own) > 1 else ''}")
+    if model.task not in ("multilabel", "regression") or given == own:
+        return model, roles, None
+    if sorted(given) == sorted(own):  # the model's own columns, listed in another order
+        return model, replace(roles, target=own), None
+    misplaced = [(i, name) for i, name in enumerate(given) if name in own and own[i] != name]
+    if misplaced:
+        i, name = misplaced[0]
+        raise OptionError(f"--target lists {name!r} as target {i + 1}, but it is the model's target "
+                          f"{own.index(name) + 1}; list the table's columns in the model's order ({_quoted(own)})")
+    reader = replace(model, classes=list(given), target_names=list(given),
+                     roles={**(model.roles or {}), "target": list(given)})
+    return reader, roles, (f"--target: the table's {_quoted(given, 10)} read as the model's {_quoted(own, 10)}"
+                           + (" (in that order)" if len(own) > 1 else ""))
 
 
 def _trust_notes(doc: dict) -> list[str]:
@@ -310,7 +351,7 @@ def _binned(values: np.ndarray, by: str, notes: list[str]) -> np.ndarray:
 def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main, bootstrap, rng, by, warns):
     from .. import metrics
 
-    keys = _MAIN_KEYS[task]
+    keys = [k for k in _MAIN_KEYS[task] if k in overall]  # several regression targets: no pooled correlation
     out = []
     ref = overall.get(main)
     for value in sorted(set(values.tolist()), key=natural_key):
