@@ -339,7 +339,7 @@ class Dataset:
         missing = _check_feature_values(X, feature_names, notes, _CellPlace(df, roles.id))
         ids = _id_column(df, roles.id)
         _check_value_limit(X, feature_names, ids, "feature column")
-        groups = _label_column(df, roles.group, "--group")
+        groups = _label_column(df, roles.group, "--group", roles.id)
         batches = _batch_column(df, roles.batch, warn)
 
         y, task_out, class_list = None, None, []
@@ -473,14 +473,25 @@ def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
     return ids
 
 
-def _label_column(df: pd.DataFrame, name: str | None, flag: str) -> np.ndarray | None:
+def _label_column(df: pd.DataFrame, name: str | None, flag: str, id_column: str | None = None) -> np.ndarray | None:
     """Group labels as strings; a sample without a group could land on either side, so missing is an error."""
     if name is None:
         return None
     col = df[name]
     if col.isna().any():
-        raise DataError(f"{flag} column {name!r} has {int(col.isna().sum())} missing values; fill them or use --no-group")
+        raise DataError(f"{flag} column {name!r} has {int(col.isna().sum())} missing values; "
+                        f"{_first_row(df, col.isna().to_numpy(), id_column)}; fill them or use --no-group")
     return np.asarray([_label_key(v) for v in col], dtype=object)
+
+
+def _first_row(df: pd.DataFrame, mask: np.ndarray, id_column: str | None) -> str:
+    """Where the first row of `mask` (n,) is, "the first is row 4 (id 'GSM1003')", with the id from
+    `id_column` when the frame has it."""
+    i = int(np.flatnonzero(mask)[0])
+    where = f"the first is row {i + 1}"
+    if id_column is not None and id_column in df.columns and pd.notna(df[id_column].iloc[i]):
+        where += f" (id {str(df[id_column].iloc[i])!r})"
+    return where
 
 
 def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.ndarray | None:
@@ -509,8 +520,8 @@ def _target(
     if missing.any():
         per_col = [(t, int(frame[t].isna().sum())) for t in targets if frame[t].isna().any()]
         raise DataError(
-            f"target has missing values in {int(missing.sum())} rows ({_counted(per_col)}); drop those rows, "
-            "or predict them with `mlpcli predict`"
+            f"target has missing values in {int(missing.sum())} rows ({_counted(per_col)}); "
+            f"{_first_row(df, missing.to_numpy(), id_column)}; drop those rows, or predict them with `mlpcli predict`"
         )
     if task == "auto":
         task = _infer_task(frame, targets, classes, notes)
@@ -654,7 +665,23 @@ def _encode_classes(
         if rare:
             warn.append(f"rare classes in {name!r} with fewer than {_RARE_CLASS_SAMPLES} samples: {_counted(rare)}; "
                         "their validation scores will be noisy")
+        _warn_near_labels(labels, name, warn)
     return y, labels
+
+
+def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
+    """A warning when classes differ only in letter case or surrounding spaces ('case' and 'case ', as a
+    spreadsheet keeps a stray space): labels are read as written, so they train as separate classes."""
+    by_key: dict[str, list] = {}
+    for label in labels:
+        if isinstance(label, str):
+            by_key.setdefault(label.strip().casefold(), []).append(label)
+    near = [group for group in by_key.values() if len(group) > 1]
+    if near:
+        shown = "; ".join(_quoted(group) for group in near[:3])
+        warn.append(f"classes in {name!r} that differ only in letter case or surrounding spaces: {shown}"
+                    f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are trained as separate "
+                    "classes — write each label one way if they are one")
 
 
 def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,
@@ -840,7 +867,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     the genes named by their ids or (`var_names` "gene_symbols") their symbols, kept sparse.
     `classes`: a trained model's labels (a validation table is encoded as its training table)."""
     from . import h5ad, tenx
-    from .io import _UNNAMED, ParquetTable, TextTable, _source, read_table_with_notes
+    from .io import _UNNAMED, ParquetTable, TextTable, _source, raise_annotation_columns, read_table_with_notes
     from .samples import SampleJoin, read_sample_sheet
 
     roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
@@ -913,6 +940,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         text = [c for c in [*_names(target), group, id, batch, DEFAULT_ID, *DEFAULT_GROUPS, DEFAULT_BATCH] if c]
         frame, read_notes = read_table_with_notes(path if src.name != "standard input" else "-", features_in_rows,
                                                   stdin=src.opener(), sep=sep, decimal=decimal, text=text)
+        raise_annotation_columns(frame)  # no model here to tell a samples x features table given transposed
         join, roles, notes = joined_roles(list(frame.columns))
         notes = read_notes + notes
     if join is not None:

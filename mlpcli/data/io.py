@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ._common import DECIMAL_ATTR, DEFAULT_ID, SOURCE_ATTR, SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
-from ._common import non_number_cells, typed_as_written
+from ._common import _quoted, non_number_cells, typed_as_written
 from .fields import check_stream, locate_not_utf8
 
 # ── reading tables ───────────────────────────────────────────────────────────────────────────────────────
@@ -91,7 +91,22 @@ def _table_format(path: str) -> tuple[str, str | None, str | None]:
         return "text", _TEXT_SEPARATORS[ext], compression
     if is_pipe(path):  # a pipe named without a format (<(zcat x.gz): /dev/fd/63): text, sniffed as "-" is
         return "text", None, None
-    raise DataError(f"unsupported table format {os.path.basename(path)!r}; use {SUPPORTED_FORMATS}")
+    hint = _FOREIGN_FORMATS.get(ext if compression is None else "", "")
+    raise DataError(f"unsupported table format {os.path.basename(path)!r}; use {SUPPORTED_FORMATS}"
+                    f"{'; ' + hint.format(name=path) if hint else ''}")
+
+
+# Files of the field that are not tables mlpcli reads, and the one step that makes one of them
+_FOREIGN_FORMATS = {
+    ".h5": ("Cell Ranger's .h5 matrix is not read: give its filtered_feature_bc_matrix directory (matrix.mtx.gz, "
+            "features.tsv.gz, barcodes.tsv.gz), or convert it once: python -c \"import scanpy; "
+            "scanpy.read_10x_h5('{name}').write_h5ad('cells.h5ad')\""),
+    ".loom": ("convert a .loom file once: python -c \"import anndata; "
+              "anndata.read_loom('{name}').write_h5ad('cells.h5ad')\""),
+    ".rds": "an R object: write it out from R as a CSV table, or as .h5ad (e.g. with zellkonverter)",
+    ".xlsx": "save the spreadsheet as CSV (UTF-8)",
+    ".xls": "save the spreadsheet as CSV (UTF-8)",
+}
 
 
 def _stdin_bytes(stdin, name: str = "standard input") -> bytes:
@@ -508,6 +523,7 @@ class TextTable:
             raise DataError(f"{src.name} has an empty first line; expected a header line and data rows")
         notes = list(dialect.notes)
         if features_in_rows:
+            _check_not_featurecounts(header, src.name)
             _check_unique_header(header, src.name, True)
             return cls(src, dialect, list(header), notes, False, True, header)
         names, more = _header_names(header, src.name)
@@ -539,6 +555,8 @@ class TextTable:
         try:
             with _open_binary(self.src.opener(), self.src.compression) as raw:
                 check_stream(raw, self.dialect.sep, len(self.header), self.src.name)
+        except DataError as exc:  # rows of another width: lines above the header are the likely cause
+            raise DataError(f"{exc}{preamble_hint(self.header, self.src.name)}") from None
         except _PARSE_ERRORS as exc:
             if isinstance(exc, UnicodeDecodeError):
                 raise _not_utf8(self.src.name, self.fmt, exc, self.src) from None
@@ -889,6 +907,36 @@ def _read_parquet(path: str, features_in_rows: bool, text: Sequence[str] = ()) -
     return (_samples_from_feature_rows(frame, path, text) if features_in_rows else frame), notes
 
 
+def preamble_hint(header: Sequence[Any], source: str) -> str:
+    """For an error about rows of another width than the header: a hint when the line read as the header is
+    one of the lines some tools write above their table — a GEO series matrix's '!Series_…' lines (the table
+    sits between '!series_matrix_table_begin' and '!series_matrix_table_end'), or a '#' comment (featureCounts'
+    "# Program:featureCounts ..."). Empty otherwise."""
+    from .names import comment_line_hint
+
+    first = str(header[0]).strip().strip('"') if len(header) else ""
+    if first.startswith(("!Series_", "!Sample_", "!series_matrix", "!Platform_")):
+        return (f"; {source} is a GEO series matrix file: its expression table sits between the lines "
+                "!series_matrix_table_begin and !series_matrix_table_end, below the study's metadata — keep only "
+                f"the table, e.g. grep -v -e '^!' -e '^$' {source} > matrix.tsv, and give the samples' annotations "
+                "with --samples")
+    return comment_line_hint(header)
+
+
+# featureCounts' gene annotation columns between the gene id and the samples (its output is genes x samples)
+_FEATURECOUNTS = ["Chr", "Start", "End", "Strand", "Length"]
+
+
+def _check_not_featurecounts(header: Sequence[Any], source: str) -> None:
+    """A genes x samples header of featureCounts (Geneid, Chr, Start, End, Strand, Length, then the samples):
+    its five annotation columns would be read as samples (Start, End and Length hold numbers)."""
+    cells = [str(h).strip() for h in header[1:1 + len(_FEATURECOUNTS)]]
+    if cells == _FEATURECOUNTS:
+        raise DataError(f"{source}: columns 2-6 ({', '.join(_FEATURECOUNTS)}) are featureCounts' gene annotations, "
+                        "not samples; with --features-in-rows every column after the first is one sample — keep "
+                        f"the gene ids and the counts, e.g. cut -f1,7- {source} > counts.tsv")
+
+
 def _check_unique_header(header: Sequence[Any], source: str, features_in_rows: bool) -> None:
     names = [str(h) for h in header]
     offset = 1 if features_in_rows else 0  # the first header cell only labels the feature-name column
@@ -959,7 +1007,7 @@ def _read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[
                       else numeric.iloc[:, 1:].to_numpy(dtype=np.float64))  # (F_num, S)
     text_values = (np.empty((0, len(sample_ids)), dtype=object) if text_rows is None
                    else text_rows.iloc[:, 1:].to_numpy(dtype=object))  # (F_text, S)
-    return _assemble_samples(sample_ids, names, is_text, numeric_values, text_values, text, decimal)
+    return _assemble_samples(sample_ids, names, is_text, numeric_values, text_values, text, decimal, source)
 
 
 def _samples_from_feature_rows(raw: pd.DataFrame, source: str, text: Sequence[str] = (),
@@ -978,7 +1026,7 @@ def _samples_from_feature_rows(raw: pd.DataFrame, source: str, text: Sequence[st
     is_text = ~numeric_rows | (cells_are_text & np.isin(names, list(text)))
     text_values = body.iloc[np.flatnonzero(is_text)].to_numpy(dtype=object)
     return _assemble_samples([str(c) for c in body.columns], names, is_text, values[~is_text], text_values, text,
-                             decimal)
+                             decimal, source)
 
 
 def _check_feature_names(column: pd.Series, source: str) -> list[str]:
@@ -989,7 +1037,12 @@ def _check_feature_names(column: pd.Series, source: str) -> list[str]:
     repeats = [(n, k) for n, k in Counter(names).items() if k > 1]
     if repeats:
         listed = ", ".join(f"{n!r} (×{k})" for n, k in repeats[:5])
-        raise DataError(f"duplicate feature names in the first column of {source}: {listed}; names must be unique")
+        more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""
+        rows = [i for i, n in enumerate(names) if n == repeats[0][0]][:4]
+        where = ", ".join(str(i + 1) for i in rows)
+        raise DataError(f"duplicate feature names in the first column of {source}: {listed}{more} ({repeats[0][0]!r} "
+                        f"in data rows {where}); names must be unique — several rows per gene (a microarray's "
+                        "probes?) need one row per gene, or names of their own such as the probe ids")
     if DEFAULT_ID in names:
         raise DataError(f"{source}: a row is named {DEFAULT_ID!r}, but --features-in-rows takes sample ids "
                         "from the header; rename or remove that row")
@@ -1012,7 +1065,7 @@ def _numeric_rows(body: pd.DataFrame, decimal: str | None = None) -> tuple[np.nd
 
 def _assemble_samples(
     sample_ids: list[str], names: list[str], is_text: np.ndarray, numeric_values: np.ndarray, text_values: np.ndarray,
-    written: Sequence[str] = (), decimal: str | None = None,
+    written: Sequence[str] = (), decimal: str | None = None, source: str = "the table",
 ) -> pd.DataFrame:
     """Samples × features frame: `sample_id`, then one column per name in file order.
 
@@ -1020,6 +1073,8 @@ def _assemble_samples(
     these, the `written` ones (ids, groups, batches, labels) are typed as written (``typed_as_written``;
     `decimal`: the table's decimal mark), the rest left as text for the feature checks to name a stray cell.
     """
+    annotation = _annotation_columns(sample_ids, [n for n, t in zip(names, is_text) if t], numeric_values,
+                                     text_values, written, decimal, source) if is_text.any() else None
     num_names = [n for n, t in zip(names, is_text) if not t]
     block = numeric_values.T  # (S, F_num)
     # Integral rows (counts, 0/1 labels, numeric patient ids) become int64, as read_csv would type them.
@@ -1035,4 +1090,56 @@ def _assemble_samples(
         for name in set(text_names) & set(written):
             frame[name] = typed_as_written(frame[name], decimal)
         parts.append(frame)
-    return pd.concat(parts, axis=1)[[DEFAULT_ID, *names]]
+    frame = pd.concat(parts, axis=1)[[DEFAULT_ID, *names]]
+    if annotation is not None:
+        frame.attrs[ANNOTATION_ATTR] = annotation
+    return frame
+
+
+# A features x samples table's columns that hold text and no number: annotation columns (gene symbols, a
+# GEO file's IDENTIFIER), not samples. The reader leaves the message in the frame's attrs, and the command
+# raises it (``raise_annotation_columns``) once it has ruled out the other explanation, a samples x features
+# table given with --features-in-rows (its role columns are text too), which only a model's names tell.
+ANNOTATION_ATTR = "mlpcli_annotation_columns"
+
+
+def raise_annotation_columns(frame: pd.DataFrame) -> None:
+    """The DataError that the reader of a features x samples table left in `frame`'s attrs, if any."""
+    message = frame.attrs.get(ANNOTATION_ATTR)
+    if message:
+        raise DataError(message)
+
+
+def _annotation_columns(sample_ids: list[str], text_names: list[str], numeric_values: np.ndarray,
+                        text_values: np.ndarray, written: Sequence[str], decimal: str | None,
+                        source: str) -> str | None:
+    """The error message when columns of a features x samples table hold text and no number while other
+    columns hold numbers: annotation columns (gene symbols, descriptions), not samples. Read as samples, they
+    were "samples" that training left out (no row in the sheet) or failed on naming a feature's row.
+    numeric_values (F_num, S): the rows of numbers; text_values (F_text, S): the rows holding text, named
+    `text_names`; the `written` ones (ids, groups, batches, labels) are text in every sample and do not count."""
+    rows = np.flatnonzero(~np.isin(text_names, list(written)))  # text rows that are not roles
+    if not rows.size:
+        return None
+    block = text_values[rows]  # (R, S) object
+    cells = pd.Series(block.ravel(), dtype=object)
+    stray = non_number_cells(cells, decimal or ".").reshape(block.shape)  # (R, S) text, not numbers
+    present = cells.notna().to_numpy().reshape(block.shape)
+    texts = stray.sum(axis=0)  # (S,)
+    numbers = (present & ~stray).sum(axis=0)  # (S,) cells that are numbers
+    if numeric_values.shape[0]:
+        numbers = numbers + np.isfinite(numeric_values).sum(axis=0)
+    annotation = np.flatnonzero((numbers == 0) & (texts > 0))
+    if not annotation.size or not (numbers > 0).any():
+        return None
+    j = int(annotation[0])
+    i = int(rows[np.flatnonzero(stray[:, j])[0]])
+    one = annotation.size == 1
+    cells = ", ".join(str(k + 2) for k in annotation[:4]) + (", ..." if annotation.size > 4 else "")
+    keep = f" (keep column 1 and columns {annotation.size + 2} on)" \
+        if annotation.tolist() == list(range(annotation.size)) else ""
+    return (f"{source}: column{'' if one else 's'} {_quoted([sample_ids[k] for k in annotation], 4)} (header "
+            f"cell{'' if one else 's'} {cells}) hold{'s' if one else ''} text, not a sample's numbers (e.g. "
+            f"{str(text_values[i, j])!r} for {text_names[i]!r}); with --features-in-rows the first column names the "
+            f"features and every other column is one sample: remove such annotation columns first{keep} — or, if "
+            "the table is samples x features, leave out --features-in-rows")

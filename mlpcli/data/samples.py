@@ -15,7 +15,8 @@ Rules (every command that reads a table applies them through this module):
     without a column of that name joins on its own ``sample_id`` (when --id is not given). With
     --features-in-rows the table's sample ids are its column headers.
   * Ids match as exact strings once surrounding whitespace is stripped: 007 is not 7, S1 is not s1. The
-    sheet's id column is read as text for that; an id missing or repeated in the sheet is an error naming
+    sheet's id column is read as text for that; rows with every field blank (a spreadsheet's ";;;" lines
+    below the data) are skipped with a note; an id missing or repeated in the sheet is an error naming
     the file, the id and its lines, and so are two of the table's samples matching one sheet row (S1 and
     "S1 "), which would otherwise share its label, patient and batch.
   * Features never come from the sheet: its columns other than the id are roles (target, group, batch, or
@@ -23,7 +24,9 @@ Rules (every command that reads a table applies them through this module):
     a role (which copy is meant?); otherwise the table's column is used and the sheet's ignored, with a note.
   * Rows keep the table's order. Rows of the table without a row in the sheet are left out (training,
     evaluation), or kept without the sheet's columns (prediction); either way a note counts and names them,
-    and the sheet's rows that match no sample. No match at all is an error showing ids of both files.
+    and the sheet's rows that match no sample. No match at all is an error showing ids of both files and,
+    where it can tell, why: letter case, another sheet column holding the ids, leading zeros (dropped by a
+    spreadsheet program), a prefix or suffix on one side (a sample name, 10x's "-1").
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import csv
 import difflib
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -103,6 +107,7 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
     if str(path) == "-":
         raise ConfigError("--samples: the sample sheet is read from a file, not from standard input ('-')")
     path = os.fspath(path)
+    _check_sheet_format(path)
     try:
         src = _source(path, None)
         if src.kind == "parquet":
@@ -122,9 +127,15 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
     except MlpcliError as exc:
         message = str(exc)
         raise type(exc)(message if message.startswith("--") else f"--samples: {message}") from None
+    # rows with every field blank carry nothing: spreadsheet programs write them below the data (";;;" lines)
+    rows = np.flatnonzero(~_blank_rows(frame))  # (m,) the kept rows' positions in the file's data rows
+    if len(rows) < len(frame):
+        n_blank = len(frame) - len(rows)
+        notes = [*notes, f"--samples {path}: skipped {n_blank} empty row{'s' * (n_blank > 1)} (every field blank)"]
+        frame = frame.iloc[rows].reset_index(drop=True)
     ids = _id_texts(frame[key].to_numpy(dtype=object))
     missing = np.flatnonzero(pd.isna(ids))
-    where = _Lines(src, table)
+    where = _Lines(src, table, rows)
     if missing.size:
         raise DataError(f"--samples {path}: the id column {key!r} is empty at {where(missing[:1])}"
                         f"{f' ({missing.size} rows in all)' if missing.size > 1 else ''}; every row of the sheet "
@@ -139,6 +150,46 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
                         f"{key!r}{more}; each sample needs one row in the sheet")
     others = frame.drop(columns=[key]).reset_index(drop=True)
     return SampleSheet(path=path, id_column=key, id_given=id is not None, ids=ids, frame=others, notes=list(notes))
+
+
+_SHEET_FORMATS = ".csv, .tsv or .txt (each optionally .gz, .bz2, .xz or .zip) or .parquet"
+
+
+def _check_sheet_format(path: str) -> None:
+    """A DataError naming --samples when `path` is not a file a sample sheet can be: a directory, an .h5ad
+    file (cells carry their annotations in .obs), a spreadsheet (.xlsx), another suffix. The table readers'
+    own message lists what DATA can be (standard input, .h5ad), which a sheet cannot."""
+    from .io import _check_file, _table_format, is_pipe
+
+    if os.path.isdir(path):
+        raise DataError(f"--samples {path} is a directory; give the sample sheet's file ({_SHEET_FORMATS})")
+    try:
+        _check_file(path)
+    except DataError as exc:
+        raise DataError(f"--samples: {exc}") from None
+    try:
+        kind = _table_format(path)[0]
+    except DataError:
+        kind = None
+    if kind in ("text", "parquet") or is_pipe(path):
+        return
+    ext = os.path.splitext(path)[1].lower()
+    why = "; save the spreadsheet as CSV (UTF-8)" if ext in (".xlsx", ".xls", ".xlsm", ".ods") else ""
+    raise DataError(f"--samples {path}: a sample sheet is a {_SHEET_FORMATS} file{why}")
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """(m,) bool: the rows of `frame` whose every cell is missing or blank."""
+    blank = np.ones(len(frame), dtype=bool)
+    for c in frame.columns:
+        col = frame[c]
+        empty = col.isna().to_numpy()
+        if col.dtype == object:
+            empty |= col.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+        blank &= empty
+        if not blank.any():
+            break
+    return blank
 
 
 def _sheet_id_column(names: list[str], id: str | None, path: str) -> str:  # noqa: A002
@@ -157,11 +208,11 @@ class _Lines:
     """Names rows of the sheet by their line in the file (text: the header is line 1; blank lines and
     line ends inside quoted fields counted as the file has them), or by row number (parquet)."""
 
-    def __init__(self, src, table):
-        self.src, self.table = src, table
+    def __init__(self, src, table, kept: np.ndarray | None = None):
+        self.src, self.table, self.kept = src, table, kept  # kept: the rows read, of the file's (blank ones left out)
 
     def __call__(self, rows: Sequence[int]) -> str:
-        rows = [int(r) for r in rows]
+        rows = [int(self.kept[r]) if self.kept is not None else int(r) for r in rows]
         lines = self._lines() if self.table is not None else None
         if lines is None or max(rows) >= len(lines):
             return f"row{'s' * (len(rows) > 1)} {_joined([r + 1 for r in rows])}"
@@ -403,25 +454,82 @@ class SampleJoin:
     def _no_match(self) -> str:
         sheet = self.sheet
         ours = self._examples or self._probe
-        hint = ""
-        probe = set(self._probe)
-        lower = {str(i).lower() for i in sheet.ids}
-        if probe and any(p.lower() in lower for p in probe):
-            hint = "; they differ in letter case only, and ids must match exactly"
-        else:
-            for c in sheet.columns:
-                if probe & set(_id_texts(sheet.frame[c].to_numpy(dtype=object))):
-                    fix = f": pass --id {c}" if self.features_in_rows else \
-                        " (the id column must have one name in both files: --id)"
-                    hint = f"; the sheet's column {c!r} holds {self.source}'s ids{fix}"
-                    break
         if not self.n_rows:
             return f"{self.source} has no samples to join with --samples {sheet.path}"
+
         def like(ids) -> str:
             return ", ".join(repr(str(i)) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
 
         return (f"no sample of {self.source} has a row in --samples {sheet.path} (matched on {self._how}): "
-                f"the table's ids look like {like(ours)}, the sheet's like {like(list(sheet.ids[:4]))}{hint}")
+                f"the table's ids look like {like(ours)}, the sheet's like {like(list(sheet.ids[:4]))}"
+                f"{self._why_no_match()}")
+
+    def _why_no_match(self) -> str:
+        """A hint on why no id matched, from the first ids of the table without a sheet row: letter case,
+        another column of the sheet holding them, leading zeros (a spreadsheet program drops them), or a
+        prefix or suffix on one side (a sample name, 10x's '-1'); empty when none explains it."""
+        sheet, probe = self.sheet, set(self._probe)
+        if not probe:
+            return ""
+        lower = {str(i).lower() for i in sheet.ids}
+        if any(p.lower() in lower for p in probe):
+            return "; they differ in letter case only, and ids must match exactly"
+        for c in sheet.columns:
+            if probe & set(_id_texts(sheet.frame[c].to_numpy(dtype=object))):
+                fix = f": pass --id {c}" if self.features_in_rows else \
+                    " (the id column must have one name in both files: --id)"
+                return f"; the sheet's column {c!r} holds {self.source}'s ids{fix}"
+        pair = _same_but_zeros(self._probe, sheet.ids)
+        if pair:
+            return (f"; they differ in leading zeros only ({pair[0]!r} in {self.source}, {pair[1]!r} in the sheet: "
+                    "a spreadsheet program drops them when it opens a CSV), and ids must match exactly")
+        pair = _one_holds_other(self._probe, sheet.ids)
+        if pair:
+            table_id, sheet_id = pair
+            holds = f"the sheet's {sheet_id!r} holds {self.source}'s {table_id!r}" if len(sheet_id) > len(table_id) \
+                else f"{self.source}'s {table_id!r} holds the sheet's {sheet_id!r}"
+            return (f"; {holds} (a prefix or suffix, such as a sample name or '-1', added on one side?), and ids "
+                    "must match exactly")
+        return ""
+
+
+_DIGIT_RUN = re.compile(r"(?<!\d)0+(?=\d)")  # the leading zeros of each run of digits
+
+
+def _same_but_zeros(ours: Sequence[str], sheet_ids: np.ndarray) -> tuple[str, str] | None:
+    """(one of `ours`, the sheet id) that are one id once the leading zeros of their numbers are dropped
+    ('007' and '7', 'S001' and 'S1'), or None."""
+    theirs: dict[str, str] = {}
+    for i in sheet_ids:
+        theirs.setdefault(_DIGIT_RUN.sub("", str(i)), str(i))
+    pairs = [(p, theirs[k]) for p in ours if (k := _DIGIT_RUN.sub("", p)) in theirs and theirs[k] != p]
+    return pairs[0] if pairs and 2 * len(pairs) >= len(ours) else None  # most of them: not a coincidence
+
+
+def _one_holds_other(ours: Sequence[str], sheet_ids: np.ndarray) -> tuple[str, str] | None:
+    """(one of `ours`, a sheet id) where one starts or ends with the other ('AAAC-1' and 'lib1_AAAC-1',
+    'AAAC-1' and 'AAAC'), when most of `ours` have such a partner (one could be a coincidence: 'S10' and
+    'S100'), or None. Sorted lists keep it O(log m) per id of ours."""
+    import bisect
+
+    theirs = sorted({str(i) for i in sheet_ids})
+    backwards = sorted(t[::-1] for t in theirs)
+
+    def partner(p: str) -> str | None:
+        # a sheet id that starts with p, or ends with it (then its reverse starts with p's reverse)
+        for pool, key in ((theirs, p), (backwards, p[::-1])):
+            k = bisect.bisect_left(pool, key)
+            if k < len(pool) and pool[k].startswith(key) and pool[k] != key:
+                return pool[k] if pool is theirs else pool[k][::-1]
+        for n in range(len(p) - 1, 2, -1):  # p starts or ends with a sheet id of 3 characters or more
+            for part in (p[:n], p[-n:]):
+                k = bisect.bisect_left(theirs, part)
+                if k < len(theirs) and theirs[k] == part:
+                    return part
+        return None
+
+    pairs = [(p, q) for p in ours if len(p) >= 3 and (q := partner(p)) is not None]
+    return pairs[0] if pairs and 2 * len(pairs) >= len(ours) else None
 
 
 def join_samples(frame: pd.DataFrame, samples: "str | SampleSheet", *, source: str, roles: Iterable[str | None],

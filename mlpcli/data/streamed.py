@@ -31,7 +31,7 @@ from ..interrupts import held
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DECIMAL_ATTR
 from .fields import check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
-from .io import _SNIFF_BYTES, _check_file, is_pipe, parquet_columns
+from .io import _SNIFF_BYTES, _check_file, is_pipe, parquet_columns, raise_annotation_columns
 
 if TYPE_CHECKING:  # the plan of a model's columns (predict) or of a training table's (``read_features``)
     from ..predict.columns import ColumnPlan
@@ -118,6 +118,9 @@ class _FrameTable(_Table):
         return [str(v) for v in self.frame.iloc[:limit, 0]] if self.frame.shape[1] else []
 
     def pieces(self, size, plan, convert):
+        # a transposed file's text columns (gene symbols beside the ids): said now, after the column plan has
+        # told a samples x features table given with --features-in-rows by the model's names
+        raise_annotation_columns(self.frame)
         sub = self.frame[plan.usecols()]
         n = size.frame_rows(sub.shape[1])
         for start in range(0, len(sub), n):

@@ -17,6 +17,12 @@ directory is offered as an AnnData-like table whose var index is the ids and who
 and a gene-identifier mismatch with a model is explained by the same code (``h5ad.H5ad``'s, which this
 class extends: `_names`, `check_feature_names`).
 
+Feature types (column 3 of features.tsv): training reads the ``Gene Expression`` features alone when the
+directory has others too (CITE-seq's Antibody Capture, CRISPR guides, multiome's Peaks), as scanpy's
+``read_10x_mtx`` does (Seurat's ``Read10X`` returns them apart), and says so in a note; prediction offers
+every feature and reads the model's. A feature of another type named as a gene (``CD4`` the antibody beside
+``CD4`` the gene, under ``--var-names gene_symbols``) is named with its type, ``CD4 (Antibody Capture)``.
+
 A 10x directory has no annotations: training takes the labels from a sample sheet (``--samples``) whose id
 column holds the barcodes (it is matched to the barcodes whatever its name).
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
@@ -80,6 +87,14 @@ def _find(directory: str, names: Sequence[str], what: str) -> str:
                     f"{'; nor ' + alternatives if alternatives else ''}){hint}")
 
 
+_GEX = "Gene Expression"
+
+
+def _feature_type(fields: list[str]) -> str:
+    """A features.tsv line's type (column 3); genes.tsv (Cell Ranger 2) lists genes alone."""
+    return fields[2] if len(fields) > 2 and fields[2].strip() else _GEX
+
+
 def _read_lines(path: str) -> list[list[str]]:
     """The tab-separated fields of each line of a (gzipped) text file; a damaged file is a DataError."""
     try:
@@ -97,7 +112,7 @@ class TenX(H5ad):
     directory has one matrix, the counts."""
 
     def __init__(self, path, layer: str | None = None, raw: bool = False, var_names: str | None = None,
-                 var_names_fallback: bool = False, needed: frozenset | None = None):
+                 var_names_fallback: bool = False, needed: frozenset | None = None, gene_expression_only: bool = False):
         self._fallback = var_names_fallback
         self._needed = needed
         self.path = os.fspath(path).rstrip(os.sep) or os.fspath(path)
@@ -125,6 +140,16 @@ class TenX(H5ad):
         if repeated.any():
             first = self.barcodes[int(np.flatnonzero(repeated)[0])]
             raise DataError(f"{self.barcodes_path} repeats the barcode {first!r}; each cell needs its own")
+        self._n_file_features = n_genes
+        self._file_columns = None  # (g,) the file's features kept, None for all of them
+        self.left_out: dict[str, int] = {}  # {feature type: count} not read (gene_expression_only)
+        types = [_feature_type(f) for f in features]
+        if gene_expression_only and _GEX in types and any(t != _GEX for t in types):
+            self._file_columns = np.array([k for k, t in enumerate(types) if t == _GEX], dtype=np.int64)
+            self.left_out = dict(Counter(t for t in types if t != _GEX))
+            features = [features[k] for k in self._file_columns]
+            self.shape = (n_cells, len(features))
+            n_genes = len(features)
         self.var = self._var_table(features)
         self.obs_columns = [BARCODE]
         self.n_obs = n_cells
@@ -139,6 +164,10 @@ class TenX(H5ad):
         kinds = ", ".join(f"{k} {v:,}" for k, v in types.items()) if len(types) > 1 else ""
         self.notes.append(f"{self.path}: {n_cells:,} cells × {n_genes:,} features from 10x Genomics matrix.mtx "
                           f"(sparse), gene names from {self.names_from}{f' ({kinds})' if kinds else ''}")
+        if self.left_out:
+            others = ", ".join(f"{k} {v:,}" for k, v in self.left_out.items())
+            self.notes.append(f"{self.path}: features of type {_GEX!r} only, as scanpy's read_10x_mtx reads them; "
+                              f"left out {sum(self.left_out.values()):,} of other types ({others})")
 
     def _matrix_shape(self) -> tuple[int, int]:
         """(cells, genes) from the Matrix Market header (the file stores features × barcodes)."""
@@ -161,12 +190,39 @@ class TenX(H5ad):
         features file of ids alone (an old or hand-made one) has no gene_symbols: --var-names gene_symbols
         is then an error naming the columns there are, not the ids under the symbols' name."""
         ids = [f[0] for f in features]
-        types = [f[2] if len(f) > 2 else "Gene Expression" for f in features]
+        types = [_feature_type(f) for f in features]
         columns = {"gene_ids": ids}
         if any(len(f) > 1 for f in features):
             columns[SYMBOLS] = [f[1] if len(f) > 1 else f[0] for f in features]
         columns["feature_types"] = types
         return pd.DataFrame(columns, index=pd.Index(ids))
+
+    def _names(self, column: str | None) -> list[str]:
+        """As ``H5ad._names``, except that a feature of another type (an antibody of CITE-seq) whose name is a
+        gene's ('CD4' the gene and 'CD4' the antibody, under the symbols) is named with its type ('CD4
+        (Antibody Capture)'): the gene keeps its name, and the names stay one per feature."""
+        types = self.var["feature_types"].to_numpy(dtype=object)
+        gene = types == _GEX
+        if gene.all() or not gene.any() or (column is not None and column not in self.var.columns):
+            return super()._names(column)
+        values = np.asarray(self.var.index if column is None else self.var[column], dtype=object)
+        names = np.asarray([str(v) for v in values], dtype=object)
+        clash = ~gene & np.isin(names, names[gene])
+        if not clash.any():
+            return super()._names(column)
+        values = values.copy()
+        values[clash] = [f"{n} ({t})" for n, t in zip(names[clash], types[clash])]
+        self.notes.append(f"{self.path}: {int(clash.sum()):,} features of other types share a gene's name; named with "
+                          f"their type (e.g. {values[clash][0]!r})")
+        kept, self.var = self.var, self.var.copy()
+        if column is None:
+            self.var.index = pd.Index(values)
+        else:
+            self.var[column] = values
+        try:
+            return super()._names(column)
+        finally:
+            self.var = kept
 
     def _matrices(self) -> str:
         return "matrix.mtx (one counts matrix)"
@@ -204,11 +260,14 @@ class TenX(H5ad):
         if not hasattr(M, "tocsr"):
             raise DataError(f"{self.matrix_path} is a dense Matrix Market array, not the coordinate (sparse) file "
                             "Cell Ranger writes")
-        if M.shape != (self.shape[1], self.shape[0]):
-            raise DataError(f"{self.matrix_path}: its header says {self.shape[1]:,} × {self.shape[0]:,} but it holds a "
+        rows = self._n_file_features
+        if M.shape != (rows, self.shape[0]):
+            raise DataError(f"{self.matrix_path}: its header says {rows:,} × {self.shape[0]:,} but it holds a "
                             f"{M.shape[0]:,} × {M.shape[1]:,} matrix; is it truncated or corrupt?")
         X = M.T.tocsr()  # (cells, genes)
         del M
+        if self._file_columns is not None:  # the Gene Expression features alone
+            X = X[:, self._file_columns]
         if columns is not None:
             X = X[:, columns]
         return _as_float32_csr(X)
@@ -234,7 +293,7 @@ def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batc
     from .dataset import Dataset, _names, resolve_roles
     from .samples import SampleJoin
 
-    t = TenX(path, var_names=var_names)
+    t = TenX(path, var_names=var_names, gene_expression_only=True)
     key = sheet.id_column  # the barcodes are matched to the sheet's id column, whatever its name
     genes = set(t.feature_names)
     if key in genes:
