@@ -94,7 +94,7 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
     started = time.perf_counter()
     # the provenance's checksum (a sha256 over the table as float64: 0.2 s at 8,000 x 5,000) is made on a
     # second core while training starts (importing scikit-learn, splitting: one core)
-    checksum = beside(data.data_checksum, ds.X, ds.y)
+    checksum = beside(ds.checksum)
     val_ds = crossfit.validation_dataset(ds, options) if options.val_data else None
     fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan, folds_flag=folds_flag)
     if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
@@ -174,7 +174,7 @@ def _diagnose(history: list[dict], baseline: dict, options: TrainOptions):
 
 
 def _provenance(path, ds: data.Dataset, checksum: str) -> dict:
-    """What the model was trained on (``checksum``: ``data.data_checksum`` of the table) and with which versions.
+    """What the model was trained on (``checksum``: ``Dataset.checksum`` of the table) and with which versions.
     The file by its name alone: the same data staged into another directory (a batch job's scratch space)
     gives the same model file, byte for byte; the checksum and shape say which data it was."""
     from importlib.metadata import version

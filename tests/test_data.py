@@ -904,6 +904,20 @@ def test_data_checksum():
     assert digest != D.data_checksum(X, None)
 
 
+def test_the_provenance_checksum_tells_tables_named_otherwise_apart():
+    """y holds class indices: relabelling the classes (or renaming the genes) kept the same checksum, so a
+    model's provenance could not tell a table from its relabelled copy."""
+    frame = pd.DataFrame({"g1": [0.1, 0.5, 0.3, 0.9], "g2": [1.0, 2.0, 3.0, 4.0], "label": ["a", "b", "a", "b"]})
+    roles, _ = D.resolve_roles(frame.columns)
+    base = D.Dataset.from_frame(frame, roles)
+    relabelled = D.Dataset.from_frame(frame.assign(label=frame["label"].map({"a": "x", "b": "y"})), roles)
+    renamed = frame.rename(columns={"g1": "TP53"})
+    genes = D.Dataset.from_frame(renamed, D.resolve_roles(renamed.columns)[0])
+    assert np.array_equal(base.y, relabelled.y) and np.array_equal(base.X, genes.X)
+    assert len({base.checksum(), relabelled.checksum(), genes.checksum()}) == 3
+    assert base.checksum() == D.Dataset.from_frame(frame.copy(), roles).checksum()
+
+
 def test_a_training_label_that_never_changes_is_warned_about():
     frame = pd.DataFrame({"g1": [0.1, 0.5, 0.3, 0.9], "t1": [0, 1, 0, 1], "t2": [0, 0, 0, 0]})
     roles, _ = D.resolve_roles(frame.columns, target=["t1", "t2"])

@@ -122,6 +122,6 @@ def _table(doc: dict) -> Table:
     if prov:
         versions = ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items())
         table.add_row("data", f"{prov.get('data_file')}: {prov.get('n_samples')} samples × {prov.get('n_features')} "
-                              f"features, sha256 {prov.get('data_sha256')}")
+                              f"features; values and names sha256 {prov.get('data_sha256')} (of the table as read, not the file's bytes)")
         table.add_row("versions", versions)
     return table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -290,6 +291,11 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.X.shape[1])
+
+    def checksum(self) -> str:
+        """The provenance checksum (``data_checksum``) of the values, the labels and the names that give them
+        their meaning: features, classes, targets."""
+        return data_checksum(self.X, self.y, (self.feature_names, self.classes, self.target_names))
 
     def subset(self, idx) -> "Dataset":
         """Rows `idx` (indices or boolean mask) as a new Dataset; notes and warnings are carried over.
@@ -760,12 +766,17 @@ def _check_model_targets(targets: list[str], classes: Sequence | None) -> None:
                         "pass the model's columns to --target")
 
 
-def data_checksum(X: np.ndarray, y: np.ndarray | None) -> str:
+def data_checksum(X: np.ndarray, y: np.ndarray | None, names: Sequence[Sequence] = ()) -> str:
     """sha256 hex over dtype, shape and bytes of X and y (None hashes as a marker), for provenance; a sparse X
     over its CSR arrays. A dense float32 X is hashed as the float64 matrix of the same numbers (converted a
-    few MiB at a time), so that a table gives the checksum it gave when every dense matrix was float64, and
-    the same numbers give the same checksum whichever reader stored them."""
+    few MiB at a time), so that the same numbers give the same checksum whichever reader stored them.
+
+    names: lists of names that give the numbers their meaning (``Dataset.checksum``: the feature names, the
+    classes, the target names), hashed first: y holds class indices, so two tables whose labels or genes are
+    named otherwise hashed alike. Not the file's bytes: the same table as CSV or parquet gives one checksum."""
     digest = hashlib.sha256()
+    if names:
+        digest.update(json.dumps([[str(v) for v in group] for group in names]).encode())
     if is_sparse(X):  # its arrays, as stored: the same matrix stored alike gives the same checksum
         X = X.tocsr()
         digest.update(f"csr{X.shape};".encode())
