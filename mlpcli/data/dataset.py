@@ -897,11 +897,9 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     if src.kind == "h5ad":
         if features_in_rows:
             raise ConfigError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
-        if samples is not None:
-            raise ConfigError("--samples: an .h5ad file carries its sample annotations in .obs; add the sheet's "
-                              "columns to .obs (e.g. with anndata) instead")
+        sheet = read_sample_sheet(samples, id=id) if samples is not None else None  # small: fail before the file
         return h5ad.load_dataset(src.name, **roles_kw, task=task, classes=classes, layer=layer, raw=raw,
-                                 var_names=var_names)
+                                 var_names=var_names, sheet=sheet)
     sheet = read_sample_sheet(samples, id=id) if samples is not None else None  # small: fail before the table
 
     def joined_roles(columns: list[str]) -> tuple[SampleJoin | None, Roles, list[str]]:

@@ -445,12 +445,15 @@ def _as_float32_csr(X):
 def load_dataset(path, *, target=None, group: str | None = None, no_group: bool = False, id: str | None = None,  # noqa: A002
                  batch: str | None = None, drop: Sequence[str] = (), task: str = "auto", classes=None,
                  layer: str | None = None, raw: bool = False, var_names: str | None = None,
-                 require_target: bool = True, var_names_fallback: bool = False):
+                 require_target: bool = True, var_names_fallback: bool = False, sheet=None):
     """A training Dataset from an .h5ad file; returns (dataset, notes). Roles come from obs columns (id:
-    obs_names unless --id names a column); features from the chosen matrix, a sparse one kept as CSR float32.
-    --drop may name obs columns or genes (genes are left out of the features)."""
+    obs_names unless --id names a column), and from a sample sheet (``samples.SampleSheet``, --samples) joined
+    on the cells' names (obs_names, or the obs column of the sheet's id column's name) when one is given:
+    cells without a row in it are left out; features from the chosen matrix, a sparse one kept as CSR
+    float32. --drop may name obs columns or genes (genes are left out of the features)."""
     from ._common import DEFAULT_TARGET
     from .dataset import Dataset, _names, resolve_roles
+    from .samples import SampleJoin
 
     with H5ad(path, layer, raw, var_names, var_names_fallback=var_names_fallback) as h:
         columns = h.columns
@@ -458,14 +461,28 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
         drops = _names(drop)
         genes_of_file = set(h.feature_names)
         gene_drops = [d for d in drops if d not in obs_set and d in genes_of_file]
-        roles, notes = resolve_roles([c for c in columns if c in obs_set],
+        obs_columns = [c for c in columns if c in obs_set]
+        join = None
+        if sheet is not None:  # the sheet's columns beside the obs ones, matched on the cells' names
+            join = SampleJoin(sheet, h.path, obs_columns, cells_id=OBS_NAMES)
+            for flag, names in (("--target", _names(DEFAULT_TARGET if target is None else target)),
+                                ("--group", [group]), ("--batch", [batch])):
+                join.require(flag, names)
+            obs_columns = join.columns
+        roles, notes = resolve_roles(obs_columns,
                                      target=DEFAULT_TARGET if target is None else target, group=group,
-                                     no_group=no_group, id=OBS_NAMES if id is None else id, batch=batch,
+                                     no_group=no_group, id=(join.data_id if join is not None else OBS_NAMES)
+                                     if id is None else id, batch=batch,
                                      drop=[d for d in drops if d not in gene_drops], require_target=require_target)
         if id is None:
             notes = [n.replace(f"id: {OBS_NAMES}", f"id: {OBS_NAMES} (default for .h5ad; --id to choose)")
                      for n in notes]
-        frame = h.obs_frame(roles.columns())
+        if join is not None:
+            join.select([*roles.target, roles.group, roles.batch], roles.drop)
+            on_file = [c for c in roles.columns() if c in obs_set]
+            frame, keep_rows = join.apply(h.obs_frame(list(dict.fromkeys([join.data_id, *on_file]))))
+        else:
+            frame, keep_rows = h.obs_frame(roles.columns()), None
         names, keep = h.feature_names, None
         if gene_drops:
             dropped = set(gene_drops)
@@ -473,7 +490,12 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
             names = [names[j] for j in keep]
             notes.append(f"dropped genes: {', '.join(gene_drops)}")
         X = h.read_matrix(keep)
+        if keep_rows is not None:
+            X = X[keep_rows]
         read_notes = list(h.notes)
+    if join is not None:
+        notes += join.notes
+        frame = frame[[c for c in roles.columns() if c in frame.columns]]
     frame = frame.drop(columns=[c for c in roles.drop if c in frame.columns])
     roles.drop = []  # obs columns: never features here, nothing to remove from the matrix
     ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(names, X))
