@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from ._common import (
     CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
-    fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report, stderr_console,
-    stdout_alias, stdout_console, threads_context,
+    fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
+    stderr_console, stdout_alias, stdout_console, threads_context,
 )
 from .cv import FitProgress, load_for_cv, make_plan, parallel_options
 from .options import config_option, options_from_params, train_options
@@ -24,16 +24,21 @@ def _value(v) -> str:
 
 
 def _ranked_table(result, top: int) -> Table:
+    from ..model_selection.grid import option_name
+
     shown = result.points[:top]
     table = Table(title=f"Tuning: {len(result.points)} of {result.grid_size} grid points", title_justify="left")
     table.add_column("rank", justify="right")
     for k in result.space:
-        table.add_column(k.replace("_", "-"), justify="right")
+        table.add_column(option_name(k), justify="right")
     table.add_column(f"{result.metric.replace('_', ' ')} mean ± SD", justify="right")
     table.add_column("best epochs", justify="right")
     for p in shown:
-        score = fmt_mean_sd(result.metric, p.mean, p.sd)
-        epochs = f"{min(p.epochs)}–{max(p.epochs)}" if p.epochs else "—"
+        # a setting whose training diverged has no score (its reason is in the notes, --results and --json)
+        score = ("diverged" if "diverged" in p.failed else "failed") if p.failed else \
+            fmt_mean_sd(result.metric, p.mean, p.sd)
+        ran = [e for e in p.epochs if e is not None]
+        epochs = f"{min(ran)}–{max(ran)}" if ran else "—"
         table.add_row(str(p.rank), *[_value(p.setting[k]) for k in result.space], score, epochs,
                       style="bold" if p.rank == 1 else None)
     return table
@@ -70,8 +75,9 @@ def _nested_table(result) -> Table:
     table.add_column(f"outer test {result.metric.replace('_', ' ')}", justify="right")
     for o in result.nested:
         inner = fmt_mean_sd(result.metric, o.inner_mean, o.inner_sd)
-        table.add_row(str(o.fold + 1), f"{len(o.train_rows)} / {len(o.test_rows)}", format_setting(o.chosen), inner,
-                      fmt_metric(result.metric, o.score))
+        chosen = format_setting(o.chosen) if o.chosen is not None else "none: every setting failed"
+        table.add_row(str(o.fold + 1), f"{len(o.train_rows)} / {len(o.test_rows)}", chosen, inner,
+                      "failed" if o.failed else fmt_metric(result.metric, o.score))
     table.add_section()
     table.add_row("mean ± SD", "", "", "", fmt_mean_sd(result.metric, s["mean"], s["sd"]), style="bold")
     return table
@@ -83,7 +89,8 @@ def _nested_table(result) -> Table:
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--grid", required=True,
               help='Settings to try: "lr=1e-3,1e-2; l2=0,1e-4; dropout=0,0.3; hidden=64|128,64" — ";" between '
-                   'options, "," between values ("|" for hidden and class-weight).')
+                   'options, "," between values ("|" for hidden and class-weight). Train\'s --folds is member-folds '
+                   'here, as on this command line. A setting whose training diverges is ranked last, without a score.')
 @click.option("--random", "n_random", type=click.IntRange(min=1), default=None,
               help="Try N settings drawn at random from the grid (seeded by --seed) instead of all.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
@@ -98,8 +105,8 @@ def _nested_table(result) -> Table:
               help="Write the ranked results (.csv, .tsv or .parquet, optionally .gz; - for standard output).")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Rows of the ranked table to print.")
 @click.option("--refit", is_flag=True, help="Train the best setting on all the data as `train` does and save it (-o).")
-@click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False),
-              help="Model file for --refit.")
+@click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Model file for --refit (- or /dev/stdout: its bytes on standard output, the tables on stderr).")
 @train_options(rename={"folds": "--member-folds"}, exclude=("refit",))
 @parallel_options
 @quiet_option
@@ -127,6 +134,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     from .. import model_io, pipeline
     from ..model_selection import grid as grid_lib
     from ..model_selection import tuning
+    from ..model_selection.cross_validation import check_cv_options
 
     plan = make_plan(n_jobs, backend, scheduler, threads)
     if ctx.get_parameter_source("out") == click.core.ParameterSource.COMMANDLINE and not refit:
@@ -139,8 +147,13 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         space = grid_lib.parse_grid(grid, options)
     except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
         raise click.UsageError(str(exc)) from None
+    grid_lib.check_points(space, n_random)  # a grid too large to run: refused before the data is read
+    check_cv_options(options)  # --val-data, refused before the data is read too
     results_path = stdout_alias(results_path)  # /dev/stdout is "-"
-    one_stdout_writer({"--results -": results_path == "-", "--json": as_json})
+    if out == "-":  # standard output, as for train -o and every other output (it wrote a file named "-")
+        out = "/dev/stdout"
+    model_on_stdout = refit and on_standard_output(out)  # the model's bytes there, the tables not
+    one_stdout_writer({"-o": model_on_stdout, "--results -": results_path == "-", "--json": as_json})
     distinct_files({"--results": results_path, "--out": out if refit else None},
                    {"DATA": data_file, "--samples": options.samples})
     check_table_output(results_path, "--results")
@@ -164,8 +177,12 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
                              outer_folds=outer_folds, plan=plan, progress=progress)
     refit_doc = None
     if refit:
-        with threads_context(plan.blas_threads):  # as each fit of the tuning
-            outcome = pipeline.refit_tuned(ds, options, result, source=data_file)
+        try:
+            with threads_context(plan.blas_threads):  # as each fit of the tuning
+                outcome = pipeline.refit_tuned(ds, options, result, source=data_file)
+        except TrainingError as exc:  # the best setting, on all the rows and new seeds: say which run it was
+            raise TrainingError(f"--refit of the best setting {grid_lib.format_setting(result.best.setting)}: "
+                                f"{exc}; no model written") from None
         if outcome.interrupted:
             # The refit's fits absorb Ctrl-C / SIGTERM / SIGHUP (train keeps their best weights that way), so the
             # refit returned a cut-short model: saving it and exiting 0 passed it off as the tuned model. A stopped
@@ -188,7 +205,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         print_json(doc)
         return
     report(result.notes, result.warnings, quiet)
-    con = stderr_console() if results_path == "-" else stdout_console()  # standard output holds the table
+    # standard output holds the ranked rows (--results -) or the model (-o -): the tables go to stderr
+    con = stderr_console() if results_path == "-" or model_on_stdout else stdout_console()
     con.print(_ranked_table(result, top))
     con.print(f"scored by {result.strategy}; {result.metric.replace('_', ' ')}, "
               f"{'higher' if result.higher_is_better else 'lower'} is better", soft_wrap=True)
@@ -202,8 +220,9 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         con.print(_nested_table(result))
         s = result.nested_summary()
         if s["mean"] is not None:
+            over = f"{s['folds']}" if s["scored"] == s["folds"] else f"{s['scored']} of {s['folds']}"
             con.print(f"honest estimate of the tuned model: {result.metric.replace('_', ' ')} "
-                      f"[bold]{fmt_mean_sd(result.metric, s['mean'], s['sd'])}[/] over {s['folds']} outer folds "
+                      f"[bold]{fmt_mean_sd(result.metric, s['mean'], s['sd'])}[/] over {over} outer folds "
                       "(the best inner score above is optimistic: it was used to choose)", soft_wrap=True)
     if refit_doc:
         con.print(_refit_words(outcome, result.metric, len(ds.y)) + f": model written to {out}", soft_wrap=True)

@@ -9,9 +9,10 @@ from dataclasses import replace
 import numpy as np
 
 from ..config import TrainOptions, parse_option_text
-from ..errors import ConfigError
+from ..errors import ConfigError, OptionError
 
-__all__ = ["TUNABLE", "check_key", "parse_grid", "grid_size", "choose_points", "apply_setting", "format_setting"]
+__all__ = ["TUNABLE", "MAX_POINTS", "check_key", "parse_grid", "grid_size", "choose_points", "apply_setting",
+           "format_setting", "grid_key", "option_name"]
 
 
 # ── the grid ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -27,18 +28,37 @@ TUNABLE = (
 # Values of these contain commas (layer widths, LABEL=W pairs), so "|" separates their values.
 _BAR_SEPARATED = ("hidden", "class_weight")
 
+# The most grid points one tuning evaluates (each of them --folds x --repeats fits). A grid of 10 options with
+# 10 values each has 10^10 points: listing them alone never finished; --random N draws from any grid.
+MAX_POINTS = 10_000
+
+# Train options that tune's grid names otherwise: tune's own --folds is the CV that scores every setting, so
+# train's --folds (the members of each model) is member-folds, as on tune's command line and in --config.
+_GRID_NAMES = {"folds": "member_folds"}
+_FROM_GRID_NAME = {v: k for k, v in _GRID_NAMES.items()}
+
+
+def grid_key(key: str) -> str:
+    """The grid's name (snake case) for TrainOptions field ``key``: ``folds`` is ``member_folds``."""
+    return _GRID_NAMES.get(key, key)
+
+
+def option_name(key: str) -> str:
+    """The grid's name of field ``key`` as the user writes it (kebab case): ``member-folds``, ``batch-size``."""
+    return grid_key(key).replace("_", "-")
+
 
 def _parse_value(key: str, text: str):
     """One grid value for option ``key``, parsed as its declaration says (range checks come later)."""
     t = text.strip()
     if not t and key != "hidden":
-        raise ConfigError(f"--grid: {key} has an empty value")
+        raise ConfigError(f"--grid: {grid_key(key)} has an empty value")
     if key == "hidden" and t.lower() in ("none", "0"):
         return []
     try:
         return parse_option_text(key, t)
     except ConfigError as exc:
-        raise ConfigError(f"--grid: {key} value {t!r} {str(exc).split(f'{t!r} ', 1)[-1]}") from None
+        raise ConfigError(f"--grid: {grid_key(key)} value {t!r} {str(exc).split(f'{t!r} ', 1)[-1]}") from None
 
 
 def parse_grid(text: str, base: TrainOptions | None = None) -> dict[str, list]:
@@ -56,25 +76,29 @@ def parse_grid(text: str, base: TrainOptions | None = None) -> dict[str, list]:
         if not part.strip():
             continue
         key_text, sep, values_text = part.partition("=")
-        key = key_text.strip().replace("-", "_")
-        if not sep or not key:
+        name = key_text.strip().replace("-", "_")  # as the user wrote it, snake case
+        if not sep or not name:
             raise ConfigError(f"--grid: {part.strip()!r} is not KEY=VALUES (e.g. lr=1e-3,1e-2); separate options with ;")
+        if name == "folds":  # tune's --folds: read as it, the grid tuned the members of every fold's model
+            raise ConfigError("--grid: 'folds' cannot be tuned: tune's --folds is the CV that scores every setting; "
+                              "the members of each model are member-folds (e.g. member-folds=1,5)")
+        key = _FROM_GRID_NAME.get(name, name)
         check_key(key, key_text.strip())
         if key in space:
-            raise ConfigError(f"--grid: {key} is given twice; list all its values once")
+            raise ConfigError(f"--grid: {name} is given twice; list all its values once")
         sep_char = "|" if key in _BAR_SEPARATED else ","
         items = values_text.split(sep_char)
         if not values_text.strip():
-            raise ConfigError(f"--grid: {key} has no values (e.g. {key}={_example(key)})")
+            raise ConfigError(f"--grid: {name} has no values (e.g. {name}={_example(key)})")
         values: list = []
         for item in items:
             if not item.strip() and key not in ("hidden",):
-                raise ConfigError(f"--grid: {key} has an empty value in {values_text.strip()!r}")
+                raise ConfigError(f"--grid: {name} has an empty value in {values_text.strip()!r}")
             value = _parse_value(key, item)
             try:
                 replace(base, **{key: value}).validate()
             except ConfigError as exc:
-                raise ConfigError(f"--grid: {key}={item.strip()}: {str(exc).split(': ', 1)[-1]}") from None
+                raise ConfigError(f"--grid: {name}={item.strip()}: {str(exc).split(': ', 1)[-1]}") from None
             if value not in values:
                 values.append(value)
         space[key] = values
@@ -106,10 +130,14 @@ def check_key(key: str, shown: str | None = None) -> None:
     if key in TUNABLE:
         return
     shown = key if shown is None else shown
+    if key == "refit":  # train's --refit: tune's own --refit trains the best setting, and has no train twin here
+        raise ConfigError(f"--grid: {shown!r} cannot be tuned: tune's --refit trains the best setting as train does")
     if key in TrainOptions.__dataclass_fields__:
         why = "the seed (tuning it fits noise)" if key == "seed" else "a column role or data option"
         raise ConfigError(f"--grid: {shown!r} cannot be tuned: it is {why}; set it with its own flag")
-    hint = difflib.get_close_matches(key, TUNABLE, n=1)
+    # option names are lower case: "LR" is close to "lr" only once lowered (difflib scored them 0.5, no hint)
+    names = [grid_key(k) for k in TUNABLE]
+    hint = difflib.get_close_matches(key.lower(), names, n=1)
     raise ConfigError(f"--grid: unknown option {shown!r}" + (f" (did you mean {hint[0].replace('_', '-')!r}?)" if hint else "")
                       + "; keys are train option names such as lr, l2, dropout, hidden, patience")
 
@@ -124,16 +152,39 @@ def choose_points(space: dict[str, list], n_random: int | None = None, seed: int
         if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
             raise ConfigError(f"the grid's {key} needs a list of at least one value, got {values!r}")
     size = grid_size(space)
+    if n_random is not None and (isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer))
+                                 or n_random < 1):
+        raise ConfigError(f"--random must be a whole number >= 1, got {n_random!r}")
+    check_points(space, n_random)
     if n_random is None:
         return [(i, _point(space, i)) for i in range(size)], []
-    if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 1:
-        raise ConfigError(f"--random must be a whole number >= 1, got {n_random!r}")
     if n_random >= size:
         return ([(i, _point(space, i)) for i in range(size)],
                 [f"--random {n_random} covers the whole grid of {size} points; running all of them"])
     rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
     chosen = np.sort(rng.choice(size, size=n_random, replace=False))
     return [(int(i), _point(space, int(i))) for i in chosen], [f"{n_random} of {size} grid points drawn at random (seed {seed})"]
+
+
+def check_points(space: dict[str, list], n_random: int | None = None) -> None:
+    """An OptionError (a usage error) when the grid points to evaluate are more than MAX_POINTS, or the grid
+    is too large to draw --random points from; before any work."""
+    size = grid_size(space)
+    n = size if n_random is None else min(int(n_random), size)
+    if n > MAX_POINTS:
+        if n_random is None:
+            raise OptionError(f"--grid has {size:,} points, more than the {MAX_POINTS:,} settings one tuning "
+                              "evaluates (each with --folds x --repeats fits); draw some with --random N (e.g. "
+                              "--random 50) or give fewer values")
+        raise OptionError(f"--random {n_random} is more than the {MAX_POINTS:,} settings one tuning evaluates (each "
+                          "with --folds x --repeats fits); draw fewer")
+    if n_random is not None and size > _MAX_DRAWN_FROM:
+        raise OptionError(f"--grid has {size:.3g} points, too many to draw --random points from (at most "
+                          f"{_MAX_DRAWN_FROM:.3g}); give fewer options or values")
+
+
+# numpy draws distinct indices below 2^63 only
+_MAX_DRAWN_FROM = 2**63 - 1
 
 
 def apply_setting(options: TrainOptions, setting: dict) -> TrainOptions:
@@ -148,6 +199,6 @@ def format_setting(setting: dict) -> str:
             v = ",".join(str(x) for x in v) or "none"
         elif isinstance(v, float):
             v = f"{v:g}"
-        parts.append(f"{k.replace('_', '-')}={v}")
+        parts.append(f"{option_name(k)}={v}")
     return " ".join(parts)
 

@@ -4,6 +4,10 @@
     nested=True: an outer grouped CV whose every training part is tuned by its own inner CV; the
                  winner is refitted on the outer training part and scored on the outer test fold
 
+A setting whose training diverges (the loss blows up: a learning rate far too large) in any of its folds
+is recorded as failed, with the reason, and ranked last without a score; the others go on. Only a grid
+where every setting fails is an error.
+
 Each grid point is scored as ``train --folds 1`` would train it (one network, early-stopped on a
 grouped hold-out of the fold's training part): a K-member ensemble per point and fold would cost K
 times as much for the same ranking. The model ``--refit`` ships is ``train``'s, with the winner's
@@ -21,14 +25,14 @@ import numpy as np
 
 from .. import data, metrics
 from ..config import TrainOptions
-from ..errors import DataError
+from ..errors import ConfigError, DataError, TrainingError
 from ..parallel import Plan, run
 from .cross_validation import (FoldScore, _fold_warnings, check_cv_options, check_fits_memory, fit_and_score, finite,
                                mean_sd, with_seed)
-from .grid import apply_setting, choose_points, grid_size
-from .splits import Fold, kfold
+from .grid import apply_setting, choose_points, format_setting, grid_key, grid_size
+from .splits import Fold, check_training_parts, kfold
 
-__all__ = ["PointResult", "OuterFold", "TuneResult", "tune", "best_options", "SCORED_AS"]
+__all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS"]
 
 # What each grid point is scored as (see the module docstring).
 SCORED_AS = ("one network per fold (as train --folds 1: early stopping on a grouped hold-out of the fold's training "
@@ -47,13 +51,24 @@ class PointResult:
     sd: float | None
     rank: int = 0
     seconds: float = 0.0
-    epochs: list[int] = field(default_factory=list)  # best epoch per fold
+    epochs: list[int | None] = field(default_factory=list)  # best epoch per fold (None: the fold failed)
     epoch_caps: list[int] = field(default_factory=list)  # --epochs as resolved per fold ("auto" sizes it)
+    failed: str | None = None  # why the setting has no score (its training diverged in a fold), else None
 
     def to_dict(self) -> dict:
         return {"rank": self.rank, "grid_index": self.index, "setting": self.setting, "mean": self.mean,
                 "sd": self.sd, "scores": [finite(s) for s in self.scores], "best_epochs": self.epochs,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "failed": self.failed}
+
+
+@dataclass
+class FailedFit:
+    """A fit of the tuning whose training diverged (``TrainingError``): what ``_fit_and_score`` returns in
+    place of a FoldScore, so that one setting's blow-up does not end the whole tuning."""
+
+    label: tuple
+    reason: str
+    seconds: float = 0.0
 
 
 @dataclass
@@ -61,17 +76,18 @@ class OuterFold:
     fold: int  # 0-based
     train_rows: np.ndarray
     test_rows: np.ndarray
-    chosen: dict  # the setting the inner tuning picked
+    chosen: dict | None  # the setting the inner tuning picked (None: every setting failed there)
     inner_mean: float | None
     inner_sd: float | None
-    score: float  # main metric on the outer test fold
+    score: float  # main metric on the outer test fold (NaN when the fold failed)
     metrics: dict
     inner: list[PointResult]
+    failed: str | None = None  # why the outer fold has no score, else None
 
     def to_dict(self) -> dict:
         return {"fold": self.fold + 1, "n_train": int(len(self.train_rows)), "n_test": int(len(self.test_rows)),
                 "chosen": self.chosen, "inner_mean": self.inner_mean, "inner_sd": self.inner_sd,
-                "score": finite(self.score), "metrics": self.metrics,
+                "score": finite(self.score), "metrics": self.metrics, "failed": self.failed,
                 "inner": [p.to_dict() for p in self.inner]}
 
 
@@ -97,10 +113,13 @@ class TuneResult:
         return self.points[0]
 
     def nested_summary(self) -> dict | None:
+        """Mean and SD of the outer test scores; ``scored``: the outer folds with a score (a fold whose
+        every setting, or whose chosen setting's refit, diverged has none)."""
         if self.nested is None:
             return None
         mean, sd = mean_sd(o.score for o in self.nested)
-        return {"mean": mean, "sd": sd, "folds": len(self.nested)}
+        return {"mean": mean, "sd": sd, "folds": len(self.nested),
+                "scored": sum(o.failed is None and finite(o.score) is not None for o in self.nested)}
 
     def to_dict(self) -> dict:
         return {
@@ -125,12 +144,13 @@ class TuneResult:
                 v = p.setting[k]
                 # no hidden layer ([]) as the ranked table and the --grid syntax write it: an empty cell read
                 # back as NaN (and turned the other widths into floats, 4 -> 4.0)
-                r[k] = (",".join(map(str, v)) or "none") if isinstance(v, list) else v
+                r[grid_key(k)] = (",".join(map(str, v)) or "none") if isinstance(v, list) else v
             r[f"mean_{self.metric}"] = p.mean
             r[f"sd_{self.metric}"] = p.sd
             for i, s in enumerate(p.scores):
                 r[f"score_{i + 1}"] = finite(s)
             r["seconds"] = round(p.seconds, 3)
+            r["failed"] = p.failed  # empty unless the setting's training diverged
             return r
 
         if self.nested is None:
@@ -158,15 +178,90 @@ def _rank(points: list[PointResult], higher: bool) -> list[PointResult]:
     return ranked
 
 
-def _collect(points: list[tuple[int, dict]], scores: list[FoldScore], per_point: int, higher: bool) -> list[PointResult]:
+def _fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarray, options: TrainOptions,
+                   label: tuple, where: str) -> FoldScore | FailedFit:
+    """One fit of the tuning (``fit_and_score``); a diverged training comes back as a FailedFit rather than
+    ending the tuning, and an error of the fold's data names the fold (``where``). A task for ``parallel.run``."""
+    started = time.perf_counter()
+    try:
+        return fit_and_score(ds, train_rows, test_rows, options, label)
+    except TrainingError as exc:
+        return FailedFit(label=tuple(label), reason=str(exc), seconds=time.perf_counter() - started)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
+
+
+def _where(f: Fold, repeats: int, outer: Fold | None = None) -> str:
+    """A fit's fold as the tables number them (1-based)."""
+    text = f"repeat {f.repeat + 1} fold {f.fold + 1}" if repeats > 1 else f"fold {f.fold + 1}"
+    return text if outer is None else f"outer fold {outer.fold + 1} (--nested), inner {text}"
+
+
+def _collect(points: list[tuple[int, dict]], scores: list[FoldScore | FailedFit], per_point: int,
+             higher: bool) -> list[PointResult]:
     out = []
     for j, (index, setting) in enumerate(points):
         chunk = scores[j * per_point : (j + 1) * per_point]
-        mean, sd = mean_sd(s.score for s in chunk)
-        out.append(PointResult(index=index, setting=setting, scores=[s.score for s in chunk], mean=mean, sd=sd,
-                               seconds=sum(s.seconds for s in chunk), epochs=[s.best_epoch for s in chunk],
-                               epoch_caps=[s.epoch_cap for s in chunk]))
+        failed = [s for s in chunk if isinstance(s, FailedFit)]
+        fits = [s if isinstance(s, FoldScore) else None for s in chunk]
+        # a setting that diverged in one fold has no honest mean: the folds it survived would flatter it
+        mean, sd = (None, None) if failed else mean_sd(s.score for s in chunk)
+        out.append(PointResult(
+            index=index, setting=setting, scores=[s.score if s else float("nan") for s in fits], mean=mean, sd=sd,
+            seconds=sum(s.seconds for s in chunk), epochs=[s.best_epoch if s else None for s in fits],
+            epoch_caps=[s.epoch_cap if s else 0 for s in fits],
+            failed=f"{failed[0].reason} (in {len(failed)} of {len(chunk)} folds)" if failed else None))
     return _rank(out, higher)
+
+
+# The options ``fitting.build_loss`` reads: what _check_points checks each distinct combination of.
+_LOSS_OPTIONS = ("loss", "class_weight", "pos_weight", "focal_gamma", "focal_alpha", "label_smoothing")
+
+
+def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[int, dict]]) -> None:
+    """Before any fit: every setting's loss and class weights must fit the data (``--loss mse`` for a class
+    target, ``class-weight`` naming an unknown class, ``pos-weight`` without bce). Such a value failed only when
+    its setting's first fit ran, after all the fits before it, and named its flag rather than --grid."""
+    from .fitting import build_loss
+
+    def problem(opts: TrainOptions) -> str | None:
+        try:
+            build_loss(opts, ds, ds.y)
+        except (ConfigError, DataError) as exc:
+            return str(exc)
+        return None
+
+    seen = set()
+    for _, setting in points:
+        loss_options = tuple((k, repr(setting[k])) for k in _LOSS_OPTIONS if k in setting)
+        if loss_options in seen:  # a grid of 10,000 points has a few distinct losses
+            continue
+        seen.add(loss_options)
+        why = problem(apply_setting(options, setting))
+        if why is None:
+            continue
+        if why == problem(options):  # the command line's own option, whatever the grid says
+            raise ConfigError(why)
+        raise ConfigError(f"--grid: the setting {format_setting(setting)} does not fit the data: {why}")
+
+
+def _failed_note(points: list[PointResult]) -> str | None:
+    """One note naming the settings that failed (ranked last, without a score), with the first one's reason."""
+    failed = [p for p in points if p.failed]
+    if not failed:
+        return None
+    first = f"{format_setting(failed[0].setting)}: {failed[0].failed}"
+    if len(failed) == 1:
+        return f"1 of {len(points)} settings failed and is ranked last, without a score: {first}"
+    shown = "; ".join(format_setting(p.setting) for p in failed[:5]) + ("; …" if len(failed) > 5 else "")
+    return (f"{len(failed)} of {len(points)} settings failed and are ranked last, without a score ({shown}); "
+            f"the first, {first}")
+
+
+def _all_failed(points: list[PointResult]) -> TrainingError:
+    first = min(points, key=lambda p: p.index)
+    return TrainingError(f"every setting of the grid failed ({len(points)} of {len(points)}); "
+                         f"{format_setting(first.setting)}: {first.failed}")
 
 
 def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds: int = 5, repeats: int = 1,
@@ -184,14 +279,21 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
         raise DataError("the table has no target column; name it with --target")
     started = time.perf_counter()
     points, notes = choose_points(space, n_random, options.seed)
-    notes.append(f"each setting is scored as {SCORED_AS}")
-    options = replace(options, folds=1, refit=False)  # a grid may still set folds
+    if "folds" in space:  # the grid's member-folds: each setting's model, an ensemble when above 1
+        notes.append("each setting is scored as train --folds (the grid's member-folds) trains it, one model per "
+                     "fold: one network early-stopped on a grouped hold-out of the fold's training part for "
+                     "member-folds=1, a cross-fitted ensemble above")
+    else:
+        notes.append(f"each setting is scored as {SCORED_AS}")
+    options = replace(options, folds=1, refit=False)  # a grid may still set folds (its member-folds)
+    _check_points(ds, options, points)
     metric = metrics.main_metric_name(ds.task)
     higher = metrics.higher_is_better(metric)
 
     fold_list, strategy = kfold(ds, folds, repeats, options.seed)
-    tasks = [(fit_and_score, (ds, f.train, f.test, with_seed(apply_setting(options, setting), f.repeat),
-                              ("grid", j, f.repeat, f.fold)))
+    check_training_parts(ds, fold_list)  # before any fit: a class the fold's early stopping cannot hold out
+    tasks = [(_fit_and_score, (ds, f.train, f.test, with_seed(apply_setting(options, setting), f.repeat),
+                               ("grid", j, f.repeat, f.fold), _where(f, repeats)))
              for j, (_, setting) in enumerate(points) for f in fold_list]
     per_point = len(fold_list)
 
@@ -200,6 +302,10 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     outer_strategy = None
     if nested:
         outer, outer_strategy = kfold(ds, outer_folds, 1, options.seed, flag="--outer-folds")
+        try:  # each outer training part trains the chosen setting, holding some of it out for early stopping
+            check_training_parts(ds, outer, flag="--outer-folds")
+        except DataError as exc:
+            raise DataError(f"--nested: outer {exc}") from None
         for o in outer:
             # inner folds are built on the outer training rows only, then mapped back to ds's rows
             inner_ds = ds.subset(o.train)
@@ -207,12 +313,16 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                 inner_folds, _ = kfold(inner_ds, folds, repeats, options.seed)
             except DataError as exc:
                 raise DataError(f"outer fold {o.fold + 1} (--nested): {exc}") from None
+            try:  # before any fit, as for the folds on all rows
+                check_training_parts(inner_ds, inner_folds)
+            except DataError as exc:
+                raise DataError(f"outer fold {o.fold + 1} (--nested): inner {exc}") from None
             first = len(tasks)
             for j, (_, setting) in enumerate(points):
                 for f in inner_folds:
-                    tasks.append((fit_and_score, (ds, o.train[f.train], o.train[f.test],
-                                                  with_seed(apply_setting(options, setting), f.repeat),
-                                                  ("inner", o.fold, j, f.repeat, f.fold))))
+                    tasks.append((_fit_and_score, (ds, o.train[f.train], o.train[f.test],
+                                                   with_seed(apply_setting(options, setting), f.repeat),
+                                                   ("inner", o.fold, j, f.repeat, f.fold), _where(f, repeats, o))))
             inner_slices.append((first, len(inner_folds)))
 
     n_outer = len(outer)
@@ -226,23 +336,46 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     check_fits_memory(ds, [(apply_setting(options, setting), largest) for _, setting in points], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=stage_progress(0))
     ranked = _collect(points, scores[:len(points) * per_point], per_point, higher)
+    if all(p.failed for p in ranked):
+        raise _all_failed(ranked)
+    failed_note = _failed_note(ranked)
+    if failed_note:
+        notes.append(failed_note)
 
     nested_result = None
+    nested_warnings: list[str] = []
     if nested:
         chosen_per_fold, inner_per_fold = [], []
         for o, (first, per) in zip(outer, inner_slices):
             inner = _collect(points, scores[first : first + len(points) * per], per, higher)
             inner_per_fold.append(inner)
-            chosen_per_fold.append(inner[0])
-        refits = [(fit_and_score, (ds, o.train, o.test, apply_setting(options, best.setting), ("outer", o.fold, 0, o.fold)))
-                  for o, best in zip(outer, chosen_per_fold)]
-        outer_scores = run(refits, plan, shared=[ds], progress=stage_progress(len(tasks)))
-        nested_result = [
-            OuterFold(fold=o.fold, train_rows=o.train, test_rows=o.test, chosen=best.setting, inner_mean=best.mean,
-                      inner_sd=best.sd, score=s.score, metrics=s.metrics, inner=inner)
-            for o, best, s, inner in zip(outer, chosen_per_fold, outer_scores, inner_per_fold)
-        ]
-    warn = _fold_warnings(ds, fold_list, scores[:len(points) * per_point])
+            chosen_per_fold.append(None if inner[0].failed else inner[0])  # a failed setting is never chosen
+        refit_folds = [(o, best) for o, best in zip(outer, chosen_per_fold) if best is not None]
+        refits = [(_fit_and_score, (ds, o.train, o.test, apply_setting(options, best.setting),
+                                    ("outer", o.fold, 0, o.fold), f"outer fold {o.fold + 1} (--nested)"))
+                  for o, best in refit_folds]
+        outer_scores = dict(zip([o.fold for o, _ in refit_folds],
+                                run(refits, plan, shared=[ds], progress=stage_progress(len(tasks)))))
+        nested_result = []
+        for o, best, inner in zip(outer, chosen_per_fold, inner_per_fold):
+            s = outer_scores.get(o.fold)
+            if best is None:
+                why = f"every setting failed in its inner tuning ({format_setting(inner[0].setting)}: {inner[0].failed})"
+            elif isinstance(s, FailedFit):
+                why = f"the chosen setting {format_setting(best.setting)} failed when refitted: {s.reason}"
+            else:
+                why = None
+            if why:
+                nested_warnings.append(f"outer fold {o.fold + 1} (--nested) has no score: {why}; the honest estimate "
+                                       "is over the other outer folds only")
+            scored = isinstance(s, FoldScore)
+            nested_result.append(OuterFold(
+                fold=o.fold, train_rows=o.train, test_rows=o.test, chosen=None if best is None else best.setting,
+                inner_mean=None if best is None else best.mean, inner_sd=None if best is None else best.sd,
+                score=s.score if scored else float("nan"), metrics=s.metrics if scored else {}, inner=inner,
+                failed=why))
+    warn = _fold_warnings(ds, fold_list, [s for s in scores[:len(points) * per_point] if isinstance(s, FoldScore)])
+    warn += nested_warnings
     capped = _epochs_cap_warning(ranked[0]) if ranked else None
     if capped:
         warn.append(capped)
@@ -257,7 +390,7 @@ def _epochs_cap_warning(best: PointResult) -> str | None:
     each fold: "auto" sizes it by the fold's rows) in half of its folds or more: still improving when
     training stopped, so its score (and perhaps the ranking) is held back by the cap rather than by the
     setting."""
-    folds = [(e, cap) for e, cap in zip(best.epochs, best.epoch_caps) if e is not None and cap]
+    folds = [(e, cap) for e, cap in zip(best.epochs, best.epoch_caps) if e is not None and cap]  # fits that ran
     at_cap = [cap for e, cap in folds if e >= cap]
     if not folds or 2 * len(at_cap) < len(folds):
         return None
