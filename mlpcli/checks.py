@@ -3,36 +3,45 @@
 The synthetic suite proves each formula; this proves the very network a user trained, with its
 preprocessing, architecture and loss, on samples of their own data. The model is copied to
 float64 for the check and a seeded sample of entries per parameter array is differenced (two
-forward passes per entry: every entry of a 2,000-gene network would take hours).
+forward passes per entry: every entry of a 2,000-gene network would take hours). Rows near a kink
+(of a ReLU-family unit, or of the loss against the row's target) are left out, as the synthetic
+suite draws its inputs away from them; a BatchNorm model's training mode is checked on at least
+BATCHNORM_MIN_ROWS rows.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
 
 from .engine import MLP
 from .engine import losses as loss_mod
-from .engine.gradcheck import KINK_MARGIN, CheckResult, check_network
+from .engine.gradcheck import BATCHNORM_MIN_ROWS, KINK_MARGIN, CheckResult, check_network
 from .engine.layers import Activation as ActivationLayer
 from .engine.layers import Dropout
-from .errors import DataError
+from .data._common import _quoted
+from .errors import DataError, OptionError
 from .model_io import Member, Model
+from .predict._common import _names
 from .predict.columns import RoleFlags
 
 __all__ = ["check_model"]
 
 
-def _targets(model: Model, member: Member, y: np.ndarray | None, loss, outputs: np.ndarray) -> tuple[np.ndarray, str]:
-    """Targets shaped for the model's loss from the rows' targets y (None: the table has none; then the
-    model's own predictions)."""
+def _targets(model: Model, member: Member, y: np.ndarray | None, loss, outputs: np.ndarray,
+             why: str = "no target column") -> tuple[np.ndarray, str]:
+    """Targets shaped for the model's loss from the rows' targets y (None: the table has none, for the reason
+    ``why``; then the model's own predictions) and a note saying which."""
     if y is None:
         if loss.y_kind == "index":
-            return outputs.argmax(axis=1), "no target column: checked against the model's own predictions"
+            return outputs.argmax(axis=1), f"{why}: checked against the model's own predictions"
         if loss.output_activation == "sigmoid":
-            return (outputs > 0).astype(np.float64), "no target column: checked against the model's own predictions"
-        return outputs + 1.0, "no target column: checked against the predictions shifted by 1"
+            return (outputs > 0).astype(np.float64), f"{why}: checked against the model's own predictions"
+        # a shift off the Huber loss's bend at |o - y| = delta (and off MAE's kink at 0)
+        shift = 0.5 * loss.delta if loss.name == "huber" else 1.0
+        return outputs + shift, f"{why}: checked against the predictions shifted by {shift:g}"
     if loss.y_kind == "index":
         return y.astype(np.int64), ""
     if model.task == "binary":
@@ -44,15 +53,65 @@ def _targets(model: Model, member: Member, y: np.ndarray | None, loss, outputs: 
     return y, ""
 
 
-def _rows_away_from_kinks(net: MLP, X: np.ndarray) -> np.ndarray:
-    """Rows whose every ReLU-family pre-activation is at least KINK_MARGIN from a kink."""
-    net.forward(X, training=False)
-    keep = np.ones(X.shape[0], dtype=bool)
+def _row_kink_distance(net: MLP, loss, outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n,) How close each row of the last forward pass came to a kink: of a ReLU-family activation (its
+    pre-activations, cached by the pass) or of the loss (MAE at o = y, Huber at |o - y| = delta, hinge at the
+    margin) for the outputs (n, k) against the targets y. A central difference straddling a kink disagrees
+    with any subgradient: such rows are left out."""
+    d = np.full(outputs.shape[0], np.inf)
     for layer in net.layers:
         if isinstance(layer, ActivationLayer):
             for k in layer.fn.kinks:
-                keep &= np.abs(layer.z - k).min(axis=1) > KINK_MARGIN
-    return keep
+                d = np.minimum(d, np.abs(layer.z - k).min(axis=1))
+    if loss.y_kind == "dense":
+        kd = loss.kink_distance(outputs, np.asarray(y, dtype=np.float64).reshape(outputs.shape))
+        if kd is not None:
+            d = np.minimum(d, kd.min(axis=1))
+    return d
+
+
+_BATCHNORM_WHY = ("with 1 or 2, its batch statistics make the gradients of the layers before it zero or nearly, "
+                  "and their check would prove nothing")
+
+
+def _rows(n: int) -> str:
+    return f"{n} row{'s' * (n != 1)}"
+
+
+# prepare's note for target columns it did not read (``plan_columns``); prepare drops it by this prefix too
+_IGNORED_TARGET = "ignored the target column"
+
+
+def _labels(model: Model, prepared, roles: RoleFlags, source) -> tuple[np.ndarray | None, str]:
+    """The rows' targets from ``prepare`` and "", or None and why there are none (the check then uses the
+    model's own predictions). A DataError naming the absent columns when the table has some but not all of a
+    multi-output model's target columns: prepare reads the target only whole and otherwise notes the columns
+    as ignored, and the check would fall back to the model's own predictions as if the table had no labels.
+    Target columns given to --drop are left out (the table reader takes them as the target all the same)."""
+    targets = [str(t) for t in (model.roles or {}).get("target") or model.target_names]
+    dropped = set(_names(roles.drop))
+    why_dropped = f"target column{'s' * (len(targets) != 1)} dropped"
+    if prepared.y is not None:
+        return (None, why_dropped) if set(targets) <= dropped else (prepared.y, "")
+    note = next((n for n in prepared.notes if n.startswith(_IGNORED_TARGET)), None)
+    if note is None:
+        return None, "no target column"
+    # the note quotes the first 5 columns found, in the model's order, and counts the rest ("and 3 more")
+    shown = [t for t in targets if repr(t) in note]
+    more = re.search(r" and (\d+) more \(", note)
+    n_more = int(more.group(1)) if more else 0
+    after = targets[targets.index(shown[-1]) + 1:] if n_more and shown else []  # where the rest are
+    if set(shown) | set(after) <= dropped:
+        return None, why_dropped
+    n_found = len(shown) + n_more
+    n_absent = len(targets) - n_found
+    absent = [t for t in targets if t not in shown and t not in after]
+    lacks = ", ".join(filter(None, [_quoted(absent),  # and some of `after`, which ones the note does not say:
+                                    f"{len(after) - n_more} of {_quoted(after, 3)}" if n_more < len(after) else ""]))
+    raise DataError(f"{source} has {n_found} of the model's {len(targets)} target columns ({_quoted(targets)}) and "
+                    f"lacks {lacks}; the check's loss needs every one: "
+                    f"add the missing column{'s' * (n_absent != 1)}, or --drop the {n_found} it has to check the "
+                    "gradients against the model's own predictions")
 
 
 def check_model(model: Model, data_path, rows: int = 32, max_entries: int = 20, eps: float = 1e-6,
@@ -72,7 +131,15 @@ def check_model(model: Model, data_path, rows: int = 32, max_entries: int = 20, 
         roles = replace(roles, samples=samples)
     if not roles.features_in_rows and (model.config or {}).get("features_in_rows"):
         roles = replace(roles, features_in_rows=True)  # the layout the model was trained on, by default
+    if rows < BATCHNORM_MIN_ROWS and any(m.network.batchnorm for m in model.members):
+        raise OptionError(f"--rows {rows}: the model uses BatchNorm, whose training-mode check needs at least "
+                          f"{BATCHNORM_MIN_ROWS} rows ({_BATCHNORM_WHY}); pass --rows {BATCHNORM_MIN_ROWS} or more")
+    given, dropped = _names(roles.target), _names(roles.drop)
+    if set(given) & set(dropped):
+        raise OptionError(f"--target and --drop both name {_quoted(sorted(set(given) & set(dropped)))}; give the "
+                          "column one role")
     prepared = prepare(model, data_path, roles=roles, labels=True, can_fill=False)
+    y, why = _labels(model, prepared, roles, data_path)
     if notes is not None:
         notes.extend(prepared.notes)
     if warnings is not None:
@@ -83,39 +150,51 @@ def check_model(model: Model, data_path, rows: int = 32, max_entries: int = 20, 
     results = []
     for k, member in enumerate(model.members):
         label = f"member {k + 1} of {len(model.members)}, " if model.is_ensemble else ""
-        results += _check_member(model, member, prepared.X, prepared.y, loss, label, rows, max_entries, eps, tol,
-                                 atol, seed)
+        results += _check_member(model, member, prepared.X, y, why, loss, label, rows, max_entries, eps, tol, atol,
+                                 seed)
     return results
 
 
-def _check_member(model: Model, member: Member, X_in: np.ndarray, y_in: np.ndarray | None, loss, label: str,
-                  rows: int, max_entries: int, eps: float, tol: float, atol: float, seed: int) -> list[CheckResult]:
+def _check_member(model: Model, member: Member, X_in: np.ndarray, y_in: np.ndarray | None, why: str, loss,
+                  label: str, rows: int, max_entries: int, eps: float, tol: float, atol: float,
+                  seed: int) -> list[CheckResult]:
     """One member's network, in a float64 copy, on rows of X_in (n, d_in) its own preprocessing transforms;
-    y_in: their targets in the model's encoding (None: the table has none)."""
+    y_in: their targets in the model's encoding (None: none, for the reason ``why``)."""
     net = MLP(**{**member.network.config(), "dtype": "float64"})
     net.set_state({k: v.astype(np.float64) for k, v in member.network.get_state().items()})
 
     rng = np.random.default_rng(seed)
-    X_all = member.preprocessor.transform(X_in, dtype=np.float64)
-    keep = np.flatnonzero(_rows_away_from_kinks(net, X_all))
+    X_all = member.preprocessor.transform(X_in, dtype=np.float64)  # (n, d)
+    out_all = net.forward(X_all, training=False)  # (n, k)
+    y_all, target_note = _targets(model, member, y_in, loss, out_all, why)
+    keep = np.flatnonzero(_row_kink_distance(net, loss, out_all, y_all) > KINK_MARGIN)
     if keep.size == 0:
-        raise DataError("every row has a hidden unit within 1e-3 of a ReLU kink; no row can be checked")
+        raise DataError(f"every row is within {KINK_MARGIN:g} of a kink (a hidden unit at a ReLU-family kink, or "
+                        "the loss's); no row can be checked")
     idx = np.sort(rng.choice(keep, size=min(rows, keep.size), replace=False))
-    X = X_all[idx]
-    y, target_note = _targets(model, member, None if y_in is None else y_in[idx], loss, net.forward(X))
+    X, y = X_all[idx], y_all[idx]
     skipped = X_all.shape[0] - keep.size
-    notes = [f"{len(idx)} rows, up to {max_entries} entries per array, float64 copy"]
+    notes = [f"{_rows(len(idx))}, up to {max_entries} entr{'ies' if max_entries != 1 else 'y'} per array, "
+             "float64 copy"]
     if skipped:
-        notes.append(f"{skipped} rows within {KINK_MARGIN:g} of a kink skipped")
+        notes.append(f"{_rows(skipped)} within {KINK_MARGIN:g} of a kink skipped")
     if target_note:
         notes.append(target_note)
 
+    drops = any(isinstance(l, Dropout) for l in net.layers)
+    training = drops or net.batchnorm
+    if net.batchnorm and len(idx) < BATCHNORM_MIN_ROWS:  # the table had no more (fewer --rows are refused)
+        training = False
+        notes.append(f"training mode not checked: BatchNorm needs {BATCHNORM_MIN_ROWS} rows and {_rows(len(idx))} "
+                     f"could be checked ({_BATCHNORM_WHY})")
     results = [check_network(net, loss, X, y, training=False, eps=eps, tol=tol, atol=atol,
                              name=f"model ({label}inference mode)", note="; ".join(notes), max_entries=max_entries,
                              seed=seed)]
-    if any(isinstance(l, Dropout) for l in net.layers) or net.batchnorm:
+    if training:
+        mode = ", ".join(filter(None, ["batch statistics" if net.batchnorm else "",
+                                       "fixed dropout mask" if drops else ""]))
         net.forward(X, training=True)  # draws the dropout mask the check then holds fixed
         results.append(check_network(net, loss, X, y, training=True, eps=eps, tol=tol, atol=atol,
-                                     name=f"model ({label}training mode, fixed dropout mask)", note="; ".join(notes),
+                                     name=f"model ({label}training mode, {mode})", note="; ".join(notes),
                                      max_entries=max_entries, seed=seed))
     return results

@@ -41,13 +41,14 @@ def _gradcheck_advice(exc: DataError) -> DataError:
               callback=finite_option, help="Largest accepted relative error per entry.")
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True, callback=finite_option,
               help="Absolute agreement accepted for entries below the finite-difference round-off floor (scaled by max(1,|loss|)).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random inputs and networks.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the random inputs and networks (with --model: the rows and entries sampled).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Check a trained model's gradients on rows of --data instead of the synthetic suite.")
 @click.option("--data", "data_path", type=click.Path(allow_dash=True), default=None,  # a directory: 10x Genomics
               help="Table, .h5ad file or 10x directory whose rows --model is checked on, read and matched to the "
                    "model as predict reads it (its target, when present, gives the loss its labels).")
-@click.option("--rows", type=click.IntRange(min=1), default=32, show_default=True, help="With --model: rows sampled from --data.")
+@click.option("--rows", type=click.IntRange(min=1), default=32, show_default=True,
+              help="With --model: rows sampled from --data (at least 3 for a model with BatchNorm).")
 @click.option("--entries", type=click.IntRange(min=1), default=20, show_default=True,
               help="With --model: entries checked per parameter array (sampled).")
 @role_options
@@ -61,8 +62,9 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
     Covers each activation, each loss with its parameters, Dense, BatchNorm, Dropout (fixed
     mask), the L1/L2 penalties and whole networks under each loss. Exits 1 if anything fails.
 
-    With --model and --data, checks a trained model's own network on a sample of real rows
-    (inference mode, and training mode with a fixed dropout mask when it uses dropout/BatchNorm).
+    With --model and --data, checks a trained model's own network, in a float64 copy, on a sample
+    of real rows (inference mode, and training mode when it uses dropout, with a fixed mask, or
+    BatchNorm, with the batch statistics of the rows).
 
     \b
     Examples:

@@ -22,6 +22,7 @@ difference straddling the kink would disagree with any subgradient.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -37,6 +38,10 @@ from .optim import WeightPenalty
 __all__ = ["CheckResult", "numerical_gradient", "compare", "check_function", "check_network", "components", "run", "UnknownComponent"]
 
 KINK_MARGIN = 1e-3  # |z - kink| below this is redrawn: eps = 1e-6 moves z by far less
+# BatchNorm in training mode normalises each unit over the rows: with one row its output is beta whatever its
+# input, with two beta +- gamma (up to its epsilon), so the gradients of every layer before it are zero or
+# nearly, and their check proves nothing. From three rows on they are not.
+BATCHNORM_MIN_ROWS = 3
 
 
 @dataclass
@@ -72,7 +77,11 @@ def numerical_gradient(
     """
     out = {}
     for key, arr in arrays.items():
-        flat = arr.reshape(-1)  # a view: arrays handed in must be contiguous
+        if arr.dtype != np.float64:  # a float32 entry + 1e-6 rounds, and a float32 f() is noise at that step
+            raise ValueError(f"numerical_gradient: {key!r} is {arr.dtype}; difference float64 arrays only")
+        flat = arr.reshape(-1)
+        if not np.shares_memory(flat, arr):  # a copy: perturbing it would leave f() unchanged
+            raise ValueError(f"numerical_gradient: {key!r} is not contiguous; f() would not see its perturbations")
         chosen = np.arange(flat.size) if entries is None else np.asarray(entries[key])
         grad = np.zeros(arr.shape if entries is None else chosen.shape, dtype=np.float64)
         gflat = grad.reshape(-1)
@@ -373,8 +382,17 @@ def check_network(
     Every entry is checked, or with ``max_entries`` a seeded random sample of at most that many
     entries per parameter array (a trained network has too many for two forward passes each).
     Dropout masks are frozen after the first forward pass so every evaluation sees one network.
-    BatchNorm running statistics are saved and restored around the check.
+    BatchNorm running statistics are saved and restored around the check. ``net`` must be float64
+    (ValueError otherwise), and a BatchNorm network in training mode needs BATCHNORM_MIN_ROWS rows of X.
     """
+    if net.dtype != np.float64:
+        raise ValueError(f"check_network needs a float64 network, got {net.dtype}: finite differences of a "
+                         "float32 one are round-off; check a float64 copy (MLP(**{**net.config(), 'dtype': "
+                         "'float64'}) with net.get_state())")
+    if training and net.batchnorm and X.shape[0] < BATCHNORM_MIN_ROWS:
+        raise ValueError(f"check_network: BatchNorm in training mode needs at least {BATCHNORM_MIN_ROWS} rows, got "
+                         f"{X.shape[0]}: with fewer, its batch statistics make every gradient before it zero or "
+                         "nearly, and the check proves nothing")
     penalty = penalty or WeightPenalty()
     saved = {k: v.copy() for k, v in net.buffers().items()}
     params = net.parameters()
@@ -489,7 +507,9 @@ def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = 1e-8, seed: int = 0,
         raise ValueError("eps must be finite and > 0, tol > 0 and atol >= 0")
     results = []
     for group, make in GROUPS.items():
-        rng = np.random.default_rng([seed, len(group)])  # each group its own stream: --only sees the same draws
+        # each group its own stream, keyed by a stable hash of its name (not hash(): salted per process), so
+        # --only sees the same draws as the whole suite, run after run
+        rng = np.random.default_rng([seed, zlib.crc32(group.encode())])
         if only and not _group_may_match(group, only):
             continue
         for res in make(rng, eps, tol, atol):
