@@ -348,6 +348,11 @@ def run_epoch(
     clip_norm: float | None = None,
 ) -> float:
     """One pass over (X, y) in shuffled minibatches; returns the mean training-mode loss."""
+    if net.batchnorm and min(batch_size, X.shape[0]) < 2:
+        # A batch of one row is normalised to x^ = 0: every hidden unit outputs its beta whatever the input,
+        # so the layers below get no gradient and the network learns nothing (PyTorch refuses it too).
+        raise ValueError(f"batch normalisation needs minibatches of 2 or more rows; batch size {batch_size} on "
+                         f"{X.shape[0]} training row(s) gives batches of 1: use a batch size of at least 2 (--batch-size)")
     params, grads = net.parameter_groups()
     total, seen = 0.0, 0
     # Uniform noise of SD s, U(-sqrt(3) s, sqrt(3) s), drawn straight into one buffer: to second order any
@@ -399,14 +404,17 @@ def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_wei
 def train_eval_rows(y: np.ndarray, seed: int, limit: int | None = None) -> np.ndarray | None:
     """Sorted training-row indices (m,) the inference-mode training loss is measured on each epoch, or
     None for all rows (n <= limit, default TRAIN_EVAL_ROWS). Drawn once per run from ``seed``: a class
-    target (1-D integers) gets each class in proportion, at least one row each, so a rare class stays in
-    the metric; other targets a simple random sample. Sorted, so gathering them reads X front to back."""
+    target (1-D integers, or the one 0/1 column (n, 1) a binary task trains its sigmoid on) gets each class
+    in proportion, at least one row each, so a rare class stays in the metric; other targets a simple random
+    sample. Sorted, so gathering them reads X front to back."""
     n = len(y)
     limit = TRAIN_EVAL_ROWS if limit is None else int(limit)
     if n <= limit:
         return None
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))  # [seed, 1] shuffles the minibatches
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1 and np.isin(y, (0, 1)).all():
+        y = y[:, 0].astype(np.int64)  # binary bce / focal / hinge: the classes as indices
     if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
         order = rng.permutation(n)
         labels = y[order]
@@ -557,8 +565,8 @@ def fit(
                 plateau_best, plateau_bad = measured.val_loss, 0
             else:
                 plateau_bad += 1
-                if plateau_bad >= plateau_patience:
-                    opt.lr, plateau_bad = max(MIN_LR, opt.lr * PLATEAU_FACTOR), 0
+                if plateau_bad >= plateau_patience:  # a cut, never a rise: an lr below MIN_LR stays as it is
+                    opt.lr, plateau_bad = min(opt.lr, max(MIN_LR, opt.lr * PLATEAU_FACTOR)), 0
         return stop
 
     def record_pending(next_start: float) -> bool:
@@ -640,7 +648,9 @@ def _beside(fn: Callable, *args) -> Callable:
 
 
 def scheduled_lr(cfg: FitConfig, lr0: float, current: float, epoch: int) -> float:
-    """Cosine annealing from lr0 towards 0 over the run; plateau and none keep the current rate."""
+    """Cosine annealing from lr0 towards MIN_LR (or lr0 itself when smaller: the rate never rises) over the
+    run; plateau and none keep the current rate."""
     if cfg.lr_schedule == "cosine":
-        return MIN_LR + 0.5 * (lr0 - MIN_LR) * (1.0 + math.cos(math.pi * (epoch - 1) / max(1, cfg.epochs)))
+        floor = min(MIN_LR, lr0)
+        return floor + 0.5 * (lr0 - floor) * (1.0 + math.cos(math.pi * (epoch - 1) / max(1, cfg.epochs)))
     return current

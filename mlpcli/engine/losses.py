@@ -79,10 +79,11 @@ class Loss(ABC):
 
     @staticmethod
     def _scale(output: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
-        """w_i / n as a column (n, 1), in the output's dtype."""
+        """w_i / n as a column (n, 1), in the output's dtype (empty for no rows: a loss of 0, a gradient of
+        shape (0, k), with or without weights)."""
         n = output.shape[0]
         if sample_weight is None:
-            return np.full((n, 1), 1.0 / n, dtype=output.dtype)
+            return np.full((n, 1), 1.0 / max(n, 1), dtype=output.dtype)
         w = np.asarray(sample_weight, dtype=output.dtype).reshape(-1)
         if w.shape[0] != n:
             raise ValueError(f"sample_weight has {w.shape[0]} entries for {n} samples")
@@ -245,7 +246,14 @@ class CrossEntropy(Loss):
         return self.class_weight.astype(dtype)[y]
 
     def per_sample(self, output, y):
-        l = -np.sum(self._target(output, y) * log_softmax(output), axis=1)
+        log_p = log_softmax(output)  # (n, K)
+        if self.label_smoothing:
+            l = -np.sum(self._target(output, y) * log_p, axis=1)
+        else:
+            # -log p[y], read off rather than summed against the one-hot target: another class's logit of
+            # -inf (a masked class) has log p = -inf, and the sum's 0 * -inf made the loss NaN. Same bits
+            # otherwise: the sum only added zeros to log p[y].
+            l = -log_p[np.arange(len(y)), y]
         c = self._class_factor(y, output.dtype)
         return l if c is None else c * l
 

@@ -218,18 +218,21 @@ class Adam(Optimizer):
     c = lr (1 - b1) / (1 - b1^t) * sqrt((1 - b2^t) / (1 - b2)),   eps' = eps sqrt((1 - b2^t) / (1 - b2))
 
     which equals the textbook update exactly (up to rounding).
+
+    No weight decay: it used to accept a ``weight_decay`` and ignore it. Decoupled decay is AdamW's; an
+    L2 penalty on the weights (what PyTorch's Adam calls weight decay) is ``WeightPenalty(l2=...)``.
     """
 
     name = "adam"
     decoupled_decay = False
 
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(lr)
         if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
             raise ValueError(f"betas must be in [0, 1), got {beta1}, {beta2}")
-        if not eps > 0 or weight_decay < 0:
-            raise ValueError("eps must be > 0 and weight_decay >= 0")
-        self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), float(weight_decay)
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), 0.0
 
     def _begin_step(self):
         b1, b2 = self.beta1, self.beta2
@@ -272,7 +275,10 @@ class AdamW(Adam):
     decoupled_decay = True
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 1e-2):
-        super().__init__(lr, beta1, beta2, eps, weight_decay)
+        super().__init__(lr, beta1, beta2, eps)
+        if not weight_decay >= 0:  # NaN too
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.weight_decay = float(weight_decay)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW)}
