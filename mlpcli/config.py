@@ -146,7 +146,7 @@ class TrainOptions:
                                "(outliers cannot dominate).")
     # --- network
     hidden: list[int] | str = option(AUTO, kind="int_list", auto=True,
-                                     help="Hidden layer widths, comma-separated ('' for none: softmax regression). "
+                                     help="Hidden layer widths, comma-separated ('' or none for none: softmax regression). "
                                           "auto: a small portfolio (none; one hidden layer of 128; and, when "
                                           "features outnumber training rows, that layer with --augment-noise "
                                           "auto) chosen by out-of-fold score on the training folds, the simpler "
@@ -360,6 +360,8 @@ def parse_option_text(name: str, text: str) -> Any:
                 raise ValueError
             return t.lower() in _TRUE
         if kind == "int_list":
+            if t.lower() == "none":  # no hidden layer, as tune's --grid and --results write it (hidden=none|64)
+                return []
             pieces = [p.strip() for p in t.split(",")] if t else []
             if any(not p for p in pieces):
                 raise ValueError
@@ -442,13 +444,14 @@ def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) 
 
 # Keys a config file may hold besides the train options: the command's own outputs and switches, with
 # their kinds (as in ``option``). A key the running command does not have is refused (cli.options).
-CLI_ONLY_KEYS = {"out": "str", "history": "str", "oof": "str", "quiet": "bool", "threads": "int", "json": "bool"}
+CLI_ONLY_KEYS = {"out": "str", "history": "str", "oof": "str", "quiet": "bool", "threads": "int", "json": "bool",
+                 "n_jobs": "int"}
 CONFIG_SECTION = "train"  # keys may also sit under a [train] table
 
 _EXPECTED = {
     "int": "a whole number", "float": "a number", "bool": "true or false", "flag": "true or false",
     "str": "a non-empty string", "str_list": 'a string or an array of strings, e.g. ["a", "b"]',
-    "int_list": 'an array of layer widths such as [128, 64] (or the string "128,64"; [] for none)',
+    "int_list": 'an array of layer widths such as [128, 64] (or the string "128,64"; [] or "none" for none)',
 }
 
 
@@ -609,7 +612,10 @@ def config_value(name: str, value: Any, where: str) -> Any:
     else:  # pragma: no cover - every declared kind is handled above
         raise AssertionError(kind)
     if meta is None:
-        if kind == "int" and typed < 1:
+        if name == "n_jobs":
+            if typed < 1 and typed != -1:  # -1: every core, as on the command line
+                fail(f"must be -1 (every core) or >= 1, got {typed}")
+        elif kind == "int" and typed < 1:
             fail(f"must be >= 1, got {typed}")
         return typed
     try:

@@ -15,7 +15,7 @@ from .errors import OutputError
 from .interrupts import held
 
 __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file",
-           "discard_temporaries"]
+           "discard_temporaries", "check_file_name"]
 
 
 def _umask() -> int:
@@ -97,9 +97,24 @@ def is_special_file(path: str | os.PathLike) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def check_file_name(path: str | os.PathLike) -> None:
+    """An OutputError when ``path`` cannot name a file to write: a name ending in a path separator (``sub/``)
+    names a directory, yet ``pathlib`` drops the separator, so ``-o sub/`` wrote a file named ``sub``."""
+    shown = os.fspath(path)
+    if isinstance(shown, bytes):
+        shown = os.fsdecode(shown)
+    if shown.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
+        if os.path.isdir(shown):
+            raise OutputError(f"cannot write {shown}: it is a directory; give a file name")
+        raise OutputError(f"cannot write {shown}: a name ending in {shown[-1]!r} names a directory, and {shown} does "
+                          "not exist; give a file name")
+
+
 def _destination(path: str | os.PathLike):
     """(the path as shown, the file written (a link's target), its directory, its stat or None, the
-    permission bits the new file gets): an OutputError for a directory or an unreadable destination."""
+    permission bits the new file gets): an OutputError for a directory (or a name ending in a separator,
+    ``check_file_name``) or an unreadable destination."""
+    check_file_name(path)
     shown = os.fspath(path)
     target = output_target(path)
     directory = target.parent if str(target.parent) else Path(".")
@@ -182,6 +197,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     permissions) is an OutputError "cannot write PATH: no space left on device". A device or named pipe
     (``-o /dev/null``, ``/dev/stdout``) is written into directly, never replaced; so is an open descriptor's
     name (``/dev/stderr`` with standard error redirected to a log file: written on at the log's end)."""
+    check_file_name(path)  # before descriptor_of, whose normpath reads /dev/stderr/ as /dev/stderr
     fd = descriptor_of(path)
     if fd is not None:
         _write_descriptor(os.fspath(path), fd, write)

@@ -9,6 +9,7 @@ modification time.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
     fit = model.fit or {}
     members = fit.get("members") or []
     diagnosis = (model.extra or {}).get("diagnosis")
-    return {
+    return _finite({
         "file": _file(path),
         "task": model.task,
         "classes": [str(c) for c in model.classes],
@@ -70,9 +71,9 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             # per member: what each "auto" became for its rows (None for models written before)
             "resolved": {k: _same_or_list([m.get(k) for m in members]) for k in ("batch_size", "lr", "l2", "max_epochs",
                                                                                "augment_noise")},
-            "best_epochs": [m.get("best_epoch") for m in members],
-            "epochs_run": [m.get("epochs_run") for m in members],
-            "stopped_early": [m.get("stopped_early") for m in members],
+            "best_epochs": _per_member(members, fit, "best_epoch"),
+            "epochs_run": _per_member(members, fit, "epochs_run"),
+            "stopped_early": _per_member(members, fit, "stopped_early"),
             "interrupted": bool(fit.get("interrupted", False)),
             "refit_epochs": fit.get("refit_epochs"),
             "portfolio": fit.get("portfolio"),
@@ -87,7 +88,19 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
         "diagnosis": None if not diagnosis else {k: diagnosis.get(k) for k in ("label", "runner_up", "summary")},
         "provenance": model.provenance or {},
         "roles": model.roles or {},
-    }
+    })
+
+
+def _finite(value):
+    """``value`` with every NaN or infinity (a model file may hold them: its JSON allows them) as None, as
+    undefined figures are everywhere else: ``info --json`` prints standard JSON, which has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def positive_class(model: Model) -> str | None:
@@ -99,9 +112,20 @@ def positive_class(model: Model) -> str | None:
     return str(stored) if stored is not None else str(model.classes[-1])
 
 
+def _per_member(members: list[dict], fit: dict, key: str) -> list:
+    """Each member's ``key``; a model written before the members were listed has its one run's at the top level
+    of ``fit`` (else nothing: [])."""
+    if members:
+        return [m.get(key) for m in members]
+    return [fit[key]] if fit.get(key) is not None else []
+
+
 def _same_or_list(values: list):
-    """One value when every member has it, else the list (members differ in rows, so "auto" may differ)."""
-    return values[0] if values and all(v == values[0] for v in values) else values
+    """One value when every member has it, else the list (members differ in rows, so "auto" may differ);
+    None without members (a model written before they were listed: what "auto" became is not stored)."""
+    if not values:
+        return None
+    return values[0] if all(v == values[0] for v in values) else values
 
 
 def _file(path) -> dict | None:

@@ -70,7 +70,7 @@ def _table(doc: dict) -> Table:
                                         "--pos-weight refer to it)")
     roles = doc["roles"]
     table.add_row("roles", ", ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}"
-                                     for k, v in roles.items() if v))
+                                     for k, v in roles.items() if v) or "not stored (model written by an earlier version)")
     shown = ", ".join(f["names"]) + (" …" if f["listed"] != "all" else "")
     table.add_row("features", f"{f['count']:,} ({f['listed']}: {shown})")
     if f["used"] != f["count"]:
@@ -94,14 +94,18 @@ def _table(doc: dict) -> Table:
     opts = tr["options"]
 
     def setting(key: str) -> str:
-        """The option as given, and what "auto" became (per member when they differ)."""
+        """The option as given, and what "auto" became (per member when they differ); "—" when the model does
+        not store it (files written before the options or the members' settings were)."""
         given, used = opts.get(key), tr["resolved"].get(key)
+        if used is None:
+            return fmt(given)
         used = "/".join(fmt(u) for u in used) if isinstance(used, list) else fmt(used)
         return used if given != "auto" or used in ("—", "") else f"{used} (auto)"
 
-    table.add_row("training", f"{tr['strategy'] or 'hold-out'}; best epochs {', '.join(map(str, tr['best_epochs']))}; "
-                              f"optimizer {opts.get('optimizer')}, lr {setting('lr')}, batch {setting('batch_size')}, "
-                              f"l2 {setting('l2')}, input noise {setting('augment_noise')}, seed {opts.get('seed')}"
+    best = ", ".join(map(str, tr["best_epochs"])) or "—"
+    table.add_row("training", f"{tr['strategy'] or 'hold-out'}; best epochs {best}; "
+                              f"optimizer {fmt(opts.get('optimizer'))}, lr {setting('lr')}, batch {setting('batch_size')}, "
+                              f"l2 {setting('l2')}, input noise {setting('augment_noise')}, seed {fmt(opts.get('seed'))}"
                               + (f"; refit for {tr['refit_epochs']} epochs" if tr["refit_epochs"] else "")
                               + ("; interrupted" if tr["interrupted"] else ""))
     if tr["portfolio"]:
@@ -112,8 +116,12 @@ def _table(doc: dict) -> Table:
             for p in tr["portfolio"]))
     if held["metrics"]:
         m = held["metrics"]
-        shown = ", ".join(f"{k.replace('_', ' ')} {fmt_metric(k, v)}" for k, v in m.items() if k != "n" and v is not None)
-        table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')})")
+        # the threshold and the positive class are settings the metrics were computed at, not metrics
+        settings = ("n", "threshold", "positive_class")
+        shown = ", ".join(f"{k.replace('_', ' ')} {fmt_metric(k, v)}" for k, v in m.items()
+                          if k not in settings and v is not None)
+        at = f", threshold {fmt(m['threshold'])}" if m.get("threshold") is not None else ""
+        table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
     else:
         table.add_row("held-out metrics", "not stored (model written by an earlier version)")
     if doc["diagnosis"]:

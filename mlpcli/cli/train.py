@@ -144,16 +144,21 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     members = fit.get("members") or []
     stops = ["interrupted" if m.get("interrupted") else "early stop" if m["stopped_early"] else "epoch limit" for m in members]
     if len(members) > 1:
+        limits = sorted({m.get("max_epochs", fitted.runs[0].options.epochs) for m in members})
         table.add_row("epochs", "best " + ", ".join(str(m["best_epoch"]) for m in members)
-                      + f" of at most {fitted.runs[0].options.epochs} (per member; {stops.count('early stop')} stopped early)")
+                      + f" of at most {'/'.join(map(str, limits))} (per member; {stops.count('early stop')} stopped early)"
+                      + (f"; the shipped network refit on all rows for {fitted.refit_epochs} epochs" if fitted.refit_epochs else ""))
     elif members:
         table.add_row("epochs", f"{members[0]['epochs_run']} run ({stops[0]}); best epoch {members[0]['best_epoch']}, "
                       "weights restored")
     if model.baseline.get("val_loss") is not None and outcome.fitted.history:
         best_val = min(m["best_val_loss"] for m in members) if len(members) == 1 else \
             sum(m["best_val_loss"] for m in members) / len(members)
+        # multi-label BCE is summed over the labels, while the log loss below is their mean
+        summed = f"{model.loss['name']} summed over the {len(model.classes)} labels" if model.task == "multilabel" else ""
+        how = "; ".join(w for w in ("mean over members" if len(members) > 1 else "", summed) if w)
         table.add_row("validation loss", f"{fmt(best_val, 'loss')} at the best epoch"
-                      f"{' (mean over members)' if len(members) > 1 else ''}; baseline loss "
+                      f"{f' ({how})' if how else ''}; baseline loss "
                       f"{fmt(model.baseline['val_loss'], 'loss')} (always predicting the training "
                       f"{'mean' if model.task == 'regression' else 'prior'})")
     m = outcome.val_metrics
@@ -236,7 +241,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     """
     from .. import model_io, pipeline
     from ..history import history_frame
-    from ..model_selection.crossfit import held_out_frame
+    from ..model_selection.crossfit import check_held_out_frame, held_out_frame
     from ..predict import write_table
 
     started = time.perf_counter()  # the wall time of the whole command, beside training's own
@@ -250,6 +255,8 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
                        "--json": as_json})
     distinct_files({"--out": out, "--history": history_path, "--oof": oof_path},
                    {"DATA": data_file, "--val-data": options.val_data, "--samples": options.samples})
+    if data_file == "-" and options.val_data == "-":  # the second reader would find standard input empty
+        raise click.UsageError("DATA - and --val-data - would both read standard input; give one of them a file name")
     check_table_output(history_path, "--history")
     check_table_output(oof_path, "--oof")
     tables_on_stdout = "-" in (history_path, oof_path) or model_on_stdout
@@ -257,6 +264,8 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     # what was picked up (roles, task, warnings) shows before the first epoch, so a user can stop a long
     # run that read the wrong column
     ds, read_notes = pipeline.load_dataset(data_file, options)
+    if oof_path:  # two of its columns of one name (an id column named pred_label): said now, not after training
+        check_held_out_frame(ds)
     early_notes, early_warnings = read_notes + ds.notes, list(ds.warnings)
     # with --json the notes are in the document; warnings show on stderr as well (never hidden)
     report([] if as_json else early_notes, early_warnings, quiet)

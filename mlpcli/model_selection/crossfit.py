@@ -32,11 +32,11 @@ from ..errors import DataError
 from ..model_io import Member, Model
 from ..parallel import beside
 from .fitting import FittedRun, _forget_inputs, check_fits_memory, fit_run, resolve_log1p
-from .held_out import exact_if_regression, prediction_columns
+from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
-           "held_out_frame"]
+           "held_out_frame", "check_held_out_frame"]
 
 # ``--hidden auto`` chooses among these by out-of-fold score. Softmax regression first: it is the field's
 # honest baseline (a regularised logistic regression) and wins ties; one wide hidden layer second, for
@@ -107,14 +107,54 @@ def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
     an .h5ad file, a 10x directory with the ``--samples`` sheet; the same reading options) with the training
     table's roles and classes, its features in the training order."""
     roles = ds.roles
-    val_ds, _ = data.load_dataset(
-        options.val_data, target=options.target, group=roles.group if roles else None,
-        no_group=roles is None or roles.group is None, id=roles.id if roles else None,
-        batch=roles.batch if roles else None, drop=options.drop, task=ds.task,
-        features_in_rows=options.features_in_rows, sep=options.sep, decimal=options.decimal, samples=options.samples,
-        layer=options.layer, raw=options.raw, var_names=options.var_names,
-        classes=ds.classes if ds.task in data.CLASSIFICATION_TASKS else None)
-    return data.align_features(val_ds, ds.feature_names, f"--val-data {options.val_data}")
+    source = f"--val-data {options.val_data}"
+    try:
+        val_ds, _ = data.load_dataset(
+            options.val_data, target=options.target, group=roles.group if roles else None,
+            no_group=roles is None or roles.group is None, id=roles.id if roles else None,
+            batch=roles.batch if roles else None, drop=options.drop, task=ds.task,
+            features_in_rows=options.features_in_rows, sep=options.sep, decimal=options.decimal,
+            samples=options.samples, layer=options.layer, raw=options.raw, var_names=options.var_names,
+            classes=ds.classes if ds.task in data.CLASSIFICATION_TASKS else None)
+    except DataError as exc:
+        # the reader's errors name a column, a row, a label, not always the file: said of the training
+        # table, "missing values in 'f02'" or "labels the model does not know" sent users to the wrong file
+        path = str(options.val_data)
+        if "--val-data" in str(exc) or path != "-" and path in str(exc):  # "-" is in many a message
+            raise
+        raise type(exc)(f"{source}: {exc}") from None
+    given = list(val_ds.feature_names)
+    val_ds = data.align_features(val_ds, ds.feature_names, source)
+    if len(given) > len(ds.feature_names):
+        val_ds.notes.append(_ignored_columns(given, ds.feature_names, source))
+    if options.impute is None and val_ds.missing is not None and val_ds.missing.any():
+        _check_no_missing(val_ds, source)
+    return val_ds
+
+
+def _ignored_columns(given: list[str], feature_names: list[str], source: str) -> str:
+    """The note for the validation table's feature columns that the training table does not have (predict
+    notes the columns it ignores likewise): ``given`` matched to ``feature_names`` by the one rule of every
+    reader (``data.names``)."""
+    from ..data.names import match_names
+
+    used = set(match_names(list(feature_names), given, source=source).columns.values())
+    extra = [n for n in given if n not in used]
+    shown = ", ".join(repr(n) for n in extra[:4]) + (f" and {len(extra) - 4} more" if len(extra) > 4 else "")
+    return f"{source}: ignored {len(extra)} column{'s' * (len(extra) != 1)} the training table does not have: {shown}"
+
+
+def _check_no_missing(val_ds: data.Dataset, source: str) -> None:
+    """A DataError naming ``source`` for missing values in the features the model uses (the validation table's
+    own count, ``val_ds.missing``, includes the columns it ignores, in the table's order)."""
+    X = val_ds.X
+    if data.is_sparse(X):
+        X = X.tocoo()
+        counts = np.bincount(X.col[np.isnan(X.data)], minlength=X.shape[1])
+    else:
+        counts = np.isnan(X).sum(axis=0)  # (d,)
+    if counts.any():
+        raise DataError(f"{source}: {data.preprocess.missing_message(val_ds.feature_names, counts)}")
 
 
 # ── one candidate: K members or one hold-out network ─────────────────────────────────────────────────────
@@ -646,13 +686,24 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
                  f"calibrated on {len(model.ood.calibration)} held-out rows")
 
 
-def held_out_frame(fitted: FittedModel):
+_MEMBER_COLUMN = {"held_out_by_member": "the member that held each row out"}
+
+
+def check_held_out_frame(ds: data.Dataset, flag: str = "--oof") -> None:
+    """Before training: an OptionError naming ``flag`` when ``held_out_frame`` would give two of its columns
+    one name (``held_out.check_column_names``), e.g. an id column named ``pred_label``."""
+    check_column_names(held_out_names(ds, _MEMBER_COLUMN), flag)
+
+
+def held_out_frame(fitted: FittedModel, flag: str = "--oof"):
     """The held-out predictions as a DataFrame, in predict's columns: the id (or 1-based row), the group,
     the member that held the row out, the true target, then ``pred_<target>`` and ``prob_<class>``
-    (binary, multiclass), ``pred_<label>``/``prob_<label>`` (multi-label) or ``pred_<target>`` (regression)."""
+    (binary, multiclass), ``pred_<label>``/``prob_<label>`` (multi-label) or ``pred_<target>`` (regression).
+    Two columns of one name are an OptionError naming ``flag`` (``check_held_out_frame``)."""
     import pandas as pd
 
     ds, P = fitted.scored, fitted.proba  # ds: the scored rows only (a hold-out, an interrupted ensemble's)
+    check_held_out_frame(ds, flag)
     table_rows = fitted.scored_rows if fitted.scored_rows is not None else np.arange(ds.n_samples)
     id_name = ds.roles.id if ds.roles is not None and ds.roles.id else "row"
     cols: dict = {id_name: ds.ids if ds.ids is not None else table_rows + 1}

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import data
+from ..errors import OptionError
 from ..metrics import class_proba
 
-__all__ = ["prediction_columns", "exact_if_regression"]
+__all__ = ["prediction_columns", "exact_if_regression", "held_out_names", "check_column_names"]
 
 
 def exact_if_regression(frame, task: str):
@@ -47,3 +48,40 @@ def prediction_columns(ds: data.Dataset, rows: np.ndarray, P: np.ndarray) -> dic
             cols[str(c)] = ds.y[rows, j]
             cols[f"pred_{c}"] = P[:, j]
     return cols
+
+
+def held_out_names(ds: data.Dataset, middle: dict[str, str]) -> list[tuple[str, str]]:
+    """(column name, what it holds) of held-out predictions of ``ds``, in order: the id (else the 1-based
+    ``row``), the group, the ``middle`` columns (train's ``held_out_by_member``; cv's ``repeat`` and
+    ``fold``), then ``prediction_columns``' names."""
+    roles = ds.roles
+    names = [(roles.id, f"the id column (--id {roles.id})") if roles is not None and roles.id else
+             ("row", "the row number (the table has no id column)")]
+    if ds.groups is not None:
+        group = roles.group if roles is not None and roles.group else "group"
+        names.append((group, f"the group column (--group {group})"))
+    names += list(middle.items())
+    if ds.task in data.CLASSIFICATION_TASKS:
+        target = (ds.target_names or ["label"])[0]
+        names += [(str(target), "the true class"), (f"pred_{target}", "the predicted class")]
+        names += [(f"prob_{c}", f"the probability of class {c}") for c in ds.classes]
+    elif ds.task == "multilabel":
+        names += [(str(c), f"label {c}'s truth") for c in ds.classes]
+        names += [(f"pred_{c}", f"label {c}'s prediction") for c in ds.classes]
+        names += [(f"prob_{c}", f"label {c}'s probability") for c in ds.classes]
+    else:
+        for c in ds.classes:
+            names += [(str(c), f"target {c}'s truth"), (f"pred_{c}", f"target {c}'s prediction")]
+    return names
+
+
+def check_column_names(names: list[tuple[str, str]], flag: str) -> None:
+    """An OptionError (a usage error) naming ``flag`` when two of the held-out table's columns ``names``
+    (``held_out_names``) would have one name: a DataFrame built from them keeps the last, so a group
+    column named ``held_out_by_member`` or an id column named ``pred_label`` was silently replaced."""
+    seen: dict[str, str] = {}
+    for name, what in names:
+        if name in seen:
+            raise OptionError(f"{flag}: two columns would be named {name!r}: {seen[name]} and {what}; rename the "
+                              f"column in the table, or leave {flag} out")
+        seen[name] = what
