@@ -193,6 +193,9 @@ BEST_TOLERANCE = 0.01  # best epoch: the first epoch whose smoothed validation v
 BEST_TOLERANCE_Z = 2.0  # max(1 % of S, 2 s.e. of a smoothed value) of the best smoothed value: on a
 #   curve flat from epoch 3 the noise decides where the exact optimum falls, a user calls epoch 3 best
 RUNNER_UP_MARGIN = 0.3  # a second label scoring within 0.3 (of a [-1, 1] range) is "close"
+EARLY_BEST_EPOCH = 2  # overfit with validation best by epoch 2: the network overfits within its first passes over
+#   the data, so there is no earlier epoch to stop at; smaller steps, a smaller model or more regularisation are
+#   the remedy
 
 
 class CurveError(DataError, ValueError):
@@ -992,8 +995,48 @@ def _explain(label: str, conditions: list[tuple[str, float]], ev: dict, w: _Word
     return holds, fails
 
 
-def _advice(label: str, ev: dict, stochastic: bool, w: _Words) -> list[str]:
-    """The notes' remedies for ``label``, filled in with the (loss-orientation) evidence."""
+def _kept_words(kept: Sequence[int]) -> str:
+    """Whose weights were restored, from which epochs: "training kept epoch 12's weights (...)", or for an
+    ensemble "each member kept its own best epoch's weights (epochs 12, 15 and 9)"."""
+    if len(kept) == 1:
+        return f"training kept epoch {kept[0]}'s weights (its lowest validation loss)"
+    return f"each member kept its own best epoch's weights (epochs {_join([str(k) for k in kept])})"
+
+
+def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None) -> list[str]:
+    """The notes' remedies for overfitting. Where the run already restored its best weights (``kept``: the epochs
+    they come from) there is nothing to restore; where validation was best by ``EARLY_BEST_EPOCH`` there is no
+    earlier epoch to stop at, and smaller steps, a smaller model or more regularisation are the remedy."""
+    epoch = ev["divergence_epoch"]
+    kept_median = int(np.median(kept)) if kept else None
+    early = epoch <= EARLY_BEST_EPOCH or (kept_median is not None and kept_median <= EARLY_BEST_EPOCH)
+    regularise = ("Add regularisation: L2 weight decay, or raise the dropout rate already in use." if stochastic else
+                  "Add regularisation: L2 weight decay and/or dropout on the dense layers.")
+    smaller = "Reduce model capacity (fewer units or layers)."
+    augment = ("Use data augmentation (for expression matrices: mild noise after normalisation, e.g. "
+               "--augment-noise auto, noise of SD sqrt(features / training rows) when features outnumber rows).")
+    if early:
+        kept_note = f"; {_kept_words(kept)}" if kept else ""
+        at = epoch if epoch <= EARLY_BEST_EPOCH else kept_median
+        return [f"Lower the learning rate (--lr, e.g. 3-10x lower): the validation {w.name} was {w.best} already "
+                f"around epoch {at}, so the network overfits within its first epochs and there is no earlier epoch to "
+                f"stop at{kept_note}. Smaller steps reach the best point over more epochs.",
+                smaller, regularise, augment]
+    if kept:
+        # an ensemble's members may not be what ships (--refit trains one network for their median best epoch)
+        holds = ", and the model holds them" if len(kept) == 1 else ""
+        first = (f"Nothing to restore: {_kept_words(kept)}, from before validation {w.worsened}{holds}; the remedies "
+                 "below raise that best point itself.")
+    else:
+        first = (f"Stop early at the divergence point: the smoothed validation {w.name} was {w.best} around epoch "
+                 f"{epoch}; keep that epoch's weights (early stopping that restores the best weights does this, as "
+                 "mlpcli train always does).")
+    return [first, regularise, augment, smaller]
+
+
+def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None = None) -> list[str]:
+    """The notes' remedies for ``label``, filled in with the (loss-orientation) evidence; ``kept``: the epochs whose
+    weights the run restored (one per network), when known."""
     per = "of the scale per 10 % of the run"
     if label == "underfit_capacity":
         lr = (f"The training {w.name} is erratic (noise " + _pct(ev["train_noise"]) + " of the scale): "
@@ -1023,16 +1066,7 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words) -> list[str]:
             "not cut short.",
         ]
     if label == "overfit":
-        return [
-            f"Stop early at the divergence point: the smoothed validation {w.name} was {w.best} around epoch "
-            f"{ev['divergence_epoch']}; restore the checkpoint saved there.",
-            "Add regularisation: L2 weight decay, or raise the dropout rate already in use."
-            if stochastic else
-            "Add regularisation: L2 weight decay and/or dropout on the dense layers.",
-            "Use data augmentation (for expression matrices: mild noise after normalisation, e.g. "
-            "--augment-noise auto, noise of SD sqrt(features / training rows) when features outnumber rows).",
-            "Reduce model capacity (fewer units or layers).",
-        ]
+        return _overfit_advice(ev, stochastic, w, kept)
     if label == "good_fit":
         return [
             f"Nothing needed: both curves settle at a similar level (validation {_pct(abs(ev['gap_end']))} of the "
@@ -1252,6 +1286,7 @@ def diagnose(
     higher_is_better: bool = False,
     member_spread: Sequence[float] | None = None,
     name: str | None = None,
+    kept_epochs: Sequence[int] | None = None,
 ) -> Diagnosis:
     """Label a run's learning curves with one of ``LABELS``.
 
@@ -1270,6 +1305,9 @@ def diagnose(
         the wiggle as the evidence of noisy validation (see "Ensembles" in the module docstring).
     name: what the curves measure, for the sentences ("balanced accuracy"); default "loss", or
         "score" when ``higher_is_better``.
+    kept_epochs: the epochs whose weights the run restored (early stopping on the validation loss), one
+        per network (an ensemble's members), when known: the overfit advice then says the best weights
+        are already kept instead of asking to restore them.
 
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
     with both values finite, a baseline that is not a finite loss above 0 (BaselineError, a
@@ -1284,7 +1322,8 @@ def diagnose(
     label, runner_up, scores, conditions = _pick(f)
     lv = _evidence(f, c, label, scores, runner_up, stochastic_regularisation, rise)
     words = _Words(c.ceiling is not None, name or ("score" if c.ceiling is not None else "loss"))
-    advice = _advice(label, lv, stochastic_regularisation, words)
+    kept = [int(k) for k in kept_epochs if k is not None and k >= 1] if kept_epochs is not None else []
+    advice = _advice(label, lv, stochastic_regularisation, words, kept or None)
     tied = runner_up is not None and scores[runner_up] == scores[label]
     summary = _summary(label, lv, conditions[label], runner_up, tied, words)
     if lv["unstable_epoch"] is not None:  # the instability is the first thing to fix; "nothing needed" is not true

@@ -31,7 +31,7 @@ class _LazyModule:
 skm = _LazyModule("sklearn.metrics")
 
 __all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC",
-           "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba", "class_proba"]
+           "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba", "class_proba", "display_name"]
 
 MAIN_METRIC = {"binary": "balanced_accuracy", "multiclass": "balanced_accuracy",
                "multilabel": "balanced_accuracy", "regression": "rmse"}
@@ -41,10 +41,43 @@ ECE_BINS = 15  # equal-width bins, as Guo et al. (2017) report ECE, so figures c
 HEADLINE_METRICS = {
     "binary": ["balanced_accuracy", "roc_auc", "f1", "mcc", "log_loss"],
     "multiclass": ["balanced_accuracy", "accuracy", "f1_macro", "roc_auc_ovr", "log_loss"],
-    "multilabel": ["balanced_accuracy", "f1_macro", "hamming_loss"],
+    "multilabel": ["balanced_accuracy", "f1_macro", "hamming_loss", "log_loss"],  # BCE averaged over labels
     "regression": ["rmse", "mae", "r2", "pearson_r"],
 }
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "hamming_loss", "brier", "ece"})
+
+# Metric names for people (table headers, sentences, plot axes), by key: (name, short name for narrow table
+# headers). JSON keys stay the keys.
+_DISPLAY_NAMES = {
+    "balanced_accuracy": ("balanced accuracy", "bal. acc."),
+    "roc_auc": ("ROC AUC", "AUC"),
+    "roc_auc_ovr": ("ROC AUC (one-vs-rest)", "AUC (ovr)"),
+    "average_precision": ("average precision", "AP"),
+    "f1": ("F1", "F1"),
+    "f1_macro": ("F1 macro", "F1 macro"),
+    "f1_micro": ("F1 micro", "F1 micro"),
+    "f1_weighted": ("F1 weighted", "F1 weighted"),
+    "mcc": ("MCC", "MCC"),
+    "brier": ("Brier score", "Brier"),
+    "ece": ("ECE", "ECE"),
+    "hamming_loss": ("Hamming loss", "Hamming"),
+    "rmse": ("RMSE", "RMSE"),
+    "mse": ("MSE", "MSE"),
+    "mae": ("MAE", "MAE"),
+    "r2": ("R²", "R²"),
+    "pearson_r": ("Pearson r", "Pearson r"),
+    "spearman_r": ("Spearman r", "Spearman r"),
+}
+
+
+def display_name(key: str, short: bool = False) -> str:
+    """A metric's name for people: "RMSE" for ``rmse``, "F1 macro" for ``f1_macro``, "log loss" for ``log_loss``
+    (``short``: the narrow table header, "bal. acc."). Also takes the name with spaces ("balanced accuracy"); any
+    other key is shown with its underscores as spaces."""
+    names = _DISPLAY_NAMES.get(key.strip().replace(" ", "_"))
+    if names is None:
+        return key.replace("_", " ")
+    return names[1] if short else names[0]
 
 
 def main_metric_name(task: str) -> str:

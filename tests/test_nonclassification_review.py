@@ -58,7 +58,7 @@ def test_diagnose_names_regression_metric_curves_in_the_targets_units(tmp_path):
     assert hist.read_curves(model, "loss").baseline_note == "loss of always predicting the training mean"
     res = run(["diagnose", model, "--metric", "metric", "--no-chart"])
     assert res.exit_code == 0, res.output
-    assert "rmse curves" in res.output and "standardised" not in res.output
+    assert "RMSE curves" in res.output and "rmse" not in res.output and "standardised" not in res.output
 
 
 def test_a_label_without_positives_has_no_average_precision():

@@ -101,16 +101,8 @@ def load_for_cv(data_file: str, options, quiet: bool):
 # --------------------------------------------------------------------------- the command
 
 
-_SHORT = {"balanced_accuracy": "bal. acc.", "accuracy": "accuracy", "f1_macro": "F1 macro", "roc_auc_ovr": "AUC (ovr)",
-          "roc_auc": "AUC", "log_loss": "log loss", "hamming_loss": "Hamming", "pearson_r": "Pearson r"}
-
-
-def metric_header(name: str) -> str:
-    return _SHORT.get(name, name.replace("_", " "))
-
-
 def _fold_table(result) -> Table:
-    from ..metrics import HEADLINE_METRICS
+    from ..metrics import HEADLINE_METRICS, display_name
 
     keys = HEADLINE_METRICS[result.task]
     positive = f"; positive class {result.classes[-1]}" if result.task == "binary" else ""
@@ -124,7 +116,7 @@ def _fold_table(result) -> Table:
     table.add_column("test" + (" (groups)" if grouped else ""), justify="right", no_wrap=True)
     table.add_column("best epoch", justify="right", no_wrap=True)
     for k in keys:
-        table.add_column(metric_header(k), justify="right", no_wrap=True)
+        table.add_column(display_name(k, short=True), justify="right", no_wrap=True)
     trust = [f.trust for f in result.folds if f.trust is not None]
     # the fold model's own out-of-fold score on its training part: what grouped CV there promises (with
     # --leave-batch-out for every task; with --coverage beside the trust columns)
@@ -222,6 +214,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
     out-of-fold score on its training batches (what ordinary grouped CV would promise), and for
     classifiers the coverage of the prediction sets and the share flagged out-of-distribution.
     """
+    from ..metrics import display_name
     from ..model_selection import cross_validation as cv_lib
 
     plan = make_plan(n_jobs, backend, scheduler, threads)
@@ -279,14 +272,14 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
 
         inner = stats(f.inner_score for f in result.folds)
         if inner[0] is not None:
-            con.print(f"new-batch forecast: {result.metric.replace('_', ' ')} "
+            con.print(f"new-batch forecast: {display_name(result.metric)} "
                       f"{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))} on held-out batches against "
                       f"{fmt_mean_sd(result.metric, inner[0], inner[1])} "
                       f"{'out-of-fold' if out_of_fold else 'on a grouped validation split'} within the training "
                       f"batches{' (grouped CV)' if out_of_fold else ''}; "
                       f"{'lower' if result.higher_is_better else 'higher'} on held-out batches means a new site will "
                       "fare worse than that within-batch estimate says", soft_wrap=True)
-    con.print(f"{result.metric.replace('_', ' ')}: [bold]{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))}"
+    con.print(f"{display_name(result.metric)}: [bold]{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))}"
               f"[/] over {len(result.folds)} folds ({'higher' if result.higher_is_better else 'lower'} is better); "
               f"{fmt(result.seconds, 'seconds')} s"
               + (f"; out-of-fold predictions in {oof_path}" if oof_path else ""), soft_wrap=True)

@@ -12,9 +12,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..diagnosis import BaselineError, evidence_meanings, label_title
-from ..errors import ConfigError
-from ..history import Curves, diagnose_curves, read_curves
+from ..diagnosis import BaselineError, diagnose as label_curves, evidence_meanings, label_title
+from ..errors import ConfigError, DataError
+from ..history import BASELINE_GIVEN, Curves, measure_name, read_curves
+from ..metrics import display_name
 from ._common import (
     CONTEXT_SETTINGS, check_stdout_open, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric,
     handle_errors, json_option, print_json, quiet_option, report, stderr_console, stdout_console, threads_option,
@@ -99,7 +100,7 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
     if ev.get("unstable_epoch") is not None:  # the label describes the run before it went unstable
         style = "red"
         title = f"[bold red]unstable from epoch {ev['unstable_epoch']}[/], before that {title}"
-    what = (f"{c.source}: {c.name} curves{' (higher is better)' if c.higher_is_better else ''}, "
+    what = (f"{c.source}: {_curves_name(c)} curves{' (higher is better)' if c.higher_is_better else ''}, "
             f"{_epochs_words(c)}")
     if c.checkpoint_epoch:  # beside the evidence's best_epoch (first within the noise of the best): they may differ
         what += f"; weights kept from epoch {c.checkpoint_epoch}"
@@ -110,6 +111,13 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
     if chart:
         parts += [Text(""), _chart(c, best_epoch)]
     return Panel(Group(*parts), title=f"Learning curves: {title}", title_align="left", border_style=style)
+
+
+def _curves_name(c: Curves) -> str:
+    """What the curves measure, for people: "RMSE", "balanced accuracy", "loss (mse)" (``Curves.name`` holds the
+    metric's key with spaces, "rmse", and may end in a remark in brackets)."""
+    base, bracket, rest = c.name.partition(" (")
+    return display_name(base) + bracket + rest
 
 
 def _plot_title(c: Curves, d) -> str:
@@ -135,16 +143,13 @@ def _epochs_words(c: Curves) -> str:
             f"{min(runs)}-{max(runs)} epochs, kept epochs {kept})")
 
 
-_SHORT_METRIC = {"balanced_accuracy": "bal. acc.", "rmse": "RMSE"}
-_LONG_METRIC = {"rmse": "RMSE"}  # in sentences and on the plot's axis ("no-skill rmse" read like a typo)
 _MORE_DATA_WORDS = {"helps": "more data still helps", "plateaued": "plateaued", None: "a single size"}
 _BIAS_VARIANCE_WORDS = {"bias": "mostly bias", "variance": "mostly variance", "both": "bias and variance",
                         "neither": "little bias or variance"}
 
 
 def _learning_curve_table(result) -> Table:
-    name = _LONG_METRIC.get(result.metric, result.metric.replace("_", " "))
-    short = _SHORT_METRIC.get(result.metric, name)
+    name, short = display_name(result.metric), display_name(result.metric, short=True)
     table = Table(title="Sample-size learning curve (validation groups fixed)", title_justify="left")
     for col in ("size", "samples", "groups", f"train {short}", f"val {short}", "train loss", "val loss",
                 "best epoch", "curves"):
@@ -280,12 +285,36 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
     _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json, quiet)
 
 
+def _kept_epochs(c: Curves) -> list[int] | None:
+    """The epochs whose weights the run restored, where the source records them: one network's kept epoch (a
+    model file, or the best_epoch column of `train --history`), or an ensemble model's members' epochs (a history
+    table's members may have no record: their lowest epochs are then only computed)."""
+    if c.checkpoint_epoch:
+        return [c.checkpoint_epoch]
+    if c.members and c.kind == "model" and all(m.best_epoch for m in c.members):
+        return [m.best_epoch for m in c.members]
+    return None
+
+
+def _diagnose(c: Curves):
+    """``history.diagnose_curves``, also telling the labeller which epochs' weights the run kept, so that the overfit
+    advice says they were restored instead of asking for it. Errors name the source, except a --baseline's."""
+    try:
+        return label_curves(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
+                            stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
+                            member_spread=c.val_spread, name=measure_name(c), kept_epochs=_kept_epochs(c))
+    except DataError as exc:
+        if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
+            raise  # the user's --baseline is at fault, not the source
+        raise DataError(f"{c.source}: {exc}") from None
+
+
 def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json, quiet=False) -> None:
     if higher_is_better is not None and curves == "loss":
         raise click.UsageError("--higher-is-better/--lower-is-better apply to --metric metric (losses are lower-is-better)")
     c = read_curves(source, curves, higher_is_better, baseline)
     try:
-        d = diagnose_curves(c)
+        d = _diagnose(c)
     except BaselineError as exc:  # only the user's --baseline comes through unprefixed (a model's names the file)
         raise click.BadParameter(str(exc).removeprefix("baseline "), param_hint="--baseline") from None
     best = c.checkpoint_epoch or d.evidence.get("best_epoch")
@@ -294,7 +323,7 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
 
         # the line marks where the curves diverge: overfit's validation minimum, or where the run went unstable
         diverged = d.evidence.get("divergence_epoch") or d.evidence.get("unstable_epoch")
-        plot_curves(plot_path, c.train, c.val, ylabel=f"{c.name}", title=_plot_title(c, d),
+        plot_curves(plot_path, c.train, c.val, ylabel=_curves_name(c), title=_plot_title(c, d),
                     best_epoch=best, divergence_epoch=diverged, baseline=c.baseline, train_eval=c.train_eval,
                     best_label=f"kept epoch {best} (lowest validation loss)" if c.checkpoint_epoch else None,
                     members=[(m.train, m.val) for m in c.members] or None)
@@ -329,8 +358,9 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
     err = stderr_console(quiet)
 
     def progress(p) -> None:
+        score = f"{display_name(p.metric)} {fmt_metric(p.metric, p.val_score)}" if p.metric else fmt(p.val_score)
         err.print(f"[dim]·[/] {p.fraction:.0%} of the training groups: {p.n_train} samples, "
-                  f"validation score {fmt(p.val_score, 'metric')}, best epoch {p.best_epoch} ({fmt(p.seconds, 'seconds')} s)")
+                  f"validation {score}, best epoch {p.best_epoch} ({fmt(p.seconds, 'seconds')} s)")
 
     if not quiet:
         err.print(f"[dim]·[/] training at {len(fracs)} sizes ({', '.join(f'{f:.0%}' for f in fracs)}) "
@@ -343,7 +373,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
         pts = result.points
         plot_learning_curve(plot_path, [p.n_train for p in pts], [p.train_score for p in pts],
                             [p.val_score for p in pts], [p.train_loss for p in pts], [p.val_loss for p in pts],
-                            score_name=_LONG_METRIC.get(result.metric, result.metric.replace("_", " ")),
+                            score_name=display_name(result.metric),
                             chance_score=result.chance_score,
                             title=f"Sample-size learning curve: {_MORE_DATA_WORDS[result.more_data['verdict']]}; "
                                   f"{_BIAS_VARIANCE_WORDS[result.bias_variance['verdict']]}")

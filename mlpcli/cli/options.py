@@ -73,9 +73,28 @@ def _default_text(f) -> str | None:
     return str(default)
 
 
+# Train options that only some tasks use, said at the start of their help in every command that shows them (train,
+# cv, tune, diagnose --learning-curve): a regression user reads past them.
+_FOR_TASKS = {"positive": "binary", "calibrate": "classifiers", "class_weight": "classifiers",
+              "pos_weight": "binary, multi-label", "focal_gamma": "binary, multi-label",
+              "focal_alpha": "binary, multi-label", "label_smoothing": "classifiers"}
+
+
+def _help(f) -> str:
+    """The declared help, with the tasks the option applies to when not all of them (``_FOR_TASKS``)."""
+    text = f.metadata["help"]
+    tasks = _FOR_TASKS.get(f.name)
+    if tasks is None:
+        return text
+    if text.startswith("Binary target: "):  # the mark says it
+        text = text.removeprefix("Binary target: ")
+        text = text[:1].upper() + text[1:]
+    return f"({tasks}) {text}"
+
+
 def _click_option(f, flag: str, param: str):
     meta = f.metadata
-    kind, help_text = meta["kind"], meta["help"]
+    kind, help_text = meta["kind"], _help(f)
     default = f.default if f.default is not MISSING else f.default_factory()
     if kind == "flag":
         return click.option(flag, param, is_flag=True, default=False, help=help_text)

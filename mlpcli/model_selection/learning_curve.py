@@ -13,8 +13,14 @@ It answers the notes' two questions:
    training score far better than the validation score (a large gap) is variance.
 
 Errors are compared in units of the *no-skill error* (the error of always predicting the class
-prior or the training mean: 1 - 1/K for balanced accuracy, the targets' spread for RMSE), so one
-set of thresholds serves every task.
+prior or the training mean), so one set of thresholds serves every task. For balanced accuracy
+that is 1 - 1/K, and the error is (1 - score) / (1 - 1/K). For regression the bias/variance answer
+reads the squared error, in which bias, variance and noise add up: the error is MSE / the MSE of
+predicting the mean, 1 - R², the share of the target's variance left unexplained (an RMSE ratio of
+0.25 is already 94 % of the variance explained: it called well-fitting models biased); see
+``_levels``. The more-data slope reads the RMSE against the no-skill RMSE, so that it moves as the
+RMSE the user sees does (in 1 - R², a model that explains 97 % of the variance could halve its
+remaining error and still look flat).
 
 Sizes train in parallel with joblib (``n_jobs``); every size uses the same seed, so the results do
 not depend on ``n_jobs``. BLAS threads are capped per worker so workers do not oversubscribe.
@@ -50,9 +56,9 @@ HELPS_PER_DOUBLING = 0.02  # more data "still helps" when each doubling of the t
 #   >= 2 % of the no-skill error from the validation error (1.5 balanced-accuracy points with 4
 #   classes); less than that is within the noise of a typical omics validation set: a plateau
 BIAS_LEVEL = 0.25  # "both curves poor": the training error keeps >= 25 % of the no-skill error
-#   (training balanced accuracy below ~0.81 with 4 classes or 0.875 with 2; training R^2 below ~0.94)
+#   (training balanced accuracy below ~0.81 with 4 classes or 0.875 with 2; training R^2 below 0.75)
 VARIANCE_GAP = 0.10  # "large gap": validation error exceeds training error by >= 10 % of the
-#   no-skill error (7.5 balanced-accuracy points with 4 classes, 5 with 2)
+#   no-skill error (7.5 balanced-accuracy points with 4 classes, 5 with 2; R^2 lower by 0.10)
 _SUBSET_STREAM = 2  # SeedSequence([seed, 2]) draws the subsets; training uses streams 0 and 1
 
 
@@ -75,6 +81,9 @@ class SizePoint:
     epochs_run: int
     seconds: float
     curve_label: str | None  # the per-epoch curves' diagnosis at this size (None if too short)
+    metric: str | None = None  # which metric the scores are: balanced_accuracy | rmse
+    train_chance_score: float | None = None  # regression: the no-skill RMSE on this size's own training rows
+    #   (their spread around their mean); None for classifiers, whose chance level is the same on both sides
 
 
 @dataclass
@@ -204,6 +213,10 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
     val_loss, val_out = evaluate_loss(fitted.network, fitted.setup.loss, fitted.X_val, fitted.y_val, fitted.val_sample_weight)
     train_score = _scores(train_ds.task, n_classes, train_out, fitted.y_train, train_ds.y, scaling)
     val_score = _scores(train_ds.task, n_classes, val_out, fitted.y_val, val_ds.y, scaling)
+    train_chance = None
+    if train_ds.task == "regression":
+        y = np.asarray(train_ds.y, dtype=np.float64)
+        train_chance = float(np.sqrt(np.mean((y - y.mean(axis=0)) ** 2)))
     h = result.history
     label = None
     if len(h) >= 3:
@@ -218,6 +231,7 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
         val_loss=float(val_loss), baseline_val_loss=result.baseline.get("val_loss"),
         best_epoch=int(result.best_epoch), epochs_run=int(result.epochs_run),
         seconds=time.perf_counter() - started, curve_label=label,
+        metric=metrics.main_metric_name(train_ds.task), train_chance_score=train_chance,
     )
 
 
@@ -239,14 +253,26 @@ def _chance_and_scale(ds: data.Dataset, train_rows: np.ndarray, val_ds: data.Dat
 # --- the two answers -------------------------------------------------------------------------------------
 
 
-def _metric_words(metric: str) -> str:
-    """The metric's name in sentences: "balanced accuracy", "RMSE" (as diagnose names it, not "rmse")."""
-    return "RMSE" if metric == "rmse" else metric.replace("_", " ")
-
-
 def _error(score: float, higher: bool, chance: float, scale: float) -> float:
-    """Score -> error in units of the no-skill error (0 perfect, 1 no skill)."""
+    """Score -> error in units of the no-skill error (0 perfect, 1 no skill): for RMSE, RMSE / no-skill RMSE."""
     return (1.0 - score) / scale if higher else score / scale
+
+
+def _levels(p: SizePoint, higher: bool, chance: float, scale: float) -> tuple[float, float, float]:
+    """(training error, validation error, gap) at one size, as bias and variance are read: shares of the no-skill
+    error (0 perfect, 1 no skill), and validation's minus training's on one scale.
+
+    Regression reads the squared error, in which bias, variance and noise add up: the training error is
+    1 - R² on the training rows (MSE / their own spread's), which says how well the model fits them; the
+    validation error is MSE / the MSE of predicting the training mean on validation; the gap is the
+    difference of the two MSEs (the notes' generalisation gap) over that no-skill MSE, so that a training
+    set more spread than the validation set does not pass for a gap."""
+    if higher:
+        tr, va = _error(p.train_score, higher, chance, scale), _error(p.val_score, higher, chance, scale)
+        return tr, va, va - tr
+    mse_train, mse_val, no_skill = p.train_score ** 2, p.val_score ** 2, scale ** 2
+    own = max(p.train_chance_score or scale, 1e-12) ** 2
+    return mse_train / own, mse_val / no_skill, (mse_val - mse_train) / no_skill
 
 
 def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str) -> dict:
@@ -260,7 +286,7 @@ def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: floa
     e = np.array([_error(p.val_score, higher, chance, scale) for p in tail])
     slope = float(np.polyfit(x, e, 1)[0])  # error change per doubling, in no-skill units
     change = -slope * scale if higher else slope * scale  # score change per doubling, user units
-    name = _metric_words(metric)
+    name = metrics.display_name(metric)
     span = f"{tail[0].n_train}-{tail[-1].n_train} training samples"
     if slope <= -HELPS_PER_DOUBLING:
         verdict = "helps"
@@ -296,19 +322,23 @@ _VALIDATION_BETTER = "; validation scores better than training, which a small or
 
 def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str,
                    more_data: str | None = None) -> dict:
-    """Bias vs variance at the largest size, from the training error's level and the gap; what it says of
-    more data follows the more-data answer (``more_data``: its verdict). Curves are "close" only when
-    the gap is small either way: validation far better than training is not close."""
+    """Bias vs variance at the largest size, from the training error's level and the gap (``_levels``: for
+    regression in the squared error, 1 - R²); what it says of more data follows the more-data answer
+    (``more_data``: its verdict). Curves are "close" only when the gap is small either way: validation far
+    better than training is not close."""
     p = points[-1]
-    tr, va = _error(p.train_score, higher, chance, scale), _error(p.val_score, higher, chance, scale)
-    gap = va - tr
+    tr, va, gap = _levels(p, higher, chance, scale)
     high_bias, high_var = tr >= BIAS_LEVEL, gap >= VARIANCE_GAP
     close = abs(gap) < VARIANCE_GAP
-    name = _metric_words(metric)
-    scores = f"training {name} {p.train_score:.3g}, validation {p.val_score:.3g}, no skill {chance:.3g}"
+    name = metrics.display_name(metric)
+    if higher:
+        scores = f"training {name} {p.train_score:.3g}, validation {p.val_score:.3g}, no skill {chance:.3g}"
+    else:  # R² says which share of the variance each side explains, which is what the levels are read in
+        scores = (f"training {name} {p.train_score:.3g}, R² {1 - tr:.2f}; validation {name} {p.val_score:.3g}, "
+                  f"R² {1 - va:.2f}; no skill {chance:.3g}")
     if high_bias and high_var:
         verdict, text = "both", (f"Both bias and variance: even the training score is poor and validation is much "
-                                 f"worse ({scores}); a more flexible model with regularisation"
+                                 f"worse ({scores}); a more flexible model or better features, with regularisation"
                                  f"{_MORE_DATA_TOO[more_data]}.")
     elif high_bias:
         shape = "both curves are poor and close" if close else "the training score is poor"
@@ -326,8 +356,11 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
         caveat = ("Caveat: at the largest size both losses were still falling when training stopped "
                   "(underfit_stopped_early); train longer (--epochs, --patience) before reading bias or variance "
                   "from it: the training level and the gap may both still move.")
-    return {"verdict": verdict, "train_error": tr, "val_error": va, "gap": gap, "n_train": p.n_train,
-            "text": text, "caveat": caveat}
+    units = ("(1 - score) / (1 - chance): the share of the no-skill error left" if higher else
+             "1 - R²: MSE / the MSE of predicting the mean (training: its own rows' mean; validation: the training "
+             "mean); gap: (validation MSE - training MSE) / that validation no-skill MSE")
+    return {"verdict": verdict, "train_error": tr, "val_error": va, "gap": gap, "error_units": units,
+            "n_train": p.n_train, "text": text, "caveat": caveat}
 
 
 # --- the entry point ---------------------------------------------------------------------------------------
