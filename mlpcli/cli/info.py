@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from ..metrics import display_name
 from ._common import (CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json,
                       quiet_option, stdout_console)
 
@@ -118,7 +119,7 @@ def _table(doc: dict) -> Table:
         m = held["metrics"]
         # the threshold and the positive class are settings the metrics were computed at, not metrics
         settings = ("n", "threshold", "positive_class")
-        shown = ", ".join(f"{k.replace('_', ' ')} {fmt_metric(k, v)}" for k, v in m.items()
+        shown = ", ".join(f"{display_name(k)} {fmt_metric(k, v)}" for k, v in m.items()
                           if k not in settings and v is not None)
         at = f", threshold {fmt(m['threshold'])}" if m.get("threshold") is not None else ""
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")

@@ -8,6 +8,7 @@ import time
 import click
 from rich.table import Table
 
+from ..metrics import display_name
 from ._common import (
     CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_metric,
     handle_errors, interrupted_exit, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option,
@@ -163,7 +164,7 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
                       f"{'mean' if model.task == 'regression' else 'prior'})")
     m = outcome.val_metrics
     where = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
-    table.add_row(f"{where} metrics", ", ".join(f"{k.replace('_', ' ')} {fmt_metric(k, m.get(k))}"
+    table.add_row(f"{where} metrics", ", ".join(f"{display_name(k)} {fmt_metric(k, m.get(k))}"
                                                 for k in metrics.HEADLINE_METRICS[model.task]))
     cal = outcome.calibration
     if cal is not None:

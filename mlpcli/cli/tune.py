@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 
 from ..errors import ConfigError, TrainingError
+from ..metrics import display_name
 from ._common import (
     CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
@@ -31,7 +32,7 @@ def _ranked_table(result, top: int) -> Table:
     table.add_column("rank", justify="right")
     for k in result.space:
         table.add_column(option_name(k), justify="right")
-    table.add_column(f"{result.metric.replace('_', ' ')} mean ± SD", justify="right")
+    table.add_column(f"{display_name(result.metric)} mean ± SD", justify="right")
     table.add_column("best epochs", justify="right")
     for p in shown:
         # a setting whose training diverged has no score (its reason is in the notes, --results and --json)
@@ -50,7 +51,7 @@ def _refit_words(outcome, metric: str, n: int) -> str:
     fit = outcome.model.fit
     members = fit.get("members") or []
     trained = sorted({int(m["n_train"]) for m in members if m.get("n_train") is not None}) or [n]
-    score = f"{metric.replace('_', ' ')} {fmt_metric(metric, outcome.val_metrics.get(metric))}"
+    score = f"{display_name(metric)} {fmt_metric(metric, outcome.val_metrics.get(metric))}"
     sizes = f"{trained[0]:,}" if trained[0] == trained[-1] else f"{trained[0]:,}–{trained[-1]:,}"
     if outcome.model.is_ensemble:
         return (f"trained the best setting as `train` does: a {len(members)}-member cross-fitted ensemble, each "
@@ -72,7 +73,7 @@ def _nested_table(result) -> Table:
     table.add_column("train / test", justify="right")
     table.add_column("setting chosen by the inner CV")
     table.add_column("inner mean ± SD", justify="right")
-    table.add_column(f"outer test {result.metric.replace('_', ' ')}", justify="right")
+    table.add_column(f"outer test {display_name(result.metric)}", justify="right")
     for o in result.nested:
         inner = fmt_mean_sd(result.metric, o.inner_mean, o.inner_sd)
         chosen = format_setting(o.chosen) if o.chosen is not None else "none: every setting failed"
@@ -208,12 +209,12 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     # standard output holds the ranked rows (--results -) or the model (-o -): the tables go to stderr
     con = stderr_console() if results_path == "-" or model_on_stdout else stdout_console()
     con.print(_ranked_table(result, top))
-    con.print(f"scored by {result.strategy}; {result.metric.replace('_', ' ')}, "
+    con.print(f"scored by {result.strategy}; {display_name(result.metric)}, "
               f"{'higher' if result.higher_is_better else 'lower'} is better", soft_wrap=True)
     if len(result.points) > top:
         con.print(f"[dim]{len(result.points) - top} more rows in --results / --json[/]")
     best = result.best
-    con.print(f"best: [bold]{grid_lib.format_setting(best.setting)}[/] — {result.metric.replace('_', ' ')} "
+    con.print(f"best: [bold]{grid_lib.format_setting(best.setting)}[/] — {display_name(result.metric)} "
               f"{fmt_mean_sd(result.metric, best.mean, best.sd)} over {len(best.scores)} folds",
               soft_wrap=True)
     if result.nested is not None:
@@ -221,7 +222,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         s = result.nested_summary()
         if s["mean"] is not None:
             over = f"{s['folds']}" if s["scored"] == s["folds"] else f"{s['scored']} of {s['folds']}"
-            con.print(f"honest estimate of the tuned model: {result.metric.replace('_', ' ')} "
+            con.print(f"honest estimate of the tuned model: {display_name(result.metric)} "
                       f"[bold]{fmt_mean_sd(result.metric, s['mean'], s['sd'])}[/] over {over} outer folds "
                       "(the best inner score above is optimistic: it was used to choose)", soft_wrap=True)
     if refit_doc:
