@@ -131,3 +131,18 @@ def test_fold_warnings_about_several_classes_speak_of_them_in_the_plural(tmp_pat
             "the fold's model cannot predict them, so their samples there all count as errors") in err
     assert "classes 'typeA', 'typeB' are absent from the test rows; the metrics there do not cover them" in err
     assert "class 'typeC' is absent from the test rows; the metrics there do not cover it" in err
+
+
+def test_cv_oof_columns_of_one_name_are_refused_before_any_fit(tmp_path, monkeypatch):
+    """An id column named `fold` would have lost its ids to the fold numbers in `cv --oof`."""
+    from tables import make_table
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a fold was fitted before the --oof columns were checked")
+
+    monkeypatch.setattr(cross_validation, "fit_and_score", no_fit)
+    path = tmp_path / "t.csv"
+    make_table(n_patients=20, per_patient=2, n_features=6).rename(columns={"sample_id": "fold"}).to_csv(path, index=False)
+    res = run(["cv", str(path), "--id", "fold", "--folds", "2", "--epochs", "2", "--oof", str(tmp_path / "o.csv")])
+    assert_clean_error(res, "--oof", "'fold'", code=2)
+    assert not (tmp_path / "o.csv").exists()

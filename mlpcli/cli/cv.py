@@ -232,6 +232,10 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
     check_table_output(oof_path, "--oof")
     err = stderr_console(quiet)
     ds = load_for_cv(data_file, options, quiet)
+    if oof_path:  # two columns of one name would lose one (an id column named `fold`): said before any fit
+        from ..model_selection.held_out import check_column_names, held_out_names
+
+        check_column_names(held_out_names(ds, {"repeat": "the repeat", "fold": "the fold"}), "--oof")
     if leave_batch_out:
         from ..model_selection.splits import leave_batch_out as batch_folds
 
