@@ -231,6 +231,9 @@ class TrainOptions:
         if self.val_data and self.folds not in (1, AUTO):
             raise ConfigError(f"--val-data: gives one validation table, which needs {folds_flag} 1 (got {folds_flag} "
                               f"{self.folds})")
+        if self.batchnorm and self.batch_size == 1:  # said before the data is read (training refuses it too)
+            raise ConfigError("--batch-size 1 with --batchnorm: batch normalisation turns a one-row minibatch into "
+                              "zeros, so the hidden layers would learn nothing; use --batch-size 2 or more")
         if self.refit and self.folds == 1:
             raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; it needs "
                               f"{folds_flag} 2 or more")

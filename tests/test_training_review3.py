@@ -239,3 +239,11 @@ def test_batchnorm_matches_pytorch_in_training_and_inference(n):
     tnet.eval()
     X = rng.normal(size=(7, 5))
     np.testing.assert_allclose(net.forward(X), tnet(torch.tensor(X)).detach().numpy(), atol=1e-12)
+
+
+def test_the_command_refuses_batchnorm_with_batches_of_one_before_reading_the_data(tmp_path):
+    from cli_helpers import assert_clean_error, run
+
+    missing = tmp_path / "not_read.csv"  # never opened: the options are checked first
+    res = run(["train", str(missing), "--batchnorm", "--batch-size", "1", "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "--batch-size 1", "--batchnorm", code=2)
