@@ -218,6 +218,7 @@ class MemberCurves:
     val: list[float]
     train_eval: list[float] | None = None
     best_epoch: int | None = None  # the kept epoch when recorded, else the epoch of lowest val_loss
+    recorded: bool = False  # best_epoch is the kept epoch the rows record (not computed from val_loss)
 
     def to_dict(self) -> dict:
         """``{"member", "epochs", "best_epoch"}`` for ``--json``."""
@@ -231,7 +232,7 @@ def _member_curves(member: int, rows: list[dict], curves: str) -> MemberCurves:
         losses = [_num(r.get("val_loss")) for r in rows]
         finite = [(v, e) for e, v in enumerate(losses, 1) if math.isfinite(v)]
         best = min(finite)[1] if finite else None
-    return MemberCurves(member, one.train, one.val, one.train_eval, best)
+    return MemberCurves(member, one.train, one.val, one.train_eval, best, recorded=one.checkpoint_epoch is not None)
 
 
 # --------------------------------------------------------------------------- the curves to diagnose
@@ -337,11 +338,23 @@ def diagnose_curves(c: Curves):
     try:
         return diagnose(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
-                        member_spread=c.val_spread, name=measure_name(c))
+                        member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c))
     except DataError as exc:
         if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
             raise  # the caller's baseline is at fault, not the source (the CLI names --baseline)
         raise DataError(f"{c.source}: {exc}") from None
+
+
+def kept_epochs(c: Curves) -> list[int] | None:
+    """The epochs whose weights the run restored, where the source records them: one network's kept epoch (a
+    model file, or the best_epoch column of `train --history`), or every member's (None when any member's is
+    only computed from its lowest validation loss). The labeller's overfit advice then says they were kept
+    instead of asking to restore them."""
+    if c.checkpoint_epoch:
+        return [c.checkpoint_epoch]
+    if c.members and all(m.recorded and m.best_epoch for m in c.members):
+        return [m.best_epoch for m in c.members]
+    return None
 
 
 def measure_name(c: Curves) -> str:

@@ -267,7 +267,7 @@ def test_multilabel_log_loss_is_a_headline_metric_in_train_and_cv(tmp_path):
     res = run(["train", str(path), *common, "--folds", "2", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 0, res.output
     row = next(line for line in res.stdout.splitlines() if "out-of-fold metrics" in line)
-    assert "log loss 0." in row and "hamming loss" in row
+    assert "log loss 0." in row and "Hamming loss" in row
     res = run(["cv", str(path), *common, "--folds", "2", "--member-folds", "1"])
     assert res.exit_code == 0, res.output
     assert "log loss" in next(line for line in res.stdout.splitlines() if "best epoch" in line)

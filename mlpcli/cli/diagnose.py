@@ -12,9 +12,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..diagnosis import BaselineError, diagnose as label_curves, evidence_meanings, label_title
-from ..errors import ConfigError, DataError
-from ..history import BASELINE_GIVEN, Curves, measure_name, read_curves
+from ..diagnosis import BaselineError, evidence_meanings, label_title
+from ..errors import ConfigError
+from ..history import Curves, diagnose_curves, read_curves
 from ..metrics import display_name
 from ._common import (
     CONTEXT_SETTINGS, check_stdout_open, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric,
@@ -285,36 +285,12 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
     _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json, quiet)
 
 
-def _kept_epochs(c: Curves) -> list[int] | None:
-    """The epochs whose weights the run restored, where the source records them: one network's kept epoch (a
-    model file, or the best_epoch column of `train --history`), or an ensemble model's members' epochs (a history
-    table's members may have no record: their lowest epochs are then only computed)."""
-    if c.checkpoint_epoch:
-        return [c.checkpoint_epoch]
-    if c.members and c.kind == "model" and all(m.best_epoch for m in c.members):
-        return [m.best_epoch for m in c.members]
-    return None
-
-
-def _diagnose(c: Curves):
-    """``history.diagnose_curves``, also telling the labeller which epochs' weights the run kept, so that the overfit
-    advice says they were restored instead of asking for it. Errors name the source, except a --baseline's."""
-    try:
-        return label_curves(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
-                            stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
-                            member_spread=c.val_spread, name=measure_name(c), kept_epochs=_kept_epochs(c))
-    except DataError as exc:
-        if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
-            raise  # the user's --baseline is at fault, not the source
-        raise DataError(f"{c.source}: {exc}") from None
-
-
 def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json, quiet=False) -> None:
     if higher_is_better is not None and curves == "loss":
         raise click.UsageError("--higher-is-better/--lower-is-better apply to --metric metric (losses are lower-is-better)")
     c = read_curves(source, curves, higher_is_better, baseline)
     try:
-        d = _diagnose(c)
+        d = diagnose_curves(c)
     except BaselineError as exc:  # only the user's --baseline comes through unprefixed (a model's names the file)
         raise click.BadParameter(str(exc).removeprefix("baseline "), param_hint="--baseline") from None
     best = c.checkpoint_epoch or d.evidence.get("best_epoch")
