@@ -47,7 +47,25 @@ class _StdoutConsole(Console):
                          default=0)
             if widest > self.width:
                 self.width = widest
-        super().print(*objects, **kwargs)
+        with stdout_errors():
+            super().print(*objects, **kwargs)
+
+
+@contextmanager
+def stdout_errors(what: str = "standard output"):
+    """Within the block only standard output is written: a failed write (``> FILE`` on a full disk or quota)
+    is an error naming it, not a bare "[Errno 28] No space left on device"; a closed pipe stays a
+    BrokenPipeError (exit 141). What stays in the buffer is dropped, so the exit's own flush fails no more."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if getattr(exc, "filename", None):
+            raise
+        silence_stdout()
+        reason = exc.strerror or type(exc).__name__
+        raise click.ClickException(f"cannot write {what}: {reason[:1].lower() + reason[1:]}") from None
 
 
 def stdout_console() -> Console:
@@ -427,7 +445,8 @@ def check_stdout_open(what: str) -> None:
 
 def print_json(doc) -> None:
     check_stdout_open("--json")
-    click.echo(json.dumps(doc, indent=2, default=json_default, allow_nan=False))
+    with stdout_errors("the JSON document to standard output"):
+        click.echo(json.dumps(doc, indent=2, default=json_default, allow_nan=False))
 
 
 # --------------------------------------------------------------------------- shared option groups
@@ -473,6 +492,46 @@ def write_text_atomic(path: str, text: str) -> None:
     from ..fileio import write_text_atomic as _write
 
     _write(path, text)
+
+
+def write_together(files: dict[str, bytes], last=None) -> None:
+    """Write the files (path: content) and run ``last`` (an output with a writer of its own: a plot, an .h5ad
+    copy), all or none: each file goes to a temporary file beside it, on disk (fsync) before the next is
+    started, and the temporaries are renamed into place only once ``last`` has succeeded, innermost first. An
+    error in any output so leaves no new file behind, and every file an earlier run left where it was. Devices
+    and open descriptors (/dev/null, /dev/stderr), which cannot be taken back, are written last before ``last``."""
+    from ..fileio import atomic_write, is_special_file
+
+    regular = [(path, content) for path, content in files.items() if not is_special_file(path)]
+    special = [(path, content) for path, content in files.items() if is_special_file(path)]
+
+    class _Last(Exception):  # carries an error of ``last`` past the files' writers, which would take a
+        pass                 # full disk's OSError for their own
+
+    def from_(i: int) -> None:
+        if i == len(regular):
+            for path, content in special:  # before anything is put in place: a failure (/dev/full) leaves nothing
+                atomic_write(path, lambda fh, content=content: fh.write(content))
+            if last is not None:
+                try:
+                    last()
+                except OSError as exc:
+                    raise _Last(exc) from None
+            return
+        path, content = regular[i]
+
+        def write(fh) -> None:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())  # a full disk (NFS, quota) shows now, while nothing is in place yet
+            from_(i + 1)
+
+        atomic_write(path, write)
+
+    try:
+        from_(0)
+    except _Last as wrapped:
+        raise wrapped.args[0] from None
 
 
 
@@ -544,6 +603,15 @@ LOSS_METRICS = frozenset({"log_loss", "brier", "ece", "rmse", "mae", "mse", "ham
 def metric_kind(key: str) -> str:
     """"loss" for a metric where lower is better and whose size matters (losses, errors), else "metric"."""
     return "loss" if key in LOSS_METRICS or key.endswith("_loss") else "metric"
+
+
+def named_file(ctx, param, value):
+    """Click callback: an output option's file name must not be empty (``--shift-report "$REPORT"`` with the
+    variable unset would else write nothing, silently)."""
+    if value is not None and not str(value).strip():
+        raise click.BadParameter("an empty file name; give a file name, or leave the option out", ctx=ctx,
+                                 param=param)
+    return value
 
 
 def finite_option(ctx, param, value):

@@ -12,8 +12,8 @@ from ..errors import ConfigError
 
 from ._common import (
     CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, distinct_files, fmt, fmt_interval, fmt_metric,
-    handle_errors, json_option, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
-    stdout_console, threads_context, threads_option, write_text_atomic,
+    handle_errors, json_option, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
+    stdout_console, threads_context, threads_option, write_together,
 )
 from .predict import (
     NoteRenderer, ReadProgress, chunking, common_options, load_model, role_flags, shift_table, trust_options,
@@ -78,7 +78,11 @@ def _confusion_table(matrix: list[list[int]], labels: list[str]) -> Table:
 
 def _by_table(result) -> Table:
     keys = list(result.groups[0]["metrics"]) if result.groups else []
-    table = Table(title=f"By {result.by} (flagged: main metric clearly worse than overall)", title_justify="left")
+    from ..predict.evaluation import BY_MIN_CLASS_SAMPLES
+
+    rule = "and its 95 % CI beyond overall" if result.bootstrap else \
+        f"with ≥ {BY_MIN_CLASS_SAMPLES} samples per class"  # the whole rule: the help of --by, a note
+    table = Table(title=f"By {result.by} (⚠: main metric clearly worse than overall, {rule})", title_justify="left")
     table.add_column(result.by)
     table.add_column("n", justify="right")
     for k in keys:
@@ -198,17 +202,22 @@ def render(result, model_path: str, data_file: str) -> None:
                short_help="Score a model on a labelled table, per group, with CIs.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
-@click.option("--by", default=None, metavar="COLUMN", help="Repeat the main metrics per value of this column (batch, site).")
+@click.option("--by", default=None, metavar="COLUMN",
+              help="Repeat the main metrics per value of this column (batch, site). A group is flagged when its "
+                   "main metric is worse than overall by more than 0.1 (RMSE: 1.25 x) and, with --bootstrap, its "
+                   "95 % interval lies wholly on the worse side of the overall value, or without it each class it "
+                   "holds has at least 10 samples (regression: the group 20).")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Resamples for 95 % confidence intervals (of patients when there is a group column); 1000 is usual.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap resampling.")
 @common_options
 @trust_options
-@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), callback=named_file,
               help="Draw the risk–coverage curve (error rate among the samples accepted, accepting the most "
                    "confident first) to a .png, .svg or .pdf file (binary and multiclass models).")
 @role_options
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False, allow_dash=True),
+              callback=named_file,
               help="Also write the JSON document to this file (- for standard output, instead of the tables).")
 @threads_option
 @quiet_option
@@ -272,14 +281,25 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
                               progress=progress, uncertainty=uncertainty)
     NoteRenderer(quiet, result)()
-    if shift_path:
-        write_shift_report(result.shift, shift_path)
-    if plot_path:
-        write_risk_coverage(result.trust, plot_path, f"Risk–coverage on {result.n:,} samples of {data_file}")
     doc = _finite({"model": model_path, "data": data_file, **result.to_dict()})
+    # the files, all or none: a plot that fails to draw leaves no shift report or JSON file of this run behind
+    files = {}
+    if shift_path and shift_path != "-":
+        from ..predict.output import table_bytes
+
+        files[shift_path] = table_bytes(result.shift.to_frame(), shift_path)
     if out and out != "-":
-        write_text_atomic(out, json.dumps(doc, indent=2) + "\n")
-    if as_json or out == "-":
-        print_json(doc)
-    elif shift_path != "-":  # standard output holds the shift report's rows: tables would break the reader's
+        files[out] = (json.dumps(doc, indent=2) + "\n").encode()
+
+    def last() -> None:
+        # standard output (one writer at most) cannot be taken back: after the files, before they are put in place
+        if shift_path == "-":
+            write_shift_report(result.shift, shift_path)
+        elif as_json or out == "-":
+            print_json(doc)
+        if plot_path:
+            write_risk_coverage(result.trust, plot_path, f"Risk–coverage on {result.n:,} samples of {data_file}")
+
+    write_together(files, last=last)
+    if not (as_json or out == "-" or shift_path == "-"):  # standard output holds a document: tables would break it
         render(result, model_path, data_file)

@@ -11,8 +11,9 @@ import numpy as np
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, handle_errors, json_option,
-    one_stdout_writer, print_json, render_notes, role_options, stderr_console, stdout_alias, stdout_console,
+    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, finite_option, handle_errors,
+    json_option, named_file, one_stdout_writer, print_json, render_notes, role_options, stderr_console, stdout_alias,
+    stdout_console,
 )
 from .predict import role_flags
 
@@ -40,10 +41,10 @@ def _check_method_options(method: str) -> None:
                short_help="Rank the genes that drive each class (integrated gradients).")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
-@click.option("-o", "--out", default=None, type=click.Path(dir_okay=False),
+@click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), callback=named_file,
               help="Write the ranking table (class, rank, feature, score, mean_abs, direction, fraction, "
                    "member_overlap): .csv, .tsv, .txt (optionally .gz/.bz2/.xz) or .parquet.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=named_file,
               help="Draw the top genes per class (bars coloured by direction) and a heatmap of samples x top "
                    "genes: .png, .svg or .pdf.")
 @click.option("--method", type=click.Choice(["ig", "permutation"]), default="ig", show_default=True,
@@ -54,7 +55,7 @@ def _check_method_options(method: str) -> None:
               help="IG's starting point: the training mean stored in the model, or all zeros.")
 @click.option("--steps", type=click.IntRange(1, 100_000), default=64, show_default=True,
               help="IG: trapezoid intervals along the path.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None, callback=finite_option,
               help="IG: largest accepted completeness gap (relative)  [default: 1e-3 for float64 models, 1e-2 float32]")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Genes ranked per class.")
 @click.option("--class", "class_names", multiple=True, metavar="NAME",
@@ -71,6 +72,7 @@ def _check_method_options(method: str) -> None:
 @click.option("--fill-missing", type=click.Choice(["mean"]), default=None,
               help="Fill features absent from the table with their training means (default: an error).")
 @click.option("--max-missing", type=click.FloatRange(0, 1), default=None, metavar="FRACTION",
+              callback=finite_option,
               help="With --fill-missing mean: the largest share of the model's features that may be filled, "
                    "as for predict  [default: 0.1]")
 @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (warnings still show).")

@@ -11,8 +11,9 @@ from rich.table import Table
 
 from ._common import (
     CONTEXT_SETTINGS, binary_stdin, check_table_output, check_writable, debug_option, distinct_files,
-    handle_errors, json_option, one_stdout_writer, print_json, quiet_option, render_notes, role_options,
-    stderr_console, StderrBar, stdout_alias, stdout_console, threads_context, threads_option,
+    finite_option, handle_errors, json_option, named_file, one_stdout_writer, print_json, quiet_option,
+    render_notes, role_options, stderr_console, StderrBar, stdout_alias, stdout_console, threads_context,
+    threads_option, write_together,
 )
 
 # Without a terminal (logs, HPC jobs) progress is one line this often.
@@ -141,9 +142,11 @@ def common_options(fn):
                      help="Fill features absent from the table with their training means, up to 10 % of the "
                           "model's features (default: an absent feature is an error)."),
         click.option("--max-missing", type=click.FloatRange(0, 1), default=None, metavar="FRACTION",
+                     callback=finite_option,
                      help="With --fill-missing mean: the largest share of the model's features that may be "
                           "filled  [default: 0.1]"),
         click.option("--shift-report", "shift_path", type=click.Path(dir_okay=False), default=None,
+                     callback=named_file,
                      help="Write the per-feature cohort-shift table (.csv, .tsv, .parquet): new and training "
                           "means and SDs on the features' own scale (after log1p when the model applies it; with robust "
                           "scaling mapped back from the clipped values: approximate, SDs smaller) and, "
@@ -153,7 +156,7 @@ def common_options(fn):
                           "in pieces of this budget however wide or long they are  [default: 64]"),
         click.option("--chunksize", type=click.IntRange(min=1), default=None,
                      help="Rows read at a time, instead of the memory budget of --chunk-mb."),
-        click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+        click.option("--threshold", type=click.FloatRange(0, 1), default=None, callback=finite_option,
                      help="Binary and multi-label models: positive when P >= threshold  [default: 0.5]"),
     ]
     for d in reversed(decorators):
@@ -165,7 +168,7 @@ def trust_options(fn):
     """Prediction sets, abstention and out-of-distribution flags (predict and evaluate)."""
     decorators = [
         click.option("--coverage", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-                     metavar="LEVEL",
+                     metavar="LEVEL", callback=finite_option,
                      help="Add conformal prediction sets (pred_set 'A|B', set_size) holding the true class for at "
                           "least this share of new samples like the training ones (e.g. 0.9)."),
         click.option("--conformal-score", type=click.Choice(["aps", "lac"]), default="aps", show_default=True,
@@ -174,6 +177,7 @@ def trust_options(fn):
         click.option("--mondrian", is_flag=True,
                      help="With --coverage: the level holds within every class (rare classes need it), not overall."),
         click.option("--min-confidence", type=click.FloatRange(0, 1), default=None, metavar="P",
+                     callback=finite_option,
                      help="Label a sample --unassigned-label when the calibrated probability of its predicted class is below P."),
         click.option("--abstain-on-empty-set", is_flag=True,
                      help="With --coverage: label a sample --unassigned-label when its prediction set is empty."),
@@ -184,7 +188,7 @@ def trust_options(fn):
                           "distance, absolute or relative to the nearest class's spread), ood_p (its p-value among "
                           "held-out training samples) and ood (ood_p < --ood-alpha)."),
         click.option("--ood-alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-                     metavar="ALPHA", help="Flag samples with ood_p below this (implies --ood)  [default: 0.01]"),
+                     metavar="ALPHA", callback=finite_option, help="Flag samples with ood_p below this (implies --ood)  [default: 0.01]"),
     ]
     for d in reversed(decorators):
         fn = d(fn)
@@ -235,6 +239,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              callback=named_file,
               help="Predictions: .csv, .tsv, .txt (optionally .gz/.bz2/.xz) or .parquet; '-' writes CSV to stdout; "
                    ".h5ad (with .h5ad DATA): a copy of DATA with the predictions as new .obs columns.")
 @click.option("--obs-prefix", default=None, metavar="TEXT",
@@ -313,16 +318,33 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
         notes()
         if fail_on_shift:
             stream = _ShiftGate(stream, fail_on_shift, out)
+
+        def shift_report(last=None) -> None:
+            """The shift report (known once every row is read), then ``last``: written before the predictions
+            are put in place (an .h5ad copy is written within), so that a failure of either leaves neither."""
+            files = {}
+            if shift_path and shift_path != "-":
+                from ..predict.output import table_bytes
+
+                files[shift_path] = table_bytes(stream.shift.to_frame(), shift_path)
+
+            def then() -> None:
+                if shift_path == "-":  # standard output cannot be taken back: after the files, before the commit
+                    write_shift_report(stream.shift, shift_path)
+                if last is not None:
+                    last()
+
+            write_together(files, last=then)
+
         if to_h5ad:
             n = lib.write_predictions_h5ad(stream, out, data_file, class_probs=obs_probs, notes=stream.notes,
-                                           prefix=lib.DEFAULT_OBS_PREFIX if obs_prefix is None else obs_prefix)
+                                           prefix=lib.DEFAULT_OBS_PREFIX if obs_prefix is None else obs_prefix,
+                                           commit=shift_report)
         else:
-            n = lib.write_predictions(stream, out, stdout=sys.stdout)
+            n = lib.write_predictions(stream, out, stdout=sys.stdout, before_replacing=shift_report)
     notes()
     if stream.shift is not None and stream.shift.shifted and not quiet:
         stderr_console().print(shift_table(stream.shift, 5))
-    if shift_path:
-        write_shift_report(stream.shift, shift_path)
     summary = stream.summary()
     if as_json:
         print_json({"model": model_path, "data": data_file, "out": out, **summary})

@@ -20,11 +20,19 @@ from .stream import _Run, _check_threshold
 from .trust import Trust, Uncertainty, evaluation_report
 
 
-# `--by`: a group "fails" when its main metric is this much worse than the whole table's. 0.10 of balanced
-# accuracy separates a usable from a misleading classifier for most questions; for regression, an RMSE 25 %
-# above the overall one.
+# `--by`: a group is flagged ("clearly worse") when its main metric is this much worse than the whole table's.
+# 0.10 of balanced accuracy separates a usable from a misleading classifier for most questions; for regression,
+# an RMSE 25 % above the overall one.
 BY_WORSE_SCORE = 0.10
 BY_WORSE_RMSE_RATIO = 1.25
+# ... and when that gap does not hang on a few samples. Balanced accuracy averages the classes' recalls, so in
+# a group with one sample of a class, that one sample moves the score by 1/classes (0.25 of 4 subtypes: a batch
+# was flagged for one misread HER2 sample). With --bootstrap the group's 95 % interval (of its patients) must lie
+# wholly on the worse side of the overall value; without it, every class the group holds needs this many samples
+# (one sample then moves a class's recall by at most 0.1, balanced accuracy by at most 0.1 / classes), and a
+# regression group BY_MIN_SAMPLES. Groups below that are reported but not judged, and a note names them.
+BY_MIN_CLASS_SAMPLES = 10
+BY_MIN_SAMPLES = 20
 # Bootstrap: a metric undefined in more than half the resamples (e.g. AUC with one class drawn) gets no CI.
 _BOOTSTRAP_MIN_VALID = 0.5
 # `--by` on a numeric column with more distinct values than this (age, a score, a continuous covariate) groups
@@ -246,7 +254,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.warnings.extend(trust.ood_warnings())
     if by is not None:
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
-                                   rng, by, result.warnings)
+                                   rng, by, result.warnings, result.notes)
     return result
 
 
@@ -348,31 +356,87 @@ def _binned(values: np.ndarray, by: str, notes: list[str]) -> np.ndarray:
     return labels
 
 
-def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main, bootstrap, rng, by, warns):
+def by_rule(bootstrap: int) -> str:
+    """The `--by` flagging rule in words (after "a group is flagged when"), for the notes and the help."""
+    worse = (f"its main metric is worse than overall by more than {BY_WORSE_SCORE:g} (an RMSE {BY_WORSE_RMSE_RATIO:g} "
+             "times the overall one)")
+    if bootstrap:
+        return f"{worse} and its 95 % interval lies wholly on the worse side of the overall value"
+    return (f"{worse} and each class it holds has at least {BY_MIN_CLASS_SAMPLES} samples (a regression group "
+            f"{BY_MIN_SAMPLES}; with --bootstrap: its 95 % interval instead)")
+
+
+def _too_few(task: str, y: np.ndarray, classes: list) -> str | None:
+    """Why a group's rows ``y`` are too few to judge its main metric without --bootstrap ("HER2: 1 sample"),
+    or None: a class (a label's 0s or 1s) it holds with fewer than BY_MIN_CLASS_SAMPLES samples, or a
+    regression group of fewer than BY_MIN_SAMPLES."""
+    if task == "regression":
+        return f"{len(y)} samples" if len(y) < BY_MIN_SAMPLES else None
+    if task == "multilabel":
+        Y = y.reshape(len(y), -1).astype(int)
+        counts = [(f"{c}={v}", int((Y[:, j] == v).sum())) for j, c in enumerate(classes) for v in (1, 0)]
+    else:
+        counts = list(zip(map(str, classes), np.bincount(y.reshape(-1).astype(int), minlength=len(classes)).tolist()))
+    thin = sorted((k, name) for name, k in counts if 0 < k < BY_MIN_CLASS_SAMPLES)
+    if not thin:
+        return None
+    return ", ".join(f"{name}: {k} sample{'s' * (k != 1)}" for k, name in thin[:3]) + (", ..." if len(thin) > 3 else "")
+
+
+def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main, bootstrap, rng, by, warns,
+               notes=None):
     from .. import metrics
 
     keys = [k for k in _MAIN_KEYS[task] if k in overall]  # several regression targets: no pooled correlation
-    out = []
+    out, unjudged = [], []
     ref = overall.get(main)
+    lower_better = main == "rmse"
     for value in sorted(set(values.tolist()), key=natural_key):
         idx = np.flatnonzero(values == value)
         m = metrics.compute(task, y[idx], proba[idx], classes, threshold)
         row = {"value": value, "n": int(len(idx)), "metrics": {k: m.get(k) for k in keys}}
         score = m.get(main)
-        if score is None or ref is None:
-            flagged = False
-        elif main == "rmse":
-            flagged = score > BY_WORSE_RMSE_RATIO * ref
-        else:
-            flagged = score < ref - BY_WORSE_SCORE
-        row["flagged"] = bool(flagged)
+        ci = None
         if bootstrap:
             units = _Units.of(groups, idx)
             picks = rng.integers(0, len(units), size=(bootstrap, len(units)))
             draws = [main_metric(task, y[rows], proba[rows], threshold) for rows in map(units.rows, picks)]
-            row["ci"] = {main: _percentile_ci(draws, bootstrap)}
+            # one patient (unit) alone: every resample is the same rows, an interval of width 0 that says nothing
+            ci = _percentile_ci(draws, bootstrap) if len(units) > 1 else None
+            row["ci"] = {main: ci}
+        if score is None or ref is None or not math.isfinite(score) or not math.isfinite(ref):
+            worse = False
+        else:
+            worse = score > BY_WORSE_RMSE_RATIO * ref if lower_better else score < ref - BY_WORSE_SCORE
+        reason = None
+        if not worse:
+            flagged = False
+        elif bootstrap:  # the interval excludes the overall value, on the worse side
+            flagged = ci is not None and (ci[0] > ref if lower_better else ci[1] < ref)
+            if not flagged:
+                alone = "one patient" if groups is not None else "one sample"
+                reason = (alone if len(units) < 2 else "no interval") if ci is None else \
+                    f"95 % interval {ci[0]:.3g}–{ci[1]:.3g}"
+        else:
+            reason = _too_few(task, y[idx], classes)
+            flagged = reason is None
+        row["flagged"] = bool(flagged)
+        if reason is not None:
+            unjudged.append(f"{value!r} ({reason})")
         if flagged:
+            if bootstrap:
+                evidence = f"95 % interval {ci[0]:.3g}–{ci[1]:.3g}"
+            elif task == "regression":
+                evidence = f"{len(idx)} samples"
+            else:
+                evidence = f"every class with at least {BY_MIN_CLASS_SAMPLES} samples"
             warns.append(f"--by {by}: {value!r} ({len(idx)} samples) scores {main.replace('_', ' ')} {score:.3g} against "
-                         f"{ref:.3g} overall")
+                         f"{ref:.3g} overall ({evidence})")
         out.append(row)
+    if unjudged and notes is not None:
+        k = len(unjudged)
+        why = "within its uncertainty" if bootstrap else "resting on too few samples"
+        notes.append(f"--by {by}: {k} group{'s' * (k > 1)} worse than the overall {main.replace('_', ' ')} by more than "
+                     f"the margin but not flagged, the gap {why}: {', '.join(unjudged[:5])}{', ...' * (k > 5)}; a group "
+                     f"is flagged when {by_rule(bootstrap)}")
     return out

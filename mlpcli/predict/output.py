@@ -7,13 +7,14 @@ import gzip
 import io
 import lzma
 import os
+import stat
 import sys
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, OutputError
 from ..fileio import atomic_write, descriptor_of, is_special_file
 
 
@@ -49,16 +50,19 @@ def output_format(path: str, tables_only: bool = False) -> tuple[str, str, str |
 
 
 def write_predictions(frames: Iterable[pd.DataFrame], path: str, *, float_format: str | None = None,
-                      stdout=None) -> int:
+                      stdout=None, before_replacing: Callable[[], None] | None = None) -> int:
     """Write prediction frames to `path` chunk by chunk; returns the number of rows.
 
     Files are written to a temporary file beside `path` and renamed at the end, so an error halfway
     (a bad value in row 50,000, a full disk, Ctrl-C) leaves no partial file and an older file untouched.
     "-" streams CSV to standard output (`stdout`, default sys.stdout). A write that fails closes `frames`
     (a ``PredictionStream``, a generator: the input file they read) rather than leave it to the collector.
+    ``before_replacing``: run once every frame is written (and, for a file, on disk), before the file at `path`
+    is replaced: a command's other outputs (the shift report, known once the frames are), so that when they
+    fail, `path` is left as it was.
     """
     try:
-        return _write_frames(frames, path, float_format, stdout)
+        return _write_frames(frames, path, float_format, stdout, before_replacing)
     except BaseException:
         close = getattr(frames, "close", None)
         if close is not None:
@@ -66,44 +70,98 @@ def write_predictions(frames: Iterable[pd.DataFrame], path: str, *, float_format
         raise
 
 
-def _write_frames(frames: Iterable[pd.DataFrame], path: str, float_format: str | None, stdout) -> int:
+def _write_frames(frames: Iterable[pd.DataFrame], path: str, float_format: str | None, stdout,
+                  before_replacing: Callable[[], None] | None = None) -> int:
     kind, sep, compression = output_format(path, tables_only=True)
     if str(path) == "-":
-        stream = stdout if stdout is not None else sys.stdout
-        binary = getattr(stream, "buffer", None)
-        if binary is None:  # a text-only stream
-            n = 0
-            for i, frame in enumerate(frames):
-                frame.to_csv(stream, sep=sep, index=False, header=i == 0, float_format=float_format,
-                             lineterminator="\n")
-                n += len(frame)
-        else:
+        stream = _Watched(stdout if stdout is not None else sys.stdout)
+        try:
+            binary = getattr(stream, "buffer", None)
+            if binary is None:  # a text-only stream
+                n = 0
+                for i, frame in enumerate(frames):
+                    frame.to_csv(stream, sep=sep, index=False, header=i == 0, float_format=float_format,
+                                 lineterminator="\n")
+                    n += len(frame)
+            else:
+                stream.flush()
+                binary = _Watched(binary, stream)
+                n = _write_text(frames, binary, sep, float_format)
+                binary.flush()
             stream.flush()
-            n = _write_text(frames, binary, sep, float_format)
-            binary.flush()
-        stream.flush()
+        except OSError as exc:
+            failure = stream.failure  # not the table being read (a damaged file), nor a closed pipe (| head)
+            if failure is None or isinstance(failure, BrokenPipeError) or isinstance(exc, OutputError):
+                raise
+            raise OutputError(f"cannot write standard output: {_reason(failure)}") from None
+        if before_replacing is not None:
+            before_replacing()
         return n
     n = 0
 
     def write(raw) -> None:
         nonlocal n
-        if kind == "parquet":
-            n = _write_parquet(frames, raw)
-            return
-        if compression == "gzip":
-            binary = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
-        elif compression == "bz2":
-            binary = bz2.BZ2File(raw, mode="wb")
-        elif compression == "xz":
-            binary = lzma.LZMAFile(raw, mode="wb")
-        else:
-            binary = raw
-        n = _write_text(frames, binary, sep, float_format)
-        if binary is not raw:
-            binary.close()
+        n = _write_table(frames, raw, kind, sep, compression, float_format)
+        if before_replacing is not None:
+            raw.flush()
+            if stat.S_ISREG(os.fstat(raw.fileno()).st_mode):  # a device (/dev/null) cannot be synced
+                os.fsync(raw.fileno())  # a full disk shows here, before the other outputs are written
+            before_replacing()
 
     atomic_write(path, write)
     return n
+
+
+def _write_table(frames: Iterable[pd.DataFrame], raw, kind: str, sep: str, compression: str | None,
+                 float_format: str | None) -> int:
+    """Frames into the binary file `raw` as `kind` (``output_format``): parquet, or text compressed as asked;
+    the number of rows."""
+    if kind == "parquet":
+        return _write_parquet(frames, raw)
+    if compression == "gzip":
+        binary = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+    elif compression == "bz2":
+        binary = bz2.BZ2File(raw, mode="wb")
+    elif compression == "xz":
+        binary = lzma.LZMAFile(raw, mode="wb")
+    else:
+        binary = raw
+    n = _write_text(frames, binary, sep, float_format)
+    if binary is not raw:
+        binary.close()
+    return n
+
+
+class _Watched:
+    """Standard output (or its binary buffer) as the writers see it: remembers a write that failed (a full
+    disk behind ``> FILE``), so that the error names standard output rather than leave a bare "[Errno 28]"."""
+
+    def __init__(self, stream, watcher: "_Watched | None" = None):
+        self._stream, self._watcher = stream, watcher or self
+        self.failure: OSError | None = None
+
+    def write(self, data):
+        try:
+            return self._stream.write(data)
+        except OSError as exc:
+            self._watcher.failure = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self._watcher.failure = exc
+            raise
+
+    def __getattr__(self, name):  # buffer, encoding, fileno, ...: the stream's own
+        return getattr(self._stream, name)
+
+
+def _reason(exc: OSError) -> str:
+    """"no space left on device" from [Errno 28] ...: the system's words, lower-case."""
+    text = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc)) or type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 def _bools_as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -263,18 +321,34 @@ def write_table(frame: pd.DataFrame, path: str, *, stdout=None) -> int:
     return write_predictions([frame], path, float_format=float_format, stdout=stdout)
 
 
+def table_bytes(frame: pd.DataFrame, path: str) -> bytes:
+    """The bytes ``write_table(frame, path)`` writes to the file `path` (not "-"), for a caller that writes
+    them together with other outputs (all or none)."""
+    kind, sep, compression = output_format(path, tables_only=True)
+    buf = io.BytesIO()
+    _write_table([frame], buf, kind, sep, compression, None if frame.attrs.get(EXACT_FLOATS) else "%.6g")
+    return buf.getvalue()
+
+
 def write_predictions_h5ad(stream, path: str, source: str, *, prefix: str = DEFAULT_OBS_PREFIX,
-                           class_probs: bool = False, notes: list[str] | None = None) -> int:
+                           class_probs: bool = False, notes: list[str] | None = None,
+                           commit: Callable[[Callable[[], None]], None] | None = None) -> int:
     """Predict every cell of the .h5ad file `source` (the stream reads it) and write `path`: a copy of it
     with the prediction columns (``obs_columns``) added to .obs, .X and everything else untouched; returns
     the number of cells. Written atomically (``data.h5ad.write_obs_columns``); an obs column of the input
-    with the same name is replaced only when it carries the (non-empty) prefix, else it is an error."""
+    with the same name is replaced only when it carries the (non-empty) prefix, else it is an error.
+    ``commit(write)``: runs the writing of the file, once every cell is predicted; a command writes its other
+    outputs (the shift report) around it, all or none. Default: written at once."""
     from ..data import h5ad
 
     columns = obs_columns(stream, prefix, class_probs, notes)
     n = len(next(iter(columns.values()))) if columns else 0
-    h5ad.write_obs_columns(source, path, columns, notes=notes, prefix=prefix,
-                           ours=prediction_obs_names(stream.model, prefix) | set(columns))
+
+    def write() -> None:
+        h5ad.write_obs_columns(source, path, columns, notes=notes, prefix=prefix,
+                               ours=prediction_obs_names(stream.model, prefix) | set(columns))
+
+    (commit or (lambda w: w()))(write)
     return n
 
 

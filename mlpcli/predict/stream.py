@@ -308,10 +308,11 @@ class _Run:
         # a sample sheet is small: read whole, before the table, and joined to each piece of it by id
         sheet = read_sample_sheet(roles.samples, id=roles.id) if roles.samples is not None else None
         h5ad_notes: list[str] = []
+        h5ad_warnings: list[str] = []
         if not isinstance(source, pd.DataFrame) and (data.h5ad.is_h5ad(source) or data.tenx.is_tenx(source)):
             if data.tenx.is_tenx(source):  # 10x Genomics: read as an .h5ad file is, through data.tenx.TenX
                 data.tenx.check_options(source, roles.layer, roles.raw, roles.features_in_rows)
-            self.table, roles, h5ad_notes = _open_h5ad(source, roles, model)
+            self.table, roles, h5ad_notes, h5ad_warnings = _open_h5ad(source, roles, model)
         else:
             role_rows = _role_names(model, roles) + ([by] if by else [])  # the row layout's, read as written
             self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
@@ -336,7 +337,8 @@ class _Run:
         if roles.features_in_rows:
             self.plan.notes.append("--features-in-rows: the table was read whole (the transposed layout cannot "
                                    "be streamed)")
-        self.notes, self.warnings = [*self.table.notes, *h5ad_notes, *self.plan.notes], list(self.plan.warnings)
+        self.notes = [*self.table.notes, *h5ad_notes, *self.plan.notes]
+        self.warnings = [*h5ad_warnings, *self.plan.warnings]
         if self.join is not None:
             self.notes += self.join.notes
             self._join_noted = len(self.join.notes)
@@ -643,14 +645,50 @@ def _empty_target(model: Model, n: int, k: int) -> np.ndarray:
     return np.zeros((n, k), dtype=np.float64)
 
 
+def _trained_matrix(model: Model) -> str | None:
+    """The matrix of an .h5ad file the model was trained on (".X", "layer 'counts'", ".raw.X"), as its
+    training options and data file record it; None when it was not trained on an .h5ad file (a table, a
+    10x directory) or does not say."""
+    trained = model.config or {}
+    if trained.get("raw"):
+        return ".raw.X"
+    if trained.get("layer") not in (None, data.h5ad.X_LAYER):
+        return f"layer {trained['layer']!r}"
+    data_file = (model.provenance or {}).get("data_file")
+    return ".X" if data_file and data.h5ad.is_h5ad(data_file) else None
+
+
+def _other_matrix_warning(roles: RoleFlags, model: Model) -> str | None:
+    """A warning when --layer or --raw chooses another matrix of an .h5ad file than the model was trained
+    on: counts where it learned log-normalised values (or the reverse) are on another scale, and every
+    prediction is off while nothing fails."""
+    trained = _trained_matrix(model)
+    if trained is None or (roles.layer is None and not roles.raw):
+        return None  # the defaults read the training matrix
+    if roles.raw:
+        chosen, option = ".raw.X", "--raw"
+    elif roles.layer == data.h5ad.X_LAYER:
+        chosen, option = ".X", f"--layer {roles.layer}"
+    else:
+        chosen, option = f"layer {roles.layer!r}", f"--layer {roles.layer}"
+    if chosen == trained:
+        return None
+    return (f"features from {chosen} ({option}), but the model was trained on {trained}: values on another scale "
+            "(raw counts where it learned log-normalised ones, or the reverse) give wrong predictions without an "
+            f"error; leave out {option} to read {trained} as in training (unless this file keeps those values in "
+            f"{chosen})")
+
+
 def _open_h5ad(source, roles: RoleFlags, model: Model):
-    """(the opened .h5ad table, the roles with this file's defaults, notes). The matrix and the gene names
-    default to the model's training choices (--layer, --raw, --var-names given to train), the id to
-    obs_names; a gene-identifier mismatch with the model is a DataError that names the option fixing it."""
+    """(the opened .h5ad table, the roles with this file's defaults, notes, warnings). The matrix and the gene
+    names default to the model's training choices (--layer, --raw, --var-names given to train), the id to
+    obs_names; another matrix than the training one is a warning (``_other_matrix_warning``); a
+    gene-identifier mismatch with the model is a DataError that names the option fixing it."""
     if roles.features_in_rows and data.h5ad.is_h5ad(source):
         raise OptionError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
     trained = model.config or {}
     layer, raw, var_names, notes = roles.layer, roles.raw, roles.var_names, []
+    warning = _other_matrix_warning(roles, model) if data.h5ad.is_h5ad(source) else None
     from_model = None
     if layer is None and not raw and (trained.get("layer") or trained.get("raw")):
         trained_on = f"layer {trained['layer']!r}" if trained.get("layer") else ".raw.X"
@@ -678,7 +716,7 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
         raise
     if roles.id is None:
         roles = dataclasses.replace(roles, id=table.default_id)
-    return table, dataclasses.replace(roles, layer=None, raw=False, var_names=None), notes
+    return table, dataclasses.replace(roles, layer=None, raw=False, var_names=None), notes, [warning] if warning else []
 
 
 def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,
@@ -712,11 +750,29 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
     sub["__mlpcli_placeholder__"] = 0.0
     try:
         ds = data.Dataset.from_frame(sub, data.Roles(target=list(targets)), task=model.task, classes=model.classes)
-    except DataError:
+    except DataError as exc:
         if model.task in ("regression", "multilabel"):  # a cell that does not fit: named by file, row and value
             _check_target_cells(frame, targets, model.task, source, first_row, index, ids)  # (only on failure)
-        raise
+            raise
+        # a label the model does not know: the file, and the row of the first one, as for every other cell
+        where = _first_unknown_label(sub[targets[0]], model, first_row, index, ids)
+        raise DataError(f"{source}: {exc}" + (f"; the first at {where}" if where else "")) from None
     return ds.y
+
+
+def _first_unknown_label(labels: pd.Series, model: Model, first_row: int, index: np.ndarray,
+                         ids: np.ndarray | None) -> str | None:
+    """Where the first label of a classifier's target column (n,) that the model cannot encode is ("row 4 (id
+    'S3')"), each distinct label tried as evaluate matches them (``Dataset.from_frame``); None if none is."""
+    unknown = set()
+    for value in pd.unique(labels.to_numpy(dtype=object)):
+        one = pd.DataFrame({"t": pd.Series([value], dtype=labels.dtype), "__mlpcli_placeholder__": [0.0]})
+        try:
+            data.Dataset.from_frame(one, data.Roles(target=["t"]), task=model.task, classes=model.classes)
+        except DataError:
+            unknown.add(value)
+    hits = np.flatnonzero(labels.map(lambda v: v in unknown).to_numpy(dtype=bool)) if unknown else []
+    return _row_label(first_row, int(index[hits[0]]), ids) if len(hits) else None
 
 
 def _check_target_cells(frame: pd.DataFrame, targets: list[str], task: str, source: str, first_row: int,
@@ -971,15 +1027,16 @@ def is_cells(source) -> bool:
     return not isinstance(source, pd.DataFrame) and (data.h5ad.is_h5ad(source) or data.tenx.is_tenx(source))
 
 
-def read_cells(model: Model, source, roles: RoleFlags | None = None) -> tuple[pd.DataFrame, RoleFlags, list[str]]:
+def read_cells(model: Model, source, roles: RoleFlags | None = None
+               ) -> tuple[pd.DataFrame, RoleFlags, list[str], list[str]]:
     """An .h5ad file or a 10x directory read whole as predict reads it (the model's matrix and gene names
     unless told, the gene-identifier check, obs_names or the barcodes as the id): (a DataFrame of its obs
-    columns and of the genes that match the model's features, the roles for that frame, notes). Memory: the
-    cells x the model's genes, dense float64; for commands that need every cell at once (explain)."""
+    columns and of the genes that match the model's features, the roles for that frame, notes, warnings).
+    Memory: the cells x the model's genes, dense float64; for commands that need every cell at once (explain)."""
     roles = roles or RoleFlags()
     if data.tenx.is_tenx(source):
         data.tenx.check_options(source, roles.layer, roles.raw, roles.features_in_rows)
-    table, roles, notes = _open_h5ad(source, roles, model)
+    table, roles, notes, warnings = _open_h5ad(source, roles, model)
     try:
         h = table.h
         genes_of_file = set(h.feature_names)
@@ -993,7 +1050,7 @@ def read_cells(model: Model, source, roles: RoleFlags | None = None) -> tuple[pd
         notes = [*table.notes, *notes]
     finally:
         table.close()
-    return frame, roles, notes
+    return frame, roles, notes, warnings
 
 
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None,
@@ -1004,11 +1061,12 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     ``can_fill``: whether the caller offers --fill-missing (``plan_columns``)."""
     need_target = labels and roles is not None and roles.target is not None
     read_notes: list[str] = []
+    read_warnings: list[str] = []
     given_id = roles.id if roles is not None else None
     cells_id = None  # a cell file's column of cell names: a sheet's id column holds them, whatever its name
     if is_cells(frame):
         name = str(frame)
-        table, roles, read_notes = read_cells(model, frame, roles)
+        table, roles, read_notes, read_warnings = read_cells(model, frame, roles)
         if given_id is None:
             cells_id = roles.id
     elif isinstance(frame, pd.DataFrame):
@@ -1030,6 +1088,9 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
                             source=name, need_target=need_target, can_fill=can_fill,
                             first_cells=lambda k: [str(v) for v in table.iloc[:k, 0]] if table.shape[1] else [])
+        # a genes x samples file's text columns (gene symbols beside the samples): said as predict says it, once
+        # the plan has told a table given in the wrong layout by the model's names (``_FrameTable.pieces``)
+        data.io.raise_annotation_columns(table)
     else:  # every row kept, with the sheet's columns where it has the sample
         join = SampleJoin(sheet, name, [str(c) for c in table.columns], features_in_rows=roles.features_in_rows,
                           keep_unmatched=True, cells_id=cells_id)
@@ -1037,6 +1098,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
                             source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))),
                             need_target=need_target, can_fill=can_fill)
+        data.io.raise_annotation_columns(table)  # before the join leaves out a text column as a sample it lacks
         join.select([*plan.roles.target, plan.roles.group, plan.roles.batch], plan.roles.drop)
         sheet_columns = set(join.columns) - set(map(str, table.columns))
         if labels and any(t in sheet_columns for t in plan.roles.target):
@@ -1053,9 +1115,11 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     X[:, model.preprocessor.kept_index_] = X_kept
     y = None
     if labels and plan.roles.target and len(plan.roles.target) == len(model.target_names or [None]):
-        y = _encode_target(table.rename(columns=str), plan.roles.target, model, name, 0, row_ids,
+        labels_from = name if sheet is None or not set(plan.roles.target) & sheet_columns else \
+            f"{name} joined with --samples {sheet.path}"  # the labels are the sheet's, as evaluate says
+        y = _encode_target(table.rename(columns=str), plan.roles.target, model, labels_from, 0, row_ids,
                            table.attrs.get(DECIMAL_ATTR))  # the decimal mark a text table was read with
     plan_notes = plan.notes if y is None else [n for n in plan.notes if not n.startswith("ignored the target column")]
     filled = [f for f, found in zip(plan.features, plan.present) if not found]
-    return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=plan.warnings, y=y,
-                    filled=filled)
+    return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=read_warnings + plan.warnings,
+                    y=y, filled=filled)
