@@ -275,3 +275,14 @@ def test_config_takes_n_jobs_as_the_command_line_does(tmp_path):
             assert_clean_error(res, "n-jobs", "-1", code=code)
         else:
             assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("flag", ["-o", "--history", "--oof"])
+def test_a_directory_name_for_an_output_is_refused_before_the_data_is_read(tmp_path, flag):
+    """`-o sub/` was refused only when the model was written, after the whole training."""
+    args = ["train", str(tmp_path / "never_read.csv"), flag, str(tmp_path / "sub") + "/"]
+    if flag != "-o":
+        args += ["-o", str(tmp_path / "m.mlp")]
+    res = run(args)
+    assert_clean_error(res, "sub/", "names a directory")
+    assert "never_read" not in res.output and not (tmp_path / "sub").exists()

@@ -537,8 +537,13 @@ def write_together(files: dict[str, bytes], last=None) -> None:
 
 def check_writable(path: str, flag: str) -> None:
     """Fail before a long run, not after it, when an output cannot be written."""
-    from ..fileio import NAME_MAX
+    from ..errors import OutputError
+    from ..fileio import NAME_MAX, check_file_name
 
+    try:
+        check_file_name(path)  # before descriptor_of, whose normpath reads "sub/" as "sub"
+    except OutputError as exc:
+        raise click.ClickException(f"{flag}: {exc}") from None
     fd = descriptor_of(path)
     if fd is not None:  # /dev/stderr, /dev/fd/3: written into (``fileio.atomic_write``), if open
         try:
@@ -567,8 +572,14 @@ def check_table_output(path: str | None, flag: str) -> None:
     output), a directory it can be written to."""
     if not path:
         return
-    from ..errors import DataError
+    from ..errors import DataError, OutputError
+    from ..fileio import check_file_name
     from ..predict.output import output_format
+
+    try:
+        check_file_name(path)  # a name ending in "/" first: its format would read as "unsupported ''"
+    except OutputError as exc:
+        raise click.ClickException(f"{flag}: {exc}") from None
 
     try:
         output_format(path, tables_only=True)
