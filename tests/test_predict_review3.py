@@ -389,3 +389,13 @@ def test_a_full_disk_behind_standard_output_is_named(tiny, tmp_path, args, what)
     assert res.returncode == 1, res.stderr
     assert res.stderr.strip().splitlines() == [f"Error: cannot write {what}: no space left on device"], res.stderr
     assert not leftovers(tmp_path) and not (tmp_path / "p.csv").exists() or "--json" in argv  # all or none
+
+
+def test_evaluate_refuses_dropping_the_column_it_scores_against(tiny, tmp_path):
+    """`evaluate --drop label` read the labels from 'label' all the same and scored against them."""
+    model, data = tiny["multiclass"]
+    assert_clean_error(run(["evaluate", model, data, "--drop", "label"]), "--drop", "'label'", code=2)
+    # predict needs no labels: dropping the column is fine, and it is not reported as an ignored target
+    res = run(["predict", model, data, "--drop", "label", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert "ignored the target column" not in res.output

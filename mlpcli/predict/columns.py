@@ -158,7 +158,11 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         raise OptionError("--group and --no-group contradict each other; pass one of them")
 
     targets = _names(flags.target) or list(mroles.get("target") or model.target_names)
-    found = [t for t in targets if t in present_set]
+    dropped = [t for t in targets if t in drop]
+    if need_target and dropped:  # the labels were read all the same and scored: --drop meant nothing
+        raise OptionError(f"--drop names the target column {_quoted(dropped)}, which the true labels are read from; "
+                          "leave it out of --drop, or name the label column with --target")
+    found = [t for t in targets if t in present_set and t not in drop]
     if need_target:
         absent = [t for t in targets if t not in present_set]
         if absent:
