@@ -11,7 +11,6 @@ BATCHNORM_MIN_ROWS rows.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import numpy as np
@@ -78,40 +77,24 @@ def _rows(n: int) -> str:
     return f"{n} row{'s' * (n != 1)}"
 
 
-# prepare's note for target columns it did not read (``plan_columns``); prepare drops it by this prefix too
-_IGNORED_TARGET = "ignored the target column"
-
-
 def _labels(model: Model, prepared, roles: RoleFlags, source) -> tuple[np.ndarray | None, str]:
     """The rows' targets from ``prepare`` and "", or None and why there are none (the check then uses the
     model's own predictions). A DataError naming the absent columns when the table has some but not all of a
-    multi-output model's target columns: prepare reads the target only whole and otherwise notes the columns
-    as ignored, and the check would fall back to the model's own predictions as if the table had no labels.
-    Target columns given to --drop are left out (the table reader takes them as the target all the same)."""
+    multi-output model's target columns (``Prepared.targets``): prepare reads the target only whole, and the
+    check would fall back to the model's own predictions as if the table had no labels. Target columns given
+    to --drop are not read."""
     targets = [str(t) for t in (model.roles or {}).get("target") or model.target_names]
-    dropped = set(_names(roles.drop))
-    why_dropped = f"target column{'s' * (len(targets) != 1)} dropped"
+    dropped = set(_names(roles.drop)) & set(targets)
     if prepared.y is not None:
-        return (None, why_dropped) if set(targets) <= dropped else (prepared.y, "")
-    note = next((n for n in prepared.notes if n.startswith(_IGNORED_TARGET)), None)
-    if note is None:
-        return None, "no target column"
-    # the note quotes the first 5 columns found, in the model's order, and counts the rest ("and 3 more")
-    shown = [t for t in targets if repr(t) in note]
-    more = re.search(r" and (\d+) more \(", note)
-    n_more = int(more.group(1)) if more else 0
-    after = targets[targets.index(shown[-1]) + 1:] if n_more and shown else []  # where the rest are
-    if set(shown) | set(after) <= dropped:
-        return None, why_dropped
-    n_found = len(shown) + n_more
-    n_absent = len(targets) - n_found
-    absent = [t for t in targets if t not in shown and t not in after]
-    lacks = ", ".join(filter(None, [_quoted(absent),  # and some of `after`, which ones the note does not say:
-                                    f"{len(after) - n_more} of {_quoted(after, 3)}" if n_more < len(after) else ""]))
-    raise DataError(f"{source} has {n_found} of the model's {len(targets)} target columns ({_quoted(targets)}) and "
-                    f"lacks {lacks}; the check's loss needs every one: "
-                    f"add the missing column{'s' * (n_absent != 1)}, or --drop the {n_found} it has to check the "
-                    "gradients against the model's own predictions")
+        return prepared.y, ""
+    found = [t for t in targets if t in set(prepared.targets)]
+    if not found:
+        return None, (f"target column{'s' * (len(dropped) != 1)} dropped" if dropped else "no target column")
+    absent = [t for t in targets if t not in found]
+    raise DataError(f"{source} has {len(found)} of the model's {len(targets)} target columns ({_quoted(targets)}) "
+                    f"and lacks {_quoted(absent)}; the check's loss needs every one: "
+                    f"add the missing column{'s' * (len(absent) != 1)}, or --drop the {len(found)} it has to check "
+                    "the gradients against the model's own predictions")
 
 
 def check_model(model: Model, data_path, rows: int = 32, max_entries: int = 20, eps: float = 1e-6,

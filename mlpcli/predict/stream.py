@@ -1006,6 +1006,9 @@ class Prepared:
     # the features the table lacks, filled with their training means (fill_missing="mean"): explain leaves
     # them out of its rankings, since every sample holds the same made-up value
     filled: list[str] = dataclasses.field(default_factory=list)
+    # the model's target columns the table (or its sheet) has, --drop'ped ones left out: what y was read from,
+    # or, when some are missing, what a caller needing labels can name (gradcheck)
+    targets: list[str] = dataclasses.field(default_factory=list)
 
     def __iter__(self):  # X, ids, notes, warnings = prepare(...)
         return iter((self.X, self.ids, self.notes, self.warnings))
@@ -1122,4 +1125,4 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     plan_notes = plan.notes if y is None else [n for n in plan.notes if not n.startswith("ignored the target column")]
     filled = [f for f, found in zip(plan.features, plan.present) if not found]
     return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=read_warnings + plan.warnings,
-                    y=y, filled=filled)
+                    y=y, filled=filled, targets=list(plan.roles.target))
