@@ -121,19 +121,28 @@ def check_model(model: Model, data_path, rows: int = 32, max_entries: int = 20, 
     if set(given) & set(dropped):
         raise OptionError(f"--target and --drop both name {_quoted(sorted(set(given) & set(dropped)))}; give the "
                           "column one role")
-    prepared = prepare(model, data_path, roles=roles, labels=True, can_fill=False)
+    prepared = prepare(model, data_path, roles=roles, labels=True, can_fill=False, unlabelled="skip")
+    X_in = prepared.X
+    if prepared.labelled is not None:  # rows without a label: the check samples rows, it needs only labelled ones
+        unlabelled = int((~prepared.labelled).sum())
+        if prepared.y is None:
+            raise DataError(f"{data_path}: no row has a label in {_quoted(prepared.targets)}; label some rows, or "
+                            f"--drop {_quoted(prepared.targets)} (and leave --target out) to check the gradients "
+                            "against the model's own predictions")
+        X_in = X_in[prepared.labelled]
+        prepared.notes.append(f"{_rows(unlabelled)} without a label left out (of {_rows(len(prepared.labelled))})")
     y, why = _labels(model, prepared, roles, data_path)
     if notes is not None:
         notes.extend(prepared.notes)
     if warnings is not None:
         warnings.extend(prepared.warnings)
-    if np.isnan(prepared.X[:, model.preprocessor.kept_index_]).any() and not model.preprocessor.config.impute:
+    if np.isnan(X_in[:, model.preprocessor.kept_index_]).any() and not model.preprocessor.config.impute:
         raise DataError(f"{data_path} has missing feature values and the model was trained without --impute")
     loss = loss_mod.get(model.loss["name"], **model.loss.get("params", {}))
     results = []
     for k, member in enumerate(model.members):
         label = f"member {k + 1} of {len(model.members)}, " if model.is_ensemble else ""
-        results += _check_member(model, member, prepared.X, y, why, loss, label, rows, max_entries, eps, tol, atol,
+        results += _check_member(model, member, X_in, y, why, loss, label, rows, max_entries, eps, tol, atol,
                                  seed)
     return results
 

@@ -47,14 +47,23 @@ def test_an_absent_target_column_gets_gradcheck_s_advice_not_predict_s(trained, 
     assert doc["passed"] and "model's own predictions" in doc["results"][0]["note"]
 
 
-def test_missing_labels_get_gradcheck_s_advice_not_predict_s(trained, tmp_path):
+def test_rows_without_a_label_are_left_out_of_the_sample_and_counted(trained, tmp_path):
+    """One empty label cell refused the whole table, though the check samples --rows rows of it; a column with
+    no label at all is an error with gradcheck's remedies, not predict's."""
     model, data = trained["multiclass"]
     table = pd.read_csv(data)
     table.loc[2, "label"] = np.nan
     table.to_csv(tmp_path / "holes.csv", index=False)
-    res = gradcheck(model, str(tmp_path / "holes.csv"))
-    assert_clean_error(res, "holes.csv", "'label'", "missing values", "drop the rows without a label")
+    res = gradcheck(model, str(tmp_path / "holes.csv"), "--json")
+    assert res.exit_code == 0, res.output
+    assert f"1 row without a label left out (of {len(table)} rows)" in res.output
+    assert "no target column" not in json.loads(res.stdout)["results"][0]["note"]  # the labels were used
+    table["label"] = np.nan
+    table.to_csv(tmp_path / "none.csv", index=False)
+    res = gradcheck(model, str(tmp_path / "none.csv"))
+    assert_clean_error(res, "none.csv", "no row has a label in 'label'", "--drop 'label'")
     assert "mlpcli predict" not in res.output
+    assert gradcheck(model, str(tmp_path / "none.csv"), "--drop", "label").exit_code == 0
 
 
 def test_a_regression_target_named_otherwise_gives_the_loss_its_values(trained, tmp_path):

@@ -18,8 +18,6 @@ _TARGET_ADVICE = {
     "; evaluation needs the true labels — name the column with --target, or use `mlpcli predict` for unlabelled data":
         "; name the column holding the labels with --target, or leave --target out to check the gradients "
         "against the model's own predictions",
-    "; drop the rows without a label, or predict them with `mlpcli predict`":
-        "; drop the rows without a label: the check's loss needs a label for every row",
 }
 
 

@@ -1009,6 +1009,9 @@ class Prepared:
     # the model's target columns the table (or its sheet) has, --drop'ped ones left out: what y was read from,
     # or, when some are missing, what a caller needing labels can name (gradcheck)
     targets: list[str] = dataclasses.field(default_factory=list)
+    # with prepare(unlabelled="skip"): (n,) bool, the rows y was read for (a label in every target column),
+    # when some rows have none; y then holds those rows' labels only. None: every row's
+    labelled: np.ndarray | None = None
 
     def __iter__(self):  # X, ids, notes, warnings = prepare(...)
         return iter((self.X, self.ids, self.notes, self.warnings))
@@ -1057,11 +1060,16 @@ def read_cells(model: Model, source, roles: RoleFlags | None = None
 
 
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None,
-            max_missing: float | None = None, labels: bool = False, can_fill: bool = True) -> Prepared:
+            max_missing: float | None = None, labels: bool = False, can_fill: bool = True,
+            unlabelled: str = "error") -> Prepared:
     """Match a table (DataFrame or path; an .h5ad file or a 10x directory is read whole, ``read_cells``) to
     the model by feature name, with the checks of predict; with ``labels``, also its target (``Prepared.y``;
     labels the model does not know are a DataError naming them; a target given in ``roles`` must be there).
+    ``unlabelled``: a row without a label is a DataError naming it ("error"), or is left out of y ("skip":
+    ``Prepared.labelled`` says which rows y is of; a caller sampling rows, gradcheck, needs only some).
     ``can_fill``: whether the caller offers --fill-missing (``plan_columns``)."""
+    if unlabelled not in ("error", "skip"):
+        raise ValueError(f"unlabelled must be 'error' or 'skip', got {unlabelled!r}")
     need_target = labels and roles is not None and roles.target is not None
     read_notes: list[str] = []
     read_warnings: list[str] = []
@@ -1116,13 +1124,20 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
                        row_ids)
     X = np.full((len(table), model.preprocessor.n_features_in), np.nan)
     X[:, model.preprocessor.kept_index_] = X_kept
-    y = None
+    y, labelled = None, None
     if labels and plan.roles.target and len(plan.roles.target) == len(model.target_names or [None]):
         labels_from = name if sheet is None or not set(plan.roles.target) & sheet_columns else \
             f"{name} joined with --samples {sheet.path}"  # the labels are the sheet's, as evaluate says
-        y = _encode_target(table.rename(columns=str), plan.roles.target, model, labels_from, 0, row_ids,
-                           table.attrs.get(DECIMAL_ATTR))  # the decimal mark a text table was read with
+        named = table.rename(columns=str)
+        rows = None
+        if unlabelled == "skip":
+            has = ~named[plan.roles.target].isna().any(axis=1).to_numpy()
+            if not has.all():
+                labelled, rows = has, np.flatnonzero(has)
+        if rows is None or len(rows):
+            y = _encode_target(named, plan.roles.target, model, labels_from, 0, row_ids,
+                               table.attrs.get(DECIMAL_ATTR), rows=rows)  # the decimal mark a text table was read with
     plan_notes = plan.notes if y is None else [n for n in plan.notes if not n.startswith("ignored the target column")]
     filled = [f for f, found in zip(plan.features, plan.present) if not found]
     return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=read_warnings + plan.warnings,
-                    y=y, filled=filled, targets=list(plan.roles.target))
+                    y=y, filled=filled, targets=list(plan.roles.target), labelled=labelled)
