@@ -348,6 +348,9 @@ def parse_option_text(name: str, text: str) -> Any:
             "int_list": "comma-separated layer widths such as 128,64"}
     if meta["auto"] and t.lower() == AUTO:
         return AUTO
+    if kind == "str" and not t:  # `--samples "$SHEET"` with the variable unset: not the same as leaving it out
+        raise ConfigError(f"{flag_name(name)}: an empty value (an unset shell variable?); give one"
+                          + (", or none" if meta["optional"] else ""))
     if meta["optional"] and t.lower() in _NONE_WORDS:
         return None
     try:

@@ -262,3 +262,14 @@ def test_outputs_that_name_an_input_or_each_other_are_usage_errors(tmp_path, mon
                "--epochs", "2", "--folds", "1", "-q"])
     assert res.exit_code == 0, res.output  # a device is written into, never replaced
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "h.csv").exists()
+
+
+@pytest.mark.parametrize("command, flag", [("train", "--samples"), ("train", "--layer"), ("train", "--var-names"),
+                                           ("train", "--id"), ("predict", "--samples"), ("predict", "--layer"),
+                                           ("predict", "--var-names")])
+def test_an_empty_name_is_a_usage_error_not_the_option_left_out(tmp_path, command, flag):
+    """`--samples "$SHEET"` with the variable unset ran without the sheet, and `--layer ''` read .X (predict's
+    --id is looked up in the table: '' is "not found" there)."""
+    args = [command, *(["model.mlp"] if command == "predict" else []), str(tmp_path / "t.csv"), flag, ""]
+    res = run(args)
+    assert res.exit_code == 2 and "an empty value" in res.output and flag in res.output, res.output
