@@ -262,4 +262,4 @@ def test_member_folds_without_refit_is_a_usage_error(tmp_path):
     --refit it was accepted and did nothing."""
     path = write_table(tmp_path, "t.csv", task="binary", n_patients=20)
     res = run(["tune", str(path), "--grid", "lr=0.001", "--member-folds", "3", "--folds", "2"])
-    assert_clean_error(res, "--member-folds sets the members of the model --refit trains; add --refit", code=2)
+    assert_clean_error(res, "--member-folds (or member-folds in --config) sets the members of the model --refit trains; add --refit", code=2)

@@ -234,3 +234,11 @@ def test_val_data_is_refused_before_the_data_is_read(tmp_path):
     path = write_table(tmp_path, n_patients=18)
     res = run(["tune", str(tmp_path / "not_read.csv"), "--grid", "lr=1e-3", "--val-data", path, *FAST])
     assert_clean_error(res, "--val-data does not apply here", code=2)
+
+
+def test_member_folds_in_a_config_file_without_refit_is_refused_as_on_the_command_line(tmp_path):
+    """`member-folds = 3` in --config was accepted and ignored by a tune without --refit (the flag was refused)."""
+    config = tmp_path / "run.toml"
+    config.write_text("member-folds = 3\n")
+    res = run(["tune", str(tmp_path / "never_read.csv"), "--config", str(config), "--grid", "l2=0,1e-3"])
+    assert res.exit_code == 2 and "member-folds" in res.output and "--refit" in res.output, res.output

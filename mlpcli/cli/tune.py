@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from ..config import TrainOptions
 from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
 from ._common import (
@@ -140,10 +141,11 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     plan = make_plan(n_jobs, backend, scheduler, threads)
     if ctx.get_parameter_source("out") == click.core.ParameterSource.COMMANDLINE and not refit:
         raise click.UsageError("-o/--out names the model written by --refit; add --refit")
-    if ctx.get_parameter_source("member_folds") == click.core.ParameterSource.COMMANDLINE and not refit:
-        # the grid is scored one network per fold: only the refit's model has members
-        raise click.UsageError("--member-folds sets the members of the model --refit trains; add --refit")
     options = options_from_params(params)
+    if options.folds != TrainOptions().folds and not refit:  # given on the command line or in --config
+        # the grid is scored one network per fold: only the refit's model has members
+        raise click.UsageError("--member-folds (or member-folds in --config) sets the members of the model --refit "
+                               "trains; add --refit")
     try:
         space = grid_lib.parse_grid(grid, options)
     except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
