@@ -324,6 +324,13 @@ class Model:
 
 def save(model: Model, path: str | os.PathLike) -> None:
     """Write ``model`` to ``path`` atomically."""
+    data = to_bytes(model, path)
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
+    """The bytes ``save`` writes (a zip of model.json and weights.npz), for a caller that writes them together
+    with other outputs, all or none (``path``: named in errors)."""
     pre_meta, pre_arrays = model.preprocessor.state()
     arrays = {f"{_PRE}{k}": np.asarray(v) for k, v in pre_arrays.items()}
     members = []
@@ -376,18 +383,17 @@ def save(model: Model, path: str | os.PathLike) -> None:
             f"guard against crafted files); it lists the {len(model.feature_names):,} input features {copies} times: "
             "train on fewer features or with fewer --folds")
 
-    def write(fh):
-        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            # model.json (text) deflates to a fifth; weights.npz is stored: trained weights and statistics are
-            # nearly incompressible (deflate saved 8 % of 5.8 MB at 8,000 x 5,000 and took 0.15 s of the save)
-            for member, payload, method in (("model.json", text, zipfile.ZIP_DEFLATED),
-                                            ("weights.npz", weights, zipfile.ZIP_STORED)):
-                # a fixed timestamp: the same model gives the same bytes
-                info = zipfile.ZipInfo(member, date_time=_ZIP_TIME)
-                info.compress_type = method
-                zf.writestr(info, payload)
-
-    atomic_write(path, write)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        # model.json (text) deflates to a fifth; weights.npz is stored: trained weights and statistics are
+        # nearly incompressible (deflate saved 8 % of 5.8 MB at 8,000 x 5,000 and took 0.15 s of the save)
+        for member, payload, method in (("model.json", text, zipfile.ZIP_DEFLATED),
+                                        ("weights.npz", weights, zipfile.ZIP_STORED)):
+            # a fixed timestamp: the same model gives the same bytes
+            info = zipfile.ZipInfo(member, date_time=_ZIP_TIME)
+            info.compress_type = method
+            zf.writestr(info, payload)
+    return buf.getvalue()
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

@@ -286,3 +286,34 @@ def test_a_directory_name_for_an_output_is_refused_before_the_data_is_read(tmp_p
     res = run(args)
     assert_clean_error(res, "sub/", "names a directory")
     assert "never_read" not in res.output and not (tmp_path / "sub").exists()
+
+
+def test_the_model_history_and_oof_are_written_all_or_none(tmp_path, monkeypatch):
+    """The model was written first and --history, --oof after it: a failure writing the last one (a full disk)
+    left a new model beside an earlier run's history and held-out predictions."""
+    import errno
+    import os as _os
+
+    data = _table(tmp_path)
+    outputs = {name: tmp_path / name for name in ("m.mlp", "h.csv", "o.csv")}
+    for path in outputs.values():
+        path.write_bytes(b"an earlier run's\n")
+    real_fsync, calls = _os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == 3:  # the third file: the held-out predictions
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(_os, "fsync", fsync)
+    res = run(["train", data, "-o", str(outputs["m.mlp"]), "--history", str(outputs["h.csv"]),
+               "--oof", str(outputs["o.csv"]), *FAST])
+    assert res.exit_code == 1 and "no space left on device" in res.output.lower(), res.output
+    assert all(p.read_bytes() == b"an earlier run's\n" for p in outputs.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "h.csv", "m.mlp", "o.csv"]  # no temporaries
+    monkeypatch.setattr(_os, "fsync", real_fsync)
+    res = run(["train", data, "-o", str(outputs["m.mlp"]), "--history", str(outputs["h.csv"]),
+               "--oof", str(outputs["o.csv"]), *FAST])
+    assert res.exit_code == 0, res.output
+    assert all(p.read_bytes() != b"an earlier run's\n" for p in outputs.values())

@@ -13,6 +13,7 @@ from ._common import (
     CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_metric,
     handle_errors, interrupted_exit, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option,
     report, stderr_console, StderrBar, stdout_alias, stdout_console, threads_context, threads_option, warn_workers,
+    write_together,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -244,6 +245,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     from ..history import history_frame
     from ..model_selection.crossfit import check_held_out_frame, held_out_frame
     from ..predict import write_table
+    from ..predict.output import table_bytes
 
     started = time.perf_counter()  # the wall time of the whole command, beside training's own
     options = options_from_params(params)
@@ -277,11 +279,23 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     except KeyboardInterrupt as exc:  # before any network had weights to keep (else the outcome says interrupted)
         interrupted_exit(exc, what="nothing trained yet to keep; no model written")
     outcome.model.provenance["threads"] = plan.blas_threads  # what ran: the default and --threads 1 alike
-    model_io.save(outcome.model, out)
-    if history_path:
-        write_table(history_frame(outcome.fitted.history), history_path)
-    if oof_path:
-        write_table(held_out_frame(outcome.fitted), oof_path)
+    # the model, --history and --oof all or none: a failure (a full disk, a signal) writing a later one left a new
+    # model beside an earlier run's history or held-out predictions
+    files = {} if model_on_stdout else {out: model_io.to_bytes(outcome.model, out)}
+    if history_path and history_path != "-":
+        files[history_path] = table_bytes(history_frame(outcome.fitted.history), history_path)
+    if oof_path and oof_path != "-":
+        files[oof_path] = table_bytes(held_out_frame(outcome.fitted), oof_path)
+
+    def last() -> None:  # standard output (one writer at most) cannot be taken back: after the files are ready
+        if model_on_stdout:
+            model_io.save(outcome.model, out)
+        elif history_path == "-":
+            write_table(history_frame(outcome.fitted.history), history_path)
+        elif oof_path == "-":
+            write_table(held_out_frame(outcome.fitted), oof_path)
+
+    write_together(files, last=last)
 
     if as_json:
         report([], outcome.warnings[len(early_warnings):], quiet)
