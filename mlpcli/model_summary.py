@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .model_io import Model
 
-__all__ = ["describe", "FIRST_FEATURES"]
+__all__ = ["describe", "trained_matrix", "FIRST_FEATURES"]
 
 FIRST_FEATURES = 10  # feature names listed unless all are asked for
 
@@ -88,7 +88,23 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
         "diagnosis": None if not diagnosis else {k: diagnosis.get(k) for k in ("label", "runner_up", "summary")},
         "provenance": model.provenance or {},
         "roles": model.roles or {},
+        "matrix": trained_matrix(model),  # an .h5ad file's matrix the features came from (None: not an .h5ad file)
     })
+
+
+def trained_matrix(model: Model) -> str | None:
+    """The matrix of an .h5ad file the model was trained on (".X", "layer 'counts'", ".raw.X"), as its
+    training options and data file record it; None when it was not trained on an .h5ad file (a table, a
+    10x directory) or does not say."""
+    from .data import h5ad
+
+    trained = model.config or {}
+    if trained.get("raw"):
+        return ".raw.X"
+    if trained.get("layer") not in (None, h5ad.X_LAYER):
+        return f"layer {trained['layer']!r}"
+    data_file = (model.provenance or {}).get("data_file")
+    return ".X" if data_file and h5ad.is_h5ad(data_file) else None
 
 
 def _finite(value):

@@ -61,3 +61,15 @@ def test_a_target_in_neither_the_obs_nor_the_sheet_names_both(cells, tmp_path):
     res = run(["train", cells["h5ad"], "--samples", cells["sheet"], "--target", "subtype", "--layer", "counts",
                "-o", str(tmp_path / "m.mlp")])
     assert_clean_error(res, "subtype", "sheet.csv")
+
+
+def test_info_names_the_matrix_an_h5ad_model_was_trained_on(cells, tmp_path):
+    """predict warns when --layer/--raw read another matrix than in training; info did not say which one that was."""
+    import json
+
+    model = str(tmp_path / "m.mlp")
+    assert run(["train", cells["h5ad"], "--samples", cells["sheet"], "--target", "annotation", "--layer", "counts",
+                "--folds", "1", "--epochs", "2", "--hidden", "4", "-o", model, "-q"]).exit_code == 0
+    res = run(["info", model, "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["matrix"] == "layer 'counts'", res.output
+    assert "layer 'counts' of an .h5ad file" in run(["info", model]).output

@@ -74,6 +74,9 @@ def _table(doc: dict) -> Table:
                                      for k, v in roles.items() if v) or "not stored (model written by an earlier version)")
     shown = ", ".join(f["names"]) + (" …" if f["listed"] != "all" else "")
     table.add_row("features", f"{f['count']:,} ({f['listed']}: {shown})")
+    if doc.get("matrix"):
+        table.add_row("matrix", f"{doc['matrix']} of an .h5ad file (predict, evaluate and explain read the same one "
+                                "unless --layer or --raw says otherwise, with a warning)")
     if f["used"] != f["count"]:
         used = ", ".join(f["used_names"]) + (" …" if f["listed"] != "all" and f["used"] > len(f["used_names"]) else "")
         table.add_row("features used", f"{f['used']:,}, which a table must supply ({used}); the others were "

@@ -25,6 +25,7 @@ from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _
 from ._common import _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
 from ..data.limits import first_beyond_limit, value_limit_message
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
+from ..model_summary import trained_matrix
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _GroupCount, _ShiftStats
 from .trust import Trust, Uncertainty
 
@@ -645,24 +646,11 @@ def _empty_target(model: Model, n: int, k: int) -> np.ndarray:
     return np.zeros((n, k), dtype=np.float64)
 
 
-def _trained_matrix(model: Model) -> str | None:
-    """The matrix of an .h5ad file the model was trained on (".X", "layer 'counts'", ".raw.X"), as its
-    training options and data file record it; None when it was not trained on an .h5ad file (a table, a
-    10x directory) or does not say."""
-    trained = model.config or {}
-    if trained.get("raw"):
-        return ".raw.X"
-    if trained.get("layer") not in (None, data.h5ad.X_LAYER):
-        return f"layer {trained['layer']!r}"
-    data_file = (model.provenance or {}).get("data_file")
-    return ".X" if data_file and data.h5ad.is_h5ad(data_file) else None
-
-
 def _other_matrix_warning(roles: RoleFlags, model: Model) -> str | None:
     """A warning when --layer or --raw chooses another matrix of an .h5ad file than the model was trained
     on: counts where it learned log-normalised values (or the reverse) are on another scale, and every
     prediction is off while nothing fails."""
-    trained = _trained_matrix(model)
+    trained = trained_matrix(model)
     if trained is None or (roles.layer is None and not roles.raw):
         return None  # the defaults read the training matrix
     if roles.raw:
