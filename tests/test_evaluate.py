@@ -240,7 +240,7 @@ def test_rich_tables_by_default_and_json_file(perfect, tmp_path):
 
 @pytest.mark.parametrize("task,needles", [
     ("binary", ["positive class 'case'", "ROC AUC", "Brier score", "MCC", "Confusion matrix"]),
-    ("multilabel", ["Per label", "hamming loss", "F1 micro", "average precision"]),
+    ("multilabel", ["Per label", "Hamming loss", "F1 micro", "average precision"]),
     ("regression", ["RMSE", "R²", "Spearman r"]),
 ])
 def test_rich_tables_for_every_task(perfect, task, needles):

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..errors import ConfigError
 
+from ..metrics import display_name
 from ._common import (
     CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, distinct_files, fmt, fmt_interval, fmt_metric,
     handle_errors, json_option, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
@@ -32,13 +33,6 @@ def _finite(doc):
     return doc
 
 
-def _name(key: str) -> str:
-    return {"roc_auc": "ROC AUC", "roc_auc_ovr": "ROC AUC (one-vs-rest)", "mcc": "MCC", "ece": "ECE",
-            "rmse": "RMSE", "mae": "MAE", "r2": "R²", "f1": "F1", "f1_macro": "F1 macro", "f1_micro": "F1 micro",
-            "f1_weighted": "F1 weighted", "brier": "Brier score", "pearson_r": "Pearson r",
-            "spearman_r": "Spearman r"}.get(key, key.replace("_", " "))
-
-
 def _metrics_table(result, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
@@ -48,7 +42,7 @@ def _metrics_table(result, title: str) -> Table:
     for key, value in result.metrics.items():
         if key in ("n", "threshold") or isinstance(value, (list, dict, str)):
             continue
-        row = [_name(key), fmt_metric(key, value)]
+        row = [display_name(key), fmt_metric(key, value)]
         if result.ci:
             row.append(fmt_interval(key, result.ci.get(key)))
         table.add_row(*row, style="bold" if key == result.main_metric else None)
@@ -60,7 +54,7 @@ def _per_class_table(rows: list[dict], key: str, title: str) -> Table:
     columns = [c for c in rows[0] if c != key]
     table.add_column(key)
     for c in columns:
-        table.add_column(_name(c), justify="right")
+        table.add_column(display_name(c), justify="right")
     for row in rows:
         table.add_row(str(row[key]), *[fmt_metric(c, row[c]) for c in columns])
     return table
@@ -86,9 +80,9 @@ def _by_table(result) -> Table:
     table.add_column(result.by)
     table.add_column("n", justify="right")
     for k in keys:
-        table.add_column(_name(k), justify="right")
+        table.add_column(display_name(k), justify="right")
     if result.bootstrap:
-        table.add_column(f"{_name(result.main_metric)} 95 % CI", justify="right")
+        table.add_column(f"{display_name(result.main_metric)} 95 % CI", justify="right")
     for g in result.groups:
         row = [("⚠ " if g["flagged"] else "") + str(g["value"]), str(g["n"]),
                *[fmt_metric(k, g["metrics"][k]) for k in keys]]

@@ -430,13 +430,13 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
                 evidence = f"{len(idx)} samples"
             else:
                 evidence = f"every class with at least {BY_MIN_CLASS_SAMPLES} samples"
-            warns.append(f"--by {by}: {value!r} ({len(idx)} samples) scores {main.replace('_', ' ')} {score:.3g} against "
+            warns.append(f"--by {by}: {value!r} ({len(idx)} samples) scores {metrics.display_name(main)} {score:.3g} against "
                          f"{ref:.3g} overall ({evidence})")
         out.append(row)
     if unjudged and notes is not None:
         k = len(unjudged)
         why = "within its uncertainty" if bootstrap else "resting on too few samples"
-        notes.append(f"--by {by}: {k} group{'s' * (k > 1)} worse than the overall {main.replace('_', ' ')} by more than "
+        notes.append(f"--by {by}: {k} group{'s' * (k > 1)} worse than the overall {metrics.display_name(main)} by more than "
                      f"the margin but not flagged, the gap {why}: {', '.join(unjudged[:5])}{', ...' * (k > 5)}; a group "
                      f"is flagged when {by_rule(bootstrap)}")
     return out
