@@ -18,7 +18,7 @@ import math
 import numbers
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Iterable
 
 from .engine import activations
 from .errors import ConfigError
@@ -264,6 +264,25 @@ class TrainOptions:
                 "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows,
                 "sep": self.sep, "decimal": self.decimal, "samples": self.samples, "layer": self.layer,
                 "raw": self.raw, "var_names": self.var_names, "positive": self.positive}
+
+
+# Options that some optimizers only read: given for another one they would change nothing, silently.
+OPTIMIZER_ONLY = {"weight_decay": ("adamw",), "momentum": ("sgd",), "adam_beta2": ("adam", "adamw")}
+_OPTIMIZER_ADVICE = {"weight_decay": "; for an L2 penalty with another optimizer use --l2",
+                     "momentum": "; Adam's own momentum (beta1) is fixed at 0.9", "adam_beta2": ""}
+
+
+def check_optimizer_options(given: Iterable[str], optimizers: Iterable[str]) -> None:
+    """ConfigError naming the flag when an option in ``given`` (set explicitly: on the command line, in a
+    config file or a tuning grid) is read by none of ``optimizers`` (the run's, or every one a grid tries):
+    ``--optimizer adam --weight-decay 0.1`` would otherwise train as if the decay were not there."""
+    used = set(optimizers)
+    for name in given:
+        readers = OPTIMIZER_ONLY.get(name)
+        if readers and not used & set(readers):
+            chosen = " or ".join(sorted(used))
+            raise ConfigError(f"{flag_name(name)}: only --optimizer {' or '.join(readers)} uses it, and the optimizer "
+                              f"is {chosen}{_OPTIMIZER_ADVICE[name]}")
 
 
 def option_fields() -> list:

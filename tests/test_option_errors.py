@@ -113,6 +113,51 @@ def test_other_option_values_are_usage_errors_too(tmp_path, args, flag):
     assert_clean_error(res, flag, code=2)
 
 
+@pytest.mark.parametrize("args, flag, advice", [
+    (["train", "DATA", "--optimizer", "adam", "--weight-decay", "0.1"], "--weight-decay", "--l2"),
+    (["train", "DATA", "--optimizer", "sgd", "--weight-decay", "0.1"], "--weight-decay", "--l2"),
+    (["train", "DATA", "--momentum", "0.5"], "--momentum", "adamw"),  # the default optimizer ignores it
+    (["cv", "DATA", "--optimizer", "sgd", "--adam-beta2", "0.9"], "--adam-beta2", "sgd"),
+    (["diagnose", "--learning-curve", "DATA", "--optimizer", "adam", "--weight-decay", "2"], "--weight-decay", "adam"),
+    (["tune", "DATA", "--optimizer", "adam", "--grid", "weight_decay=0.1,1"], "--weight-decay", "adam"),
+    (["tune", "DATA", "--grid", "optimizer=adam,sgd", "--weight-decay", "0.2"], "--weight-decay", "adam or sgd"),
+])
+def test_an_option_the_optimizer_never_reads_is_a_usage_error(tmp_path, args, flag, advice):
+    """--optimizer adam --weight-decay 0.1 trained exactly as without the decay, and said nothing."""
+    table = write_table(tmp_path)
+    res = run([table if a == "DATA" else a for a in args])
+    assert_clean_error(res, flag, advice, code=2)
+
+
+def test_an_option_the_optimizer_never_reads_is_refused_from_a_config_file_too(tmp_path):
+    table = write_table(tmp_path)
+    config = tmp_path / "run.toml"
+    config.write_text('optimizer = "sgd"\nweight_decay = 0.3\n')
+    assert_clean_error(run(["train", table, "--config", str(config)]), "--weight-decay", code=2)
+    # the flag wins over the file, and with it the option applies
+    res = run(["train", table, "--config", str(config), "--optimizer", "adamw", "--epochs", "2", "--folds", "1",
+               "--hidden", "4", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("args", [
+    ["--optimizer", "sgd", "--momentum", "0.5"],
+    ["--weight-decay", "0.5"],  # adamw, the default, reads it
+    ["--optimizer", "adam", "--adam-beta2", "0.99"],
+])
+def test_options_the_optimizer_reads_are_accepted(tmp_path, args):
+    table = write_table(tmp_path)
+    res = run(["train", table, *args, "--epochs", "2", "--folds", "1", "--hidden", "4", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+
+
+def test_a_grid_that_tries_an_optimizer_reading_the_option_is_accepted(tmp_path):
+    table = write_table(tmp_path)
+    res = run(["tune", table, "--grid", "optimizer=adamw,sgd", "--momentum", "0.5", "--weight-decay", "0.2",
+               "--epochs", "2", "--hidden", "4", "--folds", "2"])
+    assert res.exit_code == 0, res.output
+
+
 # ── memory ───────────────────────────────────────────────────────────────────────────────────────────────
 
 

@@ -7,10 +7,10 @@ from dataclasses import MISSING
 
 import click
 
-from ..config import AUTO, OPTION_KEYS, TrainOptions, check_value, flag_name, option_fields, parse_option_value, read_config_file
+from ..config import AUTO, OPTION_KEYS, TrainOptions, check_optimizer_options, check_value, flag_name, option_fields, parse_option_value, read_config_file
 from ..errors import ConfigError, MlpcliError
 
-__all__ = ["train_options", "options_from_params", "config_option", "declared_options"]
+__all__ = ["train_options", "options_from_params", "given_options", "config_option", "declared_options"]
 
 
 class OptionValue(click.ParamType):
@@ -146,9 +146,11 @@ def _train_params(ctx: click.Context | None) -> dict[str, str]:
     return {}
 
 
-def options_from_params(params: dict) -> TrainOptions:
+def options_from_params(params: dict, check_optimizer: bool = True) -> TrainOptions:
     """The library's TrainOptions from the parsed values (removing them from ``params``); an option left
-    unset takes its declared default. Values out of range are usage errors (exit 2) naming the flag."""
+    unset takes its declared default. Values out of range are usage errors (exit 2) naming the flag, and so is
+    an option given for an optimizer that never reads it (``config.check_optimizer_options``; ``check_optimizer``
+    False: the caller checks, as tune does once its grid's optimizers are known)."""
     values = {}
     folds_flag = "--folds"
     ctx = click.get_current_context(silent=True)
@@ -170,9 +172,21 @@ def options_from_params(params: dict) -> TrainOptions:
     try:
         options = TrainOptions(**values)
         options.validate(folds_flag)
+        if check_optimizer:
+            check_optimizer_options(given_options(ctx), [options.optimizer])
     except MlpcliError as exc:
         raise click.UsageError(str(exc)) from None
     return options
+
+
+def given_options(ctx: click.Context | None) -> set[str]:
+    """The TrainOptions fields set on the command line or in --config (not left at their defaults)."""
+    from click.core import ParameterSource
+
+    if ctx is None:
+        return set()
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.DEFAULT_MAP)
+    return {name for p, name in _train_params(ctx).items() if ctx.get_parameter_source(p) in given}
 
 
 # Options that exclude one another (``TrainOptions.validate``): when one comes from the command line and the

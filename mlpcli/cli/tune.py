@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ..config import TrainOptions
+from ..config import TrainOptions, check_optimizer_options
 from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
 from ._common import (
@@ -14,7 +14,7 @@ from ._common import (
     stderr_console, stdout_alias, stdout_console, threads_context,
 )
 from .cv import FitProgress, load_for_cv, make_plan, parallel_options
-from .options import config_option, options_from_params, train_options
+from .options import config_option, given_options, options_from_params, train_options
 
 
 def _value(v) -> str:
@@ -141,13 +141,15 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     plan = make_plan(n_jobs, backend, scheduler, threads)
     if ctx.get_parameter_source("out") == click.core.ParameterSource.COMMANDLINE and not refit:
         raise click.UsageError("-o/--out names the model written by --refit; add --refit")
-    options = options_from_params(params)
+    options = options_from_params(params, check_optimizer=False)  # checked below, with the grid's optimizers
     if options.folds != TrainOptions().folds and not refit:  # given on the command line or in --config
         # the grid is scored one network per fold: only the refit's model has members
         raise click.UsageError("--member-folds (or member-folds in --config) sets the members of the model --refit "
                                "trains; add --refit")
     try:
         space = grid_lib.parse_grid(grid, options)
+        # an option only some optimizers read, given or tuned while no setting uses one of them
+        check_optimizer_options(given_options(ctx) | set(space), space.get("optimizer", [options.optimizer]))
     except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
         raise click.UsageError(str(exc)) from None
     grid_lib.check_points(space, n_random)  # a grid too large to run: refused before the data is read
