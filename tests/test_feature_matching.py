@@ -196,6 +196,16 @@ def test_val_data_columns_match_by_the_same_rule(model, tmp_path):
         data.align_features(ds, [*ds.feature_names, "ENSG99999999999"], "x")
 
 
+def test_aligning_features_reorders_their_missing_value_counts_with_them():
+    frame = pd.DataFrame({"label": ["a", "b", "a", "b"], "g1": [1.0, np.nan, np.nan, 4.0], "g2": [1.0, 2.0, 3.0, 4.0],
+                          "g3": [np.nan, 2.0, 3.0, 4.0]})
+    ds = data.Dataset.from_frame(frame, data.resolve_roles(frame.columns)[0], task="binary")
+    assert ds.missing.tolist() == [2, 0, 1]
+    data.align_features(ds, ["g3", "g1", "g2"], "x")
+    assert ds.missing.tolist() == [1, 2, 0]  # each count still beside its column
+    assert np.isnan(ds.X[:, 1]).sum() == 2
+
+
 # ── .h5ad input: the same helper ─────────────────────────────────────────────────────────────────────────
 
 

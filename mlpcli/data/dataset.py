@@ -998,7 +998,10 @@ def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> 
         shown = ", ".join(repr(m) for m in missing[:5])
         raise DataError(f"{source} lacks {len(missing)} feature column(s) of the training table: {shown}")
     index = {n: j for j, n in enumerate(ds.feature_names)}
-    ds.X = ds.X[:, np.array([index[match.columns[n]] for n in feature_names], dtype=np.int64)]
+    order = np.array([index[match.columns[n]] for n in feature_names], dtype=np.int64)
+    ds.X = ds.X[:, order]
+    if ds.missing is not None:  # counted per column of the table: it follows the columns it counts
+        ds.missing = ds.missing[order]
     ds.feature_names = list(feature_names)
     if match.relaxed:
         ds.notes.append(f"{source}: {match.note('features', 'training ← this table')}")
