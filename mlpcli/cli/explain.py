@@ -37,6 +37,22 @@ def _check_method_options(method: str) -> None:
         raise click.UsageError(f"{given[0]} is for --method {other}{extra}; this run uses --method {method}")
 
 
+def _training_table_warning(model, data_file: str, samples, method: str) -> list[str]:
+    """A warning when permutation importance runs on what looks like the model's training table (its file
+    name and number of samples): the members have seen those samples, so a gene the network memorised
+    scores as important; the note every run prints is easily missed."""
+    import os
+
+    prov = model.provenance or {}
+    if method != "permutation" or data_file == "-" or not prov.get("data_file"):
+        return []
+    if os.path.basename(os.path.normpath(data_file)) != prov["data_file"] or len(samples.X) != prov.get("n_samples"):
+        return []
+    return [f"{data_file} looks like the table the model was trained on ({prov['data_file']}, {len(samples.X)} "
+            "samples): permutation importance on training samples rewards what the networks memorised; give "
+            "held-out samples (another cohort, or a split kept out of training)"]
+
+
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help="Rank the genes that drive each class (integrated gradients).")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
@@ -90,7 +106,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     (exit 1 beyond --tol). Genes are ranked per class by their mean attribution over that class's
     samples; an ensemble's members are ranked each alone, and their agreement (top-K overlap,
     Spearman) is the ranking's stability (one network: --bootstrap resamples). Genes in the top K of
-    fewer than half the members are flagged.
+    fewer than half the members are flagged. Tied genes share a rank, and a gene scoring 0 or below (no
+    push toward the class) counts in no member's top K.
 
     \b
     Examples:
@@ -121,7 +138,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                  scoring=scoring, tol=tol, seed=seed, absent=samples.filled)
     notes = stderr_console(quiet)
     render_notes(notes, [*samples.notes, *result.notes], [])
-    render_notes(stderr_console(False), [], samples.warnings)
+    render_notes(stderr_console(False), [], [*samples.warnings, *_training_table_warning(model, data_file, samples,
+                                                                                        method)])
     gap = result.completeness
     if gap is not None and not gap["passed"]:
         from ..errors import TrainingError
@@ -173,8 +191,15 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
             title += f" · stability over {st['n']} {st['unit']}s: top-{st.get('top') or top} overlap {st['mean_overlap']:.2f}"
             if st.get("mean_spearman") is not None:  # undefined when every score ties: the overlap still shows
                 title += f", Spearman {st['mean_spearman']:.2f}"
-        table = Table(title=title, title_justify="left")
-        for col, justify in (("rank", "right"), ("feature", "left"), ("score", "right"), ("mean |A|", "right"),
+        if not (rows["score"] > 0).any():  # a table of genes tied at 0 would read as a ranking
+            console.print(f"{name}: no gene scores above 0 ({n_c} sample{'s' * (n_c != 1)})")
+            continue
+        # the title on a line of its own, unwrapped: a table's title wraps at the table's width, which its
+        # cells decide, so the same summary broke at a different word from run to run (grep, logs)
+        console.print(title, soft_wrap=True)
+        table = Table()
+        spread = "mean |A|" if result.method == "ig" else "mean |drop|"
+        for col, justify in (("rank", "right"), ("feature", "left"), ("score", "right"), (spread, "right"),
                              ("direction", "left"), ("fraction", "right"), ("overlap", "right")):
             table.add_column(col, justify=justify)
         for r in rows.itertuples(index=False):

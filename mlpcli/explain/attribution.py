@@ -109,8 +109,13 @@ def class_index(model: Model, name) -> int:
     key = _numeric_fallback([key], {k: i for i, k in enumerate(keys)})[0]
     if key in keys:
         return keys.index(key)
-    shown = ", ".join(repr(str(c)) for c in model.classes[:10])
-    raise ConfigError(f"--class {str(name)!r} is not one of the model's classes ({shown})")
+    from ..data._common import _quoted
+
+    # every class counted (a single-cell model's twenty cell types were cut to ten without saying so), and the
+    # class that differs only in letter case or spaces named
+    near = [str(c) for c in model.classes if str(c).strip().casefold() == str(key).casefold()]
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    raise ConfigError(f"--class {str(name)!r} is not one of the model's classes ({_quoted(model.classes, 10)}){hint}")
 
 
 def baseline_values(model: Model, baseline="mean") -> np.ndarray:

@@ -14,7 +14,10 @@ Stability: an ensemble's members are explained each alone (its own logit or prob
 same way; per class, the mean pairwise overlap of their top-K lists (|A and B| / K) and the mean pairwise
 Spearman correlation of their scores over the features the model uses. ``member_overlap`` is the share of
 members whose top K holds the gene, and a gene in the top K of fewer than half of them is flagged. A
-single network is ranked again on ``bootstrap`` resamples of each class's samples instead.
+single network is ranked again on ``bootstrap`` resamples of each class's samples instead. Tied scores share
+a rank (1, 2, 2, 4), and a unit's top K holds only genes scoring above 0, every one tied with the K-th
+included: genes tied at 0 (most of them, under balanced accuracy) would otherwise be "ranked" by their
+names, alike in every unit, and read as a perfectly stable top K.
 
 Permutation importance (Breiman 2001; scikit-learn's ``permutation_importance`` algorithm): a feature's
 values are shuffled across the samples ``repeats`` times and the drop of the score is its importance,
@@ -39,7 +42,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..data._common import _label_key
+from ..data._common import _label_key, _quoted
 from ..data.dataset import _as_number, _encode_classes
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
@@ -133,6 +136,29 @@ def rank_features(scores: np.ndarray, features: Sequence[str], top: int = DEFAUL
     return [int(j) for j in order[:min(check_top(top), len(features))]]
 
 
+def _ranked(scores: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """The scores (d,) that can be ranked: those of the genes the model uses that are above 0 (a gene that does
+    not push a class's samples toward it, or whose shuffling does not worsen the class's score, is no driver of
+    it); -inf for the others (also a NaN)."""
+    s = np.asarray(scores, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(used & (s > 0), s, -np.inf)
+
+
+def _competition_ranks(ranked: np.ndarray) -> np.ndarray:
+    """1 + the number of strictly higher scores (d,): tied genes share a rank (1, 2, 2, 4), so a tie never
+    reads as an order that feature order made up."""
+    ascending = np.sort(ranked)
+    return len(ranked) - np.searchsorted(ascending, ranked, side="right") + 1
+
+
+def _top_set(scores: np.ndarray, used: np.ndarray, k: int) -> set[int]:
+    """The genes in one unit's top ``k``: rankable (``_ranked``) and with fewer than k genes scoring higher, so
+    every gene tied with the k-th is in (feature order must not decide which of them a unit "prefers")."""
+    ranked = _ranked(scores, used)
+    return {int(j) for j in np.flatnonzero(np.isfinite(ranked) & (_competition_ranks(ranked) <= k))}
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
@@ -147,9 +173,11 @@ def _stability(unit_scores: np.ndarray, used: np.ndarray, features: Sequence[str
     summary and each feature's share of units whose top K holds it (d,)."""
     U = unit_scores.shape[0]
     # a top K of the genes the model uses only: with --top beyond them (constant genes, --top-var) the
-    # unused ones (at -inf) would fill every unit's list, and the overlap would exceed 1
+    # unused ones (at -inf) would fill every unit's list, and the overlap would exceed 1; and of genes scoring
+    # above 0, tied ones together: genes tied at 0 (most of them under balanced accuracy) were "ranked" by
+    # feature order, the same in every unit, and read as a perfectly stable top K
     k = min(top, int(used.sum()))
-    tops = [set(rank_features(np.where(used, s, -np.inf), features, top)[:k]) for s in unit_scores]
+    tops = [_top_set(s, used, k) for s in unit_scores]
     counts = np.zeros(unit_scores.shape[1])
     for t in tops:
         counts[list(t)] += 1.0
@@ -158,7 +186,8 @@ def _stability(unit_scores: np.ndarray, used: np.ndarray, features: Sequence[str
     if len(pairs) > max_pairs:
         rng = np.random.default_rng(seed)
         pairs = [pairs[i] for i in rng.choice(len(pairs), max_pairs, replace=False)]
-    overlap = [len(tops[a] & tops[b]) / k for a, b in pairs] if pairs else []
+    # over the longer of the two lists: K, unless ties at the K-th place lengthen one or few genes score above 0
+    overlap = [len(tops[a] & tops[b]) / max(len(tops[a]), len(tops[b])) for a, b in pairs if tops[a] or tops[b]]
     rho = [_spearman(unit_scores[a, used], unit_scores[b, used]) for a, b in pairs] if pairs else []
     rho = [r for r in rho if np.isfinite(r)]
     return ({"unit": unit, "n": int(U), "top": k, "mean_overlap": float(np.mean(overlap)) if overlap else None,
@@ -168,10 +197,16 @@ def _stability(unit_scores: np.ndarray, used: np.ndarray, features: Sequence[str
 def _table_rows(name: str, scores: np.ndarray, mean_abs: np.ndarray, direction: np.ndarray | None,
                 fraction: np.ndarray, share: np.ndarray | None, used: np.ndarray, features: Sequence[str],
                 top: int) -> list[dict]:
+    """The class's table rows: the ``top`` genes of those the model uses, highest score first; tied genes
+    share a rank (genes tied at 0 are not ordered by their names)."""
     rows = []
-    order = rank_features(np.where(used, scores, -np.inf), features, top)
-    for r, j in enumerate(order[:int(used.sum())], start=1):
-        rows.append({"class": name, "rank": r, "feature": features[j], "score": float(scores[j]),
+    scores = np.asarray(scores, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        ranked = np.where(used & ~np.isnan(scores), scores, -np.inf)
+    ranks = _competition_ranks(ranked)
+    order = rank_features(ranked, features, top)
+    for j in order[:int(used.sum())]:
+        rows.append({"class": name, "rank": int(ranks[j]), "feature": features[j], "score": float(scores[j]),
                      "mean_abs": float(mean_abs[j]),
                      "direction": "" if direction is None else ("up" if direction[j] >= 0 else "down"),
                      "fraction": float(fraction[j]),
@@ -243,11 +278,22 @@ def _unranked_note(names: list[str], absent: list[int], grouped_by: str) -> list
     return [f"not ranked: no sample is of class{'es' * (len(absent) > 1)} {shown} (by {grouped_by})"]
 
 
+def _short_note(short: dict[str, int], top: int, method: str) -> list[str]:
+    """A note naming the classes whose top genes include some scoring 0 or below (``short``: class -> genes
+    above 0): they are in the table because --top asked for that many, not because they drive the class."""
+    if not short:
+        return []
+    shown = ", ".join(f"{name} {n}" for name, n in short.items())
+    why = ("do not push the class's samples toward it (mean attribution 0 or below)" if method == "ig" else
+           "do not worsen the class's score when shuffled (a drop of 0 or below)")
+    return [f"fewer than --top {top} genes score above 0 ({shown}): the genes ranked below them {why}, tied ones "
+            "share a rank, and no member's (or resample's) top K counts them"]
+
+
 def _filled_note(unranked: list[str]) -> list[str]:
     if not unranked:
         return []
-    shown = ", ".join(repr(f) for f in unranked[:10]) + (f" and {len(unranked) - 10} more" if len(unranked) > 10 else "")
-    return [f"not ranked: {shown}, absent from the table (filled with training means)"]
+    return [f"not ranked: {_quoted(unranked, 10)}, absent from the table (filled with training means)"]
 
 
 def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, features: Sequence[str] | None = None,
@@ -346,7 +392,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
                     "steps": steps, "most_steps": most_steps}
     if hasattr(completeness["worst_sample"], "item"):
         completeness["worst_sample"] = completeness["worst_sample"].item()
-    rows, stability, scores = [], {}, {}
+    rows, stability, scores, short = [], {}, {}, {}
     for c in wanted:
         n_c = len(rows_of[c])
         if n_c == 0:
@@ -366,7 +412,10 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         summary["flagged"] = [r["feature"] for r in table_rows if r["member_overlap"] < 0.5]
         stability[names[c]] = summary
         rows += table_rows
-    notes = _filled_note(unranked)
+        positive = sum(r["score"] > 0 for r in table_rows)
+        if positive < len(table_rows):
+            short[names[c]] = positive
+    notes = _filled_note(unranked) + _short_note(short, top, "ig")
     if grouped_by != "label":
         notes.append("no labels: each sample counts for the class the model predicts for it")
     if bootstrap is not None and not single:  # asked for, not done: say so rather than drop it silently
@@ -526,7 +575,7 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
         raise _no_sample_error(names, wanted, "label")
     drops, mdrops = permutation_importance(model, X, labels, features=feats, repeats=repeats, seed=seed,
                                            scoring=scoring, members=model.is_ensemble)
-    rows, stability, scores = [], {}, {}
+    rows, stability, scores, short = [], {}, {}, {}
     for c in wanted:
         if not present[c]:
             continue
@@ -542,6 +591,9 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
         summary["flagged"] = [r["feature"] for r in table_rows if share is not None and r["member_overlap"] < 0.5]
         stability[names[c]] = summary
         rows += table_rows
+        positive = sum(r["score"] > 0 for r in table_rows)
+        if positive < len(table_rows):
+            short[names[c]] = positive
     if scoring == "balanced_accuracy":
         overall = drops[:, :, present].mean(axis=2).mean(axis=0)
         what = ("the drop of the class's recall when the gene is shuffled (their mean over classes is the drop of "
@@ -551,10 +603,12 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
         overall = (drops[:, :, present] * weights).sum(axis=2).mean(axis=0)
         what = ("the rise of the class's samples' mean log loss when the gene is shuffled (their weighted mean is "
                 "the rise of the log loss")
-    order = rank_features(np.where(used, overall, -np.inf), feats, min(top, 5))
+    overall_ranked = _ranked(overall, used)
+    order = rank_features(overall_ranked, feats, min(top, 5))[:int(np.isfinite(overall_ranked).sum())]
+    largest = ", ".join(f"{feats[j]} {overall[j]:+.3g}" for j in order) or "none above 0"
     notes = ["permutation importance is only honest on held-out samples (not the training table), and genes that "
              "carry the same signal share their importance: shuffling one leaves the others to carry it",
-             f"score: {what}; largest overall: {', '.join(f'{feats[j]} {overall[j]:+.3g}' for j in order)})"]
+             f"score: {what}; largest overall: {largest})", *_short_note(short, top, "permutation")]
     if mdrops is None:
         notes.append("member_overlap needs an ensemble: a single network's permutation importance has no members")
     notes += _unranked_note(names, [c for c in wanted if not present[c]], "label")
