@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..errors import DataError, OptionError
 from ._common import _quoted
-from .names import count_matches
+from .names import count_matches, name_key
 
 __all__ = ["EXTRA_HINT", "OBS_NAMES", "X_LAYER", "VAR_INDEX", "H5ad", "is_h5ad", "load_dataset", "check_options",
            "write_obs_columns"]
@@ -152,13 +152,14 @@ class H5ad:
             self.kind, self.shape = self._matrix_kind(elem)
             self.var = self._read_elem(var_group)
             obs = f["obs"]
-            self._obs_index = obs.attrs.get("_index", "_index") if not isinstance(obs, h5py_dataset()) else None
+            self._obs_index = None if isinstance(obs, h5py_dataset()) else _text(obs.attrs.get("_index", "_index"))
             if self._obs_index is None:
                 raise DataError(f"{self.path} is an AnnData file of the layout before anndata 0.7 (2019), which "
                                 "mlpcli does not read; convert it once with a current anndata: python -c \"import "
                                 f"anndata; anndata.read_h5ad({self.path!r}).write_h5ad('converted.h5ad')\"")
             order = obs.attrs.get("column-order", [])
-            self.obs_columns = [str(c) for c in (order.tolist() if hasattr(order, "tolist") else order)]
+            # anndata 0.7 (h5py 2) wrote these names as bytes
+            self.obs_columns = [_text(c) for c in (order.tolist() if hasattr(order, "tolist") else order)]
             self.n_obs = int(obs[self._obs_index].shape[0])
         except DataError:
             raise
@@ -214,6 +215,7 @@ class H5ad:
         """Sets ``var_names_column`` and ``feature_names``: ``--var-names var_names`` (or none) is the var index,
         unless a var column has that very name; with the model's column as a fallback that this file lacks,
         the index, said in a note (``index_words`` names it for the user)."""
+        self._index_words = index_words
         index_meant = var_names is None or (var_names == VAR_INDEX and VAR_INDEX not in self.var.columns)
         self.var_names_column = None if index_meant else var_names
         if self._fallback and self.var_names_column is not None and self.var_names_column not in self.var.columns:
@@ -223,7 +225,10 @@ class H5ad:
         self.feature_names = self._names(self.var_names_column)
 
     def _names(self, column: str | None) -> list[str]:
-        """The feature names from the var index or a var column; missing or repeated names are errors."""
+        """The feature names from the var index or a var column; missing names are an error, and so are
+        repeated ones (two loci sharing a symbol) unless no model gene is among them (``needed``, predict):
+        which copy a gene is cannot be told from its name, and naming them apart by file order (anndata's
+        var_names_make_unique) would tie a model to one annotation's order of its genes."""
         if column is None:
             values, what = self.var.index, "var_names"
         else:
@@ -236,26 +241,56 @@ class H5ad:
             raise DataError(f"{self.path}: {what} has {int(values.isna().sum())} missing gene names; pick another "
                             "--var-names column")
         names = [str(v) for v in values]
-        repeats = [(n, k) for n, k in Counter(names).items() if k > 1]
-        if repeats and self._needed is not None and not any(n in self._needed for n, _ in repeats):
+        counts = Counter(names)
+        repeats = [(n, k) for n, k in counts.items() if k > 1]
+        if not repeats:
+            return names
+        # a model gene among them by the matching rule (letter case, Ensembl versions), not only as written
+        needed = None if self._needed is None else {name_key(n) for n in self._needed}
+        if needed is not None and not any(name_key(n) in needed for n, _ in repeats):
             # genes the model does not read (two unused genes sharing a symbol, as in many 10x files): each
             # copy gets a name no model gene has, so every name stays one column
             seen: Counter = Counter()
             for j, n in enumerate(names):
-                if n in dict(repeats):
+                if counts[n] > 1:
                     seen[n] += 1
                     names[j] = f"{n} (copy {seen[n]} in {what})"
             self.notes.append(f"{sum(k for _, k in repeats)} genes the model does not use share "
                               f"{len(repeats)} names in {what} (e.g. {repeats[0][0]!r}); left out")
             return names
-        if repeats:
-            listed = ", ".join(f"{n!r} (×{k})" for n, k in repeats[:5])
-            more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""
-            fix = ("use var_names (leave out --var-names)" if column is not None
-                   else "make them unique (anndata's var_names_make_unique) or pass --var-names COLUMN")
-            raise DataError(f"{self.path}: {what} repeats gene names: {listed}{more}; features must have unique "
-                            f"names — {fix}")
-        return names
+        if needed is not None:
+            repeats = [(n, k) for n, k in repeats if name_key(n) in needed]
+        ids = self._other_ids(column)
+
+        def shown(n: str, k: int) -> str:  # 'TBCE' (×2) ['ENSG00000284770', 'ENSG00000285053']
+            if ids is None:
+                return f"{n!r} (×{k})"
+            return f"{n!r} (×{k}) [{_quoted([i for i, m in zip(ids[1], names) if m == n], 3)}]"
+
+        listed = ", ".join(shown(n, k) for n, k in repeats[:3])
+        more = f" and {len(repeats) - 3} more" if len(repeats) > 3 else ""
+        if needed is not None:
+            raise DataError(f"{self.path}: {what} repeats gene names the model uses: {listed}{more}; which copy is the "
+                            "model's cannot be told from the name — keep one gene of each name in the file, or train "
+                            "on unique gene ids")
+        if ids is not None:
+            fix = (f"leave out --var-names to name genes by {self._index_words}" if ids[0] is None else
+                   f"pass --var-names {ids[0]}") + " (unique), or keep one gene of each name in the file"
+        else:
+            fix = "make them unique (anndata's var_names_make_unique) or pass --var-names COLUMN"
+        raise DataError(f"{self.path}: {what} repeats gene names: {listed}{more}; features must have unique names — "
+                        f"{fix}")
+
+    def _other_ids(self, column: str | None) -> tuple[str | None, list[str]] | None:
+        """(the var column, None for the index; its values) of unique gene identifiers other than `column`:
+        the var index, or a text var column (gene_ids) when the index is the repeated one; None if none."""
+        candidates = [] if column is None else [None]
+        candidates += [c for c in self.var.columns if c != column and _is_text(self.var[c])]
+        for c in candidates:
+            values = pd.Series(_plain(self.var.index if c is None else self.var[c]))
+            if not values.isna().any() and values.is_unique:
+                return c, [str(v) for v in values]
+        return None
 
     # ── obs ──────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -299,6 +334,9 @@ class H5ad:
         whole = getattr(self, "_obs_whole", None)
         if whole is None:
             whole = self._obs_whole = {}
+        # a categorical: codes + categories, since anndata 0.8 a group, before it (0.7) a dataset of codes whose
+        # "categories" attribute refers to obs/__categories/NAME — read as a dataset, its codes would be the labels
+        legacy = isinstance(elem, h5py_dataset()) and "categories" in elem.attrs
         if isinstance(elem, h5py_dataset()) and elem.ndim == 1:
             length, values = elem.shape[0], None
         elif encoding == "categorical" and "codes" in elem and "categories" in elem:
@@ -311,11 +349,11 @@ class H5ad:
             raise DataError(f"{self.path}: obs column {name!r} has {length} values for {self.n_obs} cells")
         if values is not None:
             return values[start:stop]
-        if isinstance(elem, h5py_dataset()):
+        if isinstance(elem, h5py_dataset()) and not legacy:
             return _plain(elem[start:stop])
         if key not in whole:  # the categories: small, read once
-            whole[key] = self._read_elem(elem["categories"])
-        codes = np.asarray(elem["codes"][start:stop])
+            whole[key] = self._read_elem(elem.parent[elem.attrs["categories"]] if legacy else elem["categories"])
+        codes = np.asarray((elem if legacy else elem["codes"])[start:stop])
         categories = whole[key]
         if codes.size and (codes.max() >= len(categories) or codes.min() < -1):
             raise DataError(f"{self.path}: obs column {name!r} has category codes beyond its {len(categories)} "
@@ -417,6 +455,11 @@ class H5ad:
         self.close()
 
 
+def _text(value) -> str:
+    """An HDF5 attribute's name as text (bytes in files written with h5py 2)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def h5py_dataset():
     import h5py
 
@@ -496,10 +539,26 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
     if join is not None:
         notes += join.notes
         frame = frame[[c for c in roles.columns() if c in frame.columns]]
+    if roles.id == OBS_NAMES and OBS_NAMES in frame.columns:
+        _check_unique_obs_names(frame[OBS_NAMES], path)
     frame = frame.drop(columns=[c for c in roles.drop if c in frame.columns])
     roles.drop = []  # obs columns: never features here, nothing to remove from the matrix
     ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(names, X))
     return ds, read_notes + notes
+
+
+def _check_unique_obs_names(values: pd.Series, path) -> None:
+    """A DataError naming the file when cells share an obs_name (the id): files concatenated without
+    ``index_unique`` repeat each sample's barcodes, and one id would stand for several cells."""
+    repeated = values[values.duplicated(keep=False)]
+    if repeated.empty:
+        return
+    counts = repeated.value_counts(sort=False)
+    listed = ", ".join(f"{str(i)!r} (×{k})" for i, k in counts.iloc[:3].items())
+    more = f" and {len(counts) - 3} more" if len(counts) > 3 else ""
+    raise DataError(f"{os.fspath(path)}: obs_names repeat cell names: {listed}{more} — cells of several samples "
+                    "concatenated? Make them unique (adata.obs_names_make_unique(), or anndata.concat(..., "
+                    "index_unique='-')), or pass --id COLUMN")
 
 
 # ── writing predictions back ─────────────────────────────────────────────────────────────────────────────

@@ -26,7 +26,9 @@ Rules (every command that reads a table applies them through this module):
     evaluation), or kept without the sheet's columns (prediction); either way a note counts and names them,
     and the sheet's rows that match no sample. No match at all is an error showing ids of both files and,
     where it can tell, why: letter case, another sheet column holding the ids, leading zeros (dropped by a
-    spreadsheet program), a prefix or suffix on one side (a sample name, 10x's "-1").
+    spreadsheet program), a prefix or suffix on one side (a sample name, 10x's "-1"). When some ids match
+    but the table's unmatched ones differ from the sheet's unmatched rows only in letter case or leading
+    zeros, that is an error too: those samples would lose their rows without a word beyond a note.
 """
 
 from __future__ import annotations
@@ -437,6 +439,9 @@ class SampleJoin:
         sheet = self.sheet
         if self.n_matched == 0:
             raise DataError(self._no_match())
+        misspelled = self._misspelled()
+        if misspelled:
+            raise DataError(misspelled)
         m = len(sheet.ids)
         self.notes.append(f"--samples {sheet.path}: joined on {self._how}: {self.n_matched} of the {self.n_rows} "
                           f"samples of {self.source} have a row in the sheet ({m} rows)")
@@ -450,6 +455,34 @@ class SampleJoin:
             self.notes.append(f"--samples {sheet.path}: {unused.size} of its {m} rows "
                               f"match{'es' * (unused.size == 1)} no sample of "
                               f"{self.source}: {_listed(list(sheet.ids[unused[:_SHOWN]]), unused.size)}")
+
+    def _misspelled(self) -> str | None:
+        """When some ids matched but most of the table's unmatched ones (those seen: the first few) are
+        spelled like sheet rows that matched nothing — the same apart from letter case or the leading zeros a
+        spreadsheet program drops —, the error that says so: those samples would silently lose their rows
+        (left out of training, predicted without their batch)."""
+        unused = np.flatnonzero(self.matched_row < 0)
+        if not self._probe or not unused.size:
+            return None
+        theirs = self.sheet.ids[unused]
+        lower = {}
+        for i in theirs:
+            lower.setdefault(str(i).casefold(), str(i))
+        pairs = [(p, lower[p.casefold()]) for p in self._probe if p.casefold() in lower]
+        why = "letter case"
+        if not pairs or 2 * len(pairs) < len(self._probe):
+            pair = _same_but_zeros(self._probe, theirs)
+            pairs, why = ([pair], "leading zeros (a spreadsheet program drops them when it opens a CSV)") if pair \
+                else ([], "")
+        if not pairs:
+            return None
+        table_id, sheet_id = pairs[0]
+        many = self.n_unmatched > 1
+        they = "the first of them differ" if many else "it differs"
+        return (f"--samples {self.sheet.path}: {self.n_unmatched} sample{'s' * many} of {self.source} "
+                f"{'have' if many else 'has'} no row in the sheet, and {they} only in {why} from sheet rows that "
+                f"match no sample (e.g. {table_id!r} in {self.source}, {sheet_id!r} in the sheet); ids must match "
+                "exactly — correct them in one of the files")
 
     def _no_match(self) -> str:
         sheet = self.sheet

@@ -79,12 +79,33 @@ def _find(directory: str, names: Sequence[str], what: str) -> str:
         path = os.path.join(directory, name)
         if os.path.isfile(path):
             return path
-    nested = [d for d in _SUBDIRS if os.path.isdir(os.path.join(directory, d))]
-    hint = f"; did you mean {os.path.join(directory, nested[0])}?" if nested else \
+    nested = _nested_matrix(directory)
+    hint = f"; did you mean {nested}?" if nested else \
         "; Cell Ranger writes matrix.mtx.gz, features.tsv.gz and barcodes.tsv.gz side by side"
     alternatives = " or ".join(names[1:]) if len(names) > 1 else ""
     raise DataError(f"10x Genomics directory {directory} has no {names[0]} ({what}"
                     f"{'; nor ' + alternatives if alternatives else ''}){hint}")
+
+
+def _nested_matrix(directory: str) -> str | None:
+    """The folder below `directory` that holds a 10x matrix, for the hint of a directory that does not:
+    Cell Ranger's matrix folders in its outs/ (filtered first), and the one folder per genome that Cell
+    Ranger 2 writes in them (filtered_gene_bc_matrices/hg19/); a matrix folder without one, else None."""
+    def holds(path: str) -> bool:
+        return any(os.path.isfile(os.path.join(path, name)) for name in _MATRIX)
+
+    def genomes(path: str) -> list[str]:
+        try:
+            return sorted(os.path.join(path, d) for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+        except OSError:
+            return []
+
+    folders = [os.path.join(directory, d) for d in _SUBDIRS if os.path.isdir(os.path.join(directory, d))]
+    for folder in [*folders, directory]:
+        for candidate in [folder, *genomes(folder)]:
+            if candidate != directory and holds(candidate):
+                return candidate
+    return folders[0] if folders else None
 
 
 _GEX = "Gene Expression"
