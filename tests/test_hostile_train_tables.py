@@ -344,3 +344,13 @@ def test_a_comment_line_above_the_header_is_hinted_in_train_and_predict(tmp_path
     assert not out.exists()
     res = run(["train", str(clean), "--target", "nope", "--epochs", "2", "-q", "-o", str(model)])
     assert res.exit_code == 1 and "'#'" not in res.output  # no hint when the header does not start with '#'
+
+
+def test_duplicate_sample_ids_name_the_file(tmp_path):
+    """"duplicate sample ids in --id column 'sample_id'" did not say which file (with --val-data or --samples
+    there are two or three)."""
+    frame = make_table()
+    frame.loc[1, "sample_id"] = frame.loc[0, "sample_id"]
+    path = tmp_path / "dup.csv"
+    frame.to_csv(path, index=False)
+    assert_clean_error(run(["train", str(path), "-o", str(tmp_path / "m.mlp")]), f"{path}: duplicate sample ids")

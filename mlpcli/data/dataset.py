@@ -475,7 +475,8 @@ def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
     repeats = [(i, k) for i, k in Counter(ids).items() if k > 1]
     if repeats:
         listed = ", ".join(f"{i!r} (×{k})" for i, k in repeats[:5])
-        raise DataError(f"duplicate sample ids in --id column {name!r}: {listed}; ids must be unique")
+        raise DataError(f"{_CellPlace(df).source}duplicate sample ids in --id column {name!r}: {listed}; ids must be "
+                        "unique")
     return ids
 
 
