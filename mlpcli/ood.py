@@ -36,9 +36,8 @@ units of it), so each part speaks for its own tail and a heavy tail of one canno
 Holding one class out of the tissue table (3 splits × 7 tissues), the score catches as many unseen samples as
 the distance alone wherever the distance alone did, and more where a brain region is held out (seed 0:
 unseen cerebellum 79 % flagged and hippocampus 84 %, the distance alone 39 % and 35 %). Two parts share the
-tail: a sample beyond every held-out row by either measure is flagged, so with fewer than about 200
-held-out rows a p-value near its smallest, 1 / (m + 1), is reached by about 2 / (m + 1) of in-distribution
-samples (synthetic, 120 rows: 1.1 % flagged at ``--ood-alpha 0.01``; 250 rows: 0.6 %). The score needs no
+tail: a sample beyond every held-out row by either measure lies as far out as the held-out rows ranked last
+in either part, so its p-value counts them (below). The score needs no
 label and no network output at prediction time. Files of format 3 keep the distance alone.
 
 The last hidden layer of the members (the deep-nearest-neighbour detector proper) was measured too and
@@ -49,9 +48,26 @@ tables are softmax regressions, whose only representation is this input.
 Calibration: for each held-out part of training (each member's fold, or the validation rows), the rows of
 the other parts are the reference and score the held-out rows, so the calibration scores are what new
 samples from the training distribution get (new samples meet a denser reference, all rows, so they score a
-little lower: the flags err on the side of fewer). A new sample's p-value is (1 + #{calibration scores ≥
-its score}) / (m + 1): under exchangeability P(p ≤ α) ≤ α, so ``--ood-alpha 0.01`` flags about 1 % of
-in-distribution samples (with the two parts, up to about 2 / (m + 1) on small tables: above).
+little lower: the flags err on the side of fewer). For the distance alone a new sample's p-value is
+(1 + #{calibration scores ≥ its score}) / (m + 1): under exchangeability P(p ≤ α) ≤ α, so ``--ood-alpha
+0.01`` flags at most 1 % of in-distribution samples.
+
+With the two parts that count is not valid as it stands: a held-out row's share g_j is its rank among the m
+held-out values, itself included (r / m), while a new sample's is interpolated among values it is not one
+of, and reaches past 1 beyond the largest; by either part, so about 2 / (m + 1) of in-distribution samples
+got the smallest p-value, 1 / (m + 1) (simulated, m = 49: 3.6 % at p ≤ 0.02, 11.9 % at p ≤ 0.1). The
+p-value is therefore bounded by the full-conformal one (Vovk et al. 2005) of a score exchangeable over all
+m + 1 rows, S = max_j (rank in part j among the m + 1) / (m + 1), from what the model keeps (r_i, each
+held-out row's highest rank among the m; the parts' columns are stored sorted apart). With k the held-out
+values strictly below the sample in its highest-ranked part (m beyond them all), the sample's S is
+(k + 1) / (m + 1); a held-out row's S reaches it when r_i > k, and when r_i = k only for the row ranked k in
+the other part, so
+
+    p = (1 + #{r_i > k} + min(1, #{r_i = k})) / (m + 1)  ≥  the full-conformal p,   P(p ≤ α) ≤ α
+
+(simulated, m = 19 / 49 / 99: 18.8 / 18.4 / 19.5 % at p ≤ 0.2, as the full-conformal p). A sample beyond
+every held-out row gets 2 / (m + 1) (it may tie with the row ranked last in the other part): flagging
+anything at 0.01 takes 199 held-out rows.
 
 What the model stores (bounded, in weights.npz under ``ood/``): the mean (p,), r components (r, p) with
 r·p ≤ MAX_BASIS_VALUES, at most MAX_REFERENCE training rows as their components (n_ref, r), residual
@@ -150,10 +166,23 @@ class OODBasis:
         return self.combine(self.parts(Z))
 
     def p_value(self, scores: np.ndarray) -> np.ndarray:
-        """(n,) conformal p-values: (1 + calibration scores ≥ s) / (m + 1)."""
+        """(n,) conformal p-values of scores (n,): (1 + calibration scores ≥ s) / (m + 1) for the distance alone;
+        with the class-relative part, counted against the sample's rank (see the module), so that
+        P(p ≤ α) ≤ α holds there too."""
+        s = np.asarray(scores, dtype=np.float64)
         m = len(self.calibration)
-        at_least = m - np.searchsorted(self.calibration, np.asarray(scores, dtype=np.float64), side="left")
-        return (1.0 + at_least) / (m + 1.0)
+        if not self.relative:
+            at_least = m - np.searchsorted(self.calibration, s, side="left")
+            return (1.0 + at_least) / (m + 1.0)
+        # calibration scores are r / m, r a held-out row's highest rank among the m (itself included); k the
+        # held-out values strictly below the sample in its highest-ranked part: a share interpolated in
+        # (k / m, (k + 1) / m] has k below it, one beyond the largest (> 1) has m
+        grid = len(self.part_calibration)
+        k = np.where(s > 1.0, grid, np.ceil(np.clip(s, 0.0, 1.0) * grid - 1e-9) - 1.0)
+        k = np.clip(k, 0.0, grid)
+        above = m - np.searchsorted(self.calibration, (k + 0.5) / grid, side="left")  # r > k
+        at_k = m - np.searchsorted(self.calibration, (k - 0.5) / grid, side="left") - above  # r = k
+        return (1.0 + above + np.minimum(at_k, 1)) / (m + 1.0)
 
     def describe(self) -> dict:
         out = {"n_features": self.n_features, "n_components": int(self.components.shape[0]),

@@ -317,7 +317,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
         notes = NoteRenderer(quiet, stream)
         notes()
         if fail_on_shift:
-            stream = _ShiftGate(stream, fail_on_shift, out)
+            stream = _ShiftGate(stream, fail_on_shift, out, shift_path, notes)
 
         def shift_report(last=None) -> None:
             """The shift report (known once every row is read), then ``last``: written before the predictions
@@ -365,10 +365,12 @@ def _check_explain_options(explain_k: int | None) -> None:
 class _ShiftGate:
     """The prediction stream, failing after its last piece when the cohort shift reaches --fail-on-shift:
     a file is written atomically, so the error leaves none behind; standard output (``-o -``) has had the
-    rows by then, and the error says so."""
+    rows by then, and the error says so. The shift report (--shift-report), the evidence of why it failed,
+    is written before the error, which says where it is."""
 
-    def __init__(self, stream, level: str, out: str):
-        self._stream, self._level, self._out = stream, level, out
+    def __init__(self, stream, level: str, out: str, shift_path: str | None = None, show_notes=None):
+        self._stream, self._level, self._out, self._shift_path = stream, level, out, shift_path
+        self._show_notes = show_notes  # the run's notes and warnings (the shift's, an unseen batch), before the error
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
@@ -378,11 +380,34 @@ class _ShiftGate:
         from ..predict.shift import shift_failure
 
         yield from self._stream
-        reason = shift_failure(self._stream.shift, self._level)
+        shift = self._stream.shift
+        if shift is not None and not shift.checked:  # the gate let it pass unjudged: say so, not silently
+            from ..predict.shift import SHIFT_MIN_SAMPLES
+
+            self._stream.warnings.append(f"--fail-on-shift could not judge this table: the cohort-shift check needs "
+                                         f"{SHIFT_MIN_SAMPLES} rows, it has {shift.n}")
+        reason = shift_failure(shift, self._level)
         if reason is not None:
             written = ("the predictions already written to standard output are not to be used" if self._out == "-"
                        else "no predictions written")
-            raise DataError(f"{self._stream.plan.source}: {reason}; {written}")
+            report = self._report()
+            if self._show_notes is not None:
+                self._show_notes()
+            raise DataError(f"{self._stream.plan.source}: {reason}; {written}; {report}")
+
+    def _report(self) -> str:
+        """Write the shift report, if asked for; where it is (or why it is not), for the error."""
+        path = self._shift_path
+        if path is None:
+            return "--shift-report FILE writes every feature's shift"
+        try:
+            write_shift_report(self._stream.shift, path)
+        except OSError as exc:  # OutputError too: the report's failure must not hide why the run stopped
+            from ..errors import MlpcliError
+
+            why = exc if isinstance(exc, MlpcliError) else (exc.strerror or exc)
+            return f"the shift report could not be written ({why})"
+        return "the shift report is on standard output" if path == "-" else f"the shift report is in {path}"
 
 
 def _summary_table(summary: dict, out: str, n: int) -> Table:
@@ -409,6 +434,8 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
         mild = (f"{shift['fraction_mildly_shifted']:.0%} beyond {shift['thresholds']['mild_shift_sd']:g} SD"
                 if shift.get("mild_checked", True) else f"{shift['thresholds']['mild_shift_sd']:g} SD not tested: "
                 f"too few {'patients' if shift.get('groups') is not None else 'samples'}")
+        absent = len(shift.get("absent") or [])
+        absent = f"; {absent:,} feature{'s' * (absent > 1)} 0 in every sample (see the warning)" if absent else ""
         table.add_row("cohort shift", f"{shift['level']} ({shift['fraction_mean_shifted']:.0%} of features beyond "
-                      f"{shift['thresholds']['mean_shift_sd']:g} SD, {mild})")
+                      f"{shift['thresholds']['mean_shift_sd']:g} SD, {mild}){absent}")
     return table

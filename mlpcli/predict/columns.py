@@ -100,7 +100,8 @@ def _training_means(model: Model) -> np.ndarray:
 def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None = None, *, need_target: bool = False,
                  by: str | None = None, fill_missing: str | None = None, source: str = "the table",
                  sheet_columns: Sequence[str] = (), max_missing: float | None = None,
-                 first_cells: Callable[[int], Sequence[str]] | None = None, can_fill: bool = True) -> ColumnPlan:
+                 first_cells: Callable[[int], Sequence[str]] | None = None, can_fill: bool = True,
+                 ids_written: bool = False) -> ColumnPlan:
     """Match a table's header to the model: roles (the model's, unless overridden), features by name.
 
     Features match a column of the same name, or failing that one whose name differs only in letter case,
@@ -113,7 +114,9 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     and are not listed as ignored (the join notes them). `first_cells(k)`: up to k cells of the table's
     first column, looked at when most features are absent, to recognise a table read in the wrong layout
     (features in rows without --features-in-rows, or the reverse). `can_fill`: whether the command has
-    --fill-missing (gradcheck does not: its error for absent features does not offer it).
+    --fill-missing (gradcheck does not: its error for absent features does not offer it). `ids_written`: the
+    caller writes a row per sample under its id (predict), so a table without an id column but with columns
+    it ignores is told how to name one (--id).
     """
     if fill_missing not in (None, "mean"):
         raise ConfigError(f"--fill-missing {fill_missing!r}: the only choice is 'mean'")
@@ -235,7 +238,12 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     used = feature_columns | kept_set | set(roles_used) | set(found) | set(drop) | ({by} if by else set())
     extra = [c for c in columns if c not in used and c not in set(sheet_columns)]
     if extra:
-        notes.append(f"ignored {len(extra)} column{'s' * (len(extra) != 1)} the model does not use: {_quoted(extra, 4)}")
+        unnamed = ""
+        if id_col is None and ids_written:  # the sample ids may be among them under another name
+            usual = f"{mroles['id']!r} as in training" if mroles.get("id") else repr(data.DEFAULT_ID)
+            unnamed = f"; no id column ({usual}), so the rows are numbered: --id COLUMN names one"
+        notes.append(f"ignored {len(extra)} column{'s' * (len(extra) != 1)} the model does not use: "
+                     f"{_quoted(extra, 4)}{unnamed}")
     position = {c: i for i, c in enumerate(columns)}
     order = [position[c] for c, p in zip(matched, present) if p]
     if any(b < a for a, b in zip(order, order[1:])):

@@ -177,16 +177,21 @@ class ShiftReport:
         judged = max(int((~self.filled).sum()), 1)
         return self.zero_everywhere & (self.absent_chance < ABSENT_CHANCE / judged)
 
+    def absent_names(self) -> str:
+        """The absent features (``absent``) as a list for a message: the most surprising SHIFT_SHOWN first."""
+        idx = np.flatnonzero(self.absent)
+        idx = idx[np.argsort(self.train_zero_share[idx], kind="stable")]  # the most surprising first
+        k = len(idx)
+        return ", ".join(self.features[j] for j in idx[:SHIFT_SHOWN]) + (f" and {k - SHIFT_SHOWN} more" if k > SHIFT_SHOWN else "")
+
     def absent_message(self) -> str | None:
         """A warning naming the absent features (``absent``), or None when there are none."""
         flags = self.absent
         k = int(flags.sum())
         if not k:
             return None
-        idx = np.flatnonzero(flags)
-        idx = idx[np.argsort(self.train_zero_share[idx], kind="stable")]  # the most surprising first
-        names = ", ".join(self.features[j] for j in idx[:SHIFT_SHOWN]) + (f" and {k - SHIFT_SHOWN} more" if k > SHIFT_SHOWN else "")
-        most = float(self.train_zero_share[idx].max())
+        names = self.absent_names()
+        most = float(self.train_zero_share[flags].max())
         at_most = "never 0 in training" if most == 0 else f"0 in at most {most:.1%} of the training samples"
         return (f"{k} of the {int((~self.filled).sum())} features {'are' if k > 1 else 'is'} 0 in every one of the "
                 f"{self.units} {self.unit_name()}, though {at_most}: {names}. A gene the cohort's assay did not "
@@ -332,19 +337,28 @@ SHIFT_LEVELS = ("none", "mild", "shift")  # in increasing order; "unchecked" (to
 
 def shift_failure(report: "ShiftReport | None", level: str) -> str | None:
     """``predict --fail-on-shift LEVEL``: a one-line reason to stop when the report's level is `level` or
-    worse ("mild": any shift; "shift": a strong one), else None. A table too small to check
+    worse ("mild": any shift; "shift": a strong one), or when features are absent (0 in every sample though
+    rarely 0 in training: not measured, at either level), else None. A table too small to check
     (SHIFT_MIN_SAMPLES rows) cannot be judged and does not fail."""
     if level not in SHIFT_LEVELS[1:]:
         raise ValueError(f"--fail-on-shift must be one of {', '.join(SHIFT_LEVELS[1:])}, got {level!r}")
-    if report is None or report.level not in SHIFT_LEVELS:
+    if report is None:
         return None
-    if SHIFT_LEVELS.index(report.level) < SHIFT_LEVELS.index(level):
-        return None
-    mild = (f"{report.fraction_mildly_shifted:.0%} beyond {SHIFT_MILD_SD:g} SD, {report.fraction_spread_shifted:.0%} "
-            f"with an SD over {SHIFT_SPREAD_RATIO:g}x off" if report.mild_checked else
-            f"the {SHIFT_MILD_SD:g} SD and SD-ratio tests not run (under {MILD_MIN_SAMPLES} {report.unit_name()})")
-    return (f"cohort shift {report.level!r} reaches --fail-on-shift {level}: {report.fraction_mean_shifted:.0%} of the "
-            f"features beyond {report.mean_bar:.3g} training SD, {mild} (the rule: more than {SHIFT_FRACTION:.0%} of them)")
+    reasons = []
+    if report.level in SHIFT_LEVELS and SHIFT_LEVELS.index(report.level) >= SHIFT_LEVELS.index(level):
+        mild = (f"{report.fraction_mildly_shifted:.0%} beyond {SHIFT_MILD_SD:g} SD, {report.fraction_spread_shifted:.0%} "
+                f"with an SD over {SHIFT_SPREAD_RATIO:g}x off" if report.mild_checked else
+                f"the {SHIFT_MILD_SD:g} SD and SD-ratio tests not run (under {MILD_MIN_SAMPLES} {report.unit_name()})")
+        reasons.append(f"cohort shift {report.level!r} reaches --fail-on-shift {level}: {report.fraction_mean_shifted:.0%} "
+                       f"of the features beyond {report.mean_bar:.3g} training SD, {mild} (the rule: more than "
+                       f"{SHIFT_FRACTION:.0%} of them)")
+    absent = int(report.absent.sum())
+    if absent:  # genes the cohort did not measure, written as 0: wrong inputs whatever the level asked
+        reasons.append(f"{absent} feature{'s are' if absent > 1 else ' is'} 0 in every one of the {report.units} "
+                       f"{report.unit_name()} though rarely 0 in training ({report.absent_names()}), which fails "
+                       f"--fail-on-shift {level}: not measured? remove {'them' if absent > 1 else 'it'} and use "
+                       "--fill-missing mean")
+    return "; ".join(reasons) or None
 
 
 def _num(v) -> float | None:

@@ -326,7 +326,8 @@ class _Run:
             self.plan = plan_columns(model, self.join.columns if self.join else self.table.columns, roles,
                                      need_target=need_target, by=by, fill_missing=fill_missing,
                                      source=self.table.name, sheet_columns=sorted(self.sheet_only),
-                                     max_missing=max_missing, first_cells=self.table.first_cells)
+                                     max_missing=max_missing, first_cells=self.table.first_cells,
+                                     ids_written=not need_target)
             if self.join is not None:
                 r = self.plan.roles
                 self.join.select([*r.target, r.group, r.batch, self.plan.by], r.drop)
@@ -611,7 +612,8 @@ class _Run:
         if absent is not None:
             self.warnings.append(absent)
         if message is None:
-            self.notes.append(f"cohort-shift check skipped: {self.n_rows} rows (it needs {SHIFT_MIN_SAMPLES})")
+            self.notes.append(f"cohort-shift check skipped: {self.n_rows} row{'s' * (self.n_rows != 1)} (it needs "
+                              f"{SHIFT_MIN_SAMPLES})")
         elif self.shift.shifted:
             self.warnings.append(message)
         else:

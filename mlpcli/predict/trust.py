@@ -119,6 +119,7 @@ class Trust:
         self.basis = model.ood if options.ood else None
         self.n = self.n_empty = self.n_multi = self.set_size = 0
         self.n_low_confidence = self.n_empty_abstained = self.n_ood = self.n_abstained = 0
+        self.n_both = 0  # abstained for both reasons: low confidence and an empty set
 
     @property
     def wants_logits(self) -> bool:
@@ -140,6 +141,7 @@ class Trust:
         m = len(labels)
         self.n += m
         abstain = np.zeros(m, dtype=bool)
+        empty = np.zeros(m, dtype=bool)
         if self.sets is not None:
             members = meta["set"]
             size = members.sum(axis=1)
@@ -149,11 +151,13 @@ class Trust:
             self.n_multi += int((size > 1).sum())
             self.set_size += int(size.sum())
             if o.abstain_on_empty_set:
-                abstain |= size == 0
-                self.n_empty_abstained += int((size == 0).sum())
+                empty = size == 0
+                abstain |= empty
+                self.n_empty_abstained += int(empty.sum())
         if o.min_confidence is not None:
             low = predicted_probability(proba, pred) < o.min_confidence
             self.n_low_confidence += int(low.sum())
+            self.n_both += int((low & empty).sum())
             abstain |= low
         if o.abstains:  # text throughout, so a column of numeric classes and the label stays one type
             labels = np.array([str(v) for v in labels], dtype=object)
@@ -195,18 +199,25 @@ class Trust:
                 f"{', each patient counted once' if weighted else ''}; the model has {have}); lower the level or "
                 "retrain on more samples"]
 
+    def ood_floor(self) -> float:
+        """The smallest p-value the model's held-out rows can give, a sample's beyond them all: 1 / (m + 1)
+        for the distance alone, more with the class-relative part (``ood.OODBasis.p_value``)."""
+        return float(self.basis.p_value(np.array([np.inf]))[0])
+
     def ood_warnings(self) -> list[str]:
-        """A warning when --ood-alpha is below the smallest p-value the model's held-out rows can give,
-        1 / (m + 1): then no sample can be flagged, however far out (``predict`` and ``evaluate`` say it alike)."""
+        """A warning when --ood-alpha is not above the smallest p-value the model's held-out rows can give
+        (``ood_floor``): then no sample can be flagged, however far out (``predict`` and ``evaluate`` say it
+        alike)."""
         if self.basis is None:
             return []
         m, alpha = len(self.basis.calibration), self.options.ood_alpha
-        floor = 1.0 / (m + 1.0)
+        floor = self.ood_floor()
         if floor < alpha:
             return []
         return [f"--ood flags nothing at --ood-alpha {alpha:g}: the model's out-of-distribution calibration has "
-                f"{m} held-out rows, so its smallest p-value is 1/{m + 1} = {floor:.3g}; pass --ood-alpha above "
-                f"{floor:.3g}, or train with more held-out rows (the default ensemble scores every training row)"]
+                f"{m} held-out rows, so its smallest p-value is {round(floor * (m + 1))}/{m + 1} = {floor:.3g}; pass "
+                f"--ood-alpha above {floor:.3g}, or train with more held-out rows (the default ensemble scores every "
+                "training row)"]
 
     def notes(self) -> list[str]:
         """The run's notes on what was added (after the last frame)."""
@@ -229,12 +240,15 @@ class Trust:
                 reasons.append(f"{self.n_low_confidence} below --min-confidence {o.min_confidence:g}")
             if o.abstain_on_empty_set:
                 reasons.append(f"{self.n_empty_abstained} with an empty set")
+            if self.n_both:  # the reasons overlap: their counts add up to more than the abstained
+                reasons.append(f"{self.n_both} of them both")
             out.append(f"{self.n_abstained} of {self.n} samples {o.unassigned_label!r} "
                        f"({'; '.join(reasons)})")
         if self.basis is not None:
+            chance = (f"at most {o.ood_alpha * 100:.3g} % of samples like the training ones are flagged by chance"
+                      if self.ood_floor() < o.ood_alpha else "none can be flagged at this level: see the warning")
             out.append(f"{self.n_ood} of {self.n} samples flagged out-of-distribution (p < {o.ood_alpha:g} among "
-                       f"{len(self.basis.calibration)} held-out training rows; about {o.ood_alpha:.0%} of samples "
-                       "like the training ones are flagged by chance)")
+                       f"{len(self.basis.calibration)} held-out training rows; {chance})")
         return out
 
     def summary(self) -> dict:
@@ -245,7 +259,7 @@ class Trust:
                        multi_class_sets=self.n_multi)
         if self.options.abstains:
             out.update(abstained=self.n_abstained, low_confidence=self.n_low_confidence,
-                       empty_set_abstained=self.n_empty_abstained)
+                       empty_set_abstained=self.n_empty_abstained, abstained_for_both=self.n_both)
         if self.basis is not None:
             out["ood_flagged"] = self.n_ood
         return out
