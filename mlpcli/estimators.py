@@ -20,6 +20,9 @@ Differences from ``mlpcli train`` worth knowing:
   initial weights, the dropout masks, the minibatch order and the early-stopping split, so the same
   data, parameters and ``random_state`` give the same model; ``None`` draws a fresh seed per fit.
   The default is 0, as on the command line.
+* **Optimizer**: ``optimizer="adam"`` with Adam's beta2 of 0.999 and no weight decay by default (the CLI
+  trains with adamw, ``--weight-decay 1.0`` and beta2 0.95). ``weight_decay`` is AdamW's: None (0.01
+  with ``optimizer="adamw"``); set with adam or sgd, which would ignore it, it is a ValueError at fit.
 * **dtype** defaults to ``"float64"`` (exact enough for scikit-learn's invariance checks); pass
   ``dtype="float32"`` for the CLI's faster arithmetic.
 * **Early stopping** (``early_stopping=True``) holds out ``validation_fraction`` of the rows —
@@ -106,12 +109,24 @@ class _BaseMLP(BaseEstimator):
             self._as_train_options().validate()
         except MlpcliError as exc:
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
+        # Adam and SGD have no decoupled decay: a decay asked for with them would be silently ignored (0: none,
+        # which is true of them). Their weight penalty is l2.
+        if not (self.weight_decay is None or self.weight_decay == 0 or self.optimizer == "adamw"):
+            raise ValueError(f"{type(self).__name__}: weight_decay={self.weight_decay!r} applies to optimizer='adamw' "
+                             f"only (decoupled decay); optimizer={self.optimizer!r} would ignore it: use "
+                             "optimizer='adamw', or l2 for a weight penalty with adam or sgd, or leave "
+                             "weight_decay=None")
 
     def _as_train_options(self) -> TrainOptions:
         """The parameters that mirror train options, as TrainOptions (checked and sized by the CLI's code)."""
         shared = {name: getattr(self, name) for name in _SHARED_PARAMS}
         shared = {k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in shared.items()}
+        shared["weight_decay"] = self._weight_decay()
         return TrainOptions(hidden=self._hidden(), **shared)
+
+    def _weight_decay(self):
+        """``weight_decay``, None being AdamW's default decay (``FitConfig``'s); used by optimizer='adamw' only."""
+        return FitConfig.weight_decay if self.weight_decay is None else self.weight_decay
 
     def _hidden(self) -> list[int] | None:
         h = self.hidden
@@ -138,7 +153,7 @@ class _BaseMLP(BaseEstimator):
     def _fit_config(self, seed: int, resolved: TrainOptions) -> FitConfig:
         return FitConfig(
             optimizer=self.optimizer, lr=float(resolved.lr), momentum=float(self.momentum),
-            weight_decay=float(self.weight_decay), l1=float(self.l1), l2=float(resolved.l2),
+            weight_decay=float(self._weight_decay()), l1=float(self.l1), l2=float(resolved.l2),
             batch_size=int(resolved.batch_size), epochs=int(resolved.epochs),
             patience=(None if not self.early_stopping else BASE_PATIENCE if self.patience == AUTO else int(self.patience)),
             adaptive_patience=self.early_stopping and self.patience == AUTO,  # as `mlpcli train --patience auto`
@@ -202,7 +217,19 @@ class _BaseMLP(BaseEstimator):
         tr = va = None
         if self.early_stopping:
             tr, va = _early_stopping_split(ds, groups, float(self.validation_fraction), seed)
-        resolved = self._resolved(n if tr is None else len(tr), X.shape[1])
+        if tr is not None and weights is not None:
+            for side, rows, so in (("trained on", tr, "there is nothing to learn from"),
+                                   ("held out for early stopping", va, "their loss cannot choose an epoch")):
+                if not weights[rows].any():  # a loss of 0 whatever the weights: nothing learnt, or epoch 1 kept
+                    raise ValueError(f"{type(self).__name__}: the samples {side} ({len(rows)} of {n}) all have "
+                                     f"sample_weight 0, so {so}; weight more samples or classes, or set "
+                                     "early_stopping=False")
+        n_train = n if tr is None else len(tr)
+        if self.batchnorm and n_train < 2:  # the fit loop's advice (a larger --batch-size) would not help here
+            after = " after the early-stopping hold-out" if tr is not None else ""
+            raise ValueError(f"{type(self).__name__}: batchnorm=True needs 2 or more training rows to normalise a "
+                             f"minibatch, got 1 sample{after}; give more samples or set batchnorm=False")
+        resolved = self._resolved(n_train, X.shape[1])
         try:  # a network whose training cannot fit in memory is refused before anything is allocated
             check_memory(resolved, X.shape[1], setup.n_outputs, n)
         except MlpcliError as exc:
@@ -303,6 +330,16 @@ def _as_parameters(exc: Exception) -> str:
                   str(exc))
 
 
+def _first_non_number(y):
+    """The first value of ``y`` that is not a number, as written (``'b'``, not ``np.str_('b')``)."""
+    for value in np.ravel(np.asarray(y, dtype=object)):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return value.item() if isinstance(value, np.generic) else value
+    return None
+
+
 def _checked_groups(groups, n: int) -> np.ndarray:
     """``groups`` (n,) as an array the splitters can sort: a missing group (None, NaN) is an error naming the
     row, not a TypeError from deep inside NumPy (None) or a silent "patient NaN" (NaN); labels of mixed types
@@ -358,6 +395,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     loss : "auto" is bce with one sigmoid output for two classes, ce (softmax) for more, and bce per
         label for a 2-D 0/1 target (multi-label); "ce", "focal" and "hinge" are also accepted.
     class_weight : None, "balanced", or a dict {class label: weight}.
+    weight_decay : AdamW's decoupled decay (each step shrinks the weights by ``lr`` x this); None is 0.01
+        with ``optimizer="adamw"``. Adam and SGD have none: a value other than None or 0 with them is a
+        ValueError at ``fit`` (their weight penalty is ``l2``).
 
     Attributes: ``classes_`` (labels; column indices for multi-label), ``n_features_in_``,
     ``feature_names_in_``, ``network_`` (the fitted ``mlpcli.engine.MLP``), ``history_`` (one dict
@@ -367,7 +407,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _losses = _CLASSIFIER_LOSSES
 
     def __init__(self, hidden=(128, 64), activation="relu", dropout=0.0, batchnorm=False, l1=0.0, l2=0.0,
-                 optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.01, batch_size=32, epochs=200,
+                 optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=None, batch_size=32, epochs=200,
                  early_stopping=True, validation_fraction=0.1, patience=20, min_delta=0.0, lr_schedule="none",
                  augment_noise=0.0, clip_norm=None, loss="auto", class_weight=None, label_smoothing=0.0,
                  pos_weight=1.0, focal_gamma=2.0, focal_alpha=None, dtype="float64", random_state=0, threads=None):
@@ -481,7 +521,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """A multilayer-perceptron regressor on the mlpcli engine, for one target (n,) or several (n, k).
 
-    Parameters as for ``MLPClassifier`` (without the class-weight and classification-loss ones);
+    Parameters as for ``MLPClassifier`` (without the class-weight and classification-loss ones;
+    ``weight_decay`` too is for ``optimizer="adamw"`` only);
     ``loss`` is "auto" (= "mse"), "mse", "mae" or "huber". Targets are standardised for training
     and predictions scaled back, like the CLI. ``validation_fraction`` is held out at random, or by
     whole groups when ``fit`` gets ``groups``.
@@ -490,7 +531,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _losses = _REGRESSOR_LOSSES
 
     def __init__(self, hidden=(128, 64), activation="relu", dropout=0.0, batchnorm=False, l1=0.0, l2=0.0,
-                 optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.01, batch_size=32, epochs=200,
+                 optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=None, batch_size=32, epochs=200,
                  early_stopping=True, validation_fraction=0.1, patience=20, min_delta=0.0, lr_schedule="none",
                  augment_noise=0.0, clip_norm=None, loss="auto", dtype="float64", random_state=0, threads=None):
         self.hidden, self.activation, self.dropout, self.batchnorm = hidden, activation, dropout, batchnorm
@@ -507,7 +548,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, sample_weight, groups, regression=True)
 
     def _encode_targets(self, y):
-        y = np.asarray(y, dtype=np.float64)
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):  # NumPy's "could not convert string to float: np.str_('b')"
+            raise ValueError(f"{type(self).__name__}: y must be numbers, got {_first_non_number(y)!r}; for class "
+                             "labels use MLPClassifier") from None
         self._y_1d = y.ndim == 1
         Y = y.reshape(len(y), -1)  # (n, k)
         return "regression", Y, None

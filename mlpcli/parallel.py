@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
+import re
 import signal
 import sys
 import threading
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from . import interrupts
-from .errors import ConfigError
+from .errors import ConfigError, TrainingError
 
 __all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "threads_warning", "workers_warning", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
            "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS", "beside", "import_beside", "spare_core"]
@@ -348,8 +350,24 @@ def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int |
     _POOL_TASK.active = True
     try:
         return i, _call_capped(fn, blas_threads, args, parent)
+    except Exception as exc:
+        sendable = _sendable(exc)
+        if sendable is exc:
+            raise
+        raise sendable from None
     finally:
         _POOL_TASK.active = False
+
+
+def _sendable(exc: Exception) -> Exception:
+    """``exc`` if the parent can rebuild it from its pickle, else a RuntimeError with its type and message: an
+    exception whose ``__init__`` takes other arguments than its ``args`` fails to unpickle there, and joblib
+    then reports only "A result has failed to un-serialize", losing the error."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__} in a worker process: {exc}")
+    return exc
 
 
 def connect(address: str, timeout: float | None = None):
@@ -413,7 +431,9 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
     ``shared`` lists large arguments used by many tasks (the dataset): Dask sends them to each
     worker once instead of with every task. ``progress(done, total)`` is called in this process
     as results arrive, and ``on_result(result)`` with each result. An exception in a task is
-    raised here unchanged.
+    raised here unchanged (one that could not be rebuilt here as a RuntimeError with its type and
+    message); a local worker process that dies (the out-of-memory killer's SIGKILL, a crash) is a
+    one-line TrainingError naming how it ended.
 
     Ctrl-C (a KeyboardInterrupt, which the command line also raises for SIGTERM and SIGHUP) stops the
     run and ends the workers; with ``keep_partial`` the results finished by then are returned, None in
@@ -458,7 +478,32 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
     except KeyboardInterrupt:
         if not keep_partial:
             raise
+    except RuntimeError as exc:  # joblib's BrokenProcessPool is one: a local worker died
+        lost = _worker_lost(exc)
+        if lost is None:
+            raise
+        raise lost from None
     return results
+
+
+def _worker_lost(exc: BaseException) -> TrainingError | None:
+    """A one-line error for a local worker process that died under a task (joblib's ``TerminatedWorkerError``,
+    whose message spans five lines and reads as an internal error), naming how it ended and the remedy; None
+    for any other error. A SIGKILL is, on a batch node, most often the out-of-memory killer at the job's limit."""
+    if "joblib" not in sys.modules:  # no pool was started
+        return None
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    if not isinstance(exc, TerminatedWorkerError):
+        return None
+    codes = re.search(r"exit codes of the workers are \{([^}]*)\}", str(exc))
+    how = f" ({codes.group(1)})" if codes else ""
+    if "SIGKILL" in how:
+        advice = ("a SIGKILL usually comes from the out-of-memory killer at the job's memory limit: run fewer fits "
+                  "side by side (--n-jobs) or ask for more memory")
+    else:
+        advice = "rerun with --n-jobs 1 to run the fits in this process and see the error"
+    return TrainingError(f"a worker process running fits side by side ended unexpectedly{how}; {advice}")
 
 
 def beside(fn: Callable[..., Any], *args: Any, threaded: bool | None = None) -> Callable[[], Any]:
