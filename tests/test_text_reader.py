@@ -320,8 +320,9 @@ def test_compressed_tables_read_alike(tmp_path, monkeypatch, suffix, pack):
 
 
 @pytest.mark.parametrize("content", [_text(*ROWS).encode(), _text(*ROWS).replace(",", "\t").encode(),
-                                     gzip.compress(_text(*ROWS).encode()),
-                                     _text('"S\r1",P1,"x,y",1.5,2', *ROWS[1:], end="\r\n").encode()])
+                                     gzip.compress(_text(*ROWS).encode(), mtime=0),
+                                     _text('"S\r1",P1,"x,y",1.5,2', *ROWS[1:], end="\r\n").encode()],
+                         ids=["comma", "tab", "gzip", "quoted-crlf"])  # ids that every collection names alike
 def test_standard_input_reads_alike(monkeypatch, content):
     _compare(monkeypatch, "-", stdin=content)
 
