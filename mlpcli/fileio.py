@@ -257,7 +257,9 @@ def _fileno(stream) -> int | None:
 
 
 def _write_into(shown: str, opened: Callable[[], BinaryIO], write: Callable[[BinaryIO], object]) -> None:
-    """Write into the file ``opened()`` gives, in place; a failure of the file system is an OutputError."""
+    """Write into the file ``opened()`` gives, in place; a failure of the file system is an OutputError. A
+    reader that has gone (``train -o - | head -c 100``, a named pipe closed) stays a BrokenPipeError: the
+    command ends as every writer to a closed pipe does (exit 141), not with an error."""
     tracked = None
     try:
         with opened() as fh:
@@ -266,6 +268,8 @@ def _write_into(shown: str, opened: Callable[[], BinaryIO], write: Callable[[Bin
             tracked.flush()
     except OSError as exc:
         failure = tracked.failure if tracked is not None and tracked.failure is not None else exc
+        if isinstance(failure, BrokenPipeError):
+            raise failure from None
         if isinstance(failure, OutputError):
             raise
         raise _output_error(shown, failure) from None

@@ -7,7 +7,9 @@ that allocates nothing proportional to a claim before the claim is verified:
 
 1. the archive: exactly the two members, stored or deflated, not encrypted; model.json inflates to at most
    MAX_JSON_BYTES, and neither member to more than MAX_RATIO times its compressed size (a zip bomb is
-   refused from its header, before anything is inflated);
+   refused from its header, before anything is inflated). A file that is no zip archive is named for what
+   its first bytes say it is (empty, text, gzip, HDF5, Parquet, a pickle, a zip cut short); a model that
+   comes through a pipe (``<(zcat m.mlp.gz)``, /dev/stdin) is read whole first (at most MAX_STREAMED_BYTES);
 2. model.json: UTF-8 JSON, every field's type, range and consistency (task, classes against the output
    layer, features against the preprocessing, layer widths within limits, known activations and losses,
    temperature, target scaling, the metadata other commands read, the prediction sets' calibration and the
@@ -26,11 +28,13 @@ Every failure is a ModelFileError naming the file and the field or array, on one
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import math
 import os
+import stat
 import zipfile
 from dataclasses import dataclass, field
 
@@ -113,11 +117,15 @@ def read(path: str | os.PathLike) -> CheckedModel:
     """Read and check the model file at ``path``; see the module docstring. Raises ModelFileError."""
     name = str(path)
     if not os.path.exists(name):
+        if name == "-":
+            raise ModelFileError("model file not found: - (a model is read from a file, not from standard input; "
+                                 "give its path, or /dev/stdin)")
         raise ModelFileError(f"model file not found: {name}")
     if os.path.isdir(name):
         raise ModelFileError(f"{name} is a directory, not a model file")
+    source = _streamed(name)
     try:
-        with zipfile.ZipFile(name) as zf:
+        with zipfile.ZipFile(name if source is None else io.BytesIO(source)) as zf:
             infos = _archive_members(name, zf)
             raw_meta = zf.read(infos["model.json"])
             meta = _parse_json(name, raw_meta)
@@ -129,8 +137,10 @@ def read(path: str | os.PathLike) -> CheckedModel:
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
-        raise ModelFileError(f"{name} is not a readable mlpcli model file (corrupt or truncated: {exc})") from None
+        raise ModelFileError(f"{name} is not a readable mlpcli model file: {_not_a_model(name, source, exc)}") from None
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # a seek to where the damaged index says a member starts
+            raise ModelFileError(f"{name} is not a readable mlpcli model file: it is {_TRUNCATED}") from None
         raise ModelFileError(f"{name} cannot be read ({exc.strerror or exc})") from None
     except Exception as exc:  # zlib errors, CRC mismatches
         raise ModelFileError(f"{name} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
@@ -144,12 +154,86 @@ def read(path: str | os.PathLike) -> CheckedModel:
 
 # ── the archive ──────────────────────────────────────────────────────────────────────────────────────────
 
+ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first bytes (its first member's local header)
+# A model given through a pipe (``<(curl ...)``, /dev/stdin) is read into memory whole: at most this much.
+MAX_STREAMED_BYTES = 2**32
+_TRUNCATED = ("a zip archive that is truncated or damaged (an incomplete copy or download, or a disk that filled up "
+              "while it was written)")
+# What a file that is not a zip archive is, from its first bytes: the usual wrong files (a data table given
+# where the model goes, another program's model).
+_SIGNATURES = (
+    (b"\x1f\x8b", "gzip-compressed data (a .gz data table?)"),
+    (b"BZh", "bzip2-compressed data (a .bz2 data table?)"),
+    (b"\xfd7zXZ\x00", "xz-compressed data (an .xz data table?)"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (an .h5ad or .h5 data file?)"),
+    (b"PAR1", "a Parquet table"),
+    (ZIP_MAGIC, _TRUNCATED),
+)
+
+
+def _streamed(name: str) -> bytes | None:
+    """The bytes of a model file that is not a regular file (a pipe from process substitution, /dev/stdin, a
+    named pipe), which the zip reader cannot seek in; None for a regular file. What does not start as a zip
+    archive is read no further than its first bytes (``/dev/zero`` is refused at once)."""
+    try:
+        if stat.S_ISREG(os.stat(name).st_mode):
+            return None
+        with open(name, "rb") as fh:
+            data = fh.read(512)
+            if not data.startswith(ZIP_MAGIC):
+                return data
+            chunks, size = [data], len(data)
+            while chunk := fh.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_STREAMED_BYTES:
+                    raise ModelFileError(f"{name}: more than {_mib(MAX_STREAMED_BYTES)} came through the pipe, more "
+                                         "than a model file read from a pipe may hold; give the model file's path")
+                chunks.append(chunk)
+    except OSError as exc:
+        raise ModelFileError(f"{name} cannot be read ({exc.strerror or exc})") from None
+    return b"".join(chunks)
+
+
+def _not_a_model(name: str, streamed: bytes | None, exc: BaseException) -> str:
+    """Why a file the zip reader refused is no model file, from its first bytes: empty, a data table given
+    where the model goes, another program's model, a truncated copy."""
+    head = streamed
+    if head is None:
+        try:
+            with open(name, "rb") as fh:
+                head = fh.read(512)
+        except OSError:
+            return f"corrupt or truncated ({exc})"
+    if not head:
+        return "it is empty (0 bytes; an interrupted copy or download?)"
+    if head.startswith(ZIP_MAGIC) and "CRC" in str(exc):  # a member's data changed: a disk or transfer error
+        return f"it is damaged ({exc}): copy it again from where it came from"
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return f"it is {what}"
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return ("it is a Python pickle (a scikit-learn, joblib or PyTorch model?); mlpcli reads only its own model "
+                "files, and never unpickles")
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            text = True
+        except UnicodeDecodeError as err:  # a character cut at the 512th byte is still text
+            text = err.start >= len(head) - 3
+        if text:
+            return "it is text (a data table given as the model?)"
+    return f"corrupt or truncated ({exc})"
+
 
 def _archive_members(name: str, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     """model.json's and weights.npz's zip entries, each checked to inflate to a bounded size."""
     infos = zf.infolist()
     names = [i.filename for i in infos]
     missing = [m for m in ("model.json", "weights.npz") if m not in names]
+    if missing and infos and min(i.header_offset for i in infos) > 0:
+        # an archive found inside the file, not at its start: a model cut short, whose own index is gone, reads
+        # as the weights.npz archive stored within it
+        raise ModelFileError(f"{name} is not a readable mlpcli model file: it is {_TRUNCATED}")
     if missing:
         raise ModelFileError(f"{name} is not an mlpcli model file: missing {', '.join(missing)}")
     if len(names) != 2:

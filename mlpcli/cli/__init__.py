@@ -3,7 +3,8 @@
 Results go to stdout (a rich table, or one JSON document with ``--json``); progress, notes and
 warnings go to stderr. Exit codes: 0 success, 1 a data / model / runtime error with a one-line
 message, 2 a usage error, 128 + the signal when stopped: 130 Ctrl-C (SIGINT), 143 SIGTERM (SLURM's
-scancel and time limit), 129 SIGHUP. ``--debug`` shows the traceback instead.
+scancel and time limit), 129 SIGHUP; 141 (SIGPIPE's) when the reader of standard output or standard error
+has gone (``| head``). ``--debug`` shows the traceback instead.
 
 Every command treats SIGTERM and SIGHUP like Ctrl-C: it stops, removes its temporary files and leaves
 any output it was writing untouched; ``train`` keeps the best weights so far (the members trained so far
@@ -76,7 +77,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
       mlpcli train sample_data/tumour_subtypes.csv.gz
 
     Exit codes: 0 success, 1 an error (one line naming the file, option or column), 2 a usage error,
-    128 + the signal when stopped: 130 Ctrl-C, 143 SIGTERM (SLURM's scancel or time limit), 129 SIGHUP.
+    128 + the signal when stopped: 130 Ctrl-C, 143 SIGTERM (SLURM's scancel or time limit), 129 SIGHUP;
+    141 when the reader of the output has gone (| head).
     Every command stops on SIGTERM and SIGHUP as on Ctrl-C, leaving no partial or temporary file;
     train keeps the best weights so far (an ensemble, the members trained so far) and says so.
     """
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         except (click.Abort, KeyboardInterrupt) as exc:  # a signal outside a command's own handling
             interrupted_exit(exc.__cause__ if isinstance(exc, click.Abort) else exc)
         except click.ClickException as exc:
-            exc.show()
+            try:
+                exc.show()
+            except OSError:  # standard error's reader has gone (2>&1 | head): the exit code still says it
+                pass
             sys.exit(exc.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -83,10 +83,22 @@ def binary_stdin():
     return getattr(sys.stdin, "buffer", sys.stdin)
 
 
+class _StderrConsole(Console):
+    """Standard error's console: a reader that closes the pipe early (``2>&1 | head``) ends the command as on
+    standard output, exit 141 (128 + SIGPIPE), leaving no partial output. Rich's own rule ended it with exit 1,
+    an error with nothing said, after pointing standard *output* at /dev/null."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _silence(2)  # what is still to be said (the exit's own lines) goes nowhere, without another error
+        if threading.current_thread() is threading.main_thread():
+            raise SystemExit(141)
+
+
 def stderr_console(quiet: bool = False) -> Console:
-    console = Console(file=sys.stderr, quiet=quiet, highlight=False)
+    console = _StderrConsole(file=sys.stderr, quiet=quiet, highlight=False)
     if not console.is_terminal:  # logs of batch jobs: one warning per line, not wrapped at 80 columns
-        console = Console(file=sys.stderr, quiet=quiet, highlight=False, width=1000, soft_wrap=True)
+        console = _StderrConsole(file=sys.stderr, quiet=quiet, highlight=False, width=1000, soft_wrap=True)
     return console
 
 
@@ -244,8 +256,17 @@ def interrupted_exit(exc: BaseException | None = None, what: str = "") -> None:
     signum = stop_signal(exc) or int(signal.SIGINT)
     name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
     _state["said"] = True
-    click.echo(f"Interrupted{name}{': ' + what if what else '.'}", err=True)
+    _say(f"Interrupted{name}{': ' + what if what else '.'}")
     sys.exit(128 + signum)
+
+
+def _say(line: str) -> None:
+    """One line on standard error, the command's last (its error or how it was stopped): a reader of standard
+    error that has gone does not turn it into a traceback (the exit code still says it)."""
+    try:
+        click.echo(line, err=True)
+    except OSError:  # BrokenPipeError, a full disk under 2> FILE
+        _silence(2)
 
 
 def handle_errors(fn):
@@ -273,7 +294,7 @@ def handle_errors(fn):
                 # After a stop signal an error is its consequence (a worker process killed by the same SIGTERM,
                 # a write cut short): the exit code says how the command ended; a user-facing error still shows.
                 if known:
-                    click.echo(f"Error: {_one_line(exc)}", err=True)
+                    _say(f"Error: {_one_line(exc)}")
                 interrupted_exit(exc)
             if isinstance(exc, OptionError):  # an option's value that cannot work: a usage error (exit 2)
                 raise click.UsageError(_one_line(exc)) from exc
@@ -294,9 +315,19 @@ def handle_errors(fn):
 
 def silence_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    _silence(1)
+
+
+def _silence(fd: int) -> None:
+    """Point the standard stream ``fd`` (1 or 2) at /dev/null: what Python still holds buffered for it, and
+    anything written later, goes there without another error."""
+    stream = sys.stdout if fd == 1 else sys.stderr
     try:
+        target = stream.fileno()
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        if devnull != target:
+            os.dup2(devnull, target)
+            os.close(devnull)
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         pass
 
@@ -556,7 +587,13 @@ def check_writable(path: str, flag: str) -> None:
     if len(os.fsencode(name)) > NAME_MAX:
         raise click.ClickException(f"{flag}: the file name is {len(os.fsencode(name))} bytes long, more than the "
                                    f"{NAME_MAX} a file system allows ({name[:40]}...)")
-    parent = Path(path).expanduser().resolve().parent
+    try:
+        parent = Path(path).expanduser().resolve().parent
+    except (RuntimeError, OSError):  # Python 3.11's resolve() raises RuntimeError on a loop, 3.13 OSError
+        raise click.ClickException(f"{flag}: {path} is a symbolic link that leads back to itself (a loop); "
+                                   "give a file name") from None
+    if parent.exists() and not parent.is_dir():
+        raise click.ClickException(f"{flag}: {parent} is a file, not a directory")
     if not parent.is_dir():
         raise click.ClickException(f"{flag}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
