@@ -4,7 +4,9 @@ many fits one after the other in this process (``parallel.run`` without workers:
 learning curves) must still stop, and asks here whether a fit was cut short while it ran.
 
 Also the few steps a stop signal must not cut in two (``held``): the command line's signal handler
-(``cli._common``) raises its interrupt once such a step is done rather than in the middle of it."""
+(``cli._common``) raises its interrupt once such a step is done rather than in the middle of it; and the steps
+that complete what is already paid for (``finishing``: a trained model's calibration, metrics, its writing),
+after which a stop is recorded, not raised, so that the caller keeps the result and then stops."""
 
 from __future__ import annotations
 
@@ -61,3 +63,21 @@ def holding() -> bool:
 def defer(exc: BaseException) -> None:
     """Raise ``exc`` as the current ``held`` block ends (a signal handler's interrupt)."""
     _deferred.append(exc)
+
+
+@contextmanager
+def finishing(stops: list[BaseException]) -> Iterator[None]:
+    """A step that completes a result already paid for (the members are trained; what is left makes and writes
+    the model): a stop signal that arrives within it is held to its end (``held``), then appended to ``stops``
+    and counted as absorbed, not raised, so the caller finishes, keeps the result and stops afterwards. An
+    interrupt that cuts the step short (no command-line handler: a notebook's Ctrl-C) is raised as ever."""
+    done = False
+    try:
+        with held():
+            yield
+            done = True
+    except KeyboardInterrupt as exc:
+        if not done:
+            raise
+        stops.append(exc)
+        absorbed()

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__, data, metrics
+from . import __version__, data, interrupts, metrics
 from .calibration import Calibration
 from .config import TrainOptions
 from .errors import DataError
@@ -43,6 +43,12 @@ class TrainOutcome:
     @property
     def interrupted(self) -> bool:
         return bool(self.model.fit.get("interrupted"))
+
+    @property
+    def stopped(self) -> list[BaseException]:
+        """A stop signal that came once training was over, held until the model was complete (it is): the
+        caller keeps the model, then stops (``interrupts.finishing``)."""
+        return self.fitted.stopped
 
     @property
     def calibration(self) -> Calibration | None:
@@ -97,42 +103,43 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
     checksum = beside(ds.checksum)
     val_ds = crossfit.validation_dataset(ds, options) if options.val_data else None
     fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan, folds_flag=folds_flag)
-    if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
-        notes += [n for n in val_ds.notes if n.startswith("--val-data")]
-    notes += fitted.notes
-    warnings += fitted.warnings
-    model, resolved = fitted.model, fitted.options
-    summary = fitted.split if fitted.split is not None else summarize_folds(ds, fitted.strategy)
-    runs = fitted.runs[: len(fitted.members)]
-    baseline = _mean_baseline([r.result.baseline for r in runs])
-    model.roles = {"target": list(options.target), "group": ds.roles.group if ds.roles else None,
-                   "id": ds.roles.id if ds.roles else None, "batch": ds.roles.batch if ds.roles else None,
-                   "drop": list(options.drop)}
-    config = options.to_dict()
-    config["resolved"] = {k: v for k, v in resolved.to_dict().items() if config.get(k) != v}
-    model.config = config
-    # The model file holds nothing that depends on the clock (no creation time, no seconds), so the same
-    # data, options, seed and threads give a byte-identical file; timings are in --history and --json.
-    model.history = [{k: v for k, v in row.items() if k != "seconds"} for row in fitted.history]
-    model.split = asdict(summary)
-    model.baseline = baseline
-    best_epochs = [m["best_epoch"] for m in fitted.members]
-    model.fit = {"best_epoch": int(np.median(best_epochs)), "epochs_run": max(m["epochs_run"] for m in fitted.members),
-                 "stopped_early": all(m["stopped_early"] for m in fitted.members),
-                 "interrupted": fitted.interrupted or any(r.result.interrupted for r in fitted.runs),
-                 "metric": metrics.main_metric_name(ds.task),
-                 "folds": resolved.folds, "strategy": fitted.strategy, "members": fitted.members,
-                 "refit_epochs": fitted.refit_epochs, "portfolio": fitted.portfolio,
-                 "calibration": fitted.calibration.to_dict() if fitted.calibration else None}
-    model.provenance = _provenance(source, ds, checksum())
-    val_metrics = metrics.compute(ds.task, fitted.scored.y, metrics.as_task_proba(ds.task, fitted.proba), ds.classes)
-    # the held-out estimate travels with the model (`mlpcli info`): its scalar metrics
-    model.fit["held_out"] = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
-    model.fit["held_out_metrics"] = {k: v for k, v in val_metrics.items()
-                                     if v is None or isinstance(v, (int, float, str)) and k != "classes"}
-    diagnosis = _diagnose(fitted.history, baseline, resolved)
-    if diagnosis is not None:
-        model.extra["diagnosis"] = diagnosis.to_dict()
+    with interrupts.finishing(fitted.stopped):  # trained: a stop now waits for the model to be complete
+        if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
+            notes += [n for n in val_ds.notes if n.startswith("--val-data")]
+        notes += fitted.notes
+        warnings += fitted.warnings
+        model, resolved = fitted.model, fitted.options
+        summary = fitted.split if fitted.split is not None else summarize_folds(ds, fitted.strategy)
+        runs = fitted.runs[: len(fitted.members)]
+        baseline = _mean_baseline([r.result.baseline for r in runs])
+        model.roles = {"target": list(options.target), "group": ds.roles.group if ds.roles else None,
+                       "id": ds.roles.id if ds.roles else None, "batch": ds.roles.batch if ds.roles else None,
+                       "drop": list(options.drop)}
+        config = options.to_dict()
+        config["resolved"] = {k: v for k, v in resolved.to_dict().items() if config.get(k) != v}
+        model.config = config
+        # The model file holds nothing that depends on the clock (no creation time, no seconds), so the same
+        # data, options, seed and threads give a byte-identical file; timings are in --history and --json.
+        model.history = [{k: v for k, v in row.items() if k != "seconds"} for row in fitted.history]
+        model.split = asdict(summary)
+        model.baseline = baseline
+        best_epochs = [m["best_epoch"] for m in fitted.members]
+        model.fit = {"best_epoch": int(np.median(best_epochs)), "epochs_run": max(m["epochs_run"] for m in fitted.members),
+                     "stopped_early": all(m["stopped_early"] for m in fitted.members),
+                     "interrupted": fitted.interrupted or any(r.result.interrupted for r in fitted.runs),
+                     "metric": metrics.main_metric_name(ds.task),
+                     "folds": resolved.folds, "strategy": fitted.strategy, "members": fitted.members,
+                     "refit_epochs": fitted.refit_epochs, "portfolio": fitted.portfolio,
+                     "calibration": fitted.calibration.to_dict() if fitted.calibration else None}
+        model.provenance = _provenance(source, ds, checksum())
+        val_metrics = metrics.compute(ds.task, fitted.scored.y, metrics.as_task_proba(ds.task, fitted.proba), ds.classes)
+        # the held-out estimate travels with the model (`mlpcli info`): its scalar metrics
+        model.fit["held_out"] = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
+        model.fit["held_out_metrics"] = {k: v for k, v in val_metrics.items()
+                                         if v is None or isinstance(v, (int, float, str)) and k != "classes"}
+        diagnosis = _diagnose(fitted.history, baseline, resolved)
+        if diagnosis is not None:
+            model.extra["diagnosis"] = diagnosis.to_dict()
     return TrainOutcome(model=model, fitted=fitted, val_metrics=val_metrics, notes=notes, warnings=warnings,
                         diagnosis=diagnosis, seconds=time.perf_counter() - started)
 

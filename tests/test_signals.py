@@ -565,3 +565,73 @@ def test_a_stop_signal_while_stopping_waits_for_the_cleanup_unless_the_stop_is_s
         _common._state["since"] -= 10 * _common._REPEAT_GRACE
         _common._on_stop_signal(signal.SIGTERM, None)  # long after: stuck
     assert exits == [130] and not tmp.exists()
+
+
+# ── a stop once training is over ──────────────────────────────────────────────────────────────────────────
+
+_SIGNAL_IN = r"""
+import os, runpy, signal, sys
+
+MOMENT = sys.argv.pop(1)  # where the command sends itself SIGTERM
+from mlpcli import model_io, pipeline
+from mlpcli.data import preprocess
+from mlpcli.model_selection import crossfit
+
+def sending(fn, on_call=1):
+    calls = [0]
+    def wrapped(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == on_call:
+            sys.stderr.write(f"[sending SIGTERM in {fn.__name__}]\n")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return fn(*args, **kwargs)
+    return wrapped
+
+if MOMENT == "calibrating":  # every member trained: the model's calibration, conformal scores, OOD basis
+    crossfit._calibrate = sending(crossfit._calibrate)
+elif MOMENT == "metrics":  # the model made: its held-out metrics and diagnosis
+    pipeline._diagnose = sending(pipeline._diagnose)
+elif MOMENT == "writing":  # the model's bytes being made
+    model_io.to_bytes = sending(model_io.to_bytes)
+elif MOMENT == "second member":  # member 1 trained, member 2's preprocessing being fitted
+    preprocess.Preprocessor.fit_transform = sending(preprocess.Preprocessor.fit_transform, on_call=2)
+sys.argv[0] = "mlpcli"
+runpy.run_module("mlpcli", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("moment, folds", [("calibrating", "5"), ("calibrating", "1"), ("metrics", "5"),
+                                           ("writing", "5")])
+def test_a_stop_once_training_is_over_writes_the_complete_model_then_exits_143(tmp_path, table, moment, folds):
+    """SIGTERM after every member had trained (the model's calibration, trust data, metrics, writing: 1.7 s of a
+    3 s run) ended with "nothing trained yet to keep; no model written": the finished model was thrown away."""
+    (tmp_path / "signal_in.py").write_text(_SIGNAL_IN)
+    proc = subprocess.run([sys.executable, "-m", "signal_in", moment, "train", str(table), "-o", "m.mlp", "--oof",
+                           "oof.csv", "--hidden", "4", "--epochs", "3", "--folds", folds, "--n-jobs", "1", "-q"],
+                          cwd=tmp_path, env={**ENV, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
+                          preexec_fn=default_signals, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "[sending SIGTERM" in proc.stderr, proc.stderr
+    assert proc.returncode == 143, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert "stopped once training was over; the complete model is written to m.mlp" in proc.stderr, proc.stderr
+    model = model_io.load(tmp_path / "m.mlp")
+    assert not model.fit["interrupted"] and len(model.members) == int(folds)
+    assert model.ood is not None and (tmp_path / "oof.csv").exists()  # what comes after the calibration is there
+    if folds == "5":
+        assert model.fit["calibration"] is not None  # (24 validation rows are too few to calibrate on)
+    _assert_no_temporaries(tmp_path)
+
+
+def test_a_stop_before_the_second_member_trains_keeps_the_first(tmp_path, table):
+    """SIGTERM while member 2's rows were being preprocessed (before its first epoch) lost member 1 too."""
+    (tmp_path / "signal_in.py").write_text(_SIGNAL_IN)
+    proc = subprocess.run([sys.executable, "-m", "signal_in", "second member", "train", str(table), "-o", "m.mlp",
+                           "--hidden", "4", "--epochs", "3", "--folds", "5", "--n-jobs", "1", "-q"],
+                          cwd=tmp_path, env={**ENV, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
+                          preexec_fn=default_signals, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "[sending SIGTERM" in proc.stderr, proc.stderr
+    assert proc.returncode == 143 and "Traceback" not in proc.stderr, proc.stderr
+    assert "kept the 1 of 5 members trained so far" in proc.stderr, proc.stderr
+    model = model_io.load(tmp_path / "m.mlp")
+    assert model.fit["interrupted"] and len(model.members) == 1
+    _assert_no_temporaries(tmp_path)

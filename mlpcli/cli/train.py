@@ -8,6 +8,7 @@ import time
 import click
 from rich.table import Table
 
+from .. import interrupts
 from ..metrics import display_name
 from ._common import (
     CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_metric,
@@ -280,22 +281,24 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         interrupted_exit(exc, what="nothing trained yet to keep; no model written")
     outcome.model.provenance["threads"] = plan.blas_threads  # what ran: the default and --threads 1 alike
     # the model, --history and --oof all or none: a failure (a full disk, a signal) writing a later one left a new
-    # model beside an earlier run's history or held-out predictions
-    files = {} if model_on_stdout else {out: model_io.to_bytes(outcome.model, out)}
-    if history_path and history_path != "-":
-        files[history_path] = table_bytes(history_frame(outcome.fitted.history), history_path)
-    if oof_path and oof_path != "-":
-        files[oof_path] = table_bytes(held_out_frame(outcome.fitted), oof_path)
+    # model beside an earlier run's history or held-out predictions. A stop signal now (or since training ended:
+    # ``outcome.stopped``) waits for them to be written, then the command stops: the model is complete
+    with interrupts.finishing(outcome.stopped):
+        files = {} if model_on_stdout else {out: model_io.to_bytes(outcome.model, out)}
+        if history_path and history_path != "-":
+            files[history_path] = table_bytes(history_frame(outcome.fitted.history), history_path)
+        if oof_path and oof_path != "-":
+            files[oof_path] = table_bytes(held_out_frame(outcome.fitted), oof_path)
 
-    def last() -> None:  # standard output (one writer at most) cannot be taken back: after the files are ready
-        if model_on_stdout:
-            model_io.save(outcome.model, out)
-        elif history_path == "-":
-            write_table(history_frame(outcome.fitted.history), history_path)
-        elif oof_path == "-":
-            write_table(held_out_frame(outcome.fitted), oof_path)
+        def last() -> None:  # standard output (one writer at most) cannot be taken back: after the files are ready
+            if model_on_stdout:
+                model_io.save(outcome.model, out)
+            elif history_path == "-":
+                write_table(history_frame(outcome.fitted.history), history_path)
+            elif oof_path == "-":
+                write_table(held_out_frame(outcome.fitted), oof_path)
 
-    write_together(files, last=last)
+        write_together(files, last=last)
 
     if as_json:
         report([], outcome.warnings[len(early_warnings):], quiet)
@@ -320,3 +323,6 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         con.print(_summary_table(outcome, out, time.perf_counter() - started))
     if outcome.interrupted:
         interrupted_exit(what=f"{_kept_words(outcome.model.fit)}; model written to {out}")
+    if outcome.stopped:  # after training: the model is the one the run set out to train
+        interrupted_exit(outcome.stopped[0], what=f"stopped once training was over; the complete model is written to "
+                                                  f"{out}")

@@ -188,7 +188,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         except TrainingError as exc:  # the best setting, on all the rows and new seeds: say which run it was
             raise TrainingError(f"--refit of the best setting {grid_lib.format_setting(result.best.setting)}: "
                                 f"{exc}; no model written") from None
-        if outcome.interrupted:
+        if outcome.interrupted or outcome.stopped:  # stopped in training, or once it was over
             # The refit's fits absorb Ctrl-C / SIGTERM / SIGHUP (train keeps their best weights that way), so the
             # refit returned a cut-short model: saving it and exiting 0 passed it off as the tuned model. A stopped
             # refit leaves neither output and exits 128 + the signal, as every other stopped tuning does.

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import config, data, metrics
+from .. import config, data, interrupts, metrics
 from ..calibration import Calibration, calibration_report, fit_temperature
 from ..config import AUTO, TrainOptions, offset_seed
 from ..errors import DataError
@@ -100,6 +100,9 @@ class FittedModel:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C / SIGTERM: the model holds what was trained by then
+    # a stop signal that came once training was over (scoring, calibrating): held until the model was complete,
+    # which the caller keeps (writes) before it stops (``interrupts.finishing``); the model is not cut short
+    stopped: list[BaseException] = field(default_factory=list)
 
 
 def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
@@ -347,13 +350,22 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
         summary = summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
         train_ds, scored, scored_rows = ds, val_ds, None
     _announce(progress, summary.strategy, [(train_ds.n_samples, scored.n_samples)], candidates)
-    cands, interrupted = [], False
+    cands, interrupted, stopped = [], False, []
     notes: list[str] = []
     for c, spec in enumerate(candidates):
         # the candidates differ only in the network and its training: they share the preprocessed rows
-        run = fit_run(train_ds, scored, _options_for(options, spec),
-                      _member_progress(progress, 1, 1, c + 1, len(candidates)),
-                      prepared=cands[0].runs[0] if cands else None)
+        try:
+            run = fit_run(train_ds, scored, _options_for(options, spec),
+                          _member_progress(progress, 1, 1, c + 1, len(candidates)),
+                          prepared=cands[0].runs[0] if cands else None)
+        except KeyboardInterrupt:  # before this candidate's first epoch (its preprocessing): keep the others
+            if not cands:
+                raise
+            interrupts.absorbed()
+            notes.append(f"interrupted before training {spec.describe()}: the model is chosen among the "
+                         "architectures that finished")
+            interrupted = True
+            break
         interrupted = run.result.interrupted
         if interrupted and (cands or run.result.epochs_run == 0):
             if not cands:  # not one epoch done: nothing learnt to keep
@@ -361,32 +373,35 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
             notes.append(f"interrupted while training {spec.describe()}: the model is chosen among the "
                          "architectures that finished")
             break
-        logits = _raw_outputs(run, scored.X)
-        cands.append(_Fitted(spec, [run], logits, math.nan))
-        if run.result.interrupted:
+        with interrupts.finishing(stopped):  # a trained candidate: scored whole, or kept unscored
+            logits = _raw_outputs(run, scored.X)
+            cands.append(_Fitted(spec, [run], logits, math.nan))
+        if run.result.interrupted or stopped:
             break
     # every candidate is trained and has scored its rows: the model keeps networks, not preprocessed rows
     # (the training rows, their copy and the candidates' shared preprocessed matrix: 320 MB at 6,400 x 5,000)
     del train_ds, run
-    for c in cands:
-        c.runs = [r.without_data() for r in c.runs]
-    shell = _shell_model(ds, cands[0].runs, options)
-    for c in cands:
-        c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
-    best, table = _choose(cands, notes, "the validation score", scored.y, ds.task)
-    run = best.runs[0]
-    chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
-    model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
-    calibration = _calibrate(model, best.logits, scored, chosen, notes)
-    _store_trust(model, ds, best.logits, scored, np.zeros(scored.n_samples, dtype=np.int64), "validation",
-                 [(tr, va)] if val_ds is None else [], options.seed, notes, val_ds=val_ds)
+    with interrupts.finishing(stopped):  # training is over: a stop now waits for the model to be complete
+        for c in cands:
+            c.runs = [r.without_data() for r in c.runs]
+        shell = _shell_model(ds, cands[0].runs, options)
+        for c in cands:
+            c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
+        best, table = _choose(cands, notes, "the validation score", scored.y, ds.task)
+        run = best.runs[0]
+        chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
+        model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
+        calibration = _calibrate(model, best.logits, scored, chosen, notes)
+        _store_trust(model, ds, best.logits, scored, np.zeros(scored.n_samples, dtype=np.int64), "validation",
+                     [(tr, va)] if val_ds is None else [], options.seed, notes, val_ds=val_ds)
     history = list(run.result.history)
     members = [_member_summary(1, run)]
     return FittedModel(model=model, runs=[run], scored=scored, scored_rows=scored_rows,
                        proba=model.link(best.logits), held_out_by=np.ones(scored.n_samples, dtype=np.int64),
                        strategy=summary.strategy, split=summary, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table, notes=notes,
-                       warnings=list(summary.warnings) + list(run.preprocessor.warnings), interrupted=interrupted)
+                       warnings=list(summary.warnings) + list(run.preprocessor.warnings), interrupted=interrupted,
+                       stopped=stopped)
 
 
 def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions) -> FittedRun:
@@ -447,7 +462,7 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[Fitte
 def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> FittedModel:
     """One member per fold of ``split`` (``kfold``'s (folds, strategy)) for each candidate."""
     folds, strategy = split
-    cands, interrupted = [], False
+    cands, interrupted, stopped = [], False, []
     notes: list[str] = []
     warnings: list[str] = []
     scored_rows = np.arange(ds.n_samples)
@@ -463,20 +478,31 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             if ready is not None:  # every member finished (an interrupted parallel run is handled above)
                 run = ready[c * len(folds) + k]
             else:
-                run = fit_run(ds.subset(fold.train), ds.subset(fold.test), replace(_options_for(options, spec), seed=offset_seed(options.seed, k)),
-                              _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
+                try:
+                    run = fit_run(ds.subset(fold.train), ds.subset(fold.test),
+                                  replace(_options_for(options, spec), seed=offset_seed(options.seed, k)),
+                                  _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
+                except KeyboardInterrupt:  # before this member's first epoch (its preprocessing)
+                    if not (runs or cands):
+                        raise  # nothing trained to keep
+                    interrupts.absorbed()
+                    interrupted = True  # the members trained so far are kept, as below
+                    break
             if run.result.interrupted:  # Ctrl-C / SIGTERM: ship what is trained, score what it held out
                 interrupted = True
                 if run.result.epochs_run == 0:  # not one epoch done: nothing learnt to keep
                     break
-            out = _raw_outputs(run, ds.subset(fold.test).X)  # a view of the rows, scored in blocks
-            run = run.without_data()  # the model keeps the members' networks, not their rows
-            if logits is None:
-                logits = np.zeros((ds.n_samples, out.shape[1]))
-            logits[fold.test] = out
-            runs.append(run)
-            member_folds.append(k)
-            if run.result.interrupted:
+            with interrupts.finishing(stopped):  # a trained member: scored whole, then kept
+                out = _raw_outputs(run, ds.subset(fold.test).X)  # a view of the rows, scored in blocks
+                run = run.without_data()  # the model keeps the members' networks, not their rows
+                if logits is None:
+                    logits = np.zeros((ds.n_samples, out.shape[1]))
+                logits[fold.test] = out
+                runs.append(run)
+                member_folds.append(k)
+            if stopped and (k + 1 < len(folds) or c + 1 < len(candidates)):  # more to train: stop here instead
+                interrupted, stopped = True, []
+            if run.result.interrupted or interrupted:
                 break
         if interrupted:
             complete = [cand for cand in cands if len(cand.runs) == len(folds)]
@@ -493,43 +519,57 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                 raise KeyboardInterrupt  # nothing trained to keep
             break
         cands.append(_Fitted(spec, runs, logits, math.nan, member_folds))
-    partial = len(cands[0].runs) < len(folds)  # interrupted: only some members, scored on the rows they held out
-    scored = ds.subset(scored_rows) if partial else ds
-    shell = _shell_model(ds, cands[0].runs[:1], options)
-    for c in cands:
-        c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
-    best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
-    chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
-    for run in best.runs:
-        for w in run.preprocessor.warnings:
-            if w not in warnings:
-                warnings.append(w)
-    history = [{"member": k + 1, **row} for k, run in zip(best.folds, best.runs) for row in run.result.history]
-    members = [_member_summary(k + 1, run) for k, run in zip(best.folds, best.runs)]
+    with interrupts.finishing(stopped):  # training is over: a stop now waits for the model to be complete
+        partial = len(cands[0].runs) < len(folds)  # interrupted: only some members, scored on the rows they held out
+        scored = ds.subset(scored_rows) if partial else ds
+        shell = _shell_model(ds, cands[0].runs[:1], options)
+        for c in cands:
+            c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
+        best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
+        chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
+        for run in best.runs:
+            for w in run.preprocessor.warnings:
+                if w not in warnings:
+                    warnings.append(w)
+        history = [{"member": k + 1, **row} for k, run in zip(best.folds, best.runs) for row in run.result.history]
+        members = [_member_summary(k + 1, run) for k, run in zip(best.folds, best.runs)]
     runs, refit_epochs = list(best.runs), None
-    if options.refit and not interrupted:
-        refit_epochs = int(np.median([run.result.best_epoch for run in best.runs]))
-        refit = fit_run(ds, None, replace(chosen, epochs=max(1, refit_epochs), augment_noise=best.spec.augment_noise),
-                        _member_progress(progress, len(folds) + 1, len(folds) + 1, 1, 1))
-        runs.append(refit)
-        notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {refit_epochs} epochs (the "
-                     "members' median best epoch); the out-of-fold scores estimate it")
-        model = _shell_model(ds, [refit], chosen, reference=refit.preprocessor)
-    else:
-        model = _shell_model(ds, best.runs, chosen, reference=_reference_preprocessor(ds, best.runs, chosen))
-    calibration = _calibrate(model, best.logits, scored, chosen, notes)
-    held_out_by = np.zeros(ds.n_samples, dtype=np.int64)
-    for k in best.folds:
-        held_out_by[folds[k].test] = k + 1
-    position = {k + 1: i for i, k in enumerate(best.folds)}  # fold -> the model member that held it out
-    _store_trust(model, ds, best.logits, scored, np.array([position[k] for k in held_out_by[scored_rows]]),
-                 "refit" if refit_epochs is not None else "out-of-fold",
-                 [(folds[k].train, folds[k].test) for k in best.folds], options.seed, notes)
+    if options.refit and not interrupted and not stopped:
+        epochs = int(np.median([run.result.best_epoch for run in best.runs]))
+        try:
+            refit = fit_run(ds, None, replace(chosen, epochs=max(1, epochs), augment_noise=best.spec.augment_noise),
+                            _member_progress(progress, len(folds) + 1, len(folds) + 1, 1, 1))
+        except KeyboardInterrupt as exc:  # while preparing the refit's rows: the members are complete
+            interrupts.absorbed()
+            refit, stopped = None, [exc]
+        if refit is not None and refit.result.interrupted:  # cut short: fewer epochs than the members agreed on
+            refit, stopped = None, [KeyboardInterrupt("the refit")]
+        if refit is not None:
+            refit_epochs = epochs
+            runs.append(refit)
+            notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {refit_epochs} epochs (the "
+                         "members' median best epoch); the out-of-fold scores estimate it")
+            model = _shell_model(ds, [refit], chosen, reference=refit.preprocessor)
+    if options.refit and refit_epochs is None and stopped and not interrupted:
+        notes.append("--refit: not trained to the end, the run was stopped once the members had trained; the model "
+                     "is their ensemble")
+    with interrupts.finishing(stopped):
+        if refit_epochs is None:
+            model = _shell_model(ds, best.runs, chosen, reference=_reference_preprocessor(ds, best.runs, chosen))
+        calibration = _calibrate(model, best.logits, scored, chosen, notes)
+        held_out_by = np.zeros(ds.n_samples, dtype=np.int64)
+        for k in best.folds:
+            held_out_by[folds[k].test] = k + 1
+        position = {k + 1: i for i, k in enumerate(best.folds)}  # fold -> the model member that held it out
+        _store_trust(model, ds, best.logits, scored, np.array([position[k] for k in held_out_by[scored_rows]]),
+                     "refit" if refit_epochs is not None else "out-of-fold",
+                     [(folds[k].train, folds[k].test) for k in best.folds], options.seed, notes)
     return FittedModel(model=model, runs=runs, scored=scored, scored_rows=scored_rows,
                        proba=model.link(best.logits), held_out_by=held_out_by[scored_rows], strategy=strategy,
                        split=None, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table,
-                       refit_epochs=refit_epochs, notes=notes, warnings=warnings, interrupted=interrupted)
+                       refit_epochs=refit_epochs, notes=notes, warnings=warnings, interrupted=interrupted,
+                       stopped=stopped)
 
 
 def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[FittedRun | None]
