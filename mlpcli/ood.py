@@ -66,8 +66,11 @@ the other part, so
     p = (1 + #{r_i > k} + min(1, #{r_i = k})) / (m + 1)  ≥  the full-conformal p,   P(p ≤ α) ≤ α
 
 (simulated, m = 19 / 49 / 99: 18.8 / 18.4 / 19.5 % at p ≤ 0.2, as the full-conformal p). A sample beyond
-every held-out row gets 2 / (m + 1) (it may tie with the row ranked last in the other part): flagging
-anything at 0.01 takes 199 held-out rows.
+every held-out row ties on rank with the row ranked last in the other part; the symmetric score breaks the tie
+by how far each lies beyond the runner-up of its part (a sample's excess is what ``_beyond`` adds to 1), and
+p counts that row unless the sample's excess is larger than both parts' top gaps, (c_j − c'_j) / c'_j with c'_j
+the runner-up (that row's own gap can only be smaller: the sample may be its runner-up). So a sample well
+beyond every held-out row gets 1 / (m + 1), as with the distance alone; one just beyond gets 2 / (m + 1).
 
 What the model stores (bounded, in weights.npz under ``ood/``): the mean (p,), r components (r, p) with
 r·p ≤ MAX_BASIS_VALUES, at most MAX_REFERENCE training rows as their components (n_ref, r), residual
@@ -77,6 +80,8 @@ seeded subsample) and a randomised SVD.
 """
 
 from __future__ import annotations
+
+import math
 
 from dataclasses import dataclass
 from typing import Callable
@@ -182,7 +187,22 @@ class OODBasis:
         k = np.clip(k, 0.0, grid)
         above = m - np.searchsorted(self.calibration, (k + 0.5) / grid, side="left")  # r > k
         at_k = m - np.searchsorted(self.calibration, (k - 0.5) / grid, side="left") - above  # r = k
-        return (1.0 + above + np.minimum(at_k, 1)) / (m + 1.0)
+        # beyond every held-out row (s = 1 + e, e its excess over the largest of its part, in units of it): the
+        # row ranked last in the other part ties with it on rank alone; the tie is broken by the excess, that
+        # row's being over the runner-up of its part, at most the larger of the two parts' top gaps
+        ties = np.where(s > 1.0, (s - 1.0) <= self._top_gap(), np.minimum(at_k, 1))
+        return (1.0 + above + ties) / (m + 1.0)
+
+    def _top_gap(self) -> float:
+        """The larger over the two parts of (largest − runner-up) / runner-up of the held-out values: how far the
+        last-ranked row of a part lies beyond the next one, in the units ``_beyond`` measures a sample's excess."""
+        cal = self.part_calibration
+        if len(cal) < 2:
+            return math.inf
+        top, second = cal[-1], cal[-2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gaps = np.where(second > 0, (top - second) / second, np.inf)
+        return float(np.max(gaps))
 
     def describe(self) -> dict:
         out = {"n_features": self.n_features, "n_components": int(self.components.shape[0]),

@@ -429,19 +429,19 @@ def test_ood_fits_read_the_callers_rows_only_and_a_fit_on_some_rows_equals_the_f
 
 
 def test_an_ood_alpha_below_the_smallest_possible_p_value_is_a_warning(tmp_path):
-    """With m held-out rows the smallest p-value is 2/(m+1) (two parts: ``mlpcli.ood``): a one-network model with 24 validation rows could
+    """With m held-out rows the smallest p-value is 1/(m+1): a one-network model with 24 validation rows could
     never flag a sample at the default --ood-alpha 0.01, however far out, and nothing said so."""
     path = tmp_path / "t.csv"
     make_table("binary", n_patients=60, per_patient=2, n_features=6, seed=3).to_csv(path, index=False)
     model = tmp_path / "m.mlp"
     assert run(["train", str(path), "--folds", "1", "--epochs", "3", "--hidden", "4", "-q", "-o", str(model)]).exit_code == 0
     m = len(model_io.load(model).ood.calibration)
-    assert 2 / (m + 1) >= 0.01
+    assert 1 / (m + 1) >= 0.01
     for args in (["predict", str(model), str(path), "--ood", "-o", str(tmp_path / "p.csv")],
                  ["evaluate", str(model), str(path), "--ood"]):
         res = run(args)
-        assert res.exit_code == 0 and f"smallest p-value is 2/{m + 1}" in res.output, res.output
-    res = run(["predict", str(model), str(path), "--ood", "--ood-alpha", f"{2.5 / (m + 1):.4f}", "-o",
+        assert res.exit_code == 0 and f"smallest p-value is 1/{m + 1}" in res.output, res.output
+    res = run(["predict", str(model), str(path), "--ood", "--ood-alpha", f"{1.5 / (m + 1):.4f}", "-o",
                str(tmp_path / "p.csv")])
     assert res.exit_code == 0 and "smallest p-value" not in res.output
 

@@ -88,18 +88,34 @@ def test_ood_p_values_with_the_class_relative_part_are_valid():
         assert (p <= a + 1e-12).mean() <= a + 0.02, (a, (p <= a).mean())
     assert (p <= 0.5).mean() >= 0.45  # valid, not useless
     far = _basis(np.abs(rng.normal(size=(m, 2))))
-    assert far.p_value(np.array([np.inf, 5.0]))[0] == pytest.approx(2 / (m + 1))
+    # well beyond every held-out row: the smallest p-value; just beyond the last one: tied with the other part's
+    assert far.p_value(np.array([np.inf]))[0] == pytest.approx(1 / (m + 1))
+    assert far.p_value(np.array([1.0 + 1e-9]))[0] == pytest.approx(2 / (m + 1))
+
+
+def test_ood_p_values_stay_valid_in_the_far_tail():
+    """The tie between a sample beyond every held-out row and the last-ranked row of the other part is broken by
+    how far each lies beyond its runner-up: still P(p <= 1/(m+1)) <= 1/(m+1) on exchangeable rows."""
+    rng = np.random.default_rng(1)
+    m, reps = 9, 4000
+    p = np.empty(reps)
+    for i in range(reps):
+        rows = np.abs(rng.standard_cauchy(size=(m + 1, 2)))  # heavy tails: large gaps at the top
+        basis = _basis(rows[:m])
+        p[i] = basis.p_value(basis.combine(rows[m:]))[0]
+    for a in (0.1, 0.2, 0.3):
+        assert (p <= a + 1e-12).mean() <= a + 0.015, (a, (p <= a).mean())
 
 
 def test_ood_floor_warning_counts_the_two_parts(trained, tmp_path):
-    """A one-network model's smallest p-value with the class-relative part is 2 / (m + 1): the warning says
-    so, and the note no longer promises 'about 1 %' flagged when none can be."""
+    """A one-network model whose held-out rows are too few to reach --ood-alpha: the warning says so, and the
+    note no longer promises 'about 1 %' flagged when none can be."""
     model, cohort = trained
     data = tmp_path / "c.csv"
     cohort.to_csv(data, index=False)
     res = run(["predict", model, str(data), "--ood", "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
-    assert "smallest p-value is 2/" in res.output and "none can be flagged at this level" in res.output
+    assert "smallest p-value is 1/" in res.output and "none can be flagged at this level" in res.output
 
 
 def test_abstention_note_says_when_both_reasons_overlap(trained, tmp_path):
