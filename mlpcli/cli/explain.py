@@ -135,7 +135,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing)
     result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,
                  output=output_kind, baseline=baseline, steps=steps, top=top, bootstrap=bootstrap, repeats=repeats,
-                 scoring=scoring, tol=tol, seed=seed, absent=samples.filled)
+                 scoring=scoring, tol=tol, seed=seed, absent=samples.filled, patients=samples.patients)
     notes = stderr_console(quiet)
     render_notes(notes, [*samples.notes, *result.notes], [])
     render_notes(stderr_console(False), [], [*samples.warnings, *_training_table_warning(model, data_file, samples,

@@ -102,6 +102,7 @@ class Samples:
     notes: list[str]
     warnings: list[str]
     filled: list[str] = field(default_factory=list)  # features the table lacks, filled with training means
+    patients: np.ndarray | None = None  # (n,) the group column (patients) when the table has the model's
 
 
 def load_samples(model: Model, source, roles=None, fill_missing: str | None = None,
@@ -118,7 +119,8 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
         raise DataError(f"{'the table' if isinstance(source, pd.DataFrame) else source} has a header but no data rows")
     y = None if prepared.y is None else np.asarray(model.classes)[prepared.y.reshape(-1).astype(np.int64)]
     notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
-    return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings), list(prepared.filled))
+    return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings), list(prepared.filled),
+                   prepared.groups)
 
 
 # ── ranking ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -278,6 +280,19 @@ def _unranked_note(names: list[str], absent: list[int], grouped_by: str) -> list
     return [f"not ranked: no sample is of class{'es' * (len(absent) > 1)} {shown} (by {grouped_by})"]
 
 
+def _resampling_units(patients: Sequence | None, rows: np.ndarray) -> list[np.ndarray] | None:
+    """The positions in ``rows`` (a class's samples, as rows of X) of each patient's samples, when ``patients``
+    is given and some patient has several of them; else None (samples are resampled one by one)."""
+    if patients is None:
+        return None
+    keys = np.asarray([str(p) for p in np.asarray(patients, dtype=object)[rows]])
+    _, inverse = np.unique(keys, return_inverse=True)
+    if inverse.max(initial=-1) + 1 == len(rows):  # one sample each: resampling samples is resampling patients
+        return None
+    order = np.argsort(inverse, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1)
+
+
 def _short_note(short: dict[str, int], top: int, method: str) -> list[str]:
     """A note naming the classes whose top genes include some scoring 0 or below (``short``: class -> genes
     above 0): they are in the table because --top asked for that many, not because they drive the class."""
@@ -300,7 +315,8 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
             ids: Sequence | None = None, method: str = "ig", classes: Sequence | None = None,
             output: str = "logit", baseline: str = "mean", steps: int = DEFAULT_STEPS, top: int = DEFAULT_TOP,
             bootstrap: int | None = None, repeats: int = DEFAULT_REPEATS, scoring: str = "log_loss",
-            tol: float | None = None, seed: int = 0, absent: Sequence[str] = ()) -> Explanation:
+            tol: float | None = None, seed: int = 0, absent: Sequence[str] = (),
+            patients: Sequence | None = None) -> Explanation:
     """Per-class rankings of the input features for raw rows X (n, d) (columns ``model.feature_names``, or
     ``features``; a DataFrame's columns by name), with labels y (n,): the classes' names, or class indices for a
     model whose classes are not numbers (``label_indices``; None: each sample counts for its predicted class).
@@ -311,7 +327,8 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     ranking's stability over the members (an ensemble) or ``bootstrap`` resamples (one network, default
     20). method "permutation": permutation importance, which needs y. ``classes``: rank only these.
     ``absent``: features the samples lack, filled with their training means (``Samples.filled``): explained,
-    but not ranked."""
+    but not ranked. ``patients`` (n,): the patient (group) of each sample (``Samples.patients``): the bootstrap
+    resamples whole patients within each class, since samples of one patient are not independent evidence."""
     check_rankable(model)
     if method not in METHODS:
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
@@ -352,6 +369,9 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     M = len(model.members)
     single = M == 1
     n_boot = (DEFAULT_BOOTSTRAP if bootstrap is None else int(bootstrap)) if single else 0
+    if patients is not None and len(patients) != X.shape[0]:
+        raise ValueError(f"patients has {len(patients)} values for {X.shape[0]} samples")
+    by_patient = False
     if bootstrap is not None and (isinstance(bootstrap, bool) or int(bootstrap) < 2):
         raise ConfigError(f"--bootstrap must be at least 2 resamples, got {bootstrap!r}")
     d = X.shape[1]
@@ -364,6 +384,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     sums, abs_sums, pos, dirs = (np.zeros((len(model.classes), d)) for _ in range(4))
     member_sums = np.zeros((M, len(model.classes), d)) if not single else None
     kept_rows = {c: [] for c in wanted} if single else None
+    kept_at = {c: [] for c in wanted} if single else None  # the rows of X those attributions are of
     gaps = np.empty(len(explained))
     tol = default_tol(model) if tol is None else float(tol)
     most_steps = steps
@@ -383,6 +404,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
             dirs[c] += (A[r] * sign[r]).sum(axis=0)
             if single:
                 kept_rows[c].append(A[r].astype(np.float32))
+                kept_at[c].append(explained[chunk.rows][r])
             else:
                 member_sums[:, c] += chunk.members[:, 0][:, r].sum(axis=1)
     worst = int(np.argmax(gaps))
@@ -404,7 +426,13 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
             # classes --class ranks alongside it
             rng = np.random.default_rng([seed, c])
             R = np.concatenate(kept_rows[c]).astype(np.float64)
-            boot = np.stack([R[rng.integers(0, n_c, n_c)].mean(axis=0) for _ in range(n_boot)])
+            units = _resampling_units(patients, np.concatenate(kept_at[c]))
+            if units is None:
+                boot = np.stack([R[rng.integers(0, n_c, n_c)].mean(axis=0) for _ in range(n_boot)])
+            else:  # whole patients: their samples share a patient's signal, and would pass for agreement
+                boot = np.stack([R[np.concatenate([units[g] for g in rng.integers(0, len(units), len(units))])]
+                                 .mean(axis=0) for _ in range(n_boot)])
+                by_patient = True
             summary, share = _stability(boot, used, feats, top, "bootstrap resample", seed=seed)
         else:
             summary, share = _stability(member_sums[:, c] / n_c, used, feats, top, "member", seed=seed)
@@ -416,6 +444,9 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         if positive < len(table_rows):
             short[names[c]] = positive
     notes = _filled_note(unranked) + _short_note(short, top, "ig")
+    if by_patient:
+        notes.append("bootstrap: whole patients resampled within each class (several samples of one patient are "
+                     "one piece of evidence)")
     if grouped_by != "label":
         notes.append("no labels: each sample counts for the class the model predicts for it")
     if bootstrap is not None and not single:  # asked for, not done: say so rather than drop it silently

@@ -1002,6 +1002,9 @@ class Prepared:
     # with prepare(unlabelled="skip"): (n,) bool, the rows y was read for (a label in every target column),
     # when some rows have none; y then holds those rows' labels only. None: every row's
     labelled: np.ndarray | None = None
+    # (n,) the group column's values (patients) when the table (or its sheet) has the model's group column;
+    # else None: explain's bootstrap resamples whole patients with it
+    groups: np.ndarray | None = None
 
     def __iter__(self):  # X, ids, notes, warnings = prepare(...)
         return iter((self.X, self.ids, self.notes, self.warnings))
@@ -1129,5 +1132,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
                                table.attrs.get(DECIMAL_ATTR), rows=rows)  # the decimal mark a text table was read with
     plan_notes = plan.notes if y is None else [n for n in plan.notes if not n.startswith("ignored the target column")]
     filled = [f for f, found in zip(plan.features, plan.present) if not found]
+    group = plan.roles.group
+    columns = {str(c): c for c in table.columns}
+    groups = table[columns[group]].to_numpy(dtype=object) if group is not None and group in columns else None
     return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=read_warnings + plan.warnings,
-                    y=y, filled=filled, targets=list(plan.roles.target), labelled=labelled)
+                    y=y, filled=filled, targets=list(plan.roles.target), labelled=labelled, groups=groups)
