@@ -148,3 +148,24 @@ def test_cell_ranger_2_folder_per_genome_is_pointed_to(tmp_path):
     for directory in (tmp_path / "outs", genome.parent):
         with pytest.raises(DataError, match=f"did you mean {genome}\\?"):
             TenX(directory)
+
+
+def test_predict_into_an_h5ad_takes_cells_whose_obs_names_repeat(tmp_path):
+    """Concatenated files repeat barcodes: `predict -o out.h5ad` refused them ("ids must be unique to join
+    predictions back") although it writes each cell's columns by position; a table output still needs them
+    unique, and its error says the .h5ad output is the way."""
+    from cli_helpers import assert_clean_error, run
+
+    train_path = write(cells(), tmp_path / "train.h5ad")
+    model = str(tmp_path / "m.mlp")
+    assert run(["train", train_path, "--target", "cell_type", "--hidden", "4", "--epochs", "3", "--folds", "1",
+                "-o", model, "-q"]).exit_code == 0
+    names = [f"AAAC-{i % (N_CELLS // 2)}" for i in range(N_CELLS)]
+    cohort = write(cells(obs_names=names), tmp_path / "cat.h5ad")
+    res = run(["predict", model, cohort, "-o", str(tmp_path / "out.h5ad"), "-q"])
+    assert res.exit_code == 0, res.output
+    out = anndata.read_h5ad(tmp_path / "out.h5ad")
+    assert list(out.obs_names) == names and out.obs["mlpcli_cell_type"].notna().all()
+    assert_clean_error(run(["predict", model, cohort, "-o", str(tmp_path / "out.csv")]), "duplicate sample id",
+                       "-o FILE.h5ad")
+    assert not (tmp_path / "out.csv").exists()

@@ -313,7 +313,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
         stream = lib.predict_stream(model, data_file, **chunks, threshold=threshold, fill_missing=fill_missing,
                                     max_missing=max_missing, roles=roles, stdin=binary_stdin() if data_file == "-" else None,
                                     progress=progress, explain=explain_k, explain_steps=explain_steps,
-                                    uncertainty=uncertainty)
+                                    uncertainty=uncertainty, unique_ids=not to_h5ad)  # .h5ad: written by position
         notes = NoteRenderer(quiet, stream)
         notes()
         if fail_on_shift:

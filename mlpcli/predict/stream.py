@@ -250,9 +250,11 @@ class _UniqueIds:
         for r, e in zip(later.tolist(), earlier.tolist()):
             key = keys[r - first_row]
             if key == (looked_up[e] if e < first_row else keys[e - first_row]):
+                cells = ("; or write -o FILE.h5ad, which annotates the cells in place, by position"
+                         if self.column == "obs_names" else "")
                 raise DataError(f"duplicate sample id {key!r} in {self.source}: rows {e + 1} and {r + 1} of the id "
                                 f"column {self.column!r}; ids must be unique to join predictions back to samples "
-                                "(or pass --id to name another column)")
+                                f"(or pass --id to name another column){cells}")
 
     def _insert(self, h: np.ndarray, rows: np.ndarray) -> None:
         self.runs.append((h, rows))
@@ -301,7 +303,7 @@ class _Run:
     def __init__(self, model: Model, source, *, roles: RoleFlags | None, need_target: bool, by: str | None,
                  fill_missing: str | None, chunksize: int | None, chunk_mb: float, stdin,
                  progress: Callable[[dict], None] | None, max_missing: float | None = None,
-                 trust: Trust | None = None):
+                 trust: Trust | None = None, unique_ids: bool = True):
         self.size = _piece_size(chunksize, chunk_mb)
         self.model, self.progress, self.need_target = model, progress, need_target
         self.trust = trust  # prediction sets and out-of-distribution scores (predict/trust.py), or None
@@ -364,7 +366,7 @@ class _Run:
         self.n_missing_values = 0
         self.shift: ShiftReport | None = None
         self.ids = _UniqueIds(self.plan.roles.id, self.table.name, _id_lookup(self.table, self.plan.roles.id)) \
-            if self.plan.roles.id else None
+            if self.plan.roles.id and unique_ids else None
         self._started = False
         self._rows: np.ndarray | None = None  # raw feature values of up to _STAT_ROWS rows, reused
         self.explain: tuple[int, int] | None = None  # (top K, IG steps): per-row reasons (PredictionStream)
@@ -940,7 +942,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                    threshold: float | None = None, fill_missing: str | None = None, roles: RoleFlags | None = None,
                    stdin=None, progress: Callable[[dict], None] | None = None, explain: int | None = None,
                    explain_steps: int = 16, max_missing: float | None = None,
-                   uncertainty: Uncertainty | None = None) -> PredictionStream:
+                   uncertainty: Uncertainty | None = None, unique_ids: bool = True) -> PredictionStream:
     """Predictions for the table `source` (path, "-" or DataFrame), read in pieces of about `chunk_mb`
     MiB of table data (text and parsed values) at a time, or of `chunksize` rows when given.
 
@@ -957,6 +959,10 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     `uncertainty` (binary, multiclass): prediction sets (`pred_set`, `set_size`), abstention (the label
     becomes the unassigned label) and out-of-distribution flags (`ood_score`, `ood_p`, `ood`); see
     `Uncertainty`. Their counts are in the notes and in `summary()["trust"]`.
+
+    ``unique_ids`` False: ids may repeat (the predictions are written back by position, as ``predict -o
+    FILE.h5ad`` writes them into the cells' own .obs); else a repeated id is an error, since the output's rows
+    are joined back to the samples by id.
     """
     threshold = _check_threshold(model, threshold)
     trust = Trust(model, uncertainty) if uncertainty is not None and uncertainty.active else None
@@ -974,7 +980,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
         explaining = (int(explain), check_steps(explain_steps))
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
                chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing,
-               trust=trust)
+               trust=trust, unique_ids=unique_ids)
     run.explain, run.threshold = explaining, threshold
     return PredictionStream(run, threshold)
 
