@@ -351,6 +351,9 @@ def run_epoch(
     if net.batchnorm and min(batch_size, X.shape[0]) < 2:
         # A batch of one row is normalised to x^ = 0: every hidden unit outputs its beta whatever the input,
         # so the layers below get no gradient and the network learns nothing (PyTorch refuses it too).
+        if X.shape[0] < 2:  # no batch size helps: the advice is more rows, or no batch normalisation
+            raise ValueError(f"batch normalisation needs 2 or more training rows to normalise a minibatch, got "
+                             f"{X.shape[0]}: give more samples, or train without batch normalisation")
         raise ValueError(f"batch normalisation needs minibatches of 2 or more rows; batch size {batch_size} on "
                          f"{X.shape[0]} training row(s) gives batches of 1: use a batch size of at least 2 (--batch-size)")
     params, grads = net.parameter_groups()
