@@ -478,7 +478,7 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
     except KeyboardInterrupt:
         if not keep_partial:
             raise
-    except RuntimeError as exc:  # joblib's BrokenProcessPool is one: a local worker died
+    except Exception as exc:  # joblib's BrokenProcessPool (a local worker died), Dask's KilledWorker
         lost = _worker_lost(exc)
         if lost is None:
             raise
@@ -490,6 +490,13 @@ def _worker_lost(exc: BaseException) -> TrainingError | None:
     """A one-line error for a local worker process that died under a task (joblib's ``TerminatedWorkerError``,
     whose message spans five lines and reads as an internal error), naming how it ended and the remedy; None
     for any other error. A SIGKILL is, on a batch node, most often the out-of-memory killer at the job's limit."""
+    if "distributed" in sys.modules:
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(exc, KilledWorker):  # the scheduler gave up on a task whose workers kept dying under it
+            return TrainingError("Dask workers died running a fit, each time it was tried (most often their memory "
+                                 "limit): give the workers more memory (dask worker --memory-limit), or fewer "
+                                 "threads each, or run the fits here with --n-jobs 1")
     if "joblib" not in sys.modules:  # no pool was started
         return None
     from joblib.externals.loky.process_executor import TerminatedWorkerError

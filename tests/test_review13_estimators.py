@@ -101,3 +101,19 @@ def test_a_worker_killed_by_sigkill_is_one_line_naming_memory_and_n_jobs():
     message = str(info.value)
     assert "\n" not in message and "SIGKILL" in message
     assert "out-of-memory" in message and "--n-jobs" in message
+
+
+def _killed_worker(key):
+    from distributed.scheduler import KilledWorker
+
+    raise KilledWorker(key, "tcp://127.0.0.1:1", "worker died")
+
+
+def test_a_dask_task_whose_workers_kept_dying_is_one_line_naming_memory():
+    """distributed's KilledWorker (the scheduler gives up on a task after its workers died under it, most often
+    at their memory limit) reached the command line as an 'internal error'."""
+    pytest.importorskip("distributed")
+    with pytest.raises(TrainingError) as info:
+        run([(_killed_worker, ("fit-1",))], Plan(n_jobs=1))
+    message = str(info.value)
+    assert "\n" not in message and "memory" in message and "--n-jobs 1" in message
