@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import stat
 from pathlib import Path
 
 from .model_io import Model
@@ -149,6 +150,8 @@ def _file(path) -> dict | None:
         return None
     p = Path(path)
     st = p.stat()
+    if not stat.S_ISREG(st.st_mode):  # a pipe (<(zcat m.mlp.gz), /dev/stdin): no size or time of its own
+        return {"path": str(p), "bytes": None, "modified": None}
     modified = datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
     return {"path": str(p), "bytes": int(st.st_size), "modified": modified}
 

@@ -120,6 +120,22 @@ def test_a_model_through_a_pipe_is_read(model_file):
     assert model.classes == ["x", "y"] and model.feature_names == ["a", "b", "c"]
 
 
+def test_info_on_a_model_through_a_pipe_says_so_not_0_bytes(model_file):
+    """`info <(zcat m.mlp.gz)` showed "0 bytes, modified <now>": the pipe's, not the model's."""
+    from mlpcli.model_summary import describe
+
+    data = model_file.read_bytes()
+    r, w = os.pipe()
+    feeder = threading.Thread(target=_feed, args=(w, data))
+    feeder.start()
+    try:
+        doc = describe(model_io.load(f"/dev/fd/{r}"), f"/dev/fd/{r}")
+    finally:
+        feeder.join()
+        os.close(r)
+    assert doc["file"]["bytes"] is None and doc["file"]["modified"] is None
+
+
 def _feed(w: int, data: bytes) -> None:
     with open(w, "wb") as fh:
         fh.write(data)

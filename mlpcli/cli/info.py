@@ -61,8 +61,11 @@ def _table(doc: dict) -> Table:
     table.add_column("", style="bold")
     table.add_column("", overflow="fold")
     f, net, tr, held = doc["features"], doc["network"], doc["training"], doc["held_out"]
-    table.add_row("file", f"{doc['file']['bytes']:,} bytes, modified {doc['file']['modified']} (the model records "
-                          "no clock time: same data, options and seed give the same bytes)")
+    if doc["file"]["bytes"] is None:
+        table.add_row("file", "read from a pipe (no size or modification time of its own)")
+    else:
+        table.add_row("file", f"{doc['file']['bytes']:,} bytes, modified {doc['file']['modified']} (the model records "
+                              "no clock time: same data, options and seed give the same bytes)")
     counts = doc["class_counts"]
     classes = ", ".join(f"{c} ({counts[c]})" if c in counts else c for c in doc["classes"])
     table.add_row("task", f"{doc['task']}: {classes}")
