@@ -111,6 +111,11 @@ class TrainOptions:
                                    help=".h5ad input: gene names from this var column (e.g. gene symbols) instead of "
                                         "var_names ('var_names' means the index; predict and evaluate default to the "
                                         "model's).")
+    feature_types: list[str] = option(factory=list, kind="str_list", group="roles",
+                                      help="10x Genomics directory: the feature types to train on, comma-separated "
+                                           "(e.g. 'Gene Expression,Antibody Capture' for CITE-seq). Default: Gene "
+                                           "Expression alone, as scanpy reads them; predict reads the model's "
+                                           "features whatever their type.")
     task: str = option("auto", kind="choice", choices=TASK_CHOICES, help="What to predict; auto infers it from the target.")
     positive: str | None = option(None, kind="str", optional=True,
                                   help="Binary target: the positive class, which precision, recall, F1, AP, "
@@ -263,7 +268,8 @@ class TrainOptions:
         return {"target": self.target, "group": self.group, "no_group": self.no_group, "id": self.id,
                 "batch": self.batch, "drop": self.drop, "task": self.task, "features_in_rows": self.features_in_rows,
                 "sep": self.sep, "decimal": self.decimal, "samples": self.samples, "layer": self.layer,
-                "raw": self.raw, "var_names": self.var_names, "positive": self.positive}
+                "raw": self.raw, "var_names": self.var_names, "positive": self.positive,
+                "feature_types": list(self.feature_types)}
 
 
 # Options that some optimizers only read: given for another one they would change nothing, silently.

@@ -314,6 +314,33 @@ def test_10x_antibody_capture_features_are_left_out_of_training(tmp_path):
     assert res.exit_code == 0, res.output
 
 
+def test_feature_types_trains_on_the_antibodies_too(tmp_path):
+    """CITE-seq's antibody counts type cells as well as genes do; training read Gene Expression alone, with no
+    way to ask for the antibodies."""
+    barcodes = write_10x(tmp_path / "run", n_antibodies=3)
+    sheet = tmp_path / "cells.csv"
+    pd.DataFrame({"barcode": barcodes, "cell_type": ["T", "B"] * (len(barcodes) // 2)}).to_csv(sheet, index=False)
+    model = tmp_path / "m.mlp"
+    res = run(["train", str(tmp_path / "run"), "--samples", str(sheet), "--target", "cell_type", "--feature-types",
+               "Gene Expression,Antibody Capture", "-o", str(model), *FAST])
+    assert res.exit_code == 0, res.output
+    names = model_io.load(model).feature_names
+    assert len(names) == 13 and names[10:] == [f"CD{j}_TotalSeqB" for j in range(3)]
+    res = run(["predict", str(model), str(tmp_path / "run"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0 and "13 of the model's 13 features found" in res.output, res.output
+    ds, notes = data.load_dataset(str(tmp_path / "run"), samples=str(sheet), target="cell_type",
+                                  feature_types=["Antibody Capture"])
+    assert ds.feature_names == [f"CD{j}_TotalSeqB" for j in range(3)]
+    assert any("of the types 'Antibody Capture' (--feature-types); left out 10" in n for n in notes)
+    assert_clean_error(run(["train", str(tmp_path / "run"), "--samples", str(sheet), "--target", "cell_type",
+                            "--feature-types", "Peaks", *FAST]), "--feature-types", "no features of type 'Peaks'",
+                       "'Gene Expression' (10), 'Antibody Capture' (3)")
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"label": ["a", "b"] * 10, "g": range(20)}).to_csv(table, index=False)
+    assert_clean_error(run(["train", str(table), "--feature-types", "Gene Expression", *FAST]), "--feature-types",
+                       "not one")
+
+
 def test_10x_antibody_named_as_a_gene_under_the_symbols(tmp_path):
     """'GENE0' the gene and 'GENE0' the antibody made --var-names gene_symbols a 'repeats gene names' error in
     train and predict; the antibody is now named with its type."""

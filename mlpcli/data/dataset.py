@@ -860,7 +860,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                  task: str = "auto", features_in_rows: bool = False, stdin=None, sep: str | None = None,
                  decimal: str | None = None, samples: str | None = None, layer: str | None = None,
                  raw: bool = False, var_names: str | None = None,
-                 classes: Sequence | None = None) -> tuple["Dataset", list[str]]:
+                 classes: Sequence | None = None, feature_types: Sequence[str] = ()) -> tuple["Dataset", list[str]]:
     """Read and validate a training table; returns the dataset and the notes on how it was read and the
     roles picked up.
 
@@ -876,7 +876,8 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     An .h5ad file (``data.h5ad``): roles from its obs columns, features from .X, a `layer` or .raw.X
     (`raw`), named by var_names or the var column `var_names`; a sparse matrix stays sparse (CSR float32).
     A directory (``data.tenx``): 10x Genomics output, with `samples` (required) giving the labels per barcode;
-    the genes named by their ids or (`var_names` "gene_symbols") their symbols, kept sparse.
+    the genes named by their ids or (`var_names` "gene_symbols") their symbols, kept sparse; `feature_types`:
+    the 10x feature types to read (default: Gene Expression alone when the directory has it).
     `classes`: a trained model's labels (a validation table is encoded as its training table)."""
     from . import h5ad, tenx
     from .io import _UNNAMED, ParquetTable, TextTable, _source, raise_annotation_columns, read_table_with_notes
@@ -893,7 +894,11 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                               "barcodes)")
         sheet = read_sample_sheet(samples, id=id)
         return tenx.load_dataset(src.name, sheet, target=target, group=group, no_group=no_group, batch=batch,
-                                 drop=drop, task=task, classes=classes, var_names=var_names)
+                                 drop=drop, task=task, classes=classes, var_names=var_names,
+                                 feature_types=feature_types)
+    if feature_types:
+        raise ConfigError(f"--feature-types: chooses the feature types of a 10x Genomics directory; {src.name} is "
+                          "not one (leave it out)")
     h5ad.check_options(path, layer, raw, var_names)
     if src.kind == "h5ad":
         if features_in_rows:

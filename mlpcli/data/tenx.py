@@ -133,7 +133,8 @@ class TenX(H5ad):
     directory has one matrix, the counts."""
 
     def __init__(self, path, layer: str | None = None, raw: bool = False, var_names: str | None = None,
-                 var_names_fallback: bool = False, needed: frozenset | None = None, gene_expression_only: bool = False):
+                 var_names_fallback: bool = False, needed: frozenset | None = None, gene_expression_only: bool = False,
+                 feature_types: Sequence[str] | None = None):
         self._fallback = var_names_fallback
         self._needed = needed
         self.path = os.fspath(path).rstrip(os.sep) or os.fspath(path)
@@ -165,9 +166,19 @@ class TenX(H5ad):
         self._file_columns = None  # (g,) the file's features kept, None for all of them
         self.left_out: dict[str, int] = {}  # {feature type: count} not read (gene_expression_only)
         types = [_feature_type(f) for f in features]
-        if gene_expression_only and _GEX in types and any(t != _GEX for t in types):
-            self._file_columns = np.array([k for k, t in enumerate(types) if t == _GEX], dtype=np.int64)
-            self.left_out = dict(Counter(t for t in types if t != _GEX))
+        wanted = None  # the feature types read (None: all of them)
+        if feature_types is not None:  # --feature-types: these, each of which the directory must have
+            wanted = {str(t).strip() for t in feature_types}
+            missing = sorted(wanted - set(types))
+            if missing:
+                have = ", ".join(f"{k!r} ({v:,})" for k, v in Counter(types).items())
+                raise DataError(f"--feature-types: {self.path} has no features of type {', '.join(map(repr, missing))}; "
+                                f"its types are {have}")
+        elif gene_expression_only and _GEX in types:
+            wanted = {_GEX}
+        if wanted is not None and any(t not in wanted for t in types):
+            self._file_columns = np.array([k for k, t in enumerate(types) if t in wanted], dtype=np.int64)
+            self.left_out = dict(Counter(t for t in types if t not in wanted))
             features = [features[k] for k in self._file_columns]
             self.shape = (n_cells, len(features))
             n_genes = len(features)
@@ -187,8 +198,10 @@ class TenX(H5ad):
                           f"(sparse), gene names from {self.names_from}{f' ({kinds})' if kinds else ''}")
         if self.left_out:
             others = ", ".join(f"{k} {v:,}" for k, v in self.left_out.items())
-            self.notes.append(f"{self.path}: features of type {_GEX!r} only, as scanpy's read_10x_mtx reads them; "
-                              f"left out {sum(self.left_out.values()):,} of other types ({others})")
+            which = (f"of type {_GEX!r} only, as scanpy's read_10x_mtx reads them (--feature-types to choose)"
+                     if feature_types is None else f"of the types {', '.join(map(repr, sorted(wanted)))} (--feature-types)")
+            self.notes.append(f"{self.path}: features {which}; left out {sum(self.left_out.values()):,} of other "
+                              f"types ({others})")
 
     def _matrix_shape(self) -> tuple[int, int]:
         """(cells, genes) from the Matrix Market header (the file stores features × barcodes)."""
@@ -307,14 +320,14 @@ class TenX(H5ad):
 
 
 def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batch: str | None,
-                 drop: Sequence[str], task: str, classes, var_names: str | None):
+                 drop: Sequence[str], task: str, classes, var_names: str | None, feature_types: Sequence[str] = ()):
     """A training Dataset from a 10x directory and a read sample sheet (``samples.SampleSheet``), whose id
     column holds the barcodes; returns (dataset, notes). Rows: the barcodes with a row in the sheet, in the
     matrix's order; features: the genes, kept sparse (CSR float32)."""
     from .dataset import Dataset, _names, resolve_roles
     from .samples import SampleJoin
 
-    t = TenX(path, var_names=var_names, gene_expression_only=True)
+    t = TenX(path, var_names=var_names, gene_expression_only=not feature_types, feature_types=feature_types or None)
     key = sheet.id_column  # the barcodes are matched to the sheet's id column, whatever its name
     genes = set(t.feature_names)
     if key in genes:
