@@ -170,6 +170,37 @@ class OODBasis:
         """(n,) scores of transformed rows Z (n, p): larger is further from the training rows (see the module)."""
         return self.combine(self.parts(Z))
 
+    def score_and_p(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((n,) scores, (n,) p-values) of transformed rows Z (n, p). The p-values are ``p_value``'s, with the
+        tie of a sample beyond every held-out row by one part broken exactly (``p_values_of``)."""
+        parts = self.parts(Z)
+        return self.combine(parts), self.p_values_of(parts)
+
+    def p_values_of(self, parts: np.ndarray) -> np.ndarray:
+        """(n,) p-values of samples whose two parts are ``parts`` (n, 2): ``p_value`` of their scores, except
+        for a sample beyond every held-out row by exactly one part, whose rank ties with the last-ranked row of
+        the other part h: that row lies beyond its runner-up among the m + 1 (the larger of part h's second
+        value and the sample's own) by (c_h − r) / r, and counts unless the sample's excess is larger — the
+        full-conformal p of the tie-broken score, from the parts themselves rather than the larger gap of the
+        two (``_top_gap``)."""
+        scores = self.combine(parts)
+        p = self.p_value(scores)
+        if not self.relative or len(self.part_calibration) < 2:
+            return p
+        cal = self.part_calibration
+        shares = np.stack([_beyond(cal[:, j], parts[:, j]) for j in range(2)], axis=1)
+        beyond = shares > 1.0
+        one = beyond.sum(axis=1) == 1
+        if not one.any():
+            return np.where(beyond.all(axis=1), 1.0 / (len(self.calibration) + 1.0), p)
+        other = np.where(beyond[:, 0], 1, 0)  # the part the sample is not beyond
+        runner = np.maximum(cal[-2][other], parts[np.arange(len(parts)), other])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.where(runner > 0, (cal[-1][other] - runner) / runner, np.inf)
+        m = len(self.calibration)
+        exact = (1.0 + ((scores - 1.0) <= gap)) / (m + 1.0)
+        return np.where(one, exact, np.where(beyond.all(axis=1), 1.0 / (m + 1.0), p))
+
     def p_value(self, scores: np.ndarray) -> np.ndarray:
         """(n,) conformal p-values of scores (n,): (1 + calibration scores ≥ s) / (m + 1) for the distance alone;
         with the class-relative part, counted against the sample's rank (see the module), so that

@@ -160,3 +160,22 @@ def test_fail_on_shift_says_when_it_could_not_judge(trained, tmp_path):
     res = run(["predict", model, str(data), "-o", str(out), "--fail-on-shift", "-q"])
     assert res.exit_code == 0 and out.exists()
     assert "--fail-on-shift could not judge this table" in res.stderr and "it has 1" in res.stderr
+
+
+def test_ood_p_values_from_the_parts_are_exact_at_the_floor_and_never_above_the_bound():
+    """``p_values_of`` breaks the tie of a sample beyond every held-out row by one part with the other part's own
+    gap (the full-conformal p of the tie-broken score): at the floor it reaches its level, never more, and it is
+    never above ``p_value``'s bound, which uses the larger gap of the two parts."""
+    rng = np.random.default_rng(3)
+    m, reps = 19, 4000
+    exact, bound = np.empty(reps), np.empty(reps)
+    for i in range(reps):
+        rows = np.abs(rng.normal(size=(m + 1, 2)))
+        basis = _basis(rows[:m])
+        exact[i] = basis.p_values_of(rows[m:])[0]
+        bound[i] = basis.p_value(basis.combine(rows[m:]))[0]
+    assert (exact <= bound + 1e-12).all()
+    floor = 1 / (m + 1)
+    assert 0.035 <= (exact <= floor + 1e-12).mean() <= floor + 0.01  # at its level, where the bound is below it
+    for a in (0.1, 0.2):
+        assert (exact <= a + 1e-12).mean() <= a + 0.015

@@ -213,7 +213,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     outs, metas = [], []
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
         outs.append(out)
-        metas.append({k: v for k, v in meta.items() if k in ("y", "group", "by", "set", "ood_score")})
+        metas.append({k: v for k, v in meta.items() if k in ("y", "group", "by", "set", "ood_score", "ood_p")})
     out = np.concatenate(outs)
     meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
     task, classes = model.task, list(model.classes)
@@ -248,7 +248,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if trust is not None:
         P = metrics.class_proba(task, out)
         pred = (out[:, -1] >= threshold).astype(np.int64) if task == "binary" else out.argmax(axis=1)
-        result.trust = evaluation_report(trust, P, y, pred, meta.get("set"), meta.get("ood_score"), by_values, by,
+        result.trust = evaluation_report(trust, P, y, pred, meta.get("set"), meta.get("ood_p"), by_values, by,
                                          groups=groups if groups is not None and len(np.unique(groups)) < len(y) else None)
         result.notes.extend(trust.level_notes() + _trust_notes(result.trust))
         result.warnings.extend(trust.ood_warnings())

@@ -562,7 +562,7 @@ class _Run:
             # Out-of-distribution scores of the reference preprocessing's rows, as the model's basis was fitted
             # on, per block of the network's rows: the blocks start at fixed table rows whatever the reader's
             # pieces, so a row's score (its matrix products) does not depend on --chunksize, bit for bit.
-            meta["ood_score"] = self._ood_scores(Z, meta)
+            meta["ood_score"], meta["ood_p"] = self._ood_scores(Z, meta)
         features = None if self.transform_once else self.plan.features
         logits = [] if self.trust is not None and self.trust.wants_logits else None
         try:
@@ -577,8 +577,8 @@ class _Run:
             meta["set"] = self.trust.membership(logits[0])
         return out
 
-    def _ood_scores(self, Z: np.ndarray, meta: dict) -> np.ndarray:
-        """(m,) out-of-distribution scores of a block of rows: of Z (m, d) itself when it holds the reference
+    def _ood_scores(self, Z: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+        """((m,) out-of-distribution scores, (m,) their p-values) of a block of rows: of Z (m, d) itself when it holds the reference
         preprocessing's rows (one network), else of the reference rows kept beside it (``meta``)."""
         return self.trust.ood_scores(Z if self.transform_once else meta.pop("reference"))
 

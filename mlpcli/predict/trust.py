@@ -125,9 +125,10 @@ class Trust:
     def wants_logits(self) -> bool:
         return self.sets is not None
 
-    def ood_scores(self, Z: np.ndarray) -> np.ndarray | None:
-        """(n,) out-of-distribution scores of rows Z (n, p) as the reference preprocessing gives them."""
-        return None if self.basis is None else self.basis.score(Z)
+    def ood_scores(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """((n,) out-of-distribution scores, (n,) their p-values) of rows Z (n, p) as the reference preprocessing
+        gives them (``ood.OODBasis.score_and_p``)."""
+        return None if self.basis is None else self.basis.score_and_p(Z)
 
     def membership(self, member_logits: list[np.ndarray]) -> np.ndarray:
         """(m, C) bool prediction sets of one block from each member's raw outputs."""
@@ -163,8 +164,7 @@ class Trust:
             labels = np.array([str(v) for v in labels], dtype=object)
             labels[abstain] = o.unassigned_label
         if self.basis is not None:
-            score = meta["ood_score"]
-            p = self.basis.p_value(score)
+            score, p = meta["ood_score"], meta["ood_p"]
             flagged = p < o.ood_alpha
             cols["ood_score"], cols["ood_p"], cols["ood"] = score, p, flagged
             self.n_ood += int(flagged.sum())
@@ -306,7 +306,7 @@ def _coverage_rows(covered: np.ndarray, size: np.ndarray, keys: np.ndarray, name
 
 
 def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.ndarray, sets: np.ndarray | None,
-                      ood_scores: np.ndarray | None, by: np.ndarray | None, by_name: str | None,
+                      ood_p: np.ndarray | None, by: np.ndarray | None, by_name: str | None,
                       groups: np.ndarray | None = None) -> dict:
     """What ``evaluate`` reports on the trust options, for class probabilities ``proba`` (n, C), true class
     indices ``y`` (n,), predicted class indices ``pred`` (n,), set membership ``sets`` (n, C) and OOD
@@ -354,8 +354,8 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
         doc["abstention"] = {"rate": float(abstain.mean()), "n_abstained": int(abstain.sum()),
                              "accuracy_accepted": float(correct[accepted].mean()) if accepted.any() else None,
                              "accuracy_all": doc["accuracy"], "label": o.unassigned_label}
-    if ood_scores is not None:
-        flagged = trust.basis.p_value(ood_scores) < o.ood_alpha
+    if ood_p is not None:
+        flagged = ood_p < o.ood_alpha
         doc["ood"] = {"alpha": o.ood_alpha, "rate": float(flagged.mean()), "n_flagged": int(flagged.sum()),
                       "per_class": [{"value": str(classes[c]), "n": int((y == c).sum()),
                                      "rate": float(flagged[y == c].mean())} for c in sorted(set(y.tolist()))],
@@ -392,7 +392,7 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
             out["coverage_per_group"] = float(np.average(covered, weights=group_weights(groups, len(y))))
         out["mean_set_size"] = float(members.sum(axis=1).mean())
     if getattr(model, "ood", None) is not None:
-        out["ood_rate"] = float((model.ood.p_value(model.ood.score(model.preprocessor.transform(X))) < alpha).mean())
+        out["ood_rate"] = float((model.ood.score_and_p(model.preprocessor.transform(X))[1] < alpha).mean())
     return out
 
 
