@@ -20,7 +20,8 @@ heldout    multiclass sets, one class at a time held out of training entirely: t
            flag at 0.01 only a sample further out than every one of them).
 timing     ``mlpcli predict`` of a 20,000-row table (the sample data's generator, 2,000 genes) with a
            5-member model, plain and with ``--coverage 0.9 --mondrian --ood --min-confidence 0.5
-           --abstain-on-empty-set``; the fastest of --repeat runs each (bar: all on <= 1.5 x plain).
+           --abstain-on-empty-set --conformal-score lac``; the fastest of --repeat runs each (bar: all on <= 1.5 x
+           plain).
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ def timing_part(rows: int, repeat: int) -> dict:
                    check=True, capture_output=True)
     commands = {
         "plain": [],
-        "all on": ["--coverage", "0.9", "--mondrian", "--ood", "--min-confidence", "0.5", "--abstain-on-empty-set"],
+        "all on": ["--coverage", "0.9", "--mondrian", "--ood", "--min-confidence", "0.5", "--abstain-on-empty-set",
+                   "--conformal-score", "lac"],
     }
     best = {k: float("inf") for k in commands}
     for _ in range(repeat):

@@ -11,6 +11,7 @@ import pytest
 from cli_helpers import run
 from mlpcli import conformal
 from mlpcli.conformal import SetPredictor
+from mlpcli.errors import ConfigError
 from mlpcli.predict.trust import Trust, Uncertainty, evaluation_report
 from tables import make_table
 
@@ -43,12 +44,15 @@ def test_aps_empty_sets_fall_on_confident_samples_whatever_the_accuracy_and_the_
     assert empty.mean() > 0.002  # about 0.7 %
     top = P[2000:].max(axis=1)
     assert top[empty].min() > np.quantile(top, 0.6)  # never an uncertain sample's set
-    trust = Trust(_model(cal, 4), Uncertainty(coverage=0.9, abstain_on_empty_set=True))
+    trust = Trust(_model(cal, 4), Uncertainty(coverage=0.9))
     trust.columns(P[2000:], P[2000:].argmax(axis=1), np.array([f"c{j}" for j in P[2000:].argmax(axis=1)]),
                   {"set": sets})
     note = next(n for n in trust.notes() if n.startswith("APS sets are empty"))
     assert "model's accuracy (" not in note and "confident samples" in note
-    assert "--abstain-on-empty-set therefore abstains on confident samples" in note
+    # abstaining on those sets abstains on confident calls: refused, with the score whose empty sets are uncertain
+    with pytest.raises(ConfigError, match="--abstain-on-empty-set: APS sets .* --conformal-score lac"):
+        Uncertainty(coverage=0.9, abstain_on_empty_set=True).check(_model(cal, 4))
+    Uncertainty(coverage=0.9, score="lac", abstain_on_empty_set=True).check(_model(cal, 4))
 
 
 def test_the_level_note_counts_patients_when_rows_are_weighted():

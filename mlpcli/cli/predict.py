@@ -180,7 +180,9 @@ def trust_options(fn):
                      callback=finite_option,
                      help="Label a sample --unassigned-label when the calibrated probability of its predicted class is below P."),
         click.option("--abstain-on-empty-set", is_flag=True,
-                     help="With --coverage: label a sample --unassigned-label when its prediction set is empty."),
+                     help="With --coverage and --conformal-score lac: label a sample --unassigned-label when its "
+                          "prediction set is empty (no class probable enough; APS sets are empty only for confident "
+                          "samples, so it is refused with them)."),
         click.option("--unassigned-label", default="unassigned", show_default=True, metavar="TEXT",
                      help="The label of abstained samples."),
         click.option("--ood", is_flag=True,

@@ -81,6 +81,11 @@ class Uncertainty:
             raise ConfigError("--mondrian applies to prediction sets: add --coverage LEVEL")
         if self.coverage is None and self.abstain_on_empty_set:
             raise ConfigError("--abstain-on-empty-set needs prediction sets: add --coverage LEVEL")
+        if self.abstain_on_empty_set and self.score == "aps":
+            # randomised APS empties the set of a random share of the confident samples, never an uncertain one's
+            raise ConfigError("--abstain-on-empty-set: APS sets (--conformal-score aps, the default) are empty only "
+                              "for confident samples, at random, so it would abstain on confident calls; add "
+                              "--conformal-score lac, whose empty sets mean no class is probable enough")
         if self.min_confidence is not None:
             _probability(self.min_confidence, "--min-confidence", False, False)
         _probability(self.ood_alpha, "--ood-alpha", True, True)
@@ -232,8 +237,7 @@ class Trust:
                 out.append("APS sets are empty at random among confident samples, not for uncertain ones: randomised APS "
                            "leaves even the top class out of a random share of the samples whose top probability exceeds "
                            "the level's threshold (more of them the lower the level, whatever the model's accuracy)"
-                           + ("; --abstain-on-empty-set therefore abstains on confident samples" if o.abstain_on_empty_set
-                              else "") + ": --conformal-score lac empties the least confident sets instead")
+                           + ": --conformal-score lac empties the least confident sets instead")
         if o.abstains:
             reasons = []
             if o.min_confidence is not None:
