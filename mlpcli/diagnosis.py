@@ -93,7 +93,8 @@ val_rise, val_rise_z, divergence_epoch
     minimum when the label is ``overfit`` (the notes' divergence point), else None
 below_fraction, train_eval_final, cause
     share of epochs with validation below training; inference-mode training loss at the end;
-    for ``validation_below_train`` the likely cause
+    for ``validation_below_train`` the likely cause; for ``underfit_capacity`` "not_learning" (both curves end
+    ``NOT_LEARNING`` worse than the baseline), "larger_model_tried" (``capacity_tried`` given) or None
 train_distance_from_baseline, val_distance_from_baseline
     (baseline - final) / baseline: the share of the no-skill loss removed (None without baseline)
 score, runner_up_score
@@ -193,6 +194,10 @@ BEST_TOLERANCE = 0.01  # best epoch: the first epoch whose smoothed validation v
 BEST_TOLERANCE_Z = 2.0  # max(1 % of S, 2 s.e. of a smoothed value) of the best smoothed value: on a
 #   curve flat from epoch 3 the noise decides where the exact optimum falls, a user calls epoch 3 best
 RUNNER_UP_MARGIN = 0.3  # a second label scoring within 0.3 (of a [-1, 1] range) is "close"
+NOT_LEARNING = 0.05  # underfit_capacity whose curves both end >= 5 % of S above the no-skill loss: a constant
+#   prediction, which any network reaches through its output bias alone, does better, so the network has not
+#   learned (a learning rate too low to move it, too few epochs, regularisation pinning the weights): the
+#   optimisation is the remedy before capacity. Within 5 % a curve flat at the baseline is the notes' capacity case
 EARLY_BEST_EPOCH = 2  # overfit with validation best by epoch 2: the network overfits within its first passes over
 #   the data, so there is no earlier epoch to stop at; smaller steps, a smaller model or more regularisation are
 #   the remedy
@@ -762,6 +767,16 @@ def _user_units(value: float, c: _Curves) -> float:
     return value if c.ceiling is None else c.ceiling - value
 
 
+def _cause_capacity(f: dict, c: _Curves, capacity_tried: str | None) -> str | None:
+    """Why the curves stay near no skill, when the run says more than the shape: 'not_learning' (both curves end
+    ``NOT_LEARNING`` above the baseline: worse than a constant prediction), 'larger_model_tried' (the run already
+    tried a larger network, ``capacity_tried``), else None (the notes' capacity case)."""
+    # both curves: dropout or input noise can lift the training loss of a network that did learn above the baseline
+    if c.baseline is not None and (min(f["train_end"], f["val_end"]) - c.baseline) / c.scale >= NOT_LEARNING:
+        return "not_learning"
+    return "larger_model_tried" if capacity_tried else None
+
+
 def _cause_below(f: dict, c: _Curves, stochastic: bool) -> str:
     """Why validation sits below training: 'training_only_noise', 'likely_training_only_noise',
     'validation_easier' or 'unknown' (decided from the inference-mode training loss if given)."""
@@ -774,7 +789,7 @@ def _cause_below(f: dict, c: _Curves, stochastic: bool) -> str:
 
 
 def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochastic: bool,
-              rise: _Rise | None) -> dict:
+              rise: _Rise | None, capacity_tried: str | None = None) -> dict:
     """The evidence in loss orientation (slopes and gaps: > 0 worse); ``_user_evidence`` turns it
     to the curves' own direction."""
     S = c.scale
@@ -809,7 +824,8 @@ def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochast
         "train_distance_from_baseline": None, "val_distance_from_baseline": None,
         "train_eval_final": None if f["train_eval_end"] is None
         else _user_units(f["train_eval_end"], c),
-        "cause": _cause_below(f, c, stochastic) if label == "validation_below_train" else None,
+        "cause": (_cause_below(f, c, stochastic) if label == "validation_below_train" else
+                  _cause_capacity(f, c, capacity_tried) if label == "underfit_capacity" else None),
         "score": scores[label],
         "runner_up_score": None if runner_up is None else scores[runner_up],
     }
@@ -1034,30 +1050,61 @@ def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] |
     return [first, regularise, augment, smaller]
 
 
-def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None = None) -> list[str]:
+def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[str]:
+    """Underfit (capacity): the notes' remedies, unless the run says capacity is not what is missing: a training
+    curve worse than a constant prediction (``cause`` not_learning) has not learned at all, and a larger network the
+    run already tried (``capacity_tried``) did not do better."""
+    regularisation = "Check that regularisation (L2 lambda, dropout rate) is not so strong that it prevents fitting."
+    if ev["cause"] == "not_learning":
+        erratic = ev["train_noise"] is not None and ev["train_noise"] > 0.03
+        return [
+            f"The network has not learned: its training {w.name} ends {_pct(-ev['train_distance_from_baseline'])} of "
+            f"the scale {'below' if w.higher_is_better else 'above'} the no-skill {w.name}, which a constant "
+            "prediction reaches and any network can learn through its output bias alone, so more capacity cannot "
+            "help yet.",
+            (f"The training {w.name} is erratic (noise {_pct(ev['train_noise'])} of the scale): lower the learning "
+             "rate (--lr) or clip the gradient norm (--clip-norm)." if erratic else
+             "Raise the learning rate (--lr) or train for more epochs (--epochs): at a rate too low to move the "
+             "weights the curves stay flat where the untrained network starts."),
+            regularisation,
+            "Once the training curve moves past the no-skill level, judge capacity again (more units or layers, "
+            "better features) if it still stays poor.",
+        ]
+    lr = (f"The training {w.name} is erratic (noise " + _pct(ev["train_noise"]) + " of the scale): "
+          "the learning rate is probably too high; lower it."
+          if ev["train_noise"] is not None and ev["train_noise"] > 0.03
+          else "Check the learning rate: a rate that is too high also keeps the curves near the "
+               "baseline.")
+    unknown = ([] if ev["train_distance_from_baseline"] is not None else [
+        # flat from the first epoch reads the same whether the run never learned or learned within epoch 1
+        f"First check the verdict: without a baseline the first epochs' level counts as no skill, so a run "
+        f"that had already learned within its first epoch looks the same. Give the no-skill {w.name} with "
+        "--baseline" + (" (balanced accuracy: 1/K for K classes)." if w.higher_is_better else
+                        " (cross-entropy: the loss of predicting the class prior, ln K for K balanced classes; "
+                        "mlpcli's MSE on standardised targets: about 0.5).")])
+    if ev["cause"] == "larger_model_tried":
+        return unknown + [
+            f"More capacity was tried and did not do clearly better: {capacity_tried}. The features probably "
+            "carry little information about the target, or the target is mostly noise (mislabelled samples, "
+            "measurement noise): improve the features (more informative inputs, better normalisation or selection) "
+            "or check the target before making the model larger.",
+            lr, regularisation,
+        ]
+    return unknown + [
+        "Increase model capacity: more units per layer or more hidden layers.",
+        "Improve the features (more informative inputs, better normalisation or selection).",
+        lr, regularisation,
+    ]
+
+
+def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None = None,
+            capacity_tried: str | None = None, validation_table: str | None = None) -> list[str]:
     """The notes' remedies for ``label``, filled in with the (loss-orientation) evidence; ``kept``: the epochs whose
-    weights the run restored (one per network), when known."""
+    weights the run restored (one per network), when known; ``capacity_tried``: the larger network the run already
+    tried, in words; ``validation_table``: the separate table validation came from."""
     per = "of the scale per 10 % of the run"
     if label == "underfit_capacity":
-        lr = (f"The training {w.name} is erratic (noise " + _pct(ev["train_noise"]) + " of the scale): "
-              "the learning rate is probably too high; lower it."
-              if ev["train_noise"] is not None and ev["train_noise"] > 0.03
-              else "Check the learning rate: a rate that is too high also keeps the curves near the "
-                   "baseline.")
-        unknown = ([] if ev["train_distance_from_baseline"] is not None else [
-            # flat from the first epoch reads the same whether the run never learned or learned within epoch 1
-            f"First check the verdict: without a baseline the first epochs' level counts as no skill, so a run "
-            f"that had already learned within its first epoch looks the same. Give the no-skill {w.name} with "
-            "--baseline" + (" (balanced accuracy: 1/K for K classes)." if w.higher_is_better else
-                            " (cross-entropy: the loss of predicting the class prior, ln K for K balanced classes; "
-                            "mlpcli's MSE on standardised targets: about 0.5).")])
-        return unknown + [
-            "Increase model capacity: more units per layer or more hidden layers.",
-            "Improve the features (more informative inputs, better normalisation or selection).",
-            lr,
-            "Check that regularisation (L2 lambda, dropout rate) is not so strong that it "
-            "prevents fitting.",
-        ]
+        return _capacity_advice(ev, w, capacity_tried)
     if label == "underfit_stopped_early":
         return [
             f"Train for more epochs: both curves were still {w.improving} at the end (training "
@@ -1074,14 +1121,18 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[in
             "A small, stable gap is expected; a gap of exactly zero is unlikely in practice.",
         ]
     if label == "unrepresentative_train":
-        return [
-            f"Collect more training data: validation settles {_pct(ev['gap_end'])} of the scale "
-            f"{w.worse_side} training and the gap {_gap_words(ev)}.",
-            "Apply data augmentation to widen what the training set covers (for expression matrices with more "
-            "features than rows: --augment-noise auto, input noise of SD sqrt(features / training rows)).",
-            "Check for a train/validation distribution mismatch (batch, site, cohort or "
-            "sequencing-run composition); split by patient, experiment or batch.",
-        ]
+        more = [f"Collect more training data: validation settles {_pct(ev['gap_end'])} of the scale "
+                f"{w.worse_side} training and the gap {_gap_words(ev)}.",
+                "Apply data augmentation to widen what the training set covers (for expression matrices with more "
+                "features than rows: --augment-noise auto, input noise of SD sqrt(features / training rows))."]
+        if validation_table:  # a table of its own: the two sets differ by construction, more of the same won't close it
+            return [f"Check the validation table first: {validation_table} is a separate table, so a wide gap that "
+                    f"does not close ({_pct(ev['gap_end'])} of the scale) most likely means it differs from the "
+                    "training data (another cohort, batch, site, protocol or preprocessing, or another class mix); "
+                    "compare the two tables before collecting more training data of the same kind.",
+                    *more]
+        return [*more, "Check for a train/validation distribution mismatch (batch, site, cohort or "
+                       "sequencing-run composition); split by patient, experiment or batch."]
     if label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
         return [
             f"The validation folds disagree: the members' validation curves differ by "
@@ -1155,11 +1206,19 @@ def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
     tf, vf = _num(ev["train_final"]), _num(ev["val_final"])
     title = label_title(label, w.higher_is_better)
     if label == "underfit_capacity":
-        return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}; "
-                f"{_pct(ev['train_distance_from_baseline'])} and {_pct(ev['val_distance_from_baseline'])} of the "
-                f"way from no skill to perfect)" if ev["train_distance_from_baseline"] is not None else
-                f"{title}: both curves stay flat near their starting level, taken as no skill without a baseline "
-                f"(training {tf}, validation {vf}: {_pct(ev['train_level'])} and {_pct(ev['val_level'])} of it)")
+        d_tr, d_va = ev["train_distance_from_baseline"], ev["val_distance_from_baseline"]
+        if d_tr is None:
+            return (f"{title}: both curves stay flat near their starting level, taken as no skill without a baseline "
+                    f"(training {tf}, validation {vf}: {_pct(ev['train_level'])} and {_pct(ev['val_level'])} of it)")
+        if ev["cause"] == "not_learning":
+            return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}), training "
+                    f"{_pct(-d_tr)} of the scale {w.worse_side} the no-skill {n}: the network has not learned, which "
+                    "points at the optimisation before capacity")
+        if min(d_tr, d_va) >= SHARE_SHOWN:
+            return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}; "
+                    f"{_pct(d_tr)} and {_pct(d_va)} of the way from no skill to perfect)")
+        return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}: {_from_no_skill(d_tr)}; "
+                f"validation {vf}: {_from_no_skill(d_va)})")
     if label == "underfit_stopped_early":
         return (f"{title}: both curves were still {w.improving} at the end (training by {_pct(-ev['train_slope'])}, "
                 f"validation by {_pct(-ev['val_slope'])} of the scale {per})")
@@ -1209,6 +1268,18 @@ def _summary(label: str, ev: dict, conditions: list[tuple[str, float]], runner_u
     if ev["short_curve"]:
         s += f" (short curve of {ev['n_epochs']} epochs: best-effort label)"
     return s + "."
+
+
+SHARE_SHOWN = 0.0005  # a share printed as 0.0 % (one decimal of a percentage)
+
+
+def _from_no_skill(distance: float) -> str:
+    """A curve's distance from the baseline in words: "-0.2 % of the way from no skill to perfect" read as progress."""
+    if abs(distance) < SHARE_SHOWN:
+        return "no better than no skill"
+    if distance > 0:
+        return f"{_pct(distance)} of the way from no skill to perfect"
+    return f"{_pct(-distance)} of the scale worse than no skill"
 
 
 def _join(parts: list[str]) -> str:
@@ -1287,6 +1358,8 @@ def diagnose(
     member_spread: Sequence[float] | None = None,
     name: str | None = None,
     kept_epochs: Sequence[int] | None = None,
+    capacity_tried: str | None = None,
+    validation_table: str | None = None,
 ) -> Diagnosis:
     """Label a run's learning curves with one of ``LABELS``.
 
@@ -1308,6 +1381,12 @@ def diagnose(
     kept_epochs: the epochs whose weights the run restored (early stopping on the validation loss), one
         per network (an ensemble's members), when known: the overfit advice then says the best weights
         are already kept instead of asking to restore them.
+    capacity_tried: a larger network the run already tried and how it scored against the one labelled, in words
+        ("--hidden auto also tried hidden 128 (...)"): for ``underfit_capacity`` the advice then names the features
+        or the labels instead of asking for more capacity (evidence ``cause`` "larger_model_tried").
+    validation_table: the file validation came from when it is a table of its own (``train --val-data``), not a
+        split of the training data: for ``unrepresentative_train`` the advice then leads with the mismatch between
+        the two tables rather than with collecting more training data.
 
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
     with both values finite, a baseline that is not a finite loss above 0 (BaselineError, a
@@ -1320,10 +1399,10 @@ def diagnose(
         c = _head(c, rise.index + 1)
         f = _measure(c)
     label, runner_up, scores, conditions = _pick(f)
-    lv = _evidence(f, c, label, scores, runner_up, stochastic_regularisation, rise)
+    lv = _evidence(f, c, label, scores, runner_up, stochastic_regularisation, rise, capacity_tried)
     words = _Words(c.ceiling is not None, name or ("score" if c.ceiling is not None else "loss"))
     kept = [int(k) for k in kept_epochs if k is not None and k >= 1] if kept_epochs is not None else []
-    advice = _advice(label, lv, stochastic_regularisation, words, kept or None)
+    advice = _advice(label, lv, stochastic_regularisation, words, kept or None, capacity_tried, validation_table)
     tied = runner_up is not None and scores[runner_up] == scores[label]
     summary = _summary(label, lv, conditions[label], runner_up, tied, words)
     if lv["unstable_epoch"] is not None:  # the instability is the first thing to fix; "nothing needed" is not true

@@ -44,7 +44,7 @@ from .errors import DataError
 
 __all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "history_frame", "read_history", "split_members",
            "majority_length", "mean_curve", "spread_curve", "curves_from_history", "read_curves", "diagnose_curves",
-           "measure_name"]
+           "measure_name", "capacity_tried"]
 
 # The two columns behind each kind of curve ``read_curves`` reads.
 CURVE_COLUMNS = {"loss": ("train_loss", "val_loss"), "metric": ("train_metric", "val_metric")}
@@ -263,6 +263,8 @@ class Curves:
     notes: list[str] = field(default_factory=list)
     members: list[MemberCurves] = field(default_factory=list)  # an ensemble's members; empty otherwise
     val_spread: list[float] | None = None  # (len(val),) s.d. across members; None without members
+    capacity_tried: str | None = None  # a larger network --hidden auto tried beside the chosen one, in words
+    validation_table: str | None = None  # the separate table validation came from (train --val-data)
 
 
 def _num(v) -> float:
@@ -338,7 +340,8 @@ def diagnose_curves(c: Curves):
     try:
         return diagnose(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
-                        member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c))
+                        member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c),
+                        capacity_tried=c.capacity_tried, validation_table=c.validation_table)
     except DataError as exc:
         if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
             raise  # the caller's baseline is at fault, not the source (the CLI names --baseline)
@@ -355,6 +358,48 @@ def kept_epochs(c: Curves) -> list[int] | None:
     if c.members and all(m.recorded and m.best_epoch for m in c.members):
         return [m.best_epoch for m in c.members]
     return None
+
+
+def capacity_tried(fit: dict, config: dict) -> str | None:
+    """The largest network a run's ``--hidden auto`` trained beside the one it chose, with both scores, in words
+    for the labeller (``diagnosis.diagnose``'s ``capacity_tried``: an underfit run whose larger candidate did no
+    better is not short of capacity). fit, config: a model's ``fit`` and ``config`` (``portfolio`` holds each
+    candidate's hidden widths, input noise and score, higher is better: RMSE negated). None without a portfolio
+    (a given --hidden) or when the chosen network is the largest."""
+    from .metrics import display_name, higher_is_better
+    from .model_selection.crossfit import Candidate
+
+    def widths(h) -> bool:  # a model file's fields are data: a hand-edited one must not raise here
+        return isinstance(h, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in h)
+
+    fit, config = (fit if isinstance(fit, dict) else {}), (config if isinstance(config, dict) else {})
+    resolved = {**config, **(config.get("resolved") if isinstance(config.get("resolved"), dict) else {})}
+    hidden = resolved.get("hidden")
+    portfolio = fit.get("portfolio") if isinstance(fit.get("portfolio"), list) else []
+    rows = [p for p in portfolio if isinstance(p, dict) and widths(p.get("hidden"))
+            and isinstance(p.get("score"), (int, float)) and math.isfinite(p["score"])]
+    same = [p for p in rows if p["hidden"] == hidden]
+    if not widths(hidden) or not same:
+        return None
+    chosen = next((p for p in same if p.get("augment_noise") == resolved.get("augment_noise")), same[0])
+    larger = [p for p in rows if sum(p["hidden"]) > sum(hidden)]
+    if not larger:
+        return None
+    best = max(larger, key=lambda p: p["score"])
+    metric = fit.get("metric") if isinstance(fit.get("metric"), str) else "balanced_accuracy"
+    up = higher_is_better(metric)
+
+    def value(p: dict) -> str:  # scores are stored higher-is-better: an RMSE negated
+        return f"{p['score']:.3f}" if up else f"{-p['score']:.4g}"
+
+    def describe(p: dict) -> str:
+        noise = p.get("augment_noise")
+        return Candidate(tuple(p["hidden"]), noise if isinstance(noise, (int, float)) else 0.0).describe()
+
+    folds = fit.get("folds")
+    where = "out-of-fold" if isinstance(folds, int) and folds > 1 else "validation"
+    return (f"--hidden auto also trained {describe(best)}: {where} {display_name(metric)} {value(best)}, against "
+            f"{value(chosen)} for the network it chose ({describe(chosen)})")
 
 
 def measure_name(c: Curves) -> str:
@@ -401,6 +446,8 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None) ->
     resolved = {**cfg, **(cfg.get("resolved") or {})}  # "auto" options as the run made them concrete
     c.stochastic = any(isinstance(resolved.get(k), (int, float)) and resolved.get(k) > 0 for k in ("dropout", "augment_noise"))
     c.checkpoint_epoch = None if c.members else fit.get("best_epoch") or None
+    c.capacity_tried = capacity_tried(fit, cfg)
+    c.validation_table = cfg.get("val_data") if isinstance(cfg.get("val_data"), str) else None
     recorded = {m.get(MEMBER): m.get("best_epoch") for m in fit.get("members") or [] if isinstance(m, dict)}
     for m in c.members:
         m.best_epoch = recorded.get(m.member) or m.best_epoch

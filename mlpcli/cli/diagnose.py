@@ -35,7 +35,8 @@ _COMMON_EVIDENCE = ("n_epochs", "unstable_epoch", "train_rise", "first_infinite_
                     "train_final", "val_final", "best_epoch", "best_tolerance", "train_slope", "val_slope", "gap_end",
                     "member_spread", "score", "runner_up_score")
 _LABEL_EVIDENCE = {
-    "underfit_capacity": ("train_level", "val_level", "train_distance_from_baseline", "val_distance_from_baseline"),
+    "underfit_capacity": ("train_level", "val_level", "train_distance_from_baseline", "val_distance_from_baseline",
+                          "cause"),
     "underfit_stopped_early": ("train_slope_z", "val_slope_z", "train_level", "val_level"),
     "overfit": ("best_val", "divergence_epoch", "val_rise", "val_rise_z"),
     "good_fit": ("gap_trend", "train_level", "val_level", "val_rise"),
@@ -69,7 +70,7 @@ _SHARED = ("source", "plot_path", "learning", "as_json", "quiet", "debug")  # ev
 def _chart(c: Curves, best_epoch: int | None) -> Text:
     from ..plotting import BOTH_CHAR, TRAIN_CHAR, VAL_CHAR, terminal_chart
 
-    mean = f" (mean of {len(c.members)})" if c.members else ""
+    mean = f" (mean of {len(c.members)})" if len(c.members) > 1 else ""
     chart = Text(terminal_chart(c.train, c.val, best_epoch=best_epoch, baseline=c.baseline,
                                 train_name="training" + mean, val_name="validation" + mean,
                                 best_name="kept epoch" if c.checkpoint_epoch else "best epoch"))
@@ -130,13 +131,16 @@ def _plot_title(c: Curves, d) -> str:
     unstable = d.evidence.get("unstable_epoch")
     if unstable is not None:
         title = f"unstable from epoch {unstable} (before that: {title[0].lower() + title[1:]})"
-    return f"Learning curves: {title}" + (f" (mean of {len(c.members)} members)" if c.members else "")
+    return f"Learning curves: {title}" + (f" (mean of {len(c.members)} members)" if len(c.members) > 1 else "")
 
 
 def _epochs_words(c: Curves) -> str:
     """'40 epochs', or for an ensemble how its mean curve was made from the members."""
     if not c.members:
         return f"{len(c.train)} epochs"
+    if len(c.members) == 1:  # its own curves, not a mean (an ensemble stopped after its first member)
+        kept = c.members[0].best_epoch
+        return f"{len(c.train)} epochs of member {c.members[0].member}" + (f", kept epoch {kept}" if kept else "")
     runs = [len(m.train) for m in c.members]
     kept = ", ".join("?" if m.best_epoch is None else str(m.best_epoch) for m in c.members)
     return (f"mean of {len(runs)} members over {len(c.train)} epochs (while more than half still ran; members ran "
@@ -302,7 +306,7 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
         plot_curves(plot_path, c.train, c.val, ylabel=_curves_name(c), title=_plot_title(c, d),
                     best_epoch=best, divergence_epoch=diverged, baseline=c.baseline, train_eval=c.train_eval,
                     best_label=f"kept epoch {best} (lowest validation loss)" if c.checkpoint_epoch else None,
-                    members=[(m.train, m.val) for m in c.members] or None)
+                    members=[(m.train, m.val) for m in c.members] if len(c.members) > 1 else None)
     if as_json:
         doc = {**d.to_dict(), "source": c.source, "kind": c.kind, "curves": c.curves,
                "higher_is_better": c.higher_is_better, "n_epochs": len(c.train), "best_epoch": best,
