@@ -137,7 +137,7 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
         model.fit["held_out"] = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
         model.fit["held_out_metrics"] = {k: v for k, v in val_metrics.items()
                                          if v is None or isinstance(v, (int, float, str)) and k != "classes"}
-        diagnosis = _diagnose(fitted.history, baseline, resolved)
+        diagnosis = _diagnose(fitted.history, baseline, resolved, model)
         if diagnosis is not None:
             model.extra["diagnosis"] = diagnosis.to_dict()
     return TrainOutcome(model=model, fitted=fitted, val_metrics=val_metrics, notes=notes, warnings=warnings,
@@ -165,10 +165,11 @@ def _mean_baseline(baselines: list[dict]) -> dict:
     return {k: float(np.mean([b[k] for b in baselines])) for k in keys}
 
 
-def _diagnose(history: list[dict], baseline: dict, options: TrainOptions):
+def _diagnose(history: list[dict], baseline: dict, options: TrainOptions, model: Model | None = None):
     """The learning-curve label of the run: one network's curves, or the members' mean curves with their
-    spread as evidence of noise (``history.curves_from_history``)."""
-    from .history import curves_from_history, diagnose_curves
+    spread as evidence of noise (``history.curves_from_history``); with the ``model`` (its portfolio and
+    options), what ``diagnose MODEL`` reads too: the larger network --hidden auto tried, the --val-data table."""
+    from .history import capacity_tried, curves_from_history, diagnose_curves
 
     if not history or "val_loss" not in history[0]:
         return None
@@ -177,6 +178,9 @@ def _diagnose(history: list[dict], baseline: dict, options: TrainOptions):
         return None
     curves.baseline = baseline.get("val_loss")
     curves.stochastic = options.dropout > 0 or options.augment_noise > 0
+    if model is not None:
+        curves.capacity_tried = capacity_tried(model.fit, model.config)
+        curves.validation_table = options.val_data
     return diagnose_curves(curves)
 
 

@@ -133,3 +133,11 @@ def test_a_model_file_carries_the_larger_candidate_and_the_validation_table(tmp_
     assert c.capacity_tried.endswith("for the network it chose (no hidden layer)")
     res = run(["diagnose", str(model), "--json"])
     assert res.exit_code == 0, res.output
+    # train's own verdict, stored in the model, reads the same context as diagnose MODEL: the same advice
+    import json
+
+    from mlpcli import model_io
+
+    doc = json.loads(res.stdout)
+    stored = model_io.load(model).extra["diagnosis"]
+    assert stored["label"] == doc["label"] and stored["advice"] == doc["advice"]
