@@ -147,6 +147,11 @@ def test_more_data_helps_or_plateaus_per_doubling():
     assert rmse["verdict"] == "helps" and rmse["score_change_per_doubling"] < 0
     single = _more_data(_points([0.8], [1]), True, chance, scale, "balanced_accuracy")
     assert single["verdict"] is None
+    # worse with more data: which way it moved, not "does not improve (changes by 0.093)"
+    worse = _more_data(_points([0.8, 0.75, 0.7], [1, 1, 1]), True, chance, scale, "balanced_accuracy")
+    assert worse["verdict"] == "plateaued" and "gets worse (falls by 0.05)" in worse["text"]
+    rising = _more_data(_points([1.0, 1.2, 1.4], [0.5] * 3), False, 3.0, 3.0, "rmse")
+    assert "gets worse (rises by 0.2)" in rising["text"]
 
 
 @pytest.mark.parametrize("train,val,verdict", [

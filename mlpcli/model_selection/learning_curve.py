@@ -297,8 +297,8 @@ def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: floa
         if abs(change) < 5e-4:  # flat to the figures shown (equal scores fit a slope of 1e-16, not 0)
             moved = "does not change"
         else:
-            moved = (f"improves by only {abs(change):.3g}" if slope < 0
-                     else f"does not improve (changes by {abs(change):.3g})")
+            moved = (f"improves by only {abs(change):.3g}" if slope < 0  # else it worsens: say which way
+                     else f"gets worse ({'falls' if higher else 'rises'} by {abs(change):.3g})")
         text = (f"Plateaued: validation {name} {moved} per doubling over the largest sizes ({span}); more "
                 f"samples of the same kind will help little — improve the model or the features instead.")
     return {"verdict": verdict, "slope_per_doubling": slope, "score_change_per_doubling": change,
