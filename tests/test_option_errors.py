@@ -318,3 +318,14 @@ def test_an_empty_name_is_a_usage_error_not_the_option_left_out(tmp_path, comman
     args = [command, *(["model.mlp"] if command == "predict" else []), str(tmp_path / "t.csv"), flag, ""]
     res = run(args)
     assert res.exit_code == 2 and "an empty value" in res.output and flag in res.output, res.output
+
+
+def test_help_names_the_flags_as_the_command_has_them():
+    """cv's and tune's --help said --val-size applies "with --folds 1", their CV's --folds; train's is
+    --member-folds there. The role options of explain and gradcheck were described as predict's and evaluate's."""
+    for command in ("cv", "tune"):
+        text = " ".join(run([command, "--help"]).output.split())
+        assert "with --member-folds 1" in text and "with --folds 1" not in text
+    assert "with --folds 1" in " ".join(run(["train", "--help"]).output.split())
+    text = " ".join(run(["explain", "--help"]).output.split())
+    assert "evaluate reads the true labels there, predict ignores it" not in text

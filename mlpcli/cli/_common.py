@@ -495,16 +495,17 @@ def role_options(fn):
     column name (train declares its own, with the train options)."""
     decorators = [
         click.option("--target", default=None, metavar="NAMES",
-                     help="Target column(s): evaluate reads the true labels there, predict ignores it  "
-                          "[default: the model's target]"),
+                     help="Target column(s), where the command reads labels (evaluate's truth, the classes "
+                          "explain and gradcheck explain toward); predict ignores it  [default: the model's target]"),
         click.option("--group", default=None,
-                     help="Group column (samples of one patient): evaluate's bootstrap resamples patients  "
-                          "[default: the model's, else patient_id when present]"),
+                     help="Group column (samples of one patient), counted as patients: by the shift check, "
+                          "evaluate's and explain's bootstrap  [default: the model's, else patient_id when present]"),
         click.option("--no-group", is_flag=True,
-                     help="No group column: evaluate's bootstrap resamples samples instead of patients."),
+                     help="No group column: samples count as independent (bootstraps resample samples, not "
+                          "patients)."),
         click.option("--id", "id_col", default=None,
-                     help="Sample id column, written beside the predictions  [default: the model's, else "
-                          "sample_id when present]"),
+                     help="Sample id column, naming each output row  [default: the model's, else sample_id when "
+                          "present]"),
         click.option("--batch", default=None,
                      help="Batch / site column, compared with the training batches  [default: the model's, "
                           "else batch when present]"),

@@ -3,6 +3,7 @@ and ``--config FILE.toml`` whose keys become the command's defaults."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import MISSING
 
 import click
@@ -92,9 +93,13 @@ def _help(f) -> str:
     return f"({tasks}) {text}"
 
 
-def _click_option(f, flag: str, param: str):
+def _click_option(f, flag: str, param: str, rename: dict[str, str] | None = None):
+    """``f`` as a Click option named ``flag``; ``rename``: the command's other flags for train options, which the
+    help texts name as that command has them (cv's "--val-size ... with --member-folds 1", not --folds)."""
     meta = f.metadata
     kind, help_text = meta["kind"], _help(f)
+    for name, other in (rename or {}).items():
+        help_text = re.sub(re.escape(flag_name(name)) + r"(?![\w-])", other, help_text)
     default = f.default if f.default is not MISSING else f.default_factory()
     if kind == "flag":
         return click.option(flag, param, is_flag=True, default=False, help=help_text)
@@ -126,7 +131,7 @@ def train_options(fn=None, *, rename: dict[str, str] | None = None, exclude: tup
         for f in reversed(fields):
             flag = rename.get(f.name) or flag_name(f.name)
             param = flag[2:].replace("-", "_")
-            func = _click_option(f, flag, param)(func)
+            func = _click_option(f, flag, param, rename)(func)
         func.__mlpcli_train_params__ = {(rename.get(f.name) or flag_name(f.name))[2:].replace("-", "_"): f.name
                                         for f in fields}
         return func
