@@ -376,7 +376,8 @@ def connect(address: str, timeout: float | None = None):
     try:
         from distributed import Client
     except ImportError:
-        raise ConfigError("--backend dask needs dask and distributed: pip install 'mlpcli[dask]'") from None
+        raise ConfigError("--backend dask needs dask and distributed: pip install dask distributed (the dask extra: "
+                          "python -m pip install '.[dask]' from the mlpcli checkout)") from None
     try:
         return Client(address, timeout=f"{timeout}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:

@@ -25,7 +25,7 @@ def parallel_options(fn):
         click.option("--n-jobs", type=int, default=1, show_default=True,
                      help="Fits to run at once on this machine (joblib loky processes; -1: every core)."),
         click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
-                     help="loky: local processes; dask: a Dask cluster (needs --scheduler and mlpcli[dask])."),
+                     help="loky: local processes; dask: a Dask cluster (needs --scheduler and the dask extra: dask, distributed)."),
         click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                      help="Address of the Dask scheduler (with --backend dask); see docs/cluster.md."),
         threads_option(extra="The same in every backend, so N workers use N cores and results do not depend "

@@ -1,5 +1,6 @@
 """AnnData ``.h5ad`` files (cells × genes, as scanpy and CELLxGENE write them), read and written through the
-optional ``anndata`` package (``pip install "mlpcli[h5ad]"``).
+optional ``anndata`` package (the ``h5ad`` extra: ``python -m pip install ".[h5ad]"`` from a checkout, or
+``pip install anndata``).
 
     .h5ad ─H5ad(path, layer, raw, var_names)─▶ obs columns (roles) + feature names (var_names or a var column)
           ─read_matrix─▶ CSR float32 (kept sparse) or dense float64 ─▶ Dataset         (train, cv, tune, ...)
@@ -33,7 +34,8 @@ from .names import count_matches, name_key
 __all__ = ["EXTRA_HINT", "OBS_NAMES", "X_LAYER", "VAR_INDEX", "H5ad", "is_h5ad", "load_dataset", "check_options",
            "write_obs_columns"]
 
-EXTRA_HINT = 'pip install "mlpcli[h5ad]"'
+# the extra's one dependency by its own name: "mlpcli[h5ad]" on PyPI would be another project's
+EXTRA_HINT = 'pip install anndata (the h5ad extra: python -m pip install ".[h5ad]" from the mlpcli checkout)'
 OBS_NAMES = "obs_names"  # the column an .h5ad table offers for its obs_names (the default id)
 X_LAYER = "X"  # --layer X: the main matrix .X (to override a model's training layer)
 VAR_INDEX = "var_names"  # --var-names var_names: the var index (to override a model's training column)
