@@ -401,3 +401,21 @@ def test_the_calibration_note_counts_the_patients_of_every_held_out_row(monkeypa
     fitted = fit_model(ds, TrainOptions(**FAST, seed=3))
     note = next(n for n in fitted.notes if n.startswith("prediction sets"))
     assert f"30 held-out scores of {len(np.unique(ds.groups))} patients" in note
+
+
+def test_features_constant_on_some_members_rows_are_one_warning():
+    """Each member warned of the features constant on its own training rows: five near-identical warnings that -q
+    cannot hide (a 10x directory's rare genes); one warning now names their union and the count per member."""
+    frame = make_table("binary", n_patients=40, n_features=6, seed=2)
+    rng = np.random.default_rng(0)
+    for j in range(6):  # nonzero in two rows only: constant on a member's rows when both are held out
+        column = np.zeros(len(frame))
+        column[rng.choice(len(frame), 2, replace=False)] = 1.0
+        frame[f"rare{j}"] = column
+    frame["flat"] = 3.0
+    out = pipeline.train_dataset(dataset(frame), TrainOptions(hidden=[4], epochs=2, folds=5))
+    constant = [w for w in out.warnings if "constant on the training rows" in w]
+    assert len(constant) == 1, constant
+    assert "per member (5 members)" in constant[0] and "'flat'" in constant[0]
+    dropped = set().union(*(m.preprocessor.dropped_constant for m in out.model.members))
+    assert f"{len(dropped)} in all" in constant[0]

@@ -187,10 +187,7 @@ class Preprocessor:
 
         self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
         if self.dropped_constant:
-            self.warnings.append(
-                f"dropped {len(self.dropped_constant)} features constant on the training rows: "
-                f"{_quoted(self.dropped_constant)}"
-            )
+            self.warnings.append(constant_message(self.dropped_constant))
         if not variable.any():
             raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
         kept = self._select_top_var(variances, np.flatnonzero(variable))
@@ -532,8 +529,7 @@ class Preprocessor:
 
         self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
         if self.dropped_constant:
-            self.warnings.append(f"dropped {len(self.dropped_constant)} features constant on the training rows: "
-                                 f"{_quoted(self.dropped_constant)}")
+            self.warnings.append(constant_message(self.dropped_constant))
         if not variable.any():
             raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
         kept = self._select_top_var(variances if cfg.top_var is not None else None, np.flatnonzero(variable))
@@ -747,6 +743,18 @@ class _Scaling:
 
     def put(self, where, values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
         self.center[where], self.scale[where], self.mean[where], self.sd[where] = values
+
+
+def constant_message(dropped: Sequence[str], per_member: Sequence[int] | None = None) -> str:
+    """The warning for features dropped as constant on the training rows (``Preprocessor.dropped_constant``);
+    ``per_member``: how many each member of an ensemble dropped, when ``dropped`` is their union (the members'
+    training rows differ, and so do their constant features: one warning for all of them, not one each)."""
+    if per_member is None or len(set(per_member)) == 1 and per_member[0] == len(dropped):
+        return f"dropped {len(dropped)} features constant on the training rows: {_quoted(list(dropped))}"
+    low, high = min(per_member), max(per_member)
+    each = f"{low}" if low == high else f"{low}–{high}"
+    return (f"dropped features constant on the training rows: {each} per member ({len(per_member)} members), "
+            f"{len(dropped)} in all: {_quoted(list(dropped))}")
 
 
 class _Beside:

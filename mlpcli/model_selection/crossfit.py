@@ -527,10 +527,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
         best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
         chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
-        for run in best.runs:
-            for w in run.preprocessor.warnings:
-                if w not in warnings:
-                    warnings.append(w)
+        warnings += _members_warnings([run.preprocessor for run in best.runs])
         history = [{"member": k + 1, **row} for k, run in zip(best.folds, best.runs) for row in run.result.history]
         members = [_member_summary(k + 1, run) for k, run in zip(best.folds, best.runs)]
     runs, refit_epochs = list(best.runs), None
@@ -570,6 +567,25 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                        members=members, options=chosen, calibration=calibration, portfolio=table,
                        refit_epochs=refit_epochs, notes=notes, warnings=warnings, interrupted=interrupted,
                        stopped=stopped)
+
+
+def _members_warnings(preprocessors: list[data.Preprocessor]) -> list[str]:
+    """The members' preprocessing warnings, each once; the features each dropped as constant on its own training
+    rows (alike but for a few features, member by member) as one warning naming their union."""
+    from ..data.preprocess import constant_message
+
+    out: list[str] = []
+    dropped = [p.dropped_constant for p in preprocessors]
+    for p in preprocessors:
+        own = constant_message(p.dropped_constant) if p.dropped_constant else None
+        for w in p.warnings:
+            if w != own and w not in out:
+                out.append(w)
+    if any(dropped):
+        order = {name: j for j, name in enumerate(preprocessors[0].feature_names_in)}
+        union = sorted(set().union(*dropped), key=lambda name: order.get(name, len(order)))
+        out.append(constant_message(union, [len(d) for d in dropped] if len(dropped) > 1 else None))
+    return out
 
 
 def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[FittedRun | None]
