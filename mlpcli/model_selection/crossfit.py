@@ -376,7 +376,11 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
         with interrupts.finishing(stopped):  # a trained candidate: scored whole, or kept unscored
             logits = _raw_outputs(run, scored.X)
             cands.append(_Fitted(spec, [run], logits, math.nan))
-        if run.result.interrupted or stopped:
+        if stopped and c + 1 < len(candidates):  # more to train: stop here, as an interrupt in training does
+            notes.append(f"interrupted after training {spec.describe()}: the model is chosen among the "
+                         "architectures that finished")
+            interrupted, stopped = True, []
+        if run.result.interrupted or interrupted:
             break
     # every candidate is trained and has scored its rows: the model keeps networks, not preprocessed rows
     # (the training rows, their copy and the candidates' shared preprocessed matrix: 320 MB at 6,400 x 5,000)
