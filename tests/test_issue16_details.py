@@ -102,9 +102,9 @@ def test_predict_and_evaluate_help_state_their_real_defaults():
     for command in ("predict", "evaluate"):
         text = " ".join(run([command, "--help"], terminal_width=200).output.split())
         assert "[default: label]" not in text and "split by rows" not in text
-        assert "Target column(s): evaluate reads the true labels there, predict ignores it [default: the model's " \
-               "target]" in text
-        assert "--no-group No group column: evaluate's bootstrap resamples samples instead of patients." in text
+        assert "predict ignores it [default: the model's target]" in text
+        assert "--no-group No group column: samples count as independent (bootstraps resample samples, not " \
+               "patients)." in text
 
 
 @pytest.mark.parametrize("width", [80, 100])
