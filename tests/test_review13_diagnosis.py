@@ -141,3 +141,16 @@ def test_a_model_file_carries_the_larger_candidate_and_the_validation_table(tmp_
     doc = json.loads(res.stdout)
     stored = model_io.load(model).extra["diagnosis"]
     assert stored["label"] == doc["label"] and stored["advice"] == doc["advice"]
+
+
+def test_the_header_says_how_many_epochs_the_verdict_could_read(tmp_path):
+    """'40 epochs' for a history whose validation column is empty in 10 of them: the header counts rows."""
+    epochs = np.arange(1, 41)
+    frame = pd.DataFrame({"epoch": epochs, "train_loss": 1 / np.sqrt(epochs), "val_loss": 1 / np.sqrt(epochs) + 0.05})
+    frame.loc[5:14, "val_loss"] = np.nan
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    res = run(["diagnose", str(tmp_path / "h.csv")])
+    assert res.exit_code == 0, res.output
+    assert "40 epochs (30 with both values)" in res.output
+    frame.dropna().to_csv(tmp_path / "full.csv", index=False)
+    assert "with both values" not in run(["diagnose", str(tmp_path / "full.csv")]).output

@@ -3,6 +3,8 @@ several training-set sizes to draw the sample-size learning curve (``--learning-
 
 from __future__ import annotations
 
+import math
+
 import re
 
 import click
@@ -137,7 +139,9 @@ def _plot_title(c: Curves, d) -> str:
 def _epochs_words(c: Curves) -> str:
     """'40 epochs', or for an ensemble how its mean curve was made from the members."""
     if not c.members:
-        return f"{len(c.train)} epochs"
+        both = sum(1 for t, v in zip(c.train, c.val) if math.isfinite(t) and math.isfinite(v))
+        # a history with empty cells: the rows, and how many of them the verdict could read
+        return f"{len(c.train)} epochs" + (f" ({both} with both values)" if both < len(c.train) else "")
     if len(c.members) == 1:  # its own curves, not a mean (an ensemble stopped after its first member)
         kept = c.members[0].best_epoch
         return f"{len(c.train)} epochs of member {c.members[0].member}" + (f", kept epoch {kept}" if kept else "")
