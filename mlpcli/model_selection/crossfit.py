@@ -576,8 +576,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
 def _members_warnings(preprocessors: list[data.Preprocessor]) -> list[str]:
     """The members' preprocessing warnings, each once; the features each dropped as constant on its own training
     rows (alike but for a few features, member by member) as one warning naming their union."""
-    from ..data.preprocess import constant_message
-
+    constant_message = data.preprocess.constant_message
     out: list[str] = []
     dropped = [p.dropped_constant for p in preprocessors]
     for p in preprocessors:
