@@ -36,7 +36,7 @@ def test_an_output_named_like_a_missing_directory_is_refused_not_written_as_a_fi
     """`train -o sub/` (sub does not exist) wrote a model file named `sub`: pathlib drops the trailing "/"."""
     data = _table(tmp_path)
     monkeypatch.chdir(tmp_path)
-    assert_clean_error(run(["train", data, "-o", "sub/", *FAST]), "sub/")
+    assert_clean_error(run(["train", data, "-o", "sub/", *FAST]), "sub/", code=2)  # usage, as `-o dir/` is
     assert sorted(os.listdir(tmp_path)) == ["data.csv"]  # no `sub`, no temporary file
 
 
@@ -45,7 +45,7 @@ def test_tune_refit_to_a_name_ending_in_a_separator_writes_nothing(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     res = run(["tune", data, "--grid", "lr=1e-3,1e-2", "--folds", "2", "--member-folds", "2", "--epochs", "2",
                "--hidden", "4", "--refit", "-o", "sub/", "-q"])
-    assert_clean_error(res, "sub/")
+    assert_clean_error(res, "sub/", code=2)
     assert sorted(os.listdir(tmp_path)) == ["data.csv"]
 
 
@@ -284,7 +284,7 @@ def test_a_directory_name_for_an_output_is_refused_before_the_data_is_read(tmp_p
     if flag != "-o":
         args += ["-o", str(tmp_path / "m.mlp")]
     res = run(args)
-    assert_clean_error(res, "sub/", "names a directory")
+    assert_clean_error(res, "sub/", "names a directory", code=2)  # a usage error, as `-o existing_dir/` is
     assert "never_read" not in res.output and not (tmp_path / "sub").exists()
 
 

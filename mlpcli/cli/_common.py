@@ -574,8 +574,8 @@ def check_writable(path: str, flag: str) -> None:
 
     try:
         check_file_name(path)  # before descriptor_of, whose normpath reads "sub/" as "sub"
-    except OutputError as exc:
-        raise click.ClickException(f"{flag}: {exc}") from None
+    except OutputError as exc:  # the name given is a directory's: a usage error, as Click's own check of one is
+        raise click.UsageError(f"{flag}: {exc}") from None
     fd = descriptor_of(path)
     if fd is not None:  # /dev/stderr, /dev/fd/3: written into (``fileio.atomic_write``), if open
         try:
@@ -616,8 +616,8 @@ def check_table_output(path: str | None, flag: str) -> None:
 
     try:
         check_file_name(path)  # a name ending in "/" first: its format would read as "unsupported ''"
-    except OutputError as exc:
-        raise click.ClickException(f"{flag}: {exc}") from None
+    except OutputError as exc:  # a directory's name: a usage error, as in check_writable
+        raise click.UsageError(f"{flag}: {exc}") from None
 
     try:
         output_format(path, tables_only=True)
