@@ -131,26 +131,22 @@ def test_display_names():
     assert metrics.display_name("something_new") == "something new"
 
 
-def test_cv_names_regression_metrics_in_capitals(tmp_path):
-    """The fold table's headers read "rmse", "mae", "r2" and its last line "rmse: 3.225 ± 0.405"."""
-    path = tmp_path / "reg.csv"
-    make_table("regression", n_patients=20, per_patient=2, n_features=4).to_csv(path, index=False)
-    res = run(["cv", str(path), "--folds", "3", "--member-folds", "1", "--hidden", "4", "--epochs", "3", "-q"])
+@pytest.mark.parametrize("task, folds, shown, not_shown", [
+    # the fold table's headers read "rmse", "mae", "r2" and its last line "rmse: 3.225 ± 0.405"
+    ("regression", "3", ("RMSE", "MAE", "R²", "Pearson r"), ("rmse", "r2")),
+    ("binary", "2", ("bal. acc.", "AUC", "F1", "MCC", "log loss"), (" mcc ", " f1 ")),
+])
+def test_cv_names_metrics_as_written(tmp_path, task, folds, shown, not_shown):
+    path = tmp_path / f"{task}.csv"
+    make_table(task, n_patients=20, per_patient=2, n_features=4).to_csv(path, index=False)
+    res = run(["cv", str(path), "--folds", folds, "--member-folds", "1", "--hidden", "4", "--epochs", "3", "-q"])
     assert res.exit_code == 0, res.output
     header = next(line for line in res.stdout.splitlines() if "best epoch" in line)
-    assert all(name in header for name in ("RMSE", "MAE", "R²", "Pearson r")), header
-    assert res.stdout.strip().splitlines()[-1].startswith("RMSE: ")
-    assert "rmse" not in res.stdout and "r2" not in res.stdout
-
-
-def test_cv_names_binary_metrics_as_written(tmp_path):
-    path = tmp_path / "bin.csv"
-    make_table("binary", n_patients=20, per_patient=2, n_features=4).to_csv(path, index=False)
-    res = run(["cv", str(path), "--folds", "2", "--member-folds", "1", "--hidden", "4", "--epochs", "2", "-q"])
-    assert res.exit_code == 0, res.output
-    header = next(line for line in res.stdout.splitlines() if "best epoch" in line)
-    assert all(name in header for name in ("bal. acc.", "AUC", "F1", "MCC", "log loss")), header
-    assert " mcc " not in header and " f1 " not in header
+    assert all(name in header for name in shown), header
+    assert not any(name in header for name in not_shown), header
+    if task == "regression":
+        assert res.stdout.strip().splitlines()[-1].startswith("RMSE: ")
+        assert "rmse" not in res.stdout and "r2" not in res.stdout
 
 
 def test_the_regression_learning_curve_table_and_answers_say_rmse(tmp_path):
