@@ -47,8 +47,10 @@ tables are softmax regressions, whose only representation is this input.
 
 Calibration: for each held-out part of training (each member's fold, or the validation rows), the rows of
 the other parts are the reference and score the held-out rows, so the calibration scores are what new
-samples from the training distribution get (new samples meet a denser reference, all rows, so they score a
-little lower: the flags err on the side of fewer). For the distance alone a new sample's p-value is
+samples from the training distribution get. With one held-out part (``--folds 1``, ``--val-data``) the model
+keeps the basis of that part's training rows, so a new sample meets exactly the reference the held-out rows
+met (split conformal); with cross-fitted members it keeps a basis on all rows, a denser reference, so new
+samples score a little lower than the held-out rows did (the flags err on the side of fewer). For the distance alone a new sample's p-value is
 (1 + #{calibration scores ≥ its score}) / (m + 1): under exchangeability P(p ≤ α) ≤ α, so ``--ood-alpha
 0.01`` flags at most 1 % of in-distribution samples.
 
@@ -389,17 +391,26 @@ def _class_scales(basis: OODBasis, n_classes: int) -> np.ndarray:
 def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: int = 0,
               Z_held: np.ndarray | None = None, labels: np.ndarray | None = None, n_classes: int = 0,
               start: Callable[..., Callable[[], list]] | None = None) -> OODBasis:
-    """The basis fitted on all rows Z (n, p), calibrated on held-out scores: for each (train, held) pair of
-    row indices into Z, a basis fitted on Z[train] scores Z[held] (``Z_held`` instead of Z for the held rows
-    when they are another table: ``--val-data``). With ``labels`` (n,) (class indices of Z's rows): the
-    class-relative distance too, and both parts' sorted held-out values, which ``combine`` scores against (the
-    held-out rows' own labels are never used). Z is only read.
+    """The basis a new sample is scored against, calibrated on held-out scores: for each (train, held) pair
+    of row indices into Z (n, p), a basis fitted on Z[train] scores Z[held] (``Z_held`` instead of Z for the
+    held rows when they are another table: ``--val-data``). With several pairs (cross-fitting) the basis is
+    fitted on all rows of Z; with one pair (a single hold-out) it is that pair's own basis: the held-out rows
+    were scored against exactly the reference a new sample meets, so their scores and its score are
+    exchangeable (split conformal: the p-values are exact, where a basis on all rows would be a denser
+    reference than the held-out rows met), and one basis is fitted, not two. With ``labels`` (n,) (class
+    indices of Z's rows): the class-relative distance too, and both parts' sorted held-out values, which
+    ``combine`` scores against (the held-out rows' own labels are never used). Z is only read.
 
     start: ``start(fn, *args)`` begins ``fn(*args)`` and returns the function that gives its result (e.g.
     ``parallel.beside``: in a thread): every other fit (the one on all rows first, then every second part's)
     runs that way while the others run here, two at a time; None: one after the other. The result is the
     same either way."""
     parts = [(train, held) for train, held in parts if len(train) >= 1 and len(held) > 0]
+    if len(parts) == 1:  # split conformal: the held-out rows' basis is the model's
+        train, held = parts[0]
+        basis = fit_basis(Z, seed, labels, n_classes, rows=train)
+        P = basis.parts(Z if Z_held is None else Z_held, held)
+        return _calibrated(basis, P)
     # no held-out rows: the distance alone
     fits = [lambda: fit_basis(Z, seed, labels if parts else None, n_classes)]
     fits += [lambda train=train, held=held: fit_basis(Z, seed, labels, n_classes, rows=train).parts(
@@ -411,8 +422,11 @@ def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: i
         mine = _run(fits[1::2])
         done = [None] * len(fits)
         done[0::2], done[1::2] = theirs(), mine
-    basis = done[0]
-    P = np.concatenate(done[1:]) if len(done) > 1 else np.zeros((0, 2))
+    return _calibrated(done[0], np.concatenate(done[1:]) if len(done) > 1 else np.zeros((0, 2)))
+
+
+def _calibrated(basis: OODBasis, P: np.ndarray) -> OODBasis:
+    """``basis`` with the held-out rows' two parts P (m, 2) stored as its calibration (sorted, thinned)."""
     if basis.relative:
         basis.part_calibration = _evenly(np.sort(P, axis=0))
     basis.calibration = _evenly(np.sort(basis.combine(P)))

@@ -462,3 +462,23 @@ def test_an_unassigned_label_that_reads_back_as_a_class_is_refused(tmp_path):
     res = run(["predict", str(model), str(path), "--min-confidence", "0.6", "--unassigned-label", "unassigned",
                "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 0
+
+
+def test_one_held_out_part_is_split_conformal_against_its_own_training_rows():
+    """With one hold-out (--folds 1, --val-data) a new sample is scored against the rows the held-out rows were
+    scored against, the part's training rows, not all rows (a denser reference, which made in-distribution
+    samples score lower than the calibration rows and the flags too few): its p-value is the split-conformal
+    one, (1 + #{held-out nearest distances >= its own}) / (m + 1), computed here by brute force."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3.0, size=(3, 40))
+    X = centres[rng.choice(3, 300)] + rng.normal(size=(300, 40))
+    new = centres[rng.choice(3, 400)] + rng.normal(size=(400, 40))
+    train, held = np.arange(240), np.arange(240, 300)
+    basis = ood.calibrate(X, [(train, held)])
+
+    def nearest(A):
+        return np.sqrt(((A[:, None, :] - X[train][None]) ** 2).sum(axis=-1)).min(axis=1)
+
+    expected = (1 + (nearest(X[held])[None, :] >= nearest(new)[:, None]).sum(axis=1)) / (len(held) + 1)
+    assert len(basis.reference) == len(train)
+    np.testing.assert_array_equal(basis.score_and_p(new)[1], expected)
