@@ -199,8 +199,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     name (``/dev/stderr`` with standard error redirected to a log file: written on at the log's end)."""
     check_file_name(path)  # before descriptor_of, whose normpath reads /dev/stderr/ as /dev/stderr
     fd = descriptor_of(path)
-    if fd is not None:
-        _write_descriptor(os.fspath(path), fd, write)
+    if fd is not None:  # named as the user knows it: `-o -` is standard output, not /dev/stdout
+        _write_descriptor(_STANDARD_STREAMS.get(fd, os.fspath(path)), fd, write)
         return
     shown, target, directory, st, mode = _destination(path)
     if st is not None and not stat.S_ISREG(st.st_mode):
@@ -237,6 +237,9 @@ _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 def _write_special(shown: str, target: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write straight into a device or named pipe (renaming a file over it would replace the device)."""
     _write_into(shown, lambda: open(target, "wb"), write)
+
+
+_STANDARD_STREAMS = {0: "standard input", 1: "standard output", 2: "standard error"}
 
 
 def _write_descriptor(shown: str, fd: int, write: Callable[[BinaryIO], object]) -> None:

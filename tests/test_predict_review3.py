@@ -372,7 +372,8 @@ def test_an_empty_output_name_is_a_usage_error(tiny, tmp_path, command, option):
     (["predict", "{model}", "{data}", "-o", "{tmp}/p.csv", "--shift-report", "-"], "standard output"),
     (["predict", "{model}", "{data}", "-o", "{tmp}/p.csv", "--json"], "the JSON document to standard output"),
     (["evaluate", "{model}", "{data}"], "standard output"),
-], ids=["rows", "shift-report", "json", "tables"])
+    (["train", "{data}", "--folds", "1", "--epochs", "2", "--hidden", "4", "-o", "-"], "standard output"),
+], ids=["rows", "shift-report", "json", "tables", "train-model"])
 def test_a_full_disk_behind_standard_output_is_named(tiny, tmp_path, args, what):
     """`predict ... -o - > predictions.csv` on a full disk or quota said "Error: [Errno 28] No space left on
     device", naming nothing."""
