@@ -144,7 +144,10 @@ def main_metric_from_outputs(task: str, n_classes: int, target_sd: np.ndarray | 
 
 
 def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, n_bins: int = ECE_BINS) -> float:
-    """ECE = sum_b (n_b / n) |accuracy_b - confidence_b| over equal-width confidence bins."""
+    """ECE = sum_b (n_b / n) |accuracy_b - confidence_b| over ``n_bins`` equal-width confidence bins
+    [b / n_bins, (b + 1) / n_bins) (the last one closed). The metric sets use it top-label (Guo et al. 2017):
+    ``confidence`` is the probability of the class the probabilities rank first (binary: max(p, 1 - p),
+    whatever --threshold decides), ``correct`` whether that class is the true one."""
     confidence = np.asarray(confidence, dtype=float)
     correct = np.asarray(correct, dtype=float)
     if confidence.size == 0:
@@ -207,34 +210,61 @@ def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshol
 def _binary(y, p, classes, threshold):
     pred = (p >= threshold).astype(int)
     p_clip = np.clip(p, 1e-15, 1 - 1e-15)
+    top = (p >= 0.5).astype(int)  # the class the probability ranks first: ECE judges probabilities, not the threshold
     return {
         "n": int(y.size),
         "threshold": threshold,
         "accuracy": _safe(skm.accuracy_score, y, pred),
         "balanced_accuracy": _safe(skm.balanced_accuracy_score, y, pred),
-        "precision": _safe(skm.precision_score, y, pred, zero_division=0),
-        "recall": _safe(skm.recall_score, y, pred, zero_division=0),
-        "f1": _safe(skm.f1_score, y, pred, zero_division=0),
+        # 0/0 (no positive predicted; no positive in the table) is undefined (None), not 0, which reads as a
+        # classifier that misses every positive (a cohort or --by group of controls alone)
+        "precision": _safe(skm.precision_score, y, pred, zero_division=np.nan),
+        "recall": _safe(skm.recall_score, y, pred, zero_division=np.nan),
+        "f1": _safe(skm.f1_score, y, pred, zero_division=np.nan),
         "roc_auc": _safe(skm.roc_auc_score, y, p),
         "average_precision": _average_precision(y, p),
         "mcc": _mcc(y, pred),
         "log_loss": _safe(skm.log_loss, y, p_clip, labels=[0, 1]),
         "brier": _safe(skm.brier_score_loss, y, p),
-        "ece": expected_calibration_error(pred == y, np.where(pred == 1, p, 1 - p)),
+        "ece": expected_calibration_error(top == y, np.maximum(p, 1 - p)),
         "positive_class": str(classes[1]) if len(classes) > 1 else None,
         "confusion_matrix": skm.confusion_matrix(y, pred, labels=[0, 1]).tolist(),
     }
+
+
+def _one_vs_rest_auc(y: np.ndarray, P: np.ndarray, support: np.ndarray) -> list[float | None]:
+    """ROC AUC of each class against the rest (None for a class absent, or alone, in ``y``), as
+    scikit-learn's roc_auc_score(y == k, P[:, k]) computes it, through the Mann-Whitney U statistic: ranks of
+    one sort per column (ties at their mean rank, counted 1/2) instead of K calls whose input checks doubled
+    the time of a bootstrap resample."""
+    from scipy.stats import rankdata  # scipy comes with scikit-learn
+
+    n = y.size
+    ranks = rankdata(P, axis=0)  # (n, K)
+    out = []
+    for k, n_pos in enumerate(support.tolist()):
+        if not 0 < n_pos < n:
+            out.append(None)
+            continue
+        u = ranks[y == k, k].sum() - n_pos * (n_pos + 1) / 2
+        out.append(float(u / (n_pos * (n - n_pos))))
+    return out
+
+
+def _undefined_as_none(v: float) -> float | None:
+    return None if not np.isfinite(v) else float(v)
 
 
 def _multiclass(y, P, classes):
     K = P.shape[1]
     pred = P.argmax(axis=1)
     labels = list(range(K))
-    prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
-    present = np.unique(y)
-    auc = None
-    if present.size == K:
-        auc = _safe(skm.roc_auc_score, y, P, multi_class="ovr", labels=labels)
+    # a class never predicted has no precision, one absent from the table no recall: None (shown as —), not 0
+    prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=np.nan)
+    # one-vs-rest ROC AUC of each class present (an absent class has no positives: undefined), and their mean,
+    # which is scikit-learn's roc_auc_score(multi_class="ovr") when every class is present
+    class_auc = _one_vs_rest_auc(y, P, support)
+    defined = [a for a in class_auc if a is not None]
     return {
         "n": int(y.size),
         "accuracy": _safe(skm.accuracy_score, y, pred),
@@ -243,7 +273,9 @@ def _multiclass(y, P, classes):
         # as scikit-learn's default label set leaves it, rather than counted as 0
         "f1_macro": _safe(skm.f1_score, y, pred, average="macro", labels=labels, zero_division=np.nan),
         "f1_weighted": _safe(skm.f1_score, y, pred, average="weighted", labels=labels, zero_division=0),
-        "roc_auc_ovr": auc,
+        # macro mean over the classes present (a cohort without a rare subtype keeps an AUC of the others;
+        # `evaluate` names the classes left out)
+        "roc_auc_ovr": float(np.mean(defined)) if len(defined) > 1 else None,
         "mcc": _mcc(y, pred),  # Gorodkin's multiclass MCC
         "log_loss": _safe(skm.log_loss, y, np.clip(P, 1e-15, 1.0), labels=labels),
         # multiclass Brier: the squared distance of the probability vector from the one-hot truth, summed over
@@ -251,8 +283,8 @@ def _multiclass(y, P, classes):
         "brier": _safe(skm.brier_score_loss, y, P, labels=labels),
         "ece": expected_calibration_error(pred == y, P.max(axis=1)),
         "per_class": [
-            {"class": str(classes[k]), "precision": float(prec[k]), "recall": float(rec[k]),
-             "f1": float(f1[k]), "support": int(support[k])}
+            {"class": str(classes[k]), "precision": _undefined_as_none(prec[k]), "recall": _undefined_as_none(rec[k]),
+             "f1": _undefined_as_none(f1[k]), "roc_auc": class_auc[k], "support": int(support[k])}
             for k in labels
         ],
         "confusion_matrix": skm.confusion_matrix(y, pred, labels=labels).tolist(),

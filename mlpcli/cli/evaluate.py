@@ -156,6 +156,17 @@ def write_risk_coverage(doc: dict, path: str, title: str) -> None:
     plot_risk_coverage(path, doc["risk_coverage"], chosen=chosen, title=title)
 
 
+def _show(con, table: Table) -> None:
+    """A table under its title on a line of its own: rich wraps a title to the table's width, which broke
+    "Metrics on 168 samples (multiclass, 4 classes)" over two lines above a two-column table."""
+    from rich.text import Text
+
+    title, table.title = table.title, None
+    if title:
+        con.print(Text(title, style="table.title"), soft_wrap=True)
+    con.print(table)
+
+
 def render(result, model_path: str, data_file: str) -> None:
     con = stdout_console()
     m = result.metrics
@@ -167,16 +178,16 @@ def render(result, model_path: str, data_file: str) -> None:
         what = f"multiclass, {len(result.classes)} classes"
     else:
         what = f"regression, {len(result.classes)} target{'s' * (len(result.classes) > 1)}"
-    con.print(_metrics_table(result, f"Metrics on {result.n:,} samples ({what})"))
+    _show(con, _metrics_table(result, f"Metrics on {result.n:,} sample{'s' * (result.n != 1)} ({what})"))
     if result.task == "multiclass":
-        con.print(_per_class_table(m["per_class"], "class", "Per class"))
-        con.print(_confusion_table(m["confusion_matrix"], m["classes"]))
+        _show(con, _per_class_table(m["per_class"], "class", "Per class"))
+        _show(con, _confusion_table(m["confusion_matrix"], m["classes"]))
     elif result.task == "binary":
-        con.print(_confusion_table(m["confusion_matrix"], [str(c) for c in result.classes]))
+        _show(con, _confusion_table(m["confusion_matrix"], [str(c) for c in result.classes]))
     elif result.task == "multilabel":
-        con.print(_per_class_table(m["per_label"], "label", "Per label"))
+        _show(con, _per_class_table(m["per_label"], "label", "Per label"))
     elif m.get("per_target"):
-        con.print(_per_class_table(m["per_target"], "target", "Per target"))
+        _show(con, _per_class_table(m["per_target"], "target", "Per target"))
     cal = result.calibration
     if cal is not None:
         ece = (f", ECE {fmt(cal['ece_before'], 'loss')} → {fmt(cal['ece_after'], 'loss')}"
@@ -185,11 +196,11 @@ def render(result, model_path: str, data_file: str) -> None:
                   f"→ {fmt(cal['log_loss_after'], 'loss')}{ece} (without → with the temperature)", soft_wrap=True)
     if result.trust is not None:
         for table in _trust_tables(result.trust):
-            con.print(table)
+            _show(con, table)
     if result.groups:
-        con.print(_by_table(result))
+        _show(con, _by_table(result))
     if result.shift is not None and result.shift.shifted:
-        con.print(shift_table(result.shift, 10))
+        _show(con, shift_table(result.shift, 10))
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
@@ -224,7 +235,12 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
 
     Binary: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, average precision, MCC,
     log loss, Brier score, ECE. Multiclass: accuracy, balanced accuracy, macro/weighted F1,
-    one-vs-rest ROC AUC, MCC, log loss, Brier score, ECE, per-class table, confusion matrix.
+    one-vs-rest ROC AUC (macro mean over the classes the table holds), MCC, log loss, Brier score
+    (summed over classes, 0 to 2), ECE, per-class precision, recall, F1 and ROC AUC, confusion matrix.
+    ECE is top-label: 15 equal-width bins of the first-ranked class's probability (binary: max(p, 1 - p),
+    whatever --threshold), the share of samples in each bin times |accuracy - mean probability|.
+    A metric undefined on the table (ROC AUC of a class it lacks, recall without positives) is —
+    (null in JSON).
     Multi-label: micro/macro F1, Hamming loss, log loss (binary cross-entropy averaged over labels),
     and per label ROC AUC, average precision and log loss.
     Regression: RMSE, MAE, R², Pearson and Spearman r. --by on a numeric column with more than 10

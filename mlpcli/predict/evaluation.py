@@ -222,7 +222,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     overall = metrics.compute(task, y, proba, classes, threshold)
     result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main,
                               threshold=threshold if task in ("binary", "multilabel") else None, by=by,
-                              shift=run.shift, notes=[*filter(None, [target_note]), *run.notes],
+                              shift=run.shift, notes=[*filter(None, [target_note]), *run.notes,
+                                                      *filter(None, [_absent_note(task, y, classes)])],
                               warnings=run.warnings,
                               calibration=_calibration_effect(model, out, y, classes, threshold, overall))
     groups = meta.get("group")
@@ -231,12 +232,18 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         unit_name = f"{run.plan.roles.group} groups" if groups is not None else "rows"
         units = _Units.of(groups, np.arange(len(y)))
         result.bootstrap = {"resamples": int(bootstrap), "unit": unit_name, "n_units": len(units), "seed": seed}
-        picks = rng.integers(0, len(units), size=(bootstrap, len(units)))  # (resamples, units)
-        jobs = n_jobs if n_jobs is not None else (_read_workers() if bootstrap >= _PARALLEL_BOOTSTRAP else 1)
-        draws = _bootstrap(task, y, proba, classes, threshold, units, picks, max(1, int(jobs)), progress)
-        result.ci = {k: _percentile_ci([d.get(k) for d in draws], bootstrap) for k in _scalars(overall)}
-        result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
-                            "95 % percentile intervals")
+        if len(units) < 2:
+            # every resample of one patient is that patient's rows: intervals of width 0 would read as certainty
+            result.ci = {k: None for k in _scalars(overall)}
+            result.notes.append(f"bootstrap: the table holds one {unit_name.removesuffix('s')}, so every resample "
+                                "is the same rows and gives no interval (—)")
+        else:
+            picks = rng.integers(0, len(units), size=(bootstrap, len(units)))  # (resamples, units)
+            jobs = n_jobs if n_jobs is not None else (_read_workers() if bootstrap >= _PARALLEL_BOOTSTRAP else 1)
+            draws = _bootstrap(task, y, proba, classes, threshold, units, picks, max(1, int(jobs)), progress)
+            result.ci = {k: _percentile_ci([d.get(k) for d in draws], bootstrap) for k in _scalars(overall)}
+            result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
+                                "95 % percentile intervals")
         outside = [k for k, ci in result.ci.items() if ci is not None and isinstance(overall.get(k), (int, float))
                    and math.isfinite(overall[k]) and not ci[0] <= overall[k] <= ci[1]]
         if outside:  # ECE above all: resampled rows repeat, and repeats fill bins with agreeing errors
@@ -295,6 +302,29 @@ def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleF
                      roles={**(model.roles or {}), "target": list(given)})
     return reader, roles, (f"--target: the table's {_quoted(given, 10)} read as the model's {_quoted(own, 10)}"
                            + (" (in that order)" if len(own) > 1 else ""))
+
+
+def _absent_note(task: str, y: np.ndarray, classes: list) -> str | None:
+    """What the table's missing classes leave undefined (shown as —), or None when it holds every class: a
+    cohort of controls alone has no ROC AUC; one without a rare subtype averages the one-vs-rest AUC over the
+    classes it holds."""
+    if task not in ("binary", "multiclass") or len(y) == 0:
+        return None
+    support = np.bincount(y.reshape(-1).astype(np.int64), minlength=len(classes))
+    absent = [c for c, k in zip(classes, support) if k == 0]
+    if not absent:
+        return None
+    if task == "binary":
+        held = int(np.argmax(support))  # no positive (class 1): no recall or average precision either
+        undefined = "ROC AUC and MCC" if held else "ROC AUC, average precision, recall and MCC"
+        return f"the table holds class {str(classes[held])!r} alone: {undefined} are undefined (—)"
+    present = [c for c, k in zip(classes, support) if k > 0]
+    if len(present) == 1:
+        return f"the table holds class {str(present[0])!r} alone: ROC AUC, MCC and the other classes' recall are " \
+               "undefined (—)"
+    return (f"{len(absent)} of the model's {len(classes)} classes absent from the table ({_quoted(absent)}): their "
+            f"recall and ROC AUC are undefined (—); ROC AUC (one-vs-rest) is the mean over the {len(present)} "
+            "classes present")
 
 
 def _trust_notes(doc: dict) -> list[str]:
