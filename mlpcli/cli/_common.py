@@ -474,10 +474,16 @@ def check_stdout_open(what: str) -> None:
                                    "started; redirect it to a file (> FILE) instead")
 
 
+def json_text(doc) -> str:
+    """A command's JSON document as text, for standard output or a file alike: NumPy values as plain numbers
+    (``json_default``), and no NaN or infinity, which JSON parsers refuse (undefined values are null)."""
+    return json.dumps(doc, indent=2, default=json_default, allow_nan=False)
+
+
 def print_json(doc) -> None:
     check_stdout_open("--json")
     with stdout_errors("the JSON document to standard output"):
-        click.echo(json.dumps(doc, indent=2, default=json_default, allow_nan=False))
+        click.echo(json_text(doc))
 
 
 # --------------------------------------------------------------------------- shared option groups

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import click
@@ -13,7 +12,7 @@ from ..errors import ConfigError
 from ..metrics import display_name
 from ._common import (
     CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, distinct_files, fmt, fmt_interval, fmt_metric,
-    handle_errors, json_option, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
+    handle_errors, json_option, json_text, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
     stdout_console, threads_context, threads_option, write_together,
 )
 from .predict import (
@@ -299,7 +298,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
 
         files[shift_path] = table_bytes(result.shift.to_frame(), shift_path)
     if out and out != "-":
-        files[out] = (json.dumps(doc, indent=2) + "\n").encode()
+        files[out] = (json_text(doc) + "\n").encode()
 
     def last() -> None:
         # standard output (one writer at most) cannot be taken back: after the files, before they are put in place
