@@ -153,3 +153,14 @@ def test_bootstrap_of_one_patient_gives_no_interval(perfect, tmp_path):  # noqa:
     two.to_csv(tmp_path / "three_patients.csv", index=False)
     doc = evaluate_json(model, str(tmp_path / "three_patients.csv"), "--bootstrap", "20")
     assert doc["bootstrap"]["n_units"] == 3 and doc["ci"]["log_loss"] is not None  # as before
+
+
+def test_by_a_column_of_distinct_text_values_is_refused(perfect, tmp_path):  # noqa: F811
+    """`--by sample_id` made one group per sample: a table of metrics on one sample each (scikit-learn called
+    once per sample: minutes on 100,000 cells) that says nothing about groups. Patients (several samples
+    each) are still groups."""
+    model, data_path, df = perfect("multiclass", seed=3)
+    df.assign(sample_id=[f"S{i}" for i in range(len(df))]).to_csv(tmp_path / "ids.csv", index=False)
+    res = run(["evaluate", model, str(tmp_path / "ids.csv"), "--by", "sample_id"])
+    assert res.exit_code == 2 and f"--by sample_id: every one of its {len(df):,} values is different" in res.output
+    assert evaluate_json(model, data_path, "--by", "patient_id")["groups"]

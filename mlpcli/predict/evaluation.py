@@ -373,7 +373,13 @@ def _binned(values: np.ndarray, by: str, notes: list[str]) -> np.ndarray:
     present = (series.notna() & ~series.astype(str).str.strip().isin(["", "NA", "nan"])).to_numpy()
     numbers = pd.to_numeric(series[present], errors="coerce").to_numpy(dtype=np.float64)
     distinct = np.unique(numbers)
-    if np.isnan(numbers).any() or len(distinct) <= BY_MAX_NUMERIC_VALUES:
+    if np.isnan(numbers).any():  # text: each value a group, unless every sample has its own (an id column)
+        n_present = int(present.sum())
+        if n_present > BY_MAX_NUMERIC_VALUES and series[present].astype(str).nunique() == n_present:
+            raise OptionError(f"--by {by}: every one of its {n_present:,} values is different, one group per sample "
+                              "(an id column?); --by takes a column that groups samples: a batch, site or patient")
+        return values
+    if len(distinct) <= BY_MAX_NUMERIC_VALUES:
         return values
     codes = np.asarray(pd.qcut(numbers, BY_BINS, labels=False, duplicates="drop"), dtype=np.int64)
     used = np.unique(codes)
