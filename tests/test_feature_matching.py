@@ -117,8 +117,10 @@ def test_fill_missing_alone_never_predicts_from_no_features(model, tmp_path):
     foreign = cohort.rename(columns={ensembl(j): f"gene{j}" for j in range(N_FEATURES)})
     path, out = write(foreign, tmp_path), tmp_path / "p.csv"
     res = run(["predict", model_path, path, "-o", str(out)])
-    # the error that suggests --fill-missing states its limit
-    assert_clean_error(res, "lacks 20 of the 20 features", "(100 %)", "at most 10 %", "--max-missing 1")
+    # most features absent: the table is questioned, not filled (filling them all predicts the training average)
+    assert_clean_error(res, "lacks 20 of the 20 features", "(100 %)", "has 0 of the model's features",
+                       "the same gene identifiers")
+    assert "--max-missing" not in res.output
     res = run(["predict", model_path, path, "-o", str(out), "--fill-missing", "mean"])
     assert_clean_error(res, "lacks 20 of the 20 features", "fills at most 10 %", "rest on 0 features",
                        "--max-missing 1")

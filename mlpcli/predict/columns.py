@@ -211,7 +211,12 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         if fill_missing != "mean":
             if not can_fill:
                 raise DataError(f"{lacks}; add them: the check needs every feature the network uses{hint}")
-            if share <= limit:
+            if share > 0.5:  # filling most of them would predict the training average, not these samples
+                fix = (f"it has {int(present.sum()):,} of the model's features: is it the kind of table the model was "
+                       "trained on (the same platform or panel, the same gene identifiers as column names)? Filling "
+                       "most features with their training means would predict from the training average, not from "
+                       "these samples")
+            elif share <= limit:
                 fix = (f"add them, or pass --fill-missing mean to fill them with their training means (it fills at "
                        f"most {_percent(DEFAULT_MAX_MISSING)} of the features unless --max-missing FRACTION raises "
                        "the limit)")
