@@ -486,19 +486,11 @@ def _label_column(df: pd.DataFrame, name: str | None, flag: str, id_column: str 
         return None
     col = df[name]
     if col.isna().any():
-        raise DataError(f"{flag} column {name!r} has {int(col.isna().sum())} missing values; "
-                        f"{_first_row(df, col.isna().to_numpy(), id_column)}; fill them or use --no-group")
+        where = _CellPlace(df, id_column, name)
+        raise DataError(f"{where.source}{flag} column {name!r} has {int(col.isna().sum())} missing values; "
+                        f"{_first_row(df, col.isna().to_numpy(), id_column, where)}; fill them or use --no-group")
     return np.asarray([_label_key(v) for v in col], dtype=object)
 
-
-def _first_row(df: pd.DataFrame, mask: np.ndarray, id_column: str | None) -> str:
-    """Where the first row of `mask` (n,) is, "the first is row 4 (id 'GSM1003')", with the id from
-    `id_column` when the frame has it."""
-    i = int(np.flatnonzero(mask)[0])
-    where = f"the first is row {i + 1}"
-    if id_column is not None and id_column in df.columns and pd.notna(df[id_column].iloc[i]):
-        where += f" (id {str(df[id_column].iloc[i])!r})"
-    return where
 
 
 def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.ndarray | None:
@@ -510,6 +502,17 @@ def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.nda
     if missing:
         warn.append(f"--batch column {name!r} has {missing} missing values; they are counted as batch 'NA'")
     return np.asarray(["NA" if pd.isna(v) else _label_key(v) for v in col], dtype=object)
+
+
+def _first_row(df: pd.DataFrame, mask: np.ndarray, id_column: str | None, place: "_CellPlace") -> str:
+    """Where the first row of `mask` (n,) is, "the first is row 4 (id 'GSM1003')", with the id from
+    `id_column` when the frame has it; "the first is the sample with id 'GSM1003'" when `place` is a sample
+    sheet's (the frame's rows are not the sheet's)."""
+    i = int(np.flatnonzero(mask)[0])
+    has_id = id_column is not None and id_column in df.columns and pd.notna(df[id_column].iloc[i])
+    if place.joined and has_id:
+        return f"the first is the sample with id {str(df[id_column].iloc[i])!r}"
+    return f"the first is row {i + 1}" + (f" (id {str(df[id_column].iloc[i])!r})" if has_id else "")
 
 
 # ── target and task ──────────────────────────────────────────────────────────────────────────────────────
@@ -526,9 +529,11 @@ def _target(
     missing = frame.isna().any(axis=1)
     if missing.any():
         per_col = [(t, int(frame[t].isna().sum())) for t in targets if frame[t].isna().any()]
+        where = _CellPlace(df, id_column, per_col[0][0])
         raise DataError(
-            f"target has missing values in {int(missing.sum())} rows ({_counted(per_col)}); "
-            f"{_first_row(df, missing.to_numpy(), id_column)}; drop those rows, or predict them with `mlpcli predict`"
+            f"{where.source}target has missing values in {int(missing.sum())} rows ({_counted(per_col)}); "
+            f"{_first_row(df, missing.to_numpy(), id_column, where)}; drop those rows, or predict them with "
+            "`mlpcli predict`"
         )
     if task == "auto":
         task = _infer_task(frame, targets, classes, notes)
@@ -538,7 +543,7 @@ def _target(
                             "use --task multilabel for several 0/1 columns")
         y, labels = _encode_classes(frame[targets[0]], targets[0], task, classes, warn)
         return y, task, labels
-    where = _CellPlace(df, id_column)
+    where = _CellPlace(df, id_column, targets[0])
     if task == "multilabel":
         return _multilabel_target(frame, targets, classes, warn, where), task, list(targets)
     return _regression_target(frame, targets, classes, where), task, list(targets)
@@ -547,17 +552,27 @@ def _target(
 class _CellPlace:
     """Where a cell of a table is, for messages: the file (the reader's SOURCE_ATTR) and the 1-based row with
     its sample id; without the file (a table joined to a sample sheet: its rows are not the file's) the sample
-    id alone when there is one."""
+    id alone when there is one. A cell of `column`, joined from a sample sheet (``_JOINED_ATTR``), is the
+    sheet's: named by the sheet and its sample id."""
 
-    def __init__(self, df: pd.DataFrame, id_column: str | None = None):
-        self.source = f"{df.attrs[SOURCE_ATTR]}: " if SOURCE_ATTR in df.attrs else ""
+    def __init__(self, df: pd.DataFrame, id_column: str | None = None, column: str | None = None):
+        sheet = df.attrs.get(_JOINED_ATTR, {}).get(column) if column is not None else None
+        name = f"--samples {sheet}" if sheet is not None else df.attrs.get(SOURCE_ATTR)
+        self.source = f"{name}: " if name else ""
+        self.joined = sheet is not None
+        self.file_rows = sheet is None and bool(name)  # rows numbered as the file's
         self.ids = df[id_column] if id_column is not None and id_column in df.columns else None
 
     def row(self, i: int) -> str:
         if self.ids is None:
             return f"row {i + 1}"
         sample = repr(str(self.ids.iloc[i]))
-        return f"row {i + 1} (id {sample})" if self.source else f"sample {sample}"
+        return f"row {i + 1} (id {sample})" if self.file_rows else f"sample {sample}"
+
+
+# DataFrame.attrs key of {column: the sample sheet (--samples) it was joined from}: a message about a label or
+# group cell names the file it is in
+_JOINED_ATTR = "mlpcli.joined"
 
 
 def _is_number_column(col: pd.Series) -> bool:
@@ -579,8 +594,8 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
             notes.append(f"task: regression (inferred: {len(targets)} numeric target columns; --task to override)")
             return "regression"
         bad = [t for t in targets if not _is_number_column(frame[t]) and not _is_zero_one(frame[t])]
-        raise DataError(f"several target columns must all be 0/1 (multi-label) or numeric (regression); "
-                        f"{_quoted(bad)} is neither")
+        raise DataError(f"{_CellPlace(frame, column=targets[0]).source}several target columns must all be 0/1 (multi-label) or numeric "
+                        f"(regression); {_quoted(bad)} {'is' if len(bad) == 1 else 'are'} neither")
     name = targets[0]
     col = frame[name]
     if classes is not None:  # a trained classifier's labels were given: keep its task family
@@ -599,7 +614,7 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
             notes.append(f"task: regression (inferred: {name!r} is numeric with {why}; --task to override)")
             return "regression"
     if n_distinct < 2:
-        raise DataError(f"target {name!r} has a single class ({_quoted(pd.unique(values), 1)}); "
+        raise DataError(f"{_CellPlace(frame, column=name).source}target {name!r} has a single class ({_quoted(pd.unique(values), 1)}); "
                         "a classifier needs at least 2 classes")
     task = "binary" if n_distinct == 2 else "multiclass"
     notes.append(f"task: {task} (inferred from {n_distinct} classes in {name!r}; --task to override)")
@@ -626,7 +641,7 @@ def _check_stray_text(col: pd.Series, name: str) -> None:
     if not _looks_continuous(kept, len(np.unique(kept))):
         return
     i = int(np.argmax(text))
-    where = _CellPlace(col.to_frame())
+    where = _CellPlace(col.to_frame(), column=name)
     raise DataError(f"{where.source}target {name!r} holds numbers but for {k} cell{'s' * (k > 1)} of text, the first "
                     f"{str(col.iloc[i])!r} at {where.row(i)}; fix {'them' if k > 1 else 'it'}, or give --task "
                     "multiclass to take its values as classes")
@@ -645,14 +660,15 @@ def _encode_classes(
 ) -> tuple[np.ndarray, list]:
     """(y (n,) int64 indices into the labels, labels)."""
     values = col.to_numpy()
+    source = _CellPlace(col.to_frame(), column=name).source
     if classes is None:
         labels = _sorted_labels(values)
         if len(labels) < 2:
-            raise DataError(f"target {name!r} has a single class ({_quoted(labels, 1)}); "
+            raise DataError(f"{source}target {name!r} has a single class ({_quoted(labels, 1)}); "
                             "a classifier needs at least 2 classes")
         if task == "binary" and len(labels) != 2:
-            raise DataError(f"--task binary needs 2 classes, but {name!r} has {len(labels)}: {_quoted(labels)}; "
-                            "use --task multiclass")
+            raise DataError(f"{source}--task binary needs 2 classes, but {name!r} has {len(labels)}: "
+                            f"{_quoted(labels)}; use --task multiclass")
     else:
         labels = list(classes)
         if task == "binary" and len(labels) != 2:
@@ -663,7 +679,7 @@ def _encode_classes(
         keys = _numeric_fallback(keys, index)
     unknown = [k for k in dict.fromkeys(keys) if k not in index]
     if unknown:
-        raise DataError(f"target {name!r} holds labels the model does not know: {_quoted(unknown)}; "
+        raise DataError(f"{source}target {name!r} holds labels the model does not know: {_quoted(unknown)}; "
                         f"its classes are {_quoted(labels, 8)}")
     y = np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
     if classes is None:
@@ -945,6 +961,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                 frame, keep = join.apply(frame)
                 X = _keep_rows(X, keep)
                 notes += join.notes
+                frame.attrs[_JOINED_ATTR] = {c: sheet.path for c in join.joined}
             if join is None:  # a target cell that does not fit names the file (with a sheet, it is the sheet's)
                 frame.attrs.setdefault(SOURCE_ATTR, src.name)
             return Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X)), \
@@ -961,6 +978,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     if join is not None:
         frame, _ = join.apply(frame)
         notes += join.notes
+        frame.attrs[_JOINED_ATTR] = {c: sheet.path for c in join.joined}
     return Dataset.from_frame(frame, roles, task=task, classes=classes), notes
 
 

@@ -433,22 +433,25 @@ def _unnamed(position: int) -> str:
     return f"{_UNNAMED}{position + 1}"
 
 
-def _header_names(cells: Sequence[Any], source: str) -> tuple[list[str], list[str]]:
-    """(column names, notes): row names named, other empty cells given stand-in names, repeats refused."""
+def _header_names(cells: Sequence[Any], source: str) -> tuple[list[str], list[str], bool]:
+    """(column names, notes, whether the first column is row names read as `sample_id`): row names named,
+    other empty cells given stand-in names, repeats refused. Beside a `sample_id` column the row names keep a
+    stand-in name: ``_check_unnamed`` ignores them when they are row numbers."""
     names = [str(c) for c in cells]
     _check_unique_header(names, source, False)
     notes = []
-    if names and not names[0].strip():
-        if DEFAULT_ID in names[1:]:
-            raise DataError(f"{source}: header cell 1 is empty (R's row names?) and another column is already named "
-                            f"{DEFAULT_ID!r}; give the first column a name")
+    row_names = bool(names) and not names[0].strip()
+    if row_names and DEFAULT_ID in names[1:]:
+        names[0] = _unnamed(0)
+        row_names = False
+    elif row_names:
         names[0] = DEFAULT_ID
         notes.append(f"{source}: the first column has no name (R's write.csv row names): read as the sample ids, "
                      f"{DEFAULT_ID!r}")
     for j in range(1, len(names)):
         if not names[j].strip():
             names[j] = _unnamed(j)
-    return names, notes
+    return names, notes, row_names
 
 
 def _check_unnamed(frame: pd.DataFrame, source: str, row_names: bool, names: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -464,6 +467,15 @@ def _check_unnamed(frame: pd.DataFrame, source: str, row_names: bool, names: Seq
                             "names (sample ids); give the first column a name")
     empty = [c for c in frame.columns if str(c).startswith(_UNNAMED)]
     position = {n: j for j, n in enumerate(names)}
+    first = [c for c in empty if position[c] == 0 and frame[c].notna().any()]  # row names beside a sample_id column
+    if first:
+        if not _row_numbers(frame[first[0]]):
+            raise DataError(f"{source}: header cell 1 is empty (R's row names?) and another column is already named "
+                            f"{DEFAULT_ID!r}; give the first column a name")
+        frame = frame.drop(columns=first)
+        empty = [c for c in empty if c not in first]
+        notes.append(f"{source}: ignored the first column, which has no name and numbers the rows (as R's write.csv "
+                     f"and pandas' to_csv write row names by default), as the sample ids are in {DEFAULT_ID!r}")
     for c in empty:
         if frame[c].notna().any():
             j = position[c]
@@ -478,11 +490,18 @@ def _check_unnamed(frame: pd.DataFrame, source: str, row_names: bool, names: Seq
     return frame, notes
 
 
+def _row_numbers(col: pd.Series) -> bool:
+    """Whether a column holds row numbers: distinct integers in every row (R's automatic row names, 1, 2, ...,
+    also of a subset or a reordered frame; pandas' default index, 0, 1, ...)."""
+    numbers = pd.to_numeric(col, errors="coerce")
+    return bool(numbers.notna().all() and (numbers == numbers.round()).all() and numbers.is_unique)
+
+
 def _apply_header_rules(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
     """The column-name rules for a table read whole (parquet): see above."""
-    names, notes = _header_names(list(frame.columns), source)
+    names, notes, row_names = _header_names(list(frame.columns), source)
     frame = frame.set_axis(names, axis=1)
-    frame, more = _check_unnamed(frame, source, bool(notes), names)
+    frame, more = _check_unnamed(frame, source, row_names, names)
     return frame, notes + more
 
 
@@ -500,6 +519,7 @@ class TextTable:
         self.src, self.dialect, self.names = src, dialect, names
         self.notes, self.row_names, self.features_in_rows, self.header = notes, row_names, features_in_rows, header
         self._fields_checked = False
+        self.short_header = False  # a features x samples header without the feature-name column's cell
 
     @property
     def fmt(self) -> str:
@@ -524,10 +544,17 @@ class TextTable:
         notes = list(dialect.notes)
         if features_in_rows:
             _check_not_featurecounts(header, src.name)
+            short = _header_lacks_row_name_cell(header, head, complete, dialect.sep)
+            if short:
+                header = ["", *header]
+                notes.append(f"{src.name}: its header has one cell fewer than its rows (as R's write.table writes a "
+                             "matrix): the first column read as the feature names, every header cell as a sample id")
             _check_unique_header(header, src.name, True)
-            return cls(src, dialect, list(header), notes, False, True, header)
-        names, more = _header_names(header, src.name)
-        return cls(src, dialect, names, notes + more, bool(more), False, header)
+            table = cls(src, dialect, list(header), notes, False, True, header)
+            table.short_header = short
+            return table
+        names, more, row_names = _header_names(header, src.name)
+        return cls(src, dialect, names, notes + more, row_names, False, header)
 
     def _error(self, exc: BaseException) -> DataError:
         if isinstance(exc, pd.errors.EmptyDataError):
@@ -538,6 +565,10 @@ class TextTable:
 
     def _read_csv(self, **kwargs) -> pd.DataFrame:
         """The table read whole by pandas (`kwargs`: read_csv's)."""
+        if self.short_header and "names" not in kwargs:
+            # the header as ``open`` read it: with R's write.table the file's lacks the feature-name column's
+            # cell, and pandas would take that column for the index
+            kwargs.update(header=0, names=self.header)
         with _open_binary(self.src.opener(), self.src.compression) as raw:
             return self._parse(raw, **kwargs)
 
@@ -571,7 +602,7 @@ class TextTable:
         if self.features_in_rows:
             try:
                 frame = _read_feature_rows_text(self._read_csv, self.header, self.src.name, text,
-                                                self.dialect.decimal)
+                                                self.dialect.decimal, self.notes)
             except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
                 raise self._error(exc) from None
             return self._stamped(frame)
@@ -888,14 +919,18 @@ def _read_parquet(path: str, features_in_rows: bool, text: Sequence[str] = ()) -
     except ImportError:  # pragma: no cover - pyarrow is a declared dependency
         raise DataError("reading .parquet tables needs pyarrow; pip install pyarrow") from None
     try:
-        columns, notes = parquet_columns(pq.read_schema(path), path)
+        schema = pq.read_schema(path)
+        columns, notes = parquet_columns(schema, path)
         _check_unique_header([n for n, _ in columns], path, features_in_rows)
         frame = pd.read_parquet(path)
     except _PARSE_ERRORS as exc:
         raise DataError(f"cannot parse {path} as parquet: {_short_reason(exc)}") from None
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
-        # a stored index: its levels become columns, first, named as the file's fields are
-        levels = [n if n is not None else f"__index_level_{i}__" for i, n in enumerate(frame.index.names)]
+        # a stored index: its levels become columns, first, named as the file's fields are (an index named
+        # like a column, sample_id beside sample_id, is stored as __index_level_0__ but read back named)
+        stored = [str(c) for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
+        levels = stored if len(stored) == frame.index.nlevels else \
+            [n if n is not None else f"__index_level_{i}__" for i, n in enumerate(frame.index.names)]
         frame = frame.rename_axis(levels).reset_index()
     frame.columns = [str(c) for c in frame.columns]
     fields = {f for _, f in columns}
@@ -925,6 +960,16 @@ def preamble_hint(header: Sequence[Any], source: str) -> str:
 
 # featureCounts' gene annotation columns between the gene id and the samples (its output is genes x samples)
 _FEATURECOUNTS = ["Chr", "Start", "End", "Strand", "Length"]
+
+
+def _header_lacks_row_name_cell(header: Sequence[str], head: str, complete: bool, sep: str) -> bool:
+    """Whether a features x samples header lacks the feature-name column's cell: R's ``write.table(m)``
+    writes a header of the sample ids alone above rows of a name and one value per sample. Told by the first
+    rows of `head` (the text the dialect was sniffed on), which must all have one field more than the header."""
+    rows = [_split(r, sep) for r in _records(head, complete)[1:6]]
+    # rows ending in an empty field have a separator at their end instead (the header's values would shift)
+    return bool(rows) and str(header[0]).strip() != "" and all(len(r) == len(header) + 1 for r in rows) \
+        and not all(not r[-1].strip() for r in rows)
 
 
 def _check_not_featurecounts(header: Sequence[Any], source: str) -> None:
@@ -963,29 +1008,48 @@ def _check_unique_header(header: Sequence[Any], source: str, features_in_rows: b
 
 
 def _read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[str], source: str,
-                            text: Sequence[str] = (), decimal: str | None = None) -> pd.DataFrame:
+                            text: Sequence[str] = (), decimal: str | None = None,
+                            notes: list[str] | None = None) -> pd.DataFrame:
     """Features × samples text table -> samples × features frame with `sample_id` first; `read_csv(**kw)`
     reads the file with its separator and `decimal` mark; the rows named in `text` are read as text.
 
     A label row makes every sample column text, and parsing 60,000 × n cells from Python strings is slow.
     So: pass 1 reads the names and the first sample to find the text rows, pass 2 lets pandas' C parser read
     the numeric rows as floats, pass 3 reads the few text rows. If pass 2 still meets text (a row that looked
-    numeric in the first sample), fall back to one generic pass.
+    numeric in the first sample), fall back to one generic pass. Columns under an empty header cell that hold
+    no value (a separator at the end of every line, as spreadsheets export) are left out, with a line in
+    `notes`, as in a samples x features table; over values, an empty header cell is an error.
     """
     sample_ids = header[1:]
     if not sample_ids:
         raise DataError(f"{source} has no sample columns; with --features-in-rows the first column holds "
                         "feature names and every other column is one sample")
-    blank = [k + 2 for k, s in enumerate(sample_ids) if not s.strip()]
-    if blank:
-        raise DataError(f"{source}: header cell {blank[0]} is empty; every sample column needs its id there")
+    blank = [k + 1 for k, s in enumerate(sample_ids) if not s.strip()]  # 0-based columns of the file
+    kept: list[int] | None = None
 
     def read(**kwargs) -> pd.DataFrame:
         # pandas' default number parser: an ulp away from the samples x features reader for about a third of
         # 17-digit decimals; its correctly rounded one ("round_trip") read a 5,000 x 1,000 table 3 x slower
+        if kept is not None:
+            kwargs.setdefault("usecols", kept)
         return read_csv(low_memory=False, **kwargs)
 
-    first = read(usecols=[0, 1], dtype=str)
+    if blank:
+        held = read(usecols=blank, dtype=str).notna().any(axis=0).to_numpy()
+        if held.any():
+            raise DataError(f"{source}: header cell {blank[int(np.argmax(held))] + 1} is empty; every sample column "
+                            "needs its id there")
+        kept = [j for j in range(len(header)) if j not in set(blank)]
+        sample_ids = [header[j] for j in kept[1:]]
+        if not sample_ids:
+            raise DataError(f"{source} has no sample columns; with --features-in-rows the first column holds "
+                            "feature names and every other column is one sample")
+        if notes is not None:
+            notes.append(f"{source}: ignored {len(blank)} column{'s' * (len(blank) > 1)} with neither a name nor a "
+                         f"value (column {', '.join(str(j + 1) for j in blank[:5])}{', ...' if len(blank) > 5 else ''}"
+                         "; a separator at the end of each line?)")
+
+    first = read(usecols=[0, kept[1] if kept is not None else 1], dtype=str)
     if first.shape[0] == 0:
         raise DataError(f"{source} has a header but no feature rows")
     names = _check_feature_names(first.iloc[:, 0], source)
