@@ -398,3 +398,19 @@ def test_evaluate_refuses_dropping_the_column_it_scores_against(tiny, tmp_path):
     res = run(["predict", model, data, "--drop", "label", "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
     assert "ignored the target column" not in res.output
+
+
+def test_a_genes_by_samples_file_says_how_it_was_read(tiny, tmp_path):
+    """predict and evaluate read a --features-in-rows file whole, and dropped the reader's notes: a separator
+    other than the name says, an empty column from a separator at the end of every line."""
+    model, data = tiny["multiclass"]
+    df = pd.read_csv(data)
+    genes = [c for c in df.columns if c not in ("sample_id", "patient_id", "batch", "label")]
+    matrix = df.set_index("sample_id")[genes].T.rename_axis("gene").to_csv(sep=";").strip().splitlines()
+    path = tmp_path / "genes_by_samples.csv"
+    path.write_text("\n".join(line + ";" for line in matrix) + "\n")
+    res = run(["predict", model, str(path), "--features-in-rows", "-o", str(tmp_path / "p.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["notes"]
+    assert any("semicolon (';')-separated" in n for n in notes), notes
+    assert any("ignored 1 column with neither a name nor a value" in n for n in notes), notes

@@ -106,9 +106,10 @@ class _Table(ABC):
 class _FrameTable(_Table):
     """An in-memory DataFrame (a notebook's, or a transposed file read whole)."""
 
-    def __init__(self, frame: pd.DataFrame, name: str):
+    def __init__(self, frame: pd.DataFrame, name: str, notes: Sequence[str] = ()):
         self.frame = frame
         self.name = name
+        self.notes = tuple(notes)
         self.columns = [str(c) for c in frame.columns]
         if list(frame.columns) != self.columns:
             self.frame = frame.set_axis(self.columns, axis=1)
@@ -844,18 +845,19 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
         return _H5adTable(os.fspath(source), layer, raw, var_names, var_names_fallback, needed=needed)
     if features_in_rows:
         name = "standard input" if str(source) == "-" else os.fspath(source)
-        return _FrameTable(read_whole(source, features_in_rows=True, stdin=stdin, sep=sep, decimal=decimal, text=text),
-                           name)
+        frame, notes = read_whole(source, features_in_rows=True, stdin=stdin, sep=sep, decimal=decimal, text=text)
+        return _FrameTable(frame, name, notes)
     return _open_file(source, stdin, sep=sep, decimal=decimal)
 
 
 def read_whole(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
-               decimal: str | None = None, text: Sequence[str] = ()) -> pd.DataFrame:
-    """A whole table read by `data.read_table` (every command's formats and layouts; each row of a text
-    table checked to have the header's number of fields, as the streamed reader checks them); `text`: the
-    columns read as written (ids, labels), where present."""
-    return data.read_table(source, features_in_rows=features_in_rows, stdin=stdin, sep=sep, decimal=decimal,
-                           text=text)
+               decimal: str | None = None, text: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+    """(a whole table read by `data.read_table_with_notes` (every command's formats and layouts; each row of a
+    text table checked to have the header's number of fields, as the streamed reader checks them), the notes
+    on how it was read: a detected separator or decimal mark, columns ignored); `text`: the columns read as
+    written (ids, labels), where present."""
+    return data.read_table_with_notes(source, features_in_rows=features_in_rows, stdin=stdin, sep=sep,
+                                      decimal=decimal, text=text)
 
 
 def _stream_table(name: str, stream, raw, check_header: bool, sep: str | None, decimal: str | None) -> "_TextTable":

@@ -1087,7 +1087,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         name = str(frame)
         if roles is not None:  # --layer, --raw, --var-names: .h5ad options, refused for a table as predict does
             data.h5ad.check_options(frame, roles.layer, roles.raw, roles.var_names)
-        table = read_whole(frame, features_in_rows=bool(roles and roles.features_in_rows),
+        table, read_notes = read_whole(frame, features_in_rows=bool(roles and roles.features_in_rows),
                            sep=roles.sep if roles else None, decimal=roles.decimal if roles else None,
                            text=_role_names(model, roles))
     # the sheet's id column: --id as given (a cell file's default id, obs_names or barcode, is not the sheet's)
