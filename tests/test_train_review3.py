@@ -136,7 +136,8 @@ def _validation(tmp_path, change) -> str:
 
 @pytest.mark.parametrize("change, words", [
     (lambda df: df.__setitem__("f02", df["f02"].where(df.index != 3)), "missing values in 1 feature columns: 'f02'"),
-    (lambda df: df.__setitem__("label", df["label"].where(df.index != 3, "other")), "'other'"),
+    (lambda df: df.__setitem__("label", df["label"].where(df.index != 3, "other")),
+     "labels the training table does not have: 'other'"),
     (lambda df: df.__setitem__("label", df["label"].where(df.index != 3)), "missing values"),
 ], ids=["missing-feature", "unknown-class", "missing-label"])
 def test_val_data_errors_name_the_validation_file(tmp_path, change, words):

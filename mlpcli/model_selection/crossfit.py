@@ -122,10 +122,14 @@ def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
     except DataError as exc:
         # the reader's errors name a column, a row, a label, not always the file: said of the training
         # table, "missing values in 'f02'" or "labels the model does not know" sent users to the wrong file
-        path = str(options.val_data)
-        if "--val-data" in str(exc) or path != "-" and path in str(exc):  # "-" is in many a message
+        path, message = str(options.val_data), str(exc)
+        if path != "-" and message.startswith(f"{path}: "):  # named by its path: by its option too
+            message = message[len(path) + 2:]
+        elif "--val-data" in message or path != "-" and path in message:  # "-" is in many a message
             raise
-        raise type(exc)(f"{source}: {exc}") from None
+        # the classes it is checked against are the training table's: no model exists yet
+        message = message.replace("labels the model does not know", "labels the training table does not have")
+        raise type(exc)(f"{source}: {message}") from None
     given = list(val_ds.feature_names)
     val_ds = data.align_features(val_ds, ds.feature_names, source)
     if len(given) > len(ds.feature_names):
