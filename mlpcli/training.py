@@ -158,7 +158,10 @@ class EarlyStopping:
     def update(self, epoch: int, value: float, net: MLP) -> bool:
         """Record epoch ``epoch``'s value; return True when training should stop."""
         self.values.append(float(value))
-        first = self.best_state is None
+        # The first epoch is kept whatever its value, so that there are weights to restore; a NaN kept that way
+        # (a validation pass that overflowed) gives way to the first epoch with a number, which no comparison
+        # with NaN would ever let through.
+        first = self.best_state is None or (math.isnan(self.best) and not math.isnan(value))
         if value < self.best - self.min_delta or first:
             if first or value < self.best - self.min_delta - self.growth_noise * self.noise():
                 self.grown_epoch = epoch
@@ -190,6 +193,7 @@ class EarlyStopping:
         return self.patience + self.grown_epoch // 2
 
     def restore(self, net: MLP) -> None:
+        """Copy the weights of ``best_epoch`` back into ``net`` (nothing before the first update)."""
         if self.best_state is not None:
             net.set_state(self.best_state)
 
@@ -362,7 +366,8 @@ def run_epoch(
     # zero-mean noise of variance s^2 acts as the same ridge penalty (Bishop 1995), and NumPy draws float32
     # uniforms 4x faster than normals, which cost 7x the network's own matrix multiplies on a minibatch of
     # 2,000 genes (the README job: 9 ms of noise per epoch -> 2.5 ms)
-    noise = np.empty((batch_size + 2, X.shape[1]), dtype=net.dtype) if augment_noise > 0 else None  # +2: a joined tail
+    # +2: a joined tail; never more rows than X has (a batch size beyond them is one batch of every row)
+    noise = np.empty((min(batch_size + 2, X.shape[0]), X.shape[1]), dtype=net.dtype) if augment_noise > 0 else None
     for idx in _iterate_minibatches(X.shape[0], batch_size, rng, 2 if net.batchnorm else 1):
         Xb = _gather(net, X, idx)
         if noise is not None:
@@ -397,8 +402,8 @@ def _rows(X, start: int, stop: int) -> np.ndarray:
 
 
 def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_weight=None, batch_size: int = 4096):
-    """Inference-mode loss and raw outputs over X (dense, or sparse densified chunk by chunk), in chunks to
-    bound memory."""
+    """(loss, raw outputs (n, k)): the inference-mode loss over X (n, d) (dense, or sparse densified chunk by
+    chunk), in chunks of ``batch_size`` rows to bound memory."""
     outs = [net.forward(_rows(X, s, s + batch_size)) for s in range(0, X.shape[0], batch_size)]
     out = np.concatenate(outs, axis=0) if outs else np.zeros((0, net.n_outputs), dtype=net.dtype)
     return loss.forward(out, y, sample_weight), out

@@ -58,7 +58,9 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
     """Check every analytic gradient against central finite differences in float64.
 
     Covers each activation, each loss with its parameters, Dense, BatchNorm, Dropout (fixed
-    mask), the L1/L2 penalties and whole networks under each loss. Exits 1 if anything fails.
+    mask), the L1/L2 penalties and whole networks under each loss; the activations and the
+    classification losses also at large inputs (|z| up to 1,000: saturated sigmoids, one-hot
+    softmaxes). Exits 1 if anything fails.
 
     With --model and --data, checks a trained model's own network, in a float64 copy, on a sample
     of real rows (inference mode, and training mode when it uses dropout, with a fixed mask, or

@@ -146,7 +146,7 @@ class LeakyReLU(Activation):
 
 
 class ELU(Activation):
-    """z for z >= 0, alpha (e^z - 1) otherwise;  derivative 1 for z > 0, alpha e^z for z < 0."""
+    """z for z >= 0, alpha (e^z - 1) otherwise;  derivative 1 for z > 0, alpha e^z for z < 0 (alpha at 0)."""
 
     name = "elu"
     kinks = (0.0,)  # C1 only when alpha = 1; the second derivative jumps at 0 either way
@@ -223,6 +223,7 @@ ACTIVATIONS: dict[str, type[Activation]] = {
 
 
 def names() -> list[str]:
+    """The activation names ``get`` takes, e.g. ``["identity", "sigmoid", ...]``."""
     return list(ACTIVATIONS)
 
 

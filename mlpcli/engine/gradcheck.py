@@ -18,6 +18,11 @@ itself, far above that floor.
 Inputs are drawn away from the kinks of ReLU-family activations (z = 0), MAE (o = y), Huber
 (|o - y| = delta) and hinge (s t = 1), where the derivative does not exist and a central
 difference straddling the kink would disagree with any subgradient.
+
+Every activation and the classification losses are also checked at large inputs (|z| from 3 to 1,000,
+``[large inputs]`` / ``[large logits]``): saturated sigmoids and tanh, one-hot softmaxes, confidently right and
+wrong logits. A form that takes the exp of a large number or the log of a rounded probability gives inf or NaN
+there, which fails; the saturated entries' derivatives, below the round-off floor, pass as ``near_zero``.
 """
 
 from __future__ import annotations
@@ -173,6 +178,18 @@ def _activation_checks(rng, eps, tol, atol):
         label = f"activation:{name}" + (_fmt(params) if params else "")
         note = "inputs drawn away from the kink at 0" if fn.kinks else ""
         yield check_function(label, lambda: float(np.sum(R * fn.forward(z))), {"z": z}, {"z": fn.backward(z, R)}, eps, tol, atol, note)
+    for name in act.names():  # after the others, so their draws stay those of the suite without these
+        fn = act.get(name)
+        z = _large(rng, (4, 5))
+        R = rng.normal(size=z.shape)
+        yield check_function(f"activation:{name}[large inputs]", lambda: float(np.sum(R * fn.forward(z))), {"z": z},
+                             {"z": fn.backward(z, R)}, eps, tol, atol, "|z| from 3 to 1,000")
+
+
+def _large(rng, shape) -> np.ndarray:
+    """Entries of either sign with |z| log-uniform between 3 and 1,000: where exp(|z|) overflows float64
+    (from 710) and sigmoid, tanh and softmax round to exactly 0 or 1."""
+    return rng.choice([-1.0, 1.0], size=shape) * 10.0 ** rng.uniform(0.5, 3.0, size=shape)
 
 
 def _targets(loss: loss_mod.Loss, n: int, k: int, rng) -> np.ndarray:
@@ -200,6 +217,17 @@ LOSS_VARIANTS: list[tuple[str, dict, int]] = [
     ("focal", {"gamma": 0.5, "alpha": 0.25}, 3),
     ("focal", {"gamma": 0.0}, 1),
     ("hinge", {}, 1),
+]
+
+
+# The classification losses again at large logits (``_large``), where only their stable forms stay finite.
+LARGE_LOGIT_VARIANTS: list[tuple[str, dict, int]] = [
+    ("bce", {}, 1),
+    ("bce", {"pos_weight": 3.0, "neg_weight": 0.5}, 2),
+    ("ce", {}, 4),
+    ("ce", {"label_smoothing": 0.1, "class_weight": [1.0, 2.0, 0.5, 4.0]}, 4),
+    ("focal", {}, 1),
+    ("focal", {"gamma": 0.5, "alpha": 0.25}, 2),
 ]
 
 
@@ -235,6 +263,13 @@ def _loss_checks(rng, eps, tol, atol):
             {"output": loss.backward(out, y, w)},
             eps, tol, atol, note,
         )
+    for name, params, k in LARGE_LOGIT_VARIANTS:
+        loss = loss_mod.get(name, **params)
+        out, y = _large(rng, (n, k)), _targets(loss, n, k, rng)
+        w = rng.uniform(0.5, 2.0, size=n)
+        yield check_function(_loss_label(name, params, k) + "[large logits]", lambda: loss.forward(out, y, w),
+                             {"output": out}, {"output": loss.backward(out, y, w)}, eps, tol, atol,
+                             "with sample weights; |logit| from 3 to 1,000")
 
 
 def _bind_standalone(layer):
@@ -521,8 +556,10 @@ def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = 1e-8, seed: int = 0,
 
 
 def _group_may_match(group: str, only: str) -> bool:
+    """Whether a component of ``group`` can match ``only``: every component's name starts with "group:", so
+    ``only`` must extend the group's name ("loss:ce") or begin it ("loss", "net"); other groups are not run."""
     o = only.lower()
-    return o.startswith(group) or ":" not in o
+    return o.startswith(group) or group.startswith(o)
 
 
 def _matches(component: str, only: str) -> bool:

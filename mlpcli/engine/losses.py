@@ -36,11 +36,14 @@ class Loss(ABC):
     y_kind: str = "dense"
 
     def forward(self, output: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+        """L = (1/n) sum_i w_i l_i for raw outputs (n, k), targets y ((n,) class indices for ``ce``, else the
+        output's shape) and optional weights w (n,)."""
         output = self._output(output)
         per_sample = self.per_sample(output, self._y(output, y))
         return float(np.sum(self._scale(output, sample_weight)[:, 0] * per_sample))
 
     def backward(self, output: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+        """dL/d output = (w_i / n) dl_i/d output_i, (n, k) in the output's dtype (a new array)."""
         output = self._output(output)
         grad = self.grad(output, self._y(output, y)) * self._scale(output, sample_weight)
         return grad.astype(output.dtype, copy=False)
@@ -328,6 +331,7 @@ LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (MSE, MAE, Huber, BCE,
 
 
 def names() -> list[str]:
+    """The loss names ``get`` takes, e.g. ``["mse", ..., "hinge"]``."""
     return list(LOSSES)
 
 

@@ -285,6 +285,8 @@ OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW)}
 
 
 def get(name: str, **params) -> Optimizer:
+    """The optimizer called ``name`` (``sgd``, ``adam``, ``adamw``), built with ``params`` (e.g. ``lr=1e-3``); a
+    ValueError lists the valid names or parameters."""
     try:
         cls = OPTIMIZERS[name]
     except (KeyError, TypeError):
@@ -309,6 +311,7 @@ class WeightPenalty:
         return self.l1 > 0 or self.l2 > 0
 
     def value(self, params: dict[str, np.ndarray]) -> float:
+        """R summed over the weight arrays of ``params`` (keys ``W`` or ``*.W``; the others are skipped)."""
         total = 0.0
         for key, w in params.items():
             if is_weight_key(key):
@@ -344,9 +347,20 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     norm before clipping."""
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
-    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    norm = math.sqrt(sum(_squared_norm(g) for g in grads.values()))
     if norm > max_norm:
         scale = max_norm / (norm + 1e-12)
         for g in grads.values():
             g *= scale
     return norm
+
+
+def _squared_norm(g: np.ndarray) -> float:
+    """sum g^2. A float32 dot product sums in float32, which overflows to inf from finite entries (1e18 each
+    over 1,000 entries): the clip would then scale the gradient by max_norm / inf = 0 and the step would not
+    move at all. Such a sum is taken again in float64 (a copy, only on that rare path)."""
+    s = float(np.vdot(g, g))
+    if math.isinf(s) and g.dtype != np.float64 and np.isfinite(g).all():
+        g64 = g.astype(np.float64).reshape(-1)
+        s = float(np.vdot(g64, g64))
+    return s
