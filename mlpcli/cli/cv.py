@@ -85,6 +85,11 @@ class FitProgress:
             self.console.print(f"{self.what}: {done}/{total} done")
 
 
+def folds_words(folds: int, repeats: int) -> str:
+    """What a mean ± SD is over: "5 folds", or "5 folds × 3 repeats" (the 15 fold scores; it said "15 folds")."""
+    return f"{folds} folds" if repeats == 1 else f"{folds} folds × {repeats} repeats"
+
+
 def load_for_cv(data_file: str, options, quiet: bool):
     """Read the table with the train command's roles; print what was picked up."""
     from .. import pipeline
@@ -275,15 +280,18 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
         from ..model_selection.cross_validation import mean_sd as stats
 
         inner = stats(f.inner_score for f in result.folds)
+        grouped = "grouped " if ds.groups is not None else ""
         if inner[0] is not None:
             con.print(f"new-batch forecast: {display_name(result.metric)} "
                       f"{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))} on held-out batches against "
                       f"{fmt_mean_sd(result.metric, inner[0], inner[1])} "
-                      f"{'out-of-fold' if out_of_fold else 'on a grouped validation split'} within the training "
-                      f"batches{' (grouped CV)' if out_of_fold else ''}; "
+                      # grouped only with a group column (--no-group: the rows are split one by one)
+                      f"{'out-of-fold' if out_of_fold else f'on a {grouped}validation split'} within the training "
+                      f"batches{' (grouped CV)' if out_of_fold and grouped else ''}; "
                       f"{'lower' if result.higher_is_better else 'higher'} on held-out batches means a new site will "
                       "fare worse than that within-batch estimate says", soft_wrap=True)
     con.print(f"{display_name(result.metric)}: [bold]{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))}"
-              f"[/] over {len(result.folds)} folds ({'higher' if result.higher_is_better else 'lower'} is better); "
+              f"[/] over {folds_words(result.n_folds, result.repeats)} "
+              f"({'higher' if result.higher_is_better else 'lower'} is better); "
               f"{fmt(result.seconds, 'seconds')} s"
               + (f"; out-of-fold predictions in {oof_path}" if oof_path else ""), soft_wrap=True)

@@ -13,20 +13,12 @@ from ._common import (
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_context,
 )
-from .cv import FitProgress, load_for_cv, make_plan, parallel_options
+from .cv import FitProgress, folds_words, load_for_cv, make_plan, parallel_options
 from .options import config_option, given_options, options_from_params, train_options
 
 
-def _value(v) -> str:
-    if isinstance(v, list):
-        return ",".join(map(str, v)) or "none"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
-
 def _ranked_table(result, top: int) -> Table:
-    from ..model_selection.grid import option_name
+    from ..model_selection.grid import option_name, value_text
 
     shown = result.points[:top]
     table = Table(title=f"Tuning: {len(result.points)} of {result.grid_size} grid points", title_justify="left")
@@ -40,8 +32,8 @@ def _ranked_table(result, top: int) -> Table:
         score = ("diverged" if "diverged" in p.failed else "failed") if p.failed else \
             fmt_mean_sd(result.metric, p.mean, p.sd)
         ran = [e for e in p.epochs if e is not None]
-        epochs = f"{min(ran)}–{max(ran)}" if ran else "—"
-        table.add_row(str(p.rank), *[_value(p.setting[k]) for k in result.space], score, epochs,
+        epochs = "—" if not ran else str(ran[0]) if min(ran) == max(ran) else f"{min(ran)}–{max(ran)}"
+        table.add_row(str(p.rank), *[value_text(p.setting[k]) for k in result.space], score, epochs,
                       style="bold" if p.rank == 1 else None)
     return table
 
@@ -89,10 +81,11 @@ def _nested_table(result) -> Table:
                short_help="Tune train options by grouped cross-validation.")
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
-@click.option("--grid", required=True,
+@click.option("--grid", required=True, multiple=True,
               help='Settings to try: "lr=1e-3,1e-2; l2=0,1e-4; dropout=0,0.3; hidden=64|128,64" — ";" between '
-                   'options, "," between values ("|" for hidden and class-weight). Train\'s --folds is member-folds '
-                   'here, as on this command line. A setting whose training diverges is ranked last, without a score.')
+                   'options, "," between values ("|" for hidden and class-weight); given more than once, the grids '
+                   'are combined. Train\'s --folds is member-folds here, as on this command line. A setting whose '
+                   'training diverges is ranked last, without a score.')
 @click.option("--random", "n_random", type=click.IntRange(min=1), default=None,
               help="Try N settings drawn at random from the grid (seeded by --seed) instead of all.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
@@ -147,13 +140,20 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         raise click.UsageError("--member-folds (or member-folds in --config) sets the members of the model --refit "
                                "trains; add --refit")
     try:
-        space = grid_lib.parse_grid(grid, options)
+        # --grid given twice: both grids (only the last one was tuned, the first dropped without a word)
+        space = grid_lib.parse_grid("; ".join(grid), options)
         # an option only some optimizers read, given or tuned while no setting uses one of them
         check_optimizer_options(given_options(ctx) | set(space), space.get("optimizer", [options.optimizer]))
     except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
         raise click.UsageError(str(exc)) from None
     grid_lib.check_points(space, n_random)  # a grid too large to run: refused before the data is read
     check_cv_options(options)  # --val-data, refused before the data is read too
+    try:  # values valid one by one that do not go together (batch-size=1 with batchnorm=true), as early
+        grid_lib.check_settings(options, grid_lib.choose_points(space, n_random, options.seed)[0])
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    # an option given on the command line or in --config that the grid also sets: the grid's values are used
+    replaced = [f"--{grid_lib.option_name(k)}" for k in space if k in given_options(ctx)]
     results_path = stdout_alias(results_path)  # /dev/stdout is "-"
     if out == "-":  # standard output, as for train -o and every other output (it wrote a file named "-")
         out = "/dev/stdout"
@@ -180,6 +180,9 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     with FitProgress("fits", quiet) as progress:
         result = tuning.tune(ds, options, space, folds=folds, repeats=repeats, n_random=n_random, nested=nested,
                              outer_folds=outer_folds, plan=plan, progress=progress)
+    if replaced:
+        result.notes.append(f"the grid's values replace {', '.join(replaced)} (given on the command line or in "
+                            "--config)")
     refit_doc = None
     if refit:
         try:
@@ -219,7 +222,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         con.print(f"[dim]{len(result.points) - top} more rows in --results / --json[/]")
     best = result.best
     con.print(f"best: [bold]{grid_lib.format_setting(best.setting)}[/] — {display_name(result.metric)} "
-              f"{fmt_mean_sd(result.metric, best.mean, best.sd)} over {len(best.scores)} folds",
+              f"{fmt_mean_sd(result.metric, best.mean, best.sd)} over {folds_words(result.folds, result.repeats)}",
               soft_wrap=True)
     if result.nested is not None:
         con.print(_nested_table(result))

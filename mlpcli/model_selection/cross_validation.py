@@ -31,8 +31,8 @@ from .held_out import exact_if_regression, prediction_columns
 from .splits import Fold, _group_name, _label, batch_spanning_groups, check_training_parts, kfold
 from .splits import leave_batch_out as leave_batch_out_folds
 
-__all__ = ["FoldScore", "CVResult", "fit_and_score", "cross_validate", "check_cv_options", "with_seed",
-           "mean_sd", "finite", "check_fits_memory"]
+__all__ = ["FoldScore", "CVResult", "fit_and_score", "fit_fold", "fold_name", "cross_validate", "check_cv_options",
+           "with_seed", "mean_sd", "finite", "check_fits_memory"]
 
 
 # ── one model on one fold ──────────────────────────────────────────────────────────────────────────────────
@@ -108,6 +108,24 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         # leave-batch-out compares it with the held-out batch for every task (a regression had no comparison)
         inner_score=_inner_score(fitted) if trusting or held_out is not None else None,
     )
+
+
+def fit_fold(where: str, ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarray, options: TrainOptions,
+             *args) -> FoldScore:
+    """``fit_and_score`` on one fold, an error of the fold's data naming the fold (``where``, as the tables number
+    folds): "the largest class has 3 samples" or "all 3 features are constant on the training rows" are about
+    the fold's training part, not the table, and said nothing of which. A task for ``parallel.run``."""
+    try:
+        return fit_and_score(ds, train_rows, test_rows, options, *args)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
+
+
+def fold_name(f: Fold | FoldScore, repeated: bool) -> str:
+    """A fold as the tables number it (1-based): "fold 3", "repeat 2 fold 3", "fold 2 (held-out batch B2)"."""
+    if f.held_out is not None:
+        return f"fold {f.fold + 1} (held-out batch {f.held_out})"
+    return f"repeat {f.repeat + 1} fold {f.fold + 1}" if repeated else f"fold {f.fold + 1}"
 
 
 def _fold_trust(fitted, test_ds: data.Dataset, level: float, logits: list) -> dict:
@@ -266,8 +284,9 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     else:
         fold_list, strategy = kfold(ds, folds, repeats, options.seed)
     check_training_parts(ds, fold_list)  # before any fit: a class the fold's early stopping cannot hold out
-    tasks = [(fit_and_score, (ds, f.train, f.test, with_seed(options, f.repeat), ("cv", f.repeat, f.fold),
-                              keep_predictions, coverage, f.held_out)) for f in fold_list]
+    repeated = repeats > 1
+    tasks = [(fit_fold, (fold_name(f, repeated), ds, f.train, f.test, with_seed(options, f.repeat),
+                         ("cv", f.repeat, f.fold), keep_predictions, coverage, f.held_out)) for f in fold_list]
     check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)
@@ -317,8 +336,7 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
     if ds.task in data.CLASSIFICATION_TASKS:
         several = len({f.repeat for f in fold_list}) > 1  # name folds as the table does: a repeat only with repeats
         for f in fold_list:
-            where = (f"fold {f.fold + 1} (held-out batch {f.held_out})" if f.held_out is not None
-                     else f"repeat {f.repeat + 1} fold {f.fold + 1}" if several else f"fold {f.fold + 1}")
+            where = fold_name(f, several)
             untrained = [_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.train] == k)]
             if untrained:  # leave-batch-out, when a class lives in one batch: the fold's model never sees it
                 it, its = ("it", "its") if len(untrained) == 1 else ("them", "their")
@@ -328,20 +346,19 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
             if missing:
                 out.append(f"{where}: {_classes(missing, 'is', 'are')} absent from the test rows; the metrics there "
                            f"do not cover {'it' if len(missing) == 1 else 'them'}")
-    seen = set()
     repeated = len({s.repeat for s in scores}) > 1
-    for s in scores:
+    # numbered as the tables number folds: the task label ("cv/0/2", "grid/0/0/0": 0-based, with the grid point's
+    # internal index) named a fold the table calls 3. One line per warning, naming every fold it came from: the
+    # same words from five folds named the first one only, as if the other four had been free of it.
+    where: dict[str, list[str]] = {}
+    for s in scores:  # tune: every grid point's fits of a fold, named once
         for w in s.warnings:
-            if w not in seen:
-                seen.add(w)
-                out.append(f"{_fold_words(s, repeated)}, within its training part: {w}")
+            names = where.setdefault(w, [])
+            if fold_name(s, repeated) not in names:
+                names.append(fold_name(s, repeated))
+    for w, names in where.items():
+        also = names[1:5] + ([f"{len(names) - 5} more"] if len(names) > 5 else [])
+        also_text = f" (also {', '.join(also[:-1])} and {also[-1]})" if len(also) > 1 else f" (also {also[0]})" if also else ""
+        out.append(f"{names[0]}, within its training part: {w}{also_text}")
     return out
-
-
-def _fold_words(s: FoldScore, repeated: bool) -> str:
-    """Which fold a fit's own warning comes from, numbered as the tables number folds (1-based). The task label
-    ("cv/0/2", "grid/0/0/0": 0-based, with the grid point's internal index) named a fold the table calls 3."""
-    if s.held_out is not None:
-        return f"fold {s.fold + 1} (held-out batch {s.held_out})"
-    return f"repeat {s.repeat + 1} fold {s.fold + 1}" if repeated else f"fold {s.fold + 1}"
 

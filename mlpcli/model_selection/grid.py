@@ -12,7 +12,7 @@ from ..config import TrainOptions, parse_option_text
 from ..errors import ConfigError, OptionError
 
 __all__ = ["TUNABLE", "MAX_POINTS", "check_key", "parse_grid", "grid_size", "choose_points", "apply_setting",
-           "format_setting", "grid_key", "option_name"]
+           "check_settings", "format_setting", "value_text", "grid_key", "option_name"]
 
 
 # ── the grid ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -191,14 +191,33 @@ def apply_setting(options: TrainOptions, setting: dict) -> TrainOptions:
     return replace(options, **setting)
 
 
+def check_settings(options: TrainOptions, points: list[tuple[int, dict]]) -> None:
+    """A ConfigError naming the setting for a grid point whose values do not go together with each other or with
+    ``options`` (``batch-size=1`` with ``batchnorm=true``: each value is valid alone). Before any fit: such a
+    point failed when its first fit ran, after every fit before it, with a message naming flags the user never
+    gave. ``options``: those the points are applied to (their own values already valid)."""
+    for _, setting in points:
+        try:
+            apply_setting(options, setting).validate("--member-folds")
+        except ConfigError as exc:
+            raise ConfigError(f"--grid: the setting {format_setting(setting)} is not valid: {exc}") from None
+
+
+def value_text(v) -> str:
+    """One grid value as ``--grid`` writes it: ``128,64``, ``none`` (no hidden layer, an unset option), ``true``,
+    ``0.001`` (Python's ``True`` and ``None`` in messages were not grid syntax)."""
+    if isinstance(v, list):
+        return ",".join(str(x) for x in v) or "none"
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
 def format_setting(setting: dict) -> str:
     """``{"lr": 0.001, "hidden": [128, 64]}`` -> ``lr=0.001 hidden=128,64``."""
-    parts = []
-    for k, v in setting.items():
-        if isinstance(v, list):
-            v = ",".join(str(x) for x in v) or "none"
-        elif isinstance(v, float):
-            v = f"{v:g}"
-        parts.append(f"{option_name(k)}={v}")
-    return " ".join(parts)
+    return " ".join(f"{option_name(k)}={value_text(v)}" for k, v in setting.items())
 

@@ -28,8 +28,8 @@ from ..config import TrainOptions
 from ..errors import ConfigError, DataError, TrainingError
 from ..parallel import Plan, run
 from .cross_validation import (FoldScore, _fold_warnings, check_cv_options, check_fits_memory, fit_and_score, finite,
-                               mean_sd, with_seed)
-from .grid import apply_setting, choose_points, format_setting, grid_key, grid_size
+                               fold_name, mean_sd, with_seed)
+from .grid import apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size, value_text
 from .splits import Fold, check_training_parts, kfold
 
 __all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS"]
@@ -142,9 +142,9 @@ class TuneResult:
             r = {**extra, "rank": p.rank}
             for k in self.space:
                 v = p.setting[k]
-                # no hidden layer ([]) as the ranked table and the --grid syntax write it: an empty cell read
-                # back as NaN (and turned the other widths into floats, 4 -> 4.0)
-                r[grid_key(k)] = (",".join(map(str, v)) or "none") if isinstance(v, list) else v
+                # no hidden layer ([]) and an unset option (top-var=none) as the ranked table and the --grid syntax
+                # write them: an empty cell read back as NaN (and turned the other values into floats, 4 -> 4.0)
+                r[grid_key(k)] = value_text(v) if isinstance(v, list) or v is None else v
             r[f"mean_{self.metric}"] = p.mean
             r[f"sd_{self.metric}"] = p.sd
             for i, s in enumerate(p.scores):
@@ -193,7 +193,7 @@ def _fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarr
 
 def _where(f: Fold, repeats: int, outer: Fold | None = None) -> str:
     """A fit's fold as the tables number them (1-based)."""
-    text = f"repeat {f.repeat + 1} fold {f.fold + 1}" if repeats > 1 else f"fold {f.fold + 1}"
+    text = fold_name(f, repeats > 1)
     return text if outer is None else f"outer fold {outer.fold + 1} (--nested), inner {text}"
 
 
@@ -286,6 +286,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     else:
         notes.append(f"each setting is scored as {SCORED_AS}")
     options = replace(options, folds=1, refit=False)  # a grid may still set folds (its member-folds)
+    check_settings(options, points)
     _check_points(ds, options, points)
     metric = metrics.main_metric_name(ds.task)
     higher = metrics.higher_is_better(metric)
