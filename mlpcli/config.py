@@ -188,7 +188,10 @@ class TrainOptions:
                                       "loss's own epoch-to-epoch noise (chance lows of a noisy plateau still reset "
                                       "the count, but do not make it longer).")
     min_delta: float = option(0.0, kind="float", low=0, help="Early stopping: smallest improvement that counts.")
-    lr_schedule: str = option("none", kind="choice", choices=LR_SCHEDULES, help="Learning-rate schedule.")
+    lr_schedule: str = option("none", kind="choice", choices=LR_SCHEDULES,
+                              help="Learning-rate schedule. plateau: halve the rate after max(2, patience / 3) "
+                                   "epochs without a validation improvement, never below 1e-6; cosine: anneal it "
+                                   "from --lr towards 1e-6 over --epochs.")
     augment_noise: float | str = option(0.0, kind="float", low=0, auto=True,
                                         help="SD of zero-mean noise added to standardised training inputs "
                                              "(uniform: the same ridge effect as Gaussian noise, drawn 4x faster). "
@@ -239,6 +242,7 @@ class TrainOptions:
         if self.batchnorm and self.batch_size == 1:  # said before the data is read (training refuses it too)
             raise ConfigError("--batch-size 1 with --batchnorm: batch normalisation turns a one-row minibatch into "
                               "zeros, so the hidden layers would learn nothing; use --batch-size 2 or more")
+        check_decay(self)
         if self.refit and self.folds == 1:
             raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; it needs "
                               f"{folds_flag} 2 or more")
@@ -468,7 +472,22 @@ def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) 
     noise = options.augment_noise
     if noise == AUTO and n_features is not None:
         noise = auto_noise(n_train, n_features) if options.hidden not in (AUTO, []) and options.hidden else 0.0
-    return replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise)
+    resolved = replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise)
+    check_decay(resolved)
+    return resolved
+
+
+def check_decay(options: TrainOptions) -> None:
+    """A ConfigError when AdamW's decoupled decay would shrink the weights by lr x weight decay >= 1 each step:
+    at 1 it zeroes them, above it flips their sign every step — a run that ends without an error and with a
+    useless model (AUC 0.47 at --lr 0.5 --weight-decay 4). An auto learning rate is checked once resolved."""
+    if options.optimizer != "adamw" or options.lr == AUTO:
+        return
+    shrink = float(options.lr) * float(options.weight_decay)
+    if shrink >= 1:
+        raise ConfigError(f"--weight-decay {options.weight_decay:g} with --lr {float(options.lr):g}: AdamW shrinks "
+                          f"the weights by lr x weight decay = {shrink:g} of themselves each step, which "
+                          "zeroes them or flips their sign; keep the product well below 1")
 
 
 # ── the config file ──────────────────────────────────────────────────────────────────────────────────────

@@ -88,6 +88,9 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
                if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)]
     if reading and data_path is None:
         raise click.UsageError(f"{reading[0]} applies to the rows of --data; give --model and --data too")
+    if only is not None and not only.strip():  # an empty shell variable: it would select every component
+        raise click.BadParameter("is empty; give a component name or the start of one (e.g. loss:ce)",
+                                 param_hint="'--only'")
     if model_path is not None:
         if only:
             raise click.UsageError("--only selects components of the synthetic suite; it does not combine with --model")

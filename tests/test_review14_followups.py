@@ -1,0 +1,41 @@
+"""Follow-ups of review 14: AdamW's decay refused where it would wreck the weights, an empty --only of
+gradcheck, the --lr-schedule help."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlpcli.config import TrainOptions, resolve
+from mlpcli.errors import ConfigError
+from cli_helpers import run
+
+
+@pytest.mark.parametrize("lr, decay", [(0.5, 4.0), (0.1, 10.0)])
+def test_adamw_decay_that_zeroes_or_flips_the_weights_is_refused(lr, decay):
+    """`--lr 0.5 --weight-decay 4` multiplied the weights by 1 - 2 = -1 every step: training ended with exit 0
+    and a model at chance (AUC 0.47)."""
+    with pytest.raises(ConfigError, match=r"--weight-decay .* with --lr .*: AdamW shrinks the weights"):
+        TrainOptions(lr=lr, weight_decay=decay).validate()
+    res = run(["train", "x.csv", "--lr", str(lr), "--weight-decay", str(decay)])
+    assert res.exit_code == 2 and "lr x weight decay" in res.output
+    TrainOptions(lr=lr, weight_decay=decay, optimizer="adam").validate()  # Adam has no decoupled decay
+    TrainOptions(lr=0.01, weight_decay=1.0).validate()  # the defaults' kind of product, 0.01
+
+
+def test_an_auto_learning_rate_is_checked_once_resolved():
+    options = TrainOptions(hidden=[], weight_decay=200.0)  # lr auto: 0.01 for softmax regression -> 2
+    options.validate()
+    with pytest.raises(ConfigError, match="lr x weight decay = 2"):
+        resolve(options, n_train=100)
+
+
+def test_gradcheck_only_empty_is_a_usage_error():
+    """An empty shell variable (`--only "$WHICH"`) ran the whole suite."""
+    res = run(["gradcheck", "--only", ""])
+    assert res.exit_code == 2 and "'--only'" in res.output and "is empty" in res.output
+
+
+def test_lr_schedule_help_says_what_each_schedule_does():
+    res = run(["train", "--help"])
+    text = " ".join(res.output.split())
+    assert "plateau: halve the rate" in text and "cosine: anneal it from --lr towards 1e-6" in text
