@@ -39,3 +39,15 @@ def test_lr_schedule_help_says_what_each_schedule_does():
     res = run(["train", "--help"])
     text = " ".join(res.output.split())
     assert "plateau: halve the rate" in text and "cosine: anneal it from --lr towards 1e-6" in text
+
+
+@pytest.mark.parametrize("key, mean, sd, text", [
+    ("log_loss", 1.2823, 0.043, "1.282 ± 0.043"),  # was "1.282 ± 0.04300"
+    ("log_loss", 4.567, 0.7785, "4.567 ± 0.778"),
+    ("balanced_accuracy", 0.812, 0.031, "0.812 ± 0.031"),
+    ("balanced_accuracy", 0.812, 0.0004, "0.812 ± 0.0004"),  # a finer SD keeps its first digit
+])
+def test_mean_and_sd_are_written_to_the_same_decimals(key, mean, sd, text):
+    from mlpcli.cli._common import fmt_mean_sd
+
+    assert fmt_mean_sd(key, mean, sd) == text

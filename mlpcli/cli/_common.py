@@ -707,8 +707,17 @@ def fmt_metric(key: str, v) -> str:
 
 
 def fmt_mean_sd(key: str, mean, sd) -> str:
-    """"0.812 ± 0.031": a metric's mean and SD over folds, both in the metric's format."""
-    return "—" if mean is None else f"{fmt_metric(key, mean)} ± {fmt_metric(key, sd)}"
+    """"0.812 ± 0.031": a metric's mean and SD over folds, the SD to the mean's decimals (a loss's four
+    significant digits gave "1.282 ± 0.04300"), or to its own first significant digit when that is finer."""
+    if mean is None:
+        return "—"
+    text = fmt_metric(key, mean)
+    if sd is None or not isinstance(sd, (float, np.floating)) or not np.isfinite(sd) or "e" in text:
+        return f"{text} ± {fmt_metric(key, sd)}"
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    if sd > 0:
+        decimals = max(decimals, -int(np.floor(np.log10(float(sd)))))
+    return f"{text} ± {float(sd):.{decimals}f}"
 
 
 def fmt_interval(key: str, ci) -> str:
