@@ -151,13 +151,17 @@ def _bootstrap_batch(task, y, proba, classes, threshold, units: _Units, picks: n
             for rows in (units.rows(pick) for pick in picks)]
 
 
-def _bootstrap(task, y, proba, classes, threshold, units: _Units, picks: np.ndarray, n_jobs: int,
-               progress: Callable[[dict], None] | None) -> list[dict]:
+def _bootstrap(task, y, proba, classes, threshold, units: _Units, rng: np.random.Generator, resamples: int,
+               n_jobs: int, progress: Callable[[dict], None] | None) -> list[dict]:
     """metrics.compute on every resample: scikit-learn's checks make one call take ~30 ms, so a thousand
-    resamples are spread over `n_jobs` processes. The resamples are drawn beforehand, so the result does
-    not depend on n_jobs."""
-    n_batches = 4 * n_jobs if n_jobs > 1 else max(1, len(picks) // 10)  # serial: progress every 10 resamples
-    batches = np.array_split(picks, min(len(picks), n_batches))
+    resamples are spread over `n_jobs` processes. The resamples' units are drawn from `rng` a batch at a time,
+    in order, the same numbers one draw of (resamples, units) gives: the result does not depend on n_jobs, and
+    memory holds a few batches, not every resample (1,000 resamples of 100,000 cells: 800 MB at once)."""
+    n_batches = 4 * n_jobs if n_jobs > 1 else max(1, resamples // 10)  # serial: progress every 10 resamples
+    per = -(-resamples // min(resamples, n_batches))
+    per = max(1, min(per, _BOOTSTRAP_BATCH_BYTES // (8 * max(1, len(units)))))
+    batches = (rng.integers(0, len(units), size=(min(per, resamples - a), len(units)))
+               for a in range(0, resamples, per))
     done, out = 0, []
     if n_jobs > 1:
         from joblib import Parallel, delayed
@@ -170,8 +174,11 @@ def _bootstrap(task, y, proba, classes, threshold, units: _Units, picks: np.ndar
         out.extend(batch_result)
         done += len(batch_result)
         if progress is not None:
-            progress({"stage": "bootstrap", "done": done, "total": len(picks)})
+            progress({"stage": "bootstrap", "done": done, "total": resamples})
     return out
+
+
+_BOOTSTRAP_BATCH_BYTES = 32 << 20  # drawn unit indices (int64) of the resamples in one batch, at most
 
 
 def _percentile_ci(values: list, resamples: int) -> list | None:
@@ -238,9 +245,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
             result.notes.append(f"bootstrap: the table holds one {unit_name.removesuffix('s')}, so every resample "
                                 "is the same rows and gives no interval (—)")
         else:
-            picks = rng.integers(0, len(units), size=(bootstrap, len(units)))  # (resamples, units)
             jobs = n_jobs if n_jobs is not None else (_read_workers() if bootstrap >= _PARALLEL_BOOTSTRAP else 1)
-            draws = _bootstrap(task, y, proba, classes, threshold, units, picks, max(1, int(jobs)), progress)
+            draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, max(1, int(jobs)), progress)
             result.ci = {k: _percentile_ci([d.get(k) for d in draws], bootstrap) for k in _scalars(overall)}
             result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
                                 "95 % percentile intervals")
