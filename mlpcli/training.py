@@ -88,6 +88,8 @@ class FitConfig:
     #                             loss's epoch-to-epoch noise (EarlyStopping); 0: every improvement
     min_delta: float = 0.0  # an improvement must exceed this to reset patience
     lr_schedule: str = "none"  # none | plateau | cosine
+    schedule_epochs: int | None = None  # the cosine schedule's length (None: epochs); a refit that stops at the
+    #                                     members' best epoch anneals as they did, not down to MIN_LR
     augment_noise: float = 0.0  # SD of uniform zero-mean noise added to training inputs (standardised scale)
     clip_norm: float | None = None  # global gradient-norm clip
     seed: int = 0
@@ -657,8 +659,9 @@ def _beside(fn: Callable, *args) -> Callable:
 
 def scheduled_lr(cfg: FitConfig, lr0: float, current: float, epoch: int) -> float:
     """Cosine annealing from lr0 towards MIN_LR (or lr0 itself when smaller: the rate never rises) over the
-    run; plateau and none keep the current rate."""
+    run (``schedule_epochs`` of it when set); plateau and none keep the current rate."""
     if cfg.lr_schedule == "cosine":
         floor = min(MIN_LR, lr0)
-        return floor + 0.5 * (lr0 - floor) * (1.0 + math.cos(math.pi * (epoch - 1) / max(1, cfg.epochs)))
+        length = cfg.schedule_epochs or cfg.epochs
+        return floor + 0.5 * (lr0 - floor) * (1.0 + math.cos(math.pi * min(epoch - 1, length) / max(1, length)))
     return current

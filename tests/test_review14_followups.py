@@ -51,3 +51,24 @@ def test_mean_and_sd_are_written_to_the_same_decimals(key, mean, sd, text):
     from mlpcli.cli._common import fmt_mean_sd
 
     assert fmt_mean_sd(key, mean, sd) == text
+
+
+def test_a_refit_replays_the_members_cosine_schedule(tmp_path):
+    """`--refit --lr-schedule cosine` trained the refit for the members' median best epoch with the cosine
+    annealed over those few epochs, down to 1e-6 at their end, where the members at that epoch were still near
+    --lr: the refit trained with another schedule than the one its epoch count was chosen on."""
+    import numpy as np
+
+    from mlpcli.pipeline import train
+    from tables import make_table
+
+    df = make_table("multiclass", n_patients=30)
+    df["label"] = np.random.default_rng(0).permutation(df["label"].to_numpy())  # no signal: an early best epoch
+    df.to_csv(tmp_path / "t.csv", index=False)
+    out = train(str(tmp_path / "t.csv"), TrainOptions(hidden=[16], epochs=40, folds=2, refit=True, lr=0.03,
+                                                      lr_schedule="cosine", seed=0, patience=3))
+    *members, refit = out.fitted.runs
+    last = refit.result.history[-1]
+    assert last["epoch"] == out.fitted.refit_epochs < members[0].options.epochs
+    at_that_epoch = [row["lr"] for row in members[0].result.history if row["epoch"] == last["epoch"]]
+    assert last["lr"] == pytest.approx(at_that_epoch[0], rel=1e-12) and last["lr"] > 0.5 * 0.03

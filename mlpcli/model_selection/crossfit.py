@@ -542,8 +542,12 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
     if options.refit and not interrupted and not stopped:
         epochs = int(np.median([run.result.best_epoch for run in best.runs]))
         try:
+            # a cosine schedule runs over the members' epochs, as theirs did: cut at their best epoch, not
+            # annealed to its end over fewer epochs (a plateau schedule cuts nothing without validation rows)
+            members_epochs = int(np.median([run.options.epochs for run in best.runs]))
             refit = fit_run(ds, None, replace(chosen, epochs=max(1, epochs), augment_noise=best.spec.augment_noise),
-                            _member_progress(progress, len(folds) + 1, len(folds) + 1, 1, 1))
+                            _member_progress(progress, len(folds) + 1, len(folds) + 1, 1, 1),
+                            schedule_epochs=members_epochs)
         except KeyboardInterrupt as exc:  # while preparing the refit's rows: the members are complete
             interrupts.absorbed()
             refit, stopped = None, [exc]
@@ -553,7 +557,9 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             refit_epochs = epochs
             runs.append(refit)
             notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {refit_epochs} epochs (the "
-                         "members' median best epoch); the out-of-fold scores estimate it")
+                         "members' median best epoch); the out-of-fold scores estimate it"
+                         + ("; --lr-schedule plateau: the refit has no validation rows, so it keeps --lr (the "
+                            "members' cuts are not replayed)" if chosen.lr_schedule == "plateau" else ""))
             model = _shell_model(ds, [refit], chosen, reference=refit.preprocessor)
     if options.refit and refit_epochs is None and stopped and not interrupted:
         notes.append("--refit: not trained to the end, the run was stopped once the members had trained; the model "

@@ -263,14 +263,17 @@ def resolve_log1p(options: TrainOptions, X: np.ndarray) -> tuple[bool, float | N
 
 
 def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainOptions,
-            progress: Callable[[dict], None] | None = None, prepared: FittedRun | None = None) -> FittedRun:
+            progress: Callable[[dict], None] | None = None, prepared: FittedRun | None = None,
+            schedule_epochs: int | None = None) -> FittedRun:
     """Preprocessing fitted on ``train_ds`` only, the loss, a fresh network, and ``training.fit``.
 
     ``options`` may hold "auto" values: they are resolved here for ``train_ds`` (``config.resolve``;
     ``hidden auto`` is the portfolio's choice for a single run, ``SINGLE_RUN_HIDDEN``). With
     ``val_ds=None`` the network trains ``options.epochs`` epochs on every row (a refit).
     ``prepared``: a run on the same rows whose options differ only in the network (another candidate of
-    the portfolio): its preprocessing and preprocessed rows are used again, being the same."""
+    the portfolio): its preprocessing and preprocessed rows are used again, being the same.
+    ``schedule_epochs``: the length of a cosine learning-rate schedule when it differs from the run's epochs
+    (a refit replaying the members' schedule up to their best epoch)."""
     if options.hidden == AUTO:
         options = replace(options, hidden=list(SINGLE_RUN_HIDDEN))
     options = config.resolve(options, train_ds.n_samples)
@@ -309,7 +312,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     check_memory(options, X_train.shape[1], setup.n_outputs, X_train.shape[0])
     net = MLP(X_train.shape[1], hidden, setup.n_outputs, activation=options.activation,
               dropout=options.dropout, batchnorm=options.batchnorm, seed=options.seed, dtype=options.dtype)
-    result = fit(net, setup.loss, X_train, y_train, X_val, y_val, options.fit_config(), sample_weight=sw,
+    result = fit(net, setup.loss, X_train, y_train, X_val, y_val, replace(options.fit_config(), schedule_epochs=schedule_epochs), sample_weight=sw,
                  val_sample_weight=sw_val, metric=metrics.main_metric_from_outputs(
                      train_ds.task, n_classes, None if target_scaling is None else np.asarray(target_scaling["sd"])),
                  baseline_output=baseline_output(setup.loss, y_train, n_classes), callback=progress)
