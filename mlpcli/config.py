@@ -282,16 +282,18 @@ _OPTIMIZER_ADVICE = {"weight_decay": "; for an L2 penalty with another optimizer
                      "momentum": "; Adam's own momentum (beta1) is fixed at 0.9", "adam_beta2": ""}
 
 
-def check_optimizer_options(given: Iterable[str], optimizers: Iterable[str]) -> None:
-    """ConfigError naming the flag when an option in ``given`` (set explicitly: on the command line, in a
-    config file or a tuning grid) is read by none of ``optimizers`` (the run's, or every one a grid tries):
-    ``--optimizer adam --weight-decay 0.1`` would otherwise train as if the decay were not there."""
-    used = set(optimizers)
-    for name in given:
+def check_optimizer_options(given: Iterable[str], optimizers: Iterable[str], grid: Iterable[str] = ()) -> None:
+    """ConfigError naming the flag when an option in ``given`` (set explicitly: on the command line or in a
+    config file) or in ``grid`` (the keys of a tuning grid, named as the grid's) is read by none of
+    ``optimizers`` (the run's, or every one a grid tries): ``--optimizer adam --weight-decay 0.1`` would
+    otherwise train as if the decay were not there."""
+    used, given = set(optimizers), list(given)
+    for name in [*given, *(g for g in grid if g not in given)]:
         readers = OPTIMIZER_ONLY.get(name)
         if readers and not used & set(readers):
             chosen = " or ".join(sorted(used))
-            raise ConfigError(f"{flag_name(name)}: only --optimizer {' or '.join(readers)} uses it, and the optimizer "
+            shown = flag_name(name) if name in given else f"--grid: {name.replace('_', '-')}"
+            raise ConfigError(f"{shown}: only --optimizer {' or '.join(readers)} uses it, and the optimizer "
                               f"is {chosen}{_OPTIMIZER_ADVICE[name]}")
 
 

@@ -119,7 +119,7 @@ def test_other_option_values_are_usage_errors_too(tmp_path, args, flag):
     (["train", "DATA", "--momentum", "0.5"], "--momentum", "adamw"),  # the default optimizer ignores it
     (["cv", "DATA", "--optimizer", "sgd", "--adam-beta2", "0.9"], "--adam-beta2", "sgd"),
     (["diagnose", "--learning-curve", "DATA", "--optimizer", "adam", "--weight-decay", "2"], "--weight-decay", "adam"),
-    (["tune", "DATA", "--optimizer", "adam", "--grid", "weight_decay=0.1,1"], "--weight-decay", "adam"),
+    (["tune", "DATA", "--optimizer", "adam", "--grid", "weight_decay=0.1,1"], "--grid: weight-decay", "adam"),
     (["tune", "DATA", "--grid", "optimizer=adam,sgd", "--weight-decay", "0.2"], "--weight-decay", "adam or sgd"),
 ])
 def test_an_option_the_optimizer_never_reads_is_a_usage_error(tmp_path, args, flag, advice):

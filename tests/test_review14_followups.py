@@ -72,3 +72,12 @@ def test_a_refit_replays_the_members_cosine_schedule(tmp_path):
     assert last["epoch"] == out.fitted.refit_epochs < members[0].options.epochs
     at_that_epoch = [row["lr"] for row in members[0].result.history if row["epoch"] == last["epoch"]]
     assert last["lr"] == pytest.approx(at_that_epoch[0], rel=1e-12) and last["lr"] > 0.5 * 0.03
+
+
+def test_an_option_only_the_grid_gives_is_blamed_on_the_grid():
+    """`--grid "momentum=0.5,0.9"` with AdamW said "--momentum: only --optimizer sgd uses it", an option the
+    user never gave."""
+    res = run(["tune", "x.csv", "--grid", "momentum=0.5,0.9"])
+    assert res.exit_code == 2 and "--grid: momentum: only --optimizer sgd uses it" in res.output
+    res = run(["tune", "x.csv", "--grid", "weight-decay=0.1,1", "--optimizer", "adam"])
+    assert res.exit_code == 2 and "--grid: weight-decay: only --optimizer adamw uses it" in res.output

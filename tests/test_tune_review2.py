@@ -51,7 +51,7 @@ def test_a_diverging_setting_is_ranked_last_without_a_score_and_never_refitted(t
     ranked last with no mean and its reason, the others are scored, and --refit trains lr=1e-3."""
     path = write_table(tmp_path, n_patients=18)
     results, model = tmp_path / "tuning.csv", tmp_path / "best.mlp"
-    res = run(["tune", path, "--grid", "lr=1e-3,50", "--folds", "2", "--results", str(results), "--refit",
+    res = run(["tune", path, "--optimizer", "adam", "--grid", "lr=1e-3,50", "--folds", "2", "--results", str(results), "--refit",
                "-o", str(model), "--member-folds", "2", *FAST[:-1]])
     assert res.exit_code == 0, res.output
     assert "diverged" in res.output and "1 of 2 settings failed and is ranked last, without a score: lr=50" in res.output
@@ -61,7 +61,7 @@ def test_a_diverging_setting_is_ranked_last_without_a_score_and_never_refitted(t
     assert pd.isna(table["failed"][0]) and "training diverged" in table["failed"][1]
     assert model_io.load(model).config["lr"] == pytest.approx(1e-3)
 
-    res = run(["tune", path, "--grid", "lr=1e-3,50", "--folds", "2", "--json", *FAST])
+    res = run(["tune", path, "--optimizer", "adam", "--grid", "lr=1e-3,50", "--folds", "2", "--json", *FAST])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["best"]["setting"] == {"lr": 0.001} and doc["best"]["failed"] is None
@@ -73,7 +73,7 @@ def test_a_diverging_setting_is_ranked_last_without_a_score_and_never_refitted(t
 def test_every_setting_diverging_is_one_line_error_and_writes_nothing(tmp_path):
     path = write_table(tmp_path, n_patients=18)
     results, model = tmp_path / "tuning.csv", tmp_path / "best.mlp"
-    res = run(["tune", path, "--grid", "lr=30,50", "--folds", "2", "--results", str(results), "--refit",
+    res = run(["tune", path, "--optimizer", "adam", "--grid", "lr=30,50", "--folds", "2", "--results", str(results), "--refit",
                "-o", str(model), *FAST])
     assert_clean_error(res, "every setting of the grid failed (2 of 2); lr=30: training diverged", code=1)
     assert not results.exists() and not model.exists() and not list(tmp_path.glob(".*.tmp"))
@@ -151,7 +151,7 @@ def test_model_on_standard_output_with_another_stdout_writer_is_refused(tmp_path
 
 # ── grids ───────────────────────────────────────────────────────────────────────────────────────────────────
 
-BIG = "lr=1,2,3,4,5,6,7,8,9,10; l2=1,2,3,4,5,6,7,8,9,10; dropout=0,.1,.2,.3,.4,.5,.6,.7,.8,.9; " \
+BIG = "lr=.01,.02,.03,.04,.05,.06,.07,.08,.09,.1; l2=1,2,3,4,5,6,7,8,9,10; dropout=0,.1,.2,.3,.4,.5,.6,.7,.8,.9; " \
       "batch-size=1,2,3,4,5,6,7,8,9,10; patience=1,2,3,4,5,6,7,8,9,10"
 
 
@@ -176,7 +176,8 @@ def test_random_points_from_a_grid_beyond_numpy_integers_is_a_clear_error():
 @pytest.mark.parametrize("text, needle", [
     ("folds=1,3", "'folds' cannot be tuned: tune's --folds is the CV that scores every setting; the members of "
                   "each model are member-folds"),
-    ("member-folds=0", "--grid: member_folds=0: must be >= 1"),
+    ("member-folds=0", "--grid: member-folds=0: must be >= 1"),  # as the user wrote it
+    ("batch_size=0", "--grid: batch_size=0: must be >= 1"),
     ("refit=true", "'refit' cannot be tuned: tune's --refit trains the best setting"),  # not "a column role"
     ("LR=1e-3", "unknown option 'LR' (did you mean 'lr'?)"),
 ])

@@ -143,7 +143,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         # --grid given twice: both grids (only the last one was tuned, the first dropped without a word)
         space = grid_lib.parse_grid("; ".join(grid), options)
         # an option only some optimizers read, given or tuned while no setting uses one of them
-        check_optimizer_options(given_options(ctx) | set(space), space.get("optimizer", [options.optimizer]))
+        check_optimizer_options(given_options(ctx), space.get("optimizer", [options.optimizer]), grid=space)
     except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
         raise click.UsageError(str(exc)) from None
     grid_lib.check_points(space, n_random)  # a grid too large to run: refused before the data is read

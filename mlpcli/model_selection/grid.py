@@ -48,17 +48,19 @@ def option_name(key: str) -> str:
     return grid_key(key).replace("_", "-")
 
 
-def _parse_value(key: str, text: str):
-    """One grid value for option ``key``, parsed as its declaration says (range checks come later)."""
+def _parse_value(key: str, text: str, shown: str | None = None):
+    """One grid value for option ``key``, parsed as its declaration says (range checks come later); messages
+    name the key ``shown`` (as the user wrote it; default the kebab-case name)."""
     t = text.strip()
+    shown = shown or option_name(key)
     if not t and key != "hidden":
-        raise ConfigError(f"--grid: {grid_key(key)} has an empty value")
+        raise ConfigError(f"--grid: {shown} has an empty value")
     if key == "hidden" and t.lower() in ("none", "0"):
         return []
     try:
         return parse_option_text(key, t)
     except ConfigError as exc:
-        raise ConfigError(f"--grid: {grid_key(key)} value {t!r} {str(exc).split(f'{t!r} ', 1)[-1]}") from None
+        raise ConfigError(f"--grid: {shown} value {t!r} {str(exc).split(f'{t!r} ', 1)[-1]}") from None
 
 
 def parse_grid(text: str, base: TrainOptions | None = None) -> dict[str, list]:
@@ -84,6 +86,7 @@ def parse_grid(text: str, base: TrainOptions | None = None) -> dict[str, list]:
                               "the members of each model are member-folds (e.g. member-folds=1,5)")
         key = _FROM_GRID_NAME.get(name, name)
         check_key(key, key_text.strip())
+        name = key_text.strip()  # messages name the key as the user wrote it (member-folds, batch_size)
         if key in space:
             raise ConfigError(f"--grid: {name} is given twice; list all its values once")
         sep_char = "|" if key in _BAR_SEPARATED else ","
@@ -94,7 +97,7 @@ def parse_grid(text: str, base: TrainOptions | None = None) -> dict[str, list]:
         for item in items:
             if not item.strip() and key not in ("hidden",):
                 raise ConfigError(f"--grid: {name} has an empty value in {values_text.strip()!r}")
-            value = _parse_value(key, item)
+            value = _parse_value(key, item, name)
             try:
                 replace(base, **{key: value}).validate()
             except ConfigError as exc:
