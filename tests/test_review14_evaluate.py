@@ -153,6 +153,7 @@ def test_bootstrap_of_one_patient_gives_no_interval(perfect, tmp_path):  # noqa:
     two.to_csv(tmp_path / "three_patients.csv", index=False)
     doc = evaluate_json(model, str(tmp_path / "three_patients.csv"), "--bootstrap", "20")
     assert doc["bootstrap"]["n_units"] == 3 and doc["ci"]["log_loss"] is not None  # as before
+    assert any("with 3 patient_id groups the intervals are rough" in n for n in doc["notes"]), doc["notes"]
 
 
 def test_by_a_column_of_distinct_text_values_is_refused(perfect, tmp_path):  # noqa: F811

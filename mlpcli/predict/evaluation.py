@@ -178,6 +178,7 @@ def _bootstrap(task, y, proba, classes, threshold, units: _Units, rng: np.random
     return out
 
 
+_BOOTSTRAP_FEW_UNITS = 10  # fewer patients (or rows) than this: percentile intervals said to be rough
 _BOOTSTRAP_BATCH_BYTES = 32 << 20  # drawn unit indices (int64) of the resamples in one batch, at most
 
 
@@ -248,8 +249,11 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
             jobs = n_jobs if n_jobs is not None else (_read_workers() if bootstrap >= _PARALLEL_BOOTSTRAP else 1)
             draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, max(1, int(jobs)), progress)
             result.ci = {k: _percentile_ci([d.get(k) for d in draws], bootstrap) for k in _scalars(overall)}
+            few = (f"; with {len(units)} {unit_name} the intervals are rough: a resample can only repeat those few, "
+                   f"so they understate the spread between cohorts (at least {_BOOTSTRAP_FEW_UNITS} are wanted)"
+                   if len(units) < _BOOTSTRAP_FEW_UNITS else "")
             result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
-                                "95 % percentile intervals")
+                                f"95 % percentile intervals{few}")
         outside = [k for k, ci in result.ci.items() if ci is not None and isinstance(overall.get(k), (int, float))
                    and math.isfinite(overall[k]) and not ci[0] <= overall[k] <= ci[1]]
         if outside:  # ECE above all: resampled rows repeat, and repeats fill bins with agreeing errors
