@@ -90,6 +90,7 @@ def test_nested_outer_folds_whose_tuning_or_refit_diverged_have_no_score(monkeyp
     assert not any(c[:2] == ("outer", 0) for c in calls)  # nothing to refit there
     assert second.chosen is not None and "failed when refitted" in second.failed and np.isnan(second.score)
     assert third.failed is None and np.isfinite(third.score)
+    assert any("the honest estimate is one network's" in n for n in res.notes)  # not the ensemble --refit ships
     summary = res.nested_summary()
     assert summary["scored"] == 1 and summary["folds"] == 3 and summary["mean"] == pytest.approx(third.score)
     assert sum("has no score" in w for w in res.warnings) == 2

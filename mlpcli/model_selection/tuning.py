@@ -284,7 +284,10 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                      "fold: one network early-stopped on a grouped hold-out of the fold's training part for "
                      "member-folds=1, a cross-fitted ensemble above")
     else:
-        notes.append(f"each setting is scored as {SCORED_AS}")
+        notes.append(f"each setting is scored as {SCORED_AS}"
+                     + ("; so is each outer fold's choice (--nested): the honest estimate is one network's, where "
+                        "--refit ships train's cross-fitted ensemble, likely a little better (member-folds in the "
+                        "grid scores that)" if nested else ""))
     options = replace(options, folds=1, refit=False)  # a grid may still set folds (its member-folds)
     check_settings(options, points)
     _check_points(ds, options, points)
