@@ -1,6 +1,12 @@
 """Whether a table looks like raw counts or TPM (non-negative, right-skewed features), the check behind
 ``--log1p auto``: the median per-feature skewness, on a spaced sample of a dense table's rows or from a
-sparse matrix's stored values, never densified."""
+sparse matrix's stored values, never densified.
+
+A column of mostly zeros is right-skewed whatever the scale of its other values, so the zeros of
+single-cell data made log-normalised values (an ``.h5ad`` file's ``.X``) look like counts, and they got
+log1p a second time. Such a table is told apart by its non-zero values: not whole numbers, and not skewed
+(median skewness 0.3 on the sample data's ``.X``, 3.1 for its counts layer; 0.1-0.3 on simulated
+log-normalised cells of 3-85 % non-zero values, 2.5-4.4 for their counts)."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from . import preprocess
 from .dataset import is_sparse
 from .preprocess import TINY_SPREAD, _as_matrix, _column_sd, _rows_per_block, _spans
 
-__all__ = ["COUNTS_SKEW", "SKEW_ROWS", "looks_like_counts"]
+__all__ = ["COUNTS_SKEW", "NONZERO_MIN", "SKEW_ROWS", "looks_like_counts"]
 
 # A median per-feature skewness above this on non-negative data looks like raw counts or TPM, for which
 # log1p is the usual first step (the sample data sits near 2.7; log-scale microarray data near 0).
@@ -22,12 +28,18 @@ COUNTS_SKEW = 1.0
 # rows the median moved by up to 0.19 and the decision changed for two of ten near-threshold tables.
 # Tables of up to 2,000 rows use every row, as before. Costs ~0.1 s at 5,000 features, whatever the rows.
 SKEW_ROWS = 2000
+# Non-zero values a feature needs for the skewness of its non-zero values to count (all the rows read, in a
+# table of fewer rows): the skewness of k values is at most (k - 2) / sqrt(k - 1), 0.71 for 3 values, so
+# features with a few non-zero values would pull the median below COUNTS_SKEW whatever the data's scale.
+NONZERO_MIN = 10
 
 
 def looks_like_counts(X) -> float | None:
     """The median per-feature skewness of X (n, d) when it looks like raw counts or TPM (no negative value,
-    median skewness above COUNTS_SKEW), else None. Rows with missing (or infinite) values are left out of
-    the skewness.
+    median skewness above COUNTS_SKEW), else None. Rows with missing (or infinite) values are left out.
+    Also None for values log-transformed already (log-normalised single cells, skewed by their zeros):
+    zeros, values that are not all whole numbers, and the features' non-zero values not skewed (median
+    skewness at most COUNTS_SKEW, over the features with at least NONZERO_MIN non-zero values).
 
     Dense X (an ndarray or a RowView): every value is checked for negativity (one pass in its own dtype, no
     float64 copy), but the skewness is computed on SKEW_ROWS rows evenly spaced among the complete ones
@@ -71,7 +83,50 @@ def looks_like_counts(X) -> float | None:
     if not skew.size:
         return None
     median = float(np.median(skew))
-    return median if median > COUNTS_SKEW else None
+    if median <= COUNTS_SKEW:
+        return None
+    return None if _dense_logged(X, rows, width) else median
+
+
+def _dense_logged(X, rows: np.ndarray, width: int) -> bool:
+    """Whether non-negative values X[rows] (m, d) look log-transformed already (log-normalised single cells):
+    some zeros, some values not whole numbers, and the features' non-zero values not skewed (``_unskewed``).
+    A block of `width` columns at a time."""
+    m = len(rows)
+    least = max(3, min(NONZERO_MIN, m))
+    skews, any_zero, whole = [], False, True
+    for j in range(0, X.shape[1], width):
+        B = np.asarray(X[rows, j:j + width], dtype=np.float64)  # (m, w) a copy of the rows' columns
+        if whole:  # once a value is not whole, the table is not
+            whole = bool(np.all(np.rint(B) == B))
+        zeros = np.count_nonzero(B == 0, axis=0)  # (w,)
+        any_zero |= bool(zeros.any())
+        k = m - zeros  # non-zero values per column
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = B.sum(axis=0) / k  # the zeros add nothing to the sum: the mean of the non-zero values
+        B -= mean
+        # each zero's deviation from that mean is -mean: its square and cube come off the sums
+        s2 = np.einsum("ij,ij->j", B, B) - zeros * mean ** 2
+        s3 = np.einsum("ij,ij,ij->j", B, B, B) + zeros * mean ** 3
+        enough = k >= least
+        skews.append(_skew(s2[enough], s3[enough], k[enough]))
+        del B
+    return any_zero and not whole and _unskewed(np.concatenate(skews))
+
+
+def _skew(s2: np.ndarray, s3: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Skewness (w',) of the features whose SD is not 0 for float64, from the sums of squared and cubed
+    deviations s2, s3 (w,) of k (w,) values each."""
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        sd = np.sqrt(np.maximum(s2, 0.0) / k)
+        ok = sd >= TINY_SPREAD
+        return s3[ok] / k[ok] / sd[ok] / sd[ok] / sd[ok]
+
+
+def _unskewed(nonzero_skews: np.ndarray) -> bool:
+    """Whether the features' non-zero values (their skewness, one per feature with NONZERO_MIN of them) are
+    not right-skewed: median skewness at most COUNTS_SKEW (False without any such feature)."""
+    return bool(nonzero_skews.size) and float(np.median(nonzero_skews)) <= COUNTS_SKEW
 
 
 def _sparse_counts_skew(X) -> float | None:
@@ -114,4 +169,27 @@ def _sparse_counts_skew(X) -> float | None:
     if not skew.size:
         return None
     median = float(np.median(skew))
-    return median if median > COUNTS_SKEW else None
+    if median <= COUNTS_SKEW:
+        return None
+    if not np.any(zeros) or _whole(data, spans):
+        return median
+    # the non-zero values' moments about their own mean, from those of the stored values about the column's:
+    # stored zeros (each -mean from it) come off, then the shift by delta to the non-zero values' mean,
+    # sum (x - mean - delta)^2 = s2 - k delta^2, sum (x - mean - delta)^3 = s3 - 3 delta s2 + 2 k delta^3
+    stored_zeros = np.zeros(d, dtype=np.int64)
+    for a, b in spans:
+        stored_zeros += np.bincount(cols[a:b][data[a:b] == 0], minlength=d)
+    k = stored - stored_zeros
+    s2 -= stored_zeros * mean ** 2
+    s3 += stored_zeros * mean ** 3
+    enough = k >= max(3, min(NONZERO_MIN, n))
+    k, s2, s3 = k[enough], s2[enough], s3[enough]
+    delta = sums[enough] / k - mean[enough]
+    s3 -= 3 * delta * s2 - 2 * k * delta ** 3
+    s2 -= k * delta ** 2
+    return None if _unskewed(_skew(s2, s3, k)) else median
+
+
+def _whole(data: np.ndarray, spans) -> bool:
+    """Whether every stored value is a whole number (stopping at the first chunk with one that is not)."""
+    return all(bool(np.all(np.rint(data[a:b]) == data[a:b])) for a, b in spans)

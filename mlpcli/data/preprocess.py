@@ -25,6 +25,17 @@ CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps valu
 # A feature whose training values span less than this is constant for float64 arithmetic: its spread would
 # be a subnormal number (a few significant bits, or 0), so scaling by it gives noise or infinities.
 TINY_SPREAD = float(np.finfo(np.float64).tiny) * 2.0**52
+# So is one whose values differ by no more than float64's rounding of their size (the same number computed
+# two ways: 0.1 + 0.2 and 0.3): scaled by that spread, any other value would be ~1e15 spreads away, and the
+# network would learn from rounding noise (scikit-learn's StandardScaler takes such a feature as constant).
+ROUNDING_SPREAD = 16 * float(np.finfo(np.float64).eps)
+
+
+def _varies(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Whether spreads high - low (w,) (ranges, IQRs; within ±VALUE_LIMIT: no overflow) are real ones: at
+    least TINY_SPREAD and more than ROUNDING_SPREAD times the values' size."""
+    spread = high - low
+    return (spread >= TINY_SPREAD) & (spread > ROUNDING_SPREAD * np.maximum(np.abs(low), np.abs(high)))
 
 
 @dataclass
@@ -162,7 +173,7 @@ class Preprocessor:
             else:
                 impute_values[cols] = _fill_missing(B, nan_mask, nan_counts[cols], cfg.impute)
             del nan_mask
-            variable[cols] = B.max(axis=0) - B.min(axis=0) >= TINY_SPREAD  # within ±VALUE_LIMIT: no overflow
+            variable[cols] = _varies(B.min(axis=0), B.max(axis=0))
             local = np.flatnonzero(variable[cols])
             if variances is not None:
                 variances[cols.start + local] = B[:, local].var(axis=0)
@@ -236,7 +247,7 @@ class Preprocessor:
         if cfg.standardize and cfg.scaling == "robust":
             q25, median, q75 = column_percentiles(Xk, (25.0, 50.0, 75.0), scratch)
             half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # >= TINY_SPREAD / 2: constant columns are gone
-            center, scale = median, np.where(q75 - q25 >= TINY_SPREAD, q75 - q25, half_range)
+            center, scale = median, np.where(_varies(q25, q75), q75 - q25, half_range)
         elif cfg.standardize:
             center, scale = Xk.mean(axis=0), _column_sd(Xk, scratch)  # sd > 0: constant columns are gone
         _scale_in_place(Xk, center, scale, self._clips, scratch)  # robust: a huge z/IQR overflows, then clips
@@ -472,6 +483,7 @@ class Preprocessor:
         nan_counts = np.zeros(d, dtype=np.int64)
         nonzero_counts = np.zeros(d, dtype=np.int64)  # stored values other than 0 (NaN included: not a 0)
         present_sums = np.zeros(d) if cfg.impute == "mean" else None
+        present_range = (np.full(d, np.inf), np.full(d, -np.inf))  # of the stored values (mean imputation)
         for a, b in spans:
             raw, c = data[a:b], cols[a:b]
             nonzero_counts += np.bincount(c[raw != 0], minlength=d)
@@ -485,6 +497,8 @@ class Preprocessor:
             if present_sums is not None and not negative.any():
                 v = _stored_values(raw, cfg.log1p)
                 np.add.at(present_sums, c[~nan], v[~nan])
+                np.fmin.at(present_range[0], c, v)  # fmin, fmax: NaN ignored
+                np.fmax.at(present_range[1], c, v)
         if negative.any():
             raise DataError(_negative_message(names, negative, _first_negative_min(X, negative)))
         if cfg.impute is None and nan_counts.any():
@@ -496,6 +510,12 @@ class Preprocessor:
             elif cfg.impute == "mean":
                 with np.errstate(invalid="ignore", divide="ignore"):
                     impute_values = present_sums / (n - nan_counts)
+                # within the present values' range, implicit zeros included (as for dense data: an ulp
+                # beside equal values, the mean would make a constant column vary)
+                implicit = np.bincount(cols[:X.indptr[-1]], minlength=d) < n  # columns with implicit zeros
+                low = np.where(implicit, np.minimum(present_range[0], 0.0), present_range[0])
+                high = np.where(implicit, np.maximum(present_range[1], 0.0), present_range[1])
+                impute_values = np.clip(impute_values, low, high)
             else:
                 impute_values = _sparse_column_quantiles(X, np.arange(d), [50.0], cfg.log1p, None, skip_nan=True)[0]
             empty = nan_counts == n
@@ -517,7 +537,7 @@ class Preprocessor:
         has_zeros = stored < n
         top = np.where(has_zeros, np.maximum(top, 0.0), top)
         bottom = np.where(has_zeros, np.minimum(bottom, 0.0), bottom)
-        variable = top - bottom >= TINY_SPREAD
+        variable = _varies(bottom, top)
         mean = sums / n
         squares = np.zeros(d)
         for a, b in spans:
@@ -540,7 +560,7 @@ class Preprocessor:
             half_range = (top[kept] - bottom[kept]) / 2  # >= TINY_SPREAD / 2: constant columns are gone
             if cfg.scaling == "robust":
                 q25, q75 = _sparse_column_quantiles(X, kept, [25.0, 75.0], cfg.log1p, fill)
-                scale = np.where(q75 - q25 >= TINY_SPREAD, q75 - q25, half_range)
+                scale = np.where(_varies(q25, q75), q75 - q25, half_range)
             else:
                 sd = np.sqrt(variances[kept])
                 scale = np.where(sd > 0, sd, half_range)  # an SD below 1e-154 squares to 0
@@ -1119,7 +1139,9 @@ def _fill_missing(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray, m
     elif method == "mean":
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns, handled below
-            values = np.nanmean(X, axis=0)
+            # a sum's rounding can put the mean of equal values an ulp beside them: the column would no
+            # longer be constant, and its SD of ~1e-16 would make any other value 1e15 SDs away
+            values = np.clip(np.nanmean(X, axis=0), np.nanmin(X, axis=0), np.nanmax(X, axis=0))
     else:
         values = _nan_median(X, nan_mask, nan_counts)
     values[nan_counts == X.shape[0]] = 0.0

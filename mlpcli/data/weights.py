@@ -55,7 +55,9 @@ def _explicit_weights(text: str, classes: Sequence) -> np.ndarray:
             raise ConfigError(f"--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs such as "
                               f"'A=1,B=3', got {item!r}; valid labels: {valid}")
         if label not in index:
-            raise ConfigError(f"--class-weight names unknown class {label!r}; valid labels: {valid}")
+            # "A=1;B=3" reads as the class "A=1;B": the pairs' separator is the likely slip
+            hint = " (pairs are separated by commas: 'A=1,B=3')" if "=" in label else ""
+            raise ConfigError(f"--class-weight names unknown class {label!r}{hint}; valid labels: {valid}")
         if label in seen:
             raise ConfigError(f"--class-weight gives class {label!r} twice")
         try:
