@@ -81,3 +81,21 @@ def test_an_option_only_the_grid_gives_is_blamed_on_the_grid():
     assert res.exit_code == 2 and "--grid: momentum: only --optimizer sgd uses it" in res.output
     res = run(["tune", "x.csv", "--grid", "weight-decay=0.1,1", "--optimizer", "adam"])
     assert res.exit_code == 2 and "--grid: weight-decay: only --optimizer adamw uses it" in res.output
+
+
+def test_log1p_auto_says_when_it_declines_log_normalised_values():
+    """--log1p auto declined log-normalised single cells (skewed by their zeros alone) without a word: the user
+    could not tell it had looked, nor why it said no where the zeros look like counts."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from mlpcli import data
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.15, size=(300, 50)).astype(float)  # mostly zeros, as single cells
+    logged = np.where(counts > 0, rng.normal(2.0, 0.3, size=counts.shape), 0.0)  # non-zero values not skewed
+    for X in (logged, sp.csr_matrix(logged)):
+        notes: list[str] = []
+        assert data.looks_like_counts(X, notes) is None and notes == [data.counts.LOGGED_NOTE]
+    notes = []
+    assert data.looks_like_counts(counts, notes) is not None and notes == []  # counts: applied, no such note

@@ -16,7 +16,7 @@ from . import preprocess
 from .dataset import is_sparse
 from .preprocess import TINY_SPREAD, _as_matrix, _column_sd, _rows_per_block, _spans
 
-__all__ = ["COUNTS_SKEW", "NONZERO_MIN", "SKEW_ROWS", "looks_like_counts"]
+__all__ = ["COUNTS_SKEW", "NONZERO_MIN", "SKEW_ROWS", "LOGGED_NOTE", "looks_like_counts"]
 
 # A median per-feature skewness above this on non-negative data looks like raw counts or TPM, for which
 # log1p is the usual first step (the sample data sits near 2.7; log-scale microarray data near 0).
@@ -34,7 +34,12 @@ SKEW_ROWS = 2000
 NONZERO_MIN = 10
 
 
-def looks_like_counts(X) -> float | None:
+# What ``looks_like_counts`` tells a caller that asks, when it declines values skewed only by their zeros
+LOGGED_NOTE = ("--log1p auto: not applied, the values look log-normalised already (skewed by their zeros alone: "
+               "the other values are neither whole numbers nor skewed); --log1p to apply it")
+
+
+def looks_like_counts(X, notes: list[str] | None = None) -> float | None:
     """The median per-feature skewness of X (n, d) when it looks like raw counts or TPM (no negative value,
     median skewness above COUNTS_SKEW), else None. Rows with missing (or infinite) values are left out.
     Also None for values log-transformed already (log-normalised single cells, skewed by their zeros):
@@ -44,9 +49,18 @@ def looks_like_counts(X) -> float | None:
     Dense X (an ndarray or a RowView): every value is checked for negativity (one pass in its own dtype, no
     float64 copy), but the skewness is computed on SKEW_ROWS rows evenly spaced among the complete ones
     (all of them in a smaller table), a column block at a time. Sparse X: from its stored values (moments
-    with the implicit zeros counted), never densified."""
-    if is_sparse(X):
-        return _sparse_counts_skew(X.tocsr())
+    with the implicit zeros counted), never densified. ``notes`` (when given) gets LOGGED_NOTE when values
+    that look skewed are declined as log-normalised already: the surprising "no"."""
+    skew = _sparse_counts_skew(X.tocsr()) if is_sparse(X) else _dense_counts_skew(X)
+    if skew == _LOGGED:
+        if notes is not None:
+            notes.append(LOGGED_NOTE)
+        return None
+    return skew
+
+
+def _dense_counts_skew(X) -> float | None:
+    """``looks_like_counts`` of a dense X; -1.0 for values declined as log-normalised already."""
     X = _as_matrix(X)
     n, d = X.shape
     complete = np.empty(n, dtype=bool)
@@ -85,7 +99,10 @@ def looks_like_counts(X) -> float | None:
     median = float(np.median(skew))
     if median <= COUNTS_SKEW:
         return None
-    return None if _dense_logged(X, rows, width) else median
+    return _LOGGED if _dense_logged(X, rows, width) else median
+
+
+_LOGGED = -1.0  # the helpers' answer for values skewed by their zeros alone (a skewness above COUNTS_SKEW is > 0)
 
 
 def _dense_logged(X, rows: np.ndarray, width: int) -> bool:
@@ -130,7 +147,7 @@ def _unskewed(nonzero_skews: np.ndarray) -> bool:
 
 
 def _sparse_counts_skew(X) -> float | None:
-    """``looks_like_counts`` of a CSR matrix: the same moments (mean, SD, third central moment per column)
+    """``looks_like_counts`` of a CSR matrix (_LOGGED for values declined as log-normalised already): the same moments (mean, SD, third central moment per column)
     from sums over the stored values, the implicit zeros added in closed form; a chunk of stored values at a
     time (the sums in the order a whole-matrix np.bincount adds them)."""
     n, d = X.shape
@@ -187,7 +204,7 @@ def _sparse_counts_skew(X) -> float | None:
     delta = sums[enough] / k - mean[enough]
     s3 -= 3 * delta * s2 - 2 * k * delta ** 3
     s2 -= k * delta ** 2
-    return None if _unskewed(_skew(s2, s3, k)) else median
+    return _LOGGED if _unskewed(_skew(s2, s3, k)) else median
 
 
 def _whole(data: np.ndarray, spans) -> bool:

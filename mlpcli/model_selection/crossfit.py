@@ -259,7 +259,7 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
 
     # --log1p auto's look at the table (a pass over it and the skewness of 2,000 rows: 0.15 s at 8,000 x 5,000)
     # on a second core while the rows are split here (0.1-0.2 s for 4,000 patients; neither needs the other)
-    deciding = beside(resolve_log1p, options, ds.X)
+    deciding = beside(resolve_log1p, options, ds.X, notes)
     try:
         if val_ds is not None:
             split = None
