@@ -416,7 +416,7 @@ def test_missing_target_values(frame):
 
 def test_missing_group_values(frame):
     frame.loc[1, "patient_id"] = np.nan
-    with pytest.raises(DataError, match="--group column 'patient_id' has 1 missing values"):
+    with pytest.raises(DataError, match="--group column 'patient_id' has 1 missing value;"):
         build(frame)
 
 

@@ -561,10 +561,10 @@ def test_preprocessing_errors_still_count_every_row(monkeypatch):
     bad[[2, 30], 0] = -5.0
     bad[[3, 31, 32], 1] = np.nan
     monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", 30)  # ten rows a block
-    with pytest.raises(DataError, match=r"1 feature columns hold negative values \(first 'a', min -5\)"):
+    with pytest.raises(DataError, match=r"1 feature column holds negative values \(first 'a', min -5\)"):
         pre.transform(bad)
     bad[[2, 30], 0] = 1.0
-    with pytest.raises(DataError, match=r"missing values in 1 feature columns: 'b' \(3\)"):
+    with pytest.raises(DataError, match=r"missing values in 1 feature column: 'b' \(3\)"):
         pre.transform(bad)
     with pytest.raises(DataError, match=r"2 feature columns hold negative values \(first 'a', min -5"):
         Y = X.copy()

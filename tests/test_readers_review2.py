@@ -251,13 +251,13 @@ def test_missing_label_and_patient_in_the_sheet_name_the_sample(geo):
     s.to_csv(tmp / "s.csv", index=False)
     res = run(["train", matrix, "--features-in-rows", "--samples", str(tmp / "s.csv"), "--target", "disease",
                *FAST])
-    assert_clean_error(res, "target has missing values in 1 rows", "id 'GSM1003'")
+    assert_clean_error(res, "target has missing values in 1 row ", "id 'GSM1003'")
     s = sheet.copy()
     s.loc[5, "patient"] = None
     s.to_csv(tmp / "s.csv", index=False)
     res = run(["train", matrix, "--features-in-rows", "--samples", str(tmp / "s.csv"), "--target", "disease",
                "--group", "patient", *FAST])
-    assert_clean_error(res, "--group column 'patient' has 1 missing values", "id 'GSM1005'")
+    assert_clean_error(res, "--group column 'patient' has 1 missing value;", "id 'GSM1005'")
 
 
 def test_labels_differing_in_a_stray_space_or_case_are_a_warning(geo):

@@ -121,8 +121,8 @@ def test_genes_by_samples_empty_header_cell_over_values_is_named(tmp_path, frame
 
 
 @pytest.mark.parametrize("column, needles", [
-    ("label", ["t.csv: target has missing values in 1 rows", "row 4 (id 'S0003')"]),
-    ("patient_id", ["t.csv: --group column 'patient_id' has 1 missing values", "row 4 (id 'S0003')"]),
+    ("label", ["t.csv: target has missing values in 1 row ", "row 4 (id 'S0003')"]),
+    ("patient_id", ["t.csv: --group column 'patient_id' has 1 missing value;", "row 4 (id 'S0003')"]),
 ])
 def test_missing_label_or_group_names_the_file(tmp_path, frame, column, needles):
     path = tmp_path / "t.csv"

@@ -135,7 +135,7 @@ def _validation(tmp_path, change) -> str:
 
 
 @pytest.mark.parametrize("change, words", [
-    (lambda df: df.__setitem__("f02", df["f02"].where(df.index != 3)), "missing values in 1 feature columns: 'f02'"),
+    (lambda df: df.__setitem__("f02", df["f02"].where(df.index != 3)), "missing values in 1 feature column: 'f02'"),
     (lambda df: df.__setitem__("label", df["label"].where(df.index != 3, "other")),
      "labels the training table does not have: 'other'"),
     (lambda df: df.__setitem__("label", df["label"].where(df.index != 3)), "missing values"),

@@ -423,7 +423,7 @@ def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
     if nan_counts.any():
         cols = np.flatnonzero(nan_counts)
         pairs = [(names[j], int(nan_counts[j])) for j in cols]
-        notes.append(f"missing values in {len(cols)} feature columns: {_counted(pairs)} (filled by --impute; "
+        notes.append(f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {_counted(pairs)} (filled by --impute; "
                      "without it, training stops at them)")
     return nan_counts  # (d,)
 
@@ -487,7 +487,8 @@ def _label_column(df: pd.DataFrame, name: str | None, flag: str, id_column: str 
     col = df[name]
     if col.isna().any():
         where = _CellPlace(df, id_column, name)
-        raise DataError(f"{where.source}{flag} column {name!r} has {int(col.isna().sum())} missing values; "
+        n_missing = int(col.isna().sum())
+        raise DataError(f"{where.source}{flag} column {name!r} has {n_missing} missing value{'s' * (n_missing != 1)}; "
                         f"{_first_row(df, col.isna().to_numpy(), id_column, where)}; fill them or use --no-group")
     return np.asarray([_label_key(v) for v in col], dtype=object)
 
@@ -500,7 +501,8 @@ def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.nda
     col = df[name]
     missing = int(col.isna().sum())
     if missing:
-        warn.append(f"--batch column {name!r} has {missing} missing values; they are counted as batch 'NA'")
+        warn.append(f"--batch column {name!r} has {missing} missing value{'s' * (missing != 1)}; "
+                    f"{'they are' if missing != 1 else 'it is'} counted as batch 'NA'")
     return np.asarray(["NA" if pd.isna(v) else _label_key(v) for v in col], dtype=object)
 
 
@@ -531,7 +533,8 @@ def _target(
         per_col = [(t, int(frame[t].isna().sum())) for t in targets if frame[t].isna().any()]
         where = _CellPlace(df, id_column, per_col[0][0])
         raise DataError(
-            f"{where.source}target has missing values in {int(missing.sum())} rows ({_counted(per_col)}); "
+            f"{where.source}target has missing values in {int(missing.sum())} row{'s' * (int(missing.sum()) != 1)} "
+            f"({_counted(per_col)}); "
             f"{_first_row(df, missing.to_numpy(), id_column, where)}; drop those rows, or predict them with "
             "`mlpcli predict`"
         )

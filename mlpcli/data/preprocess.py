@@ -1159,7 +1159,8 @@ def _check_non_negative(X: np.ndarray, names: Sequence[str]) -> None:
 
 def _negative_message(names: Sequence[str], negative: np.ndarray, first_min: float) -> str:
     cols = np.flatnonzero(negative)
-    return (f"log1p needs non-negative input, but {len(cols)} feature columns hold negative values "
+    return (f"log1p needs non-negative input, but {len(cols)} feature column{'s hold' if len(cols) != 1 else ' holds'} "
+            "negative values "
             f"(first {names[cols[0]]!r}, min {first_min:.4g}); drop --log1p if the data is already on a log scale")
 
 
@@ -1168,7 +1169,7 @@ def missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: st
     whole table counts differently)."""
     cols = np.flatnonzero(nan_counts)
     pairs = [(names[j], int(nan_counts[j])) for j in cols]
-    return (f"missing values in {len(cols)} feature columns: {_counted(pairs)}{counted_in}; "
+    return (f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {_counted(pairs)}{counted_in}; "
             "pass --impute median|mean|zero or remove them")
 
 
