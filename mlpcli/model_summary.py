@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .model_io import Model
 
-__all__ = ["describe", "trained_matrix", "FIRST_FEATURES"]
+__all__ = ["describe", "network_summary", "loss_words", "trained_matrix", "FIRST_FEATURES"]
 
 FIRST_FEATURES = 10  # feature names listed unless all are asked for
 
@@ -25,8 +25,6 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
     """The model's description as a JSON-ready dict (sections: file, task, features, preprocessing,
     network, training, split, held_out, diagnosis, provenance, roles). ``all_features``: every input
     feature name instead of the first FIRST_FEATURES."""
-    net = model.network
-    per_member = int(net.n_parameters)
     names = list(model.feature_names)
     ref = model.preprocessor
     kept = list(getattr(ref, "kept_features", []) or names)
@@ -53,18 +51,7 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "dropped_constant": len(getattr(ref, "dropped_constant", []) or []),
         },
         "preprocessing": _preprocessing(ref, model.members, _fitted_on(model)),
-        "network": {
-            "members": len(model.members),
-            "layers": [int(net.n_inputs), *map(int, net.hidden), int(net.n_outputs)],
-            "activation": net.activation if net.hidden else None,
-            "dropout": net.dropout if net.hidden else None,
-            "batchnorm": net.batchnorm,
-            "dtype": str(net.dtype),
-            "parameters_per_member": per_member,
-            "parameters": per_member * len(model.members),
-            "loss": model.loss,
-            "temperature": model.temperature,
-        },
+        "network": network_summary(model),
         "training": {
             "options": resolved,
             "strategy": fit.get("strategy"),
@@ -91,6 +78,56 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
         "roles": model.roles or {},
         "matrix": trained_matrix(model),  # an .h5ad file's matrix the features came from (None: not an .h5ad file)
     })
+
+
+def network_summary(model: Model) -> dict:
+    """The networks as plain data (``info``'s and ``train --json``'s "network" section): members, layer widths
+    (inputs → hidden → outputs), activation and dropout (None without a hidden layer), parameters, the loss as
+    stored (``{"name", "params"}``) and in words (``loss_words``), the calibration temperature."""
+    net = model.network
+    per_member = int(net.n_parameters)
+    return {
+        "members": len(model.members),
+        "layers": [int(net.n_inputs), *map(int, net.hidden), int(net.n_outputs)],
+        "activation": net.activation if net.hidden else None,
+        "dropout": net.dropout if net.hidden else None,
+        "batchnorm": net.batchnorm,
+        "dtype": str(net.dtype),
+        "parameters_per_member": per_member,
+        "parameters": per_member * len(model.members),
+        "loss": model.loss,
+        "loss_words": loss_words(model.loss, model.config or {}, model.task),
+        "temperature": model.temperature,
+    }
+
+
+def loss_words(loss: dict, options: dict, task: str) -> str:
+    """The training loss and what makes it differ from the plain one, in words: "bce, class weights balanced",
+    "ce, label smoothing 0.1", "focal (gamma 2)", "mse of the standardised target". ``options``: the model's
+    training options (``Model.config``), where the class weights of every loss are (focal and hinge take them
+    as sample weights, not as loss parameters). The validation loss is weighted like the training loss, so with
+    weights it is not the log loss."""
+    name, params = loss.get("name", "?"), loss.get("params") or {}
+    words = []
+    if name == "focal":
+        words.append(f"gamma {params.get('gamma', 2.0):g}"
+                     + (f", alpha {params['alpha']:g}" if params.get("alpha") is not None else ""))
+    if name == "huber" and params.get("delta") is not None:
+        words.append(f"delta {params['delta']:g}")
+    if params.get("label_smoothing"):
+        words.append(f"label smoothing {params['label_smoothing']:g}")
+    class_weight = options.get("class_weight")
+    if class_weight not in (None, "none"):
+        words.append(f"class weights {class_weight}")
+    if options.get("pos_weight") not in (None, 1.0):
+        words.append(f"positives weighted {options['pos_weight']:g}")
+    text = name + (f" ({', '.join(words)})" if words else "")
+    return text + (" of the standardised target" if task == "regression" else "")
+
+
+def is_weighted(options: dict) -> bool:
+    """Whether the training (and validation) loss weights samples by class (--class-weight, --pos-weight)."""
+    return options.get("class_weight") not in (None, "none") or options.get("pos_weight") not in (None, 1.0)
 
 
 def trained_matrix(model: Model) -> str | None:

@@ -27,7 +27,12 @@ from .model_selection import crossfit
 from .model_selection.splits import summarize_folds
 from .parallel import beside, import_beside
 
-__all__ = ["TrainOutcome", "train", "train_dataset", "load_dataset", "refit_tuned"]
+__all__ = ["TrainOutcome", "train", "train_dataset", "load_dataset", "refit_tuned", "held_out_caveat"]
+
+# Held-out metrics are rough when one sample more or less right moves the balanced accuracy by this much
+# (a binary task with 20 held-out samples of its rarer class), or, for regression, below this many samples.
+ROUGH_STEP = 0.025
+ROUGH_REGRESSION_ROWS = 30
 
 
 @dataclass
@@ -39,6 +44,8 @@ class TrainOutcome:
     warnings: list[str] = field(default_factory=list)
     diagnosis: object | None = None  # diagnosis.Diagnosis when the run is long enough to read
     seconds: float = 0.0  # wall time of the training (reading the table excluded)
+    # why the held-out metrics are rough (``held_out_caveat``: few samples, or few of one class); None when not
+    metrics_caveat: str | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -69,13 +76,32 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
     imported = import_beside(*TRAINING_IMPORTS) if dense else (lambda: None)
     try:
         loaded = data.load_dataset(path, **options.roles(), stdin=stdin)
+        twins = data.twin_rows(loaded[0].X, loaded[0].groups)  # NumPy, beside the import (~0.1 s at 8,000 x 5,000)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: not waited for, as the interrupted reading may hold an
         raise  # import lock the import thread (a daemon, left to the exit) waits for: a hang, seen once
     except BaseException:
         imported()
         raise
     imported()  # so nothing here imports scikit-learn while the thread still does
+    if twins:
+        loaded[0].warnings.append(_twins_warning(loaded[0], twins))
     return loaded
+
+
+def _twins_warning(ds: data.Dataset, twins: list[tuple[int, int]]) -> str:
+    def name(i: int) -> str:
+        return repr(str(ds.ids[i])) if ds.ids is not None else f"row {i + 1}"
+
+    i, j = twins[0]
+    copies = len({j for _, j in twins})
+    where = (f"in another {ds.roles.group if ds.roles and ds.roles.group else 'group'}" if ds.groups is not None
+             else "")
+    remedy = ("drop the copies, or give each sample's copies one group" if ds.groups is not None else
+              "drop the copies, or give each sample's copies one --group")
+    return (f"{copies} sample{'s' * (copies > 1)} repeat{'s' * (copies == 1)} another sample's feature values exactly"
+            f"{' ' + where if where else ''} ({name(j)} = {name(i)}"
+            f"{f', and {len(twins) - 1} more pair' + 's' * (len(twins) > 2) if len(twins) > 1 else ''}): "
+            f"a copy held out while its twin trains makes the held-out metrics optimistic — {remedy}")
 
 
 def train(path, options: TrainOptions, progress: Callable[[dict], None] | None = None, stdin=None,
@@ -137,11 +163,14 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
         model.fit["held_out"] = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
         model.fit["held_out_metrics"] = {k: v for k, v in val_metrics.items()
                                          if v is None or isinstance(v, (int, float, str)) and k != "classes"}
+        caveat = held_out_caveat(ds.task, fitted.scored.y, ds.classes)
+        if caveat:
+            notes.append(f"rough held-out metrics: {val_metrics['n']} {model.fit['held_out']} samples, and {caveat}")
         diagnosis = _diagnose(fitted.history, baseline, resolved, model)
         if diagnosis is not None:
             model.extra["diagnosis"] = diagnosis.to_dict()
     return TrainOutcome(model=model, fitted=fitted, val_metrics=val_metrics, notes=notes, warnings=warnings,
-                        diagnosis=diagnosis, seconds=time.perf_counter() - started)
+                        diagnosis=diagnosis, seconds=time.perf_counter() - started, metrics_caveat=caveat)
 
 
 def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "(in memory)",
@@ -158,6 +187,40 @@ def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "
         "nested": result.nested_summary(),
     }
     return outcome
+
+
+def held_out_caveat(task: str, y: np.ndarray, classes: list) -> str | None:
+    """Why held-out metrics on the rows ``y`` (class indices (n,), 0/1 columns (n, L) for multi-label, values for
+    regression) are rough, or None: one sample of the rarest class (of the rarer side of a label) more or less
+    right moves the balanced accuracy by ROUGH_STEP or more, or a regression has fewer than
+    ROUGH_REGRESSION_ROWS samples. Twelve samples gave "balanced accuracy 0.667" with nothing to say that one
+    sample more or less right made it 0.583 or 0.750."""
+    y = np.asarray(y)
+    if task == "regression":
+        n = y.shape[0]
+        return "R², RMSE and correlations vary widely at this size" if n < ROUGH_REGRESSION_ROWS else None
+    if task == "multilabel":
+        Y = y.reshape(y.shape[0], -1).astype(int)
+        sides = [(min(pos, neg), j, "positive" if pos <= neg else "negative")
+                 for j, (pos, neg) in enumerate(zip(Y.sum(axis=0).tolist(), (1 - Y).sum(axis=0).tolist()))
+                 if pos and neg]
+        if not sides:
+            return None
+        fewest, j, side = min(sides)
+        step = 1 / (2 * Y.shape[1] * fewest)  # the mean over labels of each label's two-class balanced accuracy
+        what = f"one {side} sample of label {str(classes[j])!r} ({fewest} held out)"
+    else:
+        counts = np.bincount(y.reshape(-1).astype(int), minlength=len(classes))
+        present = np.flatnonzero(counts)  # balanced accuracy: the mean recall over the classes present
+        if not present.size:
+            return None
+        rarest = present[np.argmin(counts[present])]
+        fewest = int(counts[rarest])
+        step = 1 / (present.size * fewest)
+        what = f"one sample of class {str(classes[rarest])!r} ({fewest} held out)"
+    if step < ROUGH_STEP:
+        return None
+    return f"{what} more or less right moves the balanced accuracy by {step:.3f}"
 
 
 def _mean_baseline(baselines: list[dict]) -> dict:

@@ -96,7 +96,7 @@ def _table(doc: dict) -> Table:
     layers = " → ".join(map(str, net["layers"]))
     table.add_row("network", f"{kind} {layers}, " + (f"{net['activation']}, dropout {fmt(net['dropout'])}, "
                                                      if net["activation"] else "no hidden layer, ")
-                  + f"{net['dtype']}; {net['parameters']:,} parameters; loss {net['loss']['name']}"
+                  + f"{net['dtype']}; {net['parameters']:,} parameters; loss {net['loss_words']}"
                              + (f"; temperature {fmt(net['temperature'])}" if net["temperature"] else ""))
     opts = tr["options"]
 
@@ -128,6 +128,8 @@ def _table(doc: dict) -> Table:
         shown = ", ".join(f"{display_name(k)} {fmt_metric(k, v)}" for k, v in m.items()
                           if k not in settings and v is not None)
         at = f", threshold {fmt(m['threshold'])}" if m.get("threshold") is not None else ""
+        if doc["task"] == "regression" and len(doc["classes"]) > 1:  # the model stores no per-target figures
+            at += f"; RMSE and MAE pooled over the {len(doc['classes'])} targets' units"
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
     else:
         table.add_row("held-out metrics", "not stored (model written by an earlier version)")

@@ -86,7 +86,12 @@ class _Progress(StderrBar):
         self.run = run
 
 
-def _split_table(split: dict, members: list[dict], folds: int = 1) -> Table:
+def _count_label(name, multilabel: bool) -> str:
+    """A row of the split table's counts: a class's samples, or for multi-label a label's positive samples."""
+    return f"label {name} (positives)" if multilabel else f"class {name}"
+
+
+def _split_table(split: dict, members: list[dict], folds: int = 1, multilabel: bool = False) -> Table:
     """``folds``: the members planned (an interrupted ensemble may keep one: its split is still the folds')."""
     crossfit = len(members) > 1 or folds > 1
     if crossfit and len(members) < folds:  # interrupted: the members kept hold out only their folds
@@ -113,7 +118,7 @@ def _split_table(split: dict, members: list[dict], folds: int = 1) -> Table:
         if split.get("n_groups_train") is not None:
             row("groups", split["n_groups_train"], "")
         for c in sorted(split["class_counts_train"], key=str):
-            row(f"class {c}", split["class_counts_train"][c], "")
+            row(_count_label(c, multilabel), split["class_counts_train"][c], "")
         for b in sorted(split["batch_counts_train"], key=str):
             row(f"batch {b}", split["batch_counts_train"][b], "")
         return table
@@ -121,7 +126,7 @@ def _split_table(split: dict, members: list[dict], folds: int = 1) -> Table:
     if split.get("n_groups_train") is not None:
         row("groups", split["n_groups_train"], split["n_groups_val"])
     for c in sorted(set(split["class_counts_train"]) | set(split["class_counts_val"]), key=str):
-        row(f"class {c}", split["class_counts_train"].get(c, 0), split["class_counts_val"].get(c, 0))
+        row(_count_label(c, multilabel), split["class_counts_train"].get(c, 0), split["class_counts_val"].get(c, 0))
     for b in sorted(set(split["batch_counts_train"]) | set(split["batch_counts_val"]), key=str):
         row(f"batch {b}", split["batch_counts_train"].get(b, 0), split["batch_counts_val"].get(b, 0))
     return table
@@ -129,21 +134,26 @@ def _split_table(split: dict, members: list[dict], folds: int = 1) -> Table:
 
 def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) -> Table:
     from .. import metrics
+    from ..model_summary import is_weighted, loss_words
 
     model, fitted = outcome.model, outcome.fitted
     fit = model.fit
     table = Table(title="Training summary", title_justify="left", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    positive = f"; positive class {model.classes[-1]}" if model.task == "binary" else ""
-    table.add_row("task", f"{model.task} ({len(model.classes)} {'classes' if model.task in ('binary', 'multiclass') else 'outputs'}"
-                          f"{positive})")
+    k = len(model.classes)
+    what = {"binary": f"{k} classes; positive class {model.classes[-1]}", "multiclass": f"{k} classes",
+            "multilabel": f"{k} labels"}.get(model.task)
+    if what is None:  # regression: "1 outputs" said nothing of which column was predicted
+        names = ", ".join(map(str, model.classes))
+        what = f"target {names}" if k == 1 else f"{k} targets: {names}"
+    table.add_row("task", f"{model.task} ({what})")
     net = model.network
     widths = " → ".join(map(str, [net.n_inputs, *net.hidden, net.n_outputs]))
     kind = (f"{len(model.members)} cross-fitted members, each" if model.is_ensemble else
             "one network (refit on all rows)" if fitted.refit_epochs else "one network")
     table.add_row("model", f"{kind} {widths}, {net.activation if net.hidden else 'softmax regression' if model.task == 'multiclass' else 'linear'}, "
-                  f"{net.n_parameters:,} parameters, loss {model.loss['name']}")
+                  f"{net.n_parameters:,} parameters, loss {loss_words(model.loss, model.config, model.task)}")
     members = fit.get("members") or []
     stops = ["interrupted" if m.get("interrupted") else "early stop" if m["stopped_early"] else "epoch limit" for m in members]
     if len(members) > 1:
@@ -159,15 +169,28 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
             sum(m["best_val_loss"] for m in members) / len(members)
         # multi-label BCE is summed over the labels, while the log loss below is their mean
         summed = f"{model.loss['name']} summed over the {len(model.classes)} labels" if model.task == "multilabel" else ""
-        how = "; ".join(w for w in ("mean over members" if len(members) > 1 else "", summed) if w)
+        # the loss trained on, not the metrics' log loss or RMSE: weighted by class like training, and for
+        # regression on the standardised target (0.78 beside an RMSE of 3.47 read as a contradiction)
+        unlike = ("weighted by class as in training, unlike the log loss below" if is_weighted(model.config) else
+                  f"{model.loss['name']} of the standardised target, not in its units" if model.task == "regression"
+                  else "")
+        how = "; ".join(w for w in ("mean over members" if len(members) > 1 else "", summed, unlike) if w)
         table.add_row("validation loss", f"{fmt(best_val, 'loss')} at the best epoch"
                       f"{f' ({how})' if how else ''}; baseline loss "
                       f"{fmt(model.baseline['val_loss'], 'loss')} (always predicting the training "
                       f"{'mean' if model.task == 'regression' else 'prior'})")
     m = outcome.val_metrics
     where = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
-    table.add_row(f"{where} metrics", ", ".join(f"{display_name(k)} {fmt_metric(k, m.get(k))}"
-                                                for k in metrics.HEADLINE_METRICS[model.task]))
+    shown = [k for k in metrics.HEADLINE_METRICS[model.task] if k in m or model.task != "regression"]
+    table.add_row(f"{where} metrics", ", ".join(f"{display_name(k)} {fmt_metric(k, m.get(k))}" for k in shown))
+    # what the metrics rest on, beside them: twelve samples' "balanced accuracy 0.667" read as a finding
+    scored = f"{m.get('n')}" + (f"; rough: {outcome.metrics_caveat}" if outcome.metrics_caveat else "")
+    if m.get("per_target"):
+        scored += f"; RMSE and MAE above are pooled over the {len(m['per_target'])} targets' units, each below"
+    table.add_row(f"{where} samples", scored)
+    for t in m.get("per_target") or []:  # several regression targets: each in its own units (pooled, they mix them)
+        table.add_row(f"  {t['target']}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"
+                                                   for k in ("rmse", "r2", "pearson_r")))
     cal = outcome.calibration
     if cal is not None:
         table.add_row("calibration", f"temperature {fmt(cal.temperature)}; {where} log loss "
@@ -301,12 +324,18 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         write_together(files, last=last)
 
     if as_json:
+        from ..model_summary import network_summary, positive_class
+
         report([], outcome.warnings[len(early_warnings):], quiet)
         print_json({
             "model": out, "task": outcome.model.task, "classes": [str(c) for c in outcome.model.classes],
+            "positive_class": positive_class(outcome.model),
+            # what the summary's "model" row says: members, layer widths (the architecture --hidden auto chose), loss
+            "network": network_summary(outcome.model),
             "split": outcome.model.split, "fit": outcome.model.fit, "baseline": outcome.model.baseline,
             "validation_metrics": outcome.val_metrics,
             "held_out": "out-of-fold" if outcome.model.is_ensemble or outcome.fitted.refit_epochs else "validation",
+            "metrics_caveat": outcome.metrics_caveat,
             "calibration": outcome.calibration.to_dict() if outcome.calibration else None,
             "diagnosis": outcome.diagnosis.to_dict() if outcome.diagnosis is not None else None,
             "notes": outcome.notes, "warnings": outcome.warnings, "seconds": outcome.seconds,
@@ -319,7 +348,8 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         con = stderr_console() if tables_on_stdout else stdout_console()
         fit = outcome.model.fit
         folds = fit.get("folds") if isinstance(fit.get("folds"), int) else 1
-        con.print(_split_table(outcome.model.split, fit.get("members") or [], folds))
+        con.print(_split_table(outcome.model.split, fit.get("members") or [], folds,
+                               multilabel=outcome.model.task == "multilabel"))
         con.print(_summary_table(outcome, out, time.perf_counter() - started))
     if outcome.interrupted:
         interrupted_exit(what=f"{_kept_words(outcome.model.fit)}; model written to {out}")
