@@ -243,6 +243,8 @@ class TrainOptions:
             raise ConfigError("--batch-size 1 with --batchnorm: batch normalisation turns a one-row minibatch into "
                               "zeros, so the hidden layers would learn nothing; use --batch-size 2 or more")
         check_decay(self)
+        if self.loss != AUTO:  # "auto" is resolved with the task, and checked then (fitting.build_loss)
+            check_loss_options(self, self.loss)
         if self.refit and self.folds == 1:
             raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; it needs "
                               f"{folds_flag} 2 or more")
@@ -477,6 +479,19 @@ def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) 
     resolved = replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise)
     check_decay(resolved)
     return resolved
+
+
+def check_loss_options(options: TrainOptions, name: str) -> None:
+    """A ConfigError naming the option when one that shapes a loss is given for another loss ``name`` (it would
+    be ignored): before the data is read for an explicit --loss, once the task is known for --loss auto."""
+    if options.label_smoothing and name != "ce":
+        raise ConfigError(f"--label-smoothing applies to --loss ce only (the loss is {name})")
+    if options.pos_weight != 1.0 and name != "bce":
+        raise ConfigError(f"--pos-weight applies to --loss bce only (the loss is {name})")
+    if options.focal_alpha is not None and name != "focal":
+        raise ConfigError(f"--focal-alpha applies to --loss focal only (the loss is {name})")
+    if options.focal_gamma != 2.0 and name != "focal":  # as --focal-alpha: silently ignored, it promised nothing
+        raise ConfigError(f"--focal-gamma applies to --loss focal only (the loss is {name})")
 
 
 def check_decay(options: TrainOptions) -> None:

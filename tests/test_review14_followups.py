@@ -99,3 +99,15 @@ def test_log1p_auto_says_when_it_declines_log_normalised_values():
         assert data.looks_like_counts(X, notes) is None and notes == [data.counts.LOGGED_NOTE]
     notes = []
     assert data.looks_like_counts(counts, notes) is not None and notes == []  # counts: applied, no such note
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--loss", "focal", "--label-smoothing", "0.1"], "--label-smoothing applies to --loss ce only"),
+    (["--loss", "ce", "--pos-weight", "3"], "--pos-weight applies to --loss bce only"),
+    (["--loss", "bce", "--focal-gamma", "1"], "--focal-gamma applies to --loss focal only"),
+])
+def test_options_of_another_loss_are_refused_before_the_data_is_read(args, flag):
+    """An explicit --loss with an option of another loss was refused only once the table had been read (and on
+    a large table, after reading it): the conflict is in the options alone."""
+    res = run(["train", "no_such_table.csv", *args])
+    assert res.exit_code == 2 and flag in res.output, res.output

@@ -83,16 +83,9 @@ def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> 
         raise ConfigError(f"--loss {name} needs a binary or multi-label target; the task is multiclass with {n_classes} classes (use ce)")
     if task == "multilabel" and name == "ce":
         raise ConfigError("--loss ce needs one class per sample; the task is multi-label (use bce or focal)")
-    if options.label_smoothing and name != "ce":
-        raise ConfigError(f"--label-smoothing applies to --loss ce only (the loss is {name})")
+    config.check_loss_options(options, name)
     if task == "regression" and options.class_weight not in (None, "none"):
         raise ConfigError("--class-weight needs a classification target; the task is regression")
-    if options.pos_weight != 1.0 and name != "bce":
-        raise ConfigError(f"--pos-weight applies to --loss bce only (the loss is {name})")
-    if options.focal_alpha is not None and name != "focal":
-        raise ConfigError(f"--focal-alpha applies to --loss focal only (the loss is {name})")
-    if options.focal_gamma != 2.0 and name != "focal":  # as --focal-alpha: silently ignored, it promised nothing
-        raise ConfigError(f"--focal-gamma applies to --loss focal only (the loss is {name})")
 
     if task == "multilabel":
         cw = _multilabel_weights(options.class_weight, y_train, ds.classes)
