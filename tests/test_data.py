@@ -797,7 +797,10 @@ def test_class_in_one_group_cannot_be_split():
 
 
 def test_too_few_groups():
-    with pytest.raises(DataError, match="3 groups in 'patient_id' are too few for --val-size 0.2"):
+    with pytest.raises(DataError, match="4 groups in 'patient_id' are too few for --val-size 0.1"):
+        splits.holdout(grouped_dataset([4, 4, 4, 4], [0, 1, 0, 1]), 0.1)
+    # a class in one group: that is the reason, whatever the share (no --val-size would help)
+    with pytest.raises(DataError, match="class .* has 4 samples, all from 1 group in 'patient_id'"):
         splits.holdout(grouped_dataset([4, 4, 4], [0, 1, 1]), 0.2)
     frame = pd.DataFrame({"patient_id": "P1", "label": np.linspace(0, 1, 12), "g0": 1.0})
     with pytest.raises(DataError, match="only 1 group in 'patient_id'.*--no-group"):

@@ -111,3 +111,18 @@ def test_options_of_another_loss_are_refused_before_the_data_is_read(args, flag)
     a large table, after reading it): the conflict is in the options alone."""
     res = run(["train", "no_such_table.csv", *args])
     assert res.exit_code == 2 and flag in res.output, res.output
+
+
+def test_a_class_of_one_patient_is_named_before_the_validation_share(tmp_path):
+    """Three patients, class B in one of them: train said "3 groups are too few for --val-size 0.2 ... use
+    --val-size 0.33", an option the user never gave and a value that fails too; the class is the reason."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = [{"sample_id": f"{p}_{k}", "patient_id": p, "label": label, **{f"g{j}": rng.normal() for j in range(12)}}
+            for p, label in (("P1", "A"), ("P2", "B"), ("P3", "A")) for k in range(4)]
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp"), "--epochs", "2"])
+    assert res.exit_code == 1 and "class 'B' has 4 samples, all from 1 group in 'patient_id'" in res.output
+    assert "--val-size" not in res.output.splitlines()[-1]

@@ -166,15 +166,8 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
     _check_enough_groups(n_groups, gname)
     if largest < 2:  # sklearn refuses when every class is smaller than the number of folds
         raise DataError("too few samples for a grouped --val-size split: every class has 1 sample; add data")
-    # the folds cannot outnumber the groups, nor the largest class (sklearn refuses then)
-    n_splits, n_val = fold_fraction(val_size, min(n_groups, largest, max(10, round(1 / min(val_size, 1 - val_size)))))
-    nearest = n_val / n_splits
-    if abs(nearest - val_size) > 0.05 + 1e-9:  # the share asked for is out of reach: say what is within it
-        why = (f"{n_groups} groups in {gname!r} are too few" if n_groups <= largest else
-               f"the largest class has {largest} samples, too few")
-        raise DataError(f"{why} for --val-size {val_size:g}: the nearest share whole groups allow is {n_val} of "
-                        f"{n_splits} folds ({nearest:.2f}); use --val-size {nearest:.2f}, or add data")
-    # Each class must occur in >= 2 groups, else whole groups cannot place it on both sides.
+    # Each class must occur in >= 2 groups, else whole groups cannot place it on both sides (said first: no
+    # --val-size helps then, where the share's message below would suggest one)
     for c in np.unique(y):
         members = groups[y == c]
         n_class_groups = len(np.unique(members))
@@ -184,6 +177,14 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
                 "it cannot appear on both the training and validation sides — merge or drop the class, or add "
                 "samples from more groups"
             )
+    # the folds cannot outnumber the groups, nor the largest class (sklearn refuses then)
+    n_splits, n_val = fold_fraction(val_size, min(n_groups, largest, max(10, round(1 / min(val_size, 1 - val_size)))))
+    nearest = n_val / n_splits
+    if abs(nearest - val_size) > 0.05 + 1e-9:  # the share asked for is out of reach: say what is within it
+        why = (f"{n_groups} groups in {gname!r} are too few" if n_groups <= largest else
+               f"the largest class has {largest} samples, too few")
+        raise DataError(f"{why} for --val-size {val_size:g}: the nearest share whole groups allow is {n_val} of "
+                        f"{n_splits} folds ({nearest:.2f}); use --val-size {nearest:.2f}, or add data")
     folds = [va for _, va in stratified_group_folds(y, groups, n_splits, seed) if len(va)]
     if len(folds) < 2:
         raise DataError(f"cannot form a grouped split of {n_groups} groups in {gname!r}; add data or raise --val-size")
