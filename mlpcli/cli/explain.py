@@ -70,7 +70,9 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
 @click.option("--baseline", type=click.Choice(["mean", "zero"]), default="mean", show_default=True,
               help="IG's starting point: the training mean stored in the model, or all zeros.")
 @click.option("--steps", type=click.IntRange(1, 100_000), default=64, show_default=True,
-              help="IG: trapezoid intervals along the path.")
+              help="IG: trapezoid intervals along the path (ReLU-family networks of two or more hidden layers "
+                   "are integrated between their kinks: exactly for logits, probabilities on pieces of at most "
+                   "1/steps).")
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None, callback=finite_option,
               help="IG: largest accepted completeness gap (relative)  [default: 1e-3 for float64 models, 1e-2 float32]")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Genes ranked per class.")

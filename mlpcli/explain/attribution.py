@@ -37,6 +37,13 @@ and at b) instead of steps + 1 times, and the averaged gradient goes back throug
 holds nearly all the work) the whole explanation costs about two forward passes plus the path through the
 small layers.
 
+A network of two or more hidden layers whose activations are all piecewise linear (ReLU, leaky ReLU,
+identity) is instead integrated piece by piece between its kinks, found layer by layer along each row's path
+(``_kinks``; "the segmented path" below): the logit's integral is then exact, and a probability's is
+Gauss-Legendre on sub-pieces no longer than 1 / steps, shorter where the logits move fast (a 64 -> 32
+ensemble's worst gap on the sample data: 1.1e-3 with the trapezoid rule, 5e-8 so, the float32 arithmetic's
+round-off).
+
 Memory is bounded: samples go through in chunks whose attributions (targets x rows x features) take at
 most ATTR_BYTES, and each chunk's path points in blocks of at most PATH_BYTES of hidden activations.
 """
@@ -382,6 +389,229 @@ def _to_inputs(path: _MemberPath, G: np.ndarray) -> np.ndarray:
     return path.dz * G
 
 
+# ── the segmented path: deeper ReLU-family networks ─────────────────────────────────────────────────────
+#
+# Along a straight path every pre-activation of a network whose activations are all piecewise linear (ReLU,
+# leaky ReLU, identity; BatchNorm and dropout are affine at inference) is piecewise linear in alpha: between
+# two consecutive kinks (where a unit of any layer crosses its activation's kink) the network is affine, so the
+# gradient of a logit is constant there. The kinks are found layer by layer: between the kinks found so far
+# the next layer's pre-activations are linear, so its crossings are read off its values at those points. The
+# first layer's kinks alone (``_slope_weights``) leave the later layers' to the trapezoid rule, whose error at
+# a kink is O(h): a 16 -> 8 network's gap could stay above 1e-3 after 16 x the steps. Here the logit's
+# integral is exact (one backward pass per linear piece, at its middle); a probability (softmax or sigmoid of
+# logits that are affine on each piece, smooth there) is integrated with Gauss-Legendre on sub-pieces (no
+# longer than 1 / steps, and shorter where the logits move fast), from the logits interpolated between the
+# pieces' ends: only the k logits are evaluated at the Gauss points, and one backward pass per linear piece
+# carries the integrated seed.
+
+LOGIT_STEP = 0.5  # the most a logit moves over one Gauss-Legendre sub-piece (up to the default steps)
+MAX_SUBPIECES = 4096  # per linear piece
+_GAUSS_X, _GAUSS_W = np.polynomial.legendre.leggauss(3)
+_GAUSS_X, _GAUSS_W = (_GAUSS_X + 1.0) / 2.0, _GAUSS_W / 2.0  # on [0, 1]
+
+
+def _piecewise_linear(net) -> bool:
+    return all(layer.fn.name in _PIECEWISE_LINEAR for layer in net.layers if layer.kind == "activation")
+
+
+def _segmented(model: Model, joint: bool) -> list[bool]:
+    """Per member: integrate piece by piece between the kinks (a piecewise-linear network with two or more
+    hidden layers; one hidden layer keeps the trapezoid path, exact for logits already). ``joint``: the
+    ensemble's probability reads every member at the same points, so all members or none."""
+    nets = [m.network for m in model.members]
+    deep = [len(net.hidden) >= 2 and _piecewise_linear(net) for net in nets]
+    if joint:
+        return [any(deep) and all(_piecewise_linear(net) for net in nets)] * len(nets)
+    return deep
+
+
+def _segment_rows(model: Model, steps: int, output: str, joint: bool, T: int, per_member: bool) -> int:
+    """Rows whose path points (kinks, and the sub-pieces for probabilities) and the logits there fit PATH_BYTES,
+    taking a kink per hidden unit of each member the points are shared by (about half cross on the sample
+    data)."""
+    M = len(model.members) if joint else 1
+    k = model.network.n_outputs
+    points = 2 + (steps if output == "prob" else 0) + M * max(sum(m.network.hidden) for m in model.members)
+    per_point = 8 * (4 + M * k * (1 + T * (2 if per_member else 1)))  # points; logits and seeds there
+    return max(1, PATH_BYTES // (points * per_point))
+
+
+@dataclass
+class _Points:
+    """Points along each row's path, sorted by row then alpha, each row's from 0 to 1."""
+
+    row: np.ndarray  # (P,) int64
+    alpha: np.ndarray  # (P,) float64
+    sets: np.ndarray | None = None  # (S, P) bool: which of the sets merged into these points hold each
+
+    def pieces(self) -> np.ndarray:
+        """Indices p of the points opening a piece [alpha[p], alpha[p + 1]] of positive length within a row."""
+        return _pieces(self.row, self.alpha)
+
+    def interpolated(self, i: int, kinks: "_Points", values: np.ndarray) -> np.ndarray:
+        """``values`` (len(kinks.row), k) at the points of merged set i (``kinks``), interpolated linearly to
+        every point (P, k): exact for a member's logits when set i is its kinks (affine between them)."""
+        left = np.cumsum(self.sets[i]) - 1  # the last kink at or before each point
+        right = np.minimum(left + 1, len(kinks.row) - 1)
+        span = kinks.alpha[right] - kinks.alpha[left]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(self.sets[i] | (span <= 0), 0.0, (self.alpha - kinks.alpha[left]) / span)
+        return values[left] + t[:, None] * (values[right] - values[left])
+
+    def owners(self, i: int) -> np.ndarray:
+        """For each piece, the index (among the points of merged set i) of the point opening the piece of set i
+        that holds it."""
+        return (np.cumsum(self.sets[i]) - 1)[self.pieces()]
+
+
+def _merge(*points: _Points | None) -> _Points:
+    """The union of point sets (None: none), without repeats; ``sets`` says which of them hold each point."""
+    points = [p for p in points if p is not None]
+    row = np.concatenate([p.row for p in points])
+    alpha = np.concatenate([p.alpha for p in points])
+    source = np.repeat(np.arange(len(points)), [len(p.row) for p in points])
+    order = np.lexsort((alpha, row))
+    row, alpha, source = row[order], alpha[order], source[order]
+    new = np.ones(len(row), dtype=bool)
+    new[1:] = (row[1:] != row[:-1]) | (alpha[1:] != alpha[:-1])
+    sets = np.zeros((len(points), int(new.sum())), dtype=bool)
+    sets[source, np.cumsum(new) - 1] = True
+    return _Points(row[new], alpha[new], sets)
+
+
+def _pieces(row: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    return np.flatnonzero((row[:-1] == row[1:]) & (alpha[1:] > alpha[:-1]))
+
+
+def _point_blocks(path: _MemberPath, n: int, overlap: int = 0) -> Iterator[tuple[int, int]]:
+    """[start, stop) of blocks of n path points (each reaching ``overlap`` points into the next) whose hidden
+    activations and gradients take at most about PATH_BYTES."""
+    net = path.member.network
+    widest = max([path.ux.shape[1], *net.hidden, net.n_outputs])
+    step = max(1, PATH_BYTES // (widest * net.dtype.itemsize * 6))
+    for s in range(0, n, step):
+        yield s, min(n, s + step + overlap)
+
+
+def _inputs_at(path: _MemberPath, row: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The inputs of layer ``path.start`` (len(row), h) at the path points (row, alpha)."""
+    U = path.ux[row]  # (len(row), h), a copy
+    U -= path.ub
+    U *= alpha[:, None].astype(U.dtype)
+    U += path.ub
+    U[alpha == 1.0] = path.ux[row[alpha == 1.0]]  # the end points exactly as a forward pass gives them
+    U[alpha == 0.0] = path.ub
+    return U
+
+
+def _outputs_at(path: _MemberPath, row: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The member's logits (len(row), k) float64 at the path points (row, alpha)."""
+    net = path.member.network
+    out = np.empty((len(row), net.n_outputs))
+    for s, e in _point_blocks(path, len(row)):
+        out[s:e] = net.forward_layers(_inputs_at(path, row[s:e], alpha[s:e]), path.start)
+    return out
+
+
+def _kinks(path: _MemberPath) -> _Points:
+    """0, 1 and every alpha in between where a hidden unit of the member crosses its activation's kink along
+    each row's path: the network is affine between consecutive points."""
+    net = path.member.network
+    c = path.ux.shape[0]
+    points = _Points(np.repeat(np.arange(c), 2), np.tile([0.0, 1.0], c))
+    for L in range(path.start, len(net.layers)):
+        layer = net.layers[L]
+        if layer.kind != "activation" or not layer.fn.kinks:
+            continue
+        row, alpha = points.row, points.alpha
+        found = [points]
+        for s, e in _point_blocks(path, len(row), overlap=1):
+            # the layer's pre-activations at the points so far: linear between them, so a sign change of
+            # (value - kink) between neighbours of one row is one crossing, where the line meets the kink
+            V = net.forward_layers(_inputs_at(path, row[s:e], alpha[s:e]), path.start, L)
+            same = (row[s:e - 1] == row[s + 1:e])[:, None]
+            for kink in layer.fn.kinks:
+                above, below = V > kink, V < kink
+                p, i = np.nonzero(same & ((above[:-1] & below[1:]) | (below[:-1] & above[1:])))
+                d0, d1 = V[p, i].astype(np.float64) - kink, V[p + 1, i].astype(np.float64) - kink
+                t = d0 / (d0 - d1)
+                a0, a1 = alpha[s + p], alpha[s + p + 1]
+                found.append(_Points(row[s + p], np.clip(a0 + t * (a1 - a0), a0, a1)))
+        points = _merge(*found)
+        points.sets = None
+    return points
+
+
+def _integrated_seeds(points: _Points, logits: list[np.ndarray] | None, seed_fn, t: np.ndarray, k: int,
+                      steps: int) -> list[np.ndarray]:
+    """The integrals of ``seed_fn`` over each piece of ``points``, (pieces, k) for each array that ``seed_fn``
+    returns. ``seed_fn`` maps the members' logits at some path points [(N, k)] and the targets there (N,) to
+    seeds [(N, k)]; the logits are interpolated linearly between the pieces' ends (``logits`` [(P, k)] at the
+    points, affine on each piece) at the Gauss-Legendre points of sub-pieces no longer than 1 / steps, over
+    which no logit moves by more than LOGIT_STEP (less with more than DEFAULT_STEPS steps: a steep softmax
+    turns within a small part of the path). ``logits`` None (logit output): the seeds are constant, read once
+    per piece."""
+    p = points.pieces()
+    length = points.alpha[p + 1] - points.alpha[p]
+    tr = t[points.row[p]]
+    if logits is None:
+        return [seed * length[:, None] for seed in seed_fn([np.zeros((len(p), k))], tr)]
+    starts = [lg[p] for lg in logits]
+    slopes = [lg[p + 1] - lg[p] for lg in logits]
+    change = np.max([np.abs(d).max(axis=1) for d in slopes], axis=0)  # (pieces,)
+    n = np.maximum(np.ceil(length * steps), np.ceil(change / (LOGIT_STEP * min(1.0, DEFAULT_STEPS / steps))))
+    n = np.clip(n, 1, MAX_SUBPIECES).astype(np.int64)
+    piece = np.repeat(np.arange(len(p)), n)  # (N,) the piece of each sub-piece
+    j = np.arange(len(piece)) - np.repeat(np.cumsum(n) - n, n)  # its index within the piece
+    total = None
+    for x, w in zip(_GAUSS_X, _GAUSS_W):
+        f = ((j + x) / n[piece])[:, None]
+        seeds = seed_fn([a[piece] + f * d[piece] for a, d in zip(starts, slopes)], tr[piece])
+        scale = w / n[piece]
+        per_piece = [np.stack([np.bincount(piece, weights=seed[:, c] * scale, minlength=len(p))
+                               for c in range(k)], axis=1) for seed in seeds]
+        total = per_piece if total is None else [a + b for a, b in zip(total, per_piece)]
+    return [a * length[:, None] for a in total]
+
+
+def _segment_gradients(path: _MemberPath, kinks: _Points, piece_seeds: list) -> list[np.ndarray]:
+    """The path integral of d f / d z (c, d_m) for each (owners, seeds) in ``piece_seeds``: seeds (pieces, k),
+    d f / d(this member's logits) integrated over pieces of the path (``_integrated_seeds``), and the index of
+    the kink opening the member's linear piece that holds each (None: the pieces are the member's own).
+    The member is affine between its ``kinks``: the seeds of its linear piece are summed and go back once,
+    from the piece's middle, where its activation pattern holds."""
+    from scipy import sparse  # scipy comes with scikit-learn
+
+    net = path.member.network
+    c, h = path.ux.shape
+    k_row, k_alpha = kinks.row, kinks.alpha
+    q = kinks.pieces()
+    S = []
+    for owners, seeds in piece_seeds:
+        if owners is None:
+            S.append(seeds)
+            continue
+        total = np.zeros((len(k_row), seeds.shape[1]))
+        for j in range(seeds.shape[1]):
+            total[:, j] = np.bincount(owners, weights=seeds[:, j], minlength=len(k_row))
+        S.append(total[q])
+    middle = (k_alpha[q] + k_alpha[q + 1]) / 2
+    G = [np.zeros((c, h)) for _ in S]
+    for s, e in _point_blocks(path, len(q)):
+        r = k_row[q[s:e]]
+        net.forward_layers(_inputs_at(path, r, middle[s:e]), path.start)
+        # the points are sorted by row: their sum per row as a product with a sparse 0/1 matrix (rows, points),
+        # several times faster than np.add.reduceat along axis 0
+        new = np.r_[True, r[1:] != r[:-1]]
+        member_of = sparse.csr_matrix((np.ones(len(r)), (np.cumsum(new) - 1, np.arange(len(r)))),
+                                      shape=(int(new.sum()), len(r)))
+        for i, seeds in enumerate(S):
+            g = net.input_gradient(seeds[s:e].astype(net.dtype), start=path.start)
+            G[i][r[new]] += member_of @ g.astype(np.float64)
+    net.forward_layers(path.zb, 0, path.start)  # inference caches of the first layers, for the way back
+    return [net.input_gradient(g.astype(net.dtype), 0, path.start).astype(np.float64) for g in G]
+
+
 # ── chunks of samples ────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -450,14 +680,16 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
     out_fn = _Output(model, output)
     M = len(model.members)
     step = _chunk_rows(T, width, M, per_member)
+    if any(_segmented(model, output == "prob" and M > 1)):  # the kinks' points, and the logits there, fit too
+        step = min(step, _segment_rows(model, steps, output, output == "prob" and M > 1, T, per_member))
     for s in range(0, n, step):
         rows = slice(s, min(n, s + step))
         chunk = _one_chunk(model, out_fn, X[rows], targets[:, rows], b, steps, output, per_member, column_maps,
                            transformed)
         used = np.full(chunk.fx.shape[1], steps)
         while refine is not None:
-            # rows whose path integral is not yet within `refine`: again with twice the steps (a deeper ReLU
-            # network's later kinks fall between path points; the trapezoid error halves with the step)
+            # rows whose path integral is not yet within `refine`: again with twice the steps (a smooth
+            # activation, or a probability: the trapezoid rule's error falls with the step)
             gap = completeness_gap(chunk.values, chunk.fx, chunk.fb).max(axis=0)
             bad = np.flatnonzero((gap > refine) & (used < steps * REFINE_FACTOR))
             if not bad.size:
@@ -477,28 +709,54 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
 
 def _one_chunk(model: Model, out_fn: "_Output", Xc: np.ndarray, tc: np.ndarray, b: np.ndarray, steps: int,
                output: str, per_member: bool, column_maps, transformed: bool) -> "Chunk":
-    """Attributions of the rows Xc (c, width) toward the targets tc (T, c), integrated over ``steps``."""
-    alphas, weights = _trapezoid(steps)
+    """Attributions of the rows Xc (c, width) toward the targets tc (T, c), integrated over ``steps`` (the
+    trapezoid rule; between the kinks for deeper ReLU-family networks, ``_segmented``)."""
     M, (T, c), width = len(model.members), tc.shape, Xc.shape[1]
-    paths = [_member_path(m, Xc, cols, b, transformed=transformed)
-             for m, cols in zip(model.members, column_maps)]
     # every member's logits along the path: the ensemble's probability needs them all at each point
     joint = output == "prob" and M > 1
-    outs = [_outputs_along(p, alphas) for p in paths] if joint else None
+    segmented = _segmented(model, joint)
+    paths = [_member_path(m, Xc, cols, b, transformed=transformed)
+             for m, cols in zip(model.members, column_maps)]
+    alphas, weights = _trapezoid(steps)
+    k = model.network.n_outputs
+    outs = None
+    if joint and not segmented[0]:
+        outs = [_outputs_along(p, alphas) for p in paths]
+    kinks = [_kinks(p) if seg else None for p, seg in zip(paths, segmented)]
+    if output == "prob":  # the logits at the kinks: affine between them
+        kink_logits = [_outputs_at(p, q.row, q.alpha) if q is not None else None for p, q in zip(paths, kinks)]
+    if joint and segmented[0]:
+        # the ensemble's probability is smooth between any member's kinks: every member's seeds are integrated
+        # on the pieces of their union, once per target
+        union = _merge(*kinks)
+        union_logits = [union.interpolated(m, kinks[m], kink_logits[m]) for m in range(M)]
+        integrated = [_integrated_seeds(union, union_logits, out_fn.seeds, t, k, steps) for t in tc]
     values = np.zeros((T, c, width))
     fx, fb = np.empty((T, c)), np.empty((T, c))
     mvals = np.zeros((M, T, c, width)) if per_member else None
     mfx, mfb = (np.empty((M, T, c)), np.empty((M, T, c))) if per_member else (None, None)
-    k = model.network.n_outputs
+    per_target = 2 if per_member and joint else 1
     for m, path in enumerate(paths):
-        seed_sets = []
-        for t in tc:
-            seed_sets.append(lambda sl, logits, t=t, m=m: _ensemble_seed(out_fn, outs, sl, logits, t, m, M, k))
-            if per_member and joint:  # the member alone: its own calibrated probability
-                seed_sets.append(lambda sl, logits, t=t: out_fn.seeds(
-                    [logits.reshape(-1, k)], np.tile(t, sl.stop - sl.start))[0])
-        G = _averaged_gradients(path, alphas, weights, seed_sets)
-        per_target = 2 if per_member and joint else 1
+        if segmented[m]:
+            owners = union.owners(m) if joint else None
+            pieces = [(owners, integrated[i][m]) for i in range(T)] if joint else []
+            if per_member or not joint:
+                # the member alone (its own probability, or its share of the members' mean logit) is smooth
+                # between its own kinks (logit: constant)
+                own = [kink_logits[m]] if output == "prob" else None
+                scale = M if out_fn.kind == "logit" else 1  # the members' mean logit; a probability: M is 1 here
+                alone = [(None, _integrated_seeds(kinks[m], own, lambda L, tr: [out_fn.seeds(L, tr)[0] / scale], t,
+                                                  k, steps)[0]) for t in tc]
+                pieces = [entry for pair in zip(pieces, alone) for entry in pair] if joint else alone
+            G = _segment_gradients(path, kinks[m], pieces)
+        else:
+            seed_sets = []
+            for t in tc:
+                seed_sets.append(lambda sl, logits, t=t, m=m: _ensemble_seed(out_fn, outs, sl, logits, t, m, M, k))
+                if per_member and joint:  # the member alone: its own calibrated probability
+                    seed_sets.append(lambda sl, logits, t=t: out_fn.seeds(
+                        [logits.reshape(-1, k)], np.tile(t, sl.stop - sl.start))[0])
+            G = _averaged_gradients(path, alphas, weights, seed_sets)
         for i in range(T):
             A = _to_inputs(path, G[i * per_target])
             values[i][:, path.columns] += A  # a member's kept features are distinct columns
@@ -514,8 +772,6 @@ def _one_chunk(model: Model, out_fn: "_Output", Xc: np.ndarray, tc: np.ndarray, 
         fb[i] = out_fn.value([e[0] for e in ends], t)
         fx[i] = out_fn.value([e[1] for e in ends], t)
     return Chunk(slice(0, c), values, fx, fb, mvals, mfx, mfb)
-
-
 
 
 def _ensemble_seed(out_fn: _Output, outs, sl: slice, logits: np.ndarray, t: np.ndarray, m: int, M: int,
@@ -611,7 +867,8 @@ def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps
     (n, d), each row toward its own class. baseline: "mean" (the training mean the model stores), "zero", or
     d raw values in ``model.feature_names`` order. output: "logit" (the members' mean logit) or "prob" (the
     probability predict gives). The rows of each class's result sum to f(x) - f(baseline) up to the
-    trapezoid rule's error over ``steps`` intervals: rows whose relative gap exceeds ``tol`` (default: 1e-3
+    trapezoid rule's error over ``steps`` intervals (to round-off for ReLU-family networks of two or more
+    hidden layers, integrated between their kinks): rows whose relative gap exceeds ``tol`` (default: 1e-3
     for float64 networks, 1e-2 for float32) are integrated again with more steps (up to 16 x). With
     ``return_gap`` the relative gaps (same leading shape, without d) come too.
 
