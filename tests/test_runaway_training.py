@@ -11,7 +11,7 @@ from cli_helpers import assert_clean_error, run
 from mlpcli import data
 from mlpcli.config import TrainOptions
 from mlpcli.engine import MLP
-from mlpcli.errors import TrainingError
+from mlpcli.errors import ConfigError, TrainingError
 from mlpcli.model_selection.fitting import fit_run
 from mlpcli.model_selection.splits import holdout
 from mlpcli.training import (
@@ -116,8 +116,15 @@ def test_no_skill_loss_is_never_below_a_fresh_networks_start():
                                                    (1e3, "sgd", [16])])
 def test_huge_learning_rates_fail_for_every_task(tmp_path, task, lr, optimizer, hidden):
     ds = _dataset(tmp_path, task)
+    # AdamW without decay: with it, lr x weight decay >= 1 is refused before training (config.check_decay)
+    decay = {"weight_decay": 0.0} if optimizer == "adamw" else {}
     with pytest.raises(TrainingError, match=r"training diverged at epoch \d+: .*lower --lr"):
-        _fit(ds, lr=lr, optimizer=optimizer, hidden=hidden, epochs=40)
+        _fit(ds, lr=lr, optimizer=optimizer, hidden=hidden, epochs=40, **decay)
+
+
+def test_adamw_decay_beyond_one_is_refused_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="lr x weight decay"):
+        _fit(_dataset(tmp_path, "binary"), lr=1e10, optimizer="adamw", hidden=[16], epochs=40)
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])

@@ -286,7 +286,7 @@ def test_a_lone_carriage_return_inside_an_unquoted_field_is_part_of_it(tmp_path,
     assert [fast.ds.classes[k] for k in fast.ds.y] == labels
     assert fast.ds.X.tolist() == [[1.5, 2], [2.5, 3], [3.5, 4], [4.5, 5]]
     error = _load(monkeypatch, path, False).error
-    assert "missing values" in error or "the id column 'sample_id' is empty at row 2" in error
+    assert "missing value" in error or "the id column 'sample_id' is empty at row 2" in error
 
 
 @pytest.mark.parametrize("name, sep, decimal, kwargs", [

@@ -489,7 +489,8 @@ def _label_column(df: pd.DataFrame, name: str | None, flag: str, id_column: str 
         where = _CellPlace(df, id_column, name)
         n_missing = int(col.isna().sum())
         raise DataError(f"{where.source}{flag} column {name!r} has {n_missing} missing value{'s' * (n_missing != 1)}; "
-                        f"{_first_row(df, col.isna().to_numpy(), id_column, where)}; fill them or use --no-group")
+                        f"{_first_row(df, col.isna().to_numpy(), id_column, where)}; fill "
+                        f"{'it' if n_missing == 1 else 'them'} or use --no-group")
     return np.asarray([_label_key(v) for v in col], dtype=object)
 
 
