@@ -636,7 +636,7 @@ def _chunk_rows(n_targets: int, width: int, n_members: int, per_member: bool) ->
 
 def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, baseline="mean", steps: int = DEFAULT_STEPS,
                        output: str = "logit", per_member: bool = False, features: Sequence[str] | None = None,
-                       transformed: bool = False, refine: float | None = None) -> Iterator[Chunk]:
+                       transformed: bool = False, refine: float | None = None, exact: bool = True) -> Iterator[Chunk]:
     """Integrated gradients of ``model`` for rows X (n, width), chunk by chunk.
 
     targets (T, n) int: the class whose output each row is explained toward, per target set (a row of one
@@ -647,7 +647,10 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
     transformed once) and ``baseline`` its transformed baseline. ``per_member``: also each member explained
     alone (its own logit, or its own calibrated probability), for the stability of the rankings.
     ``refine``: rows whose completeness gap exceeds it are integrated again with twice the steps, up to
-    REFINE_FACTOR times ``steps`` (``Chunk.steps`` says how many each row used).
+    REFINE_FACTOR times ``steps`` (``Chunk.steps`` says how many each row used). ``exact=False``: the trapezoid
+    rule for every network, also a deeper ReLU-family one (``_segmented``): cheaper on wide deep networks, where
+    the kinks are many, for a ranking of the top features that need not sum to the output's change to 1e-8
+    (``predict --explain``).
     """
     check_model(model)
     check_output(output)
@@ -680,12 +683,12 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
     out_fn = _Output(model, output)
     M = len(model.members)
     step = _chunk_rows(T, width, M, per_member)
-    if any(_segmented(model, output == "prob" and M > 1)):  # the kinks' points, and the logits there, fit too
+    if exact and any(_segmented(model, output == "prob" and M > 1)):  # the kinks' points, and the logits there, fit too
         step = min(step, _segment_rows(model, steps, output, output == "prob" and M > 1, T, per_member))
     for s in range(0, n, step):
         rows = slice(s, min(n, s + step))
         chunk = _one_chunk(model, out_fn, X[rows], targets[:, rows], b, steps, output, per_member, column_maps,
-                           transformed)
+                           transformed, exact)
         used = np.full(chunk.fx.shape[1], steps)
         while refine is not None:
             # rows whose path integral is not yet within `refine`: again with twice the steps (a smooth
@@ -696,7 +699,7 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
                 break
             more = 2 * int(used[bad].max())
             again = _one_chunk(model, out_fn, X[rows][bad], targets[:, rows][:, bad], b, more, output, per_member,
-                               column_maps, transformed)
+                               column_maps, transformed, exact)
             used[bad] = more
             for name in ("values", "fx", "fb"):
                 getattr(chunk, name)[:, bad] = getattr(again, name)
@@ -708,13 +711,13 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
 
 
 def _one_chunk(model: Model, out_fn: "_Output", Xc: np.ndarray, tc: np.ndarray, b: np.ndarray, steps: int,
-               output: str, per_member: bool, column_maps, transformed: bool) -> "Chunk":
+               output: str, per_member: bool, column_maps, transformed: bool, exact: bool = True) -> "Chunk":
     """Attributions of the rows Xc (c, width) toward the targets tc (T, c), integrated over ``steps`` (the
     trapezoid rule; between the kinks for deeper ReLU-family networks, ``_segmented``)."""
     M, (T, c), width = len(model.members), tc.shape, Xc.shape[1]
     # every member's logits along the path: the ensemble's probability needs them all at each point
     joint = output == "prob" and M > 1
-    segmented = _segmented(model, joint)
+    segmented = _segmented(model, joint) if exact else [False] * M
     paths = [_member_path(m, Xc, cols, b, transformed=transformed)
              for m, cols in zip(model.members, column_maps)]
     alphas, weights = _trapezoid(steps)

@@ -598,7 +598,7 @@ class _Run:
         reasons = []
         for chunk in attribution_chunks(self.model, Z, predicted[None], baseline=self._baseline, steps=steps,
                                         features=None if self.transform_once else self.plan.features,
-                                        transformed=self.transform_once):
+                                        transformed=self.transform_once, exact=False):
             reasons.append(top_features(chunk.values[0], self.plan.features, k))
         return np.concatenate(reasons)
 
