@@ -93,6 +93,21 @@ def test_parquet_columns_read_as_pandas_reads_them(tmp_path):
     assert any("missing values" in n for n in ds.notes)
 
 
+@pytest.mark.parametrize("row_group_size", [None, 7], ids=["one-chunk", "row-groups"])
+def test_parquet_float_columns_read_from_their_buffers_as_pandas_reads_them(tmp_path, row_group_size):
+    """Float columns without missing values are read as views of their buffers (one chunk) or converted (several
+    chunks, missing values): the same numbers either way, float32 and float64 side by side."""
+    df = make_table(n_patients=20, n_features=4)
+    df["f32"] = (np.arange(60) * 0.25 - 3).astype(np.float32)
+    df["f32_missing"] = np.where(np.arange(60) % 4 == 0, np.nan, np.arange(60) * 0.5).astype(np.float32)
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False, row_group_size=row_group_size)
+    ds, _ = data.load_dataset(str(path))
+    expected = pd.read_parquet(path)[ds.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+    assert np.array_equal(ds.X.astype(np.float64), expected, equal_nan=True)
+    assert np.isnan(ds.X[:, ds.feature_names.index("f32_missing")]).sum() == 15
+
+
 def test_log1p_decision_on_a_row_subsample_checks_every_value_for_negativity(monkeypatch):
     rng = np.random.default_rng(1)
     X = rng.lognormal(0, 1, (60, 12))  # heavy-tailed, non-negative: looks like counts
