@@ -9,7 +9,7 @@ import pytest
 from mlpcli import data
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
-from mlpcli.model_selection import grid, tuning
+from mlpcli.model_selection import cross_validation, grid, tuning
 from mlpcli.model_selection.tuning import PointResult, TuneResult
 from tables import make_table, write_table
 from cli_helpers import assert_clean_error, run
@@ -46,7 +46,7 @@ def test_grid_values_that_do_not_go_together_are_refused_before_the_data_is_read
     def no_fit(*args, **kwargs):
         raise AssertionError("a setting was fitted before the grid was checked")
 
-    monkeypatch.setattr(tuning, "fit_and_score", no_fit)
+    monkeypatch.setattr(cross_validation, "fit_and_score", no_fit)
     with pytest.raises(ConfigError, match="the setting batch-size=1 batchnorm=true is not valid"):
         tuning.tune(_dataset(n_patients=12, n_features=4), TrainOptions(hidden=[4], epochs=2),
                     {"batch_size": [8, 1], "batchnorm": [True]}, folds=2)

@@ -113,7 +113,7 @@ def test_nested_cv_keeps_each_outer_test_fold_out_of_its_tuning(monkeypatch):
         calls.append((label, set(ds_.ids[train_rows]), set(ds_.ids[test_rows])))
         return real(ds_, train_rows, test_rows, options, label, keep_predictions)
 
-    monkeypatch.setattr(tuning, "fit_and_score", spy)
+    monkeypatch.setattr(cross_validation, "fit_and_score", spy)
     res = tuning.tune(ds, OPTIONS, grid.parse_grid("lr=1e-3,3e-2"), folds=3, nested=True, outer_folds=3)
     outer_folds, _ = splits.kfold(ds, 3, seed=OPTIONS.seed)
     assert len(res.nested) == 3

@@ -14,7 +14,7 @@ import pytest
 from mlpcli import data, model_io
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError, DataError, OptionError, TrainingError
-from mlpcli.model_selection import grid, tuning
+from mlpcli.model_selection import cross_validation, grid, tuning
 from tables import make_table, write_table
 from cli_helpers import assert_clean_error, run
 
@@ -31,7 +31,7 @@ def dataset(n_patients=24):
 def counting(monkeypatch, fail=lambda label: False):
     """Replace the tuning's fits by the real ones, counted; a fit whose label ``fail`` picks diverges."""
     calls = []
-    real = tuning.fit_and_score
+    real = cross_validation.fit_and_score
 
     def fit(ds_, train_rows, test_rows, options, label=()):
         calls.append(label)
@@ -39,7 +39,7 @@ def counting(monkeypatch, fail=lambda label: False):
             raise TrainingError(f"training diverged at epoch 2: simulated for {label}; lower --lr (now {options.lr:g})")
         return real(ds_, train_rows, test_rows, options, label)
 
-    monkeypatch.setattr(tuning, "fit_and_score", fit)
+    monkeypatch.setattr(cross_validation, "fit_and_score", fit)
     return calls
 
 

@@ -27,7 +27,7 @@ from .. import data, metrics
 from ..config import TrainOptions
 from ..errors import ConfigError, DataError, TrainingError
 from ..parallel import Plan, run
-from .cross_validation import (FoldScore, _fold_warnings, check_cv_options, check_fits_memory, fit_and_score, finite,
+from .cross_validation import (FoldScore, _fold_warnings, check_cv_options, check_fits_memory, finite, fit_fold,
                                fold_name, mean_sd, with_seed)
 from .grid import apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size, value_text
 from .splits import Fold, check_training_parts, kfold
@@ -180,15 +180,13 @@ def _rank(points: list[PointResult], higher: bool) -> list[PointResult]:
 
 def _fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarray, options: TrainOptions,
                    label: tuple, where: str) -> FoldScore | FailedFit:
-    """One fit of the tuning (``fit_and_score``); a diverged training comes back as a FailedFit rather than
+    """One fit of the tuning (``cross_validation.fit_fold``); a diverged training comes back as a FailedFit rather than
     ending the tuning, and an error of the fold's data names the fold (``where``). A task for ``parallel.run``."""
     started = time.perf_counter()
     try:
-        return fit_and_score(ds, train_rows, test_rows, options, label)
+        return fit_fold(where, ds, train_rows, test_rows, options, label)
     except TrainingError as exc:
         return FailedFit(label=tuple(label), reason=str(exc), seconds=time.perf_counter() - started)
-    except DataError as exc:
-        raise DataError(f"{where}: {exc}") from None
 
 
 def _where(f: Fold, repeats: int, outer: Fold | None = None) -> str:
