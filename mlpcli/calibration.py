@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .engine.functional import sigmoid, softmax
+from .engine.functional import log_softmax, sigmoid, softmax, softplus
 from .metrics import expected_calibration_error
 
 __all__ = ["MIN_ROWS", "Calibration", "fit_temperature", "apply_temperature", "temper", "calibration_report"]
@@ -59,14 +59,26 @@ def _log_loss(logits: np.ndarray, y: np.ndarray, link: str, temperature: float) 
     return float(-np.mean(Y * np.log(np.clip(P, _EPS, None)) + (1 - Y) * np.log(np.clip(1 - P, _EPS, None))))
 
 
+def _nll(logits: np.ndarray, y: np.ndarray, link: str, temperature: float) -> float:
+    """The exact mean negative log-likelihood at T, from the logits themselves (log-softmax; −log σ(z) =
+    softplus(−z)): no probability is clipped, so a confidently wrong row keeps pulling towards a larger T
+    however large its logits (``_log_loss``'s clip at 1e-12 makes such rows flat in T, and the loss no longer
+    convex in 1/T)."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    if link == "softmax":
+        return float(-np.mean(log_softmax(z)[np.arange(len(y)), y.astype(np.int64)]))
+    Y = y.reshape(z.shape).astype(np.float64)
+    return float(np.mean(Y * softplus(-z) + (1 - Y) * softplus(z)))
+
+
 def fit_temperature(logits: np.ndarray, y: np.ndarray, link: str) -> float:
     """The T in LOG_T_BOUNDS minimising the log loss of ``logits`` (n, k) against ``y``.
 
     link: "softmax" (y: class indices (n,)) or "sigmoid" (y: 0/1, (n,) or (n, k)); one T for all outputs.
-    The log loss is convex in 1/T, so a bounded scalar search finds the minimum."""
+    The exact log loss (``_nll``) is convex in 1/T, so a bounded scalar search finds the minimum."""
     from scipy.optimize import minimize_scalar
 
-    res = minimize_scalar(lambda s: _log_loss(logits, y, link, float(np.exp(s))), bounds=LOG_T_BOUNDS,
+    res = minimize_scalar(lambda s: _nll(logits, y, link, float(np.exp(s))), bounds=LOG_T_BOUNDS,
                           method="bounded", options={"xatol": 1e-4})
     return float(np.exp(res.x))
 

@@ -53,6 +53,12 @@ SCORES = ("aps", "lac")
 MAX_ROWS = 100_000
 # A stored score may exceed its range by rounding, no more.
 SCORE_SLACK = 1e-9
+# The comparison count < level · (W + 1) allows for rounding: the counts are sums of patient weights 1 / k, which
+# land a few ulps off their exact value (nine patients of three samples sum to 8.999999999999998), so a count
+# equal to the bound, whose class the set leaves out, would be let in, and at W = level / (1 − level) patients
+# the class would be in every set while ``trivial`` says it is not. The slack bounds the rounding of a sum of
+# n weights (n ulps of the total), far below the gap between a count and a bound that truly differ.
+COUNT_SLACK_ULPS = 8.0
 
 
 def class_probabilities(logits: np.ndarray, link: str, temperature: float | None) -> np.ndarray:
@@ -197,6 +203,7 @@ class SetPredictor:
             raise ValueError(f"unknown conformity score {score!r}")
         self.level, self.score, self.mondrian = float(level), score, bool(mondrian)
         self.link, self.temperature, self.n_classes = link, temperature, n_classes
+        self.n_rows = cal.n
         s = cal.aps if score == "aps" else cal.lac
         # --refit ships one network; rows held out by members it does not have are compared with it
         member = np.where(cal.member < n_members, cal.member, 0)
@@ -213,10 +220,18 @@ class SetPredictor:
             self.bound = np.full(n_classes, self.level * (self.total + 1.0))
 
     @property
+    def _cut(self) -> np.ndarray:
+        """(C,) the bound a class's count must stay below, less the rounding of a sum of the calibration
+        weights (COUNT_SLACK_ULPS). At a level so small that the slack would reach 0, the bound itself: below it
+        only a count of 0, which is exact (a sample below every calibration score keeps every class)."""
+        cut = self.bound - COUNT_SLACK_ULPS * np.finfo(np.float64).eps * (self.n_rows + 1.0) * (1.0 + self.bound)
+        return np.where(cut > 0, cut, self.bound)
+
+    @property
     def trivial(self) -> np.ndarray:
         """(C,) bool: classes every set includes, because the level needs more calibration rows (patients)
-        than there are: level · (W + 1) > W."""
-        return self.bound > np.asarray(self.total) + 1e-12
+        than there are: level · (W + 1) > W (a sample beyond every calibration score counts W)."""
+        return np.asarray(self.total) < self._cut
 
     def sets(self, member_logits: list[np.ndarray]) -> np.ndarray:
         """(m, C) bool membership for one block, from each model member's raw outputs (m, k)."""
@@ -230,7 +245,7 @@ class SetPredictor:
                     rank[:, c] += self.rankers[(k, c)].below(S[:, c])
             else:
                 rank += self.rankers[k].below(S.ravel()).reshape(S.shape)
-        return rank < self.bound
+        return rank < self._cut
 
 
 def format_sets(members: np.ndarray, classes: list) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -95,6 +96,12 @@ class Uncertainty:
             used = ("--coverage" if self.coverage is not None else "--min-confidence" if self.min_confidence is not None
                     else "--ood")
             raise ConfigError(f"{used} applies to binary and multiclass models; this model is {model.task}")
+        if self.coverage is not None:
+            piped = [str(c) for c in model.classes if "|" in str(c)]
+            if piped:  # "A|B" of classes "A|B" and "C" would read back as three classes
+                raise ConfigError(f"--coverage: the model's class {piped[0]!r} holds '|', which pred_set puts between "
+                                  "the classes of a set, so its sets could not be read back; rename the class in the "
+                                  "training table and retrain")
         if self.abstains:
             label = self.unassigned_label
             if not isinstance(label, str) or not label.strip():
@@ -181,28 +188,60 @@ class Trust:
         cols = ["pred_set", "set_size"] if self.sets is not None else []
         return cols + (["ood_score", "ood_p", "ood"] if self.basis is not None else [])
 
+    @property
+    def in_every_set(self) -> list[str]:
+        """The classes every prediction set holds because the level needs more held-out rows (patients) than
+        the model has (``SetPredictor.trivial``; in the summaries beside ``level_notes``'s note)."""
+        return [] if self.sets is None else [str(c) for c, t in zip(self.classes, self.sets.trivial) if t]
+
+    def split_notes(self) -> list[str]:
+        """A note when the model's held-out rows were split one by one (trained without a patient column, and no
+        --val-data): then a patient with several samples had some held out and the others in training, so the
+        held-out scores are those of samples whose patient the model knew, and a new patient's samples are covered
+        by the sets less often than the level and flagged out-of-distribution more often than --ood-alpha (on a
+        table of 150 patients with 1-5 samples each: 35 % flagged at 0.05)."""
+        if self.sets is None and self.basis is None:
+            return []
+        roles = getattr(self.model, "roles", None) or {}
+        config = getattr(self.model, "config", None) or {}
+        if "group" not in roles or roles["group"] is not None or config.get("val_data"):
+            return []
+        promised = []
+        if self.sets is not None:
+            promised.append(f"covered by the sets less often than --coverage {self.options.coverage:.12g}")
+        if self.basis is not None:
+            promised.append(f"flagged out-of-distribution more often than --ood-alpha {self.options.ood_alpha:.12g}")
+        return ["the model was trained without a patient column, so its held-out rows were split one sample at a "
+                "time: if a patient has several samples, the held-out ones had their patient in training, and a new "
+                f"patient's samples can be {' and '.join(promised)}; retrain with --group COLUMN"]
+
     def level_notes(self) -> list[str]:
-        """What the level asks of the model's held-out scores: a note when it needs more of them than the
-        model has, so that some class is in every set (``predict`` and ``evaluate`` say it alike)."""
+        """What the level asks of the model's held-out scores: ``split_notes``, and a note when the level needs
+        more of them than the model has, so that some class is in every set (``predict`` and ``evaluate`` say
+        it alike)."""
+        out = self.split_notes()
         if self.sets is None:
-            return []
+            return out
         o = self.options
-        trivial = [str(c) for c, t in zip(self.classes, self.sets.trivial) if t]
+        trivial = self.in_every_set
         if not trivial:
-            return []
+            return out
         # a set can leave a class out once level · (W + 1) <= W: W >= level / (1 - level) held-out rows (patients)
-        needed = math.ceil(o.coverage / (1.0 - o.coverage) - 1e-9)
+        # (the level as written: 0.999999999 needs 999,999,999, where 1 − level in floats would say 1,000,000,028)
+        level = Fraction(repr(float(o.coverage)))
+        needed = math.ceil(level / (1 - level))
         cal = self.model.conformal
         weighted = bool(np.any(cal.weight < 1))
         totals = np.atleast_1d(self.sets.total)
         have = (f"{float(totals.min()):.0f}" if not o.mondrian
                 else f"{float(totals[self.sets.trivial].min()):.0f} in the smallest such class")
-        return [f"--coverage {o.coverage:g} needs more held-out {'rows' if not o.mondrian else 'rows of a class'}"
-                f" than the model has, so every set includes {', '.join(trivial[:5])}"
-                f"{' …' if len(trivial) > 5 else ''} (a set can leave a class out from {needed} held-out "
-                f"{'patients' if weighted else 'rows'}{' of the class' if o.mondrian else ''}"
-                f"{', each patient counted once' if weighted else ''}; the model has {have}); lower the level or "
-                "retrain on more samples"]
+        return out + [f"--coverage {o.coverage:.12g} needs more held-out "
+                      f"{'rows' if not o.mondrian else 'rows of a class'} than the model has, so every set includes "
+                      f"{', '.join(trivial[:5])}"
+                      f"{' …' if len(trivial) > 5 else ''} (a set can leave a class out from {needed:,} held-out "
+                      f"{'patients' if weighted else 'rows'}{' of the class' if o.mondrian else ''}"
+                      f"{', each patient counted once' if weighted else ''}; the model has {have}); lower the level or "
+                      "retrain on more samples"]
 
     def ood_floor(self) -> float:
         """The smallest p-value the model's held-out rows can give, a sample's beyond them all: 1 / (m + 1)
@@ -219,7 +258,7 @@ class Trust:
         floor = self.ood_floor()
         if floor < alpha:
             return []
-        return [f"--ood flags nothing at --ood-alpha {alpha:g}: the model's out-of-distribution calibration has "
+        return [f"--ood flags nothing at --ood-alpha {alpha:.12g}: the model's out-of-distribution calibration has "
                 f"{m} held-out rows, so its smallest p-value is {round(floor * (m + 1))}/{m + 1} = {floor:.3g}; pass "
                 f"--ood-alpha above {floor:.3g}, or train with more held-out rows (the default ensemble scores every "
                 "training row)"]
@@ -229,7 +268,7 @@ class Trust:
         o, out, n = self.options, [], max(self.n, 1)
         if self.sets is not None:
             what = "per class (Mondrian)" if o.mondrian else "overall"
-            out.append(f"prediction sets ({o.score.upper()}, coverage {o.coverage:g} {what}, held-out scores of "
+            out.append(f"prediction sets ({o.score.upper()}, coverage {o.coverage:.12g} {what}, held-out scores of "
                        f"{self.model.conformal.source} rows): mean size {self.set_size / n:.2f}; "
                        f"{self.n_multi} multi-class and {self.n_empty} empty of {self.n}")
             out += self.level_notes()
@@ -241,7 +280,7 @@ class Trust:
         if o.abstains:
             reasons = []
             if o.min_confidence is not None:
-                reasons.append(f"{self.n_low_confidence} below --min-confidence {o.min_confidence:g}")
+                reasons.append(f"{self.n_low_confidence} below --min-confidence {o.min_confidence:.12g}")
             if o.abstain_on_empty_set:
                 reasons.append(f"{self.n_empty_abstained} with an empty set")
             if self.n_both:  # the reasons overlap: their counts add up to more than the abstained
@@ -251,8 +290,10 @@ class Trust:
         if self.basis is not None:
             chance = (f"at most {o.ood_alpha * 100:.3g} % of samples like the training ones are flagged by chance"
                       if self.ood_floor() < o.ood_alpha else "none can be flagged at this level: see the warning")
-            out.append(f"{self.n_ood} of {self.n} samples flagged out-of-distribution (p < {o.ood_alpha:g} among "
+            out.append(f"{self.n_ood} of {self.n} samples flagged out-of-distribution (p < {o.ood_alpha:.12g} among "
                        f"{len(self.basis.calibration)} held-out training rows; {chance})")
+            if self.sets is None:  # else level_notes above said it
+                out += self.split_notes()
         return out
 
     def summary(self) -> dict:
@@ -260,7 +301,7 @@ class Trust:
         out: dict = {"options": self.options.to_dict(), "rows": self.n}
         if self.sets is not None:
             out.update(mean_set_size=self.set_size / max(self.n, 1), empty_sets=self.n_empty,
-                       multi_class_sets=self.n_multi)
+                       multi_class_sets=self.n_multi, in_every_set=self.in_every_set)
         if self.options.abstains:
             out.update(abstained=self.n_abstained, low_confidence=self.n_low_confidence,
                        empty_set_abstained=self.n_empty_abstained, abstained_for_both=self.n_both)
@@ -346,7 +387,7 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
             "per_class": _coverage_rows(covered, size, y, [(c, str(classes[c])) for c in present]),
             "by": None if by is None else _coverage_rows(covered, size, by,
                                                          [(v, v) for v in sorted(set(by.tolist()), key=natural_key)]),
-            "source": trust.model.conformal.source,
+            "source": trust.model.conformal.source, "in_every_set": trust.in_every_set,
         }
     if o.abstains:
         abstain = np.zeros(n, dtype=bool)
