@@ -15,8 +15,9 @@ that allocates nothing proportional to a claim before the claim is verified:
    temperature, target scaling, the metadata other commands read, the prediction sets' calibration and the
    out-of-distribution basis);
 3. the arrays those fields imply (names, shapes and dtypes from the architectures and preprocessing):
-   model.json's ``array_shapes`` must list exactly them, and weights.npz's inflated size must be what they
-   need, before weights.npz is read;
+   model.json's ``array_shapes`` must list exactly those stored, ``array_aliases`` (format 6) the others, each
+   with a stored array of its shape and kind whose data it shares, and weights.npz's inflated size must be
+   what the stored arrays need, before weights.npz is read;
 4. weights.npz: its checksum, then each ``.npy`` header (shape, dtype, order; read without the data, so
    object arrays are refused without being unpickled) against the expected array, then the data;
 5. values: weights and statistics finite, scales positive, variances non-negative, kept-feature indices
@@ -34,8 +35,10 @@ import io
 import json
 import math
 import os
+import shlex
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +51,7 @@ from .errors import ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -131,8 +134,9 @@ def read(path: str | os.PathLike) -> CheckedModel:
             meta = _parse_json(name, raw_meta)
             del raw_meta
             _Fields(name).header(meta)
-            members, specs = _Fields(name).model(meta)
-            _check_weights_size(name, infos["weights.npz"], specs)
+            members, specs, aliases = _Fields(name).model(meta)
+            stored = {key: spec for key, spec in specs.items() if key not in aliases}
+            _check_weights_size(name, infos["weights.npz"], stored)
             weights = zf.read(infos["weights.npz"])
     except ModelFileError:
         raise
@@ -146,8 +150,9 @@ def read(path: str | os.PathLike) -> CheckedModel:
         raise ModelFileError(f"{name} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
     if hashlib.sha256(weights).hexdigest() != meta["weights_sha256"]:
         raise ModelFileError(f"{name}: weights.npz does not match the checksum in model.json (file modified or damaged)")
-    arrays = _read_arrays(name, weights, specs)
+    arrays = _read_arrays(name, weights, stored)
     del weights
+    arrays.update({alias: arrays[target] for alias, target in aliases.items()})  # read-only: shared safely
     _check_values(name, arrays, specs, meta, members)
     return CheckedModel(source=name, meta=meta, members=members, arrays=arrays)
 
@@ -208,6 +213,9 @@ def _not_a_model(name: str, streamed: bytes | None, exc: BaseException) -> str:
         return "it is empty (0 bytes; an interrupted copy or download?)"
     if head.startswith(ZIP_MAGIC) and "CRC" in str(exc):  # a member's data changed: a disk or transfer error
         return f"it is damaged ({exc}): copy it again from where it came from"
+    if head.startswith(b"\x1f\x8b") and _gunzipped_head(head).startswith(ZIP_MAGIC):
+        quoted = shlex.quote(name)
+        return f"it is a gzip-compressed model file; decompress it first (gunzip -k {quoted}), or give <(zcat {quoted})"
     for magic, what in _SIGNATURES:
         if head.startswith(magic):
             return f"it is {what}"
@@ -223,6 +231,14 @@ def _not_a_model(name: str, streamed: bytes | None, exc: BaseException) -> str:
         if text:
             return "it is text (a data table given as the model?)"
     return f"corrupt or truncated ({exc})"
+
+
+def _gunzipped_head(head: bytes) -> bytes:
+    """The first bytes that gzip data starting with ``head`` inflates to (b"" when they cannot be told)."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 16)
+    except zlib.error:
+        return b""
 
 
 def _archive_members(name: str, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -278,8 +294,11 @@ def _parse_json(name: str, raw: bytes) -> dict:
                              f"{MAX_JSON_CONTAINERS:,} a model file may hold")
     try:
         meta = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise ModelFileError(f"{name}: model.json is not valid JSON") from None
+    except json.JSONDecodeError as exc:  # where, so that a hand edit can be found
+        raise ModelFileError(f"{name}: model.json is not valid JSON ({exc.msg}: line {exc.lineno:,}, column "
+                             f"{exc.colno:,}); the file was edited or damaged") from None
+    except RecursionError:
+        raise ModelFileError(f"{name}: model.json is not valid JSON (nested too deeply)") from None
     except ValueError:  # e.g. an integer literal of more digits than Python converts
         raise ModelFileError(f"{name}: model.json is not valid JSON (a number too long to read)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -395,15 +414,21 @@ class _Fields:
     # -- the model
     def header(self, meta: dict) -> None:
         version = meta.get("format_version")
-        if isinstance(version, bool) or not isinstance(version, int) or version not in SUPPORTED_VERSIONS:
-            raise ModelFileError(
-                f"{self.source} has model format version {_show(version)}; this mlpcli reads version(s) "
-                f"{', '.join(map(str, SUPPORTED_VERSIONS))} (upgrade mlpcli or retrain)")
+        known = f"{SUPPORTED_VERSIONS[0]}-{SUPPORTED_VERSIONS[-1]}"
+        whole = isinstance(version, int) and not isinstance(version, bool)
+        if whole and version > SUPPORTED_VERSIONS[-1]:  # only a newer mlpcli writes one: "upgrade" is the remedy
+            raise ModelFileError(f"{self.source} has model format version {version:,}, newer than the {known} this "
+                                 "mlpcli reads: it was written by a newer mlpcli; upgrade mlpcli, or retrain with this one")
+        if not whole or version not in SUPPORTED_VERSIONS:  # no mlpcli wrote it: upgrading would not help
+            self.fail("format_version", f"is {_show(version)}, not a model format version ({known}, a whole number); "
+                      "the file was edited or damaged")
         digest = self.text(self.get(meta, "weights_sha256", ""), "weights_sha256")
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             self.fail("weights_sha256", f"must be 64 lowercase hexadecimal digits, got {_show(digest)}")
 
-    def model(self, meta: dict) -> tuple[list[dict], dict[str, _ArraySpec]]:
+    def model(self, meta: dict) -> tuple[list[dict], dict[str, _ArraySpec], dict[str, str]]:
+        """The members' entries, every array the model needs, and which of them the file stores once for two
+        (``array_aliases``: name -> the stored array's name)."""
         from .data import TASKS
 
         task = self.text(self.get(meta, "task", ""), "task", choices=TASKS)
@@ -466,8 +491,32 @@ class _Fields:
             self.number(temperature, "temperature", *TEMPERATURE_RANGE)
         self.metadata(meta)
         specs.update(self.trust(meta, task, len(meta["classes"]), len(reference["kept_features"])))
-        self.array_shapes(self.get(meta, "array_shapes", ""), specs)
-        return members, specs
+        aliases = self.aliases(meta, specs)
+        self.array_shapes(self.get(meta, "array_shapes", ""), {k: v for k, v in specs.items() if k not in aliases},
+                          aliases)
+        return members, specs, aliases
+
+    def aliases(self, meta: dict, specs: dict[str, _ArraySpec]) -> dict[str, str]:
+        """``array_aliases``: each names an array the model needs that the file stores once, under the name of
+        another of the same shape, dtypes and value rule. Written since format 6 (so that an earlier mlpcli asks
+        for an upgrade rather than naming a missing array); accepted in a file of any version, checked alike."""
+        given = meta.get("array_aliases")
+        if given is None:
+            return {}
+        self.mapping(given, "array_aliases")
+        for alias, target in given.items():
+            if alias not in specs:
+                self.fail("array_aliases", f"lists {_show(alias)}, an array the model does not have")
+            where = _join("array_aliases", alias)
+            self.text(target, where)
+            if target not in specs or target in given:
+                self.fail(where, f"is {_show(target, 80)}, not an array the file stores")
+            if specs[alias] != specs[target]:
+                want, got = specs[alias], specs[target]
+                self.fail(where, f"is {target!r}, of shape {list(got.shape)}, for an array of shape "
+                          f"{list(want.shape)}" if want.shape != got.shape else
+                          f"is {target!r}, an array of another kind of values")
+        return given
 
     def trust(self, meta: dict, task: str, n_classes: int, n_kept: int) -> dict[str, _ArraySpec]:
         """The optional ``conformal`` and ``ood`` fields (format 3, classification) and the arrays they imply."""
@@ -683,7 +732,7 @@ class _Fields:
         for i, m in enumerate(self.listing(_given(fit.get("members"), []), "fit.members")):
             self.scalars(m, f"fit.members[{i}]")
 
-    def array_shapes(self, shapes, specs: dict[str, _ArraySpec]) -> None:
+    def array_shapes(self, shapes, specs: dict[str, _ArraySpec], aliases: dict[str, str]) -> None:
         self.mapping(shapes, "array_shapes")
         for key, spec in specs.items():
             if key not in shapes:
@@ -693,6 +742,8 @@ class _Fields:
                 self.fail(_join("array_shapes", key), f"is {_show(given)} but the model's fields make it "
                           f"{list(spec.shape)}")
         extra = [k for k in shapes if k not in specs]
+        if extra and extra[0] in aliases:
+            self.fail("array_shapes", f"lists {extra[0]!r}, which array_aliases says is stored as {aliases[extra[0]]!r}")
         if extra:
             self.fail("array_shapes", f"lists {_show(extra[0])}, an array the model does not have")
 

@@ -16,14 +16,14 @@ from pathlib import Path
 
 from .model_io import Model
 
-__all__ = ["describe", "network_summary", "loss_words", "trained_matrix", "FIRST_FEATURES"]
+__all__ = ["describe", "network_summary", "loss_words", "trained_matrix", "trust_summary", "FIRST_FEATURES"]
 
 FIRST_FEATURES = 10  # feature names listed unless all are asked for
 
 
 def describe(model: Model, path: str | os.PathLike | None = None, all_features: bool = False) -> dict:
     """The model's description as a JSON-ready dict (sections: file, task, features, preprocessing,
-    network, training, split, held_out, diagnosis, provenance, roles). ``all_features``: every input
+    network, training, split, held_out, diagnosis, provenance, roles, matrix, trust). ``all_features``: every input
     feature name instead of the first FIRST_FEATURES."""
     names = list(model.feature_names)
     ref = model.preprocessor
@@ -35,7 +35,7 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
     members = fit.get("members") or []
     diagnosis = (model.extra or {}).get("diagnosis")
     return _finite({
-        "file": _file(path),
+        "file": _file(path, model.format_version),
         "task": model.task,
         "classes": [str(c) for c in model.classes],
         "positive_class": positive_class(model),
@@ -77,7 +77,29 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
         "provenance": model.provenance or {},
         "roles": model.roles or {},
         "matrix": trained_matrix(model),  # an .h5ad file's matrix the features came from (None: not an .h5ad file)
+        "trust": trust_summary(model),
     })
+
+
+def trust_summary(model: Model) -> dict:
+    """What ``predict`` can add to the predictions with this model: prediction sets (``--coverage``: the held-out
+    conformity scores), out-of-distribution flags (``--ood``: the basis and its calibration) and the check for
+    features absent from a new cohort (each feature's share of zeros in training). None for a part the model
+    lacks: files written before it existed, or a task without it (prediction sets and out-of-distribution flags
+    are for binary and multiclass models); ``applies`` says which."""
+    cal, basis = model.conformal, model.ood
+    zero_share = getattr(model.preprocessor, "train_zero_share_", None)
+    return {
+        "applies": model.task in ("binary", "multiclass"),
+        "prediction_sets": None if cal is None else {"source": cal.source, "scores": int(cal.n),
+                                                     "rows": int(cal.n_rows), "patients": float(cal.weight.sum())},
+        "ood": None if basis is None else {"features": int(basis.n_features),
+                                           "components": int(basis.components.shape[0]),
+                                           "reference_rows": int(len(basis.reference)),
+                                           "calibration_rows": int(len(basis.calibration)),
+                                           "class_relative": bool(basis.relative)},
+        "absent_features_check": zero_share is not None,
+    }
 
 
 def network_summary(model: Model) -> dict:
@@ -182,15 +204,16 @@ def _same_or_list(values: list):
     return values[0] if all(v == values[0] for v in values) else values
 
 
-def _file(path) -> dict | None:
+def _file(path, format_version: int | None) -> dict | None:
+    """The file's path, size, modification time and model format version (which says what it can hold)."""
     if path is None:
         return None
     p = Path(path)
     st = p.stat()
     if not stat.S_ISREG(st.st_mode):  # a pipe (<(zcat m.mlp.gz), /dev/stdin): no size or time of its own
-        return {"path": str(p), "bytes": None, "modified": None}
+        return {"path": str(p), "bytes": None, "modified": None, "format_version": format_version}
     modified = datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
-    return {"path": str(p), "bytes": int(st.st_size), "modified": modified}
+    return {"path": str(p), "bytes": int(st.st_size), "modified": modified, "format_version": format_version}
 
 
 def _fitted_on(model: Model) -> str:

@@ -56,16 +56,66 @@ def _main_metric(task: str) -> str:
     return main_metric_name(task) if task in ("binary", "multiclass", "multilabel", "regression") else ""
 
 
+def _temperature(T: float) -> str:
+    """The calibration temperature, and whether the fit stopped at an end of its range: "3" alone hides that
+    the held-out probabilities wanted more correction than calibration gives (a network far from calibrated)."""
+    import math
+
+    from ..calibration import LOG_T_BOUNDS
+
+    lo, hi = LOG_T_BOUNDS
+    at = "top" if abs(math.log(T) - hi) < 2e-3 else "bottom" if abs(math.log(T) - lo) < 2e-3 else None
+    if at is None:
+        return fmt(T)
+    return (f"{fmt(T)} (the {at} of the range calibration fits, {math.exp(lo):.3g}–{math.exp(hi):.3g}: the held-out "
+            f"probabilities were more {'over' if at == 'top' else 'under'}confident than it can correct)")
+
+
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else str(n)
+
+
+def _trust_text(trust: dict) -> str:
+    """What predict can add with this model: prediction sets (--coverage), out-of-distribution flags (--ood), the
+    absent-gene warning (each feature's share of zeros in training); what the file lacks, said once."""
+    have, lacking = [], []
+    sets, basis = trust["prediction_sets"], trust["ood"]
+    if trust["applies"]:
+        if sets is None:
+            lacking.append("prediction sets (--coverage)")
+        else:
+            rows = f" of {sets['rows']:,} rows" if sets["rows"] != sets["scores"] else ""
+            have.append(f"prediction sets (--coverage) from {sets['scores']:,} {sets['source']} scores{rows} "
+                        f"({sets['patients']:,.0f} patients)")
+        if basis is None:
+            lacking.append("out-of-distribution flags (--ood)")
+        else:
+            have.append(f"out-of-distribution flags (--ood) from {basis['components']} components of "
+                        f"{basis['features']:,} features and {basis['reference_rows']:,} training rows, calibrated on "
+                        f"{basis['calibration_rows']:,} held-out rows"
+                        + ("" if basis["class_relative"] else " (the distance alone, not the class-relative one)"))
+    (have if trust["absent_features_check"] else lacking).append("the absent-gene warning")
+    text = "; ".join(have)
+    if lacking:
+        text += ("; " if text else "") + (f"{', '.join(lacking)}: not stored (model written by an earlier version; "
+                                          "retrain to use them)")
+    if not trust["applies"]:
+        text += "; prediction sets and out-of-distribution flags are for binary and multiclass models"
+    return text
+
+
 def _table(doc: dict) -> Table:
     table = Table(title=f"Model {doc['file']['path']}", title_justify="left", show_header=False)
     table.add_column("", style="bold")
     table.add_column("", overflow="fold")
     f, net, tr, held = doc["features"], doc["network"], doc["training"], doc["held_out"]
+    version = doc["file"]["format_version"]
+    fmt_version = "" if version is None else f"model format {version}, "
     if doc["file"]["bytes"] is None:
-        table.add_row("file", "read from a pipe (no size or modification time of its own)")
+        table.add_row("file", f"{fmt_version}read from a pipe (no size or modification time of its own)")
     else:
-        table.add_row("file", f"{doc['file']['bytes']:,} bytes, modified {doc['file']['modified']} (the model records "
-                              "no clock time: same data, options and seed give the same bytes)")
+        table.add_row("file", f"{fmt_version}{doc['file']['bytes']:,} bytes, modified {doc['file']['modified']} (the "
+                              "model records no clock time: same data, options and seed give the same bytes)")
     counts = doc["class_counts"]
     classes = ", ".join(f"{c} ({counts[c]})" if c in counts else c for c in doc["classes"])
     table.add_row("task", f"{doc['task']}: {classes}")
@@ -93,11 +143,11 @@ def _table(doc: dict) -> Table:
         steps.append(f"{f['dropped_constant']} constant features dropped")
     table.add_row("preprocessing", ", ".join(steps) + f"; fitted on {pre.get('fitted_on', '')}")
     kind = f"{net['members']} members, each" if net["members"] > 1 else "one network"
-    layers = " → ".join(map(str, net["layers"]))
+    layers = " → ".join(f"{w:,}" for w in net["layers"])
     table.add_row("network", f"{kind} {layers}, " + (f"{net['activation']}, dropout {fmt(net['dropout'])}, "
                                                      if net["activation"] else "no hidden layer, ")
                   + f"{net['dtype']}; {net['parameters']:,} parameters; loss {net['loss_words']}"
-                             + (f"; temperature {fmt(net['temperature'])}" if net["temperature"] else ""))
+                             + (f"; temperature {_temperature(net['temperature'])}" if net["temperature"] else ""))
     opts = tr["options"]
 
     def setting(key: str) -> str:
@@ -110,11 +160,15 @@ def _table(doc: dict) -> Table:
         return used if given != "auto" or used in ("—", "") else f"{used} (auto)"
 
     best = ", ".join(map(str, tr["best_epochs"])) or "—"
-    table.add_row("training", f"{tr['strategy'] or 'hold-out'}; best epochs {best}; "
-                              f"optimizer {fmt(opts.get('optimizer'))}, lr {setting('lr')}, batch {setting('batch_size')}, "
-                              f"l2 {setting('l2')}, input noise {setting('augment_noise')}, seed {fmt(opts.get('seed'))}"
-                              + (f"; refit for {tr['refit_epochs']} epochs" if tr["refit_epochs"] else "")
-                              + ("; interrupted" if tr["interrupted"] else ""))
+    if not (tr["strategy"] or opts or tr["best_epochs"]):  # not "hold-out; best epochs —; optimizer —, lr —, ..."
+        table.add_row("training", "not stored (model written by an earlier version)")
+    else:
+        table.add_row("training", f"{tr['strategy'] or 'hold-out'}; best epochs {best}; "
+                                  f"optimizer {fmt(opts.get('optimizer'))}, lr {setting('lr')}, batch "
+                                  f"{setting('batch_size')}, l2 {setting('l2')}, input noise {setting('augment_noise')}, "
+                                  f"seed {fmt(opts.get('seed'))}"
+                                  + (f"; refit for {tr['refit_epochs']} epochs" if tr["refit_epochs"] else "")
+                                  + ("; interrupted" if tr["interrupted"] else ""))
     if tr["portfolio"]:
         table.add_row("architecture choice", "; ".join(
             f"{'hidden ' + ','.join(map(str, p['hidden'])) if p['hidden'] else 'no hidden layer'}"
@@ -133,12 +187,14 @@ def _table(doc: dict) -> Table:
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
     else:
         table.add_row("held-out metrics", "not stored (model written by an earlier version)")
+    table.add_row("for predict", _trust_text(doc["trust"]))
     if doc["diagnosis"]:
         table.add_row("learning curves", f"{doc['diagnosis']['label']} — {doc['diagnosis']['summary']}")
     prov = doc["provenance"]
     if prov:
         versions = ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items())
-        table.add_row("data", f"{prov.get('data_file')}: {prov.get('n_samples')} samples × {prov.get('n_features')} "
-                              f"features; values and names sha256 {prov.get('data_sha256')} (of the table as read, not the file's bytes)")
+        table.add_row("data", f"{prov.get('data_file')}: {_count(prov.get('n_samples'))} samples × "
+                              f"{_count(prov.get('n_features'))} features; values and names sha256 "
+                              f"{prov.get('data_sha256')} (of the table as read, not the file's bytes)")
         table.add_row("versions", versions)
     return table
