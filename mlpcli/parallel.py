@@ -31,6 +31,7 @@ import os
 import pickle
 import re
 import signal
+import socket
 import sys
 import threading
 import warnings
@@ -39,9 +40,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from . import interrupts
-from .errors import ConfigError, TrainingError
+from .errors import ConfigError, OptionError, TrainingError
 
-__all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "threads_warning", "workers_warning", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
+__all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "blas_env_note", "BLAS_THREAD_VARIABLES", "threads_warning", "workers_warning", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
            "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS", "beside", "import_beside", "spare_core"]
 
 BACKENDS = ("loky", "dask")
@@ -90,6 +91,9 @@ class Plan:
     def describe(self) -> str:
         """One line for the user: where the fits run and with how many BLAS threads each."""
         threads = f"{self.blas_threads} BLAS thread{'s' if self.blas_threads > 1 else ''} per fit"
+        note = blas_env_note(self.threads)
+        if note:
+            threads += f" ({note})"
         if self.backend == "dask":
             return f"the Dask cluster at {self.scheduler}, {threads}"
         workers = local_workers(self.n_jobs)
@@ -98,6 +102,28 @@ class Plan:
         if workers * self.blas_threads > cores:
             threads += f" — {workers * self.blas_threads} threads on {cores} cores oversubscribe them"
         return f"{where}, {threads}"
+
+
+# The variables a user sets to choose BLAS threads (OpenMP, OpenBLAS, MKL, BLIS, Apple's Accelerate): the
+# threadpoolctl cap replaces them inside mlpcli, and ``blas_env_note`` says so.
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                         "VECLIB_MAXIMUM_THREADS")
+
+
+def blas_env_note(threads: int | None) -> str | None:
+    """A note when the environment asks for another number of BLAS threads than each network gets (``threads``,
+    None: the default): ``OMP_NUM_THREADS=8`` exported by a batch script does not apply inside mlpcli, whose
+    thread count is part of what makes a model reproducible; None when none is set or they agree."""
+    used = threads or DEFAULT_BLAS_THREADS
+    for name in BLAS_THREAD_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if not value.isdigit() or int(value) < 1 or int(value) == used:  # unset, OpenMP's nested "4,2", garbage
+            continue
+        if threads is None:
+            return (f"{name}={value} is not used: each network's BLAS runs on {used} thread, mlpcli's default, "
+                    f"faster for networks of this size; pass --threads {value} to use {value}")
+        return f"{name}={value} is not used: each network's BLAS runs on the --threads {threads} asked for"
+    return None
 
 
 def default_blas_threads() -> int:
@@ -159,34 +185,62 @@ def usable_cores() -> int:
 
 
 def _cgroup_cpu_quota() -> float | None:
-    """CPUs the cgroup quota allows (quota / period), or None without a quota."""
-    candidates = []
-    try:  # this process's own cgroup first (v2: one line "0::/path"), then the mount's root
-        with open(_PROC_CGROUP) as fh:
-            for line in fh:
-                parts = line.strip().split(":", 2)
-                if len(parts) == 3 and parts[0] == "0" and parts[2] not in ("", "/"):
-                    candidates.append(os.path.join(_CGROUP_ROOT, parts[2].lstrip("/"), "cpu.max"))
+    """CPUs the cgroup quota allows (quota / period), the smallest over this process's cgroup and every
+    cgroup above it (a limit set on a job's or a slice's cgroup binds the cgroups below it, whose own
+    ``cpu.max`` reads "max"); None without a quota."""
+    quotas = []
+    for version, folder in _cgroup_dirs("cpu"):
+        if version == 2:  # "max 100000" (no limit) or "150000 100000"
+            fields = _read_fields(os.path.join(folder, "cpu.max"))
+        else:
+            fields = _read_fields(os.path.join(folder, "cpu.cfs_quota_us")) + _read_fields(
+                os.path.join(folder, "cpu.cfs_period_us"))
+        if len(fields) == 2 and all(f.lstrip("-").isdigit() for f in fields):
+            quota, period = int(fields[0]), int(fields[1])  # v1's quota is -1 without a limit
+            if quota > 0 and period > 0:
+                quotas.append(quota / period)
+    return min(quotas) if quotas else None
+
+
+def _read_fields(path: str) -> list[str]:
+    """The whitespace-separated fields of a small file, [] when it cannot be read."""
+    try:
+        with open(path) as fh:
+            return fh.read().split()
     except OSError:
-        pass
-    candidates.append(os.path.join(_CGROUP_ROOT, "cpu.max"))
-    for path in candidates:  # v2: "max 100000" (no limit) or "150000 100000"
-        try:
-            with open(path) as fh:
-                fields = fh.read().split()
-        except OSError:
+        return []
+
+
+def _cgroup_dirs(v1_controller: str) -> list[tuple[int, str]]:
+    """(cgroup version, folder) for this process's cgroup and every cgroup above it, leaf first, in v2 and in
+    v1's hierarchy of ``v1_controller`` ("cpu", "memory"), then the mounts' roots (a container whose cgroup
+    path, seen from outside, does not exist in its own mount)."""
+    try:
+        with open(_PROC_CGROUP) as fh:
+            lines = [line.strip().split(":", 2) for line in fh]
+    except OSError:
+        lines = []
+    v1_root = os.path.join(_CGROUP_ROOT, v1_controller)
+    dirs = []
+    for parts in lines:
+        if len(parts) != 3:
             continue
-        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit() and int(fields[1]) > 0:
-            return int(fields[0]) / int(fields[1])
-        return None
-    try:  # v1
-        with open(os.path.join(_CGROUP_ROOT, "cpu", "cpu.cfs_quota_us")) as fh:
-            quota = int(fh.read().strip())
-        with open(os.path.join(_CGROUP_ROOT, "cpu", "cpu.cfs_period_us")) as fh:
-            period = int(fh.read().strip())
-    except (OSError, ValueError):
-        return None
-    return quota / period if quota > 0 and period > 0 else None
+        if parts[0] == "0" and parts[1] == "":  # v2: "0::/path"
+            version, base = 2, _CGROUP_ROOT
+        elif v1_controller in parts[1].split(","):  # v1: "N:cpu,cpuacct:/path"
+            version, base = 1, v1_root
+        else:
+            continue
+        path = parts[2].strip("/")
+        while True:
+            dirs.append((version, os.path.join(base, path) if path else base))
+            if not path:
+                break
+            path = os.path.dirname(path)
+    for root in ((2, _CGROUP_ROOT), (1, v1_root)):
+        if root not in dirs:
+            dirs.append(root)
+    return dirs
 
 
 def available_memory() -> int | None:
@@ -222,31 +276,8 @@ def available_memory() -> int | None:
 
 def _cgroup_memory_files() -> list[str]:
     """The memory-limit files of this process's cgroup and of every cgroup above it, v2 and v1."""
-    files = []
-    try:
-        with open(_PROC_CGROUP) as fh:
-            lines = [line.strip().split(":", 2) for line in fh]
-    except OSError:
-        lines = []
-    for parts in lines:
-        if len(parts) != 3:
-            continue
-        if parts[0] == "0" and parts[1] == "":  # v2: "0::/path"
-            base, name = _CGROUP_ROOT, "memory.max"
-        elif "memory" in parts[1].split(","):  # v1: "N:memory:/path"
-            base, name = os.path.join(_CGROUP_ROOT, "memory"), "memory.limit_in_bytes"
-        else:
-            continue
-        path = parts[2].strip("/")
-        while True:
-            files.append(os.path.join(base, path, name) if path else os.path.join(base, name))
-            if not path:
-                break
-            path = os.path.dirname(path)
-    for root in (os.path.join(_CGROUP_ROOT, "memory.max"), os.path.join(_CGROUP_ROOT, "memory", "memory.limit_in_bytes")):
-        if root not in files:
-            files.append(root)
-    return files
+    return [os.path.join(folder, "memory.max" if version == 2 else "memory.limit_in_bytes")
+            for version, folder in _cgroup_dirs("memory")]
 
 
 def local_workers(n_jobs: int | None) -> int:
@@ -371,22 +402,111 @@ def _sendable(exc: Exception) -> Exception:
 
 
 def connect(address: str, timeout: float | None = None):
-    """A ``distributed.Client`` for the scheduler at ``address``, or a one-line ConfigError."""
+    """A ``distributed.Client`` for the scheduler at ``address``, or a one-line error: an OptionError (usage)
+    for an address that cannot be one, a ConfigError when nothing answers there within ``timeout`` seconds,
+    or something other than a Dask scheduler does (``_probe_scheduler``)."""
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
         from distributed import Client
     except ImportError:
         raise ConfigError("--backend dask needs dask and distributed: pip install dask distributed (the dask extra: "
                           "python -m pip install '.[dask]' from the mlpcli checkout)") from None
+    _probe_scheduler(address, timeout)
     try:
         return Client(address, timeout=f"{timeout}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise _unreachable(address, timeout, exc) from None
+
+
+def _unreachable(address: str, timeout: float, exc: BaseException | None = None) -> ConfigError:
+    """The one-line error for a scheduler address where nothing answered within ``timeout``."""
+    reason = " ".join(str(exc or "").split())[:160] or type(exc).__name__
+    detail = "" if exc is None or "timed out" in reason.lower() else f" ({reason})"
+    return ConfigError(f"--scheduler {address}: cannot reach a Dask scheduler within {timeout:g} s{detail}; check "
+                       "the address and port, or start one with `dask scheduler` and pass the address it prints")
+
+
+def _scheduler_hint(address: str) -> str:
+    """The usual mix-up, named: the dashboard's port (8787 by default) given for the scheduler's (8786)."""
+    if address.rstrip("/").endswith(":8787"):
+        return "; 8787 is the dashboard's port, the scheduler's is 8786 by default"
+    return ""
+
+
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Ask what listens at a tcp ``address`` (its ``identity``) within ``timeout`` seconds, before a
+    ``Client`` is made: distributed's handshake waits without a deadline, so a port held by another service
+    that waits for its own protocol hung the command until the job's time limit, and one that answers (an
+    HTTP server such as the dashboard) was read as a message of exabytes, a MemoryError. A malformed address
+    is an OptionError; the connection is retried until ``timeout``, as the ``Client`` does (a scheduler still
+    starting in the same batch job), then nothing listening there is "cannot reach"."""
+    import asyncio
+
+    from distributed.comm import connect as comm_connect, get_address_host_port, parse_address
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, _ = parse_address(address)
+        get_backend(scheme)
+        host, port = get_address_host_port(address) if scheme == "tcp" else (None, None)
+    except (ValueError, TypeError) as exc:
         reason = " ".join(str(exc).split())[:160] or type(exc).__name__
-        detail = "" if "timed out" in reason.lower() else f" ({reason})"
-        raise ConfigError(
-            f"--scheduler {address}: cannot reach a Dask scheduler within {timeout:g} s{detail}; check the address "
-            "and port, or start one with `dask scheduler` and pass the address it prints"
-        ) from None
+        raise OptionError(f"--scheduler {address}: not a Dask scheduler address ({reason}); give it as "
+                          "tcp://HOST:PORT, as `dask scheduler` prints it") from None
+    if scheme != "tcp":  # tls needs the cluster's certificates, inproc is in this process: the Client's own checks
+        return
+
+    async def identity():
+        comm = await comm_connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    box: dict[str, Any] = {}
+
+    def ask() -> None:  # in a thread of its own: a fresh event loop, whatever loop the caller runs (a notebook's)
+        try:
+            box["reply"] = asyncio.run(asyncio.wait_for(identity(), timeout))
+        except BaseException as exc:  # noqa: BLE001 - classified below, in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=ask, name="mlpcli-scheduler-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 5)  # asyncio.wait_for ends it by `timeout`
+    if "error" not in box and "reply" not in box:
+        raise _unreachable(address, timeout)
+    error = box.get("error")
+    if isinstance(error, TimeoutError):  # the deadline (asyncio's TimeoutError is the builtin one)
+        if not _listens(host, port):
+            raise _unreachable(address, timeout)
+        raise ConfigError(f"--scheduler {address}: something accepted the connection but did not answer as a Dask "
+                          f"scheduler within {timeout:g} s{_scheduler_hint(address)}; pass the address `dask "
+                          "scheduler` prints (or its --scheduler-file's)")
+    if isinstance(error, OSError) and "trying to connect" in str(error):  # distributed's own deadline
+        raise _unreachable(address, timeout, error)
+    reply = box.get("reply")
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind == "Scheduler":
+        return
+    if kind in ("Worker", "Nanny"):
+        raise ConfigError(f"--scheduler {address}: that is a Dask {kind.lower()}, not the scheduler; pass the address "
+                          "`dask scheduler` prints (or its --scheduler-file's)")
+    # anything else: an answer that is no Dask message (read as a length of exabytes: a MemoryError), a closed
+    # connection, a reply without a type
+    raise ConfigError(f"--scheduler {address}: another service answered there, not a Dask scheduler"
+                      f"{_scheduler_hint(address)}; pass the address `dask scheduler` prints (or its "
+                      "--scheduler-file's)")
+
+
+def _listens(host: str | None, port: int | None) -> bool:
+    """Whether a TCP connection to host:port is accepted now (within a second)."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 def _wait_for_a_worker(client, address: str) -> None:
