@@ -148,7 +148,8 @@ class TrainOptions:
     standardize: bool = option(True, kind="bool", help="Centre and scale features with training statistics.")
     scaling: str = option("robust", kind="choice", choices=SCALING_CHOICES,
                           help="standard: z-scores. robust: median and IQR, then smooth clipping to about ±3 "
-                               "(outliers cannot dominate).")
+                               "(outliers cannot dominate); a dense feature where one value holds a quarter of "
+                               "the rows or more (zero-inflated expression) takes its mean and SD instead.")
     # --- network
     hidden: list[int] | str = option(AUTO, kind="int_list", auto=True,
                                      help="Hidden layer widths, comma-separated ('' or none for none: softmax regression). "
@@ -515,6 +516,24 @@ CLI_ONLY_KEYS = {"out": "str", "history": "str", "oof": "str", "quiet": "bool", 
                  "n_jobs": "int"}
 CONFIG_SECTION = "train"  # keys may also sit under a [train] table
 
+
+def n_jobs_problem(n_jobs: int) -> str | None:
+    """What is wrong with an ``--n-jobs`` value (on the command line or in a config file alike), None when
+    nothing: joblib's convention, which HPC users know, counts 1, 2, ... workers and, from the end, -1 every
+    core this job may use (``parallel.usable_cores``), -2 all but one, and so on; 0, and a count from the end
+    past the last core (-3 on 2 cores), leave no worker."""
+    from . import parallel
+
+    if n_jobs >= 1 or n_jobs == -1:
+        return None
+    if n_jobs == 0:
+        return "must not be 0; use 1 for one fit at a time, -1 for every core or -2 for all but one"
+    cores = parallel.usable_cores()
+    if n_jobs < -cores:
+        return (f"{n_jobs} counts back past the last of the {cores} core{'s' * (cores > 1)} this job may use (-1: "
+                f"every core, -2: all but one); use {'-1' if cores == 1 else f'-1 to -{cores}'} or a number of workers")
+    return None
+
 _EXPECTED = {
     "int": "a whole number", "float": "a number", "bool": "true or false", "flag": "true or false",
     "str": "a non-empty string", "str_list": 'a string or an array of strings, e.g. ["a", "b"]',
@@ -680,8 +699,9 @@ def config_value(name: str, value: Any, where: str) -> Any:
         raise AssertionError(kind)
     if meta is None:
         if name == "n_jobs":
-            if typed < 1 and typed != -1:  # -1: every core, as on the command line
-                fail(f"must be -1 (every core) or >= 1, got {typed}")
+            problem = n_jobs_problem(typed)  # the one rule of --n-jobs on the command line
+            if problem is not None:
+                fail(problem)
         elif kind == "int" and typed < 1:
             fail(f"must be >= 1, got {typed}")
         return typed
