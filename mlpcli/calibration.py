@@ -19,12 +19,33 @@ import numpy as np
 from .engine.functional import log_softmax, sigmoid, softmax, softplus
 from .metrics import expected_calibration_error
 
-__all__ = ["MIN_ROWS", "Calibration", "fit_temperature", "apply_temperature", "temper", "calibration_report"]
+__all__ = ["MIN_ROWS", "Calibration", "fit_temperature", "apply_temperature", "temper", "calibration_report",
+           "temperature_at_bound", "bound_note"]
 
 # T is searched on log T within [1/3, 3]: a network (or an ensemble's mean) is rarely off by more, and a
 # wider range let a few dozen held-out rows flatten every probability (T = 20 on NCI60's 45 rows made
 # the test log loss worse than no calibration) or sharpen a near-perfect fit into confident mistakes.
 LOG_T_BOUNDS = (-math.log(3.0), math.log(3.0))
+# A fitted log T this close to an end of LOG_T_BOUNDS stopped there (the bounded search's tolerance is 1e-4).
+_AT_BOUND = 2e-3
+
+
+def temperature_at_bound(T: float) -> str | None:
+    """"top" or "bottom" when the fitted temperature T stopped at an end of LOG_T_BOUNDS, else None: "3" alone
+    hides that the held-out probabilities wanted more correction than one temperature gives."""
+    lo, hi = LOG_T_BOUNDS
+    log_t = math.log(T)
+    return "top" if log_t > hi - _AT_BOUND else "bottom" if log_t < lo + _AT_BOUND else None
+
+
+def bound_note(T: float) -> str | None:
+    """What a temperature at an end of its range means (``train``'s note, ``info``'s row), or None."""
+    end = temperature_at_bound(T)
+    if end is None:
+        return None
+    lo, hi = LOG_T_BOUNDS
+    return (f"the {end} of the range calibration fits ({math.exp(lo):.3g}–{math.exp(hi):.3g}): the held-out "
+            f"probabilities were more {'over' if end == 'top' else 'under'}confident than it can correct")
 # Fewer held-out rows than this give a temperature too noisy to help on new samples: not fitted.
 MIN_ROWS = 100
 _EPS = 1e-12

@@ -530,9 +530,12 @@ def n_jobs_problem(n_jobs: int) -> str | None:
         return "must not be 0; use 1 for one fit at a time, -1 for every core or -2 for all but one"
     cores = parallel.usable_cores()
     if n_jobs < -cores:
-        return (f"{n_jobs} counts back past the last of the {cores} core{'s' * (cores > 1)} this job may use (-1: "
-                f"every core, -2: all but one); use {'-1' if cores == 1 else f'-1 to -{cores}'} or a number of workers")
+        if cores == 1:
+            return f"must be -1 (every core: this job may use 1) or a number of workers, got {n_jobs}"
+        return (f"must be -1 to -{cores} (counted back from the {cores} cores this job may use: -1 every core, -2 all "
+                f"but one) or a number of workers, got {n_jobs}")
     return None
+
 
 _EXPECTED = {
     "int": "a whole number", "float": "a number", "bool": "true or false", "flag": "true or false",

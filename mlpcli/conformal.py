@@ -44,10 +44,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SCORES", "MAX_ROWS", "ConformalCalibration", "SetPredictor", "class_probabilities", "label_scores",
+__all__ = ["SCORES", "SET_SEPARATOR", "MAX_ROWS", "ConformalCalibration", "SetPredictor", "class_probabilities", "label_scores",
            "calibrate", "group_weights", "uniform_hash", "format_sets"]
 
 SCORES = ("aps", "lac")
+# Between the classes of a prediction set in predict's pred_set column ("A|B"): a class name must not hold it.
+SET_SEPARATOR = "|"
 # Calibration rows a model stores at most: a seeded random subsample beyond (a subsample of exchangeable
 # rows is exchangeable, so the guarantee holds with n = MAX_ROWS). 100,000 rows are 2.6 MB in the file.
 MAX_ROWS = 100_000
@@ -253,5 +255,5 @@ def format_sets(members: np.ndarray, classes: list) -> np.ndarray:
     names = [str(c) for c in classes]
     out = np.empty(members.shape[0], dtype=object)
     for i, row in enumerate(members):
-        out[i] = "|".join(names[j] for j in np.flatnonzero(row))
+        out[i] = SET_SEPARATOR.join(names[j] for j in np.flatnonzero(row))
     return out

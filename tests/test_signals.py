@@ -293,7 +293,7 @@ def test_predict_keeps_the_previous_output_untouched(tmp_path, model_and_cohort)
 
 
 @pytest.mark.parametrize("command, options, started, output", [
-    (["tune"], ["--folds", "2", "--grid", "lr=1e-3,1e-2", "--results", "out.csv"], "fits on this process", "out.csv"),
+    (["tune"], ["--folds", "2", "--grid", "lr=1e-3,1e-2", "--results", "out.csv"], "fits in this process", "out.csv"),
     (["diagnose", "--learning-curve"], ["--fractions", "0.5,1", "--plot", "out.png"], "training at 2 sizes",
      "out.png"),
 ])
@@ -334,7 +334,7 @@ def test_cv_sigterm_writes_no_oof_file(tmp_path, table, n_jobs):
     that way), and cross-validation must still stop there rather than train the other folds."""
     cmd = Command(["cv", str(table), "--folds", "3", "--member-folds", "1", "--hidden", "32", "--epochs", "3000",
                    "--patience", "3000", "--oof", "oof.csv", "--n-jobs", n_jobs], tmp_path)
-    cmd.wait_for_line("fits on")
+    cmd.wait_for_line(" fits ")
     cmd.proc.send_signal(signal.SIGTERM)
     rc, err = cmd.finish()
     assert rc == 143, err

@@ -366,12 +366,48 @@ def json_option(fn):
 def threads_context(threads: int | None):
     """Cap BLAS threads (threadpoolctl) for the command: --threads, else the one default of every command
     (``parallel.default_blas_threads``: 1, never more than the usable cores), so HPC jobs stay within their
-    allocation and a busy node is not oversubscribed."""
+    allocation and a busy node is not oversubscribed. A batch script's OMP_NUM_THREADS (or another BLAS
+    variable) asking for another count is said in a note (``blas_note``), hidden by the command's -q."""
     from threadpoolctl import threadpool_limits
 
     from ..parallel import default_blas_threads
 
+    note = blas_note(threads)
+    if note is not None:
+        ctx = click.get_current_context(silent=True)
+        report([note], [], bool(ctx is not None and ctx.params.get("quiet")))
     return threadpool_limits(limits=threads or default_blas_threads())
+
+
+_BLAS_NOTE_SAID = "mlpcli.blas_note_said"  # ctx.meta: the command has said (or handed on) the BLAS note
+
+
+def blas_note(threads: int | None) -> str | None:
+    """``parallel.blas_env_note`` the first time a command asks for it, None afterwards: train's notes, cv's
+    and tune's "fits in/on" line and ``threads_context`` each say it, and a run says it once."""
+    from ..parallel import blas_env_note
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        if ctx.meta.get(_BLAS_NOTE_SAID):
+            return None
+        ctx.meta[_BLAS_NOTE_SAID] = True
+    return blas_env_note(threads)
+
+
+# The one --n-jobs rule (``config.n_jobs_problem``), in the help of every command that takes it.
+N_JOBS_FROM_END = ("Negative values count back as in joblib: -1 every core this job may use, -2 all but one, ... "
+                   "(0, and values past the last core, are refused).")
+
+
+def check_n_jobs(n_jobs: int) -> None:
+    """A usage error naming --n-jobs for a value that leaves no worker (``config.n_jobs_problem``): the same
+    rule as a config file's n-jobs."""
+    from ..config import n_jobs_problem
+
+    problem = n_jobs_problem(n_jobs)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--n-jobs")
 
 
 # The one --threads rule, in every command's help.

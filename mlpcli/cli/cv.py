@@ -10,9 +10,9 @@ import click
 from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, check_table_output, debug_option, distinct_files, fmt, fmt_mean_sd, fmt_metric,
-    handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report, stderr_console, stdout_alias,
-    stdout_console, threads_option, warn_workers,
+    CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
+    fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
+    stderr_console, stdout_alias, stdout_console, threads_option, warn_workers,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -23,7 +23,7 @@ def parallel_options(fn):
     """--n-jobs, --backend, --scheduler and --threads: where the folds and grid points run."""
     decorators = [
         click.option("--n-jobs", type=int, default=1, show_default=True,
-                     help="Fits to run at once on this machine (joblib loky processes; -1: every core)."),
+                     help="Fits to run at once on this machine (joblib loky processes). " + N_JOBS_FROM_END),
         click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
                      help="loky: local processes; dask: a Dask cluster (needs --scheduler and the dask extra: dask, distributed)."),
         click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -44,13 +44,23 @@ def make_plan(n_jobs: int, backend: str, scheduler: str | None, threads: int | N
         raise click.UsageError("--scheduler applies to --backend dask only; add --backend dask")
     if backend == "dask" and not scheduler:
         raise click.UsageError("--backend dask needs --scheduler tcp://HOST:PORT (the address `dask scheduler` prints)")
-    if n_jobs == 0:
-        raise click.BadParameter("must not be 0; use 1 for no parallelism or -1 for every core", param_hint="--n-jobs")
     if backend != "dask":
+        check_n_jobs(n_jobs)
         warn_workers(n_jobs, threads)
+    elif n_jobs == 0:  # on Dask, -1, -2, ... count back from the cluster's worker threads, not this machine's cores
+        check_n_jobs(n_jobs)
     # On Dask, --n-jobs 1 (the default) would serialise the cluster: use every worker thread instead.
     jobs = None if backend == "dask" and n_jobs == 1 else n_jobs
     return Plan(backend=backend, n_jobs=jobs, scheduler=scheduler, threads=threads)
+
+
+def fits_where(plan) -> str:
+    """Where the fits run, as the progress line says it: "in this process, ...", "on 2 local worker
+    processes ...", "on the Dask cluster at ..." (``Plan.describe``, which also carries the BLAS-variable
+    note: said here, so ``threads_context`` does not say it again)."""
+    blas_note(plan.threads)
+    where = plan.describe()
+    return ("in " if where.startswith("this process") else "on ") + where
 
 
 class FitProgress:
@@ -132,7 +142,7 @@ def _fold_table(result) -> Table:
         level = trust[0]["level"]
         # with patients, the coverage counting each once: the share the sets' per-patient guarantee is about
         coverage_key = "coverage_per_group" if any(t.get("coverage_per_group") is not None for t in trust) else "coverage"
-        cov_header = f"cov@{level:g}" + (" per patient" if coverage_key == "coverage_per_group" else "")
+        cov_header = f"cov@{level:.12g}" + (" per patient" if coverage_key == "coverage_per_group" else "")
         for col in (cov_header, "set size", "OOD"):
             table.add_column(col, justify="right", no_wrap=True)
 
@@ -246,7 +256,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
 
         folds = len(batch_folds(ds)[0])  # a usage or data error here, before any fit
     if not quiet:
-        err.print(f"[dim]·[/] {folds * repeats} fits on {plan.describe()}")
+        err.print(f"[dim]·[/] {folds * repeats} fits {fits_where(plan)}")
     with FitProgress("folds", quiet) as progress:
         result = cv_lib.cross_validate(ds, options, folds=folds, repeats=repeats, plan=plan,
                                        keep_predictions=bool(oof_path), progress=progress,

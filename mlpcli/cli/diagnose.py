@@ -21,7 +21,7 @@ from ..metrics import display_name
 from ._common import (
     CONTEXT_SETTINGS, check_stdout_open, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric,
     handle_errors, json_option, print_json, quiet_option, report, stderr_console, stdout_console, threads_option,
-    warn_workers,
+    warn_workers, N_JOBS_FROM_END, check_n_jobs,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -239,7 +239,7 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
               help="--learning-curve: training-set sizes as fractions of the training groups (of the training "
                    "rows without a group column).")
 @click.option("--n-jobs", type=int, default=1, show_default=True,
-              help="--learning-curve: sizes trained in parallel (-1: all cores).")
+              help="--learning-curve: sizes trained in parallel. " + N_JOBS_FROM_END)
 @config_option("--learning-curve: TOML file of train options; command-line flags win.")
 @train_options
 @threads_option
@@ -336,8 +336,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
         fracs = parse_fractions(fractions)
     except ConfigError as exc:  # a usage error naming --fractions
         raise click.UsageError(str(exc)) from None
-    if n_jobs == 0:
-        raise click.BadParameter("must not be 0; use 1 for no parallelism or -1 for all cores", param_hint="--n-jobs")
+    check_n_jobs(n_jobs)
     warn_workers(n_jobs, threads)
     err = stderr_console(quiet)
 

@@ -101,7 +101,7 @@ def _trust_tables(doc: dict) -> list[Table]:
     sets, ood = doc.get("sets"), doc.get("ood")
     if sets is not None:
         kind = "per class (Mondrian)" if sets["mondrian"] else "overall"
-        table = Table(title=f"Prediction sets ({sets['score'].upper()}, level {sets['level']:g} {kind}; coverage = "
+        table = Table(title=f"Prediction sets ({sets['score'].upper()}, level {sets['level']:.12g} {kind}; coverage = "
                             "share of sets holding the true class)", title_justify="left")
         for col in ("", "n", "coverage", "mean set size"):
             table.add_column(col, justify="left" if not col else "right")
@@ -123,7 +123,7 @@ def _trust_tables(doc: dict) -> list[Table]:
                           *([""] if ood is not None else []), style="bold")
         tables.append(table)
     elif ood is not None:
-        table = Table(title=f"Out-of-distribution flags (p < {ood['alpha']:g})", title_justify="left")
+        table = Table(title=f"Out-of-distribution flags (p < {ood['alpha']:.12g})", title_justify="left")
         for col in ("", "n", "flagged"):
             table.add_column(col, justify="left" if not col else "right")
         for row in ood["per_class"]:

@@ -57,18 +57,11 @@ def _main_metric(task: str) -> str:
 
 
 def _temperature(T: float) -> str:
-    """The calibration temperature, and whether the fit stopped at an end of its range: "3" alone hides that
-    the held-out probabilities wanted more correction than calibration gives (a network far from calibrated)."""
-    import math
+    """The calibration temperature, and whether the fit stopped at an end of its range (``calibration.bound_note``)."""
+    from ..calibration import bound_note
 
-    from ..calibration import LOG_T_BOUNDS
-
-    lo, hi = LOG_T_BOUNDS
-    at = "top" if abs(math.log(T) - hi) < 2e-3 else "bottom" if abs(math.log(T) - lo) < 2e-3 else None
-    if at is None:
-        return fmt(T)
-    return (f"{fmt(T)} (the {at} of the range calibration fits, {math.exp(lo):.3g}–{math.exp(hi):.3g}: the held-out "
-            f"probabilities were more {'over' if at == 'top' else 'under'}confident than it can correct)")
+    note = bound_note(T)
+    return fmt(T) if note is None else f"{fmt(T)} ({note})"
 
 
 def _count(n) -> str:

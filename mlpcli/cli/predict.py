@@ -427,7 +427,7 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
     if "abstained" in trust:
         table.add_row("abstained", f"{trust['abstained']:,} ({trust['options']['unassigned_label']})")
     if "ood_flagged" in trust:
-        table.add_row("out-of-distribution", f"{trust['ood_flagged']:,} flagged (p < {trust['options']['ood_alpha']:g})")
+        table.add_row("out-of-distribution", f"{trust['ood_flagged']:,} flagged (p < {trust['options']['ood_alpha']:.12g})")
     if summary.get("positive_class") is not None:
         table.add_row("positive class", f"{summary['positive_class']} (predicted when its probability >= "
                                         f"{summary['threshold']:g})")

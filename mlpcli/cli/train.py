@@ -11,10 +11,10 @@ from rich.table import Table
 from .. import interrupts
 from ..metrics import display_name
 from ._common import (
-    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_metric,
-    handle_errors, interrupted_exit, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option,
-    report, stderr_console, StderrBar, stdout_alias, stdout_console, threads_context, threads_option, warn_workers,
-    write_together,
+    CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
+    distinct_files, fmt, fmt_metric, handle_errors, interrupted_exit, json_option, on_standard_output,
+    one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
+    threads_context, threads_option, warn_workers, write_together,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -25,13 +25,11 @@ def member_plan(n_jobs: int | None, threads: int | None):
     would each copy large data (``parallel.member_processes``)."""
     from ..parallel import Plan, usable_cores
 
-    if n_jobs == 0:
-        raise click.BadParameter("must not be 0; use 1 for one member at a time or -1 for every core",
-                                 param_hint="--n-jobs")
     auto = n_jobs is None
     if auto:  # fill the usable cores, each process with --threads BLAS threads, no more
         n_jobs = max(1, usable_cores() // (threads or 1))
     else:
+        check_n_jobs(n_jobs)
         warn_workers(n_jobs, threads)
     return Plan(backend="loky", n_jobs=n_jobs, threads=threads, auto=auto)
 
@@ -236,8 +234,8 @@ def _kept_words(fit: dict) -> str:
               help="Write the held-out predictions (out-of-fold for an ensemble) as predict writes predictions "
                    "(.csv, .tsv, .parquet, optionally .gz, or - for standard output).")
 @click.option("--n-jobs", type=int, default=None,
-              help="Members to train at once in separate processes, each with --threads BLAS threads (-1: every "
-                   "core this job may use). Default: the usable cores divided by --threads. The model is the "
+              help="Members to train at once in separate processes, each with --threads BLAS threads. "
+                   + N_JOBS_FROM_END + " Default: the usable cores divided by --threads. The model is the "
                    "same however many run at once. Ctrl-C or SIGTERM then keeps the members finished so far; "
                    "the ones still training are dropped.")
 @threads_option(extra="Members run side by side (--n-jobs) rather than threading each product.")
@@ -291,6 +289,8 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     # what was picked up (roles, task, warnings) shows before the first epoch, so a user can stop a long
     # run that read the wrong column
     ds, read_notes = pipeline.load_dataset(data_file, options)
+    env_note = blas_note(threads)  # OMP_NUM_THREADS=8 from the batch script: said once, with the other notes
+    read_notes = read_notes + [env_note] * (env_note is not None)
     if oof_path:  # two of its columns of one name (an id column named pred_label): said now, not after training
         check_held_out_frame(ds)
     early_notes, early_warnings = read_notes + ds.notes, list(ds.warnings)

@@ -13,7 +13,7 @@ from ._common import (
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_context,
 )
-from .cv import FitProgress, folds_words, load_for_cv, make_plan, parallel_options
+from .cv import FitProgress, fits_where, folds_words, load_for_cv, make_plan, parallel_options
 from .options import config_option, given_options, options_from_params, train_options
 
 
@@ -176,7 +176,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         if nested:
             n_fits += outer_folds * (n_points * folds * repeats + 1)
         err.print(f"[dim]·[/] {n_points} setting(s) × {folds} folds{f' × {repeats} repeats' if repeats > 1 else ''}"
-                  f"{f' (+ nested over {outer_folds} outer folds)' if nested else ''}: {n_fits} fits on {plan.describe()}")
+                  f"{f' (+ nested over {outer_folds} outer folds)' if nested else ''}: {n_fits} fits {fits_where(plan)}")
     with FitProgress("fits", quiet) as progress:
         result = tuning.tune(ds, options, space, folds=folds, repeats=repeats, n_random=n_random, nested=nested,
                              outer_folds=outer_folds, plan=plan, progress=progress)

@@ -693,7 +693,20 @@ def _encode_classes(
             warn.append(f"rare classes in {name!r} with fewer than {_RARE_CLASS_SAMPLES} samples: {_counted(rare)}; "
                         "their validation scores will be noisy")
         _warn_near_labels(labels, name, warn)
+        _warn_set_separator(labels, name, warn)
     return y, labels
+
+
+def _warn_set_separator(labels: list, name: str, warn: list[str]) -> None:
+    """A warning when a class holds '|', which predict's pred_set column puts between the classes of a set
+    (``conformal.format_sets``): ``predict --coverage`` refuses such a model, said now rather than after training."""
+    from ..conformal import SET_SEPARATOR
+
+    piped = [str(label) for label in labels if SET_SEPARATOR in str(label)]
+    if piped:
+        warn.append(f"class{'es' * (len(piped) > 1)} {_quoted(piped, 3)} in {name!r} hold{'s' * (len(piped) == 1)} "
+                    "'|', which predict's pred_set puts between the classes of a prediction set: predict --coverage "
+                    "cannot use a model trained on it; rename the class in the table for prediction sets")
 
 
 def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
@@ -851,7 +864,8 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
     if ds.y is not None and NO_GROUP_NOTE in notes:
         notes = [n for n in notes if n != NO_GROUP_NOTE]
         ds.warnings.append(f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column: samples are treated as independent; "
-                           "if several come from one patient, validation is optimistic — pass --group COLUMN "
+                           "if several come from one patient, validation is optimistic, and the probabilities "
+                           "calibrated on it overconfident — pass --group COLUMN "
                            "(or --no-group to confirm they are independent)")
     return with_positive(ds, positive), notes
 

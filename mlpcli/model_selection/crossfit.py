@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .. import config, data, interrupts, metrics
-from ..calibration import Calibration, calibration_report, fit_temperature
+from ..calibration import Calibration, bound_note, calibration_report, fit_temperature
 from ..config import AUTO, TrainOptions, offset_seed
 from ..errors import DataError
 from ..model_io import Member, Model
@@ -697,6 +697,9 @@ def _calibrate(model: Model, logits: np.ndarray, scored: data.Dataset, options: 
     notes.append(f"calibrated: temperature {T:.3g} fitted on {report.n} held-out rows; log loss "
                  f"{report.log_loss_before:.3f} → {report.log_loss_after:.3f}, ECE {report.ece_before:.3f} → "
                  f"{report.ece_after:.3f}")
+    at_bound = bound_note(T)
+    if at_bound is not None:
+        notes.append(f"the temperature is at {at_bound}")
     return report
 
 

@@ -344,7 +344,7 @@ def _trust_notes(doc: dict) -> list[str]:
     if sets is not None:
         per_group = sets.get("coverage_per_group")
         out.append(f"prediction sets ({sets['score'].upper()}{', Mondrian' if sets['mondrian'] else ''}): coverage "
-                   f"{sets['coverage']:.3f} at level {sets['level']:g}"
+                   f"{sets['coverage']:.3f} at level {sets['level']:.12g}"
                    + ("" if per_group is None else f" ({per_group:.3f} with each --group counted once, "
                                                    "the share the level is for)")
                    + f", mean size {sets['mean_set_size']:.2f}, {sets['empty']:.1%} empty")
@@ -355,7 +355,7 @@ def _trust_notes(doc: dict) -> list[str]:
                    f"{'—' if acc is None else f'{acc:.3f}'} against {ab['accuracy_all']:.3f} on all")
     ood = doc.get("ood")
     if ood is not None:
-        out.append(f"out-of-distribution: {ood['rate']:.1%} flagged (p < {ood['alpha']:g})")
+        out.append(f"out-of-distribution: {ood['rate']:.1%} flagged (p < {ood['alpha']:.12g})")
     return out
 
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..conformal import SCORES, SetPredictor, format_sets, group_weights
+from ..conformal import SCORES, SET_SEPARATOR, SetPredictor, format_sets, group_weights
 from ..errors import ConfigError, ModelFileError
 from ..model_io import Model
 from ._common import natural_key
@@ -97,7 +97,7 @@ class Uncertainty:
                     else "--ood")
             raise ConfigError(f"{used} applies to binary and multiclass models; this model is {model.task}")
         if self.coverage is not None:
-            piped = [str(c) for c in model.classes if "|" in str(c)]
+            piped = [str(c) for c in model.classes if SET_SEPARATOR in str(c)]
             if piped:  # "A|B" of classes "A|B" and "C" would read back as three classes
                 raise ConfigError(f"--coverage: the model's class {piped[0]!r} holds '|', which pred_set puts between "
                                   "the classes of a set, so its sets could not be read back; rename the class in the "
