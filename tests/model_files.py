@@ -34,3 +34,12 @@ def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable
 def without_trust(arrays: dict) -> dict:
     """The arrays without the prediction-set calibration and the OOD basis (formats 1 and 2 had neither)."""
     return {k: v for k, v in arrays.items() if not k.startswith(("conformal/", "ood/"))}
+
+
+def model_parts(path) -> tuple[dict, dict]:
+    """A model file's model.json and the arrays weights.npz stores (as written, before loading expands anything)."""
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("model.json"))
+        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    return meta, arrays

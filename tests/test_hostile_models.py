@@ -23,6 +23,7 @@ from mlpcli import model_io
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ModelFileError
 from mlpcli.pipeline import train
+from model_files import model_parts
 from tables import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,14 +41,6 @@ def models(tmp_path_factory):
         paths[key] = tmp / f"{key}.mlp"
         model_io.save(train(table, options).model, paths[key])
     return paths
-
-
-def _parts(path):
-    with zipfile.ZipFile(path) as zf:
-        meta = json.loads(zf.read("model.json"))
-        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    return meta, arrays
 
 
 def _npz(arrays: dict, compressed: bool = False) -> bytes:
@@ -93,7 +86,7 @@ def test_the_untampered_models_load_and_predict(models, tmp_path):
     for key, table in (("ensemble", models["data"]), ("regression", models["regression_data"])):
         res = run(["predict", str(models[key]), table, "-o", str(tmp_path / f"{key}.csv"), "-q"])
         assert res.exit_code == 0, res.output
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     arrays = {k: np.asfortranarray(v) for k, v in arrays.items()}
     copy = _write(tmp_path / "copy.mlp", meta, _npz(arrays))
     X = np.random.default_rng(0).normal(size=(5, 12))
@@ -236,7 +229,7 @@ FIELD_CASES = {
 @pytest.mark.parametrize("case", list(FIELD_CASES))
 def test_a_wrong_field_is_refused_naming_it(models, tmp_path, case):
     tamper, needle = FIELD_CASES[case]
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     tamper(meta)
     path = _write(tmp_path / "bad.mlp", meta, _npz(arrays))
     _assert_refused(path, models["data"], tmp_path, needle)
@@ -254,20 +247,20 @@ REGRESSION_CASES = {
 @pytest.mark.parametrize("case", list(REGRESSION_CASES))
 def test_a_wrong_target_scaling_is_refused(models, tmp_path, case):
     tamper, needle = REGRESSION_CASES[case]
-    meta, arrays = _parts(models["regression"])
+    meta, arrays = model_parts(models["regression"])
     tamper(meta["members"][0]["target_scaling"])
     _assert_refused(_write(tmp_path / "bad.mlp", meta, _npz(arrays)), models["regression_data"], tmp_path, needle)
 
 
 def test_regression_target_columns_must_match_the_outputs(models, tmp_path):
-    meta, arrays = _parts(models["regression"])
+    meta, arrays = model_parts(models["regression"])
     meta["classes"] = ["label", "other"]
     _assert_refused(_write(tmp_path / "bad.mlp", meta, _npz(arrays)), models["regression_data"], tmp_path, "outputs")
 
 
 def test_a_format_1_file_is_checked_as_strictly(models, tmp_path):
     """Format 1 (one network, arrays under network/ and preprocessor/) goes through the same checks."""
-    meta, arrays = _parts(models["regression"])
+    meta, arrays = model_parts(models["regression"])
     v1 = {k.removeprefix("members/0/"): v for k, v in arrays.items()}
     entry = meta.pop("members")[0]
     meta.update(format_version=1, architecture=entry["architecture"], array_shapes={k: list(v.shape) for k, v in v1.items()})
@@ -326,7 +319,7 @@ ARRAY_CASES = {
 @pytest.mark.parametrize("case", list(ARRAY_CASES))
 def test_a_wrong_array_is_refused_naming_it(models, tmp_path, case):
     tamper, needle = ARRAY_CASES[case]
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     tamper(arrays)
     _assert_refused(_write(tmp_path / "bad.mlp", meta, _npz(arrays)), models["data"], tmp_path, needle)
 
@@ -337,7 +330,7 @@ def test_object_arrays_are_never_unpickled(models, tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("a model file was unpickled")
 
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     evil = np.empty(arrays["members/0/network/dense0.W"].shape, dtype=object)
     evil[...] = "payload"
     arrays["members/0/network/dense0.W"] = evil
@@ -348,7 +341,7 @@ def test_object_arrays_are_never_unpickled(models, tmp_path, monkeypatch):
 
 
 def test_compressed_or_damaged_npy_members_are_refused(models, tmp_path):
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     _assert_refused(_write(tmp_path / "c.mlp", meta, _npz(arrays, compressed=True)), models["data"], tmp_path,
                     "compressed")
     weights = bytearray(_npz(arrays))
@@ -370,7 +363,7 @@ def crafted(models, tmp_path_factory):
     """Files claiming far more than they hold: 40,000 x 40,000 hidden layers (in model.json alone, and with
     .npy headers to match), and zip bombs whose members inflate to 320 MiB."""
     tmp = tmp_path_factory.mktemp("crafted")
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     big = 40_000
     for i in range(2):
         meta["members"][i]["architecture"].update(hidden=[big, big], batchnorm=False)
@@ -455,7 +448,7 @@ def test_crafted_files_are_refused_within_300_mb(models, crafted, tmp_path):
 # ── the archive and model.json as a whole ────────────────────────────────────────────────────────────────
 
 def test_archive_and_json_defects_are_refused(models, tmp_path):
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     weights = _npz(arrays)
     meta["weights_sha256"] = hashlib.sha256(weights).hexdigest()
     text = json.dumps(meta).encode()
@@ -481,7 +474,7 @@ def test_archive_and_json_defects_are_refused(models, tmp_path):
 
 
 def test_the_checksum_guards_the_weights(models, tmp_path):
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     weights = _npz(arrays)
     for i, (digest, needle) in enumerate([(hashlib.sha256(weights + b"x").hexdigest(), "checksum"),
                                           (5, "weights_sha256"), ("ab" * 40, "weights_sha256")]):
@@ -495,7 +488,7 @@ def test_the_checksum_guards_the_weights(models, tmp_path):
 
 def test_every_command_that_loads_a_model_refuses_it_alike(models, tmp_path):
     """evaluate, gradcheck --model and diagnose go through the same loader."""
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     arrays["members/0/network/dense0.W"][0, 0] = np.nan
     path = _write(tmp_path / "nan.mlp", meta, _npz(arrays))
     for args in (["evaluate", path, models["data"]], ["gradcheck", "--model", path, "--data", models["data"]],
@@ -605,7 +598,7 @@ TRUST_CASES = {
 def test_a_wrong_calibration_or_ood_field_is_refused(models, tmp_path, case):
     """One defect in the new fields or arrays, everything else (array_shapes, the checksum) consistent."""
     tamper, needle = TRUST_CASES[case]
-    meta, arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["ensemble"])
     assert meta["format_version"] >= 4 and "conformal" in meta and "ood" in meta
     tamper(meta, arrays)
     if not case.startswith("conformal.n not"):  # the shapes follow the arrays unless that is the defect
@@ -614,8 +607,8 @@ def test_a_wrong_calibration_or_ood_field_is_refused(models, tmp_path, case):
 
 
 def test_calibration_fields_on_a_regression_model_are_refused(models, tmp_path):
-    meta, arrays = _parts(models["regression"])
-    ens_meta, ens_arrays = _parts(models["ensemble"])
+    meta, arrays = model_parts(models["regression"])
+    ens_meta, ens_arrays = model_parts(models["ensemble"])
     meta["conformal"] = ens_meta["conformal"]
     arrays.update({k: v for k, v in ens_arrays.items() if k.startswith("conformal/")})
     meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}

@@ -1,8 +1,6 @@
 """The model file's size (an ensemble's repeated member arrays stored once), its older layout still loading,
 `mlpcli info` on ensemble, single-network, regression and old files, and refusals of damaged files."""
 
-import hashlib
-import io
 import json
 import zipfile
 
@@ -12,9 +10,8 @@ import pytest
 from cli_helpers import assert_clean_error, run
 from mlpcli import model_io
 from mlpcli.config import TrainOptions
-from mlpcli.errors import ModelFileError
 from mlpcli.pipeline import train
-from model_files import rewrite_model, without_trust
+from model_files import model_parts, rewrite_model, without_trust
 from tables import make_table, write_table
 
 
@@ -34,14 +31,6 @@ def files(tmp_path_factory):
     return out
 
 
-def _parts(path):
-    with zipfile.ZipFile(path) as zf:
-        meta = json.loads(zf.read("model.json"))
-        with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    return meta, arrays
-
-
 def _old_layout(meta: dict) -> None:
     """model.json as mlpcli wrote it before repeated member arrays were stored once (format 5)."""
     meta.pop("array_aliases", None)
@@ -58,7 +47,7 @@ def _old_arrays(aliases: dict):
 
 
 def _write_old(path, dst):
-    meta, _ = _parts(path)
+    meta, _ = model_parts(path)
     return rewrite_model(path, dst, _old_layout, _old_arrays(meta.get("array_aliases", {})))
 
 
@@ -84,7 +73,7 @@ def _edit(path, dst, meta_fn=None, raw_fn=None):
 def test_an_ensemble_stores_each_repeated_member_array_once(files, tmp_path):
     """Members fitted on the same features repeated their kept-feature indices and missing-value fills (and
     the zero shares of continuous data) in every member: 16 MB for 100,000 weights at 20,000 genes."""
-    meta, arrays = _parts(files["ensemble"])
+    meta, arrays = model_parts(files["ensemble"])
     aliases = meta["array_aliases"]
     assert meta["format_version"] == 6
     for i in (1, 2):
@@ -102,7 +91,7 @@ def test_an_ensemble_stores_each_repeated_member_array_once(files, tmp_path):
 def test_a_model_without_repeats_is_written_as_format_5(files):
     """One network (or members with nothing in common) needs no aliases: format 5, which earlier mlpcli
     releases read too."""
-    meta, _ = _parts(files["single"])
+    meta, _ = model_parts(files["single"])
     assert meta["format_version"] == 5 and "array_aliases" not in meta
 
 
@@ -111,7 +100,7 @@ def test_the_earlier_layout_loads_and_predicts_identically_and_saves_as_today(fi
     bit for bit as the new file, and saved again gives the new file's bytes: nothing was lost."""
     new = files["ensemble"]
     old = _write_old(new, tmp_path / "old.mlp")
-    meta, arrays = _parts(old)
+    meta, arrays = model_parts(old)
     assert meta["format_version"] == 5 and "members/2/preprocessor/kept_index" in arrays
     assert arrays["preprocessor/kept_index"].dtype == np.int64
     X = make_table(n_patients=4, n_features=60, seed=3).filter(like="f").to_numpy()
