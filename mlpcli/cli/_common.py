@@ -18,7 +18,9 @@ from pathlib import Path
 import click
 import numpy as np
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Table as _RichTable
+from rich.text import Text
 
 from .. import interrupts
 from .._entry import CLOSED_STREAMS, STOP_SIGNALS, quiet_exit
@@ -27,6 +29,16 @@ from ..fileio import descriptor_of
 from ..jsonable import json_default
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Table(_RichTable):
+    """A rich table whose string cells are shown as written: names from the data (a class 'T [naive]', a
+    gradcheck component 'loss:ce[large logits]', a file 'run[2].csv') would be read as rich markup and their
+    bracketed parts dropped. A cell that wants styling passes a ``Text`` (``Text.from_markup``) or the row's
+    ``style``."""
+
+    def add_row(self, *renderables, **kwargs) -> None:
+        super().add_row(*(Text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
 
 
 class _StdoutConsole(Console):
@@ -670,10 +682,10 @@ def check_table_output(path: str | None, flag: str) -> None:
 
 
 def render_notes(console: Console, notes, warnings) -> None:
-    for n in notes:
-        console.print(f"[dim]·[/] {n}")
+    for n in notes:  # the library's words, names from the data among them: never markup
+        console.print(f"[dim]·[/] {escape(str(n))}")
     for w in warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(str(w))}")
 
 
 def report(notes, warnings, quiet: bool) -> None:

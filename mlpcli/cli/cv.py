@@ -7,10 +7,9 @@ fold progress display and the atomic table writer.
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
+    Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
     fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_option, warn_workers,
 )

@@ -11,7 +11,6 @@ import click
 from click.core import ParameterSource
 from rich.console import Group
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from ..diagnosis import BaselineError, evidence_meanings, label_title
@@ -19,7 +18,7 @@ from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ..metrics import display_name
 from ._common import (
-    CONTEXT_SETTINGS, check_stdout_open, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric,
+    Table, CONTEXT_SETTINGS, check_stdout_open, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric,
     handle_errors, json_option, print_json, quiet_option, report, stderr_console, stdout_console, threads_option,
     warn_workers, N_JOBS_FROM_END, check_n_jobs,
 )

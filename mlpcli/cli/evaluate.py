@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 
 import click
-from rich.table import Table
+from rich.text import Text
 
 from ..errors import ConfigError
-
 from ..metrics import display_name
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, distinct_files, fmt, fmt_interval, fmt_metric,
+    Table, CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, distinct_files, fmt, fmt_interval, fmt_metric,
     handle_errors, json_option, json_text, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
     stdout_console, threads_context, threads_option, write_together,
 )
@@ -65,7 +64,7 @@ def _confusion_table(matrix: list[list[int]], labels: list[str]) -> Table:
     for label in labels:
         table.add_column(str(label), justify="right")
     for i, (label, row) in enumerate(zip(labels, matrix)):
-        table.add_row(str(label), *[f"[bold]{v}[/]" if i == j else str(v) for j, v in enumerate(row)])
+        table.add_row(str(label), *[Text(str(v), style="bold") if i == j else str(v) for j, v in enumerate(row)])
     return table
 
 
@@ -158,8 +157,6 @@ def write_risk_coverage(doc: dict, path: str, title: str) -> None:
 def _show(con, table: Table) -> None:
     """A table under its title on a line of its own: rich wraps a title to the table's width, which broke
     "Metrics on 168 samples (multiclass, 4 classes)" over two lines above a two-column table."""
-    from rich.text import Text
-
     title, table.title = table.title, None
     if title:
         con.print(Text(title, style="table.title"), soft_wrap=True)

@@ -8,10 +8,10 @@ import math
 
 import click
 import numpy as np
-from rich.table import Table
+from rich.text import Text
 
 from ._common import (
-    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, finite_option, handle_errors,
+    Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, finite_option, handle_errors,
     json_option, named_file, one_stdout_writer, print_json, render_notes, role_options, stderr_console, stdout_alias,
     stdout_console,
 )
@@ -206,9 +206,11 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
             table.add_column(col, justify=justify)
         for r in rows.itertuples(index=False):
             overlap = "" if math.isnan(r.member_overlap) else f"{r.member_overlap:.2f}"
-            flag = " [yellow]unstable[/]" if overlap and r.member_overlap < 0.5 else ""
+            cell = Text(overlap)
+            if overlap and r.member_overlap < 0.5:
+                cell.append(" unstable", style="yellow")
             table.add_row(str(r.rank), r.feature, f"{r.score:+.3g}", f"{r.mean_abs:.3g}", r.direction,
-                          f"{r.fraction:.2f}", overlap + flag)
+                          f"{r.fraction:.2f}", cell)
         console.print(table)
     if out is not None:
         console.print(f"ranking of {len(result.table)} rows → {out}")

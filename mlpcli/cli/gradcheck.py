@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.table import Table
+from rich.text import Text
 
 from ..errors import DataError
-from ._common import (CONTEXT_SETTINGS, debug_option, finite_option, handle_errors, json_option, print_json, report,
+from ._common import (Table, CONTEXT_SETTINGS, debug_option, finite_option, handle_errors, json_option, print_json, report,
                       role_options, stdout_console)
 from .predict import role_flags
 
@@ -130,7 +130,7 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
         table.add_column("result")
         table.add_column("note", overflow="fold", style="dim")
         for r in results:
-            verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
+            verdict = Text("pass", style="green") if r.passed else Text("FAIL", style="bold red")
             near = f"{r.near_zero} entr{'ies' if r.near_zero != 1 else 'y'} within round-off" if r.near_zero else ""
             note = "; ".join(filter(None, [r.note, near]))
             table.add_row(r.component, str(r.entries), f"{r.max_rel_error:.1e}", verdict, note)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from ..metrics import display_name
-from ._common import (CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json,
+from ._common import (Table, CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_metric, handle_errors, json_option, print_json,
                       quiet_option, stdout_console)
 
 

@@ -7,10 +7,9 @@ import sys
 import time
 
 import click
-from rich.table import Table
 
 from ._common import (
-    CONTEXT_SETTINGS, binary_stdin, check_table_output, check_writable, debug_option, distinct_files,
+    Table, CONTEXT_SETTINGS, binary_stdin, check_table_output, check_writable, debug_option, distinct_files,
     finite_option, handle_errors, json_option, named_file, one_stdout_writer, print_json, quiet_option,
     render_notes, role_options, stderr_console, StderrBar, stdout_alias, stdout_console, threads_context,
     threads_option, write_together,

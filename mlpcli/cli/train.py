@@ -6,12 +6,11 @@ import datetime
 import time
 
 import click
-from rich.table import Table
 
 from .. import interrupts
 from ..metrics import display_name
 from ._common import (
-    CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
+    Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
     distinct_files, fmt, fmt_metric, handle_errors, interrupted_exit, json_option, on_standard_output,
     one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
     threads_context, threads_option, warn_workers, write_together,

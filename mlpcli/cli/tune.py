@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from ..config import TrainOptions, check_optimizer_options
 from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
 from ._common import (
-    CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
+    Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_context,
 )
