@@ -1,5 +1,6 @@
-"""Names from the data and the library's notes are printed as written: rich would read 'T [naive]' or
-'loss:ce[large logits]' as markup and drop the bracketed part."""
+"""What a walk through the README found: names from the data printed as written (rich read 'T [naive]' or
+'loss:ce[large logits]' as markup and dropped the bracketed part), and learning curves of the network train
+ships."""
 
 import numpy as np
 import pandas as pd
@@ -35,3 +36,16 @@ def test_gradcheck_names_its_large_input_components():
     res = run(["gradcheck", "--only", "activation"])
     assert res.exit_code == 0, res.output
     assert "activation:sigmoid[large inputs]" in res.output
+
+
+def test_learning_curve_with_hidden_auto_curves_the_noisy_layer_on_wide_tables(tmp_path):
+    """With more features than training rows, train prefers (and on such tables ships) the hidden layer with
+    input noise; the learning curve trains that network, and says so."""
+    from tables import write_table
+
+    wide = write_table(tmp_path, "wide.csv", n_patients=20, n_features=150)
+    narrow = write_table(tmp_path, "narrow.csv", n_patients=20, n_features=6)
+    for table, noisy in ((wide, True), (narrow, False)):
+        res = run(["diagnose", "--learning-curve", table, "--fractions", "0.5,1", "--epochs", "3", "--json"])
+        assert res.exit_code == 0, res.output
+        assert ("and input noise (--augment-noise auto" in res.output) is noisy, res.output
