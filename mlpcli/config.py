@@ -125,7 +125,8 @@ class TrainOptions:
                               help="Cross-fitted ensemble members: member k trains on the other folds (grouped, "
                                    "stratified) and is early-stopped on fold k; the model averages their "
                                    "probabilities and every sample gets an out-of-fold prediction. 1: one network "
-                                   "with a --val-size hold-out. auto: 5, or 1 above 20,000 samples.")
+                                   "with a --val-size hold-out. auto: 5 (fewer when the rarest class is in fewer groups), or 1 "
+                                   "above 20,000 samples.")
     val_size: float = option(0.2, kind="float", low=0, high=1, low_open=True, high_open=True,
                              help="Validation fraction (of groups when grouped) with --folds 1.")
     val_data: str | None = option(None, kind="str", optional=True,

@@ -12,6 +12,10 @@ from contextlib import contextmanager
 from typing import BinaryIO, Callable, Iterator
 
 from .errors import OutputError
+
+# The table formats an output's extension may name (``--history``, ``--oof``, ``--results``, ``--shift-report``,
+# ``explain -o``): in the writers' errors and the options' help alike.
+TABLE_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, or '-' for standard output"
 from .interrupts import held
 
 __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file",

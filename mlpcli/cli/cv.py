@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
     fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
@@ -189,7 +190,7 @@ def _fold_table(result) -> Table:
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Repeat the CV with reshuffled folds and reseeded networks (seed + r).")
 @click.option("--oof", "oof_path", type=click.Path(dir_okay=False), default=None,
-              help="Write out-of-fold predictions (.csv, .tsv or .parquet, optionally .gz; - for standard output).")
+              help=f"Write out-of-fold predictions ({TABLE_FORMATS}).")
 @click.option("--leave-batch-out", is_flag=True,
               help="Hold out one batch (site, run) at a time instead of --folds, with every batch its patients "
                    "link it to: the forecast for a new site, beside the out-of-fold score within the training "

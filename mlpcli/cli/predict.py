@@ -8,6 +8,7 @@ import time
 
 import click
 
+from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_table_output, check_writable, debug_option, distinct_files,
     finite_option, handle_errors, json_option, named_file, one_stdout_writer, print_json, quiet_option,
@@ -146,7 +147,7 @@ def common_options(fn):
                           "filled  [default: 0.1]"),
         click.option("--shift-report", "shift_path", type=click.Path(dir_okay=False), default=None,
                      callback=named_file,
-                     help="Write the per-feature cohort-shift table (.csv, .tsv, .parquet): new and training "
+                     help=f"Write the per-feature cohort-shift table ({TABLE_FORMATS}): new and training "
                           "means and SDs on the features' own scale (after log1p when the model applies it; with robust "
                           "scaling mapped back from the clipped values: approximate, SDs smaller) and, "
                           "as *_scaled, as the network sees them; mean_shift_sd and sd_ratio on the latter."),

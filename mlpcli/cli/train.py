@@ -9,6 +9,7 @@ import click
 
 from .. import interrupts
 from ..metrics import display_name
+from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
     distinct_files, fmt, fmt_metric, handle_errors, interrupted_exit, json_option, on_standard_output,
@@ -225,13 +226,12 @@ def _kept_words(fit: dict) -> str:
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="Model file to write (- or /dev/stdout: its bytes on standard output, the summary on stderr).")
 @click.option("--history", "history_path", default=None, type=click.Path(dir_okay=False),
-              help="Write the per-epoch table (one row per member and epoch; .csv, .tsv, .parquet, optionally "
-                   ".gz, or - for standard output). Its inference-mode training "
+              help=f"Write the per-epoch table (one row per member and epoch; {TABLE_FORMATS}). Its inference-mode training "
                    "columns (train_loss_eval, train_metric) are measured on a fixed, seeded sample of at most "
                    "2,048 training rows (all rows below that; stratified by class).")
 @click.option("--oof", "oof_path", default=None, type=click.Path(dir_okay=False),
               help="Write the held-out predictions (out-of-fold for an ensemble) as predict writes predictions "
-                   "(.csv, .tsv, .parquet, optionally .gz, or - for standard output).")
+                   f"({TABLE_FORMATS}).")
 @click.option("--n-jobs", type=int, default=None,
               help="Members to train at once in separate processes, each with --threads BLAS threads. "
                    + N_JOBS_FROM_END + " Default: the usable cores divided by --threads. The model is the "

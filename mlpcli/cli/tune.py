@@ -7,6 +7,7 @@ import click
 from ..config import TrainOptions, check_optimizer_options
 from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
+from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
@@ -96,7 +97,7 @@ def _nested_table(result) -> Table:
                    "is unseen by the tuning).")
 @click.option("--outer-folds", type=click.IntRange(min=2), default=5, show_default=True, help="Outer folds with --nested.")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the ranked results (.csv, .tsv or .parquet, optionally .gz; - for standard output).")
+              help=f"Write the ranked results ({TABLE_FORMATS}).")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Rows of the ranked table to print.")
 @click.option("--refit", is_flag=True, help="Train the best setting on all the data as `train` does and save it (-o).")
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),

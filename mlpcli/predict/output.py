@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, OutputError
-from ..fileio import atomic_write, descriptor_of, is_special_file
+from ..fileio import TABLE_FORMATS, atomic_write, descriptor_of, is_special_file
 
 
-TABLE_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, or '-' for standard output"
 OUTPUT_FORMATS = (".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, .h5ad (with .h5ad input), or '-' "
                   "for standard output")
 DEFAULT_OBS_PREFIX = "mlpcli_"
