@@ -463,17 +463,34 @@ def stratified_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int,
 
     per_fold = np.zeros((n_folds, n_classes))  # (folds, classes): rows of each class in each fold
     trial = np.empty((n_folds, n_folds, n_classes))  # trial[i]: per_fold with the group added to fold i
-    diagonal = np.arange(n_folds)
+    diagonal = np.arange(n_folds) * (n_folds + 1)  # trial[i, i] in trial's (folds x folds, classes) view
     totals = y_cnt.reshape(1, 1, -1)
     fold_of = np.empty(n_groups, dtype=np.int64)
+    # np.mean(np.std(trial / totals, axis=1), axis=1) as NumPy computes it (the same ufuncs, reductions and
+    # layouts, so the same bits), into arrays made once: the wrappers' overhead was most of the 0.15 s that
+    # 4,000 patients took
+    shares = np.empty_like(trial)
+    centre = np.empty((n_folds, 1, n_classes))
+    sd = np.empty((n_folds, n_classes))
+    spread = np.empty(n_folds)
+    sizes = np.empty(n_folds)
+    flat = trial.reshape(n_folds * n_folds, n_classes)
     for g in order:
-        trial[:] = per_fold
-        trial[diagonal, diagonal] += counts[g]
-        spread = np.mean(np.std(trial / totals, axis=1), axis=1)  # (folds,)
-        sizes = per_fold.sum(axis=1)
+        np.copyto(trial, per_fold)
+        flat[diagonal] += counts[g]
+        np.true_divide(trial, totals, out=shares)
+        np.add.reduce(shares, axis=1, keepdims=True, out=centre)
+        np.true_divide(centre, n_folds, out=centre, casting="unsafe")
+        np.subtract(shares, centre, out=shares)
+        np.multiply(shares, shares, out=shares)
+        np.add.reduce(shares, axis=1, out=sd)
+        np.true_divide(sd, n_folds, out=sd, casting="unsafe")
+        np.sqrt(sd, out=sd)
+        np.add.reduce(sd, axis=1, out=spread)
+        np.true_divide(spread, n_classes, out=spread, casting="unsafe")
+        np.add.reduce(per_fold, axis=1, out=sizes)
         best, best_spread, best_size = 0, math.inf, math.inf
-        for i in range(n_folds):
-            value, size = float(spread[i]), float(sizes[i])
+        for i, (value, size) in enumerate(zip(spread.tolist(), sizes.tolist())):
             # sklearn's test: value < best, or np.isclose(value, best) (|a - b| <= 1e-8 + 1e-5 |b|) and fewer rows
             close = best_spread != math.inf and abs(value - best_spread) <= 1e-8 + 1e-5 * abs(best_spread)
             if value < best_spread or (close and size < best_size):
