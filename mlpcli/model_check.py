@@ -51,7 +51,7 @@ from .errors import ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -323,6 +323,27 @@ def _check_weights_size(name: str, info: zipfile.ZipInfo, specs: dict[str, _Arra
 _MISSING = object()
 
 
+def expand_feature_lists(meta: dict) -> None:
+    """model.json of format 7 as the checks (and ``Preprocessor.from_state``) read every format: the feature
+    lists format 7 leaves out, in place. Each preprocessing (the model's, each member's own) was fitted on the
+    model's ``feature_names`` and says so by leaving out ``feature_names_in``; it leaves out ``kept_features``
+    when it keeps what its reference keeps (the model's preprocessing: every input; a member's: the model's
+    preprocessing's kept features). Before format 7 a 5-member model listed its features 13 times: 15 MB of
+    model.json at 60,000 Ensembl ids, parsed on every ``predict``, and past the 32 MB limit with --folds 10."""
+    features = meta.get("feature_names")
+    top = meta.get("preprocessing")
+    if not isinstance(top, dict):
+        return  # the checks name it
+    top.setdefault("feature_names_in", features)
+    top.setdefault("kept_features", top["feature_names_in"])
+    members = meta.get("members")
+    for entry in members if isinstance(members, list) else ():
+        pre = entry.get("preprocessing") if isinstance(entry, dict) else None
+        if isinstance(pre, dict):
+            pre.setdefault("feature_names_in", features)
+            pre.setdefault("kept_features", top["kept_features"])
+
+
 class _Fields:
     """Checks of model.json's fields. Each check names the field (``members[0].architecture.hidden[1]``)
     in its message; ``model`` returns the members' entries and the arrays they imply."""
@@ -433,6 +454,8 @@ class _Fields:
 
         task = self.text(self.get(meta, "task", ""), "task", choices=TASKS)
         features = self.texts(self.get(meta, "feature_names", ""), "feature_names", min_len=1)
+        if meta["format_version"] >= 7:
+            expand_feature_lists(meta)
         self.texts(self.get(meta, "target_names", "", default=[]), "target_names", unique=False)
         reference = self.preprocessing(self.get(meta, "preprocessing", ""), "preprocessing")
         if features != reference["feature_names_in"]:

@@ -19,7 +19,9 @@ files load with the distance alone. Version 5 adds each preprocessing's share of
 training row count (``train_zero_share``, ``train_rows``: the check for genes absent from a new cohort).
 Version 6 stores once an ensemble member's array that repeats, byte for byte, the same array of an earlier
 member (the kept-feature indices, the missing-value fills): model.json's ``array_aliases`` maps the repeat's
-name to the stored array's. A model without repeats is written as version 5.
+name to the stored array's. Version 7 lists the features once: a preprocessing leaves out
+``feature_names_in`` (the model's ``feature_names``) and ``kept_features`` when they are its reference's
+(``model_check.expand_feature_lists``); earlier versions listed them up to 13 times. Today's files are version 7.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -55,7 +57,7 @@ from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
@@ -358,9 +360,7 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
     weights = _npz_bytes(arrays)
     meta = {
         "format": FORMAT,
-        # the lowest version that describes the file: without shared arrays, mlpcli releases that read version 5
-        # read it too
-        "format_version": FORMAT_VERSION if aliases else 5,
+        "format_version": FORMAT_VERSION,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "task": model.task,
         "classes": list(model.classes),
@@ -382,6 +382,7 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
         "extra": model.extra,
         **trust,
     }
+    _compact_feature_lists(meta)
     text = json.dumps(meta, indent=1, default=json_default, allow_nan=True)
     size = len(text.encode())
     if size > model_check.MAX_JSON_BYTES:  # load would refuse the file; better to say so than to write it
@@ -403,6 +404,27 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
             info.compress_type = method
             zf.writestr(info, payload)
     return buf.getvalue()
+
+
+def _compact_feature_lists(meta: dict) -> None:
+    """model.json's feature lists as format 7 writes them, in place: a preprocessing leaves out
+    ``feature_names_in`` (always the model's ``feature_names``) and ``kept_features`` when they are its
+    reference's (the model's preprocessing: every input; a member's own: the model's preprocessing's kept
+    features); ``model_check.expand_feature_lists`` puts them back. A 5-member model listed its features
+    13 times: 15 MB of model.json at 60,000 Ensembl ids."""
+    features, top = meta["feature_names"], meta["preprocessing"]
+    kept = top["kept_features"]
+    for entry in meta["members"]:
+        pre = entry.get("preprocessing")
+        if pre is not None:
+            if pre["feature_names_in"] == features:
+                del pre["feature_names_in"]
+            if pre["kept_features"] == kept:
+                del pre["kept_features"]
+    if top["feature_names_in"] == features:
+        del top["feature_names_in"]
+        if kept == features:
+            del top["kept_features"]
 
 
 def _narrow(array: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable
         with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
             arrays = {k: npz[k] for k in npz.files}
     meta_fn(meta)
+    if meta.get("format_version", 7) < 7:  # before format 7 every preprocessing listed its features
+        with_feature_lists(meta)
     arrays = arrays_fn(arrays)
     meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
     buf = io.BytesIO()
@@ -29,6 +31,18 @@ def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable
         zf.writestr("model.json", json.dumps(meta))
         zf.writestr("weights.npz", buf.getvalue())
     return str(dst)
+
+
+def with_feature_lists(meta: dict) -> dict:
+    """model.json with every preprocessing's feature lists written out, as formats 1-6 had them (format 7 leaves
+    out those that repeat the model's), in place; returns it."""
+    from mlpcli.model_check import expand_feature_lists
+
+    expand_feature_lists(meta)
+    for pre in [meta["preprocessing"]] + [e["preprocessing"] for e in meta.get("members", [])
+                                          if isinstance(e, dict) and e.get("preprocessing") is not None]:
+        pre["feature_names_in"], pre["kept_features"] = list(pre["feature_names_in"]), list(pre["kept_features"])
+    return meta
 
 
 def without_trust(arrays: dict) -> dict:

@@ -23,7 +23,7 @@ from mlpcli import model_io
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ModelFileError
 from mlpcli.pipeline import train
-from model_files import model_parts
+from model_files import model_parts, with_feature_lists
 from tables import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ FIELD_CASES = {
     # features
     "a feature twice": (lambda m: m["feature_names"].__setitem__(1, m["feature_names"][0]), "feature_names"),
     "a feature a number": (lambda m: m["feature_names"].__setitem__(0, 7), "feature_names[0]"),
-    "features renamed": (lambda m: m["feature_names"].__setitem__(0, "other"), "feature_names"),
+    "features renamed": (lambda m: with_feature_lists(m)["feature_names"].__setitem__(0, "other"), "feature_names"),
     "features an object": (_set("feature_names", {"f00": 0}), "feature_names"),
     # architecture
     "40,000-wide layers": (lambda m: _arch(m, hidden=[40000, 40000]), "array_shapes"),
@@ -167,16 +167,18 @@ FIELD_CASES = {
     "unknown scaling": (lambda m: _pre(m, scaling="minmax"), "scaling"),
     "top_var 0": (lambda m: _pre(m, top_var=0), "top_var"),
     "log1p as text": (lambda m: _pre(m, log1p="yes"), "log1p"),
-    "a kept feature not an input": (lambda m: m["preprocessing"]["kept_features"].append("zzz"), "kept_features"),
+    "a kept feature not an input": (lambda m: with_feature_lists(m)["preprocessing"]["kept_features"].append("zzz"),
+                                    "kept_features"),
     "no kept features": (lambda m: m["preprocessing"].__setitem__("kept_features", []), "kept_features"),
     "preprocessing a string": (_set("preprocessing", "robust"), "preprocessing"),
     "preprocessing version as text": (lambda m: m["preprocessing"].__setitem__("version", "1"), "version"),
     "warnings a number": (lambda m: m["preprocessing"].__setitem__("warnings", 3), "preprocessing.warnings"),
     "a dropped feature a number": (lambda m: m["preprocessing"].__setitem__("dropped_constant", [1]),
                                    "dropped_constant[0]"),
-    "member fitted on other features": (lambda m: m["members"][1]["preprocessing"]["feature_names_in"].reverse(),
+    "member fitted on other features": (lambda m: with_feature_lists(m)["members"][1]["preprocessing"][
+                                            "feature_names_in"].reverse(),
                                         "members[1].preprocessing.feature_names_in"),
-    "member keeps a feature the model does not": (lambda m: m["preprocessing"].__setitem__(
+    "member keeps a feature the model does not": (lambda m: with_feature_lists(m)["preprocessing"].__setitem__(
         "kept_features", m["preprocessing"]["kept_features"][1:]), "kept_features"),
     "no features": (_set("feature_names", []), "feature_names"),
     "target names a string": (_set("target_names", "label"), "target_names"),
@@ -263,6 +265,7 @@ def test_a_format_1_file_is_checked_as_strictly(models, tmp_path):
     meta, arrays = model_parts(models["regression"])
     v1 = {k.removeprefix("members/0/"): v for k, v in arrays.items()}
     entry = meta.pop("members")[0]
+    with_feature_lists(meta)  # as format 1 wrote them
     meta.update(format_version=1, architecture=entry["architecture"], array_shapes={k: list(v.shape) for k, v in v1.items()})
     meta.pop("temperature")
     meta["extra"]["target_scaling"] = entry["target_scaling"]
@@ -537,7 +540,7 @@ def _resize(key, n):
 
 
 def _in_version_2(m, a):
-    m["format_version"] = 2
+    with_feature_lists(m)["format_version"] = 2
 
 
 def _unsorted(m, a):

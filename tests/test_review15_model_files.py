@@ -11,7 +11,7 @@ from cli_helpers import assert_clean_error, run
 from mlpcli import model_io
 from mlpcli.config import TrainOptions
 from mlpcli.pipeline import train
-from model_files import model_parts, rewrite_model, without_trust
+from model_files import model_parts, rewrite_model, with_feature_lists, without_trust
 from tables import make_table, write_table
 
 
@@ -34,7 +34,7 @@ def files(tmp_path_factory):
 def _old_layout(meta: dict) -> None:
     """model.json as mlpcli wrote it before repeated member arrays were stored once (format 5)."""
     meta.pop("array_aliases", None)
-    meta["format_version"] = 5
+    with_feature_lists(meta)["format_version"] = 5
 
 
 def _old_arrays(aliases: dict):
@@ -75,7 +75,7 @@ def test_an_ensemble_stores_each_repeated_member_array_once(files, tmp_path):
     the zero shares of continuous data) in every member: 16 MB for 100,000 weights at 20,000 genes."""
     meta, arrays = model_parts(files["ensemble"])
     aliases = meta["array_aliases"]
-    assert meta["format_version"] == 6
+    assert meta["format_version"] == 7
     for i in (1, 2):
         assert aliases[f"members/{i}/preprocessor/kept_index"] == "members/0/preprocessor/kept_index"
         assert aliases[f"members/{i}/preprocessor/impute_values"] == "members/0/preprocessor/impute_values"
@@ -88,11 +88,10 @@ def test_an_ensemble_stores_each_repeated_member_array_once(files, tmp_path):
     assert npz[0] - npz[1] >= 2 * 3 * 60 * 8, npz  # 2 of 3 members' indices, fills and zero shares of 60 genes
 
 
-def test_a_model_without_repeats_is_written_as_format_5(files):
-    """One network (or members with nothing in common) needs no aliases: format 5, which earlier mlpcli
-    releases read too."""
+def test_a_model_without_repeats_stores_no_aliases(files):
+    """One network (or members with nothing in common) needs no aliases."""
     meta, _ = model_parts(files["single"])
-    assert meta["format_version"] == 5 and "array_aliases" not in meta
+    assert meta["format_version"] == 7 and "array_aliases" not in meta
 
 
 def test_the_earlier_layout_loads_and_predicts_identically_and_saves_as_today(files, tmp_path):
@@ -192,13 +191,13 @@ def test_info_says_the_format_and_what_predict_can_add(files):
     """info showed neither the file's format version nor whether the model holds what --coverage and --ood need
     (a format 1-2 file made `predict --coverage` fail, with nothing in `info` to say so)."""
     doc = _info(files["ensemble"], "--json")
-    assert doc["file"]["format_version"] == 6
+    assert doc["file"]["format_version"] == 7
     trust = doc["trust"]
     assert trust["applies"] and trust["absent_features_check"]
     assert trust["prediction_sets"]["source"] == "out-of-fold" and trust["prediction_sets"]["scores"] == 36
     assert trust["ood"]["features"] == 60 and trust["ood"]["class_relative"]
     text = " ".join(_info(files["ensemble"], ).split())
-    assert "model format 6" in text and "prediction sets (--coverage) from 36 out-of-fold scores" in text
+    assert "model format 7" in text and "prediction sets (--coverage) from 36 out-of-fold scores" in text
     reg = " ".join(_info(files["regression"]).split())
     assert "for binary and multiclass models" in reg and "not stored" not in reg
 
