@@ -313,24 +313,37 @@ def _multilabel(Y, P, classes, threshold):
 
 
 def _regression(Y, P, names):
+    """RMSE and MAE over every value (several targets: pooled, in their mixed units, as train and info say), R² and
+    the correlations per target; several targets each get their own under ``per_target``, and R² is the mean of
+    theirs (scikit-learn's ``multioutput="uniform_average"``) over the targets whose truth varies."""
     from scipy import stats  # scipy comes with scikit-learn
 
-    # R² is undefined (None) where the truth does not vary (one sample, or a constant target): scikit-learn's
-    # default turns that into 0.0 (1.0 for a perfect fit), a score that reads as "no better than the mean"
-    # whatever the predictions' error
+    def r2(y, p):
+        # undefined (None) where the truth does not vary (one sample, or a constant target): scikit-learn's
+        # default turns that into 0.0 (1.0 for a perfect fit), a score that reads as "no better than the mean"
+        # whatever the predictions' error
+        return _safe(skm.r2_score, y, p, force_finite=False)
+
     out = {"n": int(Y.shape[0]),
            "rmse": float(np.sqrt(np.mean((Y - P) ** 2))),
-           "mae": float(np.mean(np.abs(Y - P))),
-           "r2": _safe(skm.r2_score, Y, P, force_finite=False)}
+           "mae": float(np.mean(np.abs(Y - P)))}
     if Y.shape[1] == 1:
+        out["r2"] = r2(Y[:, 0], P[:, 0])
         out["pearson_r"] = _safe(lambda a, b: stats.pearsonr(a, b)[0], Y[:, 0], P[:, 0])
         out["spearman_r"] = _safe(lambda a, b: stats.spearmanr(a, b)[0], Y[:, 0], P[:, 0])
-    else:
-        out["per_target"] = [
-            {"target": str(names[j]), "rmse": float(np.sqrt(np.mean((Y[:, j] - P[:, j]) ** 2))),
-             "r2": _safe(skm.r2_score, Y[:, j], P[:, j], force_finite=False),
-             "pearson_r": _safe(lambda a, b: stats.pearsonr(a, b)[0], Y[:, j], P[:, j]),
-             "spearman_r": _safe(lambda a, b: stats.spearmanr(a, b)[0], Y[:, j], P[:, j])}
-            for j in range(Y.shape[1])
-        ]
+        return out
+    # each target in its own units: pooled, a target in mg swamps one in years (the MAE too)
+    per_target = [
+        {"target": str(names[j]), "rmse": float(np.sqrt(np.mean((Y[:, j] - P[:, j]) ** 2))),
+         "mae": float(np.mean(np.abs(Y[:, j] - P[:, j]))),
+         "r2": r2(Y[:, j], P[:, j]),
+         "pearson_r": _safe(lambda a, b: stats.pearsonr(a, b)[0], Y[:, j], P[:, j]),
+         "spearman_r": _safe(lambda a, b: stats.spearmanr(a, b)[0], Y[:, j], P[:, j])}
+        for j in range(Y.shape[1])
+    ]
+    # one constant target in the cohort made the whole R² undefined (the mean of -inf and the others'); the mean of
+    # the defined ones, as roc_auc_ovr is the mean over the classes present (the constant one shows — below)
+    defined = [t["r2"] for t in per_target if t["r2"] is not None]
+    out["r2"] = float(np.mean(defined)) if defined else None
+    out["per_target"] = per_target
     return out

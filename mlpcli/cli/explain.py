@@ -181,24 +181,25 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
         console.print(f"completeness: attributions sum to f(x) - f(baseline) within {gap['max_gap']:.1e} relative "
                       f"(median {gap['median_gap']:.1e}; --tol {gap['tol']:g}), {sum(result.n_samples.values())} "
                       f"samples, {steps} steps" + (f" (up to {gap['most_steps']} where needed)" if gap["most_steps"] > steps
-                                                   else "") + f", output {output_kind}, baseline {baseline}")
+                                                   else "") + f", output {output_kind}, baseline {baseline}",
+                      soft_wrap=True)  # one line in a log, not broken at the console's width
     shown = min(top, 10)
     for name in result.classes:
         rows = result.table[result.table["class"] == name].head(shown)
         st = result.stability.get(name, {})
-        ranked = int((result.table["class"] == name).sum())  # --top, or every gene the model uses if fewer
         n_c = result.n_samples.get(name, 0)
-        title = f"{name}: top {len(rows)} of {ranked} genes ({n_c} sample{'s' * (n_c != 1)})"
+        # of the genes ranked (those the model uses): "top 5 of 5 genes" for --top 5 read as a model of 5 genes
+        title = f"{name}: top {len(rows)} of {result.n_features:,} genes ({n_c} sample{'s' * (n_c != 1)})"
         if st.get("mean_overlap") is not None:
             title += f" · stability over {st['n']} {st['unit']}s: top-{st.get('top') or top} overlap {st['mean_overlap']:.2f}"
             if st.get("mean_spearman") is not None:  # undefined when every score ties: the overlap still shows
                 title += f", Spearman {st['mean_spearman']:.2f}"
         if not (rows["score"] > 0).any():  # a table of genes tied at 0 would read as a ranking
-            console.print(f"{name}: no gene scores above 0 ({n_c} sample{'s' * (n_c != 1)})")
+            console.print(f"{name}: no gene scores above 0 ({n_c} sample{'s' * (n_c != 1)})", markup=False)
             continue
         # the title on a line of its own, unwrapped: a table's title wraps at the table's width, which its
         # cells decide, so the same summary broke at a different word from run to run (grep, logs)
-        console.print(title, soft_wrap=True)
+        console.print(title, soft_wrap=True, markup=False)  # class names as written: "T[reg]" is not markup
         table = Table()
         spread = "mean |A|" if result.method == "ig" else "mean |drop|"
         for col, justify in (("rank", "right"), ("feature", "left"), ("score", "right"), (spread, "right"),
@@ -213,6 +214,6 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                           f"{r.fraction:.2f}", cell)
         console.print(table)
     if out is not None:
-        console.print(f"ranking of {len(result.table)} rows → {out}")
+        console.print(f"ranking of {len(result.table)} rows → {out}", soft_wrap=True, markup=False)
     if plot_path is not None:
-        console.print(f"plot → {plot_path}")
+        console.print(f"plot → {plot_path}", soft_wrap=True, markup=False)

@@ -37,7 +37,25 @@ def info(model_path, all_features, as_json, quiet, debug):
     if as_json:
         print_json(doc)
         return
-    stdout_console().print(_table(doc))
+    console = stdout_console()
+    console.print(_table(doc), width=_pipe_width(console, doc))
+
+
+def _pipe_width(console, doc: dict) -> int | None:
+    """The table's width when standard output is not a terminal (None on one: rich fits it, COLUMNS included).
+    COLUMNS when set; else each row on one line, as wide as the widest row but the full feature lists of
+    --features, which fold: at their one-line width (20,000 characters for 2,000 genes) every row of the table
+    was padded to it, 220 kB of spaces for a 13-row summary."""
+    import os
+
+    if console.is_terminal:
+        return None
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    f = doc["features"]
+    short = {**doc, "features": {**f, "names": f["names"][:10], "used_names": f["used_names"][:10]}}
+    return console.measure(_table(short), options=console.options.update(max_width=10_000)).maximum
 
 
 def _metric_value(task: str, score: float | None) -> float | None:
@@ -175,7 +193,8 @@ def _table(doc: dict) -> Table:
                           if k not in settings and v is not None)
         at = f", threshold {fmt(m['threshold'])}" if m.get("threshold") is not None else ""
         if doc["task"] == "regression" and len(doc["classes"]) > 1:  # the model stores no per-target figures
-            at += f"; RMSE and MAE pooled over the {len(doc['classes'])} targets' units"
+            at += (f"; RMSE and MAE pooled over the {len(doc['classes'])} targets' units, R² the mean of the "
+                   "targets' R²")
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
     else:
         table.add_row("held-out metrics", "not stored (model written by an earlier version)")

@@ -38,8 +38,14 @@ def plot_explanation(expl: Explanation, path: str, model: Model | None = None, X
     ``before_replacing``: run once the figure is drawn, before the file at ``path`` is replaced (the
     command's other outputs): when it fails, ``path`` is left as it was (a plot from an earlier run
     included), never deleted after the fact."""
+    from matplotlib import rc_context
+
     plot_format(path)  # an unknown extension before any drawing
-    save_figure(_explanation_figure(expl, model, X, groups, features), path, before_replacing)
+    # gene and class names as written: "$" in one (p$\\frac$q, a probe id) was read as mathtext, and the plot
+    # failed with a parser's error; a text takes the setting when it is made
+    with rc_context({"text.parse_math": False}):
+        figure = _explanation_figure(expl, model, X, groups, features)
+    save_figure(figure, path, before_replacing)
 
 
 def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | None, groups: np.ndarray | None,

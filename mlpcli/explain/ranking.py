@@ -80,11 +80,12 @@ class Explanation:
     scores: dict = field(default_factory=dict)  # class -> (d,) score of every input feature (for plots)
     notes: list[str] = field(default_factory=list)
     sample_classes: np.ndarray | None = None  # (n,) each sample's class index (label or predicted), for plots
+    n_features: int | None = None  # the genes each class's ranking is over: those the model uses, less any filled in
 
     def to_dict(self) -> dict:
         rows = self.table.replace({np.nan: None}).to_dict(orient="records")
         return {"method": self.method, "output": self.output, "baseline": self.baseline, "steps": self.steps,
-                "top": self.top, "classes": self.classes, "grouped_by": self.grouped_by,
+                "top": self.top, "n_features": self.n_features, "classes": self.classes, "grouped_by": self.grouped_by,
                 "n_samples": self.n_samples, "completeness": self.completeness, "stability": self.stability,
                 "rankings": rows, "notes": self.notes}
 
@@ -414,19 +415,25 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
                     "steps": steps, "most_steps": most_steps}
     if hasattr(completeness["worst_sample"], "item"):
         completeness["worst_sample"] = completeness["worst_sample"].item()
-    rows, stability, scores, short = [], {}, {}, {}
+    rows, stability, scores, short, alone = [], {}, {}, {}, {}
     for c in wanted:
         n_c = len(rows_of[c])
         if n_c == 0:
             continue
         score = sums[c] / n_c
         scores[names[c]] = score
-        if single:
+        units = _resampling_units(patients, np.concatenate(kept_at[c])) if single else None
+        if single and (n_c if units is None else len(units)) < 2:
+            # every resample of one patient (or one sample) is that patient again: "overlap 1.00, Spearman 1.00",
+            # a perfectly stable ranking, from a single piece of evidence
+            alone[names[c]] = "sample" if units is None else "patient"
+            summary, share = {"unit": "bootstrap resample", "n": 0, "top": None, "mean_overlap": None,
+                              "mean_spearman": None}, None
+        elif single:
             # the class's own resamples (seed and class): its stability does not depend on which other
             # classes --class ranks alongside it
             rng = np.random.default_rng([seed, c])
             R = np.concatenate(kept_rows[c]).astype(np.float64)
-            units = _resampling_units(patients, np.concatenate(kept_at[c]))
             if units is None:
                 boot = np.stack([R[rng.integers(0, n_c, n_c)].mean(axis=0) for _ in range(n_boot)])
             else:  # whole patients: their samples share a patient's signal, and would pass for agreement
@@ -444,6 +451,10 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         if positive < len(table_rows):
             short[names[c]] = positive
     notes = _filled_note(unranked) + _short_note(short, top, "ig")
+    if alone:
+        notes.append("no stability for " + ", ".join(f"{name} (one {unit})" for name, unit in alone.items())
+                     + ": every bootstrap resample of a class's only patient or sample is that one again, which "
+                       "would read as a perfectly stable ranking; its genes rest on that one alone")
     if by_patient:
         notes.append("bootstrap: whole patients resampled within each class (several samples of one patient are "
                      "one piece of evidence)")
@@ -456,7 +467,8 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     notes += _unranked_note(names, [c for c in wanted if c not in ranked], grouped_by)
     return Explanation("ig", output, baseline if isinstance(baseline, str) else "given", steps, top,
                        [names[c] for c in ranked], {names[c]: int(len(rows_of[c])) for c in wanted}, grouped_by,
-                       pd.DataFrame(rows, columns=COLUMNS), stability, completeness, scores, notes, groups)
+                       pd.DataFrame(rows, columns=COLUMNS), stability, completeness, scores, notes, groups,
+                       int(used.sum()))
 
 
 # ── permutation importance ───────────────────────────────────────────────────────────────────────────────
@@ -645,4 +657,4 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
     notes += _unranked_note(names, [c for c in wanted if not present[c]], "label")
     return Explanation("permutation", None, None, None, top, [names[c] for c in wanted if present[c]],
                        {names[c]: int((y == c).sum()) for c in wanted}, "label",
-                       pd.DataFrame(rows, columns=COLUMNS), stability, None, scores, notes, y)
+                       pd.DataFrame(rows, columns=COLUMNS), stability, None, scores, notes, y, int(used.sum()))
