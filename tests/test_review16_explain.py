@@ -136,3 +136,20 @@ def test_a_plot_of_names_holding_dollar_signs_is_drawn(models, tmp_path):
     res = run(["explain", models["ensemble"][0], models["ensemble"][1], "--top", "12", "--plot", str(plot), "-q"])
     assert res.exit_code == 0, res.output
     assert plot.stat().st_size > 0
+
+
+def test_evaluate_says_what_the_pooled_figures_of_several_targets_are(tmp_path):
+    """evaluate printed one RMSE and one MAE for several targets with nothing saying they pool the targets'
+    units (a target in mg swamps one in years) or that R² is the targets' mean."""
+    df = make_table("regression", seed=0, n_patients=20, n_features=6)
+    df["other"] = df["label"] * 1000.0 + 5.0
+    path = tmp_path / "reg.csv"
+    df.to_csv(path, index=False)
+    model = str(tmp_path / "m.mlp")
+    fast = ["--hidden", "8", "--epochs", "4", "--quiet", "--folds", "1"]
+    assert run(["train", str(path), "--target", "label,other", *fast, "-o", model]).exit_code == 0
+    res = run(["evaluate", model, str(path)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "RMSE and MAE pooled over their units, R² the mean of the targets' R²" in text
+    assert "Per target" in text

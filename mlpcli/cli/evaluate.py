@@ -172,8 +172,11 @@ def render(result, model_path: str, data_file: str) -> None:
         what = f"multi-label, {len(result.classes)} labels, threshold {result.threshold:g}"
     elif result.task == "multiclass":
         what = f"multiclass, {len(result.classes)} classes"
+    elif len(result.classes) > 1:  # what the pooled figures are: each target's own are in the table below
+        what = (f"regression, {len(result.classes)} targets: RMSE and MAE pooled over their units, R² the mean of "
+                "the targets' R²")
     else:
-        what = f"regression, {len(result.classes)} target{'s' * (len(result.classes) > 1)}"
+        what = "regression, 1 target"
     _show(con, _metrics_table(result, f"Metrics on {result.n:,} sample{'s' * (result.n != 1)} ({what})"))
     if result.task == "multiclass":
         _show(con, _per_class_table(m["per_class"], "class", "Per class"))
