@@ -24,7 +24,7 @@ Differences from ``mlpcli train`` worth knowing:
   trains with adamw, ``--weight-decay 1.0`` and beta2 0.95). ``weight_decay`` is AdamW's: None (0.01
   with ``optimizer="adamw"``); set with adam or sgd, which would ignore it, it is a ValueError at fit.
 * **dtype** defaults to ``"float64"`` (exact enough for scikit-learn's invariance checks); pass
-  ``dtype="float32"`` for the CLI's faster arithmetic.
+  ``dtype="float32"`` (or ``np.float32``) for the CLI's faster arithmetic.
 * **Early stopping** (``early_stopping=True``) holds out ``validation_fraction`` of the rows —
   of the groups when ``fit(..., groups=...)`` is given (no group on both sides), stratified by class
   for classifiers — and restores the weights of the epoch with the lowest validation loss. A class
@@ -64,7 +64,7 @@ from .metrics import class_proba
 from .model_selection import build_loss, holdout_keeping_scarce
 from .model_selection.fitting import check_memory
 from .parallel import default_blas_threads, threads_warning
-from .training import FitConfig, fit
+from .training import FitConfig, fit, is_sparse
 
 # Parameters that are train options too: checked by TrainOptions' declaration.
 _SHARED_PARAMS = ("activation", "dropout", "batchnorm", "l1", "l2", "optimizer", "lr", "momentum", "weight_decay",
@@ -100,8 +100,9 @@ class _BaseMLP(BaseEstimator):
         need(self.early_stopping or self.lr_schedule != "plateau", "lr_schedule",
              "'plateau' watches the validation loss and needs early_stopping=True")
         need(self.loss in self._losses, "loss", f"must be one of {', '.join(self._losses)}")
-        seed = self.random_state
-        need(not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or 0 <= seed <= MAX_SEED, "random_state",
+        seed = self.random_state  # anything else ('x', 1.5, a numpy Generator) failed inside NumPy, unnamed
+        need(seed is None or isinstance(seed, np.random.RandomState) or isinstance(seed, numbers.Integral)
+             and (isinstance(seed, bool) or 0 <= seed <= MAX_SEED), "random_state",
              "must be None, a whole number in [0, 2**32 - 1] or a numpy RandomState")
         need(self.threads is None or isinstance(self.threads, numbers.Integral) and not isinstance(self.threads, bool)
              and self.threads >= 1, "threads", "must be None (1 thread) or a whole number >= 1")
@@ -122,7 +123,18 @@ class _BaseMLP(BaseEstimator):
         shared = {name: getattr(self, name) for name in _SHARED_PARAMS}
         shared = {k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in shared.items()}
         shared["weight_decay"] = self._weight_decay()
+        shared["dtype"] = self._dtype()
         return TrainOptions(hidden=self._hidden(), **shared)
+
+    def _dtype(self):
+        """``dtype`` by name: scikit-learn code writes ``np.float32`` (or ``np.dtype("float32")``, ``float``) where
+        the command line writes "float32"; a string, or anything NumPy cannot read, is left for the check."""
+        if isinstance(self.dtype, str) or self.dtype is None:
+            return self.dtype
+        try:
+            return np.dtype(self.dtype).name
+        except TypeError:
+            return self.dtype
 
     def _weight_decay(self):
         """``weight_decay``, None being AdamW's default decay (``FitConfig``'s); used by optimizer='adamw' only."""
@@ -189,6 +201,8 @@ class _BaseMLP(BaseEstimator):
             raise
 
     def _fit_capped(self, X, y, sample_weight, groups, regression: bool):
+        if not regression:
+            _check_labels(y, type(self).__name__)
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), multi_output=True, y_numeric=regression)
         n = X.shape[0]
         weights = None
@@ -234,9 +248,9 @@ class _BaseMLP(BaseEstimator):
             check_memory(resolved, X.shape[1], setup.n_outputs, n)
         except MlpcliError as exc:
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
-        Xn = np.ascontiguousarray(X, dtype=self.dtype)  # (n, d)
+        Xn = np.ascontiguousarray(X, dtype=self._dtype())  # (n, d)
         net = MLP(X.shape[1], self._hidden(), setup.n_outputs, activation=self.activation, dropout=float(self.dropout),
-                  batchnorm=bool(self.batchnorm), seed=seed, dtype=self.dtype)
+                  batchnorm=bool(self.batchnorm), seed=seed, dtype=self._dtype())
         config = self._fit_config(seed, resolved)
         try:
             if tr is not None:
@@ -336,8 +350,46 @@ def _first_non_number(y):
         try:
             float(value)
         except (TypeError, ValueError):
-            return value.item() if isinstance(value, np.generic) else value
+            return _as_written(value)
     return None
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Which entries of ``values`` are missing (None, NaN, pandas' NA), as a bool array of its shape."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        flat = [v is None or (isinstance(v, numbers.Real) and v != v) or type(v).__name__ == "NAType"
+                for v in values.ravel()]
+        return np.array(flat, dtype=bool).reshape(values.shape)
+    return np.zeros(values.shape, dtype=bool)
+
+
+def _check_labels(y, who: str) -> None:
+    """Refuse class labels with a missing value (None, NaN, pandas' NA: a blank in a sample sheet) or a mix of
+    text and numbers, naming the row; NumPy's sort of them failed with "'<' not supported between instances
+    of 'NoneType' and 'str'", and a NaN with "Input contains NaN", naming neither y nor the sample."""
+    y = np.asarray(y)  # a list of text and numbers is text here, as in scikit-learn: only objects can mix
+    if y.ndim == 0 or y.dtype.kind not in "fO" or y.size == 0:  # (a sparse matrix is 0-d here)
+        return
+    per_row = y.size // len(y)  # a 0/1 matrix (n, k) for multi-label
+    missing = _missing(y)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0]) // per_row
+        raise ValueError(f"{who}: y has a missing label (None or NaN) at row {row} (0-based); drop the unlabelled "
+                         "samples before fitting")
+    if y.dtype.kind == "O":
+        text = np.array([isinstance(v, (str, bytes)) for v in y.ravel()], dtype=bool)
+        if 0 < text.sum() < text.size:
+            i, j = int(np.flatnonzero(text)[0]), int(np.flatnonzero(~text)[0])
+            raise ValueError(f"{who}: y mixes text and number labels ({_as_written(y.ravel()[i])!r} at row "
+                             f"{i // per_row}, {_as_written(y.ravel()[j])!r} at row {j // per_row}, 0-based); give "
+                             "every label as text or every label as a number")
+
+
+def _as_written(value):
+    """A NumPy scalar as the Python value it stands for (``'b'``, not ``np.str_('b')``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _checked_groups(groups, n: int) -> np.ndarray:
@@ -347,13 +399,7 @@ def _checked_groups(groups, n: int) -> np.ndarray:
     groups = column_or_1d(groups)
     if groups.shape[0] != n:
         raise ValueError(f"groups has {groups.shape[0]} entries for {n} samples")
-    if groups.dtype.kind == "f":
-        missing = np.isnan(groups)
-    elif groups.dtype.kind == "O":
-        missing = np.array([g is None or (isinstance(g, numbers.Real) and g != g) or type(g).__name__ == "NAType"
-                            for g in groups], dtype=bool)
-    else:
-        missing = np.zeros(n, dtype=bool)
+    missing = _missing(groups)
     if missing.any():
         raise ValueError(f"groups has a missing value (None or NaN) at row {int(np.flatnonzero(missing)[0])} "
                          "(0-based); every sample needs its group (patient), or pass no groups")
@@ -395,13 +441,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     loss : "auto" is bce with one sigmoid output for two classes, ce (softmax) for more, and bce per
         label for a 2-D 0/1 target (multi-label); "ce", "focal" and "hinge" are also accepted.
     class_weight : None, "balanced", or a dict {class label: weight}.
+    pos_weight : bce's weight of the positive class, ``classes_[1]`` (the later label in sorted order).
     weight_decay : AdamW's decoupled decay (each step shrinks the weights by ``lr`` x this); None is 0.01
         with ``optimizer="adamw"``. Adam and SGD have none: a value other than None or 0 with them is a
         ValueError at ``fit`` (their weight penalty is ``l2``).
 
     Attributes: ``classes_`` (labels; column indices for multi-label), ``n_features_in_``,
     ``feature_names_in_``, ``network_`` (the fitted ``mlpcli.engine.MLP``), ``history_`` (one dict
-    per epoch), ``loss_curve_``, ``best_epoch_``, ``n_iter_``, ``loss_``, ``n_outputs_``.
+    per epoch), ``loss_curve_``, ``best_epoch_``, ``n_iter_``, ``loss_`` (the loss's name, e.g. "bce";
+    scikit-learn's MLP keeps its last loss value there, which is ``loss_curve_[-1]`` here), ``n_outputs_``.
     """
 
     _losses = _CLASSIFIER_LOSSES
@@ -434,7 +482,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         check_classification_targets(y)
         kind = type_of_target(y, input_name="y")
         if kind == "multilabel-indicator":
-            Y = np.asarray(y, dtype=np.float64)  # (n, k) 0/1
+            # (n, k) 0/1; sparse as MultiLabelBinarizer(sparse_output=True) gives it
+            Y = np.asarray(y.toarray() if is_sparse(y) else y, dtype=np.float64)
             self.classes_ = np.arange(Y.shape[1])
             self._multilabel = True
             return "multilabel", Y, None
@@ -445,7 +494,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self._multilabel = False
         if self.classes_.size < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; y has 1 class "
-                             f"({self.classes_.tolist()[0]!r})")  # the label as written, not np.str_('a')
+                             f"({_as_written(self.classes_[0])!r})")
         task = "binary" if self.classes_.size == 2 else "multiclass"
         return task, codes.astype(np.int64), codes.astype(np.int64)
 
@@ -496,7 +545,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order; per-label probabilities (n, k)
-        for multi-label."""
+        for multi-label. With ``loss="hinge"`` they are the sigmoid of the margin: a monotone score that ranks
+        (ROC AUC), not a calibrated probability (log loss and Brier score mean nothing on it)."""
         out = self._raw_output(X)
         if self.network_.n_outputs > 1 and self.loss_ == "ce":
             return softmax(out)
