@@ -64,7 +64,7 @@ from .metrics import class_proba
 from .model_selection import build_loss, holdout_keeping_scarce
 from .model_selection.fitting import check_memory
 from .parallel import default_blas_threads, threads_warning
-from .training import FitConfig, fit, is_sparse
+from .training import FitConfig, dense_rows, fit, is_sparse
 
 # Parameters that are train options too: checked by TrainOptions' declaration.
 _SHARED_PARAMS = ("activation", "dropout", "batchnorm", "l1", "l2", "optimizer", "lr", "momentum", "weight_decay",
@@ -203,7 +203,8 @@ class _BaseMLP(BaseEstimator):
     def _fit_capped(self, X, y, sample_weight, groups, regression: bool):
         if not regression:
             _check_labels(y, type(self).__name__)
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), multi_output=True, y_numeric=regression)
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=(np.float64, np.float32), multi_output=True,
+                             y_numeric=regression)
         n = X.shape[0]
         weights = None
         if sample_weight is not None:
@@ -248,7 +249,8 @@ class _BaseMLP(BaseEstimator):
             check_memory(resolved, X.shape[1], setup.n_outputs, n)
         except MlpcliError as exc:
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
-        Xn = np.ascontiguousarray(X, dtype=self._dtype())  # (n, d)
+        # (n, d); a sparse X (single cells: adata.X) stays CSR, densified a minibatch at a time by the fit loop
+        Xn = X.astype(self._dtype()) if is_sparse(X) else np.ascontiguousarray(X, dtype=self._dtype())
         net = MLP(X.shape[1], self._hidden(), setup.n_outputs, activation=self.activation, dropout=float(self.dropout),
                   batchnorm=bool(self.batchnorm), seed=seed, dtype=self._dtype())
         config = self._fit_config(seed, resolved)
@@ -281,13 +283,18 @@ class _BaseMLP(BaseEstimator):
     def _class_names(self, Y) -> list:
         return []
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR X (single-cell counts) is densified a minibatch or chunk at a time
+        return tags
+
     # ------------------------------------------------------------------ prediction
     def _raw_output(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32))
         net = self.network_
         with self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):  # checked below, the row named
-            outs = [net.forward(np.asarray(X[s : s + _PREDICT_CHUNK], dtype=net.dtype))
+            outs = [net.forward(np.asarray(dense_rows(X, s, s + _PREDICT_CHUNK), dtype=net.dtype))  # sparse: densified
                     for s in range(0, X.shape[0], _PREDICT_CHUNK)]
         if not outs:
             return np.zeros((0, net.n_outputs))

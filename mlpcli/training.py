@@ -17,10 +17,11 @@ import numpy as np
 from . import interrupts
 from .engine import MLP, optim
 from .engine.losses import Loss
+from .engine.layers import weight_grad_rows
 from .engine.workspace import Workspace
 from .errors import TrainingError
 
-__all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse",
+__all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse", "dense_rows",
            "train_eval_rows", "TRAIN_EVAL_ROWS",
            "no_skill_loss", "fit_memory", "update_threads", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
 
@@ -363,6 +364,10 @@ def run_epoch(
         raise ValueError(f"batch normalisation needs minibatches of 2 or more rows; batch size {batch_size} on "
                          f"{X.shape[0]} training row(s) gives batches of 1: use a batch size of at least 2 (--batch-size)")
     params, grads = net.parameter_groups()
+    # the first layer's weight update beside the product that makes its next block of gradients, when it has
+    # several blocks (a small network's step is over before handing work to a thread pays) and a core to spare;
+    # clipping needs the whole gradient first. The parameters are the same either way.
+    in_parts = opt.threads > 1 and not clip_norm and len(first_weight_blocks(net)) > 1
     total, seen = 0.0, 0
     # Uniform noise of SD s, U(-sqrt(3) s, sqrt(3) s), drawn straight into one buffer: to second order any
     # zero-mean noise of variance s^2 acts as the same ridge penalty (Bishop 1995), and NumPy draws float32
@@ -383,6 +388,13 @@ def run_epoch(
         out = net.forward(Xb, training=True)
         total += loss.forward(out, yb, wb) * len(idx)
         seen += len(idx)
+        if in_parts:  # the update runs beside the backward pass
+            step = optim.StepInParts(opt, params, grads, penalty)
+            try:
+                net.backward(loss.backward(out, yb, wb), ready=step.ready)
+            finally:
+                step.finish()
+            continue
         net.backward(loss.backward(out, yb, wb))
         if penalty is not None and penalty.active:
             penalty.add_grad(params, grads, opt.threads)
@@ -392,13 +404,18 @@ def run_epoch(
     return total / seen
 
 
+def first_weight_blocks(net: MLP) -> list[tuple[int, int]]:
+    """The row blocks in which the first Dense layer's weight gradient is made (``layers.weight_grad_rows``)."""
+    return weight_grad_rows(net.hidden[0] if net.hidden else net.n_outputs, net.n_inputs)
+
+
 def is_sparse(X) -> bool:
     """Whether X is a scipy.sparse matrix (told without importing scipy: this module imports NumPy only, and
     a dense run never needs scipy.sparse). The one test of sparseness for every module."""
     return hasattr(X, "tocsr") and hasattr(X, "nnz")
 
 
-def _rows(X, start: int, stop: int) -> np.ndarray:
+def dense_rows(X, start: int, stop: int) -> np.ndarray:
     """Rows start..stop of X as a dense array (a sparse X densified for these rows only)."""
     return X[start:stop].toarray() if is_sparse(X) else X[start:stop]
 
@@ -406,7 +423,7 @@ def _rows(X, start: int, stop: int) -> np.ndarray:
 def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_weight=None, batch_size: int = 4096):
     """(loss, raw outputs (n, k)): the inference-mode loss over X (n, d) (dense, or sparse densified chunk by
     chunk), in chunks of ``batch_size`` rows to bound memory."""
-    outs = [net.forward(_rows(X, s, s + batch_size)) for s in range(0, X.shape[0], batch_size)]
+    outs = [net.forward(dense_rows(X, s, s + batch_size)) for s in range(0, X.shape[0], batch_size)]
     out = np.concatenate(outs, axis=0) if outs else np.zeros((0, net.n_outputs), dtype=net.dtype)
     return loss.forward(out, y, sample_weight), out
 

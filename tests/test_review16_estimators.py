@@ -82,3 +82,19 @@ def test_a_sparse_multilabel_target_fits_like_the_dense_one():
     sparse = MLPClassifier(**TINY).fit(X, sp.csr_matrix(Y))
     assert list(sparse.classes_) == [0, 1, 2]
     np.testing.assert_array_equal(sparse.predict_proba(X), dense.predict_proba(X))
+
+
+def test_a_sparse_X_fits_and_predicts_as_the_dense_one():
+    """Single-cell users pass adata.X (CSR) as scikit-learn's MLP accepts it; it was refused ("dense data is
+    required") though the fit loop densifies a minibatch at a time."""
+    import scipy.sparse as sp
+
+    from mlpcli.estimators import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(0.3, (80, 30)).astype(np.float64)
+    y = (X[:, 0] + X[:, 1] > 0.5).astype(int)
+    params = dict(hidden=(8,), epochs=4, random_state=0)
+    dense = MLPClassifier(**params).fit(X, y)
+    sparse = MLPClassifier(**params).fit(sp.csr_matrix(X), y)
+    np.testing.assert_array_equal(dense.predict_proba(X), sparse.predict_proba(sp.csr_matrix(X)))
