@@ -11,7 +11,7 @@ update the whole network with a handful of in-place array operations.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -126,10 +126,12 @@ class MLP:
             pos += sizes[(p, n)]
         self._params: dict[str, np.ndarray] = {}
         self._grads: dict[str, np.ndarray] = {}
+        self._flat_ranges: dict[int, dict[str, tuple[int, int]]] = {}  # id(layer) -> name -> its flat range
         for prefix, layer in self._named:
             pv, gv = {}, {}
             for name, shape in layer.param_shapes().items():
                 a, size = offsets[(prefix, name)], sizes[(prefix, name)]
+                self._flat_ranges.setdefault(id(layer), {})[name] = (a, a + size)
                 pv[name] = self.flat_params[a : a + size].reshape(shape)
                 gv[name] = self.flat_grads[a : a + size].reshape(shape)
                 self._params[f"{prefix}.{name}"] = pv[name]
@@ -156,12 +158,18 @@ class MLP:
             h = layer.forward(h, training)
         return h
 
-    def backward(self, grad_output: np.ndarray, input_grad: bool = False) -> dict[str, np.ndarray]:
+    def backward(self, grad_output: np.ndarray, input_grad: bool = False,
+                 ready: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
         """Gradients of the loss for the last ``forward`` call, given dL/d output (n, n_outputs).
 
         Returns a dict with the keys and shapes of ``parameters()``. The arrays are views into the
         network's gradient buffer, overwritten by the next backward call: copy them to keep them.
         With ``input_grad=True`` dL/dX is also stored in ``self.grad_input``.
+
+        ready(start, stop): called with each range of ``flat_grads`` as soon as it is final and its parameters
+        are no longer read by this pass (a layer's once its backward has returned; the first layer's weights a
+        block of rows at a time, ``layers.weight_grad_rows``), so an optimizer can update them while the rest
+        of the pass runs (``optim.StepInParts``). Every range is reported once.
         """
         g = np.asarray(grad_output, dtype=self.dtype)
         if g.ndim != 2 or g.shape[1] != self.n_outputs:
@@ -173,7 +181,17 @@ class MLP:
             raise ValueError(f"grad_output has {g.shape[0]} rows; the last forward pass had {x.shape[0]}")
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
-            g = self.layers[i].backward(g, need_input_grad=(i > 0 or input_grad))
+            layer, need = self.layers[i], i > 0 or input_grad
+            ranges = self._flat_ranges.get(id(layer), {}) if ready is not None else {}
+            if isinstance(layer, Dense) and not need and ranges:  # W is not read again: report it by blocks
+                start, n_in = ranges["W"][0], layer.n_in
+                g = layer.backward(g, need_input_grad=False,
+                                   ready=lambda a, b: ready(start + a * n_in, start + b * n_in))
+                ranges = {k: v for k, v in ranges.items() if k != "W"}
+            else:
+                g = layer.backward(g, need_input_grad=need)
+            for a, b in ranges.values():
+                ready(a, b)
         self.grad_input = g.copy() if input_grad else None  # g lives in the first layer's workspace
         return dict(self._grads)
 
