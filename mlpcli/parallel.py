@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator, Sequence
 from . import interrupts
 from .errors import ConfigError, OptionError, TrainingError
 
-__all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "blas_env_note", "BLAS_THREAD_VARIABLES", "threads_warning", "workers_warning", "available_memory", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
+__all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "blas_env_note", "BLAS_THREAD_VARIABLES", "threads_warning", "workers_warning", "available_memory", "local_workers", "cores_words", "BACKENDS", "CONNECT_TIMEOUT",
            "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS", "beside", "import_beside", "spare_core"]
 
 BACKENDS = ("loky", "dask")
@@ -59,7 +59,8 @@ class Plan:
     """How to run tasks.
 
     backend : "loky" (local processes; ``n_jobs=1`` runs in this process) or "dask".
-    n_jobs : parallel workers for loky (-1: all cores); for dask, None uses every worker thread.
+    n_jobs : parallel workers for loky (-1: all cores). Dask ignores it: joblib's Dask backend runs as many
+        tasks at once as the cluster's workers have threads, whatever n_jobs says (None there).
     scheduler : the Dask scheduler's address, e.g. ``tcp://10.0.0.5:8786`` (dask only).
     threads : BLAS threads per task, in every backend (None: 1).
     auto : n_jobs was not asked for (``train`` without --n-jobs): ``member_processes`` may then train the
@@ -88,15 +89,18 @@ class Plan:
     def blas_threads(self) -> int:
         return self.threads or DEFAULT_BLAS_THREADS
 
-    def describe(self) -> str:
-        """One line for the user: where the fits run and with how many BLAS threads each."""
+    def describe(self, tasks: int | None = None) -> str:
+        """One line for the user: where the fits run and with how many BLAS threads each. ``tasks``: the fits
+        to run, when known (``--n-jobs 8`` for 3 folds starts 3 worker processes: ``local_workers``)."""
         threads = f"{self.blas_threads} BLAS thread{'s' if self.blas_threads > 1 else ''} per fit"
         note = blas_env_note(self.threads)
         if note:
             threads += f" ({note})"
-        if self.backend == "dask":
-            return f"the Dask cluster at {self.scheduler}, {threads}"
-        workers = local_workers(self.n_jobs)
+        if self.backend == "dask":  # a fit per worker thread: its BLAS threads on the worker's cores, not here
+            per_core = (f"; start each worker with --nthreads = its cores / {self.blas_threads}, or its fits "
+                        "oversubscribe them" if self.blas_threads > 1 else "")
+            return f"the Dask cluster at {self.scheduler}, {threads}{per_core}"
+        workers = local_workers(self.n_jobs, tasks)
         where = "this process" if workers == 1 else f"{workers} local worker processes (joblib loky)"
         cores = usable_cores()
         if workers * self.blas_threads > cores:
@@ -142,23 +146,27 @@ def threads_warning(threads: int | None, workers: int = 1) -> str | None:
     if total <= cores:
         return None
     asked = f"--threads {threads}" + (f" x {workers} worker processes" if workers > 1 else "")
-    return (f"{asked} asks for {total} cores but this process may use {cores} (CPU affinity, cgroup quota, "
-            f"SLURM_CPUS_PER_TASK): oversubscribed BLAS threads slow training down many times; use --threads "
+    return (f"{asked} asks for {total} cores but this process may use {cores_words(cores)}: oversubscribed BLAS "
+            f"threads slow training down many times; use --threads "
             f"{max(1, cores // max(1, workers))} or leave it out")
 
 
-def workers_warning(n_jobs: int | None, threads: int | None) -> str | None:
-    """A warning when ``n_jobs`` local worker processes (joblib's convention) of ``threads`` BLAS threads each
-    ask for more cores than this process may use, while each alone fits (``threads_warning`` covers
-    --threads alone): ``--n-jobs 8`` on a 2-core allocation, or ``--n-jobs 2 --threads 2``."""
-    workers = local_workers(n_jobs)
+def workers_warning(n_jobs: int | None, threads: int | None, tasks: int | None = None) -> str | None:
+    """A warning when the local worker processes that ``n_jobs`` (joblib's convention) starts for ``tasks`` fits,
+    of ``threads`` BLAS threads each, ask for more cores than this process may use, while each alone fits
+    (``threads_warning`` covers --threads alone): ``--n-jobs 8`` for 8 fits on a 2-core allocation, or
+    ``--n-jobs 2 --threads 2``. joblib starts a worker per task at most, so ``--n-jobs 8`` for 2 folds runs 2
+    workers, and ``tasks=0`` (nothing run side by side) none; None: not known yet, ``n_jobs`` workers."""
+    workers = local_workers(n_jobs, tasks)
     per_worker = threads or 1
     cores = usable_cores()
     if workers <= 1 or per_worker > cores or workers * per_worker <= cores:
         return None
-    return (f"--n-jobs {n_jobs} x {per_worker} BLAS thread{'s' * (per_worker > 1)} asks for up to {workers * per_worker} "
-            f"cores (a worker per task) but this process may use {cores} (CPU affinity, cgroup quota, "
-            f"SLURM_CPUS_PER_TASK): workers beyond them wait for each other; use --n-jobs "
+    capped = tasks is not None and workers == tasks < local_workers(n_jobs)  # --n-jobs 8 for 3 fits: 3 workers
+    capped_words = f" (one for each of the {tasks} fits)" if capped else ""
+    return (f"--n-jobs {n_jobs}: {workers} worker processes{capped_words} x {per_worker} BLAS "
+            f"thread{'s' * (per_worker > 1)} ask for up to {workers * per_worker} cores but this process may use "
+            f"{cores_words(cores)}: workers beyond them wait for each other; use --n-jobs "
             f"{max(1, cores // per_worker)} or leave it out")
 
 
@@ -171,17 +179,29 @@ def usable_cores() -> int:
     cgroup cpusets), the cgroup CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``:
     containers, ``docker --cpus``, SLURM with ConstrainCores) in whole cores, and ``SLURM_CPUS_PER_TASK``;
     at least 1. ``os.cpu_count()`` counts the machine's cores, which a shared node or a job does not own."""
+    return max(1, min(n for n, _ in _core_limits()))
+
+
+def _core_limits() -> list[tuple[int, str]]:
+    """Each limit on the cores this process may use, in whole cores, with what sets it, in words."""
     try:
-        limits = [len(os.sched_getaffinity(0))]
+        limits = [(len(os.sched_getaffinity(0)), "the CPU affinity mask: taskset, the job's cpuset")]
     except AttributeError:  # pragma: no cover - macOS, Windows
-        limits = [os.cpu_count() or 1]
+        limits = [(os.cpu_count() or 1, "the machine's cores")]
     quota = _cgroup_cpu_quota()
     if quota is not None:
-        limits.append(max(1, int(quota)))
+        limits.append((max(1, int(quota)), f"the cgroup CPU quota of {quota:g} CPUs"))
     slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
     if slurm.isdigit() and int(slurm) > 0:
-        limits.append(int(slurm))
-    return max(1, min(limits))
+        limits.append((int(slurm), f"SLURM_CPUS_PER_TASK={int(slurm)}"))
+    return limits
+
+
+def cores_words(cores: int) -> str:
+    """``cores`` (``usable_cores()``) with what sets it, for a warning: "2 (SLURM_CPUS_PER_TASK=2)", "1 (the
+    cgroup CPU quota of 1.5 CPUs)": a user who asked the scheduler for 8 CPUs learns which limit gave 2."""
+    why = [words for n, words in _core_limits() if max(1, n) == cores]
+    return f"{cores} ({'; '.join(why) if why else 'CPU affinity, cgroup quota, SLURM_CPUS_PER_TASK'})"
 
 
 def _cgroup_cpu_quota() -> float | None:
@@ -280,12 +300,15 @@ def _cgroup_memory_files() -> list[str]:
             for version, folder in _cgroup_dirs("memory")]
 
 
-def local_workers(n_jobs: int | None) -> int:
-    """Worker processes for ``n_jobs`` on this machine (joblib's convention: -1 is every core)."""
+def local_workers(n_jobs: int | None, tasks: int | None = None) -> int:
+    """Worker processes for ``n_jobs`` on this machine (joblib's convention: -1 is every core), at most one per
+    task when the number of ``tasks`` is known (``--n-jobs 64`` for 3 folds starts 3 processes)."""
     cores = usable_cores()
     n = 1 if n_jobs is None else int(n_jobs)
     if n < 0:
         n = max(1, cores + 1 + n)
+    if tasks is not None:
+        n = min(n, tasks)
     return max(1, n)
 
 
@@ -326,7 +349,7 @@ def member_processes(plan: Plan, n_tasks: int, copy_bytes: int) -> int:
     """
     if plan.backend == "dask":
         return 0  # not local processes: the cluster decides
-    workers = min(local_workers(plan.n_jobs), max(1, n_tasks))
+    workers = local_workers(plan.n_jobs, n_tasks)
     if plan.auto and workers > 1 and copy_bytes > MEMBER_COPY_BYTES:
         return 1
     return workers
@@ -536,7 +559,7 @@ def _backend(plan: Plan, shared: Sequence[Any], n_tasks: int) -> Iterator[None]:
         finally:
             client.close()
         return
-    workers = min(local_workers(plan.n_jobs), max(1, n_tasks))
+    workers = local_workers(plan.n_jobs, n_tasks)
     if workers == 1:
         yield
         return
@@ -576,7 +599,7 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
 
     try:
         with _backend(plan, shared, total):
-            if plan.backend != "dask" and min(local_workers(plan.n_jobs), total) <= 1:
+            if plan.backend != "dask" and local_workers(plan.n_jobs, total) <= 1:
                 for i, (fn, args) in enumerate(tasks):
                     before = interrupts.count()
                     result = _call_capped(fn, plan.blas_threads, args)

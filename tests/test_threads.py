@@ -115,7 +115,8 @@ def test_workers_times_threads_beyond_the_cores_draw_a_warning(tmp_path, monkeyp
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
     table = write_table(tmp_path)
     fast = ["--epochs", "2", "--hidden", "4", "--folds", "2", "-q"]
-    for extra, asked in ((["--n-jobs", "2", "--threads", "2"], "up to 4 cores"), (["--n-jobs", "8"], "up to 8 cores")):
+    for extra, asked in ((["--n-jobs", "2", "--threads", "2"], "up to 4 cores"),
+                         (["--n-jobs", "8", "--folds", "3"], "3 worker processes")):  # one per fold at most
         res = run(["cv", table, *fast, *extra])
         assert res.exit_code == 0 and asked in res.stderr and "may use 2" in res.stderr, res.stderr
     res = run(["cv", table, *fast, "--n-jobs", "2"])

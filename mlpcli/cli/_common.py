@@ -412,14 +412,35 @@ N_JOBS_FROM_END = ("Negative values count back as in joblib: -1 every core this 
                    "(0, and values past the last core, are refused).")
 
 
-def check_n_jobs(n_jobs: int) -> None:
-    """A usage error naming --n-jobs for a value that leaves no worker (``config.n_jobs_problem``): the same
-    rule as a config file's n-jobs."""
+def check_n_jobs(n_jobs: int, local: bool = True) -> None:
+    """A usage error for an --n-jobs value that leaves no worker (``config.n_jobs_problem``), naming --n-jobs,
+    or the file and its key when a --config file gave it. ``local`` False: the fits go to a Dask cluster, where
+    joblib runs as many at once as the workers have threads whatever the value (only 0 is refused there): a
+    value given draws a warning that it has no effect (a note when a config file gave it, which may be meant
+    for local runs). Call it where the backend is known."""
     from ..config import n_jobs_problem
 
-    problem = n_jobs_problem(n_jobs)
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source("n_jobs") if ctx is not None else None
+    config = None
+    if source == click.core.ParameterSource.DEFAULT_MAP:  # --config FILE.toml's n-jobs
+        from .options import CONFIG_META
+
+        config = ctx.meta.get(CONFIG_META)
+    problem = n_jobs_problem(n_jobs, local)
     if problem is not None:
+        if config is not None:
+            raise click.BadParameter(f"{config}: key 'n-jobs' {problem}", param_hint="'--config'")
         raise click.BadParameter(problem, param_hint="--n-jobs")
+    if local or source in (None, click.core.ParameterSource.DEFAULT):
+        return
+    said = (f"{config}: key 'n-jobs' ({n_jobs})" if config is not None else f"--n-jobs {n_jobs}") + (
+        " does not apply to --backend dask: joblib's Dask backend runs as many fits at once as the cluster's "
+        "workers have threads (dask worker --nthreads), whatever --n-jobs says")
+    if config is not None:
+        report([said], [], bool(ctx.params.get("quiet")))
+    else:
+        render_notes(stderr_console(False), [], [said + "; leave it out"])
 
 
 # The one --threads rule, in every command's help.
@@ -428,23 +449,33 @@ THREADS_HELP = ("BLAS threads per network (each fit, each prediction pass); more
 THREADS_DEFAULT = "  [default: 1: small networks gain nothing from more, see benchmarks/bench_threads.py]"
 
 
-def warn_workers(n_jobs: int | None, threads: int | None) -> None:
-    """--n-jobs x --threads beyond the usable cores: a warning (always shown) before any work."""
+def warn_workers(n_jobs: int | None, threads: int | None, tasks: int | None = None) -> None:
+    """The local worker processes --n-jobs starts for ``tasks`` fits (one per fit at most; 0: none run side by
+    side), times --threads, beyond the usable cores: a warning (always shown) before any fit."""
     from ..parallel import workers_warning
 
-    warning = workers_warning(n_jobs, threads)
+    warning = workers_warning(n_jobs, threads, tasks)
     if warning is not None:
         render_notes(stderr_console(False), [], [warning])
 
 
 def _warn_threads(ctx, param, value):
-    """--threads beyond the usable cores: a warning (always shown, as every warning) before any work."""
+    """--threads beyond the usable cores: a warning (always shown, as every warning) before any work. Not in
+    a command that can send its fits to a Dask cluster (a --backend option): their threads run on the
+    cluster's cores, not this machine's, so that command warns once it knows where (``warn_threads``)."""
+    if any(p.name == "backend" for p in ctx.command.params):
+        return value
+    warn_threads(value)
+    return value
+
+
+def warn_threads(threads: int | None) -> None:
+    """``parallel.threads_warning`` for --threads on this machine's cores, shown (always) before any fit."""
     from ..parallel import threads_warning
 
-    warning = threads_warning(value)
+    warning = threads_warning(threads)
     if warning is not None:
         render_notes(stderr_console(False), [], [warning])
-    return value
 
 
 def threads_option(fn=None, *, extra: str = ""):

@@ -12,7 +12,7 @@ from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
     fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
-    stderr_console, stdout_alias, stdout_console, threads_option, warn_workers,
+    stderr_console, stdout_alias, stdout_console, threads_option, warn_threads, warn_workers,
 )
 from .options import config_option, options_from_params, train_options
 
@@ -23,7 +23,8 @@ def parallel_options(fn):
     """--n-jobs, --backend, --scheduler and --threads: where the folds and grid points run."""
     decorators = [
         click.option("--n-jobs", type=int, default=1, show_default=True,
-                     help="Fits to run at once on this machine (joblib loky processes). " + N_JOBS_FROM_END),
+                     help="Fits to run at once on this machine (joblib loky processes; not with --backend dask, "
+                          "whose workers' threads decide). " + N_JOBS_FROM_END),
         click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
                      help="loky: local processes; dask: a Dask cluster (needs --scheduler and the dask extra: dask, distributed)."),
         click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -44,22 +45,21 @@ def make_plan(n_jobs: int, backend: str, scheduler: str | None, threads: int | N
         raise click.UsageError("--scheduler applies to --backend dask only; add --backend dask")
     if backend == "dask" and not scheduler:
         raise click.UsageError("--backend dask needs --scheduler tcp://HOST:PORT (the address `dask scheduler` prints)")
+    # On Dask, joblib runs as many fits at once as the cluster's workers have threads, whatever --n-jobs says
+    # (so a count back from the end is not this machine's cores): only 0 is refused, and a value given is
+    # said to have no effect. The fits' --threads run on the cluster's cores, not this machine's.
+    check_n_jobs(n_jobs, local=backend != "dask")
     if backend != "dask":
-        check_n_jobs(n_jobs)
-        warn_workers(n_jobs, threads)
-    elif n_jobs == 0:  # on Dask, -1, -2, ... count back from the cluster's worker threads, not this machine's cores
-        check_n_jobs(n_jobs)
-    # On Dask, --n-jobs 1 (the default) would serialise the cluster: use every worker thread instead.
-    jobs = None if backend == "dask" and n_jobs == 1 else n_jobs
-    return Plan(backend=backend, n_jobs=jobs, scheduler=scheduler, threads=threads)
+        warn_threads(threads)  # the workers x --threads: once the fits are counted (``warn_workers``)
+    return Plan(backend=backend, n_jobs=None if backend == "dask" else n_jobs, scheduler=scheduler, threads=threads)
 
 
-def fits_where(plan) -> str:
-    """Where the fits run, as the progress line says it: "in this process, ...", "on 2 local worker
-    processes ...", "on the Dask cluster at ..." (``Plan.describe``, which also carries the BLAS-variable
-    note: said here, so ``threads_context`` does not say it again)."""
+def fits_where(plan, tasks: int | None = None) -> str:
+    """Where the ``tasks`` fits run, as the progress line says it: "in this process, ...", "on 2 local worker
+    processes ..." (one per fit at most), "on the Dask cluster at ..." (``Plan.describe``, which also carries
+    the BLAS-variable note: said here, so ``threads_context`` does not say it again)."""
     blas_note(plan.threads)
-    where = plan.describe()
+    where = plan.describe(tasks)
     return ("in " if where.startswith("this process") else "on ") + where
 
 
@@ -255,8 +255,9 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
         from ..model_selection.splits import leave_batch_out as batch_folds
 
         folds = len(batch_folds(ds)[0])  # a usage or data error here, before any fit
+    warn_workers(plan.n_jobs, threads, folds * repeats)  # the workers these fits start, before the first
     if not quiet:
-        err.print(f"[dim]·[/] {folds * repeats} fits {fits_where(plan)}")
+        err.print(f"[dim]·[/] {folds * repeats} fits {fits_where(plan, folds * repeats)}")
     with FitProgress("folds", quiet) as progress:
         result = cv_lib.cross_validate(ds, options, folds=folds, repeats=repeats, plan=plan,
                                        keep_predictions=bool(oof_path), progress=progress,

@@ -336,7 +336,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
     except ConfigError as exc:  # a usage error naming --fractions
         raise click.UsageError(str(exc)) from None
     check_n_jobs(n_jobs)
-    warn_workers(n_jobs, threads)
+    warn_workers(n_jobs, threads, len(fracs))  # a size per fit: at most that many workers
     err = stderr_console(quiet)
 
     def progress(p) -> None:

@@ -28,10 +28,22 @@ def member_plan(n_jobs: int | None, threads: int | None):
     auto = n_jobs is None
     if auto:  # fill the usable cores, each process with --threads BLAS threads, no more
         n_jobs = max(1, usable_cores() // (threads or 1))
-    else:
+    else:  # its workers x --threads are warned about once the members are known (``warn_members``)
         check_n_jobs(n_jobs)
-        warn_workers(n_jobs, threads)
     return Plan(backend="loky", n_jobs=n_jobs, threads=threads, auto=auto)
+
+
+def warn_members(plan, progress):
+    """``progress`` that first warns (``warn_workers``), as training announces its plan and before the first
+    epoch, when the worker processes an asked-for --n-jobs starts for the members (one per network at most;
+    none for one network) times --threads exceed the usable cores: the count is known only then."""
+    def announce(row: dict) -> None:
+        if row.get("event") == "plan" and not plan.auto:
+            networks = len(row["sizes"]) * len(row["candidates"]) if len(row["sizes"]) > 1 else 0
+            warn_workers(plan.n_jobs, plan.threads, networks)
+        progress(row)
+
+    return announce
 
 
 class _Progress(StderrBar):
@@ -297,8 +309,8 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     report([] if as_json else early_notes, early_warnings, quiet)
     try:
         with threads_context(plan.blas_threads), _Progress(quiet) as progress:
-            outcome = pipeline.train_dataset(ds, options, progress=progress, notes=read_notes, source=data_file,
-                                             plan=plan)
+            outcome = pipeline.train_dataset(ds, options, progress=warn_members(plan, progress), notes=read_notes,
+                                             source=data_file, plan=plan)
     except KeyboardInterrupt as exc:  # before any network had weights to keep (else the outcome says interrupted)
         interrupted_exit(exc, what="nothing trained yet to keep; no model written")
     outcome.model.provenance["threads"] = plan.blas_threads  # what ran: the default and --threads 1 alike

@@ -11,7 +11,7 @@ from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
-    stderr_console, stdout_alias, stdout_console, threads_context,
+    stderr_console, stdout_alias, stdout_console, threads_context, warn_workers,
 )
 from .cv import FitProgress, fits_where, folds_words, load_for_cv, make_plan, parallel_options
 from .options import config_option, given_options, options_from_params, train_options
@@ -171,12 +171,15 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
 
         check_fold_count(ds, options.folds, "--member-folds")
     n_points = min(n_random or grid_lib.grid_size(space), grid_lib.grid_size(space))
+    # the fits run side by side: every setting's folds (and with --nested each outer fold's inner ones), then
+    # the outer refits; the workers --n-jobs starts for them (one per fit at most), said before the first
+    side_by_side = n_points * folds * repeats * (1 + (outer_folds if nested else 0))
+    warn_workers(plan.n_jobs, threads, side_by_side)
     if not quiet:
-        n_fits = n_points * folds * repeats
-        if nested:
-            n_fits += outer_folds * (n_points * folds * repeats + 1)
+        n_fits = side_by_side + (outer_folds if nested else 0)
         err.print(f"[dim]·[/] {n_points} setting(s) × {folds} folds{f' × {repeats} repeats' if repeats > 1 else ''}"
-                  f"{f' (+ nested over {outer_folds} outer folds)' if nested else ''}: {n_fits} fits {fits_where(plan)}")
+                  f"{f' (+ nested over {outer_folds} outer folds)' if nested else ''}: {n_fits} fits "
+                  f"{fits_where(plan, side_by_side)}")
     with FitProgress("fits", quiet) as progress:
         result = tuning.tune(ds, options, space, folds=folds, repeats=repeats, n_random=n_random, nested=nested,
                              outer_folds=outer_folds, plan=plan, progress=progress)

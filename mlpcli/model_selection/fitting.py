@@ -187,7 +187,7 @@ def check_fits_memory(ds: data.Dataset, fits, plan, n_tasks: int) -> None:
 
     if plan is None or plan.backend == "dask":
         return
-    processes = min(local_workers(plan.n_jobs), max(1, n_tasks))
+    processes = local_workers(plan.n_jobs, max(1, n_tasks))
     available = available_memory()
     n_outputs = max(1, len(ds.classes))
     for options, n_train in fits:

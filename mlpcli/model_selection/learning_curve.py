@@ -435,7 +435,7 @@ def learning_curve(
 
     # BLAS threads per fit are the same whatever n_jobs (parallel.py says why), so the curve does
     # not depend on how many sizes run side by side.
-    plan = Plan(backend="loky", n_jobs=min(local_workers(n_jobs), len(jobs)), threads=threads)
+    plan = Plan(backend="loky", n_jobs=local_workers(n_jobs, len(jobs)), threads=threads)
     points = run([(_fit_size, (ds.subset(rows), val_ds, options, f)) for f, rows in jobs], plan,
                  on_result=progress)
 
