@@ -574,6 +574,8 @@ class _Fields:
                            max(1, min(MAX_COMPONENTS, p, MAX_BASIS_VALUES // p)))
             k = self.whole(self.get(o, "n_reference", "ood"), "ood.n_reference", 1, MAX_REFERENCE)
             m = self.whole(self.get(o, "n_calibration", "ood"), "ood.n_calibration", 0, MAX_CALIBRATION)
+            if "weighted" in o:  # the calibration counts patients, one value each (ood.calibrate)
+                self.flag(o["weighted"], "ood.weighted")
             specs.update({"ood/mean": _ArraySpec((p,), "f", (8,), "finite"),
                           "ood/components": _ArraySpec((r, p), "f", (8,), "finite"),
                           "ood/reference": _ArraySpec((k, r), "f", (8,), "finite"),

@@ -546,6 +546,7 @@ def _trust(meta: dict, arrays: dict[str, np.ndarray]):
             ood_basis.reference_label = np.array(a["reference_label"], dtype=np.int64)
             ood_basis.class_scale = np.array(a["class_scale"], dtype=np.float64)
             ood_basis.part_calibration = np.array(a["part_calibration"], dtype=np.float64)
+        ood_basis.weighted = bool(meta["ood"].get("weighted", False))
     return conformal_data, ood_basis
 
 

@@ -97,6 +97,8 @@ def trust_summary(model: Model) -> dict:
                                            "components": int(basis.components.shape[0]),
                                            "reference_rows": int(len(basis.reference)),
                                            "calibration_rows": int(len(basis.calibration)),
+                                           # calibration_rows are patients, one value each (ood.calibrate)
+                                           "calibration_per_patient": bool(basis.weighted),
                                            "class_relative": bool(basis.relative)},
         "absent_features_check": zero_share is not None,
     }

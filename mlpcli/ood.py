@@ -77,6 +77,27 @@ parts' top gaps, (c_j − c'_j) / c'_j with c'_j the runner-up. So a sample well
 1 / (m + 1), as with the distance alone; one just beyond gets 2 / (m + 1). Predict and evaluate use
 ``p_values_of``: held out of the tissue table, cerebellum is caught at 82 % against 66 % with the bound.
 
+Patients (``--group``): the samples of one patient are not exchangeable with each other, and a count of rows
+lets a patient with 20 samples weigh 20 times one with a single sample: the flag rate held for a new *row*
+drawn like the held-out rows, not for a new patient's sample, and the smallest p-value, 1 / (rows + 1),
+treated a patient's 20 samples as 20 independent draws. Simulated (40 or 100 training patients of 1–30
+samples, each with its own offset, the patients of more than 10 samples tighter than the rest; grouped
+5-fold calibration; 40 draws): 11.3–11.7 % of a new patient's samples were flagged at ``--ood-alpha 0.05``
+and 2.4–2.8 % at 0.01. As the prediction sets do (``conformal``, after Dunn, Wasserman & Ramdas 2022),
+each held-out row therefore weighs 1 / (its patient's held-out rows), and what is stored stands for the
+G held-out patients, one sample each: G values, the weighted distribution's quantiles at k / (G + 1), k =
+1..G, where the k-th smallest of G draws from it lies on average (``_weighted_levels``). So m = G and every
+formula above counts patients: the smallest p-value is 1 / (G + 1). The levels k / G (the pooled
+p-value rounded up) were measured and left out: their top value is the largest of all the rows, which a new
+patient's sample passes far less often than 1 / (G + 1) (with the class-relative part 0.3 % flagged at 0.05
+instead of 2.4 %). With the class-relative part, a held-out row's rank is read on its parts' G grid values,
+the first at or above it (``_grid_ranks``: a row between two grid values ties upwards, the conservative
+side). The same simulation then flags 2.9–4.9 % at 0.05 and 0–1.1 % at 0.01 (nothing with 40 patients:
+1 / 41 > 0.01, which ``predict`` warns about). When the number of samples says nothing about a patient,
+counting rows flagged 3.9–4.9 % at 0.05 (patients: 2.4–4.6 %), but 1.7–1.9 % at 0.01 with 40 patients
+of near-identical samples (patients: none). Without groups, or with one held-out row per patient, every
+weight is 1 and the stored values are the rows' own, bit for bit as before.
+
 What the model stores (bounded, in weights.npz under ``ood/``): the mean (p,), r components (r, p) with
 r·p ≤ MAX_BASIS_VALUES, at most MAX_REFERENCE training rows as their components (n_ref, r), residual
 norms (n_ref,) and classes (n_ref,), one spread per class (C,), at most MAX_CALIBRATION sorted calibration
@@ -92,6 +113,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from .conformal import group_weights
 
 __all__ = ["MAX_COMPONENTS", "MAX_ROWS", "MAX_REFERENCE", "MAX_CALIBRATION", "MAX_BASIS_VALUES", "OODBasis",
            "fit_basis", "calibrate", "sample_rows"]
@@ -121,6 +144,9 @@ class OODBasis:
     reference_label: np.ndarray | None = None  # (n_ref,) int64 class indices, ascending (rows sorted by class)
     class_scale: np.ndarray | None = None  # (C,) > 0: each class's median nearest-same-class distance
     part_calibration: np.ndarray | None = None  # (m, 2) >= 0: held-out distances, relative distances; columns sorted
+    # True when the held-out rows were weighted 1 / (their patient's rows), so m counts patients (see the module);
+    # model.json's ood.weighted (absent: False, as in files written before)
+    weighted: bool = False
 
     @property
     def n_features(self) -> int:
@@ -245,6 +271,8 @@ class OODBasis:
                "n_reference": int(len(self.reference)), "n_calibration": int(len(self.calibration))}
         if self.relative:
             out["n_classes"] = int(len(self.class_scale))
+        if self.weighted:  # (written only when true: models without patients keep their bytes)
+            out["weighted"] = True
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -390,7 +418,8 @@ def _class_scales(basis: OODBasis, n_classes: int) -> np.ndarray:
 
 def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: int = 0,
               Z_held: np.ndarray | None = None, labels: np.ndarray | None = None, n_classes: int = 0,
-              start: Callable[..., Callable[[], list]] | None = None) -> OODBasis:
+              start: Callable[..., Callable[[], list]] | None = None,
+              groups: np.ndarray | None = None) -> OODBasis:
     """The basis a new sample is scored against, calibrated on held-out scores: for each (train, held) pair
     of row indices into Z (n, p), a basis fitted on Z[train] scores Z[held] (``Z_held`` instead of Z for the
     held rows when they are another table: ``--val-data``). With several pairs (cross-fitting) the basis is
@@ -401,16 +430,25 @@ def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: i
     indices of Z's rows): the class-relative distance too, and both parts' sorted held-out values, which
     ``combine`` scores against (the held-out rows' own labels are never used). Z is only read.
 
+    groups: the patient of each row of the held-out rows' table (Z, or ``Z_held``), or None. Each held-out row
+    then weighs 1 / (its patient's held-out rows) and the calibration counts patients, so that the flag rate at
+    alpha holds for a new patient's sample, not for a new row drawn like the training rows (a patient with 20
+    samples would weigh 20 times one with a single sample; see the module). Without groups, or with one
+    held-out row per patient, every weight is 1 and the result is the unweighted one, bit for bit.
+
     start: ``start(fn, *args)`` begins ``fn(*args)`` and returns the function that gives its result (e.g.
     ``parallel.beside``: in a thread): every other fit (the one on all rows first, then every second part's)
     runs that way while the others run here, two at a time; None: one after the other. The result is the
     same either way."""
     parts = [(train, held) for train, held in parts if len(train) >= 1 and len(held) > 0]
+    weight = None
+    if groups is not None and parts:  # in the order the held-out parts are concatenated below
+        weight = group_weights(np.asarray(groups)[np.concatenate([held for _, held in parts])], 0)
     if len(parts) == 1:  # split conformal: the held-out rows' basis is the model's
         train, held = parts[0]
         basis = fit_basis(Z, seed, labels, n_classes, rows=train)
         P = basis.parts(Z if Z_held is None else Z_held, held)
-        return _calibrated(basis, P)
+        return _calibrated(basis, P, weight)
     # no held-out rows: the distance alone
     fits = [lambda: fit_basis(Z, seed, labels if parts else None, n_classes)]
     fits += [lambda train=train, held=held: fit_basis(Z, seed, labels, n_classes, rows=train).parts(
@@ -422,15 +460,48 @@ def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: i
         mine = _run(fits[1::2])
         done = [None] * len(fits)
         done[0::2], done[1::2] = theirs(), mine
-    return _calibrated(done[0], np.concatenate(done[1:]) if len(done) > 1 else np.zeros((0, 2)))
+    return _calibrated(done[0], np.concatenate(done[1:]) if len(done) > 1 else np.zeros((0, 2)), weight)
 
 
-def _calibrated(basis: OODBasis, P: np.ndarray) -> OODBasis:
-    """``basis`` with the held-out rows' two parts P (m, 2) stored as its calibration (sorted, thinned)."""
-    if basis.relative:
-        basis.part_calibration = _evenly(np.sort(P, axis=0))
-    basis.calibration = _evenly(np.sort(basis.combine(P)))
+def _calibrated(basis: OODBasis, P: np.ndarray, weight: np.ndarray | None = None) -> OODBasis:
+    """``basis`` with the held-out rows' two parts P (m, 2) stored as its calibration (sorted, thinned). With
+    ``weight`` (m,) not all 1 (1 / the row's patient's held-out rows): G values per column, G the patients, at
+    the weighted distribution's evenly spaced levels (``_weighted_levels``; see the module)."""
+    if weight is None or len(P) == 0 or np.all(weight == 1.0):
+        if basis.relative:
+            basis.part_calibration = _evenly(np.sort(P, axis=0))
+        basis.calibration = _evenly(np.sort(basis.combine(P)))
+        return basis
+    G = min(MAX_CALIBRATION, max(1, round(float(weight.sum()))))
+    basis.weighted = True
+    if not basis.relative:
+        basis.calibration = _weighted_levels(P[:, 0], weight, G)
+        return basis
+    basis.part_calibration = np.column_stack([_weighted_levels(P[:, j], weight, G) for j in range(2)])
+    basis.calibration = _weighted_levels(_grid_ranks(basis.combine(P), G), weight, G)
     return basis
+
+
+def _weighted_levels(values: np.ndarray, weight: np.ndarray, G: int) -> np.ndarray:
+    """(G,) sorted: for k = 1..G the smallest of ``values`` (n,) whose cumulative weight (``weight`` (n,) > 0,
+    in ascending order of the values) reaches k / (G + 1) of the total: the weighted distribution's quantiles
+    where the k-th smallest of G independent draws from it lies on average (E F(X₍ₖ₎) = k / (G + 1)), so the G
+    values stand for G patients of one sample each. The cumulative sums of weights 1 / k land a few ulps off
+    their exact value (three rows of 1 / 3 sum to 0.9999999999999999): a level is reached within 1e-9 of the
+    total, far less than a row's weight (at least 1 / MAX_ROWS, the total at most MAX_ROWS)."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weight[order])
+    total = float(cum[-1])
+    at = np.searchsorted(cum, np.arange(1, G + 1) * (total / (G + 1)) - 1e-9 * max(total, 1.0), side="left")
+    return np.asarray(values, dtype=np.float64)[order[np.minimum(at, len(values) - 1)]]
+
+
+def _grid_ranks(shares: np.ndarray, G: int) -> np.ndarray:
+    """(n,) held-out rows' shares (``combine``: interpolated between the G grid values of their parts, > 1 beyond
+    the last) as ranks on that grid, r / G with r in 1..G: the first grid value at or above the row (the last
+    beyond it), the tie a row between two grid values is given with the upper one, the conservative side of
+    ``p_value``'s count."""
+    return np.clip(np.ceil(np.asarray(shares) * G - 1e-9), 1.0, G) / G
 
 
 def _run(calls: list[Callable[[], object]]) -> list:

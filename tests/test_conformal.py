@@ -200,7 +200,7 @@ def test_train_stores_the_calibration_and_the_ood_basis(trained):
     m = model_io.load(trained["mc_model"])
     assert m.conformal.source == "out-of-fold" and m.conformal.n == 180 and m.conformal.weight.sum() == 60
     assert set(m.conformal.member.tolist()) == {0, 1, 2}
-    assert m.ood.components.shape[1] == len(m.preprocessor.kept_features) and len(m.ood.calibration) == 180
+    assert m.ood.components.shape[1] == len(m.preprocessor.kept_features) and len(m.ood.calibration) == 60  # patients
     assert m.ood.reference.shape == (180, m.ood.components.shape[0])
     b = model_io.load(trained["bin_model"])
     assert b.conformal.source == "validation" and set(b.conformal.member.tolist()) == {0}

@@ -102,7 +102,8 @@ def _trust_text(trust: dict) -> str:
         else:
             have.append(f"out-of-distribution flags (--ood) from {basis['components']} components of "
                         f"{basis['features']:,} features and {basis['reference_rows']:,} training rows, calibrated on "
-                        f"{basis['calibration_rows']:,} held-out rows"
+                        f"{basis['calibration_rows']:,} held-out "
+                        + ("patients (each counted once)" if basis["calibration_per_patient"] else "rows")
                         + ("" if basis["class_relative"] else " (the distance alone, not the class-relative one)"))
     (have if trust["absent_features_check"] else lacking).append("the absent-gene warning")
     text = "; ".join(have)

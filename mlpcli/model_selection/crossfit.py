@@ -726,7 +726,8 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
     the model's temperature; ``conformal``) and nearest-neighbour distances (absolute and relative to each
     class's spread) calibrated on held-out rows (``ood``):
     ``parts`` are (training, held-out) row indices of ``ds``, or, with ``val_ds`` (``--val-data``), the
-    held-out rows are that table's."""
+    held-out rows are that table's. With a patient column both count each held-out patient once (the
+    conformal weights; ``ood.calibrate``'s groups), so the guarantees are for a new patient's sample."""
     from .. import conformal, ood
 
     if ds.task not in ("binary", "multiclass") or scored.n_samples == 0:
@@ -745,17 +746,29 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
         held = ood.sample_rows(val_ds.n_samples, n_features, seed)
         Z_held = pre.transform(val_ds.subset(held).X, order="C")
         sub_parts = [(np.arange(len(rows)), np.arange(len(held)))]
+        groups = None if val_ds.groups is None else val_ds.groups[held]
     else:
         sub_parts = [(position[tr][position[tr] >= 0], position[te][position[te] >= 0]) for tr, te in parts]
-    # the bases (on all rows, on each part's training rows) are fitted two at a time, here and on a second core
+        groups = None if ds.groups is None else ds.groups[rows]
+    # the bases (on all rows, on each part's training rows) are fitted two at a time, here and on a second core;
+    # each held-out patient counts once (``ood.calibrate``), as in the prediction sets
     model.ood = ood.calibrate(Z, sub_parts, seed, Z_held=Z_held, labels=ds.y[rows], n_classes=len(ds.classes),
-                              start=beside)
+                              start=beside, groups=groups)
     cal = model.conformal
     # the patients of every held-out row (the stored weights sum to those of a subsample beyond MAX_ROWS rows)
     patients = f" of {len(np.unique(scored.groups))} patients" if np.any(cal.weight < 1) else ""
     notes.append(f"prediction sets (predict --coverage): {cal.n} held-out scores{patients} stored; out-of-distribution "
                  f"flags (predict --ood): nearest-neighbour distances to {len(model.ood.reference)} training rows "
-                 f"calibrated on {len(model.ood.calibration)} held-out rows")
+                 f"calibrated on {_ood_calibration_words(model.ood, sub_parts)}")
+
+
+def _ood_calibration_words(basis, parts: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """What the out-of-distribution p-values count, for train's note: the held-out rows, or, when they were
+    weighted by patient (``ood.calibrate``), the rows and the patients they count as."""
+    n_held = sum(len(held) for train, held in parts if len(train) and len(held))
+    if not basis.weighted:
+        return f"{len(basis.calibration)} held-out rows"
+    return f"{n_held} held-out rows of {len(basis.calibration)} patients (each patient counted once)"
 
 
 _MEMBER_COLUMN = {"held_out_by_member": "the member that held each row out"}

@@ -258,10 +258,11 @@ class Trust:
         floor = self.ood_floor()
         if floor < alpha:
             return []
+        unit = "patients" if self.basis.weighted else "rows"
         return [f"--ood flags nothing at --ood-alpha {alpha:.12g}: the model's out-of-distribution calibration has "
-                f"{m} held-out rows, so its smallest p-value is {round(floor * (m + 1))}/{m + 1} = {floor:.3g}; pass "
-                f"--ood-alpha above {floor:.3g}, or train with more held-out rows (the default ensemble scores every "
-                "training row)"]
+                f"{m} held-out {unit}, so its smallest p-value is {round(floor * (m + 1))}/{m + 1} = {floor:.3g}; "
+                f"pass --ood-alpha above {floor:.3g}, or train with more held-out {unit} (the default ensemble scores "
+                "every training row)"]
 
     def notes(self) -> list[str]:
         """The run's notes on what was added (after the last frame)."""
@@ -290,8 +291,10 @@ class Trust:
         if self.basis is not None:
             chance = (f"at most {o.ood_alpha * 100:.3g} % of samples like the training ones are flagged by chance"
                       if self.ood_floor() < o.ood_alpha else "none can be flagged at this level: see the warning")
+            among = (f"{len(self.basis.calibration)} held-out training patients, each counted once"
+                     if self.basis.weighted else f"{len(self.basis.calibration)} held-out training rows")
             out.append(f"{self.n_ood} of {self.n} samples flagged out-of-distribution (p < {o.ood_alpha:.12g} among "
-                       f"{len(self.basis.calibration)} held-out training rows; {chance})")
+                       f"{among}; {chance})")
             if self.sets is None:  # else level_notes above said it
                 out += self.split_notes()
         return out
