@@ -153,3 +153,30 @@ def test_evaluate_says_what_the_pooled_figures_of_several_targets_are(tmp_path):
     text = " ".join(res.output.split())
     assert "RMSE and MAE pooled over their units, R² the mean of the targets' R²" in text
     assert "Per target" in text
+
+
+def test_every_command_in_a_pipe_honours_columns(tmp_path, monkeypatch):
+    """Piped output was laid out at 140 columns whatever COLUMNS said (info alone honoured it)."""
+    import re
+
+    model = str(tmp_path / "m.mlp")
+    data = str(tmp_path / "d.csv")
+    make_table(n_patients=12).to_csv(data, index=False)
+    assert run(["train", data, "--hidden", "4", "--epochs", "2", "--folds", "1", "-q", "-o", model]).exit_code == 0
+    monkeypatch.setenv("COLUMNS", "60")
+    res = run(["predict", model, data, "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    widths = [len(line) for line in res.stdout.splitlines() if re.match(r"^[┌│└]", line)]
+    assert widths and max(widths) <= 60, res.stdout
+
+
+def test_train_shows_each_targets_mae(tmp_path):
+    df = make_table("regression", seed=1, n_patients=20, n_features=6)
+    df["other"] = df["label"] * 1000.0 + 5.0
+    path = tmp_path / "reg.csv"
+    df.to_csv(path, index=False)
+    res = run(["train", str(path), "--target", "label,other", "--hidden", "8", "--epochs", "4", "--folds", "1",
+               "-q", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    rows = [line for line in res.output.splitlines() if "│   other" in line or "│   label" in line]
+    assert len(rows) == 2 and all("MAE" in r for r in rows), res.output

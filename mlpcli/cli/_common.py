@@ -52,8 +52,9 @@ class _StdoutConsole(Console):
 
     def print(self, *objects, **kwargs) -> None:
         # Not a terminal (a pipe, a log): nothing to fit, so a table wider than the default width gets the
-        # width it needs instead of columns squeezed to nothing (cv --leave-batch-out has 13)
-        if not self.is_terminal:
+        # width it needs instead of columns squeezed to nothing (cv --leave-batch-out has 13); a COLUMNS the user
+        # set is kept (wrapped cells, not a wider table)
+        if not self.is_terminal and columns_env() is None:
             unbounded = self.options.update(max_width=10_000)
             widest = max((self.measure(o, options=unbounded).maximum for o in objects if isinstance(o, Table)),
                          default=0)
@@ -80,11 +81,21 @@ def stdout_errors(what: str = "standard output"):
         raise click.ClickException(f"cannot write {what}: {reason[:1].lower() + reason[1:]}") from None
 
 
+PIPE_WIDTH = 140  # standard output's width in a pipe or file when COLUMNS does not say
+
+
+def columns_env() -> int | None:
+    """The width the COLUMNS environment variable sets (a positive whole number), or None."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
 def stdout_console() -> Console:
-    # Piped output (logs, CI) gets a wide fixed width rather than wrapping tables at 80 columns.
+    """Standard output's console. Piped output (logs, CI) gets a wide fixed width rather than wrapping tables at
+    80 columns: COLUMNS when set (a user who exports it for a narrow log viewer), else PIPE_WIDTH."""
     console = _StdoutConsole(file=sys.stdout, soft_wrap=False)
     if not console.is_terminal:
-        console = _StdoutConsole(file=sys.stdout, soft_wrap=False, width=140)
+        console = _StdoutConsole(file=sys.stdout, soft_wrap=False, width=columns_env() or PIPE_WIDTH)
     return console
 
 

@@ -223,7 +223,9 @@ def render(result, model_path: str, data_file: str) -> None:
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False, allow_dash=True),
               callback=named_file,
               help="Also write the JSON document to this file (- for standard output, instead of the tables).")
-@threads_option
+@threads_option(extra="With --bootstrap it is also the number of worker processes the resamples are spread over "
+                      "(left out: the usable cores, up to 4, from 200 resamples on; the figures are the same either "
+                      "way).")
 @quiet_option
 @json_option
 @debug_option

@@ -46,13 +46,12 @@ def _pipe_width(console, doc: dict) -> int | None:
     COLUMNS when set; else each row on one line, as wide as the widest row but the full feature lists of
     --features, which fold: at their one-line width (20,000 characters for 2,000 genes) every row of the table
     was padded to it, 220 kB of spaces for a 13-row summary."""
-    import os
+    from ._common import columns_env
 
     if console.is_terminal:
         return None
-    columns = os.environ.get("COLUMNS", "").strip()
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
+    if columns_env() is not None:
+        return columns_env()
     f = doc["features"]
     short = {**doc, "features": {**f, "names": f["names"][:10], "used_names": f["used_names"][:10]}}
     return console.measure(_table(short), options=console.options.update(max_width=10_000)).maximum

@@ -200,7 +200,7 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     table.add_row(f"{where} samples", scored)
     for t in m.get("per_target") or []:  # several regression targets: each in its own units (pooled, they mix them)
         table.add_row(f"  {t['target']}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"
-                                                   for k in ("rmse", "r2", "pearson_r")))
+                                                   for k in ("rmse", "mae", "r2", "pearson_r")))
     cal = outcome.calibration
     if cal is not None:
         table.add_row("calibration", f"temperature {fmt(cal.temperature)}; {where} log loss "
