@@ -100,6 +100,19 @@ def folds_words(folds: int, repeats: int) -> str:
     return f"{folds} folds" if repeats == 1 else f"{folds} folds × {repeats} repeats"
 
 
+def over_folds(entry: dict, n_folds: int, repeats: int) -> str:
+    """What a summary entry's mean ± SD is over: "5 folds × 3 repeats", or, when the metric is undefined in some
+    fits (``CVResult.summary``'s ``folds`` and ``undefined``), "2 of 3 folds (undefined in fold 3 (held-out batch
+    B3))": the mean of the others is not over every fold."""
+    total, defined = n_folds * repeats, entry.get("folds")
+    if defined is None or defined >= total:
+        return folds_words(n_folds, repeats)
+    undefined = entry.get("undefined") or []
+    shown = ", ".join(undefined[:3]) + (f" and {len(undefined) - 3} more" if len(undefined) > 3 else "")
+    of = f"{total} folds" if repeats == 1 else f"the {total} folds of {folds_words(n_folds, repeats)}"
+    return f"{defined} of {of} (undefined in {shown})"
+
+
 def load_for_cv(data_file: str, options, quiet: bool):
     """Read the table with the train command's roles; print what was picked up."""
     from .. import pipeline
@@ -179,6 +192,19 @@ def _fold_table(result) -> Table:
     table.add_row(*lead, "mean", "", "", "", *means, style="bold")
     table.add_row(*lead, "SD", "", "", "", *sds)
     return table
+
+
+def _partial_means(result) -> list[str]:
+    """One line per headline metric of the table whose mean is over fewer folds than the table has."""
+    from ..metrics import HEADLINE_METRICS, display_name
+
+    summary = result.summary()
+    lines = []
+    for k in HEADLINE_METRICS[result.task]:
+        entry = summary.get(k)
+        if entry and entry.get("mean") is not None and entry["folds"] < len(result.folds):
+            lines.append(f"{display_name(k)}: mean and SD over {over_folds(entry, result.n_folds, result.repeats)}")
+    return lines
 
 
 @click.command("cv", context_settings=CONTEXT_SETTINGS,
@@ -277,6 +303,8 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
     report(result.notes, result.warnings, quiet)
     con = stderr_console() if oof_path == "-" else stdout_console()  # standard output holds the table
     con.print(_fold_table(result))
+    for line in _partial_means(result):
+        con.print(line, soft_wrap=True, style="dim")
     main = result.summary().get(result.metric) or {}
     # one network per fold (--member-folds 1) scores its validation split, not out-of-fold rows
     out_of_fold = any(f.members > 1 for f in result.folds) or options.refit
@@ -302,7 +330,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
                       f"{'lower' if result.higher_is_better else 'higher'} on held-out batches means a new site will "
                       "fare worse than that within-batch estimate says", soft_wrap=True)
     con.print(f"{display_name(result.metric)}: [bold]{fmt_mean_sd(result.metric, main.get('mean'), main.get('sd'))}"
-              f"[/] over {folds_words(result.n_folds, result.repeats)} "
+              f"[/] over {over_folds(main, result.n_folds, result.repeats)} "
               f"({'higher' if result.higher_is_better else 'lower'} is better); "
               f"{fmt(result.seconds, 'seconds')} s"
               + (f"; out-of-fold predictions in {oof_path}" if oof_path else ""), soft_wrap=True)

@@ -38,13 +38,16 @@ def _ranked_table(result, top: int) -> Table:
     return table
 
 
-def _refit_words(outcome, metric: str, n: int) -> str:
+def _refit_words(outcome, metric: str, n: int, chosen_from: int = 1) -> str:
     """What --refit trained, truthfully: `train`'s split of the rows (an ensemble's members each hold some
-    out; one network holds out a validation part unless it was retrained on every row)."""
+    out; one network holds out a validation part unless it was retrained on every row). ``chosen_from``: the
+    settings the best was chosen from; above 1 its held-out score on these same samples is optimistic."""
     fit = outcome.model.fit
     members = fit.get("members") or []
     trained = sorted({int(m["n_train"]) for m in members if m.get("n_train") is not None}) or [n]
     score = f"{display_name(metric)} {fmt_metric(metric, outcome.val_metrics.get(metric))}"
+    if chosen_from > 1:  # the setting won on these samples: their held-out score is not a new cohort's
+        score += f", optimistic: the setting was chosen from {chosen_from} on these samples"
     sizes = f"{trained[0]:,}" if trained[0] == trained[-1] else f"{trained[0]:,}–{trained[-1]:,}"
     if outcome.model.is_ensemble:
         return (f"trained the best setting as `train` does: a {len(members)}-member cross-fitted ensemble, each "
@@ -224,9 +227,14 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     if len(result.points) > top:
         con.print(f"[dim]{len(result.points) - top} more rows in --results / --json[/]")
     best = result.best
+    chosen_from = tuning.chosen_among(result.points)
+    # the winner's score is a maximum over the settings: said where it is printed, not only in the notes above
+    optimistic = (f" (optimistic: the highest of {chosen_from} settings on these folds"
+                  f"{'' if result.nested is not None else '; --nested for an honest estimate'})"
+                  if chosen_from > 1 else "")
     con.print(f"best: [bold]{grid_lib.format_setting(best.setting)}[/] — {display_name(result.metric)} "
-              f"{fmt_mean_sd(result.metric, best.mean, best.sd)} over {folds_words(result.folds, result.repeats)}",
-              soft_wrap=True)
+              f"{fmt_mean_sd(result.metric, best.mean, best.sd)} over {folds_words(result.folds, result.repeats)}"
+              + optimistic, soft_wrap=True)
     if result.nested is not None:
         con.print(_nested_table(result))
         s = result.nested_summary()
@@ -236,5 +244,6 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
                       f"[bold]{fmt_mean_sd(result.metric, s['mean'], s['sd'])}[/] over {over} outer folds "
                       "(the best inner score above is optimistic: it was used to choose)", soft_wrap=True)
     if refit_doc:
-        con.print(_refit_words(outcome, result.metric, len(ds.y)) + f": model written to {out}", soft_wrap=True)
+        con.print(_refit_words(outcome, result.metric, len(ds.y), chosen_from) + f": model written to {out}",
+                  soft_wrap=True)
     con.print(f"[dim]{fmt(result.seconds, 'seconds')} s[/]")

@@ -180,12 +180,18 @@ class CVResult:
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, dict]:
-        """Mean and SD (over folds and repeats) of every scalar metric: {name: {"mean", "sd"}}."""
+        """Mean and SD (over folds and repeats) of every scalar metric: {name: {"mean", "sd", "folds",
+        "undefined"}}. ``folds``: the fits the metric is defined in (what its mean is over); ``undefined``: the
+        others, named as the tables name them (an AUC of a held-out batch of one class, a label constant in a
+        test fold). A mean over 2 of 3 folds was reported as over all 3."""
         names = list(dict.fromkeys(k for f in self.folds for k in _scalar_metrics(f.metrics)))
+        repeated = self.repeats > 1
         out = {}
         for name in names:
-            mean, sd = mean_sd(f.metrics.get(name) for f in self.folds)
-            out[name] = {"mean": mean, "sd": sd}
+            values = [f.metrics.get(name) for f in self.folds]
+            mean, sd = mean_sd(values)
+            undefined = [fold_name(f, repeated) for f, v in zip(self.folds, values) if finite(v) is None]
+            out[name] = {"mean": mean, "sd": sd, "folds": len(values) - len(undefined), "undefined": undefined}
         return out
 
     def to_dict(self) -> dict:

@@ -32,7 +32,8 @@ from .cross_validation import (FoldScore, _fold_warnings, check_cv_options, chec
 from .grid import apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size, value_text
 from .splits import Fold, check_training_parts, kfold
 
-__all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS"]
+__all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS", "chosen_among",
+           "selection_note"]
 
 # What each grid point is scored as (see the module docstring).
 SCORED_AS = ("one network per fold (as train --folds 1: early stopping on a grouped hold-out of the fold's training "
@@ -256,6 +257,24 @@ def _failed_note(points: list[PointResult]) -> str | None:
             f"the first, {first}")
 
 
+def chosen_among(points: list[PointResult]) -> int:
+    """How many settings with a score the best was chosen from: above 1, its CV score is a maximum over them."""
+    return sum(p.mean is not None for p in points)
+
+
+def selection_note(points: list[PointResult], nested: bool) -> str | None:
+    """The best setting's CV score is the winner's of ``chosen_among`` settings scored on the same folds: part
+    of its lead is luck on those folds (selection bias; Cawley & Talbot 2010), so it overstates how the tuned
+    model does on new patients. Reported bare beside the ranking, it read as an unbiased estimate."""
+    n = chosen_among(points)
+    if n < 2:
+        return None
+    return (f"the best setting's score is optimistic: it is the highest of {n} settings scored on the same folds, "
+            "so part of its lead is luck on them; " + ("the nested CV's outer folds, unseen by each choice, give "
+                                                       "the honest estimate" if nested else
+                                                       "--nested estimates the tuned model honestly"))
+
+
 def _all_failed(points: list[PointResult]) -> TrainingError:
     first = min(points, key=lambda p: p.index)
     return TrainingError(f"every setting of the grid failed ({len(points)} of {len(points)}); "
@@ -308,17 +327,21 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
             check_training_parts(ds, outer, flag="--outer-folds")
         except DataError as exc:
             raise DataError(f"--nested: outer {exc}") from None
+        # an inner CV runs on an outer training part, (outer_folds - 1) / outer_folds of the patients: --folds alone
+        # may have no value that works there (2 leaves a class one patient to train on, 3 more folds than its
+        # patients), and the errors sent the user from one to the other; more outer folds is the way out
+        more_outer = f"; or raise --outer-folds (now {outer_folds}): each inner CV then has more of the data to split"
         for o in outer:
             # inner folds are built on the outer training rows only, then mapped back to ds's rows
             inner_ds = ds.subset(o.train)
             try:
                 inner_folds, _ = kfold(inner_ds, folds, repeats, options.seed)
             except DataError as exc:
-                raise DataError(f"outer fold {o.fold + 1} (--nested): {exc}") from None
+                raise DataError(f"outer fold {o.fold + 1} (--nested): {exc}{more_outer}") from None
             try:  # before any fit, as for the folds on all rows
                 check_training_parts(inner_ds, inner_folds)
             except DataError as exc:
-                raise DataError(f"outer fold {o.fold + 1} (--nested): inner {exc}") from None
+                raise DataError(f"outer fold {o.fold + 1} (--nested): inner {exc}{more_outer}") from None
             first = len(tasks)
             for j, (_, setting) in enumerate(points):
                 for f in inner_folds:
@@ -343,6 +366,9 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     failed_note = _failed_note(ranked)
     if failed_note:
         notes.append(failed_note)
+    optimism = selection_note(ranked, nested)
+    if optimism:
+        notes.append(optimism)
 
     nested_result = None
     nested_warnings: list[str] = []

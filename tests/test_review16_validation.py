@@ -1,0 +1,104 @@
+"""`mlpcli cv` and `mlpcli tune`, sixteenth review, as a biostatistician reads them: the best setting's CV score
+said to be optimistic (it was chosen on those folds), a summary mean over fewer folds than it claimed, and a
+--nested error whose advice went round in circles."""
+
+from __future__ import annotations
+
+import json
+
+
+from mlpcli.model_selection import tuning
+from mlpcli.model_selection.cross_validation import CVResult, FoldScore
+from mlpcli.model_selection.tuning import PointResult
+from tables import make_table, write_table
+from cli_helpers import assert_clean_error, run
+
+FAST = ["--hidden", "4", "--epochs", "2", "--patience", "2", "--quiet"]
+
+
+# ── tune: selection bias ────────────────────────────────────────────────────────────────────────────────────
+
+
+def _points(means):
+    return [PointResult(index=i, setting={"lr": 0.1 * (i + 1)}, scores=[m or float("nan")], mean=m, sd=0.0)
+            for i, m in enumerate(means)]
+
+
+def test_the_best_settings_score_is_said_to_be_optimistic(tmp_path):
+    """`best: lr=0.01 — balanced accuracy 0.384 ± 0.037 over 3 folds` read as an estimate of the tuned model; it is
+    the highest of the grid's scores on those folds (selection bias), and only --nested said so. --refit's
+    out-of-fold score on the same samples was printed bare too."""
+    path = write_table(tmp_path, n_patients=12, n_features=4)
+    out = tmp_path / "best.mlp"
+    res = run(["tune", path, "--grid", "lr=1e-2,1e-1", "--folds", "2", "--refit", "--member-folds", "2",
+               "-o", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    best = next(line for line in res.stdout.splitlines() if line.startswith("best:"))
+    assert "(optimistic: the highest of 2 settings on these folds; --nested for an honest estimate)" in best
+    assert "optimistic: the setting was chosen from 2 on these samples" in res.stdout
+    # in --json's notes as well (the library returns it as data)
+    notes = tuning.selection_note(_points([0.7, 0.6]), nested=False)
+    assert "highest of 2 settings" in notes and "--nested" in notes
+    assert "outer folds" in tuning.selection_note(_points([0.7, 0.6, 0.5]), nested=True)
+
+
+def test_no_optimism_caveat_without_a_choice(tmp_path):
+    """One setting (or one that survived, the others failed) was not chosen among others: no caveat."""
+    assert tuning.selection_note(_points([0.7]), nested=False) is None
+    assert tuning.selection_note(_points([0.7, None]), nested=False) is None
+    path = write_table(tmp_path, n_patients=12, n_features=4)
+    res = run(["tune", path, "--grid", "lr=1e-2", "--folds", "2", "--json", *FAST])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert not any("optimistic" in n for n in doc["notes"])
+
+
+# ── cv: what a mean is over ─────────────────────────────────────────────────────────────────────────────────
+
+
+def _fold(fold, auc, held_out=None):
+    return FoldScore(label=("cv", 0, fold), repeat=0, fold=fold, n_train=10, n_test=5, n_groups_train=None,
+                     n_groups_test=None, metrics={"balanced_accuracy": 0.5 + fold / 10, "roc_auc": auc}, score=0.5,
+                     best_epoch=1, epochs_run=1, seconds=0.0, held_out=held_out)
+
+
+def test_summary_counts_the_folds_a_metric_is_defined_in():
+    """AUC undefined in one fold (a test part of one class) was left out of the mean silently, and the summary
+    (and the table's headline) said "over 3 folds"."""
+    result = CVResult(task="multiclass", metric="balanced_accuracy", higher_is_better=True, classes=["a", "b"],
+                      target_names=["label"], strategy="leave one batch out (3 folds)", n_folds=3, repeats=1,
+                      folds=[_fold(0, 0.6, "B1"), _fold(1, 0.8, "B2"), _fold(2, None, "B3")], seconds=0.0)
+    s = result.summary()
+    assert s["roc_auc"]["mean"] == 0.7 and s["roc_auc"]["folds"] == 2
+    assert s["roc_auc"]["undefined"] == ["fold 3 (held-out batch B3)"]
+    assert s["balanced_accuracy"]["folds"] == 3 and s["balanced_accuracy"]["undefined"] == []
+    assert result.to_dict()["summary"]["roc_auc"]["folds"] == 2
+
+
+def test_cv_table_says_which_means_are_over_fewer_folds(tmp_path):
+    """A held-out batch holding one class has no AUC: the mean row averaged the other two batches and nothing
+    on the page said so."""
+    df = make_table(n_patients=18, n_features=4)
+    df.loc[df.label == "typeC", "batch"] = "B3"
+    df.loc[(df.label != "typeC") & (df.batch == "B3"), "batch"] = "B1"
+    path = tmp_path / "confounded.csv"
+    df.to_csv(path, index=False)
+    res = run(["cv", str(path), "--leave-batch-out", "--member-folds", "2", *FAST])
+    assert res.exit_code == 0, res.output
+    assert "ROC AUC (one-vs-rest): mean and SD over 2 of 3 folds (undefined in fold 3 (held-out batch B3))" \
+        in res.stdout
+    assert "balanced accuracy: mean and SD" not in res.stdout  # defined in every fold: no line
+    doc = json.loads(run(["cv", str(path), "--leave-batch-out", "--member-folds", "2", "--json", *FAST]).stdout)
+    assert doc["summary"]["roc_auc_ovr"]["folds"] == 2 and doc["summary"]["balanced_accuracy"]["folds"] == 3
+
+
+# ── tune --nested: an error that points somewhere ───────────────────────────────────────────────────────────
+
+
+def test_nested_inner_fold_errors_suggest_more_outer_folds(tmp_path):
+    """12 patients, 4 per class, --outer-folds 3: --folds 3 said "use --folds 2 or fewer", --folds 2 said "use
+    --folds 3": no --folds works in an outer training part of 8 patients. More outer folds does (4 works)."""
+    path = write_table(tmp_path, n_patients=12, n_features=4)
+    for folds in ("2", "3"):
+        res = run(["tune", path, "--grid", "lr=1e-2,1e-3", "--folds", folds, "--nested", "--outer-folds", "3", *FAST])
+        assert_clean_error(res, "outer fold 1 (--nested)", "raise --outer-folds (now 3)")
