@@ -102,3 +102,23 @@ def test_nested_inner_fold_errors_suggest_more_outer_folds(tmp_path):
     for folds in ("2", "3"):
         res = run(["tune", path, "--grid", "lr=1e-2,1e-3", "--folds", folds, "--nested", "--outer-folds", "3", *FAST])
         assert_clean_error(res, "outer fold 1 (--nested)", "raise --outer-folds (now 3)")
+
+
+def test_leave_batch_out_oof_names_each_rows_batch(tmp_path):
+    """cv --leave-batch-out --oof gave only a fold number, a group of batches: which batch a row was held out
+    with had to be joined back from the sample sheet."""
+    import pandas as pd
+
+    from cli_helpers import run
+    from tables import make_table
+
+    df = make_table(n_patients=18, seed=2)
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    oof = tmp_path / "oof.csv"
+    res = run(["cv", str(path), "--leave-batch-out", "--epochs", "2", "--hidden", "4", "--member-folds", "2", "-q",
+               "--oof", str(oof)])
+    assert res.exit_code == 0, res.output
+    out = pd.read_csv(oof).merge(df[["sample_id", "batch"]], on="sample_id")
+    assert (out["held_out_batch"] == out["batch"]).all()
+    assert out.groupby("fold")["held_out_batch"].nunique().min() >= 1

@@ -276,7 +276,12 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, n_jobs, b
     if oof_path:  # two columns of one name would lose one (an id column named `fold`): said before any fit
         from ..model_selection.held_out import check_column_names, held_out_names
 
-        check_column_names(held_out_names(ds, {"repeat": "the repeat", "fold": "the fold"}), "--oof")
+        from ..model_selection.cross_validation import HELD_OUT_BATCH
+
+        middle = {"repeat": "the repeat", "fold": "the fold"}
+        if leave_batch_out:
+            middle[HELD_OUT_BATCH] = "the batch the row was held out with"
+        check_column_names(held_out_names(ds, middle), "--oof")
     if leave_batch_out:
         from ..model_selection.splits import leave_batch_out as batch_folds
 

@@ -232,6 +232,9 @@ def finite(x):
     return None if x is None or not np.isfinite(x) else float(x)
 
 
+HELD_OUT_BATCH = "held_out_batch"  # cv --leave-batch-out --oof: the batch each row was held out with
+
+
 def _prediction_columns(ds: data.Dataset, f: FoldScore):
     import pandas as pd
 
@@ -244,6 +247,8 @@ def _prediction_columns(ds: data.Dataset, f: FoldScore):
         cols[_group_name(ds)] = ds.groups[rows]
     cols["repeat"] = np.full(len(rows), f.repeat + 1)
     cols["fold"] = np.full(len(rows), f.fold + 1)
+    if f.held_out is not None and ds.batches is not None:  # leave-batch-out: each row's batch (a fold may hold several)
+        cols[HELD_OUT_BATCH] = ds.batches[rows]
     cols.update(prediction_columns(ds, rows, P))
     return pd.DataFrame(cols)
 
