@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -208,6 +209,15 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         lacks = (f"{source} lacks {len(missing):,} of the {len(kept):,} features the model uses "
                  f"({_percent(share)}): {_quoted(missing)}")
         hint = comment_line_hint(columns) if share > DEFAULT_MAX_MISSING else ""
+        others, differ = "", False
+        if share > 0.5 and not hint:  # most of them: other gene identifiers, as a rule: show the table's names
+            taken = unavailable | set(match.columns.values())
+            others, differ = _identifier_hint(missing, [c for c in columns if c not in taken])
+        if differ and fill_missing != "mean":  # the cause, and its fix (filling would predict the training average)
+            raise DataError(f"{lacks}; it has {int(present.sum()):,} of the model's features, and {others} — map "
+                            "the table's columns to the same gene identifiers as the model's before predicting")
+        if others:
+            lacks += f"; {others}" if differ else f" ({others})"
         if fill_missing != "mean":
             if not can_fill:
                 raise DataError(f"{lacks}; add them: the check needs every feature the network uses{hint}")
@@ -274,6 +284,43 @@ def _percent(share: float) -> str:
 def _ceil2(share: float) -> float:
     """The smallest two-decimal fraction at or above `share` (the --max-missing that allows it)."""
     return min(1.0, math.ceil(share * 100 - 1e-9) / 100)
+
+
+# Kinds of gene identifier, told apart by their form, for the error when a table has few of the model's
+# features: a table of Ensembl ids for a model of symbols (or the reverse) is the usual cause, and the error
+# then says so instead of asking in general whether it is the right table. The first pattern that matches
+# most of a side's names names its kind; names that match none are "gene symbols or other names".
+_ID_KINDS = (
+    ("Ensembl ids", r"ens[a-z]*\d{11}(\.\d+)?"),
+    ("numbers written with a decimal point (ids read as floats?)", r"\d+\.0+"),
+    ("numeric ids (Entrez?)", r"\d+"),
+    ("RefSeq accessions", r"[nx][mr]_\d+(\.\d+)?"),
+    ("array probe ids", r"(\d+_([a-z]_)*at|ilmn_\d+|a_\d+_p\d+)"),
+)
+_ID_SAMPLE = 1000  # names of each side looked at
+
+
+def _id_kind(names: Sequence[str]) -> str:
+    """The kind of gene identifier (``_ID_KINDS``) most of `names` are, by their form."""
+    names = [str(n).strip().casefold() for n in names[:_ID_SAMPLE]]
+    for kind, pattern in _ID_KINDS:
+        rule = re.compile(pattern)
+        if names and 2 * sum(rule.fullmatch(n) is not None for n in names) > len(names):
+            return kind
+    return "gene symbols or other names"
+
+
+def _identifier_hint(missing: Sequence[str], candidates: Sequence[str]) -> tuple[str, bool]:
+    """For a table lacking most of the model's features: what the table's other columns (`candidates`: those
+    no role takes) look like, and whether they are another kind of identifier than the model's missing
+    features (``_id_kind``; then the text names both kinds); ("", False) without such columns."""
+    if not candidates:
+        return "", False
+    model_kind, table_kind = _id_kind(missing), _id_kind(candidates)
+    if model_kind == table_kind or 10 * len(candidates) < len(missing):  # a few annotation columns: no genes
+        return f"its other columns are {_quoted(candidates, 3)}", False
+    return (f"gene identifiers differ: the model's features are {model_kind}, the table's other columns "
+            f"{table_kind} ({_quoted(candidates, 3)})", True)
 
 
 def _check_layout(kept: Sequence[str], found: int, first_cells: Callable[[int], Sequence[str]],

@@ -41,6 +41,11 @@ SHIFT_MILD_SD = 0.5
 MILD_MIN_SAMPLES = 20
 SHIFT_MIN_SAMPLES = 5  # fewer rows (patients): one sample's own spread would flag a third of the features
 SHIFT_SHOWN = 5  # features named in the warning
+# When at least this share of the shifted features moved the same way, the warning says the whole table looks
+# on another scale: a batch or population effect moves genes both ways, while values already log-transformed
+# (for a model that applies log1p), counts for a model that learned log values, or another normalisation move
+# nearly all of them one way (log2 values of the sample data against its log1p model: 921 of 921 down).
+SAME_WAY_SHARE = 0.9
 GROUP_COUNT_CAP = 10_000  # patients counted at most (the JSON's `groups` is then "at least")
 CHANCE_Z = SHIFT_MEAN_SD * math.sqrt(SHIFT_MIN_SAMPLES)  # 2.24: |z| beyond it for 2.5 % of Gaussian means
 # A feature is "absent" when it is 0 in every row of the cohort although training rarely had it at 0: a gene the
@@ -91,6 +96,7 @@ class ShiftReport:
     nonzero: np.ndarray | None = None
     train_zero_share: np.ndarray | None = None
     train_rows: int | None = None
+    log1p: bool | None = None  # whether the model applies log1p to the raw values (None: not known)
 
     @property
     def units(self) -> int:
@@ -292,6 +298,38 @@ class ShiftReport:
                 "absent_checked": self.absent_checked,
                 "absent": [self.features[j] for j in np.flatnonzero(self.absent)]}
 
+    def same_way(self) -> tuple[str, int, int] | None:
+        """("lower" or "higher", how many, of how many) when at least SAME_WAY_SHARE of the features that make
+        the shift level (mean-shifted at "shift", mildly shifted at "mild"), more than SHIFT_FRACTION of them,
+        moved the same way; else None."""
+        if self.level not in ("shift", "mild"):
+            return None
+        flags = self.mean_shifted if self.fraction_mean_shifted > SHIFT_FRACTION else self.mildly_shifted
+        if self._fraction(flags) <= SHIFT_FRACTION:
+            return None
+        shifts = self.mean_shift[flags]
+        down, total = int((shifts < 0).sum()), len(shifts)
+        way, k = ("lower", down) if 2 * down >= total else ("higher", total - down)
+        return (way, k, total) if k >= SAME_WAY_SHARE * total else None
+
+    def scale_hint(self) -> str:
+        """A sentence for the warning when nearly every shifted feature moved the same way (``same_way``):
+        the table's values look on another scale than the training table's; "" otherwise."""
+        found = self.same_way()
+        if found is None:
+            return ""
+        way, k, total = found
+        moved = f"{k:,} of the {total:,} shifted features are {way} than in training"
+        if way == "lower" and self.log1p:
+            why = ("as when the values are already log-transformed: the model applies log1p itself and expects "
+                   "values like its training table's (counts, TPM)")
+        elif way == "higher" and self.log1p is False:
+            why = ("as when the values are raw counts or TPM where the model learned log-transformed values: "
+                   "transform them as the training table was")
+        else:
+            why = "as when the table is on another scale, unit or normalisation than the training table"
+        return f" {moved}, {why}."
+
     def _raised(self) -> str:
         """How the mean test's bar was raised for a cohort of few patients (else "")."""
         if self.mean_bar <= SHIFT_MEAN_SD:
@@ -324,12 +362,12 @@ class ShiftReport:
         shown = ", ".join(f"{r['feature']} ({shown_number(r['mean_shift_sd'], '+.2g')} SD, SD "
                           f"x{shown_number(r['sd_ratio'], '.2g')})" for r in self.most_shifted(SHIFT_SHOWN))
         if self.level == "shift":
-            return (f"cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}); most shifted: {shown}. "
-                    "These samples differ from the training cohort (batch, protocol, population): check the "
+            return (f"cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}); most shifted: {shown}."
+                    f"{self.scale_hint()} These samples differ from the training cohort (batch, protocol, population): check the "
                     "predictions before trusting them (--shift-report for every feature)")
         return (f"mild cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}; "
-                f"{self.fraction_mean_shifted:.0%} beyond {self.mean_bar:.3g} SD); most shifted: {shown}. Predictions "
-                "may be less reliable than on the training cohort (--shift-report for every feature)")
+                f"{self.fraction_mean_shifted:.0%} beyond {self.mean_bar:.3g} SD); most shifted: {shown}."
+                f"{self.scale_hint()} Predictions may be less reliable than on the training cohort (--shift-report for every feature)")
 
 
 SHIFT_LEVELS = ("none", "mild", "shift")  # in increasing order; "unchecked" (too few rows) is none of them
@@ -427,7 +465,8 @@ class _ShiftStats:
                            train_mean=self.ref.copy(), train_sd=np.asarray(pre.train_sd_, dtype=np.float64).copy(),
                            filled=np.asarray(filled, dtype=bool).copy(), groups=groups,
                            nonzero=self.nonzero.copy() if self.zero_share is not None else None,
-                           train_zero_share=self.zero_share, train_rows=self.train_rows, **_own_scale(pre))
+                           train_zero_share=self.zero_share, train_rows=self.train_rows,
+                           log1p=bool(getattr(pre.config, "log1p", False)), **_own_scale(pre))
 
 
 def _own_scale(pre) -> dict:
