@@ -51,7 +51,7 @@ from .errors import ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -72,7 +72,8 @@ MAX_HIDDEN_LAYERS = 256
 MAX_WIDTH = 2**24  # hidden and output units of one layer
 MAX_FEATURES = 2**26  # input features
 MAX_NPY_HEADER = 4096  # bytes of a .npy header (NumPy writes 128 for any array mlpcli saves)
-TEMPERATURE_RANGE = (1e-3, 1e3)  # fitted temperatures lie in [1/3, 3]
+TEMPERATURE_RANGE = (1e-3, 1e3)
+MAX_TRAINING_ROWS = 2**28  # fingerprints of training rows (8 bytes each: 2 GiB at most)  # fitted temperatures lie in [1/3, 3]
 _ZIP_SLACK = 2**16 + 512  # archive comment and end records
 _ENTRY_SLACK = 512  # local and central headers of one archive member, besides its name twice
 _FINITE_CHUNK = 2**20  # entries checked at a time (the boolean temporary stays 1 MiB)
@@ -514,6 +515,7 @@ class _Fields:
             self.number(temperature, "temperature", *TEMPERATURE_RANGE)
         self.metadata(meta)
         specs.update(self.trust(meta, task, len(meta["classes"]), len(reference["kept_features"])))
+        specs.update(self.training_rows(meta))
         aliases = self.aliases(meta, specs)
         self.array_shapes(self.get(meta, "array_shapes", ""), {k: v for k, v in specs.items() if k not in aliases},
                           aliases)
@@ -587,6 +589,17 @@ class _Fields:
                               "ood/class_scale": _ArraySpec((c,), "f", (8,), "positive"),
                               "ood/part_calibration": _ArraySpec((max(m, 1), 2), "f", (8,), "nonneg")})
         return specs
+
+    def training_rows(self, meta: dict) -> dict[str, _ArraySpec]:
+        """The optional ``training_rows`` field (format 8): how many fingerprints of training rows the file holds."""
+        t = meta.get("training_rows")
+        if t is None:
+            return {}
+        if meta["format_version"] < 8:
+            self.fail("training_rows", f"needs model format version 8, the file says {meta['format_version']}")
+        self.mapping(t, "training_rows")
+        n = self.whole(self.get(t, "n", "training_rows"), "training_rows.n", 1, MAX_TRAINING_ROWS)
+        return {"training_rows": _ArraySpec((n,), "u", (8,), "index")}
 
     def preprocessing(self, pre, where: str) -> dict:
         from .data.preprocess import IMPUTE_METHODS, SCALINGS, PreprocessConfig
@@ -885,6 +898,9 @@ def _check_trust(name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
         if not math.isclose(float(a["weight"].sum()), float(c["patients"]), rel_tol=1e-6, abs_tol=1e-6):
             bad("conformal/weight", f"sums to {float(a['weight'].sum()):.6g}, not the {c['patients']:.6g} patients "
                 "model.json gives")
+    rows = arrays.get("training_rows")
+    if rows is not None and len(rows) > 1 and not (rows[1:] > rows[:-1]).all():
+        bad("training_rows", "is not sorted and distinct")
     if meta.get("ood") is not None:
         cal = arrays["ood/calibration"]
         if len(cal) > 1 and np.any(np.diff(cal) < 0):

@@ -21,7 +21,9 @@ Version 6 stores once an ensemble member's array that repeats, byte for byte, th
 member (the kept-feature indices, the missing-value fills): model.json's ``array_aliases`` maps the repeat's
 name to the stored array's. Version 7 lists the features once: a preprocessing leaves out
 ``feature_names_in`` (the model's ``feature_names``) and ``kept_features`` when they are its reference's
-(``model_check.expand_feature_lists``); earlier versions listed them up to 13 times. Today's files are version 7.
+(``model_check.expand_feature_lists``); earlier versions listed them up to 13 times. Version 8 adds the
+fingerprints of the training rows (``training_rows``, array ``training_rows``: 8 bytes per row, optional), so
+that ``predict`` and ``evaluate`` can say which samples the model was trained on. Today's files are version 8.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -57,7 +59,7 @@ from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
@@ -141,6 +143,10 @@ class Model:
     temperature: float | None = None  # divides the logits of classification models (calibration)
     conformal: object | None = None  # conformal.ConformalCalibration: held-out scores for prediction sets
     ood: object | None = None  # ood.OODBasis: the out-of-distribution distance and its held-out calibration
+    # (m,) uint64, sorted and distinct: ``data.row_fingerprints`` of the rows the model was trained and validated on,
+    # over the reference preprocessing's kept features, so that predict and evaluate can tell those rows from new
+    # samples (format 8; None: an older file, or a model fitted on arrays by the scikit-learn estimators)
+    training_rows: np.ndarray | None = None
     format_version: int | None = None  # the version of the file it was loaded from (None: not loaded); save writes its own
 
     @classmethod
@@ -357,6 +363,8 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
             trust[key] = part.describe()
             arrays.update({f"{key}/{name}": np.asarray(v) for name, v in part.arrays().items()})
     arrays, aliases = _shared_member_arrays({k: _narrow(v) for k, v in arrays.items()})
+    if model.training_rows is not None:  # fingerprints, not indices: never narrowed
+        arrays["training_rows"] = np.asarray(model.training_rows, dtype=np.uint64)
     weights = _npz_bytes(arrays)
     meta = {
         "format": FORMAT,
@@ -381,6 +389,7 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
         "provenance": model.provenance,
         "extra": model.extra,
         **trust,
+        **({"training_rows": {"n": len(model.training_rows)}} if model.training_rows is not None else {}),
     }
     _compact_feature_lists(meta)
     text = json.dumps(meta, indent=1, default=json_default, allow_nan=True)
@@ -521,6 +530,7 @@ def load(path: str | os.PathLike) -> Model:
         fit=meta.get("fit") or {},
         provenance=meta.get("provenance") or {},
         extra=meta.get("extra") or {},
+        training_rows=np.array(arrays["training_rows"]) if "training_rows" in arrays else None,
         format_version=int(meta["format_version"]),
     )
 

@@ -84,7 +84,8 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
 def trust_summary(model: Model) -> dict:
     """What ``predict`` can add to the predictions with this model: prediction sets (``--coverage``: the held-out
     conformity scores), out-of-distribution flags (``--ood``: the basis and its calibration) and the check for
-    features absent from a new cohort (each feature's share of zeros in training). None for a part the model
+    features absent from a new cohort (each feature's share of zeros in training), and how many training rows it
+    recognises (``training_rows``: their fingerprints, for predict's and evaluate's notes). None for a part the model
     lacks: files written before it existed, or a task without it (prediction sets and out-of-distribution flags
     are for binary and multiclass models); ``applies`` says which."""
     cal, basis = model.conformal, model.ood
@@ -101,6 +102,8 @@ def trust_summary(model: Model) -> dict:
                                            "calibration_per_patient": bool(basis.weighted),
                                            "class_relative": bool(basis.relative)},
         "absent_features_check": zero_share is not None,
+        # fingerprints of the training rows, which predict and evaluate recognise (format 8; predict.seen)
+        "training_rows": None if model.training_rows is None else int(len(model.training_rows)),
     }
 
 

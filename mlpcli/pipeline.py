@@ -139,6 +139,8 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
     checksum = beside(ds.checksum)
     val_ds = crossfit.validation_dataset(ds, options) if options.val_data else None
     fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan, folds_flag=folds_flag)
+    # what predict and evaluate recognise as training rows (0.08 s at 8,000 x 5,000), beside the summaries below
+    seen = beside(training_fingerprints, [ds] + ([val_ds] if val_ds is not None else []), fitted.model.preprocessor)
     with interrupts.finishing(fitted.stopped):  # trained: a stop now waits for the model to be complete
         if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
             notes += [n for n in val_ds.notes if n.startswith("--val-data")]
@@ -179,8 +181,17 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
         diagnosis = _diagnose(fitted.history, baseline, resolved, model)
         if diagnosis is not None:
             model.extra["diagnosis"] = diagnosis.to_dict()
+        model.training_rows = seen()
     return TrainOutcome(model=model, fitted=fitted, val_metrics=val_metrics, notes=notes, warnings=warnings,
                         diagnosis=diagnosis, seconds=time.perf_counter() - started, metrics_caveat=caveat)
+
+
+def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> np.ndarray:
+    """(m,) uint64, sorted and distinct: the ``data.row_fingerprints`` of the rows of ``datasets`` (the training
+    table, and the --val-data table) over the reference ``preprocessor``'s kept features, the columns a table to
+    predict needs; a model keeps them (``Model.training_rows``)."""
+    kept = preprocessor.kept_index_
+    return np.unique(np.concatenate([data.copies.kept_fingerprints(d.X, kept) for d in datasets]))
 
 
 def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "(in memory)",

@@ -22,6 +22,9 @@ def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable
     meta_fn(meta)
     if meta.get("format_version", 7) < 7:  # before format 7 every preprocessing listed its features
         with_feature_lists(meta)
+    if meta.get("format_version", 8) < 8:  # before format 8 no file kept fingerprints of its training rows
+        meta.pop("training_rows", None)
+        arrays.pop("training_rows", None)
     arrays = arrays_fn(arrays)
     meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
     buf = io.BytesIO()

@@ -251,7 +251,7 @@ def test_min_confidence_judges_the_predicted_class_under_a_binary_threshold(trai
     assert ((df["pred_label"] == "unassigned") == (own < 0.6)).all()
     res = run(["evaluate", trained["bin_model"], trained["bin"], *args, "--json", "-q"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["trust"]["abstention"]["n_abstained"] == int((own < 0.6).sum())
+    assert json.loads(res.stdout)["trust"]["abstention"]["n_abstained"] == int((own < 0.6).sum())
 
 
 def test_ood_columns_and_in_distribution_rate(trained):

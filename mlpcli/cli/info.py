@@ -86,7 +86,8 @@ def _count(n) -> str:
 
 def _trust_text(trust: dict) -> str:
     """What predict can add with this model: prediction sets (--coverage), out-of-distribution flags (--ood), the
-    absent-gene warning (each feature's share of zeros in training); what the file lacks, said once."""
+    absent-gene warning (each feature's share of zeros in training), the training rows it recognises; what the
+    file lacks, said once."""
     have, lacking = [], []
     sets, basis = trust["prediction_sets"], trust["ood"]
     if trust["applies"]:
@@ -105,6 +106,10 @@ def _trust_text(trust: dict) -> str:
                         + ("patients (each counted once)" if basis["calibration_per_patient"] else "rows")
                         + ("" if basis["class_relative"] else " (the distance alone, not the class-relative one)"))
     (have if trust["absent_features_check"] else lacking).append("the absent-gene warning")
+    if trust.get("training_rows") is not None:
+        have.append(f"recognising its {trust['training_rows']:,} training rows (predict and evaluate name them)")
+    else:
+        lacking.append("recognising its training rows")
     text = "; ".join(have)
     if lacking:
         text += ("; " if text else "") + (f"{', '.join(lacking)}: not stored (model written by an earlier version; "

@@ -21,7 +21,7 @@ from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, feat
 from .dataset import Dataset, Roles, align_features, data_checksum, is_sparse, load_dataset, resolve_roles, with_positive
 from .io import read_table, read_table_with_notes, row_names_header, sniff_dialect, table_kind, text_suffix
 from .counts import looks_like_counts
-from .copies import twin_rows
+from .copies import row_fingerprints, twin_rows
 from .preprocess import PreprocessConfig, Preprocessor
 from .samples import SampleJoin, SampleSheet, join_samples, read_sample_sheet
 from .weights import class_weights
@@ -34,6 +34,6 @@ from .preprocess import _nan_median  # noqa: E402,F401
 __all__ = [
     "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP", "DEFAULT_GROUPS",
     "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "read_table_with_notes", "row_names_header", "sniff_dialect", "table_kind", "text_suffix", "Roles", "resolve_roles", "Dataset", "load_dataset", "with_positive", "align_features", "is_sparse",
-    "PreprocessConfig", "Preprocessor", "looks_like_counts", "twin_rows", "class_weights", "data_checksum",
+    "PreprocessConfig", "Preprocessor", "looks_like_counts", "row_fingerprints", "twin_rows", "class_weights", "data_checksum",
     "SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples", "typed_as_written",
 ]

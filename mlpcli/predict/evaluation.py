@@ -15,6 +15,7 @@ from ..model_io import Model
 from ..data.streamed import DEFAULT_CHUNK_MB, _read_workers
 from ._common import _names, _quoted, natural_key
 from .columns import RoleFlags
+from .seen import SeenRows
 from .shift import ShiftReport
 from .stream import _Run, _check_threshold
 from .trust import Trust, Uncertainty, evaluation_report
@@ -104,6 +105,10 @@ class EvaluationResult:
     # with `uncertainty`: prediction-set coverage, abstention, risk–coverage curve, OOD flag rate
     # (trust.evaluation_report); None otherwise
     trust: dict | None = None
+    # samples that are rows the model was trained on (``SeenRows``; None: the model keeps no fingerprints), and
+    # the metrics on the others when some are and some are not
+    seen_in_training: int | None = None
+    unseen_metrics: dict | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
@@ -112,7 +117,37 @@ class EvaluationResult:
                 "ci": self.ci, "bootstrap": self.bootstrap, "by": self.by, "groups": self.groups,
                 "shift": self.shift.summary() if self.shift is not None else None,
                 **({"trust": self.trust} if self.trust is not None else {}),
+                "seen_in_training": self.seen_in_training, "unseen_metrics": self.unseen_metrics,
                 "notes": self.notes, "warnings": self.warnings}
+
+
+def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np.ndarray, proba: np.ndarray,
+               threshold: float, model: Model) -> None:
+    """Count the rows the model was trained on (``mask`` (n,) bool) into ``result``, with a warning that gives
+    the main metric on the other rows alone (``result.unseen_metrics``), or, when every row was a training row,
+    the model's own held-out estimate."""
+    from .. import metrics
+
+    result.seen_in_training = int(mask.sum())
+    if not result.seen_in_training:
+        return
+    said, name = seen.describe(result.n), metrics.display_name(result.main_metric)
+
+    def shown(value) -> str:
+        return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "undefined"
+
+    if result.seen_in_training == result.n:
+        held_out = (model.fit or {}).get("held_out_metrics", {}).get(result.main_metric)
+        estimate = (f"its {model.fit.get('held_out', 'held-out')} {name} at training was {shown(held_out)}"
+                    if held_out is not None else "`mlpcli info MODEL` shows its held-out estimate")
+        result.warnings.append(f"{said}: these metrics measure its fit to its training data, not how it does on new "
+                               f"samples; {estimate} — evaluate on samples it has not seen")
+        return
+    new = ~mask
+    result.unseen_metrics = metrics.compute(result.task, y[new], proba[new], result.classes, threshold)
+    result.warnings.append(f"{said}: the metrics include its fit to them, which flatters it; on the {int(new.sum())} "
+                           f"others alone, {name} {shown(result.unseen_metrics.get(result.main_metric))} "
+                           "(`unseen_metrics` in --json)")
 
 
 @dataclass
@@ -221,7 +256,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     outs, metas = [], []
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
         outs.append(out)
-        metas.append({k: v for k, v in meta.items() if k in ("y", "group", "by", "set", "ood_score", "ood_p")})
+        metas.append({k: v for k, v in meta.items() if k in ("y", "group", "by", "set", "ood_score", "ood_p", "seen")})
     out = np.concatenate(outs)
     meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
     task, classes = model.task, list(model.classes)
@@ -234,6 +269,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                                       *filter(None, [_absent_note(task, y, classes)])],
                               warnings=run.warnings,
                               calibration=_calibration_effect(model, out, y, classes, threshold, overall))
+    if run.seen is not None:
+        _seen_rows(result, run.seen, meta["seen"], y, proba, threshold, model)
     groups = meta.get("group")
     rng = np.random.default_rng(seed)
     if bootstrap:

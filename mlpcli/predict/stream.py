@@ -27,6 +27,7 @@ from ..data.limits import first_beyond_limit, value_limit_message
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
 from ..model_summary import trained_matrix
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _GroupCount, _ShiftStats
+from .seen import SeenRows
 from .trust import Trust, Uncertainty
 
 
@@ -369,6 +370,8 @@ class _Run:
             if self.plan.roles.id and unique_ids else None
         self._started = False
         self._rows: np.ndarray | None = None  # raw feature values of up to _STAT_ROWS rows, reused
+        # rows the model was trained (or validated) on, recognised by their fingerprints (format 8 models)
+        self.seen = SeenRows.of(model)
         self.explain: tuple[int, int] | None = None  # (top K, IG steps): per-row reasons (PredictionStream)
 
     def _join(self, sheet, roles: RoleFlags, by: str | None) -> tuple[SampleJoin, set]:
@@ -462,12 +465,13 @@ class _Run:
         return cells.values, meta
 
     def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray,
-                   R: np.ndarray | None = None) -> None:
+                   R: np.ndarray | None = None, seen: np.ndarray | None = None) -> None:
         """Write a piece's rows, as the network's inputs, into Z (n, d_kept), _STAT_ROWS rows at a time so
         the preprocessing's temporaries stay small. `values` (an (n, d_present) array, or a list of the
         d_present columns) is copied slice by slice into a reused buffer, which is transformed in place.
         R (n, d_kept): where the reference preprocessing's rows go too, when Z holds raw values and the
-        out-of-distribution scores need them (computed once, for the shift statistics and for them)."""
+        out-of-distribution scores need them (computed once, for the shift statistics and for them).
+        seen (n,) bool: set where a row is one the model was trained on (``SeenRows``)."""
         pre = self.model.preprocessor
         n = len(Z)
         width = len(values) if isinstance(values, list) else values.shape[1]
@@ -486,6 +490,8 @@ class _Run:
             else:
                 rows[...] = values[s:e]
             X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
+            if seen is not None:
+                seen[s:e] = self.seen.match(X)  # raw values, before the preprocessing transforms X in place
             self.stats.count_nonzero(X)  # raw values: a gene at 0 in every row (the absent-feature check)
             if pre.config.impute is not None:
                 self.n_missing_values += int(np.isnan(X).sum())
@@ -530,8 +536,12 @@ class _Run:
                     self.batch_counts.update(batches.tolist())
                 if self.group_count is not None and "group" in meta:
                     self.group_count.add(meta["group"])
+                if self.seen is not None:
+                    meta["seen"] = np.zeros(n, dtype=bool)
                 self._transform(values, meta.get("id"), first_row, rows.append(n, meta),
-                                None if refs is None else refs.append(n, {"row": meta["row"]}))
+                                None if refs is None else refs.append(n, {"row": meta["row"]}), meta.get("seen"))
+                if self.seen is not None:
+                    self.seen.count(meta["seen"], meta.get("id"), meta["row"])
                 del values
                 self.n_rows += n
                 for Z, block_meta in _with_references(rows.blocks(), refs):
@@ -627,6 +637,10 @@ class _Run:
                 listed = ", ".join(f"{b!r} ({k} samples)" for b, k in unseen[:5])
                 self.warnings.append(f"batch{'es' * (len(unseen) > 1)} {listed} not seen in training (trained on "
                                      f"{_quoted(sorted(trained), 8)}); batch effects may shift predictions")
+        if self.seen is not None and not self.need_target:  # evaluate says it with the metrics
+            note = self.seen.predict_note(self.n_rows)
+            if note is not None:
+                self.notes.append(note)
         if self.n_missing_values:
             self.notes.append(f"{self.n_missing_values} missing feature values imputed with the training "
                               f"{model.preprocessor.config.impute}s")
@@ -914,6 +928,8 @@ class PredictionStream:
                 "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=lambda kv: str(kv[0]))},
                 "shift": self.shift.summary() if self.shift is not None else None,
                 **({"trust": self.trust.summary()} if self.trust is not None else {}),
+                # rows the model was trained on (None: the model keeps no fingerprints of them)
+                "seen_in_training": None if self._run.seen is None else self._run.seen.n,
                 "notes": list(self.notes), "warnings": list(self.warnings)}
 
 

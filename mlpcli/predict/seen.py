@@ -1,0 +1,70 @@
+"""Samples a model was trained on, recognised in a table given to ``predict`` or ``evaluate``.
+
+A model of format 8 keeps a 64-bit fingerprint of each row it was trained or validated on (``data.row_fingerprints``
+over the features it uses: ``Model.training_rows``). A row of a new table with the same fingerprint has the same
+feature values as a training row, so its prediction is the model's fit to that row, not a prediction for a new
+sample, and metrics on it flatter the model: the commonest leak there is, evaluating on the training table (or on a
+cohort that shares samples with it). Two different rows share a fingerprint with probability about 2^-64 per pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.copies import fingerprint_weights, row_fingerprints
+
+__all__ = ["SeenRows"]
+
+
+@dataclass
+class SeenRows:
+    """The training rows' fingerprints (m,) uint64, sorted and distinct; the weights (d_kept,) that fingerprint a
+    table's rows of the model's kept features in their order; what a pass over a table has found so far."""
+
+    fingerprints: np.ndarray
+    weights: np.ndarray
+    n: int = 0  # rows found to be training rows
+    examples: list[str] = field(default_factory=list)  # the first few, by id (or row number)
+
+    EXAMPLES = 3
+
+    @classmethod
+    def of(cls, model) -> "SeenRows | None":
+        """For ``model``, or None when it keeps no fingerprints (a file older than format 8, a model fitted by
+        the scikit-learn estimators)."""
+        if model.training_rows is None or len(model.training_rows) == 0:
+            return None
+        kept = model.preprocessor.kept_index_
+        return cls(np.asarray(model.training_rows, dtype=np.uint64),
+                   fingerprint_weights(len(model.feature_names))[kept])
+
+    def match(self, X: np.ndarray) -> np.ndarray:
+        """(k,) bool: which rows of X (k, d_kept), raw feature values in the model's kept-feature order, are
+        training rows."""
+        found = row_fingerprints(X, self.weights)
+        at = np.searchsorted(self.fingerprints, found)
+        at[at == len(self.fingerprints)] = 0
+        return self.fingerprints[at] == found
+
+    def count(self, seen: np.ndarray, ids: np.ndarray | None, rows: np.ndarray) -> None:
+        """Add a piece's matches: ``seen`` (k,) bool, its rows' ids (or None) and 1-based row numbers."""
+        hits = np.flatnonzero(seen)
+        self.n += len(hits)
+        for i in hits[: max(0, self.EXAMPLES - len(self.examples))]:
+            self.examples.append(repr(str(ids[i])) if ids is not None else f"row {int(rows[i])}")
+
+    def describe(self, n_rows: int) -> str:
+        """"12 of 40 samples are rows the model was trained on (identical feature values: 'S1', 'S4', 'S9', …)"."""
+        more = ", …" if self.n > len(self.examples) else ""
+        share = f"all {n_rows} samples are rows" if self.n == n_rows else (
+            f"{self.n} of {n_rows} samples {'is a row' if self.n == 1 else 'are rows'}")
+        return (f"{share} the model was trained on (identical feature values: {', '.join(self.examples)}{more})")
+
+    def predict_note(self, n_rows: int) -> str | None:
+        """What ``predict`` says of them, or None when there are none."""
+        if not self.n:
+            return None
+        return f"{self.describe(n_rows)}: {'their predictions are' if self.n > 1 else 'its prediction is'} the " \
+               "model's fit to its training data, not predictions for new samples"

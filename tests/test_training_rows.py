@@ -1,0 +1,177 @@
+"""A model keeps fingerprints of its training rows (format 8): predict and evaluate say which samples it was
+trained on, and evaluate gives the metrics on the others alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from cli_helpers import assert_clean_error, run
+from model_files import rewrite_model
+from mlpcli import data, model_io
+from mlpcli.data.copies import fingerprint_weights, kept_fingerprints, row_fingerprints
+from tables import make_table
+
+FAST = ["--epochs", "5", "--hidden", "8", "--folds", "2", "--seed", "1", "-q"]
+
+
+# ── the fingerprints ─────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_a_row_gives_one_fingerprint_whatever_its_storage():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 25))
+    X[X < 0.4] = 0.0  # sparse-like
+    X[7, 3] = np.nan
+    X[11] = X[4]
+    got = row_fingerprints(X)
+    assert got.dtype == np.uint64 and got.shape == (60,)
+    assert np.array_equal(got, row_fingerprints(X.astype(np.float32)))  # compared at float32 precision
+    assert np.array_equal(got, row_fingerprints(sp.csr_matrix(X)))  # zeros add nothing
+    assert np.array_equal(got, row_fingerprints(np.asfortranarray(X)))
+    assert got[11] == got[4] and len(np.unique(got)) == 59
+    other_nan = X.copy()
+    other_nan[7, 3] = np.float64(np.nan) * -1  # a NaN with another sign bit: still missing, still the same row
+    assert np.array_equal(got, row_fingerprints(other_nan))
+    moved = X.copy()
+    moved[4, 0], moved[4, 1] = X[4, 1], X[4, 0]  # the same values in other columns: another row
+    assert row_fingerprints(moved)[4] != got[4]
+
+
+def test_kept_columns_alone_give_what_a_table_of_those_columns_gives():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 12))
+    kept = np.array([0, 3, 4, 9])
+    whole = kept_fingerprints(X, kept)
+    assert np.array_equal(whole, row_fingerprints(X[:, kept], fingerprint_weights(12)[kept]))
+    changed = X.copy()
+    changed[:, 5] += 1.0  # a column the model does not use
+    assert np.array_equal(kept_fingerprints(changed, kept), whole)
+    assert np.array_equal(kept_fingerprints(sp.csr_matrix(X), kept), whole)
+
+
+# ── predict and evaluate ─────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("seen")
+    table = make_table("multiclass", n_patients=30, per_patient=2, n_features=20, seed=0)
+    train = d / "train.csv"
+    table.to_csv(train, index=False)
+    new = make_table("multiclass", n_patients=15, per_patient=2, n_features=20, seed=7)
+    new["sample_id"] = [f"N{i:03d}" for i in range(len(new))]
+    new["patient_id"] = [f"Q{i // 2:03d}" for i in range(len(new))]
+    mixed = pd.concat([new, table.iloc[[3, 10, 41]]], ignore_index=True)
+    mixed = mixed[list(mixed.columns[::-1])]  # the columns in another order
+    (d / "new.csv").write_text(new.to_csv(index=False))
+    (d / "mixed.csv").write_text(mixed.to_csv(index=False))
+    model = d / "m.mlp"
+    res = run(["train", str(train), "--group", "patient_id", *FAST, "-o", str(model)])
+    assert res.exit_code == 0, res.output
+    return {"dir": d, "train": str(train), "new": str(d / "new.csv"), "mixed": str(d / "mixed.csv"),
+            "model": str(model), "table": table}
+
+
+def test_the_model_file_holds_one_fingerprint_per_distinct_training_row(trained):
+    model = model_io.load(trained["model"])
+    assert model.format_version == 8
+    X = trained["table"].filter(like="f").to_numpy()
+    expected = np.unique(kept_fingerprints(X, model.preprocessor.kept_index_))
+    assert np.array_equal(model.training_rows, expected) and len(expected) == len(X)
+
+
+def test_predict_names_the_training_samples_among_new_ones(trained):
+    out = trained["dir"] / "p.csv"
+    res = run(["predict", trained["model"], trained["mixed"], "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["seen_in_training"] == 3
+    note = next(n for n in doc["notes"] if "trained on" in n)
+    assert note.startswith("3 of 33 samples are rows the model was trained on")
+    assert "'S0003'" in note and "'S0010'" in note and "'S0041'" in note
+    assert len(pd.read_csv(out)) == 33  # predicted all the same
+    res = run(["predict", trained["model"], trained["new"], "-o", str(trained["dir"] / "q.csv"), "--json"])
+    doc = json.loads(res.stdout)
+    assert doc["seen_in_training"] == 0 and not any("trained on" in n for n in doc["notes"])
+
+
+def test_evaluate_on_the_training_table_says_it_measures_the_fit(trained):
+    res = run(["evaluate", trained["model"], trained["train"], "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["seen_in_training"] == 60 and doc["unseen_metrics"] is None
+    warning = next(w for w in doc["warnings"] if "trained on" in w)
+    held_out = model_io.load(trained["model"]).fit["held_out_metrics"]["balanced_accuracy"]
+    assert warning.startswith("all 60 samples are rows the model was trained on")
+    assert f"out-of-fold balanced accuracy at training was {held_out:.3f}" in warning
+
+
+def test_evaluate_gives_the_metrics_on_the_new_samples_alone(trained):
+    mixed = json.loads(run(["evaluate", trained["model"], trained["mixed"], "--json"]).stdout)
+    alone = json.loads(run(["evaluate", trained["model"], trained["new"], "--json"]).stdout)
+    assert mixed["seen_in_training"] == 3 and alone["seen_in_training"] == 0
+    assert mixed["unseen_metrics"] == alone["metrics"]
+    warning = next(w for w in mixed["warnings"] if "trained on" in w)
+    assert f"on the 30 others alone, balanced accuracy {alone['metrics']['balanced_accuracy']:.3f}" in warning
+    assert not any("trained on" in w for w in alone["warnings"])
+
+
+def test_a_changed_value_makes_a_new_sample(trained):
+    table = trained["table"].copy()
+    table.loc[5, "f07"] += 1e-3
+    path = trained["dir"] / "changed.csv"
+    table.to_csv(path, index=False)
+    doc = json.loads(run(["evaluate", trained["model"], str(path), "--json"]).stdout)
+    assert doc["seen_in_training"] == 59
+
+
+def test_val_data_rows_count_as_training_rows(trained, tmp_path):
+    model = tmp_path / "v.mlp"
+    res = run(["train", trained["train"], "--val-data", trained["new"], "--group", "patient_id", "--epochs", "3",
+               "--hidden", "8", "-q", "-o", str(model)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(run(["evaluate", str(model), trained["mixed"], "--json"]).stdout)
+    assert doc["seen_in_training"] == 33
+
+
+def test_older_files_and_damaged_fingerprints(trained, tmp_path):
+    old = rewrite_model(trained["model"], tmp_path / "old.mlp", lambda m: m.update(format_version=7), dict)
+    doc = json.loads(run(["evaluate", old, trained["train"], "--json"]).stdout)
+    assert doc["seen_in_training"] is None and not any("trained on" in w for w in doc["warnings"])
+
+    def shuffled(arrays):
+        arrays["training_rows"] = arrays["training_rows"][::-1].copy()
+        return arrays
+
+    bad = rewrite_model(trained["model"], tmp_path / "bad.mlp", lambda m: None, shuffled)
+    assert_clean_error(run(["predict", bad, trained["new"], "-o", str(tmp_path / "x.csv")]), "bad.mlp",
+                       "training_rows", "not sorted")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_sparse_cells_are_recognised_from_their_stored_values(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(0.5, size=(90, 30)).astype(np.float32)
+    types = np.array(["T", "B", "NK"])[np.arange(90) % 3]
+    for t in range(3):
+        counts[types == ["T", "B", "NK"][t], 3 * t:3 * t + 3] += 4
+    obs = pd.DataFrame({"cell_type": types, "donor_id": [f"D{i % 6}" for i in range(90)]},
+                       index=[f"c{i}" for i in range(90)])
+    var = pd.DataFrame(index=[f"G{j}" for j in range(30)])
+    path = tmp_path / "cells.h5ad"
+    anndata.AnnData(X=sp.csr_matrix(counts), obs=obs, var=var).write_h5ad(path)
+    model = tmp_path / "c.mlp"
+    assert run(["train", str(path), "--target", "cell_type", *FAST, "-o", str(model)]).exit_code == 0
+    dense = pd.DataFrame(counts.astype(np.float64), columns=var.index)
+    dense.insert(0, "sample_id", obs.index)
+    dense.iloc[:20].to_csv(tmp_path / "cells.csv", index=False)
+    for table, expected in ((str(path), 90), (str(tmp_path / "cells.csv"), 20)):
+        res = run(["predict", str(model), table, "-o", str(tmp_path / "p.csv"), "--json"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["seen_in_training"] == expected
