@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator, Sequence
 from . import interrupts
 from .errors import ConfigError, OptionError, TrainingError
 
-__all__ = ["Plan", "run", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "blas_env_note", "BLAS_THREAD_VARIABLES", "threads_warning", "workers_warning", "available_memory", "local_workers", "cores_words", "BACKENDS", "CONNECT_TIMEOUT",
+__all__ = ["Plan", "run", "member_plan", "member_processes", "MEMBER_COPY_BYTES", "connect", "usable_cores", "default_blas_threads", "blas_env_note", "BLAS_THREAD_VARIABLES", "threads_warning", "workers_warning", "available_memory", "local_workers", "cores_words", "BACKENDS", "CONNECT_TIMEOUT",
            "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS", "beside", "import_beside", "spare_core"]
 
 BACKENDS = ("loky", "dask")
@@ -318,6 +318,17 @@ def local_workers(n_jobs: int | None, tasks: int | None = None) -> int:
 # is an interpreter of 114 MB (mlpcli, NumPy, joblib imported) plus that copy: at 64 MB two workers add
 # 2 x 178 MB, about the 300 MB that issue 13's bar (train within 3 x data + 300 MB) leaves above the data.
 MEMBER_COPY_BYTES = 64 * 2**20
+
+
+def member_plan(n_jobs: int | None = None, threads: int | None = None) -> Plan:
+    """Where an ensemble's members train (``train``, and ``pipeline.train`` by default): without ``n_jobs``, one
+    process per usable core (the affinity mask honours SLURM and cgroup allocations), each with ``threads`` BLAS
+    threads (default 1), or this process when the workers would each copy large data (``member_processes``); an
+    ``n_jobs`` given is obeyed. The model is the same either way."""
+    auto = n_jobs is None
+    if auto:  # fill the usable cores, each process with `threads` BLAS threads, no more
+        n_jobs = max(1, usable_cores() // (threads or 1))
+    return Plan(backend="loky", n_jobs=n_jobs, threads=threads, auto=auto)
 
 
 def member_processes(plan: Plan, n_tasks: int, copy_bytes: int) -> int:

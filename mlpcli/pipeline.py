@@ -25,7 +25,7 @@ from .errors import DataError
 from .model_io import Model
 from .model_selection import crossfit
 from .model_selection.splits import summarize_folds
-from .parallel import beside, import_beside
+from .parallel import beside, import_beside, member_plan
 
 __all__ = ["TrainOutcome", "train", "train_dataset", "load_dataset", "refit_tuned", "held_out_caveat"]
 
@@ -116,8 +116,9 @@ def _twins_warning(ds: data.Dataset, twins: list[tuple[int, int]]) -> str:
 
 def train(path, options: TrainOptions, progress: Callable[[dict], None] | None = None, stdin=None,
           plan=None) -> TrainOutcome:
-    """Train a model on the table at ``path`` with ``options``; see the module docstring. ``plan`` (a
-    ``parallel.Plan``) trains the ensemble's members in parallel processes (same model)."""
+    """Train a model on the table at ``path`` with ``options``, as ``mlpcli train`` does (the same model file);
+    see the module docstring. ``plan`` (a ``parallel.Plan``): where the ensemble's members train and with how
+    many BLAS threads; default ``parallel.member_plan()``, the command's (same model either way)."""
     options.validate()
     ds, notes = load_dataset(path, options, stdin=stdin)
     return train_dataset(ds, options, progress=progress, notes=notes, source=path, plan=plan)
@@ -126,9 +127,20 @@ def train(path, options: TrainOptions, progress: Callable[[dict], None] | None =
 def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict], None] | None = None,
                   notes: list[str] | None = None, source: str = "(in memory)", plan=None,
                   folds_flag: str = "--folds") -> TrainOutcome:
-    """Train on an in-memory Dataset exactly as ``mlpcli train`` does on a table. ``folds_flag``: the option
-    that set ``options.folds``, for messages (``tune --refit`` calls it --member-folds)."""
+    """Train on an in-memory Dataset exactly as ``mlpcli train`` does on a table. ``plan``: as for ``train``.
+    ``folds_flag``: the option that set ``options.folds``, for messages (``tune --refit`` calls it --member-folds)."""
+    from threadpoolctl import threadpool_limits
+
     options.validate(folds_flag)
+    plan = member_plan() if plan is None else plan
+    with threadpool_limits(limits=plan.blas_threads):  # the command's cap (--threads, default 1): the same bits
+        outcome = _train_dataset(ds, options, progress, notes, source, plan, folds_flag)
+    outcome.model.provenance["threads"] = plan.blas_threads  # what ran: the default and --threads 1 alike
+    return outcome
+
+
+def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, source: str, plan,
+                   folds_flag: str) -> TrainOutcome:
     notes = list(notes or []) + ds.notes
     warnings = list(ds.warnings)
     if ds.y is None or ds.task is None:
@@ -195,13 +207,13 @@ def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> np.ndar
 
 
 def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "(in memory)",
-                progress: Callable[[dict], None] | None = None) -> TrainOutcome:
-    """``tune --refit``: train what ``train`` ships with the tuning's best setting on all of ``ds``; the
-    tuning's summary is kept in ``model.extra["tuning"]``."""
+                progress: Callable[[dict], None] | None = None, plan=None) -> TrainOutcome:
+    """``tune --refit``: train what ``train`` ships with the tuning's best setting on all of ``ds`` (``plan``: as
+    for ``train``); the tuning's summary is kept in ``model.extra["tuning"]``."""
     from .model_selection.tuning import best_options
 
     outcome = train_dataset(ds, best_options(options, result), progress=progress, source=source,
-                            folds_flag="--member-folds")
+                            folds_flag="--member-folds", plan=plan)
     outcome.model.extra["tuning"] = {
         "grid": result.space, "setting": result.best.setting, "metric": result.metric,
         "cv_mean": result.best.mean, "cv_sd": result.best.sd, "strategy": result.strategy,

@@ -20,17 +20,13 @@ from .options import config_option, options_from_params, train_options
 
 
 def member_plan(n_jobs: int | None, threads: int | None):
-    """Where the ensemble's members train: by default one process per usable core (the affinity mask
-    honours SLURM and cgroup allocations), each with one BLAS thread, or this process when the workers
-    would each copy large data (``parallel.member_processes``)."""
-    from ..parallel import Plan, usable_cores
+    """``parallel.member_plan``, with an asked-for --n-jobs checked first (its workers x --threads are warned
+    about once the members are known: ``warn_members``)."""
+    from ..parallel import member_plan as plan
 
-    auto = n_jobs is None
-    if auto:  # fill the usable cores, each process with --threads BLAS threads, no more
-        n_jobs = max(1, usable_cores() // (threads or 1))
-    else:  # its workers x --threads are warned about once the members are known (``warn_members``)
+    if n_jobs is not None:
         check_n_jobs(n_jobs)
-    return Plan(backend="loky", n_jobs=n_jobs, threads=threads, auto=auto)
+    return plan(n_jobs, threads)
 
 
 def warn_members(plan, progress):
@@ -313,7 +309,6 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
                                              source=data_file, plan=plan)
     except KeyboardInterrupt as exc:  # before any network had weights to keep (else the outcome says interrupted)
         interrupted_exit(exc, what="nothing trained yet to keep; no model written")
-    outcome.model.provenance["threads"] = plan.blas_threads  # what ran: the default and --threads 1 alike
     # the model, --history and --oof all or none: a failure (a full disk, a signal) writing a later one left a new
     # model beside an earlier run's history or held-out predictions. A stop signal now (or since training ended:
     # ``outcome.stopped``) waits for them to be written, then the command stops: the model is complete

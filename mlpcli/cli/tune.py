@@ -192,8 +192,13 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     refit_doc = None
     if refit:
         try:
+            from ..parallel import Plan, member_plan
+
+            # the refit's members side by side on this machine's cores (on a Dask cluster's run: here, one after
+            # the other), with the tuning's BLAS threads per fit: the same model either way
+            members = member_plan(None, plan.threads) if plan.backend == "loky" else Plan(n_jobs=1, threads=plan.threads)
             with threads_context(plan.blas_threads):  # as each fit of the tuning
-                outcome = pipeline.refit_tuned(ds, options, result, source=data_file)
+                outcome = pipeline.refit_tuned(ds, options, result, source=data_file, plan=members)
         except TrainingError as exc:  # the best setting, on all the rows and new seeds: say which run it was
             raise TrainingError(f"--refit of the best setting {grid_lib.format_setting(result.best.setting)}: "
                                 f"{exc}; no model written") from None
