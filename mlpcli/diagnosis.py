@@ -67,9 +67,10 @@ Epochs are numbered from 1 (the k-th history entry is epoch k). Levels (``train_
 loss orientation and units of ``scale``: a negative slope improves, a positive gap means
 validation is worse than training.
 
-n_epochs, n_missing, short_curve, first_epoch, last_epoch, window_epochs, smoothing_width
+n_epochs, n_missing, short_curve, first_epoch, last_epoch, window_epochs, window_first_epoch, smoothing_width
     finite epochs the shape is read from, NaN epochs dropped, fewer than ``SHORT_CURVE_EPOCHS``,
-    the shape's first and last epochs, the last window's size
+    the shape's first and last epochs, the last window's size and its first epoch ("at the end": the
+    slopes and end values are read from it)
 n_infinite, first_infinite_epoch, train_rise, unstable_epoch
     epochs with an infinite value and the first of them (None without); how far training rose
     after its smoothed minimum / ``S`` when it clearly rises at the end (else None); where the
@@ -287,15 +288,15 @@ def _initial_level(train: np.ndarray, val: np.ndarray) -> float:
 
 
 def _check_lengths(train: np.ndarray, val: np.ndarray, train_eval: np.ndarray | None,
-                   spread: np.ndarray | None = None) -> None:
+                   spread: np.ndarray | None = None, names: tuple[str, str] = ("train_loss", "val_loss")) -> None:
     if len(train) != len(val):
-        raise CurveError(f"train_loss and val_loss must have one value per epoch: got "
+        raise CurveError(f"{names[0]} and {names[1]} must have one value per epoch: got "
                          f"{len(train)} and {len(val)} values")
     if train_eval is not None and len(train_eval) != len(train):
-        raise CurveError(f"train_eval_loss must have one value per epoch like train_loss: got "
+        raise CurveError(f"train_eval_loss must have one value per epoch like {names[0]}: got "
                          f"{len(train_eval)} and {len(train)} values")
     if spread is not None and len(spread) != len(train):
-        raise CurveError(f"member_spread must have one value per epoch like train_loss: got "
+        raise CurveError(f"member_spread must have one value per epoch like {names[0]}: got "
                          f"{len(spread)} and {len(train)} values")
     if spread is not None and np.any(spread < 0):  # NaN compares False: missing epochs pass
         raise CurveError("member_spread holds a negative value; it is a standard deviation")
@@ -328,19 +329,20 @@ def _scale(train: np.ndarray, val: np.ndarray, baseline: float | None) -> tuple[
     return (spread, "range") if spread > 0 else (1.0, "unit")
 
 
-def _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread=None) -> _Curves:
+def _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread=None,
+             names: tuple[str, str] = ("train_loss", "val_loss")) -> _Curves:
     """Validate, turn scores into losses, drop epochs where either curve is not finite (NaN: missing;
-    infinite: blown up, counted apart)."""
-    train, val = _as_curve(train_loss, "train_loss"), _as_curve(val_loss, "val_loss")
+    infinite: blown up, counted apart). names: what the two curves are called in messages."""
+    train, val = _as_curve(train_loss, names[0]), _as_curve(val_loss, names[1])
     train_eval = None if train_eval_loss is None else _as_curve(train_eval_loss, "train_eval_loss")
     spread = None if member_spread is None else _as_curve(member_spread, "member_spread")
-    _check_lengths(train, val, train_eval, spread)
+    _check_lengths(train, val, train_eval, spread, names)
     keep = np.isfinite(train) & np.isfinite(val)  # (n_epochs,)
     infinite = np.isinf(train) | np.isinf(val)  # (n_epochs,)
     first_infinite = int(np.flatnonzero(infinite)[0]) + 1 if infinite.any() else None
     if keep.sum() < MIN_POINTS:
         diverged = f" (the run diverged: infinite from epoch {first_infinite})" if first_infinite else ""
-        raise CurveError(f"need at least {MIN_POINTS} epochs where both train_loss and val_loss "
+        raise CurveError(f"need at least {MIN_POINTS} epochs where both {names[0]} and {names[1]} "
                          f"are finite, got {int(keep.sum())}{diverged}")
     ceiling = None
     if higher_is_better:  # score -> loss: ceiling - score (the error rate for scores <= 1)
@@ -467,7 +469,10 @@ def _trend(x: np.ndarray, y: np.ndarray, noise_sd: float) -> _Trend:
     sd = max(_robust_sd(residuals), noise_sd)
     rho = _lag1_autocorrelation(residuals)
     se = sd / math.sqrt(float(np.sum((x - x.mean()) ** 2))) * math.sqrt((1 + rho) / (1 - rho))
-    return _Trend(slope, intercept + slope * float(x[-1]), slope / se)
+    end = intercept + slope * float(x[-1])
+    if end < 0 <= float(np.min(y)):  # a line through a curve that flattens out ends below its last values: a loss
+        end = float(np.min(y))  # memorised to 1e-8 ended at -1e-8 ("stayed near -1.1e-08"); no loss is negative
+    return _Trend(slope, end, slope / se)
 
 
 @dataclass(frozen=True)
@@ -530,7 +535,11 @@ def _measure(c: _Curves) -> dict:
     best_tol = max(BEST_TOLERANCE * S, BEST_TOLERANCE_Z * noise.val_sd * math.sqrt(smooth_var))
     val_c = _smooth_centred(c.val, width)
     i_best = int(np.flatnonzero(val_c <= max(float(val_s[i_min]), float(val_c.min())) + best_tol)[0])
-    rise, rise_z = _rise(c.val[i_min + 1:], float(val_s[i_min]), va.end, noise.val_sd, smooth_var, m)
+    # the minimum's value: near the start the running median's window is cut on one side, so at epoch 1 of a curve
+    # that climbs from its start it averages in the later, worse epochs (a wide net on p >> n: "lowest around epoch 1
+    # (3.77)" for an epoch-1 loss of 0.83); the centred smoother keeps epoch 1 its own value
+    lowest = min(float(val_s[i_min]), float(val_c[i_min])) if i_min < width else float(val_s[i_min])
+    rise, rise_z = _rise(c.val[i_min + 1:], lowest, va.end, noise.val_sd, smooth_var, m)
     # where training leaves its floor: the last epoch within the noise of its smoothed minimum
     train_tol = max(BEST_TOLERANCE * S, BEST_TOLERANCE_Z * noise.train_sd * math.sqrt(smooth_var))
     i_floor = int(np.flatnonzero(train_s <= train_s.min() + train_tol)[-1])
@@ -552,7 +561,7 @@ def _measure(c: _Curves) -> dict:
         "val_noise_rel": noise.val_rel, "noise_ratio": noise.val_rel / noise.train_rel,
         "val_share": val_share,
         "val_half_slope": va_half.slope * per_run_unit, "val_half_z": va_half.z,
-        "best_epoch": int(c.epochs[i_best]), "min_epoch": int(c.epochs[i_min]), "best_val": float(val_s[i_min]), "best_tolerance": best_tol / S,
+        "best_epoch": int(c.epochs[i_best]), "min_epoch": int(c.epochs[i_min]), "best_val": lowest, "best_tolerance": best_tol / S,
         "train_rise": (tr.end - float(train_s.min())) / S, "train_floor_index": i_floor,
         "val_rise": rise / S, "val_rise_z": rise_z,
         "gap_end_z": (va.end - tr.end) / gap_se,
@@ -801,7 +810,7 @@ def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochast
         "unstable_epoch": c.first_infinite if rise is None else rise.epoch,
         "short_curve": f["n"] < SHORT_CURVE_EPOCHS,
         "first_epoch": int(c.epochs[0]), "last_epoch": int(c.epochs[-1]),
-        "window_epochs": f["window"], "smoothing_width": f["width"],
+        "window_epochs": f["window"], "window_first_epoch": int(c.epochs[-f["window"]]), "smoothing_width": f["width"],
         "scale": S,
         "scale_source": c.scale_source,
         "higher_is_better": c.ceiling is not None,
@@ -1026,9 +1035,12 @@ def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] |
     epoch = ev["divergence_epoch"]
     kept_median = int(np.median(kept)) if kept else None
     early = epoch <= EARLY_BEST_EPOCH or (kept_median is not None and kept_median <= EARLY_BEST_EPOCH)
-    regularise = ("Add regularisation: L2 weight decay, or raise the dropout rate already in use." if stochastic else
-                  "Add regularisation: L2 weight decay and/or dropout on the dense layers.")
-    smaller = "Reduce model capacity (fewer units or layers)."
+    regularise = ("Add regularisation: L2 weight decay (--l2, --weight-decay), or raise the dropout rate already in use "
+                  "(--dropout)." if stochastic else
+                  "Add regularisation: L2 weight decay (--l2, --weight-decay) and/or dropout on the dense layers "
+                  "(--dropout).")
+    smaller = ("Reduce model capacity: fewer units or layers (--hidden, e.g. --hidden 32; --hidden none is the linear "
+               "model).")
     augment = ("Use data augmentation (for expression matrices: mild noise after normalisation, e.g. "
                "--augment-noise auto, noise of SD sqrt(features / training rows) when features outnumber rows).")
     if early:
@@ -1054,7 +1066,8 @@ def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[st
     """Underfit (capacity): the notes' remedies, unless the run says capacity is not what is missing: a training
     curve worse than a constant prediction (``cause`` not_learning) has not learned at all, and a larger network the
     run already tried (``capacity_tried``) did not do better."""
-    regularisation = "Check that regularisation (L2 lambda, dropout rate) is not so strong that it prevents fitting."
+    regularisation = ("Check that regularisation (--l2, --weight-decay, --dropout, --augment-noise) is not so strong "
+                      "that it prevents fitting.")
     if ev["cause"] == "not_learning":
         erratic = ev["train_noise"] is not None and ev["train_noise"] > 0.03
         return [
@@ -1067,13 +1080,13 @@ def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[st
              "Raise the learning rate (--lr) or train for more epochs (--epochs): at a rate too low to move the "
              "weights the curves stay flat where the untrained network starts."),
             regularisation,
-            "Once the training curve moves past the no-skill level, judge capacity again (more units or layers, "
-            "better features) if it still stays poor.",
+            "Once the training curve moves past the no-skill level, judge capacity again (more units or layers with "
+            "--hidden, better features) if it still stays poor.",
         ]
     lr = (f"The training {w.name} is erratic (noise " + _pct(ev["train_noise"]) + " of the scale): "
-          "the learning rate is probably too high; lower it."
+          "the learning rate is probably too high; lower it (--lr)."
           if ev["train_noise"] is not None and ev["train_noise"] > 0.03
-          else "Check the learning rate: a rate that is too high also keeps the curves near the "
+          else "Check the learning rate (--lr): a rate that is too high also keeps the curves near the "
                "baseline.")
     unknown = ([] if ev["train_distance_from_baseline"] is not None else [
         # flat from the first epoch reads the same whether the run never learned or learned within epoch 1
@@ -1091,7 +1104,8 @@ def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[st
             lr, regularisation,
         ]
     return unknown + [
-        "Increase model capacity: more units per layer or more hidden layers.",
+        "Increase model capacity: more units per layer or more hidden layers (--hidden, e.g. --hidden 256 or "
+        "--hidden 256,64).",
         "Improve the features (more informative inputs, better normalisation or selection).",
         lr, regularisation,
     ]
@@ -1107,10 +1121,10 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[in
         return _capacity_advice(ev, w, capacity_tried)
     if label == "underfit_stopped_early":
         return [
-            f"Train for more epochs: both curves were still {w.improving} at the end (training "
-            f"{_pct(-ev['train_slope'])}, validation {_pct(-ev['val_slope'])} {per}).",
-            "Revisit early stopping: increase the patience (or lower min_delta) so the run is "
-            "not cut short.",
+            f"Train for more epochs (--epochs): both curves were still {w.improving} at the end, over epochs "
+            f"{ev['window_first_epoch']}-{ev['last_epoch']} (training {_pct(-ev['train_slope'])}, validation "
+            f"{_pct(-ev['val_slope'])} {per}{_per_epochs(ev)}).",
+            "Revisit early stopping: raise --patience (or lower --min-delta) so the run is not cut short.",
         ]
     if label == "overfit":
         return _overfit_advice(ev, stochastic, w, kept)
@@ -1132,22 +1146,24 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[in
                     "compare the two tables before collecting more training data of the same kind.",
                     *more]
         return [*more, "Check for a train/validation distribution mismatch (batch, site, cohort or "
-                       "sequencing-run composition); split by patient, experiment or batch."]
+                       "sequencing-run composition); split by patient, experiment or batch (--group names the column "
+                       "whose samples stay on one side)."]
     if label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
         return [
             f"The validation folds disagree: the members' validation curves differ by "
             f"{_pct(ev['member_spread'])} of their level, so a single fold's curve says little. Use "
-            f"fewer, larger folds, or collect more samples.",
-            "Stratify the folds by class and batch (keeping patients whole) so every fold is "
-            "represented alike.",
+            f"fewer, larger folds (--folds, e.g. --folds 3), or collect more samples.",
+            "Check the fold table train prints: folds are stratified by class with patients kept whole (--group), "
+            "so a fold short of a class or made of one batch points at too few patients per class or batch.",
             "Judge the run by the members' mean curve, not by any one member's.",
         ]
     if label == "unrepresentative_validation_noisy":
         return [
-            f"Use a larger validation set: its {w.name} wiggles by {_pct(ev['val_noise_rel'])} of its "
-            f"level, {_ratio_words(ev['noise_ratio'])}.",
+            f"Use a larger validation set (--val-size, e.g. 0.3): its {w.name} wiggles by "
+            f"{_pct(ev['val_noise_rel'])} of its level, {_ratio_words(ev['noise_ratio'])}.",
             "Stratify (and shuffle) the validation split so every class and batch is represented.",
-            "Use k-fold cross-validation to average out the noise of a single small split.",
+            "Use k-fold cross-validation to average out the noise of a single small split (--folds 5, train's "
+            "default: every sample validates one member of the ensemble).",
         ]
     return _advice_below(ev, w)
 
@@ -1220,8 +1236,10 @@ def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
         return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}: {_from_no_skill(d_tr)}; "
                 f"validation {vf}: {_from_no_skill(d_va)})")
     if label == "underfit_stopped_early":
-        return (f"{title}: both curves were still {w.improving} at the end (training by {_pct(-ev['train_slope'])}, "
-                f"validation by {_pct(-ev['val_slope'])} of the scale {per})")
+        return (f"{title}: both curves were still {w.improving} over epochs {ev['window_first_epoch']}-"
+                f"{ev['last_epoch']}, the run's last quarter (training by "
+                f"{_pct(-ev['train_slope'])}, validation by {_pct(-ev['val_slope'])} of the scale {per}"
+                f"{_per_epochs(ev)})")
     if label == "overfit":
         kept = (f"kept {w.improving}" if -ev["train_slope"] >= FALL_SLOPE else f"stayed near {tf}")
         return (f"{title}: the smoothed validation {n} was {w.best} around epoch {ev['divergence_epoch']} "
@@ -1250,6 +1268,12 @@ def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
         "validation_easier": f", even against the inference-mode training {n}: the "
                              "validation set looks easier than the training set",
     }.get(ev["cause"], "")
+
+
+def _per_epochs(ev: dict) -> str:
+    """", i.e. per 4 epochs": what 10 % of the run is, for a reader who counts in epochs (from 2 epochs on)."""
+    span = SLOPE_UNIT * (ev["last_epoch"] - ev["first_epoch"])
+    return f", i.e. per {span:.2g} epochs" if span >= 2 else ""
 
 
 def _summary(label: str, ev: dict, conditions: list[tuple[str, float]], runner_up: str | None,
@@ -1310,9 +1334,9 @@ def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
         "divergence_epoch": f"divergence point: validation stops improving and starts to {w.worsen}",
         "train_level": f"training {level}",
         "val_level": f"validation {level}",
-        "train_slope": f"training slope per 10 % of the run / S ({up})",
+        "train_slope": f"training slope per 10 % of the run / S, over its last quarter ({up})",
         "train_slope_z": "training slope in standard errors",
-        "val_slope": f"validation slope per 10 % of the run / S ({up})",
+        "val_slope": f"validation slope per 10 % of the run / S, over its last quarter ({up})",
         "val_slope_z": "validation slope in standard errors",
         "gap_end": (f"gap (validation - training) at the end / S (< 0: validation {w.worse_side} training, worse)"
                     if higher_is_better else
@@ -1360,6 +1384,7 @@ def diagnose(
     kept_epochs: Sequence[int] | None = None,
     capacity_tried: str | None = None,
     validation_table: str | None = None,
+    curve_names: tuple[str, str] = ("train_loss", "val_loss"),
 ) -> Diagnosis:
     """Label a run's learning curves with one of ``LABELS``.
 
@@ -1388,11 +1413,14 @@ def diagnose(
         split of the training data: for ``unrepresentative_train`` the advice then leads with the mismatch between
         the two tables rather than with collecting more training data.
 
+    curve_names: what the two curves are called in error messages (a history table's columns, e.g.
+        ``("train_metric", "val_metric")``).
+
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
     with both values finite, a baseline that is not a finite loss above 0 (BaselineError, a
     CurveError), or a negative spread.
     """
-    c = _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread)
+    c = _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread, tuple(curve_names))
     f = _measure(c)
     rise = _training_rise(c, f)
     if rise is not None and MIN_POINTS <= rise.index + 1 < len(c.epochs):  # the run before it went unstable

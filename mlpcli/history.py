@@ -31,6 +31,7 @@ validates. ``diagnose_curves`` hands it to the labeller as evidence of noise.
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 import os
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, MlpcliError
 
 __all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "history_frame", "read_history", "split_members",
            "majority_length", "mean_curve", "spread_curve", "curves_from_history", "read_curves", "diagnose_curves",
@@ -127,6 +128,9 @@ def split_members(history: list[dict], source: str = "history") -> list[tuple[in
     for i, row in enumerate(history):
         m = row[MEMBER]
         number = _num(m)
+        if m is None or (isinstance(m, float) and math.isnan(m)):  # an empty cell
+            raise DataError(f"{source}: {MEMBER} nan in row {i + 1}: the cell is empty; every row of an ensemble's "
+                            f"history needs its {MEMBER} number (1, 2, ...)")
         if not (math.isfinite(number) and number >= 1 and number == int(number)) or isinstance(m, bool):
             raise DataError(f"{source}: {MEMBER} {m!r} in row {i + 1} is not a member number (1, 2, ...)")
         groups.setdefault(int(number), []).append(row)
@@ -278,7 +282,15 @@ def curves_from_history(history: list[dict], curves: str = "loss", *, source: st
                         kind: str = "history") -> Curves:
     """The ``curves`` ("loss" or "metric") of per-epoch rows, with the kept epoch when the rows
     record it (``best_epoch``); for an ensemble's rows (with ``member``), the members' curves and
-    their mean and spread. The caller checks that the rows hold the curve columns."""
+    their mean and spread. Raises DataError naming the first row that lacks a curve column."""
+    if curves not in CURVE_COLUMNS:
+        raise ValueError(f"curves must be one of {', '.join(CURVE_COLUMNS)}, got {curves!r}")
+    for i, row in enumerate(history):
+        lacking = [k for k in CURVE_COLUMNS[curves] if k not in row]
+        if lacking:
+            has = ", ".join(map(str, row)) or "nothing"
+            raise DataError(f"{source}: row {i + 1} has no {' or '.join(lacking)} (it has {has}); the {curves} "
+                            f"curves are read from {' and '.join(CURVE_COLUMNS[curves])}")
     groups = split_members(history, source)
     if groups is None:
         return _single_curves(history, curves, source, kind)
@@ -303,13 +315,14 @@ def _single_curves(history: list[dict], curves: str, source: str = "history", ki
     return c
 
 
-def read_curves(source: str, curves: str = "loss", higher_is_better: bool | None = None,
+def read_curves(source: str | os.PathLike, curves: str = "loss", higher_is_better: bool | None = None,
                 baseline: float | None = None) -> Curves:
     """Read the learning curves to diagnose from a model file or a history table.
 
     source: a model file (its history, no-skill baseline — the class prior's or, for regression, the
         training mean's loss — and kept epoch are inside), a history table as ``train --history``
-        writes it, or ``"-"`` for a table on standard input.
+        writes it (a path or a ``pathlib.Path``), or ``"-"`` for standard input; standard input or a pipe
+        (``<(zcat m.mlp.gz)``) is read once, whole, as a model file when it is one, else as a table.
     curves: "loss" (train_loss, val_loss) or "metric" (train_metric, val_metric: balanced accuracy
         or RMSE per epoch).
     higher_is_better: for metric curves; default: from the model's metric, or inferred from a
@@ -321,6 +334,7 @@ def read_curves(source: str, curves: str = "loss", higher_is_better: bool | None
     """
     if curves not in CURVE_COLUMNS:
         raise ValueError(f"curves must be one of {', '.join(CURVE_COLUMNS)}, got {curves!r}")
+    source = os.fspath(source)  # a notebook's pathlib.Path
     if source != "-":
         if not os.path.exists(source):
             raise DataError(f"file not found: {source}")
@@ -328,9 +342,12 @@ def read_curves(source: str, curves: str = "loss", higher_is_better: bool | None
             raise DataError(f"{source} is a directory; give a model file or a history table")
         from .data.io import is_pipe
 
-        if not is_pipe(source) and _is_model_file(source):  # a pipe can be read once: only as a table
+        if is_pipe(source):
+            return _override_baseline(_curves_from_stream(source, curves, higher_is_better), baseline)
+        if _is_model_file(source):
             return _override_baseline(_curves_from_model(source, curves, higher_is_better), baseline)
-    return _override_baseline(_curves_from_table(source, curves, higher_is_better), baseline)
+        return _override_baseline(_curves_from_table(source, curves, higher_is_better), baseline)
+    return _override_baseline(_curves_from_stream(source, curves, higher_is_better), baseline)
 
 
 def diagnose_curves(c: Curves):
@@ -341,11 +358,17 @@ def diagnose_curves(c: Curves):
         return diagnose(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
                         member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c),
-                        capacity_tried=c.capacity_tried, validation_table=c.validation_table)
+                        capacity_tried=c.capacity_tried, validation_table=c.validation_table,
+                        curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
     except DataError as exc:
         if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
             raise  # the caller's baseline is at fault, not the source (the CLI names --baseline)
-        raise DataError(f"{c.source}: {exc}") from None
+        why = ""
+        if len(c.members) > 1 and len(c.train) < max(len(m.train) for m in c.members):
+            runs = [len(m.train) for m in c.members]
+            why = (f" (the members' mean curve, which ends once half the members or fewer still run: members ran "
+                   f"{min(runs)}-{max(runs)} epochs)")
+        raise DataError(f"{c.source}: {exc}{why}") from None
 
 
 def kept_epochs(c: Curves) -> list[int] | None:
@@ -431,10 +454,52 @@ def _override_baseline(c: Curves, baseline: float | None) -> Curves:
     return c
 
 
-def _curves_from_model(path: str, curves: str, higher_is_better: bool | None) -> Curves:
+def _curves_from_stream(source: str, curves: str, higher_is_better: bool | None) -> Curves:
+    """Standard input ("-") or a pipe (``<(zcat m.mlp.gz)``), read once, whole: a model file when it is a zip
+    archive (the pipe cannot be peeked at and then read again), else a history table."""
+    from .data.io import _stdin_bytes
+    from .model_check import ZIP_MAGIC
+
+    name = "standard input" if source == "-" else source
+    try:
+        if source == "-":
+            raw = _stdin_bytes(None)
+        else:
+            with open(source, "rb") as fh:
+                raw = _stdin_bytes(fh, source)
+    except OSError as exc:
+        raise DataError(f"{name} cannot be read ({exc.strerror or exc})") from None
+    if raw.startswith(ZIP_MAGIC):
+        return _curves_from_model_bytes(raw, name, curves, higher_is_better)
+    return _curves_from_table(source, curves, higher_is_better, stdin=io.BytesIO(raw))
+
+
+def _curves_from_model_bytes(raw: bytes, name: str, curves: str, higher_is_better: bool | None) -> Curves:
+    """A model file's bytes (from a pipe) read as a model file: through an anonymous in-memory file, which
+    nothing can leave behind; messages name ``name``."""
+    if not hasattr(os, "memfd_create"):
+        raise DataError(f"{name} holds a model file (a zip archive); on this system diagnose reads a model file "
+                        "from its path only: give the path")
+    fd = os.memfd_create("mlpcli-model")
+    path = f"/proc/self/fd/{fd}"
+    try:
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view):]
+        try:
+            return _curves_from_model(path, curves, higher_is_better, name=name)
+        except MlpcliError as exc:
+            raise type(exc)(str(exc).replace(path, name)) from None
+    finally:
+        os.close(fd)
+
+
+def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, name: str | None = None) -> Curves:
+    """name: the model's name in messages and in ``Curves.source`` (default ``path``)."""
     from . import model_io
 
     model = model_io.load(path)
+    path = name or path
     h = model.history
     tk, vk = CURVE_COLUMNS[curves]
     if not h:
@@ -485,8 +550,18 @@ def _metric_baseline(model, metric: str) -> tuple[float | None, str | None]:
     return None, None
 
 
-def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) -> Curves:
-    frame = _read_frame(path)
+def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, stdin=None) -> Curves:
+    """stdin: the bytes of standard input or of the pipe ``path``, already read (``_curves_from_stream``)."""
+    from . import data
+
+    source = "standard input" if path == "-" else path
+    if stdin is None:
+        frame = _read_frame(path)
+    else:
+        try:
+            frame = data.read_table("-", stdin=stdin)
+        except DataError as exc:  # the reader calls what it reads standard input; a pipe has its own name
+            raise DataError(str(exc).replace("standard input", source)) from None
     stripped = [str(c).strip() for c in frame.columns]  # " train_loss" (a space after a comma) is train_loss
     if len(set(stripped)) == len(stripped):
         frame.columns = stripped
@@ -494,13 +569,12 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None) ->
     missing = [k for k in (tk, vk) if k not in frame.columns]
     if missing:
         flag = "" if curves == "loss" else " with --metric metric"
-        raise DataError(f"{path} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
+        raise DataError(f"{source} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
                         f"{tk} and {vk} (columns present: {', '.join(repr(str(c)) for c in frame.columns[:12])}"
                         f"{' ...' if len(frame.columns) > 12 else ''})")
     for name in (MEMBER, "epoch", tk, vk, "train_loss_eval"):
         if name in frame.columns:
-            _check_numeric(frame, name, path)
-    source = "standard input" if path == "-" else path
+            _check_numeric(frame, name, source)
     rows = _in_epoch_order(_rows(frame), source)
     c = curves_from_history(rows, curves, source=source)
     if rows and "epoch" in rows[0] and min(_num(r["epoch"]) for r in rows) == 0:

@@ -9,6 +9,7 @@ partial plot behind.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import os
@@ -16,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import OptionError
+from .errors import ConfigError, OptionError
 
 __all__ = ["PLOT_FORMATS", "TRAIN_CHAR", "VAL_CHAR", "BOTH_CHAR", "plot_format", "terminal_chart",
            "plot_curves", "plot_learning_curve", "plot_risk_coverage", "save_figure"]
@@ -38,12 +39,25 @@ TRAIN_COLOUR, VAL_COLOUR = "#1f77b4", "#ff7f0e"  # matplotlib's first two colour
 def plot_format(path: str) -> str:
     """The file format for ``--plot PATH`` from its extension: png, svg or pdf.
 
-    Raises ConfigError for any other extension (checked before any work is done)."""
+    Raises OptionError for any other extension, and ConfigError when matplotlib is not installed (both
+    checked before any work is done: a learning curve must not train for minutes and then fail to draw)."""
     ext = os.path.splitext(str(path))[1].lower().lstrip(".")
     if ext not in PLOT_FORMATS:
         shown = f"'.{ext}'" if ext else "no extension"
         raise OptionError(f"--plot {path}: unsupported file type ({shown}); use a .png, .svg or .pdf file name")
+    try:
+        found = importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise _no_matplotlib(path)
     return ext
+
+
+def _no_matplotlib(path: str) -> ConfigError:
+    return ConfigError(f"--plot {path}: drawing needs matplotlib, which this Python cannot import; install it with "
+                       "python -m pip install matplotlib (an mlpcli dependency: python -m pip install . from the "
+                       "mlpcli checkout brings it)")
 
 
 # --- the terminal chart --------------------------------------------------------------------------
@@ -161,10 +175,13 @@ def terminal_chart(
 # --- matplotlib figures ----------------------------------------------------------------------------
 
 
-def _figure(ncols: int = 1):
+def _figure(path: str, ncols: int = 1):
     """A Figure on an Agg canvas: no pyplot, no global backend state, no display needed."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:  # plot_format checked that it is there; a broken install gets the same words
+        raise _no_matplotlib(path) from None
 
     fig = Figure(figsize=(6.4 * ncols if ncols > 1 else 7.0, 4.6), layout="constrained")  # room for the legend below
     FigureCanvasAgg(fig)
@@ -224,7 +241,7 @@ def plot_curves(
     plot_format(path)
     tr, va = np.asarray(train, dtype=float), np.asarray(val, dtype=float)
     epochs = np.arange(1, len(tr) + 1)
-    fig = _figure()
+    fig = _figure(path)
     ax = fig.add_subplot()
     for i, (m_train, m_val) in enumerate(members or ()):
         # faint enough that the mean stays the figure's subject, visible enough to show the spread
@@ -289,7 +306,7 @@ def plot_learning_curve(
     of the training and validation sets against the number of training samples."""
     plot_format(path)
     x = np.asarray(n_train, dtype=float)
-    fig = _figure(ncols=2)
+    fig = _figure(path, ncols=2)
     left, right = fig.subplots(1, 2)
     for ax, tr, va, name in ((left, train_score, val_score, score_name), (right, train_loss, val_loss, "loss")):
         ax.plot(x, tr, "o-", color=TRAIN_COLOUR, label="training")
@@ -313,7 +330,7 @@ def plot_risk_coverage(path: str, curve: dict, *, chosen: tuple[float, float] | 
     plot_format(path)
     x = np.asarray(curve["coverage"], dtype=float)
     y = np.asarray([np.nan if r is None else r for r in curve["risk"]], dtype=float)
-    fig = _figure()
+    fig = _figure(path)
     ax = fig.add_subplot()
     ax.plot(x, y, color=VAL_COLOUR, linewidth=2, label=f"most confident first (AURC {curve['aurc']:.3g})")
     if len(y) and np.isfinite(y[-1]):

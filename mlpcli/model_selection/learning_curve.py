@@ -309,14 +309,15 @@ def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: floa
 # answers never contradict each other
 _MORE_DATA_TOO = {"helps": ", and more data (it still helps, above)",
                   "plateaued": " (more data of the same kind helped little, above)", None: ", and more data"}
-_VARIANCE_REMEDY = {"helps": "more data (it still helps, above), stronger regularisation or a smaller model",
-                    "plateaued": "stronger regularisation or a smaller model (more data of the same kind helped little, "
-                                 "above)",
-                    None: "more data, stronger regularisation or a smaller model"}
+_REGULARISE = "stronger regularisation (--l2, --dropout, --augment-noise) or a smaller model (--hidden)"
+_VARIANCE_REMEDY = {"helps": f"more data (it still helps, above), {_REGULARISE}",
+                    "plateaued": f"{_REGULARISE} (more data of the same kind helped little, above)",
+                    None: f"more data, {_REGULARISE}"}
+_FLEXIBLE = "a more flexible model (more units or layers: --hidden) or better features"
 _BIAS_REMEDY = {"helps": "the model is too simple or the features too weak: more data still helps validation (above), "
-                         "but a more flexible model or better features are what lift the training score",
-                "plateaued": "the model is too simple or the features too weak — more data will not fix it",
-                None: "the model is too simple or the features too weak — more data will not fix it"}
+                         f"but {_FLEXIBLE} are what lift the training score",
+                "plateaued": f"the model is too simple or the features too weak — more data will not fix it; {_FLEXIBLE}",
+                None: f"the model is too simple or the features too weak — more data will not fix it; {_FLEXIBLE}"}
 _VALIDATION_BETTER = "; validation scores better than training, which a small or easy validation set can do"
 
 
@@ -338,7 +339,7 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
                   f"R² {1 - va:.2f}; no skill {chance:.3g}")
     if high_bias and high_var:
         verdict, text = "both", (f"Both bias and variance: even the training score is poor and validation is much "
-                                 f"worse ({scores}); a more flexible model or better features, with regularisation"
+                                 f"worse ({scores}); {_FLEXIBLE}, with regularisation (--l2, --dropout)"
                                  f"{_MORE_DATA_TOO[more_data]}.")
     elif high_bias:
         shape = "both curves are poor and close" if close else "the training score is poor"
@@ -356,6 +357,11 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
         caveat = ("Caveat: at the largest size both losses were still falling when training stopped "
                   "(underfit_stopped_early); train longer (--epochs, --patience) before reading bias or variance "
                   "from it: the training level and the gap may both still move.")
+    elif p.best_epoch >= p.epochs_run:  # best in the last epoch: the epoch limit stopped it, not early stopping
+        caveat = (f"Caveat: at the largest size the validation loss was still at its best in the last epoch "
+                  f"({p.best_epoch} of {p.epochs_run}), so the --epochs limit stopped a network that was still "
+                  "improving; train longer (--epochs) before reading bias or variance from it: the training level "
+                  "and the gap may both still move.")
     units = ("(1 - score) / (1 - chance): the share of the no-skill error left" if higher else
              "1 - R²: MSE / the MSE of predicting the mean (training: its own rows' mean; validation: the training "
              "mean); gap: (validation MSE - training MSE) / that validation no-skill MSE")
