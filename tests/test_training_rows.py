@@ -175,3 +175,18 @@ def test_sparse_cells_are_recognised_from_their_stored_values(tmp_path):
         res = run(["predict", str(model), table, "-o", str(tmp_path / "p.csv"), "--json"])
         assert res.exit_code == 0, res.output
         assert json.loads(res.stdout)["seen_in_training"] == expected
+
+
+def test_rows_a_sample_sheet_leaves_out_are_not_counted(trained, tmp_path):
+    mixed = pd.read_csv(trained["mixed"])
+    sheet = mixed[["sample_id", "label"]]
+    sheet = sheet[sheet["sample_id"].str.startswith("N") | (sheet["sample_id"] == "S0010")]
+    sheet.to_csv(tmp_path / "sheet.csv", index=False)
+    mixed.drop(columns=["label"]).to_csv(tmp_path / "matrix.csv", index=False)
+    res = run(["evaluate", trained["model"], str(tmp_path / "matrix.csv"), "--samples", str(tmp_path / "sheet.csv"),
+               "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["n"] == 31 and doc["seen_in_training"] == 1
+    assert any(w.startswith("1 of 31 samples is a row the model was trained on (identical feature values: "
+                            "'S0010')") for w in doc["warnings"])

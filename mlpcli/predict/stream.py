@@ -540,8 +540,6 @@ class _Run:
                     meta["seen"] = np.zeros(n, dtype=bool)
                 self._transform(values, meta.get("id"), first_row, rows.append(n, meta),
                                 None if refs is None else refs.append(n, {"row": meta["row"]}), meta.get("seen"))
-                if self.seen is not None:
-                    self.seen.count(meta["seen"], meta.get("id"), meta["row"])
                 del values
                 self.n_rows += n
                 for Z, block_meta in _with_references(rows.blocks(), refs):
@@ -559,12 +557,14 @@ class _Run:
 
     def _joined(self, out: np.ndarray, meta: dict) -> tuple[np.ndarray, dict]:
         """A block's outputs and columns without the rows a sample sheet leaves out (no row in it, when
-        evaluating); predict keeps every row."""
+        evaluating); predict keeps every row. The training rows among them are counted here (``SeenRows``)."""
         positions = meta.pop("sheet_row", None)
-        if positions is None or self.join.keep_unmatched or (positions >= 0).all():
-            return out, meta
-        kept = positions >= 0
-        return out[kept], {k: v[kept] for k, v in meta.items()}
+        if not (positions is None or self.join.keep_unmatched or (positions >= 0).all()):
+            kept = positions >= 0
+            out, meta = out[kept], {k: v[kept] for k, v in meta.items()}
+        if self.seen is not None:  # the rows predicted or scored, not those a sample sheet leaves out
+            self.seen.count(meta["seen"], meta.get("id"), meta["row"])
+        return out, meta
 
     def _outputs(self, Z: np.ndarray, meta: dict) -> np.ndarray:
         first_row = int(meta["row"][0]) - 1 if len(Z) else 0  # a non-finite output names its row in the table
