@@ -346,6 +346,8 @@ class Dataset:
         ids = _id_column(df, roles.id)
         _check_value_limit(X, feature_names, ids, "feature column")
         groups = _label_column(df, roles.group, "--group", roles.id)
+        if groups is not None and classes is None:
+            _warn_near_groups(groups, roles.group, warn)
         batches = _batch_column(df, roles.batch, warn)
 
         y, task_out, class_list = None, None, []
@@ -476,8 +478,20 @@ def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
     if repeats:
         listed = ", ".join(f"{i!r} (×{k})" for i, k in repeats[:5])
         raise DataError(f"{_CellPlace(df).source}duplicate sample ids in --id column {name!r}: {listed}; ids must be "
-                        "unique")
+                        f"unique{missing_id_hint([i for i, _ in repeats])}")
     return ids
+
+
+def missing_id_hint(ids: Iterable[str]) -> str:
+    """" ('NA' is read as a sample id, ...)" when a repeated id is a missing-value token (R writes NA for a
+    missing id): ids are read as written, only an empty cell being a missing id; else ""."""
+    from .io import _NA_TOKENS
+
+    tokens = [i for i in ids if i in set(_NA_TOKENS)]
+    if not tokens:
+        return ""
+    return (f" ({tokens[0]!r} is read as a sample id, as written: if it marks a missing id, give each sample its "
+            "id)")
 
 
 def _label_column(df: pd.DataFrame, name: str | None, flag: str, id_column: str | None = None) -> np.ndarray | None:
@@ -680,11 +694,11 @@ def _encode_classes(
     index = {_label_key(c): i for i, c in enumerate(labels)}
     keys = [_label_key(v) for v in values]
     if classes is not None:
-        keys = _numeric_fallback(keys, index)
+        keys = _spaced_fallback(_numeric_fallback(keys, index), index)
     unknown = [k for k in dict.fromkeys(keys) if k not in index]
     if unknown:
         raise DataError(f"{source}target {name!r} holds labels the model does not know: {_quoted(unknown)}; "
-                        f"its classes are {_quoted(labels, 8)}")
+                        f"its classes are {_quoted(labels, 8)}{_case_hint(unknown, index)}")
     y = np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
     if classes is None:
         counts = np.bincount(y, minlength=len(labels))
@@ -709,14 +723,33 @@ def _warn_set_separator(labels: list, name: str, warn: list[str]) -> None:
                     "cannot use a model trained on it; rename the class in the table for prediction sets")
 
 
+def _near_spellings(values: Iterable) -> list[list[str]]:
+    """The distinct text values that differ only in letter case or surrounding spaces, in groups
+    ([['case', 'case '], ...])."""
+    by_key: dict[str, list] = {}
+    for value in values:
+        if isinstance(value, str):
+            by_key.setdefault(value.strip().casefold(), []).append(value)
+    return [group for group in by_key.values() if len(group) > 1]
+
+
+def _warn_near_groups(groups: np.ndarray, name: str, warn: list[str]) -> None:
+    """A warning when patient (group) ids differ only in letter case or surrounding spaces ('P01' and 'P01 ',
+    as a spreadsheet keeps a stray space): read as written, they are two patients, whose samples the split
+    may then put on both sides — the leak the grouping is there to prevent."""
+    near = _near_spellings(pd.unique(groups))
+    if near:
+        shown = "; ".join(_quoted(group) for group in near[:3])
+        warn.append(f"--group {name!r} holds ids that differ only in letter case or surrounding spaces: {shown}"
+                    f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are split as different "
+                    "patients, so one patient's samples can be on both sides of a split — write each id one way "
+                    "if they are one")
+
+
 def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
     """A warning when classes differ only in letter case or surrounding spaces ('case' and 'case ', as a
     spreadsheet keeps a stray space): labels are read as written, so they train as separate classes."""
-    by_key: dict[str, list] = {}
-    for label in labels:
-        if isinstance(label, str):
-            by_key.setdefault(label.strip().casefold(), []).append(label)
-    near = [group for group in by_key.values() if len(group) > 1]
+    near = _near_spellings(labels)
     if near:
         shown = "; ".join(_quoted(group) for group in near[:3])
         warn.append(f"classes in {name!r} that differ only in letter case or surrounding spaces: {shown}"
@@ -763,6 +796,33 @@ def _numeric_fallback(keys: list[str], index: dict[str, int]) -> list[str]:
     renamed = {k: by_number.get(_as_number(k)) for k in missing if _as_number(k) is not None}
     renamed = {k: v for k, v in renamed.items() if v is not None}
     return [renamed.get(k, k) for k in keys] if renamed else keys
+
+
+def _spaced_fallback(keys: list[str], index: dict[str, int]) -> list[str]:
+    """Label keys matched to a model's class keys ``index`` apart from surrounding spaces, as a spreadsheet
+    keeps a stray one: 'Tumour ' matches the class 'Tumour' (and 'Tumour' the class 'Tumour ') when the
+    model has no class written that way and exactly one class of that text once stripped."""
+    missing = [k for k in dict.fromkeys(keys) if k not in index]
+    if not missing:
+        return keys
+    by_text: dict[str, str | None] = {}
+    for k in index:
+        by_text[k.strip()] = k if k.strip() not in by_text else None  # two classes of one text: no match
+    renamed = {k: by_text.get(k.strip()) for k in missing}
+    renamed = {k: v for k, v in renamed.items() if v is not None}
+    return [renamed.get(k, k) for k in keys] if renamed else keys
+
+
+def _case_hint(unknown: list[str], index: dict[str, int]) -> str:
+    """"; 'tumour' differs from the model's 'Tumour' only in letter case ..." when an unknown label does."""
+    by_fold = {k.strip().casefold(): k for k in index}
+    pairs = [(k, by_fold[k.strip().casefold()]) for k in unknown if k.strip().casefold() in by_fold]
+    if not pairs:
+        return ""
+    label, cls = pairs[0]
+    more = f" (and {len(pairs) - 1} more)" if len(pairs) > 1 else ""
+    return (f"; {label!r} differs from the model's class {cls!r} only in letter case{more}: labels are matched as "
+            "written, so write them as the model's")
 
 
 def _as_number(text: str) -> float | None:
@@ -971,7 +1031,9 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         # a target is then typed as pandas would type it where that loses nothing (``typed_as_written``)
         text = [c for c in dict.fromkeys([*([join.data_id] if join is not None else []), roles.id, roles.group,
                                           roles.batch, *roles.target]) if c is not None and c in named]
-        read = table.read_features(features, text=text) if features else None
+        # a sample named NA is an id, as in a parquet file: only an empty id cell is missing
+        ids = [roles.id] if roles.id in named else []
+        read = table.read_features(features, text=text, ids=ids) if features else None
         if read is not None:
             frame, X = read
             frame = _typed_targets(frame, roles.target, table)
@@ -984,7 +1046,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                 frame.attrs.setdefault(SOURCE_ATTR, src.name)
             return Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X)), \
                 table.notes + notes
-        frame = _typed_targets(table.read_frame(text=text), roles.target, table)  # a feature column holds
+        frame = _typed_targets(table.read_frame(text=text, ids=ids), roles.target, table)  # a feature column holds
         notes = table.notes + notes  # text: the whole frame names it
     else:  # the row layout (its rows that may take a role read as written), or a parquet file's stored index
         text = [c for c in [*_names(target), group, id, batch, DEFAULT_ID, *DEFAULT_GROUPS, DEFAULT_BATCH] if c]

@@ -30,7 +30,7 @@ from .fields import check_stream, locate_not_utf8
 
 
 def read_table(path: str | os.PathLike, features_in_rows: bool = False, *, stdin=None, sep: str | None = None,
-               decimal: str | None = None, text: Sequence[str] = ()) -> pd.DataFrame:
+               decimal: str | None = None, text: Sequence[str] = (), ids: Sequence[str] = ()) -> pd.DataFrame:
     """Read a samples × features table (or, with `features_in_rows`, a features × samples one).
 
     Format by extension: .csv, .tsv/.txt (tab), each optionally .gz/.bz2/.xz/.zip, and .parquet; "-" reads
@@ -41,13 +41,16 @@ def read_table(path: str | os.PathLike, features_in_rows: bool = False, *, stdin
     what was detected are in ``read_table_with_notes``. `text`: columns of a text table read as written
     (strings: ids like 007), where present; the others are typed by pandas. With `features_in_rows` they
     are rows (ids, groups, batches, labels), typed as written (``typed_as_written``: 01 stays 01) however
-    numeric they look, as the same columns of a samples × features table are.
+    numeric they look, as the same columns of a samples × features table are. `ids`: of those, the sample id
+    columns, where only an empty cell is missing (``as_written_na``: a sample named NA is an id).
     """
-    return read_table_with_notes(path, features_in_rows, stdin=stdin, sep=sep, decimal=decimal, text=text)[0]
+    return read_table_with_notes(path, features_in_rows, stdin=stdin, sep=sep, decimal=decimal, text=text,
+                                 ids=ids)[0]
 
 
 def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, sep: str | None = None,
-                          decimal: str | None = None, text: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+                          decimal: str | None = None, text: Sequence[str] = (),
+                          ids: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
     """``read_table`` and the notes on how the file was read (a separator or decimal mark other than the
     file name suggests, row names taken as sample ids, an empty column ignored)."""
     src = _source(path, stdin)
@@ -64,7 +67,24 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
         frame, more = _apply_header_rules(frame, src.name)
         return frame, notes + more
     table = TextTable.open(src, sep=sep, decimal=decimal, features_in_rows=features_in_rows)
-    return table.read_frame(text=text if features_in_rows else [c for c in text if c in table.names]), table.notes
+    if features_in_rows:  # the sample ids are the header's cells, read as written
+        return table.read_frame(text=text), table.notes
+    return table.read_frame(text=[c for c in text if c in table.names], ids=ids), table.notes
+
+
+# pandas' missing-value tokens: "", NA, N/A, NaN, nan, null, NULL, None, <NA>, #N/A, ...
+_NA_TOKENS = sorted(pd._libs.parsers.STR_NA_VALUES)
+
+
+def as_written_na(columns: Sequence[str], ids: Sequence[str]) -> dict:
+    """``pd.read_csv`` keywords that read the `ids` columns (sample ids) as written, only an empty cell
+    missing, and every other of `columns` with pandas' missing-value tokens (empty when no id column is
+    among them): a sample named NA, None or NULL is an id, as it is in a parquet file, in a genes × samples
+    matrix's header and in pandas' own ``DataFrame``, not a missing one."""
+    ids = set(ids) & set(columns)
+    if not ids:
+        return {}
+    return {"keep_default_na": False, "na_values": {c: [""] if c in ids else _NA_TOKENS for c in columns}}
 
 
 def _check_file(path: str) -> None:
@@ -594,9 +614,10 @@ class TextTable:
             raise self._error(exc) from None
         self._fields_checked = True
 
-    def read_frame(self, text: Sequence[str] = ()) -> pd.DataFrame:
+    def read_frame(self, text: Sequence[str] = (), ids: Sequence[str] = ()) -> pd.DataFrame:
         """The whole table as a DataFrame (n_samples, n_columns), string column names; the `text` columns
-        as read (strings: sample ids such as 007 are matched as written), the others typed by pandas. With
+        as read (strings: sample ids such as 007 are matched as written), the others typed by pandas; `ids`:
+        the sample id columns, where only an empty cell is missing (``as_written_na``). With
         --features-in-rows, `text` names rows, typed as written (see ``read_table``)."""
         self.check_fields()
         if self.features_in_rows:
@@ -608,7 +629,8 @@ class TextTable:
             return self._stamped(frame)
         try:
             # low_memory=False: one dtype per column, and no DtypeWarning printed behind the CLI's back.
-            frame = self._read_csv(header=0, names=self.names, low_memory=False, dtype={c: str for c in text} or None)
+            frame = self._read_csv(header=0, names=self.names, low_memory=False, dtype={c: str for c in text} or None,
+                                   **as_written_na(self.names, ids))
         except _PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
             raise self._error(exc) from None
         self._check_rows(frame)
@@ -633,7 +655,8 @@ class TextTable:
         if frame.shape[0] == 0:
             raise DataError(f"{self.src.name} has a header but no data rows")
 
-    def read_features(self, features: Sequence[str], text: Sequence[str] = ()) -> tuple[pd.DataFrame, np.ndarray] | None:
+    def read_features(self, features: Sequence[str], text: Sequence[str] = (),
+                      ids: Sequence[str] = ()) -> tuple[pd.DataFrame, np.ndarray] | None:
         """(the other columns as a DataFrame, the `features` columns as one C-ordered matrix (n_samples,
         len(features)), float32 when every value is a float32 number (counts: ``feature_dtype``), else
         float64), read in pieces so that the matrix is the only full-size copy; None when some feature
@@ -642,14 +665,15 @@ class TextTable:
         The reader is ``predict``'s (``streamed.read_text_features``), so a model sees at prediction the
         numbers it was trained on, bit for bit: correctly rounded, as in a parquet copy of the table
         (``read_frame``, pandas' default parser, can be an ulp away). The other columns get pandas'
-        whole-file type inference, except the `text` columns, read as strings (see ``read_frame``).
+        whole-file type inference, except the `text` columns, read as strings, and the `ids` among them with
+        only an empty cell missing (see ``read_frame``).
 
         Not preceded by ``check_fields``: the reader checks every row's number of fields itself, and a row
         of another width stops it, so that ``read_frame`` (which checks first) names the line (measured:
         1.0 s of a 392 MB CSV's 4.6 s, a second pass over the text)."""
         features = list(features)
         blocks = _FeatureBlocks()
-        frame = self._read_features_stream(features, text, blocks)
+        frame = self._read_features_stream(features, text, blocks, ids)
         if frame is None:
             return None
         if not blocks.n_rows:
@@ -659,7 +683,8 @@ class TextTable:
         self.notes += notes
         return frame, X
 
-    def _read_features_stream(self, features: list[str], text: Sequence[str], blocks: "_FeatureBlocks") -> pd.DataFrame | None:
+    def _read_features_stream(self, features: list[str], text: Sequence[str], blocks: "_FeatureBlocks",
+                              ids: Sequence[str] = ()) -> pd.DataFrame | None:
         """The other columns; the features into `blocks`, through the reader ``predict`` uses
         (``streamed.read_text_features``). None when a feature cell is not a number, or the reader stops
         on the text: ``read_frame`` then reads it whole and names the cell or the fault."""
@@ -667,7 +692,7 @@ class TextTable:
 
         source = self.src.opener()  # a path, or the bytes of standard input or a pipe, read once
         return read_text_features(self.src.name, source, self.names, features, self.dialect.sep,
-                                  self.dialect.decimal, blocks.add, text)
+                                  self.dialect.decimal, blocks.add, text, ids)
 
 class _FeatureBlocks:
     """Row blocks of a feature matrix as they are read, gathered into chunks of ``_CHUNK_BYTES`` and kept
@@ -815,13 +840,15 @@ class ParquetTable:
         _check_unique_header(names, src.name, False)
         return cls(src, file, names)
 
-    def read_frame(self, text: Sequence[str] = ()) -> pd.DataFrame:
-        """The whole table as a DataFrame, as ``read_table`` gives it."""
+    def read_frame(self, text: Sequence[str] = (), ids: Sequence[str] = ()) -> pd.DataFrame:
+        """The whole table as a DataFrame, as ``read_table`` gives it (text stays text: `text` and `ids` are
+        the text tables')."""
         frame, notes = read_table_with_notes(self.src.name)
         self.notes += notes
         return frame
 
-    def read_features(self, features: Sequence[str], text: Sequence[str] = ()) -> tuple[pd.DataFrame, np.ndarray] | None:
+    def read_features(self, features: Sequence[str], text: Sequence[str] = (),
+                      ids: Sequence[str] = ()) -> tuple[pd.DataFrame, np.ndarray] | None:
         """(the other columns as a DataFrame, the `features` columns as one C-ordered matrix (n, d)); None when
         a feature column is not numbers (int, float or bool; the caller reads the frame whole and names it).
         The values are those ``pd.read_parquet`` gives (missing values NaN)."""

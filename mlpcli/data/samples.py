@@ -102,6 +102,7 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
     separator and decimal mark detected as for every table). `id`: its id column (--id); default
     ``sample_id`` when present, else the first column. Every problem is a one-line error naming --samples
     and the file: not found, unreadable, no such --id column, an id missing or repeated (with its lines)."""
+    from .dataset import missing_id_hint
     from .io import _UNNAMED, TextTable, _source, read_table_with_notes
 
     if path is None or not str(path).strip():
@@ -121,7 +122,9 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
             key = _sheet_id_column([n for n in table.names if not n.startswith(_UNNAMED)], id, path)
             # every column as written (ids: 007 stays 007; labels 1 and 01 stay two), then typed as pandas
             # would type it where that loses nothing (``typed_as_written``)
-            frame = table.read_frame(text=[str(n) for n in table.names])
+            # (the ids as written: a sample named NA is an id, as it is in a matrix's header; only an empty
+            # cell is missing)
+            frame = table.read_frame(text=[str(n) for n in table.names], ids=[key])
             for c in frame.columns:
                 if c != key and frame[c].dtype == object:
                     frame[c] = typed_as_written(frame[c], table.dialect.decimal)
@@ -149,7 +152,7 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
         n_ids = len(set(ids[repeated]))
         more = f" ({n_ids} ids are repeated)" if n_ids > 1 else ""
         raise DataError(f"--samples {path}: duplicate sample id {first!r} at {where(rows)} of the id column "
-                        f"{key!r}{more}; each sample needs one row in the sheet")
+                        f"{key!r}{more}; each sample needs one row in the sheet{missing_id_hint([first])}")
     others = frame.drop(columns=[key]).reset_index(drop=True)
     return SampleSheet(path=path, id_column=key, id_given=id is not None, ids=ids, frame=others, notes=list(notes))
 

@@ -31,7 +31,7 @@ from ..interrupts import held
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DECIMAL_ATTR
 from .fields import check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
-from .io import _SNIFF_BYTES, _check_file, is_pipe, parquet_columns, raise_annotation_columns
+from .io import _NA_TOKENS, _SNIFF_BYTES, _check_file, as_written_na, is_pipe, parquet_columns, raise_annotation_columns
 
 if TYPE_CHECKING:  # the plan of a model's columns (predict) or of a training table's (``read_features``)
     from ..predict.columns import ColumnPlan
@@ -557,9 +557,12 @@ class _TextTable(_Table):
         if self._arrow_options is None:
             types = {c: pa.float64() for c in plan.present_names}
             types.update({c: pa.string() for c in plan.label_columns})
-            # strings_can_be_null: empty and NA cells are missing, as pandas (and so training) reads them
+            # pandas' missing-value tokens (pyarrow's lack "None" and "<NA>"): empty and NA cells are missing,
+            # as training reads them; a sample id column's text is kept (``_as_missing``: only "" is missing)
             self._arrow_options = (pacsv.ConvertOptions(column_types=types, include_columns=plan.usecols(),
-                                                        strings_can_be_null=True, decimal_point=self.decimal),
+                                                        null_values=_NA_TOKENS,
+                                                        strings_can_be_null=not self._layout.ids,
+                                                        decimal_point=self.decimal),
                                    pacsv.ReadOptions(column_names=self.columns, use_threads=False,
                                                      block_size=1 << 30))
         convert_options, read_options = self._arrow_options
@@ -573,10 +576,11 @@ class _TextTable(_Table):
 
         quoted = text.obj.find(b'"', 0, len(text)) >= 0  # quoted fields may hold line ends
         try:
-            return pacsv.read_csv(pa.BufferReader(pa.py_buffer(text)), read_options=read_options,
-                                  convert_options=convert_options,
-                                  parse_options=pacsv.ParseOptions(delimiter=self.sep, newlines_in_values=quoted,
-                                                                   invalid_row_handler=on_invalid_row))
+            table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(text)), read_options=read_options,
+                                   convert_options=convert_options,
+                                   parse_options=pacsv.ParseOptions(delimiter=self.sep, newlines_in_values=quoted,
+                                                                    invalid_row_handler=on_invalid_row))
+            return _as_missing(table, self._layout) if self._layout.ids else table
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             pass
         # pyarrow checked the width of every row of the piece before converting any, but pandas is about to
@@ -590,7 +594,7 @@ class _TextTable(_Table):
         try:
             frame = pd.read_csv(io.BytesIO(text), sep=self.sep, decimal=self.decimal, header=None, names=self.columns,
                                 usecols=plan.usecols(), dtype=plan.dtypes(), engine="c", index_col=False,
-                                skip_blank_lines=True)
+                                skip_blank_lines=True, **as_written_na(plan.usecols(), self._layout.ids))
             frame.attrs[DECIMAL_ATTR] = self.decimal  # a cell that is not a number is found as pandas saw it
             return frame
         except pd.errors.EmptyDataError:
@@ -616,7 +620,8 @@ class _Layout:
     features: np.ndarray  # (d_present,) int64: positions of plan.present_names, in that order
     others: dict  # label and target column name -> position
     targets: frozenset  # of `others`, the columns whose type is inferred (the rest are text)
-    nulls: Any  # pyarrow array of the tokens pyarrow's CSV reader takes as missing ("", NA, NaN, ...)
+    nulls: Any  # pyarrow array of the tokens read as missing: pandas' ("", NA, NaN, None, ...)
+    ids: frozenset = frozenset()  # of `others`, the sample id columns: read as written, only "" is missing
 
     @classmethod
     def of(cls, columns: list[str], plan) -> "_Layout":
@@ -628,8 +633,9 @@ class _Layout:
         features = np.array([position[c] for c in present], dtype=np.int64)
         present = set(present)
         others = {c: position[c] for c in plan.usecols() if c not in present}
+        ids = frozenset({getattr(plan.roles, "id", None)} & set(others))
         return cls(len(columns), features, others, frozenset(plan.roles.target) - set(plan.label_columns),
-                   pa.array(pacsv.ConvertOptions().null_values, type=pa.large_string()))
+                   pa.array(_NA_TOKENS, type=pa.large_string()), ids)
 
 
 class _Cells:
@@ -714,7 +720,7 @@ def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int,
         columns = {}
         for column, j in layout.others.items():
             take = pa.array(first + j)
-            cells = _with_nulls(strings.take(take), layout.nulls)
+            cells = _with_nulls(strings.take(take), _empty_token() if column in layout.ids else layout.nulls)
             cells.validate(full=True)  # UTF-8
             if column in layout.targets:
                 columns[column] = _inferred(cells, None if numeric is strings
@@ -730,8 +736,29 @@ _DECIMAL_SWAP = np.arange(256, dtype=np.uint8)  # a byte table: "," <-> "."
 _DECIMAL_SWAP[[44, 46]] = [46, 44]
 
 
+def _empty_token():
+    """The one token missing from a sample id column: an empty cell (a sample named NA is an id)."""
+    import pyarrow as pa
+
+    return pa.array([""], type=pa.large_string())
+
+
+def _as_missing(table, layout: _Layout):
+    """A piece pyarrow's CSV reader read with no string cell missing (a sample id column is read as written):
+    the missing-value tokens of its other text columns made missing, and the id columns' empty cells."""
+    import pyarrow as pa
+
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            nulls = _empty_token() if name in layout.ids else layout.nulls
+            cells = _with_nulls(column.combine_chunks().cast(pa.large_string()), nulls).cast(column.type)
+            table = table.set_column(i, name, cells)
+    return table
+
+
 def _with_nulls(cells, nulls):
-    """String cells with pyarrow's CSV null tokens ("", NA, NaN, ...) as nulls."""
+    """String cells with the missing-value tokens `nulls` ("", NA, NaN, ...; `_Layout.nulls`) as nulls."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -851,13 +878,15 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
 
 
 def read_whole(source, *, features_in_rows: bool = False, stdin=None, sep: str | None = None,
-               decimal: str | None = None, text: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+               decimal: str | None = None, text: Sequence[str] = (),
+               ids: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
     """(a whole table read by `data.read_table_with_notes` (every command's formats and layouts; each row of a
     text table checked to have the header's number of fields, as the streamed reader checks them), the notes
     on how it was read: a detected separator or decimal mark, columns ignored); `text`: the columns read as
-    written (ids, labels), where present."""
+    written (ids, labels), where present; `ids`: the sample id columns among them, where only an empty cell
+    is missing (a sample named NA is an id, as the streamed reader reads it)."""
     return data.read_table_with_notes(source, features_in_rows=features_in_rows, stdin=stdin, sep=sep,
-                                      decimal=decimal, text=text)
+                                      decimal=decimal, text=text, ids=ids)
 
 
 def _stream_table(name: str, stream, raw, check_header: bool, sep: str | None, decimal: str | None) -> "_TextTable":
@@ -951,6 +980,7 @@ def _read_ahead(read_one: Callable[[], Any]) -> Iterator:
 @dataclass(frozen=True)
 class _TextRoles:
     target: tuple = ()  # no column typed by the reader (``_Layout.targets``): every other column is text
+    id: str | None = None  # the sample id column: read as written, only an empty cell missing
 
 
 @dataclass
@@ -974,7 +1004,8 @@ class _NotNumbers(Exception):
 
 
 def read_text_features(name: str, source, names: Sequence[str], features: Sequence[str], sep: str, decimal: str,
-                       add_block: Callable[[np.ndarray], None], text: Sequence[str] = ()) -> pd.DataFrame | None:
+                       add_block: Callable[[np.ndarray], None], text: Sequence[str] = (),
+                       ids: Sequence[str] = ()) -> pd.DataFrame | None:
     """A text table's other columns as ``pd.read_csv`` types them (n, len(names) - len(features)), its
     feature columns given to `add_block` as float64 row blocks (rows_i, len(features)) in the order of
     `features`, top to bottom: the reader ``predict`` uses (``open_table``: pieces parsed in threads by the
@@ -987,14 +1018,17 @@ def read_text_features(name: str, source, names: Sequence[str], features: Sequen
     caller then reads the table with pandas, which names the cell or the fault; the blocks given so far are
     to be dropped. `name`: the file, or "standard input" (`source` then a binary stream of its bytes);
     `names`: the column names, one per field (the header line is read past); `text`: columns typed as
-    written (strings)."""
+    written (strings); `ids`: the sample id column (at most one), where only an empty cell is missing."""
     names = [str(n) for n in names]
     if any("\n" in n or "\r" in n for n in names):
         return None  # a header cell holding a line end: the reader takes the header's first line for all of it
     features = [str(f) for f in features]
     feature_set = set(features)
     others = [n for n in names if n not in feature_set]
-    plan = _TrainingColumns(features, others)
+    ids = [str(i) for i in dict.fromkeys(ids) if i is not None and str(i) in set(others)]
+    if len(ids) > 1:
+        raise ValueError(f"one sample id column is read at a time, got {ids}")
+    plan = _TrainingColumns(features, others, _TextRoles(id=ids[0] if ids else None))
     try:
         if isinstance(source, (str, os.PathLike)):
             table = _open_file(source, None, check_header=False, sep=sep, decimal=decimal)
@@ -1032,15 +1066,15 @@ def read_text_features(name: str, source, names: Sequence[str], features: Sequen
             del values, columns
     except (_NotNumbers, DataError):
         return None
-    return _typed_as_pandas(raw, n, others, sep, decimal, text)
+    return _typed_as_pandas(raw, n, others, sep, decimal, text, ids)
 
 
 def _typed_as_pandas(raw: dict[str, list[np.ndarray]], n: int, others: list[str], sep: str, decimal: str,
-                     text: Sequence[str]) -> pd.DataFrame:
+                     text: Sequence[str], ids: Sequence[str] = ()) -> pd.DataFrame:
     """The other columns (their text, None where missing; n rows) typed as ``pd.read_csv`` types a whole file:
     written back as a small table and read by pandas, with its missing values, decimal mark and the `text`
-    columns as strings. The readers' missing-value tokens are pandas' own or a subset (pyarrow lacks
-    "None" and "<NA>", which pandas then reads as missing from the text)."""
+    columns as strings. The readers' missing-value tokens are pandas' own; the `ids` columns keep them as
+    written, their missing cells (None) written empty."""
     if not others:
         return pd.DataFrame(index=pd.RangeIndex(n))
     if n == 0:
@@ -1057,4 +1091,5 @@ def _typed_as_pandas(raw: dict[str, list[np.ndarray]], n: int, others: list[str]
     buffer.seek(0)
     kept = set(others)
     return pd.read_csv(buffer, sep=sep, decimal=decimal, header=None, names=others, low_memory=False,
-                       dtype={c: str for c in text if c in kept} or None, skip_blank_lines=False)
+                       dtype={c: str for c in text if c in kept} or None, skip_blank_lines=False,
+                       **as_written_na(others, ids))
