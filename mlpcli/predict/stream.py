@@ -254,8 +254,8 @@ class _UniqueIds:
                 cells = ("; or write -o FILE.h5ad, which annotates the cells in place, by position"
                          if self.column == "obs_names" else "")
                 raise DataError(f"duplicate sample id {key!r} in {self.source}: rows {e + 1} and {r + 1} of the id "
-                                f"column {self.column!r}; ids must be unique to join predictions back to samples "
-                                f"(or pass --id to name another column){cells}")
+                                f"column {self.column!r}{data.dataset.missing_id_hint([key])}; ids must be unique to "
+                                f"join predictions back to samples (or pass --id to name another column){cells}")
 
     def _insert(self, h: np.ndarray, rows: np.ndarray) -> None:
         self.runs.append((h, rows))
@@ -1103,9 +1103,11 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         name = str(frame)
         if roles is not None:  # --layer, --raw, --var-names: .h5ad options, refused for a table as predict does
             data.h5ad.check_options(frame, roles.layer, roles.raw, roles.var_names)
+        # the id columns it may have are read as written (a sample named NA is an id), as predict reads them
+        ids = [str(n) for n in dict.fromkeys([given_id, (model.roles or {}).get("id"), data.DEFAULT_ID]) if n]
         table, read_notes = read_whole(frame, features_in_rows=bool(roles and roles.features_in_rows),
                            sep=roles.sep if roles else None, decimal=roles.decimal if roles else None,
-                           text=_role_names(model, roles))
+                           text=_role_names(model, roles), ids=ids)
     # the sheet's id column: --id as given (a cell file's default id, obs_names or barcode, is not the sheet's)
     sheet_id = given_id if cells_id is not None else (roles.id if roles is not None else None)
     sheet = read_sample_sheet(roles.samples, id=sheet_id) if roles is not None and roles.samples is not None else None
