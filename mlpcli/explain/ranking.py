@@ -113,7 +113,7 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
     are read when the target column is there, in the table or its sample sheet (unknown labels are an
     error naming them), as the model's class names: what ``explain`` takes as y, whatever the classes are
     (indices would be read as names for classes 1, 2, 3). ``fill_missing``, ``max_missing``: as for predict."""
-    from ..predict.stream import prepare
+    from ..predict.prepared import prepare
 
     prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, max_missing=max_missing, labels=True)
     if len(prepared.X) == 0:

@@ -20,7 +20,8 @@ inferred types locate a bad cell to its column and row. Every row must have the 
 fields (else a DataError naming the line), and the id column's values must be present and unique.
 
 Modules: ``data.streamed`` (opening and reading, shared with training's text reader), ``columns`` (matching columns to the model, fills,
-preprocessing), ``shift`` (the cohort-shift check), ``stream`` (prediction in chunks), ``trust``
+preprocessing), ``shift`` (the cohort-shift check), ``stream`` (prediction in chunks), ``prepared`` (a whole table made ready,
+for explain and gradcheck), ``seen`` (the rows a model was trained on), ``trust``
 (prediction sets, abstention, out-of-distribution flags), ``output`` (writing predictions) and
 ``evaluation`` (metrics against known labels).
 
@@ -44,7 +45,8 @@ from .evaluation import EvaluationResult, evaluate, main_metric
 from .output import (DEFAULT_OBS_PREFIX, OUTPUT_FORMATS, TABLE_FORMATS, obs_columns, output_format, write_predictions,
                      write_predictions_h5ad, write_table)
 from .shift import ShiftReport, shift_report
-from .stream import FORWARD_ROWS, PredictionStream, Prepared, predict_stream, prepare
+from .prepared import Prepared, prepare
+from .stream import FORWARD_ROWS, PredictionStream, predict_stream
 from ..data.streamed import open_table
 from .trust import Uncertainty
 
