@@ -344,8 +344,16 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter): before each Adam step the Dense
-    weights shrink by a factor (1 - lr * weight_decay); biases and BatchNorm parameters do not."""
+    """Adam with decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight Decay Regularization",
+    ICLR 2019, Algorithm 2): before each Adam step the Dense weights shrink by a factor
+    (1 - lr * weight_decay); biases and BatchNorm parameters do not:
+
+    theta <- theta (1 - lr lambda) - lr m^ / (sqrt(v^) + eps)
+
+    This is PyTorch's parameterisation: the decay scales with the learning rate, scheduled or not. The paper
+    writes theta <- theta - eta_t (alpha m^ / (sqrt(v^) + eps) + lambda' theta) with eta_t the schedule's
+    multiplier and alpha the base rate, so its lambda' is lr0 * weight_decay here (a weight_decay of 1.0 at
+    lr 3e-3 is the paper's lambda' = 3e-3)."""
 
     name = "adamw"
     decoupled_decay = True
