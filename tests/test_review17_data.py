@@ -198,3 +198,18 @@ def test_explain_reads_a_sample_named_na_and_predict_names_a_repeated_one(tmp_pa
     res = run(["predict", model, write(twice, tmp_path / "twice.csv"), "-o", str(tmp_path / "p.csv")])
     assert_clean_error(res, "duplicate sample id 'NA'", "'NA' is read as a sample id")
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_an_unknown_label_in_a_whole_table_names_its_file_once(tmp_path):
+    """explain and gradcheck --data read the whole table (``predict.prepare``): the error said "small.csv:
+    small.csv: target 'label' holds labels the model does not know"."""
+    frame = cohort([f"S{i}" for i in range(40)])
+    path = write(frame, tmp_path / "t.csv")
+    model = str(tmp_path / "m.mlp")
+    assert run(["train", path, "--no-group", *FAST, "-o", model]).exit_code == 0
+    frame.loc[0, "label"] = "Other"
+    bad = write(frame, tmp_path / "small.csv")
+    for args in (["explain", model, bad], ["gradcheck", "--model", model, "--data", bad]):
+        res = run(args)
+        assert_clean_error(res, "small.csv: target 'label' holds labels the model does not know: 'Other'")
+        assert res.output.count("small.csv") == 1, res.output

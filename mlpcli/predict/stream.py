@@ -760,7 +760,8 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
             raise
         # a label the model does not know: the file, and the row of the first one, as for every other cell
         where = _first_unknown_label(sub[targets[0]], model, first_row, index, ids)
-        raise DataError(f"{source}: {exc}" + (f"; the first at {where}" if where else "")) from None
+        said = str(exc) if str(exc).startswith(f"{source}: ") else f"{source}: {exc}"  # a whole table's frame names it
+        raise DataError(said + (f"; the first at {where}" if where else "")) from None
     return ds.y
 
 
