@@ -123,7 +123,7 @@ def test_a_negative_score_says_no_shape_matches_why_and_what_fails():
 def test_every_rule_condition_has_words_both_ways(label):
     """Every condition of every rule can be explained whether it holds or fails (no KeyError, no
     snake_case leaking into a sentence)."""
-    from mlpcli import diagnosis as D
+    from mlpcli.diagnosis import words as D
 
     d = diagnose(*_pair(label), baseline=0.69)
     lv = {**d.evidence}

@@ -1,0 +1,626 @@
+"""The verdict in words: the evidence in the user's units, the sentences, and advice naming `train`
+options (step 5 of ``mlpcli.diagnosis``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .curves import SHORT_CURVE_EPOCHS, _Curves
+from .measure import SLOPE_UNIT, _Rise
+from .rules import (EARLY_BEST_EPOCH, FALL_SLOPE, GAP_GROW, GAP_LARGE, NOISY_REL, NOT_LEARNING, RISE_LEVEL, RISE_Z,
+                    SLOPE_Z, TRAIN_EVAL_CLOSE)
+
+# --- reporting ---------------------------------------------------------------------------------
+
+
+def _plain(v):
+    """numpy scalars -> Python, floats to 6 significant digits; non-finite -> None (JSON has no
+    NaN)."""
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    v = float(v)
+    return float(f"{v:.6g}") if math.isfinite(v) else None
+
+
+def _user_units(value: float, c: _Curves) -> float:
+    return value if c.ceiling is None else c.ceiling - value
+
+
+def _cause_capacity(f: dict, c: _Curves, capacity_tried: str | None) -> str | None:
+    """Why the curves stay near no skill, when the run says more than the shape: 'not_learning' (both curves end
+    ``NOT_LEARNING`` above the baseline: worse than a constant prediction), 'larger_model_tried' (the run already
+    tried a larger network, ``capacity_tried``), else None (the notes' capacity case)."""
+    # both curves: dropout or input noise can lift the training loss of a network that did learn above the baseline
+    if c.baseline is not None and (min(f["train_end"], f["val_end"]) - c.baseline) / c.scale >= NOT_LEARNING:
+        return "not_learning"
+    return "larger_model_tried" if capacity_tried else None
+
+
+def _cause_below(f: dict, c: _Curves, stochastic: bool) -> str:
+    """Why validation sits below training: 'training_only_noise', 'likely_training_only_noise',
+    'validation_easier' or 'unknown' (decided from the inference-mode training loss if given)."""
+    if f["train_eval_end"] is not None:
+        gap = f["train_end"] - f["val_end"]  # > 0 here
+        if f["train_eval_end"] - f["val_end"] <= TRAIN_EVAL_CLOSE * gap:
+            return "training_only_noise"
+        return "validation_easier"
+    return "likely_training_only_noise" if stochastic else "unknown"
+
+
+def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochastic: bool,
+              rise: _Rise | None, capacity_tried: str | None = None) -> dict:
+    """The evidence in loss orientation (slopes and gaps: > 0 worse); ``_user_evidence`` turns it
+    to the curves' own direction."""
+    S = c.scale
+    ev = {
+        "n_epochs": f["n"],
+        "n_missing": c.n_missing,
+        "n_infinite": c.n_infinite, "first_infinite_epoch": c.first_infinite,
+        "train_rise": None if rise is None else rise.amount,
+        "unstable_epoch": c.first_infinite if rise is None else rise.epoch,
+        "short_curve": f["n"] < SHORT_CURVE_EPOCHS,
+        "first_epoch": int(c.epochs[0]), "last_epoch": int(c.epochs[-1]),
+        "window_epochs": f["window"], "window_first_epoch": int(c.epochs[-f["window"]]), "smoothing_width": f["width"],
+        "scale": S,
+        "scale_source": c.scale_source,
+        "higher_is_better": c.ceiling is not None,
+        "train_final": _user_units(f["train_end"], c),
+        "val_final": _user_units(f["val_end"], c),
+        "best_val": _user_units(f["best_val"], c),
+        "best_epoch": f["best_epoch"], "best_tolerance": f["best_tolerance"],
+        "train_level": f["train_level"], "val_level": f["val_level"],
+        "train_slope": f["train_slope"], "val_slope": f["val_slope"],
+        "train_slope_z": f["train_z"], "val_slope_z": f["val_z"],
+        "gap_end": f["gap_end"], "gap_end_z": f["gap_end_z"], "gap_slope": f["gap_slope"], "gap_slope_z": f["gap_z"],
+        "gap_trend": _gap_trend(f), "val_share": f["val_share"],
+        "val_noise": f["val_noise"], "val_noise_rel": f["val_noise_rel"],
+        "train_noise": f["train_noise"], "noise_ratio": f["noise_ratio"],
+        "member_spread": f["member_spread"],
+        "val_rise": f["val_rise"], "val_rise_z": f["val_rise_z"],
+        "below_fraction": f["below_fraction"],
+        # where the rise starts: the smoothed optimum itself (best_epoch may be earlier, within the noise)
+        "divergence_epoch": f["min_epoch"] if label == "overfit" else None,
+        "train_distance_from_baseline": None, "val_distance_from_baseline": None,
+        "train_eval_final": None if f["train_eval_end"] is None
+        else _user_units(f["train_eval_end"], c),
+        "cause": (_cause_below(f, c, stochastic) if label == "validation_below_train" else
+                  _cause_capacity(f, c, capacity_tried) if label == "underfit_capacity" else None),
+        "score": scores[label],
+        "runner_up_score": None if runner_up is None else scores[runner_up],
+    }
+    if c.baseline is not None:  # fraction of the no-skill loss the model removed
+        ev["train_distance_from_baseline"] = (c.baseline - f["train_end"]) / S
+        ev["val_distance_from_baseline"] = (c.baseline - f["val_end"]) / S
+    return {k: _plain(v) for k, v in ev.items()}
+
+
+# Signed changes the evidence reports in the curves' own direction: for a higher-is-better metric a
+# positive slope rises (improves) and a negative gap puts validation below training.
+_SIGNED = ("train_slope", "val_slope", "train_slope_z", "val_slope_z", "gap_end", "gap_end_z", "gap_slope",
+           "gap_slope_z")
+
+
+def _user_evidence(lv: dict) -> dict:
+    """Loss-orientation evidence -> the curves' own direction (a sign flip of ``_SIGNED`` for scores)."""
+    if not lv["higher_is_better"]:
+        return dict(lv)
+    return {k: (0.0 - v if k in _SIGNED and v is not None else v) for k, v in lv.items()}  # 0.0 - 0.0 is not -0.0
+
+
+def _gap_trend(f: dict) -> str:
+    if f["gap_slope"] >= GAP_GROW and f["gap_z"] >= SLOPE_Z:
+        return "growing"
+    if f["gap_slope"] <= -GAP_GROW and f["gap_z"] <= -SLOPE_Z:
+        return "shrinking"
+    return "stable"
+
+
+def _pct(x) -> str:
+    """A share as a percentage; beyond 10,000 % (a blown-up loss against its scale) in powers of ten,
+    where the digits after the first two say nothing."""
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.1f} %" if abs(x) < 100 else f"{100 * x:.2g} %"
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+@dataclass(frozen=True)
+class _Words:
+    """The direction words of the curves' measure, so that every sentence reads right for a loss
+    (lower is better) and for a score such as balanced accuracy (higher is better)."""
+
+    higher_is_better: bool
+    name: str  # "loss", "balanced accuracy", ...
+
+    def pick(self, loss: str, score: str) -> str:
+        return score if self.higher_is_better else loss
+
+    @property
+    def worse_side(self) -> str:  # where a worse validation curve lies
+        return self.pick("above", "below")
+
+    @property
+    def better_side(self) -> str:
+        return self.pick("below", "above")
+
+    @property
+    def best(self) -> str:
+        return self.pick("lowest", "highest")
+
+    @property
+    def improving(self) -> str:
+        return self.pick("falling", "rising")
+
+    @property
+    def worsened(self) -> str:  # past tense of getting worse
+        return self.pick("rose", "fell")
+
+    @property
+    def worsen(self) -> str:
+        return self.pick("rise", "fall")
+
+    @property
+    def poor(self) -> str:
+        return self.pick("high", "low")
+
+
+_TITLES = {
+    "underfit_capacity": "Underfit (capacity)",
+    "underfit_stopped_early": "Underfit (stopped early)",
+    "overfit": "Overfit",
+    "good_fit": "Good fit",
+    "unrepresentative_train": "Unrepresentative training set",
+    "unrepresentative_validation_noisy": "Noisy validation (unrepresentative validation set)",
+    "validation_below_train": "Validation below training",
+}
+
+
+def label_title(label: str, higher_is_better: bool = False) -> str:
+    """The label in words, for titles ("Good fit" for ``good_fit``); for a higher-is-better metric
+    ``validation_below_train`` reads "Validation better than training" (it lies above)."""
+    if label == "validation_below_train" and higher_is_better:
+        return "Validation better than training"
+    return _TITLES.get(label, label.replace("_", " ").capitalize())
+
+
+def _ratio_words(ratio) -> str:
+    if ratio is None:
+        return "n/a"
+    if ratio > 100:  # a training curve that barely moves (a score pinned at 1.0)
+        return "while the training curve barely wiggles"
+    return f"{ratio:.1f}x the training curve's"
+
+
+def _fact_words(fact: str, holds: bool, ev: dict, w: _Words) -> str:
+    """One fact of ``_facts`` in words, as it holds or fails on this run (ev: loss-orientation evidence)."""
+    n, per = w.name, "of the scale per 10 % of the run"
+    gap = ev["gap_end"]
+    start = "the no-skill level" if ev["scale_source"] == "baseline" else "their starting level"
+    noise = (f"wiggles by {_pct(ev['val_noise_rel'])} of its level, {_ratio_words(ev['noise_ratio'])}")
+    if fact == "noisy" and ev["member_spread"] is not None:
+        return (f"the members' validation curves differ by {_pct(ev['member_spread'])} of their level" if holds
+                else f"the members' validation curves agree (they differ by {_pct(ev['member_spread'])} of their level)")
+    words = {
+        "train_falling": (f"the training {n} was still {w.improving} at the end ({_pct(abs(ev['train_slope']))} {per})",
+                          f"the training {n} was no longer clearly {w.improving} at the end"),
+        "val_falling": (f"the validation {n} was still {w.improving} at the end ({_pct(abs(ev['val_slope']))} {per})",
+                        f"the validation {n} was no longer clearly {w.improving} at the end"),
+        "train_rising": (f"the training {n} was getting worse at the end", f"the training {n} was not getting worse"),
+        "val_rising": (f"the validation {n} was getting worse at the end", f"the validation {n} was not getting worse"),
+        "unstable": (f"the training {n} {w.worsened} by {_pct(ev['train_rise'])} of the scale at the end",
+                     f"the training {n} did not climb at the end"),
+        "rose": (f"validation {w.worsened} by {_pct(ev['val_rise'])} of the scale after its {w.best} value",
+                 _no_rise_words(ev, w)),
+        "clear_rise": (f"the change after its {w.best} value stands far out of the noise ({_num(ev['val_rise_z'])} s.e.)",
+                       f"validation shows no clear trend after its {w.best} value"),
+        "high": (f"both curves {'end above' if min(ev['train_level'], ev['val_level']) > 1 else 'stay close to'} "
+                 f"{start} (training {_num(ev['train_final'])}, validation {_num(ev['val_final'])})",
+                 f"the model moved well away from {start} (training {_num(ev['train_final'])}, validation "
+                 f"{_num(ev['val_final'])})"),
+        "gap_large": (f"validation settles {_pct(gap)} of the scale {w.worse_side} training",
+                      f"the end gap is small ({_pct(abs(gap))} of the scale)" if gap < GAP_LARGE else
+                      f"the end gap ({_pct(gap)} of the scale) does not stand out of the noise "
+                      f"({_num(ev['gap_end_z'])} s.e.)"),
+        "gap_small": (f"both curves end at a similar level (gap {_pct(abs(gap))} of the scale)",
+                      f"the curves end far apart (validation {_pct(abs(gap))} of the scale "
+                      f"{w.worse_side if gap > 0 else w.better_side} training)"),
+        "gap_growing": ("the gap keeps growing", "the gap is not growing"),
+        "noisy": (f"the validation {n} is erratic (it {noise})",
+                  f"the validation {n} is not erratic (it {noise})" if ev["val_noise_rel"] < NOISY_REL else
+                  f"the validation {n} is hardly more erratic than the training {n} (it {noise})"),
+        "below": (f"validation is better than training ({w.better_side} it) in {_pct(ev['below_fraction'])} of epochs",
+                  "validation is not consistently better than training"),
+        "val_lags": ("validation gains less than half of what training gains while the gap grows",
+                     "validation keeps pace with training"),
+        "val_improving": (f"the validation {n} was still {w.improving} too",
+                          f"the validation {n} was no longer {w.improving}"),
+        "val_settled": ("validation has settled",
+                        f"validation was still {w.improving} at the end ({_pct(abs(ev['val_slope']))} {per})"),
+        "rise_beats_noise": ("the validation curve is steady enough for a rise to count",
+                             "validation is too erratic for a rise to count as a trend"),
+    }
+    return words[fact][0 if holds else 1]
+
+
+def _no_rise_words(ev: dict, w: _Words) -> str:
+    """Why validation did not clearly get worse after its best value, naming the part of ``_rose`` that fails:
+    "did not clearly rise (1.9 % of the scale, 1.1e+07 s.e.)" left the reader to guess which number fell short."""
+    rise, z = ev["val_rise"], ev["val_rise_z"]
+    if rise <= 0:
+        return f"validation did not {w.worsen} after its {w.best} value"
+    if rise <= RISE_LEVEL:
+        return (f"validation {w.worsened} by only {_pct(rise)} of the scale after its {w.best} value (a rise counts "
+                f"from {_pct(RISE_LEVEL)})")
+    if z <= RISE_Z:
+        return (f"the change after its {w.best} value ({_pct(rise)} of the scale) is within the noise "
+                f"({_num(z)} s.e.; a rise counts from {RISE_Z:g})")
+    return f"validation was {w.best} in the last epochs of the run, too late for a rise to show"
+
+
+def _explain(label: str, conditions: list[tuple[str, float]], ev: dict, w: _Words) -> tuple[list[str], list[str]]:
+    """The label's conditions in words: those that hold and those that do not (truth <= 0)."""
+    holds, fails = [], []
+    for cond, truth in conditions:
+        fact, negated = cond.lstrip("-"), cond.startswith("-")
+        fact_holds = (truth > 0) != negated  # a NOT condition holds when its fact does not
+        (holds if truth > 0 else fails).append(_fact_words(fact, fact_holds, ev, w))
+    return holds, fails
+
+
+def _kept_words(kept: Sequence[int]) -> str:
+    """Whose weights were restored, from which epochs: "training kept epoch 12's weights (...)", or for an
+    ensemble "each member kept its own best epoch's weights (epochs 12, 15 and 9)"."""
+    if len(kept) == 1:
+        return f"training kept epoch {kept[0]}'s weights (its lowest validation loss)"
+    return f"each member kept its own best epoch's weights (epochs {_join([str(k) for k in kept])})"
+
+
+def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None) -> list[str]:
+    """The notes' remedies for overfitting. Where the run already restored its best weights (``kept``: the epochs
+    they come from) there is nothing to restore; where validation was best by ``EARLY_BEST_EPOCH`` there is no
+    earlier epoch to stop at, and smaller steps, a smaller model or more regularisation are the remedy."""
+    epoch = ev["divergence_epoch"]
+    kept_median = int(np.median(kept)) if kept else None
+    early = epoch <= EARLY_BEST_EPOCH or (kept_median is not None and kept_median <= EARLY_BEST_EPOCH)
+    regularise = ("Add regularisation: L2 weight decay (--l2, --weight-decay), or raise the dropout rate already in use "
+                  "(--dropout)." if stochastic else
+                  "Add regularisation: L2 weight decay (--l2, --weight-decay) and/or dropout on the dense layers "
+                  "(--dropout).")
+    smaller = ("Reduce model capacity: fewer units or layers (--hidden, e.g. --hidden 32; --hidden none is the linear "
+               "model).")
+    augment = ("Use data augmentation (for expression matrices: mild noise after normalisation, e.g. "
+               "--augment-noise auto, noise of SD sqrt(features / training rows) when features outnumber rows).")
+    if early:
+        kept_note = f"; {_kept_words(kept)}" if kept else ""
+        at = epoch if epoch <= EARLY_BEST_EPOCH else kept_median
+        return [f"Lower the learning rate (--lr, e.g. 3-10x lower): the validation {w.name} was {w.best} already "
+                f"around epoch {at}, so the network overfits within its first epochs and there is no earlier epoch to "
+                f"stop at{kept_note}. Smaller steps reach the best point over more epochs.",
+                smaller, regularise, augment]
+    if kept:
+        # an ensemble's members may not be what ships (--refit trains one network for their median best epoch)
+        holds = ", and the model holds them" if len(kept) == 1 else ""
+        first = (f"Nothing to restore: {_kept_words(kept)}, from before validation {w.worsened}{holds}; the remedies "
+                 "below raise that best point itself.")
+    else:
+        first = (f"Stop early at the divergence point: the smoothed validation {w.name} was {w.best} around epoch "
+                 f"{epoch}; keep that epoch's weights (early stopping that restores the best weights does this, as "
+                 "mlpcli train always does).")
+    return [first, regularise, augment, smaller]
+
+
+def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[str]:
+    """Underfit (capacity): the notes' remedies, unless the run says capacity is not what is missing: a training
+    curve worse than a constant prediction (``cause`` not_learning) has not learned at all, and a larger network the
+    run already tried (``capacity_tried``) did not do better."""
+    regularisation = ("Check that regularisation (--l2, --weight-decay, --dropout, --augment-noise) is not so strong "
+                      "that it prevents fitting.")
+    if ev["cause"] == "not_learning":
+        erratic = ev["train_noise"] is not None and ev["train_noise"] > 0.03
+        return [
+            f"The network has not learned: its training {w.name} ends {_pct(-ev['train_distance_from_baseline'])} of "
+            f"the scale {'below' if w.higher_is_better else 'above'} the no-skill {w.name}, which a constant "
+            "prediction reaches and any network can learn through its output bias alone, so more capacity cannot "
+            "help yet.",
+            (f"The training {w.name} is erratic (noise {_pct(ev['train_noise'])} of the scale): lower the learning "
+             "rate (--lr) or clip the gradient norm (--clip-norm)." if erratic else
+             "Raise the learning rate (--lr) or train for more epochs (--epochs): at a rate too low to move the "
+             "weights the curves stay flat where the untrained network starts."),
+            regularisation,
+            "Once the training curve moves past the no-skill level, judge capacity again (more units or layers with "
+            "--hidden, better features) if it still stays poor.",
+        ]
+    lr = (f"The training {w.name} is erratic (noise " + _pct(ev["train_noise"]) + " of the scale): "
+          "the learning rate is probably too high; lower it (--lr)."
+          if ev["train_noise"] is not None and ev["train_noise"] > 0.03
+          else "Check the learning rate (--lr): a rate that is too high also keeps the curves near the "
+               "baseline.")
+    unknown = ([] if ev["train_distance_from_baseline"] is not None else [
+        # flat from the first epoch reads the same whether the run never learned or learned within epoch 1
+        f"First check the verdict: without a baseline the first epochs' level counts as no skill, so a run "
+        f"that had already learned within its first epoch looks the same. Give the no-skill {w.name} with "
+        "--baseline" + (" (balanced accuracy: 1/K for K classes)." if w.higher_is_better else
+                        " (cross-entropy: the loss of predicting the class prior, ln K for K balanced classes; "
+                        "mlpcli's MSE on standardised targets: about 0.5).")])
+    if ev["cause"] == "larger_model_tried":
+        return unknown + [
+            f"More capacity was tried and did not do clearly better: {capacity_tried}. The features probably "
+            "carry little information about the target, or the target is mostly noise (mislabelled samples, "
+            "measurement noise): improve the features (more informative inputs, better normalisation or selection) "
+            "or check the target before making the model larger.",
+            lr, regularisation,
+        ]
+    return unknown + [
+        "Increase model capacity: more units per layer or more hidden layers (--hidden, e.g. --hidden 256 or "
+        "--hidden 256,64).",
+        "Improve the features (more informative inputs, better normalisation or selection).",
+        lr, regularisation,
+    ]
+
+
+def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None = None,
+            capacity_tried: str | None = None, validation_table: str | None = None) -> list[str]:
+    """The notes' remedies for ``label``, filled in with the (loss-orientation) evidence; ``kept``: the epochs whose
+    weights the run restored (one per network), when known; ``capacity_tried``: the larger network the run already
+    tried, in words; ``validation_table``: the separate table validation came from."""
+    per = "of the scale per 10 % of the run"
+    if label == "underfit_capacity":
+        return _capacity_advice(ev, w, capacity_tried)
+    if label == "underfit_stopped_early":
+        return [
+            f"Train for more epochs (--epochs): both curves were still {w.improving} at the end, over epochs "
+            f"{ev['window_first_epoch']}-{ev['last_epoch']} (training {_pct(-ev['train_slope'])}, validation "
+            f"{_pct(-ev['val_slope'])} {per}{_per_epochs(ev)}).",
+            "Revisit early stopping: raise --patience (or lower --min-delta) so the run is not cut short.",
+        ]
+    if label == "overfit":
+        return _overfit_advice(ev, stochastic, w, kept)
+    if label == "good_fit":
+        return [
+            f"Nothing needed: both curves settle at a similar level (validation {_pct(abs(ev['gap_end']))} of the "
+            f"scale {w.worse_side if ev['gap_end'] > 0 else w.better_side} training, gap {ev['gap_trend']}).",
+            "A small, stable gap is expected; a gap of exactly zero is unlikely in practice.",
+        ]
+    if label == "unrepresentative_train":
+        more = [f"Collect more training data: validation settles {_pct(ev['gap_end'])} of the scale "
+                f"{w.worse_side} training and the gap {_gap_words(ev)}.",
+                "Apply data augmentation to widen what the training set covers (for expression matrices with more "
+                "features than rows: --augment-noise auto, input noise of SD sqrt(features / training rows))."]
+        if validation_table:  # a table of its own: the two sets differ by construction, more of the same won't close it
+            return [f"Check the validation table first: {validation_table} is a separate table, so a wide gap that "
+                    f"does not close ({_pct(ev['gap_end'])} of the scale) most likely means it differs from the "
+                    "training data (another cohort, batch, site, protocol or preprocessing, or another class mix); "
+                    "compare the two tables before collecting more training data of the same kind.",
+                    *more]
+        return [*more, "Check for a train/validation distribution mismatch (batch, site, cohort or "
+                       "sequencing-run composition); split by patient, experiment or batch (--group names the column "
+                       "whose samples stay on one side)."]
+    if label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
+        return [
+            f"The validation folds disagree: the members' validation curves differ by "
+            f"{_pct(ev['member_spread'])} of their level, so a single fold's curve says little. Use "
+            f"fewer, larger folds (--folds, e.g. --folds 3), or collect more samples.",
+            "Check the fold table train prints: folds are stratified by class with patients kept whole (--group), "
+            "so a fold short of a class or made of one batch points at too few patients per class or batch.",
+            "Judge the run by the members' mean curve, not by any one member's.",
+        ]
+    if label == "unrepresentative_validation_noisy":
+        return [
+            f"Use a larger validation set (--val-size, e.g. 0.3): its {w.name} wiggles by "
+            f"{_pct(ev['val_noise_rel'])} of its level, {_ratio_words(ev['noise_ratio'])}.",
+            "Stratify (and shuffle) the validation split so every class and batch is represented.",
+            "Use k-fold cross-validation to average out the noise of a single small split (--folds 5, train's "
+            "default: every sample validates one member of the ensemble).",
+        ]
+    return _advice_below(ev, w)
+
+
+def _unstable_sentence(ev: dict, w: _Words) -> str:
+    """What went unstable, leading the summary (ev: loss-orientation evidence with an ``unstable_epoch``)."""
+    parts = []
+    if ev["train_rise"] is not None:
+        parts.append(f"the training {w.name} {w.worsened} by {_pct(ev['train_rise'])} of the scale from around "
+                     f"epoch {ev['unstable_epoch']} to the end")
+    if ev["n_infinite"]:
+        k = ev["n_infinite"]
+        parts.append(f"the {w.name} is infinite in {k} epoch{'s' if k > 1 else ''} from epoch "
+                     f"{ev['first_infinite_epoch']} (left out of the curves)")
+    first, last = ev["first_epoch"], ev["last_epoch"]
+    read = f"Up to epoch {last}, " if last <= ev["unstable_epoch"] else f"Over epochs {first}-{last}, "
+    return f"Unstable training: {' and '.join(parts)}: the learning rate is probably too high. {read}"
+
+
+def _unstable_advice(ev: dict) -> list[str]:
+    return [f"Lower the learning rate (--lr, e.g. 3-10x lower) or clip the gradient norm (--clip-norm): the run "
+            f"went unstable at epoch {ev['unstable_epoch']}.",
+            f"Keep the weights from before that: the best epoch up to it is {ev['best_epoch']} (early stopping on "
+            "the validation loss restores it)."]
+
+
+def _advice_below(ev: dict, w: _Words) -> list[str]:
+    """Validation below training: the advice depends on what the inference-mode training loss
+    (or the use of dropout) says about the cause."""
+    cause = ev["cause"]
+    if cause == "training_only_noise":
+        return [f"The inference-mode training {w.name} ({ev['train_eval_final']:.4g}) is close to the "
+                f"validation {w.name} ({ev['val_final']:.4g}): the gap comes from dropout or other "
+                f"training-only noise, not from the data; no action needed.",
+                "Compare train and validation in inference mode when judging the fit."]
+    easier = ("Check that the validation set is not easier than the training set (leakage, "
+              "duplicates, class or batch composition).")
+    if cause == "validation_easier":
+        return [f"Even the inference-mode training {w.name} ({ev['train_eval_final']:.4g}) is worse than "
+                f"the validation {w.name} ({ev['val_final']:.4g}), so dropout does not explain it.",
+                easier, "Not always a problem: understand the cause first."]
+    if cause == "likely_training_only_noise":
+        first = (f"The model used dropout or noise during training: the training {w.name} is measured "
+                 "with it active and the validation one without, which makes validation look "
+                 f"better. Compare against the inference-mode training {w.name} to confirm.")
+    else:
+        first = ("Check for dropout or other training-only noise: compare validation with the "
+                 f"training {w.name} re-measured in inference mode.")
+    return [first, "If that does not explain it: " + easier[0].lower() + easier[1:],
+            "Not always a problem: understand the cause first."]
+
+
+def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
+    """The label's sentence with its key numbers (loss-orientation evidence, words from ``w``)."""
+    n, per = w.name, "per 10 % of the run"
+    tf, vf = _num(ev["train_final"]), _num(ev["val_final"])
+    title = label_title(label, w.higher_is_better)
+    if label == "underfit_capacity":
+        d_tr, d_va = ev["train_distance_from_baseline"], ev["val_distance_from_baseline"]
+        if d_tr is None:
+            return (f"{title}: both curves stay flat near their starting level, taken as no skill without a baseline "
+                    f"(training {tf}, validation {vf}: {_pct(ev['train_level'])} and {_pct(ev['val_level'])} of it)")
+        if ev["cause"] == "not_learning":
+            return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}), training "
+                    f"{_pct(-d_tr)} of the scale {w.worse_side} the no-skill {n}: the network has not learned, which "
+                    "points at the optimisation before capacity")
+        if min(d_tr, d_va) >= SHARE_SHOWN:
+            return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}; "
+                    f"{_pct(d_tr)} and {_pct(d_va)} of the way from no skill to perfect)")
+        return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}: {_from_no_skill(d_tr)}; "
+                f"validation {vf}: {_from_no_skill(d_va)})")
+    if label == "underfit_stopped_early":
+        return (f"{title}: both curves were still {w.improving} over epochs {ev['window_first_epoch']}-"
+                f"{ev['last_epoch']}, the run's last quarter (training by "
+                f"{_pct(-ev['train_slope'])}, validation by {_pct(-ev['val_slope'])} of the scale {per}"
+                f"{_per_epochs(ev)})")
+    if label == "overfit":
+        kept = (f"kept {w.improving}" if -ev["train_slope"] >= FALL_SLOPE else f"stayed near {tf}")
+        return (f"{title}: the smoothed validation {n} was {w.best} around epoch {ev['divergence_epoch']} "
+                f"({_num(ev['best_val'])}) and then {w.worsened} by {_pct(ev['val_rise'])} of the scale, while the "
+                f"training {n} {kept}")
+    if label == "good_fit":
+        side = w.worse_side if ev["gap_end"] > 0 else w.better_side
+        return (f"{title}: both curves settle at a similar level (training {tf}, validation {vf}: validation "
+                f"{_pct(abs(ev['gap_end']))} of the scale {side} training, gap {ev['gap_trend']})")
+    if label == "unrepresentative_train":
+        return (f"{title}: validation settles {_pct(ev['gap_end'])} of the scale {w.worse_side} training "
+                f"({vf} against {tf}) and the gap {_gap_words(ev)} ({_pct(ev['gap_slope'])} {per})")
+    if label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
+        return (f"Noisy validation: the members' validation {n} curves differ by {_pct(ev['member_spread'])} "
+                f"of their level (s.d. across members) with no clear trend in their mean")
+    if label == "unrepresentative_validation_noisy":
+        return (f"Noisy validation: the validation {n} wiggles by {_pct(ev['val_noise_rel'])} of its level "
+                f"from epoch to epoch ({_ratio_words(ev['noise_ratio'])}) with no clear trend")
+    s = (f"{title}: validation is {w.better_side} training in {_pct(ev['below_fraction'])} of epochs, "
+         f"by {_pct(-ev['gap_end'])} of the scale at the end")
+    return s + {
+        "training_only_noise": ", explained by dropout or other training-only noise: the "
+                               f"inference-mode training {n} is close to validation",
+        "likely_training_only_noise": ", most likely because dropout or other training-only "
+                                      f"noise makes the training {n} look worse",
+        "validation_easier": f", even against the inference-mode training {n}: the "
+                             "validation set looks easier than the training set",
+    }.get(ev["cause"], "")
+
+
+def _per_epochs(ev: dict) -> str:
+    """", i.e. per 4 epochs": what 10 % of the run is, for a reader who counts in epochs (from 2 epochs on)."""
+    span = SLOPE_UNIT * (ev["last_epoch"] - ev["first_epoch"])
+    return f", i.e. per {span:.2g} epochs" if span >= 2 else ""
+
+
+def _summary(label: str, ev: dict, conditions: list[tuple[str, float]], runner_up: str | None,
+             tied: bool, w: _Words) -> str:
+    """One sentence: the label's shape with its key numbers; when no rule fully holds (score < 0),
+    plainly that no shape matches clearly, the closest one, why, and what speaks against it."""
+    if ev["score"] is not None and ev["score"] < 0:
+        holds, fails = _explain(label, conditions, ev, w)
+        tie = (f" (tied with {label_title(runner_up, w.higher_is_better).lower()})" if tied and runner_up else "")
+        s = f"No shape matches clearly; closest: {label_title(label, w.higher_is_better).lower()}{tie}"
+        if holds:
+            s += ", because " + _join(holds)
+        s += "; but " + _join(fails)
+    else:
+        s = _shape_sentence(label, ev, w)
+    if ev["short_curve"]:
+        s += f" (short curve of {ev['n_epochs']} epochs: best-effort label)"
+    return s + "."
+
+
+SHARE_SHOWN = 0.0005  # a share printed as 0.0 % (one decimal of a percentage)
+
+
+def _from_no_skill(distance: float) -> str:
+    """A curve's distance from the baseline in words: "-0.2 % of the way from no skill to perfect" read as progress."""
+    if abs(distance) < SHARE_SHOWN:
+        return "no better than no skill"
+    if distance > 0:
+        return f"{_pct(distance)} of the way from no skill to perfect"
+    return f"{_pct(-distance)} of the scale worse than no skill"
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _gap_words(ev: dict) -> str:
+    """'keeps growing' when the evidence shows it; a label won on a tie may have a stable gap."""
+    return {"growing": "keeps growing", "shrinking": "is shrinking"}.get(ev["gap_trend"], "is stable")
+
+
+def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
+    """What each evidence value means, phrased for the curves' direction (for the CLI's panel)."""
+    w = _Words(higher_is_better, "")
+    up = "> 0 rising, improving" if higher_is_better else "< 0 falling, improving"
+    level = ("shortfall from a perfect score at the end / S" if higher_is_better else "level at the end / S")
+    return {
+        "n_epochs": "epochs the label reads (finite, and before the run went unstable)",
+        "scale": ("scale S: from the no-skill value (baseline) to a perfect score, or the first epochs' shortfall"
+                  if higher_is_better else "scale S: the no-skill loss (baseline) or the first epochs' level"),
+        "scale_source": "where S comes from",
+        "train_final": "training value at the end (smoothed)",
+        "val_final": "validation value at the end (smoothed)",
+        "best_val": f"best ({w.best}) validation value (smoothed)",
+        "best_epoch": (f"first epoch whose smoothed validation value is within best_tolerance of the {w.best} "
+                       "one (within the noise, the epoch a user calls best)"),
+        "best_tolerance": "that tolerance / S: the larger of 1 % and two s.e. of a smoothed value (the smoothed optimum of a noisy plateau lies about that far beyond its level)",
+        "divergence_epoch": f"divergence point: validation stops improving and starts to {w.worsen}",
+        "train_level": f"training {level}",
+        "val_level": f"validation {level}",
+        "train_slope": f"training slope per 10 % of the run / S, over its last quarter ({up})",
+        "train_slope_z": "training slope in standard errors",
+        "val_slope": f"validation slope per 10 % of the run / S, over its last quarter ({up})",
+        "val_slope_z": "validation slope in standard errors",
+        "gap_end": (f"gap (validation - training) at the end / S (< 0: validation {w.worse_side} training, worse)"
+                    if higher_is_better else
+                    f"gap (validation - training) at the end / S (> 0: validation {w.worse_side} training, worse)"),
+        "gap_end_z": "that gap in standard errors",
+        "gap_slope": "gap slope per 10 % of the run / S (second half; the gap's sign as above)",
+        "gap_trend": "how the gap moves over the second half (growing: validation falls further behind)",
+        "val_share": "validation's share of the training improvement (second half)",
+        "val_rise": (f"how far validation {w.worsened} after its {w.best} value / S (> 0 worse): the larger of the "
+                     "change at the end and the median change since"),
+        "val_rise_z": "that change in standard errors",
+        "val_noise_rel": "validation wiggle / its level" + (" (its shortfall from a perfect score)" if higher_is_better else ""),
+        "noise_ratio": "validation wiggle / training wiggle (relative)",
+        "member_spread": "validation s.d. across ensemble members / its level",
+        "below_fraction": f"share of epochs with validation better than ({w.better_side}) training",
+        "train_eval_final": "training value in inference mode at the end",
+        "cause": "likely cause",
+        "n_infinite": "epochs with an infinite value (the run blew up; left out of the curves)",
+        "first_infinite_epoch": "the first of them",
+        "train_rise": (f"how far training {w.worsened} from its {w.best} value to the end / S, when it clearly "
+                       "gets worse at the end (the steps are too large)"),
+        "unstable_epoch": ("where the run went unstable: where training left its best level before that rise, else "
+                           "the first infinite epoch (the shape is read from the run before it)"),
+        "train_distance_from_baseline": "share of the way from no skill to perfect, on training",
+        "val_distance_from_baseline": "share of the way from no skill to perfect, on validation",
+        "score": ("rule score of the label, -1 .. 1: 1 every condition of its rule clearly holds, 0 one sits on "
+                  "its threshold, < 0 at least one fails (no shape matches clearly)"),
+        "runner_up_score": "rule score of the runner-up (same scale)",
+    }
