@@ -129,10 +129,6 @@ _POWER_ITERATIONS = 3
 _OVERSAMPLE = 10
 _SCORE_ROWS = 256  # rows scored at a time: their distance matrix to the reference stays small
 _ROW_CHUNK = 256  # rows centred in float64 at a time by the fits (10 MB at 5,000 features)
-# Products and scorings of at least this many output rows are split in two halves, one computed beside (``start``):
-# each output row is the same dot products whichever half it is in, so the bits are the same, on two cores in
-# about half the time. A multiple of _SCORE_ROWS, so a scoring's blocks are the same rows either way.
-_SPLIT_ROWS = 4 * _SCORE_ROWS
 
 
 @dataclass
@@ -170,17 +166,12 @@ class OODBasis:
             cached = self.__dict__["_segments_cache"] = (starts, label[starts])
         return cached
 
-    def parts(self, Z: np.ndarray, rows: np.ndarray | None = None, start: Callable | None = None) -> np.ndarray:
+    def parts(self, Z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """(n, 2) for transformed rows Z (n, p) (or its rows ``rows``, n of them, taken a block at a time): the
         distance to the nearest reference row, and the class-relative distance (min over classes of the
         distance to the class's nearest row / the class's spread; NaN without classes), both as RMS per
-        feature. ``start`` (``calibrate``'s): the second half of the rows scored beside, the same values."""
+        feature."""
         n = len(Z) if rows is None else len(rows)
-        if start is not None and n >= 2 * _SPLIT_ROWS:
-            idx = np.arange(n) if rows is None else np.asarray(rows)
-            h = (n // 2) // _SCORE_ROWS * _SCORE_ROWS
-            other = start(self.parts, Z, idx[h:])
-            return np.concatenate([self.parts(Z, idx[:h]), other()])
         out = np.full((n, 2), np.nan)
         ref, ref2 = self.reference, np.einsum("ij,ij->i", self.reference, self.reference) + self.reference_residual
         if self.relative:
@@ -311,21 +302,8 @@ def _row_mean(Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return total / len(rows)
 
 
-def _product(A: np.ndarray, B: np.ndarray, start: Callable | None = None) -> np.ndarray:
-    """A @ B (m, l); with ``start``, its second half of rows computed beside (the same bits: see _SPLIT_ROWS)."""
-    m = A.shape[0]
-    if start is None or m < 2 * _SPLIT_ROWS:
-        return A @ B
-    h = (m // 2) // _SCORE_ROWS * _SCORE_ROWS
-    out = np.empty((m, B.shape[1]), dtype=np.result_type(A, B))
-    other = start(np.matmul, A[h:], B, out[h:])
-    np.matmul(A[:h], B, out=out[:h])
-    other()
-    return out
-
-
 def _top_components(Z: np.ndarray, rows: np.ndarray, mean: np.ndarray, r: int,
-                    seed: int, start: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The r leading right singular vectors (r, p) and singular values (r,) of D = Z[rows] - mean (n, p):
     exact for small matrices, a randomised range finder with power iterations (Halko et al. 2011) else.
 
@@ -334,8 +312,7 @@ def _top_components(Z: np.ndarray, rows: np.ndarray, mean: np.ndarray, r: int,
     an approximation to ~1e-2: another seed moves it further), its bases normalised by ``_orthonormal``. The
     components and singular values are then computed in float64 from D itself (B = Qᵀ D a chunk of rows at a
     time, Q re-orthonormalised in float64): V is orthonormal to float64 precision and lies in D's row space,
-    so a direction without variance still has a singular value at float64's rounding level and is dropped.
-    ``start``: the range finder's products split in two (``_product``), the same bits."""
+    so a direction without variance still has a singular value at float64's rounding level and is dropped."""
     n, p = len(rows), Z.shape[1]
     if min(n, p) <= 4 * (r + _OVERSAMPLE):
         D = np.asarray(Z[rows], dtype=np.float64)  # a copy (fancy indexing); small: at most 240 rows or features
@@ -346,10 +323,10 @@ def _top_components(Z: np.ndarray, rows: np.ndarray, mean: np.ndarray, r: int,
     for chunk, D in _centred(Z, rows, mean):
         A[chunk] = D
     rng = np.random.default_rng(seed)
-    Q = _orthonormal(_product(A, rng.standard_normal((p, r + _OVERSAMPLE)).astype(np.float32), start))
-    for _ in range(_POWER_ITERATIONS):  # Aᵀ Q split by its output rows too: A's columns, a view
-        Q = _orthonormal(_product(A.T, Q, start))
-        Q = _orthonormal(_product(A, Q, start))
+    Q = _orthonormal(A @ rng.standard_normal((p, r + _OVERSAMPLE)).astype(np.float32))
+    for _ in range(_POWER_ITERATIONS):
+        Q = _orthonormal(A.T @ Q)
+        Q = _orthonormal(A @ Q)
     del A
     Q = np.linalg.qr(Q.astype(np.float64))[0]  # (n, l) orthonormal to float64 precision
     B = np.zeros((Q.shape[1], p))
@@ -378,7 +355,7 @@ def _orthonormal(Y: np.ndarray) -> np.ndarray:
 
 
 def fit_basis(Z: np.ndarray, seed: int = 0, labels: np.ndarray | None = None, n_classes: int = 0,
-              rows: np.ndarray | None = None, start: Callable | None = None) -> OODBasis:
+              rows: np.ndarray | None = None) -> OODBasis:
     """The nearest-neighbour distance to the rows ``rows`` of Z (n_Z, p) (None: all of them; at least one):
     their components and residual norms (at most MAX_REFERENCE of them, a seeded subsample, as the
     reference). With ``labels`` (n_Z,) class indices in [0, n_classes) of Z's rows: the reference rows sorted
@@ -387,14 +364,13 @@ def fit_basis(Z: np.ndarray, seed: int = 0, labels: np.ndarray | None = None, n_
 
     Z is only read (never modified, so fits on several row sets of one Z may run side by side) and never
     copied whole: the rows are centred a chunk at a time, into the range finder's float32 copy (``_top_components``)
-    and for the reference rows' components. ``start``: its large products split in two, one half computed beside
-    (``_product``): the same basis, bit for bit."""
+    and for the reference rows' components."""
     Z = np.asarray(Z, dtype=np.float64)
     idx = np.arange(Z.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     n, p = len(idx), Z.shape[1]
     mean = _row_mean(Z, idx)
     r = max(1, min(MAX_COMPONENTS, p, max(n - 1, 1), MAX_BASIS_VALUES // max(p, 1)))
-    V, s = _top_components(Z, idx, mean, r, seed, start)
+    V, s = _top_components(Z, idx, mean, r, seed)
     keep = s > float(s[0]) * 1e-9  # no direction without variance (the first kept, so r >= 1)
     keep[0] = True
     V = np.ascontiguousarray(V[keep])
@@ -462,17 +438,16 @@ def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: i
 
     start: ``start(fn, *args)`` begins ``fn(*args)`` and returns the function that gives its result (e.g.
     ``parallel.beside``: in a thread): every other fit (the one on all rows first, then every second part's)
-    runs that way while the others run here, two at a time; with one pair, that fit's large matrix products and
-    the held-out rows' scoring are split in two the same way (``_product``); None: one after the other. The
-    result is the same either way, bit for bit."""
+    runs that way while the others run here, two at a time; None: one after the other. The result is the
+    same either way."""
     parts = [(train, held) for train, held in parts if len(train) >= 1 and len(held) > 0]
     weight = None
     if groups is not None and parts:  # in the order the held-out parts are concatenated below
         weight = group_weights(np.asarray(groups)[np.concatenate([held for _, held in parts])], 0)
     if len(parts) == 1:  # split conformal: the held-out rows' basis is the model's
         train, held = parts[0]
-        basis = fit_basis(Z, seed, labels, n_classes, rows=train, start=start)  # one fit: its products split
-        P = basis.parts(Z if Z_held is None else Z_held, held, start)
+        basis = fit_basis(Z, seed, labels, n_classes, rows=train)
+        P = basis.parts(Z if Z_held is None else Z_held, held)
         return _calibrated(basis, P, weight)
     # no held-out rows: the distance alone
     fits = [lambda: fit_basis(Z, seed, labels if parts else None, n_classes)]

@@ -482,20 +482,3 @@ def test_one_held_out_part_is_split_conformal_against_its_own_training_rows():
     expected = (1 + (nearest(X[held])[None, :] >= nearest(new)[:, None]).sum(axis=1)) / (len(held) + 1)
     assert len(basis.reference) == len(train)
     np.testing.assert_array_equal(basis.score_and_p(new)[1], expected)
-
-
-def test_a_single_part_s_fit_split_over_two_threads_gives_the_same_basis():
-    """One hold-out's basis: the range finder's products and the held-out rows' scoring are split in two, one half
-    computed beside (``parallel.beside``): every stored array is the same, bit for bit."""
-    from mlpcli.parallel import beside
-
-    rng = np.random.default_rng(3)  # large enough for every split (ood._SPLIT_ROWS): 2,150 rows, 2,100 features
-    Z = (rng.normal(size=(4300, 2100)) + np.repeat(rng.normal(size=(2, 2100)), 2150, axis=0)).astype(np.float32)
-    labels = np.repeat(np.arange(2), 2150)
-    rows = rng.permutation(4300)
-    parts = [(np.sort(rows[:2150]), np.sort(rows[2150:]))]
-    here = ood.calibrate(Z, parts, 0, labels=labels, n_classes=2)
-    split = ood.calibrate(Z, parts, 0, labels=labels, n_classes=2, start=lambda fn, *a: beside(fn, *a, threaded=True))
-    assert here.arrays().keys() == split.arrays().keys()
-    for key, value in here.arrays().items():
-        assert np.asarray(value).tobytes() == np.asarray(split.arrays()[key]).tobytes(), key
