@@ -58,7 +58,8 @@ class SeenRows:
     def describe(self, n_rows: int) -> str:
         """"12 of 40 samples are rows the model was trained on (identical feature values: 'S1', 'S4', 'S9', …)"."""
         more = ", …" if self.n > len(self.examples) else ""
-        share = f"all {n_rows} samples are rows" if self.n == n_rows else (
+        share = "the one sample is a row" if n_rows == 1 and self.n == 1 else f"all {n_rows} samples are rows" \
+            if self.n == n_rows else (
             f"{self.n} of {n_rows} samples {'is a row' if self.n == 1 else 'are rows'}")
         return (f"{share} the model was trained on (identical feature values: {', '.join(self.examples)}{more})")
 
@@ -66,5 +67,6 @@ class SeenRows:
         """What ``predict`` says of them, or None when there are none."""
         if not self.n:
             return None
-        return f"{self.describe(n_rows)}: {'their predictions are' if self.n > 1 else 'its prediction is'} the " \
-               "model's fit to its training data, not predictions for new samples"
+        what = ("their predictions are", "predictions for new samples") if self.n > 1 else \
+            ("its prediction is", "a prediction for a new sample")
+        return f"{self.describe(n_rows)}: {what[0]} the model's fit to its training data, not {what[1]}"
