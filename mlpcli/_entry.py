@@ -13,6 +13,11 @@ import os
 import signal
 import sys
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
@@ -31,16 +36,27 @@ def quiet_exit(signum, frame) -> None:
 CLOSED_STREAMS: set[str] = set()
 
 
+def _usable(fd: int, mode: str) -> bool:
+    """Whether descriptor ``fd`` is open for ``mode`` ("r" or "w"). A wrapper script run with ``2>&-`` (pyenv's
+    ``python`` shim is one) hands Python its own script, opened for reading, as descriptor 2: open, yet every
+    note written there failed ("Bad file descriptor") and ended the command before its work was done."""
+    try:
+        if fcntl is None:  # pragma: no cover - Windows: whether it is open is all it tells
+            return os.fstat(fd) is not None
+        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        return False
+    return access == os.O_RDWR or access == (os.O_RDONLY if mode == "r" else os.O_WRONLY)
+
+
 def open_standard_streams() -> None:
-    """Reopen a closed standard stream (file descriptor 0, 1 or 2) on /dev/null, so that no file the command
-    opens later takes its number (a model file opened as descriptor 2 would receive the notes), and give
-    Python a stream object for it (it has None, which joblib's worker launcher and rich then trip over)."""
+    """Reopen a closed standard stream (file descriptor 0, 1 or 2), or one open only the other way (``_usable``),
+    on /dev/null, so that no file the command opens later takes its number (a model file opened as descriptor 2
+    would receive the notes), and give Python a stream object for it (it has None, which joblib's worker
+    launcher and rich then trip over)."""
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
-        try:
-            os.fstat(fd)
+        if _usable(fd, mode):
             continue
-        except OSError:
-            pass
         null = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)  # the lowest free number: fd
         if null != fd:
             os.dup2(null, fd)

@@ -186,9 +186,20 @@ _TEMP_EXTRA = 14
 
 def _temp_prefix(target: Path) -> str:
     """".NAME." for the temporary file beside ``target``, NAME cut (at a character boundary) so that the
-    temporary name fits in NAME_MAX bytes whenever the target's own name does."""
-    name = target.name.encode("utf-8", "surrogateescape")[:NAME_MAX - _TEMP_EXTRA]
-    return f".{name.decode('utf-8', 'ignore')}."
+    temporary name fits in NAME_MAX bytes whenever the target's own name does. The name's bytes are the file
+    system's (``os.fsencode``): read as UTF-8 whatever the file system encoding, a name such as ``p_é.csv``
+    under an ASCII one (LC_ALL=C with Python's UTF-8 mode off) became a character the file system could not
+    encode, and the command failed as it wrote its output, its work done."""
+    raw = os.fsencode(target.name)
+    limit = NAME_MAX - _TEMP_EXTRA
+    if len(raw) > limit:
+        raw = raw[:limit]
+        lead = len(raw) - 1  # a UTF-8 character cut in two at the limit: its first bytes go too
+        while lead > 0 and len(raw) - lead < 4 and raw[lead] & 0xC0 == 0x80:
+            lead -= 1
+        if raw[lead] >= 0xC0 and len(raw) - lead < (2 if raw[lead] < 0xE0 else 3 if raw[lead] < 0xF0 else 4):
+            raw = raw[:lead]
+    return f".{os.fsdecode(raw)}."
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:

@@ -26,7 +26,7 @@ import click
 
 from .. import __version__
 from ..parallel import shutdown_workers
-from ._common import CONTEXT_SETTINGS, interrupted_exit, stop_signals_as_interrupts
+from ._common import CONTEXT_SETTINGS, _one_line, _say, interrupted_exit, silence_stdout, stop_signals_as_interrupts
 
 __all__ = ["cli", "main", "all_commands", "COMMANDS"]
 
@@ -114,4 +114,21 @@ def main(argv: list[str] | None = None) -> None:
             except OSError:  # standard error's reader has gone (2>&1 | head): the exit code still says it
                 pass
             sys.exit(exc.exit_code)
+        except SystemExit as exc:
+            # Click's own rule for a closed pipe outside a command (--help, --version: `mlpcli --help | head -1`
+            # after head has gone) is exit 1, which reads as an error: 141, as for every other writer to one
+            if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):
+                silence_stdout()
+                sys.exit(141)
+            raise
+        except OSError as exc:  # outside a command's own handling: --help or --version into a full disk
+            if "--debug" in args:
+                raise
+            if exc.filename:
+                _say(f"Error: {_one_line(exc)}")
+            else:
+                silence_stdout()
+                reason = exc.strerror or type(exc).__name__
+                _say(f"Error: cannot write standard output: {reason[:1].lower() + reason[1:]}")
+            sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

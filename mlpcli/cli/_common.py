@@ -90,12 +90,29 @@ def columns_env() -> int | None:
     return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
+def _colours_only(stream) -> dict:
+    """Console settings for ``stream`` under FORCE_COLOR: it asks for colours (force-color.org), but rich takes
+    it for a terminal, so a batch job's log file got the live progress bar's frames (ten a second, cursor codes
+    and all) and tables wrapped at 80 columns. Where the stream is no terminal, the console is told so and keeps
+    the colours. TTY_COMPATIBLE, rich's own setting for a log viewer that renders a terminal, is left to rich."""
+    env = os.environ
+    if env.get("FORCE_COLOR", "") == "" or env.get("TTY_COMPATIBLE", "") in ("0", "1"):
+        return {}
+    try:
+        if stream.isatty():
+            return {}
+    except (AttributeError, ValueError, OSError):
+        pass
+    return {"force_terminal": False, "color_system": "standard"}
+
+
 def stdout_console() -> Console:
     """Standard output's console. Piped output (logs, CI) gets a wide fixed width rather than wrapping tables at
     80 columns: COLUMNS when set (a user who exports it for a narrow log viewer), else PIPE_WIDTH."""
-    console = _StdoutConsole(file=sys.stdout, soft_wrap=False)
+    console = _StdoutConsole(file=sys.stdout, soft_wrap=False, **_colours_only(sys.stdout))
     if not console.is_terminal:
-        console = _StdoutConsole(file=sys.stdout, soft_wrap=False, width=columns_env() or PIPE_WIDTH)
+        console = _StdoutConsole(file=sys.stdout, soft_wrap=False, width=columns_env() or PIPE_WIDTH,
+                                 **_colours_only(sys.stdout))
     return console
 
 
@@ -117,11 +134,26 @@ class _StderrConsole(Console):
         if threading.current_thread() is threading.main_thread():
             raise SystemExit(141)
 
+    def print(self, *objects, **kwargs) -> None:
+        # Standard error that cannot take a line (a batch job's log on a full disk or over its quota, EIO on a
+        # network file system): the notes are lost, not the run. The first note used to end the command, exit 1
+        # with nothing said anywhere, before its outputs (on another file system) were written; shell tools
+        # ignore such failures of their diagnostics too. The exit code still tells any error.
+        try:
+            super().print(*objects, **kwargs)
+        except BrokenPipeError:
+            raise
+        except OSError:
+            self.quiet = True
+            _silence(2)
+
 
 def stderr_console(quiet: bool = False) -> Console:
-    console = _StderrConsole(file=sys.stderr, quiet=quiet, highlight=False)
+    colours = _colours_only(sys.stderr)
+    console = _StderrConsole(file=sys.stderr, quiet=quiet, highlight=False, **colours)
     if not console.is_terminal:  # logs of batch jobs: one warning per line, not wrapped at 80 columns
-        console = _StderrConsole(file=sys.stderr, quiet=quiet, highlight=False, width=1000, soft_wrap=True)
+        console = _StderrConsole(file=sys.stderr, quiet=quiet, highlight=False, width=1000, soft_wrap=True,
+                                 **colours)
     return console
 
 
@@ -363,8 +395,21 @@ def one_stdout_writer(writers: dict[str, bool]) -> None:
     if on:
         check_stdout_open(on[0])
     if len(on) > 1:
+        on = [name + (" (the default)" if _by_default(name.split()[0]) else "") for name in on]
         raise click.UsageError(f"{', '.join(on[:-1])} and {on[-1]} would {'both' if len(on) == 2 else 'all'} write "
                                "to standard output; give all but one of them a file name")
+
+
+def _by_default(flag: str) -> bool:
+    """Whether the current command's option ``flag`` (-o) has its default value, not one the user gave: an error
+    that names ``-o -`` must say so when the user never typed it (predict writes to standard output by default)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    for param in ctx.command.params:
+        if flag in getattr(param, "opts", ()):
+            return ctx.get_parameter_source(param.name) == click.core.ParameterSource.DEFAULT
+    return False
 
 
 def _one_line(exc: BaseException) -> str:
@@ -501,24 +546,38 @@ def threads_option(fn=None, *, extra: str = ""):
 def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None] | None = None) -> None:
     """A usage error when two outputs (option: path) name one file, or an output names an input: the second
     write would silently replace the first (``predict m.mlp data.csv -o data.csv``: the table by its
-    predictions). Standard output ('-') and absent options are left out; paths are compared resolved
-    (``./a.csv`` and ``a.csv``, a symbolic link and its target)."""
-    def key(path: str | None) -> str | None:
-        if path is None or str(path) == "-":
+    predictions). Standard output ('-') and absent options are left out; an input '-' counts as the file
+    standard input is redirected from (``predict m.mlp - -o data.csv < data.csv``); paths are compared as the
+    files they name (``./a.csv`` and ``a.csv``, a symbolic link and its target, a hard link)."""
+    def key(path: str | None, reading: bool = False):
+        if path is None:
             return None
+        if str(path) == "-":  # standard input, as an input: the file it was redirected from
+            try:
+                st = os.fstat(0) if reading else None
+            except OSError:
+                return None
+            return (st.st_dev, st.st_ino) if st is not None and stat.S_ISREG(st.st_mode) else None
         resolved = os.path.realpath(os.path.expanduser(str(path)))
-        if os.path.exists(resolved) and not os.path.isfile(resolved) and not os.path.isdir(resolved):
+        try:
+            st = os.stat(resolved)
+        except (OSError, ValueError):
+            return resolved  # not there yet: two outputs may still name it
+        if stat.S_ISDIR(st.st_mode):
+            return resolved  # a 10x directory as DATA, named as an output too
+        if not stat.S_ISREG(st.st_mode):
             return None  # /dev/null, a named pipe: written into, never replaced
-        return resolved
+        return (st.st_dev, st.st_ino)
 
     from .options import CONFIG_META
 
     ctx = click.get_current_context(silent=True)
     config = ctx.meta.get(CONFIG_META) if ctx is not None else None  # --config FILE.toml, read as an input
-    seen: dict[str, tuple[str, str]] = {}
+    seen: dict = {}
     for name, path in {**(inputs or {}), "--config": config}.items():
-        if key(path) is not None:
-            seen.setdefault(key(path), (name, "input"))
+        k = key(path, reading=True)
+        if k is not None:
+            seen.setdefault(k, (f"{name} - (standard input is that file)" if str(path) == "-" else name, "input"))
     for flag, path in outputs.items():
         k = key(path)
         if k is None:
