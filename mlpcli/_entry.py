@@ -13,12 +13,14 @@ import os
 import signal
 import sys
 
+from .interrupts import STOP_SIGNAL_NAMES
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+STOP_SIGNALS = tuple(getattr(signal, n) for n in STOP_SIGNAL_NAMES if hasattr(signal, n))
 
 
 def quiet_exit(signum, frame) -> None:

@@ -14,6 +14,12 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+# The signals that stop a command as Ctrl-C does (128 + the signal's number): a terminal's SIGINT and SIGHUP, a
+# batch scheduler's SIGTERM (SLURM's scancel and time limit), the SIGUSR1 / SIGUSR2 that `sbatch --signal=USR1@120`
+# sends ahead of the time limit so that a job can stop in order (train then writes the best weights so far), and
+# SIGXCPU at a CPU-time limit (ulimit -t). Their default action would kill the process, leaving temporary files.
+STOP_SIGNAL_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGXCPU")
+
 _lock = threading.Lock()
 _count = 0
 

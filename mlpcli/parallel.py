@@ -374,7 +374,7 @@ def member_processes(plan: Plan, n_tasks: int, copy_bytes: int) -> int:
 # result to the parent, and a worker killed half-way through that message would leave the parent's result
 # reader waiting forever for the rest of it (a hang seen with SIGTERM to the whole job as two members
 # finished together). The worker still ends with the parent: joblib kills it, or it sees the parent gone.
-_WORKER_IGNORED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+_WORKER_IGNORED = tuple(getattr(signal, n) for n in interrupts.STOP_SIGNAL_NAMES if hasattr(signal, n))
 
 
 @contextmanager

@@ -176,6 +176,20 @@ def test_train_one_network_sigint_keeps_its_best_weights(tmp_path, table):
     _assert_no_temporaries(tmp_path)
 
 
+def test_train_stops_in_order_on_the_signal_sbatch_sends_before_the_time_limit(tmp_path, table):
+    """`sbatch --signal=USR1@120` warns a job ahead of its time limit: SIGUSR1's default action killed the process,
+    leaving a temporary file and no model; it now stops training as SIGTERM does, keeping the best weights."""
+    cmd = Command(["train", str(table), "-o", "m.mlp", "--folds", "1", "--hidden", "32", "--epochs", "3000",
+                   "--patience", "3000"], tmp_path)
+    cmd.wait_for_line("network: epoch 25 ")
+    cmd.proc.send_signal(signal.SIGUSR1)
+    rc, err = cmd.finish()
+    assert rc == 128 + signal.SIGUSR1, err
+    assert "Interrupted by SIGUSR1: kept the best weights so far (epoch" in err and "Traceback" not in err
+    assert model_io.load(tmp_path / "m.mlp").fit["interrupted"]
+    _assert_no_temporaries(tmp_path)
+
+
 def test_train_stopped_before_any_network_has_weights_says_no_model_was_written(tmp_path, table):
     """SIGTERM before any member had trained: "Interrupted by SIGTERM." alone, where a user expects to hear whether
     a model was kept (the other stops say what they kept and where)."""
