@@ -170,3 +170,17 @@ def test_force_color_colours_a_log_but_draws_no_live_bar_in_it(monkeypatch):
     assert "\x1b[33m" in text  # the colour asked for
     assert "\x1b[?25l" not in text and len(text.strip().splitlines()) == 1  # no cursor codes, no wrapping
     assert stdout_console().width == 140  # a pipe's width, not a terminal's 80
+
+
+def test_an_unsupported_output_names_its_extension(tmp_path):
+    """`predict -o mm.mlp` said "unsupported output format 'mm.mlp'", quoting the whole name."""
+    from mlpcli.errors import DataError
+    from mlpcli.predict import output_format
+
+    for name, said in (("mm.mlp", "unsupported output format '.mlp' ('mm.mlp', a model file's extension"),
+                       ("out.xlsx", "unsupported output format '.xlsx' ('out.xlsx')"),
+                       ("out", "'out' names no output format;"),
+                       ("out.gz", "'out.gz' names no output format before '.gz'")):
+        with pytest.raises(DataError) as err:
+            output_format(str(tmp_path / name))
+        assert said in str(err.value), str(err.value)

@@ -44,7 +44,14 @@ def output_format(path: str, tables_only: bool = False) -> tuple[str, str, str |
         return "text", "," if ext == ".csv" else "\t", compression
     if descriptor_of(path) is not None or is_special_file(path):  # /dev/stderr, /dev/fd/3, a named pipe: CSV
         return "text", ",", None
-    raise DataError(f"unsupported output format {os.path.basename(os.fspath(path))!r}; use "
+    base = os.path.basename(os.fspath(path))
+    if not ext:
+        said = f"{base!r} names no output format" + (f" before {os.path.splitext(name)[1]!r}" if compression else "")
+    else:
+        full = ext + (os.path.splitext(name)[1] if compression else "")
+        said = f"unsupported output format {full!r} ({base!r}" + (", a model file's extension: predictions are a "
+                                                                   "table" if ext == ".mlp" else "") + ")"
+    raise DataError(f"{said}; use "
                     f"{TABLE_FORMATS if tables_only else OUTPUT_FORMATS}")
 
 
