@@ -59,7 +59,9 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), callback=named_file,
               help="Write the ranking table (class, rank, feature, score, mean_abs, direction, fraction, "
-                   "member_overlap): .csv, .tsv, .txt (optionally .gz/.bz2/.xz) or .parquet.")
+                   "member_overlap): .csv, .tsv, .txt (optionally .gz/.bz2/.xz) or .parquet. IG scores are in the "
+                   "units of --output (logit or probability), whatever log1p or scaling the model applies; "
+                   "permutation's are the rise of log loss (or drop of recall).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=named_file,
               help="Draw the top genes per class (bars coloured by direction) and a heatmap of samples x top "
                    "genes: .png, .svg or .pdf.")

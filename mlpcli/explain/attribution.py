@@ -798,17 +798,29 @@ def completeness_gap(values: np.ndarray, fx: np.ndarray, fb: np.ndarray) -> np.n
     return np.abs(values.sum(axis=-1) - delta) / scale
 
 
+def _cell_name(name) -> str:
+    """A feature's name as a ``top_features`` entry writes it: a ``;`` (MaxQuant's protein groups,
+    "P12345;Q67890") would split one entry in two, so it is percent-encoded as ``%3B``, and ``%`` as ``%25``
+    (``urllib.parse.unquote`` restores the name); a ``:`` stays (peaks, "chr1:100-200"): the score follows the
+    last one."""
+    name = str(name)
+    return name.replace("%", "%25").replace(";", "%3B") if ("%" in name or ";" in name) else name
+
+
 def top_features(values: np.ndarray, names: Sequence[str], k: int) -> np.ndarray:
     """Per row of attributions (n, d), "NAME:score;..." for its k largest, largest first, scores with 4
     significant digits; only positive ones (those that push toward the explained class): a gene at 0 (one at
     the baseline, or filled in with its training mean) or against the class is no reason for the call, so a
-    row may list fewer than k, or none (""). (n,) object array."""
+    row may list fewer than k, or none (""). (n,) object array.
+
+    Read a cell back by splitting it at ``;``, each entry at its last ``:``, and ``urllib.parse.unquote`` on the
+    name (``_cell_name``: a name's ``;`` and ``%`` are written ``%3B`` and ``%25``)."""
     k = min(int(k), values.shape[1])
     part = np.argpartition(-values, k - 1, axis=1)[:, :k]
     picked = np.take_along_axis(values, part, axis=1)
     order = np.argsort(-picked, axis=1, kind="stable")
     part, picked = np.take_along_axis(part, order, axis=1), np.take_along_axis(picked, order, axis=1)
-    names = np.asarray(names, dtype=object)
+    names = np.asarray([_cell_name(n) for n in names], dtype=object)
     return np.array([";".join(f"{names[j]}:{v:.4g}" for j, v in zip(js, vs) if v > 0) for js, vs in zip(part, picked)],
                     dtype=object)
 

@@ -65,7 +65,9 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
     FigureCanvasAgg(fig)
     ratios = [panel_h] * nrows + ([5.5] if heat else [])
     grid = fig.add_gridspec(len(ratios), ncols, height_ratios=ratios)
-    what = ("mean attribution toward the class" if expl.method == "ig"
+    # in the units of the output explained (the genes' own units, log1p or scaling, cancel out of IG)
+    unit = {"logit": " (logit)", "prob": " (probability)"}.get(expl.output or "", "")
+    what = (f"mean attribution toward the class{unit}" if expl.method == "ig"
             else "score drop when the gene is shuffled")
     for i, name in enumerate(classes):
         ax = fig.add_subplot(grid[i // ncols, i % ncols])

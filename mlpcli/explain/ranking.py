@@ -306,6 +306,39 @@ def _short_note(short: dict[str, int], top: int, method: str) -> list[str]:
             "share a rank, and no member's (or resample's) top K counts them"]
 
 
+CORRELATED = 0.9  # |Spearman| at which two of a class's top genes are one signal to the reader
+
+
+def _correlated_note(X: np.ndarray, feats: Sequence[str], table: pd.DataFrame, method: str,
+                     most: int = 5) -> list[str]:
+    """A note naming pairs of genes in one class's ranking whose values are nearly interchangeable over the
+    samples (|Spearman| >= CORRELATED, X (n, d)): the network may lean on either, so how their attribution
+    (or permutation importance) splits between them says nothing about which one matters; read them as one
+    signal. Spearman: log1p and scaling are monotone, so the pairs are the same in raw and network units."""
+    if len(X) < 3 or table.empty:
+        return []
+    where = {f: j for j, f in enumerate(feats)}
+    names = list(dict.fromkeys(table["feature"]))
+    # (g, g) over the ranked genes only; pandas: pairwise complete, NaN for a constant gene
+    R = pd.DataFrame(X[:, [where[f] for f in names]]).corr(method="spearman", min_periods=3).to_numpy()
+    rho = {(names[a], names[b]): float(R[a, b]) for a, b in combinations(range(len(names)), 2)
+           if np.isfinite(R[a, b]) and abs(R[a, b]) >= CORRELATED}
+    pairs = []
+    for _, genes in table.groupby("class", sort=False)["feature"]:
+        for a, b in combinations(list(genes), 2):
+            r = rho.get((a, b), rho.get((b, a)))
+            if r is not None and (a, b, r) not in pairs and (b, a, r) not in pairs:
+                pairs.append((a, b, r))
+    if not pairs:
+        return []
+    shown = ", ".join(f"{a} ~ {b} ({r:+.2f})" for a, b, r in pairs[:most]) + (
+        f" and {len(pairs) - most} more" if len(pairs) > most else "")
+    what = "attribution" if method == "ig" else "importance"
+    return [f"correlated genes ranked for one class (|Spearman| >= {CORRELATED} over these samples): {shown}; the "
+            f"network may lean on either, so how the {what} splits between them is arbitrary: read each pair as "
+            "one signal"]
+
+
 def _filled_note(unranked: list[str]) -> list[str]:
     if not unranked:
         return []
@@ -357,7 +390,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         if scoring not in SCORINGS:
             raise ConfigError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
         result = _permutation(model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring)
-        result.notes += _filled_note(unranked)
+        result.notes += _filled_note(unranked) + _correlated_note(X, feats, result.table, "permutation")
         return result
     check_output(output)
     steps = check_steps(steps)
@@ -450,7 +483,9 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         positive = sum(r["score"] > 0 for r in table_rows)
         if positive < len(table_rows):
             short[names[c]] = positive
-    notes = _filled_note(unranked) + _short_note(short, top, "ig")
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    notes = _filled_note(unranked) + _short_note(short, top, "ig") + _correlated_note(
+        X[explained], feats, table[table["score"] > 0], "ig")
     if alone:
         notes.append("no stability for " + ", ".join(f"{name} (one {unit})" for name, unit in alone.items())
                      + ": every bootstrap resample of a class's only patient or sample is that one again, which "
@@ -467,7 +502,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     notes += _unranked_note(names, [c for c in wanted if c not in ranked], grouped_by)
     return Explanation("ig", output, baseline if isinstance(baseline, str) else "given", steps, top,
                        [names[c] for c in ranked], {names[c]: int(len(rows_of[c])) for c in wanted}, grouped_by,
-                       pd.DataFrame(rows, columns=COLUMNS), stability, completeness, scores, notes, groups,
+                       table, stability, completeness, scores, notes, groups,
                        int(used.sum()))
 
 
