@@ -24,16 +24,17 @@ from typing import Callable
 import numpy as np
 
 from .. import data, metrics
-from ..config import TrainOptions
+from ..config import OPTIMIZER_ONLY, TrainOptions
 from ..errors import ConfigError, DataError, TrainingError
 from ..parallel import Plan, run
 from .cross_validation import (FoldScore, _fold_warnings, check_cv_options, check_fits_memory, finite, fit_fold,
                                fold_name, mean_sd, with_seed)
-from .grid import apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size, value_text
+from .grid import (apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size, option_name,
+                   value_text)
 from .splits import Fold, check_training_parts, kfold
 
 __all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS", "chosen_among",
-           "selection_note"]
+           "selection_note", "grid_notes"]
 
 # What each grid point is scored as (see the module docstring).
 SCORED_AS = ("one network per fold (as train --folds 1: early stopping on a grouped hold-out of the fold's training "
@@ -257,9 +258,50 @@ def _failed_note(points: list[PointResult]) -> str | None:
             f"the first, {first}")
 
 
+def _model_key(setting: dict) -> tuple:
+    """What a setting trains: its values without those its optimizer does not read (``OPTIMIZER_ONLY``:
+    ``optimizer=adam momentum=0.5`` and ``optimizer=adam momentum=0.9`` train the same networks)."""
+    optimizer = setting.get("optimizer")
+    return tuple((k, repr(v)) for k, v in setting.items()
+                 if optimizer is None or k not in OPTIMIZER_ONLY or optimizer in OPTIMIZER_ONLY[k])
+
+
 def chosen_among(points: list[PointResult]) -> int:
-    """How many settings with a score the best was chosen from: above 1, its CV score is a maximum over them."""
-    return sum(p.mean is not None for p in points)
+    """How many distinct models with a score the best was chosen from: above 1, its CV score is a maximum over
+    them. Settings that differ only in an option their optimizer ignores are one model (counted once)."""
+    return len({_model_key(p.setting) for p in points if p.mean is not None})
+
+
+def grid_notes(points: list[tuple[int, dict]]) -> list[str]:
+    """What the grid's settings do not tune, said before the ranking is read as a choice: settings that train
+    the same model as another (an option their optimizer ignores: ``optimizer=adam,sgd; momentum=0.5,0.9`` ran
+    adam twice, two rows of one score), and a grid of one setting (nothing is chosen: its score is a plain
+    CV estimate; ``hidden=64,32`` is one two-layer network, where ``hidden=64|32`` is two settings)."""
+    notes = []
+    same: dict[tuple, list[dict]] = {}
+    for _, setting in points:
+        same.setdefault(_model_key(setting), []).append(setting)
+    repeated = [group for group in same.values() if len(group) > 1]
+    if repeated:
+        ignored = sorted({k for group in repeated for k in group[0]
+                          if k in OPTIMIZER_ONLY and group[0].get("optimizer") not in OPTIMIZER_ONLY[k]})
+        first = repeated[0]
+        n = sum(len(group) - 1 for group in repeated)
+        applies = "; ".join(f"{option_name(k)} applies to optimizer={' and '.join(OPTIMIZER_ONLY[k])} only"
+                            for k in ignored)
+        notes.append(f"{n} of {len(points)} settings {'trains' if n == 1 else 'train'} the same networks as another "
+                     f"setting, so {'it scores' if n == 1 else 'they score'} the same: {applies} (e.g. "
+                     f"{' and '.join(format_setting(s) for s in first[:2])}); the selection counts such settings "
+                     "once")
+    if len(points) == 1:
+        setting = points[0][1]
+        hidden = setting.get("hidden")
+        hint = (f"; hidden={value_text(hidden)} is one network of {len(hidden)} hidden layers, '|' separates "
+                f"settings (hidden={'|'.join(str(w) for w in hidden)})"
+                if isinstance(hidden, list) and len(hidden) > 1 else "")
+        notes.append("the grid holds one setting, so nothing is chosen: its score is its cross-validated estimate"
+                     + hint)
+    return notes
 
 
 def selection_note(points: list[PointResult], nested: bool) -> str | None:
@@ -306,6 +348,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                         "--refit ships train's cross-fitted ensemble, likely a little better (member-folds in the "
                         "grid scores that)" if nested else ""))
     options = replace(options, folds=1, refit=False)  # a grid may still set folds (its member-folds)
+    notes += grid_notes(points)
     check_settings(options, points)
     _check_points(ds, options, points)
     metric = metrics.main_metric_name(ds.task)
