@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
         except SystemExit as exc:
             # Click's own rule for a closed pipe outside a command (--help, --version: `mlpcli --help | head -1`
             # after head has gone) is exit 1, which reads as an error: 141, as for every other writer to one
-            if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):
+            # (Click 8.4 raises it within its EPIPE handler; 8.5 after it, having wrapped sys.stdout)
+            if exc.code == 1 and (isinstance(exc.__context__, BrokenPipeError)
+                                  or type(sys.stdout).__name__.endswith("PacifyFlushWrapper")):
                 silence_stdout()
                 sys.exit(141)
             raise
