@@ -23,7 +23,7 @@ FIRST_FEATURES = 10  # feature names listed unless all are asked for
 
 def describe(model: Model, path: str | os.PathLike | None = None, all_features: bool = False) -> dict:
     """The model's description as a JSON-ready dict (sections: file, task, features, preprocessing,
-    network, training, split, held_out, diagnosis, provenance, roles, matrix, trust). ``all_features``: every input
+    network, training, split, held_out, diagnosis, tuning, provenance, roles, matrix, trust). ``all_features``: every input
     feature name instead of the first FIRST_FEATURES."""
     names = list(model.feature_names)
     ref = model.preprocessor
@@ -74,6 +74,8 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "metrics": fit.get("held_out_metrics"),  # None for models written before they were stored
         },
         "diagnosis": None if not diagnosis else {k: diagnosis.get(k) for k in ("label", "runner_up", "summary")},
+        # what `tune --refit` chose (grid, setting, metric, cross-validated mean and SD, nested estimate); None else
+        "tuning": (model.extra or {}).get("tuning"),
         "provenance": model.provenance or {},
         "roles": model.roles or {},
         "matrix": trained_matrix(model),  # an .h5ad file's matrix the features came from (None: not an .h5ad file)

@@ -139,3 +139,23 @@ def test_a_grid_of_one_setting_says_nothing_is_chosen_and_how_to_list_hidden_val
     note = [n for n in doc["notes"] if "one setting" in n]
     assert note and "hidden=8,4 is one network of 2 hidden layers" in note[0] and "hidden=8|4" in note[0]
     assert not any("optimistic" in n for n in doc["notes"])
+
+
+def test_info_describes_what_tune_refit_chose(tmp_path):
+    """`tune --refit` stored the grid, the setting and its scores in the model, and neither `info` nor `info --json`
+    showed them."""
+    from cli_helpers import run
+    from tables import make_table
+
+    path = tmp_path / "t.csv"
+    make_table("multiclass", n_patients=20, per_patient=2, n_features=12, seed=5).to_csv(path, index=False)
+    model = tmp_path / "tuned.mlp"
+    res = run(["tune", str(path), "--grid", "lr=0.001,0.01", "--folds", "2", "--refit", "-o", str(model), "-q",
+               "--epochs", "3", "--hidden", "4"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(run(["info", str(model), "--json"]).stdout)
+    tuning = doc["tuning"]
+    assert tuning["grid"] == {"lr": [0.001, 0.01]} and tuning["setting"]["lr"] in (0.001, 0.01)
+    text = " ".join(run(["info", str(model)]).output.split())
+    assert f"tune --refit chose lr={tuning['setting']['lr']:g} over lr" in text.replace("│ ", "")
+    assert "optimistic as the best of the settings' estimates" in text.replace("│ ", "")

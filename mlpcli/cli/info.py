@@ -84,6 +84,23 @@ def _count(n) -> str:
     return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else str(n)
 
 
+def _tuning_text(tuning: dict) -> str:
+    """What `tune --refit` chose: the setting, its cross-validated score (the highest of the grid's, so optimistic)
+    and, with --nested, the honest estimate."""
+    from ..model_selection.grid import format_setting
+
+    grid = tuning.get("grid") or {}
+    metric = display_name(str(tuning.get("metric") or ""))
+    text = (f"tune --refit chose {format_setting(tuning.get('setting') or {})} over {', '.join(map(str, grid))} "
+            f"({tuning.get('strategy') or 'cross-validation'}): {metric} {fmt(tuning.get('cv_mean'))} ± "
+            f"{fmt(tuning.get('cv_sd'))}, optimistic as the best of the settings' estimates")
+    nested = tuning.get("nested")
+    if nested and nested.get("mean") is not None:
+        text += (f"; nested CV, the honest estimate: {fmt(nested['mean'])} ± {fmt(nested.get('sd'))} over "
+                 f"{nested.get('scored', nested.get('folds'))} outer folds")
+    return text
+
+
 def _trust_text(trust: dict) -> str:
     """What predict can add with this model: prediction sets (--coverage), out-of-distribution flags (--ood), the
     absent-gene warning (each feature's share of zeros in training), the training rows it recognises; what the
@@ -203,6 +220,8 @@ def _table(doc: dict) -> Table:
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
     else:
         table.add_row("held-out metrics", "not stored (model written by an earlier version)")
+    if doc.get("tuning"):
+        table.add_row("tuning", _tuning_text(doc["tuning"]))
     table.add_row("for predict", _trust_text(doc["trust"]))
     if doc["diagnosis"]:
         table.add_row("learning curves", f"{doc['diagnosis']['label']} — {doc['diagnosis']['summary']}")
