@@ -184,3 +184,18 @@ def test_an_unsupported_output_names_its_extension(tmp_path):
         with pytest.raises(DataError) as err:
             output_format(str(tmp_path / name))
         assert said in str(err.value), str(err.value)
+
+
+def test_a_closed_standard_input_is_named_as_closed(tmp_path):
+    """`predict m.mlp - <&-` (a batch script's closed standard input) said "standard input is empty"."""
+    from tables import write_table
+
+    data = write_table(tmp_path, seed=2)
+    model = tmp_path / "m.mlp"
+    assert run(["train", data, "--folds", "1", "--epochs", "2", "--hidden", "4", "-q", "-o", str(model)]).exit_code == 0
+    for args in (["predict", str(model), "-", "-o", str(tmp_path / "p.csv")], ["evaluate", str(model), "-"]):
+        done = subprocess.run([sys.executable, "-m", "mlpcli", *args], preexec_fn=lambda: os.close(0),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith("Error: DATA -: standard input is closed"), done.stderr
+    assert not (tmp_path / "p.csv").exists()

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from .. import interrupts
 from .._entry import CLOSED_STREAMS, STOP_SIGNALS, quiet_exit
-from ..errors import MlpcliError, OptionError
+from ..errors import DataError, MlpcliError, OptionError
 from ..fileio import descriptor_of
 from ..jsonable import json_default
 
@@ -119,7 +119,11 @@ def stdout_console() -> Console:
 def binary_stdin():
     """Standard input as bytes (for '-' as the data file). Click 8.5 deprecates
     ``click.get_binary_stream``; on POSIX it was ``sys.stdin.buffer`` anyway, and Click's test runner
-    gives its stdin a ``buffer`` too."""
+    gives its stdin a ``buffer`` too. A standard input the command started with closed (``<&-``, as a batch
+    script may leave it; ``_entry`` reopened it on /dev/null) is a DataError saying so, not "is empty"."""
+    if "stdin" in CLOSED_STREAMS:
+        raise DataError("DATA -: standard input is closed (the command started without one, as `<&-` leaves it); "
+                        "pipe a table into it, or give DATA a file")
     return getattr(sys.stdin, "buffer", sys.stdin)
 
 
