@@ -25,6 +25,7 @@ from .. import data, metrics
 from ..config import AUTO, TrainOptions, offset_seed
 from ..errors import ConfigError, DataError, OptionError
 from ..parallel import Plan, run
+from .baseline import linear_baseline
 from .crossfit import PORTFOLIO, fit_model
 from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import exact_if_regression, prediction_columns
@@ -66,6 +67,7 @@ class FoldScore:
     # (what grouped cross-validation inside the training batches promises)
     trust: dict | None = None
     inner_score: float | None = None
+    baseline: Any = None  # baseline.BaselineScore: the linear model on the same fold (cv's --baseline)
 
 
 def _n_groups(ds: data.Dataset, rows: np.ndarray) -> int | None:
@@ -74,14 +76,15 @@ def _n_groups(ds: data.Dataset, rows: np.ndarray) -> int | None:
 
 def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarray, options: TrainOptions,
                   label: tuple = (), keep_predictions: bool = False, trust_level: float | None = None,
-                  held_out: str | None = None) -> FoldScore:
+                  held_out: str | None = None, baseline: bool = False) -> FoldScore:
     """Train on ``train_rows`` of ``ds`` exactly as ``mlpcli train`` would (``fit_model``: its members,
     their early stopping, the portfolio choice and the calibration all inside the training rows) and
     score on ``test_rows``.
 
     ``trust_level`` (classification): also the prediction sets' coverage at that level, their mean size and
     the out-of-distribution flag rate on the test rows. With it, or with ``held_out`` (leave-batch-out, any
-    task), the model's own out-of-fold score on its training part too.
+    task), the model's own out-of-fold score on its training part too. ``baseline``: also the linear baseline
+    (``baseline.linear_baseline``) fitted on the same training rows and scored on the same test rows.
 
     A task for ``parallel.run``: everything it needs is in its arguments."""
     started = time.perf_counter()
@@ -94,7 +97,7 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
     main = m.get(metrics.main_metric_name(ds.task))
     repeat, fold = (label[-2], label[-1]) if len(label) >= 2 else (0, 0)
     best_epochs = [mm["best_epoch"] for mm in fitted.members]
-    return FoldScore(
+    score = FoldScore(
         label=tuple(label), repeat=int(repeat), fold=int(fold), n_train=int(len(train_rows)), n_test=int(len(test_rows)),
         n_groups_train=_n_groups(ds, train_rows), n_groups_test=_n_groups(ds, test_rows), metrics=m,
         score=float("nan") if main is None else float(main), best_epoch=int(np.median(best_epochs)),
@@ -107,7 +110,11 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         trust=_fold_trust(fitted, test_ds, trust_level, logits) if trusting else None,
         # leave-batch-out compares it with the held-out batch for every task (a regression had no comparison)
         inner_score=_inner_score(fitted) if trusting or held_out is not None else None,
+        baseline=linear_baseline(train_ds, test_ds, fitted.options) if baseline else None,
     )
+    if score.baseline is not None:  # named with the fold like the network's own warnings
+        score.warnings.extend(score.baseline.warnings)
+    return score
 
 
 def fit_fold(where: str, ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarray, options: TrainOptions,
@@ -184,15 +191,23 @@ class CVResult:
         "undefined"}}. ``folds``: the fits the metric is defined in (what its mean is over); ``undefined``: the
         others, named as the tables name them (an AUC of a held-out batch of one class, a label constant in a
         test fold). A mean over 2 of 3 folds was reported as over all 3."""
-        names = list(dict.fromkeys(k for f in self.folds for k in _scalar_metrics(f.metrics)))
-        repeated = self.repeats > 1
-        out = {}
-        for name in names:
-            values = [f.metrics.get(name) for f in self.folds]
-            mean, sd = mean_sd(values)
-            undefined = [fold_name(f, repeated) for f, v in zip(self.folds, values) if finite(v) is None]
-            out[name] = {"mean": mean, "sd": sd, "folds": len(values) - len(undefined), "undefined": undefined}
-        return out
+        return _summarise(self.folds, [f.metrics for f in self.folds], self.repeats > 1)
+
+    def baseline_summary(self) -> dict | None:
+        """The linear baseline on the same folds (``cross_validate(baseline=True)``), None without it:
+        {"model", "summary": as ``summary()``, "difference": the main metric's fold-by-fold difference, this
+        model minus the baseline: {"metric", "mean", "sd", "folds", "better", "worse"} (folds where this model
+        scored better / worse, by the metric's direction)}."""
+        if not self.folds or any(f.baseline is None for f in self.folds):
+            return None
+        diffs = [f.score - f.baseline.score for f in self.folds
+                 if finite(f.score) is not None and finite(f.baseline.score) is not None]
+        sign = 1.0 if self.higher_is_better else -1.0
+        mean, sd = mean_sd(diffs)
+        return {"model": self.folds[0].baseline.model,
+                "summary": _summarise(self.folds, [f.baseline.metrics for f in self.folds], self.repeats > 1),
+                "difference": {"metric": self.metric, "mean": mean, "sd": sd, "folds": len(diffs),
+                               "better": sum(sign * d > 0 for d in diffs), "worse": sum(sign * d < 0 for d in diffs)}}
 
     def to_dict(self) -> dict:
         return {
@@ -201,6 +216,7 @@ class CVResult:
             "repeats": self.repeats, "summary": self.summary(),
             "per_fold": [_fold_dict(f) for f in self.folds], "seconds": self.seconds,
             "notes": self.notes, "warnings": self.warnings,
+            **({"baseline": base} if (base := self.baseline_summary()) is not None else {}),
         }
 
     def oof_frame(self, ds: data.Dataset):
@@ -218,6 +234,19 @@ class CVResult:
         return exact_if_regression(frame.iloc[order].drop(columns="_row").reset_index(drop=True), ds.task)
 
 
+def _summarise(folds: list[FoldScore], fold_metrics: list[dict], repeated: bool) -> dict[str, dict]:
+    """{name: {"mean", "sd", "folds", "undefined"}} of every scalar metric of ``fold_metrics`` (one dict per fold
+    of ``folds``)."""
+    names = list(dict.fromkeys(k for m in fold_metrics for k in _scalar_metrics(m)))
+    out = {}
+    for name in names:
+        values = [m.get(name) for m in fold_metrics]
+        mean, sd = mean_sd(values)
+        undefined = [fold_name(f, repeated) for f, v in zip(folds, values) if finite(v) is None]
+        out[name] = {"mean": mean, "sd": sd, "folds": len(values) - len(undefined), "undefined": undefined}
+    return out
+
+
 def _fold_dict(f: FoldScore) -> dict:
     return {"repeat": f.repeat + 1, "fold": f.fold + 1, "n_train": f.n_train, "n_test": f.n_test,
             "n_groups_train": f.n_groups_train, "n_groups_test": f.n_groups_test, "score": finite(f.score),
@@ -225,7 +254,9 @@ def _fold_dict(f: FoldScore) -> dict:
             "seconds": f.seconds, "metrics": f.metrics,
             **({"held_out": f.held_out} if f.held_out is not None else {}),
             **({"trust": f.trust} if f.trust is not None else {}),
-            **({"inner_score": f.inner_score} if f.trust is not None or f.held_out is not None else {})}
+            **({"inner_score": f.inner_score} if f.trust is not None or f.held_out is not None else {}),
+            **({"baseline": {"score": finite(f.baseline.score), "metrics": f.baseline.metrics,
+                             "seconds": f.baseline.seconds}} if f.baseline is not None else {})}
 
 
 def finite(x):
@@ -266,7 +297,7 @@ def with_seed(options: TrainOptions, repeat: int) -> TrainOptions:
 
 def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats: int = 1, plan: Plan = Plan(),
                    keep_predictions: bool = True, progress: Callable[[int, int], None] | None = None,
-                   leave_batch_out: bool = False, coverage: float | None = None) -> CVResult:
+                   leave_batch_out: bool = False, coverage: float | None = None, baseline: bool = False) -> CVResult:
     """Grouped (stratified) K-fold cross-validation of the model ``options`` describe.
 
     Each fold trains a fresh model on its training part (preprocessing and early stopping inside
@@ -277,7 +308,11 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     patients link it to), the forecast for a new site; it reports, per held-out batch and for classifiers,
     the prediction sets' coverage at ``coverage`` (default 0.9), their size and the out-of-distribution
     rate, beside the fold model's own out-of-fold score on its training batches. ``coverage`` alone adds the
-    same to ordinary folds."""
+    same to ordinary folds.
+
+    ``baseline``: also fit the linear baseline (``baseline.linear_baseline``: logistic or ridge regression on
+    the same preprocessing) on every fold's training part and score it on the same test part
+    (``CVResult.baseline_summary``)."""
     check_cv_options(options)
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
@@ -297,7 +332,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     check_training_parts(ds, fold_list)  # before any fit: a class the fold's early stopping cannot hold out
     repeated = repeats > 1
     tasks = [(fit_fold, (fold_name(f, repeated), ds, f.train, f.test, with_seed(options, f.repeat),
-                         ("cv", f.repeat, f.fold), keep_predictions, coverage, f.held_out)) for f in fold_list]
+                         ("cv", f.repeat, f.fold), keep_predictions, coverage, f.held_out, baseline)) for f in fold_list]
     check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)
