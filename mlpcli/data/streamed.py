@@ -128,7 +128,8 @@ class _FrameTable(_Table):
             yield convert(sub.iloc[start:start + n], start)
 
 
-# The compressed column chunks of a large parquet row group read at a time (_ParquetTable._batches).
+# The column chunks of a large parquet row group read at a time (_ParquetTable._batches), by their uncompressed
+# size (the row group's total_byte_size over its columns).
 COLUMN_BLOCK_BYTES = 16 << 20
 
 

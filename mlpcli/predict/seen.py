@@ -25,6 +25,9 @@ class SeenRows:
 
     fingerprints: np.ndarray
     weights: np.ndarray
+    # whether some of the rows may be validation rows, not trained on: a single network's (--folds 1, --val-data),
+    # early-stopped and calibrated on them; an ensemble's members (and a --refit network) trained on every row
+    validated: bool = False
     n: int = 0  # rows found to be training rows
     examples: list[str] = field(default_factory=list)  # the first few, by id (or row number)
 
@@ -37,8 +40,9 @@ class SeenRows:
         if model.training_rows is None or len(model.training_rows) == 0:
             return None
         kept = model.preprocessor.kept_index_
+        validated = not model.is_ensemble and not (model.fit or {}).get("refit_epochs")
         return cls(np.asarray(model.training_rows, dtype=np.uint64),
-                   fingerprint_weights(len(model.feature_names))[kept])
+                   fingerprint_weights(len(model.feature_names))[kept], validated)
 
     def match(self, X: np.ndarray) -> np.ndarray:
         """(k,) bool: which rows of X (k, d_kept), raw feature values in the model's kept-feature order, are
@@ -61,7 +65,21 @@ class SeenRows:
         share = "the one sample is a row" if n_rows == 1 and self.n == 1 else f"all {n_rows} samples are rows" \
             if self.n == n_rows else (
             f"{self.n} of {n_rows} samples {'is a row' if self.n == 1 else 'are rows'}")
-        return (f"{share} the model was trained on (identical feature values: {', '.join(self.examples)}{more})")
+        return (f"{share} the model was {self.seen_as} (identical feature values: {', '.join(self.examples)}{more})")
+
+    @property
+    def seen_as(self) -> str:
+        """How the model saw its rows: "trained on", or "trained or validated on" for a single network."""
+        return "trained or validated on" if self.validated else "trained on"
+
+    @staticmethod
+    def filled_note(n_filled: int, n_features: int) -> str:
+        """What ``predict`` and ``evaluate`` say when ``n_filled`` of the model's ``n_features`` features are absent
+        and filled (--fill-missing): a fingerprint covers every feature, so no row can match, and the count is
+        unknown rather than 0."""
+        which = "1 feature is" if n_filled == 1 else f"{n_filled} features are"
+        return (f"samples the model was trained on cannot be recognised in this table: it knows them by all "
+                f"{n_features} feature values, and {which} filled (--fill-missing); `seen_in_training` is null")
 
     def predict_note(self, n_rows: int) -> str | None:
         """What ``predict`` says of them, or None when there are none."""
@@ -69,4 +87,7 @@ class SeenRows:
             return None
         what = ("their predictions are", "predictions for new samples") if self.n > 1 else \
             ("its prediction is", "a prediction for a new sample")
+        if self.validated:  # a validation row's prediction is no fit, but it chose the epoch and the calibration
+            return (f"{self.describe(n_rows)}: {what[0]} not {what[1]} (the network was fitted to its training "
+                    "rows, and early-stopped and calibrated on its validation rows)")
         return f"{self.describe(n_rows)}: {what[0]} the model's fit to its training data, not {what[1]}"

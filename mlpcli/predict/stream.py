@@ -370,6 +370,11 @@ class _Run:
         self._rows: np.ndarray | None = None  # raw feature values of up to _STAT_ROWS rows, reused
         # rows the model was trained (or validated) on, recognised by their fingerprints (format 8 models)
         self.seen = SeenRows.of(model)
+        if self.seen is not None and not self.plan.present.all():
+            # a fingerprint covers every feature the model uses: a row with a feature filled (--fill-missing) never
+            # matches, so "none seen" would be a false all-clear for a table that may well be the training one
+            self.seen = None
+            self.notes.append(SeenRows.filled_note(int((~self.plan.present).sum()), len(self.plan.present)))
         self.explain: tuple[int, int] | None = None  # (top K, IG steps): per-row reasons (PredictionStream)
 
     def _join(self, sheet, roles: RoleFlags, by: str | None) -> tuple[SampleJoin, set]:
