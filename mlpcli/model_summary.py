@@ -90,6 +90,8 @@ def trust_summary(model: Model) -> dict:
     recognises (``training_rows``: their fingerprints, for predict's and evaluate's notes). None for a part the model
     lacks: files written before it existed, or a task without it (prediction sets and out-of-distribution flags
     are for binary and multiclass models); ``applies`` says which."""
+    from .predict.seen import SeenRows
+
     cal, basis = model.conformal, model.ood
     zero_share = getattr(model.preprocessor, "train_zero_share_", None)
     return {
@@ -106,6 +108,8 @@ def trust_summary(model: Model) -> dict:
         "absent_features_check": zero_share is not None,
         # fingerprints of the training rows, which predict and evaluate recognise (format 8; predict.seen)
         "training_rows": None if model.training_rows is None else int(len(model.training_rows)),
+        # how the model saw them: "trained on", or "trained or validated on" (one network's validation rows too)
+        "training_rows_seen_as": None if (seen := SeenRows.of(model)) is None else seen.seen_as,
     }
 
 

@@ -102,3 +102,33 @@ def test_parquet_read_in_column_blocks_predicts_as_the_csv(models, tmp_path, mon
     stream = predict_stream(model, str(path), chunksize=3)
     assert len(pd.concat(stream)) == len(table) and stream.summary()["seen_in_training"] == len(table) - 2
     assert np.isfinite(got.filter(like="prob_").to_numpy()).all()
+
+
+def test_few_new_samples_get_no_metric_of_their_own_and_info_says_how_rows_were_seen(tmp_path):
+    """Three new samples beside the training table: a balanced accuracy of three is noise, so the warning says they
+    are too few (the figure stays in `unseen_metrics`); one network's rows are 'trained or validated on' in info
+    too, and evaluating on its whole table says the quoted validation figure may come from these rows."""
+    import json
+
+    import pandas as pd
+
+    from cli_helpers import run
+    from tables import make_table
+
+    df = make_table("binary", n_patients=20)
+    path, model = tmp_path / "t.csv", tmp_path / "m.mlp"
+    df.to_csv(path, index=False)
+    assert run(["train", str(path), "--folds", "1", "--epochs", "3", "-q", "-o", str(model)]).exit_code == 0
+    new = df.head(3).copy()
+    new["sample_id"] = ["N1", "N2", "N3"]
+    new[[c for c in df.columns if c.startswith("f")]] += 0.5
+    plus = tmp_path / "plus.csv"
+    pd.concat([df, new]).to_csv(plus, index=False)
+    doc = json.loads(run(["evaluate", str(model), str(plus), "--json"]).stdout)
+    warning = next(w for w in doc["warnings"] if "trained or validated on" in w)
+    assert "the 3 other samples are too few to measure it on alone" in warning
+    assert doc["unseen_metrics"]["n"] == 3
+    whole = json.loads(run(["evaluate", str(model), str(path), "--json"]).stdout)
+    assert any("possibly on these same rows" in w for w in whole["warnings"])
+    info = run(["info", str(model)]).output
+    assert f"recognising the {len(df)} rows it was trained or validated on" in " ".join(info.split())

@@ -117,7 +117,7 @@ def test_evaluate_gives_the_metrics_on_the_new_samples_alone(trained):
     assert mixed["seen_in_training"] == 3 and alone["seen_in_training"] == 0
     assert mixed["unseen_metrics"] == alone["metrics"]
     warning = next(w for w in mixed["warnings"] if "trained on" in w)
-    assert f"on the 30 others alone, balanced accuracy {alone['metrics']['balanced_accuracy']:.3f}" in warning
+    assert f"on the 30 other samples alone, balanced accuracy {alone['metrics']['balanced_accuracy']:.3f}" in warning
     assert not any("trained on" in w for w in alone["warnings"])
 
 

@@ -124,7 +124,8 @@ def _trust_text(trust: dict) -> str:
                         + ("" if basis["class_relative"] else " (the distance alone, not the class-relative one)"))
     (have if trust["absent_features_check"] else lacking).append("the absent-gene warning")
     if trust.get("training_rows") is not None:
-        have.append(f"recognising its {trust['training_rows']:,} training rows (predict and evaluate name them)")
+        seen_as = trust.get("training_rows_seen_as") or "trained on"
+        have.append(f"recognising the {trust['training_rows']:,} rows it was {seen_as} (predict and evaluate name them)")
     else:
         lacking.append("recognising its training rows")
     text = "; ".join(have)

@@ -140,14 +140,29 @@ def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np
         held_out = (model.fit or {}).get("held_out_metrics", {}).get(result.main_metric)
         estimate = (f"its {model.fit.get('held_out', 'held-out')} {name} at training was {shown(held_out)}"
                     if held_out is not None else "`mlpcli info MODEL` shows its held-out estimate")
-        result.warnings.append(f"{said}: these metrics measure its fit to its training data, not how it does on new "
-                               f"samples; {estimate} — evaluate on samples it has not seen")
+        if seen.validated:  # one network: these may be its validation rows, on which that estimate was measured
+            result.warnings.append(
+                f"{said}: these metrics are of rows it was fitted to or early-stopped and calibrated on, not of new "
+                f"samples; {estimate}, possibly on these same rows — evaluate on samples it has not seen")
+        else:
+            result.warnings.append(f"{said}: these metrics measure its fit to its training data, not how it does on "
+                                   f"new samples; {estimate} — evaluate on samples it has not seen")
         return
     new = ~mask
+    n_new = int(new.sum())
     result.unseen_metrics = metrics.compute(result.task, y[new], proba[new], result.classes, threshold)
-    result.warnings.append(f"{said}: the metrics include its fit to them, which flatters it; on the {int(new.sum())} "
-                           f"others alone, {name} {shown(result.unseen_metrics.get(result.main_metric))} "
-                           "(`unseen_metrics` in --json)")
+    others = "the 1 other sample" if n_new == 1 else f"the {n_new} other samples"
+    on_others = (f"{others} are too few to measure it on alone" if n_new < _FEW_UNSEEN else
+                 f"on {others} alone, {name} {shown(result.unseen_metrics.get(result.main_metric))}")
+    if n_new == 1:
+        on_others = on_others.replace(" are too few", " is too few")
+    result.warnings.append(f"{said}: the metrics include {'rows it was fitted to or validated on' if seen.validated else 'its fit to them'}, "
+                           f"which flatters it; {on_others} (`unseen_metrics` in --json)")
+
+
+# fewer samples than this outside the training rows: no metric of them alone in the warning (one sample's balanced
+# accuracy is 0 or 1); `unseen_metrics` still holds it
+_FEW_UNSEEN = 5
 
 
 @dataclass
