@@ -269,8 +269,9 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, baseline,
     ones). Inside each fold the training part trains exactly the model `train` would: its
     cross-fitted members (--member-folds, train's --folds), their preprocessing and early
     stopping, the --hidden auto choice and, for classifiers, the calibration; the test part is
-    used for the metrics alone. Prints each fold's metrics and their mean ± SD. Any train option
-    applies.
+    used for the metrics alone. Prints each fold's metrics and their mean ± SD, beside a linear
+    baseline fitted on the same rows with the same preprocessing (logistic regression, L2, C=1;
+    ridge for numeric targets; --no-baseline to skip). Any train option applies.
 
     \b
     Examples:
