@@ -226,9 +226,11 @@ class TrainOptions:
             elif kind == "int_list" and _is_int(value):  # hidden=8, as a config file's hidden = 8 reads
                 setattr(self, f.name, [value])
 
-    def validate(self, folds_flag: str = "--folds") -> None:
-        """Raise ConfigError naming the flag for any value of the wrong type or out of range. ``folds_flag``: the
-        option that sets ``folds`` (``cv`` and ``tune`` call it --member-folds), for the messages."""
+    def validate(self, folds_flag: str = "--folds", given: Iterable[str] = ()) -> None:
+        """Raise ConfigError naming the flag for any value of the wrong type or out of range, and for options that
+        exclude each other. ``folds_flag``: the option that sets ``folds`` (``cv`` and ``tune`` call it
+        --member-folds), for the messages. ``given``: the options set explicitly (the command line, a config
+        file), each refused where the others make it moot (``ONLY_WITH``: --scaling with --no-standardize)."""
         for f in fields(self):
             check_value(f.name, getattr(self, f.name))
         if self.no_group and self.group:
@@ -253,6 +255,7 @@ class TrainOptions:
         if self.refit and self.val_data:
             raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; with --val-data the "
                               "one network already trains on every row of the table")
+        check_unused(self, given, folds_flag=folds_flag)
 
     def fit_config(self) -> FitConfig:
         """The fit loop's settings; every "auto" must have been resolved (``resolve``)."""
@@ -286,19 +289,135 @@ _OPTIMIZER_ADVICE = {"weight_decay": "; for an L2 penalty with another optimizer
                      "momentum": "; Adam's own momentum (beta1) is fixed at 0.9", "adam_beta2": ""}
 
 
-def check_optimizer_options(given: Iterable[str], optimizers: Iterable[str], grid: Iterable[str] = ()) -> None:
-    """ConfigError naming the flag when an option in ``given`` (set explicitly: on the command line or in a
-    config file) or in ``grid`` (the keys of a tuning grid, named as the grid's) is read by none of
-    ``optimizers`` (the run's, or every one a grid tries): ``--optimizer adam --weight-decay 0.1`` would
-    otherwise train as if the decay were not there."""
-    used, given = set(optimizers), list(given)
+@dataclass(frozen=True)
+class OnlyWith:
+    """An option that has an effect only under some settings of others: ``applies(options)`` says whether it
+    has one, reading only the options named in ``controls``; ``why(tried, folds_flag)`` says, for the settings
+    tried where it has none (a grid's), what makes it moot (after "--flag: "). ``inert``: its values that ask
+    for nothing (--dropout 0, --no-batchnorm, --class-weight none), which go with any setting."""
+    controls: tuple[str, ...]
+    applies: Any  # Callable[[TrainOptions], bool]
+    why: Any  # Callable[[list[TrainOptions], str], str]: the settings tried (a grid's), the flag that sets folds
+    inert: tuple = ()
+
+    def is_inert(self, value: Any) -> bool:
+        return (value.lower() if isinstance(value, str) else value) in self.inert
+
+
+def _optimizer_only(name: str) -> OnlyWith:
+    readers = OPTIMIZER_ONLY[name]
+    return OnlyWith(("optimizer",), lambda o: o.optimizer in readers,
+                    lambda tried, _: (f"only --optimizer {' or '.join(readers)} uses it, and the optimizer is "
+                                      f"{' or '.join(sorted({o.optimizer for o in tried}))}{_OPTIMIZER_ADVICE[name]}"))
+
+
+def _val_size_moot(tried: list, folds_flag: str) -> str:
+    if any(o.val_data for o in tried):
+        return ("splits a validation hold-out off the table, and --val-data gives the validation table instead; "
+                "drop one of them")
+    k = next(o.folds for o in tried)
+    return (f"sets the hold-out of one network ({folds_flag} 1), and {folds_flag} {k} trains {k} cross-fitted members, "
+            f"each early-stopped on its own fold; drop --val-size, or use {folds_flag} 1")
+
+
+def _no_hidden(flag: str, what: str):
+    return lambda tried, _: (f"{what}, and --hidden none has none (softmax regression); drop {flag}, or give "
+                             "hidden layers")
+
+
+# The options that only some settings of others read (besides the loss-shaping ones, ``check_loss_options``,
+# which are refused once the loss is known). Given explicitly (on the command line or in a config file) where
+# nothing reads them, they are a usage error naming both options, rather than accepted and ignored; a tuning grid
+# is refused only when none of its settings reads them (``check_unused``). The scikit-learn estimators do not
+# apply these rules: their parameters always have values, and grids over them (hidden=() with dropout) are
+# scikit-learn's convention (they refuse weight_decay with adam or sgd, whose None means "not set").
+ONLY_WITH: dict[str, OnlyWith] = {
+    **{name: _optimizer_only(name) for name in OPTIMIZER_ONLY},
+    "scaling": OnlyWith(("standardize",), lambda o: o.standardize,
+                        lambda tried, _: ("chooses how --standardize scales the features, and --no-standardize "
+                                          "leaves them unscaled; drop one of them")),
+    "val_size": OnlyWith(("folds", "val_data"), lambda o: o.folds in (1, AUTO) and not o.val_data, _val_size_moot),
+    "dropout": OnlyWith(("hidden",), lambda o: o.hidden != [], _no_hidden("--dropout", "drops units of the hidden "
+                                                                          "layers"), inert=(0, 0.0)),
+    "batchnorm": OnlyWith(("hidden",), lambda o: o.hidden != [],
+                          _no_hidden("--batchnorm", "normalises the hidden layers"), inert=(False,)),
+    "activation": OnlyWith(("hidden",), lambda o: o.hidden != [],
+                           _no_hidden("--activation", "sets the hidden layers' activation")),
+    "class_weight": OnlyWith(("task",), lambda o: o.task != "regression",
+                             lambda tried, _: "needs a classification target, and --task regression predicts values",
+                             inert=("none",)),
+    "positive": OnlyWith(("task",), lambda o: o.task in (AUTO, "binary"),
+                         lambda tried, _: (f"names the positive class of a binary target, and the task is "
+                                           f"{' or '.join(sorted({o.task for o in tried}))} (--task)"), inert=(None,)),
+    "calibrate": OnlyWith(("task",), lambda o: o.task != "regression",
+                          lambda tried, _: "temperature-scales a classifier's probabilities, and --task regression "
+                                           "predicts values; drop --calibrate", inert=(False,)),
+}
+
+
+def check_unused(options: "TrainOptions", given: Iterable[str], grid: dict | None = None,
+                 folds_flag: str = "--folds", config_file: tuple[str, Iterable[str]] | None = None) -> None:
+    """A ConfigError naming both options when one in ``given`` (set explicitly: on the command line or in a
+    config file) or in ``grid`` (a tuning grid: {option: values}, named as the grid's) is read under none of the
+    settings tried (``ONLY_WITH``): ``options``, with each combination of the grid's values of the options that
+    decide it. ``--no-standardize --scaling standard`` would otherwise train as if --scaling were not there.
+    ``config_file``: (its path, the options it set), which the message then names with their values."""
+    grid, given = grid or {}, set(given)
+    given = [name for name in _META if name in given]  # declaration order: the same message whatever the hash seed
+    path, in_file = config_file or ("", ())
+    in_file = set(in_file)
     for name in [*given, *(g for g in grid if g not in given)]:
-        readers = OPTIMIZER_ONLY.get(name)
-        if readers and not used & set(readers):
-            chosen = " or ".join(sorted(used))
+        rule = ONLY_WITH.get(name)
+        values = grid.get(name, [getattr(options, name)])
+        if rule is None or all(rule.is_inert(v) for v in values):
+            continue
+        tuned = [k for k in rule.controls if k in grid]
+        tried = [options]
+        for key in tuned:
+            tried = [replace(o, **{key: v}) for o in tried for v in grid[key]]
+        if not any(rule.applies(o) for o in tried):
             shown = flag_name(name) if name in given else f"--grid: {name.replace('_', '-')}"
-            raise ConfigError(f"{shown}: only --optimizer {' or '.join(readers)} uses it, and the optimizer "
-                              f"is {chosen}{_OPTIMIZER_ADVICE[name]}")
+            filed = [k for k in (name, *rule.controls) if k in in_file and k not in grid]
+            said = ", ".join(f"{k.replace('_', '-')} = {_toml_text(getattr(options, k))}" for k in filed)
+            raise ConfigError(f"{shown}: {rule.why(tried, folds_flag)}" + (f" (--config {path}: {said})" if filed else ""))
+
+
+def _toml_text(value: Any) -> str:
+    """A value as a config file writes it (``false``, ``"robust"``, ``[64, 32]``)."""
+    import json
+
+    return json.dumps(value)
+
+
+def check_optimizer_options(given: Iterable[str], optimizers: Iterable[str], grid: Iterable[str] = ()) -> None:
+    """``check_unused`` for the optimizer-only options alone (``OPTIMIZER_ONLY``), for a run that tries
+    ``optimizers`` (tune: every one its grid tries; ``grid``: the grid's keys). ``--optimizer adam
+    --weight-decay 0.1`` would otherwise train as if the decay were not there."""
+    keys = [g for g in grid if g in OPTIMIZER_ONLY]
+    check_unused(TrainOptions(), [g for g in given if g in OPTIMIZER_ONLY],
+                 {"optimizer": list(optimizers), **{k: [None] for k in keys}})
+
+
+# Options that ``TrainOptions.validate`` refuses together, and when: where one comes from the command line and
+# the other from --config, the flag wins and the file's value is dropped (``cli.options``), as for any other key.
+EXCLUSIVE = (
+    ("group", "no_group", lambda o: bool(o.no_group and o.group)),
+    ("layer", "raw", lambda o: bool(o.raw) and o.layer not in (None, "X")),
+    ("val_data", "folds", lambda o: bool(o.val_data) and o.folds not in (1, AUTO)),
+    ("val_data", "refit", lambda o: bool(o.val_data and o.refit)),
+    ("refit", "folds", lambda o: bool(o.refit) and o.folds == 1),
+)
+
+
+def unused_once_resolved(options: "TrainOptions", given: Iterable[str], folds: int,
+                         folds_flag: str = "--folds") -> list[str]:
+    """Notes for options given explicitly that a data-dependent default, resolved, left without effect:
+    --val-size when ``folds`` auto became a cross-fitted ensemble of ``folds`` members."""
+    if "val_size" in given and options.folds == AUTO and not options.val_data and folds > 1:
+        return [f"--val-size {options.val_size:g} had no effect: {folds_flag} auto trained {folds} cross-fitted "
+                f"members, each early-stopped on its own fold ({folds_flag} 1 trains one network on a --val-size "
+                "hold-out)"]
+    return []
 
 
 def option_fields() -> list:

@@ -8,7 +8,8 @@ from dataclasses import MISSING
 
 import click
 
-from ..config import AUTO, OPTION_KEYS, TrainOptions, check_optimizer_options, check_value, flag_name, option_fields, parse_option_value, read_config_file
+from ..config import (AUTO, EXCLUSIVE, ONLY_WITH, OPTION_KEYS, TrainOptions, check_unused, check_value, flag_name, option_fields,
+                      parse_option_value, read_config_file)
 from ..errors import ConfigError, MlpcliError
 
 __all__ = ["train_options", "options_from_params", "given_options", "config_option", "declared_options"]
@@ -154,20 +155,17 @@ def _train_params(ctx: click.Context | None) -> dict[str, str]:
 def options_from_params(params: dict, check_optimizer: bool = True) -> TrainOptions:
     """The library's TrainOptions from the parsed values (removing them from ``params``); an option left
     unset takes its declared default. Values out of range are usage errors (exit 2) naming the flag, and so is
-    an option given for an optimizer that never reads it (``config.check_optimizer_options``; ``check_optimizer``
-    False: the caller checks, as tune does once its grid's optimizers are known)."""
+    an option given where the others make it moot (``config.ONLY_WITH``: --momentum with --optimizer adam,
+    --scaling with --no-standardize; ``check_optimizer`` False: the caller checks, as tune does once its grid is
+    known). A --config value that a command-line flag makes contradictory or moot is dropped: the flag wins."""
     values = {}
     folds_flag = "--folds"
     ctx = click.get_current_context(silent=True)
-    overridden = _overridden_by_flags(ctx)
     for param, name in _train_params(ctx).items():
         if name == "folds":
             folds_flag = "--" + param.replace("_", "-")  # --member-folds in cv and tune
         if param not in params:
             continue
-        if name in overridden:
-            params.pop(param)
-            continue  # a --config value the command line contradicts: the flag wins, this takes its default
         value = params.pop(param)
         if value is None and name in ("log1p",):
             value = AUTO
@@ -175,13 +173,26 @@ def options_from_params(params: dict, check_optimizer: bool = True) -> TrainOpti
             continue  # not given: the declared default
         values[name] = value
     try:
+        given = given_options(ctx)
+        for name in _overridden_by_flags(ctx, values, moot=check_optimizer):
+            values.pop(name, None)  # the file's value: the option takes its default
+            given.discard(name)
         options = TrainOptions(**values)
         options.validate(folds_flag)
-        if check_optimizer:
-            check_optimizer_options(given_options(ctx), [options.optimizer])
+        if check_optimizer:  # TrainOptions.validate's rule for the options given, saying which a --config file set
+            from click.core import ParameterSource
+
+            in_file = {n for n in given if ctx.get_parameter_source(_param_of(ctx, n)) == ParameterSource.DEFAULT_MAP}
+            check_unused(options, given, folds_flag=folds_flag, config_file=(ctx.meta.get(CONFIG_META), in_file)
+                         if in_file else None)
     except MlpcliError as exc:
         raise click.UsageError(str(exc)) from None
     return options
+
+
+def _param_of(ctx: click.Context, name: str) -> str:
+    """The Click parameter that sets TrainOptions field ``name`` in the command being run."""
+    return {n: p for p, n in _train_params(ctx).items()}[name]
 
 
 def given_options(ctx: click.Context | None) -> set[str]:
@@ -194,14 +205,10 @@ def given_options(ctx: click.Context | None) -> set[str]:
     return {name for p, name in _train_params(ctx).items() if ctx.get_parameter_source(p) in given}
 
 
-# Options that exclude one another (``TrainOptions.validate``): when one comes from the command line and the
-# other from --config, the flag wins and the file's value is dropped, as for any other key.
-_EXCLUSIVE = (("group", "no_group"), ("layer", "raw"), ("val_data", "folds"), ("val_data", "refit"),
-              ("refit", "folds"))
-
-
-def _overridden_by_flags(ctx: click.Context | None) -> set[str]:
-    """The TrainOptions fields whose --config value a command-line flag contradicts (``_EXCLUSIVE``)."""
+def _overridden_by_flags(ctx: click.Context | None, values: dict, moot: bool = True) -> set[str]:
+    """The TrainOptions fields whose --config value a command-line flag contradicts (``config.EXCLUSIVE``, when
+    the two values do exclude each other: a file's val-data stays with --folds 1) or, ``moot``, makes moot
+    (``config.ONLY_WITH``: the file's scaling with --no-standardize). ``values``: the options as given."""
     from click.core import ParameterSource
 
     if ctx is None:
@@ -211,11 +218,26 @@ def _overridden_by_flags(ctx: click.Context | None) -> set[str]:
     def source(name: str):
         return ctx.get_parameter_source(param_of[name]) if name in param_of else None
 
-    dropped = set()
-    for a, b in _EXCLUSIVE:
-        for given, from_file in ((a, b), (b, a)):
-            if source(given) == ParameterSource.COMMANDLINE and source(from_file) == ParameterSource.DEFAULT_MAP:
-                dropped.add(from_file)
+    def flag(name: str) -> bool:
+        return source(name) == ParameterSource.COMMANDLINE
+
+    def from_file(name: str) -> bool:
+        return source(name) == ParameterSource.DEFAULT_MAP
+
+    dropped: set[str] = set()
+    try:
+        options = TrainOptions(**values)
+    except (MlpcliError, TypeError):  # validate says what is wrong
+        return dropped
+    for a, b, conflict in EXCLUSIVE:
+        if conflict(options):
+            dropped |= {other for given, other in ((a, b), (b, a)) if flag(given) and from_file(other)}
+    if moot:
+        options = TrainOptions(**{k: v for k, v in values.items() if k not in dropped})
+        for name, rule in ONLY_WITH.items():
+            if (from_file(name) and not rule.is_inert(getattr(options, name)) and not rule.applies(options)
+                    and any(flag(c) for c in rule.controls)):
+                dropped.add(name)
     return dropped
 
 

@@ -8,6 +8,7 @@ import time
 import click
 
 from .. import interrupts
+from ..config import unused_once_resolved
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
 from ._common import (
@@ -16,7 +17,7 @@ from ._common import (
     one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
     threads_context, threads_option, warn_workers, write_together,
 )
-from .options import config_option, options_from_params, train_options
+from .options import config_option, given_options, options_from_params, train_options
 
 
 def member_plan(n_jobs: int | None, threads: int | None):
@@ -309,6 +310,9 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
                                              source=data_file, plan=plan)
     except KeyboardInterrupt as exc:  # before any network had weights to keep (else the outcome says interrupted)
         interrupted_exit(exc, what="nothing trained yet to keep; no model written")
+    folds = outcome.model.fit.get("folds")
+    outcome.notes += unused_once_resolved(options, given_options(click.get_current_context()),
+                                          folds if isinstance(folds, int) else 1)
     # the model, --history and --oof all or none: a failure (a full disk, a signal) writing a later one left a new
     # model beside an earlier run's history or held-out predictions. A stop signal now (or since training ended:
     # ``outcome.stopped``) waits for them to be written, then the command stops: the model is complete

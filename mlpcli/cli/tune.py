@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..config import TrainOptions, check_optimizer_options
+from ..config import TrainOptions, check_unused
 from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
@@ -145,8 +145,9 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     try:
         # --grid given twice: both grids (only the last one was tuned, the first dropped without a word)
         space = grid_lib.parse_grid("; ".join(grid), options)
-        # an option only some optimizers read, given or tuned while no setting uses one of them
-        check_optimizer_options(given_options(ctx), space.get("optimizer", [options.optimizer]), grid=space)
+        # an option given or tuned while no setting reads it (--weight-decay with adam, --scaling with
+        # --no-standardize, --dropout with hidden=none): refused unless some setting of the grid uses it
+        check_unused(options, given_options(ctx), grid=space, folds_flag="--member-folds")
     except ConfigError as exc:  # a value out of range or of the wrong type: a usage error naming --grid
         raise click.UsageError(str(exc)) from None
     grid_lib.check_points(space, n_random)  # a grid too large to run: refused before the data is read
