@@ -54,21 +54,23 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help="Rank the genes that drive each class (integrated gradients).")
+               short_help="Rank the genes that drive each class or predicted value.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), callback=named_file,
               help="Write the ranking table (class, rank, feature, score, mean_abs, direction, fraction, "
-                   "member_overlap): .csv, .tsv, .txt (optionally .gz/.bz2/.xz) or .parquet. IG scores are in the "
-                   "units of --output (logit or probability), whatever log1p or scaling the model applies; "
-                   "permutation's are the rise of log loss (or drop of recall).")
+                   "member_overlap; a regression model's target in the class column): .csv, .tsv, .txt (optionally "
+                   ".gz/.bz2/.xz) or .parquet. IG scores are in the units of --output (logit or probability; a "
+                   "regression model's: mean |attribution| in the target's units), whatever log1p or scaling the "
+                   "model applies; permutation's are the rise of log loss (or drop of recall; regression: of RMSE).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=named_file,
               help="Draw the top genes per class (bars coloured by direction) and a heatmap of samples x top "
                    "genes: .png, .svg or .pdf.")
 @click.option("--method", type=click.Choice(["ig", "permutation"]), default="ig", show_default=True,
               help="ig: integrated gradients; permutation: permutation importance (labelled samples only).")
 @click.option("--output", "output_kind", type=click.Choice(["logit", "prob"]), default="logit", show_default=True,
-              help="IG of the members' mean logit, or of the probability predict gives.")
+              help="IG of the members' mean logit, or of the probability predict gives (a regression model: its "
+                   "predicted value, whatever this says; prob is an error).")
 @click.option("--baseline", type=click.Choice(["mean", "zero"]), default="mean", show_default=True,
               help="IG's starting point: the training mean stored in the model, or all zeros.")
 @click.option("--steps", type=click.IntRange(1, 100_000), default=64, show_default=True,
@@ -77,15 +79,18 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
                    "1/steps).")
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None, callback=finite_option,
               help="IG: largest accepted completeness gap (relative)  [default: 1e-3 for float64 models, 1e-2 float32]")
-@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Genes ranked per class.")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Genes ranked per class (per target).")
 @click.option("--class", "class_names", multiple=True, metavar="NAME",
-              help="Rank only this class (repeatable); default every class.")
+              help="Rank only this class, or target of a regression model (repeatable); default every class "
+                   "(a binary model: its positive class alone) or target.")
 @click.option("--bootstrap", type=click.IntRange(min=2), default=None,
               help="One network: stability over this many resamples of each class's samples  [default: 20]")
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="Permutation: shuffles per gene.")
 @click.option("--scoring", type=click.Choice(["log_loss", "balanced_accuracy"]), default="log_loss",
-              show_default=True, help="Permutation: the score whose drop is the importance.")
+              show_default=True, help="Permutation: the score whose drop is the importance (classification; a "
+                                      "regression model's is each target's RMSE).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed for bootstrap resamples and shuffles.")
 @role_options
@@ -101,7 +106,7 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
 @handle_errors
 def explain(model_path, data_file, out, plot_path, method, output_kind, baseline, steps, tol, top, class_names,
             bootstrap, repeats, scoring, seed, fill_missing, max_missing, quiet, as_json, debug, **params):
-    """Rank the genes that drive each class, with exact, checked attributions.
+    """Rank the genes that drive each class (or predicted value), with exact, checked attributions.
 
     Integrated gradients (IG) of each class's output with respect to the input features, through the
     model's preprocessing and the engine's own backward pass, from the training mean (or zero). Every
@@ -113,11 +118,17 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     fewer than half the members are flagged. Tied genes share a rank, and a gene scoring 0 or below (no
     push toward the class) counts in no member's top K.
 
+    A binary model is ranked for its positive class alone (the other class's ranking lists the same genes
+    pushing the other way; --class names it). A regression model is ranked per target over every sample:
+    IG of the predicted value in the target's units, genes by their mean |attribution| (direction up: a
+    higher value raises the prediction); permutation importance is the rise of the target's RMSE.
+
     \b
     Examples:
       mlpcli explain subtypes.mlp sample_data/test_cohort.csv.gz -o genes.csv --plot genes.png
       mlpcli explain subtypes.mlp sample_data/test_cohort.csv.gz --method permutation --json
       mlpcli explain cells.mlp sample_data/single_cell.h5ad --top 10 -o genes.csv
+      mlpcli explain age.mlp cohort.csv --class age --plot age_genes.png
     """
     from .. import model_io
     from ..explain import check_rankable, explain as run, load_samples
@@ -135,7 +146,16 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
         check_writable(plot_path, "--plot")
     _check_method_options(method)
     model = model_io.load(model_path)
-    check_rankable(model)  # before the data is read: a regression model's table may not even parse as labels
+    check_rankable(model)  # before the data is read: a multi-label model's table may not even parse as labels
+    if model.task == "regression":
+        from click.core import ParameterSource
+
+        from ..explain.attribution import check_model_output
+
+        check_model_output(model, output_kind)
+        if click.get_current_context().get_parameter_source("scoring") == ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--scoring is for classification models; a regression model's permutation "
+                                   "importance is the rise of each target's RMSE")
     samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing)
     result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,
                  output=output_kind, baseline=baseline, steps=steps, top=top, bootstrap=bootstrap, repeats=repeats,
@@ -155,7 +175,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                f"arithmetic, which more steps cannot close: use --tol {floor:g} or more"
                + (", or a float64 model (train --dtype float64)" if float32 else "")
                if gap["tol"] < floor else f"raise --steps (now {steps})")
-        raise TrainingError(f"completeness check failed: the attributions of sample {gap['worst_sample']} (toward "
+        toward = "of" if model.task == "regression" else "toward"
+        raise TrainingError(f"completeness check failed: the attributions of sample {gap['worst_sample']} ({toward} "
                             f"{gap['worst_class']}) miss f(x) - f(baseline) by {gap['max_gap']:.2e} relative, above "
                             f"--tol {gap['tol']:g} even with {gap['most_steps']} steps; {fix}")
     def write_ranking() -> None:
@@ -179,11 +200,15 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     if out == "-":  # standard output holds the ranking: the summary would only break the reader's table
         return
     console = stdout_console()
+    regression = model.task == "regression"
     if gap is not None:
+        # a regression model's samples are explained once per target: counted once
+        n_explained = len(samples.X) if regression else sum(result.n_samples.values())
+        what = "predicted value (the target's units)" if regression else output_kind
         console.print(f"completeness: attributions sum to f(x) - f(baseline) within {gap['max_gap']:.1e} relative "
-                      f"(median {gap['median_gap']:.1e}; --tol {gap['tol']:g}), {sum(result.n_samples.values())} "
+                      f"(median {gap['median_gap']:.1e}; --tol {gap['tol']:g}), {n_explained} "
                       f"samples, {steps} steps" + (f" (up to {gap['most_steps']} where needed)" if gap["most_steps"] > steps
-                                                   else "") + f", output {output_kind}, baseline {baseline}",
+                                                   else "") + f", output {what}, baseline {baseline}",
                       soft_wrap=True)  # one line in a log, not broken at the console's width
     shown = min(top, 10)
     for name in result.classes:

@@ -59,7 +59,7 @@ from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Member, Model
 
 __all__ = ["OUTPUTS", "BASELINES", "DEFAULT_STEPS", "Chunk", "baseline_values", "class_index", "attribution_chunks",
-           "integrated_gradients", "input_gradients", "completeness_gap"]
+           "integrated_gradients", "input_gradients", "completeness_gap", "target_scales"]
 
 OUTPUTS = ("logit", "prob")
 BASELINES = ("mean", "zero")
@@ -78,9 +78,31 @@ _EPS = 1e-12  # calibration.temper clips probabilities here
 
 
 def check_model(model: Model) -> None:
-    if model.task not in ("binary", "multiclass", "multilabel"):
-        raise OptionError(f"explain: the model is a {model.task} model; attributions toward a class need a "
-                          "classification model (binary, multiclass or multi-label)")
+    if model.task not in ("binary", "multiclass", "multilabel", "regression"):
+        raise OptionError(f"explain: the model is a {model.task} model; attributions need a classification "
+                          "(binary, multiclass, multi-label) or regression model")
+
+
+def check_model_output(model: Model, output: str) -> str:
+    """``output`` checked for ``model``: a regression model's attributions are of its predicted value (the
+    members' mean, in the target's units), which "logit" (the default) names; "prob" has no meaning there."""
+    check_output(output)
+    if model.task == "regression" and output == "prob":
+        raise OptionError("--output prob is for classification models; a regression model's attributions are of "
+                          "its predicted value, in the target's units")
+    return output
+
+
+def target_scales(model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """Each member's (sd, mean) (M, k) that turn its network outputs into the target's units
+    (``Member.unscale``): a regression network trains on standardised targets; ones and zeros otherwise."""
+    k = model.network.n_outputs
+    sd, mean = np.ones((len(model.members), k)), np.zeros((len(model.members), k))
+    for m, member in enumerate(model.members):
+        if member.target_scaling:
+            sd[m] = np.asarray(member.target_scaling["sd"], dtype=np.float64)
+            mean[m] = np.asarray(member.target_scaling["mean"], dtype=np.float64)
+    return sd, mean
 
 
 def default_tol(model: Model) -> float:
@@ -653,7 +675,7 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
     (``predict --explain``).
     """
     check_model(model)
-    check_output(output)
+    check_model_output(model, output)
     steps = check_steps(steps)
     X = np.asarray(X) if isinstance(X, np.ndarray) else np.asarray(X, dtype=np.float64)
     targets = np.atleast_2d(np.asarray(targets, dtype=np.int64))
@@ -682,13 +704,17 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
     width, (T, n) = X.shape[1], targets.shape
     out_fn = _Output(model, output)
     M = len(model.members)
+    keep_members = per_member
+    # a regression ensemble's value is the mean of its members' outputs each in its own units (their targets were
+    # standardised on their own training rows): each member is integrated alone and scaled (``_in_target_units``)
+    per_member = per_member or (model.task == "regression" and M > 1)
     step = _chunk_rows(T, width, M, per_member)
     if exact and any(_segmented(model, output == "prob" and M > 1)):  # the kinks' points, and the logits there, fit too
         step = min(step, _segment_rows(model, steps, output, output == "prob" and M > 1, T, per_member))
     for s in range(0, n, step):
         rows = slice(s, min(n, s + step))
-        chunk = _one_chunk(model, out_fn, X[rows], targets[:, rows], b, steps, output, per_member, column_maps,
-                           transformed, exact)
+        chunk = _in_target_units(model, _one_chunk(model, out_fn, X[rows], targets[:, rows], b, steps, output,
+                                                   per_member, column_maps, transformed, exact), targets[:, rows])
         used = np.full(chunk.fx.shape[1], steps)
         while refine is not None:
             # rows whose path integral is not yet within `refine`: again with twice the steps (a smooth
@@ -698,8 +724,9 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
             if not bad.size:
                 break
             more = 2 * int(used[bad].max())
-            again = _one_chunk(model, out_fn, X[rows][bad], targets[:, rows][:, bad], b, more, output, per_member,
-                               column_maps, transformed, exact)
+            again = _in_target_units(model, _one_chunk(model, out_fn, X[rows][bad], targets[:, rows][:, bad], b, more,
+                                                       output, per_member, column_maps, transformed, exact),
+                                     targets[:, rows][:, bad])
             used[bad] = more
             for name in ("values", "fx", "fb"):
                 getattr(chunk, name)[:, bad] = getattr(again, name)
@@ -707,7 +734,28 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
                 for name in ("members", "member_fx", "member_fb"):
                     getattr(chunk, name)[:, :, bad] = getattr(again, name)
         chunk.rows, chunk.steps = rows, used
+        if not keep_members:
+            chunk.members = chunk.member_fx = chunk.member_fb = None
         yield chunk
+
+
+def _in_target_units(model: Model, chunk: "Chunk", tc: np.ndarray) -> "Chunk":
+    """A regression model's chunk, integrated over its members' raw outputs (``kind`` logit), in the target's
+    units: member m's value is sd_m z_m + mean_m, so its attributions are sd_m times those of z_m (an affine map
+    moves no attribution between genes), and the model's value is the members' mean. Other tasks pass through."""
+    if model.task != "regression":
+        return chunk
+    sd, mean = target_scales(model)  # (M, k)
+    S, mu = sd[:, tc], mean[:, tc]  # (M, T, c)
+    if len(model.members) == 1 and chunk.members is None:
+        chunk.values = chunk.values * S[0][..., None]
+        chunk.fx, chunk.fb = chunk.fx * S[0] + mu[0], chunk.fb * S[0] + mu[0]
+        return chunk
+    chunk.members = chunk.members * S[..., None]
+    chunk.member_fx, chunk.member_fb = chunk.member_fx * S + mu, chunk.member_fb * S + mu
+    chunk.values = chunk.members.mean(axis=0)
+    chunk.fx, chunk.fb = chunk.member_fx.mean(axis=0), chunk.member_fb.mean(axis=0)
+    return chunk
 
 
 def _one_chunk(model: Model, out_fn: "_Output", Xc: np.ndarray, tc: np.ndarray, b: np.ndarray, steps: int,
@@ -912,7 +960,7 @@ def input_gradients(model: Model, X, target, *, output: str = "logit") -> np.nda
     (``Preprocessor.jacobian``). Features no member uses, and missing (imputed) values, get exactly 0.
     ``target``: a class name, or an array of n class names."""
     check_model(model)
-    check_output(output)
+    check_model_output(model, output)
     X = _in_model_order(model, X, None)
     t = _targets(model, target, X.shape[0])[0][0]
     out_fn = _Output(model, output)
@@ -925,6 +973,9 @@ def input_gradients(model: Model, X, target, *, output: str = "logit") -> np.nda
         logits.append(net.forward(Z).astype(np.float64))
         states.append((member, Xk, Z))
     seeds = out_fn.seeds(logits, t)
+    if model.task == "regression":  # each member's output in the target's units: sd_m z_m + mean_m
+        sd = target_scales(model)[0]
+        seeds = [seed * sd[m][t][:, None] for m, seed in enumerate(seeds)]
     for (member, Xk, Z), seed in zip(states, seeds):
         net, pre = member.network, member.preprocessor
         net.forward(Z)

@@ -67,8 +67,13 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
     grid = fig.add_gridspec(len(ratios), ncols, height_ratios=ratios)
     # in the units of the output explained (the genes' own units, log1p or scaling, cancel out of IG)
     unit = {"logit": " (logit)", "prob": " (probability)"}.get(expl.output or "", "")
-    what = (f"mean attribution toward the class{unit}" if expl.method == "ig"
-            else "score drop when the gene is shuffled")
+    regression = expl.grouped_by == "all samples"  # a regression model: one ranking per target, every sample
+    if regression:
+        what = ("mean |attribution| (the target's units)" if expl.method == "ig"
+                else "rise of RMSE when the gene is shuffled (the target's units)")
+    else:
+        what = (f"mean attribution toward the class{unit}" if expl.method == "ig"
+                else "score drop when the gene is shuffled")
     for i, name in enumerate(classes):
         ax = fig.add_subplot(grid[i // ncols, i % ncols])
         rows = expl.table[expl.table["class"] == name].sort_values("rank")
@@ -79,11 +84,12 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
         ax.axvline(0.0, color="black", linewidth=0.6)
         ax.set_xlabel(what)
         ax.set_title(f"{name}: top {len(rows)} genes (n = {expl.n_samples.get(name, 0)})")
-        if expl.method == "ig" and i == 0:
+        if (expl.method == "ig" or regression) and i == 0:
             from matplotlib.patches import Patch
 
-            ax.legend(handles=[Patch(color=UP_COLOUR, label="higher expression → class"),
-                               Patch(color=DOWN_COLOUR, label="lower expression → class")], fontsize=8,
+            up, down = (("higher expression → higher prediction", "higher expression → lower prediction")
+                        if regression else ("higher expression → class", "lower expression → class"))
+            ax.legend(handles=[Patch(color=UP_COLOUR, label=up), Patch(color=DOWN_COLOUR, label=down)], fontsize=8,
                       loc="lower right")
     if heat:
         ax = fig.add_subplot(grid[nrows, :])
@@ -97,13 +103,18 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
         Z = _standardised(model, X[order], features, genes)
         image = ax.imshow(Z.T, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3, interpolation="nearest")
         ax.set_yticks(np.arange(len(genes)), genes, fontsize=6)
-        counts = np.bincount(groups[order], minlength=len(model.classes))
-        edges = np.cumsum(counts)
-        for e in edges[:-1]:
-            ax.axvline(e - 0.5, color="black", linewidth=0.8)
-        mids = edges - counts / 2
-        ax.set_xticks([m for m, c in zip(mids, counts) if c], [str(model.classes[k]) for k, c in enumerate(counts) if c])
-        ax.set_xlabel(f"samples, ordered by {expl.grouped_by}")
+        if regression:  # groups: the predicted value of the first target ranked
+            ax.set_xticks([])
+            ax.set_xlabel(f"samples, ordered by their predicted {classes[0]} (low to high)")
+        else:
+            counts = np.bincount(groups[order], minlength=len(model.classes))
+            edges = np.cumsum(counts)
+            for e in edges[:-1]:
+                ax.axvline(e - 0.5, color="black", linewidth=0.8)
+            mids = edges - counts / 2
+            ax.set_xticks([m for m, c in zip(mids, counts) if c],
+                          [str(model.classes[k]) for k, c in enumerate(counts) if c])
+            ax.set_xlabel(f"samples, ordered by {expl.grouped_by}")
         ax.set_title("standardised expression of the top genes (as the network sees it)")
         fig.colorbar(image, ax=ax, label="standardised value", shrink=0.8)
     fig.suptitle(f"mlpcli explain: {'integrated gradients' if expl.method == 'ig' else 'permutation importance'}")

@@ -46,8 +46,8 @@ from ..data._common import _label_key, _quoted
 from ..data.dataset import _as_number, _encode_classes
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
-from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_output,
-                          check_steps, class_index, completeness_gap, default_tol)
+from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_model_output,
+                          check_steps, class_index, completeness_gap, default_tol, target_scales)
 
 __all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "check_rankable", "explain", "feature_rng",
            "label_indices",
@@ -100,6 +100,7 @@ class Samples:
     X: np.ndarray  # (n, d) raw values in model.feature_names order (unused features NaN)
     ids: np.ndarray  # (n,) the id column, or 1-based rows
     y: np.ndarray | None  # (n,) labels, as the model's class names, when the table has the model's target column
+    # (a regression model's: (n, T) values)
     notes: list[str]
     warnings: list[str]
     filled: list[str] = field(default_factory=list)  # features the table lacks, filled with training means
@@ -118,7 +119,12 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
     prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, max_missing=max_missing, labels=True)
     if len(prepared.X) == 0:
         raise DataError(f"{'the table' if isinstance(source, pd.DataFrame) else source} has a header but no data rows")
-    y = None if prepared.y is None else np.asarray(model.classes)[prepared.y.reshape(-1).astype(np.int64)]
+    if prepared.y is None:
+        y = None
+    elif model.task == "regression":  # the targets' values (n, T), in the model's target order
+        y = np.asarray(prepared.y, dtype=np.float64).reshape(len(prepared.X), -1)
+    else:
+        y = np.asarray(model.classes)[prepared.y.reshape(-1).astype(np.int64)]
     notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
     return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings), list(prepared.filled),
                    prepared.groups)
@@ -259,12 +265,30 @@ def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tupl
 
 
 def check_rankable(model: Model) -> None:
-    """An OptionError unless ``explain`` can rank genes per class of ``model`` (binary, multiclass): one
-    message and one exit code whatever the other task; the command line asks before reading any data."""
-    if model.task not in ("binary", "multiclass"):
+    """An OptionError unless ``explain`` can rank genes for ``model`` (per class of a binary or multiclass model,
+    per target of a regression model): one message and one exit code whatever the other task; the command line
+    asks before reading any data."""
+    if model.task not in ("binary", "multiclass", "regression"):
         per_label = " (mlpcli.explain.integrated_gradients attributes each label)" if model.task == "multilabel" else ""
-        raise OptionError(f"explain ranks genes per class of a binary or multiclass model; this model is "
+        raise OptionError(f"explain ranks genes per class of a binary or multiclass model, or per target of a "
+                          f"regression model; this model is "
                           f"{'multi-label' if model.task == 'multilabel' else model.task}{per_label}")
+
+
+def _binary_default(model: Model, y: np.ndarray | None, groups: np.ndarray | None) -> tuple[list[int], list[str]]:
+    """The class a binary model is ranked for when --class does not say: its positive class (the one predict's
+    probability, --threshold and the metrics refer to), or the other when no sample is of it. Both would be
+    one ranking twice: a sample's attribution toward one class is minus its attribution toward the other, so
+    the two tables list the same genes with opposite directions."""
+    names = [str(c) for c in model.classes]
+    which = y if y is not None else groups
+    pos, neg = len(names) - 1, 0
+    if which is not None and not (np.asarray(which) == pos).any() and (np.asarray(which) == neg).any():
+        return [neg], [f"binary model: ranked for {names[neg]}, since no sample is of its positive class "
+                       f"{names[pos]}"]
+    return [pos], [f"binary model: ranked for its positive class {names[pos]} alone (a ranking for {names[neg]} "
+                   f"lists the same genes pushing the other way; --class {names[neg]} ranks it, or both with "
+                   f"--class {names[neg]} --class {names[pos]})"]
 
 
 def _no_sample_error(names: list[str], wanted: list[int], grouped_by: str) -> DataError:
@@ -374,8 +398,10 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         raise DataError(f"X has shape {X.shape}; expected {len(feats)} feature columns")
     if X.shape[0] == 0:
         raise DataError("no samples to explain")
-    labels, y = y, label_indices(model, y, X.shape[0])
+    regression = model.task == "regression"
+    labels, y = y, (_target_values(model, y, X.shape[0]) if regression else label_indices(model, y, X.shape[0]))
     wanted = list(range(len(model.classes))) if classes is None else sorted({class_index(model, c) for c in classes})
+    binary_default = model.task == "binary" and classes is None
     used = np.isin(feats, list(set().union(*(m.preprocessor.kept_features for m in model.members))))
     # a filled-in feature holds one made-up value in every sample: its score (0 from the mean baseline) would
     # rank it among the genes that drive a class, "up" and stable across members
@@ -389,12 +415,34 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
                               "use --method ig for unlabelled data")
         if scoring not in SCORINGS:
             raise ConfigError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
-        result = _permutation(model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring)
+        extra = []
+        if regression:
+            if scoring != "log_loss":  # the default, which stands for "the task's loss"
+                raise OptionError(f"--scoring {scoring} is for classification models; a regression model's "
+                                  "permutation importance is the rise of each target's RMSE")
+            result = _permutation_regression(model, X, y, feats, used, wanted, top, repeats, seed)
+        else:
+            if binary_default:
+                wanted, extra = _binary_default(model, y, None)
+            result = _permutation(model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring)
+        result.notes = extra + result.notes
         result.notes += _filled_note(unranked) + _correlated_note(X, feats, result.table, "permutation")
         return result
-    check_output(output)
+    check_model_output(model, output)
     steps = check_steps(steps)
+    if bootstrap is not None and (isinstance(bootstrap, bool) or int(bootstrap) < 2):
+        raise ConfigError(f"--bootstrap must be at least 2 resamples, got {bootstrap!r}")
+    if patients is not None and len(patients) != X.shape[0]:
+        raise ValueError(f"patients has {len(patients)} values for {X.shape[0]} samples")
+    if regression:
+        result = _ig_regression(model, X, feats, features, used, wanted, top, baseline, steps, bootstrap, tol, seed,
+                                ids, patients)
+        result.notes = _filled_note(unranked) + result.notes
+        return result
     groups, grouped_by = _groups(model, X, y, features)
+    extra = []
+    if binary_default:
+        wanted, extra = _binary_default(model, None, groups)
     names = [str(c) for c in model.classes]
     rows_of = {c: np.flatnonzero(groups == c) for c in wanted}
     explained = np.flatnonzero(np.isin(groups, wanted))
@@ -403,11 +451,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     M = len(model.members)
     single = M == 1
     n_boot = (DEFAULT_BOOTSTRAP if bootstrap is None else int(bootstrap)) if single else 0
-    if patients is not None and len(patients) != X.shape[0]:
-        raise ValueError(f"patients has {len(patients)} values for {X.shape[0]} samples")
     by_patient = False
-    if bootstrap is not None and (isinstance(bootstrap, bool) or int(bootstrap) < 2):
-        raise ConfigError(f"--bootstrap must be at least 2 resamples, got {bootstrap!r}")
     d = X.shape[1]
     b = baseline_values(model, baseline)
     if features is not None:
@@ -484,7 +528,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         if positive < len(table_rows):
             short[names[c]] = positive
     table = pd.DataFrame(rows, columns=COLUMNS)
-    notes = _filled_note(unranked) + _short_note(short, top, "ig") + _correlated_note(
+    notes = extra + _filled_note(unranked) + _short_note(short, top, "ig") + _correlated_note(
         X[explained], feats, table[table["score"] > 0], "ig")
     if alone:
         notes.append("no stability for " + ", ".join(f"{name} (one {unit})" for name, unit in alone.items())
@@ -570,6 +614,61 @@ def feature_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(str(name).encode("utf-8"))])
 
 
+class _Shuffles:
+    """Each member's raw outputs with one feature shuffled at a time, ``repeats`` times, computed through the
+    first Dense layer (a shuffled feature changes its outputs by a rank-one term). Iterating gives, per batch
+    of features J (their columns of X), every member's outputs (k, len(J), repeats, n), class-major."""
+
+    def __init__(self, model: Model, X: np.ndarray, feats: list[str], features, repeats: int, seed: int):
+        n, d = X.shape
+        column_maps = model._feature_maps(None if features is None else feats)[0]
+        self.states = []  # per member: (network, Z, first layer's outputs, feature -> input column, base outputs)
+        for member, cols in zip(model.members, column_maps):
+            pre, net = member.preprocessor, member.network
+            cols = np.asarray(pre.kept_index_ if cols is None else cols, dtype=np.int64)
+            Z = np.ascontiguousarray(pre.transform_kept(np.take(X, cols, axis=1), dtype=net.dtype))
+            a0 = net.forward_layers(Z, 0, 1)
+            local = {int(j): i for i, j in enumerate(cols)}
+            self.states.append((net, Z, a0, local, net.forward_layers(a0, 1).astype(np.float64).T))  # (k, n)
+        self.perms = {}  # each feature's own generator: the same shuffles whatever the columns' order or batching
+        self.used = [j for j in range(d) if any(j in s[3] for s in self.states)]
+        for j in self.used:
+            rng = feature_rng(seed, feats[j])
+            self.perms[j] = np.stack([rng.permutation(n) for _ in range(repeats)])
+        self.n, self.repeats = n, repeats
+
+    def shift(self, j: int) -> np.ndarray:
+        """(repeats, n) the change of feature j's network input (the first member that reads it) when shuffled."""
+        for _, Z, _, local, _ in self.states:
+            if j in local:
+                i = local[j]
+                return (Z[self.perms[j], i] - Z[:, i]).astype(np.float64)
+        return np.zeros((self.repeats, self.n))
+
+    def __iter__(self):
+        n, repeats = self.n, self.repeats
+        h = max(s[2].shape[1] for s in self.states)
+        batch = max(1, _PERM_BYTES // max(1, repeats * n * h * 8))
+        for s in range(0, len(self.used), batch):
+            J = self.used[s:s + batch]
+            logit_sets = []
+            for net, Z, a0, local, base_logits in self.states:
+                W0 = net.parameters()["dense0.W"]
+                k_out = base_logits.shape[0]
+                out = np.empty((k_out, len(J), repeats, n))  # class-major
+                out[...] = base_logits[:, None, None, :]
+                mine = [(q, local[j]) for q, j in enumerate(J) if j in local]
+                if mine:
+                    A = np.empty((len(mine), repeats, n, a0.shape[1]), dtype=a0.dtype)
+                    for slot, (q, i) in enumerate(mine):
+                        shuffled = Z[self.perms[J[q]], i] - Z[:, i]  # (repeats, n): feature J[q] shuffled
+                        A[slot] = a0 + shuffled[..., None] * W0[:, i]  # the first layer's rank-one change
+                    logits = net.forward_layers(A.reshape(-1, a0.shape[1]), 1).astype(np.float64)
+                    out[:, [q for q, _ in mine]] = logits.T.reshape(k_out, len(mine), repeats, n)
+                logit_sets.append(out)
+            yield J, logit_sets
+
+
 def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, features: Sequence[str] | None = None,
                            repeats: int = DEFAULT_REPEATS, seed: int = 0, scoring: str = "log_loss",
                            members: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -578,7 +677,19 @@ def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, featur
     class's recall (their mean over classes is the drop of balanced accuracy, scikit-learn's
     ``permutation_importance`` with that scoring); "log_loss": the rise of the class's samples' mean log
     loss (their sample-weighted mean is the rise of the log loss, ``scoring="neg_log_loss"``). X (n, d) and
-    the labels y (n,) as ``explain`` takes them."""
+    the labels y (n,) as ``explain`` takes them.
+
+    A regression model: each target's rise of RMSE (in the target's units) when a feature is shuffled, k its
+    targets, y (n,) or (n, k) the true values."""
+    drops, mdrops, _ = _permutation_drops(model, X, y, features=features, repeats=repeats, seed=seed, scoring=scoring,
+                                          members=members)
+    return drops, mdrops
+
+
+def _permutation_drops(model: Model, X, y, *, features, repeats, seed, scoring, members):
+    """``permutation_importance``'s (drops, member drops), and for a regression model the direction of each
+    feature's effect on each target's prediction (d, k): the sum over shuffles and samples of the change of the
+    feature's network input times the change of the predicted value (positive: higher values raise it)."""
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ConfigError(f"--repeats must be a whole number of at least 1, got {repeats!r}")
     if scoring not in SCORINGS:
@@ -588,61 +699,68 @@ def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, featur
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != len(feats):
         raise DataError(f"X has shape {X.shape}; expected {len(feats)} feature columns")
-    y = label_indices(model, y, X.shape[0])
+    regression = model.task == "regression"
+    y = _target_values(model, y, X.shape[0]) if regression else label_indices(model, y, X.shape[0])
     if y is None:
-        raise ConfigError("permutation importance needs labels y")
+        raise ConfigError("permutation importance needs labels y" + " (the targets' values)" * regression)
     n, d = X.shape
     k_cls = len(model.classes)
-    column_maps = model._feature_maps(None if features is None else feats)[0]
     out_fn = _Output(model, "prob")
-    states = []
-    for member, cols in zip(model.members, column_maps):
-        pre, net = member.preprocessor, member.network
-        cols = np.asarray(pre.kept_index_ if cols is None else cols, dtype=np.int64)
-        Z = np.ascontiguousarray(pre.transform_kept(np.take(X, cols, axis=1), dtype=net.dtype))
-        a0 = net.forward_layers(Z, 0, 1)
-        local = {int(j): i for i, j in enumerate(cols)}
-        states.append((net, Z, a0, local, net.forward_layers(a0, 1).astype(np.float64).T))  # (k, n)
-    M = len(states)
+    sd, mean = target_scales(model)  # (M, k): each member's outputs in the target's units
 
-    def probs(logit_sets):  # [(k, ..., n)] per member -> the model's probabilities, as predict_output
-        return _probabilities_cm(out_fn, logit_sets)
+    def probs(logit_sets, m=None):  # [(k, ..., n)] per member -> the model's probabilities (values), as predict_output
+        if not regression:
+            return _probabilities_cm(out_fn, logit_sets)
+        scale = range(len(logit_sets)) if m is None else [m]
+        return np.mean([Z * sd[i].reshape(-1, *[1] * (Z.ndim - 1)) + mean[i].reshape(-1, *[1] * (Z.ndim - 1))
+                        for Z, i in zip(logit_sets, scale)], axis=0)
 
-    base_score = _class_scores(model, probs([s[4] for s in states]), y, scoring)
-    base_member = [_class_scores(model, probs([s[4]]), y, scoring) for s in states] if members else None
-    perms = {}  # each feature's own generator: the same shuffles whatever the columns' order or batching
-    used = [j for j in range(d) if any(j in s[3] for s in states)]
-    for j in used:
-        rng = feature_rng(seed, feats[j])
-        perms[j] = np.stack([rng.permutation(n) for _ in range(repeats)])
+    def scores(P):  # (..., k), higher is better
+        return _target_scores(P, y) if regression else _class_scores(model, P, y, scoring)
+
+    shuffles = _Shuffles(model, X, feats, features, repeats, seed)
+    states, M = shuffles.states, len(shuffles.states)
+    base_values = probs([s[4] for s in states])
+    base_score = scores(base_values)
+    base_member = [scores(probs([s[4]], m)) for m, s in enumerate(states)] if members else None
     drops = np.zeros((repeats, d, k_cls))
     mdrops = np.zeros((M, repeats, d, k_cls)) if members else None
-    h = max(s[2].shape[1] for s in states)
-    batch = max(1, _PERM_BYTES // max(1, repeats * n * h * 8))
-    for s in range(0, len(used), batch):
-        J = used[s:s + batch]
-        logit_sets = []
-        for net, Z, a0, local, base_logits in states:
-            W0 = net.parameters()["dense0.W"]
-            k_out = base_logits.shape[0]
-            out = np.empty((k_out, len(J), repeats, n))  # class-major
-            out[...] = base_logits[:, None, None, :]
-            mine = [(q, local[j]) for q, j in enumerate(J) if j in local]
-            if mine:
-                A = np.empty((len(mine), repeats, n, a0.shape[1]), dtype=a0.dtype)
-                for slot, (q, i) in enumerate(mine):
-                    shuffled = Z[perms[J[q]], i] - Z[:, i]  # (repeats, n): feature J[q] shuffled
-                    A[slot] = a0 + shuffled[..., None] * W0[:, i]  # the first layer's rank-one change
-                logits = net.forward_layers(A.reshape(-1, a0.shape[1]), 1).astype(np.float64)
-                out[:, [q for q, _ in mine]] = logits.T.reshape(k_out, len(mine), repeats, n)
-            logit_sets.append(out)
-        shuffled_score = _class_scores(model, probs(logit_sets), y, scoring)  # (F, R, k)
-        drops[:, J] = np.transpose(base_score - shuffled_score, (1, 0, 2))
+    effects = np.zeros((d, k_cls)) if regression else None
+    for J, logit_sets in shuffles:
+        P = probs(logit_sets)  # (k, F, R, n)
+        drops[:, J] = np.transpose(base_score - scores(P), (1, 0, 2))
+        if regression:
+            for q, j in enumerate(J):
+                effects[j] = np.einsum("rn,krn->k", shuffles.shift(j), P[:, q] - base_values[:, None, :])
         if members:
             for m in range(M):
-                member_score = _class_scores(model, probs([logit_sets[m]]), y, scoring)
+                member_score = scores(probs([logit_sets[m]], m))
                 mdrops[m][:, J] = np.transpose(base_member[m] - member_score, (1, 0, 2))
-    return drops, mdrops
+    return drops, mdrops, effects
+
+
+def _target_scores(P: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Minus each target's RMSE (..., k) of predicted values P (k, ..., n), target-major, against Y (n, k)."""
+    Yt = Y.T.reshape(Y.shape[1], *[1] * (P.ndim - 2), Y.shape[0])
+    return -np.moveaxis(np.sqrt(np.mean((P - Yt) ** 2, axis=-1)), 0, -1)
+
+
+def _target_values(model: Model, y, n: int) -> np.ndarray | None:
+    """A regression model's true values y as (n, k) float64, k its targets; None stays None."""
+    if y is None:
+        return None
+    try:
+        y = np.asarray(getattr(y, "to_numpy", lambda: y)(), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"y must hold the targets' values (numbers): {exc}") from None
+    k = len(model.classes)
+    if y.shape not in ((n,), (n, k)) or (y.ndim == 1 and k != 1):
+        raise DataError(f"y has shape {y.shape} for {n} samples; expected ({n}, {k}): the values of "
+                        f"{_quoted(model.classes, 10)}")
+    y = y.reshape(n, k)
+    if not np.isfinite(y).all():
+        raise DataError(f"y has {int((~np.isfinite(y)).sum())} missing or infinite value(s); drop those samples")
+    return y
 
 
 def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring) -> Explanation:
@@ -693,3 +811,146 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
     return Explanation("permutation", None, None, None, top, [names[c] for c in wanted if present[c]],
                        {names[c]: int((y == c).sum()) for c in wanted}, "label",
                        pd.DataFrame(rows, columns=COLUMNS), stability, None, scores, notes, y, int(used.sum()))
+
+
+# ── regression: one ranking per target ───────────────────────────────────────────────────────────────────
+
+
+def _ig_regression(model: Model, X: np.ndarray, feats: list[str], features, used: np.ndarray, wanted: list[int],
+                   top: int, baseline, steps: int, bootstrap, tol, seed: int, ids, patients) -> Explanation:
+    """Integrated gradients of a regression model's predicted value (the members' mean, in the target's units):
+    every sample explained, for each target in ``wanted``. A gene's score is its mean |attribution| (how far it
+    moves the prediction from the baseline's, either way: the signed mean cancels between samples above and
+    below the baseline); direction "up" when higher values raise the prediction (the attributions' sign
+    agrees with that of x - baseline, weighted by |attribution|); fraction: the share of samples in which it
+    moves the prediction that way."""
+    names = [str(c) for c in model.classes]
+    n, d = X.shape
+    M = len(model.members)
+    single = M == 1
+    n_boot = (DEFAULT_BOOTSTRAP if bootstrap is None else int(bootstrap)) if single else 0
+    b = baseline_values(model, baseline)
+    if features is not None:
+        position = {name: j for j, name in enumerate(model.feature_names)}
+        b = np.array([b[position[f]] for f in feats])
+    T = len(wanted)
+    targets = np.repeat(np.asarray(wanted, dtype=np.int64)[:, None], n, axis=1)  # (T, n)
+    abs_sums, dirs, ups, downs = (np.zeros((T, d)) for _ in range(4))
+    member_abs = np.zeros((M, T, d)) if not single else None
+    kept = [[] for _ in range(T)] if single else None
+    gaps = np.empty((T, n))
+    fb = np.empty(T)
+    tol = default_tol(model) if tol is None else float(tol)
+    most_steps = steps
+    for chunk in attribution_chunks(model, X, targets, baseline=b, steps=steps, output="logit",
+                                    per_member=not single, features=feats, refine=tol):
+        most_steps = max(most_steps, int(chunk.steps.max()))
+        A = chunk.values  # (T, c, d)
+        gaps[:, chunk.rows] = completeness_gap(A, chunk.fx, chunk.fb)
+        fb[:] = chunk.fb[:, 0]
+        with np.errstate(invalid="ignore"):
+            sign = np.nan_to_num(np.sign(X[chunk.rows] - b))  # (c, d)
+        signed = A * sign  # > 0: the gene moves the prediction the way its value moved from the baseline
+        abs_sums += np.abs(A).sum(axis=1)
+        dirs += signed.sum(axis=1)
+        ups += (signed > 0).sum(axis=1)
+        downs += (signed < 0).sum(axis=1)
+        if single:
+            for i in range(T):
+                kept[i].append(np.abs(A[i]).astype(np.float32))
+        else:
+            member_abs += np.abs(chunk.members).sum(axis=2)
+    worst_t, worst = np.unravel_index(int(np.argmax(gaps)), gaps.shape)
+    completeness = {"max_gap": float(gaps.max()), "median_gap": float(np.median(gaps)),
+                    "worst_sample": ids[worst] if ids is not None else int(worst) + 1,
+                    "worst_class": names[wanted[worst_t]], "tol": tol, "passed": bool(gaps.max() <= tol),
+                    "steps": steps, "most_steps": most_steps}
+    if hasattr(completeness["worst_sample"], "item"):
+        completeness["worst_sample"] = completeness["worst_sample"].item()
+    units = _resampling_units(patients, np.arange(n)) if single else None
+    rows, stability, scores, short = [], {}, {}, {}
+    for i, t in enumerate(wanted):
+        score = abs_sums[i] / n
+        scores[names[t]] = score
+        if single and (n if units is None else len(units)) < 2:
+            summary, share = {"unit": "bootstrap resample", "n": 0, "top": None, "mean_overlap": None,
+                              "mean_spearman": None}, None
+        elif single:
+            rng = np.random.default_rng([seed, t])
+            R = np.concatenate(kept[i]).astype(np.float64)
+            if units is None:
+                boot = np.stack([R[rng.integers(0, n, n)].mean(axis=0) for _ in range(n_boot)])
+            else:
+                boot = np.stack([R[np.concatenate([units[g] for g in rng.integers(0, len(units), len(units))])]
+                                 .mean(axis=0) for _ in range(n_boot)])
+            summary, share = _stability(boot, used, feats, top, "bootstrap resample", seed=seed)
+        else:
+            summary, share = _stability(member_abs[:, i] / n, used, feats, top, "member", seed=seed)
+        fraction = np.where(dirs[i] >= 0, ups[i], downs[i]) / n
+        table_rows = _table_rows(names[t], score, score, dirs[i], fraction, share, used, feats, top)
+        summary["flagged"] = [r["feature"] for r in table_rows if r["member_overlap"] < 0.5]
+        stability[names[t]] = summary
+        rows += table_rows
+        positive = sum(r["score"] > 0 for r in table_rows)
+        if positive < len(table_rows):
+            short[names[t]] = positive
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    at_baseline = ", ".join(f"{names[t]} {fb[i]:.4g}" for i, t in enumerate(wanted))
+    notes = [f"regression: genes ranked per target by their mean |attribution| over all {n} samples, in the "
+             f"target's units: how far each moves the predicted value from the prediction at the baseline "
+             f"({at_baseline}), either way; direction up: higher values raise the prediction; fraction: the share "
+             "of samples in which the gene moves it that way"]
+    notes += _short_note(short, top, "ig") + _correlated_note(X, feats, table[table["score"] > 0], "ig")
+    if single and units is not None:
+        notes.append("bootstrap: whole patients resampled (several samples of one patient are one piece of "
+                     "evidence)")
+    if single and (n if units is None else len(units)) < 2:
+        notes.append(f"no stability: every bootstrap resample of one {'sample' if units is None else 'patient'} is "
+                     "that one again, which would read as a perfectly stable ranking")
+    if bootstrap is not None and not single:
+        notes.append(f"--bootstrap {bootstrap} not used: the stability of an ensemble's rankings is over its {M} "
+                     "members (resamples are for a single network)")
+    # the heatmap orders the samples by the first target's prediction
+    order_by = model.predict_output(X, features=list(feats) if features is not None else None)[:, wanted[0]]
+    return Explanation("ig", "value", baseline if isinstance(baseline, str) else "given", steps, top,
+                       [names[t] for t in wanted], {names[t]: int(n) for t in wanted}, "all samples", table,
+                       stability, completeness, scores, notes, order_by, int(used.sum()))
+
+
+def _permutation_regression(model: Model, X: np.ndarray, Y: np.ndarray, feats, used, wanted, top, repeats,
+                            seed) -> Explanation:
+    """Permutation importance of a regression model: per target, the rise of its RMSE (in the target's units)
+    when the gene is shuffled; direction from the change of the prediction with the gene's shuffled value."""
+    names = [str(c) for c in model.classes]
+    drops, mdrops, effects = _permutation_drops(model, X, Y, features=feats, repeats=repeats, seed=seed,
+                                                scoring="log_loss", members=model.is_ensemble)
+    rows, stability, scores, short = [], {}, {}, {}
+    for t in wanted:
+        score = drops[:, :, t].mean(axis=0)
+        scores[names[t]] = score
+        share = None
+        if mdrops is not None:
+            summary, share = _stability(mdrops[:, :, :, t].mean(axis=1), used, feats, top, "member", seed=seed)
+        else:
+            summary = {"unit": None, "n": 0, "top": None, "mean_overlap": None, "mean_spearman": None}
+        table_rows = _table_rows(names[t], score, np.abs(drops[:, :, t]).mean(axis=0), effects[:, t],
+                                 (drops[:, :, t] > 0).mean(axis=0), share, used, feats, top)
+        summary["flagged"] = [r["feature"] for r in table_rows if share is not None and r["member_overlap"] < 0.5]
+        stability[names[t]] = summary
+        rows += table_rows
+        positive = sum(r["score"] > 0 for r in table_rows)
+        if positive < len(table_rows):
+            short[names[t]] = positive
+    predicted = model.predict_output(X, features=list(feats))
+    rmse = np.sqrt(np.mean((predicted[:, wanted] - Y[:, wanted]) ** 2, axis=0))
+    notes = ["permutation importance is only honest on held-out samples (not the training table), and genes that "
+             "carry the same signal share their importance: shuffling one leaves the others to carry it",
+             "score: the rise of the target's RMSE, in its units, when the gene is shuffled (RMSE unshuffled: "
+             + ", ".join(f"{names[t]} {r:.4g}" for t, r in zip(wanted, rmse)) + "); direction up: higher values "
+             "raise the prediction; fraction: the share of shuffles that raise the RMSE",
+             *_short_note(short, top, "permutation")]
+    if mdrops is None:
+        notes.append("member_overlap needs an ensemble: a single network's permutation importance has no members")
+    return Explanation("permutation", None, None, None, top, [names[t] for t in wanted],
+                       {names[t]: int(len(Y)) for t in wanted}, "all samples", pd.DataFrame(rows, columns=COLUMNS),
+                       stability, None, scores, notes, predicted[:, wanted[0]], int(used.sum()))
