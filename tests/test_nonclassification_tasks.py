@@ -131,10 +131,10 @@ def test_multilabel_class_weight_keywords_in_any_case(tmp_path):
         assert res.exit_code == 0, res.output
 
 
-@pytest.mark.parametrize("task, targets", [("multilabel", ["--target", "lab0,lab1,lab2"]), ("regression", [])])
+@pytest.mark.parametrize("task, targets", [("multilabel", ["--target", "lab0,lab1,lab2"])])
 def test_predict_explain_on_a_model_it_cannot_explain_is_a_usage_error(tmp_path, task, targets):
-    """Exit 1 for a multi-label model and a message without --explain for a regression one; every other option
-    a model's task cannot take (--threshold, --coverage) is a usage error (2) naming the option."""
+    """A multi-label model's --explain is a usage error (2) naming the option, as every other option a model's task
+    cannot take (--threshold, --coverage); regression models are explained (tests/test_review18_predict_explain.py)."""
     path = tmp_path / "t.csv"
     make_table(task, seed=0, n_patients=20, n_features=4).to_csv(path, index=False)
     model, out = str(tmp_path / "m.mlp"), tmp_path / "p.csv"

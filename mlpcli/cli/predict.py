@@ -255,7 +255,10 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @click.option("--explain", "explain_k", type=click.IntRange(min=1), default=None, metavar="K",
               help="Add a top_features column: the K genes with the largest integrated-gradients attributions "
                    "toward each row's predicted class, as GENE:score;... (see mlpcli explain); only genes that "
-                   "push toward the class (a positive score), so a row may list fewer.")
+                   "push toward the class (a positive score), so a row may list fewer. A regression model: the K "
+                   "largest |scores| for the predicted value, in the target's units (a positive score raises it, a "
+                   "negative one lowers it, from the value at the training mean); several targets: "
+                   "top_features_<target> each. Not for multi-label models.")
 @click.option("--explain-steps", type=click.IntRange(1, 100_000), default=16, show_default=True,
               help="With --explain: integrated-gradients path intervals.")
 @trust_options

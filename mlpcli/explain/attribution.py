@@ -855,22 +855,24 @@ def _cell_name(name) -> str:
     return name.replace("%", "%25").replace(";", "%3B") if ("%" in name or ";" in name) else name
 
 
-def top_features(values: np.ndarray, names: Sequence[str], k: int) -> np.ndarray:
+def top_features(values: np.ndarray, names: Sequence[str], k: int, *, signed: bool = False) -> np.ndarray:
     """Per row of attributions (n, d), "NAME:score;..." for its k largest, largest first, scores with 4
     significant digits; only positive ones (those that push toward the explained class): a gene at 0 (one at
     the baseline, or filled in with its training mean) or against the class is no reason for the call, so a
-    row may list fewer than k, or none (""). (n,) object array.
+    row may list fewer than k, or none (""). (n,) object array. ``signed`` (a regression model's predicted
+    value): the k largest by |score|, each with its sign (+ raises the value, - lowers it); only 0 is left out.
 
     Read a cell back by splitting it at ``;``, each entry at its last ``:``, and ``urllib.parse.unquote`` on the
     name (``_cell_name``: a name's ``;`` and ``%`` are written ``%3B`` and ``%25``)."""
     k = min(int(k), values.shape[1])
-    part = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    key = np.abs(values) if signed else values
+    part = np.argpartition(-key, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(key, part, axis=1), axis=1, kind="stable")
+    part = np.take_along_axis(part, order, axis=1)
     picked = np.take_along_axis(values, part, axis=1)
-    order = np.argsort(-picked, axis=1, kind="stable")
-    part, picked = np.take_along_axis(part, order, axis=1), np.take_along_axis(picked, order, axis=1)
     names = np.asarray([_cell_name(n) for n in names], dtype=object)
-    return np.array([";".join(f"{names[j]}:{v:.4g}" for j, v in zip(js, vs) if v > 0) for js, vs in zip(part, picked)],
-                    dtype=object)
+    return np.array([";".join(f"{names[j]}:{v:.4g}" for j, v in zip(js, vs) if (v != 0 if signed else v > 0))
+                     for js, vs in zip(part, picked)], dtype=object)
 
 
 # ── the Python API ───────────────────────────────────────────────────────────────────────────────────────

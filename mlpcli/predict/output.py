@@ -240,8 +240,9 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     per class; multi-label: `<prefix><label>` (bool) and `<prefix><label>_prob` per label; regression:
     `<prefix><target>` per target; then, when asked for, `<prefix>pred_set`, `<prefix>set_size`,
     `<prefix>ood_score`, `<prefix>ood_p` and `<prefix>ood`, and with `predict --explain K`
-    `<prefix>top_features`. An abstained cell's label is the unassigned label (an extra category) with the
-    probability of the class it would have been given. A "/" in a name (HDF5's path separator) becomes "_" (and
+    `<prefix>top_features` (a regression model of several targets: `<prefix>top_features_<target>` each). An
+    abstained cell's label is the unassigned label (an extra category) with the probability of the class it
+    would have been given. A "/" in a name (HDF5's path separator) becomes "_" (and
     "_2", ... where that name is taken), said in `notes`."""
     import numpy as np
 
@@ -268,7 +269,8 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     classes = list(model.classes)
     # every name written as it is (no "/"), so that a renamed one cannot take it
     taken = {prefix + str(t) for c in classes for t in (c, f"{c}_prob", f"prob_{c}")} | {
-        prefix + t for t in ("pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features")}
+        prefix + t for t in ("pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features")} | {
+        f"{prefix}top_features_{c}" for c in classes}
     taken = {t for t in taken if "/" not in t}
     if model.task in ("binary", "multiclass"):
         target = (model.target_names or ["label"])[0]
@@ -304,8 +306,8 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     for column in trust.added_columns if trust is not None else []:  # prediction sets, out-of-distribution flags
         values = cols[column]
         out[name(column)] = values.astype(str) if column == "pred_set" else values
-    if "top_features" in cols:  # predict --explain K
-        out[name("top_features")] = cols["top_features"].astype(str)
+    for column in getattr(stream, "explain_columns", []):  # predict --explain K
+        out[name(column)] = cols[column].astype(str)
     if renamed and notes is not None:
         notes.append(f"'/' cannot be in an .h5ad column name (HDF5 reads it as a path): wrote {', '.join(renamed)}")
     return out
@@ -364,6 +366,6 @@ def prediction_obs_names(model, prefix: str) -> set[str]:
     (a user's `cell_type` stays when the prefix is "cell")."""
     names = [str(c) for c in model.classes] + [str(t) for t in (model.target_names or ["label"])]
     stems = set(names) | {f"{c}_prob" for c in names} | {f"prob_{c}" for c in names} | {
-        "pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features"}
+        f"top_features_{c}" for c in names} | {"pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features"}
     full = {prefix + t for t in stems}
     return full | {t.replace("/", "_") for t in full}

@@ -583,7 +583,7 @@ class _Run:
                 out = self.net_model.predict_output(Z, batch_size=len(Z), features=features, first_row=first_row,
                                                     member_logits=logits)
                 if self.explain is not None and len(Z):
-                    meta["top_features"] = self._reasons(Z, out)
+                    meta["top_features"] = self._reasons(Z, out)  # (m, T): a column per regression target
         except DataError as exc:  # the row is named; name the file too
             raise DataError(f"{self.plan.source}: {exc}") from None
         if logits:  # one block of at most row_block rows: one entry
@@ -596,23 +596,28 @@ class _Run:
         return self.trust.ood_scores(Z if self.transform_once else meta.pop("reference"))
 
     def _reasons(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Per row, "GENE:score;..." for the K features with the largest integrated-gradients attributions
-        toward the predicted class (the model's logit, from the training mean): mlpcli.explain."""
+        """(m, T) "GENE:score;..." per row: the K features with the largest integrated-gradients attributions
+        toward the predicted class (the model's logit, from the training mean; T = 1), or a regression model's
+        K largest by |attribution| of each target's predicted value, signed (T targets): mlpcli.explain."""
         from ..explain.attribution import attribution_chunks, baseline_values, top_features
 
         k, steps = self.explain
-        if self.model.task == "binary":
-            predicted = (out[:, -1] >= self.threshold).astype(np.int64)
+        regression = self.model.task == "regression"
+        if regression:  # every target's output, each row
+            predicted = np.repeat(np.arange(out.shape[1])[:, None], len(out), axis=1)  # (T, m)
+        elif self.model.task == "binary":
+            predicted = (out[:, -1] >= self.threshold).astype(np.int64)[None]
         else:
-            predicted = out.argmax(axis=1)
+            predicted = out.argmax(axis=1)[None]
         if getattr(self, "_baseline", None) is None:
             b = baseline_values(self.model, "mean")[self.model.preprocessor.kept_index_]  # plan.features' order
             self._baseline = self.pre.transform(b[None])[0] if self.transform_once else b
         reasons = []
-        for chunk in attribution_chunks(self.model, Z, predicted[None], baseline=self._baseline, steps=steps,
+        for chunk in attribution_chunks(self.model, Z, predicted, baseline=self._baseline, steps=steps,
                                         features=None if self.transform_once else self.plan.features,
                                         transformed=self.transform_once, exact=False):
-            reasons.append(top_features(chunk.values[0], self.plan.features, k))
+            reasons.append(np.column_stack([top_features(values, self.plan.features, k, signed=regression)
+                                            for values in chunk.values]))
         return np.concatenate(reasons)
 
     def _finish(self) -> None:
@@ -819,6 +824,7 @@ class PredictionStream:
                            `prob_<class>` per class;
       multi-label:         `pred_<label>` (0/1, `threshold` on each probability) and `prob_<label>` per label;
       regression:          `pred_<target>` per target.
+    With `explain`: `top_features` (a regression model of several targets: `top_features_<target>` each).
     With `uncertainty` (classification): `pred_set`, `set_size`, `ood_score`, `ood_p`, `ood` as asked, and
     abstained rows labelled with the unassigned label.
     `notes` and `warnings` are filled as soon as the header is read; `shift`, `n_rows` and `counts`
@@ -842,8 +848,11 @@ class PredictionStream:
             self.columns = [self.id_column, *[f"pred_{c}" for c in model.classes], *[f"prob_{c}" for c in model.classes]]
         else:
             self.columns = [self.id_column, *[f"pred_{c}" for c in model.classes]]
-        if run.explain is not None:
-            self.columns.append("top_features")
+        self.explain_columns: list[str] = []
+        if run.explain is not None:  # one per regression target when there are several (as `pred_<target>`)
+            self.explain_columns = (["top_features"] if len(model.classes) == 1 or model.task != "regression"
+                                    else [f"top_features_{c}" for c in model.classes])
+            self.columns += self.explain_columns
         if self.trust is not None:
             self.columns += self.trust.added_columns
         twice = [name for name, k in Counter(self.columns).items() if k > 1]
@@ -921,7 +930,8 @@ class PredictionStream:
                 cols.update(added)
             self.counts.update(cols[self.label_column].tolist())
         if "top_features" in meta:
-            cols["top_features"] = meta["top_features"]
+            for j, column in enumerate(self.explain_columns):
+                cols[column] = meta["top_features"][:, j]
         return pd.DataFrame(cols, columns=self.columns)
 
     def summary(self) -> dict:
@@ -974,7 +984,10 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
 
     ``explain`` K adds a ``top_features`` column: per row the K features with the largest integrated-gradients
     attributions toward the predicted class (``mlpcli.explain``; the members' mean logit from the training
-    mean, over ``explain_steps`` path intervals), as "GENE:score;...".
+    mean, over ``explain_steps`` path intervals), as "GENE:score;...". A regression model: the K largest by
+    |attribution| of the predicted value (in the target's units, from the value at the training mean), signed
+    (a positive score raises it, a negative one lowers it); one ``top_features_<target>`` column per target
+    when there are several.
 
     `uncertainty` (binary, multiclass): prediction sets (`pred_set`, `set_size`), abstention (the label
     becomes the unassigned label) and out-of-distribution flags (`ood_score`, `ood_p`, `ood`); see
@@ -992,10 +1005,11 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
 
         if isinstance(explain, bool) or not isinstance(explain, (int, np.integer)) or explain < 1:
             raise ConfigError(f"--explain must be a whole number of at least 1, got {explain!r}")
-        if model.task not in ("binary", "multiclass"):  # a usage error, as every option the model's task
-            # cannot take (--threshold on a regression model, --coverage on a multi-label one), naming the option
-            raise OptionError("--explain gives reasons toward the predicted class of a binary or multiclass model; "
-                              f"this model is {'multi-label' if model.task == 'multilabel' else model.task}")
+        if model.task not in ("binary", "multiclass", "regression"):  # a usage error, as every option the
+            # model's task cannot take (--threshold on a regression model, --coverage on a multi-label one)
+            raise OptionError("--explain gives reasons for the predicted class of a binary or multiclass model, or "
+                              "the predicted value of a regression model; this model is "
+                              f"{'multi-label' if model.task == 'multilabel' else model.task}")
         check_model(model)
         explaining = (int(explain), check_steps(explain_steps))
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
