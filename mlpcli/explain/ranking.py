@@ -275,6 +275,16 @@ def check_rankable(model: Model) -> None:
                           f"{'multi-label' if model.task == 'multilabel' else model.task}{per_label}")
 
 
+def _bootstrap_means(R: np.ndarray, units: list | None, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, d) column means of R (n, d) over bootstrap resamples of its rows, or of whole ``units`` (lists of
+    row indices: a patient's samples share the patient's signal, and resampled apart would pass for agreement)."""
+    if units is None:
+        n = len(R)
+        return np.stack([R[rng.integers(0, n, n)].mean(axis=0) for _ in range(n_boot)])
+    return np.stack([R[np.concatenate([units[g] for g in rng.integers(0, len(units), len(units))])].mean(axis=0)
+                     for _ in range(n_boot)])
+
+
 def _binary_default(model: Model, y: np.ndarray | None, groups: np.ndarray | None) -> tuple[list[int], list[str]]:
     """The class a binary model is ranked for when --class does not say: its positive class (the one predict's
     probability, --threshold and the metrics refer to), or the other when no sample is of it. Both would be
@@ -510,13 +520,8 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
             # the class's own resamples (seed and class): its stability does not depend on which other
             # classes --class ranks alongside it
             rng = np.random.default_rng([seed, c])
-            R = np.concatenate(kept_rows[c]).astype(np.float64)
-            if units is None:
-                boot = np.stack([R[rng.integers(0, n_c, n_c)].mean(axis=0) for _ in range(n_boot)])
-            else:  # whole patients: their samples share a patient's signal, and would pass for agreement
-                boot = np.stack([R[np.concatenate([units[g] for g in rng.integers(0, len(units), len(units))])]
-                                 .mean(axis=0) for _ in range(n_boot)])
-                by_patient = True
+            boot = _bootstrap_means(np.concatenate(kept_rows[c]).astype(np.float64), units, n_boot, rng)
+            by_patient = by_patient or units is not None
             summary, share = _stability(boot, used, feats, top, "bootstrap resample", seed=seed)
         else:
             summary, share = _stability(member_sums[:, c] / n_c, used, feats, top, "member", seed=seed)
@@ -877,12 +882,7 @@ def _ig_regression(model: Model, X: np.ndarray, feats: list[str], features, used
                               "mean_spearman": None}, None
         elif single:
             rng = np.random.default_rng([seed, t])
-            R = np.concatenate(kept[i]).astype(np.float64)
-            if units is None:
-                boot = np.stack([R[rng.integers(0, n, n)].mean(axis=0) for _ in range(n_boot)])
-            else:
-                boot = np.stack([R[np.concatenate([units[g] for g in rng.integers(0, len(units), len(units))])]
-                                 .mean(axis=0) for _ in range(n_boot)])
+            boot = _bootstrap_means(np.concatenate(kept[i]).astype(np.float64), units, n_boot, rng)
             summary, share = _stability(boot, used, feats, top, "bootstrap resample", seed=seed)
         else:
             summary, share = _stability(member_abs[:, i] / n, used, feats, top, "member", seed=seed)
