@@ -142,11 +142,3 @@ def test_a_binary_model_is_ranked_for_its_positive_class_alone(tmp_path):
     doc = json.loads(run(["explain", str(model), str(cases), "--top", "3", "--json"]).stdout)
     assert doc["classes"] == ["case"] and any("no sample is of its positive class ctrl" in n for n in doc["notes"])
 
-
-def test_a_multilabel_model_is_a_one_line_usage_error(tmp_path):
-    data, model = tmp_path / "ml.csv", tmp_path / "ml.mlp"
-    make_table("multilabel", n_patients=20, n_features=6, seed=1).to_csv(data, index=False)
-    assert run(["train", str(data), "--target", "lab0,lab1,lab2", "--folds", "1", "--epochs", "3", "-q",
-                "-o", str(model)]).exit_code == 0
-    assert_clean_error(run(["explain", str(model), str(data)]), "per target of a regression model",
-                       "this model is multi-label", code=2)

@@ -119,7 +119,9 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     push toward the class) counts in no member's top K.
 
     A binary model is ranked for its positive class alone (the other class's ranking lists the same genes
-    pushing the other way; --class names it). A regression model is ranked per target over every sample:
+    pushing the other way; --class names it). A multi-label model is ranked per label, over the samples
+    positive for it (labels, else predicted), toward that label (permutation: the label's score over every
+    sample). A regression model is ranked per target over every sample:
     IG of the predicted value in the target's units, genes by their mean |attribution| (direction up: a
     higher value raises the prediction); permutation importance is the rise of the target's RMSE.
 
@@ -202,8 +204,9 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     console = stdout_console()
     regression = model.task == "regression"
     if gap is not None:
-        # a regression model's samples are explained once per target: counted once
-        n_explained = len(samples.X) if regression else sum(result.n_samples.values())
+        # a regression model's samples are explained once per target, a multi-label one's once per label it is
+        # positive for: counted once
+        n_explained = len(samples.X) if regression else gap.get("samples", sum(result.n_samples.values()))
         what = "predicted value (the target's units)" if regression else output_kind
         console.print(f"completeness: attributions sum to f(x) - f(baseline) within {gap['max_gap']:.1e} relative "
                       f"(median {gap['median_gap']:.1e}; --tol {gap['tol']:g}), {n_explained} "

@@ -10,9 +10,9 @@ resamples and permutation importance (``ranking``), and their figures (``plots``
 
 from .attribution import (BASELINES, DEFAULT_STEPS, OUTPUTS, attribution_chunks, baseline_values, completeness_gap,
                           input_gradients, integrated_gradients)
-from .ranking import (COLUMNS, METHODS, SCORINGS, Explanation, Samples, check_rankable, explain, feature_rng, load_samples,
-                      permutation_importance, rank_features)
+from .ranking import (COLUMNS, METHODS, SCORINGS, Explanation, Samples, check_rankable, explain, feature_rng, label_matrix,
+                      load_samples, permutation_importance, rank_features)
 
 __all__ = ["BASELINES", "COLUMNS", "DEFAULT_STEPS", "METHODS", "OUTPUTS", "SCORINGS", "Explanation", "Samples", "check_rankable",
-           "attribution_chunks", "baseline_values", "completeness_gap", "explain", "feature_rng", "input_gradients",
+           "attribution_chunks", "baseline_values", "completeness_gap", "explain", "label_matrix", "feature_rng", "input_gradients",
            "integrated_gradients", "load_samples", "permutation_importance", "rank_features"]

@@ -72,7 +72,8 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
         what = ("mean |attribution| (the target's units)" if expl.method == "ig"
                 else "rise of RMSE when the gene is shuffled (the target's units)")
     else:
-        what = (f"mean attribution toward the class{unit}" if expl.method == "ig"
+        noun = "label" if model is not None and model.task == "multilabel" else "class"
+        what = (f"mean attribution toward the {noun}{unit}" if expl.method == "ig"
                 else "score drop when the gene is shuffled")
     for i, name in enumerate(classes):
         ax = fig.add_subplot(grid[i // ncols, i % ncols])
@@ -88,7 +89,7 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
             from matplotlib.patches import Patch
 
             up, down = (("higher expression → higher prediction", "higher expression → lower prediction")
-                        if regression else ("higher expression → class", "lower expression → class"))
+                        if regression else (f"higher expression → {noun}", f"lower expression → {noun}"))
             ax.legend(handles=[Patch(color=UP_COLOUR, label=up), Patch(color=DOWN_COLOUR, label=down)], fontsize=8,
                       loc="lower right")
     if heat:

@@ -123,6 +123,8 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
         y = None
     elif model.task == "regression":  # the targets' values (n, T), in the model's target order
         y = np.asarray(prepared.y, dtype=np.float64).reshape(len(prepared.X), -1)
+    elif model.task == "multilabel":  # (n, L) 0/1, in the model's label order
+        y = np.asarray(prepared.y, dtype=np.float64).reshape(len(prepared.X), -1).astype(np.int64)
     else:
         y = np.asarray(model.classes)[prepared.y.reshape(-1).astype(np.int64)]
     notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
@@ -255,7 +257,13 @@ def label_indices(model: Model, y, n: int) -> np.ndarray | None:
 
 
 def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tuple[np.ndarray, str]:
-    """Each sample's class: its label, or the predicted class (argmax; binary: P(positive) >= 0.5)."""
+    """Each sample's class (n,): its label, or the predicted class (argmax; binary: P(positive) >= 0.5); a
+    multi-label model's (n, L) 0/1: the labels, or the predicted ones (P >= 0.5, predict's default threshold)."""
+    if model.task == "multilabel":
+        if y is not None:
+            return np.asarray(y, dtype=np.int64), "label"
+        P = model.predict_output(X, features=list(features) if features is not None else None)
+        return (P >= 0.5).astype(np.int64), "predicted label"
     if y is not None:
         return np.asarray(y, dtype=np.int64).reshape(-1), "label"
     P = model.predict_output(X, features=list(features) if features is not None else None)
@@ -266,13 +274,38 @@ def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tupl
 
 def check_rankable(model: Model) -> None:
     """An OptionError unless ``explain`` can rank genes for ``model`` (per class of a binary or multiclass model,
-    per target of a regression model): one message and one exit code whatever the other task; the command line
-    asks before reading any data."""
-    if model.task not in ("binary", "multiclass", "regression"):
-        per_label = " (mlpcli.explain.integrated_gradients attributes each label)" if model.task == "multilabel" else ""
-        raise OptionError(f"explain ranks genes per class of a binary or multiclass model, or per target of a "
-                          f"regression model; this model is "
-                          f"{'multi-label' if model.task == 'multilabel' else model.task}{per_label}")
+    per label of a multi-label model, per target of a regression model): one message and one exit code whatever
+    the other task; the command line asks before reading any data."""
+    if model.task not in ("binary", "multiclass", "multilabel", "regression"):
+        raise OptionError(f"explain ranks genes per class of a binary, multiclass or multi-label model, or per "
+                          f"target of a regression model; this model is {model.task}")
+
+
+def label_matrix(model: Model, y, n: int) -> np.ndarray | None:
+    """A multi-label model's labels ``y`` as (n, L) int64 0/1 in the model's label order (``model.classes``); a
+    DataFrame's columns are matched by name. None stays None. A DataError names what does not fit: the shape, a
+    missing label column, a value other than 0 and 1 (true / false count as 1 / 0)."""
+    if y is None:
+        return None
+    names = [str(c) for c in model.classes]
+    if isinstance(y, pd.DataFrame):
+        missing = [c for c in names if c not in set(map(str, y.columns))]
+        if missing:
+            raise DataError(f"y lacks the label column{'s' * (len(missing) > 1)} {_quoted(missing, 10)} of the "
+                            "multi-label model")
+        y = y.rename(columns=str)[names]
+    try:
+        Y = np.asarray(getattr(y, "to_numpy", lambda: y)(), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"y must hold 0/1 values, one column per label ({_quoted(names, 10)}): {exc}") from None
+    if Y.shape != (n, len(names)):
+        raise DataError(f"y has shape {Y.shape} for {n} samples; expected ({n}, {len(names)}): one 0/1 column per "
+                        f"label ({_quoted(names, 10)})")
+    bad = ~np.isin(Y, (0.0, 1.0))
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(f"label {names[j]} of sample {i + 1} is {float(Y[i, j]):g}; a multi-label model's labels are 0 or 1")
+    return Y.astype(np.int64)
 
 
 def _bootstrap_means(R: np.ndarray, units: list | None, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -301,17 +334,22 @@ def _binary_default(model: Model, y: np.ndarray | None, groups: np.ndarray | Non
                    f"--class {names[neg]} --class {names[pos]})"]
 
 
-def _no_sample_error(names: list[str], wanted: list[int], grouped_by: str) -> DataError:
+def _no_sample_error(names: list[str], wanted: list[int], grouped_by: str, multilabel: bool = False) -> DataError:
     shown = ", ".join(names[c] for c in wanted)
+    if multilabel:
+        return DataError(f"no sample is positive for the label{'s' * (len(wanted) > 1)} ranked ({shown}) by "
+                         f"{grouped_by}")
     return DataError(f"no sample is of the class{'es' * (len(wanted) > 1)} ranked ({shown}) by {grouped_by}")
 
 
-def _unranked_note(names: list[str], absent: list[int], grouped_by: str) -> list[str]:
-    """A note naming the classes asked for that no sample has: they get no ranking (an empty table would
-    read as a class no gene drives)."""
+def _unranked_note(names: list[str], absent: list[int], grouped_by: str, multilabel: bool = False) -> list[str]:
+    """A note naming the classes (labels) asked for that no sample has (is positive for): they get no ranking
+    (an empty table would read as a class no gene drives)."""
     if not absent:
         return []
     shown = ", ".join(names[c] for c in absent)
+    if multilabel:
+        return [f"not ranked: no sample is positive for label{'s' * (len(absent) > 1)} {shown} (by {grouped_by})"]
     return [f"not ranked: no sample is of class{'es' * (len(absent) > 1)} {shown} (by {grouped_by})"]
 
 
@@ -387,7 +425,10 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
             patients: Sequence | None = None) -> Explanation:
     """Per-class rankings of the input features for raw rows X (n, d) (columns ``model.feature_names``, or
     ``features``; a DataFrame's columns by name), with labels y (n,): the classes' names, or class indices for a
-    model whose classes are not numbers (``label_indices``; None: each sample counts for its predicted class).
+    model whose classes are not numbers (``label_indices``; None: each sample counts for its predicted class); a
+    multi-label model's (n, L) 0/1 (``label_matrix``): each label is ranked over the samples positive for it
+    (None: predicted at probability >= 0.5), toward that label's output, and permutation importance is the label's
+    score over every sample (its balanced accuracy at 0.5, or its mean binary log loss).
 
     method "ig": integrated gradients (``attribution``); every sample explained toward its class, the
     completeness gap checked against ``tol`` (default 1e-3 for float64 networks, 1e-2 for float32; rows
@@ -408,8 +449,9 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         raise DataError(f"X has shape {X.shape}; expected {len(feats)} feature columns")
     if X.shape[0] == 0:
         raise DataError("no samples to explain")
-    regression = model.task == "regression"
-    labels, y = y, (_target_values(model, y, X.shape[0]) if regression else label_indices(model, y, X.shape[0]))
+    regression, multilabel = model.task == "regression", model.task == "multilabel"
+    labels, y = y, (_target_values(model, y, X.shape[0]) if regression else
+                    label_matrix(model, y, X.shape[0]) if multilabel else label_indices(model, y, X.shape[0]))
     wanted = list(range(len(model.classes))) if classes is None else sorted({class_index(model, c) for c in classes})
     binary_default = model.task == "binary" and classes is None
     used = np.isin(feats, list(set().union(*(m.preprocessor.kept_features for m in model.members))))
@@ -454,10 +496,18 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     if binary_default:
         wanted, extra = _binary_default(model, None, groups)
     names = [str(c) for c in model.classes]
-    rows_of = {c: np.flatnonzero(groups == c) for c in wanted}
-    explained = np.flatnonzero(np.isin(groups, wanted))
+    # the passes of attribution: (rows of X, the class each is explained toward). A multi-label sample is
+    # explained toward every label it is positive for, one pass per label
+    if multilabel:
+        rows_of = {c: np.flatnonzero(groups[:, c] == 1) for c in wanted}
+        explained = np.flatnonzero(groups[:, wanted].any(axis=1))
+        passes = [(rows_of[c], np.full(len(rows_of[c]), c, dtype=np.int64)) for c in wanted if len(rows_of[c])]
+    else:
+        rows_of = {c: np.flatnonzero(groups == c) for c in wanted}
+        explained = np.flatnonzero(np.isin(groups, wanted))
+        passes = [(explained, groups[explained])]
     if explained.size == 0:
-        raise _no_sample_error(names, wanted, grouped_by)
+        raise _no_sample_error(names, wanted, grouped_by, multilabel)
     M = len(model.members)
     single = M == 1
     n_boot = (DEFAULT_BOOTSTRAP if bootstrap is None else int(bootstrap)) if single else 0
@@ -467,39 +517,42 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     if features is not None:
         position = {name: j for j, name in enumerate(model.feature_names)}
         b = np.array([b[position[f]] for f in feats])
-    Xe = X[explained]
-    targets = groups[explained][None]
     sums, abs_sums, pos, dirs = (np.zeros((len(model.classes), d)) for _ in range(4))
     member_sums = np.zeros((M, len(model.classes), d)) if not single else None
     kept_rows = {c: [] for c in wanted} if single else None
     kept_at = {c: [] for c in wanted} if single else None  # the rows of X those attributions are of
-    gaps = np.empty(len(explained))
+    gaps, gap_rows, gap_classes = [], [], []
     tol = default_tol(model) if tol is None else float(tol)
     most_steps = steps
-    for chunk in attribution_chunks(model, Xe, targets, baseline=b, steps=steps, output=output, per_member=not single,
-                                    features=feats, refine=tol):
-        most_steps = max(most_steps, int(chunk.steps.max()))
-        A = chunk.values[0]  # (c, d) each row toward its own class
-        gaps[chunk.rows] = completeness_gap(A, chunk.fx[0], chunk.fb[0])
-        t = targets[0, chunk.rows]
-        with np.errstate(invalid="ignore"):
-            sign = np.nan_to_num(np.sign(Xe[chunk.rows] - b))
-        for c in np.unique(t):
-            r = t == c
-            sums[c] += A[r].sum(axis=0)
-            abs_sums[c] += np.abs(A[r]).sum(axis=0)
-            pos[c] += (A[r] > 0).sum(axis=0)
-            dirs[c] += (A[r] * sign[r]).sum(axis=0)
-            if single:
-                kept_rows[c].append(A[r].astype(np.float32))
-                kept_at[c].append(explained[chunk.rows][r])
-            else:
-                member_sums[:, c] += chunk.members[:, 0][:, r].sum(axis=1)
+    for rows_p, classes_p in passes:
+        Xe = X[rows_p]
+        for chunk in attribution_chunks(model, Xe, classes_p[None], baseline=b, steps=steps, output=output,
+                                        per_member=not single, features=feats, refine=tol):
+            most_steps = max(most_steps, int(chunk.steps.max()))
+            A = chunk.values[0]  # (c, d) each row toward its own class
+            t = classes_p[chunk.rows]
+            gaps.append(completeness_gap(A, chunk.fx[0], chunk.fb[0]))
+            gap_rows.append(rows_p[chunk.rows])
+            gap_classes.append(t)
+            with np.errstate(invalid="ignore"):
+                sign = np.nan_to_num(np.sign(Xe[chunk.rows] - b))
+            for c in np.unique(t):
+                r = t == c
+                sums[c] += A[r].sum(axis=0)
+                abs_sums[c] += np.abs(A[r]).sum(axis=0)
+                pos[c] += (A[r] > 0).sum(axis=0)
+                dirs[c] += (A[r] * sign[r]).sum(axis=0)
+                if single:
+                    kept_rows[c].append(A[r].astype(np.float32))
+                    kept_at[c].append(rows_p[chunk.rows][r])
+                else:
+                    member_sums[:, c] += chunk.members[:, 0][:, r].sum(axis=1)
+    gaps, gap_rows, gap_classes = (np.concatenate(a) for a in (gaps, gap_rows, gap_classes))
     worst = int(np.argmax(gaps))
     completeness = {"max_gap": float(gaps.max()), "median_gap": float(np.median(gaps)),
-                    "worst_sample": (ids[explained[worst]] if ids is not None else int(explained[worst]) + 1),
-                    "worst_class": names[int(targets[0, worst])], "tol": tol, "passed": bool(gaps.max() <= tol),
-                    "steps": steps, "most_steps": most_steps}
+                    "worst_sample": (ids[gap_rows[worst]] if ids is not None else int(gap_rows[worst]) + 1),
+                    "worst_class": names[int(gap_classes[worst])], "tol": tol, "passed": bool(gaps.max() <= tol),
+                    "steps": steps, "most_steps": most_steps, "samples": int(explained.size)}
     if hasattr(completeness["worst_sample"], "item"):
         completeness["worst_sample"] = completeness["worst_sample"].item()
     rows, stability, scores, short, alone = [], {}, {}, {}, {}
@@ -539,19 +592,23 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         notes.append("no stability for " + ", ".join(f"{name} (one {unit})" for name, unit in alone.items())
                      + ": every bootstrap resample of a class's only patient or sample is that one again, which "
                        "would read as a perfectly stable ranking; its genes rest on that one alone")
+    if multilabel:
+        notes.insert(0, f"multi-label: each label ranked over the samples positive for it ("
+                        f"{'their labels' if grouped_by == 'label' else 'predicted at probability >= 0.5'}), toward "
+                        "that label's output; a sample positive for several labels is explained toward each")
     if by_patient:
-        notes.append("bootstrap: whole patients resampled within each class (several samples of one patient are "
-                     "one piece of evidence)")
-    if grouped_by != "label":
+        notes.append(f"bootstrap: whole patients resampled within each {'label' if multilabel else 'class'} "
+                     "(several samples of one patient are one piece of evidence)")
+    if grouped_by != "label" and not multilabel:
         notes.append("no labels: each sample counts for the class the model predicts for it")
     if bootstrap is not None and not single:  # asked for, not done: say so rather than drop it silently
         notes.append(f"--bootstrap {bootstrap} not used: the stability of an ensemble's rankings is over its {M} "
                      "members (resamples are for a single network)")
     ranked = [c for c in wanted if len(rows_of[c])]
-    notes += _unranked_note(names, [c for c in wanted if c not in ranked], grouped_by)
+    notes += _unranked_note(names, [c for c in wanted if c not in ranked], grouped_by, multilabel)
     return Explanation("ig", output, baseline if isinstance(baseline, str) else "given", steps, top,
                        [names[c] for c in ranked], {names[c]: int(len(rows_of[c])) for c in wanted}, grouped_by,
-                       table, stability, completeness, scores, notes, groups,
+                       table, stability, completeness, scores, notes, None if multilabel else groups,
                        int(used.sum()))
 
 
@@ -611,6 +668,23 @@ def _class_scores(model: Model, P: np.ndarray, y: np.ndarray, scoring: str) -> n
     sums = np.stack([logp[..., y == c].sum(axis=-1) for c in range(k)], axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(support > 0, sums / support, np.nan)
+
+
+def _label_scores(P: np.ndarray, Y: np.ndarray, scoring: str) -> np.ndarray:
+    """Per-label score (..., L), higher is better, of label-major probabilities P (L, ..., n) against Y (n, L) 0/1:
+    the label's balanced accuracy at 0.5 (the mean of its positives' and negatives' recall; NaN without one or
+    the other; the multi-label balanced accuracy is their mean), or minus its mean binary log loss over every
+    sample (the multi-label log loss is their mean)."""
+    Y = Y.T.reshape(Y.shape[1], *[1] * (P.ndim - 2), Y.shape[0]).astype(bool)  # (L, 1.., n)
+    if scoring == "balanced_accuracy":
+        pred = P >= 0.5
+        n_pos, n_neg = Y.sum(axis=-1), (~Y).sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = ((pred & Y).sum(axis=-1) / n_pos + (~pred & ~Y).sum(axis=-1) / n_neg) / 2
+        score = np.where((n_pos > 0) & (n_neg > 0), score, np.nan)
+    else:
+        score = np.mean(np.log(np.clip(np.where(Y, P, 1.0 - P), 1e-15, 1.0)), axis=-1)
+    return np.moveaxis(score, 0, -1)
 
 
 def feature_rng(seed: int, name: str) -> np.random.Generator:
@@ -704,8 +778,9 @@ def _permutation_drops(model: Model, X, y, *, features, repeats, seed, scoring, 
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != len(feats):
         raise DataError(f"X has shape {X.shape}; expected {len(feats)} feature columns")
-    regression = model.task == "regression"
-    y = _target_values(model, y, X.shape[0]) if regression else label_indices(model, y, X.shape[0])
+    regression, multilabel = model.task == "regression", model.task == "multilabel"
+    y = (_target_values(model, y, X.shape[0]) if regression else label_matrix(model, y, X.shape[0]) if multilabel
+         else label_indices(model, y, X.shape[0]))
     if y is None:
         raise ConfigError("permutation importance needs labels y" + " (the targets' values)" * regression)
     n, d = X.shape
@@ -721,7 +796,9 @@ def _permutation_drops(model: Model, X, y, *, features, repeats, seed, scoring, 
                         for Z, i in zip(logit_sets, scale)], axis=0)
 
     def scores(P):  # (..., k), higher is better
-        return _target_scores(P, y) if regression else _class_scores(model, P, y, scoring)
+        if regression:
+            return _target_scores(P, y)
+        return _label_scores(P, y, scoring) if multilabel else _class_scores(model, P, y, scoring)
 
     shuffles = _Shuffles(model, X, feats, features, repeats, seed)
     states, M = shuffles.states, len(shuffles.states)
@@ -771,9 +848,17 @@ def _target_values(model: Model, y, n: int) -> np.ndarray | None:
 def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring) -> Explanation:
     """Permutation importance's rankings; ``labels`` as given to ``explain``, y (n,) their class indices."""
     names = [str(c) for c in model.classes]
-    present = np.bincount(y, minlength=len(names)) > 0
+    multilabel = model.task == "multilabel"
+    if multilabel:  # a label is scored over every sample, and ranked when some sample is positive for it
+        present = y.any(axis=0) & ((~y.astype(bool)).any(axis=0) if scoring == "balanced_accuracy" else True)
+    else:
+        present = np.bincount(y, minlength=len(names)) > 0
     if not present[wanted].any():  # as integrated gradients: an error, not an empty ranking
-        raise _no_sample_error(names, wanted, "label")
+        if multilabel and scoring == "balanced_accuracy" and y[:, wanted].any():
+            raise DataError("--scoring balanced_accuracy needs, for a label, samples positive and negative for it; "
+                            f"{', '.join(names[c] for c in wanted)} {'is' if len(wanted) == 1 else 'are'} positive "
+                            "in every sample (--scoring log_loss scores them)")
+        raise _no_sample_error(names, wanted, "label", multilabel)
     drops, mdrops = permutation_importance(model, X, labels, features=feats, repeats=repeats, seed=seed,
                                            scoring=scoring, members=model.is_ensemble)
     rows, stability, scores, short = [], {}, {}, {}
@@ -795,7 +880,13 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
         positive = sum(r["score"] > 0 for r in table_rows)
         if positive < len(table_rows):
             short[names[c]] = positive
-    if scoring == "balanced_accuracy":
+    if multilabel:
+        overall = drops[:, :, present].mean(axis=2).mean(axis=0)
+        what = ("the drop of the label's balanced accuracy (at probability 0.5) when the gene is shuffled (their mean "
+                "over labels is the drop of the multi-label balanced accuracy" if scoring == "balanced_accuracy" else
+                "the rise of the label's mean log loss over every sample when the gene is shuffled (their mean over "
+                "labels is the rise of the multi-label log loss")
+    elif scoring == "balanced_accuracy":
         overall = drops[:, :, present].mean(axis=2).mean(axis=0)
         what = ("the drop of the class's recall when the gene is shuffled (their mean over classes is the drop of "
                 "balanced accuracy")
@@ -812,10 +903,16 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
              f"score: {what}; largest overall: {largest})", *_short_note(short, top, "permutation")]
     if mdrops is None:
         notes.append("member_overlap needs an ensemble: a single network's permutation importance has no members")
-    notes += _unranked_note(names, [c for c in wanted if not present[c]], "label")
-    return Explanation("permutation", None, None, None, top, [names[c] for c in wanted if present[c]],
-                       {names[c]: int((y == c).sum()) for c in wanted}, "label",
-                       pd.DataFrame(rows, columns=COLUMNS), stability, None, scores, notes, y, int(used.sum()))
+    absent = [c for c in wanted if not present[c]]
+    if multilabel and absent and scoring == "balanced_accuracy":
+        notes.append(f"not ranked: {', '.join(names[c] for c in absent)}: its balanced accuracy needs samples positive "
+                     "and negative for the label (--scoring log_loss scores it)")
+    else:
+        notes += _unranked_note(names, absent, "label", multilabel)
+    counts = {names[c]: int(len(y)) for c in wanted} if multilabel else {names[c]: int((y == c).sum()) for c in wanted}
+    return Explanation("permutation", None, None, None, top, [names[c] for c in wanted if present[c]], counts,
+                       "label", pd.DataFrame(rows, columns=COLUMNS), stability, None, scores, notes,
+                       None if multilabel else y, int(used.sum()))
 
 
 # ── regression: one ranking per target ───────────────────────────────────────────────────────────────────
