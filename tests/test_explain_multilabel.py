@@ -165,3 +165,25 @@ def test_a_label_the_model_lacks_is_a_usage_error(models):
     paths, data, _, _ = models
     res = run(["explain", paths["one"], data, "--class", "D"])
     assert_clean_error(res, "--class 'D' is not one of the model's classes")
+
+
+def test_predict_explain_gives_each_predicted_labels_reasons(models):
+    """predict --explain K on a multi-label model: top_features_<label> per label, the genes that push the row
+    toward the label (integrated gradients of its logit), filled only where the label is predicted."""
+    from mlpcli.explain import integrated_gradients
+
+    paths, data, df, tmp = models
+    out = tmp / "pred.csv"
+    res = run(["predict", paths["one"], data, "--explain", "2", "--explain-steps", "64", "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    pred = pd.read_csv(out, keep_default_na=False)
+    model = model_io.load(paths["one"])
+    X = load_samples(model, data).X
+    for j, label in enumerate(LABELS):
+        cells = pred[f"top_features_{label}"]
+        positive = pred[f"pred_{label}"] == 1
+        assert (cells[~positive] == "").all() and (cells[positive] != "").any()
+        A = integrated_gradients(model, X, target=label, steps=64)  # (n, d)
+        for i in np.flatnonzero(positive.to_numpy())[:20]:
+            first = cells[i].split(";")[0].rsplit(":", 1)[0]
+            assert first == model.feature_names[int(np.argmax(A[i]))]

@@ -131,17 +131,17 @@ def test_multilabel_class_weight_keywords_in_any_case(tmp_path):
         assert res.exit_code == 0, res.output
 
 
-@pytest.mark.parametrize("task, targets", [("multilabel", ["--target", "lab0,lab1,lab2"])])
-def test_predict_explain_on_a_model_it_cannot_explain_is_a_usage_error(tmp_path, task, targets):
-    """A multi-label model's --explain is a usage error (2) naming the option, as every other option a model's task
-    cannot take (--threshold, --coverage); regression models are explained (tests/test_review18_predict_explain.py)."""
+def test_predict_explain_on_a_multilabel_model_gives_a_column_per_label(tmp_path):
+    """A multi-label model's --explain gives top_features_<label> per label (it was a usage error until review 19;
+    the reasons are checked against integrated gradients in tests/test_explain_multilabel.py)."""
     path = tmp_path / "t.csv"
-    make_table(task, seed=0, n_patients=20, n_features=4).to_csv(path, index=False)
+    make_table("multilabel", seed=0, n_patients=20, n_features=4).to_csv(path, index=False)
     model, out = str(tmp_path / "m.mlp"), tmp_path / "p.csv"
-    assert run(["train", str(path), *targets, *FAST, "--folds", "1", "-o", model]).exit_code == 0
+    assert run(["train", str(path), "--target", "lab0,lab1,lab2", *FAST, "--folds", "1", "-o", model]).exit_code == 0
     res = run(["predict", model, str(path), "--explain", "3", "-o", str(out)])
-    assert_clean_error(res, "--explain", code=2)
-    assert not out.exists()
+    assert res.exit_code == 0, res.output
+    columns = list(pd.read_csv(out).columns)
+    assert columns[-3:] == ["top_features_lab0", "top_features_lab1", "top_features_lab2"]
 
 
 def test_a_numeric_target_with_a_stray_text_cell_names_the_cell(tmp_path):

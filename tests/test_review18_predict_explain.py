@@ -80,17 +80,6 @@ def test_several_targets_get_a_column_each_and_the_right_direction(tables):
     assert any(g in ("f00", "f01") for c in p["top_features_label"] for g, _ in _entries(c)[:1])
 
 
-def test_multilabel_stays_a_one_line_usage_error(tmp_path):
-    path = tmp_path / "ml.csv"
-    make_table("multilabel", seed=0, n_patients=10, n_features=4).to_csv(path, index=False)
-    model, out = str(tmp_path / "m.mlp"), tmp_path / "p.csv"
-    res = run(["train", str(path), "--target", "lab0,lab1,lab2", "--epochs", "3", "--folds", "1", "-q", "-o", model])
-    assert res.exit_code == 0, res.output
-    res = run(["predict", model, str(path), "--explain", "3", "-o", str(out)])
-    assert_clean_error(res, "--explain", "regression", "this model is multi-label", code=2)
-    assert not out.exists()
-
-
 def test_help_says_what_explain_gives_a_regression_model():
     res = run(["predict", "--help"])
     text = " ".join(res.output.split())

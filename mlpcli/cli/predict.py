@@ -258,7 +258,8 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
                    "push toward the class (a positive score), so a row may list fewer. A regression model: the K "
                    "largest |scores| for the predicted value, in the target's units (a positive score raises it, a "
                    "negative one lowers it, from the value at the training mean); several targets: "
-                   "top_features_<target> each. Not for multi-label models.")
+                   "top_features_<target> each. A multi-label model: top_features_<label> each, toward the "
+                   "label, for the rows predicted positive for it (empty for the others).")
 @click.option("--explain-steps", type=click.IntRange(1, 100_000), default=16, show_default=True,
               help="With --explain: integrated-gradients path intervals.")
 @trust_options

@@ -598,12 +598,14 @@ class _Run:
     def _reasons(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
         """(m, T) "GENE:score;..." per row: the K features with the largest integrated-gradients attributions
         toward the predicted class (the model's logit, from the training mean; T = 1), or a regression model's
-        K largest by |attribution| of each target's predicted value, signed (T targets): mlpcli.explain."""
+        K largest by |attribution| of each target's predicted value, signed (T targets), or toward each label
+        of a multi-label model the row is predicted positive for ("" for the others; T labels):
+        mlpcli.explain."""
         from ..explain.attribution import attribution_chunks, baseline_values, top_features
 
         k, steps = self.explain
-        regression = self.model.task == "regression"
-        if regression:  # every target's output, each row
+        regression, multilabel = self.model.task == "regression", self.model.task == "multilabel"
+        if regression or multilabel:  # every target's (label's) output, each row
             predicted = np.repeat(np.arange(out.shape[1])[:, None], len(out), axis=1)  # (T, m)
         elif self.model.task == "binary":
             predicted = (out[:, -1] >= self.threshold).astype(np.int64)[None]
@@ -618,7 +620,10 @@ class _Run:
                                         transformed=self.transform_once, exact=False):
             reasons.append(np.column_stack([top_features(values, self.plan.features, k, signed=regression)
                                             for values in chunk.values]))
-        return np.concatenate(reasons)
+        reasons = np.concatenate(reasons)
+        if multilabel:  # a label the row is not predicted to carry has no reasons for it
+            reasons[out < self.threshold] = ""
+        return reasons
 
     def _finish(self) -> None:
         model, plan = self.model, self.plan
@@ -824,7 +829,8 @@ class PredictionStream:
                            `prob_<class>` per class;
       multi-label:         `pred_<label>` (0/1, `threshold` on each probability) and `prob_<label>` per label;
       regression:          `pred_<target>` per target.
-    With `explain`: `top_features` (a regression model of several targets: `top_features_<target>` each).
+    With `explain`: `top_features` (a regression model of several targets: `top_features_<target>` each; a
+    multi-label model: `top_features_<label>` each, filled for the labels a row is predicted positive for).
     With `uncertainty` (classification): `pred_set`, `set_size`, `ood_score`, `ood_p`, `ood` as asked, and
     abstained rows labelled with the unassigned label.
     `notes` and `warnings` are filled as soon as the header is read; `shift`, `n_rows` and `counts`
@@ -849,9 +855,9 @@ class PredictionStream:
         else:
             self.columns = [self.id_column, *[f"pred_{c}" for c in model.classes]]
         self.explain_columns: list[str] = []
-        if run.explain is not None:  # one per regression target when there are several (as `pred_<target>`)
-            self.explain_columns = (["top_features"] if len(model.classes) == 1 or model.task != "regression"
-                                    else [f"top_features_{c}" for c in model.classes])
+        if run.explain is not None:  # one per regression target when there are several, one per label (as `pred_<c>`)
+            self.explain_columns = ([f"top_features_{c}" for c in model.classes] if model.task == "multilabel" or
+                                    model.task == "regression" and len(model.classes) > 1 else ["top_features"])
             self.columns += self.explain_columns
         if self.trust is not None:
             self.columns += self.trust.added_columns
@@ -987,7 +993,8 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     mean, over ``explain_steps`` path intervals), as "GENE:score;...". A regression model: the K largest by
     |attribution| of the predicted value (in the target's units, from the value at the training mean), signed
     (a positive score raises it, a negative one lowers it); one ``top_features_<target>`` column per target
-    when there are several.
+    when there are several. A multi-label model: one ``top_features_<label>`` column per label, toward the label,
+    filled for the rows predicted positive for it (``threshold``) and "" for the others.
 
     `uncertainty` (binary, multiclass): prediction sets (`pred_set`, `set_size`), abstention (the label
     becomes the unassigned label) and out-of-distribution flags (`ood_score`, `ood_p`, `ood`); see
@@ -1005,11 +1012,6 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
 
         if isinstance(explain, bool) or not isinstance(explain, (int, np.integer)) or explain < 1:
             raise ConfigError(f"--explain must be a whole number of at least 1, got {explain!r}")
-        if model.task not in ("binary", "multiclass", "regression"):  # a usage error, as every option the
-            # model's task cannot take (--threshold on a regression model, --coverage on a multi-label one)
-            raise OptionError("--explain gives reasons for the predicted class of a binary or multiclass model, or "
-                              "the predicted value of a regression model; this model is "
-                              f"{'multi-label' if model.task == 'multilabel' else model.task}")
         check_model(model)
         explaining = (int(explain), check_steps(explain_steps))
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
