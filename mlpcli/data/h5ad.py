@@ -178,12 +178,25 @@ class H5ad:
             raise DataError(f"{self.path} has no cells (obs is empty)")
         if self.shape[1] == 0:
             raise DataError(f"{self.path}: {self.matrix_name} has no genes (var is empty)")
+        if self._stored_values() == 0:
+            raise DataError(f"{self.path}: {self.matrix_name} stores no values (every gene 0 in every cell: an empty "
+                            f"placeholder?); its matrices: {self._matrices()}")
         shown = f"var column {self.var_names_column!r}" if self.var_names_column else (
             ".raw.var_names" if raw else "var_names")
         self.names_from = shown
         self.notes.append(f"{self.path}: {self.n_obs:,} cells × {self.shape[1]:,} genes from {self.matrix_name} "
                           f"({'sparse ' + self.kind.upper() if self.kind != 'dense' else 'dense'}), gene names from "
                           f"{shown}")
+
+    def _stored_values(self) -> int | None:
+        """The number of values a sparse matrix stores (0: an empty layer, all zeros), None for a dense one (which
+        would have to be read to tell)."""
+        if self.kind == "dense":
+            return None
+        try:
+            return int(self._elem["data"].shape[0])
+        except _READ_ERRORS as exc:
+            raise self._fail(exc, self.matrix_name) from None
 
     def _matrices(self) -> str:
         f, found = self.file, []
@@ -235,8 +248,13 @@ class H5ad:
             values, what = self.var.index, "var_names"
         else:
             if column not in self.var.columns:
-                raise DataError(f"--var-names {column!r}: no such var column in {self.path}; its var columns: "
-                                f"{_quoted(self.var.columns, 8) or 'none'} (or var_names, the index)")
+                raw = getattr(self, "matrix_name", "") == ".raw.X"
+                table = ".raw.var" if raw else "var"
+                main = raw and column in self._main_var_columns()
+                why = (f"; .var has it, but --raw reads .raw's genes, named by .raw.var — leave out --var-names or "
+                       "--raw" if main else "")
+                raise DataError(f"--var-names {column!r}: no such {table} column in {self.path}; its {table} columns: "
+                                f"{_quoted(self.var.columns, 8) or 'none'} (or var_names, the index){why}")
             values, what = self.var[column], f"var column {column!r} (--var-names)"
         values = pd.Series(_plain(values))
         if values.isna().any():
@@ -282,6 +300,14 @@ class H5ad:
             fix = "make them unique (anndata's var_names_make_unique) or pass --var-names COLUMN"
         raise DataError(f"{self.path}: {what} repeats gene names: {listed}{more}; features must have unique names — "
                         f"{fix}")
+
+    def _main_var_columns(self) -> list[str]:
+        """The column names of .var (beside .raw.var, which --raw reads), from the file's attributes."""
+        try:
+            order = self.file["var"].attrs.get("column-order", [])
+        except _READ_ERRORS:
+            return []
+        return [_text(c) for c in (order.tolist() if hasattr(order, "tolist") else order)]
 
     def _other_ids(self, column: str | None) -> tuple[str | None, list[str]] | None:
         """(the var column, None for the index; its values) of unique gene identifiers other than `column`:

@@ -8,7 +8,8 @@
         ─read_matrix─▶ CSR float32 cells × genes (kept sparse)  ─▶ Dataset     (train with --samples)
         ─rows(start, stop, columns)─▶ dense float64 row blocks                  (predict)
 
-The uncompressed names (matrix.mtx, features.tsv, genes.tsv, barcodes.tsv) are read too. The matrix is read
+The uncompressed names (matrix.mtx, features.tsv, genes.tsv, barcodes.tsv) are read too, and so are one sample's
+files named with a prefix, as GEO hands them out (GSM1234_s1_matrix.mtx.gz, ...; a note says so). The matrix is read
 with scipy's Matrix Market reader and transposed once into CSR; it is never densified as a whole.
 
 Feature names: the ids (column 1) by default, the symbols with ``--var-names gene_symbols`` — the
@@ -63,7 +64,8 @@ def is_tenx(path) -> bool:
 def check_directory(path) -> None:
     """A DataError naming the missing counts file unless the directory holds a 10x matrix (so that a
     directory given by mistake is not taken for 10x output that only lacks its annotations)."""
-    _find(os.fspath(path), _MATRIX, "the counts")
+    directory = os.fspath(path)
+    _find(directory, _MATRIX, "the counts", _prefix(directory))
 
 
 def check_options(path, layer: str | None, raw: bool, features_in_rows: bool = False) -> None:
@@ -74,17 +76,43 @@ def check_options(path, layer: str | None, raw: bool, features_in_rows: bool = F
                               "matrix, cells × genes by definition); leave it out")
 
 
-def _find(directory: str, names: Sequence[str], what: str) -> str:
+def _find(directory: str, names: Sequence[str], what: str, prefix: str = "") -> str:
     for name in names:
-        path = os.path.join(directory, name)
+        path = os.path.join(directory, prefix + name)
         if os.path.isfile(path):
             return path
+    if prefix:
+        matrix = next((prefix + m for m in _MATRIX if os.path.isfile(os.path.join(directory, prefix + m))), "")
+        raise DataError(f"10x Genomics directory {directory} has {matrix} but no {prefix}{names[0]} "
+                        f"({what}{'; nor ' + ' or '.join(prefix + n for n in names[1:]) if len(names) > 1 else ''})")
     nested = _nested_matrix(directory)
     hint = f"; did you mean {nested}?" if nested else \
         "; Cell Ranger writes matrix.mtx.gz, features.tsv.gz and barcodes.tsv.gz side by side"
     alternatives = " or ".join(names[1:]) if len(names) > 1 else ""
     raise DataError(f"10x Genomics directory {directory} has no {names[0]} ({what}"
                     f"{'; nor ' + alternatives if alternatives else ''}){hint}")
+
+
+def _prefix(directory: str) -> str:
+    """The prefix of the directory's 10x files when it holds no matrix.mtx(.gz) but one sample's files named
+    as GEO hands them out (GSM1234_sample1_matrix.mtx.gz, ..._features.tsv.gz, ..._barcodes.tsv.gz; scanpy's
+    ``read_10x_mtx(prefix=...)``), else "". Several samples' files side by side are a DataError naming them:
+    which one is meant cannot be told."""
+    if any(os.path.isfile(os.path.join(directory, name)) for name in _MATRIX):
+        return ""
+    try:
+        files = sorted(f for f in os.listdir(directory) if os.path.isfile(os.path.join(directory, f)))
+    except OSError:
+        return ""
+    matrices = {f[: -len(m)]: f for f in files for m in _MATRIX if f.endswith(m) and len(f) > len(m)}
+    prefixes = sorted(matrices)
+    if len(prefixes) > 1:
+        shown = ", ".join(matrices[p] for p in prefixes[:3]) + (f" and {len(prefixes) - 3} more"
+                                                                 if len(prefixes) > 3 else "")
+        raise DataError(f"10x Genomics directory {directory} holds the matrices of {len(prefixes)} samples, named "
+                        f"by prefix as GEO gives them ({shown}); give one sample at a time: put its matrix, features "
+                        "and barcodes files in a directory of their own")
+    return prefixes[0] if prefixes else ""
 
 
 def _nested_matrix(directory: str) -> str | None:
@@ -144,9 +172,13 @@ class TenX(H5ad):
         self.notes: list[str] = []
         if not os.path.isdir(self.path):
             raise DataError(f"10x Genomics directory not found: {self.path}")
-        self.matrix_path = _find(self.path, _MATRIX, "the counts")
-        self.features_path = _find(self.path, _FEATURES, "the feature ids and symbols")
-        self.barcodes_path = _find(self.path, _BARCODES, "the cell barcodes")
+        prefix = _prefix(self.path)
+        self.matrix_path = _find(self.path, _MATRIX, "the counts", prefix)
+        self.features_path = _find(self.path, _FEATURES, "the feature ids and symbols", prefix)
+        self.barcodes_path = _find(self.path, _BARCODES, "the cell barcodes", prefix)
+        if prefix:
+            self.notes.append(f"{self.path}: read the 10x Genomics files named with the prefix {prefix!r} (as GEO "
+                              "names them)")
         self.kind = "csr"
         features = _read_lines(self.features_path)
         self.barcodes = np.asarray([fields[0] for fields in _read_lines(self.barcodes_path)], dtype=object)
@@ -190,6 +222,9 @@ class TenX(H5ad):
             raise DataError(f"{self.path}: {self.barcodes_path} lists no cells")
         if n_genes == 0:
             raise DataError(f"{self.path}: {self.features_path} lists no features")
+        if self._n_entries == 0:
+            raise DataError(f"{self.matrix_path} holds no counts (0 entries: every cell is 0 for every feature); is "
+                            "it the right file?")
         self.names_from = (f"var column {self.var_names_column!r}" if self.var_names_column
                            else f"feature ids (column 1 of {os.path.basename(self.features_path)})")
         types = self.var["feature_types"].value_counts()
@@ -214,9 +249,10 @@ class TenX(H5ad):
                 line = fh.readline()
                 while line.startswith("%"):
                     line = fh.readline()
-                rows, cols, _ = (int(v) for v in line.split())
+                rows, cols, entries = (int(v) for v in line.split())
         except _READ_ERRORS as exc:
             raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {_reason(exc)}") from None
+        self._n_entries = entries
         return cols, rows
 
     def _var_table(self, features: list[list[str]]) -> pd.DataFrame:
