@@ -225,9 +225,13 @@ class _BaseMLP(BaseEstimator):
         weights = self._with_class_weights(weights, setup, Y, strata)
         targets = setup.targets(Y)
         if regression:  # train on standardised targets, like the CLI; predictions are scaled back
-            mu, sd = targets.mean(axis=0), targets.std(axis=0)
-            self._y_mean, self._y_scale = mu, np.where(sd > 0, sd, 1.0)
-            targets = (targets - self._y_mean) / self._y_scale
+            # a target that never varies is predicted as that value exactly: its scale is 0 at prediction (it
+            # was 1, and the network's untrained output for it, noise of about ±1, came back in its units)
+            constant = targets.min(axis=0) == targets.max(axis=0) if len(targets) else np.zeros(targets.shape[1], bool)
+            mu = np.where(constant, targets[0] if len(targets) else 0.0, targets.mean(axis=0))
+            sd = np.where(constant, 0.0, targets.std(axis=0))
+            self._y_mean, self._y_scale = mu, sd
+            targets = (targets - mu) / np.where(sd > 0, sd, 1.0)
 
         tr = va = None
         if self.early_stopping:

@@ -70,24 +70,36 @@ def _confusion_table(matrix: list[list[int]], labels: list[str]) -> Table:
 
 def _by_table(result) -> Table:
     keys = list(result.groups[0]["metrics"]) if result.groups else []
-    from ..predict.evaluation import BY_MIN_CLASS_SAMPLES
+    from ..predict.evaluation import BY_MIN_CLASS_SAMPLES, BY_MIN_SAMPLES
 
-    rule = "and its 95 % CI beyond overall" if result.bootstrap else \
-        f"with ≥ {BY_MIN_CLASS_SAMPLES} samples per class"  # the whole rule: the help of --by, a note
-    table = Table(title=f"By {result.by} (⚠: main metric clearly worse than overall, {rule})", title_justify="left")
+    # several regression targets are judged each by its own RMSE, in its own units: one column each
+    targets = [t["target"] for t in result.groups[0].get("per_target") or []] if result.groups else []
+    worse = "a target's RMSE clearly worse than its overall one" if targets else "main metric clearly worse than overall"
+    if result.bootstrap:
+        rule = "and its 95 % CI beyond overall"
+    elif result.task == "regression":
+        rule = f"with ≥ {BY_MIN_SAMPLES} samples"
+    elif result.task == "multilabel":
+        rule = f"with ≥ {BY_MIN_CLASS_SAMPLES} samples of each label's 0s and 1s it holds"
+    else:
+        rule = f"with ≥ {BY_MIN_CLASS_SAMPLES} samples per class"  # the whole rule: the help of --by, a note
+    table = Table(title=f"By {result.by} (⚠: {worse}, {rule})", title_justify="left")
     table.add_column(result.by)
     table.add_column("n", justify="right")
     for k in keys:
         table.add_column(display_name(k), justify="right")
+    for t in targets:
+        table.add_column(f"RMSE {t}", justify="right")
     if result.bootstrap:
         table.add_column(f"{display_name(result.main_metric)} 95 % CI", justify="right")
     for g in result.groups:
         row = [("⚠ " if g["flagged"] else "") + str(g["value"]), str(g["n"]),
-               *[fmt_metric(k, g["metrics"][k]) for k in keys]]
+               *[fmt_metric(k, g["metrics"][k]) for k in keys], *[fmt_metric("rmse", t["rmse"]) for t in (g.get("per_target") or [])[:len(targets)]]]
         if result.bootstrap:
             row.append(fmt_interval(result.main_metric, (g.get("ci") or {}).get(result.main_metric)))
         table.add_row(*row, style="red" if g["flagged"] else None)
-    overall = ["all", str(result.n), *[fmt_metric(k, result.metrics.get(k)) for k in keys]]
+    overall = ["all", str(result.n), *[fmt_metric(k, result.metrics.get(k)) for k in keys],
+               *[fmt_metric("rmse", t["rmse"]) for t in (result.metrics.get("per_target") or [])[:len(targets)]]]
     if result.bootstrap:
         overall.append(fmt_interval(result.main_metric, result.ci.get(result.main_metric)))
     table.add_row(*overall, style="bold")
@@ -208,7 +220,7 @@ def render(result, model_path: str, data_file: str) -> None:
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @click.option("--by", default=None, metavar="COLUMN",
               help="Repeat the main metrics per value of this column (batch, site). A group is flagged when its "
-                   "main metric is worse than overall by more than 0.1 (RMSE: 1.25 x) and, with --bootstrap, its "
+                   "main metric is worse than overall by more than 0.1 (RMSE: 1.25 x; several targets: any target's own) and, with --bootstrap, its "
                    "95 % interval lies wholly on the worse side of the overall value, or without it each class it "
                    "holds has at least 10 samples (regression: the group 20).")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
@@ -242,7 +254,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     whatever --threshold), the share of samples in each bin times |accuracy - mean probability|.
     A metric undefined on the table (ROC AUC of a class it lacks, recall without positives) is —
     (null in JSON).
-    Multi-label: micro/macro F1, Hamming loss, log loss (binary cross-entropy averaged over labels),
+    Multi-label: balanced accuracy (the mean over labels), micro/macro F1, Hamming loss, log loss (binary cross-entropy averaged over labels),
     and per label ROC AUC, average precision and log loss.
     Regression: RMSE, MAE, R², Pearson and Spearman r. --by on a numeric column with more than 10
     distinct values (age, a score) groups it into quartile bins. The table is read like predict's, with the same cohort-shift check.

@@ -564,7 +564,7 @@ def _target(
     where = _CellPlace(df, id_column, targets[0])
     if task == "multilabel":
         return _multilabel_target(frame, targets, classes, warn, where), task, list(targets)
-    return _regression_target(frame, targets, classes, where), task, list(targets)
+    return _regression_target(frame, targets, classes, where, warn), task, list(targets)
 
 
 class _CellPlace:
@@ -632,10 +632,19 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
             notes.append(f"task: regression (inferred: {name!r} is numeric with {why}; --task to override)")
             return "regression"
     if n_distinct < 2:
-        raise DataError(f"{_CellPlace(frame, column=name).source}target {name!r} has a single class ({_quoted(pd.unique(values), 1)}); "
+        source = _CellPlace(frame, column=name).source
+        if _is_number_column(col):  # an age or a score measured alike in every sample is no class either
+            raise DataError(f"{source}target {name!r} holds one value ({_quoted(pd.unique(values), 1)}) in every row: "
+                            "there is nothing to learn (a classifier needs 2 classes or more, a regression a target "
+                            "that varies)")
+        raise DataError(f"{source}target {name!r} has a single class ({_quoted(pd.unique(values), 1)}); "
                         "a classifier needs at least 2 classes")
     task = "binary" if n_distinct == 2 else "multiclass"
+    # a few whole numbers (a 0-4 clinical score, a tumour grade) are taken as classes: say how to predict them as a number
     notes.append(f"task: {task} (inferred from {n_distinct} classes in {name!r}; --task to override)")
+    if _is_number_column(col) and n_distinct > 2:
+        notes.append(f"{name!r} holds {n_distinct} whole numbers, read as classes; --task regression predicts it as a "
+                     "number instead")
     return task
 
 
@@ -720,7 +729,8 @@ def _warn_set_separator(labels: list, name: str, warn: list[str]) -> None:
     if piped:
         warn.append(f"class{'es' * (len(piped) > 1)} {_quoted(piped, 3)} in {name!r} hold{'s' * (len(piped) == 1)} "
                     "'|', which predict's pred_set puts between the classes of a prediction set: predict --coverage "
-                    "cannot use a model trained on it; rename the class in the table for prediction sets")
+                    "cannot use a model trained on it; rename the class in the table for prediction sets, or, if "
+                    "it is a set of labels (multi-label), write one 0/1 column per label and give them all to --target")
 
 
 def _near_spellings(values: Iterable) -> list[list[str]]:
@@ -834,7 +844,7 @@ def _as_number(text: str) -> float | None:
 
 
 def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,
-                       where: "_CellPlace | None" = None) -> np.ndarray:
+                       where: "_CellPlace | None" = None, warn: list[str] | None = None) -> np.ndarray:
     # a column kept as text by the reader (007, written as an id would be) is still numbers to a regression,
     # parsed as every other number is (``_parse_numbers``; the rows have no missing target by now)
     numbers = {t: _parse_numbers(frame[t].astype(str).str.strip()) for t in targets if frame[t].dtype == object}
@@ -851,7 +861,18 @@ def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequenc
                         f"{str(col.iloc[i])!r} at {where.row(i)}"
                         + (f" (text in {_quoted(bad[1:], 3)} too)" if len(bad) > 1 else ""))
     _check_model_targets(targets, classes)
-    return frame.to_numpy(dtype=np.float64)  # (n, k)
+    Y = frame.to_numpy(dtype=np.float64)  # (n, k)
+    if classes is None and len(Y):  # a training table: a target that never varies leaves nothing to learn
+        constant = [(t, Y[0, j]) for j, t in enumerate(targets) if Y[:, j].min() == Y[:, j].max()]
+        if len(constant) == len(targets):
+            shown = ", ".join(f"{t!r} is {v:.6g}" for t, v in constant)
+            raise DataError(f"{where.source if where else ''}--task regression needs a target that varies, but {shown} "
+                            "in every row: there is nothing to learn")
+        if constant and warn is not None:
+            warn.append(f"target{'s' * (len(constant) > 1)} {', '.join(f'{t!r} (always {v:.6g})' for t, v in constant)} "
+                        f"never change{'s' * (len(constant) == 1)} in this table: the model can only learn to "
+                        "predict that value")
+    return Y
 
 
 def _check_model_targets(targets: list[str], classes: Sequence | None) -> None:

@@ -286,6 +286,9 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                               calibration=_calibration_effect(model, out, y, classes, threshold, overall))
     if run.seen is not None:
         _seen_rows(result, run.seen, meta["seen"], y, proba, threshold, model)
+    untaught = _untaught_labels(model, y)
+    if untaught:
+        result.warnings.append(untaught)
     groups = meta.get("group")
     rng = np.random.default_rng(seed)
     if bootstrap:
@@ -364,6 +367,34 @@ def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleF
                      roles={**(model.roles or {}), "target": list(given)})
     return reader, roles, (f"--target: the table's {_quoted(given, 10)} read as the model's {_quoted(own, 10)}"
                            + (" (in that order)" if len(own) > 1 else ""))
+
+
+def _untaught_labels(model: Model, y: np.ndarray) -> str | None:
+    """A warning naming the multi-label labels that never changed in the training table (never positive, or always)
+    but do in this one: the model could only learn that one value, so their metrics here score a constant guess,
+    not a learnt one. None for other tasks, or a model that keeps no training counts."""
+    split = model.split or {}
+    counts = split.get("class_counts_train")
+    if model.task != "multilabel" or not counts or split.get("n_train") is None:
+        return None
+    val = split.get("class_counts_val") or {}
+    n = int(split["n_train"]) + int(split.get("n_val") or 0)
+    Y = y.reshape(len(y), -1)
+    said = []
+    for j, label in enumerate(model.classes):
+        positives = counts.get(str(label), counts.get(label))
+        if positives is None:
+            continue
+        positives += val.get(str(label), val.get(label, 0))
+        if 0 < positives < n or Y[:, j].min() == Y[:, j].max():
+            continue
+        said.append(f"{str(label)!r} ({'never positive' if positives == 0 else 'always positive'})")
+    if not said:
+        return None
+    k = len(said)
+    return (f"label{'s' * (k > 1)} {', '.join(said)} never changed in the training table: the model could only learn "
+            f"to predict that value, so {'their' if k > 1 else 'its'} metrics here score a constant guess; retrain "
+            "on samples of both kinds")
 
 
 def _absent_note(task: str, y: np.ndarray, classes: list) -> str | None:
@@ -457,7 +488,7 @@ def _binned(values: np.ndarray, by: str, notes: list[str]) -> np.ndarray:
 def by_rule(bootstrap: int) -> str:
     """The `--by` flagging rule in words (after "a group is flagged when"), for the notes and the help."""
     worse = (f"its main metric is worse than overall by more than {BY_WORSE_SCORE:g} (an RMSE {BY_WORSE_RMSE_RATIO:g} "
-             "times the overall one)")
+             "times the overall one; with several targets, any target's RMSE against its own)")
     if bootstrap:
         return f"{worse} and its 95 % interval lies wholly on the worse side of the overall value"
     return (f"{worse} and each class it holds has at least {BY_MIN_CLASS_SAMPLES} samples (a regression group "
@@ -481,6 +512,11 @@ def _too_few(task: str, y: np.ndarray, classes: list) -> str | None:
     return ", ".join(f"{name}: {k} sample{'s' * (k != 1)}" for k, name in thin[:3]) + (", ..." if len(thin) > 3 else "")
 
 
+def _target_rmse(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Each target's RMSE (k,) over the rows of ``y`` (n, k) and ``proba`` (n, k), in its own units."""
+    return np.sqrt(np.mean((y.reshape(proba.shape) - proba) ** 2, axis=0))
+
+
 def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main, bootstrap, rng, by, warns,
                notes=None):
     from .. import metrics
@@ -489,26 +525,54 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
     out, unjudged = [], []
     ref = overall.get(main)
     lower_better = main == "rmse"
+    # several regression targets are judged each in its own units: the pooled RMSE is, in effect, the RMSE of the
+    # target of the largest units alone (age in years beside an IC50 in mol/L), blind to the others
+    refs = [t["rmse"] for t in overall.get("per_target") or []] if task == "regression" else []
     for value in sorted(set(values.tolist()), key=natural_key):
         idx = np.flatnonzero(values == value)
         m = metrics.compute(task, y[idx], proba[idx], classes, threshold)
         row = {"value": value, "n": int(len(idx)), "metrics": {k: m.get(k) for k in keys}}
         score = m.get(main)
         ci = None
+        per_ci = [None] * len(refs)
         if bootstrap:
             units = _Units.of(groups, idx)
             picks = rng.integers(0, len(units), size=(bootstrap, len(units)))
-            draws = [main_metric(task, y[rows], proba[rows], threshold) for rows in map(units.rows, picks)]
+            rows_of = [units.rows(pick) for pick in picks]
+            draws = [main_metric(task, y[rows], proba[rows], threshold) for rows in rows_of]
             # one patient (unit) alone: every resample is the same rows, an interval of width 0 that says nothing
             ci = _percentile_ci(draws, bootstrap) if len(units) > 1 else None
             row["ci"] = {main: ci}
-        if score is None or ref is None or not math.isfinite(score) or not math.isfinite(ref):
+            if refs and len(units) > 1:
+                target_draws = np.array([_target_rmse(y[rows], proba[rows]) for rows in rows_of])  # (resamples, k)
+                per_ci = [_percentile_ci(target_draws[:, j].tolist(), bootstrap) for j in range(len(refs))]
+        if refs:
+            rmse = _target_rmse(y[idx], proba[idx])
+            row["per_target"] = [{"target": str(classes[j]), "rmse": float(rmse[j]),
+                                  **({"ci": per_ci[j]} if bootstrap else {})} for j in range(len(refs))]
+            worse_targets = [j for j in range(len(refs)) if math.isfinite(refs[j])
+                             and rmse[j] > BY_WORSE_RMSE_RATIO * refs[j]]
+            worse = bool(worse_targets)
+        elif score is None or ref is None or not math.isfinite(score) or not math.isfinite(ref):
             worse = False
         else:
             worse = score > BY_WORSE_RMSE_RATIO * ref if lower_better else score < ref - BY_WORSE_SCORE
         reason = None
         if not worse:
             flagged = False
+        elif refs:  # each target that is worse, on its own evidence
+            if bootstrap:
+                shown = [j for j in worse_targets if per_ci[j] is not None and per_ci[j][0] > refs[j]]
+                if not shown:
+                    alone = "one patient" if groups is not None else "one sample"
+                    reason = alone if len(units) < 2 else "; ".join(
+                        f"{classes[j]}: 95 % interval " + (f"{per_ci[j][0]:.3g}–{per_ci[j][1]:.3g}"
+                                                           if per_ci[j] is not None else "none")
+                        for j in worse_targets)
+            else:
+                reason = _too_few(task, y[idx], classes)
+                shown = worse_targets if reason is None else []
+            flagged = bool(shown)
         elif bootstrap:  # the interval excludes the overall value, on the worse side
             flagged = ci is not None and (ci[0] > ref if lower_better else ci[1] < ref)
             if not flagged:
@@ -521,7 +585,14 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
         row["flagged"] = bool(flagged)
         if reason is not None:
             unjudged.append(f"{value!r} ({reason})")
-        if flagged:
+        if flagged and refs:
+            def evidence(j: int) -> str:
+                return f"95 % interval {per_ci[j][0]:.3g}–{per_ci[j][1]:.3g}" if bootstrap else f"{len(idx)} samples"
+
+            warns.append(f"--by {by}: {value!r} ({len(idx)} samples) scores "
+                         + "; ".join(f"RMSE {rmse[j]:.3g} for {str(classes[j])!r} against {refs[j]:.3g} overall "
+                                     f"({evidence(j)})" for j in shown))
+        elif flagged:
             if bootstrap:
                 evidence = f"95 % interval {ci[0]:.3g}–{ci[1]:.3g}"
             elif task == "regression":
@@ -534,7 +605,8 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
     if unjudged and notes is not None:
         k = len(unjudged)
         why = "within its uncertainty" if bootstrap else "resting on too few samples"
-        notes.append(f"--by {by}: {k} group{'s' * (k > 1)} worse than the overall {metrics.display_name(main)} by more than "
+        measure = "a target's RMSE (each in its own units)" if refs else f"the overall {metrics.display_name(main)}"
+        notes.append(f"--by {by}: {k} group{'s' * (k > 1)} worse than {measure} by more than "
                      f"the margin but not flagged, the gap {why}: {', '.join(unjudged[:5])}{', ...' * (k > 5)}; a group "
                      f"is flagged when {by_rule(bootstrap)}")
     return out
