@@ -111,9 +111,29 @@ def _table_format(path: str) -> tuple[str, str | None, str | None]:
         return "text", _TEXT_SEPARATORS[ext], compression
     if is_pipe(path):  # a pipe named without a format (<(zcat x.gz): /dev/fd/63): text, sniffed as "-" is
         return "text", None, None
-    hint = _FOREIGN_FORMATS.get(ext if compression is None else "", "")
+    hint = _FOREIGN_FORMATS.get(ext if compression is None or ext == ".mtx" else "", "")
     raise DataError(f"unsupported table format {os.path.basename(path)!r}; use {SUPPORTED_FORMATS}"
-                    f"{'; ' + hint.format(name=path) if hint else ''}")
+                    f"{'; ' + hint.format(name=path, directory=os.path.dirname(path) or '.') if hint else ''}")
+
+
+_TENX_PARTS = ("features", "genes", "barcodes")
+
+
+def not_a_tenx_part(path: str) -> None:
+    """A DataError when the table to read, ``path``, is the features, genes or barcodes file of a 10x Genomics
+    directory (a matrix.mtx beside it): read as a table, it held gene names where samples were expected, and the
+    error said to pass --features-in-rows."""
+    root = os.path.basename(path).lower()
+    while os.path.splitext(root)[1]:
+        root = os.path.splitext(root)[0]
+    stem = root.rsplit("_", 1)[-1] if "_" in root else root  # GEO's GSM..._features
+    if stem not in _TENX_PARTS or is_pipe(path):
+        return
+    directory = os.path.dirname(path) or "."
+    prefix = os.path.basename(path)[:len(root) - len(stem)]
+    if any(os.path.exists(os.path.join(directory, f"{prefix}matrix.mtx{gz}")) for gz in ("", ".gz")):
+        raise DataError(f"{path} is the {stem} file of a 10x Genomics matrix, not a table: give its directory "
+                        f"({directory}), which mlpcli reads with the matrix and the other two files")
 
 
 # Files of the field that are not tables mlpcli reads, and the one step that makes one of them
@@ -126,6 +146,8 @@ _FOREIGN_FORMATS = {
     ".rds": "an R object: write it out from R as a CSV table, or as .h5ad (e.g. with zellkonverter)",
     ".xlsx": "save the spreadsheet as CSV (UTF-8)",
     ".xls": "save the spreadsheet as CSV (UTF-8)",
+    ".mtx": ("a Matrix Market file, as 10x Genomics writes it beside features.tsv.gz and barcodes.tsv.gz: give the "
+             "directory that holds the three ({directory})"),
 }
 
 
@@ -195,6 +217,8 @@ def _source(path, stdin) -> _Source:
         return _Source(path, lambda: path, "10x", None, None)
     _check_file(path)
     kind, sep, compression = _table_format(path)
+    if kind == "text":
+        not_a_tenx_part(path)
     if is_pipe(path):  # read once, as standard input is: the readers open a file more than once
         if kind != "text":
             raise DataError(f"{path} is a pipe: only a text table (CSV or TSV, optionally gzip) can be read from one; "
@@ -986,10 +1010,11 @@ def preamble_hint(header: Sequence[Any], source: str) -> str:
 
     first = str(header[0]).strip().strip('"') if len(header) else ""
     if first.startswith(("!Series_", "!Sample_", "!series_matrix", "!Platform_")):
+        keep = "grep -v -e '^!' -e '^$'"
+        command = f"zcat {source} | {keep}" if str(source).endswith(".gz") else f"{keep} {source}"  # grep reads no gzip
         return (f"; {source} is a GEO series matrix file: its expression table sits between the lines "
                 "!series_matrix_table_begin and !series_matrix_table_end, below the study's metadata — keep only "
-                f"the table, e.g. grep -v -e '^!' -e '^$' {source} > matrix.tsv, and give the samples' annotations "
-                "with --samples")
+                f"the table, e.g. {command} > matrix.tsv, and give the samples' annotations with --samples")
     return comment_line_hint(header)
 
 

@@ -953,6 +953,7 @@ def _open_file(source, stdin, check_header: bool = True, sep: str | None = None,
     kind, default_sep, compression = data._table_format(path)
     if kind == "parquet":
         return _ParquetTable(path)
+    data.io.not_a_tenx_part(path)
     given = {"check_header": check_header, "sep_option": sep, "decimal_option": decimal,
              "suffix": data.text_suffix(path)}
     raw = open(path, "rb")

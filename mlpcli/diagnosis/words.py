@@ -411,8 +411,9 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[in
             f"The validation folds disagree: the members' validation curves differ by "
             f"{_pct(ev['member_spread'])} of their level, so a single fold's curve says little. Use "
             f"fewer, larger folds (--folds, e.g. --folds 3), or collect more samples.",
-            "Check the fold table train prints: folds are stratified by class with patients kept whole (--group), "
-            "so a fold short of a class or made of one batch points at too few patients per class or batch.",
+            "Check the fold table train prints: folds keep patients whole (--group) and, for a classifier, are "
+            "stratified by class, so a fold short of a class or made of one batch points at too few patients per "
+            "class or batch.",
             "Judge the run by the members' mean curve, not by any one member's.",
         ]
     if label == "unrepresentative_validation_noisy":

@@ -199,7 +199,15 @@ def _member_progress(progress, member: int, n_members: int, candidate: int, n_ca
 
 
 def _score(task: str, y: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
-    """The main metric as a "higher is better" number (RMSE negated), NaN-safe."""
+    """The main metric as a "higher is better" number (RMSE negated), NaN-safe. Several regression targets: the
+    RMSE of their errors in units of each target's SD over these rows (the pooled RMSE, in mixed units, was in
+    effect the largest-unit target's alone: an IC50 beside an age had no say in the choice)."""
+    if task == "regression" and proba.ndim == 2 and proba.shape[1] > 1:
+        Y = np.asarray(y, dtype=np.float64).reshape(proba.shape)
+        sd = Y.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)  # a target that does not vary here: its errors in its own units
+        value = float(np.sqrt(np.mean(((proba - Y) / sd) ** 2)))
+        return -value if np.isfinite(value) else -math.inf
     name = metrics.main_metric_name(task)
     value = metrics.compute(task, y, metrics.as_task_proba(task, proba), list(range(n_classes)) if task in
                             data.CLASSIFICATION_TASKS else [f"y{j}" for j in range(proba.shape[1])]).get(name)
@@ -312,6 +320,8 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
               "score": None if not np.isfinite(c.score) else c.score} for c in cands]
     fmt = ".4g" if regression else ".3f"
     shown = "; ".join(f"{c.spec.describe()} {abs(c.score):{fmt}}" for c in cands)
+    if regression and y is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1:
+        shown = f"RMSE of the {np.shape(y)[1]} targets in units of their SDs: {shown}"
     relative = f"{TIE * 100:g} % of the simpler one's RMSE; " if regression else ""
     why = ("one standard error of the difference" if from_se else
            "the tie margin" + ("" if task in data.CLASSIFICATION_TASKS else

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import math
 import re
 from dataclasses import dataclass, field
@@ -174,6 +175,10 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                 _check_layout(kept, count_matches(kept, columns), first_cells, flags.features_in_rows, source)
             hint = difflib.get_close_matches(absent[0], columns, n=1)
             did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            if isinstance(source, str) and os.path.isdir(source):  # 10x Genomics output: counts and barcodes only
+                raise DataError(f"{source} is a 10x Genomics directory, which holds no labels: give the cells' "
+                                f"{_quoted(absent)} in a sample sheet, --samples FILE (its id column holding the "
+                                "barcodes)")
             raise DataError(f"{source} has no target column {_quoted(absent)}{did_you_mean}; evaluation needs the "
                             "true labels — name the column with --target, or use `mlpcli predict` for unlabelled data")
         if model.task == "multilabel" or model.task == "regression":

@@ -189,8 +189,10 @@ class _UniqueIds:
 
     MAX_RUN = 1 << 22  # runs are not merged beyond this many ids: a merge's temporary copy stays bounded
 
-    def __init__(self, column: str, source: str, lookup: Callable[[np.ndarray], Any] | None = None):
+    def __init__(self, column: str, source: str, lookup: Callable[[np.ndarray], Any] | None = None,
+                 predicting: bool = True):
         self.column, self.source = column, source
+        self.predicting = predicting  # predict (which can annotate .h5ad cells in place), not evaluate
         self.store = _KeyStore() if lookup is None else None
         self.lookup = self.store if lookup is None else lookup
         self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted uint64 hashes, their 0-based rows)
@@ -250,7 +252,7 @@ class _UniqueIds:
             key = keys[r - first_row]
             if key == (looked_up[e] if e < first_row else keys[e - first_row]):
                 cells = ("; or write -o FILE.h5ad, which annotates the cells in place, by position"
-                         if self.column == "obs_names" else "")
+                         if self.column == "obs_names" and self.predicting else "")
                 raise DataError(f"duplicate sample id {key!r} in {self.source}: rows {e + 1} and {r + 1} of the id "
                                 f"column {self.column!r}{data.dataset.missing_id_hint([key])}; ids must be unique to "
                                 f"join predictions back to samples (or pass --id to name another column){cells}")
@@ -364,8 +366,8 @@ class _Run:
         self.batch_counts: Counter = Counter()
         self.n_missing_values = 0
         self.shift: ShiftReport | None = None
-        self.ids = _UniqueIds(self.plan.roles.id, self.table.name, _id_lookup(self.table, self.plan.roles.id)) \
-            if self.plan.roles.id and unique_ids else None
+        self.ids = _UniqueIds(self.plan.roles.id, self.table.name, _id_lookup(self.table, self.plan.roles.id),
+                              predicting=not need_target) if self.plan.roles.id and unique_ids else None
         self._started = False
         self._rows: np.ndarray | None = None  # raw feature values of up to _STAT_ROWS rows, reused
         # rows the model was trained (or validated) on, recognised by their fingerprints (format 8 models)

@@ -1,0 +1,121 @@
+"""Follow-ups of review 19 outside the reviewers' scopes."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_helpers import run
+
+
+def test_hidden_auto_scores_several_targets_in_units_of_their_sds(tmp_path):
+    """--hidden auto chose among candidates by the pooled RMSE of several targets, in mixed units: an IC50 (1e-6)
+    beside an age (tens of years) had no say. Each candidate's score is now the RMSE of the errors in units of each
+    target's SD over the scored rows, which the out-of-fold predictions reproduce."""
+    rng = np.random.default_rng(0)
+    n, d = 120, 8
+    X = rng.standard_normal((n, d))
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(d)])
+    df["age"] = 50 + 10 * X[:, 0] + 2 * rng.standard_normal(n)
+    df["ic50"] = 1e-6 * (1 + 0.5 * np.tanh(X[:, 1] * X[:, 2]) + 0.05 * rng.standard_normal(n))
+    data, model, oof = tmp_path / "mt.csv", tmp_path / "mt.mlp", tmp_path / "oof.csv"
+    df.to_csv(data, index=False)
+    res = run(["train", str(data), "--target", "age,ic50", "--epochs", "30", "-o", str(model), "--oof", str(oof)])
+    assert res.exit_code == 0, res.output
+    assert "RMSE of the 2 targets in units of their SDs" in " ".join(res.output.split())
+    info = json.loads(run(["info", str(model), "--json"]).stdout)
+
+    def portfolio(o):
+        if isinstance(o, dict):
+            return o["portfolio"] if "portfolio" in o else next((p for v in o.values() if (p := portfolio(v))), None)
+        return next((p for v in o if (p := portfolio(v))), None) if isinstance(o, list) else None
+
+    scores = [c["score"] for c in portfolio(info)]
+    held = pd.read_csv(oof)
+    Y, P = held[["age", "ic50"]].to_numpy(), held[["pred_age", "pred_ic50"]].to_numpy()
+    expected = -np.sqrt(np.mean(((P - Y) / Y.std(axis=0)) ** 2))
+    assert any(s == pytest.approx(expected, rel=1e-6) for s in scores), (scores, expected)  # the shipped candidate's
+
+
+def test_evaluate_on_cells_with_repeated_names_does_not_suggest_predicts_h5ad_output(tmp_path):
+    """Repeated obs_names (files concatenated) stop evaluate with the duplicate named; the advice to write
+    -o FILE.h5ad is predict's (evaluate's -o is the metrics), so only predict gives it."""
+    anndata = pytest.importorskip("anndata")
+    rng = np.random.default_rng(0)
+    n, d = 60, 6
+    X = rng.lognormal(1.0, 0.5, (n, d)).astype(np.float32)
+    labels = np.array(["a", "b"])[np.arange(n) % 2]
+    X[labels == "b", 0] *= 4
+    genes = [f"G{j}" for j in range(d)]
+    table = pd.DataFrame(X, columns=genes)
+    table["label"] = labels
+    table.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "t.csv"), "--folds", "1", "--epochs", "3", "-q", "-o", str(model)]).exit_code == 0
+    obs = pd.DataFrame({"label": labels}, index=[f"c{i % 30}" for i in range(n)])  # every name twice
+    cells = tmp_path / "cells.h5ad"
+    anndata.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes)).write_h5ad(cells)
+    res = run(["evaluate", str(model), str(cells)])
+    assert res.exit_code == 1 and "duplicate sample id" in res.output
+    assert "-o FILE.h5ad" not in res.output
+    res = run(["predict", str(model), str(cells), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 1 and "-o FILE.h5ad" in res.output
+
+
+def _tenx(directory, genes, cells: int = 6):
+    import gzip
+
+    import scipy.io
+    import scipy.sparse as sp
+
+    directory.mkdir()
+    m = sp.random(len(genes), cells, density=0.5, format="coo", random_state=0)
+    with gzip.open(directory / "matrix.mtx.gz", "wb") as f:
+        scipy.io.mmwrite(f, m)
+    with gzip.open(directory / "features.tsv.gz", "wt") as f:
+        f.write("".join(f"{g}\t{g}\tGene Expression\n" for g in genes))
+    with gzip.open(directory / "barcodes.tsv.gz", "wt") as f:
+        f.write("".join(f"AAAC{i}-1\n" for i in range(cells)))
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("r19f")
+    rng = np.random.default_rng(1)
+    genes = [f"G{j}" for j in range(5)]
+    df = pd.DataFrame(rng.poisson(3.0, (40, 5)), columns=genes)
+    df["label"] = np.array(["a", "b"])[np.arange(40) % 2]
+    df.to_csv(tmp / "t.csv", index=False)
+    model = tmp / "m.mlp"
+    assert run(["train", str(tmp / "t.csv"), "--folds", "1", "--epochs", "2", "-q", "-o", str(model)]).exit_code == 0
+    return str(model), genes
+
+
+def test_a_file_of_a_10x_directory_given_alone_names_the_directory(tmp_path, small_model):
+    from cli_helpers import assert_clean_error
+
+    model, genes = small_model
+    tenx = tmp_path / "filtered"
+    _tenx(tenx, genes)
+    for name, needle in (("matrix.mtx.gz", "give the directory that holds the three"),
+                         ("features.tsv.gz", "is the features file of a 10x Genomics matrix, not a table"),
+                         ("barcodes.tsv.gz", "is the barcodes file of a 10x Genomics matrix")):
+        for command in ("predict", "evaluate"):
+            assert_clean_error(run([command, model, str(tenx / name)]), needle, str(tenx))
+    # the directory itself predicts; evaluated without a sample sheet, the labels are asked for there
+    assert run(["predict", model, str(tenx), "-o", str(tmp_path / "p.csv"), "-q"]).exit_code == 0
+    assert_clean_error(run(["evaluate", model, str(tenx)]), "10x Genomics directory, which holds no labels",
+                       "--samples FILE")
+
+
+def test_a_gzipped_geo_series_matrix_gets_a_command_that_reads_gzip(tmp_path):
+    import gzip
+
+    path = tmp_path / "GSE1_series_matrix.txt.gz"
+    with gzip.open(path, "wt") as f:
+        f.write('!Series_title\t"a study"\n!Series_geo_accession\t"GSE1"\n\n!series_matrix_table_begin\n'
+                '"ID_REF"\t"GSM1"\t"GSM2"\n"g1"\t1.0\t2.0\n!series_matrix_table_end\n')
+    res = run(["train", str(path), "--features-in-rows"])
+    assert res.exit_code == 1
+    assert f"zcat {path} | grep -v -e '^!' -e '^$' > matrix.tsv" in " ".join(res.output.split())
