@@ -767,6 +767,9 @@ class _Fields:
         self.text(fit.get("metric"), "fit.metric", optional=True)
         self.text(fit.get("held_out"), "fit.held_out", optional=True)
         self.scalars(_given(fit.get("held_out_metrics"), {}), "fit.held_out_metrics")
+        for part in ("held_out_per_target", "held_out_per_label"):
+            for i, row in enumerate(self.listing(_given(fit.get(part), []), f"fit.{part}")):
+                self.scalars(row, f"fit.{part}[{i}]")
         for i, m in enumerate(self.listing(_given(fit.get("members"), []), "fit.members")):
             self.scalars(m, f"fit.members[{i}]")
 

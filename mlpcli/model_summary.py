@@ -72,6 +72,8 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "kind": fit.get("held_out"),
             "metric": fit.get("metric"),
             "metrics": fit.get("held_out_metrics"),  # None for models written before they were stored
+            "per_target": fit.get("held_out_per_target"),  # several regression targets, each in its own units
+            "per_label": fit.get("held_out_per_label"),  # a multi-label model's labels
         },
         "diagnosis": None if not diagnosis else {k: diagnosis.get(k) for k in ("label", "runner_up", "summary")},
         # what `tune --refit` chose (grid, setting, metric, cross-validated mean and SD, nested estimate); None else

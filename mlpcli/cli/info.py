@@ -203,7 +203,8 @@ def _table(doc: dict) -> Table:
                                   + (f"; refit for {tr['refit_epochs']} epochs" if tr["refit_epochs"] else "")
                                   + ("; interrupted" if tr["interrupted"] else ""))
     if tr["portfolio"]:
-        table.add_row("architecture choice", "; ".join(
+        several = doc["task"] == "regression" and len(doc["classes"]) > 1  # scored in units of each target's SD
+        table.add_row("architecture choice", ("RMSE of the targets in units of their SDs: " if several else "") + "; ".join(
             f"{'hidden ' + ','.join(map(str, p['hidden'])) if p['hidden'] else 'no hidden layer'}"
             f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''} "
             f"{fmt_metric(_main_metric(doc['task']), _metric_value(doc['task'], p['score']))}"
@@ -215,10 +216,17 @@ def _table(doc: dict) -> Table:
         shown = ", ".join(f"{display_name(k)} {fmt_metric(k, v)}" for k, v in m.items()
                           if k not in settings and v is not None)
         at = f", threshold {fmt(m['threshold'])}" if m.get("threshold") is not None else ""
-        if doc["task"] == "regression" and len(doc["classes"]) > 1:  # the model stores no per-target figures
+        if doc["task"] == "regression" and len(doc["classes"]) > 1:
             at += (f"; RMSE and MAE pooled over the {len(doc['classes'])} targets' units, R² the mean of the "
-                   "targets' R²")
+                   "targets' R²" + (", each below" if held.get("per_target") else ""))
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
+        for t in held.get("per_target") or []:  # each target in its own units (absent in older model files)
+            table.add_row(f"  {t.get('target')}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"
+                                                           for k in ("rmse", "mae", "r2", "pearson_r")))
+        for t in held.get("per_label") or []:
+            table.add_row(f"  {t.get('label')}", ", ".join(
+                f"{display_name(k)} {fmt_metric(k, t.get(k))}" for k in ("roc_auc", "average_precision", "log_loss"))
+                + f" ({t.get('support')} positive)")
     else:
         table.add_row("held-out metrics", "not stored (model written by an earlier version)")
     if doc.get("tuning"):
