@@ -302,6 +302,9 @@ def _multilabel(Y, P, classes, threshold):
         "hamming_loss": _safe(skm.hamming_loss, Y, pred),
         "balanced_accuracy": float(np.mean([_balanced_accuracy(Y[:, j], pred[:, j]) for j in range(Y.shape[1])])),
         "log_loss": _log_loss_01(Y, P),  # BCE averaged over labels, as training's calibration reports it
+        # every (sample, label) decision pooled, each at the confidence of its call (max(p, 1 - p)), as
+        # training's calibration line reports it
+        "ece": expected_calibration_error((pred == Y).ravel(), np.where(pred == 1, P, 1 - P).ravel()),
         "per_label": [
             {"label": str(classes[j]), "roc_auc": _safe(skm.roc_auc_score, Y[:, j], P[:, j]),
              "average_precision": _average_precision(Y[:, j], P[:, j]),

@@ -115,7 +115,9 @@ def test_evaluate_reports_multilabel_log_loss_in_table_json_groups_and_calibrati
     assert res.exit_code == 0, res.output
     assert res.output.count("log loss") >= 4  # metrics table, per-label table, calibration line, --by table
     line = [x for x in res.output.splitlines() if x.startswith("calibration:")][0]
-    assert "log loss" in line and "ECE" not in line and "—" not in line
+    # ECE too since review 19 (every sample-label call pooled, as training's calibration line has it)
+    assert "log loss" in line and "ECE" in line and "—" not in line
+    assert doc["calibration"]["ece_after"] == doc["metrics"]["ece"]
 
 
 # ── MCC when the truth holds one class ────────────────────────────────────────────────────────────────────

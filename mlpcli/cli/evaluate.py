@@ -255,7 +255,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     A metric undefined on the table (ROC AUC of a class it lacks, recall without positives) is —
     (null in JSON).
     Multi-label: balanced accuracy (the mean over labels), micro/macro F1, Hamming loss, log loss (binary cross-entropy averaged over labels),
-    and per label ROC AUC, average precision and log loss.
+    ECE over every sample-label call (each at max(p, 1 - p)), and per label ROC AUC, average precision and log loss.
     Regression: RMSE, MAE, R², Pearson and Spearman r. --by on a numeric column with more than 10
     distinct values (age, a score) groups it into quartile bins. The table is read like predict's, with the same cohort-shift check.
     The truth is read from the model's target column(s), or from those --target names (several, for a
