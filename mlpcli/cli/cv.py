@@ -14,7 +14,7 @@ from ._common import (
     fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_option, warn_threads, warn_workers,
 )
-from .options import config_option, options_from_params, train_options
+from .options import config_option, given_options, options_from_params, train_options
 
 # --------------------------------------------------------------------------- shared with tune
 
@@ -228,9 +228,11 @@ def baseline_line(linear: dict, result) -> str:
     if diff["mean"] is None:
         return text + "; no fold where both are defined to compare them"
     sign = "+" if diff["mean"] >= 0 else "-"
-    spread = f" ± {fmt_metric(metric, diff['sd'])}" if diff["folds"] > 1 else ""
+    # the SD to the mean's decimals, as every other mean ± SD (it read "+25.72 ± 4.413")
+    shown = (fmt_mean_sd(metric, abs(diff["mean"]), diff["sd"]) if diff["folds"] > 1
+             else fmt_metric(metric, abs(diff["mean"])))
     of = f"{diff['folds']} folds" if diff["folds"] != len(result.folds) else f"{diff['folds']}"
-    return (f"{text}; mlpcli minus it: {sign}{fmt_metric(metric, abs(diff['mean']))}{spread} "
+    return (f"{text}; mlpcli minus it: {sign}{shown} "
             f"(better in {diff['better']} of {of}, worse in {diff['worse']})")
 
 
@@ -324,6 +326,12 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, baseline,
         result = cv_lib.cross_validate(ds, options, folds=folds, repeats=repeats, plan=plan,
                                        keep_predictions=bool(oof_path), progress=progress,
                                        leave_batch_out=leave_batch_out, coverage=coverage, baseline=baseline)
+    # --val-size is read by one network per fold; --member-folds auto resolved to an ensemble in every fold leaves it
+    # without effect (a note, as train's): it was dropped without a word
+    from ..config import unused_once_resolved
+
+    result.notes += unused_once_resolved(options, given_options(ctx), max(f.members for f in result.folds),
+                                         "--member-folds")
     if oof_path:
         from ..predict import write_table
 

@@ -208,6 +208,13 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
         if wrong:
             raise click.UsageError(f"{_flag(ctx, wrong[0])} does not apply with --learning-curve: "
                                    f"{_NOT_FOR_LEARNING_CURVE[wrong[0]]}")
+        # the same keys in --config were dropped without a word (refit = true trained no refit, and said nothing)
+        wrong = [n for n in _NOT_FOR_LEARNING_CURVE if ctx.get_parameter_source(n) == ParameterSource.DEFAULT_MAP]
+        if wrong:
+            from .options import CONFIG_META
+
+            raise click.UsageError(f"--config {ctx.meta.get(CONFIG_META)}: key '{wrong[0]}' does not apply with "
+                                   f"--learning-curve: {_NOT_FOR_LEARNING_CURVE[wrong[0]]}; remove it")
         return
     own = {*_CURVE_ONLY, *_SHARED}
     wrong = [p.name for p in ctx.command.params if p.name not in own and _given(ctx, p.name)]
@@ -290,6 +297,24 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
         _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_path, as_json)
         return
     _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json, quiet)
+
+
+# The train options' help is train's; where the learning curve reads an option otherwise, its help here says how
+# (help text only: what each option does is _check_mode's and learning_curve's).
+_LEARNING_CURVE_HELP = {
+    "folds": "Not with --learning-curve (a usage error): " + _NOT_FOR_LEARNING_CURVE["folds"] + ".",
+    "refit": "Not with --learning-curve (a usage error): " + _NOT_FOR_LEARNING_CURVE["refit"] + ".",
+    "calibrate": "(classifiers) Not with --learning-curve (a usage error): " + _NOT_FOR_LEARNING_CURVE["calibrate"]
+                 + ".",
+    "val_size": "--learning-curve: the fixed validation hold-out every size is scored on, as a fraction (of the "
+                "groups when grouped).  [default: 0.2]",
+    "hidden": "Hidden layer widths, comma-separated ('' or none for none: softmax regression). auto, with "
+              "--learning-curve: one hidden layer of 128 at every size, with --augment-noise auto when the "
+              "features outnumber the training rows (the candidate train ships on such tables).  [default: auto]",
+}
+for _param in diagnose.params:
+    if _param.name in _LEARNING_CURVE_HELP:
+        _param.help = _LEARNING_CURVE_HELP[_param.name]
 
 
 def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as_json, quiet=False) -> None:

@@ -337,6 +337,9 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)
     warn = _fold_warnings(ds, fold_list, scores)
+    confounded = batch_confounding(ds, leave_batch_out)
+    if confounded:
+        warn.insert(0, confounded)
     shipped = scores[0].members
     notes = [f"each fold trains what `train` ships: {describe_model(options, shipped)}, fitted inside the fold's "
              "training part"]
@@ -345,6 +348,53 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     return CVResult(task=ds.task, metric=metric, higher_is_better=metrics.higher_is_better(metric), classes=list(ds.classes),
                     target_names=list(ds.target_names), strategy=strategy, n_folds=folds, repeats=repeats,
                     folds=scores, seconds=time.perf_counter() - started, notes=notes, warnings=warn)
+
+
+# The label is said confounded with the batch when batch x class has Cramér's V of 0.5 or more (a strong
+# association by the usual reading) and a chi-square test rejects independence at 0.01, counting each patient once
+# per (batch, class): a patient's samples are not independent evidence, and with few of them V is large by chance.
+CONFOUNDED_V = 0.5
+CONFOUNDED_P = 0.01
+
+
+def batch_confounding(ds: data.Dataset, leave_batch_out: bool = False) -> str | None:
+    """A warning when the class target is confounded with the batch column: a model can then score by recognising
+    the batches (a site, a run), and grouped folds, which mix batches, reward it as if it were biology. None
+    otherwise (no batch column, one batch, a numeric or multi-label target)."""
+    if ds.task not in data.CLASSIFICATION_TASKS or ds.batches is None or ds.y is None:
+        return None
+    names, b = np.unique(np.asarray(ds.batches, dtype=str), return_inverse=True)
+    y = np.asarray(ds.y, dtype=np.int64).reshape(-1)
+    b = b.reshape(-1)
+    if len(names) < 2 or len(np.unique(y)) < 2:
+        return None
+    bb, yy = b, y
+    if ds.groups is not None:  # one count per patient in each (batch, class) it has samples in
+        _, g = np.unique(np.asarray(ds.groups), return_inverse=True)
+        units = np.unique(np.stack([g.reshape(-1), b, y], axis=1), axis=0)  # (n_units, 3)
+        bb, yy = units[:, 1], units[:, 2]
+    table = np.zeros((len(names), int(y.max()) + 1))  # (batches, classes)
+    np.add.at(table, (bb, yy), 1)
+    table = table[:, table.sum(axis=0) > 0]
+    from scipy.stats import chi2_contingency
+
+    chi2, p, _, _ = chi2_contingency(table, correction=False)
+    v = float(np.sqrt(chi2 / (table.sum() * (min(table.shape) - 1))))
+    if not (v >= CONFOUNDED_V and p < CONFOUNDED_P):
+        return None
+    samples = np.zeros((len(names), int(y.max()) + 1))  # the shares shown are of samples, as the table counts them
+    np.add.at(samples, (b, y), 1)
+    shares = [f"{names[i]} {samples[i].max() / samples[i].sum():.0%} {_label(ds, int(samples[i].argmax()))!r}"
+              for i in np.argsort(-samples.max(axis=1) / samples.sum(axis=1), kind="stable")[:3]]
+    column = ds.roles.batch if ds.roles is not None and ds.roles.batch else "batch"
+    counted = f", each {_group_name(ds)} counted once" if ds.groups is not None else ""
+    what = f"the label is confounded with {column!r} (Cramér's V {v:.2f}{counted}; {', '.join(shares)})"
+    if leave_batch_out:
+        return (what + ": a held-out batch's class mix differs from its training batches', so its score mixes the "
+                "biology with that shift; no fold can separate batch from biology here")
+    return (what + ": a model can score by recognising batches, and folds that mix them reward it as biology; "
+            "--leave-batch-out shows how it fares on batches it never saw, but no fold can separate batch from "
+            "biology here")
 
 
 def _spanning_note(ds: data.Dataset) -> list[str]:

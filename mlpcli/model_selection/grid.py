@@ -57,6 +57,9 @@ def _parse_value(key: str, text: str, shown: str | None = None):
         raise ConfigError(f"--grid: {shown} has an empty value")
     if key == "hidden" and t.lower() in ("none", "0"):
         return []
+    if "=" in t and key != "class_weight":  # "lr=1e-3 l2=0": a ';' left out read the next option as a value
+        raise ConfigError(f"--grid: {shown} value {t!r} holds another option; separate options with ';' "
+                          "(e.g. lr=1e-3,1e-2; l2=0,1e-4)")
     try:
         return parse_option_text(key, t)
     except ConfigError as exc:
