@@ -150,3 +150,19 @@ def test_info_shows_each_targets_and_labels_held_out_figures(tmp_path):
     doc = json.loads(run(["info", str(ml), "--json"]).stdout)
     assert [r["label"] for r in doc["held_out"]["per_label"]] == ["A", "B"]
     assert [r["support"] for r in doc["held_out"]["per_label"]] == [int(df["A"].sum()), int(df["B"].sum())]
+
+
+def test_tune_warns_of_a_label_confounded_with_the_batch_and_cv_names_a_diverged_fold(tmp_path):
+    """tune, like cv, warns when the label goes with the batch (a grid point can win by recognising batches); a fold
+    whose training diverges is named in cv's error, as a fold's data errors are."""
+    from test_review19_selection import confounded
+
+    path = tmp_path / "confounded.csv"
+    confounded().to_csv(path, index=False)
+    res = run(["tune", str(path), "--grid", "l2=0,1e-3", "--folds", "2", "--epochs", "3", "--hidden", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    assert any("confounded with 'batch'" in w for w in json.loads(res.stdout)["warnings"])
+    res = run(["cv", str(path), "--optimizer", "sgd", "--lr", "1e6", "--epochs", "5", "--folds", "2",
+               "--member-folds", "1", "--no-baseline"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "Error: fold 1: training diverged" in res.output or "Error: fold 2: training diverged" in res.output

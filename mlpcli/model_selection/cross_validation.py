@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import data, metrics
 from ..config import AUTO, TrainOptions, offset_seed
-from ..errors import ConfigError, DataError, OptionError
+from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .baseline import linear_baseline
 from .crossfit import PORTFOLIO, fit_model
@@ -119,13 +119,13 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
 
 def fit_fold(where: str, ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarray, options: TrainOptions,
              *args) -> FoldScore:
-    """``fit_and_score`` on one fold, an error of the fold's data naming the fold (``where``, as the tables number
+    """``fit_and_score`` on one fold, an error of the fold's data (or its training's divergence) naming the fold (``where``, as the tables number
     folds): "the largest class has 3 samples" or "all 3 features are constant on the training rows" are about
     the fold's training part, not the table, and said nothing of which. A task for ``parallel.run``."""
     try:
         return fit_and_score(ds, train_rows, test_rows, options, *args)
-    except DataError as exc:
-        raise DataError(f"{where}: {exc}") from None
+    except (DataError, TrainingError) as exc:  # a divergence too: which fold's run diverged
+        raise type(exc)(f"{where}: {exc}") from None
 
 
 def fold_name(f: Fold | FoldScore, repeated: bool) -> str:

@@ -27,8 +27,8 @@ from .. import data, metrics
 from ..config import OPTIMIZER_ONLY, TrainOptions
 from ..errors import ConfigError, DataError, TrainingError
 from ..parallel import Plan, run
-from .cross_validation import (FoldScore, _fold_warnings, check_cv_options, check_fits_memory, finite, fit_fold,
-                               fold_name, mean_sd, with_seed)
+from .cross_validation import (FoldScore, _fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
+                               finite, fit_fold, fold_name, mean_sd, with_seed)
 from .grid import (apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size, option_name,
                    value_text)
 from .splits import Fold, check_training_parts, kfold
@@ -447,6 +447,9 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                 failed=why))
     warn = _fold_warnings(ds, fold_list, [s for s in scores[:len(points) * per_point] if isinstance(s, FoldScore)])
     warn += nested_warnings
+    confounded = batch_confounding(ds)  # as cv warns: a grid point can win by recognising batches
+    if confounded:
+        warn.insert(0, confounded)
     capped = _epochs_cap_warning(ranked[0]) if ranked else None
     if capped:
         warn.append(capped)
