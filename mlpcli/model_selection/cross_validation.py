@@ -29,6 +29,7 @@ from .baseline import linear_baseline
 from .crossfit import PORTFOLIO, fit_model
 from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import exact_if_regression, prediction_columns
+from .pooled import PooledEstimate, pooled_estimate
 from .splits import Fold, _group_name, _label, batch_spanning_groups, check_training_parts, kfold
 from .splits import leave_batch_out as leave_batch_out_folds
 
@@ -185,6 +186,9 @@ class CVResult:
     seconds: float
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # the main metric on every sample's out-of-fold prediction at once, with its patient bootstrap interval
+    # (``pooled.pooled_estimate``); None for leave-batch-out, or when the predictions were not kept
+    pooled: PooledEstimate | None = None
 
     def summary(self) -> dict[str, dict]:
         """Mean and SD (over folds and repeats) of every scalar metric: {name: {"mean", "sd", "folds",
@@ -217,6 +221,7 @@ class CVResult:
             "per_fold": [_fold_dict(f) for f in self.folds], "seconds": self.seconds,
             "notes": self.notes, "warnings": self.warnings,
             **({"baseline": base} if (base := self.baseline_summary()) is not None else {}),
+            **({"pooled": self.pooled.to_dict()} if self.pooled is not None else {}),
         }
 
     def oof_frame(self, ds: data.Dataset):
@@ -345,9 +350,16 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
              "training part"]
     if leave_batch_out:
         notes += _spanning_note(ds)
+    # every sample scored once per repeat by a model that never saw its patient: one estimate over them all, with
+    # a patient bootstrap interval (leave-batch-out reports each held-out batch instead: a new site each)
+    pooled = None
+    if not leave_batch_out and all(f.test_rows is not None for f in scores):
+        by_repeat = [(np.concatenate([f.test_rows for f in scores if f.repeat == r]),
+                      np.concatenate([f.proba for f in scores if f.repeat == r])) for r in range(repeats)]
+        pooled = pooled_estimate(ds.task, ds.y, by_repeat, len(ds.classes), ds.groups, seed=options.seed)
     return CVResult(task=ds.task, metric=metric, higher_is_better=metrics.higher_is_better(metric), classes=list(ds.classes),
                     target_names=list(ds.target_names), strategy=strategy, n_folds=folds, repeats=repeats,
-                    folds=scores, seconds=time.perf_counter() - started, notes=notes, warnings=warn)
+                    folds=scores, seconds=time.perf_counter() - started, notes=notes, warnings=warn, pooled=pooled)
 
 
 # The label is said confounded with the batch when batch x class has Cramér's V of 0.5 or more (a strong
