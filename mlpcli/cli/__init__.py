@@ -77,10 +77,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
       mlpcli train sample_data/tumour_subtypes.csv.gz
 
     Exit codes: 0 success, 1 an error (one line naming the file, option or column), 2 a usage error,
-    128 + the signal when stopped: 130 Ctrl-C, 143 SIGTERM (SLURM's scancel or time limit), 129 SIGHUP;
-    141 when the reader of the output has gone (| head).
-    Every command stops on SIGTERM and SIGHUP as on Ctrl-C, leaving no partial or temporary file;
-    train keeps the best weights so far (an ensemble, the members trained so far) and says so.
+    128 + the signal when stopped: 130 Ctrl-C, 143 SIGTERM (SLURM's scancel or time limit), 129 SIGHUP,
+    138 SIGUSR1; 141 when the reader of the output has gone (| head).
+    Every command stops on SIGTERM, SIGHUP, SIGUSR1 / SIGUSR2 (sbatch --signal=USR1@120) and SIGXCPU
+    as on Ctrl-C, leaving no partial or temporary file; train keeps the best weights so far (an
+    ensemble, the members trained so far) and says so.
     """
     ctx.meta["mlpcli.debug"] = debug
 

@@ -140,7 +140,7 @@ def common_options(fn):
     decorators = [
         click.option("--fill-missing", type=click.Choice(["mean"]), default=None,
                      help="Fill features absent from the table with their training means, up to 10 % of the "
-                          "model's features (default: an absent feature is an error)."),
+                          "model's features (--max-missing; default: an absent feature is an error)."),
         click.option("--max-missing", type=click.FloatRange(0, 1), default=None, metavar="FRACTION",
                      callback=finite_option,
                      help="With --fill-missing mean: the largest share of the model's features that may be "
@@ -249,8 +249,11 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
                    "[default: mlpcli_]")
 @click.option("--obs-probs", is_flag=True, help="-o FILE.h5ad: also one probability column per class, <prefix>prob_<class>.")
 @click.option("--fail-on-shift", type=click.Choice(["mild", "shift"]), is_flag=False, flag_value="mild", default=None,
-              help="Exit 1 with an error, writing no output file, when the cohort-shift check finds a shift: any "
-                   "(alone, or 'mild'), or only a strong one ('shift'). With -o - the rows already written stay.")
+              help="Exit 1 with an error, writing no predictions (a --shift-report is still written), when the "
+                   "cohort-shift check finds a shift: any (alone, or 'mild'), or only a strong one ('shift'); at "
+                   "either level also when features are 0 in every sample though rarely 0 in training (not "
+                   "measured). With -o - the rows already written stay. A table too small to check passes, with a "
+                   "warning.")
 @common_options
 @click.option("--explain", "explain_k", type=click.IntRange(min=1), default=None, metavar="K",
               help="Add a top_features column: the K genes with the largest integrated-gradients attributions "
@@ -286,7 +289,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
 
     \b
     Example:  mlpcli predict subtypes.mlp sample_data/new_cohort.csv.gz -o predictions.csv
-    Example:  mlpcli predict subtypes.mlp new.csv --coverage 0.9 --ood --abstain-on-empty-set -o p.csv
+    Example:  mlpcli predict subtypes.mlp new.csv --coverage 0.9 --ood --abstain-on-empty-set --conformal-score lac -o p.csv
     Example:  zcat big.csv.gz | mlpcli predict subtypes.mlp - --quiet | head
     """
     from .. import predict as lib

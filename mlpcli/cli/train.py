@@ -268,8 +268,9 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
       mlpcli train cohort.tsv.gz --target subtype --group donor --class-weight balanced --oof oof.csv
       mlpcli train big_cohort.parquet --folds 1 --val-size 0.1 --hidden 512,128
 
-    Ctrl-C, SIGTERM (SLURM's scancel or time limit) and SIGHUP stop training early and still write the
-    model: the best weights so far, or the ensemble's members trained so far (exit 130, 143, 129).
+    Ctrl-C, SIGTERM (SLURM's scancel or time limit), SIGHUP and SIGUSR1 / SIGUSR2 (sbatch
+    --signal=USR1@120, a warning ahead of the time limit) stop training early and still write the
+    model: the best weights so far, or the ensemble's members trained so far (exit 130, 143, 129, 138).
     """
     from .. import model_io, pipeline
     from ..history import history_frame
