@@ -663,11 +663,11 @@ def role_options(fn):
                      help="No group column: samples count as independent (bootstraps resample samples, not "
                           "patients)."),
         click.option("--id", "id_col", default=None,
-                     help="Sample id column, naming each output row  [default: the model's, else sample_id when "
-                          "present]"),
+                     help="Sample id column, naming the samples in outputs and messages  [default: the model's, "
+                          "else sample_id when present]"),
         click.option("--batch", default=None,
-                     help="Batch / site column, compared with the training batches  [default: the model's, "
-                          "else batch when present]"),
+                     help="Batch / site column: predict's and evaluate's shift check compares it with the training "
+                          "batches  [default: the model's, else batch when present]"),
         click.option("--drop", default=None, help="Comma-separated columns to ignore."),
         click.option("--features-in-rows", is_flag=True, help="The table is features x samples (genes in rows)."),
     ]

@@ -62,7 +62,9 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
                    "member_overlap; a regression model's target in the class column): .csv, .tsv, .txt (optionally "
                    ".gz/.bz2/.xz) or .parquet. IG scores are in the units of --output (logit or probability; a "
                    "regression model's: mean |attribution| in the target's units), whatever log1p or scaling the "
-                   "model applies; permutation's are the rise of log loss (or drop of recall; regression: of RMSE).")
+                   "model applies; permutation's are the rise of the class's log loss (with --scoring "
+                   "balanced_accuracy the drop of its recall, a multi-label label's the drop of its balanced accuracy; "
+                   "regression: the rise of RMSE).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=named_file,
               help="Draw the top genes per class (bars coloured by direction) and a heatmap of samples x top "
                    "genes: .png, .svg or .pdf.")
@@ -89,8 +91,9 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="Permutation: shuffles per gene.")
 @click.option("--scoring", type=click.Choice(["log_loss", "balanced_accuracy"]), default="log_loss",
-              show_default=True, help="Permutation: the score whose drop is the importance (classification; a "
-                                      "regression model's is each target's RMSE).")
+              show_default=True, help="Permutation: what a shuffled gene's importance measures (classification): "
+                                      "the rise of log loss, or the drop of balanced accuracy (per class: its "
+                                      "recall). A regression model's is the rise of each target's RMSE.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed for bootstrap resamples and shuffles.")
 @role_options
