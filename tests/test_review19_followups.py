@@ -202,3 +202,24 @@ def test_fit_model_caps_blas_threads_as_the_commands_do():
         seen.clear()
         fit_model(ds, TrainOptions(hidden=[4], epochs=2, folds=2), progress=progress, plan=Plan(threads=2))
         assert set(seen) == {2}
+
+
+def test_regression_tune_and_cv_say_lowest_and_show_only_columns_they_compute(tmp_path):
+    """tune called the winning RMSE "the highest of 2 settings"; cv showed a Pearson r column of dashes for several
+    targets (computed per target only)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 4))
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(4)])
+    df["age"] = 50 + 10 * X[:, 0] + rng.standard_normal(60)
+    df["score"] = X[:, 1] + 0.1 * rng.standard_normal(60)
+    path = tmp_path / "r.csv"
+    df.to_csv(path, index=False)
+    res = run(["tune", str(path), "--target", "age,score", "--grid", "l2=0,1e-3", "--folds", "2", "--epochs", "3",
+               "--hidden", "4"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "the lowest of 2 settings" in text and "highest" not in text
+    res = run(["cv", str(path), "--target", "age,score", "--folds", "2", "--member-folds", "1", "--epochs", "3",
+               "--hidden", "4", "--no-baseline"])
+    assert res.exit_code == 0, res.output
+    assert "RMSE" in res.output and "Pearson" not in res.output

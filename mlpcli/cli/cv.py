@@ -132,7 +132,8 @@ def load_for_cv(data_file: str, options, quiet: bool):
 def _fold_table(result) -> Table:
     from ..metrics import HEADLINE_METRICS, display_name
 
-    keys = HEADLINE_METRICS[result.task]
+    # a metric no fold has (Pearson r of several targets, which metrics.compute gives per target only) is no column
+    keys = [k for k in HEADLINE_METRICS[result.task] if any(k in f.metrics for f in result.folds)]
     positive = f"; positive class {result.classes[-1]}" if result.task == "binary" else ""
     table = Table(title=f"Cross-validation: {result.strategy}{positive}", title_justify="left")
     if result.repeats > 1:

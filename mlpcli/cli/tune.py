@@ -235,7 +235,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     best = result.best
     chosen_from = tuning.chosen_among(result.points)
     # the winner's score is a maximum over the settings: said where it is printed, not only in the notes above
-    optimistic = (f" (optimistic: the highest of {chosen_from} settings on these folds"
+    optimistic = (f" (optimistic: the {'highest' if result.higher_is_better else 'lowest'} of {chosen_from} settings on "
+                  f"these folds"
                   f"{'' if result.nested is not None else '; --nested for an honest estimate'})"
                   if chosen_from > 1 else "")
     con.print(f"best: [bold]{grid_lib.format_setting(best.setting)}[/] — {display_name(result.metric)} "

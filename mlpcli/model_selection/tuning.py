@@ -187,8 +187,9 @@ def _fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarr
     started = time.perf_counter()
     try:
         return fit_fold(where, ds, train_rows, test_rows, options, label)
-    except TrainingError as exc:
-        return FailedFit(label=tuple(label), reason=str(exc), seconds=time.perf_counter() - started)
+    except TrainingError as exc:  # counted over the setting's folds ("in 2 of 5 folds"): without fit_fold's fold name
+        return FailedFit(label=tuple(label), reason=str(exc).removeprefix(f"{where}: "),
+                         seconds=time.perf_counter() - started)
 
 
 def _where(f: Fold, repeats: int, outer: Fold | None = None) -> str:
@@ -304,15 +305,16 @@ def grid_notes(points: list[tuple[int, dict]]) -> list[str]:
     return notes
 
 
-def selection_note(points: list[PointResult], nested: bool) -> str | None:
+def selection_note(points: list[PointResult], nested: bool, higher_is_better: bool = True) -> str | None:
     """The best setting's CV score is the winner's of ``chosen_among`` settings scored on the same folds: part
     of its lead is luck on those folds (selection bias; Cawley & Talbot 2010), so it overstates how the tuned
     model does on new patients. Reported bare beside the ranking, it read as an unbiased estimate."""
     n = chosen_among(points)
     if n < 2:
         return None
-    return (f"the best setting's score is optimistic: it is the highest of {n} settings scored on the same folds, "
-            "so part of its lead is luck on them; " + ("the nested CV's outer folds, unseen by each choice, give "
+    # the best of n: the highest balanced accuracy, the lowest RMSE
+    return (f"the best setting's score is optimistic: it is the {'highest' if higher_is_better else 'lowest'} of {n} "
+            "settings scored on the same folds, so part of its lead is luck on them; " + ("the nested CV's outer folds, unseen by each choice, give "
                                                        "the honest estimate" if nested else
                                                        "--nested estimates the tuned model honestly"))
 
@@ -409,7 +411,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     failed_note = _failed_note(ranked)
     if failed_note:
         notes.append(failed_note)
-    optimism = selection_note(ranked, nested)
+    optimism = selection_note(ranked, nested, higher)
     if optimism:
         notes.append(optimism)
 
