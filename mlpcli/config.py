@@ -336,6 +336,11 @@ ONLY_WITH: dict[str, OnlyWith] = {
     "scaling": OnlyWith(("standardize",), lambda o: o.standardize,
                         lambda tried, _: ("chooses how --standardize scales the features, and --no-standardize "
                                           "leaves them unscaled; drop one of them")),
+    "augment_noise": OnlyWith(("standardize",), lambda o: o.standardize or o.augment_noise != AUTO,
+                              lambda tried, _: ("auto sizes the noise in units of a standardised feature (SD "
+                                                "sqrt(features / rows)), and --no-standardize leaves the features in "
+                                                "their own units; give --augment-noise an SD in those units, or drop "
+                                                "--no-standardize"), inert=(0, 0.0)),
     "val_size": OnlyWith(("folds", "val_data"), lambda o: o.folds in (1, AUTO) and not o.val_data, _val_size_moot),
     "dropout": OnlyWith(("hidden",), lambda o: o.hidden != [], _no_hidden("--dropout", "drops units of the hidden "
                                                                           "layers"), inert=(0, 0.0)),
@@ -595,8 +600,9 @@ def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) 
     if lr == AUTO:
         lr = AUTO_LR_HIDDEN if options.hidden != AUTO and options.hidden else AUTO_LR_LINEAR
     noise = options.augment_noise
-    if noise == AUTO and n_features is not None:
-        noise = auto_noise(n_train, n_features) if options.hidden not in (AUTO, []) and options.hidden else 0.0
+    if noise == AUTO and n_features is not None:  # in units of a standardised feature: none on unscaled ones
+        noise = (auto_noise(n_train, n_features) if options.hidden not in (AUTO, []) and options.hidden
+                 and options.standardize else 0.0)
     resolved = replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise)
     check_decay(resolved)
     return resolved

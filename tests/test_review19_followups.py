@@ -223,3 +223,29 @@ def test_regression_tune_and_cv_say_lowest_and_show_only_columns_they_compute(tm
                "--hidden", "4", "--no-baseline"])
     assert res.exit_code == 0, res.output
     assert "RMSE" in res.output and "Pearson" not in res.output
+
+
+def test_auto_input_noise_is_for_standardised_features(tmp_path):
+    """--augment-noise auto's SD is in units of a standardised feature: with --no-standardize it was applied to
+    features in their own units (counts in thousands, or values of 0.01). Asked for, it is a usage error; the
+    --hidden auto portfolio's noisy candidate (p > n) is left out."""
+    from cli_helpers import assert_clean_error
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(30, 60)), columns=[f"g{j}" for j in range(60)])
+    df["label"] = np.array(["a", "b"])[np.arange(30) % 2]
+    path = tmp_path / "wide.csv"
+    df.to_csv(path, index=False)
+    assert_clean_error(run(["train", str(path), "--no-standardize", "--augment-noise", "auto", "-o",
+                            str(tmp_path / "x.mlp")]), "--augment-noise", "--no-standardize", code=2)
+    assert not (tmp_path / "x.mlp").exists()
+
+    def noises(*extra):
+        model = tmp_path / "m.mlp"
+        res = run(["train", str(path), "--folds", "2", "--epochs", "3", "-q", "-o", str(model), *extra])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(run(["info", str(model), "--json"]).stdout)
+        return [c["augment_noise"] for c in doc["training"]["portfolio"]]
+
+    assert any(n > 0 for n in noises())  # p > n: the noisy candidate, on standardised features
+    assert all(n == 0 for n in noises("--no-standardize"))

@@ -70,7 +70,8 @@ def portfolio(options: TrainOptions, n_train: int, n_features: int) -> list[Cand
     if options.hidden != AUTO:
         return [Candidate(tuple(options.hidden), options.augment_noise)]
     cands = [Candidate(tuple(h), options.augment_noise) for h in PORTFOLIO]
-    if options.augment_noise in (0, 0.0) and config.auto_noise(n_train, n_features) > 0:
+    # (its SD is in units of a standardised feature: not for --no-standardize, whose features keep their own)
+    if options.augment_noise in (0, 0.0) and options.standardize and config.auto_noise(n_train, n_features) > 0:
         cands.insert(1, Candidate(PORTFOLIO[-1], AUTO))  # more regularised: simpler than the plain layer
     return cands
 # Out-of-fold scores closer than this count as a tie (then the simpler candidate wins): with a few hundred
