@@ -93,8 +93,9 @@ class Uncertainty:
         if not self.active:
             return
         if model.task not in ("binary", "multiclass"):
+            # --ood-alpha implies --ood: name what was typed (an --ood-alpha at the default reads as --ood)
             used = ("--coverage" if self.coverage is not None else "--min-confidence" if self.min_confidence is not None
-                    else "--ood")
+                    else "--ood" if self.ood_alpha == DEFAULT_OOD_ALPHA else "--ood-alpha")
             raise ConfigError(f"{used} applies to binary and multiclass models; this model is {model.task}")
         if self.coverage is not None:
             piped = [str(c) for c in model.classes if SET_SEPARATOR in str(c)]
@@ -334,11 +335,21 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict:
     if n == 0:
         return {"coverage": [], "risk": [], "threshold": [], "aurc": None}
     order = np.argsort(-confidence, kind="stable")
-    errors = np.cumsum(~correct[order])
+    ranked = confidence[order]
+    errors = np.cumsum(~correct[order]).astype(np.float64)
+    # Samples of equal confidence are accepted together or not at all: within a run of ties the count is the
+    # expected errors in any order of them (linear across the run), so the curve and AURC do not depend on the
+    # table's row order (a confident model's probabilities round to exactly 1 for many samples).
+    start = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # first position of each run
+    end = np.r_[start[1:], n]  # one past its last
+    before = np.r_[0.0, errors][start]  # errors ranked above the run
+    run_rate = (errors[end - 1] - before) / (end - start)
+    run = np.repeat(np.arange(len(start)), end - start)
+    errors = before[run] + (np.arange(n) - start[run] + 1) * run_rate[run]
     shares = np.linspace(0, 1, RISK_COVERAGE_POINTS)
     k = np.round(shares * n).astype(np.int64)
     risk = [None if kk == 0 else float(errors[kk - 1] / kk) for kk in k]
-    threshold = [None if kk == 0 else float(confidence[order][kk - 1]) for kk in k]
+    threshold = [None if kk == 0 else float(ranked[kk - 1]) for kk in k]
     full = errors / np.arange(1, n + 1)
     return {"coverage": shares.tolist(), "risk": risk, "threshold": threshold, "aurc": float(full.mean())}
 
@@ -421,9 +432,14 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
     parts the model lacks are None. ``member_logits``: what ``model.predict_output(X, member_logits=...)``
     collected, when the caller predicted X already. ``groups`` (n,) (the rows' patients): the coverage with
     each patient counted once too (``coverage_per_group``, None without groups or with one row per group),
-    the figure the per-patient guarantee is about."""
-    out = {"level": float(level), "coverage": None, "coverage_per_group": None, "mean_set_size": None,
-           "ood_rate": None}
+    the figure the per-patient guarantee is about. ``ood_floor``: the smallest p-value the model's held-out
+    rows can give; when it is not below ``alpha`` no row can be flagged, however far out, so ``ood_rate`` 0 says
+    nothing about the rows, and ``notes`` says so (as ``Trust.ood_warnings`` does for predict: a fold model of a
+    small table has few held-out patients)."""
+    level = _probability(level, "level", True, True)
+    alpha = _probability(alpha, "alpha", True, True)
+    out = {"level": level, "coverage": None, "coverage_per_group": None, "mean_set_size": None,
+           "ood_rate": None, "ood_alpha": alpha, "ood_floor": None, "notes": []}
     if model.task not in ("binary", "multiclass") or len(y) == 0:
         return out
     if getattr(model, "conformal", None) is not None:
@@ -441,6 +457,14 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
         out["mean_set_size"] = float(members.sum(axis=1).mean())
     if getattr(model, "ood", None) is not None:
         out["ood_rate"] = float((model.ood.score_and_p(model.preprocessor.transform(X))[1] < alpha).mean())
+        floor = float(model.ood.p_value(np.array([np.inf]))[0])  # as Trust.ood_floor
+        out["ood_floor"] = floor
+        if floor >= alpha:
+            m = len(model.ood.calibration)
+            unit = "patients" if model.ood.weighted else "rows"
+            out["notes"] = [f"the OOD rate cannot exceed 0 at p < {alpha:.12g}: the model's out-of-distribution "
+                            f"calibration has {m} held-out {unit}, so its smallest p-value is {round(floor * (m + 1))}/"
+                            f"{m + 1} = {floor:.3g}, and no row can be flagged, however far out"]
     return out
 
 
