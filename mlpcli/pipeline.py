@@ -23,11 +23,13 @@ from .calibration import Calibration
 from .config import TrainOptions
 from .errors import DataError
 from .model_io import Model
+from .model_summary import is_weighted
 from .model_selection import crossfit
 from .model_selection.splits import summarize_folds
 from .parallel import beside, import_beside, member_plan
 
-__all__ = ["TrainOutcome", "train", "train_dataset", "load_dataset", "refit_tuned", "held_out_caveat"]
+__all__ = ["TrainOutcome", "train", "train_dataset", "load_dataset", "refit_tuned", "held_out_caveat",
+           "held_out_warnings"]
 
 # Held-out metrics are rough when one sample more or less right moves the balanced accuracy by this much
 # (a binary task with 20 held-out samples of its rarer class), or, for regression, below this many samples.
@@ -193,6 +195,10 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                 model.fit[f"held_out_{part}"] = [{k: v for k, v in row.items() if v is None or
                                                   isinstance(v, (int, float, str))} for row in val_metrics[part]]
         caveat = held_out_caveat(ds.task, fitted.scored.y, ds.classes)
+        warnings += held_out_warnings(ds.task, fitted.scored.y, fitted.proba, ds.classes, val_metrics,
+                                      model.fit["held_out"], weighted=is_weighted(model.config),
+                                      calibrated=fitted.calibration is not None,
+                                      converged=any(m["stopped_early"] for m in fitted.members))
         if caveat:
             notes.append(f"rough held-out metrics: {val_metrics['n']} {model.fit['held_out']} samples, and {caveat}")
         diagnosis = _diagnose(fitted.history, baseline, resolved, model)
@@ -259,6 +265,57 @@ def held_out_caveat(task: str, y: np.ndarray, classes: list) -> str | None:
     if step < ROUGH_STEP:
         return None
     return f"{what} more or less right moves the balanced accuracy by {step:.3f}"
+
+
+# The rarest class's share below which a model that predicts one class for every sample is told of
+# --class-weight: 33 positives in 2,000 (1.65 %) gave balanced accuracy 0.500 and F1 0 by default, 0.627 with it.
+IMBALANCED_SHARE = 0.2
+
+
+def held_out_warnings(task: str, y: np.ndarray, proba: np.ndarray, classes: list, val_metrics: dict, held_out: str,
+                      weighted: bool = False, calibrated: bool = True, converged: bool = True) -> list[str]:
+    """What the held-out predictions (``y`` class indices (n,), ``proba`` as ``Model.predict_output`` gives them)
+    show that the metrics alone do not say, for a binary or multiclass model: that it predicts one class for every
+    sample (2 % positives: balanced accuracy 0.500, F1 0, no word of why), and that its probabilities are worse than
+    always predicting the class shares (a log loss above the prior's: 60 samples of 20,000 genes gave 2.01 against
+    1.10, uncalibrated). ``held_out``: "out-of-fold" or "validation"; ``weighted``: trained with class weights,
+    whose probabilities are shifted towards the rare classes on purpose (no log-loss warning then); ``converged``:
+    some network stopped early, on its validation loss (a run cut short by --epochs, whose network has barely
+    moved from its random start, is the learning-curve diagnosis's to judge, not these warnings')."""
+    if task not in ("binary", "multiclass") or not converged:
+        return []
+    y = np.asarray(y).reshape(-1).astype(np.int64)
+    counts = np.bincount(y, minlength=len(classes))
+    present = np.flatnonzero(counts)
+    if present.size < 2 or len(y) == 0:
+        return []
+    out = []
+    ba = val_metrics.get("balanced_accuracy")
+    ba = f"balanced accuracy {ba:.3f}" if ba is not None and np.isfinite(ba) else "balanced accuracy undefined"
+    pred = metrics.class_proba(task, np.asarray(proba)).argmax(axis=1)
+    if np.unique(pred).size == 1:
+        rarest = present[np.argmin(counts[present])]
+        auc = val_metrics.get("roc_auc" if task == "binary" else "roc_auc_ovr")
+        ranks = (f", although its ROC AUC is {auc:.3f}: it ranks the samples better than it labels them"
+                 if auc is not None and np.isfinite(auc) and auc >= 0.6 else "")
+        share = counts[rarest] / len(y)
+        if share < IMBALANCED_SHARE and not weighted:
+            remedy = (f"the classes are imbalanced ({counts[rarest]} of {len(y)} samples are {str(classes[rarest])!r})"
+                      " — train with --class-weight balanced, or choose a --threshold for predict and evaluate")
+        else:
+            remedy = "the features separate the classes too little for this model at this size"
+        out.append(f"the model predicts {str(classes[pred[0]])!r} for every one of the {len(y)} {held_out} samples "
+                   f"({ba}{ranks}); {remedy}")
+    logloss = val_metrics.get("log_loss")
+    if not weighted and logloss is not None and np.isfinite(logloss):
+        shares = counts[present] / len(y)
+        prior = float(-np.sum(shares * np.log(shares)))  # always predicting the held-out rows' own class shares
+        if logloss > prior:
+            why = "" if calibrated else ", and it is not calibrated (see the notes)"
+            out.append(f"the {held_out} log loss {logloss:.3f} is worse than always predicting the class shares "
+                       f"({prior:.3f}): the model's probabilities are overconfident{why}; do not read them as the chances "
+                       "of each class")
+    return out
 
 
 def _mean_baseline(baselines: list[dict]) -> dict:

@@ -249,3 +249,22 @@ def test_auto_input_noise_is_for_standardised_features(tmp_path):
 
     assert any(n > 0 for n in noises())  # p > n: the noisy candidate, on standardised features
     assert all(n == 0 for n in noises("--no-standardize"))
+
+
+def test_cv_shows_ood_as_not_available_where_a_fold_model_cannot_flag(tmp_path):
+    """A fold model with fewer than 99 held-out patients cannot flag anything at p < 0.01: its OOD cell read 0.000,
+    as if a shifted site resembled training. It reads n/a, with the reason once under the table."""
+    rng = np.random.default_rng(6)
+    rows = []
+    for p in range(40):
+        label, site = ("a", "b")[p % 2], ("S1", "S2")[(p // 2) % 2]
+        x = rng.normal(size=5) + (0.8 if label == "b" else 0.0) + (3.0 if site == "S2" else 0.0)
+        rows.append({"sample_id": f"P{p}", "patient_id": f"P{p}", "batch": site, "label": label,
+                     **{f"g{j}": x[j] for j in range(5)}})
+    path = tmp_path / "sites.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    res = run(["cv", str(path), "--leave-batch-out", "--hidden", "4", "--epochs", "5", "--member-folds", "2",
+               "--no-baseline"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "n/a" in text and "OOD n/a in 2 folds" in text and "0.01" in text

@@ -177,8 +177,10 @@ def _fold_table(result) -> Table:
             row.append(fmt_metric(result.metric, f.baseline.score))
         if trust:
             t = f.trust or {}
+            # a fold model whose smallest p-value is not below alpha cannot flag anything: n/a, not a rate of 0
+            blind = t.get("ood_floor") is not None and t.get("ood_alpha") is not None and t["ood_floor"] >= t["ood_alpha"]
             row += [fmt_metric("coverage", t.get(coverage_key)), fmt(t.get("mean_set_size")),
-                    fmt_metric("ood_rate", t.get("ood_rate"))]
+                    "n/a" if blind else fmt_metric("ood_rate", t.get("ood_rate"))]
         table.add_row(*row)
     summary = result.summary()
     lead = [""] if result.repeats > 1 else []
@@ -373,6 +375,11 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, baseline,
     if any(f.trust is not None for f in result.folds):
         con.print(f"{inner_words}; cov@: share of held-out samples whose prediction set holds the true class; OOD: "
                   "share flagged out-of-distribution (p < 0.01)", soft_wrap=True, style="dim")
+        blind = [(cv_lib.fold_name(f, result.repeats > 1), f.trust["notes"]) for f in result.folds
+                 if f.trust is not None and f.trust.get("notes")]
+        if blind:  # said for the first such fold: the others differ only in their counts
+            where, notes = blind[0]
+            con.print(f"OOD n/a in {len(blind)} fold{'s' * (len(blind) > 1)}: {where}: {notes[0]}", soft_wrap=True)
     elif leave_batch_out:
         con.print(inner_words, soft_wrap=True, style="dim")
     if leave_batch_out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import shlex
 import time
 
 import click
@@ -112,7 +113,9 @@ def _split_table(split: dict, members: list[dict], folds: int = 1, multilabel: b
     else:
         title = f"Split: {split['strategy']}"
         sides = ("training", "validation")
-    table = Table(title=title, title_justify="left")
+    # at least as wide as its title, which rich wraps to the table's width: a narrow table of 60 samples broke
+    # "StratifiedGroupKFold by patient_id, 5 folds — each sample held out by exactly one member" over two lines
+    table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("")
     table.add_column(sides[0], justify="right")
     table.add_column(sides[1], justify="right")
@@ -206,8 +209,12 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     if outcome.diagnosis is not None:
         d = outcome.diagnosis
         curves = " (members' mean curves)" if len(members) > 1 else ""
+        # the remedies are diagnose's to show (README: each run is labelled "with the evidence and the remedy"):
+        # a verdict other than good_fit says where they are rather than leaving the user at the label
+        target = "MODEL" if on_standard_output(out_path) else shlex.quote(out_path)
+        remedies = f" Remedies: mlpcli diagnose {target}" if d.label != "good_fit" and d.advice else ""
         table.add_row("learning curves", f"{d.label}{curves}" + (f" (runner-up: {d.runner_up})" if d.runner_up else "")
-                      + f" — {d.summary}")
+                      + f" — {d.summary}{remedies}")
     wall = f", {fmt(wall_seconds, 'seconds')} s in all (reading the table, training, writing the model)" \
         if wall_seconds is not None else ""
     table.add_row("time", f"{fmt(outcome.seconds, 'seconds')} s training{wall}")
