@@ -328,7 +328,7 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
         errors.append(se)
         if c.score > best.score + margins[-1]:
             best = c
-    from_se = 0 < max(errors) >= max(margins)  # the largest margin shown is a standard error, not the tie margin
+    from_se = [0 < e >= m for e, m in zip(errors, margins)]  # each margin: a standard error, or the tie margin
     table = [{"hidden": list(c.spec.hidden), "augment_noise": _noise_used(c.runs) if c.runs else c.spec.augment_noise,
               "score": None if not np.isfinite(c.score) else c.score} for c in cands]
     fmt = ".4g" if regression else ".3f"
@@ -336,11 +336,19 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
     if regression and y is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1:
         shown = f"RMSE of the {np.shape(y)[1]} targets in units of their SDs: {shown}"
     relative = f"{TIE * 100:g} % of the simpler one's RMSE; " if regression else ""
-    why = ("one standard error of the difference" if from_se else
-           "the tie margin" + ("" if task in data.CLASSIFICATION_TASKS else
-                               f" ({relative}no standard error is computed for {task} scores)"))
+    if all(from_se):
+        why = "one standard error of the paired difference" + (" each" if len(margins) > 1 else "")
+    elif any(from_se):
+        why = "each the larger of the tie margin and one standard error of the paired difference"
+    else:
+        why = "the tie margin" + ("" if task in data.CLASSIFICATION_TASKS else
+                                  f" ({relative}no standard error is computed for {task} scores)")
+    # each candidate is compared with the one chosen so far, each comparison with its own margin
+    margin_words = (f"must win by more than {margins[0]:{fmt}}" if len(margins) == 1 else
+                    "must beat the one chosen before it by more than its margin: " + ", ".join(
+                        f"{c.spec.describe()} {m:{fmt}}" for c, m in zip(cands[1:], margins)))
     notes.append(f"--hidden auto: {best.spec.describe()} chosen by {what} ({shown}; a more complex candidate "
-                 f"must win by more than {max(margins):{fmt}}, {why})")
+                 f"{margin_words}; {why})")
     return best, table
 
 

@@ -173,7 +173,8 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
         n_class_groups = len(np.unique(members))
         if n_class_groups < 2:
             raise DataError(
-                f"class {_class_label(dataset, c)!r} has {len(members)} samples, all from 1 group in {gname!r}; "
+                f"class {_class_label(dataset, c)!r} has {len(members)} sample{'s' * (len(members) != 1)}, "
+                f"{'all ' * (len(members) != 1)}from 1 group in {gname!r}; "
                 "it cannot appear on both the training and validation sides — merge or drop the class, or add "
                 "samples from more groups"
             )
