@@ -767,6 +767,19 @@ class _Fields:
         self.text(fit.get("metric"), "fit.metric", optional=True)
         self.text(fit.get("held_out"), "fit.held_out", optional=True)
         self.scalars(_given(fit.get("held_out_metrics"), {}), "fit.held_out_metrics")
+        interval = fit.get("held_out_interval")
+        if interval is not None:  # the main metric's bootstrap interval
+            self.mapping(interval, "fit.held_out_interval")
+            self.text(interval.get("metric"), "fit.held_out_interval.metric")
+            ci = interval.get("ci")
+            if ci is not None:
+                for i, v in enumerate(self.listing(ci, "fit.held_out_interval.ci", 2, 2)):
+                    self.number(v, f"fit.held_out_interval.ci[{i}]")
+            self.number(interval.get("level"), "fit.held_out_interval.level", 0.0, 1.0, lo_open=True, hi_open=True)
+            self.whole(interval.get("resamples"), "fit.held_out_interval.resamples", 0, 2**31)
+            self.whole(interval.get("n_units"), "fit.held_out_interval.n_units", 0, 2**63 - 1)
+            self.whole(interval.get("n"), "fit.held_out_interval.n", 0, 2**63 - 1)
+            self.text(interval.get("units"), "fit.held_out_interval.units")
         for part in ("held_out_per_target", "held_out_per_label"):
             for i, row in enumerate(self.listing(_given(fit.get(part), []), f"fit.{part}")):
                 self.scalars(row, f"fit.{part}[{i}]")

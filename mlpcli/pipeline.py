@@ -25,6 +25,7 @@ from .errors import DataError
 from .model_io import Model
 from .model_summary import is_weighted
 from .model_selection import crossfit
+from .model_selection.pooled import PooledEstimate, pooled_estimate
 from .model_selection.splits import summarize_folds
 from .parallel import beside, import_beside, member_plan
 
@@ -48,6 +49,8 @@ class TrainOutcome:
     seconds: float = 0.0  # wall time of the training (reading the table excluded)
     # why the held-out metrics are rough (``held_out_caveat``: few samples, or few of one class); None when not
     metrics_caveat: str | None = None
+    # the main held-out metric's percentile bootstrap interval, resampling patients (``pooled.pooled_estimate``)
+    interval: PooledEstimate | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -194,6 +197,11 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
             if val_metrics.get(part):
                 model.fit[f"held_out_{part}"] = [{k: v for k, v in row.items() if v is None or
                                                   isinstance(v, (int, float, str))} for row in val_metrics[part]]
+        # the main metric's 95 % interval, resampling patients (the scored rows' groups): what it could be on other
+        # patients of the same kind, given these networks
+        interval = pooled_estimate(ds.task, fitted.scored.y, [(np.arange(len(fitted.proba)), fitted.proba)],
+                                   len(ds.classes), fitted.scored.groups, seed=options.seed)
+        model.fit["held_out_interval"] = {k: v for k, v in interval.to_dict().items() if k != "value"}
         caveat = held_out_caveat(ds.task, fitted.scored.y, ds.classes)
         warnings += held_out_warnings(ds.task, fitted.scored.y, fitted.proba, ds.classes, val_metrics,
                                       model.fit["held_out"], weighted=is_weighted(model.config),
@@ -206,7 +214,8 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
             model.extra["diagnosis"] = diagnosis.to_dict()
         model.training_rows = seen()
     return TrainOutcome(model=model, fitted=fitted, val_metrics=val_metrics, notes=notes, warnings=warnings,
-                        diagnosis=diagnosis, seconds=time.perf_counter() - started, metrics_caveat=caveat)
+                        diagnosis=diagnosis, seconds=time.perf_counter() - started, metrics_caveat=caveat,
+                        interval=interval)
 
 
 def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> np.ndarray:

@@ -105,3 +105,46 @@ def test_cv_prints_and_returns_the_pooled_estimate_of_its_oof_predictions(tmp_pa
                "--leave-batch-out", "--json"])
     assert res.exit_code == 0, res.output
     assert "pooled" not in json.loads(res.stdout)
+
+
+def test_train_gives_the_held_out_metric_an_interval_over_patients(tmp_path):
+    """train's summary, --json, the model file and info give the main held-out metric its 95 % bootstrap interval
+    resampling patients: pooled_estimate of the out-of-fold predictions. A damaged interval in a model file is
+    refused by name."""
+    from model_files import rewrite_model
+
+    from mlpcli import model_io
+    from mlpcli.errors import ModelFileError
+
+    rng = np.random.default_rng(8)
+    rows = []
+    for p in range(24):
+        label = ("a", "b", "c")[p % 3]
+        for s in range(2):
+            x = rng.normal(size=5) + {"a": 0.0, "b": 1.0, "c": 2.0}[label] * np.eye(5)[p % 3]
+            rows.append({"sample_id": f"P{p}_{s}", "patient_id": f"P{p}", "label": label,
+                         **{f"g{j}": x[j] for j in range(5)}})
+    path, oof, model = tmp_path / "t.csv", tmp_path / "oof.csv", tmp_path / "m.mlp"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    res = run(["train", str(path), "--hidden", "4", "--epochs", "5", "--folds", "3", "-o", str(model), "--oof",
+               str(oof), "--json"])
+    assert res.exit_code == 0, res.output
+    interval = json.loads(res.stdout)["interval"]
+    held = pd.read_csv(oof)
+    y = held["label"].map({"a": 0, "b": 1, "c": 2}).to_numpy()
+    expected = pooled_estimate("multiclass", y, [(np.arange(len(y)), held[["prob_a", "prob_b", "prob_c"]].to_numpy())],
+                               3, held["patient_id"].to_numpy(), seed=0)
+    assert interval["ci"] == pytest.approx(expected.ci, abs=1e-6) and interval["n_units"] == 24
+    assert interval["units"] == "patients"
+    text = " ".join(run(["info", str(model)]).output.split())
+    assert "balanced accuracy 95 % CI" in text and "resamples of the 24 patients" in text
+    text = " ".join(run(["train", str(path), "--hidden", "4", "--epochs", "5", "--folds", "3", "-o",
+                         str(model)]).output.split())
+    assert "(95 % CI " in text
+
+    def damage(meta):
+        meta["fit"]["held_out_interval"]["ci"] = ["low", "high"]
+
+    bad = rewrite_model(model, tmp_path / "bad.mlp", damage, lambda a: a)
+    with pytest.raises(ModelFileError, match="held_out_interval.ci"):
+        model_io.load(bad)

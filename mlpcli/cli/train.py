@@ -14,7 +14,7 @@ from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
-    distinct_files, fmt, fmt_metric, handle_errors, interrupted_exit, json_option, on_standard_output,
+    distinct_files, fmt, fmt_interval, fmt_metric, handle_errors, interrupted_exit, json_option, on_standard_output,
     one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
     threads_context, threads_option, warn_workers, write_together,
 )
@@ -192,9 +192,20 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     m = outcome.val_metrics
     where = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
     shown = [k for k in metrics.HEADLINE_METRICS[model.task] if k in m or model.task != "regression"]
-    table.add_row(f"{where} metrics", ", ".join(f"{display_name(k)} {fmt_metric(k, m.get(k))}" for k in shown))
+    interval = outcome.interval  # the main metric's bootstrap interval over patients
+
+    def shown_metric(k: str) -> str:
+        text = f"{display_name(k)} {fmt_metric(k, m.get(k))}"
+        if interval is not None and interval.ci is not None and k == interval.metric:
+            text += f" ({interval.level:.0%} CI {fmt_interval(k, interval.ci)})".replace("%", " %", 1)
+        return text
+
+    table.add_row(f"{where} metrics", ", ".join(shown_metric(k) for k in shown))
     # what the metrics rest on, beside them: twelve samples' "balanced accuracy 0.667" read as a finding
     scored = f"{m.get('n')}" + (f"; rough: {outcome.metrics_caveat}" if outcome.metrics_caveat else "")
+    if interval is not None and interval.ci is not None:
+        scored += (f"; the interval from {interval.resamples:,} bootstrap resamples of the "
+                   f"{interval.n_units:,} {interval.units}")
     if m.get("per_target"):
         scored += f"; RMSE and MAE above are pooled over the {len(m['per_target'])} targets' units, each below"
     table.add_row(f"{where} samples", scored)
@@ -352,6 +363,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
             "network": network_summary(outcome.model),
             "split": outcome.model.split, "fit": outcome.model.fit, "baseline": outcome.model.baseline,
             "validation_metrics": outcome.val_metrics,
+            "interval": outcome.interval.to_dict() if outcome.interval is not None else None,
             "held_out": "out-of-fold" if outcome.model.is_ensemble or outcome.fitted.refit_epochs else "validation",
             "metrics_caveat": outcome.metrics_caveat,
             "calibration": outcome.calibration.to_dict() if outcome.calibration else None,
