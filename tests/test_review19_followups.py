@@ -272,3 +272,15 @@ def test_cv_shows_ood_as_not_available_where_a_fold_model_cannot_flag(tmp_path):
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "n/a" in text and "OOD n/a in 2 folds" in text and "0.01" in text
+
+
+def test_bootstrap_workers_are_the_idle_cores():
+    """evaluate --bootstrap's default worker processes: the cores the load leaves idle (this process counted), from
+    200 resamples on; all of them lost to serial on a busy machine."""
+    from mlpcli.predict.evaluation import bootstrap_workers
+
+    assert bootstrap_workers(199, cores=4, load=0.0) == 1  # few resamples: serial
+    assert bootstrap_workers(200, cores=2, load=1.0) == 2  # only this process running
+    assert bootstrap_workers(200, cores=2, load=1.6) == 1  # another job on the second core
+    assert bootstrap_workers(1000, cores=2, load=6.0) == 1
+    assert bootstrap_workers(1000, cores=4, load=2.2) == 2

@@ -236,8 +236,8 @@ def render(result, model_path: str, data_file: str) -> None:
               callback=named_file,
               help="Also write the JSON document to this file (- for standard output, instead of the tables).")
 @threads_option(extra="With --bootstrap it is also the number of worker processes the resamples are spread over "
-                      "(left out: the usable cores, up to 4, from 200 resamples on; the figures are the same either "
-                      "way).")
+                      "(left out: from 200 resamples on, the cores the machine leaves idle by its load average, up to "
+                      "4; the figures are the same either way).")
 @quiet_option
 @json_option
 @debug_option
