@@ -284,3 +284,26 @@ def test_bootstrap_workers_are_the_idle_cores():
     assert bootstrap_workers(200, cores=2, load=1.6) == 1  # another job on the second core
     assert bootstrap_workers(1000, cores=2, load=6.0) == 1
     assert bootstrap_workers(1000, cores=4, load=2.2) == 2
+
+
+def test_cv_ood_alpha_sets_the_level_a_fold_model_can_flag_at(tmp_path):
+    """cv counted OOD rows at p < 0.01 only, which a fold model with few held-out patients cannot reach; --ood-alpha
+    chooses the level (the site held out is far from training: flagged at 0.2), and needs the trust figures."""
+    from cli_helpers import assert_clean_error
+
+    rng = np.random.default_rng(6)
+    rows = []
+    for p in range(40):
+        label, site = ("a", "b")[p % 2], ("S1", "S2")[(p // 2) % 2]
+        x = rng.normal(size=5) + (0.8 if label == "b" else 0.0) + (3.0 if site == "S2" else 0.0)
+        rows.append({"sample_id": f"P{p}", "patient_id": f"P{p}", "batch": site, "label": label,
+                     **{f"g{j}": x[j] for j in range(5)}})
+    path = tmp_path / "sites.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    args = ["cv", str(path), "--hidden", "4", "--epochs", "5", "--member-folds", "2", "--no-baseline"]
+    res = run([*args, "--leave-batch-out", "--ood-alpha", "0.2", "--json"])
+    assert res.exit_code == 0, res.output
+    folds = json.loads(res.stdout)["per_fold"]
+    assert all(f["trust"]["ood_alpha"] == 0.2 and not f["trust"]["notes"] for f in folds)
+    assert max(f["trust"]["ood_rate"] for f in folds) > 0.5  # a site 3 SD away, flagged once the level allows
+    assert_clean_error(run([*args, "--ood-alpha", "0.2"]), "--ood-alpha", "--coverage", code=2)

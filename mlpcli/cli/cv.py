@@ -271,6 +271,9 @@ def pooled_line(pooled, repeats: int) -> str:
 @click.option("--coverage", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, metavar="LEVEL",
               help="Report each fold's prediction-set coverage at this level, set size and OOD rate "
                    "(classifiers)  [default with --leave-batch-out: 0.9]")
+@click.option("--ood-alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, metavar="P",
+              help="With --coverage or --leave-batch-out: a test row is counted out-of-distribution below this "
+                   "p-value (a fold model with m held-out patients cannot go below 1/(m + 1))  [default: 0.01]")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also fit a linear model on every fold (logistic regression, L2, C=1; ridge for regression) on the "
                    "same rows and preprocessing, and report it beside the network: the field's honest yardstick.")
@@ -280,8 +283,8 @@ def pooled_line(pooled, repeats: int) -> str:
 @json_option
 @debug_option
 @handle_errors
-def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, baseline, n_jobs, backend, scheduler, threads,
-       quiet, as_json, debug, **params):
+def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha, baseline, n_jobs, backend, scheduler,
+       threads, quiet, as_json, debug, **params):
     """Cross-validate what `mlpcli train` ships, with grouped K-fold (stratified for class targets).
 
     No group (--group, default patient_id) is in both the training and the test part of a fold
@@ -317,6 +320,9 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, baseline,
         raise click.UsageError("--folds does not apply to --leave-batch-out: there is one fold per batch")
     if leave_batch_out and repeats != 1:
         raise click.UsageError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")
+    if ood_alpha is not None and coverage is None and not leave_batch_out:
+        raise click.UsageError("--ood-alpha sets the level of the trust figures' OOD rate: add --coverage LEVEL or "
+                               "--leave-batch-out")
     options = options_from_params(params)
     oof_path = stdout_alias(oof_path)  # /dev/stdout is "-"
     one_stdout_writer({"--oof -": oof_path == "-", "--json": as_json})
@@ -343,7 +349,8 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, baseline,
     with FitProgress("folds", quiet) as progress:
         result = cv_lib.cross_validate(ds, options, folds=folds, repeats=repeats, plan=plan,
                                        keep_predictions=True, progress=progress,  # the pooled estimate's
-                                       leave_batch_out=leave_batch_out, coverage=coverage, baseline=baseline)
+                                       leave_batch_out=leave_batch_out, coverage=coverage, baseline=baseline,
+                                       ood_alpha=0.01 if ood_alpha is None else ood_alpha)
     # --val-size is read by one network per fold; --member-folds auto resolved to an ensemble in every fold leaves it
     # without effect (a note, as train's): it was dropped without a word
     from ..config import unused_once_resolved
@@ -374,7 +381,8 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, baseline,
                                                      "score on its validation split") + " within its own training part")
     if any(f.trust is not None for f in result.folds):
         con.print(f"{inner_words}; cov@: share of held-out samples whose prediction set holds the true class; OOD: "
-                  "share flagged out-of-distribution (p < 0.01)", soft_wrap=True, style="dim")
+                  f"share flagged out-of-distribution (p < {0.01 if ood_alpha is None else ood_alpha:g})", soft_wrap=True,
+                  style="dim")
         blind = [(cv_lib.fold_name(f, result.repeats > 1), f.trust["notes"]) for f in result.folds
                  if f.trust is not None and f.trust.get("notes")]
         if blind:  # said for the first such fold: the others differ only in their counts

@@ -77,7 +77,7 @@ def _n_groups(ds: data.Dataset, rows: np.ndarray) -> int | None:
 
 def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarray, options: TrainOptions,
                   label: tuple = (), keep_predictions: bool = False, trust_level: float | None = None,
-                  held_out: str | None = None, baseline: bool = False) -> FoldScore:
+                  held_out: str | None = None, baseline: bool = False, ood_alpha: float = 0.01) -> FoldScore:
     """Train on ``train_rows`` of ``ds`` exactly as ``mlpcli train`` would (``fit_model``: its members,
     their early stopping, the portfolio choice and the calibration all inside the training rows) and
     score on ``test_rows``.
@@ -108,7 +108,7 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         # cross-fitted members that chose its epochs (counting those called it an ensemble)
         proba=proba if keep_predictions else None, members=len(fitted.model.members),
         hidden=list(fitted.options.hidden), epoch_cap=int(fitted.runs[0].options.epochs), held_out=held_out,
-        trust=_fold_trust(fitted, test_ds, trust_level, logits) if trusting else None,
+        trust=_fold_trust(fitted, test_ds, trust_level, logits, ood_alpha) if trusting else None,
         # leave-batch-out compares it with the held-out batch for every task (a regression had no comparison)
         inner_score=_inner_score(fitted) if trusting or held_out is not None else None,
         baseline=linear_baseline(train_ds, test_ds, fitted.options) if baseline else None,
@@ -136,10 +136,11 @@ def fold_name(f: Fold | FoldScore, repeated: bool) -> str:
     return f"repeat {f.repeat + 1} fold {f.fold + 1}" if repeated else f"fold {f.fold + 1}"
 
 
-def _fold_trust(fitted, test_ds: data.Dataset, level: float, logits: list) -> dict:
+def _fold_trust(fitted, test_ds: data.Dataset, level: float, logits: list, alpha: float = 0.01) -> dict:
     from ..predict.trust import held_out_trust
 
-    return held_out_trust(fitted.model, test_ds.X, test_ds.y, level, member_logits=logits, groups=test_ds.groups)
+    return held_out_trust(fitted.model, test_ds.X, test_ds.y, level, alpha, member_logits=logits,
+                          groups=test_ds.groups)
 
 
 def _inner_score(fitted) -> float | None:
@@ -302,7 +303,8 @@ def with_seed(options: TrainOptions, repeat: int) -> TrainOptions:
 
 def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats: int = 1, plan: Plan = Plan(),
                    keep_predictions: bool = True, progress: Callable[[int, int], None] | None = None,
-                   leave_batch_out: bool = False, coverage: float | None = None, baseline: bool = False) -> CVResult:
+                   leave_batch_out: bool = False, coverage: float | None = None, baseline: bool = False,
+                   ood_alpha: float = 0.01) -> CVResult:
     """Grouped (stratified) K-fold cross-validation of the model ``options`` describe.
 
     Each fold trains a fresh model on its training part (preprocessing and early stopping inside
@@ -314,6 +316,9 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     the prediction sets' coverage at ``coverage`` (default 0.9), their size and the out-of-distribution
     rate, beside the fold model's own out-of-fold score on its training batches. ``coverage`` alone adds the
     same to ordinary folds.
+
+    ``ood_alpha``: the p-value below which a test row counts as out-of-distribution in the trust figures (a fold
+    model with few held-out patients cannot flag anything at 0.01: ``FoldScore.trust["notes"]`` says so).
 
     ``baseline``: also fit the linear baseline (``baseline.linear_baseline``: logistic or ridge regression on
     the same preprocessing) on every fold's training part and score it on the same test part
@@ -337,7 +342,8 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     check_training_parts(ds, fold_list)  # before any fit: a class the fold's early stopping cannot hold out
     repeated = repeats > 1
     tasks = [(fit_fold, (fold_name(f, repeated), ds, f.train, f.test, with_seed(options, f.repeat),
-                         ("cv", f.repeat, f.fold), keep_predictions, coverage, f.held_out, baseline)) for f in fold_list]
+                         ("cv", f.repeat, f.fold), keep_predictions, coverage, f.held_out, baseline, ood_alpha))
+             for f in fold_list]
     check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)
