@@ -255,9 +255,9 @@ def test_auto_input_noise_is_for_standardised_features(tmp_path):
     assert all(n == 0 for n in noises("--no-standardize"))
 
 
-def test_cv_shows_ood_as_not_available_where_a_fold_model_cannot_flag(tmp_path):
-    """A fold model with fewer than 99 held-out patients cannot flag anything at p < 0.01: its OOD cell read 0.000,
-    as if a shifted site resembled training. It reads n/a, with the reason once under the table."""
+def _two_sites(tmp_path):
+    """40 patients of two classes at two sites, site S2 shifted 3 SD in every gene: a table of one sample a patient,
+    whose leave-batch-out fold models hold out about 20 patients each (too few to flag at p < 0.01)."""
     rng = np.random.default_rng(6)
     rows = []
     for p in range(40):
@@ -267,6 +267,13 @@ def test_cv_shows_ood_as_not_available_where_a_fold_model_cannot_flag(tmp_path):
                      **{f"g{j}": x[j] for j in range(5)}})
     path = tmp_path / "sites.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_cv_shows_ood_as_not_available_where_a_fold_model_cannot_flag(tmp_path):
+    """A fold model with fewer than 99 held-out patients cannot flag anything at p < 0.01: its OOD cell read 0.000,
+    as if a shifted site resembled training. It reads n/a, with the reason once under the table."""
+    path = _two_sites(tmp_path)
     res = run(["cv", str(path), "--leave-batch-out", "--hidden", "4", "--epochs", "5", "--member-folds", "2",
                "--no-baseline"])
     assert res.exit_code == 0, res.output
@@ -291,15 +298,7 @@ def test_cv_ood_alpha_sets_the_level_a_fold_model_can_flag_at(tmp_path):
     chooses the level (the site held out is far from training: flagged at 0.2), and needs the trust figures."""
     from cli_helpers import assert_clean_error
 
-    rng = np.random.default_rng(6)
-    rows = []
-    for p in range(40):
-        label, site = ("a", "b")[p % 2], ("S1", "S2")[(p // 2) % 2]
-        x = rng.normal(size=5) + (0.8 if label == "b" else 0.0) + (3.0 if site == "S2" else 0.0)
-        rows.append({"sample_id": f"P{p}", "patient_id": f"P{p}", "batch": site, "label": label,
-                     **{f"g{j}": x[j] for j in range(5)}})
-    path = tmp_path / "sites.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
+    path = _two_sites(tmp_path)
     args = ["cv", str(path), "--hidden", "4", "--epochs", "5", "--member-folds", "2", "--no-baseline"]
     res = run([*args, "--leave-batch-out", "--ood-alpha", "0.2", "--json"])
     assert res.exit_code == 0, res.output

@@ -228,6 +228,18 @@ def _table_rows(name: str, scores: np.ndarray, mean_abs: np.ndarray, direction: 
 # ── integrated gradients ─────────────────────────────────────────────────────────────────────────────────
 
 
+def _record(name: str, table_rows: list[dict], summary: dict, rows: list, stability: dict, short: dict) -> None:
+    """Add one class's (label's, target's) ranking to the explanation being built: its rows, its stability summary
+    with the genes in the top K of fewer than half the members or resamples flagged (none without them: the overlap
+    is NaN), and, in ``short``, how many of its genes score above 0 when fewer than the rows shown."""
+    summary["flagged"] = [r["feature"] for r in table_rows if r["member_overlap"] < 0.5]
+    stability[name] = summary
+    rows += table_rows
+    positive = sum(r["score"] > 0 for r in table_rows)
+    if positive < len(table_rows):
+        short[name] = positive
+
+
 def _integers_name_classes(model: Model) -> bool:
     """Whether an integer label can name a class of ``model``: a number (1, 1.0, or "01", which evaluate matches
     to the label 1) or a boolean (1 == True)."""
@@ -579,12 +591,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         else:
             summary, share = _stability(member_sums[:, c] / n_c, used, feats, top, "member", seed=seed)
         table_rows = _table_rows(names[c], score, abs_sums[c] / n_c, dirs[c], pos[c] / n_c, share, used, feats, top)
-        summary["flagged"] = [r["feature"] for r in table_rows if r["member_overlap"] < 0.5]
-        stability[names[c]] = summary
-        rows += table_rows
-        positive = sum(r["score"] > 0 for r in table_rows)
-        if positive < len(table_rows):
-            short[names[c]] = positive
+        _record(names[c], table_rows, summary, rows, stability, short)
     table = pd.DataFrame(rows, columns=COLUMNS)
     notes = extra + _filled_note(unranked) + _short_note(short, top, "ig") + _correlated_note(
         X[explained], feats, table[table["score"] > 0], "ig")
@@ -874,12 +881,7 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
             summary = {"unit": None, "n": 0, "top": None, "mean_overlap": None, "mean_spearman": None}
         table_rows = _table_rows(names[c], score, np.abs(drops[:, :, c]).mean(axis=0), None,
                                  (drops[:, :, c] > 0).mean(axis=0), share, used, feats, top)
-        summary["flagged"] = [r["feature"] for r in table_rows if share is not None and r["member_overlap"] < 0.5]
-        stability[names[c]] = summary
-        rows += table_rows
-        positive = sum(r["score"] > 0 for r in table_rows)
-        if positive < len(table_rows):
-            short[names[c]] = positive
+        _record(names[c], table_rows, summary, rows, stability, short)
     if multilabel:
         overall = drops[:, :, present].mean(axis=2).mean(axis=0)
         what = ("the drop of the label's balanced accuracy (at probability 0.5) when the gene is shuffled (their mean "
@@ -985,12 +987,7 @@ def _ig_regression(model: Model, X: np.ndarray, feats: list[str], features, used
             summary, share = _stability(member_abs[:, i] / n, used, feats, top, "member", seed=seed)
         fraction = np.where(dirs[i] >= 0, ups[i], downs[i]) / n
         table_rows = _table_rows(names[t], score, score, dirs[i], fraction, share, used, feats, top)
-        summary["flagged"] = [r["feature"] for r in table_rows if r["member_overlap"] < 0.5]
-        stability[names[t]] = summary
-        rows += table_rows
-        positive = sum(r["score"] > 0 for r in table_rows)
-        if positive < len(table_rows):
-            short[names[t]] = positive
+        _record(names[t], table_rows, summary, rows, stability, short)
     table = pd.DataFrame(rows, columns=COLUMNS)
     at_baseline = ", ".join(f"{names[t]} {fb[i]:.4g}" for i, t in enumerate(wanted))
     notes = [f"regression: genes ranked per target by their mean |attribution| over all {n} samples, in the "
@@ -1032,12 +1029,7 @@ def _permutation_regression(model: Model, X: np.ndarray, Y: np.ndarray, feats, u
             summary = {"unit": None, "n": 0, "top": None, "mean_overlap": None, "mean_spearman": None}
         table_rows = _table_rows(names[t], score, np.abs(drops[:, :, t]).mean(axis=0), effects[:, t],
                                  (drops[:, :, t] > 0).mean(axis=0), share, used, feats, top)
-        summary["flagged"] = [r["feature"] for r in table_rows if share is not None and r["member_overlap"] < 0.5]
-        stability[names[t]] = summary
-        rows += table_rows
-        positive = sum(r["score"] > 0 for r in table_rows)
-        if positive < len(table_rows):
-            short[names[t]] = positive
+        _record(names[t], table_rows, summary, rows, stability, short)
     predicted = model.predict_output(X, features=list(feats))
     rmse = np.sqrt(np.mean((predicted[:, wanted] - Y[:, wanted]) ** 2, axis=0))
     notes = ["permutation importance is only honest on held-out samples (not the training table), and genes that "
