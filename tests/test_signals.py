@@ -488,6 +488,13 @@ class AtTeardown:
         os.kill(os.getpid(), signal.SIGINT)
 
 
+class Sender:
+    def __del__(self):  # where Python cannot propagate an exception: it prints "Exception ignored in ..."
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+
+
 def in_mkstemp(frame, event, arg):  # tempfile's _mkstemp_inner, line by line
     if event == "line" and "fd" in frame.f_locals:  # the file exists; its name is not returned yet
         frame.f_trace = None
@@ -511,6 +518,9 @@ def hook(event, args):
         if MOMENT == "exec":  # as when Ctrl-C lands in a namedtuple or dataclass an import creates
             say("SIGINT inside code run by exec() of a string")
             exec("os.kill(os.getpid(), signal.SIGINT)\nfor _ in range(1000): pass", {"os": os, "signal": signal})
+        elif MOMENT == "del":  # as when the garbage collector runs a __del__ or weakref callback
+            say("SIGINT inside a __del__ method")
+            Sender()
         elif MOMENT == "thrice":
             say("SIGINT as the output is written")
             os.kill(os.getpid(), signal.SIGINT)
@@ -532,6 +542,8 @@ runpy.run_module("mlpcli", run_name="__main__", alter_sys=True)
     # CPython remembers a KeyboardInterrupt that leaves code run by exec() of a string as unhandled, however
     # it is caught afterwards, and `python -m` then ended by killing itself with SIGINT (-2) after "Interrupted."
     ("exec", "inside code run by exec()"),
+    # the interrupt raised where Python cannot propagate it: the command went on to the end, exit 0
+    ("del", "inside a __del__ method"),
     # the temporary file created, its name not yet returned by mkstemp: it was left behind
     ("mkstemp", "as mkstemp has created"),
     # Ctrl-C pressed again as the temporary file was being removed (it stayed), and once more as the

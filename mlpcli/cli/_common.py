@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import functools
 import io
 import json
@@ -238,6 +239,28 @@ def _on_stop_signal(signum, frame):
     raise exc
 
 
+def _on_lost_interrupt(unraisable) -> None:
+    """``sys.unraisablehook`` while stop signals are interrupts. A signal that lands in a ``__del__`` method or
+    a weakref callback (the garbage collector runs them between any two steps) raises its interrupt where
+    Python cannot propagate it: it printed "Exception ignored in ..." and the command went on to the end,
+    exit 0, as if the signal had never come (and SLURM's SIGKILL followed its SIGTERM). The interrupt is
+    delivered again, as a new signal, once the main thread is back in ordinary code."""
+    exc = unraisable.exc_value
+    if isinstance(exc, Interrupted) and threading.current_thread() is threading.main_thread():
+        if exc.signum in _received:
+            _received.remove(exc.signum)  # it is received again, as if for the first time
+        # From another thread, after a moment: raised from here, the handler would run inside this hook
+        # (itself a place Python cannot propagate from) before it returns.
+        again = threading.Timer(0.01, _thread.interrupt_main, args=(exc.signum,))
+        again.daemon = True
+        again.start()
+        return
+    _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook = sys.unraisablehook
+
+
 def _stopping() -> bool:
     """Whether the command is already stopping: an interrupt waits to be raised (``interrupts.held``), is
     being raised or handled (its cleanup: ``except`` and ``finally`` blocks, the exit it became) or has been
@@ -283,6 +306,7 @@ def stop_signals_as_interrupts():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _previous_unraisablehook
     _received.clear()
     _state["said"] = False
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
@@ -290,9 +314,11 @@ def stop_signals_as_interrupts():
         # keep an ignored SIGINT ignored; the console script's own early handler (_entry) gives way
         if s != signal.SIGINT or previous[s] in (signal.default_int_handler, quiet_exit):
             signal.signal(s, _on_stop_signal)
+    _previous_unraisablehook, sys.unraisablehook = sys.unraisablehook, _on_lost_interrupt
     try:
         yield
     finally:
+        sys.unraisablehook = _previous_unraisablehook
         for s, handler in previous.items():
             signal.signal(s, signal.SIG_IGN if _received else handler)
 
