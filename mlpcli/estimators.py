@@ -46,10 +46,12 @@ from __future__ import annotations
 
 import numbers
 import re
+import threading
 import warnings
 from contextlib import contextmanager
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -57,6 +59,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from . import data
 from .config import AUTO, BASE_PATIENCE, MAX_SEED, TrainOptions, resolve
+from .data._common import first_non_number
+from .data.limits import VALUE_LIMIT, first_beyond_limit
 from .engine import MLP
 from .engine.functional import sigmoid, softmax
 from .errors import ConfigError, DataError, MlpcliError
@@ -179,7 +183,7 @@ class _BaseMLP(BaseEstimator):
     def _blas_threads(self):
         """BLAS capped at ``threads`` (None: the CLI's default) while the network computes."""
         threads = getattr(self, "threads", None)  # estimators pickled before the parameter existed
-        with _thread_pools().limit(limits=int(threads) if threads is not None else default_blas_threads()):
+        with _blas_cap(int(threads) if threads is not None else default_blas_threads()):
             yield
 
     # ------------------------------------------------------------------ fitting
@@ -203,9 +207,14 @@ class _BaseMLP(BaseEstimator):
     def _fit_capped(self, X, y, sample_weight, groups, regression: bool):
         if not regression:
             _check_labels(y, type(self).__name__)
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=(np.float64, np.float32), multi_output=True,
-                             y_numeric=regression)
+        elif y is not None and not is_sparse(y):
+            _check_numbers(y, type(self).__name__)
+        with _text_named(self, X):
+            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=(np.float64, np.float32), multi_output=True,
+                                 y_numeric=regression)
         n = X.shape[0]
+        if self._dtype() == "float32":  # cast to float32 below, such a value would be inf: "training diverged"
+            _refuse_beyond_float32(X, self)
         weights = None
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
@@ -228,8 +237,14 @@ class _BaseMLP(BaseEstimator):
             # a target that never varies is predicted as that value exactly: its scale is 0 at prediction (it
             # was 1, and the network's untrained output for it, noise of about ±1, came back in its units)
             constant = targets.min(axis=0) == targets.max(axis=0) if len(targets) else np.zeros(targets.shape[1], bool)
-            mu = np.where(constant, targets[0] if len(targets) else 0.0, targets.mean(axis=0))
-            sd = np.where(constant, 0.0, targets.std(axis=0))
+            with np.errstate(over="ignore"):
+                mu = np.where(constant, targets[0] if len(targets) else 0.0, targets.mean(axis=0))
+                sd = np.where(constant, 0.0, targets.std(axis=0))
+            if not (np.isfinite(mu).all() and np.isfinite(sd).all()):  # a target near 1e300: its square is inf,
+                big = np.maximum(np.abs(targets).max(axis=0), np.finfo(np.float64).tiny)  # which made every
+                # prediction inf; so in units of the column's largest value
+                mu = np.where(constant, targets[0], big * (targets / big).mean(axis=0))
+                sd = np.where(constant, 0.0, big * (targets / big).std(axis=0))
             self._y_mean, self._y_scale = mu, sd
             targets = (targets - mu) / np.where(sd > 0, sd, 1.0)
 
@@ -295,7 +310,8 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _raw_output(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")
-        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32))
+        with _text_named(self, X):
+            X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32))
         net = self.network_
         with self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):  # checked below, the row named
             outs = [net.forward(np.asarray(dense_rows(X, s, s + _PREDICT_CHUNK), dtype=net.dtype))  # sparse: densified
@@ -332,6 +348,44 @@ class _BaseMLP(BaseEstimator):
 
 
 _POOLS = None
+_CAP_LOCK = threading.Lock()
+_CAP: dict = {"depth": 0, "limiter": None}  # estimators computing now, and the first one's limiter
+
+
+@contextmanager
+def _blas_cap(threads: int):
+    """BLAS capped at ``threads`` while estimators compute, from threads side by side too (joblib's threading
+    backend, dask's threaded scheduler): the first to start caps and keeps what was there, the last to finish puts
+    it back. A cap per call unwound out of order there and left the process at 1 BLAS thread for good."""
+    with _CAP_LOCK:
+        if _CAP["depth"] == 0:
+            _free_blas_control()
+            _CAP["limiter"] = _thread_pools().limit(limits=threads)
+        else:
+            _thread_pools().limit(limits=threads)  # the newest cap holds; the first limiter keeps the original
+        _CAP["depth"] += 1
+    try:
+        yield
+    finally:
+        with _CAP_LOCK:
+            _CAP["depth"] -= 1
+            if _CAP["depth"] == 0:
+                _free_blas_control()  # the last to finish may not be the thread that capped
+                limiter, _CAP["limiter"] = _CAP["limiter"], None
+                limiter.restore_original_limits()
+                _free_blas_control()  # for the caller's own threadpool_limits afterwards
+
+
+def _free_blas_control() -> None:
+    """Let this thread set OpenBLAS's threads: threadpoolctl >= 3.6 lets only the first thread that set them set
+    them again (pthreads OpenBLAS, one pool per process), and silently ignores the others."""
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:  # threadpoolctl < 3.6: any thread sets them
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 def _thread_pools():
@@ -365,6 +419,16 @@ def _first_non_number(y):
     return None
 
 
+def _check_numbers(y, who: str) -> None:
+    """Refuse a regression target holding text, naming the first such value: NumPy's "could not convert string to
+    float: np.str_('b')" (or, for a pandas column of text, scikit-learn's "...: 'b'") named neither y nor the fix."""
+    try:
+        np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: y must be numbers, got {_first_non_number(y)!r}; for class labels use "
+                         "MLPClassifier") from None
+
+
 def _missing(values: np.ndarray) -> np.ndarray:
     """Which entries of ``values`` are missing (None, NaN, pandas' NA), as a bool array of its shape."""
     if values.dtype.kind == "f":
@@ -396,6 +460,41 @@ def _check_labels(y, who: str) -> None:
             raise ValueError(f"{who}: y mixes text and number labels ({_as_written(y.ravel()[i])!r} at row "
                              f"{i // per_row}, {_as_written(y.ravel()[j])!r} at row {j // per_row}, 0-based); give "
                              "every label as text or every label as a number")
+
+
+@contextmanager
+def _text_named(estimator, X):
+    """A text cell in X (a sample-sheet column such as "batch" left in the frame) is a ValueError naming its column
+    and row; NumPy's "could not convert string to float: 'b2'" named neither."""
+    try:
+        yield
+    except ValueError as exc:
+        if "could not convert" not in str(exc) or is_sparse(X) or np.ndim(X) != 2:
+            raise
+        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=object))
+        found = first_non_number(frame, list(frame.columns))
+        if found is None:
+            raise
+        row, j, value, count = found
+        column = f"column {frame.columns[j]!r}" if isinstance(X, pd.DataFrame) else f"column {j}"
+        more = f" and {count - 1} more row{'s' * (count > 2)}" if count > 1 else ""
+        raise ValueError(f"{type(estimator).__name__}: X {column} holds text: {_as_written(value)!r} at row {row} "
+                         f"(0-based){more}; the network takes numbers: drop that column, or encode it (a "
+                         "OneHotEncoder in a ColumnTransformer)") from None
+
+
+def _refuse_beyond_float32(X, estimator) -> None:
+    """A value of X (n, d) beyond float32's range is a ValueError naming its row and column: cast for a float32
+    network it became inf, and the fit failed with "training diverged ... lower lr", which no lr fixes."""
+    at = data.dataset.sparse_first_beyond_limit(X) if is_sparse(X) else first_beyond_limit(X)
+    if at is None:
+        return
+    i, j = at
+    names = getattr(estimator, "feature_names_in_", None)
+    where = f"row {i} (0-based), column {names[j]!r}" if names is not None else f"row {i}, column {j} (0-based)"
+    raise ValueError(f"{type(estimator).__name__}: X holds {X[i, j]:.4g} at {where}, beyond "
+                     f"±{VALUE_LIMIT:.3g}, the largest value dtype='float32' can hold; rescale that feature "
+                     "(log1p, StandardScaler) or use dtype='float64'")
 
 
 def _as_written(value):
@@ -609,11 +708,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, sample_weight, groups, regression=True)
 
     def _encode_targets(self, y):
-        try:
-            y = np.asarray(y, dtype=np.float64)
-        except (TypeError, ValueError):  # NumPy's "could not convert string to float: np.str_('b')"
-            raise ValueError(f"{type(self).__name__}: y must be numbers, got {_first_non_number(y)!r}; for class "
-                             "labels use MLPClassifier") from None
+        y = np.asarray(y, dtype=np.float64)  # numbers: checked by _check_numbers
         self._y_1d = y.ndim == 1
         Y = y.reshape(len(y), -1)  # (n, k)
         return "regression", Y, None
