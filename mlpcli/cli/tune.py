@@ -11,7 +11,7 @@ from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
-    stderr_console, stdout_alias, stdout_console, threads_context, warn_workers,
+    stderr_console, stdout_alias, stdout_console, threads_context, warn_workers, write_together,
 )
 from .cv import FitProgress, fits_where, folds_words, load_for_cv, make_plan, parallel_options
 from .options import config_option, given_options, options_from_params, train_options
@@ -80,6 +80,29 @@ def _nested_table(result) -> Table:
     return table
 
 
+def _write_outputs(model, out: str, results, results_path: str | None) -> None:
+    """The refit's model (``model``, or None) and the ranked ``results`` frame (or None), all or none: each to a
+    temporary file renamed into place once both are written; standard output (one of them at most) last."""
+    from .. import model_io
+    from ..predict import write_table
+    from ..predict.output import table_bytes
+
+    model_on_stdout = model is not None and on_standard_output(out)
+    files = {}
+    if model is not None and not model_on_stdout:
+        files[out] = model_io.to_bytes(model, out)
+    if results is not None and results_path != "-":
+        files[results_path] = table_bytes(results, results_path)
+
+    def last() -> None:  # standard output cannot be taken back: once the files are ready
+        if model_on_stdout:
+            model_io.save(model, out)
+        elif results is not None and results_path == "-":
+            write_table(results, results_path)
+
+    write_together(files, last=last)
+
+
 @click.command("tune", context_settings=CONTEXT_SETTINGS,
                short_help="Tune train options by grouped cross-validation.")
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
@@ -129,7 +152,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
       mlpcli tune cohort.csv --grid "dropout=0,0.2,0.4; patience=10,30" --random 4 --nested
       mlpcli tune cohort.csv --grid "l2=0,1e-4,1e-3" --refit -o best.mlp --results tuning.csv
     """
-    from .. import model_io, pipeline
+    from .. import pipeline
     from ..model_selection import grid as grid_lib
     from ..model_selection import tuning
     from ..model_selection.cross_validation import check_cv_options
@@ -208,13 +231,12 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
             # refit returned a cut-short model: saving it and exiting 0 passed it off as the tuned model. A stopped
             # refit leaves neither output and exits 128 + the signal, as every other stopped tuning does.
             raise KeyboardInterrupt
-        model_io.save(outcome.model, out)
         refit_doc = {"model": out, "setting": result.best.setting, "validation_metrics": outcome.val_metrics,
                      "members": len(outcome.model.members), "notes": outcome.notes}
-    if results_path:  # after the refit: a refit that fails (or is stopped) leaves neither output
-        from ..predict import write_table
-
-        write_table(result.results_frame(), results_path)
+    # after the refit: a refit that fails (or is stopped) leaves neither output; and the model and --results all or
+    # none, as train's outputs: a --results that failed to write (a full disk) left a new model behind, exit 1
+    _write_outputs(outcome.model if refit else None, out, result.results_frame(one_type=True) if results_path else None,
+                   results_path)
 
     if as_json:
         report([], result.warnings, quiet)  # in the document, and on stderr: a warning is never hidden

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..config import TrainOptions, parse_option_text
+from ..config import TrainOptions, check_value, parse_option_text
 from ..errors import ConfigError, OptionError
 
 __all__ = ["TUNABLE", "MAX_POINTS", "check_key", "parse_grid", "grid_size", "choose_points", "apply_setting",
@@ -77,6 +77,7 @@ def parse_grid(text: str, base: TrainOptions | None = None) -> dict[str, list]:
         raise ConfigError('--grid is empty; give KEY=VALUES pairs, e.g. "lr=1e-3,1e-2; dropout=0,0.3"')
     base = base if base is not None else TrainOptions()
     space: dict[str, list] = {}
+    pending: list[tuple[str, object, str]] = []  # values refused with base's other options (see below)
     for part in str(text).split(";"):
         if not part.strip():
             continue
@@ -104,13 +105,42 @@ def parse_grid(text: str, base: TrainOptions | None = None) -> dict[str, list]:
             try:
                 replace(base, **{key: value}).validate()
             except ConfigError as exc:
-                raise ConfigError(f"--grid: {name}={item.strip()}: {str(exc).split(': ', 1)[-1]}") from None
+                message = f"--grid: {name}={item.strip()}: {str(exc).split(': ', 1)[-1]}"
+                try:  # its type and range: wrong whatever the other options
+                    check_value(key, value)
+                except ConfigError:
+                    raise ConfigError(message) from None
+                # with another option (lr=50 under adamw's weight decay): judged once the grid's other options are
+                # known, which may change it (optimizer=adam): refusing it now refused a grid whose every setting
+                # was valid
+                pending.append((key, value, message))
             if value not in values:
                 values.append(value)
         space[key] = values
     if not space:
         raise ConfigError('--grid is empty; give KEY=VALUES pairs, e.g. "lr=1e-3,1e-2; dropout=0,0.3"')
+    for key, value, message in pending:  # a value that goes with no setting of the grid's other options
+        if not _valid_in_some_setting(base, space, key, value):
+            raise ConfigError(message)
     return space
+
+
+def _valid_in_some_setting(base: TrainOptions, space: dict[str, list], key: str, value) -> bool:
+    """Whether ``key=value`` is valid with some combination of the grid's other options' values (applied to
+    ``base``). The settings where it is not are refused one by one (``check_settings``); a grid too large to
+    search is left to that check too."""
+    others = {k: v for k, v in space.items() if k != key}
+    if not others:  # base's own options, with which it was refused
+        return False
+    if grid_size(others) > MAX_POINTS:
+        return True
+    for i in range(grid_size(others)):
+        try:
+            replace(base, **{key: value}, **_point(others, i)).validate()
+        except ConfigError:
+            continue
+        return True
+    return False
 
 
 def _example(key: str) -> str:

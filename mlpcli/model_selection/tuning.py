@@ -17,11 +17,13 @@ with ``seed + r``; all grid points of a repeat share that seed, so they are comp
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from .. import data, metrics
 from ..config import OPTIMIZER_ONLY, TrainOptions
@@ -34,7 +36,7 @@ from .grid import (apply_setting, check_settings, choose_points, format_setting,
 from .splits import Fold, check_training_parts, kfold
 
 __all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS", "chosen_among",
-           "selection_note", "grid_notes"]
+           "selection_note", "grid_notes", "tie_note"]
 
 # What each grid point is scored as (see the module docstring).
 SCORED_AS = ("one network per fold (as train --folds 1: early stopping on a grouped hold-out of the fold's training "
@@ -135,18 +137,27 @@ class TuneResult:
             "seconds": self.seconds, "notes": self.notes, "warnings": self.warnings,
         }
 
-    def results_frame(self):
+    def results_frame(self, one_type: bool = False):
         """The ranked points as a DataFrame, one row per point; with nested CV also one row per
-        (outer fold, point) of the inner tunings, with the outer test score of the chosen one."""
+        (outer fold, point) of the inner tunings, with the outer test score of the chosen one. Grid values as
+        --grid writes them where a Python value has no cell (no hidden layer, an unset option: ``none``).
+        ``one_type``: a column of one type for every option (as ``--results`` writes them): an option whose grid
+        values are all numbers (or all true/false) keeps them, any other is text (``auto``, ``0.01``)."""
         import pandas as pd
+
+        # no hidden layer ([]) and an unset option (top-var=none) as empty cells read back as NaN (and turned the
+        # other values into floats, 4 -> 4.0); "auto" or "none" beside numbers failed to write as parquet, after
+        # every fit (a pyarrow error, exit 1)
+        as_text = {k for k, values in self.space.items() if one_type and not (
+            all(isinstance(v, bool) for v in values)
+            or all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values))}
 
         def row(p: PointResult, **extra) -> dict:
             r = {**extra, "rank": p.rank}
             for k in self.space:
                 v = p.setting[k]
-                # no hidden layer ([]) and an unset option (top-var=none) as the ranked table and the --grid syntax
-                # write them: an empty cell read back as NaN (and turned the other values into floats, 4 -> 4.0)
-                r[grid_key(k)] = value_text(v) if isinstance(v, list) or v is None else v
+                r[grid_key(k)] = _cell_text(v) if k in as_text else value_text(v) if isinstance(v, list) or v is None \
+                    else v
             r[f"mean_{self.metric}"] = p.mean
             r[f"sd_{self.metric}"] = p.sd
             for i, s in enumerate(p.scores):
@@ -165,6 +176,11 @@ class TuneResult:
                 rows.append({**row(p, scope=f"outer fold {o.fold + 1}"), "chosen": chosen,
                              f"outer_{self.metric}": finite(o.score) if chosen else None})
         return pd.DataFrame(rows)
+
+
+def _cell_text(v) -> str:
+    """A grid value in a text column of --results: as --grid writes it, a number in full (0.00012345678)."""
+    return repr(float(v)) if isinstance(v, float) else value_text(v)
 
 
 def _rank(points: list[PointResult], higher: bool) -> list[PointResult]:
@@ -232,6 +248,7 @@ def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[in
             return str(exc)
         return None
 
+    _check_preprocessing(ds, options, points)
     seen = set()
     for _, setting in points:
         loss_options = tuple((k, repr(setting[k])) for k in _LOSS_OPTIONS if k in setting)
@@ -244,6 +261,54 @@ def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[in
         if why == problem(options):  # the command line's own option, whatever the grid says
             raise ConfigError(why)
         raise ConfigError(f"--grid: the setting {format_setting(setting)} does not fit the data: {why}")
+
+
+def _check_preprocessing(ds: data.Dataset, options: TrainOptions, points: list[tuple[int, dict]]) -> None:
+    """Before any fit: a setting with ``log1p=true`` on a table with negative values, or without ``impute`` on one
+    with missing values, cannot train. Such a setting failed in its first fold, after every fit before it, as
+    "fold 1: ... drop --log1p" (or "pass --impute") about options the grid had set."""
+    from ..data.preprocess import _negative_message, missing_message
+
+    missing = ds.missing is not None and bool(np.any(ds.missing))
+    negative_cache: list = []
+
+    def negative() -> tuple[np.ndarray, np.ndarray] | None:  # (columns with a negative value, their minima)
+        if not negative_cache:
+            X = ds.X
+            if sp.issparse(X):
+                mins = np.asarray(X.min(axis=0).todense()).ravel()
+            elif isinstance(X, np.ndarray):
+                mins = np.fmin.reduce(X, axis=0) if X.shape[0] else np.zeros(X.shape[1])  # NaN ignored
+            else:  # a view of another table's rows: the fold's preprocessing checks it
+                mins = None
+            negative_cache.append(None if mins is None else (mins < 0, mins))
+        return negative_cache[0]
+
+    def problem(opts: TrainOptions) -> tuple[str, str] | None:  # (the message, the option at fault)
+        if opts.impute is None and missing:
+            return missing_message(ds.feature_names, ds.missing), "impute"
+        if opts.log1p is True:
+            found = negative()
+            if found is not None and found[0].any():
+                where, mins = found
+                return _negative_message(ds.feature_names, where, float(mins[np.flatnonzero(where)[0]])), "log1p"
+        return None
+
+    seen = set()
+    for _, setting in points:
+        combo = (setting.get("impute", options.impute), setting.get("log1p", options.log1p))
+        if combo in seen:
+            continue
+        seen.add(combo)
+        why = problem(apply_setting(options, setting))
+        if why is None:
+            continue
+        message, key = why
+        if key not in setting:  # the command line's own option (--log1p, no --impute), as train says it
+            raise DataError(message)
+        message = message.replace("pass --impute median|mean|zero", "give impute median, mean or zero in --grid,") \
+            .replace("drop --log1p", "drop log1p=true from --grid")
+        raise ConfigError(f"--grid: the setting {format_setting(setting)} does not fit the data: {message}")
 
 
 def _failed_note(points: list[PointResult]) -> str | None:
@@ -303,6 +368,30 @@ def grid_notes(points: list[tuple[int, dict]]) -> list[str]:
         notes.append("the grid holds one setting, so nothing is chosen: its score is its cross-validated estimate"
                      + hint)
     return notes
+
+
+def tie_note(points: list[PointResult], metric: str) -> str | None:
+    """The settings (other models than the best's) whose mean score equals the best's: the ranking put the best
+    first by its smaller SD over the folds, or by its place in the grid, not by its score, and --refit trains
+    it. Balanced accuracy on a few samples moves in steps, and an option that cannot change the predictions
+    scored (calibrate, which never changes a label; log1p=auto where it resolves to false) ties in every fold."""
+    if not points or points[0].mean is None:
+        return None
+    best = points[0]
+    tied = [p for p in points[1:] if p.mean is not None and _model_key(p.setting) != _model_key(best.setting)
+            and math.isclose(p.mean, best.mean, rel_tol=1e-9, abs_tol=1e-12)]
+    if not tied:
+        return None
+    same = all(np.allclose(p.scores, best.scores, rtol=1e-9, atol=1e-12, equal_nan=True) for p in tied)
+    shown = "; ".join(format_setting(p.setting) for p in tied[:3]) + ("; …" if len(tied) > 3 else "")
+    how = ("in every fold" if same else
+           f"in mean ({metrics.display_name(metric)} {value_text(best.mean)})")
+    equal_sd = [math.isclose(p.sd or 0.0, best.sd or 0.0, rel_tol=1e-9, abs_tol=1e-12) for p in tied]
+    order = ("its place in the grid" if same or all(equal_sd) else "its smaller SD over the folds" if not any(equal_sd)
+             else "its smaller SD over the folds, then its place in the grid")
+    return (f"{len(tied)} other setting{'s' if len(tied) > 1 else ''} ({shown}) score{'' if len(tied) > 1 else 's'} "
+            f"the same as the best, {format_setting(best.setting)}, {how}: the best ranks first by {order}, not by "
+            "its score, so the grid does not choose between them" + ("" if same else "; --repeats may"))
 
 
 def selection_note(points: list[PointResult], nested: bool, higher_is_better: bool = True) -> str | None:
@@ -411,6 +500,9 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     failed_note = _failed_note(ranked)
     if failed_note:
         notes.append(failed_note)
+    tie = tie_note(ranked, metric)
+    if tie:
+        notes.append(tie)
     optimism = selection_note(ranked, nested, higher)
     if optimism:
         notes.append(optimism)
