@@ -19,7 +19,7 @@ TABLE_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, 
 from .interrupts import held
 
 __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file",
-           "discard_temporaries", "check_file_name"]
+           "discard_temporaries", "check_file_name", "stdout_input"]
 
 
 def _umask() -> int:
@@ -99,6 +99,30 @@ def is_special_file(path: str | os.PathLike) -> bool:
     except (OSError, ValueError):
         return False
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def stdout_input(inputs: dict[str, str | os.PathLike | None]) -> str | None:
+    """The name (a key of ``inputs``: option or argument -> path) of the input file that standard output is
+    redirected to (``>> data.csv``, ``> model.mlp``): the same regular file, by device and inode; "-" stands for
+    the file standard input is redirected from. None when standard output is no regular file (a terminal, a
+    pipe, /dev/null) or none of them. A command's tables or rows written there went into the input it read,
+    appended to a data table or a model file (``>``: the shell had emptied it before the command started)."""
+    try:
+        out = os.fstat(1)
+    except OSError:
+        return None
+    if not stat.S_ISREG(out.st_mode):
+        return None
+    for name, path in inputs.items():
+        if path is None:
+            continue
+        try:
+            st = os.fstat(0) if os.fspath(path) == "-" else os.stat(path)
+        except (OSError, ValueError, TypeError):
+            continue
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            return name
+    return None
 
 
 def check_file_name(path: str | os.PathLike) -> None:

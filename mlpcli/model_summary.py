@@ -100,7 +100,9 @@ def trust_summary(model: Model) -> dict:
     return {
         "applies": model.task in ("binary", "multiclass"),
         "prediction_sets": None if cal is None else {"source": cal.source, "scores": int(cal.n),
-                                                     "rows": int(cal.n_rows), "patients": float(cal.weight.sum())},
+                                                     "rows": int(cal.n_rows),
+                                                     # a sum of 1/rows per patient: 39.99999999999999 for 40
+                                                     "patients": round(float(cal.weight.sum()), 6)},
         "ood": None if basis is None else {"features": int(basis.n_features),
                                            "components": int(basis.components.shape[0]),
                                            "reference_rows": int(len(basis.reference)),
@@ -116,10 +118,26 @@ def trust_summary(model: Model) -> dict:
     }
 
 
+def _not_calibrated(model: Model) -> str | None:
+    """Why a classifier has no temperature, as train said it ("--no-calibrate", or too few held-out rows); None
+    when it has one, when its outputs are no probabilities (regression, hinge) or when the file does not say."""
+    from .calibration import MIN_ROWS
+
+    if model.temperature is not None or model.output_activation() not in ("softmax", "sigmoid"):
+        return None
+    config = model.config or {}
+    if config.get("calibrate") is False:
+        return "--no-calibrate"
+    n = ((model.fit or {}).get("held_out_metrics") or {}).get("n")
+    if config.get("calibrate") and isinstance(n, int) and n < MIN_ROWS:
+        return f"{n} held-out rows, fewer than the {MIN_ROWS} a temperature needs"
+    return None
+
+
 def network_summary(model: Model) -> dict:
     """The networks as plain data (``info``'s and ``train --json``'s "network" section): members, layer widths
     (inputs → hidden → outputs), activation and dropout (None without a hidden layer), parameters, the loss as
-    stored (``{"name", "params"}``) and in words (``loss_words``), the calibration temperature."""
+    stored (``{"name", "params"}``) and in words (``loss_words``), the calibration temperature or why there is none."""
     net = model.network
     per_member = int(net.n_parameters)
     return {
@@ -134,6 +152,7 @@ def network_summary(model: Model) -> dict:
         "loss": model.loss,
         "loss_words": loss_words(model.loss, model.config or {}, model.task),
         "temperature": model.temperature,
+        "not_calibrated": _not_calibrated(model),  # why a classifier has no temperature (None: it has one, or n/a)
     }
 
 

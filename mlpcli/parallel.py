@@ -147,7 +147,7 @@ def threads_warning(threads: int | None, workers: int = 1) -> str | None:
         return None
     asked = f"--threads {threads}" + (f" x {workers} worker processes" if workers > 1 else "")
     return (f"{asked} asks for {total} cores but this process may use {cores_words(cores)}: oversubscribed BLAS "
-            f"threads slow training down many times; use --threads "
+            f"threads slow the run down many times; use --threads "
             f"{max(1, cores // max(1, workers))} or leave it out")
 
 

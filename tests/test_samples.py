@@ -312,12 +312,12 @@ def test_bad_sheet_path_is_one_line_error_with_no_output(tmp_path, geo, command)
             "train": ["train", matrix, "--features-in-rows", "--target", "disease", "-o", str(tmp_path / "new.mlp")],
             "cv": ["cv", matrix, "--features-in-rows", "--target", "disease", "--oof", str(out)],
             "predict": ["predict", str(model), matrix, "--features-in-rows", "-o", str(out)],
-            "evaluate": ["evaluate", str(model), matrix, "--features-in-rows", "-o", str(out)],
+            "evaluate": ["evaluate", str(model), matrix, "--features-in-rows", "-o", str(out.with_suffix(".json"))],
             "gradcheck": ["gradcheck", "--model", str(model), "--data", matrix],
         }[command]
         res = run([*args, "--samples", missing])
         assert_clean_error(res, "--samples", missing)
-        assert not out.exists() and not (tmp_path / "new.mlp").exists()
+        assert not out.exists() and not out.with_suffix(".json").exists() and not (tmp_path / "new.mlp").exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 

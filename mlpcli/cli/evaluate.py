@@ -10,13 +10,14 @@ from rich.text import Text
 from ..errors import ConfigError
 from ..metrics import display_name
 from ._common import (
-    Table, CONTEXT_SETTINGS, binary_stdin, check_writable, debug_option, distinct_files, fmt, fmt_interval, fmt_metric,
+    Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_writable, debug_option, distinct_files, fmt,
+    fmt_interval, fmt_metric,
     handle_errors, json_option, json_text, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
     stdout_console, threads_context, threads_option, write_together,
 )
 from .predict import (
-    NoteRenderer, ReadProgress, chunking, common_options, load_model, role_flags, shift_table, trust_options,
-    uncertainty_from, write_shift_report,
+    NoteRenderer, ReadProgress, check_stdout_not_input, chunking, common_options, load_model, role_flags, shift_table,
+    trust_options, uncertainty_from, write_shift_report,
 )
 
 
@@ -156,6 +157,27 @@ def _trust_tables(doc: dict) -> list[Table]:
     return tables
 
 
+# Extensions of the other files a user may mean by `evaluate -o`: tables (the metrics as CSV, or predictions), plots,
+# models, compressed files. `-o` writes the JSON document whatever the name, so `-o metrics.csv` put JSON, silently,
+# into a .csv file that the next step of a pipeline read as a table. (.txt stays allowed: JSON is text.)
+_NOT_JSON = (".csv", ".tsv", ".parquet", ".gz", ".bz2", ".xz", ".zip", ".xlsx", ".png", ".svg", ".pdf", ".h5ad",
+             ".mlp", ".html")
+
+
+def _check_json_name(out: str) -> None:
+    """A usage error, before any work, for an ``-o`` named as another kind of file (``_NOT_JSON``); a device or
+    an open descriptor (``/dev/stderr``) is written into whatever its name."""
+    import os
+
+    from ..fileio import descriptor_of, is_special_file
+
+    ext = os.path.splitext(os.fspath(out))[1].lower()
+    if ext in _NOT_JSON and descriptor_of(out) is None and not is_special_file(out):
+        raise click.UsageError(f"--out {out}: evaluate -o writes the JSON document, not a {ext} file; name it .json "
+                               "(metrics.json); for the metric tables as text redirect standard output "
+                               "(> metrics.txt); `mlpcli predict` writes per-sample predictions as a table")
+
+
 def write_risk_coverage(doc: dict, path: str, title: str) -> None:
     from ..plotting import plot_risk_coverage
 
@@ -236,8 +258,8 @@ def render(result, model_path: str, data_file: str) -> None:
               callback=named_file,
               help="Also write the JSON document to this file (- for standard output, instead of the tables).")
 @threads_option(extra="With --bootstrap it is also the number of worker processes the resamples are spread over "
-                      "(left out: from 200 resamples on, the cores the machine leaves idle by its load average, up to "
-                      "4; the figures are the same either way).")
+                      "(left out: from 200 resamples on, the cores the machine leaves idle by its load average, or within "
+                      "a CPU set such as a SLURM job's its cores, up to 4; the figures are the same either way).")
 @quiet_option
 @json_option
 @debug_option
@@ -278,7 +300,11 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
     distinct_files({"--out": out, "--shift-report": shift_path, "--plot": plot_path},
                    {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
+    check_stdout_not_input({"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
+    if not (as_json or out or shift_path == "-"):  # the tables are the result: not lost on a closed stdout
+        check_stdout_open("the metrics report")
     if out and out != "-":
+        _check_json_name(out)
         check_writable(out, "--out")
     if plot_path:
         from ..plotting import plot_format

@@ -30,7 +30,9 @@ def info(model_path, all_features, as_json, quiet, debug):
     """
     from .. import model_io
     from ..model_summary import describe
+    from .predict import check_stdout_not_input
 
+    check_stdout_not_input({"MODEL": model_path})  # `info m.mlp >> m.mlp` wrote the summary into the model
     if not as_json:  # the summary is the result: not lost on a closed standard output
         check_stdout_open("the summary")
     doc = describe(model_io.load(model_path), model_path, all_features=all_features)
@@ -101,6 +103,11 @@ def _tuning_text(tuning: dict) -> str:
     return text
 
 
+# How the stored conformity scores were held out, in words; "refit" read as scores of the refit network, which has
+# no held-out rows: they are the cross-fitted members' out-of-fold scores, compared with the refit network's outputs
+_SCORE_SOURCE = {"refit": ("out-of-fold scores of the cross-fitted members", "; the refit network has no held-out rows")}
+
+
 def _trust_text(trust: dict) -> str:
     """What predict can add with this model: prediction sets (--coverage), out-of-distribution flags (--ood), the
     absent-gene warning (each feature's share of zeros in training), the training rows it recognises; what the
@@ -112,8 +119,9 @@ def _trust_text(trust: dict) -> str:
             lacking.append("prediction sets (--coverage)")
         else:
             rows = f" of {sets['rows']:,} rows" if sets["rows"] != sets["scores"] else ""
-            have.append(f"prediction sets (--coverage) from {sets['scores']:,} {sets['source']} scores{rows} "
-                        f"({sets['patients']:,.0f} patients)")
+            scores, why = _SCORE_SOURCE.get(sets["source"], (f"{sets['source']} scores", ""))
+            have.append(f"prediction sets (--coverage) from {sets['scores']:,} {scores}{rows} "
+                        f"({sets['patients']:,.0f} patients{why})")
         if basis is None:
             lacking.append("out-of-distribution flags (--ood)")
         else:
@@ -175,12 +183,18 @@ def _table(doc: dict) -> Table:
     if f["dropped_constant"]:
         steps.append(f"{f['dropped_constant']} constant features dropped")
     table.add_row("preprocessing", ", ".join(steps) + f"; fitted on {pre.get('fitted_on', '')}")
-    kind = f"{net['members']} members, each" if net["members"] > 1 else "one network"
+    several = net["members"] > 1
+    kind = f"{net['members']} members, each" if several else "one network"
     layers = " → ".join(f"{w:,}" for w in net["layers"])
-    table.add_row("network", f"{kind} {layers}, " + (f"{net['activation']}, dropout {fmt(net['dropout'])}, "
+    # "5 members, each 12 → 128 → 3, ...; 10,255 parameters" read as 10,255 per member: say both, as train does
+    parameters = f"{net['parameters']:,} parameters" + (f" ({net['parameters_per_member']:,} each)" if several else "")
+    calibration = (f"; temperature {_temperature(net['temperature'])}" if net["temperature"]
+                   else f"; not calibrated ({net['not_calibrated']})" if net.get("not_calibrated") else "")
+    table.add_row("network", f"{kind} {layers}, " + (f"{net['activation']}"
+                                                     + (", BatchNorm" if net.get("batchnorm") else "")
+                                                     + f", dropout {fmt(net['dropout'])}, "
                                                      if net["activation"] else "no hidden layer, ")
-                  + f"{net['dtype']}; {net['parameters']:,} parameters; loss {net['loss_words']}"
-                             + (f"; temperature {_temperature(net['temperature'])}" if net["temperature"] else ""))
+                  + f"{net['dtype']}; {parameters}; loss {net['loss_words']}" + calibration)
     opts = tr["options"]
 
     def setting(key: str) -> str:
