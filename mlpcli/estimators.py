@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import numbers
 import re
-import threading
 import warnings
 from contextlib import contextmanager
 
@@ -67,7 +66,7 @@ from .errors import ConfigError, DataError, MlpcliError
 from .metrics import class_proba
 from .model_selection import build_loss, holdout_keeping_scarce
 from .model_selection.fitting import check_memory
-from .parallel import default_blas_threads, threads_warning
+from .parallel import blas_cap, default_blas_threads, threads_warning
 from .training import FitConfig, dense_rows, fit, is_sparse
 
 # Parameters that are train options too: checked by TrainOptions' declaration.
@@ -183,7 +182,7 @@ class _BaseMLP(BaseEstimator):
     def _blas_threads(self):
         """BLAS capped at ``threads`` (None: the CLI's default) while the network computes."""
         threads = getattr(self, "threads", None)  # estimators pickled before the parameter existed
-        with _blas_cap(int(threads) if threads is not None else default_blas_threads()):
+        with blas_cap(int(threads) if threads is not None else default_blas_threads()):
             yield
 
     # ------------------------------------------------------------------ fitting
@@ -345,58 +344,6 @@ class _BaseMLP(BaseEstimator):
             net = MLP(**config)
             net.set_state(arrays)
             self.network_ = net
-
-
-_POOLS = None
-_CAP_LOCK = threading.Lock()
-_CAP: dict = {"depth": 0, "limiter": None}  # estimators computing now, and the first one's limiter
-
-
-@contextmanager
-def _blas_cap(threads: int):
-    """BLAS capped at ``threads`` while estimators compute, from threads side by side too (joblib's threading
-    backend, dask's threaded scheduler): the first to start caps and keeps what was there, the last to finish puts
-    it back. A cap per call unwound out of order there and left the process at 1 BLAS thread for good."""
-    with _CAP_LOCK:
-        if _CAP["depth"] == 0:
-            _free_blas_control()
-            _CAP["limiter"] = _thread_pools().limit(limits=threads)
-        else:
-            _thread_pools().limit(limits=threads)  # the newest cap holds; the first limiter keeps the original
-        _CAP["depth"] += 1
-    try:
-        yield
-    finally:
-        with _CAP_LOCK:
-            _CAP["depth"] -= 1
-            if _CAP["depth"] == 0:
-                _free_blas_control()  # the last to finish may not be the thread that capped
-                limiter, _CAP["limiter"] = _CAP["limiter"], None
-                limiter.restore_original_limits()
-                _free_blas_control()  # for the caller's own threadpool_limits afterwards
-
-
-def _free_blas_control() -> None:
-    """Let this thread set OpenBLAS's threads: threadpoolctl >= 3.6 lets only the first thread that set them set
-    them again (pthreads OpenBLAS, one pool per process), and silently ignores the others."""
-    try:
-        from threadpoolctl import OpenBLASController
-    except ImportError:  # threadpoolctl < 3.6: any thread sets them
-        return
-    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
-    if clear is not None:
-        clear(force=True)
-
-
-def _thread_pools():
-    """One threadpoolctl controller for the process: making one scans every loaded library (3 ms, 85 % of
-    predicting one row); its ``limit`` caps the BLAS and OpenMP pools it found."""
-    global _POOLS
-    if _POOLS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _POOLS = ThreadpoolController()
-    return _POOLS
 
 
 # CLI flags whose parameter has another name here

@@ -134,11 +134,11 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
                   folds_flag: str = "--folds") -> TrainOutcome:
     """Train on an in-memory Dataset exactly as ``mlpcli train`` does on a table. ``plan``: as for ``train``.
     ``folds_flag``: the option that set ``options.folds``, for messages (``tune --refit`` calls it --member-folds)."""
-    from threadpoolctl import threadpool_limits
+    from .parallel import blas_cap
 
     options.validate(folds_flag)
     plan = member_plan() if plan is None else plan
-    with threadpool_limits(limits=plan.blas_threads):  # the command's cap (--threads, default 1): the same bits
+    with blas_cap(plan.blas_threads):  # the command's cap (--threads, default 1): the same bits
         outcome = _train_dataset(ds, options, progress, notes, source, plan, folds_flag)
     outcome.model.provenance["threads"] = plan.blas_threads  # what ran: the default and --threads 1 alike
     return outcome

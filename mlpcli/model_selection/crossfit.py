@@ -249,9 +249,9 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     notebook's call took all cores for products too small to share, and on a busy machine the threads waiting
     for each other made it many times slower (the README's example, 611 x 2,000 at load 12: 268 s against 34 s
     capped), and the model is now the command's bit for bit (BLAS's thread count can change a product's last bits)."""
-    from threadpoolctl import threadpool_limits
+    from ..parallel import blas_cap
 
-    with threadpool_limits(limits=(plan or Plan()).blas_threads):
+    with blas_cap((plan or Plan()).blas_threads):
         return _fit_model(ds, options, progress, val_ds, plan, folds_flag)
 
 

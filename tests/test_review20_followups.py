@@ -1,0 +1,47 @@
+"""Follow-ups of the twentieth round of reviews by use."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def _numpy_blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [p["num_threads"] for p in threadpool_info()
+            if p.get("user_api") == "blas" and os.sep + "numpy" in p["filepath"]]
+
+
+def test_fit_model_in_threads_side_by_side_leaves_blas_as_it_was():
+    """A notebook fitting several models in a thread pool: each fit capped BLAS with threadpool_limits and put
+    back what it had found when it ended, out of order across threads, which left the process at 1 BLAS thread
+    for good (and threadpoolctl >= 3.6 lets only the thread that set a limit change it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    from mlpcli import data as data_lib
+    from mlpcli.config import TrainOptions
+    from mlpcli.model_selection import fit_model
+
+    if not _numpy_blas_threads():
+        pytest.skip("NumPy's BLAS is not one threadpoolctl can see")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(40, 4)), columns=[f"g{j}" for j in range(4)])
+    df["label"] = np.array(["a", "b"])[np.arange(40) % 2]
+    roles, _ = data_lib.resolve_roles(df.columns, no_group=True)
+    ds = data_lib.Dataset.from_frame(df, roles)
+    seen = []
+    with threadpool_limits(limits=2):
+        before = _numpy_blas_threads()
+        with ThreadPoolExecutor(3) as pool:
+            fitted = list(pool.map(
+                lambda s: fit_model(ds, TrainOptions(hidden=[4], epochs=3, folds=1, seed=s),
+                                    progress=lambda row: seen.append(_numpy_blas_threads()[0])),
+                range(6)))
+        assert len(fitted) == 6 and seen and set(seen) == {1}  # each fit at the commands' 1 thread
+        assert _numpy_blas_threads() == before
