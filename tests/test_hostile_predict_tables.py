@@ -125,7 +125,8 @@ def test_a_ragged_row_in_the_features_in_rows_layout(tmp_path, model, kind, stdi
     path.write_text(text)
     for command in ("predict", "evaluate"):
         source = "-" if stdin else str(path)
-        res = run([command, model, source, "--features-in-rows", "-o", str(tmp_path / "out.csv"), "-q"],
+        out = tmp_path / ("out.csv" if command == "predict" else "out.json")
+        res = run([command, model, source, "--features-in-rows", "-o", str(out), "-q"],
                   input=text if stdin else None)
         one_line_error(res, "standard input" if stdin else str(path), "line 4 has")
     assert sorted(os.listdir(tmp_path)) == ["genes.csv"]

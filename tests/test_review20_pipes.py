@@ -44,7 +44,13 @@ def redirected(fd: int, path, mode: str):
     (["predict", "{m}", "{copy}", "-o", "{d}/p.csv", "-q"], "copy"),  # the summary table would go there
     (["evaluate", "{m}", "{copy}", "-q"], "copy"),
     (["info", "{copy}"], "model"),
-], ids=["predict-rows", "predict-summary", "evaluate", "info"])
+    # every other command that reads a file and writes its summary to standard output
+    (["train", "{copy}", "-o", "{d}/p.mlp", "--epochs", "2", "--folds", "1", "-q"], "copy"),
+    (["cv", "{copy}", "--folds", "2", "--epochs", "2", "-q"], "copy"),
+    (["diagnose", "{copy}"], "model"),
+    (["explain", "{m}", "{copy}", "-q"], "copy"),
+    (["gradcheck", "--model", "{m}", "--data", "{copy}", "-q"], "copy"),
+], ids=["predict-rows", "predict-summary", "evaluate", "info", "train", "cv", "diagnose", "explain", "gradcheck"])
 def test_stdout_appended_to_an_input_is_a_usage_error(files, tmp_path, command, target):
     """`mlpcli predict m.mlp cohort.csv >> cohort.csv` appended the predictions to the table it read, exit 0 (the
     table then failed to read: ragged rows); `info m.mlp >> m.mlp` wrote its summary into the model file."""
@@ -57,7 +63,7 @@ def test_stdout_appended_to_an_input_is_a_usage_error(files, tmp_path, command, 
     assert_clean_error(res, f"standard output is redirected to {copy}", "redirect standard output to another file",
                        code=2)
     assert copy.read_bytes() == source.read_bytes()
-    assert not (tmp_path / "p.csv").exists()
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.mlp").exists()
 
 
 def test_stdout_onto_the_file_stdin_reads_is_a_usage_error(files, tmp_path):

@@ -573,6 +573,26 @@ def threads_option(fn=None, *, extra: str = ""):
     return decorate if fn is None else decorate(fn)
 
 
+def check_stdout_not_input(inputs: dict) -> None:
+    """A usage error, before any work, when standard output is redirected to one of the command's inputs
+    (``fileio.stdout_input``; ``inputs``: option or argument -> path): ``predict m.mlp cohort.csv >> cohort.csv``
+    appended the predictions to the table it read and ended with exit 0, and ``info m.mlp >> m.mlp`` wrote its
+    summary into the model file; ``train data.csv >> data.csv`` its summary into the table. ``distinct_files``
+    checks it for every command that names its inputs there."""
+    import os
+
+    from ..fileio import stdout_input
+
+    name = stdout_input(inputs)
+    if name is None:
+        return
+    path = inputs[name]
+    where = "the file standard input is redirected from" if str(path) == "-" else str(path)
+    emptied = "; `>` has emptied it already" if os.fstat(1).st_size == 0 else ""
+    raise click.UsageError(f"standard output is redirected to {where}, the input {name}: the command would write "
+                           f"into the file it reads{emptied}; redirect standard output to another file")
+
+
 def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None] | None = None) -> None:
     """A usage error when two outputs (option: path) name one file, or an output names an input: the second
     write would silently replace the first (``predict m.mlp data.csv -o data.csv``: the table by its
@@ -603,6 +623,8 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
 
     ctx = click.get_current_context(silent=True)
     config = ctx.meta.get(CONFIG_META) if ctx is not None else None  # --config FILE.toml, read as an input
+    if inputs is not None:
+        check_stdout_not_input({**inputs, "--config": config})
     seen: dict = {}
     for name, path in {**(inputs or {}), "--config": config}.items():
         k = key(path, reading=True)

@@ -292,7 +292,7 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
 
         plot_format(plot_path)
         check_writable(plot_path, "--plot")
-        distinct_files({"--plot": plot_path}, {"SOURCE": source})
+    distinct_files({"--plot": plot_path}, {"SOURCE": source})
     if learning:
         _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_path, as_json)
         return

@@ -16,7 +16,7 @@ from ._common import (
     stdout_console, threads_context, threads_option, write_together,
 )
 from .predict import (
-    NoteRenderer, ReadProgress, check_stdout_not_input, chunking, common_options, load_model, role_flags, shift_table,
+    NoteRenderer, ReadProgress, chunking, common_options, load_model, role_flags, shift_table,
     trust_options, uncertainty_from, write_shift_report,
 )
 
@@ -300,7 +300,6 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
     distinct_files({"--out": out, "--shift-report": shift_path, "--plot": plot_path},
                    {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
-    check_stdout_not_input({"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
     if not (as_json or out or shift_path == "-"):  # the tables are the result: not lost on a closed stdout
         check_stdout_open("the metrics report")
     if out and out != "-":

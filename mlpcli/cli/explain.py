@@ -159,7 +159,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
 
         check_model_output(model, output_kind)
         if click.get_current_context().get_parameter_source("scoring") == ParameterSource.COMMANDLINE:
-            raise click.UsageError(f"--scoring is for classification models; a regression model's permutation "
+            raise click.UsageError("--scoring is for classification models; a regression model's permutation "
                                    "importance is the rise of each target's RMSE")
     samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing)
     result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,

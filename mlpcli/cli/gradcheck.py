@@ -8,8 +8,8 @@ import click
 from rich.text import Text
 
 from ..errors import DataError
-from ._common import (Table, CONTEXT_SETTINGS, debug_option, finite_option, handle_errors, json_option, print_json, report,
-                      role_options, stdout_console)
+from ._common import (Table, CONTEXT_SETTINGS, check_stdout_not_input, debug_option, finite_option, handle_errors,
+                      json_option, print_json, report, role_options, stdout_console)
 from .predict import role_flags
 
 # The table reader words its target errors for `evaluate`; gradcheck's loss takes labels from the target, or
@@ -97,6 +97,7 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
     if model_path is not None:
         if only:
             raise click.UsageError("--only selects components of the synthetic suite; it does not combine with --model")
+        check_stdout_not_input({"--model": model_path, "--data": data_path})
         from .. import model_io
         from ..checks import check_model
         from ..predict.evaluation import read_targets_as

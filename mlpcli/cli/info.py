@@ -30,7 +30,7 @@ def info(model_path, all_features, as_json, quiet, debug):
     """
     from .. import model_io
     from ..model_summary import describe
-    from .predict import check_stdout_not_input
+    from ._common import check_stdout_not_input
 
     check_stdout_not_input({"MODEL": model_path})  # `info m.mlp >> m.mlp` wrote the summary into the model
     if not as_json:  # the summary is the result: not lost on a closed standard output

@@ -92,25 +92,6 @@ class NoteRenderer:
         self.shown_notes, self.shown_warnings = len(notes), len(warns)
 
 
-def check_stdout_not_input(inputs: dict) -> None:
-    """A usage error, before any work, when standard output is redirected to one of the command's inputs
-    (``fileio.stdout_input``; ``inputs``: option or argument -> path): ``predict m.mlp cohort.csv >> cohort.csv``
-    appended the predictions to the table it read and ended with exit 0, and ``info m.mlp >> m.mlp`` wrote its
-    summary into the model file. Predict, evaluate and info always write to standard output."""
-    import os
-
-    from ..fileio import stdout_input
-
-    name = stdout_input(inputs)
-    if name is None:
-        return
-    path = inputs[name]
-    where = "the file standard input is redirected from" if str(path) == "-" else str(path)
-    emptied = "; `>` has emptied it already" if os.fstat(1).st_size == 0 else ""
-    raise click.UsageError(f"standard output is redirected to {where}, the input {name}: the command would write "
-                           f"into the file it reads{emptied}; redirect standard output to another file")
-
-
 def freeze_imports() -> None:
     """Exempt everything loaded so far (modules, the model) from cyclic garbage collection: parsing
     allocates many small objects, and each full collection would rescan these ~10^5 long-lived ones
@@ -332,7 +313,6 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
     distinct_files({"--out": out, "--shift-report": shift_path},
                    {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
-    check_stdout_not_input({"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
     if out != "-":
         check_writable(out, "--out")
     uncertainty_from(dict(params), None, model_path)  # contradictory options: before the model is read
