@@ -152,13 +152,18 @@ def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, n_bi
     correct = np.asarray(correct, dtype=float)
     if confidence.size == 0:
         return float("nan")
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    bins = confidence_bins(confidence, n_bins)
     ece = 0.0
     for b in range(n_bins):
         sel = bins == b
         if sel.any():
             ece += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
     return float(ece)
+
+
+def confidence_bins(confidence: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Each confidence's ECE bin (same shape, ints): [b / n_bins, (b + 1) / n_bins), the last one closed."""
+    return np.minimum((np.asarray(confidence, dtype=float) * n_bins).astype(int), n_bins - 1)
 
 
 def _safe(fn, *args, **kwargs) -> float | None:

@@ -257,9 +257,10 @@ def render(result, model_path: str, data_file: str) -> None:
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False, allow_dash=True),
               callback=named_file,
               help="Also write the JSON document to this file (- for standard output, instead of the tables).")
-@threads_option(extra="With --bootstrap it is also the number of worker processes the resamples are spread over "
-                      "(left out: from 200 resamples on, the cores the machine leaves idle by its load average, or within "
-                      "a CPU set such as a SLURM job's its cores, up to 4; the figures are the same either way).")
+@threads_option(extra="With --bootstrap on a very large table (resamples x rows beyond 5e7) it is also the most "
+                      "worker processes the resamples are spread over (left out: the cores the machine leaves idle by "
+                      "its load average, or within a CPU set such as a SLURM job's its cores, up to 4; the figures "
+                      "are the same either way).")
 @quiet_option
 @json_option
 @debug_option

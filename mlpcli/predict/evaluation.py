@@ -225,47 +225,69 @@ class _Units:
         return self.order[np.repeat(self.starts[pick], lengths) + np.arange(lengths.sum()) - block_start]
 
 
-def _bootstrap_batch(task, y, proba, classes, threshold, units: _Units, picks: np.ndarray) -> list[dict]:
-    """Scalar metrics of the resamples `picks` (resamples, n_units); runs in a worker process."""
-    from .. import metrics
-
-    return [_scalars(metrics.compute(task, y[rows], proba[rows], classes, threshold))
-            for rows in (units.rows(pick) for pick in picks)]
-
-
 def _bootstrap(task, y, proba, classes, threshold, units: _Units, rng: np.random.Generator, resamples: int,
-               n_jobs: int, progress: Callable[[dict], None] | None) -> list[dict]:
-    """metrics.compute on every resample: scikit-learn's checks make one call take ~30 ms, so a thousand
-    resamples are spread over `n_jobs` processes. The resamples' units are drawn from `rng` a batch at a time,
-    in order, the same numbers one draw of (resamples, units) gives: the result does not depend on n_jobs, and
-    memory holds a few batches, not every resample (1,000 resamples of 100,000 cells: 800 MB at once)."""
-    n_batches = 4 * n_jobs if n_jobs > 1 else max(1, resamples // 10)  # serial: progress every 10 resamples
-    per = -(-resamples // min(resamples, n_batches))
-    per = max(1, min(per, _BOOTSTRAP_BATCH_BYTES // (8 * max(1, len(units)))))
+               n_jobs: int, progress: Callable[[dict], None] | None) -> dict[str, np.ndarray]:
+    """Every scalar metric of metrics.compute on each resample ({metric: (resamples,)}, NaN where undefined),
+    computed for a batch of resamples at once from how many times each unit was drawn (``metrics_resampled``):
+    2,000 resamples cost about what a few calls of metrics.compute did. The units are drawn from `rng` a batch at a
+    time, in order, the same numbers one draw of (resamples, units) gives, so the figures depend neither on the
+    batches nor on `n_jobs`: worker processes (at most `n_jobs`) take batches only when the work pays for their
+    start (``_PARALLEL_BOOTSTRAP_CELLS``), and memory holds a batch's (resamples, rows) weights, not every resample."""
+    from ..metrics_resampled import ResampledMetrics
+
+    unit_of = np.repeat(np.arange(len(units)), units.sizes)  # of the rows in units.order
+    calc = ResampledMetrics(task, y[units.order], proba[units.order], threshold, unit_of, len(units))
+    cells = max(len(units.order), len(units))
+    per = max(1, min(resamples, _BOOTSTRAP_BATCH_BYTES // (8 * cells)))
+    if n_jobs > 1 and resamples * cells * _task_width(task, proba) < _PARALLEL_BOOTSTRAP_CELLS:
+        n_jobs = 1
+    if n_jobs > 1:
+        per = min(per, -(-resamples // (4 * n_jobs)))  # a few batches per worker, so that they end together
+    elif progress is not None:
+        per = min(per, max(1, -(-resamples // 10)))  # progress every tenth
     batches = (rng.integers(0, len(units), size=(min(per, resamples - a), len(units)))
                for a in range(0, resamples, per))
-    done, out = 0, []
     if n_jobs > 1:
         from joblib import Parallel, delayed
 
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_bootstrap_batch)(task, y, proba, classes, threshold, units, batch) for batch in batches)
+            delayed(_bootstrap_batch)(calc, batch, len(units)) for batch in batches)
     else:
-        results = (_bootstrap_batch(task, y, proba, classes, threshold, units, batch) for batch in batches)
-    for batch_result in results:
-        out.extend(batch_result)
-        done += len(batch_result)
+        results = (_bootstrap_batch(calc, batch, len(units)) for batch in batches)
+    done, parts = 0, []
+    for part in results:
+        parts.append(part)
+        done += len(next(iter(part.values())))
         if progress is not None:
             progress({"stage": "bootstrap", "done": done, "total": resamples})
-    return out
+    return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
+
+def _bootstrap_batch(calc, picks: np.ndarray, n_units: int) -> dict[str, np.ndarray]:
+    """The metrics of the resamples `picks` (resamples, n_units): {metric: (resamples,)}; may run in a worker."""
+    from ..metrics_resampled import unit_multiplicities
+
+    return calc.of(unit_multiplicities(picks, n_units))
+
+
+def _task_width(task: str, proba: np.ndarray) -> int:
+    """How many score columns the rank metrics sort (the cost of a resample is about rows x this)."""
+    return proba.shape[1] if task == "multiclass" else 1
 
 
 _BOOTSTRAP_FEW_UNITS = 10  # fewer patients (or rows) than this: percentile intervals said to be rough
-_BOOTSTRAP_BATCH_BYTES = 32 << 20  # drawn unit indices (int64) of the resamples in one batch, at most
+# a batch of resamples' row weights (resamples x rows, float64), at most; the arrays computed from it are a few times
+# that
+_BOOTSTRAP_BATCH_BYTES = 16 << 20
+# resamples x rows (x classes for multiclass) from which worker processes pay for their start (~2 s): serially
+# 10-250 ns each (the rank metrics' sorts and sums), so below this the vectorised resamples take a few seconds at most
+_PARALLEL_BOOTSTRAP_CELLS = 5 * 10 ** 7
 
 
-def _percentile_ci(values: list, resamples: int) -> list | None:
-    ok = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+def _percentile_ci(values, resamples: int) -> list | None:
+    """The 95 % percentile interval of `values` (a list or array; None and NaN undefined)."""
+    values = np.asarray(values, dtype=float)  # None -> NaN
+    ok = values[np.isfinite(values)]
     if len(ok) < _BOOTSTRAP_MIN_VALID * resamples or len(ok) == 0:
         return None
     lo, hi = np.percentile(ok, [2.5, 97.5])
@@ -335,7 +357,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         else:
             jobs = n_jobs if n_jobs is not None else bootstrap_workers(bootstrap)
             draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, max(1, int(jobs)), progress)
-            result.ci = {k: _percentile_ci([d.get(k) for d in draws], bootstrap) for k in _scalars(overall)}
+            result.ci = {k: _percentile_ci(draws[k], bootstrap) for k in _scalars(overall)}
             few = (f"; with {len(units)} {unit_name} the intervals are rough: a resample can only repeat those few, "
                    f"so they understate the spread between cohorts (at least {_BOOTSTRAP_FEW_UNITS} are wanted)"
                    if len(units) < _BOOTSTRAP_FEW_UNITS else "")

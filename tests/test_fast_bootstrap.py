@@ -1,0 +1,175 @@
+"""The bootstrap's metrics computed for every resample at once (``metrics_resampled``) equal ``metrics.compute`` on
+the resample's rows repeated: every scalar metric of every task, with the same undefined (None / NaN) cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import metrics
+from mlpcli.metrics_resampled import ResampledMetrics, unit_multiplicities
+
+RESAMPLES = 50
+
+
+def scalars(m: dict) -> dict:
+    """What `evaluate` gives an interval to: the float (or undefined) metrics, not n or the threshold."""
+    return {k: v for k, v in m.items() if k not in ("n", "threshold") and not isinstance(v, bool)
+            and (v is None or isinstance(v, (int, float)))}
+
+
+def units_of(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Each row's patient: 1 to 4 rows each, in shuffled order."""
+    sizes = rng.integers(1, 5, size=n)
+    unit_of = np.repeat(np.arange(n), sizes)[:n]
+    return rng.permutation(unit_of)
+
+
+def compare(task, y, proba, classes, threshold, unit_of, seed=0):
+    """Assert the vectorised metrics of RESAMPLES resamples equal metrics.compute on the rows repeated."""
+    _, unit_of = np.unique(unit_of, return_inverse=True)
+    n_units = int(unit_of.max()) + 1
+    picks = np.random.default_rng(seed).integers(0, n_units, size=(RESAMPLES, n_units))
+    fast = ResampledMetrics(task, y, proba, threshold, unit_of, n_units).of(unit_multiplicities(picks, n_units))
+    rows_of_unit = [np.flatnonzero(unit_of == u) for u in range(n_units)]
+    undefined_seen = set()
+    for b, pick in enumerate(picks):
+        rows = np.concatenate([rows_of_unit[u] for u in pick])
+        slow = scalars(metrics.compute(task, y[rows], proba[rows], classes, threshold))
+        assert set(fast) == set(slow), (set(fast) ^ set(slow))
+        for key, expected in slow.items():
+            got = fast[key][b]
+            if expected is None:
+                undefined_seen.add(key)
+                assert np.isnan(got), (key, b, got)
+            else:
+                assert not np.isnan(got), (key, b, expected)
+                np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12, err_msg=f"{key}, resample {b}")
+    return undefined_seen
+
+
+def ties(p: np.ndarray) -> np.ndarray:
+    """Probabilities on a coarse grid, so that many tie (and some sit on an ECE bin edge)."""
+    return np.round(p * 15) / 15
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_binary(seed):
+    rng = np.random.default_rng(seed)
+    n = 24
+    y = (rng.random(n) < 0.2).astype(int)  # few positives: resamples without one (no AUC, recall, MCC)
+    p = ties(np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1))
+    p[:3] = [0.0, 1.0, 0.5]  # the clipped log loss, the threshold itself
+    undefined = compare("binary", y, p.reshape(-1, 1), ["ctrl", "case"], 0.5, units_of(rng, n), seed)
+    assert {"roc_auc", "recall", "mcc"} <= undefined
+    # a threshold that calls nothing positive: no precision
+    assert "precision" in compare("binary", y, p.reshape(-1, 1), ["ctrl", "case"], 0.95, units_of(rng, n), seed)
+
+
+def test_binary_constant_predictions():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=20)
+    compare("binary", y, np.full((20, 1), 0.3), ["a", "b"], 0.5, units_of(rng, 20))
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_multiclass(seed):
+    rng = np.random.default_rng(seed)
+    n, K = 30, 4
+    y = rng.choice(K, size=n, p=[0.45, 0.3, 0.2, 0.05])
+    y[0] = 3
+    logits = rng.normal(size=(n, K)) + 1.5 * np.eye(K)[y]
+    P = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    P = np.round(P, 1)
+    P = P / P.sum(axis=1, keepdims=True)
+    P[1] = [1.0, 0.0, 0.0, 0.0]
+    undefined = compare("multiclass", y, P, list("abcd"), 0.5, units_of(rng, n), seed)
+    assert undefined <= {"roc_auc_ovr", "mcc"}  # class 3 absent: its AUC left out of the mean, not undefined
+
+
+def test_multiclass_constant_predictions_and_one_class():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, size=15)
+    patient = np.arange(15) % 3
+    y[patient == 0] = 1  # a resample of that patient alone holds one class: no MCC (nor AUC)
+    assert "mcc" in compare("multiclass", y, np.tile([0.5, 0.3, 0.2], (15, 1)), list("abc"), 0.5, patient)
+    compare("multiclass", y, np.tile([0.5, 0.3, 0.2], (15, 1)), list("abc"), 0.5, units_of(rng, 15))
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_multilabel(seed):
+    rng = np.random.default_rng(seed)
+    n, L = 25, 4
+    Y = (rng.random((n, L)) < [0.5, 0.1, 0.9, 0.0]).astype(int)  # a rare label, a common one, one never positive
+    P = ties(np.clip(0.4 * Y + 0.6 * rng.random((n, L)), 0, 1))
+    P[:, 3] = 0.2  # constant
+    compare("multilabel", Y, P, list("wxyz"), 0.5, units_of(rng, n), seed)
+
+
+def test_multilabel_nothing_positive_anywhere():
+    """f1_macro undefined (every label neither present nor predicted), f1_micro 0 (zero_division=0)."""
+    rng = np.random.default_rng(2)
+    assert "f1_macro" in compare("multilabel", np.zeros((10, 2), int), np.full((10, 2), 0.1), ["x", "y"], 0.5,
+                                 units_of(rng, 10))
+
+
+@pytest.mark.parametrize("targets", [1, 3])
+def test_regression(targets):
+    rng = np.random.default_rng(targets)
+    n = 30
+    Y = np.round(rng.normal(size=(n, targets)) * 3)  # integer values: ties in the ranks
+    P = np.round(Y + rng.normal(size=(n, targets)), 1)
+    P[:, -1] = np.where(np.arange(n) < 5, P[:, -1], 0.5) if targets > 1 else P[:, -1]  # near-constant predictions
+    compare("regression", Y, P, [f"t{j}" for j in range(targets)], 0.5, units_of(rng, n))
+
+
+def test_regression_constant_truth_or_predictions():
+    """R² undefined where the truth does not vary; the correlations where either does not."""
+    rng = np.random.default_rng(4)
+    y = np.repeat([2.0, 5.0], 4).reshape(-1, 1)  # two patients: a resample of one alone has a constant truth
+    p = y + rng.normal(size=y.shape)
+    assert {"r2", "pearson_r", "spearman_r"} <= compare("regression", y, p, ["t"], 0.5, np.repeat([0, 1], 4))
+    assert {"pearson_r", "spearman_r"} <= compare("regression", y + rng.normal(size=y.shape), np.full(y.shape, 1.5),
+                                                  ["t"], 0.5, np.arange(8))
+
+
+def test_evaluate_bootstrap_intervals_are_those_of_metrics_compute_on_each_resample(tmp_path, monkeypatch):
+    """End to end: `evaluate --bootstrap 200 --seed 3` on a table of patients gives, for every scalar metric, the
+    percentile interval of metrics.compute over the same seeded resamples of patients (the former per-resample
+    path), up to rounding."""
+    import json
+
+    from click.testing import CliRunner
+
+    from mlpcli.cli import cli
+
+    rng = np.random.default_rng(0)
+    n = 60
+    df = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"g{i}" for i in range(6)])
+    df["label"] = np.array(["A", "B", "C"])[np.digitize(df["g0"] + rng.normal(size=n), [-0.5, 0.5])]
+    df["patient_id"] = [f"p{i % 20}" for i in range(n)]
+    table, model = tmp_path / "t.csv", tmp_path / "m.mlp"
+    df.to_csv(table, index=False)
+    res = CliRunner().invoke(cli, ["train", str(table), "-o", str(model), "--epochs", "3", "--folds", "1", "-q"])
+    assert res.exit_code == 0, res.output
+
+    seen = []
+    compute = metrics.compute
+    monkeypatch.setattr(metrics, "compute", lambda *a, **k: seen.append(a) or compute(*a, **k))
+    res = CliRunner().invoke(cli, ["evaluate", str(model), str(table), "--bootstrap", "200", "--seed", "3", "--json",
+                                   "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    task, y, proba, classes, threshold = seen[0]  # the whole table's outputs
+    assert task == "multiclass" and len(y) == n
+
+    _, patient = np.unique(df["patient_id"], return_inverse=True)
+    picks = np.random.default_rng(3).integers(0, 20, size=(200, 20))
+    draws = [scalars(compute(task, y[rows], proba[rows], classes, threshold))
+             for rows in (np.concatenate([np.flatnonzero(patient == u) for u in pick]) for pick in picks)]
+    assert set(doc["ci"]) == set(draws[0])
+    for key, ci in doc["ci"].items():
+        values = np.array([np.nan if d[key] is None else d[key] for d in draws])
+        np.testing.assert_allclose(ci, np.percentile(values[np.isfinite(values)], [2.5, 97.5]), rtol=1e-12,
+                                   atol=1e-14, err_msg=key)
