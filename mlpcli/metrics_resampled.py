@@ -315,6 +315,7 @@ class ResampledMetrics:
             r2[_constant(W, self.Y[:, j]), j] = np.nan  # scikit-learn's -inf or 0/0 (force_finite=False): None
         if k > 1:
             out["r2"] = _nanmean(r2)  # the mean over the targets whose truth varies
+            out["target_rmse"] = np.sqrt(S[:, 2:] / n[:, None])  # (B, k): each target's, in its own units
             return out
         y, p = self.Y[:, 0], self.P[:, 0]
         undefined = _constant(W, y) | _constant(W, p)
@@ -327,7 +328,8 @@ class ResampledMetrics:
     # ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
     def of(self, M: np.ndarray) -> dict[str, np.ndarray]:
-        """{metric: (B,)} for the resamples of multiplicities M (B, n_units); NaN where undefined."""
+        """{metric: (B,)} for the resamples of multiplicities M (B, n_units); NaN where undefined. Several regression
+        targets add ``target_rmse`` (B, k), each target's RMSE."""
         M = np.asarray(M, dtype=np.float64)
         if self.task == "multilabel":
             return self._multilabel_of(M)

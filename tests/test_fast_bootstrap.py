@@ -37,7 +37,10 @@ def compare(task, y, proba, classes, threshold, unit_of, seed=0):
     for b, pick in enumerate(picks):
         rows = np.concatenate([rows_of_unit[u] for u in pick])
         slow = scalars(metrics.compute(task, y[rows], proba[rows], classes, threshold))
-        assert set(fast) == set(slow), (set(fast) ^ set(slow))
+        if "target_rmse" in fast:  # several regression targets: each one's RMSE too, for `--by`'s intervals
+            each = np.sqrt(np.mean((y[rows] - proba[rows]) ** 2, axis=0))
+            np.testing.assert_allclose(fast["target_rmse"][b], each, rtol=1e-10, err_msg=f"resample {b}")
+        assert set(fast) - {"target_rmse"} == set(slow), (set(fast) ^ set(slow))
         for key, expected in slow.items():
             got = fast[key][b]
             if expected is None:
@@ -173,3 +176,52 @@ def test_evaluate_bootstrap_intervals_are_those_of_metrics_compute_on_each_resam
         values = np.array([np.nan if d[key] is None else d[key] for d in draws])
         np.testing.assert_allclose(ci, np.percentile(values[np.isfinite(values)], [2.5, 97.5]), rtol=1e-12,
                                    atol=1e-14, err_msg=key)
+
+
+def test_evaluate_by_group_intervals_are_those_of_each_resample(tmp_path):
+    """`evaluate --bootstrap --by`: each group's interval of the main metric and of each regression target's RMSE
+    is the percentile interval over the same seeded resamples of the group's patients, computed row by row (a
+    scikit-learn call a resample: 9 s for three groups at 2,000 resamples, now a vectorised pass)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from mlpcli.cli import cli
+
+    rng = np.random.default_rng(0)
+    n, B = 90, 100
+    df = pd.DataFrame(rng.normal(size=(n, 5)), columns=[f"g{i}" for i in range(5)])
+    df["age"] = 3 * df["g0"] + rng.normal(size=n)
+    df["ic50"] = 0.01 * df["g1"] + 0.01 * rng.normal(size=n)
+    df["patient_id"] = [f"p{i % 30:02d}" for i in range(n)]
+    df["batch"] = [f"b{i % 30 // 10}" for i in range(n)]
+    table, model = tmp_path / "r.csv", tmp_path / "r.mlp"
+    df.to_csv(table, index=False)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["train", str(table), "--target", "age,ic50", "-o", str(model), "--epochs", "3",
+                              "--folds", "1", "-q"])
+    assert res.exit_code == 0, res.output
+    preds = tmp_path / "p.csv"
+    assert runner.invoke(cli, ["predict", str(model), str(table), "-o", str(preds), "-q"]).exit_code == 0
+    P = pd.read_csv(preds)[["pred_age", "pred_ic50"]].to_numpy()
+    Y = df[["age", "ic50"]].to_numpy()
+    res = runner.invoke(cli, ["evaluate", str(model), str(table), "--bootstrap", str(B), "--seed", "3", "--by",
+                              "batch", "--json", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+
+    draw = np.random.default_rng(3)
+    draw.integers(0, 30, size=(B, 30))  # the whole table's resamples come first
+    for group in doc["groups"]:
+        idx = np.flatnonzero(df["batch"] == group["value"])
+        patients, unit = np.unique(df["patient_id"].to_numpy()[idx], return_inverse=True)
+        picks = draw.integers(0, len(patients), size=(B, len(patients)))
+        each, pooled = [], []
+        for pick in picks:
+            rows = idx[np.concatenate([np.flatnonzero(unit == u) for u in pick])]
+            err = (Y[rows] - P[rows]) ** 2
+            each.append(np.sqrt(err.mean(axis=0)))
+            pooled.append(np.sqrt(err.mean()))
+        np.testing.assert_allclose(group["ci"]["rmse"], np.percentile(pooled, [2.5, 97.5]), rtol=1e-9)
+        for j, target in enumerate(group["per_target"]):
+            np.testing.assert_allclose(target["ci"], np.percentile(np.array(each)[:, j], [2.5, 97.5]), rtol=1e-9)

@@ -589,17 +589,14 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
         score = m.get(main)
         ci = None
         per_ci = [None] * len(refs)
-        if bootstrap:
+        if bootstrap:  # the resamples at once, as the overall interval's (a scikit-learn call each: 2 s a group)
             units = _Units.of(groups, idx)
-            picks = rng.integers(0, len(units), size=(bootstrap, len(units)))
-            rows_of = [units.rows(pick) for pick in picks]
-            draws = [main_metric(task, y[rows], proba[rows], threshold) for rows in rows_of]
+            draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, 1, None)
             # one patient (unit) alone: every resample is the same rows, an interval of width 0 that says nothing
-            ci = _percentile_ci(draws, bootstrap) if len(units) > 1 else None
+            ci = _percentile_ci(draws[main], bootstrap) if len(units) > 1 else None
             row["ci"] = {main: ci}
             if refs and len(units) > 1:
-                target_draws = np.array([_target_rmse(y[rows], proba[rows]) for rows in rows_of])  # (resamples, k)
-                per_ci = [_percentile_ci(target_draws[:, j].tolist(), bootstrap) for j in range(len(refs))]
+                per_ci = [_percentile_ci(draws["target_rmse"][:, j], bootstrap) for j in range(len(refs))]
         if refs:
             rmse = _target_rmse(y[idx], proba[idx])
             row["per_target"] = [{"target": str(classes[j]), "rmse": float(rmse[j]),
