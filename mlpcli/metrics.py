@@ -329,7 +329,10 @@ def _regression(Y, P, names):
     def r2(y, p):
         # undefined (None) where the truth does not vary (one sample, or a constant target): scikit-learn's
         # default turns that into 0.0 (1.0 for a perfect fit), a score that reads as "no better than the mean"
-        # whatever the predictions' error
+        # whatever the predictions' error. Checked on the values themselves: scikit-learn's mean of a repeated
+        # 0.1 rounds off it, and its denominator, a rounding residue, made R² a huge negative number
+        if len(y) == 0 or np.all(y == y[0]):
+            return None
         return _safe(skm.r2_score, y, p, force_finite=False)
 
     out = {"n": int(Y.shape[0]),

@@ -17,9 +17,8 @@ so that B resamples cost a few (B, n) array operations instead of B calls of sci
 it input checks). Each value equals ``metrics.compute``'s on the repeated rows up to floating-point rounding, and
 is NaN where that one is None (undefined), in the same cases: precision without a predicted positive, AUC and MCC
 with one class in the truth, F1 of a class neither present nor predicted (left out of the macro mean), R² and the
-correlations of a constant column. One exception: a regression resample whose truth is constant (every unit drawn
-has the same value) has no R² here; scikit-learn's mean of the repeated value can round off it, making its
-denominator a rounding residue and R² a huge negative number instead of undefined.
+correlations of a constant column (a constant truth checked on its values: a mean that rounds off a repeated
+value would leave a rounding residue as R²'s denominator).
 """
 
 from __future__ import annotations

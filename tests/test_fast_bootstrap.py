@@ -135,6 +135,11 @@ def test_regression_constant_truth_or_predictions():
     assert {"r2", "pearson_r", "spearman_r"} <= compare("regression", y, p, ["t"], 0.5, np.repeat([0, 1], 4))
     assert {"pearson_r", "spearman_r"} <= compare("regression", y + rng.normal(size=y.shape), np.full(y.shape, 1.5),
                                                   ["t"], 0.5, np.arange(8))
+    # a repeated 0.1, whose mean scikit-learn rounds off: metrics.compute gave R² -6.7e30, now undefined too
+    y = np.repeat([0.1, 0.3], 4).reshape(-1, 1)
+    assert "r2" in compare("regression", y, y + rng.normal(size=y.shape), ["t"], 0.5, np.repeat([0, 1], 4))
+    assert metrics.compute("regression", np.full((7, 1), 0.1), np.full((7, 1), 0.1) + np.arange(7)[:, None],
+                           ["t"])["r2"] is None
 
 
 def test_evaluate_bootstrap_intervals_are_those_of_metrics_compute_on_each_resample(tmp_path, monkeypatch):
