@@ -924,3 +924,8 @@ def fmt_mean_sd(key: str, mean, sd) -> str:
 def fmt_interval(key: str, ci) -> str:
     """"0.781 – 0.842": a 95 % interval in the metric's format."""
     return "—" if not ci else f"{fmt_metric(key, ci[0])} – {fmt_metric(key, ci[1])}"
+
+
+def fmt_ci(key: str, ci, level: float = 0.95) -> str:
+    """"95 % CI 0.781 – 0.842": an interval at ``level`` in the metric's format, as train, cv and info say it."""
+    return f"{level * 100:.3g} % CI {fmt_interval(key, ci)}"

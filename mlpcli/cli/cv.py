@@ -11,7 +11,7 @@ import click
 from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
-    fmt, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
+    fmt, fmt_ci, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_option, warn_threads, warn_workers,
 )
 from .options import config_option, given_options, options_from_params, train_options
@@ -240,13 +240,12 @@ def baseline_line(linear: dict, result) -> str:
 
 
 def pooled_line(pooled, repeats: int) -> str:
-    """The pooled out-of-fold estimate, e.g. "pooled out-of-fold: balanced accuracy 0.871 (95 % CI 0.838–0.902,
+    """The pooled out-of-fold estimate, e.g. "pooled out-of-fold: balanced accuracy 0.871 (95 % CI 0.838 – 0.902,
     2,000 bootstrap resamples of 120 patients; 611 samples)"."""
     from ..metrics import display_name
 
     value = fmt_metric(pooled.metric, pooled.value)
-    ci = (f"{pooled.level:.0%} CI {fmt_metric(pooled.metric, pooled.ci[0])}–{fmt_metric(pooled.metric, pooled.ci[1])}"
-          .replace("%", " %", 1) if pooled.ci is not None else "no interval")
+    ci = fmt_ci(pooled.metric, pooled.ci, pooled.level) if pooled.ci is not None else "no interval"
     each = f"; the mean over {repeats} repeats, each sample once per repeat" if repeats > 1 else ""
     drawn = (f"the {pooled.n:,} samples" if pooled.units == "samples" else
              f"{pooled.n_units:,} {pooled.units}; {pooled.n:,} samples")

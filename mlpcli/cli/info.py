@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..metrics import display_name
-from ._common import (Table, CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_interval, fmt_metric, handle_errors, json_option, print_json,
+from ._common import (Table, CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_ci, fmt_metric, handle_errors, json_option, print_json,
                       quiet_option, stdout_console)
 
 
@@ -235,8 +235,8 @@ def _table(doc: dict) -> Table:
                    "targets' R²" + (", each below" if held.get("per_target") else ""))
         iv = held.get("interval")
         if iv and iv.get("ci"):
-            at += (f"; {display_name(iv['metric'])} {iv['level']:.0%} CI {fmt_interval(iv['metric'], iv['ci'])} from "
-                   f"{iv['resamples']:,} bootstrap resamples of the {iv['n_units']:,} {iv['units']}").replace("%", " %", 1)
+            at += (f"; {display_name(iv['metric'])} {fmt_ci(iv['metric'], iv['ci'], iv['level'])} from "
+                   f"{iv['resamples']:,} bootstrap resamples of the {iv['n_units']:,} {iv['units']}")
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
         for t in held.get("per_target") or []:  # each target in its own units (absent in older model files)
             table.add_row(f"  {t.get('target')}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"

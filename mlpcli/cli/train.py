@@ -14,7 +14,7 @@ from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
-    distinct_files, fmt, fmt_interval, fmt_metric, handle_errors, interrupted_exit, json_option, on_standard_output,
+    distinct_files, fmt, fmt_ci, fmt_metric, handle_errors, interrupted_exit, json_option, on_standard_output,
     one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
     threads_context, threads_option, warn_workers, write_together,
 )
@@ -162,7 +162,12 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     widths = " → ".join(map(str, [net.n_inputs, *net.hidden, net.n_outputs]))
     kind = (f"{len(model.members)} cross-fitted members, each" if model.is_ensemble else
             "one network (refit on all rows)" if fitted.refit_epochs else "one network")
-    table.add_row("model", f"{kind} {widths}, {net.activation if net.hidden else 'softmax regression' if model.task == 'multiclass' else 'linear'}, "
+    if net.hidden:  # the layers' regularisation, as info names it
+        layers = net.activation + (", BatchNorm" if net.batchnorm else "") + (
+            f", dropout {fmt(net.dropout)}" if net.dropout else "")
+    else:
+        layers = "softmax regression" if model.task == "multiclass" else "linear"
+    table.add_row("model", f"{kind} {widths}, {layers}, "
                   f"{net.n_parameters:,} parameters, loss {loss_words(model.loss, model.config, model.task)}")
     members = fit.get("members") or []
     stops = ["interrupted" if m.get("interrupted") else "early stop" if m["stopped_early"] else "epoch limit" for m in members]
@@ -197,7 +202,7 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     def shown_metric(k: str) -> str:
         text = f"{display_name(k)} {fmt_metric(k, m.get(k))}"
         if interval is not None and interval.ci is not None and k == interval.metric:
-            text += f" ({interval.level:.0%} CI {fmt_interval(k, interval.ci)})".replace("%", " %", 1)
+            text += f" ({fmt_ci(k, interval.ci, interval.level)})"
         return text
 
     table.add_row(f"{where} metrics", ", ".join(shown_metric(k) for k in shown))
