@@ -688,22 +688,14 @@ def print_json(doc) -> None:
 
 
 # --------------------------------------------------------------------------- shared option groups
-def csv_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [v.strip() for v in str(value).split(",") if v.strip()]
-
-
-
 def role_options(fn):
     """Column roles of predict and evaluate: each defaults to the model's training role, then to the usual
     column name (train declares its own, with the train options)."""
     decorators = [
-        click.option("--target", default=None, metavar="NAMES",
+        click.option("--target", multiple=True, metavar="NAMES",
                      help="Target column(s), where the command reads labels (evaluate's truth, the classes "
-                          "explain and gradcheck explain toward); predict ignores it  [default: the model's target]"),
+                          "explain and gradcheck explain toward); predict ignores it. Comma-separated, or repeated  "
+                          "[default: the model's target]"),
         click.option("--group", default=None,
                      help="Group column (samples of one patient), counted as patients: by the shift check, "
                           "evaluate's and explain's bootstrap  [default: the model's, else patient_id when present]"),
@@ -716,7 +708,7 @@ def role_options(fn):
         click.option("--batch", default=None,
                      help="Batch / site column: predict's and evaluate's shift check compares it with the training "
                           "batches  [default: the model's, else batch when present]"),
-        click.option("--drop", default=None, help="Comma-separated columns to ignore."),
+        click.option("--drop", multiple=True, help="Comma-separated columns to ignore (or repeat it)."),
         click.option("--features-in-rows", is_flag=True, help="The table is features x samples (genes in rows)."),
     ]
     for d in reversed(decorators):

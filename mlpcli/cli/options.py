@@ -115,8 +115,17 @@ def _click_option(f, flag: str, param: str, rename: dict[str, str] | None = None
         choice = _AliasChoice(meta["choices"], meta["aliases"]) if meta["aliases"] else click.Choice(meta["choices"])
         return click.option(flag, param, type=choice, default=default, show_default=shown is not None, help=help_text)
     shown = _default_text(f)
+    if kind == "str_list":  # `--target age --target ic50` is `--target age,ic50`; it kept the last one, silently
+        return click.option(flag, param, type=OptionValue(f.name, _metavar(meta)), multiple=True,
+                            callback=_joined, help=help_text + " Repeat it to add names."
+                            + (f"  [default: {shown}]" if shown is not None else ""))
     return click.option(flag, param, type=OptionValue(f.name, _metavar(meta)), default=None,
                         help=help_text + (f"  [default: {shown}]" if shown is not None else ""))
+
+
+def _joined(ctx, param, value: tuple) -> list[str] | None:
+    """The names of every use of a repeatable list option, in order (None: not given, the declared default)."""
+    return [name for names in value for name in names] if value else None
 
 
 def train_options(fn=None, *, rename: dict[str, str] | None = None, exclude: tuple[str, ...] = ()):
@@ -279,11 +288,15 @@ def _load_config_defaults(ctx: click.Context, param, value):
                                      f"`mlpcli {ctx.info_name}`; remove it", ctx=ctx, param=param)
         if v == AUTO and key in _BOOL_AUTO:
             v = None  # --x/--no-x given neither way: "auto" (options_from_params)
+        if key in _LISTS and isinstance(v, str):
+            v = [v]  # one use of a repeatable option ("a,b"), not its letters
         defaults[target] = v
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
 
+# Options of names that may be repeated on the command line (``_joined``).
+_LISTS = {f.name for f in option_fields() if f.metadata["kind"] == "str_list"}
 # Boolean options that may also be "auto": on the command line neither --x nor --no-x.
 _BOOL_AUTO = {f.name for f in option_fields() if f.metadata["kind"] == "bool" and f.metadata["auto"]}
 

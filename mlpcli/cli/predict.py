@@ -27,11 +27,11 @@ def role_flags(params: dict):
     from ..predict import RoleFlags
 
     ctx = click.get_current_context()
-    target = params.pop("target")
+    target = ",".join(params.pop("target")) or None  # repeatable: `--target a --target b` is `--target a,b`
     if ctx.get_parameter_source("target") in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None):
         target = None
     return RoleFlags(target=target, group=params.pop("group"), no_group=params.pop("no_group"), id=params.pop("id_col"),
-                     batch=params.pop("batch"), drop=params.pop("drop") or (),
+                     batch=params.pop("batch"), drop=",".join(params.pop("drop")) or (),
                      features_in_rows=params.pop("features_in_rows"), sep=params.pop("sep"),
                      decimal=params.pop("decimal"), samples=params.pop("samples"), layer=params.pop("layer"),
                      raw=params.pop("raw"), var_names=params.pop("var_names"))
