@@ -34,7 +34,7 @@ def read_table(path: str | os.PathLike, features_in_rows: bool = False, *, stdin
     """Read a samples × features table (or, with `features_in_rows`, a features × samples one).
 
     Format by extension: .csv, .tsv/.txt (tab), each optionally .gz/.bz2/.xz/.zip, and .parquet; "-" reads
-    CSV or TSV (sniffed from the first line; gzip detected by its magic bytes) from `stdin`
+    CSV or TSV (sniffed from the first line; gzip, bzip2 or xz detected by their magic bytes) from `stdin`
     (default `sys.stdin.buffer`). `sep` and `decimal` ("auto" or None: detected, see `sniff_dialect`)
     fix how text is split and numbers are written. Returns a DataFrame (n_samples, n_columns) with string
     column names; the transposed layout gets a leading `sample_id` column taken from its header. Notes on
@@ -89,7 +89,14 @@ def as_written_na(columns: Sequence[str], ids: Sequence[str]) -> dict:
 
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
-        raise DataError(f"table file not found: {path}")
+        home = os.path.expanduser(path)
+        hint = (f" (a quoted ~ is not expanded by the shell: {home}?)" if path.startswith("~") and home != path
+                and os.path.exists(home) else "")
+        raise DataError(f"table file not found: {path}{hint}")
+    fd = _descriptor(path)
+    if fd is not None and _is_terminal(fd):
+        raise DataError(f"{path} is a terminal; pipe a table into it (zcat x.csv.gz | mlpcli ... {path}) or give "
+                        "the table's path")
     if os.path.isdir(path):
         raise DataError(f"{path} is a directory; give a table file ({SUPPORTED_FORMATS})")
     if os.path.getsize(path) == 0 and not is_pipe(path):  # a pipe's size is 0 whatever it holds
@@ -97,9 +104,26 @@ def _check_file(path: str) -> None:
 
 
 def _table_format(path: str) -> tuple[str, str | None, str | None]:
-    """(kind, separator, compression) from the file name; kind is "text", "parquet" or "h5ad"."""
+    """(kind, separator, compression) from the file name; kind is "text", "parquet" or "h5ad". A descriptor's
+    name (/dev/stdin < x.csv.gz) takes the name of the regular file it is open on (``_opened_file``)."""
+    found = _suffix_format(_opened_file(path) or path)
+    if found is not None:
+        return found
+    if is_pipe(path):  # a pipe named without a format (<(zcat x.gz): /dev/fd/63): text, sniffed as "-" is
+        return "text", None, None
     name = os.path.basename(path).lower()
     root, ext = os.path.splitext(name)
+    compression = _COMPRESSIONS.get(ext)
+    if compression is not None:
+        root, ext = os.path.splitext(root)
+    hint = _FOREIGN_FORMATS.get(ext if compression is None or ext == ".mtx" else "", "")
+    raise DataError(f"unsupported table format {os.path.basename(path)!r}; use {SUPPORTED_FORMATS}"
+                    f"{'; ' + hint.format(name=path, directory=os.path.dirname(path) or '.') if hint else ''}")
+
+
+def _suffix_format(path: str) -> tuple[str, str | None, str | None] | None:
+    """(kind, separator, compression) that the file name's suffix names, None for any other name."""
+    root, ext = os.path.splitext(os.path.basename(path).lower())
     compression = _COMPRESSIONS.get(ext)
     if compression is not None:
         root, ext = os.path.splitext(root)
@@ -109,11 +133,37 @@ def _table_format(path: str) -> tuple[str, str | None, str | None]:
         return "h5ad", None, None
     if ext in _TEXT_SEPARATORS:
         return "text", _TEXT_SEPARATORS[ext], compression
-    if is_pipe(path):  # a pipe named without a format (<(zcat x.gz): /dev/fd/63): text, sniffed as "-" is
-        return "text", None, None
-    hint = _FOREIGN_FORMATS.get(ext if compression is None or ext == ".mtx" else "", "")
-    raise DataError(f"unsupported table format {os.path.basename(path)!r}; use {SUPPORTED_FORMATS}"
-                    f"{'; ' + hint.format(name=path, directory=os.path.dirname(path) or '.') if hint else ''}")
+    return None
+
+
+def _descriptor(path: str) -> int | None:
+    """The file descriptor an input's name stands for: /dev/stdin, /dev/fd/N, /proc/self/fd/N (``descriptor_of``)."""
+    from ..fileio import descriptor_of
+
+    return 0 if os.path.normpath(path) == "/dev/stdin" else descriptor_of(path)
+
+
+def _is_terminal(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _opened_file(path: str) -> str | None:
+    """The name of the regular file that a descriptor's name (/dev/stdin, /dev/fd/N, /proc/self/fd/N) is open on
+    when standard input (or descriptor N) is redirected from one (``< new.csv.gz``): the table is read by that
+    name's format, from the descriptor's name (opened again, it reads the file from its start). None for other
+    names, pipes, and where the system does not tell (no /proc)."""
+    fd = _descriptor(path)
+    if fd is None:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except (OSError, ValueError):
+        return None
 
 
 _TENX_PARTS = ("features", "genes", "barcodes")
@@ -152,16 +202,19 @@ _FOREIGN_FORMATS = {
 
 
 def _stdin_bytes(stdin, name: str = "standard input") -> bytes:
-    """Everything on a stream read once (standard input, or a named pipe ``name``), gunzipped when gzip."""
+    """Everything on a stream read once (standard input, or a named pipe ``name``), decompressed when gzip,
+    bzip2 or xz (``stream_compression``)."""
     stream = stdin if stdin is not None else sys.stdin.buffer
+    not_a_terminal(stream, name)
     data = stream.read()
     if isinstance(data, str):  # a text stream was passed instead of a binary one
         data = data.encode("utf-8")
-    if data[:2] == b"\x1f\x8b":
+    compression = stream_compression(data)
+    if compression is not None:
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"cannot decompress gzip data on {name}: {_short_reason(exc)}") from None
+            data = {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}[compression](data)
+        except (OSError, EOFError, ValueError, lzma.LZMAError) as exc:
+            raise DataError(f"cannot decompress {compression} data on {name}: {_short_reason(exc)}") from None
     if not data.strip():
         raise DataError("standard input is empty; pipe a CSV or TSV table into '-'" if name == "standard input"
                         else f"{name} is empty; expected a header line and data rows")
@@ -169,12 +222,63 @@ def _stdin_bytes(stdin, name: str = "standard input") -> bytes:
 
 
 def is_pipe(path: str) -> bool:
-    """Whether ``path`` is a named pipe or a process substitution (``<(zcat x.gz)``, /dev/fd/63): its data
-    can be read once, front to back, like standard input."""
+    """Whether ``path`` is a named pipe or a process substitution (``<(zcat x.gz)``, /dev/fd/63), or names a
+    descriptor open on a file whose name tells no table format (/dev/stdin < counts): its data is read once,
+    front to back, like standard input ("-"), and its format sniffed as there."""
     try:
-        return stat.S_ISFIFO(os.stat(path).st_mode)
+        if stat.S_ISFIFO(os.stat(path).st_mode):
+            return True
     except (OSError, ValueError):
         return False
+    opened = _opened_file(path)
+    return opened is not None and _suffix_format(opened) is None
+
+
+# What a table read once (standard input, a pipe) may start with: compressed text, which is decompressed, and
+# files that are read by their path alone (a parquet file's metadata is at its end; .h5ad and zip are indexed)
+_STREAM_COMPRESSIONS = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"))
+_BZIP2 = re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)")  # a block, or the end of an empty stream
+_NOT_STREAMED = (
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (.h5ad, .h5)"),
+    (b"PK\x03\x04", "a zip archive (.zip, an .xlsx workbook)"),
+    (b"(\xb5/\xfd", "zstd-compressed data"),
+)
+STREAM_HEAD = 10  # the bytes that ``stream_compression`` and ``not_streamed`` look at
+
+
+def stream_compression(head: bytes) -> str | None:
+    """"gzip", "bz2" or "xz" when the first bytes of a stream (at least ``STREAM_HEAD``) are theirs, else None."""
+    for magic, compression in _STREAM_COMPRESSIONS:
+        if head.startswith(magic):
+            return compression
+    return "bz2" if _BZIP2.match(head) else None
+
+
+def not_streamed(head: bytes, name: str) -> None:
+    """A DataError when the first bytes of a table read once from ``name`` (standard input or a pipe) are a
+    format that is read by its path only: parquet, HDF5 (.h5ad), zip (.xlsx); zstd, which is not decompressed.
+    A gene named PAR1 heading a text table is no parquet file: its next byte is text."""
+    what = next((what for magic, what in _NOT_STREAMED if head.startswith(magic)), None)
+    if what is None and head.startswith(b"PAR1") and len(head) > 4 and head[4] < 0x20 and head[4] not in b"\t\r\n":
+        what = "a Parquet file"
+    if what is None:
+        return
+    where = "standard input" if name == "standard input" else f"a pipe ({name})"
+    if what.startswith("zstd"):
+        raise DataError(f"{what} cannot be read from {where}; decompress it first (zstd -dc x.csv.zst | mlpcli ... -)")
+    raise DataError(f"{what} cannot be read from {where}; give its path")
+
+
+def not_a_terminal(stream, name: str) -> None:
+    """A DataError when ``stream`` (standard input for "-") is a terminal: nothing was piped in, and reading
+    would wait for typed lines."""
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return
+    if terminal:
+        raise DataError(f"{name} is a terminal; pipe a table into '-' (zcat x.csv.gz | mlpcli ... -) or give the "
+                        "table's path")
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -211,6 +315,7 @@ class _Source:
 def _source(path, stdin) -> _Source:
     if str(path) == "-":
         data = _stdin_bytes(stdin)
+        not_streamed(data[:STREAM_HEAD], "standard input")
         return _Source("standard input", lambda: io.BytesIO(data), "text", None, None)
     path = os.fspath(path)
     if os.path.isdir(path):  # 10x Genomics output (data.tenx): its files are checked when it is opened
@@ -221,10 +326,11 @@ def _source(path, stdin) -> _Source:
         not_a_tenx_part(path)
     if is_pipe(path):  # read once, as standard input is: the readers open a file more than once
         if kind != "text":
-            raise DataError(f"{path} is a pipe: only a text table (CSV or TSV, optionally gzip) can be read from one; "
+            raise DataError(f"{path} is a pipe: only a text table (CSV or TSV, optionally gzip, bzip2 or xz) can be read from one; "
                             f"save the {kind} file to disk and give its name")
         with open(path, "rb") as fh:
             data = _stdin_bytes(fh, path)
+        not_streamed(data[:STREAM_HEAD], path)
         return _Source(path, lambda: io.BytesIO(data), "text", sep, None, text_suffix(path))
     return _Source(path, lambda: path, kind, sep, compression, text_suffix(path))
 

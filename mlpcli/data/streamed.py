@@ -875,7 +875,7 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
     """Open `source` (a path, "-" for standard input, or a DataFrame) for reading in chunks.
 
     Formats as for every command: .csv, .tsv/.txt, each optionally .gz/.bz2/.xz/.zip, .parquet, and "-"
-    (CSV or TSV sniffed from the header, gzip detected by its magic bytes). The transposed layout
+    (CSV or TSV sniffed from the header, gzip, bzip2 or xz detected by their magic bytes). The transposed layout
     (`features_in_rows`) cannot be streamed and is read whole (see `read_whole`). `sep`, `decimal`: as for
     training (``data.sniff_dialect``; None or "auto" detects them). An .h5ad file (AnnData) is read in
     row ranges of .X, a `layer` or .raw.X (`raw`), genes named by var_names or the var column `var_names`
@@ -917,15 +917,23 @@ def read_whole(source, *, features_in_rows: bool = False, stdin=None, sep: str |
 
 def _stream_table(name: str, stream, raw, check_header: bool, sep: str | None, decimal: str | None) -> "_TextTable":
     """A text table read once from ``stream`` (standard input or a pipe; ``raw``: the file to close after, None
-    for standard input), gunzipped when it starts as gzip, its separator sniffed."""
-    head = stream.read(2)
-    if isinstance(head, str):
-        head = head.encode("utf-8")
+    for standard input), decompressed when it starts as gzip, bzip2 or xz (``data.io.stream_compression``),
+    its separator sniffed."""
+    data.io.not_a_terminal(stream, name)
+    head = b""
+    while len(head) < data.io.STREAM_HEAD:  # a pipe may hand over fewer bytes than asked for
+        more = stream.read(data.io.STREAM_HEAD - len(head))
+        if not more:
+            break
+        head += more.encode("utf-8") if isinstance(more, str) else more
+    data.io.not_streamed(head, name)
     buffered = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)
     closing = [raw] if raw is not None else []
-    if head == b"\x1f\x8b":
-        unzipped = gzip.GzipFile(fileobj=buffered, mode="rb")
-        return _TextTable(name, raw, unzipped, None, None, [unzipped, *closing], check_header=check_header,
+    compression = data.io.stream_compression(head)
+    if compression is not None:
+        unpacked = (gzip.GzipFile(fileobj=buffered, mode="rb") if compression == "gzip"
+                    else {"bz2": bz2.BZ2File, "xz": lzma.LZMAFile}[compression](buffered, mode="rb"))
+        return _TextTable(name, raw, unpacked, None, None, [unpacked, *closing], check_header=check_header,
                           sep_option=sep, decimal_option=decimal)
     if not head:
         raise DataError("standard input is empty; pipe a CSV or TSV table into '-'" if raw is None
