@@ -107,7 +107,7 @@ def test_predict_and_evaluate_help_state_their_real_defaults():
     for command in ("predict", "evaluate"):
         text = " ".join(run([command, "--help"], terminal_width=200).output.split())
         assert "[default: label]" not in text and "split by rows" not in text
-        assert "predict ignores it [default: the model's target]" in text
+        assert "predict ignores it. Comma-separated, or repeated [default: the model's target]" in text
         assert "--no-group No group column: samples count as independent (bootstraps resample samples, not " \
                "patients)." in text
 
