@@ -748,6 +748,7 @@ class _Fields:
         self.mapping(_given(meta.get("config"), {}), "config")
         for key in ("provenance", "extra"):
             self.mapping(_given(meta.get(key), {}), key)
+        self.tuning((meta.get("extra") or {}).get("tuning"))
         history = self.listing(_given(meta.get("history"), []), "history")
         for i, row in enumerate(history):
             self.scalars(row, f"history[{i}]")
@@ -785,6 +786,45 @@ class _Fields:
                 self.scalars(row, f"fit.{part}[{i}]")
         for i, m in enumerate(self.listing(_given(fit.get("members"), []), "fit.members")):
             self.scalars(m, f"fit.members[{i}]")
+
+    def tuning(self, tuning) -> None:
+        """``extra.tuning``, what ``tune --refit`` chose and how (``tuning.refit_record``; ``info`` reads it): absent
+        in other models; ``grid_size``, ``evaluated``, ``chosen_from``, ``folds`` and ``repeats`` are absent in files
+        written before they were recorded."""
+        if tuning is None:
+            return
+        where = "extra.tuning"
+        self.mapping(tuning, where)
+        grid = self.mapping(self.get(tuning, "grid", where), f"{where}.grid")
+        if not grid:
+            self.fail(f"{where}.grid", "must name at least one option")
+        for key, values in grid.items():
+            self.listing(values, _join(f"{where}.grid", key), min_len=1)
+        self.mapping(self.get(tuning, "setting", where), f"{where}.setting")
+        self.text(tuning.get("metric"), f"{where}.metric")
+        self.text(tuning.get("strategy"), f"{where}.strategy", optional=True)
+        nested = tuning.get("nested")
+        scores = [(tuning, where, "cv_mean"), (tuning, where, "cv_sd")]
+        if nested is not None:
+            self.scalars(nested, f"{where}.nested")
+            scores += [(nested, f"{where}.nested", "mean"), (nested, f"{where}.nested", "sd")]
+        for d, at, key in scores:  # null: undefined (NaN, which model.json allows, too)
+            if d.get(key) is not None and not _is_number(d[key]):
+                self.fail(_join(at, key), f"must be a number or null, got {_kind(d[key])}")
+        if nested is not None:
+            folds = self.whole(nested.get("folds"), f"{where}.nested.folds", 1, 2**31)
+            self.whole(nested.get("scored", folds), f"{where}.nested.scored", 0, folds)
+        size = tuning.get("grid_size")
+        if size is not None:
+            self.whole(size, f"{where}.grid_size", 1, 2**63 - 1)
+        evaluated = tuning.get("evaluated")
+        if evaluated is not None:
+            self.whole(evaluated, f"{where}.evaluated", 1, 2**63 - 1 if size is None else size)
+        if tuning.get("chosen_from") is not None:
+            self.whole(tuning["chosen_from"], f"{where}.chosen_from", 0, 2**63 - 1 if evaluated is None else evaluated)
+        for key in ("folds", "repeats"):
+            if tuning.get(key) is not None:
+                self.whole(tuning[key], f"{where}.{key}", 1, 2**31)
 
     def array_shapes(self, shapes, specs: dict[str, _ArraySpec], aliases: dict[str, str]) -> None:
         self.mapping(shapes, "array_shapes")

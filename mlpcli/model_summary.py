@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .model_io import Model
 
-__all__ = ["describe", "network_summary", "loss_words", "trained_matrix", "trust_summary", "FIRST_FEATURES"]
+__all__ = ["describe", "network_summary", "tuning_summary", "loss_words", "trained_matrix", "trust_summary", "FIRST_FEATURES"]
 
 FIRST_FEATURES = 10  # feature names listed unless all are asked for
 
@@ -77,13 +77,57 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "interval": fit.get("held_out_interval"),  # the main metric's bootstrap interval over patients
         },
         "diagnosis": None if not diagnosis else {k: diagnosis.get(k) for k in ("label", "runner_up", "summary")},
-        # what `tune --refit` chose (grid, setting, metric, cross-validated mean and SD, nested estimate); None else
-        "tuning": (model.extra or {}).get("tuning"),
+        # what `tune --refit` chose, how, and what its score measured (tuning_summary); None else
+        "tuning": tuning_summary(model),
         "provenance": model.provenance or {},
         "roles": model.roles or {},
         "matrix": trained_matrix(model),  # an .h5ad file's matrix the features came from (None: not an .h5ad file)
         "trust": trust_summary(model),
     })
+
+
+def tuning_summary(model: Model) -> dict | None:
+    """What ``tune --refit`` recorded (``tuning.refit_record``: grid, setting, metric, ``cv_mean`` and ``cv_sd``,
+    strategy, nested estimate, ``grid_size``, ``evaluated``, ``chosen_from``, ``folds``, ``repeats``), with what
+    follows from it: ``random`` (fewer settings evaluated than the grid holds: ``--random``), ``optimistic`` (the
+    score is the best of ``chosen_from`` models' on the same folds), ``scored_as`` (what each fold's score was of:
+    one network unless the grid set member-folds) and ``model`` (what was shipped: an ensemble by default, so the
+    score does not measure it). Files written before the counts: ``grid_size`` from the grid, ``evaluated``,
+    ``chosen_from``, ``random``, ``folds`` and ``repeats`` None, and ``optimistic`` whether the grid held more than one
+    setting. None for a model not made by ``tune --refit``."""
+    stored = (model.extra or {}).get("tuning")
+    if not stored:
+        return None
+    grid = stored.get("grid") or {}
+    size = stored.get("grid_size")
+    if size is None:
+        size = math.prod(len(v) for v in grid.values()) if grid else None
+    evaluated, chosen_from = stored.get("evaluated"), stored.get("chosen_from")
+    members = (stored.get("setting") or {}).get("folds", 1)  # the grid's member-folds: each fold's model
+    fit = model.fit or {}
+    if len(model.members) > 1:
+        shipped = f"a {len(model.members)}-member cross-fitted ensemble"
+    elif fit.get("refit_epochs"):
+        shipped = "one network refitted on every row"
+    else:
+        shipped = "one network"
+    return {
+        **stored,
+        "grid_size": size,
+        "evaluated": evaluated,
+        "random": None if evaluated is None or size is None else evaluated < size,
+        "chosen_from": chosen_from,
+        "optimistic": chosen_from > 1 if chosen_from is not None else size is None or size > 1,
+        "folds": stored.get("folds"),
+        "repeats": stored.get("repeats"),
+        "scored_as": ("one network per fold" if members == 1 else
+                      f"a {members}-member cross-fitted ensemble per fold" if isinstance(members, int) else
+                      f"train's cross-fitted ensemble (member-folds={members}) per fold"),
+        "model": shipped,
+        # whether the score was of such a model as the one shipped (an ensemble of as many members, or one network)
+        # (None: the grid's member-folds=auto, which each fold resolved for its rows)
+        "score_of_model": None if not isinstance(members, int) else members == len(model.members),
+    }
 
 
 def trust_summary(model: Model) -> dict:

@@ -229,16 +229,12 @@ def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> np.ndar
 def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "(in memory)",
                 progress: Callable[[dict], None] | None = None, plan=None) -> TrainOutcome:
     """``tune --refit``: train what ``train`` ships with the tuning's best setting on all of ``ds`` (``plan``: as
-    for ``train``); the tuning's summary is kept in ``model.extra["tuning"]``."""
-    from .model_selection.tuning import best_options
+    for ``train``); the tuning's summary is kept in ``model.extra["tuning"]`` (``tuning.refit_record``)."""
+    from .model_selection.tuning import best_options, refit_record
 
     outcome = train_dataset(ds, best_options(options, result), progress=progress, source=source,
                             folds_flag="--member-folds", plan=plan)
-    outcome.model.extra["tuning"] = {
-        "grid": result.space, "setting": result.best.setting, "metric": result.metric,
-        "cv_mean": result.best.mean, "cv_sd": result.best.sd, "strategy": result.strategy,
-        "nested": result.nested_summary(),
-    }
+    outcome.model.extra["tuning"] = refit_record(result)
     return outcome
 
 

@@ -157,5 +157,5 @@ def test_info_describes_what_tune_refit_chose(tmp_path):
     tuning = doc["tuning"]
     assert tuning["grid"] == {"lr": [0.001, 0.01]} and tuning["setting"]["lr"] in (0.001, 0.01)
     text = " ".join(run(["info", str(model)]).output.split())
-    assert f"tune --refit chose lr={tuning['setting']['lr']:g} over lr" in text.replace("│ ", "")
-    assert "optimistic as the best of the settings' estimates" in text.replace("│ ", "")
+    assert f"chose lr={tuning['setting']['lr']:g} (" in text.replace("│ ", "")
+    assert "optimistic: the best of 2 on the same folds" in text.replace("│ ", "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..metrics import display_name
-from ._common import (Table, CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_ci, fmt_metric, handle_errors, json_option, print_json,
+from ._common import (Table, CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_ci, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json,
                       quiet_option, stdout_console)
 
 
@@ -87,19 +87,50 @@ def _count(n) -> str:
 
 
 def _tuning_text(tuning: dict) -> str:
-    """What `tune --refit` chose: the setting, its cross-validated score (the highest of the grid's, so optimistic)
-    and, with --nested, the honest estimate."""
-    from ..model_selection.grid import format_setting
+    """What `tune --refit` chose and how, in one line: the settings evaluated (of the grid's; drawn at random with
+    --random), the folds, the setting and its cross-validated score — optimistic when it is the best of several
+    settings scored on the same folds, a plain estimate for a grid of one —, the nested estimate, and what the
+    scores were of when that is not the model shipped (one network per fold; the model an ensemble)."""
+    from ..model_selection.grid import format_setting, option_name
 
-    grid = tuning.get("grid") or {}
-    metric = display_name(str(tuning.get("metric") or ""))
-    text = (f"tune --refit chose {format_setting(tuning.get('setting') or {})} over {', '.join(map(str, grid))} "
-            f"({tuning.get('strategy') or 'cross-validation'}): {metric} {fmt(tuning.get('cv_mean'))} ± "
-            f"{fmt(tuning.get('cv_sd'))}, optimistic as the best of the settings' estimates")
+    metric = str(tuning.get("metric") or "")
+    name = display_name(metric)
+    size, evaluated = tuning.get("grid_size"), tuning.get("evaluated")
+    if evaluated is None:  # a file written before the count: the grid, not what was evaluated of it
+        tried = (f"a grid of {_count(size)} setting{'' if size == 1 else 's'} (of "
+                 f"{', '.join(option_name(k) for k in tuning.get('grid') or {})}; the file does not record how many "
+                 "were evaluated)")
+    elif evaluated == 1:
+        tried = "1 setting" if size == 1 else f"1 of {_count(size)} settings (drawn at random)"
+    else:
+        tried = f"{_count(evaluated)} of {_count(size)} settings (drawn at random)" if tuning.get("random") else \
+            f"{_count(evaluated)} settings"
+    score = f"{name} {fmt_mean_sd(metric, tuning.get('cv_mean'), tuning.get('cv_sd'))}"
+    chosen_from = tuning.get("chosen_from")
+    if tuning.get("optimistic"):
+        best_of = "up to " + _count(size) if chosen_from is None else _count(chosen_from)
+        score += f", optimistic: the best of {best_of} on the same folds"
+        verb = "chose"
+    elif size == 1 or evaluated == 1:
+        score += ", its cross-validated estimate: nothing was chosen"
+        verb = "scored"
+    else:  # the others failed, or trained the same networks
+        score += ", its cross-validated estimate: the other settings failed or trained the same networks"
+        verb = "chose"
+    text = (f"tuned: {tried}, {tuning.get('strategy') or 'cross-validation'}; {verb} "
+            f"{format_setting(tuning.get('setting') or {})} ({score})")
     nested = tuning.get("nested")
-    if nested and nested.get("mean") is not None:
-        text += (f"; nested CV, the honest estimate: {fmt(nested['mean'])} ± {fmt(nested.get('sd'))} over "
-                 f"{nested.get('scored', nested.get('folds'))} outer folds")
+    if nested:
+        if nested.get("mean") is None:
+            text += f"; nested CV: none of its {nested.get('folds')} outer folds has a score"
+        else:
+            scored, folds = nested.get("scored", nested.get("folds")), nested.get("folds")
+            over = f"{folds}" if scored == folds else f"{scored} of {folds}"
+            text += (f"; nested CV, the honest estimate: {name} {fmt_mean_sd(metric, nested['mean'], nested.get('sd'))} "
+                     f"over {over} outer folds")
+    if tuning.get("score_of_model") is not True and tuning.get("scored_as") and tuning.get("model"):
+        text += (f"; {'the scores are' if nested else 'the score is'} of {tuning['scored_as']}, "
+                 f"the model {tuning['model']}")
     return text
 
 
@@ -237,6 +268,10 @@ def _table(doc: dict) -> Table:
         if iv and iv.get("ci"):
             at += (f"; {display_name(iv['metric'])} {fmt_ci(iv['metric'], iv['ci'], iv['level'])} from "
                    f"{iv['resamples']:,} bootstrap resamples of the {iv['n_units']:,} {iv['units']}")
+        tuned = doc.get("tuning") or {}
+        if tuned.get("optimistic"):  # tune chose the setting by its score on these same samples
+            of = tuned.get("chosen_from") or f"up to {_count(tuned.get('grid_size'))}"
+            at += f"; optimistic: tune --refit chose the setting from {of} by their scores on these samples"
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
         for t in held.get("per_target") or []:  # each target in its own units (absent in older model files)
             table.add_row(f"  {t.get('target')}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"

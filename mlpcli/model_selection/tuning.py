@@ -36,7 +36,7 @@ from .grid import (apply_setting, check_settings, choose_points, format_setting,
 from .splits import Fold, check_training_parts, kfold
 
 __all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS", "chosen_among",
-           "selection_note", "grid_notes", "tie_note"]
+           "selection_note", "grid_notes", "tie_note", "refit_record"]
 
 # What each grid point is scored as (see the module docstring).
 SCORED_AS = ("one network per fold (as train --folds 1: early stopping on a grouped hold-out of the fold's training "
@@ -567,6 +567,20 @@ def _epochs_cap_warning(best: PointResult) -> str | None:
     return (f"the best setting's networks were still improving at the --epochs cap ({cap}): best epoch {cap} in "
             f"{len(at_cap)} of {len(folds)} folds; its score may rise with more epochs — raise --epochs "
             "(or add epochs to the grid) and tune again")
+
+
+def refit_record(result: TuneResult) -> dict:
+    """What a ``--refit`` model keeps of its tuning (``model.extra["tuning"]``, which ``info`` shows): the grid, the
+    setting chosen, its CV score, the nested estimate, and how the choice was made — ``evaluated`` of ``grid_size``
+    settings (fewer: ``--random``), ``chosen_from`` distinct models with a score (above 1 the score is the best of
+    them, so optimistic), ``folds`` × ``repeats``. Files written before the last four lack them."""
+    return {
+        "grid": result.space, "setting": result.best.setting, "metric": result.metric,
+        "cv_mean": result.best.mean, "cv_sd": result.best.sd, "strategy": result.strategy,
+        "nested": result.nested_summary(),
+        "grid_size": result.grid_size, "evaluated": len(result.points), "chosen_from": chosen_among(result.points),
+        "folds": result.folds, "repeats": result.repeats,
+    }
 
 
 def best_options(options: TrainOptions, result: TuneResult) -> TrainOptions:
