@@ -7,7 +7,7 @@ import math
 import click
 from rich.text import Text
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..metrics import display_name
 from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_writable, debug_option, distinct_files, fmt,
@@ -104,6 +104,45 @@ def _by_table(result) -> Table:
     if result.bootstrap:
         overall.append(fmt_interval(result.main_metric, result.ci.get(result.main_metric)))
     table.add_row(*overall, style="bold")
+    return table
+
+
+def _novel_table(doc: dict) -> Table:
+    """evaluate --novel-labels: per label the model does not know, how many samples, the shares flagged ood, given
+    an empty or multi-class set, and either way (caught), and the classes most predicted for them."""
+    parts = []
+    if doc["ood_alpha"] is not None:
+        parts.append(f"ood: p < {doc['ood_alpha']:.12g}")
+    if doc["coverage"] is not None:
+        parts.append(f"sets at level {doc['coverage']:.12g}")
+    table = Table(title="Labels the model does not know (kept apart from the metrics"
+                        + (f"; {', '.join(parts)}" if parts else "") + ")", title_justify="left")
+    table.add_column("label")
+    table.add_column("n", justify="right")
+    if doc["ood_alpha"] is not None:
+        table.add_column("flagged ood", justify="right")
+    if doc["coverage"] is not None:
+        table.add_column("empty set", justify="right")
+        table.add_column("multi-class set", justify="right")
+    if doc["caught_by"]:
+        table.add_column("caught (either)" if len(doc["caught_by"]) > 1 else "caught", justify="right")
+    table.add_column("predicted as (top 3)")
+
+    def cells(row: dict) -> list[str]:
+        out = [f"{row['n']:,}"]
+        if doc["ood_alpha"] is not None:
+            out.append("n/a" if row["ood"] is None else f"{row['ood']:.1%}")
+        if doc["coverage"] is not None:
+            out += [f"{row['empty_set']:.1%}", f"{row['multi_class_set']:.1%}"]
+        if doc["caught_by"]:
+            out.append(f"{row['caught']:.1%}")
+        out.append(", ".join(f"{p['class']} {p['share']:.0%}" for p in row["predicted_as"]))
+        return out
+
+    for row in doc["labels"]:
+        table.add_row(str(row["label"]), *cells(row))
+    if len(doc["labels"]) > 1:
+        table.add_row("all", *cells(doc["all"]), style="bold")
     return table
 
 
@@ -211,6 +250,12 @@ def render(result, model_path: str, data_file: str) -> None:
                 "the targets' R²")
     else:
         what = "regression, 1 target"
+    if result.n == 0:  # --novel-labels on a table of unknown labels alone: nothing to score (a note says so)
+        if result.novel is not None and result.novel["n"]:
+            _show(con, _novel_table(result.novel))
+        if result.shift is not None and result.shift.shifted:
+            _show(con, shift_table(result.shift, 10))
+        return
     _show(con, _metrics_table(result, f"Metrics on {result.n:,} sample{'s' * (result.n != 1)} ({what})"))
     if result.task == "multiclass":
         _show(con, _per_class_table(m["per_class"], "class", "Per class"))
@@ -230,6 +275,8 @@ def render(result, model_path: str, data_file: str) -> None:
     if result.trust is not None:
         for table in _trust_tables(result.trust):
             _show(con, table)
+    if result.novel is not None and result.novel["n"]:
+        _show(con, _novel_table(result.novel))
     if result.groups:
         _show(con, _by_table(result))
     if result.shift is not None and result.shift.shifted:
@@ -248,6 +295,11 @@ def render(result, model_path: str, data_file: str) -> None:
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Resamples for 95 % confidence intervals (of patients when there is a group column); 1000 is usual.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@click.option("--novel-labels", is_flag=True,
+              help="Keep rows whose label the model does not know (a class absent from training) apart instead of "
+                   "stopping: the metrics are of the other rows, and a table reports per such label how many were "
+                   "flagged ood (--ood) or given an empty or multi-class set (--coverage), either way (caught), and "
+                   "the classes they were predicted as (binary and multiclass models).")
 @common_options
 @trust_options
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), callback=named_file,
@@ -265,7 +317,7 @@ def render(result, model_path: str, data_file: str) -> None:
 @json_option
 @debug_option
 @handle_errors
-def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missing, shift_path, chunk_mb, chunksize,
+def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_missing, max_missing, shift_path, chunk_mb, chunksize,
              threshold, out, plot_path, threads, quiet, as_json, debug, **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
 
@@ -287,11 +339,13 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
     With predict's --coverage, --min-confidence / --abstain-on-empty-set and --ood: the sets'
     empirical coverage and mean size (overall, per class, per --by group), the abstention rate and
     the accuracy on the accepted samples, and the share flagged out-of-distribution. --plot draws
-    the risk–coverage curve.
+    the risk–coverage curve. --novel-labels: rows of a class the model never saw are scored apart (how many
+    it flags or gives an uncertain set, what it takes them for) instead of being an error.
 
     \b
     Example:  mlpcli evaluate subtypes.mlp sample_data/test_cohort.csv.gz --by batch --bootstrap 1000
     Example:  mlpcli evaluate subtypes.mlp test.csv --coverage 0.9 --ood --min-confidence 0.7 --plot rc.png
+    Example:  mlpcli evaluate subtypes.mlp cohort_with_new_type.csv --novel-labels --coverage 0.9 --ood
     """
     from .. import predict as lib
 
@@ -328,7 +382,10 @@ def evaluate(model_path, data_file, by, bootstrap, seed, fill_missing, max_missi
         result = lib.evaluate(model, data_file, threshold=threshold, by=by, bootstrap=bootstrap, seed=seed,
                               fill_missing=fill_missing, max_missing=max_missing, roles=roles, **chunks,
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
-                              progress=progress, uncertainty=uncertainty)
+                              progress=progress, uncertainty=uncertainty, novel_labels=novel_labels)
+    if plot_path and result.trust is None:  # every label novel: no sample to draw a risk–coverage curve of
+        raise DataError(f"--plot {plot_path}: no sample of {data_file} holds a label the model knows, so there is no "
+                        "risk–coverage curve to draw; leave out --plot")
     NoteRenderer(quiet, result)()
     doc = _finite({"model": model_path, "data": data_file, **result.to_dict()})
     # the files, all or none: a plot that fails to draw leaves no shift report or JSON file of this run behind

@@ -141,6 +141,9 @@ class EvaluationResult:
     # the metrics on the others when some are and some are not
     seen_in_training: int | None = None
     unseen_metrics: dict | None = None
+    # with novel_labels: the rows whose label the model does not know, kept apart from the metrics (``novel_report``);
+    # None otherwise
+    novel: dict | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
@@ -150,6 +153,7 @@ class EvaluationResult:
                 "shift": self.shift.summary() if self.shift is not None else None,
                 **({"trust": self.trust} if self.trust is not None else {}),
                 "seen_in_training": self.seen_in_training, "unseen_metrics": self.unseen_metrics,
+                **({"novel": self.novel} if self.novel is not None else {}),
                 "notes": self.notes, "warnings": self.warnings}
 
 
@@ -298,7 +302,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
              seed: int = 0, fill_missing: str | None = None, roles: RoleFlags | None = None,
              chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
              progress: Callable[[dict], None] | None = None, max_missing: float | None = None,
-             uncertainty: Uncertainty | None = None) -> EvaluationResult:
+             uncertainty: Uncertainty | None = None, novel_labels: bool = False) -> EvaluationResult:
     """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
 
     The table is read like predict's (features by name, pieces of `chunk_mb` MiB or of `chunksize` rows, the
@@ -310,6 +314,10 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     `uncertainty` (binary, multiclass) adds `result.trust`: the prediction sets' empirical coverage and size
     (overall, per class, per `by` group), the abstention rate and accuracy on the accepted samples, the
     risk–coverage curve and the out-of-distribution flag rate (``trust.evaluation_report``).
+    `novel_labels` (binary, multiclass): rows whose label the model does not know (a class absent from training)
+    are no error but kept apart: every figure above is of the other rows (the shift check too), and
+    `result.novel` reports, per such label, how many were flagged out-of-distribution or given an empty or
+    multi-class prediction set, and what the model took them for (``novel_report``).
     """
     from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
 
@@ -319,25 +327,50 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     # with no option on, Uncertainty() still gives a classifier the accuracy and its risk–coverage curve
     trust = Trust(model, uncertainty) if uncertainty is not None and (
         uncertainty.active or model.task in ("binary", "multiclass")) else None
+    if novel_labels and model.task not in ("binary", "multiclass"):
+        raise OptionError(f"--novel-labels applies to binary and multiclass models; this model is {model.task}, "
+                          "whose targets hold no classes to be unknown")
     reader, roles, target_note = read_targets_as(model, roles)
     run = _Run(reader, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
-               chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing, trust=trust)
+               chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing, trust=trust,
+               novel_labels=novel_labels)
     outs, metas = [], []
+    kept = ("y", "group", "by", "set", "ood_score", "ood_p", "seen", "novel", "novel_label")
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
         outs.append(out)
-        metas.append({k: v for k, v in meta.items() if k in ("y", "group", "by", "set", "ood_score", "ood_p", "seen")})
+        metas.append({k: v for k, v in meta.items() if k in kept})
     out = np.concatenate(outs)
     meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
     task, classes = model.task, list(model.classes)
-    proba, y = metrics.as_task_proba(task, out), meta["y"]
     main = metrics.main_metric_name(task)
+    novel_doc = None
+    if novel_labels:  # the novel rows reported apart; everything below is of the others
+        novel, novel_label = meta.pop("novel"), meta.pop("novel_label")
+        novel_doc = novel_report(out[novel], novel_label[novel], classes, task, threshold, trust,
+                                 None if meta.get("set") is None else meta["set"][novel],
+                                 None if meta.get("ood_p") is None else meta["ood_p"][novel])
+        out, meta = out[~novel], {k: v[~novel] for k, v in meta.items()}
+        if not len(out):  # no row to score: the novel rows' report alone
+            result = EvaluationResult(task=task, n=0, classes=classes, metrics={}, main_metric=main,
+                                      threshold=threshold if task in ("binary", "multilabel") else None, by=by,
+                                      shift=run.shift, notes=[*filter(None, [target_note]), *run.notes],
+                                      warnings=run.warnings, novel=novel_doc)
+            result.notes += _novel_notes(novel_doc, len(novel))
+            if trust is not None:
+                result.notes.extend(trust.level_notes())
+                result.warnings.extend(trust.ood_warnings())
+            return result
+    proba, y = metrics.as_task_proba(task, out), meta["y"]
     overall = metrics.compute(task, y, proba, classes, threshold)
     result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main,
                               threshold=threshold if task in ("binary", "multilabel") else None, by=by,
                               shift=run.shift, notes=[*filter(None, [target_note]), *run.notes,
                                                       *filter(None, [_absent_note(task, y, classes)])],
                               warnings=run.warnings,
-                              calibration=_calibration_effect(model, out, y, classes, threshold, overall))
+                              calibration=_calibration_effect(model, out, y, classes, threshold, overall),
+                              novel=novel_doc)
+    if novel_doc is not None:
+        result.notes += _novel_notes(novel_doc, len(y) + novel_doc["n"])
     if run.seen is not None:
         _seen_rows(result, run.seen, meta["seen"], y, proba, threshold, model)
     untaught = _untaught_labels(model, y)
@@ -382,6 +415,79 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings, result.notes)
     return result
+
+
+def novel_report(out: np.ndarray, labels: np.ndarray, classes: list, task: str, threshold: float,
+                 trust: Trust | None, sets: np.ndarray | None, ood_p: np.ndarray | None) -> dict:
+    """How the model treats the rows of labels it does not know (evaluate --novel-labels): the network's outputs
+    ``out`` (n, outputs), their ``labels`` (n,), and, when asked for, their prediction sets ``sets`` (n, C) and
+    out-of-distribution p-values ``ood_p`` (n,). Per label (and over them all, ``all``): n; ``ood``, the share
+    flagged (p < --ood-alpha; None without --ood, or when the model cannot flag at that level: ``Trust.ood_warnings``);
+    ``empty_or_multi_set``, the share whose set is empty or holds several classes (None without --coverage), and
+    the two apart; ``caught``, the share either way — the held-out class figure of ``benchmarks/bench_conformal.py``
+    —; ``predicted_as``, the 3 classes most predicted for them, with counts and shares."""
+    pred = (out[:, -1] >= threshold).astype(np.int64) if task == "binary" else out.argmax(axis=1)
+    alpha = trust.options.ood_alpha if trust is not None and trust.basis is not None else None
+    can_flag = alpha is not None and trust.ood_floor() < alpha
+    flagged = ood_p < alpha if can_flag and ood_p is not None else None
+    size = None if sets is None else sets.sum(axis=1)
+
+    def share(mask: np.ndarray | None, idx: np.ndarray) -> float | None:
+        return None if mask is None or not len(idx) else float(mask[idx].mean())
+
+    unsure = None if size is None else size != 1
+    caught = None if flagged is None and unsure is None else (
+        flagged if unsure is None else unsure if flagged is None else flagged | unsure)
+
+    def row(idx: np.ndarray) -> dict:
+        counts = np.bincount(pred[idx], minlength=len(classes))
+        top = sorted(np.flatnonzero(counts).tolist(), key=lambda c: (-counts[c], c))[:_NOVEL_TOP]
+        return {"n": int(len(idx)), "ood": share(flagged, idx),
+                "empty_set": share(None if size is None else size == 0, idx),
+                "multi_class_set": share(None if size is None else size > 1, idx),
+                "empty_or_multi_set": share(unsure, idx), "caught": share(caught, idx),
+                "n_caught": None if caught is None else int(caught[idx].sum()),
+                "predicted_as": [{"class": str(classes[c]), "n": int(counts[c]), "share": float(counts[c] / len(idx))}
+                                 for c in top]}
+
+    keys = np.asarray([str(v) for v in labels], dtype=object)
+    per_label = [{"label": v, **row(np.flatnonzero(keys == v))} for v in sorted(set(keys.tolist()), key=natural_key)]
+    return {"n": int(len(keys)), "labels": per_label, "all": row(np.arange(len(keys))) if len(keys) else None,
+            "ood_alpha": alpha, "ood_can_flag": None if alpha is None else bool(can_flag),
+            "coverage": None if sets is None else trust.options.coverage,
+            "caught_by": [w for w, m in (("ood", flagged), ("empty_or_multi_set", unsure)) if m is not None]}
+
+
+_NOVEL_TOP = 3  # classes named per novel label, the most predicted first
+
+
+def _novel_notes(doc: dict, n_rows: int) -> list[str]:
+    """What evaluate --novel-labels says of the rows kept apart (the table carries the detail)."""
+    k, labels = doc["n"], [r["label"] for r in doc["labels"]]
+    if not k:
+        return [f"--novel-labels: every one of the {n_rows:,} samples holds a label the model knows"]
+    which = f"{'labels' if len(labels) > 1 else 'a label'} the model does not know ({_quoted(labels, 5)})"
+    if k == n_rows:
+        out = [f"--novel-labels: all {k:,} samples hold {which}: no metric can be computed (they need samples of "
+               "the model's classes); how the model treats them is reported alone (`novel` in --json)"]
+    else:
+        out = [f"--novel-labels: {k:,} of {n_rows:,} samples hold {which}, kept apart: the metrics, intervals, "
+               f"groups and shift check are of the other {n_rows - k:,} (`novel` in --json)"]
+    what = {"ood": "flagged ood", "empty_or_multi_set": "given an empty or multi-class set"}
+    if doc["caught_by"]:
+        out.append("novel labels caught (" + " or ".join(what[c] for c in doc["caught_by"]) + "): "
+                   + ", ".join(f"{r['label']!r} {r['caught']:.0%} of {r['n']:,}" for r in doc["labels"][:5])
+                   + (", ..." if len(doc["labels"]) > 5 else ""))
+    if doc["ood_can_flag"] is False:
+        out.append(f"novel labels: their ood share is not given: the model cannot flag any sample at --ood-alpha "
+                   f"{doc['ood_alpha']:.12g} (see the warning)")
+    missing = [(opt, what) for opt, c, what in (("--coverage 0.9", "empty_or_multi_set", "prediction sets"),
+                                                ("--ood", "ood", "out-of-distribution flags"))
+               if c not in doc["caught_by"] and not (c == "ood" and doc["ood_can_flag"] is False)]
+    if missing:
+        out.append(f"novel labels: add {' and '.join(o for o, _ in missing)} to count how many of them the model's "
+                   f"{' and '.join(w for _, w in missing)} catch")
+    return out
 
 
 def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleFlags | None, str | None]:

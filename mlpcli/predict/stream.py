@@ -304,9 +304,12 @@ class _Run:
     def __init__(self, model: Model, source, *, roles: RoleFlags | None, need_target: bool, by: str | None,
                  fill_missing: str | None, chunksize: int | None, chunk_mb: float, stdin,
                  progress: Callable[[dict], None] | None, max_missing: float | None = None,
-                 trust: Trust | None = None, unique_ids: bool = True):
+                 trust: Trust | None = None, unique_ids: bool = True, novel_labels: bool = False):
         self.size = _piece_size(chunksize, chunk_mb)
         self.model, self.progress, self.need_target = model, progress, need_target
+        # evaluate --novel-labels: rows whose label the model does not know are marked (meta "novel", "novel_label")
+        # and left out of the shift check, instead of stopping the run
+        self.novel_labels = novel_labels
         self.trust = trust  # prediction sets and out-of-distribution scores (predict/trust.py), or None
         roles = roles or RoleFlags()
         # a sample sheet is small: read whole, before the table, and joined to each piece of it by id
@@ -434,15 +437,33 @@ class _Run:
             decimal = getattr(self.table, "decimal", None)
             source = plan.source if not set(targets) & self.sheet_only else \
                 f"{plan.source} joined with --samples {join.sheet.path}"  # the labels are the sheet's
+            if self.novel_labels:
+                meta["novel_label"] = np.full(n_rows, None, dtype=object)
             if matched is None or matched.all():
-                meta["y"] = _encode_target(frame, targets, self.model, source, first_row, meta.get("id"), decimal)
+                meta["y"] = self._encode(frame, targets, source, first_row, meta.get("id"), decimal, None,
+                                         meta.get("novel_label"))
             else:  # rows without a sheet row are left out of the evaluation (after the network): no label needed
                 meta["y"] = _empty_target(self.model, n_rows, len(targets))
                 if matched.any():
-                    meta["y"][matched] = _encode_target(frame, targets, self.model, source, first_row,
-                                                        meta.get("id"), decimal, rows=np.flatnonzero(matched))
+                    rows = np.flatnonzero(matched)
+                    novel = None if not self.novel_labels else np.full(len(rows), None, dtype=object)
+                    meta["y"][matched] = self._encode(frame, targets, source, first_row, meta.get("id"), decimal,
+                                                      rows, novel)
+                    if novel is not None:
+                        meta["novel_label"][rows] = novel
+            if self.novel_labels:
+                meta["novel"] = np.fromiter((v is not None for v in meta["novel_label"]), dtype=bool, count=n_rows)
         meta["first_row"] = np.full(n_rows, first_row, dtype=np.int64)
         return meta
+
+    def _encode(self, frame: pd.DataFrame, targets: list[str], source: str, first_row: int, ids, decimal,
+                rows: np.ndarray | None, novel: np.ndarray | None) -> np.ndarray:
+        """The encoded target of a piece (``_encode_target``); with --novel-labels, a label the model does not know
+        is written into ``novel`` (its label, None for the others) instead of stopping the run."""
+        if novel is None:
+            return _encode_target(frame, targets, self.model, source, first_row, ids, decimal, rows=rows,
+                                  unknown_hint=NOVEL_LABELS_HINT)
+        return _encode_known(frame, targets, self.model, source, first_row, ids, decimal, rows, novel)
 
     def _convert_arrow(self, table, first_row: int) -> tuple[np.ndarray, dict]:
         """As `_convert`, for a pyarrow Table parsed with float64 features and text labels."""
@@ -470,13 +491,16 @@ class _Run:
         return cells.values, meta
 
     def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray,
-                   R: np.ndarray | None = None, seen: np.ndarray | None = None) -> None:
+                   R: np.ndarray | None = None, seen: np.ndarray | None = None,
+                   novel: np.ndarray | None = None) -> None:
         """Write a piece's rows, as the network's inputs, into Z (n, d_kept), _STAT_ROWS rows at a time so
         the preprocessing's temporaries stay small. `values` (an (n, d_present) array, or a list of the
         d_present columns) is copied slice by slice into a reused buffer, which is transformed in place.
         R (n, d_kept): where the reference preprocessing's rows go too, when Z holds raw values and the
         out-of-distribution scores need them (computed once, for the shift statistics and for them).
-        seen (n,) bool: set where a row is one the model was trained on (``SeenRows``)."""
+        seen (n,) bool: set where a row is one the model was trained on (``SeenRows``).
+        novel (n,) bool: rows of a label the model does not know (evaluate --novel-labels), left out of the shift
+        statistics, which are then those of the rows evaluated."""
         pre = self.model.preprocessor
         n = len(Z)
         width = len(values) if isinstance(values, list) else values.shape[1]
@@ -497,7 +521,8 @@ class _Run:
             X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
             if seen is not None:
                 seen[s:e] = self.seen.match(X)  # raw values, before the preprocessing transforms X in place
-            self.stats.count_nonzero(X)  # raw values: a gene at 0 in every row (the absent-feature check)
+            keep = None if novel is None or not novel[s:e].any() else ~novel[s:e]
+            self.stats.count_nonzero(X if keep is None else X[keep])  # raw values: a gene at 0 in every row
             if pre.config.impute is not None:
                 self.n_missing_values += int(np.isnan(X).sum())
             try:
@@ -509,7 +534,7 @@ class _Run:
                     reference = self.pre.transform(X)
                     if R is not None:
                         R[s:e] = reference
-                self.stats.update(reference)
+                self.stats.update(reference if keep is None else reference[keep])
             except DataError as exc:  # a value too far outside the training spread (the feature is named)
                 raise DataError(f"{self.plan.source}, rows {first_row + s + 1}-{first_row + e}: {exc}") from None
 
@@ -534,17 +559,20 @@ class _Run:
                 if self.join is not None:
                     self.join.count(meta["id"], meta["sheet_row"], first_row)
                 meta["row"] = np.arange(self.n_rows + 1, self.n_rows + n + 1, dtype=np.int64)
+                known = ~meta["novel"] if "novel" in meta else None  # --novel-labels: the rows evaluated
                 if "batch" in meta:
-                    batches = meta["batch"]
+                    batches = meta["batch"] if known is None else meta["batch"][known]
                     if self.join is not None and (not self.join.keep_unmatched or plan.roles.batch in self.sheet_only):
-                        batches = batches[meta["sheet_row"] >= 0]  # rows left out, or without the sheet's batch
+                        # rows left out, or without the sheet's batch
+                        batches = batches[(meta["sheet_row"] if known is None else meta["sheet_row"][known]) >= 0]
                     self.batch_counts.update(batches.tolist())
                 if self.group_count is not None and "group" in meta:
-                    self.group_count.add(meta["group"])
+                    self.group_count.add(meta["group"] if known is None else meta["group"][known])
                 if self.seen is not None:
                     meta["seen"] = np.zeros(n, dtype=bool)
                 self._transform(values, meta.get("id"), first_row, rows.append(n, meta),
-                                None if refs is None else refs.append(n, {"row": meta["row"]}), meta.get("seen"))
+                                None if refs is None else refs.append(n, {"row": meta["row"]}), meta.get("seen"),
+                                meta.get("novel"))
                 del values
                 self.n_rows += n
                 for Z, block_meta in _with_references(rows.blocks(), refs):
@@ -568,7 +596,9 @@ class _Run:
             kept = positions >= 0
             out, meta = out[kept], {k: v[kept] for k, v in meta.items()}
         if self.seen is not None:  # the rows predicted or scored, not those a sample sheet leaves out
-            self.seen.count(meta["seen"], meta.get("id"), meta["row"])
+            # (with --novel-labels, of the rows evaluated: a training row never holds a label the model lacks)
+            self.seen.count(meta["seen"] & ~meta["novel"] if "novel" in meta else meta["seen"], meta.get("id"),
+                            meta["row"])
         return out, meta
 
     def _outputs(self, Z: np.ndarray, meta: dict) -> np.ndarray:
@@ -639,7 +669,9 @@ class _Run:
         if absent is not None:
             self.warnings.append(absent)
         if message is None:
-            self.notes.append(f"cohort-shift check skipped: {self.n_rows} row{'s' * (self.n_rows != 1)} (it needs "
+            checked = self.stats.n  # the rows of known labels with --novel-labels; else every row
+            whose = " of known labels" if checked != self.n_rows else ""
+            self.notes.append(f"cohort-shift check skipped: {checked} row{'s' * (checked != 1)}{whose} (it needs "
                               f"{SHIFT_MIN_SAMPLES})")
         elif self.shift.shifted:
             self.warnings.append(message)
@@ -741,13 +773,15 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
 
 
 def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,
-                   ids: np.ndarray | None, decimal: str | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+                   ids: np.ndarray | None, decimal: str | None = None, rows: np.ndarray | None = None,
+                   unknown_hint: str = "") -> np.ndarray:
     """y for the rows of `frame` (a piece of the table from 0-based `first_row`; `ids`: its ids or None), or
     for its `rows` (indices) only, in the model's encoding (class indices, or 0/1 or value columns). A
     missing label is a DataError naming the file and its row, the first one, as every piece is checked in
     turn: a count per piece would change with --chunksize. Labels the model does not know are a DataError
     naming them, and so is a regression target beyond float32's range (naming its row). Target columns read
     as text are typed as written first (``data.typed_as_written``; `decimal`: the table's decimal mark).
+    ``unknown_hint`` is added to the message of an unknown label (evaluate names --novel-labels there).
     Uses Dataset.from_frame, which needs a feature column, hence the placeholder."""
     index = np.arange(len(frame)) if rows is None else np.asarray(rows)
     if rows is not None:
@@ -778,23 +812,61 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
         # a label the model does not know: the file, and the row of the first one, as for every other cell
         where = _first_unknown_label(sub[targets[0]], model, first_row, index, ids)
         said = str(exc) if str(exc).startswith(f"{source}: ") else f"{source}: {exc}"  # a whole table's frame names it
-        raise DataError(said + (f"; the first at {where}" if where else "")) from None
+        raise DataError(said + (f"; the first at {where}{unknown_hint}" if where else "")) from None
     return ds.y
+
+
+# evaluate's hint, in the message of a label the model does not know
+NOVEL_LABELS_HINT = "; --novel-labels scores the other rows and reports these apart (flagged ood, sets, taken for)"
+
+
+def _encode_known(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,
+                  ids: np.ndarray | None, decimal: str | None, rows: np.ndarray | None,
+                  novel: np.ndarray) -> np.ndarray:
+    """As ``_encode_target`` (a classifier's one target), but a label the model does not know is no error: its rows
+    get class 0 in y (a placeholder) and their label, as the model's classes are matched (``data._label_key`` of
+    the value as written), in ``novel`` (len(rows or frame),) object, None elsewhere. Each distinct label is tried
+    alone, as ``Dataset.from_frame`` matches it, so a row's verdict does not depend on the piece it is read in."""
+    index = np.arange(len(frame)) if rows is None else np.asarray(rows)
+    try:
+        return _encode_target(frame, targets, model, source, first_row, ids, decimal, rows=rows)
+    except DataError:
+        labels = frame[targets[0]].iloc[index].reset_index(drop=True)
+        if labels.dtype == object:
+            labels = data.typed_as_written(labels, decimal)
+        unknown = _unknown_labels(labels, model)
+        if not unknown:  # another error (a missing label): as without the option
+            raise
+    hit = labels.map(lambda v: v in unknown).to_numpy(dtype=bool)
+    y = np.zeros(len(index), dtype=np.int64)
+    if (~hit).any():  # a missing label among the others is the usual error, naming its row
+        y[~hit] = _encode_target(frame, targets, model, source, first_row, ids, decimal, rows=index[~hit])
+    novel[hit] = [data._label_key(v) for v in labels[hit]]
+    return y
 
 
 def _first_unknown_label(labels: pd.Series, model: Model, first_row: int, index: np.ndarray,
                          ids: np.ndarray | None) -> str | None:
     """Where the first label of a classifier's target column (n,) that the model cannot encode is ("row 4 (id
     'S3')"), each distinct label tried as evaluate matches them (``Dataset.from_frame``); None if none is."""
+    unknown = _unknown_labels(labels, model)
+    hits = np.flatnonzero(labels.map(lambda v: v in unknown).to_numpy(dtype=bool)) if unknown else []
+    return _row_label(first_row, int(index[hits[0]]), ids) if len(hits) else None
+
+
+def _unknown_labels(labels: pd.Series, model: Model) -> set:
+    """The distinct values of a classifier's target column (n,) that the model cannot encode, each tried alone as
+    evaluate matches them (``Dataset.from_frame``); missing values are not labels and never among them."""
     unknown = set()
     for value in pd.unique(labels.to_numpy(dtype=object)):
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            continue
         one = pd.DataFrame({"t": pd.Series([value], dtype=labels.dtype), "__mlpcli_placeholder__": [0.0]})
         try:
             data.Dataset.from_frame(one, data.Roles(target=["t"]), task=model.task, classes=model.classes)
         except DataError:
             unknown.add(value)
-    hits = np.flatnonzero(labels.map(lambda v: v in unknown).to_numpy(dtype=bool)) if unknown else []
-    return _row_label(first_row, int(index[hits[0]]), ids) if len(hits) else None
+    return unknown
 
 
 def _check_target_cells(frame: pd.DataFrame, targets: list[str], task: str, source: str, first_row: int,
