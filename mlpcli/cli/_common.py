@@ -579,8 +579,6 @@ def check_stdout_not_input(inputs: dict) -> None:
     appended the predictions to the table it read and ended with exit 0, and ``info m.mlp >> m.mlp`` wrote its
     summary into the model file; ``train data.csv >> data.csv`` its summary into the table. ``distinct_files``
     checks it for every command that names its inputs there."""
-    import os
-
     from ..fileio import stdout_input
 
     name = stdout_input(inputs)
