@@ -1,7 +1,6 @@
 """Follow-ups of review 19 outside the reviewers' scopes."""
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -173,7 +172,9 @@ def test_fit_model_caps_blas_threads_as_the_commands_do():
     """The README's notebook call fit_model(ds, TrainOptions()) left BLAS its default thread count (every core):
     on a busy 2-core machine 268 s against 34 s, for products too small to share. It now runs with the plan's
     BLAS threads (default 1, as every command), whatever the caller's setting."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
+
+    from blas_threads import numpy_blas_threads
 
     from mlpcli import data as data_lib
     from mlpcli.config import TrainOptions
@@ -186,15 +187,12 @@ def test_fit_model_caps_blas_threads_as_the_commands_do():
     roles, _ = data_lib.resolve_roles(df.columns, no_group=True)
     ds = data_lib.Dataset.from_frame(df, roles)
 
-    def numpy_blas():  # the BLAS NumPy's products use (SciPy may load another one, later)
-        return [p for p in threadpool_info() if p.get("user_api") == "blas" and os.sep + "numpy" in p["filepath"]]
-
-    if not numpy_blas():
+    if not numpy_blas_threads():
         pytest.skip("NumPy's BLAS is not one threadpoolctl can see")
     seen = []
 
     def progress(row):
-        seen.append(numpy_blas()[0]["num_threads"])
+        seen.append(numpy_blas_threads()[0])
 
     with threadpool_limits(limits=2):
         fit_model(ds, TrainOptions(hidden=[4], epochs=2, folds=2), progress=progress)

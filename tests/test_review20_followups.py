@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 import pytest
 
-
-def _numpy_blas_threads() -> list[int]:
-    from threadpoolctl import threadpool_info
-
-    return [p["num_threads"] for p in threadpool_info()
-            if p.get("user_api") == "blas" and os.sep + "numpy" in p["filepath"]]
+from blas_threads import numpy_blas_threads
 
 
 def test_fit_model_in_threads_side_by_side_leaves_blas_as_it_was():
@@ -28,7 +21,7 @@ def test_fit_model_in_threads_side_by_side_leaves_blas_as_it_was():
     from mlpcli.config import TrainOptions
     from mlpcli.model_selection import fit_model
 
-    if not _numpy_blas_threads():
+    if not numpy_blas_threads():
         pytest.skip("NumPy's BLAS is not one threadpoolctl can see")
     rng = np.random.default_rng(0)
     df = pd.DataFrame(rng.normal(size=(40, 4)), columns=[f"g{j}" for j in range(4)])
@@ -37,14 +30,14 @@ def test_fit_model_in_threads_side_by_side_leaves_blas_as_it_was():
     ds = data_lib.Dataset.from_frame(df, roles)
     seen = []
     with threadpool_limits(limits=2):
-        before = _numpy_blas_threads()
+        before = numpy_blas_threads()
         with ThreadPoolExecutor(3) as pool:
             fitted = list(pool.map(
                 lambda s: fit_model(ds, TrainOptions(hidden=[4], epochs=3, folds=1, seed=s),
-                                    progress=lambda row: seen.append(_numpy_blas_threads()[0])),
+                                    progress=lambda row: seen.append(numpy_blas_threads()[0])),
                 range(6)))
         assert len(fitted) == 6 and seen and set(seen) == {1}  # each fit at the commands' 1 thread
-        assert _numpy_blas_threads() == before
+        assert numpy_blas_threads() == before
 
 
 def test_a_repeated_target_or_drop_adds_names_instead_of_keeping_the_last(tmp_path):
