@@ -566,6 +566,9 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
     if len(set(stripped)) == len(stripped):
         frame.columns = stripped
     tk, vk = CURVE_COLUMNS[curves]
+    keras = curves == "loss" and tk not in frame.columns and {"loss", vk} <= set(frame.columns)
+    if keras:  # Keras's CSVLogger writes epoch,loss,val_loss: its "loss" is the training loss
+        frame = frame.rename(columns={"loss": tk})
     missing = [k for k in (tk, vk) if k not in frame.columns]
     if missing:
         flag = "" if curves == "loss" else " with --metric metric"
@@ -580,6 +583,9 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
     if rows and "epoch" in rows[0] and min(_num(r["epoch"]) for r in rows) == 0:
         c.notes.append(f"{source}: epochs are numbered from 0 (as Keras writes them); diagnose numbers them from 1, "
                        "so its epoch k is the table's epoch k - 1")
+    if keras:
+        c.notes.append(f"{source}: read the column 'loss' as the training loss (train_loss), as Keras's CSVLogger "
+                       "writes it")
     if curves == "metric":
         c.higher_is_better = _infer_higher(c, higher_is_better)
     return c

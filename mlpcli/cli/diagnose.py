@@ -37,7 +37,7 @@ _COMMON_EVIDENCE = ("n_epochs", "unstable_epoch", "train_rise", "first_infinite_
                     "member_spread", "score", "runner_up_score")
 _LABEL_EVIDENCE = {
     "underfit_capacity": ("train_level", "val_level", "train_distance_from_baseline", "val_distance_from_baseline",
-                          "cause"),
+                          "cause", "train_slope_z", "val_slope_z", "gap_slope", "val_share"),
     "underfit_stopped_early": ("train_slope_z", "val_slope_z", "train_level", "val_level"),
     "overfit": ("best_val", "divergence_epoch", "val_rise", "val_rise_z"),
     "good_fit": ("gap_trend", "train_level", "val_level", "val_rise"),
@@ -156,13 +156,15 @@ _BIAS_VARIANCE_WORDS = {"bias": "mostly bias", "variance": "mostly variance", "b
 
 
 def _learning_curve_table(result) -> Table:
+    from ..model_selection.learning_curve import fraction_words
+
     name, short = display_name(result.metric), display_name(result.metric, short=True)
     table = Table(title="Sample-size learning curve (validation groups fixed)", title_justify="left")
     for col in ("size", "samples", "groups", f"train {short}", f"val {short}", "train loss", "val loss",
                 "best epoch", "curves"):
         table.add_column(col, justify="left" if col == "curves" else "right")
     for p in result.points:
-        table.add_row(f"{p.fraction:.0%}", str(p.n_train), fmt(p.n_groups), fmt_metric(result.metric, p.train_score),
+        table.add_row(fraction_words(p.fraction), str(p.n_train), fmt(p.n_groups), fmt_metric(result.metric, p.train_score),
                       fmt_metric(result.metric, p.val_score), fmt(p.train_loss, "loss"), fmt(p.val_loss, "loss"),
                       f"{p.best_epoch}/{p.epochs_run}",
                       p.curve_label or "—")
@@ -353,7 +355,7 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
 
 
 def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_path, as_json) -> None:
-    from ..model_selection.learning_curve import learning_curve, parse_fractions
+    from ..model_selection.learning_curve import fraction_words, learning_curve, parse_fractions
 
     options = options_from_params(params)
     try:
@@ -366,11 +368,12 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
 
     def progress(p) -> None:
         score = f"{display_name(p.metric)} {fmt_metric(p.metric, p.val_score)}" if p.metric else fmt(p.val_score)
-        err.print(f"[dim]·[/] {p.fraction:.0%} of the training groups: {p.n_train} samples, "
+        err.print(f"[dim]·[/] {fraction_words(p.fraction)} of the training groups: {p.n_train} samples, "
                   f"validation {score}, best epoch {p.best_epoch} ({fmt(p.seconds, 'seconds')} s)")
 
     if not quiet:
-        err.print(f"[dim]·[/] training at {len(fracs)} sizes ({', '.join(f'{f:.0%}' for f in fracs)}) "
+        err.print(f"[dim]·[/] training at {len(fracs)} size{'s' if len(fracs) != 1 else ''} "
+                  f"({', '.join(fraction_words(f) for f in fracs)}) "
                   f"with --n-jobs {n_jobs}")
     result = learning_curve(source, options, fracs, n_jobs=n_jobs, threads=threads,
                             progress=None if quiet else progress)

@@ -95,7 +95,10 @@ val_rise, val_rise_z, divergence_epoch
 below_fraction, train_eval_final, cause
     share of epochs with validation below training; inference-mode training loss at the end;
     for ``validation_below_train`` the likely cause; for ``underfit_capacity`` "not_learning" (both curves end
-    ``NOT_LEARNING`` worse than the baseline), "larger_model_tried" (``capacity_tried`` given) or None
+    ``NOT_LEARNING`` worse than the baseline), "still_improving" (validation still clearly falling, lowest at the
+    last epoch: a short run stopped while learning), "training_only_gains" (training still falling while
+    validation settled and the gap widens: capacity to spare, the features or labels limit it),
+    "larger_model_tried" (``capacity_tried`` given) or None
 train_distance_from_baseline, val_distance_from_baseline
     (baseline - final) / baseline: the share of the no-skill loss removed (None without baseline)
 score, runner_up_score

@@ -66,6 +66,9 @@ NOT_LEARNING = 0.05  # underfit_capacity whose curves both end >= 5 % of S above
 #   prediction, which any network reaches through its output bias alone, does better, so the network has not
 #   learned (a learning rate too low to move it, too few epochs, regularisation pinning the weights): the
 #   optimisation is the remedy before capacity. Within 5 % a curve flat at the baseline is the notes' capacity case
+STILL_IMPROVING_SLOPE = FALL_SLOPE / 2  # underfit_capacity whose validation still falls by >= 0.5 % of S per 10 % of
+#   the run (>= 5 % more if run as long again), by >= 3 s.e., lowest at the last epoch: stopped while learning
+#   (cause still_improving): train longer before judging capacity
 EARLY_BEST_EPOCH = 2  # overfit with validation best by epoch 2: the network overfits within its first passes over
 #   the data, so there is no earlier epoch to stop at; smaller steps, a smaller model or more regularisation are
 #   the remedy

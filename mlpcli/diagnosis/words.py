@@ -12,7 +12,7 @@ import numpy as np
 from .curves import SHORT_CURVE_EPOCHS, _Curves
 from .measure import SLOPE_UNIT, _Rise
 from .rules import (EARLY_BEST_EPOCH, FALL_SLOPE, GAP_GROW, GAP_LARGE, NOISY_REL, NOT_LEARNING, RISE_LEVEL, RISE_Z,
-                    SLOPE_Z, TRAIN_EVAL_CLOSE)
+                    SLOPE_Z, SLOPE_Z_WIDTH, STILL_IMPROVING_SLOPE, TRAIN_EVAL_CLOSE, VAL_SHARE, VAL_SHARE_WIDTH)
 
 # --- reporting ---------------------------------------------------------------------------------
 
@@ -41,6 +41,18 @@ def _cause_capacity(f: dict, c: _Curves, capacity_tried: str | None) -> str | No
     # both curves: dropout or input noise can lift the training loss of a network that did learn above the baseline
     if c.baseline is not None and (min(f["train_end"], f["val_end"]) - c.baseline) / c.scale >= NOT_LEARNING:
         return "not_learning"
+    # validation still clearly falling, lowest at the last epoch: a short run (--epochs 8 on a separable table)
+    # stopped while learning, too early for the slope to reach "still falling" per 10 % of the run; more
+    # capacity was the wrong advice there (the same 2-unit network reached balanced accuracy 1.0 in 200 epochs)
+    if (f["val_z"] <= -(SLOPE_Z + SLOPE_Z_WIDTH) and -f["val_slope"] >= STILL_IMPROVING_SLOPE
+            and f["min_epoch"] == int(c.epochs[-1])):
+        return "still_improving"
+    # training still gains while validation has settled and the gap keeps widening: the network fits its training
+    # rows better than what carries over, so it has capacity to spare (30 % flipped labels: validation flat at
+    # 94 % of the no-skill loss, training still falling); more capacity would memorise more
+    if (f["train_z"] <= -(SLOPE_Z + SLOPE_Z_WIDTH) and f["val_share"] <= VAL_SHARE - VAL_SHARE_WIDTH
+            and f["gap_end"] >= GAP_LARGE / 2 and f["gap_z"] >= SLOPE_Z + SLOPE_Z_WIDTH):
+        return "training_only_gains"
     return "larger_model_tried" if capacity_tried else None
 
 
@@ -353,6 +365,27 @@ def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[st
         "--baseline" + (" (balanced accuracy: 1/K for K classes)." if w.higher_is_better else
                         " (cross-entropy: the loss of predicting the class prior, ln K for K balanced classes; "
                         "mlpcli's MSE on standardised targets: about 0.5).")])
+    if ev["cause"] == "still_improving":
+        return unknown + [
+            f"Train for more epochs (--epochs) or raise the learning rate (--lr) first: validation was still "
+            f"{w.improving} at the end ({_pct(-ev['val_slope'])} of the scale per 10 % of the run, "
+            f"{abs(ev['val_slope_z']):.1f} standard errors) and was {w.best} at the last epoch, so the run stopped "
+            "while it was still learning.",
+            "Judge capacity once both curves have levelled off: if they stay near the no-skill level then, increase "
+            "it (--hidden, e.g. --hidden 256) or improve the features.",
+            regularisation,
+        ]
+    if ev["cause"] == "training_only_gains":
+        return unknown + [
+            f"More capacity is not what is missing: the training {w.name} was still {w.improving} at the end while "
+            f"validation had settled (it gained {_pct(max(ev['val_share'], 0.0))} of what training gained over the "
+            f"second half) and the gap widened to {_pct(ev['gap_end'])} of the scale, so the network already fits "
+            "its training rows better than what carries over to new samples.",
+            "The features probably carry little information about the target, or the labels are noisy (mislabelled "
+            "samples, an uncertain phenotype): check the labels and improve the features (more informative inputs, "
+            "better normalisation or selection) before making the model larger.",
+            "Regularise so that it does not memorise the noise (--l2, --weight-decay, --dropout, --augment-noise).",
+        ]
     if ev["cause"] == "larger_model_tried":
         return unknown + [
             f"More capacity was tried and did not do clearly better: {capacity_tried}. The features probably "
@@ -482,6 +515,15 @@ def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
     title = label_title(label, w.higher_is_better)
     if label == "underfit_capacity":
         d_tr, d_va = ev["train_distance_from_baseline"], ev["val_distance_from_baseline"]
+        near = f"the no-skill {n}" if d_tr is not None else "their starting level"
+        if ev["cause"] == "still_improving":
+            return (f"{title}: both curves are still near {near} (training {tf}, validation {vf}), but "
+                    f"validation was still {w.improving} at the end and {w.best} at the last epoch: the run stopped "
+                    "while learning, before capacity can be judged")
+        if ev["cause"] == "training_only_gains":
+            return (f"{title}: both curves stay near {near} (training {tf}, validation {vf}), yet training "
+                    f"was still {w.improving} while validation had settled and the gap widened: the network fits more "
+                    "than carries over, so the features or the labels, not capacity, limit it")
         if d_tr is None:
             return (f"{title}: both curves stay flat near their starting level, taken as no skill without a baseline "
                     f"(training {tf}, validation {vf}: {_pct(ev['train_level'])} and {_pct(ev['val_level'])} of it)")

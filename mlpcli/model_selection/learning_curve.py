@@ -44,8 +44,8 @@ from .crossfit import validation_dataset
 from .fitting import SINGLE_RUN_HIDDEN, fit_run, resolve_log1p
 from .splits import holdout, summarize_split
 
-__all__ = ["DEFAULT_FRACTIONS", "SizePoint", "LearningCurveResult", "learning_curve", "nested_group_subsets",
-           "parse_fractions"]
+__all__ = ["DEFAULT_FRACTIONS", "SizePoint", "LearningCurveResult", "fraction_words", "learning_curve",
+           "nested_group_subsets", "parse_fractions"]
 
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
 
@@ -112,6 +112,12 @@ class LearningCurveResult:
             "more_data": dict(self.more_data), "bias_variance": dict(self.bias_variance),
             "notes": list(self.notes), "warnings": list(self.warnings), "split": dict(self.split),
         }
+
+
+def fraction_words(fraction: float) -> str:
+    """A training-set fraction as a percentage to 3 significant figures: 0.25 "25%", 0.125 "12.5%", 0.001 "0.1%"
+    (whole percents showed 0.001 as "0%", a size of no samples)."""
+    return f"{fraction * 100:.3g}%"
 
 
 def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
@@ -429,10 +435,10 @@ def learning_curve(
     for f, rows in zip(fractions, subsets):
         missing = _missing_classes(ds, rows, train_rows)
         if missing:
-            skipped.append(f"{f:.0%} of the training groups ({len(rows)} samples) skipped: it lacks "
+            skipped.append(f"{fraction_words(f)} of the training groups ({len(rows)} samples) skipped: it lacks "
                            f"{', '.join(repr(m) for m in missing[:5])}")
         elif len(rows) in seen:
-            skipped.append(f"{f:.0%} of the training groups skipped: the same {len(rows)} samples as a smaller size")
+            skipped.append(f"{fraction_words(f)} of the training groups skipped: the same {len(rows)} samples as a smaller size")
         else:
             seen.add(len(rows))
             jobs.append((f, rows))
