@@ -166,6 +166,22 @@ def _fold_table(result) -> Table:
     def size(n, g):
         return f"{n} ({g})" if g is not None else str(n)
 
+    def blind(t: dict) -> bool:
+        """A fold model whose smallest p-value is not below alpha cannot flag anything: its OOD rate is n/a."""
+        return t.get("ood_floor") is not None and t.get("ood_alpha") is not None and t["ood_floor"] >= t["ood_alpha"]
+
+    def covered(t: dict | None):
+        if t is None:
+            return None
+        # a test part of one sample per patient has no per-patient figure (trust gives None): it is the samples'
+        # coverage, which the cell left blank ("—") and the mean left out
+        value = t.get(coverage_key)
+        return t.get("coverage") if value is None and coverage_key == "coverage_per_group" else value
+
+    def ood_rate(t: dict | None):
+        # n/a, not a rate of 0: the mean row averaged those zeros and read "0.000" under a column of n/a
+        return None if t is None or blind(t) else t.get("ood_rate")
+
     for f in result.folds:
         row = [str(f.repeat + 1)] if result.repeats > 1 else []
         row += [f.held_out if f.held_out is not None else str(f.fold + 1), size(f.n_train, f.n_groups_train),
@@ -177,10 +193,8 @@ def _fold_table(result) -> Table:
             row.append(fmt_metric(result.metric, f.baseline.score))
         if trust:
             t = f.trust or {}
-            # a fold model whose smallest p-value is not below alpha cannot flag anything: n/a, not a rate of 0
-            blind = t.get("ood_floor") is not None and t.get("ood_alpha") is not None and t["ood_floor"] >= t["ood_alpha"]
-            row += [fmt_metric("coverage", t.get(coverage_key)), fmt(t.get("mean_set_size")),
-                    "n/a" if blind else fmt_metric("ood_rate", t.get("ood_rate"))]
+            row += [fmt_metric("coverage", covered(f.trust)), fmt(t.get("mean_set_size")),
+                    "n/a" if blind(t) else fmt_metric("ood_rate", t.get("ood_rate"))]
         table.add_row(*row)
     summary = result.summary()
     lead = [""] if result.repeats > 1 else []
@@ -193,8 +207,8 @@ def _fold_table(result) -> Table:
         # in the columns' order: inner OOF, linear, then the trust columns
         parts = ([[f.inner_score for f in result.folds]] if inner else []) + (
             [[f.baseline.score for f in result.folds]] if linear else []) + (
-            [[(f.trust or {}).get(key) for f in result.folds] for key in (coverage_key, "mean_set_size", "ood_rate")]
-            if trust else [])
+            [[covered(f.trust) for f in result.folds], [(f.trust or {}).get("mean_set_size") for f in result.folds],
+             [ood_rate(f.trust) for f in result.folds]] if trust else [])
         # as the fold rows format them (set size: a number)
         kinds = ((result.metric,) if inner else ()) + ((result.metric,) if linear else ()) + (
             ("coverage", None, "ood_rate") if trust else ())
@@ -338,10 +352,12 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
         if leave_batch_out:
             middle[HELD_OUT_BATCH] = "the batch the row was held out with"
         check_column_names(held_out_names(ds, middle), "--oof")
+    # the folds' usage and data errors (more folds than patients, a rare class a training part cannot hold
+    # out, --leave-batch-out without batches) before the fits are announced: they came after "40 fits in
+    # this process"
+    fold_list, _ = cv_lib.plan_folds(ds, options, folds, repeats, leave_batch_out, coverage)
     if leave_batch_out:
-        from ..model_selection.splits import leave_batch_out as batch_folds
-
-        folds = len(batch_folds(ds)[0])  # a usage or data error here, before any fit
+        folds = len(fold_list)
     warn_workers(plan.n_jobs, threads, folds * repeats)  # the workers these fits start, before the first
     if not quiet:
         err.print(f"[dim]·[/] {folds * repeats} fits {fits_where(plan, folds * repeats)}")
@@ -379,7 +395,12 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
     inner_words = ("inner OOF: the fold model's " + ("out-of-fold score" if out_of_fold else
                                                      "score on its validation split") + " within its own training part")
     if any(f.trust is not None for f in result.folds):
-        con.print(f"{inner_words}; cov@: share of held-out samples whose prediction set holds the true class; OOD: "
+        per_patient = any((f.trust or {}).get("coverage_per_group") is not None for f in result.folds)
+        # the column is per patient when the table has patients (the header says so): the legend said samples
+        cov_words = ("cov@ per patient: share of held-out samples whose prediction set holds the true class, each "
+                     "patient counted once" if per_patient else
+                     "cov@: share of held-out samples whose prediction set holds the true class")
+        con.print(f"{inner_words}; {cov_words}; OOD: "
                   f"share flagged out-of-distribution (p < {0.01 if ood_alpha is None else ood_alpha:g})", soft_wrap=True,
                   style="dim")
         blind = [(cv_lib.fold_name(f, result.repeats > 1), f.trust["notes"]) for f in result.folds

@@ -33,8 +33,8 @@ from .pooled import PooledEstimate, pooled_estimate
 from .splits import Fold, _group_name, _label, batch_spanning_groups, check_training_parts, kfold
 from .splits import leave_batch_out as leave_batch_out_folds
 
-__all__ = ["FoldScore", "CVResult", "fit_and_score", "fit_fold", "fold_name", "cross_validate", "check_cv_options",
-           "with_seed", "mean_sd", "finite", "check_fits_memory"]
+__all__ = ["FoldScore", "CVResult", "fit_and_score", "fit_fold", "fold_name", "plan_folds", "cross_validate",
+           "check_cv_options", "with_seed", "mean_sd", "finite", "check_fits_memory"]
 
 
 # ── one model on one fold ──────────────────────────────────────────────────────────────────────────────────
@@ -301,6 +301,32 @@ def with_seed(options: TrainOptions, repeat: int) -> TrainOptions:
     return replace(options, seed=offset_seed(options.seed, repeat))
 
 
+def plan_folds(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats: int = 1,
+               leave_batch_out: bool = False, coverage: float | None = None) -> tuple[list[Fold], str]:
+    """The folds ``cross_validate`` runs and its strategy's description, after every check that needs no fit
+    (the options, the target, the fold count against the patients and classes, each training part's classes):
+    a caller that announces the fits first calls this, so such an error comes before the announcement.
+    Cheap: no model is trained."""
+    check_cv_options(options)
+    if ds.y is None or ds.task is None:
+        raise DataError("the table has no target column; name it with --target")
+    if coverage is not None and not (isinstance(coverage, (int, float)) and 0 < coverage < 1):
+        raise ConfigError(f"--coverage must be a level in (0, 1), got {coverage!r}")
+    if coverage is not None and ds.task not in ("binary", "multiclass"):
+        raise OptionError(f"--coverage: prediction sets are for class targets; this target is {ds.task}")
+    if options.impute is None and ds.missing is not None and ds.missing.any():
+        # the table's, as train says it: from every fold's fit it read "fold 1: missing values ...", a fold's fault
+        raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing))
+    if leave_batch_out:
+        if repeats != 1:
+            raise ConfigError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")
+        fold_list, strategy = leave_batch_out_folds(ds)
+    else:
+        fold_list, strategy = kfold(ds, folds, repeats, options.seed)
+    check_training_parts(ds, fold_list)  # before any fit: a class the fold's early stopping cannot hold out
+    return fold_list, strategy
+
+
 def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats: int = 1, plan: Plan = Plan(),
                    keep_predictions: bool = True, progress: Callable[[int, int], None] | None = None,
                    leave_batch_out: bool = False, coverage: float | None = None, baseline: bool = False,
@@ -323,23 +349,11 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     ``baseline``: also fit the linear baseline (``baseline.linear_baseline``: logistic or ridge regression on
     the same preprocessing) on every fold's training part and score it on the same test part
     (``CVResult.baseline_summary``)."""
-    check_cv_options(options)
-    if ds.y is None or ds.task is None:
-        raise DataError("the table has no target column; name it with --target")
-    if coverage is not None and not (isinstance(coverage, (int, float)) and 0 < coverage < 1):
-        raise ConfigError(f"--coverage must be a level in (0, 1), got {coverage!r}")
-    if coverage is not None and ds.task not in ("binary", "multiclass"):
-        raise OptionError(f"--coverage: prediction sets are for class targets; this target is {ds.task}")
     started = time.perf_counter()
+    fold_list, strategy = plan_folds(ds, options, folds, repeats, leave_batch_out, coverage)
     if leave_batch_out:
-        if repeats != 1:
-            raise ConfigError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")
-        fold_list, strategy = leave_batch_out_folds(ds)
         folds = len(fold_list)
         coverage = 0.9 if coverage is None else coverage
-    else:
-        fold_list, strategy = kfold(ds, folds, repeats, options.seed)
-    check_training_parts(ds, fold_list)  # before any fit: a class the fold's early stopping cannot hold out
     repeated = repeats > 1
     tasks = [(fit_fold, (fold_name(f, repeated), ds, f.train, f.test, with_seed(options, f.repeat),
                          ("cv", f.repeat, f.fold), keep_predictions, coverage, f.held_out, baseline, ood_alpha))
@@ -351,7 +365,9 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     confounded = batch_confounding(ds, leave_batch_out)
     if confounded:
         warn.insert(0, confounded)
-    shipped = scores[0].members
+    # per fold: --member-folds auto gives a fold as many members as its training part's rarest class allows, so
+    # folds can differ (the note named the first fold's count as every fold's)
+    shipped = [f.members for f in scores]
     notes = [f"each fold trains what `train` ships: {describe_model(options, shipped)}, fitted inside the fold's "
              "training part"]
     if leave_batch_out:
@@ -428,12 +444,21 @@ def _spanning_note(ds: data.Dataset) -> list[str]:
             f"out together ({_group_name(ds)}: {shown}{more})"]
 
 
-def describe_model(options: TrainOptions, members: int) -> str:
-    """A few words on the model the options give, e.g. "a 5-member cross-fitted ensemble"."""
+def describe_model(options: TrainOptions, members: int | list[int]) -> str:
+    """A few words on the model the options give, e.g. "a 5-member cross-fitted ensemble"; ``members``: its
+    networks, or each fold's (folds that differ, as --member-folds auto makes them around a rare class, are
+    said with each fold's count: "a cross-fitted ensemble of 4 or 5 members (per fold: 4, 5, 5: ...)")."""
+    counts = [members] if isinstance(members, (int, np.integer)) else [int(m) for m in members]
+    kinds = sorted(set(counts))
     if options.refit:  # train --refit ships one network trained on all rows (of the fold's training part here)
         what = "one network refitted on all the training rows for the cross-fitted members' median best epoch"
+    elif len(kinds) > 1:
+        listed = ", ".join(map(str, counts[:10])) + (f" and {len(counts) - 10} more" if len(counts) > 10 else "")
+        what = (f"a cross-fitted ensemble of {', '.join(map(str, kinds[:-1]))} or {kinds[-1]} members (per fold: "
+                f"{listed}: --member-folds auto decides on each fold's training part, fewer where its rarest class has "
+                "fewer patients)")
     else:
-        what = "one network on a hold-out" if members == 1 else f"a {members}-member cross-fitted ensemble"
+        what = "one network on a hold-out" if kinds[0] == 1 else f"a {kinds[0]}-member cross-fitted ensemble"
     if options.hidden == "auto":
         what += " (--hidden auto: architecture chosen inside each fold)"
     return what

@@ -33,7 +33,10 @@ def prediction_columns(ds: data.Dataset, rows: np.ndarray, P: np.ndarray) -> dic
         P = class_proba(ds.task, P)
         target = (ds.target_names or ["label"])[0]
         cols[target] = classes[ds.y[rows]]
-        cols[f"pred_{target}"] = classes[P.argmax(axis=1)]
+        # a binary positive at P >= 0.5, as metrics.compute and predict call it (argmax of [1 - p, p] gave the
+        # negative class at exactly 0.5, so the file's labels disagreed with the reported metrics there)
+        top = (P[:, 1] >= 0.5).astype(np.int64) if ds.task == "binary" else P.argmax(axis=1)
+        cols[f"pred_{target}"] = classes[top]
         for k, c in enumerate(ds.classes):
             cols[f"prob_{c}"] = P[:, k]
     elif ds.task == "multilabel":
