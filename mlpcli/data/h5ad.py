@@ -503,13 +503,14 @@ def _is_text(column) -> bool:
 def _as_float32_csr(X):
     """A CSR matrix with float32 values when they are float32 numbers already (counts, values stored as
     float32: half the memory of float64), else float64 — rounding them would make a matrix read whole (CSC,
-    10x) predict other numbers than the same values read by row ranges or from a table —, sorted indices and
-    int32/int64 index arrays as scipy chose."""
+    10x) predict other numbers than the same values read by row ranges or from a table —, sorted indices, one
+    entry per position (repeated ones summed: preprocessing works on the stored values, and log1p of two halves
+    is not log1p of their sum) and int32/int64 index arrays as scipy chose."""
     if X.dtype != np.float32:
         exact = np.array_equal(X.data.astype(np.float32), X.data, equal_nan=True)  # compared in float64
         X = X.astype(np.float32) if exact else X.astype(np.float64, copy=False)
-    if not X.has_sorted_indices:
-        X.sort_indices()
+    if not X.has_canonical_format:  # entries repeated at one position (a file written by hand or another tool):
+        X.sum_duplicates()  # one value each, as a dense read sums them; also sorts the indices
     return X
 
 
@@ -542,8 +543,8 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
             obs_columns = join.columns
         roles, notes = resolve_roles(obs_columns,
                                      target=DEFAULT_TARGET if target is None else target, group=group,
-                                     no_group=no_group, id=(join.data_id if join is not None else OBS_NAMES)
-                                     if id is None else id, batch=batch,
+                                     no_group=no_group, id=join.data_id if join is not None else
+                                     OBS_NAMES if id is None else id, batch=batch,
                                      drop=[d for d in drops if d not in gene_drops], require_target=require_target)
         if id is None:
             notes = [n.replace(f"id: {OBS_NAMES}", f"id: {OBS_NAMES} (default for .h5ad; --id to choose)")
@@ -628,6 +629,8 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
             # the prefix's other columns are an earlier prediction's (its probabilities, sets, OOD flags): kept
             # beside this one's labels they would contradict them
             stale = [c for c in obs.columns if earlier(c) and c not in columns]
+            if prefix:
+                stale = _class_probabilities(obs, columns, stale, source, prefix)
             obs = obs.drop(columns=stale)
             for name, values in columns.items():
                 if len(values) != len(obs):
@@ -641,3 +644,35 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
         if stale and notes is not None:
             notes.append(f"removed the obs column{'s' * (len(stale) > 1)} {_quoted(stale)} of an earlier prediction "
                          f"(prefix {prefix!r}), which this one does not write; --obs-prefix to keep both")
+
+
+def _class_probabilities(obs: pd.DataFrame, columns: dict, stale: list, source: str, prefix: str) -> list:
+    """`stale` (the obs columns an earlier prediction wrote that this one does not) corrected by the class
+    probabilities of earlier predictions (``--obs-probs``: `<prefix>prob_<class>` for each category of the
+    label column `<prefix><target>`, which has `<prefix><target>_prob` beside it). Those columns are named by
+    class, not by target, so the names a model can write do not tell whose they are: of an earlier prediction
+    of a target written now (its label column replaced), the probabilities of classes this model lacks are
+    stale too (left, a class renamed or dropped since would add its probability to this one's, summing past
+    1); of an earlier prediction of another target (its label column kept), none is stale, and one this
+    prediction would overwrite is a DataError (two models' probabilities in one set of columns)."""
+    labels = [c for c in obs.columns if str(c).startswith(prefix) and f"{c}_prob" in obs.columns
+              and isinstance(obs[c].dtype, pd.CategoricalDtype)]
+
+    def probabilities(label) -> set[str]:
+        names = {f"{prefix}prob_{c}" for c in obs[label].cat.categories}
+        return {n for name in names for n in (name, name.replace("/", "_")) if n in obs.columns}
+
+    out = list(stale)
+    for label in labels:
+        theirs = probabilities(label)
+        if label in columns:  # this prediction's target: the earlier one's classes are all stale
+            out += sorted(p for p in theirs if p not in columns and p not in out)
+            continue
+        clash = [c for c in columns if c in theirs]
+        if clash:
+            raise DataError(f"{source}: the obs column{'s' * (len(clash) > 1)} {_quoted(clash)} hold"
+                            f"{'s' * (len(clash) == 1)} the class probabilities of the earlier prediction "
+                            f"{label!r}, which this one would overwrite with another model's; pass --obs-prefix "
+                            "to keep both")
+        out = [c for c in out if c not in theirs]
+    return out

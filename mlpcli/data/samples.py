@@ -152,9 +152,24 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
         n_ids = len(set(ids[repeated]))
         more = f" ({n_ids} ids are repeated)" if n_ids > 1 else ""
         raise DataError(f"--samples {path}: duplicate sample id {first!r} at {where(rows)} of the id column "
-                        f"{key!r}{more}; each sample needs one row in the sheet{missing_id_hint([first])}")
+                        f"{key!r}{more}; each sample needs one row in the sheet{missing_id_hint([first])}"
+                        f"{_other_id_hint(frame, key, id)}")
     others = frame.drop(columns=[key]).reset_index(drop=True)
     return SampleSheet(path=path, id_column=key, id_given=id is not None, ids=ids, frame=others, notes=list(notes))
+
+
+def _other_id_hint(frame: pd.DataFrame, key: str, id: str | None) -> str:  # noqa: A002
+    """For a sheet whose default id column (`sample_id`) repeats: the column --id should name, its first,
+    when that one's values are unique — a sheet of cells (cell or barcode, then the sample each came from),
+    whose `sample_id` is shared by a sample's cells; else ""."""
+    first = str(frame.columns[0])
+    if id is not None or key != DEFAULT_ID or first == key:
+        return ""
+    ids = _id_texts(frame[first].to_numpy(dtype=object))
+    if pd.isna(ids).any() or not pd.Series(ids).is_unique:
+        return ""
+    return (f" (the id column is {DEFAULT_ID!r} by default; its first column {first!r} has one value per row: "
+            f"--id {first} joins on it)")
 
 
 _SHEET_FORMATS = ".csv, .tsv or .txt (each optionally .gz, .bz2, .xz or .zip) or .parquet"
@@ -269,6 +284,7 @@ class SampleJoin:
                  keep_unmatched: bool = False, cells_id: str | None = None):
         self.sheet, self.source, self.keep_unmatched = sheet, str(source), keep_unmatched
         self.features_in_rows = features_in_rows
+        self.cells_id = cells_id
         table_columns = [str(c) for c in columns]
         present = set(table_columns)
         key = sheet.id_column
@@ -279,13 +295,15 @@ class SampleJoin:
         elif key in present:
             self.data_id = key
             self._how = f"{key!r}"
+        elif cells_id is not None and cells_id in present:
+            # a cell file (.h5ad, 10x) names its cells itself: the sheet's id column holds them, whatever its name
+            # (an obs column `sample_id` is the sample each cell came from, shared by its cells, not their names),
+            # --id naming it too
+            self.data_id = cells_id
+            self._how = f"{self.source}'s {cells_id!r} to the sheet's {key!r}"
         elif not sheet.id_given and DEFAULT_ID in present:
             self.data_id = DEFAULT_ID
             self._how = f"{self.source}'s {DEFAULT_ID!r} to the sheet's {key!r}"
-        elif not sheet.id_given and cells_id is not None and cells_id in present:
-            # a cell file (.h5ad, 10x) names its cells itself: the sheet's id column holds them, whatever its name
-            self.data_id = cells_id
-            self._how = f"{self.source}'s {cells_id!r} to the sheet's {key!r}"
         else:
             chosen = "--id" if sheet.id_given else "its first column; --id to choose another"
             raise DataError(f"--samples {sheet.path}: its id column {key!r} ({chosen}) is not a column of "
@@ -395,6 +413,14 @@ class SampleJoin:
 
     def _repeated(self, first: str, first_row: int, second: str, row: int) -> str:
         where, base = ("header cell", 2) if self.features_in_rows else ("row", 1)  # cell 1 names the features
+        if first == second and self.cells_id is not None and self.data_id != self.cells_id:
+            # a cell file joined on an obs column that cells share (the sample, the donor): a sheet of one row per
+            # sample, which would give each of its cells its annotations, but the join is one row per cell
+            return (f"{self.source}: the cells at rows {first_row + base} and {row + base} share {first!r} in the obs "
+                    f"column {self.data_id!r}, which --samples {self.sheet.path} is joined on: a sheet gives one row "
+                    f"per cell (its ids the cell names, {self.cells_id}); for annotations per sample, add the "
+                    f"sheet's columns to .obs (adata.obs.join(sheet.set_index({self.data_id!r}), "
+                    f"on={self.data_id!r})) and leave out --samples")
         if first == second:
             return (f"{self.source}: duplicate sample id {first!r} at {where}s {first_row + base} and {row + base}; "
                     f"sample ids must be unique to be joined with --samples {self.sheet.path}")

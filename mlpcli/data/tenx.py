@@ -154,6 +154,28 @@ def _read_lines(path: str) -> list[list[str]]:
         raise DataError(f"cannot read {path}: {_reason(exc)}; is the file truncated or corrupt?") from None
 
 
+def _header_hint(lines: list[list[str]], expected: int, listed: int | None = None) -> str:
+    """The end of the error for a features or barcodes file that lists another number of lines than the matrix
+    has rows or columns: one more, the first line a header (a file written by hand with pandas' to_csv or R's
+    write.table; Cell Ranger writes none), or files of different runs."""
+    listed = len(lines) if listed is None else listed
+    if listed == expected + 1 and lines and _looks_like_header(lines[0]):
+        return (f": one more, and its first line {chr(9).join(lines[0])!r} looks like a header — Cell Ranger's files "
+                "have none; remove that line")
+    return "; the directory's files do not belong together"
+
+
+_HEADER_WORDS = {"gene", "genes", "gene_id", "gene_ids", "geneid", "id", "ids", "feature", "features", "feature_id",
+                 "gene_name", "gene_symbol", "gene_symbols", "symbol", "name", "feature_type", "feature_types", "type",
+                 "barcode", "barcodes", "cell", "cells", "cell_id", "cell_barcode", "x", "v1", "v2", "v3", ""}
+
+
+def _looks_like_header(fields: list[str]) -> bool:
+    """Whether a first line's fields are column names (gene_id, gene_name, feature_type; barcode; x, R's
+    write.table without row names) rather than a feature or a barcode."""
+    return all(f.strip().strip('"').lower() in _HEADER_WORDS for f in fields)
+
+
 class TenX(H5ad):
     """An open 10x Genomics directory, with the interface of ``h5ad.H5ad`` (obs columns: `barcode`; features
     named by var_names — the ids — or a var column, ``gene_symbols`` for the symbols). `layer` and `raw`
@@ -184,12 +206,19 @@ class TenX(H5ad):
         self.barcodes = np.asarray([fields[0] for fields in _read_lines(self.barcodes_path)], dtype=object)
         self.shape = self._matrix_shape()
         n_genes, n_cells = self.shape[1], self.shape[0]
+        if n_genes != n_cells and (len(features), len(self.barcodes)) == (n_cells, n_genes):
+            raise DataError(f"{self.matrix_path} is {n_genes:,} × {n_cells:,}, cells × features "
+                            f"({self.barcodes_path} lists {n_genes:,} barcodes, {self.features_path} {n_cells:,} "
+                            "features): a 10x matrix "
+                            "is features × barcodes, as Cell Ranger writes it — write the transpose "
+                            "(scipy.io.mmwrite(path, adata.X.T))")
         if len(features) != n_genes:
             raise DataError(f"{self.matrix_path} has {n_genes:,} features (rows) but {self.features_path} lists "
-                            f"{len(features):,}; the directory's files do not belong together")
+                            f"{len(features):,}{_header_hint(features, n_genes)}")
         if len(self.barcodes) != n_cells:
+            first = [[b] for b in self.barcodes[:1]]
             raise DataError(f"{self.matrix_path} has {n_cells:,} barcodes (columns) but {self.barcodes_path} lists "
-                            f"{len(self.barcodes):,}; the directory's files do not belong together")
+                            f"{len(self.barcodes):,}{_header_hint(first, n_cells, len(self.barcodes))}")
         repeated = pd.Index(self.barcodes).duplicated()
         if repeated.any():
             first = self.barcodes[int(np.flatnonzero(repeated)[0])]
