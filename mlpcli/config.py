@@ -20,6 +20,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Iterable
 
+from .decision import CHOICES as DECISION_CHOICES
 from .engine import activations
 from .errors import ConfigError
 from .training import LR_SCHEDULES, FitConfig
@@ -215,6 +216,13 @@ class TrainOptions:
     focal_alpha: float | None = option(None, kind="float", low=0, high=1, low_open=True, high_open=True,
                                        optional=True, help="Focal alpha for positives (1 - alpha for negatives).")
     label_smoothing: float = option(0.0, kind="float", low=0, high=1, high_open=True, help="CE label smoothing alpha.")
+    decision: str = option("auto", kind="choice", choices=DECISION_CHOICES,
+                           help="How a class is chosen from the calibrated probabilities (binary, multiclass; the "
+                                "probabilities are not changed). argmax: the most probable class. balanced: the "
+                                "most probable relative to its share of the training samples (P(c) / share(c); "
+                                "binary: P(positive) >= the positive share), the rule that maximises balanced "
+                                "accuracy, which calls a rare class more often. auto: balanced when it gives the "
+                                "higher held-out (out-of-fold) balanced accuracy, else argmax.")
 
     def __post_init__(self) -> None:
         # a tuple is as good a list of names or widths as a list (hidden=(128, 64), as the estimators take it)

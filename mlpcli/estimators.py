@@ -63,7 +63,7 @@ from .data.limits import VALUE_LIMIT, first_beyond_limit
 from .engine import MLP
 from .engine.functional import sigmoid, softmax
 from .errors import ConfigError, DataError, MlpcliError
-from .metrics import class_proba
+from .metrics import class_proba, predicted_class
 from .model_selection import build_loss, holdout_keeping_scarce
 from .model_selection.fitting import check_memory
 from .parallel import blas_cap, default_blas_threads, threads_warning
@@ -617,7 +617,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         P = self.predict_proba(X)
         if self._multilabel:
             return (P >= 0.5).astype(np.int64)
-        return self.classes_[np.argmax(P, axis=1)]
+        # as predict decides: a binary positive at P >= 0.5 (an argmax of [1 - p, p] gave the negative at 0.5)
+        return self.classes_[predicted_class("binary" if len(self.classes_) == 2 else "multiclass", P)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from .decision import predicted_class  # noqa: F401  (metrics.predicted_class: the one rule)
+
 
 class _LazyModule:
     """A module imported on first attribute access. scikit-learn takes ~1-2 s to import; `predict`, `info`
@@ -199,12 +201,15 @@ def _mcc(y: np.ndarray, pred: np.ndarray) -> float | None:
     return _safe(skm.matthews_corrcoef, y, pred) if np.unique(y).size > 1 else None
 
 
-def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshold: float = 0.5) -> dict:
-    """The full metric set for ``task``; undefined metrics are None."""
+def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshold: float = 0.5,
+            weights: np.ndarray | None = None) -> dict:
+    """The full metric set for ``task``; undefined metrics are None. ``threshold`` (binary, multi-label) and
+    ``weights`` (multiclass, (k,): the model's decision rule, ``decision.Decision``) decide the labels the
+    label-based metrics count; the probability-based ones (log loss, Brier, AUC, ECE) do not depend on them."""
     if task == "binary":
         return _binary(y.reshape(-1).astype(int), proba.reshape(-1), classes, threshold)
     if task == "multiclass":
-        return _multiclass(y.reshape(-1).astype(int), proba, classes)
+        return _multiclass(y.reshape(-1).astype(int), proba, classes, weights)
     if task == "multilabel":
         return _multilabel(y.reshape(proba.shape).astype(int), proba, classes, threshold)
     if task == "regression":
@@ -213,9 +218,9 @@ def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshol
 
 
 def _binary(y, p, classes, threshold):
-    pred = (p >= threshold).astype(int)
+    pred = predicted_class("binary", p, threshold)
     p_clip = np.clip(p, 1e-15, 1 - 1e-15)
-    top = (p >= 0.5).astype(int)  # the class the probability ranks first: ECE judges probabilities, not the threshold
+    top = predicted_class("binary", p)  # the class the probability ranks first: ECE judges probabilities, not the threshold
     return {
         "n": int(y.size),
         "threshold": threshold,
@@ -260,9 +265,10 @@ def _undefined_as_none(v: float) -> float | None:
     return None if not np.isfinite(v) else float(v)
 
 
-def _multiclass(y, P, classes):
+def _multiclass(y, P, classes, weights=None):
     K = P.shape[1]
-    pred = P.argmax(axis=1)
+    pred = predicted_class("multiclass", P, weights=weights)
+    top = pred if weights is None else predicted_class("multiclass", P)  # ECE judges the most probable class
     labels = list(range(K))
     # a class never predicted has no precision, one absent from the table no recall: None (shown as —), not 0
     prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=np.nan)
@@ -286,7 +292,7 @@ def _multiclass(y, P, classes):
         # multiclass Brier: the squared distance of the probability vector from the one-hot truth, summed over
         # classes and averaged over samples (0 perfect, 2 worst)
         "brier": _safe(skm.brier_score_loss, y, P, labels=labels),
-        "ece": expected_calibration_error(pred == y, P.max(axis=1)),
+        "ece": expected_calibration_error(top == y, P.max(axis=1)),
         "per_class": [
             {"class": str(classes[k]), "precision": _undefined_as_none(prec[k]), "recall": _undefined_as_none(rec[k]),
              "f1": _undefined_as_none(f1[k]), "roc_auc": class_auc[k], "support": int(support[k])}

@@ -158,10 +158,11 @@ class ResampledMetrics:
     keeps) on resamples of units, from their multiplicities.
 
     y, proba: as ``metrics.compute`` takes them, n rows; ``unit_of`` (n,): each row's unit in 0..n_units-1, every
-    unit holding at least one row. ``of(M)`` with M (B, n_units) gives {metric: (B,) float, NaN where undefined}."""
+    unit holding at least one row; ``weights`` (k,): a multiclass model's decision rule, as ``metrics.compute`` takes
+    it. ``of(M)`` with M (B, n_units) gives {metric: (B,) float, NaN where undefined}."""
 
     def __init__(self, task: str, y: np.ndarray, proba: np.ndarray, threshold: float, unit_of: np.ndarray,
-                 n_units: int):
+                 n_units: int, weights: np.ndarray | None = None):
         if task not in ("binary", "multiclass", "multilabel", "regression"):
             raise ValueError(f"unknown task {task!r}")
         self.task = task
@@ -171,7 +172,7 @@ class ResampledMetrics:
         if task == "binary":
             self._init_classes(y.reshape(-1).astype(np.int64), proba.reshape(-1, 1), threshold)
         elif task == "multiclass":
-            self._init_classes(y.reshape(-1).astype(np.int64), proba, threshold)
+            self._init_classes(y.reshape(-1).astype(np.int64), proba, threshold, weights)
         elif task == "multilabel":
             self._init_multilabel(y.reshape(proba.shape).astype(np.int64), proba, threshold)
         else:
@@ -196,26 +197,27 @@ class ResampledMetrics:
 
     # ── binary, multiclass ────────────────────────────────────────────────────────────────────────────────
 
-    def _init_classes(self, y, P, threshold):
+    def _init_classes(self, y, P, threshold, weights=None):
         n = len(y)
         if self.task == "binary":
             p = P[:, 0]
-            K, pred = 2, (p >= threshold).astype(np.int64)
+            K, pred = 2, metrics.predicted_class("binary", p, threshold)
             p_clip = np.clip(p, _CLIP, 1 - _CLIP)
             # scikit-learn: [1 - p, p] clipped to [eps, 1 - eps], minus the log of the true column
             log_loss = -np.log(np.clip(np.where(y == 1, p_clip, 1 - p_clip), _EPS, 1 - _EPS))
             brier = (y - p) ** 2
-            top = (p >= 0.5).astype(np.int64)
+            top = metrics.predicted_class("binary", p)
             bins, gap = _ece_codes(top == y, np.maximum(p, 1 - p))
             scores = [p]
         else:
             K = P.shape[1]
-            pred = P.argmax(axis=1)
+            pred = metrics.predicted_class("multiclass", P, weights=weights)
+            top = pred if weights is None else metrics.predicted_class("multiclass", P)  # ECE: the most probable
             log_loss = -np.log(np.clip(np.clip(P[np.arange(n), y], _CLIP, 1.0), _EPS, 1 - _EPS))
             onehot = np.zeros_like(P)
             onehot[np.arange(n), y] = 1.0
             brier = ((onehot - P) ** 2).sum(axis=1) * (0.5 if K < 3 else 1.0)  # scikit-learn's scale_by_half
-            bins, gap = _ece_codes(pred == y, P.max(axis=1))
+            bins, gap = _ece_codes(top == y, P.max(axis=1))
             scores = [P[:, k] for k in range(K)]
         self.K = K
         self._G = np.concatenate([self._unit_sums(y * K + pred, K * K), self._row_sums(log_loss, brier),

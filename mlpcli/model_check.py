@@ -51,7 +51,7 @@ from .errors import ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -515,6 +515,7 @@ class _Fields:
             self.number(temperature, "temperature", *TEMPERATURE_RANGE)
         self.metadata(meta)
         specs.update(self.trust(meta, task, len(meta["classes"]), len(reference["kept_features"])))
+        self.decision(meta, task, len(meta["classes"]))
         specs.update(self.training_rows(meta))
         aliases = self.aliases(meta, specs)
         self.array_shapes(self.get(meta, "array_shapes", ""), {k: v for k, v in specs.items() if k not in aliases},
@@ -589,6 +590,26 @@ class _Fields:
                               "ood/class_scale": _ArraySpec((c,), "f", (8,), "positive"),
                               "ood/part_calibration": _ArraySpec((max(m, 1), 2), "f", (8,), "nonneg")})
         return specs
+
+    def decision(self, meta: dict, task: str, n_classes: int) -> None:
+        """The optional ``decision`` field (format 9, binary and multiclass models): the rule, and the training class
+        shares it divides by, one per class in (0, 1]."""
+        from .decision import RULES
+
+        d = meta.get("decision")
+        if d is None:
+            return
+        if meta["format_version"] < 9:
+            self.fail("decision", f"needs model format version 9, the file says {meta['format_version']}")
+        if task not in ("binary", "multiclass"):
+            self.fail("decision", f"is for binary and multiclass models; this model is {task}")
+        self.mapping(d, "decision")
+        self.text(self.get(d, "rule", "decision"), "decision.rule", choices=RULES)
+        shares = self.listing(self.get(d, "shares", "decision"), "decision.shares", n_classes, n_classes)
+        for i, v in enumerate(shares):
+            self.number(v, f"decision.shares[{i}]", 0.0, 1.0, lo_open=True)
+        self.text(d.get("chosen"), "decision.chosen", choices=("auto", "option"), optional=True)
+        self.scalars(_given(d.get("held_out"), {}), "decision.held_out")
 
     def training_rows(self, meta: dict) -> dict[str, _ArraySpec]:
         """The optional ``training_rows`` field (format 8): how many fingerprints of training rows the file holds."""

@@ -23,7 +23,9 @@ name to the stored array's. Version 7 lists the features once: a preprocessing l
 ``feature_names_in`` (the model's ``feature_names``) and ``kept_features`` when they are its reference's
 (``model_check.expand_feature_lists``); earlier versions listed them up to 13 times. Version 8 adds the
 fingerprints of the training rows (``training_rows``, array ``training_rows``: 8 bytes per row, optional), so
-that ``predict`` and ``evaluate`` can say which samples the model was trained on. Today's files are version 8.
+that ``predict`` and ``evaluate`` can say which samples the model was trained on. Version 9 adds the decision
+rule (``decision``: argmax or balanced, with the training class shares; ``mlpcli.decision``); older files decide
+by argmax. Today's files are version 9.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -54,12 +56,13 @@ from .engine import MLP
 from .training import is_sparse
 from .engine import losses as loss_mod
 from .calibration import apply_temperature, temper
+from .decision import Decision
 from .engine.functional import sigmoid, softmax
 from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
@@ -141,6 +144,9 @@ class Model:
     provenance: dict = field(default_factory=dict)  # data checksum, versions, creation time
     extra: dict = field(default_factory=dict)  # e.g. the learning-curve diagnosis
     temperature: float | None = None  # divides the logits of classification models (calibration)
+    # how a class is chosen from the calibrated probabilities (binary, multiclass; format 9): argmax, or balanced
+    # (divided by the training class shares); None: argmax (older files, other tasks)
+    decision: Decision | None = None
     conformal: object | None = None  # conformal.ConformalCalibration: held-out scores for prediction sets
     ood: object | None = None  # ood.OODBasis: the out-of-distribution distance and its held-out calibration
     # (m,) uint64, sorted and distinct: ``data.row_fingerprints`` of the rows the model was trained and validated on,
@@ -286,6 +292,16 @@ class Model:
             raise DataError(f"feature columns of the DataFrame must be numbers: {exc}") from None
         return values, [names[j] for j in keep]
 
+    @property
+    def decider(self) -> Decision:
+        """The model's decision rule (argmax when it has none: an older file, a regression or multi-label model)."""
+        return self.decision if self.decision is not None else Decision()
+
+    def predict_classes(self, proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """The class indices (n,) a binary or multiclass model gives rows of probabilities ``proba`` (n, outputs),
+        as ``predict_output`` returns them, by its decision rule; ``threshold`` (binary) overrides the rule's."""
+        return self.decider.classes(self.task, proba, threshold)
+
     def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None,
                        first_row: int = 0, member_logits: list | None = None) -> np.ndarray:
         """Predictions for raw feature rows X (n, d): class probabilities (softmax or sigmoid per the
@@ -377,6 +393,7 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
         "loss": model.loss,
         "members": members,
         "temperature": model.temperature,
+        **({"decision": model.decision.to_dict()} if model.decision is not None else {}),
         "preprocessing": pre_meta,
         "array_shapes": {k: list(np.shape(v)) for k, v in arrays.items()},
         **({"array_aliases": aliases} if aliases else {}),
@@ -517,6 +534,7 @@ def load(path: str | os.PathLike) -> Model:
         members=members,
         preprocessor=pre,
         temperature=None if temperature is None else float(temperature),
+        decision=Decision.from_dict(meta["decision"]) if meta.get("decision") else None,
         task=meta["task"],
         classes=list(meta["classes"]),
         feature_names=list(meta["feature_names"]),

@@ -181,7 +181,8 @@ def _not_calibrated(model: Model) -> str | None:
 def network_summary(model: Model) -> dict:
     """The networks as plain data (``info``'s and ``train --json``'s "network" section): members, layer widths
     (inputs → hidden → outputs), activation and dropout (None without a hidden layer), parameters, the loss as
-    stored (``{"name", "params"}``) and in words (``loss_words``), the calibration temperature or why there is none."""
+    stored (``{"name", "params"}``) and in words (``loss_words``), the calibration temperature or why there is none,
+    and a classifier's decision rule (``decision``, ``decision_words``; argmax for files without one)."""
     net = model.network
     per_member = int(net.n_parameters)
     return {
@@ -197,6 +198,9 @@ def network_summary(model: Model) -> dict:
         "loss_words": loss_words(model.loss, model.config or {}, model.task),
         "temperature": model.temperature,
         "not_calibrated": _not_calibrated(model),  # why a classifier has no temperature (None: it has one, or n/a)
+        # how labels are chosen from the probabilities (binary, multiclass; ``mlpcli.decision``): rule, shares, ...
+        "decision": (model.decider.to_dict() if model.task in ("binary", "multiclass") else None),
+        "decision_words": (model.decider.describe() if model.task in ("binary", "multiclass") else None),
     }
 
 

@@ -187,7 +187,9 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                      "refit_epochs": fitted.refit_epochs, "portfolio": fitted.portfolio,
                      "calibration": fitted.calibration.to_dict() if fitted.calibration else None}
         model.provenance = _provenance(source, ds, checksum())
-        val_metrics = metrics.compute(ds.task, fitted.scored.y, metrics.as_task_proba(ds.task, fitted.proba), ds.classes)
+        decider = model.decider  # the labels the held-out metrics count: the model's own (``mlpcli.decision``)
+        val_metrics = metrics.compute(ds.task, fitted.scored.y, metrics.as_task_proba(ds.task, fitted.proba), ds.classes,
+                                      decider.threshold(ds.task), decider.weights(ds.task))
         # the held-out estimate travels with the model (`mlpcli info`): its scalar metrics
         model.fit["held_out"] = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
         model.fit["held_out_metrics"] = {k: v for k, v in val_metrics.items()
@@ -200,13 +202,15 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
         # the main metric's 95 % interval, resampling patients (the scored rows' groups): what it could be on other
         # patients of the same kind, given these networks
         interval = pooled_estimate(ds.task, fitted.scored.y, [(np.arange(len(fitted.proba)), fitted.proba)],
-                                   len(ds.classes), fitted.scored.groups, seed=options.seed)
+                                   len(ds.classes), fitted.scored.groups, seed=options.seed,
+                                   predicted=[model.predict_classes(fitted.proba)] if model.decision else None)
         model.fit["held_out_interval"] = {k: v for k, v in interval.to_dict().items() if k != "value"}
         caveat = held_out_caveat(ds.task, fitted.scored.y, ds.classes)
         warnings += held_out_warnings(ds.task, fitted.scored.y, fitted.proba, ds.classes, val_metrics,
                                       model.fit["held_out"], weighted=is_weighted(model.config),
                                       calibrated=fitted.calibration is not None,
-                                      converged=any(m["stopped_early"] for m in fitted.members))
+                                      converged=any(m["stopped_early"] for m in fitted.members),
+                                      pred=model.predict_classes(fitted.proba) if model.decision else None)
         if caveat:
             notes.append(f"rough held-out metrics: {val_metrics['n']} {model.fit['held_out']} samples, and {caveat}")
         diagnosis = _diagnose(fitted.history, baseline, resolved, model)
@@ -278,7 +282,8 @@ IMBALANCED_SHARE = 0.2
 
 
 def held_out_warnings(task: str, y: np.ndarray, proba: np.ndarray, classes: list, val_metrics: dict, held_out: str,
-                      weighted: bool = False, calibrated: bool = True, converged: bool = True) -> list[str]:
+                      weighted: bool = False, calibrated: bool = True, converged: bool = True,
+                      pred: np.ndarray | None = None) -> list[str]:
     """What the held-out predictions (``y`` class indices (n,), ``proba`` as ``Model.predict_output`` gives them)
     show that the metrics alone do not say, for a binary or multiclass model: that it predicts one class for every
     sample (2 % positives: balanced accuracy 0.500, F1 0, no word of why), and that its probabilities are worse than
@@ -297,7 +302,8 @@ def held_out_warnings(task: str, y: np.ndarray, proba: np.ndarray, classes: list
     out = []
     ba = val_metrics.get("balanced_accuracy")
     ba = f"balanced accuracy {ba:.3f}" if ba is not None and np.isfinite(ba) else "balanced accuracy undefined"
-    pred = metrics.class_proba(task, np.asarray(proba)).argmax(axis=1)
+    # the labels the model gives (its decision rule; None: the most probable class)
+    pred = metrics.predicted_class(task, np.asarray(proba)) if pred is None else np.asarray(pred)
     if np.unique(pred).size == 1:
         rarest = present[np.argmin(counts[present])]
         auc = val_metrics.get("roc_auc" if task == "binary" else "roc_auc_ovr")
@@ -306,7 +312,8 @@ def held_out_warnings(task: str, y: np.ndarray, proba: np.ndarray, classes: list
         share = counts[rarest] / len(y)
         if share < IMBALANCED_SHARE and not weighted:
             remedy = (f"the classes are imbalanced ({counts[rarest]} of {len(y)} samples are {str(classes[rarest])!r})"
-                      " — train with --class-weight balanced, or choose a --threshold for predict and evaluate")
+                      " — train with --decision balanced or --class-weight balanced, or choose a --threshold for "
+                      "predict and evaluate")
         else:
             remedy = "the features separate the classes too little for this model at this size"
         out.append(f"the model predicts {str(classes[pred[0]])!r} for every one of the {len(y)} {held_out} samples "

@@ -25,6 +25,8 @@ def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable
     if meta.get("format_version", 8) < 8:  # before format 8 no file kept fingerprints of its training rows
         meta.pop("training_rows", None)
         arrays.pop("training_rows", None)
+    if meta.get("format_version", 9) < 9:  # before format 9 no file kept its decision rule
+        meta.pop("decision", None)
     arrays = arrays_fn(arrays)
     meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
     buf = io.BytesIO()

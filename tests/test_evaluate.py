@@ -165,14 +165,16 @@ def test_metrics_equal_metrics_compute_on_model_outputs(tmp_path, task):
                                                      batch="batch"), task=task, classes=model.classes)
     out = model.predict_output(ds.X)
     proba = out[:, 1:2] if task == "binary" and out.shape[1] == 2 else out
-    expected = json.loads(json.dumps(metrics.compute(task, ds.y, proba, model.classes), default=float))
+    rule = model.decider  # the labels predict gives: the model's decision rule (argmax, or balanced)
+    cut = (rule.threshold(task), rule.weights(task))
+    expected = json.loads(json.dumps(metrics.compute(task, ds.y, proba, model.classes, *cut), default=float))
     assert doc["metrics"].keys() == expected.keys()
     for key, value in expected.items():
         if isinstance(value, float):
             assert doc["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
     assert doc["task"] == task and doc["n"] == len(test_df)
     main = metrics.main_metric_name(task)
-    assert lib.main_metric(task, ds.y, proba) == pytest.approx(expected[main])
+    assert lib.main_metric(task, ds.y, proba, *cut) == pytest.approx(expected[main])
 
 
 # ── groups and bootstrap ─────────────────────────────────────────────────────────────────────────────────

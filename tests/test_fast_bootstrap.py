@@ -169,12 +169,12 @@ def test_evaluate_bootstrap_intervals_are_those_of_metrics_compute_on_each_resam
                                    "--threads", "1"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    task, y, proba, classes, threshold = seen[0]  # the whole table's outputs
+    task, y, proba, classes, threshold, weights = seen[0]  # the whole table's outputs, the model's decision rule
     assert task == "multiclass" and len(y) == n
 
     _, patient = np.unique(df["patient_id"], return_inverse=True)
     picks = np.random.default_rng(3).integers(0, 20, size=(200, 20))
-    draws = [scalars(compute(task, y[rows], proba[rows], classes, threshold))
+    draws = [scalars(compute(task, y[rows], proba[rows], classes, threshold, weights))
              for rows in (np.concatenate([np.flatnonzero(patient == u) for u in pick]) for pick in picks)]
     assert set(doc["ci"]) == set(draws[0])
     for key, ci in doc["ci"].items():

@@ -75,7 +75,7 @@ def test_an_ensemble_stores_each_repeated_member_array_once(files, tmp_path):
     the zero shares of continuous data) in every member: 16 MB for 100,000 weights at 20,000 genes."""
     meta, arrays = model_parts(files["ensemble"])
     aliases = meta["array_aliases"]
-    assert meta["format_version"] == 8
+    assert meta["format_version"] == 9
     for i in (1, 2):
         assert aliases[f"members/{i}/preprocessor/kept_index"] == "members/0/preprocessor/kept_index"
         assert aliases[f"members/{i}/preprocessor/impute_values"] == "members/0/preprocessor/impute_values"
@@ -91,7 +91,7 @@ def test_an_ensemble_stores_each_repeated_member_array_once(files, tmp_path):
 def test_a_model_without_repeats_stores_no_aliases(files):
     """One network (or members with nothing in common) needs no aliases."""
     meta, _ = model_parts(files["single"])
-    assert meta["format_version"] == 8 and "array_aliases" not in meta
+    assert meta["format_version"] == 9 and "array_aliases" not in meta
 
 
 def test_the_earlier_layout_loads_and_predicts_identically_and_saves_as_today(files, tmp_path):
@@ -107,6 +107,8 @@ def test_the_earlier_layout_loads_and_predicts_identically_and_saves_as_today(fi
     assert a.predict_output(X).tobytes() == b.predict_output(X).tobytes()
     assert a.training_rows is None  # format 8 added the training rows' fingerprints: the older file has none
     a.training_rows = b.training_rows
+    assert a.decision is None  # format 9 added the decision rule: the older file decides by argmax
+    a.decision = b.decision
     assert model_io.to_bytes(a) == new.read_bytes() == model_io.to_bytes(b)
     # and the CLI agrees
     for path, name in ((old, "a.csv"), (str(new), "b.csv")):
@@ -193,13 +195,13 @@ def test_info_says_the_format_and_what_predict_can_add(files):
     """info showed neither the file's format version nor whether the model holds what --coverage and --ood need
     (a format 1-2 file made `predict --coverage` fail, with nothing in `info` to say so)."""
     doc = _info(files["ensemble"], "--json")
-    assert doc["file"]["format_version"] == 8
+    assert doc["file"]["format_version"] == 9
     trust = doc["trust"]
     assert trust["applies"] and trust["absent_features_check"]
     assert trust["prediction_sets"]["source"] == "out-of-fold" and trust["prediction_sets"]["scores"] == 36
     assert trust["ood"]["features"] == 60 and trust["ood"]["class_relative"]
     text = " ".join(_info(files["ensemble"], ).split())
-    assert "model format 8" in text and "prediction sets (--coverage) from 36 out-of-fold scores" in text
+    assert "model format 9" in text and "prediction sets (--coverage) from 36 out-of-fold scores" in text
     reg = " ".join(_info(files["regression"]).split())
     assert "for binary and multiclass models" in reg and "not stored" not in reg
 

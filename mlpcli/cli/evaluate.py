@@ -318,7 +318,7 @@ def render(result, model_path: str, data_file: str) -> None:
 @debug_option
 @handle_errors
 def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_missing, max_missing, shift_path, chunk_mb, chunksize,
-             threshold, out, plot_path, threads, quiet, as_json, debug, **params):
+             threshold, decision, out, plot_path, threads, quiet, as_json, debug, **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
 
     Binary: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, average precision, MCC,
@@ -379,7 +379,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
         uncertainty = Uncertainty()
         uncertainty.check(model, model_path)
     with threads_context(threads), ReadProgress(quiet, "read") as progress:
-        result = lib.evaluate(model, data_file, threshold=threshold, by=by, bootstrap=bootstrap, seed=seed,
+        result = lib.evaluate(model, data_file, threshold=threshold, decision=decision, by=by, bootstrap=bootstrap, seed=seed,
                               fill_missing=fill_missing, max_missing=max_missing, roles=roles, **chunks,
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
                               progress=progress, uncertainty=uncertainty, novel_labels=novel_labels)

@@ -226,6 +226,8 @@ def _table(doc: dict) -> Table:
                                                      + f", dropout {fmt(net['dropout'])}, "
                                                      if net["activation"] else "no hidden layer, ")
                   + f"{net['dtype']}; {parameters}; loss {net['loss_words']}" + calibration)
+    if net.get("decision_words"):
+        table.add_row("labels", net["decision_words"])
     opts = tr["options"]
 
     def setting(key: str) -> str:

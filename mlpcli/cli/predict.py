@@ -8,6 +8,7 @@ import time
 
 import click
 
+from ..decision import RULES as DECISION_RULES
 from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_table_output, check_writable, debug_option, distinct_files,
@@ -157,7 +158,12 @@ def common_options(fn):
         click.option("--chunksize", type=click.IntRange(min=1), default=None,
                      help="Rows read at a time, instead of the memory budget of --chunk-mb."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None, callback=finite_option,
-                     help="Binary and multi-label models: positive when P >= threshold  [default: 0.5]"),
+                     help="Binary and multi-label models: positive when P >= threshold  [default: 0.5, or the "
+                          "positive class's training share for a model that decides by balanced]"),
+        click.option("--decision", type=click.Choice(DECISION_RULES), default=None,
+                     help="Binary and multiclass models: how the label is chosen from the probabilities, instead of "
+                          "the model's own rule (train --decision; `mlpcli info` names it): argmax, the most "
+                          "probable class; balanced, the most probable relative to its training share."),
     ]
     for d in reversed(decorators):
         fn = d(fn)
@@ -273,7 +279,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @debug_option
 @handle_errors
 def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fill_missing, max_missing, shift_path,
-            chunk_mb, chunksize, threshold, explain_k, explain_steps, threads, quiet, as_json, debug, **params):
+            chunk_mb, chunksize, threshold, decision, explain_k, explain_steps, threads, quiet, as_json, debug, **params):
     """Predict a new cohort with a trained model, streaming the table in pieces.
 
     Features are matched to the model by name (extra columns ignored); the model's preprocessing
@@ -319,7 +325,8 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     model = load_model(model_path, shift_path)
     uncertainty = uncertainty_from(params, model, model_path)
     with threads_context(threads), ReadProgress(quiet) as progress:
-        stream = lib.predict_stream(model, data_file, **chunks, threshold=threshold, fill_missing=fill_missing,
+        stream = lib.predict_stream(model, data_file, **chunks, threshold=threshold, decision=decision,
+                                    fill_missing=fill_missing,
                                     max_missing=max_missing, roles=roles, stdin=binary_stdin() if data_file == "-" else None,
                                     progress=progress, explain=explain_k, explain_steps=explain_steps,
                                     uncertainty=uncertainty, unique_ids=not to_h5ad)  # .h5ad: written by position
@@ -435,6 +442,8 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
         table.add_row("abstained", f"{trust['abstained']:,} ({trust['options']['unassigned_label']})")
     if "ood_flagged" in trust:
         table.add_row("out-of-distribution", f"{trust['ood_flagged']:,} flagged (p < {trust['options']['ood_alpha']:.12g})")
+    if summary.get("decision") == "balanced" and summary.get("positive_class") is None:
+        table.add_row("labels", "balanced: the most probable class relative to its training share")
     if summary.get("positive_class") is not None:
         table.add_row("positive class", f"{summary['positive_class']} (predicted when its probability >= "
                                         f"{summary['threshold']:g})")

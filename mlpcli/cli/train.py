@@ -222,6 +222,8 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
         table.add_row("calibration", f"temperature {fmt(cal.temperature)}; {where} log loss "
                       f"{fmt(cal.log_loss_before, 'loss')} → {fmt(cal.log_loss_after, 'loss')}, ECE "
                       f"{fmt(cal.ece_before, 'loss')} → {fmt(cal.ece_after, 'loss')}")
+    if outcome.model.decision is not None:
+        table.add_row("labels", outcome.model.decision.describe().replace("held-out", where))
     if outcome.diagnosis is not None:
         d = outcome.diagnosis
         curves = " (members' mean curves)" if len(members) > 1 else ""

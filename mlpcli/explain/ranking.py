@@ -269,8 +269,9 @@ def label_indices(model: Model, y, n: int) -> np.ndarray | None:
 
 
 def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tuple[np.ndarray, str]:
-    """Each sample's class (n,): its label, or the predicted class (argmax; binary: P(positive) >= 0.5); a
-    multi-label model's (n, L) 0/1: the labels, or the predicted ones (P >= 0.5, predict's default threshold)."""
+    """Each sample's class (n,): its label, or the predicted class (by the model's decision rule, as predict labels
+    it); a multi-label model's (n, L) 0/1: the labels, or the predicted ones (P >= 0.5, predict's default
+    threshold)."""
     if model.task == "multilabel":
         if y is not None:
             return np.asarray(y, dtype=np.int64), "label"
@@ -279,9 +280,7 @@ def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tupl
     if y is not None:
         return np.asarray(y, dtype=np.int64).reshape(-1), "label"
     P = model.predict_output(X, features=list(features) if features is not None else None)
-    if P.shape[1] == 1:
-        return (P[:, 0] >= 0.5).astype(np.int64), "predicted class"
-    return P.argmax(axis=1).astype(np.int64), "predicted class"
+    return model.predict_classes(P), "predicted class"
 
 
 def check_rankable(model: Model) -> None:

@@ -23,10 +23,11 @@ import numpy as np
 
 from .. import data, metrics
 from ..config import AUTO, TrainOptions, offset_seed
+from ..decision import Decision
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .baseline import linear_baseline
-from .crossfit import PORTFOLIO, fit_model
+from .crossfit import PORTFOLIO, check_decision, fit_model
 from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import exact_if_regression, prediction_columns
 from .pooled import PooledEstimate, pooled_estimate
@@ -59,6 +60,7 @@ class FoldScore:
     warnings: list[str] = field(default_factory=list)
     test_rows: np.ndarray | None = None  # (n_test,) indices into the dataset (kept for predictions)
     proba: np.ndarray | None = None  # (n_test, k) as Model.predict_output
+    decision: Any = None  # decision.Decision: the fold model's rule for its labels (None: argmax; other tasks)
     members: int = 1  # networks in the fold's model
     hidden: list[int] = field(default_factory=list)  # the fold's architecture (--hidden auto chooses per fold)
     epoch_cap: int = 0  # --epochs as resolved for the fold: a best epoch at the cap means it wanted more
@@ -94,7 +96,9 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
     trusting = trust_level is not None and ds.task in ("binary", "multiclass")
     logits = [] if trusting else None
     proba = fitted.model.predict_output(test_ds.X, member_logits=logits)  # (n_test, k)
-    m = metrics.compute(ds.task, test_ds.y, metrics.as_task_proba(ds.task, proba), list(ds.classes))
+    decider = fitted.model.decider  # the fold model's own labels, as `train` would ship it
+    m = metrics.compute(ds.task, test_ds.y, metrics.as_task_proba(ds.task, proba), list(ds.classes),
+                        decider.threshold(ds.task), decider.weights(ds.task))
     main = m.get(metrics.main_metric_name(ds.task))
     repeat, fold = (label[-2], label[-1]) if len(label) >= 2 else (0, 0)
     best_epochs = [mm["best_epoch"] for mm in fitted.members]
@@ -106,7 +110,7 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         warnings=list(fitted.warnings), test_rows=np.asarray(test_rows) if keep_predictions else None,
         # the networks of the model that scored the test rows: with --refit, the one refitted network, not the
         # cross-fitted members that chose its epochs (counting those called it an ensemble)
-        proba=proba if keep_predictions else None, members=len(fitted.model.members),
+        proba=proba if keep_predictions else None, decision=fitted.model.decision, members=len(fitted.model.members),
         hidden=list(fitted.options.hidden), epoch_cap=int(fitted.runs[0].options.epochs), held_out=held_out,
         trust=_fold_trust(fitted, test_ds, trust_level, logits, ood_alpha) if trusting else None,
         # leave-batch-out compares it with the held-out batch for every task (a regression had no comparison)
@@ -145,8 +149,9 @@ def _fold_trust(fitted, test_ds: data.Dataset, level: float, logits: list, alpha
 
 def _inner_score(fitted) -> float | None:
     """The fold model's held-out main metric on its own training part (out-of-fold over its members)."""
-    value = metrics.compute(fitted.scored.task, fitted.scored.y, metrics.as_task_proba(fitted.scored.task, fitted.proba),
-                            list(fitted.scored.classes)).get(metrics.main_metric_name(fitted.scored.task))
+    task, decider = fitted.scored.task, fitted.model.decider
+    value = metrics.compute(task, fitted.scored.y, metrics.as_task_proba(task, fitted.proba), list(fitted.scored.classes),
+                            decider.threshold(task), decider.weights(task)).get(metrics.main_metric_name(task))
     return finite(value)
 
 
@@ -286,7 +291,7 @@ def _prediction_columns(ds: data.Dataset, f: FoldScore):
     cols["fold"] = np.full(len(rows), f.fold + 1)
     if f.held_out is not None and ds.batches is not None:  # leave-batch-out: each row's batch (a fold may hold several)
         cols[HELD_OUT_BATCH] = ds.batches[rows]
-    cols.update(prediction_columns(ds, rows, P))
+    cols.update(prediction_columns(ds, rows, P, f.decision))
     return pd.DataFrame(cols)
 
 
@@ -314,6 +319,7 @@ def plan_folds(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats:
         raise ConfigError(f"--coverage must be a level in (0, 1), got {coverage!r}")
     if coverage is not None and ds.task not in ("binary", "multiclass"):
         raise OptionError(f"--coverage: prediction sets are for class targets; this target is {ds.task}")
+    check_decision(options, ds.task)
     if options.impute is None and ds.missing is not None and ds.missing.any():
         # the table's, as train says it: from every fold's fit it read "fold 1: missing values ...", a fold's fault
         raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing))
@@ -378,7 +384,12 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     if not leave_batch_out and all(f.test_rows is not None for f in scores):
         by_repeat = [(np.concatenate([f.test_rows for f in scores if f.repeat == r]),
                       np.concatenate([f.proba for f in scores if f.repeat == r])) for r in range(repeats)]
-        pooled = pooled_estimate(ds.task, ds.y, by_repeat, len(ds.classes), ds.groups, seed=options.seed)
+        # each row labelled by its fold model's rule (auto can choose differently fold by fold)
+        predicted = ([np.concatenate([(f.decision or Decision()).classes(ds.task, f.proba) for f in scores
+                                      if f.repeat == r]) for r in range(repeats)]
+                     if ds.task in ("binary", "multiclass") else None)
+        pooled = pooled_estimate(ds.task, ds.y, by_repeat, len(ds.classes), ds.groups, seed=options.seed,
+                                 predicted=predicted)
     return CVResult(task=ds.task, metric=metric, higher_is_better=metrics.higher_is_better(metric), classes=list(ds.classes),
                     target_names=list(ds.target_names), strategy=strategy, n_folds=folds, repeats=repeats,
                     folds=scores, seconds=time.perf_counter() - started, notes=notes, warnings=warn, pooled=pooled)

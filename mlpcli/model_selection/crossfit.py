@@ -28,7 +28,9 @@ import numpy as np
 from .. import config, data, interrupts, metrics
 from ..calibration import Calibration, bound_note, calibration_report, fit_temperature
 from ..config import AUTO, TrainOptions, offset_seed
-from ..errors import DataError
+from ..decision import Decision
+from ..decision import choose as choose_decision
+from ..errors import DataError, OptionError
 from ..model_io import Member, Model
 from ..parallel import Plan, beside
 from .fitting import FittedRun, _forget_inputs, check_fits_memory, fit_run, resolve_log1p
@@ -36,7 +38,7 @@ from .held_out import check_column_names, exact_if_regression, held_out_names, p
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
-           "held_out_frame", "check_held_out_frame"]
+           "held_out_frame", "check_held_out_frame", "check_decision"]
 
 # ``--hidden auto`` chooses among these by out-of-fold score. Softmax regression first: it is the field's
 # honest baseline (a regularised logistic regression) and wins ties; one wide hidden layer second, for
@@ -259,6 +261,7 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     options.validate()
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
+    check_decision(options, ds.task)
     if options.impute is None and ds.missing is not None and ds.missing.any():
         # every column at once: a member's preprocessing would name those of its own training rows only
         raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing))
@@ -307,8 +310,27 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
         fitted = _fit_holdout(ds, resolved, candidates, progress, val_ds, split)
     else:
         fitted = _fit_crossfit(ds, resolved, candidates, progress, split, plan)
+    fitted.model.decision = _decision(ds, fitted, options.decision)
     fitted.notes[:0] = notes
     return fitted
+
+
+def check_decision(options: TrainOptions, task: str | None) -> None:
+    """An OptionError for --decision argmax/balanced on a target without classes to decide between."""
+    if options.decision != "auto" and task not in ("binary", "multiclass"):
+        raise OptionError(f"--decision {options.decision}: a decision rule chooses between classes; this target is "
+                          f"{task} (leave --decision out)")
+
+
+def _decision(ds: data.Dataset, fitted: FittedModel, option: str) -> Decision | None:
+    """The model's decision rule (``mlpcli.decision``): ``option``, or for auto the rule with the higher balanced
+    accuracy on the held-out predictions; divides by the class shares of every training row."""
+    if ds.task not in ("binary", "multiclass"):
+        return None
+    shares = np.bincount(np.asarray(ds.y, dtype=np.int64).reshape(-1), minlength=len(ds.classes)) / ds.n_samples
+    if (shares == 0).any():  # a class of the model without a training row (never from a table): nothing to divide by
+        return None
+    return choose_decision(ds.task, fitted.scored.y, fitted.proba, shares, option)
 
 
 def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | None = None,
@@ -826,5 +848,5 @@ def held_out_frame(fitted: FittedModel, flag: str = "--oof"):
     if ds.groups is not None:
         cols[ds.roles.group if ds.roles is not None and ds.roles.group else "group"] = ds.groups
     cols["held_out_by_member"] = fitted.held_out_by
-    cols.update(prediction_columns(ds, np.arange(ds.n_samples), P))
+    cols.update(prediction_columns(ds, np.arange(ds.n_samples), P, fitted.model.decision))
     return exact_if_regression(pd.DataFrame(cols), ds.task)

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import data
 from ..errors import OptionError
+from ..decision import Decision
 from ..metrics import class_proba
 
 __all__ = ["prediction_columns", "exact_if_regression", "held_out_names", "check_column_names"]
@@ -24,19 +25,18 @@ def exact_if_regression(frame, task: str):
     return frame
 
 
-def prediction_columns(ds: data.Dataset, rows: np.ndarray, P: np.ndarray) -> dict:
+def prediction_columns(ds: data.Dataset, rows: np.ndarray, P: np.ndarray, decision: Decision | None = None) -> dict:
     """Truth and prediction columns for ``rows`` of ``ds`` scored ``P`` (len(rows), k): probabilities as
-    the model gives them (a binary model's single P(positive) column included) or regression values."""
+    the model gives them (a binary model's single P(positive) column included) or regression values.
+    ``decision``: the model's rule for the labels (None: the most probable class, P >= 0.5 for binary)."""
     cols: dict = {}
     classes = np.asarray(ds.classes, dtype=object)
     if ds.task in data.CLASSIFICATION_TASKS:
         P = class_proba(ds.task, P)
         target = (ds.target_names or ["label"])[0]
         cols[target] = classes[ds.y[rows]]
-        # a binary positive at P >= 0.5, as metrics.compute and predict call it (argmax of [1 - p, p] gave the
-        # negative class at exactly 0.5, so the file's labels disagreed with the reported metrics there)
-        top = (P[:, 1] >= 0.5).astype(np.int64) if ds.task == "binary" else P.argmax(axis=1)
-        cols[f"pred_{target}"] = classes[top]
+        # as metrics.compute and predict decide (argmax of [1 - p, p] gave the negative class at exactly 0.5)
+        cols[f"pred_{target}"] = classes[(decision or Decision()).classes(ds.task, P)]
         for k, c in enumerate(ds.classes):
             cols[f"prob_{c}"] = P[:, k]
     elif ds.task == "multilabel":

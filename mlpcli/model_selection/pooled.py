@@ -60,8 +60,9 @@ class PooledEstimate:
 
 
 def _unit_counts(task: str, y: np.ndarray, proba: np.ndarray, unit: np.ndarray, n_units: int,
-                 n_classes: int) -> np.ndarray:
-    """(U, m) per-unit counts the metric is a function of (see the module docstring), for one repeat's rows."""
+                 n_classes: int, pred: np.ndarray | None = None) -> np.ndarray:
+    """(U, m) per-unit counts the metric is a function of (see the module docstring), for one repeat's rows;
+    ``pred`` (m,) the classes the models gave them (None: ``metrics.predicted_class`` of the probabilities)."""
     if task == "regression":
         Y = np.asarray(y, dtype=np.float64).reshape(proba.shape)
         S = np.bincount(unit, weights=((proba - Y) ** 2).sum(axis=1), minlength=n_units)
@@ -75,7 +76,7 @@ def _unit_counts(task: str, y: np.ndarray, proba: np.ndarray, unit: np.ndarray, 
                                         axis=1) for p in parts], axis=1)
     y = np.asarray(y, dtype=np.int64).reshape(-1)
     P = metrics.as_task_proba(task, proba)
-    pred = (P[:, -1] >= 0.5).astype(np.int64) if task == "binary" else P.argmax(axis=1)
+    pred = metrics.predicted_class(task, P) if pred is None else np.asarray(pred, dtype=np.int64)
     index = unit * n_classes + y
     N = np.bincount(index, minlength=n_units * n_classes).reshape(n_units, n_classes)
     H = np.bincount(index[pred == y], minlength=n_units * n_classes).reshape(n_units, n_classes)
@@ -101,12 +102,13 @@ def _metric_of(task: str, totals: np.ndarray) -> np.ndarray:
 
 def pooled_estimate(task: str, y: np.ndarray, repeats: list[tuple[np.ndarray, np.ndarray]], n_classes: int,
                     groups: np.ndarray | None = None, resamples: int = DEFAULT_RESAMPLES, level: float = 0.95,
-                    seed: int = 0) -> PooledEstimate:
+                    seed: int = 0, predicted: list[np.ndarray] | None = None) -> PooledEstimate:
     """The pooled out-of-fold main metric of ``task`` and its bootstrap interval.
 
     y: (n, ...) the truth of every sample (class indices; (n, L) 0/1 labels; (n, T) values). ``repeats``: per
     repeat, (rows (m,), proba (m, k)) of the samples it scored, as ``Model.predict_output`` gives them; each
-    repeat is scored alone and the estimate is their mean, every resample applying the same patients to every
+    repeat is scored alone and the estimate is their mean (``predicted``: per repeat, the classes (m,) the models
+    gave those rows by their decision rules; None: the most probable, P >= 0.5 for binary), every resample applying the same patients to every
     repeat. ``groups`` (n,): each sample's patient, the unit a resample draws (None: samples). Beyond 10,000
     units, fewer resamples (``MAX_DRAWS``; at least ``MIN_RESAMPLES``): the estimate says how many it drew."""
     if not repeats:
@@ -122,8 +124,9 @@ def pooled_estimate(task: str, y: np.ndarray, repeats: list[tuple[np.ndarray, np
     position = np.full(len(y), -1, dtype=np.int64)
     position[rows_all] = unit_of.reshape(-1)
     y = np.asarray(y)
-    counts = [_unit_counts(task, y[rows], np.asarray(P, dtype=np.float64), position[rows], n_units, n_classes)
-              for rows, P in repeats]
+    predicted = predicted if predicted is not None else [None] * len(repeats)
+    counts = [_unit_counts(task, y[rows], np.asarray(P, dtype=np.float64), position[rows], n_units, n_classes, pred)
+              for (rows, P), pred in zip(repeats, predicted)]
     value = float(np.mean([_metric_of(task, c.sum(axis=0)) for c in counts]))
     metric = metrics.main_metric_name(task)
     ci = None

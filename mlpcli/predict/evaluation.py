@@ -18,7 +18,7 @@ from ._common import _names, _quoted, natural_key
 from .columns import RoleFlags
 from .seen import SeenRows
 from .shift import ShiftReport
-from .stream import _Run, _check_threshold
+from .stream import _Run, resolve_decision
 from .trust import Trust, Uncertainty, evaluation_report
 
 
@@ -92,10 +92,13 @@ def _scalars(m: dict) -> dict:
             and not isinstance(v, bool)}
 
 
-def main_metric(task: str, y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float | None:
+def main_metric(task: str, y: np.ndarray, proba: np.ndarray, threshold: float = 0.5,
+                weights: np.ndarray | None = None) -> float | None:
     """The task's main metric (metrics.MAIN_METRIC) alone, as metrics.compute defines it; fast enough to
     bootstrap per group. proba as metrics.compute takes it."""
     from sklearn.metrics import balanced_accuracy_score
+
+    from .. import metrics
 
     def bacc(a, b):
         with _warnings.catch_warnings():
@@ -105,9 +108,9 @@ def main_metric(task: str, y: np.ndarray, proba: np.ndarray, threshold: float = 
     if len(y) == 0:
         return None
     if task == "binary":
-        return bacc(y.reshape(-1).astype(int), (proba.reshape(-1) >= threshold).astype(int))
+        return bacc(y.reshape(-1).astype(int), metrics.predicted_class("binary", proba, threshold))
     if task == "multiclass":
-        return bacc(y.reshape(-1).astype(int), proba.argmax(axis=1))
+        return bacc(y.reshape(-1).astype(int), metrics.predicted_class("multiclass", proba, weights=weights))
     if task == "multilabel":
         Y, pred = y.reshape(proba.shape).astype(int), (proba >= threshold).astype(int)
         return float(np.mean([bacc(Y[:, j], pred[:, j]) for j in range(Y.shape[1])]))
@@ -158,7 +161,7 @@ class EvaluationResult:
 
 
 def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np.ndarray, proba: np.ndarray,
-               threshold: float, model: Model) -> None:
+               threshold: float, model: Model, weights: np.ndarray | None = None) -> None:
     """Count the rows the model was trained on (``mask`` (n,) bool) into ``result``, with a warning that gives
     the main metric on the other rows alone (``result.unseen_metrics``), or, when every row was a training row,
     the model's own held-out estimate."""
@@ -186,7 +189,7 @@ def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np
         return
     new = ~mask
     n_new = int(new.sum())
-    result.unseen_metrics = metrics.compute(result.task, y[new], proba[new], result.classes, threshold)
+    result.unseen_metrics = metrics.compute(result.task, y[new], proba[new], result.classes, threshold, weights)
     others = "the 1 other sample" if n_new == 1 else f"the {n_new} other samples"
     on_others = (f"{others} are too few to measure it on alone" if n_new < _FEW_UNSEEN else
                  f"on {others} alone, {name} {shown(result.unseen_metrics.get(result.main_metric))}")
@@ -230,7 +233,8 @@ class _Units:
 
 
 def _bootstrap(task, y, proba, classes, threshold, units: _Units, rng: np.random.Generator, resamples: int,
-               n_jobs: int, progress: Callable[[dict], None] | None) -> dict[str, np.ndarray]:
+               n_jobs: int, progress: Callable[[dict], None] | None, weights: np.ndarray | None = None
+               ) -> dict[str, np.ndarray]:
     """Every scalar metric of metrics.compute on each resample ({metric: (resamples,)}, NaN where undefined),
     computed for a batch of resamples at once from how many times each unit was drawn (``metrics_resampled``):
     2,000 resamples cost about what a few calls of metrics.compute did. The units are drawn from `rng` a batch at a
@@ -240,7 +244,7 @@ def _bootstrap(task, y, proba, classes, threshold, units: _Units, rng: np.random
     from ..metrics_resampled import ResampledMetrics
 
     unit_of = np.repeat(np.arange(len(units)), units.sizes)  # of the rows in units.order
-    calc = ResampledMetrics(task, y[units.order], proba[units.order], threshold, unit_of, len(units))
+    calc = ResampledMetrics(task, y[units.order], proba[units.order], threshold, unit_of, len(units), weights)
     cells = max(len(units.order), len(units))
     per = max(1, min(resamples, _BOOTSTRAP_BATCH_BYTES // (8 * cells)))
     if n_jobs > 1 and resamples * cells * _task_width(task, proba) < _PARALLEL_BOOTSTRAP_CELLS:
@@ -302,7 +306,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
              seed: int = 0, fill_missing: str | None = None, roles: RoleFlags | None = None,
              chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
              progress: Callable[[dict], None] | None = None, max_missing: float | None = None,
-             uncertainty: Uncertainty | None = None, novel_labels: bool = False) -> EvaluationResult:
+             uncertainty: Uncertainty | None = None, novel_labels: bool = False,
+             decision: str | None = None) -> EvaluationResult:
     """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
 
     The table is read like predict's (features by name, pieces of `chunk_mb` MiB or of `chunksize` rows, the
@@ -321,7 +326,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     """
     from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
 
-    threshold = _check_threshold(model, threshold)
+    rule, threshold = resolve_decision(model, decision, threshold)
+    weights = rule.weights(model.task)  # a multiclass model's labels (``mlpcli.decision``); None: argmax
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a whole number >= 0, got {bootstrap!r}")
     # with no option on, Uncertainty() still gives a classifier the accuracy and its risk–coverage curve
@@ -348,7 +354,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         novel, novel_label = meta.pop("novel"), meta.pop("novel_label")
         novel_doc = novel_report(out[novel], novel_label[novel], classes, task, threshold, trust,
                                  None if meta.get("set") is None else meta["set"][novel],
-                                 None if meta.get("ood_p") is None else meta["ood_p"][novel])
+                                 None if meta.get("ood_p") is None else meta["ood_p"][novel], weights)
         out, meta = out[~novel], {k: v[~novel] for k, v in meta.items()}
         if not len(out):  # no row to score: the novel rows' report alone
             result = EvaluationResult(task=task, n=0, classes=classes, metrics={}, main_metric=main,
@@ -361,18 +367,18 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                 result.warnings.extend(trust.ood_warnings())
             return result
     proba, y = metrics.as_task_proba(task, out), meta["y"]
-    overall = metrics.compute(task, y, proba, classes, threshold)
+    overall = metrics.compute(task, y, proba, classes, threshold, weights)
     result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main,
                               threshold=threshold if task in ("binary", "multilabel") else None, by=by,
                               shift=run.shift, notes=[*filter(None, [target_note]), *run.notes,
                                                       *filter(None, [_absent_note(task, y, classes)])],
                               warnings=run.warnings,
-                              calibration=_calibration_effect(model, out, y, classes, threshold, overall),
+                              calibration=_calibration_effect(model, out, y, classes, threshold, overall, weights),
                               novel=novel_doc)
     if novel_doc is not None:
         result.notes += _novel_notes(novel_doc, len(y) + novel_doc["n"])
     if run.seen is not None:
-        _seen_rows(result, run.seen, meta["seen"], y, proba, threshold, model)
+        _seen_rows(result, run.seen, meta["seen"], y, proba, threshold, model, weights)
     untaught = _untaught_labels(model, y)
     if untaught:
         result.warnings.append(untaught)
@@ -389,7 +395,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                 "is the same rows and gives no interval (—)")
         else:
             jobs = n_jobs if n_jobs is not None else bootstrap_workers(bootstrap)
-            draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, max(1, int(jobs)), progress)
+            draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, max(1, int(jobs)), progress,
+                               weights)
             result.ci = {k: _percentile_ci(draws[k], bootstrap) for k in _scalars(overall)}
             few = (f"; with {len(units)} {unit_name} the intervals are rough: a resample can only repeat those few, "
                    f"so they understate the spread between cohorts (at least {_BOOTSTRAP_FEW_UNITS} are wanted)"
@@ -406,19 +413,20 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     by_values = _binned(meta["by"], by, result.notes) if by is not None else None  # one grouping for every table
     if trust is not None:
         P = metrics.class_proba(task, out)
-        pred = (out[:, -1] >= threshold).astype(np.int64) if task == "binary" else out.argmax(axis=1)
+        pred = metrics.predicted_class(task, out, threshold, weights)
         result.trust = evaluation_report(trust, P, y, pred, meta.get("set"), meta.get("ood_p"), by_values, by,
                                          groups=groups if groups is not None and len(np.unique(groups)) < len(y) else None)
         result.notes.extend(trust.level_notes() + _trust_notes(result.trust))
         result.warnings.extend(trust.ood_warnings())
     if by is not None:
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
-                                   rng, by, result.warnings, result.notes)
+                                   rng, by, result.warnings, result.notes, weights)
     return result
 
 
 def novel_report(out: np.ndarray, labels: np.ndarray, classes: list, task: str, threshold: float,
-                 trust: Trust | None, sets: np.ndarray | None, ood_p: np.ndarray | None) -> dict:
+                 trust: Trust | None, sets: np.ndarray | None, ood_p: np.ndarray | None,
+                 weights: np.ndarray | None = None) -> dict:
     """How the model treats the rows of labels it does not know (evaluate --novel-labels): the network's outputs
     ``out`` (n, outputs), their ``labels`` (n,), and, when asked for, their prediction sets ``sets`` (n, C) and
     out-of-distribution p-values ``ood_p`` (n,). Per label (and over them all, ``all``): n; ``ood``, the share
@@ -426,7 +434,9 @@ def novel_report(out: np.ndarray, labels: np.ndarray, classes: list, task: str, 
     ``empty_or_multi_set``, the share whose set is empty or holds several classes (None without --coverage), and
     the two apart; ``caught``, the share either way — the held-out class figure of ``benchmarks/bench_conformal.py``
     —; ``predicted_as``, the 3 classes most predicted for them, with counts and shares."""
-    pred = (out[:, -1] >= threshold).astype(np.int64) if task == "binary" else out.argmax(axis=1)
+    from ..metrics import predicted_class  # sklearn: only evaluation needs metrics
+
+    pred = predicted_class(task, out, threshold, weights)  # as predict labels them
     alpha = trust.options.ood_alpha if trust is not None and trust.basis is not None else None
     can_flag = alpha is not None and trust.ood_floor() < alpha
     flagged = ood_p < alpha if can_flag and ood_p is not None else None
@@ -603,7 +613,7 @@ def _trust_notes(doc: dict) -> list[str]:
 
 
 def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: list, threshold: float,
-                        overall: dict) -> dict | None:
+                        overall: dict, weights: np.ndarray | None = None) -> dict | None:
     """Log loss and ECE of the calibrated outputs (as evaluated) beside those of the outputs before the
     temperature, recovered exactly: tempering by 1/T undoes tempering by T."""
     from .. import metrics
@@ -613,7 +623,7 @@ def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: l
     if model.temperature is None or link not in ("softmax", "sigmoid") or "log_loss" not in overall:
         return None
     raw = temper(out, 1.0 / model.temperature, link)
-    before = metrics.compute(model.task, y, metrics.as_task_proba(model.task, raw), classes, threshold)
+    before = metrics.compute(model.task, y, metrics.as_task_proba(model.task, raw), classes, threshold, weights)
     return {"temperature": float(model.temperature), "log_loss_before": before.get("log_loss"),
             "log_loss_after": overall.get("log_loss"), "ece_before": before.get("ece"), "ece_after": overall.get("ece")}
 
@@ -678,7 +688,7 @@ def _target_rmse(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
 
 
 def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main, bootstrap, rng, by, warns,
-               notes=None):
+               notes=None, weights=None):
     from .. import metrics
 
     keys = [k for k in _MAIN_KEYS[task] if k in overall]  # several regression targets: no pooled correlation
@@ -690,14 +700,14 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
     refs = [t["rmse"] for t in overall.get("per_target") or []] if task == "regression" else []
     for value in sorted(set(values.tolist()), key=natural_key):
         idx = np.flatnonzero(values == value)
-        m = metrics.compute(task, y[idx], proba[idx], classes, threshold)
+        m = metrics.compute(task, y[idx], proba[idx], classes, threshold, weights)
         row = {"value": value, "n": int(len(idx)), "metrics": {k: m.get(k) for k in keys}}
         score = m.get(main)
         ci = None
         per_ci = [None] * len(refs)
         if bootstrap:  # the resamples at once, as the overall interval's (a scikit-learn call each: 2 s a group)
             units = _Units.of(groups, idx)
-            draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, 1, None)
+            draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, 1, None, weights)
             # one patient (unit) alone: every resample is the same rows, an interval of width 0 that says nothing
             ci = _percentile_ci(draws[main], bootstrap) if len(units) > 1 else None
             row["ci"] = {main: ci}

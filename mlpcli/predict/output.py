@@ -278,14 +278,9 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
         probs = np.column_stack([cols[f"prob_{c}"] for c in classes]) if len(labels) else np.zeros((0, len(classes)))
         index = {str(c): k for k, c in enumerate(classes)}
         # an abstained cell (predict --min-confidence ...) has the unassigned label and the probability of the
-        # class it would have been given (a binary model's: by its --threshold)
+        # class it would have been given (by the stream's rule and --threshold)
         chosen = np.array([index.get(str(v), -1) for v in labels], dtype=np.int64)
-        if not len(labels):
-            top = chosen
-        elif model.task == "binary":
-            top = (probs[:, 1] >= stream.threshold).astype(np.int64)
-        else:
-            top = probs.argmax(axis=1)
+        top = stream.decision.classes(model.task, probs, stream.threshold) if len(labels) else chosen
         extra = sorted({str(v) for v, k in zip(labels, chosen) if k < 0})
         if extra:
             labels = np.array([str(v) for v in labels], dtype=object)

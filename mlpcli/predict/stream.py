@@ -15,7 +15,9 @@ import pandas as pd
 
 from .. import data
 from ..errors import ConfigError, DataError, OptionError
-from ..metrics import class_proba
+from ..decision import RULES as DECISION_RULES
+from ..decision import Decision
+from ..metrics import class_proba, predicted_class
 from ..model_io import ROW_BLOCK, Model
 from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _H5adCells, _H5adTable, _ParquetTable,
@@ -381,6 +383,8 @@ class _Run:
             self.seen = None
             self.notes.append(SeenRows.filled_note(int((~self.plan.present).sum()), len(self.plan.present)))
         self.explain: tuple[int, int] | None = None  # (top K, IG steps): per-row reasons (PredictionStream)
+        self.threshold: float = 0.5  # what labels the rows (``resolve_decision``; set by predict_stream, evaluate)
+        self.decision: Decision = model.decider
 
     def _join(self, sheet, roles: RoleFlags, by: str | None) -> tuple[SampleJoin, set]:
         """The sample sheet matched to the table's header; the columns only the sheet has."""
@@ -639,10 +643,8 @@ class _Run:
         regression, multilabel = self.model.task == "regression", self.model.task == "multilabel"
         if regression or multilabel:  # every target's (label's) output, each row
             predicted = np.repeat(np.arange(out.shape[1])[:, None], len(out), axis=1)  # (T, m)
-        elif self.model.task == "binary":
-            predicted = (out[:, -1] >= self.threshold).astype(np.int64)[None]
         else:
-            predicted = out.argmax(axis=1)[None]
+            predicted = self.decision.classes(self.model.task, out, self.threshold)[None]
         if getattr(self, "_baseline", None) is None:
             b = baseline_values(self.model, "mean")[self.model.preprocessor.kept_index_]  # plan.features' order
             self._baseline = self.pre.transform(b[None])[0] if self.transform_once else b
@@ -914,7 +916,7 @@ class PredictionStream:
     """
 
     def __init__(self, run: _Run, threshold: float):
-        self._run, self.threshold = run, threshold
+        self._run, self.threshold, self.decision = run, threshold, run.decision
         self.trust = run.trust
         model = run.model
         self.model = model
@@ -981,13 +983,13 @@ class PredictionStream:
         pred = None  # the predicted class indices (binary, multiclass)
         if task == "binary":
             probs = class_proba(task, out)
-            pred = (decide[:, -1] >= self.threshold).astype(np.int64)
+            pred = predicted_class(task, decide, self.threshold)
             labels = classes[pred]
             cols[self.label_column] = labels
             for k, c in enumerate(model.classes):
                 cols[f"prob_{c}"] = probs[:, k]
         elif task == "multiclass":
-            pred = decide.argmax(axis=1)  # float32 rounding can tie two classes the float64 values order
+            pred = self.decision.classes(task, decide)  # float32 rounding can tie two classes the float64 values order
             labels = classes[pred]
             cols[self.label_column] = labels
             for k, c in enumerate(model.classes):
@@ -1018,6 +1020,7 @@ class PredictionStream:
         """JSON-able: rows, columns, predicted label counts, shift summary, notes and warnings."""
         return {"rows": self.n_rows, "task": self.model.task, "columns": self.columns,
                 "threshold": self.threshold if self.model.task in ("binary", "multilabel") else None,
+                "decision": self.decision.rule if self.model.task in ("binary", "multiclass") else None,
                 "positive_class": str(self.model.classes[-1]) if self.model.task == "binary" else None,
                 "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=lambda kv: str(kv[0]))},
                 "shift": self.shift.summary() if self.shift is not None else None,
@@ -1027,9 +1030,30 @@ class PredictionStream:
                 "notes": list(self.notes), "warnings": list(self.warnings)}
 
 
-def _check_threshold(model: Model, threshold: float | None) -> float:
+def resolve_decision(model: Model, decision: str | None = None, threshold: float | None = None
+                     ) -> tuple[Decision, float]:
+    """The rule that labels ``model``'s rows and a binary or multi-label model's threshold on P(positive), from
+    ``predict``/``evaluate``'s ``--decision`` (None: the model's own rule, ``mlpcli.decision``) and ``--threshold``
+    (None: the rule's: 0.5, or for a binary model decided ``balanced`` its positive class's training share).
+    Both given for a binary model, or either for a task they do not apply to, is an OptionError."""
+    threshold = _check_threshold(model, threshold)
+    if decision is not None:
+        if decision not in DECISION_RULES:
+            raise ConfigError(f"--decision must be one of {', '.join(DECISION_RULES)}, got {decision!r}")
+        if model.task not in ("binary", "multiclass"):
+            raise OptionError(f"--decision applies to binary and multiclass models; this model is {model.task}")
+        if threshold is not None:
+            raise OptionError("--decision and --threshold both decide a binary model's labels; give one of them")
+        if decision == "balanced" and (model.decision is None or model.decision.shares is None):
+            raise OptionError("--decision balanced: this model file keeps no training class shares to divide by "
+                              "(written before mlpcli stored its decision rule); train it again")
+    rule = model.decider.with_rule(decision)
+    return rule, rule.threshold(model.task) if threshold is None else threshold
+
+
+def _check_threshold(model: Model, threshold: float | None) -> float | None:
     if threshold is None:
-        return 0.5
+        return None
     if model.task not in ("binary", "multilabel"):
         raise OptionError(f"--threshold applies to binary and multi-label models; this model is {model.task}")
     if not (0.0 <= threshold <= 1.0) or isinstance(threshold, bool):
@@ -1052,13 +1076,15 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                    threshold: float | None = None, fill_missing: str | None = None, roles: RoleFlags | None = None,
                    stdin=None, progress: Callable[[dict], None] | None = None, explain: int | None = None,
                    explain_steps: int = 16, max_missing: float | None = None,
-                   uncertainty: Uncertainty | None = None, unique_ids: bool = True) -> PredictionStream:
+                   uncertainty: Uncertainty | None = None, unique_ids: bool = True,
+                   decision: str | None = None) -> PredictionStream:
     """Predictions for the table `source` (path, "-" or DataFrame), read in pieces of about `chunk_mb`
     MiB of table data (text and parsed values) at a time, or of `chunksize` rows when given.
 
     Memory stays at about the budget of table data (plus the model and a block of network inputs of at
     most 32 MiB) however long or wide the table; iterate the result once for the output frames (see
-    PredictionStream for the columns). `threshold` (binary, multi-label) defaults to 0.5. The output does
+    PredictionStream for the columns). ``decision`` ("argmax", "balanced"; None: the model's own rule) and
+    `threshold` (binary, multi-label; None: the rule's, 0.5 unless balanced) decide the labels. The output does
     not depend on the chunking, bit for bit. `fill_missing="mean"` fills absent features with their training
     means, at most a share `max_missing` of them (default 10 %, ``columns.DEFAULT_MAX_MISSING``).
 
@@ -1078,7 +1104,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     FILE.h5ad`` writes them into the cells' own .obs); else a repeated id is an error, since the output's rows
     are joined back to the samples by id.
     """
-    threshold = _check_threshold(model, threshold)
+    rule, threshold = resolve_decision(model, decision, threshold)
     trust = Trust(model, uncertainty) if uncertainty is not None and uncertainty.active else None
     explaining = None
     if explain is not None:
@@ -1091,7 +1117,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
                chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing,
                trust=trust, unique_ids=unique_ids)
-    run.explain, run.threshold = explaining, threshold
+    run.explain, run.threshold, run.decision = explaining, threshold, rule
     return PredictionStream(run, threshold)
 
 

@@ -1,0 +1,130 @@
+"""How a classification model turns its calibrated probabilities into a label (NumPy only).
+
+Two rules, chosen at training time (``--decision``) and stored in the model:
+
+    argmax     ŷ = argmax_c P(c | x)                       the most probable class
+    balanced   ŷ = argmax_c P(c | x) / π_c                  π_c: class c's share of the training samples
+
+``balanced`` is the Bayes decision for balanced accuracy (the mean recall over classes) when the probabilities
+are calibrated: it is the argmax of the probabilities the model would give if every class were equally common,
+so a rare class is called whenever it is at least as likely, relative to how often it occurred, as the common
+ones. For a binary model it is the threshold P(positive) ≥ π_positive. The probabilities themselves are not
+changed: a sample's label may then be a class that is not its most probable one.
+
+``auto`` (the default) takes ``balanced`` when it gives the higher balanced accuracy on the held-out
+predictions training already makes (out-of-fold for an ensemble, the validation rows for one network), else
+``argmax``. Choosing between two rules on the same predictions flatters the reported held-out figure a little;
+``mlpcli cv`` makes the choice inside each fold, so its estimate is not flattered. On the ten tables of
+``benchmarks/bench_accuracy.py`` (5-fold CV, seeds 0-1) ``auto`` was never below ``argmax`` and 0.011 above it on
+average (0.823 against 0.812; single cells +0.041, CSF proteins +0.021, image cells +0.020), where ``balanced``
+everywhere lost 0.026 on NCI60 (8 cancer types of 5-9 cell lines: probabilities too rough to divide by shares).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["RULES", "CHOICES", "Decision", "predicted_class", "balanced_accuracy", "choose"]
+
+RULES = ("argmax", "balanced")
+CHOICES = ("auto",) + RULES
+
+
+def predicted_class(task: str, proba: np.ndarray, threshold: float = 0.5,
+                    weights: np.ndarray | None = None) -> np.ndarray:
+    """The class each row is given, (n,) int64 indices into the model's classes, from a binary or multiclass
+    model's probabilities: P(positive) (n,) or (n, 1), or one column per class (n, k). Binary: the positive class
+    when P(positive) >= ``threshold`` (at exactly 0.5 the positive one); multiclass: argmax of P * ``weights``
+    (k,) (None: of P, the most probable class). The one rule ``predict``, ``evaluate``, the held-out files, the
+    metrics and the estimators decide by."""
+    if task == "binary":
+        p = proba if proba.ndim == 1 else proba[:, -1]  # P(positive): the last column
+        return (p >= threshold).astype(np.int64)
+    if weights is not None:
+        proba = proba * weights
+    return proba.argmax(axis=1).astype(np.int64)
+
+
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """The mean recall over the classes present in y (scikit-learn's balanced accuracy), y and pred (n,) class
+    indices in [0, n_classes)."""
+    y, pred = np.asarray(y, dtype=np.int64).reshape(-1), np.asarray(pred, dtype=np.int64).reshape(-1)
+    support = np.bincount(y, minlength=n_classes)
+    hits = np.bincount(y[pred == y], minlength=n_classes)
+    present = support > 0
+    return float(np.mean(hits[present] / support[present])) if present.any() else float("nan")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A classification model's decision rule: ``rule`` (RULES), the training class ``shares`` (k,) it divides
+    by, how it was ``chosen`` ("auto": on the held-out predictions; "option": as --decision said), and the
+    held-out balanced accuracy of each rule when auto chose (``held_out``: {"argmax": ..., "balanced": ...})."""
+
+    rule: str = "argmax"
+    shares: tuple[float, ...] | None = None
+    chosen: str = "option"
+    held_out: dict = field(default_factory=dict)
+
+    def threshold(self, task: str) -> float:
+        """A binary model's threshold on P(positive): π_positive for ``balanced``, else 0.5."""
+        if task == "binary" and self.rule == "balanced" and self.shares is not None:
+            return float(self.shares[-1])
+        return 0.5
+
+    def weights(self, task: str) -> np.ndarray | None:
+        """A multiclass model's weights (k,) on the probabilities: 1 / π for ``balanced``, else None."""
+        if task == "multiclass" and self.rule == "balanced" and self.shares is not None:
+            return 1.0 / np.asarray(self.shares, dtype=np.float64)
+        return None
+
+    def classes(self, task: str, proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """``predicted_class`` by this rule; ``threshold`` (binary) overrides the rule's own."""
+        return predicted_class(task, proba, self.threshold(task) if threshold is None else threshold,
+                               self.weights(task))
+
+    def with_rule(self, rule: str | None) -> "Decision":
+        """The same shares under another rule (``predict --decision``); None: this one."""
+        if rule is None or rule == self.rule:
+            return self
+        return Decision(rule=rule, shares=self.shares, chosen="option")
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "shares": None if self.shares is None else [float(s) for s in self.shares],
+                "chosen": self.chosen, "held_out": dict(self.held_out)}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Decision":
+        if not d:
+            return cls()
+        shares = d.get("shares")
+        return cls(rule=d["rule"], shares=None if shares is None else tuple(float(s) for s in shares),
+                   chosen=d.get("chosen") or "option", held_out=dict(d.get("held_out") or {}))
+
+    def describe(self) -> str:
+        """A few words for summaries: "balanced (chosen on the out-of-fold predictions: 0.912 against 0.900)"."""
+        what = {"argmax": "argmax (the most probable class)",
+                "balanced": "balanced (the most probable class relative to its training share)"}[self.rule]
+        if self.chosen == "auto" and self.held_out:
+            other = "argmax" if self.rule == "balanced" else "balanced"
+            what += (f"; auto chose it on the held-out predictions, balanced accuracy "
+                     f"{self.held_out[self.rule]:.3f} against {self.held_out[other]:.3f} by {other}")
+        return what
+
+
+def choose(task: str, y: np.ndarray, proba: np.ndarray, shares: np.ndarray, option: str) -> Decision | None:
+    """The decision rule a model trained with ``--decision option`` keeps. y (n,) the held-out rows' class
+    indices, proba their calibrated probabilities (n, k) or P(positive) (n, 1); shares (k,) the training class
+    shares, all > 0. None for tasks without classes to decide between (regression, multi-label)."""
+    if task not in ("binary", "multiclass"):
+        return None
+    shares_t = tuple(float(s) for s in shares)
+    if option != "auto":
+        return Decision(rule=option, shares=shares_t, chosen="option")
+    k = len(shares_t)
+    scores = {rule: balanced_accuracy(y, Decision(rule, shares_t).classes(task, proba), k) for rule in RULES}
+    # strictly better, or argmax stays: a tie keeps the labels a reader expects (the most probable class)
+    rule = "balanced" if scores["balanced"] > scores["argmax"] else "argmax"
+    return Decision(rule=rule, shares=shares_t, chosen="auto", held_out=scores)
