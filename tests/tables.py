@@ -64,3 +64,13 @@ def ragged(lines: list[str], line: int, kind: str, sep: str = ",", drop: int = 7
         fields.pop(drop)
     out[line - 1] = sep.join(fields)
     return out
+
+
+def cell_counts(n_cells: int = 120, n_genes: int = 20, seed: int = 0, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """(cells, genes) Poisson counts whose 3 cell types raise 5 genes each, and the types (0, 1, 2) (n_cells,)."""
+    rng = np.random.default_rng(seed)
+    types = rng.integers(0, 3, n_cells)
+    rate = np.full((3, n_genes), 0.5)
+    for t in range(3):
+        rate[t, t * 5:(t + 1) * 5] = 4.0
+    return rng.poisson(rate[types]).astype(dtype), types

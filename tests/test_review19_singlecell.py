@@ -16,27 +16,18 @@ import scipy.sparse as sp
 from mlpcli import data
 from mlpcli.errors import DataError
 from cli_helpers import assert_clean_error, run
+from tables import cell_counts
 
 anndata = pytest.importorskip("anndata")
 
 N_CELLS, N_GENES = 120, 20
 
 
-def _counts(seed: int = 0):
-    """(cells, genes) Poisson counts whose 3 cell types raise 5 genes each, and the types."""
-    rng = np.random.default_rng(seed)
-    types = rng.integers(0, 3, N_CELLS)
-    rate = np.full((3, N_GENES), 0.5)
-    for t in range(3):
-        rate[t, t * 5:(t + 1) * 5] = 4.0
-    return rng.poisson(rate[types]).astype(np.int32), types
-
-
 def _h5ad(path, *, empty_layer: bool = False, raw: bool = False):
     """A scanpy-like file: log-normalised CSR .X, int32 CSC counts layer, categorical obs, obs_names '0', '1',
     ...; var_names symbols with gene_ids and feature_name columns; optionally an all-zero layer and a .raw
     with more genes (its var without feature_name, as scanpy's .raw keeps var as it was)."""
-    X, types = _counts()
+    X, types = cell_counts(N_CELLS, N_GENES, dtype=np.int32)
     obs = pd.DataFrame({"cell_type": pd.Categorical([f"type{t}" for t in types]),
                         "donor_id": pd.Categorical([f"D{i % 6}" for i in range(N_CELLS)])},
                        index=[str(i) for i in range(N_CELLS)])
@@ -58,7 +49,7 @@ def _h5ad(path, *, empty_layer: bool = False, raw: bool = False):
 def _tenx(directory, prefix: str = "", X=None):
     """Cell Ranger's three gzipped files, each name with `prefix` (GEO's GSM..._), in `directory`."""
     os.makedirs(directory, exist_ok=True)
-    X = _counts()[0] if X is None else X
+    X = cell_counts(N_CELLS, N_GENES, dtype=np.int32)[0] if X is None else X
     with gzip.open(os.path.join(directory, f"{prefix}matrix.mtx.gz"), "wb") as fh:
         scipy.io.mmwrite(fh, sp.coo_matrix(X.T), field="integer")
     with gzip.open(os.path.join(directory, f"{prefix}features.tsv.gz"), "wt") as fh:
@@ -104,7 +95,7 @@ def test_geo_prefixed_10x_files_read_as_the_plain_directory(tmp_path):
     assert list(a.barcodes) == list(b.barcodes) and a.feature_names == b.feature_names
     assert any("prefix 'GSM1_s1_'" in n for n in b.notes)
 
-    X, types = _counts()
+    X, types = cell_counts(N_CELLS, N_GENES, dtype=np.int32)
     sheet = tmp_path / "cells.csv"
     pd.DataFrame({"barcode": [f"AAAC{i:06d}-1" for i in range(N_CELLS)],
                   "cell_type": [f"type{t}" for t in types]}).to_csv(sheet, index=False)

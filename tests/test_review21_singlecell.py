@@ -15,25 +15,16 @@ import scipy.sparse as sp
 
 from mlpcli import data
 from cli_helpers import assert_clean_error, run
+from tables import cell_counts
 
 anndata = pytest.importorskip("anndata")
 
 N_CELLS, N_GENES = 120, 20
 
 
-def _counts(seed: int = 0):
-    """(cells, genes) Poisson counts whose 3 cell types raise 5 genes each, and the types (0, 1, 2)."""
-    rng = np.random.default_rng(seed)
-    types = rng.integers(0, 3, N_CELLS)
-    rate = np.full((3, N_GENES), 0.5)
-    for t in range(3):
-        rate[t, t * 5:(t + 1) * 5] = 4.0
-    return rng.poisson(rate[types]).astype(np.float32), types
-
-
 def _h5ad(path, names=("B", "NK", "T"), counts=None, target="cell_type"):
     """Counts in .X (CSR, or `counts` as given), the cell types under `target` with `names`, 6 donors."""
-    X, types = _counts()
+    X, types = cell_counts(N_CELLS, N_GENES, dtype=np.float32)
     obs = pd.DataFrame({target: pd.Categorical([names[t] for t in types]),
                         "donor_id": pd.Categorical([f"D{i % 6}" for i in range(N_CELLS)])},
                        index=[f"AAAC{i:06d}-1" for i in range(N_CELLS)])
@@ -57,7 +48,7 @@ def test_a_csr_matrix_storing_a_position_twice_trains_as_its_sums(tmp_path):
     """A CSR matrix with two entries at one position (another tool's writer) means their sum, as a dense read
     gives it. Training preprocessed the stored values one by one (log1p of each half, squares of each for the
     SD): the SD came out NaN and the model file was refused on loading ('not finite')."""
-    X, _ = _counts()
+    X, _ = cell_counts(N_CELLS, N_GENES, dtype=np.float32)
     D = _doubled(X)
     assert not D.has_canonical_format and np.array_equal(D.toarray(), X)
     path = _h5ad(tmp_path / "dup.h5ad", counts=D)
@@ -175,7 +166,7 @@ def test_a_header_line_in_a_hand_written_10x_file_is_named(tmp_path, tenx_model,
     """A features or barcodes file written with its column names (pandas' to_csv, R's write.table) has one
     line more than the matrix: the error said the files 'do not belong together'; it now shows the line and
     says to remove it."""
-    X, _ = _counts()
+    X, _ = cell_counts(N_CELLS, N_GENES, dtype=np.float32)
     header = "gene_id\tgene_name\tfeature_type" if kind == "features" else "barcode"
     directory = _tenx(tmp_path / "tenx", X, **{f"{kind}_header": header})
     res = run(["predict", tenx_model, directory, "--var-names", "gene_symbols", "-o", str(tmp_path / "p.csv")])
@@ -188,7 +179,7 @@ def test_a_10x_matrix_written_cells_by_features_says_to_transpose_it(tmp_path, t
     """scipy.io.mmwrite(path, adata.X) writes cells × genes; Cell Ranger's matrix is features × barcodes. The
     error compared 120 'features' with the 20 listed; it now says the matrix is transposed, in train (with a
     sample sheet) and predict alike."""
-    X, types = _counts()
+    X, types = cell_counts(N_CELLS, N_GENES, dtype=np.float32)
     directory = _tenx(tmp_path / "tenx", X, transposed=True)
     res = run(["predict", tenx_model, directory, "--var-names", "gene_symbols", "-o", str(tmp_path / "p.csv")])
     assert_clean_error(res, "matrix.mtx.gz", "cells × features", "features × barcodes", "adata.X.T")
@@ -242,7 +233,7 @@ def test_a_cell_sheet_with_a_sample_id_column_names_its_cell_column_and_joins_wi
     a = anndata.read_h5ad(path)
     a.obs = a.obs.drop(columns=["cell_type"])
     a.write_h5ad(path)
-    _, types = _counts()
+    _, types = cell_counts(N_CELLS, N_GENES, dtype=np.float32)
     sheet = tmp_path / "cells.csv"
     pd.DataFrame({"cell": a.obs_names, "sample_id": [f"S{i % 4}" for i in range(N_CELLS)],
                   "cell_type": [("B", "NK", "T")[t] for t in types]}).to_csv(sheet, index=False)
@@ -260,6 +251,6 @@ def test_a_cell_sheet_with_a_sample_id_column_names_its_cell_column_and_joins_wi
     assert res.exit_code == 0, res.output
     assert pd.read_csv(out)["obs_names"].tolist() == list(a.obs_names)
     # a 10x directory: the same sheet by barcode
-    directory = _tenx(tmp_path / "tenx", _counts()[0])
+    directory = _tenx(tmp_path / "tenx", cell_counts(N_CELLS, N_GENES, dtype=np.float32)[0])
     res = run(["train", directory, "--samples", str(sheet), "--target", "cell_type", "-o", model])
     assert_clean_error(res, "--id cell")
