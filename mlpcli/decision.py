@@ -22,6 +22,7 @@ everywhere lost 0.026 on NCI60 (8 cancer types of 5-9 cell lines: probabilities 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,14 +104,43 @@ class Decision:
         return cls(rule=d["rule"], shares=None if shares is None else tuple(float(s) for s in shares),
                    chosen=d.get("chosen") or "option", held_out=dict(d.get("held_out") or {}))
 
-    def describe(self) -> str:
-        """A few words for summaries: "balanced (chosen on the out-of-fold predictions: 0.912 against 0.900)"."""
+    def describe(self, task: str | None = None, classes: list | None = None, held_out: str = "held-out") -> str:
+        """A few words for summaries (``train``'s and ``info``'s ``labels`` row). With the model's ``task`` and
+        ``classes``, what the rule does to them, so that a label that is not the most probable class reads as the
+        rule rather than a bug: "balanced (...): 'rare' when P(rare) >= 0.14, its training share, not 0.5, ...".
+        ``held_out``: what auto chose on ("out-of-fold", "validation")."""
         what = {"argmax": "argmax (the most probable class)",
                 "balanced": "balanced (the most probable class relative to its training share)"}[self.rule]
-        if self.chosen == "auto" and self.held_out:
-            other = "argmax" if self.rule == "balanced" else "balanced"
-            what += (f"; auto chose it on the held-out predictions, balanced accuracy "
-                     f"{self.held_out[self.rule]:.3f} against {self.held_out[other]:.3f} by {other}")
+        if task == "binary" and classes is not None and len(classes) == 2:
+            neg, pos = (repr(str(c)) for c in classes)
+            t = self.threshold(task)
+            if self.rule == "balanced":
+                what += (f": {pos} when P({pos[1:-1]}) >= {t:.3g}, its share of the training samples, not 0.5, so a "
+                         f"sample can be called {pos} while {neg} is more probable")
+            else:
+                what += f": {pos} when P({pos[1:-1]}) >= 0.5"
+        elif task == "multiclass" and self.rule == "balanced" and classes is not None and self.shares is not None \
+                and len(classes) == len(self.shares):
+            order = sorted(range(len(classes)), key=lambda k: self.shares[k])  # the rarest first
+            shown = ", ".join(f"{classes[k]} {100 * self.shares[k]:.2g} %" for k in order[:5])
+            more = f" and {len(order) - 5} more" if len(order) > 5 else ""
+            what += (f": P(class) / share (rarest first: {shown}{more}), so a sample can be called a rarer class "
+                     "than its most probable one")
+        scores = self.held_out
+        if not all(isinstance(scores.get(r), (int, float)) and math.isfinite(scores[r]) for r in RULES):
+            scores = None  # none kept (a file of before), or not both: the sentence that compares them is left out
+        other = "argmax" if self.rule == "balanced" else "balanced"
+        if self.chosen == "auto" and scores:
+            what += (f"; --decision auto chose it on the {held_out} predictions, balanced accuracy "
+                     f"{scores[self.rule]:.3f} against {scores[other]:.3f} by {other}")
+            if self.rule == "balanced":  # the reported figure is the better of two on the same rows
+                what += " (chosen on the rows it is scored on, a little optimistic; `mlpcli cv` chooses per fold)"
+        elif self.chosen == "option" and self.shares is not None:  # None: a file from before the rule was stored
+            what += f" (--decision {self.rule}"
+            if scores:  # the figures auto would have chosen by: a forced rule that loses is worth seeing
+                what += (f"; {held_out} balanced accuracy {scores[self.rule]:.3f}, {scores[other]:.3f} by {other}"
+                         + (", which --decision auto would have taken" if scores[other] > scores[self.rule] else ""))
+            what += ")"
         return what
 
 
@@ -121,10 +151,11 @@ def choose(task: str, y: np.ndarray, proba: np.ndarray, shares: np.ndarray, opti
     if task not in ("binary", "multiclass"):
         return None
     shares_t = tuple(float(s) for s in shares)
-    if option != "auto":
-        return Decision(rule=option, shares=shares_t, chosen="option")
     k = len(shares_t)
+    # both rules' figures, also under a rule the option forces: the summary shows what the other would have scored
     scores = {rule: balanced_accuracy(y, Decision(rule, shares_t).classes(task, proba), k) for rule in RULES}
+    if option != "auto":
+        return Decision(rule=option, shares=shares_t, chosen="option", held_out=scores)
     # strictly better, or argmax stays: a tie keeps the labels a reader expects (the most probable class)
     rule = "balanced" if scores["balanced"] > scores["argmax"] else "argmax"
     return Decision(rule=rule, shares=shares_t, chosen="auto", held_out=scores)

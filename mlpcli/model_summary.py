@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .model_io import Model
 
-__all__ = ["describe", "network_summary", "tuning_summary", "loss_words", "trained_matrix", "trust_summary", "FIRST_FEATURES"]
+__all__ = ["describe", "network_summary", "decision_words", "tuning_summary", "loss_words", "trained_matrix", "trust_summary", "FIRST_FEATURES"]
 
 FIRST_FEATURES = 10  # feature names listed unless all are asked for
 
@@ -200,8 +200,18 @@ def network_summary(model: Model) -> dict:
         "not_calibrated": _not_calibrated(model),  # why a classifier has no temperature (None: it has one, or n/a)
         # how labels are chosen from the probabilities (binary, multiclass; ``mlpcli.decision``): rule, shares, ...
         "decision": (model.decider.to_dict() if model.task in ("binary", "multiclass") else None),
-        "decision_words": (model.decider.describe() if model.task in ("binary", "multiclass") else None),
+        "decision_words": decision_words(model),
     }
+
+
+def decision_words(model: Model) -> str | None:
+    """A binary or multiclass model's decision rule in words, on its own classes (``Decision.describe``): the
+    ``labels`` row of ``train``'s summary and of ``info``. None for other tasks."""
+    if model.task not in ("binary", "multiclass"):
+        return None
+    if model.decision is None:
+        return "argmax (the most probable class): the model file predates the stored decision rule"
+    return model.decision.describe(model.task, list(model.classes), (model.fit or {}).get("held_out") or "held-out")
 
 
 def loss_words(loss: dict, options: dict, task: str) -> str:

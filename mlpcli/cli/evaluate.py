@@ -236,15 +236,29 @@ def _show(con, table: Table) -> None:
     con.print(table)
 
 
-def render(result, model_path: str, data_file: str) -> None:
+def _rule_words(task: str, rule: str | None, by_rule: bool) -> str:
+    """What decided the labels the metrics count, for the title: a balanced rule said, since its labels are not
+    always the most probable class (a confusion matrix of them otherwise reads as a bug); argmax is the default
+    reading and goes unsaid. ``by_rule``: the threshold is the rule's (no --threshold)."""
+    if rule != "balanced":
+        return ""
+    if task == "binary":
+        return ", the positive class's training share (the balanced decision rule)" if by_rule else ""
+    return "; labelled by the balanced decision rule: the most probable class relative to its training share"
+
+
+def render(result, model_path: str, data_file: str, rule: str | None = None, by_rule: bool = True) -> None:
+    """The tables of ``result``; ``rule``: the decision rule that labelled the samples (binary, multiclass),
+    ``by_rule``: a binary threshold is the rule's, not --threshold's."""
     con = stdout_console()
     m = result.metrics
+    said = _rule_words(result.task, rule, by_rule)
     if result.task == "binary":
-        what = f"binary, positive class {m.get('positive_class')!r}, threshold {result.threshold:g}"
+        what = f"binary, positive class {m.get('positive_class')!r}, threshold {result.threshold:g}{said}"
     elif result.task == "multilabel":
         what = f"multi-label, {len(result.classes)} labels, threshold {result.threshold:g}"
     elif result.task == "multiclass":
-        what = f"multiclass, {len(result.classes)} classes"
+        what = f"multiclass, {len(result.classes)} classes{said}"
     elif len(result.classes) > 1:  # what the pooled figures are: each target's own are in the table below
         what = (f"regression, {len(result.classes)} targets: RMSE and MAE pooled over their units, R² the mean of "
                 "the targets' R²")
@@ -387,7 +401,9 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
         raise DataError(f"--plot {plot_path}: no sample of {data_file} holds a label the model knows, so there is no "
                         "risk–coverage curve to draw; leave out --plot")
     NoteRenderer(quiet, result)()
-    doc = _finite({"model": model_path, "data": data_file, **result.to_dict()})
+    # the rule that labelled the samples the label metrics count (as predict's summary names it); None: no classes
+    rule = model.decider.with_rule(decision).rule if model.task in ("binary", "multiclass") else None
+    doc = _finite({"model": model_path, "data": data_file, **result.to_dict(), "decision": rule})
     # the files, all or none: a plot that fails to draw leaves no shift report or JSON file of this run behind
     files = {}
     if shift_path and shift_path != "-":
@@ -408,4 +424,4 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
 
     write_together(files, last=last)
     if not (as_json or out == "-" or shift_path == "-"):  # standard output holds a document: tables would break it
-        render(result, model_path, data_file)
+        render(result, model_path, data_file, rule, by_rule=threshold is None)

@@ -255,7 +255,11 @@ def _table(doc: dict) -> Table:
             f"{'hidden ' + ','.join(map(str, p['hidden'])) if p['hidden'] else 'no hidden layer'}"
             f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''} "
             f"{fmt_metric(_main_metric(doc['task']), _metric_value(doc['task'], p['score']))}"
-            for p in tr["portfolio"]))
+            for p in tr["portfolio"])
+            # the candidates were scored by their most probable class: beside a balanced model's out-of-fold figure
+            # (of its rule's labels) the two read as disagreeing
+            + ("; scored by the most probable class, before the decision rule" if (net.get("decision") or {})
+               .get("rule") == "balanced" else ""))
     if held["metrics"]:
         m = held["metrics"]
         # the threshold and the positive class are settings the metrics were computed at, not metrics

@@ -223,7 +223,9 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
                       f"{fmt(cal.log_loss_before, 'loss')} → {fmt(cal.log_loss_after, 'loss')}, ECE "
                       f"{fmt(cal.ece_before, 'loss')} → {fmt(cal.ece_after, 'loss')}")
     if outcome.model.decision is not None:
-        table.add_row("labels", outcome.model.decision.describe().replace("held-out", where))
+        from ..model_summary import decision_words
+
+        table.add_row("labels", decision_words(outcome.model))
     if outcome.diagnosis is not None:
         d = outcome.diagnosis
         curves = " (members' mean curves)" if len(members) > 1 else ""
@@ -265,7 +267,8 @@ def _kept_words(fit: dict) -> str:
                    "2,048 training rows (all rows below that; stratified by class).")
 @click.option("--oof", "oof_path", default=None, type=click.Path(dir_okay=False),
               help="Write the held-out predictions (out-of-fold for an ensemble) as predict writes predictions "
-                   f"({TABLE_FORMATS}).")
+                   f"({TABLE_FORMATS}): the pred_ label by the model's decision rule (the summary's labels row; "
+                   "balanced can pick a class other than the highest prob_ column), beside the probabilities.")
 @click.option("--n-jobs", type=int, default=None,
               help="Members to train at once in separate processes, each with --threads BLAS threads. "
                    + N_JOBS_FROM_END + " Default: the usable cores divided by --threads. The model is the "

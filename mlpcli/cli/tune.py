@@ -48,16 +48,20 @@ def _refit_words(outcome, metric: str, n: int, chosen_from: int = 1) -> str:
     score = f"{display_name(metric)} {fmt_metric(metric, outcome.val_metrics.get(metric))}"
     if chosen_from > 1:  # the setting won on these samples: their held-out score is not a new cohort's
         score += f", optimistic: the setting was chosen from {chosen_from} on these samples"
+    decision = outcome.model.decision
+    # a balanced model's labels are not always the most probable class: said, as train's `labels` row says it
+    labels = ("; it labels by the balanced rule, the most probable class relative to its training share"
+              if decision is not None and decision.rule == "balanced" else "")
     sizes = f"{trained[0]:,}" if trained[0] == trained[-1] else f"{trained[0]:,}–{trained[-1]:,}"
     if outcome.model.is_ensemble:
         return (f"trained the best setting as `train` does: a {len(members)}-member cross-fitted ensemble, each "
                 f"member on {sizes} of the {n:,} samples and every sample scored by a member that did not train on "
-                f"it (out-of-fold {score})")
+                f"it (out-of-fold {score}){labels}")
     if fit.get("refit_epochs"):
         return (f"trained the best setting as `train` does: one network on all {n:,} samples for "
-                f"{fit['refit_epochs']} epochs, a number chosen with samples held out (out-of-fold {score})")
+                f"{fit['refit_epochs']} epochs, a number chosen with samples held out (out-of-fold {score}){labels}")
     return (f"trained the best setting as `train` does: one network on {sizes} of the {n:,} samples, the other "
-            f"{n - trained[-1]:,} held out for early stopping and scoring (validation {score})")
+            f"{n - trained[-1]:,} held out for early stopping and scoring (validation {score}){labels}")
 
 
 def _nested_table(result) -> Table:
@@ -232,7 +236,9 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
             # refit leaves neither output and exits 128 + the signal, as every other stopped tuning does.
             raise KeyboardInterrupt
         refit_doc = {"model": out, "setting": result.best.setting, "validation_metrics": outcome.val_metrics,
-                     "members": len(outcome.model.members), "notes": outcome.notes}
+                     "members": len(outcome.model.members), "notes": outcome.notes,
+                     # the rule its labels (and the label metrics above) follow, as train --json's network.decision
+                     "decision": None if outcome.model.decision is None else outcome.model.decision.to_dict()}
     # after the refit: a refit that fails (or is stopped) leaves neither output; and the model and --results all or
     # none, as train's outputs: a --results that failed to write (a full disk) left a new model behind, exit 1
     _write_outputs(outcome.model if refit else None, out, result.results_frame(one_type=True) if results_path else None,

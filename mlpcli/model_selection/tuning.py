@@ -374,7 +374,8 @@ def tie_note(points: list[PointResult], metric: str) -> str | None:
     """The settings (other models than the best's) whose mean score equals the best's: the ranking put the best
     first by its smaller SD over the folds, or by its place in the grid, not by its score, and --refit trains
     it. Balanced accuracy on a few samples moves in steps, and an option that cannot change the predictions
-    scored (calibrate, which never changes a label; log1p=auto where it resolves to false) ties in every fold."""
+    scored (log1p=auto where it resolves to false; calibrate where the fold models label by argmax, which a
+    temperature never changes — under the balanced rule it moves P(c) / share and can) ties in every fold."""
     if not points or points[0].mean is None:
         return None
     best = points[0]
