@@ -125,3 +125,20 @@ def test_a_held_out_batch_of_one_sample_per_patient_shows_its_coverage(tmp_path)
     cells = [c.strip() for c in row.split("│")[1:-1]]
     coverage = cells[-3]  # cov, set size, OOD
     assert coverage in ("0.000", "1.000"), row
+
+
+def test_cv_sd_row_is_printed_to_its_means_decimals(tmp_path):
+    """An SD printed with more digits than its mean ("1.115" over "0.1417") read as more precise than the mean."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(60, 5)), columns=list("abcde"))
+    df["y"] = 1.5 * rng.normal(size=60)  # RMSE ~1.5 (three decimals at four significant digits), its SD below 1
+    df.to_csv(tmp_path / "r.csv", index=False)
+    res = run(["cv", str(tmp_path / "r.csv"), "--target", "y", "--folds", "3", "--epochs", "3", "--no-group"])
+    assert res.exit_code == 0, res.output
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in res.stdout.splitlines() if line.startswith("│") and line.split("│")[1].strip() in ("mean", "SD")}
+    pairs = [(m, s) for m, s in zip(rows["mean"], rows["SD"]) if "." in m and "." in s and "e" not in m + s]
+    assert pairs
+    for mean, sd in pairs:
+        places = len(mean.split(".")[1])
+        assert len(sd.split(".")[1]) == places or float(sd) < 10 ** -places, (mean, sd)

@@ -897,18 +897,24 @@ def fmt_metric(key: str, v) -> str:
     return fmt(v, metric_kind(key))
 
 
-def fmt_mean_sd(key: str, mean, sd) -> str:
-    """"0.812 ± 0.031": a metric's mean and SD over folds, the SD to the mean's decimals (a loss's four
-    significant digits gave "1.282 ± 0.04300"), or to its own first significant digit when that is finer."""
-    if mean is None:
-        return "—"
-    text = fmt_metric(key, mean)
-    if sd is None or not isinstance(sd, (float, np.floating)) or not np.isfinite(sd) or "e" in text:
-        return f"{text} ± {fmt_metric(key, sd)}"
-    decimals = len(text.split(".")[1]) if "." in text else 0
+def fmt_sd(key: str, mean, sd) -> str:
+    """A metric's SD over folds beside its ``mean``: to the mean's decimals (a loss's four significant digits
+    gave "1.115" over "0.1417", an MAE "0.4512" over "0.005865"), or to the SD's own first significant digit when
+    that is finer; in the metric's own format without a mean, or when the mean needs an exponent."""
+    mean_text = fmt_metric(key, mean)
+    if not isinstance(sd, (float, np.floating)) or not np.isfinite(sd) or "." not in mean_text or "e" in mean_text:
+        return fmt_metric(key, sd)  # no mean (or an undefined one) to align with, or one with an exponent
+    decimals = len(mean_text.split(".")[1])
     if sd > 0:
         decimals = max(decimals, -int(np.floor(np.log10(float(sd)))))
-    return f"{text} ± {float(sd):.{decimals}f}"
+    return f"{float(sd):.{decimals}f}"
+
+
+def fmt_mean_sd(key: str, mean, sd) -> str:
+    """"0.812 ± 0.031": a metric's mean and SD over folds, the SD as ``fmt_sd`` gives it beside the mean."""
+    if mean is None:
+        return "—"
+    return f"{fmt_metric(key, mean)} ± {fmt_sd(key, mean, sd)}"
 
 
 def fmt_interval(key: str, ci) -> str:

@@ -11,7 +11,7 @@ import click
 from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
-    fmt, fmt_ci, fmt_mean_sd, fmt_metric, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
+    fmt, fmt_ci, fmt_mean_sd, fmt_metric, fmt_sd, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_option, warn_threads, warn_workers,
 )
 from .options import config_option, given_options, options_from_params, train_options
@@ -200,7 +200,8 @@ def _fold_table(result) -> Table:
     lead = [""] if result.repeats > 1 else []
     table.add_section()
     means = [fmt_metric(k, (summary.get(k) or {}).get("mean")) for k in keys]
-    sds = [fmt_metric(k, (summary.get(k) or {}).get("sd")) for k in keys]
+    # each SD to its mean's decimals ("1.115" over "0.1417" read as more precise than the mean)
+    sds = [fmt_sd(k, (summary.get(k) or {}).get("mean"), (summary.get(k) or {}).get("sd")) for k in keys]
     if inner or linear:
         from ..model_selection.cross_validation import mean_sd as stats
 
@@ -213,7 +214,7 @@ def _fold_table(result) -> Table:
         kinds = ((result.metric,) if inner else ()) + ((result.metric,) if linear else ()) + (
             ("coverage", None, "ood_rate") if trust else ())
         means += [fmt_metric(k, stats(p)[0]) if k else fmt(stats(p)[0]) for k, p in zip(kinds, parts)]
-        sds += [fmt_metric(k, stats(p)[1]) if k else fmt(stats(p)[1]) for k, p in zip(kinds, parts)]
+        sds += [fmt_sd(k, *stats(p)) if k else fmt(stats(p)[1]) for k, p in zip(kinds, parts)]
     table.add_row(*lead, "mean", "", "", "", *means, style="bold")
     table.add_row(*lead, "SD", "", "", "", *sds)
     return table

@@ -311,8 +311,9 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     except DataError as exc:  # an extension no writer knows: the option's value, a usage error
         raise click.UsageError(f"--out: {exc}") from None
     if to_h5ad and not is_h5ad(data_file):
-        raise click.UsageError("-o FILE.h5ad writes the predictions into a copy of an .h5ad input; DATA is not one "
-                               "(write .csv, .tsv or .parquet instead)")
+        given = "- (standard input)" if data_file == "-" else data_file
+        raise click.UsageError(f"-o {out} writes the predictions into a copy of an .h5ad input, but DATA {given} is "
+                               "not an .h5ad file (write .csv, .tsv or .parquet instead)")
     if not to_h5ad and (obs_prefix is not None or obs_probs):
         raise click.UsageError(f"{'--obs-prefix' if obs_prefix is not None else '--obs-probs'} applies to -o FILE.h5ad")
     out, shift_path = stdout_alias(out), stdout_alias(shift_path)  # /dev/stdout is "-"
@@ -441,7 +442,11 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
     if "abstained" in trust:
         table.add_row("abstained", f"{trust['abstained']:,} ({trust['options']['unassigned_label']})")
     if "ood_flagged" in trust:
-        table.add_row("out-of-distribution", f"{trust['ood_flagged']:,} flagged (p < {trust['options']['ood_alpha']:.12g})")
+        alpha = f"p < {trust['options']['ood_alpha']:.12g}"
+        # "0 flagged" of a model that cannot flag at that level read as "all like the training samples"
+        flagged = (f"{trust['ood_flagged']:,} flagged ({alpha})" if trust.get("ood_can_flag", True)
+                   else f"n/a: none can be flagged at {alpha} (see the warning)")
+        table.add_row("out-of-distribution", flagged)
     if summary.get("decision") == "balanced" and summary.get("positive_class") is None:
         table.add_row("labels", "balanced: the most probable class relative to its training share")
     if summary.get("positive_class") is not None:

@@ -17,7 +17,7 @@ from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import read_whole
 from ..model_io import Model
 from .columns import RoleFlags, _complete, _present_values, plan_columns
-from .stream import _encode_target, _open_h5ad, _role_names, _UniqueIds
+from .stream import _encode_target, _open_h5ad, _role_names, _sheet_roles, _UniqueIds
 
 __all__ = ["Prepared", "is_cells", "read_cells", "prepare"]
 
@@ -134,7 +134,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
                             source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))),
                             need_target=need_target, can_fill=can_fill)
         data.io.raise_annotation_columns(table)  # before the join leaves out a text column as a sample it lacks
-        join.select([*plan.roles.target, plan.roles.group, plan.roles.batch], plan.roles.drop)
+        join.select(_sheet_roles(plan.roles, roles, table.columns, labels), plan.roles.drop)
         sheet_columns = set(join.columns) - set(map(str, table.columns))
         if labels and any(t in sheet_columns for t in plan.roles.target):
             join.keep_unmatched = False  # the labels are the sheet's: a sample it lacks is left out, as evaluate does

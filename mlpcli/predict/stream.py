@@ -337,8 +337,8 @@ class _Run:
                                      max_missing=max_missing, first_cells=self.table.first_cells,
                                      ids_written=not need_target)
             if self.join is not None:
-                r = self.plan.roles
-                self.join.select([*r.target, r.group, r.batch, self.plan.by], r.drop)
+                self.join.select(_sheet_roles(self.plan.roles, roles, self.table.columns, need_target, by),
+                                 self.plan.roles.drop)
         except BaseException:
             self.table.close()
             raise
@@ -695,6 +695,22 @@ class _Run:
                               f"{model.preprocessor.config.impute}s")
 
 
+def _sheet_roles(resolved: RoleFlags, given: RoleFlags, table_columns, need_target: bool,
+                 by: str | None = None) -> list[str | None]:
+    """The role columns a sample sheet is joined for (``SampleJoin.select``, where a role on a column both files
+    have is an error): the target only when the command reads it (predict never does; evaluate's truth in both
+    files stays an error, whichever copy it took could be the stale one), and a group or batch column the model's
+    roles default to only when the table lacks it: where both files have it and no option named it, the table's
+    copy is used, as the join's note says (a sheet exported from an .h5ad file's .obs repeats its donor column)."""
+    columns = set(map(str, table_columns))
+
+    def chosen(name: str | None, typed) -> str | None:
+        return name if typed or name not in columns else None
+
+    return [*(resolved.target if need_target else ()), chosen(resolved.group, given.group),
+            chosen(resolved.batch, given.batch), by]
+
+
 def _without(plan: ColumnPlan, columns: set) -> ColumnPlan:
     """`plan` for the reader of a table that lacks `columns` (a sample sheet's, looked up by id per piece)."""
     def kept(name: str | None) -> str | None:
@@ -734,6 +750,19 @@ def _other_matrix_warning(roles: RoleFlags, model: Model) -> str | None:
             f"{chosen})")
 
 
+def _tenx_matrix_warning(model: Model) -> str | None:
+    """A warning when a 10x directory (raw counts) meets a model trained on an .h5ad file's .X without log1p:
+    .X then held values that did not look like counts, usually log-normalised ones, on another scale than the
+    counts (as ``_other_matrix_warning`` says of a layer chosen against the training .X). A model that applies
+    log1p learned counts-like values from .X, as the 10x matrix holds: no warning."""
+    if trained_matrix(model) != ".X" or getattr(getattr(model.preprocessor, "config", None), "log1p", False):
+        return None
+    return ("features from the 10x matrix (its raw counts), but the model was trained on .X of an .h5ad file "
+            "without log1p, values that did not look like counts (usually log-normalised ones): values on another "
+            "scale give wrong predictions without an error; normalise the counts as that .X was (e.g. scanpy's "
+            "normalize_total and log1p) into an .h5ad file and predict that")
+
+
 def _open_h5ad(source, roles: RoleFlags, model: Model):
     """(the opened .h5ad table, the roles with this file's defaults, notes, warnings). The matrix and the gene
     names default to the model's training choices (--layer, --raw, --var-names given to train), the id to
@@ -753,6 +782,8 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
         else:  # a 10x directory has one matrix, its counts, and no layers to choose from
             notes.append(f"features from the 10x matrix (its counts); the model was trained on {trained_on} of an "
                          ".h5ad file, which should hold the same kind of values")
+    elif data.tenx.is_tenx(source):
+        warning = _tenx_matrix_warning(model)
     fallback = var_names is None and bool(trained.get("var_names"))
     if fallback:
         var_names = trained["var_names"]

@@ -310,7 +310,8 @@ class Trust:
             out.update(abstained=self.n_abstained, low_confidence=self.n_low_confidence,
                        empty_set_abstained=self.n_empty_abstained, abstained_for_both=self.n_both)
         if self.basis is not None:
-            out["ood_flagged"] = self.n_ood
+            # whether a sample could be flagged at all (``ood_warnings``): without, the 0 flagged says nothing
+            out.update(ood_flagged=self.n_ood, ood_can_flag=self.ood_floor() < self.options.ood_alpha)
         return out
 
 
@@ -431,11 +432,12 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
     held-out rows X (n, d) in the model's feature order with true classes y (n,) (``cv`` per fold); the
     parts the model lacks are None. ``member_logits``: what ``model.predict_output(X, member_logits=...)``
     collected, when the caller predicted X already. ``groups`` (n,) (the rows' patients): the coverage with
-    each patient counted once too (``coverage_per_group``, None without groups or with one row per group),
-    the figure the per-patient guarantee is about. ``ood_floor``: the smallest p-value the model's held-out
-    rows can give; when it is not below ``alpha`` no row can be flagged, however far out, so ``ood_rate`` 0 says
-    nothing about the rows, and ``notes`` says so (as ``Trust.ood_warnings`` does for predict: a fold model of a
-    small table has few held-out patients)."""
+    each patient counted once too (``coverage_per_group``, None without groups; with one row per group it is
+    ``coverage``), the figure the per-patient guarantee is about. ``ood_floor``: the smallest p-value the model's
+    held-out rows can give; when it is not below ``alpha`` no row can be flagged, however far out, so the rate
+    is undefined: ``ood_rate`` is None (a 0 would read as evidence that the rows resemble training), and
+    ``notes`` says why (as ``Trust.ood_warnings`` does for predict: a fold model of a small table has few
+    held-out patients)."""
     level = _probability(level, "level", True, True)
     alpha = _probability(alpha, "alpha", True, True)
     out = {"level": level, "coverage": None, "coverage_per_group": None, "mean_set_size": None,
@@ -452,17 +454,18 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
         members = np.concatenate([sets.sets(block) for block in logits])
         covered = members[np.arange(len(y)), y]
         out["coverage"] = float(covered.mean())
-        if groups is not None and len(np.unique(groups)) < len(y):
+        if groups is not None:  # one row per patient: weights all 1, the plain coverage
             out["coverage_per_group"] = float(np.average(covered, weights=group_weights(groups, len(y))))
         out["mean_set_size"] = float(members.sum(axis=1).mean())
     if getattr(model, "ood", None) is not None:
-        out["ood_rate"] = float((model.ood.score_and_p(model.preprocessor.transform(X))[1] < alpha).mean())
         floor = float(model.ood.p_value(np.array([np.inf]))[0])  # as Trust.ood_floor
         out["ood_floor"] = floor
-        if floor >= alpha:
+        if floor < alpha:
+            out["ood_rate"] = float((model.ood.score_and_p(model.preprocessor.transform(X))[1] < alpha).mean())
+        else:
             m = len(model.ood.calibration)
             unit = "patients" if model.ood.weighted else "rows"
-            out["notes"] = [f"the OOD rate cannot exceed 0 at p < {alpha:.12g}: the model's out-of-distribution "
+            out["notes"] = [f"no OOD rate at p < {alpha:.12g}: the model's out-of-distribution "
                             f"calibration has {m} held-out {unit}, so its smallest p-value is {round(floor * (m + 1))}/"
                             f"{m + 1} = {floor:.3g}, and no row can be flagged, however far out"]
     return out
