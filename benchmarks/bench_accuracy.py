@@ -31,7 +31,8 @@ Sets (all data ship inside installed packages; nothing is downloaded at run time
                              target Impaired / Control (APOE genotype and sex left out)
 
 Models: mlpcli (one row per --mlpcli variant; trained through ``pipeline.train_dataset``, the call
-``mlpcli train`` makes, so it includes mlpcli's own inner validation split and early stopping),
+``mlpcli train`` makes, so it includes mlpcli's own inner validation split and early stopping; its labels
+are the model's, by its decision rule, as ``mlpcli predict`` gives them),
 logreg (StandardScaler + LogisticRegression), sk_mlp (StandardScaler + MLPClassifier with
 early_stopping=True), hgb (HistGradientBoostingClassifier), rf (RandomForestClassifier). scikit-learn
 models get a median SimpleImputer first on sets with missing values; mlpcli gets ``impute="median"``.
@@ -386,9 +387,10 @@ def _full_proba(proba: np.ndarray, model_classes, classes: list[str]) -> np.ndar
 
 
 def fit_mlpcli(X_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray | None, X_test: np.ndarray,
-               feature_names: list[str], options) -> tuple[np.ndarray, list[str]]:
+               feature_names: list[str], options) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Train as ``mlpcli train`` does on a table with a label (and patient_id) column; returns the
-    test rows' probabilities and the model's classes (both in the model's order)."""
+    test rows' probabilities and the model's classes (both in the model's order), and the labels ``mlpcli
+    predict`` gives the test rows (the model's decision rule, ``--decision``: not always the most probable class)."""
     from mlpcli import data, pipeline
 
     clash = _ROLE_DEFAULT_NAMES.intersection(feature_names)
@@ -401,7 +403,9 @@ def fit_mlpcli(X_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarra
     roles, _notes = data.resolve_roles(frame.columns, target=options.target, no_group=options.no_group)
     ds = data.Dataset.from_frame(frame, roles, task=options.task)
     outcome = pipeline.train_dataset(ds, options)
-    return outcome.model.predict_output(X_test), list(outcome.model.classes)
+    proba = outcome.model.predict_output(X_test)
+    labels = np.asarray(outcome.model.classes, dtype=object)[outcome.model.predict_classes(proba)]
+    return proba, list(outcome.model.classes), labels
 
 
 @dataclass
@@ -438,8 +442,8 @@ def run_fit(task: FitTask) -> dict:
         if task.variant is not None:
             options = train_options(task.variant, task.seed, task.groups_train is not None, has_nan)
             start = time.perf_counter()
-            raw, model_classes = fit_mlpcli(task.X_train, task.y_train, task.groups_train, task.X_test,
-                                            task.feature_names, options)
+            raw, model_classes, labels = fit_mlpcli(task.X_train, task.y_train, task.groups_train, task.X_test,
+                                                    task.feature_names, options)
             seconds = time.perf_counter() - start
         else:
             est = sklearn_model(task.model, task.seed, has_nan)
@@ -447,10 +451,12 @@ def run_fit(task: FitTask) -> dict:
             est.fit(task.X_train, task.y_train)
             seconds = time.perf_counter() - start
             raw, model_classes = est.predict_proba(task.X_test), est.classes_
+            labels = None  # scikit-learn's models: the most probable class, as their predict gives it
     proba = _full_proba(raw, model_classes, task.classes)
     y_idx = np.asarray([task.classes.index(str(v)) for v in task.y_test])
-    pred = proba.argmax(axis=1)
-    correct, confidence = pred == y_idx, proba.max(axis=1)
+    pred = proba.argmax(axis=1) if labels is None else np.asarray([task.classes.index(str(v)) for v in labels])
+    top = proba.argmax(axis=1)  # ECE judges the most probable class's probability, whatever labels the samples
+    correct, confidence = top == y_idx, proba.max(axis=1)
     return {
         "set": task.set_name, "model": task.model, "seed": task.seed, "fold": task.fold,
         "n_train": len(task.y_train), "n_test": len(task.y_test),

@@ -3,8 +3,10 @@
 
     p = softmax(z / T)          T > 1 softens over-confident probabilities, T < 1 sharpens them
 
-Dividing every logit by the same T never changes which class has the largest logit, so the predicted
-labels, balanced accuracy and AUC stay as they are; only the probabilities (log loss, Brier, ECE) move.
+Dividing every logit by the same T never changes which class has the largest logit, so the most probable
+class and AUC stay as they are; only the probabilities (log loss, Brier, ECE) move. (A model that labels by the
+balanced decision rule, ``mlpcli.decision``, compares P(c) / share(c), which T can reorder: it decides on the
+calibrated probabilities, so its labels are those the calibration leads to.)
 The held-out logits are the out-of-fold logits of a cross-fitted ensemble, or the validation logits of a
 single network: never rows the network trained on.
 """

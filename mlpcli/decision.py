@@ -61,7 +61,7 @@ def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
 @dataclass(frozen=True)
 class Decision:
     """A classification model's decision rule: ``rule`` (RULES), the training class ``shares`` (k,) it divides
-    by, how it was ``chosen`` ("auto": on the held-out predictions; "option": as --decision said), and the
+    by (each class's share of the training rows as the loss weighted them: equal under --class-weight balanced), how it was ``chosen`` ("auto": on the held-out predictions; "option": as --decision said), and the
     held-out balanced accuracy of each rule when auto chose (``held_out``: {"argmax": ..., "balanced": ...})."""
 
     rule: str = "argmax"

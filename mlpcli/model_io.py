@@ -308,7 +308,7 @@ class Model:
         training loss, averaged over the members) or regression values (averaged).
 
         The temperature applies to the members' mean probability p (softmax(log p / T), or
-        sigmoid(logit p / T)), so calibration never changes a predicted label; for one network this is
+        sigmoid(logit p / T)), so calibration never changes the most probable class; for one network this is
         softmax(z / T) of its logits z.
 
         X's columns are ``feature_names`` in order, or ``features`` (any order, at least every feature

@@ -241,3 +241,18 @@ def test_bad_options_are_one_line_errors(args, message):
     proc = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_mlpcli_fits_are_scored_by_the_models_own_labels(bench):
+    """The benchmark scores mlpcli by the labels `mlpcli predict` gives (the model's decision rule), not by the
+    most probable class: a model deciding by the balanced rule calls the rare class at its training share."""
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(200) < 0.15, "rare", "common")
+    X = rng.normal(size=(200, 4)) + (y == "rare")[:, None] * 0.8
+    variant = bench.parse_variant("bal:hidden=,epochs=3,folds=1,decision=balanced")
+    options = bench.train_options(variant, 0, has_groups=False, has_nan=False)
+    proba, classes, labels = bench.fit_mlpcli(X[:150], y[:150], None, X[150:], [f"g{i}" for i in range(4)], options)
+    share = float(np.mean(y[:150] == "rare"))
+    p_rare = proba[:, classes.index("rare")] if proba.shape[1] == 2 else proba[:, 0]
+    assert ((p_rare >= share) == (labels == "rare")).all()
+    assert ((p_rare >= share) != (p_rare >= 0.5)).any()  # the rule differs from argmax on these rows

@@ -157,6 +157,9 @@ def test_a_binary_balanced_model_thresholds_at_the_positive_share(tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["threshold"] == pytest.approx(share) and summary["decision"] == "balanced"
+    assert summary["threshold_source"] == "decision rule"
+    shown = run(["predict", str(model), str(table), "-o", str(tmp_path / "p2.csv")])
+    assert "its share of the training samples: the balanced decision rule" in " ".join(shown.output.split())
     p = pd.read_csv(tmp_path / "p.csv")
     assert ((p["prob_case"] >= share) == (p["pred_label"] == "case")).all()
     # an explicit threshold and a rule both deciding: a usage error, no output
@@ -199,3 +202,25 @@ def test_cv_scores_each_fold_by_its_model_rule(balanced_model, tmp_path):
     from sklearn.metrics import balanced_accuracy_score
 
     assert doc["pooled"]["value"] == pytest.approx(balanced_accuracy_score(frame["label"], frame["pred_label"]))
+
+
+def test_class_weights_are_not_corrected_twice(tmp_path):
+    """With --class-weight balanced the network already learned equal class shares: the balanced rule divides by
+    those (equal), so it labels as argmax does, not twice towards the rare class."""
+    table, df = _imbalanced(tmp_path)
+    model_path = tmp_path / "w.mlp"
+    res = run(["train", table, "-o", str(model_path), "--epochs", "4", "--hidden", "", "--folds", "1",
+               "--class-weight", "balanced", "--decision", "balanced", "-q"])
+    assert res.exit_code == 0, res.output
+    model = model_io.load(model_path)
+    assert np.allclose(model.decision.shares, 1 / 3)
+    P = model.predict_output(df.filter(like="g").to_numpy())
+    assert (model.predict_classes(P) == P.argmax(axis=1)).all()
+
+
+def test_tune_can_vary_the_decision_rule(balanced_model):
+    res = run(["tune", balanced_model["table"], "--grid", "decision=argmax,balanced", "--folds", "2",
+               "--epochs", "2", "--hidden", "", "--json"])
+    assert res.exit_code == 0, res.output
+    settings = [p["setting"] for p in json.loads(res.stdout)["points"]]
+    assert {s["decision"] for s in settings} == {"argmax", "balanced"}

@@ -450,8 +450,10 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
     if summary.get("decision") == "balanced" and summary.get("positive_class") is None:
         table.add_row("labels", "balanced: the most probable class relative to its training share")
     if summary.get("positive_class") is not None:
+        why = (", its share of the training samples: the balanced decision rule"
+               if summary.get("decision") == "balanced" and summary.get("threshold_source") == "decision rule" else "")
         table.add_row("positive class", f"{summary['positive_class']} (predicted when its probability >= "
-                                        f"{summary['threshold']:g})")
+                                        f"{summary['threshold']:g}{why})")
     shift = summary.get("shift") or {}
     if shift.get("level") not in (None, "unchecked"):
         mild = (f"{shift['fraction_mildly_shifted']:.0%} beyond {shift['thresholds']['mild_shift_sd']:g} SD"

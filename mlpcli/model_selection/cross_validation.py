@@ -263,6 +263,8 @@ def _fold_dict(f: FoldScore) -> dict:
             "n_groups_train": f.n_groups_train, "n_groups_test": f.n_groups_test, "score": finite(f.score),
             "best_epoch": f.best_epoch, "epochs_run": f.epochs_run, "members": f.members, "hidden": f.hidden,
             "seconds": f.seconds, "metrics": f.metrics,
+            # the rule that labelled the fold's test rows (auto chooses per fold); None: not a class target
+            "decision": f.decision.rule if f.decision is not None else None,
             **({"held_out": f.held_out} if f.held_out is not None else {}),
             **({"trust": f.trust} if f.trust is not None else {}),
             **({"inner_score": f.inner_score} if f.trust is not None or f.held_out is not None else {}),
@@ -376,6 +378,14 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     shipped = [f.members for f in scores]
     notes = [f"each fold trains what `train` ships: {describe_model(options, shipped)}, fitted inside the fold's "
              "training part"]
+    rules = [f.decision.rule for f in scores if f.decision is not None]
+    if rules and options.decision == "auto":  # which labels each fold's score counts: auto decides fold by fold
+        n_balanced = rules.count("balanced")
+        which = ("every fold" if n_balanced == len(rules) else f"{n_balanced} of {len(rules)} folds (the others by argmax)")
+        notes.append(f"--decision auto labelled {which} by the balanced rule (the most probable class relative to its "
+                     "training share), each fold's rule chosen on its model's own out-of-fold predictions"
+                     if n_balanced else "--decision auto labelled every fold by argmax (the balanced rule did not "
+                     "score higher on any fold model's own out-of-fold predictions)")
     if leave_batch_out:
         notes += _spanning_note(ds)
     # every sample scored once per repeat by a model that never saw its patient: one estimate over them all, with

@@ -33,7 +33,7 @@ from ..decision import choose as choose_decision
 from ..errors import DataError, OptionError
 from ..model_io import Member, Model
 from ..parallel import Plan, beside
-from .fitting import FittedRun, _forget_inputs, check_fits_memory, fit_run, resolve_log1p
+from .fitting import FittedRun, _forget_inputs, check_fits_memory, class_loss_weights, fit_run, resolve_log1p
 from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
@@ -324,12 +324,15 @@ def check_decision(options: TrainOptions, task: str | None) -> None:
 
 def _decision(ds: data.Dataset, fitted: FittedModel, option: str) -> Decision | None:
     """The model's decision rule (``mlpcli.decision``): ``option``, or for auto the rule with the higher balanced
-    accuracy on the held-out predictions; divides by the class shares of every training row."""
+    accuracy on the held-out predictions; divides by the class shares of every training row as the loss weighted
+    them (``fitting.class_loss_weights``: with --class-weight balanced the shares are equal, and the rule is argmax)."""
     if ds.task not in ("binary", "multiclass"):
         return None
-    shares = np.bincount(np.asarray(ds.y, dtype=np.int64).reshape(-1), minlength=len(ds.classes)) / ds.n_samples
-    if (shares == 0).any():  # a class of the model without a training row (never from a table): nothing to divide by
+    counts = np.bincount(np.asarray(ds.y, dtype=np.int64).reshape(-1), minlength=len(ds.classes))
+    if (counts == 0).any():  # a class of the model without a training row (never from a table): nothing to divide by
         return None
+    mass = counts * class_loss_weights(fitted.options, ds)
+    shares = mass / mass.sum()
     return choose_decision(ds.task, fitted.scored.y, fitted.proba, shares, option)
 
 

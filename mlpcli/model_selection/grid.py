@@ -23,7 +23,7 @@ TUNABLE = (
     "impute", "log1p", "top_var", "standardize", "scaling", "val_size", "folds", "calibrate", "hidden", "activation", "dropout", "batchnorm", "dtype",
     "optimizer", "lr", "momentum", "adam_beta2", "weight_decay", "l1", "l2", "batch_size", "epochs", "patience", "min_delta",
     "lr_schedule", "augment_noise", "clip_norm", "loss", "class_weight", "pos_weight", "focal_gamma", "focal_alpha",
-    "label_smoothing",
+    "label_smoothing", "decision",
 )
 # Values of these contain commas (layer widths, LABEL=W pairs), so "|" separates their values.
 _BAR_SEPARATED = ("hidden", "class_weight")

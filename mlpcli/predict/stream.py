@@ -1052,6 +1052,9 @@ class PredictionStream:
         return {"rows": self.n_rows, "task": self.model.task, "columns": self.columns,
                 "threshold": self.threshold if self.model.task in ("binary", "multilabel") else None,
                 "decision": self.decision.rule if self.model.task in ("binary", "multiclass") else None,
+                # where a binary model's threshold came from: --threshold, or the decision rule (0.5 for argmax, the
+                # positive class's training share for balanced)
+                "threshold_source": getattr(self._run, "threshold_source", None) if self.model.task == "binary" else None,
                 "positive_class": str(self.model.classes[-1]) if self.model.task == "binary" else None,
                 "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=lambda kv: str(kv[0]))},
                 "shift": self.shift.summary() if self.shift is not None else None,
@@ -1135,6 +1138,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     FILE.h5ad`` writes them into the cells' own .obs); else a repeated id is an error, since the output's rows
     are joined back to the samples by id.
     """
+    threshold_given = threshold is not None
     rule, threshold = resolve_decision(model, decision, threshold)
     trust = Trust(model, uncertainty) if uncertainty is not None and uncertainty.active else None
     explaining = None
@@ -1149,6 +1153,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing,
                trust=trust, unique_ids=unique_ids)
     run.explain, run.threshold, run.decision = explaining, threshold, rule
+    run.threshold_source = "--threshold" if threshold_given else "decision rule"
     return PredictionStream(run, threshold)
 
 
