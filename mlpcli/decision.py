@@ -15,9 +15,10 @@ changed: a sample's label may then be a class that is not its most probable one.
 predictions training already makes (out-of-fold for an ensemble, the validation rows for one network), else
 ``argmax``. Choosing between two rules on the same predictions flatters the reported held-out figure a little;
 ``mlpcli cv`` makes the choice inside each fold, so its estimate is not flattered. On the ten tables of
-``benchmarks/bench_accuracy.py`` (5-fold CV, seeds 0-1) ``auto`` was never below ``argmax`` and 0.011 above it on
-average (0.823 against 0.812; single cells +0.041, CSF proteins +0.021, image cells +0.020), where ``balanced``
-everywhere lost 0.026 on NCI60 (8 cancer types of 5-9 cell lines: probabilities too rough to divide by shares).
+``benchmarks/bench_accuracy.py`` (5-fold CV, seeds 0-2) ``auto`` was 0.011 above ``argmax`` on average (0.821
+against 0.810; single cells +0.054, CSF proteins +0.026, image cells +0.021) and at most 0.006 below it on a set
+(GSE7390 grade, within its fold-to-fold SD of 0.066), where ``balanced`` everywhere lost 0.026 on NCI60 (seeds 0-1;
+8 cancer types of 5-9 cell lines: probabilities too rough to divide by shares).
 """
 
 from __future__ import annotations
