@@ -178,3 +178,19 @@ def test_predict_summary_says_n_a_when_no_sample_can_be_flagged(cohort):
     assert trust["ood_can_flag"] is True and isinstance(trust["ood_flagged"], int)
     res = run(["predict", cohort["model"], cohort["new"], "--ood", "-o", str(cohort["tmp"] / "o.csv"), "--json"])
     assert json.loads(res.stdout)["trust"]["ood_can_flag"] is False
+
+
+def test_evaluate_says_n_a_when_no_sample_can_be_flagged(cohort):
+    """evaluate --ood with a model whose smallest p-value is 1/21 at alpha 0.01: the table and JSON said "flagged 0"
+    and rate 0.0 per class; the rate is undefined (null, n/a), and at alpha 0.2 it is a number again."""
+    res = run(["evaluate", cohort["model"], cohort["new"], "--ood", "--json"])
+    assert res.exit_code == 0, res.output
+    ood = json.loads(res.stdout)["trust"]["ood"]
+    assert ood["can_flag"] is False and ood["rate"] is None
+    assert all(row["rate"] is None for row in ood["per_class"])
+    text = run(["evaluate", cohort["model"], cohort["new"], "--ood"])
+    assert text.exit_code == 0, text.output
+    assert "n/a, none can be flagged at p < 0.01" in " ".join(text.output.split())
+    res = run(["evaluate", cohort["model"], cohort["new"], "--ood-alpha", "0.2", "--json"])
+    ood = json.loads(res.stdout)["trust"]["ood"]
+    assert ood["can_flag"] is True and isinstance(ood["rate"], float)

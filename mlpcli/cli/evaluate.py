@@ -146,6 +146,11 @@ def _novel_table(doc: dict) -> Table:
     return table
 
 
+def _ood_cell(rate, na: bool) -> str:
+    """An OOD flag rate's cell: "n/a" when the model can flag nothing at --ood-alpha (its rate is undefined)."""
+    return "n/a" if na else fmt(rate)
+
+
 def _trust_tables(doc: dict) -> list[Table]:
     """Prediction sets (coverage, size: overall, per class, per --by group), abstention, OOD flags."""
     tables = []
@@ -159,15 +164,16 @@ def _trust_tables(doc: dict) -> list[Table]:
         if ood is not None:
             table.add_column("OOD flagged", justify="right")
         ood_class = {r["value"]: r["rate"] for r in (ood or {}).get("per_class") or []}
+        na = (ood or {}).get("can_flag") is False  # the model flags nothing at this alpha: n/a, not 0
         ood_by = {r["value"]: r["rate"] for r in (ood or {}).get("by") or []}
         for row in sets["per_class"]:
-            extra = [fmt(ood_class.get(row["value"]))] if ood is not None else []
+            extra = [_ood_cell(ood_class.get(row["value"]), na)] if ood is not None else []
             table.add_row(f"class {row['value']}", str(row["n"]), fmt(row["coverage"]), fmt(row["mean_set_size"]), *extra)
         for row in sets["by"] or []:
-            extra = [fmt(ood_by.get(row["value"]))] if ood is not None else []
+            extra = [_ood_cell(ood_by.get(row["value"]), na)] if ood is not None else []
             table.add_row(f"{doc['by_name']} {row['value']}", str(row["n"]), fmt(row["coverage"]),
                           fmt(row["mean_set_size"]), *extra)
-        extra = [fmt(ood["rate"])] if ood is not None else []
+        extra = [_ood_cell(ood["rate"], na)] if ood is not None else []
         table.add_row("all", str(doc["n"]), fmt(sets["coverage"]), fmt(sets["mean_set_size"]), *extra, style="bold")
         if sets.get("coverage_per_group") is not None:  # the share the level is for: each patient once
             table.add_row("all, each group once", f"{sets['n_groups']} groups", fmt(sets["coverage_per_group"]), "",
@@ -177,11 +183,12 @@ def _trust_tables(doc: dict) -> list[Table]:
         table = Table(title=f"Out-of-distribution flags (p < {ood['alpha']:.12g})", title_justify="left")
         for col in ("", "n", "flagged"):
             table.add_column(col, justify="left" if not col else "right")
+        na = ood.get("can_flag") is False
         for row in ood["per_class"]:
-            table.add_row(f"class {row['value']}", str(row["n"]), fmt(row["rate"]))
+            table.add_row(f"class {row['value']}", str(row["n"]), _ood_cell(row["rate"], na))
         for row in ood["by"] or []:
-            table.add_row(f"{doc['by_name']} {row['value']}", str(row["n"]), fmt(row["rate"]))
-        table.add_row("all", str(doc["n"]), fmt(ood["rate"]), style="bold")
+            table.add_row(f"{doc['by_name']} {row['value']}", str(row["n"]), _ood_cell(row["rate"], na))
+        table.add_row("all", str(doc["n"]), _ood_cell(ood["rate"], na), style="bold")
         tables.append(table)
     ab = doc.get("abstention")
     if ab is not None:

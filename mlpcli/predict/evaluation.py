@@ -608,7 +608,8 @@ def _trust_notes(doc: dict) -> list[str]:
                    f"{'—' if acc is None else f'{acc:.3f}'} against {ab['accuracy_all']:.3f} on all")
     ood = doc.get("ood")
     if ood is not None:
-        out.append(f"out-of-distribution: {ood['rate']:.1%} flagged (p < {ood['alpha']:.12g})")
+        out.append(f"out-of-distribution: {ood['rate']:.1%} flagged (p < {ood['alpha']:.12g})" if ood["rate"] is not None
+                   else f"out-of-distribution: n/a, none can be flagged at p < {ood['alpha']:.12g} (see the warning)")
     return out
 
 

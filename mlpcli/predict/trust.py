@@ -416,11 +416,18 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
                              "accuracy_all": doc["accuracy"], "label": o.unassigned_label}
     if ood_p is not None:
         flagged = ood_p < o.ood_alpha
-        doc["ood"] = {"alpha": o.ood_alpha, "rate": float(flagged.mean()), "n_flagged": int(flagged.sum()),
-                      "per_class": [{"value": str(classes[c]), "n": int((y == c).sum()),
-                                     "rate": float(flagged[y == c].mean())} for c in sorted(set(y.tolist()))],
-                      "by": None if by is None else [{"value": v, "n": int((by == v).sum()),
-                                                      "rate": float(flagged[by == v].mean())}
+        # a model whose smallest p-value is at or above alpha flags nothing however far out: its rates are
+        # undefined (None), not 0, which would read as evidence that the rows resemble training (Trust.ood_warnings)
+        can_flag = trust.ood_floor() < o.ood_alpha
+
+        def rate(mask: np.ndarray) -> float | None:
+            return float(flagged[mask].mean()) if can_flag else None
+
+        every = np.ones(n, dtype=bool)
+        doc["ood"] = {"alpha": o.ood_alpha, "rate": rate(every), "n_flagged": int(flagged.sum()), "can_flag": can_flag,
+                      "per_class": [{"value": str(classes[c]), "n": int((y == c).sum()), "rate": rate(y == c)}
+                                    for c in sorted(set(y.tolist()))],
+                      "by": None if by is None else [{"value": v, "n": int((by == v).sum()), "rate": rate(by == v)}
                                                      for v in sorted(set(by.tolist()), key=natural_key)]}
     doc["by_name"] = by_name
     return doc
