@@ -224,3 +224,13 @@ def test_tune_can_vary_the_decision_rule(balanced_model):
     assert res.exit_code == 0, res.output
     settings = [p["setting"] for p in json.loads(res.stdout)["points"]]
     assert {s["decision"] for s in settings} == {"argmax", "balanced"}
+
+
+def test_min_confidence_under_the_balanced_rule_says_why_rare_calls_abstain(balanced_model, tmp_path):
+    b = balanced_model
+    res = run(["predict", b["model"], b["table"], "--min-confidence", "0.6", "-o", str(tmp_path / "a.csv")])
+    assert res.exit_code == 0, res.output
+    assert "a label of the balanced decision rule is often a rarer class" in " ".join(res.output.split())
+    res = run(["predict", b["model"], b["table"], "--min-confidence", "0.6", "--decision", "argmax",
+               "-o", str(tmp_path / "b.csv")])
+    assert res.exit_code == 0 and "balanced decision rule is often" not in " ".join(res.output.split())

@@ -1154,6 +1154,8 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                trust=trust, unique_ids=unique_ids)
     run.explain, run.threshold, run.decision = explaining, threshold, rule
     run.threshold_source = "--threshold" if threshold_given else "decision rule"
+    if trust is not None:  # the rule that chose the labels --min-confidence judges (its notes say so)
+        trust.rule = rule.rule
     return PredictionStream(run, threshold)
 
 

@@ -133,6 +133,7 @@ class Trust:
         self.n = self.n_empty = self.n_multi = self.set_size = 0
         self.n_low_confidence = self.n_empty_abstained = self.n_ood = self.n_abstained = 0
         self.n_both = 0  # abstained for both reasons: low confidence and an empty set
+        self.rule = model.decider.rule  # the decision rule that chose the labels (predict --decision may change it)
 
     @property
     def wants_logits(self) -> bool:
@@ -282,7 +283,11 @@ class Trust:
         if o.abstains:
             reasons = []
             if o.min_confidence is not None:
-                reasons.append(f"{self.n_low_confidence} below --min-confidence {o.min_confidence:.12g}")
+                reasons.append(f"{self.n_low_confidence} below --min-confidence {o.min_confidence:.12g}"
+                               + (": a label of the balanced decision rule is often a rarer class than the most "
+                                  "probable one, at a lower probability; --decision argmax labels by the most "
+                                  "probable class" if self.n_low_confidence and self.rule == "balanced"
+                                  else ""))
             if o.abstain_on_empty_set:
                 reasons.append(f"{self.n_empty_abstained} with an empty set")
             if self.n_both:  # the reasons overlap: their counts add up to more than the abstained
