@@ -333,6 +333,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     # with no option on, Uncertainty() still gives a classifier the accuracy and its risk–coverage curve
     trust = Trust(model, uncertainty) if uncertainty is not None and (
         uncertainty.active or model.task in ("binary", "multiclass")) else None
+    if trust is not None:
+        trust.rule = rule.rule  # the labels evaluate counts (--decision may change the model's rule)
     if novel_labels and model.task not in ("binary", "multiclass"):
         raise OptionError(f"--novel-labels applies to binary and multiclass models; this model is {model.task}, "
                           "whose targets hold no classes to be unknown")
