@@ -190,7 +190,7 @@ def test_evaluate_says_n_a_when_no_sample_can_be_flagged(cohort):
     assert all(row["rate"] is None for row in ood["per_class"])
     text = run(["evaluate", cohort["model"], cohort["new"], "--ood"])
     assert text.exit_code == 0, text.output
-    assert "n/a, none can be flagged at p < 0.01" in " ".join(text.output.split())
+    assert "out-of-distribution: n/a (p < 0.01): none can be flagged" in " ".join(text.output.split())
     res = run(["evaluate", cohort["model"], cohort["new"], "--ood-alpha", "0.2", "--json"])
     ood = json.loads(res.stdout)["trust"]["ood"]
     assert ood["can_flag"] is True and isinstance(ood["rate"], float)

@@ -611,7 +611,8 @@ def _trust_notes(doc: dict) -> list[str]:
     ood = doc.get("ood")
     if ood is not None:
         out.append(f"out-of-distribution: {ood['rate']:.1%} flagged (p < {ood['alpha']:.12g})" if ood["rate"] is not None
-                   else f"out-of-distribution: n/a, none can be flagged at p < {ood['alpha']:.12g} (see the warning)")
+                   else f"out-of-distribution: n/a (p < {ood['alpha']:.12g}): none can be flagged at this level, "
+                        "see the warning")
     return out
 
 

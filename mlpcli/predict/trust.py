@@ -133,7 +133,7 @@ class Trust:
         self.n = self.n_empty = self.n_multi = self.set_size = 0
         self.n_low_confidence = self.n_empty_abstained = self.n_ood = self.n_abstained = 0
         self.n_both = 0  # abstained for both reasons: low confidence and an empty set
-        self.rule = model.decider.rule  # the decision rule that chose the labels (predict --decision may change it)
+        self.rule = "argmax"  # the decision rule that chose the labels: set by predict_stream and evaluate
 
     @property
     def wants_logits(self) -> bool:
