@@ -49,21 +49,28 @@ def predicted_class(task: str, proba: np.ndarray, threshold: float = 0.5,
     return proba.argmax(axis=1).astype(np.int64)
 
 
-def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    """The mean recall over the classes present in y (scikit-learn's balanced accuracy), y and pred (n,) class
-    indices in [0, n_classes)."""
-    y, pred = np.asarray(y, dtype=np.int64).reshape(-1), np.asarray(pred, dtype=np.int64).reshape(-1)
-    support = np.bincount(y, minlength=n_classes)
-    hits = np.bincount(y[pred == y], minlength=n_classes)
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """scikit-learn's balanced accuracy (the mean recall over the classes present in y_true) for integer
+    labels, in NumPy (NaN without rows): the fit loop computes it twice an epoch, where sklearn's input checks
+    cost more than a small network's epoch, and ``choose`` twice a model."""
+    y_true, y_pred = np.asarray(y_true).astype(np.int64).ravel(), np.asarray(y_pred).astype(np.int64).ravel()
+    if y_true.size == 0:
+        return float("nan")
+    offset = min(int(y_true.min()), int(y_pred.min()))
+    t, p = y_true - offset, y_pred - offset
+    k = int(max(t.max(), p.max())) + 1
+    support = np.bincount(t, minlength=k)
+    hits = np.bincount(t[t == p], minlength=k)
     present = support > 0
-    return float(np.mean(hits[present] / support[present])) if present.any() else float("nan")
+    return float(np.mean(hits[present] / support[present]))
 
 
 @dataclass(frozen=True)
 class Decision:
     """A classification model's decision rule: ``rule`` (RULES), the training class ``shares`` (k,) it divides
-    by (each class's share of the training rows as the loss weighted them: equal under --class-weight balanced), how it was ``chosen`` ("auto": on the held-out predictions; "option": as --decision said), and the
-    held-out balanced accuracy of each rule when auto chose (``held_out``: {"argmax": ..., "balanced": ...})."""
+    by (each class's share of the training rows as the loss weighted them: equal under --class-weight balanced),
+    how it was ``chosen`` ("auto": on the held-out predictions; "option": as --decision said), and each rule's
+    held-out balanced accuracy (``held_out``: {"argmax": ..., "balanced": ...})."""
 
     rule: str = "argmax"
     shares: tuple[float, ...] | None = None
@@ -152,9 +159,8 @@ def choose(task: str, y: np.ndarray, proba: np.ndarray, shares: np.ndarray, opti
     if task not in ("binary", "multiclass"):
         return None
     shares_t = tuple(float(s) for s in shares)
-    k = len(shares_t)
     # both rules' figures, also under a rule the option forces: the summary shows what the other would have scored
-    scores = {rule: balanced_accuracy(y, Decision(rule, shares_t).classes(task, proba), k) for rule in RULES}
+    scores = {rule: balanced_accuracy(y, Decision(rule, shares_t).classes(task, proba)) for rule in RULES}
     if option != "auto":
         return Decision(rule=option, shares=shares_t, chosen="option", held_out=scores)
     # strictly better, or argmax stays: a tie keeps the labels a reader expects (the most probable class)

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from .decision import balanced_accuracy as _balanced_accuracy
 from .decision import predicted_class  # noqa: F401  (metrics.predicted_class: the one rule)
 
 
@@ -104,22 +105,6 @@ def class_proba(task: str, proba: np.ndarray) -> np.ndarray:
     if task == "binary" and proba.shape[1] == 1:
         return np.column_stack([1.0 - proba[:, 0], proba[:, 0]])
     return proba
-
-
-def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """scikit-learn's balanced accuracy (the mean recall over the classes present in y_true) for integer
-    labels, in NumPy: the fit loop computes it twice an epoch, where sklearn's input checks cost more
-    than a small network's epoch."""
-    y_true, y_pred = np.asarray(y_true).astype(np.int64).ravel(), np.asarray(y_pred).astype(np.int64).ravel()
-    if y_true.size == 0:
-        return float("nan")
-    offset = min(int(y_true.min()), int(y_pred.min()))
-    t, p = y_true - offset, y_pred - offset
-    k = int(max(t.max(), p.max())) + 1
-    support = np.bincount(t, minlength=k)
-    hits = np.bincount(t[t == p], minlength=k)
-    present = support > 0
-    return float(np.mean(hits[present] / support[present]))
 
 
 def main_metric_from_outputs(task: str, n_classes: int, target_sd: np.ndarray | None = None
