@@ -408,9 +408,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
         raise DataError(f"--plot {plot_path}: no sample of {data_file} holds a label the model knows, so there is no "
                         "risk–coverage curve to draw; leave out --plot")
     NoteRenderer(quiet, result)()
-    # the rule that labelled the samples the label metrics count (as predict's summary names it); None: no classes
-    rule = model.decider.with_rule(decision).rule if model.task in ("binary", "multiclass") else None
-    doc = _finite({"model": model_path, "data": data_file, **result.to_dict(), "decision": rule})
+    doc = _finite({"model": model_path, "data": data_file, **result.to_dict()})
     # the files, all or none: a plot that fails to draw leaves no shift report or JSON file of this run behind
     files = {}
     if shift_path and shift_path != "-":
@@ -431,4 +429,4 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
 
     write_together(files, last=last)
     if not (as_json or out == "-" or shift_path == "-"):  # standard output holds a document: tables would break it
-        render(result, model_path, data_file, rule, by_rule=threshold is None)
+        render(result, model_path, data_file, result.decision, by_rule=threshold is None)

@@ -147,6 +147,8 @@ class EvaluationResult:
     # with novel_labels: the rows whose label the model does not know, kept apart from the metrics (``novel_report``);
     # None otherwise
     novel: dict | None = None
+    # the decision rule that labelled the rows the label metrics count (binary, multiclass; ``mlpcli.decision``)
+    decision: str | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
@@ -157,7 +159,7 @@ class EvaluationResult:
                 **({"trust": self.trust} if self.trust is not None else {}),
                 "seen_in_training": self.seen_in_training, "unseen_metrics": self.unseen_metrics,
                 **({"novel": self.novel} if self.novel is not None else {}),
-                "notes": self.notes, "warnings": self.warnings}
+                "decision": self.decision, "notes": self.notes, "warnings": self.warnings}
 
 
 def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np.ndarray, proba: np.ndarray,
@@ -328,6 +330,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
 
     rule, threshold = resolve_decision(model, decision, threshold)
     weights = rule.weights(model.task)  # a multiclass model's labels (``mlpcli.decision``); None: argmax
+    labelled_by = rule.rule if model.task in ("binary", "multiclass") else None
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a whole number >= 0, got {bootstrap!r}")
     # with no option on, Uncertainty() still gives a classifier the accuracy and its risk–coverage curve
@@ -359,7 +362,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                  None if meta.get("ood_p") is None else meta["ood_p"][novel], weights)
         out, meta = out[~novel], {k: v[~novel] for k, v in meta.items()}
         if not len(out):  # no row to score: the novel rows' report alone
-            result = EvaluationResult(task=task, n=0, classes=classes, metrics={}, main_metric=main,
+            result = EvaluationResult(task=task, n=0, classes=classes, metrics={}, main_metric=main, decision=labelled_by,
                                       threshold=threshold if task in ("binary", "multilabel") else None, by=by,
                                       shift=run.shift, notes=[*filter(None, [target_note]), *run.notes],
                                       warnings=run.warnings, novel=novel_doc)
@@ -370,7 +373,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
             return result
     proba, y = metrics.as_task_proba(task, out), meta["y"]
     overall = metrics.compute(task, y, proba, classes, threshold, weights)
-    result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main,
+    result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main, decision=labelled_by,
                               threshold=threshold if task in ("binary", "multilabel") else None, by=by,
                               shift=run.shift, notes=[*filter(None, [target_note]), *run.notes,
                                                       *filter(None, [_absent_note(task, y, classes)])],
