@@ -36,7 +36,7 @@ SCALING_CHOICES = ("standard", "robust")
 ACTIVATION_CHOICES = tuple(n for n in activations.names() if n != "softmax")
 AUTO = "auto"
 AUTO_NOISE_MAX = 2.0  # augment_noise auto: at most twice the SD of a standardised feature
-# How text tables are read (data.io): "auto" takes the separator from the file name unless the content
+# How text tables are read (data.dialect): "auto" takes the separator from the file name unless the content
 # says otherwise, and decimal commas when the numbers under a non-comma separator are written so.
 SEP_CHOICES = (AUTO, "comma", "tab", "semicolon", "pipe")
 SEP_ALIASES = {",": "comma", "\t": "tab", "\\t": "tab", ";": "semicolon", "|": "pipe"}

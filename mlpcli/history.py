@@ -340,7 +340,7 @@ def read_curves(source: str | os.PathLike, curves: str = "loss", higher_is_bette
             raise DataError(f"file not found: {source}")
         if os.path.isdir(source):
             raise DataError(f"{source} is a directory; give a model file or a history table")
-        from .data.io import is_pipe
+        from .data.sources import is_pipe
 
         if is_pipe(source):
             return _override_baseline(_curves_from_stream(source, curves, higher_is_better), baseline)
@@ -457,16 +457,16 @@ def _override_baseline(c: Curves, baseline: float | None) -> Curves:
 def _curves_from_stream(source: str, curves: str, higher_is_better: bool | None) -> Curves:
     """Standard input ("-") or a pipe (``<(zcat m.mlp.gz)``), read once, whole: a model file when it is a zip
     archive (the pipe cannot be peeked at and then read again), else a history table."""
-    from .data.io import _stdin_bytes
+    from .data.sources import stdin_bytes
     from .model_check import ZIP_MAGIC
 
     name = "standard input" if source == "-" else source
     try:
         if source == "-":
-            raw = _stdin_bytes(None)
+            raw = stdin_bytes(None)
         else:
             with open(source, "rb") as fh:
-                raw = _stdin_bytes(fh, source)
+                raw = stdin_bytes(fh, source)
     except OSError as exc:
         raise DataError(f"{name} cannot be read ({exc.strerror or exc})") from None
     if raw.startswith(ZIP_MAGIC):

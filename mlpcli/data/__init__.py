@@ -19,7 +19,10 @@ from ._common import (
 from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
 from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
 from .dataset import Dataset, Roles, align_features, data_checksum, is_sparse, load_dataset, resolve_roles, with_positive
-from .io import read_table, read_table_with_notes, row_names_header, sniff_dialect, table_kind, text_suffix
+from .dialect import sniff_dialect
+from .header import row_names_header
+from .io import read_table, read_table_with_notes
+from .sources import table_kind, text_suffix
 from .counts import looks_like_counts
 from .copies import row_fingerprints, twin_rows
 from .preprocess import PreprocessConfig, Preprocessor
@@ -28,7 +31,6 @@ from .weights import class_weights
 
 # Helpers the prediction reader and the tests share (not part of the public API).
 from ._common import _label_key  # noqa: E402,F401
-from .io import _short_reason, _table_format  # noqa: E402,F401
 from .preprocess import _nan_median  # noqa: E402,F401
 
 __all__ = [

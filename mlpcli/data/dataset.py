@@ -260,7 +260,7 @@ class Dataset:
     """Validated arrays for one table.
 
     X (n, d) float64, or float32 when every value is a float32 number (a float32 parquet file, counts: the
-    readers choose, ``io.feature_dtype``; the network is float32 and everything downstream computes in
+    readers choose, ``float32.feature_dtype``; the network is float32 and everything downstream computes in
     float64 from either, so the numbers and the model are the same, at half the memory); may hold NaN (the
     Preprocessor imputes). Or a scipy.sparse CSR matrix (float32), as an
     .h5ad file's counts come, never densified as a whole (the preprocessing keeps it sparse, training
@@ -391,7 +391,7 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
             f"{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
             "--id/--batch/--group for their role"
         )
-    from .io import exact_dtypes
+    from .float32 import exact_dtypes
 
     # float32 where every column holds float32 numbers (a float32 parquet file): the same values in half the memory
     return frame.to_numpy(dtype=np.float32 if exact_dtypes(frame.dtypes) else np.float64, na_value=np.nan)  # (n, d)
@@ -435,11 +435,11 @@ _CHECK_BLOCK = 1 << 22  # values per block of the feature checks (32 MiB of floa
 
 def _decimal_comma_hint(col: pd.Series) -> str:
     """"they look like numbers with decimal commas ..." when the column's first value is written so."""
-    from .io import _COMMA_NUMBER
+    from .dialect import COMMA_NUMBER
 
     values = col.dropna()
     first = str(values.iloc[0]) if len(values) else ""
-    if _COMMA_NUMBER.fullmatch(first):
+    if COMMA_NUMBER.fullmatch(first):
         return f"{col.name!r} holds numbers with decimal commas such as {first!r}: pass --decimal comma (and --sep), or "
     return ""
 
@@ -485,9 +485,9 @@ def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
 def missing_id_hint(ids: Iterable[str]) -> str:
     """" ('NA' is read as a sample id, ...)" when a repeated id is a missing-value token (R writes NA for a
     missing id): ids are read as written, only an empty cell being a missing id; else ""."""
-    from .io import _NA_TOKENS
+    from .io import NA_TOKENS
 
-    tokens = [i for i in ids if i in set(_NA_TOKENS)]
+    tokens = [i for i in ids if i in set(NA_TOKENS)]
     if not tokens:
         return ""
     return (f" ({tokens[0]!r} is read as a sample id, as written: if it marks a missing id, give each sample its "
@@ -983,7 +983,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     the feature columns go straight into one matrix (``TextTable.read_features`` in pieces, predict's reader;
     ``ParquetTable.read_features`` in column groups): reading then peaks near one copy of the data instead
     of pandas' frame plus the matrix made from it. The matrix is float32 when every value is a float32
-    number (a float32 parquet file, counts), float64 otherwise (``io.feature_dtype``).
+    number (a float32 parquet file, counts), float64 otherwise (``float32.feature_dtype``).
 
     `samples`: a sample sheet joined to the table on the sample id (``data.samples``): roles may come from
     it, features never; rows keep the table's order, those without a row in the sheet are left out.
@@ -995,11 +995,15 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     the 10x feature types to read (default: Gene Expression alone when the directory has it).
     `classes`: a trained model's labels (a validation table is encoded as its training table)."""
     from . import h5ad, tenx
-    from .io import _UNNAMED, ParquetTable, TextTable, _source, raise_annotation_columns, read_table_with_notes
+    from .feature_rows import raise_annotation_columns
+    from .header import UNNAMED
+    from .io import TextTable, read_table_with_notes
+    from .parquet import ParquetTable
+    from .sources import table_source
     from .samples import SampleJoin, read_sample_sheet
 
     roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
-    src = _source(path, stdin)
+    src = table_source(path, stdin)
     if src.kind == "10x":
         tenx.check_options(src.name, layer, raw, features_in_rows)
         tenx.check_directory(src.name)
@@ -1041,7 +1045,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     elif src.kind == "parquet" and not features_in_rows:
         table = ParquetTable.open(src)  # None: a file best read whole (a stored index)
     if table is not None:
-        named = [n for n in table.names if not n.startswith(_UNNAMED)]  # not the stand-ins of empty header cells
+        named = [n for n in table.names if not n.startswith(UNNAMED)]  # not the stand-ins of empty header cells
         join, roles, notes = joined_roles(named)
         if table.row_names and DEFAULT_ID not in roles.columns():  # row names, but --id names another column
             roles = Roles(target=roles.target, group=roles.group, id=roles.id, batch=roles.batch,

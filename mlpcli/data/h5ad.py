@@ -43,13 +43,13 @@ _SUFFIX = ".h5ad"
 
 
 def is_h5ad(path) -> bool:
-    """Whether `path` names an .h5ad file (by its suffix, as every format is told; ``data.io._table_format``)."""
-    from .io import _table_format
+    """Whether `path` names an .h5ad file (by its suffix, as every format is told; ``data.sources.table_format``)."""
+    from .sources import table_format
 
     if path is None or str(path) == "-":
         return False
     try:
-        return _table_format(os.fspath(path))[0] == "h5ad"
+        return table_format(os.fspath(path))[0] == "h5ad"
     except DataError:
         return False
 
@@ -107,12 +107,12 @@ class H5ad:
 
     def __init__(self, path, layer: str | None = None, raw: bool = False, var_names: str | None = None,
                  var_names_fallback: bool = False, needed: frozenset | None = None):
-        from .io import _check_file
+        from .sources import check_file
 
         self._fallback = var_names_fallback  # var_names came from a model: the index when this file lacks it
         self._needed = needed  # the genes a model reads (predict): only their names must be unique
         self.path = os.fspath(path)
-        _check_file(self.path)  # a mistyped name is said before a missing package
+        check_file(self.path)  # a mistyped name is said before a missing package
         h5py, self._read_elem, self._sparse_dataset = _io()
         if raw and layer not in (None, X_LAYER):
             raise OptionError(f"--raw and --layer {layer} both choose the features; pass one of them")

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelFileError
-from .io import _short_reason
+from .sources import short_reason
 from ._common import IMPUTE_METHODS, _counted, _quoted
 from .dataset import RowView, feature_block, is_sparse
 from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
@@ -741,7 +741,7 @@ class Preprocessor:
                 raise ModelFileError(f"preprocessing arrays missing from the model file: {_quoted(missing)}")
             loaded = {k: np.asarray(arrays[k]) for k in _STATE_ARRAYS}
         except (KeyError, TypeError, ConfigError) as exc:
-            raise ModelFileError(f"preprocessing state in the model file is malformed: {_short_reason(exc)}") from None
+            raise ModelFileError(f"preprocessing state in the model file is malformed: {short_reason(exc)}") from None
         kept = loaded["kept_index"].astype(np.int64)
         d_kept = len(kept_names)
         if any(loaded[k].shape != (d_kept,) for k in _STATE_ARRAYS):

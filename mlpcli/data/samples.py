@@ -103,7 +103,9 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
     ``sample_id`` when present, else the first column. Every problem is a one-line error naming --samples
     and the file: not found, unreadable, no such --id column, an id missing or repeated (with its lines)."""
     from .dataset import missing_id_hint
-    from .io import _UNNAMED, TextTable, _source, read_table_with_notes
+    from .header import UNNAMED
+    from .io import TextTable, read_table_with_notes
+    from .sources import table_source
 
     if path is None or not str(path).strip():
         raise ConfigError("--samples: give the sample sheet's file name (.csv, .tsv, .txt or .parquet)")
@@ -112,14 +114,14 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
     path = os.fspath(path)
     _check_sheet_format(path)
     try:
-        src = _source(path, None)
+        src = table_source(path, None)
         if src.kind == "parquet":
             frame, notes = read_table_with_notes(path)
             key = _sheet_id_column(list(frame.columns), id, path)
             table = None
         else:
             table = TextTable.open(src)
-            key = _sheet_id_column([n for n in table.names if not n.startswith(_UNNAMED)], id, path)
+            key = _sheet_id_column([n for n in table.names if not n.startswith(UNNAMED)], id, path)
             # every column as written (ids: 007 stays 007; labels 1 and 01 stay two), then typed as pandas
             # would type it where that loses nothing (``typed_as_written``)
             # (the ids as written: a sample named NA is an id, as it is in a matrix's header; only an empty
@@ -179,16 +181,16 @@ def _check_sheet_format(path: str) -> None:
     """A DataError naming --samples when `path` is not a file a sample sheet can be: a directory, an .h5ad
     file (cells carry their annotations in .obs), a spreadsheet (.xlsx), another suffix. The table readers'
     own message lists what DATA can be (standard input, .h5ad), which a sheet cannot."""
-    from .io import _check_file, _table_format, is_pipe
+    from .sources import check_file, is_pipe, table_format
 
     if os.path.isdir(path):
         raise DataError(f"--samples {path} is a directory; give the sample sheet's file ({_SHEET_FORMATS})")
     try:
-        _check_file(path)
+        check_file(path)
     except DataError as exc:
         raise DataError(f"--samples: {exc}") from None
     try:
-        kind = _table_format(path)[0]
+        kind = table_format(path)[0]
     except DataError:
         kind = None
     if kind in ("text", "parquet") or is_pipe(path):
@@ -240,11 +242,11 @@ class _Lines:
 
     def _lines(self) -> list[int] | None:
         """The file line on which each data row starts, as pandas counts rows (blank lines skipped)."""
-        from .io import _open_binary
+        from .sources import open_binary
 
         out: list[int] = []
         try:
-            with _open_binary(self.src.opener(), self.src.compression) as raw:
+            with open_binary(self.src.opener(), self.src.compression) as raw:
                 text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
                 reader = csv.reader(text, delimiter=self.table.dialect.sep)
                 next(reader, None)  # the header

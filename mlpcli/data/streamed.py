@@ -31,7 +31,11 @@ from ..interrupts import held
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DECIMAL_ATTR
 from .fields import check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
-from .io import _NA_TOKENS, _SNIFF_BYTES, _check_file, as_written_na, is_pipe, parquet_columns, raise_annotation_columns
+from .dialect import SNIFF_BYTES
+from .feature_rows import raise_annotation_columns
+from .io import NA_TOKENS, as_written_na
+from .parquet import parquet_columns
+from .sources import check_file, is_pipe
 
 if TYPE_CHECKING:  # the plan of a model's columns (predict) or of a training table's (``read_features``)
     from ..predict.columns import ColumnPlan
@@ -148,7 +152,7 @@ class _ParquetTable(_Table):
             self._file = pq.ParquetFile(path)
             schema = self._file.schema_arrow
         except (ValueError, OSError) as exc:
-            raise DataError(f"cannot parse {path} as parquet: {data._short_reason(exc)}") from None
+            raise DataError(f"cannot parse {path} as parquet: {data.sources.short_reason(exc)}") from None
         # the columns as every reader names them ({name: field}): a stored pandas index among them
         columns, self.notes = parquet_columns(schema, path)
         self.columns = [n for n, _ in columns]
@@ -182,7 +186,7 @@ class _ParquetTable(_Table):
             try:
                 batch = next(batches, None)
             except (ValueError, OSError) as exc:
-                raise DataError(f"cannot parse {self.name} as parquet: {data._short_reason(exc)}") from None
+                raise DataError(f"cannot parse {self.name} as parquet: {data.sources.short_reason(exc)}") from None
             if batch is None:
                 return _END
             first = self._done
@@ -369,7 +373,7 @@ class _TextTable(_Table):
             header = stream.readline()
         except _STREAM_ERRORS as exc:
             self.close()
-            raise DataError(f"cannot read {name}: {data._short_reason(exc)}") from None
+            raise DataError(f"cannot read {name}: {data.sources.short_reason(exc)}") from None
         if not header.strip():
             self.close()
             raise DataError(f"{name} is empty; expected a header line and data rows")
@@ -388,10 +392,10 @@ class _TextTable(_Table):
         self._start = self._fill = 0
         self._eof = False
         try:  # the first rows, kept in the window for parsing, show the separator and decimal mark
-            while self._fill < _SNIFF_BYTES and self._more():
+            while self._fill < SNIFF_BYTES and self._more():
                 pass
-            head = bytes(self._window[:min(self._fill, _SNIFF_BYTES)]).decode("utf-8", "replace")
-            dialect = data.sniff_dialect(text + "\n" + head, self._eof and self._fill <= _SNIFF_BYTES, name, sep,
+            head = bytes(self._window[:min(self._fill, SNIFF_BYTES)]).decode("utf-8", "replace")
+            dialect = data.sniff_dialect(text + "\n" + head, self._eof and self._fill <= SNIFF_BYTES, name, sep,
                                          sep_option, decimal_option, suffix)
         except BaseException:
             self.close()
@@ -445,7 +449,7 @@ class _TextTable(_Table):
         try:
             k = self._stream.readinto(view[self._fill:self._fill + _BLOCK_BYTES])
         except _STREAM_ERRORS as exc:
-            raise DataError(f"cannot read {self.name} (corrupt or truncated?): {data._short_reason(exc)}") from None
+            raise DataError(f"cannot read {self.name} (corrupt or truncated?): {data.sources.short_reason(exc)}") from None
         finally:
             view.release()  # the window cannot be resized while a view of it exists
         if not k:
@@ -586,7 +590,7 @@ class _TextTable(_Table):
             # pandas' missing-value tokens (pyarrow's lack "None" and "<NA>"): empty and NA cells are missing,
             # as training reads them; a sample id column's text is kept (``_as_missing``: only "" is missing)
             self._arrow_options = (pacsv.ConvertOptions(column_types=types, include_columns=plan.usecols(),
-                                                        null_values=_NA_TOKENS,
+                                                        null_values=NA_TOKENS,
                                                         strings_can_be_null=not self._layout.ids,
                                                         decimal_point=self.decimal),
                                    pacsv.ReadOptions(column_names=self.columns, use_threads=False,
@@ -627,12 +631,12 @@ class _TextTable(_Table):
             return pd.DataFrame(columns=plan.usecols())
         except pd.errors.ParserError as exc:
             # pandas counts lines from the piece's start; give the file's line numbers instead
-            reason = re.sub(r"line (\d+)", lambda m: f"line {int(m.group(1)) + line - 1}", data._short_reason(exc))
+            reason = re.sub(r"line (\d+)", lambda m: f"line {int(m.group(1)) + line - 1}", data.sources.short_reason(exc))
             raise DataError(f"cannot parse {self.name}: {reason}") from None
         except UnicodeDecodeError:  # the bad byte's own line, not the piece's first
             raise not_utf8_error(text, self.name, line) from None
         except ValueError as exc:
-            raise DataError(f"cannot parse {self.name} near line {line}: {data._short_reason(exc)}") from None
+            raise DataError(f"cannot parse {self.name} near line {line}: {data.sources.short_reason(exc)}") from None
 
 
 # ── the tokenizer ────────────────────────────────────────────────────────────────────────────────────────
@@ -661,7 +665,7 @@ class _Layout:
         others = {c: position[c] for c in plan.usecols() if c not in present}
         ids = frozenset({getattr(plan.roles, "id", None)} & set(others))
         return cls(len(columns), features, others, frozenset(plan.roles.target) - set(plan.label_columns),
-                   pa.array(_NA_TOKENS, type=pa.large_string()), ids)
+                   pa.array(NA_TOKENS, type=pa.large_string()), ids)
 
 
 class _Cells:
@@ -917,19 +921,19 @@ def read_whole(source, *, features_in_rows: bool = False, stdin=None, sep: str |
 
 def _stream_table(name: str, stream, raw, check_header: bool, sep: str | None, decimal: str | None) -> "_TextTable":
     """A text table read once from ``stream`` (standard input or a pipe; ``raw``: the file to close after, None
-    for standard input), decompressed when it starts as gzip, bzip2 or xz (``data.io.stream_compression``),
+    for standard input), decompressed when it starts as gzip, bzip2 or xz (``data.sources.stream_compression``),
     its separator sniffed."""
-    data.io.not_a_terminal(stream, name)
+    data.sources.not_a_terminal(stream, name)
     head = b""
-    while len(head) < data.io.STREAM_HEAD:  # a pipe may hand over fewer bytes than asked for
-        more = stream.read(data.io.STREAM_HEAD - len(head))
+    while len(head) < data.sources.STREAM_HEAD:  # a pipe may hand over fewer bytes than asked for
+        more = stream.read(data.sources.STREAM_HEAD - len(head))
         if not more:
             break
         head += more.encode("utf-8") if isinstance(more, str) else more
-    data.io.not_streamed(head, name)
+    data.sources.not_streamed(head, name)
     buffered = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)
     closing = [raw] if raw is not None else []
-    compression = data.io.stream_compression(head)
+    compression = data.sources.stream_compression(head)
     if compression is not None:
         unpacked = (gzip.GzipFile(fileobj=buffered, mode="rb") if compression == "gzip"
                     else {"bz2": bz2.BZ2File, "xz": lzma.LZMAFile}[compression](buffered, mode="rb"))
@@ -950,7 +954,7 @@ def _open_file(source, stdin, check_header: bool = True, sep: str | None = None,
         stream = stdin if stdin is not None else sys.stdin.buffer
         return _stream_table("standard input", stream, None, check_header, sep, decimal)
     path = os.fspath(source)
-    _check_file(path)
+    check_file(path)
     if is_pipe(path):  # a named pipe, <(zcat x.gz): read front to back once, as standard input
         raw = open(path, "rb")
         try:
@@ -958,10 +962,10 @@ def _open_file(source, stdin, check_header: bool = True, sep: str | None = None,
         except BaseException:
             raw.close()
             raise
-    kind, default_sep, compression = data._table_format(path)
+    kind, default_sep, compression = data.sources.table_format(path)
     if kind == "parquet":
         return _ParquetTable(path)
-    data.io.not_a_tenx_part(path)
+    data.sources.not_a_tenx_part(path)
     given = {"check_header": check_header, "sep_option": sep, "decimal_option": decimal,
              "suffix": data.text_suffix(path)}
     raw = open(path, "rb")
@@ -981,7 +985,7 @@ def _open_file(source, stdin, check_header: bool = True, sep: str | None = None,
         return _TextTable(path, raw, stream, default_sep, total, [stream, raw], **given)
     except zipfile.BadZipFile as exc:
         raw.close()
-        raise DataError(f"cannot parse {path}: {data._short_reason(exc)}") from None
+        raise DataError(f"cannot parse {path}: {data.sources.short_reason(exc)}") from None
     except BaseException:
         raw.close()
         raise

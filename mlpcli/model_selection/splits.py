@@ -16,7 +16,7 @@ import numpy as np
 from ..config import offset_seed
 from ..data import CLASSIFICATION_TASKS, Dataset, SplitLeakageError
 from ..data._common import _label_key, _quoted
-from ..data.io import _short_reason
+from ..data.sources import short_reason
 from ..errors import ConfigError, DataError
 
 # ── the hold-out ───────────────────────────────────────────────────────────────────────────────────────────────
@@ -68,7 +68,7 @@ def holdout(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.
         else:
             train, val, strategy = _ungrouped_split(dataset, val_size, seed, classify)
     except ValueError as exc:  # a constraint of sklearn's splitters not anticipated by the checks below
-        raise DataError(f"cannot split the data with --val-size {val_size:g}: {_short_reason(exc)}") from None
+        raise DataError(f"cannot split the data with --val-size {val_size:g}: {short_reason(exc)}") from None
     train, val = np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
     check_disjoint(dataset, train, val, "the validation split")
     summary = _summary(_side_counts(dataset, train), _side_counts(dataset, val), strategy)

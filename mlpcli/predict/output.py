@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, OutputError
+from ..data.sources import format_suffix
 from ..fileio import TABLE_FORMATS, atomic_write, descriptor_of, is_special_file
 
 
@@ -32,10 +33,7 @@ def output_format(path: str, tables_only: bool = False) -> tuple[str, str, str |
     if str(path) == "-":
         return "text", ",", None
     name = os.path.basename(os.fspath(path)).lower()
-    root, ext = os.path.splitext(name)
-    compression = _OUT_COMPRESSIONS.get(ext)
-    if compression is not None:
-        root, ext = os.path.splitext(root)
+    ext, compression = format_suffix(name, _OUT_COMPRESSIONS)
     if ext == ".parquet" and compression is None:
         return "parquet", "", None
     if ext == ".h5ad" and compression is None and not tables_only:

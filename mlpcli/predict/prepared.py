@@ -125,7 +125,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
                             first_cells=lambda k: [str(v) for v in table.iloc[:k, 0]] if table.shape[1] else [])
         # a genes x samples file's text columns (gene symbols beside the samples): said as predict says it, once
         # the plan has told a table given in the wrong layout by the model's names (``_FrameTable.pieces``)
-        data.io.raise_annotation_columns(table)
+        data.feature_rows.raise_annotation_columns(table)
     else:  # every row kept, with the sheet's columns where it has the sample
         join = SampleJoin(sheet, name, [str(c) for c in table.columns], features_in_rows=roles.features_in_rows,
                           keep_unmatched=True, cells_id=cells_id)
@@ -133,7 +133,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
                             source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))),
                             need_target=need_target, can_fill=can_fill)
-        data.io.raise_annotation_columns(table)  # before the join leaves out a text column as a sample it lacks
+        data.feature_rows.raise_annotation_columns(table)  # before the join leaves out a text column as a sample it lacks
         join.select(_sheet_roles(plan.roles, roles, table.columns, labels), plan.roles.drop)
         sheet_columns = set(join.columns) - set(map(str, table.columns))
         if labels and any(t in sheet_columns for t in plan.roles.target):

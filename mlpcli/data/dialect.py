@@ -1,0 +1,190 @@
+"""How a text table is written: its separator and decimal mark, sniffed from its head, and its header line."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError, DataError
+from .sources import Source, open_binary
+
+
+SEPARATORS = (",", "\t", ";", "|")  # the ones detected, in order of preference
+_SEP_WORDS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+SNIFF_BYTES = 1 << 20  # the head of a file that separators and decimal marks are judged on
+_MAX_HEAD_BYTES = 64 << 20  # a header line longer than this is not sniffed (the file name decides)
+COMMA_NUMBER = re.compile(r"\s*[-+]?(\d+,\d*|,\d+)([eE][-+]?\d+)?\s*")
+_DOT_NUMBER = re.compile(r"\s*[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def separator_char(value: str | None) -> str | None:
+    """The separator an option value means ("tab" -> a tab, "semicolon" -> ";"); None for auto."""
+    if value is None or value == "auto":
+        return None
+    char = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}.get(value, value)
+    if char not in SEPARATORS:
+        raise ConfigError(f"--sep {value!r}: use one of comma, tab, semicolon, pipe (or , ; |) or auto")
+    return char
+
+
+def decimal_char(value: str | None) -> str | None:
+    """The decimal mark an option value means; None for auto."""
+    if value is None or value == "auto":
+        return None
+    char = {"dot": ".", "point": ".", "comma": ","}.get(value, value)
+    if char not in (".", ","):
+        raise ConfigError(f"--decimal {value!r}: use dot or comma (or . ,) or auto")
+    return char
+
+
+def _sep_name(sep: str) -> str:
+    return f"{_SEP_WORDS[sep]} ({sep!r})" if sep != "\t" else "tab"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a text table is split and its numbers written, with notes on what was detected."""
+
+    sep: str
+    decimal: str = "."
+    notes: tuple[str, ...] = ()
+
+
+def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | None, sep: str | None = None,
+                  decimal: str | None = None, suffix: str = "") -> Dialect:
+    """The separator and decimal mark of a text table from its first lines.
+
+    head: the text from the start of the file, cut at a line end (`complete`: the whole file).
+    default_sep: the file name's separator (None for standard input: tab when the first line has more tabs
+    than commas, else comma). `sep`/`decimal` given (not None/"auto") win; otherwise the file name's
+    separator is kept when the header splits on it into several fields and every first row into as many;
+    if not, the separator among , tab ; | on which they all split consistently (most fields first), with a
+    note. Under a separator other than the comma, numbers written like 0,123 (more of them than like
+    0.123) mean decimal commas, with a note; pandas and pyarrow then read them as numbers.
+    """
+    given_sep, given_decimal = separator_char(sep), decimal_char(decimal)
+    if given_sep == given_decimal == ",":
+        raise ConfigError("--decimal comma: comma is the field separator too (--sep comma); pass another --sep")
+    records = head_records(head, complete)
+    if default_sep is None:
+        first = head.split("\n", 1)[0]
+        default_sep = "\t" if first.count("\t") > first.count(",") else ","
+    shapes = {c: _split_shape(records, c) for c in SEPARATORS}  # (header fields, rows consistent?)
+    notes: list[str] = []
+    if given_sep is not None:
+        chosen = given_sep
+        splits = [c for c in SEPARATORS if shapes[c][0] > 1]
+        if shapes[chosen][0] == 1 and splits:
+            raise DataError(f"{source}: --sep {_sep_name(chosen)} reads its header as a single column, but it splits "
+                            f"on {_sep_name(splits[0])}; pass --sep {'tab' if splits[0] == chr(9) else splits[0]!r} "
+                            "or leave --sep out")
+    elif shapes[default_sep][0] > 1 and shapes[default_sep][1]:
+        chosen = default_sep
+    else:
+        consistent = [c for c in SEPARATORS if c != default_sep and shapes[c][0] > 1 and shapes[c][1]]
+        several = [c for c in SEPARATORS if c != default_sep and shapes[c][0] > 1]
+        pool = consistent or (several if shapes[default_sep][0] == 1 else [])
+        chosen = max(pool, key=lambda c: shapes[c][0]) if pool else default_sep
+        if chosen != default_sep:
+            named = f"as its {suffix} name says" if suffix else "(the usual default)"
+            notes.append(f"{source}: read as {_sep_name(chosen)}-separated: its header and first rows split on "
+                         f"that, not on {_sep_name(default_sep)} {named}; --sep to choose")
+    if given_decimal is not None:
+        chosen_decimal = given_decimal
+    elif chosen == ",":
+        chosen_decimal = "."
+    else:
+        cells = [cell for r in records[1:] for cell in split_line(r, chosen)]
+        commas = [c for c in cells if COMMA_NUMBER.fullmatch(c)]
+        dots = sum(1 for c in cells if _DOT_NUMBER.fullmatch(c))
+        # the mark most numbers are written with: one "0.5" among "0,3" cells is that cell's error (named
+        # when it is read), not a reason to read every other number as text
+        comma = commas[0] if commas else None
+        chosen_decimal = "," if len(commas) > dots else "."
+        if chosen_decimal == ",":
+            notes.append(f"{source}: numbers read with decimal commas ({comma.strip()!r} is "
+                         f"{comma.strip().replace(',', '.')}); --decimal . to read them otherwise")
+    if chosen_decimal == chosen:
+        raise ConfigError(f"--decimal comma: comma is also the field separator of {source}; pass --sep too "
+                          "(e.g. --sep semicolon --decimal comma)")
+    return Dialect(chosen, chosen_decimal, tuple(notes))
+
+
+def head_records(head: str, complete: bool) -> list[str]:
+    """The lines of `head` that are not blank; the last one dropped when the text was cut."""
+    lines = head.splitlines()
+    if not complete and lines:
+        lines = lines[:-1] if len(lines) > 1 else lines
+    return [line for line in lines if line.strip()]
+
+
+@contextlib.contextmanager
+def _fields_up_to(n: int):
+    """Let the csv module read fields of up to ``n`` characters for the duration (its default limit, 128 KiB,
+    is global): under a separator a line does not use, a wide table's whole header (20,000 genes: ~160 KiB)
+    is one field."""
+    limit = csv.field_size_limit()
+    if n <= limit:
+        yield
+        return
+    csv.field_size_limit(n)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(limit)
+
+
+def split_line(line: str, sep: str) -> list[str]:
+    with _fields_up_to(len(line)):
+        return next(csv.reader([line], delimiter=sep), [])
+
+
+def _split_shape(lines: list[str], sep: str) -> tuple[int, bool]:
+    """(fields in the header, whether every other line has as many) when split on `sep`. Lines are split
+    one by one: a quoted field spanning lines makes a row look ragged, which only costs detection."""
+    if not lines:
+        return 0, False
+    n = len(split_line(lines[0], sep))
+    return n, all(len(split_line(line, sep)) == n for line in lines[1:])
+
+
+def head_text(src: Source) -> tuple[str, bool]:
+    """The first lines of a text table (at least the header and the first row, about a MiB), decoded, and
+    whether that is the whole file."""
+    with open_binary(src.opener(), src.compression) as raw:
+        parts, size, lines = [], 0, 0
+        while True:
+            block = raw.read(SNIFF_BYTES)
+            if not block:
+                complete = True
+                break
+            parts.append(block)
+            size += len(block)
+            lines += block.count(b"\n")
+            if (size >= SNIFF_BYTES and lines >= 2) or size >= _MAX_HEAD_BYTES:
+                complete = False
+                break
+    data = b"".join(parts)
+    if not complete and b"\n" in data:
+        data = data[:data.rindex(b"\n") + 1]  # whole lines (a line end never splits a UTF-8 character)
+    return data.decode("utf-8-sig"), complete
+
+
+
+
+def header_cells(src: Any, sep: str, compression: str | None) -> list[str]:
+    """Cells of the first line of a path or binary buffer, decompressing as pandas would.
+
+    Read with the csv module rather than pandas: a one-row read of a 60,000-column header costs pandas
+    seconds, and pandas would rename repeated names.
+    """
+    with open_binary(src, compression) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        try:
+            return next(csv.reader(text, delimiter=sep), [])
+        finally:
+            text.detach()

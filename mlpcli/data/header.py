@@ -1,0 +1,176 @@
+"""The rules for a table's column names: row names, empty and repeated header cells, and the lines some
+tools write above a table."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..errors import DataError
+from ._common import DEFAULT_ID
+from .dialect import head_records, split_line
+
+
+# ── column names ─────────────────────────────────────────────────────────────────────────────────────────
+#
+# Every column needs a name that another table can repeat: the model matches features by name, so a
+# feature called "Unnamed: 6" (pandas' name for an empty header cell) could never be found again. The rule:
+#   * an empty first header cell is the row-name column of R's write.csv (and of pandas' to_csv with its
+#     index): its values become the sample ids, under the name sample_id (unless a sample_id column exists,
+#     or the values repeat or are missing: then it is an error). It is never a feature; with --id naming
+#     another column it is ignored. `predict` names it the same way, so a model predicts on its own
+#     training file.
+#   * another empty header cell over a column without any value (a separator at the end of every line) is
+#     ignored with a note; over values, it is an error naming its position.
+#   * a name given twice is an error naming the positions.
+
+
+def row_names_header(columns: Sequence[str]) -> list[str]:
+    """The header with an empty first cell named `sample_id` (R's write.csv row names), when no other
+    column has that name; the readers of every command name it so."""
+    columns = [str(c) for c in columns]
+    if columns and not columns[0].strip() and DEFAULT_ID not in columns[1:]:
+        columns[0] = DEFAULT_ID
+    return columns
+
+
+UNNAMED = "\x00unnamed "  # stand-in names of empty header cells: never a feature, never shown
+
+
+def _unnamed(position: int) -> str:
+    """A stand-in name for the empty header cell at 0-based `position`."""
+    return f"{UNNAMED}{position + 1}"
+
+
+def header_names(cells: Sequence[Any], source: str) -> tuple[list[str], list[str], bool]:
+    """(column names, notes, whether the first column is row names read as `sample_id`): row names named,
+    other empty cells given stand-in names, repeats refused. Beside a `sample_id` column the row names keep a
+    stand-in name: ``check_unnamed`` ignores them when they are row numbers."""
+    names = [str(c) for c in cells]
+    check_unique_header(names, source, False)
+    notes = []
+    row_names = bool(names) and not names[0].strip()
+    if row_names and DEFAULT_ID in names[1:]:
+        names[0] = _unnamed(0)
+        row_names = False
+    elif row_names:
+        names[0] = DEFAULT_ID
+        notes.append(f"{source}: the first column has no name (R's write.csv row names): read as the sample ids, "
+                     f"{DEFAULT_ID!r}")
+    for j in range(1, len(names)):
+        if not names[j].strip():
+            names[j] = _unnamed(j)
+    return names, notes, row_names
+
+
+def check_unnamed(frame: pd.DataFrame, source: str, row_names: bool, names: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Drop the columns of `frame` under an empty header cell that hold no value; any other is an error
+    naming its position. `names`: every column of the file (for positions and neighbours). With
+    `row_names`, the first column's values must be usable as sample ids."""
+    notes = []
+    if row_names and DEFAULT_ID in frame.columns:
+        col = frame[DEFAULT_ID]
+        if col.isna().any() or col.duplicated().any():
+            why = "missing values" if col.isna().any() else "repeated values"
+            raise DataError(f"{source}: header cell 1 is empty, and its column holds {why}, so it cannot be row "
+                            "names (sample ids); give the first column a name")
+    empty = [c for c in frame.columns if str(c).startswith(UNNAMED)]
+    position = {n: j for j, n in enumerate(names)}
+    first = [c for c in empty if position[c] == 0 and frame[c].notna().any()]  # row names beside a sample_id column
+    if first:
+        if not _row_numbers(frame[first[0]]):
+            raise DataError(f"{source}: header cell 1 is empty (R's row names?) and another column is already named "
+                            f"{DEFAULT_ID!r}; give the first column a name")
+        frame = frame.drop(columns=first)
+        empty = [c for c in empty if c not in first]
+        notes.append(f"{source}: ignored the first column, which has no name and numbers the rows (as R's write.csv "
+                     f"and pandas' to_csv write row names by default), as the sample ids are in {DEFAULT_ID!r}")
+    for c in empty:
+        if frame[c].notna().any():
+            j = position[c]
+            after = f" (after {names[j - 1]!r})" if j and not names[j - 1].startswith(UNNAMED) else ""
+            raise DataError(f"{source}: header cell {j + 1}{after} is empty but its column holds values; give every "
+                            "column a name (a feature needs one that other tables can repeat)")
+    if empty:
+        frame = frame.drop(columns=empty)
+        where = ", ".join(str(position[c] + 1) for c in empty)
+        notes.append(f"{source}: ignored {len(empty)} column{'s' * (len(empty) > 1)} with neither a name nor a "
+                     f"value (column {where}; a separator at the end of each line?)")
+    return frame, notes
+
+
+def _row_numbers(col: pd.Series) -> bool:
+    """Whether a column holds row numbers: distinct integers in every row (R's automatic row names, 1, 2, ...,
+    also of a subset or a reordered frame; pandas' default index, 0, 1, ...)."""
+    numbers = pd.to_numeric(col, errors="coerce")
+    return bool(numbers.notna().all() and (numbers == numbers.round()).all() and numbers.is_unique)
+
+
+def apply_header_rules(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
+    """The column-name rules for a table read whole (parquet): see above."""
+    names, notes, row_names = header_names(list(frame.columns), source)
+    frame = frame.set_axis(names, axis=1)
+    frame, more = check_unnamed(frame, source, row_names, names)
+    return frame, notes + more
+
+
+
+def preamble_hint(header: Sequence[Any], source: str) -> str:
+    """For an error about rows of another width than the header: a hint when the line read as the header is
+    one of the lines some tools write above their table — a GEO series matrix's '!Series_…' lines (the table
+    sits between '!series_matrix_table_begin' and '!series_matrix_table_end'), or a '#' comment (featureCounts'
+    "# Program:featureCounts ..."). Empty otherwise."""
+    from .names import comment_line_hint
+
+    first = str(header[0]).strip().strip('"') if len(header) else ""
+    if first.startswith(("!Series_", "!Sample_", "!series_matrix", "!Platform_")):
+        keep = "grep -v -e '^!' -e '^$'"
+        command = f"zcat {source} | {keep}" if str(source).endswith(".gz") else f"{keep} {source}"  # grep reads no gzip
+        return (f"; {source} is a GEO series matrix file: its expression table sits between the lines "
+                "!series_matrix_table_begin and !series_matrix_table_end, below the study's metadata — keep only "
+                f"the table, e.g. {command} > matrix.tsv, and give the samples' annotations with --samples")
+    return comment_line_hint(header)
+
+
+# featureCounts' gene annotation columns between the gene id and the samples (its output is genes x samples)
+_FEATURECOUNTS = ["Chr", "Start", "End", "Strand", "Length"]
+
+
+def header_lacks_row_name_cell(header: Sequence[str], head: str, complete: bool, sep: str) -> bool:
+    """Whether a features x samples header lacks the feature-name column's cell: R's ``write.table(m)``
+    writes a header of the sample ids alone above rows of a name and one value per sample. Told by the first
+    rows of `head` (the text the dialect was sniffed on), which must all have one field more than the header."""
+    rows = [split_line(r, sep) for r in head_records(head, complete)[1:6]]
+    # rows ending in an empty field have a separator at their end instead (the header's values would shift)
+    return bool(rows) and str(header[0]).strip() != "" and all(len(r) == len(header) + 1 for r in rows) \
+        and not all(not r[-1].strip() for r in rows)
+
+
+def check_not_featurecounts(header: Sequence[Any], source: str) -> None:
+    """A genes x samples header of featureCounts (Geneid, Chr, Start, End, Strand, Length, then the samples):
+    its five annotation columns would be read as samples (Start, End and Length hold numbers)."""
+    cells = [str(h).strip() for h in header[1:1 + len(_FEATURECOUNTS)]]
+    if cells == _FEATURECOUNTS:
+        raise DataError(f"{source}: columns 2-6 ({', '.join(_FEATURECOUNTS)}) are featureCounts' gene annotations, "
+                        "not samples; with --features-in-rows every column after the first is one sample — keep "
+                        f"the gene ids and the counts, e.g. cut -f1,7- {source} > counts.tsv")
+
+
+def check_unique_header(header: Sequence[Any], source: str, features_in_rows: bool) -> None:
+    names = [str(h) for h in header]
+    offset = 1 if features_in_rows else 0  # the first header cell only labels the feature-name column
+    positions: dict[str, list[int]] = {}
+    for j, name in enumerate(names[offset:], start=offset + 1):
+        if name.strip():
+            positions.setdefault(name, []).append(j)
+    repeats = [(name, at) for name, at in positions.items() if len(at) > 1]
+    if repeats:
+        listed = ", ".join(f"{name!r} (×{len(at)})" for name, at in repeats[:5])
+        more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""
+        listed += more + " (columns " + "; ".join(", ".join(map(str, at[:4])) + (", ..." if len(at) > 4 else "")
+                                         for _, at in repeats[:5]) + ")"
+        more = ""
+        if features_in_rows:
+            raise DataError(f"duplicate sample ids in the header of {source}: {listed}{more}; sample ids must be unique")
+        raise DataError(f"duplicate column names in {source}: {listed}{more}; rename or remove the repeated columns")
