@@ -122,9 +122,15 @@ class Decision:
         if task == "binary" and classes is not None and len(classes) == 2:
             neg, pos = (repr(str(c)) for c in classes)
             t = self.threshold(task)
-            if self.rule == "balanced":
+            # equal shares (--class-weight balanced): "P >= 0.5, its share, not 0.5" would contradict itself
+            if self.rule == "balanced" and math.isclose(t, 0.5, rel_tol=1e-9):
+                what += (f": {pos} when P({pos[1:-1]}) >= 0.5, its training share, equal to that of {neg} (as the "
+                         "loss weighted them): the same labels as argmax")
+            elif self.rule == "balanced":
+                # below 0.5 the rarer positive class is called against the odds; above, the rarer negative one
+                rare, common = (pos, neg) if t < 0.5 else (neg, pos)
                 what += (f": {pos} when P({pos[1:-1]}) >= {t:.3g}, its share of the training samples, not 0.5, so a "
-                         f"sample can be called {pos} while {neg} is more probable")
+                         f"sample can be called {rare} while {common} is more probable")
             else:
                 what += f": {pos} when P({pos[1:-1]}) >= 0.5"
         elif task == "multiclass" and self.rule == "balanced" and classes is not None and self.shares is not None \
@@ -132,8 +138,13 @@ class Decision:
             order = sorted(range(len(classes)), key=lambda k: self.shares[k])  # the rarest first
             shown = ", ".join(f"{classes[k]} {100 * self.shares[k]:.2g} %" for k in order[:5])
             more = f" and {len(order) - 5} more" if len(order) > 5 else ""
-            what += (f": P(class) / share (rarest first: {shown}{more}), so a sample can be called a rarer class "
-                     "than its most probable one")
+            if math.isclose(self.shares[order[0]], self.shares[order[-1]], rel_tol=1e-9):
+                # no class is rarer (--class-weight balanced weighs them equally): "called a rarer class" cannot happen
+                what += (f": P(class) / share ({shown}{more}: equal, as the loss weighted them), the same labels as "
+                         "argmax")
+            else:
+                what += (f": P(class) / share (rarest first: {shown}{more}), so a sample can be called a rarer class "
+                         "than its most probable one")
         scores = self.held_out
         if not all(isinstance(scores.get(r), (int, float)) and math.isfinite(scores[r]) for r in RULES):
             scores = None  # none kept (a file of before), or not both: the sentence that compares them is left out

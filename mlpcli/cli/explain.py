@@ -202,9 +202,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     if as_json:
         print_json({"model": model_path, "data": data_file, "out": out, "plot": plot_path, **result.to_dict()})
         return
-    if out == "-":  # standard output holds the ranking: the summary would only break the reader's table
-        return
-    console = stdout_console()
+    # standard output holds the ranking (-o -): the summary goes to stderr, as train's and predict's do
+    console = stderr_console() if out == "-" else stdout_console()
     regression = model.task == "regression"
     if gap is not None:
         # a regression model's samples are explained once per target, a multi-label one's once per label it is
@@ -247,6 +246,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                           f"{r.fraction:.2f}", cell)
         console.print(table)
     if out is not None:
-        console.print(f"ranking of {len(result.table)} rows → {out}", soft_wrap=True, markup=False)
+        console.print(f"ranking of {len(result.table)} rows → {'standard output' if out == '-' else out}",
+                      soft_wrap=True, markup=False)
     if plot_path is not None:
         console.print(f"plot → {plot_path}", soft_wrap=True, markup=False)

@@ -365,8 +365,9 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     summary = stream.summary()
     if as_json:
         print_json({"model": model_path, "data": data_file, "out": out, **summary})
-    elif out != "-" and shift_path != "-":  # standard output holds rows: a table would break the reader's
-        stdout_console().print(_summary_table(summary, out, n))
+    else:  # standard output holds rows (-o -, --shift-report -): the summary goes to stderr, as train's does
+        con = stderr_console() if out == "-" or shift_path == "-" else stdout_console()
+        con.print(_summary_table(summary, "standard output" if out == "-" else out, n))
 
 
 def _check_explain_options(explain_k: int | None) -> None:
