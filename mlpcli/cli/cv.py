@@ -241,7 +241,13 @@ def baseline_line(linear: dict, result) -> str:
 
     metric, diff = result.metric, linear["difference"]
     entry = linear["summary"].get(metric) or {}
-    text = (f"linear baseline, {linear['model']}, on the same folds and preprocessing: {display_name(metric)} "
+    rules = [getattr(getattr(f, "baseline", None), "decision", None) for f in result.folds]
+    n_balanced = rules.count("balanced")
+    # labelled as the network labels each fold: the difference is then of the models, not of the decision rules
+    same = ("folds and preprocessing" if not n_balanced else "folds, preprocessing and decision rule (the balanced "
+            "rule" + ("" if n_balanced == len(rules) else f" in {n_balanced} of {len(rules)} folds, argmax in the others")
+            + ")")
+    text = (f"linear baseline, {linear['model']}, on the same {same}: {display_name(metric)} "
             f"{fmt_mean_sd(metric, entry.get('mean'), entry.get('sd'))}")
     if diff["mean"] is None:
         return text + "; no fold where both are defined to compare them"

@@ -62,7 +62,8 @@ _LEARNING_CURVE_ONLY = ("fractions", "n_jobs", "threads", "config")
 _NOT_FOR_LEARNING_CURVE = {
     "folds": "each training-set size trains one network on the fixed hold-out, not a cross-fitted ensemble",
     "refit": "each training-set size trains one network on the fixed hold-out; there are no members to refit",
-    "calibrate": "the curve reads balanced accuracy or RMSE, which temperature scaling does not change",
+    "calibrate": "each size's network is calibrated as train calibrates one network (on the validation rows, from "
+                 "100 of them), which moves only the labels of the balanced decision rule (--decision)",
 }
 _SHARED = ("source", "plot_path", "learning", "as_json", "quiet", "debug")  # every other option is a train option
 
@@ -170,6 +171,9 @@ def _learning_curve_table(result) -> Table:
                       p.curve_label or "—")
     table.caption = (f"validation: {result.n_val} samples" + (f" in {result.n_val_groups} groups" if result.n_val_groups else "")
                      + f"; no-skill {name} {fmt_metric(result.metric, result.chance_score)}; training scores in inference mode at the best epoch")
+    rule = result.rule_words()
+    if rule:  # the labels the balanced accuracies count: the rule changes them (--decision)
+        table.caption += f"; labels by {rule}"
     return table
 
 
@@ -310,6 +314,10 @@ _LEARNING_CURVE_HELP = {
                  + ".",
     "val_size": "--learning-curve: the fixed validation hold-out every size is scored on, as a fraction (of the "
                 "groups when grouped).  [default: 0.2]",
+    "decision": "How a class is chosen from the calibrated probabilities (binary, multiclass): argmax, the most "
+                "probable class; balanced, the most probable relative to its training share (P(c) / share(c)). With "
+                "--learning-curve, the labels every size's balanced accuracies count; auto chooses at each size, on "
+                "the validation rows, as train --folds 1 does.",
     "hidden": "Hidden layer widths, comma-separated ('' or none for none: softmax regression). auto, with "
               "--learning-curve: one hidden layer of 128 at every size, with --augment-noise auto when the "
               "features outnumber the training rows (the candidate train ships on such tables).  [default: auto]",
@@ -368,6 +376,8 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
 
     def progress(p) -> None:
         score = f"{display_name(p.metric)} {fmt_metric(p.metric, p.val_score)}" if p.metric else fmt(p.val_score)
+        if p.decision:  # the labels it counts
+            score += f" ({p.decision} labels)"
         err.print(f"[dim]·[/] {fraction_words(p.fraction)} of the training groups: {p.n_train} samples, "
                   f"validation {score}, best epoch {p.best_epoch} ({fmt(p.seconds, 'seconds')} s)")
 

@@ -9,7 +9,8 @@ splits. ``cv`` does, for every fold:
     fold's test part ─the same Preprocessor─▶ Z_test ─▶ probabilities / values ─▶ metrics.compute
 
 The linear model sees exactly the features the network sees, preprocessed the same way and fitted on the same
-rows, with the run's class weights: the comparison is of the models, not of their preprocessing. Its
+rows, with the run's class weights, and its labels follow the fold model's decision rule (``--decision``): the
+comparison is of the models, not of their preprocessing or of how they turn probabilities into labels. Its
 hyperparameters are scikit-learn's defaults (L2 penalty, C = 1; ridge alpha = 1), what a user would otherwise
 run; a tuned linear model can do better, so a network that does not beat this one is not worth its cost.
 """
@@ -24,6 +25,7 @@ import numpy as np
 
 from .. import data, metrics
 from ..config import AUTO, TrainOptions
+from ..decision import Decision
 from .fitting import preprocess_config, resolve_log1p
 
 __all__ = ["BaselineScore", "LINEAR_BASELINE", "MAX_ITER", "linear_baseline", "fit_linear_baseline"]
@@ -49,6 +51,7 @@ class BaselineScore:
     score: float  # the main metric; NaN when undefined
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    decision: str | None = None  # binary / multiclass: the rule its labels followed (the fold model's), else None
 
 
 @dataclass
@@ -131,13 +134,21 @@ def _label_weights(options: TrainOptions, ds: data.Dataset) -> np.ndarray | None
     return _multilabel_weights(options.class_weight, ds.y.astype(np.float64), ds.classes)
 
 
-def linear_baseline(train_ds: data.Dataset, test_ds: data.Dataset, options: TrainOptions) -> BaselineScore:
-    """Fit the linear baseline on ``train_ds`` and score it on ``test_ds`` with ``metrics.compute``."""
+def linear_baseline(train_ds: data.Dataset, test_ds: data.Dataset, options: TrainOptions,
+                    decision: Decision | None = None) -> BaselineScore:
+    """Fit the linear baseline on ``train_ds`` and score it on ``test_ds`` with ``metrics.compute``. ``decision``:
+    the network's rule on the same fold (``decision.Decision``; None: argmax), which labels the baseline's rows too,
+    as its class weights are the network's: under the balanced rule an argmax baseline lost the rare class's
+    recall to the rule, and "mlpcli minus it" credited the network with what the rule did."""
     started = time.perf_counter()
     fitted, notes = fit_linear_baseline(train_ds, options)
     out = fitted.predict_output(test_ds.X)
-    m = metrics.compute(test_ds.task, test_ds.y, metrics.as_task_proba(test_ds.task, out), list(test_ds.classes))
-    main = m.get(metrics.main_metric_name(test_ds.task))
-    return BaselineScore(model=LINEAR_BASELINE[test_ds.task], metrics=m,
+    task = test_ds.task
+    rule = decision if decision is not None and task in ("binary", "multiclass") else Decision()
+    m = metrics.compute(task, test_ds.y, metrics.as_task_proba(task, out), list(test_ds.classes),
+                        rule.threshold(task), rule.weights(task))
+    main = m.get(metrics.main_metric_name(task))
+    return BaselineScore(model=LINEAR_BASELINE[task], metrics=m,
                          score=float("nan") if main is None or not np.isfinite(main) else float(main),
-                         seconds=time.perf_counter() - started, warnings=notes)
+                         seconds=time.perf_counter() - started, warnings=notes,
+                         decision=rule.rule if task in ("binary", "multiclass") else None)

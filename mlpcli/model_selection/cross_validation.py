@@ -115,7 +115,7 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         trust=_fold_trust(fitted, test_ds, trust_level, logits, ood_alpha) if trusting else None,
         # leave-batch-out compares it with the held-out batch for every task (a regression had no comparison)
         inner_score=_inner_score(fitted) if trusting or held_out is not None else None,
-        baseline=linear_baseline(train_ds, test_ds, fitted.options) if baseline else None,
+        baseline=linear_baseline(train_ds, test_ds, fitted.options, fitted.model.decision) if baseline else None,
     )
     if score.baseline is not None:  # named with the fold like the network's own warnings
         score.warnings.extend(score.baseline.warnings)
@@ -207,7 +207,8 @@ class CVResult:
         """The linear baseline on the same folds (``cross_validate(baseline=True)``), None without it:
         {"model", "summary": as ``summary()``, "difference": the main metric's fold-by-fold difference, this
         model minus the baseline: {"metric", "mean", "sd", "folds", "better", "worse"} (folds where this model
-        scored better / worse, by the metric's direction)}."""
+        scored better / worse, by the metric's direction)}. Each fold's baseline labels by that fold model's
+        decision rule (``BaselineScore.decision``)."""
         if not self.folds or any(f.baseline is None for f in self.folds):
             return None
         diffs = [f.score - f.baseline.score for f in self.folds
@@ -269,7 +270,8 @@ def _fold_dict(f: FoldScore) -> dict:
             **({"trust": f.trust} if f.trust is not None else {}),
             **({"inner_score": f.inner_score} if f.trust is not None or f.held_out is not None else {}),
             **({"baseline": {"score": finite(f.baseline.score), "metrics": f.baseline.metrics,
-                             "seconds": f.baseline.seconds}} if f.baseline is not None else {})}
+                             "seconds": f.baseline.seconds, "decision": f.baseline.decision}}
+               if f.baseline is not None else {})}
 
 
 def finite(x):
@@ -381,9 +383,10 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     rules = [f.decision.rule for f in scores if f.decision is not None]
     if rules and options.decision == "auto":  # which labels each fold's score counts: auto decides fold by fold
         n_balanced = rules.count("balanced")
-        which = ("every fold" if n_balanced == len(rules) else f"{n_balanced} of {len(rules)} folds (the others by argmax)")
+        which = ("every fold" if n_balanced == len(rules) else f"{n_balanced} of {len(rules)} folds")
+        others = "" if n_balanced == len(rules) else " and the others by argmax"
         notes.append(f"--decision auto labelled {which} by the balanced rule (the most probable class relative to its "
-                     "training share), each fold's rule chosen on its model's own out-of-fold predictions"
+                     f"training share){others}, each fold's rule chosen on its model's own out-of-fold predictions"
                      if n_balanced else "--decision auto labelled every fold by argmax (the balanced rule did not "
                      "score higher on any fold model's own out-of-fold predictions)")
     if leave_batch_out:

@@ -38,7 +38,7 @@ from .held_out import check_column_names, exact_if_regression, held_out_names, p
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
-           "held_out_frame", "check_held_out_frame", "check_decision"]
+           "held_out_frame", "check_held_out_frame", "check_decision", "decision_shares"]
 
 # ``--hidden auto`` chooses among these by out-of-fold score. Softmax regression first: it is the field's
 # honest baseline (a regularised logistic regression) and wins ties; one wide hidden layer second, for
@@ -322,17 +322,25 @@ def check_decision(options: TrainOptions, task: str | None) -> None:
                           f"{task} (leave --decision out)")
 
 
-def _decision(ds: data.Dataset, fitted: FittedModel, option: str) -> Decision | None:
-    """The model's decision rule (``mlpcli.decision``): ``option``, or for auto the rule with the higher balanced
-    accuracy on the held-out predictions; divides by the class shares of every training row as the loss weighted
-    them (``fitting.class_loss_weights``: with --class-weight balanced the shares are equal, and the rule is argmax)."""
+def decision_shares(ds: data.Dataset, options: TrainOptions) -> np.ndarray | None:
+    """(k,) the class shares the balanced decision rule divides by: each class's share of ``ds``'s rows as the loss
+    weighted them (``fitting.class_loss_weights``: with --class-weight balanced the shares are equal, and the rule
+    is argmax). None for tasks without classes, or when a class has no row (nothing to divide by)."""
     if ds.task not in ("binary", "multiclass"):
         return None
     counts = np.bincount(np.asarray(ds.y, dtype=np.int64).reshape(-1), minlength=len(ds.classes))
     if (counts == 0).any():  # a class of the model without a training row (never from a table): nothing to divide by
         return None
-    mass = counts * class_loss_weights(fitted.options, ds)
-    shares = mass / mass.sum()
+    mass = counts * class_loss_weights(options, ds)
+    return mass / mass.sum()
+
+
+def _decision(ds: data.Dataset, fitted: FittedModel, option: str) -> Decision | None:
+    """The model's decision rule (``mlpcli.decision``): ``option``, or for auto the rule with the higher balanced
+    accuracy on the held-out predictions; divides by ``decision_shares`` over every training row."""
+    shares = decision_shares(ds, fitted.options)
+    if shares is None:
+        return None
     return choose_decision(ds.task, fitted.scored.y, fitted.proba, shares, option)
 
 

@@ -36,11 +36,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import data, metrics
+from ..calibration import apply_temperature
 from ..config import AUTO, TrainOptions, auto_noise
+from ..decision import balanced_accuracy, choose
+from ..engine.functional import sigmoid, softmax
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, local_workers, run
 from ..training import evaluate_loss
-from .crossfit import validation_dataset
+from .crossfit import check_decision, decision_shares, validation_dataset
 from .fitting import SINGLE_RUN_HIDDEN, fit_run, resolve_log1p
 from .splits import holdout, summarize_split
 
@@ -84,6 +87,8 @@ class SizePoint:
     metric: str | None = None  # which metric the scores are: balanced_accuracy | rmse
     train_chance_score: float | None = None  # regression: the no-skill RMSE on this size's own training rows
     #   (their spread around their mean); None for classifiers, whose chance level is the same on both sides
+    decision: str | None = None  # binary / multiclass: the rule the scores' labels follow (argmax | balanced: --decision,
+    #   auto choosing on the validation rows as train --folds 1 does); None for other tasks
 
 
 @dataclass
@@ -100,6 +105,7 @@ class LearningCurveResult:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     split: dict = field(default_factory=dict)
+    decision: str | None = None  # binary / multiclass: the --decision option the sizes' labels followed (auto|argmax|balanced)
     # row indices into the table: each size's training rows and the fixed validation rows (not in JSON)
     train_rows: list[np.ndarray] = field(default_factory=list, repr=False)
     val_rows: np.ndarray | None = field(default=None, repr=False)
@@ -111,7 +117,22 @@ class LearningCurveResult:
             "sizes": [asdict(p) for p in self.points], "skipped": list(self.skipped),
             "more_data": dict(self.more_data), "bias_variance": dict(self.bias_variance),
             "notes": list(self.notes), "warnings": list(self.warnings), "split": dict(self.split),
+            "decision": self.decision,
         }
+
+    def rule_words(self) -> str | None:
+        """Which decision rule the scores' labels follow, in a few words ("the balanced rule", "argmax at 10%,
+        the balanced rule at 25%-100%"); None for tasks without one."""
+        rules = [(p.fraction, p.decision) for p in self.points if p.decision]
+        if not rules:
+            return None
+        words = {"argmax": "argmax (the most probable class)",
+                 "balanced": "the balanced rule (the most probable class relative to its training share)"}
+        kinds = {r for _, r in rules}
+        if len(kinds) == 1:
+            return words[rules[0][1]]
+        order = list(dict.fromkeys(r for _, r in rules))  # as the sizes first use them
+        return "; ".join(f"{words[k]} at {', '.join(fraction_words(f) for f, r in rules if r == k)}" for k in order)
 
 
 def fraction_words(fraction: float) -> str:
@@ -217,8 +238,14 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
     # Scored with the restored best weights.
     train_loss, train_out = evaluate_loss(fitted.network, fitted.setup.loss, fitted.X_train, fitted.y_train, fitted.sample_weight)
     val_loss, val_out = evaluate_loss(fitted.network, fitted.setup.loss, fitted.X_val, fitted.y_val, fitted.val_sample_weight)
-    train_score = _scores(train_ds.task, n_classes, train_out, fitted.y_train, train_ds.y, scaling)
-    val_score = _scores(train_ds.task, n_classes, val_out, fitted.y_val, val_ds.y, scaling)
+    decision = _size_decision(train_ds, val_ds, fitted, val_out, options.decision)
+    if decision is None:
+        train_score = _scores(train_ds.task, n_classes, train_out, fitted.y_train, train_ds.y, scaling)
+        val_score = _scores(train_ds.task, n_classes, val_out, fitted.y_val, val_ds.y, scaling)
+    else:  # labelled by the rule the size's model would ship with, on its calibrated probabilities
+        rule, proba = decision
+        train_score = balanced_accuracy(train_ds.y, rule.classes(train_ds.task, proba(train_out)))
+        val_score = balanced_accuracy(val_ds.y, rule.classes(train_ds.task, proba(val_out)))
     train_chance = None
     if train_ds.task == "regression":
         y = np.asarray(train_ds.y, dtype=np.float64)
@@ -238,7 +265,32 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
         best_epoch=int(result.best_epoch), epochs_run=int(result.epochs_run),
         seconds=time.perf_counter() - started, curve_label=label,
         metric=metrics.main_metric_name(train_ds.task), train_chance_score=train_chance,
+        decision=None if decision is None else decision[0].rule,
     )
+
+
+def _size_decision(train_ds: data.Dataset, val_ds: data.Dataset, fitted, val_out: np.ndarray, option: str):
+    """(Decision, logits -> probabilities) for a binary or multiclass size, as ``train --folds 1`` would ship its
+    network: a temperature fitted on the validation logits (from ``calibration.MIN_ROWS`` rows; the curve's
+    --calibrate is train's default) and the --decision rule, ``auto`` choosing on those validation rows; the shares
+    are the size's training rows'. None for other tasks (their score has no labels to decide)."""
+    from ..calibration import MIN_ROWS, fit_temperature
+
+    shares = decision_shares(train_ds, fitted.options)
+    if shares is None:
+        return None
+    link = fitted.setup.loss.output_activation
+    T = None
+    if link in ("softmax", "sigmoid") and val_ds.n_samples >= MIN_ROWS:
+        T = fit_temperature(val_out, np.asarray(val_ds.y).reshape(-1).astype(np.int64) if link == "softmax"
+                            else np.asarray(val_ds.y).astype(np.float64).reshape(val_out.shape), link)
+
+    def proba(out: np.ndarray) -> np.ndarray:
+        z = apply_temperature(np.asarray(out, dtype=np.float64), T)
+        P = softmax(z) if link == "softmax" else sigmoid(z) if link == "sigmoid" else z
+        return metrics.as_task_proba(train_ds.task, P)
+
+    return choose(train_ds.task, np.asarray(val_ds.y).reshape(-1), proba(val_out), shares, option), proba
 
 
 # --- the split -----------------------------------------------------------------------------------------
@@ -401,6 +453,7 @@ def learning_curve(
     warnings = list(ds.warnings)
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
+    check_decision(options, ds.task)
     if options.val_data:
         val_ds = validation_dataset(ds, options)
         summary = summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
@@ -455,6 +508,9 @@ def learning_curve(
     chance, scale = _chance_and_scale(ds, train_rows, val_ds)
     metric = metrics.main_metric_name(ds.task)
     more_data = _more_data(points, higher, chance, scale, metric)
+    decided = ds.task in ("binary", "multiclass") and any(p.decision for p in points)
+    if decided:
+        notes.append(_decision_note(options.decision, points, val_ds.n_samples, options.class_weight == "balanced"))
     return LearningCurveResult(
         metric=metric, higher_is_better=higher, chance_score=chance, points=points,
         n_val=int(val_ds.n_samples),
@@ -462,5 +518,33 @@ def learning_curve(
         more_data=more_data,
         bias_variance=_bias_variance(points, higher, chance, scale, metric, more_data["verdict"]),
         skipped=skipped, notes=notes, warnings=warnings, split=asdict(summary),
-        train_rows=[rows for _, rows in jobs], val_rows=val_rows,
+        train_rows=[rows for _, rows in jobs], val_rows=val_rows, decision=options.decision if decided else None,
     )
+
+
+def _decision_note(option: str, points: list[SizePoint], n_val: int, equal_shares: bool = False) -> str:
+    """Which labels the balanced accuracies count (``--decision``): those each size's network would give, shipped
+    alone as ``train --folds 1`` ships it. ``equal_shares``: --class-weight balanced, under which the balanced rule
+    is argmax."""
+    from ..calibration import MIN_ROWS
+
+    if equal_shares and any(p.decision == "balanced" for p in points):
+        return (f"--decision {option}: the balanced accuracies count the most probable class (under --class-weight "
+                "balanced every class weighs the same in the loss, so the balanced rule labels as argmax)")
+
+    calibrated = (f"on probabilities calibrated on the {n_val} validation rows" if n_val >= MIN_ROWS else
+                  f"on uncalibrated probabilities ({n_val} validation rows; calibration needs {MIN_ROWS})")
+    if option != "auto":
+        return (f"--decision {option}: the balanced accuracies count each size's labels by the {option} rule, "
+                f"{calibrated}, as `train --folds 1` would label")
+    by_rule = {r: [fraction_words(p.fraction) for p in points if p.decision == r] for r in ("balanced", "argmax")}
+    if not by_rule["balanced"]:
+        chosen = "argmax at every size (the balanced rule never scored higher)"
+    elif not by_rule["argmax"]:
+        chosen = "the balanced rule at every size"
+    else:
+        chosen = f"the balanced rule at {', '.join(by_rule['balanced'])}, argmax at {', '.join(by_rule['argmax'])}"
+    optimistic = ("; a validation score of the balanced rule is a little optimistic, chosen on the rows it is scored "
+                  "on" if by_rule["balanced"] else "")
+    return (f"--decision auto: each size's rule is chosen on the validation rows as `train --folds 1` chooses, "
+            f"{calibrated}: {chosen}{optimistic}")

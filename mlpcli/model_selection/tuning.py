@@ -58,11 +58,14 @@ class PointResult:
     epochs: list[int | None] = field(default_factory=list)  # best epoch per fold (None: the fold failed)
     epoch_caps: list[int] = field(default_factory=list)  # --epochs as resolved per fold ("auto" sizes it)
     failed: str | None = None  # why the setting has no score (its training diverged in a fold), else None
+    # binary / multiclass: the decision rule each fold's labels (and score) followed — decision=auto chooses per
+    # fold — None for a failed fold or a task without one
+    decisions: list[str | None] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"rank": self.rank, "grid_index": self.index, "setting": self.setting, "mean": self.mean,
                 "sd": self.sd, "scores": [finite(s) for s in self.scores], "best_epochs": self.epochs,
-                "seconds": self.seconds, "failed": self.failed}
+                "decisions": self.decisions, "seconds": self.seconds, "failed": self.failed}
 
 
 @dataclass
@@ -227,6 +230,7 @@ def _collect(points: list[tuple[int, dict]], scores: list[FoldScore | FailedFit]
             index=index, setting=setting, scores=[s.score if s else float("nan") for s in fits], mean=mean, sd=sd,
             seconds=sum(s.seconds for s in chunk), epochs=[s.best_epoch if s else None for s in fits],
             epoch_caps=[s.epoch_cap if s else 0 for s in fits],
+            decisions=[s.decision.rule if s and s.decision is not None else None for s in fits],
             failed=f"{failed[0].reason} (in {len(failed)} of {len(chunk)} folds)" if failed else None))
     return _rank(out, higher)
 
@@ -249,6 +253,7 @@ def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[in
         return None
 
     _check_preprocessing(ds, options, points)
+    _check_decisions(ds, points)
     seen = set()
     for _, setting in points:
         loss_options = tuple((k, repr(setting[k])) for k in _LOSS_OPTIONS if k in setting)
@@ -261,6 +266,18 @@ def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[in
         if why == problem(options):  # the command line's own option, whatever the grid says
             raise ConfigError(why)
         raise ConfigError(f"--grid: the setting {format_setting(setting)} does not fit the data: {why}")
+
+
+def _check_decisions(ds: data.Dataset, points: list[tuple[int, dict]]) -> None:
+    """Before any fit: ``decision=argmax|balanced`` in the grid needs classes to decide between. On a regression
+    target such a setting failed when its first fit came, after every fit before it, naming ``--decision``, an option
+    the user had not given."""
+    if ds.task in ("binary", "multiclass"):
+        return
+    for _, setting in points:
+        if setting.get("decision", "auto") != "auto":
+            raise ConfigError(f"--grid: the setting {format_setting(setting)} does not fit the data: a decision rule "
+                              f"chooses between classes; this target is {ds.task} (leave decision out of --grid)")
 
 
 def _check_preprocessing(ds: data.Dataset, options: TrainOptions, points: list[tuple[int, dict]]) -> None:
@@ -370,7 +387,7 @@ def grid_notes(points: list[tuple[int, dict]]) -> list[str]:
     return notes
 
 
-def tie_note(points: list[PointResult], metric: str) -> str | None:
+def tie_note(points: list[PointResult], metric: str, class_weight=None) -> str | None:
     """The settings (other models than the best's) whose mean score equals the best's: the ranking put the best
     first by its smaller SD over the folds, or by its place in the grid, not by its score, and --refit trains
     it. Balanced accuracy on a few samples moves in steps, and an option that cannot change the predictions
@@ -390,9 +407,25 @@ def tie_note(points: list[PointResult], metric: str) -> str | None:
     equal_sd = [math.isclose(p.sd or 0.0, best.sd or 0.0, rel_tol=1e-9, abs_tol=1e-12) for p in tied]
     order = ("its place in the grid" if same or all(equal_sd) else "its smaller SD over the folds" if not any(equal_sd)
              else "its smaller SD over the folds, then its place in the grid")
+    why = ""
+    if same and all(_same_but_decision(p, best) for p in tied):
+        rules = sorted({r for p in (best, *tied) for r in p.decisions if r})
+        if len(rules) == 1:  # decision=auto resolved to the other setting's rule in every fold
+            why = (f" (decision=auto chose {rules[0]} in every fold, so they trained the same networks and labelled "
+                   "them alike)")
+        elif best.setting.get("class_weight", class_weight) == "balanced":  # the shares the rule divides by are equal
+            why = (" (under class-weight balanced every class weighs the same in the loss, so the balanced rule "
+                   "labels as argmax)")
     return (f"{len(tied)} other setting{'s' if len(tied) > 1 else ''} ({shown}) score{'' if len(tied) > 1 else 's'} "
-            f"the same as the best, {format_setting(best.setting)}, {how}: the best ranks first by {order}, not by "
+            f"the same as the best, {format_setting(best.setting)}, {how}{why}: the best ranks first by {order}, not by "
             "its score, so the grid does not choose between them" + ("" if same else "; --repeats may"))
+
+
+def _same_but_decision(p: PointResult, best: PointResult) -> bool:
+    """Whether ``p`` differs from ``best`` only in its decision option (every fold labelled by some rule)."""
+    rest = lambda setting: {k: repr(v) for k, v in setting.items() if k != "decision"}  # noqa: E731
+    return (rest(p.setting) == rest(best.setting) and p.setting.get("decision") != best.setting.get("decision")
+            and all(r is not None for r in p.decisions + best.decisions))
 
 
 def selection_note(points: list[PointResult], nested: bool, higher_is_better: bool = True) -> str | None:
@@ -501,7 +534,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     failed_note = _failed_note(ranked)
     if failed_note:
         notes.append(failed_note)
-    tie = tie_note(ranked, metric)
+    tie = tie_note(ranked, metric, options.class_weight)
     if tie:
         notes.append(tie)
     optimism = selection_note(ranked, nested, higher)
