@@ -150,8 +150,9 @@ class TrainOptions:
     standardize: bool = option(True, kind="bool", help="Centre and scale features with training statistics.")
     scaling: str = option("robust", kind="choice", choices=SCALING_CHOICES,
                           help="standard: z-scores. robust: median and IQR, then smooth clipping to about ±3 "
-                               "(outliers cannot dominate); a dense feature where one value holds a quarter of "
-                               "the rows or more (zero-inflated expression) takes its mean and SD instead.")
+                               "(outliers cannot dominate), then centred at the clipped training values' mean; a "
+                               "dense feature where one value holds a quarter of the rows or more (zero-inflated "
+                               "expression) takes its mean and SD instead.")
     # --- network
     hidden: list[int] | str = option(AUTO, kind="int_list", auto=True,
                                      help="Hidden layer widths, comma-separated ('' or none for none: softmax regression). "

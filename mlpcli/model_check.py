@@ -51,7 +51,7 @@ from .errors import ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -653,6 +653,8 @@ class _Fields:
         self.texts(pre.get("warnings", []), f"{where}.warnings", unique=False)
         if "train_rows" in pre:  # format 5: the training rows the zero shares are of (the absent-gene check)
             self.whole(pre["train_rows"], f"{where}.train_rows", 1, 2**63 - 1)
+        if "offset" in pre:  # format 10: the robust clip's offset is stored
+            self.flag(pre["offset"], f"{where}.offset")
         return pre
 
     @staticmethod
@@ -663,6 +665,8 @@ class _Fields:
                  "train_mean": "finite", "train_sd": "nonneg"}
         if "train_rows" in pre:  # format 5 (shares in [0, 1]: checked by Preprocessor.from_state)
             rules["train_zero_share"] = "nonneg"
+        if pre.get("offset") is True:  # format 10
+            rules["offset"] = "finite"
         return {f"{prefix}{key}": _ArraySpec(d, "iu", (1, 2, 4, 8), rule) if key == "kept_index"
                 else _ArraySpec(d, "f", (4, 8), rule) for key, rule in rules.items()}
 

@@ -25,7 +25,9 @@ name to the stored array's. Version 7 lists the features once: a preprocessing l
 fingerprints of the training rows (``training_rows``, array ``training_rows``: 8 bytes per row, optional), so
 that ``predict`` and ``evaluate`` can say which samples the model was trained on. Version 9 adds the decision
 rule (``decision``: argmax or balanced, with the training class shares; ``mlpcli.decision``); older files decide
-by argmax. Today's files are version 9.
+by argmax. Version 10 adds each preprocessing's ``offset`` (the robust clip's training mean, subtracted after it;
+``offset: true`` in its state); older files load with none, as their networks were trained. Today's files are
+version 10.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -62,7 +64,7 @@ from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record

@@ -11,6 +11,22 @@ from typing import Callable
 import numpy as np
 
 
+def _drop_offsets(meta) -> None:
+    """Remove, in place, the ``offset`` flag of every preprocessing state in model.json and its aliases."""
+    if isinstance(meta, dict):
+        if "config" in meta and "kept_features" in meta or "config" in meta and "version" in meta:
+            meta.pop("offset", None)
+        aliases = meta.get("array_aliases")
+        if isinstance(aliases, dict):
+            for k in [k for k, v in aliases.items() if k.endswith("preprocessor/offset")]:
+                del aliases[k]
+        for v in meta.values():
+            _drop_offsets(v)
+    elif isinstance(meta, list):
+        for v in meta:
+            _drop_offsets(v)
+
+
 def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable[[dict], dict]) -> str:
     """A copy of model file ``src`` at ``dst`` with model.json changed in place by ``meta_fn`` and the arrays
     replaced by ``arrays_fn(arrays)``; array_shapes and the weights checksum are kept true, so that only the
@@ -27,6 +43,9 @@ def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable
         arrays.pop("training_rows", None)
     if meta.get("format_version", 9) < 9:  # before format 9 no file kept its decision rule
         meta.pop("decision", None)
+    if meta.get("format_version", 10) < 10:  # before format 10 no preprocessing stored the robust clip's offset
+        _drop_offsets(meta)
+        arrays = {k: v for k, v in arrays.items() if not k.endswith("preprocessor/offset")}
     arrays = arrays_fn(arrays)
     meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
     buf = io.BytesIO()

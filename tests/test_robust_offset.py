@@ -1,0 +1,98 @@
+"""Robust scaling ends with an offset: the clipped training values' mean is subtracted, so every network input
+has mean 0 on the training rows (model format 10). Without it, a skewed column's median sat off its mean, and
+on wide tables of counts the first gradient steps went along the mean input instead of the class differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from cli_helpers import assert_clean_error, run
+from mlpcli import data, model_io
+from mlpcli.config import TrainOptions
+from mlpcli.pipeline import train
+from model_files import model_parts, rewrite_model
+from tables import write_table
+
+
+def _counts(n: int = 150, p: int = 40, seed: int = 0) -> np.ndarray:
+    """Skewed counts (many zeros and small values), as a table of lowly expressed genes holds."""
+    rng = np.random.default_rng(seed)
+    mu = rng.lognormal(0.5, 1.2, p)
+    return rng.negative_binomial(3, 3 / (3 + mu[None, :]), size=(n, p)).astype(np.float64)
+
+
+def _names(p: int) -> list[str]:
+    return [f"g{j}" for j in range(p)]
+
+
+def test_robust_inputs_have_mean_zero_on_the_training_rows():
+    X = _counts()
+    pre = data.Preprocessor(data.PreprocessConfig(log1p=True, scaling="robust"))
+    Z = pre.fit_transform(X, _names(X.shape[1]))
+    assert np.abs(Z.mean(axis=0)).max() < 1e-12
+    assert np.abs(pre.offset_).max() > 0.05  # skewed columns: the median is not the mean
+    np.testing.assert_allclose(pre.train_mean_, 0.0, atol=1e-12)
+    np.testing.assert_array_equal(pre.transform(X), Z)  # the same arithmetic on any rows
+    # the offset comes last: within the clip's range shifted by it, and undone by unscale
+    assert (Z + pre.offset_).max() < 3.0 and (Z + pre.offset_).min() > -3.0
+    np.testing.assert_allclose(pre.unscale(Z), np.log1p(X), atol=1e-9)
+    assert not pre.keeps_zeros  # 0 no longer maps to 0: sparse rows go through the dense arithmetic
+
+
+def test_standard_scaling_and_sparse_fits_keep_no_offset():
+    X = _counts()
+    standard = data.Preprocessor(data.PreprocessConfig(log1p=True, scaling="standard"))
+    standard.fit(X, _names(X.shape[1]))
+    assert not np.any(standard.offset_)
+    sparse = data.Preprocessor(data.PreprocessConfig(log1p=True, scaling="robust"))
+    out = sparse.fit_transform(sp.csr_matrix(X), _names(X.shape[1]))
+    assert not np.any(sparse.offset_) and sparse.keeps_zeros  # sparse stays sparse: 0 maps to 0
+    assert sp.issparse(sparse.transform(sp.csr_matrix(X), sparse=True)) or sp.issparse(out)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("offset")
+    table = write_table(tmp, n_patients=15, n_features=30)
+    path = tmp / "m.mlp"
+    model_io.save(train(table, TrainOptions(hidden=[4], epochs=3, folds=2)).model, path)
+    return {"tmp": tmp, "table": table, "model": path}
+
+
+def test_the_model_file_keeps_the_offset_and_predicts_as_trained(model_file):
+    meta, arrays = model_parts(model_file["model"])
+    assert meta["format_version"] == model_io.FORMAT_VERSION == 10
+    offsets = [k for k in arrays if k.endswith("preprocessor/offset")]
+    assert offsets and any(np.any(arrays[k]) for k in offsets)
+    model = model_io.load(model_file["model"])
+    assert np.any(model.preprocessor.offset_)
+    assert all(np.array_equal(m.preprocessor.offset_, arrays.get(f"members/{i}/preprocessor/offset",
+                                                                  m.preprocessor.offset_))
+               for i, m in enumerate(model.members))
+
+
+def test_a_file_of_format_9_loads_without_an_offset(model_file, tmp_path):
+    old = rewrite_model(model_file["model"], tmp_path / "old.mlp", lambda m: m.update(format_version=9), lambda a: a)
+    meta, arrays = model_parts(old)
+    assert not any(k.endswith("/offset") for k in arrays)
+    model = model_io.load(old)
+    assert all(not np.any(m.preprocessor.offset_) for m in model.members)  # as mlpcli 9 predicted with it
+    res = run(["predict", str(old), model_file["table"], "-o", str(tmp_path / "p.csv"), "-q"])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("damage", ["nan", "shape"])
+def test_a_damaged_offset_is_a_clean_model_error(model_file, tmp_path, damage):
+    def arrays_fn(arrays):
+        arrays = dict(arrays)
+        key = next(k for k in arrays if k.endswith("preprocessor/offset"))
+        arrays[key] = np.full_like(arrays[key], np.nan) if damage == "nan" else arrays[key][:-1]
+        return arrays
+
+    bad = rewrite_model(model_file["model"], tmp_path / "bad.mlp", lambda m: None, arrays_fn)
+    out = tmp_path / "p.csv"
+    res = run(["predict", str(bad), model_file["table"], "-o", str(out)])
+    assert_clean_error(res, "bad.mlp", "offset", code=1)
+    assert not out.exists()
