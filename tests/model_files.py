@@ -11,6 +11,15 @@ from typing import Callable
 import numpy as np
 
 
+def saved_model(table, path, options):
+    """Train on ``table`` with TrainOptions ``options`` and save the model at ``path`` (returned)."""
+    from mlpcli import model_io
+    from mlpcli.pipeline import train
+
+    model_io.save(train(table, options).model, path)
+    return path
+
+
 def _drop_offsets(meta) -> None:
     """Remove, in place, the ``offset`` flag of every preprocessing state in model.json and its aliases."""
     if isinstance(meta, dict):

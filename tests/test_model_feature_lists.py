@@ -11,8 +11,7 @@ from cli_helpers import assert_clean_error, run
 from mlpcli import model_io
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ModelFileError
-from mlpcli.pipeline import train
-from model_files import model_parts, rewrite_model, with_feature_lists
+from model_files import model_parts, rewrite_model, saved_model, with_feature_lists
 from tables import make_table, write_table
 
 
@@ -20,9 +19,7 @@ from tables import make_table, write_table
 def ensemble(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lists")
     data = write_table(tmp, n_patients=12, n_features=40)
-    path = tmp / "e.mlp"
-    model_io.save(train(data, TrainOptions(hidden=[4], epochs=2, folds=3)).model, path)
-    return path
+    return saved_model(data, tmp / "e.mlp", TrainOptions(hidden=[4], epochs=2, folds=3))
 
 
 def test_an_ensemble_lists_its_features_once(ensemble):
