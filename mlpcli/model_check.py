@@ -458,7 +458,7 @@ class _Fields:
         if meta["format_version"] >= 7:
             expand_feature_lists(meta)
         self.texts(self.get(meta, "target_names", "", default=[]), "target_names", unique=False)
-        reference = self.preprocessing(self.get(meta, "preprocessing", ""), "preprocessing")
+        reference = self.preprocessing(self.get(meta, "preprocessing", ""), "preprocessing", meta["format_version"])
         if features != reference["feature_names_in"]:
             self.fail("feature_names", "differs from preprocessing.feature_names_in (the features the "
                       "preprocessing was fitted on)")
@@ -480,7 +480,7 @@ class _Fields:
             pre = reference
             if not shares:
                 where = f"members[{i}].preprocessing"
-                pre = self.preprocessing(self.get(entry, "preprocessing", f"members[{i}]"), where)
+                pre = self.preprocessing(self.get(entry, "preprocessing", f"members[{i}]"), where, meta["format_version"])
                 if pre["feature_names_in"] != reference["feature_names_in"]:
                     self.fail(f"{where}.feature_names_in", "differs from the model's feature_names")
                 used = set(reference["kept_features"])
@@ -622,7 +622,7 @@ class _Fields:
         n = self.whole(self.get(t, "n", "training_rows"), "training_rows.n", 1, MAX_TRAINING_ROWS)
         return {"training_rows": _ArraySpec((n,), "u", (8,), "index")}
 
-    def preprocessing(self, pre, where: str) -> dict:
+    def preprocessing(self, pre, where: str, format_version: int) -> dict:
         from .data.preprocess import IMPUTE_METHODS, SCALINGS, PreprocessConfig
 
         self.mapping(pre, where)
@@ -654,6 +654,8 @@ class _Fields:
         if "train_rows" in pre:  # format 5: the training rows the zero shares are of (the absent-gene check)
             self.whole(pre["train_rows"], f"{where}.train_rows", 1, 2**63 - 1)
         if "offset" in pre:  # format 10: the robust clip's offset is stored
+            if format_version < 10:
+                self.fail(f"{where}.offset", f"needs model format version 10, the file says {format_version}")
             self.flag(pre["offset"], f"{where}.offset")
         return pre
 

@@ -20,6 +20,13 @@ def saved_model(table, path, options):
     return path
 
 
+def without_offsets(meta: dict, arrays: dict) -> None:
+    """model.json and the arrays, in place, as before format 10: no preprocessing's robust-clip ``offset``."""
+    _drop_offsets(meta)
+    for key in [k for k in arrays if k.endswith("preprocessor/offset")]:
+        del arrays[key]
+
+
 def _drop_offsets(meta) -> None:
     """Remove, in place, the ``offset`` flag of every preprocessing state in model.json and its aliases."""
     if isinstance(meta, dict):
@@ -53,8 +60,7 @@ def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable
     if meta.get("format_version", 9) < 9:  # before format 9 no file kept its decision rule
         meta.pop("decision", None)
     if meta.get("format_version", 10) < 10:  # before format 10 no preprocessing stored the robust clip's offset
-        _drop_offsets(meta)
-        arrays = {k: v for k, v in arrays.items() if not k.endswith("preprocessor/offset")}
+        without_offsets(meta, arrays)
     arrays = arrays_fn(arrays)
     meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
     buf = io.BytesIO()

@@ -94,3 +94,18 @@ def test_a_damaged_offset_is_a_clean_model_error(model_file, tmp_path, damage):
     res = run(["predict", str(bad), model_file["table"], "-o", str(out)])
     assert_clean_error(res, "bad.mlp", "offset", code=1)
     assert not out.exists()
+
+
+def test_a_file_claiming_an_older_format_with_an_offset_is_refused(model_file, tmp_path):
+    """An offset belongs to format 10: a file that says 9 and holds one was not written by mlpcli."""
+    import json
+    import zipfile
+
+    bad = tmp_path / "claims9.mlp"
+    with zipfile.ZipFile(model_file["model"]) as src, zipfile.ZipFile(bad, "w") as dst:
+        meta = json.loads(src.read("model.json"))
+        meta["format_version"] = 9
+        dst.writestr("model.json", json.dumps(meta))
+        dst.writestr("weights.npz", src.read("weights.npz"))
+    res = run(["info", str(bad)])
+    assert_clean_error(res, "claims9.mlp", "offset", "format version 10", code=1)
