@@ -21,7 +21,7 @@ import numpy as np
 from .engine.functional import log_softmax, sigmoid, softmax, softplus
 from .metrics import expected_calibration_error
 
-__all__ = ["MIN_ROWS", "Calibration", "fit_temperature", "apply_temperature", "temper", "calibration_report",
+__all__ = ["MIN_ROWS", "Calibration", "fit_temperature", "apply_temperature", "probabilities", "temper", "calibration_report",
            "temperature_at_bound", "bound_note"]
 
 # T is searched on log T within [1/3, 3]: a network (or an ensemble's mean) is rarely off by more, and a
@@ -68,14 +68,16 @@ class Calibration:
         return asdict(self)
 
 
-def _probabilities(logits: np.ndarray, link: str, temperature: float) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    return softmax(z) if link == "softmax" else sigmoid(z)
+def probabilities(logits: np.ndarray, link: str, temperature: float | None = None) -> np.ndarray:
+    """Raw outputs (n, k) -> probabilities at temperature T (None: 1), float64: softmax(z / T) or sigmoid(z / T)
+    per column; other links (scores without probabilities) pass through, divided by T."""
+    z = apply_temperature(np.asarray(logits, dtype=np.float64), temperature)
+    return softmax(z) if link == "softmax" else sigmoid(z) if link == "sigmoid" else z
 
 
 def _log_loss(logits: np.ndarray, y: np.ndarray, link: str, temperature: float) -> float:
     """Mean negative log-likelihood: y holds class indices (softmax) or 0/1 columns (sigmoid)."""
-    P = _probabilities(logits, link, temperature)
+    P = probabilities(logits, link, temperature)
     if link == "softmax":
         return float(-np.mean(np.log(np.clip(P[np.arange(len(y)), y.astype(np.int64)], _EPS, None))))
     Y = y.reshape(P.shape).astype(np.float64)
@@ -135,7 +137,7 @@ def _ece(P: np.ndarray, y: np.ndarray, link: str) -> float:
 
 def calibration_report(logits: np.ndarray, y: np.ndarray, link: str, temperature: float) -> Calibration:
     """Log loss and ECE of the held-out rows before (T = 1) and after (T) scaling."""
-    before, after = _probabilities(logits, link, 1.0), _probabilities(logits, link, temperature)
+    before, after = probabilities(logits, link), probabilities(logits, link, temperature)
     return Calibration(temperature=float(temperature), n=int(len(y)),
                        log_loss_before=_log_loss(logits, y, link, 1.0),
                        log_loss_after=_log_loss(logits, y, link, temperature),

@@ -36,10 +36,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import data, metrics
-from ..calibration import apply_temperature
+from ..calibration import probabilities
 from ..config import AUTO, TrainOptions, auto_noise
 from ..decision import balanced_accuracy, choose
-from ..engine.functional import sigmoid, softmax
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, local_workers, run
 from ..training import evaluate_loss
@@ -286,9 +285,7 @@ def _size_decision(train_ds: data.Dataset, val_ds: data.Dataset, fitted, val_out
                             else np.asarray(val_ds.y).astype(np.float64).reshape(val_out.shape), link)
 
     def proba(out: np.ndarray) -> np.ndarray:
-        z = apply_temperature(np.asarray(out, dtype=np.float64), T)
-        P = softmax(z) if link == "softmax" else sigmoid(z) if link == "sigmoid" else z
-        return metrics.as_task_proba(train_ds.task, P)
+        return metrics.as_task_proba(train_ds.task, probabilities(out, link, T))
 
     return choose(train_ds.task, np.asarray(val_ds.y).reshape(-1), proba(val_out), shares, option), proba
 
