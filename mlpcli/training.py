@@ -21,7 +21,7 @@ from .engine.layers import weight_grad_rows
 from .engine.workspace import Workspace
 from .errors import TrainingError
 
-__all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse", "dense_rows",
+__all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse", "dense_rows", "CentredRows",
            "train_eval_rows", "TRAIN_EVAL_ROWS",
            "no_skill_loss", "fit_memory", "update_threads", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
 
@@ -409,10 +409,56 @@ def first_weight_blocks(net: MLP) -> list[tuple[int, int]]:
     return weight_grad_rows(net.hidden[0] if net.hidden else net.n_outputs, net.n_inputs)
 
 
+@dataclass(frozen=True)
+class CentredRows:
+    """Sparse rows whose columns are centred as they are densified: row i is ``matrix[i] - offset``.
+
+    matrix: scipy.sparse CSR (n, d) float64, the preprocessed values of the stored entries (implicit zeros
+    stay 0); offset: (d,) float64, each column's training mean; out_dtype: the dense rows' dtype (the
+    network's). Centring a sparse matrix as a whole would store every implicit zero (10 to 30 times its
+    size for single-cell counts); the fit loop densifies a minibatch at a time anyway, and centres it there.
+    The subtraction is made in float64 and then rounded, as the dense preprocessing does, so a dense row
+    here is bit for bit what ``Preprocessor.transform`` gives the same raw row (float64 stored values: 8
+    bytes more per stored value than float32 would take). Rows ``X[idx]`` stay CentredRows."""
+
+    matrix: object
+    offset: np.ndarray
+    out_dtype: np.dtype
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.out_dtype)
+
+    @property
+    def nnz(self) -> int:
+        return self.matrix.nnz
+
+    def __getitem__(self, rows) -> "CentredRows":
+        return CentredRows(self.matrix[rows], self.offset, self.out_dtype)
+
+    def toarray(self, out: np.ndarray | None = None) -> np.ndarray:
+        """(n, d) dense in ``out_dtype``, into ``out`` when given; made DENSIFY_BYTES of float64 at a time."""
+        n, d = self.shape
+        out = np.empty((n, d), dtype=self.dtype) if out is None else out
+        step = max(1, DENSIFY_BYTES // (8 * max(d, 1)))
+        for s in range(0, n, step):
+            block = (self.matrix if n <= step else self.matrix[s:s + step]).toarray()
+            block -= self.offset
+            out[s:s + step] = block
+        return out
+
+
+DENSIFY_BYTES = 8 << 20  # CentredRows.toarray's float64 temporaries
+
+
 def is_sparse(X) -> bool:
-    """Whether X is a scipy.sparse matrix (told without importing scipy: this module imports NumPy only, and
-    a dense run never needs scipy.sparse). The one test of sparseness for every module."""
-    return hasattr(X, "tocsr") and hasattr(X, "nnz")
+    """Whether X is a scipy.sparse matrix or CentredRows (told without importing scipy: this module imports
+    NumPy only, and a dense run never needs scipy.sparse). The one test of sparseness for every module."""
+    return isinstance(X, CentredRows) or hasattr(X, "tocsr") and hasattr(X, "nnz")
 
 
 def dense_rows(X, start: int, stop: int) -> np.ndarray:

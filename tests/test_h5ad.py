@@ -18,6 +18,7 @@ from mlpcli import data, model_io  # noqa: E402
 from mlpcli.errors import DataError  # noqa: E402
 from mlpcli.data.h5ad import EXTRA_HINT  # noqa: E402
 from mlpcli.data.preprocess import PreprocessConfig, Preprocessor  # noqa: E402
+from mlpcli.training import CentredRows  # noqa: E402
 
 from cli_helpers import assert_clean_error, run  # noqa: E402
 
@@ -108,8 +109,9 @@ def test_training_densifies_one_minibatch_at_a_time(files, monkeypatch):
 
 
 def test_sparse_preprocessing_equals_dense_arithmetic():
-    """Fitted on sparse data: no centring, and the same transformation of dense and sparse rows; log1p auto
-    and --top-var read sparse data as they read the dense matrix of the same values."""
+    """Fitted on sparse data: centre 0 and an offset (the scaled training mean) left to the fit loop, and the
+    same transformation of dense and sparse rows; log1p auto and --top-var read sparse data as they read the
+    dense matrix of the same values."""
     X = make_adata(n_cells=300, n_genes=25, seed=5).layers["counts"]
     D = X.toarray().astype(np.float64)
     names = [f"g{j}" for j in range(25)]
@@ -117,12 +119,14 @@ def test_sparse_preprocessing_equals_dense_arithmetic():
     for scaling in ("standard", "robust"):
         pre = Preprocessor(PreprocessConfig(log1p=True, scaling=scaling, top_var=10))
         Z = pre.fit_transform(X, names, dtype=np.float32, order="C")
-        assert sp.isspmatrix_csr(Z) and Z.shape == (300, 10) and not np.any(pre.center_)
+        assert isinstance(Z, CentredRows) and sp.isspmatrix_csr(Z.matrix) and Z.shape == (300, 10)
+        assert not np.any(pre.center_) and np.all(pre.offset_ > 0)  # log counts: the mean is above 0
         dense_fit = Preprocessor(PreprocessConfig(log1p=True, scaling=scaling, top_var=10)).fit(D, names)
         assert pre.kept_features == dense_fit.kept_features  # the same variances choose the same genes
         assert np.array_equal(pre.transform(D), pre.transform(X))
         assert np.allclose(Z.toarray(), pre.transform(D), rtol=1e-6, atol=1e-7)
-        assert np.allclose(pre.train_mean_, pre.transform(D).mean(axis=0))
+        assert np.array_equal(Z.toarray(), pre.transform(D, dtype=np.float32))  # the dense rounding exactly
+        assert np.allclose(pre.train_mean_, pre.transform(D).mean(axis=0)) and not np.any(pre.train_mean_)
         assert np.allclose(pre.train_sd_, pre.transform(D).std(axis=0))
     # a preprocessor fitted on dense data (centred) applied to sparse rows gives the dense result
     dense_pre = Preprocessor(PreprocessConfig(log1p=True)).fit(D, names)

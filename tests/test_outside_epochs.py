@@ -18,6 +18,7 @@ from mlpcli.errors import DataError
 from mlpcli.model_selection.fitting import fit_run
 from mlpcli.model_selection.splits import holdout
 from mlpcli.pipeline import train_dataset
+from mlpcli.training import CentredRows
 
 
 def _counts_table(n: int, p: int, seed: int = 0) -> pd.DataFrame:
@@ -127,8 +128,8 @@ def test_train_on_a_second_core_writes_the_same_model_file(spare, tmp_path):
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_validation_rows_scored_from_their_preprocessed_matrix_equal_the_raw_rows(sparse):
-    """A run scores its validation rows from the matrix training validated on (dense, or CSR for sparse
-    input): the same outputs as preprocessing the raw rows again."""
+    """A run scores its validation rows from the matrix training validated on (dense, or CSR and the centring
+    offset for sparse input): the same outputs, bit for bit, as preprocessing the raw rows again."""
     frame = _counts_table(400, 60)
     if sparse:
         values = frame.iloc[:, 2:].to_numpy()
@@ -139,7 +140,7 @@ def test_validation_rows_scored_from_their_preprocessed_matrix_equal_the_raw_row
         ds = dataclasses.replace(ds, X=sp.csr_matrix(np.asarray(ds.X)))
     tr, va, _ = holdout(ds, 0.25, 0)
     run = fit_run(ds.subset(tr), ds.subset(va), TrainOptions(target=["label"], epochs=2, hidden=[8], log1p=True))
-    assert sp.issparse(run.X_val) == sparse
+    assert isinstance(run.X_val, CentredRows) == sparse  # CSR and the centring offset
     member = model_io.Member(run.network, run.preprocessor, run.target_scaling)
     raw = member.raw_output(ds.subset(va).X)
     assert raw.tobytes() == member.raw_output(run.X_val, preprocessed=True).tobytes()

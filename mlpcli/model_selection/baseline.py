@@ -26,6 +26,7 @@ import numpy as np
 from .. import data, metrics
 from ..config import AUTO, TrainOptions
 from ..decision import Decision
+from ..training import CentredRows
 from .fitting import preprocess_config, resolve_log1p
 
 __all__ = ["BaselineScore", "LINEAR_BASELINE", "MAX_ITER", "linear_baseline", "fit_linear_baseline"]
@@ -54,6 +55,13 @@ class BaselineScore:
     decision: str | None = None  # binary / multiclass: the rule its labels followed (the fold model's), else None
 
 
+def _sklearn_input(Z):
+    """The preprocessed rows as scikit-learn takes them: sparse rows centred by an offset (``CentredRows``) as
+    their CSR matrix, uncentred. The linear models fit an unpenalised intercept, which absorbs the offset:
+    the same optimum, without densifying the matrix."""
+    return Z.matrix if isinstance(Z, CentredRows) else Z
+
+
 @dataclass
 class LinearBaseline:
     """A fitted baseline: the fold's Preprocessor and one scikit-learn model (or one per label)."""
@@ -66,7 +74,7 @@ class LinearBaseline:
 
     def predict_output(self, X) -> np.ndarray:
         """Probabilities (n, classes) or (n, labels), or values (n, targets), as ``Model.predict_output``."""
-        Z = self.preprocessor.transform(X, dtype=self.dtype, order="C", sparse=True)
+        Z = _sklearn_input(self.preprocessor.transform(X, dtype=self.dtype, order="C", sparse=True))
         if self.task == "regression":
             return np.asarray(self.models[0].predict(Z), dtype=np.float64).reshape(Z.shape[0], -1)
         if self.task == "multilabel":
@@ -91,7 +99,7 @@ def fit_linear_baseline(train_ds: data.Dataset, options: TrainOptions) -> tuple[
         options = replace(options, hidden=[])
     log1p, _ = resolve_log1p(options, train_ds.X)
     pre = data.Preprocessor(preprocess_config(options, log1p))
-    Z = pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")  # (n_train, d_kept)
+    Z = _sklearn_input(pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C"))  # (n_train, d_kept)
     task, y = train_ds.task, train_ds.y
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
