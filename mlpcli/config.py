@@ -27,6 +27,7 @@ from .training import LR_SCHEDULES, FitConfig
 
 AUTO_LR_LINEAR = 1e-2  # softmax regression: a convex problem that small steps reach too slowly
 AUTO_LR_HIDDEN = 3e-3  # hidden layers (measured on the accuracy benchmark; README)
+WIDE_LR_FEATURES = 2_000  # beyond this many kept features the auto learning rate shrinks (``auto_lr``)
 
 TASK_CHOICES = ("auto", "binary", "multiclass", "multilabel", "regression")
 LOSS_CHOICES = ("auto", "ce", "bce", "focal", "hinge", "mse", "mae", "huber")
@@ -169,7 +170,8 @@ class TrainOptions:
     # --- optimisation
     optimizer: str = option("adamw", kind="choice", choices=OPTIMIZER_CHOICES, help="Optimizer.")
     lr: float | str = option(AUTO, kind="float", low=0, low_open=True, auto=True,
-                             help=f"Learning rate. auto: {AUTO_LR_LINEAR:g} without hidden layers, {AUTO_LR_HIDDEN:g} with them.")
+                             help=f"Learning rate. auto: {AUTO_LR_LINEAR:g} without hidden layers, {AUTO_LR_HIDDEN:g} with "
+                                  f"them, times {WIDE_LR_FEATURES:,} / features beyond {WIDE_LR_FEATURES:,} features.")
     momentum: float = option(0.9, kind="float", low=0, high=1, high_open=True, help="SGD momentum.")
     adam_beta2: float = option(0.95, kind="float", low=0, high=1, low_open=True, high_open=True,
                                help="Adam/AdamW second-moment decay. 0.95 (RealMLP's) adapts the step size within "
@@ -594,6 +596,24 @@ def auto_noise(n_train: int, n_features: int) -> float:
     return min(AUTO_NOISE_MAX, math.sqrt(ratio)) if ratio > 1 else 0.0
 
 
+def auto_lr(hidden: bool, n_features: int) -> float:
+    """``lr auto`` for a network with or without hidden layers on ``n_features`` kept features:
+    AUTO_LR_HIDDEN or AUTO_LR_LINEAR, times WIDE_LR_FEATURES / n_features beyond WIDE_LR_FEATURES.
+
+    Adam and AdamW move every weight by about the learning rate each step, whatever the size of its
+    gradient. A first-layer unit sums its inputs, so one step moves it by up to lr x sum_j |x_j|: in
+    proportion to the number of features. The base rates were measured on tables of up to 2,000 genes.
+    On 3,000 synthetic cells x 20,000 genes (sparse counts, 6 types of 5-35 %) a softmax regression's first
+    epoch at 0.01 ran at 2.5 x the no-skill loss and early stopping kept an overshooting model: out-of-fold
+    balanced accuracy 0.33 at 0.01, 0.36 at 0.003, 0.47 at 0.001 (this rule's rate), against logistic
+    regression's 0.41. On 300 x 60,000 counts: 0.806 at 0.01, 0.814 at this rule's 3.3e-4. Between 5,000
+    and 8,000 genes (NCI60, six synthetic tables) the changes were within each table's noise (-0.05 to
+    +0.02, NCI60 +0.008). Shrinking from fewer features (0.01 x sqrt(200 / p)) cost tiny cohorts of 40 x
+    2,000 0.05 balanced accuracy over five seeds: below WIDE_LR_FEATURES the rate is unchanged."""
+    base = AUTO_LR_HIDDEN if hidden else AUTO_LR_LINEAR
+    return base * min(1.0, WIDE_LR_FEATURES / max(n_features, 1))
+
+
 def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) -> TrainOptions:
     """``options`` with every data-dependent default ("auto") made concrete for ``n_train`` training rows.
 
@@ -606,8 +626,8 @@ def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) 
         epochs = min(MAX_AUTO_EPOCHS, max(BASE_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
     l2 = 0.5 / max(n_train, 1) if options.l2 == AUTO else options.l2
     lr = options.lr
-    if lr == AUTO:
-        lr = AUTO_LR_HIDDEN if options.hidden != AUTO and options.hidden else AUTO_LR_LINEAR
+    if lr == AUTO and n_features is not None:  # it depends on the kept width (known once preprocessed)
+        lr = auto_lr(options.hidden != AUTO and bool(options.hidden), n_features)
     noise = options.augment_noise
     if noise == AUTO and n_features is not None:  # in units of a standardised feature: none on unscaled ones
         noise = (auto_noise(n_train, n_features) if options.hidden not in (AUTO, []) and options.hidden

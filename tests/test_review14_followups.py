@@ -26,7 +26,7 @@ def test_an_auto_learning_rate_is_checked_once_resolved():
     options = TrainOptions(hidden=[], weight_decay=200.0)  # lr auto: 0.01 for softmax regression -> 2
     options.validate()
     with pytest.raises(ConfigError, match="lr x weight decay = 2"):
-        resolve(options, n_train=100)
+        resolve(options, n_train=100, n_features=50)  # the rate depends on the kept width
 
 
 def test_gradcheck_only_empty_is_a_usage_error():

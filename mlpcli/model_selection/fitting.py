@@ -228,6 +228,8 @@ def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: i
     hidden = [] if options.hidden == AUTO else list(options.hidden)
     if options.augment_noise == AUTO:  # its SD waits for the kept features; its batch of noise is counted
         options = replace(options, augment_noise=0.0)  # with the activations either way
+    if options.lr == AUTO:  # so does the rate (``config.auto_lr``), which takes no memory
+        options = replace(options, lr=config.AUTO_LR_LINEAR)
     need = fit_memory(n_inputs, hidden, n_outputs, options.fit_config(), n_rows, options.dtype, options.batchnorm)
     available = available_memory() if available is None else available
     if available is None or need["total"] * processes <= available:
