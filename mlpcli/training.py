@@ -332,7 +332,8 @@ def _gather(net: MLP, X: np.ndarray, idx: np.ndarray) -> np.ndarray:
     is densified here, one minibatch at a time."""
     if is_sparse(X):
         out = net.workspace.get("batch", (len(idx), X.shape[1]), net.dtype)
-        out.fill(0)
+        if not isinstance(X, CentredRows):  # (which writes every entry) scipy adds into a zero-filled out
+            out.fill(0)
         return X[idx].toarray(out=out) if X.dtype == net.dtype else X[idx].toarray().astype(net.dtype)
     if X.dtype != net.dtype:
         return X[idx]  # the forward pass converts it; callers should hand X in the network's dtype
@@ -441,18 +442,16 @@ class CentredRows:
         return CentredRows(self.matrix[rows], self.offset, self.out_dtype)
 
     def toarray(self, out: np.ndarray | None = None) -> np.ndarray:
-        """(n, d) dense in ``out_dtype``, into ``out`` when given; made DENSIFY_BYTES of float64 at a time."""
+        """(n, d) dense in ``out_dtype``, into ``out`` when given. An implicit zero becomes -offset, rounded
+        once; a stored value z becomes z - offset, computed in float64 and rounded: what the dense
+        preprocessing gives, without a float64 copy of the block."""
         n, d = self.shape
         out = np.empty((n, d), dtype=self.dtype) if out is None else out
-        step = max(1, DENSIFY_BYTES // (8 * max(d, 1)))
-        for s in range(0, n, step):
-            block = (self.matrix if n <= step else self.matrix[s:s + step]).toarray()
-            block -= self.offset
-            out[s:s + step] = block
+        out[...] = np.negative(self.offset)
+        m = self.matrix
+        rows = np.repeat(np.arange(n), np.diff(m.indptr))
+        out[rows, m.indices] = m.data - self.offset[m.indices]
         return out
-
-
-DENSIFY_BYTES = 8 << 20  # CentredRows.toarray's float64 temporaries
 
 
 def is_sparse(X) -> bool:
