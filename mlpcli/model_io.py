@@ -272,6 +272,8 @@ class Model:
         returned as it is (its columns ``features``, or ``feature_names`` in order)."""
         pd = sys.modules.get("pandas")  # not imported: X cannot be a DataFrame
         if pd is None or not isinstance(X, pd.DataFrame):
+            if is_sparse(X) and hasattr(X, "tocsr"):
+                X = X.tocsr()  # rows are read a block at a time: COO and DIA cannot be sliced (CSR: X itself)
             if not hasattr(X, "shape"):  # a list of rows
                 try:
                     X = np.asarray(X, dtype=np.float64)

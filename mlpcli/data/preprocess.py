@@ -155,7 +155,7 @@ class Preprocessor:
         self.feature_names_in = names
         self.warnings = []
         if is_sparse(X):
-            return self._fit_sparse(X.tocsr(), names, dtype)
+            return self._fit_sparse(_canonical_csr(X), names, dtype)
 
         # pass 1: per column, over every row. Without --top-var a block's kept columns are known as soon as
         # the block is read (the non-constant ones), so the scaling and the transformed values are made from
@@ -694,7 +694,7 @@ class Preprocessor:
         """CSR (n, d_in) -> CSR (n, d_kept) of `dtype`, transforming the stored values only (the fitted
         transformation maps 0 to 0), a chunk at a time into the result. Negative values under log1p and
         missing values without --impute are DataErrors counted over every row, as for dense input."""
-        X = X.tocsr()
+        X = _canonical_csr(X)
         position = self._kept_position()
         self._check_sparse(X, position)
         kept_stored = X.indptr[-1] if np.all(position >= 0) else int(np.count_nonzero(position[X.indices] >= 0))
@@ -1186,6 +1186,17 @@ def _sparse_column_quantiles(X, columns: np.ndarray, qs: Sequence[float], log1p:
 # statistic is per column, so the block size changes no result; a block's temporaries (its float64 copy,
 # the column-major copy, the copy np.percentile partitions, the clip's) come to ~5 blocks, 40 MB.
 _BLOCK_VALUES = 1 << 20
+
+
+def _canonical_csr(X):
+    """X as CSR with one stored value per position: entries repeated at a position (a matrix built by hand
+    from data/indices/indptr) are summed, as a dense copy sums them, in a copy (the caller's matrix is left
+    as it is). The sparse code works on the stored values, and log1p of two halves is not log1p of the sum."""
+    X = X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return X
 
 
 def _as_matrix(X):

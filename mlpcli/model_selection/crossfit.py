@@ -115,10 +115,13 @@ def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
     roles = ds.roles
     source = f"--val-data {options.val_data}"
     try:
+        # the id and batch columns as the user named them, else the validation table's own defaults: a default
+        # of the training table's format (obs_names, sample_id) is not the other format's, and was refused as
+        # "--id column 'sample_id' not found" though no --id was given
         val_ds, _ = data.load_dataset(
             options.val_data, target=options.target, group=roles.group if roles else None,
-            no_group=roles is None or roles.group is None, id=roles.id if roles else None,
-            batch=roles.batch if roles else None, drop=options.drop, task=ds.task,
+            no_group=roles is None or roles.group is None, id=options.id,
+            batch=options.batch, drop=options.drop, task=ds.task,
             features_in_rows=options.features_in_rows, sep=options.sep, decimal=options.decimal,
             samples=options.samples, layer=options.layer, raw=options.raw, var_names=options.var_names,
             classes=ds.classes if ds.task in data.CLASSIFICATION_TASKS else None)
