@@ -157,9 +157,9 @@ class TrainOptions:
     # --- network
     hidden: list[int] | str = option(AUTO, kind="int_list", auto=True,
                                      help="Hidden layer widths, comma-separated ('' or none for none: softmax regression). "
-                                          "auto: a small portfolio (none; one hidden layer of 128; and, when "
-                                          "features outnumber training rows, that layer with --augment-noise "
-                                          "auto) chosen by out-of-fold score on the training folds, the simpler "
+                                          "auto: a small portfolio (none; with --lr auto on 200 features or more, none again at a tenth "
+                                          "of the rate; one hidden layer of 128; and, when features outnumber "
+                                          "training rows, that layer with --augment-noise auto) chosen by out-of-fold score on the training folds, the simpler "
                                           "one unless a more complex one wins by more than one standard error "
                                           "(regression: by more than 0.5 % of the simpler one's RMSE).")
     activation: str = option("relu", kind="choice", choices=ACTIVATION_CHOICES, help="Hidden-layer activation.")

@@ -404,7 +404,10 @@ def capacity_tried(fit: dict, config: dict) -> str | None:
     same = [p for p in rows if p["hidden"] == hidden]
     if not widths(hidden) or not same:
         return None
-    chosen = next((p for p in same if p.get("augment_noise") == resolved.get("augment_noise")), same[0])
+    # the slower softmax regression records its rate; the others "auto" (resolved per member)
+    same_lr = [p for p in same if p.get("lr") == resolved.get("lr")] or [
+        p for p in same if not isinstance(p.get("lr"), (int, float))] or same
+    chosen = next((p for p in same_lr if p.get("augment_noise") == resolved.get("augment_noise")), same_lr[0])
     larger = [p for p in rows if sum(p["hidden"]) > sum(hidden)]
     if not larger:
         return None
@@ -416,8 +419,9 @@ def capacity_tried(fit: dict, config: dict) -> str | None:
         return f"{p['score']:.3f}" if up else f"{-p['score']:.4g}"
 
     def describe(p: dict) -> str:
-        noise = p.get("augment_noise")
-        return Candidate(tuple(p["hidden"]), noise if isinstance(noise, (int, float)) else 0.0).describe()
+        noise, lr = p.get("augment_noise"), p.get("lr")
+        return Candidate(tuple(p["hidden"]), noise if isinstance(noise, (int, float)) else 0.0,
+                         lr if isinstance(lr, (int, float)) else "auto").describe()
 
     folds = fit.get("folds")
     where = "out-of-fold" if isinstance(folds, int) and folds > 1 else "validation"

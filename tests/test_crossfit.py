@@ -363,20 +363,23 @@ def test_hidden_auto_also_tries_input_noise_only_where_features_outnumber_rows()
     from mlpcli.model_selection.crossfit import Candidate, portfolio
 
     plain = [Candidate((), 0.0), Candidate((128,), 0.0)]
-    assert portfolio(TrainOptions(), 500, 400) == plain  # more rows than features: nothing to memorise
-    # p > n: the hidden layer with input noise, second, so the plain layer must beat it clearly
-    assert portfolio(TrainOptions(), 490, 2000) == [plain[0], Candidate((128,), "auto"), plain[1]]
-    assert portfolio(TrainOptions(augment_noise=0.5), 490, 2000) == [Candidate((), 0.5), Candidate((128,), 0.5)]
+    assert portfolio(TrainOptions(), 500, 150) == plain  # more rows than features: nothing to memorise
+    # p > n: the hidden layer with input noise, before the plain one, so the plain layer must beat it clearly
+    slow = Candidate((), 0.0, 0.001)  # (and the slower softmax regression, from 200 features)
+    assert portfolio(TrainOptions(), 490, 2000) == [plain[0], slow, Candidate((128,), "auto"), plain[1]]
+    assert portfolio(TrainOptions(augment_noise=0.5), 490, 2000) == [Candidate((), 0.5), Candidate((), 0.5, 0.001),
+                                                                   Candidate((128,), 0.5)]
     assert portfolio(TrainOptions(hidden=[64]), 490, 2000) == [Candidate((64,), 0.0)]  # a fixed network: as asked
     assert "input noise" in Candidate((128,), "auto").describe()
 
     wide = make_table(n_patients=20, n_features=200)  # ~48 training rows per member, 200 genes
     fitted = fit_model(dataset(wide), TrainOptions(epochs=4))
-    assert [p["hidden"] for p in fitted.portfolio] == [[], [128], [128]]
+    assert [p["hidden"] for p in fitted.portfolio] == [[], [], [128], [128]]
     noise = [p["augment_noise"] for p in fitted.portfolio]
-    assert noise[0] == noise[2] == 0.0 and noise[1] == pytest.approx(AUTO_NOISE_MAX, rel=0.2)
+    assert noise[0] == noise[1] == noise[3] == 0.0 and noise[2] == pytest.approx(AUTO_NOISE_MAX, rel=0.2)
     chosen = next(p for p in fitted.portfolio if p["hidden"] == fitted.options.hidden
-                  and p["augment_noise"] == fitted.options.augment_noise)
+                  and p["augment_noise"] == fitted.options.augment_noise
+                  and p["lr"] in ("auto", fitted.options.lr))
     assert chosen  # the model records the candidate it shipped, noise included
 
 
@@ -420,3 +423,64 @@ def test_features_constant_on_some_members_rows_are_one_warning():
     assert "per member (5 members)" in constant[0] and "'flat'" in constant[0]
     dropped = set().union(*(m.preprocessor.dropped_constant for m in out.model.members))
     assert f"{len(dropped)} in all" in constant[0]
+
+
+def test_hidden_auto_tries_a_slower_softmax_regression_on_wide_tables():
+    """From SLOW_LINEAR_FEATURES features, with --lr auto, the softmax regression is tried again at a tenth
+    of its rate (lr auto for the width): second, so it must beat the usual rate by more than the noise."""
+    from mlpcli.config import auto_lr
+    from mlpcli.model_selection.crossfit import SLOW_LINEAR_FACTOR, SLOW_LINEAR_FEATURES, Candidate, portfolio
+
+    for p in (SLOW_LINEAR_FEATURES, 2000, 20000):
+        cands = portfolio(TrainOptions(), 3 * p, p)  # more rows than features: no noisy candidate
+        assert cands == [Candidate((), 0.0), Candidate((), 0.0, auto_lr(False, p) * SLOW_LINEAR_FACTOR),
+                         Candidate((128,), 0.0)]
+    assert portfolio(TrainOptions(), 60000, 20000)[1].lr == pytest.approx(1e-4)  # the width rule, then a tenth
+    assert len(portfolio(TrainOptions(), 5000, SLOW_LINEAR_FEATURES - 1)) == 2  # narrow: the rate is not the issue
+    assert len(portfolio(TrainOptions(lr=0.003), 5000, 2000)) == 2  # a rate given is the rate used
+    assert "learning rate 0.001" in portfolio(TrainOptions(), 5000, 2000)[1].describe()
+    slow = Candidate((), 0.0, 0.001)
+    assert slow.options(TrainOptions()).lr == 0.001 and Candidate((), 0.0).options(TrainOptions(lr=0.02)).lr == 0.02
+
+
+def test_a_chosen_slower_softmax_regression_is_what_the_model_and_info_record(tmp_path):
+    """Sparse-ish counts of 400 cells x 1,000 genes, 6 types of 7-30 % marked by 20 genes each, the rest noise:
+    the slower rate scores clearly better out of fold (0.43 against 0.41), is chosen, and the model trains,
+    refits and reports with it; `info` names it."""
+    rng = np.random.default_rng(0)
+    n, d, k = 400, 1000, 6
+    shares = np.array([30, 20, 15, 10, 10, 7], dtype=float)
+    y = rng.choice(k, size=n, p=shares / shares.sum())
+    base = rng.gamma(0.6, 1.0, size=d)
+    logfc = np.zeros((k, d))
+    for c in range(k):
+        markers = rng.choice(d, 20, replace=False)
+        logfc[c, markers] = rng.normal(0, np.log(2.5), size=20)
+    rates = base / base.sum() * np.exp(logfc[y])
+    mu = rates / rates.sum(axis=1, keepdims=True) * rng.lognormal(np.log(1500), 0.4, size=(n, 1))
+    df = pd.DataFrame(rng.negative_binomial(2.0, 2.0 / (2.0 + mu)).astype(float), columns=[f"g{j}" for j in range(d)])
+    df["label"] = [f"c{v}" for v in y]
+    df.to_csv(tmp_path / "t.csv", index=False)
+    path = tmp_path / "m.mlp"
+    res = run(["train", str(tmp_path / "t.csv"), "--target", "label", "--no-group", "-o", str(path), "--seed", "0",
+               "--refit", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    table = next(p for p in _find(doc, "portfolio") if p)
+    assert [(p["hidden"], p["lr"]) for p in table[:2]] == [([], "auto"), ([], pytest.approx(0.001))]
+    assert table[1]["score"] > table[0]["score"]
+    resolved = model_io.load(path).config["resolved"]
+    assert resolved["hidden"] == [] and resolved["lr"] == pytest.approx(0.001)  # the refit's rate too
+    out = " ".join(run(["info", str(path)]).output.split())
+    assert "no hidden layer at learning rate 0.001" in out
+
+
+def _find(doc, key):
+    """Every value of ``key`` anywhere in a JSON document."""
+    if isinstance(doc, dict):
+        yield from ([doc[key]] if key in doc else [])
+        for v in doc.values():
+            yield from _find(v, key)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _find(v, key)

@@ -44,6 +44,10 @@ __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "v
 # honest baseline (a regularised logistic regression) and wins ties; one wide hidden layer second, for
 # the non-linear signal a linear model misses. Measured on the accuracy benchmark (README).
 PORTFOLIO: tuple[tuple[int, ...], ...] = ((), (128,))
+# The slower softmax regression ``portfolio`` adds on wide tables: from this many features, at this share
+# of lr auto (``config.auto_lr``'s rate for the width, so 0.001 up to 2,000 features, less beyond)
+SLOW_LINEAR_FEATURES = 200
+SLOW_LINEAR_FACTOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -52,30 +56,54 @@ class Candidate:
 
     hidden: tuple[int, ...]
     augment_noise: float | str
+    lr: float | str = AUTO  # auto: ``config.auto_lr`` for the member's kept width (or the --lr given)
 
     def describe(self) -> str:
         text = _describe_hidden(list(self.hidden))
+        if self.lr != AUTO:
+            text += f" at learning rate {self.lr:.2g}"
         if self.augment_noise == AUTO:
             return text + " with input noise (--augment-noise auto)"
         return text if not self.augment_noise else f"{text} with input noise {self.augment_noise:g}"
 
+    def options(self, options: TrainOptions) -> TrainOptions:
+        """``options`` as this candidate trains with them (the shared ones where it sets nothing)."""
+        return replace(options, hidden=list(self.hidden), augment_noise=self.augment_noise,
+                       lr=options.lr if self.lr == AUTO else self.lr)
+
 
 def portfolio(options: TrainOptions, n_train: int, n_features: int) -> list[Candidate]:
-    """The candidates for ``options`` on ``n_train`` training rows per member of ``n_features`` kept
-    features: ``options.hidden`` alone unless it is auto; else PORTFOLIO, plus, when the features
-    outnumber the rows and no input noise was asked for, the hidden layer again with input noise of
-    SD sqrt(p / n) (``config.auto_noise``). With p >> n the plain hidden layer memorises its training
-    rows (training loss ~0, validation far above); the noisy one sees the nuisance variation new samples
-    will show. Being the more regularised, it counts as simpler than the plain layer in the
-    one-standard-error rule: it comes second, and the plain layer must beat it by more than the noise
-    of the comparison, which on NCI60 (p/n ~ 150, where noise costs accuracy) it does.""" 
+    """The candidates for ``options`` on ``n_train`` training rows per member of ``n_features`` features
+    (after --top-var), simplest first: ``options.hidden`` alone unless it is auto; else PORTFOLIO, with two
+    additions.
+
+    On SLOW_LINEAR_FEATURES features or more, with lr auto, the softmax regression again at
+    SLOW_LINEAR_FACTOR times its rate. Adam moves every weight by about the rate each step, so a linear
+    unit's logit moves by up to lr x sum_j |x_j|: on wide tables the first epochs overshoot and early
+    stopping keeps a model fitted to noise, or, on others, the slower one stops before it has learnt. Which
+    wins differs from table to table (on 2,000 synthetic cells x 2,000 genes 0.742 -> 0.758, on 40 x 2,000
+    Gaussian samples 0.578 -> 0.396; the lower rate alone: NCI60 and the sample data gain, 700 PBMCs lose):
+    the out-of-fold scores choose, and the slower one comes second, so it must win by more than the noise of
+    the comparison (benchmarks/RESULTS.md, "A slower softmax regression joins --hidden auto").
+
+    When the features outnumber the rows and no input noise was asked for, the hidden layer again with
+    input noise of SD sqrt(p / n) (``config.auto_noise``). With p >> n the plain hidden layer memorises its
+    training rows (training loss ~0, validation far above); the noisy one sees the nuisance variation new
+    samples will show. Being the more regularised, it counts as simpler than the plain layer in the
+    one-standard-error rule: it comes before it, and the plain layer must beat it by more than the noise
+    of the comparison, which on NCI60 (p/n ~ 150, where noise costs accuracy) it does."""
     if options.hidden != AUTO:
         return [Candidate(tuple(options.hidden), options.augment_noise)]
-    cands = [Candidate(tuple(h), options.augment_noise) for h in PORTFOLIO]
+    linear = [Candidate((), options.augment_noise)]
+    if options.lr == AUTO and n_features >= SLOW_LINEAR_FEATURES:
+        linear.append(Candidate((), options.augment_noise, config.auto_lr(False, n_features) * SLOW_LINEAR_FACTOR))
+    hidden = [Candidate(tuple(h), options.augment_noise) for h in PORTFOLIO if h]
     # (its SD is in units of a standardised feature: not for --no-standardize, whose features keep their own)
     if options.augment_noise in (0, 0.0) and options.standardize and config.auto_noise(n_train, n_features) > 0:
-        cands.insert(1, Candidate(PORTFOLIO[-1], AUTO))  # more regularised: simpler than the plain layer
-    return cands
+        hidden.insert(0, Candidate(PORTFOLIO[-1], AUTO))  # more regularised: simpler than the plain layer
+    return linear + hidden
+
+
 # Out-of-fold scores closer than this count as a tie (then the simpler candidate wins): with a few hundred
 # samples a difference of half a point of balanced accuracy is within the noise of the folds. Regression
 # scores (-RMSE) are in the target's units, so there the margin is this share of the simpler one's RMSE.
@@ -366,7 +394,7 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
             best = c
     from_se = [0 < e >= m for e, m in zip(errors, margins)]  # each margin: a standard error, or the tie margin
     table = [{"hidden": list(c.spec.hidden), "augment_noise": _noise_used(c.runs) if c.runs else c.spec.augment_noise,
-              "score": None if not np.isfinite(c.score) else c.score} for c in cands]
+              "lr": c.spec.lr, "score": None if not np.isfinite(c.score) else c.score} for c in cands]
     fmt = ".4g" if regression else ".3f"
     shown = "; ".join(f"{c.spec.describe()} {abs(c.score):{fmt}}" for c in cands)
     if regression and y is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1:
@@ -383,7 +411,7 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
     margin_words = (f"must win by more than {margins[0]:{fmt}}" if len(margins) == 1 else
                     "must beat the one chosen before it by more than its margin: " + ", ".join(
                         f"{c.spec.describe()} {m:{fmt}}" for c, m in zip(cands[1:], margins)))
-    notes.append(f"--hidden auto: {best.spec.describe()} chosen by {what} ({shown}; a more complex candidate "
+    notes.append(f"--hidden auto: {best.spec.describe()} chosen by {what} ({shown}; a later (more complex or slower) candidate "
                  f"{margin_words}; {why})")
     return best, table
 
@@ -426,7 +454,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
     for c, spec in enumerate(candidates):
         # the candidates differ only in the network and its training: they share the preprocessed rows
         try:
-            run = fit_run(train_ds, scored, _options_for(options, spec),
+            run = fit_run(train_ds, scored, spec.options(options),
                           _member_progress(progress, 1, 1, c + 1, len(candidates)),
                           prepared=cands[0].runs[0] if cands else None)
         except KeyboardInterrupt:  # before this candidate's first epoch (its preprocessing): keep the others
@@ -464,7 +492,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
             c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
         best, table = _choose(cands, notes, "the validation score", scored.y, ds.task)
         run = best.runs[0]
-        chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
+        chosen = replace(best.spec.options(options), augment_noise=_noise_used(best.runs))
         model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
         calibration = _calibrate(model, best.logits, scored, chosen, notes)
         _store_trust(model, ds, best.logits, scored, np.zeros(scored.n_samples, dtype=np.int64), "validation",
@@ -512,10 +540,10 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[Fitte
     total = len(candidates) * len(folds)
     if member_processes(plan, total, _member_copy_bytes(ds, folds, options)) == 1:
         return None
-    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(_options_for(options, spec), seed=offset_seed(options.seed, k))))
+    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(spec.options(options), seed=offset_seed(options.seed, k))))
              for spec in candidates for k, fold in enumerate(folds)]
     # member processes on this machine share its memory
-    check_fits_memory(ds, [(_options_for(options, spec), max(len(fold.train) for fold in folds))
+    check_fits_memory(ds, [(spec.options(options), max(len(fold.train) for fold in folds))
                            for spec in candidates], plan, total)
 
     def done(finished: int, _total: int) -> None:
@@ -555,7 +583,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             else:
                 try:
                     run = fit_run(ds.subset(fold.train), ds.subset(fold.test),
-                                  replace(_options_for(options, spec), seed=offset_seed(options.seed, k)),
+                                  replace(spec.options(options), seed=offset_seed(options.seed, k)),
                                   _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
                 except KeyboardInterrupt:  # before this member's first epoch (its preprocessing)
                     if not (runs or cands):
@@ -601,7 +629,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
         for c in cands:
             c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
         best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
-        chosen = replace(options, hidden=list(best.spec.hidden), augment_noise=_noise_used(best.runs))
+        chosen = replace(best.spec.options(options), augment_noise=_noise_used(best.runs))
         warnings += _members_warnings([run.preprocessor for run in best.runs])
         history = [{"member": k + 1, **row} for k, run in zip(best.folds, best.runs) for row in run.result.history]
         members = [_member_summary(k + 1, run) for k, run in zip(best.folds, best.runs)]
@@ -700,10 +728,6 @@ def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[Fi
     most.logits = most.logits[rows]
     return [most], rows, (f"interrupted: the model holds the {len(most.runs)} member(s) of {most.spec.describe()} "
                           f"trained so far; out-of-fold scores cover their {len(rows)} held-out rows")
-
-
-def _options_for(options: TrainOptions, spec: Candidate) -> TrainOptions:
-    return replace(options, hidden=list(spec.hidden), augment_noise=spec.augment_noise)
 
 
 def _noise_used(runs: list[FittedRun]) -> float:
