@@ -31,7 +31,8 @@ WIDE_LR_FEATURES = 2_000  # beyond this many kept features the auto learning rat
 
 TASK_CHOICES = ("auto", "binary", "multiclass", "multilabel", "regression")
 LOSS_CHOICES = ("auto", "ce", "bce", "focal", "hinge", "mse", "mae", "huber")
-OPTIMIZER_CHOICES = ("adam", "adamw", "sgd")
+OPTIMIZER_CHOICES = ("adam", "adamw", "sgd", "lbfgs")
+MINIBATCH_OPTIMIZERS = ("adam", "adamw", "sgd")  # lbfgs: every row at once, to convergence
 IMPUTE_CHOICES = ("median", "mean", "zero")
 SCALING_CHOICES = ("standard", "robust")
 ACTIVATION_CHOICES = tuple(n for n in activations.names() if n != "softmax")
@@ -168,7 +169,11 @@ class TrainOptions:
     dtype: str = option("float32", kind="choice", choices=("float32", "float64"),
                         help="Arithmetic precision (float64 for checking).")
     # --- optimisation
-    optimizer: str = option("adamw", kind="choice", choices=OPTIMIZER_CHOICES, help="Optimizer.")
+    optimizer: str = option("adamw", kind="choice", choices=OPTIMIZER_CHOICES,
+                            help="Optimizer. lbfgs: full-batch L-BFGS on every training row to convergence (at most "
+                                 "--epochs iterations; the last weights are kept, not the best validation epoch's), "
+                                 "without dropout, input noise or an L1 penalty: with --hidden none, the optimum "
+                                 "LogisticRegression(C=1) reaches at --l2 auto.")
     lr: float | str = option(AUTO, kind="float", low=0, low_open=True, auto=True,
                              help=f"Learning rate. auto: {AUTO_LR_LINEAR:g} without hidden layers, {AUTO_LR_HIDDEN:g} with "
                                   f"them, times {WIDE_LR_FEATURES:,} / features beyond {WIDE_LR_FEATURES:,} features.")
@@ -295,9 +300,14 @@ class TrainOptions:
 
 
 # Options that some optimizers only read: given for another one they would change nothing, silently.
-OPTIMIZER_ONLY = {"weight_decay": ("adamw",), "momentum": ("sgd",), "adam_beta2": ("adam", "adamw")}
+OPTIMIZER_ONLY = {"weight_decay": ("adamw",), "momentum": ("sgd",), "adam_beta2": ("adam", "adamw"),
+                  **{name: MINIBATCH_OPTIMIZERS for name in ("lr", "batch_size", "lr_schedule", "patience", "min_delta",
+                                                             "clip_norm")}}
+_FULL_BATCH = "; lbfgs steps on every row by line search until the loss stops falling"
 _OPTIMIZER_ADVICE = {"weight_decay": "; for an L2 penalty with another optimizer use --l2",
-                     "momentum": "; Adam's own momentum (beta1) is fixed at 0.9", "adam_beta2": ""}
+                     "momentum": "; Adam's own momentum (beta1) is fixed at 0.9", "adam_beta2": "",
+                     **{name: _FULL_BATCH for name in ("lr", "batch_size", "lr_schedule", "patience", "min_delta",
+                                                       "clip_norm")}}
 
 
 @dataclass(frozen=True)
@@ -336,6 +346,22 @@ def _no_hidden(flag: str, what: str):
                              "hidden layers")
 
 
+def _minibatch_only(flag: str, what: str, other: OnlyWith | None = None) -> OnlyWith:
+    """An option that --optimizer lbfgs cannot apply (its objective must be the same at every evaluation), besides
+    ``other``'s rule (what else makes it moot) when there is one."""
+    def applies(o) -> bool:
+        return o.optimizer != "lbfgs" and (other is None or other.applies(o))
+
+    def why(tried, folds_flag) -> str:
+        if other is not None and not any(other.applies(o) for o in tried):
+            return other.why(tried, folds_flag)
+        return (f"{what}, and --optimizer lbfgs minimises a fixed objective on every row (no random units, noise "
+                f"or kinks); drop {flag}, or use a minibatch optimizer")
+
+    return OnlyWith(tuple(dict.fromkeys(("optimizer", *(other.controls if other else ())))), applies, why,
+                    other.inert if other else (0, 0.0))
+
+
 # The options that only some settings of others read (besides the loss-shaping ones, ``check_loss_options``,
 # which are refused once the loss is known). Given explicitly (on the command line or in a config file) where
 # nothing reads them, they are a usage error naming both options, rather than accepted and ignored; a tuning grid
@@ -347,16 +373,22 @@ ONLY_WITH: dict[str, OnlyWith] = {
     "scaling": OnlyWith(("standardize",), lambda o: o.standardize,
                         lambda tried, _: ("chooses how --standardize scales the features, and --no-standardize "
                                           "leaves them unscaled; drop one of them")),
-    "augment_noise": OnlyWith(("standardize",), lambda o: o.standardize or o.augment_noise != AUTO,
-                              lambda tried, _: ("auto sizes the noise in units of a standardised feature (SD "
-                                                "sqrt(features / rows)), and --no-standardize leaves the features in "
-                                                "their own units; give --augment-noise an SD in those units, or drop "
-                                                "--no-standardize"), inert=(0, 0.0)),
+    "augment_noise": _minibatch_only("--augment-noise", "adds noise to each minibatch's inputs", OnlyWith(
+        ("standardize",), lambda o: o.standardize or o.augment_noise != AUTO,
+        lambda tried, _: ("auto sizes the noise in units of a standardised feature (SD "
+                          "sqrt(features / rows)), and --no-standardize leaves the features in "
+                          "their own units; give --augment-noise an SD in those units, or drop "
+                          "--no-standardize"), inert=(0, 0.0))),
     "val_size": OnlyWith(("folds", "val_data"), lambda o: o.folds in (1, AUTO) and not o.val_data, _val_size_moot),
-    "dropout": OnlyWith(("hidden",), lambda o: o.hidden != [], _no_hidden("--dropout", "drops units of the hidden "
-                                                                          "layers"), inert=(0, 0.0)),
-    "batchnorm": OnlyWith(("hidden",), lambda o: o.hidden != [],
-                          _no_hidden("--batchnorm", "normalises the hidden layers"), inert=(False,)),
+    "dropout": _minibatch_only("--dropout", "drops random units of the hidden layers", OnlyWith(
+        ("hidden",), lambda o: o.hidden != [], _no_hidden("--dropout", "drops units of the hidden layers"),
+        inert=(0, 0.0))),
+    "batchnorm": _minibatch_only("--batchnorm", "normalises each minibatch", OnlyWith(
+        ("hidden",), lambda o: o.hidden != [], _no_hidden("--batchnorm", "normalises the hidden layers"),
+        inert=(False,))),
+    "l1": OnlyWith(("optimizer",), lambda o: o.optimizer != "lbfgs",
+                   lambda tried, _: ("has a kink at zero, and --optimizer lbfgs needs a smooth objective; use --l2, "
+                                     "or a minibatch optimizer"), inert=(0, 0.0)),
     "activation": OnlyWith(("hidden",), lambda o: o.hidden != [],
                            _no_hidden("--activation", "sets the hidden layers' activation")),
     "class_weight": OnlyWith(("task",), lambda o: o.task != "regression",
@@ -627,11 +659,12 @@ def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) 
     l2 = 0.5 / max(n_train, 1) if options.l2 == AUTO else options.l2
     lr = options.lr
     if lr == AUTO and n_features is not None:  # it depends on the kept width (known once preprocessed)
+        # (lbfgs reads none: it is resolved all the same, so that fit_config and the model have a value)
         lr = auto_lr(options.hidden != AUTO and bool(options.hidden), n_features)
     noise = options.augment_noise
     if noise == AUTO and n_features is not None:  # in units of a standardised feature: none on unscaled ones
         noise = (auto_noise(n_train, n_features) if options.hidden not in (AUTO, []) and options.hidden
-                 and options.standardize else 0.0)
+                 and options.standardize and options.optimizer != "lbfgs" else 0.0)
     resolved = replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise)
     check_decay(resolved)
     return resolved

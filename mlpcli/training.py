@@ -26,6 +26,8 @@ __all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", 
            "no_skill_loss", "fit_memory", "update_threads", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
 
 LR_SCHEDULES = ("none", "plateau", "cosine")
+# The full-batch optimizer (``engine.lbfgs``): each iteration is one "epoch" of the history, on every training row
+LBFGS = "lbfgs"
 PLATEAU_FACTOR = 0.5  # halve the learning rate on a plateau, the common default (Keras, PyTorch)
 MIN_LR = 1e-6  # below this a plateau schedule stops cutting: steps would no longer move float32 weights
 # Divergence, read from the training loss L (the lower of its training-mode and inference-mode values, so
@@ -72,7 +74,7 @@ NOISE_WINDOW = 20
 class FitConfig:
     """How to train; the defaults suit a few hundred omics samples."""
 
-    optimizer: str = "adam"  # adam | adamw | sgd
+    optimizer: str = "adam"  # adam | adamw | sgd | lbfgs (full batch, to convergence: ``engine.lbfgs``)
     lr: float = 1e-3
     momentum: float = 0.9  # sgd only
     nesterov: bool = False  # sgd only
@@ -97,7 +99,10 @@ class FitConfig:
 
     def validate(self) -> None:
         checks = [
-            (self.optimizer in optim.OPTIMIZERS, f"optimizer must be one of {', '.join(optim.OPTIMIZERS)}"),
+            (self.optimizer in (*optim.OPTIMIZERS, LBFGS),
+             f"optimizer must be one of {', '.join((*optim.OPTIMIZERS, LBFGS))}"),
+            (self.optimizer != LBFGS or (self.l1 == 0 and self.augment_noise == 0 and self.lr_schedule == "none"),
+             "lbfgs minimises a smooth, fixed objective: no l1 penalty, input noise or learning-rate schedule"),
             (self.lr > 0, "lr must be > 0"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (0 < self.beta2 < 1, "beta2 must be in (0, 1)"),
@@ -289,10 +294,14 @@ def fit_memory(n_inputs: int, hidden, n_outputs: int, config: FitConfig, n_rows:
     # weights, gradients, the best weights, the copy a model file is written from, the optimizer's state
     # (measured: --hidden 100000 on the sample data peaks at 5.4 GB; this says 5.4 GB + the data)
     parameters = item * n_params * (4 + states)
+    batch = min(config.batch_size, n_rows)
+    if config.optimizer == LBFGS:  # float64: 10 (s, y) pairs, the gradient, the iterate, its trial and copy
+        parameters = item * n_params * 4 + 8 * n_params * (2 * 10 + 4)
+        batch = min(4096, n_rows)  # a chunk of rows per pass
     # Forward caches (input, pre-activation, activation, dropout mask) and backward gradients per unit of a
     # batch, and an inference chunk of evaluate_loss's 4,096 rows.
     units = sum(widths)
-    activations = item * units * (6 * min(config.batch_size, n_rows) + 2 * min(4096, n_rows))
+    activations = item * units * (6 * batch + 2 * min(4096, n_rows))
     return {"parameters": int(parameters), "activations": int(activations), "total": int(parameters + activations)}
 
 
@@ -568,11 +577,14 @@ def fit(
     if n == 0 or (validate and X_val.shape[0] == 0):
         raise ValueError("training and validation sets must both be non-empty")
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))  # shuffles and noise
-    opt = build_optimizer(config)
-    opt.threads = update_threads()
+    full_batch = config.optimizer == LBFGS
+    opt = None if full_batch else build_optimizer(config)
+    if opt is not None:
+        opt.threads = update_threads()
     penalty = optim.WeightPenalty(config.l1, config.l2)
-    stopper = EarlyStopping(config.patience if validate else None, config.min_delta, config.adaptive_patience,
-                            config.growth_noise)
+    # L-BFGS runs to convergence and keeps its last weights: the validation loss is recorded, not stopped on
+    stopper = EarlyStopping(config.patience if validate and not full_batch else None, config.min_delta,
+                            config.adaptive_patience, config.growth_noise)
     lr0, history = config.lr, []
 
     baseline = {}
@@ -598,8 +610,8 @@ def fit(
     # stop the run (or the plateau schedule needs it first): then they run here before going on, so no epoch
     # is ever trained past the stop. The passes and the decisions are the same either way; only the history
     # rows reach ``callback`` an epoch later. See ``_Measured``.
-    shadow = (MLP(**net.config()) if validate and config.lr_schedule != "plateau" and opt.threads > 1
-              and net.flat_params.nbytes <= SHADOW_BYTES else None)
+    shadow = (MLP(**net.config()) if validate and config.lr_schedule != "plateau" and opt is not None
+              and opt.threads > 1 and net.flat_params.nbytes <= SHADOW_BYTES else None)
     pending: tuple[int, float, float, float, Callable[[], _Measured]] | None = None
 
     def measure(model: MLP) -> _Measured:
@@ -625,9 +637,10 @@ def fit(
         }
         if measured.metrics is not None:
             row["train_metric"], row["val_metric"] = measured.metrics
-        row["lr"] = lr
+        if lr is not None:  # (L-BFGS has no learning rate: its steps come from a line search)
+            row["lr"] = lr
         stop = stopper.update(epoch, measured.val_loss, model)
-        row["best_epoch"] = stopper.best_epoch
+        row["best_epoch"] = epoch if full_batch else stopper.best_epoch  # (lbfgs keeps its last weights)
         row["seconds"] = (time.perf_counter() if end is None else end) - t0
         history.append(row)
         if callback is not None:
@@ -651,7 +664,17 @@ def fit(
     errstate = np.errstate(over="ignore", invalid="ignore")
     errstate.__enter__()
     try:
-        for epoch in range(1, config.epochs + 1):
+        if full_batch:
+            def step_done(iteration: int, train_loss: float, t0: float) -> None:
+                if validate:
+                    record(iteration, train_loss, None, t0, measure(net), net)
+                else:
+                    history.append({"epoch": iteration, "train_loss": train_loss, "seconds": time.perf_counter() - t0})
+                    if callback is not None:
+                        callback(history[-1])
+
+            _fit_full_batch(net, loss, X_train, y_train, sample_weight, config, step_done)
+        for epoch in range(1, config.epochs + 1 if not full_batch else 1):
             t0 = time.perf_counter()
             opt.lr = scheduled_lr(config, lr0, opt.lr, epoch)
             train_loss = run_epoch(net, loss, X_train, y_train, opt, config.batch_size, rng, sample_weight,
@@ -673,7 +696,8 @@ def fit(
             if record(epoch, float(train_loss), float(opt.lr), t0, measure(net), net):
                 stopped = True
                 break
-        divergence.finish(len(history))
+        if not full_batch:  # (a line search only ever lowers the objective)
+            divergence.finish(len(history))
     except KeyboardInterrupt:
         interrupted = True
         interrupts.absorbed()  # so that a caller running fits one after the other stops too
@@ -681,18 +705,75 @@ def fit(
             record_pending(time.perf_counter())
     finally:
         errstate.__exit__(None, None, None)
-    if validate:
+    if validate and not full_batch:
         stopper.restore(net)
     return FitResult(
         history=history,
-        best_epoch=stopper.best_epoch if validate else len(history),
-        best_val_loss=float(stopper.best),
+        best_epoch=stopper.best_epoch if validate and not full_batch else len(history),
+        best_val_loss=float(history[-1]["val_loss"] if full_batch and validate and history else stopper.best),
         stopped_early=stopped,
         interrupted=interrupted,
         baseline=baseline,
         epochs_run=len(history),
         seconds=time.perf_counter() - started,
     )
+
+
+def _fit_full_batch(net: MLP, loss: Loss, X, y: np.ndarray, sample_weight: np.ndarray | None, config: FitConfig,
+                    step_done: Callable[[int, float, float], None]) -> None:
+    """Minimise the mean training loss + the L2 penalty over all rows of X (n, d) with ``engine.lbfgs`` for at
+    most ``config.epochs`` iterations, ``net`` left at the last accepted point. Inference-mode passes (no
+    dropout: the objective must not change between evaluations), a chunk of rows at a time (a sparse X
+    densified chunk by chunk), the gradient accumulated in float64. ``step_done(iteration, data loss, t0)``
+    after each accepted step, with ``net`` holding its weights. Ctrl-C leaves the last accepted weights."""
+    from .engine import lbfgs
+
+    if net.batchnorm:  # inference-mode passes normalise by running statistics that only minibatches update
+        raise ValueError("lbfgs cannot train batch normalisation: use a minibatch optimizer, or no batchnorm")
+    n = X.shape[0]
+    chunk = max(1, min(n, EVAL_CHUNK_BYTES // max(1, X.shape[1] * np.dtype(net.dtype).itemsize))) \
+        if is_sparse(X) else min(n, 4096)
+    n_weights = net.n_weight_entries  # weights come first in the flat buffer: the penalty's entries
+    grad = np.zeros(net.flat_params.size, dtype=np.float64)
+    last = {"theta": None, "data": math.nan}
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        net.flat_params[:] = theta
+        grad[:] = 0.0
+        data = 0.0
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            yb = y[start:stop]
+            wb = None if sample_weight is None else sample_weight[start:stop]
+            out = net.forward(dense_rows(X, start, stop))
+            share = (stop - start) / n  # the loss is a mean over rows: each chunk's counts in proportion
+            data += share * loss.forward(out, yb, wb)
+            net.backward(loss.backward(out, yb, wb))
+            grad[:] += share * net.flat_grads
+        w = theta[:n_weights]
+        value = data + config.l2 * float(w @ w)
+        grad[:n_weights] += 2.0 * config.l2 * w
+        last["theta"], last["data"] = theta, data
+        return value, grad.copy()
+
+    accepted = net.flat_params.astype(np.float64)
+    t0 = time.perf_counter()
+
+    def done(iteration: int, theta: np.ndarray, _f: float) -> None:
+        nonlocal t0
+        accepted[:] = theta
+        if last["theta"] is not theta:  # (the line search's last evaluation is the accepted point)
+            objective(theta)
+        net.flat_params[:] = theta
+        step_done(iteration, float(last["data"]), t0)
+        t0 = time.perf_counter()
+
+    # float32 rounds the objective at ~1e-7 of itself: ask no finer decrease than a few times that
+    ftol = 1e-6 if net.dtype == np.float32 else 1e-10
+    try:
+        lbfgs.minimize(objective, accepted.copy(), max_iter=config.epochs, ftol=ftol, callback=done)
+    finally:  # the last accepted point, not a line-search trial (also on Ctrl-C)
+        net.flat_params[:] = accepted
 
 
 @dataclass(frozen=True)
