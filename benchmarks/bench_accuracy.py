@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import re
 import sys
@@ -387,10 +388,11 @@ def _full_proba(proba: np.ndarray, model_classes, classes: list[str]) -> np.ndar
 
 
 def fit_mlpcli(X_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray | None, X_test: np.ndarray,
-               feature_names: list[str], options) -> tuple[np.ndarray, list[str], np.ndarray]:
+               feature_names: list[str], options) -> tuple[np.ndarray, list[str], np.ndarray, float | None]:
     """Train as ``mlpcli train`` does on a table with a label (and patient_id) column; returns the
-    test rows' probabilities and the model's classes (both in the model's order), and the labels ``mlpcli
-    predict`` gives the test rows (the model's decision rule, ``--decision``: not always the most probable class)."""
+    test rows' probabilities and the model's classes (both in the model's order), the labels ``mlpcli
+    predict`` gives the test rows (the model's decision rule, ``--decision``: not always the most probable class),
+    and the balanced accuracy ``train`` reports for itself (out-of-fold on the training rows)."""
     from mlpcli import data, pipeline
 
     clash = _ROLE_DEFAULT_NAMES.intersection(feature_names)
@@ -405,7 +407,8 @@ def fit_mlpcli(X_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarra
     outcome = pipeline.train_dataset(ds, options)
     proba = outcome.model.predict_output(X_test)
     labels = np.asarray(outcome.model.classes, dtype=object)[outcome.model.predict_classes(proba)]
-    return proba, list(outcome.model.classes), labels
+    estimate = (outcome.val_metrics or {}).get("balanced_accuracy")
+    return proba, list(outcome.model.classes), labels, None if estimate is None else float(estimate)
 
 
 @dataclass
@@ -442,8 +445,8 @@ def run_fit(task: FitTask) -> dict:
         if task.variant is not None:
             options = train_options(task.variant, task.seed, task.groups_train is not None, has_nan)
             start = time.perf_counter()
-            raw, model_classes, labels = fit_mlpcli(task.X_train, task.y_train, task.groups_train, task.X_test,
-                                                    task.feature_names, options)
+            raw, model_classes, labels, estimate = fit_mlpcli(task.X_train, task.y_train, task.groups_train,
+                                                              task.X_test, task.feature_names, options)
             seconds = time.perf_counter() - start
         else:
             est = sklearn_model(task.model, task.seed, has_nan)
@@ -452,6 +455,7 @@ def run_fit(task: FitTask) -> dict:
             seconds = time.perf_counter() - start
             raw, model_classes = est.predict_proba(task.X_test), est.classes_
             labels = None  # scikit-learn's models: the most probable class, as their predict gives it
+            estimate = None  # (they report no estimate of their own)
     proba = _full_proba(raw, model_classes, task.classes)
     y_idx = np.asarray([task.classes.index(str(v)) for v in task.y_test])
     pred = proba.argmax(axis=1) if labels is None else np.asarray([task.classes.index(str(v)) for v in labels])
@@ -461,6 +465,7 @@ def run_fit(task: FitTask) -> dict:
         "set": task.set_name, "model": task.model, "seed": task.seed, "fold": task.fold,
         "n_train": len(task.y_train), "n_test": len(task.y_test),
         "balanced_accuracy": float(balanced_accuracy_score(y_idx, pred)),
+        "train_estimate": estimate,  # mlpcli: train's own out-of-fold balanced accuracy, on the training rows
         "log_loss": float(log_loss(y_idx, proba, labels=list(range(len(task.classes))))),
         "ece_fold": expected_calibration_error(correct, confidence, n_bins=ECE_BINS),
         "seconds": seconds,
@@ -572,6 +577,32 @@ def summarize(records: list[dict]) -> list[dict]:
     return rows
 
 
+def estimate_check(records: list[dict]) -> list[dict]:
+    """Per mlpcli variant and set, and over all its fits: the mean of (the balanced accuracy ``train`` reports for
+    itself, out of fold on the training rows) minus (the balanced accuracy on the held-out test fold), with its
+    standard error over fits. Near 0: the figure a user reads after ``train`` is what new patients get; above 0 it
+    flatters the model (a member early-stopped on the fold it scores, a choice among candidates on the same rows)."""
+    mine = [r for r in records if r.get("train_estimate") is not None]
+    out = []
+    for model in dict.fromkeys(r["model"] for r in mine):
+        fits = [r for r in mine if r["model"] == model]
+        for set_name in [*dict.fromkeys(r["set"] for r in fits), None]:
+            rs = [r for r in fits if set_name is None or r["set"] == set_name]
+            gap = np.array([r["train_estimate"] - r["balanced_accuracy"] for r in rs])
+            out.append({"model": model, "set": set_name or "all sets", "fits": len(rs), "gap": float(gap.mean()),
+                        "se": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else math.nan})
+    return out
+
+
+def format_estimate_check(rows: list[dict]) -> str:
+    lines = ["train's own out-of-fold estimate minus the held-out fold's balanced accuracy (mean ± SE over fits):"]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        cells = [f"{r['set']} {r['gap']:+.3f}" + ("" if math.isnan(r["se"]) else f" ± {r['se']:.3f}")
+                 for r in rows if r["model"] == model]
+        lines.append(f"  {model}: " + ", ".join(cells))
+    return "\n".join(lines)
+
+
 def over_sets(rows: list[dict]) -> list[dict]:
     """Per model, the mean over sets of each metric (only models that ran on every set)."""
     sets = list(dict.fromkeys(r["set"] for r in rows))
@@ -677,7 +708,8 @@ def format_bars(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-RAW_COLUMNS = ["set", "model", "seed", "fold", "n_train", "n_test", "balanced_accuracy", "log_loss", "ece_fold", "seconds"]
+RAW_COLUMNS = ["set", "model", "seed", "fold", "n_train", "n_test", "balanced_accuracy", "train_estimate", "log_loss",
+               "ece_fold", "seconds"]
 
 
 def write_raw(records: list[dict], path: str) -> None:
@@ -773,6 +805,10 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows, markdown=args.markdown))
     print()
     print(format_bars(rows))
+    checks = estimate_check(records)
+    if checks:
+        print()
+        print(format_estimate_check(checks))
     if args.out:
         write_raw(records, args.out)
         print(f"wrote {args.out}")

@@ -251,8 +251,25 @@ def test_mlpcli_fits_are_scored_by_the_models_own_labels(bench):
     X = rng.normal(size=(200, 4)) + (y == "rare")[:, None] * 0.8
     variant = bench.parse_variant("bal:hidden=,epochs=3,folds=1,decision=balanced")
     options = bench.train_options(variant, 0, has_groups=False, has_nan=False)
-    proba, classes, labels = bench.fit_mlpcli(X[:150], y[:150], None, X[150:], [f"g{i}" for i in range(4)], options)
+    proba, classes, labels, estimate = bench.fit_mlpcli(X[:150], y[:150], None, X[150:], [f"g{i}" for i in range(4)],
+                                                        options)
+    assert 0 <= estimate <= 1  # train's own held-out balanced accuracy
     share = float(np.mean(y[:150] == "rare"))
     p_rare = proba[:, classes.index("rare")] if proba.shape[1] == 2 else proba[:, 0]
     assert ((p_rare >= share) == (labels == "rare")).all()
     assert ((p_rare >= share) != (p_rare >= 0.5)).any()  # the rule differs from argmax on these rows
+
+
+def test_the_estimate_check_compares_trains_own_figure_with_the_test_fold(bench):
+    """Per variant and set, and over all fits: mean (train's estimate - test balanced accuracy) and its SE;
+    scikit-learn models, which report no estimate, are left out."""
+    records = [{"set": "a", "model": "mlpcli:default", "train_estimate": 0.9, "balanced_accuracy": 0.8},
+               {"set": "a", "model": "mlpcli:default", "train_estimate": 0.8, "balanced_accuracy": 0.8},
+               {"set": "b", "model": "mlpcli:default", "train_estimate": 0.7, "balanced_accuracy": 0.75},
+               {"set": "a", "model": "logreg", "train_estimate": None, "balanced_accuracy": 0.8}]
+    rows = bench.estimate_check(records)
+    assert [(r["set"], r["fits"]) for r in rows] == [("a", 2), ("b", 1), ("all sets", 3)]
+    assert rows[0]["gap"] == pytest.approx(0.05) and rows[0]["se"] == pytest.approx(0.05)
+    assert rows[2]["gap"] == pytest.approx((0.1 + 0.0 - 0.05) / 3)
+    text = bench.format_estimate_check(rows)
+    assert "mlpcli:default: a +0.050 ± 0.050, b -0.050, all sets +0.017" in text and "logreg" not in text
