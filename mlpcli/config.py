@@ -665,7 +665,9 @@ def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) 
     if noise == AUTO and n_features is not None:  # in units of a standardised feature: none on unscaled ones
         noise = (auto_noise(n_train, n_features) if options.hidden not in (AUTO, []) and options.hidden
                  and options.standardize and options.optimizer != "lbfgs" else 0.0)
-    resolved = replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise)
+    # lbfgs evaluates one fixed objective: no dropout (the model then says so, rather than a rate it never used)
+    dropout = 0.0 if options.optimizer == "lbfgs" else options.dropout
+    resolved = replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise, dropout=dropout)
     check_decay(resolved)
     return resolved
 

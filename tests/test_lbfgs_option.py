@@ -19,8 +19,9 @@ def test_train_with_lbfgs_keeps_its_last_iterate_and_predicts(table, tmp_path, h
     out = tmp_path / "m.mlp"
     res = run(["train", table, "--optimizer", "lbfgs", "--hidden", hidden, "-o", str(out), "--json", "--folds", "2"])
     assert res.exit_code == 0, res.output
-    config = model_io.load(out).config
-    assert config["optimizer"] == "lbfgs" and config["augment_noise"] == 0.0
+    model = model_io.load(out)
+    assert model.config["optimizer"] == "lbfgs" and model.config["augment_noise"] == 0.0
+    assert all(m.network.dropout == 0.0 for m in model.members)  # built without the dropout it could not apply
     doc = json.loads(res.stdout)
     for member in doc["fit"]["members"]:  # converged weights, not a best-validation epoch's
         assert member["best_epoch"] == member["epochs_run"] < member["max_epochs"] and not member["stopped_early"]
