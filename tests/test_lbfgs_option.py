@@ -26,6 +26,8 @@ def test_train_with_lbfgs_keeps_its_last_iterate_and_predicts(table, tmp_path, h
     for member in doc["fit"]["members"]:  # converged weights, not a best-validation epoch's
         assert member["best_epoch"] == member["epochs_run"] < member["max_epochs"] and not member["stopped_early"]
     assert doc["validation_metrics"]["balanced_accuracy"] > 0.6  # (the signal: 0.9 and more with minibatches)
+    shown = " ".join(run(["info", str(out)]).output.split())
+    assert "optimizer lbfgs (every row, to convergence" in shown and "lr 0.01" not in shown
     pred = run(["predict", str(out), table, "-o", str(tmp_path / "p.csv")])
     assert pred.exit_code == 0, pred.output
 

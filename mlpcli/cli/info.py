@@ -243,9 +243,11 @@ def _table(doc: dict) -> Table:
     if not (tr["strategy"] or opts or tr["best_epochs"]):  # not "hold-out; best epochs —; optimizer —, lr —, ..."
         table.add_row("training", "not stored (model written by an earlier version)")
     else:
+        # lbfgs steps on every row by line search: a learning rate and batch size would be settings it never read
+        steps = ("optimizer lbfgs (every row, to convergence; iterations, not epochs)" if opts.get("optimizer") == "lbfgs"
+                 else f"optimizer {fmt(opts.get('optimizer'))}, lr {setting('lr')}, batch {setting('batch_size')}")
         table.add_row("training", f"{tr['strategy'] or 'hold-out'}; best epochs {best}; "
-                                  f"optimizer {fmt(opts.get('optimizer'))}, lr {setting('lr')}, batch "
-                                  f"{setting('batch_size')}, l2 {setting('l2')}, input noise {setting('augment_noise')}, "
+                                  f"{steps}, l2 {setting('l2')}, input noise {setting('augment_noise')}, "
                                   f"seed {fmt(opts.get('seed'))}"
                                   + (f"; refit for {tr['refit_epochs']} epochs" if tr["refit_epochs"] else "")
                                   + ("; interrupted" if tr["interrupted"] else ""))
