@@ -180,3 +180,17 @@ def test_an_unstable_run_says_rose_for_a_loss_and_fell_for_a_score():
     meanings = evidence_meanings(True)
     assert {"unstable_epoch", "train_rise", "n_infinite", "first_infinite_epoch"} <= set(meanings)
     assert "fell" in meanings["train_rise"] and "rose" in evidence_meanings(False)["train_rise"]
+
+
+def test_slopes_in_standard_errors_are_left_out_where_no_noise_could_be_measured():
+    """Three epochs have no late wiggle to measure noise on: the z of a slope against the 1e-9 floor read
+    -2.5e+08 standard errors. It is n/a there, and given where the curve is long enough to measure its noise."""
+    short = diagnose([0.95, 0.90, 0.887], [0.83, 0.82, 0.81], baseline=1.36)
+    assert short.evidence["train_slope_z"] is None and short.evidence["val_slope_z"] is None
+    assert short.evidence["gap_slope_z"] is None and short.label  # still labelled (best effort)
+    rng = np.random.default_rng(0)
+    epochs = np.arange(1, 41)
+    train = 0.3 + 0.9 * np.exp(-epochs / 6) + rng.normal(0, 0.01, 40)
+    val = 0.5 + 0.7 * np.exp(-epochs / 6) + rng.normal(0, 0.02, 40)
+    long = diagnose(train, val, baseline=1.36)
+    assert all(abs(long.evidence[k]) < 1e3 for k in ("train_slope_z", "val_slope_z", "gap_slope_z"))

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .curves import SHORT_CURVE_EPOCHS, _Curves
-from .measure import SLOPE_UNIT, _Rise
+from .measure import NOISE_SD_FLOOR, SLOPE_UNIT, _Rise
 from .rules import (EARLY_BEST_EPOCH, FALL_SLOPE, GAP_GROW, GAP_LARGE, NOISY_REL, NOT_LEARNING, RISE_LEVEL, RISE_Z,
                     SLOPE_Z, SLOPE_Z_WIDTH, STILL_IMPROVING_SLOPE, TRAIN_EVAL_CLOSE, VAL_SHARE, VAL_SHARE_WIDTH)
 
@@ -72,6 +72,9 @@ def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochast
     """The evidence in loss orientation (slopes and gaps: > 0 worse); ``_user_evidence`` turns it
     to the curves' own direction."""
     S = c.scale
+    # A slope in standard errors needs the curve's noise: where none could be measured (a run of 3 epochs has no
+    # late wiggle to read; a noiseless curve has none) the noise is a 1e-9 floor and the z would read -2e+08
+    train_known, val_known = (f[k] > 2 * NOISE_SD_FLOOR for k in ("train_noise", "val_noise"))
     ev = {
         "n_epochs": f["n"],
         "n_missing": c.n_missing,
@@ -90,8 +93,9 @@ def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochast
         "best_epoch": f["best_epoch"], "best_tolerance": f["best_tolerance"],
         "train_level": f["train_level"], "val_level": f["val_level"],
         "train_slope": f["train_slope"], "val_slope": f["val_slope"],
-        "train_slope_z": f["train_z"], "val_slope_z": f["val_z"],
-        "gap_end": f["gap_end"], "gap_end_z": f["gap_end_z"], "gap_slope": f["gap_slope"], "gap_slope_z": f["gap_z"],
+        "train_slope_z": f["train_z"] if train_known else None, "val_slope_z": f["val_z"] if val_known else None,
+        "gap_end": f["gap_end"], "gap_end_z": f["gap_end_z"], "gap_slope": f["gap_slope"],
+        "gap_slope_z": f["gap_z"] if train_known and val_known else None,
         "gap_trend": _gap_trend(f), "val_share": f["val_share"],
         "val_noise": f["val_noise"], "val_noise_rel": f["val_noise_rel"],
         "train_noise": f["train_noise"], "noise_ratio": f["noise_ratio"],
@@ -368,8 +372,9 @@ def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[st
     if ev["cause"] == "still_improving":
         return unknown + [
             f"Train for more epochs (--epochs) or raise the learning rate (--lr) first: validation was still "
-            f"{w.improving} at the end ({_pct(-ev['val_slope'])} of the scale per 10 % of the run, "
-            f"{abs(ev['val_slope_z']):.1f} standard errors) and was {w.best} at the last epoch, so the run stopped "
+            f"{w.improving} at the end ({_pct(-ev['val_slope'])} of the scale per 10 % of the run"
+            + (f", {abs(ev['val_slope_z']):.1f} standard errors" if ev["val_slope_z"] is not None else "")
+            + f") and was {w.best} at the last epoch, so the run stopped "
             "while it was still learning.",
             "Judge capacity once both curves have levelled off: if they stay near the no-skill level then, increase "
             "it (--hidden, e.g. --hidden 256) or improve the features.",
