@@ -267,3 +267,17 @@ def test_a_flat_curve_does_not_report_floating_point_noise():
     flat = _more_data(_points([0.8, 0.8, 0.8], [1, 1, 1]), True, 0.5, 0.5, "balanced_accuracy")
     assert flat["verdict"] == "plateaued" and "does not change per doubling" in flat["text"]
     assert "e-" not in flat["text"]
+
+
+def test_a_size_that_rounds_to_a_smaller_ones_groups_says_so(tmp_path):
+    """With 10 patients, 8 train: 90 % and 100 % of them are both all 8 (whole groups). The skipped size says it
+    rounds to the same 8 of 8 groups as 90 %, not only "100 % of the training groups skipped"."""
+    from mlpcli.config import TrainOptions
+    from mlpcli.model_selection.learning_curve import learning_curve
+
+    table = write_table(tmp_path, n_patients=10, per_patient=6)
+    result = learning_curve(table, TrainOptions(epochs=3, hidden=[4]), fractions=(0.95, 1.0))
+    assert len(result.points) == 1 and len(result.skipped) == 1
+    text = result.skipped[0]
+    assert text.startswith("100% of the training groups skipped") and "same 8 of 8 groups" in text
+    assert text.endswith("as 95%"), text

@@ -481,16 +481,21 @@ def learning_curve(
     groups = ds.groups[train_rows] if ds.groups is not None else np.arange(len(train_rows))
     subsets = [train_rows[s] for s in nested_group_subsets(groups, fractions, options.seed, strata)]
 
-    jobs, skipped, seen = [], [], set()
+    jobs, skipped, seen = [], [], {}
+    n_groups = len(np.unique(groups))
     for f, rows in zip(fractions, subsets):
         missing = _missing_classes(ds, rows, train_rows)
         if missing:
             skipped.append(f"{fraction_words(f)} of the training groups ({len(rows)} samples) skipped: it lacks "
                            f"{', '.join(repr(m) for m in missing[:5])}")
         elif len(rows) in seen:
-            skipped.append(f"{fraction_words(f)} of the training groups skipped: the same {len(rows)} samples as a smaller size")
+            # whole groups round: with 6 training donors, 75 % and 100 % are both all 6 (said so, not just "100 %")
+            kept = len(np.unique(ds.groups[rows])) if ds.groups is not None else len(rows)
+            unit = "groups" if ds.groups is not None else "samples"
+            skipped.append(f"{fraction_words(f)} of the training groups skipped: it rounds to the same {kept} of "
+                           f"{n_groups} {unit} ({len(rows)} samples) as {fraction_words(seen[len(rows)])}")
         else:
-            seen.add(len(rows))
+            seen[len(rows)] = f
             jobs.append((f, rows))
     if not jobs:
         raise DataError(f"no training-set size contains every class: {'; '.join(skipped)}; use larger --fractions")
