@@ -674,30 +674,30 @@ def fit(
                         callback(history[-1])
 
             _fit_full_batch(net, loss, X_train, y_train, sample_weight, config, step_done)
-        for epoch in range(1, config.epochs + 1 if not full_batch else 1):
-            t0 = time.perf_counter()
-            opt.lr = scheduled_lr(config, lr0, opt.lr, epoch)
-            train_loss = run_epoch(net, loss, X_train, y_train, opt, config.batch_size, rng, sample_weight,
-                                   penalty, config.augment_noise, config.clip_norm)
-            if not validate:  # a fixed number of epochs on all rows: the last weights are the model
-                divergence.update(epoch, [train_loss], net)
-                history.append({"epoch": epoch, "train_loss": float(train_loss), "lr": float(opt.lr),
-                                "seconds": time.perf_counter() - t0})
-                if callback is not None:
-                    callback(history[-1])
-                continue
-            if pending is not None and record_pending(t0):  # the previous epoch, measured while this one trained
-                stopped = True  # (not reached: an epoch that could stop the run is measured before the next)
-                break
-            if shadow is not None and epoch < config.epochs and not stopper.could_stop_next():
-                _copy_weights(net, shadow)
-                pending = (epoch, float(train_loss), float(opt.lr), t0, _beside(measure, shadow))
-                continue
-            if record(epoch, float(train_loss), float(opt.lr), t0, measure(net), net):
-                stopped = True
-                break
-        if not full_batch:  # (a line search only ever lowers the objective)
-            divergence.finish(len(history))
+        else:
+            for epoch in range(1, config.epochs + 1):
+                t0 = time.perf_counter()
+                opt.lr = scheduled_lr(config, lr0, opt.lr, epoch)
+                train_loss = run_epoch(net, loss, X_train, y_train, opt, config.batch_size, rng, sample_weight,
+                                       penalty, config.augment_noise, config.clip_norm)
+                if not validate:  # a fixed number of epochs on all rows: the last weights are the model
+                    divergence.update(epoch, [train_loss], net)
+                    history.append({"epoch": epoch, "train_loss": float(train_loss), "lr": float(opt.lr),
+                                    "seconds": time.perf_counter() - t0})
+                    if callback is not None:
+                        callback(history[-1])
+                    continue
+                if pending is not None and record_pending(t0):  # the previous epoch, measured while this one trained
+                    stopped = True  # (not reached: an epoch that could stop the run is measured before the next)
+                    break
+                if shadow is not None and epoch < config.epochs and not stopper.could_stop_next():
+                    _copy_weights(net, shadow)
+                    pending = (epoch, float(train_loss), float(opt.lr), t0, _beside(measure, shadow))
+                    continue
+                if record(epoch, float(train_loss), float(opt.lr), t0, measure(net), net):
+                    stopped = True
+                    break
+            divergence.finish(len(history))  # (not for lbfgs: a line search only ever lowers the objective)
     except KeyboardInterrupt:
         interrupted = True
         interrupts.absorbed()  # so that a caller running fits one after the other stops too
