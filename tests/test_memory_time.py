@@ -209,3 +209,35 @@ def test_a_command_imports_only_its_own_module_of_the_command_line():
     assert sorted(all_commands()) == sorted(COMMANDS)
     listed = run(["--help"]).output.split("Commands:")[1]
     assert all(f"  {name} " in listed for name in COMMANDS)
+
+
+@pytest.mark.parametrize("columns_per_read", [2, 100])
+def test_parquet_float_groups_read_whole_as_pandas_reads_them(tmp_path, monkeypatch, columns_per_read):
+    """Groups of float32 / float64 columns go through Arrow's row-major conversion a record batch at a time;
+    a value that needs float64 in a later batch of a later group widens the matrix without losing a value
+    already read, and missing values are NaN; a group with an integer column is read column by column."""
+    from mlpcli.data import parquet as parquet_mod
+
+    n = 40
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "label": ["a", "b"] * (n // 2)})
+    df["f0"] = (rng.integers(0, 50, n) / 4).astype(np.float32)
+    df["f1"] = np.where(np.arange(n) % 6 == 0, np.nan, np.arange(n) * 0.5).astype(np.float32)
+    df["f2"] = np.arange(n, dtype=np.float64) / 8  # float64 storage, float32 numbers
+    df["f3"] = np.arange(n, dtype=np.float64) / 2
+    df.loc[33, "f3"] = 0.1  # no float32 number, in the last row group
+    df["f4"] = np.arange(n) % 3  # integers
+    df["f5"] = (np.arange(n) * 0.75).astype(np.float32)
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False, row_group_size=15)
+    monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * n * columns_per_read)
+    ds, _ = data.load_dataset(str(path))
+    assert ds.X.dtype == np.float64 and ds.X.flags.c_contiguous
+    expected = pd.read_parquet(path)[ds.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+    assert np.array_equal(ds.X, expected, equal_nan=True)
+    df.loc[33, "f3"] = 0.5
+    df.to_parquet(path, index=False, row_group_size=15)
+    ds, _ = data.load_dataset(str(path))
+    assert ds.X.dtype == np.float32
+    expected = pd.read_parquet(path)[ds.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+    assert np.array_equal(ds.X.astype(np.float64), expected, equal_nan=True)
