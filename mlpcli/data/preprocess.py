@@ -1044,7 +1044,7 @@ def column_percentiles(X: np.ndarray, qs: Sequence[float], scratch: np.ndarray |
         m, d = len(rows), X.shape[1]
         if scratch is not None and scratch.size >= m * d and scratch.dtype == np.float64:
             P = scratch.reshape(-1, order="A")[:m * d].reshape((m, d), order="F")
-            np.take(X, rows, axis=0, out=P)
+            np.take(X, rows, axis=0, out=P, mode="clip")  # "raise" buffers the result: a temporary
         else:
             P = np.asfortranarray(X[rows], dtype=np.float64)
         return column_percentiles(P, qs, P, neighbours_equal)
