@@ -244,26 +244,28 @@ def test_parquet_float_groups_read_whole_as_pandas_reads_them(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_robust_quartiles_of_many_rows_read_from_evenly_spaced_rows(monkeypatch, order):
-    """Beyond QUARTILE_ROWS training rows, robust scaling's median and IQR are those of that many evenly spaced
-    rows (np.percentile's numbers on them), whatever the column blocks; at or below it, of every row."""
+def test_robust_quartiles_of_many_rows_read_from_every_kth_row(monkeypatch, order):
+    """From 2 x QUARTILE_ROWS training rows on, robust scaling's median and IQR are those of every k-th row,
+    k = n // QUARTILE_ROWS (np.percentile's numbers on them), whatever the column blocks; below, of every row."""
     rng = np.random.default_rng(5)
     X = np.asarray(rng.lognormal(1, 1, (301, 7)), order=order)
     X[:, 4] = np.round(X[:, 4])  # coarse values: ties
     names = [f"g{j}" for j in range(7)]
     monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 40)
-    rows = np.linspace(0, 300, 40).round().astype(int)
-    assert np.array_equal(preprocess_mod.quartile_rows(301), rows) and preprocess_mod.quartile_rows(40) is None
-    q25, median, q75 = np.percentile(X[rows], (25, 50, 75), axis=0)
+    assert preprocess_mod.quartile_rows(301) == slice(None, None, 7)
+    assert preprocess_mod.quartile_rows(80) == slice(None, None, 2) and preprocess_mod.quartile_rows(79) is None
+    rows = X[::7]  # 43 rows
+    q25, median, q75 = np.percentile(rows, (25, 50, 75), axis=0)
+    untied = [j for j in range(7) if j != 4]
     for block in (1 << 20, 3 * 301):  # one block, blocks of three columns
         monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", block)
         pre = data.Preprocessor(data.PreprocessConfig(scaling="robust"))
         Z = pre.fit_transform(X, names)
-        untied = [j for j in range(7) if j != 4]
         assert np.array_equal(pre.center_[untied], median[untied])
         assert np.array_equal(pre.scale_[untied], (q75 - q25)[untied])
         np.testing.assert_allclose(Z, pre.transform(X), rtol=0, atol=1e-12)
-    assert column_percentiles(X, (25.0, 75.0), rows=rows).tobytes() == np.percentile(X[rows], (25, 75), axis=0).tobytes()
-    monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 301)
+    got = column_percentiles(X, (25.0, 75.0), rows=slice(None, None, 7))
+    assert got.tobytes() == np.percentile(rows, (25, 75), axis=0).tobytes()
+    monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 200)  # 301 rows: fewer than twice, so every row
     pre = data.Preprocessor(data.PreprocessConfig(scaling="robust")).fit(X, names)
     assert np.array_equal(pre.center_[0], np.median(X[:, 0]))
