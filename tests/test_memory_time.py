@@ -211,11 +211,14 @@ def test_a_command_imports_only_its_own_module_of_the_command_line():
     assert all(f"  {name} " in listed for name in COMMANDS)
 
 
+@pytest.mark.parametrize("arrow", ["to_tensor", "without to_tensor"])
 @pytest.mark.parametrize("columns_per_read", [2, 100])
-def test_parquet_float_groups_read_whole_as_pandas_reads_them(tmp_path, monkeypatch, columns_per_read):
+def test_parquet_float_groups_read_whole_as_pandas_reads_them(tmp_path, monkeypatch, columns_per_read, arrow):
     """Groups of float32 / float64 columns go through Arrow's row-major conversion a record batch at a time;
     a value that needs float64 in a later batch of a later group widens the matrix without losing a value
     already read, and missing values are NaN; a group with an integer column is read column by column."""
+    import pyarrow as pa
+
     from mlpcli.data import parquet as parquet_mod
 
     n = 40
@@ -231,8 +234,20 @@ def test_parquet_float_groups_read_whole_as_pandas_reads_them(tmp_path, monkeypa
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False, row_group_size=15)
     monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * n * columns_per_read)
+    if arrow == "without to_tensor":  # an older pyarrow: the float groups fall back to the column path
+        def missing(batch):
+            raise pa.ArrowNotImplementedError("to_tensor")
+        monkeypatch.setattr(parquet_mod, "_row_block", missing)
+    converted = []
+    if arrow == "to_tensor":
+        real = parquet_mod._row_block
+        monkeypatch.setattr(parquet_mod, "_row_block", lambda batch: converted.append(batch.num_rows) or real(batch))
     ds, _ = data.load_dataset(str(path))
     assert ds.X.dtype == np.float64 and ds.X.flags.c_contiguous
+    if arrow == "to_tensor" and columns_per_read == 2:  # the float-only groups, a row group at a time
+        assert converted and sum(converted) % n == 0  # every row of each group
+    else:  # one group holding the integer column: column by column
+        assert not converted
     expected = pd.read_parquet(path)[ds.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
     assert np.array_equal(ds.X, expected, equal_nan=True)
     df.loc[33, "f3"] = 0.5

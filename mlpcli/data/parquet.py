@@ -18,8 +18,8 @@ from .sources import PARSE_ERRORS, Source, short_reason
 class ParquetTable:
     """A parquet table read a group of columns at a time: ``read_features`` reads the feature columns straight
     into one C-ordered matrix (float32 when every value is a float32 number, ``feature_dtype``), a few hundred
-    columns at a time (float columns through Arrow's row-major conversion, others column by column), so that neither a pandas frame of every column nor a float64 copy of a float32 table is made
-    (a 8,000 x 5,000 float32 file: ~0.4 s and one 160 MB matrix, against ~1.7 s and 160 MB + 320 MB through
+    columns at a time (float columns through Arrow's row-major conversion, others column by column), so that
+    neither a pandas frame of every column nor a float64 copy of a float32 table is made (a 8,000 x 5,000 float32 file: ~0.4 s and one 160 MB matrix, against ~1.7 s and 160 MB + 320 MB through
     ``pd.read_parquet`` and ``to_numpy``). The same interface as ``TextTable`` for ``read_dataset``."""
 
     row_names = False
@@ -99,13 +99,16 @@ class ParquetTable:
                 # Arrow's own row-major conversion (C++, the interpreter lock released): two calls per record
                 # batch where the column-by-column path below makes five per column, each of which waits for
                 # the lock while scikit-learn is imported beside the reading (0.95 -> 0.80 s, 8,000 x 5,000)
-                r0 = 0
-                for batch in table.to_batches():
-                    block = np.asarray(batch.to_tensor(null_to_nan=True, row_major=True))  # (rows, w)
-                    X = _widened(X, [block])
-                    X[r0:r0 + len(block), j0:j0 + block.shape[1]] = block
-                    r0 += len(block)
-                continue
+                try:
+                    r0 = 0
+                    for batch in table.to_batches():
+                        block = _row_block(batch)
+                        X = _widened(X, [block])
+                        X[r0:r0 + len(block), j0:j0 + block.shape[1]] = block
+                        r0 += len(block)
+                    continue
+                except (TypeError, ValueError, NotImplementedError):  # a pyarrow without some of it (pyarrow's
+                    pass  # errors derive from these): the group column by column, every row again
             for k0 in range(0, table.num_columns, _TILE):
                 columns = [_column_values(table.column(k)) for k in range(k0, min(table.num_columns, k0 + _TILE))]
                 at = j0 + k0
@@ -121,6 +124,11 @@ def _widened(X: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
     if X.dtype == np.float32 and feature_dtype(blocks) is np.float64:
         return X.astype(np.float64)
     return X
+
+
+def _row_block(batch) -> np.ndarray:
+    """A record batch of float columns as a row-major matrix (rows, columns), missing values NaN."""
+    return np.asarray(batch.to_tensor(null_to_nan=True, row_major=True))
 
 
 def _as_tensors(table) -> bool:
