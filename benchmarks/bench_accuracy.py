@@ -53,7 +53,9 @@ be set. Without --mlpcli the only variant is ``default:`` (TrainOptions' default
 Metrics: balanced accuracy mean ± SD over the fits (folds x seeds); log loss, the mean over fits;
 ECE (15 equal-width bins of the top-class probability) on each seed's pooled out-of-fold predictions,
 averaged over seeds: a test fold of 40 samples spread over 15 bins would report a large ECE even for
-perfect probabilities; seconds per fit (training only, one BLAS thread per fit).
+perfect probabilities; beside it the ECE floor (the mean ECE of a perfectly calibrated model with the same
+confidences on as many samples, 200 draws) and ECE p (the share of those draws at or above the measured ECE);
+seconds per fit (training only, one BLAS thread per fit).
 """
 
 from __future__ import annotations
@@ -568,24 +570,36 @@ def pooled_ece(records: list[dict]) -> float:
     return float(np.mean(eces))
 
 
-def ece_floor(records: list[dict], draws: int = 200, seed: int = 0) -> float:
-    """The ECE a perfectly calibrated model with these confidences would show on this many samples:
-    each draw replaces every prediction's correctness by a coin with the prediction's own confidence
-    (calibrated by construction) and bins as ``pooled_ece`` does; the mean over draws and seeds. A
-    15-bin ECE of ~200 spread-out confidences is ~0.06 from sampling alone, so a measured ECE at this
-    floor is as calibrated as the sample can show."""
+def ece_null(records: list[dict], draws: int = 200, seed: int = 0) -> np.ndarray:
+    """(draws,) the ECE a perfectly calibrated model with these confidences shows on this many samples, as
+    ``pooled_ece`` reports it (each seed's pooled predictions, averaged over seeds), once per draw: each draw
+    replaces every prediction's correctness by a coin with the prediction's own confidence (calibrated by
+    construction)."""
     from mlpcli.metrics import expected_calibration_error
 
     rng = np.random.default_rng(seed)
     by_seed: dict[int, list[dict]] = {}
     for r in records:
         by_seed.setdefault(r["seed"], []).append(r)
-    floors = []
+    per_seed = []
     for rs in by_seed.values():
         q = np.concatenate([r["confidence"] for r in rs])
-        floors.append(np.mean([expected_calibration_error((rng.random(len(q)) < q).astype(float), q, n_bins=ECE_BINS)
-                               for _ in range(draws)]))
-    return float(np.mean(floors))
+        per_seed.append([expected_calibration_error((rng.random(len(q)) < q).astype(float), q, n_bins=ECE_BINS)
+                         for _ in range(draws)])
+    return np.mean(per_seed, axis=0)
+
+
+def ece_floor(records: list[dict], draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model with these confidences would show on this many samples: the mean of
+    ``ece_null``. A 15-bin ECE of ~200 spread-out confidences is ~0.06 from sampling alone, so a measured ECE at
+    this floor is as calibrated as the sample can show."""
+    return float(ece_null(records, draws, seed).mean())
+
+
+def ece_p(null: np.ndarray, observed: float) -> float:
+    """The share of a perfectly calibrated model's ECEs (``ece_null``) at or above ``observed`` (counting the
+    observed one, so never 0): above ~0.05, the sample cannot tell the model's calibration from perfect."""
+    return float((1 + np.count_nonzero(null >= observed)) / (1 + len(null)))
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -597,12 +611,13 @@ def summarize(records: list[dict]) -> list[dict]:
     rows = []
     for (set_name, model), rs in groups.items():
         ba = np.array([r["balanced_accuracy"] for r in rs])
+        ece, null = pooled_ece(rs), ece_null(rs)
         rows.append({
             "set": set_name, "model": model, "fits": len(rs),
             "n": sum(r["n_test"] for r in rs) // len({r["seed"] for r in rs}),
             "ba_mean": float(ba.mean()), "ba_sd": float(ba.std(ddof=1)) if len(ba) > 1 else 0.0,
             "log_loss": float(np.mean([r["log_loss"] for r in rs])),
-            "ece": pooled_ece(rs), "ece_floor": ece_floor(rs),
+            "ece": ece, "ece_floor": float(null.mean()), "ece_p": ece_p(null, ece),
             "seconds": float(np.mean([r["seconds"] for r in rs])),
         })
     return rows
@@ -644,7 +659,7 @@ def over_sets(rows: list[dict]) -> list[dict]:
             continue
         out.append({"set": "mean over sets", "model": model, "fits": sum(r["fits"] for r in mine), "n": None,
                     **{k: float(np.mean([r[k] for r in mine])) for k in ("ba_mean", "log_loss", "ece", "ece_floor", "seconds")},
-                    "ba_sd": None})
+                    "ba_sd": None, "ece_p": None})
     return out
 
 
@@ -688,11 +703,12 @@ def bar_checks(rows: list[dict], model: str) -> list[tuple[str, bool | None, str
     if big:
         eces = {s: _lookup(rows, s, model)["ece"] for s in big}
         worst = max(eces, key=eces.get)
-        floor = _lookup(rows, worst, model)["ece_floor"]
+        row = _lookup(rows, worst, model)
         checks.append((f"ECE <= {BAR_ECE} on sets with > {BAR_ECE_MIN_SAMPLES} samples",
                        all(e <= BAR_ECE for e in eces.values()),
                        f"largest {worst} {eces[worst]:.3f}; a perfectly calibrated model with the same "
-                       f"confidences would show {floor:.3f}"))
+                       f"confidences would show {row['ece_floor']:.3f} on average, and at least "
+                       f"{eces[worst]:.3f} in {row['ece_p']:.0%} of samples"))
     return checks
 
 
@@ -701,10 +717,12 @@ def _cells(row: dict, rows: list[dict]) -> list[str]:
     delta = delta_vs_logreg(rows, row["set"], row["model"]) if row["model"].startswith("mlpcli") else None
     return [row["set"], "" if row["n"] is None else str(row["n"]), row["model"], f"{row['ba_mean']:.3f}{sd}",
             "" if delta is None else f"{delta:+.3f}", f"{row['log_loss']:.3f}", f"{row['ece']:.3f}",
-            f"{row['ece_floor']:.3f}", f"{row['seconds']:.2f}"]
+            f"{row['ece_floor']:.3f}", "" if row.get("ece_p") is None else f"{row['ece_p']:.2f}",
+            f"{row['seconds']:.2f}"]
 
 
-HEADER = ["set", "n", "model", "balanced acc. (mean ± SD)", "Δ vs logreg", "log loss", "ECE", "ECE floor", "s/fit"]
+HEADER = ["set", "n", "model", "balanced acc. (mean ± SD)", "Δ vs logreg", "log loss", "ECE", "ECE floor", "ECE p",
+          "s/fit"]
 
 
 def format_table(rows: list[dict], markdown: bool = False) -> str:
@@ -833,7 +851,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(records)
     print(f"{len(args.seeds)} seed(s) x {args.folds} folds; balanced accuracy mean ± SD over fits, log loss mean "
           f"over fits, ECE ({ECE_BINS} bins) of pooled out-of-fold predictions, the ECE a perfectly calibrated "
-          "model with the same confidences would show (ECE floor), seconds per fit (1 thread)")
+          "model with the same confidences would show (ECE floor) and the share of such samples whose ECE is at "
+          "least the measured one (ECE p: above ~0.05 the sample cannot tell the calibration from perfect), seconds "
+          "per fit (1 thread)")
     print(format_table(rows, markdown=args.markdown))
     print()
     print(format_bars(rows))

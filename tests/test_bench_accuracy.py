@@ -143,6 +143,20 @@ def test_ece_floor_is_the_sampling_noise_of_a_calibrated_model(bench):
     assert bench.ece_floor(spread) > 2 * bench.ece_floor(records)  # spread-out confidences fill many bins
 
 
+def test_ece_p_is_the_share_of_calibrated_samples_at_or_above_the_measured_ece(bench):
+    null = bench.ece_null([_record("s", "m", 0, 0, 0.9, [1] * 180 + [0] * 20, [0.9] * 200)], draws=400)
+    assert null.shape == (400,) and bench.ece_floor([_record("s", "m", 0, 0, 0.9, [1] * 180 + [0] * 20, [0.9] * 200)],
+                                                    draws=400) == pytest.approx(null.mean())
+    assert bench.ece_p(null, 0.0) == 1.0  # every calibrated sample shows at least 0
+    assert bench.ece_p(null, 1.0) == pytest.approx(1 / 401)  # none shows 1: the observed one counted
+    assert 0.3 < bench.ece_p(null, float(np.median(null))) < 0.7
+    # a model 0.1 off in one bin of 200 (accuracy 0.8 at confidence 0.9): far beyond sampling noise
+    (row,) = bench.summarize([_record("s", "m", 0, 0, 0.8, [1] * 160 + [0] * 40, [0.9] * 200)])
+    assert row["ece"] == pytest.approx(0.1) and row["ece_p"] < 0.01
+    (row,) = bench.summarize([_record("s", "m", 0, 0, 0.9, [1] * 180 + [0] * 20, [0.9] * 200)])
+    assert row["ece"] == pytest.approx(0.0, abs=1e-12) and row["ece_p"] == 1.0
+
+
 def _rows(bench, table):
     """summarize() rows from {(set, model): (ba, ece)}, 200 test samples per set."""
     records = []
