@@ -19,8 +19,9 @@ class ParquetTable:
     """A parquet table read a group of columns at a time: ``read_features`` reads the feature columns straight
     into one C-ordered matrix (float32 when every value is a float32 number, ``feature_dtype``), a few hundred
     columns at a time (float columns through Arrow's row-major conversion, others column by column), so that
-    neither a pandas frame of every column nor a float64 copy of a float32 table is made (a 8,000 x 5,000 float32 file: ~0.4 s and one 160 MB matrix, against ~1.7 s and 160 MB + 320 MB through
-    ``pd.read_parquet`` and ``to_numpy``). The same interface as ``TextTable`` for ``read_dataset``."""
+    neither a pandas frame of every column nor a float64 copy of a float32 table is made (a 8,000 x 5,000
+    float32 file: ~0.4 s and one 160 MB matrix, against ~1.7 s and 160 MB + 320 MB through ``pd.read_parquet``
+    and ``to_numpy``). The same interface as ``TextTable`` for ``read_dataset``."""
 
     row_names = False
 
