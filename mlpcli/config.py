@@ -151,8 +151,8 @@ class TrainOptions:
                                  help="Keep the N most variable features (on training rows).")
     standardize: bool = option(True, kind="bool", help="Centre and scale features with training statistics.")
     scaling: str = option("robust", kind="choice", choices=SCALING_CHOICES,
-                          help="standard: z-scores. robust: median and IQR (of every k-th training row, 2,048 to 4,095 "
-                               "of them, from 4,096 rows on), then smooth clipping to about ±3 "
+                          help="standard: z-scores. robust: median and IQR (of 2,048 training rows drawn at random, from "
+                               "4,096 rows on), then smooth clipping to about ±3 "
                                "(outliers cannot dominate), then centred at the clipped training values' mean; a "
                                "dense feature where one value holds a quarter of the rows or more (zero-inflated "
                                "expression) takes its mean and SD instead.")

@@ -259,18 +259,18 @@ def test_parquet_float_groups_read_whole_as_pandas_reads_them(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_robust_quartiles_of_many_rows_read_from_every_kth_row(monkeypatch, order):
-    """From 2 x QUARTILE_ROWS training rows on, robust scaling's median and IQR are those of every k-th row,
-    k = n // QUARTILE_ROWS (np.percentile's numbers on them), whatever the column blocks; below, of every row."""
+def test_robust_quartiles_of_many_rows_read_from_a_fixed_random_subsample(monkeypatch, order):
+    """From 2 x QUARTILE_ROWS training rows on, robust scaling's median and IQR are those of QUARTILE_ROWS rows
+    drawn with a fixed seed (np.percentile's numbers on them), whatever the column blocks; below, of every row."""
     rng = np.random.default_rng(5)
     X = np.asarray(rng.lognormal(1, 1, (301, 7)), order=order)
     X[:, 4] = np.round(X[:, 4])  # coarse values: ties
     names = [f"g{j}" for j in range(7)]
     monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 40)
-    assert preprocess_mod.quartile_rows(301) == slice(None, None, 7)
-    assert preprocess_mod.quartile_rows(80) == slice(None, None, 2) and preprocess_mod.quartile_rows(79) is None
-    rows = X[::7]  # 43 rows
-    q25, median, q75 = np.percentile(rows, (25, 50, 75), axis=0)
+    rows = preprocess_mod.quartile_rows(301)
+    assert len(rows) == 40 and np.all(np.diff(rows) > 0) and np.array_equal(rows, preprocess_mod.quartile_rows(301))
+    assert preprocess_mod.quartile_rows(80) is not None and preprocess_mod.quartile_rows(79) is None
+    q25, median, q75 = np.percentile(X[rows], (25, 50, 75), axis=0)
     untied = [j for j in range(7) if j != 4]
     for block in (1 << 20, 3 * 301):  # one block, blocks of three columns
         monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", block)
@@ -279,8 +279,23 @@ def test_robust_quartiles_of_many_rows_read_from_every_kth_row(monkeypatch, orde
         assert np.array_equal(pre.center_[untied], median[untied])
         assert np.array_equal(pre.scale_[untied], (q75 - q25)[untied])
         np.testing.assert_allclose(Z, pre.transform(X), rtol=0, atol=1e-12)
-    got = column_percentiles(X, (25.0, 75.0), rows=slice(None, None, 7))
-    assert got.tobytes() == np.percentile(rows, (25, 75), axis=0).tobytes()
+    got = column_percentiles(X, (25.0, 75.0), rows=rows)
+    assert got.tobytes() == np.percentile(X[rows], (25, 75), axis=0).tobytes()
     monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 200)  # 301 rows: fewer than twice, so every row
     pre = data.Preprocessor(data.PreprocessConfig(scaling="robust")).fit(X, names)
     assert np.array_equal(pre.center_[0], np.median(X[:, 0]))
+
+
+def test_robust_quartiles_of_an_ordered_table_see_every_kind_of_row(monkeypatch):
+    """Rows in a pattern (paired normal / tumour samples, alternating) are subsampled at random, not every k-th
+    row: every second row would have read the normal rows alone (a marker's IQR 1.4 where all rows give 4)."""
+    monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 64)
+    rng = np.random.default_rng(2)
+    n = 256
+    tumour = np.arange(n) % 2 == 1
+    X = np.column_stack([rng.normal(0, 1, n) + 4 * tumour, rng.normal(0, 1, n)])
+    pre = data.Preprocessor(data.PreprocessConfig(scaling="robust")).fit(X, ["marker", "other"])
+    q25, median, q75 = np.percentile(X[:, 0], (25, 50, 75))
+    assert abs(pre.center_[0] - median) < 0.5 and abs(pre.scale_[0] - (q75 - q25)) < 0.5
+    every_second = np.percentile(X[::2, 0], (25, 75))
+    assert every_second[1] - every_second[0] < 2  # what the k-th-row rule read

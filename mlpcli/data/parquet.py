@@ -123,7 +123,10 @@ def _widened(X: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
     """X, or a float64 copy of it (at most once per table) when a value of `blocks` (values about to be
     written into it) is not a float32 number; the values already in X are float32 numbers, copied exactly."""
     if X.dtype == np.float32 and feature_dtype(blocks) is np.float64:
-        return X.astype(np.float64)
+        # the part not yet written is np.empty's memory: a signalling-NaN bit pattern there made NumPy warn
+        # "invalid value encountered in cast" (it is written over next)
+        with np.errstate(invalid="ignore"):
+            return X.astype(np.float64)
     return X
 
 
