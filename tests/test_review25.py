@@ -5,6 +5,7 @@ subsampled scaling is the documented one whatever the input's layout, dtype or p
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
@@ -220,3 +221,27 @@ def test_train_and_predict_a_parquet_table_with_subsampled_quartiles(tmp_path, m
     assert result.exit_code == 0, result.output
     predicted = pd.read_csv(out)
     assert list(predicted["sample_id"]) == [f"s{i}" for i in range(n)] and predicted.notna().all().all()
+
+
+def test_csv_output_needs_no_quoting_header_option(tmp_path, monkeypatch):
+    """`predict -o x.csv` writes its header itself, as pandas would (quoted only where a name needs it), so it works
+    with a pyarrow whose csv.WriteOptions lacks quoting_header (before pyarrow 22; pyproject allows 14)."""
+    import pyarrow.csv as pacsv
+
+    from mlpcli.predict import output as output_mod
+
+    real = pacsv.WriteOptions
+
+    def old_write_options(**kwargs):
+        if "quoting_header" in kwargs:
+            raise TypeError("__init__() got an unexpected keyword argument 'quoting_header'")
+        return real(**kwargs)
+
+    monkeypatch.setattr(pacsv, "WriteOptions", old_write_options)
+    frames = [pd.DataFrame({"sample_id": ["s1", "s2"], "label": ["a", "b"], "p,a": [0.25, 0.5]}),
+              pd.DataFrame({"sample_id": ["s3"], "label": ["b"], "p,a": [0.75]})]
+    for sep in (",", "\t"):
+        buf = io.BytesIO()
+        assert output_mod._write_text(iter(frames), buf, sep, None) == 3
+        expected = pd.concat(frames).to_csv(sep=sep, index=False, lineterminator="\n")
+        assert buf.getvalue().decode() == expected

@@ -186,16 +186,19 @@ def _write_text(frames: Iterable[pd.DataFrame], binary, sep: str, float_format: 
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    options = pacsv.WriteOptions(delimiter=sep, quoting_style="none", quoting_header="none", include_header=True)
+    # the header line as pandas writes it (quoted only where a name needs it), written here: pyarrow quotes every
+    # name unless told not to (WriteOptions' quoting_header, pyarrow 22 and later)
+    options = pacsv.WriteOptions(delimiter=sep, quoting_style="none", include_header=False)
     fast, n = float_format is None, 0
     text = None
     for i, frame in enumerate(frames):
         if fast:
             try:
                 buf = io.BytesIO()
+                if i == 0:
+                    buf.write(_header_line(frame.columns, sep).encode("utf-8"))
                 pacsv.write_csv(pa.Table.from_pandas(_bools_as_text(frame), preserve_index=False), buf, options)
                 binary.write(buf.getbuffer())
-                options = pacsv.WriteOptions(delimiter=sep, quoting_style="none", include_header=False)
                 n += len(frame)
                 continue
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -208,6 +211,15 @@ def _write_text(frames: Iterable[pd.DataFrame], binary, sep: str, float_format: 
         text.flush()
         text.detach()
     return n
+
+
+def _header_line(columns, sep: str) -> str:
+    """The CSV / TSV header of ``columns`` as pandas' ``to_csv`` writes it (csv.QUOTE_MINIMAL), with its newline."""
+    import csv
+
+    out = io.StringIO()
+    csv.writer(out, delimiter=sep, lineterminator="\n").writerow([str(c) for c in columns])
+    return out.getvalue()
 
 
 def _write_parquet(frames: Iterable[pd.DataFrame], raw) -> int:
