@@ -299,3 +299,15 @@ def test_robust_quartiles_of_an_ordered_table_see_every_kind_of_row(monkeypatch)
     assert abs(pre.center_[0] - median) < 0.5 and abs(pre.scale_[0] - (q75 - q25)) < 0.5
     every_second = np.percentile(X[::2, 0], (25, 75))
     assert every_second[1] - every_second[0] < 2  # what the k-th-row rule read
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_column_percentiles_of_chosen_rows_gathered_into_scratch(order):
+    rng = np.random.default_rng(8)
+    X = np.asarray(rng.normal(size=(50, 4)), order=order)
+    rows = np.array([0, 3, 4, 17, 30, 49])
+    scratch = np.empty_like(X)
+    before = X.copy()
+    got = column_percentiles(X, (25.0, 50.0, 75.0), scratch, rows=rows)
+    assert got.tobytes() == np.percentile(X[rows], (25, 50, 75), axis=0).tobytes()
+    assert np.array_equal(X, before)

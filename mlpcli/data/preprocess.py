@@ -1049,7 +1049,12 @@ def column_percentiles(X: np.ndarray, qs: Sequence[float], scratch: np.ndarray |
         m, d = len(rows), X.shape[1]
         if scratch is not None and scratch.size >= m * d and scratch.dtype == np.float64:
             P = scratch.reshape(-1, order="A")[:m * d].reshape((m, d), order="F")
-            np.take(X, rows, axis=0, out=P, mode="clip")  # (mode "raise" buffers the result: a temporary)
+            # column by column for column-major X (its transpose's rows: 6 times faster than taking X's rows,
+            # 0.013 against 0.077 s for 31 blocks of 6,400 x 164); mode "raise" would buffer the result
+            if X.flags.f_contiguous:
+                np.take(X.T, rows, axis=1, out=P.T, mode="clip")
+            else:
+                np.take(X, rows, axis=0, out=P, mode="clip")
         else:
             P = np.array(X[rows], dtype=np.float64, order="F")  # fancy indexing: a copy, never X itself
         return column_percentiles(P, qs, P, neighbours_equal)
