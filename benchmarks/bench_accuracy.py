@@ -495,10 +495,13 @@ def run_fit(task: FitTask) -> dict:
             seconds = time.perf_counter() - start
         else:
             est = sklearn_model(task.model, task.seed, has_nan)
+            # the labels as codes in their sorted order, scikit-learn's own (the same fit): text labels failed
+            # MLPClassifier(early_stopping=True) from scikit-learn 1.6 until its issue #33760 was fixed
+            names, codes = np.unique(task.y_train, return_inverse=True)
             start = time.perf_counter()
-            est.fit(task.X_train, task.y_train)
+            est.fit(task.X_train, codes)
             seconds = time.perf_counter() - start
-            raw, model_classes = est.predict_proba(task.X_test), est.classes_
+            raw, model_classes = est.predict_proba(task.X_test), names[est.classes_]
             labels = None  # scikit-learn's models: the most probable class, as their predict gives it
             estimate = None  # (they report no estimate of their own)
     proba = _full_proba(raw, model_classes, task.classes)

@@ -160,7 +160,7 @@ def _safe(fn, *args, **kwargs) -> float | None:
             warnings.simplefilter("ignore")
             value = float(fn(*args, **kwargs))
         return value if np.isfinite(value) else None
-    except ValueError:
+    except (ValueError, ZeroDivisionError):  # scikit-learn 1.6's hamming_loss divides by zero on no rows
         return None
 
 
@@ -246,6 +246,21 @@ def _one_vs_rest_auc(y: np.ndarray, P: np.ndarray, support: np.ndarray) -> list[
     return out
 
 
+def _multiclass_brier(y: np.ndarray, P: np.ndarray) -> float | None:
+    """scikit-learn's brier_score_loss(y, P, labels=range(K)), computed here as metrics_resampled computes it:
+    scikit-learn takes several probability columns from 1.7 on only (1.6, which pyproject allows, has no
+    labels=). The squared distance from the one-hot truth, summed over classes (halved for two columns, as its
+    scale_by_half="auto"); None where scikit-learn raises (a row's class is not a column, a probability outside
+    [0, 1])."""
+    K = P.shape[1]
+    if y.size == 0 or y.min() < 0 or y.max() >= K or P.min() < 0 or P.max() > 1:
+        return None
+    onehot = np.zeros_like(P, dtype=float)
+    onehot[np.arange(y.size), y] = 1.0
+    value = float(np.mean(((onehot - P) ** 2).sum(axis=1))) * (0.5 if K < 3 else 1.0)
+    return value if np.isfinite(value) else None
+
+
 def _undefined_as_none(v: float) -> float | None:
     return None if not np.isfinite(v) else float(v)
 
@@ -276,7 +291,7 @@ def _multiclass(y, P, classes, weights=None):
         "log_loss": _safe(skm.log_loss, y, np.clip(P, 1e-15, 1.0), labels=labels),
         # multiclass Brier: the squared distance of the probability vector from the one-hot truth, summed over
         # classes and averaged over samples (0 perfect, 2 worst)
-        "brier": _safe(skm.brier_score_loss, y, P, labels=labels),
+        "brier": _multiclass_brier(y, P),
         "ece": expected_calibration_error(top == y, P.max(axis=1)),
         "per_class": [
             {"class": str(classes[k]), "precision": _undefined_as_none(prec[k]), "recall": _undefined_as_none(rec[k]),

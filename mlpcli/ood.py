@@ -406,7 +406,11 @@ def _class_scales(basis: OODBasis, n_classes: int) -> np.ndarray:
         sq = np.einsum("ij,ij->i", Tc, Tc) + rc
         nearest = np.empty(b - a)
         for s in range(0, b - a, _SCORE_ROWS):
-            d2 = sq[s:s + _SCORE_ROWS, None] + sq[None, :] - 2.0 * (Tc[s:s + _SCORE_ROWS] @ Tc.T)
+            norms = sq[s:s + _SCORE_ROWS, None] + sq[None, :]
+            d2 = norms - 2.0 * (Tc[s:s + _SCORE_ROWS] @ Tc.T)
+            # rows that coincide differ by the rounding of their norms, not by 0: NumPy 1.26's LAPACK left each
+            # a residual of 2e-13, a spread of 1.5e-7 that made the class look the tightest of all
+            d2[d2 <= norms * 1e-12] = 0.0
             d2[np.arange(len(d2)), s + np.arange(len(d2))] = np.inf  # not the row itself
             nearest[s:s + _SCORE_ROWS] = np.sqrt(np.maximum(d2.min(axis=1), 0.0) / basis.n_features)
         scale[c] = np.median(nearest)

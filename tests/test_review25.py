@@ -99,6 +99,8 @@ def test_parquet_float_groups_of_every_kind_read_as_pandas_reads_them(tmp_path, 
     """Float columns entirely missing, pandas' nullable Float32 / Float64 (missing values and NaN), float16 and
     booleans beside floats in one group, columns read in chunks of different lengths: the values pandas reads,
     in float32 while every value is a float32 number (then float64, from a value that is not one in the last rows of a nullable Float64 column)."""
+    import pyarrow as pa
+
     if how == "uneven chunks":
         _read_in_uneven_chunks(monkeypatch)
     n = 19
@@ -109,14 +111,15 @@ def test_parquet_float_groups_of_every_kind_read_as_pandas_reads_them(tmp_path, 
     df["ext32"] = pd.array(np.where(i % 4 == 1, None, i / 8), dtype="Float32")
     df["null64"] = np.full(n, np.nan)
     df["ext64"] = pd.array([None if k % 5 == 2 else (np.nan if k == 7 else k / 2) for k in range(n)], dtype="Float64")
-    df["half"] = (i / 2).astype(np.float16)
+    if int(pa.__version__.split(".")[0]) >= 15:  # Parquet holds float16 from pyarrow 15 on (pyproject allows 14)
+        df["half"] = (i / 2).astype(np.float16)
     df["flag"] = i % 3 == 0
     path = tmp_path / "t.parquet"
     _write(path, df, how)
     monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * n * columns_per_read)
     ds, _ = data.load_dataset(str(path))
     expected = _pandas_values(path, ds.feature_names)
-    assert ds.feature_names == ["f32", "null32", "ext32", "null64", "ext64", "half", "flag"]
+    assert ds.feature_names == list(df.columns[1:])  # f32, null32, ext32, null64, ext64, half, flag
     assert ds.X.dtype == np.float32 and ds.X.flags.c_contiguous
     assert np.array_equal(ds.X.astype(np.float64), expected, equal_nan=True)
     assert np.isnan(ds.X[:, 1]).all() and np.isnan(ds.X[:, 3]).all() and np.isnan(ds.X[7, 4])

@@ -146,8 +146,8 @@ class _StderrConsole(Console):
         # ignore such failures of their diagnostics too. The exit code still tells any error.
         try:
             super().print(*objects, **kwargs)
-        except BrokenPipeError:
-            raise
+        except BrokenPipeError:  # rich calls on_broken_pipe itself from 13.8 on; before, the error came here
+            self.on_broken_pipe()
         except OSError:
             self.quiet = True
             _silence(2)

@@ -191,8 +191,8 @@ class _ParquetTable(_Table):
                 return _END
             first = self._done
             self._done += batch.num_rows
-            if self._stored_index:
-                batch = batch.replace_schema_metadata(None).rename_columns([self._names[f] for f in batch.schema.names])
+            if self._stored_index:  # the same arrays without the metadata (RecordBatch.rename_columns: pyarrow 16+)
+                batch = pa.RecordBatch.from_arrays(batch.columns, names=[self._names[f] for f in batch.schema.names])
             if numeric and not text:
                 return convert(pa.Table.from_batches([batch]), first)
             return convert(batch.to_pandas(), first)
