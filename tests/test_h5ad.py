@@ -367,6 +367,27 @@ def test_truncated_matrix_fails_while_predicting(files, tmp_path):
     assert not out.exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("layer", [["--layer", "counts"], []], ids=["layer", "X"])
+def test_truncated_matrix_fails_while_training(files, tmp_path, layer):
+    """A matrix whose data array is cut short is a damaged file, named, not an internal error in training (anndata
+    builds the matrix from the stored arrays without checking them)."""
+    import h5py
+
+    path = tmp_path / "cut.h5ad"
+    path.write_bytes(Path(files["sparse"]).read_bytes())
+    with h5py.File(path, "r+") as f:
+        key = "layers/counts/data" if layer else "X/data"
+        if key not in f:
+            pytest.skip(f"{key} is not a sparse matrix in this file")
+        data_ = f[key][()]
+        del f[key]
+        f[key] = data_[: len(data_) // 2]
+    model_out = tmp_path / "m.mlp"
+    result = run(["train", str(path), "--target", "cell_type", *layer, *FAST, "-o", str(model_out)])
+    assert_clean_error(result, "cut.h5ad", "truncated or corrupt")
+    assert not model_out.exists() and leftovers(tmp_path) == []
+
+
 @pytest.mark.filterwarnings("ignore")  # anndata warns, rightly, about the old file it converts
 def test_pre_07_layout_names_the_conversion(tmp_path):
     """Files written before anndata 0.7 (scanpy's bundled pbmc68k_reduced among them) keep obs and var as

@@ -400,6 +400,9 @@ class H5ad:
                 X = np.asarray(self._elem[()], dtype=np.float64)
                 return X if columns is None else np.ascontiguousarray(X[:, columns])
             X = self._read_elem(self._elem)
+            # anndata builds the matrix from the stored arrays without checking them: a data array cut short (a
+            # truncated or damaged file) made an internal IndexError in training, far from the file
+            X.check_format(full_check=False)
         except _READ_ERRORS as exc:
             raise self._fail(exc, self.matrix_name) from None
         X = sp.csr_matrix(X) if not sp.isspmatrix_csr(X) else X  # CSC: one conversion (stored column-wise)
