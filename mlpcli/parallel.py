@@ -681,8 +681,11 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
                 # as they finish, so an interrupted run keeps every finished task, not only a prefix
                 with _stop_signals_blocked():  # the workers, started by the first dispatch, are born deaf
                     arriving = Parallel(return_as="generator_unordered")(calls)
-                for i, result in arriving:
-                    record(i, result)
+                try:
+                    for i, result in arriving:
+                        record(i, result)
+                finally:  # cancelled here, inside the filter: left to the garbage collector, the generator warned
+                    arriving.close()  # after the block, on stderr (a no-op once every task is in)
     except KeyboardInterrupt:
         if not keep_partial:
             raise
