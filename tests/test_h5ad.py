@@ -377,8 +377,7 @@ def test_truncated_matrix_fails_while_training(files, tmp_path, layer):
     path.write_bytes(Path(files["sparse"]).read_bytes())
     with h5py.File(path, "r+") as f:
         key = "layers/counts/data" if layer else "X/data"
-        if key not in f:
-            pytest.skip(f"{key} is not a sparse matrix in this file")
+        assert key in f  # the fixture's .X and counts layer are both sparse (CSR)
         data_ = f[key][()]
         del f[key]
         f[key] = data_[: len(data_) // 2]
