@@ -3,6 +3,8 @@ top-variance selection, standardisation; stored in the model without pickle."""
 
 from __future__ import annotations
 
+import functools
+
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -1031,7 +1033,16 @@ def quartile_rows(n: int) -> np.ndarray | None:
     1.95 and 3.95)."""
     if n < 2 * QUARTILE_ROWS:
         return None
-    return np.sort(np.random.default_rng(0).choice(n, QUARTILE_ROWS, replace=False))
+    return _random_rows(n, QUARTILE_ROWS)
+
+
+@functools.lru_cache(maxsize=4)
+def _random_rows(n: int, m: int) -> np.ndarray:
+    """m of n row indices, sorted, drawn with seed 0; cached (read-only): every column block of a fit asks for the
+    same rows (31 draws of 0.6 ms each at 6,400 x 5,000)."""
+    rows = np.sort(np.random.default_rng(0).choice(n, m, replace=False))
+    rows.flags.writeable = False
+    return rows
 
 
 def column_percentiles(X: np.ndarray, qs: Sequence[float], scratch: np.ndarray | None = None,
