@@ -86,12 +86,38 @@ def tolerant_environment() -> None:
         os.environ["NUMEXPR_NUM_THREADS"] = "1"
 
 
+# Where Linux says when a fault on memory marked for transparent huge pages may stop to compact memory
+THP_DEFRAG = "/sys/kernel/mm/transparent_hugepage/defrag"
+
+
+def no_stalling_huge_pages(defrag_path: str = THP_DEFRAG) -> None:
+    """Ask NumPy (``NUMPY_MADVISE_HUGEPAGE=0``, read when NumPy is imported, so before it is) not to mark its
+    large arrays for transparent huge pages where Linux would then stall to compact memory on their first
+    write: the defrag setting ``madvise`` or ``defer+madvise`` (a common default; numpy/numpy#31590). Where no
+    free huge page is at hand, as on a long-running or memory-reporting node, each fault then waits for
+    compaction: first writes to a new 128 MB array took 0.08-0.31 s against a steady 0.045 s with 4 KB pages,
+    and `train` on 8,000 x 5,000 float32 spent 0.3 s more outside its epochs (system time 1.38 -> 0.91 s; the
+    epochs unchanged). Under ``always`` the kernel gives huge pages without the mark, under ``defer`` and
+    ``never`` it never stalls for them: left alone. A value the user set is kept; worker processes inherit it."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ or "numpy" in sys.modules:
+        return
+    try:
+        with open(defrag_path) as fh:
+            setting = fh.read()
+    except OSError:  # not Linux, or no transparent huge pages
+        return
+    chosen = setting[setting.find("[") + 1:setting.find("]")] if "[" in setting and "]" in setting else ""
+    if chosen in ("madvise", "defer+madvise"):
+        os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"
+
+
 def main() -> None:
     for s in STOP_SIGNALS:
         if signal.getsignal(s) is not signal.SIG_IGN:  # a signal ignored by the caller (nohup) stays ignored
             signal.signal(s, quiet_exit)
     open_standard_streams()
     tolerant_environment()
+    no_stalling_huge_pages()
     from .cli import main as cli_main
 
     cli_main()
