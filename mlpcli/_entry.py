@@ -3,8 +3,10 @@
 A stop signal (Ctrl-C, SLURM's SIGTERM, SIGHUP) that arrives while the command line is still importing
 (about half a second) or after its command has finished (while the interpreter shuts down, joblib's
 worker processes included) has nothing to stop or to keep: the process says so on one line and ends with
-128 + the signal, instead of a traceback from inside an import or from an exit handler. In between, the
-command line's own handling (``cli._common.stop_signals_as_interrupts``) is in force.
+128 + the signal, instead of a traceback from inside an import or from an exit handler; after the last exit
+handler, when CPython has put the default handlers back, the signal is ignored and the command's own exit code
+stands (``ignore_stop_signals``). In between, the command line's own handling
+(``cli._common.stop_signals_as_interrupts``) is in force.
 """
 
 from __future__ import annotations
@@ -86,6 +88,23 @@ def tolerant_environment() -> None:
         os.environ["NUMEXPR_NUM_THREADS"] = "1"
 
 
+def whole_writes() -> None:
+    """Under ``python -u`` or PYTHONUNBUFFERED the text layer of sys.stdout and sys.stderr writes into the raw file
+    and ignores a short write (a file-size limit or quota reached mid-write): the rest of the bytes was lost
+    and the command exited 0. Each such stream is given a raw layer that writes whole (``fileio.WholeWrites``),
+    still unbuffered; a buffered stream (the usual case) already writes whole and is left alone."""
+    import io
+
+    from .fileio import WholeWrites
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        raw = getattr(stream, "buffer", None)
+        if isinstance(stream, io.TextIOWrapper) and isinstance(raw, io.RawIOBase) and not isinstance(raw, WholeWrites):
+            setattr(sys, name, io.TextIOWrapper(WholeWrites(raw), encoding=stream.encoding, errors=stream.errors,
+                                                newline="\n", line_buffering=stream.line_buffering, write_through=True))
+
+
 # Where Linux says when a fault on memory marked for transparent huge pages may stop to compact memory
 THP_DEFRAG = "/sys/kernel/mm/transparent_hugepage/defrag"
 
@@ -111,11 +130,27 @@ def no_stalling_huge_pages(defrag_path: str = THP_DEFRAG) -> None:
         os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"
 
 
+def ignore_stop_signals() -> None:
+    """The last exit handler (registered first, run last): CPython puts the default handlers back after the exit
+    handlers, so a stop signal in the moments left killed the process without a word (1 run in 60 interrupted at
+    the end of `predict`, exit -2, its files complete). After every other handler there is nothing to stop or keep:
+    from then on the stop signals are ignored and the command's own exit code stands."""
+    for s in STOP_SIGNALS:
+        try:
+            signal.signal(s, signal.SIG_IGN)
+        except (OSError, ValueError):  # not the main thread, or a signal this system does not allow
+            pass
+
+
 def main() -> None:
+    import atexit
+
+    atexit.register(ignore_stop_signals)  # first registered, last run: after joblib's and every other handler
     for s in STOP_SIGNALS:
         if signal.getsignal(s) is not signal.SIG_IGN:  # a signal ignored by the caller (nohup) stays ignored
             signal.signal(s, quiet_exit)
     open_standard_streams()
+    whole_writes()
     tolerant_environment()
     no_stalling_huge_pages()
     from .cli import main as cli_main

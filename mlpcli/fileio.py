@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import sys
@@ -19,7 +20,48 @@ TABLE_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, 
 from .interrupts import held
 
 __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file",
-           "discard_temporaries", "check_file_name", "stdout_input"]
+           "discard_temporaries", "check_file_name", "stdout_input", "write_whole", "WholeWrites"]
+
+
+def write_whole(stream, data) -> int:
+    """Write every byte of ``data`` (bytes-like) to the binary ``stream``; their number. A raw stream (the standard
+    streams under ``python -u`` or PYTHONUNBUFFERED) may take only part of a write (a file-size limit or quota
+    reached in the middle, a pipe's room): the rest is written again until all is or the stream fails with an
+    OSError, as a buffered stream does. A bare ``write`` returned the short count, which the callers ignored:
+    ``predict -o -`` under ``ulimit -f`` left a CSV cut mid-row and exited 0."""
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        n = stream.write(view[done:])
+        if n is None:  # a non-blocking descriptor with no room now
+            raise BlockingIOError(errno.EAGAIN, "the output cannot take more now")
+        if n <= 0:
+            raise OSError(errno.EIO, "the output took no bytes")
+        done += n
+    return done
+
+
+class WholeWrites(io.RawIOBase):
+    """A raw binary stream whose every write is whole (``write_whole``), over ``raw`` (a FileIO): what the
+    console script puts under sys.stdout and sys.stderr when Python runs unbuffered, where the text layer hands
+    its bytes straight to the raw file and ignores how many it took. Closing it leaves ``raw`` open (it is the
+    process's own standard stream)."""
+
+    def __init__(self, raw):
+        super().__init__()
+        self.raw = raw
+
+    def write(self, b) -> int:
+        return write_whole(self.raw, b)
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
 
 
 def _umask() -> int:

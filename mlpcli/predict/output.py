@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import DataError, OutputError
 from ..data.sources import format_suffix
-from ..fileio import TABLE_FORMATS, atomic_write, descriptor_of, is_special_file
+from ..fileio import TABLE_FORMATS, atomic_write, descriptor_of, is_special_file, write_whole
 
 
 OUTPUT_FORMATS = (".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, .h5ad (with .h5ad input), or '-' "
@@ -146,7 +146,8 @@ class _Watched:
 
     def write(self, data):
         try:
-            return self._stream.write(data)
+            # bytes whole: under python -u the binary layer is the raw file, which may take only part
+            return self._stream.write(data) if isinstance(data, str) else write_whole(self._stream, data)
         except OSError as exc:
             self._watcher.failure = exc
             raise
