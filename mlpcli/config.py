@@ -263,6 +263,8 @@ class TrainOptions:
         if self.batchnorm and self.batch_size == 1:  # said before the data is read (training refuses it too)
             raise ConfigError("--batch-size 1 with --batchnorm: batch normalisation turns a one-row minibatch into "
                               "zeros, so the hidden layers would learn nothing; use --batch-size 2 or more")
+        if self.class_weight is not None and self.class_weight.strip().lower() not in ("", "none", "balanced"):
+            class_weight_pairs(self.class_weight)  # its form, before the data is read; its labels once it is
         check_decay(self)
         if self.loss != AUTO:  # "auto" is resolved with the task, and checked then (fitting.build_loss)
             check_loss_options(self, self.loss)
@@ -671,6 +673,29 @@ def resolve(options: TrainOptions, n_train: int, n_features: int | None = None) 
     resolved = replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise, dropout=dropout)
     check_decay(resolved)
     return resolved
+
+
+def class_weight_pairs(spec: str) -> list[tuple[str, float]]:
+    """The (label, weight) pairs of an explicit ``--class-weight`` ('A=1,B=3'), in order, checked without the
+    data: every item LABEL=WEIGHT with a label, a positive finite weight, no label twice (ConfigError naming the
+    item). Whether the labels are classes of the data is ``data.weights``'s to check, once the data is read."""
+    pairs: list[tuple[str, float]] = []
+    for item in (part.strip() for part in str(spec).strip().split(",")):
+        label, sep, value = item.rpartition("=")
+        label = label.strip()
+        if not sep or not label:
+            raise ConfigError(f"--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs such as 'A=1,B=3', "
+                              f"got {item!r}")
+        if label in (seen for seen, _ in pairs):
+            raise ConfigError(f"--class-weight gives class {label!r} twice")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not math.isfinite(weight) or weight <= 0:
+            raise ConfigError(f"--class-weight for class {label!r} must be a positive number, got {value.strip()!r}")
+        pairs.append((label, weight))
+    return pairs
 
 
 def check_loss_options(options: TrainOptions, name: str) -> None:

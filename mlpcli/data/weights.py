@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -44,28 +43,14 @@ def _balanced_weights(y: np.ndarray, n_classes: int, classes: Sequence) -> np.nd
 
 
 def _explicit_weights(text: str, classes: Sequence) -> np.ndarray:
+    from ..config import class_weight_pairs  # the form: the same check as before the data was read
+
     index = {_label_key(c): i for i, c in enumerate(classes)}
-    valid = _quoted(index, 10)
     weights = np.ones(len(classes), dtype=np.float64)
-    seen: set[str] = set()
-    for item in (part.strip() for part in text.split(",")):
-        label, sep, value = item.rpartition("=")
-        label = label.strip()
-        if not sep or not label:
-            raise ConfigError(f"--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs such as "
-                              f"'A=1,B=3', got {item!r}; valid labels: {valid}")
+    for label, weight in class_weight_pairs(text):
         if label not in index:
             # "A=1;B=3" reads as the class "A=1;B": the pairs' separator is the likely slip
             hint = " (pairs are separated by commas: 'A=1,B=3')" if "=" in label else ""
-            raise ConfigError(f"--class-weight names unknown class {label!r}{hint}; valid labels: {valid}")
-        if label in seen:
-            raise ConfigError(f"--class-weight gives class {label!r} twice")
-        try:
-            weight = float(value)
-        except ValueError:
-            weight = float("nan")
-        if not math.isfinite(weight) or weight <= 0:
-            raise ConfigError(f"--class-weight for class {label!r} must be a positive number, got {value.strip()!r}")
+            raise ConfigError(f"--class-weight names unknown class {label!r}{hint}; valid labels: {_quoted(index, 10)}")
         weights[index[label]] = weight
-        seen.add(label)
     return weights

@@ -27,7 +27,7 @@ from ..decision import Decision
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .baseline import linear_baseline
-from .crossfit import PORTFOLIO, check_decision, fit_model
+from .crossfit import PORTFOLIO, check_decision, check_missing, fit_model
 from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import exact_if_regression, prediction_columns
 from .pooled import PooledEstimate, pooled_estimate
@@ -324,9 +324,7 @@ def plan_folds(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats:
     if coverage is not None and ds.task not in ("binary", "multiclass"):
         raise OptionError(f"--coverage: prediction sets are for class targets; this target is {ds.task}")
     check_decision(options, ds.task)
-    if options.impute is None and ds.missing is not None and ds.missing.any():
-        # the table's, as train says it: from every fold's fit it read "fold 1: missing values ...", a fold's fault
-        raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing))
+    check_missing(options, ds)  # the table's, as train says it: from every fold's fit it read "fold 1: ..."
     if leave_batch_out:
         if repeats != 1:
             raise ConfigError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")

@@ -39,7 +39,7 @@ from .held_out import check_column_names, exact_if_regression, held_out_names, p
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
-           "held_out_frame", "check_held_out_frame", "check_decision", "decision_shares"]
+           "held_out_frame", "check_held_out_frame", "check_decision", "check_missing", "decision_shares"]
 
 # ``--hidden auto`` chooses among these by out-of-fold score. Softmax regression first: it is the field's
 # honest baseline (a regularised logistic regression) and wins ties; one wide hidden layer second, for
@@ -294,9 +294,7 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
     check_decision(options, ds.task)
-    if options.impute is None and ds.missing is not None and ds.missing.any():
-        # every column at once: a member's preprocessing would name those of its own training rows only
-        raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing))
+    check_missing(options, ds)
     notes: list[str] = []
     n_folds = 1 if val_ds is not None else options.folds
     if n_folds == AUTO:
@@ -352,6 +350,14 @@ def check_decision(options: TrainOptions, task: str | None) -> None:
     if options.decision != "auto" and task not in ("binary", "multiclass"):
         raise OptionError(f"--decision {options.decision}: a decision rule chooses between classes; this target is "
                           f"{task} (leave --decision out)")
+
+
+def check_missing(options: TrainOptions, ds: data.Dataset) -> None:
+    """Without --impute, a DataError naming every feature column with missing values in the whole table and how
+    many, before any fit: a member's, fold's or learning-curve size's preprocessing would name those of its own
+    training rows only, after the fits before it (``Dataset.missing``: counted when the table was read)."""
+    if options.impute is None and ds.missing is not None and ds.missing.any():
+        raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing))
 
 
 def decision_shares(ds: data.Dataset, options: TrainOptions) -> np.ndarray | None:

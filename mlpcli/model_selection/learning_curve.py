@@ -42,7 +42,7 @@ from ..decision import balanced_accuracy, choose
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, local_workers, run
 from ..training import evaluate_loss
-from .crossfit import check_decision, decision_shares, validation_dataset
+from .crossfit import check_decision, check_missing, decision_shares, validation_dataset
 from .fitting import SINGLE_RUN_HIDDEN, fit_run, resolve_log1p
 from .splits import holdout, summarize_split
 
@@ -451,6 +451,7 @@ def learning_curve(
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
     check_decision(options, ds.task)
+    check_missing(options, ds)
     if options.val_data:
         val_ds = validation_dataset(ds, options)
         summary = summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
