@@ -415,6 +415,12 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
         if blind:  # said for the first such fold: the others differ only in their counts
             where, notes = blind[0]
             con.print(f"OOD n/a in {len(blind)} fold{'s' * (len(blind) > 1)}: {where}: {notes[0]}", soft_wrap=True)
+        whole = [(cv_lib.fold_name(f, result.repeats > 1), f.trust["set_notes"]) for f in result.folds
+                 if f.trust is not None and f.trust.get("set_notes")]
+        if whole:  # a coverage of 1 by the count alone: the sets say nothing there
+            where, notes = whole[0]
+            con.print(f"cov@ by the count alone in {len(whole)} fold{'s' * (len(whole) > 1)}: {where}: {notes[0]}",
+                      soft_wrap=True)
     elif leave_batch_out:
         con.print(inner_words, soft_wrap=True, style="dim")
     if leave_batch_out:

@@ -453,7 +453,7 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
     level = _probability(level, "level", True, True)
     alpha = _probability(alpha, "alpha", True, True)
     out = {"level": level, "coverage": None, "coverage_per_group": None, "mean_set_size": None,
-           "ood_rate": None, "ood_alpha": alpha, "ood_floor": None, "notes": []}
+           "ood_rate": None, "ood_alpha": alpha, "ood_floor": None, "notes": [], "set_notes": []}
     if model.task not in ("binary", "multiclass") or len(y) == 0:
         return out
     if getattr(model, "conformal", None) is not None:
@@ -469,6 +469,13 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
         if groups is not None:  # one row per patient: weights all 1, the plain coverage
             out["coverage_per_group"] = float(np.average(covered, weights=group_weights(groups, len(y))))
         out["mean_set_size"] = float(members.sum(axis=1).mean())
+        if sets.trivial.any():  # every set holds every class, by the count alone (as ``Trust.level_notes`` says)
+            exact = Fraction(repr(level))
+            weighted = bool(np.any(model.conformal.weight < 1))
+            unit = "patients" if weighted else "rows"
+            out["set_notes"] = [f"every prediction set at {level:.12g} holds every class: the level needs "
+                                f"{math.ceil(exact / (1 - exact)):,} held-out {unit} and the model's conformal "
+                                f"calibration has {float(np.min(sets.total)):.0f}"]
     if getattr(model, "ood", None) is not None:
         floor = float(model.ood.p_value(np.array([np.inf]))[0])  # as Trust.ood_floor
         out["ood_floor"] = floor
