@@ -346,6 +346,8 @@ def read_curves(source: str | os.PathLike, curves: str = "loss", higher_is_bette
             return _override_baseline(_curves_from_stream(source, curves, higher_is_better), baseline)
         if _is_model_file(source):
             return _override_baseline(_curves_from_model(source, curves, higher_is_better), baseline)
+        if "." not in os.path.basename(source):  # no suffix to go by (`history`): its bytes say, as on a pipe
+            return _override_baseline(_curves_from_stream(source, curves, higher_is_better), baseline)
         return _override_baseline(_curves_from_table(source, curves, higher_is_better), baseline)
     return _override_baseline(_curves_from_stream(source, curves, higher_is_better), baseline)
 
@@ -449,7 +451,8 @@ def _is_model_file(path: str) -> bool:
         except (zipfile.BadZipFile, OSError):
             return True
         return not _TABLE_SUFFIX.search(path)
-    return path.lower().endswith(".mlp")
+    # a compressed model (m.mlp.gz): the model loader names the compression and how to read it
+    return re.search(r"\.mlp(\.(gz|bz2|xz|zip))?$", path, re.IGNORECASE) is not None
 
 
 def _override_baseline(c: Curves, baseline: float | None) -> Curves:

@@ -215,3 +215,30 @@ def test_cv_says_when_a_fold_models_sets_hold_every_class_by_the_count_alone(tmp
     res = CliRunner().invoke(cli, ["cv", str(path), "--leave-batch-out", "--epochs", "3", "-q", "--json"])
     folds = json.loads(res.stdout)["per_fold"]
     assert all(f["trust"]["coverage"] == 1.0 and f["trust"]["set_notes"] for f in folds)
+
+
+def test_diagnose_names_a_compressed_model_and_reads_a_history_without_a_suffix(tmp_path, model):
+    """`diagnose m.mlp.gz` said "unsupported table format" (the file is a model); a history table named without a
+    suffix was refused though the same bytes on standard input were read."""
+    import gzip
+    import shutil
+
+    packed = tmp_path / "m.mlp.gz"
+    with open(model, "rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    res = CliRunner().invoke(cli, ["diagnose", str(packed)])
+    assert res.exit_code == 1
+    assert "is not a readable mlpcli model file: it is a gzip-compressed model file" in res.output
+    history = tmp_path / "history"
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--folds", "1", "--epochs", "4", "--hidden", "none", "-q",
+                                   "-o", str(tmp_path / "h.mlp"), "--history", str(tmp_path / "h.csv")])
+    assert res.exit_code == 0, res.output
+    shutil.copy(tmp_path / "h.csv", history)
+    by_name = CliRunner().invoke(cli, ["diagnose", str(history), "--json"])
+    by_stdin = CliRunner().invoke(cli, ["diagnose", "-", "--json"], input=(tmp_path / "h.csv").read_bytes())
+    assert by_name.exit_code == 0 and by_stdin.exit_code == 0, (by_name.output, by_stdin.output)
+    assert json.loads(by_name.stdout)["label"] == json.loads(by_stdin.stdout)["label"]
+    model_copy = tmp_path / "modelfile"  # a model without a suffix is still a model: its bytes say so
+    shutil.copy(tmp_path / "h.mlp", model_copy)
+    res = CliRunner().invoke(cli, ["diagnose", str(model_copy), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["label"]
