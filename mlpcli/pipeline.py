@@ -164,7 +164,9 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
         notes += fitted.notes
         warnings += fitted.warnings
         model, resolved = fitted.model, fitted.options
-        summary = fitted.split if fitted.split is not None else summarize_folds(ds, fitted.strategy)
+        # an interrupted ensemble: the kept members' held-out rows, not the planned folds' (every row)
+        summary = fitted.split if fitted.split is not None else summarize_folds(
+            ds, fitted.strategy, fitted.scored_rows, len(fitted.members))
         runs = fitted.runs[: len(fitted.members)]
         baseline = _mean_baseline([r.result.baseline for r in runs])
         model.roles = {"target": list(options.target), "group": ds.roles.group if ds.roles else None,

@@ -338,7 +338,7 @@ def test_feature_types_trains_on_the_antibodies_too(tmp_path):
     table = tmp_path / "t.csv"
     pd.DataFrame({"label": ["a", "b"] * 10, "g": range(20)}).to_csv(table, index=False)
     assert_clean_error(run(["train", str(table), "--feature-types", "Gene Expression", *FAST]), "--feature-types",
-                       "not one")
+                       "not one", code=2)  # an option that does not apply to the input: a usage error
 
 
 def test_10x_antibody_named_as_a_gene_under_the_symbols(tmp_path):

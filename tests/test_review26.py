@@ -242,3 +242,112 @@ def test_diagnose_names_a_compressed_model_and_reads_a_history_without_a_suffix(
     shutil.copy(tmp_path / "h.mlp", model_copy)
     res = CliRunner().invoke(cli, ["diagnose", str(model_copy), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["label"]
+
+
+def test_a_stop_signal_while_the_summary_is_printed_says_the_model_is_written(tmp_path):
+    """SIGTERM after the model, --history and --oof were written but while the summary was printed ended in a bare
+    "Interrupted by SIGTERM." (exit 143), which a job log reads as "no model"; now the signal waits for the
+    summary and the last line says the complete model is written."""
+    model = tmp_path / "m.mlp"
+    code = ("import os, signal, sys\n"
+            "import mlpcli.cli.train as t\n"
+            "shown = t._summary_table\n"
+            "def summary(*a, **k):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)  # the job's time limit, as the summary is drawn\n"
+            "    return shown(*a, **k)\n"
+            "t._summary_table = summary\n"
+            "from mlpcli import _entry\n"
+            f"sys.argv = ['mlpcli', 'train', {SAMPLE!r}, '--folds', '1', '--epochs', '2', '--hidden', 'none',\n"
+            f"            '-o', {str(model)!r}, '--history', {str(tmp_path / 'h.csv')!r}]\n"
+            "_entry.main()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 143, res.stderr
+    assert "stopped once training was over; the complete model is written to" in res.stderr
+    assert "Training summary" in res.stdout  # the summary was finished first
+    assert model.exists() and (tmp_path / "h.csv").exists()
+
+
+def _tenx_dir(directory, genes, cells: int = 8) -> None:
+    import gzip
+
+    import scipy.io
+    import scipy.sparse as sp
+
+    directory.mkdir()
+    m = sp.random(len(genes), cells, density=0.5, format="coo", random_state=0)
+    with gzip.open(directory / "matrix.mtx.gz", "wb") as f:
+        scipy.io.mmwrite(f, m)
+    with gzip.open(directory / "features.tsv.gz", "wt") as f:
+        f.write("".join(f"{g}\t{g}\tGene Expression\n" for g in genes))
+    with gzip.open(directory / "barcodes.tsv.gz", "wt") as f:
+        f.write("".join(f"AAAC{i}-1\n" for i in range(cells)))
+
+
+def test_an_option_that_does_not_apply_to_the_input_is_a_usage_error_whatever_the_input(tmp_path, model):
+    """--layer on a CSV was exit 2, on a 10x directory exit 1; --features-in-rows on an .h5ad exit 1 in train and 2
+    in predict; --feature-types on a table exit 1. Each is a usage error, exit 2, named."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    genes = [f"G{j}" for j in range(5)]
+    _tenx_dir(tmp_path / "tenx", genes)
+    sheet = tmp_path / "sheet.csv"
+    pd.DataFrame({"sample_id": [f"AAAC{i}-1" for i in range(8)], "label": ["a", "b"] * 4}).to_csv(sheet, index=False)
+    cells = ad.AnnData(sp.random(8, 5, density=0.5, format="csr", random_state=0, dtype=np.float32),
+                       obs=pd.DataFrame({"label": ["a", "b"] * 4}, index=[f"c{i}" for i in range(8)]),
+                       var=pd.DataFrame(index=genes))
+    cells.write_h5ad(tmp_path / "cells.h5ad")
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"G0": range(8), "G1": range(8), "label": ["a", "b"] * 4}).to_csv(table, index=False)
+    out = ["-o", str(tmp_path / "x.mlp")]
+    cases = [
+        (["train", str(tmp_path / "tenx"), "--samples", str(sheet), "--layer", "counts", *out], "--layer"),
+        (["train", str(tmp_path / "tenx"), "--samples", str(sheet), "--raw", *out], "--raw"),
+        (["train", str(tmp_path / "tenx"), "--samples", str(sheet), "--features-in-rows", *out], "--features-in-rows"),
+        (["train", str(table), "--feature-types", "Gene Expression", *out], "--feature-types"),
+        (["train", str(tmp_path / "cells.h5ad"), "--features-in-rows", *out], "--features-in-rows"),
+        (["predict", model, str(tmp_path / "cells.h5ad"), "--features-in-rows", "-o", str(tmp_path / "p.csv")],
+         "--features-in-rows"),
+    ]
+    for args, flag in cases:
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert flag in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.mlp").exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_a_dropped_patient_column_is_said_so_not_missing(tmp_path):
+    """`--drop patient_id` warned "no 'patient_id' or 'donor_id' column" on a table that has one."""
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--drop", "patient_id", "--folds", "1", "--epochs", "2",
+                                   "--hidden", "none", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "'patient_id' dropped (--drop): samples are treated as independent" in text
+    assert "no 'patient_id' or 'donor_id' column" not in text
+
+
+def test_an_interrupted_ensembles_split_is_what_its_kept_members_held_out(tmp_path, monkeypatch):
+    """Interrupted after its first member, the model's split (`train --json`'s `split`, `info`) said every sample was
+    held out (the planned folds' 611 of 611) where the kept member held out one fold, as the interval, the summary
+    and --oof said."""
+    from mlpcli import cli as cli_mod, model_io
+
+    original = cli_mod._Progress.__call__
+
+    def interrupt(self, row):  # in the first member's third epoch
+        original(self, row)
+        if row.get("epoch") == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt)
+    oof, out = tmp_path / "oof.csv", tmp_path / "m.mlp"
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "-o", str(out), "--hidden", "none", "--epochs", "20",
+                                   "--n-jobs", "1", "--oof", str(oof)])
+    assert res.exit_code == 130, res.output
+    model = model_io.load(out)
+    assert len(model.members) == 1
+    held = pd.read_csv(oof)
+    assert model.split["n_val"] == len(held) < 611
+    assert model.split["n_train"] == 611 - len(held)
+    assert model.split["n_groups_val"] == held["patient_id"].nunique()
+    assert sum(model.split["class_counts_val"].values()) == len(held)

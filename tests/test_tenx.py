@@ -181,7 +181,7 @@ def test_train_on_10x_needs_a_sample_sheet_and_refuses_h5ad_options(tenx):
     assert_clean_error(run(["train", run_dir, "--target", "cell_type", "-o", str(out)]), "--samples FILE",
                        "10x Genomics directory", code=1)
     assert_clean_error(run(["train", run_dir, "--samples", sheet, *TRAIN, "--layer", "counts", "-o", str(out)]),
-                       "--layer does not apply", code=1)
+                       "--layer does not apply", code=2)  # an option that does not apply to the input: usage
     assert not out.exists()
 
 

@@ -131,7 +131,13 @@ def resolve_roles(
         unused = [g for g in DEFAULT_GROUPS if no_group and g in present and g not in taken]
         drops = [*drops, *unused]
         taken |= set(unused)
-        notes.append("group: none (--no-group)" if no_group else NO_GROUP_NOTE)  # `unused`: in "dropped:"
+        dropped = [g for g in DEFAULT_GROUPS if g in present and g in drops]
+        if no_group:
+            notes.append("group: none (--no-group)")  # `unused`: in "dropped:"
+        elif dropped:  # the table has one, which --drop took out: not "no 'patient_id' column"
+            notes.append(f"{DROPPED_GROUP_NOTE}{_quoted(dropped)}); samples are treated as independent")
+        else:
+            notes.append(NO_GROUP_NOTE)
     id_col = pick("--id", id, DEFAULT_ID)
     batch_col = pick("--batch", batch, DEFAULT_BATCH)
     if drops:
@@ -930,6 +936,7 @@ def _update_as_float64(digest, X: np.ndarray) -> None:
 _HASH_BLOCK = 1 << 18  # values converted to float64 at a time by the checksum (2 MiB)
 
 
+DROPPED_GROUP_NOTE = "group: none (--drop took out "  # then the column names, ")" and the consequence
 NO_GROUP_NOTE = (f"group: none (no {' or '.join(map(repr, DEFAULT_GROUPS))} column); samples are treated as independent "
                  "— pass --group COLUMN if several samples come from one patient")
 
@@ -942,9 +949,12 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
     patient, rows of a patient on both sides of every split make validation optimistic (on the sample
     data, balanced accuracy 0.76 -> 0.94 when the grouping is lost)."""
     ds, notes = read_dataset(path, **kwargs)
-    if ds.y is not None and NO_GROUP_NOTE in notes:
-        notes = [n for n in notes if n != NO_GROUP_NOTE]
-        ds.warnings.append(f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column: samples are treated as independent; "
+    ungrouped = [n for n in notes if n == NO_GROUP_NOTE or n.startswith(DROPPED_GROUP_NOTE)]
+    if ds.y is not None and ungrouped:
+        notes = [n for n in notes if n not in ungrouped]
+        why = (f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column" if ungrouped[0] == NO_GROUP_NOTE else
+               f"{ungrouped[0][len(DROPPED_GROUP_NOTE):].split(')')[0]} dropped (--drop)")
+        ds.warnings.append(f"{why}: samples are treated as independent; "
                            "if several come from one patient, validation is optimistic, and the probabilities "
                            "calibrated on it overconfident — pass --group COLUMN "
                            "(or --no-group to confirm they are independent)")
@@ -1016,12 +1026,12 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                                  drop=drop, task=task, classes=classes, var_names=var_names,
                                  feature_types=feature_types)
     if feature_types:
-        raise ConfigError(f"--feature-types: chooses the feature types of a 10x Genomics directory; {src.name} is "
+        raise OptionError(f"--feature-types: chooses the feature types of a 10x Genomics directory; {src.name} is "
                           "not one (leave it out)")
     h5ad.check_options(path, layer, raw, var_names)
     if src.kind == "h5ad":
         if features_in_rows:
-            raise ConfigError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
+            raise OptionError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
         sheet = read_sample_sheet(samples, id=id) if samples is not None else None  # small: fail before the file
         return h5ad.load_dataset(src.name, **roles_kw, task=task, classes=classes, layer=layer, raw=raw,
                                  var_names=var_names, sheet=sheet)

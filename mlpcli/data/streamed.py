@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..errors import DataError
+from ..errors import DataError, OptionError
 from ..interrupts import held
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DECIMAL_ATTR
@@ -898,7 +898,7 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
     h5ad.check_options(source, layer, raw, var_names)
     if h5ad.is_h5ad(source):
         if features_in_rows:
-            raise DataError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
+            raise OptionError("--features-in-rows: an .h5ad file is cells x genes by definition; leave it out")
         return _H5adTable(os.fspath(source), layer, raw, var_names, var_names_fallback, needed=needed)
     if features_in_rows:
         name = "standard input" if str(source) == "-" else os.fspath(source)

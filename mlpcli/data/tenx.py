@@ -38,7 +38,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError, OptionError
 from .h5ad import H5ad, _as_float32_csr, _reason
 
 __all__ = ["BARCODE", "SYMBOLS", "TenX", "is_tenx", "check_options"]
@@ -69,10 +69,11 @@ def check_directory(path) -> None:
 
 
 def check_options(path, layer: str | None, raw: bool, features_in_rows: bool = False) -> None:
-    """--layer, --raw and --features-in-rows do not apply to a 10x directory (one matrix, cells by barcode)."""
+    """--layer, --raw and --features-in-rows do not apply to a 10x directory (one matrix, cells by barcode): a usage
+    error (OptionError, exit 2), as --layer on a text table is."""
     for flag, given in (("--layer", layer), ("--raw", raw), ("--features-in-rows", features_in_rows)):
         if given:
-            raise ConfigError(f"{flag} does not apply to the 10x Genomics directory {os.fspath(path)} (one counts "
+            raise OptionError(f"{flag} does not apply to the 10x Genomics directory {os.fspath(path)} (one counts "
                               "matrix, cells × genes by definition); leave it out")
 
 

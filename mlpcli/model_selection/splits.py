@@ -331,11 +331,17 @@ def _summary(train: _Side, val: _Side, strategy: str) -> SplitSummary:
     )
 
 
-def summarize_folds(dataset: Dataset, strategy: str) -> SplitSummary:
+def summarize_folds(dataset: Dataset, strategy: str, held_out: np.ndarray | None = None,
+                    n_members: int | None = None) -> SplitSummary:
     """Summary for cross-fitting: every row trains some members and is held out by exactly one, so both
-    sides hold all rows."""
-    side = _side_counts(dataset)
-    return _summary(side, side, strategy)
+    sides hold all rows. ``held_out`` (row indices) and ``n_members``: what an interrupted run kept, its first
+    members, whose held-out rows alone were scored: the validation side is those rows, the training side the
+    rows that trained a kept member (all but the held-out ones for one member, every row for two or more)."""
+    every = _side_counts(dataset)
+    if held_out is None or len(held_out) == dataset.n_samples:
+        return _summary(every, every, strategy)
+    trained = np.setdiff1d(np.arange(dataset.n_samples), held_out) if n_members == 1 else None
+    return _summary(_side_counts(dataset, trained), _side_counts(dataset, np.asarray(held_out)), strategy)
 
 
 def summarize_split(train: Dataset, val: Dataset, strategy: str = "explicit validation table") -> SplitSummary:
