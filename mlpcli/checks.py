@@ -87,10 +87,10 @@ def _labels(model: Model, prepared, roles: RoleFlags, source) -> tuple[np.ndarra
     dropped = set(_names(roles.drop)) & set(targets)
     if prepared.y is not None:
         return prepared.y, ""
-    found = [t for t in targets if t in set(prepared.targets)]
-    if not found:
+    _, absent = prepared.absent_targets(model)
+    if not absent:
         return None, (f"target column{'s' * (len(dropped) != 1)} dropped" if dropped else "no target column")
-    absent = [t for t in targets if t not in found]
+    found = [t for t in targets if t not in absent]
     raise DataError(f"{source} has {len(found)} of the model's {len(targets)} target columns ({_quoted(targets)}) "
                     f"and lacks {_quoted(absent)}; the check's loss needs every one: "
                     f"add the missing column{'s' * (len(absent) != 1)}, or --drop the {len(found)} it has to check "

@@ -351,3 +351,81 @@ def test_an_interrupted_ensembles_split_is_what_its_kept_members_held_out(tmp_pa
     assert model.split["n_train"] == 611 - len(held)
     assert model.split["n_groups_val"] == held["patient_id"].nunique()
     assert sum(model.split["class_counts_val"].values()) == len(held)
+
+
+@pytest.fixture(scope="module")
+def hidden_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hidden") / "m.mlp"
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--folds", "1", "--epochs", "2", "--hidden", "32", "-q",
+                                   "-o", str(path)])
+    assert res.exit_code == 0, res.output
+    return str(path)
+
+
+def test_permutation_importance_of_a_shuffle_that_changes_nothing_is_exactly_zero(hidden_model):
+    """One sample: every shuffle is the identity, yet every gene scored +2.5e-08 in every shuffle (the unshuffled
+    outputs came from a product of another size, which rounds float32 otherwise). A gene whose weights are zero
+    changes nothing either: its drops are rounding at most, not a drop in every shuffle."""
+    from mlpcli import model_io
+    from mlpcli.explain import permutation_importance
+
+    m = model_io.load(hidden_model)
+    frame = pd.read_csv(SAMPLE)
+    X = frame[m.feature_names].iloc[:1]
+    drops, _ = permutation_importance(m, X, frame["label"].iloc[:1], repeats=5, seed=0)
+    scored = np.isfinite(drops)  # the sample's class (the others have no sample: NaN)
+    assert scored.any() and np.all(drops[scored] == 0)
+    W = m.members[0].network.parameters()["dense0.W"]
+    W[:, 7] = 0  # the network's 8th input no longer reaches it
+    gene = m.members[0].preprocessor.kept_features[7]
+    X = frame[m.feature_names].iloc[:200]
+    drops, _ = permutation_importance(m, X, frame["label"].iloc[:200], repeats=5, seed=0)
+    j = m.feature_names.index(gene)
+    assert np.all(np.abs(drops[:, j]) < 1e-6)
+    assert not np.all(drops[:, j] > 0)
+
+
+def test_gradcheck_under_a_tolerance_it_cannot_reach_shows_the_real_error(tmp_path):
+    """`gradcheck --only loss:ce --tol 1e-14` passed every entry as round-off and printed "max rel. error 0.0e+00";
+    it now prints the real error and says why the tolerance could not bind."""
+    from mlpcli.engine.gradcheck import check_function
+
+    x = np.array([0.3, -1.2, 2.5])
+    result = check_function("cube", lambda: float(np.sum(x ** 3)), {"x": x}, {"x": 3 * x ** 2}, 1e-6, 1e-14, 1e-8)
+    assert result.passed and result.max_rel_error > 0
+    assert "every entry missed tol 1.0e-14" in result.note and "cannot bind" in result.note
+    res = CliRunner().invoke(cli, ["gradcheck", "--only", "loss:ce", "--tol", "1e-14", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["results"]
+    waived = [r for r in rows if "cannot bind" in r["note"]]
+    assert waived and all(r["max_rel_error"] > 0 for r in waived)
+
+
+def test_explain_names_the_label_columns_a_multilabel_table_lacks(tmp_path):
+    """A multi-label model on a table with 2 of its 3 label columns: integrated gradients dropped the two
+    without a word and permutation said the table had no target column; both now name the missing one."""
+    rng = np.random.default_rng(0)
+    n = 200
+    X = rng.normal(size=(n, 6))
+    frame = pd.DataFrame(X, columns=[f"G{j}" for j in range(6)])
+    for k in range(3):
+        frame[f"L{k}"] = (X[:, k] > 0).astype(int)
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(n)])
+    frame.to_csv(tmp_path / "ml.csv", index=False)
+    res = CliRunner().invoke(cli, ["train", str(tmp_path / "ml.csv"), "--target", "L0,L1,L2", "--task", "multilabel",
+                                   "--folds", "1", "--epochs", "3", "-q", "-o", str(tmp_path / "ml.mlp")])
+    assert res.exit_code == 0, res.output
+    frame.drop(columns=["L2"]).to_csv(tmp_path / "part.csv", index=False)
+    for method in ("ig", "permutation"):
+        res = CliRunner().invoke(cli, ["explain", str(tmp_path / "ml.mlp"), str(tmp_path / "part.csv"),
+                                       "--method", method, "-o", str(tmp_path / "r.csv")])
+        assert res.exit_code == 1, res.output
+        assert "has 2 of the model's 3 target columns ('L0', 'L1', 'L2') and lacks 'L2'" in " ".join(res.output.split())
+        assert not (tmp_path / "r.csv").exists()
+
+
+def test_explain_says_when_its_terminal_table_shows_fewer_genes_than_top(hidden_model):
+    res = CliRunner().invoke(cli, ["explain", hidden_model, SAMPLE, "--top", "15"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "the first 10 of 15 ranked shown; -o FILE or --json holds all 15" in text

@@ -215,9 +215,10 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                       f"samples, {steps} steps" + (f" (up to {gap['most_steps']} where needed)" if gap["most_steps"] > steps
                                                    else "") + f", output {what}, baseline {baseline}",
                       soft_wrap=True)  # one line in a log, not broken at the console's width
-    shown = min(top, 10)
+    shown = min(top, 10)  # a terminal table per class stays short; -o / --json hold all of --top
     for name in result.classes:
-        rows = result.table[result.table["class"] == name].head(shown)
+        ranked = result.table[result.table["class"] == name]
+        rows = ranked.head(shown)
         st = result.stability.get(name, {})
         n_c = result.n_samples.get(name, 0)
         # of the genes ranked (those the model uses): "top 5 of 5 genes" for --top 5 read as a model of 5 genes
@@ -245,6 +246,10 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
             table.add_row(str(r.rank), r.feature, f"{r.score:+.3g}", f"{r.mean_abs:.3g}", r.direction,
                           f"{r.fraction:.2f}", cell)
         console.print(table)
+        if len(ranked) > len(rows):  # --top 30 showed 10 rows and nothing said so
+            console.print(f"{name}: the first {len(rows)} of {len(ranked)} ranked shown; "
+                          f"{'-o FILE' if out is None else 'the -o file'} or --json holds all {len(ranked)}",
+                          soft_wrap=True, markup=False, style="dim")
     if out is not None:
         console.print(f"ranking of {len(result.table)} rows → {'standard output' if out == '-' else out}",
                       soft_wrap=True, markup=False)

@@ -117,8 +117,15 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
     from ..predict.prepared import prepare
 
     prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, max_missing=max_missing, labels=True)
+    name = "the table" if isinstance(source, pd.DataFrame) else source
     if len(prepared.X) == 0:
-        raise DataError(f"{'the table' if isinstance(source, pd.DataFrame) else source} has a header but no data rows")
+        raise DataError(f"{name} has a header but no data rows")
+    targets, absent = prepared.absent_targets(model)
+    if absent:  # read as unlabelled, its labels were dropped without a word (and permutation said "no target")
+        raise DataError(f"{name} has {len(targets) - len(absent)} of the model's {len(targets)} target columns "
+                        f"({_quoted(targets)}) and lacks {_quoted(absent)}; explain reads the labels whole: add the "
+                        f"missing column{'s' * (len(absent) != 1)}, or --drop the ones it has to explain the "
+                        "model's own predictions")
     if prepared.y is None:
         y = None
     elif model.task == "regression":  # the targets' values (n, T), in the model's target order
@@ -702,7 +709,10 @@ def feature_rng(seed: int, name: str) -> np.random.Generator:
 class _Shuffles:
     """Each member's raw outputs with one feature shuffled at a time, ``repeats`` times, computed through the
     first Dense layer (a shuffled feature changes its outputs by a rank-one term). Iterating gives, per batch
-    of features J (their columns of X), every member's outputs (k, len(J), repeats, n), class-major."""
+    of features J (their columns of X), every member's outputs (k, len(J), repeats, n), class-major, and its
+    unshuffled outputs (k, 1, repeats, n) computed in the same matrix products: a float32 product rounds a row
+    by the batch it is in (one sample alone against five shuffles of it), and an unshuffled output from another
+    batch gave every gene the same spurious drop (2.5e-08, "every shuffle raised the loss")."""
 
     def __init__(self, model: Model, X: np.ndarray, feats: list[str], features, repeats: int, seed: int):
         n, d = X.shape
@@ -737,21 +747,32 @@ class _Shuffles:
         for s in range(0, len(self.used), batch):
             J = self.used[s:s + batch]
             logit_sets = []
+            base_sets = []
             for net, Z, a0, local, base_logits in self.states:
                 W0 = net.parameters()["dense0.W"]
                 k_out = base_logits.shape[0]
-                out = np.empty((k_out, len(J), repeats, n))  # class-major
-                out[...] = base_logits[:, None, None, :]
                 mine = [(q, local[j]) for q, j in enumerate(J) if j in local]
+                # slot 0 unshuffled, then one slot per feature of J this member reads: one product for all
+                A = np.empty((len(mine) + 1, repeats, n, a0.shape[1]), dtype=a0.dtype)
+                A[0] = a0
+                unmoved = np.empty((len(mine), repeats, n), dtype=bool)  # a shuffle that left the input as it was
+                for slot, (q, i) in enumerate(mine, start=1):
+                    shuffled = Z[self.perms[J[q]], i] - Z[:, i]  # (repeats, n): feature J[q] shuffled
+                    A[slot] = a0 + shuffled[..., None] * W0[:, i]  # the first layer's rank-one change
+                    unmoved[slot - 1] = shuffled == 0
+                logits = net.forward_layers(A.reshape(-1, a0.shape[1]), 1).astype(np.float64)
+                logits = logits.T.reshape(k_out, len(mine) + 1, repeats, n)
+                # an unmoved input gives the unshuffled outputs exactly: the product's rounding can still differ
+                # by a row's place in it (the last rows take other kernels), a drop of ~1e-9 for nothing
+                moved = logits[:, 1:]
+                moved[:, unmoved] = np.broadcast_to(logits[:, :1], moved.shape)[:, unmoved]
+                out = np.empty((k_out, len(J), repeats, n))  # class-major
+                out[...] = logits[:, :1]  # a feature this member does not read: its outputs unchanged
                 if mine:
-                    A = np.empty((len(mine), repeats, n, a0.shape[1]), dtype=a0.dtype)
-                    for slot, (q, i) in enumerate(mine):
-                        shuffled = Z[self.perms[J[q]], i] - Z[:, i]  # (repeats, n): feature J[q] shuffled
-                        A[slot] = a0 + shuffled[..., None] * W0[:, i]  # the first layer's rank-one change
-                    logits = net.forward_layers(A.reshape(-1, a0.shape[1]), 1).astype(np.float64)
-                    out[:, [q for q, _ in mine]] = logits.T.reshape(k_out, len(mine), repeats, n)
+                    out[:, [q for q, _ in mine]] = logits[:, 1:]
                 logit_sets.append(out)
-            yield J, logit_sets
+                base_sets.append(logits[:, :1])
+            yield J, logit_sets, base_sets
 
 
 def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, features: Sequence[str] | None = None,
@@ -807,23 +828,22 @@ def _permutation_drops(model: Model, X, y, *, features, repeats, seed, scoring, 
         return _label_scores(P, y, scoring) if multilabel else _class_scores(model, P, y, scoring)
 
     shuffles = _Shuffles(model, X, feats, features, repeats, seed)
-    states, M = shuffles.states, len(shuffles.states)
-    base_values = probs([s[4] for s in states])
-    base_score = scores(base_values)
-    base_member = [scores(probs([s[4]], m)) for m, s in enumerate(states)] if members else None
+    M = len(shuffles.states)
     drops = np.zeros((repeats, d, k_cls))
     mdrops = np.zeros((M, repeats, d, k_cls)) if members else None
     effects = np.zeros((d, k_cls)) if regression else None
-    for J, logit_sets in shuffles:
+    for J, logit_sets, base_sets in shuffles:
+        # each shuffle against the unshuffled outputs of the same products (``_Shuffles``): (k, 1, R, n)
+        base_values = probs(base_sets)
         P = probs(logit_sets)  # (k, F, R, n)
-        drops[:, J] = np.transpose(base_score - scores(P), (1, 0, 2))
+        drops[:, J] = np.transpose(scores(base_values) - scores(P), (1, 0, 2))
         if regression:
             for q, j in enumerate(J):
-                effects[j] = np.einsum("rn,krn->k", shuffles.shift(j), P[:, q] - base_values[:, None, :])
+                effects[j] = np.einsum("rn,krn->k", shuffles.shift(j), P[:, q] - base_values[:, 0])
         if members:
             for m in range(M):
                 member_score = scores(probs([logit_sets[m]], m))
-                mdrops[m][:, J] = np.transpose(base_member[m] - member_score, (1, 0, 2))
+                mdrops[m][:, J] = np.transpose(scores(probs([base_sets[m]], m)) - member_score, (1, 0, 2))
     return drops, mdrops, effects
 
 

@@ -49,6 +49,17 @@ class Prepared:
     def __iter__(self):  # X, ids, notes, warnings = prepare(...)
         return iter((self.X, self.ids, self.notes, self.warnings))
 
+    def absent_targets(self, model: Model) -> tuple[list[str], list[str]]:
+        """(the model's target columns, those the table lacks) when the table has some of a multi-output model's
+        target columns but not all, so that ``y`` is None (prepare reads the target only whole); ([], []) else.
+        A caller that needs labels names the absent ones rather than read the table as unlabelled."""
+        if self.y is not None or not self.targets:
+            return [], []
+        targets = [str(t) for t in (model.roles or {}).get("target") or model.target_names]
+        present = set(self.targets)
+        absent = [t for t in targets if t not in present]
+        return (targets, absent) if absent and len(absent) < len(targets) else ([], [])
+
 
 def is_cells(source) -> bool:
     """Whether ``source`` is an AnnData .h5ad file or a 10x Genomics directory (not a table)."""
