@@ -114,8 +114,9 @@ def no_stalling_huge_pages(defrag_path: str = THP_DEFRAG) -> None:
     large arrays for transparent huge pages where Linux would then stall to compact memory on their first
     write: the defrag setting ``madvise`` or ``defer+madvise`` (a common default; numpy/numpy#31590). Where no
     free huge page is at hand, as on a long-running or memory-reporting node, each fault then waits for
-    compaction: first writes to a new 128 MB array took 0.08-0.31 s against a steady 0.045 s with 4 KB pages,
-    and `train` on 8,000 x 5,000 float32 spent 0.3 s more outside its epochs (system time 1.38 -> 0.91 s; the
+    compaction: first writes to a new 128 MB array took 0.34 s against a steady 0.05 s with 4 KB pages (0.02 s
+    when huge pages are free), and `train` on 8,000 x 5,000 float32 after a few idle seconds spent 0.22 s more
+    outside its epochs (system time 1.52 -> 1.09 s; back to back, with free huge pages, no difference; the
     epochs unchanged). Under ``always`` the kernel gives huge pages without the mark, under ``defer`` and
     ``never`` it never stalls for them: left alone. A value the user set is kept; worker processes inherit it."""
     if "NUMPY_MADVISE_HUGEPAGE" in os.environ or "numpy" in sys.modules:
