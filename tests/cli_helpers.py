@@ -17,3 +17,21 @@ def assert_clean_error(result, *needles, code=1):
     assert lines and lines[-1].startswith("Error:"), result.output
     for needle in needles:
         assert needle in result.output, (needle, result.output)
+
+
+def write_tenx(directory, genes, cells: int = 6) -> None:
+    """A 10x Genomics directory (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz) of random counts: ``genes`` as
+    Gene Expression features, barcodes AAAC0-1, AAAC1-1, ... (``cells`` of them)."""
+    import gzip
+
+    import scipy.io
+    import scipy.sparse as sp
+
+    directory.mkdir()
+    m = sp.random(len(genes), cells, density=0.5, format="coo", random_state=0)
+    with gzip.open(directory / "matrix.mtx.gz", "wb") as f:
+        scipy.io.mmwrite(f, m)
+    with gzip.open(directory / "features.tsv.gz", "wt") as f:
+        f.write("".join(f"{g}\t{g}\tGene Expression\n" for g in genes))
+    with gzip.open(directory / "barcodes.tsv.gz", "wt") as f:
+        f.write("".join(f"AAAC{i}-1\n" for i in range(cells)))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import run
+from cli_helpers import run, write_tenx
 
 
 def test_hidden_auto_scores_several_targets_in_units_of_their_sds(tmp_path):
@@ -63,22 +63,6 @@ def test_evaluate_on_cells_with_repeated_names_does_not_suggest_predicts_h5ad_ou
     assert res.exit_code == 1 and "-o FILE.h5ad" in res.output
 
 
-def _tenx(directory, genes, cells: int = 6):
-    import gzip
-
-    import scipy.io
-    import scipy.sparse as sp
-
-    directory.mkdir()
-    m = sp.random(len(genes), cells, density=0.5, format="coo", random_state=0)
-    with gzip.open(directory / "matrix.mtx.gz", "wb") as f:
-        scipy.io.mmwrite(f, m)
-    with gzip.open(directory / "features.tsv.gz", "wt") as f:
-        f.write("".join(f"{g}\t{g}\tGene Expression\n" for g in genes))
-    with gzip.open(directory / "barcodes.tsv.gz", "wt") as f:
-        f.write("".join(f"AAAC{i}-1\n" for i in range(cells)))
-
-
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("r19f")
@@ -97,7 +81,7 @@ def test_a_file_of_a_10x_directory_given_alone_names_the_directory(tmp_path, sma
 
     model, genes = small_model
     tenx = tmp_path / "filtered"
-    _tenx(tenx, genes)
+    write_tenx(tenx, genes)
     for name, needle in (("matrix.mtx.gz", "give the directory that holds the three"),
                          ("features.tsv.gz", "is the features file of a 10x Genomics matrix, not a table"),
                          ("barcodes.tsv.gz", "is the barcodes file of a 10x Genomics matrix")):

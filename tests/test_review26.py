@@ -19,6 +19,8 @@ from click.testing import CliRunner
 from mlpcli.cli import cli
 from mlpcli.fileio import WholeWrites, write_whole
 
+from cli_helpers import write_tenx
+
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sample_data",
                       "tumour_subtypes.csv.gz")
 
@@ -67,13 +69,18 @@ def test_text_over_whole_writes_loses_nothing():
     assert len(bare.data) < 50 * 16  # what the fix is for
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "m.mlp"
-    res = CliRunner().invoke(cli, ["train", SAMPLE, "--folds", "1", "--epochs", "2", "--hidden", "none", "-q",
+def _trained(tmp_path_factory, hidden: str) -> str:
+    """A one-network model of the sample data, two epochs, hidden layers ``hidden`` ("none": softmax regression)."""
+    path = tmp_path_factory.mktemp(f"hidden_{hidden}") / "m.mlp"
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--folds", "1", "--epochs", "2", "--hidden", hidden, "-q",
                                    "-o", str(path)])
     assert res.exit_code == 0, res.output
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return _trained(tmp_path_factory, "none")
 
 
 def _file_size_limit(n_bytes: int):
@@ -267,22 +274,6 @@ def test_a_stop_signal_while_the_summary_is_printed_says_the_model_is_written(tm
     assert model.exists() and (tmp_path / "h.csv").exists()
 
 
-def _tenx_dir(directory, genes, cells: int = 8) -> None:
-    import gzip
-
-    import scipy.io
-    import scipy.sparse as sp
-
-    directory.mkdir()
-    m = sp.random(len(genes), cells, density=0.5, format="coo", random_state=0)
-    with gzip.open(directory / "matrix.mtx.gz", "wb") as f:
-        scipy.io.mmwrite(f, m)
-    with gzip.open(directory / "features.tsv.gz", "wt") as f:
-        f.write("".join(f"{g}\t{g}\tGene Expression\n" for g in genes))
-    with gzip.open(directory / "barcodes.tsv.gz", "wt") as f:
-        f.write("".join(f"AAAC{i}-1\n" for i in range(cells)))
-
-
 def test_an_option_that_does_not_apply_to_the_input_is_a_usage_error_whatever_the_input(tmp_path, model):
     """--layer on a CSV was exit 2, on a 10x directory exit 1; --features-in-rows on an .h5ad exit 1 in train and 2
     in predict; --feature-types on a table exit 1. Each is a usage error, exit 2, named."""
@@ -290,7 +281,7 @@ def test_an_option_that_does_not_apply_to_the_input_is_a_usage_error_whatever_th
     import scipy.sparse as sp
 
     genes = [f"G{j}" for j in range(5)]
-    _tenx_dir(tmp_path / "tenx", genes)
+    write_tenx(tmp_path / "tenx", genes, cells=8)
     sheet = tmp_path / "sheet.csv"
     pd.DataFrame({"sample_id": [f"AAAC{i}-1" for i in range(8)], "label": ["a", "b"] * 4}).to_csv(sheet, index=False)
     cells = ad.AnnData(sp.random(8, 5, density=0.5, format="csr", random_state=0, dtype=np.float32),
@@ -355,11 +346,7 @@ def test_an_interrupted_ensembles_split_is_what_its_kept_members_held_out(tmp_pa
 
 @pytest.fixture(scope="module")
 def hidden_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hidden") / "m.mlp"
-    res = CliRunner().invoke(cli, ["train", SAMPLE, "--folds", "1", "--epochs", "2", "--hidden", "32", "-q",
-                                   "-o", str(path)])
-    assert res.exit_code == 0, res.output
-    return str(path)
+    return _trained(tmp_path_factory, "32")
 
 
 def test_permutation_importance_of_a_shuffle_that_changes_nothing_is_exactly_zero(hidden_model):
