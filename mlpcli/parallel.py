@@ -540,6 +540,10 @@ def _probe_scheduler(address: str, timeout: float) -> None:
         reason = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise OptionError(f"--scheduler {address}: not a Dask scheduler address ({reason}); give it as "
                           "tcp://HOST:PORT, as `dask scheduler` prints it") from None
+    if scheme == "tcp" and (not host or not isinstance(port, int) or not 0 < port < 65536):
+        # no host, or a port no socket can have: "cannot reach" after the whole timeout read as a busy scheduler
+        raise OptionError(f"--scheduler {address}: not a Dask scheduler address (a host and a port from 1 to 65535 "
+                          "are needed); give it as tcp://HOST:PORT, as `dask scheduler` prints it")
     if scheme != "tcp":  # tls needs the cluster's certificates, inproc is in this process: the Client's own checks
         return
 
@@ -617,11 +621,13 @@ def _backend(plan: Plan, shared: Sequence[Any], n_tasks: int) -> Iterator[None]:
         client = connect(plan.scheduler)
         try:
             _wait_for_a_worker(client, plan.scheduler)
-            with joblib.parallel_config(backend="dask", n_jobs=plan.n_jobs or -1, client=client,
-                                        scatter=list(shared) or None, wait_for_workers_timeout=WORKER_TIMEOUT):
+            with _quiet_dask_client(), joblib.parallel_config(
+                    backend="dask", n_jobs=plan.n_jobs or -1, client=client, scatter=list(shared) or None,
+                    wait_for_workers_timeout=WORKER_TIMEOUT):
                 yield
         finally:
-            client.close()
+            with _quiet_dask_client():  # closing a client whose scheduler has gone logs it again
+                client.close()
         return
     workers = local_workers(plan.n_jobs, n_tasks)
     if workers == 1:
@@ -690,7 +696,7 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
         if not keep_partial:
             raise
     except Exception as exc:  # joblib's BrokenProcessPool (a local worker died), Dask's KilledWorker
-        lost = _worker_lost(exc)
+        lost = _worker_lost(exc) or _scheduler_lost(exc, plan)
         if lost is None:
             raise
         raise lost from None
@@ -722,6 +728,41 @@ def _worker_lost(exc: BaseException) -> TrainingError | None:
     else:
         advice = "rerun with --n-jobs 1 to run the fits in this process and see the error"
     return TrainingError(f"a worker process running fits side by side ended unexpectedly{how}; {advice}")
+
+
+def _scheduler_lost(exc: BaseException, plan: Plan) -> TrainingError | None:
+    """A one-line error when the Dask scheduler went away while fits ran (its node crashed, its batch job ended):
+    the client cancels every future ("scheduler-connection-lost") or finds its connection closed, which read as
+    "internal error (FutureCancelledError ...)" under two tracebacks of distributed's logging. None for any other
+    error, and for a run that did not use Dask."""
+    if plan.backend != "dask" or "distributed" not in sys.modules:
+        return None
+    from concurrent.futures import CancelledError  # distributed's FutureCancelledError derives from it
+
+    from distributed.comm.core import CommClosedError
+
+    if not isinstance(exc, (CancelledError, CommClosedError)):
+        return None
+    return TrainingError(f"--scheduler {plan.scheduler}: lost the connection to the Dask scheduler while fits ran "
+                         "(it stopped, or its job ended); check that it is running, then run again (or run the fits "
+                         "here with --n-jobs)")
+
+
+@contextmanager
+def _quiet_dask_client() -> Iterator[None]:
+    """distributed's client logs a lost scheduler as errors with tracebacks on stderr, before the run ends with its
+    own one-line error (``_scheduler_lost``): its loggers say only what is critical while the client is open."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("distributed.client", "distributed.batched", "distributed.core")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def beside(fn: Callable[..., Any], *args: Any, threaded: bool | None = None) -> Callable[[], Any]:

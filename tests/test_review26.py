@@ -416,3 +416,40 @@ def test_explain_says_when_its_terminal_table_shows_fewer_genes_than_top(hidden_
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "the first 10 of 15 ranked shown; -o FILE or --json holds all 15" in text
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:99999", "tcp://:8786", "tcp://127.0.0.1:0"])
+def test_a_scheduler_address_no_socket_can_have_is_a_usage_error_without_waiting(address):
+    """A port beyond 65535 (or none, or no host) waited the whole timeout, then said "cannot reach"."""
+    pytest.importorskip("distributed")
+    from mlpcli import parallel
+    from mlpcli.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"not a Dask scheduler address \(a host and a port from 1 to 65535"):
+        parallel.connect(address, timeout=30.0)
+
+
+def _cancelled(i):
+    """A fit whose future the client cancels, as it does every future when the scheduler's connection is lost."""
+    from concurrent.futures import CancelledError
+
+    raise CancelledError("batch_of__indexed_1_calls cancelled for reason: scheduler-connection-lost")
+
+
+def test_a_dask_scheduler_lost_while_fits_run_is_one_line():
+    """The scheduler gone mid-run (its node crashed, its job ended): `cv --backend dask` ended in "internal error
+    (FutureCancelledError ...)"; `parallel.run` now says which scheduler was lost and what to do."""
+    distributed = pytest.importorskip("distributed")
+    from mlpcli import parallel
+    from mlpcli.errors import TrainingError
+    from mlpcli.parallel import Plan
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  host="127.0.0.1") as cluster:
+        plan = Plan(backend="dask", scheduler=cluster.scheduler_address)
+        with pytest.raises(TrainingError, match=rf"--scheduler {cluster.scheduler_address}: lost the connection to "
+                                                r"the Dask scheduler while fits ran"):
+            parallel.run([(_cancelled, (0,)), (_cancelled, (1,))], plan)
+    with pytest.raises(Exception) as info:  # without Dask the same error is the task's own
+        parallel.run([(_cancelled, (0,))], Plan())
+    assert not isinstance(info.value, TrainingError)
