@@ -952,8 +952,9 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
     ungrouped = [n for n in notes if n == NO_GROUP_NOTE or n.startswith(DROPPED_GROUP_NOTE)]
     if ds.y is not None and ungrouped:
         notes = [n for n in notes if n not in ungrouped]
-        why = (f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column" if ungrouped[0] == NO_GROUP_NOTE else
-               f"{ungrouped[0][len(DROPPED_GROUP_NOTE):].split(')')[0]} dropped (--drop)")
+        dropped = [g for g in DEFAULT_GROUPS if ds.roles is not None and g in ds.roles.drop]
+        why = (f"{_quoted(dropped)} dropped (--drop)" if dropped else
+               f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column")
         ds.warnings.append(f"{why}: samples are treated as independent; "
                            "if several come from one patient, validation is optimistic, and the probabilities "
                            "calibrated on it overconfident — pass --group COLUMN "

@@ -717,14 +717,14 @@ class _Shuffles:
     def __init__(self, model: Model, X: np.ndarray, feats: list[str], features, repeats: int, seed: int):
         n, d = X.shape
         column_maps = model._feature_maps(None if features is None else feats)[0]
-        self.states = []  # per member: (network, Z, first layer's outputs, feature -> input column, base outputs)
+        self.states = []  # per member: (network, Z, first layer's outputs, feature -> input column)
         for member, cols in zip(model.members, column_maps):
             pre, net = member.preprocessor, member.network
             cols = np.asarray(pre.kept_index_ if cols is None else cols, dtype=np.int64)
             Z = np.ascontiguousarray(pre.transform_kept(np.take(X, cols, axis=1), dtype=net.dtype))
             a0 = net.forward_layers(Z, 0, 1)
             local = {int(j): i for i, j in enumerate(cols)}
-            self.states.append((net, Z, a0, local, net.forward_layers(a0, 1).astype(np.float64).T))  # (k, n)
+            self.states.append((net, Z, a0, local))  # the unshuffled outputs come with each batch (__iter__)
         self.perms = {}  # each feature's own generator: the same shuffles whatever the columns' order or batching
         self.used = [j for j in range(d) if any(j in s[3] for s in self.states)]
         for j in self.used:
@@ -734,7 +734,7 @@ class _Shuffles:
 
     def shift(self, j: int) -> np.ndarray:
         """(repeats, n) the change of feature j's network input (the first member that reads it) when shuffled."""
-        for _, Z, _, local, _ in self.states:
+        for _, Z, _, local in self.states:
             if j in local:
                 i = local[j]
                 return (Z[self.perms[j], i] - Z[:, i]).astype(np.float64)
@@ -748,9 +748,9 @@ class _Shuffles:
             J = self.used[s:s + batch]
             logit_sets = []
             base_sets = []
-            for net, Z, a0, local, base_logits in self.states:
+            for net, Z, a0, local in self.states:
                 W0 = net.parameters()["dense0.W"]
-                k_out = base_logits.shape[0]
+                k_out = net.n_outputs
                 mine = [(q, local[j]) for q, j in enumerate(J) if j in local]
                 # slot 0 unshuffled, then one slot per feature of J this member reads: one product for all
                 A = np.empty((len(mine) + 1, repeats, n, a0.shape[1]), dtype=a0.dtype)
