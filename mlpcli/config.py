@@ -738,7 +738,7 @@ def n_jobs_problem(n_jobs: int, local: bool = True) -> str | None:
     nothing: joblib's convention, which HPC users know, counts 1, 2, ... workers and, from the end, -1 every
     core this job may use (``parallel.usable_cores``), -2 all but one, and so on; 0, and a count from the end
     past the last core (-3 on 2 cores), leave no worker. ``local`` False: the fits may not run on this
-    machine's cores (a Dask cluster, where joblib ignores the count; or not known yet: a config file is read
+    machine's cores (a Dask cluster, which ignores the count; or not known yet: a config file is read
     before the command line's --backend), so only 0 is wrong, and the cores are checked once they are known."""
     from . import parallel
 

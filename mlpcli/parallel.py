@@ -1,5 +1,5 @@
 """Running independent training jobs (folds, grid points) in this process, on local cores with
-joblib's loky backend, or on a Dask cluster through joblib's Dask backend.
+joblib's loky backend, or on a Dask cluster as the client's own futures (``_run_on_dask``).
 
     tasks [(fn, args), ...] ─run(plan)─▶ [fn(*args), ...]   in the order given, whatever the backend
 
@@ -34,6 +34,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +48,8 @@ __all__ = ["Plan", "run", "member_plan", "member_processes", "MEMBER_COPY_BYTES"
 
 BACKENDS = ("loky", "dask")
 CONNECT_TIMEOUT = 10.0  # seconds to reach a Dask scheduler before giving up with a one-line error
-WORKER_TIMEOUT = 120.0  # seconds to wait for the first Dask worker (batch jobs may start late)
+WORKER_TIMEOUT = 120.0  # seconds to wait for the first Dask worker (batch jobs may start late), or for any while fits remain
+DASK_POLL = 0.05  # seconds between looks at a Dask run's finished fits and its workers
 # BLAS threads per network when --threads is not given, in every command (train, cv, tune, diagnose, predict,
 # evaluate) and the estimators: see the module docstring and benchmarks/bench_threads.py (on networks of
 # the sample data's size a second thread does not pay, and on a busy node it costs many times over).
@@ -59,8 +61,8 @@ class Plan:
     """How to run tasks.
 
     backend : "loky" (local processes; ``n_jobs=1`` runs in this process) or "dask".
-    n_jobs : parallel workers for loky (-1: all cores). Dask ignores it: joblib's Dask backend runs as many
-        tasks at once as the cluster's workers have threads, whatever n_jobs says (None there).
+    n_jobs : parallel workers for loky (-1: all cores). Dask ignores it: the cluster runs as many tasks at
+        once as its workers have threads, whatever n_jobs says (None there).
     scheduler : the Dask scheduler's address, e.g. ``tcp://10.0.0.5:8786`` (dask only).
     threads : BLAS threads per task, in every backend (None: 1).
     auto : n_jobs was not asked for (``train`` without --n-jobs): ``member_processes`` may then train the
@@ -477,6 +479,12 @@ def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int |
         _POOL_TASK.active = False
 
 
+def _indexed_spread(i: int, fn: Callable, blas_threads: int, *args: Any) -> tuple[int, Any]:
+    """``_indexed`` on a Dask worker, the task's arguments spread out so that the cluster hands it the scattered
+    ones (``_run_on_dask``)."""
+    return _indexed(i, fn, blas_threads, args, None)
+
+
 def _sendable(exc: Exception) -> Exception:
     """``exc`` if the parent can rebuild it from its pickle, else a RuntimeError with its type and message: an
     exception whose ``__init__`` takes other arguments than its ``args`` fails to unpickle there, and joblib
@@ -612,29 +620,63 @@ def _wait_for_a_worker(client, address: str) -> None:
 
 
 @contextmanager
-def _backend(plan: Plan, shared: Sequence[Any], n_tasks: int) -> Iterator[None]:
-    """Configure joblib for ``plan`` (nothing to do for a sequential run): local workers for at most
+def _backend(plan: Plan, n_tasks: int) -> Iterator[None]:
+    """Configure joblib for a local ``plan`` (nothing to do for a sequential run): local workers for at most
     ``n_tasks`` tasks (``--n-jobs 64`` for 3 folds starts 3 processes, not 64 idle interpreters)."""
     import joblib
 
-    if plan.backend == "dask":
-        client = connect(plan.scheduler)
-        try:
-            _wait_for_a_worker(client, plan.scheduler)
-            with _quiet_dask_client(), joblib.parallel_config(
-                    backend="dask", n_jobs=plan.n_jobs or -1, client=client, scatter=list(shared) or None,
-                    wait_for_workers_timeout=WORKER_TIMEOUT):
-                yield
-        finally:
-            with _quiet_dask_client():  # closing a client whose scheduler has gone logs it again
-                client.close()
-        return
     workers = local_workers(plan.n_jobs, n_tasks)
     if workers == 1:
         yield
         return
     with joblib.parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=plan.blas_threads):
         yield
+
+
+def _run_on_dask(tasks: Sequence[tuple[Callable, tuple]], plan: Plan, shared: Sequence[Any],
+                 record: Callable[[int, Any], None]) -> None:
+    """Every task on the cluster at ``plan.scheduler``, as futures of the client's own, their results handed to
+    ``record(i, result)`` as they finish; the unfinished ones are cancelled when this ends early (an error, Ctrl-C).
+
+    Not through joblib's Dask backend: joblib runs every task in the calling process when the cluster has one
+    worker thread in all (its "one job: run sequentially" shortcut), so a batch job's single worker sat idle while
+    the fits ran on the login node; and when the scheduler and its workers ended together it could wait forever
+    for results that a lost connection had cancelled. ``shared`` objects go to the cluster once (scattered) and
+    tasks receive them from there."""
+    from distributed import as_completed
+
+    client = connect(plan.scheduler)
+    futures: list = []
+    try:
+        _wait_for_a_worker(client, plan.scheduler)
+        with _quiet_dask_client():
+            scattered = {id(obj): future for obj, future in
+                         zip(shared, client.scatter(list(shared), hash=False))} if shared else {}
+            futures = [client.submit(_indexed_spread, i, fn, plan.blas_threads,
+                                     *[scattered.get(id(a), a) for a in args], pure=False)
+                       for i, (fn, args) in enumerate(tasks)]
+            arriving = as_completed(futures, loop=client.loop)
+            seen_a_worker = time.monotonic()
+            while not arriving.is_empty():
+                if arriving.has_ready():
+                    for future in arriving.next_batch(block=False):
+                        record(*future.result())
+                    continue
+                if client.scheduler_info().get("workers"):
+                    seen_a_worker = time.monotonic()
+                elif time.monotonic() - seen_a_worker > WORKER_TIMEOUT:
+                    left = sum(not f.done() for f in futures)
+                    raise TrainingError(
+                        f"--scheduler {plan.scheduler}: no Dask worker for {WORKER_TIMEOUT:g} s while {left} "
+                        f"fit{'s' * (left != 1)} remained (the workers stopped, or their jobs ended); start workers "
+                        f"with `dask worker {plan.scheduler}` and run again (or run the fits here with --n-jobs)")
+                time.sleep(DASK_POLL)
+    finally:
+        with _quiet_dask_client():  # closing a client whose scheduler has gone logs it again
+            unfinished = [f for f in futures if not f.done()]
+            if unfinished and client.status == "running":
+                client.cancel(unfinished)
+            client.close()
 
 
 def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Sequence[Any] = (),
@@ -668,8 +710,11 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
             progress(done, total)
 
     try:
-        with _backend(plan, shared, total):
-            if plan.backend != "dask" and local_workers(plan.n_jobs, total) <= 1:
+        if plan.backend == "dask":
+            _run_on_dask(tasks, plan, shared, record)
+            return results
+        with _backend(plan, total):
+            if local_workers(plan.n_jobs, total) <= 1:
                 for i, (fn, args) in enumerate(tasks):
                     before = interrupts.count()
                     result = _call_capped(fn, plan.blas_threads, args)
@@ -679,8 +724,7 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
                 return results
             from joblib import Parallel, delayed
 
-            parent = os.getpid() if plan.backend == "loky" else None
-            calls = (delayed(_indexed)(i, fn, plan.blas_threads, args, parent) for i, (fn, args) in enumerate(tasks))
+            calls = (delayed(_indexed)(i, fn, plan.blas_threads, args, os.getpid()) for i, (fn, args) in enumerate(tasks))
             with warnings.catch_warnings():
                 # stopped early (Ctrl-C, an error): joblib cancels the rest and would warn about it on stderr
                 warnings.filterwarnings("ignore", message=".*tasks (have been|which were)", category=UserWarning)

@@ -521,7 +521,7 @@ def check_n_jobs(n_jobs: int, local: bool = True) -> None:
     if local or source in (None, click.core.ParameterSource.DEFAULT):
         return
     said = (f"{config}: key 'n-jobs' ({n_jobs})" if config is not None else f"--n-jobs {n_jobs}") + (
-        " does not apply to --backend dask: joblib's Dask backend runs as many fits at once as the cluster's "
+        " does not apply to --backend dask: the cluster runs as many fits at once as its "
         "workers have threads (dask worker --nthreads), whatever --n-jobs says")
     if config is not None:
         report([said], [], bool(ctx.params.get("quiet")))

@@ -45,7 +45,7 @@ def make_plan(n_jobs: int, backend: str, scheduler: str | None, threads: int | N
         raise click.UsageError("--scheduler applies to --backend dask only; add --backend dask")
     if backend == "dask" and not scheduler:
         raise click.UsageError("--backend dask needs --scheduler tcp://HOST:PORT (the address `dask scheduler` prints)")
-    # On Dask, joblib runs as many fits at once as the cluster's workers have threads, whatever --n-jobs says
+    # On Dask, the cluster runs as many fits at once as its workers have threads, whatever --n-jobs says
     # (so a count back from the end is not this machine's cores): only 0 is refused, and a value given is
     # said to have no effect. The fits' --threads run on the cluster's cores, not this machine's.
     check_n_jobs(n_jobs, local=backend != "dask")

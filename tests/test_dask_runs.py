@@ -1,0 +1,102 @@
+"""Where a Dask run's fits really run, and how it ends when the cluster goes away (``parallel.run``).
+
+Through joblib's Dask backend, a cluster of one worker thread in all ran every fit in the calling process (joblib's
+"one job: run sequentially" shortcut) — on a batch system, the login node — and a scheduler that ended together
+with its workers could leave the run waiting forever. The run now submits futures of its own."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import distributed  # the test extra installs dask and distributed
+import pytest
+
+from mlpcli import parallel
+from mlpcli.errors import TrainingError
+from mlpcli.parallel import Plan
+
+
+def _pid(i):
+    return os.getpid()
+
+
+def test_a_cluster_of_one_worker_thread_runs_the_fits_there_not_here():
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  host="127.0.0.1") as cluster:
+        (worker,) = cluster.scheduler_info["workers"].values()
+        pids = parallel.run([(_pid, (i,)) for i in range(3)], Plan(backend="dask", scheduler=cluster.scheduler_address))
+    assert pids == [pids[0]] * 3
+    assert pids[0] != os.getpid()
+    assert worker["id"] is not None
+
+
+def test_shared_arguments_reach_the_tasks_once_scattered():
+    big = list(range(100_000))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  host="127.0.0.1") as cluster:
+        out = parallel.run([(sum, (big,)), (len, (big,))], Plan(backend="dask", scheduler=cluster.scheduler_address),
+                           shared=[big])
+    assert out == [sum(big), len(big)]
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(*args):
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def separate_cluster():
+    """A scheduler and one worker in processes of their own (as on a batch system), to kill. Their tasks are
+    functions of the standard library: these processes cannot import this test module."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = _start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+    procs = [scheduler]
+    try:
+        with distributed.Client(address, timeout="30s") as client:  # waits for the scheduler to listen
+            procs.append(_start("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny",
+                                "--no-dashboard"))
+            client.wait_for_workers(1, timeout=60)
+        yield address, procs
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _kill_later(procs, delay):
+    def kill():
+        time.sleep(delay)
+        for p in procs:
+            p.kill()
+
+    threading.Thread(target=kill, daemon=True).start()
+
+
+@pytest.mark.parametrize("which", ["scheduler", "both"])
+def test_a_scheduler_killed_while_fits_run_ends_the_run_at_once_in_one_line(separate_cluster, which):
+    address, (scheduler, worker) = separate_cluster
+    _kill_later([scheduler] if which == "scheduler" else [scheduler, worker], 1.0)
+    started = time.monotonic()
+    with pytest.raises(TrainingError, match=rf"--scheduler {address}: lost the connection to the Dask scheduler"):
+        parallel.run([(time.sleep, (3.0,)) for _ in range(4)], Plan(backend="dask", scheduler=address))
+    assert time.monotonic() - started < 10  # not the 12 s the fits would take, nor forever
+
+
+def test_no_worker_left_while_fits_remain_is_an_error_after_the_worker_timeout(separate_cluster, monkeypatch):
+    address, (scheduler, worker) = separate_cluster
+    monkeypatch.setattr(parallel, "WORKER_TIMEOUT", 2.0)
+    _kill_later([worker], 1.0)
+    started = time.monotonic()
+    with pytest.raises(TrainingError, match=rf"--scheduler {address}: no Dask worker for 2 s while 4 fits remained"):
+        parallel.run([(time.sleep, (5.0,)) for _ in range(4)], Plan(backend="dask", scheduler=address))
+    assert time.monotonic() - started < 15
