@@ -89,11 +89,11 @@ def test_log_values_for_a_log1p_model_are_called_another_scale(trained, tmp_path
     assert "than in training, as when" not in res.output
 
 
-def report(shift: np.ndarray, log1p: bool | None) -> ShiftReport:
+def report(shift: np.ndarray, log1p: bool | None, negative: bool | None = False) -> ShiftReport:
     d = len(shift)
     return ShiftReport(features=[f"g{j}" for j in range(d)], n=40, new_mean=shift.astype(float),
                        new_sd=np.ones(d), train_mean=np.zeros(d), train_sd=np.ones(d),
-                       filled=np.zeros(d, dtype=bool), log1p=log1p)
+                       filled=np.zeros(d, dtype=bool), log1p=log1p, negative=negative)
 
 
 @pytest.mark.parametrize("shift, log1p, expected", [
@@ -112,6 +112,15 @@ def test_shift_warning_names_a_change_of_scale_only_when_features_move_one_way(s
         assert "than in training, as when" not in message
     else:
         assert expected in message
+
+
+@pytest.mark.parametrize("negative", [True, None])
+def test_values_that_cannot_be_counts_are_not_called_raw_counts(negative):
+    """A batch offset on every gene of a table holding negative values (z-scores, log ratios) was read as "raw
+    counts or TPM where the model learned log-transformed values": counts are never negative."""
+    message = report(np.full(20, 2.0), False, negative=negative).message()
+    assert "raw counts" not in message and "20 of the 20 shifted features are higher" in message
+    assert "another scale, unit or normalisation than the training table, or carries a batch offset" in message
 
 
 def test_a_few_annotation_columns_are_not_called_other_identifiers(trained, tmp_path):

@@ -97,6 +97,7 @@ class ShiftReport:
     train_zero_share: np.ndarray | None = None
     train_rows: int | None = None
     log1p: bool | None = None  # whether the model applies log1p to the raw values (None: not known)
+    negative: bool | None = None  # whether the cohort holds a negative raw value: not counts or TPM (None: not known)
 
     @property
     def units(self) -> int:
@@ -323,11 +324,12 @@ class ShiftReport:
         if way == "lower" and self.log1p:
             why = ("as when the values are already log-transformed: the model applies log1p itself and expects "
                    "values like its training table's (counts, TPM)")
-        elif way == "higher" and self.log1p is False:
+        elif way == "higher" and self.log1p is False and self.negative is False:
             why = ("as when the values are raw counts or TPM where the model learned log-transformed values: "
                    "transform them as the training table was")
-        else:
-            why = "as when the table is on another scale, unit or normalisation than the training table"
+        else:  # negative values are no counts: an offset of the whole table (a batch), or other units
+            why = ("as when the table is on another scale, unit or normalisation than the training table, or "
+                   "carries a batch offset")
         return f" {moved}, {why}."
 
     def _raised(self) -> str:
@@ -424,9 +426,13 @@ class _ShiftStats:
         self.nonzero = np.zeros(len(self.ref), dtype=np.int64)
         self.zero_share = getattr(pre, "train_zero_share_", None)
         self.train_rows = getattr(pre, "train_rows_", None)
+        self.negative = False
 
     def count_nonzero(self, X: np.ndarray) -> None:
-        """Count the rows of raw values X (rows, d_kept) whose value is not 0, per feature (NaN is not 0)."""
+        """Count the rows of raw values X (rows, d_kept) whose value is not 0, per feature (NaN is not 0), and
+        note whether any value is negative (until one is)."""
+        if not self.negative:
+            self.negative = bool((X < 0).any())
         if self.zero_share is None:
             return  # a model file from before the training shares were kept: no test to feed
         open_ = np.flatnonzero(self.nonzero == 0)  # only features still at 0 in every row can change the verdict
@@ -466,7 +472,8 @@ class _ShiftStats:
                            filled=np.asarray(filled, dtype=bool).copy(), groups=groups,
                            nonzero=self.nonzero.copy() if self.zero_share is not None else None,
                            train_zero_share=self.zero_share, train_rows=self.train_rows,
-                           log1p=bool(getattr(pre.config, "log1p", False)), **_own_scale(pre))
+                           log1p=bool(getattr(pre.config, "log1p", False)), negative=self.negative if self.n else None,
+                           **_own_scale(pre))
 
 
 def _own_scale(pre) -> dict:
