@@ -101,13 +101,17 @@ def test_a_model_split_without_patients_says_new_patients_may_be_covered_less(ro
     model = _model(_calibration(30, 1), ["a", "b"], roles=roles, config=config)
     model.ood = _ood_basis()
     both = Trust(model, Uncertainty(coverage=0.9, ood=True, ood_alpha=0.05))
-    notes = [n for n in both.level_notes() if "without a patient column" in n]
+    notes = [n for n in both.ood_warnings() if "without a patient column" in n]  # a warning: --quiet keeps it
     assert bool(notes) == says
+    assert not [n for n in both.level_notes() + both.notes() if "without a patient column" in n]
     if says:
         assert "--coverage 0.9" in notes[0] and "--ood-alpha 0.05" in notes[0] and "--group" in notes[0]
         only_ood = Trust(model, Uncertainty(ood=True, ood_alpha=0.05))
-        (note,) = [n for n in only_ood.notes() if "without a patient column" in n]  # predict says it once
+        (note,) = [n for n in only_ood.ood_warnings() if "without a patient column" in n]  # predict says it once
         assert "--coverage" not in note and "--ood-alpha 0.05" in note
+        only_sets = Trust(model, Uncertainty(coverage=0.9))
+        (note,) = [n for n in only_sets.ood_warnings() if "without a patient column" in n]
+        assert "--coverage 0.9" in note and "--ood-alpha" not in note
 
 
 def test_the_summaries_name_the_classes_in_every_set_and_the_level_as_given():
@@ -137,5 +141,9 @@ def test_predict_on_a_no_group_model_says_it_end_to_end(tmp_path):
     res = run(["predict", str(model), str(table), "--coverage", "0.8", "-o", str(tmp_path / "p.csv"), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert any("without a patient column" in n for n in doc["notes"])
+    assert any("without a patient column" in n for n in doc["warnings"])
     assert doc["trust"]["in_every_set"] == []
+    quiet = run(["predict", str(model), str(table), "--coverage", "0.8", "--ood", "-o", str(tmp_path / "p.csv"), "-q"])
+    assert quiet.exit_code == 0 and "without a patient column" in quiet.output  # a warning: --quiet keeps it
+    assert "of held-out training rows are flagged by chance; a new patient's samples more often" in \
+        run(["predict", str(model), str(table), "--ood", "--ood-alpha", "0.1", "-o", str(tmp_path / "p.csv")]).output

@@ -218,10 +218,9 @@ class Trust:
                 f"patient's samples can be {' and '.join(promised)}; retrain with --group COLUMN"]
 
     def level_notes(self) -> list[str]:
-        """What the level asks of the model's held-out scores: ``split_notes``, and a note when the level needs
-        more of them than the model has, so that some class is in every set (``predict`` and ``evaluate`` say
-        it alike)."""
-        out = self.split_notes()
+        """What the level asks of the model's held-out scores: a note when the level needs more of them than the
+        model has, so that some class is in every set (``predict`` and ``evaluate`` say it alike)."""
+        out: list[str] = []
         if self.sets is None:
             return out
         o = self.options
@@ -251,17 +250,20 @@ class Trust:
         return float(self.basis.p_value(np.array([np.inf]))[0])
 
     def ood_warnings(self) -> list[str]:
-        """A warning when --ood-alpha is not above the smallest p-value the model's held-out rows can give
-        (``ood_floor``): then no sample can be flagged, however far out (``predict`` and ``evaluate`` say it
-        alike)."""
+        """Warnings on what the sets and flags promise (``predict`` and ``evaluate`` say them alike): that the
+        model's held-out rows were split one sample at a time (``split_notes``: a warning, which --quiet keeps,
+        since the coverage and the flag rate then hold for known patients only), and when --ood-alpha is not
+        above the smallest p-value the model's held-out rows can give (``ood_floor``): then no sample can be
+        flagged, however far out."""
+        split = self.split_notes()
         if self.basis is None:
-            return []
+            return split
         m, alpha = len(self.basis.calibration), self.options.ood_alpha
         floor = self.ood_floor()
         if floor < alpha:
-            return []
+            return split
         unit = "patients" if self.basis.weighted else "rows"
-        return [f"--ood flags nothing at --ood-alpha {alpha:.12g}: the model's out-of-distribution calibration has "
+        return split + [f"--ood flags nothing at --ood-alpha {alpha:.12g}: the model's out-of-distribution calibration has "
                 f"{m} held-out {unit}, so its smallest p-value is {round(floor * (m + 1))}/{m + 1} = {floor:.3g}; "
                 f"pass --ood-alpha above {floor:.3g}, or train with more held-out {unit} (the default ensemble scores "
                 "every training row)"]
@@ -299,10 +301,11 @@ class Trust:
                       if self.ood_floor() < o.ood_alpha else "none can be flagged at this level: see the warning")
             among = (f"{len(self.basis.calibration)} held-out training patients, each counted once"
                      if self.basis.weighted else f"{len(self.basis.calibration)} held-out training rows")
+            if self.split_notes() and self.ood_floor() < o.ood_alpha:  # the promise holds for the held-out rows only
+                chance = (f"at most {o.ood_alpha * 100:.3g} % of held-out training rows are flagged by chance; a new "
+                          "patient's samples more often: see the warning")
             out.append(f"{self.n_ood} of {self.n} samples flagged out-of-distribution (p < {o.ood_alpha:.12g} among "
                        f"{among}; {chance})")
-            if self.sets is None:  # else level_notes above said it
-                out += self.split_notes()
         return out
 
     def summary(self) -> dict:
