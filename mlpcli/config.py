@@ -484,8 +484,9 @@ def flag_name(name: str) -> str:
     return _META.get(name, {}).get("flag") or "--" + name.replace("_", "-")
 
 
-def check_value(name: str, value: Any) -> None:
-    """One option's type and range, from its declaration; ConfigError naming its flag."""
+def check_value(name: str, value: Any, ranges: bool = True) -> None:
+    """One option's type and range, from its declaration; ConfigError naming its flag. ``ranges`` False: the
+    type alone (a model file's recorded options, whose ranges an older mlpcli may have drawn otherwise)."""
     meta = _META.get(name)
     if meta is None:
         return
@@ -526,6 +527,8 @@ def check_value(name: str, value: Any) -> None:
         fail("must be a whole number")
     if kind == "float" and not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)):
         fail("must be a finite number")
+    if not ranges:
+        return
     low, high = meta["low"], meta["high"]
     too_low = low is not None and (value <= low if meta["low_open"] else value < low)
     too_high = high is not None and (value >= high if meta["high_open"] else value > high)

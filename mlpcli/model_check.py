@@ -46,7 +46,7 @@ import numpy as np
 from .engine import activations as act_mod
 from .engine import losses as loss_mod
 from .engine.network import state_shapes
-from .errors import ModelFileError
+from .errors import ConfigError, ModelFileError
 
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
@@ -120,6 +120,8 @@ class CheckedModel:
 def read(path: str | os.PathLike) -> CheckedModel:
     """Read and check the model file at ``path``; see the module docstring. Raises ModelFileError."""
     name = str(path)
+    if not name:
+        raise ModelFileError("model file not found: the name given is empty ('')")
     if not os.path.exists(name):
         if name == "-":
             raise ModelFileError("model file not found: - (a model is read from a file, not from standard input; "
@@ -425,6 +427,25 @@ class _Fields:
             self.fail(where, f"names {_show(twice)} twice")
         return v
 
+    def present(self, d: dict, key: str, default: dict | list, where: str) -> dict | list:
+        """``d[key]``, an object (``default`` {}) or a list ([]): a null there is taken as absent and replaced by
+        ``default``, so that what reads the loaded model meets the type it expects either way."""
+        if key in d and d[key] is None:
+            d[key] = type(default)()
+        value = d.get(key, default)
+        return self.mapping(value, where) if isinstance(default, dict) else self.listing(value, where)
+
+    def options(self, options: dict, where: str) -> None:
+        """Recorded training options (``config``, ``config.resolved``): each known one of its declared type
+        (``config.check_value``; ranges are not judged: an older mlpcli may have drawn them otherwise)."""
+        from .config import check_value
+
+        for key, value in options.items():
+            try:
+                check_value(key, value, ranges=False)
+            except ConfigError as exc:
+                self.fail(_join(where, key), str(exc).split(": ", 1)[-1])
+
     def scalars(self, v, where: str) -> dict:
         """An object of JSON scalars (numbers that fit a float, strings, true/false, null)."""
         self.mapping(v, where)
@@ -704,7 +725,7 @@ class _Fields:
         """Check the loss and its parameters; returns its output activation (the link)."""
         self.mapping(loss, "loss")
         name = self.text(self.get(loss, "name", "loss"), "loss.name", choices=loss_mod.names())
-        params = self.mapping(_given(loss.get("params"), {}), "loss.params")
+        params = self.present(loss, "params", {}, "loss.params")
         for key, value in params.items():
             if value is None:
                 continue
@@ -765,36 +786,50 @@ class _Fields:
 
     def metadata(self, meta: dict) -> None:
         """The fields other commands read from a loaded model (column roles, history, split, baseline, fit)."""
-        roles = self.mapping(_given(meta.get("roles"), {}), "roles")
+        roles = self.present(meta, "roles", {}, "roles")
         if roles.get("target") is not None:
             self.texts(roles["target"], "roles.target", unique=False)
         for key in ("group", "id", "batch"):
             self.text(roles.get(key), f"roles.{key}", optional=True)
         if roles.get("drop") is not None:
             self.texts(roles["drop"], "roles.drop", unique=False)
-        self.mapping(_given(meta.get("config"), {}), "config")
-        for key in ("provenance", "extra"):
-            self.mapping(_given(meta.get(key), {}), key)
-        self.tuning((meta.get("extra") or {}).get("tuning"))
-        history = self.listing(_given(meta.get("history"), []), "history")
+        config = self.present(meta, "config", {}, "config")
+        self.options({k: v for k, v in config.items() if k != "resolved"}, "config")
+        if config.get("resolved") is not None:
+            self.options(self.mapping(config["resolved"], "config.resolved"), "config.resolved")
+        provenance = self.present(meta, "provenance", {}, "provenance")
+        self.text(provenance.get("data_file"), "provenance.data_file", optional=True)
+        if provenance.get("versions") is not None:
+            self.scalars(provenance["versions"], "provenance.versions")
+        extra = self.present(meta, "extra", {}, "extra")
+        if extra.get("diagnosis") is not None:
+            self.mapping(extra["diagnosis"], "extra.diagnosis")
+        self.tuning(extra.get("tuning"))
+        history = self.present(meta, "history", [], "history")
         for i, row in enumerate(history):
             self.scalars(row, f"history[{i}]")
-        split = self.mapping(_given(meta.get("split"), {}), "split")
+        split = self.present(meta, "split", {}, "split")
         for key in ("class_counts_train", "class_counts_val", "batch_counts_train", "batch_counts_val"):
-            counts = self.mapping(_given(split.get(key), {}), f"split.{key}")
+            counts = self.present(split, key, {}, f"split.{key}")
             for label, count in counts.items():
                 self.whole(count, _join(f"split.{key}", label), 0, 2**63 - 1)
-        baseline = self.mapping(_given(meta.get("baseline"), {}), "baseline")
+        baseline = self.present(meta, "baseline", {}, "baseline")
         for key, value in baseline.items():
             if value is not None:
                 self.number(value, f"baseline.{key}", 0.0)
-        fit = self.mapping(_given(meta.get("fit"), {}), "fit")
+        fit = self.present(meta, "fit", {}, "fit")
         for key in ("best_epoch", "epochs_run"):
             if fit.get(key) is not None:
                 self.whole(fit[key], f"fit.{key}", 0, 2**63 - 1)
         self.text(fit.get("metric"), "fit.metric", optional=True)
         self.text(fit.get("held_out"), "fit.held_out", optional=True)
-        self.scalars(_given(fit.get("held_out_metrics"), {}), "fit.held_out_metrics")
+        self.scalars(self.present(fit, "held_out_metrics", {}, "fit.held_out_metrics"), "fit.held_out_metrics")
+        if fit.get("portfolio") is not None:  # --hidden auto's candidates and their scores (``info`` shows them)
+            for i, row in enumerate(self.listing(fit["portfolio"], "fit.portfolio")):
+                at = f"fit.portfolio[{i}]"
+                self.options({k: v for k, v in self.mapping(row, at).items() if k != "score"}, at)
+                if row.get("score") is not None and not _is_number(row["score"]):
+                    self.fail(f"{at}.score", f"must be a number or null, got {_kind(row['score'])}")
         interval = fit.get("held_out_interval")
         if interval is not None:  # the main metric's bootstrap interval
             self.mapping(interval, "fit.held_out_interval")

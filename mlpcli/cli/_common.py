@@ -623,6 +623,12 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
     config = ctx.meta.get(CONFIG_META) if ctx is not None else None  # --config FILE.toml, read as an input
     if inputs is not None:
         check_stdout_not_input({**inputs, "--config": config})
+        readers = [name for name, path in inputs.items()
+                   if path is not None and (str(path) == "-" or os.path.normpath(str(path)) == "/dev/stdin"
+                                            or descriptor_of(path) == 0)]
+        if len(readers) > 1:  # the first would take every byte, and the second find nothing
+            raise click.UsageError(f"{' and '.join(readers)} both read standard input ('-' or /dev/stdin), which "
+                                   "can be read once; give all but one of them as files")
     seen: dict = {}
     for name, path in {**(inputs or {}), "--config": config}.items():
         k = key(path, reading=True)

@@ -23,6 +23,8 @@ from ._common import SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
 
 
 def check_file(path: str) -> None:
+    if not str(path):  # DATA given as "" (an unset shell variable in quotes)
+        raise DataError("table file not found: the name given is empty ('')")
     if not os.path.exists(path):
         home = os.path.expanduser(path)
         hint = (f" (a quoted ~ is not expanded by the shell: {home}?)" if path.startswith("~") and home != path
