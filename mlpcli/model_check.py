@@ -33,10 +33,12 @@ import errno
 import hashlib
 import io
 import json
+import lzma
 import math
 import os
 import shlex
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -51,7 +53,7 @@ from .errors import ConfigError, ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -149,7 +151,10 @@ def read(path: str | os.PathLike) -> CheckedModel:
         if exc.errno == errno.EINVAL:  # a seek to where the damaged index says a member starts
             raise ModelFileError(f"{name} is not a readable mlpcli model file: it is {_TRUNCATED}") from None
         raise ModelFileError(f"{name} cannot be read ({exc.strerror or exc})") from None
-    except Exception as exc:  # zlib errors, CRC mismatches
+    except (zlib.error, lzma.LZMAError, struct.error, NotImplementedError, RuntimeError, ValueError) as exc:
+        # what a damaged archive raises: zlib and LZMA errors, short headers, an unknown compression method, an
+        # encryption flag, bad member names; not a bug of this code (a NameError, a TypeError), which would be
+        # blamed on the user's file and hidden from --debug
         raise ModelFileError(f"{name} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
     if hashlib.sha256(weights).hexdigest() != meta["weights_sha256"]:
         raise ModelFileError(f"{name}: weights.npz does not match the checksum in model.json (file modified or damaged)")
@@ -678,6 +683,10 @@ class _Fields:
             if format_version < 10:
                 self.fail(f"{where}.offset", f"needs model format version 10, the file says {format_version}")
             self.flag(pre["offset"], f"{where}.offset")
+        if "sd_unclipped" in pre:  # format 11: the SDs before the robust clip (the shift check's spread test)
+            if format_version < 11:
+                self.fail(f"{where}.sd_unclipped", f"needs model format version 11, the file says {format_version}")
+            self.flag(pre["sd_unclipped"], f"{where}.sd_unclipped")
         return pre
 
     @staticmethod
@@ -690,6 +699,8 @@ class _Fields:
             rules["train_zero_share"] = "nonneg"
         if pre.get("offset") is True:  # format 10
             rules["offset"] = "finite"
+        if pre.get("sd_unclipped") is True:  # format 11
+            rules["train_sd_unclipped"] = "nonneg"
         return {f"{prefix}{key}": _ArraySpec(d, "iu", (1, 2, 4, 8), rule) if key == "kept_index"
                 else _ArraySpec(d, "f", (4, 8), rule) for key, rule in rules.items()}
 

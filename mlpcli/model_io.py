@@ -26,8 +26,10 @@ fingerprints of the training rows (``training_rows``, array ``training_rows``: 8
 that ``predict`` and ``evaluate`` can say which samples the model was trained on. Version 9 adds the decision
 rule (``decision``: argmax or balanced, with the training class shares; ``mlpcli.decision``); older files decide
 by argmax. Version 10 adds each preprocessing's ``offset`` (the robust clip's training mean, subtracted after it;
-``offset: true`` in its state); older files load with none, as their networks were trained. Today's files are
-version 10.
+``offset: true`` in its state); older files load with none, as their networks were trained. Version 11 adds,
+with robust scaling, each preprocessing's SDs of the scaled training values before the smooth clip
+(``train_sd_unclipped``, ``sd_unclipped: true``: the shift check's spread test); older files judge spread after
+the clip. Today's files are version 11.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -64,7 +66,7 @@ from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 10
+FORMAT_VERSION = 11
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record

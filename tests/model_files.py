@@ -27,6 +27,26 @@ def without_offsets(meta: dict, arrays: dict) -> None:
         del arrays[key]
 
 
+def without_unclipped_sds(meta: dict, arrays: dict) -> None:
+    """model.json and the arrays, in place, as before format 11: no ``train_sd_unclipped`` (``sd_unclipped``)."""
+    def drop(node) -> None:
+        if isinstance(node, dict):
+            node.pop("sd_unclipped", None)
+            aliases = node.get("array_aliases")
+            if isinstance(aliases, dict):
+                for k in [k for k in aliases if k.endswith("preprocessor/train_sd_unclipped")]:
+                    del aliases[k]
+            for v in node.values():
+                drop(v)
+        elif isinstance(node, list):
+            for v in node:
+                drop(v)
+
+    drop(meta)
+    for key in [k for k in arrays if k.endswith("preprocessor/train_sd_unclipped")]:
+        del arrays[key]
+
+
 def _drop_offsets(meta) -> None:
     """Remove, in place, the ``offset`` flag of every preprocessing state in model.json and its aliases."""
     if isinstance(meta, dict):
@@ -61,6 +81,8 @@ def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable
         meta.pop("decision", None)
     if meta.get("format_version", 10) < 10:  # before format 10 no preprocessing stored the robust clip's offset
         without_offsets(meta, arrays)
+    if meta.get("format_version", 11) < 11:  # before format 11 none stored the SDs before the clip
+        without_unclipped_sds(meta, arrays)
     arrays = arrays_fn(arrays)
     meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
     buf = io.BytesIO()

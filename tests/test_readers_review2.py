@@ -363,3 +363,18 @@ def test_cell_ranger_h5_file_says_how_to_read_it(tmp_path):
     path.write_bytes(b"\x89HDF\r\n\x1a\n")
     res = run(["train", str(path), *FAST])
     assert_clean_error(res, "Cell Ranger's .h5", "filtered_feature_bc_matrix directory", "read_10x_h5")
+
+
+@pytest.mark.parametrize("kept, cut", [(["Length"], "cut -f1,3-"), (["Strand", "Length"], "cut -f1,4-")])
+def test_featurecounts_annotation_columns_a_cut_left_are_not_samples(geo, kept, cut):
+    """After `cut -f1,6-` only Length was left beside the counts: read as a sample (the gene lengths), noted as
+    having no sheet row in train, then predicted as a sample by predict, exit 0."""
+    tmp, _, matrix, sheet = geo
+    sheet.to_csv(tmp / "s.csv", index=False)
+    path = tmp / "counts.tsv"
+    with open(path, "w") as fh:
+        fh.write("\t".join(["Geneid", *kept, *matrix.columns]) + "\n")
+        for gene, row in matrix.iterrows():
+            fh.write("\t".join([str(gene), *(["+", "80"][-len(kept):]), *(str(int(abs(v) * 10)) for v in row)]) + "\n")
+    res = run(["train", str(path), "--features-in-rows", "--samples", str(tmp / "s.csv"), "--target", "disease", *FAST])
+    assert_clean_error(res, "featureCounts", ", ".join(kept), cut)

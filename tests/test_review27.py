@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import assert_clean_error, run
+from cli_helpers import assert_clean_error, run, write_tenx
 from tables import make_table
 
 FAST = ["--hidden", "8", "--epochs", "15", "--folds", "1", "--quiet"]
@@ -116,8 +116,7 @@ def test_model_and_data_both_from_standard_input_is_a_usage_error(three_classes,
     model = (d / "m.mlp").read_bytes()
     for args in (["predict", "/dev/stdin", "-", "-o", str(tmp_path / "p.csv")], ["evaluate", "-", "/dev/stdin"]):
         r = run(args, input=model)
-        assert_clean_error(r, "both read standard input", code=2)
-        assert args[1] in r.output and args[2] in r.output or "MODEL and DATA" in r.output
+        assert_clean_error(r, f"MODEL {args[1]} and DATA {args[2]} would both read standard input", code=2)
     assert not (tmp_path / "p.csv").exists()
 
 
@@ -126,3 +125,174 @@ def test_an_empty_file_name_says_so(three_classes):
     assert_clean_error(run(["info", ""]), "model file not found: the name given is empty ('')")
     assert_clean_error(run(["predict", str(d / "m.mlp"), "", "-o", "-"]), "table file not found: the name given is empty")
     assert_clean_error(run(["train", ""]), "table file not found: the name given is empty")
+
+
+def _features(df):
+    return [c for c in df.columns if c.startswith("f")]
+
+
+def test_the_spread_test_measures_sds_before_robust_scalings_clip(three_classes, tmp_path):
+    """Robust scaling's smooth clip squeezes a wider spread: a cohort whose genes' SDs had doubled (x2.5) read as
+    x1.7 (x2.0) after it and passed the 2x test. The ratio is now of the SDs before the clip, and the report's SDs
+    on the features' own scale are the table's."""
+    d, df = three_classes
+    cohort = make_table("multiclass", n_patients=60, seed=11)
+    wide = _features(cohort)[:4]  # a third of the 12 features
+    cohort[wide] = cohort[wide] * 2.5
+    cohort.to_csv(tmp_path / "wide.csv", index=False)
+    r = run(["predict", str(d / "m.mlp"), str(tmp_path / "wide.csv"), "-o", str(tmp_path / "p.csv"),
+             "--shift-report", str(tmp_path / "shift.csv")])
+    assert r.exit_code == 0, r.output
+    assert "have an SD over 2x larger or smaller than in training" in r.output
+    import pandas as pd
+
+    report = pd.read_csv(tmp_path / "shift.csv").set_index("feature")
+    feats = _features(df)
+    truth = cohort[feats].std(ddof=0) / df[feats].std(ddof=0)
+    assert np.allclose(report.loc[feats, "sd_ratio"], truth[feats], rtol=0.05)
+    assert np.allclose(report.loc[feats, "new_sd"], cohort[feats].std(ddof=0), rtol=1e-5)  # from float32 inputs
+    assert report.loc[wide, "spread_shifted"].all() and not report.loc[feats[4:], "spread_shifted"].any()
+
+
+def test_a_model_keeps_its_training_sds_before_the_clip_dense_and_sparse(three_classes):
+    import scipy.sparse as sp
+
+    from mlpcli.data import PreprocessConfig, Preprocessor
+
+    _, df = three_classes
+    X = np.abs(df[_features(df)].to_numpy()) * (np.arange(len(df))[:, None] % 3 > 0)  # a third of the rows 0
+    for matrix in (X, sp.csr_matrix(X)):
+        pre = Preprocessor(PreprocessConfig(scaling="robust"))
+        pre.fit(matrix, _features(df))
+        assert np.allclose(pre.train_sd_unclipped_, X.std(axis=0) / pre.scale_, rtol=1e-9)
+        assert np.all(pre.train_sd_unclipped_ > pre.train_sd_)  # the clip squeezed every one
+    plain = Preprocessor(PreprocessConfig(scaling="standard")).fit(X, _features(df))
+    assert plain.train_sd_unclipped_ is None
+
+
+def test_a_model_from_before_format_11_judges_spread_after_the_clip(three_classes, tmp_path):
+    from mlpcli import model_io
+    from model_files import rewrite_model
+
+    d, df = three_classes
+    old = rewrite_model(d / "m.mlp", tmp_path / "v10.mlp", lambda m: m.update(format_version=10), lambda a: a)
+    model = model_io.load(old)
+    assert model.preprocessor.train_sd_unclipped_ is None
+    r = run(["predict", old, str(d / "train.csv"), "-o", str(tmp_path / "p.csv"), "--shift-report",
+             str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    report = pd.read_csv(tmp_path / "s.csv")
+    assert np.allclose(report["sd_ratio"], report["new_sd_scaled"] / report["train_sd_scaled"])
+
+
+def test_the_sds_before_the_clip_are_sampled_over_the_whole_of_a_sorted_table(three_classes):
+    """Past the first rows the SDs before the clip come from every 16th row, weighted: a table sorted so that its
+    wide half comes last still gives the SDs of all its rows."""
+    from mlpcli import model_io
+    from mlpcli.predict.shift import UNCLIPPED_EVERY_ROW, shift_report
+
+    d, df = three_classes
+    model = model_io.load(d / "m.mlp")
+    rng = np.random.default_rng(5)
+    base = df[_features(df)].to_numpy()
+    rows = base[rng.integers(0, len(base), 3 * UNCLIPPED_EVERY_ROW)]
+    rows[len(rows) // 2:] = rows[len(rows) // 2:] * 3.0 - 2.0 * rows.mean(axis=0)  # the later half wider
+    report = shift_report(model, rows.astype(np.float32))
+    truth = rows.std(axis=0) / base.std(axis=0)  # ~2.2; the first rows alone would give ~1
+    assert np.allclose(report.sd_ratio, truth, rtol=0.1)  # 2,048 rows and 256 of the other 4,096
+    assert abs(report.sd_ratio.mean() / truth.mean() - 1) < 0.03
+
+
+@pytest.mark.parametrize("inside", ["matrix.mtx.gz", "barcodes.tsv.gz", "features.tsv.gz"])
+def test_an_output_inside_a_10x_input_directory_cannot_replace_its_files(tmp_path, inside):
+    """`train pbmc -o pbmc/matrix.mtx.gz` replaced the counts by the model (exit 0), `predict ... -o
+    pbmc/barcodes.tsv.gz` the barcodes by the predictions: every output check compared files, and the directory
+    is not one of its files. A new file there is still allowed."""
+    tenx = tmp_path / "pbmc"
+    write_tenx(tenx, [f"G{j}" for j in range(8)], cells=40)
+    before = {p.name: p.read_bytes() for p in tenx.iterdir()}
+    sheet = tmp_path / "cells.csv"
+    sheet.write_text("barcode,cell_type\n" + "".join(f"AAAC{i}-1,{'BT'[i % 2]}\n" for i in range(40)))
+    common = ["--samples", str(sheet), "--id", "barcode"]
+    r = run(["train", str(tenx), *common, "--target", "cell_type", "--folds", "1", "--epochs", "2", "--hidden", "4",
+             "-q", "-o", str(tenx / inside)])
+    assert_clean_error(r, f"--out {tenx / inside} is also the input DATA's {inside}", code=2)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tenx), *common, "--target", "cell_type", "--folds", "1", "--epochs", "2", "--hidden",
+                "4", "-q", "-o", str(model)]).exit_code == 0
+    for args in (["predict", str(model), str(tenx), *common, "-o", str(tenx / inside)],
+                 ["predict", str(model), str(tenx), *common, "-o", "-", "--shift-report", str(tenx / inside)],
+                 ["evaluate", str(model), str(tenx), *common, "--shift-report", str(tenx / inside)]):
+        # .mtx.gz is no output format: refused for that first
+        needles = [f"is also the input DATA's {inside}"] if inside != "matrix.mtx.gz" else []
+        assert_clean_error(run(args), *needles, code=2)
+    assert {p.name: p.read_bytes() for p in tenx.iterdir()} == before
+    assert run(["predict", str(model), str(tenx), *common, "-o", str(tenx / "predictions.csv"), "-q"]).exit_code == 0
+
+
+def test_an_h5ad_file_another_process_holds_open_for_writing_is_not_called_corrupt(tmp_path):
+    """A notebook holding the file with backed='r+' (HDF5's lock): "is it truncated or corrupt?" sent users to
+    re-download an intact file."""
+    import subprocess
+    import sys
+
+    anndata = pytest.importorskip("anndata")
+    import pandas as pd
+
+    path = tmp_path / "cells.h5ad"
+    anndata.AnnData(np.ones((6, 3), dtype=np.float32),
+                    obs=pd.DataFrame({"cell_type": list("ababab")}, index=[f"c{i}" for i in range(6)])).write_h5ad(path)
+    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'r+'); "
+                               "print('open', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        r = run(["train", str(path), "--target", "cell_type", "-q"], env={"HDF5_USE_FILE_LOCKING": "TRUE"})
+        assert_clean_error(r, "HDF5 could not lock it", "HDF5_USE_FILE_LOCKING=FALSE")
+        assert "corrupt" not in r.output
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_human_model_matched_to_mouse_gene_symbols_by_letter_case_warns(tmp_path):
+    """CD3E ← Cd3e for every gene: a note (which --quiet hides) was all a human model said of a mouse table."""
+    df = make_table("multiclass", n_patients=30, seed=2)
+    genes = ["CD3E", "MS4A1", "CD14", "LYZ", "NKG7", "GNLY", "CD8A", "FCGR3A", "PPBP", "IL7R", "CCR7", "S100A4"]
+    human = df.rename(columns=dict(zip(_features(df), genes)))
+    human.to_csv(tmp_path / "human.csv", index=False)
+    assert run(["train", str(tmp_path / "human.csv"), "-o", str(tmp_path / "m.mlp"), *FAST]).exit_code == 0
+    mouse = human.rename(columns={g: g.capitalize() for g in genes})
+    mouse.to_csv(tmp_path / "mouse.csv", index=False)
+    r = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "mouse.csv"), "-o", str(tmp_path / "p.csv"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "warning: 12 of the model's features (100%) matched only by letter case" in r.output
+    assert "'CD3E' ← 'Cd3e'" in r.output and "map orthologues" in r.output
+    # a few names in another case (a typo, a spreadsheet) stay a note
+    few = human.rename(columns={"CD3E": "Cd3e"})
+    few.to_csv(tmp_path / "few.csv", index=False)
+    r = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "few.csv"), "-o", str(tmp_path / "p.csv")])
+    assert r.exit_code == 0 and "matched only by letter case" not in r.output and "'CD3E' ← 'Cd3e'" in r.output
+
+
+def test_an_anndata_zarr_store_is_named_with_its_conversion(tmp_path, three_classes):
+    """A .zarr store is a directory too: it read as a 10x directory "without matrix.mtx.gz"."""
+    store = tmp_path / "cells.zarr"
+    store.mkdir()
+    (store / ".zattrs").write_text("{}")
+    (store / ".zgroup").write_text('{"zarr_format": 2}')
+    d, _ = three_classes
+    for args in (["train", str(store), "--target", "cell_type"], ["predict", str(d / "m.mlp"), str(store), "-o", "-"]):
+        assert_clean_error(run(args), "is a Zarr store (AnnData's .zarr), not a 10x Genomics directory",
+                           "anndata.read_zarr(")
+
+
+def test_a_model_file_given_as_the_table_is_named(three_classes, tmp_path):
+    """`predict m.mlp m-copy.csv`, or `train model.mlp`: "the header line is not UTF-8 text (a binary file?)"."""
+    d, _ = three_classes
+    copy = tmp_path / "data.csv"
+    copy.write_bytes((d / "m.mlp").read_bytes())
+    for args in (["predict", str(d / "m.mlp"), str(copy), "-o", "-"], ["train", str(d / "m.mlp")],
+                 ["evaluate", str(d / "m.mlp"), str(copy)]):
+        assert_clean_error(run(args), "is an mlpcli model file, not a data table", "mlpcli predict MODEL DATA")

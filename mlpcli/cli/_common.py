@@ -623,17 +623,23 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
     config = ctx.meta.get(CONFIG_META) if ctx is not None else None  # --config FILE.toml, read as an input
     if inputs is not None:
         check_stdout_not_input({**inputs, "--config": config})
-        readers = [name for name, path in inputs.items()
+        readers = [f"{name} {path}" for name, path in inputs.items()
                    if path is not None and (str(path) == "-" or os.path.normpath(str(path)) == "/dev/stdin"
                                             or descriptor_of(path) == 0)]
         if len(readers) > 1:  # the first would take every byte, and the second find nothing
-            raise click.UsageError(f"{' and '.join(readers)} both read standard input ('-' or /dev/stdin), which "
-                                   "can be read once; give all but one of them as files")
+            raise click.UsageError(f"{' and '.join(readers)} would both read standard input, which can be read once; "
+                                   "give all but one of them a file name")
     seen: dict = {}
     for name, path in {**(inputs or {}), "--config": config}.items():
         k = key(path, reading=True)
         if k is not None:
             seen.setdefault(k, (f"{name} - (standard input is that file)" if str(path) == "-" else name, "input"))
+        if isinstance(k, str) and os.path.isdir(k):  # a 10x directory: its files are the input (the counts)
+            with os.scandir(k) as entries:
+                for entry in entries:
+                    inner = key(entry.path, reading=True)
+                    if entry.is_file() and inner is not None:
+                        seen.setdefault(inner, (f"{name}'s {entry.name}", "input"))
     for flag, path in outputs.items():
         k = key(path)
         if k is None:

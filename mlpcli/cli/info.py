@@ -301,7 +301,7 @@ def _table(doc: dict) -> Table:
         versions = ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items())
         table.add_row("data", f"{prov.get('data_file')}: {_count(prov.get('n_samples'))} samples × "
                               f"{_count(prov.get('n_features'))} features; values and names sha256 "
-                              f"{prov.get('data_sha256')} (of the table as read, not the file's bytes; a sparse matrix over its "
+                              f"{prov.get('data_sha256')} (of the table as read, not the file's bytes; of a sparse matrix: of its "
                               "stored arrays)")
         table.add_row("versions", versions)
     return table

@@ -116,8 +116,11 @@ def load_model(model_path: str, shift_path: str | None):
 def shift_table(shift, k: int = 10) -> Table:
     from ..predict.shift import shown_number
 
+    # the SD ratio of a format-11 model is of the values before robust scaling's clip, which squeezes spread
+    ratio = "SD ratio (new / training, before the clip)" if getattr(shift, "unclipped", False) else \
+        "SD ratio (new / training)"
     table = Table(title=f"Most shifted of {len(shift.features)} features (as the network sees them)", title_justify="left")
-    for col in ("feature", "mean shift (training SD)", "SD ratio (new / training)"):
+    for col in ("feature", "mean shift (training SD)", ratio):
         table.add_column(col, justify="left" if col == "feature" else "right")
     for row in shift.most_shifted(k):
         table.add_row(row["feature"], shown_number(row["mean_shift_sd"], "+.2f"), shown_number(row["sd_ratio"], ".2f"))
@@ -150,8 +153,9 @@ def common_options(fn):
                      callback=named_file,
                      help=f"Write the per-feature cohort-shift table ({TABLE_FORMATS}): new and training "
                           "means and SDs on the features' own scale (after log1p when the model applies it; with robust "
-                          "scaling mapped back from the clipped values: approximate, SDs smaller) and, "
-                          "as *_scaled, as the network sees them; mean_shift_sd and sd_ratio on the latter."),
+                          "scaling the means mapped back from the clipped values: approximate) and, as *_scaled, as the "
+                          "network sees them; mean_shift_sd on the latter, sd_ratio before robust scaling's clip "
+                          "(models before format 11: on the latter too)."),
         click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite_mb,
                      help="Memory for the table's rows in flight (text and parsed values), in MiB: rows are read "
                           "in pieces of this budget however wide or long they are  [default: 64]"),

@@ -98,6 +98,18 @@ def _plain(values) -> np.ndarray | pd.api.extensions.ExtensionArray:
     return values
 
 
+def open_failure(path: str, exc: BaseException) -> str:
+    """Why HDF5 could not open ``path``: another process holding its lock (a notebook's ``backed="r+"`` AnnData,
+    a writer still at work; on NFS and Lustre, locks that file system does not offer) is not a damaged file."""
+    reason = str(exc).lower()
+    if "unable to lock file" in reason or "no locks available" in reason:  # HDF5's words; EAGAIN, ENOLCK
+        return (f"cannot read {path}: HDF5 could not lock it ({_reason(exc)}) — another process has it open for "
+                "writing (a notebook's AnnData read with backed='r+', a job still writing it), or the file system "
+                "does not support locks (NFS, Lustre): close it there, or set HDF5_USE_FILE_LOCKING=FALSE when "
+                "nothing writes it")
+    return f"cannot read {path} as .h5ad (an HDF5 file): {_reason(exc)}; is it truncated or corrupt?"
+
+
 class H5ad:
     """An open .h5ad file: its cells' obs columns, the chosen matrix and its feature names.
 
@@ -119,8 +131,7 @@ class H5ad:
         try:
             self.file = h5py.File(self.path, "r")
         except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read {self.path} as .h5ad (an HDF5 file): {_reason(exc)}; is it truncated or "
-                            "corrupt?") from None
+            raise DataError(open_failure(self.path, exc)) from None
         try:
             self._open(layer, raw, var_names)
         except BaseException:

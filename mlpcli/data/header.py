@@ -151,10 +151,13 @@ def check_not_featurecounts(header: Sequence[Any], source: str) -> None:
     """A genes x samples header of featureCounts (Geneid, Chr, Start, End, Strand, Length, then the samples):
     its five annotation columns would be read as samples (Start, End and Length hold numbers)."""
     cells = [str(h).strip() for h in header[1:1 + len(_FEATURECOUNTS)]]
-    if cells == _FEATURECOUNTS:
-        raise DataError(f"{source}: columns 2-6 ({', '.join(_FEATURECOUNTS)}) are featureCounts' gene annotations, "
-                        "not samples; with --features-in-rows every column after the first is one sample — keep "
-                        f"the gene ids and the counts, e.g. cut -f1,7- {source} > counts.tsv")
+    # all five, or the last of them that a cut left (cut -f1,6- keeps Length, whose gene lengths read as a sample)
+    k = next((k for k in range(len(_FEATURECOUNTS), 0, -1) if cells[:k] == _FEATURECOUNTS[-k:]), 0)
+    if k:
+        where = f"columns 2-{k + 1}" if k > 1 else "column 2"
+        raise DataError(f"{source}: {where} ({', '.join(_FEATURECOUNTS[-k:])}) {'are' if k > 1 else 'is'} featureCounts' "
+                        "gene annotation, not samples; with --features-in-rows every column after the first is one "
+                        f"sample — keep the gene ids and the counts, e.g. cut -f1,{k + 2}- {source} > counts.tsv")
 
 
 def check_unique_header(header: Sequence[Any], source: str, features_in_rows: bool) -> None:

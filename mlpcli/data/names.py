@@ -55,6 +55,33 @@ class NameMatch:
                 "check that they are the same identifiers")
 
 
+# A share of a model's features matched only by letter case from which the match warns that the table may be of
+# another species: human gene symbols are upper case (CD3E, MS4A1), mouse and rat ones capitalised (Cd3e, Ms4a1),
+# and a human model matched to a mouse table by letter case predicts from other genes (orthologues differ in
+# more than case, and many have none).
+CASE_ONLY_SHARE = 0.25
+
+
+def species_warning(match: "NameMatch", n_wanted: int, what: str = "of the model's features") -> str | None:
+    """A warning when at least CASE_ONLY_SHARE of ``n_wanted`` names matched only by letter case, most of them
+    upper case against capitalised (or the reverse) — human against mouse gene symbols; None otherwise."""
+    case_only = [(w, c) for w, c in match.relaxed if w != c and w.lower() == c.lower()]
+    if not n_wanted or len(case_only) < max(2, CASE_ONLY_SHARE * n_wanted):
+        return None
+
+    def species_case(a: str, b: str) -> bool:  # CD3E against Cd3e, or Cd3e against CD3E
+        return (a.isupper() and b[:1].isupper() and b[1:] != b[1:].upper()) or (b.isupper() and a[:1].isupper()
+                                                                               and a[1:] != a[1:].upper())
+
+    if sum(species_case(w, c) for w, c in case_only) < len(case_only) / 2:
+        return None
+    examples = ", ".join(f"{w!r} ← {c!r}" for w, c in case_only[:3])
+    return (f"{len(case_only):,} {what} ({len(case_only) / n_wanted:.0%}) matched only by letter case ({examples}): "
+            "human gene symbols are upper case, mouse and rat ones capitalised — if the table is of another species "
+            "than the training data, these are other genes (map orthologues first); if not, write the names as the "
+            "model does")
+
+
 def match_names(wanted: Sequence[str], columns: Iterable[str], *, source: str,
                 unavailable: Iterable[str] = ()) -> NameMatch:
     """Match `wanted` names to `columns` by the module's rule; `unavailable` columns (roles, dropped

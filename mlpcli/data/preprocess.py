@@ -127,6 +127,10 @@ class Preprocessor:
         # every sample) from one often 0 anyway. None in models written before it was kept.
         self.train_zero_share_: np.ndarray | None = None
         self.train_rows_: int | None = None
+        # (d_kept,) with robust scaling: the SD of the scaled training values before the smooth clip, which
+        # squeezes a wider spread (a feature's SD doubled read as x1.7 after it): the shift check's spread test
+        # (``predict.shift``). None without the clip, and in models written before format 11.
+        self.train_sd_unclipped_: np.ndarray | None = None
 
     @property
     def n_features_in(self) -> int:
@@ -247,6 +251,7 @@ class Preprocessor:
             chosen = kept
         self.center_, self.scale_, self.offset_ = fitted.center[chosen], fitted.scale[chosen], fitted.offset[chosen]
         self.train_mean_, self.train_sd_ = fitted.mean[chosen], fitted.sd[chosen]
+        self.train_sd_unclipped_ = fitted.sd_unclipped[chosen] if self._clips else None
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
@@ -262,9 +267,10 @@ class Preprocessor:
             out.put(where, Xk)
 
     def _fit_scaling(self, Xk: np.ndarray, scratch: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(centre, scale, offset, mean, SD) (w,) each of kept columns Xk (n, w): float64, column-major, log1p'd
-        and imputed, ours; Xk is scaled (and clipped) in place, the mean and SD are of the result.
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(centre, scale, offset, mean, SD, SD before the clip) (w,) each of kept columns Xk (n, w): float64,
+        column-major, log1p'd and imputed, ours; Xk is scaled (and clipped) in place, the mean and SD are of the
+        result, the last of the scaled values before the robust clip (the SD of the result without it).
         scratch: an array of Xk's shape and layout for the temporaries (the percentiles' partitioned copy, the
         clip's, the deviations), so that none is allocated here (None: allocated)."""
         cfg = self.config
@@ -282,12 +288,15 @@ class Preprocessor:
                 scale = np.where(tied, _column_sd(Xk, scratch), scale)  # > 0: constant columns are gone
         elif cfg.standardize:
             center, scale = Xk.mean(axis=0), _column_sd(Xk, scratch)  # sd > 0: constant columns are gone
+        # the spread before the clip, for the shift check: SD(x) / scale is that of (x - centre) / scale
+        unclipped = _column_sd(Xk, scratch) / scale if self._clips else None
         _scale_in_place(Xk, center, scale, self._clips, scratch)  # robust: a huge z/IQR overflows, then clips
         offset = np.zeros(w)
         if self._clips:  # the clipped values' mean (see the class docstring), subtracted: mean 0
             offset = Xk.mean(axis=0)
             Xk -= offset
-        return center, scale, offset, Xk.mean(axis=0), _column_sd(Xk, scratch)
+        sd = _column_sd(Xk, scratch)
+        return center, scale, offset, Xk.mean(axis=0), sd, sd if unclipped is None else unclipped
 
     def _select_top_var(self, variances: np.ndarray | None, candidates: np.ndarray) -> np.ndarray:
         """Column indices to keep (sorted): the `top_var` most variable of `candidates`, or all of them."""
@@ -446,6 +455,8 @@ class Preprocessor:
             setattr(out, attr, getattr(self, attr)[keep].copy())
         if self.train_zero_share_ is not None:
             out.train_zero_share_, out.train_rows_ = self.train_zero_share_[keep].copy(), self.train_rows_
+        if self.train_sd_unclipped_ is not None:
+            out.train_sd_unclipped_ = self.train_sd_unclipped_[keep].copy()
         return out
 
     @property
@@ -473,6 +484,19 @@ class Preprocessor:
         if self._clips:  # z / sqrt(1 + (z/c)^2) = u  <=>  z = u / sqrt(1 - (u/c)^2), |u| < c
             Z = Z / np.sqrt(np.maximum(1.0 - (Z / CLIP_AT) ** 2, 1e-12))
         return self.center_ + self.scale_ * Z
+
+    def unclipped(self, Z: np.ndarray) -> np.ndarray:
+        """Transformed values Z (n, d_kept) as they were before the robust clip: ((x - centre) / scale, float64),
+        whose training SDs are ``train_sd_unclipped_`` (the shift check's spread test). Without the clip, Z
+        plus the offset. A value the clip took to its bound (an input beyond float64 once scaled) is ±inf."""
+        U = np.array(Z, dtype=np.float64)
+        if self._offsets:
+            U += self.offset_
+        if self._clips:  # z / sqrt(1 + (z/c)^2) = u  <=>  z = u / sqrt(1 - (u/c)^2), |u| < c
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = 1.0 - (U / CLIP_AT) ** 2
+                U /= np.sqrt(np.maximum(room, 0.0))
+        return U
 
     def fit_transform(self, X, feature_names: Sequence[str], dtype=np.float64, order: str = "F") -> np.ndarray:
         """``fit(X).transform(X, dtype, order)`` in one pass over X (the same values: the fit computes them)."""
@@ -615,6 +639,8 @@ class Preprocessor:
                 sd = np.sqrt(variances[kept])
                 scale = np.where(sd > 0, sd, half_range)  # an SD below 1e-154 squares to 0
         self.center_, self.scale_, self.offset_ = center, scale, np.zeros(d_kept)  # the offset comes below
+        # before the clip (robust scaling), for the shift check: the centre is 0, the scale divides the SD
+        self.train_sd_unclipped_ = np.sqrt(variances[kept]) / scale if self._clips else None
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
@@ -771,6 +797,9 @@ class Preprocessor:
         }
         if self.train_zero_share_ is not None:
             arrays["train_zero_share"] = self.train_zero_share_.copy()
+        if self.train_sd_unclipped_ is not None:
+            meta["sd_unclipped"] = True  # model format 11
+            arrays["train_sd_unclipped"] = self.train_sd_unclipped_.copy()
         return meta, arrays
 
     @classmethod
@@ -819,6 +848,12 @@ class Preprocessor:
                 raise ModelFileError("preprocessing arrays in the model file: train_zero_share is malformed (one "
                                      f"share in [0, 1] per kept feature, {d_kept}, and a training row count)")
             pre.train_zero_share_, pre.train_rows_ = share.astype(np.float64), rows
+        if meta.get("sd_unclipped"):  # format 11
+            sd = np.asarray(arrays.get("train_sd_unclipped", np.empty(0)))
+            if sd.shape != (d_kept,) or not np.issubdtype(sd.dtype, np.floating) or not np.all(sd >= 0):
+                raise ModelFileError("preprocessing arrays in the model file: train_sd_unclipped is missing or "
+                                     f"malformed (one SD >= 0 per kept feature, {d_kept})")
+            pre.train_sd_unclipped_ = sd.astype(np.float64)
         return pre
 
 
@@ -834,10 +869,11 @@ class _Scaling:
 
     def __init__(self, d: int):
         self.center, self.scale, self.offset = np.zeros(d), np.ones(d), np.zeros(d)
-        self.mean, self.sd = np.empty(d), np.empty(d)
+        self.mean, self.sd, self.sd_unclipped = np.empty(d), np.empty(d), np.empty(d)
 
-    def put(self, where, values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
-        self.center[where], self.scale[where], self.offset[where], self.mean[where], self.sd[where] = values
+    def put(self, where, values: tuple[np.ndarray, ...]) -> None:
+        (self.center[where], self.scale[where], self.offset[where], self.mean[where], self.sd[where],
+         self.sd_unclipped[where]) = values
 
 
 def constant_message(dropped: Sequence[str], per_member: Sequence[int] | None = None) -> str:

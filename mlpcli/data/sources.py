@@ -38,6 +38,23 @@ def check_file(path: str) -> None:
         raise DataError(f"{path} is a directory; give a table file ({SUPPORTED_FORMATS})")
     if os.path.getsize(path) == 0 and not is_pipe(path):  # a pipe's size is 0 whatever it holds
         raise DataError(f"{path} is empty; expected a header line and data rows")
+    if is_model_file(path):  # read as a table it was "not UTF-8 text (a binary file?)"
+        raise DataError(f"{path} is an mlpcli model file, not a data table (a command that takes a model takes it "
+                        "first: mlpcli predict MODEL DATA)")
+
+
+def is_model_file(path: str) -> bool:
+    """Whether the regular file ``path`` is a zip archive holding model.json and weights.npz (a model file)."""
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                return False
+        with zipfile.ZipFile(path) as zf:
+            return {"model.json", "weights.npz"} <= set(zf.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
 
 
 def table_format(path: str) -> tuple[str, str | None, str | None]:

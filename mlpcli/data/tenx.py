@@ -65,7 +65,17 @@ def check_directory(path) -> None:
     """A DataError naming the missing counts file unless the directory holds a 10x matrix (so that a
     directory given by mistake is not taken for 10x output that only lacks its annotations)."""
     directory = os.fspath(path)
+    not_zarr(directory)
     _find(directory, _MATRIX, "the counts", _prefix(directory))
+
+
+def not_zarr(directory: str) -> None:
+    """A DataError with the one conversion step for an AnnData Zarr store (a directory too, with .zattrs, or
+    zarr.json in Zarr 3), which read as a 10x directory "without matrix.mtx.gz"."""
+    if any(os.path.exists(os.path.join(directory, marker)) for marker in (".zattrs", ".zgroup", "zarr.json")):
+        raise DataError(f"{directory} is a Zarr store (AnnData's .zarr), not a 10x Genomics directory: convert it "
+                        f"once, python -c \"import anndata; anndata.read_zarr({directory!r}).write_h5ad("
+                        "'cells.h5ad')\", and give the .h5ad file")
 
 
 def check_options(path, layer: str | None, raw: bool, features_in_rows: bool = False) -> None:
@@ -195,6 +205,7 @@ class TenX(H5ad):
         self.notes: list[str] = []
         if not os.path.isdir(self.path):
             raise DataError(f"10x Genomics directory not found: {self.path}")
+        not_zarr(self.path)
         prefix = _prefix(self.path)
         self.matrix_path = _find(self.path, _MATRIX, "the counts", prefix)
         self.features_path = _find(self.path, _FEATURES, "the feature ids and symbols", prefix)

@@ -17,7 +17,7 @@ import pandas as pd
 from .. import data
 from ..data._common import DECIMAL_ATTR, decimal_advice, first_non_number
 from ..data.limits import first_beyond_limit, value_limit_message
-from ..data.names import comment_line_hint, count_matches, match_names
+from ..data.names import comment_line_hint, count_matches, match_names, species_warning
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
 from ._common import _names, _not_found, _quoted
@@ -206,7 +206,11 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     limit = DEFAULT_MAX_MISSING if max_missing is None else float(max_missing)
     fill = np.full(len(kept), np.nan)
     if match.relaxed:
-        notes.append(match.note("of the model's features"))
+        species = species_warning(match, len(kept))
+        if species:
+            warns.append(species)
+        else:
+            notes.append(match.note("of the model's features"))
     if missing:
         share = len(missing) / len(kept)
         if share > DEFAULT_MAX_MISSING and first_cells is not None:
