@@ -296,3 +296,33 @@ def test_a_model_file_given_as_the_table_is_named(three_classes, tmp_path):
     for args in (["predict", str(d / "m.mlp"), str(copy), "-o", "-"], ["train", str(d / "m.mlp")],
                  ["evaluate", str(d / "m.mlp"), str(copy)]):
         assert_clean_error(run(args), "is an mlpcli model file, not a data table", "mlpcli predict MODEL DATA")
+
+
+def test_a_10x_directory_with_both_forms_of_a_file_names_the_one_read(tmp_path):
+    """matrix.mtx.gz and matrix.mtx side by side (gunzip -k) with other contents: one was read silently, and the
+    note said "matrix.mtx" whichever it was."""
+    import gzip
+
+    from mlpcli import data
+
+    tenx = tmp_path / "pbmc"
+    write_tenx(tenx, [f"G{j}" for j in range(5)], cells=8)
+    (tenx / "matrix.mtx").write_bytes(gzip.decompress((tenx / "matrix.mtx.gz").read_bytes()))
+    sheet = tmp_path / "cells.csv"
+    sheet.write_text("barcode,cell_type\n" + "".join(f"AAAC{i}-1,{'BT'[i % 2]}\n" for i in range(8)))
+    _, notes = data.load_dataset(str(tenx), samples=str(sheet), id="barcode", target=["cell_type"])
+    (note,) = [n for n in notes if "from 10x Genomics" in n]
+    assert "from 10x Genomics matrix.mtx.gz (sparse)" in note and "also there and not read: pbmc/matrix.mtx" in note
+
+
+def test_a_genes_by_samples_parquet_with_its_gene_column_last_says_so(tmp_path, three_classes):
+    """The gene column written last (pandas' reset_index after a transpose, in another order): "duplicate feature
+    names in the first column: '5.0' (×5) ... (a microarray's probes?)"."""
+    import pandas as pd
+
+    d, df = three_classes
+    matrix = df.set_index("sample_id")[_features(df)].T.round(0)
+    matrix["gene"] = matrix.index
+    matrix.reset_index(drop=True).to_parquet(tmp_path / "genes_last.parquet")
+    r = run(["predict", str(d / "m.mlp"), str(tmp_path / "genes_last.parquet"), "--features-in-rows", "-o", "-"])
+    assert_clean_error(r, "holds numbers, not feature names", "'gene'", "write that column first")

@@ -94,6 +94,12 @@ def samples_from_feature_rows(raw: pd.DataFrame, source: str, text: Sequence[str
                         "feature names and every other column is one sample")
     if raw.shape[0] == 0:
         raise DataError(f"{source} has a header but no feature rows")
+    text_columns = [j for j in range(1, raw.shape[1]) if not pd.api.types.is_numeric_dtype(raw.dtypes.iloc[j])]
+    if pd.api.types.is_numeric_dtype(raw.dtypes.iloc[0]) and text_columns:  # the gene column elsewhere (last)
+        j = text_columns[0]
+        raise DataError(f"{source}: the first column ({str(raw.columns[0])!r}) holds numbers, not feature names, and "
+                        f"column {j + 1} ({str(raw.columns[j])!r}) holds text; with --features-in-rows the feature "
+                        "names come first — write that column first")
     names = _check_feature_names(raw.iloc[:, 0], source)
     body = raw.iloc[:, 1:]
     values, numeric_rows = _numeric_rows(body, decimal)  # (F, S) float64, (F,) bool

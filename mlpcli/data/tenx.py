@@ -270,8 +270,15 @@ class TenX(H5ad):
                            else f"feature ids (column 1 of {os.path.basename(self.features_path)})")
         types = self.var["feature_types"].value_counts()
         kinds = ", ".join(f"{k} {v:,}" for k, v in types.items()) if len(types) > 1 else ""
-        self.notes.append(f"{self.path}: {n_cells:,} cells × {n_genes:,} features from 10x Genomics matrix.mtx "
-                          f"(sparse), gene names from {self.names_from}{f' ({kinds})' if kinds else ''}")
+        # a directory holding both forms of a file (gunzip -k, a partial copy): the one read is named, and the other
+        unread = [os.path.join(os.path.basename(self.path), prefix + n) for found, names in
+                  ((self.matrix_path, _MATRIX), (self.features_path, _FEATURES), (self.barcodes_path, _BARCODES))
+                  for n in names if os.path.isfile(os.path.join(self.path, prefix + n))
+                  and os.path.join(self.path, prefix + n) != found]
+        self.notes.append(f"{self.path}: {n_cells:,} cells × {n_genes:,} features from 10x Genomics "
+                          f"{os.path.basename(self.matrix_path)} (sparse), gene names from {self.names_from}"
+                          f"{f' ({kinds})' if kinds else ''}"
+                          + (f"; also there and not read: {', '.join(unread)}" if unread else ""))
         if self.left_out:
             others = ", ".join(f"{k} {v:,}" for k, v in self.left_out.items())
             which = (f"of type {_GEX!r} only, as scanpy's read_10x_mtx reads them (--feature-types to choose)"
