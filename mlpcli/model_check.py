@@ -291,6 +291,18 @@ def _check_entry(name: str, info: zipfile.ZipInfo, what: str, limit: int | None)
                              "or a damaged file")
 
 
+class _DuplicateKey(Exception):
+    """A JSON object naming one key twice (``_unique_keys``)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
+
+
 def _parse_json(name: str, raw: bytes) -> dict:
     try:
         text = raw.decode("utf-8")
@@ -301,7 +313,10 @@ def _parse_json(name: str, raw: bytes) -> dict:
         raise ModelFileError(f"{name}: model.json holds {containers:,} objects and lists, more than the "
                              f"{MAX_JSON_CONTAINERS:,} a model file may hold")
     try:
-        meta = json.loads(text)
+        meta = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:  # JSON takes the last silently: an edit that added a key beside the old one
+        raise ModelFileError(f"{name}: model.json names the key {exc.args[0]!r} twice in one object; the file was "
+                             "edited or damaged") from None
     except json.JSONDecodeError as exc:  # where, so that a hand edit can be found
         raise ModelFileError(f"{name}: model.json is not valid JSON ({exc.msg}: line {exc.lineno:,}, column "
                              f"{exc.colno:,}); the file was edited or damaged") from None

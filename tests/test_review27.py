@@ -326,3 +326,19 @@ def test_a_genes_by_samples_parquet_with_its_gene_column_last_says_so(tmp_path, 
     matrix.reset_index(drop=True).to_parquet(tmp_path / "genes_last.parquet")
     r = run(["predict", str(d / "m.mlp"), str(tmp_path / "genes_last.parquet"), "--features-in-rows", "-o", "-"])
     assert_clean_error(r, "holds numbers, not feature names", "'gene'", "write that column first")
+
+
+def test_a_key_named_twice_in_model_json_is_named(three_classes, tmp_path):
+    """`"task"` given twice (a hand edit beside the old value): JSON kept the last, and the error spoke of sigmoid
+    outputs not fitting task 'regression'."""
+    import zipfile
+
+    d, _ = three_classes
+    with zipfile.ZipFile(d / "m.mlp") as zf:
+        text, weights = zf.read("model.json").decode(), zf.read("weights.npz")
+    edited = text.replace('"task": "multiclass"', '"task": "multiclass", "task": "regression"', 1)
+    assert edited != text
+    with zipfile.ZipFile(tmp_path / "twice.mlp", "w") as zf:
+        zf.writestr("model.json", edited)
+        zf.writestr("weights.npz", weights)
+    assert_clean_error(run(["info", str(tmp_path / "twice.mlp")]), "model.json names the key 'task' twice")
