@@ -259,7 +259,8 @@ def _archive_members(name: str, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInf
         # as the weights.npz archive stored within it
         raise ModelFileError(f"{name} is not a readable mlpcli model file: it is {_TRUNCATED}")
     if missing:
-        raise ModelFileError(f"{name} is not an mlpcli model file: missing {', '.join(missing)}")
+        raise ModelFileError(f"{name} is not an mlpcli model file: {_other_archive(names)}missing "
+                             f"{', '.join(missing)}")
     if len(names) != 2:
         others = [n for n in names if n not in ("model.json", "weights.npz")]
         odd = f"unexpected: {_show(others[0])}" if others else f"{next(n for n in names if names.count(n) > 1)} twice"
@@ -268,6 +269,17 @@ def _archive_members(name: str, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInf
     for info in infos:
         _check_entry(name, info, info.filename, MAX_JSON_BYTES if info.filename == "model.json" else None)
     return out
+
+
+def _other_archive(names: list[str]) -> str:
+    """What a zip archive that is not a model looks like from its members' names ("" when nothing tells)."""
+    if names and all(n.endswith(".npy") for n in names):
+        return "a NumPy .npz archive of arrays, "
+    tables = [n for n in names if any(n.lower().endswith(ext) for ext in (".csv", ".tsv", ".txt", ".parquet",
+                                                                         ".csv.gz", ".tsv.gz"))]
+    if tables:
+        return f"a zip archive holding {_show(tables[0])} (a zipped data table? unzip it and give it as DATA), "
+    return ""
 
 
 def _check_entry(name: str, info: zipfile.ZipInfo, what: str, limit: int | None) -> None:

@@ -342,3 +342,13 @@ def test_a_key_named_twice_in_model_json_is_named(three_classes, tmp_path):
         zf.writestr("model.json", edited)
         zf.writestr("weights.npz", weights)
     assert_clean_error(run(["info", str(tmp_path / "twice.mlp")]), "model.json names the key 'task' twice")
+
+
+def test_other_zip_archives_given_as_the_model_are_named(tmp_path):
+    import zipfile
+
+    np.savez(tmp_path / "arrays.npz", x=np.ones(3))
+    with zipfile.ZipFile(tmp_path / "d.csv.zip", "w") as zf:
+        zf.writestr("d.csv", "a,b\n1,2\n")
+    assert_clean_error(run(["info", str(tmp_path / "arrays.npz")]), "a NumPy .npz archive of arrays")
+    assert_clean_error(run(["info", str(tmp_path / "d.csv.zip")]), "a zip archive holding 'd.csv' (a zipped data table?")
