@@ -352,3 +352,22 @@ def test_other_zip_archives_given_as_the_model_are_named(tmp_path):
         zf.writestr("d.csv", "a,b\n1,2\n")
     assert_clean_error(run(["info", str(tmp_path / "arrays.npz")]), "a NumPy .npz archive of arrays")
     assert_clean_error(run(["info", str(tmp_path / "d.csv.zip")]), "a zip archive holding 'd.csv' (a zipped data table?")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_no_group_on_a_table_whose_patients_repeat_warns(tmp_path, fmt):
+    """`train --no-group` on a table with several samples per patient said nothing, and its held-out estimates and
+    calibration treated a patient's samples as independent."""
+    df = make_table("multiclass", n_patients=30, per_patient=3)
+    path = tmp_path / f"t.{fmt}"
+    df.to_csv(path, index=False) if fmt == "csv" else df.to_parquet(path)
+    r = run(["train", str(path), "--no-group", "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert r.exit_code == 0, r.output
+    assert "warning: --no-group, but 'patient_id' repeats: 90 samples of 30 patients (3.0 each)" in r.output
+    from mlpcli import model_io
+
+    assert "patient_id" not in model_io.load(tmp_path / "m.mlp").feature_names
+    once = make_table("multiclass", n_patients=60, per_patient=1)
+    once.to_csv(tmp_path / "once.csv", index=False)
+    r = run(["train", str(tmp_path / "once.csv"), "--no-group", "-o", str(tmp_path / "m1.mlp"), *FAST])
+    assert r.exit_code == 0 and "--no-group, but" not in r.output

@@ -1065,8 +1065,10 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         features = [n for n in named if n not in set(roles.columns())]
         # ids, groups, batches and labels as written (007 stays 007, and the labels 1 and 01 two classes);
         # a target is then typed as pandas would type it where that loses nothing (``typed_as_written``)
+        # with --no-group, the patient column it set aside is read too (a text column): its repeats are a warning
+        unused_group = [g for g in DEFAULT_GROUPS if no_group and g in named and g in roles.drop]
         text = [c for c in dict.fromkeys([*([join.data_id] if join is not None else []), roles.id, roles.group,
-                                          roles.batch, *roles.target]) if c is not None and c in named]
+                                          roles.batch, *roles.target, *unused_group]) if c is not None and c in named]
         # a sample named NA is an id, as in a parquet file: only an empty id cell is missing
         ids = [roles.id] if roles.id in named else []
         read = table.read_features(features, text=text, ids=ids) if features else None
@@ -1080,8 +1082,9 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                 frame.attrs[_JOINED_ATTR] = {c: sheet.path for c in join.joined}
             if join is None:  # a target cell that does not fit names the file (with a sheet, it is the sheet's)
                 frame.attrs.setdefault(SOURCE_ATTR, src.name)
-            return Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X)), \
-                table.notes + notes
+            ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X))
+            ds.warnings += repeated_patients_warning(frame, unused_group)
+            return ds, table.notes + notes
         frame = _typed_targets(table.read_frame(text=text, ids=ids), roles.target, table)  # a feature column holds
         notes = table.notes + notes  # text: the whole frame names it
     else:  # the row layout (its rows that may take a role read as written), or a parquet file's stored index
@@ -1095,7 +1098,28 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         frame, _ = join.apply(frame)
         notes += join.notes
         frame.attrs[_JOINED_ATTR] = {c: sheet.path for c in join.joined}
-    return Dataset.from_frame(frame, roles, task=task, classes=classes), notes
+    ds = Dataset.from_frame(frame, roles, task=task, classes=classes)
+    if no_group:
+        ds.warnings += repeated_patients_warning(frame, [g for g in DEFAULT_GROUPS if g in roles.drop])
+    return ds, notes
+
+
+def repeated_patients_warning(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """With --no-group: a warning when a patient column it set aside (``columns``, DEFAULT_GROUPS present in
+    ``frame``) repeats a value, i.e. several samples come from one patient — then every split puts some of a
+    patient's samples on both sides, and the held-out metrics and the calibration on them are optimistic; --no-group
+    is for samples that are independent."""
+    for name in columns:
+        if name not in frame.columns:
+            continue
+        values = frame[name].dropna()
+        patients = values.nunique()
+        if len(values) and patients < len(values):
+            return [f"--no-group, but {name!r} repeats: {len(values):,} samples of {patients:,} patients "
+                    f"({len(values) / patients:.1f} each): splits put some of a patient's samples on both sides, so "
+                    f"the held-out metrics are optimistic and the probabilities calibrated on them overconfident — "
+                    f"leave out --no-group to split by {name!r} (--group COLUMN for another)"]
+    return []
 
 
 def _typed_targets(frame: pd.DataFrame, targets: Sequence[str], table) -> pd.DataFrame:
