@@ -22,19 +22,24 @@ def saved_model(table, path, options):
 
 def without_offsets(meta: dict, arrays: dict) -> None:
     """model.json and the arrays, in place, as before format 10: no preprocessing's robust-clip ``offset``."""
-    _drop_offsets(meta)
-    for key in [k for k in arrays if k.endswith("preprocessor/offset")]:
-        del arrays[key]
+    _without_preprocessing_array(meta, arrays, "offset", "offset")
 
 
 def without_unclipped_sds(meta: dict, arrays: dict) -> None:
     """model.json and the arrays, in place, as before format 11: no ``train_sd_unclipped`` (``sd_unclipped``)."""
+    _without_preprocessing_array(meta, arrays, "sd_unclipped", "train_sd_unclipped")
+
+
+def _without_preprocessing_array(meta: dict, arrays: dict, flag: str, array: str) -> None:
+    """Remove, in place, the ``flag`` of every preprocessing state in model.json, the aliases of its ``array``,
+    and the array itself (every member's)."""
     def drop(node) -> None:
         if isinstance(node, dict):
-            node.pop("sd_unclipped", None)
+            if "config" in node and ("kept_features" in node or "version" in node):  # a preprocessing state
+                node.pop(flag, None)
             aliases = node.get("array_aliases")
             if isinstance(aliases, dict):
-                for k in [k for k in aliases if k.endswith("preprocessor/train_sd_unclipped")]:
+                for k in [k for k in aliases if k.endswith(f"preprocessor/{array}")]:
                     del aliases[k]
             for v in node.values():
                 drop(v)
@@ -43,24 +48,8 @@ def without_unclipped_sds(meta: dict, arrays: dict) -> None:
                 drop(v)
 
     drop(meta)
-    for key in [k for k in arrays if k.endswith("preprocessor/train_sd_unclipped")]:
+    for key in [k for k in arrays if k.endswith(f"preprocessor/{array}")]:
         del arrays[key]
-
-
-def _drop_offsets(meta) -> None:
-    """Remove, in place, the ``offset`` flag of every preprocessing state in model.json and its aliases."""
-    if isinstance(meta, dict):
-        if "config" in meta and "kept_features" in meta or "config" in meta and "version" in meta:
-            meta.pop("offset", None)
-        aliases = meta.get("array_aliases")
-        if isinstance(aliases, dict):
-            for k in [k for k, v in aliases.items() if k.endswith("preprocessor/offset")]:
-                del aliases[k]
-        for v in meta.values():
-            _drop_offsets(v)
-    elif isinstance(meta, list):
-        for v in meta:
-            _drop_offsets(v)
 
 
 def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable[[dict], dict]) -> str:
