@@ -295,6 +295,19 @@ class _BaseMLP(BaseEstimator):
     def _train_options(self, seed: int) -> TrainOptions:
         return TrainOptions(loss=self.loss, seed=seed)
 
+    def _weighted_balanced(self, strata: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(K,) class_weight="balanced" with sample weights as scikit-learn computes it (``compute_class_weight``
+        with ``sample_weight``: the classes' weighted counts), as LogisticRegression applies it."""
+        from sklearn.utils.class_weight import compute_class_weight
+
+        K = len(self.classes_)
+        mass = np.bincount(strata, weights=weights, minlength=K)
+        if np.any(mass <= 0):
+            absent = [self.classes_[k] for k in np.flatnonzero(mass <= 0)]
+            raise ValueError(f"{type(self).__name__}: class_weight='balanced' divides by each class's total "
+                             f"sample_weight, which is 0 for {absent!r}")
+        return compute_class_weight("balanced", classes=np.arange(K), y=strata, sample_weight=weights).astype(float)
+
     def _with_class_weights(self, weights, setup, Y, strata):
         return weights
 
@@ -576,12 +589,27 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
         return options
 
+    def _weighted_balanced(self, strata: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(K,) class_weight="balanced" with sample weights as scikit-learn computes it (``compute_class_weight``
+        with ``sample_weight``: the classes' weighted counts), as LogisticRegression applies it."""
+        from sklearn.utils.class_weight import compute_class_weight
+
+        K = len(self.classes_)
+        mass = np.bincount(strata, weights=weights, minlength=K)
+        if np.any(mass <= 0):
+            absent = [self.classes_[k] for k in np.flatnonzero(mass <= 0)]
+            raise ValueError(f"{type(self).__name__}: class_weight='balanced' divides by each class's total "
+                             f"sample_weight, which is 0 for {absent!r}")
+        return compute_class_weight("balanced", classes=np.arange(K), y=strata, sample_weight=weights).astype(float)
+
     def _with_class_weights(self, weights, setup, Y, strata):
         cw = self.class_weight
-        extra = setup.sample_weight(Y)  # multi-label balanced weights for focal / hinge
+        extra = None  # (multi-label weights are the BCE loss's own: ``build_loss``)
         if cw is not None and not self._multilabel:
             if cw == "balanced":
                 factor = data.class_weights(strata, len(self.classes_), "balanced", list(self.classes_))
+                if weights is not None:  # scikit-learn's rule: class counts weighted by sample_weight
+                    factor = self._weighted_balanced(strata, weights)
             else:
                 # scikit-learn's rule (compute_class_weight): a label absent from y is fine when every class of
                 # y has its weight (a rare class missing from one CV fold's training rows), a typo when not

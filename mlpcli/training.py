@@ -132,6 +132,9 @@ class FitResult:
     baseline: dict  # loss of always predicting the training prior (or mean), on both sides
     epochs_run: int = 0
     seconds: float = 0.0
+    # L-BFGS (full batch): whether it stopped on its tolerances before the iteration limit (None: minibatches,
+    # whose end is early stopping or the epoch limit)
+    converged: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -578,6 +581,7 @@ def fit(
         raise ValueError("training and validation sets must both be non-empty")
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))  # shuffles and noise
     full_batch = config.optimizer == LBFGS
+    converged = False  # (L-BFGS: set when it returns; an interrupted run did not converge)
     opt = None if full_batch else build_optimizer(config)
     if opt is not None:
         opt.threads = update_threads()
@@ -673,7 +677,7 @@ def fit(
                     if callback is not None:
                         callback(history[-1])
 
-            _fit_full_batch(net, loss, X_train, y_train, sample_weight, config, step_done)
+            converged = _fit_full_batch(net, loss, X_train, y_train, sample_weight, config, step_done)
         else:
             for epoch in range(1, config.epochs + 1):
                 t0 = time.perf_counter()
@@ -716,16 +720,21 @@ def fit(
         baseline=baseline,
         epochs_run=len(history),
         seconds=time.perf_counter() - started,
+        converged=converged if full_batch else None,
     )
 
 
+FLOAT32_STALL = 3  # L-BFGS steps in a row of a float32 network below its decrease tolerance that end the run
+
+
 def _fit_full_batch(net: MLP, loss: Loss, X, y: np.ndarray, sample_weight: np.ndarray | None, config: FitConfig,
-                    step_done: Callable[[int, float, float], None]) -> None:
+                    step_done: Callable[[int, float, float], None]) -> bool:
     """Minimise the mean training loss + the L2 penalty over all rows of X (n, d) with ``engine.lbfgs`` for at
     most ``config.epochs`` iterations, ``net`` left at the last accepted point. Inference-mode passes (no
     dropout: the objective must not change between evaluations), a chunk of rows at a time (a sparse X
     densified chunk by chunk), the gradient accumulated in float64. ``step_done(iteration, data loss, t0)``
-    after each accepted step, with ``net`` holding its weights. Ctrl-C leaves the last accepted weights."""
+    after each accepted step, with ``net`` holding its weights. Ctrl-C leaves the last accepted weights.
+    Returns whether L-BFGS converged (stopped on its tolerances, not at the iteration limit)."""
     from .engine import lbfgs
 
     if net.batchnorm:  # inference-mode passes normalise by running statistics that only minibatches update
@@ -768,12 +777,17 @@ def _fit_full_batch(net: MLP, loss: Loss, X, y: np.ndarray, sample_weight: np.nd
         step_done(iteration, float(last["data"]), t0)
         t0 = time.perf_counter()
 
-    # float32 rounds the objective at ~1e-7 of itself: ask no finer decrease than a few times that
-    ftol = 1e-6 if net.dtype == np.float32 else 1e-10
+    # float32 rounds the objective at ~1e-7 of itself: ask no finer decrease than a few times that — of itself,
+    # not of max(|f|, 1) (a regression's loss on the standardised target is ~0.02), and of FLOAT32_STALL steps in
+    # a row: one small step while the gradient was still 100 x float64's final one had ended float32 runs with
+    # weights 5e-3 from LogisticRegression's (float64: 7e-5), and predictions 4 units from least squares'
+    single = net.dtype == np.float32
     try:
-        lbfgs.minimize(objective, accepted.copy(), max_iter=config.epochs, ftol=ftol, callback=done)
+        result = lbfgs.minimize(objective, accepted.copy(), max_iter=config.epochs, ftol=1e-6 if single else 1e-10,
+                                stall=FLOAT32_STALL if single else 1, f_floor=1e-30 if single else 1.0, callback=done)
     finally:  # the last accepted point, not a line-search trial (also on Ctrl-C)
         net.flat_params[:] = accepted
+    return bool(result.converged)
 
 
 @dataclass(frozen=True)

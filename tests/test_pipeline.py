@@ -61,6 +61,15 @@ def test_focal_and_hinge_take_class_weights_as_sample_weights(tmp_path):
     np.testing.assert_allclose(sw, np.where(ds.y == ds.classes.index("case"), 3.0, 1.0))
 
 
+@pytest.mark.parametrize("loss", ["focal", "hinge"])
+def test_multilabel_class_weights_with_focal_or_hinge_are_refused(tmp_path, loss):
+    """One weight per sample cannot weigh each label apart: a rare label's positives got 7.5 where BCE gives 10."""
+    ds = _dataset(tmp_path, task="multilabel")
+    with pytest.raises(ConfigError, match=rf"--class-weight on a multi-label target .* --loss {loss} takes one weight"):
+        build_loss(TrainOptions(target=["lab0", "lab1", "lab2"], loss=loss, class_weight="balanced"), ds, ds.y)
+    assert build_loss(TrainOptions(target=["lab0", "lab1", "lab2"], loss=loss), ds, ds.y).sample_weight(ds.y) is None
+
+
 def test_multilabel_balanced_weights_per_label(tmp_path):
     ds = _dataset(tmp_path, task="multilabel")
     setup = build_loss(TrainOptions(target=["lab0", "lab1", "lab2"], class_weight="balanced"), ds, ds.y)

@@ -170,12 +170,21 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     table.add_row("model", f"{kind} {widths}, {layers}, "
                   f"{net.n_parameters:,} parameters, loss {loss_words(model.loss, model.config, model.task)}")
     members = fit.get("members") or []
-    stops = ["interrupted" if m.get("interrupted") else "early stop" if m["stopped_early"] else "epoch limit" for m in members]
-    if len(members) > 1:
+    lbfgs = bool(members) and all("converged" in m for m in members)  # iterations, not epochs; no restoring
+    stops = ["interrupted" if m.get("interrupted") else "converged" if m.get("converged") else
+             "iteration limit" if lbfgs else "early stop" if m["stopped_early"] else "epoch limit" for m in members]
+    if len(members) > 1 and lbfgs:
+        limits = sorted({m.get("max_epochs", fitted.runs[0].options.epochs) for m in members})
+        table.add_row("iterations", ", ".join(str(m["epochs_run"]) for m in members)
+                      + f" of L-BFGS, at most {'/'.join(map(str, limits))} (per member; {stops.count('converged')} "
+                      "converged; the last weights kept)")
+    elif len(members) > 1:
         limits = sorted({m.get("max_epochs", fitted.runs[0].options.epochs) for m in members})
         table.add_row("epochs", "best " + ", ".join(str(m["best_epoch"]) for m in members)
                       + f" of at most {'/'.join(map(str, limits))} (per member; {stops.count('early stop')} stopped early)"
                       + (f"; the shipped network refit on all rows for {fitted.refit_epochs} epochs" if fitted.refit_epochs else ""))
+    elif members and lbfgs:
+        table.add_row("iterations", f"{members[0]['epochs_run']} of L-BFGS ({stops[0]}); the last weights kept")
     elif members:
         table.add_row("epochs", f"{members[0]['epochs_run']} run ({stops[0]}); best epoch {members[0]['best_epoch']}, "
                       "weights restored")

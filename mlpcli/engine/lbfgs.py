@@ -33,17 +33,18 @@ class LBFGSResult:
 
 
 def minimize(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, max_iter: int = 200,
-             memory: int = 10, gtol: float = 1e-5, ftol: float = 1e-9,
+             memory: int = 10, gtol: float = 1e-5, ftol: float = 1e-9, stall: int = 1, f_floor: float = 1.0,
              callback: Callable[[int, np.ndarray, float], None] | None = None) -> LBFGSResult:
     """Minimise ``fun`` from ``x0`` (n,). ``fun(x)`` returns (f, grad (n,)), both float64.
 
-    Stops when max |grad| <= gtol, when a step lowers f by at most ftol x max(|f|, 1) (relative), when the
-    line search finds no decrease (the objective's rounding is reached: float32 networks), or after
-    ``max_iter`` steps. ``callback(iteration, x, f)`` after each accepted step (x is the iterate: copy it
-    to keep it). ``memory``: the (s, y) pairs kept for the inverse-Hessian approximation."""
+    Stops when max |grad| <= gtol, when ``stall`` steps in a row each lower f by at most ftol x max(|f|, f_floor)
+    (relative; ``f_floor`` 1 makes it absolute for |f| < 1, as scipy's), when the line search finds no decrease (the objective's rounding is reached: float32
+    networks), or after ``max_iter`` steps. ``callback(iteration, x, f)`` after each accepted step (x is the
+    iterate: copy it to keep it). ``memory``: the (s, y) pairs kept for the inverse-Hessian approximation."""
     x = np.array(x0, dtype=np.float64)
     f, g = fun(x)
     pairs: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=memory)
+    small = 0  # steps in a row that lowered f by at most ftol (relative)
     for it in range(1, max_iter + 1):
         if not np.isfinite(f) or not np.all(np.isfinite(g)):
             return LBFGSResult(x, float(f), it - 1, False, "the objective or its gradient is not finite")
@@ -72,7 +73,8 @@ def minimize(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarr
         x, f, g = x_new, float(f_new), g_new
         if callback is not None:
             callback(it, x, f)
-        if decrease <= ftol * max(abs(f), 1.0):
+        small = small + 1 if decrease <= ftol * max(abs(f), f_floor) else 0
+        if small >= stall:
             return LBFGSResult(x, f, it, True, "relative decrease below tolerance")
     return LBFGSResult(x, float(f), max_iter, False, "iteration limit")
 

@@ -753,7 +753,8 @@ def _member_summary(member: int, run: FittedRun) -> dict:
             "augment_noise": float(run.options.augment_noise), "interrupted": bool(r.interrupted),
             # what "auto" became for this member's rows (`mlpcli info`)
             "batch_size": int(run.options.batch_size), "lr": float(run.options.lr), "l2": float(run.options.l2),
-            "max_epochs": int(run.options.epochs)}
+            "max_epochs": int(run.options.epochs),
+            **({} if r.converged is None else {"converged": bool(r.converged)})}  # L-BFGS
 
 
 def _reference_preprocessor(ds: data.Dataset, runs: list[FittedRun], options: TrainOptions) -> data.Preprocessor:

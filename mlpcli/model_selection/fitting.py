@@ -61,13 +61,12 @@ class LossSetup:
         return y.astype(np.float64)
 
     def sample_weight(self, y: np.ndarray) -> np.ndarray | None:
-        """Per-sample weights for losses without a class-weight parameter (focal, hinge)."""
-        if self.class_weight is None or self.loss.name not in ("focal", "hinge"):
+        """Per-sample weights for losses without a class-weight parameter (focal, hinge) on a binary target, the
+        weight of each sample's class (``build_loss`` refuses class weights for them on a multi-label target:
+        one weight per sample cannot weigh each label apart)."""
+        if self.class_weight is None or self.loss.name not in ("focal", "hinge") or self.task != "binary":
             return None
-        if self.task == "binary":
-            return self.class_weight[y.astype(int).reshape(-1)]
-        Y = y.astype(np.float64)
-        return (Y * self.class_weight[1] + (1 - Y) * self.class_weight[0]).mean(axis=1)
+        return self.class_weight[y.astype(int).reshape(-1)]
 
 
 def class_loss_weights(options: TrainOptions, ds: data.Dataset) -> np.ndarray | None:
@@ -107,6 +106,11 @@ def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> 
     config.check_loss_options(options, name)
     if task == "regression" and options.class_weight not in (None, "none"):
         raise ConfigError("--class-weight needs a classification target; the task is regression")
+    if task == "multilabel" and name in ("focal", "hinge") and str(options.class_weight or "none").lower() != "none":
+        # focal and hinge take one weight per sample: a label's own weights were averaged over the labels
+        raise ConfigError(f"--class-weight on a multi-label target weighs each label's positives and negatives apart, "
+                          f"which --loss bce does; --loss {name} takes one weight per sample (leave out --class-weight, "
+                          "or use --loss bce)")
 
     if task == "multilabel":
         cw = _multilabel_weights(options.class_weight, y_train, ds.classes)
