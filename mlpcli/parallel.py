@@ -159,7 +159,11 @@ def workers_warning(n_jobs: int | None, threads: int | None, tasks: int | None =
     (``threads_warning`` covers --threads alone): ``--n-jobs 8`` for 8 fits on a 2-core allocation, or
     ``--n-jobs 2 --threads 2``. joblib starts a worker per task at most, so ``--n-jobs 8`` for 2 folds runs 2
     workers, and ``tasks=0`` (nothing run side by side) none; None: not known yet, ``n_jobs`` workers."""
+    asked = local_workers(n_jobs, tasks, available=True)
     workers = local_workers(n_jobs, tasks)
+    if asked > 1 and workers == 1:  # processes cannot be started here: the fits run one after another
+        return (f"--n-jobs {n_jobs}: worker processes cannot be started here (JOBLIB_MULTIPROCESSING=0, or no "
+                "writable /dev/shm for their semaphores): the fits run one after another in this process")
     per_worker = threads or 1
     cores = usable_cores()
     if workers <= 1 or per_worker > cores or workers * per_worker <= cores:
@@ -302,16 +306,31 @@ def _cgroup_memory_files() -> list[str]:
             for version, folder in _cgroup_dirs("memory")]
 
 
-def local_workers(n_jobs: int | None, tasks: int | None = None) -> int:
+def local_workers(n_jobs: int | None, tasks: int | None = None, available: bool = False) -> int:
     """Worker processes for ``n_jobs`` on this machine (joblib's convention: -1 is every core), at most one per
-    task when the number of ``tasks`` is known (``--n-jobs 64`` for 3 folds starts 3 processes)."""
+    task when the number of ``tasks`` is known (``--n-jobs 64`` for 3 folds starts 3 processes); 1 where worker
+    processes cannot be started (``processes_available``) unless ``available`` asks for the count regardless."""
     cores = usable_cores()
     n = 1 if n_jobs is None else int(n_jobs)
     if n < 0:
         n = max(1, cores + 1 + n)
     if tasks is not None:
         n = min(n, tasks)
+    if n > 1 and not available and not processes_available():
+        return 1
     return max(1, n)
+
+
+def processes_available() -> bool:
+    """Whether joblib can start worker processes (its loky backend): not with JOBLIB_MULTIPROCESSING=0, nor where
+    multiprocessing's semaphores cannot be made (a read-only /dev/shm), where joblib fell back to threads with a
+    warning and then refused the BLAS cap every worker is given ("internal error (AssertionError ...)")."""
+    import warnings as _warnings
+
+    with _warnings.catch_warnings():  # "... joblib will operate in serial mode", said when joblib is imported
+        _warnings.simplefilter("ignore")
+        import joblib.parallel
+    return "loky" in joblib.parallel.BACKENDS
 
 
 # Members in processes or here, one after the other (``member_processes``; the rule is for an unasked
@@ -460,8 +479,31 @@ def _call_capped(fn: Callable, blas_threads: int, args: tuple, parent: int | Non
     if parent is not None and os.getpid() != parent and threading.current_thread() is threading.main_thread():
         for s in _WORKER_IGNORED:  # for the rest of this worker's life, the sending of the result included
             signal.signal(s, signal.SIG_IGN)
+        _exit_with_parent(parent)
     with blas_cap(blas_threads):  # a Dask worker's tasks are threads side by side
         return fn(*args)
+
+
+_WATCHED: set[int] = set()  # the parents this worker process watches (one watcher per process)
+PARENT_POLL = 0.5  # seconds between a worker's looks at whether its parent is still alive
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker process (os._exit) as soon as ``parent`` is no longer its parent: a parent that died
+    without ending its pool (the out-of-memory killer's SIGKILL, a segfault in BLAS under ``ulimit -v``) left
+    its workers alive for good, deaf to the stop signals they ignore (``_WORKER_IGNORED``), one of them blocked
+    writing its result into a pipe no one reads; only ``kill -9`` removed them. A thread of the worker looks
+    every PARENT_POLL seconds (it runs beside a task, or a write, that holds no interpreter lock)."""
+    if parent in _WATCHED or not hasattr(os, "getppid"):
+        return
+    _WATCHED.add(parent)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mlpcli-parent-watch", daemon=True).start()
 
 
 def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int | None) -> tuple[int, Any]:

@@ -364,9 +364,16 @@ def _provenance(path, ds: data.Dataset, checksum: str) -> dict:
 
     import pandas
 
+    from .fileio import descriptor_of
+
     name = str(path)
+    if descriptor_of(name) is not None or os.path.normpath(name) == "/dev/stdin":
+        # a descriptor's name (<(zcat x.csv.gz) is /dev/fd/63): its number is the shell's choice, not the data's
+        file = "(a pipe or descriptor)"
+    else:
+        file = name if name in ("-", "(in memory)") else os.path.basename(os.path.normpath(name))
     return {
-        "data_file": name if name in ("-", "(in memory)") else os.path.basename(os.path.normpath(name)),
+        "data_file": file,
         "data_sha256": checksum,
         "n_samples": int(ds.n_samples),
         "n_features": int(ds.n_features),

@@ -442,3 +442,130 @@ def test_balanced_class_weights_with_sample_weights_count_classes_as_scikit_lear
     assert np.abs(m.predict_proba(X) - sk.predict_proba(X)).max() < 1e-3
     with pytest.raises(ValueError, match="total sample_weight, which is 0 for"):
         MLPClassifier(hidden=(), class_weight="balanced", epochs=2).fit(X, y, sample_weight=np.where(y == 0, 0.0, 1.0))
+
+
+def _children(pid: int) -> list[int]:
+    import os
+
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc (Linux)")
+def test_workers_end_when_the_command_is_killed_outright():
+    """The command SIGKILLed (the out-of-memory killer) or crashed in BLAS while members trained in worker
+    processes: the workers, which ignore the stop signals, stayed alive for good, one blocked writing its result."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "sample_data" / "tumour_subtypes.csv.gz"
+    proc = subprocess.Popen([sys.executable, "-m", "mlpcli", "train", str(sample), "--n-jobs", "2", "--epochs",
+                             "400", "--patience", "400", "-o", os.devnull, "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the members are training
+        workers = _children(proc.pid)
+        assert len(workers) >= 2 and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_without_worker_processes_the_fits_run_here_with_one_warning(tmp_path):
+    """JOBLIB_MULTIPROCESSING=0, or a read-only /dev/shm: joblib fell back to threads with a raw UserWarning, then
+    refused the BLAS cap ("internal error (AssertionError: ThreadingBackend does not accept ...)") — in `train`
+    without --n-jobs too."""
+    import os
+    import subprocess
+    import sys
+
+    make_table("multiclass", n_patients=30).to_csv(tmp_path / "t.csv", index=False)
+    env = {**os.environ, "JOBLIB_MULTIPROCESSING": "0"}
+    for args in (["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp"), "--n-jobs", "2"],
+                 ["cv", str(tmp_path / "t.csv"), "--folds", "2", "--n-jobs", "2"]):
+        r = subprocess.run([sys.executable, "-m", "mlpcli", *args, "--hidden", "4", "--epochs", "3", "-q"], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "worker processes cannot be started here (JOBLIB_MULTIPROCESSING=0" in r.stderr
+        assert "UserWarning" not in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("error", [RuntimeError("can't start new thread"),
+                                   ImportError("libx.so: failed to map segment from shared object"),
+                                   OSError(12, "Cannot allocate memory")])
+def test_memory_running_out_in_other_guises_is_the_out_of_memory_error(tmp_path, monkeypatch, error):
+    """Under `ulimit -v` a thread's stack or a library's mapping fails first: "internal error (RuntimeError: can't
+    start new thread)" instead of the out-of-memory message a MemoryError gets."""
+    from mlpcli import pipeline
+
+    make_table("multiclass", n_patients=20).to_csv(tmp_path / "t.csv", index=False)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(pipeline, "train_dataset", fail)
+    assert_clean_error(run(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp")]),
+                       "out of memory: the job's memory limit")
+
+
+def test_an_output_path_with_a_line_break_is_named_on_one_line(tmp_path):
+    make_table("multiclass", n_patients=20).to_csv(tmp_path / "t.csv", index=False)
+    r = run(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "no\nsuch" / "m.mlp")])
+    assert_clean_error(r, f"--out: directory {str(tmp_path / ('no' + chr(10) + 'such'))!r} does not exist")
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/dev/fd"), reason="needs /dev/fd")
+def test_a_table_read_through_a_descriptor_records_no_descriptor_number(tmp_path):
+    """`train <(zcat x.csv.gz)` recorded "63", the number bash chose, so the same data gave other model bytes
+    under another shell."""
+    import os
+
+    from mlpcli import model_io
+
+    make_table("multiclass", n_patients=20).to_csv(tmp_path / "t.csv", index=False)
+    outs = []
+    for i in range(2):
+        fd = os.open(tmp_path / "t.csv", os.O_RDONLY)
+        dup = os.dup2(fd, 40 + i)  # another number each time
+        try:
+            out = tmp_path / f"m{i}.mlp"
+            assert run(["train", f"/dev/fd/{dup}", "-o", str(out), "--hidden", "4", "--epochs", "2", "-q"]).exit_code == 0
+            outs.append(out.read_bytes())
+        finally:
+            os.close(dup)
+            os.close(fd)
+    assert outs[0] == outs[1]
+    assert model_io.load(tmp_path / "m0.mlp").provenance["data_file"] == "(a pipe or descriptor)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import errno
 import functools
 import io
 import json
@@ -383,7 +384,7 @@ def handle_errors(fn):
                 interrupted_exit(exc)
             if isinstance(exc, OptionError):  # an option's value that cannot work: a usage error (exit 2)
                 raise click.UsageError(_one_line(exc)) from exc
-            if isinstance(exc, MemoryError):  # the job's memory (RAM, cgroup, ulimit -v) ran out mid-way
+            if isinstance(exc, MemoryError) or out_of_memory(exc):  # the job's memory (RAM, cgroup, ulimit -v) ran out
                 raise click.ClickException(
                     "out of memory: the job's memory limit (RAM, the batch job's allocation or `ulimit -v`) is "
                     "too small for this run; ask for more, or make the run smaller (--hidden, --batch-size, "
@@ -396,6 +397,18 @@ def handle_errors(fn):
             ) from exc
 
     return wrapper
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is the job's memory running out in another guise than a MemoryError: a thread that cannot
+    get its stack ("can't start new thread"), a shared library that cannot be mapped (an import under `ulimit -v`:
+    "failed to map segment from shared object"), an allocation the system refused (ENOMEM)."""
+    text = str(exc).lower()
+    if isinstance(exc, RuntimeError) and "can't start new thread" in text:
+        return True
+    if isinstance(exc, ImportError) and ("failed to map segment" in text or "cannot allocate memory" in text):
+        return True
+    return isinstance(exc, OSError) and exc.errno == errno.ENOMEM
 
 
 def silence_stdout() -> None:
@@ -781,6 +794,10 @@ def check_writable(path: str, flag: str) -> None:
     from ..errors import OutputError
     from ..fileio import NAME_MAX, check_file_name
 
+    def shown(p) -> str:  # a name holding a line break (or a tab) is shown quoted: the error stays one line
+        text = str(p)
+        return repr(text) if any(c in text for c in "\n\r\t") else text
+
     try:
         check_file_name(path)  # before descriptor_of, whose normpath reads "sub/" as "sub"
     except OutputError as exc:  # the name given is a directory's: a usage error, as Click's own check of one is
@@ -790,7 +807,7 @@ def check_writable(path: str, flag: str) -> None:
         try:
             os.fstat(fd)
         except OSError:
-            raise click.ClickException(f"{flag}: {path} names file descriptor {fd}, which is not open "
+            raise click.ClickException(f"{flag}: {shown(path)} names file descriptor {fd}, which is not open "
                                        f"(open it in the shell, e.g. {fd}> FILE, or give a file name)") from None
         return
     name = Path(path).name
@@ -800,16 +817,16 @@ def check_writable(path: str, flag: str) -> None:
     try:
         parent = Path(path).expanduser().resolve().parent
     except (RuntimeError, OSError):  # Python 3.11's resolve() raises RuntimeError on a loop, 3.13 OSError
-        raise click.ClickException(f"{flag}: {path} is a symbolic link that leads back to itself (a loop); "
+        raise click.ClickException(f"{flag}: {shown(path)} is a symbolic link that leads back to itself (a loop); "
                                    "give a file name") from None
     if parent.exists() and not parent.is_dir():
-        raise click.ClickException(f"{flag}: {parent} is a file, not a directory")
+        raise click.ClickException(f"{flag}: {shown(parent)} is a file, not a directory")
     if not parent.is_dir():
-        raise click.ClickException(f"{flag}: directory {parent} does not exist")
+        raise click.ClickException(f"{flag}: directory {shown(parent)} does not exist")
     if not os.access(parent, os.W_OK):
-        raise click.ClickException(f"{flag}: directory {parent} is not writable")
+        raise click.ClickException(f"{flag}: directory {shown(parent)} is not writable")
     if Path(path).is_dir():
-        raise click.ClickException(f"{flag}: {path} is a directory")
+        raise click.ClickException(f"{flag}: {shown(path)} is a directory")
 
 
 
