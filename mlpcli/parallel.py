@@ -521,6 +521,23 @@ def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int |
         _POOL_TASK.active = False
 
 
+def _dask_result(future, client, plan: Plan) -> Any:
+    """A finished Dask future's result. Cancelled while the client is still connected to its scheduler: the
+    workers that held the scattered data left (the only worker died, its job ended) — said as that, not as a
+    lost scheduler (``_scheduler_lost``), which is what a cancellation means once the connection is gone."""
+    from concurrent.futures import CancelledError
+
+    try:
+        return future.result()
+    except CancelledError:
+        if client.status == "running":
+            raise TrainingError(f"--scheduler {plan.scheduler}: the Dask workers left while fits ran (a worker died or "
+                                "its job ended), and the data sent to them went with them; start workers with "
+                                f"`dask worker {plan.scheduler}` and run again (or run the fits here with --n-jobs)") \
+                from None
+        raise
+
+
 def _indexed_spread(i: int, fn: Callable, blas_threads: int, *args: Any) -> tuple[int, Any]:
     """``_indexed`` on a Dask worker, the task's arguments spread out so that the cluster hands it the scattered
     ones (``_run_on_dask``)."""
@@ -702,7 +719,7 @@ def _run_on_dask(tasks: Sequence[tuple[Callable, tuple]], plan: Plan, shared: Se
             while not arriving.is_empty():
                 if arriving.has_ready():
                     for future in arriving.next_batch(block=False):
-                        record(*future.result())
+                        record(*_dask_result(future, client, plan))
                     continue
                 if client.scheduler_info().get("workers"):
                     seen_a_worker = time.monotonic()

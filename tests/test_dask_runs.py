@@ -100,3 +100,17 @@ def test_no_worker_left_while_fits_remain_is_an_error_after_the_worker_timeout(s
     with pytest.raises(TrainingError, match=rf"--scheduler {address}: no Dask worker for 2 s while 4 fits remained"):
         parallel.run([(time.sleep, (5.0,)) for _ in range(4)], Plan(backend="dask", scheduler=address))
     assert time.monotonic() - started < 15
+
+
+def test_the_only_worker_killed_with_the_data_it_held_is_named_as_workers_not_the_scheduler(separate_cluster):
+    """Losing the worker that held the scattered table cancels every future while the scheduler is still there:
+    that read as "lost the connection to the Dask scheduler"."""
+    import numpy as np
+
+    address, (scheduler, worker) = separate_cluster
+    shared = np.random.default_rng(0).normal(size=(600, 600))
+    _kill_later([worker], 2.0)
+    with pytest.raises(TrainingError, match=rf"--scheduler {address}: the Dask workers left while fits ran"):
+        parallel.run([(np.linalg.eigvals, (shared,)) for _ in range(200)], Plan(backend="dask", scheduler=address),
+                     shared=[shared])
+    assert scheduler.poll() is None  # the scheduler is still running

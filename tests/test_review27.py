@@ -569,3 +569,31 @@ def test_a_table_read_through_a_descriptor_records_no_descriptor_number(tmp_path
             os.close(fd)
     assert outs[0] == outs[1]
     assert model_io.load(tmp_path / "m0.mlp").provenance["data_file"] == "(a pipe or descriptor)"
+
+
+def test_a_gene_far_out_in_training_and_cohort_alike_is_not_called_spread(tmp_path):
+    """The same 1e12 outlier in 10 genes of both cohorts: the clip's inverse gave inf for the cohort's and the
+    training SD was exact, so 20 % of genes read as spread-shifted and --fail-on-shift refused the predictions.
+    Both sides now hold values within ±100 scales."""
+    import pandas as pd
+
+    frames = []
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 2, 400)
+        X = rng.normal(0, 1, (400, 50))
+        X[:, :5] += y[:, None]
+        X[3, :10] = 1e12
+        df = pd.DataFrame(X, columns=[f"g{j}" for j in range(50)])
+        df.insert(0, "label", np.where(y, "pos", "neg"))
+        df.insert(0, "patient_id", [f"{seed}_{i}" for i in range(400)])
+        frames.append(df)
+    frames[0].to_csv(tmp_path / "train.csv", index=False)
+    frames[1].to_csv(tmp_path / "new.csv", index=False)
+    assert run(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m.mlp"), "--folds", "2", "--epochs", "5",
+                "-q"]).exit_code == 0
+    r = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "-o", str(tmp_path / "p.csv"),
+             "--fail-on-shift", "shift", "--shift-report", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    report = pd.read_csv(tmp_path / "s.csv")
+    assert not report["spread_shifted"].any() and np.isfinite(report["sd_ratio"]).all()

@@ -177,7 +177,9 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
         limits = sorted({m.get("max_epochs", fitted.runs[0].options.epochs) for m in members})
         table.add_row("iterations", ", ".join(str(m["epochs_run"]) for m in members)
                       + f" of L-BFGS, at most {'/'.join(map(str, limits))} (per member; {stops.count('converged')} "
-                      "converged; the last weights kept)")
+                      "converged; the last weights kept)"
+                      + (f"; the shipped network refit on all rows for {fitted.refit_epochs} iterations"
+                         if fitted.refit_epochs else ""))
     elif len(members) > 1:
         limits = sorted({m.get("max_epochs", fitted.runs[0].options.epochs) for m in members})
         table.add_row("epochs", "best " + ", ".join(str(m["best_epoch"]) for m in members)
@@ -199,7 +201,8 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
                   f"{model.loss['name']} of the standardised target, not in its units" if model.task == "regression"
                   else "")
         how = "; ".join(w for w in ("mean over members" if len(members) > 1 else "", summed, unlike) if w)
-        table.add_row("validation loss", f"{fmt(best_val, 'loss')} at the best epoch"
+        table.add_row("validation loss", f"{fmt(best_val, 'loss')} at the "
+                      f"{'last iteration' if lbfgs else 'best epoch'}"
                       f"{f' ({how})' if how else ''}; baseline loss "
                       f"{fmt(model.baseline['val_loss'], 'loss')} (always predicting the training "
                       f"{'mean' if model.task == 'regression' else 'prior'})")
@@ -254,6 +257,8 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
 def _kept_words(fit: dict) -> str:
     """What an interrupted run kept, for the closing line."""
     members, folds = fit.get("members") or [], fit.get("folds") or 1
+    if folds == 1 and members and "converged" in members[0]:  # L-BFGS keeps its last iterate
+        return f"kept the last weights (iteration {members[0]['epochs_run']} of L-BFGS)"
     if folds == 1:
         return f"kept the best weights so far (epoch {fit['best_epoch']})"
     text = f"kept the {len(members)} of {folds} members trained so far"

@@ -288,8 +288,10 @@ class Preprocessor:
                 scale = np.where(tied, _column_sd(Xk, scratch), scale)  # > 0: constant columns are gone
         elif cfg.standardize:
             center, scale = Xk.mean(axis=0), _column_sd(Xk, scratch)  # sd > 0: constant columns are gone
-        # the spread before the clip, for the shift check: SD(x) / scale is that of (x - centre) / scale
-        unclipped = _column_sd(Xk, scratch) / scale if self._clips else None
+        # the spread before the clip, for the shift check: the SD of (x - centre) / scale, each value held within
+        # ±UNCLIPPED_LIMIT as ``unclipped`` holds a new cohort's (beyond it the clip's inverse loses its digits)
+        unclipped = (np.clip((Xk - center) / scale, -UNCLIPPED_LIMIT, UNCLIPPED_LIMIT).std(axis=0)
+                     if self._clips else None)
         _scale_in_place(Xk, center, scale, self._clips, scratch)  # robust: a huge z/IQR overflows, then clips
         offset = np.zeros(w)
         if self._clips:  # the clipped values' mean (see the class docstring), subtracted: mean 0
@@ -487,8 +489,8 @@ class Preprocessor:
 
     def unclipped(self, Z: np.ndarray) -> np.ndarray:
         """Transformed values Z (n, d_kept) as they were before the robust clip: ((x - centre) / scale, float64),
-        whose training SDs are ``train_sd_unclipped_`` (the shift check's spread test). Without the clip, Z
-        plus the offset. A value the clip took to its bound (an input beyond float64 once scaled) is ±inf."""
+        held within ±UNCLIPPED_LIMIT, whose training SDs are ``train_sd_unclipped_`` (the shift check's spread
+        test). Without the clip, Z plus the offset."""
         U = np.array(Z, dtype=np.float64)
         if self._offsets:
             U += self.offset_
@@ -496,6 +498,9 @@ class Preprocessor:
             with np.errstate(divide="ignore", invalid="ignore"):
                 room = 1.0 - (U / CLIP_AT) ** 2
                 U /= np.sqrt(np.maximum(room, 0.0))
+            # far out the clip's result is CLIP_AT to the last digit and its inverse loses them (1e12 IQRs came
+            # back as inf): held within ±UNCLIPPED_LIMIT, as the training SDs' values are
+            np.clip(U, -UNCLIPPED_LIMIT, UNCLIPPED_LIMIT, out=U)
         return U
 
     def fit_transform(self, X, feature_names: Sequence[str], dtype=np.float64, order: str = "F") -> np.ndarray:
@@ -639,8 +644,8 @@ class Preprocessor:
                 sd = np.sqrt(variances[kept])
                 scale = np.where(sd > 0, sd, half_range)  # an SD below 1e-154 squares to 0
         self.center_, self.scale_, self.offset_ = center, scale, np.zeros(d_kept)  # the offset comes below
-        # before the clip (robust scaling), for the shift check: the centre is 0, the scale divides the SD
-        self.train_sd_unclipped_ = np.sqrt(variances[kept]) / scale if self._clips else None
+        # before the clip (robust scaling), for the shift check: the centre is 0; each value within ±UNCLIPPED_LIMIT
+        self.train_sd_unclipped_ = self._sparse_unclipped_sd(X, kept, scale, fill, spans) if self._clips else None
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
@@ -675,6 +680,23 @@ class Preprocessor:
         if self._offsets:
             return CentredRows(out.matrix(), self.offset_, np.dtype(dtype))
         return out.matrix().astype(dtype, copy=False)  # an offset of 0: no column varies
+
+    def _sparse_unclipped_sd(self, X, kept: np.ndarray, scale: np.ndarray, fill, spans) -> np.ndarray:
+        """(d_kept,) the SDs of a CSR X's kept columns divided by ``scale`` (the centre is 0), implicit zeros
+        counted, each value held within ±UNCLIPPED_LIMIT (``unclipped``)."""
+        d_kept, n = len(kept), X.shape[0]
+        position = np.full(X.shape[1], -1, dtype=np.int64)
+        position[kept] = np.arange(d_kept)
+        sums, squares = np.zeros(d_kept), np.zeros(d_kept)
+        for a, b in spans:
+            k = position[X.indices[a:b]]
+            mine = k >= 0
+            v = _stored_values(X.data[a:b], self.config.log1p, fill, X.indices[a:b])[mine]
+            u = np.clip(v / scale[k[mine]], -UNCLIPPED_LIMIT, UNCLIPPED_LIMIT)
+            sums += np.bincount(k[mine], weights=u, minlength=d_kept)
+            squares += np.bincount(k[mine], weights=u * u, minlength=d_kept)
+        mean = sums / n
+        return np.sqrt(np.maximum(squares / n - mean ** 2, 0.0))
 
     def _scaled_chunks(self, X, position: np.ndarray, spans):
         """(a, b, k, Z) per chunk a..b of X's stored values: the kept ones' kept-column indices k (m,) and their
@@ -862,6 +884,11 @@ class Preprocessor:
 # CPU seconds at 6,400 x 5,000); an IQR from 2,048 random rows is within ~2 % of the whole column's (its standard
 # error for normal values), far below what the scaling has to be right to. Earlier models: every row.
 QUARTILE_ROWS = 2048
+
+# The values before the robust clip that the shift check's spread test compares (``Preprocessor.unclipped``, the
+# training SDs) are held within ±UNCLIPPED_LIMIT scales: the clip's inverse is exact to ~1e-4 there from float32
+# inputs, and a value 1e12 IQRs out came back as inf (an SD ratio of inf for a gene as far out in training)
+UNCLIPPED_LIMIT = 100.0
 
 
 class _Scaling:

@@ -658,8 +658,10 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
         if refit is not None:
             refit_epochs = epochs
             runs.append(refit)
-            notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {refit_epochs} epochs (the "
-                         "members' median best epoch); the out-of-fold scores are the members', and overstate one "
+            span = (f"{refit_epochs} iterations of L-BFGS (the members' median)" if chosen.optimizer == "lbfgs"
+                    else f"{refit_epochs} epochs (the members' median best epoch)")
+            notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {span}; the out-of-fold scores "
+                         "are the members', and overstate one "
                          "network trained this way (by 0.02 of balanced accuracy on average on the accuracy benchmark, "
                          "where it also scored 0.01 below the ensemble)"
                          + ("; --lr-schedule plateau: the refit has no validation rows, so it keeps --lr (the "
