@@ -295,19 +295,6 @@ class _BaseMLP(BaseEstimator):
     def _train_options(self, seed: int) -> TrainOptions:
         return TrainOptions(loss=self.loss, seed=seed)
 
-    def _weighted_balanced(self, strata: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """(K,) class_weight="balanced" with sample weights as scikit-learn computes it (``compute_class_weight``
-        with ``sample_weight``: the classes' weighted counts), as LogisticRegression applies it."""
-        from sklearn.utils.class_weight import compute_class_weight
-
-        K = len(self.classes_)
-        mass = np.bincount(strata, weights=weights, minlength=K)
-        if np.any(mass <= 0):
-            absent = [self.classes_[k] for k in np.flatnonzero(mass <= 0)]
-            raise ValueError(f"{type(self).__name__}: class_weight='balanced' divides by each class's total "
-                             f"sample_weight, which is 0 for {absent!r}")
-        return compute_class_weight("balanced", classes=np.arange(K), y=strata, sample_weight=weights).astype(float)
-
     def _with_class_weights(self, weights, setup, Y, strata):
         return weights
 
