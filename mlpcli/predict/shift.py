@@ -149,7 +149,8 @@ class ShiftReport:
     @property
     def sd_ratio(self) -> np.ndarray:
         """New SD / training SD per feature: before the robust clip when the model keeps those SDs (format 11),
-        else as the network sees the values (after it). inf where a value was beyond float64 once scaled."""
+        else as the network sees the values (after it); before the clip each value counts within ±100 scales
+        (``Preprocessor.unclipped``), in training too."""
         new, train = ((self.new_sd_unclipped, self.train_sd_unclipped) if self.unclipped
                       else (self.new_sd, self.train_sd))
         with np.errstate(invalid="ignore", divide="ignore"):
