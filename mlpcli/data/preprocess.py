@@ -693,8 +693,9 @@ class Preprocessor:
             mine = k >= 0
             v = _stored_values(X.data[a:b], self.config.log1p, fill, X.indices[a:b])[mine]
             u = np.clip(v / scale[k[mine]], -UNCLIPPED_LIMIT, UNCLIPPED_LIMIT)
-            sums += np.bincount(k[mine], weights=u, minlength=d_kept)
-            squares += np.bincount(k[mine], weights=u * u, minlength=d_kept)
+            # value by value in storage order (np.add.at), so the sums do not depend on the chunks' size
+            np.add.at(sums, k[mine], u)
+            np.add.at(squares, k[mine], u * u)
         mean = sums / n
         return np.sqrt(np.maximum(squares / n - mean ** 2, 0.0))
 
