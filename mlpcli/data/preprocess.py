@@ -279,7 +279,8 @@ class Preprocessor:
         if cfg.standardize and cfg.scaling == "robust":
             (q25, median, q75), equal = column_percentiles(Xk, (25.0, 50.0, 75.0), scratch, neighbours_equal=True,
                                                            rows=quartile_rows(Xk.shape[0]))
-            half_range = (Xk.max(axis=0) - Xk.min(axis=0)) / 2  # >= TINY_SPREAD / 2: constant columns are gone
+            high, low = Xk.max(axis=0), Xk.min(axis=0)
+            half_range = (high - low) / 2  # >= TINY_SPREAD / 2: constant columns are gone
             center, scale = median, np.where(_varies(q25, q75), q75 - q25, half_range)
             tied = _tied_columns(Xk, (q25, median, q75), scratch, candidates=equal)
             if tied.any():  # the quartiles fall on one value: its extent, not the spread (see TIED_SHARE)
@@ -290,8 +291,13 @@ class Preprocessor:
             center, scale = Xk.mean(axis=0), _column_sd(Xk, scratch)  # sd > 0: constant columns are gone
         # the spread before the clip, for the shift check: the SD of (x - centre) / scale, each value held within
         # ±UNCLIPPED_LIMIT as ``unclipped`` holds a new cohort's (beyond it the clip's inverse loses its digits)
-        unclipped = (np.clip((Xk - center) / scale, -UNCLIPPED_LIMIT, UNCLIPPED_LIMIT).std(axis=0)
-                     if self._clips else None)
+        unclipped = None
+        if self._clips:  # SD(x) / scale, in scratch; the few columns reaching past the limit held within it
+            unclipped = _column_sd(Xk, scratch) / scale
+            far = np.flatnonzero(np.maximum(high - center, center - low) > UNCLIPPED_LIMIT * scale)
+            if far.size:
+                unclipped[far] = np.clip((Xk[:, far] - center[far]) / scale[far], -UNCLIPPED_LIMIT,
+                                         UNCLIPPED_LIMIT).std(axis=0)
         _scale_in_place(Xk, center, scale, self._clips, scratch)  # robust: a huge z/IQR overflows, then clips
         offset = np.zeros(w)
         if self._clips:  # the clipped values' mean (see the class docstring), subtracted: mean 0
