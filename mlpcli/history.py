@@ -269,6 +269,7 @@ class Curves:
     val_spread: list[float] | None = None  # (len(val),) s.d. across members; None without members
     capacity_tried: str | None = None  # a larger network --hidden auto tried beside the chosen one, in words
     validation_table: str | None = None  # the separate table validation came from (train --val-data)
+    step: str = "epoch"  # what one point of the curves is: "epoch", or "iteration" for a model fitted by L-BFGS
 
 
 def _num(v) -> float:
@@ -520,6 +521,10 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     c.checkpoint_epoch = None if c.members else fit.get("best_epoch") or None
     c.capacity_tried = capacity_tried(fit, cfg)
     c.validation_table = cfg.get("val_data") if isinstance(cfg.get("val_data"), str) else None
+    if resolved.get("optimizer") == "lbfgs":  # full-batch: one point per iteration, the last weights kept
+        c.step = "iteration"
+        c.notes.append("the curves are per L-BFGS iteration (full batch): read 'epoch' in the verdict and its "
+                       "evidence as 'iteration'")
     recorded = {m.get(MEMBER): m.get("best_epoch") for m in fit.get("members") or [] if isinstance(m, dict)}
     for m in c.members:
         m.best_epoch = recorded.get(m.member) or m.best_epoch

@@ -105,6 +105,7 @@ def terminal_chart(
     train_name: str = "train",
     val_name: str = "validation",
     best_name: str = "best epoch",
+    x_name: str = "epoch",
 ) -> str:
     """Both curves as ``height`` lines of ``width`` character cells, plus axes and a legend.
 
@@ -162,7 +163,7 @@ def terminal_chart(
     axis[width - len(last):] = last
     if best_col is not None:
         axis[best_col] = "▲"
-    lines.append(" " * _Y_LABEL_WIDTH + "".join(axis).rstrip() + "  epoch")
+    lines.append(" " * _Y_LABEL_WIDTH + "".join(axis).rstrip() + f"  {x_name}")
     legend = f"{TRAIN_CHAR} {train_name}   {VAL_CHAR} {val_name}   {BOTH_CHAR} both"
     if best_col is not None:
         legend += f"   {BEST_CHAR} {best_name} {best_epoch}"
@@ -227,6 +228,7 @@ def plot_curves(
     train_eval: Sequence[float] | None = None,
     best_label: str | None = None,
     members: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
+    xlabel: str = "epoch",
 ) -> None:
     """Draw per-epoch training and validation curves to ``path`` (.png, .svg or .pdf).
 
@@ -266,7 +268,7 @@ def plot_curves(
     if divergence_epoch is not None and 1 <= divergence_epoch <= len(va):
         ax.axvline(divergence_epoch, color="#d62728", linestyle="--", linewidth=1.2,
                    label=f"divergence (epoch {divergence_epoch})")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=11)

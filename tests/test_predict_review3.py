@@ -133,6 +133,31 @@ def test_explain_names_an_annotation_column(geo, tmp_path, at, fmt, sheet):
     assert run(["explain", str(tmp / "m.mlp"), str(tmp / "matrix.tsv"), "--features-in-rows", *extra]).exit_code == 0
 
 
+@pytest.mark.parametrize("command", ["predict", "evaluate", "explain"])
+@pytest.mark.parametrize("fmt", ["tsv", "parquet"])
+def test_the_model_genes_named_by_a_symbol_column(geo, tmp_path, command, fmt):
+    """A genes x samples file with Ensembl-style ids first and the model's gene names in a second column: predict
+    said only that the file lacks every feature (its columns being the ids), never that one of its columns names
+    them. Now the error names that column and the fix; with the model's names first, the annotation error."""
+    tmp, matrix = geo
+    relabelled = matrix.rename(index=lambda g: f"ENSG{int(g[1:]):011d}")
+    relabelled.insert(0, "symbol", list(matrix.index))  # the model's names, in column 2
+    relabelled.index.name = "gene_id"
+    path = tmp_path / f"ids_first.{fmt}"
+    relabelled.to_csv(path, sep="\t") if fmt == "tsv" else relabelled.to_parquet(path)
+    out = tmp_path / ("out.json" if command == "evaluate" else "out.csv")
+    sheet = ["--samples", str(tmp / "s.csv")] if command != "predict" else []
+    res = run([command, str(tmp / "m.mlp"), str(path), "--features-in-rows", *sheet, "-o", str(out)])
+    assert_clean_error(res, "column 'symbol' (header cell 2) names 12 of the model's 12 features, the first column 0",
+                       "write column 'symbol' first")
+    assert not out.exists()
+    # the same file with the model's names first is the annotation error, as before
+    swapped = relabelled.reset_index().set_index("symbol")
+    swapped.to_csv(path, sep="\t") if fmt == "tsv" else swapped.to_parquet(path)
+    res = run([command, str(tmp / "m.mlp"), str(path), "--features-in-rows", *sheet, "-o", str(out)])
+    assert_clean_error(res, "column 'gene_id' (header cell 2) holds text, not a sample's numbers")
+
+
 # ── 4. another .h5ad matrix than the training one ────────────────────────────────────────────────────────
 
 

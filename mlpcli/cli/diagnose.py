@@ -75,7 +75,7 @@ def _chart(c: Curves, best_epoch: int | None) -> Text:
     mean = f" (mean of {len(c.members)})" if len(c.members) > 1 else ""
     chart = Text(terminal_chart(c.train, c.val, best_epoch=best_epoch, baseline=c.baseline,
                                 train_name="training" + mean, val_name="validation" + mean,
-                                best_name="kept epoch" if c.checkpoint_epoch else "best epoch"))
+                                best_name=f"kept {c.step}" if c.checkpoint_epoch else f"best {c.step}", x_name=c.step))
     chart.highlight_regex(re.escape(TRAIN_CHAR), "bold dodger_blue2")
     chart.highlight_regex(re.escape(VAL_CHAR), "bold dark_orange")
     chart.highlight_regex(re.escape(BOTH_CHAR), "bold magenta")
@@ -106,7 +106,7 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
     what = (f"{c.source}: {_curves_name(c)} curves{' (higher is better)' if c.higher_is_better else ''}, "
             f"{_epochs_words(c)}")
     if c.checkpoint_epoch:  # beside the evidence's best_epoch (first within the noise of the best): they may differ
-        what += f"; weights kept from epoch {c.checkpoint_epoch}"
+        what += f"; weights kept from {c.step} {c.checkpoint_epoch}"
     if c.baseline is not None:
         what += f"; baseline {c.baseline:.4g} ({c.baseline_note})"
     parts = [Text(what, style="dim"), Text(d.summary, style="bold"), Text(""), table, Text(""),
@@ -114,6 +114,14 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
     if chart:
         parts += [Text(""), _chart(c, best_epoch)]
     return Panel(Group(*parts), title=f"Learning curves: {title}", title_align="left", border_style=style)
+
+
+def _kept_label(c: Curves, best: int | None) -> str | None:
+    """The plot's legend for the kept weights: early stopping's lowest validation loss, or L-BFGS's last iterate."""
+    if not c.checkpoint_epoch:
+        return None
+    why = "the last" if c.step == "iteration" else "lowest validation loss"
+    return f"kept {c.step} {best} ({why})"
 
 
 def _curves_name(c: Curves) -> str:
@@ -141,7 +149,7 @@ def _epochs_words(c: Curves) -> str:
     if not c.members:
         both = sum(1 for t, v in zip(c.train, c.val) if math.isfinite(t) and math.isfinite(v))
         # a history with empty cells: the rows, and how many of them the verdict could read
-        return f"{len(c.train)} epochs" + (f" ({both} with both values)" if both < len(c.train) else "")
+        return f"{len(c.train)} {c.step}s" + (f" ({both} with both values)" if both < len(c.train) else "")
     if len(c.members) == 1:  # its own curves, not a mean (an ensemble stopped after its first member)
         kept = c.members[0].best_epoch
         return f"{len(c.train)} epochs of member {c.members[0].member}" + (f", kept epoch {kept}" if kept else "")
@@ -343,7 +351,7 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
         diverged = d.evidence.get("divergence_epoch") or d.evidence.get("unstable_epoch")
         plot_curves(plot_path, c.train, c.val, ylabel=_curves_name(c), title=_plot_title(c, d),
                     best_epoch=best, divergence_epoch=diverged, baseline=c.baseline, train_eval=c.train_eval,
-                    best_label=f"kept epoch {best} (lowest validation loss)" if c.checkpoint_epoch else None,
+                    best_label=_kept_label(c, best), xlabel=c.step,
                     members=[(m.train, m.val) for m in c.members] if len(c.members) > 1 else None)
     if as_json:
         doc = {**d.to_dict(), "source": c.source, "kind": c.kind, "curves": c.curves,

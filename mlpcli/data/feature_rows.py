@@ -154,8 +154,8 @@ def _assemble_samples(
     these, the `written` ones (ids, groups, batches, labels) are typed as written (``typed_as_written``;
     `decimal`: the table's decimal mark), the rest left as text for the feature checks to name a stray cell.
     """
-    annotation = _annotation_columns(sample_ids, [n for n, t in zip(names, is_text) if t], numeric_values,
-                                     text_values, written, decimal, source) if is_text.any() else None
+    annotation, named = _annotation_columns(sample_ids, [n for n, t in zip(names, is_text) if t], numeric_values,
+                                            text_values, written, decimal, source) if is_text.any() else (None, [])
     num_names = [n for n, t in zip(names, is_text) if not t]
     block = numeric_values.T  # (S, F_num)
     # Integral rows (counts, 0/1 labels, numeric patient ids) become int64, as read_csv would type them.
@@ -174,6 +174,7 @@ def _assemble_samples(
     frame = pd.concat(parts, axis=1)[[DEFAULT_ID, *names]]
     if annotation is not None:
         frame.attrs[ANNOTATION_ATTR] = annotation
+        frame.attrs[NAMES_ATTR] = named
     return frame
 
 
@@ -182,6 +183,9 @@ def _assemble_samples(
 # raises it (``raise_annotation_columns``) once it has ruled out the other explanation, a samples x features
 # table given with --features-in-rows (its role columns are text too), which only a model's names tell.
 ANNOTATION_ATTR = "mlpcli_annotation_columns"
+# ... and what those columns hold, [(column, header cell, [its text per feature row])]: a symbol column beside the
+# Ensembl ids may name the model's features where the first column does not (``raise_names_elsewhere``)
+NAMES_ATTR = "mlpcli_annotation_names"
 
 
 def raise_annotation_columns(frame: pd.DataFrame) -> None:
@@ -191,17 +195,35 @@ def raise_annotation_columns(frame: pd.DataFrame) -> None:
         raise DataError(message)
 
 
+def raise_names_elsewhere(frame: pd.DataFrame, wanted: Sequence[str], source: str) -> None:
+    """A DataError when most of the model's features ``wanted`` are named by one of a features x samples
+    file's text columns (gene symbols beside Ensembl ids, say) and fewer by its first column, which
+    --features-in-rows reads the names from: the fix is in the file (that column first), and the generic
+    "lacks N features" error would not point at it."""
+    named = frame.attrs.get(NAMES_ATTR)
+    if not named:
+        return
+    wanted = {str(w) for w in wanted}
+    column, cell, hits = max(((c, k, len(wanted.intersection(v))) for c, k, v in named), key=lambda t: t[2])
+    in_first = len(wanted.intersection(str(c) for c in frame.columns))
+    if 2 * hits < len(wanted) or hits <= in_first:
+        return
+    raise DataError(f"{source}: column {column!r} (header cell {cell}) names {hits:,} of the model's {len(wanted):,} "
+                    f"features, the first column {in_first:,}; with --features-in-rows the first column names the "
+                    f"features — write column {column!r} first and leave out the other text columns")
+
+
 def _annotation_columns(sample_ids: list[str], text_names: list[str], numeric_values: np.ndarray,
                         text_values: np.ndarray, written: Sequence[str], decimal: str | None,
-                        source: str) -> str | None:
-    """The error message when columns of a features x samples table hold text and no number while other
+                        source: str) -> tuple[str | None, list[tuple[str, int, list[str]]]]:
+    """(message, columns): the error message when columns of a features x samples table hold text and no number while other
     columns hold numbers: annotation columns (gene symbols, descriptions), not samples. Read as samples, they
-    were "samples" that training left out (no row in the sheet) or failed on naming a feature's row.
-    numeric_values (F_num, S): the rows of numbers; text_values (F_text, S): the rows holding text, named
+    were "samples" that training left out (no row in the sheet) or failed on naming a feature's row; and those
+    columns as (name, header cell, their text cells), for ``raise_names_elsewhere``. numeric_values (F_num, S): the rows of numbers; text_values (F_text, S): the rows holding text, named
     `text_names`; the `written` ones (ids, groups, batches, labels) are text in every sample and do not count."""
     rows = np.flatnonzero(~np.isin(text_names, list(written)))  # text rows that are not roles
     if not rows.size:
-        return None
+        return None, []
     block = text_values[rows]  # (R, S) object
     cells = pd.Series(block.ravel(), dtype=object)
     stray = non_number_cells(cells, decimal or ".").reshape(block.shape)  # (R, S) text, not numbers
@@ -212,15 +234,16 @@ def _annotation_columns(sample_ids: list[str], text_names: list[str], numeric_va
         numbers = numbers + np.isfinite(numeric_values).sum(axis=0)
     annotation = np.flatnonzero((numbers == 0) & (texts > 0))
     if not annotation.size or not (numbers > 0).any():
-        return None
+        return None, []
     j = int(annotation[0])
     i = int(rows[np.flatnonzero(stray[:, j])[0]])
     one = annotation.size == 1
     cells = ", ".join(str(k + 2) for k in annotation[:4]) + (", ..." if annotation.size > 4 else "")
     keep = f" (keep column 1 and columns {annotation.size + 2} on)" \
         if annotation.tolist() == list(range(annotation.size)) else ""
+    named = [(sample_ids[k], k + 2, [str(v) for v in block[:, k] if isinstance(v, str)]) for k in annotation]
     return (f"{source}: column{'' if one else 's'} {_quoted([sample_ids[k] for k in annotation], 4)} (header "
             f"cell{'' if one else 's'} {cells}) hold{'s' if one else ''} text, not a sample's numbers (e.g. "
             f"{str(text_values[i, j])!r} for {text_names[i]!r}); with --features-in-rows the first column names the "
             f"features and every other column is one sample: remove such annotation columns first{keep} — or, if "
-            "the table is samples x features, leave out --features-in-rows")
+            "the table is samples x features, leave out --features-in-rows"), named

@@ -32,7 +32,7 @@ from ..parallel import usable_cores  # noqa: F401 - one helper for the cores thi
 from ._common import DECIMAL_ATTR
 from .fields import check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
 from .dialect import SNIFF_BYTES
-from .feature_rows import raise_annotation_columns
+from .feature_rows import raise_annotation_columns, raise_names_elsewhere
 from .io import NA_TOKENS, as_written_na
 from .parquet import parquet_columns
 from .sources import check_file, is_pipe
@@ -103,6 +103,10 @@ class _Table(ABC):
         table in the other layout, ``columns._check_layout``); reading on afterwards is unaffected."""
         return []
 
+    def check_feature_names(self, wanted: Sequence[str]) -> None:
+        """Before the column plan: a DataError when most of the features ``wanted`` are named in a column of the
+        table other than the one its layout reads them from (``feature_rows.raise_names_elsewhere``)."""
+
     def close(self) -> None:
         pass
 
@@ -121,6 +125,9 @@ class _FrameTable(_Table):
 
     def first_cells(self, limit: int) -> list[str]:
         return [str(v) for v in self.frame.iloc[:limit, 0]] if self.frame.shape[1] else []
+
+    def check_feature_names(self, wanted: Sequence[str]) -> None:
+        raise_names_elsewhere(self.frame, wanted, self.name)
 
     def pieces(self, size, plan, convert):
         # a transposed file's text columns (gene symbols beside the ids): said now, after the column plan has

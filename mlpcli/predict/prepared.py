@@ -130,6 +130,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     sheet_id = given_id if cells_id is not None else (roles.id if roles is not None else None)
     sheet = read_sample_sheet(roles.samples, id=sheet_id) if roles is not None and roles.samples is not None else None
     join_notes: list[str] = []
+    if isinstance(table, pd.DataFrame):  # a genes x samples file's symbol column naming the model's genes
+        data.feature_rows.raise_names_elsewhere(table, model.preprocessor.kept_features, name)
     if sheet is None:
         plan = plan_columns(model, table.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
                             source=name, need_target=need_target, can_fill=can_fill,

@@ -328,6 +328,7 @@ class _Run:
                                     decimal=roles.decimal, layer=roles.layer, raw=roles.raw,
                                     var_names=roles.var_names, text=role_rows)
         try:
+            self.table.check_feature_names(model.preprocessor.kept_features)
             self.join, self.sheet_only = self._join(sheet, roles, by) if sheet is not None else (None, set())
             if self.join is not None:
                 roles = dataclasses.replace(roles, id=self.join.data_id)
