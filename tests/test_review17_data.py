@@ -3,6 +3,8 @@ from the model's classes in a stray space or in letter case, patient ids spelled
 
 from __future__ import annotations
 
+import json
+
 
 import numpy as np
 import pandas as pd
@@ -92,15 +94,38 @@ def test_an_empty_id_cell_is_still_an_error_naming_column_and_row(tmp_path, mode
     assert_clean_error(run(args), "t.csv: the id column 'sample_id' is empty at row 7")
 
 
-def test_a_label_that_pandas_reads_as_missing_is_missing_in_evaluate_as_in_train(tmp_path, model):
+def test_a_label_none_is_a_label_in_evaluate_as_in_train(tmp_path, model):
     """predict's reader took pyarrow's missing-value tokens, which lack pandas' None and <NA>: a label None was a
-    missing label in train and an unknown class in evaluate."""
+    missing label in train and an unknown class in evaluate. Both now read the documented tokens only (empty,
+    NA, N/A, NULL, NaN, #N/A): None is a class ("no response"), as in a parquet file, in train and evaluate."""
     frame = cohort([f"S{i}" for i in range(40)])
     frame.loc[4, "label"] = "None"
+    path = write(frame, tmp_path / "t.csv")
+    assert_clean_error(run(["evaluate", model, path]), "labels the model does not know: 'None'", "row 5")
+    frame.loc[4, "label"] = "NA"
     path = write(frame, tmp_path / "t.csv")
     assert_clean_error(run(["evaluate", model, path]), "the target 'label' has missing values", "row 5")
     assert_clean_error(run(["train", path, "--no-group", *FAST, "-o", str(tmp_path / "x.mlp")]),
                        "target has missing values in 1 row")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_none_is_a_class_and_a_batch_in_text_as_in_parquet(tmp_path, fmt):
+    """A text table read 'None' as missing (pandas' default tokens) where a parquet file keeps it as text: a class
+    None ("no response") stopped training as missing labels, and batches None and null merged into one."""
+    rng = np.random.default_rng(3)
+    n = 90
+    frame = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"g{j}" for j in range(6)])
+    frame.insert(0, "label", np.array(["None", "Partial", "Complete"])[np.arange(n) % 3])
+    frame.insert(1, "batch", np.array(["None", "b2"])[np.arange(n) % 2])
+    path = tmp_path / f"resp.{fmt}"
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+    res = run(["train", str(path), "--no-group", *FAST, "-o", str(tmp_path / "r.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output[res.output.index("{"):])
+    info = run(["info", str(tmp_path / "r.mlp"), "--json"])
+    assert sorted(json.loads(info.output)["classes"]) == ["Complete", "None", "Partial"]
+    assert "missing" not in " ".join(doc.get("warnings", [])).lower()
 
 
 def test_repeated_na_ids_say_they_are_read_as_ids(tmp_path):

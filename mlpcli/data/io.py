@@ -68,18 +68,21 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
     return table.read_frame(text=[c for c in text if c in table.names], ids=ids), table.notes
 
 
-# pandas' missing-value tokens: "", NA, N/A, NaN, nan, null, NULL, None, <NA>, #N/A, ...
-NA_TOKENS = sorted(pd._libs.parsers.STR_NA_VALUES)
+# The cells that are missing values: an empty cell, NA, N/A, NULL and NaN as people and programs write them
+# (R's NA, SQL's NULL, NumPy's nan) and Excel's #N/A. Not pandas' longer default list: "None" is a class
+# ("no response", "no metastasis") and a batch, and parquet keeps it as text; nor its C runtime spellings.
+NA_TOKENS = sorted({"", "#N/A", *(v for word in ("NA", "N/A", "NULL", "NaN")
+                                  for v in (word, word.lower(), word.capitalize())),
+                    "-NaN", "-nan", "+NaN", "+nan", "NAN", "n/A"})
 
 
 def as_written_na(columns: Sequence[str], ids: Sequence[str]) -> dict:
     """``pd.read_csv`` keywords that read the `ids` columns (sample ids) as written, only an empty cell
-    missing, and every other of `columns` with pandas' missing-value tokens (empty when no id column is
-    among them): a sample named NA, None or NULL is an id, as it is in a parquet file, in a genes × samples
+    missing, and every other of `columns` with the missing-value tokens NA_TOKENS: a sample named NA, None or NULL is an id, as it is in a parquet file, in a genes × samples
     matrix's header and in pandas' own ``DataFrame``, not a missing one."""
     ids = set(ids) & set(columns)
     if not ids:
-        return {}
+        return {"keep_default_na": False, "na_values": NA_TOKENS}
     return {"keep_default_na": False, "na_values": {c: [""] if c in ids else NA_TOKENS for c in columns}}
 
 
@@ -152,7 +155,10 @@ class TextTable:
 
     def _parse(self, raw, **kwargs):
         """pandas' read_csv of the decompressed stream `raw` (from ``open_binary``, which, unlike pandas, finds
-        a .zip's table past folder entries and macOS's __MACOSX/ files)."""
+        a .zip's table past folder entries and macOS's __MACOSX/ files); missing values NA_TOKENS unless
+        `kwargs` say otherwise."""
+        if "na_values" not in kwargs:
+            kwargs.update(keep_default_na=False, na_values=NA_TOKENS)
         return pd.read_csv(raw, sep=self.dialect.sep, decimal=self.dialect.decimal, **kwargs)
 
     def check_fields(self) -> None:
