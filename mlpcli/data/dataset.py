@@ -350,7 +350,8 @@ class Dataset:
             X = features[1]
         missing = _check_feature_values(X, feature_names, notes, _CellPlace(df, roles.id))
         ids = _id_column(df, roles.id)
-        _check_value_limit(X, feature_names, ids, "feature column")
+        if is_sparse(X) or X.dtype != np.float32:  # float32 values, refused when infinite, are within float32's range
+            _check_value_limit(X, feature_names, ids, "feature column")
         groups = _label_column(df, roles.group, "--group", roles.id)
         if groups is not None and classes is None:
             _warn_near_groups(groups, roles.group, warn)
@@ -412,6 +413,8 @@ def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
     column (d,)."""
     infinite = np.zeros(X.shape[1], dtype=bool)
     nan_counts = np.zeros(X.shape[1], dtype=np.int64)
+    if not is_sparse(X) and X.size and _all_finite(X):  # the common case, in two passes without temporaries
+        return nan_counts
     if is_sparse(X):
         infinite[X.indices[np.isinf(X.data)]] = True
         nan_counts = np.bincount(X.indices[np.isnan(X.data)], minlength=X.shape[1])
@@ -437,6 +440,13 @@ def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
 
 
 _CHECK_BLOCK = 1 << 22  # values per block of the feature checks (32 MiB of float64)
+
+
+def _all_finite(X: np.ndarray) -> bool:
+    """Whether every value of the dense X is finite: its NaN-propagating minimum and maximum are (a NaN makes
+    both NaN, an infinity is an extreme)."""
+    X = np.asarray(X)
+    return bool(np.isfinite(np.minimum.reduce(X, axis=None)) and np.isfinite(np.maximum.reduce(X, axis=None)))
 
 
 def _decimal_comma_hint(col: pd.Series) -> str:
