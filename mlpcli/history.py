@@ -336,6 +336,8 @@ def read_curves(source: str | os.PathLike, curves: str = "loss", higher_is_bette
     if curves not in CURVE_COLUMNS:
         raise ValueError(f"curves must be one of {', '.join(CURVE_COLUMNS)}, got {curves!r}")
     source = os.fspath(source)  # a notebook's pathlib.Path
+    if not source.strip():
+        raise DataError(f"file not found: the name given is empty ({source!r})")
     if source != "-":
         if not os.path.exists(source):
             raise DataError(f"file not found: {source}")

@@ -47,3 +47,57 @@ def test_minibatch_curves_stay_epochs(lbfgs_model):
     res = run(["diagnose", str(lbfgs_model / "adam.mlp")])
     assert res.exit_code == 0, res.output
     assert "12 epochs" in res.output and "iteration" not in res.output
+
+
+# ── empty names and huge budgets (a fuzz of the options) ─────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("small")
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(size=(60, 5)), columns=[f"g{j}" for j in range(5)])
+    frame.insert(0, "label", np.where(frame["g0"] > 0, "a", "b"))
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(60)])
+    frame.to_csv(tmp / "t.csv", index=False)
+    res = run(["train", str(tmp / "t.csv"), "--folds", "1", "--epochs", "2", "--hidden", "4", "--no-group", "-q",
+               "-o", str(tmp / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    return tmp
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "{t}", "-o", ""], ["train", "{t}", "--history", ""], ["train", "{t}", "--oof", " "],
+    ["cv", "{t}", "--oof", ""], ["tune", "{t}", "--grid", "lr=1e-3", "--results", ""],
+    ["tune", "{t}", "--grid", "lr=1e-3", "--refit", "-o", ""], ["diagnose", "{m}", "--plot", ""],
+    ["train", "{t}", "--config", ""],
+], ids=lambda a: " ".join(a[:1] + a[-2:-1]))
+def test_an_empty_output_name_is_a_usage_error(small, tmp_path, args):
+    """--history "$H" and --oof "$O" with the variable unset wrote nothing and said nothing (exit 0); -o '' said
+    "is a directory" (exit 1)."""
+    args = [a.format(t=small / "t.csv", m=small / "m.mlp") for a in args]
+    res = run(args + ["--epochs", "1"] if args[0] in ("train", "cv", "tune") else args)
+    assert res.exit_code == 2, res.output
+    assert "an empty file name" in res.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "explain"])
+@pytest.mark.parametrize("flag", ["--group", "--id", "--batch"])
+def test_an_empty_column_name_is_a_usage_error(small, command, flag):
+    """predict, evaluate and explain said "--group column '' not found" (exit 1) where train says what it is."""
+    res = run([command, str(small / "m.mlp"), str(small / "t.csv"), flag, ""])
+    assert res.exit_code == 2, res.output
+    assert "an empty value (an unset shell variable?)" in res.output.splitlines()[-1]
+
+
+def test_diagnose_an_empty_name(small):
+    res = run(["diagnose", ""])
+    assert res.exit_code == 1 and "the name given is empty" in res.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_huge_chunk_budget_is_a_usage_error(small, command):
+    """--chunk-mb 1e308 was "internal error (OverflowError ...)" once counted in bytes."""
+    res = run([command, str(small / "m.mlp"), str(small / "t.csv"), "--chunk-mb", "1e308"])
+    assert res.exit_code == 2 and "--chunk-mb" in res.output
+    assert run([command, str(small / "m.mlp"), str(small / "t.csv"), "--chunk-mb", "1e6"]).exit_code == 0

@@ -719,16 +719,16 @@ def role_options(fn):
                      help="Target column(s), where the command reads labels (evaluate's truth, the classes "
                           "explain and gradcheck explain toward); predict ignores it. Comma-separated, or repeated  "
                           "[default: the model's target]"),
-        click.option("--group", default=None,
+        click.option("--group", default=None, callback=named_column,
                      help="Group column (samples of one patient), counted as patients: by the shift check, "
                           "evaluate's and explain's bootstrap  [default: the model's, else patient_id when present]"),
         click.option("--no-group", is_flag=True,
                      help="No group column: samples count as independent (bootstraps resample samples, not "
                           "patients)."),
-        click.option("--id", "id_col", default=None,
+        click.option("--id", "id_col", default=None, callback=named_column,
                      help="Sample id column, naming the samples in outputs and messages  [default: the model's, "
                           "else sample_id when present]"),
-        click.option("--batch", default=None,
+        click.option("--batch", default=None, callback=named_column,
                      help="Batch / site column: predict's and evaluate's shift check compares it with the training "
                           "batches  [default: the model's, else batch when present]"),
         click.option("--drop", multiple=True, help="Comma-separated columns to ignore (or repeat it)."),
@@ -886,6 +886,15 @@ def named_file(ctx, param, value):
     if value is not None and not str(value).strip():
         raise click.BadParameter("an empty file name; give a file name, or leave the option out", ctx=ctx,
                                  param=param)
+    return value
+
+
+def named_column(ctx, param, value):
+    """Click callback: a column option's name must not be empty (``--group "$COL"`` with the variable unset), as
+    train's declared options refuse it."""
+    if value is not None and not str(value).strip():
+        raise click.BadParameter("an empty value (an unset shell variable?); give a column name, or leave the option "
+                                 "out", ctx=ctx, param=param)
     return value
 
 

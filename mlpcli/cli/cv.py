@@ -10,6 +10,7 @@ import click
 
 from ..fileio import TABLE_FORMATS
 from ._common import (
+    named_file,
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
     fmt, fmt_ci, fmt_mean_sd, fmt_metric, fmt_sd, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_option, warn_threads, warn_workers,
@@ -282,7 +283,7 @@ def pooled_line(pooled, repeats: int) -> str:
               help="Number of folds (whole groups per fold; stratified by class for class targets).")
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Repeat the CV with reshuffled folds and reseeded networks (seed + r).")
-@click.option("--oof", "oof_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--oof", "oof_path", type=click.Path(dir_okay=False), default=None, callback=named_file,
               help=f"Write out-of-fold predictions ({TABLE_FORMATS}).")
 @click.option("--leave-batch-out", is_flag=True,
               help="Hold out one batch (site, run) at a time instead of --folds, with every batch its patients "

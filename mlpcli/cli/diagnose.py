@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ..metrics import display_name
 from ._common import (
+    named_file,
     Table, CONTEXT_SETTINGS, check_stdout_open, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric,
     handle_errors, json_option, print_json, quiet_option, report, stderr_console, stdout_console, threads_option,
     warn_workers, N_JOBS_FROM_END, check_n_jobs,
@@ -249,7 +250,7 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
               help="No-skill level of the curves, in their units (default from a model file: the loss of always "
                    "predicting the training class prior, or for regression the training mean; with --metric metric "
                    "the chance balanced accuracy or that mean's RMSE. None for a history table).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=named_file,
               help="Also draw the curves to FILE (.png, .svg or .pdf).")
 @click.option("--chart/--no-chart", default=True, show_default=True, help="Show the terminal chart of both curves.")
 @click.option("--learning-curve", "learning", is_flag=True,

@@ -12,7 +12,7 @@ from ..metrics import display_name
 from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_writable, debug_option, distinct_files, fmt,
     fmt_interval, fmt_metric,
-    handle_errors, json_option, json_text, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
+    handle_errors, json_option, json_text, named_column, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
     stdout_console, threads_context, threads_option, write_together,
 )
 from .predict import (
@@ -308,7 +308,7 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
                short_help="Score a model on a labelled table, per group, with CIs.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
-@click.option("--by", default=None, metavar="COLUMN",
+@click.option("--by", default=None, metavar="COLUMN", callback=named_column,
               help="Repeat the main metrics per value of this column (batch, site). A group is flagged when its "
                    "main metric is worse than overall by more than 0.1 (RMSE: 1.25 x; several targets: any target's own) and, with --bootstrap, its "
                    "95 % interval lies wholly on the worse side of the overall value, or without it each class it "

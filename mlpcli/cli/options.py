@@ -264,6 +264,8 @@ def _load_config_defaults(ctx: click.Context, param, value):
     does not have is refused: each problem is a usage error (exit 2) naming the file and the key."""
     if value is None:
         return value
+    if not str(value).strip():
+        raise click.BadParameter("an empty file name; give a file name, or leave the option out", ctx=ctx, param=param)
     ctx.meta[CONFIG_META] = value  # an input file too: no output may replace it (``distinct_files``)
     train_params = _train_params(ctx)
     renamed = {}  # {train option: this command's key for it} where its flag is another (cv's --member-folds)

@@ -156,7 +156,8 @@ def common_options(fn):
                           "scaling the means mapped back from the clipped values: approximate) and, as *_scaled, as the "
                           "network sees them; mean_shift_sd on the latter, sd_ratio before robust scaling's clip "
                           "(models before format 11: on the latter too)."),
-        click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite_mb,
+        # at most a million GiB: the budget is counted in bytes (a 1e308 MiB budget overflowed)
+        click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True, max=1 << 30), default=None, callback=_finite_mb,
                      help="Memory for the table's rows in flight (text and parsed values), in MiB: rows are read "
                           "in pieces of this budget however wide or long they are  [default: 64]"),
         click.option("--chunksize", type=click.IntRange(min=1), default=None,

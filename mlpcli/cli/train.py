@@ -13,6 +13,7 @@ from ..config import unused_once_resolved
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
 from ._common import (
+    named_file,
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
     distinct_files, fmt, fmt_ci, fmt_metric, handle_errors, interrupted_exit, json_option, on_standard_output,
     one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
@@ -274,12 +275,12 @@ def _kept_words(fit: dict) -> str:
 @config_option()
 @train_options
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="Model file to write (- or /dev/stdout: its bytes on standard output, the summary on stderr).")
-@click.option("--history", "history_path", default=None, type=click.Path(dir_okay=False),
+              callback=named_file, help="Model file to write (- or /dev/stdout: its bytes on standard output, the summary on stderr).")
+@click.option("--history", "history_path", default=None, type=click.Path(dir_okay=False), callback=named_file,
               help=f"Write the per-epoch table (one row per member and epoch; {TABLE_FORMATS}). Its inference-mode training "
                    "columns (train_loss_eval, train_metric) are measured on a fixed, seeded sample of at most "
                    "2,048 training rows (all rows below that; stratified by class).")
-@click.option("--oof", "oof_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--oof", "oof_path", default=None, type=click.Path(dir_okay=False), callback=named_file,
               help="Write the held-out predictions (out-of-fold for an ensemble) as predict writes predictions "
                    f"({TABLE_FORMATS}): the pred_ label by the model's decision rule (the summary's labels row; "
                    "balanced can pick a class other than the highest prob_ column), beside the probabilities.")

@@ -9,6 +9,7 @@ from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
 from ._common import (
+    named_file,
     Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_context, warn_workers, write_together,
@@ -126,12 +127,12 @@ def _write_outputs(model, out: str, results, results_path: str | None) -> None:
               help="Add an outer grouped CV: an honest estimate of the tuned model (each outer test fold "
                    "is unseen by the tuning).")
 @click.option("--outer-folds", type=click.IntRange(min=2), default=5, show_default=True, help="Outer folds with --nested.")
-@click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None, callback=named_file,
               help=f"Write the ranked results ({TABLE_FORMATS}).")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Rows of the ranked table to print.")
 @click.option("--refit", is_flag=True, help="Train the best setting on all the data as `train` does and save it (-o).")
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="Model file for --refit (- or /dev/stdout: its bytes on standard output, the tables on stderr).")
+              callback=named_file, help="Model file for --refit (- or /dev/stdout: its bytes on standard output, the tables on stderr).")
 @train_options(rename={"folds": "--member-folds"}, exclude=("refit",))
 @parallel_options
 @quiet_option
