@@ -101,3 +101,43 @@ def test_a_huge_chunk_budget_is_a_usage_error(small, command):
     res = run([command, str(small / "m.mlp"), str(small / "t.csv"), "--chunk-mb", "1e308"])
     assert res.exit_code == 2 and "--chunk-mb" in res.output
     assert run([command, str(small / "m.mlp"), str(small / "t.csv"), "--chunk-mb", "1e6"]).exit_code == 0
+
+
+# ── numbers written with thousands separators ────────────────────────────────────────────────────────────
+
+
+def _counts_with_separators(tmp_path, decimals: bool = False):
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(80) < 0.5, "A", "B")
+    if decimals:  # decimal commas rounded to three places: every comma number in the thousands form too
+        values = rng.normal(5, 2, size=(80, 4)).round(3)
+        cells = {f"G{j}": [f"{v:.3f}".replace(".", ",") for v in values[:, j]] for j in range(4)}
+    else:
+        values = rng.poisson(np.where(y == "A", 600, 1800)[:, None] * np.ones((1, 4)))
+        cells = {f"G{j}": [f"{v:,}" for v in values[:, j]] for j in range(4)}
+    frame = pd.DataFrame(cells)
+    frame["label"] = y
+    path = tmp_path / "t.tsv"
+    frame.to_csv(path, sep="\t", index=False)
+    return path, values
+
+
+def test_thousands_separators_are_not_read_as_decimal_commas(tmp_path):
+    """A tab-separated table of counts written 619 and 1,798 trained (exit 0, a note) on 619 and 1.798: a
+    thousandfold error in one column; --decimal . then advised writing '1.798'."""
+    path, _ = _counts_with_separators(tmp_path)
+    out = tmp_path / "m.mlp"
+    base = ["train", str(path), "--no-group", "--folds", "1", "--epochs", "1", "-o", str(out)]
+    res = run(base)
+    assert res.exit_code == 1 and not out.exists()
+    assert "look written with thousands separators" in res.output.splitlines()[-1]
+    res = run(base + ["--decimal", "."])
+    assert res.exit_code == 1 and "if the comma separates thousands, write it '1" in res.output
+    assert run(base + ["--decimal", "comma", "-q"]).exit_code == 0  # the user's word: decimal commas
+
+
+def test_decimal_commas_to_three_places_still_read(tmp_path):
+    path, values = _counts_with_separators(tmp_path, decimals=True)
+    res = run(["train", str(path), "--no-group", "--folds", "1", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "numbers read with decimal commas" in res.output

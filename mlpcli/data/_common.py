@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -113,6 +115,9 @@ def first_non_number(frame: pd.DataFrame, columns: Sequence[str], decimal: str =
 def decimal_advice(value: Any, decimal: str) -> str:
     """"; the table is read with decimal commas: write it '0,5'" for a cell written with the other mark."""
     text = str(value).strip()
+    if decimal == "." and re.fullmatch(r"[-+]?[1-9]\d{0,2}(,\d{3})+", text):  # 1,798: a thousands separator?
+        return (f"; if the comma separates thousands, write it {text.replace(',', '')!r} (separators are not read); "
+                "if it is a decimal mark, pass --decimal comma and --sep")
     other = text.replace(".", ",") if decimal == "," else text.replace(",", ".")
     if other == text:
         return ""

@@ -19,6 +19,11 @@ SNIFF_BYTES = 1 << 20  # the head of a file that separators and decimal marks ar
 _MAX_HEAD_BYTES = 64 << 20  # a header line longer than this is not sniffed (the file name decides)
 COMMA_NUMBER = re.compile(r"\s*[-+]?(\d+,\d*|,\d+)([eE][-+]?\d+)?\s*")
 _DOT_NUMBER = re.compile(r"\s*[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?\s*")
+# A number written with thousands separators (1,798 or 12,345,678: a first group of 1-3 digits, no leading zero,
+# then groups of three) and a plain whole number; a table whose comma numbers are all of the first kind while
+# its whole numbers stay below 1,000 was written with thousands separators, not decimal commas
+THOUSANDS_NUMBER = re.compile(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+\s*")
+_WHOLE_NUMBER = re.compile(r"\s*[-+]?\d+\s*")
 
 
 def separator_char(value: str | None) -> str | None:
@@ -105,6 +110,11 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
         # when it is read), not a reason to read every other number as text
         comma = commas[0] if commas else None
         chosen_decimal = "," if len(commas) > dots else "."
+        if chosen_decimal == "," and looks_like_thousands(commas, cells):
+            raise DataError(f"{source}: numbers such as {comma.strip()!r} look written with thousands separators "
+                            "(every number with a comma has groups of three digits, and those without one stay "
+                            "below 1,000), which are not read: write the numbers without them — or, if the commas "
+                            "are decimal marks, pass --decimal comma")
         if chosen_decimal == ",":
             notes.append(f"{source}: numbers read with decimal commas ({comma.strip()!r} is "
                          f"{comma.strip().replace(',', '.')}); --decimal . to read them otherwise")
@@ -112,6 +122,17 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
         raise ConfigError(f"--decimal comma: comma is also the field separator of {source}; pass --sep too "
                           "(e.g. --sep semicolon --decimal comma)")
     return Dialect(chosen, chosen_decimal, tuple(notes))
+
+
+def looks_like_thousands(commas: list[str], cells: list[str]) -> bool:
+    """Whether numbers written with a comma (`commas`, among a table's `cells`) are thousands separators rather
+    than decimal commas: every one in the thousands form (``THOUSANDS_NUMBER``), beside whole numbers without a
+    comma (some, and all below 1,000). Decimal commas rounded to three places write their whole numbers
+    "619,000" or let some be 1,000 or more ("1234,5" is not in the form)."""
+    if not commas or not all(THOUSANDS_NUMBER.fullmatch(c) for c in commas):
+        return False
+    whole = [c for c in cells if _WHOLE_NUMBER.fullmatch(c)]
+    return bool(whole) and all(abs(int(c)) < 1000 for c in whole)
 
 
 def head_records(head: str, complete: bool) -> list[str]:
