@@ -141,3 +141,24 @@ def test_decimal_commas_to_three_places_still_read(tmp_path):
     res = run(["train", str(path), "--no-group", "--folds", "1", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 0, res.output
     assert "numbers read with decimal commas" in res.output
+
+
+def test_a_row_without_any_feature_value_is_refused(tmp_path):
+    """A spreadsheet's blank lines below the data (",,,,") were predicted as samples from the training medians
+    by a model trained with --impute (exit 0; a note counted the imputed values)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(5, 1, (100, 5)).round(3), columns=[f"G{i}" for i in range(5)])
+    train_table = X.assign(label=np.where(X.G0 > 5, "A", "B"))
+    train_table.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "t.csv"), "--impute", "median", "--epochs", "2", "--folds", "1", "--no-group",
+                "-q", "-o", str(model)]).exit_code == 0
+    (tmp_path / "new.csv").write_text(X.head(3).to_csv(index=False) + ",,,,\n,,,,\n")
+    out = tmp_path / "p.csv"
+    res = run(["predict", str(model), str(tmp_path / "new.csv"), "-o", str(out)])
+    assert res.exit_code == 1 and not out.exists()
+    assert "row 4 has no feature value (all 5 missing; 2 such rows" in res.output.splitlines()[-1]
+    # a row with some values is imputed as before
+    (tmp_path / "new.csv").write_text(X.head(3).to_csv(index=False) + "1.0,,,,\n")
+    res = run(["predict", str(model), str(tmp_path / "new.csv"), "-o", str(out)])
+    assert res.exit_code == 0 and len(pd.read_csv(out)) == 4

@@ -417,6 +417,13 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
                             f"{_row_label(first_row, i, ids)} ({int(bad.sum())} missing in rows {first_row + 1}-"
                             f"{first_row + len(X)}); the model was trained without --impute, so fill them or retrain "
                             "with --impute")
+        empty = np.isnan(values).all(axis=1) if values.shape[1] else np.zeros(0, dtype=bool)
+        if empty.any():  # nothing of the sample to impute from: the training average, predicted as its own
+            i = int(np.argmax(empty))
+            raise DataError(f"{plan.source}: {_row_label(first_row, i, ids)} has no feature value (all "
+                            f"{values.shape[1]:,} missing; {int(empty.sum())} such rows in rows {first_row + 1}-"
+                            f"{first_row + len(X)}): a spreadsheet's blank line, or a sample without measurements? "
+                            "Remove it: imputing every feature would predict the training average, not the sample")
     at = first_beyond_limit(X)
     if at is not None:
         i, j = at
