@@ -268,7 +268,7 @@ def test_labels_differing_in_a_stray_space_or_case_are_a_warning(geo):
     res = run(["train", matrix, "--features-in-rows", "--samples", str(tmp / "s.csv"), "--target", "disease",
                "-o", str(tmp / "m.mlp"), *FAST])
     assert res.exit_code == 0, res.output
-    assert "differ only in letter case or surrounding spaces: 'case', 'case '" in res.output
+    assert "differ only in letter case, spaces or Unicode form (an accent composed or not, a non-breaking space): 'case', 'case '" in res.output
 
 
 # ── 10x directories with other feature types ─────────────────────────────────────────────────────────────

@@ -162,3 +162,49 @@ def test_a_row_without_any_feature_value_is_refused(tmp_path):
     (tmp_path / "new.csv").write_text(X.head(3).to_csv(index=False) + "1.0,,,,\n")
     res = run(["predict", str(model), str(tmp_path / "new.csv"), "-o", str(out)])
     assert res.exit_code == 0 and len(pd.read_csv(out)) == 4
+
+
+# ── labels and ids spelled in two Unicode forms ──────────────────────────────────────────────────────────
+
+
+def _unicode_table(n: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"G{i}" for i in range(6)])
+    frame.insert(0, "label", np.array(["Grade 1", "Grade 2", "Grade 3"])[np.arange(n) % 3])
+    frame.insert(0, "patient_id", [f"Zoë_{i // 2:02d}" for i in range(n)])
+    return frame
+
+
+def test_labels_and_patients_in_two_unicode_forms_warn(tmp_path):
+    """'Grade 1' with a non-breaking space trained as a class of its own, and a patient id typed (é composed)
+    and pasted (decomposed) as two patients — no warning, where a stray space or letter case warns."""
+    import unicodedata
+
+    labels = _unicode_table()
+    labels.loc[::5, "label"] = labels.loc[::5, "label"].str.replace(" ", "\u00a0")
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    res = run(["train", str(tmp_path / "labels.csv"), "--epochs", "1", "--folds", "1", "-o", str(tmp_path / "a.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "classes in 'label' that differ only in letter case, spaces or Unicode form" in res.output
+    groups = _unicode_table()
+    groups.loc[1::2, "patient_id"] = groups.loc[1::2, "patient_id"].map(lambda s: unicodedata.normalize("NFD", s))
+    groups.to_csv(tmp_path / "groups.csv", index=False)
+    res = run(["train", str(tmp_path / "groups.csv"), "--epochs", "1", "--folds", "1", "-o", str(tmp_path / "b.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "--group 'patient_id' holds ids that differ only in letter case, spaces or Unicode form" in res.output
+
+
+def test_a_label_in_another_unicode_form_is_the_models_class(tmp_path):
+    """evaluate on labels written decomposed ('Me\u0301tastase') against a model trained on composed ones refused
+    "labels the model does not know: 'Métastase'; its classes are 'Métastase', ..." — the two look identical."""
+    import unicodedata
+
+    frame = _unicode_table()
+    frame["label"] = np.array(["Métastase", "Primaire"])[np.arange(len(frame)) % 2]
+    frame.to_csv(tmp_path / "nfc.csv", index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "nfc.csv"), "--epochs", "1", "--folds", "1", "-q", "-o", str(model)]).exit_code == 0
+    frame["label"] = frame["label"].map(lambda s: unicodedata.normalize("NFD", s))
+    frame.to_csv(tmp_path / "nfd.csv", index=False)
+    res = run(["evaluate", str(model), str(tmp_path / "nfd.csv"), "--json"])
+    assert res.exit_code == 0, res.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from typing import Any, Iterable, Sequence
 
@@ -128,6 +129,16 @@ def decimal_advice(value: Any, decimal: str) -> str:
     if decimal == ",":
         return f"; the table is read with decimal commas (--decimal), so write it {other!r}"
     return f"; the table is read with decimal points, so write it {other!r} (or pass --decimal comma and --sep)"
+
+
+def spelling_key(text: str) -> str:
+    """The form two spellings of one label or id share: Unicode-normalised (NFKC: a composed and a decomposed
+    é alike, a non-breaking or full-width space a space), runs of spaces as one, stripped and case-folded."""
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
+# how values with one spelling_key may differ, for the warnings that name them
+SPELLING_WORDS = "letter case, spaces or Unicode form (an accent composed or not, a non-breaking space)"
 
 
 # ── label columns read as text ───────────────────────────────────────────────────────────────────────────

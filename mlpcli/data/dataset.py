@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import math
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -19,7 +20,7 @@ from .limits import first_beyond_limit, value_limit_message
 from .names import comment_line_hint
 from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells, typed_as_written
 from ._common import _parse_numbers
-from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted
+from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
 
@@ -750,35 +751,35 @@ def _warn_set_separator(labels: list, name: str, warn: list[str]) -> None:
 
 
 def _near_spellings(values: Iterable) -> list[list[str]]:
-    """The distinct text values that differ only in letter case or surrounding spaces, in groups
-    ([['case', 'case '], ...])."""
+    """The distinct text values that differ only in letter case, spaces or Unicode form (``spelling_key``), in
+    groups ([['case', 'case '], ['Grade 1', 'Grade\xa01'], ...])."""
     by_key: dict[str, list] = {}
     for value in values:
         if isinstance(value, str):
-            by_key.setdefault(value.strip().casefold(), []).append(value)
+            by_key.setdefault(spelling_key(value), []).append(value)
     return [group for group in by_key.values() if len(group) > 1]
 
 
 def _warn_near_groups(groups: np.ndarray, name: str, warn: list[str]) -> None:
-    """A warning when patient (group) ids differ only in letter case or surrounding spaces ('P01' and 'P01 ',
-    as a spreadsheet keeps a stray space): read as written, they are two patients, whose samples the split
+    """A warning when patient (group) ids differ only in letter case, spaces or Unicode form ('P01' and 'P01 ',
+    as a spreadsheet keeps a stray space; 'Zoë' typed and pasted): read as written, they are two patients, whose samples the split
     may then put on both sides — the leak the grouping is there to prevent."""
     near = _near_spellings(pd.unique(groups))
     if near:
         shown = "; ".join(_quoted(group) for group in near[:3])
-        warn.append(f"--group {name!r} holds ids that differ only in letter case or surrounding spaces: {shown}"
+        warn.append(f"--group {name!r} holds ids that differ only in {SPELLING_WORDS}: {shown}"
                     f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are split as different "
                     "patients, so one patient's samples can be on both sides of a split — write each id one way "
                     "if they are one")
 
 
 def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
-    """A warning when classes differ only in letter case or surrounding spaces ('case' and 'case ', as a
-    spreadsheet keeps a stray space): labels are read as written, so they train as separate classes."""
+    """A warning when classes differ only in letter case, spaces or Unicode form ('case' and 'case ', as a
+    spreadsheet keeps a stray space; 'Grade 1' with a non-breaking space): labels are read as written, so they train as separate classes."""
     near = _near_spellings(labels)
     if near:
         shown = "; ".join(_quoted(group) for group in near[:3])
-        warn.append(f"classes in {name!r} that differ only in letter case or surrounding spaces: {shown}"
+        warn.append(f"classes in {name!r} that differ only in {SPELLING_WORDS}: {shown}"
                     f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are trained as separate "
                     "classes — write each label one way if they are one")
 
@@ -825,24 +826,32 @@ def _numeric_fallback(keys: list[str], index: dict[str, int]) -> list[str]:
 
 
 def _spaced_fallback(keys: list[str], index: dict[str, int]) -> list[str]:
-    """Label keys matched to a model's class keys ``index`` apart from surrounding spaces, as a spreadsheet
-    keeps a stray one: 'Tumour ' matches the class 'Tumour' (and 'Tumour' the class 'Tumour ') when the
-    model has no class written that way and exactly one class of that text once stripped."""
+    """Label keys matched to a model's class keys ``index`` apart from spaces and Unicode form, as a spreadsheet
+    keeps a stray space or a pasted label a non-breaking one or a decomposed accent: 'Tumour ' matches the class
+    'Tumour' (and 'Tumour' the class 'Tumour ', 'Métastase' typed the class 'Métastase' pasted) when the model
+    has no class written that way and exactly one class of that text once normalised (``_unspaced``)."""
     missing = [k for k in dict.fromkeys(keys) if k not in index]
     if not missing:
         return keys
     by_text: dict[str, str | None] = {}
     for k in index:
-        by_text[k.strip()] = k if k.strip() not in by_text else None  # two classes of one text: no match
-    renamed = {k: by_text.get(k.strip()) for k in missing}
+        text = _unspaced(k)
+        by_text[text] = k if text not in by_text else None  # two classes of one text: no match
+    renamed = {k: by_text.get(_unspaced(k)) for k in missing}
     renamed = {k: v for k, v in renamed.items() if v is not None}
     return [renamed.get(k, k) for k in keys] if renamed else keys
 
 
+def _unspaced(text: str) -> str:
+    """A label without its spelling's accidents but letter case: Unicode-normalised (NFKC), runs of spaces as one,
+    stripped (``spelling_key`` before case-folding)."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
 def _case_hint(unknown: list[str], index: dict[str, int]) -> str:
     """"; 'tumour' differs from the model's 'Tumour' only in letter case ..." when an unknown label does."""
-    by_fold = {k.strip().casefold(): k for k in index}
-    pairs = [(k, by_fold[k.strip().casefold()]) for k in unknown if k.strip().casefold() in by_fold]
+    by_fold = {spelling_key(k): k for k in index}
+    pairs = [(k, by_fold[spelling_key(k)]) for k in unknown if spelling_key(k) in by_fold]
     if not pairs:
         return ""
     label, cls = pairs[0]
