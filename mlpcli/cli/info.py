@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..metrics import display_name
+from ..data._common import one_line_name
 from ._common import (Table, CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_ci, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json,
                       quiet_option, stdout_console)
 
@@ -197,13 +198,13 @@ def _table(doc: dict) -> Table:
     roles = doc["roles"]
     table.add_row("roles", ", ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}"
                                      for k, v in roles.items() if v) or "not stored (model written by an earlier version)")
-    shown = ", ".join(f["names"]) + (" …" if f["listed"] != "all" else "")
+    shown = ", ".join(map(one_line_name, f["names"])) + (" …" if f["listed"] != "all" else "")
     table.add_row("features", f"{f['count']:,} ({f['listed']}: {shown})")
     if doc.get("matrix"):
         table.add_row("matrix", f"{doc['matrix']} of an .h5ad file (predict, evaluate and explain read the same one "
                                 "unless --layer or --raw says otherwise, with a warning)")
     if f["used"] != f["count"]:
-        used = ", ".join(f["used_names"]) + (" …" if f["listed"] != "all" and f["used"] > len(f["used_names"]) else "")
+        used = ", ".join(map(one_line_name, f["used_names"])) + (" …" if f["listed"] != "all" and f["used"] > len(f["used_names"]) else "")
         table.add_row("features used", f"{f['used']:,}, which a table must supply ({used}); the others were "
                                        "dropped (constant, or not among --top-var's)")
     pre = doc["preprocessing"]

@@ -57,6 +57,13 @@ def _quoted(names: Iterable[Any], limit: int = 5) -> str:
     return shown + (f" and {rest} more" if rest > 0 else "")
 
 
+def one_line_name(name: Any) -> str:
+    """A name as written when it prints on one line, else quoted with its escapes ('G3\\nrep2'): a feature named
+    over two lines in a spreadsheet must not break a summary's row."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
 def _counted(pairs: Sequence[tuple[Any, int]], limit: int = 5) -> str:
     """"'g1' (3), 'g2' (1) and 8 more" from (name, count) pairs."""
     shown = ", ".join(f"{str(name)!r} ({count})" for name, count in pairs[:limit])

@@ -389,6 +389,13 @@ class _TextTable(_Table):
             stream = io.BufferedReader(_CarriageReturns(_Prefixed(header, stream)), buffer_size=1 << 16)
             self._stream = stream
             header = stream.readline()
+        self.header_lines = 1
+        while header.count(b'"') % 2:  # a quoted header cell holding a line end (a spreadsheet's Alt+Enter)
+            more = stream.readline()  # as the whole-table reader reads it: the record goes on
+            if not more:
+                break
+            header += more
+            self.header_lines += 1
         try:
             text = header.decode("utf-8-sig").rstrip("\r\n")
         except UnicodeDecodeError:
@@ -523,7 +530,7 @@ class _TextTable(_Table):
         workers = _read_workers()
         piece_bytes = size.text_bytes(workers)
         lock = threading.Lock()
-        state = {"seq": 0, "line": 2}  # next piece's number and file line (the header is line 1)
+        state = {"seq": 0, "line": 1 + self.header_lines}  # next piece's number and file line (the header's after 1)
 
         def task():
             with lock:
@@ -537,7 +544,7 @@ class _TextTable(_Table):
                     check_quotes_closed(text, self.sep, self.name, line)
             parsed = self._parse(text, plan, line)
             del text
-            piece = convert(parsed, line - 2) if len(parsed) else None  # data row 1 is on line 2
+            piece = convert(parsed, line - 1 - self.header_lines) if len(parsed) else None  # data row 1: below the header
             del parsed  # nothing of the text is referenced any more: its buffer can be reused
             self._buffers.give(buffer)
             return seq, piece
@@ -594,8 +601,8 @@ class _TextTable(_Table):
         if self._arrow_options is None:
             types = {c: pa.float64() for c in plan.present_names}
             types.update({c: pa.string() for c in plan.label_columns})
-            # pandas' missing-value tokens (pyarrow's lack "None" and "<NA>"): empty and NA cells are missing,
-            # as training reads them; a sample id column's text is kept (``_as_missing``: only "" is missing)
+            # the documented missing-value tokens (NA_TOKENS, not pyarrow's own list): empty and NA cells are
+            # missing, as training reads them; a sample id column's text is kept (``_as_missing``: only "" is missing)
             self._arrow_options = (pacsv.ConvertOptions(column_types=types, include_columns=plan.usecols(),
                                                         null_values=NA_TOKENS,
                                                         strings_can_be_null=not self._layout.ids,
@@ -657,13 +664,12 @@ class _Layout:
     features: np.ndarray  # (d_present,) int64: positions of plan.present_names, in that order
     others: dict  # label and target column name -> position
     targets: frozenset  # of `others`, the columns whose type is inferred (the rest are text)
-    nulls: Any  # pyarrow array of the tokens read as missing: pandas' ("", NA, NaN, None, ...)
+    nulls: Any  # pyarrow array of the tokens read as missing (NA_TOKENS: "", NA, N/A, NULL, NaN, #N/A, ...)
     ids: frozenset = frozenset()  # of `others`, the sample id columns: read as written, only "" is missing
 
     @classmethod
     def of(cls, columns: list[str], plan) -> "_Layout":
         import pyarrow as pa
-        import pyarrow.csv as pacsv
 
         position = {c: i for i, c in enumerate(columns)}
         present = plan.present_names
