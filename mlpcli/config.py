@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 from .decision import CHOICES as DECISION_CHOICES
 from .engine import activations
-from .errors import ConfigError
+from .errors import ConfigError, OptionError
 from .training import LR_SCHEDULES, FitConfig
 
 AUTO_LR_LINEAR = 1e-2  # softmax regression: a convex problem that small steps reach too slowly
@@ -702,27 +702,27 @@ def class_weight_pairs(spec: str) -> list[tuple[str, float]]:
 
 
 def check_loss_options(options: TrainOptions, name: str) -> None:
-    """A ConfigError naming the option when one that shapes a loss is given for another loss ``name`` (it would
+    """An OptionError (a usage error) naming the option when one that shapes a loss is given for another loss ``name`` (it would
     be ignored): before the data is read for an explicit --loss, once the task is known for --loss auto."""
     if options.label_smoothing and name != "ce":
-        raise ConfigError(f"--label-smoothing applies to --loss ce only (the loss is {name})")
+        raise OptionError(f"--label-smoothing applies to --loss ce only (the loss is {name})")
     if options.pos_weight != 1.0 and name != "bce":
-        raise ConfigError(f"--pos-weight applies to --loss bce only (the loss is {name})")
+        raise OptionError(f"--pos-weight applies to --loss bce only (the loss is {name})")
     if options.focal_alpha is not None and name != "focal":
-        raise ConfigError(f"--focal-alpha applies to --loss focal only (the loss is {name})")
+        raise OptionError(f"--focal-alpha applies to --loss focal only (the loss is {name})")
     if options.focal_gamma != 2.0 and name != "focal":  # as --focal-alpha: silently ignored, it promised nothing
-        raise ConfigError(f"--focal-gamma applies to --loss focal only (the loss is {name})")
+        raise OptionError(f"--focal-gamma applies to --loss focal only (the loss is {name})")
 
 
 def check_decay(options: TrainOptions) -> None:
-    """A ConfigError when AdamW's decoupled decay would shrink the weights by lr x weight decay >= 1 each step:
+    """An OptionError (a usage error) when AdamW's decoupled decay would shrink the weights by lr x weight decay >= 1 each step:
     at 1 it zeroes them, above it flips their sign every step — a run that ends without an error and with a
     useless model (AUC 0.47 at --lr 0.5 --weight-decay 4). An auto learning rate is checked once resolved."""
     if options.optimizer != "adamw" or options.lr == AUTO:
         return
     shrink = float(options.lr) * float(options.weight_decay)
     if shrink >= 1:
-        raise ConfigError(f"--weight-decay {options.weight_decay:g} with --lr {float(options.lr):g}: AdamW shrinks "
+        raise OptionError(f"--weight-decay {options.weight_decay:g} with --lr {float(options.lr):g}: AdamW shrinks "
                           f"the weights by lr x weight decay = {shrink:g} of themselves each step, which "
                           "zeroes them or flips their sign; keep the product well below 1")
 

@@ -65,7 +65,7 @@ def test_positive_errors_name_the_option(tmp_path):
     data = write_table(tmp_path, task="binary", n_patients=20)
     assert_clean_error(run(["train", data, "--positive", "tumour", *FAST]), "--positive", "'tumour'", "case", "ctrl")
     multi = write_table(tmp_path, "multi.csv", n_patients=20)
-    assert_clean_error(run(["train", multi, "--positive", "A", *FAST]), "--positive", "multiclass")
+    assert_clean_error(run(["train", multi, "--positive", "A", *FAST]), "--positive", "multiclass", code=2)
     assert not list(tmp_path.glob("*.mlp"))
 
 

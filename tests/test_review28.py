@@ -229,3 +229,34 @@ def test_a_column_name_over_two_lines_reads_in_predict_as_in_train(tmp_path):
     assert res.exit_code == 1 and "row 2" in res.output.splitlines()[-1]
     info = run(["info", str(model)])
     assert "'G3\\nrep2'" in info.output and "G3\nrep2" not in info.output
+
+
+@pytest.mark.parametrize("args", [
+    ["--target", "label", "--target", "label"], ["--drop", "G0", "--drop", "G0"], ["--drop", "label"],
+    ["--task", "multiclass", "--pos-weight", "2"], ["--weight-decay", "1e308"],
+], ids=lambda a: " ".join(a))
+def test_option_conflicts_found_with_the_data_are_usage_errors(tmp_path, args):
+    """The same conflict was exit 2 when both values were on the command line and exit 1 when one came from the
+    data (an inferred task, an auto loss or learning rate), or for a name given twice."""
+    frame = _unicode_table(40).assign(label=lambda f: np.where(np.arange(len(f)) % 2, "a", "b"))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--epochs", "1", "--folds", "1", *args, "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 2, res.output
+    assert not (tmp_path / "m.mlp").exists()
+
+
+def test_regression_refuses_class_options_as_usage_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 4)), columns=list("abcd")).assign(label=rng.normal(size=60))
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    for args in (["--class-weight", "balanced"], ["--positive", "1"]):
+        res = run(["train", str(tmp_path / "r.csv"), "--no-group", "--epochs", "1", *args, "-o", str(tmp_path / "m.mlp")])
+        assert res.exit_code == 2 and args[0] in res.output.splitlines()[-1], res.output
+
+
+def test_a_column_name_holding_a_comma_is_explained(tmp_path):
+    frame = _unicode_table(40).rename(columns={"label": "subtype, WHO 2016"})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--target", "subtype, WHO 2016", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1
+    assert "the column 'subtype, WHO 2016' holds a comma, which separates names in --target" in res.output

@@ -53,6 +53,11 @@ def _missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag:
     noun = "column" if len(missing) == 1 else "columns"
     hint = difflib.get_close_matches(missing[0], columns, n=1)
     did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+    # a column whose name holds a comma cannot be named: the comma separates names ('subtype, WHO 2016')
+    comma = next((c for c in columns if "," in c and len(_names(c)) > 1 and set(_names(c)) <= set(missing)), None)
+    if comma is not None:
+        did_you_mean = (f" (the column {comma!r} holds a comma, which separates names in {flag}: rename the column, "
+                        "e.g. without the comma)")
     return DataError(
         f"{flag} {noun} {_quoted(missing)} not found{did_you_mean}; available columns: "
         f"{_quoted(columns, 6)} ({len(columns)} in all){comment_line_hint(columns)}"
@@ -89,7 +94,7 @@ def resolve_roles(
     for flag, names in (("--target", targets), ("--drop", drops)):
         repeated = [n for n, k in Counter(names).items() if k > 1]
         if repeated:
-            raise ConfigError(f"{flag} names {_quoted(repeated)} more than once; list each column once")
+            raise OptionError(f"{flag} names {_quoted(repeated)} more than once; list each column once")
     _require(drops, columns, "--drop")
     notes: list[str] = []
 
@@ -158,7 +163,7 @@ def _check_one_role_each(roles: Roles) -> None:
         if name is None:
             continue
         if name in seen:
-            raise ConfigError(f"column {name!r} is given two roles ({seen[name]} and {flag}); give each column one role")
+            raise OptionError(f"column {name!r} is given two roles ({seen[name]} and {flag}); give each column one role")
         seen[name] = flag
 
 
@@ -989,7 +994,7 @@ def with_positive(ds: "Dataset", positive: str | None, flag: str = "--positive")
     if positive is None:
         return ds
     if ds.task != "binary":
-        raise DataError(f"{flag}: names the positive class of a binary target, but the target is {ds.task}"
+        raise OptionError(f"{flag}: names the positive class of a binary target, but the target is {ds.task}"
                         + (f" ({len(ds.classes)} classes)" if ds.task == "multiclass" else ""))
     names = [str(c) for c in ds.classes]
     if str(positive) not in names:

@@ -105,7 +105,7 @@ def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> 
         raise ConfigError("--loss ce needs one class per sample; the task is multi-label (use bce or focal)")
     config.check_loss_options(options, name)
     if task == "regression" and options.class_weight not in (None, "none"):
-        raise ConfigError("--class-weight needs a classification target; the task is regression")
+        raise OptionError("--class-weight needs a classification target; the task is regression")
     if task == "multilabel" and name in ("focal", "hinge") and str(options.class_weight or "none").lower() != "none":
         # focal and hinge take one weight per sample: a label's own weights were averaged over the labels
         raise ConfigError(f"--class-weight on a multi-label target weighs each label's positives and negatives apart, "
