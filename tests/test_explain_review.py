@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlpcli.errors import OptionError
+
 from mlpcli import model_io
 from mlpcli.errors import DataError, OutputError
 from mlpcli.explain import explain, load_samples
@@ -128,12 +130,16 @@ def test_an_option_of_the_other_method_is_a_usage_error(models, args, flag):
     assert_clean_error(res, flag, "--method", code=2)
 
 
-def test_bootstrap_with_an_ensemble_is_noted(models):
+def test_bootstrap_with_an_ensemble_is_refused(models):
+    """It was a note (hidden by -q) that the resamples were not used; options of another --method are usage errors."""
     model = model_io.load(models["ensemble"][0])
     samples = load_samples(model, models["ensemble"][1])
-    result = explain(model, samples.X, samples.y, top=3, bootstrap=7)
-    assert any("--bootstrap 7 not used" in n for n in result.notes), result.notes
+    with pytest.raises(OptionError, match="--bootstrap 7 is for a single network"):
+        explain(model, samples.X, samples.y, top=3, bootstrap=7)
+    result = explain(model, samples.X, samples.y, top=3)
     assert result.stability["typeA"]["unit"] == "member"
+    res = run(["explain", models["ensemble"][0], models["ensemble"][1], "--bootstrap", "7"])
+    assert res.exit_code == 2 and "--bootstrap 7 is for a single network" in res.output
 
 
 def test_a_gene_absent_from_the_table_is_not_ranked(models, tmp_path):

@@ -260,3 +260,29 @@ def test_a_column_name_holding_a_comma_is_explained(tmp_path):
     res = run(["train", str(tmp_path / "t.csv"), "--target", "subtype, WHO 2016", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 1
     assert "the column 'subtype, WHO 2016' holds a comma, which separates names in --target" in res.output
+
+
+def test_auto_noise_that_resolves_to_none_is_not_described_as_noise():
+    """--augment-noise auto on 20 features and 96 rows: the candidates note said "with input noise (--augment-noise
+    auto)" for both while info said "input noise 0" (auto adds none where rows outnumber features, nor to the
+    softmax regression)."""
+    from dataclasses import replace
+
+    from mlpcli.config import TrainOptions
+    from mlpcli.model_selection.crossfit import portfolio
+
+    auto = replace(TrainOptions(), augment_noise="auto")
+    described = [c.describe() for c in portfolio(auto, 96, 20)]
+    assert described == ["no hidden layer", "hidden 128"]
+    wide = [c.describe() for c in portfolio(auto, 40, 2000)]  # p >> n: the hidden layer's noise is auto's
+    assert wide[0].startswith("no hidden layer") and "input noise" not in wide[0]
+    assert any("hidden 128 with input noise (--augment-noise auto)" == d for d in wide)
+
+
+def test_evaluate_bootstrap_of_one_or_a_few_resamples(small):
+    """--bootstrap 1 printed zero-width "95 % CI"s and blamed the metric for not containing its estimate."""
+    res = run(["evaluate", str(small / "m.mlp"), str(small / "t.csv"), "--bootstrap", "1"])
+    assert res.exit_code == 2 and "one resample gives no interval" in res.output
+    res = run(["evaluate", str(small / "m.mlp"), str(small / "t.csv"), "--bootstrap", "5"])
+    assert res.exit_code == 0 and "warning: --bootstrap 5: the 95 % intervals' ends are the extremes" in res.output
+    assert "does not contain its estimate" not in res.output

@@ -62,6 +62,14 @@ DEFAULT_REPEATS = 5
 _PERM_BYTES = 32 << 20  # first-layer outputs of the shuffled copies handled at a time
 
 
+def _check_bootstrap(bootstrap: int | None, members: int) -> None:
+    """--bootstrap asked of an ensemble: an OptionError, as options of another --method are (the stability of an
+    ensemble's rankings is over its members; resamples are for a single network)."""
+    if bootstrap is not None and members > 1:
+        raise OptionError(f"--bootstrap {bootstrap} is for a single network: the stability of this ensemble's "
+                          f"rankings is over its {members} members (leave --bootstrap out)")
+
+
 @dataclass
 class Explanation:
     """What ``explain`` found: the ranking table (COLUMNS, top K per class) and the evidence behind it."""
@@ -528,6 +536,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         raise _no_sample_error(names, wanted, grouped_by, multilabel)
     M = len(model.members)
     single = M == 1
+    _check_bootstrap(bootstrap, M)
     n_boot = (DEFAULT_BOOTSTRAP if bootstrap is None else int(bootstrap)) if single else 0
     by_patient = False
     d = X.shape[1]
@@ -614,9 +623,6 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
                      "(several samples of one patient are one piece of evidence)")
     if grouped_by != "label" and not multilabel:
         notes.append("no labels: each sample counts for the class the model predicts for it")
-    if bootstrap is not None and not single:  # asked for, not done: say so rather than drop it silently
-        notes.append(f"--bootstrap {bootstrap} not used: the stability of an ensemble's rankings is over its {M} "
-                     "members (resamples are for a single network)")
     ranked = [c for c in wanted if len(rows_of[c])]
     notes += _unranked_note(names, [c for c in wanted if c not in ranked], grouped_by, multilabel)
     return Explanation("ig", output, baseline if isinstance(baseline, str) else "given", steps, top,
@@ -951,6 +957,7 @@ def _ig_regression(model: Model, X: np.ndarray, feats: list[str], features, used
     n, d = X.shape
     M = len(model.members)
     single = M == 1
+    _check_bootstrap(bootstrap, M)
     n_boot = (DEFAULT_BOOTSTRAP if bootstrap is None else int(bootstrap)) if single else 0
     b = baseline_values(model, baseline)
     if features is not None:
@@ -1020,9 +1027,6 @@ def _ig_regression(model: Model, X: np.ndarray, feats: list[str], features, used
     if single and (n if units is None else len(units)) < 2:
         notes.append(f"no stability: every bootstrap resample of one {'sample' if units is None else 'patient'} is "
                      "that one again, which would read as a perfectly stable ranking")
-    if bootstrap is not None and not single:
-        notes.append(f"--bootstrap {bootstrap} not used: the stability of an ensemble's rankings is over its {M} "
-                     "members (resamples are for a single network)")
     # the heatmap orders the samples by the first target's prediction
     order_by = model.predict_output(X, features=list(feats) if features is not None else None)[:, wanted[0]]
     return Explanation("ig", "value", baseline if isinstance(baseline, str) else "given", steps, top,

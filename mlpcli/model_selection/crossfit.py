@@ -93,12 +93,16 @@ def portfolio(options: TrainOptions, n_train: int, n_features: int) -> list[Cand
     samples will show. Being the more regularised, it counts as simpler than the plain layer in the
     one-standard-error rule: it comes before it, and the plain layer must beat it by more than the noise
     of the comparison, which on NCI60 (p/n ~ 150, where noise costs accuracy) it does."""
+    def noise(hidden) -> float | str:  # --augment-noise auto, said as 0 where it is sure to be (described so)
+        sure = not hidden or config.auto_noise(n_train, n_features) == 0  # fewer kept features: no more noise
+        return 0.0 if options.augment_noise == AUTO and sure else options.augment_noise
+
     if options.hidden != AUTO:
-        return [Candidate(tuple(options.hidden), options.augment_noise)]
-    linear = [Candidate((), options.augment_noise)]
+        return [Candidate(tuple(options.hidden), noise(options.hidden))]
+    linear = [Candidate((), noise(()))]
     if options.lr == AUTO and n_features >= SLOW_LINEAR_FEATURES:
-        linear.append(Candidate((), options.augment_noise, config.auto_lr(False, n_features) * SLOW_LINEAR_FACTOR))
-    hidden = [Candidate(tuple(h), options.augment_noise) for h in PORTFOLIO if h]
+        linear.append(Candidate((), noise(()), config.auto_lr(False, n_features) * SLOW_LINEAR_FACTOR))
+    hidden = [Candidate(tuple(h), noise(h)) for h in PORTFOLIO if h]
     # (its SD is in units of a standardised feature: not for --no-standardize, whose features keep their own)
     if options.augment_noise in (0, 0.0) and options.standardize and config.auto_noise(n_train, n_features) > 0:
         hidden.insert(0, Candidate(PORTFOLIO[-1], AUTO))  # more regularised: simpler than the plain layer

@@ -45,6 +45,10 @@ BY_BINS = 4
 _PARALLEL_BOOTSTRAP = 200  # resamples from which worker processes pay for their start (~2 s)
 
 
+# Resamples below which a 95 % percentile interval has no tails to speak of: its ends are a resample or two
+BOOTSTRAP_MIN = 100
+
+
 def bootstrap_workers(resamples: int, cores: int | None = None, load: float | None = None) -> int:
     """Worker processes for ``resamples`` bootstrap resamples when --threads does not say: from
     _PARALLEL_BOOTSTRAP resamples on, the cores left idle (``cores``: the usable ones, at most 4; ``load``: the
@@ -333,6 +337,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     labelled_by = rule.rule if model.task in ("binary", "multiclass") else None
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a whole number >= 0, got {bootstrap!r}")
+    if bootstrap == 1:  # one resample: a "95 % interval" of zero width
+        raise OptionError("--bootstrap 1: one resample gives no interval; 1000 is usual (0 for none)")
     # with no option on, Uncertainty() still gives a classifier the accuracy and its risk–coverage curve
     trust = Trust(model, uncertainty) if uncertainty is not None and (
         uncertainty.active or model.task in ("binary", "multiclass")) else None
@@ -408,9 +414,13 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                    if len(units) < _BOOTSTRAP_FEW_UNITS else "")
             result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
                                 f"95 % percentile intervals{few}")
+            if bootstrap < BOOTSTRAP_MIN:
+                result.warnings.append(f"--bootstrap {bootstrap}: the 95 % intervals' ends are the extremes of a few "
+                                       f"resamples, not their 2.5 and 97.5 percentiles; give at least {BOOTSTRAP_MIN} "
+                                       "(1000 is usual)")
         outside = [k for k, ci in result.ci.items() if ci is not None and isinstance(overall.get(k), (int, float))
                    and math.isfinite(overall[k]) and not ci[0] <= overall[k] <= ci[1]]
-        if outside:  # ECE above all: resampled rows repeat, and repeats fill bins with agreeing errors
+        if outside and bootstrap >= BOOTSTRAP_MIN:  # a few resamples: the warning above says why  # ECE above all: resampled rows repeat, and repeats fill bins with agreeing errors
             result.notes.append(
                 f"the bootstrap interval of {', '.join(outside)} does not contain its estimate: the metric is "
                 "biased on resampled rows (ECE grows when rows repeat), so its interval shows the spread of the "
