@@ -220,7 +220,8 @@ class TrainOptions:
     loss: str = option("auto", kind="choice", choices=LOSS_CHOICES,
                        help="auto: ce for multiclass, bce for binary and multi-label, mse for regression.")
     class_weight: str = option("none", kind="str", help="none, balanced, or per class e.g. 'A=1,B=3'.")
-    pos_weight: float = option(1.0, kind="float", low=0, low_open=True, help="BCE weight of positives.")
+    pos_weight: float = option(1.0, kind="float", low=0, low_open=True, high=1e6,  # beyond: an overflowing loss
+                               help="BCE weight of positives.")
     focal_gamma: float = option(2.0, kind="float", low=0, help="Focal loss gamma.")
     focal_alpha: float | None = option(None, kind="float", low=0, high=1, low_open=True, high_open=True,
                                        optional=True, help="Focal alpha for positives (1 - alpha for negatives).")

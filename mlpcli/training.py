@@ -209,6 +209,12 @@ class EarlyStopping:
             net.set_state(self.best_state)
 
 
+# Beyond these a diverged run names the penalty or the input noise before the learning rate: usual L1/L2 weights
+# are 1e-5 to 1 and input noise SDs up to 2 standardised units (augment_noise auto's cap)
+PENALTY_LIMIT = 1e3
+NOISE_LIMIT = 10.0
+
+
 class DivergenceCheck:
     """Stops a run whose training has blown up (see DIVERGENCE_FACTOR): a non-finite loss or weights or an
     exploded loss at once (``update``), a blow-up never recovered from at the end (``finish``). Raises
@@ -221,6 +227,13 @@ class DivergenceCheck:
 
     def _advice(self) -> str:
         cfg = self.config
+        # an extreme penalty or noise blows the loss up whatever the step size: name it first
+        extreme = [f"--{name.replace('_', '-')} (now {value:g})" for name, value, limit in
+                   (("l1", cfg.l1, PENALTY_LIMIT), ("l2", cfg.l2, PENALTY_LIMIT),
+                    ("augment_noise", cfg.augment_noise, NOISE_LIMIT)) if value > limit]
+        if extreme:
+            return (f"lower {' and '.join(extreme)}, far beyond usual values, which overflow the loss; else lower "
+                    f"--lr (now {cfg.lr:g})")
         advice = f"lower --lr (now {cfg.lr:g})"
         if cfg.optimizer == "sgd" and cfg.momentum > 0:
             advice += f" or --momentum (now {cfg.momentum:g})"

@@ -959,7 +959,7 @@ def test_training_without_impute_names_every_column_with_missing_values_at_once(
     df.to_csv(path, index=False)
     res = run(["train", str(path), "--folds", "2", "--epochs", "2", "--hidden", "8", "-q", "-o", str(tmp_path / "m.mlp")])
     assert_clean_error(res, "missing values in 5 feature columns: 'f00' (1), 'f01' (1), 'f02' (1), 'f03' (1), "
-                            "'f04' (1); pass --impute")
+                            "'f04' (1); the first in 'f00' at row 1 (id 'S0000'); pass --impute")
     assert not (tmp_path / "m.mlp").exists()
 
 

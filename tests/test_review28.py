@@ -286,3 +286,22 @@ def test_evaluate_bootstrap_of_one_or_a_few_resamples(small):
     res = run(["evaluate", str(small / "m.mlp"), str(small / "t.csv"), "--bootstrap", "5"])
     assert res.exit_code == 0 and "warning: --bootstrap 5: the 95 % intervals' ends are the extremes" in res.output
     assert "does not contain its estimate" not in res.output
+
+
+def test_a_divergence_from_an_extreme_penalty_names_the_penalty(small):
+    """"training diverged ...; lower --lr (now 0.003), or set --clip-norm" for a loss overflowed by --l1 1e308."""
+    res = run(["train", str(small / "t.csv"), "--no-group", "--epochs", "2", "--hidden", "4", "--l1", "1e308",
+               "-o", str(small / "x.mlp")])
+    assert res.exit_code == 1
+    assert "lower --l1 (now 1e+308), far beyond usual values" in res.output.splitlines()[-1]
+    res = run(["train", str(small / "t.csv"), "--no-group", "--epochs", "2", "--pos-weight", "1e308",
+               "-o", str(small / "x.mlp")])
+    assert res.exit_code == 2 and "--pos-weight" in res.output.splitlines()[-1]
+
+
+def test_the_missing_values_error_names_the_first(small, tmp_path):
+    frame = pd.read_csv(small / "t.csv")
+    frame.loc[6, "g2"] = np.nan
+    frame.to_csv(tmp_path / "na.csv", index=False)
+    res = run(["train", str(tmp_path / "na.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "the first in 'g2' at row 7 (id 's6')" in res.output.splitlines()[-1]

@@ -361,7 +361,13 @@ def check_missing(options: TrainOptions, ds: data.Dataset) -> None:
     many, before any fit: a member's, fold's or learning-curve size's preprocessing would name those of its own
     training rows only, after the fits before it (``Dataset.missing``: counted when the table was read)."""
     if options.impute is None and ds.missing is not None and ds.missing.any():
-        raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing))
+        j = int(np.flatnonzero(ds.missing)[0])
+        column = ds.X[:, j]
+        column = column.toarray().ravel() if data.is_sparse(column) else np.asarray(column)
+        i = int(np.argmax(np.isnan(column)))  # the first missing value, where a user looks for it
+        where = f"row {i + 1}" + (f" (id {str(ds.ids[i])!r})" if ds.ids is not None else "")
+        raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing,
+                                                        f"; the first in {ds.feature_names[j]!r} at {where}"))
 
 
 def decision_shares(ds: data.Dataset, options: TrainOptions) -> np.ndarray | None:
