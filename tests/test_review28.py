@@ -305,3 +305,24 @@ def test_the_missing_values_error_names_the_first(small, tmp_path):
     frame.to_csv(tmp_path / "na.csv", index=False)
     res = run(["train", str(tmp_path / "na.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 1 and "the first in 'g2' at row 7 (id 's6')" in res.output.splitlines()[-1]
+
+
+def test_messages_name_the_file_and_the_fix(small, tmp_path):
+    """A value beyond float32 named no file; a column of quoted "8,000.0" was "must be numeric ... pass them to
+    --drop"; a .gct table was told to grep out '#' lines, which leaves its sizes line."""
+    frame = pd.read_csv(small / "t.csv")
+    big = frame.copy()
+    big.loc[4, "g1"] = 1e39
+    big.to_csv(tmp_path / "big.csv", index=False)
+    res = run(["train", str(tmp_path / "big.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and res.output.splitlines()[-1].startswith(f"Error: {tmp_path / 'big.csv'}: feature column 'g1'")
+    thousands = frame.copy()
+    thousands["g1"] = [f"{v * 1000 + 5000:,.1f}" for v in frame["g1"]]
+    thousands.to_csv(tmp_path / "th.csv", index=False)
+    res = run(["train", str(tmp_path / "th.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "holds numbers written with thousands separators" in res.output
+    lines = ["#1.2", "3\t4", "Name\tDescription\tS0\tS1\tS2\tS3"] + [f"G{g}\tna\t1\t2\t3\t4" for g in range(3)]
+    for name in ("x.gct", "x.tsv"):
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        res = run(["train", str(tmp_path / name), "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+        assert res.exit_code == 1 and "GenePattern .gct" in res.output and "tail -n +3" in res.output

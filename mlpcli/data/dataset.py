@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -354,10 +355,11 @@ class Dataset:
             X = _feature_matrix(df, feature_names, notes, roles.id)
         else:
             X = features[1]
-        missing = _check_feature_values(X, feature_names, notes, _CellPlace(df, roles.id))
+        place = _CellPlace(df, roles.id)
+        missing = _check_feature_values(X, feature_names, notes, place)
         ids = _id_column(df, roles.id)
         if is_sparse(X) or X.dtype != np.float32:  # float32 values, refused when infinite, are within float32's range
-            _check_value_limit(X, feature_names, ids, "feature column")
+            _check_value_limit(X, feature_names, ids, "feature column", place)
         groups = _label_column(df, roles.group, "--group", roles.id)
         if groups is not None and classes is None:
             _warn_near_groups(groups, roles.group, warn)
@@ -461,19 +463,24 @@ def _decimal_comma_hint(col: pd.Series) -> str:
 
     values = col.dropna()
     first = str(values.iloc[0]) if len(values) else ""
+    if re.fullmatch(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d*)?\s*", first) and "." in first:  # 8,000.0: thousands
+        return (f"{col.name!r} holds numbers written with thousands separators such as {first!r}: write them "
+                f"without ({first.strip().replace(',', '')!r}), or ")
     if COMMA_NUMBER.fullmatch(first):
         return f"{col.name!r} holds numbers with decimal commas such as {first!r}: pass --decimal comma (and --sep), or "
     return ""
 
 
-def _check_value_limit(values: np.ndarray, names: Sequence[str], ids: np.ndarray | None, what: str) -> None:
+def _check_value_limit(values: np.ndarray, names: Sequence[str], ids: np.ndarray | None, what: str,
+                       place: "_CellPlace | None" = None) -> None:
     """A value beyond ±VALUE_LIMIT (float32's range) in `values` (n, k) is a DataError naming the column and
-    the row (and sample id); missing values pass."""
+    the row (and sample id; with `place`, the file and the row as ``_CellPlace`` says it); missing values pass."""
     at = sparse_first_beyond_limit(values) if is_sparse(values) else first_beyond_limit(values)
     if at is not None:
         i, j = at
-        where = f"row {i + 1}" + (f" (id {ids[i]!r})" if ids is not None else "")
-        raise DataError(value_limit_message(what, names[j], values[i, j], where))
+        where = place.row(i) if place is not None else f"row {i + 1}" + (f" (id {ids[i]!r})" if ids is not None else "")
+        raise DataError((place.source if place is not None else "")
+                        + value_limit_message(what, names[j], values[i, j], where))
 
 
 def _numbers_in_objects(col: pd.Series, decimal: str = ".") -> bool:

@@ -134,5 +134,9 @@ def comment_line_hint(columns: Sequence[object]) -> str:
     readers do not skip — a '#' can start a real header too ("#CHROM", "#sample"). Empty otherwise."""
     if not columns or not str(columns[0]).lstrip().startswith("#"):
         return ""
+    if re.fullmatch(r"#1\.[23]", str(columns[0]).strip()):  # GenePattern's .gct: a version line, then the sizes
+        return ("; the file looks like a GenePattern .gct table (its first line '#1.2' or '#1.3', its sizes on the "
+                "second): drop both lines and its Description column (e.g. tail -n +3 FILE | cut -f 1,3- > "
+                "clean.tsv) and read it with --features-in-rows")
     return ("; the header read starts with '#' — if that line is a comment above the real header (as featureCounts "
             "writes), remove such lines first, e.g. grep -v '^#' FILE > clean.tsv")

@@ -154,6 +154,8 @@ _FOREIGN_FORMATS = {
     ".rds": "an R object: write it out from R as a CSV table, or as .h5ad (e.g. with zellkonverter)",
     ".xlsx": "save the spreadsheet as CSV (UTF-8)",
     ".xls": "save the spreadsheet as CSV (UTF-8)",
+    ".gct": ("a GenePattern .gct table: drop its first two lines (version and sizes) and its Description column, "
+             "e.g. tail -n +3 {name} | cut -f 1,3- > clean.tsv, and read clean.tsv with --features-in-rows"),
     ".mtx": ("a Matrix Market file, as 10x Genomics writes it beside features.tsv.gz and barcodes.tsv.gz: give the "
              "directory that holds the three ({directory})"),
 }
