@@ -326,3 +326,15 @@ def test_messages_name_the_file_and_the_fix(small, tmp_path):
         (tmp_path / name).write_text("\n".join(lines) + "\n")
         res = run(["train", str(tmp_path / name), "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
         assert res.exit_code == 1 and "GenePattern .gct" in res.output and "tail -n +3" in res.output
+
+
+def test_a_space_separated_table_is_named(small, tmp_path):
+    """R's write.table (spaces, quotes, row names): "--target column 'label' not found; available columns:
+    'patient_id "batch" ...' (1 in all)" without saying why."""
+    frame = pd.read_csv(small / "t.csv").head(20)
+    lines = [" ".join(f'"{c}"' for c in frame.columns)]
+    lines += [f'"{i + 1}" ' + " ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in row)
+              for i, row in frame.iterrows()]
+    (tmp_path / "r.txt").write_text("\n".join(lines) + "\n")
+    res = run(["train", str(tmp_path / "r.txt"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "a space-separated file, as R's write.table writes by default?" in res.output

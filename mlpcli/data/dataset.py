@@ -59,6 +59,9 @@ def _missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag:
     if comma is not None:
         did_you_mean = (f" (the column {comma!r} holds a comma, which separates names in {flag}: rename the column, "
                         "e.g. without the comma)")
+    if len(columns) == 1 and len(columns[0].split()) > 2:  # one column whose name is the whole header line
+        did_you_mean = (" (the header is one column, its cells apart by spaces: a space-separated file, as R's "
+                        "write.table writes by default? Write it with write.csv, or sep = \"\\t\")")
     return DataError(
         f"{flag} {noun} {_quoted(missing)} not found{did_you_mean}; available columns: "
         f"{_quoted(columns, 6)} ({len(columns)} in all){comment_line_hint(columns)}"
