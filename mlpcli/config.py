@@ -49,16 +49,17 @@ DECIMAL_ALIASES = {".": "dot", "point": "dot", ",": "comma"}
 def option(default: Any = None, help: str = "", *, factory=None, kind: str | None = None, choices=None,
            low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
            flag: str | None = None, cli: bool = True, auto: bool = False, optional: bool = False,
-           group: str = "training", aliases: dict | None = None):
+           group: str = "training", aliases: dict | None = None, literal: bool = False):
     """A TrainOptions field with what the CLI, the config file and ``validate`` need to know.
 
     kind: int | float | bool | flag (an on-only switch) | choice | str | str_list | int_list.
-    auto: the value may also be "auto" (resolved from the data). optional: None is allowed.
+    auto: the value may also be "auto" (resolved from the data). optional: None is allowed (written none, null
+    or empty, unless `literal`: a value such as a class label, where "None" is a class).
     aliases: other spellings of choices, {alias: choice} (``--sep semicolon`` for ``--sep ';'``).
     """
     meta = {"help": help, "kind": kind, "choices": choices, "low": low, "high": high, "low_open": low_open,
             "high_open": high_open, "flag": flag, "cli": cli, "auto": auto, "optional": optional, "group": group,
-            "aliases": aliases or {}}
+            "aliases": aliases or {}, "literal": literal}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -120,7 +121,7 @@ class TrainOptions:
                                            "Expression alone, as scanpy reads them; predict reads the model's "
                                            "features whatever their type.")
     task: str = option("auto", kind="choice", choices=TASK_CHOICES, help="What to predict; auto infers it from the target.")
-    positive: str | None = option(None, kind="str", optional=True,
+    positive: str | None = option(None, kind="str", optional=True, literal=True,  # a class "None" ("no response")
                                   help="Binary target: the positive class, which precision, recall, F1, AP, "
                                        "--threshold and --pos-weight refer to. Default: the class that sorts last.")
     # --- validation and the ensemble
@@ -560,7 +561,7 @@ def parse_option_text(name: str, text: str) -> Any:
     if kind == "str" and not t:  # `--samples "$SHEET"` with the variable unset: not the same as leaving it out
         raise ConfigError(f"{flag_name(name)}: an empty value (an unset shell variable?); give one"
                           + (", or none" if meta["optional"] else ""))
-    if meta["optional"] and t.lower() in _NONE_WORDS:
+    if meta["optional"] and not meta["literal"] and t.lower() in _NONE_WORDS:
         return None
     try:
         if kind == "int":
@@ -870,7 +871,7 @@ def config_value(name: str, value: Any, where: str) -> Any:
     with ``where`` (the file and the key) otherwise."""
     meta = _META.get(name)
     kind = meta["kind"] if meta is not None else CLI_ONLY_KEYS[name]
-    auto, optional = bool(meta and meta["auto"]), bool(meta and meta["optional"])
+    auto, optional = bool(meta and meta["auto"]), bool(meta and meta["optional"] and not meta["literal"])
 
     def fail(what: str | None = None):
         if what is None:

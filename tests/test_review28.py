@@ -133,6 +133,13 @@ def test_thousands_separators_are_not_read_as_decimal_commas(tmp_path):
     assert "look written with thousands separators" in res.output.splitlines()[-1]
     res = run(base + ["--decimal", "."])
     assert res.exit_code == 1 and "if the comma separates thousands, write it '1" in res.output
+    # a genes x samples matrix with Entrez ids (whole numbers of 1,000 and more) in its first column: still refused
+    rows = ["gene\t" + "\t".join(f"S{j}" for j in range(20))]
+    rows += [f"{g}\t" + "\t".join(f"{(j * 397 + g) % 4900 + 100:,}" for j in range(20)) for g in (7157, 672, 675, 1956)]
+    (tmp_path / "m.tsv").write_text("\n".join(rows) + "\n")
+    res = run(["train", str(tmp_path / "m.tsv"), "--features-in-rows", "--no-group", "--epochs", "1",
+               "-o", str(out)])
+    assert res.exit_code == 1 and "look written with thousands separators" in res.output
     assert run(base + ["--decimal", "comma", "-q"]).exit_code == 0  # the user's word: decimal commas
 
 
@@ -141,6 +148,13 @@ def test_decimal_commas_to_three_places_still_read(tmp_path):
     res = run(["train", str(path), "--no-group", "--folds", "1", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 0, res.output
     assert "numbers read with decimal commas" in res.output
+    # beside a column of whole numbers below 1,000 (an age): decimal commas, as before
+    rng = np.random.default_rng(1)
+    rows = ["sample_id;age;g0;g1;label"] + [f"S{i};{rng.integers(30, 80)};{a:.3f};{b:.3f};{'AB'[i % 2]}".replace(".", ",")
+                                           for i, (a, b) in enumerate(rng.uniform(2, 15, (40, 2)))]
+    (tmp_path / "eu.csv").write_text("\n".join(rows) + "\n")
+    res = run(["train", str(tmp_path / "eu.csv"), "--no-group", "--folds", "1", "--epochs", "1", "-o", str(tmp_path / "e.mlp")])
+    assert res.exit_code == 0 and "numbers read with decimal commas ('" in res.output, res.output
 
 
 def test_a_row_without_any_feature_value_is_refused(tmp_path):
@@ -338,3 +352,59 @@ def test_a_space_separated_table_is_named(small, tmp_path):
     (tmp_path / "r.txt").write_text("\n".join(lines) + "\n")
     res = run(["train", str(tmp_path / "r.txt"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 1 and "a space-separated file, as R's write.table writes by default?" in res.output
+
+
+def test_a_stray_quote_in_a_header_name_is_not_a_multiline_cell(tmp_path):
+    """A column named probe_5" made the line-by-line reader take the rest of the file for the header ("internal
+    error (Error: new-line character seen in unquoted field ...)") in every command reading text."""
+    rng = np.random.default_rng(0)
+    rows = ['sample_id,g0,g1,probe_5",label'] + [f"S{i},{a:.3f},{b:.3f},{c:.3f},{'AB'[i % 2]}"
+                                                 for i, (a, b, c) in enumerate(rng.normal(size=(40, 3)))]
+    (tmp_path / "q.csv").write_text("\n".join(rows) + "\n")
+    model = tmp_path / "q.mlp"
+    assert run(["train", str(tmp_path / "q.csv"), "--epochs", "1", "--folds", "1", "--no-group", "-q",
+                "-o", str(model)]).exit_code == 0
+    res = run(["predict", str(model), str(tmp_path / "q.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 40
+
+
+def test_a_class_named_none_can_be_the_positive_class(tmp_path):
+    """--positive None was read as "not given" (the option's none words), so the class 'None' could never be positive."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 3))
+    frame = pd.DataFrame(X, columns=["g0", "g1", "g2"]).assign(label=np.where(X[:, 0] > 0, "None", "Response"))
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    res = run(["train", str(tmp_path / "r.csv"), "--positive", "None", "--no-group", "--epochs", "1", "--folds", "1",
+               "-o", str(tmp_path / "r.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(run(["info", str(tmp_path / "r.mlp"), "--json"]).output)
+    assert info["positive_class"] == "None"
+
+
+def test_superscripts_and_full_width_digits_are_other_labels(tmp_path):
+    """Matching by NFKC read a footnote's 'Grade²' as the class 'Grade2' in evaluate, silently."""
+    frame = _unicode_table()
+    frame["label"] = np.array(["Grade2", "Grade3"])[np.arange(len(frame)) % 2]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "t.csv"), "--epochs", "1", "--folds", "1", "-q", "-o", str(model)]).exit_code == 0
+    frame["label"] = frame["label"].str.replace("Grade2", "Grade²")
+    frame.to_csv(tmp_path / "e.csv", index=False)
+    res = run(["evaluate", str(model), str(tmp_path / "e.csv")])
+    assert res.exit_code == 1 and "labels the model does not know: 'Grade²'" in res.output
+
+
+def test_the_missing_values_error_names_the_first_in_row_order(small, tmp_path):
+    frame = pd.read_csv(small / "t.csv")
+    frame.loc[4, "g3"] = np.nan
+    frame.loc[7, "g1"] = np.nan
+    frame.to_csv(tmp_path / "na.csv", index=False)
+    res = run(["train", str(tmp_path / "na.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "the first in 'g3' at row 5 (id 's4')" in res.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_an_empty_target_is_a_usage_error(small, command):
+    res = run([command, str(small / "m.mlp"), str(small / "t.csv"), "--target", ""])
+    assert res.exit_code == 2 and "an empty value" in res.output.splitlines()[-1]

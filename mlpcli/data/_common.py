@@ -138,10 +138,24 @@ def decimal_advice(value: Any, decimal: str) -> str:
     return f"; the table is read with decimal points, so write it {other!r} (or pass --decimal comma and --sep)"
 
 
+def unspaced(text: str) -> str:
+    """A label or id without its spelling's accidents but letter case: accents composed (NFC: a decomposed é as
+    the composed one), runs of spaces — a non-breaking one too — as one space, stripped. Not NFKC, which would
+    also read a footnote's ² as 2 and a ligature as its letters."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
 def spelling_key(text: str) -> str:
-    """The form two spellings of one label or id share: Unicode-normalised (NFKC: a composed and a decomposed
-    é alike, a non-breaking or full-width space a space), runs of spaces as one, stripped and case-folded."""
-    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
+    """The form two spellings of one label or id share: ``unspaced``, case-folded."""
+    return unspaced(text).casefold()
+
+
+def visible(text: str) -> str:
+    """A label or id quoted so that two spellings of it look different: with escapes (ascii) when it holds a
+    decomposed accent or a space other than the plain one, else as repr quotes it."""
+    if unicodedata.normalize("NFC", text) != text or any(c.isspace() and c != " " for c in text):
+        return ascii(text)
+    return repr(text)
 
 
 # how values with one spelling_key may differ, for the warnings that name them

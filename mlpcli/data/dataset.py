@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -21,7 +20,7 @@ from .limits import first_beyond_limit, value_limit_message
 from .names import comment_line_hint
 from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells, typed_as_written
 from ._common import _parse_numbers
-from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key
+from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key, unspaced, visible
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
 
@@ -781,7 +780,7 @@ def _warn_near_groups(groups: np.ndarray, name: str, warn: list[str]) -> None:
     may then put on both sides — the leak the grouping is there to prevent."""
     near = _near_spellings(pd.unique(groups))
     if near:
-        shown = "; ".join(_quoted(group) for group in near[:3])
+        shown = "; ".join(", ".join(map(visible, group)) for group in near[:3])
         warn.append(f"--group {name!r} holds ids that differ only in {SPELLING_WORDS}: {shown}"
                     f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are split as different "
                     "patients, so one patient's samples can be on both sides of a split — write each id one way "
@@ -793,7 +792,7 @@ def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
     spreadsheet keeps a stray space; 'Grade 1' with a non-breaking space): labels are read as written, so they train as separate classes."""
     near = _near_spellings(labels)
     if near:
-        shown = "; ".join(_quoted(group) for group in near[:3])
+        shown = "; ".join(", ".join(map(visible, group)) for group in near[:3])
         warn.append(f"classes in {name!r} that differ only in {SPELLING_WORDS}: {shown}"
                     f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are trained as separate "
                     "classes — write each label one way if they are one")
@@ -850,23 +849,20 @@ def _spaced_fallback(keys: list[str], index: dict[str, int]) -> list[str]:
         return keys
     by_text: dict[str, str | None] = {}
     for k in index:
-        text = _unspaced(k)
+        text = unspaced(k)
         by_text[text] = k if text not in by_text else None  # two classes of one text: no match
-    renamed = {k: by_text.get(_unspaced(k)) for k in missing}
+    renamed = {k: by_text.get(unspaced(k)) for k in missing}
     renamed = {k: v for k, v in renamed.items() if v is not None}
     return [renamed.get(k, k) for k in keys] if renamed else keys
 
 
-def _unspaced(text: str) -> str:
-    """A label without its spelling's accidents but letter case: Unicode-normalised (NFKC), runs of spaces as one,
-    stripped (``spelling_key`` before case-folding)."""
-    return " ".join(unicodedata.normalize("NFKC", text).split())
-
-
 def _case_hint(unknown: list[str], index: dict[str, int]) -> str:
-    """"; 'tumour' differs from the model's 'Tumour' only in letter case ..." when an unknown label does."""
-    by_fold = {spelling_key(k): k for k in index}
-    pairs = [(k, by_fold[spelling_key(k)]) for k in unknown if spelling_key(k) in by_fold]
+    """"; 'tumour' differs from the model's 'Tumour' only in letter case ..." when an unknown label does (and
+    matches one class so: two classes of one spelling give no hint)."""
+    by_fold: dict[str, str | None] = {}
+    for k in index:
+        by_fold[spelling_key(k)] = k if spelling_key(k) not in by_fold else None
+    pairs = [(k, by_fold[spelling_key(k)]) for k in unknown if by_fold.get(spelling_key(k)) is not None]
     if not pairs:
         return ""
     label, cls = pairs[0]

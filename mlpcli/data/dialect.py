@@ -103,18 +103,19 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
     elif chosen == ",":
         chosen_decimal = "."
     else:
-        cells = [cell for r in records[1:] for cell in split_line(r, chosen)]
+        rows = [split_line(r, chosen) for r in records[1:]]
+        cells = [cell for row in rows for cell in row]
         commas = [c for c in cells if COMMA_NUMBER.fullmatch(c)]
         dots = sum(1 for c in cells if _DOT_NUMBER.fullmatch(c))
         # the mark most numbers are written with: one "0.5" among "0,3" cells is that cell's error (named
         # when it is read), not a reason to read every other number as text
         comma = commas[0] if commas else None
         chosen_decimal = "," if len(commas) > dots else "."
-        if chosen_decimal == "," and looks_like_thousands(commas, cells):
+        if chosen_decimal == "," and looks_like_thousands(commas, rows):
             raise DataError(f"{source}: numbers such as {comma.strip()!r} look written with thousands separators "
-                            "(every number with a comma has groups of three digits, and those without one stay "
-                            "below 1,000), which are not read: write the numbers without them — or, if the commas "
-                            "are decimal marks, pass --decimal comma")
+                            "(every number with a comma has groups of three digits, and a column mixes them with "
+                            "whole numbers below 1,000 written without one), which are not read: write the numbers "
+                            "without them — or, if the commas are decimal marks, pass --decimal comma")
         if chosen_decimal == ",":
             notes.append(f"{source}: numbers read with decimal commas ({comma.strip()!r} is "
                          f"{comma.strip().replace(',', '.')}); --decimal . to read them otherwise")
@@ -124,15 +125,22 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
     return Dialect(chosen, chosen_decimal, tuple(notes))
 
 
-def looks_like_thousands(commas: list[str], cells: list[str]) -> bool:
-    """Whether numbers written with a comma (`commas`, among a table's `cells`) are thousands separators rather
-    than decimal commas: every one in the thousands form (``THOUSANDS_NUMBER``), beside whole numbers without a
-    comma (some, and all below 1,000). Decimal commas rounded to three places write their whole numbers
-    "619,000" or let some be 1,000 or more ("1234,5" is not in the form)."""
+def looks_like_thousands(commas: list[str], rows: list[list[str]]) -> bool:
+    """Whether numbers written with a comma (`commas`, among the cells of a table's `rows`) are thousands separators
+    rather than decimal commas: every one in the thousands form (``THOUSANDS_NUMBER``), and at least one column
+    mixing them with whole numbers written without a comma, all below 1,000 (619 beside 1,798), as a number format
+    with separators writes a column. Decimal commas rounded to three places do not mix so: Excel's fixed format
+    writes 5,000, R and pandas drop trailing zeros (5,12); a column of whole numbers alone (an age, an id) is
+    not mixed."""
     if not commas or not all(THOUSANDS_NUMBER.fullmatch(c) for c in commas):
         return False
-    whole = [c for c in cells if _WHOLE_NUMBER.fullmatch(c)]
-    return bool(whole) and all(abs(int(c)) < 1000 for c in whole)
+    width = max((len(r) for r in rows), default=0)
+    for j in range(width):
+        column = [r[j] for r in rows if j < len(r)]
+        whole = [c for c in column if _WHOLE_NUMBER.fullmatch(c)]
+        if whole and any(THOUSANDS_NUMBER.fullmatch(c) for c in column) and all(abs(int(c)) < 1000 for c in whole):
+            return True
+    return False
 
 
 def head_records(head: str, complete: bool) -> list[str]:

@@ -390,7 +390,7 @@ class _TextTable(_Table):
             self._stream = stream
             header = stream.readline()
         self.header_lines = 1
-        while header.count(b'"') % 2:  # a quoted header cell holding a line end (a spreadsheet's Alt+Enter)
+        while _inside_quotes(header, sep):  # a quoted header cell holding a line end (a spreadsheet's Alt+Enter)
             more = stream.readline()  # as the whole-table reader reads it: the record goes on
             if not more:
                 break
@@ -871,6 +871,30 @@ def _piece_rows(chunksize: int) -> int:
     """Rows per piece of text parsed by one thread: a quarter of a chunk, so that the (at most 4) threads
     together hold at most one chunk in flight."""
     return max(1, -(-chunksize // _PIECES_PER_CHUNK))
+
+
+def _inside_quotes(line: bytes, sep: str | None) -> bool:
+    """Whether `line` (a header's lines so far) ends inside a quoted field, by the CSV rules: a quote opens a field
+    only at its start (the line's, or after a separator: `sep`, or any of the separators sniffing considers
+    while it is not known yet), "" inside one is a quote, and a lone quote closes it. A quote inside an unquoted
+    cell (a column named 5") opens nothing."""
+    if b'"' not in line:
+        return False
+    seps = {ord(sep)} if sep else {ord(c) for c in ",\t;| "}
+    inside, at_start, i, n = False, True, 0, len(line)
+    while i < n:
+        c = line[i]
+        if inside:
+            if c == 0x22:  # '"'
+                if i + 1 < n and line[i + 1] == 0x22:
+                    i += 1  # an escaped quote
+                else:
+                    inside = False
+        elif c == 0x22 and at_start:
+            inside = True
+        at_start = not inside and (c in seps or c in (0x0A, 0x0D))
+        i += 1
+    return inside
 
 
 def _read_workers() -> int:

@@ -361,13 +361,20 @@ def check_missing(options: TrainOptions, ds: data.Dataset) -> None:
     many, before any fit: a member's, fold's or learning-curve size's preprocessing would name those of its own
     training rows only, after the fits before it (``Dataset.missing``: counted when the table was read)."""
     if options.impute is None and ds.missing is not None and ds.missing.any():
-        j = int(np.flatnonzero(ds.missing)[0])
-        column = ds.X[:, j]
-        column = column.toarray().ravel() if data.is_sparse(column) else np.asarray(column)
-        i = int(np.argmax(np.isnan(column)))  # the first missing value, where a user looks for it
+        i, j = _first_missing(ds.X, np.flatnonzero(ds.missing))  # in row order, where a user looks for it
         where = f"row {i + 1}" + (f" (id {str(ds.ids[i])!r})" if ds.ids is not None else "")
         raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing,
                                                         f"; the first in {ds.feature_names[j]!r} at {where}"))
+
+
+def _first_missing(X, columns: np.ndarray) -> tuple[int, int]:
+    """(row, column) of X's (n, d) first missing value in row order, among `columns` (those holding one)."""
+    if data.is_sparse(X):  # its stored values in row order (never densified)
+        X = X.tocsr()
+        k = int(np.flatnonzero(np.isnan(X.data))[0])
+        return int(np.searchsorted(X.indptr, k, side="right") - 1), int(X.indices[k])
+    rows, at = np.nonzero(np.isnan(np.asarray(X[:, columns])))  # row-major: the first row's first such column
+    return int(rows[0]), int(columns[at[0]])
 
 
 def decision_shares(ds: data.Dataset, options: TrainOptions) -> np.ndarray | None:
