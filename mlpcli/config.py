@@ -704,8 +704,9 @@ def class_weight_pairs(spec: str) -> list[tuple[str, float]]:
 
 
 def check_loss_options(options: TrainOptions, name: str) -> None:
-    """An OptionError (a usage error) naming the option when one that shapes a loss is given for another loss ``name`` (it would
-    be ignored): before the data is read for an explicit --loss, once the task is known for --loss auto."""
+    """An OptionError (a usage error) naming the option when one that shapes a loss is given for another loss
+    ``name`` (it would be ignored): before the data is read for an explicit --loss, once the task is known for
+    --loss auto."""
     if options.label_smoothing and name != "ce":
         raise OptionError(f"--label-smoothing applies to --loss ce only (the loss is {name})")
     if options.pos_weight != 1.0 and name != "bce":
@@ -717,9 +718,10 @@ def check_loss_options(options: TrainOptions, name: str) -> None:
 
 
 def check_decay(options: TrainOptions) -> None:
-    """An OptionError (a usage error) when AdamW's decoupled decay would shrink the weights by lr x weight decay >= 1 each step:
-    at 1 it zeroes them, above it flips their sign every step — a run that ends without an error and with a
-    useless model (AUC 0.47 at --lr 0.5 --weight-decay 4). An auto learning rate is checked once resolved."""
+    """An OptionError (a usage error) when AdamW's decoupled decay would shrink the weights by lr x weight decay
+    >= 1 each step: at 1 it zeroes them, above it flips their sign every step — a run that ends without an error
+    and with a useless model (AUC 0.47 at --lr 0.5 --weight-decay 4). An auto learning rate is checked once
+    resolved."""
     if options.optimizer != "adamw" or options.lr == AUTO:
         return
     shrink = float(options.lr) * float(options.weight_decay)
