@@ -16,7 +16,9 @@ rows is a function of weighted sums:
 so that B resamples cost a few (B, n) array operations instead of B calls of scikit-learn (~30 ms each, most of
 it input checks). Each value equals ``metrics.compute``'s on the repeated rows up to floating-point rounding, and
 is NaN where that one is None (undefined), in the same cases: precision without a predicted positive, AUC and MCC
-with one class in the truth, F1 of a class neither present nor predicted (left out of the macro mean), R² and the
+with one class in the truth, F1 of a class neither present nor predicted (left out of the macro mean; but a class
+absent from the whole table's truth and predicted there counts 0 in every resample, as in the estimate: its
+interval is of the same mean), R² and the
 correlations of a constant column (a constant truth checked on its values: a mean that rounds off a repeated
 value would leave a rounding residue as R²'s denominator).
 """
@@ -220,6 +222,10 @@ class ResampledMetrics:
             bins, gap = _ece_codes(top == y, P.max(axis=1))
             scores = [P[:, k] for k in range(K)]
         self.K = K
+        # classes absent from the truth but predicted: F1 0 in the estimate (its macro mean counts them), so 0 in
+        # every resample too, also one that draws none of those rows (it would drop them from the mean: a wider,
+        # higher interval of another quantity)
+        self._predicted_absent = (np.bincount(y, minlength=K) == 0) & (np.bincount(pred, minlength=K) > 0)
         self._G = np.concatenate([self._unit_sums(y * K + pred, K * K), self._row_sums(log_loss, brier),
                                   self._unit_sums(bins, metrics.ECE_BINS, gap)], axis=1)
         self._sorted = [_Sorted(s, self.unit_of) for s in scores]
@@ -250,6 +256,7 @@ class ResampledMetrics:
             "ece": np.abs(ece).sum(axis=1) / n,
         }
         f1 = _ratio(2 * hits, true + called)  # NaN: a class neither present nor predicted
+        f1[:, self._predicted_absent] = 0.0
         if self.task == "binary":
             tp = hits[:, 1]
             by_p, positive = self._sorted[0], self._positive[0]

@@ -405,6 +405,10 @@ def _short_note(short: dict[str, int], top: int, method: str) -> list[str]:
 
 
 CORRELATED = 0.9  # |Spearman| at which two of a class's top genes are one signal to the reader
+# ... judged on at least this many samples: on 5, independent genes reach |Spearman| >= 0.9 one pair in twelve by
+# chance (on 3, a third of them), and a rare class's ranking named a dozen unrelated pairs "one signal"; on 20,
+# about one pair in ten million
+CORRELATED_MIN_SAMPLES = 20
 
 
 def _correlated_note(X: np.ndarray, feats: Sequence[str], table: pd.DataFrame, method: str,
@@ -413,7 +417,7 @@ def _correlated_note(X: np.ndarray, feats: Sequence[str], table: pd.DataFrame, m
     samples (|Spearman| >= CORRELATED, X (n, d)): the network may lean on either, so how their attribution
     (or permutation importance) splits between them says nothing about which one matters; read them as one
     signal. Spearman: log1p and scaling are monotone, so the pairs are the same in raw and network units."""
-    if len(X) < 3 or table.empty:
+    if len(X) < CORRELATED_MIN_SAMPLES or table.empty:
         return []
     where = {f: j for j, f in enumerate(feats)}
     names = list(dict.fromkeys(table["feature"]))

@@ -344,7 +344,10 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
         fitted = _fit_holdout(ds, resolved, candidates, progress, val_ds, split)
     else:
         fitted = _fit_crossfit(ds, resolved, candidates, progress, split, plan)
-    fitted.model.decision = _decision(ds, fitted, options.decision)
+    # the rule divides by the shares of the rows the network(s) trained on: a hold-out's training rows (every row
+    # trains a member of an ensemble, and --val-data's table is apart)
+    trained_on = ds.subset(split[0]) if n_folds == 1 and val_ds is None else ds
+    fitted.model.decision = _decision(trained_on, fitted, options.decision)
     fitted.notes[:0] = notes
     return fitted
 
@@ -392,7 +395,7 @@ def decision_shares(ds: data.Dataset, options: TrainOptions) -> np.ndarray | Non
 
 def _decision(ds: data.Dataset, fitted: FittedModel, option: str) -> Decision | None:
     """The model's decision rule (``mlpcli.decision``): ``option``, or for auto the rule with the higher balanced
-    accuracy on the held-out predictions; divides by ``decision_shares`` over every training row."""
+    accuracy on the held-out predictions; divides by ``decision_shares`` over ``ds``, the rows trained on."""
     shares = decision_shares(ds, fitted.options)
     if shares is None:
         return None
