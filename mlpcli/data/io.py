@@ -71,9 +71,16 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
 # The cells that are missing values: an empty cell, NA, N/A, NULL and NaN as people and programs write them
 # (R's NA, SQL's NULL, NumPy's nan) and Excel's #N/A. Not pandas' longer default list: "None" is a class
 # ("no response", "no metastasis") and a batch, and parquet keeps it as text; nor its C runtime spellings.
-NA_TOKENS = sorted({"", "#N/A", *(v for word in ("NA", "N/A", "NULL", "NaN")
-                                  for v in (word, word.lower(), word.capitalize())),
-                    "-NaN", "-nan", "+NaN", "+nan", "NAN", "n/A"})
+def _any_case(word: str) -> set[str]:
+    """Every spelling of `word` in upper and lower case letters (NULL, null, Null, nULL, ...)."""
+    spellings = {""}
+    for c in word:
+        spellings = {s + v for s in spellings for v in {c.lower(), c.upper()}}
+    return spellings
+
+
+NA_TOKENS = sorted({"", "#N/A", *_any_case("NA"), *_any_case("N/A"), *_any_case("NULL"),
+                    *(sign + v for sign in ("", "+", "-") for v in _any_case("NaN"))})
 
 
 def as_written_na(columns: Sequence[str], ids: Sequence[str]) -> dict:

@@ -1095,9 +1095,7 @@ def read_text_features(name: str, source, names: Sequence[str], features: Sequen
     to be dropped. `name`: the file, or "standard input" (`source` then a binary stream of its bytes);
     `names`: the column names, one per field (the header line is read past); `text`: columns typed as
     written (strings); `ids`: the sample id column (at most one), where only an empty cell is missing."""
-    names = [str(n) for n in names]
-    if any("\n" in n or "\r" in n for n in names):
-        return None  # a header cell holding a line end: the reader takes the header's first line for all of it
+    names = [str(n) for n in names]  # a header cell may hold a line end: the reader reads the header record whole
     features = [str(f) for f in features]
     feature_set = set(features)
     others = [n for n in names if n not in feature_set]
