@@ -530,3 +530,16 @@ def test_a_missing_marker_in_any_case_or_sign(small, tmp_path, token):
     frame.to_csv(tmp_path / "t.csv", index=False)
     res = run(["train", str(tmp_path / "t.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 1 and "missing values in 1 feature column: 'g2' (1)" in res.output.splitlines()[-1]
+
+
+def test_an_h5ad_cell_error_names_the_file(tmp_path):
+    """A .h5ad with a missing label: "Error: target has missing values ..." named no file (a CSV's does)."""
+    ad = pytest.importorskip("anndata")
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"cell_type": ["a", "b"] * 30}, index=[f"c{i}" for i in range(60)])
+    obs.loc["c3", "cell_type"] = np.nan
+    ad.AnnData(X=rng.normal(size=(60, 10)).astype(np.float32), obs=obs).write_h5ad(tmp_path / "na.h5ad")
+    res = run(["train", str(tmp_path / "na.h5ad"), "--target", "cell_type", "--epochs", "1",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1
+    assert res.output.splitlines()[-1].startswith(f"Error: {tmp_path / 'na.h5ad'}: target has missing values")

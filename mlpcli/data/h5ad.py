@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, OptionError
-from ._common import _quoted
+from ._common import SOURCE_ATTR, _quoted
 from .names import count_matches, name_key
 
 __all__ = ["EXTRA_HINT", "OBS_NAMES", "X_LAYER", "VAR_INDEX", "H5ad", "is_h5ad", "load_dataset", "check_options",
@@ -586,6 +586,8 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
         _check_unique_obs_names(frame[OBS_NAMES], path)
     frame = frame.drop(columns=[c for c in roles.drop if c in frame.columns])
     roles.drop = []  # obs columns: never features here, nothing to remove from the matrix
+    if join is None:  # a cell that does not fit names the file (with a sample sheet, the sheet's cell is)
+        frame.attrs.setdefault(SOURCE_ATTR, path)
     ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(names, X))
     return ds, read_notes + notes
 
