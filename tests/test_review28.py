@@ -543,3 +543,22 @@ def test_an_h5ad_cell_error_names_the_file(tmp_path):
                "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 1
     assert res.output.splitlines()[-1].startswith(f"Error: {tmp_path / 'na.h5ad'}: target has missing values")
+
+
+def test_sample_ids_in_two_unicode_forms_are_explained(tmp_path):
+    """A matrix whose headers hold decomposed accents and a sheet typed with composed ones: "no sample ... has a row
+    in --samples; the table's ids look like 'Zoë_0', ..., the sheet's like 'Zoë_0', ..." — the same on screen."""
+    import unicodedata
+
+    rng = np.random.default_rng(0)
+    ids = [f"Zoë_{i}" for i in range(30)]
+    matrix = pd.DataFrame(rng.normal(size=(6, 30)), index=[f"G{j}" for j in range(6)],
+                          columns=[unicodedata.normalize("NFD", s) for s in ids])
+    matrix.index.name = "gene"
+    matrix.to_csv(tmp_path / "m.csv")
+    pd.DataFrame({"sample_id": ids, "label": ["ab"[i % 2] for i in range(30)]}).to_csv(tmp_path / "s.csv", index=False)
+    res = run(["train", str(tmp_path / "m.csv"), "--features-in-rows", "--samples", str(tmp_path / "s.csv"),
+               "--no-group", "--epochs", "1", "-o", str(tmp_path / "x.mlp")])
+    assert res.exit_code == 1
+    last = res.output.splitlines()[-1]
+    assert "Unicode form" in last and "'Zoe\\u0308_0'" in last

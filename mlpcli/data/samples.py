@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, MlpcliError
-from ._common import DEFAULT_ID, _label_key, _quoted, typed_as_written
+from ._common import DEFAULT_ID, SPELLING_WORDS, _label_key, _quoted, spelling_key, typed_as_written, visible
 
 __all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples"]
 
@@ -498,9 +498,9 @@ class SampleJoin:
         theirs = self.sheet.ids[unused]
         lower = {}
         for i in theirs:
-            lower.setdefault(str(i).casefold(), str(i))
-        pairs = [(p, lower[p.casefold()]) for p in self._probe if p.casefold() in lower]
-        why = "letter case"
+            lower.setdefault(spelling_key(str(i)), str(i))
+        pairs = [(p, lower[spelling_key(p)]) for p in self._probe if spelling_key(p) in lower]
+        why = SPELLING_WORDS
         if not pairs or 2 * len(pairs) < len(self._probe):
             pair = _same_but_zeros(self._probe, theirs)
             pairs, why = ([pair], "leading zeros (a spreadsheet program drops them when it opens a CSV)") if pair \
@@ -512,7 +512,7 @@ class SampleJoin:
         they = "the first of them differ" if many else "it differs"
         return (f"--samples {self.sheet.path}: {self.n_unmatched} sample{'s' * many} of {self.source} "
                 f"{'have' if many else 'has'} no row in the sheet, and {they} only in {why} from sheet rows that "
-                f"match no sample (e.g. {table_id!r} in {self.source}, {sheet_id!r} in the sheet); ids must match "
+                f"match no sample (e.g. {visible(table_id)} in {self.source}, {visible(sheet_id)} in the sheet); ids must match "
                 "exactly — correct them in one of the files")
 
     def _no_match(self) -> str:
@@ -522,7 +522,7 @@ class SampleJoin:
             return f"{self.source} has no samples to join with --samples {sheet.path}"
 
         def like(ids) -> str:
-            return ", ".join(repr(str(i)) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+            return ", ".join(visible(str(i)) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
 
         return (f"no sample of {self.source} has a row in --samples {sheet.path} (matched on {self._how}): "
                 f"the table's ids look like {like(ours)}, the sheet's like {like(list(sheet.ids[:4]))}"
@@ -538,6 +538,11 @@ class SampleJoin:
         lower = {str(i).lower() for i in sheet.ids}
         if any(p.lower() in lower for p in probe):
             return "; they differ in letter case only, and ids must match exactly"
+        spelled = {spelling_key(str(i)): str(i) for i in sheet.ids}
+        pair = next(((p, spelled[spelling_key(p)]) for p in self._probe if spelling_key(p) in spelled), None)
+        if pair:
+            return (f"; they differ in {SPELLING_WORDS} only ({visible(pair[0])} in {self.source}, {visible(pair[1])} "
+                    "in the sheet), and ids must match exactly")
         for c in sheet.columns:
             if probe & set(_id_texts(sheet.frame[c].to_numpy(dtype=object))):
                 fix = f": pass --id {c}" if self.features_in_rows else \
