@@ -689,8 +689,11 @@ def class_weight_pairs(spec: str) -> list[tuple[str, float]]:
         label, sep, value = item.rpartition("=")
         label = label.strip()
         if not sep or not label:
+            alone = item.lower() in ("balanced", "none")  # 'balanced,none': two values where one is read
             raise ConfigError(f"--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs such as 'A=1,B=3', "
-                              f"got {item!r}")
+                              f"got {item!r}" + (f" among pairs in {str(spec).strip()!r} ('balanced' and 'none' stand "
+                                                 "alone; in tune's --grid '|' separates class-weight values, as in "
+                                                 "class_weight=balanced|none)" if alone else ""))
         if label in (seen for seen, _ in pairs):
             raise ConfigError(f"--class-weight gives class {label!r} twice")
         try:

@@ -171,5 +171,5 @@ def test_tune_refuses_a_decision_grid_on_a_regression_target_before_any_fit(tmp_
                     folds=2, progress=lambda done, total: fits.append(done))
     assert fits == []
     res = run(["tune", str(reg), "--grid", "decision=auto,balanced; l2=0,1", "--hidden", "8", "--epochs", "2"])
-    assert_clean_error(res, "--grid: the setting decision=balanced", "leave decision out of --grid")
+    assert_clean_error(res, "--grid: the setting decision=balanced", "leave decision out of --grid", code=2)
     assert "--decision balanced:" not in res.output

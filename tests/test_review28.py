@@ -562,3 +562,19 @@ def test_sample_ids_in_two_unicode_forms_are_explained(tmp_path):
     assert res.exit_code == 1
     last = res.output.splitlines()[-1]
     assert "Unicode form" in last and "'Zoe\\u0308_0'" in last
+
+
+def test_tune_grid_settings_that_do_not_apply_are_usage_errors(tmp_path):
+    """A grid setting that cannot apply to the data (class weights on a regression target) was exit 1 where train's
+    --class-weight is now exit 2; class_weight=balanced,none (',' where '|' separates class-weight values) said
+    "got 'balanced'"."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 4)), columns=list("abcd")).assign(label=rng.normal(size=60))
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    res = run(["tune", str(tmp_path / "r.csv"), "--no-group", "--grid", "class_weight=balanced|none", "--epochs", "1",
+               "--folds", "2"])
+    assert res.exit_code == 2 and "does not fit the data: --class-weight needs a classification target" in res.output
+    frame["label"] = np.where(frame["a"] > 0, "x", "y")
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    res = run(["tune", str(tmp_path / "c.csv"), "--no-group", "--grid", "class_weight=balanced,none", "--epochs", "1"])
+    assert res.exit_code == 2 and "'|' separates class-weight values" in res.output.splitlines()[-1]

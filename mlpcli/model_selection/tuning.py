@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .. import data, metrics
 from ..config import OPTIMIZER_ONLY, TrainOptions
-from ..errors import ConfigError, DataError, TrainingError
+from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .cross_validation import (FoldScore, _fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
                                finite, fit_fold, fold_name, mean_sd, with_seed)
@@ -245,11 +245,11 @@ def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[in
     its setting's first fit ran, after all the fits before it, and named its flag rather than --grid."""
     from .fitting import build_loss
 
-    def problem(opts: TrainOptions) -> str | None:
+    def problem(opts: TrainOptions) -> tuple[str, type] | None:  # (the message, its error's class)
         try:
             build_loss(opts, ds, ds.y)
-        except (ConfigError, DataError) as exc:
-            return str(exc)
+        except (ConfigError, DataError) as exc:  # an option that does not apply: a usage error, as in train
+            return str(exc), OptionError if isinstance(exc, OptionError) else ConfigError
         return None
 
     _check_preprocessing(ds, options, points)
@@ -263,9 +263,10 @@ def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[in
         why = problem(apply_setting(options, setting))
         if why is None:
             continue
+        message, error = why
         if why == problem(options):  # the command line's own option, whatever the grid says
-            raise ConfigError(why)
-        raise ConfigError(f"--grid: the setting {format_setting(setting)} does not fit the data: {why}")
+            raise error(message)
+        raise error(f"--grid: the setting {format_setting(setting)} does not fit the data: {message}")
 
 
 def _check_decisions(ds: data.Dataset, points: list[tuple[int, dict]]) -> None:
@@ -276,7 +277,7 @@ def _check_decisions(ds: data.Dataset, points: list[tuple[int, dict]]) -> None:
         return
     for _, setting in points:
         if setting.get("decision", "auto") != "auto":
-            raise ConfigError(f"--grid: the setting {format_setting(setting)} does not fit the data: a decision rule "
+            raise OptionError(f"--grid: the setting {format_setting(setting)} does not fit the data: a decision rule "
                               f"chooses between classes; this target is {ds.task} (leave decision out of --grid)")
 
 
