@@ -341,9 +341,10 @@ class SampleJoin:
                         f"{self.sheet.path}{f' (did you mean {hint[0]!r}?)' if hint else ''}; the sheet's columns: "
                         f"{_quoted(sheet_columns, 6)} ({len(sheet_columns)} in all)")
 
-    def select(self, roles: Iterable[str | None], drop: Iterable[str] = ()) -> None:
+    def select(self, roles: Iterable[str | None], drop: Iterable[str] = (), said: Iterable[str] = ()) -> None:
         """Fix the sheet columns to join: those among `roles` (target, group, batch, --by) or `drop`; the
-        others are ignored, with a note. A role on a column both files have is a DataError."""
+        others are ignored, with a note (but for `said`, whose being ignored a note says already: predict's
+        target). A role on a column both files have is a DataError."""
         named = {r for r in roles if r}
         dropped = set(drop)
         clash = [c for c in self.shared if c in named and c != self.data_id]
@@ -352,7 +353,7 @@ class SampleJoin:
                             "role could come from either: rename or remove it in one of them")
         own = [c for c in self.sheet.columns if c not in set(self.shared)]
         self.joined = [c for c in own if c in named or c in dropped]
-        ignored = [c for c in own if c not in set(self.joined)]
+        ignored = [c for c in own if c not in set(self.joined) and c not in set(said)]
         if ignored:
             self.notes.append(f"--samples {self.sheet.path}: ignored {len(ignored)} column{'s' * (len(ignored) > 1)} "
                               f"that take{'s' * (len(ignored) == 1)} no role: {_quoted(ignored, 4)} (features come "

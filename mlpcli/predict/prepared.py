@@ -147,7 +147,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
                             source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))),
                             need_target=need_target, can_fill=can_fill)
         data.feature_rows.raise_annotation_columns(table)  # before the join leaves out a text column as a sample it lacks
-        join.select(_sheet_roles(plan.roles, roles, table.columns, labels), plan.roles.drop)
+        join.select(_sheet_roles(plan.roles, roles, table.columns, labels), plan.roles.drop,
+                    said=() if labels else plan.roles.target)  # the plan notes an ignored target
         sheet_columns = set(join.columns) - set(map(str, table.columns))
         if labels and any(t in sheet_columns for t in plan.roles.target):
             join.keep_unmatched = False  # the labels are the sheet's: a sample it lacks is left out, as evaluate does

@@ -339,7 +339,7 @@ class _Run:
                                      ids_written=not need_target)
             if self.join is not None:
                 self.join.select(_sheet_roles(self.plan.roles, roles, self.table.columns, need_target, by),
-                                 self.plan.roles.drop)
+                                 self.plan.roles.drop, said=() if need_target else self.plan.roles.target)
         except BaseException:
             self.table.close()
             raise
