@@ -715,7 +715,7 @@ def role_options(fn):
     """Column roles of predict and evaluate: each defaults to the model's training role, then to the usual
     column name (train declares its own, with the train options)."""
     decorators = [
-        click.option("--target", multiple=True, metavar="NAMES", callback=named_columns,
+        click.option("--target", multiple=True, metavar="NAMES", callback=named_column,
                      help="Target column(s), where the command reads labels (evaluate's truth, the classes "
                           "explain and gradcheck explain toward); predict ignores it. Comma-separated, or repeated  "
                           "[default: the model's target]"),
@@ -891,16 +891,9 @@ def named_file(ctx, param, value):
 
 def named_column(ctx, param, value):
     """Click callback: a column option's name must not be empty (``--group "$COL"`` with the variable unset), as
-    train's declared options refuse it."""
-    if value is not None and not str(value).strip():
-        raise click.BadParameter("an empty value (an unset shell variable?); give a column name, or leave the option "
-                                 "out", ctx=ctx, param=param)
-    return value
-
-
-def named_columns(ctx, param, value):
-    """Click callback for a repeatable column option (--target): no empty name among its values."""
-    if value is not None and any(not str(v).strip() for v in value):
+    train's declared options refuse it; for a repeatable one (--target), none of its names."""
+    names = value if isinstance(value, tuple) else () if value is None else (value,)
+    if any(not str(v).strip() for v in names):
         raise click.BadParameter("an empty value (an unset shell variable?); give a column name, or leave the option "
                                  "out", ctx=ctx, param=param)
     return value

@@ -120,10 +120,16 @@ def first_non_number(frame: pd.DataFrame, columns: Sequence[str], decimal: str =
     return best
 
 
+# A number written with thousands separators (1,798 or 12,345,678: a first group of 1-3 digits, no leading zero,
+# then groups of three), and the same with a decimal part (8,000.0)
+THOUSANDS_NUMBER = re.compile(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+\s*")
+THOUSANDS_DECIMAL = re.compile(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+\.\d*\s*")
+
+
 def decimal_advice(value: Any, decimal: str) -> str:
     """"; the table is read with decimal commas: write it '0,5'" for a cell written with the other mark."""
     text = str(value).strip()
-    if decimal == "." and re.fullmatch(r"[-+]?[1-9]\d{0,2}(,\d{3})+", text):  # 1,798: a thousands separator?
+    if decimal == "." and THOUSANDS_NUMBER.fullmatch(text):  # 1,798: a thousands separator?
         return (f"; if the comma separates thousands, write it {text.replace(',', '')!r} (separators are not read); "
                 "if it is a decimal mark, pass --decimal comma and --sep")
     other = text.replace(".", ",") if decimal == "," else text.replace(",", ".")

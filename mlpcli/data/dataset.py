@@ -6,7 +6,6 @@ import difflib
 import hashlib
 import json
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -20,7 +19,7 @@ from .limits import first_beyond_limit, value_limit_message
 from .names import comment_line_hint
 from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells, typed_as_written
 from ._common import _parse_numbers
-from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key, unspaced, visible
+from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, THOUSANDS_DECIMAL, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key, unspaced, visible
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
 
@@ -465,7 +464,7 @@ def _decimal_comma_hint(col: pd.Series) -> str:
 
     values = col.dropna()
     first = str(values.iloc[0]) if len(values) else ""
-    if re.fullmatch(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d*)?\s*", first) and "." in first:  # 8,000.0: thousands
+    if THOUSANDS_DECIMAL.fullmatch(first):  # 8,000.0: thousands separators (8,000 alone could be either)
         return (f"{col.name!r} holds numbers written with thousands separators such as {first!r}: write them "
                 f"without ({first.strip().replace(',', '')!r}), or ")
     if COMMA_NUMBER.fullmatch(first):
@@ -843,7 +842,7 @@ def _spaced_fallback(keys: list[str], index: dict[str, int]) -> list[str]:
     """Label keys matched to a model's class keys ``index`` apart from spaces and Unicode form, as a spreadsheet
     keeps a stray space or a pasted label a non-breaking one or a decomposed accent: 'Tumour ' matches the class
     'Tumour' (and 'Tumour' the class 'Tumour ', 'Métastase' typed the class 'Métastase' pasted) when the model
-    has no class written that way and exactly one class of that text once normalised (``_unspaced``)."""
+    has no class written that way and exactly one class of that text once normalised (``unspaced``)."""
     missing = [k for k in dict.fromkeys(keys) if k not in index]
     if not missing:
         return keys

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, DataError
+from ._common import THOUSANDS_NUMBER
 from .sources import Source, open_binary
 
 
@@ -19,10 +20,8 @@ SNIFF_BYTES = 1 << 20  # the head of a file that separators and decimal marks ar
 _MAX_HEAD_BYTES = 64 << 20  # a header line longer than this is not sniffed (the file name decides)
 COMMA_NUMBER = re.compile(r"\s*[-+]?(\d+,\d*|,\d+)([eE][-+]?\d+)?\s*")
 _DOT_NUMBER = re.compile(r"\s*[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?\s*")
-# A number written with thousands separators (1,798 or 12,345,678: a first group of 1-3 digits, no leading zero,
-# then groups of three) and a plain whole number; a table whose comma numbers are all of the first kind while
-# its whole numbers stay below 1,000 was written with thousands separators, not decimal commas
-THOUSANDS_NUMBER = re.compile(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+\s*")
+# A plain whole number: beside numbers with thousands separators (``THOUSANDS_NUMBER``) in one column, all below
+# 1,000, it says the table was written with separators, not decimal commas (``looks_like_thousands``)
 _WHOLE_NUMBER = re.compile(r"\s*[-+]?\d+\s*")
 
 

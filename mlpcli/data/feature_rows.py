@@ -69,8 +69,7 @@ def read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[s
     # under decimal commas too: 0,5 is a number (pass 2 reads it as one), else every row of such a table was text
     is_text = non_number_cells(cells, decimal or ".") | np.isin(names, list(text))
     text_lines = set((np.flatnonzero(is_text) + 1).tolist())  # file line numbers; the header is line 0
-    # correctly rounded, as the samples x features reader and a parquet copy read them (pandas' default parser is
-    # a unit in the last place off for a seventh of 15-digit decimals, as pandas writes float64s)
+    # correctly rounded (above): the numbers the samples x features reader and a parquet copy hold
     numeric = read(skiprows=sorted(text_lines), dtype={0: str}, float_precision="round_trip") \
         if not is_text.all() else None
     text_rows = read(skiprows=lambda i: i > 0 and i not in text_lines, dtype=str) if is_text.any() else None

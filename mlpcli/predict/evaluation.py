@@ -420,7 +420,9 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                        "(1000 is usual)")
         outside = [k for k, ci in result.ci.items() if ci is not None and isinstance(overall.get(k), (int, float))
                    and math.isfinite(overall[k]) and not ci[0] <= overall[k] <= ci[1]]
-        if outside and bootstrap >= BOOTSTRAP_MIN:  # a few resamples: the warning above says why  # ECE above all: resampled rows repeat, and repeats fill bins with agreeing errors
+        # ECE above all: resampled rows repeat, and repeats fill bins with agreeing errors (a few resamples: the
+        # warning above says why their intervals miss)
+        if outside and bootstrap >= BOOTSTRAP_MIN:
             result.notes.append(
                 f"the bootstrap interval of {', '.join(outside)} does not contain its estimate: the metric is "
                 "biased on resampled rows (ECE grows when rows repeat), so its interval shows the spread of the "
