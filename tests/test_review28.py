@@ -596,3 +596,12 @@ def test_predict_says_once_that_a_sheets_target_is_ignored(tmp_path):
     res = run(["predict", str(model), str(tmp_path / "m.csv"), *sheet, "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
     assert "ignored the target column 'label'" in res.output and "no role: 'label'" not in res.output
+
+
+def test_an_empty_data_name_beside_a_model_file(tmp_path, monkeypatch):
+    """`mlpcli train "$DATA"` (unset) in a directory holding model.mlp said "--out model.mlp is also the input DATA's
+    model.mlp": the empty name resolved to the directory, whose files were taken for a 10x input's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.mlp").write_bytes(b"x")
+    res = run(["train", ""])
+    assert res.exit_code == 1 and "table file not found: the name given is empty" in res.output.splitlines()[-1]

@@ -611,7 +611,7 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
     standard input is redirected from (``predict m.mlp - -o data.csv < data.csv``); paths are compared as the
     files they name (``./a.csv`` and ``a.csv``, a symbolic link and its target, a hard link)."""
     def key(path: str | None, reading: bool = False):
-        if path is None:
+        if path is None or not str(path).strip():  # an empty name (the reader says so), not the directory '' resolves to
             return None
         if str(path) == "-":  # standard input, as an input: the file it was redirected from
             try:
