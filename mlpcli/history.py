@@ -524,9 +524,7 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     c.capacity_tried = capacity_tried(fit, cfg)
     c.validation_table = cfg.get("val_data") if isinstance(cfg.get("val_data"), str) else None
     if resolved.get("optimizer") == "lbfgs":  # full-batch: one point per iteration, the last weights kept
-        c.step = "iteration"
-        c.notes.append("the curves are per L-BFGS iteration (full batch): read 'epoch' in the verdict and its "
-                       "evidence as 'iteration'")
+        _per_iteration(c)
     recorded = {m.get(MEMBER): m.get("best_epoch") for m in fit.get("members") or [] if isinstance(m, dict)}
     for m in c.members:
         m.best_epoch = recorded.get(m.member) or m.best_epoch
@@ -600,9 +598,18 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
     if keras:
         c.notes.append(f"{source}: read the column 'loss' as the training loss (train_loss), as Keras's CSVLogger "
                        "writes it")
+    if {"best_epoch", "seconds"} <= set(frame.columns) and "lr" not in frame.columns:
+        _per_iteration(c)  # train --history of an L-BFGS run: the one kind of mlpcli history without an lr column
     if curves == "metric":
         c.higher_is_better = _infer_higher(c, higher_is_better)
     return c
+
+
+def _per_iteration(c: Curves) -> None:
+    """Mark curves as one point per L-BFGS iteration (full batch; the last weights kept)."""
+    c.step = "iteration"
+    c.notes.append("the curves are per L-BFGS iteration (full batch): read 'epoch' in the verdict and its "
+                   "evidence as 'iteration'")
 
 
 def _in_epoch_order(rows: list[dict], source: str) -> list[dict]:
