@@ -41,3 +41,49 @@ def test_a_minibatch_history_file_and_a_hand_made_one_stay_epochs(histories, tmp
     pd.read_csv(histories / "adam.csv")[["epoch", "train_loss", "val_loss"]].to_csv(tmp_path / "own.csv", index=False)
     c = read_curves(tmp_path / "own.csv")
     assert c.step == "epoch" and not any("L-BFGS" in n for n in c.notes)
+
+
+# ── labels that are one number written differently ───────────────────────────────────────────────────────
+
+
+def _labelled(path, labels, n=60):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(n, 4)), columns=[f"g{j}" for j in range(4)])
+    frame.insert(0, "label", [labels[i % len(labels)] for i in range(n)])
+    if str(path).endswith(".parquet"):
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_leading_zero_keeps_labels_as_written_beside_a_decimal_one(tmp_path, suffix):
+    """1, 01 and 1.0 in a CSV label column were read as numbers: one class '1.0' ("nothing to learn"), while 1 and
+    01 alone were two classes and the same table as parquet text three. Now three classes in both, with a warning."""
+    from mlpcli.data import load_dataset
+
+    ds, _ = load_dataset(str(_labelled(tmp_path / f"t{suffix}", ["1", "01", "1.0"])), no_group=True)
+    assert sorted(map(str, ds.classes)) == ["01", "1", "1.0"]
+    assert any("one number written differently: '01', '1', '1.0'" in w and "leading zero" in w for w in ds.warnings)
+
+
+def test_labels_one_number_apart_warn_and_distinct_numbers_do_not(tmp_path):
+    from mlpcli.data import load_dataset
+
+    ds, _ = load_dataset(str(_labelled(tmp_path / "t.csv", ["1", "01"])), no_group=True)
+    assert sorted(map(str, ds.classes)) == ["01", "1"]
+    assert any("'01', '1'" in w for w in ds.warnings)
+    ds, _ = load_dataset(str(_labelled(tmp_path / "codes.csv", ["01", "02", "10"])), no_group=True)
+    assert sorted(map(str, ds.classes)) == ["01", "02", "10"]
+    assert not any("written differently" in w for w in ds.warnings)
+    # a number without a leading zero beside floats is still a number (a regression target keeps 05.5 and 48.0)
+    ds, _ = load_dataset(str(_labelled(tmp_path / "age.csv", [str(v) for v in np.linspace(20, 80, 60)] + ["05.5"],
+                                        n=61)),
+                         no_group=True)
+    assert ds.task == "regression"
+
+
+def test_one_number_written_two_ways_says_so_when_it_is_the_only_class(tmp_path):
+    res = run(["train", str(_labelled(tmp_path / "t.csv", ["1", "1.0"])), "--no-group", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "1 and 1.0 are one value" in res.output and not (tmp_path / "m.mlp").exists()

@@ -174,15 +174,15 @@ _BOOL_TEXT = {"true": True, "false": False}
 
 
 _INTEGER_TEXT = r"[+-]?\d+"
-_LEADING_ZERO = r"[+-]?0\d"
+_LEADING_ZERO_INTEGER = r"[+-]?0\d+"
 
 
 def typed_as_written(text: pd.Series, decimal: str | None = None) -> pd.Series:
     """A column read as text (missing cells NaN) typed as pandas would type it (integers, numbers, booleans),
-    except integers written with leading zeros (``01``, ``007``), which keep their text: the labels 1 and 01
-    stay two classes and 007 stays 007. Integers are read exactly (beyond 2**53 too; beyond int64 they stay
-    text), other numbers correctly rounded (pyarrow's parser), so 48 and 48.0 in one regression target are
-    both numbers. ``decimal``: the table's decimal mark (``,``: 0,5 is a number)."""
+    except that a column holding an integer written with leading zeros (``01``, ``007``) keeps its text: the
+    labels 1 and 01 stay two classes (beside 1.0 too, which would otherwise make all three the number 1) and 007
+    stays 007. Integers are read exactly (beyond 2**53 too; beyond int64 they stay text), other numbers correctly
+    rounded (pyarrow's parser), so 48 and 48.0 in one regression target are both numbers. ``decimal``: the table's decimal mark (``,``: 0,5 is a number)."""
     present = text.notna().to_numpy()
     cells = text[present].astype(str).str.strip()
     if not len(cells):
@@ -192,9 +192,9 @@ def typed_as_written(text: pd.Series, decimal: str | None = None) -> pd.Series:
         if present.all():
             return lowered.map(_BOOL_TEXT).astype(bool).reindex(text.index)
         return text  # pandas keeps booleans with gaps as objects too
+    if cells.str.fullmatch(_LEADING_ZERO_INTEGER).any():
+        return text  # leading zeros (007, 01): the text is the label, also beside 1.0 (which would merge 01 and 1)
     if cells.str.fullmatch(_INTEGER_TEXT).all():
-        if cells.str.match(_LEADING_ZERO).any():
-            return text  # leading zeros (007, 01): the text is the label
         integers = [int(c) for c in cells]
         if not all(-(2 ** 63) <= v < 2 ** 63 for v in integers):
             return text  # beyond int64: exact as text, not rounded into a float

@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -664,9 +665,9 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
     if n_distinct < 2:
         source = _CellPlace(frame, column=name).source
         if _is_number_column(col):  # an age or a score measured alike in every sample is no class either
-            raise DataError(f"{source}target {name!r} holds one value ({_quoted(pd.unique(values), 1)}) in every row: "
-                            "there is nothing to learn (a classifier needs 2 classes or more, a regression a target "
-                            "that varies)")
+            raise DataError(f"{source}target {name!r} holds one value ({_quoted(pd.unique(values), 1)}) in every row "
+                            "(read as a number: 1 and 1.0 are one value): there is nothing to learn (a classifier needs "
+                            "2 classes or more, a regression a target that varies)")
         raise DataError(f"{source}target {name!r} has a single class ({_quoted(pd.unique(values), 1)}); "
                         "a classifier needs at least 2 classes")
     task = "binary" if n_distinct == 2 else "multiclass"
@@ -795,6 +796,29 @@ def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
         warn.append(f"classes in {name!r} that differ only in {SPELLING_WORDS}: {shown}"
                     f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are trained as separate "
                     "classes — write each label one way if they are one")
+    numbers = _one_number_groups(labels)
+    if numbers:
+        shown = "; ".join(", ".join(map(repr, group)) for group in numbers[:3])
+        zeros = any(re.match(r"\s*[+-]?0\d", v) for group in numbers for v in group)
+        why = "a label written with a leading zero keeps the column as text, so" if zeros else \
+            "labels are read as written (the column holds text), so"
+        warn.append(f"classes in {name!r} that are one number written differently: {shown}"
+                    f"{f' and {len(numbers) - 3} more' if len(numbers) > 3 else ''}; "
+                    f"{why} they are trained as separate classes — write each label one way if they are one")
+
+
+def _one_number_groups(values: Iterable) -> list[list[str]]:
+    """The distinct text values that read as one number ('1', '01', '1.0', '+1'), in groups."""
+    by_value: dict[float, list[str]] = {}
+    for value in values:
+        if isinstance(value, str) and "_" not in value:  # (float() reads 1_0 as 10)
+            try:
+                number = float(value.strip())
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                by_value.setdefault(number, []).append(value)
+    return [group for group in by_value.values() if len(group) > 1]
 
 
 def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,
