@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import secrets
 import stat
 import sys
 import tempfile
@@ -224,6 +225,63 @@ def _temporary(target: Path, directory: Path, shown: str) -> tuple[int, str]:
     return fd, tmp
 
 
+# A file being written is first created without a name (Linux's O_TMPFILE) where the file system allows it, and
+# named only once it is whole: a process killed outright while writing (SIGKILL from the OOM killer or from SLURM
+# after its grace period, OpenBLAS calling exit() when an allocation fails under ulimit -v) leaves nothing behind,
+# where a named temporary file would stay as a hidden ``.NAME.XXXXXXXX.tmp``. Elsewhere (NFS, macOS), or with
+# this set False, a named temporary file as before, removed on every error and stop signal Python sees.
+UNNAMED_TEMPORARIES = True
+_NO_UNNAMED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.EXDEV}
+
+
+def _unnamed_temporary(directory: Path, shown: str) -> int | None:
+    """A descriptor of a new, nameless file in ``directory`` (O_TMPFILE), or None where there is none to be
+    had (no O_TMPFILE, no /proc to name it by, a file system without it)."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if not UNNAMED_TEMPORARIES or flag is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(directory, flag | os.O_RDWR | os.O_CLOEXEC, 0o600)  # (read back if it cannot be named)
+    except OSError as exc:
+        if exc.errno in _NO_UNNAMED:
+            return None
+        raise _output_error(shown, exc) from None
+
+
+def _named(fd: int, target: Path, directory: Path, shown: str) -> str:
+    """Give the nameless file ``fd`` a temporary name beside ``target`` (known to ``discard_temporaries``) and
+    return it; a stop signal meanwhile is raised once the name is known (``interrupts.held``). Where the link
+    is refused (a /proc that does not allow it), the content is copied into a named temporary file, and later
+    files are written named from the start."""
+    global UNNAMED_TEMPORARIES
+    with held():
+        where = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for _ in range(100):
+                name = f"{_temp_prefix(target)}{secrets.token_hex(4)}.tmp"
+                try:  # linkat(AT_SYMLINK_FOLLOW); a directory descriptor makes os.link call linkat, not link(),
+                    # which would link the /proc entry itself (a cross-device link, refused)
+                    os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=where, follow_symlinks=True)
+                except FileExistsError:
+                    continue
+                except OSError:
+                    break
+                tmp = os.path.join(directory, name)
+                _TEMPORARIES.add(tmp)
+                return tmp
+        finally:
+            os.close(where)
+    UNNAMED_TEMPORARIES = False
+    copy, tmp = _temporary(target, directory, shown)
+    with os.fdopen(copy, "wb") as out:
+        os.lseek(fd, 0, os.SEEK_SET)
+        while block := os.read(fd, 1 << 20):
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+    return tmp
+
+
 def discard_temporaries() -> None:
     """Remove every temporary file still being written (for a process that ends at once, ``os._exit``)."""
     for tmp in list(_TEMPORARIES):
@@ -287,20 +345,26 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     if st is not None and not stat.S_ISREG(st.st_mode):
         _write_special(shown, target, write)  # /dev/null, /dev/stdout, a named pipe: never replaced
         return
-    tmp, tracked, finishing = None, None, False
+    tmp, tracked, finishing, created = None, None, False, False
     try:
-        fd, tmp = _temporary(target, directory, shown)
+        fd = _unnamed_temporary(directory, shown)
+        if fd is None:
+            fd, tmp = _temporary(target, directory, shown)
+        created = True
         with os.fdopen(fd, "wb") as fh:
             tracked = _Tracked(fh)
             write(tracked)
             finishing = True  # from here every OSError is the output's
             tracked.flush()
             os.fsync(fh.fileno())  # a full disk or quota shows here on NFS, not at rename time
+            if tmp is None:  # whole now: named (the descriptor still open) to be renamed into place
+                tmp = _named(fh.fileno(), target, directory, shown)
         _into_place(tmp, mode, target)
     except BaseException as exc:
-        if tmp is None:  # not created (an OutputError naming the output), or a stop signal before it was
+        if not created:  # not created (an OutputError naming the output), or a stop signal before it was
             raise
-        _discard(tmp)
+        if tmp is not None:  # (a nameless file vanishes with its descriptor)
+            _discard(tmp)
         failure = tracked.failure if tracked is not None else None
         if failure is None and isinstance(exc, OSError) and not isinstance(exc, OutputError) and (
                 finishing or exc.errno in _FULL_ERRNOS):

@@ -87,3 +87,51 @@ def test_labels_one_number_apart_warn_and_distinct_numbers_do_not(tmp_path):
 def test_one_number_written_two_ways_says_so_when_it_is_the_only_class(tmp_path):
     res = run(["train", str(_labelled(tmp_path / "t.csv", ["1", "1.0"])), "--no-group", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 1 and "1 and 1.0 are one value" in res.output and not (tmp_path / "m.mlp").exists()
+
+
+# ── outputs written nameless until whole ─────────────────────────────────────────────────────────────────
+
+
+def test_an_output_is_whole_with_its_permissions_whichever_way_its_temporary_file_is_named(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from mlpcli import fileio
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o600)
+    fileio.atomic_write(target, lambda fh: fh.write(b"x" * 3_000_000))  # nameless, then named, then renamed
+    assert target.read_bytes() == b"x" * 3_000_000 and stat.S_IMODE(target.stat().st_mode) == 0o600
+    if hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):  # named by its link, not copied (os.link
+        assert fileio.UNNAMED_TEMPORARIES  # without a directory descriptor called link(): a cross-device error)
+    # where /proc refuses the link, the content is copied into a named temporary file, and later outputs are
+    # written named from the start
+    monkeypatch.setattr(fileio, "UNNAMED_TEMPORARIES", True)
+    real_link = os.link
+
+    def refused(src, dst, **kw):
+        if str(src).startswith("/proc/"):
+            raise PermissionError(1, "Operation not permitted")
+        return real_link(src, dst, **kw)
+
+    monkeypatch.setattr(os, "link", refused)
+    fileio.atomic_write(tmp_path / "new.bin", lambda fh: fh.write(b"y" * 2_500_000))
+    assert (tmp_path / "new.bin").read_bytes() == b"y" * 2_500_000
+    assert fileio.UNNAMED_TEMPORARIES is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.bin", "out.bin"]
+
+
+def test_a_failed_write_leaves_nothing_and_the_old_file_untouched(tmp_path):
+    from mlpcli import fileio
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+
+    def broken(fh):
+        fh.write(b"partial")
+        raise RuntimeError("the writer failed")
+
+    with pytest.raises(RuntimeError):
+        fileio.atomic_write(target, broken)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,6 +120,19 @@ class Command:
             self.stderr.append(line)
         self.stdout.close()
         return rc, "".join(self.stderr)
+
+
+def _writing(proc: subprocess.Popen, folder: Path, name: str) -> bool:
+    """Whether ``proc`` is writing the output ``name`` in ``folder``: its temporary file is there (``.NAME.*``),
+    or it holds a nameless one open there (``fileio.UNNAMED_TEMPORARIES``: /proc shows ``FOLDER/#INODE
+    (deleted)``)."""
+    if any(p.name.startswith(f".{name}.") for p in folder.iterdir()):
+        return True
+    try:
+        links = [os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{proc.pid}/fd")]
+    except OSError:  # it ended, or a descriptor closed as it was read
+        return False
+    return any(link.startswith(f"{folder}/#") and link.endswith(" (deleted)") for link in links)
 
 
 def _assert_no_temporaries(folder: Path) -> None:
@@ -283,11 +297,35 @@ def test_predict_leaves_no_partial_output_and_no_temporary_file(tmp_path, model_
     out = tmp_path / "preds.csv"
     cmd = Command(["predict", str(model), str(cohort), "-o", str(out), "--chunksize", "50"],
                   tmp_path)
-    cmd.freeze_when(lambda: any(p.name.startswith(".preds.csv.") for p in tmp_path.iterdir()))  # writing
+    cmd.freeze_when(lambda: _writing(cmd.proc, tmp_path, "preds.csv"))
     cmd.resume_with(sig, whole_group=False)
     rc, err = cmd.finish()
     assert rc == code, err
     assert "Traceback" not in err and "Interrupted" in err
+    assert not out.exists()
+    _assert_no_temporaries(tmp_path)
+
+
+def _nameless_files_in_tmp() -> bool:
+    try:
+        os.close(os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR, 0o600))
+    except (AttributeError, OSError):
+        return False
+    return os.path.isdir("/proc/self/fd")
+
+
+@pytest.mark.skipif(not _nameless_files_in_tmp(), reason="the temporary directory's file system has no O_TMPFILE")
+def test_predict_killed_outright_while_writing_leaves_nothing(tmp_path, model_and_cohort):
+    """SIGKILL (the OOM killer; SLURM after its grace period) or OpenBLAS's own exit() cannot be handled: the
+    output's temporary file stayed behind as .preds.csv.XXXXXXXX.tmp. It is now nameless until it is whole."""
+    model, cohort = model_and_cohort
+    out = tmp_path / "preds.csv"
+    cmd = Command(["predict", str(model), str(cohort), "-o", str(out), "--chunksize", "50"], tmp_path)
+    cmd.freeze_when(lambda: _writing(cmd.proc, tmp_path, "preds.csv"))
+    assert not any(p.name.startswith(".preds.csv.") for p in tmp_path.iterdir())  # nameless while written
+    cmd.resume_with(signal.SIGKILL, whole_group=False)
+    rc, _ = cmd.finish()
+    assert rc == -signal.SIGKILL
     assert not out.exists()
     _assert_no_temporaries(tmp_path)
 
@@ -298,7 +336,7 @@ def test_predict_keeps_the_previous_output_untouched(tmp_path, model_and_cohort)
     out.write_text("previous results\n")
     cmd = Command(["predict", str(model), str(cohort), "-o", str(out), "--chunksize", "50"],
                   tmp_path)
-    cmd.freeze_when(lambda: any(p.name.startswith(".preds.csv.") for p in tmp_path.iterdir()))
+    cmd.freeze_when(lambda: _writing(cmd.proc, tmp_path, "preds.csv"))
     cmd.resume_with(signal.SIGTERM, whole_group=False)
     rc, err = cmd.finish()
     assert rc == 143, err
@@ -529,6 +567,8 @@ def hook(event, args):
         os.kill(os.getpid(), signal.SIGINT)
 
 
+import mlpcli.fileio  # the moments are those of a named temporary file (as on NFS, where O_TMPFILE is not had)
+mlpcli.fileio.UNNAMED_TEMPORARIES = False
 if MOMENT == "thrice":
     sys.modules["_signal_at_teardown"] = type(sys)("_signal_at_teardown")
     sys.modules["_signal_at_teardown"].sender = AtTeardown()
