@@ -101,8 +101,8 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
               help="Fill features absent from the table with their training means (default: an error).")
 @click.option("--max-missing", type=click.FloatRange(0, 1), default=None, metavar="FRACTION",
               callback=finite_option,
-              help="With --fill-missing mean: the largest share of the model's features that may be filled, "
-                   "as for predict  [default: 0.1]")
+              help="With --fill-missing mean (or a model trained with --impute): the largest share of the "
+                   "model's features that may be filled, as for predict  [default: 0.1]")
 @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (warnings still show).")
 @json_option
 @debug_option

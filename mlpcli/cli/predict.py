@@ -148,7 +148,8 @@ def common_options(fn):
         click.option("--max-missing", type=click.FloatRange(0, 1), default=None, metavar="FRACTION",
                      callback=finite_option,
                      help="With --fill-missing mean: the largest share of the model's features that may be "
-                          "filled  [default: 0.1]"),
+                          "filled; for a model trained with --impute, it counts features without a value in any "
+                          "row too (imputed in every row)  [default: 0.1]"),
         click.option("--shift-report", "shift_path", type=click.Path(dir_okay=False), default=None,
                      callback=named_file,
                      help=f"Write the per-feature cohort-shift table ({TABLE_FORMATS}): new and training "

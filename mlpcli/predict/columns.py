@@ -64,6 +64,7 @@ class ColumnPlan:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     matched: list[str] | None = None  # (d_kept,) the table's column of each feature (None: named as the model's)
+    max_missing: float | None = None  # --max-missing as given (None: DEFAULT_MAX_MISSING)
 
     @property
     def present_names(self) -> list[str]:
@@ -123,8 +124,9 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     if fill_missing not in (None, "mean"):
         raise ConfigError(f"--fill-missing {fill_missing!r}: the only choice is 'mean'")
     if max_missing is not None:
-        if fill_missing != "mean":
-            raise OptionError("--max-missing limits what --fill-missing mean fills; pass --fill-missing mean too")
+        if fill_missing != "mean" and model.preprocessor.config.impute is None:
+            raise OptionError("--max-missing limits what --fill-missing mean fills (and what a model trained with "
+                              "--impute imputes in every row); pass --fill-missing mean too")
         if not (isinstance(max_missing, (int, float)) and 0 <= max_missing <= 1):
             raise OptionError(f"--max-missing must be a fraction of the features from 0 to 1, got {max_missing!r}")
     flags = roles or RoleFlags()
@@ -277,7 +279,34 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                     f"{int(present.sum())} of the model's {len(kept)} features found")
     return ColumnPlan(source=source, roles=data.Roles(target=found, group=group, id=id_col, batch=batch, drop=drop),
                       features=kept, present=present, fill_values=fill, by=by, notes=notes, warnings=warns,
-                      matched=matched if match.relaxed else None)
+                      matched=matched if match.relaxed else None, max_missing=max_missing)
+
+
+def never_measured(plan: ColumnPlan, observed: np.ndarray, n_rows: int, impute: str) -> str | None:
+    """For a model trained with --impute: a warning naming the features present in the table but without a value
+    in any of its ``n_rows`` rows (``observed``, (d_kept,) counts of values), each imputed with its training
+    ``impute`` value in every row — a gene the cohort's assay did not measure, as good as absent. None when
+    there are none; a DataError when, with the absent features filled, they are more than --max-missing's
+    share (as for absent features alone)."""
+    never = plan.present & (observed == 0)
+    k = int(never.sum())
+    if not k or not n_rows:
+        return None
+    d, absent = len(plan.features), int((~plan.present).sum())
+    share = (k + absent) / d
+    names = _quoted([plan.column_name(j) for j in np.flatnonzero(never)])
+    rest = d - k - absent
+    with_absent = f" (with the {absent:,} absent ones filled, {_percent(share)})" if absent else ""
+    lacks = (f"{plan.source}: {k:,} of the {d:,} features the model uses ({_percent(k / d)}) have no value in any "
+             f"of its {n_rows:,} rows{with_absent}: {names}")
+    limit = DEFAULT_MAX_MISSING if plan.max_missing is None else float(plan.max_missing)
+    if share > limit:
+        given = "" if plan.max_missing is None else f" --max-missing {plan.max_missing:g}"
+        raise DataError(f"{lacks}; imputing them with their training {impute}s{given} would leave predictions "
+                        f"resting on {rest:,} features — were they measured (the same platform or panel)? Pass "
+                        f"--max-missing {_ceil2(share):g} to predict anyway")
+    return (f"{lacks}, and were imputed with their training {impute}s in every row (genes the cohort's assay did "
+            f"not measure?); predictions rest on the other {rest:,}")
 
 
 def _percent(share: float) -> str:
@@ -413,6 +442,11 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
                             f"{_row_label(first_row, i, ids)}; replace it")
         if pre.config.impute is None:
             i, j = np.argwhere(bad)[0]
+            if bad[:, j].all() and len(X) > 1:  # a gene the assay did not measure: absent, not a gap to fill
+                raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} has no value in rows "
+                                f"{first_row + 1}-{first_row + len(X)}: if the cohort's assay did not measure it, "
+                                "remove the column and pass --fill-missing mean (its training mean); the model was "
+                                "trained without --impute")
             raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} has a missing value at "
                             f"{_row_label(first_row, i, ids)} ({int(bad.sum())} missing in rows {first_row + 1}-"
                             f"{first_row + len(X)}); the model was trained without --impute, so fill them or retrain "

@@ -16,7 +16,7 @@ from ..data._common import DECIMAL_ATTR
 from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import read_whole
 from ..model_io import Model
-from .columns import RoleFlags, _complete, _present_values, plan_columns
+from .columns import RoleFlags, _complete, _present_values, never_measured, plan_columns
 from .stream import _encode_target, _open_h5ad, _role_names, _sheet_roles, _UniqueIds
 
 __all__ = ["Prepared", "is_cells", "read_cells", "prepare"]
@@ -176,9 +176,17 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
             y = _encode_target(named, plan.roles.target, model, labels_from, 0, row_ids,
                                table.attrs.get(DECIMAL_ATTR), rows=rows)  # the decimal mark a text table was read with
     plan_notes = plan.notes if y is None else [n for n in plan.notes if not n.startswith("ignored the target column")]
-    filled = [f for f, found in zip(plan.features, plan.present) if not found]
+    warnings = read_warnings + plan.warnings
+    unmeasured = np.zeros(len(plan.features), dtype=bool)
+    if model.preprocessor.config.impute is not None:  # a gene without a value in any row: imputed in every row
+        measured = np.count_nonzero(~np.isnan(X_kept), axis=0)
+        said = never_measured(plan, measured, len(X_kept), model.preprocessor.config.impute)
+        if said is not None:
+            warnings.append(said)
+            unmeasured = plan.present & (measured == 0)
+    filled = [f for f, found, never in zip(plan.features, plan.present, unmeasured) if not found or never]
     group = plan.roles.group
     columns = {str(c): c for c in table.columns}
     groups = table[columns[group]].to_numpy(dtype=object) if group is not None and group in columns else None
-    return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=read_warnings + plan.warnings,
+    return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=warnings,
                     y=y, filled=filled, targets=list(plan.roles.target), labelled=labelled, groups=groups)

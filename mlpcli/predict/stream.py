@@ -24,7 +24,7 @@ from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _
                              open_table, usable_cores)
 from ._common import _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
 from ..data.limits import first_beyond_limit, value_limit_message
-from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, plan_columns
+from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, never_measured, plan_columns
 from ..model_summary import trained_matrix
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _GroupCount, _ShiftStats
 from .seen import SeenRows
@@ -371,6 +371,7 @@ class _Run:
         self.n_rows = 0
         self.batch_counts: Counter = Counter()
         self.n_missing_values = 0
+        self.measured = np.zeros(len(self.plan.features), dtype=np.int64)  # values per feature (--impute models)
         self.shift: ShiftReport | None = None
         self.ids = _UniqueIds(self.plan.roles.id, self.table.name, _id_lookup(self.table, self.plan.roles.id),
                               predicting=not need_target) if self.plan.roles.id and unique_ids else None
@@ -529,7 +530,9 @@ class _Run:
             keep = None if novel is None or not novel[s:e].any() else ~novel[s:e]
             self.stats.count_nonzero(X if keep is None else X[keep])  # raw values: a gene at 0 in every row
             if pre.config.impute is not None:
-                self.n_missing_values += int(np.isnan(X).sum())
+                measured = ~np.isnan(X)
+                self.n_missing_values += X.size - int(np.count_nonzero(measured))
+                self.measured += np.count_nonzero(measured, axis=0)  # (a feature never measured: never_measured)
             try:
                 if self.transform_once:
                     Z[s:e] = self.pre.transform(X)  # float64, in place in X; cast to the network's dtype on assignment
@@ -666,7 +669,9 @@ class _Run:
             self.join.finish()  # no sample matched: an error
             self.notes += self.join.notes[self._join_noted:]
         groups = None if self.group_count is None else self.group_count.count
-        self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present, groups)
+        # features without a value in any row were imputed in every row: judged as the absent ones, not as shifted
+        unmeasured = plan.present & (self.measured == 0) if self.n_missing_values else np.zeros_like(plan.present)
+        self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present | unmeasured, groups)
         message = self.shift.message()
         absent = self.shift.absent_message()
         if absent is not None:
@@ -694,6 +699,9 @@ class _Run:
         if self.n_missing_values:
             self.notes.append(f"{self.n_missing_values} missing feature values imputed with the training "
                               f"{model.preprocessor.config.impute}s")
+            unmeasured = never_measured(plan, self.measured, self.n_rows, model.preprocessor.config.impute)
+            if unmeasured is not None:
+                self.warnings.append(unmeasured)
 
 
 def _sheet_roles(resolved: RoleFlags, given: RoleFlags, table_columns, need_target: bool,
