@@ -98,7 +98,10 @@ def report(shift: np.ndarray, log1p: bool | None, negative: bool | None = False)
 
 @pytest.mark.parametrize("shift, log1p, expected", [
     (np.full(20, -2.0), True, "already log-transformed"),
-    (np.full(20, 2.0), False, "raw counts or TPM where the model learned log-transformed values"),
+    # (a model of raw counts is shifted up by counts x2 too: the sentence names scales, not that the model learned logs)
+    (np.full(20, 2.0), False, "on another scale than the training table's — raw counts or TPM where the model "
+                              "learned log-transformed values, log2 where it learned natural logs, another "
+                              "normalisation or library size"),
     (np.full(20, 2.0), True, "another scale, unit or normalisation"),
     (np.r_[np.full(10, 0.7), np.zeros(10)], None, "10 of the 10 shifted features are higher"),  # mild level
     (np.r_[np.full(10, 2.0), np.full(10, -2.0)], True, None),  # a batch effect: both ways

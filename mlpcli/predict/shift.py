@@ -349,8 +349,10 @@ class ShiftReport:
             why = ("as when the values are already log-transformed: the model applies log1p itself and expects "
                    "values like its training table's (counts, TPM)")
         elif way == "higher" and self.log1p is False and self.negative is False:
-            why = ("as when the values are raw counts or TPM where the model learned log-transformed values: "
-                   "transform them as the training table was")
+            # (whether the training values were logs is not known: raw counts have small means too, in single cells)
+            why = ("as when the values are on another scale than the training table's — raw counts or TPM where "
+                   "the model learned log-transformed values, log2 where it learned natural logs, another "
+                   "normalisation or library size: transform them as the training table was")
         else:  # negative values are no counts: an offset of the whole table (a batch), or other units
             why = ("as when the table is on another scale, unit or normalisation than the training table, or "
                    "carries a batch offset")
