@@ -200,3 +200,33 @@ def test_explain_leaves_a_never_measured_gene_out_and_a_plain_model_says_how_to_
                str(tmp_path / "p.csv")])
     assert res.exit_code == 1 and not (tmp_path / "p.csv").exists()
     assert "'g0' has no value in rows 1-40" in res.output and "--fill-missing mean" in res.output
+
+
+# ── gene symbols a spreadsheet turned into dates ─────────────────────────────────────────────────────────
+
+
+def test_symbols_turned_into_dates_are_named_beside_the_missing_genes(tmp_path):
+    """A cohort opened in Excel lost SEPT1, MARCH1 and OCT4 to '1-Sep', '1-Mar' and '4-Oct': the error asked to
+    add the genes (and --fill-missing mean filled them) without a word about the date columns beside them."""
+    rng = np.random.default_rng(4)
+    genes = ["SEPT1", "MARCH1", "OCT4"] + [f"G{j}" for j in range(27)]
+    X = rng.normal(size=(100, 30))
+    frame = pd.DataFrame(X, columns=genes)
+    frame.insert(0, "label", np.where(X[:, 0] - X[:, 2] > 0, "a", "b"))
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    res = run(["train", str(tmp_path / "train.csv"), "--folds", "1", "--no-group", "--hidden", "4", "--epochs", "3",
+               "-q", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    frame.drop(columns="label").rename(columns={"SEPT1": "1-Sep", "MARCH1": "Mar-01", "OCT4": "2024-10-04"}).to_csv(
+        tmp_path / "excel.csv", index=False)
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "excel.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 1
+    assert ("the table has '1-Sep' for 'SEPT1', 'Mar-01' for 'MARCH1', '2024-10-04' for 'OCT4': gene symbols a "
+            "spreadsheet program turned into dates") in res.output
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "excel.csv"), "-o", str(tmp_path / "p.csv"),
+               "--fill-missing", "mean", "--max-missing", "0.2"])
+    assert res.exit_code == 0 and "'1-Sep' for 'SEPT1'" in res.output
+    # dates that match no missing symbol are not taken for one
+    frame.drop(columns="label").rename(columns={"G0": "1-Sep"}).to_csv(tmp_path / "dates.csv", index=False)
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "dates.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 1 and "turned into dates" not in res.output

@@ -229,6 +229,12 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                             "the table's columns to the same gene identifiers as the model's before predicting")
         if others:
             lacks += f"; {others}" if differ else f" ({others})"
+        dates = spreadsheet_dates(missing, [c for c in columns if c not in unavailable])
+        if dates:
+            shown = ", ".join(f"{table_name!r} for {feature!r}" for table_name, feature in dates[:4])
+            dates_hint = (f" — the table has {shown}{' and more' if len(dates) > 4 else ''}: gene symbols a "
+                          "spreadsheet program turned into dates; rename those columns back")
+            lacks += dates_hint
         if fill_missing != "mean":
             if not can_fill:
                 raise DataError(f"{lacks}; add them: the check needs every feature the network uses{hint}")
@@ -254,7 +260,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         rest = (f"predictions rest on the other {int(present.sum()):,}" if present.any() else
                 "no feature of the model was found: every sample gets the same prediction")
         warns.append(f"{len(missing)} of the {len(kept)} features the model uses ({_percent(share)}) are missing and "
-                     f"filled with their training means: {_quoted(missing)}; {rest}")
+                     f"filled with their training means: {_quoted(missing)}; {rest}{dates_hint if dates else ''}")
     kept_set = set(kept)
     unused_absent = [f for f in model.feature_names if f not in present_set and f not in kept_set]
     if unused_absent:
@@ -307,6 +313,43 @@ def never_measured(plan: ColumnPlan, observed: np.ndarray, n_rows: int, impute: 
                         f"--max-missing {_ceil2(share):g} to predict anyway")
     return (f"{lacks}, and were imputed with their training {impute}s in every row (genes the cohort's assay did "
             f"not measure?); predictions rest on the other {rest:,}")
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_SYMBOL_NUMBER = re.compile(r"([A-Za-z]+)(\d{1,2})")
+_DATE_FORMS = (re.compile(r"(\d{1,2})-([A-Za-z]{3})"), re.compile(r"([A-Za-z]{3})-(\d{1,2})"),
+               re.compile(r"\d{4}-(\d{2})-(\d{2})"))
+
+
+def spreadsheet_dates(missing: Sequence[str], columns: Sequence[str]) -> list[tuple[str, str]]:
+    """(the table's column, the model's feature) for each missing gene symbol that a spreadsheet program turned
+    into a date (SEPT1 -> 1-Sep or Sep-01 or 2001-09-01, MARCH1 -> 1-Mar, DEC1 -> 1-Dec, OCT4 -> 4-Oct): a symbol
+    whose letters begin with a month's abbreviation and end in a day number, and a column of that day and month."""
+    wanted: dict[tuple[int, int], list[str]] = {}
+    for feature in missing:
+        m = _SYMBOL_NUMBER.fullmatch(str(feature))
+        if m and m.group(1)[:3].lower() in _MONTHS and 1 <= int(m.group(2)) <= 31:
+            wanted.setdefault((_MONTHS.index(m.group(1)[:3].lower()) + 1, int(m.group(2))), []).append(str(feature))
+    if not wanted:
+        return []
+    pairs = []
+    for column in map(str, columns):
+        day_month = None
+        for k, form in enumerate(_DATE_FORMS):
+            m = form.fullmatch(column.strip())
+            if m is None:
+                continue
+            if k == 2:  # ISO, YYYY-MM-DD: the year the spreadsheet assumed, then month and day
+                day_month = (int(m.group(2)), int(m.group(1)))
+            else:
+                day, month = (m.group(1), m.group(2)) if k == 0 else (m.group(2), m.group(1))
+                if month.lower() in _MONTHS:
+                    day_month = (int(day), _MONTHS.index(month.lower()) + 1)
+            break
+        if day_month is not None:
+            day, month = day_month
+            pairs += [(column, feature) for feature in wanted.get((month, day), [])]
+    return pairs
 
 
 def _percent(share: float) -> str:
