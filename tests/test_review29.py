@@ -230,3 +230,19 @@ def test_symbols_turned_into_dates_are_named_beside_the_missing_genes(tmp_path):
     frame.drop(columns="label").rename(columns={"G0": "1-Sep"}).to_csv(tmp_path / "dates.csv", index=False)
     res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "dates.csv"), "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 1 and "turned into dates" not in res.output
+
+
+def test_a_second_spelling_of_a_gene_the_table_has_exactly_is_warned_not_called_unused(imputing, tmp_path):
+    """'g0.13' beside 'g0' was "ignored ... a column the model does not use"; it is another version of a gene the
+    model uses, and only the exact one is read."""
+    cohort = pd.read_csv(imputing / "cohort.csv")
+    cohort["G1"] = cohort["g1"] * 10
+    cohort.to_csv(tmp_path / "twins.csv", index=False)
+    out = tmp_path / "p.csv"
+    res = run(["predict", str(imputing / "plain.mlp"), str(tmp_path / "twins.csv"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "1 column spelt like a model feature it also has exactly: 'G1' (beside 'g1'); the exact one is used" \
+        in res.output
+    base = tmp_path / "base.csv"
+    assert run(["predict", str(imputing / "plain.mlp"), str(imputing / "cohort.csv"), "-o", str(base)]).exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(base))

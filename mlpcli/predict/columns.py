@@ -17,7 +17,7 @@ import pandas as pd
 from .. import data
 from ..data._common import DECIMAL_ATTR, decimal_advice, first_non_number
 from ..data.limits import first_beyond_limit, value_limit_message
-from ..data.names import comment_line_hint, count_matches, match_names, species_warning
+from ..data.names import comment_line_hint, count_matches, match_names, name_key, species_warning
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
 from ._common import _names, _not_found, _quoted
@@ -276,6 +276,15 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
             unnamed = f"; no id column ({usual}), so the rows are numbered: --id COLUMN names one"
         notes.append(f"ignored {len(extra)} column{'s' * (len(extra) != 1)} the model does not use: "
                      f"{_quoted(extra, 4)}{unnamed}")
+        # a column spelt like a feature the table also has exactly (ENSG1.13 beside ENSG1, tp53 beside TP53): the
+        # exact one is used; say so, rather than call the other a gene the model does not use
+        by_key = {name_key(f): match.columns.get(f, f) for f, p in zip(kept, present) if p}
+        twins = [(c, by_key[name_key(c)]) for c in extra if name_key(c) in by_key]
+        if twins:
+            shown = ", ".join(f"{c!r} (beside {used!r})" for c, used in twins[:4])
+            warns.append(f"{source} has {len(twins)} column{'s' * (len(twins) != 1)} spelt like a model feature it "
+                         f"also has exactly: {shown}{' and more' if len(twins) > 4 else ''}; the exact one is used — "
+                         "two versions or spellings of one gene: keep the one you mean")
     position = {c: i for i, c in enumerate(columns)}
     order = [position[c] for c, p in zip(matched, present) if p]
     if any(b < a for a, b in zip(order, order[1:])):
