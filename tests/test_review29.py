@@ -246,3 +246,13 @@ def test_a_second_spelling_of_a_gene_the_table_has_exactly_is_warned_not_called_
     base = tmp_path / "base.csv"
     assert run(["predict", str(imputing / "plain.mlp"), str(imputing / "cohort.csv"), "-o", str(base)]).exit_code == 0
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(base))
+
+
+def test_drop_of_a_file_column_in_the_genes_by_samples_layout_says_what_drop_names(imputing, tmp_path):
+    cohort = pd.read_csv(imputing / "cohort.csv").set_index("sample_id").T
+    cohort.insert(0, "symbol", [f"S{j}" for j in range(len(cohort))])
+    cohort.rename_axis("gene").to_csv(tmp_path / "t.csv")
+    res = run(["predict", str(imputing / "plain.mlp"), str(tmp_path / "t.csv"), "--features-in-rows", "--drop",
+               "symbol", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "--drop 'symbol' names none of the file's rows" in res.output and "cut -d, -f1,3-" in res.output

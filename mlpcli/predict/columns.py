@@ -141,6 +141,11 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     drop = _names(flags.drop)
     for name in drop:
         if name not in present_set:
+            if flags.features_in_rows:  # a column of the file (an annotation beside the gene ids) is gone by now
+                raise DataError(f"--drop {name!r} names none of the file's rows: with --features-in-rows, --drop "
+                                "names a row (a gene, or a row of ids or labels); a column of the file, such as a "
+                                "gene-symbol column beside the ids, must be removed from it first (e.g. cut -d, "
+                                "-f1,3- FILE)")
             raise _not_found("--drop", name, columns)
 
     def role(flag: str, given: str | None, trained: str | None, default, allowed: bool = True) -> str | None:
