@@ -256,3 +256,14 @@ def test_drop_of_a_file_column_in_the_genes_by_samples_layout_says_what_drop_nam
                "symbol", "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "--drop 'symbol' names none of the file's rows" in res.output and "cut -d, -f1,3-" in res.output
+
+
+def test_predict_names_an_ignored_unnamed_first_column_as_row_names(imputing, tmp_path):
+    """The note read "ignored 1 column the model does not use: ''"."""
+    cohort = pd.read_csv(imputing / "cohort.csv")
+    cohort.index = [f"r{i}" for i in range(len(cohort))]
+    cohort.to_csv(tmp_path / "named_rows.csv")
+    res = run(["predict", str(imputing / "plain.mlp"), str(tmp_path / "named_rows.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert "ignored 1 column the model does not use: the unnamed column 1 (row names; the ids are read from" in res.output
+    assert pd.read_csv(tmp_path / "p.csv")["sample_id"].tolist() == cohort["sample_id"].tolist()

@@ -279,8 +279,12 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         if id_col is None and ids_written:  # the sample ids may be among them under another name
             usual = f"{mroles['id']!r} as in training" if mroles.get("id") else repr(data.DEFAULT_ID)
             unnamed = f"; no id column ({usual}), so the rows are numbered: --id COLUMN names one"
+        at = {c: j for j, c in enumerate(columns)}
+        shown_extra = ", ".join(repr(c) if str(c).strip() else f"the unnamed column {at[c] + 1}"
+                                + (" (row names; the ids are read from the id column)" if at[c] == 0 and id_col
+                                   else "") for c in extra[:4])
         notes.append(f"ignored {len(extra)} column{'s' * (len(extra) != 1)} the model does not use: "
-                     f"{_quoted(extra, 4)}{unnamed}")
+                     f"{shown_extra}{f' and {len(extra) - 4} more' if len(extra) > 4 else ''}{unnamed}")
         # a column spelt like a feature the table also has exactly (ENSG1.13 beside ENSG1, tp53 beside TP53): the
         # exact one is used; say so, rather than call the other a gene the model does not use
         by_key = {name_key(f): match.columns.get(f, f) for f, p in zip(kept, present) if p}
