@@ -159,8 +159,15 @@ def terminal_chart(
     lines.append(" " * (_Y_LABEL_WIDTH - 1) + "└" + "─" * width)
     axis = [" "] * width
     first, last = "1", str(n)
-    axis[:len(first)] = first
-    axis[width - len(last):] = last
+    at_first, at_last = 0, width - len(last)
+    if best_col is not None:  # the marker never covers a number: the number moves to the marker's right
+        if best_col < len(first):
+            at_first = best_col + 1
+        if best_col >= at_last:
+            at_last = best_col + 1
+        axis += [" "] * max(0, at_last + len(last) - width)
+    axis[at_first:at_first + len(first)] = first
+    axis[at_last:at_last + len(last)] = last
     if best_col is not None:
         axis[best_col] = "▲"
     lines.append(" " * _Y_LABEL_WIDTH + "".join(axis).rstrip() + f"  {x_name}")

@@ -202,7 +202,10 @@ def test_overfit_advice_on_a_real_run_names_the_epoch_restored(tmp_path):
     kept = outcome.model.fit["best_epoch"]
     assert kept > 2
     advice = _advice([str(tmp_path / "m.mlp")])
-    assert advice[0].startswith(f"Nothing to restore: training kept epoch {kept}'s weights")
+    # (this run's validation loss never came below the no-skill loss: that is said first, with the epoch kept)
+    assert outcome.model.history[kept - 1]["val_loss"] > outcome.model.baseline["val_loss"]
+    assert advice[0].startswith(f"Validation never beat the no-skill loss, even at its lowest epoch (training kept "
+                                f"epoch {kept}'s weights")
 
 
 def test_validation_best_at_once_asks_for_a_lower_learning_rate_not_early_stopping(tmp_path):

@@ -267,3 +267,58 @@ def test_predict_names_an_ignored_unnamed_first_column_as_row_names(imputing, tm
     assert res.exit_code == 0, res.output
     assert "ignored 1 column the model does not use: the unnamed column 1 (row names; the ids are read from" in res.output
     assert pd.read_csv(tmp_path / "p.csv")["sample_id"].tolist() == cohort["sample_id"].tolist()
+
+
+# ── diagnose on real overfitting runs ────────────────────────────────────────────────────────────────────
+
+
+def _history_file(path, train, val):
+    pd.DataFrame({"epoch": np.arange(1, len(train) + 1), "train_loss": train, "val_loss": val}).to_csv(path,
+                                                                                                       index=False)
+    return str(path)
+
+
+def _wide_net_curves():
+    """A wide network on p >> n: validation lowest at epoch 1, climbing steeply, a later shallow dip, then up."""
+    e = np.arange(1, 301)
+    train = 0.75 * np.exp(-(e - 1) / 0.5) + 1e-6
+    val = np.where(e <= 9, 1.15 + (2.83 - 1.15) * (e - 1) / 8, 2.83 - 0.69 * np.exp(-((e - 35) / 15.0) ** 2) * 1.0)
+    val = np.where(e > 35, 2.14 + (3.06 - 2.14) * (e - 35) / 265, val)
+    return train, val + 0.002 * np.sin(e)
+
+
+def test_overfit_quotes_the_validation_minimum_at_epoch_1_not_a_later_dip(tmp_path):
+    """The smoother's cut window at the start hid an epoch-1 minimum: "lowest around epoch 36 (2.155)" while the
+    model kept epoch 1 (1.15)."""
+    import json
+
+    train, val = _wide_net_curves()
+    res = run(["diagnose", _history_file(tmp_path / "h.csv", train, val), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    ev = doc["evidence"]
+    assert doc["label"] == "overfit" and ev["divergence_epoch"] <= 2 and ev["best_val"] < 1.3, ev
+
+
+def test_overfit_says_when_validation_never_beat_no_skill(tmp_path):
+    import json
+
+    train, val = _wide_net_curves()
+    path = _history_file(tmp_path / "h.csv", train, val)
+    below = json.loads(run(["diagnose", path, "--baseline", "0.67", "--json"]).output)
+    assert below["evidence"]["best_distance_from_baseline"] < 0
+    assert "the network learned nothing that carries over to new samples" in below["summary"]
+    assert below["advice"][0].startswith("Validation never beat the no-skill loss")
+    above = json.loads(run(["diagnose", path, "--baseline", "5", "--json"]).output)  # it did beat this one
+    assert above["evidence"]["best_distance_from_baseline"] > 0
+    assert "learned nothing" not in above["summary"] and not above["advice"][0].startswith("Validation never")
+
+
+def test_the_kept_epoch_marker_never_hides_an_axis_number():
+    from mlpcli.plotting import terminal_chart
+
+    e = np.arange(1, 31)
+    for best in (1, 30):
+        chart = terminal_chart(list(0.5 / e), list(0.6 / e), best_epoch=best)
+        axis = next(line for line in chart.splitlines() if "▲" in line)
+        assert " 1" in " " + axis.replace("▲", " ") and "30" in axis, axis

@@ -219,6 +219,14 @@ def _measure(c: _Curves) -> dict:
     smooth_var = math.pi / 2 / width
     best_tol = max(BEST_TOLERANCE * S, BEST_TOLERANCE_Z * noise.val_sd * math.sqrt(smooth_var))
     val_c = _smooth_centred(c.val, width)
+    # a minimum in the first half-window, which the running smoother (its window cut on one side there) averages
+    # away: a validation loss lowest at epoch 1 that then climbs steeply (a wide net on p >> n: 1.15 at epoch 1,
+    # 2.8 by epoch 9, a later dip to 2.14) was reported "lowest around epoch 36 (2.155)". Taken when the centred
+    # value is below the smoothed minimum by more than the best-epoch tolerance and three epochs' noise
+    head = width // 2 + 1
+    j = int(np.argmin(val_c[:head]))
+    if val_c[j] < float(val_s[i_min]) - max(best_tol, 3.0 * noise.val_sd):
+        i_min = j
     i_best = int(np.flatnonzero(val_c <= max(float(val_s[i_min]), float(val_c.min())) + best_tol)[0])
     # the minimum's value: near the start the running median's window is cut on one side, so at epoch 1 of a curve
     # that climbs from its start it averages in the later, worse epochs (a wide net on p >> n: "lowest around epoch 1

@@ -112,9 +112,11 @@ def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochast
         "score": scores[label],
         "runner_up_score": None if runner_up is None else scores[runner_up],
     }
+    ev["best_distance_from_baseline"] = None
     if c.baseline is not None:  # fraction of the no-skill loss the model removed
         ev["train_distance_from_baseline"] = (c.baseline - f["train_end"]) / S
         ev["val_distance_from_baseline"] = (c.baseline - f["val_end"]) / S
+        ev["best_distance_from_baseline"] = (c.baseline - f["best_val"]) / S
     return {k: _plain(v) for k, v in ev.items()}
 
 
@@ -302,6 +304,12 @@ def _kept_words(kept: Sequence[int]) -> str:
     return f"each member kept its own best epoch's weights (epochs {_join([str(k) for k in kept])})"
 
 
+def _never_beat_no_skill(ev: dict) -> bool:
+    """Whether validation, even at its best, stayed worse than the no-skill level (by more than SHARE_SHOWN)."""
+    d = ev.get("best_distance_from_baseline")
+    return d is not None and d < -SHARE_SHOWN
+
+
 def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None) -> list[str]:
     """The notes' remedies for overfitting. Where the run already restored its best weights (``kept``: the epochs
     they come from) there is nothing to restore; where validation was best by ``EARLY_BEST_EPOCH`` there is no
@@ -317,6 +325,13 @@ def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] |
                "model).")
     augment = ("Use data augmentation (for expression matrices: mild noise after normalisation, e.g. "
                "--augment-noise auto, noise of SD sqrt(features / training rows) when features outnumber rows).")
+    if _never_beat_no_skill(ev):  # nothing learned carries over: the model is far too flexible for these rows
+        kept_note = f" ({_kept_words(kept)}: they too do worse)" if kept else ""
+        return [f"Validation never beat the no-skill {w.name}, even at its {w.best} epoch{kept_note}: a constant "
+                "prediction (the training prior or mean) does better. Make the model much less flexible before anything else: the linear model "
+                "(--hidden none) or a few units (--hidden 16), with input noise (--augment-noise auto) and weight "
+                "decay (--l2); or let the defaults choose (--hidden auto).",
+                augment, regularise, smaller]
     if early:
         kept_note = f"; {_kept_words(kept)}" if kept else ""
         at = epoch if epoch <= EARLY_BEST_EPOCH else kept_median
@@ -548,9 +563,13 @@ def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
                 f"{_per_epochs(ev)})")
     if label == "overfit":
         kept = (f"kept {w.improving}" if -ev["train_slope"] >= FALL_SLOPE else f"stayed near {tf}")
+        never = ""
+        if _never_beat_no_skill(ev):
+            never = (f"; even at its {w.best} it was {_pct(-ev['best_distance_from_baseline'])} of the scale "
+                     f"{w.worse_side} the no-skill {n}: the network learned nothing that carries over to new samples")
         return (f"{title}: the smoothed validation {n} was {w.best} around epoch {ev['divergence_epoch']} "
                 f"({_num(ev['best_val'])}) and then {w.worsened} by {_pct(ev['val_rise'])} of the scale, while the "
-                f"training {n} {kept}")
+                f"training {n} {kept}{never}")
     if label == "good_fit":
         side = w.worse_side if ev["gap_end"] > 0 else w.better_side
         return (f"{title}: both curves settle at a similar level (training {tf}, validation {vf}: validation "
@@ -668,6 +687,7 @@ def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
                            "the first infinite epoch (the shape is read from the run before it)"),
         "train_distance_from_baseline": "share of the way from no skill to perfect, on training",
         "val_distance_from_baseline": "share of the way from no skill to perfect, on validation",
+        "best_distance_from_baseline": (f"the same for validation at its {w.best} (< 0: it never beat no skill)"),
         "score": ("rule score of the label, -1 .. 1: 1 every condition of its rule clearly holds, 0 one sits on "
                   "its threshold, < 0 at least one fails (no shape matches clearly)"),
         "runner_up_score": "rule score of the runner-up (same scale)",
