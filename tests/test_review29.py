@@ -322,3 +322,39 @@ def test_the_kept_epoch_marker_never_hides_an_axis_number():
         chart = terminal_chart(list(0.5 / e), list(0.6 / e), best_epoch=best)
         axis = next(line for line in chart.splitlines() if "▲" in line)
         assert " 1" in " " + axis.replace("▲", " ") and "30" in axis, axis
+
+
+# ── out of memory, at scale ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_every_command_that_can_run_out_of_memory_names_its_own_remedies():
+    """The error named --chunk-mb to train and --hidden, --batch-size, --top-var and --chunk-mb to explain, options
+    neither has."""
+    import click
+
+    from mlpcli.cli import cli
+    from mlpcli.cli._common import MEMORY_REMEDIES
+
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        remedy = MEMORY_REMEDIES.get(command.callback.__name__)
+        if name == "info":
+            continue
+        assert remedy is not None, name
+        offered = {p.opts[0] for p in command.params if p.opts and p.opts[0].startswith("--")}
+        for option in {w.strip("(),;:") for w in remedy.split() if w.startswith(("--", "(--"))}:
+            assert option in offered, (name, option)
+
+
+def test_train_out_of_memory_names_train_options(tmp_path, monkeypatch):
+    from mlpcli import pipeline
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(pipeline, "train_dataset", no_memory)
+    _labelled(tmp_path / "t.csv", ["a", "b"])
+    res = run(["train", str(tmp_path / "t.csv"), "--no-group", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "out of memory" in res.output, res.output
+    assert "--n-jobs 1" in res.output and "--chunk-mb" not in res.output

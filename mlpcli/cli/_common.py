@@ -355,6 +355,21 @@ def _say(line: str) -> None:
         _silence(2)
 
 
+# What makes each command's run smaller, for its out-of-memory error (the options it has).
+_SMALLER = "make the run smaller"
+_FITS = "--hidden, --batch-size, --top-var, or --n-jobs 1 so that fewer fits hold their data at once"
+MEMORY_REMEDIES = {
+    "train": f"{_SMALLER} ({_FITS})",
+    "cv": f"{_SMALLER} ({_FITS})",
+    "tune": f"{_SMALLER} ({_FITS}; a smaller --grid)",
+    "diagnose": f"{_SMALLER} ({_FITS})",
+    "predict": f"{_SMALLER} (--chunk-mb or --chunksize: fewer rows at a time)",
+    "evaluate": f"{_SMALLER} (--chunk-mb or --chunksize: fewer rows at a time)",
+    "explain": f"{_SMALLER}: explain reads the table whole, so give it fewer samples (a subset of the rows)",
+    "gradcheck": f"{_SMALLER} (--rows)",
+}
+
+
 def handle_errors(fn):
     """Turn library errors into one-line Click errors (exit 1), and Ctrl-C, SIGTERM and SIGHUP into exit
     128 + the signal (see ``stop_signals_as_interrupts``)."""
@@ -387,8 +402,7 @@ def handle_errors(fn):
             if isinstance(exc, MemoryError) or out_of_memory(exc):  # the job's memory (RAM, cgroup, ulimit -v) ran out
                 raise click.ClickException(
                     "out of memory: the job's memory limit (RAM, the batch job's allocation or `ulimit -v`) is "
-                    "too small for this run; ask for more, or make the run smaller (--hidden, --batch-size, "
-                    "--top-var, --chunk-mb)") from exc
+                    f"too small for this run; ask for more, or {MEMORY_REMEDIES.get(fn.__name__, _SMALLER)}") from exc
             if known:
                 raise click.ClickException(_one_line(exc)) from exc
             # an engine bug should still not dump a traceback on users

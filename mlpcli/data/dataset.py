@@ -374,7 +374,7 @@ class Dataset:
                 _check_value_limit(y, list(roles.target), ids, "target column")
         if groups is not None:
             n_groups = len(np.unique(groups))
-            notes.append(f"groups: {n_groups} in {roles.group!r} ({len(df) / n_groups:.1f} samples each on average)")
+            notes.append(f"groups: {n_groups:,} in {roles.group!r} ({_mean_count(len(df), n_groups)} samples each on average)")
         notes.append(f"features: {len(feature_names)} numeric columns, {len(df)} samples")
         return cls(
             X=X, y=y, feature_names=feature_names, task=task_out, classes=class_list, groups=groups,
@@ -805,6 +805,11 @@ def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
         warn.append(f"classes in {name!r} that are one number written differently: {shown}"
                     f"{f' and {len(numbers) - 3} more' if len(numbers) > 3 else ''}; "
                     f"{why} they are trained as separate classes — write each label one way if they are one")
+
+
+def _mean_count(total: int, parts: int) -> str:
+    """total / parts as a count is written: 5,000 (not 5000.0), 2.5."""
+    return f"{total // parts:,}" if total % parts == 0 else f"{total / parts:,.1f}"
 
 
 def _one_number_groups(values: Iterable) -> list[list[str]]:
