@@ -556,7 +556,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     tol = default_tol(model) if tol is None else float(tol)
     most_steps = steps
     for rows_p, classes_p in passes:
-        Xe = X[rows_p]
+        Xe = X if np.array_equal(rows_p, np.arange(len(X))) else X[rows_p]  # (every row, in order: no copy)
         for chunk in attribution_chunks(model, Xe, classes_p[None], baseline=b, steps=steps, output=output,
                                         per_member=not single, features=feats, refine=tol):
             most_steps = max(most_steps, int(chunk.steps.max()))

@@ -84,12 +84,20 @@ def read_cells(model: Model, source, roles: RoleFlags | None = None
         genes = list(dict.fromkeys(match.columns.values()))
         index = {n: j for j, n in enumerate(h.feature_names)}
         X = h.read_matrix(np.array([index[g] for g in genes], dtype=np.int64))
-        X = X.toarray() if hasattr(X, "toarray") else X
-        frame = pd.concat([h.obs_frame(obs), pd.DataFrame(np.asarray(X, dtype=np.float64), columns=genes)], axis=1)
+        # float64 before densifying, and one block the frame takes as it is: the table's values once in memory
+        X = X.astype(np.float64).toarray() if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
+        frame = pd.concat([h.obs_frame(obs), pd.DataFrame(X, columns=genes, copy=False)], axis=1, copy=False)
         notes = [*table.notes, *notes]
     finally:
         table.close()
     return frame, roles, notes, warnings
+
+
+def _str_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its column names as text, without copying its values (a whole table of genes, in explain)."""
+    if all(isinstance(c, str) for c in frame.columns):
+        return frame
+    return frame.rename(columns=str, copy=False)
 
 
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None,
@@ -158,15 +166,19 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     if plan.roles.id:
         _UniqueIds(plan.roles.id, name, lambda rows: ids[rows]).add(ids, 0)
     row_ids = ids if plan.roles.id else None
-    X_kept = _complete(plan, _present_values(plan, table.rename(columns=str), 0, row_ids), 0, model.preprocessor,
+    X_kept = _complete(plan, _present_values(plan, _str_columns(table), 0, row_ids), 0, model.preprocessor,
                        row_ids)
-    X = np.full((len(table), model.preprocessor.n_features_in), np.nan)
-    X[:, model.preprocessor.kept_index_] = X_kept
+    pre = model.preprocessor
+    if len(pre.kept_index_) == pre.n_features_in and np.array_equal(pre.kept_index_, np.arange(pre.n_features_in)):
+        X = X_kept  # every input feature kept, in order (the rule): no second copy of the table's values
+    else:
+        X = np.full((len(table), pre.n_features_in), np.nan)
+        X[:, pre.kept_index_] = X_kept
     y, labelled = None, None
     if labels and plan.roles.target and len(plan.roles.target) == len(model.target_names or [None]):
         labels_from = name if sheet is None or not set(plan.roles.target) & sheet_columns else \
             f"{name} joined with --samples {sheet.path}"  # the labels are the sheet's, as evaluate says
-        named = table.rename(columns=str)
+        named = _str_columns(table)
         rows = None
         if unlabelled == "skip":
             has = ~named[plan.roles.target].isna().any(axis=1).to_numpy()

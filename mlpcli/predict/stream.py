@@ -826,6 +826,7 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
     ``unknown_hint`` is added to the message of an unknown label (evaluate names --novel-labels there).
     Uses Dataset.from_frame, which needs a feature column, hence the placeholder."""
     index = np.arange(len(frame)) if rows is None else np.asarray(rows)
+    frame = frame[list(targets)]  # the target columns alone: what follows copies its frame (a whole table, in explain)
     if rows is not None:
         frame = frame.iloc[index].reset_index(drop=True)
     missing = frame[targets].isna().to_numpy()  # (n, k)
