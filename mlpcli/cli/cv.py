@@ -6,6 +6,9 @@ fold progress display and the atomic table writer.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import click
 
 from ..fileio import TABLE_FORMATS
@@ -65,22 +68,50 @@ def fits_where(plan, tasks: int | None = None) -> str:
 
 
 class FitProgress:
-    """Counts finished fits: a rich bar on a terminal, a line per tenth in logs, nothing with --quiet."""
+    """Counts finished fits: a rich bar on a terminal, a line per tenth in logs, nothing with --quiet. In a log,
+    a line at least every ``SECONDS`` while no fit finishes (a fold of a wide table can take many minutes, and a
+    batch job's log said nothing after "3 fits in this process")."""
 
-    def __init__(self, what: str, quiet: bool):
+    SECONDS = 60.0
+
+    def __init__(self, what: str, quiet: bool, total: int | None = None):
         self.what, self.quiet = what, quiet
         self.console = stderr_console(quiet)
         self.bar = None
         self.task = None
+        self.done, self.total = 0, total
+        self.started = self.printed = time.monotonic()
+        self._stop = threading.Event()
+        self._beat = None
 
     def __enter__(self):
+        if not self.quiet and not self.console.is_terminal and self.total:
+            self._beat = threading.Thread(target=self._heartbeat, name="mlpcli-progress", daemon=True)
+            self._beat.start()
         return self
 
     def __exit__(self, *exc):
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
         if self.bar:
             self.bar.stop()
 
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(min(self.SECONDS, 5.0)):
+            if time.monotonic() - self.printed >= self.SECONDS:
+                minutes = (time.monotonic() - self.started) / 60
+                self._say(f"{self.what}: {self.done}/{self.total} done, running for {minutes:.0f} min")
+
+    def _say(self, line: str) -> None:
+        self.printed = time.monotonic()
+        try:
+            self.console.print(line)
+        except OSError:  # standard error gone: the exit code still tells
+            pass
+
     def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
         if self.quiet:
             return
         if self.console.is_terminal:
@@ -93,7 +124,7 @@ class FitProgress:
                 self.bar.start()
             self.bar.update(self.task, completed=done, total=total)
         elif done == total or done % max(1, total // 10) == 0:
-            self.console.print(f"{self.what}: {done}/{total} done")
+            self._say(f"{self.what}: {done}/{total} done")
 
 
 def folds_words(folds: int, repeats: int) -> str:
@@ -369,7 +400,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
     warn_workers(plan.n_jobs, threads, folds * repeats)  # the workers these fits start, before the first
     if not quiet:
         err.print(f"[dim]·[/] {folds * repeats} fits {fits_where(plan, folds * repeats)}")
-    with FitProgress("folds", quiet) as progress:
+    with FitProgress("folds", quiet, folds * repeats) as progress:
         result = cv_lib.cross_validate(ds, options, folds=folds, repeats=repeats, plan=plan,
                                        keep_predictions=True, progress=progress,  # the pooled estimate's
                                        leave_batch_out=leave_batch_out, coverage=coverage, baseline=baseline,

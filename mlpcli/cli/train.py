@@ -47,13 +47,15 @@ def warn_members(plan, progress):
 
 class _Progress(StderrBar):
     """Renders the fit loop's per-epoch callback: a rich bar on a terminal (one run of the ensemble after
-    the other), a line per run and every 25 epochs in logs (HPC batch jobs), nothing with --quiet."""
+    the other), a line per run and every 25 epochs or minute in logs (HPC batch jobs), nothing with --quiet."""
 
     EVERY = 25
+    SECONDS = 60.0  # ... and at least once a minute (a wide network on many rows: 25 epochs can take many minutes)
 
     def __init__(self, quiet: bool):
         super().__init__(quiet)
         self.run = None
+        self.printed = time.monotonic()
         if self.wants_bar:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -73,7 +75,8 @@ class _Progress(StderrBar):
             if not self.quiet:
                 sizes = ", ".join(f"{a}/{b}" for a, b in row["sizes"])
                 what = "members" if len(row["sizes"]) > 1 else "network"
-                self.console.print(f"[dim]·[/] {row['strategy']}; {what} training/held out: {sizes}; "
+                why = f" ({row['why']})" if row.get("why") else ""
+                self.console.print(f"[dim]·[/] {row['strategy']}; {what} training/held out: {sizes}{why}; "
                                    f"{'candidates' if len(row['candidates']) > 1 else 'architecture'}: "
                                    f"{'; '.join(row['candidates'])}")
             return
@@ -90,8 +93,10 @@ class _Progress(StderrBar):
             info += f"  val {fmt(row['val_loss'], 'loss')}  best epoch {row['best_epoch']}"
         if self.bar:
             self.bar.update(self.task, run=run, info=info)
-        elif not self.quiet and (run != self.run or row["epoch"] % self.EVERY == 0):
+        elif not self.quiet and (run != self.run or row["epoch"] % self.EVERY == 0
+                                 or time.monotonic() - self.printed >= self.SECONDS):
             self.console.print(f"{run}: {info}")
+            self.printed = time.monotonic()
         self.run = run
 
 

@@ -212,7 +212,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         err.print(f"[dim]·[/] {n_points} setting(s) × {folds} folds{f' × {repeats} repeats' if repeats > 1 else ''}"
                   f"{f' (+ nested over {outer_folds} outer folds)' if nested else ''}: {n_fits} fits "
                   f"{fits_where(plan, side_by_side)}")
-    with FitProgress("fits", quiet) as progress:
+    with FitProgress("fits", quiet, side_by_side + (outer_folds if nested else 0)) as progress:
         result = tuning.tune(ds, options, space, folds=folds, repeats=repeats, n_random=n_random, nested=nested,
                              outer_folds=outer_folds, plan=plan, progress=progress)
     if replaced:

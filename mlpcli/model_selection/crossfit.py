@@ -220,10 +220,22 @@ class _Fitted:
 def _announce(progress, strategy: str, sizes: list[tuple[int, int]], candidates: list[Candidate]) -> None:
     """Tell ``progress`` how the rows are split and what will be trained, before the first epoch (so a
     user can stop a long run that read the wrong column): ``{"event": "plan", "strategy", "sizes"
-    [(n_train, n_held_out) per member], "candidates" [descriptions]}``."""
+    [(n_train, n_held_out) per member], "candidates" [descriptions]}``, and "why" when the number of networks was
+    chosen for the data (``_with_plan_note``)."""
     if progress is not None:
         progress({"event": "plan", "strategy": strategy, "sizes": [list(map(int, s)) for s in sizes],
                   "candidates": [c.describe() for c in candidates]})
+
+
+def _with_plan_note(progress, why: str):
+    """``progress`` whose plan event carries ``why`` (said before the first epoch, not only in the notes after)."""
+    if progress is None:
+        return None
+
+    def noted(row: dict) -> None:
+        progress({**row, "why": why} if row.get("event") == "plan" else row)
+
+    return noted
 
 
 def _member_progress(progress, member: int, n_members: int, candidate: int, n_candidates: int):
@@ -307,6 +319,8 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
             notes.append(f"{ds.n_samples:,} samples (more than {config.SINGLE_HOLDOUT_ABOVE:,}): one network on a "
                          f"--val-size hold-out instead of a {config.DEFAULT_FOLDS}-member ensemble (--folds to "
                          "choose)")
+            progress = _with_plan_note(progress, f"one network, not {config.DEFAULT_FOLDS} members: more than "
+                                                 f"{config.SINGLE_HOLDOUT_ABOVE:,} samples (--folds to choose)")
         elif max_folds(ds) < n_folds:  # a rare class in few patients: as many members as its groups allow
             supported = max_folds(ds)
             n_folds = supported if supported >= 2 else 1
