@@ -40,14 +40,24 @@ def temperature_at_bound(T: float) -> str | None:
     return "top" if log_t > hi - _AT_BOUND else "bottom" if log_t < lo + _AT_BOUND else None
 
 
-def bound_note(T: float) -> str | None:
-    """What a temperature at an end of its range means (``train``'s note, ``info``'s row), or None."""
+# A held-out log loss below this after calibration: every held-out sample called right with near-certainty
+NEAR_CERTAIN_LOG_LOSS = 0.01
+
+
+def bound_note(T: float, log_loss_after: float | None = None) -> str | None:
+    """What a temperature at an end of its range means (``train``'s note, ``info``'s row), or None.
+    ``log_loss_after``: the held-out log loss at T; near 0 at the bottom end (a separable table, every held-out
+    sample right and near-certain, so any sharpening lowers it further) the bound means no want of correction."""
     end = temperature_at_bound(T)
     if end is None:
         return None
     lo, hi = LOG_T_BOUNDS
-    return (f"the {end} of the range calibration fits ({math.exp(lo):.3g}–{math.exp(hi):.3g}): the held-out "
-            f"probabilities were more {'over' if end == 'top' else 'under'}confident than it can correct")
+    where = f"the {end} of the range calibration fits ({math.exp(lo):.3g}–{math.exp(hi):.3g})"
+    if end == "bottom" and log_loss_after is not None and log_loss_after < NEAR_CERTAIN_LOG_LOSS:
+        return (f"{where}, as the held-out samples were called right with near-certainty (log loss "
+                f"{log_loss_after:.2g}): nothing there to correct")
+    return (f"{where}: the held-out probabilities were more {'over' if end == 'top' else 'under'}confident than it "
+            "can correct")
 # Fewer held-out rows than this give a temperature too noisy to help on new samples: not fitted.
 MIN_ROWS = 100
 _EPS = 1e-12

@@ -401,3 +401,13 @@ def test_cv_logs_a_line_while_no_fold_finishes(tmp_path, monkeypatch):
                "300", "--n-jobs", "1"])
     assert res.exit_code == 0, res.output
     assert "folds: 0/2 done, running for 0 min" in res.output and "folds: 2/2 done" in res.output
+
+
+def test_a_temperature_at_its_bottom_on_near_certain_held_out_calls_is_not_called_a_want_of_correction():
+    from mlpcli.calibration import LOG_T_BOUNDS, bound_note
+
+    low = float(np.exp(LOG_T_BOUNDS[0]))
+    assert "more underconfident than it can correct" in bound_note(low, 0.2)
+    assert "more underconfident" not in bound_note(low, 4.5e-5) and "nothing there to correct" in bound_note(low, 4.5e-5)
+    assert "overconfident than it can correct" in bound_note(float(np.exp(LOG_T_BOUNDS[1])), 1e-5)
+    assert bound_note(1.0, 1e-5) is None

@@ -75,11 +75,13 @@ def _main_metric(task: str) -> str:
     return main_metric_name(task) if task in ("binary", "multiclass", "multilabel", "regression") else ""
 
 
-def _temperature(T: float) -> str:
-    """The calibration temperature, and whether the fit stopped at an end of its range (``calibration.bound_note``)."""
+def _temperature(T: float, calibration: dict | None = None) -> str:
+    """The calibration temperature, and whether the fit stopped at an end of its range (``calibration.bound_note``;
+    ``calibration``: the model's record of the fit, with its held-out log loss)."""
     from ..calibration import bound_note
 
-    note = bound_note(T)
+    after = (calibration or {}).get("log_loss_after") if isinstance(calibration, dict) else None
+    note = bound_note(T, after if isinstance(after, (int, float)) else None)
     return fmt(T) if note is None else f"{fmt(T)} ({note})"
 
 
@@ -220,7 +222,7 @@ def _table(doc: dict) -> Table:
     layers = " → ".join(f"{w:,}" for w in net["layers"])
     # "5 members, each 12 → 128 → 3, ...; 10,255 parameters" read as 10,255 per member: say both, as train does
     parameters = f"{net['parameters']:,} parameters" + (f" ({net['parameters_per_member']:,} each)" if several else "")
-    calibration = (f"; temperature {_temperature(net['temperature'])}" if net["temperature"]
+    calibration = (f"; temperature {_temperature(net['temperature'], tr.get('calibration'))}" if net["temperature"]
                    else f"; not calibrated ({net['not_calibrated']})" if net.get("not_calibrated") else "")
     table.add_row("network", f"{kind} {layers}, " + (f"{net['activation']}"
                                                      + (", BatchNorm" if net.get("batchnorm") else "")

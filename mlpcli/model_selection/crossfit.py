@@ -834,7 +834,7 @@ def _calibrate(model: Model, logits: np.ndarray, scored: data.Dataset, options: 
     notes.append(f"calibrated: temperature {T:.3g} fitted on {report.n} held-out rows; log loss "
                  f"{report.log_loss_before:.3f} → {report.log_loss_after:.3f}, ECE {report.ece_before:.3f} → "
                  f"{report.ece_after:.3f}")
-    at_bound = bound_note(T)
+    at_bound = bound_note(T, report.log_loss_after)
     if at_bound is not None:
         notes.append(f"the temperature is at {at_bound}")
     return report
