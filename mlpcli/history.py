@@ -525,6 +525,7 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     c.validation_table = cfg.get("val_data") if isinstance(cfg.get("val_data"), str) else None
     if resolved.get("optimizer") == "lbfgs":  # full-batch: one point per iteration, the last weights kept
         _per_iteration(c)
+    _note_shifted_members(c, fit.get("members") or [])
     recorded = {m.get(MEMBER): m.get("best_epoch") for m in fit.get("members") or [] if isinstance(m, dict)}
     for m in c.members:
         m.best_epoch = recorded.get(m.member) or m.best_epoch
@@ -603,6 +604,23 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
     if curves == "metric":
         c.higher_is_better = _infer_higher(c, higher_is_better)
     return c
+
+
+def _note_shifted_members(c: Curves, members: list) -> None:
+    """A note naming the networks whose held-out rows differed from their training rows as a new cohort's would
+    (``fit.members[].held_out_shifted`` above the shift check's share): their validation curves rise with the
+    shift, which reads as overfitting and is not cured by regularisation."""
+    from .predict.shift import SHIFT_FRACTION
+
+    shifted = [(m.get(MEMBER, 1), m["held_out_shifted"]) for m in members if isinstance(m, dict)
+               and isinstance(m.get("held_out_shifted"), (int, float)) and m["held_out_shifted"] > SHIFT_FRACTION]
+    if not shifted:
+        return
+    who = (", ".join(f"member {k} ({share:.0%} of the features)" for k, share in shifted) if len(members) > 1
+           else f"the validation rows ({shifted[0][1]:.0%} of the features)")
+    c.notes.append(f"held-out rows that differ from the training rows as a new cohort's would: {who} beyond 1 "
+                   "training SD in mean — a batch or site confined to them makes a validation curve rise as "
+                   "overfitting does, and regularisation does not cure it")
 
 
 def _per_iteration(c: Curves) -> None:

@@ -276,8 +276,9 @@ def test_running_out_of_memory_midway_is_one_line_naming_the_remedies(tmp_path, 
 
     monkeypatch.setattr(model_io, "load", exhausted)
     res = run(["info", str(tmp_path / "m.mlp")])
-    assert_clean_error(res, "out of memory", "ulimit -v", "--hidden")
+    assert_clean_error(res, "out of memory", "ulimit -v", "make the run smaller")
     assert "internal error" not in res.output
+    assert "--hidden" not in res.output  # (info has no such option: each command names its own, MEMORY_REMEDIES)
 
 
 def test_outputs_that_name_an_input_or_each_other_are_usage_errors(tmp_path, monkeypatch):

@@ -363,7 +363,32 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     trained_on = ds.subset(split[0]) if n_folds == 1 and val_ds is None else ds
     fitted.model.decision = _decision(trained_on, fitted, options.decision)
     fitted.notes[:0] = notes
+    fitted.warnings += held_out_shift_warnings(fitted.runs, val_ds is not None)
     return fitted
+
+
+def held_out_shift_warnings(runs: list[FittedRun], own_table: bool = False) -> list[str]:
+    """A warning for each network whose held-out rows differ from its training rows as a new cohort's would
+    (``FittedRun.val_shift``: more than 10 % of the features beyond 1 training SD in mean, the bar raised for few
+    patients): a batch, site or protocol confined to those patients makes the validation loss rise and read as
+    overfitting, which no regularisation cures. ``own_table``: validated on a --val-data table."""
+    shifted = [(i, r.val_shift) for i, r in enumerate(runs, 1) if r.val_shift and r.val_shift["shifted"]]
+    if not shifted:
+        return []
+    several = len(runs) > 1
+    if several:
+        numbers = [str(i) for i, _ in shifted]
+        listed = numbers[0] if len(numbers) == 1 else ", ".join(numbers[:-1]) + " and " + numbers[-1]
+        who = f"member{'s' * (len(numbers) > 1)} {listed}'s held-out rows differ from {'its' if len(numbers) == 1 else 'their'}"
+    else:
+        who = f"{'the --val-data table differs' if own_table else 'the validation rows differ'} from the"
+    worst = max(shifted, key=lambda p: p[1]["mean_shifted"])[1]
+    how = f"{worst['mean_shifted']:.0%} of the {worst['features']:,} features have a mean beyond 1 training SD"
+    most = f" (most shifted: {', '.join(map(str, worst['most_shifted'][:5]))})" if worst["most_shifted"] else ""
+    return [f"{who} training rows as a new cohort's would: {how}{most} — "
+            "a batch, site or protocol confined to those samples? The held-out scores and the learning curves then "
+            "measure that shift (a rising validation loss reads as overfitting, which regularisation does not "
+            "cure); correct the batch effect, or measure a new site with `mlpcli cv --leave-batch-out`"]
 
 
 def check_decision(options: TrainOptions, task: str | None) -> None:
@@ -790,6 +815,9 @@ def _member_summary(member: int, run: FittedRun) -> dict:
             # what "auto" became for this member's rows (`mlpcli info`)
             "batch_size": int(run.options.batch_size), "lr": float(run.options.lr), "l2": float(run.options.l2),
             "max_epochs": int(run.options.epochs),
+            # the share of features whose held-out mean lies beyond the shift check's bar (`diagnose` says when a
+            # member's validation curve measures a shifted batch rather than overfitting)
+            **({} if run.val_shift is None else {"held_out_shifted": float(run.val_shift["mean_shifted"])}),
             **({} if r.converged is None else {"converged": bool(r.converged)})}  # L-BFGS
 
 

@@ -189,6 +189,9 @@ class FittedRun:
     sample_weight: np.ndarray | None
     val_sample_weight: np.ndarray | None
     options: TrainOptions  # as resolved for this run (batch size, epochs, L2 made concrete)
+    # the validation rows against the training rows (``predict.shift.preprocessed_shift``): "shifted" (more than
+    # SHIFT_FRACTION of the features beyond the mean test's bar), that share, the most shifted; None without them
+    val_shift: dict | None = None
 
     def without_data(self) -> "FittedRun":
         """This run without its preprocessed rows: an ensemble keeps its members' networks, not a copy of
@@ -338,7 +341,22 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
                      train_ds.task, n_classes, None if target_scaling is None else np.asarray(target_scaling["sd"])),
                  baseline_output=baseline_output(setup.loss, y_train, n_classes), callback=progress)
     _forget_inputs(net)
-    return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val, options)
+    return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val, options,
+                     val_shift=None if X_val is None else _val_shift(pre, X_val, val_ds))
+
+
+def _val_shift(pre, X_val, val_ds: data.Dataset) -> dict:
+    """How the validation rows (preprocessed) differ from the training rows, by the shift check of predict: a
+    batch or site confined to the held-out patients makes the validation curve rise as overfitting does."""
+    from ..predict.shift import SHIFT_FRACTION, preprocessed_shift
+
+    report = preprocessed_shift(pre, X_val, val_ds.groups)
+    # the means only: a batch moves them, while the spread test, on a fold of a few dozen rows, flags rare binary or
+    # heavy-tailed features by chance (a fifth of them on two real tables of 250-280 samples, no batch in either)
+    shifted = report.checked and report.fraction_mean_shifted > SHIFT_FRACTION
+    return {"shifted": bool(shifted), "mean_shifted": report.fraction_mean_shifted,
+            "features": int(len(report.features)),
+            "most_shifted": [r["feature"] for r in report.most_shifted(5)] if report.checked else []}
 
 
 def _forget_inputs(net: MLP) -> None:

@@ -537,6 +537,21 @@ def _own_scale(pre) -> dict:
             "unscale": pre.unscale}
 
 
+def preprocessed_shift(pre, Z, groups=None) -> ShiftReport:
+    """The mean test of the shift report (and the spread test on the clipped values) for rows Z (n, d_kept) already
+    transformed by ``pre`` (dense, or sparse rows densified a piece at a time): a network's validation rows against
+    its own training rows, in ``train``. No absent-gene test (it needs the raw values); `groups` as for
+    ``shift_report``."""
+    stats = _ShiftStats(pre)
+    stats.zero_share = None
+    stats.train_sd_unclipped = None  # (the spread test on the clipped values: its unclipped sums cost a pass more)
+    for start in range(0, Z.shape[0], DEFAULT_CHUNKSIZE):
+        block = Z[start:start + DEFAULT_CHUNKSIZE]
+        stats.update(block.toarray() if hasattr(block, "toarray") else np.asarray(block))
+    n_groups = None if groups is None else _GroupCount().add(_label_keys(np.asarray(groups, dtype=object))).count
+    return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool), n_groups)
+
+
 def shift_report(model: Model, X: np.ndarray, groups=None) -> ShiftReport:
     """The shift report for raw rows X (n, d_in) in `model.feature_names` order (as `predict_output` takes);
     `groups` (n,): each row's patient, so that the tests' sample counts count patients (None: rows)."""
