@@ -111,7 +111,7 @@ def test_points_and_answers(curve):
         assert 1 <= p.best_epoch <= p.epochs_run <= FAST.epochs
         assert p.train_loss > 0 and p.val_loss > 0
     assert curve.more_data["verdict"] in ("helps", "plateaued")
-    assert curve.bias_variance["verdict"] in ("bias", "variance", "both", "neither")
+    assert curve.bias_variance["verdict"] in ("bias", "variance", "both", "neither", "no_signal")
     doc = json.loads(json.dumps(curve.to_dict()))
     assert len(doc["sizes"]) == 5 and {"more_data", "bias_variance", "chance_score"} <= set(doc)
 

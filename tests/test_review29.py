@@ -455,3 +455,25 @@ def test_the_members_whose_held_out_rows_are_shifted_are_named():
     (two,) = held_out_shift_warnings([member(0.5), member(0.0), member(0.9)])
     assert two.startswith("members 1 and 3's held-out rows differ from their training rows") and "90%" in two
     assert held_out_shift_warnings([member(0.05), member(0.0)]) == []
+
+
+def test_learning_curve_on_labels_without_signal_says_so_not_a_more_flexible_model(tmp_path):
+    """Validation at chance at every size was answered "Both bias and variance ... a more flexible model"."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(240, 20))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(20)])
+    frame.insert(0, "label", rng.choice(["a", "b"], size=240))
+    frame.to_csv(tmp_path / "noise.csv", index=False)
+    frame["label"] = np.where(X[:, 0] > 0, "a", "b")
+    frame.to_csv(tmp_path / "signal.csv", index=False)
+    import json
+
+    verdicts = {}
+    for name in ("noise", "signal"):
+        res = run(["diagnose", "--learning-curve", str(tmp_path / f"{name}.csv"), "--no-group", "--fractions",
+                   "0.5,1", "--hidden", "64", "--epochs", "60", "--n-jobs", "1", "--json"])
+        assert res.exit_code == 0, res.output
+        verdicts[name] = json.loads(res.output[res.output.index("{"):])["bias_variance"]
+    assert verdicts["noise"]["verdict"] == "no_signal" and "No signal detectable" in verdicts["noise"]["text"]
+    assert "more flexible model" not in verdicts["noise"]["text"] and "mlpcli cv" in verdicts["noise"]["text"]
+    assert verdicts["signal"]["verdict"] != "no_signal"

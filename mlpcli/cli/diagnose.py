@@ -162,7 +162,7 @@ def _epochs_words(c: Curves) -> str:
 
 _MORE_DATA_WORDS = {"helps": "more data still helps", "plateaued": "plateaued", None: "a single size"}
 _BIAS_VARIANCE_WORDS = {"bias": "mostly bias", "variance": "mostly variance", "both": "bias and variance",
-                        "neither": "little bias or variance"}
+                        "neither": "little bias or variance", "no_signal": "no learnable signal"}
 
 
 def _learning_curve_table(result) -> Table:

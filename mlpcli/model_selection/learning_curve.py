@@ -62,6 +62,10 @@ BIAS_LEVEL = 0.25  # "both curves poor": the training error keeps >= 25 % of the
 VARIANCE_GAP = 0.10  # "large gap": validation error exceeds training error by >= 10 % of the
 #   no-skill error (7.5 balanced-accuracy points with 4 classes, 5 with 2; R^2 lower by 0.10)
 _SUBSET_STREAM = 2  # SeedSequence([seed, 2]) draws the subsets; training uses streams 0 and 1
+NO_SIGNAL = 0.10  # "no learnable signal": at every size validation removes less than 10 % of the no-skill error
+#   (balanced accuracy within 5 points of chance with 2 classes), whatever the training score (memorised), or less
+#   than two standard errors of a chance score on the validation units (0.29 of that error on 48 samples and 2
+#   classes, where chance alone gave 0.59 balanced accuracy on random labels)
 
 
 @dataclass
@@ -99,7 +103,7 @@ class LearningCurveResult:
     n_val: int
     n_val_groups: int | None
     more_data: dict  # verdict "helps" | "plateaued" | None, slope, text
-    bias_variance: dict  # verdict "bias" | "variance" | "both" | "neither", levels, text
+    bias_variance: dict  # verdict "bias" | "variance" | "both" | "neither" | "no_signal", levels, text
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -377,7 +381,7 @@ _VALIDATION_BETTER = "; validation scores better than training, which a small or
 
 
 def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str,
-                   more_data: str | None = None) -> dict:
+                   more_data: str | None = None, val_units: int | None = None, val_unit_name: str = "samples") -> dict:
     """Bias vs variance at the largest size, from the training error's level and the gap (``_levels``: for
     regression in the squared error, 1 - R²); what it says of more data follows the more-data answer
     (``more_data``: its verdict). Curves are "close" only when the gap is small either way: validation far
@@ -392,7 +396,30 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
     else:  # R² says which share of the variance each side explains, which is what the levels are read in
         scores = (f"training {name} {p.train_score:.3g}, R² {1 - tr:.2f}; validation {name} {p.val_score:.3g}, "
                   f"R² {1 - va:.2f}; no skill {chance:.3g}")
-    if high_bias and high_var:
+    # two standard errors of a chance score on the validation units, in shares of the no-skill error: for a score
+    # with chance c (balanced accuracy), sqrt(c (1 - c) / n) / (1 - c); else (R², from the squared error) 1 / sqrt(n)
+    se = (math.sqrt(chance / ((1 - chance) * val_units)) if higher and 0 < chance < 1 else 1 / math.sqrt(val_units)) \
+        if val_units else 0.0
+    margin = max(NO_SIGNAL, 2.0 * se)
+    # the network learned its training rows (beyond chance by more than the margin) while validation, at every
+    # size, stayed within it: what it learned does not carry over (a poor training score as well is bias, below)
+    no_signal = 1 - tr > margin and all(_levels(q, higher, chance, scale)[1] > 1 - margin for q in points)
+    if no_signal:
+        noise = " (the rise across sizes above is within that noise)" if more_data == "helps" else ""
+        if margin > NO_SIGNAL:  # few validation units: a weak signal and none look alike
+            text = (f"No signal detectable: validation stays within two standard errors of chance at every size "
+                    f"({margin:.0%} of the no-skill error on {val_units:,} validation {val_unit_name}; {scores}){noise}, "
+                    "while the training rows were learned: what the network learned does not carry over beyond what "
+                    "chance gives on this many units, and a weaker signal would need more to show (`mlpcli cv` "
+                    "scores every sample) — check that the target is the right column and its labels match the "
+                    "rows, and whether these features can carry it.")
+        else:
+            text = (f"No learnable signal: validation stays within {NO_SIGNAL:.0%} of the no-skill level at every "
+                    f"size ({scores}){noise}, while the training rows were learned (memorised): neither a larger "
+                    "network nor more data of this kind will help — check that the target is the right column and "
+                    "its labels match the rows, and whether these features can carry it.")
+        verdict = "no_signal"
+    elif high_bias and high_var:
         verdict, text = "both", (f"Both bias and variance: even the training score is poor and validation is much "
                                  f"worse ({scores}); {_FLEXIBLE}, with regularisation (--l2, --dropout)"
                                  f"{_MORE_DATA_TOO[more_data]}.")
@@ -519,7 +546,9 @@ def learning_curve(
         n_val=int(val_ds.n_samples),
         n_val_groups=None if val_ds.groups is None else int(len(np.unique(val_ds.groups))),
         more_data=more_data,
-        bias_variance=_bias_variance(points, higher, chance, scale, metric, more_data["verdict"]),
+        bias_variance=_bias_variance(points, higher, chance, scale, metric, more_data["verdict"],
+                                     int(len(np.unique(val_ds.groups))) if val_ds.groups is not None
+                                     else int(val_ds.n_samples), "patients" if val_ds.groups is not None else "samples"),
         skipped=skipped, notes=notes, warnings=warnings, split=asdict(summary),
         train_rows=[rows for _, rows in jobs], val_rows=val_rows, decision=options.decision if decided else None,
     )
