@@ -91,6 +91,10 @@ def read_history(source: str) -> list[dict]:
 def _read_frame(source: str):
     from . import data
 
+    if data.h5ad.is_h5ad(source) or data.tenx.is_tenx(source):  # the data, not a run's history
+        raise DataError(f"{source} is single-cell data, not a run's history: diagnose reads a model file or a "
+                        "--history table; to learn from the data at several sizes, diagnose --learning-curve "
+                        f"{source}")
     return data.read_table(source)
 
 
@@ -585,9 +589,12 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
     missing = [k for k in (tk, vk) if k not in frame.columns]
     if missing:
         flag = "" if curves == "loss" else " with --metric metric"
+        data_like = len(frame.columns) > 20 and "epoch" not in frame.columns  # a samples x features table
+        hint = (f"; it looks like the data itself: diagnose --learning-curve {source} trains at several sizes"
+                if data_like and path != "-" else "")
         raise DataError(f"{source} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
                         f"{tk} and {vk} (columns present: {', '.join(repr(str(c)) for c in frame.columns[:12])}"
-                        f"{' ...' if len(frame.columns) > 12 else ''})")
+                        f"{' ...' if len(frame.columns) > 12 else ''}){hint}")
     for name in (MEMBER, "epoch", tk, vk, "train_loss_eval"):
         if name in frame.columns:
             _check_numeric(frame, name, source)

@@ -477,3 +477,20 @@ def test_learning_curve_on_labels_without_signal_says_so_not_a_more_flexible_mod
     assert verdicts["noise"]["verdict"] == "no_signal" and "No signal detectable" in verdicts["noise"]["text"]
     assert "more flexible model" not in verdicts["noise"]["text"] and "mlpcli cv" in verdicts["noise"]["text"]
     assert verdicts["signal"]["verdict"] != "no_signal"
+
+
+def test_diagnose_given_the_data_instead_of_a_history_points_to_learning_curve(tmp_path):
+    """`diagnose single_cell.h5ad` said the file "is read by train, ..., diagnose and gradcheck, not as a table"."""
+    from pathlib import Path
+
+    cells = Path(__file__).resolve().parents[1] / "sample_data" / "single_cell.h5ad"
+    res = run(["diagnose", str(cells)])
+    assert res.exit_code == 1 and "is single-cell data, not a run's history" in res.output
+    assert f"diagnose --learning-curve {cells}" in res.output
+    table = _labelled(tmp_path / "t.csv", ["a", "b"])
+    wide = pd.read_csv(table)
+    for j in range(4, 30):
+        wide[f"g{j}"] = 0.0
+    wide.to_csv(table, index=False)
+    res = run(["diagnose", str(table)])
+    assert res.exit_code == 1 and "it looks like the data itself: diagnose --learning-curve" in res.output
