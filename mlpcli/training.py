@@ -720,6 +720,9 @@ def fit(
         interrupts.absorbed()  # so that a caller running fits one after the other stops too
         if pending is not None:  # the last epoch trained before the interrupt still counts, as it did alone
             record_pending(time.perf_counter())
+    except TrainingError as exc:  # a divergence: the epochs up to it go with the error (`train --history` writes them)
+        exc.history = [dict(row) for row in history]
+        raise
     finally:
         errstate.__exit__(None, None, None)
     if validate and not full_batch:

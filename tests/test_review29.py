@@ -494,3 +494,21 @@ def test_diagnose_given_the_data_instead_of_a_history_points_to_learning_curve(t
     wide.to_csv(table, index=False)
     res = run(["diagnose", str(table)])
     assert res.exit_code == 1 and "it looks like the data itself: diagnose --learning-curve" in res.output
+
+
+def test_a_diverged_run_writes_its_history_for_diagnose(tmp_path):
+    """The run that most needs `diagnose` wrote nothing: a divergence left no --history."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 30))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(30)])
+    frame.insert(0, "label", np.where(X[:, 0] > 0, "a", "b"))
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    history = tmp_path / "h.csv"
+    res = run(["train", str(path), "--no-group", "--folds", "1", "--hidden", "64", "--optimizer", "sgd", "--lr", "5",
+               "--epochs", "40", "--history", str(history), "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "training diverged" in res.output, res.output
+    assert not (tmp_path / "m.mlp").exists() and history.exists()
+    rows = pd.read_csv(history)
+    assert len(rows) >= 1 and f"the {len(rows)} epochs before it are in {history}" in res.output
+    assert run(["diagnose", str(history)]).exit_code in (0, 1)  # readable: a verdict, or a one-line reason

@@ -10,6 +10,7 @@ import click
 
 from .. import interrupts
 from ..config import unused_once_resolved
+from ..errors import TrainingError
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
 from ._common import (
@@ -359,6 +360,14 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
                                              source=data_file, plan=plan)
     except KeyboardInterrupt as exc:  # before any network had weights to keep (else the outcome says interrupted)
         interrupted_exit(exc, what="nothing trained yet to keep; no model written")
+    except TrainingError as exc:  # a divergence: the run that most needs `diagnose` keeps its curves
+        rows = getattr(exc, "history", None)
+        if not history_path or not rows:
+            raise
+        write_table(history_frame(rows), history_path)
+        where = ("standard output" if history_path == "-" else
+                 f"{history_path}: mlpcli diagnose {shlex.quote(history_path)}")
+        raise TrainingError(f"{exc} (no model written; the {len(rows)} epochs before it are in {where})") from None
     folds = outcome.model.fit.get("folds")
     outcome.notes += unused_once_resolved(options, given_options(click.get_current_context()),
                                           folds if isinstance(folds, int) else 1)
