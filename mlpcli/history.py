@@ -600,6 +600,15 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
             _check_numeric(frame, name, source)
     rows = _in_epoch_order(_rows(frame), source)
     c = curves_from_history(rows, curves, source=source)
+    if curves == "loss":  # a loss (log loss, squared error) is never below 0: a hand-edited cell, or a score column
+        for name in (tk, vk):
+            values = [(_num(r.get(name)), r) for r in rows]
+            negative = [(v, r) for v, r in values if math.isfinite(v) and v < 0]
+            if negative:
+                v, r = negative[0]
+                c.notes.append(f"{source}: {name} holds {len(negative)} negative value{'s' * (len(negative) > 1)} "
+                               f"({v:g} at epoch {r.get('epoch', '?')}), which no loss takes: a cell edited by hand, "
+                               "or a column of scores?")
     if rows and "epoch" in rows[0] and min(_num(r["epoch"]) for r in rows) == 0:
         c.notes.append(f"{source}: epochs are numbered from 0 (as Keras writes them); diagnose numbers them from 1, "
                        "so its epoch k is the table's epoch k - 1")
@@ -646,6 +655,7 @@ def _in_epoch_order(rows: list[dict], source: str) -> list[dict]:
         return rows
     split_members(rows, source)  # the member numbers are checked first (the rows' own order names a bad one)
     member = (lambda r: _num(r[MEMBER])) if MEMBER in rows[0] else (lambda r: 0.0)
+    at = {id(r): i + 1 for i, r in enumerate(rows)}  # data row numbers, for the error
     ordered = sorted(rows, key=lambda r: (member(r), _num(r["epoch"])))  # stable: ties keep their order
     expected, last_member = 1, None
     for r in ordered:
@@ -655,8 +665,14 @@ def _in_epoch_order(rows: list[dict], source: str) -> list[dict]:
         if epoch != expected:
             whose = f" of member {r[MEMBER]}" if MEMBER in r else ""
             problem = "appears twice" if epoch == expected - 1 else f"comes where epoch {expected} should"
-            raise DataError(f"{source}: epoch {r['epoch']}{whose} {problem}; diagnose reads a curve of every "
-                            "epoch, numbered from 1 (as train --history writes it) or from 0 (as Keras does)")
+            # the missing epoch under another member number (a row edited by hand): name that row, not this one
+            elsewhere = [x for x in rows if MEMBER in x and member(x) != m and _num(x["epoch"]) == expected
+                         and sum(member(y) == member(x) for y in rows) == 1]
+            hint = (f" (data row {at[id(elsewhere[0])]} has epoch {expected} under member {elsewhere[0][MEMBER]}, "
+                    "a member of one row)" if elsewhere and problem != "appears twice" else "")
+            raise DataError(f"{source}: epoch {r['epoch']}{whose} {problem} (data row {at[id(r)]}){hint}; diagnose "
+                            "reads a curve of every epoch, numbered from 1 (as train --history writes it) or from 0 "
+                            "(as Keras does)")
         expected += 1
     return ordered
 

@@ -512,3 +512,19 @@ def test_a_diverged_run_writes_its_history_for_diagnose(tmp_path):
     rows = pd.read_csv(history)
     assert len(rows) >= 1 and f"the {len(rows)} epochs before it are in {history}" in res.output
     assert run(["diagnose", str(history)]).exit_code in (0, 1)  # readable: a verdict, or a one-line reason
+
+
+def test_a_hand_edited_history_names_the_edited_row_and_a_negative_loss(tmp_path):
+    e = np.arange(1, 13)
+    rows = [{"member": m, "epoch": k, "train_loss": 1 / k, "val_loss": 1 / k + 0.1} for m in (1, 2) for k in e]
+    frame = pd.DataFrame(rows)
+    frame.loc[4, "member"] = 99  # member 1's epoch 5, moved to a member of its own
+    frame.to_csv(tmp_path / "moved.csv", index=False)
+    res = run(["diagnose", str(tmp_path / "moved.csv")])
+    assert res.exit_code == 1
+    assert "(data row 5 has epoch 5 under member 99, a member of one row)" in res.output, res.output
+    single = pd.DataFrame({"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e + 0.1})
+    single.loc[4, "val_loss"] = -1
+    single.to_csv(tmp_path / "negative.csv", index=False)
+    res = run(["diagnose", str(tmp_path / "negative.csv")])
+    assert res.exit_code == 0 and "val_loss holds 1 negative value (-1 at epoch 5)" in res.output
