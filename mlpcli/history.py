@@ -273,6 +273,7 @@ class Curves:
     val_spread: list[float] | None = None  # (len(val),) s.d. across members; None without members
     capacity_tried: str | None = None  # a larger network --hidden auto tried beside the chosen one, in words
     validation_table: str | None = None  # the separate table validation came from (train --val-data)
+    grouped_by: str | None = None  # the column whose samples the run's split kept on one side (a model's group role)
     step: str = "epoch"  # what one point of the curves is: "epoch", or "iteration" for a model fitted by L-BFGS
 
 
@@ -368,7 +369,7 @@ def diagnose_curves(c: Curves):
                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
                         member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c),
                         capacity_tried=c.capacity_tried, validation_table=c.validation_table,
-                        curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
+                        grouped_by=c.grouped_by, curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
     except DataError as exc:
         if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
             raise  # the caller's baseline is at fault, not the source (the CLI names --baseline)
@@ -527,6 +528,8 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     c.checkpoint_epoch = None if c.members else fit.get("best_epoch") or None
     c.capacity_tried = capacity_tried(fit, cfg)
     c.validation_table = cfg.get("val_data") if isinstance(cfg.get("val_data"), str) else None
+    group = (model.roles or {}).get("group") if isinstance(model.roles, dict) else None
+    c.grouped_by = group if isinstance(group, str) and group else None
     if resolved.get("optimizer") == "lbfgs":  # full-batch: one point per iteration, the last weights kept
         _per_iteration(c)
     _note_shifted_members(c, fit.get("members") or [])

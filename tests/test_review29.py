@@ -528,3 +528,18 @@ def test_a_hand_edited_history_names_the_edited_row_and_a_negative_loss(tmp_path
     single.to_csv(tmp_path / "negative.csv", index=False)
     res = run(["diagnose", str(tmp_path / "negative.csv")])
     assert res.exit_code == 0 and "val_loss holds 1 negative value (-1 at epoch 5)" in res.output
+
+
+def test_unrepresentative_advice_knows_the_split_was_grouped_and_when_training_was_memorised():
+    from mlpcli.diagnosis import diagnose
+
+    e = np.arange(1, 61)
+    train = 0.6 * np.exp(-e / 4) + 0.002  # memorised: near 0
+    val = 0.45 + 0.25 * np.exp(-e / 4) + 0.003 * np.sin(e)  # settles well above, gap stable
+    grouped = diagnose(train, val, baseline=0.69, grouped_by="patient_id")
+    plain = diagnose(train, val, baseline=0.69)
+    assert grouped.label == plain.label == "unrepresentative_train"
+    assert any("split already kept the samples of each patient_id value on one side" in a for a in grouped.advice)
+    assert not any("--group names the column" in a for a in grouped.advice)
+    assert any("--group names the column" in a for a in plain.advice)
+    assert any("memorises its training rows" in a for a in plain.advice)

@@ -165,6 +165,7 @@ def diagnose(
     capacity_tried: str | None = None,
     validation_table: str | None = None,
     curve_names: tuple[str, str] = ("train_loss", "val_loss"),
+    grouped_by: str | None = None,
 ) -> Diagnosis:
     """Label a run's learning curves with one of ``LABELS``.
 
@@ -195,6 +196,8 @@ def diagnose(
 
     curve_names: what the two curves are called in error messages (a history table's columns, e.g.
         ``("train_metric", "val_metric")``).
+    grouped_by: the column whose samples the run's split kept on one side (the patients), when known: the advice
+        then does not ask for a grouped split the run already had.
 
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
     with both values finite, a baseline that is not a finite loss above 0 (BaselineError, a
@@ -210,7 +213,8 @@ def diagnose(
     lv = _evidence(f, c, label, scores, runner_up, stochastic_regularisation, rise, capacity_tried)
     words = _Words(c.ceiling is not None, name or ("score" if c.ceiling is not None else "loss"))
     kept = [int(k) for k in kept_epochs if k is not None and k >= 1] if kept_epochs is not None else []
-    advice = _advice(label, lv, stochastic_regularisation, words, kept or None, capacity_tried, validation_table)
+    advice = _advice(label, lv, stochastic_regularisation, words, kept or None, capacity_tried, validation_table,
+                     grouped_by)
     tied = runner_up is not None and scores[runner_up] == scores[label]
     summary = _summary(label, lv, conditions[label], runner_up, tied, words)
     if lv["unstable_epoch"] is not None:  # the instability is the first thing to fix; "nothing needed" is not true

@@ -423,10 +423,12 @@ def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[st
 
 
 def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None = None,
-            capacity_tried: str | None = None, validation_table: str | None = None) -> list[str]:
+            capacity_tried: str | None = None, validation_table: str | None = None,
+            grouped_by: str | None = None) -> list[str]:
     """The notes' remedies for ``label``, filled in with the (loss-orientation) evidence; ``kept``: the epochs whose
     weights the run restored (one per network), when known; ``capacity_tried``: the larger network the run already
-    tried, in words; ``validation_table``: the separate table validation came from."""
+    tried, in words; ``validation_table``: the separate table validation came from; ``grouped_by``: the column the
+    run's split kept whole."""
     per = "of the scale per 10 % of the run"
     if label == "underfit_capacity":
         return _capacity_advice(ev, w, capacity_tried)
@@ -456,9 +458,19 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[in
                     "training data (another cohort, batch, site, protocol or preprocessing, or another class mix); "
                     "compare the two tables before collecting more training data of the same kind.",
                     *more]
+        if ev["train_level"] is not None and ev["train_level"] < MEMORISED_LEVEL and not w.higher_is_better:
+            # training loss near 0 beside a settled validation loss: the network memorises its rows, and narrowing
+            # that gap is regularisation's job as much as more rows'
+            more.insert(1, f"The training {w.name} is near 0 ({_pct(ev['train_level'])} of the scale): the network "
+                           "memorises its training rows. Stronger regularisation (--l2, --dropout, --augment-noise "
+                           "auto) or a smaller model (--hidden) narrows such a gap as often as more rows do; "
+                           "`mlpcli diagnose --learning-curve DATA` shows whether more rows still help.")
+        split = (f"the split already kept the samples of each {grouped_by} value on one side, but a batch or site "
+                 "confined to some of them still differs (`train` warns when a network's held-out rows do)"
+                 if grouped_by else
+                 "split by patient, experiment or batch (--group names the column whose samples stay on one side)")
         return [*more, "Check for a train/validation distribution mismatch (batch, site, cohort or "
-                       "sequencing-run composition); split by patient, experiment or batch (--group names the column "
-                       "whose samples stay on one side)."]
+                       f"sequencing-run composition); {split}."]
     if label == "unrepresentative_validation_noisy" and ev["member_spread"] is not None:
         return [
             f"The validation folds disagree: the members' validation curves differ by "
@@ -620,6 +632,7 @@ def _summary(label: str, ev: dict, conditions: list[tuple[str, float]], runner_u
 
 
 SHARE_SHOWN = 0.0005  # a share printed as 0.0 % (one decimal of a percentage)
+MEMORISED_LEVEL = 0.02  # a training loss below 2 % of the scale at the end: the training rows are memorised
 
 
 def _from_no_skill(distance: float) -> str:
