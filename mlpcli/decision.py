@@ -65,6 +65,24 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(hits[present] / support[present]))
 
 
+def label_balanced_accuracy(Y: np.ndarray, pred: np.ndarray) -> float:
+    """A multi-label model's balanced accuracy: the mean over labels (columns of Y, pred (n, L) 0/1) of each label's
+    balanced accuracy, over the labels whose truth holds both values (NaN when none does). A label without positives
+    (or without negatives) among these rows has no balanced accuracy: its specificity alone scored 1.0 whenever
+    nothing was called positive, and lifted the mean (0.650 over four labels read 0.720 with a constant fifth), where
+    F1 macro and ROC AUC leave such a label out."""
+    Y, pred = np.asarray(Y), np.asarray(pred)
+    scores = [balanced_accuracy(Y[:, j], pred[:, j]) for j in range(Y.shape[1]) if 0 < Y[:, j].sum() < len(Y)]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def labels_without_both(Y: np.ndarray, names) -> list[str]:
+    """The labels (columns of the 0/1 matrix Y) whose truth holds one value only: left out of
+    ``label_balanced_accuracy``."""
+    Y = np.asarray(Y)
+    return [str(names[j]) for j in range(Y.shape[1]) if not 0 < Y[:, j].sum() < len(Y)]
+
+
 @dataclass(frozen=True)
 class Decision:
     """A classification model's decision rule: ``rule`` (RULES), the training class ``shares`` (k,) it divides

@@ -65,7 +65,7 @@ from .engine.functional import sigmoid, softmax
 from .errors import ConfigError, DataError, MlpcliError
 from .metrics import class_proba, predicted_class
 from .model_selection import build_loss, holdout_keeping_scarce
-from .model_selection.fitting import check_memory
+from .model_selection.fitting import check_memory, start_at_prior
 from .parallel import blas_cap, default_blas_threads, threads_warning
 from .training import FitConfig, dense_rows, fit, is_sparse
 
@@ -271,6 +271,7 @@ class _BaseMLP(BaseEstimator):
         Xn = X.astype(self._dtype()) if is_sparse(X) else np.ascontiguousarray(X, dtype=self._dtype())
         net = MLP(X.shape[1], self._hidden(), setup.n_outputs, activation=self.activation, dropout=float(self.dropout),
                   batchnorm=bool(self.batchnorm), seed=seed, dtype=self._dtype())
+        start_at_prior(net, setup.loss, targets if tr is None else targets[tr])
         config = self._fit_config(seed, resolved)
         try:
             if tr is not None:

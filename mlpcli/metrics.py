@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .decision import balanced_accuracy as _balanced_accuracy
+from .decision import label_balanced_accuracy
 from .decision import predicted_class  # noqa: F401  (metrics.predicted_class: the one rule)
 
 
@@ -122,8 +123,7 @@ def main_metric_from_outputs(task: str, n_classes: int, target_sd: np.ndarray | 
                 error = error * sd  # (y_std - t_std) * sd = y - t: the mean cancels
             return float(np.sqrt(np.mean(error ** 2)))
         if task == "multilabel":
-            Y = y.reshape(out.shape)
-            return float(np.mean([_balanced_accuracy(Y[:, j], out[:, j] > 0) for j in range(out.shape[1])]))
+            return label_balanced_accuracy(y.reshape(out.shape), out > 0)
         pred = (out[:, 0] > 0).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
         return _balanced_accuracy(y.reshape(-1), pred)
 
@@ -303,6 +303,10 @@ def _multiclass(y, P, classes, weights=None):
     }
 
 
+def _defined(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
 def _multilabel(Y, P, classes, threshold):
     pred = (P >= threshold).astype(int)
     return {
@@ -311,7 +315,8 @@ def _multilabel(Y, P, classes, threshold):
         "f1_micro": _safe(skm.f1_score, Y, pred, average="micro", zero_division=0),
         "f1_macro": _safe(skm.f1_score, Y, pred, average="macro", zero_division=np.nan),  # as above, per label
         "hamming_loss": _safe(skm.hamming_loss, Y, pred),
-        "balanced_accuracy": float(np.mean([_balanced_accuracy(Y[:, j], pred[:, j]) for j in range(Y.shape[1])])),
+        # over the labels with both values; undefined (None) where none has both
+        "balanced_accuracy": _defined(label_balanced_accuracy(Y, pred)),
         "log_loss": _log_loss_01(Y, P),  # BCE averaged over labels, as training's calibration reports it
         # every (sample, label) decision pooled, each at the confidence of its call (max(p, 1 - p)), as
         # training's calibration line reports it

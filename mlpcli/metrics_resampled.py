@@ -295,7 +295,8 @@ class ResampledMetrics:
             "f1_micro": np.where(micro_den > 0, _ratio(2 * tp.sum(axis=1), micro_den), 0.0),  # zero_division=0
             "f1_macro": _nanmean(_ratio(2 * tp, 2 * tp + fp + fn)),
             "hamming_loss": (fp + fn).sum(axis=1) / (n * L),
-            "balanced_accuracy": _nanmean(recalls).mean(axis=1),
+            # a label whose resample lacks one value has no balanced accuracy (``decision.label_balanced_accuracy``)
+            "balanced_accuracy": _nanmean(np.where(np.isnan(recalls).any(axis=-1), np.nan, recalls.mean(axis=-1))),
             "log_loss": bce / (n * L),
             "ece": np.abs(ece).sum(axis=1) / (n * L),
         }

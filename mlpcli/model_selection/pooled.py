@@ -22,6 +22,8 @@ them: the top class, a binary positive at probability >= 0.5, each label at >= 0
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,8 +94,11 @@ def _metric_of(task: str, totals: np.ndarray) -> np.ndarray:
             L = totals.shape[-1] // 4
             pos, tp, neg, tn = (totals[..., i * L:(i + 1) * L] for i in range(4))
             recalls = np.stack([tp / pos, tn / neg], axis=-1)  # NaN where the label has no positive (negative)
-            per_label = np.nanmean(np.where(np.isfinite(recalls), recalls, np.nan), axis=-1)
-            return np.nanmean(per_label, axis=-1)
+            # a label with one value among the rows has no balanced accuracy (``decision.label_balanced_accuracy``)
+            per_label = np.where(np.isfinite(recalls).all(axis=-1), recalls.mean(axis=-1), np.nan)
+            with warnings.catch_warnings():  # (a resample where no label has both values: NaN, dropped below)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.nanmean(per_label, axis=-1)
         k = totals.shape[-1] // 2
         N, H = totals[..., :k], totals[..., k:]
         recall = np.where(N > 0, H / np.where(N > 0, N, 1.0), np.nan)

@@ -116,8 +116,9 @@ def main_metric(task: str, y: np.ndarray, proba: np.ndarray, threshold: float = 
     if task == "multiclass":
         return bacc(y.reshape(-1).astype(int), metrics.predicted_class("multiclass", proba, weights=weights))
     if task == "multilabel":
-        Y, pred = y.reshape(proba.shape).astype(int), (proba >= threshold).astype(int)
-        return float(np.mean([bacc(Y[:, j], pred[:, j]) for j in range(Y.shape[1])]))
+        from ..decision import label_balanced_accuracy
+
+        return label_balanced_accuracy(y.reshape(proba.shape).astype(int), (proba >= threshold).astype(int))
     return float(np.sqrt(np.mean((y.reshape(proba.shape) - proba) ** 2)))
 
 
@@ -590,6 +591,15 @@ def _absent_note(task: str, y: np.ndarray, classes: list, overall: dict | None =
     classes it holds. ``overall`` (the metrics, with their confusion matrix): an absent class the model
     predicted counts 0 in F1 macro (scikit-learn's convention), which the note says with how often, since
     F1 macro then sits far below the balanced accuracy (0.59 against 0.83 in a 3-class cohort without one)."""
+    if task == "multilabel" and len(y):
+        from ..decision import labels_without_both
+
+        one_valued = labels_without_both(y.reshape(len(y), -1), classes)
+        if not one_valued:
+            return None
+        return (f"label{'s' * (len(one_valued) > 1)} {', '.join(map(repr, one_valued))} hold{'s' * (len(one_valued) == 1)} "
+                "one value in every row: left out of the balanced accuracy (over the other labels) and of F1 macro, "
+                "ROC AUC undefined (—)")
     if task not in ("binary", "multiclass") or len(y) == 0:
         return None
     support = np.bincount(y.reshape(-1).astype(np.int64), minlength=len(classes))
