@@ -594,3 +594,20 @@ def test_the_estimator_starts_a_multilabel_output_at_its_prior():
     Y = np.column_stack([(X[:, 0] > 0).astype(int), (X[:, 1] > 2.0).astype(int)])
     est = MLPClassifier(hidden=(), epochs=3, early_stopping=False, random_state=0).fit(X, Y)
     assert abs(est.predict_proba(X)[:, 1].mean() - Y[:, 1].mean()) < 0.1
+
+
+def test_never_beat_no_skill_is_judged_on_the_epochs_own_values_and_a_sharp_early_dip_is_found(tmp_path):
+    """A noisy run whose kept epoch (0.593) beat the baseline (0.693) was told its kept weights "do worse"; a V over
+    epochs 2-4 (0.61, 0.58, then up) was reported "lowest around epoch 1"."""
+    from mlpcli.diagnosis import diagnose
+
+    e = np.arange(1, 81)
+    rng = np.random.default_rng(11)
+    val = np.r_[0.80, 0.61, 0.58, 0.70, 0.76 + 0.12 * (e[4:] - 5) / 75 + rng.normal(0, 0.04, 76)]
+    train = 1.0 * np.exp(-e / 15) + 0.05
+    d = diagnose(train, val, baseline=0.693)
+    assert d.label == "overfit" and d.evidence["divergence_epoch"] == 3, d.evidence
+    noisy = np.full(40, 0.75) + rng.normal(0, 0.03, 40)
+    noisy[20] = 0.60  # one epoch below the baseline: what early stopping would keep
+    d = diagnose(0.5 * np.exp(-np.arange(1, 41) / 5) + 0.01, noisy, baseline=0.693)
+    assert d.evidence["best_distance_from_baseline"] > 0 and not any("never beat" in a for a in d.advice)

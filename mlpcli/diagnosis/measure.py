@@ -223,15 +223,19 @@ def _measure(c: _Curves) -> dict:
     # away: a validation loss lowest at epoch 1 that then climbs steeply (a wide net on p >> n: 1.15 at epoch 1,
     # 2.8 by epoch 9, a later dip to 2.14) was reported "lowest around epoch 36 (2.155)". Taken when the centred
     # value is below the smoothed minimum by more than the best-epoch tolerance and three epochs' noise
+    # (the epochs' own values there: a V over a few epochs, 0.80, 0.61, 0.58, 0.70 and up, is gone from any median;
+    # one epoch three noise SDs below the smoothed minimum by chance is rare)
     head = width // 2 + 1
-    j = int(np.argmin(val_c[:head]))
-    if val_c[j] < float(val_s[i_min]) - max(best_tol, 3.0 * noise.val_sd):
+    early = np.fmin(val_c[:head], c.val[:head])
+    j = int(np.argmin(early))
+    if early[j] < float(val_s[i_min]) - max(best_tol, 3.0 * noise.val_sd):
         i_min = j
     i_best = int(np.flatnonzero(val_c <= max(float(val_s[i_min]), float(val_c.min())) + best_tol)[0])
     # the minimum's value: near the start the running median's window is cut on one side, so at epoch 1 of a curve
     # that climbs from its start it averages in the later, worse epochs (a wide net on p >> n: "lowest around epoch 1
     # (3.77)" for an epoch-1 loss of 0.83); the centred smoother keeps epoch 1 its own value
-    lowest = min(float(val_s[i_min]), float(val_c[i_min])) if i_min < width else float(val_s[i_min])
+    lowest = min(float(val_s[i_min]), float(early[i_min])) if i_min < head else \
+        min(float(val_s[i_min]), float(val_c[i_min])) if i_min < width else float(val_s[i_min])
     rise, rise_z = _rise(c.val[i_min + 1:], lowest, va.end, noise.val_sd, smooth_var, m)
     # where training leaves its floor: the last epoch within the noise of its smoothed minimum
     train_tol = max(BEST_TOLERANCE * S, BEST_TOLERANCE_Z * noise.train_sd * math.sqrt(smooth_var))
@@ -255,6 +259,9 @@ def _measure(c: _Curves) -> dict:
         "val_share": val_share,
         "val_half_slope": va_half.slope * per_run_unit, "val_half_z": va_half.z,
         "best_epoch": int(c.epochs[i_best]), "min_epoch": int(c.epochs[i_min]), "best_val": lowest, "best_tolerance": best_tol / S,
+        # the lowest validation value of any epoch, unsmoothed: what early stopping keeps, and what "never beat no
+        # skill" must be judged on (a smoothed minimum above the baseline beside a kept epoch below it)
+        "raw_best_val": float(np.nanmin(c.val)),
         "train_rise": (tr.end - float(train_s.min())) / S, "train_floor_index": i_floor,
         "val_rise": rise / S, "val_rise_z": rise_z,
         "gap_end_z": (va.end - tr.end) / gap_se,

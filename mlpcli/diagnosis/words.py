@@ -116,7 +116,7 @@ def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochast
     if c.baseline is not None:  # fraction of the no-skill loss the model removed
         ev["train_distance_from_baseline"] = (c.baseline - f["train_end"]) / S
         ev["val_distance_from_baseline"] = (c.baseline - f["val_end"]) / S
-        ev["best_distance_from_baseline"] = (c.baseline - f["best_val"]) / S
+        ev["best_distance_from_baseline"] = (c.baseline - min(f["best_val"], f["raw_best_val"])) / S
     return {k: _plain(v) for k, v in ev.items()}
 
 
@@ -700,7 +700,8 @@ def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
                            "the first infinite epoch (the shape is read from the run before it)"),
         "train_distance_from_baseline": "share of the way from no skill to perfect, on training",
         "val_distance_from_baseline": "share of the way from no skill to perfect, on validation",
-        "best_distance_from_baseline": (f"the same for validation at its {w.best} (< 0: it never beat no skill)"),
+        "best_distance_from_baseline": (f"the same for validation at its {w.best} epoch, unsmoothed (< 0: it never "
+                                        "beat no skill)"),
         "score": ("rule score of the label, -1 .. 1: 1 every condition of its rule clearly holds, 0 one sits on "
                   "its threshold, < 0 at least one fails (no shape matches clearly)"),
         "runner_up_score": "rule score of the runner-up (same scale)",
