@@ -402,24 +402,20 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
     # with chance c (balanced accuracy), sqrt(c (1 - c) / n) / (1 - c). A regression's R² has no such simple
     # chance spread (0.57 on 5 validation patients is signal): its bar stays NO_SIGNAL
     se = math.sqrt(chance / ((1 - chance) * val_units)) if higher and 0 < chance < 1 and val_units else 0.0
-    margin = max(NO_SIGNAL, 2.0 * se)
-    # the network learned its training rows (beyond chance by more than the margin) while validation, at every
-    # size, stayed within it: what it learned does not carry over (a poor training score as well is bias, below)
-    no_signal = 1 - tr >= LEARNED and all(_levels(q, higher, chance, scale)[1] > 1 - margin for q in points)
+    learned = 1 - tr >= LEARNED  # (a poor training score as well is bias, below)
+    within = [_levels(q, higher, chance, scale)[1] for q in points]
+    # the network learned its training rows while validation stayed within NO_SIGNAL of chance at every size: what
+    # it learned does not carry over
+    no_signal = learned and all(v > 1 - NO_SIGNAL for v in within)
+    # within two standard errors of a chance score at every size (few validation units): the verdict below may read
+    # noise, said in the caveat, not taken for no signal (a weak real signal on 12 patients looks the same)
+    chance_band = not no_signal and se > 0 and learned and all(v > 1 - 2.0 * se for v in within)
     if no_signal:
         noise = " (the rise across sizes above is within that noise)" if more_data == "helps" else ""
-        if margin > NO_SIGNAL:  # few validation units: a weak signal and none look alike
-            text = (f"No signal detectable: validation stays within two standard errors of chance at every size "
-                    f"({margin:.0%} of the no-skill error on {val_units:,} validation {val_unit_name}; {scores}){noise}, "
-                    "while the training rows were learned: what the network learned does not carry over beyond what "
-                    "chance gives on this many units, and a weaker signal would need more to show (`mlpcli cv` "
-                    "scores every sample) — check that the target is the right column and its labels match the "
-                    "rows, and whether these features can carry it.")
-        else:
-            text = (f"No learnable signal: validation stays within {NO_SIGNAL:.0%} of the no-skill level at every "
-                    f"size ({scores}){noise}, while the training rows were learned (memorised): neither a larger "
-                    "network nor more data of this kind will help — check that the target is the right column and "
-                    "its labels match the rows, and whether these features can carry it.")
+        text = (f"No learnable signal: validation stays within {NO_SIGNAL:.0%} of the no-skill level at every "
+                f"size ({scores}){noise}, while the training rows were learned (memorised): neither a larger "
+                "network nor more data of this kind will help — check that the target is the right column and "
+                "its labels match the rows, and whether these features can carry it.")
         verdict = "no_signal"
     elif high_bias and high_var:
         verdict, text = "both", (f"Both bias and variance: even the training score is poor and validation is much "
@@ -437,7 +433,13 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
         aside = "" if close else _VALIDATION_BETTER
         verdict, text = "neither", f"Little bias or variance left: {shape} ({scores}{aside})."
     caveat = None
-    if p.curve_label == "underfit_stopped_early":  # the levels are not final yet
+    if chance_band:
+        edge = chance + 2.0 * se * (1 - chance)  # the score two standard errors above chance
+        caveat = (f"Caveat: on {val_units:,} validation {val_unit_name}, a validation {name} below {edge:.2f} is within "
+                  f"two standard errors of chance ({chance:.2g}), and every size's is: a weak signal and none look "
+                  "alike here, so read this answer (and the more-data one) as tentative — `mlpcli cv` scores every "
+                  "sample and tells them apart.")
+    elif p.curve_label == "underfit_stopped_early":  # the levels are not final yet
         caveat = ("Caveat: at the largest size both losses were still falling when training stopped "
                   "(underfit_stopped_early); train longer (--epochs, --patience) before reading bias or variance "
                   "from it: the training level and the gap may both still move.")
