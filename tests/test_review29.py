@@ -629,3 +629,20 @@ def test_never_beat_no_skill_is_judged_on_the_epochs_own_values_and_a_sharp_earl
     noisy[20] = 0.60  # one epoch below the baseline: what early stopping would keep
     d = diagnose(0.5 * np.exp(-np.arange(1, 41) / 5) + 0.01, noisy, baseline=0.693)
     assert d.evidence["best_distance_from_baseline"] > 0 and not any("never beat" in a for a in d.advice)
+
+
+def test_train_logs_a_line_a_minute_while_members_train_in_other_processes(capsys, monkeypatch):
+    """Members in worker processes report only when each is done: a log said nothing for two minutes."""
+    import time
+
+    from mlpcli.cli import train as train_cli
+
+    monkeypatch.setattr(train_cli._Progress, "SECONDS", 0.1)
+    with train_cli._Progress(quiet=False) as progress:
+        progress({"event": "run_done", "done": 1, "runs": 5})
+        time.sleep(0.5)
+    err = capsys.readouterr().err
+    assert "1/5 networks trained" in err and "still training, 0 min in (last: 1/5 networks trained)" in err
+    with train_cli._Progress(quiet=True) as progress:
+        time.sleep(0.3)
+    assert "still training" not in capsys.readouterr().err

@@ -165,12 +165,19 @@ def stderr_console(quiet: bool = False) -> Console:
 
 class StderrBar:
     """Base of the progress renderers: a transient rich bar on a terminal (``self.bar``, set by the
-    subclass), otherwise plain lines or nothing; usable as a context manager."""
+    subclass), otherwise plain lines (``say``) or nothing; usable as a context manager. In a log, a line at least
+    every ``SECONDS`` (``heartbeat``'s, from a thread) while the run prints none of its own: a batch job's log
+    said nothing for minutes while an ensemble's members trained in worker processes."""
+
+    SECONDS = 60.0
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.console = stderr_console(quiet)
         self.bar = None
+        self.started = self.printed = time.monotonic()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
     @property
     def wants_bar(self) -> bool:
@@ -179,11 +186,38 @@ class StderrBar:
     def __enter__(self):
         if self.bar:
             self.bar.start()
+        elif not self.quiet and not self.console.is_terminal:
+            self._beat = threading.Thread(target=self._heartbeat, name="mlpcli-progress", daemon=True)
+            self._beat.start()
         return self
 
     def __exit__(self, *exc):
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
         if self.bar:
             self.bar.stop()
+
+    def say(self, line: str) -> None:
+        """A progress line in a log (standard error gone: dropped, the exit code still tells)."""
+        self.printed = time.monotonic()
+        try:
+            self.console.print(line)
+        except OSError:
+            pass
+
+    def heartbeat(self, minutes: float) -> str | None:
+        """The line a log gets after ``SECONDS`` without one (None: none)."""
+        return None
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(max(0.05, min(self.SECONDS, 5.0))):
+            if time.monotonic() - self.printed >= self.SECONDS:
+                line = self.heartbeat((time.monotonic() - self.started) / 60)
+                if line is None:
+                    self.printed = time.monotonic()
+                else:
+                    self.say(line)
 
 
 def _debug_enabled() -> bool:

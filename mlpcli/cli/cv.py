@@ -6,9 +6,6 @@ fold progress display and the atomic table writer.
 
 from __future__ import annotations
 
-import threading
-import time
-
 import click
 
 from ..fileio import TABLE_FORMATS
@@ -16,7 +13,7 @@ from ._common import (
     named_file,
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
     fmt, fmt_ci, fmt_mean_sd, fmt_metric, fmt_sd, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
-    stderr_console, stdout_alias, stdout_console, threads_option, warn_threads, warn_workers,
+    StderrBar, stderr_console, stdout_alias, stdout_console, threads_option, warn_threads, warn_workers,
 )
 from .options import config_option, given_options, options_from_params, train_options
 
@@ -67,48 +64,19 @@ def fits_where(plan, tasks: int | None = None) -> str:
     return ("in " if where.startswith("this process") else "on ") + where
 
 
-class FitProgress:
-    """Counts finished fits: a rich bar on a terminal, a line per tenth in logs, nothing with --quiet. In a log,
-    a line at least every ``SECONDS`` while no fit finishes (a fold of a wide table can take many minutes, and a
-    batch job's log said nothing after "3 fits in this process")."""
-
-    SECONDS = 60.0
+class FitProgress(StderrBar):
+    """Counts finished fits: a rich bar on a terminal, a line per tenth in logs, nothing with --quiet; in a log, a
+    line at least once a minute while no fit finishes (``StderrBar``: a fold of a wide table can take many minutes,
+    and a batch job's log said nothing after "3 fits in this process")."""
 
     def __init__(self, what: str, quiet: bool, total: int | None = None):
-        self.what, self.quiet = what, quiet
-        self.console = stderr_console(quiet)
-        self.bar = None
+        super().__init__(quiet)
+        self.what = what
         self.task = None
         self.done, self.total = 0, total
-        self.started = self.printed = time.monotonic()
-        self._stop = threading.Event()
-        self._beat = None
 
-    def __enter__(self):
-        if not self.quiet and not self.console.is_terminal and self.total:
-            self._beat = threading.Thread(target=self._heartbeat, name="mlpcli-progress", daemon=True)
-            self._beat.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join()
-        if self.bar:
-            self.bar.stop()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(min(self.SECONDS, 5.0)):
-            if time.monotonic() - self.printed >= self.SECONDS:
-                minutes = (time.monotonic() - self.started) / 60
-                self._say(f"{self.what}: {self.done}/{self.total} done, running for {minutes:.0f} min")
-
-    def _say(self, line: str) -> None:
-        self.printed = time.monotonic()
-        try:
-            self.console.print(line)
-        except OSError:  # standard error gone: the exit code still tells
-            pass
+    def heartbeat(self, minutes: float) -> str | None:
+        return f"{self.what}: {self.done}/{self.total} done, running for {minutes:.0f} min" if self.total else None
 
     def __call__(self, done: int, total: int) -> None:
         self.done, self.total = done, total
@@ -124,7 +92,7 @@ class FitProgress:
                 self.bar.start()
             self.bar.update(self.task, completed=done, total=total)
         elif done == total or done % max(1, total // 10) == 0:
-            self._say(f"{self.what}: {done}/{total} done")
+            self.say(f"{self.what}: {done}/{total} done")
 
 
 def folds_words(folds: int, repeats: int) -> str:

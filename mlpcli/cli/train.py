@@ -50,13 +50,12 @@ class _Progress(StderrBar):
     """Renders the fit loop's per-epoch callback: a rich bar on a terminal (one run of the ensemble after
     the other), a line per run and every 25 epochs or minute in logs (HPC batch jobs), nothing with --quiet."""
 
-    EVERY = 25
-    SECONDS = 60.0  # ... and at least once a minute (a wide network on many rows: 25 epochs can take many minutes)
+    EVERY = 25  # ... and at least once a minute (``StderrBar.heartbeat``; a wide network: 25 epochs take minutes)
 
     def __init__(self, quiet: bool):
         super().__init__(quiet)
         self.run = None
-        self.printed = time.monotonic()
+        self.last = ""  # the last progress it was told of, for the minute's line
         if self.wants_bar:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -83,10 +82,11 @@ class _Progress(StderrBar):
             return
         if row.get("event") == "run_done":  # members trained in parallel processes: one event per network
             info = f"{row['done']}/{row['runs']} networks trained"
+            self.last = info
             if self.bar:
                 self.bar.update(self.task, run="members in parallel", info=info)
             elif not self.quiet:
-                self.console.print(info)
+                self.say(info)
             return
         run = self._run_label(row)
         info = f"epoch {row['epoch']}  train {fmt(row['train_loss'], 'loss')}"
@@ -96,9 +96,12 @@ class _Progress(StderrBar):
             self.bar.update(self.task, run=run, info=info)
         elif not self.quiet and (run != self.run or row["epoch"] % self.EVERY == 0
                                  or time.monotonic() - self.printed >= self.SECONDS):
-            self.console.print(f"{run}: {info}")
-            self.printed = time.monotonic()
+            self.say(f"{run}: {info}")
+        self.last = f"{run}: {info}"
         self.run = run
+
+    def heartbeat(self, minutes: float) -> str:
+        return f"still training, {minutes:.0f} min in" + (f" (last: {self.last})" if self.last else "")
 
 
 def _count_label(name, multilabel: bool) -> str:
