@@ -199,7 +199,16 @@ def test_explain_leaves_a_never_measured_gene_out_and_a_plain_model_says_how_to_
     res = run(["predict", str(imputing / "plain.mlp"), str(imputing / "one_unmeasured.csv"), "-o",
                str(tmp_path / "p.csv")])
     assert res.exit_code == 1 and not (tmp_path / "p.csv").exists()
-    assert "'g0' has no value in rows 1-40" in res.output and "--fill-missing mean" in res.output
+    assert "'g0' has a missing value at row 1" in res.output
+    assert "if the column holds no value anywhere (a gene the cohort's assay did not measure), remove it and pass " \
+           "--fill-missing mean" in res.output
+    # only the first rows empty, read in pieces: no word of an unmeasured gene
+    cohort = pd.read_csv(imputing / "cohort.csv")
+    cohort.loc[:2, "g0"] = np.nan
+    cohort.to_csv(tmp_path / "first3.csv", index=False)
+    res = run(["predict", str(imputing / "plain.mlp"), str(tmp_path / "first3.csv"), "-o", str(tmp_path / "p.csv"),
+               "--chunksize", "10"])
+    assert res.exit_code == 1 and "missing value at row 1" in res.output
 
 
 # ── gene symbols a spreadsheet turned into dates ─────────────────────────────────────────────────────────
@@ -646,3 +655,19 @@ def test_train_logs_a_line_a_minute_while_members_train_in_other_processes(capsy
     with train_cli._Progress(quiet=True) as progress:
         time.sleep(0.3)
     assert "still training" not in capsys.readouterr().err
+
+
+def test_evaluate_keeps_labels_as_text_for_a_model_of_one_number_written_differently(tmp_path):
+    """A model of classes '01', '1', '1.0' scored every '1.0' row of a cohort labelled '1' and '1.0' as class '1'
+    (the cohort's column, without a leading zero, was read as numbers)."""
+    import json
+
+    train = _labelled(tmp_path / "t.csv", ["1", "01", "1.0"], n=90)
+    res = run(["train", str(train), "--no-group", "--folds", "1", "--hidden", "4", "--epochs", "3",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    cohort = _labelled(tmp_path / "c.csv", ["1", "1.0"], n=40)
+    out = run(["evaluate", str(tmp_path / "m.mlp"), str(cohort), "--json"]).output
+    doc = json.loads(out[out.index("{"):])
+    support = {row["class"]: row["support"] for row in doc["metrics"]["per_class"]}
+    assert support == {"01": 0, "1": 20, "1.0": 20}, support

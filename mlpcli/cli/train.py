@@ -368,9 +368,13 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         if not history_path or not rows:
             raise
         write_table(history_frame(rows), history_path)
-        where = ("standard output" if history_path == "-" else
+        # (diagnose reads 3 epochs or more)
+        where = ("standard output" if history_path == "-" or len(rows) < 3 else
                  f"{history_path}: mlpcli diagnose {shlex.quote(history_path)}")
-        raise TrainingError(f"{exc} (no model written; the {len(rows)} epochs before it are in {where})") from None
+        if history_path != "-" and len(rows) < 3:
+            where = history_path
+        epochs = f"the {len(rows)} epochs before it are" if len(rows) > 1 else "the epoch before it is"
+        raise TrainingError(f"{exc} (no model written; {epochs} in {where})") from None
     folds = outcome.model.fit.get("folds")
     outcome.notes += unused_once_resolved(options, given_options(click.get_current_context()),
                                           folds if isinstance(folds, int) else 1)

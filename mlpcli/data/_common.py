@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import re
 import unicodedata
 
@@ -175,6 +177,20 @@ _BOOL_TEXT = {"true": True, "false": False}
 
 _INTEGER_TEXT = r"[+-]?\d+"
 _LEADING_ZERO_INTEGER = r"[+-]?0\d+"
+
+
+def one_number_groups(values: Iterable) -> list[list[str]]:
+    """The distinct text values that read as one number ('1', '01', '1.0', '+1'), in groups."""
+    by_value: dict[float, list[str]] = {}
+    for value in values:
+        if isinstance(value, str) and "_" not in value:  # (float() reads 1_0 as 10)
+            try:
+                number = float(value.strip())
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                by_value.setdefault(number, []).append(value)
+    return [group for group in by_value.values() if len(group) > 1]
 
 
 def typed_as_written(text: pd.Series, decimal: str | None = None) -> pd.Series:

@@ -20,6 +20,7 @@ from .limits import first_beyond_limit, value_limit_message
 from .names import comment_line_hint
 from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells, typed_as_written
 from ._common import _parse_numbers
+from ._common import one_number_groups
 from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, THOUSANDS_DECIMAL, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key, unspaced, visible
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
@@ -796,7 +797,7 @@ def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
         warn.append(f"classes in {name!r} that differ only in {SPELLING_WORDS}: {shown}"
                     f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are trained as separate "
                     "classes — write each label one way if they are one")
-    numbers = _one_number_groups(labels)
+    numbers = one_number_groups(labels)
     if numbers:
         shown = "; ".join(", ".join(map(repr, group)) for group in numbers[:3])
         zeros = any(re.match(r"\s*[+-]?0\d", v) for group in numbers for v in group)
@@ -810,20 +811,6 @@ def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
 def _mean_count(total: int, parts: int) -> str:
     """total / parts as a count is written: 5,000 (not 5000.0), 2.5."""
     return f"{total // parts:,}" if total % parts == 0 else f"{total / parts:,.1f}"
-
-
-def _one_number_groups(values: Iterable) -> list[list[str]]:
-    """The distinct text values that read as one number ('1', '01', '1.0', '+1'), in groups."""
-    by_value: dict[float, list[str]] = {}
-    for value in values:
-        if isinstance(value, str) and "_" not in value:  # (float() reads 1_0 as 10)
-            try:
-                number = float(value.strip())
-            except ValueError:
-                continue
-            if math.isfinite(number):
-                by_value.setdefault(number, []).append(value)
-    return [group for group in by_value.values() if len(group) > 1]
 
 
 def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,

@@ -274,6 +274,16 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     feature_columns = set(match.columns.values())
     used = feature_columns | kept_set | set(roles_used) | set(found) | set(drop) | ({by} if by else set())
     extra = [c for c in columns if c not in used and c not in set(sheet_columns)]
+    # a column spelt like a feature the table also has exactly (ENSG1.13 beside ENSG1, tp53 beside TP53): the exact
+    # one is used; said as such below, not among the columns the model does not use
+    by_key = {name_key(f): match.columns.get(f, f) for f, p in zip(kept, present) if p}
+    twins = [(c, by_key[name_key(c)]) for c in extra if name_key(c) in by_key]
+    extra = [c for c in extra if name_key(c) not in by_key]
+    if twins:
+        shown = ", ".join(f"{c!r} (beside {used_name!r})" for c, used_name in twins[:4])
+        warns.append(f"{source} has {len(twins)} column{'s' * (len(twins) != 1)} spelt like a model feature it "
+                     f"also has exactly: {shown}{' and more' if len(twins) > 4 else ''}; the exact one is used — "
+                     "two versions or spellings of one gene: keep the one you mean")
     if extra:
         unnamed = ""
         if id_col is None and ids_written:  # the sample ids may be among them under another name
@@ -285,15 +295,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                                    else "") for c in extra[:4])
         notes.append(f"ignored {len(extra)} column{'s' * (len(extra) != 1)} the model does not use: "
                      f"{shown_extra}{f' and {len(extra) - 4} more' if len(extra) > 4 else ''}{unnamed}")
-        # a column spelt like a feature the table also has exactly (ENSG1.13 beside ENSG1, tp53 beside TP53): the
-        # exact one is used; say so, rather than call the other a gene the model does not use
-        by_key = {name_key(f): match.columns.get(f, f) for f, p in zip(kept, present) if p}
-        twins = [(c, by_key[name_key(c)]) for c in extra if name_key(c) in by_key]
-        if twins:
-            shown = ", ".join(f"{c!r} (beside {used!r})" for c, used in twins[:4])
-            warns.append(f"{source} has {len(twins)} column{'s' * (len(twins) != 1)} spelt like a model feature it "
-                         f"also has exactly: {shown}{' and more' if len(twins) > 4 else ''}; the exact one is used — "
-                         "two versions or spellings of one gene: keep the one you mean")
+
     position = {c: i for i, c in enumerate(columns)}
     order = [position[c] for c, p in zip(matched, present) if p]
     if any(b < a for a, b in zip(order, order[1:])):
@@ -328,7 +330,7 @@ def never_measured(plan: ColumnPlan, observed: np.ndarray, n_rows: int, impute: 
         given = "" if plan.max_missing is None else f" --max-missing {plan.max_missing:g}"
         raise DataError(f"{lacks}; imputing them with their training {impute}s{given} would leave predictions "
                         f"resting on {rest:,} features — were they measured (the same platform or panel)? Pass "
-                        f"--max-missing {_ceil2(share):g} to predict anyway")
+                        f"--max-missing {_ceil2(share):g} to go on anyway")
     return (f"{lacks}, and were imputed with their training {impute}s in every row (genes the cohort's assay did "
             f"not measure?); predictions rest on the other {rest:,}")
 
@@ -503,15 +505,14 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
                             f"{_row_label(first_row, i, ids)}; replace it")
         if pre.config.impute is None:
             i, j = np.argwhere(bad)[0]
-            if bad[:, j].all() and len(X) > 1:  # a gene the assay did not measure: absent, not a gap to fill
-                raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} has no value in rows "
-                                f"{first_row + 1}-{first_row + len(X)}: if the cohort's assay did not measure it, "
-                                "remove the column and pass --fill-missing mean (its training mean); the model was "
-                                "trained without --impute")
+            # a column without a value in this whole piece may be a gene the assay did not measure (absent, not a
+            # gap to fill); only the piece is known here (--chunksize), so it is said as a possibility
+            unmeasured = (" — if the column holds no value anywhere (a gene the cohort's assay did not measure), remove "
+                          "it and pass --fill-missing mean (its training mean)") if bad[:, j].all() and len(X) > 1 else ""
             raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} has a missing value at "
                             f"{_row_label(first_row, i, ids)} ({int(bad.sum())} missing in rows {first_row + 1}-"
                             f"{first_row + len(X)}); the model was trained without --impute, so fill them or retrain "
-                            "with --impute")
+                            f"with --impute{unmeasured}")
         empty = np.isnan(values).all(axis=1) if values.shape[1] else np.zeros(0, dtype=bool)
         if empty.any():  # nothing of the sample to impute from: the training average, predicted as its own
             i = int(np.argmax(empty))

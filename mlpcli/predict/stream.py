@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
+from ..data._common import one_number_groups
 from ..errors import ConfigError, DataError, OptionError
 from ..decision import RULES as DECISION_RULES
 from ..decision import Decision
@@ -835,7 +836,10 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
         raise DataError(f"{source}: the target {targets[j]!r} has missing values, the first at "
                         f"{_row_label(first_row, index[i], ids)}; drop the rows without a label, or predict them "
                         "with `mlpcli predict`")
-    typed = {t: data.typed_as_written(frame[t], decimal) for t in targets if frame[t].dtype == object}
+    # a model whose classes include one number written differently ('1', '01', '1.0': text at training) reads a
+    # cohort's labels as text too: typed, '1' and '1.0' became one number, and every '1.0' row the class '1'
+    as_text = bool(one_number_groups([c for c in model.classes if isinstance(c, str)]))
+    typed = {t: data.typed_as_written(frame[t], decimal) for t in targets if frame[t].dtype == object and not as_text}
     if typed:
         frame = frame.assign(**typed)
     if model.task == "regression":
