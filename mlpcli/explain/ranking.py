@@ -444,8 +444,8 @@ def _correlated_note(X: np.ndarray, feats: Sequence[str], table: pd.DataFrame, m
 def _filled_note(unranked: list[str]) -> list[str]:
     if not unranked:
         return []
-    return [f"not ranked: {_quoted(unranked, 10)}, without a value in the table (absent and filled with training "
-            "means, or present but empty and imputed)"]
+    return [f"not ranked: {_quoted(unranked, 10)}, absent from the table or without a value in it (filled with "
+            "training means, or imputed)"]
 
 
 def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, features: Sequence[str] | None = None,
