@@ -369,7 +369,7 @@ def diagnose_curves(c: Curves):
                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
                         member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c),
                         capacity_tried=c.capacity_tried, validation_table=c.validation_table,
-                        grouped_by=c.grouped_by, curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
+                        grouped_by=c.grouped_by, full_batch=c.step == "iteration", curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
     except DataError as exc:
         if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
             raise  # the caller's baseline is at fault, not the source (the CLI names --baseline)

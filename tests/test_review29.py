@@ -671,3 +671,18 @@ def test_evaluate_keeps_labels_as_text_for_a_model_of_one_number_written_differe
     doc = json.loads(out[out.index("{"):])
     support = {row["class"]: row["support"] for row in doc["metrics"]["per_class"]}
     assert support == {"01": 0, "1": 20, "1.0": 20}, support
+
+
+def test_lbfgs_curves_get_advice_lbfgs_takes(histories):
+    """diagnose of an L-BFGS run advised --lr and --dropout (both refused with --optimizer lbfgs) and said its last
+    iterate was kept as "its lowest validation loss"."""
+    import json
+
+    for source in ("lbfgs.csv", "lbfgs.mlp"):
+        res = run(["diagnose", str(histories / source), "--json"])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.output[res.output.index("{"):])
+        advice = " ".join(doc["advice"])
+        for refused in ("--lr ", "--lr,", "--dropout", "--augment-noise", "--patience"):
+            assert refused not in advice, (source, refused, advice)
+        assert "lowest validation loss" not in advice and "Stop early" not in advice

@@ -116,7 +116,7 @@ from typing import Sequence
 from .curves import MIN_POINTS, BaselineError, CurveError, _prepare
 from .measure import _head, _measure, _training_rise
 from .rules import LABELS, RULES, RUNNER_UP_MARGIN, _pick
-from .words import (_advice, _evidence, _summary, _unstable_advice, _unstable_sentence, _user_evidence, _Words,
+from .words import (_advice, _full_batch_advice, _evidence, _summary, _unstable_advice, _unstable_sentence, _user_evidence, _Words,
                     evidence_meanings, label_title)
 
 __all__ = ["LABELS", "RULES", "RUNNER_UP_MARGIN", "Diagnosis", "CurveError", "BaselineError", "diagnose", "evidence_meanings", "label_title"]
@@ -166,6 +166,7 @@ def diagnose(
     validation_table: str | None = None,
     curve_names: tuple[str, str] = ("train_loss", "val_loss"),
     grouped_by: str | None = None,
+    full_batch: bool = False,
 ) -> Diagnosis:
     """Label a run's learning curves with one of ``LABELS``.
 
@@ -198,6 +199,8 @@ def diagnose(
         ``("train_metric", "val_metric")``).
     grouped_by: the column whose samples the run's split kept on one side (the patients), when known: the advice
         then does not ask for a grouped split the run already had.
+    full_batch: the curves are L-BFGS iterations (``--optimizer lbfgs``), which keeps its last weights and has no
+        learning rate, dropout or input noise: the advice names what that optimizer takes.
 
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
     with both values finite, a baseline that is not a finite loss above 0 (BaselineError, a
@@ -212,9 +215,12 @@ def diagnose(
     label, runner_up, scores, conditions = _pick(f)
     lv = _evidence(f, c, label, scores, runner_up, stochastic_regularisation, rise, capacity_tried)
     words = _Words(c.ceiling is not None, name or ("score" if c.ceiling is not None else "loss"))
-    kept = [int(k) for k in kept_epochs if k is not None and k >= 1] if kept_epochs is not None else []
+    kept = [int(k) for k in kept_epochs if k is not None and k >= 1] if kept_epochs is not None and not full_batch \
+        else []  # (L-BFGS keeps its last iterate, not the best one)
     advice = _advice(label, lv, stochastic_regularisation, words, kept or None, capacity_tried, validation_table,
                      grouped_by)
+    if full_batch:
+        advice = _full_batch_advice(label, advice)
     tied = runner_up is not None and scores[runner_up] == scores[label]
     summary = _summary(label, lv, conditions[label], runner_up, tied, words)
     if lv["unstable_epoch"] is not None:  # the instability is the first thing to fix; "nothing needed" is not true

@@ -4,6 +4,7 @@ options (step 5 of ``mlpcli.diagnosis``)."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -349,6 +350,29 @@ def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] |
                  f"{epoch}; keep that epoch's weights (early stopping that restores the best weights does this, as "
                  "mlpcli train always does).")
     return [first, regularise, augment, smaller]
+
+
+# Options an L-BFGS run refuses (``--optimizer lbfgs``: full batch, no learning rate, keeps its last weights).
+_NOT_FULL_BATCH = ("--lr", "--dropout", "--augment-noise", "--patience", "--min-delta", "--batch-size", "--clip-norm",
+                   "--lr-schedule", "--l1", "--batchnorm", "--weight-decay")
+
+
+def _full_batch_advice(label: str, advice: list[str]) -> list[str]:
+    """``advice`` for curves of L-BFGS iterations: the lines naming an option that optimizer refuses are left out,
+    and what it does take leads (it trains to convergence and keeps the last iterate, so there is no earlier point
+    to stop at: a penalty, a smaller network, or a minibatch optimizer that stops early)."""
+    kept = [a for a in advice if not any(re.search(rf"{o}\b", a) for o in _NOT_FULL_BATCH)
+            and not a.startswith(("Stop early", "Nothing to restore"))]  # (early stopping: not L-BFGS's)
+    if label in ("overfit", "unrepresentative_train", "unrepresentative_validation_noisy"):
+        lead = ("L-BFGS trains to convergence and keeps its last iterate, not the best one: regularise it with a "
+                "stronger --l2, use a smaller network (--hidden, --hidden none for the linear model), or train with a "
+                "minibatch optimizer that stops at the best epoch (--optimizer adamw, the default).")
+    elif label in ("underfit_capacity", "underfit_stopped_early"):
+        lead = ("L-BFGS: more capacity (--hidden), a weaker --l2, or more iterations (--epochs, its iteration "
+                "limit); it takes no learning rate.")
+    else:
+        return kept
+    return [lead, *kept]
 
 
 def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[str]:
