@@ -687,3 +687,43 @@ def test_lbfgs_curves_get_advice_lbfgs_takes(histories):
         for refused in ("--lr ", "--lr,", "--dropout", "--augment-noise", "--patience"):
             assert refused not in advice, (source, refused, advice)
         assert "lowest validation loss" not in advice and "Stop early" not in advice
+
+
+def _multilabel_frame(n=120, seed=13):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 12))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(12)])
+    frame.insert(0, "L2", (X[:, 1] > 0).astype(int))
+    frame.insert(0, "L1", (X[:, 0] > 0).astype(int))
+    return frame
+
+
+def test_multilabel_targets_stored_as_categories_in_h5ad_obs_train(tmp_path):
+    """0/1 labels kept as categories in .obs (how AnnData stores them) were "neither 0/1 nor numeric"."""
+    anndata = pytest.importorskip("anndata")
+    frame = _multilabel_frame()
+    obs = pd.DataFrame({"L1": pd.Categorical(frame["L1"].to_numpy()),
+                        "L2": pd.Categorical(frame["L2"].astype(str).to_numpy())},
+                       index=[f"c{i}" for i in range(len(frame))])
+    var = pd.DataFrame(index=[f"g{j}" for j in range(12)])
+    anndata.AnnData(X=frame[var.index].to_numpy(np.float32), obs=obs, var=var).write_h5ad(tmp_path / "t.h5ad")
+    res = run(["train", str(tmp_path / "t.h5ad"), "--target", "L1,L2", "--no-group", "--folds", "1", "--hidden", "4",
+               "--epochs", "3", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "task: multilabel" in res.output
+
+
+def test_a_stray_value_among_0_1_targets_is_warned_and_text_labels_named(tmp_path):
+    frame = _multilabel_frame()
+    frame.loc[7, "L2"] = 2
+    frame.to_csv(tmp_path / "stray.csv", index=False)
+    res = run(["train", str(tmp_path / "stray.csv"), "--target", "L1,L2", "--no-group", "--folds", "1", "--hidden",
+               "4", "--epochs", "3", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "the target columns are 0/1 but for 1 cell ('L2' holds 2 at row 8)" in res.output
+    words = _multilabel_frame()
+    words["L1"] = np.where(words["L1"] == 1, "yes", "no")
+    words.to_csv(tmp_path / "yes.csv", index=False)
+    res = run(["train", str(tmp_path / "yes.csv"), "--target", "L1,L2", "--no-group", "-o", str(tmp_path / "y.mlp")])
+    first = words["L1"].iloc[0]
+    assert res.exit_code == 1 and "0/1 or true/false" in res.output and f"('L1' holds '{first}')" in res.output

@@ -574,7 +574,7 @@ def _target(
     """(y, task, classes) for the target column(s), inferring the task when `task == "auto"`. A target cell
     that does not fit the task (text in a regression target, a 2 among 0/1 labels) is a DataError naming the
     file, the column, the row (and sample id in `id_column`) and the value."""
-    frame = df[targets]
+    frame = _uncategorised(df[targets]) if len(targets) > 1 else df[targets]
     missing = frame.isna().any(axis=1)
     if missing.any():
         per_col = [(t, int(frame[t].isna().sum())) for t in targets if frame[t].isna().any()]
@@ -586,7 +586,7 @@ def _target(
             "`mlpcli predict`"
         )
     if task == "auto":
-        task = _infer_task(frame, targets, classes, notes)
+        task = _infer_task(frame, targets, classes, notes, warn)
     if task in CLASSIFICATION_TASKS:
         if len(targets) != 1:
             raise DataError(f"--task {task} takes one --target column, got {len(targets)} ({_quoted(targets)}); "
@@ -625,6 +625,31 @@ class _CellPlace:
 _JOINED_ATTR = "mlpcli.joined"
 
 
+def _first_odd_value(col: pd.Series):
+    """The first value of a would-be 0/1 column that is not 0, 1, true or false (for the error naming it)."""
+    for v in col.dropna():
+        if str(v).strip().lower() not in ("0", "1", "0.0", "1.0", "true", "false"):
+            return v
+    return col.dropna().iloc[0] if col.notna().any() else None
+
+
+def _uncategorised(frame: pd.DataFrame) -> pd.DataFrame:
+    """Several target columns with their categorical columns (an .h5ad file's .obs keeps 0/1 labels as categories,
+    of numbers or of the text "0"/"1") as plain values, typed as written: multi-label 0/1 or regression numbers
+    are read by their values, where a category column was "neither" 0/1 nor numeric."""
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) or frame[c].dtype == object]
+    if not cats:
+        return frame
+    frame = frame.copy()
+    for c in cats:
+        values = frame[c]
+        if isinstance(values.dtype, pd.CategoricalDtype):  # its values as written (a missing one stays missing)
+            values = values.astype(object).where(values.notna(), np.nan)
+        # text (an .h5ad file's obs strings, a category's values): "0"/"1" and 0/1 become numbers
+        frame[c] = typed_as_written(values.where(values.notna(), np.nan))
+    return frame
+
+
 def _is_number_column(col: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
 
@@ -635,17 +660,28 @@ def _is_zero_one(col: pd.Series) -> bool:
     return _is_number_column(col) and bool(np.isin(col.to_numpy(dtype=np.float64), (0.0, 1.0)).all())
 
 
-def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | None, notes: list[str]) -> str:
+def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | None, notes: list[str],
+                warn: list[str] | None = None) -> str:
     if len(targets) > 1:
         if all(_is_zero_one(frame[t]) for t in targets):
             notes.append(f"task: multilabel (inferred: {len(targets)} target columns, all 0/1; --task to override)")
             return "multilabel"
         if all(_is_number_column(frame[t]) for t in targets):
             notes.append(f"task: regression (inferred: {len(targets)} numeric target columns; --task to override)")
+            values = frame[targets].to_numpy(dtype=np.float64)
+            off = ~np.isin(values, (0.0, 1.0))
+            if warn is not None and 0 < off.sum() <= max(1, 0.01 * off.size):  # 0/1 labels but for a stray cell
+                i, j = np.argwhere(off)[0]
+                warn.append(f"the target columns are 0/1 but for {int(off.sum())} cell{'s' * (int(off.sum()) > 1)} "
+                            f"({targets[j]!r} holds {_plain(frame[targets[j]].iloc[i])!r} at "
+                            f"{_CellPlace(frame, column=targets[j]).row(i)}): read as {len(targets)} numbers to "
+                            "predict (regression); if they are labels, correct that cell (--task multilabel names "
+                            "every such cell)")
             return "regression"
         bad = [t for t in targets if not _is_number_column(frame[t]) and not _is_zero_one(frame[t])]
-        raise DataError(f"{_CellPlace(frame, column=targets[0]).source}several target columns must all be 0/1 (multi-label) or numeric "
-                        f"(regression); {_quoted(bad)} {'is' if len(bad) == 1 else 'are'} neither")
+        raise DataError(f"{_CellPlace(frame, column=targets[0]).source}several target columns must all be 0/1 (multi-label: 0/1 or "
+                        f"true/false) or numeric (regression); {_quoted(bad)} {'is' if len(bad) == 1 else 'are'} neither"
+                        f" ({bad[0]!r} holds {str(_first_odd_value(frame[bad[0]]))!r})")
     name = targets[0]
     col = frame[name]
     if classes is not None:  # a trained classifier's labels were given: keep its task family
