@@ -727,3 +727,30 @@ def test_a_stray_value_among_0_1_targets_is_warned_and_text_labels_named(tmp_pat
     res = run(["train", str(tmp_path / "yes.csv"), "--target", "L1,L2", "--no-group", "-o", str(tmp_path / "y.mlp")])
     first = words["L1"].iloc[0]
     assert res.exit_code == 1 and "0/1 or true/false" in res.output and f"('L1' holds '{first}')" in res.output
+
+
+def test_a_run_stopped_by_its_epoch_limit_is_not_told_to_raise_patience():
+    from mlpcli.diagnosis import diagnose
+
+    e = np.arange(1, 41)
+    train, val = 0.7 * np.exp(-e / 40) + 0.1, 0.72 * np.exp(-e / 45) + 0.12
+    at_limit = diagnose(train, val, baseline=0.69, kept_epochs=[40])
+    assert at_limit.label == "underfit_stopped_early"
+    assert not any("--patience" in a and "raise" in a.split("--patience")[0][-8:] for a in at_limit.advice)
+    assert any("--epochs, not --patience" in a for a in at_limit.advice)
+    cut = diagnose(train, val, baseline=0.69, kept_epochs=[30])
+    assert any("raise --patience" in a for a in cut.advice)
+
+
+def test_predict_counts_multilabel_positives_in_the_models_label_order(tmp_path):
+    frame = _multilabel_frame()
+    frame = frame.rename(columns={"L1": "ZETA", "L2": "ALPHA"})  # alphabetical order is not the model's
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--target", "ZETA,ALPHA", "--no-group", "--folds", "1", "--hidden",
+               "4", "--epochs", "3", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "p.csv"), "--json"])
+    import json
+
+    doc = json.loads(res.output[res.output.index("{"):])
+    assert list(doc["predicted_counts"]) == ["ZETA", "ALPHA"]

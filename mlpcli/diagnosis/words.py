@@ -457,12 +457,13 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[in
     if label == "underfit_capacity":
         return _capacity_advice(ev, w, capacity_tried)
     if label == "underfit_stopped_early":
-        return [
-            f"Train for more epochs (--epochs): both curves were still {w.improving} at the end, over epochs "
-            f"{ev['window_first_epoch']}-{ev['last_epoch']} (training {_pct(-ev['train_slope'])}, validation "
-            f"{_pct(-ev['val_slope'])} {per}{_per_epochs(ev)}).",
-            "Revisit early stopping: raise --patience (or lower --min-delta) so the run is not cut short.",
-        ]
+        more = (f"Train for more epochs (--epochs): both curves were still {w.improving} at the end, over epochs "
+                f"{ev['window_first_epoch']}-{ev['last_epoch']} (training {_pct(-ev['train_slope'])}, validation "
+                f"{_pct(-ev['val_slope'])} {per}{_per_epochs(ev)}).")
+        if kept and min(kept) >= ev["last_epoch"]:  # best at the last epoch: the epoch limit ended it, not patience
+            return [more, f"Early stopping did not cut it short: the weights kept are the last epoch's "
+                          f"({ev['last_epoch']}), so --epochs, not --patience, is the limit to raise."]
+        return [more, "Revisit early stopping: raise --patience (or lower --min-delta) so the run is not cut short."]
     if label == "overfit":
         return _overfit_advice(ev, stochastic, w, kept)
     if label == "good_fit":

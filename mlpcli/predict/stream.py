@@ -1061,6 +1061,10 @@ class PredictionStream:
                 cols[column] = meta["top_features"][:, j]
         return pd.DataFrame(cols, columns=self.columns)
 
+    def _count_order(self, item) -> tuple[int, str]:
+        order = {str(c): i for i, c in enumerate(self.model.classes or [])}
+        return order.get(str(item[0]), len(order)), str(item[0])
+
     def summary(self) -> dict:
         """JSON-able: rows, columns, predicted label counts, shift summary, notes and warnings."""
         return {"rows": self.n_rows, "task": self.model.task, "columns": self.columns,
@@ -1070,7 +1074,8 @@ class PredictionStream:
                 # positive class's training share for balanced)
                 "threshold_source": getattr(self._run, "threshold_source", None) if self.model.task == "binary" else None,
                 "positive_class": str(self.model.classes[-1]) if self.model.task == "binary" else None,
-                "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=lambda kv: str(kv[0]))},
+                # in the model's order of classes or labels (a multi-label model's is its --target order), others after
+                "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=self._count_order)},
                 "shift": self.shift.summary() if self.shift is not None else None,
                 **({"trust": self.trust.summary()} if self.trust is not None else {}),
                 # rows the model was trained on (None: the model keeps no fingerprints of them)
