@@ -754,3 +754,17 @@ def test_predict_counts_multilabel_positives_in_the_models_label_order(tmp_path)
 
     doc = json.loads(res.output[res.output.index("{"):])
     assert list(doc["predicted_counts"]) == ["ZETA", "ALPHA"]
+
+
+def test_tune_leaves_out_a_combination_that_cannot_train_and_still_refuses_a_value_that_never_can(tmp_path):
+    """loss=bce,focal x class_weight=none|balanced on multi-label targets stopped the whole grid (focal takes no
+    per-label class weights); a value that trains in no setting is still an error."""
+    frame = _multilabel_frame(n=80)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    common = ["--target", "L1,L2", "--no-group", "--folds", "2", "--hidden", "4", "--epochs", "2"]
+    res = run(["tune", str(tmp_path / "t.csv"), *common, "--grid", "loss=bce,focal; class_weight=none|balanced"])
+    assert res.exit_code == 0, res.output
+    assert "1 of the 4 settings cannot train on this data and are left out: loss=focal class-weight=balanced" \
+        in res.output
+    res = run(["tune", str(tmp_path / "t.csv"), *common, "--grid", "loss=bce,mse"])
+    assert res.exit_code in (1, 2) and "--grid: the setting loss=mse does not fit the data" in res.output

@@ -239,10 +239,16 @@ def _collect(points: list[tuple[int, dict]], scores: list[FoldScore | FailedFit]
 _LOSS_OPTIONS = ("loss", "class_weight", "pos_weight", "focal_gamma", "focal_alpha", "label_smoothing")
 
 
-def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[int, dict]]) -> None:
+def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[int, dict]]
+                  ) -> tuple[list[tuple[int, dict]], list[str]]:
     """Before any fit: every setting's loss and class weights must fit the data (``--loss mse`` for a class
     target, ``class-weight`` naming an unknown class, ``pos-weight`` without bce). Such a value failed only when
-    its setting's first fit ran, after all the fits before it, and named its flag rather than --grid."""
+    its setting's first fit ran, after all the fits before it, and named its flag rather than --grid.
+
+    Returns the settings that can train and notes on those left out: a grid is every combination of its values,
+    and a combination that cannot train while each of its values trains in another (focal with balanced class
+    weights on multi-label targets) is left out, said, rather than stopping the others. A value that trains in no
+    setting, or the command line's own option at fault, is an error."""
     from .fitting import build_loss
 
     def problem(opts: TrainOptions) -> tuple[str, type] | None:  # (the message, its error's class)
@@ -254,19 +260,34 @@ def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[in
 
     _check_preprocessing(ds, options, points)
     _check_decisions(ds, points)
-    seen = set()
-    for _, setting in points:
+    verdicts: dict[tuple, tuple[str, type] | None] = {}  # per distinct loss: a grid of 10,000 points has a few
+    kept, failing = [], []
+    for point in points:
+        setting = point[1]
         loss_options = tuple((k, repr(setting[k])) for k in _LOSS_OPTIONS if k in setting)
-        if loss_options in seen:  # a grid of 10,000 points has a few distinct losses
-            continue
-        seen.add(loss_options)
-        why = problem(apply_setting(options, setting))
+        if loss_options not in verdicts:
+            verdicts[loss_options] = problem(apply_setting(options, setting))
+        why = verdicts[loss_options]
         if why is None:
+            kept.append(point)
             continue
-        message, error = why
         if why == problem(options):  # the command line's own option, whatever the grid says
-            raise error(message)
-        raise error(f"--grid: the setting {format_setting(setting)} does not fit the data: {message}")
+            raise why[1](why[0])
+        failing.append((point, why))
+    # a value no setting can train with (a class weight naming an unknown class, loss=mse for classes) is an error;
+    # a combination of values that each train elsewhere (focal beside balanced class weights) is left out, said
+    working = {(k, repr(v)) for _, setting in kept for k, v in setting.items()}
+    left_out = []
+    for (_, setting), (message, error) in failing:
+        if not kept or not all((k, repr(v)) in working for k, v in setting.items()):
+            raise error(f"--grid: the setting {format_setting(setting)} does not fit the data: {message}")
+        left_out.append(f"{format_setting(setting)} ({message})")
+    notes = []
+    if left_out:
+        shown = "; ".join(left_out[:3]) + (f"; and {len(left_out) - 3} more" if len(left_out) > 3 else "")
+        notes.append(f"--grid: {len(left_out)} of the {len(points)} settings cannot train on this data and are left "
+                     f"out: {shown}")
+    return kept, notes
 
 
 def _check_decisions(ds: data.Dataset, points: list[tuple[int, dict]]) -> None:
@@ -476,7 +497,8 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     options = replace(options, folds=1, refit=False)  # a grid may still set folds (its member-folds)
     notes += grid_notes(points)
     check_settings(options, points)
-    _check_points(ds, options, points)
+    points, left_out = _check_points(ds, options, points)
+    notes += left_out
     metric = metrics.main_metric_name(ds.task)
     higher = metrics.higher_is_better(metric)
 
