@@ -672,11 +672,12 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
             off = ~np.isin(values, (0.0, 1.0))
             if warn is not None and 0 < off.sum() <= max(1, 0.01 * off.size):  # 0/1 labels but for a stray cell
                 i, j = np.argwhere(off)[0]
-                warn.append(f"the target columns are 0/1 but for {int(off.sum())} cell{'s' * (int(off.sum()) > 1)} "
-                            f"({targets[j]!r} holds {_plain(frame[targets[j]].iloc[i])!r} at "
+                k = int(off.sum())
+                warn.append(f"the target columns are 0/1 but for {k} cell{'s' * (k > 1)} ({'the first: ' * (k > 1)}"
+                            f"{targets[j]!r} holds {_plain(frame[targets[j]].iloc[i])!r} at "
                             f"{_CellPlace(frame, column=targets[j]).row(i)}): read as {len(targets)} numbers to "
-                            "predict (regression); if they are labels, correct that cell (--task multilabel names "
-                            "every such cell)")
+                            f"predict (regression); if they are labels, correct {'those cells' if k > 1 else 'that cell'}"
+                            " (or pass --task multilabel)")
             return "regression"
         bad = [t for t in targets if not _is_number_column(frame[t]) and not _is_zero_one(frame[t])]
         raise DataError(f"{_CellPlace(frame, column=targets[0]).source}several target columns must all be 0/1 (multi-label: 0/1 or "

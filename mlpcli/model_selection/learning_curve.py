@@ -64,6 +64,8 @@ VARIANCE_GAP = 0.10  # "large gap": validation error exceeds training error by >
 _SUBSET_STREAM = 2  # SeedSequence([seed, 2]) draws the subsets; training uses streams 0 and 1
 LEARNED = 0.25  # "the training rows were learned": training removed at least a quarter of the no-skill error (less,
 #   beside a validation at chance, is bias: a model that learns nothing anywhere, not a signal that fails to carry)
+NO_SIGNAL_SE = 0.15  # ... said only where two standard errors of a chance score are at most 15 % of the no-skill
+#   error (about 180 validation samples for 2 classes): on fewer, a caveat says the answer is tentative instead
 NO_SIGNAL = 0.10  # "no learnable signal": at every size validation removes less than 10 % of the no-skill error
 #   (balanced accuracy within 5 points of chance with 2 classes), whatever the training score (memorised), or less
 #   than two standard errors of a chance score on the validation units (0.29 of that error on 48 samples and 2
@@ -406,10 +408,13 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
     within = [_levels(q, higher, chance, scale)[1] for q in points]
     # the network learned its training rows while validation stayed within NO_SIGNAL of chance at every size: what
     # it learned does not carry over
-    no_signal = learned and all(v > 1 - NO_SIGNAL for v in within)
+    # (only where the validation units are enough for that band to exceed chance's own spread: on 60 samples chance
+    # alone reaches 0.63, and a weak real signal of 0.55-0.65 read as none)
+    no_signal = learned and 2.0 * se <= NO_SIGNAL_SE and all(v > 1 - NO_SIGNAL for v in within)
     # within two standard errors of a chance score at every size (few validation units): the verdict below may read
-    # noise, said in the caveat, not taken for no signal (a weak real signal on 12 patients looks the same)
-    chance_band = not no_signal and se > 0 and learned and all(v > 1 - 2.0 * se for v in within)
+    # noise, said in the caveat, not taken for no signal (a weak real signal on 12 patients looks the same); also
+    # where the kept networks learned little (early stopping at epoch 1 on random labels)
+    chance_band = not no_signal and se > 0 and all(v > 1 - 2.0 * se for v in within)
     if no_signal:
         noise = " (the rise across sizes above is within that noise)" if more_data == "helps" else ""
         text = (f"No learnable signal: validation stays within {NO_SIGNAL:.0%} of the no-skill level at every "

@@ -597,9 +597,11 @@ def _absent_note(task: str, y: np.ndarray, classes: list, overall: dict | None =
         one_valued = labels_without_both(y.reshape(len(y), -1), classes)
         if not one_valued:
             return None
+        every = len(one_valued) == y.reshape(len(y), -1).shape[1]
+        left = ("so the balanced accuracy, over the labels that vary, is undefined (—)" if every else
+                "left out of the balanced accuracy (the mean over the other labels)")
         return (f"label{'s' * (len(one_valued) > 1)} {', '.join(map(repr, one_valued))} hold{'s' * (len(one_valued) == 1)} "
-                "one value in every row: left out of the balanced accuracy (over the other labels) and of F1 macro, "
-                "ROC AUC undefined (—)")
+                f"one value in every row: {left}; their ROC AUC is undefined (—)")
     if task not in ("binary", "multiclass") or len(y) == 0:
         return None
     support = np.bincount(y.reshape(-1).astype(np.int64), minlength=len(classes))
