@@ -768,3 +768,17 @@ def test_tune_leaves_out_a_combination_that_cannot_train_and_still_refuses_a_val
         in res.output
     res = run(["tune", str(tmp_path / "t.csv"), *common, "--grid", "loss=bce,mse"])
     assert res.exit_code in (1, 2) and "--grid: the setting loss=mse does not fit the data" in res.output
+
+
+def test_an_ensemble_divergence_names_the_member_and_numbers_its_history(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 30))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(30)])
+    frame.insert(0, "label", np.where(X[:, 0] > 0, "a", "b"))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    history = tmp_path / "h.csv"
+    res = run(["train", str(tmp_path / "t.csv"), "--no-group", "--folds", "3", "--hidden", "64", "--optimizer", "sgd",
+               "--lr", "5", "--epochs", "40", "--n-jobs", "1", "--history", str(history), "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "Error: member 1: training diverged" in res.output, res.output
+    rows = pd.read_csv(history)
+    assert list(rows.columns[:2]) == ["member", "epoch"] and set(rows["member"]) == {1}

@@ -31,7 +31,8 @@ from ..calibration import Calibration, bound_note, calibration_report, fit_tempe
 from ..config import AUTO, TrainOptions, offset_seed
 from ..decision import Decision
 from ..decision import choose as choose_decision
-from ..errors import DataError, OptionError
+from ..errors import DataError, OptionError, TrainingError
+from ..history import MEMBER
 from ..model_io import Member, Model
 from ..parallel import Plan, beside
 from .fitting import FittedRun, _forget_inputs, check_fits_memory, class_loss_weights, fit_run, resolve_log1p
@@ -573,10 +574,26 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
                        stopped=stopped)
 
 
-def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions) -> FittedRun:
+def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions,
+                member: int | None = None) -> FittedRun:
     """One member, as a task for ``parallel.run`` (everything it needs is in its arguments); sent back
-    without its preprocessed rows."""
-    return fit_run(ds.subset(train_rows), ds.subset(val_rows), options).without_data()
+    without its preprocessed rows. ``member``: its number, for a divergence's error (``_member_diverged``)."""
+    try:
+        return fit_run(ds.subset(train_rows), ds.subset(val_rows), options).without_data()
+    except TrainingError as exc:
+        raise _member_diverged(exc, member) from None
+
+
+def _member_diverged(exc: TrainingError, member: int | None) -> TrainingError:
+    """A member's divergence, said with its number, its history rows numbered as the ensemble's --history numbers
+    them (``member`` first): which fold blew up, and the curves a `diagnose` of them needs."""
+    if member is None:
+        return exc
+    error = TrainingError(f"member {member}: {exc}")
+    rows = getattr(exc, "history", None)
+    if rows is not None:
+        error.history = [{MEMBER: member, **row} for row in rows]
+    return error
 
 
 def _member_copy_bytes(ds: data.Dataset, folds, options: TrainOptions) -> int:
@@ -606,7 +623,8 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[Fitte
     total = len(candidates) * len(folds)
     if member_processes(plan, total, _member_copy_bytes(ds, folds, options)) == 1:
         return None
-    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(spec.options(options), seed=offset_seed(options.seed, k))))
+    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(spec.options(options), seed=offset_seed(options.seed, k)),
+                            k + 1))
              for spec in candidates for k, fold in enumerate(folds)]
     # member processes on this machine share its memory
     check_fits_memory(ds, [(spec.options(options), max(len(fold.train) for fold in folds))
@@ -651,6 +669,8 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                     run = fit_run(ds.subset(fold.train), ds.subset(fold.test),
                                   replace(spec.options(options), seed=offset_seed(options.seed, k)),
                                   _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
+                except TrainingError as exc:
+                    raise _member_diverged(exc, k + 1) from None
                 except KeyboardInterrupt:  # before this member's first epoch (its preprocessing)
                     if not (runs or cands):
                         raise  # nothing trained to keep
