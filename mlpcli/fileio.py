@@ -228,7 +228,7 @@ def _temporary(target: Path, directory: Path, shown: str) -> tuple[int, str]:
 # A file being written is first created without a name (Linux's O_TMPFILE) where the file system allows it, and
 # named only once it is whole: a process killed outright while writing (SIGKILL from the OOM killer or from SLURM
 # after its grace period, OpenBLAS calling exit() when an allocation fails under ulimit -v) leaves nothing behind,
-# where a named temporary file would stay as a hidden ``.NAME.XXXXXXXX.tmp``. Elsewhere (NFS, macOS), or with
+# where a named temporary file would stay as a hidden ``.NAME.<8 random characters>.tmp``. Elsewhere (NFS, macOS), or with
 # this set False, a named temporary file as before, removed on every error and stop signal Python sees.
 UNNAMED_TEMPORARIES = True
 _NO_UNNAMED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.EXDEV}

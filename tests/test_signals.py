@@ -317,7 +317,7 @@ def _nameless_files_in_tmp() -> bool:
 @pytest.mark.skipif(not _nameless_files_in_tmp(), reason="the temporary directory's file system has no O_TMPFILE")
 def test_predict_killed_outright_while_writing_leaves_nothing(tmp_path, model_and_cohort):
     """SIGKILL (the OOM killer; SLURM after its grace period) or OpenBLAS's own exit() cannot be handled: the
-    output's temporary file stayed behind as .preds.csv.XXXXXXXX.tmp. It is now nameless until it is whole."""
+    output's temporary file stayed behind as .preds.csv.<random>.tmp. It is now nameless until it is whole."""
     model, cohort = model_and_cohort
     out = tmp_path / "preds.csv"
     cmd = Command(["predict", str(model), str(cohort), "-o", str(out), "--chunksize", "50"], tmp_path)

@@ -329,9 +329,9 @@ def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] |
     if _never_beat_no_skill(ev):  # nothing learned carries over: the model is far too flexible for these rows
         kept_note = f" ({_kept_words(kept)}: they too do worse)" if kept else ""
         return [f"Validation never beat the no-skill {w.name}, even at its {w.best} epoch{kept_note}: a constant "
-                "prediction (the training prior or mean) does better. Make the model much less flexible before anything else: the linear model "
-                "(--hidden none) or a few units (--hidden 16), with input noise (--augment-noise auto) and weight "
-                "decay (--l2); or let the defaults choose (--hidden auto).",
+                "prediction (the training prior or mean) does better. Make the model much less flexible before "
+                "anything else: the linear model (--hidden none) or a few units (--hidden 16), with input noise "
+                "(--augment-noise auto) and weight decay (--l2); or let the defaults choose (--hidden auto).",
                 augment, regularise, smaller]
     if early:
         kept_note = f"; {_kept_words(kept)}" if kept else ""

@@ -67,9 +67,7 @@ LEARNED = 0.25  # "the training rows were learned": training removed at least a 
 NO_SIGNAL_SE = 0.15  # ... said only where two standard errors of a chance score are at most 15 % of the no-skill
 #   error (about 180 validation samples for 2 classes): on fewer, a caveat says the answer is tentative instead
 NO_SIGNAL = 0.10  # "no learnable signal": at every size validation removes less than 10 % of the no-skill error
-#   (balanced accuracy within 5 points of chance with 2 classes), whatever the training score (memorised), or less
-#   than two standard errors of a chance score on the validation units (0.29 of that error on 48 samples and 2
-#   classes, where chance alone gave 0.59 balanced accuracy on random labels)
+#   (balanced accuracy within 5 points of chance with 2 classes) while the training rows were learned (LEARNED)
 
 
 @dataclass
