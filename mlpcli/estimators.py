@@ -13,6 +13,11 @@ the checks that are expected to fail and why)::
 
 Differences from ``mlpcli train`` worth knowing:
 
+* **One network with fixed defaults**, not ``train``'s model: no cross-fitted ensemble of 5 members, no choice
+  between softmax regression and a hidden layer (``hidden=(128, 64)``, the CLI's ``--hidden auto``), no
+  dropout (``dropout=0.0``; the CLI 0.3), a fixed ``lr=1e-3`` and ``l2=0`` (the CLI's ``auto`` rules scale
+  them to the data), no input noise, no temperature calibration and argmax labels (the CLI's
+  ``--decision auto`` may label by class shares). ``mlpcli.pipeline.train`` builds what the command does.
 * **No preprocessing inside.** Features are used as given; put a ``StandardScaler`` (and any
   ``log1p`` / feature filter) in front of the estimator in a ``Pipeline``, so that cross-validation
   fits it on each fold's training rows.
@@ -480,8 +485,9 @@ def _early_stopping_split(ds: data.Dataset, groups, fraction: float, seed: int) 
     try:
         return holdout_keeping_scarce(ds, fraction, seed)
     except (DataError, ConfigError) as exc:
+        reason = _as_parameters(exc).removeprefix("cannot hold out whole groups: ")
         raise ValueError(f"cannot hold out {'whole groups' if groups is not None else 'rows'} for early stopping: "
-                         f"{_as_parameters(exc)}; or set early_stopping=False") from None
+                         f"{reason}; or set early_stopping=False") from None
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

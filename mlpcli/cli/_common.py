@@ -998,9 +998,12 @@ def fmt_sd(key: str, mean, sd) -> str:
 
 
 def fmt_mean_sd(key: str, mean, sd) -> str:
-    """"0.812 ± 0.031": a metric's mean and SD over folds, the SD as ``fmt_sd`` gives it beside the mean."""
+    """"0.812 ± 0.031": a metric's mean and SD over folds, the SD as ``fmt_sd`` gives it beside the mean; "0.812 (one
+    value, no SD)" when the SD is undefined (None)."""
     if mean is None:
         return "—"
+    if sd is None:
+        return f"{fmt_metric(key, mean)} (one value, no SD)"
     return f"{fmt_metric(key, mean)} ± {fmt_sd(key, mean, sd)}"
 
 

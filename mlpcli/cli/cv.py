@@ -178,10 +178,6 @@ def _fold_table(result) -> Table:
         value = t.get(coverage_key)
         return t.get("coverage") if value is None and coverage_key == "coverage_per_group" else value
 
-    def ood_rate(t: dict | None):
-        # n/a, not a rate of 0: the mean row averaged those zeros and read "0.000" under a column of n/a
-        return None if t is None or blind(t) else t.get("ood_rate")
-
     for f in result.folds:
         row = [str(f.repeat + 1)] if result.repeats > 1 else []
         row += [f.held_out if f.held_out is not None else str(f.fold + 1), size(f.n_train, f.n_groups_train),
@@ -205,16 +201,18 @@ def _fold_table(result) -> Table:
     if inner or linear:
         from ..model_selection.cross_validation import mean_sd as stats
 
-        # in the columns' order: inner OOF, linear, then the trust columns
-        parts = ([[f.inner_score for f in result.folds]] if inner else []) + (
-            [[f.baseline.score for f in result.folds]] if linear else []) + (
-            [[covered(f.trust) for f in result.folds], [(f.trust or {}).get("mean_set_size") for f in result.folds],
-             [ood_rate(f.trust) for f in result.folds]] if trust else [])
+        # in the columns' order: inner OOF, linear, then the trust columns (their means leave out the folds where
+        # a figure measures nothing: ``CVResult.trust_summary``)
+        parts = ([stats([f.inner_score for f in result.folds])] if inner else []) + (
+            [stats([f.baseline.score for f in result.folds])] if linear else [])
+        if trust:
+            summary_trust = result.trust_summary()
+            parts += [(summary_trust[k]["mean"], summary_trust[k]["sd"]) for k in ("coverage", "mean_set_size", "ood_rate")]
         # as the fold rows format them (set size: a number)
         kinds = ((result.metric,) if inner else ()) + ((result.metric,) if linear else ()) + (
             ("coverage", None, "ood_rate") if trust else ())
-        means += [fmt_metric(k, stats(p)[0]) if k else fmt(stats(p)[0]) for k, p in zip(kinds, parts)]
-        sds += [fmt_sd(k, *stats(p)) if k else fmt(stats(p)[1]) for k, p in zip(kinds, parts)]
+        means += [fmt_metric(k, p[0]) if k else fmt(p[0]) for k, p in zip(kinds, parts)]
+        sds += [fmt_sd(k, *p) if k else fmt(p[1]) for k, p in zip(kinds, parts)]
     table.add_row(*lead, "mean", "", "", "", *means, style="bold")
     table.add_row(*lead, "SD", "", "", "", *sds)
     return table
@@ -419,8 +417,8 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
                  if f.trust is not None and f.trust.get("set_notes")]
         if whole:  # a coverage of 1 by the count alone: the sets say nothing there
             where, notes = whole[0]
-            con.print(f"cov@ by the count alone in {len(whole)} fold{'s' * (len(whole) > 1)}: {where}: {notes[0]}",
-                      soft_wrap=True)
+            con.print(f"cov@ by the count alone in {len(whole)} fold{'s' * (len(whole) > 1)} (left out of the mean): "
+                      f"{where}: {notes[0]}", soft_wrap=True)
     elif leave_batch_out:
         con.print(inner_words, soft_wrap=True, style="dim")
     if leave_batch_out:
@@ -437,6 +435,14 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
                       f"batches{' (grouped CV)' if out_of_fold and grouped else ''}; "
                       f"{'lower' if result.higher_is_better else 'higher'} on held-out batches means a new site will "
                       "fare worse than that within-batch estimate says", soft_wrap=True)
+        small = result.small_held_out()
+        if small is not None:  # each batch counts once in the forecast: a batch of one patient as much as one of 40
+            listed = ", ".join(f"{b['batch']!r} ({b['units']})" for b in small["batches"][:5])
+            more = f" and {len(small['batches']) - 5} more" if len(small["batches"]) > 5 else ""
+            con.print(f"held-out batches of fewer than {small['min_units']} {small['unit']}: {listed}{more}; each "
+                      f"batch counts once in the forecast, so their noisy scores weigh as much as the others'; without "
+                      f"them: {display_name(result.metric)} {fmt_mean_sd(result.metric, small['mean'], small['sd'])} "
+                      f"over {small['folds']} batches", soft_wrap=True)
     linear = result.baseline_summary()
     if linear is not None:
         con.print(baseline_line(linear, result), soft_wrap=True)

@@ -159,25 +159,30 @@ def _trust_tables(doc: dict) -> list[Table]:
         kind = "per class (Mondrian)" if sets["mondrian"] else "overall"
         table = Table(title=f"Prediction sets ({sets['score'].upper()}, level {sets['level']:.12g} {kind}; coverage = "
                             "share of sets holding the true class)", title_justify="left")
-        for col in ("", "n", "coverage", "mean set size"):
+        per_patient = sets.get("coverage_per_group") is not None  # each patient once: the guarantee's figure
+        for col in ("", "n", "coverage") + (("coverage, each group once",) if per_patient else ()) + ("mean set size",):
             table.add_column(col, justify="left" if not col else "right")
         if ood is not None:
             table.add_column("OOD flagged", justify="right")
+
+        def once(row: dict) -> list[str]:
+            return [fmt(row.get("coverage_per_group"))] if per_patient else []
+
         ood_class = {r["value"]: r["rate"] for r in (ood or {}).get("per_class") or []}
         na = (ood or {}).get("can_flag") is False  # the model flags nothing at this alpha: n/a, not 0
         ood_by = {r["value"]: r["rate"] for r in (ood or {}).get("by") or []}
         for row in sets["per_class"]:
             extra = [_ood_cell(ood_class.get(row["value"]), na)] if ood is not None else []
-            table.add_row(f"class {row['value']}", str(row["n"]), fmt(row["coverage"]), fmt(row["mean_set_size"]), *extra)
+            table.add_row(f"class {row['value']}", str(row["n"]), fmt(row["coverage"]), *once(row),
+                          fmt(row["mean_set_size"]), *extra)
         for row in sets["by"] or []:
             extra = [_ood_cell(ood_by.get(row["value"]), na)] if ood is not None else []
-            table.add_row(f"{doc['by_name']} {row['value']}", str(row["n"]), fmt(row["coverage"]),
+            table.add_row(f"{doc['by_name']} {row['value']}", str(row["n"]), fmt(row["coverage"]), *once(row),
                           fmt(row["mean_set_size"]), *extra)
         extra = [_ood_cell(ood["rate"], na)] if ood is not None else []
-        table.add_row("all", str(doc["n"]), fmt(sets["coverage"]), fmt(sets["mean_set_size"]), *extra, style="bold")
-        if sets.get("coverage_per_group") is not None:  # the share the level is for: each patient once
-            table.add_row("all, each group once", f"{sets['n_groups']} groups", fmt(sets["coverage_per_group"]), "",
-                          *([""] if ood is not None else []), style="bold")
+        n_all = f"{doc['n']} ({sets['n_groups']} groups)" if per_patient else str(doc["n"])
+        table.add_row("all", n_all, fmt(sets["coverage"]), *once(sets), fmt(sets["mean_set_size"]), *extra,
+                      style="bold")
         tables.append(table)
     elif ood is not None:
         table = Table(title=f"Out-of-distribution flags (p < {ood['alpha']:.12g})", title_justify="left")

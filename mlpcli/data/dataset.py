@@ -542,15 +542,33 @@ def _label_column(df: pd.DataFrame, name: str | None, flag: str, id_column: str 
 
 
 def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.ndarray | None:
-    """Batch labels as strings; batches only feed summaries, so missing ones become "NA" with a warning."""
+    """Batch labels as strings; missing ones become one batch, "NA", with a warning: a name no batch has, so that
+    a batch called "NA" (text in a parquet column, where only nulls are missing) is not merged with the rows
+    without a batch (``--leave-batch-out`` would hold the two sites out as one)."""
     if name is None:
         return None
     col = df[name]
-    missing = int(col.isna().sum())
-    if missing:
-        warn.append(f"--batch column {name!r} has {missing} missing value{'s' * (missing != 1)}; "
-                    f"{'they are' if missing != 1 else 'it is'} counted as batch 'NA'")
-    return np.asarray(["NA" if pd.isna(v) else _label_key(v) for v in col], dtype=object)
+    missing = col.isna().to_numpy()
+    labels = np.asarray([None if m else _label_key(v) for v, m in zip(col, missing)], dtype=object)
+    if missing.any():
+        taken = set(labels[~missing].tolist())
+        label = next(c for c in _missing_batch_names() if c not in taken)
+        k = int(missing.sum())
+        also = f" (a batch is named {'NA'!r} already)" if label != "NA" else ""
+        warn.append(f"--batch column {name!r} has {k} missing value{'s' * (k != 1)}; "
+                    f"{'they are' if k != 1 else 'it is'} counted as batch {label!r}{also}")
+        labels[missing] = label
+    return labels
+
+
+def _missing_batch_names():
+    """Names for the rows without a batch, the first one no batch has taken: "NA", "NA (missing)", then numbered."""
+    yield "NA"
+    yield "NA (missing)"
+    k = 2
+    while True:
+        yield f"NA (missing {k})"
+        k += 1
 
 
 def _first_row(df: pd.DataFrame, mask: np.ndarray, id_column: str | None, place: "_CellPlace") -> str:

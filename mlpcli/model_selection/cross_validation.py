@@ -163,11 +163,18 @@ def check_fits_memory(ds: data.Dataset, fits: Iterable[tuple[TrainOptions, int]]
     fitting_check_fits_memory(ds, concrete, plan, n_tasks)
 
 
+# Held-out batches of fewer patients than this are named beside the leave-batch-out forecast (``small_held_out``):
+# ``evaluate --by`` refuses to judge a group of fewer than 10 samples of a class, for the same reason
+SMALL_HELD_OUT = 10
+
+
 def mean_sd(values) -> tuple[float | None, float | None]:
+    """(mean, sample SD) of the finite values; the SD is None with one value (undefined, not 0: a 0.000 under a
+    column of n/a read as folds that agreed), both None without any."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
     if v.size == 0:
         return None, None
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else None
 
 
 def _scalar_metrics(m: dict) -> dict:
@@ -203,6 +210,59 @@ class CVResult:
         test fold). A mean over 2 of 3 folds was reported as over all 3."""
         return _summarise(self.folds, [f.metrics for f in self.folds], self.repeats > 1)
 
+    def trust_summary(self) -> dict | None:
+        """Mean and SD over folds of the prediction-set coverage (per patient when the table has patients, the
+        figure the sets' guarantee is about), mean set size and OOD rate (``cv --coverage``, --leave-batch-out):
+        {"coverage", "mean_set_size", "ood_rate": {"mean", "sd", "folds"}, "per_patient", "left_out": {name: [fold
+        names]}}; None without them. Left out of a mean, as undefined: the OOD rate of a fold model that can flag
+        nothing at the level (its smallest p-value is not below alpha), and the coverage of a fold model whose sets
+        hold every class by the count alone (too few held-out patients for the level: a coverage of 1 that
+        measures nothing)."""
+        trusted = [f for f in self.folds if f.trust is not None]
+        if not trusted:
+            return None
+        per_patient = any(f.trust.get("coverage_per_group") is not None for f in trusted)
+        repeated = self.repeats > 1
+        values: dict[str, list] = {"coverage": [], "mean_set_size": [], "ood_rate": []}
+        left_out: dict[str, list[str]] = {"coverage": [], "ood_rate": []}
+        for f in trusted:
+            t = f.trust
+            coverage = t.get("coverage_per_group") if per_patient else t.get("coverage")
+            if coverage is None:  # one sample per patient in this test part: its samples' coverage is the figure
+                coverage = t.get("coverage")
+            if t.get("set_notes"):
+                left_out["coverage"].append(fold_name(f, repeated))
+                coverage = None
+            ood = t.get("ood_rate")
+            if t.get("ood_floor") is not None and t.get("ood_alpha") is not None and t["ood_floor"] >= t["ood_alpha"]:
+                left_out["ood_rate"].append(fold_name(f, repeated))
+                ood = None
+            values["coverage"].append(coverage)
+            values["mean_set_size"].append(t.get("mean_set_size"))
+            values["ood_rate"].append(ood)
+        out: dict = {"per_patient": per_patient, "left_out": left_out}
+        for name, vs in values.items():
+            mean, sd = mean_sd(vs)
+            out[name] = {"mean": mean, "sd": sd, "folds": sum(finite(v) is not None for v in vs)}
+        return out
+
+    def small_held_out(self, min_units: int = SMALL_HELD_OUT) -> dict | None:
+        """Leave-batch-out: the held-out batches of fewer than ``min_units`` patients (samples without a patient
+        column), whose scores are too noisy to weigh like the others in the forecast (each batch counts once,
+        whatever its size: one patient's batch moved it by 0.06), and the main metric's mean and SD without
+        them: {"batches": [{"batch", "n", "units"}], "mean", "sd", "folds"}; None when there are none, or when
+        every batch is that small."""
+        held = [f for f in self.folds if f.held_out is not None]
+        small = [f for f in held if (f.n_groups_test if f.n_groups_test is not None else f.n_test) < min_units]
+        if not small or len(small) == len(held):
+            return None
+        rest = [f.score for f in held if f not in small]
+        mean, sd = mean_sd(rest)
+        return {"batches": [{"batch": f.held_out, "n": f.n_test,
+                             "units": f.n_groups_test if f.n_groups_test is not None else f.n_test} for f in small],
+                "unit": "patients" if small[0].n_groups_test is not None else "samples",
+                "min_units": min_units, "mean": mean, "sd": sd, "folds": sum(finite(v) is not None for v in rest)}
+
     def baseline_summary(self) -> dict | None:
         """The linear baseline on the same folds (``cross_validate(baseline=True)``), None without it:
         {"model", "summary": as ``summary()``, "difference": the main metric's fold-by-fold difference, this
@@ -229,6 +289,8 @@ class CVResult:
             "notes": self.notes, "warnings": self.warnings,
             **({"baseline": base} if (base := self.baseline_summary()) is not None else {}),
             **({"pooled": self.pooled.to_dict()} if self.pooled is not None else {}),
+            **({"trust": trust} if (trust := self.trust_summary()) is not None else {}),
+            **({"small_held_out": small} if (small := self.small_held_out()) is not None else {}),
         }
 
     def oof_frame(self, ds: data.Dataset):

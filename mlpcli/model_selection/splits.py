@@ -107,8 +107,9 @@ def holdout_keeping_scarce(dataset: Dataset, val_size: float = 0.2, seed: int = 
     n_units = len(np.unique(groups[pool])) if groups is not None else len(pool)
     if n_units < 2:
         if groups is not None:
-            raise DataError(f"cannot hold out whole groups: the classes from one {_group_name(dataset)} only must "
-                            "train, and fewer than 2 other groups are left to hold out")
+            raise DataError(f"cannot hold out whole groups: a class whose samples all come from one group (of "
+                            f"{_group_name(dataset)!r}) keeps it in training, and fewer than 2 other groups are left "
+                            "to hold out")
         pool, alone = np.arange(dataset.n_samples), np.zeros(0, dtype=np.int64)  # singletons only: at random
     n = dataset.n_samples
     share = min(max(val_size * n, 1.0), len(pool) - 1.0) / len(pool)  # val_size of all rows, from the pool

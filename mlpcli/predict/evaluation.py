@@ -353,7 +353,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing, trust=trust,
                novel_labels=novel_labels)
     outs, metas = [], []
-    kept = ("y", "group", "by", "set", "ood_score", "ood_p", "seen", "novel", "novel_label")
+    kept = ("y", "group", "batch", "by", "set", "ood_score", "ood_p", "seen", "novel", "novel_label")
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
         outs.append(out)
         metas.append({k: v for k, v in meta.items() if k in kept})
@@ -436,6 +436,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                          groups=groups if groups is not None and len(np.unique(groups)) < len(y) else None)
         result.notes.extend(trust.level_notes() + _trust_notes(result.trust))
         result.warnings.extend(trust.ood_warnings())
+        if meta.get("ood_p") is not None:  # scored here, not counted by Trust.columns
+            result.warnings.extend(trust.excess_ood(meta["ood_p"] < trust.options.ood_alpha, meta.get("batch")))
     if by is not None:
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings, result.notes, weights)
@@ -672,6 +674,10 @@ def _binned(values: np.ndarray, by: str, notes: list[str]) -> np.ndarray:
     more than BY_MAX_NUMERIC_VALUES distinct ones; then BY_BINS quantile bins labelled "Q1 [lo, hi]" (missing
     values: "NA"), and a note says so."""
     series = pd.Series(values, dtype=object)
+    if len(values) and series.astype(str).nunique() == 1:  # one group: the whole table again
+        notes.append(f"--by {by}: every scored row has the same value ({str(values[0])!r}), so its one group is "
+                     "the whole table; --by takes a column that varies across the samples (a batch, site or patient)")
+        return values
     present = (series.notna() & ~series.astype(str).str.strip().isin(["", "NA", "nan"])).to_numpy()
     numbers = pd.to_numeric(series[present], errors="coerce").to_numpy(dtype=np.float64)
     distinct = np.unique(numbers)

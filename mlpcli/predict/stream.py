@@ -691,8 +691,13 @@ class _Run:
             unseen = [(b, k) for b, k in sorted(self.batch_counts.items()) if b not in trained]
             if unseen:
                 listed = ", ".join(f"{b!r} ({k} samples)" for b, k in unseen[:5])
+                sets = (self.trust is not None and self.trust.sets is not None and self.model.task
+                        in data.CLASSIFICATION_TASKS)
                 self.warnings.append(f"batch{'es' * (len(unseen) > 1)} {listed} not seen in training (trained on "
-                                     f"{_quoted(sorted(trained), 8)}); batch effects may shift predictions")
+                                     f"{_quoted(sorted(trained), 8)}); batch effects may shift predictions"
+                                     + ("; the prediction sets' --coverage holds for samples exchangeable with the "
+                                        "training ones, which a new site's are not (`mlpcli cv --leave-batch-out` "
+                                        "measures it at held-out batches)" if sets else ""))
         if self.seen is not None and not self.need_target:  # evaluate says it with the metrics
             note = self.seen.predict_note(self.n_rows)
             if note is not None:

@@ -13,6 +13,7 @@ its summary.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
@@ -133,6 +134,10 @@ class Trust:
         self.n = self.n_empty = self.n_multi = self.set_size = 0
         self.n_low_confidence = self.n_empty_abstained = self.n_ood = self.n_abstained = 0
         self.n_both = 0  # abstained for both reasons: low confidence and an empty set
+        # rows and flagged rows per batch (a cohort's batch column, when the model has the role): which site drew
+        # the flags (``excess_ood``)
+        self.rows_by_batch: Counter = Counter()
+        self.ood_by_batch: Counter = Counter()
         self.rule = "argmax"  # the decision rule that chose the labels: set by predict_stream and evaluate
 
     @property
@@ -182,6 +187,10 @@ class Trust:
             flagged = p < o.ood_alpha
             cols["ood_score"], cols["ood_p"], cols["ood"] = score, p, flagged
             self.n_ood += int(flagged.sum())
+            if "batch" in meta:
+                batches = np.asarray(meta["batch"], dtype=object)
+                self.rows_by_batch.update(batches.tolist())
+                self.ood_by_batch.update(batches[flagged].tolist())
         self.n_abstained += int(abstain.sum())
         return labels, cols
 
@@ -261,12 +270,45 @@ class Trust:
         m, alpha = len(self.basis.calibration), self.options.ood_alpha
         floor = self.ood_floor()
         if floor < alpha:
-            return split
+            return split + self.excess_ood()
         unit = "patients" if self.basis.weighted else "rows"
         return split + [f"--ood flags nothing at --ood-alpha {alpha:.12g}: the model's out-of-distribution calibration has "
                 f"{m} held-out {unit}, so its smallest p-value is {round(floor * (m + 1))}/{m + 1} = {floor:.3g}; "
                 f"pass --ood-alpha above {floor:.3g}, or train with more held-out {unit} (the default ensemble scores "
                 "every training row)"]
+
+    def excess_ood(self, flagged: np.ndarray | None = None, batches: np.ndarray | None = None) -> list[str]:
+        """A warning when far more samples were flagged out-of-distribution than chance flags among samples like
+        the training ones (about --ood-alpha of them): the cohort, or the batches named, differ from the training
+        data, so the calibrated probabilities and the prediction sets' coverage do not hold for the flagged
+        samples. Far more: at least twice alpha, and beyond chance by a Chernoff bound at 1 in 1,000
+        (``beyond_chance``); a site with 85 % flagged among three read as "cohort shift: none" and a note.
+        From the counts ``columns`` kept (predict), or from the rows' ``flagged`` (n,) bool and ``batches`` (n,)
+        (evaluate, which scores the rows without ``columns``)."""
+        alpha = self.options.ood_alpha
+        if self.basis is None or self.ood_floor() >= alpha:
+            return []
+        n_ood, n, rows, hits = self.n_ood, self.n, self.rows_by_batch, self.ood_by_batch
+        if flagged is not None:
+            n_ood, n = int(flagged.sum()), len(flagged)
+            rows, hits = Counter(), Counter()
+            if batches is not None:
+                batches = np.asarray(batches, dtype=object)
+                rows.update(batches.tolist())
+                hits.update(batches[flagged].tolist())
+        if not beyond_chance(n_ood, n, alpha):
+            return []
+        drawn = sorted(((b, hits[b], k) for b, k in rows.items() if beyond_chance(hits[b], k, alpha)),
+                       key=lambda t: (-t[1] / t[2], str(t[0])))
+        where = ""
+        if drawn and len(drawn) < len(rows):  # some batches, not all: name them
+            listed = ", ".join(f"{b!r} {f / k:.0%} ({f} of {k})" for b, f, k in drawn[:5])
+            where = f"; most in batch{'es' * (len(drawn) > 1)} {listed}{' …' if len(drawn) > 5 else ''}"
+        holds = "calibrated probabilities" + (" and prediction sets' --coverage" if self.sets is not None else "")
+        return [f"{n_ood} of {n} samples ({n_ood / n:.0%}) flagged out-of-distribution, where about "
+                f"{alpha * 100:.3g} % of samples like the training ones would be{where}: they differ from the training "
+                f"data (another site, protocol or sample type?), so the {holds} do not hold for them; look at the "
+                "flagged samples (column ood) before trusting their calls"]
 
     def notes(self) -> list[str]:
         """The run's notes on what was added (after the last frame)."""
@@ -363,13 +405,37 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict:
     return {"coverage": shares.tolist(), "risk": risk, "threshold": threshold, "aurc": float(full.mean())}
 
 
-def _coverage_rows(covered: np.ndarray, size: np.ndarray, keys: np.ndarray, named: list[tuple]) -> list[dict]:
-    """Coverage and mean set size per (key, name) of ``named``: the rows whose ``keys`` value is the key."""
+# How far beyond chance a flagged count must lie to be warned about (``beyond_chance``): ln(1000), a tail of 1 in 1,000
+_EXCESS_LOG_ODDS = math.log(1000.0)
+
+
+def beyond_chance(k: int, n: int, alpha: float) -> bool:
+    """Whether k flagged of n samples is far more than the share alpha that chance flags among samples like the
+    training ones: k / n at least 2 alpha, and P(Binomial(n, alpha) >= k) below 1 / 1,000 by the Chernoff bound
+    exp(-n KL(k / n || alpha)) (an upper bound on the tail: what it calls beyond chance is)."""
+    if n <= 0 or k <= 0:
+        return False
+    p = k / n
+    if p < 2 * alpha:
+        return False
+    kl = p * math.log(p / alpha) + (0.0 if p >= 1 else (1 - p) * math.log((1 - p) / (1 - alpha)))
+    return n * kl >= _EXCESS_LOG_ODDS
+
+
+def _coverage_rows(covered: np.ndarray, size: np.ndarray, keys: np.ndarray, named: list[tuple],
+                   groups: np.ndarray | None = None) -> list[dict]:
+    """Coverage and mean set size per (key, name) of ``named``: the rows whose ``keys`` value is the key; with
+    ``groups`` (n,) (the rows' patients) also the coverage with each of the rows' patients counted once
+    (``coverage_per_group``), the figure the per-patient guarantee is about, per class or site as overall."""
     out = []
     for key, name in named:
         idx = keys == key
-        out.append({"value": name, "n": int(idx.sum()), "coverage": float(covered[idx].mean()),
-                    "mean_set_size": float(size[idx].mean())})
+        row = {"value": name, "n": int(idx.sum()), "coverage": float(covered[idx].mean()),
+               "mean_set_size": float(size[idx].mean())}
+        if groups is not None:
+            row["coverage_per_group"] = float(np.average(covered[idx], weights=group_weights(groups[idx], row["n"])))
+            row["n_groups"] = int(len(np.unique(groups[idx])))
+        out.append(row)
     return out
 
 
@@ -407,9 +473,10 @@ def evaluation_report(trust: Trust, proba: np.ndarray, y: np.ndarray, pred: np.n
             "n_groups": None if groups is None else int(len(np.unique(groups))),
             "mean_set_size": float(size.mean()), "empty": float(empty.mean()), "singleton": float((size == 1).mean()),
             "multi_class": float((size > 1).mean()),
-            "per_class": _coverage_rows(covered, size, y, [(c, str(classes[c])) for c in present]),
+            "per_class": _coverage_rows(covered, size, y, [(c, str(classes[c])) for c in present], groups),
             "by": None if by is None else _coverage_rows(covered, size, by,
-                                                         [(v, v) for v in sorted(set(by.tolist()), key=natural_key)]),
+                                                         [(v, v) for v in sorted(set(by.tolist()), key=natural_key)],
+                                                         groups),
             "source": trust.model.conformal.source, "in_every_set": trust.in_every_set,
         }
     if o.abstains:

@@ -1,0 +1,206 @@
+"""Review 30, by use: a new site's forecast and warnings (leave-batch-out, OOD excess) and the Python API's
+messages."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_helpers import run
+from mlpcli import data
+from mlpcli.cli._common import fmt_mean_sd
+from mlpcli.model_selection.cross_validation import mean_sd
+from mlpcli.predict.trust import beyond_chance
+
+
+def _table(n_pat=60, spp=2, genes=12, classes=("A", "B", "C"), batch_of=None, shift=None, seed=0, sig=1.0):
+    """Patients with `spp` samples each, class centres `sig` apart; batch_of(p) names patient p's batch;
+    shift {batch: added to the first 4 genes}."""
+    rng = np.random.default_rng(seed)
+    centres = {c: rng.normal(0, sig, genes) for c in classes}
+    rows = []
+    for p in range(n_pat):
+        c = classes[p % len(classes)]
+        b = batch_of(p) if batch_of is not None else f"S{p % 3 + 1}"
+        for s in range(spp):
+            x = centres[c] + rng.normal(0, 1, genes)
+            if shift and b in shift:
+                x[:4] += shift[b]
+            rows.append({"sample_id": f"s{p}_{s}", "patient_id": f"P{p:03d}", "batch": b, "label": c,
+                         **{f"g{j}": x[j] for j in range(genes)}})
+    return pd.DataFrame(rows)
+
+
+# ── batches: a batch named "NA" and the rows without one ──────────────────────────────────────────────────
+
+
+def test_a_batch_named_NA_is_not_merged_with_the_rows_without_a_batch(tmp_path):
+    frame = _table(n_pat=24, batch_of=lambda p: ["1", "NA", None][p % 3])
+    frame.to_parquet(tmp_path / "t.parquet")  # parquet keeps the text 'NA' apart from the nulls
+    ds, _ = data.load_dataset(str(tmp_path / "t.parquet"), target="label")
+    report = ds.warnings
+    assert sorted(set(ds.batches.tolist())) == ["1", "NA", "NA (missing)"]
+    assert any("counted as batch 'NA (missing)' (a batch is named 'NA' already)" in w for w in report)
+
+
+def test_missing_batches_are_still_NA_when_no_batch_has_that_name(tmp_path):
+    _table(n_pat=24, batch_of=lambda p: ["1", "2", None][p % 3]).to_parquet(tmp_path / "t.parquet")
+    ds, _ = data.load_dataset(str(tmp_path / "t.parquet"), target="label")
+    report = ds.warnings
+    assert sorted(set(ds.batches.tolist())) == ["1", "2", "NA"]
+    assert any("counted as batch 'NA'" in w and "already" not in w for w in report)
+
+
+# ── leave-batch-out: what the forecast averages ──────────────────────────────────────────────────────────
+
+
+def test_the_sd_of_one_value_is_undefined_not_zero():
+    assert mean_sd([0.7]) == (0.7, None)
+    assert mean_sd([0.5, float("nan"), None]) == (0.5, None)
+    assert mean_sd([]) == (None, None)
+    mean, sd = mean_sd([0.6, 0.8])
+    assert mean == pytest.approx(0.7) and sd == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert fmt_mean_sd("balanced_accuracy", 0.7, None) == "0.700 (one value, no SD)"
+
+
+@pytest.fixture(scope="module")
+def lopsided(tmp_path_factory):
+    """Two batches, S1 of 8 patients and S2 of 40: the model trained without S2 has 8 held-out patients, too
+    few for prediction sets at 0.9 (their coverage is 1 by the count alone), and S1 is a small batch."""
+    tmp = tmp_path_factory.mktemp("lopsided")
+    _table(n_pat=48, classes=("A", "B"), batch_of=lambda p: "S1" if p < 8 else "S2", seed=9).to_csv(
+        tmp / "t.csv", index=False)
+    res = run(["cv", str(tmp / "t.csv"), "--leave-batch-out", "--hidden", "8", "--epochs", "15", "--no-baseline",
+               "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout), res
+
+
+def test_a_coverage_of_one_by_the_count_alone_is_left_out_of_the_mean(lopsided):
+    doc, res = lopsided
+    trust = doc["trust"]
+    assert trust["left_out"]["coverage"] == ["fold 2 (held-out batch S2)"]
+    assert trust["coverage"]["folds"] == 1 and trust["coverage"]["sd"] is None
+    by_fold = {f["held_out"]: f for f in doc["per_fold"]}
+    kept = by_fold["S1"]["trust"]
+    assert trust["coverage"]["mean"] == pytest.approx(kept["coverage_per_group"] if trust["per_patient"]
+                                                      else kept["coverage"])
+
+
+def test_held_out_batches_of_few_patients_are_named_and_the_forecast_given_without_them(lopsided):
+    doc, _ = lopsided
+    small = doc["small_held_out"]
+    assert [b["batch"] for b in small["batches"]] == ["S1"] and small["batches"][0]["units"] == 8
+    assert small["unit"] == "patients" and small["folds"] == 1
+    s2 = next(f for f in doc["per_fold"] if f["held_out"] == "S2")
+    assert small["mean"] == pytest.approx(s2["score"]) and small["sd"] is None
+
+
+def test_cv_prints_the_small_batches_and_the_left_out_coverage(tmp_path):
+    _table(n_pat=48, classes=("A", "B"), batch_of=lambda p: "S1" if p < 8 else "S2", seed=9).to_csv(
+        tmp_path / "t.csv", index=False)
+    res = run(["cv", str(tmp_path / "t.csv"), "--leave-batch-out", "--hidden", "8", "--epochs", "15", "--no-baseline"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "held-out batches of fewer than 10 patients: 'S1' (8)" in text
+    assert "(one value, no SD) over 1 batch" in text
+    assert "cov@ by the count alone in 1 fold (left out of the mean)" in text
+
+
+# ── predict and evaluate: far more flagged than chance ───────────────────────────────────────────────────
+
+
+def test_beyond_chance():
+    assert not beyond_chance(0, 100, 0.01)
+    assert not beyond_chance(3, 100, 0.01)  # 3 % of 100: within what chance gives
+    assert not beyond_chance(2, 10, 0.01)  # 20 % of 10: too few to tell
+    assert beyond_chance(50, 168, 0.01)
+    assert beyond_chance(10, 10, 0.01)
+    assert not beyond_chance(40, 1000, 0.05)  # below alpha
+
+
+@pytest.fixture(scope="module")
+def site_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("site")
+    train = _table(n_pat=150, batch_of=lambda p: f"S{p % 3 + 1}", seed=3)
+    train.to_csv(tmp / "train.csv", index=False)
+    res = run(["train", str(tmp / "train.csv"), "--hidden", "8", "--epochs", "20", "-q", "-o", str(tmp / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    cohort = _table(n_pat=90, batch_of=lambda p: f"S{p % 3 + 1}", seed=3)  # the same centres, new samples
+    cohort.iloc[:, :].to_csv(tmp / "same.csv", index=False)
+    shifted = cohort.copy()
+    far = shifted["batch"] == "S3"
+    shifted.loc[far, ["g0", "g1", "g2", "g3"]] += 6.0
+    shifted.to_csv(tmp / "shifted.csv", index=False)
+    new_site = cohort.assign(batch="S9")
+    new_site.to_csv(tmp / "new_site.csv", index=False)
+    return tmp
+
+
+def test_predict_warns_when_far_more_samples_are_flagged_than_chance_and_names_the_batch(site_model):
+    res = run(["predict", str(site_model / "m.mlp"), str(site_model / "shifted.csv"), "--ood", "--coverage", "0.9",
+               "-q", "-o", str(site_model / "p.csv")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "flagged out-of-distribution, where about 1 % of samples like the training ones would be" in text
+    assert "most in batch 'S3'" in text and "prediction sets' --coverage do not hold" in text
+    flagged = pd.read_csv(site_model / "p.csv")["ood"]
+    assert flagged.sum() > 20
+
+
+def test_no_such_warning_on_a_cohort_like_the_training_one(site_model):
+    res = run(["predict", str(site_model / "m.mlp"), str(site_model / "same.csv"), "--ood", "-q",
+               "-o", str(site_model / "q.csv")])
+    assert res.exit_code == 0, res.output
+    assert "flagged out-of-distribution, where" not in res.stderr
+
+
+def test_evaluate_gives_the_same_warning(site_model):
+    res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "shifted.csv"), "--ood", "-q"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "flagged out-of-distribution, where about 1 %" in text and "most in batch 'S3'" in text
+
+
+def test_a_new_site_is_told_the_sets_coverage_does_not_hold_there(site_model):
+    res = run(["predict", str(site_model / "m.mlp"), str(site_model / "new_site.csv"), "--coverage", "0.9", "-q",
+               "-o", str(site_model / "n.csv")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "batch 'S9' (180 samples) not seen in training" in text
+    assert "--coverage holds for samples exchangeable with the training ones" in text
+    plain = run(["predict", str(site_model / "m.mlp"), str(site_model / "new_site.csv"), "-q",
+                 "-o", str(site_model / "n2.csv")])
+    assert "not seen in training" in plain.stderr and "exchangeable" not in plain.stderr  # no sets, no such words
+
+
+def test_evaluate_by_gives_each_groups_coverage_per_patient_and_notes_a_constant_column(site_model):
+    res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "shifted.csv"), "--coverage", "0.9", "--by",
+               "batch", "--json"])
+    assert res.exit_code == 0, res.output
+    sets = json.loads(res.stdout)["trust"]["sets"]
+    for row in sets["by"] + sets["per_class"]:
+        assert row["n_groups"] == row["n"] // 2 and 0 <= row["coverage_per_group"] <= 1
+    frame = pd.read_csv(site_model / "same.csv").assign(site="one")
+    frame.to_csv(site_model / "one_site.csv", index=False)
+    res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "one_site.csv"), "--by", "site"])
+    assert res.exit_code == 0, res.output
+    assert "every scored row has the same value ('one')" in " ".join(res.stderr.split())
+
+
+# ── the Python API ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_the_estimators_grouped_early_stopping_error_says_it_once():
+    from mlpcli.estimators import MLPClassifier
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.arange(40) % 2
+    with pytest.raises(ValueError) as info:
+        MLPClassifier(hidden=(4,), epochs=3).fit(X, y, groups=np.where(y == 0, "P1", "P2"))
+    message = str(info.value)
+    assert message.count("cannot hold out whole groups") == 1
+    assert "a class whose samples all come from one group" in message and "groupss" not in message
