@@ -834,7 +834,8 @@ def _load_toml(path: str) -> dict:
     except OSError as exc:
         raise ConfigError(f"--config: cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
     try:
-        text = raw.decode("utf-8")
+        # a byte-order mark (Windows Notepad writes one) is no TOML, but says nothing about the settings: read past
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"--config: {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "

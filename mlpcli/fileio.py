@@ -326,7 +326,7 @@ def _temp_prefix(target: Path) -> str:
     return f".{os.fsdecode(raw)}."
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], readable: bool = False) -> None:
     """Write through ``write(fileobj)`` to a temporary file beside ``path``, then rename it into
     place; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
 
@@ -335,14 +335,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     the target's directory) and the link stays. A failure of the file system (disk full, quota, read-only,
     permissions) is an OutputError "cannot write PATH: no space left on device". A device or named pipe
     (``-o /dev/null``, ``/dev/stdout``) is written into directly, never replaced; so is an open descriptor's
-    name (``/dev/stderr`` with standard error redirected to a log file: written on at the log's end)."""
+    name (``/dev/stderr`` with standard error redirected to a log file: written on at the log's end).
+
+    ``readable``: ``write`` gets a file it can also read and seek in (HDF5's writer, through h5py's file-object
+    driver), so the output can be made in a nameless file too; a destination that is not a regular file is then
+    an OutputError."""
     check_file_name(path)  # before descriptor_of, whose normpath reads /dev/stderr/ as /dev/stderr
     fd = descriptor_of(path)
+    if fd is not None and readable:
+        raise OutputError(f"cannot write {_STANDARD_STREAMS.get(fd, os.fspath(path))}: not a regular file (this "
+                          "format needs a file it can seek in)")
     if fd is not None:  # named as the user knows it: `-o -` is standard output, not /dev/stdout
         _write_descriptor(_STANDARD_STREAMS.get(fd, os.fspath(path)), fd, write)
         return
     shown, target, directory, st, mode = _destination(path)
     if st is not None and not stat.S_ISREG(st.st_mode):
+        if readable:
+            raise OutputError(f"cannot write {shown}: not a regular file (this format needs a file it can seek in)")
         _write_special(shown, target, write)  # /dev/null, /dev/stdout, a named pipe: never replaced
         return
     tmp, tracked, finishing, created = None, None, False, False
@@ -351,7 +360,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         if fd is None:
             fd, tmp = _temporary(target, directory, shown)
         created = True
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "w+b" if readable else "wb") as fh:
             tracked = _Tracked(fh)
             write(tracked)
             finishing = True  # from here every OSError is the output's
@@ -436,9 +445,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """A temporary file's path beside ``path`` (its target, for a symbolic link) for a writer that needs a
-    path rather than a file object (HDF5); renamed into place when the block ends, removed on any error,
-    Ctrl-C or SIGTERM, so ``path`` is never left half-written. Permissions as ``atomic_write`` gives them;
-    a failure of the file system is an OutputError naming ``path``."""
+    path rather than a file object; renamed into place when the block ends, removed on any error, Ctrl-C or
+    SIGTERM, so ``path`` is never left half-written. Permissions as ``atomic_write`` gives them; a failure of
+    the file system is an OutputError naming ``path``. The file is named from the start, so a process killed
+    outright (SIGKILL) leaves it: ``atomic_write(..., readable=True)`` does not, for a writer that can take a
+    file object (h5py can)."""
     shown, target, directory, st, mode = _destination(path)
     if descriptor_of(path) is not None or st is not None and not stat.S_ISREG(st.st_mode):
         raise OutputError(f"cannot write {shown}: not a regular file (this format needs a file it can seek in)")

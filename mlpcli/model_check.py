@@ -124,10 +124,12 @@ def read(path: str | os.PathLike) -> CheckedModel:
     name = str(path)
     if not name:
         raise ModelFileError("model file not found: the name given is empty ('')")
+    if name == "-":  # standard input, as "-" is for every input (diagnose, the tables)
+        if os.isatty(0):
+            raise ModelFileError("model - is standard input, which is a terminal: pipe a model file into it (zcat "
+                                 "m.mlp.gz | mlpcli predict - DATA) or give its path")
+        name = "/dev/stdin"
     if not os.path.exists(name):
-        if name == "-":
-            raise ModelFileError("model file not found: - (a model is read from a file, not from standard input; "
-                                 "give its path, or /dev/stdin)")
         raise ModelFileError(f"model file not found: {name}")
     if os.path.isdir(name):
         raise ModelFileError(f"{name} is a directory, not a model file")

@@ -300,8 +300,11 @@ def _file(path, format_version: int | None) -> dict | None:
     if path is None:
         return None
     p = Path(path)
-    st = p.stat()
-    if not stat.S_ISREG(st.st_mode):  # a pipe (<(zcat m.mlp.gz), /dev/stdin): no size or time of its own
+    try:
+        st = os.stat(0) if str(path) == "-" else p.stat()  # "-": standard input
+    except OSError:  # gone since it was read (a pipe's name): nothing of its own to say
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):  # a pipe (<(zcat m.mlp.gz), /dev/stdin): no size or time
         return {"path": str(p), "bytes": None, "modified": None, "format_version": format_version}
     modified = datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
     return {"path": str(p), "bytes": int(st.st_size), "modified": modified, "format_version": format_version}

@@ -162,8 +162,10 @@ def test_10x_counts_against_a_model_of_log_normalised_x_warn(tmp_path):
 ], ids=["log-loss", "mae-fine", "rmse", "metric", "no-mean", "no-sd"])
 def test_sd_is_printed_to_its_means_decimals(key, mean, sd, want):
     assert fmt_sd(key, mean, sd) == want
-    if mean is not None:
+    if mean is not None and sd is not None:
         assert fmt_mean_sd(key, mean, sd).endswith(f" ± {want}")
+    elif mean is not None:  # one value: its SD is undefined, said in words (a "± —" read as a missing figure)
+        assert fmt_mean_sd(key, mean, sd).endswith(" (one value, no SD)")
 
 
 def test_predict_summary_says_n_a_when_no_sample_can_be_flagged(cohort):

@@ -217,8 +217,9 @@ def test_cv_says_when_a_fold_models_sets_hold_every_class_by_the_count_alone(tmp
     res = CliRunner().invoke(cli, ["cv", str(path), "--leave-batch-out", "--epochs", "3", "-q"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    assert ("cov@ by the count alone in 3 folds: fold 1 (held-out batch run0): every prediction set at 0.9 holds every "
-            "class: the level needs 9 held-out patients and the model's conformal calibration has 8") in text
+    assert ("cov@ by the count alone in 3 folds (left out of the mean): fold 1 (held-out batch run0): every prediction "
+            "set at 0.9 holds every class: the level needs 9 held-out patients and the model's conformal calibration "
+            "has 8") in text
     res = CliRunner().invoke(cli, ["cv", str(path), "--leave-batch-out", "--epochs", "3", "-q", "--json"])
     folds = json.loads(res.stdout)["per_fold"]
     assert all(f["trust"]["coverage"] == 1.0 and f["trust"]["set_notes"] for f in folds)

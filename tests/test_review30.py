@@ -4,6 +4,7 @@ messages."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -204,3 +205,93 @@ def test_the_estimators_grouped_early_stopping_error_says_it_once():
     message = str(info.value)
     assert message.count("cannot hold out whole groups") == 1
     assert "a class whose samples all come from one group" in message and "groupss" not in message
+
+
+# ── pipelines and outputs ───────────────────────────────────────────────────────────────────────────────
+
+
+def test_an_h5ad_output_killed_outright_leaves_no_temporary_file(tmp_path):
+    """The copy of the input was a named temporary file from the start: SIGKILL (the OOM killer, SLURM after its
+    grace period) left a full copy of the input as .out.h5ad.XXXX.tmp."""
+    import subprocess
+    import sys
+
+    anndata = pytest.importorskip("anndata")
+    anndata.AnnData(np.ones((20, 3), dtype=np.float32)).write_h5ad(tmp_path / "in.h5ad")
+    code = ("import os, numpy as np\n"
+            "import anndata.io as aio\n"
+            "aio.write_elem = lambda *a, **k: os._exit(9)  # killed while the copy is being changed\n"
+            "from mlpcli.data.h5ad import write_obs_columns\n"
+            f"write_obs_columns({str(tmp_path / 'in.h5ad')!r}, {str(tmp_path / 'out.h5ad')!r}, "
+            "{'mlpcli_x': np.zeros(20)})\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 9, done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.h5ad"]
+
+
+def test_predictions_written_into_an_h5ad_copy_keep_the_input(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    from mlpcli.data.h5ad import write_obs_columns
+
+    X = np.arange(60, dtype=np.float32).reshape(20, 3)
+    anndata.AnnData(X).write_h5ad(tmp_path / "in.h5ad")
+    write_obs_columns(tmp_path / "in.h5ad", tmp_path / "out.h5ad", {"mlpcli_x": np.arange(20.0)})
+    out = anndata.read_h5ad(tmp_path / "out.h5ad")
+    assert np.array_equal(out.X, X) and np.array_equal(out.obs["mlpcli_x"].to_numpy(), np.arange(20.0))
+    assert sorted(os.listdir(tmp_path)) == ["in.h5ad", "out.h5ad"]
+
+
+def test_a_model_is_not_written_to_a_terminal(site_model):
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "mlpcli", "train", str(site_model / "train.csv"), "--folds", "1",
+                               "--epochs", "2", "--hidden", "4", "-q", "-o", "-"], stdout=follower,
+                              stderr=subprocess.PIPE, text=True, cwd=site_model)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 2
+    assert "a model file is binary and standard output is a terminal" in done.stderr
+    piped = subprocess.run([sys.executable, "-m", "mlpcli", "train", str(site_model / "train.csv"), "--folds", "1",
+                            "--epochs", "2", "--hidden", "4", "-q", "-o", "-"], capture_output=True, cwd=site_model)
+    assert piped.returncode == 0 and piped.stdout.startswith(b"PK")  # a pipe: written as asked
+
+
+def test_a_model_can_come_from_standard_input_in_every_command(site_model):
+    import subprocess
+    import sys
+
+    for args in (["predict", "-", "same.csv", "-q", "-o", "-"], ["evaluate", "-", "same.csv", "-q", "--json"],
+                 ["info", "-", "--json"], ["explain", "-", "same.csv", "-q", "-o", "-"]):
+        with open(site_model / "m.mlp", "rb") as model:
+            done = subprocess.run([sys.executable, "-m", "mlpcli", *args], stdin=model, capture_output=True,
+                                  cwd=site_model)
+        assert done.returncode == 0, (args, done.stderr.decode())
+    with open(site_model / "m.mlp", "rb") as model:
+        done = subprocess.run([sys.executable, "-m", "mlpcli", "predict", "-", "-"], stdin=model,
+                              capture_output=True, text=True, cwd=site_model)
+    assert done.returncode == 2 and "would both read standard input" in done.stderr
+
+
+def test_predict_names_a_directory_output_as_a_directory(site_model, tmp_path):
+    res = run(["predict", str(site_model / "m.mlp"), str(site_model / "same.csv"), "-o", str(tmp_path / "newdir") + "/"])
+    assert res.exit_code == 2 and "a name ending in '/' names a directory" in res.stderr
+
+
+def test_evaluate_to_standard_output_puts_its_tables_on_stderr(site_model):
+    res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "same.csv"), "-o", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n"] == 180
+    assert "Metrics on 180 samples" in res.stderr
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(site_model, tmp_path):
+    (tmp_path / "c.toml").write_bytes(b"\xef\xbb\xbfepochs = 2\nfolds = 1\nhidden = [4]\n")
+    res = run(["train", str(site_model / "train.csv"), "--config", str(tmp_path / "c.toml"), "-q",
+               "--history", str(tmp_path / "h.csv"), "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "h.csv")) == 2

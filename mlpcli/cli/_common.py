@@ -713,6 +713,15 @@ def distinct_files(outputs: dict[str, str | None], inputs: dict[str, str | None]
         seen[k] = (flag, "output")
 
 
+def model_to_terminal(path, flag: str) -> None:
+    """A usage error when a model file (binary: a zip) would be written to standard output and standard output is
+    a terminal: a quarter of a megabyte of binary bytes on the screen, exit 0 (as gzip refuses to); a pipe or a
+    file is written as asked."""
+    if on_standard_output(path) and os.isatty(1):
+        raise click.UsageError(f"{flag} {path}: a model file is binary and standard output is a terminal; redirect it "
+                               "(> model.mlp), pipe it into another command, or give a file name")
+
+
 def on_standard_output(path) -> bool:
     """Whether writing ``path`` writes to this process's standard output: "-", a name for it
     (``/dev/stdout``, ``/dev/fd/1``, ``/proc/self/fd/1``), or the very pipe it is (a named pipe or socket

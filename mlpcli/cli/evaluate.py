@@ -13,7 +13,7 @@ from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_writable, debug_option, distinct_files, fmt,
     fmt_interval, fmt_metric,
     handle_errors, json_option, json_text, named_column, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
-    stdout_console, threads_context, threads_option, write_together,
+    stderr_console, stdout_console, threads_context, threads_option, write_together,
 )
 from .predict import (
     NoteRenderer, ReadProgress, chunking, common_options, load_model, role_flags, shift_table,
@@ -259,10 +259,11 @@ def _rule_words(task: str, rule: str | None, by_rule: bool) -> str:
     return "; labelled by the balanced decision rule: the most probable class relative to its training share"
 
 
-def render(result, model_path: str, data_file: str, rule: str | None = None, by_rule: bool = True) -> None:
+def render(result, model_path: str, data_file: str, rule: str | None = None, by_rule: bool = True,
+           con=None) -> None:
     """The tables of ``result``; ``rule``: the decision rule that labelled the samples (binary, multiclass),
-    ``by_rule``: a binary threshold is the rule's, not --threshold's."""
-    con = stdout_console()
+    ``by_rule``: a binary threshold is the rule's, not --threshold's; ``con``: where (standard output)."""
+    con = con if con is not None else stdout_console()
     m = result.metrics
     said = _rule_words(result.task, rule, by_rule)
     if result.task == "binary":
@@ -433,5 +434,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
             write_risk_coverage(result.trust, plot_path, f"Risk–coverage on {result.n:,} samples of {data_file}")
 
     write_together(files, last=last)
-    if not (as_json or out == "-" or shift_path == "-"):  # standard output holds a document: tables would break it
-        render(result, model_path, data_file, result.decision, by_rule=threshold is None)
+    if not as_json:  # standard output holding a document (-o -, --shift-report -): the tables go to stderr, as
+        # the summary of every other command does then (they went nowhere)
+        render(result, model_path, data_file, result.decision, by_rule=threshold is None,
+               con=stderr_console() if out == "-" or shift_path == "-" else None)

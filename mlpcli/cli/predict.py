@@ -312,9 +312,14 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     _check_explain_options(explain_k)
     from ..errors import DataError
 
+    from ..errors import OutputError
+    from ..fileio import check_file_name
+
     try:
+        if out != "-":
+            check_file_name(out)  # a name ending in "/" first: its format read as "'' names no output format"
         to_h5ad = lib.output_format(out)[0] == "h5ad"
-    except DataError as exc:  # an extension no writer knows: the option's value, a usage error
+    except (DataError, OutputError) as exc:  # an extension no writer knows: the option's value, a usage error
         raise click.UsageError(f"--out: {exc}") from None
     if to_h5ad and not is_h5ad(data_file):
         given = "- (standard input)" if data_file == "-" else data_file

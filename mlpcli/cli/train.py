@@ -16,7 +16,7 @@ from ..fileio import TABLE_FORMATS
 from ._common import (
     named_file,
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
-    distinct_files, fmt, fmt_ci, fmt_metric, handle_errors, interrupted_exit, json_option, on_standard_output,
+    distinct_files, fmt, fmt_ci, fmt_metric, handle_errors, interrupted_exit, json_option, model_to_terminal, on_standard_output,
     one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
     threads_context, threads_option, warn_workers, write_together,
 )
@@ -336,6 +336,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         out = "/dev/stdout"
     check_writable(out, "--out")
     history_path, oof_path = stdout_alias(history_path), stdout_alias(oof_path)  # /dev/stdout is "-"
+    model_to_terminal("-" if out == "/dev/stdout" else out, "-o")
     model_on_stdout = on_standard_output(out)  # `-o /dev/stdout`: the model's bytes there, the summary not
     one_stdout_writer({"-o": model_on_stdout, "--history -": history_path == "-", "--oof -": oof_path == "-",
                        "--json": as_json})

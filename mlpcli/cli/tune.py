@@ -12,7 +12,7 @@ from ._common import (
     named_file,
     Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
-    stderr_console, stdout_alias, stdout_console, threads_context, warn_workers, write_together,
+    stderr_console, stdout_alias, stdout_console, threads_context, warn_workers, write_together, model_to_terminal,
 )
 from .cv import FitProgress, fits_where, folds_words, load_for_cv, make_plan, parallel_options
 from .options import config_option, given_options, options_from_params, train_options
@@ -189,6 +189,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     results_path = stdout_alias(results_path)  # /dev/stdout is "-"
     if out == "-":  # standard output, as for train -o and every other output (it wrote a file named "-")
         out = "/dev/stdout"
+    if refit:
+        model_to_terminal("-" if out == "/dev/stdout" else out, "-o")
     model_on_stdout = refit and on_standard_output(out)  # the model's bytes there, the tables not
     one_stdout_writer({"-o": model_on_stdout, "--results -": results_path == "-", "--json": as_json})
     distinct_files({"--results": results_path, "--out": out if refit else None},
