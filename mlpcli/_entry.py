@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 
+from . import allocator
 from .interrupts import STOP_SIGNAL_NAMES
 
 try:
@@ -154,6 +155,7 @@ def main() -> None:
     whole_writes()
     tolerant_environment()
     no_stalling_huge_pages()
+    allocator.keep_freed_blocks()
     from .cli import main as cli_main
 
     cli_main()

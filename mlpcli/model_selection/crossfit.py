@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import config, data, interrupts, metrics
+from .. import allocator, config, data, interrupts, metrics
 from ..calibration import Calibration, bound_note, calibration_report, fit_temperature
 from ..config import AUTO, TrainOptions, offset_seed
 from ..decision import Decision
@@ -888,21 +888,6 @@ def _calibrate(model: Model, logits: np.ndarray, scored: data.Dataset, options: 
     return report
 
 
-def _return_freed_memory() -> None:
-    """Hand the memory the members' training freed back to the system (glibc's malloc_trim): arrays under
-    malloc's mmap threshold (which grows to 32 MB as large arrays are freed) stay in its heap when freed, and
-    the resident set would carry them into the next stage (120 MB after an 8,000 x 5,000 ensemble). A no-op
-    where there is no glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
-        pass
-
-
 def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: data.Dataset, member: np.ndarray,
                  source: str, parts: list[tuple[np.ndarray, np.ndarray]], seed: int, notes: list[str],
                  val_ds: data.Dataset | None = None) -> None:
@@ -921,7 +906,7 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
                                           model.temperature, source, seed)
     pre = model.preprocessor
     n_features = len(pre.kept_features)
-    _return_freed_memory()  # the members' training buffers, before the OOD rows are transformed
+    allocator.return_freed()  # the members' training buffers, before the OOD rows are transformed
     rows = ood.sample_rows(ds.n_samples, n_features, seed)
     Z = pre.transform(ds.subset(rows).X, order="C")  # row-major: the fits gather rows of it
     position = np.full(ds.n_samples, -1, dtype=np.int64)

@@ -1,0 +1,81 @@
+"""The C allocator's handling of freed memory (glibc's malloc; a no-op elsewhere).
+
+A command makes many short-lived arrays of a few megabytes: the preprocessing's blocks of columns (8 MiB
+float64 copies and their work space, two threads at a time), the row blocks of ``transform``, of the counts
+check and of the shift check. glibc hands such a block back to the system when it is freed at the top of its
+heap and more than ``M_TRIM_THRESHOLD`` (by default twice the mmap threshold, so 16 MiB after the first 8 MiB
+block) lies free there; the next block is then new memory, and every 4 KiB page of it costs a page fault on
+its first write: 1-4 us on a virtual machine, where each fault exits to the hypervisor. ``keep_freed_blocks``
+fixes the mmap threshold and the trim threshold so that freed blocks are used again instead. Measured on `train
+--folds 1 --epochs 2 --hidden 128` of 8,000 x 5,000 float32 parquet: 306,000-318,000 page faults -> 189,000-192,000,
+system time 0.72-0.90 -> 0.58-0.74 s, 0.08 s less outside the epochs (medians of six alternating pairs, 2.83 ->
+2.75 s), peak resident set 614-637 -> 632-640 MB; on 100,000 x 2,000 sparse .h5ad 469,000 -> 398,000 faults, peak
+993 -> 997 MB. A trim threshold of 64 MiB keeps nearly all of it (256 MiB: 189,000 faults; 32 MiB: 198,000), where
+256 MiB raised the sparse peak by 20 MB more. Arrays of MMAP_BYTES and more (the data matrix, the training matrix)
+still get memory of their own from the system, returned when they are freed, so the memory kept is at most the
+blocks in use at one time plus KEPT_FREE_BYTES; ``return_freed`` hands it back where the resident set matters
+(before a stage that needs memory of its own).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["MMAP_BYTES", "KEPT_FREE_BYTES", "keep_freed_blocks", "return_freed"]
+
+MMAP_BYTES = 32 << 20  # glibc's own ceiling for its sliding mmap threshold (64-bit), fixed here
+KEPT_FREE_BYTES = 64 << 20  # free memory a heap may keep at its top before it is trimmed
+
+# mallopt's parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+# the environment variables glibc reads when a process starts (worker processes inherit them)
+_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": MMAP_BYTES, "MALLOC_TRIM_THRESHOLD_": KEPT_FREE_BYTES}
+
+
+def _glibc():
+    """The C library's functions when it is glibc, else None."""
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None
+    except (AttributeError, ValueError, OSError):  # not glibc (macOS, musl, Windows)
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None)  # the running program's symbols, libc's among them (no ldconfig subprocess)
+    except OSError:  # pragma: no cover - a static build
+        return None
+
+
+def keep_freed_blocks() -> bool:
+    """Make freed blocks below MMAP_BYTES stay with the allocator for reuse (see the module docstring), in this
+    process (``mallopt``) and in the processes it starts (the environment). Left alone when the user set
+    these thresholds (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_ or a glibc.malloc tunable
+    in GLIBC_TUNABLES), and where the C library is not glibc. Returns whether it was applied."""
+    if any(k in os.environ for k in (*_ENVIRONMENT, "MALLOC_TOP_PAD_")) or \
+            "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    libc = _glibc()
+    if libc is None:
+        return False
+    try:
+        applied = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
+    except AttributeError:  # pragma: no cover - a libc without mallopt
+        return False
+    if applied:
+        os.environ.update({k: str(v) for k, v in _ENVIRONMENT.items()})
+    return applied
+
+
+def return_freed() -> None:
+    """Hand the memory freed so far back to the system (glibc's malloc_trim): blocks below the mmap threshold
+    stay in the allocator's heap when freed, and the resident set would carry them into the next stage (120 MB
+    after an 8,000 x 5,000 ensemble). A no-op where there is no glibc."""
+    libc = _glibc()
+    if libc is not None:
+        try:
+            libc.malloc_trim(0)
+        except AttributeError:  # pragma: no cover
+            pass
