@@ -425,7 +425,9 @@ def check_unused(options: "TrainOptions", given: Iterable[str], grid: dict | Non
         if rule is None or all(rule.is_inert(v) for v in values):
             continue
         tuned = [k for k in rule.controls if k in grid]
-        tried = [options]
+        # the option's own values too (those that ask for something): a rule may read it (--augment-noise auto, not
+        # an SD, is what --no-standardize makes moot), and the grid's "auto" was judged as the default 0.0 instead
+        tried = [replace(options, **{name: v}) for v in values if not rule.is_inert(v)] if name in grid else [options]
         for key in tuned:
             tried = [replace(o, **{key: v}) for o in tried for v in grid[key]]
         if not any(rule.applies(o) for o in tried):

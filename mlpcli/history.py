@@ -275,6 +275,7 @@ class Curves:
     validation_table: str | None = None  # the separate table validation came from (train --val-data)
     grouped_by: str | None = None  # the column whose samples the run's split kept on one side (a model's group role)
     step: str = "epoch"  # what one point of the curves is: "epoch", or "iteration" for a model fitted by L-BFGS
+    linear: bool = False  # the network has no hidden layer (a model's --hidden none): it cannot be made smaller
 
 
 def _num(v) -> float:
@@ -369,7 +370,8 @@ def diagnose_curves(c: Curves):
                         stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
                         member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c),
                         capacity_tried=c.capacity_tried, validation_table=c.validation_table,
-                        grouped_by=c.grouped_by, full_batch=c.step == "iteration", curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
+                        grouped_by=c.grouped_by, full_batch=c.step == "iteration", linear=c.linear,
+                        curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
     except DataError as exc:
         if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
             raise  # the caller's baseline is at fault, not the source (the CLI names --baseline)
@@ -530,6 +532,7 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     c.validation_table = cfg.get("val_data") if isinstance(cfg.get("val_data"), str) else None
     group = (model.roles or {}).get("group") if isinstance(model.roles, dict) else None
     c.grouped_by = group if isinstance(group, str) and group else None
+    c.linear = bool(model.members) and all(not list(m.network.hidden) for m in model.members)
     if resolved.get("optimizer") == "lbfgs":  # full-batch: one point per iteration, the last weights kept
         _per_iteration(c)
     _note_shifted_members(c, fit.get("members") or [])

@@ -238,9 +238,15 @@ def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "
     for ``train``); the tuning's summary is kept in ``model.extra["tuning"]`` (``tuning.refit_record``)."""
     from .model_selection.tuning import best_options, refit_record
 
-    outcome = train_dataset(ds, best_options(options, result), progress=progress, source=source,
-                            folds_flag="--member-folds", plan=plan)
+    chosen = best_options(options, result)
+    outcome = train_dataset(ds, chosen, progress=progress, source=source, folds_flag="--member-folds", plan=plan)
     outcome.model.extra["tuning"] = refit_record(result)
+    members = len(outcome.model.members)
+    if "val_size" in result.best.setting and members > 1:  # member-folds auto became an ensemble here
+        outcome.warnings.append(
+            f"the chosen val-size={chosen.val_size:g} has no effect on the model --refit trained: --member-folds "
+            f"{options.folds} trained {members} cross-fitted members, each early-stopped on its own fold (the tuning "
+            "scored one network per fold on a val-size hold-out); --member-folds 1 ships one network with it")
     return outcome
 
 

@@ -295,3 +295,116 @@ def test_a_config_file_with_a_byte_order_mark_is_read(site_model, tmp_path):
                "--history", str(tmp_path / "h.csv"), "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(tmp_path / "h.csv")) == 2
+
+
+# ── diagnose: a linear model cannot be made smaller ─────────────────────────────────────────────────────
+
+
+def _overfit_curves(n=40):
+    epochs = np.arange(1, n + 1)
+    train = list(0.7 * np.exp(-epochs / 6) + 0.01)
+    val = list(0.45 + 0.004 * (epochs - 8) ** 2 / 8)
+    return train, val
+
+
+@pytest.mark.parametrize("full_batch", [False, True])
+def test_a_linear_model_is_not_told_to_shrink(full_batch):
+    from mlpcli.diagnosis import diagnose
+
+    train, val = _overfit_curves()
+    network = diagnose(train, val, baseline=0.69, full_batch=full_batch)
+    linear = diagnose(train, val, baseline=0.69, full_batch=full_batch, linear=True)
+    assert network.label == linear.label == "overfit"
+    assert any("--hidden" in a for a in network.advice)
+    assert not any("Reduce model capacity" in a or "smaller network" in a for a in linear.advice)
+    if full_batch:
+        assert "fewer features (--top-var)" in linear.advice[0]
+
+
+def test_diagnose_reads_a_linear_model_as_linear(tmp_path):
+    from mlpcli.history import read_curves
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 60))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(60)])
+    frame.insert(0, "label", np.where(X[:, 0] + rng.normal(size=120) > 0, "a", "b"))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    for hidden, linear in (("none", True), ("4", False)):
+        res = run(["train", str(tmp_path / "t.csv"), "--hidden", hidden, "--folds", "1", "--no-group", "--epochs", "5",
+                   "-q", "-o", str(tmp_path / f"{hidden}.mlp")])
+        assert res.exit_code == 0, res.output
+        assert read_curves(tmp_path / f"{hidden}.mlp").linear is linear
+
+
+# ── labels: one number under a decimal comma ────────────────────────────────────────────────────────────
+
+
+def test_labels_that_are_one_number_under_a_decimal_comma_are_named(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = ["label;g1;g2"] + [f"{['01', '1,0', '2', '1'][i % 4]};{rng.normal():.3f};{rng.normal():.3f}".replace(".", ",")
+                               for i in range(80)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    ds, _ = data.load_dataset(str(tmp_path / "t.csv"), target="label", no_group=True)
+    assert ds.classes == ["01", "1", "1,0", "2"]
+    assert any("one number written differently: '01', '1', '1,0'" in w for w in ds.warnings)
+
+
+# ── tune ────────────────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def small_table(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tune")
+    _table(n_pat=60, genes=12, seed=4, sig=0.8).to_csv(tmp / "t.csv", index=False)
+    return tmp / "t.csv"
+
+
+def test_tune_counts_settings_that_train_the_same_networks_once(small_table):
+    res = run(["tune", str(small_table), "--epochs", "4", "--folds", "2", "--grid", "hidden=none|4; dropout=0,0.3"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "1 of 4 settings trains the same networks as another setting" in text
+    assert "dropout drops units of the hidden layers, and --hidden none has none" in text
+    assert "the highest of 3 settings" in text
+
+
+def test_tune_refuses_augment_noise_auto_with_unstandardised_features_in_its_grid(small_table):
+    res = run(["tune", str(small_table), "--epochs", "2", "--folds", "2", "--hidden", "4",
+               "--grid", "augment-noise=auto; standardize=false"])
+    assert res.exit_code == 2 and "augment-noise: auto sizes the noise in units of a standardised feature" in res.output
+
+
+def test_outer_folds_without_nested_is_a_usage_error(small_table):
+    res = run(["tune", str(small_table), "--epochs", "2", "--folds", "2", "--outer-folds", "3", "--grid", "l2=0,0.1"])
+    assert res.exit_code == 2 and "--outer-folds sets the outer folds of --nested" in res.output
+
+
+def test_nested_with_nothing_chosen_does_not_call_the_inner_score_optimistic(small_table):
+    res = run(["tune", str(small_table), "--epochs", "3", "--folds", "2", "--outer-folds", "2", "--nested",
+               "--hidden", "4", "--grid", "l2=0"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "honest estimate of the tuned model" in text and "it was used to choose" not in text
+
+
+def test_a_tuned_val_size_the_refit_ensemble_ignores_is_a_warning(small_table, tmp_path):
+    res = run(["tune", str(small_table), "--epochs", "3", "--folds", "2", "--hidden", "4", "--grid",
+               "val-size=0.2,0.3", "--refit", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "has no effect on the model --refit trained: --member-folds auto trained 5" in " ".join(res.stderr.split())
+
+
+def test_rounding_does_not_break_a_tie_against_the_grid_order():
+    from mlpcli.model_selection.tuning import PointResult, rank, tie_note
+
+    v = [0.7, 0.6333333333333333, 0.8166666666666667, 0.55, 0.75]
+    w = [0.7, 0.6333333333333333, 0.75, 0.8166666666666667, 0.55]
+    assert sum(v) / 5 != sum(w) / 5  # the same scores in another order: the means differ in their last bit
+
+    def point(i, setting, scores):
+        mean, sd = mean_sd(scores)
+        return PointResult(index=i, setting=setting, scores=scores, mean=mean, sd=sd, decisions=["argmax"] * 5)
+
+    ranked = rank([point(0, {"l2": 0.0}, w), point(1, {"l2": 0.001}, v)], True)
+    assert [p.index for p in ranked] == [0, 1]
+    assert "by its place in the grid" in tie_note(ranked, "balanced_accuracy")

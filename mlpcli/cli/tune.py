@@ -165,6 +165,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     plan = make_plan(n_jobs, backend, scheduler, threads)
     if ctx.get_parameter_source("out") == click.core.ParameterSource.COMMANDLINE and not refit:
         raise click.UsageError("-o/--out names the model written by --refit; add --refit")
+    if ctx.get_parameter_source("outer_folds") == click.core.ParameterSource.COMMANDLINE and not nested:
+        raise click.UsageError("--outer-folds sets the outer folds of --nested; add --nested")
     options = options_from_params(params, check_optimizer=False)  # checked below, with the grid's optimizers
     if options.folds != TrainOptions().folds and not refit:  # given on the command line or in --config
         # the grid is scored one network per fold: only the refit's model has members
@@ -238,6 +240,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
             # refit returned a cut-short model: saving it and exiting 0 passed it off as the tuned model. A stopped
             # refit leaves neither output and exits 128 + the signal, as every other stopped tuning does.
             raise KeyboardInterrupt
+        # the refit's own warnings (a chosen option its ensemble does not read, constant features): of the model
+        result.warnings.extend(w for w in outcome.warnings if w not in result.warnings)
         refit_doc = {"model": out, "setting": result.best.setting, "validation_metrics": outcome.val_metrics,
                      "members": len(outcome.model.members), "notes": outcome.notes,
                      # the rule its labels (and the label metrics above) follow, as train --json's network.decision
@@ -278,9 +282,11 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         s = result.nested_summary()
         if s["mean"] is not None:
             over = f"{s['folds']}" if s["scored"] == s["folds"] else f"{s['scored']} of {s['folds']}"
+            # optimistic only where the best was chosen among several models (one setting, or one that scored)
+            chose = " (the best inner score above is optimistic: it was used to choose)" if chosen_from > 1 else ""
             con.print(f"honest estimate of the tuned model: {display_name(result.metric)} "
-                      f"[bold]{fmt_mean_sd(result.metric, s['mean'], s['sd'])}[/] over {over} outer folds "
-                      "(the best inner score above is optimistic: it was used to choose)", soft_wrap=True)
+                      f"[bold]{fmt_mean_sd(result.metric, s['mean'], s['sd'])}[/] over {over} outer folds{chose}",
+                      soft_wrap=True)
     if refit_doc:
         con.print(_refit_words(outcome, result.metric, len(ds.y), chosen_from) + f": model written to {out}",
                   soft_wrap=True)

@@ -179,13 +179,17 @@ _INTEGER_TEXT = r"[+-]?\d+"
 _LEADING_ZERO_INTEGER = r"[+-]?0\d+"
 
 
-def one_number_groups(values: Iterable) -> list[list[str]]:
-    """The distinct text values that read as one number ('1', '01', '1.0', '+1'), in groups."""
+def one_number_groups(values: Iterable, decimal: str = ".") -> list[list[str]]:
+    """The distinct text values that read as one number ('1', '01', '1.0', '+1'; with ``decimal`` "," the table's
+    decimal mark, '1,0' too), in groups."""
     by_value: dict[float, list[str]] = {}
     for value in values:
         if isinstance(value, str) and "_" not in value:  # (float() reads 1_0 as 10)
+            text = value.strip()
+            if decimal == "," and "." not in text and text.count(",") == 1:
+                text = text.replace(",", ".")
             try:
-                number = float(value.strip())
+                number = float(text)
             except ValueError:
                 continue
             if math.isfinite(number):

@@ -802,7 +802,7 @@ def _encode_classes(
         if rare:
             warn.append(f"rare classes in {name!r} with fewer than {_RARE_CLASS_SAMPLES} samples: {_counted(rare)}; "
                         "their validation scores will be noisy")
-        _warn_near_labels(labels, name, warn)
+        _warn_near_labels(labels, name, warn, col.attrs.get(DECIMAL_ATTR, "."))
         _warn_set_separator(labels, name, warn)
     return y, labels
 
@@ -843,7 +843,7 @@ def _warn_near_groups(groups: np.ndarray, name: str, warn: list[str]) -> None:
                     "if they are one")
 
 
-def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
+def _warn_near_labels(labels: list, name: str, warn: list[str], decimal: str = ".") -> None:
     """A warning when classes differ only in letter case, spaces or Unicode form ('case' and 'case ', as a
     spreadsheet keeps a stray space; 'Grade 1' with a non-breaking space): labels are read as written, so they train as separate classes."""
     near = _near_spellings(labels)
@@ -852,7 +852,7 @@ def _warn_near_labels(labels: list, name: str, warn: list[str]) -> None:
         warn.append(f"classes in {name!r} that differ only in {SPELLING_WORDS}: {shown}"
                     f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are trained as separate "
                     "classes — write each label one way if they are one")
-    numbers = one_number_groups(labels)
+    numbers = one_number_groups(labels, decimal)
     if numbers:
         shown = "; ".join(", ".join(map(repr, group)) for group in numbers[:3])
         zeros = any(re.match(r"\s*[+-]?0\d", v) for group in numbers for v in group)
@@ -1232,6 +1232,7 @@ def _typed_targets(frame: pd.DataFrame, targets: Sequence[str], table) -> pd.Dat
     for t in targets:
         if t in frame.columns and frame[t].dtype == object:
             frame[t] = typed_as_written(frame[t], decimal)
+    frame.attrs.setdefault(DECIMAL_ATTR, decimal)  # labels kept as text are judged in it ('1,0' is 1 here)
     return frame
 
 

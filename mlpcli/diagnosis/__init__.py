@@ -116,7 +116,7 @@ from typing import Sequence
 from .curves import MIN_POINTS, BaselineError, CurveError, _prepare
 from .measure import _head, _measure, _training_rise
 from .rules import LABELS, RULES, RUNNER_UP_MARGIN, _pick
-from .words import (_advice, _full_batch_advice, _evidence, _summary, _unstable_advice, _unstable_sentence, _user_evidence, _Words,
+from .words import (_advice, _full_batch_advice, _linear_advice, _evidence, _summary, _unstable_advice, _unstable_sentence, _user_evidence, _Words,
                     evidence_meanings, label_title)
 
 __all__ = ["LABELS", "RULES", "RUNNER_UP_MARGIN", "Diagnosis", "CurveError", "BaselineError", "diagnose", "evidence_meanings", "label_title"]
@@ -167,6 +167,7 @@ def diagnose(
     curve_names: tuple[str, str] = ("train_loss", "val_loss"),
     grouped_by: str | None = None,
     full_batch: bool = False,
+    linear: bool = False,
 ) -> Diagnosis:
     """Label a run's learning curves with one of ``LABELS``.
 
@@ -201,6 +202,8 @@ def diagnose(
         then does not ask for a grouped split the run already had.
     full_batch: the curves are L-BFGS iterations (``--optimizer lbfgs``), which keeps its last weights and has no
         learning rate, dropout or input noise: the advice names what that optimizer takes.
+    linear: the network has no hidden layer (``--hidden none``): advice to make it smaller is left out (it is the
+    smallest), a stronger penalty or fewer features (--top-var) said instead.
 
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
     with both values finite, a baseline that is not a finite loss above 0 (BaselineError, a
@@ -220,7 +223,9 @@ def diagnose(
     advice = _advice(label, lv, stochastic_regularisation, words, kept or None, capacity_tried, validation_table,
                      grouped_by)
     if full_batch:
-        advice = _full_batch_advice(label, advice)
+        advice = _full_batch_advice(label, advice, linear)
+    if linear:
+        advice = _linear_advice(advice)
     tied = runner_up is not None and scores[runner_up] == scores[label]
     summary = _summary(label, lv, conditions[label], runner_up, tied, words)
     if lv["unstable_epoch"] is not None:  # the instability is the first thing to fix; "nothing needed" is not true

@@ -357,16 +357,32 @@ _NOT_FULL_BATCH = ("--lr", "--dropout", "--augment-noise", "--patience", "--min-
                    "--lr-schedule", "--l1", "--batchnorm", "--weight-decay")
 
 
-def _full_batch_advice(label: str, advice: list[str]) -> list[str]:
+def _linear_advice(advice: list[str]) -> list[str]:
+    """``advice`` for a linear model (no hidden layer): no line that would make the network smaller (it has no
+    units to remove), and where the first line asks for a less flexible model, the linear model's own ways."""
+    out = []
+    for a in advice:
+        if a.startswith("Reduce model capacity"):
+            continue
+        if "the linear model (--hidden none) or a few units (--hidden 16)" in a:
+            a = a.replace("the linear model (--hidden none) or a few units (--hidden 16)",
+                          "it is the linear model already, so a much stronger --l2 and fewer features (--top-var)")
+        out.append(a)
+    return out
+
+
+def _full_batch_advice(label: str, advice: list[str], linear: bool = False) -> list[str]:
     """``advice`` for curves of L-BFGS iterations: the lines naming an option that optimizer refuses are left out,
     and what it does take leads (it trains to convergence and keeps the last iterate, so there is no earlier point
     to stop at: a penalty, a smaller network, or a minibatch optimizer that stops early)."""
     kept = [a for a in advice if not any(re.search(rf"{o}\b", a) for o in _NOT_FULL_BATCH)
             and not a.startswith(("Stop early", "Nothing to restore"))]  # (early stopping: not L-BFGS's)
     if label in ("overfit", "unrepresentative_train", "unrepresentative_validation_noisy"):
+        smaller = ("fewer features (--top-var)" if linear else
+                   "use a smaller network (--hidden, --hidden none for the linear model)")
         lead = ("L-BFGS trains to convergence and keeps its last iterate, not the best one: regularise it with a "
-                "stronger --l2, use a smaller network (--hidden, --hidden none for the linear model), or train with a "
-                "minibatch optimizer that stops at the best epoch (--optimizer adamw, the default).")
+                f"stronger --l2, {smaller}, or train with a minibatch optimizer that stops at the best epoch "
+                "(--optimizer adamw, the default).")
     elif label in ("underfit_capacity", "underfit_stopped_early"):
         lead = ("L-BFGS: more capacity (--hidden), a weaker --l2, or more iterations (--epochs, its iteration "
                 "limit); it takes no learning rate.")

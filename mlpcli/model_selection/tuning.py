@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import data, metrics
-from ..config import OPTIMIZER_ONLY, TrainOptions
+from ..config import ONLY_WITH, OPTIMIZER_ONLY, TrainOptions
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .cross_validation import (FoldScore, _fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
@@ -35,7 +35,7 @@ from .grid import (apply_setting, check_settings, choose_points, format_setting,
                    value_text)
 from .splits import Fold, check_training_parts, kfold
 
-__all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS", "chosen_among",
+__all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS", "chosen_among", "rank",
            "selection_note", "grid_notes", "tie_note", "refit_record"]
 
 # What each grid point is scored as (see the module docstring).
@@ -186,12 +186,14 @@ def _cell_text(v) -> str:
     return repr(float(v)) if isinstance(v, float) else value_text(v)
 
 
-def _rank(points: list[PointResult], higher: bool) -> list[PointResult]:
-    """Best first: by mean score, then smaller SD, then grid order; undefined scores last."""
+def rank(points: list[PointResult], higher: bool) -> list[PointResult]:
+    """Best first: by mean score, then smaller SD, then grid order; undefined scores last. Means (and SDs) equal to
+    ``tie_note``'s tolerance are equal here too (``_level``): the same fold scores in another order differ in the
+    mean's last bit, which put the later setting first, against the grid order the note then gave as the reason."""
     def key(p: PointResult):
         if p.mean is None:
             return (1, 0.0, 0.0, p.index)
-        return (0, -p.mean if higher else p.mean, p.sd or 0.0, p.index)
+        return (0, _level(-p.mean if higher else p.mean), _level(p.sd or 0.0), p.index)
 
     ranked = sorted(points, key=key)
     for i, p in enumerate(ranked, 1):
@@ -232,7 +234,7 @@ def _collect(points: list[tuple[int, dict]], scores: list[FoldScore | FailedFit]
             epoch_caps=[s.epoch_cap if s else 0 for s in fits],
             decisions=[s.decision.rule if s and s.decision is not None else None for s in fits],
             failed=f"{failed[0].reason} (in {len(failed)} of {len(chunk)} folds)" if failed else None))
-    return _rank(out, higher)
+    return rank(out, higher)
 
 
 # The options ``fitting.build_loss`` reads: what _check_points checks each distinct combination of.
@@ -363,12 +365,29 @@ def _failed_note(points: list[PointResult]) -> str | None:
             f"the first, {first}")
 
 
+def _moot(setting: dict) -> list[str]:
+    """The options of ``setting`` that have no effect under its other values (``config.ONLY_WITH``: momentum
+    under optimizer=adam, dropout under hidden=none, scaling under standardize=false), judged on the defaults for
+    the options the setting does not hold."""
+    try:
+        options = replace(TrainOptions(), **setting)
+    except (TypeError, ValueError):  # not an options dict: nothing known to be moot
+        return []
+    return [k for k in setting if k in ONLY_WITH and not ONLY_WITH[k].applies(options)]
+
+
+def _level(value: float) -> float:
+    """``value`` to 9 significant digits (0 below 1e-12): scores that ``math.isclose(rel_tol=1e-9, abs_tol=1e-12)``
+    calls equal, rounding apart, sort as equal."""
+    return 0.0 if abs(value) < 1e-12 else float(f"{value:.9g}")
+
+
 def _model_key(setting: dict) -> tuple:
-    """What a setting trains: its values without those its optimizer does not read (``OPTIMIZER_ONLY``:
-    ``optimizer=adam momentum=0.5`` and ``optimizer=adam momentum=0.9`` train the same networks)."""
-    optimizer = setting.get("optimizer")
-    return tuple((k, repr(v)) for k, v in setting.items()
-                 if optimizer is None or k not in OPTIMIZER_ONLY or optimizer in OPTIMIZER_ONLY[k])
+    """What a setting trains: its values without those that have no effect under its others (``_moot``:
+    ``optimizer=adam momentum=0.5`` and ``optimizer=adam momentum=0.9`` train the same networks, as do
+    ``hidden=none dropout=0`` and ``hidden=none dropout=0.3``)."""
+    moot = set(_moot(setting))
+    return tuple((k, repr(v)) for k, v in setting.items() if k not in moot)
 
 
 def chosen_among(points: list[PointResult]) -> int:
@@ -388,12 +407,18 @@ def grid_notes(points: list[tuple[int, dict]]) -> list[str]:
         same.setdefault(_model_key(setting), []).append(setting)
     repeated = [group for group in same.values() if len(group) > 1]
     if repeated:
-        ignored = sorted({k for group in repeated for k in group[0]
-                          if k in OPTIMIZER_ONLY and group[0].get("optimizer") not in OPTIMIZER_ONLY[k]})
+        ignored = sorted({k for group in repeated for k in _moot(group[0])})
+
+        def why(k: str) -> str:
+            if k in OPTIMIZER_ONLY:
+                return f"{option_name(k)} applies to optimizer={' and '.join(OPTIMIZER_ONLY[k])} only"
+            setting = next(g[0] for g in repeated if k in _moot(g[0]))
+            reason = ONLY_WITH[k].why([replace(TrainOptions(), **setting)], "--member-folds").split(";")[0]
+            return f"{option_name(k)} {reason}"
+
         first = repeated[0]
         n = sum(len(group) - 1 for group in repeated)
-        applies = "; ".join(f"{option_name(k)} applies to optimizer={' and '.join(OPTIMIZER_ONLY[k])} only"
-                            for k in ignored)
+        applies = "; ".join(why(k) for k in ignored)
         notes.append(f"{n} of {len(points)} settings {'trains' if n == 1 else 'train'} the same networks as another "
                      f"setting, so {'it scores' if n == 1 else 'they score'} the same: {applies} (e.g. "
                      f"{' and '.join(format_setting(s) for s in first[:2])}); the selection counts such settings "
