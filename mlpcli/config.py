@@ -163,8 +163,9 @@ class TrainOptions:
                                           "auto: a small portfolio (none; with --lr auto on 200 features or more, none again at a tenth "
                                           "of the rate; one hidden layer of 128; and, when features outnumber "
                                           "training rows, that layer with --augment-noise auto) chosen by out-of-fold score on the training folds, the simpler "
-                                          "one unless a more complex one wins by more than one standard error "
-                                          "(regression: by more than 0.5 % of the simpler one's RMSE).")
+                                          "one unless a more complex one wins by more than the larger of a tie "
+                                          "margin (0.005; regression: 0.5 % of the simpler one's RMSE) and one "
+                                          "standard error of the paired difference.")
     activation: str = option("relu", kind="choice", choices=ACTIVATION_CHOICES, help="Hidden-layer activation.")
     dropout: float = option(0.3, kind="float", low=0, high=1, high_open=True, help="Dropout rate after each hidden layer.")
     batchnorm: bool = option(False, kind="bool", help="Batch normalisation after each hidden layer.")
