@@ -13,8 +13,9 @@ system time 0.72-0.90 -> 0.58-0.74 s, 0.08 s less outside the epochs (medians of
 993 -> 997 MB. A trim threshold of 64 MiB keeps nearly all of it (256 MiB: 189,000 faults; 32 MiB: 198,000), where
 256 MiB raised the sparse peak by 20 MB more. Arrays of MMAP_BYTES and more (the data matrix, the training matrix)
 still get memory of their own from the system, returned when they are freed, so the memory kept is at most the
-blocks in use at one time plus KEPT_FREE_BYTES; ``return_freed`` hands it back where the resident set matters
-(before a stage that needs memory of its own).
+blocks in use at one time plus KEPT_FREE_BYTES, and a later stage reuses it. ``return_freed`` trims the heap only
+where the thresholds still slide (the library in a notebook, which never calls ``keep_freed_blocks``): under them
+the trim before the OOD calibration made 24,000 of its pages fault again, for the same peak.
 """
 
 from __future__ import annotations
@@ -70,9 +71,13 @@ def keep_freed_blocks() -> bool:
 
 
 def return_freed() -> None:
-    """Hand the memory freed so far back to the system (glibc's malloc_trim): blocks below the mmap threshold
-    stay in the allocator's heap when freed, and the resident set would carry them into the next stage (120 MB
-    after an 8,000 x 5,000 ensemble). A no-op where there is no glibc."""
+    """Hand the memory freed so far back to the system (glibc's malloc_trim) where the allocator's thresholds
+    still slide: blocks under its mmap threshold (which grows to 32 MB as large arrays are freed) stay in its heap
+    when freed, and the resident set would carry them into the next stage (120 MB after an 8,000 x 5,000
+    ensemble). A no-op where the trim threshold is fixed (MALLOC_TRIM_THRESHOLD_: ``keep_freed_blocks``, inherited
+    by a worker process, or the user's), where the heap keeps at most that much, and where there is no glibc."""
+    if "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return
     libc = _glibc()
     if libc is not None:
         try:

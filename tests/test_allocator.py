@@ -13,7 +13,7 @@ import pytest
 
 def _allocator_in_child(env: dict) -> dict:
     code = ("import json, os; from mlpcli import allocator; applied = allocator.keep_freed_blocks(); "
-            "allocator.return_freed(); print(json.dumps({'applied': applied, 'trim': "
+            "print(json.dumps({'applied': applied, 'trim': "
             "os.environ.get('MALLOC_TRIM_THRESHOLD_'), 'mmap': os.environ.get('MALLOC_MMAP_THRESHOLD_')}))")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
@@ -37,3 +37,23 @@ def test_the_users_own_allocator_settings_are_left_alone(env):
     got = _allocator_in_child(env)
     assert got["applied"] is False
     assert got["trim"] == env.get("MALLOC_TRIM_THRESHOLD_") and got["mmap"] is None
+
+
+def test_the_heap_is_trimmed_only_where_its_thresholds_slide(monkeypatch):
+    """The console script fixes them (MALLOC_TRIM_THRESHOLD_): trimming there made the next stage's pages fault
+    again for nothing; the library in a notebook keeps the trim."""
+    from mlpcli import allocator
+
+    calls = []
+
+    class Libc:
+        def malloc_trim(self, pad):
+            calls.append(pad)
+
+    monkeypatch.setattr(allocator, "_glibc", lambda: Libc())
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", str(allocator.KEPT_FREE_BYTES))
+    allocator.return_freed()
+    assert calls == []
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    allocator.return_freed()
+    assert calls == [0]

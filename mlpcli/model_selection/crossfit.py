@@ -906,7 +906,7 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
                                           model.temperature, source, seed)
     pre = model.preprocessor
     n_features = len(pre.kept_features)
-    allocator.return_freed()  # the members' training buffers, before the OOD rows are transformed
+    allocator.return_freed()  # the members' training buffers, before the OOD rows are transformed (library use)
     rows = ood.sample_rows(ds.n_samples, n_features, seed)
     Z = pre.transform(ds.subset(rows).X, order="C")  # row-major: the fits gather rows of it
     position = np.full(ds.n_samples, -1, dtype=np.int64)
