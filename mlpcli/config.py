@@ -164,8 +164,9 @@ class TrainOptions:
                                           "of the rate; one hidden layer of 128; and, when features outnumber "
                                           "training rows, that layer with --augment-noise auto) chosen by out-of-fold score on the training folds, the simpler "
                                           "one unless a more complex one wins by more than the larger of a tie "
-                                          "margin (0.005; regression: 0.5 % of the simpler one's RMSE) and one "
-                                          "standard error of the paired difference.")
+                                          "margin (0.005) and one standard error of the paired difference "
+                                          "(regression: by more than 0.5 % of the simpler one's RMSE, no standard "
+                                          "error).")
     activation: str = option("relu", kind="choice", choices=ACTIVATION_CHOICES, help="Hidden-layer activation.")
     dropout: float = option(0.3, kind="float", low=0, high=1, high_open=True, help="Dropout rate after each hidden layer.")
     batchnorm: bool = option(False, kind="bool", help="Batch normalisation after each hidden layer.")
@@ -426,16 +427,26 @@ def check_unused(options: "TrainOptions", given: Iterable[str], grid: dict | Non
         if rule is None or all(rule.is_inert(v) for v in values):
             continue
         tuned = [k for k in rule.controls if k in grid]
-        # the option's own values too (those that ask for something): a rule may read it (--augment-noise auto, not
-        # an SD, is what --no-standardize makes moot), and the grid's "auto" was judged as the default 0.0 instead
-        tried = [replace(options, **{name: v}) for v in values if not rule.is_inert(v)] if name in grid else [options]
-        for key in tuned:
-            tried = [replace(o, **{key: v}) for o in tried for v in grid[key]]
-        if not any(rule.applies(o) for o in tried):
-            shown = flag_name(name) if name in given else f"--grid: {name.replace('_', '-')}"
+        # each of the grid's values (those that ask for something) on its own: a rule may read the option itself
+        # (--augment-noise auto, not an SD, is what --no-standardize makes moot), and a grid's "auto" beside 0.1
+        # passed as long as 0.1 was read, and --refit shipped auto unstandardised
+        own = [v for v in values if not rule.is_inert(v)] if name in grid else [getattr(options, name)]
+        tried_each = []
+        for value in own:
+            tried = [replace(options, **{name: value})]
+            for key in tuned:
+                tried = [replace(o, **{key: v}) for o in tried for v in grid[key]]
+            tried_each.append((value, tried, any(rule.applies(o) for o in tried)))
+        unread = [(value, tried) for value, tried, read in tried_each if not read]
+        if unread:
+            value, tried = unread[0]
+            # the value is named where others of the grid are read (auto beside an SD), the option where none is
+            shown = flag_name(name) if name in given else (
+                f"--grid: {name.replace('_', '-')}" + (f"={value}" if len(unread) < len(tried_each) else ""))
             filed = [k for k in (name, *rule.controls) if k in in_file and k not in grid]
             said = ", ".join(f"{k.replace('_', '-')} = {_toml_text(getattr(options, k))}" for k in filed)
-            raise ConfigError(f"{shown}: {rule.why(tried, folds_flag)}" + (f" (--config {path}: {said})" if filed else ""))
+            raise ConfigError(f"{shown}: {rule.why(tried, folds_flag)}" + (f" (--config {path}: {said})" if filed
+                                                                           else ""))
 
 
 def _toml_text(value: Any) -> str:
@@ -466,14 +477,19 @@ EXCLUSIVE = (
 
 
 def unused_once_resolved(options: "TrainOptions", given: Iterable[str], folds: int,
-                         folds_flag: str = "--folds") -> list[str]:
+                         folds_flag: str = "--folds", task: str | None = None) -> list[str]:
     """Notes for options given explicitly that a data-dependent default, resolved, left without effect:
-    --val-size when ``folds`` auto became a cross-fitted ensemble of ``folds`` members."""
+    --val-size when ``folds`` auto became a cross-fitted ensemble of ``folds`` members; --calibrate when the
+    inferred ``task`` is regression (--task regression given makes it a usage error)."""
+    notes = []
     if "val_size" in given and options.folds == AUTO and not options.val_data and folds > 1:
-        return [f"--val-size {options.val_size:g} had no effect: {folds_flag} auto trained {folds} cross-fitted "
-                f"members, each early-stopped on its own fold ({folds_flag} 1 trains one network on a --val-size "
-                "hold-out)"]
-    return []
+        notes.append(f"--val-size {options.val_size:g} had no effect: {folds_flag} auto trained {folds} cross-fitted "
+                     f"members, each early-stopped on its own fold ({folds_flag} 1 trains one network on a --val-size "
+                     "hold-out)")
+    if "calibrate" in given and options.calibrate and task == "regression":
+        notes.append("--calibrate had no effect: it temperature-scales a classifier's probabilities, and the target "
+                     "was inferred as a regression's (values)")
+    return notes
 
 
 def option_fields() -> list:

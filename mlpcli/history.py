@@ -526,13 +526,15 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     cfg, fit = model.config or {}, model.fit or {}
     c = curves_from_history(h, curves, source=path, kind="model")
     resolved = {**cfg, **(cfg.get("resolved") or {})}  # "auto" options as the run made them concrete
-    c.stochastic = any(isinstance(resolved.get(k), (int, float)) and resolved.get(k) > 0 for k in ("dropout", "augment_noise"))
+    c.linear = bool(model.members) and all(not list(m.network.hidden) for m in model.members)
+    # dropout acts on hidden layers: a linear model records the default 0.3 that never dropped anything
+    c.stochastic = any(isinstance(resolved.get(k), (int, float)) and resolved.get(k) > 0
+                       for k in (("augment_noise",) if c.linear else ("dropout", "augment_noise")))
     c.checkpoint_epoch = None if c.members else fit.get("best_epoch") or None
     c.capacity_tried = capacity_tried(fit, cfg)
     c.validation_table = cfg.get("val_data") if isinstance(cfg.get("val_data"), str) else None
     group = (model.roles or {}).get("group") if isinstance(model.roles, dict) else None
     c.grouped_by = group if isinstance(group, str) and group else None
-    c.linear = bool(model.members) and all(not list(m.network.hidden) for m in model.members)
     if resolved.get("optimizer") == "lbfgs":  # full-batch: one point per iteration, the last weights kept
         _per_iteration(c)
     _note_shifted_members(c, fit.get("members") or [])

@@ -128,7 +128,10 @@ def read(path: str | os.PathLike) -> CheckedModel:
         if os.isatty(0):
             raise ModelFileError("model - is standard input, which is a terminal: pipe a model file into it (zcat "
                                  "m.mlp.gz | mlpcli predict - DATA) or give its path")
-        name = "/dev/stdin"
+        try:
+            return read("/dev/stdin")
+        except ModelFileError as exc:  # named as the user gave it
+            raise ModelFileError(str(exc).replace("/dev/stdin", "- (standard input)")) from None
     if not os.path.exists(name):
         raise ModelFileError(f"model file not found: {name}")
     if os.path.isdir(name):

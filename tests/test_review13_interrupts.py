@@ -153,7 +153,7 @@ def test_a_dash_for_the_model_reads_standard_input(monkeypatch):
     """"-" is standard input for the model as for every input (it was refused as "not found" by predict, evaluate,
     info and explain while diagnose read it); nothing there is named for what it is."""
     monkeypatch.setattr(os, "isatty", lambda fd: False)
-    with pytest.raises(ModelFileError, match=r"/dev/stdin is not a readable mlpcli model file"):
+    with pytest.raises(ModelFileError, match=r"- \(standard input\) is not a readable mlpcli model file"):
         model_io.load("-")  # pytest's standard input holds no model
 
 

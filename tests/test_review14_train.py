@@ -91,7 +91,7 @@ def test_regression_summary_names_the_target_and_says_the_loss_is_standardised(t
     assert res.exit_code == 0, res.output
     text = _flat(res.stdout)
     assert "regression (target label)" in text and "outputs" not in text, text
-    assert "mse of the standardised target, not in its units" in text
+    assert "mse (half the squared error) of the standardised target, not in its units" in text
 
 
 def test_several_regression_targets_show_each_targets_figures(tmp_path):

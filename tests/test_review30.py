@@ -408,3 +408,116 @@ def test_rounding_does_not_break_a_tie_against_the_grid_order():
     ranked = rank([point(0, {"l2": 0.0}, w), point(1, {"l2": 0.001}, v)], True)
     assert [p.index for p in ranked] == [0, 1]
     assert "by its place in the grid" in tie_note(ranked, "balanced_accuracy")
+
+
+# ── the session's own changes, reviewed ─────────────────────────────────────────────────────────────────
+
+
+def test_momentum_under_a_given_sgd_is_no_moot_option(small_table):
+    res = run(["tune", str(small_table), "--optimizer", "sgd", "--epochs", "3", "--folds", "2", "--hidden", "4",
+               "--grid", "momentum=0,0.9"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "trains the same networks" not in text and "the highest of 2 settings" in text
+
+
+def test_a_grids_auto_noise_beside_an_sd_is_refused_without_standardising(small_table):
+    res = run(["tune", str(small_table), "--no-standardize", "--epochs", "2", "--folds", "2", "--hidden", "4",
+               "--grid", "augment-noise=auto,0.1"])
+    assert res.exit_code == 2 and "--grid: augment-noise=auto: auto sizes the noise" in " ".join(res.output.split())
+
+
+def test_rows_without_a_batch_keep_the_name_training_gave_them(tmp_path):
+    from mlpcli.predict._common import missing_batch_name
+
+    assert missing_batch_name({"B1": 3, "NA": 4, "NA (missing)": 2}) == "NA (missing)"
+    assert missing_batch_name({"B1": 3, "NA": 4}) == "NA" and missing_batch_name(None) == "NA"
+    frame = _table(n_pat=90, batch_of=lambda p: ["B1", "NA", None][p % 3], seed=5)
+    frame.to_parquet(tmp_path / "train.parquet")
+    res = run(["train", str(tmp_path / "train.parquet"), "--hidden", "4", "--epochs", "3", "-q",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    cohort = _table(n_pat=60, batch_of=lambda p: ["NA", None][p % 2], seed=5)
+    far = cohort["batch"].isna()
+    cohort.loc[far, ["g0", "g1", "g2", "g3"]] += 8.0
+    cohort.to_parquet(tmp_path / "cohort.parquet")
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "cohort.parquet"), "--ood", "--ood-alpha", "0.05",
+               "-q", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "most in batch 'NA (missing)'" in text and "most in batch 'NA' " not in text
+
+
+def test_a_linear_models_diagnosis_has_no_dropout_advice():
+    from mlpcli.diagnosis import diagnose
+
+    train, val = _overfit_curves()
+    advice = diagnose(train, val, baseline=0.69, stochastic_regularisation=True, linear=True).advice
+    assert not any("--dropout" in a for a in advice)
+    assert any(a.startswith("Add regularisation: a stronger L2 penalty") for a in advice)
+
+
+def test_a_model_from_standard_input_is_named_so_and_gradcheck_reads_stdin_once(site_model):
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "mlpcli", "predict", "-", "same.csv"], input=b"garbage\n",
+                         capture_output=True, cwd=site_model)
+    assert bad.returncode == 1 and b"- (standard input) is not a readable mlpcli model file" in bad.stderr
+    with open(site_model / "m.mlp", "rb") as model:
+        both = subprocess.run([sys.executable, "-m", "mlpcli", "gradcheck", "--model", "-", "--data", "-"],
+                              stdin=model, capture_output=True, text=True, cwd=site_model)
+    assert both.returncode == 2 and "would both read standard input" in both.stderr
+
+
+def test_an_h5ad_copy_falls_back_where_copy_file_range_copies_nothing(tmp_path, monkeypatch):
+    anndata = pytest.importorskip("anndata")
+    from mlpcli.data.h5ad import write_obs_columns
+
+    X = np.arange(60, dtype=np.float32).reshape(20, 3)
+    anndata.AnnData(X).write_h5ad(tmp_path / "in.h5ad")
+    if hasattr(os, "copy_file_range"):
+        monkeypatch.setattr(os, "copy_file_range", lambda *a, **k: 0)
+    write_obs_columns(tmp_path / "in.h5ad", tmp_path / "out.h5ad", {"mlpcli_x": np.arange(20.0)})
+    assert np.array_equal(anndata.read_h5ad(tmp_path / "out.h5ad").X, X)
+
+
+# ── regression ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def offset_targets(tmp_path_factory):
+    """One target, alone and shifted by 2e9: every figure in the target's units moves with it, no RMSE changes."""
+    tmp = tmp_path_factory.mktemp("regression")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 12)) * 2 + 5
+    frame = pd.DataFrame(X, columns=[f"G{i}" for i in range(12)])
+    frame.insert(0, "patient_id", [f"P{i}" for i in np.repeat(np.arange(80), 3)])
+    y = (X[:, 0] - 5) + 0.5 * rng.normal(size=240)
+    frame.assign(age=y).to_csv(tmp / "small.csv", index=False)
+    frame.assign(age=y + 2e9).to_csv(tmp / "big.csv", index=False)
+    return tmp
+
+
+def test_the_ridge_baseline_does_not_depend_on_the_targets_offset(offset_targets):
+    scores = []
+    for name in ("small", "big"):
+        res = run(["cv", str(offset_targets / f"{name}.csv"), "--target", "age", "--hidden", "4", "--epochs", "5",
+                   "--folds", "3", "--member-folds", "2", "--json"])
+        assert res.exit_code == 0, res.output
+        scores.append(json.loads(res.stdout)["baseline"]["summary"]["rmse"]["mean"])
+    assert scores[0] < 1.0 and scores[1] == pytest.approx(scores[0], rel=1e-4)  # was 512 against 0.53
+
+
+def test_the_regression_loss_is_named_for_what_it_is_and_calibrate_is_said_to_do_nothing(offset_targets, tmp_path):
+    res = run(["train", str(offset_targets / "small.csv"), "--target", "age", "--hidden", "4", "--epochs", "3",
+               "--calibrate", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "mse (half the squared error) of the standardised target" in text
+    assert "--calibrate had no effect" in text
+
+
+def test_a_binary_task_on_measured_values_points_to_regression(offset_targets):
+    res = run(["train", str(offset_targets / "small.csv"), "--target", "age", "--task", "binary"])
+    assert res.exit_code == 1 and "they are measured values: use --task regression" in " ".join(res.output.split())

@@ -81,6 +81,9 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
 
     if (model_path is None) != (data_path is None):
         raise click.UsageError("--model and --data go together")
+    if model_path == "-" and data_path == "-":  # the second reader would find standard input empty
+        raise click.UsageError("--model - and --data - would both read standard input, which can be read once; give "
+                               "one of them a file name")
     ctx = click.get_current_context()
     sampling = [f"--{name}" for name in ("rows", "entries")
                 if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)]

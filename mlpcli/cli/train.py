@@ -154,7 +154,7 @@ def _split_table(split: dict, members: list[dict], folds: int = 1, multilabel: b
 
 def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) -> Table:
     from .. import metrics
-    from ..model_summary import is_weighted, loss_words
+    from ..model_summary import is_weighted, loss_words, standardised_words
 
     model, fitted = outcome.model, outcome.fitted
     fit = model.fit
@@ -208,7 +208,8 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
         # the loss trained on, not the metrics' log loss or RMSE: weighted by class like training, and for
         # regression on the standardised target (0.78 beside an RMSE of 3.47 read as a contradiction)
         unlike = ("weighted by class as in training, unlike the log loss below" if is_weighted(model.config) else
-                  f"{model.loss['name']} of the standardised target, not in its units" if model.task == "regression"
+                  f"{model.loss['name']}{standardised_words(model.loss['name'], len(model.classes))}, not in its "
+                  "units" if model.task == "regression"
                   else "")
         how = "; ".join(w for w in ("mean over members" if len(members) > 1 else "", summed, unlike) if w)
         table.add_row("validation loss", f"{fmt(best_val, 'loss')} at the "
@@ -378,7 +379,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         raise TrainingError(f"{exc} (no model written; {epochs} in {where})") from None
     folds = outcome.model.fit.get("folds")
     outcome.notes += unused_once_resolved(options, given_options(click.get_current_context()),
-                                          folds if isinstance(folds, int) else 1)
+                                          folds if isinstance(folds, int) else 1, task=outcome.model.task)
     # the model, --history and --oof all or none: a failure (a full disk, a signal) writing a later one left a new
     # model beside an earlier run's history or held-out predictions. A stop signal now (or since training ended:
     # ``outcome.stopped``) waits for them to be written, then the command stops: the model is complete

@@ -781,8 +781,12 @@ def _encode_classes(
             raise DataError(f"{source}target {name!r} has a single class ({_quoted(labels, 1)}); "
                             "a classifier needs at least 2 classes")
         if task == "binary" and len(labels) != 2:
+            numbers = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce")
+            measured = numbers.notna().all() and not (numbers == numbers.round()).all()  # values, not classes
             raise DataError(f"{source}--task binary needs 2 classes, but {name!r} has {len(labels)}: "
-                            f"{_quoted(labels)}; use --task multiclass")
+                            f"{_quoted(labels)}; "
+                            + ("they are measured values: use --task regression" if measured else
+                               "use --task multiclass"))
     else:
         labels = list(classes)
         if task == "binary" and len(labels) != 2:

@@ -698,6 +698,8 @@ def _copy_into(source: str, fh) -> None:
             if done == size:
                 os.lseek(out, 0, os.SEEK_SET)
                 return
+            if done == 0:  # the call copies nothing on this file system (0 at once, as some do): the next way
+                continue
             raise OSError(errno.EIO, f"{source} changed while it was copied")
         shutil.copyfileobj(src, fh, 1 << 22)
         fh.flush()

@@ -364,6 +364,8 @@ def _linear_advice(advice: list[str]) -> list[str]:
     for a in advice:
         if a.startswith("Reduce model capacity"):
             continue
+        if a.startswith("Add regularisation"):  # dropout has no hidden layer to act on
+            a = "Add regularisation: a stronger L2 penalty (--l2, --weight-decay)."
         if "the linear model (--hidden none) or a few units (--hidden 16)" in a:
             a = a.replace("the linear model (--hidden none) or a few units (--hidden 16)",
                           "it is the linear model already, so a much stronger --l2 and fewer features (--top-var)")

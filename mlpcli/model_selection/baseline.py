@@ -71,12 +71,17 @@ class LinearBaseline:
     preprocessor: data.Preprocessor
     models: list  # one estimator, or one per label (multilabel; a constant label: its training rate, a float)
     dtype: str
+    # regression: the training targets' means and SDs (k,): ridge fits the standardised targets, so that a float32
+    # input matrix (scikit-learn then casts y to it) does not round a target of 2e9 + small to steps of 256
+    target_mean: np.ndarray | None = None
+    target_sd: np.ndarray | None = None
 
     def predict_output(self, X) -> np.ndarray:
         """Probabilities (n, classes) or (n, labels), or values (n, targets), as ``Model.predict_output``."""
         Z = _sklearn_input(self.preprocessor.transform(X, dtype=self.dtype, order="C", sparse=True))
         if self.task == "regression":
-            return np.asarray(self.models[0].predict(Z), dtype=np.float64).reshape(Z.shape[0], -1)
+            out = np.asarray(self.models[0].predict(Z), dtype=np.float64).reshape(Z.shape[0], -1)
+            return out * self.target_sd + self.target_mean
         if self.task == "multilabel":
             cols = [np.full(Z.shape[0], m) if isinstance(m, float) else m.predict_proba(Z)[:, 1] for m in self.models]
             return np.column_stack(cols).astype(np.float64)
@@ -104,8 +109,15 @@ def fit_linear_baseline(train_ds: data.Dataset, options: TrainOptions) -> tuple[
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
+        target_mean = target_sd = None
         if task == "regression":
-            models: list = [Ridge(alpha=1.0).fit(Z, y if y.shape[1] > 1 else y[:, 0])]
+            # the same optimum as on y itself (the ridge solution scales with the target), in units where float32
+            # keeps its digits: Ridge(alpha=1) on a float32 Z and a target of 2e9 + N(0, 1) gave RMSE 512, not 0.53
+            Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+            target_mean, target_sd = Y.mean(axis=0), Y.std(axis=0)
+            target_sd[~(target_sd > 0)] = 1.0
+            Yc = (Y - target_mean) / target_sd
+            models: list = [Ridge(alpha=1.0).fit(Z, Yc if Yc.shape[1] > 1 else Yc[:, 0])]
             n_out = y.shape[1]
         elif task == "multilabel":
             weights = _label_weights(options, train_ds)
@@ -132,7 +144,7 @@ def fit_linear_baseline(train_ds: data.Dataset, options: TrainOptions) -> tuple[
     if any(issubclass(w.category, ConvergenceWarning) for w in caught):
         notes.append(f"the linear baseline's L-BFGS stopped at its {MAX_ITER} iterations before converging; "
                      "its figures are of a nearly fitted model")
-    return LinearBaseline(task, n_out, pre, models, options.dtype), notes
+    return LinearBaseline(task, n_out, pre, models, options.dtype, target_mean, target_sd), notes
 
 
 def _label_weights(options: TrainOptions, ds: data.Dataset) -> np.ndarray | None:

@@ -114,6 +114,7 @@ class TuneResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    options: TrainOptions | None = None  # the run's options the settings were applied to (what is moot in them)
 
     @property
     def best(self) -> PointResult:
@@ -365,12 +366,13 @@ def _failed_note(points: list[PointResult]) -> str | None:
             f"the first, {first}")
 
 
-def _moot(setting: dict) -> list[str]:
-    """The options of ``setting`` that have no effect under its other values (``config.ONLY_WITH``: momentum
-    under optimizer=adam, dropout under hidden=none, scaling under standardize=false), judged on the defaults for
-    the options the setting does not hold."""
+def _moot(setting: dict, base: TrainOptions | None = None) -> list[str]:
+    """The options of ``setting`` that have no effect under its other values and the run's own options ``base``
+    (``config.ONLY_WITH``: momentum under optimizer=adam, dropout under hidden=none, scaling under
+    standardize=false). ``base`` matters: judged on the defaults, ``--optimizer sgd --grid momentum=0,0.9`` read
+    momentum as adamw's moot option and the two settings as one model."""
     try:
-        options = replace(TrainOptions(), **setting)
+        options = replace(base if base is not None else TrainOptions(), **setting)
     except (TypeError, ValueError):  # not an options dict: nothing known to be moot
         return []
     return [k for k in setting if k in ONLY_WITH and not ONLY_WITH[k].applies(options)]
@@ -382,21 +384,22 @@ def _level(value: float) -> float:
     return 0.0 if abs(value) < 1e-12 else float(f"{value:.9g}")
 
 
-def _model_key(setting: dict) -> tuple:
-    """What a setting trains: its values without those that have no effect under its others (``_moot``:
+def _model_key(setting: dict, base: TrainOptions | None = None) -> tuple:
+    """What a setting trains: its values without those that have no effect under its others and ``base`` (``_moot``:
     ``optimizer=adam momentum=0.5`` and ``optimizer=adam momentum=0.9`` train the same networks, as do
     ``hidden=none dropout=0`` and ``hidden=none dropout=0.3``)."""
-    moot = set(_moot(setting))
+    moot = set(_moot(setting, base))
     return tuple((k, repr(v)) for k, v in setting.items() if k not in moot)
 
 
-def chosen_among(points: list[PointResult]) -> int:
+def chosen_among(points: list[PointResult], base: TrainOptions | None = None) -> int:
     """How many distinct models with a score the best was chosen from: above 1, its CV score is a maximum over
-    them. Settings that differ only in an option their optimizer ignores are one model (counted once)."""
-    return len({_model_key(p.setting) for p in points if p.mean is not None})
+    them. Settings that differ only in an option that has no effect under their others (and the run's options
+    ``base``: ``TuneResult.options``) are one model (counted once)."""
+    return len({_model_key(p.setting, base) for p in points if p.mean is not None})
 
 
-def grid_notes(points: list[tuple[int, dict]]) -> list[str]:
+def grid_notes(points: list[tuple[int, dict]], base: TrainOptions | None = None) -> list[str]:
     """What the grid's settings do not tune, said before the ranking is read as a choice: settings that train
     the same model as another (an option their optimizer ignores: ``optimizer=adam,sgd; momentum=0.5,0.9`` ran
     adam twice, two rows of one score), and a grid of one setting (nothing is chosen: its score is a plain
@@ -404,16 +407,17 @@ def grid_notes(points: list[tuple[int, dict]]) -> list[str]:
     notes = []
     same: dict[tuple, list[dict]] = {}
     for _, setting in points:
-        same.setdefault(_model_key(setting), []).append(setting)
+        same.setdefault(_model_key(setting, base), []).append(setting)
     repeated = [group for group in same.values() if len(group) > 1]
     if repeated:
-        ignored = sorted({k for group in repeated for k in _moot(group[0])})
+        ignored = sorted({k for group in repeated for k in _moot(group[0], base)})
 
         def why(k: str) -> str:
             if k in OPTIMIZER_ONLY:
                 return f"{option_name(k)} applies to optimizer={' and '.join(OPTIMIZER_ONLY[k])} only"
-            setting = next(g[0] for g in repeated if k in _moot(g[0]))
-            reason = ONLY_WITH[k].why([replace(TrainOptions(), **setting)], "--member-folds").split(";")[0]
+            setting = next(g[0] for g in repeated if k in _moot(g[0], base))
+            judged = replace(base if base is not None else TrainOptions(), **setting)
+            reason = ONLY_WITH[k].why([judged], "--member-folds").split(";")[0]
             return f"{option_name(k)} {reason}"
 
         first = repeated[0]
@@ -434,7 +438,8 @@ def grid_notes(points: list[tuple[int, dict]]) -> list[str]:
     return notes
 
 
-def tie_note(points: list[PointResult], metric: str, class_weight=None) -> str | None:
+def tie_note(points: list[PointResult], metric: str, class_weight=None, base: TrainOptions | None = None
+             ) -> str | None:
     """The settings (other models than the best's) whose mean score equals the best's: the ranking put the best
     first by its smaller SD over the folds, or by its place in the grid, not by its score, and --refit trains
     it. Balanced accuracy on a few samples moves in steps, and an option that cannot change the predictions
@@ -443,7 +448,7 @@ def tie_note(points: list[PointResult], metric: str, class_weight=None) -> str |
     if not points or points[0].mean is None:
         return None
     best = points[0]
-    tied = [p for p in points[1:] if p.mean is not None and _model_key(p.setting) != _model_key(best.setting)
+    tied = [p for p in points[1:] if p.mean is not None and _model_key(p.setting, base) != _model_key(best.setting, base)
             and math.isclose(p.mean, best.mean, rel_tol=1e-9, abs_tol=1e-12)]
     if not tied:
         return None
@@ -475,11 +480,12 @@ def _same_but_decision(p: PointResult, best: PointResult) -> bool:
             and all(r is not None for r in p.decisions + best.decisions))
 
 
-def selection_note(points: list[PointResult], nested: bool, higher_is_better: bool = True) -> str | None:
+def selection_note(points: list[PointResult], nested: bool, higher_is_better: bool = True,
+                   base: TrainOptions | None = None) -> str | None:
     """The best setting's CV score is the winner's of ``chosen_among`` settings scored on the same folds: part
     of its lead is luck on those folds (selection bias; Cawley & Talbot 2010), so it overstates how the tuned
     model does on new patients. Reported bare beside the ranking, it read as an unbiased estimate."""
-    n = chosen_among(points)
+    n = chosen_among(points, base)
     if n < 2:
         return None
     # the best of n: the highest balanced accuracy, the lowest RMSE
@@ -520,7 +526,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                         "--refit ships train's cross-fitted ensemble, likely a little better (member-folds in the "
                         "grid scores that)" if nested else ""))
     options = replace(options, folds=1, refit=False)  # a grid may still set folds (its member-folds)
-    notes += grid_notes(points)
+    notes += grid_notes(points, options)
     check_settings(options, points)
     points, left_out = _check_points(ds, options, points)
     notes += left_out
@@ -582,10 +588,10 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     failed_note = _failed_note(ranked)
     if failed_note:
         notes.append(failed_note)
-    tie = tie_note(ranked, metric, options.class_weight)
+    tie = tie_note(ranked, metric, options.class_weight, options)
     if tie:
         notes.append(tie)
-    optimism = selection_note(ranked, nested, higher)
+    optimism = selection_note(ranked, nested, higher, options)
     if optimism:
         notes.append(optimism)
 
@@ -632,7 +638,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     return TuneResult(task=ds.task, metric=metric, higher_is_better=higher, space=space, grid_size=grid_size(space),
                       strategy=strategy, folds=folds, repeats=repeats, points=ranked, nested=nested_result,
                       nested_strategy=outer_strategy, seconds=time.perf_counter() - started, notes=notes,
-                      warnings=warn)
+                      warnings=warn, options=options)
 
 
 def _epochs_cap_warning(best: PointResult) -> str | None:
@@ -660,7 +666,7 @@ def refit_record(result: TuneResult) -> dict:
         "grid": result.space, "setting": result.best.setting, "metric": result.metric,
         "cv_mean": result.best.mean, "cv_sd": result.best.sd, "strategy": result.strategy,
         "nested": result.nested_summary(),
-        "grid_size": result.grid_size, "evaluated": len(result.points), "chosen_from": chosen_among(result.points),
+        "grid_size": result.grid_size, "evaluated": len(result.points), "chosen_from": chosen_among(result.points, result.options),
         "folds": result.folds, "repeats": result.repeats,
     }
 

@@ -43,7 +43,17 @@ def _not_found(flag: str, name: str, columns: Sequence[str]) -> DataError:
                      f"({_quoted(columns, 4)})")
 
 
-def _label_keys(values: np.ndarray) -> np.ndarray:
-    """Labels as matching keys, as in training (1, 1.0 and "1" all give "1"); missing -> "NA"."""
-    return np.asarray(["NA" if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+def _label_keys(values: np.ndarray, missing: str = "NA") -> np.ndarray:
+    """Labels as matching keys, as in training (1, 1.0 and "1" all give "1"); missing -> ``missing``."""
+    return np.asarray([missing if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
                        else data._label_key(v) for v in values], dtype=object)
+
+
+# What training names the rows without a batch when a batch is called "NA" already (``data.dataset``)
+MISSING_BATCH = "NA (missing)"
+
+
+def missing_batch_name(trained_batches) -> str:
+    """The name a cohort's rows without a batch take: the one the model's training gave them ("NA (missing)" when
+    a training batch was called "NA"), so that a site named NA and the rows without a batch stay apart here too."""
+    return MISSING_BATCH if MISSING_BATCH in set(trained_batches or ()) else "NA"

@@ -798,21 +798,24 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
         if reason is not None:
             unjudged.append(f"{value!r} ({reason})")
         if flagged and refs:
+            # the group's interval, after its own figure (the group's size is said once, after its name: after
+            # "overall" it read as the overall figure's)
             def evidence(j: int) -> str:
-                return f"95 % interval {per_ci[j][0]:.3g}–{per_ci[j][1]:.3g}" if bootstrap else f"{len(idx)} samples"
+                return f" (95 % interval {per_ci[j][0]:.3g}–{per_ci[j][1]:.3g})" if bootstrap else ""
 
             warns.append(f"--by {by}: {value!r} ({len(idx)} samples) scores "
-                         + "; ".join(f"RMSE {rmse[j]:.3g} for {str(classes[j])!r} against {refs[j]:.3g} overall "
-                                     f"({evidence(j)})" for j in shown))
+                         + "; ".join(f"RMSE {rmse[j]:.3g}{evidence(j)} for {str(classes[j])!r} against {refs[j]:.3g} "
+                                     "overall" for j in shown))
         elif flagged:
             if bootstrap:
-                evidence = f"95 % interval {ci[0]:.3g}–{ci[1]:.3g}"
+                evidence = f" (95 % interval {ci[0]:.3g}–{ci[1]:.3g})"
             elif task == "regression":
-                evidence = f"{len(idx)} samples"
+                evidence = ""
             else:
-                evidence = f"every class with at least {BY_MIN_CLASS_SAMPLES} samples"
-            warns.append(f"--by {by}: {value!r} ({len(idx)} samples) scores {metrics.display_name(main)} {score:.3g} against "
-                         f"{ref:.3g} overall ({evidence})")
+                evidence = f" (judged on every class with at least {BY_MIN_CLASS_SAMPLES} samples)"
+            warns.append(f"--by {by}: {value!r} ({len(idx)} samples) scores {metrics.display_name(main)} {score:.3g}"
+                         f"{evidence if bootstrap else ''} against {ref:.3g} overall"
+                         f"{evidence if not bootstrap else ''}")
         out.append(row)
     if unjudged and notes is not None:
         k = len(unjudged)

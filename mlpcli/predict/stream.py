@@ -23,7 +23,7 @@ from ..model_io import ROW_BLOCK, Model
 from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _H5adCells, _H5adTable, _ParquetTable,
                              open_table, usable_cores)
-from ._common import _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted
+from ._common import _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted, missing_batch_name
 from ..data.limits import first_beyond_limit, value_limit_message
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, never_measured, plan_columns
 from ..model_summary import trained_matrix
@@ -371,6 +371,7 @@ class _Run:
         self.group_count = _GroupCount() if self.plan.roles.group else None
         self.n_rows = 0
         self.batch_counts: Counter = Counter()
+        self._missing_batch = missing_batch_name((model.split or {}).get("batch_counts_train"))
         self.n_missing_values = 0
         self.measured = np.zeros(len(self.plan.features), dtype=np.int64)  # values per feature (--impute models)
         self.shift: ShiftReport | None = None
@@ -437,7 +438,7 @@ class _Run:
             meta["id"] = column(plan.roles.id)
         for key, name in (("batch", plan.roles.batch), ("group", plan.roles.group), ("by", plan.by)):
             if name:
-                meta[key] = _label_keys(column(name))
+                meta[key] = _label_keys(column(name), self._missing_batch if key == "batch" else "NA")
         if self.need_target:
             targets = plan.roles.target
             frame = pd.DataFrame({t: target_series(t) for t in targets})
