@@ -521,3 +521,18 @@ def test_the_regression_loss_is_named_for_what_it_is_and_calibrate_is_said_to_do
 def test_a_binary_task_on_measured_values_points_to_regression(offset_targets):
     res = run(["train", str(offset_targets / "small.csv"), "--target", "age", "--task", "binary"])
     assert res.exit_code == 1 and "they are measured values: use --task regression" in " ".join(res.output.split())
+
+
+def test_many_whole_numbers_read_as_classes_are_a_warning_naming_regression(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2400, 4))
+    age = np.clip(np.round(50 + 10 * X[:, 0] + 5 * rng.normal(size=2400)), 18, 90).astype(int)
+    frame = pd.DataFrame(X, columns=[f"G{i}" for i in range(4)]).assign(age=age)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ds, _ = data.load_dataset(str(tmp_path / "t.csv"), target="age", no_group=True)
+    assert ds.task == "multiclass"
+    assert any("distinct whole numbers, read as" in w and "--task regression" in w for w in ds.warnings)
+    few = frame.assign(age=age % 4)  # a 0-3 score: classes, a note at most
+    few.to_csv(tmp_path / "s.csv", index=False)
+    ds, _ = data.load_dataset(str(tmp_path / "s.csv"), target="age", no_group=True)
+    assert not any("whole numbers" in w for w in ds.warnings)

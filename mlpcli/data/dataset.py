@@ -729,7 +729,13 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
     task = "binary" if n_distinct == 2 else "multiclass"
     # a few whole numbers (a 0-4 clinical score, a tumour grade) are taken as classes: say how to predict them as a number
     notes.append(f"task: {task} (inferred from {n_distinct} classes in {name!r}; --task to override)")
-    if _is_number_column(col) and n_distinct > 2:
+    if _is_number_column(col) and n_distinct > _REGRESSION_MIN_DISTINCT and warn is not None:
+        # many whole numbers in a large cohort (integer ages: 67 of them in 2,400 rows) are more likely measured values
+        # than classes; the run then ended in "class '18' has 1 sample", naming no --task
+        warn.append(f"{name!r} holds {n_distinct} distinct whole numbers, read as {n_distinct} classes (they are "
+                    f"under {_REGRESSION_MIN_DISTINCT_FRACTION:.0%} of the rows); if they are measured values (an age, "
+                    "a count), --task regression predicts them as a number")
+    elif _is_number_column(col) and n_distinct > 2:
         notes.append(f"{name!r} holds {n_distinct} whole numbers, read as classes; --task regression predicts it as a "
                      "number instead")
     return task
