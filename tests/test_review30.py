@@ -212,7 +212,7 @@ def test_the_estimators_grouped_early_stopping_error_says_it_once():
 
 def test_an_h5ad_output_killed_outright_leaves_no_temporary_file(tmp_path):
     """The copy of the input was a named temporary file from the start: SIGKILL (the OOM killer, SLURM after its
-    grace period) left a full copy of the input as .out.h5ad.XXXX.tmp."""
+    grace period) left a full copy of the input as .out.h5ad.<8 random characters>.tmp."""
     import subprocess
     import sys
 
