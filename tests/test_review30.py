@@ -536,3 +536,22 @@ def test_many_whole_numbers_read_as_classes_are_a_warning_naming_regression(tmp_
     few.to_csv(tmp_path / "s.csv", index=False)
     ds, _ = data.load_dataset(str(tmp_path / "s.csv"), target="age", no_group=True)
     assert not any("whole numbers" in w for w in ds.warnings)
+
+
+def test_tune_on_targets_of_different_units_says_the_widest_decides(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 6))
+    frame = pd.DataFrame(X, columns=[f"G{i}" for i in range(6)])
+    frame.insert(0, "patient_id", [f"P{i}" for i in np.repeat(np.arange(50), 3)])
+    frame["y1"] = X[:, 0] + 0.3 * rng.normal(size=150)
+    frame["y2"] = 1000 * X[:, 1] + rng.normal(size=150)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["tune", str(tmp_path / "t.csv"), "--target", "y1,y2", "--epochs", "2", "--folds", "2", "--hidden", "4",
+               "--grid", "l2=0,0.1", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "the ranking is by the RMSE pooled over the 2 targets in their own units" in " ".join(res.stderr.split())
+    frame["y2"] = frame["y2"] / 1000  # the same units: nothing to say
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    res = run(["tune", str(tmp_path / "s.csv"), "--target", "y1,y2", "--epochs", "2", "--folds", "2", "--hidden", "4",
+               "--grid", "l2=0,0.1", "-q"])
+    assert res.exit_code == 0 and "pooled over" not in res.stderr

@@ -378,6 +378,24 @@ def _moot(setting: dict, base: TrainOptions | None = None) -> list[str]:
     return [k for k in setting if k in ONLY_WITH and not ONLY_WITH[k].applies(options)]
 
 
+def _mixed_units_warning(ds: data.Dataset) -> str | None:
+    """Several regression targets are ranked by their pooled RMSE, in their own units: a target whose values
+    spread 100 times wider decides the ranking alone (a grid's best moved from hidden=8 to hidden=none when one
+    target's units were divided by 1,000), where ``train --hidden auto`` chooses in units of each target's SD.
+    A warning naming the targets' spreads when they differ by more than 10 times; None else."""
+    if ds.task != "regression" or ds.y is None or np.ndim(ds.y) < 2 or np.shape(ds.y)[1] < 2:
+        return None
+    sd = np.asarray(ds.y, dtype=np.float64).std(axis=0)
+    positive = sd[sd > 0]
+    if len(positive) < 2 or positive.max() <= 10 * positive.min():
+        return None
+    names = list(ds.target_names or ds.classes or [f"y{j}" for j in range(len(sd))])
+    spreads = ", ".join(f"{n!r} {v:.3g}" for n, v in zip(names, sd))
+    return (f"the ranking is by the RMSE pooled over the {len(sd)} targets in their own units, whose SDs differ more "
+            f"than 10 times ({spreads}): the widest decides it; standardise the targets (or tune each alone) for a "
+            "choice every target has a say in")
+
+
 def _level(value: float) -> float:
     """``value`` to 9 significant digits (0 below 1e-12): scores that ``math.isclose(rel_tol=1e-9, abs_tol=1e-12)``
     calls equal, rounding apart, sort as equal."""
@@ -635,6 +653,9 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     capped = _epochs_cap_warning(ranked[0]) if ranked else None
     if capped:
         warn.append(capped)
+    mixed = _mixed_units_warning(ds)
+    if mixed:
+        warn.append(mixed)
     return TuneResult(task=ds.task, metric=metric, higher_is_better=higher, space=space, grid_size=grid_size(space),
                       strategy=strategy, folds=folds, repeats=repeats, points=ranked, nested=nested_result,
                       nested_strategy=outer_strategy, seconds=time.perf_counter() - started, notes=notes,
