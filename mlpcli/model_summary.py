@@ -62,6 +62,7 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "best_epochs": _per_member(members, fit, "best_epoch"),
             "epochs_run": _per_member(members, fit, "epochs_run"),
             "stopped_early": _per_member(members, fit, "stopped_early"),
+            "converged": _per_member(members, fit, "converged"),  # L-BFGS: whether each member's run converged
             "interrupted": bool(fit.get("interrupted", False)),
             "refit_epochs": fit.get("refit_epochs"),
             "portfolio": fit.get("portfolio"),

@@ -27,7 +27,7 @@ def test_train_with_lbfgs_keeps_its_last_iterate_and_predicts(table, tmp_path, h
         assert member["best_epoch"] == member["epochs_run"] < member["max_epochs"] and not member["stopped_early"]
     assert doc["validation_metrics"]["balanced_accuracy"] > 0.6  # (the signal: 0.9 and more with minibatches)
     shown = " ".join(run(["info", str(out)]).output.split())
-    assert "optimizer lbfgs (every row, to convergence" in shown and "lr 0.01" not in shown
+    assert "optimizer lbfgs (every row, 2 of 2 converged" in shown and "lr 0.01" not in shown  # each converged
     pred = run(["predict", str(out), table, "-o", str(tmp_path / "p.csv")])
     assert pred.exit_code == 0, pred.output
 

@@ -190,10 +190,13 @@ def _table(doc: dict) -> Table:
         table.add_row("file", f"{fmt_version}read from a pipe (no size or modification time of its own)")
     else:
         table.add_row("file", f"{fmt_version}{doc['file']['bytes']:,} bytes, modified {doc['file']['modified']} (the "
-                              "model records no clock time: same data, options and seed give the same bytes)")
+                              "model records no clock time: same data, options, seed and threads give the same bytes)")
     counts = doc["class_counts"]
     classes = ", ".join(f"{c} ({counts[c]})" if c in counts else c for c in doc["classes"])
-    table.add_row("task", f"{doc['task']}: {classes}")
+    # the counts are of the rows the split trained on: all of them for an ensemble, the training part of a hold-out
+    train_rows = (doc.get("split") or {}).get("n_train")
+    of_rows = f" (samples per class in the {train_rows:,} training rows)" if counts and isinstance(train_rows, int) else ""
+    table.add_row("task", f"{doc['task']}: {classes}{of_rows}")
     if doc["positive_class"] is not None:
         table.add_row("positive class", f"{doc['positive_class']} (positive-class metrics, --threshold and "
                                         "--pos-weight refer to it)")
@@ -247,12 +250,20 @@ def _table(doc: dict) -> Table:
         table.add_row("training", "not stored (model written by an earlier version)")
     else:
         # lbfgs steps on every row by line search: a learning rate and batch size would be settings it never read
-        steps = ("optimizer lbfgs (every row, to convergence; iterations, not epochs)" if opts.get("optimizer") == "lbfgs"
-                 else f"optimizer {fmt(opts.get('optimizer'))}, lr {setting('lr')}, batch {setting('batch_size')}")
-        table.add_row("training", f"{tr['strategy'] or 'hold-out'}; best epochs {best}; "
+        lbfgs = opts.get("optimizer") == "lbfgs"
+        converged = [c for c in (tr.get("converged") or []) if isinstance(c, bool)]
+        if lbfgs:  # every row until the loss stops falling, or the iteration limit: the last weights kept either way
+            reached = (f"{sum(converged)} of {len(converged)} converged" if converged else "to convergence")
+            steps = f"optimizer lbfgs (every row, {reached}; iterations, not epochs)"
+        else:
+            steps = f"optimizer {fmt(opts.get('optimizer'))}, lr {setting('lr')}, batch {setting('batch_size')}"
+        # L-BFGS keeps its last iterate, not a best one
+        table.add_row("training", f"{tr['strategy'] or 'hold-out'}; {'iterations run' if lbfgs else 'best epochs'} {best}; "
                                   f"{steps}, l2 {setting('l2')}, input noise {setting('augment_noise')}, "
                                   f"seed {fmt(opts.get('seed'))}"
-                                  + (f"; refit for {tr['refit_epochs']} epochs" if tr["refit_epochs"] else "")
+                                  + (f"; refit for {tr['refit_epochs']} epochs (the auto settings above are the "
+                                     "members'; the refit network's were resolved for all the rows and are not "
+                                     "stored)" if tr["refit_epochs"] else "")
                                   + ("; interrupted" if tr["interrupted"] else ""))
     if tr["portfolio"]:
         several = doc["task"] == "regression" and len(doc["classes"]) > 1  # scored in units of each target's SD
@@ -284,6 +295,8 @@ def _table(doc: dict) -> Table:
         if tuned.get("optimistic"):  # tune chose the setting by its score on these same samples
             of = tuned.get("chosen_from") or f"up to {_count(tuned.get('grid_size'))}"
             at += f"; optimistic: tune --refit chose the setting from {of} by their scores on these samples"
+        if tr.get("refit_epochs"):  # the members' held-out figures: the shipped network has no held-out rows
+            at += "; the cross-fitted members', which overstate the refit network that ships"
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
         for t in held.get("per_target") or []:  # each target in its own units (absent in older model files)
             table.add_row(f"  {t.get('target')}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"
@@ -298,7 +311,10 @@ def _table(doc: dict) -> Table:
         table.add_row("tuning", _tuning_text(doc["tuning"]))
     table.add_row("for predict", _trust_text(doc["trust"]))
     if doc["diagnosis"]:
-        table.add_row("learning curves", f"{doc['diagnosis']['label']} — {doc['diagnosis']['summary']}")
+        whose = " (members' mean curves)" if len(tr.get("best_epochs") or []) > 1 else ""
+        runner = doc["diagnosis"].get("runner_up")
+        table.add_row("learning curves", f"{doc['diagnosis']['label']}{whose}"
+                                         f"{f' (runner-up: {runner})' if runner else ''} — {doc['diagnosis']['summary']}")
     prov = doc["provenance"]
     if prov:
         versions = ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items())
