@@ -591,3 +591,17 @@ def test_info_says_a_refit_models_figures_are_the_members(info_models):
     assert "the cross-fitted members', which overstate the refit network that ships" in text
     assert "the auto settings above are the members'" in text
     assert "(members' mean curves)" in text
+
+
+def test_counts_with_scattered_missing_values_still_look_like_counts():
+    """5 % of the cells missing left almost no complete row, and --log1p auto answered "no" without a word: raw
+    counts trained unlogged under --impute."""
+    rng = np.random.default_rng(0)
+    X = rng.negative_binomial(2, 0.1, size=(600, 300)).astype(float)
+    whole = data.looks_like_counts(X)
+    gapped = X.copy()
+    gapped[rng.random(X.shape) < 0.05] = np.nan
+    assert whole is not None and data.looks_like_counts(gapped) == pytest.approx(whole, abs=0.1)
+    normal = rng.normal(5, 1, size=(600, 300))
+    normal[rng.random(normal.shape) < 0.05] = np.nan
+    assert data.looks_like_counts(normal) is None

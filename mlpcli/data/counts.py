@@ -71,12 +71,25 @@ def _dense_counts_skew(X) -> float | None:
             return None
         complete[i:i + step] = np.isfinite(B).all(axis=1)
     rows = np.flatnonzero(complete)
+    gaps = len(rows) < min(SKEW_ROWS, n) // 2
+    if gaps:
+        # missing values scattered over most rows (5 % of the cells of 300 genes leave few rows whole): each
+        # column's own values, of rows evenly spaced among all, where the complete rows alone were too few (under
+        # half of those the check reads) and it answered "no" without a word (raw counts trained unlogged under
+        # --impute)
+        rows = np.arange(n)
     if len(rows) < 3:
         return None
     if len(rows) > SKEW_ROWS:
         rows = rows[np.linspace(0, len(rows) - 1, SKEW_ROWS).round().astype(np.int64)]
     m = len(rows)
     width = max(2, preprocess._BLOCK_VALUES // m)  # the module's block size, read now
+    if gaps:
+        skew = np.concatenate([_gapped_skew(np.asarray(X[rows, j:j + width], dtype=np.float64))
+                               for j in range(0, d, width)])
+        if not skew.size or float(np.median(skew)) <= COUNTS_SKEW:
+            return None
+        return _LOGGED if _dense_logged(X, rows, width) else float(np.median(skew))
     skews = []
     for j in range(0, d, width):
         B = np.asarray(X[rows, j:j + width], dtype=np.float64)  # (m, w) a copy of the rows' columns
@@ -105,6 +118,18 @@ def _dense_counts_skew(X) -> float | None:
 _LOGGED = -1.0  # the helpers' answer for values skewed by their zeros alone (a skewness above COUNTS_SKEW is > 0)
 
 
+def _gapped_skew(B: np.ndarray) -> np.ndarray:
+    """The skewness of each column of B (m, w) over its finite values (missing ones left out), for the columns with
+    at least 3 of them and an SD not 0: the same moments as the complete rows' (population SD, mean cubed z)."""
+    present = np.isfinite(B)
+    k = present.sum(axis=0)
+    B[~present] = 0.0
+    mean = B.sum(axis=0) / np.maximum(k, 1)
+    B -= mean
+    B[~present] = 0.0  # a missing value deviates by nothing
+    return _skew(np.einsum("ij,ij->j", B, B)[k >= 3], np.einsum("ij,ij,ij->j", B, B, B)[k >= 3], k[k >= 3])
+
+
 def _dense_logged(X, rows: np.ndarray, width: int) -> bool:
     """Whether non-negative values X[rows] (m, d) look log-transformed already (log-normalised single cells):
     some zeros, some values not whole numbers, and the features' non-zero values not skewed (``_unskewed``).
@@ -114,13 +139,19 @@ def _dense_logged(X, rows: np.ndarray, width: int) -> bool:
     skews, any_zero, whole = [], False, True
     for j in range(0, X.shape[1], width):
         B = np.asarray(X[rows, j:j + width], dtype=np.float64)  # (m, w) a copy of the rows' columns
+        present = np.isfinite(B)
+        gaps = not present.all()  # (rows with missing values: ``_dense_counts_skew``'s gapped case)
+        if gaps:
+            B[~present] = 0.0
         if whole:  # once a value is not whole, the table is not
             whole = bool(np.all(np.rint(B) == B))
-        zeros = np.count_nonzero(B == 0, axis=0)  # (w,)
+        zeros = np.count_nonzero(B == 0, axis=0) - (~present).sum(axis=0)  # (w,) (a missing value is no zero)
         any_zero |= bool(zeros.any())
-        k = m - zeros  # non-zero values per column
+        k = present.sum(axis=0) - zeros  # non-zero values per column
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = B.sum(axis=0) / k  # the zeros add nothing to the sum: the mean of the non-zero values
+        if gaps:  # a missing value deviates from the mean by nothing
+            B = np.where(present, B, mean)
         B -= mean
         # each zero's deviation from that mean is -mean: its square and cube come off the sums
         s2 = np.einsum("ij,ij->j", B, B) - zeros * mean ** 2
