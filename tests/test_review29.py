@@ -467,13 +467,20 @@ def test_the_members_whose_held_out_rows_are_shifted_are_named():
     assert held_out_shift_warnings([member(0.05), member(0.0)]) == []
 
 
+def _random_labels(path, n: int, d: int, seed: int):
+    """A table of n rows of d Gaussian features and labels a/b drawn at random (no signal), written to path;
+    (the frame, its features)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(d)])
+    frame.insert(0, "label", rng.choice(["a", "b"], size=n))
+    frame.to_csv(path, index=False)
+    return frame, X
+
+
 def test_learning_curve_on_labels_without_signal_says_so_not_a_more_flexible_model(tmp_path):
     """Validation at chance at every size was answered "Both bias and variance ... a more flexible model"."""
-    rng = np.random.default_rng(7)
-    X = rng.normal(size=(240, 20))
-    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(20)])
-    frame.insert(0, "label", rng.choice(["a", "b"], size=240))
-    frame.to_csv(tmp_path / "noise.csv", index=False)
+    frame, X = _random_labels(tmp_path / "noise.csv", 240, 20, seed=7)
     frame["label"] = np.where(X[:, 0] > 0, "a", "b")
     frame.to_csv(tmp_path / "signal.csv", index=False)
     import json
@@ -495,11 +502,7 @@ def test_learning_curve_on_many_validation_samples_without_signal_says_no_signal
     """Validation at chance on 300 validation samples: "no learnable signal", not "a more flexible model"."""
     import json
 
-    rng = np.random.default_rng(12)
-    X = rng.normal(size=(1000, 30))
-    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(30)])
-    frame.insert(0, "label", rng.choice(["a", "b"], size=1000))
-    frame.to_csv(tmp_path / "noise.csv", index=False)
+    _random_labels(tmp_path / "noise.csv", 1000, 30, seed=12)
     res = run(["diagnose", "--learning-curve", str(tmp_path / "noise.csv"), "--no-group", "--fractions", "0.5,1",
                "--hidden", "128", "--epochs", "60", "--val-size", "0.3", "--n-jobs", "1", "--json"])
     assert res.exit_code == 0, res.output

@@ -166,17 +166,7 @@ def _fold_table(result) -> Table:
     def size(n, g):
         return f"{n} ({g})" if g is not None else str(n)
 
-    def blind(t: dict) -> bool:
-        """A fold model whose smallest p-value is not below alpha cannot flag anything: its OOD rate is n/a."""
-        return t.get("ood_floor") is not None and t.get("ood_alpha") is not None and t["ood_floor"] >= t["ood_alpha"]
-
-    def covered(t: dict | None):
-        if t is None:
-            return None
-        # a test part of one sample per patient has no per-patient figure (trust gives None): it is the samples'
-        # coverage, which the cell left blank ("—") and the mean left out
-        value = t.get(coverage_key)
-        return t.get("coverage") if value is None and coverage_key == "coverage_per_group" else value
+    from ..model_selection.cross_validation import cannot_flag, fold_coverage
 
     for f in result.folds:
         row = [str(f.repeat + 1)] if result.repeats > 1 else []
@@ -189,8 +179,9 @@ def _fold_table(result) -> Table:
             row.append(fmt_metric(result.metric, f.baseline.score))
         if trust:
             t = f.trust or {}
-            row += [fmt_metric("coverage", covered(f.trust)), fmt(t.get("mean_set_size")),
-                    "n/a" if blind(t) else fmt_metric("ood_rate", t.get("ood_rate"))]
+            row += [fmt_metric("coverage", fold_coverage(f.trust, coverage_key == "coverage_per_group")),
+                    fmt(t.get("mean_set_size")),
+                    "n/a" if cannot_flag(t) else fmt_metric("ood_rate", t.get("ood_rate"))]
         table.add_row(*row)
     summary = result.summary()
     lead = [""] if result.repeats > 1 else []

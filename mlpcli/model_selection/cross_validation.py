@@ -35,7 +35,8 @@ from .splits import Fold, _group_name, _label, batch_spanning_groups, check_trai
 from .splits import leave_batch_out as leave_batch_out_folds
 
 __all__ = ["FoldScore", "CVResult", "fit_and_score", "fit_fold", "fold_name", "plan_folds", "cross_validate",
-           "check_cv_options", "with_seed", "mean_sd", "finite", "check_fits_memory"]
+           "check_cv_options", "with_seed", "mean_sd", "finite", "check_fits_memory",
+           "fold_coverage", "cannot_flag"]
 
 
 # ── one model on one fold ──────────────────────────────────────────────────────────────────────────────────
@@ -163,6 +164,22 @@ def check_fits_memory(ds: data.Dataset, fits: Iterable[tuple[TrainOptions, int]]
     fitting_check_fits_memory(ds, concrete, plan, n_tasks)
 
 
+def fold_coverage(trust: dict | None, per_patient: bool) -> float | None:
+    """A fold's prediction-set coverage (``FoldScore.trust``): each patient counted once when ``per_patient`` (the
+    table has patients), the samples' where the test part has one sample per patient (no per-patient figure)."""
+    if trust is None:
+        return None
+    value = trust.get("coverage_per_group") if per_patient else trust.get("coverage")
+    return trust.get("coverage") if value is None else value
+
+
+def cannot_flag(trust: dict | None) -> bool:
+    """Whether a fold model can flag nothing out-of-distribution at its alpha (its smallest p-value is not below
+    it): its OOD rate is undefined (n/a), not 0."""
+    return bool(trust) and trust.get("ood_floor") is not None and trust.get("ood_alpha") is not None \
+        and trust["ood_floor"] >= trust["ood_alpha"]
+
+
 # Held-out batches of fewer patients than this are named beside the leave-batch-out forecast (``small_held_out``):
 # ``evaluate --by`` refuses to judge a group of fewer than 10 samples of a class, for the same reason
 SMALL_HELD_OUT = 10
@@ -227,14 +244,12 @@ class CVResult:
         left_out: dict[str, list[str]] = {"coverage": [], "ood_rate": []}
         for f in trusted:
             t = f.trust
-            coverage = t.get("coverage_per_group") if per_patient else t.get("coverage")
-            if coverage is None:  # one sample per patient in this test part: its samples' coverage is the figure
-                coverage = t.get("coverage")
+            coverage = fold_coverage(t, per_patient)
             if t.get("set_notes"):
                 left_out["coverage"].append(fold_name(f, repeated))
                 coverage = None
             ood = t.get("ood_rate")
-            if t.get("ood_floor") is not None and t.get("ood_alpha") is not None and t["ood_floor"] >= t["ood_alpha"]:
+            if cannot_flag(t):
                 left_out["ood_rate"].append(fold_name(f, repeated))
                 ood = None
             values["coverage"].append(coverage)
