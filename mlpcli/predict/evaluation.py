@@ -437,7 +437,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.notes.extend(trust.level_notes() + _trust_notes(result.trust))
         result.warnings.extend(trust.ood_warnings())
         if meta.get("ood_p") is not None:  # scored here, not counted by Trust.columns
-            result.warnings.extend(trust.excess_ood(meta["ood_p"] < trust.options.ood_alpha, meta.get("batch")))
+            result.warnings.extend(trust.excess_ood(meta["ood_p"] < trust.options.ood_alpha, meta.get("batch"),
+                                                    groups))
     if by is not None:
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings, result.notes, weights)
