@@ -1065,10 +1065,10 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
         dropped = [g for g in DEFAULT_GROUPS if ds.roles is not None and g in ds.roles.drop]
         why = (f"{_quoted(dropped)} dropped (--drop)" if dropped else
                f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column")
+        calibrated = "" if ds.task == "regression" else ", and the probabilities calibrated on it overconfident"
         ds.warnings.append(f"{why}: samples are treated as independent; "
-                           "if several come from one patient, validation is optimistic, and the probabilities "
-                           "calibrated on it overconfident — pass --group COLUMN "
-                           "(or --no-group to confirm they are independent)")
+                           f"if several come from one patient, validation is optimistic{calibrated} — pass --group "
+                           "COLUMN (or --no-group to confirm they are independent)")
     return with_positive(ds, positive), notes
 
 

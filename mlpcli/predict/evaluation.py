@@ -18,7 +18,7 @@ from ._common import _names, _quoted, natural_key
 from .columns import RoleFlags
 from .seen import SeenRows
 from .shift import ShiftReport
-from .stream import _Run, resolve_decision
+from .stream import _Run, labelled_by, resolve_decision
 from .trust import Trust, Uncertainty, evaluation_report
 
 
@@ -333,9 +333,10 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     """
     from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
 
+    threshold_given = threshold is not None
     rule, threshold = resolve_decision(model, decision, threshold)
     weights = rule.weights(model.task)  # a multiclass model's labels (``mlpcli.decision``); None: argmax
-    labelled_by = rule.rule if model.task in ("binary", "multiclass") else None
+    labels_by = labelled_by(model, rule, threshold_given)
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a whole number >= 0, got {bootstrap!r}")
     if bootstrap == 1:  # one resample: a "95 % interval" of zero width
@@ -344,7 +345,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     trust = Trust(model, uncertainty) if uncertainty is not None and (
         uncertainty.active or model.task in ("binary", "multiclass")) else None
     if trust is not None:
-        trust.rule = rule.rule  # the labels evaluate counts (--decision may change the model's rule)
+        trust.rule = labels_by  # the labels evaluate counts (--decision may change the model's rule)
     if novel_labels and model.task not in ("binary", "multiclass"):
         raise OptionError(f"--novel-labels applies to binary and multiclass models; this model is {model.task}, "
                           "whose targets hold no classes to be unknown")
@@ -369,7 +370,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                  None if meta.get("ood_p") is None else meta["ood_p"][novel], weights)
         out, meta = out[~novel], {k: v[~novel] for k, v in meta.items()}
         if not len(out):  # no row to score: the novel rows' report alone
-            result = EvaluationResult(task=task, n=0, classes=classes, metrics={}, main_metric=main, decision=labelled_by,
+            result = EvaluationResult(task=task, n=0, classes=classes, metrics={}, main_metric=main, decision=labels_by,
                                       threshold=threshold if task in ("binary", "multilabel") else None, by=by,
                                       shift=run.shift, notes=[*filter(None, [target_note]), *run.notes],
                                       warnings=run.warnings, novel=novel_doc)
@@ -380,7 +381,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
             return result
     proba, y = metrics.as_task_proba(task, out), meta["y"]
     overall = metrics.compute(task, y, proba, classes, threshold, weights)
-    result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main, decision=labelled_by,
+    result = EvaluationResult(task=task, n=len(y), classes=classes, metrics=overall, main_metric=main, decision=labels_by,
                               threshold=threshold if task in ("binary", "multilabel") else None, by=by,
                               shift=run.shift, notes=[*filter(None, [target_note]), *run.notes,
                                                       *filter(None, [_absent_note(task, y, classes, overall)])],

@@ -389,6 +389,7 @@ class _Run:
         self.explain: tuple[int, int] | None = None  # (top K, IG steps): per-row reasons (PredictionStream)
         self.threshold: float = 0.5  # what labels the rows (``resolve_decision``; set by predict_stream, evaluate)
         self.decision: Decision = model.decider
+        self.labelled_by: str | None = None  # what the report names as having labelled the rows (``labelled_by``)
 
     def _join(self, sheet, roles: RoleFlags, by: str | None) -> tuple[SampleJoin, set]:
         """The sample sheet matched to the table's header; the columns only the sheet has."""
@@ -1075,7 +1076,7 @@ class PredictionStream:
         """JSON-able: rows, columns, predicted label counts, shift summary, notes and warnings."""
         return {"rows": self.n_rows, "task": self.model.task, "columns": self.columns,
                 "threshold": self.threshold if self.model.task in ("binary", "multilabel") else None,
-                "decision": self.decision.rule if self.model.task in ("binary", "multiclass") else None,
+                "decision": self._run.labelled_by,  # argmax, balanced or threshold (``labelled_by``)
                 # where a binary model's threshold came from: --threshold, or the decision rule (0.5 for argmax, the
                 # positive class's training share for balanced)
                 "threshold_source": getattr(self._run, "threshold_source", None) if self.model.task == "binary" else None,
@@ -1108,6 +1109,15 @@ def resolve_decision(model: Model, decision: str | None = None, threshold: float
                               "(written before mlpcli stored its decision rule); train it again")
     rule = model.decider.with_rule(decision)
     return rule, rule.threshold(model.task) if threshold is None else threshold
+
+
+def labelled_by(model: Model, rule: Decision, threshold_given: bool) -> str | None:
+    """What labels ``model``'s rows, as ``predict`` and ``evaluate`` report it (their JSON's ``decision``): a
+    binary model's own ``--threshold`` ("threshold": then neither rule decides, whatever the model's is), else the
+    rule's name (argmax, balanced); None for a task without a choice of class (regression, multi-label)."""
+    if model.task not in ("binary", "multiclass"):
+        return None
+    return "threshold" if threshold_given and model.task == "binary" else rule.rule
 
 
 def _check_threshold(model: Model, threshold: float | None) -> float | None:
@@ -1179,8 +1189,9 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                trust=trust, unique_ids=unique_ids)
     run.explain, run.threshold, run.decision = explaining, threshold, rule
     run.threshold_source = "--threshold" if threshold_given else "decision rule"
+    run.labelled_by = labelled_by(model, rule, threshold_given)
     if trust is not None:  # the rule that chose the labels --min-confidence judges (its notes say so)
-        trust.rule = rule.rule
+        trust.rule = run.labelled_by
     return PredictionStream(run, threshold)
 
 
