@@ -38,19 +38,25 @@ def _check_method_options(method: str) -> None:
 
 
 def _training_table_warning(model, data_file: str, samples, method: str) -> list[str]:
-    """A warning when permutation importance runs on what looks like the model's training table (its file
-    name and number of samples): the members have seen those samples, so a gene the network memorised
-    scores as important; the note every run prints is easily missed."""
+    """A warning when permutation importance runs on rows the model was trained on: the members have seen those
+    samples, so a gene the network memorised scores as important; the note every run prints is easily missed.
+    The rows are recognised by the fingerprints the model keeps (``Samples.seen``: in any file, counted, as
+    ``predict`` does); a model without them (an older file) by the file's name and number of samples."""
     import os
 
+    if method != "permutation":
+        return []
+    advice = ("permutation importance on training samples rewards what the networks memorised; give held-out "
+              "samples (another cohort, or a split kept out of training)")
+    if samples.seen is not None:
+        return [f"{samples.seen.describe(len(samples.X))}: {advice}"] if samples.seen.n else []
     prov = model.provenance or {}
-    if method != "permutation" or data_file == "-" or not prov.get("data_file"):
+    if data_file == "-" or not prov.get("data_file"):
         return []
     if os.path.basename(os.path.normpath(data_file)) != prov["data_file"] or len(samples.X) != prov.get("n_samples"):
         return []
     return [f"{data_file} looks like the table the model was trained on ({prov['data_file']}, {len(samples.X)} "
-            "samples): permutation importance on training samples rewards what the networks memorised; give "
-            "held-out samples (another cohort, or a split kept out of training)"]
+            f"samples): {advice}"]
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,

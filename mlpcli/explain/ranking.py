@@ -7,7 +7,9 @@ predicted when the table has no labels). For class c, over the samples of class 
                ranked by it, highest first
     mean_abs   the mean |attribution|
     direction  "up" when higher expression pushes toward c (the attributions' sign agrees with the sign
-               of x - baseline, weighted by |attribution|), "down" when lower expression does
+               of x - baseline, weighted by |attribution|), "down" when lower expression does, "mixed" when
+               neither holds for at least MIXED_BELOW of the weight (an interaction: the gene pushes toward c
+               when high in some samples and when low in others)
     fraction   the share of those samples whose attribution toward c is positive
 
 Stability: an ensemble's members are explained each alone (its own logit or probability) and ranked the
@@ -37,7 +39,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,6 +51,9 @@ from ..model_io import Model
 from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_model_output,
                           check_steps, class_index, completeness_gap, default_tol, target_scales)
 
+if TYPE_CHECKING:
+    from ..predict.seen import SeenRows
+
 __all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "check_rankable", "explain", "feature_rng",
            "label_indices",
            "load_samples", "rank_features", "permutation_importance"]
@@ -57,6 +62,10 @@ COLUMNS = ["class", "rank", "feature", "score", "mean_abs", "direction", "fracti
 METHODS = ("ig", "permutation")
 SCORINGS = ("log_loss", "balanced_accuracy")
 DEFAULT_TOP = 20
+# A direction is "up" or "down" when at least this share of the |attribution| agrees with it, else "mixed": on an
+# XOR of two genes each gene's direction was right for 60-67 % of the weight toward a class (printed as "up",
+# toward both classes); on linear drivers 95-100 %.
+MIXED_BELOW = 0.75
 DEFAULT_BOOTSTRAP = 20
 DEFAULT_REPEATS = 5
 _PERM_BYTES = 32 << 20  # first-layer outputs of the shuffled copies handled at a time
@@ -113,6 +122,9 @@ class Samples:
     warnings: list[str]
     filled: list[str] = field(default_factory=list)  # features the table lacks, filled with training means
     patients: np.ndarray | None = None  # (n,) the group column (patients) when the table has the model's
+    # the rows the model was trained on, recognised by their fingerprints (``predict.seen``); None when the model
+    # keeps none or the table lacks features (filled: no row can match)
+    seen: "SeenRows | None" = None
 
 
 def load_samples(model: Model, source, roles=None, fill_missing: str | None = None,
@@ -123,6 +135,7 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
     error naming them), as the model's class names: what ``explain`` takes as y, whatever the classes are
     (indices would be read as names for classes 1, 2, 3). ``fill_missing``, ``max_missing``: as for predict."""
     from ..predict.prepared import prepare
+    from ..predict.seen import SeenRows
 
     prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, max_missing=max_missing, labels=True)
     name = "the table" if isinstance(source, pd.DataFrame) else source
@@ -143,8 +156,12 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
     else:
         y = np.asarray(model.classes)[prepared.y.reshape(-1).astype(np.int64)]
     notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
+    seen = SeenRows.of(model) if not prepared.filled else None
+    if seen is not None:
+        X_kept = np.asarray(prepared.X)[:, model.preprocessor.kept_index_]
+        seen.count(seen.match(X_kept), prepared.ids if prepared.id_column else None, np.arange(1, len(X_kept) + 1))
     return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings), list(prepared.filled),
-                   prepared.groups)
+                   prepared.groups, seen)
 
 
 # ── ranking ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -220,11 +237,29 @@ def _stability(unit_scores: np.ndarray, used: np.ndarray, features: Sequence[str
              "mean_spearman": float(np.mean(rho)) if rho else None}, share)
 
 
+def _direction(direction: float, agreement: np.ndarray | None, j: int) -> str:
+    """"up" / "down" by the sign of ``direction``, or "mixed" when ``agreement`` (d,) (the share of the |attribution|
+    whose sign agrees with ``direction``'s; None: not measured) is below MIXED_BELOW."""
+    if agreement is not None and not agreement[j] >= MIXED_BELOW:
+        return "mixed"
+    return "up" if direction >= 0 else "down"
+
+
+def _agreement(signed_sum: np.ndarray, abs_sum: np.ndarray) -> np.ndarray:
+    """(d,) the share of the |attribution| whose sign (times that of x - baseline) agrees with the majority's: from
+    the sum of the signed attributions and the sum of their absolute values, (1 + |signed| / abs) / 2 (1 where a
+    gene has no attribution at all)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(abs_sum > 0, np.abs(signed_sum) / abs_sum, 1.0)
+    return (1.0 + np.minimum(ratio, 1.0)) / 2.0
+
+
 def _table_rows(name: str, scores: np.ndarray, mean_abs: np.ndarray, direction: np.ndarray | None,
                 fraction: np.ndarray, share: np.ndarray | None, used: np.ndarray, features: Sequence[str],
-                top: int) -> list[dict]:
+                top: int, agreement: np.ndarray | None = None) -> list[dict]:
     """The class's table rows: the ``top`` genes of those the model uses, highest score first; tied genes
-    share a rank (genes tied at 0 are not ordered by their names)."""
+    share a rank (genes tied at 0 are not ordered by their names). ``agreement`` (d,): how far the direction
+    holds (``_agreement``), "mixed" below MIXED_BELOW."""
     rows = []
     scores = np.asarray(scores, dtype=np.float64)
     with np.errstate(invalid="ignore"):
@@ -234,7 +269,7 @@ def _table_rows(name: str, scores: np.ndarray, mean_abs: np.ndarray, direction: 
     for j in order[:int(used.sum())]:
         rows.append({"class": name, "rank": int(ranks[j]), "feature": features[j], "score": float(scores[j]),
                      "mean_abs": float(mean_abs[j]),
-                     "direction": "" if direction is None else ("up" if direction[j] >= 0 else "down"),
+                     "direction": "" if direction is None else _direction(direction[j], agreement, j),
                      "fraction": float(fraction[j]),
                      "member_overlap": float(share[j]) if share is not None else float("nan")})
     return rows
@@ -610,7 +645,8 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
             summary, share = _stability(boot, used, feats, top, "bootstrap resample", seed=seed)
         else:
             summary, share = _stability(member_sums[:, c] / n_c, used, feats, top, "member", seed=seed)
-        table_rows = _table_rows(names[c], score, abs_sums[c] / n_c, dirs[c], pos[c] / n_c, share, used, feats, top)
+        table_rows = _table_rows(names[c], score, abs_sums[c] / n_c, dirs[c], pos[c] / n_c, share, used, feats, top,
+                                 _agreement(dirs[c], abs_sums[c]))
         _record(names[c], table_rows, summary, rows, stability, short)
     table = pd.DataFrame(rows, columns=COLUMNS)
     notes = extra + _filled_note(unranked) + _short_note(short, top, "ig") + _correlated_note(
@@ -672,16 +708,18 @@ def _probabilities_cm(out_fn: _Output, logit_sets: list[np.ndarray]) -> np.ndarr
 
 def _class_scores(model: Model, P: np.ndarray, y: np.ndarray, scoring: str) -> np.ndarray:
     """Per-class score (..., k), higher is better, of class-major probabilities P (k_out, ..., n): the class's
-    recall (balanced accuracy is their mean) or minus the mean log loss of its samples (log loss is their
-    sample-weighted mean)."""
+    recall with the labels the model's decision rule gives (``Model.decider``, as ``predict`` and ``evaluate``
+    label: under the balanced rule a rare class's recall, and the drop a gene's shuffle makes in it, were those of
+    argmax, about half) — balanced accuracy is their mean — or minus the mean log loss of its samples (log loss is
+    their sample-weighted mean)."""
     k = len(model.classes)
     if scoring == "balanced_accuracy":
-        if P.shape[0] == 1:
-            pred = (P[0] >= 0.5).astype(np.int64)
-        elif model.task == "binary":
-            pred = (P[1] >= 0.5).astype(np.int64)
+        rule = model.decider
+        if model.task == "binary":  # P(positive): a sigmoid's one row, or the second of two
+            pred = (P[-1] >= rule.threshold("binary")).astype(np.int64)
         else:
-            pred = P.argmax(axis=0)
+            w = rule.weights(model.task)
+            pred = (P if w is None else P * w.reshape(-1, *[1] * (P.ndim - 1))).argmax(axis=0)
         return _recalls(pred, y, k)
     if P.shape[0] == 1:  # binary sigmoid: P(positive)
         p_true = np.where(y == 1, P[0], 1.0 - P[0])
@@ -932,7 +970,8 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
     largest = ", ".join(f"{feats[j]} {overall[j]:+.3g}" for j in order) or "none above 0"
     notes = ["permutation importance is only honest on held-out samples (not the training table), and genes that "
              "carry the same signal share their importance: shuffling one leaves the others to carry it",
-             f"score: {what}; largest overall: {largest})", *_short_note(short, top, "permutation")]
+             f"score: {what}; largest overall: {largest}); fraction: the share of the {drops.shape[0]} shuffles that "
+             "worsened the class's score", *_short_note(short, top, "permutation")]
     if mdrops is None:
         notes.append("member_overlap needs an ensemble: a single network's permutation importance has no members")
     absent = [c for c in wanted if not present[c]]
@@ -1017,7 +1056,8 @@ def _ig_regression(model: Model, X: np.ndarray, feats: list[str], features, used
         else:
             summary, share = _stability(member_abs[:, i] / n, used, feats, top, "member", seed=seed)
         fraction = np.where(dirs[i] >= 0, ups[i], downs[i]) / n
-        table_rows = _table_rows(names[t], score, score, dirs[i], fraction, share, used, feats, top)
+        table_rows = _table_rows(names[t], score, score, dirs[i], fraction, share, used, feats, top,
+                                 _agreement(dirs[i], abs_sums[i]))
         _record(names[t], table_rows, summary, rows, stability, short)
     table = pd.DataFrame(rows, columns=COLUMNS)
     at_baseline = ", ".join(f"{names[t]} {fb[i]:.4g}" for i, t in enumerate(wanted))

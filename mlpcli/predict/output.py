@@ -280,7 +280,7 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     classes = list(model.classes)
     # every name written as it is (no "/"), so that a renamed one cannot take it
     taken = {prefix + str(t) for c in classes for t in (c, f"{c}_prob", f"prob_{c}")} | {
-        prefix + t for t in ("pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features")} | {
+        prefix + t for t in ("pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features", "explained_class")} | {
         f"{prefix}top_features_{c}" for c in classes}
     taken = {t for t in taken if "/" not in t}
     if model.task in ("binary", "multiclass"):
@@ -314,6 +314,9 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
         out[name(column)] = values.astype(str) if column == "pred_set" else values
     for column in getattr(stream, "explain_columns", []):  # predict --explain K
         out[name(column)] = cols[column].astype(str)
+    if getattr(stream, "explained_column", None):  # the class they explain, where a label may be unassigned
+        out[name(stream.explained_column)] = pd.Categorical(cols[stream.explained_column].astype(str),
+                                                            categories=[str(c) for c in classes])
     if renamed and notes is not None:
         notes.append(f"'/' cannot be in an .h5ad column name (HDF5 reads it as a path): wrote {', '.join(renamed)}")
     return out
@@ -372,6 +375,7 @@ def prediction_obs_names(model, prefix: str) -> set[str]:
     (a user's `cell_type` stays when the prefix is "cell")."""
     names = [str(c) for c in model.classes] + [str(t) for t in (model.target_names or ["label"])]
     stems = set(names) | {f"{c}_prob" for c in names} | {f"prob_{c}" for c in names} | {
-        f"top_features_{c}" for c in names} | {"pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features"}
+        f"top_features_{c}" for c in names} | {"pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features",
+                                                "explained_class"}
     full = {prefix + t for t in stems}
     return full | {t.replace("/", "_") for t in full}

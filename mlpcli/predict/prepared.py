@@ -45,6 +45,7 @@ class Prepared:
     # (n,) the group column's values (patients) when the table (or its sheet) has the model's group column;
     # else None: explain's bootstrap resamples whole patients with it
     groups: np.ndarray | None = None
+    id_column: str | None = None  # the id column ``ids`` holds, or None: they are row numbers
 
     def __iter__(self):  # X, ids, notes, warnings = prepare(...)
         return iter((self.X, self.ids, self.notes, self.warnings))
@@ -200,5 +201,6 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     group = plan.roles.group
     columns = {str(c): c for c in table.columns}
     groups = table[columns[group]].to_numpy(dtype=object) if group is not None and group in columns else None
-    return Prepared(X=X, ids=ids, notes=read_notes + plan_notes + join_notes, warnings=warnings,
+    return Prepared(X=X, ids=ids, id_column=plan.roles.id or None, notes=read_notes + plan_notes + join_notes,
+                    warnings=warnings,
                     y=y, filled=filled, targets=list(plan.roles.target), labelled=labelled, groups=groups)

@@ -38,6 +38,8 @@ from .trust import Trust, Uncertainty
 # exactly; Model.predict_output cuts its input into the same blocks, so the numbers also equal
 # model.predict_output(X) bit for bit.
 FORWARD_ROWS = ROW_BLOCK
+# predict --explain with abstention: the column naming the class each row's top_features explain
+EXPLAINED_CLASS = "explained_class"
 
 
 def _with_references(blocks: Iterator[tuple[np.ndarray, dict]], refs: "_InputRows | None",
@@ -987,6 +989,12 @@ class PredictionStream:
             self.explain_columns = ([f"top_features_{c}" for c in model.classes] if model.task == "multilabel" or
                                     model.task == "regression" and len(model.classes) > 1 else ["top_features"])
             self.columns += self.explain_columns
+        # with abstention, an unassigned row's top_features are toward the class the rule chose, which its label no
+        # longer names: ``explained_class`` names it (for every row, so the column reads alike)
+        self.explained_column = (EXPLAINED_CLASS if run.explain is not None and model.task in ("binary", "multiclass")
+                                 and self.trust is not None and self.trust.options.abstains else None)
+        if self.explained_column:
+            self.columns.append(self.explained_column)
         if self.trust is not None:
             self.columns += self.trust.added_columns
         twice = [name for name, k in Counter(self.columns).items() if k > 1]
@@ -1066,6 +1074,8 @@ class PredictionStream:
         if "top_features" in meta:
             for j, column in enumerate(self.explain_columns):
                 cols[column] = meta["top_features"][:, j]
+            if self.explained_column:
+                cols[self.explained_column] = classes[pred]
         return pd.DataFrame(cols, columns=self.columns)
 
     def _count_order(self, item) -> tuple[int, str]:
