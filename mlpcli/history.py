@@ -310,6 +310,11 @@ def curves_from_history(history: list[dict], curves: str = "loss", *, source: st
                   val_spread=spread_curve([m.val for m in members]))
 
 
+# The largest loss or metric value a history table may hold (``read_curves``): the rules square deviations of the
+# curves, which overflow float64 beyond ~1e154 (a run's curves scaled by 1e160 read "noisy, n/a of its level")
+MAX_CURVE_VALUE = 1e100
+
+
 def _single_curves(history: list[dict], curves: str, source: str = "history", kind: str = "history") -> Curves:
     tk, vk = CURVE_COLUMNS[curves]
     c = Curves(source=source, kind=kind, curves=curves, name=curves, train=[_num(r[tk]) for r in history],
@@ -318,7 +323,11 @@ def _single_curves(history: list[dict], curves: str, source: str = "history", ki
         c.train_eval = [_num(r["train_loss_eval"]) for r in history]
     kept = [b for b in (_num(r.get("best_epoch")) for r in history) if math.isfinite(b)]
     if kept and kept[-1] >= 1:  # `train --history` records the kept epoch on every row
-        c.checkpoint_epoch = int(kept[-1])
+        last = len(history)
+        if kept[-1] == int(kept[-1]) and kept[-1] <= last:
+            c.checkpoint_epoch = int(kept[-1])
+        else:  # an edited cell: "weights kept from epoch 999" of a 30-epoch run, or from "epoch 2" for 2.5
+            c.notes.append(f"{source}: best_epoch {kept[-1]:g} is not one of the run's epochs (1-{last}): ignored")
     return c
 
 
@@ -607,6 +616,13 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
         if name in frame.columns:
             _check_numeric(frame, name, source)
     rows = _in_epoch_order(_rows(frame), source)
+    for name in (tk, vk, "train_loss_eval"):
+        huge = next(((v, r) for v, r in ((_num(r.get(name)), r) for r in rows) if math.isfinite(v)
+                     and abs(v) > MAX_CURVE_VALUE), None) if name in frame.columns else None
+        if huge is not None:  # the rules square deviations: beyond ~1e154 they overflow to inf and read as n/a
+            raise DataError(f"{source}: {name} holds {huge[0]:g} at epoch {huge[1].get('epoch', '?')}, beyond "
+                            f"{MAX_CURVE_VALUE:g}, the largest value diagnose's arithmetic takes; divide the curve "
+                            "columns by a constant (the verdict does not depend on their scale)")
     c = curves_from_history(rows, curves, source=source)
     if curves == "loss":  # a loss (log loss, squared error) is never below 0: a hand-edited cell, or a score column
         for name in (tk, vk):

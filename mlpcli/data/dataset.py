@@ -21,7 +21,7 @@ from .names import comment_line_hint
 from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells, typed_as_written
 from ._common import _parse_numbers
 from ._common import one_number_groups
-from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, THOUSANDS_DECIMAL, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key, unspaced, visible
+from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, THOUSANDS_DECIMAL, THOUSANDS_NUMBER, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key, unspaced, visible
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
 
@@ -469,6 +469,10 @@ def _decimal_comma_hint(col: pd.Series) -> str:
     if THOUSANDS_DECIMAL.fullmatch(first):  # 8,000.0: thousands separators (8,000 alone could be either)
         return (f"{col.name!r} holds numbers written with thousands separators such as {first!r}: write them "
                 f"without ({first.strip().replace(',', '')!r}), or ")
+    if THOUSANDS_NUMBER.fullmatch(first):  # 95,823: either
+        return (f"{col.name!r} holds numbers such as {first!r}, with thousands separators or a decimal comma: write "
+                f"them without separators ({first.strip().replace(',', '')!r}), pass --decimal comma (and --sep) if "
+                "the commas are decimal marks, or ")
     if COMMA_NUMBER.fullmatch(first):
         return f"{col.name!r} holds numbers with decimal commas such as {first!r}: pass --decimal comma (and --sep), or "
     return ""
@@ -780,7 +784,16 @@ def _encode_classes(
 ) -> tuple[np.ndarray, list]:
     """(y (n,) int64 indices into the labels, labels)."""
     values = col.to_numpy()
-    source = _CellPlace(col.to_frame(), column=name).source
+    place = _CellPlace(col.to_frame(), column=name)
+    source = place.source
+    if values.dtype == object:
+        # pandas' hashing reads a NUL byte as the end of a text: pd.unique took 'A' and 'A\x00X' for one label,
+        # and training then called the common 'A' unknown (a text table's NUL is refused as it is read)
+        seen = dict.fromkeys(values.tolist())
+        nul = next((v for v in seen if isinstance(v, str) and "\x00" in v), None)
+        if nul is not None:
+            raise DataError(f"{source}target {name!r} holds a label with a NUL byte (0x00), {nul!r}, at "
+                            f"{place.row(values.tolist().index(nul))}: remove the byte from the labels")
     if classes is None:
         labels = _sorted_labels(values)
         if len(labels) < 2:

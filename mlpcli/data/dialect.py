@@ -116,8 +116,12 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
                             "whole numbers below 1,000 written without one), which are not read: write the numbers "
                             "without them — or, if the commas are decimal marks, pass --decimal comma")
         if chosen_decimal == ",":
+            either = all(THOUSANDS_NUMBER.fullmatch(c) for c in commas)  # 95,823 alone: separators, or 3 decimals?
             notes.append(f"{source}: numbers read with decimal commas ({comma.strip()!r} is "
-                         f"{comma.strip().replace(',', '.')}); --decimal . to read them otherwise")
+                         f"{comma.strip().replace(',', '.')}"
+                         + (f", not {comma.strip().replace(',', '')} with a thousands separator: every number with a "
+                            "comma has groups of three digits; if they are separators, write the numbers without "
+                            "them" if either else "") + "); --decimal . to read them otherwise")
     if chosen_decimal == chosen:
         raise ConfigError(f"--decimal comma: comma is also the field separator of {source}; pass --sep too "
                           "(e.g. --sep semicolon --decimal comma)")

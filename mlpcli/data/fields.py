@@ -144,13 +144,31 @@ def _blank_record(fields: list[str], sep: str) -> bool:
     return not fields or ((len(fields) == 1 or sep.isspace()) and not "".join(fields).strip())
 
 
-def check_piece(text, sep: str, width: int, name: str, line: int) -> int:
+def check_no_nul(text, sep: str, name: str, line: int, columns=None) -> None:
+    """A DataError naming the line and column of the first NUL byte (0x00) in a piece of whole lines (bytes, a
+    bytearray or a memoryview of one from its start; its first line is the file's line `line`). A text table has
+    none, and the parsers read one as the end of its cell: '-0\\x00535' was read as -0.0 and a label 'A\\x00X' as
+    'A' by one reader, whole by another (a file cut and pasted from a binary one, or a disk or transfer error)."""
+    data = text.obj if isinstance(text, memoryview) else text
+    at = data.find(b"\x00", 0, len(text))
+    if at < 0:
+        return
+    start = data.rfind(b"\n", 0, at) + 1
+    field = data.count(sep.encode(), start, at)
+    where = f"column {columns[field]!r}" if columns is not None and field < len(columns) else f"field {field + 1}"
+    at_line = line + data.count(b"\n", 0, at)
+    raise DataError(f"{name}: line {at_line}, {where} holds a NUL byte (0x00), which no text "
+                    "table has: the file is damaged or not a text table; remove the byte or export the table again")
+
+
+def check_piece(text, sep: str, width: int, name: str, line: int, columns=None) -> int:
     """Check the field count of every line of a piece of whole lines (its first line is the file's line
     `line`); returns the number of line ends in it.
 
     Without quotes the fields of a line are its separators plus one, counted with numpy (a few passes over
     the bytes); quotes that only wrap whole fields do not change that count, other quoting (a separator or
     line end inside quotes) is read with the csv module."""
+    check_no_nul(text, sep, name, line, columns)
     buf = np.frombuffer(text, dtype=np.uint8)
     if not buf.size:
         return 0
@@ -174,7 +192,8 @@ def check_piece(text, sep: str, width: int, name: str, line: int) -> int:
     return n_ends
 
 
-def check_stream(stream: BinaryIO, sep: str, width: int, name: str, piece_bytes: int = _PIECE_BYTES) -> None:
+def check_stream(stream: BinaryIO, sep: str, width: int, name: str, piece_bytes: int = _PIECE_BYTES,
+                 columns=None) -> None:
     """Check that every row after the header line of a binary (decompressed) text stream has `width`
     fields. Read into one reused buffer in pieces of whole lines (a piece never ends inside a quoted
     field), so memory stays at about a piece however long the table."""
@@ -209,7 +228,7 @@ def check_stream(stream: BinaryIO, sep: str, width: int, name: str, piece_bytes:
             if cut == 0 or odd:  # no whole line yet, or inside a quoted field: read on
                 continue
         with memoryview(buffer) as view:
-            line += check_piece(view[:cut], sep, width, name, line)
+            line += check_piece(view[:cut], sep, width, name, line, columns)
         if not k:
             return
         buffer[:fill - cut] = buffer[cut:fill]  # the unfinished last line to the front (less than a line)

@@ -176,7 +176,7 @@ class TextTable:
             return
         try:
             with open_binary(self.src.opener(), self.src.compression) as raw:
-                check_stream(raw, self.dialect.sep, len(self.header), self.src.name)
+                check_stream(raw, self.dialect.sep, len(self.header), self.src.name, columns=self.header)
         except DataError as exc:  # rows of another width: lines above the header are the likely cause
             raise DataError(f"{exc}{preamble_hint(self.header, self.src.name)}") from None
         except PARSE_ERRORS as exc:

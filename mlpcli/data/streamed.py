@@ -30,7 +30,7 @@ from ..errors import DataError, OptionError
 from ..interrupts import held
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DECIMAL_ATTR
-from .fields import check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
+from .fields import check_no_nul, check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
 from .dialect import SNIFF_BYTES
 from .feature_rows import raise_annotation_columns, raise_names_elsewhere
 from .io import NA_TOKENS, as_written_na
@@ -595,6 +595,7 @@ class _TextTable(_Table):
 
         if self._layout is None:
             self._layout = _Layout.of(self.columns, plan)
+        check_no_nul(text, self.sep, self.name, line, self.columns)
         cells = _tokenize(text, self.sep, self._layout, self.name, line, self.decimal)
         if cells is not None:
             return cells

@@ -1,0 +1,45 @@
+"""`diagnose HISTORY` on hand-edited or foreign history tables: curve values too large for its arithmetic are an
+error (the rules square deviations, which overflowed into "noisy, n/a of its level" at 1e160), and a best_epoch
+that is not one of the run's epochs is ignored with a note, not printed as "weights kept from epoch 999"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cli_helpers import assert_clean_error, run
+
+
+def _history(path, scale: float = 1.0, best=None) -> None:
+    e = np.arange(1, 31)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"epoch": e, "train_loss": (0.3 + 0.9 * np.exp(-e / 8) + rng.normal(0, .005, 30)) * scale,
+                          "val_loss": (0.45 + 0.7 * np.exp(-e / 8) + rng.normal(0, .01, 30)) * scale})
+    if best is not None:
+        frame["best_epoch"] = best
+    frame.to_csv(path, index=False)
+
+
+def test_the_verdict_is_the_same_at_any_scale_it_takes_and_an_error_beyond(tmp_path):
+    verdicts = []
+    for scale in (1.0, 1e-30, 1e90):
+        _history(tmp_path / "h.csv", scale)
+        res = run(["diagnose", str(tmp_path / "h.csv"), "--json"])
+        assert res.exit_code == 0, res.output
+        verdicts.append(res.stdout.split('"label": ')[1].split(",")[0])
+    assert len(set(verdicts)) == 1
+    _history(tmp_path / "huge.csv", 1e160)
+    assert_clean_error(run(["diagnose", str(tmp_path / "huge.csv")]),
+                       "huge.csv: train_loss holds", "beyond 1e+100, the largest value diagnose's arithmetic takes")
+
+
+def test_a_best_epoch_outside_the_run_is_ignored_and_said(tmp_path):
+    for best in (999, 2.5):
+        _history(tmp_path / "h.csv", best=best)
+        res = run(["diagnose", str(tmp_path / "h.csv"), "--no-chart"])
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.output.split())
+        assert f"best_epoch {best:g} is not one of the run's epochs (1-30): ignored" in text
+        assert "weights kept from epoch" not in text
+    _history(tmp_path / "h.csv", best=12)
+    assert "weights kept from epoch 12" in " ".join(run(["diagnose", str(tmp_path / "h.csv"), "--no-chart"]).output.split())
