@@ -378,8 +378,10 @@ def _provenance(path, ds: data.Dataset, checksum: str) -> dict:
         file = "(a pipe or descriptor)"
     else:
         file = name if name in ("-", "(in memory)") else os.path.basename(os.path.normpath(name))
+    kind = data.table_kind(name) if file not in ("(in memory)", "(a pipe or descriptor)") else None
     return {
         "data_file": file,
+        **({"data_kind": kind} if kind else {}),  # text, parquet, h5ad or 10x: what predict compares a cohort with
         "data_sha256": checksum,
         "n_samples": int(ds.n_samples),
         "n_features": int(ds.n_features),

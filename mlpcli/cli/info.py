@@ -318,7 +318,9 @@ def _table(doc: dict) -> Table:
     prov = doc["provenance"]
     if prov:
         versions = ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items())
-        table.add_row("data", f"{prov.get('data_file')}: {_count(prov.get('n_samples'))} samples × "
+        kind = {"10x": " (a 10x Genomics directory: raw counts)", "h5ad": " (an AnnData file)"}.get(
+            prov.get("data_kind"), "")
+        table.add_row("data", f"{prov.get('data_file')}{kind}: {_count(prov.get('n_samples'))} samples × "
                               f"{_count(prov.get('n_features'))} features; values and names sha256 "
                               f"{prov.get('data_sha256')} (of the table as read, not the file's bytes; of a sparse matrix: of its "
                               "stored arrays)")

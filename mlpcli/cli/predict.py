@@ -473,6 +473,8 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
                 f"too few {'patients' if shift.get('groups') is not None else 'samples'}")
         absent = len(shift.get("absent") or [])
         absent = f"; {absent:,} feature{'s' * (absent > 1)} 0 in every sample (see the warning)" if absent else ""
+        way = shift.get("one_way")
+        way = f"; {way[1]:,} of {way[2]:,} {way[0]} than in training" if way else ""
         table.add_row("cohort shift", f"{shift['level']} ({shift['fraction_mean_shifted']:.0%} of features beyond "
-                      f"{shift['thresholds']['mean_shift_sd']:g} SD, {mild}){absent}")
+                      f"{shift['thresholds']['mean_shift_sd']:.3g} SD, {mild}{way}){absent}")
     return table

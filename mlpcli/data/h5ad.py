@@ -150,16 +150,16 @@ class H5ad:
             raise DataError(f"{self.path} is an HDF5 file but not AnnData: it has no {missing!r} table")
         if raw:
             if "raw" not in f or "X" not in f["raw"]:
-                raise DataError(f"{self.path} has no .raw (--raw); its matrices: {self._matrices()}")
+                raise DataError(f"{self.path} has no .raw (--raw); its matrices: {self.matrices()}")
             self.matrix_name, elem, var_group = ".raw.X", f["raw"]["X"], f["raw"]["var"]
         elif layer not in (None, X_LAYER):
             layers = list(f["layers"].keys()) if "layers" in f else []
             if layer not in layers:
-                raise DataError(f"--layer {layer!r} not found in {self.path}; its matrices: {self._matrices()}")
+                raise DataError(f"--layer {layer!r} not found in {self.path}; its matrices: {self.matrices()}")
             self.matrix_name, elem, var_group = f"layer {layer!r}", f["layers"][layer], f["var"]
         else:
             if "X" not in f:
-                raise DataError(f"{self.path} has no .X matrix; its matrices: {self._matrices()} (--layer NAME)")
+                raise DataError(f"{self.path} has no .X matrix; its matrices: {self.matrices()} (--layer NAME)")
             self.matrix_name, elem, var_group = ".X", f["X"], f["var"]
         self._elem = elem
         try:
@@ -192,7 +192,7 @@ class H5ad:
             raise DataError(f"{self.path}: {self.matrix_name} has no genes (var is empty)")
         if self._stored_values() == 0:
             raise DataError(f"{self.path}: {self.matrix_name} stores no values (every gene 0 in every cell: an empty "
-                            f"placeholder?); its matrices: {self._matrices()}")
+                            f"placeholder?); its matrices: {self.matrices()}")
         shown = f"var column {self.var_names_column!r}" if self.var_names_column else (
             ".raw.var_names" if raw else "var_names")
         self.names_from = shown
@@ -210,7 +210,23 @@ class H5ad:
         except _READ_ERRORS as exc:
             raise self._fail(exc, self.matrix_name) from None
 
-    def _matrices(self) -> str:
+    def counts_like(self, sample: int = 100_000) -> tuple[bool, float | None]:
+        """(whether the chosen matrix's first ``sample`` stored values are whole numbers >= 0, as raw counts are;
+        the first value that is not, or None), read without densifying: a sparse matrix's data array, a dense one's
+        first rows."""
+        try:
+            if self.kind == "dense":
+                rows = max(1, sample // max(self.shape[1], 1))
+                values = np.asarray(self._elem[:rows], dtype=np.float64).ravel()
+            else:
+                values = np.asarray(self._elem["data"][:sample], dtype=np.float64)
+        except _READ_ERRORS as exc:
+            raise self._fail(exc, self.matrix_name) from None
+        odd = np.flatnonzero((values < 0) | (values != np.round(values)))
+        return (not odd.size, float(values[odd[0]]) if odd.size else None)
+
+    def matrices(self) -> str:
+        """The file's matrices as the messages name them (".X, layer 'counts', .raw.X (--raw)")."""
         f, found = self.file, []
         if "X" in f:
             found.append(".X")

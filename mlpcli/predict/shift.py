@@ -46,6 +46,13 @@ SHIFT_SHOWN = 5  # features named in the warning
 # (for a model that applies log1p), counts for a model that learned log values, or another normalisation move
 # nearly all of them one way (log2 values of the sample data against its log1p model: 921 of 921 down).
 SAME_WAY_SHARE = 0.9
+# A table on another scale is a shift whatever the share of features beyond the mean test's bar: when at least
+# SAME_WAY_SHARE of all the features (ONE_WAY_MIN_FEATURES or more) moved the same way by more than ONE_WAY_SD.
+# Log-normalised single cells given to a model of raw counts moved 99.9 % of 1,000 genes down (96 % by more than
+# 0.05 SD), but their zero-inflated genes barely moved in SD units: 3 % beyond the bar, "cohort shift: none". A
+# batch or population effect moves genes both ways (about half each way, by chance alone).
+ONE_WAY_SD = 0.05
+ONE_WAY_MIN_FEATURES = 20
 GROUP_COUNT_CAP = 10_000  # patients counted at most (the JSON's `groups` is then "at least")
 # The spread test's SDs before the clip are of every row of the first UNCLIPPED_EVERY_ROW and every
 # UNCLIPPED_STRIDE-th row after (``_ShiftStats``): an SD from 2,048 + n / 16 rows is within a few % of all rows'
@@ -242,11 +249,27 @@ class ShiftReport:
     def fraction_spread_shifted(self) -> float:
         return self._fraction(self.spread_shifted)
 
+    def one_way(self) -> tuple[str, int, int] | None:
+        """("lower" or "higher", how many, of how many) when at least SAME_WAY_SHARE of all the features judged
+        (ONE_WAY_MIN_FEATURES or more) moved the same way by more than ONE_WAY_SD: the whole table on another scale
+        (``level`` "shift" whatever the other tests say); else None."""
+        if not self.checked:
+            return None
+        shifts = self.mean_shift[~self.filled]
+        shifts = shifts[np.isfinite(shifts)]
+        if len(shifts) < ONE_WAY_MIN_FEATURES:
+            return None
+        down, up = int((shifts < -ONE_WAY_SD).sum()), int((shifts > ONE_WAY_SD).sum())
+        way, k = ("lower", down) if down >= up else ("higher", up)
+        return (way, k, len(shifts)) if k >= SAME_WAY_SHARE * len(shifts) else None
+
     @property
     def level(self) -> str:
         if not self.checked:
             return "unchecked"
         if self.fraction_mean_shifted > SHIFT_FRACTION or self.fraction_spread_shifted > SHIFT_FRACTION:
+            return "shift"
+        if self.one_way() is not None:
             return "shift"
         if self.fraction_mildly_shifted > SHIFT_FRACTION:
             return "mild"
@@ -321,7 +344,9 @@ class ShiftReport:
                                "sd_ratio": SHIFT_SPREAD_RATIO, "fraction": SHIFT_FRACTION},
                 "most_shifted": self.most_shifted(top) if self.checked else [],
                 "absent_checked": self.absent_checked,
-                "absent": [self.features[j] for j in np.flatnonzero(self.absent)]}
+                "absent": [self.features[j] for j in np.flatnonzero(self.absent)],
+                # ("lower" | "higher", how many, of how many) when nearly all features moved one way (``one_way``)
+                "one_way": list(self.one_way() or []) or None}
 
     def same_way(self) -> tuple[str, int, int] | None:
         """("lower" or "higher", how many, of how many) when at least SAME_WAY_SHARE of the features that make
@@ -331,7 +356,7 @@ class ShiftReport:
             return None
         flags = self.mean_shifted if self.fraction_mean_shifted > SHIFT_FRACTION else self.mildly_shifted
         if self._fraction(flags) <= SHIFT_FRACTION:
-            return None
+            return self.one_way()
         shifts = self.mean_shift[flags]
         down, total = int((shifts < 0).sum()), len(shifts)
         way, k = ("lower", down) if 2 * down >= total else ("higher", total - down)
@@ -344,7 +369,9 @@ class ShiftReport:
         if found is None:
             return ""
         way, k, total = found
-        moved = f"{k:,} of the {total:,} shifted features are {way} than in training"
+        moved = (f"{k:,} of the {total:,} shifted features are {way} than in training" if self._fraction(
+            self.mean_shifted) > SHIFT_FRACTION or self._fraction(self.mildly_shifted) > SHIFT_FRACTION
+            else "Nearly every feature moved that way")
         if way == "lower" and self.log1p:
             why = ("as when the values are already log-transformed: the model applies log1p itself and expects "
                    "values like its training table's (counts, TPM)")
@@ -387,10 +414,16 @@ class ShiftReport:
         if self.fraction_spread_shifted > SHIFT_FRACTION:
             parts.append(f"{self.fraction_spread_shifted:.0%} have an SD over {SHIFT_SPREAD_RATIO:g}x larger or "
                          "smaller than in training")
+        bar = f"warning above {SHIFT_FRACTION:.0%}"
+        if not parts:  # the one-way test alone (``one_way``)
+            way, k, total = self.one_way()
+            parts.append(f"{k:,} of the {total:,} features have a mean {way} than in training (by more than "
+                         f"{ONE_WAY_SD:g} training SD; {self.fraction_mean_shifted:.0%} beyond {self.mean_bar:.3g} SD)")
+            bar = f"warning when {SAME_WAY_SHARE:.0%} move one way"
         shown = ", ".join(f"{r['feature']} ({shown_number(r['mean_shift_sd'], '+.2g')} SD, SD "
                           f"x{shown_number(r['sd_ratio'], '.2g')})" for r in self.most_shifted(SHIFT_SHOWN))
         if self.level == "shift":
-            return (f"cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}); most shifted: {shown}."
+            return (f"cohort shift: {' and '.join(parts)} ({bar}); most shifted: {shown}."
                     f"{self.scale_hint()} These samples differ from the training cohort (batch, protocol, population): check the "
                     "predictions before trusting them (--shift-report for every feature)")
         return (f"mild cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}; "

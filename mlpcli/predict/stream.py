@@ -782,6 +782,22 @@ def _tenx_matrix_warning(model: Model) -> str | None:
             "normalize_total and log1p) into an .h5ad file and predict that")
 
 
+def _tenx_trained_warning(model: Model, table) -> str | None:
+    """A warning when a model trained on a 10x directory (raw counts) reads an .h5ad file's .X whose values are
+    not counts, as scanpy's files keep log-normalised values there: every prediction is off while nothing fails
+    (log-normalised cells given to such a model: balanced accuracy 0.853 against 0.963 from the file's counts
+    layer). The file's matrices are named, for --layer or --raw."""
+    if (model.provenance or {}).get("data_kind") != "10x":
+        return None
+    counts, example = table.h.counts_like()
+    if counts:
+        return None
+    return (f"features from .X, whose values are not counts ({example:.4g}), but the model was trained on the raw "
+            f"counts of a 10x directory ({model.provenance.get('data_file')}): values on another scale give wrong "
+            f"predictions without an error; choose this file's counts with --layer NAME or --raw (its matrices: "
+            f"{table.h.matrices()})")
+
+
 def _open_h5ad(source, roles: RoleFlags, model: Model):
     """(the opened .h5ad table, the roles with this file's defaults, notes, warnings). The matrix and the gene
     names default to the model's training choices (--layer, --raw, --var-names given to train), the id to
@@ -816,6 +832,8 @@ def _open_h5ad(source, roles: RoleFlags, model: Model):
             from None
     try:
         table.check_features(model.preprocessor.kept_features, roles.var_names)
+        if warning is None and from_model is None and layer is None and not raw and data.h5ad.is_h5ad(source):
+            warning = _tenx_trained_warning(model, table)
     except BaseException:
         table.close()
         raise

@@ -1,0 +1,87 @@
+"""Values on another scale than the model learned: a model trained on a 10x directory's raw counts warns when an
+.h5ad file's .X (scanpy keeps log-normalised values there) is read instead of its counts, and the cohort-shift
+check calls a table whose every feature moved the same way a shift, however few features pass the mean test's
+bar (log-normalised single cells against a counts model: 3 % beyond the bar, "cohort shift: none")."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_helpers import run
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.fixture(scope="module")
+def tenx_model(tmp_path_factory):
+    anndata = pytest.importorskip("anndata")
+    scipy_io = pytest.importorskip("scipy.io")
+    tmp = tmp_path_factory.mktemp("tenx_scale")
+    cells = anndata.read_h5ad(SAMPLE / "single_cell.h5ad")
+    counts = cells.layers["counts"].tocsr()
+    tenx = tmp / "tenx"
+    tenx.mkdir()
+    with gzip.open(tenx / "matrix.mtx.gz", "wb") as f:
+        scipy_io.mmwrite(f, counts.T.tocoo().astype(np.int64), field="integer")
+    with gzip.open(tenx / "features.tsv.gz", "wt") as f:
+        f.write("".join(f"{g}\t{g}\tGene Expression\n" for g in cells.var_names))
+    with gzip.open(tenx / "barcodes.tsv.gz", "wt") as f:
+        f.write("".join(f"{b}\n" for b in cells.obs_names))
+    sheet = pd.DataFrame({"barcode": cells.obs_names, "cell_type": cells.obs["cell_type"].astype(str).to_numpy(),
+                          "donor_id": cells.obs["donor_id"].astype(str).to_numpy()})
+    sheet.to_csv(tmp / "cells.csv", index=False)
+    res = run(["train", str(tenx), "--samples", str(tmp / "cells.csv"), "--target", "cell_type", "--folds", "1",
+               "--epochs", "3", "--hidden", "8", "-q", "-o", str(tmp / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    return tmp
+
+
+def test_an_h5ad_X_that_is_not_counts_is_warned_of(tenx_model):
+    res = run(["predict", str(tenx_model / "m.mlp"), str(SAMPLE / "single_cell.h5ad"), "-q",
+               "-o", str(tenx_model / "p.csv")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "warning: features from .X, whose values are not counts" in text
+    assert "trained on the raw counts of a 10x directory (tenx)" in text and "layer 'counts'" in text
+
+
+def test_the_counts_layer_is_not_warned_of(tenx_model):
+    res = run(["predict", str(tenx_model / "m.mlp"), str(SAMPLE / "single_cell.h5ad"), "--layer", "counts", "-q",
+               "-o", str(tenx_model / "q.csv")])
+    assert res.exit_code == 0, res.output
+    assert "whose values are not counts" not in res.stderr
+
+
+def test_info_says_the_model_was_trained_on_a_10x_directory(tenx_model):
+    res = run(["info", str(tenx_model / "m.mlp")])
+    assert "tenx (a 10x Genomics directory: raw counts)" in " ".join(res.output.split())
+
+
+def test_every_feature_moving_one_way_is_a_shift(tmp_path):
+    rng = np.random.default_rng(0)
+    genes = [f"g{j}" for j in range(40)]
+    train = pd.DataFrame(rng.normal(size=(200, 40)), columns=genes).assign(label=np.tile(["A", "B"], 100))
+    train.to_csv(tmp_path / "train.csv", index=False)
+    res = run(["train", str(tmp_path / "train.csv"), "--no-group", "--folds", "1", "--epochs", "2", "--hidden", "4",
+               "--no-log1p", "-q", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    same = pd.DataFrame(rng.normal(size=(100, 40)), columns=genes)
+    args = ["predict", str(tmp_path / "m.mlp"), "-o", str(tmp_path / "p.csv")]
+    assert "cohort shift │ none" in " ".join(run([*args[:2], _csv(tmp_path / "same.csv", same), *args[2:]]).output.split())
+    lower = same - 0.3  # every gene 0.3 SD lower: under the 1 SD bar, under the 0.5 SD mild one
+    res = run([*args[:2], _csv(tmp_path / "lower.csv", lower), *args[2:]])
+    text = " ".join(res.output.split())
+    assert "warning: cohort shift:" in text and "of the 40 features have a mean lower than in training" in text
+    assert "(warning when 90% move one way)" in text
+    assert re.search(r"; 3[6-9] of 40 lower than in training\)|; 40 of 40 lower than in training\)", text), text
+
+
+def _csv(path, frame: pd.DataFrame) -> str:
+    frame.to_csv(path, index=False)
+    return str(path)
