@@ -26,11 +26,17 @@ except ImportError:  # pragma: no cover - Windows
 STOP_SIGNALS = tuple(getattr(signal, n) for n in STOP_SIGNAL_NAMES if hasattr(signal, n))
 
 
+# Whether the command has ended (``main``): a stop signal from then on found its outputs complete, which the message
+# says (a job log that ended in a bare "Interrupted by SIGTERM." after train's summary read as "no model")
+_ended = False
+
+
 def quiet_exit(signum, frame) -> None:
     """End the process at once: "Interrupted." (with the signal's name unless it is SIGINT), 128 + signum."""
     name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+    after = " after the command had ended: its outputs and the lines above are complete" if _ended else ""
     try:
-        os.write(2, f"Interrupted{name}.\n".encode())
+        os.write(2, f"Interrupted{name}{after}.\n".encode())
     except OSError:  # stderr closed: the exit code still says it
         pass
     os._exit(128 + signum)
@@ -158,4 +164,8 @@ def main() -> None:
     allocator.keep_freed_blocks()
     from .cli import main as cli_main
 
-    cli_main()
+    global _ended
+    try:
+        cli_main()
+    finally:
+        _ended = True

@@ -417,7 +417,7 @@ def handle_errors(fn):
         except KeyboardInterrupt as exc:
             if _debug_enabled():
                 raise
-            interrupted_exit(exc)
+            interrupted_exit(exc, getattr(exc, "on_stop", ""))  # what a command said of its outputs, if anything
         except BrokenPipeError:  # `mlpcli predict ... -o - | head`: the reader has all it wanted
             silence_stdout()
             sys.exit(141)  # 128 + SIGPIPE, as a shell tool stopped by the closed pipe would

@@ -13,7 +13,7 @@ from rich.text import Text
 from ._common import (
     Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, finite_option, handle_errors,
     json_option, named_file, one_stdout_writer, print_json, render_notes, role_options, stderr_console, stdout_alias,
-    stdout_console,
+    stdout_console, threads_context, threads_option,
 )
 from .predict import role_flags
 
@@ -109,12 +109,13 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
               callback=finite_option,
               help="With --fill-missing mean (or a model trained with --impute): the largest share of the "
                    "model's features that may be filled, as for predict  [default: 0.1]")
+@threads_option
 @click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (warnings still show).")
 @json_option
 @debug_option
 @handle_errors
 def explain(model_path, data_file, out, plot_path, method, output_kind, baseline, steps, tol, top, class_names,
-            bootstrap, repeats, scoring, seed, fill_missing, max_missing, quiet, as_json, debug, **params):
+            bootstrap, repeats, scoring, seed, fill_missing, max_missing, threads, quiet, as_json, debug, **params):
     """Rank the genes that drive each class (or predicted value), with exact, checked attributions.
 
     Integrated gradients (IG) of each class's output with respect to the input features, through the
@@ -167,10 +168,12 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
         if click.get_current_context().get_parameter_source("scoring") == ParameterSource.COMMANDLINE:
             raise click.UsageError("--scoring is for classification models; a regression model's permutation "
                                    "importance is the rise of each target's RMSE")
-    samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing)
-    result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,
-                 output=output_kind, baseline=baseline, steps=steps, top=top, bootstrap=bootstrap, repeats=repeats,
-                 scoring=scoring, tol=tol, seed=seed, absent=samples.filled, patients=samples.patients)
+    with threads_context(threads):  # BLAS on one core unless --threads says more, as every command (SLURM's cores)
+        samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing)
+        result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,
+                     output=output_kind, baseline=baseline, steps=steps, top=top, bootstrap=bootstrap,
+                     repeats=repeats, scoring=scoring, tol=tol, seed=seed, absent=samples.filled,
+                     patients=samples.patients)
     notes = stderr_console(quiet)
     render_notes(notes, [*samples.notes, *result.notes], [])
     render_notes(stderr_console(False), [], [*samples.warnings, *_training_table_warning(model, data_file, samples,

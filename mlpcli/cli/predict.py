@@ -368,6 +368,13 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
             n = lib.write_predictions_h5ad(stream, out, data_file, class_probs=obs_probs, notes=stream.notes,
                                            prefix=lib.DEFAULT_OBS_PREFIX if obs_prefix is None else obs_prefix,
                                            commit=shift_report)
+        elif out == "-":
+            try:
+                n = lib.write_predictions(stream, out, stdout=sys.stdout, before_replacing=shift_report)
+            except KeyboardInterrupt as exc:  # a stop signal: the rows on standard output are whole but not all
+                exc.on_stop = ("the predictions already written to standard output are incomplete (whole rows, not "
+                               "every row of the table); not to be used as a complete output")
+                raise
         else:
             n = lib.write_predictions(stream, out, stdout=sys.stdout, before_replacing=shift_report)
     notes()

@@ -434,6 +434,9 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
             con.print(_summary_table(outcome, out, time.perf_counter() - started))
     if outcome.interrupted:
         interrupted_exit(what=f"{_kept_words(outcome.model.fit)}; model written to {out}")
+    if outcome.stopped and options.refit and not outcome.model.fit.get("refit_epochs"):  # the refit network cut
+        interrupted_exit(outcome.stopped[0], what=f"stopped while the --refit network trained; the members' ensemble, "
+                                                  f"not the one network --refit asks for, is written to {out}")
     if outcome.stopped:  # after training: the model is the one the run set out to train
         interrupted_exit(outcome.stopped[0], what=f"stopped once training was over; the complete model is written to "
                                                   f"{out}")

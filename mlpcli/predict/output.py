@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, OutputError
+from ..interrupts import held
 from ..data.sources import format_suffix
 from ..fileio import TABLE_FORMATS, atomic_write, descriptor_of, is_special_file, write_whole
 
@@ -84,8 +85,9 @@ def _write_frames(frames: Iterable[pd.DataFrame], path: str, float_format: str |
             if binary is None:  # a text-only stream
                 n = 0
                 for i, frame in enumerate(frames):
-                    frame.to_csv(stream, sep=sep, index=False, header=i == 0, float_format=float_format,
-                                 lineterminator="\n")
+                    with held():
+                        frame.to_csv(stream, sep=sep, index=False, header=i == 0, float_format=float_format,
+                                     lineterminator="\n")
                     n += len(frame)
             else:
                 stream.flush()
@@ -199,14 +201,16 @@ def _write_text(frames: Iterable[pd.DataFrame], binary, sep: str, float_format: 
                 if i == 0:
                     buf.write(_header_line(frame.columns, sep).encode("utf-8"))
                 pacsv.write_csv(pa.Table.from_pandas(_bools_as_text(frame), preserve_index=False), buf, options)
-                binary.write(buf.getbuffer())
+                with held():  # whole rows: a stop signal during a write blocked on a pipe cut '0.906…' to '0.906'
+                    binary.write(buf.getbuffer())
                 n += len(frame)
                 continue
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
                 fast = False  # pandas from here on
         if text is None:
             text = io.TextIOWrapper(binary, encoding="utf-8", newline="", write_through=True)
-        frame.to_csv(text, sep=sep, index=False, header=i == 0, float_format=float_format, lineterminator="\n")
+        with held():
+            frame.to_csv(text, sep=sep, index=False, header=i == 0, float_format=float_format, lineterminator="\n")
         n += len(frame)
     if text is not None:
         text.flush()

@@ -1,0 +1,87 @@
+"""What a stop signal (SLURM's SIGTERM) leaves and says where a batch job reads it: `predict -o -` writes whole
+rows only and says the rows on standard output are incomplete; a stop while `train --refit`'s network trains says
+the file holds the members' ensemble, not the refit network; a stop after the command ended says its outputs
+are complete."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SAMPLE = str(Path(__file__).resolve().parents[1] / "sample_data" / "tumour_subtypes.csv.gz")
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_predict_to_standard_output_stops_at_a_whole_row_and_says_the_rows_are_incomplete(tmp_path):
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(5000, 4)), columns=["g0", "g1", "g2", "g3"])
+    table.assign(label=np.where(table["g0"] > 0, "A", "B")).to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.mlp"
+    res = _run(f"from mlpcli import _entry; import sys\nsys.argv = ['mlpcli', 'train', {str(tmp_path / 't.csv')!r}, "
+               f"'--no-group', '--folds', '1', '--epochs', '2', '--hidden', 'none', '-q', '-o', {str(model)!r}]\n"
+               "_entry.main()")
+    assert res.returncode == 0, res.stderr
+    # SIGTERM within the second block's write (a write blocked on a full pipe, as a job's time limit finds it)
+    code = ("import contextlib, os, signal, sys\n"
+            "import mlpcli.predict.output as o\n"
+            "calls, held = [0], o.held\n"
+            "@contextlib.contextmanager\n"
+            "def stopped_within():\n"
+            "    with held():\n"
+            "        calls[0] += 1\n"
+            "        if calls[0] == 2:\n"
+            "            os.kill(os.getpid(), signal.SIGTERM)\n"
+            "        yield\n"
+            "o.held = stopped_within\n"
+            "from mlpcli import _entry\n"
+            f"sys.argv = ['mlpcli', 'predict', {str(model)!r}, {str(tmp_path / 't.csv')!r}, '--chunksize', '1000',\n"
+            "            '-o', '-']\n"
+            "_entry.main()\n")
+    res = _run(code)
+    assert res.returncode == 143, res.stderr
+    assert res.stderr.rstrip().endswith("the predictions already written to standard output are incomplete (whole "
+                                        "rows, not every row of the table); not to be used as a complete output")
+    lines = res.stdout.split("\n")
+    assert lines[-1] == "" and 0 < len(lines) - 2 < 5000  # not every row
+    assert (len(lines) - 2) % 1000 == 0 or (len(lines) - 2) % 2048 == 0  # whole blocks: the second written whole
+    width = lines[0].count(",")
+    assert all(line.count(",") == width for line in lines[:-1])
+
+
+def test_a_stop_while_the_refit_network_trains_says_the_file_holds_the_ensemble(tmp_path):
+    model = tmp_path / "r.mlp"
+    code = ("import os, signal, sys\n"
+            "import mlpcli.model_selection.crossfit as c\n"
+            "fit = c.fit_run\n"
+            "def fit_run(ds, val, *a, **k):\n"
+            "    if val is None:  # the refit: no validation rows\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return fit(ds, val, *a, **k)\n"
+            "c.fit_run = fit_run\n"
+            "from mlpcli import _entry\n"
+            f"sys.argv = ['mlpcli', 'train', {SAMPLE!r}, '--folds', '2', '--epochs', '2', '--hidden', 'none',\n"
+            f"            '--refit', '-q', '-o', {str(model)!r}]\n"
+            "_entry.main()\n")
+    res = _run(code)
+    assert res.returncode == 143, res.stderr
+    assert ("stopped while the --refit network trained; the members' ensemble, not the one network --refit asks "
+            f"for, is written to {model}") in " ".join(res.stderr.split())
+    assert model.exists()
+
+
+def test_a_stop_after_the_command_ended_says_its_outputs_are_complete():
+    code = ("import signal\n"
+            "from mlpcli import _entry\n"
+            "_entry._ended = True\n"
+            "_entry.quiet_exit(signal.SIGTERM, None)\n")
+    res = _run(code)
+    assert res.returncode == 143
+    assert res.stderr == ("Interrupted by SIGTERM after the command had ended: its outputs and the lines above are "
+                          "complete.\n")
