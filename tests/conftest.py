@@ -3,6 +3,11 @@
 from importlib.metadata import version
 
 import pytest
+from mlpcli import model_io
+from mlpcli.config import TrainOptions
+from mlpcli.pipeline import train
+from cli_helpers import run
+from tables import make_table
 
 
 def _release(package: str) -> tuple[int, int]:
@@ -70,3 +75,40 @@ def _no_terminal_size(monkeypatch):
     assertions failed there only. Tests that need a width set it themselves."""
     monkeypatch.delenv("COLUMNS", raising=False)
     monkeypatch.delenv("LINES", raising=False)
+
+
+TINY = dict(hidden=[6], epochs=2, seed=0, folds=1)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny multiclass and binary model, each with the table it was trained on."""
+    root = tmp_path_factory.mktemp("review3")
+    out = {}
+    for task in ("multiclass", "binary"):
+        data = root / f"{task}.csv"
+        make_table(task, n_patients=30).to_csv(data, index=False)
+        model = root / f"{task}.mlp"
+        model_io.save(train(str(data), TrainOptions(**TINY)).model, model)
+        out[task] = (str(model), str(data))
+    return out
+
+
+# ── 4. another .h5ad matrix than the training one ────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory):
+    pytest.importorskip("anndata")
+    from test_h5ad import make_adata
+
+    tmp = tmp_path_factory.mktemp("cells")
+    path = tmp / "cells.h5ad"
+    make_adata(n_cells=120, n_genes=20).write_h5ad(path)
+    models = {}
+    for name, extra in (("counts", ["--layer", "counts"]), ("raw", ["--raw"]), ("X", [])):
+        models[name] = str(tmp / f"{name}.mlp")
+        res = run(["train", str(path), "--target", "cell_type", *extra, "--epochs", "2", "--hidden", "", "--folds", "1",
+                   "-q", "-o", models[name]])
+        assert res.exit_code == 0, res.output
+    return str(path), models

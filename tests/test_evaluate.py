@@ -325,3 +325,13 @@ def test_bootstrap_resamples_drawn_a_batch_at_a_time_are_those_of_one_draw(perfe
     monkeypatch.setattr(evaluation, "_BOOTSTRAP_BATCH_BYTES", 8 * len(noisy) * 3)  # 3 resamples per batch
     batched = lib.evaluate(model, noisy, bootstrap=30, n_jobs=1)
     assert batched.ci == whole.ci and whole.ci["accuracy"][0] < whole.ci["accuracy"][1]
+
+
+def test_evaluate_refuses_dropping_the_column_it_scores_against(tiny, tmp_path):
+    """`evaluate --drop label` read the labels from 'label' all the same and scored against them."""
+    model, data = tiny["multiclass"]
+    assert_clean_error(run(["evaluate", model, data, "--drop", "label"]), "--drop", "'label'", code=2)
+    # predict needs no labels: dropping the column is fine, and it is not reported as an ignored target
+    res = run(["predict", model, data, "--drop", "label", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert "ignored the target column" not in res.output

@@ -2,6 +2,7 @@
 the resample's rows repeated: every scalar metric of every task, with the same undefined (None / NaN) cases."""
 
 from __future__ import annotations
+import os
 
 import numpy as np
 import pandas as pd
@@ -230,3 +231,29 @@ def test_evaluate_by_group_intervals_are_those_of_each_resample(tmp_path):
         np.testing.assert_allclose(group["ci"]["rmse"], np.percentile(pooled, [2.5, 97.5]), rtol=1e-9)
         for j, target in enumerate(group["per_target"]):
             np.testing.assert_allclose(target["ci"], np.percentile(np.array(each)[:, j], [2.5, 97.5]), rtol=1e-9)
+
+
+def test_bootstrap_workers_are_the_idle_cores():
+    """evaluate --bootstrap's default worker processes: the cores the load leaves idle (this process counted), from
+    200 resamples on; all of them lost to serial on a busy machine."""
+    from mlpcli.predict.evaluation import bootstrap_workers
+
+    assert bootstrap_workers(199, cores=4, load=0.0) == 1  # few resamples: serial
+    assert bootstrap_workers(200, cores=2, load=1.0) == 2  # only this process running
+    assert bootstrap_workers(200, cores=2, load=1.6) == 1  # another job on the second core
+    assert bootstrap_workers(1000, cores=2, load=6.0) == 1
+    assert bootstrap_workers(1000, cores=4, load=2.2) == 2
+
+
+def test_bootstrap_workers_within_a_cpu_set_ignore_the_nodes_load(monkeypatch):
+    """A 4-core SLURM job on a busy 64-core node: the node's load average (50) left it one worker, though its
+    cores are its own. On a machine without a CPU set the load still counts."""
+    from mlpcli.predict.evaluation import bootstrap_workers
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))
+    assert bootstrap_workers(1000, cores=4) == 4
+    assert bootstrap_workers(100, cores=4) == 1  # few resamples: serial, as before
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert bootstrap_workers(1000, cores=4) == 1

@@ -2,6 +2,7 @@
 file or a history table for diagnose."""
 
 from __future__ import annotations
+import json
 
 import math
 
@@ -12,6 +13,7 @@ import pytest
 from mlpcli import history, model_io, pipeline
 from mlpcli.config import TrainOptions
 from mlpcli.errors import DataError
+from cli_helpers import run
 from tables import make_table
 
 try:  # tests/ is on sys.path under pytest's default (prepend) import mode
@@ -348,3 +350,27 @@ def test_the_members_spread_of_a_diverged_member_raises_no_numpy_warning():
         warnings.simplefilter("error")
         spread = history.spread_curve([[1.0, 0.8, 0.7], [1.1, float("inf"), float("inf")], [0.9, 0.85, 0.75]])
     assert len(spread) == 3 and all(np.isfinite(spread))
+
+
+def test_keras_csv_logger_table_is_read(tmp_path):
+    """Keras's CSVLogger writes epoch,loss,val_loss (from epoch 0): its 'loss' is the training loss. That was
+    "has no 'train_loss' column" although the README says Keras's epoch numbering is read."""
+    t = np.arange(40)
+    train = 0.3 + 0.4 * np.exp(-t / 8)
+    val = train + 0.02
+    keras = tmp_path / "keras_log.csv"
+    keras.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n"
+                     + "".join(f"{i},0.9,{a},0.9,{b}\n" for i, (a, b) in enumerate(zip(train, val))))
+    ours = tmp_path / "history.csv"
+    ours.write_text("epoch,train_loss,val_loss\n" + "".join(f"{i + 1},{a},{b}\n" for i, (a, b) in
+                                                            enumerate(zip(train, val))))
+    res = run(["diagnose", str(keras), "--json"])
+    assert res.exit_code == 0, res.output
+    doc, same = json.loads(res.stdout), json.loads(run(["diagnose", str(ours), "--json"]).stdout)
+    assert doc["label"] == same["label"] and doc["evidence"] == same["evidence"]
+    assert any("'loss' as the training loss" in n for n in doc["notes"])
+    # a table with neither is still an error naming what it has
+    bad = tmp_path / "bad.csv"
+    bad.write_text("epoch,loss\n0,0.5\n1,0.4\n2,0.3\n")
+    res = run(["diagnose", str(bad)])
+    assert res.exit_code == 1 and "has no 'train_loss' or 'val_loss' column" in res.output

@@ -146,3 +146,31 @@ def test_a_regression_target_written_with_leading_zeros_is_still_numbers(tmp_pat
     res = run(["train", path, *FAST, "--task", "regression", "-o", str(tmp_path / "r.mlp")])
     assert res.exit_code == 0, res.output
     assert model_io.load(tmp_path / "r.mlp").task == "regression"
+
+
+# ── 1. an unknown label names the file and its row ───────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("chunks", [[], ["--chunksize", "20"]], ids=["one-piece", "pieces"])
+def test_unknown_label_names_the_file_and_row(tiny, tmp_path, chunks):
+    """It said "target 'label' holds labels the model does not know: 'Normal'" without the file, where every
+    other error of the reader names it ("FILE, rows ...")."""
+    model, data = tiny["multiclass"]
+    df = pd.read_csv(data)
+    df.loc[57, "label"] = "Normal"
+    df.to_csv(tmp_path / "cohort.csv", index=False)
+    res = run(["evaluate", model, str(tmp_path / "cohort.csv"), *chunks])
+    assert_clean_error(res, f"{tmp_path / 'cohort.csv'}: target 'label' holds labels the model does not know: "
+                            "'Normal'", "the first at row 58 (id 'S0057')")
+
+
+def test_unknown_label_of_a_sample_sheet_names_the_sheet(tiny, tmp_path):
+    model, data = tiny["multiclass"]
+    df = pd.read_csv(data)
+    sheet = df[["sample_id", "label"]].copy()
+    sheet.loc[5, "label"] = "Normal"
+    sheet.to_csv(tmp_path / "sheet.csv", index=False)
+    df.drop(columns=["label"]).to_csv(tmp_path / "cohort.csv", index=False)
+    for command in ("evaluate", "explain"):
+        res = run([command, model, str(tmp_path / "cohort.csv"), "--samples", str(tmp_path / "sheet.csv")])
+        assert_clean_error(res, "cohort.csv joined with --samples", "sheet.csv", "'Normal'", "row 6 (id 'S0005')")

@@ -20,6 +20,7 @@ from mlpcli.model_selection.learning_curve import (
     BIAS_LEVEL, HELPS_PER_DOUBLING, VARIANCE_GAP, SizePoint, _bias_variance, _missing_classes, _more_data,
     learning_curve, nested_group_subsets, parse_fractions,
 )
+from cli_helpers import run
 from tables import make_table, write_table
 
 FAST = TrainOptions(hidden=[8], epochs=12, patience=50, seed=3)
@@ -281,3 +282,33 @@ def test_a_size_that_rounds_to_a_smaller_ones_groups_says_so(tmp_path):
     text = result.skipped[0]
     assert text.startswith("100% of the training groups skipped") and "same 8 of 8 groups" in text
     assert text.endswith("as 95%"), text
+
+
+def test_learning_curve_with_hidden_auto_curves_the_noisy_layer_on_wide_tables(tmp_path):
+    """With more features than training rows, train prefers (and on such tables ships) the hidden layer with
+    input noise; the learning curve trains that network, and says so."""
+    from tables import write_table
+
+    wide = write_table(tmp_path, "wide.csv", n_patients=20, n_features=150)
+    narrow = write_table(tmp_path, "narrow.csv", n_patients=20, n_features=6)
+    for table, noisy in ((wide, True), (narrow, False)):
+        res = run(["diagnose", "--learning-curve", table, "--fractions", "0.5,1", "--epochs", "3", "--json"])
+        assert res.exit_code == 0, res.output
+        assert ("and input noise (--augment-noise auto" in res.output) is noisy, res.output
+
+
+def test_learning_curve_names_fractions_below_one_percent(tmp_path):
+    """--fractions 0.125,1 showed 12.5 % as "12%" (whole percents: 0.001 was "0%"), and one size as "1 sizes"."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    label = np.where(X[:, 0] + X[:, 1] > 0, "A", "B")
+    table = tmp_path / "t.csv"
+    table.write_text("label," + ",".join(f"g{j}" for j in range(4)) + "\n"
+                     + "".join(f"{c}," + ",".join(f"{v:.4f}" for v in row) + "\n" for c, row in zip(label, X)))
+    res = run(["diagnose", "--learning-curve", str(table), "--no-group", "--epochs", "3",
+               "--fractions", "0.125,1"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "training at 2 sizes (12.5%, 100%)" in res.output
+    assert "12.5% of the training groups" in res.output and "│ 12.5% │" in res.output
+    one = run(["diagnose", "--learning-curve", str(table), "--no-group", "--epochs", "3", "--fractions", "1"])
+    assert one.exit_code == 0 and "training at 1 size (100%)" in one.output

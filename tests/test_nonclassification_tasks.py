@@ -185,3 +185,70 @@ def test_regression_history_metric_is_in_the_targets_units(tmp_path):
     curves = hist.read_curves(model, "metric")
     assert 150 < curves.baseline < 260  # RMSE of the training mean on the validation rows, target units
     assert curves.baseline > rows["val_metric"].min() * 3
+
+
+# --- 6. multi-label log loss in the tables --------------------------------------------------------------------
+
+
+def test_multilabel_log_loss_is_a_headline_metric_in_train_and_cv(tmp_path):
+    path = tmp_path / "ml.csv"
+    make_table("multilabel", n_patients=30, per_patient=2, n_features=6).to_csv(path, index=False)
+    common = ["--target", "lab0,lab1,lab2", "--hidden", "4", "--epochs", "4", "-q"]
+    res = run(["train", str(path), *common, "--folds", "2", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.stdout.splitlines() if "out-of-fold metrics" in line)
+    assert "log loss 0." in row and "Hamming loss" in row
+    res = run(["cv", str(path), *common, "--folds", "2", "--member-folds", "1"])
+    assert res.exit_code == 0, res.output
+    assert "log loss" in next(line for line in res.stdout.splitlines() if "best epoch" in line)
+    mean = next(line for line in res.stdout.splitlines() if "mean" in line)
+    assert len(mean.split("│")[-2].strip()) > 1  # a number under log loss, not "—"
+
+
+def test_a_label_without_positives_has_no_average_precision():
+    """A multi-label label absent from the table showed ROC AUC '—' (undefined) but average precision 0.000,
+    the worst score, for a model that rightly predicted it for no sample."""
+    from mlpcli import metrics
+
+    rng = np.random.default_rng(0)
+    Y = np.column_stack([rng.integers(0, 2, 40), np.zeros(40, dtype=int)])
+    P = np.column_stack([np.clip(Y[:, 0] * 0.6 + rng.random(40) * 0.4, 0, 1), rng.random(40) * 0.2])
+    per_label = metrics.compute("multilabel", Y, P, ["a", "b"])["per_label"]
+    assert per_label[1]["roc_auc"] is None and per_label[1]["average_precision"] is None
+    assert per_label[0]["average_precision"] is not None and per_label[0]["average_precision"] > 0.5
+    binary = metrics.compute("binary", np.zeros(6, dtype=int), np.linspace(0.1, 0.9, 6).reshape(-1, 1), ["a", "b"])
+    assert binary["roc_auc"] is None and binary["average_precision"] is None
+
+
+def test_a_regression_loss_on_a_multilabel_target_suggests_losses_it_takes(tmp_path):
+    """The message said "use ce, bce, focal or hinge", and --loss ce is refused for a multi-label target."""
+    from cli_helpers import assert_clean_error
+    from tables import make_table
+
+    path = tmp_path / "ml.csv"
+    make_table("multilabel", seed=0, n_patients=20, n_features=4).to_csv(path, index=False)
+    res = run(["train", str(path), "--target", "lab0,lab1,lab2", "--loss", "mse", "--epochs", "2", "--folds", "1",
+               "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "--loss mse", "use bce, focal or hinge")
+    assert "ce, bce" not in res.output and not (tmp_path / "m.mlp").exists()
+
+
+def test_regression_tune_and_cv_say_lowest_and_show_only_columns_they_compute(tmp_path):
+    """tune called the winning RMSE "the highest of 2 settings"; cv showed a Pearson r column of dashes for several
+    targets (computed per target only)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 4))
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(4)])
+    df["age"] = 50 + 10 * X[:, 0] + rng.standard_normal(60)
+    df["score"] = X[:, 1] + 0.1 * rng.standard_normal(60)
+    path = tmp_path / "r.csv"
+    df.to_csv(path, index=False)
+    res = run(["tune", str(path), "--target", "age,score", "--grid", "l2=0,1e-3", "--folds", "2", "--epochs", "3",
+               "--hidden", "4"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "the lowest of 2 settings" in text and "highest" not in text
+    res = run(["cv", str(path), "--target", "age,score", "--folds", "2", "--member-folds", "1", "--epochs", "3",
+               "--hidden", "4", "--no-baseline"])
+    assert res.exit_code == 0, res.output
+    assert "RMSE" in res.output and "Pearson" not in res.output
