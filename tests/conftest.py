@@ -1,13 +1,17 @@
-"""Fixtures every test gets."""
+"""Fixtures every test gets, and the fixtures several test modules share (small trained models and tables)."""
 
 from importlib.metadata import version
 
+import numpy as np
+import pandas as pd
 import pytest
+
 from mlpcli import model_io
 from mlpcli.config import TrainOptions
 from mlpcli.pipeline import train
-from cli_helpers import run
-from tables import make_table
+from cli_helpers import FAST, run
+from model_files import _trained
+from tables import _table, make_table
 
 
 def _release(package: str) -> tuple[int, int]:
@@ -112,3 +116,57 @@ def cells(tmp_path_factory):
                    "-q", "-o", models[name]])
         assert res.exit_code == 0, res.output
     return str(path), models
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return _trained(tmp_path_factory, "none")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("small")
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(size=(60, 5)), columns=[f"g{j}" for j in range(5)])
+    frame.insert(0, "label", np.where(frame["g0"] > 0, "a", "b"))
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(60)])
+    frame.to_csv(tmp / "t.csv", index=False)
+    res = run(["train", str(tmp / "t.csv"), "--folds", "1", "--epochs", "2", "--hidden", "4", "--no-group", "-q",
+               "-o", str(tmp / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def site_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("site")
+    train = _table(n_pat=150, batch_of=lambda p: f"S{p % 3 + 1}", seed=3)
+    train.to_csv(tmp / "train.csv", index=False)
+    res = run(["train", str(tmp / "train.csv"), "--hidden", "8", "--epochs", "20", "-q", "-o", str(tmp / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    cohort = _table(n_pat=90, batch_of=lambda p: f"S{p % 3 + 1}", seed=3)  # the same centres, new samples
+    cohort.iloc[:, :].to_csv(tmp / "same.csv", index=False)
+    shifted = cohort.copy()
+    far = shifted["batch"] == "S3"
+    shifted.loc[far, ["g0", "g1", "g2", "g3"]] += 6.0
+    shifted.to_csv(tmp / "shifted.csv", index=False)
+    new_site = cohort.assign(batch="S9")
+    new_site.to_csv(tmp / "new_site.csv", index=False)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def small_table(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tune")
+    _table(n_pat=60, genes=12, seed=4, sig=0.8).to_csv(tmp / "t.csv", index=False)
+    return tmp / "t.csv"
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory):
+    """A 3-class model and its table."""
+    d = tmp_path_factory.mktemp("three")
+    df = make_table("multiclass", n_patients=60, seed=3)
+    df.to_csv(d / "train.csv", index=False)
+    assert run(["train", str(d / "train.csv"), "-o", str(d / "m.mlp"), *FAST]).exit_code == 0
+    return d, df

@@ -12,15 +12,17 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from mlpcli import model_io
+from mlpcli.cli import cli
 from mlpcli.diagnosis import LABELS, diagnose
 from mlpcli.errors import DataError
 from mlpcli.history import curves_from_history, diagnose_curves, history_csv, read_curves
 from mlpcli.plotting import BOTH_CHAR, TRAIN_CHAR, VAL_CHAR, terminal_chart
-from tables import make_table, write_table
-from cli_helpers import run, assert_clean_error
+from cli_helpers import assert_clean_error, run
 from curves import ENSEMBLE_SHAPES, ensemble_history
+from tables import SAMPLE, _labelled, make_table, write_table
 
 JSON_FIELDS = {"label", "evidence", "advice", "runner_up"}
 
@@ -598,3 +600,83 @@ def test_the_learning_curve_says_so_before_training(tmp_path, no_matplotlib):
     res = run(["diagnose", "--learning-curve", data, "--epochs", "3", "--plot", str(tmp_path / "lc.svg")])
     assert_clean_error(res, "--plot", "pip install matplotlib")
     assert "training at" not in res.output and "of the training groups" not in res.output
+
+
+def test_diagnose_names_a_compressed_model_and_reads_a_history_without_a_suffix(tmp_path, model):
+    """`diagnose m.mlp.gz` said "unsupported table format" (the file is a model); a history table named without a
+    suffix was refused though the same bytes on standard input were read."""
+    import gzip
+    import shutil
+
+    packed = tmp_path / "m.mlp.gz"
+    with open(model, "rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    res = CliRunner().invoke(cli, ["diagnose", str(packed)])
+    assert res.exit_code == 1
+    assert "is not a readable mlpcli model file: it is a gzip-compressed model file" in res.output
+    history = tmp_path / "history"
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--folds", "1", "--epochs", "4", "--hidden", "none", "-q",
+                                   "-o", str(tmp_path / "h.mlp"), "--history", str(tmp_path / "h.csv")])
+    assert res.exit_code == 0, res.output
+    shutil.copy(tmp_path / "h.csv", history)
+    by_name = CliRunner().invoke(cli, ["diagnose", str(history), "--json"])
+    by_stdin = CliRunner().invoke(cli, ["diagnose", "-", "--json"], input=(tmp_path / "h.csv").read_bytes())
+    assert by_name.exit_code == 0 and by_stdin.exit_code == 0, (by_name.output, by_stdin.output)
+    assert json.loads(by_name.stdout)["label"] == json.loads(by_stdin.stdout)["label"]
+    model_copy = tmp_path / "modelfile"  # a model without a suffix is still a model: its bytes say so
+    shutil.copy(tmp_path / "h.mlp", model_copy)
+    res = CliRunner().invoke(cli, ["diagnose", str(model_copy), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["label"]
+
+
+@pytest.fixture(scope="module")
+def lbfgs_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lbfgs")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 8))
+    y = np.where(X[:, 0] + 0.5 * rng.normal(size=120) > 0, "a", "b")
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(8)])
+    frame.insert(0, "label", y)
+    frame.to_csv(tmp / "t.csv", index=False)
+    for name, extra in (("lbfgs", ["--optimizer", "lbfgs"]), ("adam", ["--optimizer", "adam", "--epochs", "12"])):
+        res = run(["train", str(tmp / "t.csv"), *extra, "--folds", "1", "--no-group", "--hidden", "4", "-q",
+                   "-o", str(tmp / f"{name}.mlp")])
+        assert res.exit_code == 0, res.output
+    return tmp
+
+
+def test_lbfgs_curves_are_iterations(lbfgs_model):
+    """The panel said "13 epochs; weights kept from epoch 13" and the chart "kept epoch" for L-BFGS iterations."""
+    c = read_curves(lbfgs_model / "lbfgs.mlp")
+    assert c.step == "iteration" and any("per L-BFGS iteration" in n for n in c.notes)
+    res = run(["diagnose", str(lbfgs_model / "lbfgs.mlp")])
+    assert res.exit_code == 0, res.output
+    assert f"{len(c.train)} iterations; weights kept from iteration {c.checkpoint_epoch}" in res.output
+    assert f"kept iteration {c.checkpoint_epoch}" in res.output and "  iteration" in res.output
+    doc = json.loads(run(["diagnose", str(lbfgs_model / "lbfgs.mlp"), "--json"]).output)
+    assert any("L-BFGS" in n for n in doc["notes"])
+
+
+def test_minibatch_curves_stay_epochs(lbfgs_model):
+    c = read_curves(lbfgs_model / "adam.mlp")
+    assert c.step == "epoch" and not any("L-BFGS" in n for n in c.notes)
+    res = run(["diagnose", str(lbfgs_model / "adam.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "12 epochs" in res.output and "iteration" not in res.output
+
+
+def test_diagnose_given_the_data_instead_of_a_history_points_to_learning_curve(tmp_path):
+    """`diagnose single_cell.h5ad` said the file "is read by train, ..., diagnose and gradcheck, not as a table"."""
+    from pathlib import Path
+
+    cells = Path(__file__).resolve().parents[1] / "sample_data" / "single_cell.h5ad"
+    res = run(["diagnose", str(cells)])
+    assert res.exit_code == 1 and "is single-cell data, not a run's history" in res.output
+    assert f"diagnose --learning-curve {cells}" in res.output
+    table = _labelled(tmp_path / "t.csv", ["a", "b"])
+    wide = pd.read_csv(table)
+    for j in range(4, 30):
+        wide[f"g{j}"] = 0.0
+    wide.to_csv(table, index=False)
+    res = run(["diagnose", str(table)])
+    assert res.exit_code == 1 and "it looks like the data itself: diagnose --learning-curve" in res.output

@@ -1,20 +1,18 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-import numpy as np
+
 from mlpcli import model_io
 from mlpcli.checks import check_model
-
 from mlpcli.cli import all_commands, cli
-from mlpcli.engine import MLP, layers
-from mlpcli.engine import gradcheck as gc
-from mlpcli.pipeline import TrainOptions
-from mlpcli.pipeline import train
+from mlpcli.engine import MLP, gradcheck as gc, layers
+from mlpcli.pipeline import TrainOptions, train
 from mlpcli.predict import prepare
-from tables import make_table, write_table
 from cli_helpers import assert_clean_error, run
+from tables import make_table, write_table
 
 
 def test_gradcheck_all_pass_table():
@@ -445,3 +443,19 @@ def test_gradcheck_names_its_large_input_components():
     res = run(["gradcheck", "--only", "activation"])
     assert res.exit_code == 0, res.output
     assert "activation:sigmoid[large inputs]" in res.output
+
+
+def test_gradcheck_under_a_tolerance_it_cannot_reach_shows_the_real_error(tmp_path):
+    """`gradcheck --only loss:ce --tol 1e-14` passed every entry as round-off and printed "max rel. error 0.0e+00";
+    it now prints the real error and says why the tolerance could not bind."""
+    from mlpcli.engine.gradcheck import check_function
+
+    x = np.array([0.3, -1.2, 2.5])
+    result = check_function("cube", lambda: float(np.sum(x ** 3)), {"x": x}, {"x": 3 * x ** 2}, 1e-6, 1e-14, 1e-8)
+    assert result.passed and result.max_rel_error > 0
+    assert "every entry missed tol 1.0e-14" in result.note and "cannot bind" in result.note
+    res = CliRunner().invoke(cli, ["gradcheck", "--only", "loss:ce", "--tol", "1e-14", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["results"]
+    waived = [r for r in rows if "cannot bind" in r["note"]]
+    assert waived and all(r["max_rel_error"] > 0 for r in waived)

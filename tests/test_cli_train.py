@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from mlpcli import model_io
 from mlpcli.cli import cli
-from tables import make_table, write_table
-from cli_helpers import run, assert_clean_error
+from cli_helpers import assert_clean_error, run
+from tables import SAMPLE, make_table, write_table
 
 FAST = ["--hidden", "8", "--epochs", "6", "--quiet"]
 
@@ -509,3 +509,13 @@ def test_a_repeated_target_or_drop_adds_names_instead_of_keeping_the_last(tmp_pa
     res = run(["evaluate", str(tmp_path / "m.mlp"), str(table), "--target", "age", "--target", "ic50", "--json"])
     assert res.exit_code == 0, res.output
     assert [t["target"] for t in json.loads(res.stdout)["metrics"]["per_target"]] == ["age", "ic50"]
+
+
+def test_a_dropped_patient_column_is_said_so_not_missing(tmp_path):
+    """`--drop patient_id` warned "no 'patient_id' or 'donor_id' column" on a table that has one."""
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--drop", "patient_id", "--folds", "1", "--epochs", "2",
+                                   "--hidden", "none", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "'patient_id' dropped (--drop): samples are treated as independent" in text
+    assert "no 'patient_id' or 'donor_id' column" not in text

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import assert_clean_error, run
 from mlpcli import conformal, model_io
-from mlpcli.conformal import class_probabilities, label_scores, SetPredictor
+from mlpcli.conformal import SetPredictor, class_probabilities, label_scores
 from mlpcli.errors import ConfigError
-from mlpcli.predict.trust import evaluation_report, held_out_trust, risk_coverage, Trust, Uncertainty
+from mlpcli.predict.trust import Trust, Uncertainty, evaluation_report, held_out_trust, risk_coverage
+from cli_helpers import assert_clean_error, run
 from tables import make_table
 
 

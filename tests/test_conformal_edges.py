@@ -12,7 +12,7 @@ from mlpcli import conformal, data, ood
 from mlpcli.calibration import fit_temperature
 from mlpcli.errors import ConfigError
 from mlpcli.predict.trust import Trust, Uncertainty, evaluation_report
-from cli_helpers import run
+from cli_helpers import FAST, run
 from tables import make_table
 
 
@@ -162,3 +162,22 @@ def test_a_class_holding_a_bar_is_a_warning_when_training():
     assert len(said) == 1 and "predict --coverage" in said[0]
     plain = data.Dataset.from_frame(make_table(n_patients=12), roles)
     assert not any("'|'" in w for w in plain.warnings)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_no_group_on_a_table_whose_patients_repeat_warns(tmp_path, fmt):
+    """`train --no-group` on a table with several samples per patient said nothing, and its held-out estimates and
+    calibration treated a patient's samples as independent."""
+    df = make_table("multiclass", n_patients=30, per_patient=3)
+    path = tmp_path / f"t.{fmt}"
+    df.to_csv(path, index=False) if fmt == "csv" else df.to_parquet(path)
+    r = run(["train", str(path), "--no-group", "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert r.exit_code == 0, r.output
+    assert "warning: --no-group, but 'patient_id' repeats: 90 samples of 30 patients (3.0 each)" in r.output
+    from mlpcli import model_io
+
+    assert "patient_id" not in model_io.load(tmp_path / "m.mlp").feature_names
+    once = make_table("multiclass", n_patients=60, per_patient=1)
+    once.to_csv(tmp_path / "once.csv", index=False)
+    r = run(["train", str(tmp_path / "once.csv"), "--no-group", "-o", str(tmp_path / "m1.mlp"), *FAST])
+    assert r.exit_code == 0 and "--no-group, but" not in r.output

@@ -608,3 +608,30 @@ def test_hidden_auto_scores_several_targets_in_units_of_their_sds(tmp_path):
     Y, P = held[["age", "ic50"]].to_numpy(), held[["pred_age", "pred_ic50"]].to_numpy()
     expected = -np.sqrt(np.mean(((P - Y) / Y.std(axis=0)) ** 2))
     assert any(s == pytest.approx(expected, rel=1e-6) for s in scores), (scores, expected)  # the shipped candidate's
+
+
+def test_auto_noise_that_resolves_to_none_is_not_described_as_noise():
+    """--augment-noise auto on 20 features and 96 rows: the candidates note said "with input noise (--augment-noise
+    auto)" for both while info said "input noise 0" (auto adds none where rows outnumber features, nor to the
+    softmax regression)."""
+    from dataclasses import replace
+
+    from mlpcli.config import TrainOptions
+    from mlpcli.model_selection.crossfit import portfolio
+
+    auto = replace(TrainOptions(), augment_noise="auto")
+    described = [c.describe() for c in portfolio(auto, 96, 20)]
+    assert described == ["no hidden layer", "hidden 128"]
+    wide = [c.describe() for c in portfolio(auto, 40, 2000)]  # p >> n: the hidden layer's noise is auto's
+    assert wide[0].startswith("no hidden layer") and "input noise" not in wide[0]
+    assert any("hidden 128 with input noise (--augment-noise auto)" == d for d in wide)
+
+
+def test_a_temperature_at_its_bottom_on_near_certain_held_out_calls_is_not_called_a_want_of_correction():
+    from mlpcli.calibration import LOG_T_BOUNDS, bound_note
+
+    low = float(np.exp(LOG_T_BOUNDS[0]))
+    assert "more underconfident than it can correct" in bound_note(low, 0.2)
+    assert "more underconfident" not in bound_note(low, 4.5e-5) and "nothing there to correct" in bound_note(low, 4.5e-5)
+    assert "overconfident than it can correct" in bound_note(float(np.exp(LOG_T_BOUNDS[1])), 1e-5)
+    assert bound_note(1.0, 1e-5) is None

@@ -14,7 +14,8 @@ from sklearn import metrics as skm
 from mlpcli import data, metrics
 from mlpcli.config import TrainOptions
 from mlpcli.errors import DataError
-from mlpcli.model_selection import cross_validation, cross_validation as cv, fit_model, kfold, splits
+from mlpcli.model_selection import cross_validation, fit_model, kfold, splits
+from mlpcli.model_selection import cross_validation as cv
 from cli_helpers import assert_clean_error, run
 from tables import make_table
 

@@ -5,6 +5,7 @@ for a new batch."""
 import json
 import re
 from types import SimpleNamespace
+from click.testing import CliRunner
 
 import numpy as np
 import pandas as pd
@@ -16,14 +17,16 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import StandardScaler
 
 from mlpcli import data
+from mlpcli.cli import cli
 from mlpcli.cli._common import fmt_mean_sd, fmt_sd
 from mlpcli.cli.cv import baseline_line
 from mlpcli.config import TrainOptions
 from mlpcli.model_selection import cross_validation as cv
+from mlpcli.model_selection.cross_validation import mean_sd
 from mlpcli.model_selection.crossfit import fit_model
 from mlpcli.model_selection.held_out import prediction_columns
 from cli_helpers import assert_clean_error, run
-from tables import make_table
+from tables import _table, make_table
 
 
 @pytest.mark.parametrize("key, mean, sd, text", [
@@ -348,3 +351,83 @@ def test_sd_is_printed_to_its_means_decimals(key, mean, sd, want):
         assert fmt_mean_sd(key, mean, sd).endswith(f" ± {want}")
     elif mean is not None:  # one value: its SD is undefined, said in words (a "± —" read as a missing figure)
         assert fmt_mean_sd(key, mean, sd).endswith(" (one value, no SD)")
+
+
+def test_cv_says_when_a_fold_models_sets_hold_every_class_by_the_count_alone(tmp_path):
+    """`cv --leave-batch-out` on 12 donors in 3 runs: each fold model has 8 held-out donors, fewer than the 9 that
+    sets at 0.9 need, so every set held every class (coverage 1.000, size 4) with no word why; the OOD n/a was
+    explained. Both are now, in the table's notes and in --json."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for d in range(12):
+        for c in range(20):
+            k = int(rng.integers(4))
+            rows.append({"sample_id": f"d{d}c{c}", "patient_id": f"D{d}", "batch": f"run{d % 3}", "label": f"t{k}",
+                         **{f"g{j}": rng.normal(1.0 * (j == k)) for j in range(6)}})
+    path = tmp_path / "lbo.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    res = CliRunner().invoke(cli, ["cv", str(path), "--leave-batch-out", "--epochs", "3", "-q"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert ("cov@ by the count alone in 3 folds (left out of the mean): fold 1 (held-out batch run0): every prediction "
+            "set at 0.9 holds every class: the level needs 9 held-out patients and the model's conformal calibration "
+            "has 8") in text
+    res = CliRunner().invoke(cli, ["cv", str(path), "--leave-batch-out", "--epochs", "3", "-q", "--json"])
+    folds = json.loads(res.stdout)["per_fold"]
+    assert all(f["trust"]["coverage"] == 1.0 and f["trust"]["set_notes"] for f in folds)
+
+
+# ── leave-batch-out: what the forecast averages ──────────────────────────────────────────────────────────
+
+
+def test_the_sd_of_one_value_is_undefined_not_zero():
+    assert mean_sd([0.7]) == (0.7, None)
+    assert mean_sd([0.5, float("nan"), None]) == (0.5, None)
+    assert mean_sd([]) == (None, None)
+    mean, sd = mean_sd([0.6, 0.8])
+    assert mean == pytest.approx(0.7) and sd == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert fmt_mean_sd("balanced_accuracy", 0.7, None) == "0.700 (one value, no SD)"
+
+
+@pytest.fixture(scope="module")
+def lopsided(tmp_path_factory):
+    """Two batches, S1 of 8 patients and S2 of 40: the model trained without S2 has 8 held-out patients, too
+    few for prediction sets at 0.9 (their coverage is 1 by the count alone), and S1 is a small batch."""
+    tmp = tmp_path_factory.mktemp("lopsided")
+    _table(n_pat=48, classes=("A", "B"), batch_of=lambda p: "S1" if p < 8 else "S2", seed=9).to_csv(
+        tmp / "t.csv", index=False)
+    res = run(["cv", str(tmp / "t.csv"), "--leave-batch-out", "--hidden", "8", "--epochs", "15", "--no-baseline",
+               "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout), res
+
+
+def test_a_coverage_of_one_by_the_count_alone_is_left_out_of_the_mean(lopsided):
+    doc, res = lopsided
+    trust = doc["trust"]
+    assert trust["left_out"]["coverage"] == ["fold 2 (held-out batch S2)"]
+    assert trust["coverage"]["folds"] == 1 and trust["coverage"]["sd"] is None
+    by_fold = {f["held_out"]: f for f in doc["per_fold"]}
+    kept = by_fold["S1"]["trust"]
+    assert trust["coverage"]["mean"] == pytest.approx(kept["coverage_per_group"] if trust["per_patient"]
+                                                      else kept["coverage"])
+
+
+def test_held_out_batches_of_few_patients_are_named_and_the_forecast_given_without_them(lopsided):
+    doc, _ = lopsided
+    small = doc["small_held_out"]
+    assert [b["batch"] for b in small["batches"]] == ["S1"] and small["batches"][0]["units"] == 8
+    assert small["unit"] == "patients" and small["folds"] == 1
+    s2 = next(f for f in doc["per_fold"] if f["held_out"] == "S2")
+    assert small["mean"] == pytest.approx(s2["score"]) and small["sd"] is None
+
+
+def test_cv_prints_the_small_batches_and_the_left_out_coverage(tmp_path):
+    _table(n_pat=48, classes=("A", "B"), batch_of=lambda p: "S1" if p < 8 else "S2", seed=9).to_csv(
+        tmp_path / "t.csv", index=False)
+    res = run(["cv", str(tmp_path / "t.csv"), "--leave-batch-out", "--hidden", "8", "--epochs", "15", "--no-baseline"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "held-out batches of fewer than 10 patients: 'S1' (8)" in text
+    assert "(one value, no SD) over 1 batch" in text
+    assert "cov@ by the count alone in 1 fold (left out of the mean)" in text

@@ -182,3 +182,14 @@ def test_a_malformed_address_is_a_usage_error_without_waiting(address):
                                           r"as tcp://HOST:PORT") as info:
         parallel.connect(address, timeout=30.0)
     assert "within" not in str(info.value)
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:99999", "tcp://:8786", "tcp://127.0.0.1:0"])
+def test_a_scheduler_address_no_socket_can_have_is_a_usage_error_without_waiting(address):
+    """A port beyond 65535 (or none, or no host) waited the whole timeout, then said "cannot reach"."""
+    pytest.importorskip("distributed")
+    from mlpcli import parallel
+    from mlpcli.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"not a Dask scheduler address \(a host and a port from 1 to 65535"):
+        parallel.connect(address, timeout=30.0)

@@ -160,3 +160,31 @@ def test_a_dask_task_whose_workers_kept_dying_is_one_line_naming_memory():
         run([(_killed_worker, ("fit-1",))], Plan(n_jobs=1))
     message = str(info.value)
     assert "\n" not in message and "memory" in message and "--n-jobs 1" in message
+
+
+def _cancelled(i):
+    """A fit whose future the client cancels, as it does every future when the scheduler's connection is lost."""
+    from concurrent.futures import CancelledError
+
+    raise CancelledError("batch_of__indexed_1_calls cancelled for reason: scheduler-connection-lost")
+
+
+def test_a_dask_scheduler_lost_while_fits_run_is_one_line():
+    """The scheduler gone mid-run (its node crashed, its job ended): `cv --backend dask` ended in "internal error
+    (FutureCancelledError ...)"; `parallel.run` now says which scheduler was lost and what to do."""
+    distributed = pytest.importorskip("distributed")
+    from mlpcli import parallel
+    from mlpcli.errors import TrainingError
+    from mlpcli.parallel import Plan
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  host="127.0.0.1") as cluster:
+        plan = Plan(backend="dask", scheduler=cluster.scheduler_address)
+        # cancelled while the client is still connected: the workers (and the data they held) are what went (a
+        # scheduler really lost: tests/test_dask_runs.py)
+        with pytest.raises(TrainingError, match=rf"--scheduler {cluster.scheduler_address}: the Dask workers left "
+                                                r"while fits ran"):
+            parallel.run([(_cancelled, (0,)), (_cancelled, (1,))], plan)
+    with pytest.raises(Exception) as info:  # without Dask the same error is the task's own
+        parallel.run([(_cancelled, (0,))], Plan())
+    assert not isinstance(info.value, TrainingError)

@@ -564,3 +564,103 @@ def test_history_without_baseline_does_not_call_the_curves_flat(tmp_path, curves
     assert "stay flat" not in doc["summary"] and "their starting level" in doc["summary"]
     panel = run(["diagnose", str(path), "--no-chart"], env={"COLUMNS": "200"})
     assert panel.exit_code == 0 and "val_slope_z" in panel.output  # the numbers behind the cause are shown
+
+
+# ── diagnose on real overfitting runs ────────────────────────────────────────────────────────────────────
+
+
+def _history_file(path, train, val):
+    pd.DataFrame({"epoch": np.arange(1, len(train) + 1), "train_loss": train, "val_loss": val}).to_csv(path,
+                                                                                                       index=False)
+    return str(path)
+
+
+def _wide_net_curves():
+    """A wide network on p >> n: validation lowest at epoch 1, climbing steeply, a later shallow dip, then up."""
+    e = np.arange(1, 301)
+    train = 0.75 * np.exp(-(e - 1) / 0.5) + 1e-6
+    val = np.where(e <= 9, 1.15 + (2.83 - 1.15) * (e - 1) / 8, 2.83 - 0.69 * np.exp(-((e - 35) / 15.0) ** 2) * 1.0)
+    val = np.where(e > 35, 2.14 + (3.06 - 2.14) * (e - 35) / 265, val)
+    return train, val + 0.002 * np.sin(e)
+
+
+def test_overfit_quotes_the_validation_minimum_at_epoch_1_not_a_later_dip(tmp_path):
+    """The smoother's cut window at the start hid an epoch-1 minimum: "lowest around epoch 36 (2.155)" while the
+    model kept epoch 1 (1.15)."""
+    import json
+
+    train, val = _wide_net_curves()
+    res = run(["diagnose", _history_file(tmp_path / "h.csv", train, val), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    ev = doc["evidence"]
+    assert doc["label"] == "overfit" and ev["divergence_epoch"] <= 2 and ev["best_val"] < 1.3, ev
+
+
+def test_overfit_says_when_validation_never_beat_no_skill(tmp_path):
+    import json
+
+    train, val = _wide_net_curves()
+    path = _history_file(tmp_path / "h.csv", train, val)
+    below = json.loads(run(["diagnose", path, "--baseline", "0.67", "--json"]).output)
+    assert below["evidence"]["best_distance_from_baseline"] < 0
+    assert "the network learned nothing that carries over to new samples" in below["summary"]
+    assert below["advice"][0].startswith("Validation never beat the no-skill loss")
+    above = json.loads(run(["diagnose", path, "--baseline", "5", "--json"]).output)  # it did beat this one
+    assert above["evidence"]["best_distance_from_baseline"] > 0
+    assert "learned nothing" not in above["summary"] and not above["advice"][0].startswith("Validation never")
+
+
+def test_the_kept_epoch_marker_never_hides_an_axis_number():
+    from mlpcli.plotting import terminal_chart
+
+    e = np.arange(1, 31)
+    for best in (1, 30):
+        chart = terminal_chart(list(0.5 / e), list(0.6 / e), best_epoch=best)
+        axis = next(line for line in chart.splitlines() if "▲" in line)
+        assert " 1" in " " + axis.replace("▲", " ") and "30" in axis, axis
+
+
+def test_unrepresentative_advice_knows_the_split_was_grouped_and_when_training_was_memorised():
+    from mlpcli.diagnosis import diagnose
+
+    e = np.arange(1, 61)
+    train = 0.6 * np.exp(-e / 4) + 0.002  # memorised: near 0
+    val = 0.45 + 0.25 * np.exp(-e / 4) + 0.003 * np.sin(e)  # settles well above, gap stable
+    grouped = diagnose(train, val, baseline=0.69, grouped_by="patient_id")
+    plain = diagnose(train, val, baseline=0.69)
+    assert grouped.label == plain.label == "unrepresentative_train"
+    assert any("split already kept the samples of each patient_id value on one side" in a for a in grouped.advice)
+    assert not any("--group names the column" in a for a in grouped.advice)
+    assert any("--group names the column" in a for a in plain.advice)
+    assert any("memorises its training rows" in a for a in plain.advice)
+
+
+def test_never_beat_no_skill_is_judged_on_the_epochs_own_values_and_a_sharp_early_dip_is_found(tmp_path):
+    """A noisy run whose kept epoch (0.593) beat the baseline (0.693) was told its kept weights "do worse"; a V over
+    epochs 2-4 (0.61, 0.58, then up) was reported "lowest around epoch 1"."""
+    from mlpcli.diagnosis import diagnose
+
+    e = np.arange(1, 81)
+    rng = np.random.default_rng(11)
+    val = np.r_[0.80, 0.61, 0.58, 0.70, 0.76 + 0.12 * (e[4:] - 5) / 75 + rng.normal(0, 0.04, 76)]
+    train = 1.0 * np.exp(-e / 15) + 0.05
+    d = diagnose(train, val, baseline=0.693)
+    assert d.label == "overfit" and d.evidence["divergence_epoch"] == 3, d.evidence
+    noisy = np.full(40, 0.75) + rng.normal(0, 0.03, 40)
+    noisy[20] = 0.60  # one epoch below the baseline: what early stopping would keep
+    d = diagnose(0.5 * np.exp(-np.arange(1, 41) / 5) + 0.01, noisy, baseline=0.693)
+    assert d.evidence["best_distance_from_baseline"] > 0 and not any("never beat" in a for a in d.advice)
+
+
+def test_a_run_stopped_by_its_epoch_limit_is_not_told_to_raise_patience():
+    from mlpcli.diagnosis import diagnose
+
+    e = np.arange(1, 41)
+    train, val = 0.7 * np.exp(-e / 40) + 0.1, 0.72 * np.exp(-e / 45) + 0.12
+    at_limit = diagnose(train, val, baseline=0.69, kept_epochs=[40])
+    assert at_limit.label == "underfit_stopped_early"
+    assert not any("--patience" in a and "raise" in a.split("--patience")[0][-8:] for a in at_limit.advice)
+    assert any("--epochs, not --patience" in a for a in at_limit.advice)
+    cut = diagnose(train, val, baseline=0.69, kept_epochs=[30])
+    assert any("raise --patience" in a for a in cut.advice)

@@ -165,3 +165,18 @@ def test_batchnorm_on_one_training_row_says_so_not_a_batch_size_flag(early_stopp
     from sklearn.utils.estimator_checks import check_fit2d_1sample
 
     check_fit2d_1sample("MLPRegressor", MLPRegressor(**TINY, batchnorm=True, early_stopping=False))
+
+
+# ── the Python API ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_the_estimators_grouped_early_stopping_error_says_it_once():
+    from mlpcli.estimators import MLPClassifier
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.arange(40) % 2
+    with pytest.raises(ValueError) as info:
+        MLPClassifier(hidden=(4,), epochs=3).fit(X, y, groups=np.where(y == 0, "P1", "P2"))
+    message = str(info.value)
+    assert message.count("cannot hold out whole groups") == 1
+    assert "a class whose samples all come from one group" in message and "groupss" not in message

@@ -10,8 +10,7 @@ import pytest
 
 from mlpcli import model_io
 from mlpcli.errors import ConfigError, DataError, OptionError, OutputError
-from mlpcli.explain import (explain, feature_rng, input_gradients, integrated_gradients, load_samples,
-                            permutation_importance)
+from mlpcli.explain import explain, feature_rng, input_gradients, integrated_gradients, load_samples, permutation_importance
 from mlpcli.explain.attribution import attribution_chunks, class_index, completeness_gap, top_features
 from cli_helpers import assert_clean_error, run
 from tables import make_table
@@ -722,3 +721,21 @@ def test_plot_axis_names_the_units(planted, monkeypatch):
     res = run(["explain", model, data, "--plot", str(tmp / "p.png"), "--output", "prob", "--top", "3", "-q"])
     assert res.exit_code == 0, res.output
     assert "mean attribution toward the class (probability)" in labels
+
+
+def test_no_correlated_pairs_from_a_handful_of_samples(tmp_path):
+    """explain --class R (5 samples) named a dozen pairs of independent genes "one signal" (|Spearman| >= 0.9 over
+    5 samples is chance for one pair in twelve)."""
+    rng = np.random.default_rng(5)
+    labels = np.array(["A"] * 150 + ["B"] * 145 + ["R"] * 5)
+    X = rng.normal(size=(300, 30))
+    for k, c in enumerate("ABR"):
+        X[labels == c, 3 * k:3 * k + 3] += 1.5
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(30)]).assign(label=labels)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "t.csv"), "--no-group", "--folds", "1", "--epochs", "5", "-q",
+                "-o", str(model)]).exit_code == 0
+    res = run(["explain", str(model), str(tmp_path / "t.csv"), "--class", "R", "--top", "15"])
+    assert res.exit_code == 0, res.output
+    assert "correlated genes ranked" not in res.output

@@ -3,14 +3,18 @@ written (rich markup, mathtext in plots), no bootstrap stability from one patien
 and a regression's R²."""
 
 import json
+from click.testing import CliRunner
+import numpy as np
 
 import pandas as pd
 import pytest
 
 from mlpcli import model_io
+from mlpcli.cli import cli
 from mlpcli.explain import explain, load_samples
 from cli_helpers import run
-from tables import make_table
+from model_files import _trained
+from tables import SAMPLE, make_table
 
 
 FAST = ["--epochs", "3", "--hidden", "8", "-q"]
@@ -116,3 +120,38 @@ def test_a_plot_of_names_holding_dollar_signs_is_drawn(models, tmp_path):
     res = run(["explain", models["ensemble"][0], models["ensemble"][1], "--top", "12", "--plot", str(plot), "-q"])
     assert res.exit_code == 0, res.output
     assert plot.stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def hidden_model(tmp_path_factory):
+    return _trained(tmp_path_factory, "32")
+
+
+def test_permutation_importance_of_a_shuffle_that_changes_nothing_is_exactly_zero(hidden_model):
+    """One sample: every shuffle is the identity, yet every gene scored +2.5e-08 in every shuffle (the unshuffled
+    outputs came from a product of another size, which rounds float32 otherwise). A gene whose weights are zero
+    changes nothing either: its drops are rounding at most, not a drop in every shuffle."""
+    from mlpcli import model_io
+    from mlpcli.explain import permutation_importance
+
+    m = model_io.load(hidden_model)
+    frame = pd.read_csv(SAMPLE)
+    X = frame[m.feature_names].iloc[:1]
+    drops, _ = permutation_importance(m, X, frame["label"].iloc[:1], repeats=5, seed=0)
+    scored = np.isfinite(drops)  # the sample's class (the others have no sample: NaN)
+    assert scored.any() and np.all(drops[scored] == 0)
+    W = m.members[0].network.parameters()["dense0.W"]
+    W[:, 7] = 0  # the network's 8th input no longer reaches it
+    gene = m.members[0].preprocessor.kept_features[7]
+    X = frame[m.feature_names].iloc[:200]
+    drops, _ = permutation_importance(m, X, frame["label"].iloc[:200], repeats=5, seed=0)
+    j = m.feature_names.index(gene)
+    assert np.all(np.abs(drops[:, j]) < 1e-6)
+    assert not np.all(drops[:, j] > 0)
+
+
+def test_explain_says_when_its_terminal_table_shows_fewer_genes_than_top(hidden_model):
+    res = CliRunner().invoke(cli, ["explain", hidden_model, SAMPLE, "--top", "15"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "the first 10 of 15 ranked shown; -o FILE or --json holds all 15" in text

@@ -11,7 +11,7 @@ import pytest
 from mlpcli import data, model_io
 from mlpcli.errors import DataError
 from cli_helpers import assert_clean_error, run
-from tables import make_table
+from tables import _features, make_table
 
 
 # ── 3. explain names an annotation column of a genes x samples file ──────────────────────────────────────
@@ -239,3 +239,16 @@ def test_a_gzipped_geo_series_matrix_gets_a_command_that_reads_gzip(tmp_path):
     res = run(["train", str(path), "--features-in-rows"])
     assert res.exit_code == 1
     assert f"zcat {path} | grep -v -e '^!' -e '^$' > matrix.tsv" in " ".join(res.output.split())
+
+
+def test_a_genes_by_samples_parquet_with_its_gene_column_last_says_so(tmp_path, three_classes):
+    """The gene column written last (pandas' reset_index after a transpose, in another order): "duplicate feature
+    names in the first column: '5.0' (×5) ... (a microarray's probes?)"."""
+    import pandas as pd
+
+    d, df = three_classes
+    matrix = df.set_index("sample_id")[_features(df)].T.round(0)
+    matrix["gene"] = matrix.index
+    matrix.reset_index(drop=True).to_parquet(tmp_path / "genes_last.parquet")
+    r = run(["predict", str(d / "m.mlp"), str(tmp_path / "genes_last.parquet"), "--features-in-rows", "-o", "-"])
+    assert_clean_error(r, "holds numbers, not feature names", "'gene'", "write that column first")

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from mlpcli import data
 from mlpcli.data.h5ad import H5ad
 from mlpcli.errors import DataError
-from cli_helpers import run
+from cli_helpers import assert_clean_error, run
 
 anndata = pytest.importorskip('anndata')
 
@@ -178,3 +178,52 @@ def test_evaluate_on_cells_with_repeated_names_does_not_suggest_predicts_h5ad_ou
     assert "-o FILE.h5ad" not in res.output
     res = run(["predict", str(model), str(cells), "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 1 and "-o FILE.h5ad" in res.output
+
+
+def test_an_h5ad_file_another_process_holds_open_for_writing_is_not_called_corrupt(tmp_path):
+    """A notebook holding the file with backed='r+' (HDF5's lock): "is it truncated or corrupt?" sent users to
+    re-download an intact file."""
+    import subprocess
+    import sys
+
+    anndata = pytest.importorskip("anndata")
+    import pandas as pd
+
+    path = tmp_path / "cells.h5ad"
+    anndata.AnnData(np.ones((6, 3), dtype=np.float32),
+                    obs=pd.DataFrame({"cell_type": list("ababab")}, index=[f"c{i}" for i in range(6)])).write_h5ad(path)
+    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'r+'); "
+                               "print('open', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        r = run(["train", str(path), "--target", "cell_type", "-q"], env={"HDF5_USE_FILE_LOCKING": "TRUE"})
+        assert_clean_error(r, "HDF5 could not lock it", "HDF5_USE_FILE_LOCKING=FALSE")
+        assert "corrupt" not in r.output
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_an_anndata_zarr_store_is_named_with_its_conversion(tmp_path, three_classes):
+    """A .zarr store is a directory too: it read as a 10x directory "without matrix.mtx.gz"."""
+    store = tmp_path / "cells.zarr"
+    store.mkdir()
+    (store / ".zattrs").write_text("{}")
+    (store / ".zgroup").write_text('{"zarr_format": 2}')
+    d, _ = three_classes
+    for args in (["train", str(store), "--target", "cell_type"], ["predict", str(d / "m.mlp"), str(store), "-o", "-"]):
+        assert_clean_error(run(args), "is a Zarr store (AnnData's .zarr), not a 10x Genomics directory",
+                           "anndata.read_zarr(")
+
+
+def test_an_h5ad_cell_error_names_the_file(tmp_path):
+    """A .h5ad with a missing label: "Error: target has missing values ..." named no file (a CSV's does)."""
+    ad = pytest.importorskip("anndata")
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"cell_type": ["a", "b"] * 30}, index=[f"c{i}" for i in range(60)])
+    obs.loc["c3", "cell_type"] = np.nan
+    ad.AnnData(X=rng.normal(size=(60, 10)).astype(np.float32), obs=obs).write_h5ad(tmp_path / "na.h5ad")
+    res = run(["train", str(tmp_path / "na.h5ad"), "--target", "cell_type", "--epochs", "1",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1
+    assert res.output.splitlines()[-1].startswith(f"Error: {tmp_path / 'na.h5ad'}: target has missing values")

@@ -2,6 +2,7 @@
 majority class (with the remedy), and held-out probabilities worse than always predicting the class shares."""
 
 import numpy as np
+import pandas as pd
 
 from mlpcli.pipeline import held_out_warnings
 from cli_helpers import run
@@ -55,3 +56,47 @@ def test_train_on_rare_positives_warns_and_prints_the_split_title_whole(tmp_path
     assert "--class-weight balanced" in flat
     title = next(line for line in res.output.splitlines() if line.startswith("Cross-fitting:"))
     assert title.rstrip().endswith("each sample held out by exactly one member"), title
+
+
+# ── a batch confined to the held-out rows ────────────────────────────────────────────────────────────────
+
+
+def test_a_validation_table_shifted_like_a_batch_is_warned_about_and_a_plain_one_is_not(tmp_path):
+    """A batch effect confined to the validation patients made the validation loss climb: `train` and `diagnose`
+    said overfit, and following their remedies made it worse. `train` now says the held-out rows differ."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 30))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(30)])
+    frame.insert(0, "label", np.where(X[:, 0] + X[:, 1] > 0, "a", "b"))
+    frame.iloc[:200].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[200:].to_csv(tmp_path / "same.csv", index=False)
+    shifted = frame.iloc[200:].copy()
+    shifted.iloc[:, 1:] += rng.normal(1.5, 0.5, size=30)  # every gene moved by its own offset
+    shifted.to_csv(tmp_path / "batch.csv", index=False)
+    common = ["--no-group", "--hidden", "8", "--epochs", "20", "-o", str(tmp_path / "m.mlp")]
+    res = run(["train", str(tmp_path / "train.csv"), "--val-data", str(tmp_path / "batch.csv"), *common])
+    assert res.exit_code == 0, res.output
+    assert "the --val-data table differs from the training rows as a new cohort's would" in res.output
+    assert "cv --leave-batch-out" in res.output
+    res = run(["diagnose", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0 and "the validation rows (" in res.output and "new cohort's would" in res.output
+    res = run(["train", str(tmp_path / "train.csv"), "--val-data", str(tmp_path / "same.csv"), *common])
+    assert res.exit_code == 0 and "new cohort's would" not in res.output, res.output
+    res = run(["diagnose", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0 and "new cohort's would" not in res.output
+
+
+def test_the_members_whose_held_out_rows_are_shifted_are_named():
+    from types import SimpleNamespace
+
+    from mlpcli.model_selection.crossfit import held_out_shift_warnings
+
+    def member(share):
+        return SimpleNamespace(val_shift={"shifted": share > 0.1, "mean_shifted": share, "features": 50,
+                                          "most_shifted": ["g3", "g7"]})
+
+    (one,) = held_out_shift_warnings([member(0.9), member(0.0), member(0.02)])
+    assert one.startswith("member 1's held-out rows differ from its training rows") and "90% of the 50" in one
+    (two,) = held_out_shift_warnings([member(0.5), member(0.0), member(0.9)])
+    assert two.startswith("members 1 and 3's held-out rows differ from their training rows") and "90%" in two
+    assert held_out_shift_warnings([member(0.05), member(0.0)]) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -150,3 +151,39 @@ def test_info_shows_each_targets_and_labels_held_out_figures(tmp_path):
     doc = json.loads(run(["info", str(ml), "--json"]).stdout)
     assert [r["label"] for r in doc["held_out"]["per_label"]] == ["A", "B"]
     assert [r["support"] for r in doc["held_out"]["per_label"]] == [int(df["A"].sum()), int(df["B"].sum())]
+
+
+# ── info says what the model holds ──────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def info_models(small_table, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("info")
+    for name, extra in (("hold", ["--folds", "1"]), ("lbfgs", ["--optimizer", "lbfgs"]), ("refit", ["--refit"])):
+        res = run(["train", str(small_table), "--hidden", "4", "--epochs", "3", "-q", *extra,
+                   "-o", str(tmp / f"{name}.mlp")])
+        assert res.exit_code == 0, res.output
+    return tmp
+
+
+def _info(path) -> str:
+    res = run(["info", str(path)], env={"COLUMNS": "2000"})  # each row on one line
+    assert res.exit_code == 0, res.output
+    return " ".join(res.output.split())
+
+
+def test_info_says_which_rows_the_class_counts_are_of(info_models):
+    text = _info(info_models / "hold.mlp")
+    assert "(samples per class in the 96 training rows)" in text  # 120 rows, a fifth held out
+
+
+def test_info_says_how_many_lbfgs_runs_converged(info_models):
+    text = _info(info_models / "lbfgs.mlp")
+    assert "iterations run 3, 3, 3, 3, 3" in text and "0 of 5 converged" in text and "to convergence" not in text
+
+
+def test_info_says_a_refit_models_figures_are_the_members(info_models):
+    text = _info(info_models / "refit.mlp")
+    assert "the cross-fitted members', which overstate the refit network that ships" in text
+    assert "the auto settings above are the members'" in text
+    assert "(members' mean curves)" in text

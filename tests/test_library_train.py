@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
-
 from threadpoolctl import threadpool_limits
 
-from cli_helpers import run
 from mlpcli import model_io, parallel, pipeline
 from mlpcli.config import TrainOptions
 from blas_threads import numpy_blas_threads
+from cli_helpers import run
 from tables import make_table
 
 

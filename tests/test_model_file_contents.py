@@ -327,3 +327,70 @@ def test_info_of_an_ensemble_and_its_refit_says_what_each_figure_is(tables):
     assert (f"from {sets['scores']} out-of-fold scores of the cross-fitted members (30 patients; the refit network "
             "has no held-out rows)") in text, text
     assert "refit scores" not in text
+
+
+def _set(path: str, value):
+    """A model.json edit: the field at dotted ``path`` set to ``value``."""
+    def edit(meta: dict) -> None:
+        *parents, last = path.split(".")
+        d = meta
+        for key in parents:
+            d = d.setdefault(key, {})
+        d[last] = value
+    return edit
+
+
+@pytest.mark.parametrize("field, value", [
+    ("extra.diagnosis", "x"), ("provenance.versions", "x"), ("provenance.data_file", 1), ("fit.portfolio", [1]),
+    ("fit.portfolio", [{"hidden": "wide", "score": 0.5}]), ("config.resolved", 1), ("config.pos_weight", [1]),
+    ("config.resolved", {"epochs": "many"}),
+])
+def test_an_edited_field_of_the_wrong_type_is_named_when_the_model_is_read(three_classes, tmp_path, field, value):
+    """Fields that `info` and `evaluate` read, of the wrong type in a hand-edited model.json, passed the load-time
+    checks and ended in "internal error (AttributeError ...)": now the load names the field."""
+    from model_files import rewrite_model
+
+    d, _ = three_classes
+    bad = rewrite_model(d / "m.mlp", tmp_path / "bad.mlp", _set(field, value), lambda a: a)
+    name = field.split(".")[0] + "." + field.split(".")[1]
+    for args in (["info", bad], ["evaluate", bad, str(d / "train.csv")]):
+        assert_clean_error(run(args), "bad.mlp: model.json field", f"'{name}")
+
+
+@pytest.mark.parametrize("field, empty", [("loss.params", {}), ("split.class_counts_train", {}),
+                                          ("fit.held_out_metrics", {}), ("history", [])])
+def test_a_null_where_an_object_belongs_reads_as_absent(three_classes, tmp_path, field, empty):
+    """``loss.params: null`` loaded, then predict failed with "internal error (TypeError: ... argument after ** must
+    be a mapping, not NoneType)"; a null is now taken as the field absent, in every command and the library."""
+    from mlpcli import model_io
+    from model_files import rewrite_model
+
+    d, df = three_classes
+    path = rewrite_model(d / "m.mlp", tmp_path / "null.mlp", _set(field, None), lambda a: a)
+    model = model_io.load(path)
+    node = model_io.load(path)
+    for key in field.split("."):
+        node = node[key] if isinstance(node, dict) else getattr(node, key)
+    assert node == empty
+    X = df[[c for c in df.columns if c.startswith("f")]].to_numpy(np.float32)
+    assert model.predict_output(X).shape == (len(df), 3)
+    for args in (["info", path], ["evaluate", path, str(d / "train.csv")],
+                 ["predict", path, str(d / "train.csv"), "-o", str(tmp_path / "p.csv")]):
+        r = run(args)
+        assert r.exit_code == 0, (args, r.output)
+
+
+def test_a_key_named_twice_in_model_json_is_named(three_classes, tmp_path):
+    """`"task"` given twice (a hand edit beside the old value): JSON kept the last, and the error spoke of sigmoid
+    outputs not fitting task 'regression'."""
+    import zipfile
+
+    d, _ = three_classes
+    with zipfile.ZipFile(d / "m.mlp") as zf:
+        text, weights = zf.read("model.json").decode(), zf.read("weights.npz")
+    edited = text.replace('"task": "multiclass"', '"task": "multiclass", "task": "regression"', 1)
+    assert edited != text
+    with zipfile.ZipFile(tmp_path / "twice.mlp", "w") as zf:
+        zf.writestr("model.json", edited)
+        zf.writestr("weights.npz", weights)
+    assert_clean_error(run(["info", str(tmp_path / "twice.mlp")]), "model.json names the key 'task' twice")

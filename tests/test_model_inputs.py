@@ -13,6 +13,8 @@ from mlpcli import model_io
 from mlpcli.data import PreprocessConfig, Preprocessor
 from mlpcli.engine import MLP
 from mlpcli.errors import ModelFileError
+from cli_helpers import assert_clean_error
+from cli_helpers import run
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +107,52 @@ def test_a_dash_for_the_model_reads_standard_input(monkeypatch):
     monkeypatch.setattr(os, "isatty", lambda fd: False)
     with pytest.raises(ModelFileError, match=r"- \(standard input\) is not a readable mlpcli model file"):
         model_io.load("-")  # pytest's standard input holds no model
+
+
+def test_a_model_file_given_as_the_table_is_named(three_classes, tmp_path):
+    """`predict m.mlp m-copy.csv`, or `train model.mlp`: "the header line is not UTF-8 text (a binary file?)"."""
+    d, _ = three_classes
+    copy = tmp_path / "data.csv"
+    copy.write_bytes((d / "m.mlp").read_bytes())
+    for args in (["predict", str(d / "m.mlp"), str(copy), "-o", "-"], ["train", str(d / "m.mlp")],
+                 ["evaluate", str(d / "m.mlp"), str(copy)]):
+        assert_clean_error(run(args), "is an mlpcli model file, not a data table", "mlpcli predict MODEL DATA")
+
+
+def test_other_zip_archives_given_as_the_model_are_named(tmp_path):
+    import zipfile
+
+    np.savez(tmp_path / "arrays.npz", x=np.ones(3))
+    with zipfile.ZipFile(tmp_path / "d.csv.zip", "w") as zf:
+        zf.writestr("d.csv", "a,b\n1,2\n")
+    assert_clean_error(run(["info", str(tmp_path / "arrays.npz")]), "a NumPy .npz archive of arrays")
+    assert_clean_error(run(["info", str(tmp_path / "d.csv.zip")]), "a zip archive holding 'd.csv' (a zipped data table?")
+
+
+def test_a_model_can_come_from_standard_input_in_every_command(site_model):
+    import subprocess
+    import sys
+
+    for args in (["predict", "-", "same.csv", "-q", "-o", "-"], ["evaluate", "-", "same.csv", "-q", "--json"],
+                 ["info", "-", "--json"], ["explain", "-", "same.csv", "-q", "-o", "-"]):
+        with open(site_model / "m.mlp", "rb") as model:
+            done = subprocess.run([sys.executable, "-m", "mlpcli", *args], stdin=model, capture_output=True,
+                                  cwd=site_model)
+        assert done.returncode == 0, (args, done.stderr.decode())
+    with open(site_model / "m.mlp", "rb") as model:
+        done = subprocess.run([sys.executable, "-m", "mlpcli", "predict", "-", "-"], stdin=model,
+                              capture_output=True, text=True, cwd=site_model)
+    assert done.returncode == 2 and "would both read standard input" in done.stderr
+
+
+def test_a_model_from_standard_input_is_named_so_and_gradcheck_reads_stdin_once(site_model):
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "mlpcli", "predict", "-", "same.csv"], input=b"garbage\n",
+                         capture_output=True, cwd=site_model)
+    assert bad.returncode == 1 and b"- (standard input) is not a readable mlpcli model file" in bad.stderr
+    with open(site_model / "m.mlp", "rb") as model:
+        both = subprocess.run([sys.executable, "-m", "mlpcli", "gradcheck", "--model", "-", "--data", "-"],
+                              stdin=model, capture_output=True, text=True, cwd=site_model)
+    assert both.returncode == 2 and "would both read standard input" in both.stderr

@@ -12,7 +12,7 @@ from mlpcli import model_io, ood
 from mlpcli.ood import OODBasis
 from mlpcli.predict.columns import RoleFlags
 from mlpcli.predict.prepared import prepare
-from mlpcli.predict.trust import held_out_trust
+from mlpcli.predict.trust import beyond_chance, held_out_trust
 from cli_helpers import assert_clean_error, run
 from tables import make_table
 
@@ -325,3 +325,66 @@ def test_evaluate_says_n_a_when_no_sample_can_be_flagged(cohort):
     res = run(["evaluate", cohort["model"], cohort["new"], "--ood-alpha", "0.2", "--json"])
     ood = json.loads(res.stdout)["trust"]["ood"]
     assert ood["can_flag"] is True and isinstance(ood["rate"], float)
+
+
+# ── predict and evaluate: far more flagged than chance ───────────────────────────────────────────────────
+
+
+def test_beyond_chance():
+    assert not beyond_chance(0, 100, 0.01)
+    assert not beyond_chance(3, 100, 0.01)  # 3 % of 100: within what chance gives
+    assert not beyond_chance(2, 10, 0.01)  # 20 % of 10: too few to tell
+    assert beyond_chance(50, 168, 0.01)
+    assert beyond_chance(10, 10, 0.01)
+    assert not beyond_chance(40, 1000, 0.05)  # below alpha
+
+
+def test_predict_warns_when_far_more_samples_are_flagged_than_chance_and_names_the_batch(site_model):
+    res = run(["predict", str(site_model / "m.mlp"), str(site_model / "shifted.csv"), "--ood", "--coverage", "0.9",
+               "-q", "-o", str(site_model / "p.csv")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "flagged out-of-distribution, where about 1 % of samples like the training ones would be" in text
+    assert "most in batch 'S3'" in text and "prediction sets' --coverage do not hold" in text
+    flagged = pd.read_csv(site_model / "p.csv")["ood"]
+    assert flagged.sum() > 20
+
+
+def test_no_such_warning_on_a_cohort_like_the_training_one(site_model):
+    res = run(["predict", str(site_model / "m.mlp"), str(site_model / "same.csv"), "--ood", "-q",
+               "-o", str(site_model / "q.csv")])
+    assert res.exit_code == 0, res.output
+    assert "flagged out-of-distribution, where" not in res.stderr
+
+
+def test_evaluate_gives_the_same_warning(site_model):
+    res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "shifted.csv"), "--ood", "-q"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "flagged out-of-distribution, where about 1 %" in text and "most in batch 'S3'" in text
+
+
+def test_a_new_site_is_told_the_sets_coverage_does_not_hold_there(site_model):
+    res = run(["predict", str(site_model / "m.mlp"), str(site_model / "new_site.csv"), "--coverage", "0.9", "-q",
+               "-o", str(site_model / "n.csv")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "batch 'S9' (180 samples) not seen in training" in text
+    assert "--coverage holds for samples exchangeable with the training ones" in text
+    plain = run(["predict", str(site_model / "m.mlp"), str(site_model / "new_site.csv"), "-q",
+                 "-o", str(site_model / "n2.csv")])
+    assert "not seen in training" in plain.stderr and "exchangeable" not in plain.stderr  # no sets, no such words
+
+
+def test_evaluate_by_gives_each_groups_coverage_per_patient_and_notes_a_constant_column(site_model):
+    res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "shifted.csv"), "--coverage", "0.9", "--by",
+               "batch", "--json"])
+    assert res.exit_code == 0, res.output
+    sets = json.loads(res.stdout)["trust"]["sets"]
+    for row in sets["by"] + sets["per_class"]:
+        assert row["n_groups"] == row["n"] // 2 and 0 <= row["coverage_per_group"] <= 1
+    frame = pd.read_csv(site_model / "same.csv").assign(site="one")
+    frame.to_csv(site_model / "one_site.csv", index=False)
+    res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "one_site.csv"), "--by", "site"])
+    assert res.exit_code == 0, res.output
+    assert "every scored row has the same value ('one')" in " ".join(res.stderr.split())

@@ -2,24 +2,26 @@
 cannot fit in memory is refused before anything is allocated, with the figure."""
 
 from __future__ import annotations
-import json
 
+import json
 import os
+
 import click
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
-from cli_helpers import assert_clean_error, run
-from mlpcli.cli import all_commands
-from mlpcli.config import check_unused, flag_name, option_fields, resolve, TrainOptions
+from mlpcli.cli import all_commands, cli
+from mlpcli.config import TrainOptions, check_unused, flag_name, option_fields, resolve
 from mlpcli.data import class_weights
 from mlpcli.errors import ConfigError, OptionError
 from mlpcli.estimators import MLPClassifier
 from mlpcli.model_selection.fitting import check_memory
 from mlpcli.parallel import available_memory
 from mlpcli.training import FitConfig, fit_memory
-from tables import write_table
+from cli_helpers import assert_clean_error, run, write_tenx
+from tables import SAMPLE, write_table
 
 # How each command that trains is called; ``cv`` and ``tune`` call train's --folds --member-folds.
 TRAINING_COMMANDS = {
@@ -530,3 +532,133 @@ def test_tune_applies_the_same_rules_with_its_grid(tmp_path):
     assert_clean_error(run(["tune", path, "--dropout", "0.2", "--grid", "hidden=none"]), "--dropout", code=2)
     ok = run(["tune", path, "--dropout", "0.2", "--grid", "hidden=none|8", "--epochs", "2", "--folds", "2", "-q"])
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("A=x", "--class-weight for class 'A' must be a positive number, got 'x'"),
+    ("Basal=-1", "--class-weight for class 'Basal' must be a positive number, got '-1'"),
+    ("garbage", "--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs"),
+    ("=3", "--class-weight expects"),
+    ("Basal=1,Basal=2", "--class-weight gives class 'Basal' twice"),
+])
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_a_malformed_class_weight_is_a_usage_error_before_the_data_is_read(tmp_path, spec, words, command):
+    """Its form needs no data: exit 2 before the table is opened (a table that does not exist shows that the
+    check came first)."""
+    res = CliRunner().invoke(cli, [command, str(tmp_path / "absent.csv"), "--class-weight", spec])
+    assert res.exit_code == 2, res.output
+    assert words in res.output and "absent.csv" not in res.output
+
+
+def test_an_unknown_class_in_class_weight_still_needs_the_data(tmp_path):
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--class-weight", "Z=2", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1
+    assert "--class-weight names unknown class 'Z'; valid labels: 'Basal', 'HER2', 'LumA', 'LumB'" in res.output
+    assert not (tmp_path / "m.mlp").exists()
+
+
+def test_a_malformed_class_weight_in_a_tune_grid_is_a_usage_error(tmp_path):
+    res = CliRunner().invoke(cli, ["tune", str(tmp_path / "absent.csv"), "--grid", "class-weight=none|A=-1"])
+    assert res.exit_code == 2, res.output
+    assert "must be a positive number, got '-1'" in res.output and "does not fit the data" not in res.output
+
+
+def test_an_option_that_does_not_apply_to_the_input_is_a_usage_error_whatever_the_input(tmp_path, model):
+    """--layer on a CSV was exit 2, on a 10x directory exit 1; --features-in-rows on an .h5ad exit 1 in train and 2
+    in predict; --feature-types on a table exit 1. Each is a usage error, exit 2, named."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    genes = [f"G{j}" for j in range(5)]
+    write_tenx(tmp_path / "tenx", genes, cells=8)
+    sheet = tmp_path / "sheet.csv"
+    pd.DataFrame({"sample_id": [f"AAAC{i}-1" for i in range(8)], "label": ["a", "b"] * 4}).to_csv(sheet, index=False)
+    cells = ad.AnnData(sp.random(8, 5, density=0.5, format="csr", random_state=0, dtype=np.float32),
+                       obs=pd.DataFrame({"label": ["a", "b"] * 4}, index=[f"c{i}" for i in range(8)]),
+                       var=pd.DataFrame(index=genes))
+    cells.write_h5ad(tmp_path / "cells.h5ad")
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"G0": range(8), "G1": range(8), "label": ["a", "b"] * 4}).to_csv(table, index=False)
+    out = ["-o", str(tmp_path / "x.mlp")]
+    cases = [
+        (["train", str(tmp_path / "tenx"), "--samples", str(sheet), "--layer", "counts", *out], "--layer"),
+        (["train", str(tmp_path / "tenx"), "--samples", str(sheet), "--raw", *out], "--raw"),
+        (["train", str(tmp_path / "tenx"), "--samples", str(sheet), "--features-in-rows", *out], "--features-in-rows"),
+        (["train", str(table), "--feature-types", "Gene Expression", *out], "--feature-types"),
+        (["train", str(tmp_path / "cells.h5ad"), "--features-in-rows", *out], "--features-in-rows"),
+        (["predict", model, str(tmp_path / "cells.h5ad"), "--features-in-rows", "-o", str(tmp_path / "p.csv")],
+         "--features-in-rows"),
+    ]
+    for args, flag in cases:
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert flag in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.mlp").exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_an_empty_file_name_says_so(three_classes):
+    d, _ = three_classes
+    assert_clean_error(run(["info", ""]), "model file not found: the name given is empty ('')")
+    assert_clean_error(run(["predict", str(d / "m.mlp"), "", "-o", "-"]), "table file not found: the name given is empty")
+    assert_clean_error(run(["train", ""]), "table file not found: the name given is empty")
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "{t}", "-o", ""], ["train", "{t}", "--history", ""], ["train", "{t}", "--oof", " "],
+    ["cv", "{t}", "--oof", ""], ["tune", "{t}", "--grid", "lr=1e-3", "--results", ""],
+    ["tune", "{t}", "--grid", "lr=1e-3", "--refit", "-o", ""], ["diagnose", "{m}", "--plot", ""],
+    ["train", "{t}", "--config", ""],
+], ids=lambda a: " ".join(a[:1] + a[-2:-1]))
+def test_an_empty_output_name_is_a_usage_error(small, tmp_path, args):
+    """--history "$H" and --oof "$O" with the variable unset wrote nothing and said nothing (exit 0); -o '' said
+    "is a directory" (exit 1)."""
+    args = [a.format(t=small / "t.csv", m=small / "m.mlp") for a in args]
+    res = run(args + ["--epochs", "1"] if args[0] in ("train", "cv", "tune") else args)
+    assert res.exit_code == 2, res.output
+    assert "an empty file name" in res.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "explain"])
+@pytest.mark.parametrize("flag", ["--group", "--id", "--batch"])
+def test_an_empty_column_name_is_a_usage_error(small, command, flag):
+    """predict, evaluate and explain said "--group column '' not found" (exit 1) where train says what it is."""
+    res = run([command, str(small / "m.mlp"), str(small / "t.csv"), flag, ""])
+    assert res.exit_code == 2, res.output
+    assert "an empty value (an unset shell variable?)" in res.output.splitlines()[-1]
+
+
+def test_diagnose_an_empty_name(small):
+    res = run(["diagnose", ""])
+    assert res.exit_code == 1 and "the name given is empty" in res.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_huge_chunk_budget_is_a_usage_error(small, command):
+    """--chunk-mb 1e308 was "internal error (OverflowError ...)" once counted in bytes."""
+    res = run([command, str(small / "m.mlp"), str(small / "t.csv"), "--chunk-mb", "1e308"])
+    assert res.exit_code == 2 and "--chunk-mb" in res.output
+    assert run([command, str(small / "m.mlp"), str(small / "t.csv"), "--chunk-mb", "1e6"]).exit_code == 0
+
+
+def test_regression_refuses_class_options_as_usage_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 4)), columns=list("abcd")).assign(label=rng.normal(size=60))
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    for args in (["--class-weight", "balanced"], ["--positive", "1"]):
+        res = run(["train", str(tmp_path / "r.csv"), "--no-group", "--epochs", "1", *args, "-o", str(tmp_path / "m.mlp")])
+        assert res.exit_code == 2 and args[0] in res.output.splitlines()[-1], res.output
+
+
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_an_empty_target_is_a_usage_error(small, command):
+    res = run([command, str(small / "m.mlp"), str(small / "t.csv"), "--target", ""])
+    assert res.exit_code == 2 and "an empty value" in res.output.splitlines()[-1]
+
+
+def test_an_empty_data_name_beside_a_model_file(tmp_path, monkeypatch):
+    """`mlpcli train "$DATA"` (unset) in a directory holding model.mlp said "--out model.mlp is also the input DATA's
+    model.mlp": the empty name resolved to the directory, whose files were taken for a 10x input's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.mlp").write_bytes(b"x")
+    res = run(["train", ""])
+    assert res.exit_code == 1 and "table file not found: the name given is empty" in res.output.splitlines()[-1]

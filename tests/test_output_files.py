@@ -8,12 +8,14 @@ from pathlib import Path
 from unittest import mock
 
 import click
+import numpy as np
 import pandas as pd
 import pytest
 
 from mlpcli.cli._common import check_writable
 from mlpcli.errors import OutputError
-from cli_helpers import assert_clean_error, run
+from cli_helpers import assert_clean_error, run, write_tenx
+from tables import make_table
 
 
 def leftovers(directory) -> list[str]:
@@ -190,3 +192,156 @@ def test_an_unsupported_output_names_its_extension(tmp_path):
         with pytest.raises(DataError) as err:
             output_format(str(tmp_path / name))
         assert said in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("inside", ["matrix.mtx.gz", "barcodes.tsv.gz", "features.tsv.gz"])
+def test_an_output_inside_a_10x_input_directory_cannot_replace_its_files(tmp_path, inside):
+    """`train pbmc -o pbmc/matrix.mtx.gz` replaced the counts by the model (exit 0), `predict ... -o
+    pbmc/barcodes.tsv.gz` the barcodes by the predictions: every output check compared files, and the directory
+    is not one of its files. A new file there is still allowed."""
+    tenx = tmp_path / "pbmc"
+    write_tenx(tenx, [f"G{j}" for j in range(8)], cells=40)
+    before = {p.name: p.read_bytes() for p in tenx.iterdir()}
+    sheet = tmp_path / "cells.csv"
+    sheet.write_text("barcode,cell_type\n" + "".join(f"AAAC{i}-1,{'BT'[i % 2]}\n" for i in range(40)))
+    common = ["--samples", str(sheet), "--id", "barcode"]
+    r = run(["train", str(tenx), *common, "--target", "cell_type", "--folds", "1", "--epochs", "2", "--hidden", "4",
+             "-q", "-o", str(tenx / inside)])
+    assert_clean_error(r, f"--out {tenx / inside} is also the input DATA's {inside}", code=2)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tenx), *common, "--target", "cell_type", "--folds", "1", "--epochs", "2", "--hidden",
+                "4", "-q", "-o", str(model)]).exit_code == 0
+    for args in (["predict", str(model), str(tenx), *common, "-o", str(tenx / inside)],
+                 ["predict", str(model), str(tenx), *common, "-o", "-", "--shift-report", str(tenx / inside)],
+                 ["evaluate", str(model), str(tenx), *common, "--shift-report", str(tenx / inside)]):
+        # .mtx.gz is no output format: refused for that first
+        needles = [f"is also the input DATA's {inside}"] if inside != "matrix.mtx.gz" else []
+        assert_clean_error(run(args), *needles, code=2)
+    assert {p.name: p.read_bytes() for p in tenx.iterdir()} == before
+    assert run(["predict", str(model), str(tenx), *common, "-o", str(tenx / "predictions.csv"), "-q"]).exit_code == 0
+
+
+def test_an_output_path_with_a_line_break_is_named_on_one_line(tmp_path):
+    make_table("multiclass", n_patients=20).to_csv(tmp_path / "t.csv", index=False)
+    r = run(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "no\nsuch" / "m.mlp")])
+    assert_clean_error(r, f"--out: directory {str(tmp_path / ('no' + chr(10) + 'such'))!r} does not exist")
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1
+
+
+# ── outputs written nameless until whole ─────────────────────────────────────────────────────────────────
+
+
+def test_an_output_is_whole_with_its_permissions_whichever_way_its_temporary_file_is_named(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from mlpcli import fileio
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o600)
+    fileio.atomic_write(target, lambda fh: fh.write(b"x" * 3_000_000))  # nameless, then named, then renamed
+    assert target.read_bytes() == b"x" * 3_000_000 and stat.S_IMODE(target.stat().st_mode) == 0o600
+    if hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):  # named by its link, not copied (os.link
+        assert fileio.UNNAMED_TEMPORARIES  # without a directory descriptor called link(): a cross-device error)
+    # where /proc refuses the link, the content is copied into a named temporary file, and later outputs are
+    # written named from the start
+    monkeypatch.setattr(fileio, "UNNAMED_TEMPORARIES", True)
+    real_link = os.link
+
+    def refused(src, dst, **kw):
+        if str(src).startswith("/proc/"):
+            raise PermissionError(1, "Operation not permitted")
+        return real_link(src, dst, **kw)
+
+    monkeypatch.setattr(os, "link", refused)
+    fileio.atomic_write(tmp_path / "new.bin", lambda fh: fh.write(b"y" * 2_500_000))
+    assert (tmp_path / "new.bin").read_bytes() == b"y" * 2_500_000
+    assert fileio.UNNAMED_TEMPORARIES is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.bin", "out.bin"]
+
+
+def test_a_failed_write_leaves_nothing_and_the_old_file_untouched(tmp_path):
+    from mlpcli import fileio
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+
+    def broken(fh):
+        fh.write(b"partial")
+        raise RuntimeError("the writer failed")
+
+    with pytest.raises(RuntimeError):
+        fileio.atomic_write(target, broken)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+# ── pipelines and outputs ───────────────────────────────────────────────────────────────────────────────
+
+
+def test_an_h5ad_output_killed_outright_leaves_no_temporary_file(tmp_path):
+    """The copy of the input was a named temporary file from the start: SIGKILL (the OOM killer, SLURM after its
+    grace period) left a full copy of the input as .out.h5ad.<8 random characters>.tmp."""
+    import subprocess
+    import sys
+
+    anndata = pytest.importorskip("anndata")
+    anndata.AnnData(np.ones((20, 3), dtype=np.float32)).write_h5ad(tmp_path / "in.h5ad")
+    code = ("import os, numpy as np\n"
+            "import anndata.io as aio\n"
+            "aio.write_elem = lambda *a, **k: os._exit(9)  # killed while the copy is being changed\n"
+            "from mlpcli.data.h5ad import write_obs_columns\n"
+            f"write_obs_columns({str(tmp_path / 'in.h5ad')!r}, {str(tmp_path / 'out.h5ad')!r}, "
+            "{'mlpcli_x': np.zeros(20)})\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 9, done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.h5ad"]
+
+
+def test_predictions_written_into_an_h5ad_copy_keep_the_input(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    from mlpcli.data.h5ad import write_obs_columns
+
+    X = np.arange(60, dtype=np.float32).reshape(20, 3)
+    anndata.AnnData(X).write_h5ad(tmp_path / "in.h5ad")
+    write_obs_columns(tmp_path / "in.h5ad", tmp_path / "out.h5ad", {"mlpcli_x": np.arange(20.0)})
+    out = anndata.read_h5ad(tmp_path / "out.h5ad")
+    assert np.array_equal(out.X, X) and np.array_equal(out.obs["mlpcli_x"].to_numpy(), np.arange(20.0))
+    assert sorted(os.listdir(tmp_path)) == ["in.h5ad", "out.h5ad"]
+
+
+def test_a_model_is_not_written_to_a_terminal(site_model):
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "mlpcli", "train", str(site_model / "train.csv"), "--folds", "1",
+                               "--epochs", "2", "--hidden", "4", "-q", "-o", "-"], stdout=follower,
+                              stderr=subprocess.PIPE, text=True, cwd=site_model)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 2
+    assert "a model file is binary and standard output is a terminal" in done.stderr
+    piped = subprocess.run([sys.executable, "-m", "mlpcli", "train", str(site_model / "train.csv"), "--folds", "1",
+                            "--epochs", "2", "--hidden", "4", "-q", "-o", "-"], capture_output=True, cwd=site_model)
+    assert piped.returncode == 0 and piped.stdout.startswith(b"PK")  # a pipe: written as asked
+
+
+def test_predict_names_a_directory_output_as_a_directory(site_model, tmp_path):
+    res = run(["predict", str(site_model / "m.mlp"), str(site_model / "same.csv"), "-o", str(tmp_path / "newdir") + "/"])
+    assert res.exit_code == 2 and "a name ending in '/' names a directory" in res.stderr
+
+
+def test_an_h5ad_copy_falls_back_where_copy_file_range_copies_nothing(tmp_path, monkeypatch):
+    anndata = pytest.importorskip("anndata")
+    from mlpcli.data.h5ad import write_obs_columns
+
+    X = np.arange(60, dtype=np.float32).reshape(20, 3)
+    anndata.AnnData(X).write_h5ad(tmp_path / "in.h5ad")
+    if hasattr(os, "copy_file_range"):
+        monkeypatch.setattr(os, "copy_file_range", lambda *a, **k: 0)
+    write_obs_columns(tmp_path / "in.h5ad", tmp_path / "out.h5ad", {"mlpcli_x": np.arange(20.0)})
+    assert np.array_equal(anndata.read_h5ad(tmp_path / "out.h5ad").X, X)

@@ -238,3 +238,17 @@ def test_robust_quartiles_subsampled_whatever_the_input(monkeypatch, n, layout, 
     assert np.array_equal(pre.center_[~tied], median[kept][~tied])
     assert np.array_equal(pre.scale_[~tied], iqr[kept][~tied])
     assert np.isfinite(Z).all() and np.allclose(Z.mean(axis=0), 0, atol=1e-12)
+
+
+def test_counts_with_scattered_missing_values_still_look_like_counts():
+    """5 % of the cells missing left almost no complete row, and --log1p auto answered "no" without a word: raw
+    counts trained unlogged under --impute."""
+    rng = np.random.default_rng(0)
+    X = rng.negative_binomial(2, 0.1, size=(600, 300)).astype(float)
+    whole = data.looks_like_counts(X)
+    gapped = X.copy()
+    gapped[rng.random(X.shape) < 0.05] = np.nan
+    assert whole is not None and data.looks_like_counts(gapped) == pytest.approx(whole, abs=0.1)
+    normal = rng.normal(5, 1, size=(600, 300))
+    normal[rng.random(normal.shape) < 0.05] = np.nan
+    assert data.looks_like_counts(normal) is None

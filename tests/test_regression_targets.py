@@ -2,12 +2,14 @@
 a target that never varies, a score of a few whole numbers, labels written as sets, evaluate --by per target,
 and a label never positive in training."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-from mlpcli import model_io, predict
+from mlpcli import data, model_io, predict
 from mlpcli.data import dataset as D
 from mlpcli.estimators import MLPRegressor
 from cli_helpers import assert_clean_error, run
@@ -176,3 +178,78 @@ def test_evaluate_warns_on_a_label_never_positive_in_training(tmp_path):
     # a table where it stays 0 too: its metrics are what the model learnt, nothing to warn about
     result = predict.evaluate(model_io.load(model), test.assign(rare=0))
     assert not any("never changed in the training table" in w for w in result.warnings), result.warnings
+
+
+# ── regression ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def offset_targets(tmp_path_factory):
+    """One target, alone and shifted by 2e9: every figure in the target's units moves with it, no RMSE changes."""
+    tmp = tmp_path_factory.mktemp("regression")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 12)) * 2 + 5
+    frame = pd.DataFrame(X, columns=[f"G{i}" for i in range(12)])
+    frame.insert(0, "patient_id", [f"P{i}" for i in np.repeat(np.arange(80), 3)])
+    y = (X[:, 0] - 5) + 0.5 * rng.normal(size=240)
+    frame.assign(age=y).to_csv(tmp / "small.csv", index=False)
+    frame.assign(age=y + 2e9).to_csv(tmp / "big.csv", index=False)
+    return tmp
+
+
+def test_the_ridge_baseline_does_not_depend_on_the_targets_offset(offset_targets):
+    scores = []
+    for name in ("small", "big"):
+        res = run(["cv", str(offset_targets / f"{name}.csv"), "--target", "age", "--hidden", "4", "--epochs", "5",
+                   "--folds", "3", "--member-folds", "2", "--json"])
+        assert res.exit_code == 0, res.output
+        scores.append(json.loads(res.stdout)["baseline"]["summary"]["rmse"]["mean"])
+    assert scores[0] < 1.0 and scores[1] == pytest.approx(scores[0], rel=1e-4)  # was 512 against 0.53
+
+
+def test_the_regression_loss_is_named_for_what_it_is_and_calibrate_is_said_to_do_nothing(offset_targets, tmp_path):
+    res = run(["train", str(offset_targets / "small.csv"), "--target", "age", "--hidden", "4", "--epochs", "3",
+               "--calibrate", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "mse (half the squared error) of the standardised target" in text
+    assert "--calibrate had no effect" in text
+
+
+def test_a_binary_task_on_measured_values_points_to_regression(offset_targets):
+    res = run(["train", str(offset_targets / "small.csv"), "--target", "age", "--task", "binary"])
+    assert res.exit_code == 1 and "they are measured values: use --task regression" in " ".join(res.output.split())
+
+
+def test_many_whole_numbers_read_as_classes_are_a_warning_naming_regression(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2400, 4))
+    age = np.clip(np.round(50 + 10 * X[:, 0] + 5 * rng.normal(size=2400)), 18, 90).astype(int)
+    frame = pd.DataFrame(X, columns=[f"G{i}" for i in range(4)]).assign(age=age)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ds, _ = data.load_dataset(str(tmp_path / "t.csv"), target="age", no_group=True)
+    assert ds.task == "multiclass"
+    assert any("distinct whole numbers, read as" in w and "--task regression" in w for w in ds.warnings)
+    few = frame.assign(age=age % 4)  # a 0-3 score: classes, a note at most
+    few.to_csv(tmp_path / "s.csv", index=False)
+    ds, _ = data.load_dataset(str(tmp_path / "s.csv"), target="age", no_group=True)
+    assert not any("whole numbers" in w for w in ds.warnings)
+
+
+def test_tune_on_targets_of_different_units_says_the_widest_decides(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 6))
+    frame = pd.DataFrame(X, columns=[f"G{i}" for i in range(6)])
+    frame.insert(0, "patient_id", [f"P{i}" for i in np.repeat(np.arange(50), 3)])
+    frame["y1"] = X[:, 0] + 0.3 * rng.normal(size=150)
+    frame["y2"] = 1000 * X[:, 1] + rng.normal(size=150)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["tune", str(tmp_path / "t.csv"), "--target", "y1,y2", "--epochs", "2", "--folds", "2", "--hidden", "4",
+               "--grid", "l2=0,0.1", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "the ranking is by the RMSE pooled over the 2 targets in their own units" in " ".join(res.stderr.split())
+    frame["y2"] = frame["y2"] / 1000  # the same units: nothing to say
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    res = run(["tune", str(tmp_path / "s.csv"), "--target", "y1,y2", "--epochs", "2", "--folds", "2", "--hidden", "4",
+               "--grid", "l2=0,0.1", "-q"])
+    assert res.exit_code == 0 and "pooled over" not in res.stderr

@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from mlpcli import data
-from mlpcli.config import TrainOptions
 
 import mlpcli.data.preprocess as preprocess
-from mlpcli.training import CentredRows
+from mlpcli import data
+from mlpcli.config import TrainOptions
 from mlpcli.data import looks_like_counts
 from mlpcli.data.preprocess import PreprocessConfig, Preprocessor
 from mlpcli.errors import DataError
 from mlpcli.pipeline import train_dataset
+from mlpcli.training import CentredRows
 from cli_helpers import run
 from tables import cell_counts
 

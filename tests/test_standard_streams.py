@@ -2,23 +2,24 @@
 no result silently lost, no note mixed into a result, no internal error."""
 
 from __future__ import annotations
-from contextlib import contextmanager
-import io
 
+import io
 import json
 import os
+import resource
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from mlpcli import fileio
 from mlpcli.cli._common import stderr_console
 from mlpcli.errors import OutputError
-from cli_helpers import assert_clean_error
-from cli_helpers import run
-
-from tables import make_table, write_table
+from mlpcli.fileio import WholeWrites, write_whole
+from cli_helpers import assert_clean_error, run
+from tables import SAMPLE, make_table, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -469,3 +470,91 @@ def test_explain_to_standard_output_gives_its_summary_on_stderr(binary_model):
     assert res.stdout.splitlines()[0].startswith("class,rank,feature") and "│" not in res.stdout
     assert "completeness: attributions sum to" in res.stderr
     assert "ctrl: top 3 of" in res.stderr and "ranking of 3 rows → standard output" in res.stderr
+
+
+class Stingy(io.RawIOBase):
+    """A raw stream that takes at most ``most`` bytes a write (0: none at all)."""
+
+    def __init__(self, most: int):
+        super().__init__()
+        self.most, self.data, self.calls = most, bytearray(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.calls += 1
+        taken = bytes(memoryview(b).cast("B")[:self.most])
+        self.data += taken
+        return len(taken)
+
+
+def test_write_whole_writes_every_byte_of_short_writes():
+    raw = Stingy(7)
+    data = bytes(range(256)) * 3
+    assert write_whole(raw, data) == len(data)
+    assert bytes(raw.data) == data and raw.calls == -(-len(data) // 7)
+
+
+def test_write_whole_fails_when_the_stream_takes_nothing():
+    with pytest.raises(OSError):
+        write_whole(Stingy(0), b"abc")
+
+
+def test_text_over_whole_writes_loses_nothing():
+    """The console script's unbuffered stdout: text through WholeWrites over a raw stream that takes 5 bytes at a
+    time arrives whole (a TextIOWrapper over the raw stream itself drops all but the first 5 of each write)."""
+    raw = Stingy(5)
+    text = io.TextIOWrapper(WholeWrites(raw), encoding="utf-8", newline="\n", write_through=True)
+    text.write("sample_id,label\n" * 50)
+    text.flush()
+    assert raw.data.decode() == "sample_id,label\n" * 50
+    bare = Stingy(5)
+    plain = io.TextIOWrapper(bare, encoding="utf-8", newline="\n", write_through=True)
+    plain.write("sample_id,label\n" * 50)
+    plain.flush()
+    assert len(bare.data) < 50 * 16  # what the fix is for
+
+
+def _file_size_limit(n_bytes: int):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, n_bytes))
+    return limit
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_predict_to_stdout_past_a_file_size_limit_is_an_error_not_a_cut_table(tmp_path, model, unbuffered):
+    """`ulimit -f 8; PYTHONUNBUFFERED=1 mlpcli predict m.mlp t.csv > out.csv` wrote 8 KiB of the table and exited 0:
+    the one write of the table was short and the rest was dropped. Now the error names standard output, exit 1,
+    buffered or not."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    out = tmp_path / "out.csv"
+    with open(out, "wb") as fh:
+        res = subprocess.run([sys.executable, "-m", "mlpcli", "predict", model, SAMPLE, "-q"], stdout=fh,
+                             stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_file_size_limit(8192),
+                             timeout=300)
+    assert res.returncode == 1, res.stderr
+    assert "cannot write standard output: file too large" in res.stderr and "Traceback" not in res.stderr
+    assert out.stat().st_size == 8192  # what the limit let through; the error says the rest is missing
+
+
+def test_unbuffered_predict_to_stdout_is_the_buffered_output(tmp_path, model):
+    outs = []
+    for unbuffered in (True, False):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        if unbuffered:
+            env["PYTHONUNBUFFERED"] = "1"
+        res = subprocess.run([sys.executable, "-m", "mlpcli", "predict", model, SAMPLE, "-q"], capture_output=True,
+                             env=env, timeout=300)
+        assert res.returncode == 0, res.stderr
+        outs.append(res.stdout)
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == 612
+
+
+def test_evaluate_to_standard_output_puts_its_tables_on_stderr(site_model):
+    res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "same.csv"), "-o", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n"] == 180
+    assert "Metrics on 180 samples" in res.stderr

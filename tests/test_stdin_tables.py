@@ -113,3 +113,38 @@ def test_quoted_tilde_not_found_suggests_the_expanded_path(files, tmp_path, monk
     with pytest.raises(DataError, match=r"table file not found: ~/t\.csv \(a quoted ~ is not expanded by the shell: "
                                         + str(tmp_path) + r"/t\.csv\?\)"):
         read_table("~/t.csv")
+
+
+def test_model_and_data_both_from_standard_input_is_a_usage_error(three_classes, tmp_path):
+    """`cat m.mlp | mlpcli predict /dev/stdin -`: the model took every byte of standard input, then the table was
+    "standard input is empty"; two inputs cannot share the one stream."""
+    d, _ = three_classes
+    model = (d / "m.mlp").read_bytes()
+    for args in (["predict", "/dev/stdin", "-", "-o", str(tmp_path / "p.csv")], ["evaluate", "-", "/dev/stdin"]):
+        r = run(args, input=model)
+        assert_clean_error(r, f"MODEL {args[1]} and DATA {args[2]} would both read standard input", code=2)
+    assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/dev/fd"), reason="needs /dev/fd")
+def test_a_table_read_through_a_descriptor_records_no_descriptor_number(tmp_path):
+    """`train <(zcat x.csv.gz)` recorded "63", the number bash chose, so the same data gave other model bytes
+    under another shell."""
+    import os
+
+    from mlpcli import model_io
+
+    make_table("multiclass", n_patients=20).to_csv(tmp_path / "t.csv", index=False)
+    outs = []
+    for i in range(2):
+        fd = os.open(tmp_path / "t.csv", os.O_RDONLY)
+        dup = os.dup2(fd, 40 + i)  # another number each time
+        try:
+            out = tmp_path / f"m{i}.mlp"
+            assert run(["train", f"/dev/fd/{dup}", "-o", str(out), "--hidden", "4", "--epochs", "2", "-q"]).exit_code == 0
+            outs.append(out.read_bytes())
+        finally:
+            os.close(dup)
+            os.close(fd)
+    assert outs[0] == outs[1]
+    assert model_io.load(tmp_path / "m0.mlp").provenance["data_file"] == "(a pipe or descriptor)"

@@ -369,3 +369,20 @@ def test_10x_counts_against_a_model_of_log_normalised_x_warn(tmp_path):
     res = run(["predict", str(tmp_path / "counts.mlp"), str(tmp_path / "run"), "-o", str(tmp_path / "q.csv"), "--json"])
     assert res.exit_code == 0, res.output
     assert not any("10x matrix" in w for w in json.loads(res.stdout)["warnings"])
+
+
+def test_a_10x_directory_with_both_forms_of_a_file_names_the_one_read(tmp_path):
+    """matrix.mtx.gz and matrix.mtx side by side (gunzip -k) with other contents: one was read silently, and the
+    note said "matrix.mtx" whichever it was."""
+    import gzip
+
+    from mlpcli import data
+
+    tenx = tmp_path / "pbmc"
+    write_tenx(tenx, [f"G{j}" for j in range(5)], cells=8)
+    (tenx / "matrix.mtx").write_bytes(gzip.decompress((tenx / "matrix.mtx.gz").read_bytes()))
+    sheet = tmp_path / "cells.csv"
+    sheet.write_text("barcode,cell_type\n" + "".join(f"AAAC{i}-1,{'BT'[i % 2]}\n" for i in range(8)))
+    _, notes = data.load_dataset(str(tenx), samples=str(sheet), id="barcode", target=["cell_type"])
+    (note,) = [n for n in notes if "from 10x Genomics" in n]
+    assert "from 10x Genomics matrix.mtx.gz (sparse)" in note and "also there and not read: pbmc/matrix.mtx" in note

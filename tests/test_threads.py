@@ -18,9 +18,7 @@ from mlpcli.cli.train import member_plan
 from mlpcli.config import read_config_file
 from mlpcli.errors import DataError
 from mlpcli.estimators import MLPClassifier, MLPRegressor
-from mlpcli.model_selection import cross_validation
-from mlpcli.model_selection import learning_curve
-from mlpcli.model_selection import tuning
+from mlpcli.model_selection import cross_validation, learning_curve, tuning
 from mlpcli.parallel import Plan
 from cli_helpers import assert_clean_error, run
 from tables import make_table, write_table

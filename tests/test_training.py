@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
-from mlpcli import training
 
+from mlpcli import training
 from mlpcli.engine import MLP, losses
 from mlpcli.errors import TrainingError
 from mlpcli.estimators import MLPClassifier

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from mlpcli import data, model_io
-from mlpcli.model_selection import cross_validation, grid, splits, tuning
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
+from mlpcli.model_selection import cross_validation, grid, splits, tuning
 from mlpcli.model_selection.grid import parse_grid
 from mlpcli.parallel import Plan
-from tables import make_table, write_table
 from cli_helpers import assert_clean_error, run
+from tables import make_table, write_table
 
 FAST = ["--hidden", "8", "--epochs", "8", "--patience", "4", "--quiet"]
 OPTIONS = TrainOptions(hidden=[8], epochs=8, patience=4)

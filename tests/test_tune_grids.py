@@ -13,6 +13,7 @@ from mlpcli import data
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError, DataError
 from mlpcli.model_selection import grid, tuning
+from mlpcli.model_selection.cross_validation import mean_sd
 from mlpcli.model_selection.tuning import PointResult
 from cli_helpers import assert_clean_error, run
 from tables import make_table
@@ -137,3 +138,87 @@ def test_tune_scores_a_setting_as_cv_does(table):
         cv = run(["cv", table, "--member-folds", "1", "--l2", str(l2), *FAST, "--no-baseline", "--json", "-q"])
         assert cv.exit_code == 0, cv.output
         assert [f["score"] for f in json.loads(cv.stdout)["per_fold"]] == pytest.approx(points[l2], abs=1e-12)
+
+
+def test_tune_grid_settings_that_do_not_apply_are_usage_errors(tmp_path):
+    """A grid setting that cannot apply to the data (class weights on a regression target) was exit 1 where train's
+    --class-weight is now exit 2; class_weight=balanced,none (',' where '|' separates class-weight values) said
+    "got 'balanced'"."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 4)), columns=list("abcd")).assign(label=rng.normal(size=60))
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    res = run(["tune", str(tmp_path / "r.csv"), "--no-group", "--grid", "class_weight=balanced|none", "--epochs", "1",
+               "--folds", "2"])
+    assert res.exit_code == 2 and "does not fit the data: --class-weight needs a classification target" in res.output
+    frame["label"] = np.where(frame["a"] > 0, "x", "y")
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    res = run(["tune", str(tmp_path / "c.csv"), "--no-group", "--grid", "class_weight=balanced,none", "--epochs", "1"])
+    assert res.exit_code == 2 and "'|' separates class-weight values" in res.output.splitlines()[-1]
+
+
+def test_tune_counts_settings_that_train_the_same_networks_once(small_table):
+    res = run(["tune", str(small_table), "--epochs", "4", "--folds", "2", "--grid", "hidden=none|4; dropout=0,0.3"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "1 of 4 settings trains the same networks as another setting" in text
+    assert "dropout drops units of the hidden layers, and --hidden none has none" in text
+    assert "the highest of 3 settings" in text
+
+
+def test_tune_refuses_augment_noise_auto_with_unstandardised_features_in_its_grid(small_table):
+    res = run(["tune", str(small_table), "--epochs", "2", "--folds", "2", "--hidden", "4",
+               "--grid", "augment-noise=auto; standardize=false"])
+    assert res.exit_code == 2 and "augment-noise: auto sizes the noise in units of a standardised feature" in res.output
+
+
+def test_outer_folds_without_nested_is_a_usage_error(small_table):
+    res = run(["tune", str(small_table), "--epochs", "2", "--folds", "2", "--outer-folds", "3", "--grid", "l2=0,0.1"])
+    assert res.exit_code == 2 and "--outer-folds sets the outer folds of --nested" in res.output
+
+
+def test_nested_with_nothing_chosen_does_not_call_the_inner_score_optimistic(small_table):
+    res = run(["tune", str(small_table), "--epochs", "3", "--folds", "2", "--outer-folds", "2", "--nested",
+               "--hidden", "4", "--grid", "l2=0"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "honest estimate of the tuned model" in text and "it was used to choose" not in text
+
+
+def test_a_tuned_val_size_the_refit_ensemble_ignores_is_a_warning(small_table, tmp_path):
+    res = run(["tune", str(small_table), "--epochs", "3", "--folds", "2", "--hidden", "4", "--grid",
+               "val-size=0.2,0.3", "--refit", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "has no effect on the model --refit trained: --member-folds auto trained 5" in " ".join(res.stderr.split())
+
+
+def test_rounding_does_not_break_a_tie_against_the_grid_order():
+    from mlpcli.model_selection.tuning import PointResult, rank, tie_note
+
+    v = [0.7, 0.6333333333333333, 0.8166666666666667, 0.55, 0.75]
+    w = [0.7, 0.6333333333333333, 0.75, 0.8166666666666667, 0.55]
+    assert sum(v) / 5 != sum(w) / 5  # the same scores in another order: the means differ in their last bit
+
+    def point(i, setting, scores):
+        mean, sd = mean_sd(scores)
+        return PointResult(index=i, setting=setting, scores=scores, mean=mean, sd=sd, decisions=["argmax"] * 5)
+
+    ranked = rank([point(0, {"l2": 0.0}, w), point(1, {"l2": 0.001}, v)], True)
+    assert [p.index for p in ranked] == [0, 1]
+    assert "by its place in the grid" in tie_note(ranked, "balanced_accuracy")
+
+
+# ── the session's own changes, reviewed ─────────────────────────────────────────────────────────────────
+
+
+def test_momentum_under_a_given_sgd_is_no_moot_option(small_table):
+    res = run(["tune", str(small_table), "--optimizer", "sgd", "--epochs", "3", "--folds", "2", "--hidden", "4",
+               "--grid", "momentum=0,0.9"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "trains the same networks" not in text and "the highest of 2 settings" in text
+
+
+def test_a_grids_auto_noise_beside_an_sd_is_refused_without_standardising(small_table):
+    res = run(["tune", str(small_table), "--no-standardize", "--epochs", "2", "--folds", "2", "--hidden", "4",
+               "--grid", "augment-noise=auto,0.1"])
+    assert res.exit_code == 2 and "--grid: augment-noise=auto: auto sizes the noise" in " ".join(res.output.split())

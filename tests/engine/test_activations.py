@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlpcli.engine import activations as act
 from mlpcli.engine import activations
+from mlpcli.engine import activations as act
 from mlpcli.engine.functional import sigmoid
 
 ALL = act.names()

@@ -6,11 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpcli.engine import MLP, losses, optim
-from mlpcli.engine import layers
 import mlpcli.training as training
-from mlpcli.training import FitConfig
-from mlpcli.training import fit
+from mlpcli.engine import MLP, layers, losses, optim
+from mlpcli.training import FitConfig, fit
 
 
 @pytest.fixture
