@@ -35,3 +35,6 @@ def write_tenx(directory, genes, cells: int = 6) -> None:
         f.write("".join(f"{g}\t{g}\tGene Expression\n" for g in genes))
     with gzip.open(directory / "barcodes.tsv.gz", "wt") as f:
         f.write("".join(f"AAAC{i}-1\n" for i in range(cells)))
+
+
+FAST = ["--hidden", "8", "--epochs", "15", "--folds", "1", "--quiet"]

@@ -1,8 +1,17 @@
-"""Fixtures every test gets."""
+"""Fixtures every test gets, and the fixtures several test modules share (small trained models and tables)."""
 
 from importlib.metadata import version
 
+import numpy as np
+import pandas as pd
 import pytest
+
+from mlpcli import model_io
+from mlpcli.config import TrainOptions
+from mlpcli.pipeline import train
+from cli_helpers import FAST, run
+from model_files import _trained
+from tables import _table, make_table
 
 
 def _release(package: str) -> tuple[int, int]:
@@ -70,3 +79,94 @@ def _no_terminal_size(monkeypatch):
     assertions failed there only. Tests that need a width set it themselves."""
     monkeypatch.delenv("COLUMNS", raising=False)
     monkeypatch.delenv("LINES", raising=False)
+
+
+TINY = dict(hidden=[6], epochs=2, seed=0, folds=1)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny multiclass and binary model, each with the table it was trained on."""
+    root = tmp_path_factory.mktemp("review3")
+    out = {}
+    for task in ("multiclass", "binary"):
+        data = root / f"{task}.csv"
+        make_table(task, n_patients=30).to_csv(data, index=False)
+        model = root / f"{task}.mlp"
+        model_io.save(train(str(data), TrainOptions(**TINY)).model, model)
+        out[task] = (str(model), str(data))
+    return out
+
+
+# ── 4. another .h5ad matrix than the training one ────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory):
+    pytest.importorskip("anndata")
+    from test_h5ad import make_adata
+
+    tmp = tmp_path_factory.mktemp("cells")
+    path = tmp / "cells.h5ad"
+    make_adata(n_cells=120, n_genes=20).write_h5ad(path)
+    models = {}
+    for name, extra in (("counts", ["--layer", "counts"]), ("raw", ["--raw"]), ("X", [])):
+        models[name] = str(tmp / f"{name}.mlp")
+        res = run(["train", str(path), "--target", "cell_type", *extra, "--epochs", "2", "--hidden", "", "--folds", "1",
+                   "-q", "-o", models[name]])
+        assert res.exit_code == 0, res.output
+    return str(path), models
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return _trained(tmp_path_factory, "none")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("small")
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(size=(60, 5)), columns=[f"g{j}" for j in range(5)])
+    frame.insert(0, "label", np.where(frame["g0"] > 0, "a", "b"))
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(60)])
+    frame.to_csv(tmp / "t.csv", index=False)
+    res = run(["train", str(tmp / "t.csv"), "--folds", "1", "--epochs", "2", "--hidden", "4", "--no-group", "-q",
+               "-o", str(tmp / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def site_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("site")
+    train = _table(n_pat=150, batch_of=lambda p: f"S{p % 3 + 1}", seed=3)
+    train.to_csv(tmp / "train.csv", index=False)
+    res = run(["train", str(tmp / "train.csv"), "--hidden", "8", "--epochs", "20", "-q", "-o", str(tmp / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    cohort = _table(n_pat=90, batch_of=lambda p: f"S{p % 3 + 1}", seed=3)  # the same centres, new samples
+    cohort.iloc[:, :].to_csv(tmp / "same.csv", index=False)
+    shifted = cohort.copy()
+    far = shifted["batch"] == "S3"
+    shifted.loc[far, ["g0", "g1", "g2", "g3"]] += 6.0
+    shifted.to_csv(tmp / "shifted.csv", index=False)
+    new_site = cohort.assign(batch="S9")
+    new_site.to_csv(tmp / "new_site.csv", index=False)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def small_table(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tune")
+    _table(n_pat=60, genes=12, seed=4, sig=0.8).to_csv(tmp / "t.csv", index=False)
+    return tmp / "t.csv"
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory):
+    """A 3-class model and its table."""
+    d = tmp_path_factory.mktemp("three")
+    df = make_table("multiclass", n_patients=60, seed=3)
+    df.to_csv(d / "train.csv", index=False)
+    assert run(["train", str(d / "train.csv"), "-o", str(d / "m.mlp"), *FAST]).exit_code == 0
+    return d, df

@@ -9,6 +9,10 @@ import zipfile
 from typing import Callable
 
 import numpy as np
+from click.testing import CliRunner
+
+from mlpcli.cli import cli
+from tables import SAMPLE
 
 
 def saved_model(table, path, options):
@@ -107,3 +111,12 @@ def model_parts(path) -> tuple[dict, dict]:
         with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
             arrays = {k: npz[k] for k in npz.files}
     return meta, arrays
+
+
+def _trained(tmp_path_factory, hidden: str) -> str:
+    """A one-network model of the sample data, two epochs, hidden layers ``hidden`` ("none": softmax regression)."""
+    path = tmp_path_factory.mktemp(f"hidden_{hidden}") / "m.mlp"
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--folds", "1", "--epochs", "2", "--hidden", hidden, "-q",
+                                   "-o", str(path)])
+    assert res.exit_code == 0, res.output
+    return str(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -74,3 +76,40 @@ def cell_counts(n_cells: int = 120, n_genes: int = 20, seed: int = 0, dtype=np.f
     for t in range(3):
         rate[t, t * 5:(t + 1) * 5] = 4.0
     return rng.poisson(rate[types]).astype(dtype), types
+
+
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sample_data",
+                      "tumour_subtypes.csv.gz")
+
+
+def _labelled(path, labels, n=60):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(n, 4)), columns=[f"g{j}" for j in range(4)])
+    frame.insert(0, "label", [labels[i % len(labels)] for i in range(n)])
+    if str(path).endswith(".parquet"):
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def _table(n_pat=60, spp=2, genes=12, classes=("A", "B", "C"), batch_of=None, shift=None, seed=0, sig=1.0):
+    """Patients with `spp` samples each, class centres `sig` apart; batch_of(p) names patient p's batch;
+    shift {batch: added to the first 4 genes}."""
+    rng = np.random.default_rng(seed)
+    centres = {c: rng.normal(0, sig, genes) for c in classes}
+    rows = []
+    for p in range(n_pat):
+        c = classes[p % len(classes)]
+        b = batch_of(p) if batch_of is not None else f"S{p % 3 + 1}"
+        for s in range(spp):
+            x = centres[c] + rng.normal(0, 1, genes)
+            if shift and b in shift:
+                x[:4] += shift[b]
+            rows.append({"sample_id": f"s{p}_{s}", "patient_id": f"P{p:03d}", "batch": b, "label": c,
+                         **{f"g{j}": x[j] for j in range(genes)}})
+    return pd.DataFrame(rows)
+
+
+def _features(df):
+    return [c for c in df.columns if c.startswith("f")]

@@ -157,3 +157,114 @@ def test_a_malformed_zero_share_is_refused_on_load(trained, meta_fn, arrays_fn, 
     bad = rewrite_model(trained["model"], trained["tmp"] / "bad.mlp", meta_fn, arrays_fn)
     with pytest.raises(ModelFileError, match=needle):
         model_io.load(bad)
+
+
+# ── a gene without a value in any row of a new cohort ────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def imputing(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("imputing")
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(160, 20))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(20)])
+    frame.insert(0, "label", np.where(X[:, 0] + X[:, 1] > 0, "a", "b"))
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(160)])
+    frame.iloc[:120].to_csv(tmp / "train.csv", index=False)
+    cohort = frame.iloc[120:].drop(columns="label")
+    cohort.to_csv(tmp / "cohort.csv", index=False)
+    for name, extra in (("impute", ["--impute", "median"]), ("plain", [])):
+        res = run(["train", str(tmp / "train.csv"), *extra, "--folds", "1", "--no-group", "--hidden", "4",
+                   "--epochs", "5", "-q", "-o", str(tmp / f"{name}.mlp")])
+        assert res.exit_code == 0, res.output
+    unmeasured = cohort.copy()
+    unmeasured[["g0"]] = np.nan
+    unmeasured.to_csv(tmp / "one_unmeasured.csv", index=False)
+    unmeasured[["g1", "g2", "g3"]] = np.nan  # 4 of 20: 20 %
+    unmeasured.to_csv(tmp / "four_unmeasured.csv", index=False)
+    return tmp
+
+
+def test_an_imputing_model_warns_of_a_gene_never_measured_and_keeps_it_out_of_the_shift_check(imputing, tmp_path):
+    """A model trained with --impute filled a column without a value in any row from the training medians, exit 0
+    with only a count of imputed values; the shift check then called the gene's spread x0 a shift."""
+    out = tmp_path / "p.csv"
+    res = run(["predict", str(imputing / "impute.mlp"), str(imputing / "one_unmeasured.csv"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "1 of the 20 features the model uses (5 %) have no value in any of its 40 rows: 'g0'" in res.output
+    assert "imputed with their training medians in every row" in res.output
+    assert "of the 19 features shifted" in res.output  # judged without it
+    assert len(pd.read_csv(out)) == 40
+
+
+def test_more_never_measured_genes_than_max_missing_is_an_error_until_raised(imputing, tmp_path):
+    out = tmp_path / "p.csv"
+    res = run(["predict", str(imputing / "impute.mlp"), str(imputing / "four_unmeasured.csv"), "-o", str(out)])
+    assert res.exit_code == 1 and not out.exists()
+    assert "4 of the 20 features the model uses (20 %) have no value in any of its 40 rows" in res.output
+    assert "--max-missing 0.2" in res.output
+    res = run(["predict", str(imputing / "impute.mlp"), str(imputing / "four_unmeasured.csv"), "-o", str(out),
+               "--max-missing", "0.2"])
+    assert res.exit_code == 0, res.output
+    assert out.exists() and "predictions rest on the other 16" in res.output
+    # a model without --impute: --max-missing still needs --fill-missing mean
+    res = run(["predict", str(imputing / "plain.mlp"), str(imputing / "cohort.csv"), "--max-missing", "0.2"])
+    assert res.exit_code == 2 and "pass --fill-missing mean too" in res.output
+
+
+def test_explain_leaves_a_never_measured_gene_out_and_a_plain_model_says_how_to_drop_it(imputing, tmp_path):
+    from mlpcli.explain.ranking import load_samples
+    from mlpcli.model_io import load
+
+    samples = load_samples(load(imputing / "impute.mlp"), str(imputing / "one_unmeasured.csv"))
+    assert "g0" in samples.filled and any("have no value in any of its 40 rows: 'g0'" in w for w in samples.warnings)
+    res = run(["predict", str(imputing / "plain.mlp"), str(imputing / "one_unmeasured.csv"), "-o",
+               str(tmp_path / "p.csv")])
+    assert res.exit_code == 1 and not (tmp_path / "p.csv").exists()
+    assert "'g0' has a missing value at row 1" in res.output
+    assert "if the column holds no value anywhere (a gene the cohort's assay did not measure), remove it and pass " \
+           "--fill-missing mean" in res.output
+    # only the first rows empty, read in pieces: no word of an unmeasured gene
+    cohort = pd.read_csv(imputing / "cohort.csv")
+    cohort.loc[:2, "g0"] = np.nan
+    cohort.to_csv(tmp_path / "first3.csv", index=False)
+    res = run(["predict", str(imputing / "plain.mlp"), str(tmp_path / "first3.csv"), "-o", str(tmp_path / "p.csv"),
+               "--chunksize", "10"])
+    assert res.exit_code == 1 and "missing value at row 1" in res.output
+
+
+def test_a_second_spelling_of_a_gene_the_table_has_exactly_is_warned_not_called_unused(imputing, tmp_path):
+    """'g0.13' beside 'g0' was "ignored ... a column the model does not use"; it is another version of a gene the
+    model uses, and only the exact one is read."""
+    cohort = pd.read_csv(imputing / "cohort.csv")
+    cohort["G1"] = cohort["g1"] * 10
+    cohort.to_csv(tmp_path / "twins.csv", index=False)
+    out = tmp_path / "p.csv"
+    res = run(["predict", str(imputing / "plain.mlp"), str(tmp_path / "twins.csv"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "1 column spelt like a model feature it also has exactly: 'G1' (beside 'g1'); the exact one is used" \
+        in res.output
+    base = tmp_path / "base.csv"
+    assert run(["predict", str(imputing / "plain.mlp"), str(imputing / "cohort.csv"), "-o", str(base)]).exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(base))
+
+
+def test_drop_of_a_file_column_in_the_genes_by_samples_layout_says_what_drop_names(imputing, tmp_path):
+    cohort = pd.read_csv(imputing / "cohort.csv").set_index("sample_id").T
+    cohort.insert(0, "symbol", [f"S{j}" for j in range(len(cohort))])
+    cohort.rename_axis("gene").to_csv(tmp_path / "t.csv")
+    res = run(["predict", str(imputing / "plain.mlp"), str(tmp_path / "t.csv"), "--features-in-rows", "--drop",
+               "symbol", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "--drop 'symbol' names none of the file's rows" in res.output and "cut -d, -f1,3-" in res.output
+
+
+def test_predict_names_an_ignored_unnamed_first_column_as_row_names(imputing, tmp_path):
+    """The note read "ignored 1 column the model does not use: ''"."""
+    cohort = pd.read_csv(imputing / "cohort.csv")
+    cohort.index = [f"r{i}" for i in range(len(cohort))]
+    cohort.to_csv(tmp_path / "named_rows.csv")
+    res = run(["predict", str(imputing / "plain.mlp"), str(tmp_path / "named_rows.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert "ignored 1 column the model does not use: the unnamed column 1 (row names; the ids are read from" in res.output
+    assert pd.read_csv(tmp_path / "p.csv")["sample_id"].tolist() == cohort["sample_id"].tolist()

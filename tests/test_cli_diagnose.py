@@ -4,20 +4,25 @@ the terminal chart, and clean one-line errors."""
 from __future__ import annotations
 
 import json
+import pathlib
+import sys
 import xml.etree.ElementTree as ET
 import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from mlpcli import model_io
-from mlpcli.diagnosis import LABELS
-from mlpcli.history import history_csv
+from mlpcli.cli import cli
+from mlpcli.diagnosis import LABELS, diagnose
+from mlpcli.errors import DataError
+from mlpcli.history import curves_from_history, diagnose_curves, history_csv, read_curves
 from mlpcli.plotting import BOTH_CHAR, TRAIN_CHAR, VAL_CHAR, terminal_chart
-from tables import write_table
-from cli_helpers import run, assert_clean_error
+from cli_helpers import assert_clean_error, run
 from curves import ENSEMBLE_SHAPES, ensemble_history
+from tables import SAMPLE, _labelled, make_table, write_table
 
 JSON_FIELDS = {"label", "evidence", "advice", "runner_up"}
 
@@ -348,3 +353,330 @@ def test_a_history_that_blew_up_is_reported_unstable_with_its_epoch(tmp_path):
     assert "unstable from epoch 86" in plot.read_text() and "divergence (epoch 86)" in plot.read_text()
     doc = json.loads(run(["diagnose", str(path), "--json"]).stdout)
     assert doc["evidence"]["unstable_epoch"] == 86 and doc["evidence"]["n_infinite"] == 15
+
+
+def _json(args):
+    res = run(["diagnose", *args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def _history(tmp_path, name, **columns):
+    n = len(next(iter(columns.values())))
+    path = tmp_path / name
+    pd.DataFrame({"epoch": range(1, n + 1), **columns}).to_csv(path, index=False)
+    return str(path)
+
+
+def test_baseline_help_is_right_for_regression_models_too():
+    """--baseline said "default: the model's class-prior loss"; a regression model's baseline is the loss of
+    predicting the training mean."""
+    out = " ".join(run(["diagnose", "--help"]).output.split())
+    assert "class-prior loss" not in out
+    assert "for regression the training mean" in out  # --baseline and SOURCE
+    assert out.count("training mean") >= 2
+
+
+def test_a_run_stopped_after_three_epochs_is_read_at_the_epoch_it_kept(tmp_path):
+    """`train --patience 1` stopped after epoch 3 and kept epoch 2 (validation 0.90, 0.66, 1.26); the width-3
+    smoother took epoch 2's dip for a spike and said "lowest around epoch 1 (0.8397)", a value no epoch had, and
+    advised restoring epoch 1."""
+    path = _history(tmp_path, "h.csv", train_loss=[32.4, 0.506, 0.553], val_loss=[0.8995, 0.6601, 1.2634],
+                    best_epoch=[1, 2, 2])
+    doc = _json([path, "--baseline", "1.255"])
+    assert doc["label"] == "overfit" and doc["best_epoch"] == 2
+    ev = doc["evidence"]
+    assert ev["best_epoch"] == 2 and ev["divergence_epoch"] == 2 and ev["best_val"] == 0.6601
+    assert "lowest around epoch 2 (0.6601)" in doc["summary"] and "epoch 2" in doc["advice"][0]
+
+
+def test_longer_runs_are_still_smoothed():
+    """A one-epoch dip on a 40-epoch run stays a spike, not the best epoch."""
+    train = [1.0 * 0.9 ** e + 0.2 for e in range(40)]
+    val = [1.0 * 0.9 ** e + 0.3 for e in range(40)]
+    val[30] = 0.05  # one wild epoch
+    d = diagnose(train, val, baseline=1.2)
+    assert d.evidence["best_epoch"] != 31
+
+
+def test_a_rise_that_falls_short_says_which_number_fell_short(tmp_path):
+    """Without a baseline the first epoch's blown-up training loss (32.4) is the scale, so validation's rise is
+    1.9 % of it: the summary said "did not clearly rise after its lowest value (1.9 % of the scale, 1.093e+07
+    s.e.)", ten million standard errors read as a reason."""
+    path = _history(tmp_path, "h.csv", train_loss=[32.4, 0.506, 0.553], val_loss=[0.8995, 0.6601, 1.2634])
+    summary = _json([path])["summary"]
+    assert "rose by only 1.9 % of the scale after its lowest value (a rise counts from 4.0 %)" in summary
+    assert "did not clearly" not in summary and "s.e.)" not in summary
+
+
+def test_a_flat_history_without_a_baseline_is_not_called_a_high_loss(tmp_path):
+    """Curves flat at a cross-entropy of 0.05 from epoch 1 were "flat at a high loss" with the advice to add
+    capacity: without a baseline the first epochs' level is taken as no skill, which the verdict now says, with
+    --baseline as the way to tell; given the baseline, the same curves are a good fit."""
+    train = [0.050 + 0.001 * ((7 * e) % 5 - 2) for e in range(30)]
+    val = [0.060 + 0.001 * ((3 * e) % 5 - 2) for e in range(30)]
+    path = _history(tmp_path, "flat.csv", train_loss=train, val_loss=val)
+    doc = _json([path])
+    assert doc["label"] == "underfit_capacity"
+    assert "high loss" not in doc["summary"] and "taken as no skill without a baseline" in doc["summary"]
+    assert "--baseline" in doc["advice"][0] and "ln K" in doc["advice"][0]
+    assert _json([path, "--baseline", "1.1"])["label"] == "good_fit"
+
+
+def test_a_flat_run_with_a_baseline_keeps_its_advice():
+    d = diagnose([0.69] * 20, [0.69] * 20, baseline=0.69)
+    assert d.label == "underfit_capacity" and d.advice[0].startswith("Increase model capacity")
+    assert "high loss" in d.summary
+
+
+def test_regression_learning_curve_names_rmse_in_capitals(tmp_path):
+    """The answers said "validation rmse improves by ..." and the caption "no-skill rmse"; diagnose and the table
+    header say RMSE."""
+    df = make_table("regression", n_patients=20, per_patient=2, n_features=4)
+    path = tmp_path / "reg.csv"
+    df.to_csv(path, index=False)
+    args = ["diagnose", "--learning-curve", str(path), "--hidden", "4", "--epochs", "3", "--fractions", "0.5,1"]
+    res = run([*args, "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert "validation RMSE" in doc["more_data"]["text"] and "rmse" not in doc["more_data"]["text"]
+    assert "training RMSE" in doc["bias_variance"]["text"]
+    res = run([*args, "-q"])
+    assert res.exit_code == 0 and "no-skill RMSE" in res.stdout and "rmse" not in res.stdout
+
+
+def test_the_kept_epoch_is_said_beside_the_evidence_best_epoch(tmp_path):
+    """The panel's best_epoch row (the first epoch within the noise of the best) read 1 while `--json`'s best_epoch
+    (the epoch whose weights train kept) read 9, with nothing saying the two differ; both now name the kept one."""
+    val = [0.95, 0.97, 0.84, 0.79, 1.02, 0.74, 1.09, 0.74, 0.72, 0.81, 0.85, 0.91]
+    train = [1.13, 0.35, 0.21, 0.21, 0.26, 0.32, 0.34, 0.24, 0.26, 0.23, 0.23, 0.21]
+    path = _history(tmp_path, "h.csv", train_loss=train, val_loss=val, best_epoch=[1, 1, 3, 4, 4, 6, 6, 6, 9, 9, 9, 9])
+    doc = _json([path, "--baseline", "1.255"])
+    assert doc["kept_epoch"] == doc["best_epoch"] == 9 and doc["evidence"]["best_epoch"] != 9
+    res = run(["diagnose", path, "--baseline", "1.255", "--no-chart"])
+    assert res.exit_code == 0 and "weights kept from epoch 9" in res.stdout
+    no_kept = _history(tmp_path, "plain.csv", train_loss=train, val_loss=val)
+    assert _json([no_kept])["kept_epoch"] is None
+
+
+def test_the_stopped_early_caveat_applies_to_a_variance_verdict_too():
+    """At the largest size the run was still improving and the answer was "Mostly variance", yet the caveat
+    said to train longer "before reading bias from it"."""
+    from mlpcli.model_selection.learning_curve import SizePoint, _bias_variance
+
+    point = SizePoint(fraction=1, n_train=488, n_groups=159, train_score=0.925, val_score=0.79, train_loss=0.38,
+                      val_loss=0.51, baseline_val_loss=1.25, best_epoch=10, epochs_run=10, seconds=0,
+                      curve_label="underfit_stopped_early")
+    out = _bias_variance([point], True, 0.25, 0.75, "balanced_accuracy")
+    assert out["verdict"] == "variance" and "before reading bias or variance" in out["caveat"]
+
+
+def test_diagnose_names_regression_metric_curves_in_the_targets_units(tmp_path):
+    """diagnose --metric metric called a regression model's RMSE curves "rmse (standardised targets)" beside a
+    baseline of 23.8 in the target's units: the history has held target units since the history fix. Its loss
+    baseline (and train's summary) said "always predicting the training prior" for a regression's mean."""
+    from mlpcli import history as hist
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(4)])
+    df["label"] = 1000.0 + 200.0 * X[:, 0] + rng.normal(size=120) * 20.0
+    path, model = tmp_path / "t.csv", str(tmp_path / "m.mlp")
+    df.to_csv(path, index=False)
+    res = run(["train", str(path), "--no-group", "--folds", "1", "--epochs", "6", "--hidden", "8", "-o", model, "-q"])
+    assert res.exit_code == 0, res.output
+    assert hist.read_curves(model, "metric").name == "rmse"
+    assert hist.read_curves(model, "loss").baseline_note == "loss of always predicting the training mean"
+    res = run(["diagnose", model, "--metric", "metric", "--no-chart"])
+    assert res.exit_code == 0, res.output
+    assert "RMSE curves" in res.output and "rmse" not in res.output and "standardised" not in res.output
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A small model file with its history: one network, 8 epochs."""
+    tmp = tmp_path_factory.mktemp("model")
+    data = write_table(tmp, n_patients=20, per_patient=3, n_features=6)
+    out = tmp / "m.mlp"
+    res = run(["train", data, "--folds", "1", "--epochs", "8", "--hidden", "none", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+# --- history files and sources ---------------------------------------------------------------------------------------
+
+
+def test_metric_curves_that_are_empty_name_the_metric_columns(tmp_path):
+    """--metric metric on a table whose metric columns are empty said "need at least 3 epochs where both train_loss
+    and val_loss are finite", naming the loss columns it had not read."""
+    path = tmp_path / "h.csv"
+    pd.DataFrame({"epoch": [1, 2, 3, 4], "train_loss": [0.9, 0.7, 0.6, 0.5], "val_loss": [1.0, 0.8, 0.7, 0.65],
+                  "train_metric": [np.nan] * 4, "val_metric": [np.nan] * 4}).to_csv(path, index=False)
+    res = run(["diagnose", str(path), "--metric", "metric"])
+    assert_clean_error(res, str(path), "train_metric and val_metric")
+    assert "train_loss" not in res.output
+
+
+def test_an_empty_member_cell_is_called_empty(tmp_path):
+    """It said "member nan in row 4 is not a member number (1, 2, ...)", for a cell left empty."""
+    path = tmp_path / "h.csv"
+    path.write_text("member,epoch,train_loss,val_loss\n1,1,0.5,0.6\n1,2,0.4,0.5\n1,3,0.3,0.4\n,1,0.5,0.6\n")
+    res = run(["diagnose", str(path)])
+    assert_clean_error(res, str(path), "row 4: the cell is empty")
+
+
+def test_an_ensemble_whose_mean_curve_is_too_short_says_why(tmp_path):
+    """One member ran 3 epochs, the other 1: "got 1" epoch while the file shows 3, with nothing saying the mean
+    curve ends where half the members stopped."""
+    path = tmp_path / "h.csv"
+    path.write_text("member,epoch,train_loss,val_loss\n1,1,0.5,0.6\n1,2,0.4,0.5\n1,3,0.3,0.4\n2,1,0.5,0.6\n")
+    assert_clean_error(run(["diagnose", str(path)]), str(path), "got 1", "members ran 1-3 epochs")
+
+
+def test_a_model_file_through_standard_input_or_a_pipe_is_read_as_a_model(model):
+    """`cat m.mlp | mlpcli diagnose -` (and `<(zcat m.mlp.gz)`) said "cannot parse standard input as CSV: not UTF-8
+    text": a pipe was read as a history table only."""
+    res = run(["diagnose", "-", "--json"], input=model.read_bytes())
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    direct = json.loads(run(["diagnose", str(model), "--json"]).stdout)
+    assert doc["source"] == "standard input" and doc["kind"] == "model"
+    assert doc["label"] == direct["label"] and doc["baseline"] == direct["baseline"]
+    damaged = run(["diagnose", "-"], input=model.read_bytes()[:2000])
+    assert_clean_error(damaged, "standard input", "model file")
+    assert "/proc/self/fd" not in damaged.output
+
+
+def test_a_history_table_through_standard_input_still_reads(tmp_path):
+    text = "epoch,train_loss,val_loss\n" + "".join(f"{e},{1 / e:.4f},{1.1 / e + 0.05:.4f}\n" for e in range(1, 13))
+    res = run(["diagnose", "-", "--json"], input=text)
+    assert res.exit_code == 0 and json.loads(res.stdout)["kind"] == "history"
+    res = run(["diagnose", "-"], input="a,b\n1,2\n")
+    assert_clean_error(res, "standard input has no 'train_loss' or 'val_loss' column")
+
+
+# --- the Python API a notebook uses ----------------------------------------------------------------------------------
+
+
+def test_read_curves_takes_a_pathlib_path(model, tmp_path):
+    """read_curves(Path("m.mlp")) raised AttributeError: 'PosixPath' object has no attribute 'lower'."""
+    c = read_curves(pathlib.Path(model))
+    assert c.kind == "model" and diagnose_curves(c).label
+    history = tmp_path / "h.csv"
+    pd.DataFrame({"epoch": range(1, 6), "train_loss": [1, .8, .6, .5, .45], "val_loss": [1.1, .9, .7, .65, .6]}).to_csv(
+        history, index=False)
+    assert read_curves(history).kind == "history"
+
+
+def test_curves_from_rows_without_the_curve_columns_is_a_data_error():
+    """Rows from a Keras-like log (``loss``) raised a bare KeyError: 'train_loss'."""
+    with pytest.raises(DataError, match=r"row 1 has no train_loss or val_loss \(it has epoch, loss\)"):
+        curves_from_history([{"epoch": 1, "loss": 0.3}])
+    with pytest.raises(DataError, match="train_metric or val_metric"):
+        curves_from_history([{"epoch": 1, "train_loss": 0.3, "val_loss": 0.4}], "metric")
+
+
+# --- --plot without matplotlib ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError; find_spec: None
+
+
+def test_plot_without_matplotlib_is_a_one_line_error_naming_what_to_install(model, tmp_path, no_matplotlib):
+    """It was "Error: internal error (ModuleNotFoundError: No module named 'matplotlib')"."""
+    out = tmp_path / "curves.png"
+    res = run(["diagnose", str(model), "--plot", str(out)])
+    assert_clean_error(res, "--plot", "matplotlib", "pip install matplotlib")
+    assert "internal error" not in res.output and not out.exists()
+
+
+def test_the_learning_curve_says_so_before_training(tmp_path, no_matplotlib):
+    """--learning-curve trained every size and only then failed to draw."""
+    data = write_table(tmp_path, n_patients=20, per_patient=2, n_features=6)
+    res = run(["diagnose", "--learning-curve", data, "--epochs", "3", "--plot", str(tmp_path / "lc.svg")])
+    assert_clean_error(res, "--plot", "pip install matplotlib")
+    assert "training at" not in res.output and "of the training groups" not in res.output
+
+
+def test_diagnose_names_a_compressed_model_and_reads_a_history_without_a_suffix(tmp_path, model):
+    """`diagnose m.mlp.gz` said "unsupported table format" (the file is a model); a history table named without a
+    suffix was refused though the same bytes on standard input were read."""
+    import gzip
+    import shutil
+
+    packed = tmp_path / "m.mlp.gz"
+    with open(model, "rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    res = CliRunner().invoke(cli, ["diagnose", str(packed)])
+    assert res.exit_code == 1
+    assert "is not a readable mlpcli model file: it is a gzip-compressed model file" in res.output
+    history = tmp_path / "history"
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--folds", "1", "--epochs", "4", "--hidden", "none", "-q",
+                                   "-o", str(tmp_path / "h.mlp"), "--history", str(tmp_path / "h.csv")])
+    assert res.exit_code == 0, res.output
+    shutil.copy(tmp_path / "h.csv", history)
+    by_name = CliRunner().invoke(cli, ["diagnose", str(history), "--json"])
+    by_stdin = CliRunner().invoke(cli, ["diagnose", "-", "--json"], input=(tmp_path / "h.csv").read_bytes())
+    assert by_name.exit_code == 0 and by_stdin.exit_code == 0, (by_name.output, by_stdin.output)
+    assert json.loads(by_name.stdout)["label"] == json.loads(by_stdin.stdout)["label"]
+    model_copy = tmp_path / "modelfile"  # a model without a suffix is still a model: its bytes say so
+    shutil.copy(tmp_path / "h.mlp", model_copy)
+    res = CliRunner().invoke(cli, ["diagnose", str(model_copy), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["label"]
+
+
+@pytest.fixture(scope="module")
+def lbfgs_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lbfgs")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 8))
+    y = np.where(X[:, 0] + 0.5 * rng.normal(size=120) > 0, "a", "b")
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(8)])
+    frame.insert(0, "label", y)
+    frame.to_csv(tmp / "t.csv", index=False)
+    for name, extra in (("lbfgs", ["--optimizer", "lbfgs"]), ("adam", ["--optimizer", "adam", "--epochs", "12"])):
+        res = run(["train", str(tmp / "t.csv"), *extra, "--folds", "1", "--no-group", "--hidden", "4", "-q",
+                   "-o", str(tmp / f"{name}.mlp")])
+        assert res.exit_code == 0, res.output
+    return tmp
+
+
+def test_lbfgs_curves_are_iterations(lbfgs_model):
+    """The panel said "13 epochs; weights kept from epoch 13" and the chart "kept epoch" for L-BFGS iterations."""
+    c = read_curves(lbfgs_model / "lbfgs.mlp")
+    assert c.step == "iteration" and any("per L-BFGS iteration" in n for n in c.notes)
+    res = run(["diagnose", str(lbfgs_model / "lbfgs.mlp")])
+    assert res.exit_code == 0, res.output
+    assert f"{len(c.train)} iterations; weights kept from iteration {c.checkpoint_epoch}" in res.output
+    assert f"kept iteration {c.checkpoint_epoch}" in res.output and "  iteration" in res.output
+    doc = json.loads(run(["diagnose", str(lbfgs_model / "lbfgs.mlp"), "--json"]).output)
+    assert any("L-BFGS" in n for n in doc["notes"])
+
+
+def test_minibatch_curves_stay_epochs(lbfgs_model):
+    c = read_curves(lbfgs_model / "adam.mlp")
+    assert c.step == "epoch" and not any("L-BFGS" in n for n in c.notes)
+    res = run(["diagnose", str(lbfgs_model / "adam.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "12 epochs" in res.output and "iteration" not in res.output
+
+
+def test_diagnose_given_the_data_instead_of_a_history_points_to_learning_curve(tmp_path):
+    """`diagnose single_cell.h5ad` said the file "is read by train, ..., diagnose and gradcheck, not as a table"."""
+    from pathlib import Path
+
+    cells = Path(__file__).resolve().parents[1] / "sample_data" / "single_cell.h5ad"
+    res = run(["diagnose", str(cells)])
+    assert res.exit_code == 1 and "is single-cell data, not a run's history" in res.output
+    assert f"diagnose --learning-curve {cells}" in res.output
+    table = _labelled(tmp_path / "t.csv", ["a", "b"])
+    wide = pd.read_csv(table)
+    for j in range(4, 30):
+        wide[f"g{j}"] = 0.0
+    wide.to_csv(table, index=False)
+    res = run(["diagnose", str(table)])
+    assert res.exit_code == 1 and "it looks like the data itself: diagnose --learning-curve" in res.output

@@ -1,13 +1,18 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from mlpcli import model_io
+from mlpcli.checks import check_model
 from mlpcli.cli import all_commands, cli
-from mlpcli.engine import layers
-from tables import write_table
-from cli_helpers import run
+from mlpcli.engine import MLP, gradcheck as gc, layers
+from mlpcli.pipeline import TrainOptions, train
+from mlpcli.predict import prepare
+from cli_helpers import assert_clean_error, run
+from tables import make_table, write_table
 
 
 def test_gradcheck_all_pass_table():
@@ -174,3 +179,283 @@ def test_gradcheck_json_keeps_the_notes_of_reading_the_data(model_and_data):
     doc = json.loads(res.stdout)
     assert res.exit_code == 0 and doc["notes"] and isinstance(doc["warnings"], list)
     assert json.loads(run(["gradcheck", "--only", "loss:ce", "--json"]).stdout)["notes"] == []
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """{task: (model path, its training table path)} for a small classifier and a small regression."""
+    tmp = tmp_path_factory.mktemp("gc2")
+    out = {}
+    for task in ("multiclass", "regression"):
+        data = tmp / f"{task}.csv"
+        make_table(task=task, seed=1, n_features=6).to_csv(data, index=False)
+        model = tmp / f"{task}.mlp"
+        res = run(["train", str(data), "-o", str(model), "--hidden", "4", "--epochs", "2", "--folds", "1", "-q"])
+        assert res.exit_code == 0, res.output
+        out[task] = (str(model), str(data))
+    return out
+
+
+def test_an_absent_target_column_gets_gradcheck_s_advice_not_predict_s(trained, tmp_path):
+    """The table reader's advice was evaluate's: "evaluation needs the true labels ... or use `mlpcli predict`
+    for unlabelled data"; gradcheck needs labels for its loss only when --target is given, and predict is no
+    remedy."""
+    model, data = trained["multiclass"]
+    pd.read_csv(data).drop(columns=["label"]).to_csv(tmp_path / "unlabelled.csv", index=False)
+    res = gradcheck(model, str(tmp_path / "unlabelled.csv"), "--target", "label")
+    assert_clean_error(res, "unlabelled.csv", "no target column 'label'", "--target", "leave --target out")
+    assert "mlpcli predict" not in res.output and "evaluation" not in res.output
+    # without --target the model's own predictions stand in, as the README says
+    doc = json.loads(gradcheck(model, str(tmp_path / "unlabelled.csv"), "--json").stdout)
+    assert doc["passed"] and "model's own predictions" in doc["results"][0]["note"]
+
+
+def test_rows_without_a_label_are_left_out_of_the_sample_and_counted(trained, tmp_path):
+    """One empty label cell refused the whole table, though the check samples --rows rows of it; a column with
+    no label at all is an error with gradcheck's remedies, not predict's."""
+    model, data = trained["multiclass"]
+    table = pd.read_csv(data)
+    table.loc[2, "label"] = np.nan
+    table.to_csv(tmp_path / "holes.csv", index=False)
+    res = gradcheck(model, str(tmp_path / "holes.csv"), "--json")
+    assert res.exit_code == 0, res.output
+    assert f"1 row without a label left out (of {len(table)} rows)" in res.output
+    assert "no target column" not in json.loads(res.stdout)["results"][0]["note"]  # the labels were used
+    table["label"] = np.nan
+    table.to_csv(tmp_path / "none.csv", index=False)
+    res = gradcheck(model, str(tmp_path / "none.csv"))
+    assert_clean_error(res, "none.csv", "no row has a label in 'label'", "--drop 'label'")
+    assert "mlpcli predict" not in res.output
+    assert gradcheck(model, str(tmp_path / "none.csv"), "--drop", "label").exit_code == 0
+
+
+def test_a_regression_target_named_otherwise_gives_the_loss_its_values(trained, tmp_path):
+    """--target age_years for a model trained on `label` was refused ("pass the model's columns to --target")."""
+    model, data = trained["regression"]
+    pd.read_csv(data).rename(columns={"label": "age_years"}).to_csv(tmp_path / "renamed.csv", index=False)
+    res = gradcheck(model, str(tmp_path / "renamed.csv"), "--target", "age_years", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["passed"] and not any("no target column" in r["note"] for r in doc["results"])
+    assert any("'age_years'" in n and "'label'" in n for n in doc["notes"])
+    assert_clean_error(gradcheck(model, str(tmp_path / "renamed.csv"), "--target", "age_years,f00"),
+                       "--target", "2 columns", code=2)
+
+
+def test_one_entry_within_round_off_is_singular(monkeypatch):
+    monkeypatch.setattr(gc, "run", lambda **kw: [gc.CheckResult("loss:x", 3, 0.0, 1, True, "a note")])
+    res = run(["gradcheck"])
+    assert res.exit_code == 0 and "a note; 1 entry within round-off" in res.output, res.output
+
+
+def _train(tmp, name: str, task: str, **options) -> tuple[str, str]:
+    """(model path, table path): a tiny network trained on a small table of `task`."""
+    data = tmp / f"{name}.csv"
+    make_table(task=task, seed=1, n_features=6, n_patients=10).to_csv(data, index=False)
+    if task == "multilabel":
+        options.setdefault("target", ["lab0", "lab1", "lab2"])
+    outcome = train(str(data), TrainOptions(**{"hidden": [6], "epochs": 2, "seed": 0, "folds": 1, **options}))
+    model_io.save(outcome.model, tmp / f"{name}.mlp")
+    return str(tmp / f"{name}.mlp"), str(data)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gc3")
+    return {
+        "multiclass": _train(tmp, "multiclass", "multiclass"),  # dropout 0.3, the default
+        "multilabel": _train(tmp, "multilabel", "multilabel"),
+        "batchnorm": _train(tmp, "batchnorm", "multiclass", batchnorm=True, dropout=0.0),
+        "batchnorm+dropout": _train(tmp, "bn_dropout", "multiclass", batchnorm=True),
+    }
+
+
+def gradcheck(model, data, *extra):
+    return run(["gradcheck", "--model", model, "--data", data, "--rows", "4", "--entries", "3", *extra])
+
+
+def checked(res) -> dict:
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+# ── some of a multi-label model's target columns ────────────────────────────────────────────────────────────
+
+
+def test_a_table_with_some_of_the_label_columns_is_refused_naming_the_missing_ones(models, tmp_path):
+    """The table reader reads a multi-output target only whole: with 'lab0' and 'lab1' but not 'lab2' the check
+    fell back to the model's own predictions, with the note "no target column", and passed."""
+    model, data = models["multilabel"]
+    partial = tmp_path / "partial.csv"
+    pd.read_csv(data).drop(columns=["lab2"]).to_csv(partial, index=False)
+    res = gradcheck(model, str(partial))
+    assert_clean_error(res, "partial.csv", "2 of the model's 3 target columns", "lacks 'lab2'", "--drop")
+    assert "own predictions" in res.output.splitlines()[-1]  # the other way out
+    # --drop the ones it has: the check uses the model's own predictions, and says why
+    doc = checked(gradcheck(model, str(partial), "--drop", "lab0,lab1", "--json"))
+    assert doc["passed"] and all("target columns dropped: checked against the model's own predictions" in r["note"]
+                                 for r in doc["results"])
+    # every label column, or none, as before
+    assert checked(gradcheck(model, data, "--json"))["passed"]
+    none = tmp_path / "none.csv"
+    pd.read_csv(data).drop(columns=["lab0", "lab1", "lab2"]).to_csv(none, index=False)
+    assert "no target column" in checked(gradcheck(model, str(none), "--json"))["results"][0]["note"]
+
+
+def test_the_missing_label_columns_are_named_among_many(tmp_path):
+    """Every absent label column is named, however many the model has (``Prepared.targets``: not read back from
+    the reader's note, which quotes the first 5 columns it found)."""
+    rng = np.random.default_rng(0)
+    labels = [f"g{i}" for i in range(8)]
+    table = pd.DataFrame(rng.normal(size=(40, 5)), columns=[f"f{j}" for j in range(5)])
+    for j, name in enumerate(labels):
+        table[name] = (table[f"f{j % 5}"] + rng.normal(size=40) > 0).astype(int)
+    table.to_csv(tmp_path / "many.csv", index=False)
+    outcome = train(str(tmp_path / "many.csv"), TrainOptions(target=labels, hidden=[4], epochs=2, seed=0, folds=1))
+    model = str(tmp_path / "many.mlp")
+    model_io.save(outcome.model, model)
+    for absent, named in ((["g0"], "lacks 'g0';"), (["g3"], "lacks 'g3';"), (["g6", "g7"], "lacks 'g6', 'g7';"),
+                          (["g1", "g7"], "lacks 'g1', 'g7';")):
+        table.drop(columns=absent).to_csv(tmp_path / "some.csv", index=False)
+        assert_clean_error(gradcheck(model, str(tmp_path / "some.csv")), f"has {8 - len(absent)} of the model's 8", named)
+
+
+def test_a_dropped_target_column_does_not_give_the_labels(models):
+    """--drop label was ignored for the target: the table reader took the labels from the dropped column."""
+    model, data = models["multiclass"]
+    doc = checked(gradcheck(model, data, "--drop", "label", "--json"))
+    assert "target column dropped: checked against the model's own predictions" in doc["results"][0]["note"]
+    assert_clean_error(gradcheck(model, data, "--drop", "label", "--target", "label"), "--target", "--drop",
+                       "'label'", code=2)
+
+
+# ── BatchNorm on too few rows ─────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("rows", ["1", "2"])
+def test_batchnorm_in_training_mode_needs_three_rows(models, rows):
+    """With one row BatchNorm's output is beta whatever its input (two: beta +- gamma), so every gradient before
+    it is zero (or nearly) and the training-mode check "passed" vacuously."""
+    model, data = models["batchnorm"]
+    res = run(["gradcheck", "--model", model, "--data", data, "--rows", rows, "--entries", "3"])
+    assert_clean_error(res, f"--rows {rows}", "BatchNorm", "at least 3 rows", "--rows 3", code=2)
+    doc = checked(run(["gradcheck", "--model", model, "--data", data, "--rows", "3", "--entries", "3", "--json"]))
+    assert [r["component"] for r in doc["results"]] == ["model (inference mode)",
+                                                         "model (training mode, batch statistics)"]
+    assert doc["passed"]
+
+
+def test_a_table_with_fewer_rows_checks_batchnorm_in_inference_mode_and_says_why(models, tmp_path):
+    model, data = models["batchnorm+dropout"]
+    pd.read_csv(data).head(2).to_csv(tmp_path / "two.csv", index=False)
+    doc = checked(run(["gradcheck", "--model", model, "--data", str(tmp_path / "two.csv"), "--json"]))
+    assert [r["component"] for r in doc["results"]] == ["model (inference mode)"]
+    assert "training mode not checked: BatchNorm needs 3 rows and 2 rows could be checked" in doc["results"][0]["note"]
+    # three rows: the training-mode check, named after what it holds fixed
+    doc = checked(run(["gradcheck", "--model", model, "--data", data, "--rows", "3", "--json"]))
+    assert doc["results"][1]["component"] == "model (training mode, batch statistics, fixed dropout mask)"
+
+
+def test_one_row_is_singular(models):
+    model, data = models["multiclass"]
+    doc = checked(run(["gradcheck", "--model", model, "--data", data, "--rows", "1", "--entries", "1", "--json"]))
+    assert doc["results"][0]["note"].startswith("1 row, up to 1 entry per array, float64 copy"), doc["results"][0]
+
+
+def test_a_float32_model_is_checked_in_a_float64_copy_and_left_as_it_was(models):
+    model_path, data = models["multiclass"]
+    model = model_io.load(model_path)
+    assert model.members[0].network.dtype == np.float32  # train's default
+    before = {k: v.copy() for k, v in model.members[0].network.get_state().items()}
+    results = check_model(model, data, rows=8, max_entries=5)
+    assert all(r.passed for r in results) and "float64 copy" in results[0].note
+    for k, v in model.members[0].network.get_state().items():
+        assert v.dtype == np.float32 and np.array_equal(v, before[k]), k
+
+
+# ── loss kinks on real rows ───────────────────────────────────────────────────────────────────────────────
+
+
+def test_rows_at_the_mae_kink_are_skipped(tmp_path):
+    """Only ReLU-family kinks were kept away from: rows whose label equals the network's output sit on MAE's
+    kink, where the central difference (about 0) disagrees with the analytic sign(0 +- round-off)."""
+    model_path, data = _train(tmp_path, "mae", "regression", loss="mae", activation="tanh", dropout=0.0)
+    model = model_io.load(model_path)
+    member = model.members[0]
+    net = MLP(**{**member.network.config(), "dtype": "float64"})
+    net.set_state({k: v.astype(np.float64) for k, v in member.network.get_state().items()})
+    out = net.forward(member.preprocessor.transform(prepare(model, data).X, dtype=np.float64))[:, 0]
+    table = pd.read_csv(data)
+    on_kink = table.index[:5]
+    table.loc[on_kink, "label"] = out[on_kink] * member.target_scaling["sd"][0] + member.target_scaling["mean"][0]
+    table.to_csv(tmp_path / "at_kink.csv", index=False)
+    doc = checked(run(["gradcheck", "--model", model_path, "--data", str(tmp_path / "at_kink.csv"), "--rows", "30",
+                       "--json"]))
+    assert doc["passed"] and "5 rows within 0.001 of a kink skipped" in doc["results"][0]["note"]
+
+
+def test_huber_checked_against_its_own_predictions_stays_off_its_bend(tmp_path):
+    """The predictions shifted by 1 put every residual at Huber's default delta, the bend of the loss."""
+    model_path, data = _train(tmp_path, "huber", "regression", loss="huber", activation="tanh", dropout=0.0)
+    pd.read_csv(data).drop(columns=["label"]).to_csv(tmp_path / "unlabelled.csv", index=False)
+    doc = checked(gradcheck(model_path, str(tmp_path / "unlabelled.csv"), "--json"))
+    assert "checked against the predictions shifted by 0.5" in doc["results"][0]["note"]
+
+
+# ── options and exit codes ────────────────────────────────────────────────────────────────────────────────
+
+
+def test_a_wrong_gradient_fails_the_model_check_with_exit_1(models, monkeypatch):
+    model, data = models["multiclass"]
+    good = layers.Dense.backward
+
+    def broken(self, grad_out, need_input_grad=True, param_grads=True):
+        out = good(self, grad_out, need_input_grad, param_grads)
+        self.grads["W"] *= 1.001
+        return out
+
+    monkeypatch.setattr(layers.Dense, "backward", broken)
+    res = gradcheck(model, data)
+    assert res.exit_code == 1 and "FAIL" in res.stdout and "0 of 2 components passed" in res.stdout, res.output
+    res = gradcheck(model, data, "--json")
+    doc = json.loads(res.stdout)  # the report is still whole
+    assert res.exit_code == 1 and not doc["passed"] and doc["n_failed"] == 2
+    assert all("worst entry in dense" in r["note"] for r in doc["results"])
+
+
+def test_seed_entries_and_tolerances_reach_the_model_check(models):
+    model, data = models["multiclass"]
+    a = checked(gradcheck(model, data, "--json", "--seed", "3"))
+    assert a == checked(gradcheck(model, data, "--json", "--seed", "3"))  # reproducible
+    assert a["results"] != checked(gradcheck(model, data, "--json", "--seed", "4"))["results"]
+    assert a["seed"] == 3 and a["results"][0]["entries"] == 4 * 3  # dense0.W, dense0.b, dense1.W, dense1.b
+    strict = gradcheck(model, data, "--tol", "1e-15", "--atol", "0", "--json")
+    assert strict.exit_code == 1 and not json.loads(strict.stdout)["passed"]
+
+
+def test_gradcheck_only_empty_is_a_usage_error():
+    """An empty shell variable (`--only "$WHICH"`) ran the whole suite."""
+    res = run(["gradcheck", "--only", ""])
+    assert res.exit_code == 2 and "'--only'" in res.output and "is empty" in res.output
+
+
+def test_gradcheck_names_its_large_input_components():
+    res = run(["gradcheck", "--only", "activation"])
+    assert res.exit_code == 0, res.output
+    assert "activation:sigmoid[large inputs]" in res.output
+
+
+def test_gradcheck_under_a_tolerance_it_cannot_reach_shows_the_real_error(tmp_path):
+    """`gradcheck --only loss:ce --tol 1e-14` passed every entry as round-off and printed "max rel. error 0.0e+00";
+    it now prints the real error and says why the tolerance could not bind."""
+    from mlpcli.engine.gradcheck import check_function
+
+    x = np.array([0.3, -1.2, 2.5])
+    result = check_function("cube", lambda: float(np.sum(x ** 3)), {"x": x}, {"x": 3 * x ** 2}, 1e-6, 1e-14, 1e-8)
+    assert result.passed and result.max_rel_error > 0
+    assert "every entry missed tol 1.0e-14" in result.note and "cannot bind" in result.note
+    res = CliRunner().invoke(cli, ["gradcheck", "--only", "loss:ce", "--tol", "1e-14", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["results"]
+    waived = [r for r in rows if "cannot bind" in r["note"]]
+    assert waived and all(r["max_rel_error"] > 0 for r in waived)

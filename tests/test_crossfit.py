@@ -394,7 +394,6 @@ def test_a_fold_count_the_rarest_class_cannot_fill_names_one_that_can_or_none(gr
     assert (advice in str(info.value)) if advice else "use --folds" not in str(info.value)
 
 
-
 def test_the_calibration_note_counts_the_patients_of_every_held_out_row(monkeypatch):
     """Beyond conformal.MAX_ROWS held-out rows the stored scores are a subsample, and the note gave the subsample's
     summed patient weights as "N held-out scores of P patients"; it counts the held-out rows' patients."""
@@ -484,3 +483,155 @@ def _find(doc, key):
     elif isinstance(doc, list):
         for v in doc:
             yield from _find(v, key)
+
+
+def _regression_candidates(unit: float):
+    """Two --hidden auto candidates scored on the same rows, the target in `unit`s: the hidden layer's RMSE is
+    a third below the linear one's (0.27 against 0.40 target SDs), a clear win whatever the unit."""
+    from mlpcli.model_selection.crossfit import Candidate, _Fitted, _score
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(200, 1)) * unit
+    linear_out = y + rng.normal(size=y.shape) * 0.4 * unit
+    hidden_out = y + rng.normal(size=y.shape) * 0.27 * unit
+    linear = _Fitted(Candidate((), 0.0), [], linear_out, _score("regression", y, linear_out, 1))
+    hidden = _Fitted(Candidate((128,), 0.0), [], hidden_out, _score("regression", y, hidden_out, 1))
+    return linear, hidden, y
+
+
+def test_hidden_auto_for_regression_does_not_depend_on_the_targets_unit():
+    """The tie margin was 0.005 in the target's units: a target in kg (RMSE 0.012 against 0.008) always kept
+    no hidden layer (R² 0.76), the same target in g (11.8 against 7.8) took the hidden layer (R² 0.89)."""
+    from mlpcli.model_selection.crossfit import _choose
+
+    chosen = []
+    for unit in (1e-3, 1.0, 1e3):
+        linear, hidden, y = _regression_candidates(unit)
+        notes: list[str] = []
+        best, _ = _choose([linear, hidden], notes, "out-of-fold score", y, "regression")
+        chosen.append(best.spec.hidden)
+        assert "the tie margin" in notes[0] and "RMSE" in notes[0]
+    assert chosen == [(128,)] * 3
+    linear, hidden, y = _regression_candidates(1e-3)  # a real tie stays a tie: the simpler one wins
+    hidden.score = linear.score * (1 - 0.001)
+    assert _choose([linear, hidden], [], "out-of-fold score", y, "regression")[0] is linear
+
+
+def test_a_refit_replays_the_members_cosine_schedule(tmp_path):
+    """`--refit --lr-schedule cosine` trained the refit for the members' median best epoch with the cosine
+    annealed over those few epochs, down to 1e-6 at their end, where the members at that epoch were still near
+    --lr: the refit trained with another schedule than the one its epoch count was chosen on."""
+    import numpy as np
+
+    from mlpcli.pipeline import train
+    from tables import make_table
+
+    df = make_table("multiclass", n_patients=30)
+    df["label"] = np.random.default_rng(0).permutation(df["label"].to_numpy())  # no signal: an early best epoch
+    df.to_csv(tmp_path / "t.csv", index=False)
+    out = train(str(tmp_path / "t.csv"), TrainOptions(hidden=[16], epochs=40, folds=2, refit=True, lr=0.03,
+                                                      lr_schedule="cosine", seed=0, patience=3))
+    *members, refit = out.fitted.runs
+    last = refit.result.history[-1]
+    assert last["epoch"] == out.fitted.refit_epochs < members[0].options.epochs
+    at_that_epoch = [row["lr"] for row in members[0].result.history if row["epoch"] == last["epoch"]]
+    assert last["lr"] == pytest.approx(at_that_epoch[0], rel=1e-12) and last["lr"] > 0.5 * 0.03
+
+
+# ── 6. the temperature at an end of its range ────────────────────────────────────────────────────────
+
+
+def _noisy(n: int = 100, classes: int = 2) -> data.Dataset:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 10))
+    df = pd.DataFrame(X, columns=[f"g{i}" for i in range(10)])
+    if classes == 2:
+        df["label"] = np.where(X[:, 0] > 0, "a", "b")
+    else:
+        df["label"] = np.select([X[:, 0] < -0.4, X[:, 0] > 0.4], ["a", "c"], "b")
+    roles, _ = data.resolve_roles(df.columns, no_group=True)
+    return data.Dataset.from_frame(df, roles)
+
+
+@pytest.mark.parametrize("options, end, confident", [
+    # unscaled features, no hidden layer, 3 epochs: held-out probabilities far too sure (T wants > 3)
+    (dict(hidden=[], epochs=3, standardize=False), "top", "overconfident"),
+    # strong label smoothing: right but timid (T wants < 1/3)
+    (dict(hidden=[], epochs=10, label_smoothing=0.95, lr=0.1), "bottom", "underconfident"),
+], ids=["top", "bottom"])
+def test_a_temperature_at_an_end_of_its_range_is_noted(options, end, confident):
+    ds = _noisy(classes=2 if end == "top" else 3)
+    fitted = fit_model(ds, TrainOptions(folds=2, **options))
+    said = [n for n in fitted.notes if "of the range calibration fits" in n]
+    assert len(said) == 1 and f"at the {end}" in said[0] and f"more {confident}" in said[0]
+    assert fitted.model.temperature == pytest.approx(3.0 if end == "top" else 1 / 3, rel=1e-2)
+
+
+def test_a_temperature_inside_its_range_is_not_noted():
+    fitted = fit_model(_noisy(), TrainOptions(folds=2, hidden=[8], epochs=20, l2=1.0))
+    assert 1 / 3 * 1.01 < fitted.model.temperature < 3 / 1.01
+    assert not any("of the range calibration fits" in n for n in fitted.notes)
+
+
+def test_the_missing_patient_column_warning_names_the_calibration_too(tmp_path):
+    df = make_table(n_patients=12).drop(columns="patient_id")
+    df.to_csv(tmp_path / "t.csv", index=False)
+    ds, _ = data.load_dataset(str(tmp_path / "t.csv"))
+    said = [w for w in ds.warnings if "no 'patient_id'" in w]
+    assert len(said) == 1 and "validation is optimistic" in said[0] and "calibrated on it overconfident" in said[0]
+
+
+def test_hidden_auto_scores_several_targets_in_units_of_their_sds(tmp_path):
+    """--hidden auto chose among candidates by the pooled RMSE of several targets, in mixed units: an IC50 (1e-6)
+    beside an age (tens of years) had no say. Each candidate's score is now the RMSE of the errors in units of each
+    target's SD over the scored rows, which the out-of-fold predictions reproduce."""
+    rng = np.random.default_rng(0)
+    n, d = 120, 8
+    X = rng.standard_normal((n, d))
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(d)])
+    df["age"] = 50 + 10 * X[:, 0] + 2 * rng.standard_normal(n)
+    df["ic50"] = 1e-6 * (1 + 0.5 * np.tanh(X[:, 1] * X[:, 2]) + 0.05 * rng.standard_normal(n))
+    data, model, oof = tmp_path / "mt.csv", tmp_path / "mt.mlp", tmp_path / "oof.csv"
+    df.to_csv(data, index=False)
+    res = run(["train", str(data), "--target", "age,ic50", "--epochs", "30", "-o", str(model), "--oof", str(oof)])
+    assert res.exit_code == 0, res.output
+    assert "RMSE of the 2 targets in units of their SDs" in " ".join(res.output.split())
+    info = json.loads(run(["info", str(model), "--json"]).stdout)
+
+    def portfolio(o):
+        if isinstance(o, dict):
+            return o["portfolio"] if "portfolio" in o else next((p for v in o.values() if (p := portfolio(v))), None)
+        return next((p for v in o if (p := portfolio(v))), None) if isinstance(o, list) else None
+
+    scores = [c["score"] for c in portfolio(info)]
+    held = pd.read_csv(oof)
+    Y, P = held[["age", "ic50"]].to_numpy(), held[["pred_age", "pred_ic50"]].to_numpy()
+    expected = -np.sqrt(np.mean(((P - Y) / Y.std(axis=0)) ** 2))
+    assert any(s == pytest.approx(expected, rel=1e-6) for s in scores), (scores, expected)  # the shipped candidate's
+
+
+def test_auto_noise_that_resolves_to_none_is_not_described_as_noise():
+    """--augment-noise auto on 20 features and 96 rows: the candidates note said "with input noise (--augment-noise
+    auto)" for both while info said "input noise 0" (auto adds none where rows outnumber features, nor to the
+    softmax regression)."""
+    from dataclasses import replace
+
+    from mlpcli.config import TrainOptions
+    from mlpcli.model_selection.crossfit import portfolio
+
+    auto = replace(TrainOptions(), augment_noise="auto")
+    described = [c.describe() for c in portfolio(auto, 96, 20)]
+    assert described == ["no hidden layer", "hidden 128"]
+    wide = [c.describe() for c in portfolio(auto, 40, 2000)]  # p >> n: the hidden layer's noise is auto's
+    assert wide[0].startswith("no hidden layer") and "input noise" not in wide[0]
+    assert any("hidden 128 with input noise (--augment-noise auto)" == d for d in wide)
+
+
+def test_a_temperature_at_its_bottom_on_near_certain_held_out_calls_is_not_called_a_want_of_correction():
+    from mlpcli.calibration import LOG_T_BOUNDS, bound_note
+
+    low = float(np.exp(LOG_T_BOUNDS[0]))
+    assert "more underconfident than it can correct" in bound_note(low, 0.2)
+    assert "more underconfident" not in bound_note(low, 4.5e-5) and "nothing there to correct" in bound_note(low, 4.5e-5)
+    assert "overconfident than it can correct" in bound_note(float(np.exp(LOG_T_BOUNDS[1])), 1e-5)
+    assert bound_note(1.0, 1e-5) is None

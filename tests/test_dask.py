@@ -3,6 +3,7 @@ give exactly the sequential results; an unreachable scheduler is a one-line erro
 
 import json
 import socket
+import threading
 
 import distributed  # the test extra installs dask and distributed: not skipped when missing
 import numpy as np
@@ -13,7 +14,7 @@ from mlpcli import data, parallel
 from mlpcli.model_selection import cross_validation, grid, tuning
 from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
-from mlpcli.errors import ConfigError
+from mlpcli.errors import ConfigError, OptionError
 from mlpcli.parallel import Plan
 from tables import make_table, write_table
 
@@ -104,3 +105,91 @@ def test_plan_rules():
         Plan(scheduler="tcp://127.0.0.1:8786").validate()
     with pytest.raises(ConfigError, match="--n-jobs must not be 0"):
         Plan(n_jobs=0).validate()
+
+
+# ── the Dask scheduler's address ──────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture
+def server():
+    """A TCP server on loopback that accepts connections and answers each with ``reply`` (None: never)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    state = {"reply": None, "conns": []}
+
+    def serve():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            state["conns"].append(conn)
+            if state["reply"] is not None:
+                try:
+                    conn.recv(65536)
+                    conn.sendall(state["reply"])
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield state, f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+    for conn in state["conns"]:
+        conn.close()
+
+
+def test_a_port_that_accepts_but_never_answers_is_an_error_not_a_hang(server):
+    """A port held by another service that waits for its own protocol: distributed's handshake has no
+    deadline, so a batch job hung there until its time limit."""
+    pytest.importorskip("distributed")
+    state, address = server
+    outcome = []
+
+    def attempt():
+        try:
+            parallel.connect(address, timeout=0.3)
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(20)  # before the fix: forever
+    assert not thread.is_alive() and isinstance(outcome[0], ConfigError)
+    assert "accepted the connection but did not answer as a Dask scheduler within 0.3 s" in str(outcome[0])
+
+
+def test_a_port_where_another_service_answers_is_an_error_not_out_of_memory(server):
+    """An HTTP answer (the dashboard's port, 8787, instead of the scheduler's) was read as a message of
+    exabytes: the command ended with "out of memory"."""
+    pytest.importorskip("distributed")
+    state, address = server
+    state["reply"] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+    with pytest.raises(ConfigError, match=r"--scheduler tcp://127\.0\.0\.1:\d+: another service answered there, "
+                                          r"not a Dask scheduler"):
+        parallel.connect(address, timeout=2.0)
+
+
+def test_a_dashboard_port_is_named():
+    assert "8787 is the dashboard's port" in parallel._scheduler_hint("tcp://10.0.0.5:8787")
+    assert parallel._scheduler_hint("tcp://10.0.0.5:8786") == ""
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:8786", "127.0.0.1"])
+def test_a_malformed_address_is_a_usage_error_without_waiting(address):
+    pytest.importorskip("distributed")
+    with pytest.raises(OptionError, match=rf"--scheduler {address}: not a Dask scheduler address \(.+\); give it "
+                                          r"as tcp://HOST:PORT") as info:
+        parallel.connect(address, timeout=30.0)
+    assert "within" not in str(info.value)
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:99999", "tcp://:8786", "tcp://127.0.0.1:0"])
+def test_a_scheduler_address_no_socket_can_have_is_a_usage_error_without_waiting(address):
+    """A port beyond 65535 (or none, or no host) waited the whole timeout, then said "cannot reach"."""
+    pytest.importorskip("distributed")
+    from mlpcli import parallel
+    from mlpcli.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"not a Dask scheduler address \(a host and a port from 1 to 65535"):
+        parallel.connect(address, timeout=30.0)

@@ -5,6 +5,7 @@ Through joblib's Dask backend, a cluster of one worker thread in all ran every f
 with its workers could leave the run waiting forever. The run now submits futures of its own."""
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ import pytest
 
 from mlpcli import parallel
 from mlpcli.errors import TrainingError
-from mlpcli.parallel import Plan
+from mlpcli.parallel import Plan, run
 
 
 def _pid(i):
@@ -116,3 +117,74 @@ def test_the_only_worker_killed_with_the_data_it_held_is_named_as_workers_not_th
         parallel.run([(np.linalg.eigvals, (shared,)) for _ in range(200)], Plan(backend="dask", scheduler=address),
                      shared=[shared])
     assert scheduler.poll() is None  # the scheduler is still running
+
+
+# ── the parallel runner: a worker's failure comes back as one clear error ────────────────────────────────
+
+
+def test_an_exception_that_cannot_be_unpickled_keeps_its_message():
+    # defined here, so that they travel by value and the workers need not import this module (seconds)
+    class TwoArgumentError(Exception):
+        def __init__(self, column, row):  # pickled as its args, one message: it cannot be rebuilt from them
+            super().__init__(f"column {column!r} is bad at row {row}")
+
+    def fails_with_two_arguments(i):
+        if i == 1:
+            raise TwoArgumentError("GENE_7", 3)
+        return i
+
+    with pytest.raises(RuntimeError, match=r"TwoArgumentError in a worker process: column 'GENE_7' is bad at row 3"):
+        run([(fails_with_two_arguments, (i,)) for i in range(2)], Plan(n_jobs=2))
+
+
+def test_a_worker_killed_by_sigkill_is_one_line_naming_memory_and_n_jobs():
+    tasks = [(signal.raise_signal, (signal.SIGKILL,)), (sorted, ([2, 1],))]
+    with pytest.raises(TrainingError) as info:
+        run(tasks, Plan(n_jobs=2))
+    message = str(info.value)
+    assert "\n" not in message and "SIGKILL" in message
+    assert "out-of-memory" in message and "--n-jobs" in message
+
+
+def _killed_worker(key):
+    from distributed.scheduler import KilledWorker
+
+    raise KilledWorker(key, "tcp://127.0.0.1:1", "worker died")
+
+
+def test_a_dask_task_whose_workers_kept_dying_is_one_line_naming_memory():
+    """distributed's KilledWorker (the scheduler gives up on a task after its workers died under it, most often
+    at their memory limit) reached the command line as an 'internal error'."""
+    pytest.importorskip("distributed")
+    with pytest.raises(TrainingError) as info:
+        run([(_killed_worker, ("fit-1",))], Plan(n_jobs=1))
+    message = str(info.value)
+    assert "\n" not in message and "memory" in message and "--n-jobs 1" in message
+
+
+def _cancelled(i):
+    """A fit whose future the client cancels, as it does every future when the scheduler's connection is lost."""
+    from concurrent.futures import CancelledError
+
+    raise CancelledError("batch_of__indexed_1_calls cancelled for reason: scheduler-connection-lost")
+
+
+def test_a_dask_scheduler_lost_while_fits_run_is_one_line():
+    """The scheduler gone mid-run (its node crashed, its job ended): `cv --backend dask` ended in "internal error
+    (FutureCancelledError ...)"; `parallel.run` now says which scheduler was lost and what to do."""
+    distributed = pytest.importorskip("distributed")
+    from mlpcli import parallel
+    from mlpcli.errors import TrainingError
+    from mlpcli.parallel import Plan
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  host="127.0.0.1") as cluster:
+        plan = Plan(backend="dask", scheduler=cluster.scheduler_address)
+        # cancelled while the client is still connected: the workers (and the data they held) are what went (a
+        # scheduler really lost: tests/test_dask_runs.py)
+        with pytest.raises(TrainingError, match=rf"--scheduler {cluster.scheduler_address}: the Dask workers left "
+                                                r"while fits ran"):
+            parallel.run([(_cancelled, (0,)), (_cancelled, (1,))], plan)
+    with pytest.raises(Exception) as info:  # without Dask the same error is the task's own
+        parallel.run([(_cancelled, (0,))], Plan())
+    assert not isinstance(info.value, TrainingError)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mlpcli.diagnosis import LABELS, RULES, diagnose, evidence_meanings, label_title
+from cli_helpers import run
 
 try:  # tests/ is on sys.path under pytest's default (prepend) import mode
     import curves
@@ -194,3 +196,51 @@ def test_slopes_in_standard_errors_are_left_out_where_no_noise_could_be_measured
     val = 0.5 + 0.7 * np.exp(-epochs / 6) + rng.normal(0, 0.02, 40)
     long = diagnose(train, val, baseline=1.36)
     assert all(abs(long.evidence[k]) < 1e3 for k in ("train_slope_z", "val_slope_z", "gap_slope_z"))
+
+
+# ── diagnose: a linear model cannot be made smaller ─────────────────────────────────────────────────────
+
+
+def _overfit_curves(n=40):
+    epochs = np.arange(1, n + 1)
+    train = list(0.7 * np.exp(-epochs / 6) + 0.01)
+    val = list(0.45 + 0.004 * (epochs - 8) ** 2 / 8)
+    return train, val
+
+
+@pytest.mark.parametrize("full_batch", [False, True])
+def test_a_linear_model_is_not_told_to_shrink(full_batch):
+    from mlpcli.diagnosis import diagnose
+
+    train, val = _overfit_curves()
+    network = diagnose(train, val, baseline=0.69, full_batch=full_batch)
+    linear = diagnose(train, val, baseline=0.69, full_batch=full_batch, linear=True)
+    assert network.label == linear.label == "overfit"
+    assert any("--hidden" in a for a in network.advice)
+    assert not any("Reduce model capacity" in a or "smaller network" in a for a in linear.advice)
+    if full_batch:
+        assert "fewer features (--top-var)" in linear.advice[0]
+
+
+def test_diagnose_reads_a_linear_model_as_linear(tmp_path):
+    from mlpcli.history import read_curves
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 60))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(60)])
+    frame.insert(0, "label", np.where(X[:, 0] + rng.normal(size=120) > 0, "a", "b"))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    for hidden, linear in (("none", True), ("4", False)):
+        res = run(["train", str(tmp_path / "t.csv"), "--hidden", hidden, "--folds", "1", "--no-group", "--epochs", "5",
+                   "-q", "-o", str(tmp_path / f"{hidden}.mlp")])
+        assert res.exit_code == 0, res.output
+        assert read_curves(tmp_path / f"{hidden}.mlp").linear is linear
+
+
+def test_a_linear_models_diagnosis_has_no_dropout_advice():
+    from mlpcli.diagnosis import diagnose
+
+    train, val = _overfit_curves()
+    advice = diagnose(train, val, baseline=0.69, stochastic_regularisation=True, linear=True).advice
+    assert not any("--dropout" in a for a in advice)
+    assert any(a.startswith("Add regularisation: a stronger L2 penalty") for a in advice)

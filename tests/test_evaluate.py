@@ -325,3 +325,35 @@ def test_bootstrap_resamples_drawn_a_batch_at_a_time_are_those_of_one_draw(perfe
     monkeypatch.setattr(evaluation, "_BOOTSTRAP_BATCH_BYTES", 8 * len(noisy) * 3)  # 3 resamples per batch
     batched = lib.evaluate(model, noisy, bootstrap=30, n_jobs=1)
     assert batched.ci == whole.ci and whole.ci["accuracy"][0] < whole.ci["accuracy"][1]
+
+
+def test_evaluate_refuses_dropping_the_column_it_scores_against(tiny, tmp_path):
+    """`evaluate --drop label` read the labels from 'label' all the same and scored against them."""
+    model, data = tiny["multiclass"]
+    assert_clean_error(run(["evaluate", model, data, "--drop", "label"]), "--drop", "'label'", code=2)
+    # predict needs no labels: dropping the column is fine, and it is not reported as an ignored target
+    res = run(["predict", model, data, "--drop", "label", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert "ignored the target column" not in res.output
+
+
+def test_evaluate_says_f1_macro_counts_an_absent_class_it_predicted_as_zero(three_classes):
+    """A cohort without class C in which the model still calls some samples C: F1 macro (scikit-learn's
+    convention) counts C as 0 and sat at 0.59 beside a balanced accuracy of 0.83 with nothing to say why."""
+    d, df = three_classes
+    cohort = df[df.label != "typeC"].copy()
+    cohort.loc[cohort.index[:5], "f02"] += 8.0  # five samples pushed towards class C: predicted C, never true
+    cohort.to_csv(d / "no_c.csv", index=False)
+    r = run(["evaluate", str(d / "m.mlp"), str(d / "no_c.csv"), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    per_class = {row["class"]: row for row in doc["metrics"]["per_class"]}
+    called = doc["metrics"]["confusion_matrix"][0][2] + doc["metrics"]["confusion_matrix"][1][2]
+    assert called >= 1 and per_class["typeC"]["f1"] == 0.0 and per_class["typeC"]["support"] == 0
+    note = next(n for n in doc["notes"] if "absent from the table" in n)
+    assert f"F1 macro counts 'typeC' (predicted for {called:,} sample" in note and "as 0" in note
+    # never called: no such clause (its F1 is left out of the mean)
+    df[df.label != "typeC"].to_csv(d / "no_c_clean.csv", index=False)
+    doc = json.loads(run(["evaluate", str(d / "m.mlp"), str(d / "no_c_clean.csv"), "--json"]).stdout)
+    if doc["metrics"]["confusion_matrix"][0][2] + doc["metrics"]["confusion_matrix"][1][2] == 0:
+        assert not any("F1 macro counts" in n for n in doc["notes"])

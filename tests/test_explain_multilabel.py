@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from mlpcli import model_io
+from mlpcli.cli import cli
 from mlpcli.errors import DataError
 from mlpcli.explain import explain, feature_rng, label_matrix, load_samples, permutation_importance
 from cli_helpers import assert_clean_error, run
@@ -187,3 +189,26 @@ def test_predict_explain_gives_each_predicted_labels_reasons(models):
         for i in np.flatnonzero(positive.to_numpy())[:20]:
             first = cells[i].split(";")[0].rsplit(":", 1)[0]
             assert first == model.feature_names[int(np.argmax(A[i]))]
+
+
+def test_explain_names_the_label_columns_a_multilabel_table_lacks(tmp_path):
+    """A multi-label model on a table with 2 of its 3 label columns: integrated gradients dropped the two
+    without a word and permutation said the table had no target column; both now name the missing one."""
+    rng = np.random.default_rng(0)
+    n = 200
+    X = rng.normal(size=(n, 6))
+    frame = pd.DataFrame(X, columns=[f"G{j}" for j in range(6)])
+    for k in range(3):
+        frame[f"L{k}"] = (X[:, k] > 0).astype(int)
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(n)])
+    frame.to_csv(tmp_path / "ml.csv", index=False)
+    res = CliRunner().invoke(cli, ["train", str(tmp_path / "ml.csv"), "--target", "L0,L1,L2", "--task", "multilabel",
+                                   "--folds", "1", "--epochs", "3", "-q", "-o", str(tmp_path / "ml.mlp")])
+    assert res.exit_code == 0, res.output
+    frame.drop(columns=["L2"]).to_csv(tmp_path / "part.csv", index=False)
+    for method in ("ig", "permutation"):
+        res = CliRunner().invoke(cli, ["explain", str(tmp_path / "ml.mlp"), str(tmp_path / "part.csv"),
+                                       "--method", method, "-o", str(tmp_path / "r.csv")])
+        assert res.exit_code == 1, res.output
+        assert "has 2 of the model's 3 target columns ('L0', 'L1', 'L2') and lacks 'L2'" in " ".join(res.output.split())
+        assert not (tmp_path / "r.csv").exists()

@@ -3,12 +3,15 @@ the resample's rows repeated: every scalar metric of every task, with the same u
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlpcli import metrics
 from mlpcli.metrics_resampled import ResampledMetrics, unit_multiplicities
+from cli_helpers import run
 
 RESAMPLES = 50
 
@@ -230,3 +233,57 @@ def test_evaluate_by_group_intervals_are_those_of_each_resample(tmp_path):
         np.testing.assert_allclose(group["ci"]["rmse"], np.percentile(pooled, [2.5, 97.5]), rtol=1e-9)
         for j, target in enumerate(group["per_target"]):
             np.testing.assert_allclose(target["ci"], np.percentile(np.array(each)[:, j], [2.5, 97.5]), rtol=1e-9)
+
+
+def test_bootstrap_workers_are_the_idle_cores():
+    """evaluate --bootstrap's default worker processes: the cores the load leaves idle (this process counted), from
+    200 resamples on; all of them lost to serial on a busy machine."""
+    from mlpcli.predict.evaluation import bootstrap_workers
+
+    assert bootstrap_workers(199, cores=4, load=0.0) == 1  # few resamples: serial
+    assert bootstrap_workers(200, cores=2, load=1.0) == 2  # only this process running
+    assert bootstrap_workers(200, cores=2, load=1.6) == 1  # another job on the second core
+    assert bootstrap_workers(1000, cores=2, load=6.0) == 1
+    assert bootstrap_workers(1000, cores=4, load=2.2) == 2
+
+
+def test_bootstrap_workers_within_a_cpu_set_ignore_the_nodes_load(monkeypatch):
+    """A 4-core SLURM job on a busy 64-core node: the node's load average (50) left it one worker, though its
+    cores are its own. On a machine without a CPU set the load still counts."""
+    from mlpcli.predict.evaluation import bootstrap_workers
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))
+    assert bootstrap_workers(1000, cores=4) == 4
+    assert bootstrap_workers(100, cores=4) == 1  # few resamples: serial, as before
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert bootstrap_workers(1000, cores=4) == 1
+
+
+def test_evaluate_bootstrap_of_one_or_a_few_resamples(small):
+    """--bootstrap 1 printed zero-width "95 % CI"s and blamed the metric for not containing its estimate."""
+    res = run(["evaluate", str(small / "m.mlp"), str(small / "t.csv"), "--bootstrap", "1"])
+    assert res.exit_code == 2 and "one resample gives no interval" in res.output
+    res = run(["evaluate", str(small / "m.mlp"), str(small / "t.csv"), "--bootstrap", "5"])
+    assert res.exit_code == 0 and "warning: --bootstrap 5: the 95 % intervals' ends are the extremes" in res.output
+    assert "does not contain its estimate" not in res.output
+
+
+def test_f1_macro_resamples_keep_a_predicted_absent_class():
+    """A class absent from the cohort but predicted counts 0 in F1 macro's estimate; resamples that drew none of
+    those rows averaged over the other classes only, so the interval reached 0.97 against an estimate of 0.64."""
+    from mlpcli import metrics
+    from mlpcli.metrics_resampled import ResampledMetrics, unit_multiplicities
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 60)
+    P = np.full((120, 3), 0.05)
+    P[np.arange(120), y] = 0.9
+    P[:3] = [0.05, 0.05, 0.9]  # three rows taken for class 2, which the cohort lacks
+    estimate = metrics.compute("multiclass", y, P, classes=[0, 1, 2])["f1_macro"]
+    resampled = ResampledMetrics("multiclass", y, P, 0.5, np.arange(120), 120)
+    M = unit_multiplicities(rng.integers(0, 120, size=(400, 120)), 120)
+    draws = resampled.of(M)["f1_macro"]
+    assert not np.isnan(draws).any()
+    assert draws.max() <= 2 / 3 + 1e-9 and abs(np.median(draws) - estimate) < 0.02

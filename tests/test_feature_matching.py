@@ -12,14 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import data, model_io
-from mlpcli import predict as lib
+from mlpcli import data, model_io, predict as lib
 from mlpcli.config import TrainOptions
 from mlpcli.data.names import match_names, name_key
 from mlpcli.errors import DataError
 from mlpcli.pipeline import train
-from tables import make_table
-from cli_helpers import assert_clean_error, run
+from cli_helpers import FAST, assert_clean_error, run
+from tables import _features, make_table
 
 N_FEATURES = 20
 
@@ -242,3 +241,53 @@ def test_h5ad_gene_names_match_by_the_same_rule(tmp_path):
     adata.write_h5ad(tmp_path / "partial.h5ad")
     res = run(["predict", model_path, str(tmp_path / "partial.h5ad"), "-o", str(relaxed), "--fill-missing", "mean"])
     assert_clean_error(res, "lacks 5 of the 20", "(25 %)", "--max-missing 0.25")
+
+
+def test_a_human_model_matched_to_mouse_gene_symbols_by_letter_case_warns(tmp_path):
+    """CD3E ← Cd3e for every gene: a note (which --quiet hides) was all a human model said of a mouse table."""
+    df = make_table("multiclass", n_patients=30, seed=2)
+    genes = ["CD3E", "MS4A1", "CD14", "LYZ", "NKG7", "GNLY", "CD8A", "FCGR3A", "PPBP", "IL7R", "CCR7", "S100A4"]
+    human = df.rename(columns=dict(zip(_features(df), genes)))
+    human.to_csv(tmp_path / "human.csv", index=False)
+    assert run(["train", str(tmp_path / "human.csv"), "-o", str(tmp_path / "m.mlp"), *FAST]).exit_code == 0
+    mouse = human.rename(columns={g: g.capitalize() for g in genes})
+    mouse.to_csv(tmp_path / "mouse.csv", index=False)
+    r = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "mouse.csv"), "-o", str(tmp_path / "p.csv"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "warning: 12 of the model's features (100%) matched only by letter case" in r.output
+    assert "'CD3E' ← 'Cd3e'" in r.output and "map orthologues" in r.output
+    # a few names in another case (a typo, a spreadsheet) stay a note
+    few = human.rename(columns={"CD3E": "Cd3e"})
+    few.to_csv(tmp_path / "few.csv", index=False)
+    r = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "few.csv"), "-o", str(tmp_path / "p.csv")])
+    assert r.exit_code == 0 and "matched only by letter case" not in r.output and "'CD3E' ← 'Cd3e'" in r.output
+
+
+# ── gene symbols a spreadsheet turned into dates ─────────────────────────────────────────────────────────
+
+
+def test_symbols_turned_into_dates_are_named_beside_the_missing_genes(tmp_path):
+    """A cohort opened in Excel lost SEPT1, MARCH1 and OCT4 to '1-Sep', '1-Mar' and '4-Oct': the error asked to
+    add the genes (and --fill-missing mean filled them) without a word about the date columns beside them."""
+    rng = np.random.default_rng(4)
+    genes = ["SEPT1", "MARCH1", "OCT4"] + [f"G{j}" for j in range(27)]
+    X = rng.normal(size=(100, 30))
+    frame = pd.DataFrame(X, columns=genes)
+    frame.insert(0, "label", np.where(X[:, 0] - X[:, 2] > 0, "a", "b"))
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    res = run(["train", str(tmp_path / "train.csv"), "--folds", "1", "--no-group", "--hidden", "4", "--epochs", "3",
+               "-q", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    frame.drop(columns="label").rename(columns={"SEPT1": "1-Sep", "MARCH1": "Mar-01", "OCT4": "2024-10-04"}).to_csv(
+        tmp_path / "excel.csv", index=False)
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "excel.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 1
+    assert ("the table has '1-Sep' for 'SEPT1', 'Mar-01' for 'MARCH1', '2024-10-04' for 'OCT4': gene symbols a "
+            "spreadsheet program turned into dates") in res.output
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "excel.csv"), "-o", str(tmp_path / "p.csv"),
+               "--fill-missing", "mean", "--max-missing", "0.2"])
+    assert res.exit_code == 0 and "'1-Sep' for 'SEPT1'" in res.output
+    # dates that match no missing symbol are not taken for one
+    frame.drop(columns="label").rename(columns={"G0": "1-Sep"}).to_csv(tmp_path / "dates.csv", index=False)
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "dates.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 1 and "turned into dates" not in res.output

@@ -511,3 +511,37 @@ def test_an_obs_prefix_never_removes_the_users_own_columns(files, tmp_path):
     res = run(["predict", files["model"], str(slash), "-o", str(twice), "--obs-prefix", "a/b_", "-q"])
     assert res.exit_code == 0, res.output
     assert sorted(ad.read_h5ad(twice).obs.columns) == sorted(ad.read_h5ad(slash).obs.columns)
+
+
+@pytest.mark.parametrize("trained, given, warned", [
+    ("counts", ["--raw"], (".raw.X (--raw)", "trained on layer 'counts'", "leave out --raw")),
+    ("counts", ["--layer", "X"], (".X (--layer X)", "trained on layer 'counts'", "leave out --layer X")),
+    ("raw", ["--layer", "counts"], ("layer 'counts' (--layer counts)", "trained on .raw.X", "leave out --layer counts")),
+    ("X", ["--layer", "counts"], ("layer 'counts'", "trained on .X", "to read .X as in training")),
+    ("X", ["--raw"], (".raw.X (--raw)", "trained on .X")),
+    ("counts", ["--layer", "counts"], None),
+    ("counts", [], None),
+    ("raw", [], None),
+    ("X", ["--layer", "X"], None),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_another_matrix_than_in_training_is_a_warning(cells, tmp_path, trained, given, warned):
+    """predict --raw on a model trained on --layer counts (values on another scale) had only the note naming
+    the matrix read."""
+    path, models = cells
+    for command, extra in (("predict", ["-o", str(tmp_path / "p.csv")]), ("evaluate", []), ("explain", [])):
+        res = run([command, models[trained], path, *given, "-q", *extra])
+        assert res.exit_code == 0, res.output
+        if warned is None:
+            assert "warning: features from" not in res.output, (command, res.output)
+        else:
+            assert "warning: features from" in res.output, (command, res.output)
+            for needle in warned:
+                assert needle in res.output, (command, needle, res.output)
+
+
+def test_a_model_trained_on_a_table_records_no_matrix(cells, tiny, tmp_path):
+    """What the warning compares with (and `info` shows): nothing for a table's model, so no warning there."""
+    from mlpcli.model_summary import trained_matrix
+
+    assert trained_matrix(model_io.load(tiny["multiclass"][0])) is None
+    assert trained_matrix(model_io.load(cells[1]["X"])) == ".X"

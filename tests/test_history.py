@@ -3,6 +3,7 @@ file or a history table for diagnose."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,6 +13,8 @@ import pytest
 from mlpcli import history, model_io, pipeline
 from mlpcli.config import TrainOptions
 from mlpcli.errors import DataError
+from mlpcli.history import read_curves
+from cli_helpers import run
 from tables import make_table
 
 try:  # tests/ is on sys.path under pytest's default (prepend) import mode
@@ -348,3 +351,91 @@ def test_the_members_spread_of_a_diverged_member_raises_no_numpy_warning():
         warnings.simplefilter("error")
         spread = history.spread_curve([[1.0, 0.8, 0.7], [1.1, float("inf"), float("inf")], [0.9, 0.85, 0.75]])
     assert len(spread) == 3 and all(np.isfinite(spread))
+
+
+def test_keras_csv_logger_table_is_read(tmp_path):
+    """Keras's CSVLogger writes epoch,loss,val_loss (from epoch 0): its 'loss' is the training loss. That was
+    "has no 'train_loss' column" although the README says Keras's epoch numbering is read."""
+    t = np.arange(40)
+    train = 0.3 + 0.4 * np.exp(-t / 8)
+    val = train + 0.02
+    keras = tmp_path / "keras_log.csv"
+    keras.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n"
+                     + "".join(f"{i},0.9,{a},0.9,{b}\n" for i, (a, b) in enumerate(zip(train, val))))
+    ours = tmp_path / "history.csv"
+    ours.write_text("epoch,train_loss,val_loss\n" + "".join(f"{i + 1},{a},{b}\n" for i, (a, b) in
+                                                            enumerate(zip(train, val))))
+    res = run(["diagnose", str(keras), "--json"])
+    assert res.exit_code == 0, res.output
+    doc, same = json.loads(res.stdout), json.loads(run(["diagnose", str(ours), "--json"]).stdout)
+    assert doc["label"] == same["label"] and doc["evidence"] == same["evidence"]
+    assert any("'loss' as the training loss" in n for n in doc["notes"])
+    # a table with neither is still an error naming what it has
+    bad = tmp_path / "bad.csv"
+    bad.write_text("epoch,loss\n0,0.5\n1,0.4\n2,0.3\n")
+    res = run(["diagnose", str(bad)])
+    assert res.exit_code == 1 and "has no 'train_loss' or 'val_loss' column" in res.output
+
+
+@pytest.fixture(scope="module")
+def histories(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("histories")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 8))
+    y = np.where(X[:, 0] + 0.5 * rng.normal(size=120) > 0, "a", "b")
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(8)])
+    frame.insert(0, "label", y)
+    frame.to_csv(tmp / "t.csv", index=False)
+    for name, extra in (("lbfgs", ["--optimizer", "lbfgs"]), ("adam", ["--optimizer", "adam", "--epochs", "12"])):
+        res = run(["train", str(tmp / "t.csv"), *extra, "--folds", "1", "--no-group", "--hidden", "4", "-q",
+                   "--history", str(tmp / f"{name}.csv"), "-o", str(tmp / f"{name}.mlp")])
+        assert res.exit_code == 0, res.output
+    return tmp
+
+
+def test_an_lbfgs_history_file_is_read_in_iterations(histories):
+    """The model file said iterations; its --history file, diagnosed on its own, said epochs."""
+    c = read_curves(histories / "lbfgs.csv")
+    assert c.step == "iteration" and any("per L-BFGS iteration" in n for n in c.notes)
+    res = run(["diagnose", str(histories / "lbfgs.csv")])
+    assert res.exit_code == 0, res.output
+    assert f"{len(c.train)} iterations" in res.output
+
+
+def test_a_minibatch_history_file_and_a_hand_made_one_stay_epochs(histories, tmp_path):
+    assert read_curves(histories / "adam.csv").step == "epoch"
+    # a table of one's own, with no lr column and none of train's bookkeeping, is not taken for L-BFGS
+    pd.read_csv(histories / "adam.csv")[["epoch", "train_loss", "val_loss"]].to_csv(tmp_path / "own.csv", index=False)
+    c = read_curves(tmp_path / "own.csv")
+    assert c.step == "epoch" and not any("L-BFGS" in n for n in c.notes)
+
+
+def test_a_hand_edited_history_names_the_edited_row_and_a_negative_loss(tmp_path):
+    e = np.arange(1, 13)
+    rows = [{"member": m, "epoch": k, "train_loss": 1 / k, "val_loss": 1 / k + 0.1} for m in (1, 2) for k in e]
+    frame = pd.DataFrame(rows)
+    frame.loc[4, "member"] = 99  # member 1's epoch 5, moved to a member of its own
+    frame.to_csv(tmp_path / "moved.csv", index=False)
+    res = run(["diagnose", str(tmp_path / "moved.csv")])
+    assert res.exit_code == 1
+    assert "(data row 5 has epoch 5 under member 99, a member of one row)" in res.output, res.output
+    single = pd.DataFrame({"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e + 0.1})
+    single.loc[4, "val_loss"] = -1
+    single.to_csv(tmp_path / "negative.csv", index=False)
+    res = run(["diagnose", str(tmp_path / "negative.csv")])
+    assert res.exit_code == 0 and "val_loss holds 1 negative value (-1 at epoch 5)" in res.output
+
+
+def test_lbfgs_curves_get_advice_lbfgs_takes(histories):
+    """diagnose of an L-BFGS run advised --lr and --dropout (both refused with --optimizer lbfgs) and said its last
+    iterate was kept as "its lowest validation loss"."""
+    import json
+
+    for source in ("lbfgs.csv", "lbfgs.mlp"):
+        res = run(["diagnose", str(histories / source), "--json"])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.output[res.output.index("{"):])
+        advice = " ".join(doc["advice"])
+        for refused in ("--lr ", "--lr,", "--dropout", "--augment-noise", "--patience"):
+            assert refused not in advice, (source, refused, advice)
+        assert "lowest validation loss" not in advice and "Stop early" not in advice

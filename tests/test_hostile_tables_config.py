@@ -623,3 +623,11 @@ def test_config_values_a_flag_contradicts_give_way_and_cv_reads_member_folds(tmp
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["folds"] == 3 and {f["members"] for f in doc["per_fold"]} == {2}
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(site_model, tmp_path):
+    (tmp_path / "c.toml").write_bytes(b"\xef\xbb\xbfepochs = 2\nfolds = 1\nhidden = [4]\n")
+    res = run(["train", str(site_model / "train.csv"), "--config", str(tmp_path / "c.toml"), "-q",
+               "--history", str(tmp_path / "h.csv"), "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "h.csv")) == 2

@@ -354,3 +354,83 @@ def test_duplicate_sample_ids_name_the_file(tmp_path):
     path = tmp_path / "dup.csv"
     frame.to_csv(path, index=False)
     assert_clean_error(run(["train", str(path), "-o", str(tmp_path / "m.mlp")]), f"{path}: duplicate sample ids")
+
+
+def test_a_row_without_any_feature_value_is_refused(tmp_path):
+    """A spreadsheet's blank lines below the data (",,,,") were predicted as samples from the training medians
+    by a model trained with --impute (exit 0; a note counted the imputed values)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(5, 1, (100, 5)).round(3), columns=[f"G{i}" for i in range(5)])
+    train_table = X.assign(label=np.where(X.G0 > 5, "A", "B"))
+    train_table.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "t.csv"), "--impute", "median", "--epochs", "2", "--folds", "1", "--no-group",
+                "-q", "-o", str(model)]).exit_code == 0
+    (tmp_path / "new.csv").write_text(X.head(3).to_csv(index=False) + ",,,,\n,,,,\n")
+    out = tmp_path / "p.csv"
+    res = run(["predict", str(model), str(tmp_path / "new.csv"), "-o", str(out)])
+    assert res.exit_code == 1 and not out.exists()
+    assert "row 4 has no feature value (all 5 missing; 2 such rows" in res.output.splitlines()[-1]
+    # a row with some values is imputed as before
+    (tmp_path / "new.csv").write_text(X.head(3).to_csv(index=False) + "1.0,,,,\n")
+    res = run(["predict", str(model), str(tmp_path / "new.csv"), "-o", str(out)])
+    assert res.exit_code == 0 and len(pd.read_csv(out)) == 4
+
+
+def test_the_missing_values_error_names_the_first(small, tmp_path):
+    frame = pd.read_csv(small / "t.csv")
+    frame.loc[6, "g2"] = np.nan
+    frame.to_csv(tmp_path / "na.csv", index=False)
+    res = run(["train", str(tmp_path / "na.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "the first in 'g2' at row 7 (id 's6')" in res.output.splitlines()[-1]
+
+
+def test_messages_name_the_file_and_the_fix(small, tmp_path):
+    """A value beyond float32 named no file; a column of quoted "8,000.0" was "must be numeric ... pass them to
+    --drop"; a .gct table was told to grep out '#' lines, which leaves its sizes line."""
+    frame = pd.read_csv(small / "t.csv")
+    big = frame.copy()
+    big.loc[4, "g1"] = 1e39
+    big.to_csv(tmp_path / "big.csv", index=False)
+    res = run(["train", str(tmp_path / "big.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and res.output.splitlines()[-1].startswith(f"Error: {tmp_path / 'big.csv'}: feature column 'g1'")
+    thousands = frame.copy()
+    thousands["g1"] = [f"{v * 1000 + 5000:,.1f}" for v in frame["g1"]]
+    thousands.to_csv(tmp_path / "th.csv", index=False)
+    res = run(["train", str(tmp_path / "th.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "holds numbers written with thousands separators" in res.output
+    lines = ["#1.2", "3\t4", "Name\tDescription\tS0\tS1\tS2\tS3"] + [f"G{g}\tna\t1\t2\t3\t4" for g in range(3)]
+    for name in ("x.gct", "x.tsv"):
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        res = run(["train", str(tmp_path / name), "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+        assert res.exit_code == 1 and "GenePattern .gct" in res.output and "tail -n +3" in res.output
+
+
+def test_a_space_separated_table_is_named(small, tmp_path):
+    """R's write.table (spaces, quotes, row names): "--target column 'label' not found; available columns:
+    'patient_id "batch" ...' (1 in all)" without saying why."""
+    frame = pd.read_csv(small / "t.csv").head(20)
+    lines = [" ".join(f'"{c}"' for c in frame.columns)]
+    lines += [f'"{i + 1}" ' + " ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in row)
+              for i, row in frame.iterrows()]
+    (tmp_path / "r.txt").write_text("\n".join(lines) + "\n")
+    res = run(["train", str(tmp_path / "r.txt"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "a space-separated file, as R's write.table writes by default?" in res.output
+
+
+def test_the_missing_values_error_names_the_first_in_row_order(small, tmp_path):
+    frame = pd.read_csv(small / "t.csv")
+    frame.loc[4, "g3"] = np.nan
+    frame.loc[7, "g1"] = np.nan
+    frame.to_csv(tmp_path / "na.csv", index=False)
+    res = run(["train", str(tmp_path / "na.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "the first in 'g3' at row 5 (id 's4')" in res.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("token", ["nA", "NuLL", "-NAN", "+NAN", "n/A", "nAn"])
+def test_a_missing_marker_in_any_case_or_sign(small, tmp_path, token):
+    frame = pd.read_csv(small / "t.csv").astype({"g2": object})
+    frame.loc[3, "g2"] = token
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "missing values in 1 feature column: 'g2' (1)" in res.output.splitlines()[-1]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
+import pytest
+
 from mlpcli import model_io
 from mlpcli.model_summary import describe
 from cli_helpers import assert_clean_error, run
@@ -116,3 +120,70 @@ def test_info_says_which_rows_the_preprocessing_was_fitted_on(tmp_path):
     assert fitted_on["ensemble"].startswith("each member's training rows")
     assert fitted_on["refit"].startswith("all rows") and "member" not in fitted_on["refit"]
     assert fitted_on["one"].startswith("the network's training rows") and "all rows" not in fitted_on["one"]
+
+
+def test_info_shows_each_targets_and_labels_held_out_figures(tmp_path):
+    """The model kept only the pooled held-out metrics, so `info` gave several targets' RMSE in mixed units alone;
+    it now keeps and shows each target's (and each label's) own figures, as `train` printed them."""
+    rng = np.random.default_rng(2)
+    n, d = 90, 6
+    X = rng.standard_normal((n, d))
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(d)])
+    df["age"] = 50 + 10 * X[:, 0] + rng.standard_normal(n)
+    df["ic50"] = 1e-6 * (1 + 0.3 * X[:, 1] + 0.05 * rng.standard_normal(n))
+    df["A"] = (X[:, 2] > 0).astype(int)
+    df["B"] = (X[:, 3] > 0.5).astype(int)
+    data = tmp_path / "t.csv"
+    df.to_csv(data, index=False)
+    reg, oof = tmp_path / "reg.mlp", tmp_path / "oof.csv"
+    assert run(["train", str(data), "--target", "age,ic50", "--drop", "A,B", "--epochs", "20", "-q", "-o", str(reg),
+                "--oof", str(oof)]).exit_code == 0
+    doc = json.loads(run(["info", str(reg), "--json"]).stdout)
+    rows = {r["target"]: r for r in doc["held_out"]["per_target"]}
+    held = pd.read_csv(oof)
+    for t in ("age", "ic50"):
+        assert rows[t]["rmse"] == pytest.approx(np.sqrt(np.mean((held[f"pred_{t}"] - held[t]) ** 2)), rel=1e-6)
+    text = " ".join(run(["info", str(reg)]).output.split())
+    assert "each below" in text and "ic50 │ RMSE" in text
+    ml = tmp_path / "ml.mlp"
+    assert run(["train", str(data), "--target", "A,B", "--drop", "age,ic50", "--epochs", "20", "-q",
+                "-o", str(ml)]).exit_code == 0
+    doc = json.loads(run(["info", str(ml), "--json"]).stdout)
+    assert [r["label"] for r in doc["held_out"]["per_label"]] == ["A", "B"]
+    assert [r["support"] for r in doc["held_out"]["per_label"]] == [int(df["A"].sum()), int(df["B"].sum())]
+
+
+# ── info says what the model holds ──────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def info_models(small_table, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("info")
+    for name, extra in (("hold", ["--folds", "1"]), ("lbfgs", ["--optimizer", "lbfgs"]), ("refit", ["--refit"])):
+        res = run(["train", str(small_table), "--hidden", "4", "--epochs", "3", "-q", *extra,
+                   "-o", str(tmp / f"{name}.mlp")])
+        assert res.exit_code == 0, res.output
+    return tmp
+
+
+def _info(path) -> str:
+    res = run(["info", str(path)], env={"COLUMNS": "2000"})  # each row on one line
+    assert res.exit_code == 0, res.output
+    return " ".join(res.output.split())
+
+
+def test_info_says_which_rows_the_class_counts_are_of(info_models):
+    text = _info(info_models / "hold.mlp")
+    assert "(samples per class in the 96 training rows)" in text  # 120 rows, a fifth held out
+
+
+def test_info_says_how_many_lbfgs_runs_converged(info_models):
+    text = _info(info_models / "lbfgs.mlp")
+    assert "iterations run 3, 3, 3, 3, 3" in text and "0 of 5 converged" in text and "to convergence" not in text
+
+
+def test_info_says_a_refit_models_figures_are_the_members(info_models):
+    text = _info(info_models / "refit.mlp")
+    assert "the cross-fitted members', which overstate the refit network that ships" in text
+    assert "the auto settings above are the members'" in text
+    assert "(members' mean curves)" in text

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import data, model_io
-from mlpcli import predict as lib
+from mlpcli import data, model_io, predict as lib
 from cli_helpers import assert_clean_error, run
+from tables import _labelled, _table
 
 FAST = ["--epochs", "3", "--folds", "2", "--hidden", "", "-q"]
 
@@ -146,3 +146,133 @@ def test_a_regression_target_written_with_leading_zeros_is_still_numbers(tmp_pat
     res = run(["train", path, *FAST, "--task", "regression", "-o", str(tmp_path / "r.mlp")])
     assert res.exit_code == 0, res.output
     assert model_io.load(tmp_path / "r.mlp").task == "regression"
+
+
+# ── 1. an unknown label names the file and its row ───────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("chunks", [[], ["--chunksize", "20"]], ids=["one-piece", "pieces"])
+def test_unknown_label_names_the_file_and_row(tiny, tmp_path, chunks):
+    """It said "target 'label' holds labels the model does not know: 'Normal'" without the file, where every
+    other error of the reader names it ("FILE, rows ...")."""
+    model, data = tiny["multiclass"]
+    df = pd.read_csv(data)
+    df.loc[57, "label"] = "Normal"
+    df.to_csv(tmp_path / "cohort.csv", index=False)
+    res = run(["evaluate", model, str(tmp_path / "cohort.csv"), *chunks])
+    assert_clean_error(res, f"{tmp_path / 'cohort.csv'}: target 'label' holds labels the model does not know: "
+                            "'Normal'", "the first at row 58 (id 'S0057')")
+
+
+def test_unknown_label_of_a_sample_sheet_names_the_sheet(tiny, tmp_path):
+    model, data = tiny["multiclass"]
+    df = pd.read_csv(data)
+    sheet = df[["sample_id", "label"]].copy()
+    sheet.loc[5, "label"] = "Normal"
+    sheet.to_csv(tmp_path / "sheet.csv", index=False)
+    df.drop(columns=["label"]).to_csv(tmp_path / "cohort.csv", index=False)
+    for command in ("evaluate", "explain"):
+        res = run([command, model, str(tmp_path / "cohort.csv"), "--samples", str(tmp_path / "sheet.csv")])
+        assert_clean_error(res, "cohort.csv joined with --samples", "sheet.csv", "'Normal'", "row 6 (id 'S0005')")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_leading_zero_keeps_labels_as_written_beside_a_decimal_one(tmp_path, suffix):
+    """1, 01 and 1.0 in a CSV label column were read as numbers: one class '1.0' ("nothing to learn"), while 1 and
+    01 alone were two classes and the same table as parquet text three. Now three classes in both, with a warning."""
+    from mlpcli.data import load_dataset
+
+    ds, _ = load_dataset(str(_labelled(tmp_path / f"t{suffix}", ["1", "01", "1.0"])), no_group=True)
+    assert sorted(map(str, ds.classes)) == ["01", "1", "1.0"]
+    assert any("one number written differently: '01', '1', '1.0'" in w and "leading zero" in w for w in ds.warnings)
+
+
+def test_labels_one_number_apart_warn_and_distinct_numbers_do_not(tmp_path):
+    from mlpcli.data import load_dataset
+
+    ds, _ = load_dataset(str(_labelled(tmp_path / "t.csv", ["1", "01"])), no_group=True)
+    assert sorted(map(str, ds.classes)) == ["01", "1"]
+    assert any("'01', '1'" in w for w in ds.warnings)
+    ds, _ = load_dataset(str(_labelled(tmp_path / "codes.csv", ["01", "02", "10"])), no_group=True)
+    assert sorted(map(str, ds.classes)) == ["01", "02", "10"]
+    assert not any("written differently" in w for w in ds.warnings)
+    # a number without a leading zero beside floats is still a number (a regression target keeps 05.5 and 48.0)
+    ds, _ = load_dataset(str(_labelled(tmp_path / "age.csv", [str(v) for v in np.linspace(20, 80, 60)] + ["05.5"],
+                                        n=61)),
+                         no_group=True)
+    assert ds.task == "regression"
+
+
+def test_one_number_written_two_ways_says_so_when_it_is_the_only_class(tmp_path):
+    res = run(["train", str(_labelled(tmp_path / "t.csv", ["1", "1.0"])), "--no-group", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "1 and 1.0 are one value" in res.output and not (tmp_path / "m.mlp").exists()
+
+
+def test_evaluate_keeps_labels_as_text_for_a_model_of_one_number_written_differently(tmp_path):
+    """A model of classes '01', '1', '1.0' scored every '1.0' row of a cohort labelled '1' and '1.0' as class '1'
+    (the cohort's column, without a leading zero, was read as numbers)."""
+    import json
+
+    train = _labelled(tmp_path / "t.csv", ["1", "01", "1.0"], n=90)
+    res = run(["train", str(train), "--no-group", "--folds", "1", "--hidden", "4", "--epochs", "3",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    cohort = _labelled(tmp_path / "c.csv", ["1", "1.0"], n=40)
+    out = run(["evaluate", str(tmp_path / "m.mlp"), str(cohort), "--json"]).output
+    doc = json.loads(out[out.index("{"):])
+    support = {row["class"]: row["support"] for row in doc["metrics"]["per_class"]}
+    assert support == {"01": 0, "1": 20, "1.0": 20}, support
+
+
+# ── batches: a batch named "NA" and the rows without one ──────────────────────────────────────────────────
+
+
+def test_a_batch_named_NA_is_not_merged_with_the_rows_without_a_batch(tmp_path):
+    frame = _table(n_pat=24, batch_of=lambda p: ["1", "NA", None][p % 3])
+    frame.to_parquet(tmp_path / "t.parquet")  # parquet keeps the text 'NA' apart from the nulls
+    ds, _ = data.load_dataset(str(tmp_path / "t.parquet"), target="label")
+    report = ds.warnings
+    assert sorted(set(ds.batches.tolist())) == ["1", "NA", "NA (missing)"]
+    assert any("counted as batch 'NA (missing)' (a batch is named 'NA' already)" in w for w in report)
+
+
+def test_missing_batches_are_still_NA_when_no_batch_has_that_name(tmp_path):
+    _table(n_pat=24, batch_of=lambda p: ["1", "2", None][p % 3]).to_parquet(tmp_path / "t.parquet")
+    ds, _ = data.load_dataset(str(tmp_path / "t.parquet"), target="label")
+    report = ds.warnings
+    assert sorted(set(ds.batches.tolist())) == ["1", "2", "NA"]
+    assert any("counted as batch 'NA'" in w and "already" not in w for w in report)
+
+
+# ── labels: one number under a decimal comma ────────────────────────────────────────────────────────────
+
+
+def test_labels_that_are_one_number_under_a_decimal_comma_are_named(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = ["label;g1;g2"] + [f"{['01', '1,0', '2', '1'][i % 4]};{rng.normal():.3f};{rng.normal():.3f}".replace(".", ",")
+                               for i in range(80)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    ds, _ = data.load_dataset(str(tmp_path / "t.csv"), target="label", no_group=True)
+    assert ds.classes == ["01", "1", "1,0", "2"]
+    assert any("one number written differently: '01', '1', '1,0'" in w for w in ds.warnings)
+
+
+def test_rows_without_a_batch_keep_the_name_training_gave_them(tmp_path):
+    from mlpcli.predict._common import missing_batch_name
+
+    assert missing_batch_name({"B1": 3, "NA": 4, "NA (missing)": 2}) == "NA (missing)"
+    assert missing_batch_name({"B1": 3, "NA": 4}) == "NA" and missing_batch_name(None) == "NA"
+    frame = _table(n_pat=90, batch_of=lambda p: ["B1", "NA", None][p % 3], seed=5)
+    frame.to_parquet(tmp_path / "train.parquet")
+    res = run(["train", str(tmp_path / "train.parquet"), "--hidden", "4", "--epochs", "3", "-q",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    cohort = _table(n_pat=60, batch_of=lambda p: ["NA", None][p % 2], seed=5)
+    far = cohort["batch"].isna()
+    cohort.loc[far, ["g0", "g1", "g2", "g3"]] += 8.0
+    cohort.to_parquet(tmp_path / "cohort.parquet")
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "cohort.parquet"), "--ood", "--ood-alpha", "0.05",
+               "-q", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "most in batch 'NA (missing)'" in text and "most in batch 'NA' " not in text

@@ -2,11 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from mlpcli import model_io
 from cli_helpers import assert_clean_error, run
-from tables import write_table
+from tables import make_table, write_table
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +61,54 @@ def test_the_estimator_takes_lbfgs_and_refuses_it_with_batch_normalisation():
     assert clf.score(X, y) > 0.8 and np.allclose(clf.predict_proba(X).sum(axis=1), 1)
     with pytest.raises(ValueError, match="lbfgs cannot train batch normalisation"):
         MLPClassifier(hidden=(8,), batchnorm=True, optimizer="lbfgs", random_state=0).fit(X, y)
+
+
+def test_lbfgs_in_float32_reaches_logistic_regression_as_float64_does():
+    """One small step (a decrease under 1e-6 of max(|f|, 1)) ended float32 L-BFGS runs with their gradient still
+    100 x float64's final one: weights 5e-3 and probabilities 7e-3 from LogisticRegression(C=1)'s."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    from mlpcli.estimators import MLPClassifier
+
+    X, y = make_classification(n_samples=500, n_features=30, n_informative=8, n_classes=3, random_state=4)
+    X = (X - X.mean(0)) / X.std(0)
+    sk = LogisticRegression(C=1.0, tol=1e-12, max_iter=10000).fit(X, y)
+    m = MLPClassifier(hidden=(), optimizer="lbfgs", early_stopping=False, dtype="float32", epochs=1000, l2=0.5 / 500,
+                      random_state=0).fit(X, y)
+    assert np.abs(m.predict_proba(X) - sk.predict_proba(X)).max() < 1e-3
+
+
+def test_lbfgs_in_float32_on_a_small_regression_loss_reaches_least_squares(tmp_path):
+    """A regression's loss on the standardised target (~0.02) made the float32 tolerance 1e-6 absolute, 50 x its
+    value's rounding: predictions 4 units (target SD 76) from least squares'."""
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 20)) * rng.uniform(0.1, 8, size=20)
+    y = 10 * X @ rng.normal(size=20) + 1000 + rng.normal(scale=20, size=500)
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(20)]).assign(y=y)
+    df.iloc[:400].to_csv(tmp_path / "tr.csv", index=False)
+    df.iloc[400:].to_csv(tmp_path / "va.csv", index=False)
+    r = run(["train", str(tmp_path / "tr.csv"), "--val-data", str(tmp_path / "va.csv"), "--target", "y", "--task",
+             "regression", "--hidden", "none", "--optimizer", "lbfgs", "--l2", "0", "--no-standardize", "--no-log1p",
+             "-o", str(tmp_path / "m.mlp"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "va.csv"), "-o", str(tmp_path / "p.csv"),
+                "-q"]).exit_code == 0
+    ols = LinearRegression().fit(X[:400], y[:400]).predict(X[400:])
+    assert np.abs(pd.read_csv(tmp_path / "p.csv")["pred_y"].to_numpy() - ols).max() < 0.5  # was 4.1
+
+
+def test_an_lbfgs_run_is_summarised_in_iterations_and_says_it_keeps_its_last_weights(tmp_path):
+    """"37 run (epoch limit); best epoch 37, weights restored" was said of an L-BFGS run that converged (its limit was
+    200) and restored nothing."""
+    df = make_table("multiclass", n_patients=40)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    for folds, expected in (("1", "of L-BFGS (converged); the last weights kept"),
+                            ("3", "of L-BFGS, at most 200 (per member; 3 converged; the last weights kept)")):
+        r = run(["train", str(tmp_path / "t.csv"), "--hidden", "none", "--optimizer", "lbfgs", "--folds", folds,
+                 "-o", str(tmp_path / "m.mlp")])
+        assert r.exit_code == 0, r.output
+        assert expected in r.output and "weights restored" not in r.output and "epoch limit" not in r.output

@@ -8,18 +8,17 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from mlpcli import data
-from mlpcli.model_selection import splits
 from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
-from mlpcli.model_selection.learning_curve import (
-    BIAS_LEVEL, HELPS_PER_DOUBLING, VARIANCE_GAP, SizePoint, _bias_variance, _missing_classes, _more_data,
-    learning_curve, nested_group_subsets, parse_fractions,
-)
+from mlpcli.model_selection import splits
+from mlpcli.model_selection.learning_curve import BIAS_LEVEL, HELPS_PER_DOUBLING, SizePoint, VARIANCE_GAP, _bias_variance, _missing_classes, _more_data, learning_curve, nested_group_subsets, parse_fractions
+from cli_helpers import run
 from tables import make_table, write_table
 
 FAST = TrainOptions(hidden=[8], epochs=12, patience=50, seed=3)
@@ -281,3 +280,96 @@ def test_a_size_that_rounds_to_a_smaller_ones_groups_says_so(tmp_path):
     text = result.skipped[0]
     assert text.startswith("100% of the training groups skipped") and "same 8 of 8 groups" in text
     assert text.endswith("as 95%"), text
+
+
+def test_learning_curve_with_hidden_auto_curves_the_noisy_layer_on_wide_tables(tmp_path):
+    """With more features than training rows, train prefers (and on such tables ships) the hidden layer with
+    input noise; the learning curve trains that network, and says so."""
+    from tables import write_table
+
+    wide = write_table(tmp_path, "wide.csv", n_patients=20, n_features=150)
+    narrow = write_table(tmp_path, "narrow.csv", n_patients=20, n_features=6)
+    for table, noisy in ((wide, True), (narrow, False)):
+        res = run(["diagnose", "--learning-curve", table, "--fractions", "0.5,1", "--epochs", "3", "--json"])
+        assert res.exit_code == 0, res.output
+        assert ("and input noise (--augment-noise auto" in res.output) is noisy, res.output
+
+
+def test_learning_curve_names_fractions_below_one_percent(tmp_path):
+    """--fractions 0.125,1 showed 12.5 % as "12%" (whole percents: 0.001 was "0%"), and one size as "1 sizes"."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    label = np.where(X[:, 0] + X[:, 1] > 0, "A", "B")
+    table = tmp_path / "t.csv"
+    table.write_text("label," + ",".join(f"g{j}" for j in range(4)) + "\n"
+                     + "".join(f"{c}," + ",".join(f"{v:.4f}" for v in row) + "\n" for c, row in zip(label, X)))
+    res = run(["diagnose", "--learning-curve", str(table), "--no-group", "--epochs", "3",
+               "--fractions", "0.125,1"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "training at 2 sizes (12.5%, 100%)" in res.output
+    assert "12.5% of the training groups" in res.output and "│ 12.5% │" in res.output
+    one = run(["diagnose", "--learning-curve", str(table), "--no-group", "--epochs", "3", "--fractions", "1"])
+    assert one.exit_code == 0 and "training at 1 size (100%)" in one.output
+
+
+def test_the_learning_curve_counts_missing_values_in_the_whole_table_before_any_fit(tmp_path):
+    """It named 1 missing value (those of the smallest size's training rows) where the table holds 20, after the
+    split and the first fits had started; now the count of `train` and `cv`, first."""
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"g{j}" for j in range(6)])
+    frame.loc[rng.choice(n, 20, replace=False), "g3"] = np.nan
+    frame.insert(0, "label", np.where(frame["g0"] > 0, "a", "b"))
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(n)])
+    path = tmp_path / "missing.csv"
+    frame.to_csv(path, index=False)
+    messages = []
+    for args in (["train", str(path), "--folds", "1", "-o", str(tmp_path / "m.mlp")], ["cv", str(path)],
+                 ["diagnose", "--learning-curve", str(path)]):
+        res = CliRunner().invoke(cli, [*args, "-q"])
+        assert res.exit_code == 1, res.output
+        messages.append(res.output.strip().splitlines()[-1])
+    assert all("'g3' (20)" in m for m in messages), messages
+
+
+def _random_labels(path, n: int, d: int, seed: int):
+    """A table of n rows of d Gaussian features and labels a/b drawn at random (no signal), written to path;
+    (the frame, its features)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(d)])
+    frame.insert(0, "label", rng.choice(["a", "b"], size=n))
+    frame.to_csv(path, index=False)
+    return frame, X
+
+
+def test_learning_curve_on_labels_without_signal_says_so_not_a_more_flexible_model(tmp_path):
+    """Validation at chance at every size was answered "Both bias and variance ... a more flexible model"."""
+    frame, X = _random_labels(tmp_path / "noise.csv", 240, 20, seed=7)
+    frame["label"] = np.where(X[:, 0] > 0, "a", "b")
+    frame.to_csv(tmp_path / "signal.csv", index=False)
+    import json
+
+    verdicts = {}
+    for name in ("noise", "signal"):
+        res = run(["diagnose", "--learning-curve", str(tmp_path / f"{name}.csv"), "--no-group", "--fractions",
+                   "0.5,1", "--hidden", "64", "--epochs", "60", "--n-jobs", "1", "--json"])
+        assert res.exit_code == 0, res.output
+        verdicts[name] = json.loads(res.output[res.output.index("{"):])["bias_variance"]
+    # 48 validation samples: chance reaches 0.64 at two standard errors, so the verdict is said to be tentative
+    assert verdicts["noise"]["verdict"] != "no_signal"
+    assert "within two standard errors of chance" in verdicts["noise"]["caveat"]
+    assert "mlpcli cv" in verdicts["noise"]["caveat"]
+    assert verdicts["signal"]["verdict"] != "no_signal" and "standard errors" not in (verdicts["signal"]["caveat"] or "")
+
+
+def test_learning_curve_on_many_validation_samples_without_signal_says_no_signal(tmp_path):
+    """Validation at chance on 300 validation samples: "no learnable signal", not "a more flexible model"."""
+    import json
+
+    _random_labels(tmp_path / "noise.csv", 1000, 30, seed=12)
+    res = run(["diagnose", "--learning-curve", str(tmp_path / "noise.csv"), "--no-group", "--fractions", "0.5,1",
+               "--hidden", "128", "--epochs", "60", "--val-size", "0.3", "--n-jobs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    bv = json.loads(res.output[res.output.index("{"):])["bias_variance"]
+    assert bv["verdict"] == "no_signal" and "No learnable signal" in bv["text"], bv

@@ -12,7 +12,7 @@ from mlpcli.config import TrainOptions
 from mlpcli.estimators import MLPClassifier, MLPRegressor
 from mlpcli.model_selection.fitting import check_memory
 from cli_helpers import assert_clean_error, run
-from tables import write_table
+from tables import _labelled, make_table, write_table
 
 ABSURD = "100000000"
 
@@ -78,3 +78,57 @@ def test_the_estimators_still_fit_a_network_that_fits():
     X = rng.normal(size=(40, 5))
     model = MLPClassifier(hidden=(8,), epochs=3).fit(X, np.arange(40) % 2)
     assert model.predict(X).shape == (40,)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("can't start new thread"),
+                                   ImportError("libx.so: failed to map segment from shared object"),
+                                   OSError(12, "Cannot allocate memory")])
+def test_memory_running_out_in_other_guises_is_the_out_of_memory_error(tmp_path, monkeypatch, error):
+    """Under `ulimit -v` a thread's stack or a library's mapping fails first: "internal error (RuntimeError: can't
+    start new thread)" instead of the out-of-memory message a MemoryError gets."""
+    from mlpcli import pipeline
+
+    make_table("multiclass", n_patients=20).to_csv(tmp_path / "t.csv", index=False)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(pipeline, "train_dataset", fail)
+    assert_clean_error(run(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp")]),
+                       "out of memory: the job's memory limit")
+
+
+# ── out of memory, at scale ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_every_command_that_can_run_out_of_memory_names_its_own_remedies():
+    """The error named --chunk-mb to train and --hidden, --batch-size, --top-var and --chunk-mb to explain, options
+    neither has."""
+    import click
+
+    from mlpcli.cli import cli
+    from mlpcli.cli._common import MEMORY_REMEDIES
+
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        remedy = MEMORY_REMEDIES.get(command.callback.__name__)
+        if name == "info":
+            continue
+        assert remedy is not None, name
+        offered = {p.opts[0] for p in command.params if p.opts and p.opts[0].startswith("--")}
+        for option in {w.strip("(),;:") for w in remedy.split() if w.startswith(("--", "(--"))}:
+            assert option in offered, (name, option)
+
+
+def test_train_out_of_memory_names_train_options(tmp_path, monkeypatch):
+    from mlpcli import pipeline
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(pipeline, "train_dataset", no_memory)
+    _labelled(tmp_path / "t.csv", ["a", "b"])
+    res = run(["train", str(tmp_path / "t.csv"), "--no-group", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "out of memory" in res.output, res.output
+    assert "--n-jobs 1" in res.output and "--chunk-mb" not in res.output

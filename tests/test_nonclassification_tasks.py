@@ -185,3 +185,189 @@ def test_regression_history_metric_is_in_the_targets_units(tmp_path):
     curves = hist.read_curves(model, "metric")
     assert 150 < curves.baseline < 260  # RMSE of the training mean on the validation rows, target units
     assert curves.baseline > rows["val_metric"].min() * 3
+
+
+# --- 6. multi-label log loss in the tables --------------------------------------------------------------------
+
+
+def test_multilabel_log_loss_is_a_headline_metric_in_train_and_cv(tmp_path):
+    path = tmp_path / "ml.csv"
+    make_table("multilabel", n_patients=30, per_patient=2, n_features=6).to_csv(path, index=False)
+    common = ["--target", "lab0,lab1,lab2", "--hidden", "4", "--epochs", "4", "-q"]
+    res = run(["train", str(path), *common, "--folds", "2", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.stdout.splitlines() if "out-of-fold metrics" in line)
+    assert "log loss 0." in row and "Hamming loss" in row
+    res = run(["cv", str(path), *common, "--folds", "2", "--member-folds", "1"])
+    assert res.exit_code == 0, res.output
+    assert "log loss" in next(line for line in res.stdout.splitlines() if "best epoch" in line)
+    mean = next(line for line in res.stdout.splitlines() if "mean" in line)
+    assert len(mean.split("│")[-2].strip()) > 1  # a number under log loss, not "—"
+
+
+def test_a_label_without_positives_has_no_average_precision():
+    """A multi-label label absent from the table showed ROC AUC '—' (undefined) but average precision 0.000,
+    the worst score, for a model that rightly predicted it for no sample."""
+    from mlpcli import metrics
+
+    rng = np.random.default_rng(0)
+    Y = np.column_stack([rng.integers(0, 2, 40), np.zeros(40, dtype=int)])
+    P = np.column_stack([np.clip(Y[:, 0] * 0.6 + rng.random(40) * 0.4, 0, 1), rng.random(40) * 0.2])
+    per_label = metrics.compute("multilabel", Y, P, ["a", "b"])["per_label"]
+    assert per_label[1]["roc_auc"] is None and per_label[1]["average_precision"] is None
+    assert per_label[0]["average_precision"] is not None and per_label[0]["average_precision"] > 0.5
+    binary = metrics.compute("binary", np.zeros(6, dtype=int), np.linspace(0.1, 0.9, 6).reshape(-1, 1), ["a", "b"])
+    assert binary["roc_auc"] is None and binary["average_precision"] is None
+
+
+def test_a_regression_loss_on_a_multilabel_target_suggests_losses_it_takes(tmp_path):
+    """The message said "use ce, bce, focal or hinge", and --loss ce is refused for a multi-label target."""
+    from cli_helpers import assert_clean_error
+    from tables import make_table
+
+    path = tmp_path / "ml.csv"
+    make_table("multilabel", seed=0, n_patients=20, n_features=4).to_csv(path, index=False)
+    res = run(["train", str(path), "--target", "lab0,lab1,lab2", "--loss", "mse", "--epochs", "2", "--folds", "1",
+               "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "--loss mse", "use bce, focal or hinge")
+    assert "ce, bce" not in res.output and not (tmp_path / "m.mlp").exists()
+
+
+def test_regression_tune_and_cv_say_lowest_and_show_only_columns_they_compute(tmp_path):
+    """tune called the winning RMSE "the highest of 2 settings"; cv showed a Pearson r column of dashes for several
+    targets (computed per target only)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 4))
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(4)])
+    df["age"] = 50 + 10 * X[:, 0] + rng.standard_normal(60)
+    df["score"] = X[:, 1] + 0.1 * rng.standard_normal(60)
+    path = tmp_path / "r.csv"
+    df.to_csv(path, index=False)
+    res = run(["tune", str(path), "--target", "age,score", "--grid", "l2=0,1e-3", "--folds", "2", "--epochs", "3",
+               "--hidden", "4"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "the lowest of 2 settings" in text and "highest" not in text
+    res = run(["cv", str(path), "--target", "age,score", "--folds", "2", "--member-folds", "1", "--epochs", "3",
+               "--hidden", "4", "--no-baseline"])
+    assert res.exit_code == 0, res.output
+    assert "RMSE" in res.output and "Pearson" not in res.output
+
+
+# ── multi-label: labels with one value, rare labels ──────────────────────────────────────────────────────
+
+
+def test_a_label_without_positives_is_left_out_of_the_balanced_accuracy():
+    """A label with no positives scored its specificity alone, 1.0 when nothing was called positive, and lifted the
+    mean (0.650 over four labels read 0.720 with a constant fifth); F1 macro and ROC AUC already left it out."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from mlpcli import metrics
+
+    rng = np.random.default_rng(8)
+    Y = rng.integers(0, 2, size=(60, 3))
+    Y[:, 2] = 0  # never positive in these rows
+    P = np.clip(Y * 0.6 + rng.uniform(0, 0.5, size=Y.shape), 0, 1)
+    m = metrics.compute("multilabel", Y, P, ["a", "b", "never"], 0.5)
+    expected = np.mean([balanced_accuracy_score(Y[:, j], P[:, j] >= 0.5) for j in (0, 1)])
+    assert m["balanced_accuracy"] == pytest.approx(expected)
+    assert metrics.compute("multilabel", np.zeros((5, 2), int), np.full((5, 2), 0.1), ["a", "b"], 0.5)[
+        "balanced_accuracy"] is None
+
+
+def test_a_rare_label_starts_at_its_prior_and_ends_near_it(tmp_path):
+    """Every output started at p = 0.5: a softmax regression at lr 1e-3 ended 200 epochs at a mean probability of
+    0.175 for a label of 4 % prevalence, and 0.10-0.12 for a label never positive in training."""
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(300, 40))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(40)])
+    frame.insert(0, "common", (X[:, :3].sum(axis=1) > 0).astype(int))
+    frame.insert(0, "rare", (X[:, 3:6].sum(axis=1) > 3.4).astype(int))  # ~3 %
+    frame.insert(0, "never", 0)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    oof = tmp_path / "oof.csv"
+    res = run(["train", str(tmp_path / "t.csv"), "--target", "common,rare,never", "--no-group", "--hidden", "",
+               "--lr", "1e-3", "--epochs", "60", "--oof", str(oof), "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    probs = pd.read_csv(oof)
+    assert probs["prob_never"].max() < 0.01
+    assert abs(probs["prob_rare"].mean() - frame["rare"].mean()) < 0.04
+    assert "balanced accuracy" in res.output
+
+
+def test_the_estimator_starts_a_multilabel_output_at_its_prior():
+    from mlpcli.estimators import MLPClassifier
+
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(200, 10))
+    Y = np.column_stack([(X[:, 0] > 0).astype(int), (X[:, 1] > 2.0).astype(int)])
+    est = MLPClassifier(hidden=(), epochs=3, early_stopping=False, random_state=0).fit(X, Y)
+    assert abs(est.predict_proba(X)[:, 1].mean() - Y[:, 1].mean()) < 0.1
+
+
+def _multilabel_frame(n=120, seed=13):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 12))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(12)])
+    frame.insert(0, "L2", (X[:, 1] > 0).astype(int))
+    frame.insert(0, "L1", (X[:, 0] > 0).astype(int))
+    return frame
+
+
+def test_multilabel_targets_stored_as_categories_in_h5ad_obs_train(tmp_path):
+    """0/1 labels kept as categories in .obs (how AnnData stores them) were "neither 0/1 nor numeric"."""
+    anndata = pytest.importorskip("anndata")
+    frame = _multilabel_frame()
+    obs = pd.DataFrame({"L1": pd.Categorical(frame["L1"].to_numpy()),
+                        "L2": pd.Categorical(frame["L2"].astype(str).to_numpy())},
+                       index=[f"c{i}" for i in range(len(frame))])
+    var = pd.DataFrame(index=[f"g{j}" for j in range(12)])
+    anndata.AnnData(X=frame[var.index].to_numpy(np.float32), obs=obs, var=var).write_h5ad(tmp_path / "t.h5ad")
+    res = run(["train", str(tmp_path / "t.h5ad"), "--target", "L1,L2", "--no-group", "--folds", "1", "--hidden", "4",
+               "--epochs", "3", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "task: multilabel" in res.output
+
+
+def test_a_stray_value_among_0_1_targets_is_warned_and_text_labels_named(tmp_path):
+    frame = _multilabel_frame()
+    frame.loc[7, "L2"] = 2
+    frame.to_csv(tmp_path / "stray.csv", index=False)
+    res = run(["train", str(tmp_path / "stray.csv"), "--target", "L1,L2", "--no-group", "--folds", "1", "--hidden",
+               "4", "--epochs", "3", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "the target columns are 0/1 but for 1 cell ('L2' holds 2 at row 8)" in res.output
+    words = _multilabel_frame()
+    words["L1"] = np.where(words["L1"] == 1, "yes", "no")
+    words.to_csv(tmp_path / "yes.csv", index=False)
+    res = run(["train", str(tmp_path / "yes.csv"), "--target", "L1,L2", "--no-group", "-o", str(tmp_path / "y.mlp")])
+    first = words["L1"].iloc[0]
+    assert res.exit_code == 1 and "0/1 or true/false" in res.output and f"('L1' holds '{first}')" in res.output
+
+
+def test_predict_counts_multilabel_positives_in_the_models_label_order(tmp_path):
+    frame = _multilabel_frame()
+    frame = frame.rename(columns={"L1": "ZETA", "L2": "ALPHA"})  # alphabetical order is not the model's
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--target", "ZETA,ALPHA", "--no-group", "--folds", "1", "--hidden",
+               "4", "--epochs", "3", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "p.csv"), "--json"])
+    import json
+
+    doc = json.loads(res.output[res.output.index("{"):])
+    assert list(doc["predicted_counts"]) == ["ZETA", "ALPHA"]
+
+
+def test_tune_leaves_out_a_combination_that_cannot_train_and_still_refuses_a_value_that_never_can(tmp_path):
+    """loss=bce,focal x class_weight=none|balanced on multi-label targets stopped the whole grid (focal takes no
+    per-label class weights); a value that trains in no setting is still an error."""
+    frame = _multilabel_frame(n=80)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    common = ["--target", "L1,L2", "--no-group", "--folds", "2", "--hidden", "4", "--epochs", "2"]
+    res = run(["tune", str(tmp_path / "t.csv"), *common, "--grid", "loss=bce,focal; class_weight=none|balanced"])
+    assert res.exit_code == 0, res.output
+    assert "1 of the 4 settings cannot train on this data and are left out: loss=focal class-weight=balanced" \
+        in res.output
+    res = run(["tune", str(tmp_path / "t.csv"), *common, "--grid", "loss=bce,mse"])
+    assert res.exit_code in (1, 2) and "--grid: the setting loss=mse does not fit the data" in res.output

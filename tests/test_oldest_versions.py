@@ -64,7 +64,7 @@ def test_standard_error_whose_reader_has_gone_ends_the_command_with_141_under_ri
     mlpcli passed on instead of silencing standard error and exiting 141 there (`2>&1 | head`)."""
     from rich.console import Console
 
-    from test_review13_interrupts import test_standard_error_whose_reader_has_gone_ends_the_command_with_141 as ends_with_141
+    from test_standard_streams import test_standard_error_whose_reader_has_gone_ends_the_command_with_141 as ends_with_141
 
     if not hasattr(Console, "on_broken_pipe"):
         pytest.skip("rich before 13.8 itself: test_review13_interrupts.py meets it as it is")

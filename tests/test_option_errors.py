@@ -3,18 +3,25 @@ cannot fit in memory is refused before anything is allocated, with the figure.""
 
 from __future__ import annotations
 
+import json
 import os
-import click
-import pytest
 
-from cli_helpers import assert_clean_error, run
-from mlpcli.cli import all_commands
-from mlpcli.config import TrainOptions, flag_name, option_fields, resolve
-from mlpcli.errors import OptionError
+import click
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mlpcli.cli import all_commands, cli
+from mlpcli.config import TrainOptions, check_unused, flag_name, option_fields, resolve
+from mlpcli.data import class_weights
+from mlpcli.errors import ConfigError, OptionError
+from mlpcli.estimators import MLPClassifier
 from mlpcli.model_selection.fitting import check_memory
 from mlpcli.parallel import available_memory
 from mlpcli.training import FitConfig, fit_memory
-from tables import write_table
+from cli_helpers import assert_clean_error, run, write_tenx
+from tables import SAMPLE, write_table
 
 # How each command that trains is called; ``cv`` and ``tune`` call train's --folds --member-folds.
 TRAINING_COMMANDS = {
@@ -330,3 +337,328 @@ def test_help_names_the_flags_as_the_command_has_them():
     assert "with --folds 1" in " ".join(run(["train", "--help"]).output.split())
     text = " ".join(run(["explain", "--help"]).output.split())
     assert "evaluate reads the true labels there, predict ignores it" not in text
+
+
+# ── 2. non-finite option values are usage errors ─────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("command, option", [
+    ("predict", "--threshold"), ("evaluate", "--threshold"), ("predict", "--max-missing"),
+    ("predict", "--coverage"), ("predict", "--min-confidence"), ("evaluate", "--ood-alpha"),
+    ("explain", "--tol"), ("explain", "--max-missing"),
+])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_option_values_are_usage_errors(tiny, command, option, value):
+    """predict --threshold nan exited 1 (the library's check), explain --tol nan failed the completeness check
+    and --tol inf switched it off."""
+    model, data = tiny["binary"]
+    res = run([command, model, data, option, value])
+    if value == "inf" and option not in ("--tol",):  # a FloatRange bound refuses inf already
+        assert res.exit_code == 2, res.output
+        return
+    assert_clean_error(res, option, code=2)
+    if value == "nan" or option == "--tol":
+        assert "is not a finite number" in res.output
+
+
+@pytest.mark.parametrize("lr, decay", [(0.5, 4.0), (0.1, 10.0)])
+def test_adamw_decay_that_zeroes_or_flips_the_weights_is_refused(lr, decay):
+    """`--lr 0.5 --weight-decay 4` multiplied the weights by 1 - 2 = -1 every step: training ended with exit 0
+    and a model at chance (AUC 0.47)."""
+    with pytest.raises(ConfigError, match=r"--weight-decay .* with --lr .*: AdamW shrinks the weights"):
+        TrainOptions(lr=lr, weight_decay=decay).validate()
+    res = run(["train", "x.csv", "--lr", str(lr), "--weight-decay", str(decay)])
+    assert res.exit_code == 2 and "lr x weight decay" in res.output
+    TrainOptions(lr=lr, weight_decay=decay, optimizer="adam").validate()  # Adam has no decoupled decay
+    TrainOptions(lr=0.01, weight_decay=1.0).validate()  # the defaults' kind of product, 0.01
+
+
+def test_an_auto_learning_rate_is_checked_once_resolved():
+    options = TrainOptions(hidden=[], weight_decay=200.0)  # lr auto: 0.01 for softmax regression -> 2
+    options.validate()
+    with pytest.raises(ConfigError, match="lr x weight decay = 2"):
+        resolve(options, n_train=100, n_features=50)  # the rate depends on the kept width
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--loss", "focal", "--label-smoothing", "0.1"], "--label-smoothing applies to --loss ce only"),
+    (["--loss", "ce", "--pos-weight", "3"], "--pos-weight applies to --loss bce only"),
+    (["--loss", "bce", "--focal-gamma", "1"], "--focal-gamma applies to --loss focal only"),
+])
+def test_options_of_another_loss_are_refused_before_the_data_is_read(args, flag):
+    """An explicit --loss with an option of another loss was refused only once the table had been read (and on
+    a large table, after reading it): the conflict is in the options alone."""
+    res = run(["train", "no_such_table.csv", *args])
+    assert res.exit_code == 2 and flag in res.output, res.output
+
+
+def test_class_weight_pairs_with_another_separator_say_to_use_commas():
+    y = np.array([0, 0, 1, 2])
+    with pytest.raises(ConfigError, match=r"unknown class 'A=1;B' \(pairs are separated by commas"):
+        class_weights(y, 3, "A=1;B=2", ["A", "B", "C"])
+    with pytest.raises(ConfigError, match=r"unknown class 'D'; valid labels: 'A', 'B', 'C'$"):
+        class_weights(y, 3, "D=2", ["A", "B", "C"])
+    assert class_weights(y, 3, "C=4", ["A", "B", "C"]).tolist() == [1.0, 1.0, 4.0]
+
+
+FAST = ["--epochs", "2", "--no-group"]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    df = pd.DataFrame(X, columns=[f"g{j}" for j in range(4)])
+    df["label"] = np.where(X[:, 0] > 0, "A", "B")
+    path = tmp_path_factory.mktemp("options") / "t.csv"
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--no-standardize", "--scaling", "standard"], ["--scaling", "--no-standardize"]),
+    (["--no-standardize", "--scaling", "robust"], ["--scaling", "--no-standardize"]),  # the default, given
+    (["--folds", "3", "--val-size", "0.3"], ["--val-size", "--folds 3", "--folds 1"]),
+    (["--folds", "1", "--val-data", "{table}", "--val-size", "0.3"], ["--val-size", "--val-data"]),
+    (["--hidden", "none", "--dropout", "0.5"], ["--dropout", "--hidden none"]),
+    (["--hidden", "", "--batchnorm"], ["--batchnorm", "--hidden none"]),
+    (["--hidden", "none", "--activation", "tanh"], ["--activation", "--hidden none"]),
+    (["--task", "regression", "--calibrate"], ["--calibrate", "--task regression"]),
+    (["--task", "regression", "--class-weight", "balanced"], ["--class-weight", "--task regression"]),
+    (["--task", "regression", "--class-weight", "None", "--calibrate"], ["--calibrate"]),  # "none" in any case: fine
+    (["--task", "multiclass", "--positive", "A"], ["--positive", "multiclass"]),
+    (["--optimizer", "adam", "--momentum", "0.5"], ["--momentum", "--optimizer sgd"]),
+], ids=["scaling-standard", "scaling-default", "val-size-folds", "val-size-val-data", "dropout", "batchnorm",
+        "activation", "calibrate", "class-weight", "class-weight-none", "positive", "momentum"])
+def test_moot_option_is_a_usage_error_naming_both(table, args, needles):
+    args = [a.replace("{table}", table) for a in args]
+    assert_clean_error(run(["train", table, *FAST, *args]), *needles, code=2)
+
+
+def test_values_that_ask_for_nothing_go_with_no_hidden_layer(table, tmp_path):
+    """--dropout 0 and --no-batchnorm say what softmax regression does anyway: accepted (and so is the
+    default --scaling left unsaid with --no-standardize)."""
+    out = tmp_path / "m.mlp"
+    res = run(["train", table, *FAST, "--folds", "1", "--hidden", "none", "--dropout", "0", "--no-batchnorm",
+               "--no-standardize", "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert out.exists()
+
+
+def test_cv_names_its_member_folds(table):
+    res = run(["cv", table, *FAST, "--folds", "2", "--member-folds", "3", "--val-size", "0.3"])
+    assert_clean_error(res, "--val-size", "--member-folds 3", code=2)
+
+
+def test_val_size_with_folds_auto_says_it_had_no_effect(table, tmp_path):
+    """--folds auto chose an ensemble: --val-size splits nothing, which a note says (it may still apply above
+    20,000 samples, so it is not refused)."""
+    res = run(["train", table, *FAST, "--hidden", "none", "--val-size", "0.3", "--json",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["notes"]
+    assert any(n.startswith("--val-size 0.3 had no effect: --folds auto trained 5") for n in notes), notes
+
+
+def _config(tmp_path, text: str) -> str:
+    path = tmp_path / "c.toml"
+    path.write_text(text + 'epochs = 2\nhidden = "none"\nno-group = true\n')
+    return str(path)
+
+
+def test_flag_makes_config_value_moot_and_it_is_dropped(table, tmp_path):
+    """A lab's config file with scaling, dropout, val-size and momentum; a run with --no-standardize, --hidden
+    none, --folds 2 and --optimizer adam: the flags win, the file's values they make moot are dropped."""
+    cfg = _config(tmp_path, 'scaling = "standard"\ndropout = 0.4\nval-size = 0.3\nmomentum = 0.5\n')
+    res = run(["train", table, "--config", cfg, "--no-standardize", "--hidden", "none", "--folds", "2",
+               "--optimizer", "adam", "-o", str(tmp_path / "m.mlp"), "-q"])
+    assert res.exit_code == 0, res.output
+
+
+def test_config_contradiction_names_the_file_and_its_values(table, tmp_path):
+    cfg = _config(tmp_path, "standardize = false\n")
+    res = run(["train", table, "--config", cfg, "--scaling", "standard"])
+    assert_clean_error(res, "--scaling", "--no-standardize", f"--config {cfg}: standardize = false", code=2)
+
+
+@pytest.mark.parametrize("key, flags, strategy", [
+    # the file's validation table stays with --folds 1, which it needs (it was dropped: a random 20 % split instead)
+    ('val-data = "{table}"', ["--folds", "1"], "explicit validation table"),
+    # --folds 1 in the file stays with --no-refit (it was dropped: a 5-member ensemble instead of one network)
+    ("folds = 1", ["--no-refit"], "StratifiedShuffleSplit"),
+])
+def test_config_value_that_agrees_with_the_flag_is_kept(table, tmp_path, key, flags, strategy):
+    cfg = _config(tmp_path, key.replace("{table}", table) + "\n")
+    res = run(["train", table, "--config", cfg, *flags, "--json", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["split"]["strategy"].startswith(strategy)
+
+
+def test_config_refit_stays_with_folds_flag(table, tmp_path):
+    cfg = _config(tmp_path, "refit = true\n")
+    res = run(["train", table, "--config", cfg, "--folds", "2", "--json", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["fit"]["refit_epochs"] is not None
+
+
+def test_library_rule_and_grids():
+    """The rule is TrainOptions.validate's for the options given; without them (a tuning grid's settings, the
+    estimators) nothing is refused, and a grid is refused only when none of its settings reads the option."""
+    moot = TrainOptions(standardize=False, scaling="standard")
+    moot.validate()
+    with pytest.raises(ConfigError, match="^--scaling: .*--no-standardize"):
+        moot.validate(given={"scaling"})
+    check_unused(moot, {"scaling"}, grid={"standardize": [True, False]})
+    with pytest.raises(ConfigError, match="^--grid: dropout: .*--hidden none"):
+        check_unused(TrainOptions(hidden=[]), (), grid={"dropout": [0.0, 0.3]})
+    check_unused(TrainOptions(hidden=[]), (), grid={"dropout": [0.0]})
+
+
+def test_estimator_grids_over_hidden_and_dropout_still_fit():
+    """scikit-learn's convention: GridSearchCV crosses hidden=() with dropout=0.3; the estimator fits it."""
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(30, 3)), np.array([0, 1] * 15)
+    MLPClassifier(hidden=(), dropout=0.3, batchnorm=True, activation="tanh", epochs=2).fit(X, y)
+
+
+def test_tune_applies_the_same_rules_with_its_grid(tmp_path):
+    """tune refuses an option no setting of its grid reads, and accepts it when some setting does."""
+    from cli_helpers import assert_clean_error, run
+    from tables import write_table
+
+    path = write_table(tmp_path, n_patients=12)
+    assert_clean_error(run(["tune", path, "--no-standardize", "--scaling", "robust", "--grid", "l2=0,1e-4"]),
+                       "--scaling", "--no-standardize", code=2)
+    assert_clean_error(run(["tune", path, "--dropout", "0.2", "--grid", "hidden=none"]), "--dropout", code=2)
+    ok = run(["tune", path, "--dropout", "0.2", "--grid", "hidden=none|8", "--epochs", "2", "--folds", "2", "-q"])
+    assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("A=x", "--class-weight for class 'A' must be a positive number, got 'x'"),
+    ("Basal=-1", "--class-weight for class 'Basal' must be a positive number, got '-1'"),
+    ("garbage", "--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs"),
+    ("=3", "--class-weight expects"),
+    ("Basal=1,Basal=2", "--class-weight gives class 'Basal' twice"),
+])
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_a_malformed_class_weight_is_a_usage_error_before_the_data_is_read(tmp_path, spec, words, command):
+    """Its form needs no data: exit 2 before the table is opened (a table that does not exist shows that the
+    check came first)."""
+    res = CliRunner().invoke(cli, [command, str(tmp_path / "absent.csv"), "--class-weight", spec])
+    assert res.exit_code == 2, res.output
+    assert words in res.output and "absent.csv" not in res.output
+
+
+def test_an_unknown_class_in_class_weight_still_needs_the_data(tmp_path):
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "--class-weight", "Z=2", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1
+    assert "--class-weight names unknown class 'Z'; valid labels: 'Basal', 'HER2', 'LumA', 'LumB'" in res.output
+    assert not (tmp_path / "m.mlp").exists()
+
+
+def test_a_malformed_class_weight_in_a_tune_grid_is_a_usage_error(tmp_path):
+    res = CliRunner().invoke(cli, ["tune", str(tmp_path / "absent.csv"), "--grid", "class-weight=none|A=-1"])
+    assert res.exit_code == 2, res.output
+    assert "must be a positive number, got '-1'" in res.output and "does not fit the data" not in res.output
+
+
+def test_an_option_that_does_not_apply_to_the_input_is_a_usage_error_whatever_the_input(tmp_path, model):
+    """--layer on a CSV was exit 2, on a 10x directory exit 1; --features-in-rows on an .h5ad exit 1 in train and 2
+    in predict; --feature-types on a table exit 1. Each is a usage error, exit 2, named."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    genes = [f"G{j}" for j in range(5)]
+    write_tenx(tmp_path / "tenx", genes, cells=8)
+    sheet = tmp_path / "sheet.csv"
+    pd.DataFrame({"sample_id": [f"AAAC{i}-1" for i in range(8)], "label": ["a", "b"] * 4}).to_csv(sheet, index=False)
+    cells = ad.AnnData(sp.random(8, 5, density=0.5, format="csr", random_state=0, dtype=np.float32),
+                       obs=pd.DataFrame({"label": ["a", "b"] * 4}, index=[f"c{i}" for i in range(8)]),
+                       var=pd.DataFrame(index=genes))
+    cells.write_h5ad(tmp_path / "cells.h5ad")
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"G0": range(8), "G1": range(8), "label": ["a", "b"] * 4}).to_csv(table, index=False)
+    out = ["-o", str(tmp_path / "x.mlp")]
+    cases = [
+        (["train", str(tmp_path / "tenx"), "--samples", str(sheet), "--layer", "counts", *out], "--layer"),
+        (["train", str(tmp_path / "tenx"), "--samples", str(sheet), "--raw", *out], "--raw"),
+        (["train", str(tmp_path / "tenx"), "--samples", str(sheet), "--features-in-rows", *out], "--features-in-rows"),
+        (["train", str(table), "--feature-types", "Gene Expression", *out], "--feature-types"),
+        (["train", str(tmp_path / "cells.h5ad"), "--features-in-rows", *out], "--features-in-rows"),
+        (["predict", model, str(tmp_path / "cells.h5ad"), "--features-in-rows", "-o", str(tmp_path / "p.csv")],
+         "--features-in-rows"),
+    ]
+    for args, flag in cases:
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert flag in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.mlp").exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_an_empty_file_name_says_so(three_classes):
+    d, _ = three_classes
+    assert_clean_error(run(["info", ""]), "model file not found: the name given is empty ('')")
+    assert_clean_error(run(["predict", str(d / "m.mlp"), "", "-o", "-"]), "table file not found: the name given is empty")
+    assert_clean_error(run(["train", ""]), "table file not found: the name given is empty")
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "{t}", "-o", ""], ["train", "{t}", "--history", ""], ["train", "{t}", "--oof", " "],
+    ["cv", "{t}", "--oof", ""], ["tune", "{t}", "--grid", "lr=1e-3", "--results", ""],
+    ["tune", "{t}", "--grid", "lr=1e-3", "--refit", "-o", ""], ["diagnose", "{m}", "--plot", ""],
+    ["train", "{t}", "--config", ""],
+], ids=lambda a: " ".join(a[:1] + a[-2:-1]))
+def test_an_empty_output_name_is_a_usage_error(small, tmp_path, args):
+    """--history "$H" and --oof "$O" with the variable unset wrote nothing and said nothing (exit 0); -o '' said
+    "is a directory" (exit 1)."""
+    args = [a.format(t=small / "t.csv", m=small / "m.mlp") for a in args]
+    res = run(args + ["--epochs", "1"] if args[0] in ("train", "cv", "tune") else args)
+    assert res.exit_code == 2, res.output
+    assert "an empty file name" in res.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "explain"])
+@pytest.mark.parametrize("flag", ["--group", "--id", "--batch"])
+def test_an_empty_column_name_is_a_usage_error(small, command, flag):
+    """predict, evaluate and explain said "--group column '' not found" (exit 1) where train says what it is."""
+    res = run([command, str(small / "m.mlp"), str(small / "t.csv"), flag, ""])
+    assert res.exit_code == 2, res.output
+    assert "an empty value (an unset shell variable?)" in res.output.splitlines()[-1]
+
+
+def test_diagnose_an_empty_name(small):
+    res = run(["diagnose", ""])
+    assert res.exit_code == 1 and "the name given is empty" in res.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_huge_chunk_budget_is_a_usage_error(small, command):
+    """--chunk-mb 1e308 was "internal error (OverflowError ...)" once counted in bytes."""
+    res = run([command, str(small / "m.mlp"), str(small / "t.csv"), "--chunk-mb", "1e308"])
+    assert res.exit_code == 2 and "--chunk-mb" in res.output
+    assert run([command, str(small / "m.mlp"), str(small / "t.csv"), "--chunk-mb", "1e6"]).exit_code == 0
+
+
+def test_regression_refuses_class_options_as_usage_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 4)), columns=list("abcd")).assign(label=rng.normal(size=60))
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    for args in (["--class-weight", "balanced"], ["--positive", "1"]):
+        res = run(["train", str(tmp_path / "r.csv"), "--no-group", "--epochs", "1", *args, "-o", str(tmp_path / "m.mlp")])
+        assert res.exit_code == 2 and args[0] in res.output.splitlines()[-1], res.output
+
+
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_an_empty_target_is_a_usage_error(small, command):
+    res = run([command, str(small / "m.mlp"), str(small / "t.csv"), "--target", ""])
+    assert res.exit_code == 2 and "an empty value" in res.output.splitlines()[-1]
+
+
+def test_an_empty_data_name_beside_a_model_file(tmp_path, monkeypatch):
+    """`mlpcli train "$DATA"` (unset) in a directory holding model.mlp said "--out model.mlp is also the input DATA's
+    model.mlp": the empty name resolved to the directory, whose files were taken for a 10x input's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.mlp").write_bytes(b"x")
+    res = run(["train", ""])
+    assert res.exit_code == 1 and "table file not found: the name given is empty" in res.output.splitlines()[-1]

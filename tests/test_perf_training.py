@@ -120,3 +120,81 @@ def test_large_copies_train_the_members_here_and_the_model_is_byte_identical(mon
         paths.append(tmp_path / f"{name}.mlp")
         model_io.save(fitted.model, paths[-1])
     assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def _children(pid: int) -> list[int]:
+    import os
+
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc (Linux)")
+def test_workers_end_when_the_command_is_killed_outright():
+    """The command SIGKILLed (the out-of-memory killer) or crashed in BLAS while members trained in worker
+    processes: the workers, which ignore the stop signals, stayed alive for good, one blocked writing its result."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "sample_data" / "tumour_subtypes.csv.gz"
+    proc = subprocess.Popen([sys.executable, "-m", "mlpcli", "train", str(sample), "--n-jobs", "2", "--epochs",
+                             "400", "--patience", "400", "-o", os.devnull, "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the members are training
+        workers = _children(proc.pid)
+        assert len(workers) >= 2 and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_without_worker_processes_the_fits_run_here_with_one_warning(tmp_path):
+    """JOBLIB_MULTIPROCESSING=0, or a read-only /dev/shm: joblib fell back to threads with a raw UserWarning, then
+    refused the BLAS cap ("internal error (AssertionError: ThreadingBackend does not accept ...)") — in `train`
+    without --n-jobs too."""
+    import os
+    import subprocess
+    import sys
+
+    make_table("multiclass", n_patients=30).to_csv(tmp_path / "t.csv", index=False)
+    env = {**os.environ, "JOBLIB_MULTIPROCESSING": "0"}
+    for args in (["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp"), "--n-jobs", "2"],
+                 ["cv", str(tmp_path / "t.csv"), "--folds", "2", "--n-jobs", "2"]):
+        r = subprocess.run([sys.executable, "-m", "mlpcli", *args, "--hidden", "4", "--epochs", "3", "-q"], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "worker processes cannot be started here (JOBLIB_MULTIPROCESSING=0" in r.stderr
+        assert "UserWarning" not in r.stderr and "Traceback" not in r.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_score, recall_score
 
@@ -77,3 +78,16 @@ def test_cv_scores_the_chosen_positive_class(tmp_path):
     assert doc["classes"] == ["ctrl", "case"]
     assert "positive class case" in run(["cv", data, "--positive", "case", "--folds", "2", "--epochs", "3",
                                          "--hidden", ""]).stdout
+
+
+def test_a_class_named_none_can_be_the_positive_class(tmp_path):
+    """--positive None was read as "not given" (the option's none words), so the class 'None' could never be positive."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 3))
+    frame = pd.DataFrame(X, columns=["g0", "g1", "g2"]).assign(label=np.where(X[:, 0] > 0, "None", "Response"))
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    res = run(["train", str(tmp_path / "r.csv"), "--positive", "None", "--no-group", "--epochs", "1", "--folds", "1",
+               "-o", str(tmp_path / "r.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(run(["info", str(tmp_path / "r.mlp"), "--json"]).output)
+    assert info["positive_class"] == "None"

@@ -632,3 +632,27 @@ def test_a_failed_write_closes_the_prediction_frames(tmp_path):
     assert stream.closed
     ok = Frames()
     assert write_predictions(ok, str(tmp_path / "out.csv")) == 1 and not ok.closed  # the caller closes it
+
+
+def test_csv_output_needs_no_quoting_header_option(tmp_path, monkeypatch):
+    """`predict -o x.csv` writes its header itself, as pandas would (quoted only where a name needs it), so it works
+    with a pyarrow whose csv.WriteOptions lacks quoting_header (before pyarrow 22; pyproject allows 14)."""
+    import pyarrow.csv as pacsv
+
+    from mlpcli.predict import output as output_mod
+
+    real = pacsv.WriteOptions
+
+    def old_write_options(**kwargs):
+        if "quoting_header" in kwargs:
+            raise TypeError("__init__() got an unexpected keyword argument 'quoting_header'")
+        return real(**kwargs)
+
+    monkeypatch.setattr(pacsv, "WriteOptions", old_write_options)
+    frames = [pd.DataFrame({"sample_id": ["s1", "s2"], "label": ["a", "b"], "p,a": [0.25, 0.5]}),
+              pd.DataFrame({"sample_id": ["s3"], "label": ["b"], "p,a": [0.75]})]
+    for sep in (",", "\t"):
+        buf = io.BytesIO()
+        assert output_mod._write_text(iter(frames), buf, sep, None) == 3
+        expected = pd.concat(frames).to_csv(sep=sep, index=False, lineterminator="\n")
+        assert buf.getvalue().decode() == expected

@@ -5,18 +5,17 @@ never trip it."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from cli_helpers import assert_clean_error, run
 from mlpcli import data
 from mlpcli.config import TrainOptions
 from mlpcli.engine import MLP
 from mlpcli.errors import ConfigError, TrainingError
 from mlpcli.model_selection.fitting import fit_run
 from mlpcli.model_selection.splits import holdout
-from mlpcli.training import (
-    BLOWUP_FACTOR, DIVERGENCE_EPOCHS, DIVERGENCE_FACTOR, DivergenceCheck, FitConfig, no_skill_loss,
-)
+from mlpcli.training import BLOWUP_FACTOR, DIVERGENCE_EPOCHS, DIVERGENCE_FACTOR, DivergenceCheck, FitConfig, no_skill_loss
+from cli_helpers import assert_clean_error, run
 from tables import make_table, write_table
 
 TARGETS = {"multilabel": ["lab0", "lab1", "lab2"]}
@@ -188,3 +187,46 @@ def test_cv_and_learning_curve_report_it_too(tmp_path):
     res = run(["diagnose", "--learning-curve", table, "--fractions", "0.5,1", "--lr", "1e6", "--optimizer", "adam",
                "--epochs", "20", "--hidden", "8"])
     assert_clean_error(res, "training diverged", "--lr")
+
+
+def test_a_divergence_from_an_extreme_penalty_names_the_penalty(small):
+    """"training diverged ...; lower --lr (now 0.003), or set --clip-norm" for a loss overflowed by --l1 1e308."""
+    res = run(["train", str(small / "t.csv"), "--no-group", "--epochs", "2", "--hidden", "4", "--l1", "1e308",
+               "-o", str(small / "x.mlp")])
+    assert res.exit_code == 1
+    assert "lower --l1 (now 1e+308), far beyond usual values" in res.output.splitlines()[-1]
+    res = run(["train", str(small / "t.csv"), "--no-group", "--epochs", "2", "--pos-weight", "1e308",
+               "-o", str(small / "x.mlp")])
+    assert res.exit_code == 2 and "--pos-weight" in res.output.splitlines()[-1]
+
+
+def test_a_diverged_run_writes_its_history_for_diagnose(tmp_path):
+    """The run that most needs `diagnose` wrote nothing: a divergence left no --history."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 30))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(30)])
+    frame.insert(0, "label", np.where(X[:, 0] > 0, "a", "b"))
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    history = tmp_path / "h.csv"
+    res = run(["train", str(path), "--no-group", "--folds", "1", "--hidden", "64", "--optimizer", "sgd", "--lr", "5",
+               "--epochs", "40", "--history", str(history), "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "training diverged" in res.output, res.output
+    assert not (tmp_path / "m.mlp").exists() and history.exists()
+    rows = pd.read_csv(history)
+    assert len(rows) >= 1 and f"the {len(rows)} epochs before it are in {history}" in res.output
+    assert run(["diagnose", str(history)]).exit_code in (0, 1)  # readable: a verdict, or a one-line reason
+
+
+def test_an_ensemble_divergence_names_the_member_and_numbers_its_history(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 30))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(30)])
+    frame.insert(0, "label", np.where(X[:, 0] > 0, "a", "b"))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    history = tmp_path / "h.csv"
+    res = run(["train", str(tmp_path / "t.csv"), "--no-group", "--folds", "3", "--hidden", "64", "--optimizer", "sgd",
+               "--lr", "5", "--epochs", "40", "--n-jobs", "1", "--history", str(history), "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and "Error: member 1: training diverged" in res.output, res.output
+    rows = pd.read_csv(history)
+    assert list(rows.columns[:2]) == ["member", "epoch"] and set(rows["member"]) == {1}

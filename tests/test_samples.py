@@ -418,3 +418,29 @@ def test_ids_differing_only_in_surrounding_spaces_are_a_duplicate_not_one_shared
             res = run([command[0], str(model_path), *args, "--samples", sheet, *command[1:]])
             assert_clean_error(res, *both)
             assert not os.path.exists(command[2])
+
+
+def test_one_coincidental_prefix_is_not_taken_for_a_pattern():
+    from mlpcli.data.samples import _one_holds_other
+
+    ours = ["S10", "S11", "S12", "S13"]
+    assert _one_holds_other(ours, np.array(["S100", "T1", "T2"], dtype=object)) is None
+    assert _one_holds_other(ours, np.array([f"x_{s}" for s in ours], dtype=object)) == ("S10", "x_S10")
+
+
+def test_predict_says_once_that_a_sheets_target_is_ignored(tmp_path):
+    """predict with --samples noted both "ignored the target column 'label' (not needed to predict)" and "--samples
+    ...: ignored 1 column that takes no role: 'label' (... --target ... to use one)"."""
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(40)]
+    matrix = pd.DataFrame(rng.normal(size=(6, 40)), index=[f"G{j}" for j in range(6)], columns=ids)
+    matrix.index.name = "gene"
+    matrix.to_csv(tmp_path / "m.csv")
+    pd.DataFrame({"sample_id": ids, "label": ["ab"[i % 2] for i in range(40)]}).to_csv(tmp_path / "s.csv", index=False)
+    sheet = ["--features-in-rows", "--samples", str(tmp_path / "s.csv")]
+    model = tmp_path / "x.mlp"
+    assert run(["train", str(tmp_path / "m.csv"), *sheet, "--no-group", "--epochs", "1", "--folds", "1", "-q",
+                "-o", str(model)]).exit_code == 0
+    res = run(["predict", str(model), str(tmp_path / "m.csv"), *sheet, "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert "ignored the target column 'label'" in res.output and "no role: 'label'" not in res.output

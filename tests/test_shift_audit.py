@@ -11,16 +11,17 @@ patients; with fewer than 5 patients it still runs the mean test, at a bar raise
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import model_io
-from mlpcli import predict as lib
+from mlpcli import model_io, predict as lib
 from mlpcli.config import TrainOptions
 from mlpcli.pipeline import train
-from cli_helpers import run
+from cli_helpers import assert_clean_error, run
+from tables import _features, make_table
 
 D = 40  # features
 
@@ -112,3 +113,222 @@ def test_patients_are_counted_only_as_far_as_the_tests_need():
         counter.add(np.array([f"P{i}" for i in range(start, start + 4096)], dtype=object))
     assert GROUP_COUNT_CAP <= counter.count < GROUP_COUNT_CAP + 4096 and len(counter.keys) < GROUP_COUNT_CAP + 4096
     assert _GroupCount().add(np.array(["a", "a", "NA", "b"], dtype=object)).count == 3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("review13_predict")
+    table = make_table("multiclass", n_patients=40, per_patient=2, n_features=8, seed=2)
+    path = root / "train.csv"
+    table.to_csv(path, index=False)
+    model = root / "m.mlp"
+    res = run(["train", str(path), "--folds", "1", "--epochs", "3", "--hidden", "4", "-q", "-o", str(model)])
+    assert res.exit_code == 0, res.output
+    cohort = make_table("multiclass", n_patients=30, per_patient=2, n_features=8, seed=5)
+    return str(model), cohort
+
+
+def test_fail_on_shift_writes_the_shift_report_and_says_where(trained, tmp_path):
+    """--fail-on-shift stopped before the shift report was written: the one file that shows why it failed
+    was missing. The report is written, the predictions are not, and the error names the report."""
+    model, cohort = trained
+    shifted = cohort.copy()
+    features = [c for c in cohort.columns if c.startswith("f")]
+    shifted[features] = shifted[features] * 10 + 30
+    data, out, report = tmp_path / "shifted.csv", tmp_path / "p.csv", tmp_path / "shift.csv"
+    shifted.to_csv(data, index=False)
+    res = run(["predict", model, str(data), "-o", str(out), "--fail-on-shift", "--shift-report", str(report)])
+    assert_clean_error(res, "reaches --fail-on-shift mild", "no predictions written",
+                       f"the shift report is in {report}")
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    frame = pd.read_csv(report)
+    assert sorted(frame["feature"]) == sorted(features) and frame["mean_shifted"].any()
+    # without --shift-report, the error says how to get it
+    res = run(["predict", model, str(data), "-o", str(out), "--fail-on-shift", "shift"])
+    assert_clean_error(res, "--shift-report FILE")
+
+
+def test_fail_on_shift_fails_on_features_the_cohort_did_not_measure(trained, tmp_path):
+    """Features at 0 in every sample though never 0 in training drew a warning, yet --fail-on-shift let the
+    run pass with exit 0 and the summary said 'cohort shift none'."""
+    model, cohort = trained
+    zeroed = cohort.copy()
+    zeroed[["f06", "f07"]] = 0.0  # the noise features: the means test alone stays quiet
+    data, out = tmp_path / "zeroed.csv", tmp_path / "p.csv"
+    zeroed.to_csv(data, index=False)
+    plain = run(["predict", model, str(data), "-o", str(out)])
+    assert plain.exit_code == 0 and "2 features 0 in every sample" in plain.output, plain.output
+    out.unlink()
+    res = run(["predict", model, str(data), "-o", str(out), "--fail-on-shift", "shift"])
+    assert_clean_error(res, "2 features are 0 in every one of the 30 patients", "f06, f07", "--fill-missing mean")
+    assert not out.exists()
+
+
+def test_ood_floor_warning_counts_the_two_parts(trained, tmp_path):
+    """A one-network model whose held-out rows are too few to reach --ood-alpha: the warning says so, and the
+    note no longer promises 'about 1 %' flagged when none can be."""
+    model, cohort = trained
+    data = tmp_path / "c.csv"
+    cohort.to_csv(data, index=False)
+    res = run(["predict", model, str(data), "--ood", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert "smallest p-value is 1/" in res.output and "none can be flagged at this level" in res.output
+
+
+def test_abstention_note_says_when_both_reasons_overlap(trained, tmp_path):
+    """'56 of 168 unassigned (10 below --min-confidence; 56 with an empty set)': the reasons' counts did not
+    add up; the note counts the samples abstained for both."""
+    model, cohort = trained
+    data, out = tmp_path / "c.csv", tmp_path / "p.csv"
+    cohort.to_csv(data, index=False)
+    res = run(["predict", model, str(data), "--coverage", "0.3", "--conformal-score", "lac", "--abstain-on-empty-set",
+               "--min-confidence", "0.6", "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    trust = json.loads(res.stdout)["trust"]
+    frame = pd.read_csv(out)
+    assert trust["abstained"] == int((frame["pred_label"] == "unassigned").sum())
+    both = trust["abstained_for_both"]
+    assert trust["low_confidence"] + trust["empty_set_abstained"] - both == trust["abstained"]
+    assert both > 0 and f"{both} of them both" in " ".join(json.loads(res.stdout)["notes"])
+
+
+def test_a_table_without_the_id_column_is_told_how_to_keep_its_ids(trained, tmp_path):
+    """Ids under another column name were dropped silently as 'a column the model does not use', and the
+    predictions were numbered by row: the note now says so and names --id."""
+    model, cohort = trained
+    data, out = tmp_path / "c.csv", tmp_path / "p.csv"
+    cohort.rename(columns={"sample_id": "barcode"}).to_csv(data, index=False)
+    res = run(["predict", model, str(data), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "'barcode'" in res.output and "rows are numbered: --id COLUMN" in res.output
+    assert list(pd.read_csv(out).columns)[0] == "row"
+    assert run(["predict", model, str(data), "-o", str(out), "--id", "barcode", "-q"]).exit_code == 0
+    assert list(pd.read_csv(out)["barcode"][:2]) == ["S0000", "S0001"]
+
+
+def test_fail_on_shift_says_when_it_could_not_judge(trained, tmp_path):
+    """One sample passed --fail-on-shift unjudged (the check needs 5 rows) with only a note under --quiet's
+    silence: a pipeline gate that did not run now warns."""
+    model, cohort = trained
+    data, out = tmp_path / "one.csv", tmp_path / "p.csv"
+    cohort.iloc[:1].to_csv(data, index=False)
+    res = run(["predict", model, str(data), "-o", str(out), "--fail-on-shift", "-q"])
+    assert res.exit_code == 0 and out.exists()
+    assert "--fail-on-shift could not judge this table" in res.stderr and "it has 1" in res.stderr
+
+
+def test_a_batch_offset_on_values_with_negatives_is_not_called_raw_counts(three_classes):
+    """The table's features are Gaussian (negative values): +1.5 on every gene is an offset, not counts."""
+    d, df = three_classes
+    shifted = df.copy()
+    feats = [c for c in df.columns if c.startswith("f")]
+    shifted[feats] += 1.5
+    shifted.to_csv(d / "offset.csv", index=False)
+    r = run(["predict", str(d / "m.mlp"), str(d / "offset.csv"), "-o", str(d / "p.csv")])
+    assert r.exit_code == 0, r.output
+    assert "higher than in training" in r.output and "carries a batch offset" in r.output
+    assert "raw counts" not in r.output
+
+
+def test_the_spread_test_measures_sds_before_robust_scalings_clip(three_classes, tmp_path):
+    """Robust scaling's smooth clip squeezes a wider spread: a cohort whose genes' SDs had doubled (x2.5) read as
+    x1.7 (x2.0) after it and passed the 2x test. The ratio is now of the SDs before the clip, and the report's SDs
+    on the features' own scale are the table's."""
+    d, df = three_classes
+    cohort = make_table("multiclass", n_patients=60, seed=11)
+    wide = _features(cohort)[:4]  # a third of the 12 features
+    cohort[wide] = cohort[wide] * 2.5
+    cohort.to_csv(tmp_path / "wide.csv", index=False)
+    r = run(["predict", str(d / "m.mlp"), str(tmp_path / "wide.csv"), "-o", str(tmp_path / "p.csv"),
+             "--shift-report", str(tmp_path / "shift.csv")])
+    assert r.exit_code == 0, r.output
+    assert "have an SD over 2x larger or smaller than in training" in r.output
+    import pandas as pd
+
+    report = pd.read_csv(tmp_path / "shift.csv").set_index("feature")
+    feats = _features(df)
+    truth = cohort[feats].std(ddof=0) / df[feats].std(ddof=0)
+    assert np.allclose(report.loc[feats, "sd_ratio"], truth[feats], rtol=0.05)
+    assert np.allclose(report.loc[feats, "new_sd"], cohort[feats].std(ddof=0), rtol=1e-5)  # from float32 inputs
+    assert report.loc[wide, "spread_shifted"].all() and not report.loc[feats[4:], "spread_shifted"].any()
+
+
+def test_a_model_keeps_its_training_sds_before_the_clip_dense_and_sparse(three_classes):
+    import scipy.sparse as sp
+
+    from mlpcli.data import PreprocessConfig, Preprocessor
+
+    _, df = three_classes
+    X = np.abs(df[_features(df)].to_numpy()) * (np.arange(len(df))[:, None] % 3 > 0)  # a third of the rows 0
+    for matrix in (X, sp.csr_matrix(X)):
+        pre = Preprocessor(PreprocessConfig(scaling="robust"))
+        pre.fit(matrix, _features(df))
+        assert np.allclose(pre.train_sd_unclipped_, X.std(axis=0) / pre.scale_, rtol=1e-9)
+        assert np.all(pre.train_sd_unclipped_ > pre.train_sd_)  # the clip squeezed every one
+    plain = Preprocessor(PreprocessConfig(scaling="standard")).fit(X, _features(df))
+    assert plain.train_sd_unclipped_ is None
+
+
+def test_a_model_from_before_format_11_judges_spread_after_the_clip(three_classes, tmp_path):
+    from mlpcli import model_io
+    from model_files import rewrite_model
+
+    d, df = three_classes
+    old = rewrite_model(d / "m.mlp", tmp_path / "v10.mlp", lambda m: m.update(format_version=10), lambda a: a)
+    model = model_io.load(old)
+    assert model.preprocessor.train_sd_unclipped_ is None
+    r = run(["predict", old, str(d / "train.csv"), "-o", str(tmp_path / "p.csv"), "--shift-report",
+             str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    report = pd.read_csv(tmp_path / "s.csv")
+    assert np.allclose(report["sd_ratio"], report["new_sd_scaled"] / report["train_sd_scaled"])
+
+
+def test_the_sds_before_the_clip_are_sampled_over_the_whole_of_a_sorted_table(three_classes):
+    """Past the first rows the SDs before the clip come from every 16th row, weighted: a table sorted so that its
+    wide half comes last still gives the SDs of all its rows."""
+    from mlpcli import model_io
+    from mlpcli.predict.shift import UNCLIPPED_EVERY_ROW, shift_report
+
+    d, df = three_classes
+    model = model_io.load(d / "m.mlp")
+    rng = np.random.default_rng(5)
+    base = df[_features(df)].to_numpy()
+    rows = base[rng.integers(0, len(base), 3 * UNCLIPPED_EVERY_ROW)]
+    rows[len(rows) // 2:] = rows[len(rows) // 2:] * 3.0 - 2.0 * rows.mean(axis=0)  # the later half wider
+    report = shift_report(model, rows.astype(np.float32))
+    truth = rows.std(axis=0) / base.std(axis=0)  # ~2.2; the first rows alone would give ~1
+    assert np.allclose(report.sd_ratio, truth, rtol=0.1)  # 2,048 rows and 256 of the other 4,096
+    assert abs(report.sd_ratio.mean() / truth.mean() - 1) < 0.03
+
+
+def test_a_gene_far_out_in_training_and_cohort_alike_is_not_called_spread(tmp_path):
+    """The same 1e12 outlier in 10 genes of both cohorts: the clip's inverse gave inf for the cohort's and the
+    training SD was exact, so 20 % of genes read as spread-shifted and --fail-on-shift refused the predictions.
+    Both sides now hold values within ±100 scales."""
+    import pandas as pd
+
+    frames = []
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 2, 400)
+        X = rng.normal(0, 1, (400, 50))
+        X[:, :5] += y[:, None]
+        X[3, :10] = 1e12
+        df = pd.DataFrame(X, columns=[f"g{j}" for j in range(50)])
+        df.insert(0, "label", np.where(y, "pos", "neg"))
+        df.insert(0, "patient_id", [f"{seed}_{i}" for i in range(400)])
+        frames.append(df)
+    frames[0].to_csv(tmp_path / "train.csv", index=False)
+    frames[1].to_csv(tmp_path / "new.csv", index=False)
+    assert run(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m.mlp"), "--folds", "2", "--epochs", "5",
+                "-q"]).exit_code == 0
+    r = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "-o", str(tmp_path / "p.csv"),
+             "--fail-on-shift", "shift", "--shift-report", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    report = pd.read_csv(tmp_path / "s.csv")
+    assert not report["spread_shifted"].any() and np.isfinite(report["sd_ratio"]).all()

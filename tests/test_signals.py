@@ -14,17 +14,21 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import tempfile
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from click.testing import CliRunner
 
-from cli_helpers import run
 from mlpcli import model_io
-from tables import make_table
+from mlpcli.cli import cli
+from cli_helpers import run
+from tables import SAMPLE, make_table
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -505,7 +509,6 @@ def test_no_more_worker_processes_than_tasks():
     assert run_tasks([(_pid, ())], Plan(n_jobs=8)) == [os.getpid()]  # one task: here, no worker at all
 
 
-
 # ── a stop signal at an awkward moment ───────────────────────────────────────────────────────────────────
 # `python -m signal_at MOMENT predict ...` runs `python -m mlpcli predict ...` (runpy, as the interpreter
 # does) with an audit hook that sends the process SIGINT at MOMENT, while predict writes its output: at
@@ -701,3 +704,113 @@ def test_a_stop_before_the_second_member_trains_keeps_the_first(tmp_path, table)
     model = model_io.load(tmp_path / "m.mlp")
     assert model.fit["interrupted"] and len(model.members) == 1
     _assert_no_temporaries(tmp_path)
+
+
+def _slow_task(k):
+    import time
+
+    time.sleep(0.3)
+    return k
+
+
+def test_a_run_stopped_early_keeps_joblibs_cancellation_warning_to_itself():
+    """Ctrl-C during fits side by side: the tasks joblib cancels are not announced on stderr (its "N tasks have
+    been successfully executed but not used ... cancelled" warning came when the generator was collected, after
+    the filter that silences it)."""
+    import gc
+
+    from mlpcli import parallel
+
+    def stop(done, total):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = parallel.run([(_slow_task, (k,)) for k in range(8)], parallel.Plan(n_jobs=2), progress=stop,
+                           keep_partial=True)
+        gc.collect()
+    assert out.count(None) >= 5 and sum(r is not None for r in out) >= 1
+    assert not [w for w in caught if "cancelled" in str(w.message)]
+
+
+def test_a_stop_signal_after_the_last_exit_handler_is_ignored():
+    """CPython puts the default handlers back after the exit handlers: a Ctrl-C in those last moments killed the
+    process without a word (exit -2) though its work was done and written. The console script's last exit handler
+    now ignores the stop signals: a signal sent after it leaves the command's own exit code."""
+    code = ("import atexit, os, signal, sys\n"
+            "from mlpcli import _entry\n"
+            "sys.argv = ['mlpcli', '--version']\n"
+            "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), os.kill(os.getpid(), signal.SIGTERM),"
+            " print('after the signals', flush=True)))\n"  # registered before main's handler: runs after it
+            "_entry.main()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, (res.returncode, res.stderr)
+    assert "after the signals" in res.stdout and "Interrupted" not in res.stderr
+
+
+def test_a_stop_signal_during_the_exit_handlers_still_ends_with_its_code():
+    """Before the last handler the console script's own handler is in force: one line, 128 + the signal."""
+    code = ("import atexit, os, signal, sys, time\n"
+            "from mlpcli import _entry\n"
+            "sys.argv = ['mlpcli', '--version']\n"
+            "orig = _entry.main\n"
+            "def main():\n"
+            "    try:\n"
+            "        orig()\n"
+            "    finally:\n"
+            "        atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(5)))\n"
+            "main()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 143, (res.returncode, res.stderr)
+    assert res.stderr.strip().endswith("Interrupted by SIGTERM.")
+
+
+def test_a_stop_signal_while_the_summary_is_printed_says_the_model_is_written(tmp_path):
+    """SIGTERM after the model, --history and --oof were written but while the summary was printed ended in a bare
+    "Interrupted by SIGTERM." (exit 143), which a job log reads as "no model"; now the signal waits for the
+    summary and the last line says the complete model is written."""
+    model = tmp_path / "m.mlp"
+    code = ("import os, signal, sys\n"
+            "import mlpcli.cli.train as t\n"
+            "shown = t._summary_table\n"
+            "def summary(*a, **k):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)  # the job's time limit, as the summary is drawn\n"
+            "    return shown(*a, **k)\n"
+            "t._summary_table = summary\n"
+            "from mlpcli import _entry\n"
+            f"sys.argv = ['mlpcli', 'train', {SAMPLE!r}, '--folds', '1', '--epochs', '2', '--hidden', 'none',\n"
+            f"            '-o', {str(model)!r}, '--history', {str(tmp_path / 'h.csv')!r}]\n"
+            "_entry.main()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 143, res.stderr
+    assert "stopped once training was over; the complete model is written to" in res.stderr
+    assert "Training summary" in res.stdout  # the summary was finished first
+    assert model.exists() and (tmp_path / "h.csv").exists()
+
+
+def test_an_interrupted_ensembles_split_is_what_its_kept_members_held_out(tmp_path, monkeypatch):
+    """Interrupted after its first member, the model's split (`train --json`'s `split`, `info`) said every sample was
+    held out (the planned folds' 611 of 611) where the kept member held out one fold, as the interval, the summary
+    and --oof said."""
+    from mlpcli import cli as cli_mod, model_io
+
+    original = cli_mod._Progress.__call__
+
+    def interrupt(self, row):  # in the first member's third epoch
+        original(self, row)
+        if row.get("epoch") == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt)
+    oof, out = tmp_path / "oof.csv", tmp_path / "m.mlp"
+    res = CliRunner().invoke(cli, ["train", SAMPLE, "-o", str(out), "--hidden", "none", "--epochs", "20",
+                                   "--n-jobs", "1", "--oof", str(oof)])
+    assert res.exit_code == 130, res.output
+    model = model_io.load(out)
+    assert len(model.members) == 1
+    held = pd.read_csv(oof)
+    assert model.split["n_val"] == len(held) < 611
+    assert model.split["n_train"] == 611 - len(held)
+    assert model.split["n_groups_val"] == held["patient_id"].nunique()
+    assert sum(model.split["class_counts_val"].values()) == len(held)

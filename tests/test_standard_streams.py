@@ -3,15 +3,23 @@ no result silently lost, no note mixed into a result, no internal error."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import resource
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tables import make_table
+from mlpcli import fileio
+from mlpcli.cli._common import stderr_console
+from mlpcli.errors import OutputError
+from mlpcli.fileio import WholeWrites, write_whole
+from cli_helpers import assert_clean_error, run
+from tables import SAMPLE, make_table, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -242,3 +250,311 @@ def test_json_documents_keep_warnings_on_stderr_too(tmp_path):
         doc = json.loads(res.stdout)
         assert any("constant" in w for w in doc["warnings"]), args[0]
         assert "constant on the training rows" in res.stderr, (args[0], res.stderr)
+
+
+def _closed_pipe() -> int:
+    """The write end of a pipe whose reader has gone (as after `| head` ended)."""
+    r, w = os.pipe()
+    os.close(r)
+    return w
+
+
+# ── a reader that has gone ───────────────────────────────────────────────────────────────────────────────
+
+
+def test_writing_into_a_pipe_whose_reader_has_gone_is_a_broken_pipe_not_an_error():
+    """`train -o - | head -c 100` ended with "Error: cannot write /dev/stdout: broken pipe", exit 1, where every
+    other writer to standard output ends as a shell tool does, exit 141: the BrokenPipeError now reaches the
+    command line's handler as it is."""
+    w = _closed_pipe()
+    try:
+        with pytest.raises(BrokenPipeError):
+            fileio.atomic_write(f"/dev/fd/{w}", lambda fh: fh.write(b"x" * 200_000))
+    finally:
+        os.close(w)
+
+
+def test_a_full_device_is_still_an_output_error():
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with pytest.raises(OutputError, match="cannot write /dev/full: no space left on device"):
+        fileio.atomic_write("/dev/full", lambda fh: fh.write(b"x" * 200_000))
+
+
+def test_standard_error_whose_reader_has_gone_ends_the_command_with_141(monkeypatch):
+    """`mlpcli train ... 2>&1 | head -3`: rich's own rule ended the command with exit 1 (an error, nothing said)
+    after pointing standard *output* at /dev/null."""
+    w = _closed_pipe()
+    stream = open(w, "w")
+    monkeypatch.setattr("sys.stderr", stream)
+    monkeypatch.setattr("sys.stdout", io.StringIO())  # never pointed at /dev/null: a test run's own output
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            stderr_console().print("· a note")
+        assert stopped.value.code == 141
+        stderr_console().print("· later notes go nowhere, without another error")
+    finally:
+        stream.close()
+
+
+def test_every_command_in_a_pipe_honours_columns(tmp_path, monkeypatch):
+    """Piped output was laid out at 140 columns whatever COLUMNS said (info alone honoured it)."""
+    import re
+
+    model = str(tmp_path / "m.mlp")
+    data = str(tmp_path / "d.csv")
+    make_table(n_patients=12).to_csv(data, index=False)
+    assert run(["train", data, "--hidden", "4", "--epochs", "2", "--folds", "1", "-q", "-o", model]).exit_code == 0
+    monkeypatch.setenv("COLUMNS", "60")
+    res = run(["predict", model, data, "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    widths = [len(line) for line in res.stdout.splitlines() if re.match(r"^[┌│└]", line)]
+    assert widths and max(widths) <= 60, res.stdout
+
+
+def test_a_closed_standard_input_is_named_as_closed(tmp_path):
+    """`predict m.mlp - <&-` (a batch script's closed standard input) said "standard input is empty"."""
+    from tables import write_table
+
+    data = write_table(tmp_path, seed=2)
+    model = tmp_path / "m.mlp"
+    assert run(["train", data, "--folds", "1", "--epochs", "2", "--hidden", "4", "-q", "-o", str(model)]).exit_code == 0
+    for args in (["predict", str(model), "-", "-o", str(tmp_path / "p.csv")], ["evaluate", str(model), "-"]):
+        done = subprocess.run([sys.executable, "-m", "mlpcli", *args], preexec_fn=lambda: os.close(0),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith("Error: DATA -: standard input is closed"), done.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A labelled table, the same table without labels and a one-network model of it."""
+    d = tmp_path_factory.mktemp("pipes")
+    df = make_table("multiclass", n_patients=20, n_features=6)
+    df.to_csv(d / "lab.csv", index=False)
+    df.drop(columns=["label"]).to_csv(d / "new.csv", index=False)
+    res = run(["train", str(d / "lab.csv"), "-o", str(d / "m.mlp"), "--epochs", "3", "--folds", "1",
+               "--hidden", "4", "-q"])
+    assert res.exit_code == 0, res.output
+    return d
+
+
+@contextmanager
+def redirected(fd: int, path, mode: str):
+    """File descriptor ``fd`` (0 or 1) on ``path`` for the block, as the shell's ``< path`` / ``>> path`` leave it."""
+    saved = os.dup(fd)
+    with open(path, mode) as fh:
+        os.dup2(fh.fileno(), fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+@pytest.mark.parametrize("command, target", [
+    (["predict", "{m}", "{copy}", "-q"], "copy"),
+    (["predict", "{m}", "{copy}", "-o", "{d}/p.csv", "-q"], "copy"),  # the summary table would go there
+    (["evaluate", "{m}", "{copy}", "-q"], "copy"),
+    (["info", "{copy}"], "model"),
+    # every other command that reads a file and writes its summary to standard output
+    (["train", "{copy}", "-o", "{d}/p.mlp", "--epochs", "2", "--folds", "1", "-q"], "copy"),
+    (["cv", "{copy}", "--folds", "2", "--epochs", "2", "-q"], "copy"),
+    (["diagnose", "{copy}"], "model"),
+    (["explain", "{m}", "{copy}", "-q"], "copy"),
+    (["gradcheck", "--model", "{m}", "--data", "{copy}", "-q"], "copy"),
+], ids=["predict-rows", "predict-summary", "evaluate", "info", "train", "cv", "diagnose", "explain", "gradcheck"])
+def test_stdout_appended_to_an_input_is_a_usage_error(files, tmp_path, command, target):
+    """`mlpcli predict m.mlp cohort.csv >> cohort.csv` appended the predictions to the table it read, exit 0 (the
+    table then failed to read: ragged rows); `info m.mlp >> m.mlp` wrote its summary into the model file."""
+    source = files / ("m.mlp" if target == "model" else "lab.csv")
+    copy = tmp_path / source.name
+    copy.write_bytes(source.read_bytes())
+    args = [a.format(m=files / "m.mlp", copy=copy, d=tmp_path) for a in command]
+    with redirected(1, copy, "ab"):
+        res = run(args)
+    assert_clean_error(res, f"standard output is redirected to {copy}", "redirect standard output to another file",
+                       code=2)
+    assert copy.read_bytes() == source.read_bytes()
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.mlp").exists()
+
+
+def test_stdout_onto_the_file_stdin_reads_is_a_usage_error(files, tmp_path):
+    """DATA '-' with standard input redirected from the very file standard output is appended to."""
+    copy = tmp_path / "new.csv"
+    copy.write_bytes((files / "new.csv").read_bytes())
+    with redirected(0, copy, "rb"), redirected(1, copy, "ab"):
+        res = run(["predict", str(files / "m.mlp"), "-", "-q"])
+    assert_clean_error(res, "the file standard input is redirected from, the input DATA", code=2)
+    assert copy.read_bytes() == (files / "new.csv").read_bytes()
+
+
+def test_stdout_to_another_file_still_works(files, tmp_path):
+    out = tmp_path / "preds.csv"
+    with redirected(1, out, "ab"):
+        res = run(["predict", str(files / "m.mlp"), str(files / "new.csv"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0].startswith("sample_id,pred_label,prob_")  # the runner's stdout, not fd 1
+
+
+def test_evaluate_on_a_closed_stdout_is_an_error_unless_the_document_goes_to_a_file(files, tmp_path, monkeypatch):
+    """`evaluate ... >&-` computed the metrics and showed them nowhere, exit 0 (info and diagnose already refused)."""
+    import mlpcli.cli._common as common
+
+    monkeypatch.setattr(common, "CLOSED_STREAMS", {"stdout"})
+    res = run(["evaluate", str(files / "m.mlp"), str(files / "lab.csv"), "-q"])
+    assert_clean_error(res, "the metrics report writes to standard output, which was closed")
+    res = run(["evaluate", str(files / "m.mlp"), str(files / "lab.csv"), "-q", "-o", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m.json").read_text().lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("name", ["metrics.csv", "metrics.tsv.gz"])
+def test_evaluate_out_named_as_another_format_is_a_usage_error(files, tmp_path, name):
+    """`evaluate -o metrics.csv` wrote the JSON document into a file named .csv without a word."""
+    res = run(["evaluate", str(files / "m.mlp"), str(files / "lab.csv"), "-q", "-o", str(tmp_path / name)])
+    assert res.exit_code == 2, res.output
+    assert "writes the JSON document" in res.output and "metrics.json" in res.output, res.output
+    assert not (tmp_path / name).exists()
+
+
+def test_evaluate_out_named_json_or_a_device_draws_no_warning(files, tmp_path):
+    for out in (str(tmp_path / "metrics.json"), str(tmp_path / "metrics.txt"), os.devnull):
+        res = run(["evaluate", str(files / "m.mlp"), str(files / "lab.csv"), "-q", "-o", out])
+        assert res.exit_code == 0 and "--out" not in res.output, res.output
+
+
+def test_threads_warning_outside_training_does_not_speak_of_training(files, monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    res = run(["predict", str(files / "m.mlp"), str(files / "new.csv"), "-q", "--threads", "2"])
+    assert res.exit_code == 0, res.output
+    warning = [line for line in res.output.splitlines() if line.startswith("warning: --threads 2")]
+    assert warning and "SLURM_CPUS_PER_TASK=1" in warning[0] and "training" not in warning[0], res.output
+
+
+@pytest.fixture(scope="module")
+def binary_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("readme22")
+    data = write_table(tmp, task="binary", seed=3)
+    model = str(tmp / "m.mlp")
+    res = run(["train", data, "--folds", "1", "--hidden", "4", "--epochs", "3", "--decision", "balanced", "-q",
+               "-o", model])
+    assert res.exit_code == 0, res.output
+    return model, data
+
+
+@pytest.mark.parametrize("args", [["-o", "-"], ["-o", "{tmp}/p.csv", "--shift-report", "-"]], ids=["rows", "shift"])
+def test_predict_to_standard_output_gives_its_summary_on_stderr(binary_model, tmp_path, args):
+    """README: "`/dev/stdout` ... is the same as `-`: CSV rows there and the summary on stderr". `predict -o -`
+    printed no summary at all: the predicted counts, the positive class and its threshold under the balanced rule,
+    the abstentions and OOD flags were lost to a pipeline. Standard output still holds the rows alone."""
+    model, data = binary_model
+    res = run(["predict", model, data, *[a.format(tmp=tmp_path) for a in args]])
+    assert res.exit_code == 0, res.output
+    assert "│" not in res.stdout  # no table in the reader's rows
+    assert "Predictions" in res.stderr and "positive class" in res.stderr
+    assert "its share of the training samples: the balanced decision rule" in res.stderr
+    if args[1] == "-":
+        assert res.stdout.splitlines()[0].startswith("sample_id,pred_label")
+        assert "→ standard output" in res.stderr
+
+
+def test_explain_to_standard_output_gives_its_summary_on_stderr(binary_model):
+    """README: tables written to `-` (`explain -o` among them) put "the summary then ... to stderr". `explain -o -`
+    dropped it, and with it the completeness check (how far the attributions are from summing to f(x) - f(baseline))
+    and the stability of each ranking. Standard output still holds the ranking alone."""
+    model, data = binary_model
+    res = run(["explain", model, data, "-o", "-", "--top", "3"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[0].startswith("class,rank,feature") and "│" not in res.stdout
+    assert "completeness: attributions sum to" in res.stderr
+    assert "ctrl: top 3 of" in res.stderr and "ranking of 3 rows → standard output" in res.stderr
+
+
+class Stingy(io.RawIOBase):
+    """A raw stream that takes at most ``most`` bytes a write (0: none at all)."""
+
+    def __init__(self, most: int):
+        super().__init__()
+        self.most, self.data, self.calls = most, bytearray(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.calls += 1
+        taken = bytes(memoryview(b).cast("B")[:self.most])
+        self.data += taken
+        return len(taken)
+
+
+def test_write_whole_writes_every_byte_of_short_writes():
+    raw = Stingy(7)
+    data = bytes(range(256)) * 3
+    assert write_whole(raw, data) == len(data)
+    assert bytes(raw.data) == data and raw.calls == -(-len(data) // 7)
+
+
+def test_write_whole_fails_when_the_stream_takes_nothing():
+    with pytest.raises(OSError):
+        write_whole(Stingy(0), b"abc")
+
+
+def test_text_over_whole_writes_loses_nothing():
+    """The console script's unbuffered stdout: text through WholeWrites over a raw stream that takes 5 bytes at a
+    time arrives whole (a TextIOWrapper over the raw stream itself drops all but the first 5 of each write)."""
+    raw = Stingy(5)
+    text = io.TextIOWrapper(WholeWrites(raw), encoding="utf-8", newline="\n", write_through=True)
+    text.write("sample_id,label\n" * 50)
+    text.flush()
+    assert raw.data.decode() == "sample_id,label\n" * 50
+    bare = Stingy(5)
+    plain = io.TextIOWrapper(bare, encoding="utf-8", newline="\n", write_through=True)
+    plain.write("sample_id,label\n" * 50)
+    plain.flush()
+    assert len(bare.data) < 50 * 16  # what the fix is for
+
+
+def _file_size_limit(n_bytes: int):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, n_bytes))
+    return limit
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_predict_to_stdout_past_a_file_size_limit_is_an_error_not_a_cut_table(tmp_path, model, unbuffered):
+    """`ulimit -f 8; PYTHONUNBUFFERED=1 mlpcli predict m.mlp t.csv > out.csv` wrote 8 KiB of the table and exited 0:
+    the one write of the table was short and the rest was dropped. Now the error names standard output, exit 1,
+    buffered or not."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    out = tmp_path / "out.csv"
+    with open(out, "wb") as fh:
+        res = subprocess.run([sys.executable, "-m", "mlpcli", "predict", model, SAMPLE, "-q"], stdout=fh,
+                             stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_file_size_limit(8192),
+                             timeout=300)
+    assert res.returncode == 1, res.stderr
+    assert "cannot write standard output: file too large" in res.stderr and "Traceback" not in res.stderr
+    assert out.stat().st_size == 8192  # what the limit let through; the error says the rest is missing
+
+
+def test_unbuffered_predict_to_stdout_is_the_buffered_output(tmp_path, model):
+    outs = []
+    for unbuffered in (True, False):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        if unbuffered:
+            env["PYTHONUNBUFFERED"] = "1"
+        res = subprocess.run([sys.executable, "-m", "mlpcli", "predict", model, SAMPLE, "-q"], capture_output=True,
+                             env=env, timeout=300)
+        assert res.returncode == 0, res.stderr
+        outs.append(res.stdout)
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == 612
+
+
+def test_evaluate_to_standard_output_puts_its_tables_on_stderr(site_model):
+    res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "same.csv"), "-o", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n"] == 180
+    assert "Metrics on 180 samples" in res.stderr

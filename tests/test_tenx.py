@@ -16,7 +16,9 @@ import scipy.io
 import scipy.sparse as sp
 
 from mlpcli import data
-from cli_helpers import assert_clean_error, run
+from mlpcli.data.tenx import TenX
+from mlpcli.errors import DataError
+from cli_helpers import assert_clean_error, run, write_tenx
 
 N_CELLS, N_GENES = 240, 30
 
@@ -301,3 +303,86 @@ def test_predict_on_10x_with_a_model_trained_on_a_layer_notes_what_it_reads(tenx
     assert "layer 'counts', as in training" not in res.output
     assert "features from the 10x matrix (its counts); the model was trained on layer 'counts'" in res.output
     assert len(pd.read_csv(out)) == N_CELLS
+
+
+def test_cell_ranger_2_folder_per_genome_is_pointed_to(tmp_path):
+    genome = tmp_path / "outs" / "filtered_gene_bc_matrices" / "hg19"
+    os.makedirs(genome)
+    with gzip.open(genome / "matrix.mtx.gz", "wb") as fh:
+        scipy.io.mmwrite(fh, sp.coo_matrix(np.ones((2, 3))), field="integer")
+    for directory in (tmp_path / "outs", genome.parent):
+        with pytest.raises(DataError, match=f"did you mean {genome}\\?"):
+            TenX(directory)
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("r19f")
+    rng = np.random.default_rng(1)
+    genes = [f"G{j}" for j in range(5)]
+    df = pd.DataFrame(rng.poisson(3.0, (40, 5)), columns=genes)
+    df["label"] = np.array(["a", "b"])[np.arange(40) % 2]
+    df.to_csv(tmp / "t.csv", index=False)
+    model = tmp / "m.mlp"
+    assert run(["train", str(tmp / "t.csv"), "--folds", "1", "--epochs", "2", "-q", "-o", str(model)]).exit_code == 0
+    return str(model), genes
+
+
+def test_a_file_of_a_10x_directory_given_alone_names_the_directory(tmp_path, small_model):
+    from cli_helpers import assert_clean_error
+
+    model, genes = small_model
+    tenx = tmp_path / "filtered"
+    write_tenx(tenx, genes)
+    for name, needle in (("matrix.mtx.gz", "give the directory that holds the three"),
+                         ("features.tsv.gz", "is the features file of a 10x Genomics matrix, not a table"),
+                         ("barcodes.tsv.gz", "is the barcodes file of a 10x Genomics matrix")):
+        for command in ("predict", "evaluate"):
+            assert_clean_error(run([command, model, str(tenx / name)]), needle, str(tenx))
+    # the directory itself predicts; evaluated without a sample sheet, the labels are asked for there
+    assert run(["predict", model, str(tenx), "-o", str(tmp_path / "p.csv"), "-q"]).exit_code == 0
+    assert_clean_error(run(["evaluate", model, str(tenx)]), "10x Genomics directory, which holds no labels",
+                       "--samples FILE")
+
+
+def test_10x_counts_against_a_model_of_log_normalised_x_warn(tmp_path):
+    """A model trained on an .h5ad file's .X (log-normalised, no log1p) predicting a 10x directory (raw counts)
+    had only the shift warning; a layer or .raw chosen against .X is warned of, and so is this now. A model that
+    applies log1p learned counts-like values: no warning."""
+    anndata = pytest.importorskip("anndata")
+    from test_tenx import write_10x
+
+    barcodes, types, X = write_10x(tmp_path / "run", n_cells=90, n_genes=12)
+    obs = pd.DataFrame({"cell_type": [f"type{t}" for t in types], "donor": [f"D{i % 6}" for i in range(90)]},
+                       index=barcodes)
+    var = pd.DataFrame(index=[f"ENSG{j:011d}" for j in range(12)])
+    for name, values in (("log.h5ad", np.log1p(X)), ("counts.h5ad", X)):
+        anndata.AnnData(X=sp.csr_matrix(values.astype(np.float32)), obs=obs, var=var).write_h5ad(tmp_path / name)
+    fast = ["--target", "cell_type", "--group", "donor", "--folds", "1", "--epochs", "2", "--hidden", "", "-q"]
+    for name, extra in (("log", []), ("counts", ["--log1p"])):
+        res = run(["train", str(tmp_path / f"{name}.h5ad"), *fast, *extra, "-o", str(tmp_path / f"{name}.mlp")])
+        assert res.exit_code == 0, res.output
+    res = run(["predict", str(tmp_path / "log.mlp"), str(tmp_path / "run"), "-o", str(tmp_path / "p.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    warnings = json.loads(res.stdout)["warnings"]
+    assert any("10x matrix (its raw counts), but the model was trained on .X" in w for w in warnings), warnings
+    res = run(["predict", str(tmp_path / "counts.mlp"), str(tmp_path / "run"), "-o", str(tmp_path / "q.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert not any("10x matrix" in w for w in json.loads(res.stdout)["warnings"])
+
+
+def test_a_10x_directory_with_both_forms_of_a_file_names_the_one_read(tmp_path):
+    """matrix.mtx.gz and matrix.mtx side by side (gunzip -k) with other contents: one was read silently, and the
+    note said "matrix.mtx" whichever it was."""
+    import gzip
+
+    from mlpcli import data
+
+    tenx = tmp_path / "pbmc"
+    write_tenx(tenx, [f"G{j}" for j in range(5)], cells=8)
+    (tenx / "matrix.mtx").write_bytes(gzip.decompress((tenx / "matrix.mtx.gz").read_bytes()))
+    sheet = tmp_path / "cells.csv"
+    sheet.write_text("barcode,cell_type\n" + "".join(f"AAAC{i}-1,{'BT'[i % 2]}\n" for i in range(8)))
+    _, notes = data.load_dataset(str(tenx), samples=str(sheet), id="barcode", target=["cell_type"])
+    (note,) = [n for n in notes if "from 10x Genomics" in n]
+    assert "from 10x Genomics matrix.mtx.gz (sparse)" in note and "also there and not read: pbmc/matrix.mtx" in note

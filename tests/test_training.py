@@ -1,9 +1,17 @@
-import numpy as np
-import pytest
+import json
+import math
 
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+
+from mlpcli import training
 from mlpcli.engine import MLP, losses
 from mlpcli.errors import TrainingError
+from mlpcli.estimators import MLPClassifier
 from mlpcli.training import EarlyStopping, FitConfig, _iterate_minibatches, evaluate_loss, fit
+from cli_helpers import run
 
 
 def _blobs(n=120, d=6, k=3, seed=0, noise=1.0):
@@ -179,3 +187,71 @@ def test_invalid_config():
     X, y = _blobs()
     with pytest.raises(ValueError, match="batch size"):
         fit(MLP(6, [8], 3), losses.get("ce"), X, y, X, y, FitConfig(batch_size=0))
+
+
+def test_early_stopping_rows_all_of_weight_zero_are_an_error_not_epoch_one():
+    X, y = make_blobs(60, n_features=4, centers=2, random_state=0)
+    weights = np.zeros(60)
+    weights[:3] = 1  # with random_state=1 none of them is among the 6 validation rows
+    with pytest.raises(ValueError, match=r"samples held out for early stopping \(6 of 60\) all have sample_weight 0"):
+        MLPClassifier(hidden=(4,), epochs=5, random_state=1).fit(X, y, sample_weight=weights)
+    MLPClassifier(hidden=(4,), epochs=5, random_state=1, early_stopping=False).fit(X, y, sample_weight=weights)
+
+
+def _data(n=60, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    return X, (X[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(np.int64)
+
+
+def test_early_stopping_moves_on_from_a_nan_first_validation_loss():
+    net = MLP(3, [], 2)
+    stopper = training.EarlyStopping(patience=2)
+    assert stopper.update(1, math.nan, net) is False  # the first epoch is kept: there must be weights to restore
+    net.parameters()["dense0.b"][...] = 7.0
+    assert stopper.update(2, 0.9, net) is False  # a number beats NaN (no comparison with NaN ever did)
+    assert stopper.best_epoch == 2 and stopper.best == 0.9
+    assert stopper.update(3, math.nan, net) is False  # a later NaN is an epoch without improvement
+    assert stopper.update(4, 1.0, net) is True and stopper.best_epoch == 2
+    net.parameters()["dense0.b"][...] = 0.0
+    stopper.restore(net)
+    assert np.all(net.parameters()["dense0.b"] == 7.0)
+
+
+def test_batch_size_beyond_the_rows_with_input_noise_allocates_only_the_rows():
+    X, y = _data(40, 50)
+    net = MLP(50, [4], 2, dtype="float32")
+    # the noise buffer was batch_size + 2 rows: 10**9 x 50 float32 is 200 GB, a MemoryError before any step
+    result = training.fit(net, losses.get("ce"), X, y, X[:10], y[:10],
+                          training.FitConfig(epochs=2, batch_size=10**9, augment_noise=0.1))
+    assert result.epochs_run == 2 and np.isfinite(result.history[-1]["train_loss"])
+
+
+def test_auto_input_noise_is_for_standardised_features(tmp_path):
+    """--augment-noise auto's SD is in units of a standardised feature: with --no-standardize it was applied to
+    features in their own units (counts in thousands, or values of 0.01). Asked for, it is a usage error; the
+    --hidden auto portfolio's noisy candidate (p > n) is left out."""
+    from cli_helpers import assert_clean_error
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(30, 60)), columns=[f"g{j}" for j in range(60)])
+    df["label"] = np.array(["a", "b"])[np.arange(30) % 2]
+    path = tmp_path / "wide.csv"
+    df.to_csv(path, index=False)
+    assert_clean_error(run(["train", str(path), "--no-standardize", "--augment-noise", "auto", "-o",
+                            str(tmp_path / "x.mlp")]), "--augment-noise", "--no-standardize", code=2)
+    assert not (tmp_path / "x.mlp").exists()
+
+    def noises(*extra):
+        model = tmp_path / "m.mlp"
+        res = run(["train", str(path), "--folds", "2", "--epochs", "3", "-q", "-o", str(model), *extra])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(run(["info", str(model), "--json"]).stdout)
+        return [c["augment_noise"] for c in doc["training"]["portfolio"]]
+
+    assert any(n > 0 for n in noises())  # p > n: the noisy candidate, on standardised features
+    # three candidates: each comparison's own margin is named (the note gave the largest as if it held for all)
+    res = run(["train", str(path), "--folds", "2", "--epochs", "3", "-o", str(tmp_path / "m.mlp")])
+    text = " ".join(res.output.split())
+    assert "must beat the one chosen before it by more than its margin: hidden 128 with input noise" in text
+    assert all(n == 0 for n in noises("--no-standardize"))

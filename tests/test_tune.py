@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 
 from mlpcli import data, model_io
-from mlpcli.model_selection import cross_validation, grid, splits, tuning
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
+from mlpcli.model_selection import cross_validation, grid, splits, tuning
+from mlpcli.model_selection.grid import parse_grid
 from mlpcli.parallel import Plan
-from tables import make_table, write_table
 from cli_helpers import assert_clean_error, run
+from tables import make_table, write_table
 
 FAST = ["--hidden", "8", "--epochs", "8", "--patience", "4", "--quiet"]
 OPTIONS = TrainOptions(hidden=[8], epochs=8, patience=4)
@@ -263,3 +264,49 @@ def test_member_folds_without_refit_is_a_usage_error(tmp_path):
     path = write_table(tmp_path, "t.csv", task="binary", n_patients=20)
     res = run(["tune", str(path), "--grid", "lr=0.001", "--member-folds", "3", "--folds", "2"])
     assert_clean_error(res, "--member-folds (or member-folds in --config) sets the members of the model --refit trains; add --refit", code=2)
+
+
+def test_an_option_only_the_grid_gives_is_blamed_on_the_grid():
+    """`--grid "momentum=0.5,0.9"` with AdamW said "--momentum: only --optimizer sgd uses it", an option the
+    user never gave."""
+    res = run(["tune", "x.csv", "--grid", "momentum=0.5,0.9"])
+    assert res.exit_code == 2 and "--grid: momentum: only --optimizer sgd uses it" in res.output
+    res = run(["tune", "x.csv", "--grid", "weight-decay=0.1,1", "--optimizer", "adam"])
+    assert res.exit_code == 2 and "--grid: weight-decay: only --optimizer adamw uses it" in res.output
+
+
+# ── tune: what the grid does not tune ────────────────────────────────────────────────────────────────────
+
+
+def test_settings_an_optimizer_ignores_are_said_to_train_one_model_and_counted_once():
+    points = [(i, {"optimizer": o, "momentum": m}) for i, (o, m) in
+              enumerate([("adam", 0.5), ("adam", 0.9), ("sgd", 0.5), ("sgd", 0.9)])]
+    notes = tuning.grid_notes(points)
+    assert len(notes) == 1 and notes[0].startswith("1 of 4 settings trains the same networks")
+    assert "momentum applies to optimizer=sgd only" in notes[0]
+    scored = [tuning.PointResult(index=i, setting=s, scores=[0.5], mean=0.5, sd=0.0) for i, s in points]
+    assert tuning.chosen_among(scored) == 3
+    assert tuning.grid_notes([(0, {"lr": 0.1}), (1, {"lr": 0.01})]) == []
+
+
+def test_tune_warns_of_a_label_confounded_with_the_batch_and_cv_names_a_diverged_fold(tmp_path):
+    """tune, like cv, warns when the label goes with the batch (a grid point can win by recognising batches); a fold
+    whose training diverges is named in cv's error, as a fold's data errors are."""
+    from test_cv_report import confounded
+
+    path = tmp_path / "confounded.csv"
+    confounded().to_csv(path, index=False)
+    res = run(["tune", str(path), "--grid", "l2=0,1e-3", "--folds", "2", "--epochs", "3", "--hidden", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    assert any("confounded with 'batch'" in w for w in json.loads(res.stdout)["warnings"])
+    res = run(["cv", str(path), "--optimizer", "sgd", "--lr", "1e6", "--epochs", "5", "--folds", "2",
+               "--member-folds", "1", "--no-baseline"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "Error: fold 1: training diverged" in res.output or "Error: fold 2: training diverged" in res.output
+
+
+def test_a_grid_missing_a_semicolon_says_so():
+    with pytest.raises(ConfigError, match="separate options with ';'"):
+        parse_grid("lr=1e-3,1e-2 l2=0,1e-4")
+    assert len(parse_grid("class-weight=none|case=1,ctrl=3")["class_weight"]) == 2  # its values hold '=' themselves
+    assert_clean_error(run(["tune", "x.csv", "--grid", "dropout=0,0.2, l2=0"]), "--grid", "dropout", "';'", code=2)

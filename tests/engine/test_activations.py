@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mlpcli.engine import activations
 from mlpcli.engine import activations as act
 from mlpcli.engine.functional import sigmoid
 
@@ -85,3 +86,14 @@ def test_unknown_name_and_bad_params_are_value_errors():
         act.get("leaky_relu", alpha=2.0)
     with pytest.raises(ValueError, match="valid: none"):
         act.get("relu", alpha=0.1)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu"])
+def test_backward_at_a_kink_is_a_subgradient(name):
+    fn = activations.get(name)
+    z = np.zeros((1, 1))
+    g = float(fn.backward(z, np.ones((1, 1)))[0, 0])
+    h = 1e-7
+    left = float((fn.forward(z) - fn.forward(z - h))[0, 0]) / h
+    right = float((fn.forward(z + h) - fn.forward(z))[0, 0]) / h
+    assert min(left, right) - 1e-6 <= g <= max(left, right) + 1e-6

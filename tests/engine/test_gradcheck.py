@@ -1,8 +1,13 @@
+import json
+import zlib
+
 import numpy as np
 import pytest
 
 from mlpcli.engine import MLP, activations, gradcheck, layers, losses
+from mlpcli.engine import gradcheck as gc
 from mlpcli.engine.gradcheck import GROUPS
+from cli_helpers import run
 
 
 @pytest.mark.parametrize("group", list(GROUPS))
@@ -104,3 +109,163 @@ def test_input_gradient_leaves_parameter_gradients_alone():
     net.forward(X)
     net.backward(R, input_grad=True)
     np.testing.assert_allclose(g, net.grad_input)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_check_network_refuses_batchnorm_in_training_mode_on_too_few_rows(n):
+    net = MLP(3, [4], 2, batchnorm=True, seed=0)
+    X = np.random.default_rng(0).normal(size=(n, 3))
+    y = np.arange(n) % 2
+    with pytest.raises(ValueError, match="at least 3 rows"):
+        gc.check_network(net, losses.get("ce"), X, y, training=True)
+    assert gc.check_network(net, losses.get("ce"), X, y, training=False).passed  # running statistics: any rows
+
+
+# ── the synthetic suite's random streams ──────────────────────────────────────────────────────────────────
+
+
+def test_each_group_has_its_own_reproducible_stream(monkeypatch):
+    """The streams were seeded by the length of the group's name: 'layer' and 'input', 'penalty' and 'network'
+    drew the same numbers."""
+    first: dict[str, float] = {}
+
+    def recorder(group):
+        def make(rng, eps, tol, atol):
+            first[group] = rng.random()
+            return iter(())
+        return make
+
+    names = ["layer", "input", "penalty", "network"]
+    monkeypatch.setattr(gc, "GROUPS", {g: recorder(g) for g in names})
+    gc.run(seed=3)
+    assert len(set(first.values())) == len(names), first
+    # a stable hash of the name (not Python's salted hash()): the same draws in every process
+    assert first["layer"] == np.random.default_rng([3, zlib.crc32(b"layer")]).random()
+
+
+def test_only_sees_the_same_draws_as_the_whole_suite():
+    whole = {r.component: r.max_rel_error for r in gc.run()}
+    for r in gc.run(only="input") + gc.run(only="layer"):
+        assert r.max_rel_error == whole[r.component], r.component
+
+
+# ── float32 ───────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_float32_networks_and_arrays_are_refused_by_the_finite_differences():
+    """A float32 entry + 1e-6 rounds and a float32 loss is noise at that step: such a check fails spuriously
+    (or passes anything with a loose --tol); the library said nothing."""
+    net = MLP(3, [4], 2, seed=0, dtype="float32")
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    with pytest.raises(ValueError, match="float64"):
+        gc.check_network(net, losses.get("ce"), X, np.array([0, 1, 0, 1, 1]))
+    with pytest.raises(ValueError, match="float64"):
+        gc.numerical_gradient(lambda: 0.0, {"x": np.zeros(3, dtype=np.float32)})
+    with pytest.raises(ValueError, match="contiguous"):  # perturbing a copy would leave f() unchanged
+        gc.numerical_gradient(lambda: 0.0, {"x": np.zeros((3, 4)).T})
+
+
+def test_gradcheck_suite_covers_large_inputs_and_they_pass():
+    results = gradcheck.run(only="activation") + gradcheck.run(only="loss")
+    names = {r.component for r in results}
+    for name in activations.names():
+        assert f"activation:{name}[large inputs]" in names
+    for name in ("bce", "ce", "focal"):
+        assert f"loss:{name}[large logits]" in names
+    assert all(r.passed for r in results), [r.component for r in results if not r.passed]
+
+
+def test_gradcheck_catches_an_unstable_bce_only_at_large_logits(monkeypatch):
+    def naive(self, output, y):  # log of a rounded probability: -log(0) = inf once |logit| > ~37
+        p = 1.0 / (1.0 + np.exp(-output))
+        return np.sum(-(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)), axis=1)
+
+    monkeypatch.setattr(losses.BCE, "per_sample", naive)
+    with np.errstate(all="ignore"):
+        results = {r.component: r.passed for r in gradcheck.run(only="loss:bce")}
+    assert results["loss:bce"] and not results["loss:bce[large logits]"]
+
+
+def test_only_runs_just_the_groups_it_can_match(monkeypatch):
+    ran = []
+    for group, make in list(gradcheck.GROUPS.items()):
+        monkeypatch.setitem(gradcheck.GROUPS, group, lambda *a, g=group, m=make: (ran.append(g), m(*a))[1])
+    assert {r.component.split(":")[0] for r in gradcheck.run(only="loss")} == {"loss"}
+    assert ran == ["loss"]  # every group used to run (the networks: 1.3 s) and be filtered afterwards
+    ran.clear()
+    gradcheck.run(only="Act")  # a group name's beginning, in any case
+    assert ran == ["activation"]
+
+
+# ----------------------------------------------------------------- gradients below the round-off floor
+def _fitted_linear_model():
+    """A linear BCE model whose logits are about +-20 on its rows: loss ~1e-9, every gradient ~1e-10, far below
+    the check's absolute floor of 1e-8."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(16, 4))
+    y = (X[:, 0] > 0).astype(np.float64).reshape(-1, 1)
+    X[:, 0] = np.where(y[:, 0] > 0, 1.0, -1.0)
+    net = MLP(4, [], 1, activation="identity", seed=0)
+    net.parameters()["dense0.W"][...] = [[20.0, 0.1, -0.1, 0.05]]
+    return net, X, y
+
+
+def test_a_wrong_gradient_below_the_round_off_floor_is_inconclusive_not_passed(monkeypatch):
+    net, X, y = _fitted_linear_model()
+    good = gc.check_network(net, losses.get("bce"), X, y, training=False)
+    assert good.passed and not good.inconclusive  # tiny but agreeing gradients are evidence
+
+    right = losses.BCE.grad
+    monkeypatch.setattr(losses.BCE, "grad", lambda self, o, t: 3.0 * right(self, o, t))  # 3 x too large
+    bad = gc.check_network(net, losses.get("bce"), X, y, training=False)
+    assert not bad.passed and bad.inconclusive, bad  # it used to pass: every entry "within round-off"
+    assert "no entry resolved" in bad.note and "lower atol" in bad.note and "larger loss" in bad.note
+    assert bad.max_rel_error == pytest.approx(2 / 3, rel=1e-3)  # how far apart they were, not 0
+    strict = gc.check_network(net, losses.get("bce"), X, y, training=False, atol=0.0)
+    assert not strict.passed and not strict.inconclusive  # a lower atol compares them: a plain failure
+
+
+def test_the_suite_has_nothing_inconclusive_and_the_cli_says_inconclusive(monkeypatch):
+    assert not any(r.inconclusive or not r.passed for r in gc.run(only="loss"))
+    monkeypatch.setattr(gc, "run", lambda **kw: [gc.CheckResult("loss:x", 3, 0.5, 3, False, "n", True),
+                                                 gc.CheckResult("loss:y", 3, 1e-8, 0, True)])
+    res = run(["gradcheck"])
+    assert res.exit_code == 1, res.output
+    assert "inconclusive" in res.output and "FAIL" not in res.output and "failed:" not in res.output
+    assert "1 of 2 components passed; inconclusive" in res.output and "--atol 1e-08" in res.output
+    doc = json.loads(run(["gradcheck", "--json"]).stdout)
+    assert not doc["passed"] and doc["n_inconclusive"] == 1 and doc["results"][0]["inconclusive"]
+
+
+# ----------------------------------------------------------------- float32
+def test_float32_group_covers_every_cli_activation_and_passes():
+    results = gc.run(only="float32")
+    names = [r.component for r in results]
+    for act in ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu"):
+        assert any(f" {act}" in n for n in names), act
+    assert any("batchnorm" in n for n in names) and any("dropout" in n for n in names)
+    assert all(r.passed for r in results), [(r.component, r.max_rel_error) for r in results if not r.passed]
+
+
+def test_a_float32_only_error_fails_the_float32_group_not_the_float64_suite(monkeypatch):
+    right = activations.Tanh.backward
+
+    def half_precision_in_float32(self, z, grad_out, a=None, out=None):
+        g = right(self, z, grad_out, a, out)
+        return g.astype(np.float16).astype(g.dtype) if g.dtype == np.float32 else g
+
+    monkeypatch.setattr(activations.Tanh, "backward", half_precision_in_float32)
+    assert all(r.passed for r in gc.run(only="network:[6] tanh"))  # finite differences run in float64
+    failed = [r for r in gc.run(only="float32") if not r.passed]
+    assert [r.component for r in failed] == ["float32:[6] tanh"] and "worst in" in failed[0].note
+
+
+# ----------------------------------------------------------------- --eps / --tol that the check cannot meet
+def test_failures_under_a_non_default_step_carry_a_warning_naming_it():
+    res = run(["gradcheck", "--only", "loss:mse", "--eps", "1e-12"])
+    assert res.exit_code == 1 and "failed: loss:mse" in res.output
+    assert "--eps 1e-12" in res.output and "rerun with the defaults" in res.output, res.output
+    doc = json.loads(run(["gradcheck", "--only", "loss:mse", "--eps", "1e-12", "--json"]).stdout)
+    assert any("--eps 1e-12" in w for w in doc["warnings"])
+    ok = run(["gradcheck", "--only", "loss:mse", "--eps", "1e-5"])  # passes: nothing to explain
+    assert ok.exit_code == 0 and "rerun" not in ok.output, ok.output

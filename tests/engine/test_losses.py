@@ -1,8 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 
 from mlpcli.engine import losses
-from mlpcli.engine.functional import sigmoid, softmax
+from mlpcli.engine.functional import log_softmax, sigmoid, softmax
 
 rng = np.random.default_rng(0)
 
@@ -119,3 +121,48 @@ def test_invalid_losses_raise_value_errors_naming_valid_choices():
             losses.get(bad[0], **bad[1])
     with pytest.raises(ValueError, match="class indices"):
         losses.get("ce").forward(np.zeros((2, 3)), np.array([0, 3]))
+
+
+# ---------------------------------------------------------------- cross-entropy with a -inf logit
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_ce_with_a_minus_inf_logit_of_another_class_is_finite(dtype):
+    """A class masked with a -inf logit has p = 0; the loss of a row whose true class is another one is finite
+    (PyTorch's cross_entropy gives 0.6566 here). The sum of the one-hot target against log p gave 0 * -inf = NaN."""
+    z = np.array([[0.0, -np.inf, 1.0], [2.0, -np.inf, -np.inf]], dtype=dtype)
+    y = np.array([0, 0])
+    ce = losses.get("ce")
+    expected = (math.log1p(math.e) + 0.0) / 2  # -log softmax: log(1 + e) for row 1, 0 for row 2
+    assert ce.forward(z, y) == pytest.approx(expected, rel=1e-6)
+    grad = ce.backward(z, y)
+    assert np.isfinite(grad).all() and grad[:, 1].tolist() == [0.0, 0.0]
+    # class weights still multiply it; with label smoothing the masked class has target mass, so inf is right
+    assert losses.get("ce", class_weight=[2.0, 1.0, 1.0]).forward(z, y) == pytest.approx(2 * expected, rel=1e-6)
+    assert losses.get("ce", label_smoothing=0.1).forward(z, y) == np.inf
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ce_of_finite_logits_has_the_same_bits_as_the_target_sum(dtype):
+    """-log p[y] read off is the old sum against the one-hot target to the bit (the training loss reported
+    for a same-seed run does not move)."""
+    rng = np.random.default_rng(0)
+    ce = losses.get("ce")
+    for _ in range(50):
+        n, k = int(rng.integers(1, 200)), int(rng.integers(2, 10))
+        z = (rng.normal(size=(n, k)) * rng.uniform(0.1, 30)).astype(dtype)
+        y = rng.integers(0, k, n)
+        onehot = np.eye(k, dtype=dtype)[y]
+        np.testing.assert_array_equal(ce.per_sample(z, y), -np.sum(onehot * log_softmax(z), axis=1))
+
+
+# ---------------------------------------------------------------- zero rows
+
+@pytest.mark.parametrize("name", ["ce", "bce", "mse"])
+def test_a_loss_on_zero_rows_is_zero_with_or_without_weights(name):
+    """It raised ZeroDivisionError without sample weights and returned 0 with them."""
+    loss = losses.get(name)
+    out = np.zeros((0, 3 if name == "ce" else 1))
+    y = np.zeros(0, dtype=int) if name == "ce" else np.zeros((0, 1))
+    for w in (None, np.zeros(0)):
+        assert loss.forward(out, y, w) == 0.0
+        assert loss.backward(out, y, w).shape == out.shape

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -150,3 +153,16 @@ def test_invalid_architecture():
         MLP(3, [3], 2, activation="swish")
     with pytest.raises(ValueError, match="dropout"):
         MLP(3, [3], 2, dropout=1.0)
+
+
+# ----------------------------------------------------------------- the engine imports NumPy alone
+def test_the_engine_imports_numpy_and_the_standard_library_only():
+    code = ("import sys, numpy\n"
+            "before = set(sys.modules)\n"
+            "import mlpcli.engine\n"
+            "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+            "print(sorted(new - set(sys.stdlib_module_names) - {'mlpcli'}))\n"
+            "print(sorted(m for m in sys.modules if m.startswith('mlpcli') and not m.startswith('mlpcli.engine')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]", out  # no third-party module
+    assert out[1] == "['mlpcli']", out  # and nothing of mlpcli beyond the engine (the package's own __init__)

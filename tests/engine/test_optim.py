@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -154,3 +156,75 @@ def test_shares_cover_the_range_once_and_an_error_in_one_reaches_the_caller(monk
     monkeypatch.setattr(optim, "MIN_SHARE", 10)
     with pytest.raises(ValueError, match="share failed"):
         optim.run_in_shares(5000, 512, 2, update)
+
+
+def test_clip_grad_norm_rescales_a_float32_gradient_whose_squared_norm_overflows():
+    grads = {"W": np.full(1000, 1e18, dtype=np.float32), "rest": np.ones(3, dtype=np.float32)}
+    norm = optim.clip_grad_norm(grads, 1.0)
+    assert norm == pytest.approx(math.sqrt(1000) * 1e18, rel=1e-6)  # was inf, and the gradient was zeroed
+    clipped = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values()))
+    assert clipped == pytest.approx(1.0, rel=1e-5)
+
+
+# ----------------------------------------------------------------- optimizers against their equations
+def _steps(opt, key="W", n=15, dtype=np.float64):
+    rng = np.random.default_rng(3)
+    p0 = rng.normal(size=(6, 4)).astype(dtype)
+    grads = [rng.normal(size=p0.shape).astype(dtype) for _ in range(n)]
+    p = p0.copy()
+    for g in grads:
+        opt.step({key: p}, {key: g.copy()})
+    return p0, grads, p
+
+
+def _adam_reference(p, grads, lr, b1, b2, eps, decay=0.0):
+    """Kingma & Ba's Algorithm 1, with Loshchilov & Hutter's decoupled decay in PyTorch's form (lr x decay)."""
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(grads, 1):
+        p = p * (1 - lr * decay)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return p
+
+
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_matches_its_equation(momentum, nesterov):
+    p0, grads, p = _steps(optim.SGD(lr=0.1, momentum=momentum, nesterov=nesterov))
+    v, ref = np.zeros_like(p0), p0.copy()
+    for g in grads:
+        v = momentum * v + g
+        ref = ref - 0.1 * ((g + momentum * v) if nesterov else v)
+    np.testing.assert_allclose(p, ref, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("key,decayed", [("W", True), ("dense0.W", True), ("rest", False), ("dense0.b", False)])
+def test_adam_and_adamw_match_their_equations(key, decayed):
+    p0, grads, p = _steps(optim.Adam(lr=0.01, beta2=0.95), key)
+    np.testing.assert_allclose(p, _adam_reference(p0, grads, 0.01, 0.9, 0.95, 1e-8), rtol=0, atol=1e-13)
+    p0, grads, p = _steps(optim.AdamW(lr=0.01, beta2=0.95, weight_decay=1.0), key)
+    ref = _adam_reference(p0, grads, 0.01, 0.9, 0.95, 1e-8, decay=1.0 if decayed else 0.0)
+    np.testing.assert_allclose(p, ref, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("make", [lambda: optim.SGD(lr=0.1, momentum=0.9, nesterov=True), lambda: optim.AdamW(lr=0.01)])
+def test_float32_parameters_and_state_stay_float32(make):
+    opt = make()
+    _, _, p = _steps(opt, dtype=np.float32)
+    assert p.dtype == np.float32
+    assert all(s.dtype == np.float32 for slots in opt.state.values() for s in slots.values())
+
+
+# ---------------------------------------------------------------- Adam has no weight decay
+
+def test_adam_refuses_a_weight_decay_it_would_ignore():
+    """optim.get("adam", weight_decay=0.5) stepped exactly as without it; decoupled decay is AdamW's."""
+    with pytest.raises(ValueError, match="weight_decay for optimizer 'adam'; valid: lr, beta1, beta2, eps"):
+        optim.get("adam", weight_decay=0.5)
+    with pytest.raises(TypeError):
+        optim.Adam(weight_decay=0.5)
+    params, grads = {"W": np.ones(3), "rest": np.ones(2)}, {"W": np.full(3, 0.5), "rest": np.full(2, 0.5)}
+    optim.get("adamw", lr=0.1, weight_decay=0.5).step(params, grads)
+    np.testing.assert_allclose(params["W"], 1.0 * (1 - 0.1 * 0.5) - 0.1)  # decayed, then the Adam step
+    np.testing.assert_allclose(params["rest"], 1.0 - 0.1)  # biases are not decayed
+    with pytest.raises(ValueError, match="weight_decay"):
+        optim.AdamW(weight_decay=-1.0)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpcli.engine import MLP, losses, optim
-from mlpcli.engine import layers
+import mlpcli.training as training
+from mlpcli.engine import MLP, layers, losses, optim
+from mlpcli.training import FitConfig, fit
 
 
 @pytest.fixture
@@ -115,3 +116,45 @@ def test_an_epoch_with_a_core_to_spare_trains_the_same_network(small_blocks):
         nets.append(net.flat_params.tobytes())
     assert len(training.first_weight_blocks(MLP(300, [40, 16], 4))) == 4
     assert nets[0] == nets[1]
+
+
+# ----------------------------------------------------------------- fit: the best epoch's weights, exactly
+def _blobs(n, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, 6))
+    X[np.arange(n), y] += 1.5
+    return X, y
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["measured-in-line", "measured-beside-the-next-epoch"])
+@pytest.mark.parametrize("stop_at_step", [None, 23], ids=["early-stop", "ctrl-c-mid-epoch"])
+def test_fit_restores_the_best_epochs_weights_bit_for_bit(monkeypatch, threads, stop_at_step):
+    monkeypatch.setattr(training, "update_threads", lambda: threads)
+    kept = {}
+    record = training.EarlyStopping.update
+
+    def update(self, epoch, value, net):  # a copy of each epoch's weights as the stopper sees them
+        kept[epoch] = net.get_state()
+        return record(self, epoch, value, net)
+
+    monkeypatch.setattr(training.EarlyStopping, "update", update)
+    ce, steps = losses.get("ce"), [0]
+
+    class Counting(type(ce)):
+        def backward(self, output, y, sample_weight=None):
+            steps[0] += 1
+            if steps[0] == stop_at_step:  # 4 steps an epoch: in the middle of epoch 6
+                raise KeyboardInterrupt
+            return super().backward(output, y, sample_weight)
+
+    X, y = _blobs(60, 0)
+    Xv, yv = _blobs(30, 1)
+    net = MLP(6, [16], 3, dropout=0.2, batchnorm=True, seed=1)
+    res = fit(net, Counting(), X, y, Xv, yv, FitConfig(epochs=40, batch_size=16, lr=0.3, patience=4, seed=0))
+    assert res.interrupted == (stop_at_step is not None)
+    assert res.epochs_run == (5 if stop_at_step else res.epochs_run) and res.best_epoch <= res.epochs_run
+    best = kept[res.best_epoch]
+    now = net.get_state()  # weights and BatchNorm's running statistics
+    assert all(np.array_equal(best[k], now[k]) for k in now)
+    assert res.best_val_loss == min(r["val_loss"] for r in res.history)

@@ -1,0 +1,162 @@
+"""What a batch job or a shell pipeline hands the command line: a log on a full disk, standard error open only for
+reading or closed, help into a full disk or a gone pipe, an ASCII file-system encoding, an output that is the
+file an input comes from, and FORCE_COLOR in a log."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import model_io
+from mlpcli.cli._common import StderrBar, stderr_console, stdout_console
+from mlpcli.data import PreprocessConfig, Preprocessor
+from mlpcli.engine import MLP
+from cli_helpers import assert_clean_error, run
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+for _name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS"):
+    ENV.pop(_name, None)
+
+
+def mlpcli(*args, env=None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlpcli", *map(str, args)], env={**ENV, **(env or {})},
+                          timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def model_and_table(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny model file (3 features, 2 classes, built without training) and a 40-row table for it."""
+    folder = tmp_path_factory.mktemp("batch")
+    rng = np.random.default_rng(0)
+    pre = Preprocessor(PreprocessConfig()).fit(rng.normal(size=(20, 3)), ["a", "b", "c"])
+    model = model_io.Model.single(MLP(3, [4], 2, seed=0), pre, task="multiclass", classes=["x", "y"],
+                                  feature_names=["a", "b", "c"], target_names=["label"],
+                                  loss={"name": "ce", "params": {}})
+    model_io.save(model, folder / "m.mlp")
+    table = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    table.insert(0, "sample_id", [f"s{i}" for i in range(40)])
+    table.to_csv(folder / "new.csv", index=False)
+    return folder / "m.mlp", folder / "new.csv"
+
+
+# ── standard error that cannot take the notes ─────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("stderr", ["full disk", "open for reading"])
+def test_notes_that_cannot_be_written_lose_the_notes_not_the_predictions(tmp_path, model_and_table, stderr):
+    """A job's log on a full disk (or over quota), or `2>&-` through a wrapper script (pyenv's `python` shim hands
+    Python its own script, open for reading, as descriptor 2): the first note ended the command, exit 1 with
+    nothing said anywhere, before the predictions (on another file system) were written."""
+    if stderr == "full disk" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    model, table = model_and_table
+    out = tmp_path / "p.csv"
+    err = open("/dev/full", "w") if stderr == "full disk" else open(table, "rb")
+    with err:
+        done = mlpcli("predict", model, table, "-o", out, stderr=err)
+    assert done.returncode == 0
+    assert len(pd.read_csv(out)) == 40
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+# ── --help and --version into a full disk or a closed pipe ───────────────────────────────────────────────
+
+
+def test_help_into_a_full_disk_is_one_line_not_a_traceback():
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "w") as full:
+        done = mlpcli("--version", stdout=full, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "Error: cannot write standard output: no space left on device"
+
+
+def test_help_into_a_pipe_whose_reader_has_gone_exits_141():
+    """`mlpcli --help | head -1` with head gone first: Click's own rule ended it with exit 1, an error; every
+    other writer to a closed pipe ends with 141, as the README says."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        done = mlpcli("--help", stdout=w, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(w)
+    assert done.returncode == 141 and "Traceback" not in done.stderr and "Error" not in done.stderr
+
+
+# ── file names ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_non_ascii_output_name_under_an_ascii_file_system_encoding(tmp_path):
+    """LC_ALL=C with Python's UTF-8 mode off: the file system encoding is ASCII and `p_é.csv` reaches Python as
+    surrogates. The temporary file's name was rebuilt as UTF-8 text, which ASCII cannot encode: "Error: 'ascii'
+    codec can't encode character" once the work was done (train, predict, every output)."""
+    code = "import sys; from mlpcli import fileio; fileio.write_text_atomic(sys.argv[1], 'x,y\\n1,2\\n')"
+    done = subprocess.run([sys.executable, "-c", code, "p_é.csv"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**ENV, "LC_ALL": "C", "PYTHONUTF8": "0"}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert os.listdir(tmp_path) == ["p_é.csv"]
+
+
+# ── an output that would replace an input ─────────────────────────────────────────────────────────────────
+
+
+def test_an_output_naming_the_file_standard_input_comes_from_is_refused(tmp_path, model_and_table):
+    """`mlpcli predict m.mlp - -o data.csv < data.csv` replaced the table by its predictions: the check that an
+    output does not name an input left '-' out."""
+    model, table = model_and_table
+    data = tmp_path / "data.csv"
+    data.write_bytes(table.read_bytes())
+    with open(data, "rb") as stdin:
+        done = mlpcli("predict", model, "-", "-o", data, stdin=stdin, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "--out" in done.stderr and "standard input is that file" in done.stderr
+    assert data.read_bytes() == table.read_bytes()
+
+
+def test_an_output_hard_linked_to_an_input_is_refused(tmp_path, model_and_table):
+    model, table = model_and_table
+    data = tmp_path / "data.csv"
+    data.write_bytes(table.read_bytes())
+    os.link(data, tmp_path / "same.csv")
+    assert_clean_error(run(["predict", str(model), str(data), "-o", str(tmp_path / "same.csv")]), "--out",
+                       "is also the input DATA", code=2)
+    assert data.read_bytes() == table.read_bytes()
+
+
+def test_standard_output_named_twice_says_which_was_the_default(model_and_table):
+    """`predict m.mlp data.csv --json`: the error named "-o -", an option the user never typed."""
+    model, table = model_and_table
+    assert_clean_error(run(["predict", str(model), str(table), "--json"]), "-o - (the default) and --json", code=2)
+    res = run(["predict", str(model), str(table), "--json", "-o", "-"])
+    assert_clean_error(res, "-o - and --json", code=2)
+    assert "(the default)" not in res.output
+
+
+# ── FORCE_COLOR in a batch job's environment ─────────────────────────────────────────────────────────────
+
+
+def test_force_color_colours_a_log_but_draws_no_live_bar_in_it(monkeypatch):
+    """FORCE_COLOR asks for colours; rich took it for a terminal, and a log file got the live progress bar's
+    frames (ten a second, cursor codes) and tables wrapped at 80 columns."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    log = io.StringIO()
+    monkeypatch.setattr("sys.stderr", log)
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert not StderrBar(quiet=False).wants_bar
+    console = stderr_console()
+    console.print("[yellow]warning:[/] " + "x" * 150)
+    text = log.getvalue()
+    assert "\x1b[33m" in text  # the colour asked for
+    assert "\x1b[?25l" not in text and len(text.strip().splitlines()) == 1  # no cursor codes, no wrapping
+    assert stdout_console().width == 140  # a pipe's width, not a terminal's 80

@@ -1,0 +1,83 @@
+"""`evaluate --by`: which groups are flagged as worse (a gap of one sample is not, a group clearly worse on enough
+samples is), for classification and regression, and the rule as the help states it."""
+
+import numpy as np
+import pytest
+
+from mlpcli import metrics
+from mlpcli.predict import evaluation
+from cli_helpers import run
+
+
+# ── 5. --by: a gap that rests on one sample is not "clearly worse" ───────────────────────────────────────
+
+
+def _batches(seed: int = 0):
+    """The sample data's case: batch B2 of 40 samples holds one HER2 sample, misread (balanced accuracy 0.75
+    against ~0.9 overall); B1's errors are spread over its 128 samples."""
+    rng = np.random.default_rng(seed)
+    classes = ["Basal", "HER2", "LumA", "LumB"]
+    y = np.array([0] * 12 + [1] + [2] * 23 + [3] * 4 + [0] * 24 + [1] * 22 + [2] * 53 + [3] * 38)
+    by = np.array(["B2"] * 40 + ["B1"] * (len(y) - 40), dtype=object)
+    pred = y.copy()
+    pred[12] = 2
+    wrong = rng.choice(np.arange(40, len(y)), 15, replace=False)
+    pred[wrong] = (pred[wrong] + 1) % 4
+    proba = np.eye(4)[pred] * 0.9 + 0.025
+    return y, proba, classes, by
+
+
+@pytest.mark.parametrize("bootstrap", [0, 200])
+def test_a_group_whose_gap_is_one_sample_is_not_flagged(bootstrap):
+    y, proba, classes, by = _batches()
+    overall = metrics.compute("multiclass", y, proba, classes, 0.5)
+    warns, notes = [], []
+    groups = evaluation._by_groups("multiclass", y, proba, classes, 0.5, by, None, overall, "balanced_accuracy",
+                                   bootstrap, np.random.default_rng(0), "batch", warns, notes)
+    b2 = {g["value"]: g for g in groups}["B2"]
+    assert b2["metrics"]["balanced_accuracy"] == pytest.approx(0.75)
+    assert overall["balanced_accuracy"] - 0.75 > evaluation.BY_WORSE_SCORE  # the old rule flagged it
+    assert not b2["flagged"] and not warns
+    assert len(notes) == 1 and "'B2'" in notes[0] and "not flagged" in notes[0]
+    assert ("95 % interval" in notes[0]) if bootstrap else ("HER2: 1 sample" in notes[0])
+
+
+@pytest.mark.parametrize("bootstrap", [0, 200])
+def test_a_group_clearly_worse_on_enough_samples_is_flagged(bootstrap):
+    """Three batches of 12 samples per class (patients of 3 samples); B3 misreads every HER2 and LumB sample:
+    flagged either way, the warning saying on what evidence."""
+    classes = ["Basal", "HER2", "LumA", "LumB"]
+    y = np.tile(np.repeat(np.arange(4), 12), 3)  # (144,)
+    by = np.repeat(np.array(["B1", "B2", "B3"], dtype=object), 48)
+    patients = np.arange(len(y)) // 3
+    pred = y.copy()
+    pred[(by == "B3") & np.isin(y, [1, 3])] = 2
+    proba = np.eye(4)[pred] * 0.9 + 0.025
+    overall = metrics.compute("multiclass", y, proba, classes, 0.5)
+    warns, notes = [], []
+    groups = evaluation._by_groups("multiclass", y, proba, classes, 0.5, by, patients, overall, "balanced_accuracy",
+                                   bootstrap, np.random.default_rng(0), "batch", warns, notes)
+    flagged = [g["value"] for g in groups if g["flagged"]]
+    assert flagged == ["B3"] and len(warns) == 1 and "'B3'" in warns[0] and not notes
+    assert ("95 % interval" in warns[0]) if bootstrap else ("at least 10 samples" in warns[0])
+
+
+def test_a_regression_group_of_few_samples_is_not_flagged():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(60, 1))
+    pred = y + rng.normal(scale=0.1, size=y.shape)
+    pred[:5] += 3.0  # five samples far off: RMSE far above the overall one, on 5 samples
+    by = np.array(["small"] * 5 + ["large"] * 55, dtype=object)
+    overall = metrics.compute("regression", y, pred, ["t"], 0.5)
+    warns, notes = [], []
+    groups = evaluation._by_groups("regression", y, pred, ["t"], 0.5, by, None, overall, "rmse", 0,
+                                   np.random.default_rng(0), "site", warns, notes)
+    small = {g["value"]: g for g in groups}["small"]
+    assert small["metrics"]["rmse"] > 1.25 * overall["rmse"] and not small["flagged"] and "5 samples" in notes[0]
+
+
+def test_by_help_states_the_rule():
+    res = run(["evaluate", "--help"])
+    text = " ".join(res.output.split())
+    assert f"at least {evaluation.BY_MIN_CLASS_SAMPLES} samples" in text and "95 % interval" in text
+    assert f"the group {evaluation.BY_MIN_SAMPLES}" in text

@@ -1,0 +1,117 @@
+"""What the --help texts say: every example they show runs, and what a help text says an option does is what the
+command does."""
+
+import re
+import shlex
+
+import pytest
+
+from mlpcli.interrupts import STOP_SIGNAL_NAMES
+from cli_helpers import assert_clean_error, run
+from tables import make_table
+
+
+def test_cv_help_does_not_promise_stratification_or_coverage_to_every_task():
+    """`cv --help` said "grouped, stratified K-fold" and "StratifiedGroupKFold" for every target, and that
+    --leave-batch-out reports coverage and OOD rates: regression folds are not stratified and get neither."""
+    out = " ".join(run(["cv", "--help"]).output.split())  # unwrapped
+    assert "stratified for class targets" in out and "GroupKFold for regression" in out
+    assert "stratified by class for class targets" in out  # --folds
+    assert "(classifiers: also prediction" in out
+    assert "for classifiers, the calibration" in out
+    assert "grouped, stratified" not in " ".join(run(["--help"]).output.split())  # the command list's summary
+
+
+# --- 5. classifier-only options say so ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["train", "cv", "tune", "diagnose"])
+def test_classifier_only_options_are_marked_in_the_help(command):
+    out = " ".join(run([command, "--help"]).output.split())
+    for marked in ("--positive TEXT (binary) The positive class", "--calibrate / --no-calibrate (classifiers) ",
+                   "--class-weight TEXT (classifiers) ", "--pos-weight FLOAT (binary, multi-label) ",
+                   "--focal-gamma FLOAT (binary, multi-label) ", "--focal-alpha FLOAT (binary, multi-label) ",
+                   "--label-smoothing FLOAT (classifiers) "):
+        assert marked in out, (command, marked)
+
+
+def test_lr_schedule_help_says_what_each_schedule_does():
+    res = run(["train", "--help"])
+    text = " ".join(res.output.split())
+    assert "plateau: halve the rate" in text and "cosine: anneal it from --lr towards 1e-6" in text
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("review19")
+    path = root / "train.csv"
+    make_table("multiclass", n_patients=40, per_patient=2, n_features=8, seed=2).to_csv(path, index=False)
+    model = root / "m.mlp"
+    res = run(["train", str(path), "--folds", "1", "--epochs", "3", "--hidden", "4", "-q", "-o", str(model)])
+    assert res.exit_code == 0, res.output
+    new = root / "new.csv"
+    make_table("multiclass", n_patients=30, per_patient=2, n_features=8, seed=5).to_csv(new, index=False)
+    return root, str(path), str(model), str(new)
+
+
+def test_every_predict_help_example_runs(trained, tmp_path):
+    """`predict --help` showed `--coverage 0.9 --ood --abstain-on-empty-set` without `--conformal-score lac`:
+    copied as shown it was a usage error (abstention on empty sets is refused with APS, the default)."""
+    _, _, model, new = trained
+    examples = [line.split("Example:", 1)[1] for line in run(["predict", "--help"]).output.splitlines()
+                if "Example:" in line and "new.csv" in line]
+    assert examples
+    for example in examples:
+        args = shlex.split(example.replace("subtypes.mlp", model).replace("new.csv", new)
+                           .replace("p.csv", str(tmp_path / "p.csv")))
+        res = run(args[1:] + ["-q"])
+        assert res.exit_code == 0, (example, res.output)
+
+
+def test_fail_on_shift_help_says_the_shift_report_is_still_written(trained, tmp_path):
+    """The help said "writing no output file", but the --shift-report file is written (the evidence of the
+    failure); it also named only the shift levels, not the absent genes that fail it at either level."""
+    _, _, model, new = trained
+    text = " ".join(run(["predict", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "writing no output file" not in text
+    assert "a --shift-report is still written" in text and "0 in every sample" in text
+    import pandas as pd
+
+    shifted = pd.read_csv(new)
+    features = [c for c in shifted.columns if c.startswith("f")]
+    shifted[features] = shifted[features] * 10 + 30
+    data, out, report = tmp_path / "shifted.csv", tmp_path / "p.csv", tmp_path / "shift.csv"
+    shifted.to_csv(data, index=False)
+    res = run(["predict", model, str(data), "-o", str(out), "--fail-on-shift", "--shift-report", str(report)])
+    assert_clean_error(res, "reaches --fail-on-shift")
+    assert report.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--folds 3", "--refit", "--no-calibrate"])
+def test_diagnose_help_marks_the_train_options_the_learning_curve_refuses(trained, option):
+    """`diagnose --help` showed --folds, --refit and --calibrate with train's help (an ensemble, a refit, a
+    temperature) although --learning-curve refuses each; the help now says so, and they are refused."""
+    _, data, _, _ = trained
+    text = " ".join(run(["diagnose", "--help"], env={"COLUMNS": "200"}).output.split())
+    flag = option.split()[0].replace("--no-", "--")
+    assert re.search(re.escape(flag) + r"(?: / --no-\w+| \S+) (?:\(classifiers\) )?Not with --learning-curve", text), flag
+    res = run(["diagnose", "--learning-curve", data, *option.split()])
+    assert res.exit_code == 2 and "does not apply with --learning-curve" in res.output
+
+
+def test_diagnose_help_says_what_hidden_auto_and_val_size_do_in_the_learning_curve():
+    text = " ".join(run(["diagnose", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "auto, with --learning-curve: one hidden layer of 128" in text
+    assert re.search(r"--val-size \S+ --learning-curve: the fixed validation hold", text)
+
+
+def test_top_level_help_names_every_stop_signal():
+    """The README lists SIGUSR1 / SIGUSR2 (sbatch --signal) and SIGXCPU beside SIGTERM and SIGHUP, and exit 138;
+    `mlpcli --help` named only SIGTERM and SIGHUP."""
+    text = " ".join(run(["--help"], env={"COLUMNS": "200"}).output.split())
+    for name in STOP_SIGNAL_NAMES:
+        if name != "SIGINT":  # Ctrl-C
+            assert name in text, name
+    assert "138 SIGUSR1" in text
+    train = " ".join(run(["train", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "SIGUSR1 / SIGUSR2" in train and "138" in train
