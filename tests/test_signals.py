@@ -763,7 +763,8 @@ def test_a_stop_signal_during_the_exit_handlers_still_ends_with_its_code():
             "main()\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 143, (res.returncode, res.stderr)
-    assert res.stderr.strip().endswith("Interrupted by SIGTERM.")
+    assert res.stderr.strip().endswith("Interrupted by SIGTERM after the command had ended: its outputs and the "
+                                       "lines above are complete.")
 
 
 def test_a_stop_signal_while_the_summary_is_printed_says_the_model_is_written(tmp_path):
