@@ -18,15 +18,29 @@ def _counts(path) -> None:
     frame.to_csv(path, sep="\t", index=False)
 
 
-def test_the_note_gives_the_other_reading(tmp_path):
+def test_a_warning_gives_the_other_reading_even_under_quiet(tmp_path):
     _counts(tmp_path / "c.tsv")
-    res = run(["train", str(tmp_path / "c.tsv"), "--no-group", "--folds", "1", "--epochs", "1",
+    first = pd.read_csv(tmp_path / "c.tsv", sep="\t", dtype=str)["g0"].iloc[0]
+    said = (f"warning: {tmp_path / 'c.tsv'}: numbers read with decimal commas ('{first}' is {first.replace(',', '.')}, not "
+            f"{first.replace(',', '')} with a thousands separator")
+    res = run(["train", str(tmp_path / "c.tsv"), "--no-group", "--folds", "1", "--epochs", "1", "-q",
                "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    first = pd.read_csv(tmp_path / "c.tsv", sep="\t", dtype=str)["g0"].iloc[0]
-    assert (f"numbers read with decimal commas ('{first}' is {first.replace(',', '.')}, not {first.replace(',', '')} "
-            "with a thousands separator") in text and "write the numbers without them" in text
+    assert said in text and "write the numbers without them" in text
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "c.tsv"), "-q", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0 and said in " ".join(res.output.split())
+
+
+def test_decimal_commas_that_cannot_be_separators_stay_a_note(tmp_path):
+    rows = ["sample_id;g0;g1;label"] + [f"s{i};0,{100 + i};{i % 7},5;{'AB'[i % 2]}" for i in range(40)]
+    (tmp_path / "eu.csv").write_text("\n".join(rows) + "\n")
+    res = run(["train", str(tmp_path / "eu.csv"), "--no-group", "--folds", "1", "--epochs", "1",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"· {tmp_path / 'eu.csv'}: numbers read with decimal commas ('0,100' is 0.100)" in text
+    assert "warning:" not in text
 
 
 def test_decimal_points_forced_name_both_readings(tmp_path):

@@ -56,6 +56,7 @@ class Dialect:
     sep: str
     decimal: str = "."
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # a reading that may be the wrong one (said even under -q)
 
 
 def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | None, sep: str | None = None,
@@ -79,6 +80,7 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
         default_sep = "\t" if first.count("\t") > first.count(",") else ","
     shapes = {c: _split_shape(records, c) for c in SEPARATORS}  # (header fields, rows consistent?)
     notes: list[str] = []
+    warnings: list[str] = []
     if given_sep is not None:
         chosen = given_sep
         splits = [c for c in SEPARATORS if shapes[c][0] > 1]
@@ -117,15 +119,17 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
                             "without them — or, if the commas are decimal marks, pass --decimal comma")
         if chosen_decimal == ",":
             either = all(THOUSANDS_NUMBER.fullmatch(c) for c in commas)  # 95,823 alone: separators, or 3 decimals?
-            notes.append(f"{source}: numbers read with decimal commas ({comma.strip()!r} is "
-                         f"{comma.strip().replace(',', '.')}"
-                         + (f", not {comma.strip().replace(',', '')} with a thousands separator: every number with a "
-                            "comma has groups of three digits; if they are separators, write the numbers without "
-                            "them" if either else "") + "); --decimal . to read them otherwise")
+            # the ambiguous reading is a warning: whole counts with separators read as decimals are divided by
+            # 1,000, and a note is hidden by -q
+            (warnings if either else notes).append(
+                f"{source}: numbers read with decimal commas ({comma.strip()!r} is {comma.strip().replace(',', '.')}"
+                + (f", not {comma.strip().replace(',', '')} with a thousands separator: every number with a comma "
+                   "has groups of three digits; if they are separators, write the numbers without them" if either
+                   else "") + "); --decimal . to read them otherwise")
     if chosen_decimal == chosen:
         raise ConfigError(f"--decimal comma: comma is also the field separator of {source}; pass --sep too "
                           "(e.g. --sep semicolon --decimal comma)")
-    return Dialect(chosen, chosen_decimal, tuple(notes))
+    return Dialect(chosen, chosen_decimal, tuple(notes), tuple(warnings))
 
 
 def looks_like_thousands(commas: list[str], rows: list[list[str]]) -> bool:

@@ -64,8 +64,8 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
         return frame, notes + more
     table = TextTable.open(src, sep=sep, decimal=decimal, features_in_rows=features_in_rows)
     if features_in_rows:  # the sample ids are the header's cells, read as written
-        return table.read_frame(text=text), table.notes
-    return table.read_frame(text=[c for c in text if c in table.names], ids=ids), table.notes
+        return table.read_frame(text=text), table.notes + table.warnings
+    return table.read_frame(text=[c for c in text if c in table.names], ids=ids), table.notes + table.warnings
 
 
 # The cells that are missing values: an empty cell, NA, N/A, NULL and NaN as people and programs write them
@@ -106,6 +106,7 @@ class TextTable:
                  features_in_rows: bool, header: list[str]):
         self.src, self.dialect, self.names = src, dialect, names
         self.notes, self.row_names, self.features_in_rows, self.header = notes, row_names, features_in_rows, header
+        self.warnings: list[str] = list(dialect.warnings)
         self._fields_checked = False
         self.short_header = False  # a features x samples header without the feature-name column's cell
 

@@ -415,6 +415,7 @@ class _TextTable(_Table):
             self.close()
             raise
         self.sep, self.decimal, self.notes = dialect.sep, dialect.decimal, list(dialect.notes)
+        self.warnings = list(dialect.warnings)
         if carriage_returns:
             self.notes.append(f"{name}: lines end with a carriage return alone (classic Mac OS), read as line ends")
         # an empty first header cell is R's row names: sample_id, as training names it

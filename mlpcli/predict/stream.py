@@ -352,7 +352,7 @@ class _Run:
             self.plan.notes.append("--features-in-rows: the table was read whole (the transposed layout cannot "
                                    "be streamed)")
         self.notes = [*self.table.notes, *h5ad_notes, *self.plan.notes]
-        self.warnings = [*h5ad_warnings, *self.plan.warnings]
+        self.warnings = [*getattr(self.table, "warnings", ()), *h5ad_warnings, *self.plan.warnings]
         if self.join is not None:
             self.notes += self.join.notes
             self._join_noted = len(self.join.notes)
