@@ -279,7 +279,7 @@ class H5ad:
                 raw = getattr(self, "matrix_name", "") == ".raw.X"
                 table = ".raw.var" if raw else "var"
                 main = raw and column in self._main_var_columns()
-                why = (f"; .var has it, but --raw reads .raw's genes, named by .raw.var — leave out --var-names or "
+                why = ("; .var has it, but --raw reads .raw's genes, named by .raw.var — leave out --var-names or "
                        "--raw" if main else "")
                 raise DataError(f"--var-names {column!r}: no such {table} column in {self.path}; its {table} columns: "
                                 f"{_quoted(self.var.columns, 8) or 'none'} (or var_names, the index){why}")
