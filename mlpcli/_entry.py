@@ -26,8 +26,8 @@ except ImportError:  # pragma: no cover - Windows
 STOP_SIGNALS = tuple(getattr(signal, n) for n in STOP_SIGNAL_NAMES if hasattr(signal, n))
 
 
-# Whether the command has ended (``main``): a stop signal from then on found its outputs complete, which the message
-# says (a job log that ended in a bare "Interrupted by SIGTERM." after train's summary read as "no model")
+# Whether the command has ended and succeeded (``main``): a stop signal from then on found its outputs complete,
+# which the message says (a job log that ended in a bare "Interrupted by SIGTERM." after train's summary read as "no model")
 _ended = False
 
 
@@ -167,5 +167,8 @@ def main() -> None:
     global _ended
     try:
         cli_main()
-    finally:
+    except SystemExit as exc:
+        _ended = exc.code in (0, None)  # a failed command's outputs are not "complete"
+        raise
+    else:
         _ended = True

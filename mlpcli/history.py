@@ -233,8 +233,10 @@ class MemberCurves:
         return {"member": self.member, "epochs": len(self.train), "best_epoch": self.best_epoch}
 
 
-def _member_curves(member: int, rows: list[dict], curves: str) -> MemberCurves:
-    one = _single_curves(rows, curves)
+def _member_curves(member: int, rows: list[dict], curves: str, notes: list[str] | None = None) -> MemberCurves:
+    one = _single_curves(rows, curves, source=f"member {member}")
+    if notes is not None:
+        notes += one.notes  # a best_epoch that is not one of the member's epochs, ignored
     best = one.checkpoint_epoch
     if best is None:  # what early stopping keeps (min_delta 0): the lowest validation loss
         losses = [_num(r.get("val_loss")) for r in rows]
@@ -301,13 +303,16 @@ def curves_from_history(history: list[dict], curves: str = "loss", *, source: st
     groups = split_members(history, source)
     if groups is None:
         return _single_curves(history, curves, source, kind)
-    members = [_member_curves(m, rows, curves) for m, rows in groups]
+    member_notes: list[str] = []
+    members = [_member_curves(m, rows, curves, member_notes) for m, rows in groups]
     train_eval = None
     if all(m.train_eval is not None for m in members):
         train_eval = mean_curve([m.train_eval for m in members])
-    return Curves(source=source, kind=kind, curves=curves, name=curves, train=mean_curve([m.train for m in members]),
-                  val=mean_curve([m.val for m in members]), train_eval=train_eval, members=members,
-                  val_spread=spread_curve([m.val for m in members]))
+    c = Curves(source=source, kind=kind, curves=curves, name=curves, train=mean_curve([m.train for m in members]),
+               val=mean_curve([m.val for m in members]), train_eval=train_eval, members=members,
+               val_spread=spread_curve([m.val for m in members]))
+    c.notes += [f"{source}: {n}" for n in member_notes]
+    return c
 
 
 # The largest loss or metric value a history table may hold (``read_curves``): the rules square deviations of the

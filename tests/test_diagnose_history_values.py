@@ -43,3 +43,15 @@ def test_a_best_epoch_outside_the_run_is_ignored_and_said(tmp_path):
         assert "weights kept from epoch" not in text
     _history(tmp_path / "h.csv", best=12)
     assert "weights kept from epoch 12" in " ".join(run(["diagnose", str(tmp_path / "h.csv"), "--no-chart"]).output.split())
+
+
+def test_an_ensemble_members_best_epoch_outside_its_run_is_said(tmp_path):
+    e = np.arange(1, 31)
+    rng = np.random.default_rng(0)
+    frames = [pd.DataFrame({"member": m, "epoch": e, "train_loss": 0.3 + 0.9 * np.exp(-e / 8) + rng.normal(0, .005, 30),
+                            "val_loss": 0.45 + 0.7 * np.exp(-e / 8) + rng.normal(0, .01, 30),
+                            "best_epoch": 999 if m == 1 else 20}) for m in (1, 2, 3)]
+    pd.concat(frames).to_csv(tmp_path / "ens.csv", index=False)
+    res = run(["diagnose", str(tmp_path / "ens.csv"), "--no-chart"])
+    assert res.exit_code == 0, res.output
+    assert "member 1: best_epoch 999 is not one of the run's epochs (1-30): ignored" in " ".join(res.output.split())

@@ -63,3 +63,11 @@ def test_a_nul_byte_in_a_label_is_an_error_in_text_and_in_parquet(tmp_path):
                             "-o", str(tmp_path / "m")]),
                        "target 'label' holds a label with a NUL byte (0x00), 'A\\x00X', at row 3")
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "predict"])
+def test_a_nul_byte_in_the_header_is_an_error(model, tmp_path, command):
+    (tmp_path / "h.csv").write_bytes(b"sample_id,g\x003,label\ns1,1.0,A\ns2,2.0,B\n")
+    args = {"train": ["train", str(tmp_path / "h.csv"), "-o", str(tmp_path / "m.mlp")],
+            "predict": ["predict", str(model / "m.mlp"), str(tmp_path / "h.csv"), "-o", str(tmp_path / "p.csv")]}
+    assert_clean_error(run(args[command]), "line 1, the header's field 2 ('g\\x003') holds a NUL byte (0x00)")

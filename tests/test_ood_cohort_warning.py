@@ -82,5 +82,17 @@ def test_a_far_site_of_many_patients_is_warned_of_per_patient_and_named(files, c
     res = run([command, str(files / "m.mlp"), str(files / "site.csv"), "--ood", "-q", *out])
     assert res.exit_code == 0, res.output
     text = _warning(res)
-    assert "(counting each patient once, 33% of 60 patients: the samples of one patient are flagged together)" in text
+    assert ("(counting each patient once, a mean 33% of each patient's samples, over 60 patients: the samples of one "
+            "patient are flagged together)") in text
     assert "most in batch 'S3' 100% (40 of 40)" in text
+
+
+def test_a_cohort_of_one_far_patient_is_warned_of_by_its_samples(files):
+    """Counted per patient, one patient can never be beyond chance (its share is at most 1, its p-value alpha): a
+    single patient's 20 far-off biopsies went without a word."""
+    _patients(1, 0, seed=4, far=0, far_spp=20).to_csv(files / "one.csv", index=False)
+    res = run(["predict", str(files / "m.mlp"), str(files / "one.csv"), "--ood", "-o", str(files / "one_p.csv")])
+    assert res.exit_code == 0, res.output
+    text = _warning(res)
+    assert text.startswith("20 of 20 samples (100%) flagged")
+    assert "(counted by samples: 1 patient, too few to judge patient by patient)" in text

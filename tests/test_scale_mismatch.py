@@ -71,15 +71,24 @@ def test_every_feature_moving_one_way_is_a_shift(tmp_path):
     res = run(["train", str(tmp_path / "train.csv"), "--no-group", "--folds", "1", "--epochs", "2", "--hidden", "4",
                "--no-log1p", "-q", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 0, res.output
-    same = pd.DataFrame(rng.normal(size=(100, 40)), columns=genes)
+    same = pd.DataFrame(rng.normal(size=(12, 40)), columns=genes)
     args = ["predict", str(tmp_path / "m.mlp"), "-o", str(tmp_path / "p.csv")]
     assert "cohort shift │ none" in " ".join(run([*args[:2], _csv(tmp_path / "same.csv", same), *args[2:]]).output.split())
-    lower = same - 0.3  # every gene 0.3 SD lower: under the 1 SD bar, under the 0.5 SD mild one
-    res = run([*args[:2], _csv(tmp_path / "lower.csv", lower), *args[2:]])
+    # another scale on 12 samples (too few for the spread and 0.5 SD tests): every gene 0.3 SD lower, a third the SD
+    rescaled = same * 0.3 - 0.3
+    res = run([*args[:2], _csv(tmp_path / "rescaled.csv", rescaled), *args[2:]])
     text = " ".join(res.output.split())
     assert "warning: cohort shift:" in text and "of the 40 features have a mean lower than in training" in text
-    assert "(warning when 90% move one way)" in text
-    assert re.search(r"; 3[6-9] of 40 lower than in training\)|; 40 of 40 lower than in training\)", text), text
+    assert "and a median SD 2x or more off (warning when 90% move one way)" in text
+    assert re.search(r"; (3[6-9]|40) of 40 lower than in training\)", text), text
+    res = run([*args[:2], str(tmp_path / "rescaled.csv"), *args[2:], "--fail-on-shift", "shift"])
+    assert res.exit_code == 1 and "lower than in training with SDs 2x off (the rule: 90% of them one way" in \
+        " ".join(res.output.split())
+    # an offset with the spreads as they were is no other scale: 5,000 samples 0.1 SD higher everywhere
+    offset = pd.DataFrame(rng.normal(size=(5000, 40)), columns=genes) + 0.1
+    res = run([*args[:2], _csv(tmp_path / "offset.csv", offset), *args[2:], "--fail-on-shift", "shift"])
+    assert res.exit_code == 0, res.output
+    assert "cohort shift │ none" in " ".join(res.output.split())
 
 
 def _csv(path, frame: pd.DataFrame) -> str:

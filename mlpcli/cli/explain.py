@@ -169,7 +169,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
             raise click.UsageError("--scoring is for classification models; a regression model's permutation "
                                    "importance is the rise of each target's RMSE")
     with threads_context(threads):  # BLAS on one core unless --threads says more, as every command (SLURM's cores)
-        samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing)
+        samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing,
+                               training_rows=method == "permutation")
         result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,
                      output=output_kind, baseline=baseline, steps=steps, top=top, bootstrap=bootstrap,
                      repeats=repeats, scoring=scoring, tol=tol, seed=seed, absent=samples.filled,

@@ -161,6 +161,16 @@ def check_no_nul(text, sep: str, name: str, line: int, columns=None) -> None:
                     "table has: the file is damaged or not a text table; remove the byte or export the table again")
 
 
+def check_header_no_nul(cells, name: str) -> None:
+    """``check_no_nul`` for the header line (its cells, as read): a NUL byte there became part of a feature's name
+    (a model stored 'g\\x003' without a word)."""
+    for j, cell in enumerate(cells):
+        if "\x00" in str(cell):
+            raise DataError(f"{name}: line 1, the header's field {j + 1} ({str(cell)!r}) holds a NUL byte (0x00), which "
+                            "no text table has: the file is damaged or not a text table; remove the byte or export the "
+                            "table again")
+
+
 def check_piece(text, sep: str, width: int, name: str, line: int, columns=None) -> int:
     """Check the field count of every line of a piece of whole lines (its first line is the file's line
     `line`); returns the number of line ends in it.

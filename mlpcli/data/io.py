@@ -15,7 +15,7 @@ from ..errors import DataError
 from ._common import DECIMAL_ATTR, SOURCE_ATTR
 from .dialect import Dialect, head_text, header_cells, sniff_dialect
 from .feature_rows import read_feature_rows_text
-from .fields import check_stream, locate_not_utf8
+from .fields import check_header_no_nul, check_stream, locate_not_utf8
 from .float32 import as_float32_if_exact
 from .header import (apply_header_rules, check_not_featurecounts, check_unique_header, check_unnamed, header_lacks_row_name_cell,
                      header_names, preamble_hint)
@@ -126,6 +126,7 @@ class TextTable:
             raise _not_utf8(src.name, fmt, exc, src) from None
         except PARSE_ERRORS as exc:
             raise DataError(f"cannot parse {src.name} as {fmt}: {short_reason(exc)}") from None
+        check_header_no_nul(header, src.name)
         if not header:
             if not head.strip():
                 raise DataError(f"{src.name} is empty; expected a header line and data rows")

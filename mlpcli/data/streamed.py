@@ -30,7 +30,7 @@ from ..errors import DataError, OptionError
 from ..interrupts import held
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
 from ._common import DECIMAL_ATTR
-from .fields import check_no_nul, check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
+from .fields import check_header_no_nul, check_no_nul, check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
 from .dialect import SNIFF_BYTES
 from .feature_rows import raise_annotation_columns, raise_names_elsewhere
 from .io import NA_TOKENS, as_written_na
@@ -419,7 +419,9 @@ class _TextTable(_Table):
         if carriage_returns:
             self.notes.append(f"{name}: lines end with a carriage return alone (classic Mac OS), read as line ends")
         # an empty first header cell is R's row names: sample_id, as training names it
-        self.columns = data.row_names_header(next(csv.reader([text], delimiter=self.sep)))
+        cells = next(csv.reader([text], delimiter=self.sep))
+        check_header_no_nul(cells, name)
+        self.columns = data.row_names_header(cells)
         if check_header:
             _check_header(self.columns, name)
         self._arrow_options = None

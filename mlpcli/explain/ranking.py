@@ -62,6 +62,7 @@ COLUMNS = ["class", "rank", "feature", "score", "mean_abs", "direction", "fracti
 METHODS = ("ig", "permutation")
 SCORINGS = ("log_loss", "balanced_accuracy")
 DEFAULT_TOP = 20
+_SEEN_ROWS = 4096  # rows fingerprinted at a time by ``load_samples``
 # A direction is "up" or "down" when at least this share of the |attribution| agrees with it, else "mixed": on an
 # XOR of two genes each gene's direction was right for 60-67 % of the weight toward a class (printed as "up",
 # toward both classes); on linear drivers 95-100 %.
@@ -128,12 +129,14 @@ class Samples:
 
 
 def load_samples(model: Model, source, roles=None, fill_missing: str | None = None,
-                 max_missing: float | None = None) -> Samples:
+                 max_missing: float | None = None, training_rows: bool = False) -> Samples:
     """Read the table ``source`` (path, "-" or DataFrame; an .h5ad file or a 10x directory: its cells, with
     the matrix and gene names predict would use) whole and match it to ``model`` as predict does; labels
     are read when the target column is there, in the table or its sample sheet (unknown labels are an
     error naming them), as the model's class names: what ``explain`` takes as y, whatever the classes are
-    (indices would be read as names for classes 1, 2, 3). ``fill_missing``, ``max_missing``: as for predict."""
+    (indices would be read as names for classes 1, 2, 3). ``fill_missing``, ``max_missing``: as for predict.
+    ``training_rows``: recognise the rows the model was trained on (``Samples.seen``; what permutation importance
+    needs to be honest, a pass over the table that integrated gradients does without)."""
     from ..predict.prepared import prepare
     from ..predict.seen import SeenRows
 
@@ -156,10 +159,13 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
     else:
         y = np.asarray(model.classes)[prepared.y.reshape(-1).astype(np.int64)]
     notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
-    seen = SeenRows.of(model) if not prepared.filled else None
-    if seen is not None:
-        X_kept = np.asarray(prepared.X)[:, model.preprocessor.kept_index_]
-        seen.count(seen.match(X_kept), prepared.ids if prepared.id_column else None, np.arange(1, len(X_kept) + 1))
+    seen = SeenRows.of(model) if training_rows and not prepared.filled else None
+    if seen is not None:  # a block of rows at a time: no second copy of the table
+        kept, n = model.preprocessor.kept_index_, len(prepared.X)
+        for a in range(0, n, _SEEN_ROWS):
+            b = min(a + _SEEN_ROWS, n)
+            seen.count(seen.match(prepared.X[a:b][:, kept]), None if not prepared.id_column else prepared.ids[a:b],
+                       np.arange(a + 1, b + 1))
     return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings), list(prepared.filled),
                    prepared.groups, seen)
 
@@ -714,12 +720,9 @@ def _class_scores(model: Model, P: np.ndarray, y: np.ndarray, scoring: str) -> n
     their sample-weighted mean)."""
     k = len(model.classes)
     if scoring == "balanced_accuracy":
-        rule = model.decider
-        if model.task == "binary":  # P(positive): a sigmoid's one row, or the second of two
-            pred = (P[-1] >= rule.threshold("binary")).astype(np.int64)
-        else:
-            w = rule.weights(model.task)
-            pred = (P if w is None else P * w.reshape(-1, *[1] * (P.ndim - 1))).argmax(axis=0)
+        # the model's own rule (``Decision.classes``) on the rows (n', k), n' every shuffle's samples
+        rows = np.moveaxis(P, 0, -1).reshape(-1, P.shape[0])
+        pred = model.predict_classes(rows[:, -1] if model.task == "binary" else rows).reshape(P.shape[1:])
         return _recalls(pred, y, k)
     if P.shape[0] == 1:  # binary sigmoid: P(positive)
         p_true = np.where(y == 1, P[0], 1.0 - P[0])

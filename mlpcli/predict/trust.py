@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 
 from ..conformal import SCORES, SET_SEPARATOR, SetPredictor, format_sets, group_weights
 from ..errors import ConfigError, ModelFileError
@@ -299,6 +300,9 @@ class Trust:
         per_patient = any(g is not None for _, g in rows)
         n_ood, n = sum(hits.values()), sum(rows.values())
         k, units = _flagged_units(rows, hits)
+        few = per_patient and not beyond_chance(units, units, alpha)  # too few patients to judge even all flagged
+        if few:  # one or two patients (a single patient's biopsies): their samples, counted as rows, say it
+            per_patient, k, units = False, float(n_ood), n
         if not beyond_chance(k, units, alpha):
             return []
         by_batch: dict = {}
@@ -309,7 +313,10 @@ class Trust:
         drawn = []
         if len(by_batch) > 1 or None not in by_batch:
             for b, b_rows in by_batch.items():
-                kb, ub = _flagged_units({(b, g): r for g, r in b_rows.items()}, hits)
+                if few:  # counted by samples, as the cohort's total
+                    kb, ub = float(sum(hits[(b, g)] for g in b_rows)), int(sum(b_rows.values()))
+                else:
+                    kb, ub = _flagged_units({(b, g): r for g, r in b_rows.items()}, hits)
                 if beyond_chance(kb, ub, alpha):
                     f = sum(hits[(b, g)] for g in b_rows)
                     drawn.append((b, f, sum(b_rows.values()), kb / ub))
@@ -318,8 +325,10 @@ class Trust:
         if drawn and len(drawn) < len(by_batch):  # some batches, not all: name them
             listed = ", ".join(f"{b!r} {f / r:.0%} ({f} of {r})" for b, f, r, _ in drawn[:5])
             where = f"; most in batch{'es' * (len(drawn) > 1)} {listed}{' …' if len(drawn) > 5 else ''}"
-        patients = (f" (counting each patient once, {k / units:.0%} of {units} patients: the samples of one patient "
-                    "are flagged together)" if per_patient else "")
+        patients = (f" (counting each patient once, a mean {k / units:.0%} of each patient's samples, over {units} "
+                    "patients: the samples of one patient are flagged together)" if per_patient else
+                    f" (counted by samples: {units_of(rows)} patient{'s' * (units_of(rows) != 1)}, too few to judge "
+                    "patient by patient)" if few else "")
         holds = "calibrated probabilities" + (" and prediction sets' --coverage" if self.sets is not None else "")
         return [f"{n_ood} of {n} samples ({n_ood / n:.0%}) flagged out-of-distribution, where about "
                 f"{alpha * 100:.3g} % of samples like the training ones would be{patients}{where}: they differ from "
@@ -425,12 +434,23 @@ def _count_units(rows: Counter, hits: Counter, flagged: np.ndarray, batches: np.
                  groups: np.ndarray | None) -> None:
     """Add a block's rows and flagged rows (``flagged`` (m,) bool) to ``rows`` and ``hits``, keyed by (batch,
     patient): the rows' ``batches`` and ``groups`` (m,), None where the cohort has no such column."""
-    m = len(flagged)
-    b = [None] * m if batches is None else np.asarray(batches, dtype=object).tolist()
-    g = [None] * m if groups is None else np.asarray(groups, dtype=object).tolist()
-    keys = list(zip(b, g))
-    rows.update(keys)
-    hits.update(key for key, f in zip(keys, np.asarray(flagged, dtype=bool).tolist()) if f)
+    flagged = np.asarray(flagged, dtype=bool)
+    if batches is None and groups is None:  # one key: two sums, no pass in Python
+        rows[(None, None)] += len(flagged)
+        hits[(None, None)] += int(flagged.sum())
+        return
+    frame = pd.DataFrame({"b": None if batches is None else np.asarray(batches, dtype=object),
+                          "g": None if groups is None else np.asarray(groups, dtype=object), "f": flagged})
+    counts = frame.groupby(["b", "g"], dropna=False, sort=False)["f"].agg(["size", "sum"])
+    for (b, g), size, hit in zip(counts.index, counts["size"].tolist(), counts["sum"].tolist()):
+        key = (None if batches is None else b, None if groups is None else g)
+        rows[key] += int(size)
+        hits[key] += int(hit)
+
+
+def units_of(rows: dict) -> int:
+    """The patients among the (batch, patient) keys of ``rows`` (a patient in two batches once)."""
+    return len({g for _, g in rows})
 
 
 def _flagged_units(rows: dict, hits: Counter) -> tuple[float, int]:
