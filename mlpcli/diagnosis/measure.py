@@ -176,12 +176,23 @@ def _late(n: int) -> slice:
     return slice(n - max(math.ceil(n / 2), min(n, LATE_MIN_POINTS)), n)
 
 
+def _quantum(y: np.ndarray) -> float:
+    """The step of a curve that moves in steps (a balanced accuracy over a few validation samples: one sample more
+    or less right), as a floor on its noise: the smallest gap between its distinct values when it takes few of them
+    (at most a third of its points), else 0. Flat stretches have no epoch-to-epoch wiggle, and a one-sample step
+    read as a fall "far out of the noise" (z = 2e8) and an overfit."""
+    values = np.unique(y[np.isfinite(y)])
+    if len(values) < 2 or len(values) > len(y) // 3:
+        return 0.0
+    return float(np.min(np.diff(values)))
+
+
 def _noise(c: _Curves, train_s: np.ndarray, val_s: np.ndarray) -> _Noise:
     """Noise is measured late in the run: losses wiggle in proportion to their level, and the
     early fall from the baseline would otherwise dominate the estimate."""
     late, floor = _late(len(c.epochs)), NOISE_SD_FLOOR * c.scale
-    train_sd = max(_wiggle_sd(c.train[late]), floor)
-    val_sd = max(_wiggle_sd(c.val[late]), floor)
+    train_sd = max(_wiggle_sd(c.train[late]), floor, _quantum(c.train))
+    val_sd = max(_wiggle_sd(c.val[late]), floor, _quantum(c.val))
     gap_sd = max(_wiggle_sd((c.val - c.train)[late]), floor)
     level_floor = NOISE_LEVEL_FLOOR * c.scale
     train_level = max(float(np.median(train_s[late])), level_floor)
@@ -230,12 +241,17 @@ def _measure(c: _Curves) -> dict:
     j = int(np.argmin(early))
     if early[j] < float(val_s[i_min]) - max(best_tol, 3.0 * noise.val_sd):
         i_min = j
-    i_best = int(np.flatnonzero(val_c <= max(float(val_s[i_min]), float(val_c.min())) + best_tol)[0])
     # the minimum's value: near the start the running median's window is cut on one side, so at epoch 1 of a curve
     # that climbs from its start it averages in the later, worse epochs (a wide net on p >> n: "lowest around epoch 1
     # (3.77)" for an epoch-1 loss of 0.83); the centred smoother keeps epoch 1 its own value
     lowest = min(float(val_s[i_min]), float(early[i_min])) if i_min < head else \
         min(float(val_s[i_min]), float(val_c[i_min])) if i_min < width else float(val_s[i_min])
+    # the first epoch within the tolerance of that lowest value, on the centred curve (the epochs' own values in the
+    # first half-window, as ``early``): against the one-sided smoothed minimum (1.137 for a raw 0.844 at epoch 3, its
+    # window cut short) an epoch-2 loss of 1.057 read as "best epoch 2", 30 tolerances above the best
+    best_curve = val_c.copy()
+    best_curve[:head] = early
+    i_best = int(np.flatnonzero(best_curve <= max(lowest, float(np.nanmin(best_curve))) + best_tol)[0])
     rise, rise_z = _rise(c.val[i_min + 1:], lowest, va.end, noise.val_sd, smooth_var, m)
     # where training leaves its floor: the last epoch within the noise of its smoothed minimum
     train_tol = max(BEST_TOLERANCE * S, BEST_TOLERANCE_Z * noise.train_sd * math.sqrt(smooth_var))

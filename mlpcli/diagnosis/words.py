@@ -327,7 +327,9 @@ def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] |
     augment = ("Use data augmentation (for expression matrices: mild noise after normalisation, e.g. "
                "--augment-noise auto, noise of SD sqrt(features / training rows) when features outnumber rows).")
     if _never_beat_no_skill(ev):  # nothing learned carries over: the model is far too flexible for these rows
-        kept_note = f" ({_kept_words(kept)}: they too do worse)" if kept else ""
+        kept_note = ("" if not kept else f" ({_kept_words(kept)}: they too do worse)" if len(kept) == 1 else
+                     f" ({_kept_words(kept)}: it is their mean curve that never beat it; a member's own kept epoch "
+                     "may)")
         return [f"Validation never beat the no-skill {w.name}, even at its {w.best} epoch{kept_note}: a constant "
                 "prediction (the training prior or mean) does better. Make the model much less flexible before "
                 "anything else: the linear model (--hidden none) or a few units (--hidden 16), with input noise "
@@ -484,6 +486,13 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[in
         return [more, "Revisit early stopping: raise --patience (or lower --min-delta) so the run is not cut short."]
     if label == "overfit":
         return _overfit_advice(ev, stochastic, w, kept)
+    if label == "good_fit" and ev.get("gap_trend") == "growing":  # the closest shape, not a settled one
+        return [
+            f"Nothing urgent: validation sits {_pct(abs(ev['gap_end']))} of the scale "
+            f"{w.worse_side if ev['gap_end'] > 0 else w.better_side} training, but the gap keeps growing: "
+            "overfitting may be starting. The kept weights are the best validation epoch's; if the next run's gap "
+            "grows further, add regularisation (--l2, --weight-decay, --dropout).",
+        ]
     if label == "good_fit":
         return [
             f"Nothing needed: both curves settle at a similar level (validation {_pct(abs(ev['gap_end']))} of the "
