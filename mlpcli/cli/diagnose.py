@@ -160,7 +160,8 @@ def _epochs_words(c: Curves) -> str:
             f"{min(runs)}-{max(runs)} epochs, kept epochs {kept})")
 
 
-_MORE_DATA_WORDS = {"helps": "more data still helps", "plateaued": "plateaued", None: "a single size"}
+_MORE_DATA_WORDS = {"helps": "more data still helps", "unclear": "whether more data helps is unclear",
+                    "plateaued": "plateaued", None: "a single size"}
 _BIAS_VARIANCE_WORDS = {"bias": "mostly bias", "variance": "mostly variance", "both": "bias and variance",
                         "neither": "little bias or variance", "no_signal": "no learnable signal"}
 

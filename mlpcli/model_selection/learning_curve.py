@@ -104,7 +104,7 @@ class LearningCurveResult:
     points: list[SizePoint]  # ascending n_train
     n_val: int
     n_val_groups: int | None
-    more_data: dict  # verdict "helps" | "plateaued" | None, slope, text
+    more_data: dict  # verdict "helps" | "unclear" | "plateaued" | None, slope, text
     bias_variance: dict  # verdict "bias" | "variance" | "both" | "neither" | "no_signal", levels, text
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -336,8 +336,14 @@ def _levels(p: SizePoint, higher: bool, chance: float, scale: float) -> tuple[fl
     return mse_train / own, mse_val / no_skill, (mse_val - mse_train) / no_skill
 
 
-def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str) -> dict:
-    """Slope of the validation error over the largest sizes, per doubling of the training set."""
+def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str,
+               val_units: int | None = None, val_unit_name: str = "samples") -> dict:
+    """Slope of the validation error over the largest sizes, per doubling of the training set. A fall faster than
+    HELPS_PER_DOUBLING "helps" when it is also beyond two standard errors, the noise taken from how far every
+    size's score lies off a line (4 sizes) or a parabola (5 or more) through them all (the sizes share their validation units, so their scores differ
+    by the fits' chance, not by the validation sample's; from 4 sizes on); within them it is "unclear": random
+    labels on 1,000 samples read "more data still helps" at +0.034 per doubling, scores 0.554, 0.571, 0.537, 0.521
+    and 0.576 over the sizes."""
     tail = points[-SLOPE_SIZES:]
     if len(tail) < 2:
         return {"verdict": None, "slope_per_doubling": None, "score_change_per_doubling": None,
@@ -349,10 +355,24 @@ def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: floa
     change = -slope * scale if higher else slope * scale  # score change per doubling, user units
     name = metrics.display_name(metric)
     span = f"{tail[0].n_train}-{tail[-1].n_train} training samples"
-    if slope <= -HELPS_PER_DOUBLING:
+    se_slope = 0.0  # per doubling, in no-skill error units
+    if len(points) >= 4:  # the scatter about a line (4 sizes), or about a parabola, as learning curves bend (5 on)
+        degree = 2 if len(points) >= 5 else 1
+        x_all = np.log2([p.n_train for p in points])
+        e_all = np.array([_error(p.val_score, higher, chance, scale) for p in points])
+        residual = e_all - np.polyval(np.polyfit(x_all, e_all, degree), x_all)
+        sd = math.sqrt(float(np.sum(residual ** 2)) / (len(points) - degree - 1))
+        se_slope = sd / math.sqrt(float(np.sum((x - x.mean()) ** 2)))
+    if slope <= -HELPS_PER_DOUBLING and slope <= -2.0 * se_slope:
         verdict = "helps"
         text = (f"More data still helps: validation {name} improves by {abs(change):.3g} per doubling of the "
                 f"training set over the largest sizes ({span}); collecting more samples should pay off.")
+    elif slope <= -HELPS_PER_DOUBLING:
+        verdict = "unclear"
+        text = (f"Unclear whether more data helps: validation {name} improves by {abs(change):.3g} per doubling over "
+                f"the largest sizes ({span}), within the scatter of the sizes' scores about their trend (two "
+                f"standard errors of that slope: {2.0 * se_slope * scale:.3g}); more sizes (--fractions) or more "
+                f"validation {val_unit_name} than the {val_units:,} here would tell.")
     else:
         verdict = "plateaued"
         if abs(change) < 5e-4:  # flat to the figures shown (equal scores fit a slope of 1e-16, not 0)
@@ -369,16 +389,19 @@ def _more_data(points: list[SizePoint], higher: bool, chance: float, scale: floa
 # What the bias/variance answer says of more data, given the more-data answer's verdict, so that the two
 # answers never contradict each other
 _MORE_DATA_TOO = {"helps": ", and more data (it still helps, above)",
-                  "plateaued": " (more data of the same kind helped little, above)", None: ", and more data"}
+                  "plateaued": " (more data of the same kind helped little, above)", None: ", and more data",
+                  "unclear": ", and perhaps more data (whether it helps is unclear, above)"}
 _REGULARISE = "stronger regularisation (--l2, --dropout, --augment-noise) or a smaller model (--hidden)"
 _VARIANCE_REMEDY = {"helps": f"more data (it still helps, above), {_REGULARISE}",
                     "plateaued": f"{_REGULARISE} (more data of the same kind helped little, above)",
-                    None: f"more data, {_REGULARISE}"}
+                    None: f"more data, {_REGULARISE}",
+                    "unclear": f"{_REGULARISE}, and perhaps more data (whether it helps is unclear, above)"}
 _FLEXIBLE = "a more flexible model (more units or layers: --hidden) or better features"
 _BIAS_REMEDY = {"helps": "the model is too simple or the features too weak: more data still helps validation (above), "
                          f"but {_FLEXIBLE} are what lift the training score",
                 "plateaued": f"the model is too simple or the features too weak — more data will not fix it; {_FLEXIBLE}",
-                None: f"the model is too simple or the features too weak — more data will not fix it; {_FLEXIBLE}"}
+                None: f"the model is too simple or the features too weak — more data will not fix it; {_FLEXIBLE}",
+                "unclear": f"the model is too simple or the features too weak — more data will not fix it; {_FLEXIBLE}"}
 _VALIDATION_BETTER = "; validation scores better than training, which a small or easy validation set can do"
 
 
@@ -414,7 +437,7 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
     # where the kept networks learned little (early stopping at epoch 1 on random labels)
     chance_band = not no_signal and se > 0 and all(v > 1 - 2.0 * se for v in within)
     if no_signal:
-        noise = " (the rise across sizes above is within that noise)" if more_data == "helps" else ""
+        noise = " (the rise across sizes above is within that noise)" if more_data in ("helps", "unclear") else ""
         text = (f"No learnable signal: validation stays within {NO_SIGNAL:.0%} of the no-skill level at every "
                 f"size ({scores}){noise}, while the training rows were learned (memorised): neither a larger "
                 "network nor more data of this kind will help — check that the target is the right column and "
@@ -544,7 +567,9 @@ def learning_curve(
     higher = ds.task != "regression"
     chance, scale = _chance_and_scale(ds, train_rows, val_ds)
     metric = metrics.main_metric_name(ds.task)
-    more_data = _more_data(points, higher, chance, scale, metric)
+    val_units = int(len(np.unique(val_ds.groups))) if val_ds.groups is not None else int(val_ds.n_samples)
+    val_unit_name = "patients" if val_ds.groups is not None else "samples"
+    more_data = _more_data(points, higher, chance, scale, metric, val_units, val_unit_name)
     decided = ds.task in ("binary", "multiclass") and any(p.decision for p in points)
     if decided:
         notes.append(_decision_note(options.decision, points, val_ds.n_samples, options.class_weight == "balanced"))
@@ -553,9 +578,8 @@ def learning_curve(
         n_val=int(val_ds.n_samples),
         n_val_groups=None if val_ds.groups is None else int(len(np.unique(val_ds.groups))),
         more_data=more_data,
-        bias_variance=_bias_variance(points, higher, chance, scale, metric, more_data["verdict"],
-                                     int(len(np.unique(val_ds.groups))) if val_ds.groups is not None
-                                     else int(val_ds.n_samples), "patients" if val_ds.groups is not None else "samples"),
+        bias_variance=_bias_variance(points, higher, chance, scale, metric, more_data["verdict"], val_units,
+                                     val_unit_name),
         skipped=skipped, notes=notes, warnings=warnings, split=asdict(summary),
         train_rows=[rows for _, rows in jobs], val_rows=val_rows, decision=options.decision if decided else None,
     )
