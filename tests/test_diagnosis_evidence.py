@@ -47,3 +47,14 @@ def test_an_ensemble_that_never_beat_no_skill_speaks_of_its_mean_curve():
     ensemble = diagnose(train, val, baseline=0.69, kept_epochs=[1, 1, 5])
     assert "they too do worse" not in ensemble.advice[0]
     assert "it is their mean curve that never beat it; a member's own kept epoch may" in ensemble.advice[0]
+
+
+def test_a_run_above_no_skill_but_still_falling_steadily_is_not_called_flat():
+    """lr 1e-5 for 30 epochs: both curves above the no-skill loss and falling steadily (z = -860) read "both curves
+    are flat at a high loss"."""
+    e = np.arange(30)
+    rng = np.random.default_rng(0)
+    d = diagnose(0.80 - 0.002 * e + rng.normal(0, 0.0005, 30), 0.81 - 0.002 * e + rng.normal(0, 0.0005, 30),
+                 baseline=0.69)
+    assert d.evidence["cause"] == "still_improving"
+    assert "flat" not in d.summary and "validation was still falling at the end" in d.summary

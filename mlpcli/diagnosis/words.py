@@ -39,15 +39,17 @@ def _cause_capacity(f: dict, c: _Curves, capacity_tried: str | None) -> str | No
     """Why the curves stay near no skill, when the run says more than the shape: 'not_learning' (both curves end
     ``NOT_LEARNING`` above the baseline: worse than a constant prediction), 'larger_model_tried' (the run already
     tried a larger network, ``capacity_tried``), else None (the notes' capacity case)."""
-    # both curves: dropout or input noise can lift the training loss of a network that did learn above the baseline
-    if c.baseline is not None and (min(f["train_end"], f["val_end"]) - c.baseline) / c.scale >= NOT_LEARNING:
-        return "not_learning"
     # validation still clearly falling, lowest at the last epoch: a short run (--epochs 8 on a separable table)
     # stopped while learning, too early for the slope to reach "still falling" per 10 % of the run; more
-    # capacity was the wrong advice there (the same 2-unit network reached balanced accuracy 1.0 in 200 epochs)
+    # capacity was the wrong advice there (the same 2-unit network reached balanced accuracy 1.0 in 200 epochs).
+    # Before "not learning": a run at --lr 1e-5 still above the baseline but falling steadily (z = -860) read "both
+    # curves are flat"
     if (f["val_z"] <= -(SLOPE_Z + SLOPE_Z_WIDTH) and -f["val_slope"] >= STILL_IMPROVING_SLOPE
             and f["min_epoch"] == int(c.epochs[-1])):
         return "still_improving"
+    # both curves: dropout or input noise can lift the training loss of a network that did learn above the baseline
+    if c.baseline is not None and (min(f["train_end"], f["val_end"]) - c.baseline) / c.scale >= NOT_LEARNING:
+        return "not_learning"
     # training still gains while validation has settled and the gap keeps widening: the network fits its training
     # rows better than what carries over, so it has capacity to spare (30 % flipped labels: validation flat at
     # 94 % of the no-skill loss, training still falling); more capacity would memorise more
@@ -622,9 +624,11 @@ def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
                 f"validation {vf}: {_from_no_skill(d_va)})")
     if label == "underfit_stopped_early":
         return (f"{title}: both curves were still {w.improving} over epochs {ev['window_first_epoch']}-"
-                f"{ev['last_epoch']}, the run's last quarter (training by "
-                f"{_pct(-ev['train_slope'])}, validation by {_pct(-ev['val_slope'])} of the scale {per}"
-                f"{_per_epochs(ev)})")
+                f"{ev['last_epoch']}, the run's last quarter (training by {_pct(-ev['train_slope'])}"
+                + (f", validation by {_pct(-ev['val_slope'])} of the scale {per}" if -ev["val_slope"] >= FALL_SLOPE / 2
+                   else f" of the scale {per}; validation flat over that quarter, having kept pace over the second "
+                        "half")
+                + f"{_per_epochs(ev)})")
     if label == "overfit":
         kept = (f"kept {w.improving}" if -ev["train_slope"] >= FALL_SLOPE else f"stayed near {tf}")
         never = ""
