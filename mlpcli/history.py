@@ -275,6 +275,9 @@ class Curves:
     val_spread: list[float] | None = None  # (len(val),) s.d. across members; None without members
     capacity_tried: str | None = None  # a larger network --hidden auto tried beside the chosen one, in words
     validation_table: str | None = None  # the separate table validation came from (train --val-data)
+    # what ``_note_shifted_members`` found: the held-out rows that differ from the training rows as a new cohort's
+    # would, in words, or None
+    held_out_shift: str | None = None
     grouped_by: str | None = None  # the column whose samples the run's split kept on one side (a model's group role)
     step: str = "epoch"  # what one point of the curves is: "epoch", or "iteration" for a model fitted by L-BFGS
     linear: bool = False  # the network has no hidden layer (a model's --hidden none): it cannot be made smaller
@@ -380,12 +383,20 @@ def diagnose_curves(c: Curves):
     from .diagnosis import BaselineError, diagnose
 
     try:
-        return diagnose(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
-                        stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
-                        member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c),
-                        capacity_tried=c.capacity_tried, validation_table=c.validation_table,
-                        grouped_by=c.grouped_by, full_batch=c.step == "iteration", linear=c.linear,
-                        curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
+        d = diagnose(c.train, c.val, baseline=c.baseline, train_eval_loss=c.train_eval,
+                     stochastic_regularisation=c.stochastic, higher_is_better=c.higher_is_better,
+                     member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c),
+                     capacity_tried=c.capacity_tried, validation_table=c.validation_table,
+                     grouped_by=c.grouped_by, full_batch=c.step == "iteration", linear=c.linear,
+                     curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
+        if c.held_out_shift and d.label != "good_fit":
+            # first things first: a --val-data table on another scale read "underfit (capacity) ... check the target"
+            table = f" ({c.validation_table})" if c.validation_table else ""
+            d.advice.insert(0, f"Compare the held-out rows{table} with the training rows first: {c.held_out_shift} "
+                               "lie beyond 1 training SD in mean, as a new cohort's would, and that shift alone makes "
+                               "validation look worse than the fit; the remedies below may not help until it is "
+                               "removed (the same preprocessing, batch correction, or a grouped split).")
+        return d
     except DataError as exc:
         if isinstance(exc, BaselineError) and c.baseline_note == BASELINE_GIVEN:
             raise  # the caller's baseline is at fault, not the source (the CLI names --baseline)
@@ -666,6 +677,7 @@ def _note_shifted_members(c: Curves, members: list) -> None:
     c.notes.append(f"held-out rows that differ from the training rows as a new cohort's would: {who} beyond 1 "
                    "training SD in mean — a batch or site confined to them makes a validation curve rise as "
                    "overfitting does, and regularisation does not cure it")
+    c.held_out_shift = who
 
 
 def _per_iteration(c: Curves) -> None:

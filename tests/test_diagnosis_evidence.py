@@ -58,3 +58,30 @@ def test_a_run_above_no_skill_but_still_falling_steadily_is_not_called_flat():
                  baseline=0.69)
     assert d.evidence["cause"] == "still_improving"
     assert "flat" not in d.summary and "validation was still falling at the end" in d.summary
+
+
+def test_a_shifted_validation_table_is_the_first_thing_to_check(tmp_path):
+    """--val-data on another scale: diagnose's first advice was "the features probably carry little information
+    about the target ... check the target"; the shift, a note below, is what to fix first."""
+    import json
+
+    import pandas as pd
+
+    from cli_helpers import run
+
+    def table(n, seed, shift=False):
+        r = np.random.default_rng(seed)
+        X = r.normal(size=(n, 30))
+        y = np.where(X[:, 0] + X[:, 1] + r.normal(0, 1, n) > 0, "A", "B")
+        if shift:
+            X[:, :15] = X[:, :15] * 1.6 + 1.5
+        return pd.DataFrame(X, columns=[f"g{j}" for j in range(30)]).assign(label=y)
+
+    table(400, 0).to_csv(tmp_path / "tr.csv", index=False)
+    table(120, 1, shift=True).to_csv(tmp_path / "va.csv", index=False)
+    assert run(["train", str(tmp_path / "tr.csv"), "--no-group", "--val-data", str(tmp_path / "va.csv"), "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    doc = json.loads(run(["diagnose", str(tmp_path / "m.mlp"), "--json"]).stdout)
+    assert doc["label"] != "good_fit"
+    assert doc["advice"][0].startswith(f"Compare the held-out rows ({tmp_path / 'va.csv'}) with the training rows "
+                                       "first: the validation rows (")
