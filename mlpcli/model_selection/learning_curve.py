@@ -469,6 +469,13 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
         caveat = ("Caveat: at the largest size both losses were still falling when training stopped "
                   "(underfit_stopped_early); train longer (--epochs, --patience) before reading bias or variance "
                   "from it: the training level and the gap may both still move.")
+    elif verdict == "bias" and p.best_epoch < p.epochs_run:
+        # the training score is the kept epoch's: early stopping, not the model's reach, can cap it (modeldata's
+        # cells: "mostly bias", and 512-256 units moved validation by 0.01, within its noise)
+        caveat = (f"Caveat: at the largest size the training score is that of the epoch early stopping kept "
+                  f"({p.best_epoch} of {p.epochs_run}): trained on, the network fits its training rows better, so "
+                  "part of this 'bias' may be early stopping's, and a more flexible model may not lift validation — "
+                  "compare one with `mlpcli cv` before adopting it.")
     elif p.best_epoch >= p.epochs_run:  # best in the last epoch: the epoch limit stopped it, not early stopping
         caveat = (f"Caveat: at the largest size the validation loss was still at its best in the last epoch "
                   f"({p.best_epoch} of {p.epochs_run}), so the --epochs limit stopped a network that was still "
