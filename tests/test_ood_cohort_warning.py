@@ -96,3 +96,20 @@ def test_a_cohort_of_one_far_patient_is_warned_of_by_its_samples(files):
     text = _warning(res)
     assert text.startswith("20 of 20 samples (100%) flagged")
     assert "(counted by samples: 1 patient, too few to judge patient by patient)" in text
+
+
+def test_the_level_note_counts_patients_where_the_calibration_does(tmp_path):
+    """--mondrian with a class of 6 patients of 3 samples each: "needs more held-out rows of a class" where the
+    class had 18 rows and the limit was its 6 patients."""
+    rows = _patients(60, 3, seed=7)
+    keep_c = sorted(rows.loc[rows["label"] == "C", "patient_id"].unique())[:6]  # class C: 6 patients of 20
+    rows = rows[(rows["label"] != "C") | rows["patient_id"].isin(keep_c)]
+    rows.drop(columns="site").to_csv(tmp_path / "t.csv", index=False)
+    assert run(["train", str(tmp_path / "t.csv"), "--hidden", "8", "--epochs", "10", "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "--coverage", "0.9", "--mondrian",
+               "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "--coverage 0.9 needs more held-out patients of a class than the model has" in text
+    assert "each patient counted once; the model has 6 in the smallest such class" in text

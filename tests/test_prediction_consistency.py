@@ -107,7 +107,7 @@ def test_evaluate_says_when_the_level_makes_every_set_hold_a_class(tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["trust"]["sets"]["mean_set_size"] == 3.0
-    assert any("needs more held-out rows than the model has, so every set includes" in n for n in doc["notes"])
+    assert any("needs more held-out patients than the model has, so every set includes" in n for n in doc["notes"])
 
 
 def test_predict_labels_ties_as_evaluate_does(tmp_path):

@@ -243,8 +243,9 @@ class Trust:
         totals = np.atleast_1d(self.sets.total)
         have = (f"{float(totals.min()):.0f}" if not o.mondrian
                 else f"{float(totals[self.sets.trivial].min()):.0f} in the smallest such class")
+        unit = "patients" if weighted else "rows"
         return out + [f"--coverage {o.coverage:.12g} needs more held-out "
-                      f"{'rows' if not o.mondrian else 'rows of a class'} than the model has, so every set includes "
+                      f"{unit if not o.mondrian else unit + ' of a class'} than the model has, so every set includes "
                       f"{', '.join(trivial[:5])}"
                       f"{' …' if len(trivial) > 5 else ''} (a set can leave a class out from {needed:,} held-out "
                       f"{'patients' if weighted else 'rows'}{' of the class' if o.mondrian else ''}"
