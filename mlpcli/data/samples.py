@@ -62,7 +62,7 @@ def _id_texts(values) -> np.ndarray:
     other = out.isna() & s.notna()
     if other.any():
         out[other] = [_label_key(v) for v in s[other]]
-    out = out.to_numpy(dtype=object)
+    out = np.array(out.to_numpy(dtype=object), dtype=object)  # a copy: pandas 3 hands out read-only arrays
     out[pd.isna(out) | (out == "")] = None
     return out
 
