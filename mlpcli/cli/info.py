@@ -270,7 +270,7 @@ def _table(doc: dict) -> Table:
         table.add_row("architecture choice", ("RMSE of the targets in units of their SDs: " if several else "") + "; ".join(
             f"{'hidden ' + ','.join(map(str, p['hidden'])) if p['hidden'] else 'no hidden layer'}"
             f"{' at learning rate ' + format(p['lr'], '.2g') if isinstance(p.get('lr'), (int, float)) else ''}"
-            f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''} "
+            f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''}: "
             f"{fmt_metric(_main_metric(doc['task']), _metric_value(doc['task'], p['score']))}"
             for p in tr["portfolio"])
             # the candidates were scored by their most probable class: beside a balanced model's out-of-fold figure

@@ -463,7 +463,7 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
     table = [{"hidden": list(c.spec.hidden), "augment_noise": _noise_used(c.runs) if c.runs else c.spec.augment_noise,
               "lr": c.spec.lr, "score": None if not np.isfinite(c.score) else c.score} for c in cands]
     fmt = ".4g" if regression else ".3f"
-    shown = "; ".join(f"{c.spec.describe()} {abs(c.score):{fmt}}" for c in cands)
+    shown = "; ".join(f"{c.spec.describe()}: {abs(c.score):{fmt}}" for c in cands)  # a colon: names end in numbers
     if regression and y is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1:
         shown = f"RMSE of the {np.shape(y)[1]} targets in units of their SDs: {shown}"
     relative = f"{TIE * 100:g} % of the simpler one's RMSE; " if regression else ""
@@ -477,7 +477,7 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
     # each candidate is compared with the one chosen so far, each comparison with its own margin
     margin_words = (f"must win by more than {margins[0]:{fmt}}" if len(margins) == 1 else
                     "must beat the one chosen before it by more than its margin: " + ", ".join(
-                        f"{c.spec.describe()} {m:{fmt}}" for c, m in zip(cands[1:], margins)))
+                        f"{c.spec.describe()}: {m:{fmt}}" for c, m in zip(cands[1:], margins)))
     notes.append(f"--hidden auto: {best.spec.describe()} chosen by {what} ({shown}; a later (more complex or slower) candidate "
                  f"{margin_words}; {why})")
     return best, table
