@@ -67,7 +67,7 @@ def test_standard_error_whose_reader_has_gone_ends_the_command_with_141_under_ri
     from test_standard_streams import test_standard_error_whose_reader_has_gone_ends_the_command_with_141 as ends_with_141
 
     if not hasattr(Console, "on_broken_pipe"):
-        pytest.skip("rich before 13.8 itself: test_review13_interrupts.py meets it as it is")
+        pytest.skip("rich before 13.8 itself: test_standard_streams.py meets it as it is")
 
     def check_buffer_13_0(self):
         if self.quiet:
