@@ -287,8 +287,9 @@ class Trust:
         of one patient are flagged together or not at all far more often than independent rows would be, so a
         count of rows calls chance clusters of one or two patients beyond chance (simulated, 4,000 cohorts of 30
         in-distribution patients of 1-30 samples each at --ood-alpha 0.01, the flags of one patient's samples
-        correlated at 0.7-0.97: 2-12 % warned counting rows, none counting patients). Without a patient column
-        the rows are counted.
+        correlated at 0.7-0.97: 2-12 % warned counting rows, none counting patients). Without a patient column,
+        or with patients too few to be beyond chance even all flagged (one, or two at --ood-alpha 0.05), the rows
+        are counted.
         From the counts ``columns`` kept (predict), or from the rows' ``flagged`` (n,) bool, ``batches`` (n,) and
         ``groups`` (n,) (evaluate, which scores the rows without ``columns``)."""
         alpha = self.options.ood_alpha
@@ -306,11 +307,9 @@ class Trust:
             per_patient, k, units = False, float(n_ood), n
         if not beyond_chance(k, units, alpha):
             return []
-        by_batch: dict = {}
-        for b, g in rows:
-            by_batch.setdefault(b, Counter())
+        by_batch: dict = {}  # batch -> {patient: rows}
         for (b, g), r in rows.items():
-            by_batch[b][g] = r
+            by_batch.setdefault(b, {})[g] = r
         drawn = []
         if len(by_batch) > 1 or None not in by_batch:
             for b, b_rows in by_batch.items():
