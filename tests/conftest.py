@@ -170,3 +170,20 @@ def three_classes(tmp_path_factory):
     df.to_csv(d / "train.csv", index=False)
     assert run(["train", str(d / "train.csv"), "-o", str(d / "m.mlp"), *FAST]).exit_code == 0
     return d, df
+
+
+@pytest.fixture(scope="module")
+def histories(tmp_path_factory):
+    """An L-BFGS and an Adam run of one small table: {lbfgs,adam}.mlp and their --history {lbfgs,adam}.csv."""
+    tmp = tmp_path_factory.mktemp("histories")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 8))
+    y = np.where(X[:, 0] + 0.5 * rng.normal(size=120) > 0, "a", "b")
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(8)])
+    frame.insert(0, "label", y)
+    frame.to_csv(tmp / "t.csv", index=False)
+    for name, extra in (("lbfgs", ["--optimizer", "lbfgs"]), ("adam", ["--optimizer", "adam", "--epochs", "12"])):
+        res = run(["train", str(tmp / "t.csv"), *extra, "--folds", "1", "--no-group", "--hidden", "4", "-q",
+                   "--history", str(tmp / f"{name}.csv"), "-o", str(tmp / f"{name}.mlp")])
+        assert res.exit_code == 0, res.output
+    return tmp

@@ -377,22 +377,6 @@ def test_keras_csv_logger_table_is_read(tmp_path):
     assert res.exit_code == 1 and "has no 'train_loss' or 'val_loss' column" in res.output
 
 
-@pytest.fixture(scope="module")
-def histories(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("histories")
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(120, 8))
-    y = np.where(X[:, 0] + 0.5 * rng.normal(size=120) > 0, "a", "b")
-    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(8)])
-    frame.insert(0, "label", y)
-    frame.to_csv(tmp / "t.csv", index=False)
-    for name, extra in (("lbfgs", ["--optimizer", "lbfgs"]), ("adam", ["--optimizer", "adam", "--epochs", "12"])):
-        res = run(["train", str(tmp / "t.csv"), *extra, "--folds", "1", "--no-group", "--hidden", "4", "-q",
-                   "--history", str(tmp / f"{name}.csv"), "-o", str(tmp / f"{name}.mlp")])
-        assert res.exit_code == 0, res.output
-    return tmp
-
-
 def test_an_lbfgs_history_file_is_read_in_iterations(histories):
     """The model file said iterations; its --history file, diagnosed on its own, said epochs."""
     c = read_curves(histories / "lbfgs.csv")
