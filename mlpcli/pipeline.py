@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from . import __version__, data, interrupts, metrics
 from .calibration import Calibration
@@ -82,7 +83,8 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
     A text or parquet table is read while scikit-learn is imported beside it (pyarrow's and NumPy's parsing
     release the GIL): 0.5-1 s less before the first epoch at 8,000 x 5,000. Not beside ``.h5ad`` and 10x
     reading, which import scipy themselves."""
-    dense = data.table_kind(path) in ("text", "parquet") and "sklearn" not in sys.modules
+    dense = not isinstance(path, pd.DataFrame) and data.table_kind(path) in ("text", "parquet") \
+        and "sklearn" not in sys.modules
     interval = sys.getswitchinterval()
     if dense:
         sys.setswitchinterval(min(interval, READ_SWITCH_INTERVAL))
@@ -122,11 +124,13 @@ def _twins_warning(ds: data.Dataset, twins: list[tuple[int, int]]) -> str:
 def train(path, options: TrainOptions, progress: Callable[[dict], None] | None = None, stdin=None,
           plan=None) -> TrainOutcome:
     """Train a model on the table at ``path`` with ``options``, as ``mlpcli train`` does (the same model file);
-    see the module docstring. ``plan`` (a ``parallel.Plan``): where the ensemble's members train and with how
+    see the module docstring. ``path`` may be a pandas DataFrame (samples x columns, the roles found by name as
+    in a file; sample ids from a named or text index). ``plan`` (a ``parallel.Plan``): where the ensemble's members train and with how
     many BLAS threads; default ``parallel.member_plan()``, the command's (same model either way)."""
     options.validate()
     ds, notes = load_dataset(path, options, stdin=stdin)
-    return train_dataset(ds, options, progress=progress, notes=notes, source=path, plan=plan)
+    source = "(in memory)" if isinstance(path, pd.DataFrame) else path
+    return train_dataset(ds, options, progress=progress, notes=notes, source=source, plan=plan)
 
 
 def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict], None] | None = None,

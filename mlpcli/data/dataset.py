@@ -1127,7 +1127,11 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     A directory (``data.tenx``): 10x Genomics output, with `samples` (required) giving the labels per barcode;
     the genes named by their ids or (`var_names` "gene_symbols") their symbols, kept sparse; `feature_types`:
     the 10x feature types to read (default: Gene Expression alone when the directory has it).
-    `classes`: a trained model's labels (a validation table is encoded as its training table)."""
+    `classes`: a trained model's labels (a validation table is encoded as its training table).
+
+    `path` may be a pandas DataFrame (a notebook's table): read as a file holding it would be, the roles found
+    by name; sample ids from its index when that is named or text (``_user_frame``); the options that say how
+    to read a file (sep, decimal, features_in_rows, layer, ...) are errors then. The caller's frame is not changed."""
     from . import h5ad, tenx
     from .feature_rows import raise_annotation_columns
     from .header import UNNAMED
@@ -1137,6 +1141,20 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     from .samples import SampleJoin, read_sample_sheet
 
     roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
+    if isinstance(path, pd.DataFrame):
+        _check_frame_options(features_in_rows=features_in_rows, sep=sep, decimal=decimal, layer=layer, raw=raw,
+                             var_names=var_names, feature_types=feature_types)
+        frame = _user_frame(path, id)
+        sheet = read_sample_sheet(samples, id=id) if samples is not None else None
+        join, roles, notes = _joined_roles(sheet, FRAME_SOURCE, list(frame.columns), roles_kw, False)
+        if join is not None:
+            frame, _ = join.apply(frame)
+            notes += join.notes
+            frame.attrs[_JOINED_ATTR] = {c: sheet.path for c in join.joined}
+        ds = Dataset.from_frame(frame, roles, task=task, classes=classes)
+        if no_group:
+            ds.warnings += repeated_patients_warning(frame, [g for g in DEFAULT_GROUPS if g in roles.drop])
+        return ds, notes
     src = table_source(path, stdin)
     if src.kind == "10x":
         tenx.check_options(src.name, layer, raw, features_in_rows)
@@ -1162,16 +1180,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     sheet = read_sample_sheet(samples, id=id) if samples is not None else None  # small: fail before the table
 
     def joined_roles(columns: list[str]) -> tuple[SampleJoin | None, Roles, list[str]]:
-        """Roles resolved on the table's columns, and the sheet's when there is one."""
-        if sheet is None:
-            return None, *resolve_roles(columns, **roles_kw)
-        join = SampleJoin(sheet, src.name, columns, features_in_rows=features_in_rows)
-        join.require("--target", _names(target))
-        join.require("--group", [group])
-        join.require("--batch", [batch])
-        roles, notes = resolve_roles(join.columns, **{**roles_kw, "id": join.data_id})
-        join.select([*roles.target, roles.group, roles.batch], roles.drop)
-        return join, roles, notes
+        return _joined_roles(sheet, src.name, columns, roles_kw, features_in_rows)
 
     table = None
     if src.kind == "text" and not features_in_rows:
@@ -1226,6 +1235,61 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     if no_group:
         ds.warnings += repeated_patients_warning(frame, [g for g in DEFAULT_GROUPS if g in roles.drop])
     return ds, notes
+
+
+def _joined_roles(sheet, source: str, columns: list[str], roles_kw: dict,
+                  features_in_rows: bool) -> tuple["SampleJoin | None", Roles, list[str]]:
+    """Roles (``roles_kw``: resolve_roles's options) resolved on a table's columns, and on the sample sheet's
+    when there is one (then with the SampleJoin that adds its columns to the table's rows)."""
+    from .samples import SampleJoin
+
+    if sheet is None:
+        return None, *resolve_roles(columns, **roles_kw)
+    join = SampleJoin(sheet, source, columns, features_in_rows=features_in_rows)
+    join.require("--target", _names(roles_kw["target"]))
+    join.require("--group", [roles_kw["group"]])
+    join.require("--batch", [roles_kw["batch"]])
+    roles, notes = resolve_roles(join.columns, **{**roles_kw, "id": join.data_id})
+    join.select([*roles.target, roles.group, roles.batch], roles.drop)
+    return join, roles, notes
+
+
+FRAME_SOURCE = "the DataFrame"  # a pandas DataFrame given instead of a file, in messages
+
+
+def _check_frame_options(**options) -> None:
+    """The reading options that mean nothing for a DataFrame (they say how to read a file) are errors when set."""
+    given = [(name, value) for name, value in options.items() if value not in (None, False, (), [], "auto")]
+    if given:
+        name, value = given[0]
+        advice = " (pass df.T: a DataFrame is read samples x features)" if name == "features_in_rows" else ""
+        raise OptionError(f"{name}={value!r} says how to read a file; a DataFrame is already read — leave it "
+                          f"out{advice}")
+
+
+def _user_frame(df: pd.DataFrame, id: str | None) -> pd.DataFrame:  # noqa: A002
+    """A caller's DataFrame as the readers give a table: column names as text; sample ids kept from the index
+    when it holds them (a named index, or one of text: ``pd.read_csv(..., index_col=0)``) as a column named
+    after it (unnamed: ``sample_id``), unless --id names another column. An integer index that is not named
+    is a row position (a RangeIndex, or what is left of one after filtering rows): not ids. The caller's
+    frame is not changed."""
+    frame = df.copy(deep=False)
+    frame.attrs = {}
+    index = df.index
+    takes_index = (not isinstance(index, pd.MultiIndex)
+                   and (index.name is not None or not pd.api.types.is_integer_dtype(index.dtype)))
+    if takes_index:
+        name = DEFAULT_ID if index.name is None else str(index.name)
+        if (id is None or id == name) and name not in {str(c) for c in df.columns}:
+            frame = frame.reset_index(names=name)
+    frame.index = pd.RangeIndex(len(frame))
+    frame.columns = [str(c) for c in frame.columns]
+    twice = [name for name, k in Counter(frame.columns).items() if k > 1]
+    if twice:
+        raise DataError(f"{FRAME_SOURCE} has {len(twice)} column name(s) more than once: {_quoted(twice, 5)}; "
+                        "give each column one name")
+    frame.attrs[SOURCE_ATTR] = FRAME_SOURCE
+    return frame
 
 
 def repeated_patients_warning(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from ..model_io import Model
 from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS, _label_keys
 
@@ -599,10 +600,15 @@ def preprocessed_shift(pre, Z, groups=None) -> ShiftReport:
     return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool), n_groups)
 
 
-def shift_report(model: Model, X: np.ndarray, groups=None) -> ShiftReport:
-    """The shift report for raw rows X (n, d_in) in `model.feature_names` order (as `predict_output` takes);
+def shift_report(model: Model, X, groups=None, features: list[str] | None = None) -> ShiftReport:
+    """The shift report for raw rows X (n, d_in), as `predict_output` takes them: in `model.feature_names`
+    order, or with their columns named by ``features`` (any order), or a pandas DataFrame whose columns are
+    matched by name (others — ids, labels — left out). A feature the model uses that X lacks is a DataError.
     `groups` (n,): each row's patient, so that the tests' sample counts count patients (None: rows)."""
     pre = model.preprocessor
+    X, features = model.inputs(X, features)
+    if features is not None:
+        X = _in_model_order(model, X, features)
     stats = _ShiftStats(pre)
     for start in range(0, len(X), DEFAULT_CHUNKSIZE):
         chunk = X[start:start + DEFAULT_CHUNKSIZE]
@@ -610,6 +616,29 @@ def shift_report(model: Model, X: np.ndarray, groups=None) -> ShiftReport:
         stats.update(pre.transform(chunk))
     n_groups = None if groups is None else _GroupCount().add(_label_keys(np.asarray(groups, dtype=object))).count
     return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool), n_groups)
+
+
+def _in_model_order(model: Model, X, features: list[str]) -> np.ndarray:
+    """X (n, len(features)) as (n, d_in) in ``model.feature_names`` order; a feature the model does not use
+    (``kept_features``: not constant on the training rows) may be absent, and is then NaN."""
+    if len(features) != X.shape[1]:
+        raise DataError(f"features= gives {len(features)} names for X's {X.shape[1]} columns")
+    index: dict[str, int] = {}
+    used = set(model.preprocessor.kept_features)
+    for j, name in enumerate(features):
+        if name in index and name in used:
+            raise DataError(f"X has the feature {name!r} the model uses more than once; keep one column per feature")
+        index.setdefault(name, j)
+    missing = [name for name in model.preprocessor.kept_features if name not in index]
+    if missing:
+        raise DataError(f"X lacks {len(missing)} of the features the model uses, e.g. {missing[0]!r}")
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+    out = np.full((X.shape[0], len(model.feature_names)), np.nan, dtype=X.dtype if X.dtype.kind == "f" else np.float64)
+    present = [(k, index[name]) for k, name in enumerate(model.feature_names) if name in index]
+    if present:
+        to, source = map(list, zip(*present))
+        out[:, to] = X[:, source]
+    return out
 
 
 class _GroupCount:
