@@ -891,6 +891,8 @@ class _Fields:
                 self.scalars(row, f"fit.{part}[{i}]")
         for i, m in enumerate(self.listing(_given(fit.get("members"), []), "fit.members")):
             self.scalars(m, f"fit.members[{i}]")
+        if fit.get("refit") is not None:  # the --refit network's settings (absent before they were stored)
+            self.scalars(fit["refit"], "fit.refit")
 
     def tuning(self, tuning) -> None:
         """``extra.tuning``, what ``tune --refit`` chose and how (``tuning.refit_record``; ``info`` reads it): absent

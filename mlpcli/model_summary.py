@@ -65,6 +65,9 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "converged": _per_member(members, fit, "converged"),  # L-BFGS: whether each member's run converged
             "interrupted": bool(fit.get("interrupted", False)),
             "refit_epochs": fit.get("refit_epochs"),
+            # the --refit network's settings, what "auto" became for all the rows (None: not refit, or a model
+            # written before they were stored)
+            "refit": fit.get("refit"),
             "portfolio": fit.get("portfolio"),
             "calibration": fit.get("calibration"),
         },

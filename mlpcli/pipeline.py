@@ -190,7 +190,8 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                      "interrupted": fitted.interrupted or any(r.result.interrupted for r in fitted.runs),
                      "metric": metrics.main_metric_name(ds.task),
                      "folds": resolved.folds, "strategy": fitted.strategy, "members": fitted.members,
-                     "refit_epochs": fitted.refit_epochs, "portfolio": fitted.portfolio,
+                     "refit_epochs": fitted.refit_epochs, **({"refit": fitted.refit} if fitted.refit else {}),
+                     "portfolio": fitted.portfolio,
                      "calibration": fitted.calibration.to_dict() if fitted.calibration else None}
         model.provenance = _provenance(source, ds, checksum())
         decider = model.decider  # the labels the held-out metrics count: the model's own (``mlpcli.decision``)

@@ -185,5 +185,27 @@ def test_info_says_how_many_lbfgs_runs_converged(info_models):
 def test_info_says_a_refit_models_figures_are_the_members(info_models):
     text = _info(info_models / "refit.mlp")
     assert "the cross-fitted members', which overstate the refit network that ships" in text
-    assert "the auto settings above are the members'" in text
     assert "(members' mean curves)" in text
+
+
+def test_info_gives_the_settings_the_refit_network_resolved_for_all_rows(info_models, tmp_path):
+    """The refit network's "auto" settings were "resolved for all the rows and are not stored": its l2 (which
+    shrinks as the rows grow) and batch are stored now, beside the members'."""
+    from model_files import rewrite_model
+
+    path = info_models / "refit.mlp"
+    doc = json.loads(run(["info", str(path), "--json"]).stdout)
+    refit, members = doc["training"]["refit"], doc["training"]["resolved"]
+    assert refit["n_train"] == 120 and refit["epochs_run"] == doc["training"]["refit_epochs"]
+    member_l2 = members["l2"] if isinstance(members["l2"], list) else [members["l2"]]
+    assert all(refit["l2"] < l2 for l2 in member_l2)  # more rows, a smaller penalty
+    text = _info(path)
+    assert (f"refit for {refit['epochs_run']} epochs on all 120 rows (resolved for them: lr {refit['lr']:.4g}, "
+            f"batch {refit['batch_size']}, l2 {refit['l2']:.4g}") in text
+    assert "the ones above are the members'" in text and "not stored" not in text
+
+    def older(meta: dict) -> None:  # a file written before the refit's settings were stored
+        del meta["fit"]["refit"]
+    old = rewrite_model(path, tmp_path / "old.mlp", older, lambda a: a)
+    assert "the refit network's were resolved for all the rows and are not stored: model written by an earlier " \
+           "version" in _info(old)

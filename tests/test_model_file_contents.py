@@ -343,7 +343,7 @@ def _set(path: str, value):
 @pytest.mark.parametrize("field, value", [
     ("extra.diagnosis", "x"), ("provenance.versions", "x"), ("provenance.data_file", 1), ("fit.portfolio", [1]),
     ("fit.portfolio", [{"hidden": "wide", "score": 0.5}]), ("config.resolved", 1), ("config.pos_weight", [1]),
-    ("config.resolved", {"epochs": "many"}),
+    ("config.resolved", {"epochs": "many"}), ("fit.refit", [1]), ("fit.refit", {"l2": [0.1]}),
 ])
 def test_an_edited_field_of_the_wrong_type_is_named_when_the_model_is_read(three_classes, tmp_path, field, value):
     """Fields that `info` and `evaluate` read, of the wrong type in a hand-edited model.json, passed the load-time

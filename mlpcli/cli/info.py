@@ -75,6 +75,26 @@ def _main_metric(task: str) -> str:
     return main_metric_name(task) if task in ("binary", "multiclass", "multilabel", "regression") else ""
 
 
+def _refit_words(tr: dict, opts: dict) -> str:
+    """The --refit network: its epochs, and the settings "auto" became for all the rows (the ones above are the
+    members', for their training folds); a file written before they were stored says so."""
+    refit = tr.get("refit")
+    epochs = f"refit for {tr['refit_epochs']} {'iterations' if opts.get('optimizer') == 'lbfgs' else 'epochs'}"
+    if not refit:
+        return (f"{epochs} (the auto settings above are the members'; the refit network's were resolved for all "
+                "the rows and are not stored: model written by an earlier version)")
+    # the settings resolved from the data: "auto" ones, and any the members resolved otherwise (the chosen
+    # candidate's input noise, which the options record as the members' value)
+    keys = [key for key in ("lr", "batch_size", "l2", "augment_noise") if refit.get(key) is not None and
+            (opts.get(key) == "auto" or refit[key] != tr["resolved"].get(key))]
+    if opts.get("optimizer") == "lbfgs":
+        keys = [key for key in keys if key not in ("lr", "batch_size")]
+    names = {"lr": "lr", "batch_size": "batch", "l2": "l2", "augment_noise": "input noise"}
+    settings = ", ".join(f"{names[key]} {fmt(refit[key])}" for key in keys)
+    rows = f" on all {refit['n_train']:,} rows" if refit.get("n_train") else " on all rows"
+    return epochs + rows + (f" (resolved for them: {settings}; the ones above are the members')" if settings else "")
+
+
 def _temperature(T: float, calibration: dict | None = None) -> str:
     """The calibration temperature, and whether the fit stopped at an end of its range (``calibration.bound_note``;
     ``calibration``: the model's record of the fit, with its held-out log loss)."""
@@ -261,9 +281,7 @@ def _table(doc: dict) -> Table:
         table.add_row("training", f"{tr['strategy'] or 'hold-out'}; {'iterations run' if lbfgs else 'best epochs'} {best}; "
                                   f"{steps}, l2 {setting('l2')}, input noise {setting('augment_noise')}, "
                                   f"seed {fmt(opts.get('seed'))}"
-                                  + (f"; refit for {tr['refit_epochs']} epochs (the auto settings above are the "
-                                     "members'; the refit network's were resolved for all the rows and are not "
-                                     "stored)" if tr["refit_epochs"] else "")
+                                  + (f"; {_refit_words(tr, opts)}" if tr["refit_epochs"] else "")
                                   + ("; interrupted" if tr["interrupted"] else ""))
     if tr["portfolio"]:
         several = doc["task"] == "regression" and len(doc["classes"]) > 1  # scored in units of each target's SD

@@ -134,6 +134,7 @@ class FittedModel:
     calibration: Calibration | None = None
     portfolio: list[dict] | None = None  # per candidate with --hidden auto: hidden, out-of-fold score
     refit_epochs: int | None = None
+    refit: dict | None = None  # with --refit: the refit network's run as ``members`` lists one (its "auto" settings)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C / SIGTERM: the model holds what was trained by then
@@ -719,7 +720,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
         warnings += _members_warnings([run.preprocessor for run in best.runs])
         history = [{"member": k + 1, **row} for k, run in zip(best.folds, best.runs) for row in run.result.history]
         members = [_member_summary(k + 1, run) for k, run in zip(best.folds, best.runs)]
-    runs, refit_epochs = list(best.runs), None
+    runs, refit_epochs, refit_record = list(best.runs), None, None
     if options.refit and not interrupted and not stopped:
         epochs = int(np.median([run.result.best_epoch for run in best.runs]))
         try:
@@ -737,6 +738,9 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
         if refit is not None:
             refit_epochs = epochs
             runs.append(refit)
+            # what "auto" became for all the rows (the l2 grows with n, the batch with it): `info` shows it
+            refit_record = {k: v for k, v in _member_summary(0, refit).items()
+                            if k not in ("member", "best_val_loss", "n_val", "stopped_early", "best_epoch")}
             span = (f"{refit_epochs} iterations of L-BFGS (the members' median)" if chosen.optimizer == "lbfgs"
                     else f"{refit_epochs} epochs (the members' median best epoch)")
             notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {span}; the out-of-fold scores "
@@ -764,8 +768,8 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                        proba=model.link(best.logits), held_out_by=held_out_by[scored_rows], strategy=strategy,
                        split=None, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table,
-                       refit_epochs=refit_epochs, notes=notes, warnings=warnings, interrupted=interrupted,
-                       stopped=stopped)
+                       refit_epochs=refit_epochs, refit=refit_record, notes=notes, warnings=warnings,
+                       interrupted=interrupted, stopped=stopped)
 
 
 def _members_warnings(preprocessors: list[data.Preprocessor]) -> list[str]:
