@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import re
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -1082,7 +1083,27 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
         ds.warnings.append(f"{why}: samples are treated as independent; "
                            f"if several come from one patient, validation is optimistic{calibrated} — pass --group "
                            "COLUMN (or --no-group to confirm they are independent)")
-    return with_positive(ds, positive), notes
+    ds = with_positive(ds, positive)
+    common = common_positive_note(ds) if positive is None else None
+    return ds, notes + ([common] if common else [])
+
+
+# The other class's share below which a default positive class that is the common one is said (``common_positive_note``)
+RARE_OTHER_SHARE = 0.2
+
+
+def common_positive_note(ds: "Dataset") -> str | None:
+    """A note when a binary target's default positive class (the one that sorts last) is the common one and the
+    other is rare: 36 cases among 600 labelled case/control made 'control' positive, and the headline precision
+    0.998, F1 0.952 and AP 0.999 described the controls. None otherwise."""
+    if ds.task != "binary" or ds.y is None or len(ds.y) == 0:
+        return None
+    share = float(np.mean(np.asarray(ds.y).reshape(-1) == 1))
+    if share <= 1 - RARE_OTHER_SHARE:
+        return None
+    return (f"positive class {str(ds.classes[1])!r} (it sorts last) is the common one ({share:.0%} of the samples): "
+            f"precision, recall, F1, average precision, --threshold and --pos-weight describe it; --positive "
+            f"{shlex.quote(str(ds.classes[0]))} to make the rare class {str(ds.classes[0])!r} positive")
 
 
 def with_positive(ds: "Dataset", positive: str | None, flag: str = "--positive") -> "Dataset":

@@ -562,7 +562,8 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
         run = best.runs[0]
         chosen = replace(best.spec.options(options), augment_noise=_noise_used(best.runs))
         model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
-        calibration = _calibrate(model, best.logits, scored, chosen, notes)
+        calibration_warnings: list[str] = []
+        calibration = _calibrate(model, best.logits, scored, chosen, notes, calibration_warnings)
         _store_trust(model, ds, best.logits, scored, np.zeros(scored.n_samples, dtype=np.int64), "validation",
                      [(tr, va)] if val_ds is None else [], options.seed, notes, val_ds=val_ds)
     history = list(run.result.history)
@@ -571,7 +572,8 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
                        proba=model.link(best.logits), held_out_by=np.ones(scored.n_samples, dtype=np.int64),
                        strategy=summary.strategy, split=summary, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table, notes=notes,
-                       warnings=list(summary.warnings) + list(run.preprocessor.warnings), interrupted=interrupted,
+                       warnings=list(summary.warnings) + list(run.preprocessor.warnings) + calibration_warnings,
+                       interrupted=interrupted,
                        stopped=stopped)
 
 
@@ -756,7 +758,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
     with interrupts.finishing(stopped):
         if refit_epochs is None:
             model = _shell_model(ds, best.runs, chosen, reference=_reference_preprocessor(ds, best.runs, chosen))
-        calibration = _calibrate(model, best.logits, scored, chosen, notes)
+        calibration = _calibrate(model, best.logits, scored, chosen, notes, warnings)
         held_out_by = np.zeros(ds.n_samples, dtype=np.int64)
         for k in best.folds:
             held_out_by[folds[k].test] = k + 1
@@ -868,17 +870,64 @@ def _shell_model(ds: data.Dataset, runs: list[FittedRun], options: TrainOptions,
 
 
 def _calibrate(model: Model, logits: np.ndarray, scored: data.Dataset, options: TrainOptions,
-               notes: list[str]) -> Calibration | None:
-    """Fit the temperature on held-out logits and set it on the model (classification only)."""
+               notes: list[str], warnings: list[str]) -> Calibration | None:
+    """Fit the temperature on held-out logits and set it on the model (classification only); ``warnings`` gets
+    the classes whose held-out probabilities add up far from their counts (``class_totals_warning``)."""
     from ..calibration import MIN_ROWS
 
     link = model.output_activation()
-    if not options.calibrate or link not in ("softmax", "sigmoid"):
+    if link not in ("softmax", "sigmoid"):
         return None
-    if scored.n_samples < MIN_ROWS:
+    calibration = None
+    if not options.calibrate:
+        pass
+    elif scored.n_samples < MIN_ROWS:
         notes.append(f"not calibrated: {scored.n_samples} held-out rows are too few to fit a temperature that "
                      f"helps on new samples (it needs {MIN_ROWS})")
-        return None
+    else:
+        calibration = _fit_calibration(model, logits, scored, link, notes)
+    if scored.task in ("binary", "multiclass"):
+        warnings += class_totals_warning(model, logits, scored, link, options)
+    return calibration
+
+
+def class_totals_warning(model: Model, logits: np.ndarray, scored: data.Dataset, link: str,
+                         options: TrainOptions) -> list[str]:
+    """A warning naming the classes whose held-out probabilities (at the model's temperature) add up far from
+    their counts (``calibration.class_totals_off``), with the cause: the class weights, the one temperature (when
+    the uncalibrated ones were near), or the networks' own probabilities."""
+    from ..calibration import CLASS_TOTAL_FACTOR, class_totals_off
+
+    off = class_totals_off(logits, scored.y, link, model.temperature)
+    if not off:
+        return []
+    n = scored.n_samples
+    parts = [f"{str(model.classes[t.index])!r} add up to {t.expected:.3g} where {t.observed} of the {n} held-out "
+             f"samples are of it ({t.ratio:.2g} x)" for t in off[:3]]
+    more = f" (and {len(off) - 3} more classes)" if len(off) > 3 else ""
+    before_near = all(1 / CLASS_TOTAL_FACTOR <= t.before / t.observed <= CLASS_TOTAL_FACTOR for t in off)
+    given = options.to_dict()
+    weights = [f"--{name.replace('_', '-')} {given[name]:g}" if isinstance(given[name], float) else
+               f"--{name.replace('_', '-')} {given[name]}" for name in ("class_weight", "pos_weight")
+               if given[name] not in (None, "none", 1.0, 1)]
+    if weights:
+        why = (f"{' and '.join(weights)} weigh{'s' * (len(weights) == 1)} the classes in the loss, which moves their "
+               "probabilities on purpose: read them as scores, not as each class's chances (the labels allow for "
+               "the weights)")
+    elif model.temperature is not None and before_near:
+        before = ", ".join(f"{t.before:.3g} ({t.before / t.observed:.2g} x)" for t in off[:3])
+        why = (f"the temperature {model.temperature:.3g}, fitted for all classes together, moved them there from "
+               f"{before}: --no-calibrate keeps the networks' probabilities, which matched the counts")
+    else:
+        low = all(t.ratio < 1 for t in off)
+        why = (f"the probabilities {'understate' if low else 'overstate' if all(t.ratio > 1 for t in off) else 'misstate'}"
+               " these classes' chances; check their recall (evaluate's per-class table) before trusting their "
+               "probabilities")
+    return [f"the held-out probabilities of {'; '.join(parts)}{more}: {why}"]
+
+
+def _fit_calibration(model: Model, logits: np.ndarray, scored: data.Dataset, link: str,
+                     notes: list[str]) -> Calibration:
     y = scored.y
     T = fit_temperature(logits, y, link)
     model.temperature = T

@@ -395,6 +395,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     untaught = _untaught_labels(model, y)
     if untaught:
         result.warnings.append(untaught)
+    if task in ("binary", "multiclass"):
+        result.warnings += class_totals_warning(model, out, y)
     groups = meta.get("group")
     rng = np.random.default_rng(seed)
     if bootstrap:
@@ -559,6 +561,51 @@ def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleF
                      roles={**(model.roles or {}), "target": list(given)})
     return reader, roles, (f"--target: the table's {_quoted(given, 10)} read as the model's {_quoted(own, 10)}"
                            + (" (in that order)" if len(own) > 1 else ""))
+
+
+def training_shares(model: Model) -> np.ndarray | None:
+    """(k,) each class's share of the rows the model was trained on (training and validation rows), from the
+    counts the model keeps; None when it keeps none (an older file) or they do not cover every class."""
+    split = model.split or {}
+    counts = [int((split.get("class_counts_train") or {}).get(str(c), -1)) for c in model.classes]
+    if any(c < 0 for c in counts):
+        return None
+    val = split.get("class_counts_val") or {}
+    total = np.asarray(counts, dtype=np.float64) + [float(val.get(str(c), 0)) for c in model.classes]
+    return total / total.sum() if total.sum() > 0 else None
+
+
+def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray) -> list[str]:
+    """A warning naming the classes whose probabilities on these rows (``proba`` as ``predict_output`` gives them,
+    ``y`` class indices) add up far from their counts (``calibration.class_totals``), with what it likely means:
+    a table whose class mix differs from training's (the probabilities carry training's shares: a cohort of 4 %
+    positives scored by a model trained on 50 % read "ECE 0.048" while P(positive) averaged 0.354), the class
+    weights, or probabilities that are off for the class. The top-label ECE cannot show it: it bins max(p, 1 - p)."""
+    from ..calibration import class_totals
+    from ..model_summary import is_weighted
+
+    off = class_totals(proba, y)
+    if not off:
+        return []
+    n = len(y)
+    shares = training_shares(model)
+    parts = [f"{str(model.classes[t.index])!r} add up to {t.expected:.3g} where {t.observed} of the {n} samples are "
+             f"of it ({t.ratio:.2g} x)" for t in off[:3]]
+    more = f" (and {len(off) - 3} more classes)" if len(off) > 3 else ""
+    if is_weighted(model.config or {}):
+        why = ("the model was trained with class weights (--class-weight, --pos-weight), which move its probabilities "
+               "on purpose: read them as scores, not as each class's chances")
+    elif shares is not None and all(abs(math.log(max(t.expected / n, 1e-12) / shares[t.index])) < math.log(1.5)
+                                    for t in off):
+        mix = ", ".join(f"{str(model.classes[t.index])!r} {shares[t.index]:.1%} in training, {t.observed / n:.1%} here"
+                        for t in off[:3])
+        why = (f"this table's class mix differs from the training table's ({mix}), and the probabilities carry "
+               "training's mix (prior shift): they overstate the classes that are rarer here and understate the others, "
+               "and ECE, which bins the top probability, does not show it")
+    else:
+        why = ("the probabilities are off for these classes on this table (the top-label ECE does not show it): check "
+               "their recall before trusting their probabilities")
+    return [f"the probabilities of {'; '.join(parts)}{more}: {why}"]
 
 
 def _untaught_labels(model: Model, y: np.ndarray) -> str | None:
