@@ -298,6 +298,22 @@ class Model:
             raise DataError(f"feature columns of the DataFrame must be numbers: {exc}") from None
         return values, [names[j] for j in keep]
 
+    def class_shares(self) -> np.ndarray | None:
+        """(k,) each class's share of the labelled rows the model was trained on (an ensemble's rows, or one
+        network's training and validation rows), from the counts it keeps; None for a model without classes, one
+        that keeps no counts (an older file) or none for some class."""
+        if self.task not in ("binary", "multiclass"):
+            return None
+        split = self.split or {}
+        train, val = split.get("class_counts_train") or {}, split.get("class_counts_val") or {}
+        counts = [train.get(str(c)) for c in self.classes]
+        if any(not isinstance(c, (int, float)) or c < 0 for c in counts):
+            return None
+        total = np.asarray(counts, dtype=np.float64)
+        if val != train:  # a hold-out's validation rows (an ensemble lists every row on both sides)
+            total += [float(val.get(str(c), 0)) for c in self.classes]
+        return total / total.sum() if total.sum() > 0 else None
+
     @property
     def decider(self) -> Decision:
         """The model's decision rule (argmax when it has none: an older file, a regression or multi-label model)."""

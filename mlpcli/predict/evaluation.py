@@ -563,18 +563,6 @@ def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleF
                            + (" (in that order)" if len(own) > 1 else ""))
 
 
-def training_shares(model: Model) -> np.ndarray | None:
-    """(k,) each class's share of the rows the model was trained on (training and validation rows), from the
-    counts the model keeps; None when it keeps none (an older file) or they do not cover every class."""
-    split = model.split or {}
-    counts = [int((split.get("class_counts_train") or {}).get(str(c), -1)) for c in model.classes]
-    if any(c < 0 for c in counts):
-        return None
-    val = split.get("class_counts_val") or {}
-    total = np.asarray(counts, dtype=np.float64) + [float(val.get(str(c), 0)) for c in model.classes]
-    return total / total.sum() if total.sum() > 0 else None
-
-
 def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray) -> list[str]:
     """A warning naming the classes whose probabilities on these rows (``proba`` as ``predict_output`` gives them,
     ``y`` class indices) add up far from their counts (``calibration.class_totals``), with what it likely means:
@@ -588,7 +576,7 @@ def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray) -> list
     if not off:
         return []
     n = len(y)
-    shares = training_shares(model)
+    shares = model.class_shares()
     parts = [f"{str(model.classes[t.index])!r} add up to {t.expected:.3g} where {t.observed} of the {n} samples are "
              f"of it ({t.ratio:.2g} x)" for t in off[:3]]
     more = f" (and {len(off) - 3} more classes)" if len(off) > 3 else ""
