@@ -212,7 +212,7 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                                    len(ds.classes), fitted.scored.groups, seed=options.seed,
                                    predicted=[model.predict_classes(fitted.proba)] if model.decision else None)
         model.fit["held_out_interval"] = {k: v for k, v in interval.to_dict().items() if k != "value"}
-        caveat = held_out_caveat(ds.task, fitted.scored.y, ds.classes)
+        caveat = held_out_caveat(ds.task, fitted.scored.y, ds.classes, fitted.scored.groups)
         warnings += held_out_warnings(ds.task, fitted.scored.y, fitted.proba, ds.classes, val_metrics,
                                       model.fit["held_out"], weighted=is_weighted(model.config),
                                       calibrated=fitted.calibration is not None,
@@ -255,12 +255,14 @@ def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "
     return outcome
 
 
-def held_out_caveat(task: str, y: np.ndarray, classes: list) -> str | None:
+def held_out_caveat(task: str, y: np.ndarray, classes: list, groups: np.ndarray | None = None) -> str | None:
     """Why held-out metrics on the rows ``y`` (class indices (n,), 0/1 columns (n, L) for multi-label, values for
     regression) are rough, or None: one sample of the rarest class (of the rarer side of a label) more or less
     right moves the balanced accuracy by ROUGH_STEP or more, or a regression has fewer than
     ROUGH_REGRESSION_ROWS samples. Twelve samples gave "balanced accuracy 0.667" with nothing to say that one
-    sample more or less right made it 0.583 or 0.750."""
+    sample more or less right made it 0.583 or 0.750. With ``groups`` (n,) (binary, multiclass), one patient's
+    samples, called right or wrong together, count as well: 15 cells of a type from 2 donors moved the balanced
+    accuracy of 9 types by 0.056 per donor, where counting cells said nothing."""
     y = np.asarray(y)
     if task == "regression":
         n = y.shape[0]
@@ -284,9 +286,31 @@ def held_out_caveat(task: str, y: np.ndarray, classes: list) -> str | None:
         fewest = int(counts[rarest])
         step = 1 / (present.size * fewest)
         what = f"one sample of class {str(classes[rarest])!r} ({fewest} held out)"
+        patient = _patient_step(y.reshape(-1).astype(int), groups, present, counts)
+        if patient is not None and patient[0] > step:
+            step, c, n_groups = patient
+            what = (f"one patient of class {str(classes[c])!r} ({n_groups} patient{'s' * (n_groups != 1)}, "
+                    f"{int(counts[c])} samples held out)")
     if step < ROUGH_STEP:
         return None
     return f"{what} more or less right moves the balanced accuracy by {step:.3f}"
+
+
+def _patient_step(y: np.ndarray, groups: np.ndarray | None, present: np.ndarray,
+                  counts: np.ndarray) -> tuple[float, int, int] | None:
+    """(step, class, its patients): the most one patient's samples of one class move the balanced accuracy (the
+    patient's share of the class's samples, over the classes present), for the class where that is largest; None
+    without groups."""
+    if groups is None:
+        return None
+    keys = pd.Series(np.asarray(groups, dtype=object)).astype(str).to_numpy()
+    best = None
+    for c in present:
+        _, sizes = np.unique(keys[y == c], return_counts=True)
+        step = float(sizes.max()) / counts[c] / present.size
+        if best is None or step > best[0]:
+            best = (step, int(c), int(sizes.size))
+    return best
 
 
 # The rarest class's share below which a model that predicts one class for every sample is told of

@@ -48,6 +48,19 @@ def test_the_caveat_says_how_far_one_sample_moves_the_balanced_accuracy(task, y,
         assert caveat is not None and words in caveat, caveat
 
 
+def test_the_caveat_counts_patients_whose_samples_go_together():
+    """15 cells of a type from 2 donors: counting cells said nothing, but one donor's cells, called right or wrong
+    together, move the balanced accuracy of 9 types by about 0.06."""
+    y = np.repeat(np.arange(9), [120] * 8 + [15])
+    groups = np.concatenate([np.arange(960) // 4, 1000 + np.arange(15) // 8])  # the last class: 2 donors (8 + 7)
+    caveat = pipeline.held_out_caveat("multiclass", y, [f"t{i}" for i in range(9)], groups)
+    assert caveat == (f"one patient of class 't8' (2 patients, 15 samples held out) more or less right moves the "
+                      f"balanced accuracy by {8 / 15 / 9:.3f}")
+    assert pipeline.held_out_caveat("multiclass", y, [f"t{i}" for i in range(9)]) is None  # by samples: 1 / 135
+    many = np.arange(len(y))  # a patient per sample: the samples' own figure
+    assert pipeline.held_out_caveat("multiclass", y, [f"t{i}" for i in range(9)], many) is None
+
+
 def test_multilabel_caveat_names_the_rarer_side_of_a_label():
     Y = np.array([[1, 0]] * 3 + [[0, 1]] * 37)  # label a: 3 positives of 40
     caveat = pipeline.held_out_caveat("multilabel", Y, ["a", "b"])
