@@ -92,3 +92,18 @@ def test_shift_report_matches_a_dataframe_by_name(table, trained):
     np.testing.assert_array_equal(shift_report(trained, X[:, ::-1], features=names).new_mean, by_position.new_mean)
     with pytest.raises(DataError, match=r"X lacks 1 of the features the model uses, e.g. 'f04'"):
         shift_report(trained, table.drop(columns=["f04"]))
+
+
+def test_targets_held_as_pandas_strings_are_typed_as_text_columns_are(table):
+    """pandas 3 reads a text column as its string dtype, not object: a check for object alone left a numeric
+    target as text (a regression read as 79 classes; 0/1 labels "neither 0/1"). A DataFrame built with the string
+    dtype meets the same checks under pandas 2."""
+    frame = table.drop(columns=["label"]).assign(
+        age=pd.Series([f"{v:.2f}" for v in np.linspace(20, 80, len(table))], dtype="string"))
+    model = pipeline.train(frame, TrainOptions(**OPTIONS, target=["age"], task="regression"), plan=HERE).model
+    assert model.task == "regression"
+    labels = table.drop(columns=["label"]).assign(
+        grade=pd.Series(np.arange(len(table)) % 2, dtype="int64").astype(str).astype("string"),
+        y2=pd.Series((np.arange(len(table)) // 3) % 2).astype(str).astype("string"))
+    model = pipeline.train(labels, TrainOptions(**OPTIONS, target=["grade", "y2"]), plan=HERE).model
+    assert model.task == "multilabel"

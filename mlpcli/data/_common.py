@@ -240,3 +240,9 @@ def _parse_numbers(cells: pd.Series) -> np.ndarray | None:
             zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
+
+
+def is_text_dtype(dtype) -> bool:
+    """A column of text as pandas holds it: object (pandas 2, or a Python-built frame) or the string dtype
+    (pandas 3's default for text, ``str``)."""
+    return dtype == object or isinstance(dtype, pd.StringDtype)

@@ -10,7 +10,7 @@ import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,8 +19,11 @@ from ..errors import ConfigError, DataError, OptionError
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
 from .limits import first_beyond_limit, value_limit_message
 from .names import comment_line_hint
-from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, first_non_number, non_number_cells, typed_as_written
+from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, is_text_dtype, first_non_number, non_number_cells, typed_as_written
 from ._common import _parse_numbers
+
+if TYPE_CHECKING:
+    from .samples import SampleJoin
 from ._common import one_number_groups
 from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, THOUSANDS_DECIMAL, THOUSANDS_NUMBER, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key, unspaced, visible
 
@@ -495,7 +498,7 @@ def _numbers_in_objects(col: pd.Series, decimal: str = ".") -> bool:
     """True for an object column holding only numbers (a frame built in Python, or a row of a genes × samples
     table, numbers but for a cell or two); text columns are not, nor a "0.5" among decimal commas (`decimal`:
     the table's mark), which pandas would take for a number."""
-    if col.dtype != object:
+    if not is_text_dtype(col.dtype):
         return False
     converted = pd.to_numeric(col, errors="coerce")
     return bool((converted.notna() == col.notna()).all()) and not non_number_cells(col, decimal).any()
@@ -660,7 +663,7 @@ def _uncategorised(frame: pd.DataFrame) -> pd.DataFrame:
     """Several target columns with their categorical columns (an .h5ad file's .obs keeps 0/1 labels as categories,
     of numbers or of the text "0"/"1") as plain values, typed as written: multi-label 0/1 or regression numbers
     are read by their values, where a category column was "neither" 0/1 nor numeric."""
-    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) or frame[c].dtype == object]
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) or is_text_dtype(frame[c].dtype)]
     if not cats:
         return frame
     frame = frame.copy()
@@ -977,7 +980,7 @@ def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequenc
                        where: "_CellPlace | None" = None, warn: list[str] | None = None) -> np.ndarray:
     # a column kept as text by the reader (007, written as an id would be) is still numbers to a regression,
     # parsed as every other number is (``_parse_numbers``; the rows have no missing target by now)
-    numbers = {t: _parse_numbers(frame[t].astype(str).str.strip()) for t in targets if frame[t].dtype == object}
+    numbers = {t: _parse_numbers(frame[t].astype(str).str.strip()) for t in targets if is_text_dtype(frame[t].dtype)}
     frame = frame.assign(**{t: v for t, v in numbers.items() if v is not None})
     bad = [t for t in targets if not _is_number_column(frame[t])]
     if bad:  # name the first cell that is not a number (the first cell may well be one)
@@ -985,7 +988,7 @@ def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequenc
         col = frame[bad[0]]
         cells = col.astype(str).str.strip()
         off = np.array([_parse_numbers(pd.Series([c])) is None for c in cells], dtype=bool) \
-            if col.dtype == object else np.ones(len(col), dtype=bool)
+            if is_text_dtype(col.dtype) else np.ones(len(col), dtype=bool)
         i = int(np.argmax(off)) if off.any() else 0
         raise DataError(f"{where.source}--task regression needs numeric targets; {bad[0]!r} holds the text "
                         f"{str(col.iloc[i])!r} at {where.row(i)}"
@@ -1339,7 +1342,7 @@ def _typed_targets(frame: pd.DataFrame, targets: Sequence[str], table) -> pd.Dat
         return frame
     decimal = dialect.decimal
     for t in targets:
-        if t in frame.columns and frame[t].dtype == object:
+        if t in frame.columns and is_text_dtype(frame[t].dtype):
             frame[t] = typed_as_written(frame[t], decimal)
     frame.attrs.setdefault(DECIMAL_ATTR, decimal)  # labels kept as text are judged in it ('1,0' is 1 here)
     return frame

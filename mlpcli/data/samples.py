@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, MlpcliError
-from ._common import DEFAULT_ID, SPELLING_WORDS, _label_key, _quoted, spelling_key, typed_as_written, visible
+from ._common import DEFAULT_ID, SPELLING_WORDS, _label_key, _quoted, is_text_dtype, spelling_key, typed_as_written, visible
 
 __all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples"]
 
@@ -128,7 +128,7 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
             # cell is missing)
             frame = table.read_frame(text=[str(n) for n in table.names], ids=[key])
             for c in frame.columns:
-                if c != key and frame[c].dtype == object:
+                if c != key and is_text_dtype(frame[c].dtype):
                     frame[c] = typed_as_written(frame[c], table.dialect.decimal)
             notes = table.notes
     except MlpcliError as exc:
@@ -205,8 +205,8 @@ def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
     blank = np.ones(len(frame), dtype=bool)
     for c in frame.columns:
         col = frame[c]
-        empty = col.isna().to_numpy()
-        if col.dtype == object:
+        empty = col.isna().to_numpy().copy()  # pandas 3: read-only
+        if is_text_dtype(col.dtype):
             empty |= col.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
         blank &= empty
         if not blank.any():

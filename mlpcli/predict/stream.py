@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data._common import one_number_groups
+from ..data._common import is_text_dtype, one_number_groups
 from ..errors import ConfigError, DataError, OptionError
 from ..decision import RULES as DECISION_RULES
 from ..decision import Decision
@@ -866,7 +866,7 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
     # a model whose classes include one number written differently ('1', '01', '1.0': text at training) reads a
     # cohort's labels as text too: typed, '1' and '1.0' became one number, and every '1.0' row the class '1'
     as_text = bool(one_number_groups([c for c in model.classes if isinstance(c, str)]))
-    typed = {t: data.typed_as_written(frame[t], decimal) for t in targets if frame[t].dtype == object and not as_text}
+    typed = {t: data.typed_as_written(frame[t], decimal) for t in targets if is_text_dtype(frame[t].dtype) and not as_text}
     if typed:
         frame = frame.assign(**typed)
     if model.task == "regression":
@@ -906,7 +906,7 @@ def _encode_known(frame: pd.DataFrame, targets: list[str], model: Model, source:
         return _encode_target(frame, targets, model, source, first_row, ids, decimal, rows=rows)
     except DataError:
         labels = frame[targets[0]].iloc[index].reset_index(drop=True)
-        if labels.dtype == object:
+        if is_text_dtype(labels.dtype):
             labels = data.typed_as_written(labels, decimal)
         unknown = _unknown_labels(labels, model)
         if not unknown:  # another error (a missing label): as without the option
