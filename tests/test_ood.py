@@ -311,6 +311,25 @@ def test_predict_summary_says_n_a_when_no_sample_can_be_flagged(cohort):
     assert json.loads(res.stdout)["trust"]["ood_can_flag"] is False
 
 
+def test_the_warning_gives_the_remedy_that_helps(cohort, tmp_path, monkeypatch):
+    """A model with too few held-out patients is told to train with more; one whose rows were cut by their width
+    (60,000 genes: 209 of 1,500 training rows, 37 of 100 held-out patients) was told the same, which cannot help."""
+    res = run(["predict", cohort["model"], cohort["new"], "--ood", "-o", str(tmp_path / "o.csv")])
+    text = " ".join(res.output.split())
+    assert "or train with more held-out patients" in text and "memory cap" not in text
+    from mlpcli import ood
+
+    monkeypatch.setattr(ood, "MAX_ROW_BYTES", 8 * 6 * 10)  # ten rows of the 6 features (in-process runs)
+    wide = tmp_path / "wide.mlp"
+    train = run(["train", str(cohort["tmp"] / "train.csv"), "--epochs", "3", "--folds", "2", "--hidden", "8", "-q",
+                 "-o", str(wide)])
+    assert train.exit_code == 0, train.output
+    res = run(["predict", str(wide), cohort["new"], "--ood", "-o", str(tmp_path / "w.csv")])
+    text = " ".join(res.output.split())
+    assert ("at 6 features the out-of-distribution check keeps 10 of the 40 training rows (a memory cap on its rows), "
+            "so more patients do not help: train on fewer features (--top-var)") in text, text
+
+
 def test_evaluate_says_n_a_when_no_sample_can_be_flagged(cohort):
     """evaluate --ood with a model whose smallest p-value is 1/21 at alpha 0.01: the table and JSON said "flagged 0"
     and rate 0.0 per class; the rate is undefined (null, n/a), and at alpha 0.2 it is a number again."""

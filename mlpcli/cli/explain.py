@@ -171,10 +171,14 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     with threads_context(threads):  # BLAS on one core unless --threads says more, as every command (SLURM's cores)
         samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing,
                                training_rows=method == "permutation")
-        result = run(model, samples.X, samples.y, ids=samples.ids, method=method, classes=list(class_names) or None,
-                     output=output_kind, baseline=baseline, steps=steps, top=top, bootstrap=bootstrap,
-                     repeats=repeats, scoring=scoring, tol=tol, seed=seed, absent=samples.filled,
-                     patients=samples.patients)
+        from .cv import FitProgress
+
+        # permutation importance over a transcriptome takes minutes: a bar, or a line per tenth in a log
+        with FitProgress("genes shuffled", quiet or method != "permutation") as progress:
+            result = run(model, samples.X, samples.y, ids=samples.ids, method=method,
+                         classes=list(class_names) or None, output=output_kind, baseline=baseline, steps=steps,
+                         top=top, bootstrap=bootstrap, repeats=repeats, scoring=scoring, tol=tol, seed=seed,
+                         absent=samples.filled, patients=samples.patients, progress=progress)
     notes = stderr_console(quiet)
     render_notes(notes, [*samples.notes, *result.notes], [])
     render_notes(stderr_console(False), [], [*samples.warnings, *_training_table_warning(model, data_file, samples,

@@ -294,10 +294,19 @@ class Trust:
         if floor < alpha:
             return split + self.excess_ood()
         unit = "patients" if self.basis.weighted else "rows"
+        from ..ood import sample_rows
+
+        trained = int((getattr(self.model, "provenance", None) or {}).get("n_samples") or 0)
+        capped = len(sample_rows(trained, self.basis.n_features)) if trained else trained
+        if 0 < capped < trained:  # the rows were cut by their width, not by the patients the model had
+            remedy = (f"at {self.basis.n_features:,} features the out-of-distribution check keeps {capped:,} of the "
+                      f"{trained:,} training rows (a memory cap on its rows), so more patients do not help: train on "
+                      "fewer features (--top-var)")
+        else:
+            remedy = f"train with more held-out {unit} (the default ensemble scores every training row)"
         return split + [f"--ood flags nothing at --ood-alpha {alpha:.12g}: the model's out-of-distribution calibration has "
                 f"{m} held-out {unit}, so its smallest p-value is {round(floor * (m + 1))}/{m + 1} = {floor:.3g}; "
-                f"pass --ood-alpha above {floor:.3g}, or train with more held-out {unit} (the default ensemble scores "
-                "every training row)"]
+                f"pass --ood-alpha above {floor:.3g}, or {remedy}"]
 
     def excess_ood(self, flagged: np.ndarray | None = None, batches: np.ndarray | None = None,
                    groups: np.ndarray | None = None) -> list[str]:
