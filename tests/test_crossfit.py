@@ -622,9 +622,29 @@ def test_auto_noise_that_resolves_to_none_is_not_described_as_noise():
     auto = replace(TrainOptions(), augment_noise="auto")
     described = [c.describe() for c in portfolio(auto, 96, 20)]
     assert described == ["no hidden layer", "hidden 128"]
-    wide = [c.describe() for c in portfolio(auto, 40, 2000)]  # p >> n: the hidden layer's noise is auto's
+    wide = [c.describe() for c in portfolio(auto, 40, 300)]  # p >> n: the hidden layer's noise is auto's
     assert wide[0].startswith("no hidden layer") and "input noise" not in wide[0]
     assert any("hidden 128 with input noise (--augment-noise auto)" == d for d in wide)
+
+
+def test_hidden_auto_tries_no_hidden_layer_beyond_ten_features_per_training_row(tmp_path):
+    """At 60,000 genes of a few hundred rows the hidden candidates never won and took most of the time (600 x
+    60,000: not done in 5 minutes, 51 s without them); an explicit --hidden still trains one."""
+    from mlpcli.config import TrainOptions
+    from mlpcli.model_selection.crossfit import WIDE_FEATURES_PER_ROW, portfolio
+
+    assert [c.hidden for c in portfolio(TrainOptions(), 40, 400)] == [(), (), (128,), (128,)]  # 10 per row: tried
+    assert [c.hidden for c in portfolio(TrainOptions(), 40, 401)] == [(), ()]
+    assert [c.hidden for c in portfolio(TrainOptions(hidden=[64]), 40, 4000)] == [(64,)]
+    table = make_table("multiclass", n_patients=12, per_patient=2, n_features=300, seed=1)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--epochs", "3", "--folds", "2", "--json", "-o",
+               str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    said = [n for n in doc["notes"] if n.startswith("--hidden auto: 300 features for about 12 training rows")]
+    assert len(said) == 1 and f"(more than {WIDE_FEATURES_PER_ROW} per row)" in said[0], doc["notes"]
+    assert all(not c["hidden"] for c in model_io.load(tmp_path / "m.mlp").fit["portfolio"])
 
 
 def test_a_temperature_at_its_bottom_on_near_certain_held_out_calls_is_not_called_a_want_of_correction():
