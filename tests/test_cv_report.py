@@ -431,3 +431,17 @@ def test_cv_prints_the_small_batches_and_the_left_out_coverage(tmp_path):
     assert "held-out batches of fewer than 10 patients: 'S1' (8)" in text
     assert "(one value, no SD) over 1 batch" in text
     assert "cov@ by the count alone in 1 fold (left out of the mean)" in text
+
+
+def test_each_folds_constant_features_are_one_warning(tmp_path):
+    """All-zero genes of RNA-seq: each fold's training part drops its own handful, and cv printed the warning once
+    per fold (tune once per fold too), news the first line already gave."""
+    table = make_table("multiclass", n_patients=30, per_patient=2, n_features=8, seed=4)
+    for j in range(6):  # a gene seen in one patient only: constant on the folds that hold that patient out
+        table[f"rare{j}"] = np.where(table["patient_id"] == f"P{5 * j:03d}", 1.0, 0.0)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["cv", str(tmp_path / "t.csv"), "--folds", "3", "--epochs", "2", "--hidden", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    said = [w for w in json.loads(res.stdout)["warnings"] if "features constant on the training rows" in w]
+    assert len(said) == 1, said
+    assert said[0].startswith("fold ") and ", each dropping its own)" in said[0]

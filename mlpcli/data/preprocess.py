@@ -917,6 +917,11 @@ class _Scaling:
          self.sd_unclipped[where]) = values
 
 
+def is_constant_message(text: str) -> bool:
+    """Whether ``text`` is a ``constant_message`` warning."""
+    return text.startswith("dropped ") and "features constant on the training rows" in text
+
+
 def constant_message(dropped: Sequence[str], per_member: Sequence[int] | None = None) -> str:
     """The warning for features dropped as constant on the training rows (``Preprocessor.dropped_constant``);
     ``per_member``: how many each member of an ensemble dropped, when ``dropped`` is their union (the members'

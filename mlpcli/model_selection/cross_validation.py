@@ -588,15 +588,25 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
     # numbered as the tables number folds: the task label ("cv/0/2", "grid/0/0/0": 0-based, with the grid point's
     # internal index) named a fold the table calls 3. One line per warning, naming every fold it came from: the
     # same words from five folds named the first one only, as if the other four had been free of it.
+    # The constant features each fold drops differ by a gene or two (all-zero genes of RNA-seq: expected), and
+    # their warnings with them: one per fold repeated the same news five times. One line, the first fold's words.
     where: dict[str, list[str]] = {}
+    words: dict[str, str] = {}
     for s in scores:  # tune: every grid point's fits of a fold, named once
         for w in s.warnings:
-            names = where.setdefault(w, [])
+            key = CONSTANT_KEY if data.preprocess.is_constant_message(w) else w
+            words.setdefault(key, w)
+            names = where.setdefault(key, [])
             if fold_name(s, repeated) not in names:
                 names.append(fold_name(s, repeated))
-    for w, names in where.items():
+    for key, names in where.items():
         also = names[1:5] + ([f"{len(names) - 5} more"] if len(names) > 5 else [])
         also_text = f" (also {', '.join(also[:-1])} and {also[-1]})" if len(also) > 1 else f" (also {also[0]})" if also else ""
-        out.append(f"{names[0]}, within its training part: {w}{also_text}")
+        if key == CONSTANT_KEY and also:
+            also_text = also_text[:-1] + ", each dropping its own)"
+        out.append(f"{names[0]}, within its training part: {words[key]}{also_text}")
     return out
+
+
+CONSTANT_KEY = "\0constant"  # _fold_warnings' key of every fold's constant-feature warning
 
