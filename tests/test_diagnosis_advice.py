@@ -664,3 +664,17 @@ def test_a_run_stopped_by_its_epoch_limit_is_not_told_to_raise_patience():
     assert any("--epochs, not --patience" in a for a in at_limit.advice)
     cut = diagnose(train, val, baseline=0.69, kept_epochs=[30])
     assert any("raise --patience" in a for a in cut.advice)
+
+
+def test_an_overfit_with_a_flat_bottom_says_where_it_came_within_noise():
+    """"lowest around epoch 19" stood beside best_epoch 8 in the evidence table: the smoothed curve came within
+    noise of its lowest value at epoch 8 and stayed there to 19. The summary says both."""
+    epochs = np.arange(1, 61)
+    train = 1.0 * np.exp(-epochs / 8)
+    val = np.where(epochs <= 8, 1.0 - 0.06 * epochs, 0.52)
+    val = np.where(epochs > 19, 0.52 + 0.02 * (epochs - 19), val) + 0.002 * np.sin(epochs)
+    d = diagnose(train, val)
+    assert d.label == "overfit"
+    best, low = d.evidence["best_epoch"], d.evidence["divergence_epoch"]
+    assert best < low - 1, d.evidence
+    assert f"around epoch {low} (" in d.summary and f", within noise of it from epoch {best})" in d.summary

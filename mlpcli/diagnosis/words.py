@@ -635,9 +635,13 @@ def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
         if _never_beat_no_skill(ev):
             never = (f"; even at its {w.best} it was {_pct(-ev['best_distance_from_baseline'])} of the scale "
                      f"{w.worse_side} the no-skill {n}: the network learned nothing that carries over to new samples")
+        # the evidence's best_epoch is where the curve first came within noise of that value: said beside it, as
+        # "lowest around epoch 19" read as a contradiction of "best_epoch 8" in the table below
+        plateau = (f", within noise of it from epoch {ev['best_epoch']}"
+                   if ev.get("best_epoch") is not None and ev["best_epoch"] < ev["divergence_epoch"] - 1 else "")
         return (f"{title}: the smoothed validation {n} was {w.best} around epoch {ev['divergence_epoch']} "
-                f"({_num(ev['best_val'])}) and then {w.worsened} by {_pct(ev['val_rise'])} of the scale, while the "
-                f"training {n} {kept}{never}")
+                f"({_num(ev['best_val'])}{plateau}) and then {w.worsened} by {_pct(ev['val_rise'])} of the scale, "
+                f"while the training {n} {kept}{never}")
     if label == "good_fit":
         side = w.worse_side if ev["gap_end"] > 0 else w.better_side
         return (f"{title}: both curves settle at a similar level (training {tf}, validation {vf}: validation "
