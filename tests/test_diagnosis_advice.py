@@ -678,3 +678,14 @@ def test_an_overfit_with_a_flat_bottom_says_where_it_came_within_noise():
     best, low = d.evidence["best_epoch"], d.evidence["divergence_epoch"]
     assert best < low - 1, d.evidence
     assert f"around epoch {low} (" in d.summary and f", within noise of it from epoch {best})" in d.summary
+
+
+def test_a_linear_model_that_never_beat_no_skill_is_not_told_to_let_the_defaults_choose():
+    """600 samples of 60,000 genes: --hidden auto chose the softmax regression, it never beat the no-skill loss,
+    and the advice ended "or let the defaults choose (--hidden auto)" — the defaults had chosen it, and could only
+    add a hidden layer, the opposite of the advice."""
+    d = diagnose(WIDE_TRAIN, WIDE_VAL, baseline=WIDE_BASELINE, linear=True)
+    first = d.advice[0]
+    assert first.startswith("Validation never beat the no-skill") and "it is the linear model already" in first
+    assert "--hidden auto" not in first and first.endswith("weight decay (--l2).")
+    assert "--hidden auto" in diagnose(WIDE_TRAIN, WIDE_VAL, baseline=WIDE_BASELINE).advice[0]  # a hidden layer: may

@@ -373,6 +373,8 @@ def _linear_advice(advice: list[str]) -> list[str]:
         if "the linear model (--hidden none) or a few units (--hidden 16)" in a:
             a = a.replace("the linear model (--hidden none) or a few units (--hidden 16)",
                           "it is the linear model already, so a much stronger --l2 and fewer features (--top-var)")
+            # --hidden auto could only add a hidden layer to a linear model (or is what chose it): not less flexible
+            a = a.replace("; or let the defaults choose (--hidden auto).", ".")
         out.append(a)
     return out
 
