@@ -886,7 +886,7 @@ class _Fields:
             self.whole(interval.get("n_units"), "fit.held_out_interval.n_units", 0, 2**63 - 1)
             self.whole(interval.get("n"), "fit.held_out_interval.n", 0, 2**63 - 1)
             self.text(interval.get("units"), "fit.held_out_interval.units")
-        for part in ("held_out_per_target", "held_out_per_label"):
+        for part in ("held_out_per_target", "held_out_per_label", "held_out_per_class"):
             for i, row in enumerate(self.listing(_given(fit.get(part), []), f"fit.{part}")):
                 self.scalars(row, f"fit.{part}[{i}]")
         for i, m in enumerate(self.listing(_given(fit.get("members"), []), "fit.members")):

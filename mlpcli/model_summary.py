@@ -78,6 +78,7 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "metrics": fit.get("held_out_metrics"),  # None for models written before they were stored
             "per_target": fit.get("held_out_per_target"),  # several regression targets, each in its own units
             "per_label": fit.get("held_out_per_label"),  # a multi-label model's labels
+            "per_class": fit.get("held_out_per_class"),  # a multiclass model's classes: recall, precision, support
             "interval": fit.get("held_out_interval"),  # the main metric's bootstrap interval over patients
         },
         "diagnosis": None if not diagnosis else {k: diagnosis.get(k) for k in ("label", "runner_up", "summary")},

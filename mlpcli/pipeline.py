@@ -202,7 +202,7 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
         model.fit["held_out_metrics"] = {k: v for k, v in val_metrics.items()
                                          if v is None or isinstance(v, (int, float, str)) and k != "classes"}
         # each target's (label's) own figures beside the pooled ones: pooled, several targets mix their units
-        for part in ("per_target", "per_label"):
+        for part in ("per_target", "per_label", "per_class"):
             if val_metrics.get(part):
                 model.fit[f"held_out_{part}"] = [{k: v for k, v in row.items() if v is None or
                                                   isinstance(v, (int, float, str))} for row in val_metrics[part]]

@@ -214,3 +214,25 @@ def test_train_shows_each_targets_mae(tmp_path):
     assert res.exit_code == 0, res.output
     rows = [line for line in res.output.splitlines() if "│   other" in line or "│   label" in line]
     assert len(rows) == 2 and all("MAE" in r for r in rows), res.output
+
+
+def test_the_summary_gives_each_classs_held_out_recall(tmp_path):
+    """A class of 6 samples recalled for 3 read as balanced accuracy 0.813 and nothing else: its recall was in
+    --json only."""
+    table = make_table("multiclass", n_patients=60, per_patient=2, n_classes=3, seed=2)
+    data = _write(tmp_path, table)
+    res = run(["train", data, *FAST, "--folds", "2", "-o", str(tmp_path / "m.mlp")], terminal_width=300)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(run(["train", data, *FAST, "--folds", "2", "--json", "-o", str(tmp_path / "m.mlp")]).stdout)
+    rows = doc["validation_metrics"]["per_class"]
+    expected = ", ".join(f"{r['class']} {r['recall']:.3f} ({r['support']})" for r in rows)
+    assert f"out-of-fold recall {expected}" in _flat(res.stdout), _flat(res.stdout)
+    info = run(["info", str(tmp_path / "m.mlp")], terminal_width=300)  # the model keeps it (info --json: per_class)
+    assert f"out-of-fold recall {expected}" in _flat(info.stdout)
+    stored = json.loads(run(["info", str(tmp_path / "m.mlp"), "--json"]).stdout)["held_out"]["per_class"]
+    assert [r["recall"] for r in stored] == [r["recall"] for r in rows]
+    many = _write(tmp_path, make_table("multiclass", n_patients=70, per_patient=2, n_classes=14, n_features=16,
+                                       seed=2), "t14.csv")
+    res = run(["train", many, *FAST, "--folds", "2", "-o", str(tmp_path / "m14.mlp")], terminal_width=400)
+    line = next(l for l in res.stdout.splitlines() if "out-of-fold recall" in l)
+    assert "the 12 lowest of 14 classes (--json: all)" in line and line.count("(10)") == 12

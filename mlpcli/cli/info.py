@@ -6,7 +6,7 @@ import click
 
 from ..metrics import display_name
 from ..data._common import one_line_name
-from ._common import (Table, CONTEXT_SETTINGS, check_stdout_open, debug_option, fmt, fmt_ci, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json,
+from ._common import (Table, CONTEXT_SETTINGS, per_class_recall, check_stdout_open, debug_option, fmt, fmt_ci, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json,
                       quiet_option, stdout_console)
 
 
@@ -316,6 +316,8 @@ def _table(doc: dict) -> Table:
         if tr.get("refit_epochs"):  # the members' held-out figures: the shipped network has no held-out rows
             at += "; the cross-fitted members', which overstate the refit network that ships"
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
+        if held.get("per_class"):  # each class's recall (absent in older model files)
+            table.add_row(f"{held['kind'] or 'held-out'} recall", per_class_recall(held["per_class"]))
         for t in held.get("per_target") or []:  # each target in its own units (absent in older model files)
             table.add_row(f"  {t.get('target')}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"
                                                            for k in ("rmse", "mae", "r2", "pearson_r")))

@@ -14,7 +14,7 @@ from ..errors import TrainingError
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
 from ._common import (
-    named_file,
+    named_file, per_class_recall,
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
     distinct_files, fmt, fmt_ci, fmt_metric, handle_errors, interrupted_exit, json_option, model_to_terminal, on_standard_output,
     one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
@@ -237,6 +237,8 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     if m.get("per_target"):
         scored += f"; RMSE and MAE above are pooled over the {len(m['per_target'])} targets' units, each below"
     table.add_row(f"{where} samples", scored)
+    if m.get("per_class"):  # a rare class's recall, which the balanced accuracy averages away (0.50 inside 0.813)
+        table.add_row(f"{where} recall", per_class_recall(m["per_class"]))
     for t in m.get("per_target") or []:  # several regression targets: each in its own units (pooled, they mix them)
         table.add_row(f"  {t['target']}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"
                                                    for k in ("rmse", "mae", "r2", "pearson_r")))
