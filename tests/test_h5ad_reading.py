@@ -2,11 +2,12 @@
 .raw's var names, CSR matrices storing a position twice, sample sheets joined to cells, files held open by
 another process, zarr stores, and predictions written back over an earlier annotation."""
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
+
+h5py = pytest.importorskip("h5py")  # with anndata (the h5ad extra); skipped where it is not installed
+sp = pytest.importorskip("scipy.sparse")
 
 from mlpcli import data
 from mlpcli.data.h5ad import H5ad

@@ -67,7 +67,7 @@ def test_beside_gives_the_result_or_raises_in_the_callers_thread(spare):
 def test_preprocessing_on_a_second_core_gives_the_same_matrix_and_fit(spare, config):
     """Several column blocks (2,000 rows x 1,500 features: blocks of 524 columns) scaled in threads while
     the next are read: the transformed matrix and every fitted array are those of one thread, bit for bit."""
-    X = _counts_table(2000, 1500).iloc[:, 2:].to_numpy()
+    X = _counts_table(2000, 1500).iloc[:, 2:].to_numpy(copy=True)  # written below: pandas 3 gives read-only views
     if config.get("impute"):
         X[np.random.default_rng(1).random(X.shape) < 0.01] = np.nan
     names = [f"g{j}" for j in range(X.shape[1])]
@@ -132,7 +132,7 @@ def test_validation_rows_scored_from_their_preprocessed_matrix_equal_the_raw_row
     offset for sparse input): the same outputs, bit for bit, as preprocessing the raw rows again."""
     frame = _counts_table(400, 60)
     if sparse:
-        values = frame.iloc[:, 2:].to_numpy()
+        values = frame.iloc[:, 2:].to_numpy(copy=True)
         values[values < np.quantile(values, 0.6)] = 0.0
         frame.iloc[:, 2:] = values
     ds = _dataset(frame)

@@ -457,7 +457,8 @@ def test_feature_values_are_correctly_rounded(tmp_path, monkeypatch):
     fast = _load(monkeypatch, path, True)
     assert fast.fast and fast.ds.X[:, 0].tolist() == [float(v) for v in values]
     slow = _load(monkeypatch, path, False)
-    assert slow.ds.X[:, 0].tolist() != fast.ds.X[:, 0].tolist()  # what the piecewise reader fixes
+    if int(pd.__version__.split(".")[0]) < 3:  # pandas 3's parser rounds these correctly too
+        assert slow.ds.X[:, 0].tolist() != fast.ds.X[:, 0].tolist()  # what the piecewise reader fixes
 
 
 def test_many_small_pieces_give_the_numbers_of_one(tmp_path, monkeypatch):

@@ -242,6 +242,14 @@ def _parse_numbers(cells: pd.Series) -> np.ndarray | None:
         return None
 
 
+# pandas keywords that pandas 3 deprecates (Pandas4Warning) where it no longer needs them: ``copy=False`` (copy on
+# write: nothing is copied anyway) and the round-trip float parser (its default parser rounds correctly); pandas 2
+# copies, or rounds a digit off, without them
+PANDAS_MAJOR = int(pd.__version__.split(".")[0])
+NO_COPY = {"copy": False} if PANDAS_MAJOR < 3 else {}
+ROUND_TRIP = {"float_precision": "round_trip"} if PANDAS_MAJOR < 3 else {}
+
+
 def is_text_dtype(dtype) -> bool:
     """A column of text as pandas holds it: object (pandas 2, or a Python-built frame) or the string dtype
     (pandas 3's default for text, ``str``)."""

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._common import DEFAULT_ID, _quoted, non_number_cells, typed_as_written
+from ._common import DEFAULT_ID, ROUND_TRIP, _quoted, non_number_cells, typed_as_written
 
 
 # The transposed (features × samples) layout. Rows whose every value parses as a number become numeric
@@ -70,7 +70,7 @@ def read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[s
     is_text = non_number_cells(cells, decimal or ".") | np.isin(names, list(text))
     text_lines = set((np.flatnonzero(is_text) + 1).tolist())  # file line numbers; the header is line 0
     # correctly rounded (above): the numbers the samples x features reader and a parquet copy hold
-    numeric = read(skiprows=sorted(text_lines), dtype={0: str}, float_precision="round_trip") \
+    numeric = read(skiprows=sorted(text_lines), dtype={0: str}, **ROUND_TRIP) \
         if not is_text.all() else None
     text_rows = read(skiprows=lambda i: i > 0 and i not in text_lines, dtype=str) if is_text.any() else None
 

@@ -223,7 +223,8 @@ def read_parquet_frame(path: str, features_in_rows: bool, text: Sequence[str] = 
     fields = {f for _, f in columns}
     for field in [c for c in frame.columns if c not in fields]:
         del frame[field]  # in place: no copy of the table
-    frame.rename(columns={f: n for n, f in columns if n != f}, inplace=True)
+    renamed = {f: n for n, f in columns if n != f}
+    frame.columns = [renamed.get(c, c) for c in frame.columns]  # in place: no copy of the table
     if frame.shape[0] == 0:
         raise DataError(f"{path} has a header but no {'feature' if features_in_rows else 'data'} rows")
     return (samples_from_feature_rows(frame, path, text) if features_in_rows else frame), notes

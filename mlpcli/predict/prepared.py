@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data._common import DECIMAL_ATTR
+from ..data._common import DECIMAL_ATTR, NO_COPY
 from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import read_whole
 from ..model_io import Model
@@ -87,7 +87,7 @@ def read_cells(model: Model, source, roles: RoleFlags | None = None
         X = h.read_matrix(np.array([index[g] for g in genes], dtype=np.int64))
         # float64 before densifying, and one block the frame takes as it is: the table's values once in memory
         X = X.astype(np.float64).toarray() if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
-        frame = pd.concat([h.obs_frame(obs), pd.DataFrame(X, columns=genes, copy=False)], axis=1, copy=False)
+        frame = pd.concat([h.obs_frame(obs), pd.DataFrame(X, columns=genes, copy=False)], axis=1, **NO_COPY)
         notes = [*table.notes, *notes]
     finally:
         table.close()
@@ -98,7 +98,7 @@ def _str_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its column names as text, without copying its values (a whole table of genes, in explain)."""
     if all(isinstance(c, str) for c in frame.columns):
         return frame
-    return frame.rename(columns=str, copy=False)
+    return frame.rename(columns=str, **NO_COPY)
 
 
 def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFlags | None = None,
