@@ -637,6 +637,8 @@ class _Fields:
             m = self.whole(self.get(o, "n_calibration", "ood"), "ood.n_calibration", 0, MAX_CALIBRATION)
             if "weighted" in o:  # the calibration counts patients, one value each (ood.calibrate)
                 self.flag(o["weighted"], "ood.weighted")
+            if "streamed" in o:  # every held-out row scored, not the capped sample's (ood.RowSource)
+                self.flag(o["streamed"], "ood.streamed")
             specs.update({"ood/mean": _ArraySpec((p,), "f", (8,), "finite"),
                           "ood/components": _ArraySpec((r, p), "f", (8,), "finite"),
                           "ood/reference": _ArraySpec((k, r), "f", (8,), "finite"),

@@ -597,6 +597,7 @@ def _trust(meta: dict, arrays: dict[str, np.ndarray]):
             ood_basis.class_scale = np.array(a["class_scale"], dtype=np.float64)
             ood_basis.part_calibration = np.array(a["part_calibration"], dtype=np.float64)
         ood_basis.weighted = bool(meta["ood"].get("weighted", False))
+        ood_basis.streamed = bool(meta["ood"].get("streamed", False))
     return conformal_data, ood_basis
 
 

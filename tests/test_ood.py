@@ -311,20 +311,48 @@ def test_predict_summary_says_n_a_when_no_sample_can_be_flagged(cohort):
     assert json.loads(res.stdout)["trust"]["ood_can_flag"] is False
 
 
+def _wide(cohort, tmp_path, monkeypatch, name: str, *extra) -> str:
+    """The cohort's model trained as if its 6 features were 60,000: a row cap of ten rows (in-process runs)."""
+    from mlpcli import ood
+
+    monkeypatch.setattr(ood, "MAX_ROW_BYTES", 8 * 6 * 10)
+    path = tmp_path / name
+    train = run(["train", str(cohort["tmp"] / "train.csv"), "--epochs", "3", "--hidden", "8", "-q", "-o", str(path),
+                 *extra])
+    assert train.exit_code == 0, train.output
+    return str(path)
+
+
+def test_wide_rows_calibrate_on_every_held_out_row(cohort, tmp_path, monkeypatch):
+    """60,000 genes: the row cap kept 209 of 1,500 rows and the calibration the 39 held-out ones among them (37 of
+    100 patients), so nothing could be flagged at 0.01. The held-out rows are now scored from the table, every
+    one; the bases are still fitted on the capped sample."""
+    for extra, held in ((["--folds", "2"], 20), (["--folds", "1"], 4)):  # 20 patients; a fifth of them held out
+        model = model_io.load(_wide(cohort, tmp_path, monkeypatch, "w.mlp", *extra))
+        assert model.ood.streamed and model.ood.weighted
+        assert len(model.ood.calibration) == held, (extra, len(model.ood.calibration))
+        assert len(model.ood.reference) <= 10  # the sample's training rows
+    plain = model_io.load(cohort["model"])
+    assert not plain.ood.streamed
+
+
 def test_the_warning_gives_the_remedy_that_helps(cohort, tmp_path, monkeypatch):
-    """A model with too few held-out patients is told to train with more; one whose rows were cut by their width
-    (60,000 genes: 209 of 1,500 training rows, 37 of 100 held-out patients) was told the same, which cannot help."""
+    """A model with too few held-out patients is told to train with more; one whose calibration rows were cut by
+    their width (an earlier version's 60,000-gene model: 209 of 1,500 training rows, 37 of 100 held-out patients)
+    was told the same, which cannot help."""
     res = run(["predict", cohort["model"], cohort["new"], "--ood", "-o", str(tmp_path / "o.csv")])
     text = " ".join(res.output.split())
     assert "or train with more held-out patients" in text and "memory cap" not in text
-    from mlpcli import ood
+    wide = _wide(cohort, tmp_path, monkeypatch, "wide.mlp", "--folds", "2")  # streamed: all held-out patients
+    res = run(["predict", wide, cohort["new"], "--ood", "-o", str(tmp_path / "w.csv")])
+    assert "memory cap" not in res.output and "train with more held-out patients" in " ".join(res.output.split())
 
-    monkeypatch.setattr(ood, "MAX_ROW_BYTES", 8 * 6 * 10)  # ten rows of the 6 features (in-process runs)
-    wide = tmp_path / "wide.mlp"
-    train = run(["train", str(cohort["tmp"] / "train.csv"), "--epochs", "3", "--folds", "2", "--hidden", "8", "-q",
-                 "-o", str(wide)])
-    assert train.exit_code == 0, train.output
-    res = run(["predict", str(wide), cohort["new"], "--ood", "-o", str(tmp_path / "w.csv")])
+    def unstreamed(meta: dict) -> None:  # as an earlier version wrote it
+        meta["ood"].pop("streamed")
+    from model_files import rewrite_model
+
+    old = rewrite_model(wide, tmp_path / "old.mlp", unstreamed, lambda a: a)
+    res = run(["predict", old, cohort["new"], "--ood", "-o", str(tmp_path / "w.csv")])
     text = " ".join(res.output.split())
     assert ("at 6 features the out-of-distribution check keeps 10 of the 40 training rows (a memory cap on its rows), "
             "so more patients do not help: train on fewer features (--top-var)") in text, text

@@ -986,7 +986,16 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
     position = np.full(ds.n_samples, -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
     Z_held = None
-    if val_ds is not None:
+    held_table = ds if val_ds is None else val_ds
+    if ood.streams_held_out(held_table.n_samples, n_features):
+        # wide rows: every held-out row scored from the table a block at a time, not the sample's few
+        Z_held = ood.RowSource(held_table.n_samples, lambda idx: pre.transform(held_table.subset(idx).X, order="C"))
+        groups = held_table.groups
+        if val_ds is not None:
+            sub_parts = [(np.arange(len(rows)), np.arange(val_ds.n_samples))]
+        else:
+            sub_parts = [(position[tr][position[tr] >= 0], np.asarray(te)) for tr, te in parts]
+    elif val_ds is not None:
         held = ood.sample_rows(val_ds.n_samples, n_features, seed)
         Z_held = pre.transform(val_ds.subset(held).X, order="C")
         sub_parts = [(np.arange(len(rows)), np.arange(len(held)))]
@@ -998,6 +1007,7 @@ def _store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: dat
     # each held-out patient counts once (``ood.calibrate``), as in the prediction sets
     model.ood = ood.calibrate(Z, sub_parts, seed, Z_held=Z_held, labels=ds.y[rows], n_classes=len(ds.classes),
                               start=beside, groups=groups)
+    model.ood.streamed = isinstance(Z_held, ood.RowSource)
     cal = model.conformal
     # the patients of every held-out row (the stored weights sum to those of a subsample beyond MAX_ROWS rows)
     patients = f" of {len(np.unique(scored.groups))} patients" if np.any(cal.weight < 1) else ""

@@ -298,7 +298,7 @@ class Trust:
 
         trained = int((getattr(self.model, "provenance", None) or {}).get("n_samples") or 0)
         capped = len(sample_rows(trained, self.basis.n_features)) if trained else trained
-        if 0 < capped < trained:  # the rows were cut by their width, not by the patients the model had
+        if 0 < capped < trained and not self.basis.streamed:  # the rows were cut by their width, not by the patients
             remedy = (f"at {self.basis.n_features:,} features the out-of-distribution check keeps {capped:,} of the "
                       f"{trained:,} training rows (a memory cap on its rows), so more patients do not help: train on "
                       "fewer features (--top-var)")
