@@ -53,7 +53,7 @@ from .errors import ConfigError, ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -381,6 +381,14 @@ def expand_feature_lists(meta: dict) -> None:
         pre = entry.get("preprocessing") if isinstance(entry, dict) else None
         if isinstance(pre, dict):
             pre.setdefault("feature_names_in", features)
+            left = pre.get("kept_features_left_out")
+            # format 12: a member that keeps all but a few of its reference's kept features names those few
+            if meta.get("format_version", 0) >= 12 and "kept_features" not in pre and isinstance(left, list) \
+                    and all(isinstance(n, str) for n in left) and isinstance(top["kept_features"], list):
+                out = set(left)
+                if out <= set(top["kept_features"]):  # else the key stays, and the checks name it
+                    pre["kept_features"] = [n for n in top["kept_features"] if n not in out]
+                    del pre["kept_features_left_out"]
             pre.setdefault("kept_features", top["kept_features"])
 
 
@@ -541,6 +549,10 @@ class _Fields:
                 pre = self.preprocessing(self.get(entry, "preprocessing", f"members[{i}]"), where, meta["format_version"])
                 if pre["feature_names_in"] != reference["feature_names_in"]:
                     self.fail(f"{where}.feature_names_in", "differs from the model's feature_names")
+                if "kept_features_left_out" in pre:  # not expanded (``expand_feature_lists``): malformed
+                    self.fail(f"{where}.kept_features_left_out", "must list features of preprocessing.kept_features "
+                              f"(format 12 or later, without kept_features beside it), got "
+                              f"{_show(pre['kept_features_left_out'])}")
                 used = set(reference["kept_features"])
                 unknown = [k for k in pre["kept_features"] if k not in used]
                 if unknown:

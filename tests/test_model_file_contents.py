@@ -89,6 +89,34 @@ def test_an_ensemble_stores_each_repeated_member_array_once(files, tmp_path):
     assert npz[0] - npz[1] >= 2 * 3 * 60 * 8, npz  # 2 of 3 members' indices, fills and zero shares of 60 genes
 
 
+def test_a_member_that_drops_a_few_constant_features_lists_only_those(tmp_path):
+    """Each member of a 60,000-gene model dropped 2-6 all-zero genes of its rows, and model.json repeated the whole
+    list of 59,994-59,998 names for every member (5.6 MB). Format 12 lists the few left out; the model loads and
+    predicts as the whole lists give, and a list naming a feature the model does not keep is one line, exit 1."""
+    table = make_table("multiclass", n_patients=30, per_patient=2, n_features=40, seed=4)
+    for j in range(6):  # a gene seen in one patient only: constant on the members' rows that lack that patient
+        table[f"rare{j}"] = np.where(table["patient_id"] == f"P{5 * j:03d}", 1.0, 0.0)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    path = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "t.csv"), "--epochs", "3", "--hidden", "4", "-q", "-o", str(path)]).exit_code == 0
+    meta, _ = model_parts(path)
+    assert meta["format_version"] == model_io.FORMAT_VERSION == 12
+    lists = [e["preprocessing"] for e in meta["members"]]
+    assert all("kept_features" not in p for p in lists) and any(p.get("kept_features_left_out") for p in lists)
+    model = model_io.load(path)
+    for entry, member in zip(lists, model.members):
+        left = set(entry.get("kept_features_left_out", []))
+        assert member.preprocessor.kept_features == [n for n in model.preprocessor.kept_features if n not in left]
+    whole = rewrite_model(path, tmp_path / "whole.mlp", with_feature_lists, lambda a: a)  # every list written out
+    X = table[model.feature_names].to_numpy(float)
+    np.testing.assert_array_equal(model_io.load(whole).predict_output(X), model.predict_output(X))
+
+    def unknown(meta: dict) -> None:
+        meta["members"][0]["preprocessing"]["kept_features_left_out"] = ["no_such_gene"]
+    bad = rewrite_model(path, tmp_path / "bad.mlp", unknown, lambda a: a)
+    assert_clean_error(run(["info", bad]), "bad.mlp: model.json field 'members[0].preprocessing.kept_features_left_out'")
+
+
 def test_a_model_without_repeats_stores_no_aliases(files):
     """One network (or members with nothing in common) needs no aliases."""
     meta, _ = model_parts(files["single"])
