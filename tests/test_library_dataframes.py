@@ -107,3 +107,4 @@ def test_targets_held_as_pandas_strings_are_typed_as_text_columns_are(table):
         y2=pd.Series((np.arange(len(table)) // 3) % 2).astype(str).astype("string"))
     model = pipeline.train(labels, TrainOptions(**OPTIONS, target=["grade", "y2"]), plan=HERE).model
     assert model.task == "multilabel"
+

@@ -1305,7 +1305,10 @@ def _user_frame(df: pd.DataFrame, id: str | None) -> pd.DataFrame:  # noqa: A002
     if takes_index:
         name = DEFAULT_ID if index.name is None else str(index.name)
         if (id is None or id == name) and name not in {str(c) for c in df.columns}:
-            frame = frame.reset_index(names=name)
+            # by concat, not reset_index: inserting a column into a frame of many blocks (a frame built column by
+            # column; pandas 3's read_csv) is a PerformanceWarning the caller did not ask for
+            ids = pd.DataFrame({name: index.to_numpy()})
+            frame = pd.concat([ids, frame.set_axis(pd.RangeIndex(len(frame)), axis=0)], axis=1)
     frame.index = pd.RangeIndex(len(frame))
     frame.columns = [str(c) for c in frame.columns]
     twice = [name for name, k in Counter(frame.columns).items() if k > 1]
