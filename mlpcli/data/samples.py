@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, MlpcliError
-from ._common import DEFAULT_ID, SPELLING_WORDS, _label_key, _quoted, is_text_dtype, spelling_key, typed_as_written, visible
+from ._common import DEFAULT_ID, NO_COPY, SPELLING_WORDS, _label_key, _quoted, is_text_dtype, spelling_key, typed_as_written, visible
 
 __all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples"]
 
@@ -442,10 +442,10 @@ class SampleJoin:
         """`frame` (its rows those of `positions`) with the joined sheet columns added after its own."""
         if not self.joined:
             return frame
-        frame = frame.copy(deep=False)  # the caller's frame keeps its columns; the values are not copied
-        for c in self.joined:
-            frame[c] = self.values(c, positions)
-        return frame
+        # one concat, not a column inserted at a time: a frame of many blocks (a whole table of genes read by
+        # pandas 3) warned "DataFrame is highly fragmented" at each insert; the caller's frame keeps its columns
+        added = pd.DataFrame({c: self.values(c, positions) for c in self.joined}, index=frame.index)
+        return pd.concat([frame, added], axis=1, **NO_COPY)
 
     def apply(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
         """The whole table joined: (frame with the sheet's role columns, in the table's row order, the kept
