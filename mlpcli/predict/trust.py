@@ -272,8 +272,8 @@ class Trust:
             return []
         named = ", ".join(f"{c!r} ({s:.1%})" for c, s in rare[:5]) + (" …" if len(rare) > 5 else "")
         return [f"--coverage {level:.12g} is a share of all samples, not of each class: a class rarer than "
-                f"{min(1 - level, RARE_FOR_SETS):.0%} of the training samples — {named} — can be left out of the sets for most of its "
-                "samples while the share holds; --mondrian gives each class the coverage"]
+                f"{min(1 - level, RARE_FOR_SETS):.0%} of the training samples — {named} — can be left out of the "
+                "sets for most of its samples while the share holds; --mondrian gives each class the coverage"]
 
     def ood_floor(self) -> float:
         """The smallest p-value the model's held-out rows can give, a sample's beyond them all: 1 / (m + 1)
