@@ -227,6 +227,27 @@ def _binary(y, p, classes, threshold):
     }
 
 
+def _one_vs_rest_average_precision(y: np.ndarray, P: np.ndarray, support: np.ndarray) -> list[float | None]:
+    """Average precision of each class against the rest (None for a class absent from ``y``), as scikit-learn's
+    average_precision_score(y == k, P[:, k]): the precision at each distinct threshold, weighted by the recall it
+    adds. A rare class's ROC AUC reads well where its AP does not (0.979 against 0.564 for a class of 2 %): the
+    figure a clinician screening for it needs. One sort per column, as ``_one_vs_rest_auc`` (a bootstrap computes it
+    per resample)."""
+    out = []
+    for k, n_pos in enumerate(support.tolist()):
+        if n_pos == 0:
+            out.append(None)
+            continue
+        order = np.argsort(-P[:, k], kind="mergesort")
+        scores, hits = P[order, k], (y[order] == k)
+        last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # the last row of each run of ties
+        tp = np.cumsum(hits)[last]
+        precision = tp / (last + 1.0)
+        recall = tp / float(n_pos)
+        out.append(float(np.sum(np.diff(np.r_[0.0, recall]) * precision)))
+    return out
+
+
 def _one_vs_rest_auc(y: np.ndarray, P: np.ndarray, support: np.ndarray) -> list[float | None]:
     """ROC AUC of each class against the rest (None for a class absent, or alone, in ``y``), as
     scikit-learn's roc_auc_score(y == k, P[:, k]) computes it, through the Mann-Whitney U statistic: ranks of
@@ -275,6 +296,7 @@ def _multiclass(y, P, classes, weights=None):
     # one-vs-rest ROC AUC of each class present (an absent class has no positives: undefined), and their mean,
     # which is scikit-learn's roc_auc_score(multi_class="ovr") when every class is present
     class_auc = _one_vs_rest_auc(y, P, support)
+    class_ap = _one_vs_rest_average_precision(y, P, support)
     defined = [a for a in class_auc if a is not None]
     return {
         "n": int(y.size),
@@ -295,7 +317,8 @@ def _multiclass(y, P, classes, weights=None):
         "ece": expected_calibration_error(top == y, P.max(axis=1)),
         "per_class": [
             {"class": str(classes[k]), "precision": _undefined_as_none(prec[k]), "recall": _undefined_as_none(rec[k]),
-             "f1": _undefined_as_none(f1[k]), "roc_auc": class_auc[k], "support": int(support[k])}
+             "f1": _undefined_as_none(f1[k]), "roc_auc": class_auc[k], "average_precision": class_ap[k],
+             "support": int(support[k])}
             for k in labels
         ],
         "confusion_matrix": skm.confusion_matrix(y, pred, labels=labels).tolist(),

@@ -164,3 +164,21 @@ def test_by_a_column_of_distinct_text_values_is_refused(perfect, tmp_path):  # n
     res = run(["evaluate", model, str(tmp_path / "ids.csv"), "--by", "sample_id"])
     assert res.exit_code == 2 and f"--by sample_id: every one of its {len(df):,} values is different" in res.output
     assert evaluate_json(model, data_path, "--by", "patient_id")["groups"]
+
+
+def test_each_class_has_its_average_precision_as_scikit_learn_computes_it():
+    """A rare class's ROC AUC read 0.979 where its average precision was 0.564: the per-class table now gives both,
+    AP as scikit-learn's average_precision_score (ties included), None for a class absent from the rows."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n, k = int(rng.integers(10, 200)), int(rng.integers(3, 6))
+        P = rng.dirichlet(np.ones(k), size=n).round(int(rng.integers(1, 4)))  # rounded: ties
+        P = np.clip(P, 1e-6, None)
+        P /= P.sum(axis=1, keepdims=True)
+        y = rng.integers(0, k - 1, size=n)  # the last class never occurs
+        rows = metrics.compute("multiclass", y, P, [f"c{j}" for j in range(k)])["per_class"]
+        for j, row in enumerate(rows[:-1]):
+            if (y == j).any():
+                assert row["average_precision"] == pytest.approx(skm.average_precision_score(y == j, P[:, j]),
+                                                                 abs=1e-12)
+        assert rows[-1]["average_precision"] is None
