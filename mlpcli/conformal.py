@@ -197,10 +197,13 @@ class SetPredictor:
     """Prediction sets at one ``level`` for one score, marginal or Mondrian, from a model's calibration.
 
     ``sets(member_logits)`` takes each member's raw outputs for a block of rows and returns the (m, C)
-    membership; its cost is a sort of C classes and a binary search per member, row and class."""
+    membership; its cost is a sort of C classes and a binary search per member, row and class.
+    ``label_weights`` (C,): a cohort of another class mix, w_c = its share of class c / the training share
+    (``prevalence``); the scores stay those of the model's own probabilities, on both sides."""
 
     def __init__(self, cal: ConformalCalibration, n_classes: int, n_members: int, link: str,
-                 temperature: float | None, level: float, score: str = "aps", mondrian: bool = False):
+                 temperature: float | None, level: float, score: str = "aps", mondrian: bool = False,
+                 label_weights: np.ndarray | None = None):
         if score not in SCORES:
             raise ValueError(f"unknown conformity score {score!r}")
         self.level, self.score, self.mondrian = float(level), score, bool(mondrian)
@@ -217,9 +220,14 @@ class SetPredictor:
             self.bound = self.level * (totals + 1.0)  # (C,)
             self.total = totals
         else:
-            self.rankers = {k: _Ranker(s[member == k], cal.weight[member == k]) for k in self.members}
-            self.total = float(cal.weight.sum())
-            self.bound = np.full(n_classes, self.level * (self.total + 1.0))
+            # label shift (``prevalence``): a calibration row weighs w of its class, the new sample w of the class
+            # tested (Podkopaev & Ramdas 2021); w = 1 for the training mix. Mondrian sets need none: within a
+            # class every weight, the new sample's too, is the same w, and it cancels.
+            lw = np.ones(n_classes) if label_weights is None else np.asarray(label_weights, dtype=np.float64)
+            weight = cal.weight * lw[cal.label]
+            self.rankers = {k: _Ranker(s[member == k], weight[member == k]) for k in self.members}
+            self.total = float(weight.sum())
+            self.bound = self.level * (self.total + lw)
 
     @property
     def _cut(self) -> np.ndarray:

@@ -118,6 +118,12 @@ class Decision:
             return self
         return Decision(rule=rule, shares=self.shares, chosen="option")
 
+    def with_shares(self, shares) -> "Decision":
+        """The same rule, dividing by another class mix (k,): a cohort's, when the probabilities are moved to it
+        (``prevalence``), so that balanced labels stay those of the training mix."""
+        return Decision(rule=self.rule, shares=tuple(float(s) for s in shares), chosen=self.chosen,
+                        held_out=dict(self.held_out))
+
     def to_dict(self) -> dict:
         return {"rule": self.rule, "shares": None if self.shares is None else [float(s) for s in self.shares],
                 "chosen": self.chosen, "held_out": dict(self.held_out)}

@@ -345,7 +345,7 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
 @debug_option
 @handle_errors
 def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_missing, max_missing, shift_path, chunk_mb, chunksize,
-             threshold, decision, out, plot_path, threads, quiet, as_json, debug, **params):
+             threshold, decision, prevalence, out, plot_path, threads, quiet, as_json, debug, **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
 
     Binary: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, average precision, MCC,
@@ -409,7 +409,8 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
         result = lib.evaluate(model, data_file, threshold=threshold, decision=decision, by=by, bootstrap=bootstrap, seed=seed,
                               fill_missing=fill_missing, max_missing=max_missing, roles=roles, **chunks,
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
-                              progress=progress, uncertainty=uncertainty, novel_labels=novel_labels)
+                              progress=progress, uncertainty=uncertainty, novel_labels=novel_labels,
+                              prevalence=prevalence)
     if plot_path and result.trust is None:  # every label novel: no sample to draw a risk–coverage curve of
         raise DataError(f"--plot {plot_path}: no sample of {data_file} holds a label the model knows, so there is no "
                         "risk–coverage curve to draw; leave out --plot")
@@ -436,5 +437,5 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
     write_together(files, last=last)
     if not as_json:  # standard output holding a document (-o -, --shift-report -): the tables go to stderr, as
         # the summary of every other command does then (they went nowhere)
-        render(result, model_path, data_file, result.decision, by_rule=threshold is None,
+        render(result, model_path, data_file, result.decision, by_rule=threshold is None and result.prevalence is None,
                con=stderr_console() if out == "-" or shift_path == "-" else None)

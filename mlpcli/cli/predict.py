@@ -170,6 +170,12 @@ def common_options(fn):
                      help="Binary and multiclass models: how the label is chosen from the probabilities, instead of "
                           "the model's own rule (train --decision; `mlpcli info` names it): argmax, the most "
                           "probable class; balanced, the most probable relative to its training share."),
+        click.option("--prevalence", default=None, metavar="MIX",
+                     help="Binary and multiclass models: this cohort's known class mix, to move the probabilities "
+                          "to from the training mix (label shift: each class's samples look as in training): "
+                          "CLASS=SHARE,... (every class, or all but one) or a binary model's positive share, e.g. "
+                          "0.02 for a screening cohort. Labels follow (balanced ones do not change); prediction sets "
+                          "are weighed for the mix."),
     ]
     for d in reversed(decorators):
         fn = d(fn)
@@ -285,7 +291,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @debug_option
 @handle_errors
 def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fill_missing, max_missing, shift_path,
-            chunk_mb, chunksize, threshold, decision, explain_k, explain_steps, threads, quiet, as_json, debug, **params):
+            chunk_mb, chunksize, threshold, decision, prevalence, explain_k, explain_steps, threads, quiet, as_json, debug, **params):
     """Predict a new cohort with a trained model, streaming the table in pieces.
 
     Features are matched to the model by name (extra columns ignored); the model's preprocessing
@@ -341,7 +347,8 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
                                     fill_missing=fill_missing,
                                     max_missing=max_missing, roles=roles, stdin=binary_stdin() if data_file == "-" else None,
                                     progress=progress, explain=explain_k, explain_steps=explain_steps,
-                                    uncertainty=uncertainty, unique_ids=not to_h5ad)  # .h5ad: written by position
+                                    uncertainty=uncertainty, unique_ids=not to_h5ad,  # .h5ad: written by position
+                                    prevalence=prevalence)
         notes = NoteRenderer(quiet, stream)
         notes()
         if fail_on_shift:

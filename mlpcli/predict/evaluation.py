@@ -18,7 +18,7 @@ from ._common import _names, _quoted, natural_key
 from .columns import RoleFlags
 from .seen import SeenRows
 from .shift import ShiftReport
-from .stream import _Run, labelled_by, resolve_decision
+from .stream import _Run, labelled_by, resolve_decision, resolve_prevalence
 from .trust import Trust, Uncertainty, evaluation_report
 
 
@@ -154,6 +154,9 @@ class EvaluationResult:
     novel: dict | None = None
     # the decision rule that labelled the rows the label metrics count (binary, multiclass; ``mlpcli.decision``)
     decision: str | None = None
+    # with `prevalence`: the class mixes (training, the cohort's the probabilities were moved to, the one observed
+    # in the labels) and log loss / ECE at the training mix and at the cohort's (``_prevalence_effect``)
+    prevalence: dict | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
@@ -164,7 +167,7 @@ class EvaluationResult:
                 **({"trust": self.trust} if self.trust is not None else {}),
                 "seen_in_training": self.seen_in_training, "unseen_metrics": self.unseen_metrics,
                 **({"novel": self.novel} if self.novel is not None else {}),
-                "decision": self.decision, "notes": self.notes, "warnings": self.warnings}
+                "decision": self.decision, "prevalence": self.prevalence, "notes": self.notes, "warnings": self.warnings}
 
 
 def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np.ndarray, proba: np.ndarray,
@@ -314,7 +317,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
              chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
              progress: Callable[[dict], None] | None = None, max_missing: float | None = None,
              uncertainty: Uncertainty | None = None, novel_labels: bool = False,
-             decision: str | None = None) -> EvaluationResult:
+             decision: str | None = None, prevalence=None) -> EvaluationResult:
     """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
 
     The table is read like predict's (features by name, pieces of `chunk_mb` MiB or of `chunksize` rows, the
@@ -330,11 +333,19 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     are no error but kept apart: every figure above is of the other rows (the shift check too), and
     `result.novel` reports, per such label, how many were flagged out-of-distribution or given an empty or
     multi-class prediction set, and what the model took them for (``novel_report``).
+    `prevalence` (binary, multiclass): the probabilities are moved to this class mix, as ``predict_stream`` moves
+    them (``mlpcli.prevalence``), and `result.prevalence` gives the mixes (with the one the labels show) and the log
+    loss and ECE before and after the move.
     """
     from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
 
     threshold_given = threshold is not None
     rule, threshold = resolve_decision(model, decision, threshold)
+    training_rule, training_threshold = rule, threshold
+    mix = resolve_prevalence(model, prevalence)
+    if mix is not None:
+        rule = rule.with_shares(mix.cohort)
+        threshold = threshold if threshold_given else rule.threshold(model.task)
     weights = rule.weights(model.task)  # a multiclass model's labels (``mlpcli.decision``); None: argmax
     labels_by = labelled_by(model, rule, threshold_given)
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
@@ -342,7 +353,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if bootstrap == 1:  # one resample: a "95 % interval" of zero width
         raise OptionError("--bootstrap 1: one resample gives no interval; 1000 is usual (0 for none)")
     # with no option on, Uncertainty() still gives a classifier the accuracy and its risk–coverage curve
-    trust = Trust(model, uncertainty) if uncertainty is not None and (
+    trust = Trust(model, uncertainty, prevalence=mix) if uncertainty is not None and (
         uncertainty.active or model.task in ("binary", "multiclass")) else None
     if trust is not None:
         trust.rule = labels_by  # the labels evaluate counts (--decision may change the model's rule)
@@ -353,6 +364,9 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     run = _Run(reader, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
                chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing, trust=trust,
                novel_labels=novel_labels)
+    run.prevalence = mix
+    if mix is not None:
+        run.notes.append(mix.describe(model.classes))
     outs, metas = [], []
     kept = ("y", "group", "batch", "by", "set", "ood_score", "ood_p", "seen", "novel", "novel_label")
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
@@ -386,8 +400,12 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                               shift=run.shift, notes=[*filter(None, [target_note]), *run.notes,
                                                       *filter(None, [_absent_note(task, y, classes, overall)])],
                               warnings=run.warnings,
-                              calibration=_calibration_effect(model, out, y, classes, threshold, overall, weights),
+                              calibration=_calibration_effect(model, out, y, classes, threshold, overall, weights,
+                                                              mix, training_threshold, training_rule),
                               novel=novel_doc)
+    if mix is not None:
+        result.prevalence = _prevalence_effect(model, mix, out, y, overall, training_threshold, training_rule)
+        result.notes.append(_prevalence_note(result.prevalence))
     if novel_doc is not None:
         result.notes += _novel_notes(novel_doc, len(y) + novel_doc["n"])
     if run.seen is not None:
@@ -396,7 +414,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if untaught:
         result.warnings.append(untaught)
     if task in ("binary", "multiclass"):
-        result.warnings += class_totals_warning(model, out, y)
+        result.warnings += class_totals_warning(model, out, y, mix)
     groups = meta.get("group")
     rng = np.random.default_rng(seed)
     if bootstrap:
@@ -563,12 +581,14 @@ def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleF
                            + (" (in that order)" if len(own) > 1 else ""))
 
 
-def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray) -> list[str]:
+def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray, mix=None) -> list[str]:
     """A warning naming the classes whose probabilities on these rows (``proba`` as ``predict_output`` gives them,
     ``y`` class indices) add up far from their counts (``calibration.class_totals``), with what it likely means:
     a table whose class mix differs from training's (the probabilities carry training's shares: a cohort of 4 %
-    positives scored by a model trained on 50 % read "ECE 0.048" while P(positive) averaged 0.354), the class
-    weights, or probabilities that are off for the class. The top-label ECE cannot show it: it bins max(p, 1 - p)."""
+    positives scored by a model trained on 50 % read "ECE 0.048" while P(positive) averaged 0.354; --prevalence
+    moves them), the class weights, or probabilities that are off for the class. The top-label ECE cannot show it:
+    it bins max(p, 1 - p). ``mix``: the cohort mix ``proba`` was moved to (--prevalence), which the warning then
+    names as what they carry."""
     from ..calibration import class_totals
     from ..model_summary import is_weighted
 
@@ -580,16 +600,21 @@ def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray) -> list
     parts = [f"{str(model.classes[t.index])!r} add up to {t.expected:.3g} where {t.observed} of the {n} samples are "
              f"of it ({t.ratio:.2g} x)" for t in off[:3]]
     more = f" (and {len(off) - 3} more classes)" if len(off) > 3 else ""
-    if is_weighted(model.config or {}):
+    if mix is not None:
+        given = ", ".join(f"{str(model.classes[t.index])!r} {mix.cohort[t.index]:.1%}" for t in off[:3])
+        why = (f"they were moved to the class mix --prevalence gave ({given}), which is not this table's, or they are "
+               "off for these classes here")
+    elif is_weighted(model.config or {}):
         why = ("the model was trained with class weights (--class-weight, --pos-weight), which move its probabilities "
                "on purpose: read them as scores, not as each class's chances")
     elif shares is not None and all(abs(math.log(max(t.expected / n, 1e-12) / shares[t.index])) < math.log(1.5)
                                     for t in off):
-        mix = ", ".join(f"{str(model.classes[t.index])!r} {shares[t.index]:.1%} in training, {t.observed / n:.1%} here"
-                        for t in off[:3])
-        why = (f"this table's class mix differs from the training table's ({mix}), and the probabilities carry "
+        mixes = ", ".join(f"{str(model.classes[t.index])!r} {shares[t.index]:.1%} in training, {t.observed / n:.1%} "
+                          "here" for t in off[:3])
+        why = (f"this table's class mix differs from the training table's ({mixes}), and the probabilities carry "
                "training's mix (prior shift): they overstate the classes that are rarer here and understate the others, "
-               "and ECE, which bins the top probability, does not show it")
+               "and ECE, which bins the top probability, does not show it; --prevalence CLASS=SHARE,... moves them "
+               "to a cohort's known mix")
     else:
         why = ("the probabilities are off for these classes on this table (the top-label ECE does not show it): check "
                "their recall before trusting their probabilities")
@@ -691,19 +716,63 @@ def _trust_notes(doc: dict) -> list[str]:
 
 
 def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: list, threshold: float,
-                        overall: dict, weights: np.ndarray | None = None) -> dict | None:
+                        overall: dict, weights: np.ndarray | None = None, mix=None, training_threshold: float = 0.5,
+                        training_rule=None) -> dict | None:
     """Log loss and ECE of the calibrated outputs (as evaluated) beside those of the outputs before the
-    temperature, recovered exactly: tempering by 1/T undoes tempering by T."""
+    temperature, recovered exactly: tempering by 1/T undoes tempering by T. With ``mix`` (the probabilities moved
+    to a cohort's class mix) both are of the probabilities at the training mix, moved back: the temperature's
+    effect alone (``_prevalence_effect`` gives the move's)."""
     from .. import metrics
     from ..calibration import temper
 
     link = model.output_activation()
     if model.temperature is None or link not in ("softmax", "sigmoid") or "log_loss" not in overall:
         return None
+    if mix is not None:
+        out = _at_training_mix(mix, out)
+        threshold, weights = training_threshold, training_rule.weights(model.task)
+        overall = metrics.compute(model.task, y, metrics.as_task_proba(model.task, out), classes, threshold, weights)
     raw = temper(out, 1.0 / model.temperature, link)
     before = metrics.compute(model.task, y, metrics.as_task_proba(model.task, raw), classes, threshold, weights)
     return {"temperature": float(model.temperature), "log_loss_before": before.get("log_loss"),
             "log_loss_after": overall.get("log_loss"), "ece_before": before.get("ece"), "ece_after": overall.get("ece")}
+
+
+def _at_training_mix(mix, out: np.ndarray) -> np.ndarray:
+    """Outputs moved to the cohort mix ``mix`` moved back to the training mix (the move is undone exactly, up to
+    rounding: P ∝ P' π / π')."""
+    from ..prevalence import adjust
+
+    return adjust(out, np.asarray(mix.cohort), np.asarray(mix.training))
+
+
+def _prevalence_effect(model: Model, mix, out: np.ndarray, y: np.ndarray, overall: dict, training_threshold: float,
+                       training_rule) -> dict:
+    """evaluate's ``prevalence``: the training and cohort mixes (``Prevalence.to_dict``), the mix the labels show
+    (``observed``), and log loss and ECE of the probabilities at the training mix (``*_training_mix``) and moved to
+    the cohort's (``*_cohort_mix``, the figures evaluated)."""
+    from .. import metrics
+
+    classes = list(model.classes)
+    before = metrics.compute(model.task, y, metrics.as_task_proba(model.task, _at_training_mix(mix, out)), classes,
+                             training_threshold, training_rule.weights(model.task))
+    observed = np.bincount(np.asarray(y).reshape(-1).astype(np.int64), minlength=len(classes)) / max(1, len(y))
+    return {**mix.to_dict(classes), "observed": {str(c): float(v) for c, v in zip(classes, observed)},
+            "log_loss_training_mix": before.get("log_loss"), "log_loss_cohort_mix": overall.get("log_loss"),
+            "ece_training_mix": before.get("ece"), "ece_cohort_mix": overall.get("ece")}
+
+
+def _prevalence_note(doc: dict) -> str:
+    """evaluate's note on --prevalence: the moved probabilities' log loss and ECE against the training mix's, and the
+    mix given beside the one the labels show."""
+    def shown(v) -> str:
+        return f"{v:.3f}" if isinstance(v, (int, float)) and math.isfinite(v) else "—"
+
+    pairs = [f"{c} {100 * v:.3g} % ({100 * doc['observed'][c]:.3g} %)" for c, v in list(doc["cohort"].items())[:6]]
+    more = f" and {len(doc['cohort']) - 6} more" if len(doc["cohort"]) > 6 else ""
+    return (f"--prevalence: log loss {shown(doc['log_loss_training_mix'])} at the training class mix, "
+            f"{shown(doc['log_loss_cohort_mix'])} moved to the mix given; ECE {shown(doc['ece_training_mix'])} and "
+            f"{shown(doc['ece_cohort_mix'])}; the mix given against the labels' (in brackets): {', '.join(pairs)}{more}")
 
 
 def _binned(values: np.ndarray, by: str, notes: list[str]) -> np.ndarray:

@@ -316,6 +316,7 @@ class _Run:
         # and left out of the shift check, instead of stopping the run
         self.novel_labels = novel_labels
         self.trust = trust  # prediction sets and out-of-distribution scores (predict/trust.py), or None
+        self.prevalence = None  # the cohort class mix the probabilities are moved to (``resolve_prevalence``), or None
         roles = roles or RoleFlags()
         # a sample sheet is small: read whole, before the table, and joined to each piece of it by id
         sheet = read_sample_sheet(roles.samples, id=roles.id) if roles.samples is not None else None
@@ -627,6 +628,8 @@ class _Run:
             with self._blas():
                 out = self.net_model.predict_output(Z, batch_size=len(Z), features=features, first_row=first_row,
                                                     member_logits=logits)
+                if self.prevalence is not None:  # before anything decides by them (the sets keep the model's own)
+                    out = self.prevalence.apply(out)
                 if self.explain is not None and len(Z):
                     meta["top_features"] = self._reasons(Z, out)  # (m, T): a column per regression target
         except DataError as exc:  # the row is named; name the file too
@@ -1115,6 +1118,8 @@ class PredictionStream:
                 **({"trust": self.trust.summary()} if self.trust is not None else {}),
                 # rows the model was trained on (None: the model keeps no fingerprints of them)
                 "seen_in_training": None if self._run.seen is None else self._run.seen.n,
+                # the class mix the probabilities were moved to (--prevalence), and the training one; None: not moved
+                "prevalence": None if self._run.prevalence is None else self._run.prevalence.to_dict(self.model.classes),
                 "notes": list(self.notes), "warnings": list(self.warnings)}
 
 
@@ -1137,6 +1142,32 @@ def resolve_decision(model: Model, decision: str | None = None, threshold: float
                               "(written before mlpcli stored its decision rule); train it again")
     rule = model.decider.with_rule(decision)
     return rule, rule.threshold(model.task) if threshold is None else threshold
+
+
+def resolve_prevalence(model: Model, prevalence):
+    """The class mix ``predict``/``evaluate``'s ``--prevalence`` moves the probabilities to
+    (``mlpcli.prevalence.Prevalence``; None: the training mix, nothing moved). ``prevalence``: --prevalence's text
+    ("CLASS=SHARE,...", or a binary model's positive share), a mapping class -> share, the shares in the model's
+    class order, or a Prevalence. OptionError (a usage error) for a task without classes, a model that keeps no
+    training class mix, or shares that are not a mix of its classes."""
+    if prevalence is None:
+        return None
+    from .. import prevalence as pv
+
+    if model.task not in ("binary", "multiclass"):
+        raise OptionError(f"--prevalence applies to binary and multiclass models; this model is {model.task}")
+    shares = None if model.decision is None else model.decision.shares
+    if shares is None:
+        raise OptionError("--prevalence: this model file keeps no training class mix to move the probabilities from "
+                          "(written before mlpcli stored its decision rule); train it again")
+    classes = list(model.classes)
+    if isinstance(prevalence, pv.Prevalence):
+        if len(prevalence.cohort) != len(classes):
+            raise OptionError(f"--prevalence: a mix of {len(prevalence.cohort)} classes for the model's {len(classes)}")
+        return prevalence
+    if isinstance(prevalence, str):
+        prevalence = pv.parse(prevalence, classes, binary=model.task == "binary")
+    return pv.given(prevalence, classes, np.asarray(shares, dtype=np.float64))
 
 
 def labelled_by(model: Model, rule: Decision, threshold_given: bool) -> str | None:
@@ -1174,7 +1205,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                    stdin=None, progress: Callable[[dict], None] | None = None, explain: int | None = None,
                    explain_steps: int = 16, max_missing: float | None = None,
                    uncertainty: Uncertainty | None = None, unique_ids: bool = True,
-                   decision: str | None = None) -> PredictionStream:
+                   decision: str | None = None, prevalence=None) -> PredictionStream:
     """Predictions for the table `source` (path, "-" or DataFrame), read in pieces of about `chunk_mb`
     MiB of table data (text and parsed values) at a time, or of `chunksize` rows when given.
 
@@ -1200,10 +1231,19 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     ``unique_ids`` False: ids may repeat (the predictions are written back by position, as ``predict -o
     FILE.h5ad`` writes them into the cells' own .obs); else a repeated id is an error, since the output's rows
     are joined back to the samples by id.
+
+    ``prevalence`` (binary, multiclass): the cohort's class mix, to which the probabilities are moved from the
+    training mix (``mlpcli.prevalence``): "CLASS=SHARE,..." or a mapping class -> share, or the shares in the
+    model's class order. The labels follow the moved probabilities (balanced ones stay as they were), prediction
+    sets weigh their calibration rows for the mix, and ``summary()["prevalence"]`` gives both mixes.
     """
     threshold_given = threshold is not None
     rule, threshold = resolve_decision(model, decision, threshold)
-    trust = Trust(model, uncertainty) if uncertainty is not None and uncertainty.active else None
+    mix = resolve_prevalence(model, prevalence)
+    if mix is not None:
+        rule = rule.with_shares(mix.cohort)
+        threshold = threshold if threshold_given else rule.threshold(model.task)
+    trust = Trust(model, uncertainty, prevalence=mix) if uncertainty is not None and uncertainty.active else None
     explaining = None
     if explain is not None:
         from ..explain.attribution import check_model, check_steps
@@ -1215,6 +1255,9 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
                chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing,
                trust=trust, unique_ids=unique_ids)
+    run.prevalence = mix
+    if mix is not None:
+        run.notes.append(mix.describe(model.classes))
     run.explain, run.threshold, run.decision = explaining, threshold, rule
     run.threshold_source = "--threshold" if threshold_given else "decision rule"
     run.labelled_by = labelled_by(model, rule, threshold_given)

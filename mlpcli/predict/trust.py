@@ -128,14 +128,17 @@ RARE_FOR_SETS = 0.1
 class Trust:
     """One run's prediction sets, abstention and out-of-distribution flags, and their counts."""
 
-    def __init__(self, model: Model, options: Uncertainty, source: str = "the model"):
+    def __init__(self, model: Model, options: Uncertainty, source: str = "the model", prevalence=None):
+        """``prevalence``: the cohort's class mix (``mlpcli.prevalence.Prevalence``) when the probabilities are
+        moved to it; the prediction sets then weigh the calibration rows for it."""
         options.check(model, source)
         self.model, self.options = model, options
         self.classes = list(model.classes)
         self.sets = None
         if options.coverage is not None:
             self.sets = SetPredictor(model.conformal, len(self.classes), len(model.members), model.output_activation(),
-                                     model.temperature, options.coverage, options.score, options.mondrian)
+                                     model.temperature, options.coverage, options.score, options.mondrian,
+                                     None if prevalence is None else prevalence.weights)
         self.basis = model.ood if options.ood else None
         self.n = self.n_empty = self.n_multi = self.set_size = 0
         self.n_low_confidence = self.n_empty_abstained = self.n_ood = self.n_abstained = 0
