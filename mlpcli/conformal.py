@@ -162,6 +162,23 @@ class ConformalCalibration:
     def arrays(self) -> dict[str, np.ndarray]:
         return {"aps": self.aps, "lac": self.lac, "label": self.label, "member": self.member, "weight": self.weight}
 
+    def class_mix(self, n_classes: int) -> np.ndarray:
+        """(C,) each class's share of the calibration rows as their weights count them (each patient once): the
+        mix the sets' guarantee is for, which a cohort's mix is weighed against (``label_shift_weights``)."""
+        totals = np.bincount(self.label, weights=self.weight, minlength=n_classes)[:n_classes]
+        return totals / max(float(totals.sum()), np.finfo(np.float64).tiny)
+
+    def label_shift_weights(self, cohort: np.ndarray) -> np.ndarray:
+        """(C,) w_c = the cohort's share of class c / its share of the calibration rows (``class_mix``): the
+        weights of ``SetPredictor(label_weights=)`` for a cohort of that mix. Not the training mix the probabilities
+        carry: under class weights (--class-weight balanced) that is equal shares, while the held-out rows keep
+        the table's own mix (a 0.8 / 0.1 / 0.1 table weighed by equal shares covered 0.862 at 0.9). A class without
+        calibration rows gets an infinite weight: every set holds it, as no score can rule it out."""
+        mix = self.class_mix(len(cohort))
+        cohort = np.asarray(cohort, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            return np.where(mix > 0, cohort / np.where(mix > 0, mix, 1.0), np.inf)
+
 
 def calibrate(logits: np.ndarray, y: np.ndarray, member: np.ndarray, groups: np.ndarray | None, link: str,
               temperature: float | None, source: str, seed: int = 0) -> ConformalCalibration:
@@ -198,8 +215,9 @@ class SetPredictor:
 
     ``sets(member_logits)`` takes each member's raw outputs for a block of rows and returns the (m, C)
     membership; its cost is a sort of C classes and a binary search per member, row and class.
-    ``label_weights`` (C,): a cohort of another class mix, w_c = its share of class c / the training share
-    (``prevalence``); the scores stay those of the model's own probabilities, on both sides."""
+    ``label_weights`` (C,): a cohort of another class mix, w_c = its share of class c / the calibration rows'
+    share (``ConformalCalibration.label_shift_weights``; ``prevalence``); the scores stay those of the model's own
+    probabilities, on both sides."""
 
     def __init__(self, cal: ConformalCalibration, n_classes: int, n_members: int, link: str,
                  temperature: float | None, level: float, score: str = "aps", mondrian: bool = False,
@@ -224,7 +242,7 @@ class SetPredictor:
             # tested (Podkopaev & Ramdas 2021); w = 1 for the training mix. Mondrian sets need none: within a
             # class every weight, the new sample's too, is the same w, and it cancels.
             lw = np.ones(n_classes) if label_weights is None else np.asarray(label_weights, dtype=np.float64)
-            weight = cal.weight * lw[cal.label]
+            weight = cal.weight * lw[cal.label]  # finite: a class of infinite weight has no calibration rows
             self.rankers = {k: _Ranker(s[member == k], weight[member == k]) for k in self.members}
             self.total = float(weight.sum())
             self.bound = self.level * (self.total + lw)

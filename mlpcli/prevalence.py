@@ -106,11 +106,14 @@ def _mix(classes: Sequence, shares: Sequence[float], shown: int = 6) -> str:
 
 def given(shares: Mapping | Sequence | np.ndarray, classes: Sequence, training: np.ndarray) -> Prevalence:
     """A Prevalence for the cohort mix ``shares``: a mapping class -> share (every class, or every one but one,
-    whose share is what is left), or a sequence (k,) in the model's class order; the shares are divided by
+    whose share is what is left; a pandas Series by its index), or a sequence (k,) in the model's class order; the
+    shares are divided by
     their sum (which must be 1 within SUM_SLACK). OptionError (a usage error naming --prevalence) for shares that
     are not a mix of the model's classes, each above 0."""
     names = [str(c) for c in classes]
     k = len(names)
+    if not isinstance(shares, Mapping) and hasattr(shares, "items") and hasattr(shares, "index"):
+        shares = dict(shares.items())  # a pandas Series (value_counts(normalize=True)): by its index, not position
     if isinstance(shares, Mapping):
         unknown = [str(c) for c in shares if str(c) not in names]
         if unknown:
@@ -124,9 +127,10 @@ def given(shares: Mapping | Sequence | np.ndarray, classes: Sequence, training: 
                               f"{' and more' if len(missing) > 5 else ''}")
         if missing:
             rest = 1.0 - sum(values.values())
-            if not rest > 0:
+            if not rest > SUM_SLACK:  # ~0 left: a class forgotten, not one known to be that rare
                 raise OptionError(f"--prevalence: the shares given add up to {sum(values.values()):.6g}, leaving "
-                                  f"nothing for {missing[0]!r}; each class needs a share above 0")
+                                  f"{max(rest, 0.0):.3g} for {missing[0]!r}; give its share (above 0), or leave out "
+                                  "one class whose share is what is left")
             values[missing[0]] = rest
         cohort = np.array([values[c] for c in names], dtype=np.float64)
     else:
@@ -150,29 +154,33 @@ def _share(value, name: str) -> float:
     return float(value)
 
 
-def parse(text: str, classes: Sequence, binary: bool = False) -> dict[str, float]:
-    """--prevalence's text: ``CLASS=SHARE,CLASS=SHARE,...``, or for a binary model a single number, the positive
-    class's share. OptionError naming the option otherwise (the shares themselves are checked by ``given``)."""
+def parse(text: str, classes: Sequence) -> dict[str, float]:
+    """--prevalence's text, ``CLASS=SHARE,CLASS=SHARE,...`` (a class's name as the model writes it; the last ``=``
+    of a pair ends the name). OptionError naming the option otherwise (the shares themselves are checked by
+    ``given``). A bare number is refused, also for a binary model: it would not say which class it is the share of
+    (the positive class is the one that sorts last, 'control' before 'case' is not)."""
     text = str(text).strip()
     names = [str(c) for c in classes]
-    if binary and "=" not in text:
-        try:
-            return {names[-1]: float(text)}
-        except ValueError:
-            raise OptionError(f"--prevalence: {text!r} is neither the share of the positive class {names[-1]!r} nor "
-                              "CLASS=SHARE pairs") from None
+    commas = [c for c in names if "," in c]
+    hint = (f" (a class whose name holds ',', {commas[0]!r}, cannot be named here: give every other class's share, "
+            "and it gets what is left)") if commas else ""
+    example = f"'{names[0]}=0.3,{names[-1]}=0.7'" if len(names) > 1 else "'CLASS=0.3'"
     values: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, number = item.rpartition("=")
         name = name.strip()
         if not sep or not name:
-            raise OptionError(f"--prevalence: {item!r} is not CLASS=SHARE (e.g. '{names[0]}=0.3,{names[-1]}=0.7')")
+            raise OptionError(f"--prevalence: {item!r} is not CLASS=SHARE (e.g. {example}; a share alone does not say "
+                              f"which class it is of){hint}")
         if name in values:
             raise OptionError(f"--prevalence: {name!r} is given twice")
         try:
             values[name] = float(number)
         except ValueError:
-            raise OptionError(f"--prevalence: the share of {name!r}, {number.strip()!r}, is not a number") from None
+            raise OptionError(f"--prevalence: the share of {name!r}, {number.strip()!r}, is not a number{hint}") from None
     if not values:
-        raise OptionError("--prevalence: no CLASS=SHARE pairs given")
+        raise OptionError(f"--prevalence: no CLASS=SHARE pairs given (e.g. {example})")
+    unknown = [n for n in values if n not in names]
+    if unknown and hint:
+        raise OptionError(f"--prevalence: {unknown[0]!r} is not one of the model's classes{hint}")
     return values

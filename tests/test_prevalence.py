@@ -79,6 +79,34 @@ def test_weighted_sets_keep_their_coverage_in_a_cohort_of_another_mix(score):
             assert np.mean(plain) < 0.88 if unweighted_off == "under" else np.mean(plain) > 0.93, (cohort, np.mean(plain))
 
 
+def test_sets_are_weighed_against_the_held_out_rows_mix_not_the_training_weights():
+    # class weights (--class-weight balanced) make the probabilities carry equal shares, but the held-out rows the
+    # sets are calibrated on keep the table's own mix: the weights must be the cohort's over theirs
+    rng = np.random.default_rng(7)
+    table_mix, cohort = np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.45, 0.45])
+    weighted, by_training = [], []
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        y = rng.choice(3, 600, p=table_mix)
+        logits = np.log(_posterior(rng.normal(MU[y], SD), np.ones(3) / 3))  # equal shares, as class weights make
+        cal = conformal.calibrate(logits, y, np.zeros(600, dtype=int), None, "softmax", None, "validation", seed)
+        np.testing.assert_allclose(cal.class_mix(3), np.bincount(y, minlength=3) / 600)
+        yt = rng.choice(3, 2000, p=cohort)
+        new = [np.log(_posterior(rng.normal(MU[yt], SD), np.ones(3) / 3))]
+        for out, w in ((weighted, cal.label_shift_weights(cohort)), (by_training, cohort / (np.ones(3) / 3))):
+            sets = conformal.SetPredictor(cal, 3, 1, "softmax", None, 0.9, "lac", label_weights=w).sets(new)
+            out.append(sets[np.arange(len(yt)), yt].mean())
+    assert abs(np.mean(weighted) - 0.9) < 0.01, np.mean(weighted)
+    assert np.mean(by_training) < 0.88, np.mean(by_training)  # weighed by the training shares: short of the level
+    # a class without held-out rows cannot be ruled out: an infinite weight, in every set
+    cal = conformal.calibrate(np.zeros((4, 3)), np.array([0, 0, 1, 1]), np.zeros(4, dtype=int), None, "softmax", None,
+                              "validation")
+    w = cal.label_shift_weights(np.array([0.3, 0.3, 0.4]))
+    assert np.isinf(w[2]) and np.isfinite(w[:2]).all()
+    sets = conformal.SetPredictor(cal, 3, 1, "softmax", None, 0.5, "lac", label_weights=w).sets([np.zeros((5, 3))])
+    assert sets[:, 2].all()
+
+
 def test_mondrian_sets_do_not_change_with_the_mix():
     rng = np.random.default_rng(3)
     y = rng.choice(3, 400)
@@ -96,21 +124,25 @@ def test_given_mixes_and_their_errors():
     assert mix.cohort == pytest.approx((0.2, 0.3, 0.5)) and mix.training == pytest.approx(tuple(training))
     assert given([0.2, 0.3, 0.5002], classes, training).cohort == pytest.approx((0.2 / 1.0002, 0.3 / 1.0002,
                                                                                  0.5002 / 1.0002))
-    assert parse("0.02", ["ctrl", "case"], binary=True) == {"case": 0.02}
+    series = pd.Series({"c": 0.5, "a": 0.2, "b": 0.3})  # value_counts(normalize=True) order, not the model's
+    assert given(series, classes, training).cohort == pytest.approx((0.2, 0.3, 0.5))
     for text, said in (("a=0.2,z=0.8", "'z' is not one of the model's classes"),
                        ("a=0.2", "missing 'b', 'c'"),
-                       ("a=0.5,b=0.7", "leaving nothing for 'c'"),
+                       ("a=0.5,b=0.7", "leaving 0 for 'c'"),
+                       ("a=0.2,b=0.79999", "leaving 1e-05 for 'c'; give its share"),  # a class forgotten
                        ("a=0.2,b=0.3,c=0.6", "add up to 1.1, not 1"),
                        ("a=0,b=0.5", "between 0 and 1"),
                        ("a=0.2,a=0.3", "'a' is given twice"),
                        ("a=x", "'x', is not a number"),
                        ("a:0.2", "is not CLASS=SHARE"),
-                       ("0.3", "is not CLASS=SHARE")):
+                       ("0.3", "a share alone does not say which class it is of")):
         with pytest.raises(OptionError, match="--prevalence") as err:
             given(parse(text, classes), classes, training)
         assert said in str(err.value), (text, str(err.value))
-    with pytest.raises(OptionError, match="neither the share of the positive class 'case'"):
-        parse("many", ["ctrl", "case"], binary=True)
+    with pytest.raises(OptionError, match="a class whose name holds ',', 'T1,T2', cannot be named here"):
+        parse("T1,T2=0.4,a=0.6", ["a", "T1,T2"])
+    mix = given(parse("a=0.6", ["a", "T1,T2"]), ["a", "T1,T2"], [0.5, 0.5])  # it gets what is left
+    assert mix.cohort == pytest.approx((0.6, 0.4))
     with pytest.raises(OptionError, match="2 shares for the model's 3 classes"):
         given([0.5, 0.5], classes, training)
 
@@ -133,7 +165,7 @@ def screening(tmp_path_factory):
 def test_predict_moves_the_probabilities_to_the_mix_given(screening):
     d = screening
     plain = run(["predict", str(d / "m.mlp"), str(d / "cohort.csv"), "-o", str(d / "plain.csv"), "-q"])
-    moved = run(["predict", str(d / "m.mlp"), str(d / "cohort.csv"), "--prevalence", "0.95", "-o",
+    moved = run(["predict", str(d / "m.mlp"), str(d / "cohort.csv"), "--prevalence", "ctrl=0.95", "-o",
                  str(d / "moved.csv"), "--json"])
     assert plain.exit_code == 0 and moved.exit_code == 0, moved.output
     summary = json.loads(moved.stdout)
@@ -203,3 +235,17 @@ def test_a_regression_model_refuses_a_mix(tmp_path):
     res = run(["evaluate", str(tmp_path / "r.mlp"), str(tmp_path / "r.csv"), "--prevalence", "a=0.5"])
     assert res.exit_code == 2 and "--prevalence applies to binary and multiclass models; this model is regression" \
         in res.output, res.output
+
+
+def test_quiet_summary_and_set_notes_speak_of_the_cohorts_mix(three_classes):
+    d, _ = three_classes
+    res = run(["predict", str(d / "m.mlp"), str(d / "train.csv"), "-o", str(d / "p.csv"), "--coverage", "0.9",
+               "--prevalence", "typeA=0.05,typeB=0.5"])
+    assert res.exit_code == 0, res.output
+    assert "class mix" in res.output and "typeA 5 %, typeB 50 %, typeC 45 %" in res.output
+    # the marginal sets' rare-class note names the classes rare in the cohort the sets are weighed for
+    note = [line for line in res.output.splitlines() if "is a share of all samples" in line]
+    assert note and "of the cohort (--prevalence)" in note[0] and "'typeA' (5.0%)" in note[0], res.output
+    quiet = run(["predict", str(d / "m.mlp"), str(d / "train.csv"), "-o", str(d / "p.csv"), "-q",
+                 "--prevalence", "typeA=0.05,typeB=0.5"])
+    assert "class mix" in quiet.output and "probabilities moved to" in quiet.output

@@ -298,7 +298,9 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
         ece = (f", ECE {fmt(cal['ece_before'], 'loss')} → {fmt(cal['ece_after'], 'loss')}"
                if cal["ece_before"] is not None else "")  # multi-label: log loss only
         con.print(f"calibration: temperature {fmt(cal['temperature'])}; log loss {fmt(cal['log_loss_before'], 'loss')} "
-                  f"→ {fmt(cal['log_loss_after'], 'loss')}{ece} (without → with the temperature)", soft_wrap=True)
+                  f"→ {fmt(cal['log_loss_after'], 'loss')}{ece} (without → with the temperature"
+                  f"{', at the training class mix: the table above is of the mix --prevalence gave' if result.prevalence else ''})",
+                  soft_wrap=True)
     if result.trust is not None:
         for table in _trust_tables(result.trust):
             _show(con, table)

@@ -164,8 +164,9 @@ def common_options(fn):
         click.option("--chunksize", type=click.IntRange(min=1), default=None,
                      help="Rows read at a time, instead of the memory budget of --chunk-mb."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None, callback=finite_option,
-                     help="Binary and multi-label models: positive when P >= threshold  [default: 0.5, or the "
-                          "positive class's training share for a model that decides by balanced]"),
+                     help="Binary and multi-label models: positive when P >= threshold  [default: 0.5, or for a "
+                          "model that decides by balanced the positive class's training share (its --prevalence "
+                          "share when given)]"),
         click.option("--decision", type=click.Choice(DECISION_RULES), default=None,
                      help="Binary and multiclass models: how the label is chosen from the probabilities, instead of "
                           "the model's own rule (train --decision; `mlpcli info` names it): argmax, the most "
@@ -173,9 +174,9 @@ def common_options(fn):
         click.option("--prevalence", default=None, metavar="MIX",
                      help="Binary and multiclass models: this cohort's known class mix, to move the probabilities "
                           "to from the training mix (label shift: each class's samples look as in training): "
-                          "CLASS=SHARE,... (every class, or all but one) or a binary model's positive share, e.g. "
-                          "0.02 for a screening cohort. Labels follow (balanced ones do not change); prediction sets "
-                          "are weighed for the mix."),
+                          "CLASS=SHARE,... (every class, or all but one, which gets what is left), e.g. case=0.02 for "
+                          "a screening cohort. Labels follow (balanced ones do not change); prediction sets are "
+                          "weighed for the mix."),
     ]
     for d in reversed(decorators):
         fn = d(fn)
@@ -476,10 +477,17 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
     if summary.get("decision") == "balanced" and summary.get("positive_class") is None:
         table.add_row("labels", "balanced: the most probable class relative to its training share")
     if summary.get("positive_class") is not None:
-        why = (", its share of the training samples: the balanced decision rule"
+        share = "its share in the class mix --prevalence gave" if summary.get("prevalence") else \
+            "its share of the training samples"
+        why = (f", {share}: the balanced decision rule"
                if summary.get("decision") == "balanced" and summary.get("threshold_source") == "decision rule" else "")
         table.add_row("positive class", f"{summary['positive_class']} (predicted when its probability >= "
                                         f"{summary['threshold']:g}{why})")
+    mix = summary.get("prevalence")
+    if mix:  # said here too: with --quiet the note that says it is not shown
+        table.add_row("class mix", "probabilities moved to " + ", ".join(
+            f"{c} {100 * v:.3g} %" for c, v in list(mix["cohort"].items())[:6]) + (" …" if len(mix["cohort"]) > 6 else "")
+            + " (--prevalence)")
     shift = summary.get("shift") or {}
     if shift.get("level") not in (None, "unchecked"):
         mild = (f"{shift['fraction_mildly_shifted']:.0%} beyond {shift['thresholds']['mild_shift_sd']:g} SD"

@@ -690,6 +690,10 @@ class _Run:
             self.notes.append(f"cohort-shift check skipped: {checked} row{'s' * (checked != 1)}{whose} (it needs "
                               f"{SHIFT_MIN_SAMPLES})")
         elif self.shift.shifted:
+            if self.prevalence is not None:  # (the check does not know the cohort's mix)
+                message += ("; the check compares the features with the training table, whose class mix is not the "
+                            "one --prevalence gave: a mix of other classes moves their marker genes by itself, so part "
+                            "of this may be the mix")
             self.warnings.append(message)
         else:
             self.notes.append(message)
@@ -1147,7 +1151,7 @@ def resolve_decision(model: Model, decision: str | None = None, threshold: float
 def resolve_prevalence(model: Model, prevalence):
     """The class mix ``predict``/``evaluate``'s ``--prevalence`` moves the probabilities to
     (``mlpcli.prevalence.Prevalence``; None: the training mix, nothing moved). ``prevalence``: --prevalence's text
-    ("CLASS=SHARE,...", or a binary model's positive share), a mapping class -> share, the shares in the model's
+    ("CLASS=SHARE,..."), a mapping class -> share (or a pandas Series, by its index), the shares in the model's
     class order, or a Prevalence. OptionError (a usage error) for a task without classes, a model that keeps no
     training class mix, or shares that are not a mix of its classes."""
     if prevalence is None:
@@ -1166,7 +1170,7 @@ def resolve_prevalence(model: Model, prevalence):
             raise OptionError(f"--prevalence: a mix of {len(prevalence.cohort)} classes for the model's {len(classes)}")
         return prevalence
     if isinstance(prevalence, str):
-        prevalence = pv.parse(prevalence, classes, binary=model.task == "binary")
+        prevalence = pv.parse(prevalence, classes)
     return pv.given(prevalence, classes, np.asarray(shares, dtype=np.float64))
 
 

@@ -134,11 +134,12 @@ class Trust:
         options.check(model, source)
         self.model, self.options = model, options
         self.classes = list(model.classes)
+        self.prevalence = prevalence
         self.sets = None
         if options.coverage is not None:
+            weights = None if prevalence is None else model.conformal.label_shift_weights(np.asarray(prevalence.cohort))
             self.sets = SetPredictor(model.conformal, len(self.classes), len(model.members), model.output_activation(),
-                                     model.temperature, options.coverage, options.score, options.mondrian,
-                                     None if prevalence is None else prevalence.weights)
+                                     model.temperature, options.coverage, options.score, options.mondrian, weights)
         self.basis = model.ood if options.ood else None
         self.n = self.n_empty = self.n_multi = self.set_size = 0
         self.n_low_confidence = self.n_empty_abstained = self.n_ood = self.n_abstained = 0
@@ -253,6 +254,16 @@ class Trust:
         have = (f"{float(totals.min()):.0f}" if not o.mondrian
                 else f"{float(totals[self.sets.trivial].min()):.0f} in the smallest such class")
         unit = "patients" if weighted else "rows"
+        if self.prevalence is not None and not o.mondrian:
+            # weighed for the cohort's mix, a class far commoner there than among the held-out rows weighs as much as
+            # many of them: the count it must stay below rises with its weight, not with the rows the model lacks
+            mix = cal.class_mix(len(self.classes))
+            named = ", ".join(f"{c} ({100 * self.prevalence.cohort[self.classes.index(c)]:.3g} % in the mix given, "
+                              f"{100 * mix[self.classes.index(c)]:.3g} % of the held-out {unit})" for c in trivial[:5])
+            return out + [f"every prediction set includes {named}{' …' if len(trivial) > 5 else ''}: weighed for "
+                          f"--prevalence, a class this much commoner in the cohort than among the model's held-out "
+                          f"{unit} cannot be ruled out at --coverage {o.coverage:.12g}; lower the level, or use "
+                          "--mondrian (per class, unchanged by the mix)"]
         return out + [f"--coverage {o.coverage:.12g} needs more held-out "
                       f"{unit if not o.mondrian else unit + ' of a class'} than the model has, so every set includes "
                       f"{', '.join(trivial[:5])}"
@@ -266,6 +277,9 @@ class Trust:
         1 - level can be left out of every set and the promise still hold (a class of 1.2 % was covered for 0 of
         its 10 new samples at 0.9, overall coverage 0.888). A note naming such classes, with --mondrian."""
         shares = self.model.class_shares() if hasattr(self.model, "class_shares") else None
+        where = "the training samples"
+        if self.prevalence is not None:  # the sets are weighed for the cohort's mix: its rare classes are the ones
+            shares, where = np.asarray(self.prevalence.cohort), "the cohort (--prevalence)"
         level = float(self.options.coverage)
         if self.options.mondrian or shares is None:
             return []
@@ -275,7 +289,7 @@ class Trust:
             return []
         named = ", ".join(f"{c!r} ({s:.1%})" for c, s in rare[:5]) + (" …" if len(rare) > 5 else "")
         return [f"--coverage {level:.12g} is a share of all samples, not of each class: a class rarer than "
-                f"{min(1 - level, RARE_FOR_SETS):.0%} of the training samples — {named} — can be left out of the "
+                f"{min(1 - level, RARE_FOR_SETS):.0%} of {where} — {named} — can be left out of the "
                 "sets for most of its samples while the share holds; --mondrian gives each class the coverage"]
 
     def ood_floor(self) -> float:
