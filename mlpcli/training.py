@@ -412,16 +412,17 @@ def run_epoch(
         yb = y[idx]
         wb = None if sample_weight is None else sample_weight[idx]
         out = net.forward(Xb, training=True)
-        total += loss.forward(out, yb, wb) * len(idx)
+        value, grad_out = loss.value_and_grad(out, yb, wb)
+        total += value * len(idx)
         seen += len(idx)
         if in_parts:  # the update runs beside the backward pass
             step = optim.StepInParts(opt, params, grads, penalty)
             try:
-                net.backward(loss.backward(out, yb, wb), ready=step.ready)
+                net.backward(grad_out, ready=step.ready)
             finally:
                 step.finish()
             continue
-        net.backward(loss.backward(out, yb, wb))
+        net.backward(grad_out)
         if penalty is not None and penalty.active:
             penalty.add_grad(params, grads, opt.threads)
         if clip_norm:

@@ -305,6 +305,14 @@ def _loss_checks(rng, eps, tol, atol):
             {"output": loss.backward(out, y, w)},
             eps, tol, atol, note,
         )
+        if type(loss).value_and_grad is not loss_mod.Loss.value_and_grad:  # the training step's own pass
+            yield check_function(
+                _loss_label(name, params, k) + "[value_and_grad]",
+                lambda: loss.value_and_grad(out, y, w)[0],
+                {"output": out},
+                {"output": loss.value_and_grad(out, y, w)[1]},
+                eps, tol, atol, note + "; the value and gradient a training step takes in one call",
+            )
     for name, params, k in LARGE_LOGIT_VARIANTS:
         loss = loss_mod.get(name, **params)
         out, y = _large(rng, (n, k)), _targets(loss, n, k, rng)

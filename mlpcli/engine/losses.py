@@ -48,6 +48,12 @@ class Loss(ABC):
         grad = self.grad(output, self._y(output, y)) * self._scale(output, sample_weight)
         return grad.astype(output.dtype, copy=False)
 
+    def value_and_grad(self, output: np.ndarray, y: np.ndarray,
+                       sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """(L, dL/d output) of one minibatch, what a training step needs: the numbers ``forward`` and ``backward``
+        give, bit for bit; a loss may share their work (``CrossEntropy``: one log-softmax, y checked once)."""
+        return self.forward(output, y, sample_weight), self.backward(output, y, sample_weight)
+
     def _output(self, output: np.ndarray) -> np.ndarray:
         """The raw outputs as a 2-D float array (n, k): integer outputs would cast y to integers (0.7 -> 0) and
         compute the loss in integer arithmetic."""
@@ -264,6 +270,20 @@ class CrossEntropy(Loss):
         g = np.exp(log_softmax(output)) - self._target(output, y)
         c = self._class_factor(y, output.dtype)
         return g if c is None else c[:, None] * g
+
+    def value_and_grad(self, output, y, sample_weight=None):
+        # per_sample and grad from one log-softmax, y checked once (a minibatch of 32 spent ~60 us on the two calls)
+        output = self._output(output)
+        y = self._y(output, y)
+        scale = self._scale(output, sample_weight)
+        log_p = log_softmax(output)
+        target = self._target(output, y)
+        l = -np.sum(target * log_p, axis=1) if self.label_smoothing else -log_p[np.arange(len(y)), y]
+        g = np.exp(log_p) - target
+        c = self._class_factor(y, output.dtype)
+        if c is not None:
+            l, g = c * l, c[:, None] * g
+        return float(np.sum(scale[:, 0] * l)), (g * scale).astype(output.dtype, copy=False)
 
 
 class Focal(Loss):

@@ -43,6 +43,19 @@ def test_broken_activation_gradient_is_caught(monkeypatch):
     assert not results[0].passed and results[0].max_rel_error > 1e-3
 
 
+def test_a_broken_training_step_loss_gradient_is_caught(monkeypatch):
+    # the fit loop takes the loss and its gradient in one call (value_and_grad), not forward and backward
+    good = losses.CrossEntropy.value_and_grad
+
+    def broken(self, output, y, sample_weight=None):
+        value, grad = good(self, output, y, sample_weight)
+        return value, grad * 1.01
+
+    monkeypatch.setattr(losses.CrossEntropy, "value_and_grad", broken)
+    results = {r.component: r for r in gradcheck.run(only="loss:ce")}
+    assert not results["loss:ce[value_and_grad]"].passed and results["loss:ce"].passed
+
+
 def test_broken_dense_weight_gradient_is_caught_in_networks(monkeypatch):
     good = layers.Dense.backward
 

@@ -142,11 +142,11 @@ def test_fit_restores_the_best_epochs_weights_bit_for_bit(monkeypatch, threads, 
     ce, steps = losses.get("ce"), [0]
 
     class Counting(type(ce)):
-        def backward(self, output, y, sample_weight=None):
+        def value_and_grad(self, output, y, sample_weight=None):  # once a training step
             steps[0] += 1
             if steps[0] == stop_at_step:  # 4 steps an epoch: in the middle of epoch 6
                 raise KeyboardInterrupt
-            return super().backward(output, y, sample_weight)
+            return super().value_and_grad(output, y, sample_weight)
 
     X, y = _blobs(60, 0)
     Xv, yv = _blobs(30, 1)
