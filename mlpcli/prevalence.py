@@ -1,4 +1,4 @@
-"""A new cohort's class mix (label shift): probabilities moved from the training mix to the cohort's (NumPy only).
+"""A new cohort's class mix (label shift): probabilities moved from the training mix to the cohort's.
 
 A classifier's calibrated probabilities P(c | x) carry the class mix it was trained on, π (``Decision.shares``: each
 class's share of the training rows as the loss weighted them). A cohort of another mix — a model trained on a
@@ -38,19 +38,12 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import OptionError
+from .metrics import class_proba  # a binary model's P(positive) as one column per class
 
 __all__ = ["Prevalence", "adjust", "parse", "given"]
 
 # Given shares may add up to 1 within this (they are then divided by their sum)
 SUM_SLACK = 1e-3
-
-
-def _class_columns(proba: np.ndarray) -> np.ndarray:
-    """(n, k) one column per class, float64: a binary model's single column P(positive) (n, 1) as [1 − p, p]."""
-    P = np.asarray(proba, dtype=np.float64)
-    if P.ndim == 1:
-        P = P[:, None]
-    return np.column_stack([1.0 - P[:, 0], P[:, 0]]) if P.shape[1] == 1 else P
 
 
 def adjust(proba: np.ndarray, training: np.ndarray, cohort: np.ndarray) -> np.ndarray:
@@ -59,10 +52,12 @@ def adjust(proba: np.ndarray, training: np.ndarray, cohort: np.ndarray) -> np.nd
     (n, 1) or (n,), and the result has its shape (float64). A row whose probability is all on classes of share 0
     in the cohort stays as it was."""
     proba = np.asarray(proba, dtype=np.float64)
+    columns = class_proba("binary", proba[:, None]) if proba.ndim == 1 else \
+        class_proba("binary" if proba.shape[1] == 1 else "multiclass", proba)
     w = np.asarray(cohort, dtype=np.float64) / np.asarray(training, dtype=np.float64)
-    P = _class_columns(proba) * w
+    P = columns * w
     total = P.sum(axis=1, keepdims=True)
-    moved = np.divide(P, total, out=_class_columns(proba).copy(), where=total > 0)
+    moved = np.divide(P, total, out=columns.copy(), where=total > 0)
     if proba.ndim == 1:
         return moved[:, 1]
     return moved[:, 1:2] if proba.shape[1] == 1 else moved
