@@ -33,7 +33,7 @@ TASK_CHOICES = ("auto", "binary", "multiclass", "multilabel", "regression")
 LOSS_CHOICES = ("auto", "ce", "bce", "focal", "hinge", "mse", "mae", "huber")
 OPTIMIZER_CHOICES = ("adam", "adamw", "sgd", "lbfgs")
 MINIBATCH_OPTIMIZERS = ("adam", "adamw", "sgd")  # lbfgs: every row at once, to convergence
-IMPUTE_CHOICES = ("median", "mean", "zero")
+IMPUTE_CHOICES = ("median", "mean", "zero", "min")
 SCALING_CHOICES = ("standard", "robust")
 ACTIVATION_CHOICES = tuple(n for n in activations.names() if n != "softmax")
 AUTO = "auto"
@@ -144,7 +144,10 @@ class TrainOptions:
                                   "logits.")
     # --- preprocessing (fitted on training rows only)
     impute: str | None = option(None, kind="choice", choices=IMPUTE_CHOICES, optional=True,
-                                help="Fill missing values (fitted on training rows).")
+                                help="Fill missing values (fitted on training rows): a feature's median, mean, 0, or "
+                                     "min, its smallest training value, for values missing below a detection limit "
+                                     "(proteomics, metabolomics: the median fills them with a typical, detected "
+                                     "level).")
     log1p: bool | str = option(AUTO, kind="bool", auto=True,
                                help="log(1 + x) the features first. Default: auto — applied when the features look "
                                     "like raw counts or TPM (non-negative, right-skewed).")

@@ -154,6 +154,13 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
     warnings = list(ds.warnings)
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
+    from .model_selection.cross_validation import batch_confounding  # (cv and tune warn the same)
+
+    warnings += filter(None, [batch_confounding(ds, command="train")])
+    if options.impute is not None:  # missing values that follow the class or batch, which the fills then carry
+        from .data.missingness import missingness_warnings
+
+        warnings += missingness_warnings(ds)
     started = time.perf_counter()
     # the provenance's checksum (a sha256 over the table as float64: 0.2 s at 8,000 x 5,000) is made on a
     # second core while training starts (importing scikit-learn, splitting: one core)

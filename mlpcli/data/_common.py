@@ -15,7 +15,7 @@ import pandas as pd
 
 TASKS = ("binary", "multiclass", "multilabel", "regression")
 CLASSIFICATION_TASKS = ("binary", "multiclass")
-IMPUTE_METHODS = ("median", "mean", "zero")
+IMPUTE_METHODS = ("median", "mean", "zero", "min")
 
 SUPPORTED_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2, .xz or .zip), .parquet, .h5ad (AnnData), or '-' for standard input"
 _TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}

@@ -56,7 +56,7 @@ class PreprocessConfig:
     log1p: bool = False  # log(1 + x) first; counts/TPM are heavy-tailed
     top_var: int | None = None  # keep the N most variable features (on training rows)
     standardize: bool = True  # centre and scale with training statistics
-    impute: str | None = None  # None (missing values are an error) | "median" | "mean" | "zero"
+    impute: str | None = None  # None (missing values are an error) | "median" | "mean" | "zero" | "min"
     scaling: str = "standard"  # standard: mean and SD | robust: median and IQR, then smooth clipping
 
     def validate(self) -> None:
@@ -114,6 +114,7 @@ class Preprocessor:
         self.feature_names_in: list[str] = []
         self.kept_features: list[str] = []
         self.dropped_constant: list[str] = []
+        self.without_values: list[str] = []  # features missing in every training row (--impute; dropped as constant)
         self.warnings: list[str] = []
         self.kept_index_: np.ndarray | None = None  # (d_kept,) int64 columns of the input that are kept
         self.impute_values_: np.ndarray | None = None  # (d_kept,) NaN when impute is off
@@ -159,7 +160,7 @@ class Preprocessor:
             raise DataError("no training rows to fit the preprocessing on")
         n, d = X.shape
         self.feature_names_in = names
-        self.warnings = []
+        self.warnings, self.without_values = [], []
         if is_sparse(X):
             return self._fit_sparse(_canonical_csr(X), names, dtype)
 
@@ -227,9 +228,8 @@ class Preprocessor:
         empty = nan_counts == n
         if cfg.impute is not None and empty.any():
             impute_values[empty] = 0.0  # no training value at all: the column is constant, and dropped
-            self.warnings.append(
-                f"{int(empty.sum())} features have no values on the training rows: {_quoted(np.asarray(names)[empty])}"
-            )
+            self.without_values = [str(v) for v in np.asarray(names)[empty]]
+            self.warnings.append(empty_message(self.without_values))
 
         self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
         if self.dropped_constant:
@@ -464,6 +464,7 @@ class Preprocessor:
         out = Preprocessor(self.config)
         out.feature_names_in = list(self.feature_names_in)
         out.dropped_constant = list(self.dropped_constant)
+        out.without_values = list(self.without_values)
         out.warnings = list(self.warnings)
         out.kept_features = [self.kept_features[j] for j in keep]
         for attr in ("kept_index_", "impute_values_", "center_", "scale_", "offset_", "train_mean_", "train_sd_"):
@@ -574,8 +575,8 @@ class Preprocessor:
         negative = np.zeros(d, dtype=bool)
         nan_counts = np.zeros(d, dtype=np.int64)
         nonzero_counts = np.zeros(d, dtype=np.int64)  # stored values other than 0 (NaN included: not a 0)
-        present_sums = np.zeros(d) if cfg.impute == "mean" else None
-        present_range = (np.full(d, np.inf), np.full(d, -np.inf))  # of the stored values (mean imputation)
+        present_sums = np.zeros(d) if cfg.impute in ("mean", "min") else None
+        present_range = (np.full(d, np.inf), np.full(d, -np.inf))  # of the stored values (mean, min imputation)
         for a, b in spans:
             raw, c = data[a:b], cols[a:b]
             nonzero_counts += np.bincount(c[raw != 0], minlength=d)
@@ -599,6 +600,9 @@ class Preprocessor:
         if cfg.impute is not None:
             if cfg.impute == "zero":
                 impute_values = np.zeros(d)
+            elif cfg.impute == "min":  # the smallest value measured, implicit zeros included
+                implicit = np.bincount(cols[:X.indptr[-1]], minlength=d) < n
+                impute_values = np.where(implicit, np.minimum(present_range[0], 0.0), present_range[0])
             elif cfg.impute == "mean":
                 with np.errstate(invalid="ignore", divide="ignore"):
                     impute_values = present_sums / (n - nan_counts)
@@ -613,8 +617,8 @@ class Preprocessor:
             empty = nan_counts == n
             impute_values[empty] = 0.0
             if empty.any():
-                self.warnings.append(f"{int(empty.sum())} features have no values on the training rows: "
-                                     f"{_quoted(np.asarray(names)[empty])}")
+                self.without_values = [str(v) for v in np.asarray(names)[empty]]
+                self.warnings.append(empty_message(self.without_values))
         fill = impute_values if nan_counts.any() else None  # by input column
 
         # pass 2: stored values per column, sums, ranges (implicit zeros included); pass 3: variances
@@ -915,6 +919,25 @@ class _Scaling:
     def put(self, where, values: tuple[np.ndarray, ...]) -> None:
         (self.center[where], self.scale[where], self.offset[where], self.mean[where], self.sd[where],
          self.sd_unclipped[where]) = values
+
+
+EMPTY_WORDS = "features have no values on the training rows"
+
+
+def empty_message(names: Sequence[str], per_member: Sequence[int] | None = None) -> str:
+    """The warning for feature columns missing in every training row (with --impute: filled with 0, constant, and
+    dropped); ``per_member``: how many each member of an ensemble had, when ``names`` is their union."""
+    if per_member is None or len(set(per_member)) == 1 and per_member[0] == len(names):
+        return f"{len(names)} {EMPTY_WORDS}: {_quoted(list(names))}"
+    low, high = min(per_member), max(per_member)
+    each = f"{low}" if low == high else f"{low}–{high}"
+    return (f"{EMPTY_WORDS.replace('the training rows', 'a member' + chr(39) + 's training rows')}: {each} per member "
+            f"({len(per_member)} members), {len(names)} in all: {_quoted(list(names))} (dropped there as constant)")
+
+
+def is_empty_message(text: str) -> bool:
+    """Whether ``text`` is an ``empty_message`` warning."""
+    return EMPTY_WORDS in text or "features have no values on a member's training rows" in text
 
 
 def is_constant_message(text: str) -> bool:
@@ -1375,6 +1398,10 @@ def _fill_missing(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray, m
     without any value gets 0 (it is then constant, and dropped)."""
     if method == "zero":
         values = np.zeros(X.shape[1])
+    elif method == "min":  # the smallest value measured: a value missing below a detection limit is at most that
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns, handled below
+            values = np.nanmin(X, axis=0)
     elif method == "mean":
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns, handled below

@@ -450,6 +450,10 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     confounded = batch_confounding(ds, leave_batch_out)
     if confounded:
         warn.insert(0, confounded)
+    if options.impute is not None:  # missing values that follow the class or batch (``data.missingness``)
+        from ..data.missingness import missingness_warnings
+
+        warn[:0] = missingness_warnings(ds)
     # per fold: --member-folds auto gives a fold as many members as its training part's rarest class allows, so
     # folds can differ (the note named the first fold's count as every fold's)
     shipped = [f.members for f in scores]
@@ -490,10 +494,11 @@ CONFOUNDED_V = 0.5
 CONFOUNDED_P = 0.01
 
 
-def batch_confounding(ds: data.Dataset, leave_batch_out: bool = False) -> str | None:
+def batch_confounding(ds: data.Dataset, leave_batch_out: bool = False, command: str = "cv") -> str | None:
     """A warning when the class target is confounded with the batch column: a model can then score by recognising
     the batches (a site, a run), and grouped folds, which mix batches, reward it as if it were biology. None
-    otherwise (no batch column, one batch, a numeric or multi-label target)."""
+    otherwise (no batch column, one batch, a numeric or multi-label target). ``command``: "cv" (and tune), or
+    "train", whose held-out estimate is the figure so rewarded."""
     if ds.task not in data.CLASSIFICATION_TASKS or ds.batches is None or ds.y is None:
         return None
     names, b = np.unique(np.asarray(ds.batches, dtype=str), return_inverse=True)
@@ -525,6 +530,10 @@ def batch_confounding(ds: data.Dataset, leave_batch_out: bool = False) -> str | 
     if leave_batch_out:
         return (what + ": a held-out batch's class mix differs from its training batches', so its score mixes the "
                 "biology with that shift; no fold can separate batch from biology here")
+    if command == "train":
+        return (what + ": a model can score by recognising batches, and the held-out estimate, whose rows share "
+                "batches with the training rows, rewards it as biology; `mlpcli cv --leave-batch-out` shows how it "
+                "fares on batches it never saw, but no split can separate batch from biology here")
     return (what + ": a model can score by recognising batches, and folds that mix them reward it as biology; "
             "--leave-batch-out shows how it fares on batches it never saw, but no fold can separate batch from "
             "biology here")
@@ -594,7 +603,8 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
     words: dict[str, str] = {}
     for s in scores:  # tune: every grid point's fits of a fold, named once
         for w in s.warnings:
-            key = CONSTANT_KEY if data.preprocess.is_constant_message(w) else w
+            key = (CONSTANT_KEY if data.preprocess.is_constant_message(w) else
+                   EMPTY_KEY if data.preprocess.is_empty_message(w) else w)
             words.setdefault(key, w)
             names = where.setdefault(key, [])
             if fold_name(s, repeated) not in names:
@@ -602,11 +612,12 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
     for key, names in where.items():
         also = names[1:5] + ([f"{len(names) - 5} more"] if len(names) > 5 else [])
         also_text = f" (also {', '.join(also[:-1])} and {also[-1]})" if len(also) > 1 else f" (also {also[0]})" if also else ""
-        if key == CONSTANT_KEY and also:
+        if key in (CONSTANT_KEY, EMPTY_KEY) and also:
             also_text = also_text[:-1] + ", each dropping its own)"
         out.append(f"{names[0]}, within its training part: {words[key]}{also_text}")
     return out
 
 
 CONSTANT_KEY = "\0constant"  # _fold_warnings' key of every fold's constant-feature warning
+EMPTY_KEY = "\0empty"  # and of every fold's warning of features without a value on its training rows
 

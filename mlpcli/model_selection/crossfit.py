@@ -798,14 +798,21 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
 def _members_warnings(preprocessors: list[data.Preprocessor]) -> list[str]:
     """The members' preprocessing warnings, each once; the features each dropped as constant on its own training
     rows (alike but for a few features, member by member) as one warning naming their union."""
-    constant_message = data.preprocess.constant_message
+    constant_message, pre = data.preprocess.constant_message, data.preprocess
     out: list[str] = []
     dropped = [p.dropped_constant for p in preprocessors]
-    for p in preprocessors:
+    empty: list[list[str]] = [[] for _ in preprocessors]  # each member's features without a training value
+    for i, p in enumerate(preprocessors):
         own = constant_message(p.dropped_constant) if p.dropped_constant else None
         for w in p.warnings:
-            if w != own and w not in out:
+            if pre.is_empty_message(w):
+                empty[i] = list(getattr(p, "without_values", []))
+            elif w != own and w not in out:
                 out.append(w)
+    if any(empty):  # one warning for the members, as for the constant features below
+        order = {name: j for j, name in enumerate(preprocessors[0].feature_names_in)}
+        union = sorted(set().union(*empty), key=lambda name: order.get(name, len(order)))
+        out.append(pre.empty_message(union, [len(e) for e in empty] if len(empty) > 1 else None))
     if any(dropped):
         order = {name: j for j, name in enumerate(preprocessors[0].feature_names_in)}
         union = sorted(set().union(*dropped), key=lambda name: order.get(name, len(order)))

@@ -1,0 +1,132 @@
+"""Whether a value is missing, read as information: features whose missingness follows the class or the batch.
+
+Mass-spectrometry proteomics and metabolomics leave values out when they fall below the detection limit, and a
+run or a plate can miss a feature altogether. With ``--impute`` every such value is filled, and a network then
+learns from *whether* a feature was measured as much as from its level: a protein missing in every sample of one
+class becomes that class's strongest marker (``explain`` ranks it first, and its values there are fills). That can
+be biology (the protein is below detection in that class) or an artefact (one batch, one pipeline); either way the
+user should know. The features whose missingness is tied to the labels or to the batches are found on the whole
+table before training:
+
+    for each feature with missing values: the table missing x class (or batch), its chi-square statistic and
+    Cramér's V = sqrt(chi2 / n); tied when V >= TIED_V and p < TIED_P / (features tested) (Bonferroni)
+
+Samples are counted one by one: a patient's replicates share their missingness, which makes p smaller than it
+should be; V, the size of the tie, decides first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._common import CLASSIFICATION_TASKS
+
+__all__ = ["TIED_V", "TIED_P", "TiedFeature", "tied_missingness", "missingness_warnings"]
+
+# A feature's missingness is tied to the class (batch) from Cramér's V of 0.5 (a strong association by the usual
+# reading: a protein missing in 60 % of one class and 10 % of another of equal size is V 0.51) and a Bonferroni p
+# below 0.001 over the features tested.
+TIED_V = 0.5
+TIED_P = 1e-3
+# Columns read at a time (a float32 block of 8,000 rows is 8 MB at this width)
+BLOCK_COLUMNS = 256
+
+
+@dataclass(frozen=True)
+class TiedFeature:
+    """A feature whose missingness is tied to a grouping: its ``name``, Cramér's ``v``, the ``group`` (a class or
+    batch name) where it is most often missing, its missing share there (``share``) and elsewhere (``others``)."""
+
+    name: str
+    v: float
+    group: str
+    share: float
+    others: float
+
+
+def tied_missingness(X, missing: np.ndarray | None, labels: np.ndarray, names: list[str],
+                     group_names: list[str] | None = None) -> list[TiedFeature]:
+    """The features of X (n, d) dense whose missing values (NaN) are tied to ``labels`` (n,) integer groups (classes
+    or batches), strongest first. ``missing`` (d,): each feature's count of missing values (``Dataset.missing``), so
+    that only those columns are read; ``names`` (d,) the features', ``group_names`` the groups' (default: their
+    numbers)."""
+    if missing is None or not np.any(missing) or X is None or not hasattr(X, "shape"):
+        return []
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    k = int(labels.max()) + 1 if labels.size else 0
+    sizes = np.bincount(labels, minlength=k).astype(np.float64)  # (k,)
+    present = sizes > 0
+    if present.sum() < 2:
+        return []
+    n = float(labels.size)
+    cols = np.flatnonzero(np.asarray(missing) > 0)
+    onehot = np.zeros((labels.size, k))
+    onehot[np.arange(labels.size), labels] = 1.0
+    counts = np.empty((k, cols.size))  # missing values per group and tested feature
+    for start in range(0, cols.size, BLOCK_COLUMNS):
+        block = cols[start:start + BLOCK_COLUMNS]
+        counts[:, start:start + len(block)] = onehot.T @ np.isnan(np.asarray(X[:, block], dtype=np.float64))
+    total = counts.sum(axis=0)  # (m,) missing values of each feature
+    sizes, counts = sizes[present], counts[present]
+    # chi-square of the (groups x {missing, present}) table of each feature, all features at once
+    expected_missing = sizes[:, None] * total[None, :] / n
+    expected_present = sizes[:, None] * (n - total)[None, :] / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = np.nansum((counts - expected_missing) ** 2 / expected_missing
+                         + ((sizes[:, None] - counts) - expected_present) ** 2 / expected_present, axis=0)
+    chi2 = np.where((total > 0) & (total < n), chi2, 0.0)  # missing everywhere: nothing ties it to a group
+    v = np.sqrt(chi2 / n)  # (a 2-column table: min(r, c) - 1 = 1)
+    from scipy.stats import chi2 as chi2_dist
+
+    p = chi2_dist.sf(chi2, int(present.sum()) - 1)
+    tied = np.flatnonzero((v >= TIED_V) & (p < TIED_P / max(1, cols.size)))
+    group_index = np.flatnonzero(present)
+    shares = counts / sizes[:, None]  # (groups, m)
+    out = []
+    for t in tied[np.argsort(-v[tied], kind="stable")]:
+        top = int(np.argmax(shares[:, t]))
+        rest = sizes.sum() - sizes[top]
+        others = float((total[t] - counts[top, t]) / rest) if rest > 0 else 0.0
+        g = int(group_index[top])
+        out.append(TiedFeature(str(names[cols[t]]), float(v[t]),
+                               str(group_names[g]) if group_names is not None else str(g), float(shares[top, t]),
+                               others))
+    return out
+
+
+def missingness_warnings(ds, shown: int = 3) -> list[str]:
+    """Warnings for ``train``/``cv`` with --impute on the Dataset ``ds``: the features whose missingness is tied to the
+    class, and those tied to the batch column (``tied_missingness``), each with where they are missing. A sparse
+    matrix (its implicit zeros are values, not missing) and tables without missing values give none."""
+    from .dataset import is_sparse
+
+    if ds.missing is None or not np.any(ds.missing) or is_sparse(ds.X):
+        return []
+    out = []
+    if ds.task in CLASSIFICATION_TASKS and ds.y is not None:
+        tied = tied_missingness(ds.X, ds.missing, ds.y, ds.feature_names, [str(c) for c in ds.classes])
+        if tied:
+            out.append(f"whether a value is missing follows the class in {_counted(tied)} ({_listed(tied, shown)}): "
+                       "with --impute the network learns from whether a feature was measured, which is biology when "
+                       "it falls below detection in that class and an artefact when a batch or pipeline left it out; "
+                       "check which (`mlpcli explain` ranks such features as genes; --drop leaves one out)")
+    if ds.batches is not None:
+        names, b = np.unique(np.asarray(ds.batches, dtype=str), return_inverse=True)
+        tied = tied_missingness(ds.X, ds.missing, b, ds.feature_names, [str(x) for x in names])
+        if tied:
+            column = ds.roles.batch if getattr(ds, "roles", None) is not None and ds.roles.batch else "batch"
+            out.append(f"whether a value is missing follows {column!r} in {_counted(tied)} ({_listed(tied, shown)}): "
+                       "a run that did not measure them, whose samples get the fill; a model relying on them scores "
+                       "that batch by its fills (`mlpcli cv --leave-batch-out` shows it)")
+    return out
+
+
+def _counted(tied: list[TiedFeature]) -> str:
+    return f"{len(tied)} feature{'s' * (len(tied) != 1)}"
+
+
+def _listed(tied: list[TiedFeature], shown: int) -> str:
+    parts = [f"{t.name!r} missing in {t.share:.0%} of {t.group!r}, {t.others:.0%} of the others" for t in tied[:shown]]
+    return "; ".join(parts) + (f"; and {len(tied) - shown} more" if len(tied) > shown else "")

@@ -1,0 +1,103 @@
+"""Proteomics and metabolomics tables: values missing below a detection limit (--impute min), missingness that
+follows the class or the batch (a network learns from whether a value was measured), and a label confounded with
+the batch, which `train` now says as `cv` did."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from mlpcli.data.missingness import tied_missingness
+from mlpcli.data.preprocess import PreprocessConfig, Preprocessor
+from cli_helpers import run
+from tables import make_table
+
+
+def test_missingness_tied_to_a_group_is_found_and_random_missingness_is_not():
+    rng = np.random.default_rng(0)
+    n = 300
+    y = np.repeat([0, 1, 2], n // 3)
+    X = rng.normal(size=(n, 4))
+    X[y == 1, 0] = np.nan  # missing in every sample of class 1, never elsewhere
+    X[rng.random(n) < 0.2, 1] = np.nan  # missing at random
+    X[(y == 2) & (rng.random(n) < 0.5), 2] = np.nan  # half of class 2: a tie, weaker
+    missing = np.isnan(X).sum(axis=0)
+    tied = tied_missingness(X, missing, y, ["f0", "f1", "f2", "f3"], ["a", "b", "c"])
+    assert [t.name for t in tied] == ["f0", "f2"]  # strongest first; f1 (at random) and f3 (none) are not
+    assert tied[0].group == "b" and tied[0].share == 1.0 and tied[0].others == 0.0 and tied[0].v == pytest.approx(1.0)
+    assert tied[1].group == "c" and 0.3 < tied[1].share < 0.7
+    assert tied_missingness(X, np.zeros(4), y, ["f0", "f1", "f2", "f3"]) == []  # no missing values: nothing read
+
+
+@pytest.fixture(scope="module")
+def proteins(tmp_path_factory):
+    """A 3-class table of log2 intensities with values missing below a per-sample detection limit, one feature
+    missing in every 'typeB' sample, one missing in the whole of batch B2, and batches tied to the classes in a
+    second table."""
+    d = tmp_path_factory.mktemp("proteins")
+    table = make_table("multiclass", n_patients=60, per_patient=2, n_features=30, seed=4, signal=1.5)
+    features = [c for c in table.columns if c.startswith("f")]
+    rng = np.random.default_rng(4)
+    values = table[features].to_numpy() + 20.0  # log2 intensities
+    limit = rng.normal(19.0, 0.3, size=(len(table), 1))  # below the sample's detection limit: not measured
+    values[values < limit] = np.nan
+    table[features] = values
+    table.loc[table.label == "typeB", "f29"] = np.nan
+    table.loc[table.batch == "B2", "f28"] = np.nan
+    table.to_csv(d / "proteins.csv", index=False)
+    confounded = make_table("multiclass", n_patients=60, per_patient=2, n_features=10, seed=5)
+    confounded["batch"] = confounded["label"].map({"typeA": "B1", "typeB": "B2", "typeC": "B3"})
+    confounded.to_csv(d / "confounded.csv", index=False)
+    return d
+
+
+def _train(path, *args):
+    res = run(["train", str(path), "--epochs", "5", "--hidden", "8", "--folds", "1", "--json", "-o",
+               str(path.parent / "m.mlp"), *args])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_train_says_which_features_missingness_follows_the_class_and_the_batch(proteins):
+    warnings = _train(proteins / "proteins.csv", "--impute", "min")["warnings"]
+    by_class = [w for w in warnings if w.startswith("whether a value is missing follows the class")]
+    assert len(by_class) == 1 and "'f29' missing in 100% of 'typeB'" in by_class[0], warnings
+    by_batch = [w for w in warnings if w.startswith("whether a value is missing follows 'batch'")]
+    assert len(by_batch) == 1 and "'f28' missing in 100% of 'B2'" in by_batch[0], warnings
+    # without the two, below-detection missingness (every class alike) is no warning
+    quiet = _train(proteins / "proteins.csv", "--impute", "min", "--drop", "f28,f29")["warnings"]
+    assert not [w for w in quiet if w.startswith("whether a value is missing")], quiet
+
+
+def test_train_warns_of_a_label_confounded_with_the_batch_as_cv_does(proteins):
+    warnings = _train(proteins / "confounded.csv")["warnings"]
+    said = [w for w in warnings if w.startswith("the label is confounded with 'batch'")]
+    assert len(said) == 1 and "`mlpcli cv --leave-batch-out`" in said[0], warnings
+    assert not [w for w in _train(proteins / "proteins.csv", "--impute", "min")["warnings"] if "confounded" in w]
+
+
+def test_impute_min_fills_with_the_smallest_training_value():
+    X = np.array([[3.0, 1.0], [np.nan, 2.0], [5.0, np.nan], [4.0, 7.0]])
+    pre = Preprocessor(PreprocessConfig(impute="min")).fit(X, ["a", "b"])
+    assert pre.impute_values_.tolist() == [3.0, 1.0]
+    # sparse: the implicit zeros are values too, so a column holding one has 0 as its smallest
+    S = sp.csr_matrix(np.array([[3.0, 1.0], [np.nan, 0.0], [5.0, np.nan], [4.0, 7.0]]))
+    pre = Preprocessor(PreprocessConfig(impute="min")).fit(S, ["a", "b"])
+    assert pre.impute_values_.tolist() == [3.0, 0.0]
+
+
+def test_impute_min_reaches_the_model_and_predict(proteins, tmp_path):
+    table = pd.read_csv(proteins / "proteins.csv").drop(columns=["f28", "f29"])
+    table.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--impute", "min", "--no-log1p", "--epochs", "3", "--hidden", "4",
+               "--folds", "1", "-q", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    info = json.loads(run(["info", str(tmp_path / "m.mlp"), "--json"]).stdout)
+    assert "min" in json.dumps(info)
+    pred = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "p.csv"), "-q"])
+    assert pred.exit_code == 0, pred.output
+    assert pd.read_csv(tmp_path / "p.csv").notna().all().all()
