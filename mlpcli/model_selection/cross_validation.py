@@ -134,6 +134,30 @@ def fit_fold(where: str, ds: data.Dataset, train_rows: np.ndarray, test_rows: np
         raise type(exc)(f"{where}: {exc}") from None
 
 
+def _label_sets_of_folds(ds: data.Dataset, folds: list[Fold], repeated: bool) -> list[str]:
+    """A multi-label table: a warning naming the folds whose test rows hold one value only of a label the table has
+    both of. Their balanced accuracy is the mean over the other labels (``decision.label_balanced_accuracy``), so the
+    fold scores average different label sets: a rare label absent from one fold's test part left it a mean over
+    three labels of four."""
+    if ds.task != "multilabel" or ds.y is None:
+        return []
+    from ..decision import labels_without_both
+
+    Y = np.asarray(ds.y).reshape(ds.n_samples, -1)
+    names = [str(c) for c in ds.classes]
+    whole = set(labels_without_both(Y, names))
+    short = [(fold_name(f, repeated), [n for n in labels_without_both(Y[f.test], names) if n not in whole])
+             for f in folds]
+    short = [(where, lacking) for where, lacking in short if lacking]
+    if not short:
+        return []
+    listed = "; ".join(f"{where}: {', '.join(repr(n) for n in lacking)}" for where, lacking in short[:5])
+    more = f"; and {len(short) - 5} more folds" if len(short) > 5 else ""
+    return [f"the test rows of {len(short)} fold{'s' * (len(short) > 1)} hold one value only of a label "
+            f"({listed}{more}): their balanced accuracy is the mean over the other labels, so the fold scores "
+            "average different labels; fewer folds (--folds) give each test part more of a rare label"]
+
+
 def fold_name(f: Fold | FoldScore, repeated: bool) -> str:
     """A fold as the tables number it (1-based): "fold 3", "repeat 2 fold 3", "fold 2 (held-out batch B2)"."""
     if f.held_out is not None:
@@ -450,6 +474,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     confounded = batch_confounding(ds, leave_batch_out)
     if confounded:
         warn.insert(0, confounded)
+    warn += _label_sets_of_folds(ds, fold_list, repeated)
     if options.impute is not None:  # missing values that follow the class or batch (``data.missingness``)
         from ..data.missingness import missingness_warnings
 

@@ -436,6 +436,12 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                    if len(units) < _BOOTSTRAP_FEW_UNITS else "")
             result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
                                 f"95 % percentile intervals{few}")
+            if task == "multilabel" and overall.get("balanced_accuracy") is not None:
+                lacking = int(np.isnan(np.asarray(draws["balanced_accuracy"], dtype=float)).sum())
+                if lacking:  # scored over fewer labels, a resample would lift or sink the mean by itself
+                    result.notes.append(f"bootstrap: {lacking} of {bootstrap} resamples lacked both values of some "
+                                        "label that the table has, and are left out of the intervals of balanced "
+                                        "accuracy and F1 macro (means over the table's labels)")
             if bootstrap < BOOTSTRAP_MIN:
                 result.warnings.append(f"--bootstrap {bootstrap}: the 95 % intervals' ends are the extremes of a few "
                                        f"resamples, not their 2.5 and 97.5 percentiles; give at least {BOOTSTRAP_MIN} "

@@ -1,0 +1,50 @@
+"""A multi-label table with a rare label: its means over labels must be over the same labels, resample by resample
+and fold by fold, or say that they are not (a resample without the rare label's positives averaged the others and
+lifted the interval's upper end)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cli_helpers import run
+from tables import make_table
+
+LABELS = "lab0,lab1,lab2,rare"
+
+
+@pytest.fixture(scope="module")
+def rare_label(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rare_label")
+    table = make_table("multilabel", n_patients=60, per_patient=2, n_features=10, seed=3)
+    patients = table["patient_id"].str[1:].astype(int)
+    table["rare"] = patients.isin([3, 41]).astype(int)  # two patients' samples: 4 of 120
+    table.loc[table["rare"] == 1, "f05"] += 3.0
+    table.to_csv(d / "t.csv", index=False)
+    res = run(["train", str(d / "t.csv"), "--target", LABELS, "--folds", "1", "--epochs", "20", "--hidden", "8", "-q",
+               "-o", str(d / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    return d
+
+
+def test_cv_names_the_folds_whose_test_rows_lack_a_labels_positives(rare_label):
+    res = run(["cv", str(rare_label / "t.csv"), "--target", LABELS, "--folds", "5", "--epochs", "5", "--hidden", "4",
+               "-q", "--json"])
+    assert res.exit_code == 0, res.output
+    warned = [w for w in json.loads(res.stdout)["warnings"] if "hold one value only of a label" in w]
+    assert len(warned) == 1 and "'rare'" in warned[0], res.stdout  # two patients: at most two folds hold it
+
+
+def test_evaluate_bootstraps_over_the_tables_labels(rare_label):
+    res = run(["evaluate", str(rare_label / "m.mlp"), str(rare_label / "t.csv"), "--bootstrap", "300", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    said = [n for n in doc["notes"] if "resamples lacked both values of some label" in n]
+    assert len(said) == 1, doc["notes"]
+    lacking = int(said[0].split("bootstrap: ")[1].split(" of ")[0])
+    # two patients of 60 hold the rare label: a resample of 60 misses both with chance (58/60)^60 ~ 13 %
+    assert 0.04 * 300 < lacking < 0.3 * 300
+    low, high = doc["ci"]["balanced_accuracy"]
+    assert low <= doc["metrics"]["balanced_accuracy"] <= high
