@@ -27,6 +27,7 @@ from .model_io import Model
 from .model_summary import is_weighted
 from .model_selection import crossfit
 from .model_selection.pooled import PooledEstimate, pooled_estimate
+from .model_selection import splits
 from .model_selection.splits import summarize_folds
 from .parallel import beside, import_beside, member_plan
 
@@ -157,6 +158,7 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
     from .model_selection.cross_validation import batch_confounding  # (cv and tune warn the same)
 
     warnings += filter(None, [batch_confounding(ds, command="train")])
+    warnings += splits.single_group_labels(ds)
     if options.impute is not None:  # missing values that follow the class or batch, which the fills then carry
         from .data.missingness import missingness_warnings
 

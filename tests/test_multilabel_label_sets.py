@@ -48,3 +48,15 @@ def test_evaluate_bootstraps_over_the_tables_labels(rare_label):
     assert 0.04 * 300 < lacking < 0.3 * 300
     low, high = doc["ci"]["balanced_accuracy"]
     assert low <= doc["metrics"]["balanced_accuracy"] <= high
+
+
+def test_a_label_of_one_patient_is_a_warning_in_train_and_cv(tmp_path):
+    table = make_table("multilabel", n_patients=30, per_patient=3, n_features=8, seed=6)
+    table["solo"] = (table["patient_id"] == "P000").astype(int)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    for command in (["train", "--folds", "1", "-o", str(tmp_path / "m.mlp")], ["cv", "--folds", "3"]):
+        res = run([command[0], str(tmp_path / "t.csv"), "--target", "lab0,lab1,lab2,solo", "--epochs", "3",
+                   "--hidden", "4", "-q", "--json", *command[1:]])
+        assert res.exit_code == 0, res.output
+        said = [w for w in json.loads(res.stdout)["warnings"] if "all come from one patient_id" in w]
+        assert len(said) == 1 and "'solo' (positives: patient_id 'P000')" in said[0], res.stdout

@@ -31,7 +31,8 @@ from .crossfit import PORTFOLIO, check_decision, check_missing, fit_model
 from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import exact_if_regression, prediction_columns
 from .pooled import PooledEstimate, pooled_estimate
-from .splits import Fold, _group_name, _label, batch_spanning_groups, check_training_parts, kfold
+from .splits import (Fold, _group_name, _label, batch_spanning_groups, check_training_parts, kfold,
+                     single_group_labels)
 from .splits import leave_batch_out as leave_batch_out_folds
 
 __all__ = ["FoldScore", "CVResult", "fit_and_score", "fit_fold", "fold_name", "plan_folds", "cross_validate",
@@ -474,7 +475,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     confounded = batch_confounding(ds, leave_batch_out)
     if confounded:
         warn.insert(0, confounded)
-    warn += _label_sets_of_folds(ds, fold_list, repeated)
+    warn += _label_sets_of_folds(ds, fold_list, repeated) + single_group_labels(ds)
     if options.impute is not None:  # missing values that follow the class or batch (``data.missingness``)
         from ..data.missingness import missingness_warnings
 

@@ -42,6 +42,30 @@ def _group_name(dataset: Dataset) -> str:
     return dataset.roles.group if dataset.roles is not None and dataset.roles.group else "group"
 
 
+def single_group_labels(dataset: Dataset) -> list[str]:
+    """A multi-label table: a warning naming the labels whose positives (or negatives) all come from one group
+    (patient). No split can train on such a label and hold it out too: its held-out figures are of members that
+    never saw it (a label of one patient's three samples read ROC AUC 0.14), and the model cannot tell it from the
+    patient. A binary or multiclass class of one patient is an error (``validation_rows``); one label among
+    several is not, the others being learnable."""
+    if dataset.task != "multilabel" or dataset.y is None or dataset.groups is None:
+        return []
+    Y = np.asarray(dataset.y).reshape(dataset.n_samples, -1)
+    groups = np.asarray(dataset.groups)
+    said = []
+    for j, name in enumerate(dataset.classes):
+        for value, what in ((1, "positives"), (0, "negatives")):
+            held = np.unique(groups[Y[:, j] == value])
+            if len(held) == 1:
+                said.append(f"{str(name)!r} ({what}: {_group_name(dataset)} {str(held[0])!r})")
+    if not said:
+        return []
+    return [f"a label's positives (or negatives) all come from one {_group_name(dataset)}: {', '.join(said[:5])}"
+            f"{' …' if len(said) > 5 else ''} — no split can train on such a label and hold it out, so its held-out "
+            "figures are of networks that never saw it, and the model cannot tell it from that patient; collect more "
+            "patients, or leave it out of --target"]
+
+
 def _check_val_size(val_size: float) -> None:
     ok = isinstance(val_size, (int, float, np.floating)) and not isinstance(val_size, bool) and 0 < val_size < 1
     if not ok:
