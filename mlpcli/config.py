@@ -150,7 +150,8 @@ class TrainOptions:
                                      "level).")
     log1p: bool | str = option(AUTO, kind="bool", auto=True,
                                help="log(1 + x) the features first. Default: auto — applied when the features look "
-                                    "like raw counts or TPM (non-negative, right-skewed).")
+                                    "like raw counts, TPM or mass-spectrometry intensities (non-negative, "
+                                    "right-skewed).")
     top_var: int | None = option(None, kind="int", low=1, optional=True,
                                  help="Keep the N most variable features (on training rows).")
     standardize: bool = option(True, kind="bool", help="Centre and scale features with training statistics.")

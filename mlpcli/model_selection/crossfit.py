@@ -360,7 +360,7 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     finally:
         log1p, skew = deciding()  # waited for even when the split fails: no thread outlives the call
     if skew is not None:
-        notes.append(f"--log1p auto: applied log(1 + x), the features look like raw counts or TPM "
+        notes.append(f"--log1p auto: applied log(1 + x), the features look like raw counts, TPM or intensities "
                      f"(non-negative, median skewness {skew:.1f}); --no-log1p to switch off")
     resolved = replace(options, folds=n_folds, log1p=log1p)
     n_inputs = min(ds.n_features, options.top_var or ds.n_features)
