@@ -1,6 +1,7 @@
 """Proteomics and metabolomics tables: values missing below a detection limit (--impute min), missingness that
-follows the class or the batch (a network learns from whether a value was measured), and a label confounded with
-the batch, which `train` now says as `cv` did."""
+follows the class or the batch (a network learns from whether a value was measured), a label confounded with the
+batch, which `train` now says as `cv` did, and technical replicates named after their sample without a patient
+column."""
 
 from __future__ import annotations
 
@@ -101,3 +102,17 @@ def test_impute_min_reaches_the_model_and_predict(proteins, tmp_path):
     pred = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "p.csv"), "-q"])
     assert pred.exit_code == 0, pred.output
     assert pd.read_csv(tmp_path / "p.csv").notna().all().all()
+
+
+def test_replicate_ids_without_a_patient_column_are_named(tmp_path):
+    table = make_table("multiclass", n_patients=30, per_patient=2, n_features=8, seed=2).drop(columns=["patient_id"])
+    table["sample_id"] = [f"PT{i // 2:03d}_R{i % 2 + 1}" for i in range(len(table))]
+    table.to_csv(tmp_path / "t.csv", index=False)
+    warnings = _train(tmp_path / "t.csv")["warnings"]
+    said = [w for w in warnings if "samples are treated as independent" in w]
+    assert len(said) == 1 and "the ids look like replicates of fewer samples (60 of 60" in said[0], warnings
+    assert "'PT000_R1', 'PT000_R2'" in said[0]
+    table["sample_id"] = [f"S{i:04d}" for i in range(len(table))]  # plain ids: the warning as before
+    table.to_csv(tmp_path / "t.csv", index=False)
+    plain = [w for w in _train(tmp_path / "t.csv")["warnings"] if "samples are treated as independent" in w]
+    assert len(plain) == 1 and "replicates" not in plain[0]

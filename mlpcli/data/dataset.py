@@ -1085,10 +1085,38 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
         calibrated = "" if ds.task == "regression" else ", and the probabilities calibrated on it overconfident"
         ds.warnings.append(f"{why}: samples are treated as independent; "
                            f"if several come from one patient, validation is optimistic{calibrated} — pass --group "
-                           "COLUMN (or --no-group to confirm they are independent)")
+                           f"COLUMN (or --no-group to confirm they are independent){replicate_ids_hint(ds.ids)}")
     ds = with_positive(ds, positive)
     common = common_positive_note(ds) if positive is None else None
     return ds, notes + ([common] if common else [])
+
+
+# A sample id ending in a replicate's mark: "_R2", "-rep1", ".TR3", " replicate 2", "_A" (technical replicates of
+# one sample, which a lab names after it); what is left is the sample's stem
+_REPLICATE_SUFFIX = re.compile(r"^(.+?)[ _.\-]*(?:r|rep|replicate|tr|tech|techrep|run|inj|injection)[ _.\-]?\d+$|"
+                               r"^(.+?)[_.\-][a-d]$", re.IGNORECASE)
+
+
+def replicate_ids_hint(ids) -> str:
+    """For the warning of a table without a patient column: ids that look like replicates of one sample
+    ("PT000_R1", "PT000_R2": a stem and a replicate's mark), when at least a tenth of the samples share a stem with
+    another; "" otherwise. Replicates of one sample on both sides of a split read balanced accuracy 0.959 where
+    grouping them gave 0.646."""
+    if ids is None or len(ids) < 4:
+        return ""
+    stems = []
+    for v in map(str, ids):
+        m = _REPLICATE_SUFFIX.match(v.strip())
+        stems.append(None if m is None else (m.group(1) or m.group(2)))
+    counts = Counter(s for s in stems if s is not None)
+    shared = [(v, s) for v, s in zip(map(str, ids), stems) if s is not None and counts[s] > 1]
+    if len(shared) < 0.1 * len(ids):
+        return ""
+    first = next(s for _, s in shared)
+    examples = [v for v, s in shared if s == first][:2]
+    return (f"; the ids look like replicates of fewer samples ({len(shared):,} of {len(ids):,} share a stem with "
+            f"another, e.g. {', '.join(map(repr, examples))}): a column of their stems as --group keeps each sample's "
+            "replicates on one side")
 
 
 # The other class's share below which a default positive class that is the common one is said (``common_positive_note``)
