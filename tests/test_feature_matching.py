@@ -78,6 +78,19 @@ def test_name_key_normalises_case_spaces_and_ensembl_versions_only():
         match_names(["TP53", "Tp53"], ["tp53"], source="t")
 
 
+def test_a_uniprot_header_matches_its_accession_and_is_said():
+    # proteomics search engines write sp|P02768|ALBU_HUMAN where others write P02768
+    assert name_key("sp|P02768|ALBU_HUMAN") == name_key("P02768") == "p02768"
+    assert name_key("tr|A0A024R161|A0A024R161_HUMAN") == "a0a024r161"
+    assert name_key("sp|P02768-2|ALBU_HUMAN") == "p02768-2" != name_key("P02768")  # an isoform is another protein
+    assert name_key("a|b|c") == "a|b|c"
+    m = match_names(["sp|P02768|ALBU_HUMAN", "sp|P01023|A2MG_HUMAN"], ["P01023", "P02768"], source="t")
+    assert m.columns == {"sp|P02768|ALBU_HUMAN": "P02768", "sp|P01023|A2MG_HUMAN": "P01023"}
+    assert "UniProt header" in m.note()
+    with pytest.raises(DataError, match="all match the feature"):  # two forms of one protein: never a silent pick
+        match_names(["P02768"], ["sp|P02768|ALBU_HUMAN", "tr|P02768|X"], source="t")
+
+
 # ── predict and evaluate ─────────────────────────────────────────────────────────────────────────────────
 
 

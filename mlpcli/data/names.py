@@ -2,8 +2,9 @@
 
 One rule for every reader (predict / evaluate on text, parquet, DataFrames and .h5ad; ``--val-data``;
 gradcheck): a name matches a column written the same way; failing that, a column whose name differs only
-in letter case, surrounding whitespace or an Ensembl-style version suffix (``ENSG00000141510.17`` vs
-``ENSG00000141510``), which the caller reports as a note. Two columns (or two wanted names) that collapse
+in letter case, surrounding whitespace, an Ensembl-style version suffix (``ENSG00000141510.17`` vs
+``ENSG00000141510``) or a UniProt FASTA header around the accession (``sp|P02768|ALBU_HUMAN`` vs ``P02768``),
+which the caller reports as a note. Two columns (or two wanted names) that collapse
 to the same normalised name cannot be told apart: that is an error naming them, never a silent pick.
 """
 
@@ -21,13 +22,18 @@ __all__ = ["NameMatch", "match_names", "name_key", "count_matches", "MATCH_RULE"
 # ENSG00000141510.17 -> ensg00000141510 (any Ensembl prefix: ENSG, ENST, ENSP, ENSMUSG, ...; eleven digits).
 # A suffix after the version (GENCODE's ENSG00000002586.20_PAR_Y) names another gene and is kept.
 _ENSEMBL_VERSION = re.compile(r"^(ens[a-z]*\d{11})\.\d+$")
-MATCH_RULE = "apart from letter case, surrounding spaces or an Ensembl version suffix"
+# sp|P02768|ALBU_HUMAN -> p02768: a UniProt FASTA header (Swiss-Prot "sp", TrEMBL "tr") around the accession, as
+# proteomics search engines write a protein, where others write the accession alone (an isoform's "-2" is kept)
+_UNIPROT_HEADER = re.compile(r"^(?:sp|tr)\|([a-z0-9]+(?:-\d+)?)\|[^|]*$")
+MATCH_RULE = ("apart from letter case, surrounding spaces, an Ensembl version suffix or a UniProt header around the "
+              "accession (sp|P02768|ALBU_HUMAN for P02768)")
 
 
 def name_key(name: object) -> str:
-    """The normalised form of a feature name: stripped, case-folded, without an Ensembl version suffix."""
+    """The normalised form of a feature name: stripped, case-folded, without an Ensembl version suffix, a UniProt
+    FASTA header reduced to its accession."""
     text = str(name).strip().casefold()
-    m = _ENSEMBL_VERSION.match(text)
+    m = _ENSEMBL_VERSION.match(text) or _UNIPROT_HEADER.match(text)
     return m.group(1) if m else text
 
 
