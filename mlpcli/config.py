@@ -81,7 +81,8 @@ class TrainOptions:
 
     # --- columns and task (declared here for the config file; the role flags are shared with predict)
     target: list[str] = option(factory=lambda: ["label"], kind="str_list", group="roles",
-                               help="Target column; comma-separated names mean multi-label.")
+                               help="Target column; comma-separated names mean several targets: multi-label (0/1 "
+                                    "columns) or multi-target regression (numbers).")
     group: str | None = option(None, kind="str", optional=True, group="roles",
                                help="Group column (samples of one patient); default patient_id when present.")
     no_group: bool = option(False, kind="flag", group="roles",

@@ -282,7 +282,7 @@ def test_impute_fixes_missing_values(tmp_path):
     (["--epochs", "0"], "--epochs", 2),
     (["--folds", "0"], "--folds", 2),
     (["--folds", "1", "--refit"], "--refit", 2),
-    (["--loss", "mse"], "regression loss", 1),
+    (["--loss", "mse"], "regression loss", 2),  # an option the task cannot take: usage, as --class-weight on regression
     (["--label-smoothing", "0.1", "--loss", "auto", "--target", "lab0,lab1"], "--label-smoothing", 2),
     (["--class-weight", "nosuch=2"], "--class-weight", 1),
     (["--activation", "swish"], "swish", 2),

@@ -163,7 +163,7 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     table.add_column("")
     k = len(model.classes)
     what = {"binary": f"{k} classes; positive class {model.classes[-1]}", "multiclass": f"{k} classes",
-            "multilabel": f"{k} labels"}.get(model.task)
+            "multilabel": f"{k} label{'s' * (k != 1)}"}.get(model.task)
     if what is None:  # regression: "1 outputs" said nothing of which column was predicted
         names = ", ".join(map(str, model.classes))
         what = f"target {names}" if k == 1 else f"{k} targets: {names}"

@@ -91,24 +91,25 @@ def class_loss_weights(options: TrainOptions, ds: data.Dataset) -> np.ndarray | 
 
 
 def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> LossSetup:
-    """Resolve ``--loss auto``, check it fits the task, and fold in the imbalance options."""
+    """Resolve ``--loss auto``, check it fits the task (an OptionError, a usage error, when it does not, as for any
+    option the task cannot take), and fold in the imbalance options."""
     task, name = ds.task, _resolve_loss_name(options, ds.task)
     n_classes = len(ds.classes)
     if task == "regression" and name not in ("mse", "mae", "huber"):
-        raise ConfigError(f"--loss {name} does not fit a regression target; use mse, mae or huber")
+        raise OptionError(f"--loss {name} does not fit a regression target; use mse, mae or huber")
     if task != "regression" and name in ("mse", "mae", "huber"):
         fits = {"multiclass": "ce", "multilabel": "bce, focal or hinge"}.get(task, "ce, bce, focal or hinge")
-        raise ConfigError(f"--loss {name} is a regression loss; the task is {task} (use {fits})")
+        raise OptionError(f"--loss {name} is a regression loss; the task is {task} (use {fits})")
     if task == "multiclass" and name in ("bce", "focal", "hinge"):
-        raise ConfigError(f"--loss {name} needs a binary or multi-label target; the task is multiclass with {n_classes} classes (use ce)")
+        raise OptionError(f"--loss {name} needs a binary or multi-label target; the task is multiclass with {n_classes} classes (use ce)")
     if task == "multilabel" and name == "ce":
-        raise ConfigError("--loss ce needs one class per sample; the task is multi-label (use bce or focal)")
+        raise OptionError("--loss ce needs one class per sample; the task is multi-label (use bce or focal)")
     config.check_loss_options(options, name)
     if task == "regression" and options.class_weight not in (None, "none"):
         raise OptionError("--class-weight needs a classification target; the task is regression")
     if task == "multilabel" and name in ("focal", "hinge") and str(options.class_weight or "none").lower() != "none":
         # focal and hinge take one weight per sample: a label's own weights were averaged over the labels
-        raise ConfigError(f"--class-weight on a multi-label target weighs each label's positives and negatives apart, "
+        raise OptionError(f"--class-weight on a multi-label target weighs each label's positives and negatives apart, "
                           f"which --loss bce does; --loss {name} takes one weight per sample (leave out --class-weight, "
                           "or use --loss bce)")
 

@@ -669,7 +669,8 @@ def _absent_note(task: str, y: np.ndarray, classes: list, overall: dict | None =
             return None
         every = len(one_valued) == y.reshape(len(y), -1).shape[1]
         left = ("so the balanced accuracy, over the labels that vary, is undefined (—)" if every else
-                "left out of the balanced accuracy (the mean over the other labels)")
+                "left out of the balanced accuracy (the mean over the other labels) and, where never called "
+                "positive either, of F1 macro")
         return (f"label{'s' * (len(one_valued) > 1)} {', '.join(map(repr, one_valued))} hold{'s' * (len(one_valued) == 1)} "
                 f"one value in every row: {left}; their ROC AUC is undefined (—)")
     if task not in ("binary", "multiclass") or len(y) == 0:
