@@ -332,3 +332,19 @@ def test_a_gene_far_out_in_training_and_cohort_alike_is_not_called_spread(tmp_pa
     assert r.exit_code == 0, r.output
     report = pd.read_csv(tmp_path / "s.csv")
     assert not report["spread_shifted"].any() and np.isfinite(report["sd_ratio"]).all()
+
+
+def test_a_cohort_far_beyond_the_training_values_has_no_sd_ratio_not_zero(tmp_path):
+    # log2 intensities in training, raw ones (2^x, a million times wider) in the cohort: the values before the clip
+    # are held at ±100 scales, every one at the bound, so their SD is not measured — it read "SD ratio 0.00"
+    table = make_table("binary", n_patients=40, per_patient=2, n_features=8, seed=3)
+    features = [c for c in table.columns if c.startswith("f")]
+    table[features] = table[features] + 20.0
+    table.to_csv(tmp_path / "train.csv", index=False)
+    model = train(str(tmp_path / "train.csv"), TrainOptions(hidden=[4], epochs=2, folds=1, log1p=False)).model
+    cohort = table.copy()
+    cohort[features] = 2.0 ** cohort[features]
+    report = lib.shift_report(model, cohort)
+    frame = report.to_frame()
+    assert frame["sd_ratio"].isna().all(), frame[["feature", "sd_ratio"]]
+    assert report.shifted and (frame["mean_shift_sd"] > 1).all()

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..data.preprocess import UNCLIPPED_LIMIT
 from ..errors import DataError
 from ..model_io import Model
 from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS, _label_keys
@@ -120,6 +121,9 @@ class ShiftReport:
     # spread (every gene's SD doubled read as x1.7 after it, x2.5 as x2.0)
     new_sd_unclipped: np.ndarray | None = None
     train_sd_unclipped: np.ndarray | None = None
+    # (d,) the share of the new values at the ±100-scale bound of those SDs: beyond it nothing is measured, and
+    # a cohort on another scale (raw intensities for a model of log2 ones) read "SD ratio 0.00", as if narrower
+    new_at_bound: np.ndarray | None = None
 
     @property
     def units(self) -> int:
@@ -164,8 +168,10 @@ class ShiftReport:
         (``Preprocessor.unclipped``), in training too."""
         new, train = ((self.new_sd_unclipped, self.train_sd_unclipped) if self.unclipped
                       else (self.new_sd, self.train_sd))
+        # most new values held at the bound (far beyond the training values: another scale): not measured (NaN)
+        beyond = (self.new_at_bound > 0.5) if self.unclipped and self.new_at_bound is not None else False
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.filled, np.nan, new / np.maximum(train, 1e-12))
+            return np.where(self.filled | beyond, np.nan, new / np.maximum(train, 1e-12))
 
     def _beyond(self, sd: float, min_n: int) -> np.ndarray:
         if self.units < min_n or not self.checked:
@@ -506,6 +512,7 @@ class _ShiftStats:
         self.train_sd_unclipped = getattr(pre, "train_sd_unclipped_", None)
         self.u1 = np.zeros_like(self.ref)
         self.u2 = np.zeros_like(self.ref)
+        self.u_at = np.zeros_like(self.ref)  # the weight of the values at the ±UNCLIPPED_LIMIT bound
         self.u_n = 0.0
 
     def count_nonzero(self, X: np.ndarray) -> None:
@@ -554,6 +561,7 @@ class _ShiftStats:
         weight = np.where(rows[keep] < UNCLIPPED_EVERY_ROW, 1.0, float(UNCLIPPED_STRIDE))
         U = self.pre.unclipped(block[keep] if not keep.all() else block)  # (m, d) float64: robust z-scores
         with np.errstate(over="ignore", invalid="ignore"):
+            self.u_at += weight @ (np.abs(U) >= UNCLIPPED_LIMIT)
             self.u1 += weight @ U
             U *= U
             self.u2 += weight @ U
@@ -574,7 +582,8 @@ class _ShiftStats:
                            log1p=bool(getattr(pre.config, "log1p", False)), negative=self.negative if self.n else None,
                            new_sd_unclipped=None if self.train_sd_unclipped is None else np.sqrt(u_var),
                            train_sd_unclipped=None if self.train_sd_unclipped is None else
-                           np.asarray(self.train_sd_unclipped, dtype=np.float64).copy(), **_own_scale(pre))
+                           np.asarray(self.train_sd_unclipped, dtype=np.float64).copy(),
+                           new_at_bound=None if self.train_sd_unclipped is None else self.u_at / u_n, **_own_scale(pre))
 
 
 def _own_scale(pre) -> dict:
