@@ -116,3 +116,19 @@ def test_replicate_ids_without_a_patient_column_are_named(tmp_path):
     table.to_csv(tmp_path / "t.csv", index=False)
     plain = [w for w in _train(tmp_path / "t.csv")["warnings"] if "samples are treated as independent" in w]
     assert len(plain) == 1 and "replicates" not in plain[0]
+
+
+def test_predict_says_when_zeros_stand_where_training_had_missing_values(proteins, tmp_path):
+    table = pd.read_csv(proteins / "proteins.csv").drop(columns=["f28", "f29"])
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert run(["train", str(tmp_path / "t.csv"), "--impute", "min", "--epochs", "3", "--hidden", "4", "--folds", "1",
+                "-q", "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    zeros = table.fillna(0.0)  # a lab writing "not detected" as 0
+    zeros.to_csv(tmp_path / "zeros.csv", index=False)
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "zeros.csv"), "-o", str(tmp_path / "p.csv"),
+               "--json"])
+    assert res.exit_code == 0, res.output
+    said = [w for w in json.loads(res.stdout)["warnings"] if "never 0 in training" in w and "--impute" in w]
+    assert len(said) == 1 and "write those cells as missing" in said[0], res.stdout
+    same = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "p.csv"), "--json"])
+    assert not [w for w in json.loads(same.stdout)["warnings"] if "never 0 in training" in w and "--impute" in w]

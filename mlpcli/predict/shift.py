@@ -80,6 +80,11 @@ ABSENT_CHANCE = 0.01
 # ── cohort shift ─────────────────────────────────────────────────────────────────────────────────────────
 
 
+# A share of a cohort's rows at 0 in a feature never 0 in training, from which (with --impute) the 0s read as "not
+# detected" written as 0 (``ShiftReport.zeros_unlike_training``)
+ZERO_AS_MISSING_SHARE = 0.05
+
+
 @dataclass
 class ShiftReport:
     """Per-feature comparison of a new table with the training rows, on the preprocessed scale.
@@ -242,6 +247,15 @@ class ShiftReport:
                 f"{self.units} {self.unit_name()}, though {at_most}: {names}. A gene the cohort's assay did not "
                 "measure, written as 0, reads to the model as 'not expressed': if they were not measured, remove "
                 "those columns and predict with --fill-missing mean (their training means instead)")
+
+    def zeros_unlike_training(self, share: float = ZERO_AS_MISSING_SHARE) -> np.ndarray:
+        """(d,) bool: features never 0 in training but 0 in at least ``share`` of this cohort's rows (and not in
+        every row: ``absent``). Where missing values were filled in training (--impute), that is the mark of a lab
+        writing 'not detected' as 0: the model then reads the lowest detected value's far side, not a fill."""
+        if self.nonzero is None or self.train_zero_share is None or not self.n:
+            return np.zeros(len(self.features), dtype=bool)
+        zero_share = 1.0 - self.nonzero / self.n
+        return (~self.filled & (self.train_zero_share == 0) & (zero_share >= share) & (zero_share < 1.0))
 
     def _fraction(self, flags: np.ndarray) -> float:
         judged = int((~self.filled).sum())

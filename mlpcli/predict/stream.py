@@ -684,6 +684,15 @@ class _Run:
         absent = self.shift.absent_message()
         if absent is not None:
             self.warnings.append(absent)
+        zeros = self.shift.zeros_unlike_training()
+        k = int(zeros.sum())
+        if k and getattr(model.preprocessor.config, "impute", None) is not None:
+            names = _quoted([plan.features[j] for j in np.flatnonzero(zeros)][:5])
+            self.warnings.append(
+                f"{k} feature{'s' * (k > 1)} never 0 in training {'are' if k > 1 else 'is'} "
+                f"0 in some of this table's rows ({names}{' …' if k > 5 else ''}), and the model filled "
+                "missing values in training (--impute): if 0 means 'not detected' here, write those cells as missing "
+                "(NA, empty) so that they are filled as in training; a 0 is read as a measured value")
         if message is None:
             checked = self.stats.n  # the rows of known labels with --novel-labels; else every row
             whose = " of known labels" if checked != self.n_rows else ""
