@@ -252,7 +252,9 @@ class SetPredictor:
         """(C,) the bound a class's count must stay below, less the rounding of a sum of the calibration
         weights (COUNT_SLACK_ULPS). At a level so small that the slack would reach 0, the bound itself: below it
         only a count of 0, which is exact (a sample below every calibration score keeps every class)."""
-        cut = self.bound - COUNT_SLACK_ULPS * np.finfo(np.float64).eps * (self.n_rows + 1.0) * (1.0 + self.bound)
+        finite = np.isfinite(self.bound)  # an infinite bound (a class without calibration rows) needs no slack
+        slack = COUNT_SLACK_ULPS * np.finfo(np.float64).eps * (self.n_rows + 1.0) * (1.0 + np.where(finite, self.bound, 0.0))
+        cut = np.where(finite, self.bound - slack, self.bound)
         return np.where(cut > 0, cut, self.bound)
 
     @property

@@ -614,7 +614,7 @@ def test_missing_values_need_impute():
     X[[1, 2], 0] = np.nan
     X[7, 4] = np.nan
     with pytest.raises(DataError, match=r"missing values in 2 feature columns: 'g0' \(2\), 'g4' \(1\) \(counted in "
-                                        r"the training rows\); pass --impute median\|mean\|zero"):
+                                        r"the training rows\); pass --impute median\|mean\|zero\|min \(min for values below a detection limit\)"):
         D.Preprocessor().fit(X, names)
     pre = D.Preprocessor().fit(np.nan_to_num(X), names)
     with pytest.raises(DataError, match="--impute"):

@@ -92,12 +92,12 @@ def test_log1p_and_impute_settings_are_checked_against_the_data_before_any_fit(t
     frame.loc[3, "f02"] = np.nan
     ds = _dataset(frame, tmp_path)
     with pytest.raises(ConfigError, match=r"^--grid: the setting impute=none does not fit the data: missing values "
-                                          r"in 1 feature column: 'f02' \(1\); give impute median, mean or zero"):
+                                          r"in 1 feature column: 'f02' \(1\); give impute median, mean, zero or min in --grid"):
         tuning.tune(ds, TrainOptions(epochs=3, hidden=[]), {"impute": ["median", None]}, folds=2,
                     progress=lambda done, total: calls.append(done))
     assert calls == []
     # the command line's own option (no impute given, the grid tunes something else): said as train says it
-    with pytest.raises(DataError, match=r"^missing values .* pass --impute median\|mean\|zero"):
+    with pytest.raises(DataError, match=r"^missing values .* pass --impute median\|mean\|zero\|min"):
         tuning.tune(ds, TrainOptions(epochs=3, hidden=[]), {"l2": [0.0, 1.0]}, folds=2)
     # through the command line: one line, exit 1, no fold named
     res = run(["tune", table, "--grid", "log1p=false,true", *FAST])

@@ -248,15 +248,16 @@ def _show(con, table: Table) -> None:
     con.print(table)
 
 
-def _rule_words(task: str, rule: str | None, by_rule: bool) -> str:
+def _rule_words(task: str, rule: str | None, by_rule: bool, mixed: bool = False) -> str:
     """What decided the labels the metrics count, for the title: a balanced rule said, since its labels are not
     always the most probable class (a confusion matrix of them otherwise reads as a bug); argmax is the default
     reading and goes unsaid. ``by_rule``: the threshold is the rule's (no --threshold)."""
     if rule != "balanced":
         return ""
+    share = "share in the class mix --prevalence gave" if mixed else "training share"
     if task == "binary":
-        return ", the positive class's training share (the balanced decision rule)" if by_rule else ""
-    return "; labelled by the balanced decision rule: the most probable class relative to its training share"
+        return f", the positive class's {share} (the balanced decision rule)" if by_rule else ""
+    return f"; labelled by the balanced decision rule: the most probable class relative to its {share}"
 
 
 def render(result, model_path: str, data_file: str, rule: str | None = None, by_rule: bool = True,
@@ -265,7 +266,7 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
     ``by_rule``: a binary threshold is the rule's, not --threshold's; ``con``: where (standard output)."""
     con = con if con is not None else stdout_console()
     m = result.metrics
-    said = _rule_words(result.task, rule, by_rule)
+    said = _rule_words(result.task, rule, by_rule, getattr(result, "prevalence", None) is not None)
     if result.task == "binary":
         what = f"binary, positive class {m.get('positive_class')!r}, threshold {result.threshold:g}{said}"
     elif result.task == "multilabel":
@@ -439,5 +440,5 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
     write_together(files, last=last)
     if not as_json:  # standard output holding a document (-o -, --shift-report -): the tables go to stderr, as
         # the summary of every other command does then (they went nowhere)
-        render(result, model_path, data_file, result.decision, by_rule=threshold is None and result.prevalence is None,
+        render(result, model_path, data_file, result.decision, by_rule=threshold is None,
                con=stderr_console() if out == "-" or shift_path == "-" else None)

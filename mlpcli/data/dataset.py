@@ -1091,32 +1091,38 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
     return ds, notes + ([common] if common else [])
 
 
-# A sample id ending in a replicate's mark: "_R2", "-rep1", ".TR3", " replicate 2", "_A" (technical replicates of
-# one sample, which a lab names after it); what is left is the sample's stem
-_REPLICATE_SUFFIX = re.compile(r"^(.+?)[ _.\-]*(?:r|rep|replicate|tr|tech|techrep|run|inj|injection)[ _.\-]?\d+$|"
-                               r"^(.+?)[_.\-][a-d]$", re.IGNORECASE)
+# A sample id ending in a replicate's mark after a separator: "_R2", "-rep1", ".TR3", " replicate 2", "_A", "_2"
+# (technical replicates of one sample, which a lab names after it); what is left is the sample's stem
+_REPLICATE_SUFFIX = re.compile(r"^(.+?)[ _.\-]+(?:(?:r|rep|replicate|tr|tech|techrep|run|inj|injection)[ _.\-]?\d{1,2}"
+                               r"|[a-d]|\d{1,2})$", re.IGNORECASE)
+# The stems look like replicated samples when they hold 2-6 ids each (the median) and none holds more than
+# REPLICATE_STEM_SHARE of the ids (or 6): plain numbered ids ("cell_1" ... "cell_40") make one stem of all of them
+REPLICATE_STEM_SHARE = 0.1
 
 
 def replicate_ids_hint(ids) -> str:
-    """For the warning of a table without a patient column: ids that look like replicates of one sample
-    ("PT000_R1", "PT000_R2": a stem and a replicate's mark), when at least a tenth of the samples share a stem with
-    another; "" otherwise. Replicates of one sample on both sides of a split read balanced accuracy 0.959 where
-    grouping them gave 0.646."""
+    """For the warning of a table without a patient column: ids that look like replicates of fewer samples
+    ("PT000_R1", "PT000_R2": a stem, a separator and a replicate's mark), when at least a tenth of the samples share
+    a stem with another and the stems look like samples (``REPLICATE_STEM_SHARE``); "" otherwise. Replicates of one
+    sample on both sides of a split read balanced accuracy 0.959 where grouping them gave 0.646."""
     if ids is None or len(ids) < 4:
         return ""
+    texts = [str(v).strip() for v in ids]
     stems = []
-    for v in map(str, ids):
-        m = _REPLICATE_SUFFIX.match(v.strip())
-        stems.append(None if m is None else (m.group(1) or m.group(2)))
+    for v in texts:
+        m = _REPLICATE_SUFFIX.match(v)
+        stems.append(None if m is None else m.group(1))
     counts = Counter(s for s in stems if s is not None)
-    shared = [(v, s) for v, s in zip(map(str, ids), stems) if s is not None and counts[s] > 1]
-    if len(shared) < 0.1 * len(ids):
+    shared = [(v, s) for v, s in zip(texts, stems) if s is not None and counts[s] > 1]
+    sizes = [c for c in counts.values() if c > 1]
+    if (len(shared) < 0.1 * len(texts) or len(sizes) < 2 or not 2 <= float(np.median(sizes)) <= 6
+            or max(sizes) > max(6, REPLICATE_STEM_SHARE * len(texts))):
         return ""
     first = next(s for _, s in shared)
     examples = [v for v, s in shared if s == first][:2]
-    return (f"; the ids look like replicates of fewer samples ({len(shared):,} of {len(ids):,} share a stem with "
-            f"another, e.g. {', '.join(map(repr, examples))}): a column of their stems as --group keeps each sample's "
-            "replicates on one side")
+    return (f"; the ids look like replicates of fewer samples ({len(shared):,} of {len(texts):,} share a stem with "
+            f"another, e.g. {', '.join(map(repr, examples))} of {first!r}): a column of their stems as --group keeps "
+            "each sample's replicates on one side")
 
 
 # The other class's share below which a default positive class that is the common one is said (``common_positive_note``)

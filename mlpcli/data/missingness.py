@@ -8,11 +8,14 @@ be biology (the protein is below detection in that class) or an artefact (one ba
 user should know. The features whose missingness is tied to the labels or to the batches are found on the whole
 table before training:
 
-    for each feature with missing values: the table missing x class (or batch), its chi-square statistic and
-    Cramér's V = sqrt(chi2 / n); tied when V >= TIED_V and p < TIED_P / (features tested) (Bonferroni)
+    for each feature with missing values: the table missing x group over the groups of at least MIN_GROUP samples,
+    its chi-square statistic and Cramér's V = sqrt(chi2 / n); tied when V >= TIED_V, p < TIED_P / (features tested)
+    (Bonferroni) and the group where it is most often missing holds at least MIN_MISSING of its missing values
 
-Samples are counted one by one: a patient's replicates share their missingness, which makes p smaller than it
-should be; V, the size of the tie, decides first.
+Groups of fewer than MIN_GROUP samples are left out, and so is a tie of fewer than MIN_MISSING values: the
+chi-square's p means nothing at expected counts near 0 (one NaN in a batch of 3 read V 0.57; missingness at random
+over 100 batches of 3 samples flagged 53 features). Samples are counted one by one: a patient's replicates share
+their missingness, which makes p smaller than it should be; V, the size of the tie, decides first.
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ import numpy as np
 
 from ._common import CLASSIFICATION_TASKS
 
-__all__ = ["TIED_V", "TIED_P", "TiedFeature", "tied_missingness", "missingness_warnings"]
+__all__ = ["TIED_V", "TIED_P", "MIN_GROUP", "MIN_MISSING", "TiedFeature", "tied_missingness", "missingness_warnings"]
 
 # A feature's missingness is tied to the class (batch) from Cramér's V of 0.5 (a strong association by the usual
 # reading: a protein missing in 60 % of one class and 10 % of another of equal size is V 0.51) and a Bonferroni p
 # below 0.001 over the features tested.
 TIED_V = 0.5
 TIED_P = 1e-3
-# Columns read at a time (a float32 block of 8,000 rows is 8 MB at this width)
+MIN_GROUP = 5  # samples a group needs to be compared
+MIN_MISSING = 5  # missing values the group of the tie needs
+# Columns read at a time: the group counts of a block are (groups x BLOCK_COLUMNS), whatever the table's width
 BLOCK_COLUMNS = 256
 
 
@@ -50,56 +55,58 @@ def tied_missingness(X, missing: np.ndarray | None, labels: np.ndarray, names: l
                      group_names: list[str] | None = None) -> list[TiedFeature]:
     """The features of X (n, d) dense whose missing values (NaN) are tied to ``labels`` (n,) integer groups (classes
     or batches), strongest first. ``missing`` (d,): each feature's count of missing values (``Dataset.missing``), so
-    that only those columns are read; ``names`` (d,) the features', ``group_names`` the groups' (default: their
-    numbers)."""
+    that only those columns are read, a block at a time; ``names`` (d,) the features', ``group_names`` the groups'
+    (default: their numbers)."""
     if missing is None or not np.any(missing) or X is None or not hasattr(X, "shape"):
         return []
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     k = int(labels.max()) + 1 if labels.size else 0
-    sizes = np.bincount(labels, minlength=k).astype(np.float64)  # (k,)
-    present = sizes > 0
-    if present.sum() < 2:
+    sizes = np.bincount(labels, minlength=k)
+    compared = np.flatnonzero(sizes >= MIN_GROUP)  # the groups large enough to tell a tie from chance
+    if len(compared) < 2:
         return []
-    n = float(labels.size)
+    rows = np.flatnonzero(np.isin(labels, compared))
+    position = np.full(k, -1)
+    position[compared] = np.arange(len(compared))
+    onehot = np.zeros((len(rows), len(compared)), dtype=np.float32)
+    onehot[np.arange(len(rows)), position[labels[rows]]] = 1.0
+    sizes = sizes[compared].astype(np.float64)  # (g,)
+    n = float(sizes.sum())
     cols = np.flatnonzero(np.asarray(missing) > 0)
-    onehot = np.zeros((labels.size, k))
-    onehot[np.arange(labels.size), labels] = 1.0
-    counts = np.empty((k, cols.size))  # missing values per group and tested feature
-    for start in range(0, cols.size, BLOCK_COLUMNS):
-        block = cols[start:start + BLOCK_COLUMNS]
-        counts[:, start:start + len(block)] = onehot.T @ np.isnan(np.asarray(X[:, block], dtype=np.float64))
-    total = counts.sum(axis=0)  # (m,) missing values of each feature
-    sizes, counts = sizes[present], counts[present]
-    # chi-square of the (groups x {missing, present}) table of each feature, all features at once
-    expected_missing = sizes[:, None] * total[None, :] / n
-    expected_present = sizes[:, None] * (n - total)[None, :] / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        chi2 = np.nansum((counts - expected_missing) ** 2 / expected_missing
-                         + ((sizes[:, None] - counts) - expected_present) ** 2 / expected_present, axis=0)
-    chi2 = np.where((total > 0) & (total < n), chi2, 0.0)  # missing everywhere: nothing ties it to a group
-    v = np.sqrt(chi2 / n)  # (a 2-column table: min(r, c) - 1 = 1)
+    whole = len(rows) == labels.size
+    found = []  # (v, column, top group, share there, share elsewhere)
     from scipy.stats import chi2 as chi2_dist
 
-    p = chi2_dist.sf(chi2, int(present.sum()) - 1)
-    tied = np.flatnonzero((v >= TIED_V) & (p < TIED_P / max(1, cols.size)))
-    group_index = np.flatnonzero(present)
-    shares = counts / sizes[:, None]  # (groups, m)
-    out = []
-    for t in tied[np.argsort(-v[tied], kind="stable")]:
-        top = int(np.argmax(shares[:, t]))
-        rest = sizes.sum() - sizes[top]
-        others = float((total[t] - counts[top, t]) / rest) if rest > 0 else 0.0
-        g = int(group_index[top])
-        out.append(TiedFeature(str(names[cols[t]]), float(v[t]),
-                               str(group_names[g]) if group_names is not None else str(g), float(shares[top, t]),
-                               others))
-    return out
+    tested = max(1, cols.size)
+    for start in range(0, cols.size, BLOCK_COLUMNS):
+        block = cols[start:start + BLOCK_COLUMNS]
+        values = np.asarray(X[:, block]) if whole else np.asarray(X[:, block])[rows]
+        counts = (onehot.T @ np.isnan(np.asarray(values)).astype(np.float32)).astype(np.float64)  # (g, b)
+        total = counts.sum(axis=0)  # (b,)
+        expected_missing = sizes[:, None] * total[None, :] / n
+        expected_present = sizes[:, None] * (n - total)[None, :] / n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chi2 = np.nansum((counts - expected_missing) ** 2 / expected_missing
+                             + ((sizes[:, None] - counts) - expected_present) ** 2 / expected_present, axis=0)
+        chi2 = np.where((total > 0) & (total < n), chi2, 0.0)  # missing everywhere: nothing ties it to a group
+        v = np.sqrt(chi2 / n)  # (a 2-column table: min(r, c) - 1 = 1)
+        p = chi2_dist.sf(chi2, len(compared) - 1)
+        shares = counts / sizes[:, None]
+        top = shares.argmax(axis=0)
+        at_top = counts[top, np.arange(len(block))]
+        for t in np.flatnonzero((v >= TIED_V) & (p < TIED_P / tested) & (at_top >= MIN_MISSING)):
+            rest = n - sizes[top[t]]
+            others = float((total[t] - at_top[t]) / rest) if rest > 0 else 0.0
+            found.append((float(v[t]), int(block[t]), int(compared[top[t]]), float(shares[top[t], t]), others))
+    found.sort(key=lambda f: -f[0])
+    return [TiedFeature(str(names[c]), v, str(group_names[g]) if group_names is not None else str(g), share, others)
+            for v, c, g, share, others in found]
 
 
 def missingness_warnings(ds, shown: int = 3) -> list[str]:
-    """Warnings for ``train``/``cv`` with --impute on the Dataset ``ds``: the features whose missingness is tied to the
-    class, and those tied to the batch column (``tied_missingness``), each with where they are missing. A sparse
-    matrix (its implicit zeros are values, not missing) and tables without missing values give none."""
+    """Warnings for ``train``/``cv``/``tune`` with --impute on the Dataset ``ds``: the features whose missingness is
+    tied to the class, and those tied to the batch column (``tied_missingness``), each with where they are missing.
+    A sparse matrix (its implicit zeros are values, not missing) and tables without missing values give none."""
     from .dataset import is_sparse
 
     if ds.missing is None or not np.any(ds.missing) or is_sparse(ds.X):

@@ -232,8 +232,8 @@ class Preprocessor:
             self.warnings.append(empty_message(self.without_values))
 
         self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
-        if self.dropped_constant:
-            self.warnings.append(constant_message(self.dropped_constant))
+        if self.constant_only:  # (the features without a value are said apart, above)
+            self.warnings.append(constant_message(self.constant_only))
         if not variable.any():
             raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
         kept = self._select_top_var(variances, np.flatnonzero(variable))
@@ -455,6 +455,13 @@ class Preprocessor:
                             "can be; check the units of that column")
         raise DataError(value_limit_message("feature column", name, z, where))
 
+    @property
+    def constant_only(self) -> list[str]:
+        """The features dropped as constant that had values on the training rows (``dropped_constant`` less
+        ``without_values``, which their own warning names): what the constant-feature warning lists."""
+        without = set(self.without_values)
+        return [n for n in self.dropped_constant if n not in without]
+
     def restricted(self, names: Sequence[str]) -> "Preprocessor":
         """A copy keeping only the kept features ``names`` (a subset, in kept order): same parameters."""
         wanted = set(names)
@@ -644,8 +651,8 @@ class Preprocessor:
         variances = (squares + (n - stored) * mean ** 2) / n
 
         self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
-        if self.dropped_constant:
-            self.warnings.append(constant_message(self.dropped_constant))
+        if self.constant_only:  # (the features without a value are said apart, above)
+            self.warnings.append(constant_message(self.constant_only))
         if not variable.any():
             raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
         kept = self._select_top_var(variances if cfg.top_var is not None else None, np.flatnonzero(variable))
@@ -1430,13 +1437,17 @@ def _negative_message(names: Sequence[str], negative: np.ndarray, first_min: flo
             f"(first {names[cols[0]]!r}, min {first_min:.4g}); drop --log1p if the data is already on a log scale")
 
 
+# The --impute choices as the missing-values error names them (min: values missing below a detection limit)
+IMPUTE_HINT = "|".join(IMPUTE_METHODS) + " (min for values below a detection limit)"
+
+
 def missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: str = "") -> str:
     """The error for missing values (nan_counts (d,) per column of `names`) without --impute. counted_in: which rows the counts are of (" in the training rows": a member's, which a warning on the
     whole table counts differently)."""
     cols = np.flatnonzero(nan_counts)
     pairs = [(names[j], int(nan_counts[j])) for j in cols]
     return (f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {_counted(pairs)}{counted_in}; "
-            "pass --impute median|mean|zero or remove them")
+            f"pass --impute {IMPUTE_HINT} or remove them")
 
 
 def _nan_median(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray) -> np.ndarray:

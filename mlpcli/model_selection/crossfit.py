@@ -800,10 +800,10 @@ def _members_warnings(preprocessors: list[data.Preprocessor]) -> list[str]:
     rows (alike but for a few features, member by member) as one warning naming their union."""
     constant_message, pre = data.preprocess.constant_message, data.preprocess
     out: list[str] = []
-    dropped = [p.dropped_constant for p in preprocessors]
+    dropped = [p.constant_only for p in preprocessors]  # (the features without a value: their own warning)
     empty: list[list[str]] = [[] for _ in preprocessors]  # each member's features without a training value
     for i, p in enumerate(preprocessors):
-        own = constant_message(p.dropped_constant) if p.dropped_constant else None
+        own = constant_message(p.constant_only) if p.constant_only else None
         for w in p.warnings:
             if pre.is_empty_message(w):
                 empty[i] = list(getattr(p, "without_values", []))

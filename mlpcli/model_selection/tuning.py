@@ -26,6 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import data, metrics
+from ..data._common import IMPUTE_METHODS
+from ..data.preprocess import IMPUTE_HINT
 from ..config import ONLY_WITH, OPTIMIZER_ONLY, TrainOptions
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
@@ -348,7 +350,8 @@ def _check_preprocessing(ds: data.Dataset, options: TrainOptions, points: list[t
         message, key = why
         if key not in setting:  # the command line's own option (--log1p, no --impute), as train says it
             raise DataError(message)
-        message = message.replace("pass --impute median|mean|zero", "give impute median, mean or zero in --grid,") \
+        message = message.replace(f"pass --impute {IMPUTE_HINT}", f"give impute {', '.join(IMPUTE_METHODS[:-1])} or "
+                                  f"{IMPUTE_METHODS[-1]} in --grid (min for values below a detection limit),") \
             .replace("drop --log1p", "drop log1p=true from --grid")
         raise ConfigError(f"--grid: the setting {format_setting(setting)} does not fit the data: {message}")
 
@@ -650,6 +653,10 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     confounded = batch_confounding(ds)  # as cv warns: a grid point can win by recognising batches
     if confounded:
         warn.insert(0, confounded)
+    if options.impute is not None or any(v is not None for v in space.get("impute", [])):  # as train and cv warn
+        from ..data.missingness import missingness_warnings
+
+        warn[:0] = missingness_warnings(ds)
     capped = _epochs_cap_warning(ranked[0]) if ranked else None
     if capped:
         warn.append(capped)
