@@ -929,22 +929,31 @@ class _Scaling:
 
 
 EMPTY_WORDS = "features have no values on the training rows"
+EMPTY_WORDS_MEMBERS = "features have no values on a member's training rows"
+
+
+def _per_member(names: Sequence[str], per_member: Sequence[int] | None) -> str | None:
+    """"2–5 per member (5 members), 8 in all" when an ensemble's members differ in how many of ``names`` (their union)
+    each had; None when there is one count, that of every name (one network, or members alike)."""
+    if per_member is None or len(set(per_member)) == 1 and per_member[0] == len(names):
+        return None
+    low, high = min(per_member), max(per_member)
+    each = f"{low}" if low == high else f"{low}–{high}"
+    return f"{each} per member ({len(per_member)} members), {len(names)} in all"
 
 
 def empty_message(names: Sequence[str], per_member: Sequence[int] | None = None) -> str:
     """The warning for feature columns missing in every training row (with --impute: filled with 0, constant, and
     dropped); ``per_member``: how many each member of an ensemble had, when ``names`` is their union."""
-    if per_member is None or len(set(per_member)) == 1 and per_member[0] == len(names):
+    counted = _per_member(names, per_member)
+    if counted is None:
         return f"{len(names)} {EMPTY_WORDS}: {_quoted(list(names))}"
-    low, high = min(per_member), max(per_member)
-    each = f"{low}" if low == high else f"{low}–{high}"
-    return (f"{EMPTY_WORDS.replace('the training rows', 'a member' + chr(39) + 's training rows')}: {each} per member "
-            f"({len(per_member)} members), {len(names)} in all: {_quoted(list(names))} (dropped there as constant)")
+    return f"{EMPTY_WORDS_MEMBERS}: {counted}: {_quoted(list(names))} (dropped there as constant)"
 
 
 def is_empty_message(text: str) -> bool:
     """Whether ``text`` is an ``empty_message`` warning."""
-    return EMPTY_WORDS in text or "features have no values on a member's training rows" in text
+    return EMPTY_WORDS in text or EMPTY_WORDS_MEMBERS in text
 
 
 def is_constant_message(text: str) -> bool:
@@ -956,12 +965,10 @@ def constant_message(dropped: Sequence[str], per_member: Sequence[int] | None = 
     """The warning for features dropped as constant on the training rows (``Preprocessor.dropped_constant``);
     ``per_member``: how many each member of an ensemble dropped, when ``dropped`` is their union (the members'
     training rows differ, and so do their constant features: one warning for all of them, not one each)."""
-    if per_member is None or len(set(per_member)) == 1 and per_member[0] == len(dropped):
+    counted = _per_member(dropped, per_member)
+    if counted is None:
         return f"dropped {len(dropped)} features constant on the training rows: {_quoted(list(dropped))}"
-    low, high = min(per_member), max(per_member)
-    each = f"{low}" if low == high else f"{low}–{high}"
-    return (f"dropped features constant on the training rows: {each} per member ({len(per_member)} members), "
-            f"{len(dropped)} in all: {_quoted(list(dropped))}")
+    return f"dropped features constant on the training rows: {counted}: {_quoted(list(dropped))}"
 
 
 class _Beside:
