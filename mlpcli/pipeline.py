@@ -159,6 +159,9 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
 
     warnings += filter(None, [batch_confounding(ds, command="train")])
     warnings += splits.single_group_labels(ds)
+    from .data.batch_scales import batch_scale_warning  # (a batch of raw values among log ones)
+
+    warnings += filter(None, [batch_scale_warning(ds)])
     if options.impute is not None:  # missing values that follow the class or batch, which the fills then carry
         from .data.missingness import missingness_warnings
 

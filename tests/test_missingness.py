@@ -169,3 +169,18 @@ def test_features_without_a_value_are_one_warning_for_the_members_and_the_folds(
                "-q", "--json"])
     lines = [w for w in json.loads(res.stdout)["warnings"] if "have no values on" in w]
     assert len(lines) == 1, lines  # one line, naming the other folds, not one per fold
+
+
+def test_a_batch_on_another_scale_is_named_and_an_offset_is_not(tmp_path):
+    table = make_table("multiclass", n_patients=45, per_patient=2, n_features=20, seed=9)
+    features = [c for c in table.columns if c.startswith("f")]
+    table[features] = table[features] + 20.0  # log2 intensities
+    offset = table.copy()
+    offset.loc[offset.batch == "B2", features] += 1.5  # an ordinary batch effect: the spread is the same
+    offset.to_csv(tmp_path / "offset.csv", index=False)
+    assert not [w for w in _train(tmp_path / "offset.csv")["warnings"] if "another scale" in w]
+    raw = table.copy()
+    raw.loc[raw.batch == "B3", features] = 2.0 ** raw.loc[raw.batch == "B3", features]  # one run's raw values
+    raw.to_csv(tmp_path / "raw.csv", index=False)
+    said = [w for w in _train(tmp_path / "raw.csv")["warnings"] if "another scale" in w]
+    assert len(said) == 1 and said[0].startswith("batch 'B3' (20 of 20 features higher"), said

@@ -475,7 +475,10 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     confounded = batch_confounding(ds, leave_batch_out)
     if confounded:
         warn.insert(0, confounded)
+    from ..data.batch_scales import batch_scale_warning
+
     warn += _label_sets_of_folds(ds, fold_list, repeated) + single_group_labels(ds)
+    warn += filter(None, [batch_scale_warning(ds)])
     if options.impute is not None:  # missing values that follow the class or batch (``data.missingness``)
         from ..data.missingness import missingness_warnings
 
