@@ -6,7 +6,8 @@ others by orders of magnitude after them: the network learns the batch, and `dia
 little data. The shift check of ``predict`` tells a cohort on another scale from the training one (``one_way``);
 this is the same test between the batches of a training table, before training:
 
-    per batch of at least MIN_BATCH samples and per feature (a spaced sample of at most SAMPLED_FEATURES), the
+    per batch of at least MIN_BATCH samples (a spaced sample of at most SAMPLED_ROWS) and per feature (of at most
+    SAMPLED_FEATURES), the
     median and the interquartile range; against the other batches' (their pooled median of medians and IQRs):
     on another scale when at least SAME_WAY_SHARE of the features sit on one side by more than SHIFT_IQRS of the
     others' IQR and the median ratio of the IQRs is SPREAD_RATIO or more (either way)
@@ -22,6 +23,8 @@ __all__ = ["batch_scale_warning", "MIN_BATCH", "SAME_WAY_SHARE", "SHIFT_IQRS", "
 
 MIN_BATCH = 5
 SAMPLED_FEATURES = 2000
+SAMPLED_ROWS = 200  # per batch (quartiles of 200 rows are close enough for a 10 x test)
+MAX_BATCHES = 20  # the largest batches compared, when there are more (one per donor, say)
 SAME_WAY_SHARE = 0.9
 SHIFT_IQRS = 2.0
 SPREAD_RATIO = 10.0
@@ -50,10 +53,15 @@ def batch_scale_warning(ds) -> str | None:
     large = np.flatnonzero(sizes >= MIN_BATCH)
     if len(large) < 2:
         return None
+    if len(large) > MAX_BATCHES:
+        large = np.sort(large[np.argsort(-sizes[large], kind="stable")[:MAX_BATCHES]])
     d = ds.X.shape[1]
     cols = np.unique(np.linspace(0, d - 1, min(d, SAMPLED_FEATURES)).astype(np.int64))
-    values = np.asarray(ds.X[:, cols], dtype=np.float64)
-    stats = {int(i): _quartiles(values[b == i]) for i in large}
+    stats = {}
+    for i in large:  # a spaced sample of each batch's rows: quartiles need no more (and 200,000 rows no copy)
+        rows = np.flatnonzero(b == i)
+        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), SAMPLED_ROWS)).astype(np.int64))]
+        stats[int(i)] = _quartiles(np.asarray(ds.X[np.ix_(rows, cols)], dtype=np.float64))
     said = []
     for i in large:
         others = [stats[int(j)] for j in large if j != i]
