@@ -60,3 +60,17 @@ def test_a_label_of_one_patient_is_a_warning_in_train_and_cv(tmp_path):
         assert res.exit_code == 0, res.output
         said = [w for w in json.loads(res.stdout)["warnings"] if "all come from one patient_id" in w]
         assert len(said) == 1 and "'solo' (positives: patient_id 'P000')" in said[0], res.stdout
+
+
+def test_evaluate_names_every_target_with_missing_values(tmp_path):
+    table = make_table("multilabel", n_patients=20, per_patient=2, n_features=6, seed=7)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert run(["train", str(tmp_path / "t.csv"), "--target", "lab0,lab1,lab2", "--folds", "1", "--epochs", "2",
+                "--hidden", "4", "-q", "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    gaps = table.astype({"lab0": "float64", "lab2": "float64"})
+    gaps.loc[5, "lab2"] = np.nan
+    gaps.loc[9, "lab0"] = np.nan
+    gaps.to_csv(tmp_path / "gaps.csv", index=False)
+    res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "gaps.csv")])
+    assert res.exit_code == 1 and "the target 'lab2' has missing values, the first at row 6" in res.output, res.output
+    assert "(and 'lab0' too)" in res.output

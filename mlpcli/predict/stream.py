@@ -876,9 +876,12 @@ def _encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source
     missing = frame[targets].isna().to_numpy()  # (n, k)
     if missing.any():
         i, j = np.argwhere(missing)[0]  # row order, then column order
+        # every target with one in this piece, not only the first's (a count would change with --chunksize)
+        also = [repr(str(targets[c])) for c in np.flatnonzero(missing.any(axis=0)) if c != j]
+        more = f" (and {', '.join(also)} too)" if also else ""
         raise DataError(f"{source}: the target {targets[j]!r} has missing values, the first at "
-                        f"{_row_label(first_row, index[i], ids)}; drop the rows without a label, or predict them "
-                        "with `mlpcli predict`")
+                        f"{_row_label(first_row, index[i], ids)}{more}; drop the rows without a label, or predict "
+                        "them with `mlpcli predict`")
     # a model whose classes include one number written differently ('1', '01', '1.0': text at training) reads a
     # cohort's labels as text too: typed, '1' and '1.0' became one number, and every '1.0' row the class '1'
     as_text = bool(one_number_groups([c for c in model.classes if isinstance(c, str)]))
