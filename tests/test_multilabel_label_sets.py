@@ -74,3 +74,33 @@ def test_evaluate_names_every_target_with_missing_values(tmp_path):
     res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "gaps.csv")])
     assert res.exit_code == 1 and "the target 'lab2' has missing values, the first at row 6" in res.output, res.output
     assert "(and 'lab0' too)" in res.output
+
+
+@pytest.fixture(scope="module")
+def two_targets(tmp_path_factory):
+    d = tmp_path_factory.mktemp("two_targets")
+    table = make_table("regression", n_patients=60, per_patient=2, n_features=6, seed=2).drop(columns=["label"])
+    table["growth"] = 3.0 * table["f00"] + 10.0
+    table["dose"] = -2.0 * table["f01"] + 50.0
+    table.to_csv(d / "t.csv", index=False)
+    res = run(["train", str(d / "t.csv"), "--target", "growth,dose", "--folds", "1", "--epochs", "60", "--hidden", "8",
+               "-q", "-o", str(d / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    return d, table
+
+
+def test_evaluate_says_when_target_columns_seem_swapped_or_in_other_units(two_targets):
+    d, table = two_targets
+    renamed = table.rename(columns={"growth": "g", "dose": "x"})
+    renamed.to_csv(d / "renamed.csv", index=False)
+    good = json.loads(run(["evaluate", str(d / "m.mlp"), str(d / "renamed.csv"), "--target", "g,x", "--json"]).stdout)
+    assert not [w for w in good["warnings"] if "read by position" in w or "far from the training target" in w]
+    swapped = json.loads(run(["evaluate", str(d / "m.mlp"), str(d / "renamed.csv"), "--target", "x,g",
+                              "--json"]).stdout)
+    said = [w for w in swapped["warnings"] if "read by position" in w]
+    assert len(said) == 1 and "the predictions of 'growth' fit the column read as 'dose' ('g'" in said[0], said
+    months = table.assign(growth=table["growth"] * 12)  # another unit
+    months.to_csv(d / "months.csv", index=False)
+    far = [w for w in json.loads(run(["evaluate", str(d / "m.mlp"), str(d / "months.csv"), "--json"]).stdout)["warnings"]
+           if "far from the training target" in w]
+    assert len(far) == 1 and far[0].startswith("the truth of 'growth'"), far

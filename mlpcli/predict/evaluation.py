@@ -413,6 +413,10 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     untaught = _untaught_labels(model, y)
     if untaught:
         result.warnings.append(untaught)
+    # target columns in another order than the model's, or a target in other units (the first says the second's why)
+    unlike = _targets_fit_others(model, y, out, read_as=reader) or _targets_unlike_training(model, y, read_as=reader)
+    if unlike:
+        result.warnings.append(unlike)
     if task in ("binary", "multiclass"):
         result.warnings += class_totals_warning(model, out, y, mix)
     groups = meta.get("group")
@@ -625,6 +629,79 @@ def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray, mix=Non
         why = ("the probabilities are off for these classes on this table (the top-label ECE does not show it): check "
                "their recall before trusting their probabilities")
     return [f"the probabilities of {'; '.join(parts)}{more}: {why}"]
+
+
+# A regression truth whose mean lies this many training SDs from the training target's mean, or whose SD is this
+# many times larger or smaller, reads as another quantity (``_targets_unlike_training``)
+TARGET_FAR_SD = 5.0
+TARGET_SPREAD_RATIO = 10.0
+
+
+def _targets_unlike_training(model: Model, y: np.ndarray, read_as: Model | None = None) -> str | None:
+    """A regression model's warning naming the targets whose truth here is far from the training target (its mean
+    TARGET_FAR_SD training SDs away, or its SD TARGET_SPREAD_RATIO times off): another quantity or unit, or
+    --target columns given in another order than the model's (they are read by position). None otherwise."""
+    members = getattr(model, "members", None) or []
+    scaling = getattr(members[0], "target_scaling", None) if members else None  # (a member's training rows: close
+    if model.task != "regression" or not scaling or len(y) < 5:  # enough to the others' for a 5-SD test)
+        return None
+    Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    mean0, sd0 = np.asarray(scaling["mean"], dtype=np.float64), np.asarray(scaling["sd"], dtype=np.float64)
+    if Y.shape[1] != len(mean0):
+        return None
+    names = [str(c) for c in (read_as.classes if read_as is not None else model.classes)]
+    own = [str(c) for c in model.classes]
+    said = []
+    for j in range(Y.shape[1]):
+        m, sd = float(np.mean(Y[:, j])), float(np.std(Y[:, j]))
+        if not sd0[j] > 0:
+            continue
+        spread = sd / sd0[j]
+        if abs(m - mean0[j]) > TARGET_FAR_SD * sd0[j] or (sd > 0 and not 1 / TARGET_SPREAD_RATIO < spread < TARGET_SPREAD_RATIO):
+            source = f" (read from {names[j]!r})" if names[j] != own[j] else ""
+            said.append(f"{own[j]!r}{source}: mean {m:.4g}, SD {sd:.3g}, in training {mean0[j]:.4g} and {sd0[j]:.3g}")
+    if not said:
+        return None
+    order = " — or --target names the columns in another order than the model's targets, which are read by position" \
+        if len(mean0) > 1 else ""
+    return (f"the truth of {'; '.join(said[:3])}{' …' if len(said) > 3 else ''} is far from the training target: "
+            f"another quantity or unit{order}; the metrics compare the model with it as given")
+
+
+# A target's predictions fitting another target's truth better than its own by this much R² (and at least
+# SWAP_MIN_R2) read as target columns given in another order (``_targets_fit_others``)
+SWAP_R2_GAIN = 0.3
+SWAP_MIN_R2 = 0.3
+
+
+def _targets_fit_others(model: Model, y: np.ndarray, out: np.ndarray, read_as: Model | None = None) -> str | None:
+    """A multi-target regression model's warning when the predictions of a target fit another target's truth far
+    better than its own (R² SWAP_R2_GAIN higher, at least SWAP_MIN_R2): the truth columns are read by position, and
+    two given in swapped order scored R² -1.40 for a target the model predicts well. None otherwise."""
+    if model.task != "regression" or len(y) < 5:
+        return None
+    Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    P = np.asarray(out, dtype=np.float64).reshape(len(y), -1)
+    k = Y.shape[1]
+    if k < 2 or P.shape[1] != k:
+        return None
+    sd = Y.std(axis=0)
+    if not (sd > 0).all():
+        return None
+    # r2[i, j]: the predictions of target j against the truth of column i
+    r2 = np.array([[1.0 - np.mean((Y[:, i] - P[:, j]) ** 2) / sd[i] ** 2 for j in range(k)] for i in range(k)])
+    names = [str(c) for c in (read_as.classes if read_as is not None else model.classes)]
+    own = [str(c) for c in model.classes]
+    said = []
+    for j in range(k):
+        i = int(np.argmax(r2[:, j]))
+        if i != j and r2[i, j] >= SWAP_MIN_R2 and r2[i, j] >= r2[j, j] + SWAP_R2_GAIN:
+            said.append(f"the predictions of {own[j]!r} fit the column read as {own[i]!r} ({names[i]!r}; R² "
+                        f"{r2[i, j]:.2f}) better than its own ({names[j]!r}; R² {r2[j, j]:.2f})")
+    if not said:
+        return None
+    return ("; ".join(said[:3]) + ": are the target columns in the model's order (" + ", ".join(map(repr, own))
+            + ")? They are read by position")
 
 
 def _untaught_labels(model: Model, y: np.ndarray) -> str | None:
