@@ -104,3 +104,25 @@ def test_evaluate_says_when_target_columns_seem_swapped_or_in_other_units(two_ta
     far = [w for w in json.loads(run(["evaluate", str(d / "m.mlp"), str(d / "months.csv"), "--json"]).stdout)["warnings"]
            if "far from the training target" in w]
     assert len(far) == 1 and far[0].startswith("the truth of 'growth'"), far
+
+
+def test_each_labels_calls_are_reported_beside_its_ranking(rare_label):
+    from sklearn.metrics import f1_score, precision_score, recall_score
+    import pandas as pd
+
+    d = rare_label
+    res = run(["evaluate", str(d / "m.mlp"), str(d / "t.csv"), "--json"])
+    rows = {r["label"]: r for r in json.loads(res.stdout)["metrics"]["per_label"]}
+    assert run(["predict", str(d / "m.mlp"), str(d / "t.csv"), "-o", str(d / "p.csv"), "-q"]).exit_code == 0
+    truth, calls = pd.read_csv(d / "t.csv"), pd.read_csv(d / "p.csv")
+    for label in LABELS.split(","):
+        y, p = truth[label].to_numpy(), calls[f"pred_{label}"].to_numpy()
+        assert rows[label]["called"] == int(p.sum())
+        assert rows[label]["recall"] == pytest.approx(recall_score(y, p))
+        if p.sum():
+            assert rows[label]["precision"] == pytest.approx(precision_score(y, p))
+        else:  # never called: no precision (None), where scikit-learn says 0 with a warning
+            assert rows[label]["precision"] is None
+        assert rows[label]["f1"] == pytest.approx(f1_score(y, p))
+    info = run(["info", str(d / "m.mlp")]).output
+    assert "recall" in info and "called)" in info

@@ -996,10 +996,12 @@ def per_class_recall(rows: list[dict]) -> str:
     """"A 0.963 (296), B 0.975 (198), R 0.500 (6)": each class's recall and samples, in the classes' order; with
     more than RECALL_SHOWN classes the lowest recalls, lowest first, and how many more."""
     rows = [r for r in rows if r.get("support")]
+    key = "label" if rows and "label" in rows[0] else "class"  # a multi-label model's labels (their positives)
     shown = rows if len(rows) <= RECALL_SHOWN else sorted(
         rows, key=lambda r: (r["recall"] is None, r["recall"] if r["recall"] is not None else 0))[:RECALL_SHOWN]
-    text = ", ".join(f"{r['class']} {fmt_metric('recall', r['recall'])} ({r['support']})" for r in shown)
-    return text + (f"; the {RECALL_SHOWN} lowest of {len(rows)} classes (--json: all)" if len(shown) < len(rows) else "")
+    text = ", ".join(f"{r[key]} {fmt_metric('recall', r['recall'])} ({r['support']})" for r in shown)
+    what = "labels" if key == "label" else "classes"
+    return text + (f"; the {RECALL_SHOWN} lowest of {len(rows)} {what} (--json: all)" if len(shown) < len(rows) else "")
 
 
 def fmt_metric(key: str, v) -> str:

@@ -321,10 +321,11 @@ def _table(doc: dict) -> Table:
         for t in held.get("per_target") or []:  # each target in its own units (absent in older model files)
             table.add_row(f"  {t.get('target')}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"
                                                            for k in ("rmse", "mae", "r2", "pearson_r")))
-        for t in held.get("per_label") or []:
-            table.add_row(f"  {t.get('label')}", ", ".join(
-                f"{display_name(k)} {fmt_metric(k, t.get(k))}" for k in ("roc_auc", "average_precision", "log_loss"))
-                + f" ({t.get('support')} positive)")
+        for t in held.get("per_label") or []:  # the calls' recall and precision beside the ranking metrics (not in
+            keys = [k for k in ("recall", "precision") if k in t] + ["roc_auc", "average_precision", "log_loss"]
+            called = f", {t['called']} called" if "called" in t else ""  # model files from before they were kept)
+            table.add_row(f"  {t.get('label')}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}" for k in keys)
+                          + f" ({t.get('support')} positive{called})")
     else:
         table.add_row("held-out metrics", "not stored (model written by an earlier version)")
     if doc.get("tuning"):

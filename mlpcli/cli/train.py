@@ -239,6 +239,8 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     table.add_row(f"{where} samples", scored)
     if m.get("per_class"):  # a rare class's recall, which the balanced accuracy averages away (0.50 inside 0.813)
         table.add_row(f"{where} recall", per_class_recall(m["per_class"]))
+    elif m.get("per_label") and "recall" in m["per_label"][0]:  # a rare label never called: recall 0 of its positives
+        table.add_row(f"{where} recall", per_class_recall(m["per_label"]))
     for t in m.get("per_target") or []:  # several regression targets: each in its own units (pooled, they mix them)
         table.add_row(f"  {t['target']}", ", ".join(f"{display_name(k)} {fmt_metric(k, t.get(k))}"
                                                    for k in ("rmse", "mae", "r2", "pearson_r")))
