@@ -126,3 +126,15 @@ def test_each_labels_calls_are_reported_beside_its_ranking(rare_label):
         assert rows[label]["f1"] == pytest.approx(f1_score(y, p))
     info = run(["info", str(d / "m.mlp")]).output
     assert "recall" in info and "called)" in info
+
+
+def test_other_label_columns_left_among_the_features_are_named(tmp_path):
+    table = make_table("multilabel", n_patients=30, per_patient=2, n_features=24, seed=4)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    one = run(["train", str(tmp_path / "t.csv"), "--target", "lab0", "--folds", "1", "--epochs", "2", "--hidden", "4",
+               "--json", "-o", str(tmp_path / "m.mlp")])
+    said = [w for w in json.loads(one.stdout)["warnings"] if "hold only 0 and 1 among continuous ones" in w]
+    assert len(said) == 1 and "('lab1', 'lab2')" in said[0], one.stdout
+    every = run(["train", str(tmp_path / "t.csv"), "--target", "lab0,lab1,lab2", "--folds", "1", "--epochs", "2",
+                 "--hidden", "4", "--json", "-o", str(tmp_path / "m.mlp")])
+    assert not [w for w in json.loads(every.stdout)["warnings"] if "only 0 and 1" in w]

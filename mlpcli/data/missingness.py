@@ -26,7 +26,8 @@ import numpy as np
 
 from ._common import CLASSIFICATION_TASKS
 
-__all__ = ["TIED_V", "TIED_P", "MIN_GROUP", "MIN_MISSING", "TiedFeature", "tied_missingness", "missingness_warnings"]
+__all__ = ["TIED_V", "TIED_P", "MIN_GROUP", "MIN_MISSING", "TiedFeature", "tied_missingness", "missingness_warnings",
+           "binary_among_continuous"]
 
 # A feature's missingness is tied to the class (batch) from Cramér's V of 0.5 (a strong association by the usual
 # reading: a protein missing in 60 % of one class and 10 % of another of equal size is V 0.51) and a Bonferroni p
@@ -137,3 +138,35 @@ def _counted(tied: list[TiedFeature]) -> str:
 def _listed(tied: list[TiedFeature], shown: int) -> str:
     parts = [f"{t.name!r} missing in {t.share:.0%} of {t.group!r}, {t.others:.0%} of the others" for t in tied[:shown]]
     return "; ".join(parts) + (f"; and {len(tied) - shown} more" if len(tied) > shown else "")
+
+
+# A table whose features are continuous but for a few 0/1 columns: at most this many of them, and this share
+BINARY_AMONG_CONTINUOUS_MAX = 10
+BINARY_AMONG_CONTINUOUS_SHARE = 0.1
+
+
+def binary_among_continuous(ds, block_columns: int = BLOCK_COLUMNS) -> str | None:
+    """A warning naming the few feature columns that hold only 0 and 1 in a table of otherwise continuous features
+    (at most BINARY_AMONG_CONTINUOUS_MAX of them, and BINARY_AMONG_CONTINUOUS_SHARE of the features): other label
+    columns or clinical flags, which every column but the roles' becomes. Training on `mutA` of a table holding
+    `mutB`, `pathX` and `rare` used them as inputs and `explain` ranked another target among the genes. None for a
+    sparse matrix, or when there are none or many (a matrix of mutations is 0/1 throughout)."""
+    from .dataset import is_sparse
+
+    X = ds.X
+    if X is None or is_sparse(X) or X.shape[1] < 20:
+        return None
+    binary = []
+    for start in range(0, X.shape[1], block_columns):
+        B = np.asarray(X[:, start:start + block_columns])
+        zero, one = (B == 0), (B == 1)
+        flags = np.all(zero | one | np.isnan(B), axis=0) & zero.any(axis=0) & one.any(axis=0)
+        binary += [start + j for j in np.flatnonzero(flags)]
+        if len(binary) > BINARY_AMONG_CONTINUOUS_MAX:
+            return None
+    if not binary or len(binary) > BINARY_AMONG_CONTINUOUS_SHARE * X.shape[1]:
+        return None
+    names = ", ".join(repr(str(ds.feature_names[j])) for j in binary[:5]) + (" …" if len(binary) > 5 else "")
+    return (f"{len(binary)} feature column{'s' * (len(binary) > 1)} of the {X.shape[1]:,} hold{'s' * (len(binary) == 1)} "
+            f"only 0 and 1 among continuous ones ({names}): other label columns or clinical flags? Every column but "
+            "the target, id, group and batch is a feature; --drop them if they are outcomes, which would leak")
