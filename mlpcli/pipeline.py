@@ -26,8 +26,8 @@ from .errors import DataError
 from .model_io import Model
 from .model_summary import is_weighted
 from .model_selection import crossfit
-from .model_selection.pooled import PooledEstimate, pooled_estimate
 from .model_selection import splits
+from .model_selection.pooled import PooledEstimate, pooled_estimate
 from .model_selection.splits import summarize_folds
 from .parallel import beside, import_beside, member_plan
 
@@ -155,19 +155,8 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
     warnings = list(ds.warnings)
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
-    from .model_selection.cross_validation import batch_confounding  # (cv and tune warn the same)
-
-    warnings += filter(None, [batch_confounding(ds, command="train")])
-    warnings += splits.single_group_labels(ds)
-    from .data.batch_scales import batch_scale_warning  # (a batch of raw values among log ones)
-    from .data.missingness import binary_among_continuous  # (other label columns left among the features)
-
-    warnings += filter(None, [batch_scale_warning(ds)])
-    binary = beside(binary_among_continuous, ds)  # a pass over the table (0.08 s at 8,000 x 5,000), beside the fit
-    if options.impute is not None:  # missing values that follow the class or batch, which the fills then carry
-        from .data.missingness import missingness_warnings
-
-        warnings += missingness_warnings(ds)
+    table_warnings, later = _table_checks(ds, options)
+    warnings += table_warnings
     started = time.perf_counter()
     # the provenance's checksum (a sha256 over the table as float64: 0.2 s at 8,000 x 5,000) is made on a
     # second core while training starts (importing scikit-learn, splitting: one core)
@@ -180,7 +169,7 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
         if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
             notes += [n for n in val_ds.notes if n.startswith("--val-data")]
         notes += fitted.notes
-        warnings += filter(None, [binary()])
+        warnings += later()
         warnings += fitted.warnings
         model, resolved = fitted.model, fitted.options
         # an interrupted ensemble: the kept members' held-out rows, not the planned folds' (every row)
@@ -242,6 +231,23 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
     return TrainOutcome(model=model, fitted=fitted, val_metrics=val_metrics, notes=notes, warnings=warnings,
                         diagnosis=diagnosis, seconds=time.perf_counter() - started, metrics_caveat=caveat,
                         interval=interval)
+
+
+def _table_checks(ds: data.Dataset, options: TrainOptions) -> tuple[list[str], Callable[[], list[str]]]:
+    """The table's own warnings before training, as ``cv`` gives them: a label confounded with the batch, a
+    multi-label label of one patient, a batch on another scale, missingness that follows the class or batch (with
+    --impute); and a function giving those of a pass over the whole table made beside the fit (0/1 columns among
+    continuous features: 0.08 s at 8,000 x 5,000)."""
+    from .data.batch_scales import batch_scale_warning
+    from .data.missingness import binary_among_continuous, missingness_warnings
+    from .model_selection.cross_validation import batch_confounding
+
+    out = [w for w in (batch_confounding(ds, command="train"), batch_scale_warning(ds)) if w]
+    out += splits.single_group_labels(ds)
+    if options.impute is not None:  # missing values the fills then carry
+        out += missingness_warnings(ds)
+    binary = beside(binary_among_continuous, ds)
+    return out, lambda: [w for w in (binary(),) if w]
 
 
 def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> np.ndarray:
