@@ -342,10 +342,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     threshold_given = threshold is not None
     rule, threshold = resolve_decision(model, decision, threshold)
     training_rule, training_threshold = rule, threshold
-    mix = resolve_prevalence(model, prevalence)
-    if mix is not None:
-        rule = rule.with_shares(mix.cohort)
-        threshold = threshold if threshold_given else rule.threshold(model.task)
+    mix, rule, threshold = resolve_prevalence(model, prevalence, rule, threshold, threshold_given)
     weights = rule.weights(model.task)  # a multiclass model's labels (``mlpcli.decision``); None: argmax
     labels_by = labelled_by(model, rule, threshold_given)
     if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:

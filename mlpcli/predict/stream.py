@@ -1160,12 +1160,22 @@ def resolve_decision(model: Model, decision: str | None = None, threshold: float
     return rule, rule.threshold(model.task) if threshold is None else threshold
 
 
-def resolve_prevalence(model: Model, prevalence):
-    """The class mix ``predict``/``evaluate``'s ``--prevalence`` moves the probabilities to
-    (``mlpcli.prevalence.Prevalence``; None: the training mix, nothing moved). ``prevalence``: --prevalence's text
-    ("CLASS=SHARE,..."), a mapping class -> share (or a pandas Series, by its index), the shares in the model's
-    class order, or a Prevalence. OptionError (a usage error) for a task without classes, a model that keeps no
-    training class mix, or shares that are not a mix of its classes."""
+def resolve_prevalence(model: Model, prevalence, rule: Decision, threshold: float, threshold_given: bool):
+    """(mix, rule, threshold): the class mix ``predict``/``evaluate``'s ``--prevalence`` moves the probabilities to
+    (``mlpcli.prevalence.Prevalence``; None: the training mix, nothing moved), and ``resolve_decision``'s rule and
+    threshold for it (the rule divides by the mix's shares, so balanced labels stay; a binary threshold the rule set
+    becomes the mix's positive share). ``prevalence``: --prevalence's text ("CLASS=SHARE,..."), a mapping class ->
+    share (or a pandas Series, by its index), the shares in the model's class order, or a Prevalence. OptionError (a
+    usage error) for a task without classes, a model that keeps no training class mix, or shares that are not a mix
+    of its classes."""
+    mix = _prevalence(model, prevalence)
+    if mix is None:
+        return None, rule, threshold
+    rule = rule.with_shares(mix.cohort)
+    return mix, rule, threshold if threshold_given else rule.threshold(model.task)
+
+
+def _prevalence(model: Model, prevalence):
     if prevalence is None:
         return None
     from .. import prevalence as pv
@@ -1255,10 +1265,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     """
     threshold_given = threshold is not None
     rule, threshold = resolve_decision(model, decision, threshold)
-    mix = resolve_prevalence(model, prevalence)
-    if mix is not None:
-        rule = rule.with_shares(mix.cohort)
-        threshold = threshold if threshold_given else rule.threshold(model.task)
+    mix, rule, threshold = resolve_prevalence(model, prevalence, rule, threshold, threshold_given)
     trust = Trust(model, uncertainty, prevalence=mix) if uncertainty is not None and uncertainty.active else None
     explaining = None
     if explain is not None:
