@@ -9,6 +9,12 @@ balanced decision rule, ``mlpcli.decision``, compares P(c) / share(c), which T c
 calibrated probabilities, so its labels are those the calibration leads to.)
 The held-out logits are the out-of-fold logits of a cross-fitted ensemble, or the validation logits of a
 single network: never rows the network trained on.
+
+A multi-label model's labels are separate binary classifiers sharing a network, each with its own sigmoid: each
+gets a temperature of its own (T, (L,)), as a binary model does. One temperature for all of them was set by the
+labels that were easy to separate and sharpened the others: a label of 4 % with a weak signal went from a mean
+probability of 0.035 to 0.001 (T = 0.44). A label with fewer than MIN_LABEL_EVENTS positives or negatives among
+the held-out rows keeps T = 1 (its network's own probabilities): a handful of events cannot fit one.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 from .engine.functional import log_softmax, sigmoid, softmax, softplus
 from .metrics import expected_calibration_error
 
-__all__ = ["MIN_ROWS", "Calibration", "ClassTotal", "class_totals", "class_totals_off", "fit_temperature", "apply_temperature", "probabilities", "temper", "calibration_report",
+__all__ = ["MIN_ROWS", "MIN_LABEL_EVENTS", "temperature_field", "temperature_words", "Calibration", "ClassTotal", "class_totals", "class_totals_off", "fit_temperature", "apply_temperature", "probabilities", "temper", "calibration_report",
            "temperature_at_bound", "bound_note"]
 
 # T is searched on log T within [1/3, 3]: a network (or an ensemble's mean) is rarely off by more, and a
@@ -44,10 +50,20 @@ def temperature_at_bound(T: float) -> str | None:
 NEAR_CERTAIN_LOG_LOSS = 0.01
 
 
-def bound_note(T: float, log_loss_after: float | None = None) -> str | None:
+def bound_note(T: "float | np.ndarray", log_loss_after: float | None = None, labels=None) -> str | None:
     """What a temperature at an end of its range means (``train``'s note, ``info``'s row), or None.
     ``log_loss_after``: the held-out log loss at T; near 0 at the bottom end (a separable table, every held-out
-    sample right and near-certain, so any sharpening lowers it further) the bound means no want of correction."""
+    sample right and near-certain, so any sharpening lowers it further) the bound means no want of correction.
+    A multi-label model's temperatures (L,): the labels whose temperature is at an end (``labels``: their names)."""
+    if np.ndim(T) == 1:
+        ends = [(j, temperature_at_bound(float(t))) for j, t in enumerate(np.asarray(T, dtype=np.float64))]
+        ends = [(j, e) for j, e in ends if e is not None]
+        if not ends:
+            return None
+        lo, hi = LOG_T_BOUNDS
+        name = (lambda j: repr(str(labels[j]))) if labels is not None and len(labels) == np.size(T) else (lambda j: f"label {j + 1}")
+        return (", ".join(f"{name(j)} at the {e}" for j, e in ends) + f" of the range calibration fits "
+                f"({math.exp(lo):.3g}–{math.exp(hi):.3g}): more correction was wanted than it gives")
     end = temperature_at_bound(T)
     if end is None:
         return None
@@ -60,6 +76,8 @@ def bound_note(T: float, log_loss_after: float | None = None) -> str | None:
             "can correct")
 # Fewer held-out rows than this give a temperature too noisy to help on new samples: not fitted.
 MIN_ROWS = 100
+# A multi-label model's label needs this many held-out positives and as many negatives for a temperature of its own
+MIN_LABEL_EVENTS = 10
 _EPS = 1e-12
 
 
@@ -67,7 +85,7 @@ _EPS = 1e-12
 class Calibration:
     """What temperature scaling did, measured on the held-out rows it was fitted on."""
 
-    temperature: float
+    temperature: "float | list[float]"  # a multi-label model's: one per label
     n: int  # held-out rows
     log_loss_before: float
     log_loss_after: float
@@ -106,11 +124,23 @@ def _nll(logits: np.ndarray, y: np.ndarray, link: str, temperature: float) -> fl
     return float(np.mean(Y * softplus(-z) + (1 - Y) * softplus(z)))
 
 
-def fit_temperature(logits: np.ndarray, y: np.ndarray, link: str) -> float:
+def fit_temperature(logits: np.ndarray, y: np.ndarray, link: str) -> "float | np.ndarray":
     """The T in LOG_T_BOUNDS minimising the log loss of ``logits`` (n, k) against ``y``.
 
-    link: "softmax" (y: class indices (n,)) or "sigmoid" (y: 0/1, (n,) or (n, k)); one T for all outputs.
+    link: "softmax" (y: class indices (n,)) or "sigmoid" (y: 0/1, (n,) or (n, 1)): one T for all outputs.
+    Several sigmoid outputs (a multi-label model, y (n, L)): one T per label (L,), each fitted on its own column,
+    1.0 for a label with fewer than MIN_LABEL_EVENTS held-out positives or negatives.
     The exact log loss (``_nll``) is convex in 1/T, so a bounded scalar search finds the minimum."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if link == "sigmoid" and logits.ndim == 2 and logits.shape[1] > 1:
+        Y = np.asarray(y, dtype=np.float64).reshape(logits.shape)
+        events = np.minimum(Y.sum(axis=0), len(Y) - Y.sum(axis=0))
+        return np.array([_fit_one(logits[:, [j]], Y[:, [j]], link) if events[j] >= MIN_LABEL_EVENTS else 1.0
+                         for j in range(logits.shape[1])])
+    return _fit_one(logits, y, link)
+
+
+def _fit_one(logits: np.ndarray, y: np.ndarray, link: str) -> float:
     from scipy.optimize import minimize_scalar
 
     res = minimize_scalar(lambda s: _nll(logits, y, link, float(np.exp(s))), bounds=LOG_T_BOUNDS,
@@ -118,9 +148,30 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, link: str) -> float:
     return float(np.exp(res.x))
 
 
-def apply_temperature(logits: np.ndarray, temperature: float | None) -> np.ndarray:
-    """Logits divided by T (unchanged when T is None)."""
+def apply_temperature(logits: np.ndarray, temperature: "float | np.ndarray | None") -> np.ndarray:
+    """Logits (n, k) divided by T, one for all columns or one per column (k,) (unchanged when T is None)."""
     return logits if temperature is None else logits / temperature
+
+
+def temperature_field(T: "float | np.ndarray | None") -> "float | list[float] | None":
+    """A temperature as model.json and JSON outputs hold it: one number, or a multi-label model's list, one per
+    label in the model's label order."""
+    if T is None:
+        return None
+    t = np.asarray(T, dtype=np.float64)
+    return float(t) if t.ndim == 0 else [float(v) for v in t]
+
+
+def temperature_words(T: "float | np.ndarray", labels=None, shown: int = 6) -> str:
+    """A temperature for a summary line: "0.9332", or per label, "per label: mutA 0.41, rare 1 (too few events
+    to fit), ..." (with ``labels``; without, the range)."""
+    t = np.asarray(T, dtype=np.float64)
+    if t.ndim == 0:
+        return f"{float(t):.4g}"
+    if labels is None or len(labels) != len(t):
+        return f"per label {t.min():.4g}–{t.max():.4g}"
+    words = ", ".join(f"{labels[j]} {t[j]:.3g}" for j in range(min(shown, len(t))))
+    return f"per label: {words}" + (f" and {len(t) - shown} more" if len(t) > shown else "")
 
 
 def temper(P: np.ndarray, temperature: float | None, link: str) -> np.ndarray:
@@ -208,10 +259,10 @@ def class_totals(proba: np.ndarray, y: np.ndarray, before: np.ndarray | None = N
     return off
 
 
-def calibration_report(logits: np.ndarray, y: np.ndarray, link: str, temperature: float) -> Calibration:
+def calibration_report(logits: np.ndarray, y: np.ndarray, link: str, temperature: "float | np.ndarray") -> Calibration:
     """Log loss and ECE of the held-out rows before (T = 1) and after (T) scaling."""
     before, after = probabilities(logits, link), probabilities(logits, link, temperature)
-    return Calibration(temperature=float(temperature), n=int(len(y)),
+    return Calibration(temperature=temperature_field(temperature), n=int(len(y)),
                        log_loss_before=_log_loss(logits, y, link, 1.0),
                        log_loss_after=_log_loss(logits, y, link, temperature),
                        ece_before=_ece(before, y, link), ece_after=_ece(after, y, link))

@@ -235,12 +235,13 @@ class TrainOptions:
                                        optional=True, help="Focal alpha for positives (1 - alpha for negatives).")
     label_smoothing: float = option(0.0, kind="float", low=0, high=1, high_open=True, help="CE label smoothing alpha.")
     decision: str = option("auto", kind="choice", choices=DECISION_CHOICES,
-                           help="How a class is chosen from the calibrated probabilities (binary, multiclass; the "
-                                "probabilities are not changed). argmax: the most probable class. balanced: the "
-                                "most probable relative to its share of the training samples (P(c) / share(c); "
-                                "binary: P(positive) >= the positive share), the rule that maximises balanced "
-                                "accuracy, which calls a rare class more often. auto: balanced when it gives the "
-                                "higher held-out (out-of-fold) balanced accuracy, else argmax.")
+                           help="How a class is chosen from the calibrated probabilities (binary, multiclass, "
+                                "multi-label; the probabilities are not changed). argmax: the most probable class. "
+                                "balanced: the most probable relative to its share of the training samples (P(c) / "
+                                "share(c); binary: P(positive) >= the positive share; multi-label: each label when "
+                                "P >= its share of positives), the rule that maximises balanced accuracy, which "
+                                "calls a rare class more often. auto: balanced when it gives the higher held-out "
+                                "(out-of-fold) balanced accuracy, else argmax.")
 
     def __post_init__(self) -> None:
         # a tuple is as good a list of names or widths as a list (hidden=(128, 64), as the estimators take it)

@@ -11,6 +11,11 @@ so a rare class is called whenever it is at least as likely, relative to how oft
 ones. For a binary model it is the threshold P(positive) ≥ π_positive. The probabilities themselves are not
 changed: a sample's label may then be a class that is not its most probable one.
 
+A multi-label model decides each label apart, as a binary model of its own: ``argmax`` calls a label present when
+P(label) ≥ 0.5, ``balanced`` when P(label) ≥ π_label, its share of the training samples (the Bayes decision for
+that label's balanced accuracy). Under argmax a label present in 3 % of the samples is called for almost no
+sample, whatever its ranking (an ROC AUC of 0.83 with recall 0).
+
 ``auto`` (the default) takes ``balanced`` when it gives the higher balanced accuracy on the held-out
 predictions training already makes (out-of-fold for an ensemble, the validation rows for one network), else
 ``argmax``. Choosing between two rules on the same predictions flatters the reported held-out figure a little;
@@ -28,22 +33,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RULES", "CHOICES", "Decision", "predicted_class", "balanced_accuracy", "choose"]
+__all__ = ["RULES", "CHOICES", "DECIDED", "Decision", "predicted_class", "balanced_accuracy", "choose",
+           "threshold_field", "threshold_words", "label_threshold_words"]
 
 RULES = ("argmax", "balanced")
 CHOICES = ("auto",) + RULES
+DECIDED = ("binary", "multiclass", "multilabel")  # the tasks a rule labels (regression has no labels to decide)
 
 
-def predicted_class(task: str, proba: np.ndarray, threshold: float = 0.5,
+def predicted_class(task: str, proba: np.ndarray, threshold: "float | np.ndarray" = 0.5,
                     weights: np.ndarray | None = None) -> np.ndarray:
     """The class each row is given, (n,) int64 indices into the model's classes, from a binary or multiclass
     model's probabilities: P(positive) (n,) or (n, 1), or one column per class (n, k). Binary: the positive class
     when P(positive) >= ``threshold`` (at exactly 0.5 the positive one); multiclass: argmax of P * ``weights``
-    (k,) (None: of P, the most probable class). The one rule ``predict``, ``evaluate``, the held-out files, the
-    metrics and the estimators decide by."""
+    (k,) (None: of P, the most probable class). Multi-label: (n, L) 0/1, each label present when its probability
+    (n, L) >= ``threshold``, one for all labels or one per label (L,). The one rule ``predict``, ``evaluate``, the
+    held-out files, the metrics and the estimators decide by."""
     if task == "binary":
         p = proba if proba.ndim == 1 else proba[:, -1]  # P(positive): the last column
         return (p >= threshold).astype(np.int64)
+    if task == "multilabel":
+        return (proba >= np.asarray(threshold, dtype=np.float64)).astype(np.int64)
     if weights is not None:
         proba = proba * weights
     return proba.argmax(axis=1).astype(np.int64)
@@ -95,10 +105,17 @@ class Decision:
     chosen: str = "option"
     held_out: dict = field(default_factory=dict)
 
-    def threshold(self, task: str) -> float:
-        """A binary model's threshold on P(positive): π_positive for ``balanced``, else 0.5."""
-        if task == "binary" and self.rule == "balanced" and self.shares is not None:
+    def threshold(self, task: str) -> "float | np.ndarray":
+        """A binary model's threshold on P(positive): π_positive for ``balanced``, else 0.5. A multi-label model's
+        under ``balanced``: one per label (L,), its training share (0.5 for a label all or none of the training
+        samples had: a share of 0 would call it for every sample)."""
+        if self.rule != "balanced" or self.shares is None:
+            return 0.5
+        if task == "binary":
             return float(self.shares[-1])
+        if task == "multilabel":
+            s = np.asarray(self.shares, dtype=np.float64)
+            return np.where((s > 0) & (s < 1), s, 0.5)
         return 0.5
 
     def weights(self, task: str) -> np.ndarray | None:
@@ -169,6 +186,14 @@ class Decision:
             else:
                 what += (f": P(class) / share (rarest first: {shown}{more}), so a sample can be called a rarer class "
                          "than its most probable one")
+        elif task == "multilabel":
+            if self.rule == "argmax":
+                what = "argmax (each label present when P >= 0.5)"
+            else:
+                what = "balanced (each label present when P >= its training share"
+                if self.shares is not None and classes is not None and len(classes) == len(self.shares):
+                    what += ": " + threshold_words(self.threshold(task), classes)
+                what += ")"
         scores = self.held_out
         if not all(isinstance(scores.get(r), (int, float)) and math.isfinite(scores[r]) for r in RULES):
             scores = None  # none kept (a file of before), or not both: the sentence that compares them is left out
@@ -190,14 +215,48 @@ class Decision:
 def choose(task: str, y: np.ndarray, proba: np.ndarray, shares: np.ndarray, option: str) -> Decision | None:
     """The decision rule a model trained with ``--decision option`` keeps. y (n,) the held-out rows' class
     indices, proba their calibrated probabilities (n, k) or P(positive) (n, 1); shares (k,) the training class
-    shares, all > 0. None for tasks without classes to decide between (regression, multi-label)."""
-    if task not in ("binary", "multiclass"):
+    shares, all > 0. Multi-label: y and proba (n, L), shares (L,) each label's share of positives, the rule scored
+    by the mean of the labels' balanced accuracies. None for regression."""
+    if task not in DECIDED:
         return None
     shares_t = tuple(float(s) for s in shares)
+    score = label_balanced_accuracy if task == "multilabel" else balanced_accuracy
     # both rules' figures, also under a rule the option forces: the summary shows what the other would have scored
-    scores = {rule: balanced_accuracy(y, Decision(rule, shares_t).classes(task, proba)) for rule in RULES}
+    scores = {rule: score(y, Decision(rule, shares_t).classes(task, proba)) for rule in RULES}
     if option != "auto":
         return Decision(rule=option, shares=shares_t, chosen="option", held_out=scores)
     # strictly better, or argmax stays: a tie keeps the labels a reader expects (the most probable class)
     rule = "balanced" if scores["balanced"] > scores["argmax"] else "argmax"
     return Decision(rule=rule, shares=shares_t, chosen="auto", held_out=scores)
+
+
+def threshold_field(threshold: "float | np.ndarray", labels) -> "float | dict[str, float]":
+    """A threshold as JSON gives it: one number, or a multi-label model's one per label {label: threshold}."""
+    t = np.asarray(threshold, dtype=np.float64)
+    if t.ndim == 0:
+        return float(t)
+    return {str(label): float(v) for label, v in zip(labels, t)}
+
+
+def threshold_words(threshold: "float | np.ndarray", labels, shown: int = 5) -> str:
+    """A threshold in a few words for a summary line: "0.5", or per label, lowest first, "rare 0.033, mutB 0.33,
+    ... and 7 more" (the same for every label: one number)."""
+    t = np.asarray(threshold, dtype=np.float64)
+    if t.ndim == 0 or np.all(t == t.flat[0]):
+        return f"{float(t.flat[0]):.3g}"
+    order = np.argsort(t, kind="stable")
+    words = ", ".join(f"{labels[j]} {t[j]:.2g}" for j in order[:shown])
+    return words + (f" and {len(order) - shown} more" if len(order) > shown else "")
+
+
+def label_threshold_words(threshold: "float | np.ndarray", labels, rule: str | None = None,
+                          by_rule: bool = True) -> str:
+    """How a multi-label model's labels were called, for a title or a summary row: ``threshold`` one for all labels
+    or one per label (L,), ``rule`` the decision rule that set it (None: argmax), ``by_rule`` False when
+    --threshold set it."""
+    if not by_rule:
+        return f"each label present when P >= {threshold_words(threshold, labels)} (--threshold)"
+    if rule == "balanced":
+        return ("each label present when P >= its training share (the balanced decision rule: "
+                f"{threshold_words(threshold, labels)})")
+    return f"each label present when P >= {threshold_words(threshold, labels)}"

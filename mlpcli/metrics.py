@@ -16,6 +16,7 @@ import numpy as np
 from .decision import balanced_accuracy as _balanced_accuracy
 from .decision import label_balanced_accuracy
 from .decision import predicted_class  # noqa: F401  (metrics.predicted_class: the one rule)
+from .decision import threshold_field
 
 
 class _LazyModule:
@@ -331,10 +332,13 @@ def _defined(value: float) -> float | None:
 
 
 def _multilabel(Y, P, classes, threshold):
-    pred = (P >= threshold).astype(int)
+    """``threshold``: one for every label, or one per label (L,) (the balanced decision rule's)."""
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (Y.shape[1],))
+    pred = predicted_class("multilabel", P, thresholds)
+    at_half = P >= 0.5  # the more probable value of each label: ECE judges probabilities, not the thresholds
     return {
         "n": int(Y.shape[0]),
-        "threshold": threshold,
+        "threshold": threshold_field(threshold, classes),
         "f1_micro": _safe(skm.f1_score, Y, pred, average="micro", zero_division=0),
         "f1_macro": _safe(skm.f1_score, Y, pred, average="macro", zero_division=np.nan),  # as above, per label
         "hamming_loss": _safe(skm.hamming_loss, Y, pred),
@@ -343,9 +347,9 @@ def _multilabel(Y, P, classes, threshold):
         "log_loss": _log_loss_01(Y, P),  # BCE averaged over labels, as training's calibration reports it
         # every (sample, label) decision pooled, each at the confidence of its call (max(p, 1 - p)), as
         # training's calibration line reports it
-        "ece": expected_calibration_error((pred == Y).ravel(), np.where(pred == 1, P, 1 - P).ravel()),
+        "ece": expected_calibration_error((at_half == Y).ravel(), np.where(at_half, P, 1 - P).ravel()),
         "per_label": [
-            {"label": str(classes[j]), **_label_calls(Y[:, j], pred[:, j]),
+            {"label": str(classes[j]), "threshold": float(thresholds[j]), **_label_calls(Y[:, j], pred[:, j]),
              "roc_auc": _safe(skm.roc_auc_score, Y[:, j], P[:, j]),
              "average_precision": _average_precision(Y[:, j], P[:, j]),
              "log_loss": _log_loss_01(Y[:, j], P[:, j]),

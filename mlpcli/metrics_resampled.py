@@ -273,10 +273,11 @@ class ResampledMetrics:
     # ── multi-label ───────────────────────────────────────────────────────────────────────────────────────
 
     def _init_multilabel(self, Y, P, threshold):
-        pred = (P >= threshold).astype(np.int64)
+        pred = metrics.predicted_class("multilabel", P, threshold)  # one threshold, or one per label
         Pc = np.clip(P, _CLIP, 1 - _CLIP)
         bce = -(Y * np.log(Pc) + (1 - Y) * np.log1p(-Pc)).sum(axis=1)
-        bins, gap = _ece_codes(pred == Y, np.where(pred == 1, P, 1 - P))
+        at_half = P >= 0.5  # ECE judges the probabilities, not the thresholds (as metrics.compute)
+        bins, gap = _ece_codes(at_half == Y, np.where(at_half, P, 1 - P))
         self.L = L = Y.shape[1]
         # the labels whose mean the full table's figures take (both values of the truth; for F1 a positive call or
         # truth): a resample is scored over the same labels or not at all — one without a rare label's positives

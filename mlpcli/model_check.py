@@ -53,7 +53,7 @@ from .errors import ConfigError, ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -581,7 +581,14 @@ class _Fields:
         for m, (_, _, _, scaling_where) in zip(members, entries):
             m["target_scaling"] = self.target_scaling(scaling_where, m["target_scaling"], task, n_outputs)
         temperature = self.get(meta, "temperature", "", default=None)
-        if temperature is not None:
+        if isinstance(temperature, list):  # format 13: a multi-label model's, one per label
+            if task != "multilabel" or meta["format_version"] < 13:
+                self.fail("temperature", "is a list, which only a multi-label model of format 13 or later has (one "
+                                         "per label); one number otherwise")
+            self.listing(temperature, "temperature", n_outputs, n_outputs)
+            for i, v in enumerate(temperature):
+                self.number(v, f"temperature[{i}]", *TEMPERATURE_RANGE)
+        elif temperature is not None:
             self.number(temperature, "temperature", *TEMPERATURE_RANGE)
         self.metadata(meta)
         specs.update(self.trust(meta, task, len(meta["classes"]), len(reference["kept_features"])))
@@ -664,8 +671,9 @@ class _Fields:
         return specs
 
     def decision(self, meta: dict, task: str, n_classes: int) -> None:
-        """The optional ``decision`` field (format 9, binary and multiclass models): the rule, and the training class
-        shares it divides by, one per class in (0, 1]."""
+        """The optional ``decision`` field (format 9, binary and multiclass models; format 13, multi-label ones): the
+        rule, and the training class shares it divides by, one per class in (0, 1] (a multi-label model's: each
+        label's share of positives, in [0, 1])."""
         from .decision import RULES
 
         d = meta.get("decision")
@@ -673,13 +681,16 @@ class _Fields:
             return
         if meta["format_version"] < 9:
             self.fail("decision", f"needs model format version 9, the file says {meta['format_version']}")
-        if task not in ("binary", "multiclass"):
-            self.fail("decision", f"is for binary and multiclass models; this model is {task}")
+        if task == "multilabel" and meta["format_version"] < 13:
+            self.fail("decision", f"of a multi-label model needs model format version 13, the file says "
+                                  f"{meta['format_version']}")
+        if task not in ("binary", "multiclass", "multilabel"):
+            self.fail("decision", f"is for binary, multiclass and multi-label models; this model is {task}")
         self.mapping(d, "decision")
         self.text(self.get(d, "rule", "decision"), "decision.rule", choices=RULES)
         shares = self.listing(self.get(d, "shares", "decision"), "decision.shares", n_classes, n_classes)
         for i, v in enumerate(shares):
-            self.number(v, f"decision.shares[{i}]", 0.0, 1.0, lo_open=True)
+            self.number(v, f"decision.shares[{i}]", 0.0, 1.0, lo_open=task != "multilabel")
         self.text(d.get("chosen"), "decision.chosen", choices=("auto", "option"), optional=True)
         self.scalars(_given(d.get("held_out"), {}), "decision.held_out")
 

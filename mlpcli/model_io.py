@@ -32,7 +32,9 @@ with robust scaling, each preprocessing's SDs of the scaled training values befo
 the clip. Version 12 lists a member's kept features, when it keeps all but a few of the model's preprocessing's
 (genes constant on its training rows), as the few it leaves out (``kept_features_left_out``): a 3-member model
 of 60,000 genes repeated the whole list for each member that dropped 2-6 all-zero genes (5.6 MB of model.json).
-Today's files are version 12.
+Version 13 gives multi-label models their decision rule too (``decision``, with each label's training share of
+positives: the balanced rule calls a label at P >= its share); older multi-label files call each label at 0.5.
+Today's files are version 13.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -62,14 +64,14 @@ from .jsonable import json_default
 from .engine import MLP
 from .training import is_sparse
 from .engine import losses as loss_mod
-from .calibration import apply_temperature, temper
+from .calibration import apply_temperature, temper, temperature_field
 from .decision import Decision
 from .engine.functional import sigmoid, softmax
 from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 12
+FORMAT_VERSION = 13
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
@@ -150,7 +152,8 @@ class Model:
     fit: dict = field(default_factory=dict)  # best epoch, stopped early, interrupted, seconds
     provenance: dict = field(default_factory=dict)  # data checksum, versions, creation time
     extra: dict = field(default_factory=dict)  # e.g. the learning-curve diagnosis
-    temperature: float | None = None  # divides the logits of classification models (calibration)
+    # divides the logits of classification models (calibration); a multi-label model's: one per label (L,)
+    temperature: "float | np.ndarray | None" = None
     # how a class is chosen from the calibrated probabilities (binary, multiclass; format 9): argmax, or balanced
     # (divided by the training class shares); None: argmax (older files, other tasks)
     decision: Decision | None = None
@@ -319,12 +322,13 @@ class Model:
 
     @property
     def decider(self) -> Decision:
-        """The model's decision rule (argmax when it has none: an older file, a regression or multi-label model)."""
+        """The model's decision rule (argmax when it has none: an older file, a regression model)."""
         return self.decision if self.decision is not None else Decision()
 
     def predict_classes(self, proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """The class indices (n,) a binary or multiclass model gives rows of probabilities ``proba`` (n, outputs),
-        as ``predict_output`` returns them, by its decision rule; ``threshold`` (binary) overrides the rule's."""
+        as ``predict_output`` returns them, by its decision rule; a multi-label model's 0/1 calls (n, L);
+        ``threshold`` (binary, multi-label) overrides the rule's."""
         return self.decider.classes(self.task, proba, threshold)
 
     def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None,
@@ -417,7 +421,7 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
         "target_names": list(model.target_names),
         "loss": model.loss,
         "members": members,
-        "temperature": model.temperature,
+        "temperature": temperature_field(model.temperature),  # a multi-label model's: a list, one per label
         **({"decision": model.decision.to_dict()} if model.decision is not None else {}),
         "preprocessing": pre_meta,
         "array_shapes": {k: list(np.shape(v)) for k, v in arrays.items()},
@@ -565,7 +569,8 @@ def load(path: str | os.PathLike) -> Model:
         ood=ood_basis,
         members=members,
         preprocessor=pre,
-        temperature=None if temperature is None else float(temperature),
+        temperature=(None if temperature is None else np.asarray(temperature, dtype=np.float64)
+                     if isinstance(temperature, list) else float(temperature)),
         decision=Decision.from_dict(meta["decision"]) if meta.get("decision") else None,
         task=meta["task"],
         classes=list(meta["classes"]),

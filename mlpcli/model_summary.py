@@ -14,6 +14,8 @@ import os
 import stat
 from pathlib import Path
 
+from .calibration import temperature_field
+from .decision import DECIDED
 from .model_io import Model
 
 __all__ = ["describe", "network_summary", "decision_words", "tuning_summary", "loss_words", "trained_matrix", "trust_summary", "FIRST_FEATURES"]
@@ -201,20 +203,23 @@ def network_summary(model: Model) -> dict:
         "parameters": per_member * len(model.members),
         "loss": model.loss,
         "loss_words": loss_words(model.loss, model.config or {}, model.task),
-        "temperature": model.temperature,
+        "temperature": temperature_field(model.temperature),  # a multi-label model's: one per label
         "not_calibrated": _not_calibrated(model),  # why a classifier has no temperature (None: it has one, or n/a)
-        # how labels are chosen from the probabilities (binary, multiclass; ``mlpcli.decision``): rule, shares, ...
-        "decision": (model.decider.to_dict() if model.task in ("binary", "multiclass") else None),
+        # how labels are chosen from the probabilities (binary, multiclass, multi-label; ``mlpcli.decision``): rule,
+        # shares, ...
+        "decision": (model.decider.to_dict() if model.task in DECIDED else None),
         "decision_words": decision_words(model),
     }
 
 
 def decision_words(model: Model) -> str | None:
-    """A binary or multiclass model's decision rule in words, on its own classes (``Decision.describe``): the
-    ``labels`` row of ``train``'s summary and of ``info``. None for other tasks."""
-    if model.task not in ("binary", "multiclass"):
+    """A binary, multiclass or multi-label model's decision rule in words, on its own classes or labels
+    (``Decision.describe``): the ``labels`` row of ``train``'s summary and of ``info``. None for regression."""
+    if model.task not in DECIDED:
         return None
     if model.decision is None:
+        if model.task == "multilabel":
+            return "each label present when P >= 0.5: the model file predates the stored decision rule"
         return "argmax (the most probable class): the model file predates the stored decision rule"
     return model.decision.describe(model.task, list(model.classes), (model.fit or {}).get("held_out") or "held-out")
 

@@ -76,7 +76,8 @@ def test_without_labels_the_predicted_labels_group_the_samples(models):
     paths, data, df, _ = models
     model = model_io.load(paths["one"])
     s = load_samples(model, data)
-    predicted = (model.predict_output(s.X) >= 0.5).sum(axis=0)
+    # as predict calls them: by the model's decision rule (each label at 0.5, or at its training share)
+    predicted = (model.predict_output(s.X) >= model.decider.threshold("multilabel")).sum(axis=0)
     result = explain(model, s.X, None, top=3, classes=["C"])
     assert result.grouped_by == "predicted label" and result.classes == ["C"]
     assert result.n_samples == {"C": int(predicted[2])}
@@ -96,8 +97,8 @@ def test_permutation_drops_are_each_labels_own_log_loss_and_balanced_accuracy(mo
     def bce(P):  # (n, L) -> (L,)
         return -np.mean(np.log(np.clip(np.where(Y == 1, P, 1 - P), 1e-15, 1)), axis=0)
 
-    def bal(P):
-        pred = P >= 0.5
+    def bal(P):  # each label called at the model's own threshold, as predict calls it
+        pred = P >= model.decider.threshold("multilabel")
         return np.array([(pred[Y[:, j] == 1, j].mean() + (~pred[Y[:, j] == 0, j]).mean()) / 2 for j in range(3)])
 
     base = model.predict_output(X)

@@ -96,8 +96,11 @@ def test_output_columns_per_task(tmp_path, models, task):
     elif task == "multilabel":
         labels = ["lab0", "lab1", "lab2"]
         assert list(pred.columns) == ["sample_id", *[f"pred_{c}" for c in labels], *[f"prob_{c}" for c in labels]]
-        for c in labels:
-            assert ((pred[f"prob_{c}"] >= 0.5).astype(int) == pred[f"pred_{c}"]).all()
+        # each label at its threshold by the model's decision rule (0.5, or its training share under balanced)
+        thresholds = np.broadcast_to(model.decider.threshold("multilabel"), (len(labels),))
+        assert doc["decision"] == model.decider.rule and doc["threshold_source"] == "decision rule"
+        for c, t in zip(labels, thresholds):
+            assert ((pred[f"prob_{c}"] >= t).astype(int) == pred[f"pred_{c}"]).all()
     else:
         assert list(pred.columns) == ["sample_id", "pred_label"]
         assert np.corrcoef(pred["pred_label"], df["label"])[0, 1] > 0.5  # it learned something

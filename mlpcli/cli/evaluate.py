@@ -7,6 +7,8 @@ import math
 import click
 from rich.text import Text
 
+from ..calibration import temperature_words
+from ..decision import label_threshold_words
 from ..errors import ConfigError, DataError
 from ..metrics import display_name
 from ._common import (
@@ -270,7 +272,8 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
     if result.task == "binary":
         what = f"binary, positive class {m.get('positive_class')!r}, threshold {result.threshold:g}{said}"
     elif result.task == "multilabel":
-        what = f"multi-label, {len(result.classes)} labels, threshold {result.threshold:g}"
+        what = f"multi-label, {len(result.classes)} labels, " + label_threshold_words(result.threshold, result.classes,
+                                                                                        rule, by_rule)
     elif result.task == "multiclass":
         what = f"multiclass, {len(result.classes)} classes{said}"
     elif len(result.classes) > 1:  # what the pooled figures are: each target's own are in the table below
@@ -298,7 +301,8 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
     if cal is not None:
         ece = (f", ECE {fmt(cal['ece_before'], 'loss')} → {fmt(cal['ece_after'], 'loss')}"
                if cal["ece_before"] is not None else "")  # multi-label: log loss only
-        con.print(f"calibration: temperature {fmt(cal['temperature'])}; log loss {fmt(cal['log_loss_before'], 'loss')} "
+        con.print(f"calibration: temperature {temperature_words(cal['temperature'], result.classes)}; log loss "
+                  f"{fmt(cal['log_loss_before'], 'loss')} "
                   f"→ {fmt(cal['log_loss_after'], 'loss')}{ece} (without → with the temperature"
                   f"{', at the training class mix: the table above is of the mix --prevalence gave' if result.prevalence else ''})",
                   soft_wrap=True)

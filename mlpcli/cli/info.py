@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import numpy as np
 
 from ..metrics import display_name
 from ..data._common import one_line_name
@@ -95,14 +96,16 @@ def _refit_words(tr: dict, opts: dict) -> str:
     return epochs + rows + (f" (resolved for them: {settings}; the ones above are the members')" if settings else "")
 
 
-def _temperature(T: float, calibration: dict | None = None) -> str:
-    """The calibration temperature, and whether the fit stopped at an end of its range (``calibration.bound_note``;
-    ``calibration``: the model's record of the fit, with its held-out log loss)."""
-    from ..calibration import bound_note
+def _temperature(T, calibration: dict | None = None, labels=None) -> str:
+    """The calibration temperature (a multi-label model's one per label, ``labels``), and whether the fit stopped at
+    an end of its range (``calibration.bound_note``; ``calibration``: the model's record of the fit, with its
+    held-out log loss)."""
+    from ..calibration import bound_note, temperature_words
 
     after = (calibration or {}).get("log_loss_after") if isinstance(calibration, dict) else None
-    note = bound_note(T, after if isinstance(after, (int, float)) else None)
-    return fmt(T) if note is None else f"{fmt(T)} ({note})"
+    note = bound_note(T, after if isinstance(after, (int, float)) else None, labels)
+    words = fmt(T) if np.ndim(T) == 0 else temperature_words(T, labels)
+    return words if note is None else f"{words} ({note})"
 
 
 def _count(n) -> str:
@@ -245,7 +248,8 @@ def _table(doc: dict) -> Table:
     layers = " → ".join(f"{w:,}" for w in net["layers"])
     # "5 members, each 12 → 128 → 3, ...; 10,255 parameters" read as 10,255 per member: say both, as train does
     parameters = f"{net['parameters']:,} parameters" + (f" ({net['parameters_per_member']:,} each)" if several else "")
-    calibration = (f"; temperature {_temperature(net['temperature'], tr.get('calibration'))}" if net["temperature"]
+    calibration = (f"; temperature {_temperature(net['temperature'], tr.get('calibration'), doc['classes'])}"
+                   if net["temperature"] is not None
                    else f"; not calibrated ({net['not_calibrated']})" if net.get("not_calibrated") else "")
     table.add_row("network", f"{kind} {layers}, " + (f"{net['activation']}"
                                                      + (", BatchNorm" if net.get("batchnorm") else "")

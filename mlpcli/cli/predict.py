@@ -9,6 +9,7 @@ import time
 import click
 
 from ..decision import RULES as DECISION_RULES
+from ..decision import label_threshold_words
 from ..fileio import TABLE_FORMATS
 from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_table_output, check_writable, debug_option, distinct_files,
@@ -164,13 +165,14 @@ def common_options(fn):
         click.option("--chunksize", type=click.IntRange(min=1), default=None,
                      help="Rows read at a time, instead of the memory budget of --chunk-mb."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None, callback=finite_option,
-                     help="Binary and multi-label models: positive when P >= threshold  [default: 0.5, or for a "
-                          "model that decides by balanced the positive class's training share (its --prevalence "
-                          "share when given)]"),
+                     help="Binary and multi-label models: positive when P >= threshold (every label)  [default: "
+                          "0.5, or for a model that decides by balanced the positive class's (each label's) training "
+                          "share (its --prevalence share when given)]"),
         click.option("--decision", type=click.Choice(DECISION_RULES), default=None,
-                     help="Binary and multiclass models: how the label is chosen from the probabilities, instead of "
-                          "the model's own rule (train --decision; `mlpcli info` names it): argmax, the most "
-                          "probable class; balanced, the most probable relative to its training share."),
+                     help="Binary, multiclass and multi-label models: how the label is chosen from the "
+                          "probabilities, instead of the model's own rule (train --decision; `mlpcli info` names it): "
+                          "argmax, the most probable class (each label at P >= 0.5); balanced, the most probable "
+                          "relative to its training share (each label at P >= its share of positives)."),
         click.option("--prevalence", default=None, metavar="MIX",
                      help="Binary and multiclass models: this cohort's known class mix, to move the probabilities "
                           "to from the training mix (label shift: each class's samples look as in training): "
@@ -474,7 +476,13 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
         flagged = (f"{trust['ood_flagged']:,} flagged ({alpha})" if trust.get("ood_can_flag", True)
                    else f"n/a: none can be flagged at {alpha} (see the warning)")
         table.add_row("out-of-distribution", flagged)
-    if summary.get("decision") == "balanced" and summary.get("positive_class") is None:
+    if summary.get("task") == "multilabel" and summary.get("threshold") is not None:
+        t = summary["threshold"]
+        names = list(t) if isinstance(t, dict) else []
+        table.add_row("labels", label_threshold_words(list(t.values()) if isinstance(t, dict) else t, names,
+                                                      summary.get("decision"),
+                                                      summary.get("threshold_source") != "--threshold"))
+    elif summary.get("decision") == "balanced" and summary.get("positive_class") is None:
         table.add_row("labels", "balanced: the most probable class relative to its training share")
     if summary.get("positive_class") is not None:
         share = "its share in the class mix --prevalence gave" if summary.get("prevalence") else \

@@ -9,6 +9,7 @@ import time
 import click
 
 from .. import interrupts
+from ..calibration import temperature_words
 from ..config import unused_once_resolved
 from ..errors import TrainingError
 from ..metrics import display_name
@@ -246,7 +247,7 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
                                                    for k in ("rmse", "mae", "r2", "pearson_r")))
     cal = outcome.calibration
     if cal is not None:
-        table.add_row("calibration", f"temperature {fmt(cal.temperature)}; {where} log loss "
+        table.add_row("calibration", f"temperature {temperature_words(cal.temperature, outcome.model.classes)}; {where} log loss "
                       f"{fmt(cal.log_loss_before, 'loss')} → {fmt(cal.log_loss_after, 'loss')}, ECE "
                       f"{fmt(cal.ece_before, 'loss')} → {fmt(cal.ece_after, 'loss')}")
     if outcome.model.decision is not None:

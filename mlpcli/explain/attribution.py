@@ -250,8 +250,11 @@ class _Output:
                 cw = c * w
                 seeds.append(sign[:, None] * (cw - p * cw.sum(axis=1, keepdims=True)))
             return seeds
-        # sigmoid: q_j = sigmoid(logit(pbar_j) / T), one output per class (multi-label) or the positive class
+        # sigmoid: q_j = sigmoid(logit(pbar_j) / T_j), one output per class (multi-label: each its own T) or the
+        # positive class
         pj = pbar[rows, col]
+        if T is not None and np.ndim(T) == 1:
+            T = np.asarray(T, dtype=np.float64)[col]  # each row's label's temperature
         if T is None:
             dq = np.ones(n)
             scale = np.ones(n)

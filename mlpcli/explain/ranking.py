@@ -326,13 +326,12 @@ def label_indices(model: Model, y, n: int) -> np.ndarray | None:
 
 def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tuple[np.ndarray, str]:
     """Each sample's class (n,): its label, or the predicted class (by the model's decision rule, as predict labels
-    it); a multi-label model's (n, L) 0/1: the labels, or the predicted ones (P >= 0.5, predict's default
-    threshold)."""
+    it); a multi-label model's (n, L) 0/1: the labels, or the predicted ones (by its rule, as predict calls them)."""
     if model.task == "multilabel":
         if y is not None:
             return np.asarray(y, dtype=np.int64), "label"
         P = model.predict_output(X, features=list(features) if features is not None else None)
-        return (P >= 0.5).astype(np.int64), "predicted label"
+        return model.predict_classes(P), "predicted label"
     if y is not None:
         return np.asarray(y, dtype=np.int64).reshape(-1), "label"
     P = model.predict_output(X, features=list(features) if features is not None else None)
@@ -499,8 +498,8 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     ``features``; a DataFrame's columns by name), with labels y (n,): the classes' names, or class indices for a
     model whose classes are not numbers (``label_indices``; None: each sample counts for its predicted class); a
     multi-label model's (n, L) 0/1 (``label_matrix``): each label is ranked over the samples positive for it
-    (None: predicted at probability >= 0.5), toward that label's output, and permutation importance is the label's
-    score over every sample (its balanced accuracy at 0.5, or its mean binary log loss).
+    (None: predicted by the model's decision rule), toward that label's output, and permutation importance is the
+    label's score over every sample (its balanced accuracy at the rule's threshold, or its mean binary log loss).
 
     method "ig": integrated gradients (``attribution``); every sample explained toward its class, the
     completeness gap checked against ``tol`` (default 1e-3 for float64 networks, 1e-2 for float32; rows
@@ -664,7 +663,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
                        "would read as a perfectly stable ranking; its genes rest on that one alone")
     if multilabel:
         notes.insert(0, f"multi-label: each label ranked over the samples positive for it ("
-                        f"{'their labels' if grouped_by == 'label' else 'predicted at probability >= 0.5'}), toward "
+                        f"{'their labels' if grouped_by == 'label' else 'as predict calls them'}), toward "
                         "that label's output; a sample positive for several labels is explained toward each")
     if by_patient:
         notes.append(f"bootstrap: whole patients resampled within each {'label' if multilabel else 'class'} "
@@ -736,14 +735,15 @@ def _class_scores(model: Model, P: np.ndarray, y: np.ndarray, scoring: str) -> n
         return np.where(support > 0, sums / support, np.nan)
 
 
-def _label_scores(P: np.ndarray, Y: np.ndarray, scoring: str) -> np.ndarray:
+def _label_scores(model: Model, P: np.ndarray, Y: np.ndarray, scoring: str) -> np.ndarray:
     """Per-label score (..., L), higher is better, of label-major probabilities P (L, ..., n) against Y (n, L) 0/1:
-    the label's balanced accuracy at 0.5 (the mean of its positives' and negatives' recall; NaN without one or
-    the other; the multi-label balanced accuracy is their mean), or minus its mean binary log loss over every
-    sample (the multi-label log loss is their mean)."""
+    the label's balanced accuracy at the threshold of the model's decision rule (the mean of its positives' and
+    negatives' recall; NaN without one or the other; the multi-label balanced accuracy is their mean), or minus its
+    mean binary log loss over every sample (the multi-label log loss is their mean)."""
     Y = Y.T.reshape(Y.shape[1], *[1] * (P.ndim - 2), Y.shape[0]).astype(bool)  # (L, 1.., n)
     if scoring == "balanced_accuracy":
-        pred = P >= 0.5
+        threshold = np.broadcast_to(np.asarray(model.decider.threshold(model.task), dtype=np.float64), (len(Y),))
+        pred = P >= threshold.reshape(-1, *[1] * (P.ndim - 1))
         n_pos, n_neg = Y.sum(axis=-1), (~Y).sum(axis=-1)
         with np.errstate(invalid="ignore", divide="ignore"):
             score = ((pred & Y).sum(axis=-1) / n_pos + (~pred & ~Y).sum(axis=-1) / n_neg) / 2
@@ -890,7 +890,7 @@ def _permutation_drops(model: Model, X, y, *, features, repeats, seed, scoring, 
     def scores(P):  # (..., k), higher is better
         if regression:
             return _target_scores(P, y)
-        return _label_scores(P, y, scoring) if multilabel else _class_scores(model, P, y, scoring)
+        return _label_scores(model, P, y, scoring) if multilabel else _class_scores(model, P, y, scoring)
 
     shuffles = _Shuffles(model, X, feats, features, repeats, seed)
     M = len(shuffles.states)

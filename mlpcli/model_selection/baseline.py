@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import data, metrics
 from ..config import AUTO, TrainOptions
-from ..decision import Decision
+from ..decision import DECIDED, Decision
 from ..training import CentredRows
 from .fitting import preprocess_config, resolve_log1p
 
@@ -164,11 +164,11 @@ def linear_baseline(train_ds: data.Dataset, test_ds: data.Dataset, options: Trai
     fitted, notes = fit_linear_baseline(train_ds, options)
     out = fitted.predict_output(test_ds.X)
     task = test_ds.task
-    rule = decision if decision is not None and task in ("binary", "multiclass") else Decision()
+    rule = decision if decision is not None and task in DECIDED else Decision()
     m = metrics.compute(task, test_ds.y, metrics.as_task_proba(task, out), list(test_ds.classes),
                         rule.threshold(task), rule.weights(task))
     main = m.get(metrics.main_metric_name(task))
     return BaselineScore(model=LINEAR_BASELINE[task], metrics=m,
                          score=float("nan") if main is None or not np.isfinite(main) else float(main),
                          seconds=time.perf_counter() - started, warnings=notes,
-                         decision=rule.rule if task in ("binary", "multiclass") else None)
+                         decision=rule.rule if task in DECIDED else None)

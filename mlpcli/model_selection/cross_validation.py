@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import data, metrics
 from ..config import AUTO, TrainOptions, offset_seed
-from ..decision import Decision
+from ..decision import DECIDED, Decision
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .baseline import linear_baseline
@@ -493,8 +493,10 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
         n_balanced = rules.count("balanced")
         which = ("every fold" if n_balanced == len(rules) else f"{n_balanced} of {len(rules)} folds")
         others = "" if n_balanced == len(rules) else " and the others by argmax"
-        notes.append(f"--decision auto labelled {which} by the balanced rule (the most probable class relative to its "
-                     f"training share){others}, each fold's rule chosen on its model's own out-of-fold predictions"
+        how = ("each label present when P >= its training share" if ds.task == "multilabel"
+               else "the most probable class relative to its training share")
+        notes.append(f"--decision auto labelled {which} by the balanced rule ({how}){others}, each fold's rule chosen "
+                     "on its model's own out-of-fold predictions"
                      if n_balanced else "--decision auto labelled every fold by argmax (the balanced rule did not "
                      "score higher on any fold model's own out-of-fold predictions)")
     if leave_batch_out:
@@ -508,7 +510,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
         # each row labelled by its fold model's rule (auto can choose differently fold by fold)
         predicted = ([np.concatenate([(f.decision or Decision()).classes(ds.task, f.proba) for f in scores
                                       if f.repeat == r]) for r in range(repeats)]
-                     if ds.task in ("binary", "multiclass") else None)
+                     if ds.task in DECIDED else None)
         pooled = pooled_estimate(ds.task, ds.y, by_repeat, len(ds.classes), ds.groups, seed=options.seed,
                                  predicted=predicted)
     return CVResult(task=ds.task, metric=metric, higher_is_better=metrics.higher_is_better(metric), classes=list(ds.classes),

@@ -27,15 +27,17 @@ from typing import Callable
 import numpy as np
 
 from .. import allocator, config, data, interrupts, metrics
-from ..calibration import Calibration, bound_note, calibration_report, fit_temperature
+from ..calibration import (MIN_LABEL_EVENTS, Calibration, bound_note, calibration_report, fit_temperature,
+                           temperature_words)
 from ..config import AUTO, TrainOptions, offset_seed
-from ..decision import Decision
+from ..decision import DECIDED, Decision
 from ..decision import choose as choose_decision
 from ..errors import DataError, OptionError, TrainingError
 from ..history import MEMBER
 from ..model_io import Member, Model
 from ..parallel import Plan, beside
-from .fitting import FittedRun, _forget_inputs, check_fits_memory, class_loss_weights, fit_run, resolve_log1p
+from .fitting import (FittedRun, _forget_inputs, check_fits_memory, class_loss_weights, fit_run, label_loss_weights,
+                      resolve_log1p)
 from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
 
@@ -416,9 +418,9 @@ def held_out_shift_warnings(runs: list[FittedRun], own_table: bool = False) -> l
 
 def check_decision(options: TrainOptions, task: str | None) -> None:
     """An OptionError for --decision argmax/balanced on a target without classes to decide between."""
-    if options.decision != "auto" and task not in ("binary", "multiclass"):
-        raise OptionError(f"--decision {options.decision}: a decision rule chooses between classes; this target is "
-                          f"{task} (leave --decision out)")
+    if options.decision != "auto" and task not in DECIDED:
+        raise OptionError(f"--decision {options.decision}: a decision rule chooses between classes or labels; this "
+                          f"target is {task} (leave --decision out)")
 
 
 def check_missing(options: TrainOptions, ds: data.Dataset) -> None:
@@ -445,7 +447,14 @@ def _first_missing(X, columns: np.ndarray) -> tuple[int, int]:
 def decision_shares(ds: data.Dataset, options: TrainOptions) -> np.ndarray | None:
     """(k,) the class shares the balanced decision rule divides by: each class's share of ``ds``'s rows as the loss
     weighted them (``fitting.class_loss_weights``: with --class-weight balanced the shares are equal, and the rule
-    is argmax). None for tasks without classes, or when a class has no row (nothing to divide by)."""
+    is argmax). A multi-label target's (L,): each label's share of positives as the loss weighted them
+    (``fitting.label_loss_weights``), 0 or 1 for a label that never or always holds. None for regression, or when a
+    class has no row (nothing to divide by)."""
+    if ds.task == "multilabel":
+        Y = np.asarray(ds.y, dtype=np.float64).reshape(ds.n_samples, -1)
+        neg_w, pos_w = label_loss_weights(options, ds)
+        pos, neg = Y.sum(axis=0) * pos_w, (len(Y) - Y.sum(axis=0)) * neg_w
+        return pos / np.maximum(pos + neg, np.finfo(np.float64).tiny)
     if ds.task not in ("binary", "multiclass"):
         return None
     counts = np.bincount(np.asarray(ds.y, dtype=np.int64).reshape(-1), minlength=len(ds.classes))
@@ -957,15 +966,21 @@ def class_totals_warning(model: Model, logits: np.ndarray, scored: data.Dataset,
 def _fit_calibration(model: Model, logits: np.ndarray, scored: data.Dataset, link: str,
                      notes: list[str]) -> Calibration:
     y = scored.y
-    T = fit_temperature(logits, y, link)
+    T = fit_temperature(logits, y, link)  # a multi-label model's: one per label
     model.temperature = T
     report = calibration_report(logits, y, link, T)
-    notes.append(f"calibrated: temperature {T:.3g} fitted on {report.n} held-out rows; log loss "
+    labels = list(model.classes)
+    notes.append(f"calibrated: temperature {temperature_words(T, labels)} fitted on {report.n} held-out rows; log loss "
                  f"{report.log_loss_before:.3f} → {report.log_loss_after:.3f}, ECE {report.ece_before:.3f} → "
                  f"{report.ece_after:.3f}")
-    at_bound = bound_note(T, report.log_loss_after)
+    if np.ndim(T) == 1 and (np.asarray(T) == 1.0).any():
+        few = [str(labels[j]) for j in np.flatnonzero(np.asarray(T) == 1.0)]
+        notes.append(f"not calibrated: label{'s' * (len(few) > 1)} {', '.join(map(repr, few[:5]))}"
+                     f"{f' and {len(few) - 5} more' if len(few) > 5 else ''}: fewer than {MIN_LABEL_EVENTS} held-out "
+                     "positives or negatives to fit a temperature on (the networks' own probabilities)")
+    at_bound = bound_note(T, report.log_loss_after, labels)
     if at_bound is not None:
-        notes.append(f"the temperature is at {at_bound}")
+        notes.append(f"the temperature is at {at_bound}" if np.ndim(T) == 0 else f"temperatures: {at_bound}")
     return report
 
 

@@ -18,11 +18,11 @@ from .. import config, data, metrics
 from ..config import AUTO, TrainOptions
 from ..engine import MLP
 from ..engine import losses as loss_mod
-from ..errors import ConfigError, DataError, OptionError
+from ..errors import DataError, OptionError
 from ..training import FitResult, fit, fit_memory
 
-__all__ = ["LossSetup", "build_loss", "baseline_output", "FittedRun", "fit_run", "preprocess_config", "resolve_log1p",
-           "SINGLE_RUN_HIDDEN", "check_memory"]
+__all__ = ["LossSetup", "build_loss", "label_loss_weights", "baseline_output", "FittedRun", "fit_run", "preprocess_config",
+           "resolve_log1p", "SINGLE_RUN_HIDDEN", "check_memory"]
 
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.
@@ -88,6 +88,24 @@ def class_loss_weights(options: TrainOptions, ds: data.Dataset) -> np.ndarray | 
     if ds.task == "binary" and name == "focal" and options.focal_alpha is not None:
         w *= np.array([1.0 - options.focal_alpha, options.focal_alpha])
     return w
+
+
+def label_loss_weights(options: TrainOptions, ds: data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """((L,), (L,)) the weight the training loss gives each label's negatives and positives of a multi-label target,
+    over all of ``ds``'s rows: --class-weight (per label), times bce's --pos-weight on positives or focal loss's
+    alpha (alpha on positives, 1 - alpha on negatives); ones without any. Each label's probability follows its
+    weighted share of positives, which the balanced decision rule's threshold must be (``class_loss_weights``)."""
+    name = _resolve_loss_name(options, ds.task)
+    Y = np.asarray(ds.y).reshape(ds.n_samples, -1)
+    neg, pos = np.ones(Y.shape[1]), np.ones(Y.shape[1])
+    cw = _multilabel_weights(options.class_weight, Y, ds.classes)  # as build_loss weighed them (it checked them)
+    if cw is not None:
+        neg, pos = neg * cw[0], pos * cw[1]
+    if name == "bce":
+        pos = pos * options.pos_weight
+    if name == "focal" and options.focal_alpha is not None:
+        neg, pos = neg * (1.0 - options.focal_alpha), pos * options.focal_alpha
+    return neg, pos
 
 
 def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> LossSetup:

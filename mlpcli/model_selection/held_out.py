@@ -28,7 +28,8 @@ def exact_if_regression(frame, task: str):
 def prediction_columns(ds: data.Dataset, rows: np.ndarray, P: np.ndarray, decision: Decision | None = None) -> dict:
     """Truth and prediction columns for ``rows`` of ``ds`` scored ``P`` (len(rows), k): probabilities as
     the model gives them (a binary model's single P(positive) column included) or regression values.
-    ``decision``: the model's rule for the labels (None: the most probable class, P >= 0.5 for binary)."""
+    ``decision``: the model's rule for the labels (None: the most probable class, P >= 0.5 for binary and for each
+    label of a multi-label model)."""
     cols: dict = {}
     classes = np.asarray(ds.classes, dtype=object)
     if ds.task in data.CLASSIFICATION_TASKS:
@@ -42,8 +43,9 @@ def prediction_columns(ds: data.Dataset, rows: np.ndarray, P: np.ndarray, decisi
     elif ds.task == "multilabel":
         for j, c in enumerate(ds.classes):
             cols[str(c)] = ds.y[rows, j].astype(int)
+        called = (decision or Decision()).classes(ds.task, P)  # each label by the model's rule
         for j, c in enumerate(ds.classes):
-            cols[f"pred_{c}"] = (P[:, j] >= 0.5).astype(int)
+            cols[f"pred_{c}"] = called[:, j]
         for j, c in enumerate(ds.classes):
             cols[f"prob_{c}"] = P[:, j]
     else:

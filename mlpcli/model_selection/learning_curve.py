@@ -38,7 +38,7 @@ import numpy as np
 from .. import data, metrics
 from ..calibration import probabilities
 from ..config import AUTO, TrainOptions, auto_noise
-from ..decision import balanced_accuracy, choose
+from ..decision import balanced_accuracy, choose, label_balanced_accuracy
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, local_workers, run
 from ..training import evaluate_loss
@@ -249,8 +249,9 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
         val_score = _scores(train_ds.task, n_classes, val_out, fitted.y_val, val_ds.y, scaling)
     else:  # labelled by the rule the size's model would ship with, on its calibrated probabilities
         rule, proba = decision
-        train_score = balanced_accuracy(train_ds.y, rule.classes(train_ds.task, proba(train_out)))
-        val_score = balanced_accuracy(val_ds.y, rule.classes(train_ds.task, proba(val_out)))
+        score = label_balanced_accuracy if train_ds.task == "multilabel" else balanced_accuracy
+        train_score = score(train_ds.y, rule.classes(train_ds.task, proba(train_out)))
+        val_score = score(val_ds.y, rule.classes(train_ds.task, proba(val_out)))
     train_chance = None
     if train_ds.task == "regression":
         y = np.asarray(train_ds.y, dtype=np.float64)
@@ -275,7 +276,7 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
 
 
 def _size_decision(train_ds: data.Dataset, val_ds: data.Dataset, fitted, val_out: np.ndarray, option: str):
-    """(Decision, logits -> probabilities) for a binary or multiclass size, as ``train --folds 1`` would ship its
+    """(Decision, logits -> probabilities) for a binary, multiclass or multi-label size, as ``train --folds 1`` would ship its
     network: a temperature fitted on the validation logits (from ``calibration.MIN_ROWS`` rows; the curve's
     --calibrate is train's default) and the --decision rule, ``auto`` choosing on those validation rows; the shares
     are the size's training rows'. None for other tasks (their score has no labels to decide)."""
@@ -293,7 +294,8 @@ def _size_decision(train_ds: data.Dataset, val_ds: data.Dataset, fitted, val_out
     def proba(out: np.ndarray) -> np.ndarray:
         return metrics.as_task_proba(train_ds.task, probabilities(out, link, T))
 
-    return choose(train_ds.task, np.asarray(val_ds.y).reshape(-1), proba(val_out), shares, option), proba
+    y = np.asarray(val_ds.y) if train_ds.task == "multilabel" else np.asarray(val_ds.y).reshape(-1)
+    return choose(train_ds.task, y, proba(val_out), shares, option), proba
 
 
 # --- the split -----------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ scikit-learn's checks (30 ms a call): with U patients and multiplicities M (B, U
 
 with N_uc the samples of patient u in class c, H_uc those predicted c, S_u the squared errors (every target:
 pooled, as ``metrics.compute`` pools them) and C_u their count. Predictions are as ``metrics.compute`` makes
-them: the top class, a binary positive at probability >= 0.5, each label at >= 0.5.
+them (by default: the top class, a binary positive at probability >= 0.5, each label at >= 0.5), or the labels the
+models' decision rules gave.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class PooledEstimate:
 def _unit_counts(task: str, y: np.ndarray, proba: np.ndarray, unit: np.ndarray, n_units: int,
                  n_classes: int, pred: np.ndarray | None = None) -> np.ndarray:
     """(U, m) per-unit counts the metric is a function of (see the module docstring), for one repeat's rows;
-    ``pred`` (m,) the classes the models gave them (None: ``metrics.predicted_class`` of the probabilities)."""
+    ``pred`` (m,) the classes the models gave them, (m, L) a multi-label model's 0/1 calls (None:
+    ``metrics.predicted_class`` of the probabilities)."""
     if task == "regression":
         Y = np.asarray(y, dtype=np.float64).reshape(proba.shape)
         S = np.bincount(unit, weights=((proba - Y) ** 2).sum(axis=1), minlength=n_units)
@@ -72,7 +74,7 @@ def _unit_counts(task: str, y: np.ndarray, proba: np.ndarray, unit: np.ndarray, 
         return np.stack([S, C], axis=1)
     if task == "multilabel":
         Y = np.asarray(y).reshape(proba.shape).astype(bool)
-        pred = proba >= 0.5
+        pred = proba >= 0.5 if pred is None else np.asarray(pred).reshape(proba.shape).astype(bool)
         parts = [Y, Y & pred, ~Y, ~Y & ~pred]  # positives, those called positive, negatives, called negative
         return np.concatenate([np.stack([np.bincount(unit, weights=p[:, j], minlength=n_units) for j in range(p.shape[1])],
                                         axis=1) for p in parts], axis=1)
@@ -113,7 +115,8 @@ def pooled_estimate(task: str, y: np.ndarray, repeats: list[tuple[np.ndarray, np
     y: (n, ...) the truth of every sample (class indices; (n, L) 0/1 labels; (n, T) values). ``repeats``: per
     repeat, (rows (m,), proba (m, k)) of the samples it scored, as ``Model.predict_output`` gives them; each
     repeat is scored alone and the estimate is their mean (``predicted``: per repeat, the classes (m,) the models
-    gave those rows by their decision rules; None: the most probable, P >= 0.5 for binary), every resample applying the same patients to every
+    gave those rows by their decision rules, (m, L) 0/1 for multi-label; None: the most probable, P >= 0.5 for binary
+    and each label), every resample applying the same patients to every
     repeat. ``groups`` (n,): each sample's patient, the unit a resample draws (None: samples). Beyond 10,000
     units, fewer resamples (``MAX_DRAWS``; at least ``MIN_RESAMPLES``): the estimate says how many it drew."""
     if not repeats:

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..decision import threshold_field
 from ..errors import ConfigError, OptionError
 from ..model_io import Model
 from ..data.streamed import DEFAULT_CHUNK_MB, _read_workers
@@ -131,7 +132,7 @@ class EvaluationResult:
     classes: list
     metrics: dict  # metrics.compute's set for the task
     main_metric: str
-    threshold: float | None
+    threshold: "float | np.ndarray | None"  # binary; multi-label: one, or one per label (L,)
     ci: dict = field(default_factory=dict)  # metric -> [low, high] (95 % percentile bootstrap)
     bootstrap: dict | None = None  # {"resamples", "unit", "n_units", "seed"}
     by: str | None = None
@@ -152,7 +153,8 @@ class EvaluationResult:
     # with novel_labels: the rows whose label the model does not know, kept apart from the metrics (``novel_report``);
     # None otherwise
     novel: dict | None = None
-    # the decision rule that labelled the rows the label metrics count (binary, multiclass; ``mlpcli.decision``)
+    # the decision rule that labelled the rows the label metrics count (binary, multiclass, multi-label;
+    # ``mlpcli.decision``)
     decision: str | None = None
     # with `prevalence`: the class mixes (training, the cohort's the probabilities were moved to, the one observed
     # in the labels) and log loss / ECE at the training mix and at the cohort's (``_prevalence_effect``)
@@ -160,7 +162,9 @@ class EvaluationResult:
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
-                "threshold": self.threshold, "main_metric": self.main_metric, "metrics": self.metrics,
+                # one number, or a multi-label model's balanced rule's one per label {label: threshold}
+                "threshold": None if self.threshold is None else threshold_field(self.threshold, self.classes),
+                "main_metric": self.main_metric, "metrics": self.metrics,
                 "calibration": self.calibration,
                 "ci": self.ci, "bootstrap": self.bootstrap, "by": self.by, "groups": self.groups,
                 "shift": self.shift.summary() if self.shift is not None else None,
@@ -804,7 +808,7 @@ def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: l
     to a cohort's class mix) both are of the probabilities at the training mix, moved back: the temperature's
     effect alone (``_prevalence_effect`` gives the move's)."""
     from .. import metrics
-    from ..calibration import temper
+    from ..calibration import temper, temperature_field
 
     link = model.output_activation()
     if model.temperature is None or link not in ("softmax", "sigmoid") or "log_loss" not in overall:
@@ -815,7 +819,7 @@ def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: l
         overall = metrics.compute(model.task, y, metrics.as_task_proba(model.task, out), classes, threshold, weights)
     raw = temper(out, 1.0 / model.temperature, link)
     before = metrics.compute(model.task, y, metrics.as_task_proba(model.task, raw), classes, threshold, weights)
-    return {"temperature": float(model.temperature), "log_loss_before": before.get("log_loss"),
+    return {"temperature": temperature_field(model.temperature), "log_loss_before": before.get("log_loss"),
             "log_loss_after": overall.get("log_loss"), "ece_before": before.get("ece"), "ece_after": overall.get("ece")}
 
 

@@ -17,7 +17,7 @@ from .. import data
 from ..data._common import is_text_dtype, one_number_groups
 from ..errors import ConfigError, DataError, OptionError
 from ..decision import RULES as DECISION_RULES
-from ..decision import Decision
+from ..decision import DECIDED, Decision, threshold_field
 from ..metrics import class_proba, predicted_class
 from ..model_io import ROW_BLOCK, Model
 from ..data.samples import SampleJoin, read_sample_sheet
@@ -1092,7 +1092,7 @@ class PredictionStream:
             for k, c in enumerate(model.classes):
                 cols[f"prob_{c}"] = out[:, k]
         elif task == "multilabel":
-            pred = (decide >= self.threshold).astype(np.int64)
+            pred = predicted_class(task, decide, self.threshold)  # one threshold, or one per label (its rule)
             for k, c in enumerate(model.classes):
                 cols[f"pred_{c}"] = pred[:, k]
                 self.counts[str(c)] += int(pred[:, k].sum())
@@ -1122,11 +1122,14 @@ class PredictionStream:
     def summary(self) -> dict:
         """JSON-able: rows, columns, predicted label counts, shift summary, notes and warnings."""
         return {"rows": self.n_rows, "task": self.model.task, "columns": self.columns,
-                "threshold": self.threshold if self.model.task in ("binary", "multilabel") else None,
+                # one number, or a multi-label model's balanced rule's one per label {label: threshold}
+                "threshold": (threshold_field(self.threshold, self.model.classes)
+                              if self.model.task in ("binary", "multilabel") else None),
                 "decision": self._run.labelled_by,  # argmax, balanced or threshold (``labelled_by``)
-                # where a binary model's threshold came from: --threshold, or the decision rule (0.5 for argmax, the
-                # positive class's training share for balanced)
-                "threshold_source": getattr(self._run, "threshold_source", None) if self.model.task == "binary" else None,
+                # where a binary or multi-label model's threshold came from: --threshold, or the decision rule (0.5
+                # for argmax, the positive class's (each label's) training share for balanced)
+                "threshold_source": (getattr(self._run, "threshold_source", None)
+                                     if self.model.task in ("binary", "multilabel") else None),
                 "positive_class": str(self.model.classes[-1]) if self.model.task == "binary" else None,
                 # in the model's order of classes or labels (a multi-label model's is its --target order), others after
                 "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=self._count_order)},
@@ -1140,22 +1143,26 @@ class PredictionStream:
 
 
 def resolve_decision(model: Model, decision: str | None = None, threshold: float | None = None
-                     ) -> tuple[Decision, float]:
+                     ) -> tuple[Decision, "float | np.ndarray"]:
     """The rule that labels ``model``'s rows and a binary or multi-label model's threshold on P(positive), from
     ``predict``/``evaluate``'s ``--decision`` (None: the model's own rule, ``mlpcli.decision``) and ``--threshold``
-    (None: the rule's: 0.5, or for a binary model decided ``balanced`` its positive class's training share).
-    Both given for a binary model, or either for a task they do not apply to, is an OptionError."""
+    (None: the rule's: 0.5, or for a model decided ``balanced`` its positive class's training share, a multi-label
+    model's one per label (L,)). Both given for a binary or multi-label model, or either for a task they do not
+    apply to, is an OptionError."""
     threshold = _check_threshold(model, threshold)
     if decision is not None:
         if decision not in DECISION_RULES:
             raise ConfigError(f"--decision must be one of {', '.join(DECISION_RULES)}, got {decision!r}")
-        if model.task not in ("binary", "multiclass"):
-            raise OptionError(f"--decision applies to binary and multiclass models; this model is {model.task}")
+        if model.task not in DECIDED:
+            raise OptionError(f"--decision applies to binary, multiclass and multi-label models; this model is "
+                              f"{model.task}")
         if threshold is not None:
-            raise OptionError("--decision and --threshold both decide a binary model's labels; give one of them")
+            what = "multi-label" if model.task == "multilabel" else model.task
+            raise OptionError(f"--decision and --threshold both decide a {what} model's labels; give one of them")
         if decision == "balanced" and (model.decision is None or model.decision.shares is None):
             raise OptionError("--decision balanced: this model file keeps no training class shares to divide by "
-                              "(written before mlpcli stored its decision rule); train it again")
+                              "(written before mlpcli stored its decision rule"
+                              + (" for multi-label models" if model.task == "multilabel" else "") + "); train it again")
     rule = model.decider.with_rule(decision)
     return rule, rule.threshold(model.task) if threshold is None else threshold
 
@@ -1198,11 +1205,11 @@ def _prevalence(model: Model, prevalence):
 
 def labelled_by(model: Model, rule: Decision, threshold_given: bool) -> str | None:
     """What labels ``model``'s rows, as ``predict`` and ``evaluate`` report it (their JSON's ``decision``): a
-    binary model's own ``--threshold`` ("threshold": then neither rule decides, whatever the model's is), else the
-    rule's name (argmax, balanced); None for a task without a choice of class (regression, multi-label)."""
-    if model.task not in ("binary", "multiclass"):
+    binary or multi-label model's own ``--threshold`` ("threshold": then neither rule decides, whatever the model's
+    is), else the rule's name (argmax, balanced); None for regression."""
+    if model.task not in DECIDED:
         return None
-    return "threshold" if threshold_given and model.task == "binary" else rule.rule
+    return "threshold" if threshold_given and model.task in ("binary", "multilabel") else rule.rule
 
 
 def _check_threshold(model: Model, threshold: float | None) -> float | None:
