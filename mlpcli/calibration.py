@@ -27,8 +27,9 @@ import numpy as np
 from .engine.functional import log_softmax, sigmoid, softmax, softplus
 from .metrics import expected_calibration_error
 
-__all__ = ["MIN_ROWS", "MIN_LABEL_EVENTS", "temperature_field", "temperature_words", "Calibration", "ClassTotal", "class_totals", "class_totals_off", "fit_temperature", "apply_temperature", "probabilities", "temper", "calibration_report",
-           "temperature_at_bound", "bound_note"]
+__all__ = ["MIN_ROWS", "MIN_LABEL_EVENTS", "temperature_field", "temperature_words", "Calibration", "ClassTotal",
+           "class_totals", "class_totals_off", "fit_temperature", "apply_temperature", "probabilities", "temper",
+           "calibration_report", "temperature_at_bound", "bound_note"]
 
 # T is searched on log T within [1/3, 3]: a network (or an ensemble's mean) is rarely off by more, and a
 # wider range let a few dozen held-out rows flatten every probability (T = 20 on NCI60's 45 rows made
@@ -61,7 +62,8 @@ def bound_note(T: "float | np.ndarray", log_loss_after: float | None = None, lab
         if not ends:
             return None
         lo, hi = LOG_T_BOUNDS
-        name = (lambda j: repr(str(labels[j]))) if labels is not None and len(labels) == np.size(T) else (lambda j: f"label {j + 1}")
+        named = labels is not None and len(labels) == np.size(T)
+        name = (lambda j: repr(str(labels[j]))) if named else (lambda j: f"label {j + 1}")
         return (", ".join(f"{name(j)} at the {e}" for j, e in ends) + f" of the range calibration fits "
                 f"({math.exp(lo):.3g}–{math.exp(hi):.3g}): more correction was wanted than it gives")
     end = temperature_at_bound(T)

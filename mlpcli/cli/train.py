@@ -247,7 +247,8 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
                                                    for k in ("rmse", "mae", "r2", "pearson_r")))
     cal = outcome.calibration
     if cal is not None:
-        table.add_row("calibration", f"temperature {temperature_words(cal.temperature, outcome.model.classes)}; {where} log loss "
+        temperature = temperature_words(cal.temperature, outcome.model.classes)
+        table.add_row("calibration", f"temperature {temperature}; {where} log loss "
                       f"{fmt(cal.log_loss_before, 'loss')} → {fmt(cal.log_loss_after, 'loss')}, ECE "
                       f"{fmt(cal.ece_before, 'loss')} → {fmt(cal.ece_after, 'loss')}")
     if outcome.model.decision is not None:

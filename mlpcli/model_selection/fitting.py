@@ -21,8 +21,8 @@ from ..engine import losses as loss_mod
 from ..errors import DataError, OptionError
 from ..training import FitResult, fit, fit_memory
 
-__all__ = ["LossSetup", "build_loss", "label_loss_weights", "baseline_output", "FittedRun", "fit_run", "preprocess_config",
-           "resolve_log1p", "SINGLE_RUN_HIDDEN", "check_memory"]
+__all__ = ["LossSetup", "build_loss", "label_loss_weights", "baseline_output", "FittedRun", "fit_run",
+           "preprocess_config", "resolve_log1p", "SINGLE_RUN_HIDDEN", "check_memory"]
 
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.

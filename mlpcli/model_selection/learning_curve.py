@@ -276,8 +276,8 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
 
 
 def _size_decision(train_ds: data.Dataset, val_ds: data.Dataset, fitted, val_out: np.ndarray, option: str):
-    """(Decision, logits -> probabilities) for a binary, multiclass or multi-label size, as ``train --folds 1`` would ship its
-    network: a temperature fitted on the validation logits (from ``calibration.MIN_ROWS`` rows; the curve's
+    """(Decision, logits -> probabilities) for a binary, multiclass or multi-label size, as ``train --folds 1`` would
+    ship its network: a temperature fitted on the validation logits (from ``calibration.MIN_ROWS`` rows; the curve's
     --calibrate is train's default) and the --decision rule, ``auto`` choosing on those validation rows; the shares
     are the size's training rows'. None for other tasks (their score has no labels to decide)."""
     from ..calibration import MIN_ROWS, fit_temperature
