@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .engine.functional import log_softmax, sigmoid, softmax, softplus
+from .decision import MIN_LABEL_EVENTS
 from .metrics import expected_calibration_error
 
 __all__ = ["MIN_ROWS", "MIN_LABEL_EVENTS", "temperature_field", "temperature_words", "Calibration", "ClassTotal",
@@ -78,8 +79,8 @@ def bound_note(T: "float | np.ndarray", log_loss_after: float | None = None, lab
             "can correct")
 # Fewer held-out rows than this give a temperature too noisy to help on new samples: not fitted.
 MIN_ROWS = 100
-# A multi-label model's label needs this many held-out positives and as many negatives for a temperature of its own
-MIN_LABEL_EVENTS = 10
+# A multi-label model's label needs MIN_LABEL_EVENTS held-out positives and as many negatives for a temperature of
+# its own (``decision``: and for a decision rule of its own)
 _EPS = 1e-12
 
 

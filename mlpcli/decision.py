@@ -14,7 +14,11 @@ changed: a sample's label may then be a class that is not its most probable one.
 A multi-label model decides each label apart, as a binary model of its own: ``argmax`` calls a label present when
 P(label) ≥ 0.5, ``balanced`` when P(label) ≥ π_label, its share of the training samples (the Bayes decision for
 that label's balanced accuracy). Under argmax a label present in 3 % of the samples is called for almost no
-sample, whatever its ranking (an ROC AUC of 0.83 with recall 0).
+sample, whatever its ranking (an ROC AUC of 0.83 with recall 0). ``auto`` chooses label by label, as it would for
+a binary model of each (balanced where it scores strictly higher on the held-out predictions: a label with no
+signal ties at 0.5 and stays at 0.5, where one rule for all labels called such a label for half the samples), and
+a label with fewer than MIN_LABEL_EVENTS held-out positives or negatives stays at 0.5 under any rule: one positive
+in 330 samples made its share 0.003, and the label was called for 1,371 of 3,800 new samples.
 
 ``auto`` (the default) takes ``balanced`` when it gives the higher balanced accuracy on the held-out
 predictions training already makes (out-of-fold for an ensemble, the validation rows for one network), else
@@ -33,12 +37,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RULES", "CHOICES", "DECIDED", "Decision", "predicted_class", "balanced_accuracy", "choose",
+__all__ = ["RULES", "CHOICES", "DECIDED", "MIN_LABEL_EVENTS", "Decision", "predicted_class", "balanced_accuracy", "choose",
            "threshold_field", "threshold_words", "label_threshold_words"]
 
 RULES = ("argmax", "balanced")
 CHOICES = ("auto",) + RULES
 DECIDED = ("binary", "multiclass", "multilabel")  # the tasks a rule labels (regression has no labels to decide)
+# A multi-label model's label needs this many held-out positives and as many negatives for a rule (and a temperature,
+# ``calibration``) of its own: below, its balanced accuracy on the held-out rows is too rough to choose by
+MIN_LABEL_EVENTS = 10
 
 
 def predicted_class(task: str, proba: np.ndarray, threshold: "float | np.ndarray" = 0.5,
@@ -104,6 +111,8 @@ class Decision:
     shares: tuple[float, ...] | None = None
     chosen: str = "option"
     held_out: dict = field(default_factory=dict)
+    # a multi-label model's: which labels the balanced rule calls at their share (the others at 0.5); None: all
+    labels: tuple[bool, ...] | None = None
 
     def threshold(self, task: str) -> "float | np.ndarray":
         """A binary model's threshold on P(positive): π_positive for ``balanced``, else 0.5. A multi-label model's
@@ -115,7 +124,8 @@ class Decision:
             return float(self.shares[-1])
         if task == "multilabel":
             s = np.asarray(self.shares, dtype=np.float64)
-            return np.where((s > 0) & (s < 1), s, 0.5)
+            on = np.ones(len(s), dtype=bool) if self.labels is None else np.asarray(self.labels, dtype=bool)
+            return np.where(on & (s > 0) & (s < 1), s, 0.5)
         return 0.5
 
     def weights(self, task: str) -> np.ndarray | None:
@@ -131,27 +141,30 @@ class Decision:
 
     def with_rule(self, rule: str | None) -> "Decision":
         """The same shares under another rule (``predict --decision``); None: this one."""
-        if rule is None or rule == self.rule:
+        if rule is None or (rule == self.rule and self.labels is None):
             return self
-        return Decision(rule=rule, shares=self.shares, chosen="option")
+        return Decision(rule=rule, shares=self.shares, chosen="option")  # every label by it (``predict --decision``)
 
     def with_shares(self, shares) -> "Decision":
         """The same rule, dividing by another class mix (k,): a cohort's, when the probabilities are moved to it
         (``prevalence``), so that balanced labels stay those of the training mix."""
         return Decision(rule=self.rule, shares=tuple(float(s) for s in shares), chosen=self.chosen,
-                        held_out=dict(self.held_out))
+                        held_out=dict(self.held_out), labels=self.labels)
 
     def to_dict(self) -> dict:
         return {"rule": self.rule, "shares": None if self.shares is None else [float(s) for s in self.shares],
-                "chosen": self.chosen, "held_out": dict(self.held_out)}
+                "chosen": self.chosen, "held_out": dict(self.held_out),
+                **({} if self.labels is None else {"labels": [bool(b) for b in self.labels]})}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Decision":
         if not d:
             return cls()
         shares = d.get("shares")
+        labels = d.get("labels")
         return cls(rule=d["rule"], shares=None if shares is None else tuple(float(s) for s in shares),
-                   chosen=d.get("chosen") or "option", held_out=dict(d.get("held_out") or {}))
+                   chosen=d.get("chosen") or "option", held_out=dict(d.get("held_out") or {}),
+                   labels=None if labels is None else tuple(bool(b) for b in labels))
 
     def describe(self, task: str | None = None, classes: list | None = None, held_out: str = "held-out") -> str:
         """A few words for summaries (``train``'s and ``info``'s ``labels`` row). With the model's ``task`` and
@@ -187,13 +200,7 @@ class Decision:
                 what += (f": P(class) / share (rarest first: {shown}{more}), so a sample can be called a rarer class "
                          "than its most probable one")
         elif task == "multilabel":
-            if self.rule == "argmax":
-                what = "argmax (each label present when P >= 0.5)"
-            else:
-                what = "balanced (each label present when P >= its training share"
-                if self.shares is not None and classes is not None and len(classes) == len(self.shares):
-                    what += ": " + threshold_words(self.threshold(task), classes)
-                what += ")"
+            return self._describe_labels(classes, held_out)
         scores = self.held_out
         if not all(isinstance(scores.get(r), (int, float)) and math.isfinite(scores[r]) for r in RULES):
             scores = None  # none kept (a file of before), or not both: the sentence that compares them is left out
@@ -212,17 +219,75 @@ class Decision:
         return what
 
 
+    def _describe_labels(self, labels: list | None, held_out: str) -> str:
+        """``describe`` for a multi-label model: which labels are called at their share, the others at 0.5."""
+        if self.rule == "argmax" or self.shares is None:
+            what = "argmax (each label present when P >= 0.5)"
+        else:
+            n = len(self.shares)
+            on = [True] * n if self.labels is None else list(self.labels)
+            t = self.threshold("multilabel")
+            on = [o and t[j] != 0.5 for j, o in enumerate(on)] if labels is not None and len(labels) == n else on
+            if labels is None or len(labels) != n:
+                what = "balanced (each label present when P >= its training share)"
+            elif all(on):
+                what = f"balanced (each label present when P >= its training share: {threshold_words(t, labels)})"
+            else:
+                at = [j for j in range(n) if on[j]]
+                half = [str(labels[j]) for j in range(n) if not on[j]]
+                what = (f"balanced for {len(at)} of {n} labels (P >= its training share: "
+                        f"{threshold_words(t[at], [labels[j] for j in at])}); at P >= 0.5: "
+                        f"{', '.join(half[:5])}{f' and {len(half) - 5} more' if len(half) > 5 else ''}")
+        scores = self.held_out
+        if not all(isinstance(scores.get(r), (int, float)) and math.isfinite(scores[r]) for r in RULES):
+            return what
+        if self.chosen == "auto":
+            mine = scores.get("chosen", scores[self.rule])
+            what += (f"; --decision auto chose label by label on the {held_out} predictions (a label with fewer than "
+                     f"{MIN_LABEL_EVENTS} held-out positives or negatives stays at 0.5), balanced accuracy "
+                     f"{mine:.3f} against {scores['argmax']:.3f} by argmax")
+            if self.rule == "balanced":
+                what += " (chosen on the rows it is scored on, a little optimistic; `mlpcli cv` chooses per fold)"
+        elif self.shares is not None:
+            what += (f" (--decision {self.rule}; {held_out} balanced accuracy {scores['balanced']:.3f} by the balanced "
+                     f"rule, {scores['argmax']:.3f} by argmax)")
+        return what
+
+
+def _label_rules(Y: np.ndarray, proba: np.ndarray, shares: tuple, option: str) -> tuple[tuple[bool, ...], dict]:
+    """A multi-label model's rule per label: which labels the balanced rule calls at their share, and the held-out
+    balanced accuracies (mean over labels) of argmax, of the balanced rule on every label it may take, and of the
+    choice. ``option`` "balanced": every label with MIN_LABEL_EVENTS held-out positives and negatives; "auto": those
+    of them whose balanced accuracy is strictly higher by their share; "argmax": none."""
+    Y = np.asarray(Y).reshape(proba.shape)
+    positives = Y.sum(axis=0)
+    eligible = (positives >= MIN_LABEL_EVENTS) & (len(Y) - positives >= MIN_LABEL_EVENTS)
+    s = np.asarray(shares, dtype=np.float64)
+    at_half = predicted_class("multilabel", proba, 0.5)
+    at_share = predicted_class("multilabel", proba, np.where(eligible & (s > 0) & (s < 1), s, 0.5))
+    gain = np.array([balanced_accuracy(Y[:, j], at_share[:, j]) - balanced_accuracy(Y[:, j], at_half[:, j])
+                     if 0 < positives[j] < len(Y) else 0.0 for j in range(Y.shape[1])])
+    on = {"argmax": np.zeros(len(s), dtype=bool), "balanced": eligible, "auto": eligible & (gain > 0)}[option]
+    chosen = predicted_class("multilabel", proba, np.where(on & (s > 0) & (s < 1), s, 0.5))
+    scores = {"argmax": label_balanced_accuracy(Y, at_half), "balanced": label_balanced_accuracy(Y, at_share),
+              "chosen": label_balanced_accuracy(Y, chosen)}
+    return tuple(bool(b) for b in on), scores
+
+
 def choose(task: str, y: np.ndarray, proba: np.ndarray, shares: np.ndarray, option: str) -> Decision | None:
     """The decision rule a model trained with ``--decision option`` keeps. y (n,) the held-out rows' class
     indices, proba their calibrated probabilities (n, k) or P(positive) (n, 1); shares (k,) the training class
-    shares, all > 0. Multi-label: y and proba (n, L), shares (L,) each label's share of positives, the rule scored
-    by the mean of the labels' balanced accuracies. None for regression."""
+    shares, all > 0. Multi-label: y and proba (n, L), shares (L,) each label's share of positives, the rule chosen
+    label by label (``_label_rules``). None for regression."""
     if task not in DECIDED:
         return None
     shares_t = tuple(float(s) for s in shares)
-    score = label_balanced_accuracy if task == "multilabel" else balanced_accuracy
+    if task == "multilabel":
+        on, scores = _label_rules(y, proba, shares_t, option)
+        return Decision(rule="balanced" if any(on) else "argmax", shares=shares_t,
+                        chosen="auto" if option == "auto" else "option", held_out=scores, labels=on)
     # both rules' figures, also under a rule the option forces: the summary shows what the other would have scored
-    scores = {rule: score(y, Decision(rule, shares_t).classes(task, proba)) for rule in RULES}
+    scores = {rule: balanced_accuracy(y, Decision(rule, shares_t).classes(task, proba)) for rule in RULES}
     if option != "auto":
         return Decision(rule=option, shares=shares_t, chosen="option", held_out=scores)
     # strictly better, or argmax stays: a tie keeps the labels a reader expects (the most probable class)
@@ -230,11 +295,13 @@ def choose(task: str, y: np.ndarray, proba: np.ndarray, shares: np.ndarray, opti
     return Decision(rule=rule, shares=shares_t, chosen="auto", held_out=scores)
 
 
-def threshold_field(threshold: "float | np.ndarray", labels) -> "float | dict[str, float]":
-    """A threshold as JSON gives it: one number, or a multi-label model's one per label {label: threshold}."""
+def threshold_field(threshold: "float | np.ndarray", labels, per_label: bool = False) -> "float | dict[str, float]":
+    """A threshold as JSON gives it: a binary model's number, or with ``per_label`` (a multi-label model's) one per
+    label {label: threshold}, also when every label has the same (0.5, --threshold): one type whatever the rule."""
     t = np.asarray(threshold, dtype=np.float64)
-    if t.ndim == 0:
+    if t.ndim == 0 and not per_label:
         return float(t)
+    t = np.broadcast_to(t, (len(labels),))
     return {str(label): float(v) for label, v in zip(labels, t)}
 
 

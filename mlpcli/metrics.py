@@ -338,7 +338,7 @@ def _multilabel(Y, P, classes, threshold):
     at_half = P >= 0.5  # the more probable value of each label: ECE judges probabilities, not the thresholds
     return {
         "n": int(Y.shape[0]),
-        "threshold": threshold_field(threshold, classes),
+        "threshold": threshold_field(threshold, classes, per_label=True),
         "f1_micro": _safe(skm.f1_score, Y, pred, average="micro", zero_division=0),
         "f1_macro": _safe(skm.f1_score, Y, pred, average="macro", zero_division=np.nan),  # as above, per label
         "hamming_loss": _safe(skm.hamming_loss, Y, pred),

@@ -691,6 +691,14 @@ class _Fields:
         shares = self.listing(self.get(d, "shares", "decision"), "decision.shares", n_classes, n_classes)
         for i, v in enumerate(shares):
             self.number(v, f"decision.shares[{i}]", 0.0, 1.0, lo_open=task != "multilabel")
+        labels = d.get("labels")
+        if labels is not None:  # format 13: which labels of a multi-label model the balanced rule calls at their share
+            if task != "multilabel":
+                self.fail("decision.labels", f"is for multi-label models; this model is {task}")
+            self.listing(labels, "decision.labels", n_classes, n_classes)
+            for i, v in enumerate(labels):
+                if not isinstance(v, bool):
+                    self.fail(f"decision.labels[{i}]", f"must be true or false, got {_show(v)}")
         self.text(d.get("chosen"), "decision.chosen", choices=("auto", "option"), optional=True)
         self.scalars(_given(d.get("held_out"), {}), "decision.held_out")
 

@@ -213,3 +213,26 @@ def test_explain_names_the_label_columns_a_multilabel_table_lacks(tmp_path):
         assert res.exit_code == 1, res.output
         assert "has 2 of the model's 3 target columns ('L0', 'L1', 'L2') and lacks 'L2'" in " ".join(res.output.split())
         assert not (tmp_path / "r.csv").exists()
+
+
+def test_permutation_on_a_model_with_a_temperature_per_label(models):
+    paths, data, df, _ = models
+    model = model_io.load(paths["ensemble"])  # 240 out-of-fold rows: each label calibrated on its own
+    assert np.ndim(model.temperature) == 1 and len(set(np.round(model.temperature, 6))) > 1
+    s = load_samples(model, data)
+    X, Y = s.X, s.y
+    base = model.predict_output(X)
+
+    def bce(P):
+        return -np.mean(np.log(np.clip(np.where(Y == 1, P, 1 - P), 1e-15, 1)), axis=0)
+
+    drops, _ = permutation_importance(model, X, Y, repeats=2, seed=3)
+    feats = list(model.feature_names)
+    for j in (0, 3):  # the tempered probabilities are predict's, label by label
+        rng = feature_rng(3, feats[j])
+        Xs = X.copy()
+        Xs[:, j] = X[rng.permutation(len(X)), j]
+        np.testing.assert_allclose(drops[0, j], bce(model.predict_output(Xs)) - bce(base), atol=2e-5)
+    res = run(["explain", paths["ensemble"], data, "--method", "permutation", "--repeats", "2", "--scoring",
+               "balanced_accuracy", "--top", "2"])
+    assert res.exit_code == 0, res.output

@@ -24,7 +24,7 @@ LABELS = ["lab0", "lab1", "lab2", "rare"]
 TARGET = ",".join(LABELS)
 
 
-def rare_label_table(seed: int = 3, n_patients: int = 100) -> pd.DataFrame:
+def rare_label_table(seed: int = 3, n_patients: int = 150) -> pd.DataFrame:
     """make_table's three labels and a fourth held by 4 % of the patients, whose samples carry a weak signal in
     f05 (ranked well, but rarely above P = 0.5)."""
     table = make_table("multilabel", n_patients=n_patients, per_patient=2, n_features=10, seed=seed)
@@ -78,26 +78,25 @@ def test_predict_calls_each_label_at_its_threshold_and_says_so(trained):
 def test_evaluate_scores_the_rules_labels_and_the_options_override_it(trained):
     model_path, new = str(trained / "balanced.mlp"), str(trained / "new.csv")
     doc = json.loads(run(["evaluate", model_path, new, "--json"]).stdout)
-    truth = pd.read_csv(new)
     shares = pd.read_csv(trained / "t.csv")[LABELS].mean()
     rows = {r["label"]: r for r in doc["metrics"]["per_label"]}
-    probs = pd.read_csv(trained / "pred.csv") if (trained / "pred.csv").exists() else None
     assert doc["decision"] == "balanced" and doc["threshold"] == pytest.approx(shares.to_dict())
     for label in LABELS:
         assert rows[label]["threshold"] == pytest.approx(shares[label])
     assert rows["rare"]["called"] > 0 and rows["rare"]["recall"] > 0
     by_argmax = json.loads(run(["evaluate", model_path, new, "--decision", "argmax", "--json"]).stdout)
-    assert by_argmax["decision"] == "argmax" and by_argmax["threshold"] == 0.5
+    assert by_argmax["decision"] == "argmax" and by_argmax["threshold"] == {label: 0.5 for label in LABELS}
     assert {r["label"]: r for r in by_argmax["metrics"]["per_label"]}["rare"]["called"] == 0
     # the probabilities do not change with the rule: nor do log loss, ECE and AUC
     for key in ("log_loss", "ece"):
         assert by_argmax["metrics"][key] == pytest.approx(doc["metrics"][key])
     fixed = json.loads(run(["evaluate", model_path, new, "--threshold", "0.2", "--json"]).stdout)
-    assert fixed["decision"] == "threshold" and fixed["threshold"] == 0.2
-    if probs is not None:
-        called = (probs[[f"prob_{c}" for c in LABELS]].to_numpy() >= 0.2).sum(axis=0)
-        assert [r["called"] for r in fixed["metrics"]["per_label"]] == called.tolist()
-    assert len(truth) == doc["n"]
+    assert fixed["decision"] == "threshold" and fixed["threshold"] == {label: 0.2 for label in LABELS}
+    out = trained / "at_rule.csv"
+    assert run(["predict", model_path, new, "-o", str(out), "-q"]).exit_code == 0
+    probs = pd.read_csv(out)[[f"prob_{c}" for c in LABELS]].to_numpy()
+    called = (probs >= 0.2).sum(axis=0)  # (6-digit probabilities: none sits within rounding of 0.2 here)
+    assert [r["called"] for r in fixed["metrics"]["per_label"]] == called.tolist()
     res = run(["evaluate", model_path, new, "--threshold", "0.2", "--decision", "argmax"])
     assert_clean_error(res, "--decision and --threshold", "multi-label", code=2)
 
@@ -116,7 +115,8 @@ def test_auto_takes_the_rule_with_the_higher_held_out_balanced_accuracy():
     flat = choose("multilabel", Y, np.where(Y == 1, 0.9, 0.1), np.array([0.5, 0.5, 0.5]), "auto")
     assert flat.rule == "argmax"
     forced = choose("multilabel", Y, P, shares, "argmax")
-    assert forced.rule == "argmax" and forced.chosen == "option" and set(forced.held_out) == {"argmax", "balanced"}
+    assert forced.rule == "argmax" and forced.chosen == "option"
+    assert set(forced.held_out) == {"argmax", "balanced", "chosen"} and forced.held_out["chosen"] == forced.held_out["argmax"]
     assert choose("regression", Y, P, shares, "auto") is None
 
 
@@ -146,7 +146,8 @@ def test_ece_and_log_loss_do_not_depend_on_the_threshold():
     at_half = compute("multilabel", Y, P, ["a", "b", "c"], 0.5)
     per_label = compute("multilabel", Y, P, ["a", "b", "c"], np.array([0.1, 0.3, 0.7]))
     assert per_label["ece"] == pytest.approx(at_half["ece"]) and per_label["log_loss"] == at_half["log_loss"]
-    assert per_label["threshold"] == {"a": 0.1, "b": 0.3, "c": 0.7} and at_half["threshold"] == 0.5
+    assert per_label["threshold"] == {"a": 0.1, "b": 0.3, "c": 0.7}
+    assert at_half["threshold"] == {"a": 0.5, "b": 0.5, "c": 0.5}  # one type whatever the thresholds
     assert per_label["per_label"][0]["called"] == int((P[:, 0] >= 0.1).sum())
     assert per_label["balanced_accuracy"] != at_half["balanced_accuracy"]
 
@@ -185,12 +186,48 @@ def test_a_multilabel_decision_in_a_format_12_file_is_refused(trained, tmp_path)
 
 
 def test_cv_labels_each_fold_by_its_own_rule(trained):
+    oof = trained / "cv_oof.csv"
     res = run(["cv", str(trained / "t.csv"), "--target", TARGET, "--group", "patient_id", "--folds", "3",
-               "--member-folds", "2", "--epochs", "20", "--hidden", "", "--decision", "balanced", "--json"])
+               "--member-folds", "2", "--epochs", "20", "--hidden", "", "--decision", "balanced", "--json",
+               "--oof", str(oof)])
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+    doc, calls = json.loads(res.stdout), pd.read_csv(oof)
     assert doc["folds"] == 3
-    for fold in doc["per_fold"]:
+    for k, fold in enumerate(doc["per_fold"], start=1):
         assert fold["decision"] == "balanced"
         thresholds = fold["metrics"]["threshold"]
-        assert set(thresholds) == set(LABELS) and thresholds["rare"] < 0.1
+        assert set(thresholds) == set(LABELS) and thresholds["lab1"] < 0.5  # a label of 40 % at its share
+        rows = calls[calls["fold"] == k]
+        for label in LABELS:  # the --oof file's calls are the fold model's
+            assert ((rows[f"prob_{label}"] >= thresholds[label]).astype(int) == rows[f"pred_{label}"]).all()
+
+
+def test_a_label_without_signal_or_with_few_positives_stays_at_one_half():
+    rng = np.random.default_rng(2)
+    n = 600
+    Y = np.column_stack([rng.random(n) < 0.3, rng.random(n) < 0.05, np.zeros(n, dtype=bool)]).astype(int)
+    Y[:3, 2] = 1  # three positives: too few to choose a rule for
+    P = np.column_stack([np.clip(0.25 * Y[:, 0] + rng.uniform(0.1, 0.45, n), 0, 1),  # ranked, below 0.5
+                         rng.uniform(0, 0.1, n),  # no signal
+                         rng.uniform(0, 0.02, n)])
+    d = choose("multilabel", Y, P, Y.mean(axis=0), "auto")
+    assert d.labels == (True, False, False) and d.rule == "balanced"
+    t = d.threshold("multilabel")
+    assert t[0] == pytest.approx(Y[:, 0].mean()) and t[1] == 0.5 and t[2] == 0.5
+    # forced, the balanced rule still leaves the label of three positives at 0.5 (its share would call 30 % of samples)
+    forced = choose("multilabel", Y, P, Y.mean(axis=0), "balanced")
+    assert forced.labels == (True, True, False) and forced.threshold("multilabel")[2] == 0.5
+    words = d.describe("multilabel", ["a", "noise", "three"], "out-of-fold")
+    assert words.startswith("balanced for 1 of 3 labels") and "at P >= 0.5: noise, three" in words
+    assert Decision.from_dict(d.to_dict()) == d
+
+
+def test_a_weighted_labels_threshold_moves_with_its_temperature():
+    table = rare_label_table()
+    opts = dict(target=LABELS, group="patient_id", folds=3, epochs=30, hidden=[], seed=0, decision="balanced")
+    model = train(table, TrainOptions(**opts, pos_weight=3.0)).model
+    s = table[LABELS].mean().to_numpy()
+    weighted = 3 * s / (3 * s + 1 - s)
+    T = np.asarray(model.temperature)
+    moved = 1 / (1 + np.exp(-(np.log(weighted) - np.log1p(-weighted)) / T))
+    np.testing.assert_allclose(model.decision.shares, moved, rtol=1e-9)

@@ -51,8 +51,9 @@ def _refit_words(outcome, metric: str, n: int, chosen_from: int = 1) -> str:
         score += f", optimistic: the setting was chosen from {chosen_from} on these samples"
     decision = outcome.model.decision
     # a balanced model's labels are not always the most probable class: said, as train's `labels` row says it
-    labels = ("; it labels by the balanced rule, the most probable class relative to its training share"
-              if decision is not None and decision.rule == "balanced" else "")
+    how = ("each label present when P >= its training share" if outcome.model.task == "multilabel"
+           else "the most probable class relative to its training share")
+    labels = (f"; it labels by the balanced rule, {how}" if decision is not None and decision.rule == "balanced" else "")
     sizes = f"{trained[0]:,}" if trained[0] == trained[-1] else f"{trained[0]:,}–{trained[-1]:,}"
     if outcome.model.is_ensemble:
         return (f"trained the best setting as `train` does: a {len(members)}-member cross-fitted ensemble, each "

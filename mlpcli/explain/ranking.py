@@ -708,6 +708,8 @@ def _probabilities_cm(out_fn: _Output, logit_sets: list[np.ndarray]) -> np.ndarr
         return P
     if soft:
         return _softmax0(np.log(np.clip(P, 1e-12, 1.0)) / T)
+    if np.ndim(T) == 1:  # a multi-label model's, one per label: along the first (class-major) axis
+        T = np.asarray(T, dtype=np.float64).reshape(-1, *[1] * (P.ndim - 1))
     Q = np.clip(P, 1e-12, 1 - 1e-12)
     return sigmoid((np.log(Q) - np.log1p(-Q)) / T)
 
@@ -973,7 +975,8 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
         _record(names[c], table_rows, summary, rows, stability, short)
     if multilabel:
         overall = drops[:, :, present].mean(axis=2).mean(axis=0)
-        what = ("the drop of the label's balanced accuracy (at probability 0.5) when the gene is shuffled (their mean "
+        what = ("the drop of the label's balanced accuracy (each label called as predict calls it) when the gene is "
+                "shuffled (their mean "
                 "over labels is the drop of the multi-label balanced accuracy" if scoring == "balanced_accuracy" else
                 "the rise of the label's mean log loss over every sample when the gene is shuffled (their mean over "
                 "labels is the rise of the multi-label log loss")

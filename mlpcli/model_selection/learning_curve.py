@@ -38,7 +38,7 @@ import numpy as np
 from .. import data, metrics
 from ..calibration import probabilities
 from ..config import AUTO, TrainOptions, auto_noise
-from ..decision import balanced_accuracy, choose, label_balanced_accuracy
+from ..decision import DECIDED, balanced_accuracy, choose, label_balanced_accuracy
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, local_workers, run
 from ..training import evaluate_loss
@@ -110,10 +110,12 @@ class LearningCurveResult:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     split: dict = field(default_factory=dict)
-    decision: str | None = None  # binary / multiclass: the --decision option the sizes' labels followed (auto|argmax|balanced)
+    # binary / multiclass / multi-label: the --decision option the sizes' labels followed (auto|argmax|balanced)
+    decision: str | None = None
     # row indices into the table: each size's training rows and the fixed validation rows (not in JSON)
     train_rows: list[np.ndarray] = field(default_factory=list, repr=False)
     val_rows: np.ndarray | None = field(default=None, repr=False)
+    task: str | None = None  # the table's task (the words for its decision rule)
 
     def to_dict(self) -> dict:
         return {
@@ -133,6 +135,9 @@ class LearningCurveResult:
             return None
         words = {"argmax": "argmax (the most probable class)",
                  "balanced": "the balanced rule (the most probable class relative to its training share)"}
+        if self.task == "multilabel":
+            words = {"argmax": "each label at P >= 0.5",
+                     "balanced": "the balanced rule (each label present when P >= its training share)"}
         kinds = {r for _, r in rules}
         if len(kinds) == 1:
             return words[rules[0][1]]
@@ -282,14 +287,14 @@ def _size_decision(train_ds: data.Dataset, val_ds: data.Dataset, fitted, val_out
     are the size's training rows'. None for other tasks (their score has no labels to decide)."""
     from ..calibration import MIN_ROWS, fit_temperature
 
-    shares = decision_shares(train_ds, fitted.options)
-    if shares is None:
+    if decision_shares(train_ds, fitted.options) is None:
         return None
     link = fitted.setup.loss.output_activation
     T = None
     if link in ("softmax", "sigmoid") and val_ds.n_samples >= MIN_ROWS:
         T = fit_temperature(val_out, np.asarray(val_ds.y).reshape(-1).astype(np.int64) if link == "softmax"
                             else np.asarray(val_ds.y).astype(np.float64).reshape(val_out.shape), link)
+    shares = decision_shares(train_ds, fitted.options, T)
 
     def proba(out: np.ndarray) -> np.ndarray:
         return metrics.as_task_proba(train_ds.task, probabilities(out, link, T))
@@ -579,7 +584,7 @@ def learning_curve(
     val_units = int(len(np.unique(val_ds.groups))) if val_ds.groups is not None else int(val_ds.n_samples)
     val_unit_name = "patients" if val_ds.groups is not None else "samples"
     more_data = _more_data(points, higher, chance, scale, metric, val_units, val_unit_name)
-    decided = ds.task in ("binary", "multiclass") and any(p.decision for p in points)
+    decided = ds.task in DECIDED and any(p.decision for p in points)
     if decided:
         notes.append(_decision_note(options.decision, points, val_ds.n_samples, options.class_weight == "balanced"))
     return LearningCurveResult(
@@ -591,6 +596,7 @@ def learning_curve(
                                      val_unit_name),
         skipped=skipped, notes=notes, warnings=warnings, split=asdict(summary),
         train_rows=[rows for _, rows in jobs], val_rows=val_rows, decision=options.decision if decided else None,
+        task=ds.task,
     )
 
 

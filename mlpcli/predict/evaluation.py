@@ -162,8 +162,9 @@ class EvaluationResult:
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
-                # one number, or a multi-label model's balanced rule's one per label {label: threshold}
-                "threshold": None if self.threshold is None else threshold_field(self.threshold, self.classes),
+                # one number, or a multi-label model's one per label {label: threshold}
+                "threshold": (None if self.threshold is None else
+                              threshold_field(self.threshold, self.classes, self.task == "multilabel")),
                 "main_metric": self.main_metric, "metrics": self.metrics,
                 "calibration": self.calibration,
                 "ci": self.ci, "bootstrap": self.bootstrap, "by": self.by, "groups": self.groups,

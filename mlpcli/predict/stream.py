@@ -1122,8 +1122,8 @@ class PredictionStream:
     def summary(self) -> dict:
         """JSON-able: rows, columns, predicted label counts, shift summary, notes and warnings."""
         return {"rows": self.n_rows, "task": self.model.task, "columns": self.columns,
-                # one number, or a multi-label model's balanced rule's one per label {label: threshold}
-                "threshold": (threshold_field(self.threshold, self.model.classes)
+                # one number, or a multi-label model's one per label {label: threshold}
+                "threshold": (threshold_field(self.threshold, self.model.classes, self.model.task == "multilabel")
                               if self.model.task in ("binary", "multilabel") else None),
                 "decision": self._run.labelled_by,  # argmax, balanced or threshold (``labelled_by``)
                 # where a binary or multi-label model's threshold came from: --threshold, or the decision rule (0.5
