@@ -212,8 +212,11 @@ def _table(doc: dict) -> Table:
     if doc["file"]["bytes"] is None:
         table.add_row("file", f"{fmt_version}read from a pipe (no size or modification time of its own)")
     else:
+        threads = (doc.get("provenance") or {}).get("threads")  # the BLAS threads training ran with
+        threads = f" ({threads})" if isinstance(threads, int) else ""
         table.add_row("file", f"{fmt_version}{doc['file']['bytes']:,} bytes, modified {doc['file']['modified']} (the "
-                              "model records no clock time: same data, options, seed and threads give the same bytes)")
+                              f"model records no clock time: same data, options, seed and threads{threads} on the same "
+                              "BLAS build and CPU kind, the versions row's, give the same bytes)")
     counts = doc["class_counts"]
     classes = ", ".join(f"{c} ({counts[c]})" if c in counts else c for c in doc["classes"])
     # the counts are of the rows the split trained on: all of them for an ensemble, the training part of a hold-out
@@ -348,6 +351,7 @@ def _table(doc: dict) -> Table:
         table.add_row("data", f"{prov.get('data_file')}{kind}: {_count(prov.get('n_samples'))} samples × "
                               f"{_count(prov.get('n_features'))} features; values and names sha256 "
                               f"{prov.get('data_sha256')} (of the table as read, not the file's bytes; of a sparse matrix: of its "
-                              "stored arrays)")
+                              "stored arrays)" + (f"; patient and batch columns sha256 {prov['roles_sha256']}"
+                                                  if prov.get("roles_sha256") else ""))
         table.add_row("versions", versions)
     return table

@@ -1,0 +1,56 @@
+"""What a model file records for a methods section and for reproducing it: the code's own digest, the BLAS build and
+CPU kind whose rounding the figures depend on, and the patient and batch columns the splits followed."""
+
+from __future__ import annotations
+
+import json
+
+from cli_helpers import run
+from mlpcli import model_io
+from mlpcli.pipeline import blas_build, source_digest
+from tables import make_table
+
+
+def _train(tmp_path, table, name):
+    table.to_csv(tmp_path / f"{name}.csv", index=False)
+    path = tmp_path / f"{name}.mlp"
+    res = run(["train", str(tmp_path / f"{name}.csv"), "--folds", "2", "--epochs", "3", "--hidden", "4", "-q",
+               "-o", str(path)])
+    assert res.exit_code == 0, res.output
+    return path
+
+
+def test_the_model_records_code_blas_machine_and_the_split_columns(tmp_path):
+    table = make_table("binary", n_patients=30, per_patient=2)
+    path = _train(tmp_path, table, "a")
+    prov = model_io.load(path).provenance
+    versions = prov["versions"]
+    assert versions["mlpcli source"] == source_digest() and len(versions["mlpcli source"]) == 12
+    assert versions["blas"] == (blas_build() or "unknown") and versions["machine"] and versions["scipy"]
+    assert isinstance(prov["threads"], int) and len(prov["roles_sha256"]) == 64
+    info = run(["info", str(path)]).output
+    assert "mlpcli source" in info and "patient and batch columns sha256" in info and "CPU kind" in info
+
+    # other patients for some samples: the same values and names, another split
+    moved = table.copy()
+    moved.loc[:9, "patient_id"] = "P999"
+    other = model_io.load(_train(tmp_path, moved, "b")).provenance
+    assert other["data_sha256"] == prov["data_sha256"] and other["roles_sha256"] != prov["roles_sha256"]
+    # and the same table again: the same digest (nothing of the run's own in it)
+    again = model_io.load(_train(tmp_path, table, "c")).provenance
+    assert again["roles_sha256"] == prov["roles_sha256"]
+    doc = json.loads(run(["info", str(path), "--json"]).stdout)
+    assert doc["provenance"]["roles_sha256"] == prov["roles_sha256"]
+
+
+def test_the_source_digest_follows_the_code(tmp_path, monkeypatch):
+    import mlpcli.pipeline as pipeline
+
+    copy = tmp_path / "mlpcli"
+    copy.mkdir()
+    (copy / "a.py").write_text("x = 1\n")
+    (copy / "pipeline.py").write_text("")
+    monkeypatch.setattr(pipeline, "__file__", str(copy / "pipeline.py"))
+    first = pipeline.source_digest()
+    (copy / "a.py").write_text("x = 2\n")
+    assert pipeline.source_digest() != first
