@@ -462,6 +462,23 @@ def _toml_text(value: Any) -> str:
     return json.dumps(value)
 
 
+def options_toml(config: dict, threads: int | None = None, header: Iterable[str] = ()) -> str:
+    """A config file (``--config``) of a model's training options (``Model.config``): the ones that differ from
+    the defaults, as given (``auto`` stays ``auto``; what it became is the model's, not an option), under
+    [train], with ``threads`` (the BLAS threads the model was trained with: sums split over threads round
+    otherwise) and ``header`` lines as comments. ``mlpcli train DATA --config FILE`` trains the same model."""
+    defaults = TrainOptions().to_dict()
+    lines = [f"# {line}" for line in header] + [f"[{CONFIG_SECTION}]"]
+    for f in option_fields():
+        if f.name not in config or config[f.name] == defaults[f.name]:
+            continue
+        value = config[f.name]
+        lines.append(f"{f.name.replace('_', '-')} = {_toml_text('none' if value is None else value)}")
+    if threads is not None:
+        lines.append(f"threads = {int(threads)}")
+    return "\n".join(lines) + "\n"
+
+
 def check_optimizer_options(given: Iterable[str], optimizers: Iterable[str], grid: Iterable[str] = ()) -> None:
     """``check_unused`` for the optimizer-only options alone (``OPTIMIZER_ONLY``), for a run that tries
     ``optimizers`` (tune: every one its grid tries; ``grid``: the grid's keys). ``--optimizer adam

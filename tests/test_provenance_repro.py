@@ -54,3 +54,25 @@ def test_the_source_digest_follows_the_code(tmp_path, monkeypatch):
     first = pipeline.source_digest()
     (copy / "a.py").write_text("x = 2\n")
     assert pipeline.source_digest() != first
+
+
+def test_info_writes_the_options_that_train_the_same_model_again(tmp_path):
+    table = make_table("multiclass", n_patients=30, per_patient=2)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    for d in (first, second):  # the same file name: the model records it
+        table.to_csv(d / "t.csv", index=False)
+    res = run(["train", str(first / "t.csv"), "--folds", "2", "--epochs", "4", "--hidden", "8", "--l2", "0.001",
+               "--decision", "argmax", "-q", "-o", str(first / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert run(["info", str(first / "m.mlp"), "--config-out", str(tmp_path / "m.toml")]).exit_code == 0
+    text = (tmp_path / "m.toml").read_text()
+    assert "[train]" in text and "hidden = [8]" in text and "l2 = 0.001" in text and "decision = \"argmax\"" in text
+    assert "lr =" not in text  # left at its default (auto): what auto became is the model's, not an option
+    res = run(["train", str(second / "t.csv"), "--config", str(tmp_path / "m.toml"), "-q", "-o", str(second / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert (first / "m.mlp").read_bytes() == (second / "m.mlp").read_bytes()
+    shown = run(["info", str(first / "m.mlp"), "--config-out", "-"])
+    assert shown.exit_code == 0 and shown.output == text
+    bad = run(["info", str(first / "m.mlp"), "--config-out", str(tmp_path / "no" / "such" / "m.toml")])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output and bad.output.strip().splitlines()[-1].startswith("Error:")

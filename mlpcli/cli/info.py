@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 import numpy as np
 
@@ -16,11 +18,16 @@ from ._common import (Table, CONTEXT_SETTINGS, per_class_recall, check_stdout_op
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option("--features", "all_features", is_flag=True,
               help="List every feature name, and every one the model uses (default: the first 10 of each).")
+@click.option("--config-out", "config_out", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
+              default=None,
+              help="Write the model's training options (those it was given that differ from the defaults, and the "
+                   "threads) as a config file that `mlpcli train DATA --config FILE` reads to train it again "
+                   "('-': standard output, instead of the summary).")
 @json_option
 @quiet_option  # the one rule of every command; info writes no notes or progress, so it changes nothing
 @debug_option
 @handle_errors
-def info(model_path, all_features, as_json, quiet, debug):
+def info(model_path, all_features, config_out, as_json, quiet, debug):
     """Show what a model file holds: task, classes and positive class, features, preprocessing,
     architecture and parameter count, training options, split, held-out metrics, learning-curve
     verdict, data checksum and versions.
@@ -29,6 +36,7 @@ def info(model_path, all_features, as_json, quiet, debug):
     Examples:
       mlpcli info subtypes.mlp
       mlpcli info subtypes.mlp --features --json | jq '.features.names'
+      mlpcli info subtypes.mlp --config-out subtypes.toml   # then: mlpcli train DATA --config subtypes.toml
     """
     from .. import model_io
     from ..model_summary import describe
@@ -37,12 +45,38 @@ def info(model_path, all_features, as_json, quiet, debug):
     check_stdout_not_input({"MODEL": model_path})  # `info m.mlp >> m.mlp` wrote the summary into the model
     if not as_json:  # the summary is the result: not lost on a closed standard output
         check_stdout_open("the summary")
-    doc = describe(model_io.load(model_path), model_path, all_features=all_features)
+    model = model_io.load(model_path)
+    if config_out is not None:
+        _write_config(model, model_path, config_out)
+        if config_out == "-":
+            return
+    doc = describe(model, model_path, all_features=all_features)
     if as_json:
         print_json(doc)
         return
     console = stdout_console()
     console.print(_table(doc), width=_pipe_width(console, doc))
+
+
+def _write_config(model, model_path: str, out: str) -> None:
+    """``--config-out``: the model's training options as a config file (``config.options_toml``), with what it was
+    trained on and with as comments."""
+    from ..config import options_toml
+    from ..fileio import write_text_atomic
+
+    prov = model.provenance or {}
+    versions = prov.get("versions") or {}
+    header = [f"the training options of {os.path.basename(model_path)}: mlpcli train DATA --config THIS_FILE",
+              f"trained on {prov.get('data_file')} (values and names sha256 {prov.get('data_sha256')}"
+              + (f"; patient and batch columns sha256 {prov['roles_sha256']}" if prov.get("roles_sha256") else "")
+              + ")",
+              "with " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+              "the same model file needs the same data under the same file name, this mlpcli source and BLAS build"]
+    text = options_toml(model.config or {}, prov.get("threads"), header)
+    if out == "-":
+        click.echo(text, nl=False)
+    else:
+        write_text_atomic(out, text)
 
 
 def _pipe_width(console, doc: dict) -> int | None:
