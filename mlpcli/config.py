@@ -462,18 +462,21 @@ def _toml_text(value: Any) -> str:
     return json.dumps(value)
 
 
+def changed_options(config: dict) -> dict:
+    """{option: value} of the options in ``config`` (``TrainOptions.to_dict()``, ``Model.config``) that differ from
+    the defaults, in declaration order: what a run was given, ``auto`` kept as given."""
+    defaults = TrainOptions().to_dict()
+    return {f.name: config[f.name] for f in option_fields() if f.name in config and config[f.name] != defaults[f.name]}
+
+
 def options_toml(config: dict, threads: int | None = None, header: Iterable[str] = ()) -> str:
     """A config file (``--config``) of a model's training options (``Model.config``): the ones that differ from
     the defaults, as given (``auto`` stays ``auto``; what it became is the model's, not an option), under
     [train], with ``threads`` (the BLAS threads the model was trained with: sums split over threads round
     otherwise) and ``header`` lines as comments. ``mlpcli train DATA --config FILE`` trains the same model."""
-    defaults = TrainOptions().to_dict()
     lines = [f"# {line}" for line in header] + [f"[{CONFIG_SECTION}]"]
-    for f in option_fields():
-        if f.name not in config or config[f.name] == defaults[f.name]:
-            continue
-        value = config[f.name]
-        lines.append(f"{f.name.replace('_', '-')} = {_toml_text('none' if value is None else value)}")
+    for name, value in changed_options(config).items():
+        lines.append(f"{name.replace('_', '-')} = {_toml_text('none' if value is None else value)}")
     if threads is not None:
         lines.append(f"threads = {int(threads)}")
     return "\n".join(lines) + "\n"

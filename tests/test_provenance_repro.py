@@ -76,3 +76,17 @@ def test_info_writes_the_options_that_train_the_same_model_again(tmp_path):
     assert shown.exit_code == 0 and shown.output == text
     bad = run(["info", str(first / "m.mlp"), "--config-out", str(tmp_path / "no" / "such" / "m.toml")])
     assert bad.exit_code == 1 and "Traceback" not in bad.output and bad.output.strip().splitlines()[-1].startswith("Error:")
+
+
+def test_cv_and_tune_json_say_what_their_figures_came_from(tmp_path):
+    table = make_table("binary", n_patients=30, per_patient=2)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    model = model_io.load(_train(tmp_path, table, "m"))
+    cv = json.loads(run(["cv", str(tmp_path / "t.csv"), "--folds", "2", "--member-folds", "2", "--epochs", "3",
+                         "--hidden", "4", "--seed", "3", "--json"]).stdout)["provenance"]
+    assert cv["data_sha256"] == model.provenance["data_sha256"] and cv["roles_sha256"] == model.provenance["roles_sha256"]
+    assert cv["seed"] == 3 and cv["options"]["seed"] == 3 and cv["options"]["folds"] == 2  # train's name for it
+    assert cv["options"]["hidden"] == [4] and cv["threads"] == 1 and cv["versions"]["mlpcli source"] == source_digest()
+    tune = json.loads(run(["tune", str(tmp_path / "t.csv"), "--grid", "l2=1e-4,1e-3", "--folds", "2",
+                           "--epochs", "3", "--json"]).stdout)["provenance"]
+    assert tune["data_sha256"] == model.provenance["data_sha256"] and tune["seed"] == 0 and "seed" not in tune["options"]

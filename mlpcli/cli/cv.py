@@ -375,9 +375,12 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
 
     if as_json:
         report([], result.warnings, quiet)  # in the document, and on stderr: a warning is never hidden
+        from ..pipeline import run_provenance
+
         doc = result.to_dict()
         doc["oof"] = oof_path
         doc["parallel"] = {"backend": plan.backend, "n_jobs": plan.n_jobs, "scheduler": plan.scheduler}
+        doc["provenance"] = run_provenance(data_file, ds, options, plan.blas_threads)
         print_json(doc)
         return
     report(result.notes, result.warnings, quiet)

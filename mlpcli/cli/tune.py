@@ -258,6 +258,9 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         doc["results"] = results_path
         doc["refit"] = refit_doc
         doc["parallel"] = {"backend": plan.backend, "n_jobs": plan.n_jobs, "scheduler": plan.scheduler}
+        from ..pipeline import run_provenance
+
+        doc["provenance"] = run_provenance(data_file, ds, options, plan.blas_threads)
         print_json(doc)
         return
     report(result.notes, result.warnings, quiet)
