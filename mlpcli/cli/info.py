@@ -297,10 +297,11 @@ def _table(doc: dict) -> Table:
         table.add_row("labels", net["decision_words"])
     opts = tr["options"]
 
-    def setting(key: str) -> str:
-        """The option as given, and what "auto" became (per member when they differ); "—" when the model does
-        not store it (files written before the options or the members' settings were)."""
-        given, used = opts.get(key), tr["resolved"].get(key)
+    def setting(key: str, resolved: str | None = None) -> str:
+        """The option as given, and what "auto" became (per member when they differ; ``resolved``: the name it is
+        stored under); "—" when the model does not store it (files written before the options or the members'
+        settings were)."""
+        given, used = opts.get(key), tr["resolved"].get(resolved or key)
         if used is None:
             return fmt(given)
         used = "/".join(fmt(u) for u in used) if isinstance(used, list) else fmt(used)
@@ -317,7 +318,22 @@ def _table(doc: dict) -> Table:
             reached = (f"{sum(converged)} of {len(converged)} converged" if converged else "to convergence")
             steps = f"optimizer lbfgs (every row, {reached}; iterations, not epochs)"
         else:
-            steps = f"optimizer {fmt(opts.get('optimizer'))}, lr {setting('lr')}, batch {setting('batch_size')}"
+            optimizer = opts.get("optimizer")
+            steps = f"optimizer {fmt(optimizer)}, lr {setting('lr')}, batch {setting('batch_size')}"
+            # what a methods section states beside them: the limits of the run and the optimizer's own settings
+            patience = setting("patience")
+            patience = "auto (growing with the best epoch)" if patience == "auto" else patience
+            steps += f", at most {setting('epochs', 'max_epochs')} epochs, patience {patience}"
+            if optimizer == "adamw":
+                steps += f", weight decay {fmt(opts.get('weight_decay'))}"
+            if optimizer in ("adam", "adamw"):
+                steps += f", beta2 {fmt(opts.get('adam_beta2'))}"
+            if optimizer == "sgd":
+                steps += f", momentum {fmt(opts.get('momentum'))}"
+            if opts.get("lr_schedule") not in (None, "none"):
+                steps += f", schedule {fmt(opts.get('lr_schedule'))}"
+            if opts.get("min_delta"):
+                steps += f", min delta {fmt(opts.get('min_delta'))}"
         # L-BFGS keeps its last iterate, not a best one
         table.add_row("training", f"{tr['strategy'] or 'hold-out'}; {'iterations run' if lbfgs else 'best epochs'} {best}; "
                                   f"{steps}, l2 {setting('l2')}, input noise {setting('augment_noise')}, "
