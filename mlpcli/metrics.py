@@ -58,13 +58,21 @@ _DISPLAY_NAMES = {
     "roc_auc": ("ROC AUC", "AUC"),
     "roc_auc_ovr": ("ROC AUC (one-vs-rest)", "AUC (ovr)"),
     "average_precision": ("average precision", "AP"),
+    "precision": ("precision (PPV)", "PPV"),
+    "recall": ("recall (sensitivity)", "sens."),
+    "specificity": ("specificity", "spec."),
+    "npv": ("NPV", "NPV"),
+    "brier_scaled": ("scaled Brier (against the event rate's)", "scaled Brier"),
+    "observed_expected": ("observed / expected events", "O/E"),
+    "calibration_intercept": ("calibration intercept (ideal 0)", "cal. intercept"),
+    "calibration_slope": ("calibration slope (ideal 1)", "cal. slope"),
     "f1": ("F1", "F1"),
     "f1_macro": ("F1 macro", "F1 macro"),
     "f1_micro": ("F1 micro", "F1 micro"),
     "f1_weighted": ("F1 weighted", "F1 weighted"),
     "mcc": ("MCC", "MCC"),
     "brier": ("Brier score", "Brier"),
-    "ece": ("ECE", "ECE"),
+    "ece": ("ECE (top-label)", "ECE"),
     "hamming_loss": ("Hamming loss", "Hamming"),
     "rmse": ("RMSE", "RMSE"),
     "mse": ("MSE", "MSE"),
@@ -203,6 +211,85 @@ def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshol
     raise ValueError(f"unknown task {task!r}")
 
 
+# The logistic recalibration fits stop after this many Newton steps, or once a step moves less than RECAL_TOL;
+# a slope beyond RECAL_MAX_SLOPE (outcomes separated by the risks) is undefined
+RECAL_STEPS, RECAL_TOL, RECAL_MAX_SLOPE = 50, 1e-10, 1e3
+# Risks are clipped to [RECAL_CLIP, 1 - RECAL_CLIP] before their log-odds are taken: a risk of exactly 0 or 1 would
+# weigh in at +-27.6 and saturate the fits
+RECAL_CLIP = 1e-6
+
+
+def logistic_recalibration(y: np.ndarray, p: np.ndarray, W: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Calibration-in-the-large and the calibration slope of binary risks ``p`` (n,) against outcomes ``y`` (n,)
+    0/1 (Cox 1958; Van Calster et al. 2019), for rows weighted by ``W`` (B, n) (None: once each, B = 1):
+
+        intercept a0:  logit P(y = 1) = a0 + logit p      (the risks' log-odds as an offset: 0 when on average right)
+        slope b:       logit P(y = 1) = a + b logit p     (1: neither too extreme, < 1, nor too moderate, > 1)
+
+    each by Newton's method on the weighted log-likelihood, with its standard error from the information (a Wald
+    interval counts rows as independent). {"intercept", "intercept_se", "slope", "slope_se", "slope_intercept"}: (B,)
+    each, NaN
+    where a fit is undefined (one outcome only) or does not converge (outcomes separated by the risks)."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    q = np.clip(np.asarray(p, dtype=np.float64).reshape(-1), RECAL_CLIP, 1 - RECAL_CLIP)
+    z = np.log(q) - np.log1p(-q)
+    W = np.ones((1, len(y))) if W is None else np.asarray(W, dtype=np.float64)
+    B = len(W)
+    events, total = W @ y, W.sum(axis=1)
+    both = (events > 0) & (events < total)
+    # a slope needs risks that differ: one risk for every row leaves a + b z without a b to fit
+    spread = (W @ (z * z)) / total - ((W @ z) / total) ** 2 > 1e-9 * (1.0 + (W @ (z * z)) / total)
+    a0, a, b = np.zeros(B), np.zeros(B), np.ones(B)
+    done0, done = ~both, ~both | ~spread
+    converged0, converged = np.zeros(B, dtype=bool), np.zeros(B, dtype=bool)  # a step below RECAL_TOL
+    info0 = np.full(B, np.nan)
+    H = np.full((B, 2, 2), np.nan)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(RECAL_STEPS):
+            if done0.all() and done.all():
+                break
+            r0 = 1.0 / (1.0 + np.exp(-(a0[:, None] + z)))
+            info0 = (W * r0 * (1 - r0)).sum(axis=1)
+            step0 = np.where(done0, 0.0, (W @ y - (W * r0).sum(axis=1)) / info0)
+            a0 += step0
+            converged0 |= both & (np.abs(step0) < RECAL_TOL)
+            done0 |= converged0 | ~np.isfinite(a0)
+            r = 1.0 / (1.0 + np.exp(-(a[:, None] + b[:, None] * z)))
+            v, g = W * r * (1 - r), W * (y - r)
+            H = np.stack([np.stack([v.sum(axis=1), v @ z], axis=1), np.stack([v @ z, v @ (z * z)], axis=1)], axis=1)
+            g = np.stack([g.sum(axis=1), g @ z], axis=1)
+            det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
+            da = (H[:, 1, 1] * g[:, 0] - H[:, 0, 1] * g[:, 1]) / det
+            db = (H[:, 0, 0] * g[:, 1] - H[:, 0, 1] * g[:, 0]) / det
+            da, db = np.where(done, 0.0, da), np.where(done, 0.0, db)
+            a, b = a + da, b + db
+            converged |= both & (np.abs(da) < RECAL_TOL) & (np.abs(db) < RECAL_TOL)
+            done |= converged | ~np.isfinite(b) | (np.abs(b) > RECAL_MAX_SLOPE)
+        det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
+        # a fit that did not converge (outcomes separated by the risks: the slope grows step by step) is undefined
+        slope_ok = converged & spread & np.isfinite(b) & (np.abs(b) <= RECAL_MAX_SLOPE) & (det > 0)
+        return {"intercept": np.where(converged0 & np.isfinite(a0), a0, np.nan),
+                "intercept_se": np.where(converged0, 1.0 / np.sqrt(info0), np.nan),
+                "slope": np.where(slope_ok, b, np.nan),
+                "slope_intercept": np.where(slope_ok, a, np.nan),  # the a of a + b logit p
+                "slope_se": np.where(slope_ok, np.sqrt(H[:, 0, 0] / det), np.nan)}
+
+
+def _calibration_of_risks(y: np.ndarray, p: np.ndarray) -> dict:
+    """The binary risk calibration ``evaluate`` reports: observed and expected events, their ratio, the intercept
+    and slope of ``logistic_recalibration`` with their 95 % Wald intervals (None where undefined)."""
+    fit = {k: float(v[0]) for k, v in logistic_recalibration(y, p).items()}
+    observed, expected = int(np.sum(y)), float(np.sum(p))
+
+    def wald(key):
+        est, se = fit[key], fit[f"{key}_se"]
+        return None if not (np.isfinite(est) and np.isfinite(se)) else [est - 1.959964 * se, est + 1.959964 * se]
+
+    return {"observed": observed, "expected": expected,
+            "intercept": _defined(fit["intercept"]), "intercept_ci": wald("intercept"),
+            "slope": _defined(fit["slope"]), "slope_ci": wald("slope"), "interval": "Wald, rows independent"}
+
+
 def _binary(y, p, classes, threshold):
     pred = predicted_class("binary", p, threshold)
     p_clip = np.clip(p, 1e-15, 1 - 1e-15)
@@ -216,16 +303,38 @@ def _binary(y, p, classes, threshold):
         # classifier that misses every positive (a cohort or --by group of controls alone)
         "precision": _safe(skm.precision_score, y, pred, zero_division=np.nan),
         "recall": _safe(skm.recall_score, y, pred, zero_division=np.nan),
+        # the clinician's pair beside precision (PPV) and recall (sensitivity) at the same threshold
+        "specificity": _ratio_or_none(np.sum((y == 0) & (pred == 0)), np.sum(y == 0)),
+        "npv": _ratio_or_none(np.sum((y == 0) & (pred == 0)), np.sum(pred == 0)),
         "f1": _safe(skm.f1_score, y, pred, zero_division=np.nan),
         "roc_auc": _safe(skm.roc_auc_score, y, p),
         "average_precision": _average_precision(y, p),
         "mcc": _mcc(y, pred),
         "log_loss": _safe(skm.log_loss, y, p_clip, labels=[0, 1]),
         "brier": _safe(skm.brier_score_loss, y, p),
+        # 1 - Brier / the Brier of predicting the table's own event rate for everyone: below 0, worse than that
+        "brier_scaled": _scaled_brier(y, p),
         "ece": expected_calibration_error(top == y, np.maximum(p, 1 - p)),
+        # calibration of the risks themselves (the top-label ECE cannot tell too high from too low)
+        "observed_expected": _ratio_or_none(np.sum(y), np.sum(p)),
+        "calibration_intercept": (cal := _calibration_of_risks(y, p))["intercept"],
+        "calibration_slope": cal["slope"],
+        "calibration": cal,
         "positive_class": str(classes[1]) if len(classes) > 1 else None,
         "confusion_matrix": skm.confusion_matrix(y, pred, labels=[0, 1]).tolist(),
     }
+
+
+def _ratio_or_none(num, den) -> float | None:
+    return float(num) / float(den) if den else None
+
+
+def _scaled_brier(y: np.ndarray, p: np.ndarray) -> float | None:
+    """1 - Brier / (ȳ (1 - ȳ)): the share of the null model's Brier score (everyone given the table's event
+    rate) the risks remove; None with one outcome only."""
+    rate = float(np.mean(y)) if len(y) else 0.0
+    null = rate * (1 - rate)
+    return None if null == 0 else 1.0 - float(np.mean((y - p) ** 2)) / null
 
 
 def _one_vs_rest_average_precision(y: np.ndarray, P: np.ndarray, support: np.ndarray) -> list[float | None]:

@@ -420,7 +420,11 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if unlike:
         result.warnings.append(unlike)
     if task in ("binary", "multiclass"):
-        result.warnings += class_totals_warning(model, out, y, mix)
+        # the class totals beyond 2 x or 1/2 with their likely cause (another class mix: --prevalence); short of
+        # them, a binary model's risks systematically off (O/E 0.67 read "ECE 0.021" without a word)
+        totals = class_totals_warning(model, out, y, mix)
+        risks = risk_calibration_warning(model, overall, mix) if task == "binary" and not totals else None
+        result.warnings += totals + ([risks] if risks else [])
     groups = meta.get("group")
     rng = np.random.default_rng(seed)
     if bootstrap:
@@ -591,6 +595,50 @@ def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleF
                      roles={**(model.roles or {}), "target": list(given)})
     return reader, roles, (f"--target: the table's {_quoted(given, 10)} read as the model's {_quoted(own, 10)}"
                            + (" (in that order)" if len(own) > 1 else ""))
+
+
+# A binary model's risks are said to be off on a table when the calibration intercept's interval excludes 0 and
+# observed / expected events lie outside this band, or the slope's interval excludes 1 and it lies outside the other
+OE_BAND = (0.8, 1.25)
+SLOPE_BAND = (0.8, 1.25)
+
+
+def risk_calibration_warning(model: Model, m: dict, mix=None) -> str | None:
+    """A binary model's warning when its risks are systematically off on this table (``m``: ``metrics.compute``'s
+    binary set, with ``calibration``): too high or too low on average (calibration-in-the-large: O/E outside
+    OE_BAND, the intercept's 95 % interval beside 0), or too extreme or too moderate (the slope outside SLOPE_BAND,
+    its interval beside 1) — which the top-label ECE cannot show (O/E 0.67, intercept -0.80 read "ECE 0.021").
+    Names no single cause (a shift in the outcome's prevalence, in the predictors, or an overfitted model look
+    alike here); says what to do. None when the risks hold."""
+    from ..model_summary import is_weighted
+
+    cal = m.get("calibration") or {}
+    oe, lo_hi = m.get("observed_expected"), cal.get("intercept_ci")
+    slope, slope_ci = cal.get("slope"), cal.get("slope_ci")
+    parts = []
+    if oe is not None and lo_hi is not None and not lo_hi[0] <= 0 <= lo_hi[1] and not OE_BAND[0] <= oe <= OE_BAND[1]:
+        way = "too high" if oe < 1 else "too low"
+        parts.append(f"{way} on average: {cal['observed']:,} events where the risks expect {cal['expected']:.4g} "
+                     f"(observed / expected {oe:.2f}; calibration intercept {cal['intercept']:+.2f}, 95 % CI "
+                     f"{lo_hi[0]:+.2f} – {lo_hi[1]:+.2f})")
+    if slope is not None and slope_ci is not None and not slope_ci[0] <= 1 <= slope_ci[1] \
+            and not SLOPE_BAND[0] <= slope <= SLOPE_BAND[1]:
+        way = "too extreme (an overfitted or transported model)" if slope < 1 else "too moderate"
+        parts.append(f"{way}: calibration slope {slope:.2f} (95 % CI {slope_ci[0]:.2f} – {slope_ci[1]:.2f})")
+    if not parts:
+        return None
+    positive = str(model.classes[-1])
+    if mix is not None:
+        cause = " after --prevalence moved them: more than the outcome's share differs here"
+    elif is_weighted(model.config or {}):
+        cause = (": the class weights (--class-weight, --pos-weight) move the probabilities on purpose, so read them "
+                 "as scores")
+    else:
+        cause = ""
+    return (f"the risks of {positive!r} are systematically {'; and '.join(parts)} on this table{cause} — the "
+            "top-label ECE does not show it. Recalibrate on this population before reading them as risks (mlpcli does "
+            "not refit a model on a cohort; --prevalence moves them when only the outcome's share differs and is "
+            "known); the intervals count samples as independent")
 
 
 def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray, mix=None) -> list[str]:
