@@ -228,9 +228,8 @@ class ResampledMetrics:
         self._predicted_absent = (np.bincount(y, minlength=K) == 0) & (np.bincount(pred, minlength=K) > 0)
         self._G = np.concatenate([self._unit_sums(y * K + pred, K * K), self._row_sums(log_loss, brier),
                                   self._unit_sums(bins, metrics.ECE_BINS, gap)], axis=1)
-        if self.task == "binary":  # events and expected events per unit; the rows, for the recalibration fits
+        if self.task == "binary":  # events and expected events per unit
             self._events = self._row_sums(y.astype(np.float64), p)
-            self._y, self._p = y, p
         self._sorted = [_Sorted(s, self.unit_of) for s in scores]
         # each score's sort order: whether the row is of the class (binary: the positive class)
         self._positive = [(y == (1 if self.task == "binary" else k))[s.order] for k, s in enumerate(self._sorted)]
@@ -266,14 +265,12 @@ class ResampledMetrics:
             Ws = by_p.weights(M)
             observed, expected = (M @ self._events).T
             rate = observed / n
-            fit = metrics.logistic_recalibration(self._y, self._p, M[:, self.unit_of])
             with np.errstate(invalid="ignore", divide="ignore"):
                 scaled = np.where(rate * (1 - rate) > 0, 1.0 - (brier / n) / (rate * (1 - rate)), np.nan)
             out.update(precision=_ratio(tp, called[:, 1]), recall=_ratio(tp, true[:, 1]), f1=f1[:, 1],
                        specificity=_ratio(tn, true[:, 0]), npv=_ratio(tn, called[:, 0]),
                        roc_auc=_roc_auc(Ws, positive, by_p), average_precision=_average_precision(Ws, positive, by_p),
-                       brier_scaled=scaled, observed_expected=_ratio(observed, expected),
-                       calibration_intercept=fit["intercept"], calibration_slope=fit["slope"])
+                       brier_scaled=scaled, observed_expected=_ratio(observed, expected))
             return out
         aucs = np.stack([_roc_auc(s.weights(M), pos, s) for s, pos in zip(self._sorted, self._positive)], axis=1)
         defined = (~np.isnan(aucs)).sum(axis=1)

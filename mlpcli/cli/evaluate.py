@@ -61,6 +61,21 @@ def _per_class_table(rows: list[dict], key: str, title: str) -> Table:
     return table
 
 
+def _risk_calibration_line(cal: dict) -> str:
+    """A binary model's risks against the outcomes (``metrics.compute``'s ``calibration``), in one line."""
+    def est(key, ideal):
+        ci = cal.get(f"{key}_ci")
+        if cal.get(key) is None:
+            return f"{key} undefined"
+        return (f"{key} {cal[key]:+.2f}" if key == "intercept" else f"{key} {cal[key]:.2f}") + (
+            f" (95 % CI {ci[0]:.2f} – {ci[1]:.2f}; ideal {ideal})" if ci else f" (ideal {ideal})")
+
+    oe = cal["observed"] / cal["expected"] if cal.get("expected") else None
+    return (f"risk calibration: {cal['observed']:,} events observed, {cal['expected']:.4g} expected"
+            + (f" (O/E {oe:.2f})" if oe is not None else "") + f"; calibration {est('intercept', 0)}, "
+            f"{est('slope', 1)} (Wald intervals, samples counted as independent)")
+
+
 def _confusion_table(matrix: list[list[int]], labels: list[str]) -> Table:
     table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
     table.add_column("true \\ predicted")
@@ -293,6 +308,8 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
         _show(con, _confusion_table(m["confusion_matrix"], m["classes"]))
     elif result.task == "binary":
         _show(con, _confusion_table(m["confusion_matrix"], [str(c) for c in result.classes]))
+        if m.get("calibration"):
+            con.print(_risk_calibration_line(m["calibration"]), soft_wrap=True)
     elif result.task == "multilabel":
         _show(con, _per_class_table(m["per_label"], "label", "Per label"))
     elif m.get("per_target"):
