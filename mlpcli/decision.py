@@ -225,11 +225,13 @@ class Decision:
             what = "argmax (each label present when P >= 0.5)"
         else:
             n = len(self.shares)
-            on = [True] * n if self.labels is None else list(self.labels)
             t = self.threshold("multilabel")
-            on = [o and t[j] != 0.5 for j, o in enumerate(on)] if labels is not None and len(labels) == n else on
+            on = [bool(v != 0.5) for v in t]  # at 0.5: left by the rule, or its share as the loss weighted it
             if labels is None or len(labels) != n:
                 what = "balanced (each label present when P >= its training share)"
+            elif not any(on):
+                what = ("balanced, which calls every label at P >= 0.5 here (shares of 0.5 as the loss weighted them, "
+                        "or too few held-out positives)")
             elif all(on):
                 what = f"balanced (each label present when P >= its training share: {threshold_words(t, labels)})"
             else:
@@ -309,7 +311,7 @@ def threshold_words(threshold: "float | np.ndarray", labels, shown: int = 5) -> 
     """A threshold in a few words for a summary line: "0.5", or per label, lowest first, "rare 0.033, mutB 0.33,
     ... and 7 more" (the same for every label: one number)."""
     t = np.asarray(threshold, dtype=np.float64)
-    if t.ndim == 0 or np.all(t == t.flat[0]):
+    if t.ndim == 0 or len(t) > 1 and np.all(t == t.flat[0]):
         return f"{float(t.flat[0]):.3g}"
     order = np.argsort(t, kind="stable")
     words = ", ".join(f"{labels[j]} {t[j]:.2g}" for j in order[:shown])

@@ -133,6 +133,7 @@ def test_shares_follow_the_losss_weights():
     weighted = train(table, TrainOptions(**opts, class_weight="balanced", decision="balanced")).model
     # balanced class weights make every label's weighted share one half: the same calls as argmax
     np.testing.assert_allclose(weighted.decider.threshold("multilabel"), 0.5)
+    assert "calls every label at P >= 0.5" in weighted.decision.describe("multilabel", LABELS, "validation")
     positive = train(table, TrainOptions(**opts, pos_weight=3.0, decision="balanced")).model
     raw = train(table, TrainOptions(**opts, decision="balanced")).model
     s = np.asarray(raw.decision.shares)
