@@ -323,6 +323,39 @@ def _binary(y, p, classes, threshold):
     }
 
 
+def net_benefit(y: np.ndarray, p: np.ndarray, thresholds, unit_of: np.ndarray | None = None,
+                M: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Net benefit of treating the samples whose risk p (n,) is at least each threshold t (T,), against outcomes y
+    (n,) 0/1 (Vickers & Elkin 2006), beside treating everyone (treating no one: 0):
+
+        NB(t) = TP / n - FP / n * t / (1 - t)        NB_all(t) = prevalence - (1 - prevalence) * t / (1 - t)
+
+    the harm of a false positive weighed by the odds at the threshold a clinician would treat at. With ``unit_of``
+    (n,) each row's unit (patient) and ``M`` (B, U) how often each unit is drawn, the same for B resamples.
+    {"model": (T,) or (B, T), "treat_all": ...}."""
+    y = np.asarray(y).reshape(-1).astype(bool)
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    called = p[:, None] >= t[None, :]  # (n, T)
+    parts = np.concatenate([(called & y[:, None]), (called & ~y[:, None]), y[:, None], np.ones((len(y), 1))], axis=1)
+    if M is None:
+        sums = parts.sum(axis=0)[None]
+    else:
+        per_unit = np.zeros((M.shape[1], parts.shape[1]))
+        np.add.at(per_unit, np.asarray(unit_of, dtype=np.int64), parts.astype(np.float64))
+        sums = M @ per_unit
+    k = len(t)
+    tp, fp, events, n = sums[:, :k], sums[:, k:2 * k], sums[:, 2 * k], sums[:, 2 * k + 1]
+    odds = t / (1.0 - t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        model = tp / n[:, None] - fp / n[:, None] * odds
+        rate = events / n
+        treat_all = rate[:, None] - (1.0 - rate[:, None]) * odds
+    if M is None:
+        return {"model": model[0], "treat_all": treat_all[0]}
+    return {"model": model, "treat_all": treat_all}
+
+
 def _ratio_or_none(num, den) -> float | None:
     return float(num) / float(den) if den else None
 

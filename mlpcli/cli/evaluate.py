@@ -61,6 +61,30 @@ def _per_class_table(rows: list[dict], key: str, title: str) -> Table:
     return table
 
 
+def _risks(text: str | None) -> list[float] | None:
+    """--net-benefit's comma-separated risks (range-checked by the library, ``check_net_benefit``)."""
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"thresholds must be numbers separated by commas, e.g. 0.05,0.1,0.2; got {text!r}")
+
+
+def _net_benefit_table(rows: list[dict]) -> Table:
+    ci = "model_ci" in rows[0]
+    table = Table(title="Net benefit at risk thresholds (per sample; treating no one: 0)", title_justify="left")
+    for name in ("risk threshold", "model", "treat everyone", "model − the better of the two"):
+        table.add_column(name, justify="right")
+
+    def cell(row, key):
+        return f"{row[key]:+.4f}" + (f" ({row[key + '_ci'][0]:+.4f} – {row[key + '_ci'][1]:+.4f})" if ci else "")
+
+    for row in rows:
+        table.add_row(f"{row['threshold']:g}", cell(row, "model"), cell(row, "treat_all"), cell(row, "margin"))
+    return table
+
+
 def _risk_calibration_line(cal: dict) -> str:
     """A binary model's risks against the outcomes (``metrics.compute``'s ``calibration``), in one line."""
     def est(key, ideal):
@@ -310,6 +334,8 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
         _show(con, _confusion_table(m["confusion_matrix"], [str(c) for c in result.classes]))
         if m.get("calibration"):
             con.print(_risk_calibration_line(m["calibration"]), soft_wrap=True)
+        if getattr(result, "net_benefit", None):
+            _show(con, _net_benefit_table(result.net_benefit))
     elif result.task == "multilabel":
         _show(con, _per_class_table(m["per_label"], "label", "Per label"))
     elif m.get("per_target"):
@@ -346,6 +372,11 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Resamples for 95 % confidence intervals (of patients when there is a group column); 1000 is usual.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@click.option("--net-benefit", "net_benefit", default=None, metavar="RISKS", callback=lambda ctx, param, v: _risks(v),
+              help="Binary models: the net benefit of treating the samples whose risk is at least each of these "
+                   "thresholds (comma-separated, e.g. 0.05,0.1,0.2), beside treating everyone and no one "
+                   "(decision-curve analysis, Vickers & Elkin 2006): TP/n - FP/n * t/(1 - t); with --bootstrap, "
+                   "intervals by patient.")
 @click.option("--novel-labels", is_flag=True,
               help="Keep rows whose label the model does not know (a class absent from training) apart instead of "
                    "stopping: the metrics are of the other rows, and a table reports per such label how many were "
@@ -368,12 +399,15 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
 @json_option
 @debug_option
 @handle_errors
-def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_missing, max_missing, shift_path, chunk_mb, chunksize,
+def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, novel_labels, fill_missing, max_missing, shift_path,
+             chunk_mb, chunksize,
              threshold, decision, prevalence, out, plot_path, threads, quiet, as_json, debug, **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
 
-    Binary: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, average precision, MCC,
-    log loss, Brier score, ECE. Multiclass: accuracy, balanced accuracy, macro/weighted F1,
+    Binary: accuracy, balanced accuracy, precision (PPV), recall (sensitivity), specificity, NPV, F1,
+    ROC AUC, average precision, MCC, log loss, Brier score and scaled Brier, ECE, observed / expected
+    events, and the risks' calibration intercept and slope (a line under the confusion matrix; a warning
+    when the risks are systematically off); --net-benefit for decision curves. Multiclass: accuracy, balanced accuracy, macro/weighted F1,
     one-vs-rest ROC AUC (macro mean over the classes the table holds), MCC, log loss, Brier score
     (summed over classes, 0 to 2), ECE, per-class precision, recall, F1 and ROC AUC, confusion matrix.
     ECE is top-label: 15 equal-width bins of the first-ranked class's probability (binary: max(p, 1 - p),
@@ -434,7 +468,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, novel_labels, fill_miss
                               fill_missing=fill_missing, max_missing=max_missing, roles=roles, **chunks,
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
                               progress=progress, uncertainty=uncertainty, novel_labels=novel_labels,
-                              prevalence=prevalence)
+                              prevalence=prevalence, net_benefit=net_benefit)
     if plot_path and result.trust is None:  # every label novel: no sample to draw a risk–coverage curve of
         raise DataError(f"--plot {plot_path}: no sample of {data_file} holds a label the model knows, so there is no "
                         "risk–coverage curve to draw; leave out --plot")

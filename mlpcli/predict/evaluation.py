@@ -159,6 +159,8 @@ class EvaluationResult:
     # with `prevalence`: the class mixes (training, the cohort's the probabilities were moved to, the one observed
     # in the labels) and log loss / ECE at the training mix and at the cohort's (``_prevalence_effect``)
     prevalence: dict | None = None
+    # with `net_benefit` (binary): per risk threshold, the net benefit of the model, of treating everyone and no one
+    net_benefit: list | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
@@ -172,7 +174,9 @@ class EvaluationResult:
                 **({"trust": self.trust} if self.trust is not None else {}),
                 "seen_in_training": self.seen_in_training, "unseen_metrics": self.unseen_metrics,
                 **({"novel": self.novel} if self.novel is not None else {}),
-                "decision": self.decision, "prevalence": self.prevalence, "notes": self.notes, "warnings": self.warnings}
+                "decision": self.decision, "prevalence": self.prevalence,
+                **({"net_benefit": self.net_benefit} if self.net_benefit is not None else {}),
+                "notes": self.notes, "warnings": self.warnings}
 
 
 def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np.ndarray, proba: np.ndarray,
@@ -322,7 +326,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
              chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
              progress: Callable[[dict], None] | None = None, max_missing: float | None = None,
              uncertainty: Uncertainty | None = None, novel_labels: bool = False,
-             decision: str | None = None, prevalence=None) -> EvaluationResult:
+             decision: str | None = None, prevalence=None, net_benefit=None) -> EvaluationResult:
     """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
 
     The table is read like predict's (features by name, pieces of `chunk_mb` MiB or of `chunksize` rows, the
@@ -341,10 +345,14 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     `prevalence` (binary, multiclass): the probabilities are moved to this class mix, as ``predict_stream`` moves
     them (``mlpcli.prevalence``), and `result.prevalence` gives the mixes (with the one the labels show) and the log
     loss and ECE before and after the move.
+    `net_benefit` (binary): risk thresholds in (0, 1) at which `result.net_benefit` gives the net benefit of treating
+    the samples at or above each, beside treating everyone and no one (``metrics.net_benefit``; decision-curve
+    analysis), with patient-bootstrap intervals when `bootstrap` is given.
     """
     from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
 
     threshold_given = threshold is not None
+    check_net_benefit(model.task, net_benefit)  # before the table is read
     rule, threshold = resolve_decision(model, decision, threshold)
     training_rule, training_threshold = rule, threshold
     mix, rule, threshold = resolve_prevalence(model, prevalence, rule, threshold, threshold_given)
@@ -426,6 +434,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         risks = risk_calibration_warning(model, overall, mix) if task == "binary" and not totals else None
         result.warnings += totals + ([risks] if risks else [])
     groups = meta.get("group")
+    if net_benefit is not None:
+        result.net_benefit = _net_benefit(task, y, proba, net_benefit, groups, bootstrap, seed)
     rng = np.random.default_rng(seed)
     if bootstrap:
         unit_name = f"{run.plan.roles.group} groups" if groups is not None else "rows"
@@ -480,6 +490,52 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings, result.notes, weights)
     return result
+
+
+def check_net_benefit(task: str, thresholds) -> list[float] | None:
+    """--net-benefit's thresholds, each a risk in (0, 1), sorted; an OptionError for a model without binary risks."""
+    if thresholds is None:
+        return None
+    if task != "binary":
+        raise OptionError(f"--net-benefit weighs a binary model's risks against a threshold; this model is {task}")
+    values = sorted({float(t) for t in thresholds})
+    bad = [t for t in values if not 0.0 < t < 1.0]
+    if not values or bad:
+        raise OptionError(f"--net-benefit: thresholds must be risks strictly between 0 and 1, got "
+                          f"{', '.join(f'{t:g}' for t in (bad or values)) or 'none'}")
+    return values
+
+
+def _net_benefit(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups, bootstrap: int, seed: int) -> list:
+    """``evaluate``'s net_benefit rows: per threshold the model's net benefit, treating everyone's, treating no
+    one's (0), and the model's margin over the better of the two, with 95 % intervals resampling patients (rows
+    without a group column) when ``bootstrap``."""
+    from .. import metrics
+
+    values = check_net_benefit(task, thresholds)
+    p = np.asarray(proba, dtype=np.float64).reshape(len(y), -1)[:, -1]
+    point = metrics.net_benefit(y, p, values)
+    ci = None
+    if bootstrap:
+        _, unit_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True) if groups is not None else \
+            (None, np.arange(len(y)))
+        n_units = int(unit_of.max()) + 1
+        rng = np.random.default_rng([int(seed), 0x4E42])  # apart from the metrics' draws, which stay as they were
+        picks = rng.integers(0, n_units, size=(int(bootstrap), n_units))
+        M = np.zeros((int(bootstrap), n_units))
+        np.add.at(M, (np.repeat(np.arange(int(bootstrap)), n_units), picks.ravel()), 1.0)
+        draws = metrics.net_benefit(y, p, values, unit_of, M)
+        ci = {k: np.percentile(v, [2.5, 97.5], axis=0) for k, v in draws.items()}
+        ci["margin"] = np.percentile(draws["model"] - np.maximum(draws["treat_all"], 0.0), [2.5, 97.5], axis=0)
+    rows = []
+    for j, t in enumerate(values):
+        model, treat_all = float(point["model"][j]), float(point["treat_all"][j])
+        row = {"threshold": t, "model": model, "treat_all": treat_all, "treat_none": 0.0,
+               "margin": model - max(treat_all, 0.0)}
+        if ci is not None:
+            row.update({f"{k}_ci": [float(ci[k][0][j]), float(ci[k][1][j])] for k in ("model", "treat_all", "margin")})
+        rows.append(row)
+    return rows
 
 
 def novel_report(out: np.ndarray, labels: np.ndarray, classes: list, task: str, threshold: float,
