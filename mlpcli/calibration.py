@@ -166,8 +166,8 @@ def temperature_field(T: "float | np.ndarray | None") -> "float | list[float] | 
 
 
 def temperature_words(T: "float | np.ndarray", labels=None, shown: int = 6) -> str:
-    """A temperature for a summary line: "0.9332", or per label, "per label: mutA 0.41, rare 1 (too few events
-    to fit), ..." (with ``labels``; without, the range)."""
+    """A temperature for a summary line: "0.9332", or per label, "per label: mutA 0.771, rare 1, ..." (with
+    ``labels``, the first ``shown``; without, the range)."""
     t = np.asarray(T, dtype=np.float64)
     if t.ndim == 0:
         return f"{float(t):.4g}"

@@ -225,9 +225,8 @@ def logistic_recalibration(y: np.ndarray, p: np.ndarray, W: np.ndarray | None = 
         slope b:       logit P(y = 1) = a + b logit p     (1: neither too extreme, < 1, nor too moderate, > 1)
 
     each by Newton's method on the weighted log-likelihood, with its standard error from the information (a Wald
-    interval counts rows as independent). {"intercept", "intercept_se", "slope", "slope_se", "slope_intercept"}: (B,)
-    each, NaN
-    where a fit is undefined (one outcome only) or does not converge (outcomes separated by the risks)."""
+    interval counts rows as independent). {"intercept", "intercept_se", "slope", "slope_se"}: (B,) each, NaN where
+    a fit is undefined (one outcome only) or does not converge (outcomes separated by the risks)."""
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     q = np.clip(np.asarray(p, dtype=np.float64).reshape(-1), RECAL_CLIP, 1 - RECAL_CLIP)
     z = np.log(q) - np.log1p(-q)
@@ -269,7 +268,6 @@ def logistic_recalibration(y: np.ndarray, p: np.ndarray, W: np.ndarray | None = 
         return {"intercept": np.where(converged0 & np.isfinite(a0), a0, np.nan),
                 "intercept_se": np.where(converged0, 1.0 / np.sqrt(info0), np.nan),
                 "slope": np.where(slope_ok, b, np.nan),
-                "slope_intercept": np.where(slope_ok, a, np.nan),  # the a of a + b logit p
                 "slope_se": np.where(slope_ok, np.sqrt(H[:, 0, 0] / det), np.nan)}
 
 

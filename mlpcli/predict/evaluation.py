@@ -511,6 +511,7 @@ def _net_benefit(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups
     one's (0), and the model's margin over the better of the two, with 95 % intervals resampling patients (rows
     without a group column) when ``bootstrap``."""
     from .. import metrics
+    from ..metrics_resampled import unit_multiplicities
 
     values = check_net_benefit(task, thresholds)
     p = np.asarray(proba, dtype=np.float64).reshape(len(y), -1)[:, -1]
@@ -521,9 +522,7 @@ def _net_benefit(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups
             (None, np.arange(len(y)))
         n_units = int(unit_of.max()) + 1
         rng = np.random.default_rng([int(seed), 0x4E42])  # apart from the metrics' draws, which stay as they were
-        picks = rng.integers(0, n_units, size=(int(bootstrap), n_units))
-        M = np.zeros((int(bootstrap), n_units))
-        np.add.at(M, (np.repeat(np.arange(int(bootstrap)), n_units), picks.ravel()), 1.0)
+        M = unit_multiplicities(rng.integers(0, n_units, size=(int(bootstrap), n_units)), n_units)
         draws = metrics.net_benefit(y, p, values, unit_of, M)
         ci = {k: np.percentile(v, [2.5, 97.5], axis=0) for k, v in draws.items()}
         ci["margin"] = np.percentile(draws["model"] - np.maximum(draws["treat_all"], 0.0), [2.5, 97.5], axis=0)
