@@ -36,7 +36,8 @@ class _LazyModule:
 skm = _LazyModule("sklearn.metrics")
 
 __all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC",
-           "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba", "class_proba", "display_name"]
+           "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba", "class_proba", "display_name",
+           "threshold_counts", "net_benefit", "operating_points"]
 
 MAIN_METRIC = {"binary": "balanced_accuracy", "multiclass": "balanced_accuracy",
                "multilabel": "balanced_accuracy", "regression": "rmse"}
@@ -321,6 +322,28 @@ def _binary(y, p, classes, threshold):
     }
 
 
+def threshold_counts(y: np.ndarray, p: np.ndarray, thresholds, unit_of: np.ndarray | None = None,
+                     M: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The confusion counts of calling positive the samples whose risk p (n,) is at least each threshold t (T,),
+    against outcomes y (n,) 0/1: {"tp", "fp": (T,), "events", "n": scalars}. With ``unit_of`` (n,) each row's unit
+    (patient) and ``M`` (B, U) how often each unit is drawn, the same for B resamples: (B, T) and (B,), weighted
+    sums (one product per resample set, not a pass over rows per resample). The one count ``net_benefit`` and
+    ``operating_points`` read."""
+    y = np.asarray(y).reshape(-1).astype(bool)
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    called = p[:, None] >= t[None, :]  # (n, T)
+    parts = np.concatenate([(called & y[:, None]), (called & ~y[:, None]), y[:, None], np.ones((len(y), 1))], axis=1)
+    if M is None:
+        sums = parts.sum(axis=0)
+    else:
+        per_unit = np.zeros((M.shape[1], parts.shape[1]))
+        np.add.at(per_unit, np.asarray(unit_of, dtype=np.int64), parts.astype(np.float64))
+        sums = M @ per_unit
+    k = len(t)
+    return {"tp": sums[..., :k], "fp": sums[..., k:2 * k], "events": sums[..., 2 * k], "n": sums[..., 2 * k + 1]}
+
+
 def net_benefit(y: np.ndarray, p: np.ndarray, thresholds, unit_of: np.ndarray | None = None,
                 M: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Net benefit of treating the samples whose risk p (n,) is at least each threshold t (T,), against outcomes y
@@ -331,27 +354,31 @@ def net_benefit(y: np.ndarray, p: np.ndarray, thresholds, unit_of: np.ndarray | 
     the harm of a false positive weighed by the odds at the threshold a clinician would treat at. With ``unit_of``
     (n,) each row's unit (patient) and ``M`` (B, U) how often each unit is drawn, the same for B resamples.
     {"model": (T,) or (B, T), "treat_all": ...}."""
-    y = np.asarray(y).reshape(-1).astype(bool)
-    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    c = threshold_counts(y, p, thresholds, unit_of, M)
     t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
-    called = p[:, None] >= t[None, :]  # (n, T)
-    parts = np.concatenate([(called & y[:, None]), (called & ~y[:, None]), y[:, None], np.ones((len(y), 1))], axis=1)
-    if M is None:
-        sums = parts.sum(axis=0)[None]
-    else:
-        per_unit = np.zeros((M.shape[1], parts.shape[1]))
-        np.add.at(per_unit, np.asarray(unit_of, dtype=np.int64), parts.astype(np.float64))
-        sums = M @ per_unit
-    k = len(t)
-    tp, fp, events, n = sums[:, :k], sums[:, k:2 * k], sums[:, 2 * k], sums[:, 2 * k + 1]
-    odds = t / (1.0 - t)
+    n, odds = np.asarray(c["n"])[..., None], t / (1.0 - t)
     with np.errstate(invalid="ignore", divide="ignore"):
-        model = tp / n[:, None] - fp / n[:, None] * odds
-        rate = events / n
-        treat_all = rate[:, None] - (1.0 - rate[:, None]) * odds
-    if M is None:
-        return {"model": model[0], "treat_all": treat_all[0]}
-    return {"model": model, "treat_all": treat_all}
+        rate = np.asarray(c["events"])[..., None] / n
+        return {"model": c["tp"] / n - c["fp"] / n * odds, "treat_all": rate - (1.0 - rate) * odds}
+
+
+def operating_points(y: np.ndarray, p: np.ndarray, thresholds, unit_of: np.ndarray | None = None,
+                     M: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """What calling positive the samples whose risk p (n,) is at least each threshold t (T,) gives against outcomes
+    y (n,) 0/1 — the figures a clinical report tabulates per candidate threshold:
+
+        called = (TP + FP) / n,   sensitivity = TP / events,   specificity = TN / non-events,
+        PPV = TP / (TP + FP),     NPV = TN / (TN + FN)
+
+    NaN where a denominator is 0 (no events, no sample called). With ``unit_of`` and ``M`` as ``threshold_counts``,
+    the same for B resamples. {"called", "sensitivity", "specificity", "ppv", "npv": (T,) or (B, T)}."""
+    c = threshold_counts(y, p, thresholds, unit_of, M)
+    tp, fp = c["tp"], c["fp"]
+    events, n = np.asarray(c["events"])[..., None], np.asarray(c["n"])[..., None]
+    fn, tn = events - tp, n - events - fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"called": (tp + fp) / n, "sensitivity": tp / events, "specificity": tn / (n - events),
+                "ppv": tp / (tp + fp), "npv": tn / (tn + fn)}
 
 
 def _ratio_or_none(num, den) -> float | None:

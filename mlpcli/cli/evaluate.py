@@ -62,7 +62,8 @@ def _per_class_table(rows: list[dict], key: str, title: str) -> Table:
 
 
 def _risks(text: str | None) -> list[float] | None:
-    """--net-benefit's comma-separated risks (range-checked by the library, ``check_net_benefit``)."""
+    """--net-benefit's or --operating-points' comma-separated risks (range-checked by the library,
+    ``check_risk_thresholds``)."""
     if text is None:
         return None
     try:
@@ -82,6 +83,24 @@ def _net_benefit_table(rows: list[dict]) -> Table:
 
     for row in rows:
         table.add_row(f"{row['threshold']:g}", cell(row, "model"), cell(row, "treat_all"), cell(row, "margin"))
+    return table
+
+
+def _operating_points_table(rows: list[dict], n: int) -> Table:
+    ci = any("sensitivity_ci" in row for row in rows)
+    table = Table(title="Operating points: calling positive the samples at or above each risk", title_justify="left")
+    for name in ("risk threshold", "called positive", "sensitivity", "specificity", "PPV", "NPV"):
+        table.add_column(name, justify="right")
+
+    def cell(row, key):
+        if row[key] is None:
+            return "—"
+        interval = row.get(f"{key}_ci")
+        return f"{row[key]:.3f}" + (f" ({interval[0]:.3f} – {interval[1]:.3f})" if interval else (" (—)" if ci else ""))
+
+    for row in rows:
+        table.add_row(f"{row['threshold']:g}", f"{row['called']:,} of {n:,} ({row['called_share']:.1%})",
+                      *[cell(row, k) for k in ("sensitivity", "specificity", "ppv", "npv")])
     return table
 
 
@@ -334,6 +353,8 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
         _show(con, _confusion_table(m["confusion_matrix"], [str(c) for c in result.classes]))
         if m.get("calibration"):
             con.print(_risk_calibration_line(m["calibration"]), soft_wrap=True)
+        if getattr(result, "operating_points", None):
+            _show(con, _operating_points_table(result.operating_points, result.n))
         if getattr(result, "net_benefit", None):
             _show(con, _net_benefit_table(result.net_benefit))
     elif result.task == "multilabel":
@@ -377,6 +398,11 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
                    "thresholds (comma-separated, e.g. 0.05,0.1,0.2), beside treating everyone and no one "
                    "(decision-curve analysis, Vickers & Elkin 2006): TP/n - FP/n * t/(1 - t); with --bootstrap, "
                    "intervals by patient.")
+@click.option("--operating-points", "operating_points", default=None, metavar="RISKS",
+              callback=lambda ctx, param, v: _risks(v),
+              help="Binary models: sensitivity, specificity, PPV and NPV of calling positive the samples whose risk "
+                   "is at least each of these thresholds (comma-separated, e.g. 0.1,0.2,0.5), and how many that "
+                   "calls, whatever the model's own threshold; with --bootstrap, intervals by patient.")
 @click.option("--novel-labels", is_flag=True,
               help="Keep rows whose label the model does not know (a class absent from training) apart instead of "
                    "stopping: the metrics are of the other rows, and a table reports per such label how many were "
@@ -399,7 +425,7 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
 @json_option
 @debug_option
 @handle_errors
-def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, novel_labels, fill_missing, max_missing, shift_path,
+def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, operating_points, novel_labels, fill_missing, max_missing, shift_path,
              chunk_mb, chunksize,
              threshold, decision, prevalence, out, plot_path, threads, quiet, as_json, debug, **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
@@ -407,7 +433,8 @@ def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, novel_labe
     Binary: accuracy, balanced accuracy, precision (PPV), recall (sensitivity), specificity, NPV, F1,
     ROC AUC, average precision, MCC, log loss, Brier score and scaled Brier, ECE, observed / expected
     events, and the risks' calibration intercept and slope (a line under the confusion matrix; a warning
-    when the risks are systematically off); --net-benefit for decision curves. Multiclass: accuracy, balanced accuracy, macro/weighted F1,
+    when the risks are systematically off); --operating-points for those figures at several risk
+    thresholds at once, --net-benefit for decision curves. Multiclass: accuracy, balanced accuracy, macro/weighted F1,
     one-vs-rest ROC AUC (macro mean over the classes the table holds), MCC, log loss, Brier score
     (summed over classes, 0 to 2), ECE, per-class precision, recall, F1 and ROC AUC, confusion matrix.
     ECE is top-label: 15 equal-width bins of the first-ranked class's probability (binary: max(p, 1 - p),
@@ -468,7 +495,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, novel_labe
                               fill_missing=fill_missing, max_missing=max_missing, roles=roles, **chunks,
                               stdin=binary_stdin() if data_file == "-" else None, n_jobs=threads,
                               progress=progress, uncertainty=uncertainty, novel_labels=novel_labels,
-                              prevalence=prevalence, net_benefit=net_benefit)
+                              prevalence=prevalence, net_benefit=net_benefit, operating_points=operating_points)
     if plot_path and result.trust is None:  # every label novel: no sample to draw a risk–coverage curve of
         raise DataError(f"--plot {plot_path}: no sample of {data_file} holds a label the model knows, so there is no "
                         "risk–coverage curve to draw; leave out --plot")

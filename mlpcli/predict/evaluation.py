@@ -161,6 +161,8 @@ class EvaluationResult:
     prevalence: dict | None = None
     # with `net_benefit` (binary): per risk threshold, the net benefit of the model, of treating everyone and no one
     net_benefit: list | None = None
+    # with `operating_points` (binary): per risk threshold, the calls and sensitivity, specificity, PPV, NPV
+    operating_points: list | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
@@ -176,6 +178,7 @@ class EvaluationResult:
                 **({"novel": self.novel} if self.novel is not None else {}),
                 "decision": self.decision, "prevalence": self.prevalence,
                 **({"net_benefit": self.net_benefit} if self.net_benefit is not None else {}),
+                **({"operating_points": self.operating_points} if self.operating_points is not None else {}),
                 "notes": self.notes, "warnings": self.warnings}
 
 
@@ -326,7 +329,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
              chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
              progress: Callable[[dict], None] | None = None, max_missing: float | None = None,
              uncertainty: Uncertainty | None = None, novel_labels: bool = False,
-             decision: str | None = None, prevalence=None, net_benefit=None) -> EvaluationResult:
+             decision: str | None = None, prevalence=None, net_benefit=None,
+             operating_points=None) -> EvaluationResult:
     """Metrics of `model` on the labelled table `source` (path, "-" or DataFrame).
 
     The table is read like predict's (features by name, pieces of `chunk_mb` MiB or of `chunksize` rows, the
@@ -348,11 +352,15 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     `net_benefit` (binary): risk thresholds in (0, 1) at which `result.net_benefit` gives the net benefit of treating
     the samples at or above each, beside treating everyone and no one (``metrics.net_benefit``; decision-curve
     analysis), with patient-bootstrap intervals when `bootstrap` is given.
+    `operating_points` (binary): risk thresholds in (0, 1) at which `result.operating_points` gives the samples called
+    positive, sensitivity, specificity, PPV and NPV of calling positive the samples at or above each
+    (``metrics.operating_points``), whatever the model's own threshold, with patient-bootstrap intervals as above.
     """
     from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
 
     threshold_given = threshold is not None
-    check_net_benefit(model.task, net_benefit)  # before the table is read
+    check_risk_thresholds(model.task, net_benefit)  # before the table is read
+    check_risk_thresholds(model.task, operating_points, "--operating-points")
     rule, threshold = resolve_decision(model, decision, threshold)
     training_rule, training_threshold = rule, threshold
     mix, rule, threshold = resolve_prevalence(model, prevalence, rule, threshold, threshold_given)
@@ -436,6 +444,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     groups = meta.get("group")
     if net_benefit is not None:
         result.net_benefit = _net_benefit(task, y, proba, net_benefit, groups, bootstrap, seed)
+    if operating_points is not None:
+        result.operating_points = _operating_points(task, y, proba, operating_points, groups, bootstrap, seed)
     rng = np.random.default_rng(seed)
     if bootstrap:
         unit_name = f"{run.plan.roles.group} groups" if groups is not None else "rows"
@@ -492,18 +502,38 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     return result
 
 
-def check_net_benefit(task: str, thresholds) -> list[float] | None:
-    """--net-benefit's thresholds, each a risk in (0, 1), sorted; an OptionError for a model without binary risks."""
+def check_risk_thresholds(task: str, thresholds, option: str = "--net-benefit") -> list[float] | None:
+    """``option``'s thresholds (--net-benefit, --operating-points), each a risk in (0, 1), sorted; an OptionError for a
+    model without binary risks."""
     if thresholds is None:
         return None
     if task != "binary":
-        raise OptionError(f"--net-benefit weighs a binary model's risks against a threshold; this model is {task}")
+        what = "weighs" if option == "--net-benefit" else "calls positive at"
+        raise OptionError(f"{option} {what} a binary model's risks against a threshold; this model is {task}")
     values = sorted({float(t) for t in thresholds})
     bad = [t for t in values if not 0.0 < t < 1.0]
     if not values or bad:
-        raise OptionError(f"--net-benefit: thresholds must be risks strictly between 0 and 1, got "
+        raise OptionError(f"{option}: thresholds must be risks strictly between 0 and 1, got "
                           f"{', '.join(f'{t:g}' for t in (bad or values)) or 'none'}")
     return values
+
+
+def _resampled(y: np.ndarray, groups, bootstrap: int, seed: int, stream: int, figures) -> dict[str, np.ndarray]:
+    """95 % percentile intervals (2, T) of ``figures(unit_of, M)``'s arrays (B, T) over ``bootstrap`` resamples of
+    patients (rows without a group column), drawn from [seed, stream]: apart from the metrics' draws, which stay as
+    they were, and from each other option's."""
+    from ..metrics_resampled import unit_multiplicities
+
+    _, unit_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True) if groups is not None else \
+        (None, np.arange(len(y)))
+    n_units = int(unit_of.max()) + 1
+    rng = np.random.default_rng([int(seed), stream])
+    M = unit_multiplicities(rng.integers(0, n_units, size=(int(bootstrap), n_units)), n_units)
+    return figures(unit_of, M)
+
+
+def _positive_risk(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    return np.asarray(proba, dtype=np.float64).reshape(len(y), -1)[:, -1]
 
 
 def _net_benefit(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups, bootstrap: int, seed: int) -> list:
@@ -511,21 +541,15 @@ def _net_benefit(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups
     one's (0), and the model's margin over the better of the two, with 95 % intervals resampling patients (rows
     without a group column) when ``bootstrap``."""
     from .. import metrics
-    from ..metrics_resampled import unit_multiplicities
 
-    values = check_net_benefit(task, thresholds)
-    p = np.asarray(proba, dtype=np.float64).reshape(len(y), -1)[:, -1]
+    values = check_risk_thresholds(task, thresholds)
+    p = _positive_risk(y, proba)
     point = metrics.net_benefit(y, p, values)
     ci = None
     if bootstrap:
-        _, unit_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True) if groups is not None else \
-            (None, np.arange(len(y)))
-        n_units = int(unit_of.max()) + 1
-        rng = np.random.default_rng([int(seed), 0x4E42])  # apart from the metrics' draws, which stay as they were
-        M = unit_multiplicities(rng.integers(0, n_units, size=(int(bootstrap), n_units)), n_units)
-        draws = metrics.net_benefit(y, p, values, unit_of, M)
+        draws = _resampled(y, groups, bootstrap, seed, 0x4E42, lambda u, M: metrics.net_benefit(y, p, values, u, M))
+        draws["margin"] = draws["model"] - np.maximum(draws["treat_all"], 0.0)
         ci = {k: np.percentile(v, [2.5, 97.5], axis=0) for k, v in draws.items()}
-        ci["margin"] = np.percentile(draws["model"] - np.maximum(draws["treat_all"], 0.0), [2.5, 97.5], axis=0)
     rows = []
     for j, t in enumerate(values):
         model, treat_all = float(point["model"][j]), float(point["treat_all"][j])
@@ -533,6 +557,39 @@ def _net_benefit(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups
                "margin": model - max(treat_all, 0.0)}
         if ci is not None:
             row.update({f"{k}_ci": [float(ci[k][0][j]), float(ci[k][1][j])] for k in ("model", "treat_all", "margin")})
+        rows.append(row)
+    return rows
+
+
+OPERATING_FIGURES = ("sensitivity", "specificity", "ppv", "npv")
+
+
+def _operating_points(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups, bootstrap: int,
+                      seed: int) -> list:
+    """``evaluate``'s operating_points rows: per risk threshold the samples called positive (count and share),
+    sensitivity, specificity, PPV and NPV (None where undefined), with 95 % intervals resampling patients (rows
+    without a group column) when ``bootstrap`` (a resample where a figure is undefined is left out of its interval)."""
+    from .. import metrics
+
+    values = check_risk_thresholds(task, thresholds, "--operating-points")
+    p = _positive_risk(y, proba)
+    point = metrics.operating_points(y, p, values)
+    ci = None
+    if bootstrap:
+        draws = _resampled(y, groups, bootstrap, seed, 0x4F50,
+                           lambda u, M: metrics.operating_points(y, p, values, u, M))
+        with _warnings.catch_warnings():  # a figure undefined in every resample: no interval
+            _warnings.simplefilter("ignore", RuntimeWarning)
+            ci = {k: np.nanpercentile(draws[k], [2.5, 97.5], axis=0) for k in OPERATING_FIGURES}
+    rows = []
+    for j, t in enumerate(values):
+        row = {"threshold": t, "called": int(np.sum(p >= t)), "called_share": float(point["called"][j])}
+        for k in OPERATING_FIGURES:
+            v = float(point[k][j])
+            row[k] = v if math.isfinite(v) else None
+            if ci is not None:
+                lo, hi = float(ci[k][0][j]), float(ci[k][1][j])
+                row[f"{k}_ci"] = [lo, hi] if math.isfinite(lo) and math.isfinite(hi) else None
         rows.append(row)
     return rows
 

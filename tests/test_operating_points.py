@@ -1,0 +1,90 @@
+"""`evaluate --operating-points`: sensitivity, specificity, PPV and NPV of a binary model at several risk thresholds
+at once, as a clinical report tabulates them, with patient-bootstrap intervals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix
+
+from cli_helpers import assert_clean_error, run
+from mlpcli import metrics
+from tables import make_table
+from test_risk_calibration import _cohort
+
+
+def test_operating_points_by_hand_and_by_resample():
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.25).astype(int)
+    p = np.clip(0.35 * y + rng.uniform(0, 0.65, 400), 0, 1)
+    t = np.array([0.2, 0.5, 1.0 - 1e-9])  # the last calls nobody
+    op = metrics.operating_points(y, p, t)
+    for j, tj in enumerate(t[:2]):
+        tn, fp, fn, tp = confusion_matrix(y, (p >= tj).astype(int), labels=[0, 1]).ravel()
+        assert op["sensitivity"][j] == pytest.approx(tp / (tp + fn))
+        assert op["specificity"][j] == pytest.approx(tn / (tn + fp))
+        assert op["ppv"][j] == pytest.approx(tp / (tp + fp))
+        assert op["npv"][j] == pytest.approx(tn / (tn + fn))
+        assert op["called"][j] == pytest.approx((tp + fp) / 400)
+    assert op["called"][2] == 0 and np.isnan(op["ppv"][2]) and op["sensitivity"][2] == 0  # nobody called
+    assert op["specificity"][2] == 1 and op["npv"][2] == pytest.approx(1 - y.mean())
+    unit_of = np.arange(400) // 4  # patients of four rows
+    M = np.zeros((2, 100))
+    M[0] = 1.0  # every patient once: the table itself
+    M[1, 5:15] = 10.0  # ten patients, ten times each
+    draws = metrics.operating_points(y, p, t, unit_of, M)
+    np.testing.assert_allclose(draws["sensitivity"][0], op["sensitivity"])
+    rows = np.repeat(np.arange(20, 60), 10)
+    again = metrics.operating_points(y[rows], p[rows], t)
+    for k in ("sensitivity", "specificity", "npv", "called"):
+        np.testing.assert_allclose(draws[k][1], again[k])
+
+
+def test_evaluate_reports_operating_points_that_agree_with_its_own_threshold(tmp_path):
+    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+    _cohort(700, 2).to_csv(tmp_path / "new.csv", index=False)
+    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    own = json.loads(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid",
+                          "--json"]).stdout)
+    t0 = own["threshold"]
+    res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
+               f"0.6,{t0!r},0.1", "--bootstrap", "200", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    rows = doc["operating_points"]
+    assert [r["threshold"] for r in rows] == sorted([0.1, t0, 0.6])
+    at_own = next(r for r in rows if r["threshold"] == t0)
+    assert at_own["sensitivity"] == pytest.approx(own["metrics"]["recall"])
+    assert at_own["specificity"] == pytest.approx(own["metrics"]["specificity"])
+    assert at_own["ppv"] == pytest.approx(own["metrics"]["precision"])
+    assert doc["metrics"] == own["metrics"]  # the option reports; it changes no other figure
+    sens = [r["sensitivity"] for r in rows]
+    spec = [r["specificity"] for r in rows]
+    assert sens == sorted(sens, reverse=True) and spec == sorted(spec)  # a higher threshold calls fewer
+    assert [r["called"] for r in rows] == sorted((r["called"] for r in rows), reverse=True)
+    for r in rows:
+        for k in ("sensitivity", "specificity", "ppv", "npv"):
+            lo, hi = r[f"{k}_ci"]
+            assert lo <= r[k] <= hi and hi - lo > 0
+    table = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid",
+                 "--operating-points", "0.2,0.4"]).output
+    assert "Operating points" in table and "sensitivity" in table and "NPV" in table and " of 700 " in table
+
+
+def test_operating_points_options_that_cannot_apply(tmp_path):
+    _cohort(300, 1).to_csv(tmp_path / "dev.csv", index=False)
+    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--epochs", "3", "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    for bad in ("0,0.2", "1", "0.2,-0.5"):
+        res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "dev.csv"), "--id", "pid",
+                   "--operating-points", bad])
+        assert_clean_error(res, "--operating-points", "between 0 and 1", code=2)
+    assert_clean_error(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "dev.csv"), "--id", "pid",
+                            "--operating-points", "high"]), "--operating-points", code=2)
+    make_table("multiclass", n_patients=30).to_csv(tmp_path / "mc.csv", index=False)
+    assert run(["train", str(tmp_path / "mc.csv"), "--epochs", "3", "-q", "-o", str(tmp_path / "mc.mlp")]).exit_code == 0
+    res = run(["evaluate", str(tmp_path / "mc.mlp"), str(tmp_path / "mc.csv"), "--operating-points", "0.2"])
+    assert_clean_error(res, "--operating-points", "multiclass", code=2)
