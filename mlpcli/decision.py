@@ -166,24 +166,28 @@ class Decision:
                    chosen=d.get("chosen") or "option", held_out=dict(d.get("held_out") or {}),
                    labels=None if labels is None else tuple(bool(b) for b in labels))
 
-    def describe(self, task: str | None = None, classes: list | None = None, held_out: str = "held-out") -> str:
+    def describe(self, task: str | None = None, classes: list | None = None, held_out: str = "held-out",
+                 cohort: str | None = None) -> str:
         """A few words for summaries (``train``'s and ``info``'s ``labels`` row). With the model's ``task`` and
         ``classes``, what the rule does to them, so that a label that is not the most probable class reads as the
         rule rather than a bug: "balanced (...): 'rare' when P(rare) >= 0.14, its training share, not 0.5, ...".
-        ``held_out``: what auto chose on ("out-of-fold", "validation")."""
+        ``held_out``: what auto chose on ("out-of-fold", "validation"). ``cohort``: the table a recalibrated model's
+        shares are of (``mlpcli recalibrate``), instead of the training samples."""
+        share = "training share" if cohort is None else f"share in {cohort}"
+        of = "its share of the training samples" if cohort is None else f"its share of {cohort}'s samples"
         what = {"argmax": "argmax (the most probable class)",
-                "balanced": "balanced (the most probable class relative to its training share)"}[self.rule]
+                "balanced": f"balanced (the most probable class relative to its {share})"}[self.rule]
         if task == "binary" and classes is not None and len(classes) == 2:
             neg, pos = (repr(str(c)) for c in classes)
             t = self.threshold(task)
             # equal shares (--class-weight balanced): "P >= 0.5, its share, not 0.5" would contradict itself
             if self.rule == "balanced" and math.isclose(t, 0.5, rel_tol=1e-9):
-                what += (f": {pos} when P({pos[1:-1]}) >= 0.5, its training share, equal to that of {neg} (as the "
-                         "loss weighted them): the same labels as argmax")
+                what += (f": {pos} when P({pos[1:-1]}) >= 0.5, its {share}, equal to that of {neg}"
+                         + (" (as the loss weighted them)" if cohort is None else "") + ": the same labels as argmax")
             elif self.rule == "balanced":
                 # below 0.5 the rarer positive class is called against the odds; above, the rarer negative one
                 rare, common = (pos, neg) if t < 0.5 else (neg, pos)
-                what += (f": {pos} when P({pos[1:-1]}) >= {t:.3g}, its share of the training samples, not 0.5, so a "
+                what += (f": {pos} when P({pos[1:-1]}) >= {t:.3g}, {of}, not 0.5, so a "
                          f"sample can be called {rare} while {common} is more probable")
             else:
                 what += f": {pos} when P({pos[1:-1]}) >= 0.5"

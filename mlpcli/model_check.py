@@ -53,7 +53,7 @@ from .errors import ConfigError, ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -593,6 +593,7 @@ class _Fields:
         self.metadata(meta)
         specs.update(self.trust(meta, task, len(meta["classes"]), len(reference["kept_features"])))
         self.decision(meta, task, len(meta["classes"]))
+        self.recalibration(meta, task, len(meta["classes"]), link)
         specs.update(self.training_rows(meta))
         aliases = self.aliases(meta, specs)
         self.array_shapes(self.get(meta, "array_shapes", ""), {k: v for k, v in specs.items() if k not in aliases},
@@ -701,6 +702,35 @@ class _Fields:
                     self.fail(f"decision.labels[{i}]", f"must be true or false, got {_show(v)}")
         self.text(d.get("chosen"), "decision.chosen", choices=("auto", "option"), optional=True)
         self.scalars(_given(d.get("held_out"), {}), "decision.held_out")
+
+    def recalibration(self, meta: dict, task: str, n_classes: int, link: str) -> None:
+        """The optional ``recalibration`` field (format 14, binary and multiclass models): the update's method, its
+        intercept (one per class, the first 0; a binary model's two) and its positive slope, and what it was fitted
+        on."""
+        from .metrics import RECAL_MAX_SLOPE
+        from .recalibration import MIN_SLOPE
+
+        d = meta.get("recalibration")
+        if d is None:
+            return
+        if meta["format_version"] < 14:
+            self.fail("recalibration", f"needs model format version 14, the file says {meta['format_version']}")
+        if task not in ("binary", "multiclass") or link not in ("softmax", "sigmoid"):
+            self.fail("recalibration", f"is for binary and multiclass models with probabilities; this model is {task}")
+        self.mapping(d, "recalibration")
+        self.text(self.get(d, "method", "recalibration"), "recalibration.method", choices=("intercept", "logistic"))
+        k = 2 if task == "binary" else n_classes
+        intercept = self.listing(self.get(d, "intercept", "recalibration"), "recalibration.intercept", k, k)
+        for i, v in enumerate(intercept):
+            self.number(v, f"recalibration.intercept[{i}]", -1e3, 1e3)
+        if intercept[0] != 0:
+            self.fail("recalibration.intercept[0]", f"must be 0 (the reference class), got {_show(intercept[0])}")
+        slope = self.number(self.get(d, "slope", "recalibration"), "recalibration.slope", MIN_SLOPE, RECAL_MAX_SLOPE,
+                            lo_open=True)
+        if d["method"] == "intercept" and slope != 1.0:
+            self.fail("recalibration.slope", f"of an intercept update must be 1, got {_show(slope)}")
+        self.mapping(_given(d.get("cohort"), {}), "recalibration.cohort")
+        self.mapping(_given(d.get("fit"), {}), "recalibration.fit")
 
     def training_rows(self, meta: dict) -> dict[str, _ArraySpec]:
         """The optional ``training_rows`` field (format 8): how many fingerprints of training rows the file holds."""

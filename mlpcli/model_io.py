@@ -34,7 +34,9 @@ the clip. Version 12 lists a member's kept features, when it keeps all but a few
 of 60,000 genes repeated the whole list for each member that dropped 2-6 all-zero genes (5.6 MB of model.json).
 Version 13 gives multi-label models their decision rule too (``decision``, with each label's training share of
 positives: the balanced rule calls a label at P >= its share); older multi-label files call each label at 0.5.
-Today's files are version 13.
+Version 14 adds ``recalibration``: an update of a binary or multiclass model's probabilities for a population,
+fitted on a labelled cohort (``mlpcli recalibrate``; ``recalibration.Recalibration``), applied after the
+temperature. Today's files are version 14.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -71,7 +73,7 @@ from .errors import DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 13
+FORMAT_VERSION = 14
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
@@ -157,6 +159,9 @@ class Model:
     # how a class is chosen from the calibrated probabilities (binary, multiclass; format 9): argmax, or balanced
     # (divided by the training class shares); None: argmax (older files, other tasks)
     decision: Decision | None = None
+    # format 14: an update of the calibrated probabilities for a population (``recalibration.Recalibration``: a
+    # labelled cohort's intercept and slope, ``mlpcli recalibrate``), applied after the temperature; None: none
+    recalibration: object | None = None
     conformal: object | None = None  # conformal.ConformalCalibration: held-out scores for prediction sets
     ood: object | None = None  # ood.OODBasis: the out-of-distribution distance and its held-out calibration
     # (m,) uint64, sorted and distinct: ``data.row_fingerprints`` of the rows the model was trained and validated on,
@@ -183,14 +188,29 @@ class Model:
         return loss_mod.get(self.loss["name"], **self.loss.get("params", {})).output_activation
 
     def link(self, logits: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """Raw outputs (n, k) of one member -> probabilities (calibrated unless told) or values."""
+        """Raw outputs (n, k) of one member -> probabilities (calibrated unless told: the temperature, then any
+        recalibration) or values."""
         link = self.output_activation()
         T = self.temperature if calibrated else None
         if link == "softmax":
-            return softmax(apply_temperature(logits, T))
+            return self.recalibrated(softmax(apply_temperature(logits, T)), calibrated)
         if link == "sigmoid":
-            return sigmoid(apply_temperature(logits, T))
+            return self.recalibrated(sigmoid(apply_temperature(logits, T)), calibrated)
         return logits
+
+    @property
+    def recalibrated_on(self) -> str | None:
+        """The table the model was recalibrated on (``mlpcli recalibrate``), named for messages; None: it was not."""
+        if self.recalibration is None:
+            return None
+        return self.recalibration.cohort.get("data") or "the recalibration cohort"
+
+    def recalibrated(self, P: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Probabilities at the model's temperature (n, k) -> with its recalibration for a population applied
+        (``mlpcli recalibrate``), when it has one and ``calibrated``."""
+        if not calibrated or self.recalibration is None:
+            return P
+        return self.recalibration.apply(P, self.output_activation()).astype(P.dtype, copy=False)
 
     @property
     def row_block(self) -> int:
@@ -365,7 +385,8 @@ class Model:
                     total = self._member_output(self.members[0], block, columns[0], False, logged, raw)
                     for member, cols in zip(self.members[1:], columns[1:]):
                         total += self._member_output(member, block, cols, False, logged, raw)
-                    out = temper(total / len(self.members), self.temperature, self.output_activation())
+                    out = self.recalibrated(temper(total / len(self.members), self.temperature,
+                                                   self.output_activation()))
             if raw is not None:
                 member_logits.append(raw)
             if not np.isfinite(out).all():
@@ -423,6 +444,7 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
         "members": members,
         "temperature": temperature_field(model.temperature),  # a multi-label model's: a list, one per label
         **({"decision": model.decision.to_dict()} if model.decision is not None else {}),
+        **({"recalibration": model.recalibration.to_dict()} if model.recalibration is not None else {}),
         "preprocessing": pre_meta,
         "array_shapes": {k: list(np.shape(v)) for k, v in arrays.items()},
         **({"array_aliases": aliases} if aliases else {}),
@@ -572,6 +594,7 @@ def load(path: str | os.PathLike) -> Model:
         temperature=(None if temperature is None else np.asarray(temperature, dtype=np.float64)
                      if isinstance(temperature, list) else float(temperature)),
         decision=Decision.from_dict(meta["decision"]) if meta.get("decision") else None,
+        recalibration=_recalibration(meta.get("recalibration")),
         task=meta["task"],
         classes=list(meta["classes"]),
         feature_names=list(meta["feature_names"]),
@@ -588,6 +611,15 @@ def load(path: str | os.PathLike) -> Model:
         training_rows=np.array(arrays["training_rows"]) if "training_rows" in arrays else None,
         format_version=int(meta["format_version"]),
     )
+
+
+def _recalibration(d: dict | None):
+    """The model's recalibration for a population (format 14, checked by ``model_check``), or None."""
+    if not d:
+        return None
+    from .recalibration import Recalibration
+
+    return Recalibration.from_dict(d)
 
 
 def _trust(meta: dict, arrays: dict[str, np.ndarray]):

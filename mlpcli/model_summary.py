@@ -209,7 +209,32 @@ def network_summary(model: Model) -> dict:
         # shares, ...
         "decision": (model.decider.to_dict() if model.task in DECIDED else None),
         "decision_words": decision_words(model),
+        # an update of the probabilities for a population (``mlpcli recalibrate``), after the temperature, or None
+        "recalibration": None if model.recalibration is None else model.recalibration.to_dict(),
+        "recalibration_words": recalibration_words(model),
     }
+
+
+def recalibration_words(model: Model) -> str | None:
+    """A recalibrated model's update in one line: the cohort, the update and what it did there; None without."""
+    rc = model.recalibration
+    if rc is None:
+        return None
+    from .recalibration import p_text
+
+    c, f = rc.cohort, rc.fit
+    who = f"{c['n']:,} samples" if isinstance(c.get("n"), int) else "samples"
+    if isinstance(c.get("patients"), int):
+        who += f" of {c['patients']:,} patients"
+    digest = f", sha256 {c['sha256'][:12]}…" if c.get("sha256") else ""
+    how = ""
+    if f.get("chosen_by") == "closed test" and f.get("p_overall") is not None:
+        how = f"; chosen by the closed test ({p_text(f['p_overall'])}; slope {p_text(f['p_slope'])})"
+    loss = (f"; log loss there {f['log_loss_before']:.4g} → {f['log_loss_after']:.4g} (in-sample)"
+            if f.get("log_loss_before") is not None and f.get("log_loss_after") is not None else "")
+    return (f"on {c.get('data') or 'a cohort'} ({who}{digest}): {rc.words(model.classes)}{loss}{how}; applied after "
+            "the temperature, the labels divide by that cohort's class shares; prediction sets and OOD flags keep the "
+            "training calibration")
 
 
 def decision_words(model: Model) -> str | None:
@@ -221,7 +246,8 @@ def decision_words(model: Model) -> str | None:
         if model.task == "multilabel":
             return "each label present when P >= 0.5: the model file predates the stored decision rule"
         return "argmax (the most probable class): the model file predates the stored decision rule"
-    return model.decision.describe(model.task, list(model.classes), (model.fit or {}).get("held_out") or "held-out")
+    return model.decision.describe(model.task, list(model.classes), (model.fit or {}).get("held_out") or "held-out",
+                                   cohort=model.recalibrated_on)
 
 
 def loss_words(loss: dict, options: dict, task: str) -> str:

@@ -87,11 +87,15 @@ class Prevalence:
         return {"training": dict(zip(names, map(float, self.training))),
                 "cohort": dict(zip(names, map(float, self.cohort)))}
 
-    def describe(self, classes: Sequence) -> str:
-        """The run's note: what the probabilities were moved from and to, and on what assumption."""
-        return (f"probabilities moved from the training class mix ({_mix(classes, self.training)}) to this "
+    def describe(self, classes: Sequence, recalibrated_on: str | None = None) -> str:
+        """The run's note: what the probabilities were moved from and to, and on what assumption.
+        ``recalibrated_on``: the cohort a recalibrated model's probabilities are of (``mlpcli recalibrate``), whose
+        mix ``training`` then is."""
+        carried = "the training class mix" if recalibrated_on is None else f"the class mix of {recalibrated_on}"
+        where = "in training" if recalibrated_on is None else f"in {recalibrated_on}"
+        return (f"probabilities moved from {carried} ({_mix(classes, self.training)}) to this "
                 f"cohort's, as --prevalence gives it ({_mix(classes, self.cohort)}), assuming each class's samples "
-                "look as they did in training (label shift)")
+                f"look as they did {where} (label shift)")
 
 
 def _mix(classes: Sequence, shares: Sequence[float], shown: int = 6) -> str:

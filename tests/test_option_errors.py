@@ -86,7 +86,8 @@ def _range_params():
 
 ARGS = {"predict": ["m.mlp", "data.csv"], "evaluate": ["m.mlp", "data.csv"], "train": ["data.csv"],
         "cv": ["data.csv"], "tune": ["data.csv", "--grid", "lr=1e-3"], "diagnose": ["--learning-curve", "data.csv"],
-        "gradcheck": [], "info": ["m.mlp"], "explain": ["m.mlp", "data.csv"]}
+        "gradcheck": [], "info": ["m.mlp"], "explain": ["m.mlp", "data.csv"],
+        "recalibrate": ["m.mlp", "data.csv", "-o", "new.mlp"]}
 
 
 @pytest.mark.parametrize("command, flag, value", list(_range_params()))

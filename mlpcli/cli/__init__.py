@@ -31,7 +31,7 @@ from ._common import CONTEXT_SETTINGS, _one_line, _say, interrupted_exit, silenc
 __all__ = ["cli", "main", "all_commands", "COMMANDS"]
 
 # each command: the module of this package that defines it under the same name
-COMMANDS = ("train", "gradcheck", "diagnose", "evaluate", "predict", "explain", "cv", "tune", "info")
+COMMANDS = ("train", "gradcheck", "diagnose", "evaluate", "predict", "explain", "cv", "tune", "info", "recalibrate")
 
 
 class _LazyGroup(click.Group):

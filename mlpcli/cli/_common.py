@@ -399,6 +399,7 @@ MEMORY_REMEDIES = {
     "diagnose": f"{_SMALLER} ({_FITS})",
     "predict": f"{_SMALLER} (--chunk-mb or --chunksize: fewer rows at a time)",
     "evaluate": f"{_SMALLER} (--chunk-mb or --chunksize: fewer rows at a time)",
+    "recalibrate": f"{_SMALLER} (--chunk-mb or --chunksize: fewer rows at a time)",
     "explain": f"{_SMALLER}: explain reads the table whole, so give it fewer samples (a subset of the rows)",
     "gradcheck": f"{_SMALLER} (--rows)",
 }

@@ -308,13 +308,15 @@ def _show(con, table: Table) -> None:
     con.print(table)
 
 
-def _rule_words(task: str, rule: str | None, by_rule: bool, mixed: bool = False) -> str:
+def _rule_words(task: str, rule: str | None, by_rule: bool, mixed: bool = False, cohort: str | None = None) -> str:
     """What decided the labels the metrics count, for the title: a balanced rule said, since its labels are not
     always the most probable class (a confusion matrix of them otherwise reads as a bug); argmax is the default
-    reading and goes unsaid. ``by_rule``: the threshold is the rule's (no --threshold)."""
+    reading and goes unsaid. ``by_rule``: the threshold is the rule's (no --threshold). ``cohort``: the table a
+    recalibrated model's shares are of."""
     if rule != "balanced":
         return ""
-    share = "share in the class mix --prevalence gave" if mixed else "training share"
+    share = ("share in the class mix --prevalence gave" if mixed else f"share in {cohort}" if cohort
+             else "training share")
     if task == "binary":
         return f", the positive class's {share} (the balanced decision rule)" if by_rule else ""
     return f"; labelled by the balanced decision rule: the most probable class relative to its {share}"
@@ -326,7 +328,9 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
     ``by_rule``: a binary threshold is the rule's, not --threshold's; ``con``: where (standard output)."""
     con = con if con is not None else stdout_console()
     m = result.metrics
-    said = _rule_words(result.task, rule, by_rule, getattr(result, "prevalence", None) is not None)
+    rc = (result.calibration or {}).get("recalibration") or {}
+    said = _rule_words(result.task, rule, by_rule, getattr(result, "prevalence", None) is not None,
+                       (rc.get("cohort") or {}).get("data"))
     if result.task == "binary":
         what = f"binary, positive class {m.get('positive_class')!r}, threshold {result.threshold:g}{said}"
     elif result.task == "multilabel":
@@ -365,9 +369,14 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
     if cal is not None:
         ece = (f", ECE {fmt(cal['ece_before'], 'loss')} → {fmt(cal['ece_after'], 'loss')}"
                if cal["ece_before"] is not None else "")  # multi-label: log loss only
-        con.print(f"calibration: temperature {temperature_words(cal['temperature'], result.classes)}; log loss "
+        rc = cal.get("recalibration")
+        parts = ([f"temperature {temperature_words(cal['temperature'], result.classes)}"]
+                 if cal["temperature"] is not None else []) + (
+            [f"recalibrated on {rc['cohort'].get('data') or 'a cohort'} ({rc['method']})"] if rc else [])
+        what = " and the ".join((["temperature"] if cal["temperature"] is not None else []) + (["update"] if rc else []))
+        con.print(f"calibration: {', '.join(parts)}; log loss "
                   f"{fmt(cal['log_loss_before'], 'loss')} "
-                  f"→ {fmt(cal['log_loss_after'], 'loss')}{ece} (without → with the temperature"
+                  f"→ {fmt(cal['log_loss_after'], 'loss')}{ece} (without → with the {what}"
                   f"{', at the training class mix: the table above is of the mix --prevalence gave' if result.prevalence else ''})",
                   soft_wrap=True)
     if result.trust is not None:

@@ -295,6 +295,8 @@ def _table(doc: dict) -> Table:
                   + f"{net['dtype']}; {parameters}; loss {net['loss_words']}" + calibration)
     if net.get("decision_words"):
         table.add_row("labels", net["decision_words"])
+    if net.get("recalibration_words"):
+        table.add_row("recalibrated", net["recalibration_words"])
     opts = tr["options"]
 
     def setting(key: str, resolved: str | None = None) -> str:

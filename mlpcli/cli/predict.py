@@ -140,8 +140,9 @@ def _finite_mb(ctx, param, value):
     return value
 
 
-def common_options(fn):
-    """Options shared by predict and evaluate (besides the column roles)."""
+def reading_options(fn):
+    """How a labelled or new table is read (predict, evaluate, recalibrate): features absent from it, and the
+    pieces it is read in."""
     decorators = [
         click.option("--fill-missing", type=click.Choice(["mean"]), default=None,
                      help="Fill features absent from the table with their training means, up to 10 % of the "
@@ -151,6 +152,22 @@ def common_options(fn):
                      help="With --fill-missing mean: the largest share of the model's features that may be "
                           "filled; for a model trained with --impute, it counts features without a value in any "
                           "row too (imputed in every row)  [default: 0.1]"),
+        # at most a million GiB: the budget is counted in bytes (a 1e308 MiB budget overflowed)
+        click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True, max=1 << 30), default=None, callback=_finite_mb,
+                     help="Memory for the table's rows in flight (text and parsed values), in MiB: rows are read "
+                          "in pieces of this budget however wide or long they are  [default: 64]"),
+        click.option("--chunksize", type=click.IntRange(min=1), default=None,
+                     help="Rows read at a time, instead of the memory budget of --chunk-mb."),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def common_options(fn):
+    """Options shared by predict and evaluate (besides the column roles)."""
+    decorators = [
+        reading_options,
         click.option("--shift-report", "shift_path", type=click.Path(dir_okay=False), default=None,
                      callback=named_file,
                      help=f"Write the per-feature cohort-shift table ({TABLE_FORMATS}): new and training "
@@ -158,12 +175,6 @@ def common_options(fn):
                           "scaling the means mapped back from the clipped values: approximate) and, as *_scaled, as the "
                           "network sees them; mean_shift_sd on the latter, sd_ratio before robust scaling's clip "
                           "(models before format 11: on the latter too)."),
-        # at most a million GiB: the budget is counted in bytes (a 1e308 MiB budget overflowed)
-        click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True, max=1 << 30), default=None, callback=_finite_mb,
-                     help="Memory for the table's rows in flight (text and parsed values), in MiB: rows are read "
-                          "in pieces of this budget however wide or long they are  [default: 64]"),
-        click.option("--chunksize", type=click.IntRange(min=1), default=None,
-                     help="Rows read at a time, instead of the memory budget of --chunk-mb."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None, callback=finite_option,
                      help="Binary and multi-label models: positive when P >= threshold (every label)  [default: "
                           "0.5, or for a model that decides by balanced the positive class's (each label's) training "
@@ -483,10 +494,12 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
                                                       summary.get("decision"),
                                                       summary.get("threshold_source") != "--threshold"))
     elif summary.get("decision") == "balanced" and summary.get("positive_class") is None:
-        table.add_row("labels", "balanced: the most probable class relative to its training share")
+        table.add_row("labels", "balanced: the most probable class relative to its "
+                      + (f"share in {summary['recalibrated_on']}" if summary.get("recalibrated_on") else "training share"))
     if summary.get("positive_class") is not None:
-        share = "its share in the class mix --prevalence gave" if summary.get("prevalence") else \
-            "its share of the training samples"
+        share = ("its share in the class mix --prevalence gave" if summary.get("prevalence") else
+                 f"its share of {summary['recalibrated_on']}'s samples (the recalibration)"
+                 if summary.get("recalibrated_on") else "its share of the training samples")
         why = (f", {share}: the balanced decision rule"
                if summary.get("decision") == "balanced" and summary.get("threshold_source") == "decision rule" else "")
         table.add_row("positive class", f"{summary['positive_class']} (predicted when its probability >= "

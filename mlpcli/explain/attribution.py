@@ -7,7 +7,7 @@ For class c and a model of M members (M = 1 for one network):
     output "logit":  f_c(x) = (1/M) sum_m z_mc(x)        the members' mean raw logit (no temperature);
                      a binary sigmoid network's single logit z counts for the positive class, -z for the other
     output "prob":   f_c(x) = what ``Model.predict_output`` gives for class c: the members' mean probability,
-                     calibrated by the model's temperature
+                     calibrated by the model's temperature and any recalibration for a population
 
 where z_m(x) = network_m(pre_m(x)) and pre_m is member m's own preprocessing (log1p, imputation, kept
 features, centring and scaling, the robust clip).
@@ -193,6 +193,11 @@ class _Output:
     def __post_init__(self):
         self.link = self.model.output_activation()
         self.T = self.model.temperature
+        # a recalibration for a population (``mlpcli recalibrate``): q = link(slope * g(p) + intercept) after the
+        # temperature, so together they are one slope s = slope / T on g and the intercept (binary: on the log-odds)
+        rc = self.model.recalibration
+        self.slope = (1.0 if self.T is None else 1.0 / self.T) * (1.0 if rc is None else rc.slope)
+        self.intercept = None if rc is None else np.asarray(rc.intercept, dtype=np.float64)
         self.sigmoid_binary = self.model.network.n_outputs == 1 and self.model.task == "binary"
 
     def column_and_sign(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +220,8 @@ class _Output:
             return sign * np.mean([o[rows, col] for o in outs], axis=0)
         from ..calibration import temper
 
-        q = temper(np.mean([self.probabilities(o) for o in outs], axis=0), self.T, self.link)[rows, col]
+        q = self.model.recalibrated(temper(np.mean([self.probabilities(o) for o in outs], axis=0), self.T,
+                                           self.link))[rows, col]
         return np.where(sign > 0, q, 1.0 - q)
 
     def seeds(self, outs: list[np.ndarray], t: np.ndarray) -> list[np.ndarray]:
@@ -233,15 +239,16 @@ class _Output:
         if self.link == "softmax":
             # q = softmax(log pbar / T) (calibration.temper); with c_j = pbar_j dq_t/dpbar_j and
             # w_mj = p_mj / (M pbar_j): seed_m = c * w_m - p_m (c . w_m)
-            if T is None:
+            if T is None and self.intercept is None:
                 c = np.zeros((n, k))
                 c[rows, col] = pbar[rows, col]
-            else:
+            else:  # q = softmax(s log pbar + a): c_j = s q_t (delta_tj - q_j)
                 from ..engine.functional import softmax
 
-                q = softmax(np.log(np.clip(pbar, _EPS, 1.0)) / T)
-                c = -q * q[rows, col][:, None] / T
-                c[rows, col] += q[rows, col] / T
+                s = self.slope
+                q = softmax(s * np.log(np.clip(pbar, _EPS, 1.0)) + (0.0 if self.intercept is None else self.intercept))
+                c = -q * q[rows, col][:, None] * s
+                c[rows, col] += q[rows, col] * s
                 c[pbar < _EPS] = 0.0  # clipped: temper is flat there
             seeds = []
             for p in P:
@@ -255,21 +262,24 @@ class _Output:
         pj = pbar[rows, col]
         if T is not None and np.ndim(T) == 1:
             T = np.asarray(T, dtype=np.float64)[col]  # each row's label's temperature
-        if T is None:
+        if T is None and self.intercept is None:
             dq = np.ones(n)
             scale = np.ones(n)
-        else:
+        else:  # q = sigmoid(s logit pj + a): dq/dpj = s q (1 - q) / (pj (1 - pj))
             from ..engine.functional import sigmoid
 
+            s = 1.0 / T if self.intercept is None else self.slope  # (a multi-label model's T: one per row's label)
+            a = 0.0 if self.intercept is None else float(self.intercept[-1])  # a binary model's, on the log-odds
             clipped = np.clip(pj, _EPS, 1 - _EPS)
-            q = sigmoid((np.log(clipped) - np.log1p(-clipped)) / T)
-            dq = np.where((pj > _EPS) & (pj < 1 - _EPS), q * (1 - q) / T, 0.0)
+            q = sigmoid(s * (np.log(clipped) - np.log1p(-clipped)) + a)
+            dq = np.where((pj > _EPS) & (pj < 1 - _EPS), q * (1 - q) * s, 0.0)
             scale = pj * (1 - pj)
         seeds = []
         for p in P:
             pm = p[rows, col]
             with np.errstate(divide="ignore", invalid="ignore"):
-                share = pm * (1 - pm) / M if T is None else np.where(scale > 0, pm * (1 - pm) / (M * scale), 0.0)
+                share = (pm * (1 - pm) / M if T is None and self.intercept is None
+                         else np.where(scale > 0, pm * (1 - pm) / (M * scale), 0.0))
             seed = np.zeros((n, k))
             seed[rows, col] = sign * dq * share
             seeds.append(seed)

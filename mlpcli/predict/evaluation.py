@@ -384,7 +384,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                novel_labels=novel_labels)
     run.prevalence = mix
     if mix is not None:
-        run.notes.append(mix.describe(model.classes))
+        run.notes.append(mix.describe(model.classes, model.recalibrated_on))
     outs, metas = [], []
     kept = ("y", "group", "batch", "by", "set", "ood_score", "ood_p", "seen", "novel", "novel_label")
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
@@ -747,10 +747,14 @@ def risk_calibration_warning(model: Model, m: dict, mix=None) -> str | None:
                  "as scores")
     else:
         cause = ""
+    if model.recalibrated_on is not None:
+        cause += (f" (the model was recalibrated on {model.recalibrated_on}: this table is not of that population, or "
+                  "it has moved)")
     return (f"the risks of {positive!r} are systematically {'; and '.join(parts)} on this table{cause} — the "
-            "top-label ECE does not show it. Recalibrate on this population before reading them as risks (mlpcli does "
-            "not refit a model on a cohort; --prevalence moves them when only the outcome's share differs and is "
-            "known); the intervals count samples as independent")
+            "top-label ECE does not show it. Recalibrate on this population before reading them as risks (`mlpcli "
+            "recalibrate MODEL LABELLED_TABLE -o NEW` fits an update on labelled samples of it; judge NEW on others; "
+            "--prevalence moves them when only the outcome's share differs and is known); the intervals count samples "
+            "as independent")
 
 
 def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray, mix=None) -> list[str]:
@@ -965,23 +969,28 @@ def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: l
                         overall: dict, weights: np.ndarray | None = None, mix=None, training_threshold: float = 0.5,
                         training_rule=None) -> dict | None:
     """Log loss and ECE of the calibrated outputs (as evaluated) beside those of the outputs before the
-    temperature, recovered exactly: tempering by 1/T undoes tempering by T. With ``mix`` (the probabilities moved
+    temperature and any recalibration, recovered exactly: tempering by 1/T undoes tempering by T, and
+    ``Recalibration.undo`` the update. With ``mix`` (the probabilities moved
     to a cohort's class mix) both are of the probabilities at the training mix, moved back: the temperature's
     effect alone (``_prevalence_effect`` gives the move's)."""
     from .. import metrics
     from ..calibration import temper, temperature_field
 
     link = model.output_activation()
-    if model.temperature is None or link not in ("softmax", "sigmoid") or "log_loss" not in overall:
+    rc = model.recalibration
+    if (model.temperature is None and rc is None) or link not in ("softmax", "sigmoid") or "log_loss" not in overall:
         return None
     if mix is not None:
         out = _at_training_mix(mix, out)
         threshold, weights = training_threshold, training_rule.weights(model.task)
         overall = metrics.compute(model.task, y, metrics.as_task_proba(model.task, out), classes, threshold, weights)
-    raw = temper(out, 1.0 / model.temperature, link)
+    raw = out if rc is None else rc.undo(out, link)
+    if model.temperature is not None:
+        raw = temper(raw, 1.0 / model.temperature, link)
     before = metrics.compute(model.task, y, metrics.as_task_proba(model.task, raw), classes, threshold, weights)
     return {"temperature": temperature_field(model.temperature), "log_loss_before": before.get("log_loss"),
-            "log_loss_after": overall.get("log_loss"), "ece_before": before.get("ece"), "ece_after": overall.get("ece")}
+            "log_loss_after": overall.get("log_loss"), "ece_before": before.get("ece"), "ece_after": overall.get("ece"),
+            **({"recalibration": rc.to_dict()} if rc is not None else {})}
 
 
 def _at_training_mix(mix, out: np.ndarray) -> np.ndarray:

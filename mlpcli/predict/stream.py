@@ -1131,6 +1131,8 @@ class PredictionStream:
                 "threshold_source": (getattr(self._run, "threshold_source", None)
                                      if self.model.task in ("binary", "multilabel") else None),
                 "positive_class": str(self.model.classes[-1]) if self.model.task == "binary" else None,
+                # the table a recalibrated model's probabilities (and a balanced rule's shares) are of; None: training's
+                "recalibrated_on": self.model.recalibrated_on,
                 # in the model's order of classes or labels (a multi-label model's is its --target order), others after
                 "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=self._count_order)},
                 "shift": self.shift.summary() if self.shift is not None else None,
@@ -1287,7 +1289,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                trust=trust, unique_ids=unique_ids)
     run.prevalence = mix
     if mix is not None:
-        run.notes.append(mix.describe(model.classes))
+        run.notes.append(mix.describe(model.classes, model.recalibrated_on))
     run.explain, run.threshold, run.decision = explaining, threshold, rule
     run.threshold_source = "--threshold" if threshold_given else "decision rule"
     run.labelled_by = labelled_by(model, rule, threshold_given)

@@ -240,6 +240,11 @@ class Trust:
         if self.sets is None:
             return out
         o = self.options
+        recalibrated_on = getattr(self.model, "recalibrated_on", None)  # (a bare stand-in model has none)
+        if recalibrated_on is not None:
+            out.append(f"prediction sets: of the model's training calibration, not of its recalibration on "
+                       f"{recalibrated_on} (which moves the probabilities, not the sets' held-out scores): "
+                       "their coverage is promised for samples like the training ones")
         out += self._rare_class_notes()
         trivial = self.in_every_set
         if not trivial:

@@ -1,0 +1,113 @@
+"""`mlpcli recalibrate`: a model's probabilities updated for a new population, fitted on a labelled cohort of it."""
+
+from __future__ import annotations
+
+import click
+
+from ..recalibration import METHODS, p_text
+from ._common import (
+    Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_writable, debug_option, distinct_files, fmt, handle_errors,
+    json_option, named_file, print_json, quiet_option, role_options, stdout_console, threads_context, threads_option,
+    write_together,
+)
+from .predict import NoteRenderer, ReadProgress, chunking, load_model, reading_options, role_flags
+
+_WHAT = {"none": "no update", "intercept": "intercept update (recalibration in the large)",
+         "logistic": "logistic recalibration (intercept and slope)"}
+
+
+def _figures_table(result, data_file: str) -> Table:
+    binary = result.model.task == "binary"
+    who = f"{result.n:,} samples" + (f" of {result.cohort['patients']:,} patients" if "patients" in result.cohort else "")
+    table = Table(title=f"Updates fitted on {data_file} ({who}; in-sample figures)", title_justify="left")
+    for name in ("update", "log loss", "ECE", *(["observed / expected"] if binary else []), "kept"):
+        table.add_column(name, justify="left" if name == "update" else "right")
+    for name, f in result.figures.items():
+        table.add_row(_WHAT[name], fmt(f["log_loss"], "loss"), fmt(f["ece"], "loss"),
+                      *([fmt(f.get("observed_expected"))] if binary else []), "◀" if name == result.kept else "",
+                      style="bold" if name == result.kept else None)
+    return table
+
+
+def render(result, data_file: str, out: str) -> None:
+    con = stdout_console()
+    con.print(_figures_table(result, data_file))
+    t = result.test
+    con.print(f"closed test (likelihood ratios, samples counted as independent): the logistic update against none "
+              f"{t['lr_overall']:.3g} on {t['df_overall']} df, {p_text(t['p_overall'])}; the slope against the intercept "
+              f"update alone {t['lr_slope']:.3g} on 1 df, {p_text(t['p_slope'])} (alpha {t['alpha']:g})", soft_wrap=True)
+    rc = result.model.recalibration
+    if result.kept == "none":
+        con.print(f"kept: no update — the model's probabilities fit this cohort as they are"
+                  f"{' (the closed test)' if result.method == 'auto' else ''}; {out} is the model unchanged",
+                  soft_wrap=True)
+    else:
+        con.print(f"kept: {rc.words(result.model.classes)}"
+                  f"{' (chosen by the closed test)' if result.method == 'auto' else ' (--method)'}; written to {out}, "
+                  "which predict, evaluate and explain use with it after the model's temperature", soft_wrap=True)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS,
+               short_help="Update a model's probabilities for a new population.")
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), callback=named_file,
+              help="The recalibrated model file to write (not MODEL: the model it was made from stays as it was).")
+@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
+              help="intercept: move the probabilities by one shift per class (the outcome's or the classes' "
+                   "frequency differs in this population); logistic: also scale their log-odds by a slope (too "
+                   "extreme below 1, too moderate above); auto: the closed test's choice among no update, the "
+                   "intercept and the logistic update (Vergouwe et al. 2017), the simplest the data do not reject.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="The closed test's significance level (--method auto).")
+@reading_options
+@role_options
+@threads_option
+@quiet_option
+@json_option
+@debug_option
+@handle_errors
+def recalibrate(model_path, data_file, out, method, alpha, fill_missing, max_missing, chunk_mb, chunksize, threads,
+                quiet, as_json, debug, **params):
+    """Update MODEL's probabilities for the population of the labelled table DATA (model updating).
+
+    A model is often miscalibrated in a new hospital, platform or population (`mlpcli evaluate` measures it:
+    observed / expected events, the calibration intercept and slope). With p the model's (calibrated)
+    probabilities on DATA, recalibration fits P' = softmax(b log p + a) — for a binary model
+    logit p' = a + b logit p — by maximum likelihood: the intercept update fits a alone (b = 1), the logistic
+    update a and b. Neither changes which samples rank above which. --method auto keeps the simplest update a
+    closed test does not reject. The update is stored in the written model, applied after its temperature by
+    predict, evaluate and explain; its decision rule then divides by DATA's class shares (a balanced rule keeps
+    its meaning, and --prevalence moves the probabilities from DATA's mix). Prediction sets and the OOD flag keep
+    the training calibration. Binary and multiclass models; every class needs 10 samples in DATA.
+
+    The figures are in-sample (fitted and scored on DATA): to judge the update, evaluate the written model on
+    another cohort of the same population.
+
+    \b
+    Example:  mlpcli recalibrate risk.mlp new_hospital.csv -o risk_new_hospital.mlp
+    Example:  mlpcli recalibrate subtypes.mlp site_b_labelled.csv --method intercept -o subtypes_site_b.mlp
+    """
+    from .. import model_io
+    from ..predict.recalibrate import recalibrate as fit_update
+
+    roles = role_flags(params)
+    chunks = chunking(chunksize, chunk_mb)
+    if out == "-":
+        raise click.UsageError("-o: give the recalibrated model a file name (a model file is not written to "
+                               "standard output)")
+    distinct_files({"--out": out}, {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
+    check_writable(out, "--out")
+    if not as_json:
+        check_stdout_open("the recalibration report")
+    model = load_model(model_path, None)
+    with threads_context(threads), ReadProgress(quiet, "read") as progress:
+        result = fit_update(model, data_file, method=method, alpha=alpha, roles=roles, fill_missing=fill_missing,
+                            max_missing=max_missing, **chunks, progress=progress,
+                            stdin=binary_stdin() if data_file == "-" else None)
+    NoteRenderer(quiet, result)()
+    write_together({out: model_io.to_bytes(result.model, out)})
+    if as_json:
+        print_json({"model": model_path, "data": data_file, "out": out, **result.to_dict()})
+    else:
+        render(result, data_file, out)

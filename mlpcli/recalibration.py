@@ -1,0 +1,219 @@
+"""Updating a classifier's probabilities for a new population: recalibration on a labelled cohort (model updating;
+Steyerberg, Clinical Prediction Models, 2nd ed. 2019, ch. 20; Van Calster et al., BMC Medicine 2019).
+
+A model trained in one population is often miscalibrated in another (another baseline risk, another class mix,
+another platform): `evaluate` measures it (observed / expected, the calibration intercept and slope). With P (n, k)
+the model's calibrated probabilities on the cohort and g = log P, the recalibrated probabilities are
+
+    P' = softmax(b g + a)          a (k,), a_0 = 0;  b > 0
+
+which for a binary model (P(positive) = p, the two columns 1 - p and p) is logit p' = a + b logit p. Two updates:
+
+    intercept  (recalibration in the large): b = 1, a fitted — the outcome's (the classes') frequency differs
+    logistic   (logistic recalibration): a and b fitted — the probabilities are also too extreme (b < 1) or too
+               moderate (b > 1)
+
+Neither changes which samples rank above which (b > 0); the intercept moves a multiclass model's labels only
+through the classes' frequencies. ``method="auto"`` chooses by closed testing (Vergouwe et al., Stat Med 2017): the
+logistic update against no update by a likelihood-ratio test on k degrees of freedom; not significant at ``alpha``:
+no update; else the logistic update against the intercept one on 1 degree of freedom: not significant: the
+intercept, else the logistic one. The tests count samples as independent (patients with several samples make them
+anti-conservative). Both fits minimise the exact log loss, which is convex in (a, b).
+
+NumPy and SciPy (minimisation, chi-square); no I/O: ``predict.recalibrate`` reads the cohort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .metrics import RECAL_CLIP, RECAL_MAX_SLOPE
+
+__all__ = ["METHODS", "Recalibration", "RecalibrationFit", "fit", "choose", "as_columns", "MIN_CLASS_SAMPLES"]
+
+METHODS = ("auto", "intercept", "logistic")
+# Each class needs this many samples in the cohort for its intercept: fewer fit noise (a class absent from the
+# cohort would get an intercept of minus infinity)
+MIN_CLASS_SAMPLES = 10
+# A fitted slope at most this is no recalibration: the model ranks the cohort's classes no better than chance, or
+# the wrong way round, and a slope near 0 would replace its probabilities by the cohort's class frequencies
+MIN_SLOPE = 0.05
+
+
+def as_columns(P: np.ndarray, link: str) -> np.ndarray:
+    """A model's probabilities as one column per class (n, k) float64: a binary sigmoid's P(positive) (n,) or (n, 1)
+    becomes (1 - p, p); softmax rows pass through."""
+    P = np.asarray(P, dtype=np.float64)
+    if link == "sigmoid":
+        p = P.reshape(len(P), -1)
+        if p.shape[1] != 1:
+            raise ValueError("recalibration applies to binary and multiclass models, not to several sigmoid outputs")
+        return np.concatenate([1.0 - p, p], axis=1)
+    return P
+
+
+def _log_columns(P: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(P, RECAL_CLIP, 1.0))
+
+
+def _softmax(Z: np.ndarray) -> np.ndarray:
+    Z = Z - Z.max(axis=1, keepdims=True)
+    E = np.exp(Z)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class Recalibration:
+    """A model's update for a population: P' = softmax(slope log P + intercept), applied after its temperature.
+
+    intercept: (k,) float64 with intercept[0] = 0 (a binary model's: (0, a), a on the log-odds of the positive
+    class); slope: b > 0 (1 for the intercept update). ``cohort``: what it was fitted on (file name, checksum,
+    samples, patients, class counts); ``fit``: the log loss before and after and the closed test's figures."""
+
+    method: str
+    intercept: np.ndarray
+    slope: float
+    cohort: dict = field(default_factory=dict)
+    fit: dict = field(default_factory=dict)
+
+    def apply(self, P: np.ndarray, link: str) -> np.ndarray:
+        """The model's probabilities P (n, k) — a binary sigmoid's (n, 1) — updated, in the same shape, float64."""
+        Q = _softmax(self.slope * _log_columns(as_columns(P, link)) + self.intercept)
+        return Q[:, 1:] if link == "sigmoid" else Q
+
+    def undo(self, P: np.ndarray, link: str) -> np.ndarray:
+        """The probabilities before ``apply`` (exact up to rounding and the clip of probabilities below 1e-6)."""
+        Q = _softmax((_log_columns(as_columns(P, link)) - self.intercept) / self.slope)
+        return Q[:, 1:] if link == "sigmoid" else Q
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "intercept": [float(v) for v in self.intercept], "slope": float(self.slope),
+                "cohort": dict(self.cohort), "fit": dict(self.fit)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recalibration":
+        return cls(method=d["method"], intercept=np.asarray(d["intercept"], dtype=np.float64),
+                   slope=float(d["slope"]), cohort=dict(d.get("cohort") or {}), fit=dict(d.get("fit") or {}))
+
+    def words(self, classes=None) -> str:
+        """One line for a summary: "logistic: slope 0.82, intercept +0.31 (log-odds of 'event')"."""
+        k = len(self.intercept)
+        if k == 2:
+            shift = f"intercept {self.intercept[1]:+.3g}" + (f" (log-odds of {str(classes[-1])!r})" if classes else "")
+        elif classes is not None and len(classes) == k:
+            shown = ", ".join(f"{classes[j]} {self.intercept[j]:+.3g}" for j in range(1, min(k, 7)))
+            shift = (f"intercepts on the log scale against {str(classes[0])!r}: {shown}"
+                     + (f" and {k - 7} more" if k > 7 else ""))
+        else:
+            shift = f"class intercepts {float(np.min(self.intercept[1:])):+.3g} to {float(np.max(self.intercept[1:])):+.3g}"
+        return f"{self.method}: {shift}" + (f", slope {self.slope:.3g}" if self.method == "logistic" else "")
+
+
+@dataclass
+class RecalibrationFit:
+    """Both updates fitted on one cohort, and the log loss each gives (mean over the samples)."""
+
+    log_loss_none: float
+    intercept: np.ndarray  # (k,), the intercept update's
+    log_loss_intercept: float
+    logistic_intercept: np.ndarray  # (k,)
+    logistic_slope: float
+    log_loss_logistic: float
+    n: int
+    k: int
+
+    def test(self, alpha: float) -> dict:
+        """The closed test's figures: the likelihood-ratio statistics and p-values, and the update it keeps."""
+        from scipy.stats import chi2
+
+        overall = max(0.0, 2.0 * self.n * (self.log_loss_none - self.log_loss_logistic))
+        slope = max(0.0, 2.0 * self.n * (self.log_loss_intercept - self.log_loss_logistic))
+        p_overall, p_slope = float(chi2.sf(overall, self.k)), float(chi2.sf(slope, 1))
+        chosen = "none" if p_overall >= alpha else ("intercept" if p_slope >= alpha else "logistic")
+        return {"alpha": float(alpha), "lr_overall": overall, "df_overall": self.k, "p_overall": p_overall,
+                "lr_slope": slope, "p_slope": p_slope, "chosen": chosen}
+
+
+def fit(P: np.ndarray, y: np.ndarray, link: str) -> RecalibrationFit:
+    """Both updates of the model's probabilities P (n, k) — a binary sigmoid's (n, 1) — against the classes y (n,)
+    (indices). ValueError for a slope that is not positive (the model ranks the cohort no better than chance) or
+    that grows without bound (the cohort's classes separated by the probabilities)."""
+    G = _log_columns(as_columns(P, link))
+    y = np.asarray(y, dtype=np.int64).reshape(-1)
+    n, k = G.shape
+    Y = np.zeros((n, k))
+    Y[np.arange(n), y] = 1.0
+    none = _nll(G, Y, np.zeros(k), 1.0)
+    a_int, nll_int = _minimise(G, Y, free_slope=False)
+    a_log, b_log, nll_log = _minimise(G, Y, free_slope=True)
+    if not b_log > MIN_SLOPE:
+        raise ValueError(f"the logistic update's slope is {b_log:.3g}: the model's probabilities rank this cohort's "
+                         "classes no better than chance (or the wrong way round), so no recalibration can make them "
+                         "fit; check that the table's labels are the model's classes, or retrain")
+    if b_log >= RECAL_MAX_SLOPE * 0.999:
+        raise ValueError("the logistic update's slope grows without bound: the model's probabilities separate this "
+                         "cohort's classes perfectly, so no finite update fits them; use the intercept update")
+    return RecalibrationFit(log_loss_none=none, intercept=a_int, log_loss_intercept=nll_int, logistic_intercept=a_log,
+                            logistic_slope=b_log, log_loss_logistic=nll_log, n=n, k=k)
+
+
+def choose(result: RecalibrationFit, method: str, alpha: float = 0.05) -> tuple[str, np.ndarray, float, dict]:
+    """(the update kept: "none" | "intercept" | "logistic", its intercept (k,), its slope, the closed test's figures)
+    for ``method`` ("auto": the closed test's choice)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    test = result.test(alpha)
+    kept = test["chosen"] if method == "auto" else method
+    if kept == "none":
+        return kept, np.zeros(result.k), 1.0, test
+    if kept == "intercept":
+        return kept, result.intercept, 1.0, test
+    return kept, result.logistic_intercept, result.logistic_slope, test
+
+
+def _nll(G: np.ndarray, Y: np.ndarray, a: np.ndarray, b: float) -> float:
+    Z = b * G + a
+    Z = Z - Z.max(axis=1, keepdims=True)
+    log_p = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+    return float(-np.sum(Y * log_p) / len(G))
+
+
+def _minimise(G: np.ndarray, Y: np.ndarray, free_slope: bool):
+    """Minimise the mean log loss of softmax(b G + a) over a (a_0 = 0) and, when ``free_slope``, b: L-BFGS on the
+    exact gradient (the loss is convex; the slope bounded by RECAL_MAX_SLOPE either way)."""
+    from scipy.optimize import minimize
+
+    n, k = G.shape
+
+    def loss_and_grad(theta):
+        a = np.concatenate([[0.0], theta[: k - 1]])
+        b = theta[k - 1] if free_slope else 1.0
+        Z = b * G + a
+        Z = Z - Z.max(axis=1, keepdims=True)
+        E = np.exp(Z)
+        S = E.sum(axis=1, keepdims=True)
+        R = E / S - Y  # dNLL/dZ per sample
+        value = float(-np.sum(Y * (Z - np.log(S))) / n)
+        grad = [R[:, 1:].sum(axis=0) / n]
+        if free_slope:
+            grad.append([float(np.sum(R * G)) / n])
+        return value, np.concatenate(grad)
+
+    theta0 = np.zeros(k - 1 + int(free_slope))
+    bounds = [(None, None)] * (k - 1)
+    if free_slope:
+        theta0[-1] = 1.0
+        bounds.append((-RECAL_MAX_SLOPE, RECAL_MAX_SLOPE))
+    res = minimize(loss_and_grad, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-10})
+    a = np.concatenate([[0.0], res.x[: k - 1]])
+    if free_slope:
+        return a, float(res.x[-1]), float(res.fun)
+    return a, float(res.fun)
+
+
+def p_text(p: float) -> str:
+    """A p-value for a line of text."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
