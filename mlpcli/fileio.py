@@ -24,6 +24,20 @@ __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", 
            "discard_temporaries", "check_file_name", "stdout_input", "write_whole", "WholeWrites"]
 
 
+def file_sha256(source) -> str | None:
+    """sha256 hex of a regular file's bytes (None: standard input "-", a DataFrame, a directory or a device): what
+    a recalibrated model records of the table it was fitted on, and ``evaluate`` compares."""
+    import hashlib
+
+    if not isinstance(source, (str, os.PathLike)) or str(source) == "-" or not os.path.isfile(source):
+        return None
+    digest = hashlib.sha256()
+    with open(source, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_whole(stream, data) -> int:
     """Write every byte of ``data`` (bytes-like) to the binary ``stream``; their number. A raw stream (the standard
     streams under ``python -u`` or PYTHONUNBUFFERED) may take only part of a write (a file-size limit or quota

@@ -729,8 +729,24 @@ class _Fields:
                             lo_open=True)
         if d["method"] == "intercept" and slope != 1.0:
             self.fail("recalibration.slope", f"of an intercept update must be 1, got {_show(slope)}")
-        self.mapping(_given(d.get("cohort"), {}), "recalibration.cohort")
-        self.mapping(_given(d.get("fit"), {}), "recalibration.fit")
+        cohort = self.mapping(_given(d.get("cohort"), {}), "recalibration.cohort")
+        self.text(cohort.get("data"), "recalibration.cohort.data", optional=True)
+        digest = self.text(cohort.get("sha256"), "recalibration.cohort.sha256", optional=True)
+        if digest is not None and (len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest)):
+            self.fail("recalibration.cohort.sha256", f"must be 64 hexadecimal digits, got {_show(digest)}")
+        for key in ("n", "patients"):
+            if cohort.get(key) is not None:
+                self.whole(cohort[key], f"recalibration.cohort.{key}", 1, 2**62)
+        for name, count in self.mapping(_given(cohort.get("class_counts"), {}), "recalibration.cohort.class_counts").items():
+            self.whole(count, f"recalibration.cohort.class_counts.{name}", 0, 2**62)
+        fit = self.mapping(_given(d.get("fit"), {}), "recalibration.fit")
+        for key in ("alpha", "p_overall", "p_slope"):
+            if fit.get(key) is not None:
+                self.number(fit[key], f"recalibration.fit.{key}", 0.0, 1.0)
+        for key in ("log_loss_before", "log_loss_after"):
+            if fit.get(key) is not None:
+                self.number(fit[key], f"recalibration.fit.{key}", 0.0)
+        self.text(fit.get("chosen_by"), "recalibration.fit.chosen_by", choices=("closed test", "option"), optional=True)
 
     def training_rows(self, meta: dict) -> dict[str, _ArraySpec]:
         """The optional ``training_rows`` field (format 8): how many fingerprints of training rows the file holds."""

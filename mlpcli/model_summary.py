@@ -229,12 +229,14 @@ def recalibration_words(model: Model) -> str | None:
     digest = f", sha256 {c['sha256'][:12]}…" if c.get("sha256") else ""
     how = ""
     if f.get("chosen_by") == "closed test" and f.get("p_overall") is not None:
-        how = f"; chosen by the closed test ({p_text(f['p_overall'])}; slope {p_text(f['p_slope'])})"
+        how = f"; chosen by the closed test ({p_text(f['p_overall'])}" + (
+            f"; slope {p_text(f['p_slope'])})" if f.get("p_slope") is not None else ")")
     loss = (f"; log loss there {f['log_loss_before']:.4g} → {f['log_loss_after']:.4g} (in-sample)"
             if f.get("log_loss_before") is not None and f.get("log_loss_after") is not None else "")
+    rule = ("the balanced labels divide by that table's class shares" if model.decider.rule == "balanced"
+            else "--prevalence moves the probabilities from that table's class mix")
     return (f"on {c.get('data') or 'a cohort'} ({who}{digest}): {rc.words(model.classes)}{loss}{how}; applied after "
-            "the temperature, the labels divide by that cohort's class shares; prediction sets and OOD flags keep the "
-            "training calibration")
+            f"the temperature; {rule}; prediction sets and OOD flags keep the training calibration")
 
 
 def decision_words(model: Model) -> str | None:

@@ -377,7 +377,8 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
         con.print(f"calibration: {', '.join(parts)}; log loss "
                   f"{fmt(cal['log_loss_before'], 'loss')} "
                   f"→ {fmt(cal['log_loss_after'], 'loss')}{ece} (without → with the {what}"
-                  f"{', at the training class mix: the table above is of the mix --prevalence gave' if result.prevalence else ''})",
+                  + (f", at {'the class mix of ' + rc['cohort'].get('data', 'its cohort') if rc else 'the training class mix'}"
+                     ": the table above is of the mix --prevalence gave" if result.prevalence else "") + ")",
                   soft_wrap=True)
     if result.trust is not None:
         for table in _trust_tables(result.trust):

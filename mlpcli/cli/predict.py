@@ -186,7 +186,7 @@ def common_options(fn):
                           "relative to its training share (each label at P >= its share of positives)."),
         click.option("--prevalence", default=None, metavar="MIX",
                      help="Binary and multiclass models: this cohort's known class mix, to move the probabilities "
-                          "to from the training mix (label shift: each class's samples look as in training): "
+                          "to from the training mix (a recalibrated model's: its recalibration table's) (label shift: each class's samples look as in training): "
                           "CLASS=SHARE,... (every class, or all but one, which gets what is left), e.g. case=0.02 for "
                           "a screening cohort. Labels follow (balanced ones do not change); prediction sets are "
                           "weighed for the mix."),
@@ -504,6 +504,9 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
                if summary.get("decision") == "balanced" and summary.get("threshold_source") == "decision rule" else "")
         table.add_row("positive class", f"{summary['positive_class']} (predicted when its probability >= "
                                         f"{summary['threshold']:g}{why})")
+    if summary.get("recalibrated_on"):
+        table.add_row("recalibrated", f"on {summary['recalibrated_on']}: the probabilities are updated for that "
+                                      "population (`mlpcli info MODEL` shows how)")
     mix = summary.get("prevalence")
     if mix:  # said here too: with --quiet the note that says it is not shown
         table.add_row("class mix", "probabilities moved to " + ", ".join(

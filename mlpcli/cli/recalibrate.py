@@ -23,6 +23,9 @@ def _figures_table(result, data_file: str) -> Table:
     for name in ("update", "log loss", "ECE", *(["observed / expected"] if binary else []), "kept"):
         table.add_column(name, justify="left" if name == "update" else "right")
     for name, f in result.figures.items():
+        if f is None:  # no finite fit (the classes separated)
+            table.add_row(_WHAT[name], "—", "—", *(["—"] if binary else []), "")
+            continue
         table.add_row(_WHAT[name], fmt(f["log_loss"], "loss"), fmt(f["ece"], "loss"),
                       *([fmt(f.get("observed_expected"))] if binary else []), "◀" if name == result.kept else "",
                       style="bold" if name == result.kept else None)
@@ -33,9 +36,15 @@ def render(result, data_file: str, out: str) -> None:
     con = stdout_console()
     con.print(_figures_table(result, data_file))
     t = result.test
-    con.print(f"closed test (likelihood ratios, samples counted as independent): the logistic update against none "
-              f"{t['lr_overall']:.3g} on {t['df_overall']} df, {p_text(t['p_overall'])}; the slope against the intercept "
-              f"update alone {t['lr_slope']:.3g} on 1 df, {p_text(t['p_slope'])} (alpha {t['alpha']:g})", soft_wrap=True)
+    if t.get("separated"):
+        con.print(f"closed test (likelihood ratio, samples counted as independent): the intercept update against none "
+                  f"{t['lr_overall']:.3g} on {t['df_overall']} df, {p_text(t['p_overall'])} (alpha {t['alpha']:g}); "
+                  "no logistic update: the classes are separated", soft_wrap=True)
+    else:
+        con.print(f"closed test (likelihood ratios, samples counted as independent): the logistic update against none "
+                  f"{t['lr_overall']:.3g} on {t['df_overall']} df, {p_text(t['p_overall'])}; the slope against the "
+                  f"intercept update alone {t['lr_slope']:.3g} on 1 df, {p_text(t['p_slope'])} (alpha {t['alpha']:g})",
+                  soft_wrap=True)
     rc = result.model.recalibration
     if result.kept == "none":
         con.print(f"kept: no update — the model's probabilities fit this cohort as they are"
@@ -75,8 +84,9 @@ def recalibrate(model_path, data_file, out, method, alpha, fill_missing, max_mis
     observed / expected events, the calibration intercept and slope). With p the model's (calibrated)
     probabilities on DATA, recalibration fits P' = softmax(b log p + a) — for a binary model
     logit p' = a + b logit p — by maximum likelihood: the intercept update fits a alone (b = 1), the logistic
-    update a and b. Neither changes which samples rank above which. --method auto keeps the simplest update a
-    closed test does not reject. The update is stored in the written model, applied after its temperature by
+    update a and b (a binary model's risks keep their order; a multiclass model's classes move against each
+    other). --method auto keeps the simplest update a closed test does not reject. DATA's class mix becomes the
+    model's: a table sampled by class (case-control) gives the wrong baseline (give predict --prevalence then). The update is stored in the written model, applied after its temperature by
     predict, evaluate and explain; its decision rule then divides by DATA's class shares (a balanced rule keeps
     its meaning, and --prevalence moves the probabilities from DATA's mix). Prediction sets and the OOD flag keep
     the training calibration. Binary and multiclass models; every class needs 10 samples in DATA.

@@ -198,6 +198,7 @@ class _Output:
         rc = self.model.recalibration
         self.slope = (1.0 if self.T is None else 1.0 / self.T) * (1.0 if rc is None else rc.slope)
         self.intercept = None if rc is None else np.asarray(rc.intercept, dtype=np.float64)
+        self.mapped = self.T is not None or rc is not None  # the probabilities go through a calibration map
         self.sigmoid_binary = self.model.network.n_outputs == 1 and self.model.task == "binary"
 
     def column_and_sign(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,7 +240,7 @@ class _Output:
         if self.link == "softmax":
             # q = softmax(log pbar / T) (calibration.temper); with c_j = pbar_j dq_t/dpbar_j and
             # w_mj = p_mj / (M pbar_j): seed_m = c * w_m - p_m (c . w_m)
-            if T is None and self.intercept is None:
+            if not self.mapped:
                 c = np.zeros((n, k))
                 c[rows, col] = pbar[rows, col]
             else:  # q = softmax(s log pbar + a): c_j = s q_t (delta_tj - q_j)
@@ -262,7 +263,7 @@ class _Output:
         pj = pbar[rows, col]
         if T is not None and np.ndim(T) == 1:
             T = np.asarray(T, dtype=np.float64)[col]  # each row's label's temperature
-        if T is None and self.intercept is None:
+        if not self.mapped:
             dq = np.ones(n)
             scale = np.ones(n)
         else:  # q = sigmoid(s logit pj + a): dq/dpj = s q (1 - q) / (pj (1 - pj))
@@ -278,7 +279,7 @@ class _Output:
         for p in P:
             pm = p[rows, col]
             with np.errstate(divide="ignore", invalid="ignore"):
-                share = (pm * (1 - pm) / M if T is None and self.intercept is None
+                share = (pm * (1 - pm) / M if not self.mapped
                          else np.where(scale > 0, pm * (1 - pm) / (M * scale), 0.0))
             seed = np.zeros((n, k))
             seed[rows, col] = sign * dq * share

@@ -698,12 +698,19 @@ def _softmax0(Z: np.ndarray) -> np.ndarray:
 
 def _probabilities_cm(out_fn: _Output, logit_sets: list[np.ndarray]) -> np.ndarray:
     """The model's probabilities, class-major (k, ...), from each member's logits (k, ...): the members'
-    mean probability calibrated as ``calibration.temper`` does it (so, as predict gives them)."""
+    mean probability calibrated as ``calibration.temper`` does it, and recalibrated for a population as
+    ``Model.recalibrated`` does it (so, as predict gives them)."""
     from ..engine.functional import sigmoid
 
     soft = out_fn.link == "softmax"
     P = np.mean([_softmax0(Z) if soft else sigmoid(Z) for Z in logit_sets], axis=0)
     T = out_fn.T
+    if out_fn.intercept is not None:  # temperature and update together: link(s g(P) + a), s = slope / T
+        a = out_fn.intercept.reshape(-1, *[1] * (P.ndim - 1))
+        if soft:
+            return _softmax0(out_fn.slope * np.log(np.clip(P, 1e-12, 1.0)) + a)
+        Q = np.clip(P, 1e-12, 1 - 1e-12)
+        return sigmoid(out_fn.slope * (np.log(Q) - np.log1p(-Q)) + a[-1])
     if T is None:
         return P
     if soft:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..decision import threshold_field
 from ..errors import ConfigError, OptionError
+from ..fileio import file_sha256
 from ..model_io import Model
 from ..data.streamed import DEFAULT_CHUNK_MB, _read_workers
 from ._common import _names, _quoted, natural_key
@@ -423,11 +424,16 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                               novel=novel_doc)
     if mix is not None:
         result.prevalence = _prevalence_effect(model, mix, out, y, overall, training_threshold, training_rule)
-        result.notes.append(_prevalence_note(result.prevalence))
+        result.notes.append(_prevalence_note(result.prevalence, model.recalibrated_on))
     if novel_doc is not None:
         result.notes += _novel_notes(novel_doc, len(y) + novel_doc["n"])
     if run.seen is not None:
         _seen_rows(result, run.seen, meta["seen"], y, proba, threshold, model, weights)
+    cohort_sha = (model.recalibration.cohort.get("sha256") if model.recalibration is not None else None)
+    if cohort_sha is not None and cohort_sha == file_sha256(source):
+        result.warnings.append(f"{model.recalibrated_on} is the table the model was recalibrated on: its calibration "
+                               "here (observed / expected, intercept, slope, log loss) is what the update was fitted "
+                               "to make right, not a test of it; evaluate on other samples of the population")
     untaught = _untaught_labels(model, y)
     if untaught:
         result.warnings.append(untaught)
@@ -747,12 +753,14 @@ def risk_calibration_warning(model: Model, m: dict, mix=None) -> str | None:
                  "as scores")
     else:
         cause = ""
+    how = ("`mlpcli recalibrate MODEL LABELLED_TABLE -o NEW` fits an update on labelled samples of it; judge NEW on "
+           "others")
     if model.recalibrated_on is not None:
         cause += (f" (the model was recalibrated on {model.recalibrated_on}: this table is not of that population, or "
                   "it has moved)")
+        how = "`mlpcli recalibrate` the model it was made from, on labelled samples of this population"
     return (f"the risks of {positive!r} are systematically {'; and '.join(parts)} on this table{cause} — the "
-            "top-label ECE does not show it. Recalibrate on this population before reading them as risks (`mlpcli "
-            "recalibrate MODEL LABELLED_TABLE -o NEW` fits an update on labelled samples of it; judge NEW on others; "
+            f"top-label ECE does not show it. Recalibrate on this population before reading them as risks ({how}; "
             "--prevalence moves them when only the outcome's share differs and is known); the intervals count samples "
             "as independent")
 
@@ -1017,15 +1025,17 @@ def _prevalence_effect(model: Model, mix, out: np.ndarray, y: np.ndarray, overal
             "ece_training_mix": before.get("ece"), "ece_cohort_mix": overall.get("ece")}
 
 
-def _prevalence_note(doc: dict) -> str:
-    """evaluate's note on --prevalence: the moved probabilities' log loss and ECE against the training mix's, and the
-    mix given beside the one the labels show."""
+def _prevalence_note(doc: dict, recalibrated_on: str | None = None) -> str:
+    """evaluate's note on --prevalence: the moved probabilities' log loss and ECE against the training mix's (a
+    recalibrated model's: the mix of the table it was recalibrated on, ``recalibrated_on``), and the mix given beside
+    the one the labels show."""
     def shown(v) -> str:
         return f"{v:.3f}" if isinstance(v, (int, float)) and math.isfinite(v) else "—"
 
     pairs = [f"{c} {100 * v:.3g} % ({100 * doc['observed'][c]:.3g} %)" for c, v in list(doc["cohort"].items())[:6]]
     more = f" and {len(doc['cohort']) - 6} more" if len(doc["cohort"]) > 6 else ""
-    return (f"--prevalence: log loss {shown(doc['log_loss_training_mix'])} at the training class mix, "
+    carried = "the training class mix" if recalibrated_on is None else f"the class mix of {recalibrated_on}"
+    return (f"--prevalence: log loss {shown(doc['log_loss_training_mix'])} at {carried}, "
             f"{shown(doc['log_loss_cohort_mix'])} moved to the mix given; ECE {shown(doc['ece_training_mix'])} and "
             f"{shown(doc['ece_cohort_mix'])}; the mix given against the labels' (in brackets): {', '.join(pairs)}{more}")
 

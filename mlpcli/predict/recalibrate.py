@@ -5,7 +5,6 @@ the model comes back with the update it keeps (or none), its figures and the coh
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Callable
@@ -14,17 +13,25 @@ import numpy as np
 
 from .. import recalibration as recal
 from ..data.streamed import DEFAULT_CHUNK_MB
-from ..errors import DataError, OptionError
+from ..decision import Decision
+from ..errors import ConfigError, DataError, OptionError
+from ..fileio import file_sha256
 from ..model_io import Model
 from .columns import RoleFlags
 from .evaluation import read_targets_as
-from .stream import _Run
+from .stream import NOVEL_LABELS_HINT, _Run
 
 __all__ = ["RecalibrationResult", "recalibrate"]
 
 # Fewer samples of the rarest class than this make an update noisy (Steyerberg: about 100 events and 100 non-events
 # to validate a model; an intercept needs fewer): a note says so
 FEW_FOR_UPDATE = 100
+# The table reader's advice is evaluate's; recalibrate's in its place
+_ADVICE = {
+    "; evaluation needs the true labels — name the column with --target, or use `mlpcli predict` for unlabelled data":
+        "; recalibration fits the model to the true labels — name their column with --target",
+    NOVEL_LABELS_HINT: "; recalibration fits the model's own classes: leave rows of other labels out of the table",
+}
 
 
 @dataclass
@@ -37,7 +44,9 @@ class RecalibrationResult:
     kept: str  # "none" | "intercept" | "logistic"
     method: str  # what was asked: "auto" or one of the updates
     n: int
-    figures: dict  # {"none" | "intercept" | "logistic": {"log_loss", "ece", "observed_expected" (binary)}}
+    # {"none" | "intercept" | "logistic": {"log_loss", "ece", "observed_expected" (binary)}; "logistic": None where the
+    # model's probabilities separate the classes (no finite slope)}
+    figures: dict
     test: dict  # the closed test (``RecalibrationFit.test``)
     cohort: dict
     notes: list[str] = field(default_factory=list)
@@ -46,7 +55,7 @@ class RecalibrationResult:
     def to_dict(self) -> dict:
         rc = self.model.recalibration
         return {"kept": self.kept, "method": self.method, "n": self.n, "cohort": self.cohort, "test": self.test,
-                "figures": self.figures, "recalibration": None if rc is None or self.kept == "none" else rc.to_dict(),
+                "figures": self.figures, "recalibration": None if rc is None else rc.to_dict(),
                 "notes": self.notes, "warnings": self.warnings}
 
 
@@ -68,22 +77,29 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
     if not 0.0 < alpha < 1.0:
         raise OptionError(f"--alpha must lie strictly between 0 and 1, got {alpha!r}")
     if model.task not in ("binary", "multiclass") or model.output_activation() not in ("softmax", "sigmoid"):
-        raise OptionError(f"recalibrate updates a binary or multiclass model's probabilities; this model is "
+        raise ConfigError(f"recalibrate updates a binary or multiclass model's probabilities; this model is "
                           f"{model.task}" + ("" if model.task in ("binary", "multiclass") else
                                              " (its outputs are not one set of class probabilities)"))
     if model.recalibrated_on is not None:
-        raise OptionError(f"this model was already recalibrated on {model.recalibrated_on}; recalibrate the model it "
-                          "was made from "
-                          "(an update fitted on top of another mixes two populations)")
+        raise ConfigError(f"this model was already recalibrated on {model.recalibrated_on}; recalibrate the model it "
+                          "was made from (an update fitted on top of another mixes two populations)")
     reader, roles, target_note = read_targets_as(model, roles)
-    run = _Run(reader, source, roles=roles, need_target=True, by=None, fill_missing=fill_missing,
-               chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
-    outs, ys, groups = [], [], []
-    for out, meta in run.blocks():
-        outs.append(out)
-        ys.append(meta["y"])
-        if meta.get("group") is not None:
-            groups.append(meta["group"])
+    outs, ys, groups, seen = [], [], [], []
+    try:
+        run = _Run(reader, source, roles=roles, need_target=True, by=None, fill_missing=fill_missing,
+                   chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
+        for out, meta in run.blocks():
+            outs.append(out)
+            ys.append(meta["y"])
+            if meta.get("group") is not None:
+                groups.append(meta["group"])
+            if meta.get("seen") is not None:
+                seen.append(meta["seen"])
+    except DataError as exc:
+        text = str(exc)
+        for said, instead in _ADVICE.items():
+            text = text.replace(said, instead)
+        raise DataError(text) from None
     P = np.concatenate(outs) if outs else np.zeros((0, model.network.n_outputs))
     y = np.concatenate(ys).astype(np.int64) if ys else np.zeros(0, dtype=np.int64)
     classes = [str(c) for c in model.classes]
@@ -97,30 +113,60 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
     link = model.output_activation()
     try:
         fitted = recal.fit(P, y, link)
+        kept, intercept, slope, test = recal.choose(fitted, method, alpha)
     except ValueError as exc:
         raise DataError(f"{_name(source)}: {exc}") from None
-    kept, intercept, slope, test = recal.choose(fitted, method, alpha)
+    if kept != "none" and not np.all(np.abs(intercept) <= recal.MAX_INTERCEPT):
+        raise DataError(f"{_name(source)}: the {kept} update's intercepts reach {float(np.max(np.abs(intercept))):.3g} "
+                        "on the log scale: not an update of the model's probabilities but a replacement of them; "
+                        "check the table's labels")
     n_units = len(np.unique(np.concatenate(groups).astype(str))) if groups else None
-    cohort = {"data": _name(source), "sha256": _file_sha256(source), "n": int(len(y)),
+    cohort = {"data": _name(source), "sha256": file_sha256(source), "n": int(len(y)),
               **({"patients": n_units} if n_units is not None else {}),
               "class_counts": {c: int(n) for c, n in zip(classes, counts)}}
     figures = {}
-    for name, (a, b) in (("none", (np.zeros(len(intercept)), 1.0)), ("intercept", (fitted.intercept, 1.0)),
+    for name, (a, b) in (("none", (None, None)), ("intercept", (fitted.intercept, 1.0)),
                          ("logistic", (fitted.logistic_intercept, fitted.logistic_slope))):
+        if name == "logistic" and fitted.separated:
+            figures[name] = None  # no finite fit
+            continue
         Q = P if name == "none" else recal.Recalibration(name, a, b).apply(P, link)
         m = metrics.compute(model.task, y, metrics.as_task_proba(model.task, Q), model.classes)
         figures[name] = {"log_loss": m.get("log_loss"), "ece": m.get("ece"),
                          **({"observed_expected": m.get("observed_expected")} if model.task == "binary" else {})}
     new = dataclasses.replace(model)
     notes, warnings = [*filter(None, [target_note]), *run.notes], list(run.warnings)
+    shares = counts / counts.sum()
     if kept != "none":
         fit_doc = {"alpha": test["alpha"], "p_overall": test["p_overall"], "p_slope": test["p_slope"],
                    "log_loss_before": figures["none"]["log_loss"], "log_loss_after": figures[kept]["log_loss"],
                    "chosen_by": "closed test" if method == "auto" else "option"}
         new.recalibration = recal.Recalibration(kept, np.asarray(intercept, dtype=np.float64), float(slope),
                                                 cohort=cohort, fit=fit_doc)
-        if model.decision is not None:  # the probabilities are now of the cohort's mix: the rule divides by it
-            new.decision = model.decision.with_shares(counts / counts.sum())
+        # the probabilities are now of the cohort's mix: the rule divides by it, and --prevalence moves from it (a
+        # file from before the rule was stored decided by argmax: it still does, now with the mix to move from)
+        new.decision = (model.decision or Decision(rule="argmax", chosen="auto")).with_shares(shares)
+    seen_rows = int(np.concatenate(seen).sum()) if seen else 0
+    if seen_rows:
+        warnings.append(f"{seen_rows:,} of the table's {len(y):,} rows are rows the model was trained on: on them its "
+                        "probabilities are its fit, not its predictions, and an update fitted to them corrects the "
+                        "wrong thing (too confident where it fits its training rows); recalibrate on samples of the "
+                        "new population it has not seen")
+    if fitted.separated:
+        notes.append("the model's probabilities separate this table's classes perfectly, so no finite slope fits "
+                     "them: the logistic update is left out" + (", and the closed test chose between no update and "
+                                                                 "the intercept" if method == "auto" else ""))
+    if method != "auto" and method != test["chosen"]:
+        notes.append(f"--method {method}: the closed test would have kept "
+                     f"{'no update' if test['chosen'] == 'none' else 'the ' + test['chosen'] + ' update'} "
+                     f"(the logistic update against none {recal.p_text(test['p_overall'])}"
+                     + (f", the slope {recal.p_text(test['p_slope'])}" if test.get("p_slope") is not None else "")
+                     + ")")
+    if kept != "none":
+        notes.append("the table's class mix becomes the model's ("
+                     + ", ".join(f"{c} {100 * v:.3g} %" for c, v in list(zip(classes, shares))[:6])
+                     + "): a table sampled by class, such as a case-control set, gives the wrong baseline; give the "
+                     "population's mix to predict --prevalence then")
     if int(counts.min()) < FEW_FOR_UPDATE:
         rarest = classes[int(np.argmin(counts))]
         notes.append(f"the table holds {int(counts.min())} samples of {rarest!r}: with fewer than {FEW_FOR_UPDATE} of "
@@ -140,14 +186,3 @@ def _name(source) -> str:
     if isinstance(source, (str, os.PathLike)):
         return "standard input" if str(source) == "-" else os.path.basename(os.fspath(source).rstrip("/"))
     return "the table"
-
-
-def _file_sha256(source) -> str | None:
-    """sha256 hex of the table file's bytes (None: standard input, a DataFrame or a directory)."""
-    if not isinstance(source, (str, os.PathLike)) or str(source) == "-" or not os.path.isfile(source):
-        return None
-    digest = hashlib.sha256()
-    with open(source, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
