@@ -979,7 +979,7 @@ def _calibration_effect(model: Model, out: np.ndarray, y: np.ndarray, classes: l
     """Log loss and ECE of the calibrated outputs (as evaluated) beside those of the outputs before the
     temperature and any recalibration, recovered exactly: tempering by 1/T undoes tempering by T, and
     ``Recalibration.undo`` the update. With ``mix`` (the probabilities moved
-    to a cohort's class mix) both are of the probabilities at the training mix, moved back: the temperature's
+    to a cohort's class mix) both are of the probabilities at the mix they carry, moved back: the calibration's
     effect alone (``_prevalence_effect`` gives the move's)."""
     from .. import metrics
     from ..calibration import temper, temperature_field
