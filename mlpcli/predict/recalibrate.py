@@ -84,24 +84,9 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         raise ConfigError(f"this model was already recalibrated on {model.recalibrated_on}; recalibrate the model it "
                           "was made from (an update fitted on top of another mixes two populations)")
     reader, roles, target_note = read_targets_as(model, roles)
-    outs, ys, groups, seen = [], [], [], []
-    try:
-        run = _Run(reader, source, roles=roles, need_target=True, by=None, fill_missing=fill_missing,
-                   chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
-        for out, meta in run.blocks():
-            outs.append(out)
-            ys.append(meta["y"])
-            if meta.get("group") is not None:
-                groups.append(meta["group"])
-            if meta.get("seen") is not None:
-                seen.append(meta["seen"])
-    except DataError as exc:
-        text = str(exc)
-        for said, instead in _ADVICE.items():
-            text = text.replace(said, instead)
-        raise DataError(text) from None
-    P = np.concatenate(outs) if outs else np.zeros((0, model.network.n_outputs))
-    y = np.concatenate(ys).astype(np.int64) if ys else np.zeros(0, dtype=np.int64)
+    run, P, y, groups, seen = _read_labelled(model, reader, source, roles=roles, fill_missing=fill_missing,
+                                             chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress,
+                                             max_missing=max_missing)
     classes = [str(c) for c in model.classes]
     counts = np.bincount(y, minlength=len(classes))
     few = [(c, int(n)) for c, n in zip(classes, counts) if n < recal.MIN_CLASS_SAMPLES]
@@ -120,7 +105,7 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         raise DataError(f"{_name(source)}: the {kept} update's intercepts reach {float(np.max(np.abs(intercept))):.3g} "
                         "on the log scale: not an update of the model's probabilities but a replacement of them; "
                         "check the table's labels")
-    n_units = len(np.unique(np.concatenate(groups).astype(str))) if groups else None
+    n_units = len(np.unique(groups.astype(str))) if groups is not None else None
     cohort = {"data": _name(source), "sha256": file_sha256(source), "n": int(len(y)),
               **({"patients": n_units} if n_units is not None else {}),
               "class_counts": {c: int(n) for c, n in zip(classes, counts)}}
@@ -135,7 +120,6 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         figures[name] = {"log_loss": m.get("log_loss"), "ece": m.get("ece"),
                          **({"observed_expected": m.get("observed_expected")} if model.task == "binary" else {})}
     new = dataclasses.replace(model)
-    notes, warnings = [*filter(None, [target_note]), *run.notes], list(run.warnings)
     shares = counts / counts.sum()
     if kept != "none":
         fit_doc = {"alpha": test["alpha"], "p_overall": test["p_overall"], "p_slope": test["p_slope"],
@@ -146,25 +130,61 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         # the probabilities are now of the cohort's mix: the rule divides by it, and --prevalence moves from it (a
         # file from before the rule was stored decided by argmax: it still does, now with the mix to move from)
         new.decision = (model.decision or Decision(rule="argmax", chosen="auto")).with_shares(shares)
-    seen_rows = int(np.concatenate(seen).sum()) if seen else 0
+    notes, warnings = _notes(model, method, kept, test, fitted.separated, classes, counts, len(y), n_units,
+                             int(seen.sum()) if seen is not None else 0)
+    notes[:0] = [*filter(None, [target_note]), *run.notes]
+    warnings[:0] = run.warnings
+    return RecalibrationResult(model=new, kept=kept, method=method, n=int(len(y)), figures=figures, test=test,
+                               cohort=cohort, notes=notes, warnings=warnings)
+
+
+def _read_labelled(model: Model, reader: Model, source, **kw):
+    """(the run, the model's probabilities P (n, outputs), the classes y (n,), the patients (n,) or None, whether each
+    row is a training row (n,) bool or None) of the labelled table, read as ``evaluate`` reads it; a DataError of
+    the reader carries recalibrate's advice in place of evaluate's."""
+    outs, ys, groups, seen = [], [], [], []
+    try:
+        run = _Run(reader, source, need_target=True, by=None, **kw)
+        for out, meta in run.blocks():
+            outs.append(out)
+            ys.append(meta["y"])
+            if meta.get("group") is not None:
+                groups.append(meta["group"])
+            if meta.get("seen") is not None:
+                seen.append(meta["seen"])
+    except DataError as exc:
+        text = str(exc)
+        for said, instead in _ADVICE.items():
+            text = text.replace(said, instead)
+        raise DataError(text) from None
+    P = np.concatenate(outs) if outs else np.zeros((0, model.network.n_outputs))
+    y = np.concatenate(ys).astype(np.int64) if ys else np.zeros(0, dtype=np.int64)
+    return (run, P, y, np.concatenate(groups) if groups else None, np.concatenate(seen) if seen else None)
+
+
+def _notes(model: Model, method: str, kept: str, test: dict, separated: bool, classes: list[str], counts: np.ndarray,
+           n: int, n_units: int | None, seen_rows: int) -> tuple[list[str], list[str]]:
+    """recalibrate's (notes, warnings) on what it fitted and what the figures rest on."""
+    notes, warnings = [], []
     if seen_rows:
-        warnings.append(f"{seen_rows:,} of the table's {len(y):,} rows are rows the model was trained on: on them its "
+        warnings.append(f"{seen_rows:,} of the table's {n:,} rows are rows the model was trained on: on them its "
                         "probabilities are its fit, not its predictions, and an update fitted to them corrects the "
                         "wrong thing (too confident where it fits its training rows); recalibrate on samples of the "
                         "new population it has not seen")
-    if fitted.separated:
+    if separated:
         notes.append("the model's probabilities separate this table's classes perfectly, so no finite slope fits "
                      "them: the logistic update is left out" + (", and the closed test chose between no update and "
                                                                  "the intercept" if method == "auto" else ""))
     if method != "auto" and method != test["chosen"]:
         notes.append(f"--method {method}: the closed test would have kept "
                      f"{'no update' if test['chosen'] == 'none' else 'the ' + test['chosen'] + ' update'} "
-                     f"(the logistic update against none {recal.p_text(test['p_overall'])}"
+                     f"(the {'intercept' if separated else 'logistic'} update against none "
+                     f"{recal.p_text(test['p_overall'])}"
                      + (f", the slope {recal.p_text(test['p_slope'])}" if test.get("p_slope") is not None else "")
                      + ")")
     if kept != "none":
         notes.append("the table's class mix becomes the model's ("
-                     + ", ".join(f"{c} {100 * v:.3g} %" for c, v in list(zip(classes, shares))[:6])
+                     + ", ".join(f"{c} {100 * v / n:.3g} %" for c, v in list(zip(classes, counts))[:6])
                      + "): a table sampled by class, such as a case-control set, gives the wrong baseline; give the "
                      "population's mix to predict --prevalence then")
     if int(counts.min()) < FEW_FOR_UPDATE:
@@ -172,14 +192,13 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         notes.append(f"the table holds {int(counts.min())} samples of {rarest!r}: with fewer than {FEW_FOR_UPDATE} of "
                      "the rarest class the update is rough" + (" (the closed test keeps a simpler one unless the "
                                                                "evidence is clear)" if method == "auto" else ""))
-    if n_units is not None and n_units < len(y):
-        notes.append(f"the tests count the {len(y):,} samples as independent; they come from {n_units:,} patients, "
+    if n_units is not None and n_units < n:
+        notes.append(f"the tests count the {n:,} samples as independent; they come from {n_units:,} patients, "
                      "so their p-values are too small")
     if kept != "none" and (model.conformal is not None or model.ood is not None):
         notes.append("prediction sets (--coverage) and the out-of-distribution flag (--ood) keep the training "
                      "calibration: the update changes the probabilities, not them")
-    return RecalibrationResult(model=new, kept=kept, method=method, n=int(len(y)), figures=figures, test=test,
-                               cohort=cohort, notes=notes, warnings=warnings)
+    return notes, warnings
 
 
 def _name(source) -> str:
