@@ -8,6 +8,7 @@ probabilities for multi-label, predictions for regression.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Callable
 
@@ -37,7 +38,7 @@ skm = _LazyModule("sklearn.metrics")
 
 __all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC",
            "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba", "class_proba", "display_name",
-           "threshold_counts", "net_benefit", "operating_points"]
+           "threshold_counts", "net_benefit", "operating_points", "calibration_curve"]
 
 MAIN_METRIC = {"binary": "balanced_accuracy", "multiclass": "balanced_accuracy",
                "multilabel": "balanced_accuracy", "regression": "rmse"}
@@ -379,6 +380,33 @@ def operating_points(y: np.ndarray, p: np.ndarray, thresholds, unit_of: np.ndarr
     with np.errstate(invalid="ignore", divide="ignore"):
         return {"called": (tp + fp) / n, "sensitivity": tp / events, "specificity": tn / (n - events),
                 "ppv": tp / (tp + fp), "npv": tn / (tn + fn)}
+
+
+# A reliability curve's bins hold at least this many samples each (at most CURVE_BINS bins)
+CURVE_BINS, CURVE_MIN_BIN = 10, 20
+
+
+def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = CURVE_BINS) -> list[dict]:
+    """The reliability curve of risks p (n,) against outcomes y (n,) 0/1, as a calibration plot draws it: the samples
+    sorted by risk and cut into up to ``bins`` groups of (near) equal size, at least CURVE_MIN_BIN each (fewer bins on
+    a small table; ties may fall either side of a cut), each with its size, mean risk, observed event rate and the
+    rate's 95 % Wilson interval: [{"n", "mean_predicted", "observed", "observed_ci"}], lowest risks first."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    n = len(y)
+    if n == 0:
+        return []
+    order = np.argsort(p, kind="mergesort")
+    rows = []
+    for idx in np.array_split(order, max(1, min(int(bins), n // CURVE_MIN_BIN))):
+        m, events = len(idx), float(y[idx].sum())
+        rate = events / m
+        z = 1.959963984540054
+        centre = (rate + z * z / (2 * m)) / (1 + z * z / m)
+        half = z * math.sqrt(rate * (1 - rate) / m + z * z / (4 * m * m)) / (1 + z * z / m)
+        rows.append({"n": int(m), "mean_predicted": float(p[idx].mean()), "observed": rate,
+                     "observed_ci": [max(0.0, centre - half), min(1.0, centre + half)]})
+    return rows
 
 
 def _ratio_or_none(num, den) -> float | None:

@@ -196,13 +196,9 @@ def _figure(path: str, ncols: int = 1):
     return fig
 
 
-def save_figure(fig, path: str, before_replacing: Callable[[], None] | None = None) -> None:
-    """Render to memory in the format named by the extension, then write atomically.
-
-    ``before_replacing``: run once the figure is rendered, before the file at ``path`` is replaced (a
-    command's other outputs): when it fails, ``path`` is left as it was, a plot of an earlier run included."""
-    from .fileio import atomic_write
-
+def figure_bytes(fig, path: str) -> bytes:
+    """The figure rendered in the format named by ``path``'s extension (for a command that writes it together
+    with its other outputs, all or none)."""
     fmt = plot_format(path)
     buf = io.BytesIO()
     # No creation date in the metadata (PDF's key is CreationDate, SVG's Date) and SVG's element ids from a
@@ -212,7 +208,17 @@ def save_figure(fig, path: str, before_replacing: Callable[[], None] | None = No
     metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt)
     with matplotlib.rc_context({"svg.hashsalt": "mlpcli"}):
         fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=metadata)
-    data = buf.getvalue()
+    return buf.getvalue()
+
+
+def save_figure(fig, path: str, before_replacing: Callable[[], None] | None = None) -> None:
+    """Render to memory in the format named by the extension, then write atomically.
+
+    ``before_replacing``: run once the figure is rendered, before the file at ``path`` is replaced (a
+    command's other outputs): when it fails, ``path`` is left as it was, a plot of an earlier run included."""
+    from .fileio import atomic_write
+
+    data = figure_bytes(fig, path)
 
     def write(fh) -> None:
         if before_replacing is not None:
@@ -356,3 +362,33 @@ def plot_risk_coverage(path: str, curve: dict, *, chosen: tuple[float, float] | 
     ax.grid(alpha=0.3)
     _legend_below(fig, ax)
     save_figure(fig, path)
+
+
+def calibration_plot(path: str, curves: dict, *, title: str | None = None) -> bytes:
+    """A calibration plot (``evaluate --calibration-plot``), rendered for ``path``: for each class (label) of
+    ``curves`` ({name: ``metrics.calibration_curve`` rows}) the observed rate of its bins against their mean
+    probability, with the rates' 95 % Wilson intervals, beside the diagonal of perfect calibration."""
+    plot_format(path)
+    fig = _figure(path)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    many = len(curves) > 1
+    for name, rows in curves.items():
+        if not rows:
+            continue
+        x = np.array([r["mean_predicted"] for r in rows])
+        y = np.array([r["observed"] for r in rows])
+        ci = np.array([r["observed_ci"] for r in rows])
+        n = sum(r["n"] for r in rows)
+        ax.errorbar(x, y, yerr=[y - ci[:, 0], ci[:, 1] - y], marker="o", markersize=4, linewidth=1.5, capsize=2,
+                    color=None if many else VAL_COLOUR,
+                    label=f"{name}" if many else f"{name}: {len(rows)} bins of ~{n // len(rows):,} samples")
+    ax.set_xlabel("mean predicted probability (bin)")
+    ax.set_ylabel("observed share (95 % interval)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    if title:
+        ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
+    _legend_below(fig, ax)
+    return figure_bytes(fig, path)

@@ -420,6 +420,12 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
                    "the classes they were predicted as (binary and multiclass models).")
 @common_options
 @trust_options
+@click.option("--calibration-plot", "calibration_path", default=None, type=click.Path(dir_okay=False),
+              callback=named_file,
+              help="Draw a calibration plot to a .png, .svg or .pdf file: the samples cut into up to 10 bins by "
+                   "predicted probability, each bin's observed share (95 % Wilson interval) against its mean "
+                   "probability, per class (a binary model's positive class; multi-label: per label). The numbers "
+                   "are `calibration_curve` in --json.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), callback=named_file,
               help="Draw the risk–coverage curve (error rate among the samples accepted, accepting the most "
                    "confident first) to a .png, .svg or .pdf file (binary and multiclass models).")
@@ -437,7 +443,8 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
 @handle_errors
 def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, operating_points, novel_labels, fill_missing, max_missing, shift_path,
              chunk_mb, chunksize,
-             threshold, decision, prevalence, out, plot_path, threads, quiet, as_json, debug, **params):
+             threshold, decision, prevalence, out, calibration_path, plot_path, threads, quiet, as_json, debug,
+             **params):
     """Score a trained model on a labelled table: the task's metrics, per group and with CIs.
 
     Binary: accuracy, balanced accuracy, precision (PPV), recall (sensitivity), specificity, NPV, F1,
@@ -475,23 +482,28 @@ def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, operating_
     chunks = chunking(chunksize, chunk_mb)
     out, shift_path = stdout_alias(out), stdout_alias(shift_path)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
-    distinct_files({"--out": out, "--shift-report": shift_path, "--plot": plot_path},
+    distinct_files({"--out": out, "--shift-report": shift_path, "--plot": plot_path,
+                    "--calibration-plot": calibration_path},
                    {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
     if not (as_json or out or shift_path == "-"):  # the tables are the result: not lost on a closed stdout
         check_stdout_open("the metrics report")
     if out and out != "-":
         _check_json_name(out)
         check_writable(out, "--out")
-    if plot_path:
-        from ..plotting import plot_format
+    for flag, path in (("--plot", plot_path), ("--calibration-plot", calibration_path)):
+        if path:
+            from ..plotting import plot_format
 
-        try:
-            plot_format(plot_path)
-        except ConfigError as exc:
-            raise click.UsageError(str(exc)) from None
-        check_writable(plot_path, "--plot")
+            try:
+                plot_format(path)
+            except ConfigError as exc:
+                raise click.UsageError(str(exc).replace("--plot", flag)) from None
+            check_writable(path, flag)
     uncertainty_from(dict(params), None, model_path)  # contradictory options: before the model is read
     model = load_model(model_path, shift_path)
+    if calibration_path and model.task not in ("binary", "multiclass", "multilabel"):
+        raise click.UsageError(f"--calibration-plot draws a classifier's probabilities against the outcomes; this "
+                               f"model is {model.task}")
     uncertainty = uncertainty_from(params, model, model_path)
     if plot_path and uncertainty is None:
         if model.task not in ("binary", "multiclass"):
@@ -519,6 +531,13 @@ def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, operating_
         files[shift_path] = table_bytes(result.shift.to_frame(), shift_path)
     if out and out != "-":
         files[out] = (json_text(doc) + "\n").encode()
+    if calibration_path:  # rendered now: written with the other files, all or none
+        from ..plotting import calibration_plot
+
+        if not result.calibration_curve or not any(result.calibration_curve.values()):
+            raise DataError(f"--calibration-plot {calibration_path}: no sample of {data_file} to draw; leave it out")
+        files[calibration_path] = calibration_plot(calibration_path, result.calibration_curve,
+                                                   title=f"Calibration on {result.n:,} samples of {data_file}")
 
     def last() -> None:
         # standard output (one writer at most) cannot be taken back: after the files, before they are put in place

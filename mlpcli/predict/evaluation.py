@@ -164,6 +164,10 @@ class EvaluationResult:
     net_benefit: list | None = None
     # with `operating_points` (binary): per risk threshold, the calls and sensitivity, specificity, PPV, NPV
     operating_points: list | None = None
+    # the reliability curve of each class's (label's) probability, one-vs-rest (a binary model's: its positive
+    # class): {name: [{"n", "mean_predicted", "observed", "observed_ci"}]} (``metrics.calibration_curve``); None for
+    # regression
+    calibration_curve: dict | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
@@ -180,6 +184,7 @@ class EvaluationResult:
                 "decision": self.decision, "prevalence": self.prevalence,
                 **({"net_benefit": self.net_benefit} if self.net_benefit is not None else {}),
                 **({"operating_points": self.operating_points} if self.operating_points is not None else {}),
+                **({"calibration_curve": self.calibration_curve} if self.calibration_curve is not None else {}),
                 "notes": self.notes, "warnings": self.warnings}
 
 
@@ -422,6 +427,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                               calibration=_calibration_effect(model, out, y, classes, threshold, overall, weights,
                                                               mix, training_threshold, training_rule),
                               novel=novel_doc)
+    result.calibration_curve = _calibration_curves(task, y, proba, classes)
     if mix is not None:
         result.prevalence = _prevalence_effect(model, mix, out, y, overall, training_threshold, training_rule)
         result.notes.append(_prevalence_note(result.prevalence, model.recalibrated_on))
@@ -506,6 +512,22 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings, result.notes, weights)
     return result
+
+
+def _calibration_curves(task: str, y: np.ndarray, proba: np.ndarray, classes: list) -> dict | None:
+    """``EvaluationResult.calibration_curve``: each class's (label's) reliability curve against being of it; a binary
+    model's positive class alone (its other class's is the mirror image); None for regression."""
+    from .. import metrics
+
+    if task not in ("binary", "multiclass", "multilabel"):
+        return None
+    if task == "multilabel":
+        Y, P = np.asarray(y).reshape(len(y), -1), np.asarray(proba, dtype=np.float64).reshape(len(y), -1)
+        return {str(c): metrics.calibration_curve(Y[:, j], P[:, j]) for j, c in enumerate(classes)}
+    P = metrics.class_proba(task, np.asarray(proba, dtype=np.float64).reshape(len(y), -1))
+    y = np.asarray(y).reshape(-1).astype(np.int64)
+    shown = [len(classes) - 1] if task == "binary" else range(len(classes))
+    return {str(classes[k]): metrics.calibration_curve(y == k, P[:, k]) for k in shown}
 
 
 def check_risk_thresholds(task: str, thresholds, option: str = "--net-benefit") -> list[float] | None:
