@@ -102,3 +102,20 @@ def test_evaluate_warns_when_the_risks_are_too_high_on_a_cohort(tmp_path):
     for key in ("observed_expected", "brier_scaled", "specificity", "npv"):
         lo, hi = boot["ci"][key]
         assert lo <= boot["metrics"][key] <= hi
+
+
+def test_evaluate_by_site_names_the_site_whose_risks_are_off(tmp_path):
+    """Pooled, one site's low baseline risk hides inside the band (O/E 0.83 overall, 0.60 at the site)."""
+    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+    a, b = _cohort(800, 11), _cohort(800, 12, shift=-0.9)
+    a["site"], b["site"] = "A", "B"
+    pd.concat([a, b]).to_csv(tmp_path / "sites.csv", index=False)
+    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    doc = json.loads(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "sites.csv"), "--id", "pid", "--by",
+                          "site", "--json"]).stdout)
+    rows = {g["value"]: g for g in doc["groups"]}
+    assert rows["B"]["metrics"]["observed_expected"] < 0.75 and 0.85 < rows["A"]["metrics"]["observed_expected"] < 1.2
+    said = [w for w in doc["warnings"] if w.startswith("--by site:") and "systematically" in w]
+    assert len(said) == 1 and "'B'" in said[0] and "mlpcli recalibrate" in said[0], doc["warnings"]
+    assert rows["B"].get("risks_off") and not rows["A"].get("risks_off")

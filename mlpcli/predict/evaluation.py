@@ -85,7 +85,7 @@ def _within_cpu_set() -> bool:
 # ── evaluate ─────────────────────────────────────────────────────────────────────────────────────────────
 
 _MAIN_KEYS = {
-    "binary": ["accuracy", "balanced_accuracy", "f1", "roc_auc", "mcc", "log_loss"],
+    "binary": ["accuracy", "balanced_accuracy", "f1", "roc_auc", "mcc", "log_loss", "observed_expected"],
     "multiclass": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_ovr", "log_loss"],
     "multilabel": ["balanced_accuracy", "f1_micro", "f1_macro", "hamming_loss", "log_loss"],
     "regression": ["rmse", "mae", "r2", "pearson_r"],
@@ -510,7 +510,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                                     groups))
     if by is not None:
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
-                                   rng, by, result.warnings, result.notes, weights)
+                                   rng, by, result.warnings, result.notes, weights,
+                                   risks=mix is None and not _weighted(model))
     return result
 
 
@@ -743,15 +744,16 @@ OE_BAND = (0.8, 1.25)
 SLOPE_BAND = (0.8, 1.25)
 
 
-def risk_calibration_warning(model: Model, m: dict, mix=None) -> str | None:
-    """A binary model's warning when its risks are systematically off on this table (``m``: ``metrics.compute``'s
-    binary set, with ``calibration``): too high or too low on average (calibration-in-the-large: O/E outside
-    OE_BAND, the intercept's 95 % interval beside 0), or too extreme or too moderate (the slope outside SLOPE_BAND,
-    its interval beside 1) — which the top-label ECE cannot show (O/E 0.67, intercept -0.80 read "ECE 0.021").
-    Names no single cause (a shift in the outcome's prevalence, in the predictors, or an overfitted model look
-    alike here); says what to do. None when the risks hold."""
+def _weighted(model: Model) -> bool:
     from ..model_summary import is_weighted
 
+    return is_weighted(model.config or {})
+
+
+def _risks_off(m: dict) -> list[str]:
+    """How binary risks are systematically off (``m``: ``metrics.compute``'s binary set, with ``calibration``), in
+    words: too high or too low on average (O/E outside OE_BAND, the intercept's 95 % interval beside 0), too extreme
+    or too moderate (the slope outside SLOPE_BAND, its interval beside 1); [] when they hold."""
     cal = m.get("calibration") or {}
     oe, lo_hi = m.get("observed_expected"), cal.get("intercept_ci")
     slope, slope_ci = cal.get("slope"), cal.get("slope_ci")
@@ -765,6 +767,19 @@ def risk_calibration_warning(model: Model, m: dict, mix=None) -> str | None:
             and not SLOPE_BAND[0] <= slope <= SLOPE_BAND[1]:
         way = "too extreme (an overfitted or transported model)" if slope < 1 else "too moderate"
         parts.append(f"{way}: calibration slope {slope:.2f} (95 % CI {slope_ci[0]:.2f} – {slope_ci[1]:.2f})")
+    return parts
+
+
+def risk_calibration_warning(model: Model, m: dict, mix=None) -> str | None:
+    """A binary model's warning when its risks are systematically off on this table (``m``: ``metrics.compute``'s
+    binary set, with ``calibration``): too high or too low on average (calibration-in-the-large: O/E outside
+    OE_BAND, the intercept's 95 % interval beside 0), or too extreme or too moderate (the slope outside SLOPE_BAND,
+    its interval beside 1) — which the top-label ECE cannot show (O/E 0.67, intercept -0.80 read "ECE 0.021").
+    Names no single cause (a shift in the outcome's prevalence, in the predictors, or an overfitted model look
+    alike here); says what to do. None when the risks hold."""
+    from ..model_summary import is_weighted
+
+    parts = _risks_off(m)
     if not parts:
         return None
     positive = str(model.classes[-1])
@@ -1126,7 +1141,10 @@ def _target_rmse(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
 
 
 def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main, bootstrap, rng, by, warns,
-               notes=None, weights=None):
+               notes=None, weights=None, risks: bool = True):
+    """The --by table's rows: the main metrics per group, flagged when worse than overall (``by_rule``); a binary
+    model's group whose risks are systematically off (``_risks_off``) is a warning too (unless ``risks`` is False:
+    class weights make them scores), and its rows carry observed / expected."""
     from .. import metrics
 
     keys = [k for k in _MAIN_KEYS[task] if k in overall]  # several regression targets: no pooled correlation
@@ -1140,6 +1158,12 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
         idx = np.flatnonzero(values == value)
         m = metrics.compute(task, y[idx], proba[idx], classes, threshold, weights)
         row = {"value": value, "n": int(len(idx)), "metrics": {k: m.get(k) for k in keys}}
+        off = _risks_off(m) if task == "binary" and risks else []
+        if off:  # a site whose risks are off while the table's hold (or not: each site's own evidence)
+            row["risks_off"] = True
+            warns.append(f"--by {by}: in {value!r} ({len(idx)} samples) the risks of {str(classes[-1])!r} are "
+                         f"systematically {'; and '.join(off)} — recalibrate for that group's population if it is one "
+                         "(`mlpcli recalibrate` on labelled samples of it)")
         score = m.get(main)
         ci = None
         per_ci = [None] * len(refs)
