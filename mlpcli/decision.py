@@ -204,7 +204,8 @@ class Decision:
                 what += (f": P(class) / share (rarest first: {shown}{more}), so a sample can be called a rarer class "
                          "than its most probable one")
         elif task == "multilabel":
-            return self._describe_labels(classes, held_out)
+            return self._describe_labels(classes, held_out) + (
+                f"; a label recalibrated on {cohort} has its share there" if cohort is not None else "")
         scores = self.held_out
         if not all(isinstance(scores.get(r), (int, float)) and math.isfinite(scores[r]) for r in RULES):
             scores = None  # none kept (a file of before), or not both: the sentence that compares them is left out

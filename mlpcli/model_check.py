@@ -715,20 +715,35 @@ class _Fields:
             return
         if meta["format_version"] < 14:
             self.fail("recalibration", f"needs model format version 14, the file says {meta['format_version']}")
-        if task not in ("binary", "multiclass") or link not in ("softmax", "sigmoid"):
-            self.fail("recalibration", f"is for binary and multiclass models with probabilities; this model is {task}")
+        if task not in ("binary", "multiclass", "multilabel") or link not in ("softmax", "sigmoid"):
+            self.fail("recalibration", f"is for classifiers with probabilities; this model is {task}")
         self.mapping(d, "recalibration")
-        self.text(self.get(d, "method", "recalibration"), "recalibration.method", choices=("intercept", "logistic"))
-        k = 2 if task == "binary" else n_classes
-        intercept = self.listing(self.get(d, "intercept", "recalibration"), "recalibration.intercept", k, k)
-        for i, v in enumerate(intercept):
-            self.number(v, f"recalibration.intercept[{i}]", -1e3, 1e3)
-        if intercept[0] != 0:
-            self.fail("recalibration.intercept[0]", f"must be 0 (the reference class), got {_show(intercept[0])}")
-        slope = self.number(self.get(d, "slope", "recalibration"), "recalibration.slope", MIN_SLOPE, RECAL_MAX_SLOPE,
-                            lo_open=True)
-        if d["method"] == "intercept" and slope != 1.0:
-            self.fail("recalibration.slope", f"of an intercept update must be 1, got {_show(slope)}")
+        if task == "multilabel":  # each label its own update: intercept, slope and method (L,) each
+            self.text(self.get(d, "method", "recalibration"), "recalibration.method", choices=("per label",))
+            methods = self.listing(self.get(d, "labels", "recalibration"), "recalibration.labels", n_classes, n_classes)
+            intercept = self.listing(self.get(d, "intercept", "recalibration"), "recalibration.intercept", n_classes,
+                                     n_classes)
+            slope = self.listing(self.get(d, "slope", "recalibration"), "recalibration.slope", n_classes, n_classes)
+            for i, (m, a, b) in enumerate(zip(methods, intercept, slope)):
+                self.text(m, f"recalibration.labels[{i}]", choices=("none", "intercept", "logistic"))
+                a = self.number(a, f"recalibration.intercept[{i}]", -1e3, 1e3)
+                b = self.number(b, f"recalibration.slope[{i}]", MIN_SLOPE, RECAL_MAX_SLOPE, lo_open=True)
+                if (m != "logistic" and b != 1.0) or (m == "none" and a != 0.0):
+                    self.fail(f"recalibration.labels[{i}]", f"is {m!r} with intercept {_show(a)} and slope {_show(b)}")
+        else:
+            self.text(self.get(d, "method", "recalibration"), "recalibration.method", choices=("intercept", "logistic"))
+            if "labels" in d:
+                self.fail("recalibration.labels", f"is for multi-label models; this model is {task}")
+            k = 2 if task == "binary" else n_classes
+            intercept = self.listing(self.get(d, "intercept", "recalibration"), "recalibration.intercept", k, k)
+            for i, v in enumerate(intercept):
+                self.number(v, f"recalibration.intercept[{i}]", -1e3, 1e3)
+            if intercept[0] != 0:
+                self.fail("recalibration.intercept[0]", f"must be 0 (the reference class), got {_show(intercept[0])}")
+            slope = self.number(self.get(d, "slope", "recalibration"), "recalibration.slope", MIN_SLOPE,
+                                RECAL_MAX_SLOPE, lo_open=True)
+            if d["method"] == "intercept" and slope != 1.0:
+                self.fail("recalibration.slope", f"of an intercept update must be 1, got {_show(slope)}")
         cohort = self.mapping(_given(d.get("cohort"), {}), "recalibration.cohort")
         self.text(cohort.get("data"), "recalibration.cohort.data", optional=True)
         digest = self.text(cohort.get("sha256"), "recalibration.cohort.sha256", optional=True)
@@ -737,8 +752,9 @@ class _Fields:
         for key in ("n", "patients"):
             if cohort.get(key) is not None:
                 self.whole(cohort[key], f"recalibration.cohort.{key}", 1, 2**62)
-        for name, count in self.mapping(_given(cohort.get("class_counts"), {}), "recalibration.cohort.class_counts").items():
-            self.whole(count, f"recalibration.cohort.class_counts.{name}", 0, 2**62)
+        for key in ("class_counts", "label_positives"):
+            for name, count in self.mapping(_given(cohort.get(key), {}), f"recalibration.cohort.{key}").items():
+                self.whole(count, f"recalibration.cohort.{key}.{name}", 0, 2**62)
         fit = self.mapping(_given(d.get("fit"), {}), "recalibration.fit")
         for key in ("alpha", "p_overall", "p_slope"):
             if fit.get(key) is not None:

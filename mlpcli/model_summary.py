@@ -233,7 +233,9 @@ def recalibration_words(model: Model) -> str | None:
             f"; slope {p_text(f['p_slope'])})" if f.get("p_slope") is not None else ")")
     loss = (f"; log loss there {f['log_loss_before']:.4g} → {f['log_loss_after']:.4g} (in-sample)"
             if f.get("log_loss_before") is not None and f.get("log_loss_after") is not None else "")
-    rule = ("the balanced labels divide by that table's class shares" if model.decider.rule == "balanced"
+    rule = ("a label it updated is called, under the balanced rule, at its share of positives there"
+            if model.task == "multilabel" else
+            "the balanced labels divide by that table's class shares" if model.decider.rule == "balanced"
             else "--prevalence moves the probabilities from that table's class mix")
     return (f"on {c.get('data') or 'a cohort'} ({who}{digest}): {rc.words(model.classes)}{loss}{how}; applied after "
             f"the temperature; {rule}; prediction sets and OOD flags keep the training calibration")

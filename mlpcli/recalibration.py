@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine.functional import softmax
+from .engine.functional import sigmoid, softmax
 from .metrics import RECAL_MAX_SLOPE, class_proba
 
 __all__ = ["METHODS", "Recalibration", "RecalibrationFit", "fit", "choose", "MIN_CLASS_SAMPLES", "MAX_INTERCEPT"]
@@ -53,6 +53,11 @@ MAX_INTERCEPT = 1e3
 _EPS = 1e-12
 
 
+def _logit(P: np.ndarray) -> np.ndarray:
+    Q = np.clip(np.asarray(P, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(Q) - np.log1p(-Q)
+
+
 def _log_columns(P: np.ndarray, link: str) -> np.ndarray:
     """log P (n, k) float64, one column per class: a binary sigmoid's P(positive) (n, 1) as (1 - p, p)."""
     P = np.asarray(P, dtype=np.float64)
@@ -65,40 +70,63 @@ def _log_columns(P: np.ndarray, link: str) -> np.ndarray:
 
 @dataclass
 class Recalibration:
-    """A model's update for a population: P' = softmax(slope log P + intercept), applied after its temperature.
+    """A model's update for a population, applied after its temperature: P' = softmax(slope log P + intercept) for a
+    binary or multiclass model; for a multi-label model each label's own, logit p'_j = intercept_j + slope_j logit p_j.
 
     intercept: (k,) float64 with intercept[0] = 0 (a binary model's: (0, a), a on the log-odds of the positive
-    class); slope: b > 0 (1 for the intercept update). ``cohort``: what it was fitted on (file name, checksum,
-    samples, patients, class counts); ``fit``: the log loss before and after and the closed test's figures."""
+    class); slope: b > 0 (1 for the intercept update). A multi-label model's (``labels`` set): intercept (L,) on
+    each label's log-odds, slope (L,), ``labels`` each label's update ("none", "intercept", "logistic"; method
+    "per label"). ``cohort``: what it was fitted on (file name, checksum, samples, patients, class counts); ``fit``:
+    the log loss before and after and the closed test's figures."""
 
     method: str
     intercept: np.ndarray
-    slope: float
+    slope: "float | np.ndarray"
     cohort: dict = field(default_factory=dict)
     fit: dict = field(default_factory=dict)
+    labels: list[str] | None = None
 
     def apply(self, P: np.ndarray, link: str) -> np.ndarray:
         """The model's probabilities P (n, k) — a binary sigmoid's (n, 1) or (n,) — updated: (n, k), or a binary
         model's (n, 1), float64."""
+        if self.labels is not None:
+            return sigmoid(self.slope * _logit(np.asarray(P).reshape(len(P), -1)) + self.intercept)
         Q = softmax(self.slope * _log_columns(P, link) + self.intercept)
         return Q[:, 1:] if link == "sigmoid" else Q
 
     def undo(self, P: np.ndarray, link: str) -> np.ndarray:
         """The probabilities before ``apply`` (exact up to rounding and the clip of probabilities below 1e-12)."""
+        if self.labels is not None:
+            return sigmoid((_logit(np.asarray(P).reshape(len(P), -1)) - self.intercept) / self.slope)
         Q = softmax((_log_columns(P, link) - self.intercept) / self.slope)
         return Q[:, 1:] if link == "sigmoid" else Q
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "intercept": [float(v) for v in self.intercept], "slope": float(self.slope),
+        per_label = self.labels is not None
+        return {"method": self.method, "intercept": [float(v) for v in self.intercept],
+                "slope": [float(v) for v in self.slope] if per_label else float(self.slope),
+                **({"labels": list(self.labels)} if per_label else {}),
                 "cohort": dict(self.cohort), "fit": dict(self.fit)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recalibration":
-        return cls(method=d["method"], intercept=np.asarray(d["intercept"], dtype=np.float64),
-                   slope=float(d["slope"]), cohort=dict(d.get("cohort") or {}), fit=dict(d.get("fit") or {}))
+        labels = d.get("labels")
+        slope = np.asarray(d["slope"], dtype=np.float64) if labels is not None else float(d["slope"])
+        return cls(method=d["method"], intercept=np.asarray(d["intercept"], dtype=np.float64), slope=slope,
+                   cohort=dict(d.get("cohort") or {}), fit=dict(d.get("fit") or {}),
+                   labels=None if labels is None else list(labels))
 
     def words(self, classes=None) -> str:
         """One line for a summary: "logistic: slope 0.82, intercept +0.31 (log-odds of 'event')"."""
+        if self.labels is not None:
+            names = list(classes) if classes is not None and len(classes) == len(self.labels) else [
+                f"label {j + 1}" for j in range(len(self.labels))]
+            updated = [j for j, m in enumerate(self.labels) if m != "none"]
+            shown = ", ".join(f"{names[j]} {self.labels[j]} ({self.intercept[j]:+.3g}"
+                              + (f", slope {self.slope[j]:.3g})" if self.labels[j] == "logistic" else ")")
+                              for j in updated[:6])
+            return (f"per label: {shown}" + (f" and {len(updated) - 6} more" if len(updated) > 6 else "")
+                    + f"; {len(self.labels) - len(updated)} of {len(self.labels)} labels not updated")
         k = len(self.intercept)
         if k == 2:
             shift = f"intercept {self.intercept[1]:+.3g}" + (f" (log-odds of {str(classes[-1])!r})" if classes else "")

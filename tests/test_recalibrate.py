@@ -143,16 +143,21 @@ def test_a_cohort_like_the_training_population_keeps_the_model_as_it_is(binary_r
 
 
 def test_explain_attributions_sum_to_the_recalibrated_probability(tmp_path):
-    for task in ("multiclass", "binary"):
+    for task in ("multiclass", "binary", "multilabel"):
         data = tmp_path / f"{task}.csv"
         make_table(task, n_patients=30, seed=2).to_csv(data, index=False)
         path = tmp_path / f"{task}.mlp"
+        target = ["--target", "lab0,lab1,lab2"] if task == "multilabel" else []
         res = run(["train", str(data), "-o", str(path), "--hidden", "8", "--folds", "2", "--dtype", "float64",
-                   "--epochs", "20", "-q"])
+                   "--epochs", "20", "-q", *target])
         assert res.exit_code == 0, res.output
         model = model_io.load(str(path))
         k = 2 if task == "binary" else 3
-        model.recalibration = recal.Recalibration("logistic", np.r_[0.0, np.linspace(0.7, -0.4, k - 1)], 0.6)
+        if task == "multilabel":
+            model.recalibration = recal.Recalibration("per label", np.array([0.7, -0.4, 0.0]),
+                                                      np.array([0.6, 1.0, 1.0]), labels=["logistic", "intercept", "none"])
+        else:
+            model.recalibration = recal.Recalibration("logistic", np.r_[0.0, np.linspace(0.7, -0.4, k - 1)], 0.6)
         X = load_samples(model, str(data)).X
         A, gap = integrated_gradients(model, X, output="prob", return_gap=True)
         assert gap.max() < 1e-3, (task, gap.max())
@@ -212,13 +217,11 @@ def test_recalibrate_refuses_what_it_cannot_update(binary_runs, tmp_path):
     assert_clean_error(run(["recalibrate", str(out), site, "--id", "pid", "-o", str(tmp_path / "twice.mlp")]),
                        "already recalibrated on site.csv", code=1)
     # tasks without one set of class probabilities
-    for task, target in (("regression", []), ("multilabel", ["--target", "lab0,lab1,lab2"])):
-        make_table(task, n_patients=20).to_csv(tmp_path / f"{task}.csv", index=False)
-        model = tmp_path / f"{task}.mlp"
-        res = run(["train", str(tmp_path / f"{task}.csv"), "--epochs", "3", "-q", "-o", str(model), *target])
-        assert res.exit_code == 0, res.output
-        assert_clean_error(run(["recalibrate", str(model), str(tmp_path / f"{task}.csv"), "-o", str(out), *target]),
-                           task, code=1)
+    make_table("regression", n_patients=20).to_csv(tmp_path / "regression.csv", index=False)
+    model = tmp_path / "regression.mlp"
+    assert run(["train", str(tmp_path / "regression.csv"), "--epochs", "3", "-q", "-o", str(model)]).exit_code == 0
+    assert_clean_error(run(["recalibrate", str(model), str(tmp_path / "regression.csv"), "-o", str(out)]),
+                       "regression", code=1)
     # labels the model does not know, and no label column: recalibrate's advice, not evaluate's
     odd = _cohort(300, 5)
     odd.loc[:4, "label"] = "other"
@@ -267,33 +270,42 @@ def test_recalibrating_on_training_rows_is_a_warning_and_evaluating_on_the_cohor
 
 
 def _baked(model, rc):
-    """A one-network model whose last layer holds the update (softmax(s z + a) of its logits z, s = slope / T): the
-    same probabilities with no temperature or recalibration left to apply."""
+    """A one-network model whose last layer holds the update (softmax(s z + a) of its logits z, s = slope / T; a
+    multi-label model's sigmoid(s_j z_j + a_j) per label): the same probabilities with no temperature or
+    recalibration left to apply."""
     import copy
 
     baked = copy.deepcopy(model)
     net = baked.members[0].network
     params = net.parameters()
     last = max(k.split(".")[0] for k in params if k.startswith("dense"))
-    s = rc.slope / (model.temperature or 1.0)
-    a = rc.intercept if net.n_outputs > 1 else rc.intercept[1:]
+    T = 1.0 if model.temperature is None else np.asarray(model.temperature, dtype=np.float64)
+    s = np.asarray(rc.slope, dtype=np.float64) / T
+    a = rc.intercept if net.n_outputs > 1 or rc.labels is not None else rc.intercept[1:]
+    if np.ndim(s) == 1:
+        s = s[:, None] if params[f"{last}.W"].ndim == 2 else s
     params[f"{last}.W"][...] *= s
-    params[f"{last}.b"][...] = s * params[f"{last}.b"] + a
+    params[f"{last}.b"][...] = np.ravel(s) * params[f"{last}.b"] + a if np.ndim(s) else s * params[f"{last}.b"] + a
     baked.temperature, baked.recalibration = None, None
     return baked
 
 
-@pytest.mark.parametrize("task", ["multiclass", "binary"])
+@pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel"])
 def test_permutation_importance_scores_the_recalibrated_probabilities(tmp_path, task):
     from mlpcli.explain import permutation_importance
 
     data = tmp_path / "t.csv"
     make_table(task, n_patients=40, seed=5, signal=1.0).to_csv(data, index=False)
+    target = ["--target", "lab0,lab1,lab2"] if task == "multilabel" else []
     assert run(["train", str(data), "-o", str(tmp_path / "m.mlp"), "--hidden", "8", "--folds", "1", "--dtype",
-                "float64", "--epochs", "30", "-q"]).exit_code == 0
+                "float64", "--epochs", "30", "-q", *target]).exit_code == 0
     model = model_io.load(str(tmp_path / "m.mlp"))
     k = 2 if task == "binary" else 3
-    model.recalibration = recal.Recalibration("logistic", np.r_[0.0, np.linspace(1.2, -0.8, k - 1)], 0.7)
+    if task == "multilabel":
+        model.recalibration = recal.Recalibration("per label", np.array([0.9, 0.0, -0.5]), np.array([0.7, 1.0, 1.0]),
+                                                  labels=["logistic", "none", "intercept"])
+    else:
+        model.recalibration = recal.Recalibration("logistic", np.r_[0.0, np.linspace(1.2, -0.8, k - 1)], 0.7)
     baked = _baked(model, model.recalibration)
     samples = load_samples(model, str(data))
     np.testing.assert_allclose(model.predict_output(samples.X), baked.predict_output(samples.X), rtol=1e-9, atol=1e-12)
@@ -301,3 +313,47 @@ def test_permutation_importance_scores_the_recalibrated_probabilities(tmp_path, 
         drops, _ = permutation_importance(model, samples.X, samples.y, repeats=2, scoring=scoring)
         expected, _ = permutation_importance(baked, samples.X, samples.y, repeats=2, scoring=scoring)
         np.testing.assert_allclose(drops, expected, rtol=1e-7, atol=1e-9)
+
+
+def _labels_cohort(n, seed, shift=0.0):
+    """Three labels of their own genes; ``shift`` moves the first label's log-odds (another baseline there)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 10))
+    d = pd.DataFrame(X, columns=[f"g{j}" for j in range(10)])
+    d.insert(0, "pid", [f"s{seed}_{i}" for i in range(n)])
+    for j, (w, b) in enumerate([(1.5, -0.5), (1.2, 0.0), (1.0, -1.0)]):
+        z = b + w * X[:, j] + (shift if j == 0 else 0.0)
+        d[f"lab{j}"] = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    return d
+
+
+def test_a_multi_label_model_is_updated_label_by_label(tmp_path):
+    _labels_cohort(800, 1).to_csv(tmp_path / "dev.csv", index=False)
+    _labels_cohort(1200, 2, shift=-1.2).to_csv(tmp_path / "site.csv", index=False)
+    _labels_cohort(2000, 3, shift=-1.2).to_csv(tmp_path / "more.csv", index=False)
+    roles = ["--id", "pid", "--target", "lab0,lab1,lab2"]
+    assert run(["train", str(tmp_path / "dev.csv"), *roles, "--hidden", "16", "-q", "-o",
+                str(tmp_path / "m.mlp")]).exit_code == 0
+    res = run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "site.csv"), *roles, "-o",
+               str(tmp_path / "r.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["kept"] == "per label" and doc["figures"]["lab0"]["kept"] in ("intercept", "logistic")
+    assert doc["figures"]["lab0"]["observed_expected_before"] < 0.75
+    assert doc["figures"]["lab0"]["observed_expected_after"] == pytest.approx(1.0, abs=1e-4)
+    before, after = model_io.load(str(tmp_path / "m.mlp")), model_io.load(str(tmp_path / "r.mlp"))
+    rc = after.recalibration
+    assert rc.labels[0] != "none" and len(rc.intercept) == len(rc.slope) == 3
+    X = load_samples(before, str(tmp_path / "more.csv")).X
+    np.testing.assert_allclose(after.predict_output(X), rc.apply(before.predict_output(X), "sigmoid"), rtol=1e-6,
+                               atol=1e-9)
+    untouched = [j for j, m in enumerate(rc.labels) if m == "none"]
+    np.testing.assert_allclose(after.predict_output(X)[:, untouched], before.predict_output(X)[:, untouched],
+                               rtol=1e-6, atol=1e-9)
+    scored = [json.loads(run(["evaluate", str(path), str(tmp_path / "more.csv"), *roles, "--json"]).stdout)
+              for path in (tmp_path / "m.mlp", tmp_path / "r.mlp")]
+    loss = [{r["label"]: r["log_loss"] for r in s["metrics"]["per_label"]} for s in scored]
+    assert loss[1]["lab0"] < loss[0]["lab0"] - 0.03
+    assert "recalibrated" in run(["info", str(tmp_path / "r.mlp")]).output

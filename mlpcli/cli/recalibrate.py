@@ -32,8 +32,28 @@ def _figures_table(result, data_file: str) -> Table:
     return table
 
 
+def _labels_table(result, data_file: str) -> Table:
+    who = f"{result.n:,} samples" + (f" of {result.cohort['patients']:,} patients" if "patients" in result.cohort else "")
+    table = Table(title=f"Updates per label, fitted on {data_file} ({who}; in-sample figures)", title_justify="left")
+    for name in ("label", "positives", "kept", "log loss", "observed / expected", "closed test"):
+        table.add_column(name, justify="left" if name in ("label", "kept") else "right")
+    for label, f in result.figures.items():
+        test = ((f"{p_text(f['p_overall'])}" + (f"; slope {p_text(f['p_slope'])}" if f.get("p_slope") is not None
+                                                 else "")) if f.get("p_overall") is not None else "—")
+        table.add_row(label, f"{f['positives']:,}", _WHAT[f["kept"]].split(" (")[0],
+                      f"{fmt(f['log_loss_before'], 'loss')} → {fmt(f['log_loss_after'], 'loss')}",
+                      f"{fmt(f['observed_expected_before'])} → {fmt(f['observed_expected_after'])}", test)
+    return table
+
+
 def render(result, data_file: str, out: str) -> None:
     con = stdout_console()
+    if result.model.task == "multilabel":
+        con.print(_labels_table(result, data_file))
+        rc = result.model.recalibration
+        con.print((f"kept: {rc.words(result.model.classes)}; written to {out}" if rc is not None else
+                   f"kept: no update for any label; {out} is the model unchanged"), soft_wrap=True)
+        return
     con.print(_figures_table(result, data_file))
     t = result.test
     if t.get("separated"):
@@ -85,11 +105,12 @@ def recalibrate(model_path, data_file, out, method, alpha, fill_missing, max_mis
     probabilities on DATA, recalibration fits P' = softmax(b log p + a) — for a binary model
     logit p' = a + b logit p — by maximum likelihood: the intercept update fits a alone (b = 1), the logistic
     update a and b (a binary model's risks keep their order; a multiclass model's classes move against each
-    other). --method auto keeps the simplest update a closed test does not reject. DATA's class mix becomes the
+    other). A multi-label model's labels are updated each as a binary model, each by its own closed test (a label
+    with fewer than 10 positives or negatives in DATA is left as it is). --method auto keeps the simplest update a closed test does not reject. DATA's class mix becomes the
     model's: a table sampled by class (case-control) gives the wrong baseline (give predict --prevalence then). The update is stored in the written model, applied after its temperature by
     predict, evaluate and explain; its decision rule then divides by DATA's class shares (a balanced rule keeps
     its meaning, and --prevalence moves the probabilities from DATA's mix). Prediction sets and the OOD flag keep
-    the training calibration. Binary and multiclass models; every class needs 10 samples in DATA.
+    the training calibration. Binary, multiclass and multi-label models; every class needs 10 samples in DATA.
 
     The figures are in-sample (fitted and scored on DATA): to judge the update, evaluate the written model on
     another cohort of the same population.

@@ -199,6 +199,7 @@ class _Output:
         self.slope = (1.0 if self.T is None else 1.0 / self.T) * (1.0 if rc is None else rc.slope)
         self.intercept = None if rc is None else np.asarray(rc.intercept, dtype=np.float64)
         self.mapped = self.T is not None or rc is not None  # the probabilities go through a calibration map
+        self.per_label = rc is not None and rc.labels is not None  # a multi-label model's: one update per label
         self.sigmoid_binary = self.model.network.n_outputs == 1 and self.model.task == "binary"
 
     def column_and_sign(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -269,8 +270,11 @@ class _Output:
         else:  # q = sigmoid(s logit pj + a): dq/dpj = s q (1 - q) / (pj (1 - pj))
             from ..engine.functional import sigmoid
 
-            s = 1.0 / T if self.intercept is None else self.slope  # (a multi-label model's T: one per row's label)
-            a = 0.0 if self.intercept is None else float(self.intercept[-1])  # a binary model's, on the log-odds
+            # a multi-label model's slope (its T, its update): each row's label's; a binary model's intercept on the
+            # log-odds is the last of its two
+            s = self.slope[col] if np.ndim(self.slope) == 1 else self.slope
+            a = (0.0 if self.intercept is None else self.intercept[col] if self.per_label
+                 else float(self.intercept[-1]))
             clipped = np.clip(pj, _EPS, 1 - _EPS)
             q = sigmoid(s * (np.log(clipped) - np.log1p(-clipped)) + a)
             dq = np.where((pj > _EPS) & (pj < 1 - _EPS), q * (1 - q) * s, 0.0)

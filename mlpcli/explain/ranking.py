@@ -706,11 +706,13 @@ def _probabilities_cm(out_fn: _Output, logit_sets: list[np.ndarray]) -> np.ndarr
     P = np.mean([_softmax0(Z) if soft else sigmoid(Z) for Z in logit_sets], axis=0)
     T = out_fn.T
     if out_fn.intercept is not None:  # temperature and update together: link(s g(P) + a), s = slope / T
-        a = out_fn.intercept.reshape(-1, *[1] * (P.ndim - 1))
+        column = [-1] + [1] * (P.ndim - 1)  # along the first (class-major) axis
+        a = out_fn.intercept.reshape(column)
         if soft:
             return _softmax0(out_fn.slope * np.log(np.clip(P, 1e-12, 1.0)) + a)
         Q = np.clip(P, 1e-12, 1 - 1e-12)
-        return sigmoid(out_fn.slope * (np.log(Q) - np.log1p(-Q)) + a[-1])
+        s = np.asarray(out_fn.slope, dtype=np.float64).reshape(column) if np.ndim(out_fn.slope) else out_fn.slope
+        return sigmoid(s * (np.log(Q) - np.log1p(-Q)) + (a if out_fn.per_label else a[-1]))
     if T is None:
         return P
     if soft:

@@ -41,11 +41,12 @@ class RecalibrationResult:
     fitted and scored)."""
 
     model: Model
-    kept: str  # "none" | "intercept" | "logistic"
+    kept: str  # "none" | "intercept" | "logistic"; a multi-label model's: "per label" (or "none": no label updated)
     method: str  # what was asked: "auto" or one of the updates
     n: int
     # {"none" | "intercept" | "logistic": {"log_loss", "ece", "observed_expected" (binary)}; "logistic": None where the
-    # model's probabilities separate the classes (no finite slope)}
+    # model's probabilities separate the classes (no finite slope)}; a multi-label model's: {label: {"kept",
+    # "positives", "log_loss_before", "log_loss_after", "observed_expected_before", ..._after, "p_overall", "p_slope"}}
     figures: dict
     test: dict  # the closed test (``RecalibrationFit.test``)
     cohort: dict
@@ -76,10 +77,11 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         raise OptionError(f"--method must be one of {', '.join(recal.METHODS)}, got {method!r}")
     if not 0.0 < alpha < 1.0:
         raise OptionError(f"--alpha must lie strictly between 0 and 1, got {alpha!r}")
-    if model.task not in ("binary", "multiclass") or model.output_activation() not in ("softmax", "sigmoid"):
-        raise ConfigError(f"recalibrate updates a binary or multiclass model's probabilities; this model is "
-                          f"{model.task}" + ("" if model.task in ("binary", "multiclass") else
-                                             " (its outputs are not one set of class probabilities)"))
+    if model.task not in ("binary", "multiclass", "multilabel") or \
+            model.output_activation() not in ("softmax", "sigmoid"):
+        raise ConfigError(f"recalibrate updates a classifier's probabilities; this model is {model.task}"
+                          + (" (its outputs are values, not probabilities)" if model.task == "regression" else
+                             " (its outputs are scores, not probabilities)"))
     if model.recalibrated_on is not None:
         raise ConfigError(f"this model was already recalibrated on {model.recalibrated_on}; recalibrate the model it "
                           "was made from (an update fitted on top of another mixes two populations)")
@@ -87,6 +89,15 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
     run, P, y, groups, seen = _read_labelled(model, reader, source, roles=roles, fill_missing=fill_missing,
                                              chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress,
                                              max_missing=max_missing)
+    n_units = len(np.unique(groups.astype(str))) if groups is not None else None
+    cohort_base = {"data": _name(source), "sha256": file_sha256(source), "n": int(len(y)),
+                   **({"patients": n_units} if n_units is not None else {})}
+    if model.task == "multilabel":
+        result = _per_label(model, P, y, method, alpha, source, cohort_base,
+                            int(seen.sum()) if seen is not None else 0)
+        result.notes[:0] = [*filter(None, [target_note]), *run.notes]
+        result.warnings[:0] = run.warnings
+        return result
     classes = [str(c) for c in model.classes]
     counts = np.bincount(y, minlength=len(classes))
     few = [(c, int(n)) for c, n in zip(classes, counts) if n < recal.MIN_CLASS_SAMPLES]
@@ -105,10 +116,7 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         raise DataError(f"{_name(source)}: the {kept} update's intercepts reach {float(np.max(np.abs(intercept))):.3g} "
                         "on the log scale: not an update of the model's probabilities but a replacement of them; "
                         "check the table's labels")
-    n_units = len(np.unique(groups.astype(str))) if groups is not None else None
-    cohort = {"data": _name(source), "sha256": file_sha256(source), "n": int(len(y)),
-              **({"patients": n_units} if n_units is not None else {}),
-              "class_counts": {c: int(n) for c, n in zip(classes, counts)}}
+    cohort = {**cohort_base, "class_counts": {c: int(n) for c, n in zip(classes, counts)}}
     figures = {}
     for name, (a, b) in (("none", (None, None)), ("intercept", (fitted.intercept, 1.0)),
                          ("logistic", (fitted.logistic_intercept, fitted.logistic_slope))):
@@ -138,6 +146,84 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
                                cohort=cohort, notes=notes, warnings=warnings)
 
 
+def _per_label(model: Model, P: np.ndarray, Y: np.ndarray, method: str, alpha: float, source, cohort: dict,
+               seen_rows: int) -> RecalibrationResult:
+    """A multi-label model's recalibration: each label a binary model of its own (its update, its closed test); a
+    label with fewer than MIN_CLASS_SAMPLES positives or negatives in the table, or one the model ranks no better
+    than chance there, is left as it is (a note names it)."""
+    from .. import metrics
+
+    labels = [str(c) for c in model.classes]
+    L, n = len(labels), len(Y)
+    Y = np.asarray(Y, dtype=np.int64).reshape(n, L)
+    kept, a, b = ["none"] * L, np.zeros(L), np.ones(L)
+    figures, tests, notes, warnings = {}, {}, [], []
+    few, backwards, separated = [], [], []
+    for j, name in enumerate(labels):
+        pos = int(Y[:, j].sum())
+        row = {"positives": pos, "kept": "none"}
+        if min(pos, n - pos) < recal.MIN_CLASS_SAMPLES:
+            few.append(f"{name!r} ({pos} positive{'s' * (pos != 1)} of {n})")
+        else:
+            try:
+                fitted = recal.fit(P[:, [j]], Y[:, j], "sigmoid")
+                kept[j], intercept, b[j], tests[name] = recal.choose(fitted, method, alpha)
+                a[j] = intercept[1]
+            except ValueError as exc:
+                if "separate" in str(exc):  # --method logistic where no finite slope exists: that label's intercept
+                    kept[j], intercept, b[j], tests[name] = recal.choose(fitted, "intercept", alpha)
+                    a[j] = intercept[1]
+                    separated.append(name)
+                else:
+                    backwards.append(name)
+            row["kept"] = kept[j]
+        figures[name] = row
+    update = recal.Recalibration("per label", a, b, labels=kept)
+    Q = update.apply(P, "sigmoid")
+    for j, name in enumerate(labels):
+        for side, R in (("before", P), ("after", Q)):
+            m = metrics.compute("binary", Y[:, j], R[:, [j]], [0, 1])
+            figures[name][f"log_loss_{side}"] = m.get("log_loss")
+            figures[name][f"observed_expected_{side}"] = m.get("observed_expected")
+        if name in tests:
+            figures[name].update(p_overall=tests[name]["p_overall"], p_slope=tests[name]["p_slope"])
+    cohort = {**cohort, "label_positives": {name: int(Y[:, j].sum()) for j, name in enumerate(labels)}}
+    new = dataclasses.replace(model)
+    updated = [j for j in range(L) if kept[j] != "none"]
+    if updated:
+        before = float(np.mean([figures[labels[j]]["log_loss_before"] for j in range(L)]))
+        after = float(np.mean([figures[labels[j]]["log_loss_after"] for j in range(L)]))
+        new.recalibration = recal.Recalibration(
+            "per label", a, b, labels=kept, cohort=cohort,
+            fit={"alpha": float(alpha), "log_loss_before": before, "log_loss_after": after,
+                 "chosen_by": "closed test" if method == "auto" else "option"})
+        if model.decision is not None and model.decision.shares is not None:
+            shares = np.asarray(model.decision.shares, dtype=np.float64).copy()
+            shares[updated] = Y[:, updated].mean(axis=0)  # an updated label's probabilities are of the cohort's share
+            new.decision = model.decision.with_shares(shares)
+    if few:
+        notes.append(f"left as they are, with fewer than {recal.MIN_CLASS_SAMPLES} positives or negatives in the "
+                     f"table: {', '.join(few[:6])}{' …' if len(few) > 6 else ''}")
+    if backwards:
+        warnings.append(f"the model ranks {', '.join(repr(x) for x in backwards[:6])} no better than chance (or the "
+                        "wrong way round) in this table: left as they are; check those label columns")
+    if separated:
+        notes.append(f"the model's probabilities separate {', '.join(repr(x) for x in separated[:6])} perfectly: no "
+                     "finite slope fits them, so they got the intercept update")
+    if seen_rows:
+        warnings.append(f"{seen_rows:,} of the table's {n:,} rows are rows the model was trained on: on them its "
+                        "probabilities are its fit, not its predictions; recalibrate on samples it has not seen")
+    if cohort.get("patients") is not None and cohort["patients"] < n:
+        notes.append(f"the tests count the {n:,} samples as independent; they come from {cohort['patients']:,} "
+                     "patients, so their p-values are too small")
+    if updated:
+        notes.append("each updated label's share of positives in the table becomes the model's: a table sampled by "
+                     "label gives the wrong baseline")
+    return RecalibrationResult(model=new, kept="per label" if updated else "none", method=method, n=n,
+                               figures=figures, test={"alpha": float(alpha), "labels": tests}, cohort=cohort,
+                               notes=notes, warnings=warnings)
+
+
 def _read_labelled(model: Model, reader: Model, source, **kw):
     """(the run, the model's probabilities P (n, outputs), the classes y (n,), the patients (n,) or None, whether each
     row is a training row (n,) bool or None) of the labelled table, read as ``evaluate`` reads it; a DataError of
@@ -158,7 +244,8 @@ def _read_labelled(model: Model, reader: Model, source, **kw):
             text = text.replace(said, instead)
         raise DataError(text) from None
     P = np.concatenate(outs) if outs else np.zeros((0, model.network.n_outputs))
-    y = np.concatenate(ys).astype(np.int64) if ys else np.zeros(0, dtype=np.int64)
+    y = np.concatenate(ys).astype(np.int64) if ys else np.zeros((0, P.shape[1]) if model.task == "multilabel" else 0,
+                                                                  dtype=np.int64)
     return (run, P, y, np.concatenate(groups) if groups else None, np.concatenate(seen) if seen else None)
 
 
