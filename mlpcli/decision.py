@@ -204,8 +204,7 @@ class Decision:
                 what += (f": P(class) / share (rarest first: {shown}{more}), so a sample can be called a rarer class "
                          "than its most probable one")
         elif task == "multilabel":
-            return self._describe_labels(classes, held_out) + (
-                f"; a label recalibrated on {cohort} has its share there" if cohort is not None else "")
+            return self._describe_labels(classes, held_out, cohort)
         scores = self.held_out
         if not all(isinstance(scores.get(r), (int, float)) and math.isfinite(scores[r]) for r in RULES):
             scores = None  # none kept (a file of before), or not both: the sentence that compares them is left out
@@ -224,8 +223,10 @@ class Decision:
         return what
 
 
-    def _describe_labels(self, labels: list | None, held_out: str) -> str:
-        """``describe`` for a multi-label model: which labels are called at their share, the others at 0.5."""
+    def _describe_labels(self, labels: list | None, held_out: str, cohort: str | None = None) -> str:
+        """``describe`` for a multi-label model: which labels are called at their share, the others at 0.5.
+        ``cohort``: the table a recalibrated model's updated labels take their shares from."""
+        share = "training share" if cohort is None else f"share (in {cohort} for a label recalibrated there)"
         if self.rule == "argmax" or self.shares is None:
             what = "argmax (each label present when P >= 0.5)"
         else:
@@ -233,16 +234,16 @@ class Decision:
             t = self.threshold("multilabel")
             on = [bool(v != 0.5) for v in t]  # at 0.5: left by the rule, or its share as the loss weighted it
             if labels is None or len(labels) != n:
-                what = "balanced (each label present when P >= its training share)"
+                what = f"balanced (each label present when P >= its {share})"
             elif not any(on):
                 what = ("balanced, which calls every label at P >= 0.5 here (shares of 0.5 as the loss weighted them, "
                         "or too few held-out positives)")
             elif all(on):
-                what = f"balanced (each label present when P >= its training share: {threshold_words(t, labels)})"
+                what = f"balanced (each label present when P >= its {share}: {threshold_words(t, labels)})"
             else:
                 at = [j for j in range(n) if on[j]]
                 half = [str(labels[j]) for j in range(n) if not on[j]]
-                what = (f"balanced for {len(at)} of {n} labels (P >= its training share: "
+                what = (f"balanced for {len(at)} of {n} labels (P >= its {share}: "
                         f"{threshold_words(t[at], [labels[j] for j in at])}); at P >= 0.5: "
                         f"{', '.join(half[:5])}{f' and {len(half) - 5} more' if len(half) > 5 else ''}")
         scores = self.held_out
@@ -324,13 +325,14 @@ def threshold_words(threshold: "float | np.ndarray", labels, shown: int = 5) -> 
 
 
 def label_threshold_words(threshold: "float | np.ndarray", labels, rule: str | None = None,
-                          by_rule: bool = True) -> str:
+                          by_rule: bool = True, cohort: str | None = None) -> str:
     """How a multi-label model's labels were called, for a title or a summary row: ``threshold`` one for all labels
     or one per label (L,), ``rule`` the decision rule that set it (None: argmax), ``by_rule`` False when
-    --threshold set it."""
+    --threshold set it; ``cohort``: the table a recalibrated model's updated labels take their shares from."""
     if not by_rule:
         return f"each label present when P >= {threshold_words(threshold, labels)} (--threshold)"
     if rule == "balanced":
-        return ("each label present when P >= its training share (the balanced decision rule: "
+        share = "training share" if cohort is None else f"share (in {cohort} for a label recalibrated there)"
+        return (f"each label present when P >= its {share} (the balanced decision rule: "
                 f"{threshold_words(threshold, labels)})")
     return f"each label present when P >= {threshold_words(threshold, labels)}"

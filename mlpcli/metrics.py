@@ -389,7 +389,7 @@ CURVE_BINS, CURVE_MIN_BIN = 10, 20
 def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = CURVE_BINS) -> list[dict]:
     """The reliability curve of risks p (n,) against outcomes y (n,) 0/1, as a calibration plot draws it: the samples
     sorted by risk and cut into up to ``bins`` groups of (near) equal size, at least CURVE_MIN_BIN each (fewer bins on
-    a small table; ties may fall either side of a cut), each with its size, mean risk, observed event rate and the
+    a small table, one bin of every sample below CURVE_MIN_BIN; ties may fall either side of a cut), each with its size, mean risk, observed event rate and the
     rate's 95 % Wilson interval: [{"n", "mean_predicted", "observed", "observed_ci"}], lowest risks first."""
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     p = np.asarray(p, dtype=np.float64).reshape(-1)
@@ -404,8 +404,11 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = CURVE_BINS) -> l
         z = 1.959963984540054
         centre = (rate + z * z / (2 * m)) / (1 + z * z / m)
         half = z * math.sqrt(rate * (1 - rate) / m + z * z / (4 * m * m)) / (1 + z * z / m)
+        # exactly 0 with no event and 1 with every sample one (rounding left 1e-17 there), and never beside the rate
+        low = 0.0 if events == 0 else min(rate, max(0.0, centre - half))
+        high = 1.0 if events == m else max(rate, min(1.0, centre + half))
         rows.append({"n": int(m), "mean_predicted": float(p[idx].mean()), "observed": rate,
-                     "observed_ci": [max(0.0, centre - half), min(1.0, centre + half)]})
+                     "observed_ci": [low, high]})
     return rows
 
 

@@ -233,12 +233,16 @@ def recalibration_words(model: Model) -> str | None:
             f"; slope {p_text(f['p_slope'])})" if f.get("p_slope") is not None else ")")
     loss = (f"; log loss there {f['log_loss_before']:.4g} → {f['log_loss_after']:.4g} (in-sample)"
             if f.get("log_loss_before") is not None and f.get("log_loss_after") is not None else "")
-    rule = ("a label it updated is called, under the balanced rule, at its share of positives there"
-            if model.task == "multilabel" else
-            "the balanced labels divide by that table's class shares" if model.decider.rule == "balanced"
-            else "--prevalence moves the probabilities from that table's class mix")
+    balanced = model.decider.rule == "balanced"
+    if model.task == "multilabel":
+        rule = "; the balanced rule calls a label it updated at its share of positives there" if balanced else ""
+    else:
+        rule = ("; the balanced labels divide by that table's class shares" if balanced
+                else "; --prevalence moves the probabilities from that table's class mix")
+    kept = ("; prediction sets and OOD flags keep the training calibration"
+            if model.conformal is not None or model.ood is not None else "")
     return (f"on {c.get('data') or 'a cohort'} ({who}{digest}): {rc.words(model.classes)}{loss}{how}; applied after "
-            f"the temperature; {rule}; prediction sets and OOD flags keep the training calibration")
+            f"the temperature{rule}{kept}")
 
 
 def decision_words(model: Model) -> str | None:

@@ -380,7 +380,7 @@ def calibration_plot(path: str, curves: dict, *, title: str | None = None) -> by
         y = np.array([r["observed"] for r in rows])
         ci = np.array([r["observed_ci"] for r in rows])
         n = sum(r["n"] for r in rows)
-        ax.errorbar(x, y, yerr=[y - ci[:, 0], ci[:, 1] - y], marker="o", markersize=4, linewidth=1.5, capsize=2,
+        ax.errorbar(x, y, yerr=np.maximum(0.0, [y - ci[:, 0], ci[:, 1] - y]), marker="o", markersize=4, linewidth=1.5, capsize=2,
                     color=None if many else VAL_COLOUR,
                     label=f"{name}" if many else f"{name}: {len(rows)} bins of ~{n // len(rows):,} samples")
     ax.set_xlabel("mean predicted probability (bin)")

@@ -71,3 +71,20 @@ def test_calibration_plot_options_that_cannot_apply(tmp_path):
                str(tmp_path / "c.png"), "--plot", str(tmp_path / "c.png")])
     assert_clean_error(res, "--calibration-plot", code=2)
     assert not (tmp_path / "c.png").exists()
+
+
+def test_a_bin_without_events_or_of_events_only_is_drawn_with_its_interval_at_the_bound(tmp_path):
+    for m in (25, 28, 35, 50):  # sizes where Wilson's bound missed 0 or 1 by 1e-17 and matplotlib refused the bar
+        (none,) = metrics.calibration_curve(np.zeros(m), np.full(m, 0.1), bins=1)
+        (every,) = metrics.calibration_curve(np.ones(m), np.full(m, 0.9), bins=1)
+        assert none["observed_ci"][0] == 0.0 and every["observed_ci"][1] == 1.0
+    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+    one = _cohort(300, 3)
+    one["label"] = "none"  # a table of one class: every bin without events
+    one.to_csv(tmp_path / "one.csv", index=False)
+    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "8", "-q",
+                "-o", str(tmp_path / "b.mlp")]).exit_code == 0
+    res = run(["evaluate", str(tmp_path / "b.mlp"), str(tmp_path / "one.csv"), "--id", "pid", "--calibration-plot",
+               str(tmp_path / "one.png")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "one.png").exists()

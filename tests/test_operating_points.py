@@ -88,3 +88,21 @@ def test_operating_points_options_that_cannot_apply(tmp_path):
     assert run(["train", str(tmp_path / "mc.csv"), "--epochs", "3", "-q", "-o", str(tmp_path / "mc.mlp")]).exit_code == 0
     res = run(["evaluate", str(tmp_path / "mc.mlp"), str(tmp_path / "mc.csv"), "--operating-points", "0.2"])
     assert_clean_error(res, "--operating-points", "multiclass", code=2)
+
+
+def test_a_table_of_one_patient_gets_no_interval(tmp_path):
+    _cohort(300, 1).to_csv(tmp_path / "dev.csv", index=False)
+    one = _cohort(100, 9)
+    one["patient"] = "P1"
+    one.to_csv(tmp_path / "one.csv", index=False)
+    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "8", "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "one.csv"), "--id", "pid", "--group", "patient",
+               "--operating-points", "0.2,0.5", "--net-benefit", "0.2", "--bootstrap", "100", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert all(r["sensitivity_ci"] is None and r["npv_ci"] is None for r in doc["operating_points"])
+    assert all(r["model_ci"] is None for r in doc["net_benefit"])
+    too_many = ",".join(str(i / 1000) for i in range(1, 200))
+    assert_clean_error(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "one.csv"), "--id", "pid",
+                            "--operating-points", too_many]), "--operating-points", "at most 100", code=2)

@@ -357,3 +357,34 @@ def test_a_multi_label_model_is_updated_label_by_label(tmp_path):
     loss = [{r["label"]: r["log_loss"] for r in s["metrics"]["per_label"]} for s in scored]
     assert loss[1]["lab0"] < loss[0]["lab0"] - 0.03
     assert "recalibrated" in run(["info", str(tmp_path / "r.mlp")]).output
+
+
+def test_labels_the_table_cannot_test_are_an_error_and_chance_is_held_to_holms_levels(tmp_path):
+    roles = ["--id", "pid", "--target", "lab0,lab1,lab2"]
+    _labels_cohort(800, 1).to_csv(tmp_path / "dev.csv", index=False)
+    assert run(["train", str(tmp_path / "dev.csv"), *roles, "--hidden", "16", "-q", "-o",
+                str(tmp_path / "m.mlp")]).exit_code == 0
+    few = _labels_cohort(60, 4)
+    for label in ("lab0", "lab1", "lab2"):
+        few[label] = 0
+    few.loc[:4, "lab0"] = 1
+    few.to_csv(tmp_path / "few.csv", index=False)
+    res = run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "few.csv"), *roles, "-o",
+               str(tmp_path / "out.mlp")])
+    assert_clean_error(res, "no label can be recalibrated", "'lab0' (5 positives of 60)", code=1)
+    assert not (tmp_path / "out.mlp").exists()
+    # outcomes drawn from the model's own probabilities: no label needs an update
+    same = _labels_cohort(1500, 6)
+    model = model_io.load(str(tmp_path / "m.mlp"))
+    P = model.predict_output(load_samples(model, same).X)
+    rng = np.random.default_rng(6)
+    for j in range(3):
+        same[f"lab{j}"] = (rng.random(len(same)) < P[:, j]).astype(int)
+    same.to_csv(tmp_path / "same.csv", index=False)
+    res = run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "same.csv"), *roles, "-o",
+               str(tmp_path / "same.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["kept"] == "none" and any("Holm's levels" in n for n in doc["notes"])
+    # the smallest p-value was not below 0.05 / 3, so no label was updated, and the rest were not tested further
+    assert [t["holm_level"] for t in doc["test"]["labels"].values()] == [0.0, 0.0, 0.0]

@@ -119,3 +119,18 @@ def test_evaluate_by_site_names_the_site_whose_risks_are_off(tmp_path):
     said = [w for w in doc["warnings"] if w.startswith("--by site:") and "systematically" in w]
     assert len(said) == 1 and "'B'" in said[0] and "mlpcli recalibrate" in said[0], doc["warnings"]
     assert rows["B"].get("risks_off") and not rows["A"].get("risks_off")
+
+
+def test_a_group_with_few_events_is_not_judged_on_its_risks(tmp_path):
+    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+    d = _cohort(600, 21)
+    d["site"] = "big"
+    small = _cohort(15, 22)
+    small["label"], small["site"] = "event", "small"  # far off, but 15 events and no non-event
+    pd.concat([d, small]).to_csv(tmp_path / "t.csv", index=False)
+    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    doc = json.loads(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "--id", "pid", "--by", "site",
+                          "--json"]).stdout)
+    assert not [w for w in doc["warnings"] if "'small'" in w and "systematically" in w]
+    assert {g["value"]: g["risks_off"] for g in doc["groups"]}["small"] is False

@@ -79,7 +79,8 @@ def _net_benefit_table(rows: list[dict]) -> Table:
         table.add_column(name, justify="right")
 
     def cell(row, key):
-        return f"{row[key]:+.4f}" + (f" ({row[key + '_ci'][0]:+.4f} – {row[key + '_ci'][1]:+.4f})" if ci else "")
+        interval = row.get(key + "_ci")
+        return f"{row[key]:+.4f}" + (f" ({interval[0]:+.4f} – {interval[1]:+.4f})" if interval else " (—)" if ci else "")
 
     for row in rows:
         table.add_row(f"{row['threshold']:g}", cell(row, "model"), cell(row, "treat_all"), cell(row, "margin"))
@@ -334,8 +335,8 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
     if result.task == "binary":
         what = f"binary, positive class {m.get('positive_class')!r}, threshold {result.threshold:g}{said}"
     elif result.task == "multilabel":
-        what = f"multi-label, {len(result.classes)} labels, " + label_threshold_words(result.threshold, result.classes,
-                                                                                        rule, by_rule)
+        what = f"multi-label, {len(result.classes)} labels, " + label_threshold_words(
+            result.threshold, result.classes, rule, by_rule, (rc.get("cohort") or {}).get("data"))
     elif result.task == "multiclass":
         what = f"multiclass, {len(result.classes)} classes{said}"
     elif len(result.classes) > 1:  # what the pooled figures are: each target's own are in the table below

@@ -492,7 +492,8 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
         names = list(t) if isinstance(t, dict) else []
         table.add_row("labels", label_threshold_words(list(t.values()) if isinstance(t, dict) else t, names,
                                                       summary.get("decision"),
-                                                      summary.get("threshold_source") != "--threshold"))
+                                                      summary.get("threshold_source") != "--threshold",
+                                                      summary.get("recalibrated_on")))
     elif summary.get("decision") == "balanced" and summary.get("positive_class") is None:
         table.add_row("labels", "balanced: the most probable class relative to its "
                       + (f"share in {summary['recalibrated_on']}" if summary.get("recalibrated_on") else "training share"))

@@ -110,7 +110,8 @@ def recalibrate(model_path, data_file, out, method, alpha, fill_missing, max_mis
     model's: a table sampled by class (case-control) gives the wrong baseline (give predict --prevalence then). The update is stored in the written model, applied after its temperature by
     predict, evaluate and explain; its decision rule then divides by DATA's class shares (a balanced rule keeps
     its meaning, and --prevalence moves the probabilities from DATA's mix). Prediction sets and the OOD flag keep
-    the training calibration. Binary, multiclass and multi-label models; every class needs 10 samples in DATA.
+    the training calibration. Binary and multiclass models need 10 samples of every class in DATA; a multi-label
+    model's labels with fewer than 10 positives or negatives there are left as they are.
 
     The figures are in-sample (fitted and scored on DATA): to judge the update, evaluate the written model on
     another cohort of the same population.

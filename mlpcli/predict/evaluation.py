@@ -358,6 +358,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     `net_benefit` (binary): risk thresholds in (0, 1) at which `result.net_benefit` gives the net benefit of treating
     the samples at or above each, beside treating everyone and no one (``metrics.net_benefit``; decision-curve
     analysis), with patient-bootstrap intervals when `bootstrap` is given.
+    `result.calibration_curve` gives each class's (label's) reliability curve (``metrics.calibration_curve``).
     `operating_points` (binary): risk thresholds in (0, 1) at which `result.operating_points` gives the samples called
     positive, sensitivity, specificity, PPV and NPV of calling positive the samples at or above each
     (``metrics.operating_points``), whatever the model's own threshold, with patient-bootstrap intervals as above.
@@ -438,8 +439,8 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     cohort_sha = (model.recalibration.cohort.get("sha256") if model.recalibration is not None else None)
     if cohort_sha is not None and cohort_sha == file_sha256(source):
         result.warnings.append(f"{model.recalibrated_on} is the table the model was recalibrated on: its calibration "
-                               "here (observed / expected, intercept, slope, log loss) is what the update was fitted "
-                               "to make right, not a test of it; evaluate on other samples of the population")
+                               "here (log loss, ECE, observed / expected) is what the update was fitted to make "
+                               "right, not a test of it; evaluate on other samples of the population")
     untaught = _untaught_labels(model, y)
     if untaught:
         result.warnings.append(untaught)
@@ -511,7 +512,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if by is not None:
         result.groups = _by_groups(task, y, proba, classes, threshold, by_values, groups, overall, main, bootstrap,
                                    rng, by, result.warnings, result.notes, weights,
-                                   risks=mix is None and not _weighted(model))
+                                   risks=mix is None and not _weighted(model), recalibrated_on=model.recalibrated_on)
     return result
 
 
@@ -531,34 +532,45 @@ def _calibration_curves(task: str, y: np.ndarray, proba: np.ndarray, classes: li
     return {str(classes[k]): metrics.calibration_curve(y == k, P[:, k]) for k in shown}
 
 
+MAX_RISK_THRESHOLDS = 100  # --net-benefit / --operating-points: a table row each (and a resample column each)
+
+
 def check_risk_thresholds(task: str, thresholds, option: str = "--net-benefit") -> list[float] | None:
     """``option``'s thresholds (--net-benefit, --operating-points), each a risk in (0, 1), sorted; an OptionError for a
     model without binary risks."""
     if thresholds is None:
         return None
     if task != "binary":
-        what = "weighs" if option == "--net-benefit" else "calls positive at"
-        raise OptionError(f"{option} {what} a binary model's risks against a threshold; this model is {task}")
+        raise OptionError(f"{option} reads a binary model's risks at thresholds; this model is {task}")
     values = sorted({float(t) for t in thresholds})
     bad = [t for t in values if not 0.0 < t < 1.0]
-    if not values or bad:
+    if not values:
+        raise OptionError(f"{option}: no threshold given; give risks between 0 and 1, e.g. 0.1,0.2,0.5")
+    if bad:
         raise OptionError(f"{option}: thresholds must be risks strictly between 0 and 1, got "
-                          f"{', '.join(f'{t:g}' for t in (bad or values)) or 'none'}")
+                          f"{', '.join(f'{t:g}' for t in bad)}")
+    if len(values) > MAX_RISK_THRESHOLDS:
+        raise OptionError(f"{option}: {len(values):,} thresholds; give at most {MAX_RISK_THRESHOLDS} (a table row "
+                          "each)")
     return values
 
 
-def _resampled(y: np.ndarray, groups, bootstrap: int, seed: int, stream: int, figures) -> dict[str, np.ndarray]:
-    """95 % percentile intervals (2, T) of ``figures(unit_of, M)``'s arrays (B, T) over ``bootstrap`` resamples of
-    patients (rows without a group column), drawn from [seed, stream]: apart from the metrics' draws, which stay as
-    they were, and from each other option's."""
+def _resampled(y: np.ndarray, groups, bootstrap: int, seed: int, stream: int, figures) -> dict[str, list] | None:
+    """95 % percentile intervals of ``figures(unit_of, M)``'s arrays (B, T) over ``bootstrap`` resamples of patients
+    (rows without a group column), drawn from [seed, stream] (apart from the metrics' draws, which stay as they were,
+    and from each other option's): {key: T intervals, each [lo, hi] or None where the figure is undefined in too
+    many resamples (``_percentile_ci``)}. None for a table of one patient: every resample is the same rows."""
     from ..metrics_resampled import unit_multiplicities
 
     _, unit_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True) if groups is not None else \
         (None, np.arange(len(y)))
-    n_units = int(unit_of.max()) + 1
+    n_units = int(unit_of.max()) + 1 if len(unit_of) else 0
+    if n_units < 2:
+        return None
     rng = np.random.default_rng([int(seed), stream])
     M = unit_multiplicities(rng.integers(0, n_units, size=(int(bootstrap), n_units)), n_units)
-    return figures(unit_of, M)
+    draws = figures(unit_of, M)
+    return {k: [_percentile_ci(v[:, j], bootstrap) for j in range(v.shape[1])] for k, v in draws.items()}
 
 
 def _positive_risk(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
@@ -574,18 +586,19 @@ def _net_benefit(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups
     values = check_risk_thresholds(task, thresholds)
     p = _positive_risk(y, proba)
     point = metrics.net_benefit(y, p, values)
-    ci = None
-    if bootstrap:
-        draws = _resampled(y, groups, bootstrap, seed, 0x4E42, lambda u, M: metrics.net_benefit(y, p, values, u, M))
-        draws["margin"] = draws["model"] - np.maximum(draws["treat_all"], 0.0)
-        ci = {k: np.percentile(v, [2.5, 97.5], axis=0) for k, v in draws.items()}
+
+    def with_margin(unit_of, M):
+        draws = metrics.net_benefit(y, p, values, unit_of, M)
+        return {**draws, "margin": draws["model"] - np.maximum(draws["treat_all"], 0.0)}
+
+    ci = _resampled(y, groups, bootstrap, seed, 0x4E42, with_margin) if bootstrap else None
     rows = []
     for j, t in enumerate(values):
         model, treat_all = float(point["model"][j]), float(point["treat_all"][j])
         row = {"threshold": t, "model": model, "treat_all": treat_all, "treat_none": 0.0,
                "margin": model - max(treat_all, 0.0)}
-        if ci is not None:
-            row.update({f"{k}_ci": [float(ci[k][0][j]), float(ci[k][1][j])] for k in ("model", "treat_all", "margin")})
+        if bootstrap:
+            row.update({f"{k}_ci": None if ci is None else ci[k][j] for k in ("model", "treat_all", "margin")})
         rows.append(row)
     return rows
 
@@ -597,7 +610,8 @@ def _operating_points(task: str, y: np.ndarray, proba: np.ndarray, thresholds, g
                       seed: int) -> list:
     """``evaluate``'s operating_points rows: per risk threshold the samples called positive (count and share),
     sensitivity, specificity, PPV and NPV (None where undefined), with 95 % intervals resampling patients (rows
-    without a group column) when ``bootstrap`` (a resample where a figure is undefined is left out of its interval)."""
+    without a group column) when ``bootstrap`` (None for a figure undefined in too many resamples, or a table of one
+    patient)."""
     from .. import metrics
 
     values = check_risk_thresholds(task, thresholds, "--operating-points")
@@ -605,20 +619,18 @@ def _operating_points(task: str, y: np.ndarray, proba: np.ndarray, thresholds, g
     point = metrics.operating_points(y, p, values)
     ci = None
     if bootstrap:
-        draws = _resampled(y, groups, bootstrap, seed, 0x4F50,
-                           lambda u, M: metrics.operating_points(y, p, values, u, M))
-        with _warnings.catch_warnings():  # a figure undefined in every resample: no interval
+        with _warnings.catch_warnings():  # 0 / 0 in a resample: undefined there, as in the point figure
             _warnings.simplefilter("ignore", RuntimeWarning)
-            ci = {k: np.nanpercentile(draws[k], [2.5, 97.5], axis=0) for k in OPERATING_FIGURES}
+            ci = _resampled(y, groups, bootstrap, seed, 0x4F50,
+                            lambda u, M: metrics.operating_points(y, p, values, u, M))
     rows = []
     for j, t in enumerate(values):
         row = {"threshold": t, "called": int(np.sum(p >= t)), "called_share": float(point["called"][j])}
         for k in OPERATING_FIGURES:
             v = float(point[k][j])
             row[k] = v if math.isfinite(v) else None
-            if ci is not None:
-                lo, hi = float(ci[k][0][j]), float(ci[k][1][j])
-                row[f"{k}_ci"] = [lo, hi] if math.isfinite(lo) and math.isfinite(hi) else None
+            if bootstrap:
+                row[f"{k}_ci"] = None if ci is None else ci[k][j]
         rows.append(row)
     return rows
 
@@ -750,20 +762,35 @@ def _weighted(model: Model) -> bool:
     return is_weighted(model.config or {})
 
 
-def _risks_off(m: dict) -> list[str]:
+def _risks_off(m: dict, tests: int = 1) -> list[str]:
     """How binary risks are systematically off (``m``: ``metrics.compute``'s binary set, with ``calibration``), in
     words: too high or too low on average (O/E outside OE_BAND, the intercept's 95 % interval beside 0), too extreme
-    or too moderate (the slope outside SLOPE_BAND, its interval beside 1); [] when they hold."""
+    or too moderate (the slope outside SLOPE_BAND, its interval beside 1); [] when they hold. ``tests``: how many
+    such judgements are made at once (the groups of --by): the intervals are widened to Bonferroni's 1 - 0.05 / tests
+    (the words still give the 95 % ones)."""
     cal = m.get("calibration") or {}
     oe, lo_hi = m.get("observed_expected"), cal.get("intercept_ci")
     slope, slope_ci = cal.get("slope"), cal.get("slope_ci")
+    if tests > 1:  # Wald intervals: estimate +- 1.96 SE, widened to the Bonferroni quantile
+        from scipy.stats import norm
+
+        widen = float(norm.ppf(1 - 0.025 / tests)) / 1.959963984540054
+
+        def wider(ci, centre):
+            return None if ci is None or centre is None else [centre - (centre - ci[0]) * widen,
+                                                              centre + (ci[1] - centre) * widen]
+
+        judged_int, judged_slope = wider(lo_hi, cal.get("intercept")), wider(slope_ci, slope)
+    else:
+        judged_int, judged_slope = lo_hi, slope_ci
     parts = []
-    if oe is not None and lo_hi is not None and not lo_hi[0] <= 0 <= lo_hi[1] and not OE_BAND[0] <= oe <= OE_BAND[1]:
+    if oe is not None and judged_int is not None and not judged_int[0] <= 0 <= judged_int[1] \
+            and not OE_BAND[0] <= oe <= OE_BAND[1]:
         way = "too high" if oe < 1 else "too low"
         parts.append(f"{way} on average: {cal['observed']:,} events where the risks expect {cal['expected']:.4g} "
                      f"(observed / expected {oe:.2f}; calibration intercept {cal['intercept']:+.2f}, 95 % CI "
                      f"{lo_hi[0]:+.2f} – {lo_hi[1]:+.2f})")
-    if slope is not None and slope_ci is not None and not slope_ci[0] <= 1 <= slope_ci[1] \
+    if slope is not None and judged_slope is not None and not judged_slope[0] <= 1 <= judged_slope[1] \
             and not SLOPE_BAND[0] <= slope <= SLOPE_BAND[1]:
         way = "too extreme (an overfitted or transported model)" if slope < 1 else "too moderate"
         parts.append(f"{way}: calibration slope {slope:.2f} (95 % CI {slope_ci[0]:.2f} – {slope_ci[1]:.2f})")
@@ -1141,7 +1168,7 @@ def _target_rmse(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
 
 
 def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main, bootstrap, rng, by, warns,
-               notes=None, weights=None, risks: bool = True):
+               notes=None, weights=None, risks: bool = True, recalibrated_on: str | None = None):
     """The --by table's rows: the main metrics per group, flagged when worse than overall (``by_rule``); a binary
     model's group whose risks are systematically off (``_risks_off``) is a warning too (unless ``risks`` is False:
     class weights make them scores), and its rows carry observed / expected."""
@@ -1154,16 +1181,22 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
     # several regression targets are judged each in its own units: the pooled RMSE is, in effect, the RMSE of the
     # target of the largest units alone (age in years beside an IC50 in mol/L), blind to the others
     refs = [t["rmse"] for t in overall.get("per_target") or []] if task == "regression" else []
+    n_groups = len(set(values.tolist()))
     for value in sorted(set(values.tolist()), key=natural_key):
         idx = np.flatnonzero(values == value)
         m = metrics.compute(task, y[idx], proba[idx], classes, threshold, weights)
         row = {"value": value, "n": int(len(idx)), "metrics": {k: m.get(k) for k in keys}}
-        off = _risks_off(m) if task == "binary" and risks else []
-        if off:  # a site whose risks are off while the table's hold (or not: each site's own evidence)
-            row["risks_off"] = True
-            warns.append(f"--by {by}: in {value!r} ({len(idx)} samples) the risks of {str(classes[-1])!r} are "
-                         f"systematically {'; and '.join(off)} — recalibrate for that group's population if it is one "
-                         "(`mlpcli recalibrate` on labelled samples of it)")
+        if task == "binary" and risks:  # each group on its own evidence: both outcomes 10 times, Bonferroni's level
+            counts = np.bincount(np.asarray(y[idx]).astype(np.int64).reshape(-1), minlength=2)
+            off = _risks_off(m, tests=n_groups) if counts.min() >= BY_MIN_CLASS_SAMPLES else []
+            row["risks_off"] = bool(off)
+            if off:
+                how = ("`mlpcli recalibrate` the model it was made from" if recalibrated_on is not None
+                       else "`mlpcli recalibrate`")
+                warns.append(f"--by {by}: in {value!r} ({len(idx)} samples) the risks of {str(classes[-1])!r} are "
+                             f"systematically {'; and '.join(off)} (Wald intervals, samples counted as independent; "
+                             f"judged at Bonferroni's level over the {n_groups} groups) — if it is a population of "
+                             f"its own, recalibrate for it ({how} on labelled samples of it)")
         score = m.get(main)
         ci = None
         per_ci = [None] * len(refs)

@@ -66,8 +66,8 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
                 progress: Callable[[dict], None] | None = None) -> RecalibrationResult:
     """Fit the intercept and the logistic update of `model`'s probabilities on the labelled table `source` (path,
     "-" or DataFrame, read as ``evaluate`` reads it) and keep `method`'s ("auto": the closed test's choice at
-    `alpha`; ``mlpcli.recalibration``). Binary and multiclass models; every class needs MIN_CLASS_SAMPLES samples
-    in the table. The returned model predicts with the update after its temperature, and its decision rule divides
+    `alpha`; ``mlpcli.recalibration``). Binary and multiclass models, every class with MIN_CLASS_SAMPLES samples in
+    the table; multi-label models label by label (``_per_label``). The returned model predicts with the update after its temperature, and its decision rule divides
     by the cohort's class shares (so a balanced rule keeps its meaning there, and ``--prevalence`` moves the
     probabilities from the cohort's mix); prediction sets and the out-of-distribution flag keep the training
     calibration."""
@@ -107,15 +107,8 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
                         f"the model's classes, and the table has {shown}; add samples of those classes (an intercept "
                         "fitted on a handful is noise)")
     link = model.output_activation()
-    try:
-        fitted = recal.fit(P, y, link)
-        kept, intercept, slope, test = recal.choose(fitted, method, alpha)
-    except ValueError as exc:
-        raise DataError(f"{_name(source)}: {exc}") from None
-    if kept != "none" and not np.all(np.abs(intercept) <= recal.MAX_INTERCEPT):
-        raise DataError(f"{_name(source)}: the {kept} update's intercepts reach {float(np.max(np.abs(intercept))):.3g} "
-                        "on the log scale: not an update of the model's probabilities but a replacement of them; "
-                        "check the table's labels")
+    fitted = _fitted(P, y, link, _name(source))
+    kept, intercept, slope, test = _chosen(fitted, method, alpha, _name(source))
     cohort = {**cohort_base, "class_counts": {c: int(n) for c, n in zip(classes, counts)}}
     figures = {}
     for name, (a, b) in (("none", (None, None)), ("intercept", (fitted.intercept, 1.0)),
@@ -146,38 +139,89 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
                                cohort=cohort, notes=notes, warnings=warnings)
 
 
+def _fitted(P: np.ndarray, y: np.ndarray, link: str, where: str) -> recal.RecalibrationFit:
+    """``recalibration.fit``, its refusal (a model that ranks the table no better than chance) a DataError naming
+    ``where`` (the table, or the table and a label)."""
+    try:
+        return recal.fit(P, y, link)
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
+
+
+def _chosen(fitted: recal.RecalibrationFit, method: str, alpha: float, where: str):
+    """``recalibration.choose``: (kept, intercept, slope, test); a DataError naming ``where`` for a logistic update
+    asked of separated classes, or for intercepts beyond MAX_INTERCEPT (no update of the probabilities but a
+    replacement of them: a file holding them is refused on loading)."""
+    try:
+        kept, intercept, slope, test = recal.choose(fitted, method, alpha)
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    if kept != "none" and not np.all(np.abs(intercept) <= recal.MAX_INTERCEPT):
+        raise DataError(f"{where}: the {kept} update's intercepts reach {float(np.max(np.abs(intercept))):.3g} "
+                        "on the log scale: not an update of the model's probabilities but a replacement of them; "
+                        "check the table's labels")
+    return kept, intercept, slope, test
+
+
+def _holm_levels(p_values: dict[str, float], alpha: float) -> dict[str, float]:
+    """Holm's step-down levels for the labels' first tests (the update against none): the label of the i-th smallest
+    p-value (from 0) is tested at alpha / (m - i) until one is not rejected; it and the rest get 0 (no update)."""
+    levels, m = {}, len(p_values)
+    stopped = False
+    for i, (name, p) in enumerate(sorted(p_values.items(), key=lambda item: item[1])):
+        level = alpha / (m - i)
+        stopped = stopped or not p < level
+        levels[name] = 0.0 if stopped else level
+    return levels
+
+
 def _per_label(model: Model, P: np.ndarray, Y: np.ndarray, method: str, alpha: float, source, cohort: dict,
                seen_rows: int) -> RecalibrationResult:
-    """A multi-label model's recalibration: each label a binary model of its own (its update, its closed test); a
-    label with fewer than MIN_CLASS_SAMPLES positives or negatives in the table, or one the model ranks no better
-    than chance there, is left as it is (a note names it)."""
+    """A multi-label model's recalibration: each label a binary model of its own (``_fitted``, ``_chosen``). Under
+    ``method="auto"`` the labels' closed tests are held to Holm's levels over the labels tested (with dozens of
+    labels, a few at 0.05 each would be updated by chance). A label with fewer than MIN_CLASS_SAMPLES positives or
+    negatives in the table, or one the update cannot fit (ranked no better than chance, intercepts beyond
+    MAX_INTERCEPT), is left as it is, with a note or warning; a DataError when no label can be tested."""
     from .. import metrics
 
     labels = [str(c) for c in model.classes]
-    L, n = len(labels), len(Y)
+    L, n, where = len(labels), len(Y), _name(source)
     Y = np.asarray(Y, dtype=np.int64).reshape(n, L)
     kept, a, b = ["none"] * L, np.zeros(L), np.ones(L)
-    figures, tests, notes, warnings = {}, {}, [], []
-    few, backwards, separated = [], [], []
+    figures = {name: {"positives": int(Y[:, j].sum()), "kept": "none"} for j, name in enumerate(labels)}
+    notes, warnings, few, unfit, fits = [], [], [], [], {}
     for j, name in enumerate(labels):
-        pos = int(Y[:, j].sum())
-        row = {"positives": pos, "kept": "none"}
+        pos = figures[name]["positives"]
         if min(pos, n - pos) < recal.MIN_CLASS_SAMPLES:
             few.append(f"{name!r} ({pos} positive{'s' * (pos != 1)} of {n})")
-        else:
-            try:
-                fitted = recal.fit(P[:, [j]], Y[:, j], "sigmoid")
-                kept[j], intercept, b[j], tests[name] = recal.choose(fitted, method, alpha)
-                a[j] = intercept[1]
-            except ValueError as exc:
-                if "separate" in str(exc):  # --method logistic where no finite slope exists: that label's intercept
-                    kept[j], intercept, b[j], tests[name] = recal.choose(fitted, "intercept", alpha)
-                    a[j] = intercept[1]
-                    separated.append(name)
-                else:
-                    backwards.append(name)
-            row["kept"] = kept[j]
-        figures[name] = row
+            continue
+        try:
+            fits[name] = _fitted(P[:, [j]], Y[:, j], "sigmoid", f"{where}, label {name!r}")
+        except DataError as exc:
+            unfit.append(str(exc))
+    if not fits:
+        raise DataError(f"{where}: no label can be recalibrated: " + (
+            f"each needs at least {recal.MIN_CLASS_SAMPLES} positives and as many negatives in the table "
+            f"({', '.join(few[:6])}{' …' if len(few) > 6 else ''})" if few else "; ".join(unfit)))
+    levels = (_holm_levels({name: f.test(alpha)["p_overall"] for name, f in fits.items()}, alpha)
+              if method == "auto" else {name: alpha for name in fits})
+    tests, separated, forced = {}, [], []
+    for j, name in enumerate(labels):
+        if name not in fits:
+            continue
+        fitted = fits[name]
+        try:
+            kept[j], intercept, b[j], test = _chosen(fitted, method, levels[name], f"{where}, label {name!r}")
+        except DataError as exc:
+            unfit.append(str(exc))
+            continue
+        a[j] = intercept[1]
+        tests[name] = {**test, "alpha": float(alpha), **({"holm_level": levels[name]} if method == "auto" else {})}
+        figures[name].update(kept=kept[j], p_overall=test["p_overall"], p_slope=test["p_slope"])
+        if fitted.separated:
+            separated.append(name)
+        if method != "auto" and test["chosen"] != method:
+            forced.append(f"{name!r} {'no update' if test['chosen'] == 'none' else test['chosen']}")
     update = recal.Recalibration("per label", a, b, labels=kept)
     Q = update.apply(P, "sigmoid")
     for j, name in enumerate(labels):
@@ -185,14 +229,12 @@ def _per_label(model: Model, P: np.ndarray, Y: np.ndarray, method: str, alpha: f
             m = metrics.compute("binary", Y[:, j], R[:, [j]], [0, 1])
             figures[name][f"log_loss_{side}"] = m.get("log_loss")
             figures[name][f"observed_expected_{side}"] = m.get("observed_expected")
-        if name in tests:
-            figures[name].update(p_overall=tests[name]["p_overall"], p_slope=tests[name]["p_slope"])
-    cohort = {**cohort, "label_positives": {name: int(Y[:, j].sum()) for j, name in enumerate(labels)}}
+    cohort = {**cohort, "label_positives": {name: figures[name]["positives"] for name in labels}}
     new = dataclasses.replace(model)
     updated = [j for j in range(L) if kept[j] != "none"]
     if updated:
-        before = float(np.mean([figures[labels[j]]["log_loss_before"] for j in range(L)]))
-        after = float(np.mean([figures[labels[j]]["log_loss_after"] for j in range(L)]))
+        before = float(np.mean([figures[name]["log_loss_before"] for name in labels]))
+        after = float(np.mean([figures[name]["log_loss_after"] for name in labels]))
         new.recalibration = recal.Recalibration(
             "per label", a, b, labels=kept, cohort=cohort,
             fit={"alpha": float(alpha), "log_loss_before": before, "log_loss_after": after,
@@ -204,12 +246,19 @@ def _per_label(model: Model, P: np.ndarray, Y: np.ndarray, method: str, alpha: f
     if few:
         notes.append(f"left as they are, with fewer than {recal.MIN_CLASS_SAMPLES} positives or negatives in the "
                      f"table: {', '.join(few[:6])}{' …' if len(few) > 6 else ''}")
-    if backwards:
-        warnings.append(f"the model ranks {', '.join(repr(x) for x in backwards[:6])} no better than chance (or the "
-                        "wrong way round) in this table: left as they are; check those label columns")
+    warnings += [f"{text}: left as it is" for text in unfit]
+    if method == "auto" and len(fits) > 1:
+        notes.append(f"the closed tests of the {len(fits)} labels tested are held to Holm's levels (alpha "
+                     f"{alpha:g} over them all), so that labels are not updated by chance")
     if separated:
         notes.append(f"the model's probabilities separate {', '.join(repr(x) for x in separated[:6])} perfectly: no "
-                     "finite slope fits them, so they got the intercept update")
+                     "finite slope fits them, so at most their intercept is updated")
+    if forced:
+        notes.append(f"--method {method}: the closed test would have kept {', '.join(forced[:6])}")
+    rough = [f"{labels[j]!r}" for j in updated if min(figures[labels[j]]["positives"],
+                                                       n - figures[labels[j]]["positives"]) < FEW_FOR_UPDATE]
+    if rough:
+        notes.append(f"{', '.join(rough[:6])} updated from fewer than {FEW_FOR_UPDATE} positives or negatives: rough")
     if seen_rows:
         warnings.append(f"{seen_rows:,} of the table's {n:,} rows are rows the model was trained on: on them its "
                         "probabilities are its fit, not its predictions; recalibrate on samples it has not seen")
