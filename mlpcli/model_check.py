@@ -763,6 +763,7 @@ class _Fields:
             if fit.get(key) is not None:
                 self.number(fit[key], f"recalibration.fit.{key}", 0.0)
         self.text(fit.get("chosen_by"), "recalibration.fit.chosen_by", choices=("closed test", "option"), optional=True)
+        self.text(fit.get("method"), "recalibration.fit.method", choices=("auto", "intercept", "logistic"), optional=True)
 
     def training_rows(self, meta: dict) -> dict[str, _ArraySpec]:
         """The optional ``training_rows`` field (format 8): how many fingerprints of training rows the file holds."""

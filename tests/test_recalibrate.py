@@ -121,6 +121,8 @@ def test_a_recalibrated_model_predicts_the_update_of_the_original_and_fits_the_n
         scored["before"]["calibration"]["log_loss_before"], rel=1e-6)
     info = run(["info", str(new)]).output
     assert "recalibrated" in info and "site.csv" in info
+    config = run(["info", str(new), "--config-out", "-"]).output
+    assert "# then recalibrated on site.csv" in config and "--method auto" in config
 
 
 def test_a_cohort_like_the_training_population_keeps_the_model_as_it_is(binary_runs, tmp_path):

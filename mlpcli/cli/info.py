@@ -72,6 +72,11 @@ def _write_config(model, model_path: str, out: str) -> None:
               + ")",
               "with " + ", ".join(f"{k} {v}" for k, v in versions.items()),
               "the same model file needs the same data under the same file name, this mlpcli source and BLAS build"]
+    if model.recalibrated_on is not None:  # not a training option: a second step, on its own table
+        rc = model.recalibration
+        header.append(f"then recalibrated on {model.recalibrated_on} (sha256 {rc.cohort.get('sha256') or 'not recorded'})"
+                      f": `mlpcli recalibrate` the trained model on that table again, --method "
+                      f"{rc.fit.get('method') or 'auto'}")
     text = options_toml(model.config or {}, prov.get("threads"), header)
     if out == "-":
         click.echo(text, nl=False)

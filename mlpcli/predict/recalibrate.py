@@ -125,7 +125,7 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
     if kept != "none":
         fit_doc = {"alpha": test["alpha"], "p_overall": test["p_overall"], "p_slope": test["p_slope"],
                    "log_loss_before": figures["none"]["log_loss"], "log_loss_after": figures[kept]["log_loss"],
-                   "chosen_by": "closed test" if method == "auto" else "option"}
+                   "chosen_by": "closed test" if method == "auto" else "option", "method": method}
         new.recalibration = recal.Recalibration(kept, np.asarray(intercept, dtype=np.float64), float(slope),
                                                 cohort=cohort, fit=fit_doc)
         # the probabilities are now of the cohort's mix: the rule divides by it, and --prevalence moves from it (a
@@ -238,7 +238,7 @@ def _per_label(model: Model, P: np.ndarray, Y: np.ndarray, method: str, alpha: f
         new.recalibration = recal.Recalibration(
             "per label", a, b, labels=kept, cohort=cohort,
             fit={"alpha": float(alpha), "log_loss_before": before, "log_loss_after": after,
-                 "chosen_by": "closed test" if method == "auto" else "option"})
+                 "chosen_by": "closed test" if method == "auto" else "option", "method": method})
         if model.decision is not None and model.decision.shares is not None:
             shares = np.asarray(model.decision.shares, dtype=np.float64).copy()
             shares[updated] = Y[:, updated].mean(axis=0)  # an updated label's probabilities are of the cohort's share
