@@ -708,7 +708,7 @@ class _Fields:
         intercept (one per class, the first 0; a binary model's two) and its positive slope, and what it was fitted
         on."""
         from .metrics import RECAL_MAX_SLOPE
-        from .recalibration import MIN_SLOPE
+        from .recalibration import MAX_INTERCEPT, MIN_SLOPE
 
         d = meta.get("recalibration")
         if d is None:
@@ -726,7 +726,7 @@ class _Fields:
             slope = self.listing(self.get(d, "slope", "recalibration"), "recalibration.slope", n_classes, n_classes)
             for i, (m, a, b) in enumerate(zip(methods, intercept, slope)):
                 self.text(m, f"recalibration.labels[{i}]", choices=("none", "intercept", "logistic"))
-                a = self.number(a, f"recalibration.intercept[{i}]", -1e3, 1e3)
+                a = self.number(a, f"recalibration.intercept[{i}]", -MAX_INTERCEPT, MAX_INTERCEPT)
                 b = self.number(b, f"recalibration.slope[{i}]", MIN_SLOPE, RECAL_MAX_SLOPE, lo_open=True)
                 if (m != "logistic" and b != 1.0) or (m == "none" and a != 0.0):
                     self.fail(f"recalibration.labels[{i}]", f"is {m!r} with intercept {_show(a)} and slope {_show(b)}")
@@ -737,7 +737,7 @@ class _Fields:
             k = 2 if task == "binary" else n_classes
             intercept = self.listing(self.get(d, "intercept", "recalibration"), "recalibration.intercept", k, k)
             for i, v in enumerate(intercept):
-                self.number(v, f"recalibration.intercept[{i}]", -1e3, 1e3)
+                self.number(v, f"recalibration.intercept[{i}]", -MAX_INTERCEPT, MAX_INTERCEPT)
             if intercept[0] != 0:
                 self.fail("recalibration.intercept[0]", f"must be 0 (the reference class), got {_show(intercept[0])}")
             slope = self.number(self.get(d, "slope", "recalibration"), "recalibration.slope", MIN_SLOPE,

@@ -23,7 +23,8 @@ on 1 degree of freedom: not significant: the intercept, else the logistic one. T
 independent (patients with several samples make them anti-conservative). Both fits minimise the exact log loss,
 which is convex in (a, b). Where the model's probabilities separate the cohort's classes no finite slope fits (the
 loss falls for ever as b grows): the logistic update is then not offered, and the closed test chooses between no
-update and the intercept (which is finite whenever every class is in the cohort).
+update and the intercept (which is finite whenever every class is in the cohort). A multi-label model's labels are
+each a binary model of their own (``Recalibration.labels``: an update per label).
 
 NumPy and SciPy (minimisation, chi-square); no I/O: ``predict.recalibrate`` reads the cohort.
 """
