@@ -16,9 +16,13 @@ _WHAT = {"none": "no update", "intercept": "intercept update (recalibration in t
          "logistic": "logistic recalibration (intercept and slope)"}
 
 
+def _who(result) -> str:
+    return f"{result.n:,} samples" + (f" of {result.cohort['patients']:,} patients" if "patients" in result.cohort else "")
+
+
 def _figures_table(result, data_file: str) -> Table:
     binary = result.model.task == "binary"
-    who = f"{result.n:,} samples" + (f" of {result.cohort['patients']:,} patients" if "patients" in result.cohort else "")
+    who = _who(result)
     table = Table(title=f"Updates fitted on {data_file} ({who}; in-sample figures)", title_justify="left")
     for name in ("update", "log loss", "ECE", *(["observed / expected"] if binary else []), "kept"):
         table.add_column(name, justify="left" if name == "update" else "right")
@@ -33,7 +37,7 @@ def _figures_table(result, data_file: str) -> Table:
 
 
 def _labels_table(result, data_file: str) -> Table:
-    who = f"{result.n:,} samples" + (f" of {result.cohort['patients']:,} patients" if "patients" in result.cohort else "")
+    who = _who(result)
     table = Table(title=f"Updates per label, fitted on {data_file} ({who}; in-sample figures)", title_justify="left")
     for name in ("label", "positives", "kept", "log loss", "observed / expected", "closed test"):
         table.add_column(name, justify="left" if name in ("label", "kept") else "right")
