@@ -109,8 +109,8 @@ def recalibrate(model_path, data_file, out, method, alpha, fill_missing, max_mis
     probabilities on DATA, recalibration fits P' = softmax(b log p + a) — for a binary model
     logit p' = a + b logit p — by maximum likelihood: the intercept update fits a alone (b = 1), the logistic
     update a and b (a binary model's risks keep their order; a multiclass model's classes move against each
-    other). A multi-label model's labels are updated each as a binary model, each by its own closed test (a label
-    with fewer than 10 positives or negatives in DATA is left as it is). --method auto keeps the simplest update a closed test does not reject. DATA's class mix becomes the
+    other). A multi-label model's labels are updated each as a binary model, each by its own closed test (held to
+    Holm's levels over the labels tested). --method auto keeps the simplest update a closed test does not reject. DATA's class mix becomes the
     model's: a table sampled by class (case-control) gives the wrong baseline (give predict --prevalence then). The update is stored in the written model, applied after its temperature by
     predict, evaluate and explain; its decision rule then divides by DATA's class shares (a balanced rule keeps
     its meaning, and --prevalence moves the probabilities from DATA's mix). Prediction sets and the OOD flag keep
