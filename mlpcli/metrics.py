@@ -38,7 +38,7 @@ skm = _LazyModule("sklearn.metrics")
 
 __all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC",
            "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba", "class_proba", "display_name",
-           "threshold_counts", "net_benefit", "operating_points", "calibration_curve"]
+           "threshold_counts", "net_benefit", "operating_points", "at_target", "calibration_curve"]
 
 MAIN_METRIC = {"binary": "balanced_accuracy", "multiclass": "balanced_accuracy",
                "multilabel": "balanced_accuracy", "regression": "rmse"}
@@ -380,6 +380,42 @@ def operating_points(y: np.ndarray, p: np.ndarray, thresholds, unit_of: np.ndarr
     with np.errstate(invalid="ignore", divide="ignore"):
         return {"called": (tp + fp) / n, "sensitivity": tp / events, "specificity": tn / (n - events),
                 "ppv": tp / (tp + fp), "npv": tn / (tn + fn)}
+
+
+def at_target(y: np.ndarray, p: np.ndarray, figure: str, target: float,
+              W: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The risk threshold t at which calling positive the samples with p >= t first reaches ``target`` of ``figure``
+    ("sensitivity": the largest such t; "specificity": the smallest), and the figures there, for risks p (n,) against
+    outcomes y (n,) 0/1 with each row weighted by ``W`` (B, n) (None: once each, B = 1; a bootstrap's resamples):
+    {"threshold", "called", "sensitivity", "specificity", "ppv", "npv"}, (B,) each. A specificity no threshold
+    reaches short of calling nobody gives the threshold just above the highest risk. The candidates are the risks
+    themselves, ties called together."""
+    y = np.asarray(y).reshape(-1).astype(np.float64)
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    W = np.ones((1, len(y))) if W is None else np.asarray(W, dtype=np.float64)
+    order = np.argsort(-p, kind="mergesort")
+    ps, ys, W = p[order], y[order], W[:, order]
+    last = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]  # calling p >= ps[last[i]] calls rows 0..last[i]
+    tp = np.cumsum(W * ys, axis=1)[:, last]  # (B, T), T candidate thresholds, high to low
+    fp = np.cumsum(W * (1 - ys), axis=1)[:, last]
+    events, others = (W * ys).sum(axis=1)[:, None], (W * (1 - ys)).sum(axis=1)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sens, spec = tp / events, 1.0 - fp / others
+    if figure == "sensitivity":  # the first (highest) threshold reaching it; sensitivity rises as t falls
+        idx = np.argmax(sens >= target - 1e-12, axis=1)
+        none = np.zeros(len(W), dtype=bool)
+    else:  # the last (lowest) threshold keeping it; specificity falls as t falls
+        ok = spec >= target - 1e-12
+        idx = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
+        none = ~ok.any(axis=1)  # not even the highest risk alone: call nobody
+    rows = np.arange(len(W))
+    t = np.where(none, np.nextafter(ps[0], np.inf), ps[last][idx])
+    tp_, fp_ = np.where(none, 0.0, tp[rows, idx]), np.where(none, 0.0, fp[rows, idx])
+    ev, ot = events[:, 0], others[:, 0]
+    fn, tn = ev - tp_, ot - fp_
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"threshold": t, "called": (tp_ + fp_) / (ev + ot), "sensitivity": tp_ / ev, "specificity": tn / ot,
+                "ppv": tp_ / (tp_ + fp_), "npv": tn / (tn + fn)}
 
 
 # A reliability curve's bins hold at least this many samples each (at most CURVE_BINS bins)

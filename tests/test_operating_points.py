@@ -106,3 +106,49 @@ def test_a_table_of_one_patient_gets_no_interval(tmp_path):
     too_many = ",".join(str(i / 1000) for i in range(1, 200))
     assert_clean_error(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "one.csv"), "--id", "pid",
                             "--operating-points", too_many]), "--operating-points", "at most 100", code=2)
+
+
+def test_a_target_finds_the_threshold_that_first_reaches_it():
+    rng = np.random.default_rng(2)
+    y = (rng.random(600) < 0.3).astype(int)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 600), 0, 1)
+    for target in (0.5, 0.9, 1.0):
+        at = metrics.at_target(y, p, "sensitivity", target)
+        t = at["threshold"][0]
+        here = metrics.operating_points(y, p, [t])
+        assert here["sensitivity"][0] >= target and at["specificity"][0] == pytest.approx(here["specificity"][0])
+        higher = p[p > t]
+        if len(higher):  # the next risk up falls short: the highest threshold that reaches it
+            assert metrics.operating_points(y, p, [higher.min()])["sensitivity"][0] < target
+        at = metrics.at_target(y, p, "specificity", target)
+        t = at["threshold"][0]
+        assert metrics.operating_points(y, p, [t])["specificity"][0] >= target
+        lower = p[p < t]
+        if len(lower):
+            assert metrics.operating_points(y, p, [lower.max()])["specificity"][0] < target
+    # resamples: row weights (a resample drawing each row once is the table)
+    W = np.vstack([np.ones(600), rng.integers(0, 3, 600)])
+    both = metrics.at_target(y, p, "sensitivity", 0.9, W)
+    assert both["threshold"][0] == metrics.at_target(y, p, "sensitivity", 0.9)["threshold"][0]
+    rows = np.repeat(np.arange(600), W[1].astype(int))
+    assert both["threshold"][1] == metrics.at_target(y[rows], p[rows], "sensitivity", 0.9)["threshold"][0]
+
+
+def test_evaluate_reports_targets_beside_thresholds(tmp_path):
+    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+    _cohort(700, 2).to_csv(tmp_path / "new.csv", index=False)
+    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
+               "0.3,sens=0.9,spec=0.95", "--bootstrap", "200", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["operating_points"]
+    assert [r["target"] for r in rows] == [None, "sensitivity >= 0.9", "specificity >= 0.95"]
+    assert rows[1]["sensitivity"] >= 0.9 and rows[2]["specificity"] >= 0.95
+    assert rows[1]["threshold_ci"][0] <= rows[1]["threshold"] <= rows[1]["threshold_ci"][1]
+    table = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
+                 "sens=0.9"]).output
+    assert "(sensitivity >= 0.9)" in table and "chosen on these rows" in table
+    for bad in ("sens=1.5", "ppv=0.9", "sens=x"):
+        assert_clean_error(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid",
+                                "--operating-points", bad]), "--operating-points", "sens=", code=2)

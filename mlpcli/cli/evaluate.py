@@ -62,8 +62,7 @@ def _per_class_table(rows: list[dict], key: str, title: str) -> Table:
 
 
 def _risks(text: str | None) -> list[float] | None:
-    """--net-benefit's or --operating-points' comma-separated risks (range-checked by the library,
-    ``check_risk_thresholds``)."""
+    """--net-benefit's comma-separated risks (range-checked by the library, ``check_risk_thresholds``)."""
     if text is None:
         return None
     try:
@@ -100,8 +99,12 @@ def _operating_points_table(rows: list[dict], n: int) -> Table:
         return f"{row[key]:.3f}" + (f" ({interval[0]:.3f} – {interval[1]:.3f})" if interval else (" (—)" if ci else ""))
 
     for row in rows:
-        table.add_row(f"{row['threshold']:g}", f"{row['called']:,} of {n:,} ({row['called_share']:.1%})",
+        where = f"{row['threshold']:.4g}" + (f" ({row['target']})" if row.get("target") else "")
+        table.add_row(where, f"{row['called']:,} of {n:,} ({row['called_share']:.1%})",
                       *[cell(row, k) for k in ("sensitivity", "specificity", "ppv", "npv")])
+    if any(row.get("target") for row in rows):
+        table.caption = ("a target's threshold is chosen on these rows: the other figures at it are a little "
+                         "optimistic for new samples")
     return table
 
 
@@ -410,10 +413,12 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
                    "(decision-curve analysis, Vickers & Elkin 2006): TP/n - FP/n * t/(1 - t); with --bootstrap, "
                    "intervals by patient.")
 @click.option("--operating-points", "operating_points", default=None, metavar="RISKS",
-              callback=lambda ctx, param, v: _risks(v),
+              callback=lambda ctx, param, v: None if v is None else [x.strip() for x in v.split(",") if x.strip()],
               help="Binary models: sensitivity, specificity, PPV and NPV of calling positive the samples whose risk "
                    "is at least each of these thresholds (comma-separated, e.g. 0.1,0.2,0.5), and how many that "
-                   "calls, whatever the model's own threshold; with --bootstrap, intervals by patient.")
+                   "calls, whatever the model's own threshold; sens=0.9 or spec=0.95 finds the threshold reaching "
+                   "that sensitivity or specificity on this table (chosen on the rows it is scored on); with "
+                   "--bootstrap, intervals by patient (the target's threshold chosen again in each resample).")
 @click.option("--novel-labels", is_flag=True,
               help="Keep rows whose label the model does not know (a class absent from training) apart instead of "
                    "stopping: the metrics are of the other rows, and a table reports per such label how many were "

@@ -361,13 +361,14 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     `result.calibration_curve` gives each class's (label's) reliability curve (``metrics.calibration_curve``).
     `operating_points` (binary): risk thresholds in (0, 1) at which `result.operating_points` gives the samples called
     positive, sensitivity, specificity, PPV and NPV of calling positive the samples at or above each
-    (``metrics.operating_points``), whatever the model's own threshold, with patient-bootstrap intervals as above.
+    (``metrics.operating_points``), whatever the model's own threshold, with patient-bootstrap intervals as above; and
+    targets ("sens=0.9", "spec=0.95": the threshold reaching them on this table, ``check_operating_points``).
     """
     from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
 
     threshold_given = threshold is not None
     check_risk_thresholds(model.task, net_benefit)  # before the table is read
-    check_risk_thresholds(model.task, operating_points, "--operating-points")
+    check_operating_points(model.task, operating_points)
     rule, threshold = resolve_decision(model, decision, threshold)
     training_rule, training_threshold = rule, threshold
     mix, rule, threshold = resolve_prevalence(model, prevalence, rule, threshold, threshold_given)
@@ -604,35 +605,108 @@ def _net_benefit(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups
 
 
 OPERATING_FIGURES = ("sensitivity", "specificity", "ppv", "npv")
+_TARGET_NAMES = {"sens": "sensitivity", "sensitivity": "sensitivity", "spec": "specificity",
+                 "specificity": "specificity"}
 
 
-def _operating_points(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups, bootstrap: int,
+def check_operating_points(task: str, items) -> tuple[list[float], list[tuple[str, float]]] | None:
+    """--operating-points' items as (risk thresholds in (0, 1), sorted; targets [("sensitivity" | "specificity",
+    level in (0, 1])]): a number is a risk threshold, ``sens=0.9`` / ``spec=0.95`` (or the words in full) the
+    threshold that reaches that sensitivity or specificity on the table. OptionError for anything else."""
+    if items is None:
+        return None
+    if task != "binary":
+        raise OptionError(f"--operating-points reads a binary model's risks at thresholds; this model is {task}")
+    risks, targets = [], []
+    for item in items:
+        if isinstance(item, str) and "=" in item:
+            name, _, level = item.partition("=")
+            figure = _TARGET_NAMES.get(name.strip().lower())
+            try:
+                value = float(level)
+            except ValueError:
+                value = math.nan
+            if figure is None or not 0.0 < value <= 1.0:
+                raise OptionError(f"--operating-points: {item.strip()!r} is not a target; give sens=LEVEL or "
+                                  "spec=LEVEL with a level in (0, 1], e.g. sens=0.9")
+            if (figure, value) not in targets:
+                targets.append((figure, value))
+        else:
+            try:
+                risks.append(float(item))
+            except (TypeError, ValueError):
+                raise OptionError(f"--operating-points: {item!r} is neither a risk threshold nor a target (sens=0.9, "
+                                  "spec=0.95)") from None
+    values = check_risk_thresholds(task, risks, "--operating-points") if risks else []
+    if not risks and not targets:
+        raise OptionError("--operating-points: no threshold given; give risks between 0 and 1 or targets, e.g. "
+                          "0.1,0.2,sens=0.9")
+    if len(values) + len(targets) > MAX_RISK_THRESHOLDS:
+        raise OptionError(f"--operating-points: {len(values) + len(targets):,} thresholds and targets; give at most "
+                          f"{MAX_RISK_THRESHOLDS} (a table row each)")
+    return values, targets
+
+
+def _operating_points(task: str, y: np.ndarray, proba: np.ndarray, items, groups, bootstrap: int,
                       seed: int) -> list:
     """``evaluate``'s operating_points rows: per risk threshold the samples called positive (count and share),
-    sensitivity, specificity, PPV and NPV (None where undefined), with 95 % intervals resampling patients (rows
-    without a group column) when ``bootstrap`` (None for a figure undefined in too many resamples, or a table of one
-    patient)."""
+    sensitivity, specificity, PPV and NPV (None where undefined); then per target (sens=0.9) the threshold that first
+    reaches it on this table (``metrics.at_target``: chosen on the rows it is scored on) and the figures there. With
+    ``bootstrap``, 95 % intervals resampling patients (rows without a group column; a target's threshold chosen again
+    in each resample, so its interval holds that choice's spread) — None for a figure undefined in too many
+    resamples, or a table of one patient."""
     from .. import metrics
 
-    values = check_risk_thresholds(task, thresholds, "--operating-points")
+    values, targets = check_operating_points(task, items)
     p = _positive_risk(y, proba)
     point = metrics.operating_points(y, p, values)
-    ci = None
+    ci = ci_targets = None
     if bootstrap:
         with _warnings.catch_warnings():  # 0 / 0 in a resample: undefined there, as in the point figure
             _warnings.simplefilter("ignore", RuntimeWarning)
-            ci = _resampled(y, groups, bootstrap, seed, 0x4F50,
-                            lambda u, M: metrics.operating_points(y, p, values, u, M))
+            if values:
+                ci = _resampled(y, groups, bootstrap, seed, 0x4F50,
+                                lambda u, M: metrics.operating_points(y, p, values, u, M))
+            if targets:
+                ci_targets = _resampled(y, groups, bootstrap, seed, 0x4F54,
+                                        lambda u, M: _targets_resampled(y, p, targets, u, M))
     rows = []
     for j, t in enumerate(values):
-        row = {"threshold": t, "called": int(np.sum(p >= t)), "called_share": float(point["called"][j])}
+        row = {"threshold": t, "target": None, "called": int(np.sum(p >= t)), "called_share": float(point["called"][j])}
         for k in OPERATING_FIGURES:
             v = float(point[k][j])
             row[k] = v if math.isfinite(v) else None
             if bootstrap:
                 row[f"{k}_ci"] = None if ci is None else ci[k][j]
         rows.append(row)
+    for j, (figure, level) in enumerate(targets):
+        at = {k: float(v[0]) for k, v in metrics.at_target(y, p, figure, level).items()}
+        row = {"threshold": at["threshold"], "target": f"{figure} >= {level:g}", "called": int(np.sum(p >= at["threshold"])),
+               "called_share": at["called"]}
+        if bootstrap:
+            row["threshold_ci"] = None if ci_targets is None else ci_targets["threshold"][j]
+        for k in OPERATING_FIGURES:
+            row[k] = at[k] if math.isfinite(at[k]) else None
+            if bootstrap:
+                row[f"{k}_ci"] = None if ci_targets is None else ci_targets[k][j]
+        rows.append(row)
     return rows
+
+
+def _targets_resampled(y: np.ndarray, p: np.ndarray, targets, unit_of: np.ndarray, M: np.ndarray,
+                       chunk: int = 64) -> dict[str, np.ndarray]:
+    """``metrics.at_target`` for each target over the resamples M (B, U) of units ``unit_of`` (n,): {figure (incl.
+    "threshold"): (B, targets)}, the rows' weights made a chunk of resamples at a time (B x n floats at once would be
+    1.6 GB for 1,000 resamples of 200,000 rows)."""
+    from .. import metrics
+
+    out: dict[str, list] = {}
+    for s in range(0, len(M), chunk):
+        W = M[s:s + chunk][:, unit_of]
+        per = [metrics.at_target(y, p, figure, level, W) for figure, level in targets]
+        for k in per[0]:
+            out.setdefault(k, []).append(np.stack([d[k] for d in per], axis=1))
+    return {k: np.concatenate(v, axis=0) for k, v in out.items()}
 
 
 def novel_report(out: np.ndarray, labels: np.ndarray, classes: list, task: str, threshold: float,
