@@ -694,12 +694,14 @@ def _operating_points(task: str, y: np.ndarray, proba: np.ndarray, items, groups
 
 
 def _targets_resampled(y: np.ndarray, p: np.ndarray, targets, unit_of: np.ndarray, M: np.ndarray,
-                       chunk: int = 64) -> dict[str, np.ndarray]:
+                       entries: int = 1 << 21) -> dict[str, np.ndarray]:
     """``metrics.at_target`` for each target over the resamples M (B, U) of units ``unit_of`` (n,): {figure (incl.
-    "threshold"): (B, targets)}, the rows' weights made a chunk of resamples at a time (B x n floats at once would be
-    1.6 GB for 1,000 resamples of 200,000 rows)."""
+    "threshold"): (B, targets)}, the rows' weights made for as many resamples at a time as hold ``entries`` values
+    (16 MiB, and a few such arrays of cumulative sums: B x n floats at once would be 1.6 GB for 1,000 resamples of
+    200,000 rows)."""
     from .. import metrics
 
+    chunk = max(1, entries // max(1, len(unit_of)))
     out: dict[str, list] = {}
     for s in range(0, len(M), chunk):
         W = M[s:s + chunk][:, unit_of]
