@@ -11,7 +11,7 @@ from mlpcli.config import TrainOptions
 from mlpcli.pipeline import train
 from cli_helpers import FAST, run
 from model_files import _trained
-from tables import _table, make_table
+from tables import _table, make_table, risk_cohort
 
 
 def _release(package: str) -> tuple[int, int]:
@@ -187,3 +187,15 @@ def histories(tmp_path_factory):
                    "--history", str(tmp / f"{name}.csv"), "-o", str(tmp / f"{name}.mlp")])
         assert res.exit_code == 0, res.output
     return tmp
+
+
+@pytest.fixture(scope="module")
+def risk_model(tmp_path_factory):
+    """A binary model (positive class 'event', one hidden layer of 16) trained on ``risk_cohort(500, 1)``: the path
+    of its file, for the tests of evaluate's clinical figures and of recalibrate."""
+    tmp = tmp_path_factory.mktemp("risk")
+    risk_cohort(500, 1).to_csv(tmp / "dev.csv", index=False)
+    res = run(["train", str(tmp / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
+               "-o", str(tmp / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    return str(tmp / "m.mlp")

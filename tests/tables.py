@@ -113,3 +113,16 @@ def _table(n_pat=60, spp=2, genes=12, classes=("A", "B", "C"), batch_of=None, sh
 
 def _features(df):
     return [c for c in df.columns if c.startswith("f")]
+
+
+def risk_cohort(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """A binary clinical-style table: pid, eight protein measurements prot0..prot7 and label event / none, the
+    event's log-odds -0.8 + shift + a linear signal in the first three (``shift``: another baseline risk)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8))
+    z = -0.8 + shift + X[:, :3] @ np.array([1.0, -0.8, 0.6])
+    y = rng.random(n) < 1 / (1 + np.exp(-z))
+    d = pd.DataFrame(X, columns=[f"prot{j}" for j in range(8)])
+    d.insert(0, "pid", [f"s{seed}_{i}" for i in range(n)])
+    d["label"] = np.where(y, "event", "none")
+    return d

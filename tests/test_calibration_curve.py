@@ -36,12 +36,9 @@ def test_the_curve_bins_samples_by_risk_with_wilson_intervals():
     assert metrics.calibration_curve([], []) == []
 
 
-def test_evaluate_reports_and_draws_the_curve_per_class(tmp_path):
-    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+def test_evaluate_reports_and_draws_the_curve_per_class(risk_model, tmp_path):
     _cohort(600, 2).to_csv(tmp_path / "new.csv", index=False)
-    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
-                "-o", str(tmp_path / "b.mlp")]).exit_code == 0
-    res = run(["evaluate", str(tmp_path / "b.mlp"), str(tmp_path / "new.csv"), "--id", "pid", "--json",
+    res = run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid", "--json",
                "--calibration-plot", str(tmp_path / "cal.png")])
     assert res.exit_code == 0, res.output
     curve = json.loads(res.stdout)["calibration_curve"]

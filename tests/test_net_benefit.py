@@ -34,12 +34,9 @@ def test_net_benefit_by_hand_and_by_resample():
     np.testing.assert_allclose(draws["model"][1], metrics.net_benefit(y[rows], p[rows], t)["model"])
 
 
-def test_evaluate_reports_net_benefit_with_intervals(tmp_path):
-    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+def test_evaluate_reports_net_benefit_with_intervals(risk_model, tmp_path):
     _cohort(800, 2).to_csv(tmp_path / "new.csv", index=False)
-    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
-                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
-    res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid", "--net-benefit",
+    res = run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid", "--net-benefit",
                "0.3,0.1", "--bootstrap", "200", "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)["net_benefit"]
@@ -48,7 +45,7 @@ def test_evaluate_reports_net_benefit_with_intervals(tmp_path):
         assert r["treat_none"] == 0.0 and r["margin"] == pytest.approx(r["model"] - max(r["treat_all"], 0.0))
         assert r["model_ci"][0] <= r["model"] <= r["model_ci"][1]
     assert rows[1]["model"] > max(rows[1]["treat_all"], 0.0)  # a useful model beats both defaults at 0.3
-    table = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid", "--net-benefit",
+    table = run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid", "--net-benefit",
                  "0.2"]).output
     assert "Net benefit at risk thresholds" in table and "treat everyone" in table
 

@@ -42,15 +42,12 @@ def test_operating_points_by_hand_and_by_resample():
         np.testing.assert_allclose(draws[k][1], again[k])
 
 
-def test_evaluate_reports_operating_points_that_agree_with_its_own_threshold(tmp_path):
-    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+def test_evaluate_reports_operating_points_that_agree_with_its_own_threshold(risk_model, tmp_path):
     _cohort(700, 2).to_csv(tmp_path / "new.csv", index=False)
-    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
-                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
-    own = json.loads(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid",
+    own = json.loads(run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid",
                           "--json"]).stdout)
     t0 = own["threshold"]
-    res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
+    res = run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
                f"0.6,{t0!r},0.1", "--bootstrap", "200", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
@@ -69,7 +66,7 @@ def test_evaluate_reports_operating_points_that_agree_with_its_own_threshold(tmp
         for k in ("sensitivity", "specificity", "ppv", "npv"):
             lo, hi = r[f"{k}_ci"]
             assert lo <= r[k] <= hi and hi - lo > 0
-    table = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid",
+    table = run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid",
                  "--operating-points", "0.2,0.4"]).output
     assert "Operating points" in table and "sensitivity" in table and "NPV" in table and " of 700 " in table
 
@@ -134,21 +131,18 @@ def test_a_target_finds_the_threshold_that_first_reaches_it():
     assert both["threshold"][1] == metrics.at_target(y[rows], p[rows], "sensitivity", 0.9)["threshold"][0]
 
 
-def test_evaluate_reports_targets_beside_thresholds(tmp_path):
-    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+def test_evaluate_reports_targets_beside_thresholds(risk_model, tmp_path):
     _cohort(700, 2).to_csv(tmp_path / "new.csv", index=False)
-    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
-                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
-    res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
+    res = run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
                "0.3,sens=0.9,spec=0.95", "--bootstrap", "200", "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)["operating_points"]
     assert [r["target"] for r in rows] == [None, "sensitivity >= 0.9", "specificity >= 0.95"]
     assert rows[1]["sensitivity"] >= 0.9 and rows[2]["specificity"] >= 0.95
     assert rows[1]["threshold_ci"][0] <= rows[1]["threshold"] <= rows[1]["threshold_ci"][1]
-    table = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
+    table = run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
                  "sens=0.9"]).output
     assert "(sensitivity >= 0.9)" in table and "chosen on these rows" in table
     for bad in ("sens=1.5", "ppv=0.9", "sens=x"):
-        assert_clean_error(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "new.csv"), "--id", "pid",
+        assert_clean_error(run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid",
                                 "--operating-points", bad]), "--operating-points", "sens=", code=2)

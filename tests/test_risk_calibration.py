@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tables import risk_cohort
 from cli_helpers import run
 from mlpcli import metrics
 from mlpcli.metrics import logistic_recalibration
@@ -71,15 +72,7 @@ def test_the_binary_metric_set():
     assert cal["slope_ci"][0] < 1 < cal["slope_ci"][1]
 
 
-def _cohort(n, seed, shift=0.0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 8))
-    z = -0.8 + shift + X[:, :3] @ np.array([1.0, -0.8, 0.6])
-    y = rng.random(n) < 1 / (1 + np.exp(-z))
-    d = pd.DataFrame(X, columns=[f"prot{j}" for j in range(8)])
-    d.insert(0, "pid", [f"s{seed}_{i}" for i in range(n)])
-    d["label"] = np.where(y, "event", "none")
-    return d
+_cohort = risk_cohort  # (other modules import it by this name)
 
 
 def test_evaluate_warns_when_the_risks_are_too_high_on_a_cohort(tmp_path):
@@ -104,15 +97,12 @@ def test_evaluate_warns_when_the_risks_are_too_high_on_a_cohort(tmp_path):
         assert lo <= boot["metrics"][key] <= hi
 
 
-def test_evaluate_by_site_names_the_site_whose_risks_are_off(tmp_path):
+def test_evaluate_by_site_names_the_site_whose_risks_are_off(risk_model, tmp_path):
     """Pooled, one site's low baseline risk hides inside the band (O/E 0.83 overall, 0.60 at the site)."""
-    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
     a, b = _cohort(800, 11), _cohort(800, 12, shift=-0.9)
     a["site"], b["site"] = "A", "B"
     pd.concat([a, b]).to_csv(tmp_path / "sites.csv", index=False)
-    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
-                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
-    doc = json.loads(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "sites.csv"), "--id", "pid", "--by",
+    doc = json.loads(run(["evaluate", risk_model, str(tmp_path / "sites.csv"), "--id", "pid", "--by",
                           "site", "--json"]).stdout)
     rows = {g["value"]: g for g in doc["groups"]}
     assert rows["B"]["metrics"]["observed_expected"] < 0.75 and 0.85 < rows["A"]["metrics"]["observed_expected"] < 1.2
@@ -121,16 +111,13 @@ def test_evaluate_by_site_names_the_site_whose_risks_are_off(tmp_path):
     assert rows["B"].get("risks_off") and not rows["A"].get("risks_off")
 
 
-def test_a_group_with_few_events_is_not_judged_on_its_risks(tmp_path):
-    _cohort(500, 1).to_csv(tmp_path / "dev.csv", index=False)
+def test_a_group_with_few_events_is_not_judged_on_its_risks(risk_model, tmp_path):
     d = _cohort(600, 21)
     d["site"] = "big"
     small = _cohort(15, 22)
     small["label"], small["site"] = "event", "small"  # far off, but 15 events and no non-event
     pd.concat([d, small]).to_csv(tmp_path / "t.csv", index=False)
-    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",
-                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
-    doc = json.loads(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "--id", "pid", "--by", "site",
+    doc = json.loads(run(["evaluate", risk_model, str(tmp_path / "t.csv"), "--id", "pid", "--by", "site",
                           "--json"]).stdout)
     assert not [w for w in doc["warnings"] if "'small'" in w and "systematically" in w]
     assert {g["value"]: g["risks_off"] for g in doc["groups"]}["small"] is False
