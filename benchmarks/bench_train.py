@@ -21,13 +21,18 @@ the data plus a small multiple of the parameters).
 
 For mlpcli a second table splits an epoch: its matrix multiplies alone (the same shapes through
 the same BLAS, a floor for any NumPy engine), its optimizer steps alone (as `train` runs them: on two
-threads when the machine has a core to spare beside --threads, ``training.update_threads``), and the rest.
+threads when the machine has a core to spare beside --threads, ``training.update_threads``; with numba's
+one-pass Adam when numba is installed, as a fit long enough to load it runs, ``mlpcli.fused``), and the rest.
+A line under it gives an epoch's Adam steps through NumPy's passes, numba's loop and numexpr side by side.
+MLPCLI_NUMBA=0 in the environment measures everything on NumPy's passes alone.
 
 "train" is the `mlpcli train` command itself, timed from its --history (the seconds column: everything it
 does each epoch — the training pass, the validation pass, the inference-mode training loss, metrics, early
 stopping's copy of the best weights), run as one network (--folds 1) on a table of n / 0.8 rows so that its
 --val-size 0.2 hold-out leaves the workload's n training rows, with the workload's network, batch size,
-Adam (beta2 0.999, no weight decay, no L2, no dropout: the same work the other frameworks do) and --threads.
+Adam (beta2 0.999, no weight decay, no L2, no dropout: the same work the other frameworks do) and --threads,
+with numba's Adam from its first step when numba is installed (MLPCLI_NUMBA=1: the epoch of a long run; one
+this short would stay on NumPy's passes under the default, which loads numba once a fit has paid for it).
 The tables give its epoch against PyTorch's bare epoch (the issue's bars: 0.6 x on A, 0.5 x on B) and the
 share of each epoch spent outside the optimizer step (epoch minus the optimizer steps, over the epoch).
 
@@ -41,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -124,6 +130,9 @@ def run_mlpcli(w, dtype, threads, mem):
     net = MLP(w["d"], w["hidden"], w["k"], activation="relu", seed=0, dtype=dtype)
     loss, opt = losses.get("ce"), optim.Adam(lr=1e-3)
     opt.threads = update_threads()  # as `train` runs it: its elementwise updates on the spare core, if any
+    opt.kernel = adam_kernel()  # and numba's one-pass Adam, as a long enough fit has it (``mlpcli.fused``)
+    if opt.kernel is not None:
+        opt.kernel.agrees(dtype)  # its one-off check and LLVM's memory before the measured part, as in a long fit
     rng = np.random.default_rng(0)
     mem.start()
     times = [_timed(lambda: run_epoch(net, loss, X, y, opt, w["batch"], rng)) for _ in range(w["epochs"] + 1)]
@@ -131,8 +140,16 @@ def run_mlpcli(w, dtype, threads, mem):
     return times, extra
 
 
+def adam_kernel():
+    """numba's compiled Adam unless MLPCLI_NUMBA=0 (None without numba: the NumPy passes)."""
+    from mlpcli import fused
+
+    return None if fused.mode() == "0" else fused.load()
+
+
 def breakdown(w, net, opt, threads) -> dict:
-    """An epoch's matrix multiplies alone and its optimizer steps alone (the fastest of 5 epochs' worth)."""
+    """An epoch's matrix multiplies alone and its optimizer steps alone (the fastest of 5 epochs' worth): as the
+    epoch ran them, and through the NumPy passes, numba's loop and numexpr side by side."""
     dtype = net.dtype
     rng = np.random.default_rng(1)
     widths = [w["d"], *w["hidden"], w["k"]]
@@ -157,16 +174,26 @@ def breakdown(w, net, opt, threads) -> dict:
     dxs = {nb: [np.empty((nb, a), dtype) for a in widths[:-1]] for nb in sizes}
     params, grads = net.parameter_groups()
 
-    def steps():
-        for _ in batches:
-            opt.step(params, grads)
+    def steps(kernel):
+        def run():
+            opt.kernel = kernel
+            for _ in batches:
+                opt.step(params, grads)
+        return run
 
-    result = {"matmul_s": min(_timed(matmuls) for _ in range(5)),
-              "optimizer_s": min(_timed(steps) for _ in range(5))}
+    used = opt.kernel
+    paths = {"optimizer_numpy_s": steps(None)}
+    if used is not None:
+        paths["optimizer_numba_s"] = steps(used)
     fused = numexpr_adam(params, grads, threads)
-    if fused is not None:  # the candidate fused path, timed the same way, alternating with NumPy's
-        result["optimizer_numexpr_s"] = min(_timed(lambda: [fused() for _ in batches]) for _ in range(5))
-        result["optimizer_s"] = min(result["optimizer_s"], min(_timed(steps) for _ in range(5)))
+    if fused is not None:  # issue 17's first candidate, timed the same way
+        paths["optimizer_numexpr_s"] = lambda: [fused() for _ in batches]
+    result = {"matmul_s": min(_timed(matmuls) for _ in range(5)), "optimizer_kernel": "numba" if used else "numpy"}
+    for _ in range(2):  # alternating, the fastest of 2 x 5 each
+        for key, run in paths.items():
+            result[key] = min([result.get(key, math.inf), *(_timed(run) for _ in range(5))])
+    opt.kernel = used
+    result["optimizer_s"] = result["optimizer_numba_s" if used is not None else "optimizer_numpy_s"]
     return result
 
 
@@ -283,7 +310,12 @@ def run_train(w, dtype, threads, mem):
                str(w["epochs"] + 1), "--patience", "1000", "--optimizer", "adam", "--adam-beta2", "0.999",
                "--lr", "1e-3", "--l2", "0", "--dropout", "0", "--dtype", dtype, "--no-log1p", "--no-calibrate",
                "--threads", str(threads), "--history", str(history), "-o", str(Path(tmp) / "m.mlp"), "-q"]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # numba's Adam from the first step, as a long run has it once loaded (a run this short would stay on
+        # NumPy's passes under auto: ``mlpcli.fused``); MLPCLI_NUMBA=0 in the environment measures NumPy's
+        import importlib.util
+
+        numba = "1" if importlib.util.find_spec("numba") is not None else "0"
+        env = {"MLPCLI_NUMBA": numba, **os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode)
@@ -474,9 +506,13 @@ def report(rows, args, ensemble=()) -> None:
               f"{_f(r['train_ratio_torch'], '13.2f')}")
     for r in rows:
         m = r.get("mlpcli", {})
-        if m.get("optimizer_numexpr_s") is not None:
-            print(f"{r['workload']} {r['dtype']}: Adam steps of an epoch {m['optimizer_s']:.3f} s blocked NumPy, "
-                  f"{m['optimizer_numexpr_s']:.3f} s numexpr ({m['optimizer_numexpr_s'] / m['optimizer_s']:.2f} x)")
+        base = m.get("optimizer_numpy_s")
+        if base:
+            others = [f"{m[key]:.3f} s {name} ({m[key] / base:.2f} x)"
+                      for key, name in (("optimizer_numba_s", "numba's one pass"), ("optimizer_numexpr_s", "numexpr"))
+                      if m.get(key) is not None]
+            print(f"{r['workload']} {r['dtype']}: Adam steps of an epoch {base:.3f} s blocked NumPy"
+                  + "".join(", " + o for o in others) + f"; the epochs above ran {m.get('optimizer_kernel', 'numpy')}'s")
     bars = {"A": 0.6, "B": 0.5}
     for r in rows:
         ratio, bar = r.get("train_ratio_torch"), bars.get(r["workload"])

@@ -1,6 +1,6 @@
 """The fit loop: minibatches, penalties, learning-rate schedules, early stopping, history.
 
-Imports the engine and NumPy only. It never prints: progress goes to a callback the caller
+Imports the engine and NumPy only (and numba, optionally, through ``fused``). It never prints: progress goes to a callback the caller
 renders (the CLI draws a rich progress bar from it).
 """
 
@@ -20,6 +20,7 @@ from .engine.losses import Loss
 from .engine.layers import weight_grad_rows
 from .engine.workspace import Workspace
 from .errors import TrainingError
+from .fused import KernelSwitch
 
 __all__ = ["FitConfig", "FitResult", "EarlyStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse", "dense_rows", "CentredRows",
            "train_eval_rows", "TRAIN_EVAL_ROWS",
@@ -599,6 +600,7 @@ def fit(
     opt = None if full_batch else build_optimizer(config)
     if opt is not None:
         opt.threads = update_threads()
+    kernels = KernelSwitch(opt, net.flat_params.size)  # numba's one-pass Adam once the fit is long enough (``fused``)
     penalty = optim.WeightPenalty(config.l1, config.l2)
     # L-BFGS runs to convergence and keeps its last weights: the validation loss is recorded, not stopped on
     stopper = EarlyStopping(config.patience if validate and not full_batch else None, config.min_delta,
@@ -696,6 +698,7 @@ def fit(
             for epoch in range(1, config.epochs + 1):
                 t0 = time.perf_counter()
                 opt.lr = scheduled_lr(config, lr0, opt.lr, epoch)
+                kernels.update()
                 train_loss = run_epoch(net, loss, X_train, y_train, opt, config.batch_size, rng, sample_weight,
                                        penalty, config.augment_noise, config.clip_norm)
                 if not validate:  # a fixed number of epochs on all rows: the last weights are the model

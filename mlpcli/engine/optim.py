@@ -295,12 +295,20 @@ class Adam(Optimizer):
 
     which equals the textbook update exactly (up to rounding).
 
+    ``kernel`` (None: the NumPy passes below) is a compiled loop that makes a range's whole update in one pass:
+    ``kernel(p, g, m, v, b1, b2, c, eps', decay, use_decay)`` on 1-D contiguous ranges (n,) of the parameters,
+    gradient and both moments, the scalars in their dtype, updating p, m and v in place with exactly the
+    arithmetic of the passes below, in their order and precision (``decay``: AdamW's factor, applied first when
+    ``use_decay``). The engine imports nothing but NumPy: the fit loop attaches one (``mlpcli.fused``) when a
+    fit is long enough to pay for compiling it. The parameters are the same bit for bit either way.
+
     No weight decay: it used to accept a ``weight_decay`` and ignore it. Decoupled decay is AdamW's; an
     L2 penalty on the weights (what PyTorch's Adam calls weight decay) is ``WeightPenalty(l2=...)``.
     """
 
     name = "adam"
     decoupled_decay = False
+    kernel: Callable | None = None
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(lr)
@@ -326,6 +334,11 @@ class Adam(Optimizer):
         tmp = self._block_tmp(key, p, start)
         decay = 1.0 - self.lr * self.weight_decay if self.decoupled_decay and self.weight_decay and is_weight_key(key) else None
         pf, gf, mf, vf = p.reshape(-1), g.reshape(-1), slots["m"].reshape(-1), slots["v"].reshape(-1)
+        if self.kernel is not None:  # one pass over the range; the scalars rounded to the dtype as NumPy's passes do
+            d = pf.dtype.type
+            self.kernel(pf[start:stop], gf[start:stop], mf[start:stop], vf[start:stop], d(b1), d(b2), d(c),
+                        d(eps_t), d(1.0 if decay is None else decay), decay is not None)
+            return
         for blk in _blocks(start, stop, pf.itemsize):
             pb, gb, mb, vb = pf[blk], gf[blk], mf[blk], vf[blk]
             t = tmp[: pb.size]

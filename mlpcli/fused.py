@@ -1,0 +1,199 @@
+"""Adam's update compiled into one pass (optional: numba, ``pip install "mlpcli[fast]"``).
+
+In NumPy an Adam step is ten passes over the parameters (``engine.optim.Adam``): memory-bound, it took 370 of
+the 950 us of a step of a 2,000-128-64-4 network at batch 32. One compiled loop over the same entries, with the
+same operations in the same order and precision (numba without fastmath: no fused multiply-adds, no
+reassociation), takes 140-160 us and leaves the parameters the same bit for bit; every process checks that on
+its first use of each dtype (``AdamKernel``) and keeps the NumPy passes if the two ever differ.
+
+Loading numba costs a process about 0.45 s and 130 MB of resident memory (LLVM, also when the compiled loop
+comes from numba's cache), which only a long enough fit pays back. The environment variable MLPCLI_NUMBA says
+when a process loads it:
+
+- ``auto`` (unset): once the fits of this process have made LOAD_AFTER parameter updates (entries x steps) in
+  NumPy, about as long as loading takes; every Adam step after that uses the compiled loop;
+- ``1``: at the first step (benchmarks; an error if numba cannot be loaded);
+- ``0``: never.
+
+Without numba installed, or when it cannot be loaded (a NumPy newer than it supports), the NumPy passes run:
+the same parameters, only slower. What a model file records does not depend on it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from typing import Callable
+
+import numpy as np
+
+from .engine import optim
+from .errors import ConfigError
+
+__all__ = ["ENV", "LOAD_AFTER", "KernelSwitch", "mode", "load", "adam_loop", "AdamKernel"]
+
+ENV = "MLPCLI_NUMBA"
+# Parameter updates (entries x steps) made in NumPy before a process loads numba: NumPy's passes cost about
+# 1.3-1.4 ns per entry and step (a 264k-entry step 370 us; workload A's 2.7M-entry step 3.5 ms), so this is
+# about 0.4 s of them, as long as loading takes (an online choice that never spends more than twice the best).
+LOAD_AFTER = 300_000_000
+
+_lock = threading.Lock()
+_kernel: "AdamKernel | None" = None
+_failure: str | None = None  # why numba could not be loaded in this process
+_work = 0  # parameter updates made in NumPy by this process's fits
+
+
+def mode() -> str:
+    """MLPCLI_NUMBA as "auto", "1" or "0"; a ConfigError names any other value."""
+    raw = os.environ.get(ENV, "").strip().lower()
+    value = {"": "auto", "auto": "auto", "1": "1", "on": "1", "true": "1", "0": "0", "off": "0", "false": "0"}.get(raw)
+    if value is None:
+        raise ConfigError(f"{ENV}={os.environ[ENV]!r} is not a setting: use 0 (NumPy only), 1 (numba's compiled Adam "
+                          "from the first step) or auto (once a fit is long enough; the default)")
+    return value
+
+
+def adam_loop(p, g, m, v, b1, b2, c, eps, decay, use_decay):
+    """Adam's update of 1-D ranges in one pass, for numba to compile: per entry, in the dtype of the arrays,
+
+    p <- p * decay (when use_decay);  m <- m b1 + g;  v <- v b2 + g g;  p <- p - (m / (sqrt(v) + eps)) c
+
+    the operations of ``optim.Adam``'s NumPy passes, in their order (its rescaled moments and folded scalars).
+    p, g, m, v: (n,) contiguous, one dtype; the scalars in that dtype."""
+    for i in range(p.shape[0]):
+        gi = g[i]
+        pi = p[i]
+        if use_decay:
+            pi = pi * decay
+        mi = m[i] * b1 + gi
+        vi = v[i] * b2 + gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = pi - (mi / (np.sqrt(vi) + eps)) * c
+
+
+class AdamKernel:
+    """``optim.Adam.kernel`` from a compiled ``adam_loop``: on its first call for a dtype it makes three steps of a
+    small network's worth of entries (zeros, subnormals, large values) through it and through the NumPy passes,
+    and keeps using it for that dtype only if the two agree bit for bit; otherwise that dtype's ranges get the
+    NumPy passes (``numpy_fallback``)."""
+
+    def __init__(self, compiled: Callable):
+        self.compiled = compiled
+        self.checked: dict[np.dtype, bool] = {}
+        self._check_lock = threading.Lock()
+
+    def __call__(self, p, g, m, v, b1, b2, c, eps, decay, use_decay) -> None:
+        ok = self.checked.get(p.dtype)
+        if ok is None:
+            ok = self._check(p.dtype)
+        if ok:
+            self.compiled(p, g, m, v, b1, b2, c, eps, decay, use_decay)
+        else:
+            _numpy_update(p, g, m, v, b1, b2, c, eps, decay, use_decay)
+
+    def agrees(self, dtype) -> bool:
+        """Whether the compiled loop gives NumPy's bits for ``dtype`` (checked once per dtype and process)."""
+        ok = self.checked.get(np.dtype(dtype))
+        return self._check(np.dtype(dtype)) if ok is None else ok
+
+    def _check(self, dtype: np.dtype) -> bool:
+        with self._check_lock:
+            if dtype not in self.checked:
+                try:
+                    self.checked[dtype] = _same_bits(self.compiled, dtype)
+                except Exception:  # a dtype numba cannot compile for: NumPy's passes
+                    self.checked[dtype] = False
+            return self.checked[dtype]
+
+
+def _numpy_update(p, g, m, v, b1, b2, c, eps, decay, use_decay) -> None:
+    """``adam_loop`` as NumPy passes (the reference a dtype falls back to)."""
+    t = np.empty_like(p)
+    if use_decay:
+        p *= decay
+    m *= b1
+    m += g
+    np.square(g, out=t)
+    v *= b2
+    v += t
+    np.sqrt(v, out=t)
+    t += eps
+    np.divide(m, t, out=t)
+    t *= c
+    p -= t
+
+
+def _same_bits(compiled: Callable, dtype: np.dtype) -> bool:
+    """Three AdamW steps of optim.AdamW on 5,000 entries, with and without ``compiled`` as its kernel: the same bits?"""
+    rng = np.random.default_rng(0)
+    tiny = np.finfo(dtype).smallest_subnormal
+    p0 = (rng.standard_normal(5000) * 0.1).astype(dtype)
+    p0[:8] = [0.0, -0.0, tiny, -tiny, 1e30, -1e30, 1.0, 3.0]
+    grads = [(rng.standard_normal(5000) * scale).astype(dtype) for scale in (1e-3, 1.0, 1e3)]
+    for g in grads:
+        g[:4] = [0.0, tiny, -tiny, 1e-30]
+    results = []
+    for kernel in (None, compiled):
+        opt = optim.AdamW(lr=1e-2, weight_decay=0.1)
+        opt.kernel = kernel
+        params = {"W": p0.copy(), "b": p0[:100].copy()}  # "W": decayed; "b": not
+        for g in grads:
+            opt.step(params, {"W": g.copy(), "b": g[:100].copy()})
+        results.append([params["W"], params["b"], *(s for key in ("W", "b") for s in (opt.state[key]["m"], opt.state[key]["v"]))])
+    return all(a.tobytes() == b.tobytes() for a, b in zip(*results))
+
+
+def load(required: bool = False) -> AdamKernel | None:
+    """This process's compiled Adam (loading numba and compiling, or reading numba's cache, the first time), or None
+    when numba cannot be loaded; with ``required`` that is a ConfigError saying why."""
+    global _kernel, _failure
+    with _lock:
+        if _kernel is None and _failure is None:
+            try:
+                _kernel = AdamKernel(_compile())
+            except Exception as exc:  # not installed, or a numba that cannot run with this NumPy or Python
+                _failure = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if _kernel is None and required:
+        raise ConfigError(f"{ENV}=1 asks for numba's compiled Adam, which cannot be loaded here ({_failure}): "
+                          f"pip install \"mlpcli[fast]\", or unset {ENV}")
+    return _kernel
+
+
+def _compile() -> Callable:
+    with warnings.catch_warnings():  # the library never prints: numba's warnings (caching, deprecations) stay here
+        warnings.simplefilter("ignore")
+        import numba
+
+        options = dict(nogil=True, error_model="numpy", boundscheck=False)  # "numpy": no zero-division check per entry
+        try:
+            return numba.njit(cache=True, **options)(adam_loop)  # compiled once per machine, then read from the cache
+        except RuntimeError:  # no writable cache directory (a read-only install and home): compiled in each process
+            return numba.njit(**options)(adam_loop)
+
+
+class KernelSwitch:
+    """Attaches the compiled Adam to one fit's optimizer when MLPCLI_NUMBA says it is due: ``update()`` before
+    each epoch counts the updates made since the last call (``opt.t`` steps of ``entries`` parameters) into the
+    process's total. Other optimizers are left alone. A bad MLPCLI_NUMBA, or =1 without numba, is a ConfigError
+    here, before any training."""
+
+    def __init__(self, opt: optim.Optimizer | None, entries: int):
+        self.opt, self.entries, self.seen = opt, int(entries), 0 if opt is None else opt.t
+        self.mode = mode()
+        if isinstance(opt, optim.Adam) and self.mode == "1":
+            opt.kernel = load(required=True)
+
+    def update(self) -> None:
+        global _work
+        opt = self.opt
+        if not isinstance(opt, optim.Adam) or opt.kernel is not None or self.mode == "0":
+            return
+        with _lock:
+            _work += (opt.t - self.seen) * self.entries
+            due = _kernel is not None or _work >= LOAD_AFTER
+        self.seen = opt.t
+        if due:
+            opt.kernel = load()

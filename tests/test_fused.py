@@ -1,0 +1,157 @@
+"""numba's one-pass Adam (mlpcli.fused): the same bits as the NumPy passes, attached when MLPCLI_NUMBA says so."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mlpcli import fused
+from mlpcli.engine import MLP, optim
+from mlpcli.errors import ConfigError
+
+from cli_helpers import assert_clean_error, run
+from tables import write_table
+
+numba = pytest.importorskip("numba")  # the test extra installs it; the NumPy path alone is the rest of the suite
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    k = fused.load(required=True)
+    assert isinstance(k, fused.AdamKernel)
+    return k
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_compiled_loop_agrees_with_numpy_on_each_dtype(kernel, dtype):
+    assert kernel.agrees(dtype)
+
+
+def _steps(make, dtype, kernel, threads=1, steps=4):
+    """``steps`` steps of a 700-600-3 network's flat groups (421,800 weights) with an L1 + L2 penalty."""
+    net = MLP(700, [600], 3, seed=0, dtype=dtype)
+    opt = make()
+    opt.kernel, opt.threads = kernel, threads
+    rng = np.random.default_rng(1)
+    penalty = optim.WeightPenalty(l1=1e-3, l2=1e-2)
+    params, grads = net.parameter_groups()
+    for scale in (1e-3, 1.0, 1e3, 0.0)[:steps]:
+        for k in grads:
+            grads[k][...] = rng.standard_normal(grads[k].shape) * scale
+        penalty.add_grad(params, grads, threads)
+        opt.step(params, grads)
+    return net.flat_params.tobytes(), {k: (s["m"].tobytes(), s["v"].tobytes()) for k, s in opt.state.items()}
+
+
+@pytest.mark.parametrize("make", [lambda: optim.Adam(lr=0.01), lambda: optim.Adam(lr=3e-4, beta2=0.95),
+                                  lambda: optim.AdamW(lr=0.01, weight_decay=0.1)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_compiled_step_leaves_the_bits_of_the_numpy_passes(kernel, make, dtype):
+    reference = _steps(make, dtype, None)
+    assert _steps(make, dtype, kernel) == reference
+
+
+def test_compiled_shares_on_two_threads_leave_the_same_bits(kernel, monkeypatch):
+    # the weights cut into shares that two threads update at once with the compiled loop (it holds no GIL)
+    monkeypatch.setattr(optim, "MIN_SHARE", 100_000)
+    make = lambda: optim.AdamW(lr=0.01, weight_decay=0.1)  # noqa: E731
+    assert _steps(make, "float32", kernel, threads=2) == _steps(make, "float32", None, threads=1)
+
+
+def test_a_loop_that_rounds_otherwise_is_not_used():
+    """A kernel whose arithmetic differs (here: m computed in float64, then rounded) fails the check on first use,
+    and that dtype's ranges get the NumPy passes: still the reference bits."""
+
+    def different(p, g, m, v, b1, b2, c, eps, decay, use_decay):
+        m[:] = (m.astype(np.float64) * float(b1) + g).astype(m.dtype)
+        v *= b2
+        v += g * g
+        p -= (m / (np.sqrt(v) + eps)) * c
+
+    wrapped = fused.AdamKernel(different)
+    assert not wrapped.agrees("float32")
+    make = lambda: optim.Adam(lr=0.01)  # noqa: E731
+    assert _steps(make, "float32", wrapped) == _steps(make, "float32", None)
+
+
+def test_the_switch_follows_the_environment(monkeypatch):
+    monkeypatch.setattr(fused, "LOAD_AFTER", 10**18)  # auto: not due in this test's few updates
+    for value, expect in [("0", None), ("off", None), ("1", fused.AdamKernel), ("ON", fused.AdamKernel)]:
+        monkeypatch.setenv(fused.ENV, value)
+        opt = optim.Adam()
+        switch = fused.KernelSwitch(opt, 10**9)
+        opt.t = 10**6  # a million steps of a billion entries: far past any threshold
+        switch.update()
+        assert (opt.kernel is None) if expect is None else isinstance(opt.kernel, expect), value
+    monkeypatch.setenv(fused.ENV, "bogus")
+    with pytest.raises(ConfigError, match="MLPCLI_NUMBA='bogus'"):
+        fused.KernelSwitch(optim.Adam(), 10)
+    sgd = optim.SGD(lr=0.1)
+    monkeypatch.setenv(fused.ENV, "1")
+    fused.KernelSwitch(sgd, 10).update()
+    assert not hasattr(sgd, "kernel")  # only Adam and AdamW have a compiled loop
+
+
+def test_auto_attaches_once_a_process_has_made_enough_updates(monkeypatch, kernel):
+    monkeypatch.delenv(fused.ENV, raising=False)
+    monkeypatch.setattr(fused, "LOAD_AFTER", 10**18)
+    # numba is loaded in this process already (the fixture): a new fit takes the loop at once, nothing to pay
+    opt = optim.Adam()
+    fused.KernelSwitch(opt, 10).update()
+    assert opt.kernel is kernel
+
+
+def test_auto_waits_for_the_threshold_in_a_fresh_process(tmp_path):
+    code = (
+        "import numpy as np, mlpcli.fused as f\n"
+        "from mlpcli.engine import optim\n"
+        "f.LOAD_AFTER = 1000\n"
+        "opt = optim.Adam()\n"
+        "s = f.KernelSwitch(opt, 100)\n"
+        "opt.t = 9; s.update(); a = opt.kernel is None\n"  # 900 updates: not yet
+        "opt.t = 10; s.update(); b = opt.kernel is not None\n"  # 1,000: due
+        "print(a, b)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != fused.ENV}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["True", "True"]
+
+
+def _train(tmp_path, name, env):
+    table = tmp_path / "t.csv"
+    if not table.exists():
+        write_table(tmp_path, "t.csv", n_patients=40, per_patient=3, n_features=40)
+    out = tmp_path / f"{name}.mlp"
+    proc = subprocess.run([sys.executable, "-m", "mlpcli", "train", str(table), "-o", str(out), "--hidden", "32",
+                           "--epochs", "8", "--folds", "2", "--quiet", "--threads", "1"],
+                          capture_output=True, text=True, env={**os.environ, fused.ENV: env})
+    assert proc.returncode == 0, proc.stderr
+    return out.read_bytes()
+
+
+def test_train_writes_the_same_model_file_with_and_without_numba(tmp_path):
+    assert _train(tmp_path, "numba", "1") == _train(tmp_path, "numpy", "0")
+
+
+def test_a_bad_setting_is_one_line_before_training(tmp_path, monkeypatch):
+    write_table(tmp_path, "t.csv", task="binary", n_patients=20)
+    monkeypatch.setenv(fused.ENV, "yes")
+    result = run(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp"), "--hidden", "4", "--epochs", "2",
+                  "--folds", "1", "--quiet"])
+    assert_clean_error(result, "MLPCLI_NUMBA='yes'", "0 (NumPy only)")
+    assert not (tmp_path / "m.mlp").exists()
+
+
+def test_asking_for_numba_where_it_cannot_load_is_one_line(tmp_path):
+    write_table(tmp_path, "t.csv", task="binary", n_patients=20)
+    code = ("import sys; sys.modules['numba'] = None\n"  # numba missing: its import raises ImportError
+            "from mlpcli._entry import main; sys.argv = ['mlpcli'] + sys.argv[1:]; main()\n")
+    proc = subprocess.run([sys.executable, "-c", code, "train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp"),
+                           "--hidden", "4", "--epochs", "2", "--folds", "1", "--quiet"],
+                          capture_output=True, text=True, env={**os.environ, fused.ENV: "1"})
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MLPCLI_NUMBA=1" in lines[0] and 'pip install "mlpcli[fast]"' in lines[0], proc.stderr
+    assert not (tmp_path / "m.mlp").exists()
