@@ -11,7 +11,7 @@ comes from numba's cache), which only a long enough fit pays back. The environme
 when a process loads it:
 
 - ``auto`` (unset): once the fits of this process have made LOAD_AFTER parameter updates (entries x steps) in
-  NumPy, about as long as loading takes; every Adam step after that uses the compiled loop;
+  NumPy, about three times as long as loading takes; every Adam step after that uses the compiled loop;
 - ``1``: at the first step (benchmarks; an error if numba cannot be loaded);
 - ``0``: never.
 
@@ -36,8 +36,11 @@ __all__ = ["ENV", "LOAD_AFTER", "KernelSwitch", "mode", "load", "adam_loop", "Ad
 ENV = "MLPCLI_NUMBA"
 # Parameter updates (entries x steps) made in NumPy before a process loads numba: NumPy's passes cost about
 # 1.3-1.4 ns per entry and step (a 264k-entry step 370 us; workload A's 2.7M-entry step 3.5 ms), so this is
-# about 0.4 s of them, as long as loading takes (an online choice that never spends more than twice the best).
-LOAD_AFTER = 300_000_000
+# about 1.3 s of them, three times what loading takes: a fit that reaches it is long enough for the load to pay
+# (the one-pass loop saves ~0.8 ns per entry and step), and short ones never carry numba's 100-130 MB. At a third
+# of it, the default ensemble of `bench_memory.py --ensemble` (5 members of 2 epochs on 8,000 x 5,000) loaded it
+# in its fourth member and its peak rose by ~100 MB, past issue 13's memory bar.
+LOAD_AFTER = 1_000_000_000
 
 _lock = threading.Lock()
 _kernel: "AdamKernel | None" = None
