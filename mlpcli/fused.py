@@ -4,7 +4,8 @@ In NumPy an Adam step is ten passes over the parameters (``engine.optim.Adam``):
 the 950 us of a step of a 2,000-128-64-4 network at batch 32. One compiled loop over the same entries, with the
 same operations in the same order and precision (numba without fastmath: no fused multiply-adds, no
 reassociation), takes 140-160 us and leaves the parameters the same bit for bit; every process checks that on
-its first use of each dtype (``AdamKernel``) and keeps the NumPy passes if the two ever differ.
+its first use of each dtype (``AdamKernel``) and keeps the NumPy passes if the two ever differ. (A NaN's sign
+bit aside: where both m and g are NaN NumPy keeps m's and the loop g's, in a run the divergence check ends anyway.)
 
 Loading numba costs a process about 0.45 s and 130 MB of resident memory (LLVM, also when the compiled loop
 comes from numba's cache), which only a long enough fit pays back. The environment variable MLPCLI_NUMBA says
@@ -15,8 +16,9 @@ when a process loads it:
 - ``1``: at the first step (benchmarks; an error if numba cannot be loaded);
 - ``0``: never.
 
-Without numba installed, or when it cannot be loaded (a NumPy newer than it supports), the NumPy passes run:
-the same parameters, only slower. What a model file records does not depend on it.
+Without numba installed, or when it cannot be loaded (a NumPy newer than it supports, NUMBA_DISABLE_JIT set), the
+NumPy passes run: the same parameters, only slower. What a model file records does not depend on it. The memory
+estimate that refuses a network too large for the machine (``training.fit_memory``) does not count numba's load.
 """
 
 from __future__ import annotations
@@ -78,38 +80,50 @@ def adam_loop(p, g, m, v, b1, b2, c, eps, decay, use_decay):
 
 
 class AdamKernel:
-    """``optim.Adam.kernel`` from a compiled ``adam_loop``: on its first call for a dtype it makes three steps of a
-    small network's worth of entries (zeros, subnormals, large values) through it and through the NumPy passes,
-    and keeps using it for that dtype only if the two agree bit for bit; otherwise that dtype's ranges get the
-    NumPy passes (``numpy_fallback``)."""
+    """``optim.Adam.kernel`` from a compiled ``adam_loop``, used for a dtype only once it has made three AdamW steps
+    of 5,000 entries (zeros, subnormals, 1e30, gradients from 1e-30 to 1e3) with NumPy's bits (``verify``); ranges
+    of any other dtype, or whose arrays differ in dtype, get NumPy's passes (``_numpy_update``)."""
 
-    def __init__(self, compiled: Callable):
-        self.compiled = compiled
-        self.checked: dict[np.dtype, bool] = {}
+    def __init__(self, compiled: Callable, cached: bool = False):
+        self.compiled, self.cached = compiled, cached  # cached: numba reads and writes its cache for it
+        self.verified: dict[np.dtype, str | None] = {}  # dtype -> None (the same bits) or why it is not used
         self._check_lock = threading.Lock()
 
     def __call__(self, p, g, m, v, b1, b2, c, eps, decay, use_decay) -> None:
-        ok = self.checked.get(p.dtype)
-        if ok is None:
-            ok = self._check(p.dtype)
-        if ok:
+        if p.dtype == g.dtype == m.dtype == v.dtype and self.agrees(p.dtype):
             self.compiled(p, g, m, v, b1, b2, c, eps, decay, use_decay)
         else:
             _numpy_update(p, g, m, v, b1, b2, c, eps, decay, use_decay)
 
     def agrees(self, dtype) -> bool:
         """Whether the compiled loop gives NumPy's bits for ``dtype`` (checked once per dtype and process)."""
-        ok = self.checked.get(np.dtype(dtype))
-        return self._check(np.dtype(dtype)) if ok is None else ok
+        return self.verify(dtype) is None
 
-    def _check(self, dtype: np.dtype) -> bool:
+    def verify(self, dtype) -> str | None:
+        """None when the compiled loop gives NumPy's bits for ``dtype``, else why it is not used (checked once per dtype
+        and process). A cache numba cannot read or write (a garbled file, a full disk) is left out: the loop is
+        compiled again in memory and checked again."""
+        dtype = np.dtype(dtype)
         with self._check_lock:
-            if dtype not in self.checked:
-                try:
-                    self.checked[dtype] = _same_bits(self.compiled, dtype)
-                except Exception:  # a dtype numba cannot compile for: NumPy's passes
-                    self.checked[dtype] = False
-            return self.checked[dtype]
+            if dtype not in self.verified:
+                self.verified[dtype] = self._verify(dtype)
+            return self.verified[dtype]
+
+    def _verify(self, dtype: np.dtype) -> str | None:
+        for again in (False, True):
+            try:
+                with np.errstate(all="ignore"):  # a caller's np.seterr(under="raise") is not the loop's failure
+                    same = _same_bits(self.compiled, dtype)
+            except Exception as exc:
+                if not again and self.cached:
+                    try:
+                        self.compiled, self.cached = _compile(cache=False)
+                        continue
+                    except Exception as exc2:
+                        exc = exc2
+                return f"its loop for {dtype} failed ({_reason(exc)})"
+            return None if same else f"its loop for {dtype} does not give NumPy's bits on this machine"
+        return None  # (not reached)
 
 
 def _numpy_update(p, g, m, v, b1, b2, c, eps, decay, use_decay) -> None:
@@ -149,32 +163,42 @@ def _same_bits(compiled: Callable, dtype: np.dtype) -> bool:
     return all(a.tobytes() == b.tobytes() for a, b in zip(*results))
 
 
-def load(required: bool = False) -> AdamKernel | None:
-    """This process's compiled Adam (loading numba and compiling, or reading numba's cache, the first time), or None
-    when numba cannot be loaded; with ``required`` that is a ConfigError saying why."""
+def load(dtype="float32", required: bool = False) -> AdamKernel | None:
+    """This process's compiled Adam (loading numba and compiling, or reading numba's cache, the first time) when it
+    gives NumPy's bits for ``dtype``, else None; with ``required`` that is a ConfigError saying why."""
     global _kernel, _failure
     with _lock:
         if _kernel is None and _failure is None:
             try:
-                _kernel = AdamKernel(_compile())
+                _kernel = AdamKernel(*_compile())
             except Exception as exc:  # not installed, or a numba that cannot run with this NumPy or Python
-                _failure = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    if _kernel is None and required:
-        raise ConfigError(f"{ENV}=1 asks for numba's compiled Adam, which cannot be loaded here ({_failure}): "
+                _failure = _reason(exc)
+    why = _failure if _kernel is None else _kernel.verify(dtype)
+    if why is not None and required:
+        raise ConfigError(f"{ENV}=1 asks for numba's compiled Adam, which cannot be used here ({why}): "
                           f"pip install \"mlpcli[fast]\", or unset {ENV}")
-    return _kernel
+    return _kernel if why is None else None
 
 
-def _compile() -> Callable:
+def _reason(exc: BaseException) -> str:
+    return (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
+
+
+def _compile(cache: bool = True) -> tuple[Callable, bool]:
+    """numba's compilation of ``adam_loop`` (lazy: each dtype on its first call), and whether it uses numba's cache."""
     with warnings.catch_warnings():  # the library never prints: numba's warnings (caching, deprecations) stay here
         warnings.simplefilter("ignore")
         import numba
 
+        if numba.config.DISABLE_JIT:  # njit would hand back the Python loop: 300 x slower than NumPy's passes
+            raise RuntimeError("NUMBA_DISABLE_JIT is set, under which numba runs the loop as Python")
         options = dict(nogil=True, error_model="numpy", boundscheck=False)  # "numpy": no zero-division check per entry
-        try:
-            return numba.njit(cache=True, **options)(adam_loop)  # compiled once per machine, then read from the cache
-        except RuntimeError:  # no writable cache directory (a read-only install and home): compiled in each process
-            return numba.njit(**options)(adam_loop)
+        if cache:
+            try:
+                return numba.njit(cache=True, **options)(adam_loop), True  # compiled once per machine, then read
+            except RuntimeError:  # no writable cache directory (a read-only install and home): compiled in each process
+                pass
+        return numba.njit(**options)(adam_loop), False
 
 
 class KernelSwitch:
@@ -183,20 +207,26 @@ class KernelSwitch:
     process's total. Other optimizers are left alone. A bad MLPCLI_NUMBA, or =1 without numba, is a ConfigError
     here, before any training."""
 
-    def __init__(self, opt: optim.Optimizer | None, entries: int):
-        self.opt, self.entries, self.seen = opt, int(entries), 0 if opt is None else opt.t
+    def __init__(self, opt: optim.Optimizer | None, entries: int, dtype="float32"):
+        self.opt, self.entries, self.dtype = opt, int(entries), np.dtype(dtype)
+        self.seen = 0 if opt is None else opt.t
         self.mode = mode()
         if isinstance(opt, optim.Adam) and self.mode == "1":
-            opt.kernel = load(required=True)
+            opt.kernel = load(self.dtype, required=True)
 
-    def update(self) -> None:
+    def count(self) -> bool:
+        """Add the updates made since the last call to the process's total (also at the end of a fit, so that many
+        short fits add up); whether the compiled loop is due."""
         global _work
         opt = self.opt
         if not isinstance(opt, optim.Adam) or opt.kernel is not None or self.mode == "0":
-            return
+            return False
         with _lock:
             _work += (opt.t - self.seen) * self.entries
-            due = _kernel is not None or _work >= LOAD_AFTER
-        self.seen = opt.t
-        if due:
-            opt.kernel = load()
+            self.seen = opt.t
+            return _kernel is not None or _work >= LOAD_AFTER
+
+    def update(self) -> None:
+        """Before an epoch: count, and attach the compiled loop when it is due (and gives NumPy's bits here)."""
+        if self.count():
+            self.opt.kernel = load(self.dtype)

@@ -600,7 +600,7 @@ def fit(
     opt = None if full_batch else build_optimizer(config)
     if opt is not None:
         opt.threads = update_threads()
-    kernels = KernelSwitch(opt, net.flat_params.size)  # numba's one-pass Adam once the fit is long enough (``fused``)
+    kernels = KernelSwitch(opt, net.flat_params.size, net.dtype)  # numba's one-pass Adam once fits are long enough
     penalty = optim.WeightPenalty(config.l1, config.l2)
     # L-BFGS runs to convergence and keeps its last weights: the validation loss is recorded, not stopped on
     stopper = EarlyStopping(config.patience if validate and not full_batch else None, config.min_delta,
@@ -729,6 +729,7 @@ def fit(
         raise
     finally:
         errstate.__exit__(None, None, None)
+        kernels.count()  # this fit's last epoch, toward the process's total (``fused.LOAD_AFTER``)
     if validate and not full_batch:
         stopper.restore(net)
     return FitResult(

@@ -155,3 +155,65 @@ def test_asking_for_numba_where_it_cannot_load_is_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "MLPCLI_NUMBA=1" in lines[0] and 'pip install "mlpcli[fast]"' in lines[0], proc.stderr
     assert not (tmp_path / "m.mlp").exists()
+
+
+def test_a_gradient_of_another_dtype_gets_numpys_passes(kernel):
+    def steps(k):
+        opt = optim.Adam(lr=0.01)
+        opt.kernel = k
+        p = {"W": np.linspace(-1, 1, 4096, dtype=np.float32)}
+        for scale in (1e-3, 1.0):
+            opt.step(p, {"W": np.linspace(1, -1, 4096) * scale})  # float64 gradient of float32 parameters
+        return p["W"].tobytes(), opt.state["W"]["m"].tobytes()
+
+    assert steps(kernel) == steps(None)
+
+
+def _python(code, **env):
+    base = {k: v for k, v in os.environ.items() if k not in (fused.ENV, "NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**base, **env})
+
+
+def test_short_fits_add_up_to_the_threshold_in_a_process():
+    code = (
+        "import sys, numpy as np\n"
+        "import mlpcli.fused as f\n"
+        "from mlpcli.engine import MLP, losses\n"
+        "from mlpcli.training import fit, FitConfig\n"
+        "X = np.random.default_rng(0).standard_normal((64, 5)); y = np.arange(64) % 2\n"
+        "seen = []\n"
+        "net = MLP(5, [4], 2, seed=0)\n"
+        "f.LOAD_AFTER = 3 * 2 * net.flat_params.size\n"  # three one-epoch fits of two steps
+        "for i in range(4):\n"
+        "    fit(MLP(5, [4], 2, seed=0), losses.get('ce'), X, y, None, None, FitConfig(epochs=1, batch_size=32))\n"
+        "    seen.append('numba' in sys.modules)\n"
+        "print(seen)\n"
+    )
+    out = _python(code)
+    assert out.returncode == 0, out.stderr
+    # each fit's last epoch counts at its end: three fits reach the threshold, the fourth loads numba at its start
+    assert out.stdout.strip() == "[False, False, False, True]"
+    code = code.replace("epochs=1", "epochs=2")  # 4 updates by the first fit's end, 6 before the second's 2nd epoch
+    out = _python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[False, True, True, True]"
+
+
+def test_numba_without_its_compiler_is_refused_by_name():
+    out = _python("import mlpcli.fused as f\nf.load(required=True)", NUMBA_DISABLE_JIT="1")
+    assert out.returncode != 0 and "NUMBA_DISABLE_JIT is set" in out.stderr
+    out = _python("import mlpcli.fused as f\nprint(f.load())", NUMBA_DISABLE_JIT="1")
+    assert out.stdout.strip() == "None"
+
+
+def test_a_garbled_cache_is_compiled_again_in_memory(tmp_path):
+    code = "import mlpcli.fused as f\nk = f.load(required=True)\nprint(k.agrees('float32'), k.agrees('float64'))"
+    first = _python(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert first.stdout.split() == ["True", "True"], first.stderr
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files  # numba wrote its cache there
+    for p in files:
+        p.write_bytes(b"\x00garbled" * 10)
+    again = _python(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert again.returncode == 0 and again.stdout.split() == ["True", "True"], again.stderr
+    assert again.stderr == ""

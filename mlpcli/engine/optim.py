@@ -299,7 +299,7 @@ class Adam(Optimizer):
     ``kernel(p, g, m, v, b1, b2, c, eps', decay, use_decay)`` on 1-D contiguous ranges (n,) of the parameters,
     gradient and both moments, the scalars in their dtype, updating p, m and v in place with exactly the
     arithmetic of the passes below, in their order and precision (``decay``: AdamW's factor, applied first when
-    ``use_decay``). The engine imports nothing but NumPy: the fit loop attaches one (``mlpcli.fused``) when a
+    ``use_decay``); a gradient of another dtype than its parameters' gets the passes. The engine imports nothing but NumPy: the fit loop attaches one (``mlpcli.fused``) when a
     fit is long enough to pay for compiling it. The parameters are the same bit for bit either way.
 
     No weight decay: it used to accept a ``weight_decay`` and ignore it. Decoupled decay is AdamW's; an
@@ -334,7 +334,7 @@ class Adam(Optimizer):
         tmp = self._block_tmp(key, p, start)
         decay = 1.0 - self.lr * self.weight_decay if self.decoupled_decay and self.weight_decay and is_weight_key(key) else None
         pf, gf, mf, vf = p.reshape(-1), g.reshape(-1), slots["m"].reshape(-1), slots["v"].reshape(-1)
-        if self.kernel is not None:  # one pass over the range; the scalars rounded to the dtype as NumPy's passes do
+        if self.kernel is not None and g.dtype == p.dtype:  # one pass; the scalars rounded as NumPy's passes round them
             d = pf.dtype.type
             self.kernel(pf[start:stop], gf[start:stop], mf[start:stop], vf[start:stop], d(b1), d(b2), d(c),
                         d(eps_t), d(1.0 if decay is None else decay), decay is not None)
