@@ -289,6 +289,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
         if result.interrupted:  # the fit loop keeps what it trained for the CLI; a library call stops
             raise KeyboardInterrupt
+        net.release_training_memory()  # the fitted network keeps its parameters, not its gradients and scratch
         self.history_ = result.history
         self.best_epoch_ = int(result.best_epoch)
         self.n_iter_ = int(result.epochs_run)

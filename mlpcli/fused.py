@@ -12,7 +12,8 @@ comes from numba's cache), which only a long enough fit pays back. The environme
 when a process loads it:
 
 - ``auto`` (unset): once the fits of this process have made LOAD_AFTER parameter updates (entries x steps) in
-  NumPy, about three times as long as loading takes; every Adam step after that uses the compiled loop;
+  NumPy, about three times as long as loading takes, and loading would not raise the process's peak memory
+  (``room_to_load``); every Adam step after that uses the compiled loop;
 - ``1``: at the first step (benchmarks; an error if numba cannot be loaded);
 - ``0``: never.
 
@@ -33,7 +34,8 @@ import numpy as np
 from .engine import optim
 from .errors import ConfigError
 
-__all__ = ["ENV", "LOAD_AFTER", "KernelSwitch", "mode", "load", "adam_loop", "AdamKernel"]
+__all__ = ["ENV", "LOAD_AFTER", "LOAD_BYTES", "SMALL_PROCESS_BYTES", "KernelSwitch", "mode", "load", "room_to_load",
+           "adam_loop", "AdamKernel"]
 
 ENV = "MLPCLI_NUMBA"
 # Parameter updates (entries x steps) made in NumPy before a process loads numba: NumPy's passes cost about
@@ -43,6 +45,11 @@ ENV = "MLPCLI_NUMBA"
 # of it, the default ensemble of `bench_memory.py --ensemble` (5 members of 2 epochs on 8,000 x 5,000) loaded it
 # in its fourth member and its peak rose by ~100 MB, past issue 13's memory bar.
 LOAD_AFTER = 1_000_000_000
+
+# What loading numba adds to a process's resident memory (LLVM's library and numba's modules: 100-130 MB
+# measured, also when the loop comes from numba's cache), and the size under which a process does not weigh it.
+LOAD_BYTES = 130 << 20
+SMALL_PROCESS_BYTES = 512 << 20
 
 _lock = threading.Lock()
 _kernel: "AdamKernel | None" = None
@@ -227,6 +234,22 @@ class KernelSwitch:
             return _kernel is not None or _work >= LOAD_AFTER
 
     def update(self) -> None:
-        """Before an epoch: count, and attach the compiled loop when it is due (and gives NumPy's bits here)."""
-        if self.count():
+        """Before an epoch: count, and attach the compiled loop when it is due (and gives NumPy's bits here). Under
+        ``auto`` the first load also waits until it would not raise the process's peak memory (``room_to_load``)."""
+        if self.count() and (_kernel is not None or self.mode == "1" or room_to_load()):
             self.opt.kernel = load(self.dtype)
+
+
+def room_to_load() -> bool:
+    """Whether loading numba (LOAD_BYTES) keeps this process under the peak resident memory it has already reached,
+    or under SMALL_PROCESS_BYTES: a batch job sized by an earlier run's peak (SLURM's MaxRSS) is not pushed past it
+    mid-run. The default ensemble on 8,000 x 5,000 float32 reached numba's threshold in its third candidate, at
+    ~600 MB of a 690 MB peak so far: loaded, it had peaked at 783 MiB against 710 (issue 13's bar: 744). True where
+    /proc/self/status cannot tell (not Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            fields = dict(line.split(":", 1) for line in fh if line.startswith(("VmRSS", "VmHWM")))
+        rss, peak = (int(fields[k].split()[0]) << 10 for k in ("VmRSS", "VmHWM"))
+    except (OSError, KeyError, ValueError):
+        return True
+    return rss + LOAD_BYTES <= max(peak, SMALL_PROCESS_BYTES)

@@ -577,6 +577,7 @@ def load(path: str | os.PathLike) -> Model:
             marr = _under(arrays, entry["prefix"])
             net = MLP(**entry["architecture"])
             net.set_state(_under(marr, _NET))
+            net.release_training_memory()  # a loaded model predicts: no gradient buffer (allocated if it trains)
             member_pre = pre if entry["shares_preprocessing"] else Preprocessor.from_state(
                 entry["preprocessing"], _under(marr, _PRE))
             members.append(Member(net, member_pre, entry["target_scaling"]))

@@ -217,3 +217,30 @@ def test_a_garbled_cache_is_compiled_again_in_memory(tmp_path):
     again = _python(code, NUMBA_CACHE_DIR=str(tmp_path))
     assert again.returncode == 0 and again.stdout.split() == ["True", "True"], again.stderr
     assert again.stderr == ""
+
+
+def test_room_to_load_compares_the_load_with_the_peak_so_far(monkeypatch):
+    monkeypatch.setattr(fused, "SMALL_PROCESS_BYTES", 0)
+    monkeypatch.setattr(fused, "LOAD_BYTES", 0)
+    assert fused.room_to_load()  # the resident set never exceeds its own peak
+    monkeypatch.setattr(fused, "LOAD_BYTES", 1 << 50)
+    assert not fused.room_to_load()
+    monkeypatch.setattr(fused, "SMALL_PROCESS_BYTES", 1 << 51)
+    assert fused.room_to_load()  # a small process does not weigh it
+
+
+def test_auto_does_not_load_numba_past_the_peak_so_far():
+    code = (
+        "import sys, mlpcli.fused as f\n"
+        "from mlpcli.engine import optim\n"
+        "f.LOAD_AFTER, f.LOAD_BYTES, f.SMALL_PROCESS_BYTES = 10, 1 << 50, 0\n"
+        "opt = optim.Adam()\n"
+        "s = f.KernelSwitch(opt, 100)\n"
+        "opt.t = 5; s.update()\n"
+        "print(opt.kernel is None, 'numba' in sys.modules)\n"
+        "f.LOAD_BYTES = 0; s.update()\n"  # room again (as when a member's rows are freed): loaded now
+        "print(opt.kernel is not None)\n"
+    )
+    out = _python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "True"]

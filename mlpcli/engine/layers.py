@@ -33,11 +33,18 @@ class Layer(ABC):
     """Base class: no parameters, identity shapes."""
 
     kind: str = ""
+    _caches: tuple[str, ...] = ()  # attributes holding arrays of the last forward pass, for the backward
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.workspace = Workspace()
+
+    def release(self) -> None:
+        """Drop the scratch arrays and what the last forward pass cached; the next forward makes them again."""
+        self.workspace.clear()
+        for name in self._caches:
+            setattr(self, name, None)
 
     def _scratch(self, name: str, shape: tuple[int, ...], dtype, training: bool = True) -> np.ndarray | None:
         """A workspace array when training (None otherwise, so NumPy allocates the result)."""
@@ -97,6 +104,7 @@ class Dense(Layer):
     """
 
     kind = "dense"
+    _caches = ("x",)
 
     def __init__(self, n_in: int, n_out: int, init: str = "he"):
         super().__init__()
@@ -157,6 +165,7 @@ class Activation(Layer):
     """Applies an activation element-wise (softmax row-wise); caches z and a for its backward."""
 
     kind = "activation"
+    _caches = ("z", "a")
 
     def __init__(self, activation: str | act.Activation, **params):
         super().__init__()
@@ -184,6 +193,7 @@ class Dropout(Layer):
     """
 
     kind = "dropout"
+    _caches = ("mask",)
 
     def __init__(self, p: float, rng: np.random.Generator):
         super().__init__()
@@ -226,6 +236,7 @@ class BatchNorm(Layer):
     """
 
     kind = "batchnorm"
+    _caches = ("xhat", "inv_std")
 
     def __init__(self, n_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float64):
         super().__init__()

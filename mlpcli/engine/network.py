@@ -117,26 +117,68 @@ class MLP:
         rest = [e for e in entries if e[1] != "W"]
         sizes = {(p, n): int(np.prod(s)) for p, n, s in entries}
         self.n_weight_entries = sum(sizes[(p, n)] for p, n, _ in weights)
-        total = sum(sizes.values())
-        self.flat_params = np.zeros(total, dtype=self.dtype)
-        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self.flat_params = np.zeros(sum(sizes.values()), dtype=self.dtype)
         offsets, pos = {}, 0
         for p, n, _ in weights + rest:
             offsets[(p, n)] = pos
             pos += sizes[(p, n)]
+        # (layer index in _named, name, first entry, end, shape): what the views below are cut from
+        self._layout = [(i, name, offsets[(prefix, name)], offsets[(prefix, name)] + sizes[(prefix, name)], shape)
+                        for i, (prefix, layer) in enumerate(self._named) for name, shape in layer.param_shapes().items()]
+        self._bind_params()
+        self._bind_grads()
+
+    def _bind_params(self) -> None:
+        """Each layer's parameters as views of ``flat_params``, per ``_layout``."""
         self._params: dict[str, np.ndarray] = {}
-        self._grads: dict[str, np.ndarray] = {}
         self._flat_ranges: dict[int, dict[str, tuple[int, int]]] = {}  # id(layer) -> name -> its flat range
-        for prefix, layer in self._named:
-            pv, gv = {}, {}
-            for name, shape in layer.param_shapes().items():
-                a, size = offsets[(prefix, name)], sizes[(prefix, name)]
-                self._flat_ranges.setdefault(id(layer), {})[name] = (a, a + size)
-                pv[name] = self.flat_params[a : a + size].reshape(shape)
-                gv[name] = self.flat_grads[a : a + size].reshape(shape)
-                self._params[f"{prefix}.{name}"] = pv[name]
-                self._grads[f"{prefix}.{name}"] = gv[name]
-            layer.bind(pv, gv)
+        views: dict[int, dict[str, np.ndarray]] = {i: {} for i in range(len(self._named))}
+        for i, name, a, b, shape in self._layout:
+            prefix, layer = self._named[i]
+            views[i][name] = self._params[f"{prefix}.{name}"] = self.flat_params[a:b].reshape(shape)
+            self._flat_ranges.setdefault(id(layer), {})[name] = (a, b)
+        for i, (_, layer) in enumerate(self._named):
+            layer.bind(views[i], {})
+
+    def __setstate__(self, state: dict) -> None:
+        """A copy or unpickled network: pickling copies each array on its own, so the layers' parameters are made
+        views of ``flat_params`` again (they held the same values), and the gradients get their buffer again."""
+        self.__dict__.update(state)
+        self._bind_params()
+        if self._flat_grads is not None:
+            self._bind_grads()
+
+    def _bind_grads(self) -> None:
+        """The gradient buffer (zeros) and each layer's views of it, laid out as the parameters."""
+        self._flat_grads = np.zeros(self.flat_params.size, dtype=self.dtype)
+        self._grads: dict[str, np.ndarray] = {}
+        views: dict[int, dict[str, np.ndarray]] = {i: {} for i in range(len(self._named))}
+        for i, name, a, b, shape in self._layout:
+            views[i][name] = self._grads[f"{self._named[i][0]}.{name}"] = self._flat_grads[a:b].reshape(shape)
+        for i, (_, layer) in enumerate(self._named):
+            layer.bind(layer.params, views[i])
+
+    @property
+    def flat_grads(self) -> np.ndarray:
+        """(n_params,) the gradient buffer, laid out as ``flat_params`` (allocated again, as zeros, after
+        ``release_training_memory``)."""
+        if self._flat_grads is None:
+            self._bind_grads()
+        return self._flat_grads
+
+    def release_training_memory(self) -> None:
+        """Free what only training needs: the gradient buffer (n_params,), the minibatch buffer (batch, n_inputs)
+        and every layer's scratch arrays and cached activations, so that a trained member of a model holds little
+        more than its parameters. Inference is unchanged; the next backward pass (or ``parameter_groups``)
+        allocates the gradients again, as zeros."""
+        self._flat_grads = None
+        self._grads = {}
+        for layer in self.layers:
+            layer.release()
+            if layer.grads:
+                layer.bind(layer.params, {})
+        self.workspace.clear()
+        self.grad_input = None
 
     # ----------------------------------------------------------------- the public contract
     def parameters(self) -> dict[str, np.ndarray]:
@@ -174,6 +216,8 @@ class MLP:
         g = np.asarray(grad_output, dtype=self.dtype)
         if g.ndim != 2 or g.shape[1] != self.n_outputs:
             raise ValueError(f"grad_output must be (n, {self.n_outputs}), got shape {g.shape}")
+        if self._flat_grads is None:  # released after training: allocated again
+            self._bind_grads()
         x = getattr(self.layers[0], "x", None)
         if x is None:
             raise ValueError("backward needs a forward pass first (forward(X, training=True))")

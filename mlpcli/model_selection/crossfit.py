@@ -36,7 +36,7 @@ from ..errors import DataError, OptionError, TrainingError
 from ..history import MEMBER
 from ..model_io import Member, Model
 from ..parallel import Plan, beside
-from .fitting import (FittedRun, _forget_inputs, check_fits_memory, class_loss_weights, fit_run, label_loss_weights,
+from .fitting import (FittedRun, check_fits_memory, class_loss_weights, fit_run, label_loss_weights,
                       resolve_log1p)
 from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
 from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
@@ -296,7 +296,7 @@ def _raw_outputs(run: FittedRun, X: np.ndarray) -> np.ndarray:
         out = member.unscale(member.raw_output(run.X_val, preprocessed=True))
     else:  # members trained in worker processes come back without their rows
         out = member.unscale(member.raw_output(X))
-    _forget_inputs(run.network)  # its first layer would keep the last block of rows (15 MB at 5,000 genes)
+    run.network.release_training_memory()  # its first layer would keep the last block of rows (15 MB at 5,000 genes)
     return out
 
 

@@ -372,7 +372,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
                  val_sample_weight=sw_val, metric=metrics.main_metric_from_outputs(
                      train_ds.task, n_classes, None if target_scaling is None else np.asarray(target_scaling["sd"])),
                  baseline_output=baseline_output(setup.loss, y_train, n_classes), callback=progress)
-    _forget_inputs(net)
+    net.release_training_memory()  # its gradients and scratch: a member keeps its parameters (and, here, no rows)
     return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val, options,
                      val_shift=None if X_val is None else _val_shift(pre, X_val, val_ds))
 
@@ -389,12 +389,3 @@ def _val_shift(pre, X_val, val_ds: data.Dataset) -> dict:
     return {"shifted": bool(shifted), "mean_shifted": report.fraction_mean_shifted,
             "features": int(len(report.features)),
             "most_shifted": [r["feature"] for r in report.most_shifted(5)] if report.checked else []}
-
-
-def _forget_inputs(net: MLP) -> None:
-    """Drop what the layers cached of the last forward pass: the first layer's input is a view of the
-    preprocessed training rows, which would otherwise live as long as the network (a member of the
-    model) even once the run lets go of them."""
-    for layer in net.layers:
-        if getattr(layer, "x", None) is not None:
-            layer.x = None

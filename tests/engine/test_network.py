@@ -166,3 +166,47 @@ def test_the_engine_imports_numpy_and_the_standard_library_only():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "[]", out  # no third-party module
     assert out[1] == "['mlpcli']", out  # and nothing of mlpcli beyond the engine (the package's own __init__)
+
+
+def test_releasing_training_memory_keeps_inference_and_training_working():
+    X = np.random.default_rng(0).standard_normal((16, 6))
+    net = MLP(6, [5], 3, seed=0, batchnorm=True)
+    reference = MLP(6, [5], 3, seed=0, batchnorm=True)
+    out = net.forward(X, training=True)
+    net.backward(np.ones_like(out))
+    before = net.forward(X)
+    net.release_training_memory()
+    assert net.workspace.nbytes == 0 and all(layer.workspace.nbytes == 0 for layer in net.layers)
+    assert net.layers[0].x is None  # no view of the last rows kept
+    np.testing.assert_array_equal(net.forward(X), before)
+    # a training pass afterwards: gradients allocated again, the same as a network never released gives
+    grads = {}
+    for name, model in (("released", net), ("reference", reference)):
+        out = model.forward(X, training=True)
+        grads[name] = {k: v.copy() for k, v in model.backward(np.ones_like(out)).items()}
+    assert grads["released"].keys() == grads["reference"].keys()
+    for key in grads["reference"]:
+        np.testing.assert_array_equal(grads["released"][key], grads["reference"][key])
+    assert np.shares_memory(net.parameter_groups()[1]["W"], net.backward(np.ones_like(out))["dense0.W"])
+
+
+def test_a_pickled_or_copied_network_keeps_its_parameters_in_one_buffer():
+    import copy
+    import pickle
+
+    net = MLP(6, [5], 3, seed=0, batchnorm=True)
+    X = np.random.default_rng(0).standard_normal((4, 6))
+    for twin in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        np.testing.assert_array_equal(twin.forward(X), net.forward(X))
+        params, grads = twin.parameter_groups()
+        params["W"][:] = 0.0  # through the flat buffer, as the optimizers update it...
+        assert not twin.parameters()["dense0.W"].any()  # ...the layers see it
+        out = twin.forward(X, training=True)
+        twin.backward(np.ones_like(out))
+        assert np.shares_memory(grads["rest"], twin.backward(np.ones_like(out))["dense1.b"])
+    released = MLP(6, [5], 3, seed=0)
+    released.release_training_memory()
+    twin = pickle.loads(pickle.dumps(released))
+    np.testing.assert_array_equal(twin.forward(X), released.forward(X))
+    out = twin.forward(X, training=True)
+    assert set(twin.backward(np.ones_like(out))) == set(twin.parameters())
