@@ -134,20 +134,8 @@ class AdamKernel:
 
 
 def _numpy_update(p, g, m, v, b1, b2, c, eps, decay, use_decay) -> None:
-    """``adam_loop`` as NumPy passes (the reference a dtype falls back to)."""
-    t = np.empty_like(p)
-    if use_decay:
-        p *= decay
-    m *= b1
-    m += g
-    np.square(g, out=t)
-    v *= b2
-    v += t
-    np.sqrt(v, out=t)
-    t += eps
-    np.divide(m, t, out=t)
-    t *= c
-    p -= t
+    """``adam_loop`` as NumPy's passes (what a range the loop is not used for gets)."""
+    optim.adam_passes(p, g, m, v, np.empty_like(p), b1, b2, c, eps, decay if use_decay else None)
 
 
 def _same_bits(compiled: Callable, dtype: np.dtype) -> bool:

@@ -30,7 +30,7 @@ from .functional import build
 from .network import is_weight_key
 
 __all__ = ["SGD", "Adam", "AdamW", "WeightPenalty", "StepInParts", "clip_grad_norm", "get", "OPTIMIZERS",
-           "run_in_shares"]
+           "run_in_shares", "adam_passes"]
 
 
 # Elementwise updates run over blocks of this many entries so that the dozen NumPy passes of
@@ -340,20 +340,26 @@ class Adam(Optimizer):
                         d(eps_t), d(1.0 if decay is None else decay), decay is not None)
             return
         for blk in _blocks(start, stop, pf.itemsize):
-            pb, gb, mb, vb = pf[blk], gf[blk], mf[blk], vf[blk]
-            t = tmp[: pb.size]
-            if decay is not None:
-                pb *= decay  # AdamW: decay the weights directly, not through m and v
-            mb *= b1
-            mb += gb
-            np.square(gb, out=t)  # g^2: bit for bit g * g, and twice as fast as multiply(g, g) (no aliased operands)
-            vb *= b2
-            vb += t
-            np.sqrt(vb, out=t)
-            t += eps_t
-            np.divide(mb, t, out=t)
-            t *= c
-            pb -= t
+            pb = pf[blk]
+            adam_passes(pb, gf[blk], mf[blk], vf[blk], tmp[: pb.size], b1, b2, c, eps_t, decay)
+
+
+def adam_passes(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: np.ndarray, b1: float, b2: float,
+                c: float, eps: float, decay: float | None = None) -> None:
+    """Adam's update of one block in NumPy passes, in place (``Adam``'s rescaled moments and folded scalars):
+    p, g, m, v and the scratch t of one shape; ``decay``: AdamW's factor on p first (None: none)."""
+    if decay is not None:
+        p *= decay  # AdamW: decay the weights directly, not through m and v
+    m *= b1
+    m += g
+    np.square(g, out=t)  # g^2: bit for bit g * g, and twice as fast as multiply(g, g) (no aliased operands)
+    v *= b2
+    v += t
+    np.sqrt(v, out=t)
+    t += eps
+    np.divide(m, t, out=t)
+    t *= c
+    p -= t
 
 
 class AdamW(Adam):
