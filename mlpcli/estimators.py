@@ -350,6 +350,7 @@ class _BaseMLP(BaseEstimator):
             config, arrays = packed
             net = MLP(**config)
             net.set_state(arrays)
+            net.release_training_memory()  # as the fit left it: parameters, no gradients
             self.network_ = net
 
 

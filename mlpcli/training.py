@@ -632,6 +632,8 @@ def fit(
     # rows reach ``callback`` an epoch later. See ``_Measured``.
     shadow = (MLP(**net.config()) if validate and config.lr_schedule != "plateau" and opt is not None
               and opt.threads > 1 and net.flat_params.nbytes <= SHADOW_BYTES else None)
+    if shadow is not None:
+        shadow.release_training_memory()  # it only measures: no gradient buffer
     pending: tuple[int, float, float, float, Callable[[], _Measured]] | None = None
 
     def measure(model: MLP) -> _Measured:
@@ -653,7 +655,7 @@ def fit(
             "train_loss": float(train_loss),
             "val_loss": measured.val_loss,
             "train_loss_eval": measured.train_eval_loss,
-            "penalty": float(penalty.value(model.parameter_groups()[0])) if penalty.active else 0.0,
+            "penalty": float(penalty.value({"W": model.flat_weights})) if penalty.active else 0.0,
         }
         if measured.metrics is not None:
             row["train_metric"], row["val_metric"] = measured.metrics

@@ -112,21 +112,22 @@ class MLP:
 
     def _allocate(self) -> None:
         """One flat buffer for parameters, one for gradients; weights first."""
-        entries = [(prefix, name, shape) for prefix, layer in self._named for name, shape in layer.param_shapes().items()]
-        weights = [e for e in entries if e[1] == "W"]
-        rest = [e for e in entries if e[1] != "W"]
-        sizes = {(p, n): int(np.prod(s)) for p, n, s in entries}
-        self.n_weight_entries = sum(sizes[(p, n)] for p, n, _ in weights)
-        self.flat_params = np.zeros(sum(sizes.values()), dtype=self.dtype)
-        offsets, pos = {}, 0
-        for p, n, _ in weights + rest:
-            offsets[(p, n)] = pos
-            pos += sizes[(p, n)]
-        # (layer index in _named, name, first entry, end, shape): what the views below are cut from
-        self._layout = [(i, name, offsets[(prefix, name)], offsets[(prefix, name)] + sizes[(prefix, name)], shape)
-                        for i, (prefix, layer) in enumerate(self._named) for name, shape in layer.param_shapes().items()]
+        self._plan_layout()
+        self.flat_params = np.zeros(max((b for *_, b, _ in self._layout), default=0), dtype=self.dtype)
         self._bind_params()
         self._bind_grads()
+
+    def _plan_layout(self) -> None:
+        """``_layout``: (layer index in _named, name, first entry, end, shape) of each parameter in the flat
+        buffers, every weight matrix first; and ``n_weight_entries``."""
+        entries = [(i, name, shape) for i, (_, layer) in enumerate(self._named) for name, shape in layer.param_shapes().items()]
+        start, pos = {}, 0
+        for i, name, shape in [e for e in entries if e[1] == "W"] + [e for e in entries if e[1] != "W"]:
+            start[(i, name)] = pos
+            pos += int(np.prod(shape))
+        # in layer order (``parameters()``'s), each at its place in the buffers
+        self._layout = [(i, name, start[(i, name)], start[(i, name)] + int(np.prod(shape)), shape) for i, name, shape in entries]
+        self.n_weight_entries = sum(b - a for _, name, a, b, _ in self._layout if name == "W")
 
     def _bind_params(self) -> None:
         """Each layer's parameters as views of ``flat_params``, per ``_layout``."""
@@ -141,11 +142,23 @@ class MLP:
             layer.bind(views[i], {})
 
     def __setstate__(self, state: dict) -> None:
-        """A copy or unpickled network: pickling copies each array on its own, so the layers' parameters are made
-        views of ``flat_params`` again (they held the same values), and the gradients get their buffer again."""
+        """A copy or unpickled network: pickling (and deepcopy) copies each array on its own, so the layers'
+        parameters are made views of ``flat_params`` again (they held the same values) and the gradients get
+        their buffer again. A shallow copy shares the layers and buffers, which stay as they are. A network
+        pickled before the layout was kept (its ``flat_grads`` an attribute) gets one planned."""
+        state = dict(state)
+        if "flat_grads" in state:  # pickled before flat_grads became a property
+            state["_flat_grads"] = state.pop("flat_grads")
         self.__dict__.update(state)
-        self._bind_params()
-        if self._flat_grads is not None:
+        if "_layout" not in state:
+            self._plan_layout()
+        if not self._layout:
+            return
+        i, name = self._layout[0][:2]
+        layer = self._named[i][1]
+        if not np.shares_memory(layer.params[name], self.flat_params):
+            self._bind_params()
+        if self._flat_grads is not None and not (name in layer.grads and np.shares_memory(layer.grads[name], self._flat_grads)):
             self._bind_grads()
 
     def _bind_grads(self) -> None:
@@ -274,6 +287,11 @@ class MLP:
 
     def weight_keys(self) -> list[str]:
         return [k for k in self._params if is_weight_key(k)]
+
+    @property
+    def flat_weights(self) -> np.ndarray:
+        """(n_weight_entries,) every weight matrix's entries, a view of ``flat_params`` (what penalties read)."""
+        return self.flat_params[: self.n_weight_entries]
 
     def parameter_groups(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(params, grads) as two flat groups, ``W`` (all weights) and ``rest``, for fast optimizers."""

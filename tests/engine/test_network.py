@@ -210,3 +210,35 @@ def test_a_pickled_or_copied_network_keeps_its_parameters_in_one_buffer():
     np.testing.assert_array_equal(twin.forward(X), released.forward(X))
     out = twin.forward(X, training=True)
     assert set(twin.backward(np.ones_like(out))) == set(twin.parameters())
+
+
+def test_a_shallow_copy_leaves_the_original_training():
+    import copy
+
+    from mlpcli.engine import optim
+
+    net = MLP(6, [5], 3, seed=0)
+    copy.copy(net)
+    X = np.random.default_rng(0).standard_normal((8, 6))
+    params, grads = net.parameter_groups()
+    before = net.flat_params.copy()
+    out = net.forward(X, training=True)
+    net.backward(out / len(X))
+    assert grads["W"].any()  # the original's gradients land in its own buffer
+    optim.Adam(lr=0.1).step(params, grads)
+    assert not np.array_equal(net.flat_params, before)
+
+
+def test_a_network_pickled_before_the_layout_was_kept_still_loads():
+    import pickle
+
+    net = MLP(6, [5], 3, seed=0, batchnorm=True)
+    X = np.random.default_rng(0).standard_normal((4, 6))
+    state = dict(net.__dict__)
+    state["flat_grads"] = state.pop("_flat_grads")  # how an older mlpcli pickled it
+    del state["_layout"]
+    old = MLP.__new__(MLP)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    np.testing.assert_array_equal(old.forward(X), net.forward(X))
+    old.parameter_groups()[0]["W"][:] = 0.0
+    assert not old.parameters()["dense0.W"].any()
