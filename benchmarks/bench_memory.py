@@ -4,6 +4,7 @@
                                                              # 25,000 / 50,000 / 100,000 cells x 2,000 genes
     python benchmarks/bench_memory.py --scale 0.25           # a quicker look (a quarter of the rows)
     python benchmarks/bench_memory.py --ensemble             # also the default 5-member ensemble
+    python benchmarks/bench_memory.py --only dense --default-run   # also plain `train FILE` on the largest
     python benchmarks/bench_memory.py --workdir /tmp/bm --keep   # reuse the generated files
     python benchmarks/bench_memory.py --baseline /tmp/before     # another checkout, measured the same way
 
@@ -28,6 +29,10 @@ Each size is measured in fresh processes (peak = maximum resident set size):
   ensemble (--ensemble) the same without --folds: the default members, in parallel processes; the peak is
            the largest process's (each worker holds its member's rows), and the epochs' seconds are summed
            over the members and divided by the worker processes
+  default  (--default-run) `mlpcli train FILE --target label -q`, every option at its default (three candidates x
+           five members, up to 200 epochs: minutes), on the largest dense input only: its peak against the bar.
+           The 2-epoch runs above did not show that this run had peaked at 766-778 MiB against a bar of 744
+           (the networks it had trained kept their gradient and scratch buffers; 710 MiB once they let go)
 
 The yardsticks: `data` is the feature matrix's size (dense: rows x genes x 4 bytes; sparse: its CSR
 arrays), `read` the seconds of the call ``pd.read_parquet(FILE)`` (dense) or ``anndata.read_h5ad(FILE)``
@@ -206,6 +211,10 @@ def print_table(results: list[dict], label: str) -> None:
     if dense:
         r = dense[-1]
         bar_mb = 3 * r["data_mb"] + 300
+        if "default" in r:
+            d = r["default"]
+            print(f"\nthe default run, dense {r['n']:,} rows (`train FILE`): peak {d['peak_mb']:.0f} MiB (<= {bar_mb:.0f}: "
+                  f"{'met' if d['peak_mb'] <= bar_mb else 'NOT met'}), {d['wall_s']:.1f} s")
         print(f"\nbars, dense {r['n']:,} rows: peak {r['train']['peak_mb']:.0f} MiB (<= {bar_mb:.0f}: "
               f"{'met' if r['train']['peak_mb'] <= bar_mb else 'NOT met'}); outside the epochs "
               f"{r['train']['outside_s']:.1f} s (< 2 x read = {2 * r['read_s']:.1f} s: "
@@ -219,6 +228,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="Multiply the row counts (e.g. 0.25 for a quick look).")
     ap.add_argument("--only", choices=("dense", "sparse"), default=None)
     ap.add_argument("--ensemble", action="store_true", help="Also measure the default ensemble (no --folds).")
+    ap.add_argument("--default-run", action="store_true",
+                    help="Also measure `train FILE` with every option at its default on the largest dense input (minutes).")
     ap.add_argument("--workdir", default=None, help="Where to write the inputs (reused when there already).")
     ap.add_argument("--keep", action="store_true", help="Keep the generated inputs.")
     ap.add_argument("--json-out", default=None, help="Also write the figures as JSON here.")
@@ -255,6 +266,12 @@ def main(argv=None) -> int:
         for label, root in roots.items():
             results = [measure_size(kind, path, n, data_mb, root, work, args.ensemble)
                        for kind, path, n, data_mb in inputs]
+            dense = [r for r in results if r["kind"] == "dense"]
+            if args.default_run and dense:
+                largest = [path for kind, path, *_ in inputs if kind == "dense"][-1]
+                dense[-1]["default"] = _measure.measure(
+                    [sys.executable, "-m", "mlpcli", "train", largest, "--target", "label", "-q",
+                     "-o", os.path.join(work, "default.mlp")], root)
             report[label] = results
             print_table(results, f"{label} ({root}); MiB and seconds")
     finally:
