@@ -71,20 +71,25 @@ def test_evaluate_reports_operating_points_that_agree_with_its_own_threshold(ris
     assert "Operating points" in table and "sensitivity" in table and "NPV" in table and " of 700 " in table
 
 
-def test_operating_points_options_that_cannot_apply(tmp_path):
+@pytest.fixture(scope="module")
+def multiclass_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mc")
+    make_table("multiclass", n_patients=30).to_csv(tmp / "mc.csv", index=False)
+    assert run(["train", str(tmp / "mc.csv"), "--epochs", "3", "-q", "-o", str(tmp / "mc.mlp")]).exit_code == 0
+    return str(tmp / "mc.mlp"), str(tmp / "mc.csv")
+
+
+@pytest.mark.parametrize("option,bad,word", [("--operating-points", ("0,0.2", "1", "0.2,-0.5"), "high"),
+                                             ("--net-benefit", ("0,0.2", "1", "0.2,1.5"), "a")])
+def test_threshold_options_that_cannot_apply(risk_model, multiclass_model, tmp_path, option, bad, word):
     _cohort(300, 1).to_csv(tmp_path / "dev.csv", index=False)
-    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--epochs", "3", "-q",
-                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
-    for bad in ("0,0.2", "1", "0.2,-0.5"):
-        res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "dev.csv"), "--id", "pid",
-                   "--operating-points", bad])
-        assert_clean_error(res, "--operating-points", "between 0 and 1", code=2)
-    assert_clean_error(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "dev.csv"), "--id", "pid",
-                            "--operating-points", "high"]), "--operating-points", code=2)
-    make_table("multiclass", n_patients=30).to_csv(tmp_path / "mc.csv", index=False)
-    assert run(["train", str(tmp_path / "mc.csv"), "--epochs", "3", "-q", "-o", str(tmp_path / "mc.mlp")]).exit_code == 0
-    res = run(["evaluate", str(tmp_path / "mc.mlp"), str(tmp_path / "mc.csv"), "--operating-points", "0.2"])
-    assert_clean_error(res, "--operating-points", "multiclass", code=2)
+    for value in bad:
+        res = run(["evaluate", risk_model, str(tmp_path / "dev.csv"), "--id", "pid", option, value])
+        assert_clean_error(res, option, "between 0 and 1", code=2)
+    assert_clean_error(run(["evaluate", risk_model, str(tmp_path / "dev.csv"), "--id", "pid", option, word]),
+                       option, code=2)
+    model, table = multiclass_model
+    assert_clean_error(run(["evaluate", model, table, option, "0.2"]), option, "multiclass", code=2)
 
 
 def test_a_table_of_one_patient_gets_no_interval(tmp_path):
