@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Iterable
 
 from .decision import CHOICES as DECISION_CHOICES
+from . import fused
 from .engine import activations
 from .errors import ConfigError, OptionError
 from .training import LR_SCHEDULES, FitConfig
@@ -285,6 +286,7 @@ class TrainOptions:
             raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; with --val-data the "
                               "one network already trains on every row of the table")
         check_unused(self, given, folds_flag=folds_flag)
+        fused.mode()  # MLPCLI_NUMBA read by every fit: a bad value said before the data is read, not after
 
     def fit_config(self) -> FitConfig:
         """The fit loop's settings; every "auto" must have been resolved (``resolve``)."""

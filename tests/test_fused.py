@@ -135,13 +135,16 @@ def test_train_writes_the_same_model_file_with_and_without_numba(tmp_path):
     assert _train(tmp_path, "numba", "1") == _train(tmp_path, "numpy", "0")
 
 
-def test_a_bad_setting_is_one_line_before_training(tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", ["train", "cv", "tune", "diagnose"])
+def test_a_bad_setting_is_a_usage_error_before_the_data_is_read(tmp_path, monkeypatch, command):
     write_table(tmp_path, "t.csv", task="binary", n_patients=20)
     monkeypatch.setenv(fused.ENV, "yes")
-    result = run(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp"), "--hidden", "4", "--epochs", "2",
-                  "--folds", "1", "--quiet"])
-    assert_clean_error(result, "MLPCLI_NUMBA='yes'", "0 (NumPy only)")
-    assert not (tmp_path / "m.mlp").exists()
+    extra = {"train": ["-o", str(tmp_path / "m.mlp")], "tune": ["--grid", "lr=0.01,0.1"],
+             "diagnose": ["--learning-curve"]}.get(command, [])
+    result = run([command, str(tmp_path / "t.csv"), *extra, "--hidden", "4", "--epochs", "2"])
+    assert_clean_error(result, "MLPCLI_NUMBA='yes'", "0 (NumPy only)", code=2)
+    assert "features:" not in result.output and "samples" not in result.output  # nothing read, nothing fitted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
 
 
 def test_asking_for_numba_where_it_cannot_load_is_one_line(tmp_path):
