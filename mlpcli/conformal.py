@@ -36,6 +36,15 @@ sets use only the calibration rows of class y for class y, which gives coverage 
 Groups: rows of one patient are not exchangeable with each other, so each row weighs 1 / (its patient's
 rows) and W counts patients (the pooled-CDF method of Dunn, Wasserman & Ramdas 2022): every patient counts
 once whatever their number of samples, and the guarantee is for a new patient's sample.
+
+A new population (another site, platform or protocol) is not exchangeable with the training rows, so the
+training calibration promises nothing there. A labelled cohort of that population (``mlpcli recalibrate``)
+gives calibration rows that are: its scores (source "cohort", ``calibrate_cohort``) are taken under the whole
+model — the members' mean probability at the model's temperature and after the cohort's own recalibration,
+the probabilities ``predict`` reports — and a new sample is scored by the same probabilities (``SetPredictor``
+with ``model_proba``): split conformal for that population, each patient counting once as above. The
+recalibration (at most k + 1 numbers) is fitted on those same rows, so each row's score is taken under the update
+refitted without its patient (``predict.recalibrate``), as a new sample's is under one that never saw it.
 """
 
 from __future__ import annotations
@@ -44,10 +53,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SCORES", "SET_SEPARATOR", "MAX_ROWS", "ConformalCalibration", "SetPredictor", "class_probabilities", "label_scores",
-           "calibrate", "group_weights", "uniform_hash", "format_sets"]
+__all__ = ["SCORES", "SOURCES", "COHORT", "SET_SEPARATOR", "MAX_ROWS", "ConformalCalibration", "SetPredictor",
+           "class_probabilities", "label_scores", "calibrate", "calibrate_cohort", "group_weights", "uniform_hash",
+           "format_sets"]
 
 SCORES = ("aps", "lac")
+# Where a model's calibration rows come from: held out of training (the members', a validation table's, or the
+# members' beside a --refit network), or a labelled cohort of a new population scored by the whole model
+COHORT = "cohort"
+SOURCES = ("out-of-fold", "validation", "refit", COHORT)
 # Between the classes of a prediction set in predict's pred_set column ("A|B"): a class name must not hold it.
 SET_SEPARATOR = "|"
 # Calibration rows a model stores at most: a seeded random subsample beyond (a subsample of exchangeable
@@ -151,8 +165,14 @@ class ConformalCalibration:
     label: np.ndarray  # (n,) int64: the true class index
     member: np.ndarray  # (n,) int64: the model member whose held-out prediction the scores are
     weight: np.ndarray  # (n,) float64 in (0, 1]: 1 / rows of the row's patient (1 without groups)
-    source: str  # "out-of-fold" (CV+ across members), "validation" (one network), "refit" (see below)
+    source: str  # "out-of-fold" (CV+ across members), "validation" (one network), "refit" (see below), "cohort"
     n_rows: int = 0  # held-out rows before any subsampling
+    cohort: dict | None = None  # source "cohort": the table (data, sha256, n, patients), as the recalibration's
+
+    @property
+    def on_model_proba(self) -> bool:
+        """Whether the scores are of the whole model's probabilities (a cohort's), not of each member's outputs."""
+        return self.source == COHORT
 
     def __post_init__(self):
         if not self.n_rows:
@@ -166,7 +186,8 @@ class ConformalCalibration:
         """JSON-able summary (model.json's ``conformal`` field, besides the arrays)."""
         return {"n": self.n, "n_rows": int(self.n_rows), "source": self.source,
                 "patients": float(self.weight.sum()), "weighted": bool(np.any(self.weight < 1)),
-                "members": int(self.member.max()) + 1 if self.n else 0, "scores": list(SCORES)}
+                "members": int(self.member.max()) + 1 if self.n else 0, "scores": list(SCORES),
+                **({"cohort": self.cohort} if self.cohort is not None else {})}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"aps": self.aps, "lac": self.lac, "label": self.label, "member": self.member, "weight": self.weight}
@@ -207,6 +228,26 @@ def calibrate(logits: np.ndarray, y: np.ndarray, member: np.ndarray, groups: np.
                                 weight=w[rows], source=source, n_rows=len(y))
 
 
+def calibrate_cohort(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, cohort: dict | None = None,
+                     seed: int = 0) -> ConformalCalibration:
+    """Calibration scores of a labelled cohort of a new population from the model's own class probabilities P
+    (n, C) on it (the members' mean at the model's temperature, after its recalibration: what ``predict`` reports
+    before any --prevalence) and the true classes y (n,); ``groups`` (n,) its patients or None. Source "cohort":
+    ``SetPredictor`` scores new samples by the same probabilities. ``cohort``: what the table was (data, sha256, n,
+    patients), kept with the scores. More than MAX_ROWS rows: a seeded subsample."""
+    P = np.asarray(P, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    rows = np.arange(len(y))
+    w = group_weights(groups, len(y))
+    if len(y) > MAX_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(len(y), MAX_ROWS, replace=False))
+    u = uniform_hash(P[rows])
+    aps = label_scores(P[rows], "aps", u)[np.arange(len(rows)), y[rows]]
+    lac = label_scores(P[rows], "lac")[np.arange(len(rows)), y[rows]]
+    return ConformalCalibration(aps=aps, lac=lac, label=y[rows], member=np.zeros(len(rows), dtype=np.int64),
+                                weight=w[rows], source=COHORT, n_rows=len(y), cohort=cohort)
+
+
 class _Ranker:
     """Weighted count of calibration scores strictly below t: sorted scores and their cumulative weights."""
 
@@ -222,8 +263,9 @@ class _Ranker:
 class SetPredictor:
     """Prediction sets at one ``level`` for one score, marginal or Mondrian, from a model's calibration.
 
-    ``sets(member_logits)`` takes each member's raw outputs for a block of rows and returns the (m, C)
-    membership; its cost is a sort of C classes and a binary search per member, row and class.
+    ``sets(member_logits, model_proba)`` takes each member's raw outputs for a block of rows (or, for a cohort's
+    calibration, the model's own class probabilities) and returns the (m, C) membership; its cost is a sort of C
+    classes and a binary search per member, row and class.
     ``label_weights`` (C,): a cohort of another class mix, w_c = its share of class c / the calibration rows'
     share (``ConformalCalibration.label_shift_weights``; ``prevalence``); the scores stay those of the model's own
     probabilities, on both sides."""
@@ -236,6 +278,7 @@ class SetPredictor:
         self.level, self.score, self.mondrian = float(level), score, bool(mondrian)
         self.link, self.temperature, self.n_classes = link, temperature, n_classes
         self.n_rows = cal.n
+        self.on_model_proba = cal.on_model_proba
         s = cal.aps if score == "aps" else cal.lac
         # --refit ships one network; rows held out by members it does not have are compared with it
         member = np.where(cal.member < n_members, cal.member, 0)
@@ -272,13 +315,23 @@ class SetPredictor:
         than there are: level · (W + 1) > W (a sample beyond every calibration score counts W)."""
         return np.asarray(self.total) < self._cut
 
-    def sets(self, member_logits: list[np.ndarray]) -> np.ndarray:
-        """(m, C) bool membership for one block, from each model member's raw outputs (m, k)."""
-        m = member_logits[0].shape[0]
-        rank = np.zeros((m, self.n_classes))
+    def sets(self, member_logits: list[np.ndarray] | None, model_proba: np.ndarray | None = None) -> np.ndarray:
+        """(m, C) bool membership for one block, from each model member's raw outputs (m, k); for a cohort's
+        calibration (``on_model_proba``) from the model's own class probabilities ``model_proba`` (m, C) instead."""
+        if self.on_model_proba:
+            if model_proba is None:
+                raise ValueError("a cohort's calibration scores the model's own probabilities: pass model_proba")
+            P = np.asarray(model_proba, dtype=np.float64)
+            return self._counted({0: label_scores(P, self.score, uniform_hash(P) if self.score == "aps" else None)},
+                                 len(P))
         u = uniform_hash(member_logits[0]) if self.score == "aps" else None  # one u per sample, as in CV+
-        for k in self.members:
-            S = label_scores(class_probabilities(member_logits[k], self.link, self.temperature), self.score, u)
+        return self._counted({k: label_scores(class_probabilities(member_logits[k], self.link, self.temperature),
+                                              self.score, u) for k in self.members}, member_logits[0].shape[0])
+
+    def _counted(self, scores: dict[int, np.ndarray], m: int) -> np.ndarray:
+        """(m, C) membership from each member's scores (m, C) of the block's rows."""
+        rank = np.zeros((m, self.n_classes))
+        for k, S in scores.items():
             if self.mondrian:
                 for c in range(self.n_classes):
                     rank[:, c] += self.rankers[(k, c)].below(S[:, c])

@@ -53,7 +53,7 @@ from .errors import ConfigError, ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -80,7 +80,7 @@ _ZIP_SLACK = 2**16 + 512  # archive comment and end records
 _ENTRY_SLACK = 512  # local and central headers of one archive member, besides its name twice
 _FINITE_CHUNK = 2**20  # entries checked at a time (the boolean temporary stays 1 MiB)
 
-CONFORMAL_SOURCES = ("out-of-fold", "validation", "refit")
+CONFORMAL_SOURCES = ("out-of-fold", "validation", "refit", "cohort")  # conformal.SOURCES (NumPy-free here)
 _PREPROCESSING_ARRAYS = ("kept_index", "impute_values", "center", "scale", "train_mean", "train_sd")
 _PREPROCESSING_STATE_VERSION = 1
 _ARCHITECTURE_KEYS = ("n_inputs", "hidden", "n_outputs", "activation", "activation_params", "dropout",
@@ -640,7 +640,14 @@ class _Fields:
         if c is not None:
             n = self.whole(self.get(c, "n", "conformal"), "conformal.n", 1, MAX_ROWS)
             self.whole(self.get(c, "n_rows", "conformal"), "conformal.n_rows", n, 2**63 - 1)
-            self.text(self.get(c, "source", "conformal"), "conformal.source", choices=CONFORMAL_SOURCES)
+            source = self.text(self.get(c, "source", "conformal"), "conformal.source", choices=CONFORMAL_SOURCES)
+            if source == "cohort" and meta["format_version"] < 15:
+                self.fail("conformal.source", f"'cohort' needs model format version 15, the file says "
+                                              f"{meta['format_version']}")
+            if c.get("cohort") is not None:
+                if source != "cohort":
+                    self.fail("conformal.cohort", f"is set, but the scores' source is {source!r}, not 'cohort'")
+                self.cohort(c["cohort"], "conformal.cohort")
             self.whole(self.get(c, "members", "conformal"), "conformal.members", 1, MAX_MEMBERS)
             self.number(self.get(c, "patients", "conformal"), "conformal.patients", 0.0, lo_open=True)
             self.flag(self.get(c, "weighted", "conformal"), "conformal.weighted")
@@ -744,17 +751,7 @@ class _Fields:
                                 RECAL_MAX_SLOPE, lo_open=True)
             if d["method"] == "intercept" and slope != 1.0:
                 self.fail("recalibration.slope", f"of an intercept update must be 1, got {_show(slope)}")
-        cohort = self.mapping(_given(d.get("cohort"), {}), "recalibration.cohort")
-        self.text(cohort.get("data"), "recalibration.cohort.data", optional=True)
-        digest = self.text(cohort.get("sha256"), "recalibration.cohort.sha256", optional=True)
-        if digest is not None and (len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest)):
-            self.fail("recalibration.cohort.sha256", f"must be 64 hexadecimal digits, got {_show(digest)}")
-        for key in ("n", "patients"):
-            if cohort.get(key) is not None:
-                self.whole(cohort[key], f"recalibration.cohort.{key}", 1, 2**62)
-        for key in ("class_counts", "label_positives"):
-            for name, count in self.mapping(_given(cohort.get(key), {}), f"recalibration.cohort.{key}").items():
-                self.whole(count, f"recalibration.cohort.{key}.{name}", 0, 2**62)
+        self.cohort(d.get("cohort"), "recalibration.cohort")
         fit = self.mapping(_given(d.get("fit"), {}), "recalibration.fit")
         for key in ("alpha", "p_overall", "p_slope"):
             if fit.get(key) is not None:
@@ -764,6 +761,21 @@ class _Fields:
                 self.number(fit[key], f"recalibration.fit.{key}", 0.0)
         self.text(fit.get("chosen_by"), "recalibration.fit.chosen_by", choices=("closed test", "option"), optional=True)
         self.text(fit.get("method"), "recalibration.fit.method", choices=("auto", "intercept", "logistic"), optional=True)
+
+    def cohort(self, value, where: str) -> None:
+        """The labelled table a recalibration or a cohort's conformal scores were fitted on (``where``): a mapping of
+        optional data (its name), sha256, n, patients and class counts."""
+        cohort = self.mapping(_given(value, {}), where)
+        self.text(cohort.get("data"), f"{where}.data", optional=True)
+        digest = self.text(cohort.get("sha256"), f"{where}.sha256", optional=True)
+        if digest is not None and (len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest)):
+            self.fail(f"{where}.sha256", f"must be 64 hexadecimal digits, got {_show(digest)}")
+        for key in ("n", "patients"):
+            if cohort.get(key) is not None:
+                self.whole(cohort[key], f"{where}.{key}", 1, 2**62)
+        for key in ("class_counts", "label_positives"):
+            for name, count in self.mapping(_given(cohort.get(key), {}), f"{where}.{key}").items():
+                self.whole(count, f"{where}.{key}.{name}", 0, 2**62)
 
     def training_rows(self, meta: dict) -> dict[str, _ArraySpec]:
         """The optional ``training_rows`` field (format 8): how many fingerprints of training rows the file holds."""

@@ -36,7 +36,9 @@ Version 13 gives multi-label models their decision rule too (``decision``, with 
 positives: the balanced rule calls a label at P >= its share); older multi-label files call each label at 0.5.
 Version 14 adds ``recalibration``: an update of a binary or multiclass model's probabilities for a population,
 fitted on a labelled cohort (``mlpcli recalibrate``; ``recalibration.Recalibration``), applied after the
-temperature. Today's files are version 14.
+temperature. Version 15 adds conformal calibration scores of a labelled cohort of a new population
+(``conformal.source`` "cohort", written by ``mlpcli recalibrate``): scores of the whole model's probabilities, which
+prediction sets then compare a new sample's with. Today's files are version 15.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -69,11 +71,11 @@ from .engine import losses as loss_mod
 from .calibration import apply_temperature, temper, temperature_field
 from .decision import Decision
 from .engine.functional import sigmoid, softmax
-from .errors import DataError, ModelFileError
+from .errors import ConfigError, DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 14
+FORMAT_VERSION = 15
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
@@ -635,7 +637,8 @@ def _trust(meta: dict, arrays: dict[str, np.ndarray]):
         conformal_data = ConformalCalibration(
             aps=np.array(a["aps"], dtype=np.float64), lac=np.array(a["lac"], dtype=np.float64),
             label=np.array(a["label"], dtype=np.int64), member=np.array(a["member"], dtype=np.int64),
-            weight=np.array(a["weight"], dtype=np.float64), source=c["source"], n_rows=int(c["n_rows"]))
+            weight=np.array(a["weight"], dtype=np.float64), source=c["source"], n_rows=int(c["n_rows"]),
+            cohort=c.get("cohort"))
     if meta.get("ood") is not None:
         a = _under(arrays, "ood/")
         ood_basis = OODBasis(**{key: np.array(a[key], dtype=np.float64) for key in

@@ -153,7 +153,9 @@ def trust_summary(model: Model) -> dict:
         "prediction_sets": None if cal is None else {"source": cal.source, "scores": int(cal.n),
                                                      "rows": int(cal.n_rows),
                                                      # a sum of 1/rows per patient: 39.99999999999999 for 40
-                                                     "patients": round(float(cal.weight.sum()), 6)},
+                                                     "patients": round(float(cal.weight.sum()), 6),
+                                                     # source "cohort": the labelled table (``mlpcli recalibrate``)
+                                                     **({"cohort": cal.cohort} if cal.cohort is not None else {})},
         "ood": None if basis is None else {"features": int(basis.n_features),
                                            "components": int(basis.components.shape[0]),
                                            "reference_rows": int(len(basis.reference)),
@@ -239,7 +241,10 @@ def recalibration_words(model: Model) -> str | None:
     else:
         rule = ("; the balanced labels divide by that table's class shares" if balanced
                 else "; --prevalence moves the probabilities from that table's class mix")
-    kept = ("; prediction sets and OOD flags keep the training calibration"
+    cohort_sets = model.conformal is not None and model.conformal.on_model_proba
+    kept = ("; prediction sets calibrated there too" + ("; OOD flags keep the training calibration"
+                                                        if model.ood is not None else "") if cohort_sets
+            else "; prediction sets and OOD flags keep the training calibration"
             if model.conformal is not None or model.ood is not None else "")
     return (f"on {c.get('data') or 'a cohort'} ({who}{digest}): {rc.words(model.classes)}{loss}{how}; applied after "
             f"the temperature{rule}{kept}")

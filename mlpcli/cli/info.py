@@ -216,6 +216,9 @@ def _trust_text(trust: dict) -> str:
         else:
             rows = f" of {sets['rows']:,} rows" if sets["rows"] != sets["scores"] else ""
             scores, why = _SCORE_SOURCE.get(sets["source"], (f"{sets['source']} scores", ""))
+            if sets.get("cohort"):  # recalibrate --conformal cohort: the labelled table's, by the whole model
+                scores = f"scores of {sets['cohort'].get('data') or 'a labelled cohort'} (recalibrate)"
+
             have.append(f"prediction sets (--coverage) from {sets['scores']:,} {scores}{rows} "
                         f"({sets['patients']:,.0f} patients{why})")
         if basis is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..predict.recalibrate import CONFORMAL_CHOICES
 from ..recalibration import METHODS, p_text
 from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_writable, debug_option, distinct_files, fmt, handle_errors,
@@ -71,8 +72,10 @@ def render(result, data_file: str, out: str) -> None:
                   soft_wrap=True)
     rc = result.model.recalibration
     if result.kept == "none":
+        cohort_sets = result.model.conformal is not None and result.model.conformal.on_model_proba
         con.print(f"kept: no update — the model's probabilities fit this cohort as they are"
-                  f"{' (the closed test)' if result.method == 'auto' else ''}; {out} is the model unchanged",
+                  f"{' (the closed test)' if result.method == 'auto' else ''}; {out} is the model "
+                  + ("with its prediction sets calibrated on this cohort" if cohort_sets else "unchanged"),
                   soft_wrap=True)
     else:
         con.print(f"kept: {rc.words(result.model.classes)}"
@@ -93,6 +96,12 @@ def render(result, data_file: str, out: str) -> None:
                    "intercept and the logistic update (Vergouwe et al. 2017), the simplest the data do not reject.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
               help="The closed test's significance level (--method auto).")
+@click.option("--conformal", type=click.Choice(CONFORMAL_CHOICES), default=CONFORMAL_CHOICES[0], show_default=True,
+              help="Where the written model's prediction sets (predict --coverage) take their calibration from: "
+                   "cohort — DATA's samples, scored by the probabilities the model now reports, so the sets' level "
+                   "holds for new samples of DATA's population (split conformal, each patient once); training — the "
+                   "training rows' held-out scores, as before (their level holds for the training population). "
+                   "Binary and multiclass models.")
 @reading_options
 @role_options
 @threads_option
@@ -100,7 +109,7 @@ def render(result, data_file: str, out: str) -> None:
 @json_option
 @debug_option
 @handle_errors
-def recalibrate(model_path, data_file, out, method, alpha, fill_missing, max_missing, chunk_mb, chunksize, threads,
+def recalibrate(model_path, data_file, out, method, alpha, conformal, fill_missing, max_missing, chunk_mb, chunksize, threads,
                 quiet, as_json, debug, **params):
     """Update MODEL's probabilities for the population of the labelled table DATA (model updating).
 
@@ -113,8 +122,9 @@ def recalibrate(model_path, data_file, out, method, alpha, fill_missing, max_mis
     Holm's levels over the labels tested). --method auto keeps the simplest update a closed test does not reject. DATA's class mix becomes the
     model's: a table sampled by class (case-control) gives the wrong baseline (give predict --prevalence then). The update is stored in the written model, applied after its temperature by
     predict, evaluate and explain; its decision rule then divides by DATA's class shares (a balanced rule keeps
-    its meaning, and --prevalence moves the probabilities from DATA's mix). Prediction sets and the OOD flag keep
-    the training calibration. Binary and multiclass models need 10 samples of every class in DATA; a multi-label
+    its meaning, and --prevalence moves the probabilities from DATA's mix). Prediction sets (--coverage) are
+    calibrated on DATA (--conformal cohort), so their level holds in DATA's population, where the training rows'
+    promised nothing; the OOD flag keeps the training calibration. Binary and multiclass models need 10 samples of every class in DATA; a multi-label
     model's labels with fewer than 10 positives or negatives there are left as they are.
 
     The figures are in-sample (fitted and scored on DATA): to judge the update, evaluate the written model on
@@ -138,7 +148,8 @@ def recalibrate(model_path, data_file, out, method, alpha, fill_missing, max_mis
         check_stdout_open("the recalibration report")
     model = load_model(model_path, None)
     with threads_context(threads), ReadProgress(quiet, "read") as progress:
-        result = fit_update(model, data_file, method=method, alpha=alpha, roles=roles, fill_missing=fill_missing,
+        result = fit_update(model, data_file, method=method, alpha=alpha, conformal=conformal, roles=roles,
+                            fill_missing=fill_missing,
                             max_missing=max_missing, **chunks, progress=progress,
                             stdin=binary_stdin() if data_file == "-" else None)
     NoteRenderer(quiet, result)()

@@ -438,10 +438,18 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if run.seen is not None:
         _seen_rows(result, run.seen, meta["seen"], y, proba, threshold, model, weights)
     cohort_sha = (model.recalibration.cohort.get("sha256") if model.recalibration is not None else None)
-    if cohort_sha is not None and cohort_sha == file_sha256(source):
+    sets_sha = ((model.conformal.cohort or {}).get("sha256") if model.conformal is not None
+                and model.conformal.on_model_proba and uncertainty is not None and uncertainty.coverage is not None
+                else None)
+    digest = file_sha256(source) if cohort_sha is not None or sets_sha is not None else None
+    if cohort_sha is not None and cohort_sha == digest:
         result.warnings.append(f"{model.recalibrated_on} is the table the model was recalibrated on: its calibration "
                                "here (log loss, ECE, observed / expected) is what the update was fitted to make "
                                "right, not a test of it; evaluate on other samples of the population")
+    if sets_sha is not None and sets_sha == digest:
+        result.warnings.append(f"{model.conformal.cohort.get('data') or 'this table'} is the table the prediction sets "
+                               "were calibrated on: their coverage here is in-sample, not a test of the level; "
+                               "evaluate on other samples of the population")
     untaught = _untaught_labels(model, y)
     if untaught:
         result.warnings.append(untaught)

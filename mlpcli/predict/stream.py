@@ -628,6 +628,7 @@ class _Run:
             with self._blas():
                 out = self.net_model.predict_output(Z, batch_size=len(Z), features=features, first_row=first_row,
                                                     member_logits=logits)
+                own = out  # the model's own probabilities, which a cohort's conformal scores are of
                 if self.prevalence is not None:  # before anything decides by them (the sets keep the model's own)
                     out = self.prevalence.apply(out)
                 if self.explain is not None and len(Z):
@@ -635,7 +636,7 @@ class _Run:
         except DataError as exc:  # the row is named; name the file too
             raise DataError(f"{self.plan.source}: {exc}") from None
         if logits:  # one block of at most row_block rows: one entry
-            meta["set"] = self.trust.membership(logits[0])
+            meta["set"] = self.trust.membership(logits[0], own)
         return out
 
     def _ood_scores(self, Z: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..conformal import SCORES, SET_SEPARATOR, SetPredictor, format_sets, group_weights
 from ..errors import ConfigError, ModelFileError
+from ..metrics import class_proba
 from ..model_io import Model
 from ._common import natural_key
 
@@ -159,9 +160,10 @@ class Trust:
         gives them (``ood.OODBasis.score_and_p``)."""
         return None if self.basis is None else self.basis.score_and_p(Z)
 
-    def membership(self, member_logits: list[np.ndarray]) -> np.ndarray:
-        """(m, C) bool prediction sets of one block from each member's raw outputs."""
-        return self.sets.sets(member_logits)
+    def membership(self, member_logits: list[np.ndarray], model_proba: np.ndarray | None = None) -> np.ndarray:
+        """(m, C) bool prediction sets of one block from each member's raw outputs, or (the calibration of a cohort)
+        from the model's own probabilities ``model_proba`` (m, outputs), before any --prevalence."""
+        return self.sets.sets(member_logits, None if model_proba is None else class_proba(self.model.task, model_proba))
 
     def columns(self, proba: np.ndarray, pred: np.ndarray, labels: np.ndarray, meta: dict) -> tuple[np.ndarray, dict]:
         """For a frame's rows: the labels with abstentions put in, and the added columns. ``proba`` (m, C)
@@ -241,7 +243,11 @@ class Trust:
             return out
         o = self.options
         recalibrated_on = getattr(self.model, "recalibrated_on", None)  # (a bare stand-in model has none)
-        if recalibrated_on is not None:
+        cal = self.model.conformal
+        if cal.on_model_proba:
+            out.append(f"prediction sets: calibrated on {(cal.cohort or {}).get('data') or 'a labelled cohort'} "
+                       "(mlpcli recalibrate): their coverage is promised for new samples of that population")
+        elif recalibrated_on is not None:
             out.append(f"prediction sets: of the model's training calibration, not of its recalibration on "
                        f"{recalibrated_on} (which moves the probabilities, not the sets' held-out scores): "
                        "their coverage is promised for samples like the training ones")
@@ -394,8 +400,10 @@ class Trust:
         o, out, n = self.options, [], max(self.n, 1)
         if self.sets is not None:
             what = "per class (Mondrian)" if o.mondrian else "overall"
-            out.append(f"prediction sets ({o.score.upper()}, coverage {o.coverage:.12g} {what}, held-out scores of "
-                       f"{self.model.conformal.source} rows): mean size {self.set_size / n:.2f}; "
+            cal = self.model.conformal
+            scores = (f"scores of {(cal.cohort or {}).get('data') or 'a labelled cohort'}'s rows" if cal.on_model_proba
+                      else f"held-out scores of {cal.source} rows")
+            out.append(f"prediction sets ({o.score.upper()}, coverage {o.coverage:.12g} {what}, {scores}): mean size {self.set_size / n:.2f}; "
                        f"{self.n_multi} multi-class and {self.n_empty} empty of {self.n}")
             out += self.level_notes()
             if self.n_empty and o.score == "aps":
@@ -646,11 +654,14 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
     if getattr(model, "conformal", None) is not None:
         sets = SetPredictor(model.conformal, len(model.classes), len(model.members), model.output_activation(),
                             model.temperature, level, score)
-        logits = member_logits
-        if logits is None:
+        logits, proba = member_logits, None
+        if logits is None or sets.on_model_proba:
             logits = []
-            model.predict_output(X, member_logits=logits)
-        members = np.concatenate([sets.sets(block) for block in logits])
+            proba = class_proba(model.task, model.predict_output(X, member_logits=logits))
+        if sets.on_model_proba:  # a cohort's calibration: the whole model's probabilities, one block
+            members = sets.sets(None, proba)
+        else:
+            members = np.concatenate([sets.sets(block) for block in logits])
         covered = members[np.arange(len(y)), y]
         out["coverage"] = float(covered.mean())
         if groups is not None:  # one row per patient: weights all 1, the plain coverage
