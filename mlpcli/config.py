@@ -286,6 +286,14 @@ class TrainOptions:
             raise ConfigError("--refit: refits the cross-fitted members' epoch count on all rows; with --val-data the "
                               "one network already trains on every row of the table")
         check_unused(self, given, folds_flag=folds_flag)
+        if self.optimizer == "lbfgs":  # what the fit would refuse once started, said before any data is read
+            cannot = {"l1": self.l1 not in (0, 0.0), "augment_noise": self.augment_noise not in (0, 0.0, AUTO),
+                      "lr_schedule": self.lr_schedule != "none", "batchnorm": bool(self.batchnorm)}
+            for name in [k for k, v in cannot.items() if v]:
+                raise ConfigError(f"{flag_name(name)} {_toml_text(getattr(self, name))} with --optimizer lbfgs: it "
+                                  "minimises one smooth, fixed objective on every row (no l1 kink, no input noise, "
+                                  "no learning-rate schedule, no minibatch statistics); drop it, or use a minibatch "
+                                  "optimizer")
         fused.mode()  # MLPCLI_NUMBA read by every fit: a bad value said before the data is read, not after
 
     def fit_config(self) -> FitConfig:

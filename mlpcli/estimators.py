@@ -118,6 +118,11 @@ class _BaseMLP(BaseEstimator):
             self._as_train_options().validate()
         except MlpcliError as exc:
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
+        # the train option's default dropout (0.3) is resolved to 0 for lbfgs; an estimator's default is 0, so a rate
+        # given here is asked for, and lbfgs would train without it, as it refuses l1 and batchnorm
+        need(self.optimizer != "lbfgs" or float(self.dropout) == 0.0, "dropout",
+             "cannot apply with optimizer='lbfgs' (it minimises one fixed objective on every row: no random units); "
+             "use dropout=0.0, or a minibatch optimizer")
         # Adam and SGD have no decoupled decay: a decay asked for with them would be silently ignored (0: none,
         # which is true of them). Their weight penalty is l2.
         if not (self.weight_decay is None or self.weight_decay == 0 or self.optimizer == "adamw"):
@@ -507,6 +512,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     loss : "auto" is bce with one sigmoid output for two classes, ce (softmax) for more, and bce per
         label for a 2-D 0/1 target (multi-label); "ce", "focal" and "hinge" are also accepted.
     class_weight : None, "balanced", or a dict {class label: weight}.
+    label_smoothing : ce's label smoothing (softmax outputs): with ``loss="auto"`` a two-class or multi-label
+        target trains bce, which has none, so a value above 0 there is a ValueError at ``fit``; give
+        ``loss="ce"`` to smooth a two-class target's labels (two softmax outputs).
+    optimizer : "lbfgs" trains one fixed, smooth objective on every row: ``dropout``, ``l1``, ``batchnorm``,
+        ``augment_noise`` and an ``lr_schedule`` other than "none" are a ValueError with it.
     pos_weight : bce's weight of the positive class, ``classes_[1]`` (the later label in sorted order).
     weight_decay : AdamW's decoupled decay (each step shrinks the weights by ``lr`` x this); None is 0.01
         with ``optimizer="adamw"``. Adam and SGD have none: a value other than None or 0 with them is a

@@ -405,6 +405,10 @@ class Model:
 
 def save(model: Model, path: str | os.PathLike) -> None:
     """Write ``model`` to ``path`` atomically."""
+    if not isinstance(model, Model):  # an estimator or anything else failed with an AttributeError inside to_bytes
+        hint = (": a fitted estimator is saved with pickle or joblib; pipeline.train gives a Model"
+                if hasattr(model, "fit") else "")
+        raise ConfigError(f"model_io.save writes an mlpcli Model, got a {type(model).__name__}{hint}")
     data = to_bytes(model, path)
     atomic_write(path, lambda fh: fh.write(data))
 
@@ -570,6 +574,9 @@ def load(path: str | os.PathLike) -> Model:
     limits, so nothing here is built from an unchecked claim."""
     from .data import Preprocessor  # data imports pandas; keep model_io importable without it at module load
 
+    if not isinstance(path, (str, os.PathLike)):  # a file object read as a path was "model file not found: <_io...>"
+        raise ConfigError(f"model_io.load reads a model file by its path (a str or os.PathLike), got a "
+                          f"{type(path).__name__}")
     checked = model_check.read(path)
     name, meta, arrays = checked.source, checked.meta, checked.arrays
     try:

@@ -26,6 +26,7 @@ threads than that is a warning.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import pickle
@@ -799,11 +800,39 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
         if not keep_partial:
             raise
     except Exception as exc:  # joblib's BrokenProcessPool (a local worker died), Dask's KilledWorker
-        lost = _worker_lost(exc) or _scheduler_lost(exc, plan)
+        lost = _worker_lost(exc) or _scheduler_lost(exc, plan) or _no_room_to_share(exc)
         if lost is None:
             raise
         raise lost from None
     return results
+
+
+# What a full or limited disk says: no space, over quota, beyond the file-size limit (``ulimit -f``)
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _no_room_to_share(exc: BaseException) -> TrainingError | None:
+    """A one-line error when joblib could not write the arrays it shares with the worker processes (a memory-mapped
+    copy in its temporary folder: /dev/shm, JOBLIB_TEMP_FOLDER or TMPDIR) for want of room: it surfaced as "internal
+    error (PicklingError: Could not pickle the task ...)", with the OSError underneath. None for any other error."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in _NO_ROOM:
+            return _no_room_error(cause.strerror or os.strerror(cause.errno))
+        # loky's feeder thread hands the OSError on as its traceback's text (a _RemoteTraceback)
+        remote = re.search(r"OSError: \[Errno (\d+)\] ([^\n]*)", str(cause)) if "Traceback" in str(cause) else None
+        if remote is not None and int(remote.group(1)) in _NO_ROOM:
+            return _no_room_error(remote.group(2).strip())
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _no_room_error(reason: str) -> TrainingError:
+    return TrainingError(f"no room to share the data with the worker processes that run fits side by side ({reason}, "
+                         "in joblib's temporary folder: a full or limited /dev/shm or TMPDIR, a quota, ulimit -f); "
+                         "point JOBLIB_TEMP_FOLDER at a folder with room, or run the fits in this process with --n-jobs 1")
 
 
 def _worker_lost(exc: BaseException) -> TrainingError | None:

@@ -54,7 +54,16 @@ def adjust(proba: np.ndarray, training: np.ndarray, cohort: np.ndarray) -> np.nd
     proba = np.asarray(proba, dtype=np.float64)
     columns = class_proba("binary", proba[:, None]) if proba.ndim == 1 else \
         class_proba("binary" if proba.shape[1] == 1 else "multiclass", proba)
-    w = np.asarray(cohort, dtype=np.float64) / np.asarray(training, dtype=np.float64)
+    training, cohort = np.asarray(training, dtype=np.float64), np.asarray(cohort, dtype=np.float64)
+    k = columns.shape[1]
+    if training.shape != (k,) or cohort.shape != (k,):
+        raise OptionError(f"prevalence.adjust: the training and cohort mixes need one share per class ({k}), got "
+                        f"{training.size} and {cohort.size}")
+    if not (np.all(np.isfinite(training)) and np.all(training > 0) and np.all(np.isfinite(cohort))
+            and np.all(cohort >= 0)):
+        raise OptionError("prevalence.adjust: the training shares must be positive and the cohort's at least 0 (a class "
+                        "of training share 0 has no probability to move)")
+    w = cohort / training
     P = columns * w
     total = P.sum(axis=1, keepdims=True)
     moved = np.divide(P, total, out=columns.copy(), where=total > 0)

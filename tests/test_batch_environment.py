@@ -160,3 +160,28 @@ def test_force_color_colours_a_log_but_draws_no_live_bar_in_it(monkeypatch):
     assert "\x1b[33m" in text  # the colour asked for
     assert "\x1b[?25l" not in text and len(text.strip().splitlines()) == 1  # no cursor codes, no wrapping
     assert stdout_console().width == 140  # a pipe's width, not a terminal's 80
+
+
+def test_no_room_to_share_the_data_with_worker_processes_is_one_line_naming_the_remedy(tmp_path):
+    """Under a file-size limit (as a full /dev/shm or TMPDIR, or a quota) joblib cannot write the memory-mapped copy
+    of the data it shares with the members' worker processes: it was "internal error (PicklingError: Could not pickle
+    the task ...)". The model itself would fit: --n-jobs 1 trains it."""
+    import resource
+
+    from tables import make_table
+
+    table = make_table("multiclass", n_patients=150, per_patient=4, n_features=300, seed=2)  # 1.4 MB of float64
+    table.to_csv(tmp_path / "t.csv", index=False)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    common = ["train", tmp_path / "t.csv", "--hidden", "4", "--epochs", "2", "--folds", "2", "-q"]
+    res = mlpcli(*common, "--n-jobs", "2", "-o", tmp_path / "m.mlp", capture_output=True, text=True, preexec_fn=limit)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no room to share the data" in lines[0] and "--n-jobs 1" in lines[0], res.stderr
+    assert "JOBLIB_TEMP_FOLDER" in lines[0] and not (tmp_path / "m.mlp").exists()
+    res = mlpcli(*common, "--n-jobs", "1", "-o", tmp_path / "m.mlp", capture_output=True, text=True, preexec_fn=limit)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "m.mlp").stat().st_size < 1_000_000

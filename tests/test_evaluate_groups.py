@@ -81,3 +81,25 @@ def test_by_help_states_the_rule():
     text = " ".join(res.output.split())
     assert f"at least {evaluation.BY_MIN_CLASS_SAMPLES} samples" in text and "95 % interval" in text
     assert f"the group {evaluation.BY_MIN_SAMPLES}" in text
+
+
+def test_samples_without_a_patient_id_are_patients_of_their_own_not_one(tmp_path):
+    """Three samples of two patients with their patient id left empty were one extra "patient" in the bootstrap
+    and the per-patient coverage, without a word; each is a patient of its own now, and a note says so."""
+    import json
+
+    from tables import make_table
+
+    table = make_table("multiclass", n_patients=30, per_patient=2, n_features=10, seed=5)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert run(["train", str(tmp_path / "t.csv"), "--hidden", "4", "--epochs", "3", "--folds", "2", "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    patients = table["patient_id"].nunique()
+    gaps = table.copy()
+    gaps.loc[[0, 2, 3], "patient_id"] = np.nan  # patient 0 loses one of its two samples, patient 1 both
+    gaps.to_csv(tmp_path / "gaps.csv", index=False)
+    res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "gaps.csv"), "--bootstrap", "20", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["bootstrap"]["n_units"] == patients - 1 + 3  # patient 1 gone, three samples of their own
+    assert any("3 samples without a value in the patient column 'patient_id'" in n for n in doc["notes"])

@@ -327,6 +327,13 @@ class Preprocessor:
         order = np.argsort(-variances[candidates], kind="stable")[:n_keep]
         return np.sort(candidates[order])
 
+    def check_width(self, X):
+        """X (n, d_in) as given, or a DataError unless it is 2-D with the ``n_features_in`` columns fit saw."""
+        if X.ndim != 2 or X.shape[1] != self.n_features_in:
+            raise DataError(f"expected {self.n_features_in} feature columns, got shape {X.shape}; "
+                            "the table's features must match the ones the model was trained on")
+        return X
+
     def transform(self, X, dtype=np.float64, order: str = "F", sparse: bool = False) -> np.ndarray:
         """(n, d_in) -> (n, d_kept) with the fitted parameters; X (an ndarray, a RowView or a sparse matrix)
         is not modified. Rows go through in blocks, so the float64 working copy stays small however many
@@ -341,10 +348,7 @@ class Preprocessor:
         dense and sparse rows of the same values give the same result."""
         if self.kept_index_ is None:
             raise RuntimeError("Preprocessor.transform called before fit")
-        X = _as_matrix(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in:
-            raise DataError(f"expected {self.n_features_in} feature columns, got shape {X.shape}; "
-                            "the table's features must match the ones the model was trained on")
+        X = self.check_width(_as_matrix(X))
         if is_sparse(X):
             if sparse and self.center_ is not None and not np.any(self.center_):
                 if not self._offsets:

@@ -557,7 +557,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     if bootstrap is not None and (isinstance(bootstrap, bool) or int(bootstrap) < 2):
         raise ConfigError(f"--bootstrap must be at least 2 resamples, got {bootstrap!r}")
     if patients is not None and len(patients) != X.shape[0]:
-        raise ValueError(f"patients has {len(patients)} values for {X.shape[0]} samples")
+        raise DataError(f"patients has {len(patients)} values for {X.shape[0]} samples; give each sample its patient")
     if regression:
         result = _ig_regression(model, X, feats, features, used, wanted, top, baseline, steps, bootstrap, tol, seed,
                                 ids, patients)

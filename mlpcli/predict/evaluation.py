@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import warnings as _warnings
 from dataclasses import dataclass, field, replace
@@ -544,6 +545,16 @@ def _calibration_curves(task: str, y: np.ndarray, proba: np.ndarray, classes: li
 MAX_RISK_THRESHOLDS = 100  # --net-benefit / --operating-points: a table row each (and a resample column each)
 
 
+def _listed(items) -> list:
+    """A library caller's thresholds or targets as a list: "0.1,sens=0.9" as the command line gives them, one number,
+    or any iterable (a string is not read one character at a time)."""
+    if isinstance(items, str):
+        return [x.strip() for x in items.split(",") if x.strip()]
+    if isinstance(items, numbers.Real):
+        return [items]
+    return list(items)
+
+
 def check_risk_thresholds(task: str, thresholds, option: str = "--net-benefit") -> list[float] | None:
     """``option``'s thresholds (--net-benefit, --operating-points), each a risk in (0, 1), sorted; an OptionError for a
     model without binary risks."""
@@ -551,7 +562,11 @@ def check_risk_thresholds(task: str, thresholds, option: str = "--net-benefit") 
         return None
     if task != "binary":
         raise OptionError(f"{option} reads a binary model's risks at thresholds; this model is {task}")
-    values = sorted({float(t) for t in thresholds})
+    thresholds = _listed(thresholds)
+    try:
+        values = sorted({float(t) for t in thresholds})
+    except (TypeError, ValueError):
+        raise OptionError(f"{option}: thresholds must be numbers, e.g. 0.05,0.1,0.2; got {thresholds!r}") from None
     bad = [t for t in values if not 0.0 < t < 1.0]
     if not values:
         raise OptionError(f"{option}: no threshold given; give risks between 0 and 1, e.g. 0.1,0.2,0.5")
@@ -625,6 +640,7 @@ def check_operating_points(task: str, items) -> tuple[list[float], list[tuple[st
         return None
     if task != "binary":
         raise OptionError(f"--operating-points reads a binary model's risks at thresholds; this model is {task}")
+    items = _listed(items)
     risks, targets = [], []
     for item in items:
         if isinstance(item, str) and "=" in item:

@@ -519,6 +519,10 @@ class _ShiftStats:
         self.s2 = np.zeros_like(self.ref)
         self.nonzero = np.zeros(len(self.ref), dtype=np.int64)
         self.zero_share = getattr(pre, "train_zero_share_", None)
+        # features whose share of zeros is read (``ShiftReport.zeros_unlike_training``: a model that imputed, and
+        # features never 0 in training): counted in every row; the others only until each has a non-zero value
+        imputed = getattr(getattr(pre, "config", None), "impute", None) is not None
+        self.exact = (self.zero_share == 0) if imputed and self.zero_share is not None else None
         self.train_rows = getattr(pre, "train_rows_", None)
         self.negative = False
         # the values before the robust clip (``Preprocessor.unclipped``), when the model keeps their training SDs
@@ -536,7 +540,10 @@ class _ShiftStats:
             self.negative = bool((X < 0).any())
         if self.zero_share is None:
             return  # a model file from before the training shares were kept: no test to feed
-        open_ = np.flatnonzero(self.nonzero == 0)  # only features still at 0 in every row can change the verdict
+        # only features still at 0 in every row can change the "absent" verdict; the exact ones are counted always
+        # (a count that stopped after the first piece read 300 features as 0 in most rows of a table without a 0)
+        still = self.nonzero == 0
+        open_ = np.flatnonzero(still if self.exact is None else still | self.exact)
         if len(open_) == 0:
             return
         if 4 * len(open_) < len(self.nonzero):  # a few columns: copying them costs less than a pass over all
@@ -632,6 +639,9 @@ def shift_report(model: Model, X, groups=None, features: list[str] | None = None
     X, features = model.inputs(X, features)
     if features is not None:
         X = _in_model_order(model, X, features)
+    pre.check_width(X)  # before the rows are indexed by the kept features
+    if groups is not None and len(groups) != X.shape[0]:
+        raise DataError(f"groups has {len(groups)} values for X's {X.shape[0]} rows; give each row its patient")
     stats = _ShiftStats(pre)
     for start in range(0, len(X), DEFAULT_CHUNKSIZE):
         chunk = X[start:start + DEFAULT_CHUNKSIZE]

@@ -31,6 +31,9 @@ from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _GroupCount, _ShiftStats
 from .seen import SeenRows
 from .trust import Trust, Uncertainty
 
+# The key of a sample whose patient id is missing, followed by its row: a patient of its own
+NO_GROUP = "(no patient id) row "
+
 
 # The network sees rows in blocks of Model.row_block rows (at most this many; fewer for wide tables),
 # counted from the table's first row whatever the chunk size. BLAS results differ in the last bits with the
@@ -372,6 +375,7 @@ class _Run:
         # the shift check's sample counts are of patients when the table names them (samples of one patient
         # are not independent)
         self.group_count = _GroupCount() if self.plan.roles.group else None
+        self.n_without_group = 0  # rows whose patient id is missing: each counted as a patient of its own
         self.n_rows = 0
         self.batch_counts: Counter = Counter()
         self._missing_batch = missing_batch_name((model.split or {}).get("batch_counts_train"))
@@ -442,7 +446,11 @@ class _Run:
             meta["id"] = column(plan.roles.id)
         for key, name in (("batch", plan.roles.batch), ("group", plan.roles.group), ("by", plan.by)):
             if name:
-                meta[key] = _label_keys(column(name), self._missing_batch if key == "batch" else "NA")
+                meta[key] = _label_keys(column(name), self._missing_batch if key == "batch" else
+                                        NO_GROUP if key == "group" else "NA")
+        if "group" in meta:  # a sample without a patient id is a patient of its own (one key per row), not one "NA"
+            missing = np.flatnonzero(meta["group"] == NO_GROUP)
+            meta["group"][missing] = [f"{NO_GROUP}{first_row + i}" for i in missing]
         if self.need_target:
             targets = plan.roles.target
             frame = pd.DataFrame({t: target_series(t) for t in targets})
@@ -582,6 +590,7 @@ class _Run:
                     self.batch_counts.update(batches.tolist())
                 if self.group_count is not None and "group" in meta:
                     self.group_count.add(meta["group"] if known is None else meta["group"][known])
+                    self.n_without_group += sum(1 for g in meta["group"] if g.startswith(NO_GROUP))
                 if self.seen is not None:
                     meta["seen"] = np.zeros(n, dtype=bool)
                 self._transform(values, meta.get("id"), first_row, rows.append(n, meta),
@@ -678,6 +687,11 @@ class _Run:
             self.join.finish()  # no sample matched: an error
             self.notes += self.join.notes[self._join_noted:]
         groups = None if self.group_count is None else self.group_count.count
+        if self.n_without_group:
+            k = self.n_without_group
+            self.notes.append(f"{k:,} sample{'s' * (k > 1)} without a value in the patient column "
+                              f"{plan.roles.group!r}: each counted as a patient of its own (in the per-patient "
+                              "figures, the bootstrap and the shift check), not as one patient")
         # features without a value in any row were imputed in every row: judged as the absent ones, not as shifted
         unmeasured = plan.present & (self.measured == 0) if self.n_missing_values else np.zeros_like(plan.present)
         self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present | unmeasured, groups)
