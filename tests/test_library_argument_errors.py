@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 
