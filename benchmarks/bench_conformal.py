@@ -192,30 +192,14 @@ HELDOUT_HEADER = ("| set | held-out class | n | flagged ood | empty or multi-cla
 SITE_FEATURES, SITE_CLASSES = 40, 3
 
 
-def _site_population(rng, means, n_patients: int, per_patient: int, mix, start: int, shift=None, scale=1.0,
-                     noise=1.0) -> pd.DataFrame:
-    """Patients of classes drawn from ``mix``: class means, a patient effect (SD 0.5), noise of SD ``noise``; a
-    site's samples are scaled and shifted (a platform's gain and offsets)."""
-    y = rng.choice(SITE_CLASSES, n_patients, p=mix)
-    rows, labels, patients = [], [], []
-    for i in range(n_patients):
-        own = rng.normal(0, 0.5, SITE_FEATURES)
-        for _ in range(per_patient):
-            x = means[y[i]] + own + rng.normal(0, noise, SITE_FEATURES)
-            rows.append(x if shift is None else x * scale + shift)
-            labels.append(f"c{y[i]}")
-            patients.append(f"P{start + i}")
-    frame = pd.DataFrame(np.array(rows), columns=[f"g{j}" for j in range(SITE_FEATURES)])
-    frame.insert(0, "patient_id", patients)
-    frame.insert(1, "label", labels)
-    return frame
-
-
 def site_part(seeds: int) -> list[dict]:
     from mlpcli import pipeline
     from mlpcli.config import TrainOptions
     from mlpcli.predict.recalibrate import recalibrate
     from mlpcli.predict.trust import held_out_trust
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from tables import site_population  # the generator the site's test uses
 
     print(f"{'site':8} {'seed':>4} {'training sets':>14} {'size':>5} {'cohort sets':>12} {'size':>5}")
     rows = []
@@ -225,9 +209,9 @@ def site_part(seeds: int) -> list[dict]:
             means = rng.normal(0, 0.45, (SITE_CLASSES, SITE_FEATURES))
             shift = np.where(rng.random(SITE_FEATURES) < 0.3, rng.normal(0, 0.8, SITE_FEATURES), 0.0)
             at_site = dict(shift=shift, scale=1.3, noise=noise)
-            home = _site_population(rng, means, 250, 2, [1 / 3] * 3, 0)
-            cohort = _site_population(rng, means, 150, 2, [0.6, 0.3, 0.1], 10_000, **at_site)
-            later = _site_population(rng, means, 1500, 1, [0.6, 0.3, 0.1], 20_000, **at_site)
+            home = site_population(rng, means, 250, 2, [1 / 3] * 3, 0)
+            cohort = site_population(rng, means, 150, 2, [0.6, 0.3, 0.1], 10_000, **at_site)
+            later = site_population(rng, means, 1500, 1, [0.6, 0.3, 0.1], 20_000, **at_site)
             model = pipeline.train(home, TrainOptions(hidden=[32], folds=3, seed=seed)).model
             X = later[[f"g{j}" for j in range(SITE_FEATURES)]].to_numpy()
             y = later["label"].map({c: i for i, c in enumerate(model.classes)}).to_numpy()

@@ -126,3 +126,25 @@ def risk_cohort(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     d.insert(0, "pid", [f"s{seed}_{i}" for i in range(n)])
     d["label"] = np.where(y, "event", "none")
     return d
+
+
+def site_population(rng, means: np.ndarray, n_patients: int, per_patient: int, mix, start: int, shift=None,
+                    scale: float = 1.0, noise: float = 1.0) -> pd.DataFrame:
+    """Patients of classes drawn from ``mix`` (one mean row per class in ``means`` (k, d)): the class mean, a patient
+    effect (SD 0.5) and noise of SD ``noise`` per sample; a site's samples are then scaled and shifted (a platform's
+    gain and offsets). Columns patient_id (P{start}, ...), label (c0, c1, ...), g0, g1, ... (for
+    ``benchmarks/bench_conformal.py --part site`` and its test)."""
+    k, d = means.shape
+    y = rng.choice(k, n_patients, p=mix)
+    rows, labels, patients = [], [], []
+    for i in range(n_patients):
+        own = rng.normal(0, 0.5, d)
+        for _ in range(per_patient):
+            x = means[y[i]] + own + rng.normal(0, noise, d)
+            rows.append(x if shift is None else x * scale + shift)
+            labels.append(f"c{y[i]}")
+            patients.append(f"P{start + i}")
+    frame = pd.DataFrame(np.array(rows), columns=[f"g{j}" for j in range(d)])
+    frame.insert(0, "patient_id", patients)
+    frame.insert(1, "label", labels)
+    return frame

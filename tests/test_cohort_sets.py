@@ -17,26 +17,9 @@ from mlpcli.errors import ModelFileError
 from mlpcli.explain import load_samples
 from mlpcli.metrics import class_proba
 from mlpcli.predict.trust import held_out_trust
+from tables import site_population
 
 N_FEATURES, N_CLASSES = 40, 3
-
-
-def _population(rng, means, n_patients, per_patient, mix, start, shift=None, scale=1.0, noise=1.0) -> pd.DataFrame:
-    """Samples of patients of classes drawn from ``mix``: class means, a patient effect, and noise of SD ``noise``;
-    a site's samples are further scaled and shifted (a platform's gain and offsets)."""
-    y = rng.choice(N_CLASSES, n_patients, p=mix)
-    rows, labels, patients = [], [], []
-    for i in range(n_patients):
-        own = rng.normal(0, 0.5, N_FEATURES)
-        for _ in range(per_patient):
-            x = means[y[i]] + own + rng.normal(0, noise, N_FEATURES)
-            rows.append(x if shift is None else x * scale + shift)
-            labels.append(f"c{y[i]}")
-            patients.append(f"P{start + i}")
-    frame = pd.DataFrame(np.array(rows), columns=[f"g{j}" for j in range(N_FEATURES)])
-    frame.insert(0, "patient_id", patients)
-    frame.insert(1, "label", labels)
-    return frame
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +31,9 @@ def site(tmp_path_factory):
     means = rng.normal(0, 0.45, (N_CLASSES, N_FEATURES))
     shift = np.where(rng.random(N_FEATURES) < 0.3, rng.normal(0, 0.8, N_FEATURES), 0.0)
     at_site = dict(shift=shift, scale=1.3, noise=1.5)
-    _population(rng, means, 250, 2, [1 / 3] * 3, 0).to_csv(tmp / "home.csv", index=False)
-    _population(rng, means, 150, 2, [0.6, 0.3, 0.1], 10_000, **at_site).to_csv(tmp / "cohort.csv", index=False)
-    _population(rng, means, 1500, 1, [0.6, 0.3, 0.1], 20_000, **at_site).to_csv(tmp / "later.csv", index=False)
+    site_population(rng, means, 250, 2, [1 / 3] * 3, 0).to_csv(tmp / "home.csv", index=False)
+    site_population(rng, means, 150, 2, [0.6, 0.3, 0.1], 10_000, **at_site).to_csv(tmp / "cohort.csv", index=False)
+    site_population(rng, means, 1500, 1, [0.6, 0.3, 0.1], 20_000, **at_site).to_csv(tmp / "later.csv", index=False)
     res = run(["train", str(tmp / "home.csv"), "--hidden", "32", "--folds", "3", "-q", "-o", str(tmp / "m.mlp")])
     assert res.exit_code == 0, res.output
     for sets in ("cohort", "training"):
