@@ -228,20 +228,23 @@ def calibrate(logits: np.ndarray, y: np.ndarray, member: np.ndarray, groups: np.
                                 weight=w[rows], source=source, n_rows=len(y))
 
 
-def calibrate_cohort(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, cohort: dict | None = None,
-                     seed: int = 0) -> ConformalCalibration:
+def calibrate_cohort(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, first_member: np.ndarray,
+                     cohort: dict | None = None, seed: int = 0) -> ConformalCalibration:
     """Calibration scores of a labelled cohort of a new population from the model's own class probabilities P
     (n, C) on it (the members' mean at the model's temperature, after its recalibration: what ``predict`` reports
-    before any --prevalence) and the true classes y (n,); ``groups`` (n,) its patients or None. Source "cohort":
-    ``SetPredictor`` scores new samples by the same probabilities. ``cohort``: what the table was (data, sha256, n,
-    patients), kept with the scores. More than MAX_ROWS rows: a seeded subsample."""
+    before any --prevalence) and the true classes y (n,); ``groups`` (n,) its patients or None; ``first_member``
+    (n, k) the model's first member's raw outputs on the rows, which APS's u is drawn from (``uniform_hash``), as for
+    every new sample: not the probabilities, which a confident model puts at 1 - 1e-9 or at 1.0 exactly, where
+    thousands of samples shared one u and APS sets stopped following the level (0.989 covered at 0.8, 0.9 and 0.95
+    alike). Source "cohort": ``SetPredictor`` scores new samples by the same probabilities. ``cohort``: what the table
+    was (data, sha256, n, patients), kept with the scores. More than MAX_ROWS rows: a seeded subsample."""
     P = np.asarray(P, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     rows = np.arange(len(y))
     w = group_weights(groups, len(y))
     if len(y) > MAX_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(len(y), MAX_ROWS, replace=False))
-    u = uniform_hash(P[rows])
+    u = uniform_hash(np.asarray(first_member, dtype=np.float64)[rows])
     aps = label_scores(P[rows], "aps", u)[np.arange(len(rows)), y[rows]]
     lac = label_scores(P[rows], "lac")[np.arange(len(rows)), y[rows]]
     return ConformalCalibration(aps=aps, lac=lac, label=y[rows], member=np.zeros(len(rows), dtype=np.int64),
@@ -315,16 +318,16 @@ class SetPredictor:
         than there are: level · (W + 1) > W (a sample beyond every calibration score counts W)."""
         return np.asarray(self.total) < self._cut
 
-    def sets(self, member_logits: list[np.ndarray] | None, model_proba: np.ndarray | None = None) -> np.ndarray:
+    def sets(self, member_logits: list[np.ndarray], model_proba: np.ndarray | None = None) -> np.ndarray:
         """(m, C) bool membership for one block, from each model member's raw outputs (m, k); for a cohort's
-        calibration (``on_model_proba``) from the model's own class probabilities ``model_proba`` (m, C) instead."""
-        if self.on_model_proba:
+        calibration (``on_model_proba``) from the model's own class probabilities ``model_proba`` (m, C) instead
+        (APS's u still from the first member's outputs)."""
+        u = uniform_hash(member_logits[0]) if self.score == "aps" else None  # one u per sample, as in CV+
+        if self.on_model_proba:  # (u from the first member's outputs still: unbounded, unlike the probabilities)
             if model_proba is None:
                 raise ValueError("a cohort's calibration scores the model's own probabilities: pass model_proba")
             P = np.asarray(model_proba, dtype=np.float64)
-            return self._counted({0: label_scores(P, self.score, uniform_hash(P) if self.score == "aps" else None)},
-                                 len(P))
-        u = uniform_hash(member_logits[0]) if self.score == "aps" else None  # one u per sample, as in CV+
+            return self._counted({0: label_scores(P, self.score, u)}, len(P))
         return self._counted({k: label_scores(class_probabilities(member_logits[k], self.link, self.temperature),
                                               self.score, u) for k in self.members}, member_logits[0].shape[0])
 

@@ -591,7 +591,7 @@ class _Fields:
         elif temperature is not None:
             self.number(temperature, "temperature", *TEMPERATURE_RANGE)
         self.metadata(meta)
-        specs.update(self.trust(meta, task, len(meta["classes"]), len(reference["kept_features"])))
+        specs.update(self.trust(meta, task, len(meta["classes"]), len(reference["kept_features"]), len(members)))
         self.decision(meta, task, len(meta["classes"]))
         self.recalibration(meta, task, len(meta["classes"]), link)
         specs.update(self.training_rows(meta))
@@ -622,7 +622,7 @@ class _Fields:
                           f"is {target!r}, an array of another kind of values")
         return given
 
-    def trust(self, meta: dict, task: str, n_classes: int, n_kept: int) -> dict[str, _ArraySpec]:
+    def trust(self, meta: dict, task: str, n_classes: int, n_kept: int, n_members: int) -> dict[str, _ArraySpec]:
         """The optional ``conformal`` and ``ood`` fields (format 3, classification) and the arrays they imply."""
         from .conformal import MAX_ROWS
         from .ood import MAX_BASIS_VALUES, MAX_CALIBRATION, MAX_COMPONENTS, MAX_REFERENCE
@@ -648,7 +648,16 @@ class _Fields:
                 if source != "cohort":
                     self.fail("conformal.cohort", f"is set, but the scores' source is {source!r}, not 'cohort'")
                 self.cohort(c["cohort"], "conformal.cohort")
-            self.whole(self.get(c, "members", "conformal"), "conformal.members", 1, MAX_MEMBERS)
+            elif source == "cohort":  # (written with every cohort's scores: which table they are of)
+                self.fail("conformal.cohort", "is missing: scores of a cohort name the table they were taken on")
+            scored_by = self.whole(self.get(c, "members", "conformal"), "conformal.members", 1, MAX_MEMBERS)
+            # whose held-out rows the scores are: a cohort's, the whole model's (one "member"); one network's
+            # validation rows; each cross-fitted member's (a --refit network, the model's one, held none out: its
+            # scores are its K members')
+            expected = {"cohort": 1, "validation": 1, "out-of-fold": n_members}.get(source, scored_by)
+            if scored_by != expected:
+                self.fail("conformal.members", f"is {scored_by}, but {source} scores of a model of {n_members} "
+                                               f"member{'s' * (n_members != 1)} come from {expected}")
             self.number(self.get(c, "patients", "conformal"), "conformal.patients", 0.0, lo_open=True)
             self.flag(self.get(c, "weighted", "conformal"), "conformal.weighted")
             for name in ("aps", "lac", "weight"):

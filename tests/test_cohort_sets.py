@@ -79,8 +79,11 @@ def test_the_cohort_file_keeps_the_scores_of_the_probabilities_predict_reports(s
     assert "calibrated on cohort.csv" in res.output
     written = pd.read_csv(out, keep_default_na=False)["pred_set"].to_numpy(dtype=str)
     X = load_samples(model, str(site / "later.csv")).X
+    logits: list = []
+    proba = class_proba(model.task, model.predict_output(X, member_logits=logits))
+    first = np.concatenate([block[0] for block in logits])  # APS's u: the first member's raw outputs
     sets = SetPredictor(cal, len(model.classes), len(model.members), model.output_activation(), model.temperature,
-                        0.8).sets(None, class_proba(model.task, model.predict_output(X)))
+                        0.8).sets([first], proba)
     expected = ["|".join(str(c) for c, inside in zip(model.classes, row) if inside) for row in sets]
     assert list(written) == expected
     with pytest.raises(ValueError, match="model_proba"):
@@ -104,15 +107,109 @@ def test_training_sets_cannot_be_kept_on_a_model_whose_sets_are_a_cohorts(site, 
     assert not (tmp_path / "again.mlp").exists()
 
 
-def test_a_cohort_source_in_a_file_of_an_older_format_is_refused(site, tmp_path):
-    with zipfile.ZipFile(site / "cohort.mlp") as zf:
+def _tampered(path, tmp_path, change) -> str:
+    """A copy of the model file ``path`` whose model.json ``change(meta)`` edited."""
+    with zipfile.ZipFile(path) as zf:
         items = {name: zf.read(name) for name in zf.namelist()}
     meta = json.loads(items["model.json"])
-    meta["format_version"] = 14
+    change(meta)
     items["model.json"] = json.dumps(meta).encode()
-    bad = tmp_path / "old.mlp"
+    bad = tmp_path / "tampered.mlp"
     with zipfile.ZipFile(bad, "w") as zf:
         for name, data in items.items():
             zf.writestr(name, data)
-    with pytest.raises(ModelFileError, match="conformal.source"):
-        model_io.load(str(bad))
+    return str(bad)
+
+
+def test_a_file_whose_scores_do_not_say_truly_whose_they_are_is_refused(site, tmp_path):
+    """Scores relabelled as a cohort's were compared under member 0 only while their weights counted every member's:
+    every class in every set, without a word; a cohort's scores relabelled as a 3-member model's out-of-fold ones
+    were read as member 0's held-out rows."""
+    ensemble = model_io.load(str(site / "training.mlp"))
+    assert len(ensemble.members) == 3 and ensemble.conformal.source == "out-of-fold"
+
+    def cohort_with(meta):
+        meta["conformal"]["source"] = "cohort"
+        meta["conformal"]["cohort"] = {"data": "x.csv"}
+
+    def without_cohort(meta):
+        del meta["conformal"]["cohort"]
+
+    def as_out_of_fold(meta):
+        meta["conformal"]["source"] = "out-of-fold"
+        del meta["conformal"]["cohort"]
+
+    def older(meta):
+        meta["format_version"] = 14
+
+    for path, change, needle in ((site / "training.mlp", cohort_with, "conformal.members"),
+                                 (site / "cohort.mlp", without_cohort, "conformal.cohort"),
+                                 (site / "cohort.mlp", as_out_of_fold, "conformal.members"),
+                                 (site / "cohort.mlp", older, "conformal.source")):
+        with pytest.raises(ModelFileError, match=needle.replace(".", r"\.")):
+            model_io.load(_tampered(path, tmp_path, change))
+
+
+def test_aps_sets_of_a_confident_model_follow_the_level(tmp_path):
+    """A model sure of most samples (P = 1 - 1e-9, or 1.0 exactly, after the cohort's slope of ~3.7): APS's u drawn
+    from the probabilities gave thousands of samples one u, and the sets covered 0.989 at 0.8, 0.9 and 0.95 alike.
+    Drawn from the first member's raw outputs, as for the training scores, they follow the level."""
+    rng = np.random.default_rng(1)
+
+    def table(n, mix):
+        y = rng.choice(2, n, p=mix)
+        X = rng.normal(size=(n, 20))
+        X[:, :5] += 2.0 * y[:, None]
+        frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(20)])
+        frame.insert(0, "label", np.where(y, "pos", "neg"))
+        return frame
+
+    for name, n, mix in (("home", 400, [0.5, 0.5]), ("cohort", 300, [0.7, 0.3]), ("later", 4000, [0.7, 0.3])):
+        table(n, mix).to_csv(tmp_path / f"{name}.csv", index=False)
+    assert run(["train", str(tmp_path / "home.csv"), "--hidden", "16", "--folds", "3", "--seed", "1", "--no-group",
+                "-q", "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    res = run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "cohort.csv"), "-o", str(tmp_path / "c.mlp")])
+    assert res.exit_code == 0, res.output
+    covered = {}
+    for level in (0.8, 0.9, 0.95):
+        res = run(["evaluate", str(tmp_path / "c.mlp"), str(tmp_path / "later.csv"), "--coverage", str(level),
+                   "--json"])
+        assert res.exit_code == 0, res.output
+        covered[level] = json.loads(res.stdout)["trust"]["sets"]["coverage"]
+    # 4,000 samples: SD 0.006 at 0.8; the cohort's 300 add ~0.023
+    assert 0.74 <= covered[0.8] <= 0.86 and 0.85 <= covered[0.9] <= 0.95 and covered[0.95] >= 0.91, covered
+    assert covered[0.8] < covered[0.9] < covered[0.95], covered
+
+
+def test_a_small_cohort_says_which_levels_its_sets_cannot_reach_and_predict_says_whose_scores(site, tmp_path):
+    cohort = pd.read_csv(site / "cohort.csv")
+    first = cohort.groupby("label")["patient_id"].unique().map(lambda ids: list(ids[:5]))  # 5 patients per class
+    small = cohort[cohort["patient_id"].isin(sum(first.tolist(), []))]
+    assert len(small) == 30 and small["label"].value_counts().min() == 10
+    small.to_csv(tmp_path / "small.csv", index=False)
+    res = run(["recalibrate", str(site / "m.mlp"), str(tmp_path / "small.csv"), "--method", "intercept", "-o",
+               str(tmp_path / "small.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["notes"]
+    assert any("with 15 patients, prediction sets at --coverage 0.95 or 0.99 hold every class (a set can leave one "
+               "out from 19 patients at 0.95)" in n for n in notes), notes
+    res = run(["predict", str(tmp_path / "small.mlp"), str(site / "later.csv"), "--coverage", "0.95", "-o",
+               str(tmp_path / "p.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    said = " ".join(doc["notes"])
+    assert "needs more cohort patients than the model has" in said and "recalibrate on a larger cohort" in said, said
+    assert doc["trust"]["sets_source"] == "cohort" and doc["trust"]["sets_cohort"]["data"] == "small.csv"
+    assert pd.read_csv(tmp_path / "p.csv")["set_size"].eq(3).all()
+
+
+def test_conformal_given_for_a_multilabel_model_is_refused_not_ignored(tmp_path):
+    from tables import make_table
+
+    make_table("multilabel", n_patients=40, seed=2).to_csv(tmp_path / "t.csv", index=False)
+    assert run(["train", str(tmp_path / "t.csv"), "--target", "lab0,lab1,lab2", "--hidden", "4", "--folds", "2",
+                "--epochs", "5", "-q", "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    res = run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "--conformal", "cohort",
+               "-o", str(tmp_path / "r.mlp")])
+    assert_clean_error(res, "--conformal", "binary and multiclass", code=2)
+    assert not (tmp_path / "r.mlp").exists()

@@ -96,9 +96,9 @@ def render(result, data_file: str, out: str) -> None:
                    "intercept and the logistic update (Vergouwe et al. 2017), the simplest the data do not reject.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
               help="The closed test's significance level (--method auto).")
-@click.option("--conformal", type=click.Choice(CONFORMAL_CHOICES), default=CONFORMAL_CHOICES[0], show_default=True,
+@click.option("--conformal", type=click.Choice(CONFORMAL_CHOICES), default=None,
               help="Where the written model's prediction sets (predict --coverage) take their calibration from: "
-                   "cohort — DATA's samples, scored by the probabilities the model now reports, so the sets' level "
+                   "cohort (the default) — DATA's samples, scored by the probabilities the model now reports, so the sets' level "
                    "holds for new samples of DATA's population (split conformal, each patient once); training — the "
                    "training rows' held-out scores, as before (their level holds for the training population). "
                    "Binary and multiclass models.")

@@ -5,6 +5,7 @@ the model comes back with the update it keeps (or none), its figures and the coh
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Callable
@@ -68,7 +69,7 @@ class RecalibrationResult:
                 "prediction_sets": sets, "notes": self.notes, "warnings": self.warnings}
 
 
-def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.05, conformal: str = COHORT,
+def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.05, conformal: str | None = None,
                 roles: RoleFlags | None = None,
                 fill_missing: str | None = None, max_missing: float | None = None, chunksize: int | None = None,
                 chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None,
@@ -78,7 +79,7 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
     `alpha`; ``mlpcli.recalibration``). Binary and multiclass models, every class with MIN_CLASS_SAMPLES samples in
     the table; multi-label models label by label (``_per_label``). The returned model predicts with the update after its temperature, and its decision rule divides
     by the cohort's class shares (so a balanced rule keeps its meaning there, and ``--prevalence`` moves the
-    probabilities from the cohort's mix). ``conformal``: "cohort" (the default) gives a binary or multiclass model
+    probabilities from the cohort's mix). ``conformal``: "cohort" (None: the default) gives a binary or multiclass model
     the cohort's own conformal calibration scores, of its probabilities as the model now reports them (after the
     update), so its prediction sets (``predict --coverage``) hold their level for that population — split conformal
     on the cohort, each patient counting once (``conformal.calibrate_cohort``); "training" keeps the training rows'
@@ -88,8 +89,12 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
 
     if method not in recal.METHODS:
         raise OptionError(f"--method must be one of {', '.join(recal.METHODS)}, got {method!r}")
-    if conformal not in CONFORMAL_CHOICES:
+    if conformal is not None and conformal not in CONFORMAL_CHOICES:
         raise OptionError(f"--conformal must be one of {', '.join(CONFORMAL_CHOICES)}, got {conformal!r}")
+    if conformal is not None and model.task == "multilabel":  # (it would be ignored, without a word)
+        raise OptionError(f"--conformal: prediction sets are for binary and multiclass models; this model is "
+                          f"{model.task}")
+    conformal = COHORT if conformal is None else conformal
     if not 0.0 < alpha < 1.0:
         raise OptionError(f"--alpha must lie strictly between 0 and 1, got {alpha!r}")
     if model.task not in ("binary", "multiclass", "multilabel") or \
@@ -105,7 +110,7 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         raise ConfigError(f"--conformal training: this model's prediction sets are calibrated on {where}, not on its "
                           "training rows; recalibrate the model as trained, or keep --conformal cohort")
     reader, roles, target_note = read_targets_as(model, roles)
-    run, P, y, groups, seen = _read_labelled(model, reader, source, roles=roles, fill_missing=fill_missing,
+    run, P, y, groups, seen, first = _read_labelled(model, reader, source, roles=roles, fill_missing=fill_missing,
                                              chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress,
                                              max_missing=max_missing)
     n_units = len(np.unique(groups.astype(str))) if groups is not None else None
@@ -150,11 +155,12 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         # the probabilities are now of the cohort's mix: the rule divides by it, and --prevalence moves from it (a
         # file from before the rule was stored decided by argmax: it still does, now with the mix to move from)
         new.decision = (model.decision or Decision(rule="argmax", chosen="auto")).with_shares(shares)
+    rescored = 0
     if conformal == COHORT:  # the probabilities the model reports on the cohort, each patient's by an update without it
-        held_out = _held_out_updates(P, y, groups, link, kept) if kept != "none" else P
-        new.conformal = calibrate_cohort(metrics.class_proba(model.task, held_out), y, groups, cohort=cohort)
+        held_out, rescored = _held_out_updates(P, y, groups, link, kept) if kept != "none" else (P, 0)
+        new.conformal = calibrate_cohort(metrics.class_proba(model.task, held_out), y, groups, first, cohort=cohort)
     notes, warnings = _notes(model, method, kept, test, fitted.separated, classes, counts, len(y), n_units,
-                             int(seen.sum()) if seen is not None else 0, conformal)
+                             int(seen.sum()) if seen is not None else 0, conformal, rescored)
     notes[:0] = [*filter(None, [target_note]), *run.notes]
     warnings[:0] = run.warnings
     return RecalibrationResult(model=new, kept=kept, method=method, n=int(len(y)), figures=figures, test=test,
@@ -163,11 +169,14 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
 
 # Folds of the cohort's patients whose conformal scores come from an update fitted on the other folds
 SCORE_FOLDS = 5
+# The levels ``recalibrate`` names when its cohort has too few patients for their sets to leave a class out
+COMMON_LEVELS = (0.8, 0.9, 0.95, 0.99)
 
 
-def _held_out_updates(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, link: str, kept: str) -> np.ndarray:
-    """The cohort's probabilities (n, outputs) as the ``kept`` update gives them, each row's fitted without its
-    patient: SCORE_FOLDS folds of the patients (class-stratified), the update refitted on the other folds. The
+def _held_out_updates(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, link: str,
+                      kept: str) -> tuple[np.ndarray, int]:
+    """(The cohort's probabilities (n, outputs) as the ``kept`` update gives them, each row's fitted without its
+    patient, and how many rows are scored by the whole cohort's update instead): SCORE_FOLDS folds of the patients (class-stratified), the update refitted on the other folds. The
     conformal scores then come from an update that never saw their rows, as a new sample's does (fitted on the
     whole cohort): in-sample, the update fits the rows it scores, and their scores err low (the sets too small;
     ``bench_conformal.py --part site``: 0.891 and 0.892 at 0.9, 0.897 and 0.899 cross-fitted). A fold whose other folds cannot fit the update (a class missing there, a model
@@ -179,18 +188,19 @@ def _held_out_updates(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, l
     whole = _update(recal.fit(P, y, link), kept)
     out = np.array(whole.apply(P, link), dtype=np.float64)
     if folds < 2:
-        return out
+        return out, len(y)
+    in_sample = 0
     for train, test in StratifiedGroupKFold(folds).split(P, y, units):
         try:
             if len(np.unique(y[train])) < int(y.max()) + 1:
-                continue
+                raise ValueError("a class without samples in the other folds")
             fold = recal.fit(P[train], y[train], link)
             if kept == "logistic" and fold.separated:
-                continue
+                raise ValueError("no finite slope on the other folds")
             out[test] = _update(fold, kept).apply(P[test], link)
-        except ValueError:  # no better than chance on these folds: the whole cohort's update
-            continue
-    return out
+        except ValueError:  # no better than chance on these folds, or no fit: the whole cohort's update
+            in_sample += len(test)
+    return out, in_sample
 
 
 def _update(fitted: recal.RecalibrationFit, kept: str) -> recal.Recalibration:
@@ -337,13 +347,15 @@ def _per_label(model: Model, P: np.ndarray, Y: np.ndarray, method: str, alpha: f
 
 def _read_labelled(model: Model, reader: Model, source, **kw):
     """(the run, the model's probabilities P (n, outputs), the classes y (n,), the patients (n,) or None, whether each
-    row is a training row (n,) bool or None) of the labelled table, read as ``evaluate`` reads it; a DataError of
+    row is a training row (n,) bool or None, the first member's raw outputs (n, outputs)) of the labelled table, read as ``evaluate`` reads it; a DataError of
     the reader carries recalibrate's advice in place of evaluate's."""
-    outs, ys, groups, seen = [], [], [], []
+    outs, ys, groups, seen, first = [], [], [], [], []
     try:
         run = _Run(reader, source, need_target=True, by=None, **kw)
+        run.keep_first_member = True  # APS's u for the cohort's conformal scores (``conformal.calibrate_cohort``)
         for out, meta in run.blocks():
             outs.append(out)
+            first.append(meta["first_member"])
             ys.append(meta["y"])
             if meta.get("group") is not None:
                 groups.append(meta["group"])
@@ -357,11 +369,12 @@ def _read_labelled(model: Model, reader: Model, source, **kw):
     P = np.concatenate(outs) if outs else np.zeros((0, model.network.n_outputs))
     y = np.concatenate(ys).astype(np.int64) if ys else np.zeros((0, P.shape[1]) if model.task == "multilabel" else 0,
                                                                   dtype=np.int64)
-    return (run, P, y, np.concatenate(groups) if groups else None, np.concatenate(seen) if seen else None)
+    return (run, P, y, np.concatenate(groups) if groups else None, np.concatenate(seen) if seen else None,
+            np.concatenate(first) if first else np.zeros((0, model.network.n_outputs)))
 
 
 def _notes(model: Model, method: str, kept: str, test: dict, separated: bool, classes: list[str], counts: np.ndarray,
-           n: int, n_units: int | None, seen_rows: int, conformal: str) -> tuple[list[str], list[str]]:
+           n: int, n_units: int | None, seen_rows: int, conformal: str, rescored: int = 0) -> tuple[list[str], list[str]]:
     """recalibrate's (notes, warnings) on what it fitted and what the figures rest on."""
     notes, warnings = [], []
     if seen_rows:
@@ -399,6 +412,18 @@ def _notes(model: Model, method: str, kept: str, test: dict, separated: bool, cl
         notes.append(f"prediction sets (--coverage) are now calibrated on this table's {who}, as the model reports "
                      "probabilities after the update: their level holds for new samples of this population"
                      + (" (each patient counting once)" if n_units is not None and n_units < n else "") + ood)
+        units = n if n_units is None else n_units
+        beyond = [level for level in COMMON_LEVELS if units < math.ceil(level / (1 - level) - 1e-9)]
+        if beyond:  # a set can leave a class out only from level / (1 - level) calibration units on
+            unit = "patients" if n_units is not None else "samples"
+            notes.append(f"with {units:,} {unit}, prediction sets at --coverage "
+                         f"{' or '.join(f'{level:g}' for level in beyond)} hold every class (a set can leave one out "
+                         f"from {math.ceil(beyond[0] / (1 - beyond[0]) - 1e-9):,} {unit} at {beyond[0]:g}); "
+                         "recalibrate on a larger cohort for them")
+        if rescored:
+            notes.append(f"{rescored:,} of the table's samples are scored for the prediction sets by the update fitted "
+                         "on all of them (the other folds could not fit it: a class without samples there, or a model "
+                         "no better than chance on them): their scores are in-sample, a little low")
     elif kept != "none" and (model.conformal is not None or model.ood is not None):
         notes.append("prediction sets (--coverage) and the out-of-distribution flag (--ood) keep the training "
                      "calibration (--conformal training): the update changes the probabilities, not them; the sets' "

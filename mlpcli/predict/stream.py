@@ -376,6 +376,8 @@ class _Run:
         # are not independent)
         self.group_count = _GroupCount() if self.plan.roles.group else None
         self.n_without_group = 0  # rows whose patient id is missing: each counted as a patient of its own
+        # give each block's first-member raw outputs (meta "first_member"): what APS's u is drawn from (recalibrate)
+        self.keep_first_member = False
         self.n_rows = 0
         self.batch_counts: Counter = Counter()
         self._missing_batch = missing_batch_name((model.split or {}).get("batch_counts_train"))
@@ -632,7 +634,7 @@ class _Run:
             # pieces, so a row's score (its matrix products) does not depend on --chunksize, bit for bit.
             meta["ood_score"], meta["ood_p"] = self._ood_scores(Z, meta)
         features = None if self.transform_once else self.plan.features
-        logits = [] if self.trust is not None and self.trust.wants_logits else None
+        logits = [] if self.keep_first_member or (self.trust is not None and self.trust.wants_logits) else None
         try:
             with self._blas():
                 out = self.net_model.predict_output(Z, batch_size=len(Z), features=features, first_row=first_row,
@@ -644,8 +646,10 @@ class _Run:
                     meta["top_features"] = self._reasons(Z, out)  # (m, T): a column per regression target
         except DataError as exc:  # the row is named; name the file too
             raise DataError(f"{self.plan.source}: {exc}") from None
-        if logits:  # one block of at most row_block rows: one entry
+        if logits and self.trust is not None and self.trust.wants_logits:  # one block of at most row_block rows
             meta["set"] = self.trust.membership(logits[0], own)
+        if self.keep_first_member:
+            meta["first_member"] = logits[0][0] if logits else np.zeros((0, self.model.network.n_outputs))
         return out
 
     def _ood_scores(self, Z: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:

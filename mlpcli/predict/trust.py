@@ -220,14 +220,14 @@ class Trust:
         held-out scores are those of samples whose patient the model knew, and a new patient's samples are covered
         by the sets less often than the level and flagged out-of-distribution more often than --ood-alpha (on a
         table of 150 patients with 1-5 samples each: 35 % flagged at 0.05)."""
-        if self.sets is None and self.basis is None:
+        if (self.sets is None or self.sets.on_model_proba) and self.basis is None:
             return []
         roles = getattr(self.model, "roles", None) or {}
         config = getattr(self.model, "config", None) or {}
         if "group" not in roles or roles["group"] is not None or config.get("val_data"):
             return []
         promised = []
-        if self.sets is not None:
+        if self.sets is not None and not self.sets.on_model_proba:  # (a cohort's sets were calibrated on its patients)
             promised.append(f"covered by the sets less often than --coverage {self.options.coverage:.12g}")
         if self.basis is not None:
             promised.append(f"flagged out-of-distribution more often than --ood-alpha {self.options.ood_alpha:.12g}")
@@ -275,13 +275,16 @@ class Trust:
                           f"--prevalence, a class this much commoner in the cohort than among the model's held-out "
                           f"{unit} cannot be ruled out at --coverage {o.coverage:.12g}; lower the level, or use "
                           "--mondrian (per class, unchanged by the mix)"]
-        return out + [f"--coverage {o.coverage:.12g} needs more held-out "
+        # a cohort's scores (recalibrate): its rows, not held-out ones, and more of them come from a larger cohort
+        held = "cohort" if cal.on_model_proba else "held-out"
+        remedy = "recalibrate on a larger cohort" if cal.on_model_proba else "retrain on more samples"
+        return out + [f"--coverage {o.coverage:.12g} needs more {held} "
                       f"{unit if not o.mondrian else unit + ' of a class'} than the model has, so every set includes "
                       f"{', '.join(trivial[:5])}"
-                      f"{' …' if len(trivial) > 5 else ''} (a set can leave a class out from {needed:,} held-out "
+                      f"{' …' if len(trivial) > 5 else ''} (a set can leave a class out from {needed:,} {held} "
                       f"{'patients' if weighted else 'rows'}{' of the class' if o.mondrian else ''}"
                       f"{', each patient counted once' if weighted else ''}; the model has {have}); lower the level or "
-                      "retrain on more samples"]
+                      f"{remedy}"]
 
     def _rare_class_notes(self) -> list[str]:
         """Marginal sets (no --mondrian) promise the level over all samples, not per class: a class rarer than
@@ -441,8 +444,11 @@ class Trust:
         """JSON-able counts for predict's summary."""
         out: dict = {"options": self.options.to_dict(), "rows": self.n}
         if self.sets is not None:
+            cal = self.model.conformal
             out.update(mean_set_size=self.set_size / max(self.n, 1), empty_sets=self.n_empty,
-                       multi_class_sets=self.n_multi, in_every_set=self.in_every_set)
+                       multi_class_sets=self.n_multi, in_every_set=self.in_every_set,
+                       # whose scores the sets are ("cohort": a labelled table of this population, named)
+                       sets_source=cal.source, **({"sets_cohort": cal.cohort} if cal.cohort is not None else {}))
         if self.options.abstains:
             out.update(abstained=self.n_abstained, low_confidence=self.n_low_confidence,
                        empty_set_abstained=self.n_empty_abstained, abstained_for_both=self.n_both)
@@ -659,7 +665,7 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
             logits = []
             proba = class_proba(model.task, model.predict_output(X, member_logits=logits))
         if sets.on_model_proba:  # a cohort's calibration: the whole model's probabilities, one block
-            members = sets.sets(None, proba)
+            members = sets.sets([np.concatenate([block[0] for block in logits])], proba)
         else:
             members = np.concatenate([sets.sets(block) for block in logits])
         covered = members[np.arange(len(y)), y]
