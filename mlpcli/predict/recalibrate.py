@@ -179,7 +179,7 @@ def _held_out_updates(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, l
     patient, and how many rows are scored by the whole cohort's update instead): SCORE_FOLDS folds of the patients (class-stratified), the update refitted on the other folds. The
     conformal scores then come from an update that never saw their rows, as a new sample's does (fitted on the
     whole cohort): in-sample, the update fits the rows it scores, and their scores err low (the sets too small;
-    ``bench_conformal.py --part site``: 0.891 and 0.892 at 0.9, 0.897 and 0.899 cross-fitted). A fold whose other folds cannot fit the update (a class missing there, a model
+    ``bench_conformal.py --part site``: 0.891 and 0.892 at 0.9 in-sample, 0.897 and 0.899 cross-fitted). A fold whose other folds cannot fit the update (a class missing there, a model
     no better than chance on them) is scored by the update of the whole cohort."""
     from sklearn.model_selection import StratifiedGroupKFold
 
