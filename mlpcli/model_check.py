@@ -675,6 +675,10 @@ class _Fields:
                 self.flag(o["weighted"], "ood.weighted")
             if "streamed" in o:  # every held-out row scored, not the capped sample's (ood.RowSource)
                 self.flag(o["streamed"], "ood.streamed")
+            if o.get("cohort") is not None:  # calibrated on a labelled cohort (recalibrate; format 15)
+                if meta["format_version"] < 15:
+                    self.fail("ood.cohort", f"needs model format version 15, the file says {meta['format_version']}")
+                self.cohort(o["cohort"], "ood.cohort")
             specs.update({"ood/mean": _ArraySpec((p,), "f", (8,), "finite"),
                           "ood/components": _ArraySpec((r, p), "f", (8,), "finite"),
                           "ood/reference": _ArraySpec((k, r), "f", (8,), "finite"),

@@ -656,6 +656,7 @@ def _trust(meta: dict, arrays: dict[str, np.ndarray]):
             ood_basis.part_calibration = np.array(a["part_calibration"], dtype=np.float64)
         ood_basis.weighted = bool(meta["ood"].get("weighted", False))
         ood_basis.streamed = bool(meta["ood"].get("streamed", False))
+        ood_basis.cohort = meta["ood"].get("cohort")  # format 15: calibrated on a labelled cohort (recalibrate)
     return conformal_data, ood_basis
 
 

@@ -242,8 +242,10 @@ def recalibration_words(model: Model) -> str | None:
         rule = ("; the balanced labels divide by that table's class shares" if balanced
                 else "; --prevalence moves the probabilities from that table's class mix")
     cohort_sets = model.conformal is not None and model.conformal.on_model_proba
-    kept = ("; prediction sets calibrated there too" + ("; OOD flags keep the training calibration"
-                                                        if model.ood is not None else "") if cohort_sets
+    ood_there = model.ood is not None and getattr(model.ood, "cohort", None) is not None
+    kept = ("; prediction sets" + (" and OOD flags" if ood_there else "") + " calibrated there too"
+            + ("; OOD flags keep the training calibration" if model.ood is not None and not ood_there else "")
+            if cohort_sets
             else "; prediction sets and OOD flags keep the training calibration"
             if model.conformal is not None or model.ood is not None else "")
     return (f"on {c.get('data') or 'a cohort'} ({who}{digest}): {rc.words(model.classes)}{loss}{how}; applied after "

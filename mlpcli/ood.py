@@ -118,7 +118,7 @@ from .conformal import group_weights
 
 __all__ = ["MAX_COMPONENTS", "MAX_ROWS", "MAX_REFERENCE", "MAX_CALIBRATION", "MAX_BASIS_VALUES", "OODBasis",
            "RowSource", "streams_held_out", "STREAM_BELOW_ROWS",
-           "fit_basis", "calibrate", "sample_rows"]
+           "fit_basis", "calibrate", "recalibrated", "sample_rows"]
 
 MAX_COMPONENTS = 50
 MAX_BASIS_VALUES = 1 << 21  # components x features stored at most (16 MiB of float64)
@@ -151,6 +151,9 @@ class OODBasis:
     # True when every held-out row was scored from the table (``RowSource``), not only the capped sample's;
     # model.json's ood.streamed (absent: False)
     streamed: bool = False
+    # the labelled table of a new population the calibration was taken on instead (``recalibrated``; format 15):
+    # {data, sha256, n, patients}; None: held-out training rows
+    cohort: dict | None = None
 
     @property
     def n_features(self) -> int:
@@ -279,6 +282,8 @@ class OODBasis:
             out["weighted"] = True
         if self.streamed:  # (likewise: only wide tables stream)
             out["streamed"] = True
+        if self.cohort is not None:
+            out["cohort"] = self.cohort
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -471,6 +476,22 @@ def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: i
         done = [None] * len(fits)
         done[0::2], done[1::2] = theirs(), mine
     return _calibrated(done[0], np.concatenate(done[1:]) if len(done) > 1 else np.zeros((0, 2)), weight)
+
+
+def recalibrated(basis: OODBasis, parts: np.ndarray, groups: np.ndarray | None = None,
+                 cohort: dict | None = None) -> OODBasis:
+    """A copy of ``basis`` whose calibration is the rows of a labelled cohort of a new population (``recalibrate``):
+    ``parts`` (n, 2), ``basis.parts`` of their reference-preprocessed values, each row weighing 1 / its patient's
+    rows (``groups`` (n,) or None): the same distances to the same training reference, so a new sample of that population and the cohort's
+    rows are exchangeable (split conformal), and the flag says "further from the training data than this
+    population's own samples" — a kind of sample the population's known classes do not include. The training
+    calibration flagged 98 % of a shifted site's in-distribution samples at 0.01 (every flag, no information)."""
+    from copy import copy
+
+    out = copy(basis)
+    out.weighted, out.streamed, out.cohort = False, False, cohort
+    weight = None if groups is None else group_weights(np.asarray(groups), len(parts))
+    return _calibrated(out, np.asarray(parts, dtype=np.float64), weight)
 
 
 def _calibrated(basis: OODBasis, P: np.ndarray, weight: np.ndarray | None = None) -> OODBasis:

@@ -213,3 +213,53 @@ def test_conformal_given_for_a_multilabel_model_is_refused_not_ignored(tmp_path)
                "-o", str(tmp_path / "r.mlp")])
     assert_clean_error(res, "--conformal", "binary and multiclass", code=2)
     assert not (tmp_path / "r.mlp").exists()
+
+
+@pytest.fixture(scope="module")
+def novel_site(tmp_path_factory):
+    """As ``site``, and a kind of sample none of the training classes is (ten genes up by 2.5) seen at the site."""
+    tmp = tmp_path_factory.mktemp("novel_site")
+    rng = np.random.default_rng(1)
+    means = rng.normal(0, 0.45, (4, N_FEATURES))
+    means[3, :10] += 2.5
+    shift = np.where(rng.random(N_FEATURES) < 0.3, rng.normal(0, 0.8, N_FEATURES), 0.0)
+    at_site = dict(shift=shift, scale=1.3, noise=1.5)
+    site_population(rng, means[:3], 250, 2, [1 / 3] * 3, 0).to_csv(tmp / "home.csv", index=False)
+    site_population(rng, means[:3], 150, 2, [0.6, 0.3, 0.1], 10_000, **at_site).to_csv(tmp / "cohort.csv", index=False)
+    site_population(rng, means[:3], 1000, 1, [0.6, 0.3, 0.1], 20_000, **at_site).to_csv(tmp / "later.csv", index=False)
+    site_population(rng, means[3:], 300, 1, [1.0], 30_000, **at_site).to_csv(tmp / "novel.csv", index=False)
+    assert run(["train", str(tmp / "home.csv"), "--hidden", "32", "--folds", "3", "-q", "-o",
+                str(tmp / "m.mlp")]).exit_code == 0
+    for sets in ("cohort", "training"):
+        res = run(["recalibrate", str(tmp / "m.mlp"), str(tmp / "cohort.csv"), "--conformal", sets, "-o",
+                   str(tmp / f"{sets}.mlp"), "-q"])
+        assert res.exit_code == 0, res.output
+    return tmp
+
+
+def _flagged(path, table, alpha: float) -> float:
+    model = model_io.load(str(path))
+    X = load_samples(model, str(table)).X
+    return float(np.mean(model.ood.score_and_p(model.preprocessor.transform(X))[1] < alpha))
+
+
+def test_the_ood_flag_calibrated_on_the_cohort_flags_what_the_site_has_not_seen_not_the_site(novel_site):
+    """At a site unlike the training data the training calibration flagged 98 % of its ordinary samples at 0.01 and
+    every sample of a new kind: no information. Calibrated on the site's labelled cohort, the flag holds its rate on
+    the site's ordinary samples and still flags the new kind."""
+    t = novel_site
+    assert _flagged(t / "training.mlp", t / "later.csv", 0.01) > 0.9  # the problem
+    # 1,000 ordinary samples of the site: the rate at 0.01 is 1/151 (the cohort's 150 patients: p >= 1/151)
+    assert _flagged(t / "cohort.mlp", t / "later.csv", 0.01) <= 0.02
+    assert 0.02 <= _flagged(t / "cohort.mlp", t / "later.csv", 0.05) <= 0.08
+    assert _flagged(t / "cohort.mlp", t / "novel.csv", 0.05) >= 0.35  # (0.50 measured: ten genes of 40 up by 2.5)
+    model = model_io.load(str(t / "cohort.mlp"))
+    assert model.ood.cohort["data"] == "cohort.csv" and model.ood.weighted
+    assert model_io.load(str(t / "training.mlp")).ood.cohort is None
+    res = run(["predict", str(t / "cohort.mlp"), str(t / "novel.csv"), "--ood", "-o", str(t / "p.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    said = " ".join(json.loads(res.stdout)["notes"] + json.loads(res.stdout)["warnings"])
+    assert "cohort.csv's patients" in said and "further from the training data than that population's" in said, said
+    tampered = _tampered(t / "cohort.mlp", t, lambda meta: meta.update(format_version=14))
+    with pytest.raises(ModelFileError, match="needs model format version 15"):
+        model_io.load(tampered)

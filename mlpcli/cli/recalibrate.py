@@ -101,7 +101,8 @@ def render(result, data_file: str, out: str) -> None:
                    "cohort (the default) — DATA's samples, scored by the probabilities the model now reports, so the sets' level "
                    "holds for new samples of DATA's population (split conformal, each patient once); training — the "
                    "training rows' held-out scores, as before (their level holds for the training population). "
-                   "Binary and multiclass models.")
+                   "The out-of-distribution flag (predict --ood) follows: its p-values among DATA's samples, or "
+                   "among the held-out training rows. Binary and multiclass models.")
 @reading_options
 @role_options
 @threads_option
@@ -124,7 +125,8 @@ def recalibrate(model_path, data_file, out, method, alpha, conformal, fill_missi
     predict, evaluate and explain; its decision rule then divides by DATA's class shares (a balanced rule keeps
     its meaning, and --prevalence moves the probabilities from DATA's mix). Prediction sets (--coverage) are
     calibrated on DATA (--conformal cohort), so their level holds in DATA's population, where the training rows'
-    promised nothing; the OOD flag keeps the training calibration. Binary and multiclass models need 10 samples of every class in DATA; a multi-label
+    promised nothing; so is the OOD flag (--ood), which then flags samples further from the training data than
+    DATA's own, where the training calibration flags most samples of a site that differs. Binary and multiclass models need 10 samples of every class in DATA; a multi-label
     model's labels with fewer than 10 positives or negatives there are left as they are.
 
     The figures are in-sample (fitted and scored on DATA): to judge the update, evaluate the written model on

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import recalibration as recal
 from ..conformal import COHORT, calibrate_cohort
+from ..ood import recalibrated
 from ..data.streamed import DEFAULT_CHUNK_MB
 from ..decision import Decision
 from ..errors import ConfigError, DataError, OptionError
@@ -22,6 +23,7 @@ from ..model_io import Model
 from .columns import RoleFlags
 from .evaluation import read_targets_as
 from .stream import NOVEL_LABELS_HINT, _Run
+from .trust import Trust, Uncertainty
 
 __all__ = ["RecalibrationResult", "recalibrate", "CONFORMAL_CHOICES"]
 
@@ -110,7 +112,9 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         raise ConfigError(f"--conformal training: this model's prediction sets are calibrated on {where}, not on its "
                           "training rows; recalibrate the model as trained, or keep --conformal cohort")
     reader, roles, target_note = read_targets_as(model, roles)
-    run, P, y, groups, seen, first = _read_labelled(model, reader, source, roles=roles, fill_missing=fill_missing,
+    cohort_ood = conformal == COHORT and model.ood is not None and model.task != "multilabel"
+    run, P, y, groups, seen, first, ood_parts = _read_labelled(model, reader, source, ood_parts=cohort_ood, roles=roles,
+                                                              fill_missing=fill_missing,
                                              chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress,
                                              max_missing=max_missing)
     n_units = len(np.unique(groups.astype(str))) if groups is not None else None
@@ -159,6 +163,8 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
     if conformal == COHORT:  # the probabilities the model reports on the cohort, each patient's by an update without it
         held_out, rescored = _held_out_updates(P, y, groups, link, kept) if kept != "none" else (P, 0)
         new.conformal = calibrate_cohort(metrics.class_proba(model.task, held_out), y, groups, first, cohort=cohort)
+        if ood_parts is not None:  # the flag's p-values among this population's samples (split conformal)
+            new.ood = recalibrated(model.ood, ood_parts, groups, cohort=cohort_base)
     notes, warnings = _notes(model, method, kept, test, fitted.separated, classes, counts, len(y), n_units,
                              int(seen.sum()) if seen is not None else 0, conformal, rescored)
     notes[:0] = [*filter(None, [target_note]), *run.notes]
@@ -345,17 +351,23 @@ def _per_label(model: Model, P: np.ndarray, Y: np.ndarray, method: str, alpha: f
                                notes=notes, warnings=warnings)
 
 
-def _read_labelled(model: Model, reader: Model, source, **kw):
+def _read_labelled(model: Model, reader: Model, source, ood_parts: bool = False, **kw):
     """(the run, the model's probabilities P (n, outputs), the classes y (n,), the patients (n,) or None, whether each
-    row is a training row (n,) bool or None, the first member's raw outputs (n, outputs)) of the labelled table, read as ``evaluate`` reads it; a DataError of
+    row is a training row (n,) bool or None, the first member's raw outputs (n, outputs), with ``ood_parts`` the rows'
+    out-of-distribution distances (n, 2) (``ood.OODBasis.parts``; else None)) of the labelled table, read as ``evaluate`` reads it; a DataError of
     the reader carries recalibrate's advice in place of evaluate's."""
-    outs, ys, groups, seen, first = [], [], [], [], []
+    outs, ys, groups, seen, first, parts = [], [], [], [], [], []
     try:
-        run = _Run(reader, source, need_target=True, by=None, **kw)
+        # the out-of-distribution distances too, when the flag is to be calibrated on the cohort
+        trust = Trust(model, Uncertainty(ood=True)) if ood_parts else None
+        run = _Run(reader, source, need_target=True, by=None, trust=trust, **kw)
         run.keep_first_member = True  # APS's u for the cohort's conformal scores (``conformal.calibrate_cohort``)
+        run.keep_ood_parts = ood_parts
         for out, meta in run.blocks():
             outs.append(out)
             first.append(meta["first_member"])
+            if ood_parts:
+                parts.append(meta["ood_parts"])
             ys.append(meta["y"])
             if meta.get("group") is not None:
                 groups.append(meta["group"])
@@ -370,7 +382,8 @@ def _read_labelled(model: Model, reader: Model, source, **kw):
     y = np.concatenate(ys).astype(np.int64) if ys else np.zeros((0, P.shape[1]) if model.task == "multilabel" else 0,
                                                                   dtype=np.int64)
     return (run, P, y, np.concatenate(groups) if groups else None, np.concatenate(seen) if seen else None,
-            np.concatenate(first) if first else np.zeros((0, model.network.n_outputs)))
+            np.concatenate(first) if first else np.zeros((0, model.network.n_outputs)),
+            np.concatenate(parts) if parts else None)
 
 
 def _notes(model: Model, method: str, kept: str, test: dict, separated: bool, classes: list[str], counts: np.ndarray,
@@ -407,7 +420,9 @@ def _notes(model: Model, method: str, kept: str, test: dict, separated: bool, cl
         notes.append(f"the tests count the {n:,} samples as independent; they come from {n_units:,} patients, "
                      "so their p-values are too small")
     who = f"{n:,} samples" + (f" of {n_units:,} patients" if n_units is not None else "")
-    ood = ("; the out-of-distribution flag (--ood) keeps the training calibration" if model.ood is not None else "")
+    ood = ("; so is the out-of-distribution flag (--ood): it flags samples further from the training data than this "
+           "population's own (the training calibration flags most samples of a site that differs)"
+           if model.ood is not None else "")
     if conformal == COHORT:
         notes.append(f"prediction sets (--coverage) are now calibrated on this table's {who}, as the model reports "
                      "probabilities after the update: their level holds for new samples of this population"

@@ -378,6 +378,8 @@ class _Run:
         self.n_without_group = 0  # rows whose patient id is missing: each counted as a patient of its own
         # give each block's first-member raw outputs (meta "first_member"): what APS's u is drawn from (recalibrate)
         self.keep_first_member = False
+        # and, with an out-of-distribution basis (``trust``), each block's two distances (meta "ood_parts")
+        self.keep_ood_parts = False
         self.n_rows = 0
         self.batch_counts: Counter = Counter()
         self._missing_batch = missing_batch_name((model.split or {}).get("batch_counts_train"))
@@ -655,7 +657,10 @@ class _Run:
     def _ood_scores(self, Z: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
         """((m,) out-of-distribution scores, (m,) their p-values) of a block of rows: of Z (m, d) itself when it holds the reference
         preprocessing's rows (one network), else of the reference rows kept beside it (``meta``)."""
-        return self.trust.ood_scores(Z if self.transform_once else meta.pop("reference"))
+        rows = Z if self.transform_once else meta.pop("reference")
+        if self.keep_ood_parts:  # (recalibrate: the cohort's rows calibrate the flag, ``ood.recalibrated``)
+            meta["ood_parts"] = self.trust.basis.parts(rows)
+        return self.trust.ood_scores(rows)
 
     def _reasons(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
         """(m, T) "GENE:score;..." per row: the K features with the largest integrated-gradients attributions

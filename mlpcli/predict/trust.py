@@ -220,7 +220,8 @@ class Trust:
         held-out scores are those of samples whose patient the model knew, and a new patient's samples are covered
         by the sets less often than the level and flagged out-of-distribution more often than --ood-alpha (on a
         table of 150 patients with 1-5 samples each: 35 % flagged at 0.05)."""
-        if (self.sets is None or self.sets.on_model_proba) and self.basis is None:
+        ood_held_out = self.basis is not None and self.basis.cohort is None
+        if (self.sets is None or self.sets.on_model_proba) and not ood_held_out:
             return []
         roles = getattr(self.model, "roles", None) or {}
         config = getattr(self.model, "config", None) or {}
@@ -229,7 +230,7 @@ class Trust:
         promised = []
         if self.sets is not None and not self.sets.on_model_proba:  # (a cohort's sets were calibrated on its patients)
             promised.append(f"covered by the sets less often than --coverage {self.options.coverage:.12g}")
-        if self.basis is not None:
+        if ood_held_out:
             promised.append(f"flagged out-of-distribution more often than --ood-alpha {self.options.ood_alpha:.12g}")
         return ["the model was trained without a patient column, so its held-out rows were split one sample at a "
                 "time: if a patient has several samples, the held-out ones had their patient in training, and a new "
@@ -306,6 +307,12 @@ class Trust:
                 f"{min(1 - level, RARE_FOR_SETS):.0%} of {where} — {named} — can be left out of the "
                 "sets for most of its samples while the share holds; --mondrian gives each class the coverage"]
 
+    @property
+    def _ood_like(self) -> str:
+        """Whose samples the flag's p-values are among: "the training ones", or a labelled cohort's (recalibrate)."""
+        cohort = None if self.basis is None else self.basis.cohort
+        return "the training ones" if cohort is None else f"{cohort.get('data') or 'the recalibration cohort'}'s"
+
     def ood_floor(self) -> float:
         """The smallest p-value the model's held-out rows can give, a sample's beyond them all: 1 / (m + 1)
         for the distance alone, more with the class-relative part (``ood.OODBasis.p_value``)."""
@@ -335,8 +342,11 @@ class Trust:
                       "fewer features (--top-var)")
         else:
             remedy = f"train with more held-out {unit} (the default ensemble scores every training row)"
+        held = "held-out"
+        if self.basis.cohort is not None:  # calibrated on a labelled cohort (recalibrate): a larger one
+            held, remedy = "cohort", "recalibrate on a larger cohort"
         return split + [f"--ood flags nothing at --ood-alpha {alpha:.12g}: the model's out-of-distribution calibration has "
-                f"{m} held-out {unit}, so its smallest p-value is {round(floor * (m + 1))}/{m + 1} = {floor:.3g}; "
+                f"{m} {held} {unit}, so its smallest p-value is {round(floor * (m + 1))}/{m + 1} = {floor:.3g}; "
                 f"pass --ood-alpha above {floor:.3g}, or {remedy}"]
 
     def excess_ood(self, flagged: np.ndarray | None = None, batches: np.ndarray | None = None,
@@ -393,6 +403,12 @@ class Trust:
                     f" (counted by samples: {units_of(rows)} patient{'s' * (units_of(rows) != 1)}, too few to judge "
                     "patient by patient)" if few else "")
         holds = "calibrated probabilities" + (" and prediction sets' --coverage" if self.sets is not None else "")
+        if self.basis.cohort is not None:  # p-values among a labelled cohort of this population (recalibrate)
+            return [f"{n_ood} of {n} samples ({n_ood / n:.0%}) flagged out-of-distribution, where about "
+                    f"{alpha * 100:.3g} % of samples like {self._ood_like} would be{patients}{where}: they lie further "
+                    f"from the training data than that population's own samples (a kind of sample its classes do not "
+                    f"include, or another site), so the {holds} do not hold for them; look at the flagged samples "
+                    "(column ood) before trusting their calls"]
         return [f"{n_ood} of {n} samples ({n_ood / n:.0%}) flagged out-of-distribution, where about "
                 f"{alpha * 100:.3g} % of samples like the training ones would be{patients}{where}: they differ from "
                 f"the training data (another site, protocol or sample type?), so the {holds} do not hold for them; "
@@ -429,10 +445,12 @@ class Trust:
             out.append(f"{self.n_abstained} of {self.n} samples {o.unassigned_label!r} "
                        f"({'; '.join(reasons)})")
         if self.basis is not None:
-            chance = (f"at most {o.ood_alpha * 100:.3g} % of samples like the training ones are flagged by chance"
+            chance = (f"at most {o.ood_alpha * 100:.3g} % of samples like {self._ood_like} are flagged by chance"
                       if self.ood_floor() < o.ood_alpha else "none can be flagged at this level: see the warning")
-            among = (f"{len(self.basis.calibration)} held-out training patients, each counted once"
-                     if self.basis.weighted else f"{len(self.basis.calibration)} held-out training rows")
+            whose = ("held-out training" if self.basis.cohort is None else
+                     f"{self.basis.cohort.get('data') or 'the recalibration cohort'}'s")
+            among = (f"{len(self.basis.calibration)} {whose} patients, each counted once"
+                     if self.basis.weighted else f"{len(self.basis.calibration)} {whose} rows")
             if self.split_notes() and self.ood_floor() < o.ood_alpha:  # the promise holds for the held-out rows only
                 chance = (f"at most {o.ood_alpha * 100:.3g} % of held-out training rows are flagged by chance; a new "
                           "patient's samples more often: see the warning")
