@@ -94,7 +94,8 @@ def test_evaluate_on_the_cohort_itself_says_the_coverage_is_in_sample(site):
     res = run(["evaluate", str(site / "cohort.mlp"), str(site / "cohort.csv"), "--coverage", "0.9", "--json"])
     assert res.exit_code == 0, res.output
     warnings = json.loads(res.stdout)["warnings"]
-    assert any("the table the prediction sets were calibrated on" in w for w in warnings), warnings
+    assert any("the table the model's conformal calibration was taken on: the prediction sets' coverage here is "
+               "in-sample" in w for w in warnings), warnings
 
 
 def test_training_sets_cannot_be_kept_on_a_model_whose_sets_are_a_cohorts(site, tmp_path):
@@ -260,6 +261,10 @@ def test_the_ood_flag_calibrated_on_the_cohort_flags_what_the_site_has_not_seen_
     assert res.exit_code == 0, res.output
     said = " ".join(json.loads(res.stdout)["notes"] + json.loads(res.stdout)["warnings"])
     assert "cohort.csv's patients" in said and "further from the training data than that population's" in said, said
+    res = run(["evaluate", str(t / "cohort.mlp"), str(t / "cohort.csv"), "--ood", "--coverage", "0.9", "--json"])
+    assert res.exit_code == 0, res.output
+    assert any("the prediction sets' coverage and the out-of-distribution flag rate here are in-sample" in w
+               for w in json.loads(res.stdout)["warnings"]), res.stdout
     tampered = _tampered(t / "cohort.mlp", t, lambda meta: meta.update(format_version=14))
     with pytest.raises(ModelFileError, match="needs model format version 15"):
         model_io.load(tampered)

@@ -442,15 +442,20 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     sets_sha = ((model.conformal.cohort or {}).get("sha256") if model.conformal is not None
                 and model.conformal.on_model_proba and uncertainty is not None and uncertainty.coverage is not None
                 else None)
-    digest = file_sha256(source) if cohort_sha is not None or sets_sha is not None else None
+    ood_sha = ((model.ood.cohort or {}).get("sha256") if model.ood is not None and model.ood.cohort is not None
+               and uncertainty is not None and uncertainty.ood else None)
+    digest = file_sha256(source) if cohort_sha or sets_sha or ood_sha else None
     if cohort_sha is not None and cohort_sha == digest:
         result.warnings.append(f"{model.recalibrated_on} is the table the model was recalibrated on: its calibration "
                                "here (log loss, ECE, observed / expected) is what the update was fitted to make "
                                "right, not a test of it; evaluate on other samples of the population")
-    if sets_sha is not None and sets_sha == digest:
-        result.warnings.append(f"{model.conformal.cohort.get('data') or 'this table'} is the table the prediction sets "
-                               "were calibrated on: their coverage here is in-sample, not a test of the level; "
-                               "evaluate on other samples of the population")
+    calibrated_here = [what for what, sha in (("the prediction sets' coverage", sets_sha),
+                                              ("the out-of-distribution flag rate", ood_sha)) if sha and sha == digest]
+    if calibrated_here:
+        name = ((model.conformal.cohort if sets_sha else model.ood.cohort) or {}).get("data") or "this table"
+        result.warnings.append(f"{name} is the table the model's conformal calibration was taken on: "
+                               f"{' and '.join(calibrated_here)} here {'are' if len(calibrated_here) > 1 else 'is'} "
+                               "in-sample, not a test of the level; evaluate on other samples of the population")
     untaught = _untaught_labels(model, y)
     if untaught:
         result.warnings.append(untaught)
