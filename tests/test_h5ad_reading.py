@@ -228,3 +228,32 @@ def test_an_h5ad_cell_error_names_the_file(tmp_path):
                "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 1
     assert res.output.splitlines()[-1].startswith(f"Error: {tmp_path / 'na.h5ad'}: target has missing values")
+
+
+def test_an_obs_column_named_like_a_gene_is_named_as_such_not_not_found(tmp_path):
+    """A label column that shares its name with a gene is read as the gene (the name means the gene): asking for it
+    said only "--target column ... not found", without the file or the reason."""
+    adata = cells()
+    adata.obs[adata.var_names[0]] = adata.obs["cell_type"].astype(str)
+    path = write(adata, tmp_path / "c.h5ad")
+    res = run(["train", path, "--target", adata.var_names[0], "--hidden", "4", "--epochs", "2", "--folds", "2",
+               "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "c.h5ad", "named like a gene", "rename the .obs column")
+    res = run(["train", path, "--target", "nosuch", "--hidden", "4", "--epochs", "2", "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "c.h5ad: --target column 'nosuch' not found")
+    assert not (tmp_path / "m.mlp").exists()
+
+
+def test_an_obs_column_called_obs_names_does_not_stand_in_for_the_cells_names(tmp_path):
+    """Its values were written as the cells' ids, the default id being obs_names: predictions joined back on the cell
+    names matched nothing, or the wrong cells."""
+    adata = cells()
+    path = write(adata, tmp_path / "c.h5ad")
+    assert run(["train", path, "--target", "cell_type", "--hidden", "4", "--epochs", "2", "--folds", "2", "-q",
+                "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    adata.obs["obs_names"] = [f"x{name}" for name in adata.obs_names]
+    other = write(adata, tmp_path / "o.h5ad")
+    res = run(["predict", str(tmp_path / "m.mlp"), other, "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p.csv", dtype=str)["obs_names"].tolist() == list(adata.obs_names)
+    assert "its .obs column 'obs_names' is not read" in res.output

@@ -175,6 +175,10 @@ class H5ad:
             # anndata 0.7 (h5py 2) wrote these names as bytes
             self.obs_columns = [_text(c) for c in (order.tolist() if hasattr(order, "tolist") else order)]
             self.n_obs = int(obs[self._obs_index].shape[0])
+            # an obs column named obs_names would stand in for the cells' names, the default id (its values were
+            # written as the ids, and a user joined the predictions back on the wrong ones): the names win
+            self.shadowed_obs = [OBS_NAMES] if OBS_NAMES in self.obs_columns else []
+            self.obs_columns = [c for c in self.obs_columns if c != OBS_NAMES]
         except DataError:
             raise
         except _READ_ERRORS as exc:
@@ -199,6 +203,16 @@ class H5ad:
         self.notes.append(f"{self.path}: {self.n_obs:,} cells × {self.shape[1]:,} genes from {self.matrix_name} "
                           f"({'sparse ' + self.kind.upper() if self.kind != 'dense' else 'dense'}), gene names from "
                           f"{shown}")
+        if self.shadowed_obs:
+            self.notes.append(f"{self.path}: its .obs column 'obs_names' is not read: the name means the cells' names "
+                              "(obs_names, the default id); rename the column to use its values")
+        genes = set(self.feature_names)
+        named_like_genes = [c for c in self.obs_columns if c in genes]
+        if named_like_genes:  # (``columns``: the name means the gene)
+            self.notes.append(f"{self.path}: {len(named_like_genes)} .obs column{'s' * (len(named_like_genes) > 1)} "
+                              f"named like a gene, read as the gene: {', '.join(map(repr, named_like_genes[:5]))}; "
+                              "rename the column to use its values")
+        self.obs_named_like_genes = named_like_genes
 
     def _stored_values(self) -> int | None:
         """The number of values a sparse matrix stores (0: an empty layer, all zeros), None for a dense one (which
@@ -381,7 +395,7 @@ class H5ad:
         categoricals (codes + categories) are sliced in the file; other encodings (nullable arrays) are
         read whole through anndata once and kept."""
         obs = self.file["obs"]
-        key = self._obs_index if name == OBS_NAMES and OBS_NAMES not in self.obs_columns else name
+        key = self._obs_index if name == OBS_NAMES else name
         if key not in obs:
             raise DataError(f"{self.path}: obs has no column {name!r}")
         elem = obs[key]
@@ -572,11 +586,20 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
                                 ("--group", [group]), ("--batch", [batch])):
                 join.require(flag, names)
             obs_columns = join.columns
-        roles, notes = resolve_roles(obs_columns,
-                                     target=DEFAULT_TARGET if target is None else target, group=group,
-                                     no_group=no_group, id=join.data_id if join is not None else
-                                     OBS_NAMES if id is None else id, batch=batch,
-                                     drop=[d for d in drops if d not in gene_drops], require_target=require_target)
+        try:
+            roles, notes = resolve_roles(obs_columns,
+                                         target=DEFAULT_TARGET if target is None else target, group=group,
+                                         no_group=no_group, id=join.data_id if join is not None else
+                                         OBS_NAMES if id is None else id, batch=batch,
+                                         drop=[d for d in drops if d not in gene_drops], require_target=require_target)
+        except DataError as exc:  # the file named, and why an .obs column the user sees is not among the columns
+            asked = {*_names(DEFAULT_TARGET if target is None else target), group, batch, id} - {None}
+            hidden = [c for c in h.obs_named_like_genes if c in asked]
+            if hidden:
+                raise DataError(f"{path}: the .obs column {hidden[0]!r} is named like a gene of the file, and the name "
+                                "means the gene; rename the .obs column (e.g. adata.obs.rename(columns={"
+                                f"{hidden[0]!r}: 'label'}})) and name that") from None
+            raise DataError(f"{path}: {exc}") from None
         if id is None:
             notes = [n.replace(f"id: {OBS_NAMES}", f"id: {OBS_NAMES} (default for .h5ad; --id to choose)")
                      for n in notes]
