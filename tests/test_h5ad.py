@@ -479,6 +479,12 @@ def test_class_names_with_a_slash_keep_a_probability_column_each(tmp_path):
     assert result.exit_code == 0, result.output
     probs = [c for c in anndata.read_h5ad(out).obs.columns if c.startswith("mlpcli_prob_")]
     assert len(probs) == 3 and "mlpcli_prob_T_NK" in probs and "HDF5" in result.output
+    # predicted again, without --obs-probs: every probability column of the first prediction goes, the one renamed
+    # 'mlpcli_prob_T_NK_2' (beside the class T_NK's) too, which was left behind
+    again = tmp_path / "again.h5ad"
+    result = run(["predict", model, str(out), "--layer", "counts", "-o", str(again)])
+    assert result.exit_code == 0, result.output
+    assert not [c for c in anndata.read_h5ad(again).obs.columns if c.startswith("mlpcli_prob_")]
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "explain"])

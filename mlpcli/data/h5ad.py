@@ -744,6 +744,16 @@ def _copy_into(source: str, fh) -> None:
         fh.flush()
 
 
+def obs_spellings(name: str, others: int) -> set[str]:
+    """The obs column names a prediction may have written ``name`` under: itself, and where it holds a "/" (HDF5's
+    path separator) with "_" for it, then "_2", "_3", ... up to ``others`` + 1 where that name was taken
+    (``predict.output``'s renaming)."""
+    if "/" not in name:
+        return {name}
+    safe = name.replace("/", "_")
+    return {name, safe} | {f"{safe}_{k}" for k in range(2, others + 2)}
+
+
 def _class_probabilities(obs: pd.DataFrame, columns: dict, stale: list, source: str, prefix: str) -> list:
     """`stale` (the obs columns an earlier prediction wrote that this one does not) corrected by the class
     probabilities of earlier predictions (``--obs-probs``: `<prefix>prob_<class>` for each category of the
@@ -758,7 +768,7 @@ def _class_probabilities(obs: pd.DataFrame, columns: dict, stale: list, source: 
 
     def probabilities(label) -> set[str]:
         names = {f"{prefix}prob_{c}" for c in obs[label].cat.categories}
-        return {n for name in names for n in (name, name.replace("/", "_")) if n in obs.columns}
+        return {n for name in names for n in obs_spellings(name, 3 * len(names) + 8) if n in obs.columns}
 
     out = list(stale)
     for label in labels:

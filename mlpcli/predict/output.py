@@ -381,5 +381,7 @@ def prediction_obs_names(model, prefix: str) -> set[str]:
     stems = set(names) | {f"{c}_prob" for c in names} | {f"prob_{c}" for c in names} | {
         f"top_features_{c}" for c in names} | {"pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features",
                                                 "explained_class"}
+    from ..data.h5ad import obs_spellings
+
     full = {prefix + t for t in stems}
-    return full | {t.replace("/", "_") for t in full}
+    return {n for t in full for n in obs_spellings(t, len(stems))}
