@@ -9,6 +9,7 @@ Saving is left to the caller (``model_io.save``), so a notebook can inspect befo
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -224,7 +225,12 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                                       pred=model.predict_classes(fitted.proba) if model.decision else None)
         if caveat:
             notes.append(f"rough held-out metrics: {val_metrics['n']} {model.fit['held_out']} samples, and {caveat}")
-        diagnosis = _diagnose(fitted.history, baseline, resolved, model)
+        try:
+            diagnosis = _diagnose(fitted.history, baseline, resolved, model)
+        except DataError as exc:  # (``history.diagnose_curves``' CurveError) the model is trained; only its curves
+            # cannot be read
+            diagnosis = None
+            warnings.append(_undiagnosed(fitted.history, exc))
         if diagnosis is not None:
             model.extra["diagnosis"] = diagnosis.to_dict()
         model.training_rows = seen()
@@ -391,6 +397,23 @@ def held_out_warnings(task: str, y: np.ndarray, proba: np.ndarray, classes: list
 def _mean_baseline(baselines: list[dict]) -> dict:
     keys = [k for k in ("train_loss", "val_loss", "val_metric") if all(k in b for b in baselines)]
     return {k: float(np.mean([b[k] for b in baselines])) for k in keys}
+
+
+def _undiagnosed(history: list[dict], exc: Exception) -> str:
+    """The warning for curves the diagnosis cannot read: which members' validation loss was never finite — their
+    held-out rows overflow the network (a feature value far beyond the others'), which no training fixes."""
+    members: dict[int, bool] = {}
+    for row in history:
+        k = int(row.get("member", 1))
+        members[k] = members.get(k, False) or math.isfinite(float(row.get("val_loss", math.nan)))
+    never = [k for k, finite in members.items() if not finite]
+    if not never:
+        return f"learning curves not diagnosed: {exc}"
+    who = (f"member{'s' * (len(never) > 1)} {', '.join(map(str, never))}" if len(members) > 1 else "the network")
+    return (f"learning curves not diagnosed: the validation loss of {who} was not finite at any epoch — its held-out "
+            "rows overflow the network, most often a feature value far beyond the others' (e.g. 1e25 among values "
+            "near 1: check the table's largest values; predict refuses such rows, naming them); the model is "
+            "trained, its out-of-fold figures rest on those rows' outputs")
 
 
 def _diagnose(history: list[dict], baseline: dict, options: TrainOptions, model: Model | None = None):

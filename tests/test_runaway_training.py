@@ -230,3 +230,17 @@ def test_an_ensemble_divergence_names_the_member_and_numbers_its_history(tmp_pat
     assert res.exit_code == 1 and "Error: member 1: training diverged" in res.output, res.output
     rows = pd.read_csv(history)
     assert list(rows.columns[:2]) == ["member", "epoch"] and set(rows["member"]) == {1}
+
+
+def test_a_member_whose_held_out_rows_overflow_is_a_warning_not_a_failed_run(tmp_path):
+    """A feature at 1e25 in one patient's rows (values near 1 elsewhere): the member holding that patient out had an
+    infinite validation loss at every epoch, and train failed after training, at the curves' diagnosis, with "the
+    run diverged" and no --history, where cv on the same table ran."""
+    table = make_table("regression", n_patients=30, per_patient=3, n_features=8, seed=4)
+    table.loc[table["patient_id"] == table["patient_id"].iloc[0], "f07"] = 1e25
+    table.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--hidden", "8", "--folds", "3", "--epochs", "10", "--scaling",
+               "standard", "-o", str(tmp_path / "m.mlp"), "--history", str(tmp_path / "h.csv"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "learning curves not diagnosed: the validation loss of member" in res.output, res.output
+    assert (tmp_path / "m.mlp").exists() and (tmp_path / "h.csv").exists()
