@@ -247,11 +247,14 @@ def test_an_empty_grid_or_value_list_is_an_error_naming_it():
 
 
 def test_results_file_writes_no_hidden_layer_as_none(tmp_path):
-    """`hidden=0|4` ranks "none" in the table but wrote an empty cell to --results, read back as NaN (and the
-    other widths as floats, 4.0): the file now says none, as the table and the grid syntax do."""
+    """`hidden=none|4` ranks "none" in the table but wrote an empty cell to --results, read back as NaN (and the
+    other widths as floats, 4.0): the file now says none, as the table and the grid syntax do. `hidden=0` is refused
+    as --hidden 0 is (it was read as no hidden layer, in the grid alone)."""
     path = write_table(tmp_path, n_patients=12, n_features=4)
     results = tmp_path / "tuning.csv"
-    res = run(["tune", path, "--grid", "hidden=0|4", "--folds", "2", "--results", str(results), *FAST])
+    assert_clean_error(run(["tune", path, "--grid", "hidden=0|4", "--folds", "2", *FAST]), "hidden=0",
+                       "positive whole numbers", code=2)
+    res = run(["tune", path, "--grid", "hidden=none|4", "--folds", "2", "--results", str(results), *FAST])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(results, dtype=str)
     assert sorted(table["hidden"]) == ["4", "none"]
@@ -298,7 +301,8 @@ def test_tune_warns_of_a_label_confounded_with_the_batch_and_cv_names_a_diverged
     confounded().to_csv(path, index=False)
     res = run(["tune", str(path), "--grid", "l2=0,1e-3", "--folds", "2", "--epochs", "3", "--hidden", "4", "--json"])
     assert res.exit_code == 0, res.output
-    assert any("confounded with 'batch'" in w for w in json.loads(res.stdout)["warnings"])
+    said = [w for w in json.loads(res.stdout)["warnings"] if "confounded with 'batch'" in w]
+    assert said and "`mlpcli cv --leave-batch-out`" in said[0]  # (tune has no --leave-batch-out of its own)
     res = run(["cv", str(path), "--optimizer", "sgd", "--lr", "1e6", "--epochs", "5", "--folds", "2",
                "--member-folds", "1", "--no-baseline"])
     assert res.exit_code == 1 and "Traceback" not in res.output

@@ -565,8 +565,10 @@ def batch_confounding(ds: data.Dataset, leave_batch_out: bool = False, command: 
         return (what + ": a model can score by recognising batches, and the held-out estimate, whose rows share "
                 "batches with the training rows, rewards it as biology; `mlpcli cv --leave-batch-out` shows how it "
                 "fares on batches it never saw, but no split can separate batch from biology here")
+    # (tune has no --leave-batch-out: cv's is named as train names it)
+    option = "--leave-batch-out" if command == "cv" else "`mlpcli cv --leave-batch-out`"
     return (what + ": a model can score by recognising batches, and folds that mix them reward it as biology; "
-            "--leave-batch-out shows how it fares on batches it never saw, but no fold can separate batch from "
+            f"{option} shows how it fares on batches it never saw, but no fold can separate batch from "
             "biology here")
 
 

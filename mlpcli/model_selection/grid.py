@@ -55,7 +55,7 @@ def _parse_value(key: str, text: str, shown: str | None = None):
     shown = shown or option_name(key)
     if not t and key != "hidden":
         raise ConfigError(f"--grid: {shown} has an empty value")
-    if key == "hidden" and t.lower() in ("none", "0"):
+    if key == "hidden" and t.lower() == "none":  # ("0" is refused as --hidden 0 is: a width of no units)
         return []
     if "=" in t and key != "class_weight":  # "lr=1e-3 l2=0": a ';' left out read the next option as a value
         raise ConfigError(f"--grid: {shown} value {t!r} holds another option; separate options with ';' "

@@ -650,7 +650,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                 failed=why))
     warn = _fold_warnings(ds, fold_list, [s for s in scores[:len(points) * per_point] if isinstance(s, FoldScore)])
     warn += nested_warnings
-    confounded = batch_confounding(ds)  # as cv warns: a grid point can win by recognising batches
+    confounded = batch_confounding(ds, command="tune")  # as cv warns: a grid point can win by recognising batches
     if confounded:
         warn.insert(0, confounded)
     if options.impute is not None or any(v is not None for v in space.get("impute", [])):  # as train and cv warn
