@@ -414,6 +414,14 @@ def test_missing_target_values(frame):
         build(frame)
 
 
+def test_a_label_of_spaces_only_is_missing_not_a_class(frame):
+    """A spreadsheet's " " cell became a class named ' ' (counted as a rare class, refused by the folds)."""
+    frame.loc[[2, 5], "label"] = " "
+    frame.loc[7, "label"] = "\t"
+    with pytest.raises(DataError, match=r"target has missing values in 3 rows \('label' \(3\)\)"):
+        build(frame)
+
+
 def test_missing_group_values(frame):
     frame.loc[1, "patient_id"] = np.nan
     with pytest.raises(DataError, match="--group column 'patient_id' has 1 missing value;"):

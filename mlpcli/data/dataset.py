@@ -593,6 +593,11 @@ def _first_row(df: pd.DataFrame, mask: np.ndarray, id_column: str | None, place:
 # ── target and task ──────────────────────────────────────────────────────────────────────────────────────
 
 
+def _blank_text(values: pd.Series) -> pd.Series:
+    """(n,) bool: the cells that are text of spaces (or tabs) only."""
+    return values.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
+
+
 def _target(
     df: pd.DataFrame, targets: list[str], task: str, classes: Sequence | None, notes: list[str], warn: list[str],
     id_column: str | None = None,
@@ -601,9 +606,12 @@ def _target(
     that does not fit the task (text in a regression target, a 2 among 0/1 labels) is a DataError naming the
     file, the column, the row (and sample id in `id_column`) and the value."""
     frame = _uncategorised(df[targets]) if len(targets) > 1 else df[targets]
-    missing = frame.isna().any(axis=1)
+    # a label of spaces only (a spreadsheet's " " cell) is missing, as an empty one is, not a class named " "
+    absent = pd.DataFrame({t: frame[t].isna() | (_blank_text(frame[t]) if frame[t].dtype == object else False)
+                           for t in targets})
+    missing = absent.any(axis=1)
     if missing.any():
-        per_col = [(t, int(frame[t].isna().sum())) for t in targets if frame[t].isna().any()]
+        per_col = [(t, int(absent[t].sum())) for t in targets if absent[t].any()]
         where = _CellPlace(df, id_column, per_col[0][0])
         raise DataError(
             f"{where.source}target has missing values in {int(missing.sum())} row{'s' * (int(missing.sum()) != 1)} "
