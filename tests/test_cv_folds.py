@@ -254,3 +254,27 @@ def test_a_grid_of_one_setting_says_nothing_is_chosen_and_how_to_list_hidden_val
     note = [n for n in doc["notes"] if "one setting" in n]
     assert note and "hidden=8,4 is one network of 2 hidden layers" in note[0] and "hidden=8|4" in note[0]
     assert not any("optimistic" in n for n in doc["notes"])
+
+
+def test_fold_advice_names_only_counts_that_work(tmp_path):
+    """"use --folds 2 or fewer" for a class of two patients in cv led to the next error (each fold's model holds
+    some of every class out again, so its training part needs two of them); a one-patient table was told
+    "use --folds 1 or fewer", which a grouped split refuses."""
+    from tables import make_table
+
+    table = make_table("multiclass", n_patients=30, per_patient=2, n_features=6, seed=3)
+    table.loc[table["patient_id"].isin(["P000", "P001"]), "label"] = "R"  # 4 samples of 2 patients
+    table.to_csv(tmp_path / "rare.csv", index=False)
+    res = run(["cv", str(tmp_path / "rare.csv"), "--hidden", "4", "--epochs", "2", "--folds", "5"])
+    assert_clean_error(res, "class 'R' has 2 group(s)", "merge the class")
+    assert "use --folds" not in res.output
+    table.loc[table["patient_id"] == "P002", "label"] = "R"  # 3 patients: 3 folds leave 2 in each training part
+    table.to_csv(tmp_path / "rare3.csv", index=False)
+    res = run(["cv", str(tmp_path / "rare3.csv"), "--hidden", "4", "--epochs", "2", "--folds", "5"])
+    assert_clean_error(res, "class 'R' has 3 group(s)", "use --folds 3 or fewer")
+    assert run(["cv", str(tmp_path / "rare3.csv"), "--hidden", "4", "--epochs", "2", "--folds", "3"]).exit_code == 0
+    table["patient_id"] = "P1"
+    table.to_csv(tmp_path / "one.csv", index=False)
+    res = run(["train", str(tmp_path / "one.csv"), "--folds", "3", "--epochs", "2", "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "one group in 'patient_id'", "--no-group")
+    assert "or fewer" not in res.output

@@ -432,7 +432,7 @@ def plan_folds(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats:
             raise ConfigError("--repeats does not apply to --leave-batch-out: its folds are the batches, not a shuffle")
         fold_list, strategy = leave_batch_out_folds(ds)
     else:
-        fold_list, strategy = kfold(ds, folds, repeats, options.seed)
+        fold_list, strategy = kfold(ds, folds, repeats, options.seed, outer=True)
     check_training_parts(ds, fold_list)  # before any fit: a class the fold's early stopping cannot hold out
     return fold_list, strategy
 

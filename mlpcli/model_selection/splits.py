@@ -398,14 +398,27 @@ def _label(ds: Dataset, k: int) -> str:
     return str(ds.classes[k]) if k < len(ds.classes) else str(k)
 
 
-def check_fold_count(ds: Dataset, n_folds: int, flag: str) -> None:
-    """One-line errors, naming ``flag``, for fold counts the data cannot support (before any fit)."""
+def _workable_folds(m: int, outer: bool) -> int:
+    """The most folds a class of ``m`` groups (samples) allows: m; for the outer folds of cv and tune, whose every
+    training part trains a model that holds some of each class out again, the most F leaving m - ceil(m / F) >= 2
+    of them in each training part (0: none)."""
+    if not outer:
+        return m if m >= 2 else 0
+    return max((f for f in range(2, m + 1) if m - -(-m // f) >= 2), default=0)
+
+
+def check_fold_count(ds: Dataset, n_folds: int, flag: str, outer: bool = False) -> None:
+    """One-line errors, naming ``flag``, for fold counts the data cannot support (before any fit). ``outer``: the
+    folds of cv or tune, whose training parts are split again (the advice then names a count that works there)."""
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise ConfigError(f"{flag} must be a whole number >= 2, got {n_folds!r}")
     classify = ds.task in CLASSIFICATION_TASKS
     if ds.groups is not None:
         gname = _group_name(ds)
         n_groups = len(np.unique(ds.groups))
+        if n_groups < 2:  # ("use --folds 1 or fewer" led to "a grouped split needs at least 2")
+            raise DataError(f"{flag} {n_folds}: the table has one group in {gname!r}, and a grouped split needs 2 or "
+                            "more; give samples of more patients, or --no-group if its samples are independent")
         if n_folds > n_groups:
             raise DataError(f"{flag} {n_folds} is more than the {n_groups} groups in {gname!r}; each test fold "
                             f"needs whole groups — use {flag} {n_groups} or fewer")
@@ -413,7 +426,8 @@ def check_fold_count(ds: Dataset, n_folds: int, flag: str) -> None:
             for k in np.unique(ds.y):
                 m = len(np.unique(ds.groups[ds.y == k]))
                 if m < n_folds:
-                    fewer = f"use {flag} {m} or fewer, or " if m >= 2 else ""  # one group: no fold count can hold it
+                    most = _workable_folds(m, outer)  # none: no fold count can hold the class
+                    fewer = f"use {flag} {most} or fewer, or " if most >= 2 else ""
                     raise DataError(f"{flag} {n_folds}: class {_label(ds, k)!r} has {m} group(s) in {gname!r}, "
                                     f"fewer than the folds, so some test folds would lack it — {fewer}merge the class "
                                     "or leave its samples out")
@@ -423,7 +437,8 @@ def check_fold_count(ds: Dataset, n_folds: int, flag: str) -> None:
     if classify:
         counts = np.bincount(ds.y, minlength=len(ds.classes))
         for k in np.flatnonzero((counts > 0) & (counts < n_folds)):
-            fewer = f"use {flag} {int(counts[k])} or fewer, or " if counts[k] >= 2 else ""
+            most = _workable_folds(int(counts[k]), outer)
+            fewer = f"use {flag} {most} or fewer, or " if most >= 2 else ""
             raise DataError(f"{flag} {n_folds}: class {_label(ds, k)!r} has {counts[k]} sample(s), fewer than the "
                             f"folds, so some test folds would lack it — {fewer}merge the class or leave its samples out")
 
@@ -534,7 +549,7 @@ def stratified_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int,
 
 
 def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
-               flag: str = "--folds") -> tuple[list[Fold], str]:
+               flag: str = "--folds", outer: bool = False) -> tuple[list[Fold], str]:
     """Folds for ``repeats`` shuffles (repeat r uses ``seed + r``) and a description of the strategy.
 
     Groups: StratifiedGroupKFold for classification, a shuffled GroupKFold otherwise; no group is
@@ -545,7 +560,7 @@ def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
 
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ConfigError(f"--repeats must be a whole number >= 1, got {repeats!r}")
-    check_fold_count(ds, n_folds, flag)
+    check_fold_count(ds, n_folds, flag, outer)
     classify = ds.task in CLASSIFICATION_TASKS
     dummy = np.zeros((ds.n_samples, 1))
     out: list[Fold] = []

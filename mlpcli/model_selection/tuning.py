@@ -554,7 +554,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     metric = metrics.main_metric_name(ds.task)
     higher = metrics.higher_is_better(metric)
 
-    fold_list, strategy = kfold(ds, folds, repeats, options.seed)
+    fold_list, strategy = kfold(ds, folds, repeats, options.seed, outer=True)
     check_training_parts(ds, fold_list)  # before any fit: a class the fold's early stopping cannot hold out
     tasks = [(_fit_and_score, (ds, f.train, f.test, with_seed(apply_setting(options, setting), f.repeat),
                                ("grid", j, f.repeat, f.fold), _where(f, repeats)))
