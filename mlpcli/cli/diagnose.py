@@ -151,13 +151,18 @@ def _epochs_words(c: Curves) -> str:
         both = sum(1 for t, v in zip(c.train, c.val) if math.isfinite(t) and math.isfinite(v))
         # a history with empty cells: the rows, and how many of them the verdict could read
         return f"{len(c.train)} {c.step}s" + (f" ({both} with both values)" if both < len(c.train) else "")
+    # the kept epochs only where the source records them (best_epoch); else the lowest validation loss, said so (a
+    # history without best_epoch read "kept epoch 26" where nothing says those weights were kept)
+    recorded = all(m.recorded for m in c.members)
+    which = "kept epoch" if recorded else "lowest validation loss at epoch"
     if len(c.members) == 1:  # its own curves, not a mean (an ensemble stopped after its first member)
         kept = c.members[0].best_epoch
-        return f"{len(c.train)} epochs of member {c.members[0].member}" + (f", kept epoch {kept}" if kept else "")
+        return f"{len(c.train)} epochs of member {c.members[0].member}" + (f", {which} {kept}" if kept else "")
     runs = [len(m.train) for m in c.members]
     kept = ", ".join("?" if m.best_epoch is None else str(m.best_epoch) for m in c.members)
     return (f"mean of {len(runs)} members over {len(c.train)} epochs (while more than half still ran; members ran "
-            f"{min(runs)}-{max(runs)} epochs, kept epochs {kept})")
+            f"{min(runs)}-{max(runs)} epochs, {which + 's' if recorded else 'lowest validation losses at epochs'} "
+            f"{kept})")
 
 
 _MORE_DATA_WORDS = {"helps": "more data still helps", "unclear": "whether more data helps is unclear",
