@@ -51,6 +51,9 @@ __all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "
 CURVE_COLUMNS = {"loss": ("train_loss", "val_loss"), "metric": ("train_metric", "val_metric")}
 MEMBER = "member"  # the key (and column) numbering an ensemble's members from 1
 BASELINE_GIVEN = "given with --baseline"  # Curves.baseline_note of a baseline passed to read_curves
+# Without a baseline, a scale from the first epochs this many times the curves' final level (first epochs that blew
+# up) is said in a note: against it every later level and gap reads small
+FIRST_EPOCHS_BLOWUP = 10.0
 _INT_COLUMNS = (MEMBER, "epoch", "best_epoch")  # read back as int; every other numeric column as float
 _TABLE_SUFFIX = re.compile(r"\.(csv|tsv|txt)(\.(gz|bz2|xz|zip))?$|\.parquet$", re.IGNORECASE)
 
@@ -389,6 +392,15 @@ def diagnose_curves(c: Curves):
                      capacity_tried=c.capacity_tried, validation_table=c.validation_table,
                      grouped_by=c.grouped_by, full_batch=c.step == "iteration", linear=c.linear,
                      curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
+        scale, end = d.evidence.get("scale"), max(d.evidence.get("train_final") or 0, d.evidence.get("val_final") or 0)
+        if (c.baseline is None and d.evidence.get("scale_source") == "first_epochs" and scale and end > 0
+                and scale > FIRST_EPOCHS_BLOWUP * end):
+            # a scale from first epochs that blew up makes any later level look settled and small (a run worse
+            # than no skill read "Good fit — Nothing needed")
+            c.notes.append(f"{c.source}: no baseline (the no-skill loss; a history table has none), and the scale "
+                           f"comes from the first epochs, {scale:.4g}, {scale / end:.0f} x where the curves end: "
+                           "levels and gaps read small against it, whatever the run learned; give --baseline LOSS "
+                           "(cross-entropy on K balanced classes: ln K, 1.099 for 3) to read them against no skill")
         if c.held_out_shift and d.label != "good_fit":
             # first things first: a --val-data table on another scale read "underfit (capacity) ... check the target"
             table = f" ({c.validation_table})" if c.validation_table else ""

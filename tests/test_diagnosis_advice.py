@@ -693,3 +693,19 @@ def test_a_linear_model_that_never_beat_no_skill_is_not_told_to_let_the_defaults
     assert first.startswith("Validation never beat the no-skill") and "it is the linear model already" in first
     assert "--hidden auto" not in first and first.endswith("weight decay (--l2).")
     assert "--hidden auto" in diagnose(WIDE_TRAIN, WIDE_VAL, baseline=WIDE_BASELINE).advice[0]  # a hidden layer: may
+
+
+def test_a_history_whose_first_epochs_blew_up_says_its_scale_hides_the_levels(tmp_path):
+    """Without a baseline the scale is the first epochs' level: 139 from a blown-up start made a run worse than no
+    skill (validation 1.20 where ln 3 = 1.10) read "Good fit — Nothing needed" without a word."""
+    e = np.arange(1, 41)
+    train = np.where(e <= 3, [140.0, 60.0, 20.0][0] / e, 1.185 + 0.01 * np.exp(-e / 5))
+    val = np.where(e <= 3, 130.0 / e, 1.203 + 0.01 * np.exp(-e / 5))
+    path = tmp_path / "h.csv"
+    pd.DataFrame({"epoch": e, "train_loss": train, "val_loss": val}).to_csv(path, index=False)
+    res = run(["diagnose", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["notes"]
+    assert any("no baseline" in n and "--baseline LOSS" in n for n in notes), notes
+    res = run(["diagnose", str(path), "--json", "--baseline", "1.0986"])
+    assert not [n for n in json.loads(res.stdout)["notes"] if "no baseline" in n]
