@@ -215,17 +215,7 @@ def calibrate(logits: np.ndarray, y: np.ndarray, member: np.ndarray, groups: np.
     """Calibration scores from held-out raw outputs ``logits`` (n, k) of the members ``member`` (n,) for
     the true classes ``y`` (n,), the same probabilities the model reports (its temperature). More than
     MAX_ROWS rows: a seeded random subsample (weights computed on all rows first)."""
-    P = class_probabilities(logits, link, temperature)
-    y = np.asarray(y, dtype=np.int64)
-    rows = np.arange(len(y))
-    w = group_weights(groups, len(y))
-    if len(y) > MAX_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(len(y), MAX_ROWS, replace=False))
-    u = uniform_hash(np.asarray(logits, dtype=np.float64)[rows])
-    aps = label_scores(P[rows], "aps", u)[np.arange(len(rows)), y[rows]]
-    lac = label_scores(P[rows], "lac")[np.arange(len(rows)), y[rows]]
-    return ConformalCalibration(aps=aps, lac=lac, label=y[rows], member=np.asarray(member, dtype=np.int64)[rows],
-                                weight=w[rows], source=source, n_rows=len(y))
+    return _scored(class_probabilities(logits, link, temperature), y, groups, logits, member, source, seed)
 
 
 def calibrate_cohort(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, first_member: np.ndarray,
@@ -238,17 +228,25 @@ def calibrate_cohort(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, fi
     thousands of samples shared one u and APS sets stopped following the level (0.989 covered at 0.8, 0.9 and 0.95
     alike). Source "cohort": ``SetPredictor`` scores new samples by the same probabilities. ``cohort``: what the table
     was (data, sha256, n, patients), kept with the scores. More than MAX_ROWS rows: a seeded subsample."""
-    P = np.asarray(P, dtype=np.float64)
+    return _scored(np.asarray(P, dtype=np.float64), y, groups, first_member, np.zeros(len(y), dtype=np.int64), COHORT,
+                   seed, cohort)
+
+
+def _scored(P: np.ndarray, y, groups, draws: np.ndarray, member, source: str, seed: int,
+            cohort: dict | None = None) -> ConformalCalibration:
+    """The calibration of rows of class probabilities P (n, C) with true classes y (n,): their APS (u drawn from the
+    rows of ``draws`` (n, k), ``uniform_hash``) and LAC scores, each row's ``member`` and patient weight; more than
+    MAX_ROWS rows: a seeded random subsample (the weights computed on all rows first)."""
     y = np.asarray(y, dtype=np.int64)
     rows = np.arange(len(y))
     w = group_weights(groups, len(y))
     if len(y) > MAX_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(len(y), MAX_ROWS, replace=False))
-    u = uniform_hash(np.asarray(first_member, dtype=np.float64)[rows])
+    u = uniform_hash(np.asarray(draws, dtype=np.float64)[rows])
     aps = label_scores(P[rows], "aps", u)[np.arange(len(rows)), y[rows]]
     lac = label_scores(P[rows], "lac")[np.arange(len(rows)), y[rows]]
-    return ConformalCalibration(aps=aps, lac=lac, label=y[rows], member=np.zeros(len(rows), dtype=np.int64),
-                                weight=w[rows], source=COHORT, n_rows=len(y), cohort=cohort)
+    return ConformalCalibration(aps=aps, lac=lac, label=y[rows], member=np.asarray(member, dtype=np.int64)[rows],
+                                weight=w[rows], source=source, n_rows=len(y), cohort=cohort)
 
 
 class _Ranker:

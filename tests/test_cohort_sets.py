@@ -4,7 +4,6 @@ the training rows' scores promise nothing at a site whose samples are noisier, t
 from __future__ import annotations
 
 import json
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ from mlpcli.errors import ModelFileError
 from mlpcli.explain import load_samples
 from mlpcli.metrics import class_proba
 from mlpcli.predict.trust import held_out_trust
+from model_files import rewrite_model
 from tables import site_population
 
 N_FEATURES, N_CLASSES = 40, 3
@@ -110,16 +110,7 @@ def test_training_sets_cannot_be_kept_on_a_model_whose_sets_are_a_cohorts(site, 
 
 def _tampered(path, tmp_path, change) -> str:
     """A copy of the model file ``path`` whose model.json ``change(meta)`` edited."""
-    with zipfile.ZipFile(path) as zf:
-        items = {name: zf.read(name) for name in zf.namelist()}
-    meta = json.loads(items["model.json"])
-    change(meta)
-    items["model.json"] = json.dumps(meta).encode()
-    bad = tmp_path / "tampered.mlp"
-    with zipfile.ZipFile(bad, "w") as zf:
-        for name, data in items.items():
-            zf.writestr(name, data)
-    return str(bad)
+    return rewrite_model(path, tmp_path / "tampered.mlp", change, lambda arrays: arrays)
 
 
 def test_a_file_whose_scores_do_not_say_truly_whose_they_are_is_refused(site, tmp_path):
