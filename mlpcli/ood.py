@@ -482,10 +482,11 @@ def recalibrated(basis: OODBasis, parts: np.ndarray, groups: np.ndarray | None =
                  cohort: dict | None = None) -> OODBasis:
     """A copy of ``basis`` whose calibration is the rows of a labelled cohort of a new population (``recalibrate``):
     ``parts`` (n, 2), ``basis.parts`` of their reference-preprocessed values, each row weighing 1 / its patient's
-    rows (``groups`` (n,) or None): the same distances to the same training reference, so a new sample of that population and the cohort's
-    rows are exchangeable (split conformal), and the flag says "further from the training data than this
-    population's own samples" — a kind of sample the population's known classes do not include. The training
-    calibration flagged 98 % of a shifted site's in-distribution samples at 0.01 (every flag, no information)."""
+    rows (``groups`` (n,) or None): the same distances to the same training reference, so a new sample of that
+    population and the cohort's rows are exchangeable (split conformal), and the flag says "further from the
+    training data than this population's own samples" — a kind of sample the population's known classes do not
+    include. The training calibration flagged 98 % of a shifted site's ordinary samples at 0.01 (every flag, no
+    information; ``bench_conformal.py --part site``)."""
     from copy import copy
 
     out = copy(basis)

@@ -85,8 +85,8 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
     the cohort's own conformal calibration scores, of its probabilities as the model now reports them (after the
     update), so its prediction sets (``predict --coverage``) hold their level for that population — split conformal
     on the cohort, each patient counting once (``conformal.calibrate_cohort``); "training" keeps the training rows'
-    scores, whose guarantee is for the training population. The out-of-distribution flag keeps the training
-    calibration either way."""
+    scores, whose guarantee is for the training population. The out-of-distribution flag follows: with "cohort"
+    its p-values are among the cohort's samples (``ood.recalibrated``), else among the held-out training rows."""
     from .. import metrics
 
     if method not in recal.METHODS:
@@ -113,10 +113,9 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
                           "training rows; recalibrate the model as trained, or keep --conformal cohort")
     reader, roles, target_note = read_targets_as(model, roles)
     cohort_ood = conformal == COHORT and model.ood is not None and model.task != "multilabel"
-    run, P, y, groups, seen, first, ood_parts = _read_labelled(model, reader, source, ood_parts=cohort_ood, roles=roles,
-                                                              fill_missing=fill_missing,
-                                             chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress,
-                                             max_missing=max_missing)
+    run, P, y, groups, seen, first, ood_parts = _read_labelled(
+        model, reader, source, ood_parts=cohort_ood, roles=roles, fill_missing=fill_missing, chunksize=chunksize,
+        chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
     n_units = len(np.unique(groups.astype(str))) if groups is not None else None
     cohort_base = {"data": _name(source), "sha256": file_sha256(source), "n": int(len(y)),
                    **({"patients": n_units} if n_units is not None else {})}
@@ -161,7 +160,8 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         new.decision = (model.decision or Decision(rule="argmax", chosen="auto")).with_shares(shares)
     rescored = 0
     if conformal == COHORT:  # the probabilities the model reports on the cohort, each patient's by an update without it
-        held_out, rescored = _held_out_updates(P, y, groups, link, kept) if kept != "none" else (P, 0)
+        held_out, rescored = (_held_out_updates(P, y, groups, link, new.recalibration) if kept != "none"
+                              else (P, 0))
         new.conformal = calibrate_cohort(metrics.class_proba(model.task, held_out), y, groups, first, cohort=cohort)
         if ood_parts is not None:  # the flag's p-values among this population's samples (split conformal)
             new.ood = recalibrated(model.ood, ood_parts, groups, cohort=cohort_base)
@@ -180,18 +180,20 @@ COMMON_LEVELS = (0.8, 0.9, 0.95, 0.99)
 
 
 def _held_out_updates(P: np.ndarray, y: np.ndarray, groups: np.ndarray | None, link: str,
-                      kept: str) -> tuple[np.ndarray, int]:
-    """(The cohort's probabilities (n, outputs) as the ``kept`` update gives them, each row's fitted without its
-    patient, and how many rows are scored by the whole cohort's update instead): SCORE_FOLDS folds of the patients (class-stratified), the update refitted on the other folds. The
-    conformal scores then come from an update that never saw their rows, as a new sample's does (fitted on the
-    whole cohort): in-sample, the update fits the rows it scores, and their scores err low (the sets too small;
-    ``bench_conformal.py --part site``: 0.891 and 0.892 at 0.9 in-sample, 0.897 and 0.899 cross-fitted). A fold whose other folds cannot fit the update (a class missing there, a model
-    no better than chance on them) is scored by the update of the whole cohort."""
+                      whole: recal.Recalibration) -> tuple[np.ndarray, int]:
+    """(The cohort's probabilities (n, outputs) as the update of ``whole``'s kind gives them, each row's fitted
+    without its patient, and how many rows are scored by ``whole``, the whole cohort's update, instead):
+    SCORE_FOLDS folds of the patients (class-stratified), the update refitted on the other folds. The conformal
+    scores then come from an update that never saw their rows, as a new sample's does (fitted on the whole cohort):
+    in-sample, the update fits the rows it scores, and their scores err low (the sets too small;
+    ``bench_conformal.py --part site``: 0.891 and 0.892 at 0.9 in-sample, 0.897 and 0.899 cross-fitted). A fold
+    whose other folds cannot fit the update (a class missing there, a model no better than chance on them) is
+    scored by ``whole``."""
     from sklearn.model_selection import StratifiedGroupKFold
 
+    kept = whole.method
     units = np.arange(len(y)) if groups is None else np.unique(groups.astype(str), return_inverse=True)[1].reshape(-1)
     folds = min(SCORE_FOLDS, len(np.unique(units)), int(np.bincount(y).min()))
-    whole = _update(recal.fit(P, y, link), kept)
     out = np.array(whole.apply(P, link), dtype=np.float64)
     if folds < 2:
         return out, len(y)

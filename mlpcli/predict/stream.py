@@ -659,7 +659,9 @@ class _Run:
         preprocessing's rows (one network), else of the reference rows kept beside it (``meta``)."""
         rows = Z if self.transform_once else meta.pop("reference")
         if self.keep_ood_parts:  # (recalibrate: the cohort's rows calibrate the flag, ``ood.recalibrated``)
-            meta["ood_parts"] = self.trust.basis.parts(rows)
+            basis = self.trust.basis
+            meta["ood_parts"] = parts = basis.parts(rows)
+            return basis.combine(parts), basis.p_values_of(parts)  # ``score_and_p`` of the parts in hand
         return self.trust.ood_scores(rows)
 
     def _reasons(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
