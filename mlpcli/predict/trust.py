@@ -246,7 +246,7 @@ class Trust:
         recalibrated_on = getattr(self.model, "recalibrated_on", None)  # (a bare stand-in model has none)
         cal = self.model.conformal
         if cal.on_model_proba:
-            out.append(f"prediction sets: calibrated on {(cal.cohort or {}).get('data') or 'a labelled cohort'} "
+            out.append(f"prediction sets: calibrated on {_cohort_name(cal.cohort)} "
                        "(mlpcli recalibrate): their coverage is promised for new samples of that population")
         elif recalibrated_on is not None:
             out.append(f"prediction sets: of the model's training calibration, not of its recalibration on "
@@ -311,7 +311,7 @@ class Trust:
     def _ood_like(self) -> str:
         """Whose samples the flag's p-values are among: "the training ones", or a labelled cohort's (recalibrate)."""
         cohort = None if self.basis is None else self.basis.cohort
-        return "the training ones" if cohort is None else f"{cohort.get('data') or 'the recalibration cohort'}'s"
+        return "the training ones" if cohort is None else f"{_cohort_name(cohort)}'s"
 
     def ood_floor(self) -> float:
         """The smallest p-value the model's held-out rows can give, a sample's beyond them all: 1 / (m + 1)
@@ -420,7 +420,7 @@ class Trust:
         if self.sets is not None:
             what = "per class (Mondrian)" if o.mondrian else "overall"
             cal = self.model.conformal
-            scores = (f"scores of {(cal.cohort or {}).get('data') or 'a labelled cohort'}'s rows" if cal.on_model_proba
+            scores = (f"scores of {_cohort_name(cal.cohort)}'s rows" if cal.on_model_proba
                       else f"held-out scores of {cal.source} rows")
             out.append(f"prediction sets ({o.score.upper()}, coverage {o.coverage:.12g} {what}, {scores}): mean size {self.set_size / n:.2f}; "
                        f"{self.n_multi} multi-class and {self.n_empty} empty of {self.n}")
@@ -448,7 +448,7 @@ class Trust:
             chance = (f"at most {o.ood_alpha * 100:.3g} % of samples like {self._ood_like} are flagged by chance"
                       if self.ood_floor() < o.ood_alpha else "none can be flagged at this level: see the warning")
             whose = ("held-out training" if self.basis.cohort is None else
-                     f"{self.basis.cohort.get('data') or 'the recalibration cohort'}'s")
+                     f"{_cohort_name(self.basis.cohort)}'s")
             among = (f"{len(self.basis.calibration)} {whose} patients, each counted once"
                      if self.basis.weighted else f"{len(self.basis.calibration)} {whose} rows")
             if self.split_notes() and self.ood_floor() < o.ood_alpha:  # the promise holds for the held-out rows only
@@ -710,6 +710,11 @@ def held_out_trust(model: Model, X, y: np.ndarray, level: float = 0.9, alpha: fl
                             f"calibration has {m} held-out {unit}, so its smallest p-value is {round(floor * (m + 1))}/"
                             f"{m + 1} = {floor:.3g}, and no row can be flagged, however far out"]
     return out
+
+
+def _cohort_name(cohort: dict | None) -> str:
+    """The labelled table a calibration was taken on (``recalibrate``), as the notes name it."""
+    return (cohort or {}).get("data") or "the recalibration cohort"
 
 
 def _names_a_class(label: str, classes) -> bool:
