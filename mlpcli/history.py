@@ -499,7 +499,14 @@ def _is_model_file(path: str) -> bool:
             return True
         return not _TABLE_SUFFIX.search(path)
     # a compressed model (m.mlp.gz): the model loader names the compression and how to read it
-    return re.search(r"\.mlp(\.(gz|bz2|xz|zip))?$", path, re.IGNORECASE) is not None
+    if re.search(r"\.mlp(\.(gz|bz2|xz|zip))?$", path, re.IGNORECASE) is not None:
+        return True
+    try:  # a Python pickle (another library's model, p.pkl): the model loader says so, where the table reader
+        with open(path, "rb") as fh:  # answered "unsupported table format"
+            head = fh.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def _override_baseline(c: Curves, baseline: float | None) -> Curves:

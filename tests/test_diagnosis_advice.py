@@ -709,3 +709,13 @@ def test_a_history_whose_first_epochs_blew_up_says_its_scale_hides_the_levels(tm
     assert any("no baseline" in n and "--baseline LOSS" in n for n in notes), notes
     res = run(["diagnose", str(path), "--json", "--baseline", "1.0986"])
     assert not [n for n in json.loads(res.stdout)["notes"] if "no baseline" in n]
+
+
+def test_diagnose_of_a_pickle_says_it_is_one(tmp_path):
+    """`diagnose p.pkl` answered "unsupported table format ... use .csv", where `info` says it is a Python pickle."""
+    import pickle
+
+    path = tmp_path / "p.pkl"
+    path.write_bytes(pickle.dumps({"coef": [1.0, 2.0]}))
+    res = run(["diagnose", str(path)])
+    assert res.exit_code == 1 and "it is a Python pickle" in res.output and "unsupported table" not in res.output

@@ -154,3 +154,15 @@ def test_the_record_is_checked_on_load(random_repeats, tmp_path, key, value, nee
 
     path = rewrite_model(random_repeats, tmp_path / "bad.mlp", damage, lambda a: a)
     assert_clean_error(run(["info", path]), "bad.mlp", needle)
+
+
+def test_the_refit_models_notes_are_said_where_its_warnings_point_to_them(tmp_path):
+    """A warning of the refit said "it is not calibrated (see the notes)", and the note was only in --json."""
+    path = tmp_path / "t.csv"
+    make_table("multiclass", n_patients=20, per_patient=2, n_features=12, seed=5).to_csv(path, index=False)
+    res = run(["tune", str(path), "--grid", "lr=0.001,0.01", "--folds", "2", "--refit", "-o", str(tmp_path / "m.mlp"),
+               "--epochs", "3", "--hidden", "4"])
+    assert res.exit_code == 0, res.output
+    refit = [line for line in res.output.splitlines() if line.startswith("· --refit: ")]
+    assert any("not calibrated" in line for line in refit), res.output
+    assert not any("numeric columns" in line for line in refit)  # the table's notes are not said twice

@@ -263,7 +263,11 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         doc["provenance"] = run_provenance(data_file, ds, options, plan.blas_threads)
         print_json(doc)
         return
-    report(result.notes, result.warnings, quiet)
+    # the refit model's own notes (its calibration, its members' split, --hidden auto's choice), which its warnings
+    # refer to ("see the notes"): said as train says them, named as the refit's
+    said = {*result.notes, *ds.notes}  # (the table's own notes were said when it was read)
+    refit_notes = [f"--refit: {n}" for n in (outcome.notes if refit else []) if n not in said]
+    report(result.notes + refit_notes, result.warnings, quiet)
     # standard output holds the ranked rows (--results -) or the model (-o -): the tables go to stderr
     con = stderr_console() if results_path == "-" or model_on_stdout else stdout_console()
     con.print(_ranked_table(result, top))
