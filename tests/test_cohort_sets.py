@@ -251,7 +251,7 @@ def test_the_ood_flag_calibrated_on_the_cohort_flags_what_the_site_has_not_seen_
     res = run(["predict", str(t / "cohort.mlp"), str(t / "novel.csv"), "--ood", "-o", str(t / "p.csv"), "--json"])
     assert res.exit_code == 0, res.output
     said = " ".join(json.loads(res.stdout)["notes"] + json.loads(res.stdout)["warnings"])
-    assert "cohort.csv's patients" in said and "further from the training data than that population's" in said, said
+    assert "150 patients of cohort.csv" in said and "further from the training data than that population's" in said, said
     res = run(["evaluate", str(t / "cohort.mlp"), str(t / "cohort.csv"), "--ood", "--coverage", "0.9", "--json"])
     assert res.exit_code == 0, res.output
     assert any("the prediction sets' coverage and the out-of-distribution flag rate here are in-sample" in w

@@ -447,10 +447,13 @@ class Trust:
         if self.basis is not None:
             chance = (f"at most {o.ood_alpha * 100:.3g} % of samples like {self._ood_like} are flagged by chance"
                       if self.ood_floor() < o.ood_alpha else "none can be flagged at this level: see the warning")
-            whose = ("held-out training" if self.basis.cohort is None else
-                     f"{_cohort_name(self.basis.cohort)}'s")
-            among = (f"{len(self.basis.calibration)} {whose} patients, each counted once"
-                     if self.basis.weighted else f"{len(self.basis.calibration)} {whose} rows")
+            m = len(self.basis.calibration)
+            if self.basis.cohort is None:
+                among = (f"{m} held-out training patients, each counted once" if self.basis.weighted
+                         else f"{m} held-out training rows")
+            else:  # calibrated on a labelled cohort (recalibrate)
+                of = _cohort_name(self.basis.cohort)
+                among = f"{m} patients of {of}, each counted once" if self.basis.weighted else f"{m} samples of {of}"
             if self.split_notes() and self.ood_floor() < o.ood_alpha:  # the promise holds for the held-out rows only
                 chance = (f"at most {o.ood_alpha * 100:.3g} % of held-out training rows are flagged by chance; a new "
                           "patient's samples more often: see the warning")
