@@ -289,7 +289,8 @@ class TrainOptions:
         if self.optimizer == "lbfgs":  # what the fit would refuse once started, said before any data is read
             cannot = {"l1": self.l1 not in (0, 0.0), "augment_noise": self.augment_noise not in (0, 0.0, AUTO),
                       "lr_schedule": self.lr_schedule != "none", "batchnorm": bool(self.batchnorm)}
-            for name in [k for k, v in cannot.items() if v]:
+            name = next((k for k, v in cannot.items() if v), None)
+            if name is not None:
                 raise ConfigError(f"{flag_name(name)} {_toml_text(getattr(self, name))} with --optimizer lbfgs: it "
                                   "minimises one smooth, fixed objective on every row (no l1 kink, no input noise, "
                                   "no learning-rate schedule, no minibatch statistics); drop it, or use a minibatch "

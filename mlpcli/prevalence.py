@@ -58,11 +58,11 @@ def adjust(proba: np.ndarray, training: np.ndarray, cohort: np.ndarray) -> np.nd
     k = columns.shape[1]
     if training.shape != (k,) or cohort.shape != (k,):
         raise OptionError(f"prevalence.adjust: the training and cohort mixes need one share per class ({k}), got "
-                        f"{training.size} and {cohort.size}")
+                          f"{training.size} and {cohort.size}")
     if not (np.all(np.isfinite(training)) and np.all(training > 0) and np.all(np.isfinite(cohort))
             and np.all(cohort >= 0)):
         raise OptionError("prevalence.adjust: the training shares must be positive and the cohort's at least 0 (a class "
-                        "of training share 0 has no probability to move)")
+                          "of training share 0 has no probability to move)")
     w = cohort / training
     P = columns * w
     total = P.sum(axis=1, keepdims=True)
