@@ -363,7 +363,10 @@ class Dataset:
         else:
             X = features[1]
         place = _CellPlace(df, roles.id)
-        missing = _check_feature_values(X, feature_names, notes, place)
+        ranges = None if is_sparse(X) or not X.size else _column_ranges(X)
+        missing = _check_feature_values(X, feature_names, notes, place, ranges)
+        if classes is None and ranges is not None:  # training: a model's features are what it was trained on
+            _warn_row_numbers(X, feature_names, ranges, warn)
         ids = _id_column(df, roles.id)
         if is_sparse(X) or X.dtype != np.float32:  # float32 values, refused when infinite, are within float32's range
             _check_value_limit(X, feature_names, ids, "feature column", place)
@@ -408,9 +411,12 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
                 if count > 1 or stray else ""
             raise DataError(f"{source}feature column {bad[j]!r} holds the non-numeric value {str(value)!r} at "
                             f"{where}{more}; features must be numbers{decimal_advice(value, decimal)}")
+        ids = [n for n in text if frame[n].notna().all() and frame[n].is_unique] if id_column is None else []
+        id_hint = (f"{ids[0]!r} holds a different value in every row, as sample ids do (the id column is "
+                   f"{DEFAULT_ID!r} by default): pass --id {shlex.quote(ids[0])}; ") if ids and len(df) > 1 else ""
         raise DataError(
             f"{source}feature columns must be numeric: {_quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
-            f"{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
+            f"{id_hint}{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
             "--id/--batch/--group for their role"
         )
     from .float32 import exact_dtypes
@@ -420,16 +426,19 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
 
 
 def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
-                          where: "_CellPlace | None" = None) -> np.ndarray:
+                          where: "_CellPlace | None" = None,
+                          ranges: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Infinities are errors naming their columns; missing values a note with counts: the reader does not
     know whether --impute is given, and training without it stops with an error naming it (a warning here
     asked for --impute even when it was given, and -q cannot hide a warning). Column blocks at a time, so
     the checks need no full-size temporary (a sparse X: its stored values). Returns the missing values per
-    column (d,)."""
+    column (d,). `ranges`: the dense X's ``_column_ranges``, if already taken."""
     infinite = np.zeros(X.shape[1], dtype=bool)
     nan_counts = np.zeros(X.shape[1], dtype=np.int64)
-    if not is_sparse(X) and X.size and _all_finite(X):  # the common case, in two passes without temporaries
-        return nan_counts
+    if not is_sparse(X) and X.size:
+        lo, hi = _column_ranges(X) if ranges is None else ranges
+        if np.isfinite(lo).all() and np.isfinite(hi).all():  # the common case, in two passes without temporaries
+            return nan_counts
     if is_sparse(X):
         infinite[X.indices[np.isinf(X.data)]] = True
         nan_counts = np.bincount(X.indices[np.isnan(X.data)], minlength=X.shape[1])
@@ -457,11 +466,42 @@ def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
 _CHECK_BLOCK = 1 << 22  # values per block of the feature checks (32 MiB of float64)
 
 
-def _all_finite(X: np.ndarray) -> bool:
-    """Whether every value of the dense X is finite: its NaN-propagating minimum and maximum are (a NaN makes
-    both NaN, an infinity is an extreme)."""
+def _column_ranges(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's NaN-propagating minimum and maximum, (d,) each, of the dense X (n, d): a column's are
+    both finite exactly when every value in it is (a NaN makes both NaN, an infinity is an extreme). Two passes
+    without temporaries, as fast as the whole table's two extremes."""
     X = np.asarray(X)
-    return bool(np.isfinite(np.minimum.reduce(X, axis=None)) and np.isfinite(np.maximum.reduce(X, axis=None)))
+    return np.minimum.reduce(X, axis=0), np.maximum.reduce(X, axis=0)
+
+
+_ROW_NUMBER_MIN_ROWS = 20  # below, a measured integer column could be a run of consecutive values by chance
+
+
+def _warn_row_numbers(X: np.ndarray, names: list[str], ranges: tuple[np.ndarray, np.ndarray],
+                      warn: list[str]) -> None:
+    """A warning naming the feature columns of the dense X (n, d) that number the rows: n distinct integers,
+    consecutive (a column named "id" of 1, 2, ..., pandas' index written as "index"). No measurement of n
+    samples is; as a feature it carries the file's order, which often follows the class, the batch or the date,
+    into the model and its validation. `ranges`: ``_column_ranges(X)``."""
+    n = X.shape[0]
+    if n < _ROW_NUMBER_MIN_ROWS:
+        return
+    lo, hi = ranges
+    found = []
+    for j in np.flatnonzero(hi - lo == n - 1)[:1000]:  # the exact test only where the range fits
+        column = np.asarray(X[:, j], dtype=np.float64)
+        if (column == np.round(column)).all() and len(np.unique(column)) == n:
+            found.append(j)
+    if not found:
+        return
+    first = shlex.quote(names[found[0]])
+    those = _quoted([names[j] for j in found], 5)
+    are = "number" if len(found) > 1 else "numbers"
+    lo_j, hi_j = lo[found[0]], hi[found[0]]
+    warn.append(f"feature column{'s' * (len(found) > 1)} {those} {are} the rows ({lo_j:g} to {hi_j:g}, each value "
+                "once): no measurement does; as a feature it carries the order of the file, which often follows the "
+                f"class, the batch or the date, into the model and its validation — pass --id {first} if it holds the "
+                f"sample ids, else --drop {first}")
 
 
 def _decimal_comma_hint(col: pd.Series) -> str:

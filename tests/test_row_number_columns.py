@@ -1,0 +1,94 @@
+"""Columns that identify the rows rather than measure them: a column of row numbers among the features
+(named "id", pandas' index written as "index") is warned about when training, since the file's order it
+carries often follows the class; a text column with a different value in every row makes the "must be
+numeric" error name it as the likely --id."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import data
+from mlpcli.errors import DataError
+from cli_helpers import run
+from tables import make_table
+
+
+def _sorted_by_class(tmp_path, column: str, values) -> str:
+    """The 60-row table sorted by its label, `column` first; sample_id dropped (no id column)."""
+    df = make_table(task="binary", n_patients=20, n_features=5, seed=1).sort_values("label", kind="stable")
+    df = df.drop(columns=["sample_id"]).reset_index(drop=True)
+    df.insert(0, column, values if values is not None else np.arange(len(df)))
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+def _row_number_warnings(path: str, **kw) -> list[str]:
+    ds, _notes = data.load_dataset(path, **kw)
+    return [w for w in ds.warnings if "numbers the rows" in w or "number the rows" in w]
+
+
+def test_a_column_of_row_numbers_is_named_with_both_remedies(tmp_path):
+    path = _sorted_by_class(tmp_path, "id", None)
+    [warning] = _row_number_warnings(path)
+    assert "feature column 'id' numbers the rows (0 to 59, each value once)" in warning
+    assert "--id id" in warning and "--drop id" in warning
+    # numbered from 1 and in another order (a subset, a sort): the same
+    path = _sorted_by_class(tmp_path, "index", np.random.default_rng(0).permutation(60) + 1)
+    [warning] = _row_number_warnings(path)
+    assert "'index' numbers the rows (1 to 60" in warning
+
+
+def test_the_warning_reaches_train_and_names_the_column(tmp_path):
+    path = _sorted_by_class(tmp_path, "id", None)
+    res = run(["train", path, "--epochs", "2", "--folds", "2", "-q", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "feature column 'id' numbers the rows" in res.output
+    # given its role, it is no feature and no warning
+    res = run(["train", path, "--id", "id", "--epochs", "2", "--folds", "2", "-q", "-o", str(tmp_path / "m2.mlp")])
+    assert res.exit_code == 0 and "numbers the rows" not in res.output
+
+
+@pytest.mark.parametrize("values, why", [
+    (np.arange(60) * 2, "distinct integers, not consecutive"),
+    (np.r_[np.arange(59), 0], "consecutive but one repeats"),
+    (np.arange(60) + 0.5, "consecutive but not integers"),
+])
+def test_measured_integers_are_not_row_numbers(tmp_path, values, why):
+    assert _row_number_warnings(_sorted_by_class(tmp_path, "counts", values)) == [], why
+
+
+def test_a_small_table_is_not_judged(tmp_path):
+    df = make_table(task="binary", n_patients=6, per_patient=3, n_features=4, seed=2).drop(columns=["sample_id"])
+    df.insert(0, "id", np.arange(len(df)))  # 18 rows: a run of consecutive counts is possible by chance
+    df.to_csv(tmp_path / "s.csv", index=False)
+    assert _row_number_warnings(str(tmp_path / "s.csv")) == []
+
+
+def test_prediction_tables_are_not_judged(tmp_path):
+    """A model trained with the column needs it; the warning was the training's to give."""
+    path = _sorted_by_class(tmp_path, "id", None)
+    ds, _notes = data.load_dataset(path)
+    frame = pd.read_csv(path)
+    again = data.Dataset.from_frame(frame, ds.roles, classes=ds.classes)
+    assert not [w for w in again.warnings if "numbers the rows" in w]
+
+
+def test_a_text_column_of_distinct_values_is_named_as_the_id(tmp_path):
+    df = make_table(task="binary", n_patients=20, n_features=5, seed=1).rename(columns={"sample_id": "ID"})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"'ID' holds a different value in every row, as sample ids do .*"
+                                        r"pass --id ID; "):
+        data.load_dataset(tmp_path / "t.csv")
+    res = run(["train", str(tmp_path / "t.csv"), "--id", "ID", "--epochs", "1", "--folds", "2", "-q",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    # a text column that repeats (a tissue) is no id: the error does not suggest one
+    df = make_table(task="binary", n_patients=20, n_features=5, seed=1)
+    df["tissue"] = np.where(np.arange(len(df)) % 2, "lung", "liver")
+    df.to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(DataError, match="must be numeric: 'tissue'") as info:
+        data.load_dataset(tmp_path / "x.csv")
+    assert "--id" not in str(info.value).split("pass them to --drop")[0]
