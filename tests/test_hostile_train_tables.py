@@ -383,6 +383,16 @@ def test_the_missing_values_error_names_the_first(small, tmp_path):
     frame.to_csv(tmp_path / "na.csv", index=False)
     res = run(["train", str(tmp_path / "na.csv"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 1 and "the first in 'g2' at row 7 (id 's6')" in res.output.splitlines()[-1]
+    assert res.output.splitlines()[-1].startswith(f"Error: {tmp_path / 'na.csv'}: missing values")  # which file
+    # an .h5ad file's dense matrix: the same, naming the file
+    anndata = pytest.importorskip("anndata")
+    X = frame[["g1", "g2", "g3"]].to_numpy(np.float32)
+    obs = pd.DataFrame({"label": frame["label"].astype(str).to_numpy()}, index=frame["sample_id"].astype(str))
+    anndata.AnnData(X, obs=obs, var=pd.DataFrame(index=["g1", "g2", "g3"])).write_h5ad(tmp_path / "na.h5ad")
+    res = run(["train", str(tmp_path / "na.h5ad"), "--no-group", "--epochs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 1 and res.output.splitlines()[-1].startswith(
+        f"Error: {tmp_path / 'na.h5ad'}: missing values in 1 feature column: 'g2' (1); the first in 'g2' at row 7 (id 's6')")
+    assert not (tmp_path / "m.mlp").exists()
 
 
 def test_messages_name_the_file_and_the_fix(small, tmp_path):

@@ -303,6 +303,7 @@ class Dataset:
     # (d,) missing values per feature column, counted on the whole table when it was read (None: not counted,
     # as in a subset): training without --impute names every such column at once, not a member's share
     missing: np.ndarray | None = None
+    source: str | None = None  # the file (or "the DataFrame") the rows were read from, for messages; None: not known
 
     @property
     def n_samples(self) -> int:
@@ -330,7 +331,7 @@ class Dataset:
             X=sparse_rows(self.X, idx) if is_sparse(self.X) else RowView.of(self.X, idx), y=take(self.y), feature_names=list(self.feature_names), task=self.task,
             classes=list(self.classes), groups=take(self.groups), batches=take(self.batches),
             ids=take(self.ids), target_names=list(self.target_names), notes=list(self.notes),
-            warnings=list(self.warnings), roles=self.roles,
+            warnings=list(self.warnings), roles=self.roles, source=self.source,
         )
 
     @classmethod
@@ -387,7 +388,7 @@ class Dataset:
         return cls(
             X=X, y=y, feature_names=feature_names, task=task_out, classes=class_list, groups=groups,
             batches=batches, ids=ids, target_names=list(roles.target), notes=notes, warnings=warn, roles=roles,
-            missing=missing,
+            missing=missing, source=df.attrs.get(SOURCE_ATTR),
         )
 
 

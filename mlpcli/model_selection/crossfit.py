@@ -430,8 +430,9 @@ def check_missing(options: TrainOptions, ds: data.Dataset) -> None:
     if options.impute is None and ds.missing is not None and ds.missing.any():
         i, j = _first_missing(ds.X, np.flatnonzero(ds.missing))  # in row order, where a user looks for it
         where = f"row {i + 1}" + (f" (id {str(ds.ids[i])!r})" if ds.ids is not None else "")
-        raise DataError(data.preprocess.missing_message(ds.feature_names, ds.missing,
-                                                        f"; the first in {ds.feature_names[j]!r} at {where}"))
+        raise DataError((f"{ds.source}: " if ds.source else "")
+                        + data.preprocess.missing_message(ds.feature_names, ds.missing,
+                                                          f"; the first in {ds.feature_names[j]!r} at {where}"))
 
 
 def _first_missing(X, columns: np.ndarray) -> tuple[int, int]:
