@@ -445,3 +445,36 @@ def test_each_folds_constant_features_are_one_warning(tmp_path):
     said = [w for w in json.loads(res.stdout)["warnings"] if "features constant on the training rows" in w]
     assert len(said) == 1, said
     assert said[0].startswith("fold ") and ", each dropping its own)" in said[0]
+
+
+def test_tune_says_which_setting_a_fold_warning_came_from_and_merges_its_figures(tmp_path):
+    """A rare class under `--grid "class_weight=balanced|none"`: the weighted setting's probabilities overstate the
+    class in every fold. tune printed five lines, one per fold, each with its own figures and none naming the
+    setting that gave them (the unweighted one gave none)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(6)])
+    frame.insert(0, "label", np.where(X[:, 0] + 0.7 * rng.normal(size=300) > 1.6, "rare", "common"))
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(300)])
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["tune", str(tmp_path / "t.csv"), "--no-group", "--grid", "class_weight=balanced|none",
+               "--epochs", "15", "--hidden", "8", "--json"])
+    assert res.exit_code == 0, res.output
+    said = [w for w in json.loads(res.stdout)["warnings"] if "held-out probabilities of 'rare'" in w]
+    weighted = [w for w in said if "--class-weight balanced weighs the classes" in w]
+    assert len(weighted) == 1, said
+    assert weighted[0].startswith("fold 1, within its training part:")
+    assert "(also fold 2, fold 3, fold 4 and fold 5, each with figures of its own)" in weighted[0]
+    assert weighted[0].endswith("[setting class-weight=balanced]")
+    # whatever the other setting's fits said (these short runs overstate the rare class too), it names its own
+    assert all(w.endswith("[setting class-weight=none]") for w in said if w not in weighted)
+
+
+def test_warnings_of_different_classes_stay_apart():
+    """Only the figures merge: the same words about class '1' and class '2' are two warnings."""
+    from mlpcli.model_selection.cross_validation import without_figures as _without_figures
+
+    one = "the held-out probabilities of '1' add up to 20.2 where 5 of the 48 held-out samples are of it (4 x)"
+    assert _without_figures(one) == _without_figures(one.replace("20.2", "16.5").replace("(4 x)", "(3.3 x)"))
+    assert _without_figures(one) != _without_figures(one.replace("'1'", "'2'"))
+    assert "member #'s held-out rows" in _without_figures("member 3's held-out rows")

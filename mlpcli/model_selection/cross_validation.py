@@ -15,9 +15,10 @@ cluster (``parallel.run``). Repeat r shuffles the folds and seeds the networks w
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -611,7 +612,11 @@ def _classes(names: list[str], verb: str, plural_verb: str) -> str:
     return f"class {listed} {verb}" if len(names) == 1 else f"classes {listed} {plural_verb}"
 
 
-def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldScore]) -> list[str]:
+def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldScore],
+                   settings: Sequence[str] | None = None) -> list[str]:
+    """The folds' warnings, one line per distinct warning naming every fold it came from. ``settings``: tune's
+    grid settings as written (``format_setting``), by the point index of a score's label ("grid", point, ...):
+    a warning that only some settings' fits gave names them."""
     out: list[str] = []
     if ds.task in data.CLASSIFICATION_TASKS:
         several = len({f.repeat for f in fold_list}) > 1  # name folds as the table does: a repeat only with repeats
@@ -632,23 +637,47 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
     # same words from five folds named the first one only, as if the other four had been free of it.
     # The constant features each fold drops differ by a gene or two (all-zero genes of RNA-seq: expected), and
     # their warnings with them: one per fold repeated the same news five times. One line, the first fold's words.
+    # A warning whose words recur with other figures (a class's held-out probabilities "add up to 20.2 where 5 of the
+    # 48 ..." in one fold, "16.2" in the next) is one line too, the first fold's figures with "each its own".
     where: dict[str, list[str]] = {}
     words: dict[str, str] = {}
+    figures: dict[str, set[str]] = {}
+    points: dict[str, set[int]] = {}  # tune: the grid points whose fits gave the warning
     for s in scores:  # tune: every grid point's fits of a fold, named once
         for w in s.warnings:
             key = (CONSTANT_KEY if data.preprocess.is_constant_message(w) else
-                   EMPTY_KEY if data.preprocess.is_empty_message(w) else w)
+                   EMPTY_KEY if data.preprocess.is_empty_message(w) else without_figures(w))
             words.setdefault(key, w)
+            figures.setdefault(key, set()).add(w)
             names = where.setdefault(key, [])
             if fold_name(s, repeated) not in names:
                 names.append(fold_name(s, repeated))
+            if settings is not None and s.label[0] == "grid":
+                points.setdefault(key, set()).add(int(s.label[1]))
     for key, names in where.items():
         also = names[1:5] + ([f"{len(names) - 5} more"] if len(names) > 5 else [])
         also_text = f" (also {', '.join(also[:-1])} and {also[-1]})" if len(also) > 1 else f" (also {also[0]})" if also else ""
         if key in (CONSTANT_KEY, EMPTY_KEY) and also:
             also_text = also_text[:-1] + ", each dropping its own)"
+        elif also and len(figures[key]) > 1:
+            also_text = also_text[:-1] + ", each with figures of its own)"
+        given = sorted(points.get(key, ()))
+        if settings is not None and given and len(given) < len(settings):  # not every setting's: say whose
+            shown = [settings[j] for j in given[:3]]
+            more = f" and {len(given) - 3} more" if len(given) > 3 else ""
+            also_text += f" [setting{'s' * (len(given) > 1)} {'; '.join(shown)}{more}]"
         out.append(f"{names[0]}, within its training part: {words[key]}{also_text}")
     return out
+
+
+# a quoted name (a class '2', a gene 'ACTB1'), kept as it is, or a number in a warning's words
+# (a quote opens after no letter or digit, as repr writes names: "member 1's held-out rows" opens none)
+_FIGURES = re.compile(r"((?<!\w)'(?:[^'\\]|\\.)*'(?!\w)|(?<!\w)\"(?:[^\"\\]|\\.)*\"(?!\w))|\d+(?:[.,]\d+)*(?:e[+-]?\d+)?")
+
+
+def without_figures(text: str) -> str:
+    """`text` with its numbers as "#", its quoted names as they are: the words two folds' warnings share."""
+    return _FIGURES.sub(lambda m: m.group(1) or "#", text)
 
 
 CONSTANT_KEY = "\0constant"  # _fold_warnings' key of every fold's constant-feature warning

@@ -648,7 +648,8 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                 inner_mean=None if best is None else best.mean, inner_sd=None if best is None else best.sd,
                 score=s.score if scored else float("nan"), metrics=s.metrics if scored else {}, inner=inner,
                 failed=why))
-    warn = _fold_warnings(ds, fold_list, [s for s in scores[:len(points) * per_point] if isinstance(s, FoldScore)])
+    warn = _fold_warnings(ds, fold_list, [s for s in scores[:len(points) * per_point] if isinstance(s, FoldScore)],
+                          settings=[format_setting(setting) for _, setting in points])
     warn += nested_warnings
     confounded = batch_confounding(ds, command="tune")  # as cv warns: a grid point can win by recognising batches
     if confounded:
