@@ -386,3 +386,36 @@ def test_a_10x_directory_with_both_forms_of_a_file_names_the_one_read(tmp_path):
     _, notes = data.load_dataset(str(tenx), samples=str(sheet), id="barcode", target=["cell_type"])
     (note,) = [n for n in notes if "from 10x Genomics" in n]
     assert "from 10x Genomics matrix.mtx.gz (sparse)" in note and "also there and not read: pbmc/matrix.mtx" in note
+
+
+@pytest.mark.parametrize("ids_repeat, symbols_repeat", [(True, False), (False, True), (True, True)])
+def test_repeated_gene_names_point_to_the_names_that_work(tenx, ids_repeat, symbols_repeat):
+    """Each error named the other option as the way out; with both the ids and the symbols repeating (a hand-made
+    features file), they sent the user from one to the other, and one spoke of anndata's var_names_make_unique."""
+    tmp, run_dir, sheet, _ = tenx
+    path = os.path.join(run_dir, "features.tsv.gz")
+    with gzip.open(path, "rt") as fh:
+        rows = [line.rstrip("\n").split("\t") for line in fh]
+    if ids_repeat:
+        rows[1][0] = rows[0][0]
+    if symbols_repeat:
+        rows[3][1] = rows[2][1]
+    with gzip.open(path, "wt") as fh:
+        fh.write("".join("\t".join(r) + "\n" for r in rows))
+    model = str(tmp / "m.mlp")
+    by_ids = run(["train", run_dir, "--samples", sheet, *TRAIN, "-o", model])
+    by_symbols = run(["train", run_dir, "--samples", sheet, *TRAIN, "--var-names", "gene_symbols", "-o", model])
+    if ids_repeat and not symbols_repeat:
+        assert_clean_error(by_ids, "the feature ids repeat gene names: 'ENSG00000000000' (×2)",
+                           "pass --var-names gene_symbols (unique)")
+        assert by_symbols.exit_code == 0, by_symbols.output
+    elif symbols_repeat and not ids_repeat:
+        assert by_ids.exit_code == 0, by_ids.output
+        assert_clean_error(by_symbols, "var column 'gene_symbols' (--var-names) repeats gene names: 'GENE2' (×2)",
+                           "leave out --var-names to name genes by the feature ids (unique)")
+    else:
+        for res in (by_ids, by_symbols):
+            assert_clean_error(res, "neither the ids nor the symbols of features.tsv.gz name every gene once",
+                               "keep one line of each gene in it")
+            assert "--var-names COLUMN" not in res.output and "var_names_make_unique" not in res.output
+    assert not os.path.exists(model) or (by_ids.exit_code == 0 or by_symbols.exit_code == 0)

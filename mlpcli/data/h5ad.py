@@ -287,7 +287,7 @@ class H5ad:
         which copy a gene is cannot be told from its name, and naming them apart by file order (anndata's
         var_names_make_unique) would tie a model to one annotation's order of its genes."""
         if column is None:
-            values, what = self.var.index, "var_names"
+            values, what = self.var.index, self._index_words
         else:
             if column not in self.var.columns:
                 raw = getattr(self, "matrix_name", "") == ".raw.X"
@@ -338,9 +338,10 @@ class H5ad:
         if ids is not None:
             fix = (f"leave out --var-names to name genes by {self._index_words}" if ids[0] is None else
                    f"pass --var-names {ids[0]}") + " (unique), or keep one gene of each name in the file"
-        else:
-            fix = "make them unique (anndata's var_names_make_unique) or pass --var-names COLUMN"
-        raise DataError(f"{self.path}: {what} repeats gene names: {listed}{more}; features must have unique names — "
+        else:  # no other column names every gene once: --var-names cannot help
+            fix = self._no_unique_names_fix()
+        verb = "repeat" if what == "the feature ids" else "repeats"
+        raise DataError(f"{self.path}: {what} {verb} gene names: {listed}{more}; features must have unique names — "
                         f"{fix}")
 
     def _main_var_columns(self) -> list[str]:
@@ -350,6 +351,11 @@ class H5ad:
         except _READ_ERRORS:
             return []
         return [_text(c) for c in (order.tolist() if hasattr(order, "tolist") else order)]
+
+    def _no_unique_names_fix(self) -> str:
+        """The remedy when neither the var index nor any text var column names every gene once."""
+        return ("no var column names every gene once either: make the names unique (anndata's "
+                "var_names_make_unique) or keep one gene of each name in the file")
 
     def _other_ids(self, column: str | None) -> tuple[str | None, list[str]] | None:
         """(the var column, None for the index; its values) of unique gene identifiers other than `column`:

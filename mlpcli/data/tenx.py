@@ -193,6 +193,10 @@ class TenX(H5ad):
     are accepted for that interface (a model trained on an .h5ad layer) and mean nothing here: the
     directory has one matrix, the counts."""
 
+    def _no_unique_names_fix(self) -> str:
+        return (f"neither the ids nor the symbols of {os.path.basename(self.features_path)} name every gene once: "
+                "keep one line of each gene in it, with its row of the matrix")
+
     def __init__(self, path, layer: str | None = None, raw: bool = False, var_names: str | None = None,
                  var_names_fallback: bool = False, needed: frozenset | None = None, gene_expression_only: bool = False,
                  feature_types: Sequence[str] | None = None):
