@@ -34,7 +34,8 @@ Differences from ``mlpcli train`` worth knowing:
   of the groups when ``fit(..., groups=...)`` is given (no group on both sides), stratified by class
   for classifiers — and restores the weights of the epoch with the lowest validation loss. A class
   with one sample (with ``groups``: from one group) always trains, the others are held out. With
-  ``early_stopping=False`` the network trains for ``epochs`` epochs on every row. With
+  ``early_stopping=False`` the network trains for ``epochs`` epochs on every row, as it does with
+  ``optimizer="lbfgs"`` whatever ``early_stopping`` (trained to convergence, nothing to stop). With
   ``sklearn.set_config(enable_metadata_routing=True)``, ``.set_fit_request(groups=True)`` routes a CV
   loop's ``params={"groups": patients}`` to both the splitter and the estimator.
 * **Class weights** (``class_weight="balanced"`` or ``{label: weight}``) multiply each sample's loss
@@ -123,6 +124,9 @@ class _BaseMLP(BaseEstimator):
         need(self.optimizer != "lbfgs" or float(self.dropout) == 0.0, "dropout",
              "cannot apply with optimizer='lbfgs' (it minimises one fixed objective on every row: no random units); "
              "use dropout=0.0, or a minibatch optimizer")
+        need(self.optimizer != "lbfgs" or self.clip_norm is None, "clip_norm",
+             "cannot apply with optimizer='lbfgs' (it takes whole line-search steps, no gradient clipping); use "
+             "clip_norm=None, or a minibatch optimizer")
         # Adam and SGD have no decoupled decay: a decay asked for with them would be silently ignored (0: none,
         # which is true of them). Their weight penalty is l2.
         if not (self.weight_decay is None or self.weight_decay == 0 or self.optimizer == "adamw"):
@@ -258,7 +262,9 @@ class _BaseMLP(BaseEstimator):
             targets = (targets - mu) / np.where(sd > 0, sd, 1.0)
 
         tr = va = None
-        if self.early_stopping:
+        # lbfgs minimises one fixed objective to convergence on every row (as scikit-learn's MLP with its lbfgs
+        # solver): no epoch to stop at, so no rows are held out for one (they were, and never trained on)
+        if self.early_stopping and self.optimizer != "lbfgs":
             tr, va = _early_stopping_split(ds, groups, float(self.validation_fraction), seed)
         if tr is not None and weights is not None:
             for side, rows, so in (("trained on", tr, "there is nothing to learn from"),
@@ -332,9 +338,16 @@ class _BaseMLP(BaseEstimator):
         out = np.concatenate(outs, axis=0).astype(np.float64)  # (n, n_outputs)
         bad = ~np.isfinite(out).all(axis=1)
         if bad.any():  # NaN probabilities would be predicted as classes_[0] without a word
-            raise ValueError(f"{type(self).__name__}: the network's output is not finite for row "
-                             f"{int(np.flatnonzero(bad)[0])} (0-based): a value far outside the training data "
-                             f"overflowed its {net.dtype.name} arithmetic; check that row, or use dtype='float64'")
+            i = int(np.flatnonzero(bad)[0])
+            row = np.asarray(dense_rows(X, i, i + 1), dtype=np.float64)
+            if not np.isfinite(row).all():  # validate_data lets them through under sklearn's assume_finite=True
+                raise ValueError(f"{type(self).__name__}: row {i} (0-based) of X holds a missing or infinite value "
+                                 "(sklearn's assume_finite=True skipped the check): the network's output there is "
+                                 "not a number; impute or drop it")
+            wider = ", or use dtype='float64'" if net.dtype != np.float64 else ""
+            raise ValueError(f"{type(self).__name__}: the network's output is not finite for row {i} (0-based): a "
+                             f"value far outside the training data overflowed its {net.dtype.name} arithmetic; "
+                             f"check that row{wider}")
         return out
 
     # ------------------------------------------------------------------ pickling
@@ -466,6 +479,9 @@ def _checked_groups(groups, n: int) -> np.ndarray:
     """``groups`` (n,) as an array the splitters can sort: a missing group (None, NaN) is an error naming the
     row, not a TypeError from deep inside NumPy (None) or a silent "patient NaN" (NaN); labels of mixed types
     (1 and "p2", as a half-cleaned sample sheet gives) are compared as text."""
+    shape = np.shape(groups)
+    if not (len(shape) == 1 or len(shape) == 2 and shape[1] == 1):  # sklearn's column_or_1d would call it "y"
+        raise ValueError(f"groups should be a 1d array (one group label per sample), got an array of shape {shape}")
     groups = column_or_1d(groups)
     if groups.shape[0] != n:
         raise ValueError(f"groups has {groups.shape[0]} entries for {n} samples")
@@ -515,8 +531,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     label_smoothing : ce's label smoothing (softmax outputs): with ``loss="auto"`` a two-class or multi-label
         target trains bce, which has none, so a value above 0 there is a ValueError at ``fit``; give
         ``loss="ce"`` to smooth a two-class target's labels (two softmax outputs).
-    optimizer : "lbfgs" trains one fixed, smooth objective on every row: ``dropout``, ``l1``, ``batchnorm``,
-        ``augment_noise`` and an ``lr_schedule`` other than "none" are a ValueError with it.
+    optimizer : "lbfgs" trains one fixed, smooth objective on every row, to convergence (at most ``epochs``
+        iterations): ``dropout``, ``l1``, ``batchnorm``, ``augment_noise``, ``clip_norm`` and an ``lr_schedule``
+        other than "none" are a ValueError with it, and ``early_stopping`` (with ``validation_fraction``,
+        ``patience``, ``min_delta``), ``lr`` and ``batch_size`` do not apply, as for scikit-learn's lbfgs solver.
     pos_weight : bce's weight of the positive class, ``classes_[1]`` (the later label in sorted order).
     weight_decay : AdamW's decoupled decay (each step shrinks the weights by ``lr`` x this); None is 0.01
         with ``optimizer="adamw"``. Adam and SGD have none: a value other than None or 0 with them is a
@@ -572,6 +590,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; y has 1 class "
                              f"({_as_written(self.classes_[0])!r})")
         task = "binary" if self.classes_.size == 2 else "multiclass"
+        if task == "multiclass" and self.loss in ("focal", "hinge"):  # in scikit-learn's words (its estimator checks)
+            raise ValueError(f"{type(self).__name__}: Only binary classification is supported with loss="
+                             f"{self.loss!r} (or a 0/1 multi-label matrix); y is multiclass with {self.classes_.size} "
+                             "classes: use loss='ce' or 'auto'")
         return task, codes.astype(np.int64), codes.astype(np.int64)
 
     def _class_names(self, Y) -> list:
@@ -656,7 +678,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
+        # what the loss takes: ce is one softmax over classes (no multi-label target), focal and hinge are losses of
+        # sigmoid outputs (two classes, or labels)
+        tags.classifier_tags.multi_label = self.loss != "ce"
+        tags.classifier_tags.multi_class = self.loss not in ("focal", "hinge")
         return tags
 
 
@@ -690,7 +715,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, sample_weight, groups, regression=True)
 
     def _encode_targets(self, y):
-        y = np.asarray(y, dtype=np.float64)  # numbers: checked by _check_numbers
+        y = np.asarray(y.toarray() if is_sparse(y) else y, dtype=np.float64)  # numbers: checked by _check_numbers
         self._y_1d = y.ndim == 1
         Y = y.reshape(len(y), -1)  # (n, k)
         return "regression", Y, None

@@ -388,9 +388,26 @@ def test_outputs_that_overflow_float32_are_an_error_naming_the_row_not_class_zer
     clf = MLPClassifier(hidden=(8,), epochs=3, dtype="float32", random_state=0).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(ValueError, match=r"not finite for row \d+ .*float32"):
+        with pytest.raises(ValueError, match=r"not finite for row \d+ .*float32.*or use dtype='float64'"):
             clf.predict(X * 1e38)
         assert clf.predict_proba(X).shape == (80, 2)
+    # a float64 network is told to check the row only (it was told to use float64), and a NaN that
+    # assume_finite=True let through is named as one, not as an overflow
+    import sklearn
+
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    Xw, yw = load_wine(return_X_y=True)
+    Xw = StandardScaler().fit_transform(Xw)
+    wide = MLPClassifier(hidden=(64, 64), epochs=10, random_state=0).fit(Xw, yw)
+    with pytest.raises(ValueError, match=r"overflowed its float64 arithmetic; check that row$"):
+        wide.predict(Xw[:2] * 5e307)
+    holed = Xw[:3].copy()
+    holed[2, 4] = np.nan
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=r"row 2 \(0-based\) of X holds a missing or infinite value"):
+            wide.predict(holed)
 
 
 def test_balanced_class_weights_with_sample_weights_count_classes_as_scikit_learn_does():
@@ -411,3 +428,27 @@ def test_balanced_class_weights_with_sample_weights_count_classes_as_scikit_lear
     assert np.abs(m.predict_proba(X) - sk.predict_proba(X)).max() < 1e-3
     with pytest.raises(ValueError, match="total sample_weight, which is 0 for"):
         MLPClassifier(hidden=(), class_weight="balanced", epochs=2).fit(X, y, sample_weight=np.where(y == 0, 0.0, 1.0))
+
+
+def test_estimator_inputs_named_in_their_errors_and_tags_that_follow_the_loss():
+    """A 2-D groups was "y should be a 1d array"; MLPRegressor with a sparse y failed inside NumPy; the tags claimed
+    multi-label with loss="ce" (which refuses it) and multiclass with "hinge"/"focal" (which refuse it), so
+    scikit-learn's checks fed them targets they refuse."""
+    import scipy.sparse as sp
+    from sklearn.datasets import make_classification, make_regression
+
+    from mlpcli.estimators import MLPClassifier, MLPRegressor
+
+    X, y = make_classification(n_samples=60, n_features=5, n_classes=3, n_informative=3, random_state=0)
+    with pytest.raises(ValueError, match=r"groups should be a 1d array .* shape \(60, 2\)"):
+        MLPClassifier(epochs=1).fit(X, y, groups=np.c_[y, y])
+    Xr, yr = make_regression(n_samples=60, n_features=4, random_state=0)
+    dense = MLPRegressor(hidden=(4,), epochs=3).fit(Xr, yr[:, None])
+    sparse = MLPRegressor(hidden=(4,), epochs=3).fit(Xr, sp.csr_matrix(yr[:, None]))
+    assert np.array_equal(dense.predict(Xr), sparse.predict(Xr))
+    tags = {loss: MLPClassifier(loss=loss).__sklearn_tags__().classifier_tags for loss in ("auto", "ce", "hinge")}
+    assert (tags["auto"].multi_class, tags["auto"].multi_label) == (True, True)
+    assert (tags["ce"].multi_class, tags["ce"].multi_label) == (True, False)
+    assert (tags["hinge"].multi_class, tags["hinge"].multi_label) == (False, True)
+    with pytest.raises(ValueError, match=r"Only binary classification is supported with loss='hinge'"):
+        MLPClassifier(loss="hinge", epochs=1).fit(X, y)
