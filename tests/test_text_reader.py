@@ -553,6 +553,35 @@ def test_decimal_commas_to_three_places_still_read(tmp_path):
     assert res.exit_code == 0 and "numbers read with decimal commas ('" in res.output, res.output
 
 
+def test_thousands_separated_by_dots_are_not_read_as_decimals(tmp_path):
+    """Counts written as German or French number formats write them, 457 beside 1.486 (1486), were read as 1.486 by
+    every command without a word (a semicolon, tab or comma table alike): now refused as commas are, and under
+    decimal commas the advice for '1.486' is 1486, not '1,486' (which would read as 1.486)."""
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(60) < 0.5, "A", "B")
+    values = rng.poisson(np.where(y == "A", 600, 1800)[:, None] * np.ones((1, 4)))
+    frame = pd.DataFrame({f"G{j}": [f"{v:,}".replace(",", ".") for v in values[:, j]] for j in range(4)})
+    frame["label"] = y
+    out = tmp_path / "m.mlp"
+    for sep, name in ((";", "de.csv"), ("\t", "de.tsv"), (",", "de_comma.csv")):
+        frame.to_csv(tmp_path / name, sep=sep, index=False)
+        res = run(["train", str(tmp_path / name), "--no-group", "--folds", "1", "--epochs", "1", "-o", str(out)])
+        assert res.exit_code == 1 and not out.exists(), res.output
+        assert "look written with dots as thousands separators" in res.output.splitlines()[-1]
+    # the user's word: decimal points after all
+    base = ["train", str(tmp_path / "de.csv"), "--no-group", "--folds", "1", "--epochs", "1", "-o", str(out)]
+    assert run(base + ["--decimal", "dot", "-q"]).exit_code == 0
+    res = run(base + ["--decimal", "comma"])
+    assert res.exit_code == 1 and "if the dot separates thousands, write it '1" in res.output
+    assert "so write it" not in res.output
+    # decimals to three places, with whole numbers in another column (an age) or below 1 in the same: read
+    rows = ["sample_id;age;g0;g1;label"] + [f"S{i};{rng.integers(30, 80)};{a:.3f};{b:.3f};{'AB'[i % 2]}"
+                                           for i, (a, b) in enumerate(rng.uniform(0.5, 15, (40, 2)))]
+    (tmp_path / "dec.csv").write_text("\n".join(rows) + "\n")
+    res = run(["train", str(tmp_path / "dec.csv"), "--no-group", "--folds", "1", "--epochs", "1", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+
+
 def test_a_stray_quote_in_a_header_name_is_not_a_multiline_cell(tmp_path):
     """A column named probe_5" made the line-by-line reader take the rest of the file for the header ("internal
     error (Error: new-line character seen in unquoted field ...)") in every command reading text."""

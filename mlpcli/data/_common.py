@@ -126,6 +126,8 @@ def first_non_number(frame: pd.DataFrame, columns: Sequence[str], decimal: str =
 # then groups of three), and the same with a decimal part (8,000.0)
 THOUSANDS_NUMBER = re.compile(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+\s*")
 THOUSANDS_DECIMAL = re.compile(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+\.\d*\s*")
+# the same with dots as separators (1.486, as German or French number formats write 1486)
+THOUSANDS_DOT_NUMBER = re.compile(r"\s*[-+]?[1-9]\d{0,2}(\.\d{3})+\s*")
 
 
 def decimal_advice(value: Any, decimal: str) -> str:
@@ -134,6 +136,9 @@ def decimal_advice(value: Any, decimal: str) -> str:
     if decimal == "." and THOUSANDS_NUMBER.fullmatch(text):  # 1,798: a thousands separator?
         return (f"; if the comma separates thousands, write it {text.replace(',', '')!r} (separators are not read); "
                 "if it is a decimal mark, pass --decimal comma and --sep")
+    if decimal == "," and THOUSANDS_DOT_NUMBER.fullmatch(text):  # 1.486 among decimal commas: 1486, not 1,486
+        return (f"; if the dot separates thousands, write it {text.replace('.', '')!r} (separators are not read); "
+                f"if it is a decimal mark, write it {text.replace('.', ',')!r} as the table's other numbers")
     other = text.replace(".", ",") if decimal == "," else text.replace(",", ".")
     if other == text:
         return ""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ._common import THOUSANDS_NUMBER
+from ._common import THOUSANDS_DOT_NUMBER, THOUSANDS_NUMBER
 from .sources import Source, open_binary
 
 
@@ -103,6 +103,7 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
         chosen_decimal = given_decimal
     elif chosen == ",":
         chosen_decimal = "."
+        _refuse_thousands_dots([split_line(r, chosen) for r in records[1:]], source)
     else:
         rows = [split_line(r, chosen) for r in records[1:]]
         cells = [cell for row in rows for cell in row]
@@ -117,6 +118,8 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
                             "(every number with a comma has groups of three digits, and a column mixes them with "
                             "whole numbers below 1,000 written without one), which are not read: write the numbers "
                             "without them — or, if the commas are decimal marks, pass --decimal comma")
+        if chosen_decimal == ".":
+            _refuse_thousands_dots(rows, source)
         if chosen_decimal == ",":
             either = all(THOUSANDS_NUMBER.fullmatch(c) for c in commas)  # 95,823 alone: separators, or 3 decimals?
             # the ambiguous reading is a warning: whole counts with separators read as decimals are divided by
@@ -132,20 +135,34 @@ def sniff_dialect(head: str, complete: bool, source: str, default_sep: str | Non
     return Dialect(chosen, chosen_decimal, tuple(notes), tuple(warnings))
 
 
-def looks_like_thousands(commas: list[str], rows: list[list[str]]) -> bool:
+def _refuse_thousands_dots(rows: list[list[str]], source: str) -> None:
+    """A DataError when the numbers written with a dot look like thousands separated by dots (1.486 for 1486, as
+    German and French number formats write them), by the rule ``looks_like_thousands`` gives commas: read with
+    decimal points they would be 1.486, a thousand times too small, without a word."""
+    dots = [c for row in rows for c in row if _DOT_NUMBER.fullmatch(c)]
+    if looks_like_thousands(dots, rows, THOUSANDS_DOT_NUMBER):
+        first = dots[0].strip()
+        raise DataError(f"{source}: numbers such as {first!r} look written with dots as thousands separators "
+                        f"({first.replace('.', '')}: every number with a dot has groups of three digits, and a column "
+                        "mixes them with whole numbers below 1,000 written without one), which would be read as "
+                        f"decimals ({first}): write the numbers without separators — or, if the dots are decimal "
+                        "marks, pass --decimal dot")
+
+
+def looks_like_thousands(commas: list[str], rows: list[list[str]], form: re.Pattern = THOUSANDS_NUMBER) -> bool:
     """Whether numbers written with a comma (`commas`, among the cells of a table's `rows`) are thousands separators
     rather than decimal commas: every one in the thousands form (``THOUSANDS_NUMBER``), and at least one column
     mixing them with whole numbers written without a comma, all below 1,000 (619 beside 1,798), as a number format
     with separators writes a column. Decimal commas rounded to three places do not mix so: Excel's fixed format
     writes 5,000, R and pandas drop trailing zeros (5,12); a column of whole numbers alone (an age, an id) is
     not mixed."""
-    if not commas or not all(THOUSANDS_NUMBER.fullmatch(c) for c in commas):
+    if not commas or not all(form.fullmatch(c) for c in commas):
         return False
     width = max((len(r) for r in rows), default=0)
     for j in range(width):
         column = [r[j] for r in rows if j < len(r)]
         whole = [c for c in column if _WHOLE_NUMBER.fullmatch(c)]
-        if whole and any(THOUSANDS_NUMBER.fullmatch(c) for c in column) and all(abs(int(c)) < 1000 for c in whole):
+        if whole and any(form.fullmatch(c) for c in column) and all(abs(int(c)) < 1000 for c in whole):
             return True
     return False
 
