@@ -1,7 +1,8 @@
-"""Columns that identify the rows rather than measure them: a column of row numbers among the features
-(named "id", pandas' index written as "index") is warned about when training, since the file's order it
-carries often follows the class; a text column with a different value in every row makes the "must be
-numeric" error name it as the likely --id."""
+"""Columns that identify the rows rather than measure them: a column of row numbers among the features (named
+"id", pandas' index written as "index"), or a number column named as a role's column is (Batch, Patient_ID), is
+warned about when training (the file's order, the batch or the patient then reads as a measurement); a text
+column with a different value in every row, or named as a role's, is named in the "must be numeric" error with
+its option."""
 
 from __future__ import annotations
 
@@ -92,3 +93,29 @@ def test_a_text_column_of_distinct_values_is_named_as_the_id(tmp_path):
     with pytest.raises(DataError, match="must be numeric: 'tissue'") as info:
         data.load_dataset(tmp_path / "x.csv")
     assert "--id" not in str(info.value).split("pass them to --drop")[0]
+
+
+@pytest.mark.parametrize("column, flag", [("Batch", "--batch"), ("Patient_ID", "--group"), ("subject", "--group"),
+                                          ("Sample ID", "--id")])
+def test_a_number_column_named_as_a_role_column_is_warned_about(tmp_path, column, flag):
+    """A batch number confounded with the class in a column 'Batch' (not 'batch') was a feature without a word:
+    out-of-fold balanced accuracy rose from 0.683 to 0.750 on the batch alone."""
+    df = make_table(task="binary", n_patients=20, n_features=5, seed=1)
+    df[column] = np.where(df["label"] == "case", 1, 2) + np.arange(len(df)) % 2 * 10  # not the row numbers
+    df.to_csv(tmp_path / "t.csv", index=False)
+    ds, _notes = data.load_dataset(tmp_path / "t.csv")
+    [warning] = [w for w in ds.warnings if "named like a role's column" in w]
+    assert f"{column!r} is named as" in warning and f"pass {flag} " in warning
+    res = run(["train", str(tmp_path / "t.csv"), "--epochs", "2", "--folds", "2", "-q", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0 and "named like a role's column" in res.output
+    # given its role (or dropped), no warning
+    ds, _notes = data.load_dataset(tmp_path / "t.csv", drop=[column])
+    assert not [w for w in ds.warnings if "named like a role's column" in w]
+
+
+def test_a_text_column_named_as_a_role_column_is_named_in_the_error(tmp_path):
+    df = make_table(task="binary", n_patients=20, n_features=5, seed=1).rename(columns={"patient_id": "Patient ID"})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"'Patient ID' is named as a patient column \(--group\) is: "
+                                        r"pass --group 'Patient ID'"):
+        data.load_dataset(tmp_path / "t.csv")

@@ -366,8 +366,9 @@ class Dataset:
         place = _CellPlace(df, roles.id)
         ranges = None if is_sparse(X) or not X.size else _column_ranges(X)
         missing = _check_feature_values(X, feature_names, notes, place, ranges)
-        if classes is None and ranges is not None:  # training: a model's features are what it was trained on
-            _warn_row_numbers(X, feature_names, ranges, warn)
+        if classes is None:  # training: a model's features are what it was trained on
+            numbered = _warn_row_numbers(X, feature_names, ranges, warn) if ranges is not None else []
+            _warn_role_names([n for n in feature_names if n not in numbered], warn)
         ids = _id_column(df, roles.id)
         if is_sparse(X) or X.dtype != np.float32:  # float32 values, refused when infinite, are within float32's range
             _check_value_limit(X, feature_names, ids, "feature column", place)
@@ -415,6 +416,10 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
         ids = [n for n in text if frame[n].notna().all() and frame[n].is_unique] if id_column is None else []
         id_hint = (f"{ids[0]!r} holds a different value in every row, as sample ids do (the id column is "
                    f"{DEFAULT_ID!r} by default): pass --id {shlex.quote(ids[0])}; ") if ids and len(df) > 1 else ""
+        named = [(n, role_name_flag(n)) for n in text if role_name_flag(n) and not (ids and n == ids[0])]
+        if named:  # Patient_ID, Batch: a role's column, spelt otherwise than the option's default
+            id_hint += "".join(f"{n!r} is named as {_ROLE_WORDS[flag]} is: pass {flag} {shlex.quote(n)}; "
+                               for n, flag in named[:3])
         raise DataError(
             f"{source}feature columns must be numeric: {_quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
             f"{id_hint}{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
@@ -478,15 +483,49 @@ def _column_ranges(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _ROW_NUMBER_MIN_ROWS = 20  # below, a measured integer column could be a run of consecutive values by chance
 
 
+# Names of a role's column as tables spell them, by their letters and digits alone, case-folded: Patient_ID, Batch,
+# Sample ID, subject, donor ... A column so named and not given that role would be a feature: a patient number or a
+# batch number, read as a measurement (the batch confounded with the class raised balanced accuracy 0.683 -> 0.750).
+_ROLE_NAMES = {
+    "--group": ("patient", "patientid", "donor", "donorid", "subject", "subjectid", "individual", "individualid",
+                "participant", "participantid"),
+    "--id": ("sample", "sampleid", "samplename", "id", "barcode", "cellid", "cellbarcode"),
+    "--batch": ("batch", "batchid", "plate", "plateid"),
+}
+_ROLE_WORDS = {"--group": "a patient column (--group)", "--id": "a sample-id column (--id)",
+               "--batch": "a batch column (--batch)"}
+
+
+def role_name_flag(name: str) -> str | None:
+    """The role option ("--group", "--id", "--batch") whose column a table would name so ("Patient_ID", "Batch",
+    "Sample ID"), by its letters and digits case-folded; None for other names."""
+    key = re.sub(r"[\W_]+", "", spelling_key(str(name)))
+    return next((flag for flag, keys in _ROLE_NAMES.items() if key in keys), None)
+
+
+def _warn_role_names(names: list[str], warn: list[str]) -> None:
+    """A warning naming the feature columns named as a role's column is (``role_name_flag``): numbers of patients,
+    batches or samples read as measurements, which the model learns as such."""
+    found = [(n, role_name_flag(n)) for n in names]
+    found = [(n, flag) for n, flag in found if flag is not None]
+    if not found:
+        return
+    listed = "; ".join(f"{n!r} is named as {_ROLE_WORDS[flag]} is: pass {flag} {shlex.quote(n)} if it is one"
+                       for n, flag in found[:3])
+    more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
+    warn.append(f"feature column{'s' * (len(found) > 1)} named like a role's column, read as measurements: {listed}"
+                f"{more} (or --drop it); the role options match names exactly")
+
+
 def _warn_row_numbers(X: np.ndarray, names: list[str], ranges: tuple[np.ndarray, np.ndarray],
-                      warn: list[str]) -> None:
+                      warn: list[str]) -> list[str]:
     """A warning naming the feature columns of the dense X (n, d) that number the rows: n distinct integers,
     consecutive (a column named "id" of 1, 2, ..., pandas' index written as "index"). No measurement of n
     samples is; as a feature it carries the file's order, which often follows the class, the batch or the date,
     into the model and its validation. `ranges`: ``_column_ranges(X)``."""
     n = X.shape[0]
     if n < _ROW_NUMBER_MIN_ROWS:
-        return
+        return []
     lo, hi = ranges
     found = []
     for j in np.flatnonzero(hi - lo == n - 1)[:1000]:  # the exact test only where the range fits
@@ -494,7 +533,7 @@ def _warn_row_numbers(X: np.ndarray, names: list[str], ranges: tuple[np.ndarray,
         if (column == np.round(column)).all() and len(np.unique(column)) == n:
             found.append(j)
     if not found:
-        return
+        return []
     first = shlex.quote(names[found[0]])
     those = _quoted([names[j] for j in found], 5)
     are = "number" if len(found) > 1 else "numbers"
@@ -503,6 +542,7 @@ def _warn_row_numbers(X: np.ndarray, names: list[str], ranges: tuple[np.ndarray,
                 "once): no measurement does; as a feature it carries the order of the file, which often follows the "
                 f"class, the batch or the date, into the model and its validation — pass --id {first} if it holds the "
                 f"sample ids, else --drop {first}")
+    return [names[j] for j in found]
 
 
 def _decimal_comma_hint(col: pd.Series) -> str:
