@@ -253,5 +253,5 @@ def test_auto_input_noise_is_for_standardised_features(tmp_path):
     # three candidates: each comparison's own margin is named (the note gave the largest as if it held for all)
     res = run(["train", str(path), "--folds", "2", "--epochs", "3", "-o", str(tmp_path / "m.mlp")])
     text = " ".join(res.output.split())
-    assert "must beat the one chosen before it by more than its margin: hidden 128 with input noise" in text
+    assert "must lower the one chosen before it by more than its margin: hidden 128 with input noise" in text
     assert all(n == 0 for n in noises("--no-standardize"))

@@ -485,14 +485,26 @@ def _decision(ds: data.Dataset, fitted: FittedModel, option: str) -> Decision | 
     return choose_decision(ds.task, fitted.scored.y, fitted.proba, shares, option)
 
 
+def by_log_loss(options: TrainOptions, task: str | None) -> bool:
+    """Whether ``--hidden auto`` compares its candidates by held-out log loss (``_choose_by_log_loss``): binary and
+    multiclass targets whose loss weighs no class above another. With --class-weight or --pos-weight the
+    probabilities move on purpose and the choice stays with balanced accuracy, the score those weights serve."""
+    weighted = options.class_weight not in (None, "none") or float(options.pos_weight or 1.0) != 1.0
+    return task in ("binary", "multiclass") and not weighted
+
+
 def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | None = None,
-            task: str | None = None) -> tuple[_Fitted, list[dict] | None]:
+            task: str | None = None, link: str | None = None, groups: np.ndarray | None = None,
+            log_loss: bool = False, calibrate: bool = True) -> tuple[_Fitted, list[dict] | None]:
     """The simplest candidate unless a more complex one scores better by more than the noise of the
-    comparison (the one-standard-error rule): its out-of-fold balanced accuracy must exceed the simpler
-    one's by more than TIE and more than one standard error of the paired difference. On a few dozen
-    samples that error is several points, so a lucky fold cannot buy the hidden layer."""
+    comparison (the one-standard-error rule). With ``log_loss`` (``by_log_loss``) the score is the held-out log
+    loss, each candidate at its own temperature (``_choose_by_log_loss``); otherwise its out-of-fold balanced
+    accuracy must exceed the simpler one's by more than TIE and more than one standard error of the paired
+    difference. On a few dozen samples that error is several points, so a lucky fold cannot buy the hidden layer."""
     if len(cands) == 1:
         return cands[0], None
+    if log_loss and y is not None and link in ("softmax", "sigmoid"):
+        return _choose_by_log_loss(cands, notes, what, y, link, groups, calibrate)
     regression = task == "regression"  # scores are -RMSE in the target's units: the tie margin is relative
     best, margins, errors = cands[0], [], []
     for c in cands[1:]:
@@ -524,6 +536,57 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
     notes.append(f"--hidden auto: {best.spec.describe()} chosen by {what} ({shown}; a later (more complex or slower) candidate "
                  f"{margin_words}; {why})")
     return best, table
+
+
+def _choose_by_log_loss(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray, link: str,
+                        groups: np.ndarray | None, calibrate: bool) -> tuple[_Fitted, list[dict]]:
+    """The one-standard-error rule on the held-out log loss, a proper score: each candidate's rows at the temperature
+    fitted on them (as the model it would ship is calibrated; none with --no-calibrate or too few rows), a later
+    candidate chosen over the one chosen so far when its mean loss is lower by more than one standard error of the
+    paired per-row difference (patients as clusters: a patient's rows share its noise). Balanced accuracy counts a
+    row as right or wrong and moved by a sample or two on ~200 rows (GSE7390 grade: the chosen candidate scored 0.457
+    on the test folds where either alone scored 0.461 and 0.479); the log loss weighs how sure each call was.
+    Measured on the accuracy benchmark (10 sets x 3 seeds x 5 folds, against balanced accuracy as the criterion):
+    mean balanced accuracy 0.819 -> 0.823, log loss 0.402 -> 0.390, ECE 0.046 -> 0.038; NCI60 0.717 -> 0.738,
+    GSE7390 grade 0.457 -> 0.473, AD proteins 0.800 -> 0.811, GSE7390 ER 0.810 -> 0.805."""
+    from ..calibration import MIN_ROWS, row_log_losses
+
+    fit_T = calibrate and len(y) >= MIN_ROWS
+    losses = [row_log_losses(c.logits, y, link, fit_temperature(c.logits, y, link) if fit_T else None) for c in cands]
+    best, margins = 0, []
+    for i in range(1, len(cands)):
+        d = losses[best] - losses[i]  # > 0 where candidate i is the surer of the truth
+        margins.append(_cluster_se(d, groups))
+        if d.mean() > margins[-1]:
+            best = i
+    table = [{"hidden": list(c.spec.hidden), "augment_noise": _noise_used(c.runs) if c.runs else c.spec.augment_noise,
+              "lr": c.spec.lr, "score": None if not np.isfinite(c.score) else c.score,
+              "log_loss": float(loss.mean())} for c, loss in zip(cands, losses)]
+    shown = "; ".join(f"{c.spec.describe()}: {loss.mean():.4f}" for c, loss in zip(cands, losses))
+    margin_words = (f"must lower it by more than {margins[0]:.4f}" if len(margins) == 1 else
+                    "must lower the one chosen before it by more than its margin: " + ", ".join(
+                        f"{c.spec.describe()}: {m:.4f}" for c, m in zip(cands[1:], margins)))
+    temperature = "each at its own temperature" if fit_T else "uncalibrated"
+    clusters = ", patients as clusters" if groups is not None else ""
+    notes.append(f"--hidden auto: {cands[best].spec.describe()} chosen by {what.replace('score', 'log loss')} "
+                 f"({temperature}: {shown}; a later (more complex or slower) candidate {margin_words}; one standard "
+                 f"error of the paired difference{clusters})")
+    return cands[best], table
+
+
+def _cluster_se(d: np.ndarray, groups: np.ndarray | None) -> float:
+    """The standard error of the mean of ``d`` (n,), with the rows of one group (patient) as one cluster: the
+    square root of the sum over groups of their summed deviations squared, over n (small-sample factor G / (G - 1))."""
+    n = len(d)
+    if n < 2:
+        return 0.0
+    e = d - d.mean()
+    if groups is None:
+        return float(np.sqrt(np.sum(e ** 2) / (n - 1) / n))
+    _, cluster = np.unique(np.asarray(groups), return_inverse=True)
+    sums = np.bincount(cluster, weights=e)
+    G = len(sums)
+    return float(np.sqrt(G / (G - 1) * np.sum(sums ** 2)) / n) if G > 1 else 0.0
 
 
 def _paired_se(a: _Fitted, b: _Fitted, y: np.ndarray | None, task: str | None) -> float:
@@ -600,7 +663,8 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
         shell = _shell_model(ds, cands[0].runs, options)
         for c in cands:
             c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
-        best, table = _choose(cands, notes, "the validation score", scored.y, ds.task)
+        best, table = _choose(cands, notes, "the validation score", scored.y, ds.task, shell.output_activation(),
+                              scored.groups, by_log_loss(options, ds.task), options.calibrate)
         run = best.runs[0]
         chosen = replace(best.spec.options(options), augment_noise=_noise_used(best.runs))
         model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
@@ -759,7 +823,8 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
         shell = _shell_model(ds, cands[0].runs[:1], options)
         for c in cands:
             c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
-        best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task)
+        best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task, shell.output_activation(),
+                              scored.groups, by_log_loss(options, ds.task), options.calibrate)
         chosen = replace(best.spec.options(options), augment_noise=_noise_used(best.runs))
         warnings += _members_warnings([run.preprocessor for run in best.runs])
         history = [{"member": k + 1, **row} for k, run in zip(best.folds, best.runs) for row in run.result.history]
