@@ -226,7 +226,8 @@ def test_cli_table_json_and_plot(subtypes, tmp_path):
 def test_cli_errors_are_one_line_and_leave_no_output(subtypes, tmp_path):
     out = tmp_path / "genes.csv"
     assert_clean_error(run(["explain", subtypes, TEST, "--top", "0"]), "--top", code=2)
-    assert_clean_error(run(["explain", subtypes, TEST, "--class", "Luminal"]), "'Luminal' is not one of the model's classes")
+    assert_clean_error(run(["explain", subtypes, TEST, "--class", "Luminal"]), "'Luminal' is not one of the model's classes",
+                       code=2)
     assert_clean_error(run(["explain", subtypes, NEW, "--method", "permutation", "-o", str(out)]),
                        "--method permutation needs labelled samples")
     # more steps cannot meet 1e-300 (below float64's round-off): the error says what can, not "raise --steps"

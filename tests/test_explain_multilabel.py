@@ -167,7 +167,7 @@ def test_the_command_ranks_each_label_and_writes_table_plot_and_json(models):
 def test_a_label_the_model_lacks_is_a_usage_error(models):
     paths, data, _, _ = models
     res = run(["explain", paths["one"], data, "--class", "D"])
-    assert_clean_error(res, "--class 'D' is not one of the model's classes")
+    assert_clean_error(res, "--class 'D' is not one of the model's labels", code=2)
 
 
 def test_predict_explain_gives_each_predicted_labels_reasons(models):

@@ -78,7 +78,7 @@ def test_log_values_for_a_log1p_model_are_called_another_scale(trained, tmp_path
     res = run(["predict", model, str(data), "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
     assert "cohort shift" in res.output
-    assert "shifted features are lower than in training" in res.output
+    assert "training SD are lower than in training" in " ".join(res.output.split())
     assert "already log-transformed" in res.output
     plain = tmp_path / "counts.csv"
     cohort.to_csv(plain, index=False)
@@ -101,9 +101,9 @@ def report(shift: np.ndarray, log1p: bool | None, negative: bool | None = False)
                               "learned log-transformed values, log2 where it learned natural logs, another "
                               "normalisation or library size"),
     (np.full(20, 2.0), True, "another scale, unit or normalisation"),
-    (np.r_[np.full(10, 0.7), np.zeros(10)], None, "10 of the 10 shifted features are higher"),  # mild level
+    (np.r_[np.full(10, 0.7), np.zeros(10)], None, "10 of the 10 features whose mean moved more than 0.5 training SD are higher"),  # mild level
     (np.r_[np.full(10, 2.0), np.full(10, -2.0)], True, None),  # a batch effect: both ways
-    (np.r_[np.full(19, -2.0), np.full(1, 2.0)], True, "19 of the 20 shifted features are lower"),
+    (np.r_[np.full(19, -2.0), np.full(1, 2.0)], True, "19 of the 20 features whose mean moved more than 1 training SD are lower"),
     (np.r_[np.full(17, -2.0), np.full(3, 2.0)], True, None),  # 85 %: not nearly all
 ], ids=["log-for-log1p", "counts-for-log-model", "higher-for-log1p", "mild", "both-ways", "19-of-20", "17-of-20"])
 def test_shift_warning_names_a_change_of_scale_only_when_features_move_one_way(shift, log1p, expected):
@@ -120,7 +120,7 @@ def test_values_that_cannot_be_counts_are_not_called_raw_counts(negative):
     """A batch offset on every gene of a table holding negative values (z-scores, log ratios) was read as "raw
     counts or TPM where the model learned log-transformed values": counts are never negative."""
     message = report(np.full(20, 2.0), False, negative=negative).message()
-    assert "raw counts" not in message and "20 of the 20 shifted features are higher" in message
+    assert "raw counts" not in message and "20 of the 20 features whose mean moved more than 1 training SD are higher" in message
     assert "another scale, unit or normalisation than the training table, or carries a batch offset" in message
 
 
@@ -133,3 +133,15 @@ def test_a_few_annotation_columns_are_not_called_other_identifiers(trained, tmp_
     res = run(["predict", model, str(data), "-o", str(tmp_path / "p.csv")])
     assert_clean_error(res, "its other columns are 'age', 'stage'", "has 0 of the model's features")
     assert "gene identifiers differ" not in res.output
+
+
+def test_the_count_of_features_moved_one_way_says_which_features_it_counts():
+    """Every feature's SD x3 and a few means moved: "100 % have an SD over 2x larger ... 10 of the 10 shifted features
+    are lower" read as if of the spread's features; the count is of the features past the mean test's bar."""
+    d = 50
+    r = ShiftReport(features=[f"g{j}" for j in range(d)], n=40, new_mean=np.r_[np.full(10, -0.7), np.zeros(d - 10)],
+                    new_sd=np.full(d, 3.0), train_mean=np.zeros(d), train_sd=np.ones(d),
+                    filled=np.zeros(d, dtype=bool), log1p=True, negative=False)
+    message = r.message()
+    assert "have an SD over 2x larger or smaller" in message
+    assert "10 of the 10 features whose mean moved more than 0.5 training SD are lower" in message

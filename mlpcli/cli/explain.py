@@ -190,10 +190,16 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
         float32 = any(m.network.dtype == np.float32 for m in model.members)
         # below the arithmetic's round-off more steps cannot close the gap: say what can
         floor = 1e-5 if float32 else 1e-12
-        fix = (f"--tol {gap['tol']:g} is below the round-off of the network's {'float32' if float32 else 'float64'} "
-               f"arithmetic, which more steps cannot close: use --tol {floor:g} or more"
-               + (", or a float64 model (train --dtype float64)" if float32 else "")
-               if gap["tol"] < floor else f"raise --steps (now {steps})")
+        arithmetic = "float32" if float32 else "float64"
+        if gap["tol"] < floor and gap["max_gap"] < 10 * floor:  # the gap is the round-off: more steps cannot close it
+            fix = (f"--tol {gap['tol']:g} is below the round-off of the network's {arithmetic} arithmetic, which more "
+                   f"steps cannot close: use --tol {floor:g} or more"
+                   + (", or a float64 model (train --dtype float64)" if float32 else ""))
+        elif gap["tol"] < floor:  # far above the round-off: the path's steps first, and a --tol it can reach
+            fix = (f"raise --steps (now {steps}), and use --tol {floor:g} or more (below it is the round-off of the "
+                   f"network's {arithmetic} arithmetic)")
+        else:
+            fix = f"raise --steps (now {steps})"
         toward = "of" if model.task == "regression" else "toward"
         raise TrainingError(f"completeness check failed: the attributions of sample {gap['worst_sample']} ({toward} "
                             f"{gap['worst_class']}) miss f(x) - f(baseline) by {gap['max_gap']:.2e} relative, above "

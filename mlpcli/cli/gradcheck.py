@@ -14,20 +14,12 @@ from .predict import role_flags
 
 # The table reader words its target errors for `evaluate`; gradcheck's loss takes labels from the target, or
 # from the model's own predictions when --target is left out, and `mlpcli predict` is no remedy for it.
-_TARGET_ADVICE = {
-    "; evaluation needs the true labels — name the column with --target, or use `mlpcli predict` for unlabelled data":
-        "; name the column holding the labels with --target, or leave --target out to check the gradients "
-        "against the model's own predictions",
-}
-
-
 def _gradcheck_advice(exc: DataError) -> DataError:
     """A target error of the table reader with gradcheck's remedy in place of evaluate's."""
-    message = str(exc)
-    for evaluate_advice, advice in _TARGET_ADVICE.items():
-        if message.endswith(evaluate_advice):
-            return DataError(message[: -len(evaluate_advice)] + advice)
-    return exc
+    from ..predict.columns import TARGET_ADVICE, with_advice
+
+    return with_advice(exc, {TARGET_ADVICE: "; name the column holding the labels with --target, or leave --target "
+                                            "out to check the gradients against the model's own predictions"})
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,

@@ -4,7 +4,7 @@ top-variance selection, standardisation; stored in the model without pickle."""
 from __future__ import annotations
 
 import functools
-
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -23,6 +23,10 @@ from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 
 SCALINGS = ("standard", "robust")
 CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps values within ±3 (RealMLP-TD)
+# A value this many training scales from its feature's centre is no measurement of the training kind (a typo, another
+# unit): ``Preprocessor.far_from_training``; the clip holds it at 2.99998650, which float32 tells from 3 and from the
+# clip of 500 scales (2.9999460)
+FAR_SCALES = 1000.0
 # Robust scaling takes the mean and SD instead of the median and IQR for a feature where one value holds at least
 # this share of the training rows: its quartiles then fall on that value (the zeros of single-cell expression, the
 # lowest of a few score levels), and the IQR measures where the tie ends, not the spread: a marker gene expressed
@@ -501,6 +505,17 @@ class Preprocessor:
         """Whether an offset is subtracted after the scaling (and clip): robust scaling of dense data, either
         scaling of sparse data; 0 in model files written before it (format 9 and older; sparse fits: 10)."""
         return self.offset_ is not None and bool(np.any(self.offset_))
+
+    def far_from_training(self, Z: np.ndarray, scales: float = FAR_SCALES) -> np.ndarray:
+        """(rows, d_kept) bool: the transformed values Z lying more than ``scales`` training scales (IQRs or SDs)
+        from their feature's training centre. Robust scaling's smooth clip holds those at its ceiling, within
+        a hair of ±CLIP_AT, where the network reads them as the edge of its range: a typo (1e30) or another unit
+        then moves a prediction without a word."""
+        Z = np.asarray(Z)
+        if self._offsets:
+            Z = Z + self.offset_.astype(Z.dtype, copy=False)
+        bound = scales / math.sqrt(1.0 + (scales / CLIP_AT) ** 2) if self._clips else scales
+        return np.abs(Z) > bound
 
     def unscale(self, Z: np.ndarray) -> np.ndarray:
         """Scaled values (..., d_kept) back to the scale before centring (after log1p and imputation):

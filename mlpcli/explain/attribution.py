@@ -123,7 +123,7 @@ def check_steps(steps) -> int:
 
 
 def class_index(model: Model, name) -> int:
-    """The index of class ``name`` (matched as text: 1, 1.0 and "1" all name the class 1); a ConfigError
+    """The index of class ``name`` (matched as text: 1, 1.0 and "1" all name the class 1); an OptionError (a usage error)
     naming the model's classes otherwise."""
     from ..data import _label_key
     from ..data.dataset import _numeric_fallback
@@ -144,7 +144,8 @@ def class_index(model: Model, name) -> int:
     # class that differs only in letter case or spaces named
     near = [str(c) for c in model.classes if str(c).strip().casefold() == str(key).casefold()]
     hint = f"; did you mean {near[0]!r}?" if near else ""
-    raise ConfigError(f"--class {str(name)!r} is not one of the model's classes ({_quoted(model.classes, 10)}){hint}")
+    what = {"regression": "targets", "multilabel": "labels"}.get(model.task, "classes")
+    raise OptionError(f"--class {str(name)!r} is not one of the model's {what} ({_quoted(model.classes, 10)}){hint}")
 
 
 def baseline_values(model: Model, baseline="mean") -> np.ndarray:

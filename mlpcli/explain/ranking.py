@@ -140,7 +140,14 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
     from ..predict.prepared import prepare
     from ..predict.seen import SeenRows
 
-    prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, max_missing=max_missing, labels=True)
+    from ..predict.columns import TARGET_ADVICE, with_advice
+
+    try:
+        prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, max_missing=max_missing, labels=True)
+    except DataError as exc:  # explain needs no labels: without them it explains the predicted classes
+        raise with_advice(exc, {TARGET_ADVICE: "; explain reads labels only when the table has them (it explains the "
+                                               "predicted classes otherwise): name the label column with --target, "
+                                               "or leave --target out"}) from None
     name = "the table" if isinstance(source, pd.DataFrame) else source
     if len(prepared.X) == 0:
         raise DataError(f"{name} has a header but no data rows")

@@ -15,12 +15,26 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data._common import DECIMAL_ATTR, decimal_advice, first_non_number
+from ..data._common import DECIMAL_ATTR, _counted, decimal_advice, first_non_number
 from ..data.limits import first_beyond_limit, value_limit_message
 from ..data.names import comment_line_hint, count_matches, match_names, name_key, species_warning
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
 from ._common import _names, _not_found, _quoted
+
+
+# The reader's remedy for a target column the table lacks is evaluate's; a command that reads labels for another
+# purpose (gradcheck, recalibrate, explain) puts its own in its place (``with_advice``)
+TARGET_ADVICE = ("; evaluation needs the true labels — name the column with --target, or use `mlpcli predict` for "
+                 "unlabelled data")
+
+
+def with_advice(exc: DataError, replacements: dict[str, str]) -> DataError:
+    """``exc`` with the reader's words ``replacements`` maps (a remedy written for evaluate) in a command's own."""
+    text = str(exc)
+    for said, instead in replacements.items():
+        text = text.replace(said, instead)
+    return exc if text == str(exc) else DataError(text)
 
 
 @dataclass
@@ -186,8 +200,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                 raise DataError(f"{source} is a 10x Genomics directory, which holds no labels: give the cells' "
                                 f"{_quoted(absent)} in a sample sheet, --samples FILE (its id column holding the "
                                 "barcodes)")
-            raise DataError(f"{source} has no target column {_quoted(absent)}{did_you_mean}; evaluation needs the "
-                            "true labels — name the column with --target, or use `mlpcli predict` for unlabelled data")
+            raise DataError(f"{source} has no target column {_quoted(absent)}{did_you_mean}{TARGET_ADVICE}")
         if model.task == "multilabel" or model.task == "regression":
             if [str(c) for c in model.classes] != targets:
                 raise DataError(f"target columns {_quoted(targets)} differ from the model's {_quoted(model.classes)}; "
@@ -509,10 +522,13 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
             # gap to fill); only the piece is known here (--chunksize), so it is said as a possibility
             unmeasured = (" — if the column holds no value anywhere (a gene the cohort's assay did not measure), remove "
                           "it and pass --fill-missing mean (its training mean)") if bad[:, j].all() and len(X) > 1 else ""
+            per_column = bad.sum(axis=0)
+            columns = np.flatnonzero(per_column)
+            counted = _counted([(plan.column_name(c), int(per_column[c])) for c in columns])
+            rows = f"row {first_row + 1}" if len(X) == 1 else f"rows {first_row + 1}-{first_row + len(X)}"
             raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} has a missing value at "
-                            f"{_row_label(first_row, i, ids)} ({int(bad.sum())} missing in rows {first_row + 1}-"
-                            f"{first_row + len(X)}); the model was trained without --impute, so fill them or retrain "
-                            f"with --impute{unmeasured}")
+                            f"{_row_label(first_row, i, ids)} (missing values in {rows}: {counted}); the model was "
+                            f"trained without --impute, so fill them or retrain with --impute{unmeasured}")
         empty = np.isnan(values).all(axis=1) if values.shape[1] else np.zeros(0, dtype=bool)
         if empty.any():  # nothing of the sample to impute from: the training average, predicted as its own
             i = int(np.argmax(empty))

@@ -20,7 +20,7 @@ from ..decision import Decision
 from ..errors import ConfigError, DataError, OptionError
 from ..fileio import file_sha256
 from ..model_io import Model
-from .columns import RoleFlags
+from .columns import TARGET_ADVICE, RoleFlags, with_advice
 from .evaluation import read_targets_as
 from .stream import NOVEL_LABELS_HINT, _Run
 from .trust import Trust, Uncertainty
@@ -36,8 +36,7 @@ CONFORMAL_CHOICES = (COHORT, "training")
 FEW_FOR_UPDATE = 100
 # The table reader's advice is evaluate's; recalibrate's in its place
 _ADVICE = {
-    "; evaluation needs the true labels — name the column with --target, or use `mlpcli predict` for unlabelled data":
-        "; recalibration fits the model to the true labels — name their column with --target",
+    TARGET_ADVICE: "; recalibration fits the model to the true labels — name their column with --target",
     NOVEL_LABELS_HINT: "; recalibration fits the model's own classes: leave rows of other labels out of the table",
 }
 
@@ -376,10 +375,7 @@ def _read_labelled(model: Model, reader: Model, source, ood_parts: bool = False,
             if meta.get("seen") is not None:
                 seen.append(meta["seen"])
     except DataError as exc:
-        text = str(exc)
-        for said, instead in _ADVICE.items():
-            text = text.replace(said, instead)
-        raise DataError(text) from None
+        raise with_advice(exc, _ADVICE) from None
     P = np.concatenate(outs) if outs else np.zeros((0, model.network.n_outputs))
     y = np.concatenate(ys).astype(np.int64) if ys else np.zeros((0, P.shape[1]) if model.task == "multilabel" else 0,
                                                                   dtype=np.int64)

@@ -400,9 +400,12 @@ class ShiftReport:
         if found is None:
             return ""
         way, k, total = found
-        moved = (f"{k:,} of the {total:,} shifted features are {way} than in training" if self._fraction(
-            self.mean_shifted) > SHIFT_FRACTION or self._fraction(self.mildly_shifted) > SHIFT_FRACTION
-            else "Nearly every feature moved that way")
+        # which features ``same_way`` counted: those past the mean test's bar, else past the mild one (the spread
+        # test's features may be others: "10 of the 10 shifted features" read as if of the spread's 50)
+        bar = self.mean_bar if self.fraction_mean_shifted > SHIFT_FRACTION else SHIFT_MILD_SD
+        moved = (f"{k:,} of the {total:,} features whose mean moved more than {bar:.3g} training SD are {way} than in "
+                 "training" if self._fraction(self.mean_shifted) > SHIFT_FRACTION
+                 or self._fraction(self.mildly_shifted) > SHIFT_FRACTION else "Nearly every feature moved that way")
         if way == "lower" and self.log1p:
             why = ("as when the values are already log-transformed: the model applies log1p itself and expects "
                    "values like its training table's (counts, TPM)")
@@ -452,8 +455,10 @@ class ShiftReport:
                          f"{ONE_WAY_SD:g} training SD; {self.fraction_mean_shifted:.0%} beyond {self.mean_bar:.3g} SD) "
                          f"and a median SD {SHIFT_SPREAD_RATIO:g}x or more off")
             bar = f"warning when {SAME_WAY_SHARE:.0%} move one way"
-        shown = ", ".join(f"{r['feature']} ({shown_number(r['mean_shift_sd'], '+.2g')} SD, SD "
-                          f"x{shown_number(r['sd_ratio'], '.2g')})" for r in self.most_shifted(SHIFT_SHOWN))
+        shown = ", ".join(f"{r['feature']} ({shown_number(r['mean_shift_sd'], '+.2g')} SD, "
+                          + (f"SD x{shown_number(r['sd_ratio'], '.2g')})" if r['sd_ratio'] is not None
+                             else "SD ratio —)")  # not measured: the values beyond the bound of the unclipped SDs
+                          for r in self.most_shifted(SHIFT_SHOWN))
         if self.level == "shift":
             return (f"cohort shift: {' and '.join(parts)} ({bar}); most shifted: {shown}."
                     f"{self.scale_hint()} These samples differ from the training cohort (batch, protocol, population): check the "

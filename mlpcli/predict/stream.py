@@ -25,6 +25,7 @@ from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _
                              open_table, usable_cores)
 from ._common import _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted, missing_batch_name
 from ..data.limits import first_beyond_limit, value_limit_message
+from ..data.preprocess import FAR_SCALES
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, never_measured, plan_columns
 from ..model_summary import trained_matrix
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _GroupCount, _ShiftStats
@@ -372,6 +373,7 @@ class _Run:
             self.net_model = model
         self.input_dtype = model.network.dtype if self.transform_once else np.float64
         self.stats = _ShiftStats(model.preprocessor)
+        self.n_far, self.first_far = 0, None  # values far beyond the training values (``_count_far``)
         # the shift check's sample counts are of patients when the table names them (samples of one patient
         # are not independent)
         self.group_count = _GroupCount() if self.plan.roles.group else None
@@ -561,8 +563,32 @@ class _Run:
                     if R is not None:
                         R[s:e] = reference
                 self.stats.update(reference if keep is None else reference[keep])
+                self._count_far(reference, first_row + s, None if ids is None else ids[s:e])
             except DataError as exc:  # a value too far outside the training spread (the feature is named)
                 raise DataError(f"{self.plan.source}, rows {first_row + s + 1}-{first_row + e}: {exc}") from None
+
+    def _count_far(self, reference: np.ndarray, first_row: int, ids: np.ndarray | None) -> None:
+        """Count the values of a block of rows (``reference``: the reference preprocessing's, the block's first row
+        being table row ``first_row`` + 1) far beyond their feature's training values (``far_from_training``), and
+        keep where the first is."""
+        far = self.model.preprocessor.far_from_training(reference)
+        k = int(np.count_nonzero(far))
+        if not k:
+            return
+        if self.n_far == 0:
+            i, j = np.argwhere(far)[0]
+            self.first_far = (self.model.preprocessor.kept_features[j], _row_label(first_row, i, ids))
+        self.n_far += k
+
+    def far_values_warning(self) -> str | None:
+        """A warning when values lie far beyond their feature's training values (``_count_far``), else None."""
+        if not self.n_far:
+            return None
+        feature, row = self.first_far
+        some = "a value lies" if self.n_far == 1 else f"{self.n_far:,} values lie"
+        return (f"{some} more than {FAR_SCALES:,.0f} training spreads from the feature's training centre — the first "
+                f"in {feature!r} at {row} — which the model reads as the edge of its range, so a typo or a value in "
+                "another unit moves the prediction without standing out: check the cell")
 
     def blocks(self) -> Iterator[tuple[np.ndarray, dict]]:
         """(outputs (m, n_outputs) float64 as `Model.predict_output` gives them, per-row columns) blocks."""
@@ -707,6 +733,9 @@ class _Run:
         unmeasured = plan.present & (self.measured == 0) if self.n_missing_values else np.zeros_like(plan.present)
         self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present | unmeasured, groups)
         message = self.shift.message()
+        far = self.far_values_warning()
+        if far is not None:
+            self.warnings.append(far)
         absent = self.shift.absent_message()
         if absent is not None:
             self.warnings.append(absent)

@@ -1,0 +1,71 @@
+"""What `predict`, `evaluate` and `explain` say about single cells and options, from a review by use: a value far
+beyond its feature's training values (a typo, 1e30) moved a prediction without a word; the missing-values error
+counted every column's gaps as the first column's; explain gave evaluate's advice for a --target it lacks, blamed
+round-off where more steps were needed, and called a regression model's targets classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cli_helpers import assert_clean_error, run
+
+
+def test_a_value_far_beyond_the_training_values_is_named(small, tmp_path):
+    frame = pd.read_csv(small / "t.csv")
+    frame.loc[5, "g3"] = 1e30
+    frame.to_csv(tmp_path / "typo.csv", index=False)
+    for command in (["predict", "-o", str(tmp_path / "typo_p.csv")], ["evaluate"]):
+        res = run([command[0], str(small / "m.mlp"), str(tmp_path / "typo.csv"), *command[1:]])
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.output.split())
+        assert "a value lies more than 1,000 training spreads from the feature's training centre — the first in " \
+               "'g3' at row 6 (id 's5')" in text, text
+    frame.loc[7, "g1"] = -5e6
+    frame.to_csv(tmp_path / "two.csv", index=False)
+    res = run(["predict", str(small / "m.mlp"), str(tmp_path / "two.csv"), "-o", str(tmp_path / "p.csv")])
+    assert "2 values lie more than 1,000 training spreads" in " ".join(res.output.split())
+    # the training table itself, and values a few hundred spreads out, are no typo to name
+    res = run(["predict", str(small / "m.mlp"), str(small / "t.csv"), "-o", str(tmp_path / "q.csv")])
+    assert res.exit_code == 0 and "training spreads" not in res.output
+    frame = pd.read_csv(small / "t.csv")
+    frame.loc[5, "g3"] = 300 * frame["g3"].std()
+    frame.to_csv(tmp_path / "far.csv", index=False)
+    res = run(["predict", str(small / "m.mlp"), str(tmp_path / "far.csv"), "-o", str(tmp_path / "r.csv")])
+    assert res.exit_code == 0 and "training spreads" not in res.output
+
+
+def test_the_missing_values_error_counts_each_column(small, tmp_path):
+    frame = pd.read_csv(small / "t.csv")
+    frame.loc[3, "g0"] = np.nan
+    frame.loc[5:9, "g1"] = np.nan
+    frame.to_csv(tmp_path / "na.csv", index=False)
+    res = run(["predict", str(small / "m.mlp"), str(tmp_path / "na.csv"), "-o", str(tmp_path / "p.csv")])
+    assert_clean_error(res, "feature column 'g0' has a missing value at row 4 (id 's3')",
+                       "(missing values in rows 1-60: 'g0' (1), 'g1' (5))")
+
+
+def test_explain_says_its_own_remedies(small, tmp_path):
+    model, table = str(small / "m.mlp"), str(small / "t.csv")
+    res = run(["explain", model, table, "--target", "nosuch"])
+    assert_clean_error(res, "has no target column 'nosuch'", "explain reads labels only when the table has them")
+    assert "evaluation needs" not in res.output and "mlpcli predict" not in res.output
+    # far above float32's round-off with one step: more steps (and a reachable --tol), not round-off alone
+    res = run(["explain", model, table, "--steps", "1", "--output", "prob", "--tol", "1e-9"])
+    if res.exit_code == 1:  # (a network this small may pass with any steps)
+        message = res.output.strip().splitlines()[-1]
+        assert "raise --steps (now 1), and use --tol 1e-05 or more" in message or "which more steps cannot close" \
+            in message
+
+
+def test_explain_class_of_a_regression_model_is_a_usage_error_naming_targets(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(80, 4)), columns=[f"g{j}" for j in range(4)])
+    frame["label"] = 3 * frame["g0"] + rng.normal(size=80)
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(80)])
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    model = str(tmp_path / "r.mlp")
+    assert run(["train", str(tmp_path / "r.csv"), "--no-group", "--folds", "1", "--epochs", "2", "-q",
+                "-o", model]).exit_code == 0
+    res = run(["explain", model, str(tmp_path / "r.csv"), "--class", "nope"])
+    assert_clean_error(res, "--class 'nope' is not one of the model's targets ('label')", code=2)
