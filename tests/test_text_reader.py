@@ -648,3 +648,27 @@ def test_a_genes_x_samples_csv_reads_the_numbers_as_its_parquet_copy(tmp_path):
     for name in ("m.csv", "m.parquet"):
         assert run(["train", str(tmp_path / name), *fast, "-o", str(tmp_path / f"{name}.mlp")]).exit_code == 0
     assert _weights_bytes(tmp_path / "m.csv.mlp") == _weights_bytes(tmp_path / "m.parquet.mlp")
+
+
+def test_a_text_name_over_other_content_says_what_the_file_is(small, tmp_path):
+    """A gzip file named .csv was "not UTF-8 text (byte 0x8b): save it as UTF-8", which re-saving cannot cure; a
+    UTF-16 file (Excel's 'Unicode Text') "a binary file?"; x.zip "unsupported format ... (each optionally .zip)"."""
+    frame = pd.read_csv(small / "t.csv")
+    with gzip.open(tmp_path / "packed.csv", "wt") as fh:
+        frame.to_csv(fh, index=False)
+    frame.to_csv(tmp_path / "wide.txt", sep="\t", index=False, encoding="utf-16")
+    frame.to_csv(tmp_path / "one.csv.zip", index=False)
+    os.rename(tmp_path / "one.csv.zip", tmp_path / "one.zip")
+    model = str(small / "m.mlp")
+    cases = [("packed.csv", "holds gzip-compressed data, though its name says plain text: name it packed.csv.gz"),
+             ("wide.txt", "is UTF-16 text (as Excel's 'Unicode Text'"),
+             ("one.zip", "name it one.csv.zip (or .tsv.zip)")]
+    for name, needle in cases:
+        for args in (["predict", model, str(tmp_path / name), "-o", str(tmp_path / "p.csv")],
+                     ["train", str(tmp_path / name), "--no-group", "-o", str(tmp_path / "m.mlp")]):
+            res = run(args)
+            assert res.exit_code == 1 and needle in res.output.splitlines()[-1], (args, res.output)
+            assert not (tmp_path / "p.csv").exists() and not (tmp_path / "m.mlp").exists()
+    utf16 = (tmp_path / "wide.txt").read_bytes()
+    res = run(["predict", model, "-", "-o", str(tmp_path / "p.csv")], input=utf16)
+    assert res.exit_code == 1 and "standard input is UTF-16 text" in res.output

@@ -67,6 +67,10 @@ def table_format(path: str) -> tuple[str, str | None, str | None]:
         return "text", None, None
     ext, compression = format_suffix(path)
     hint = _FOREIGN_FORMATS.get(ext if compression is None or ext == ".mtx" else "", "")
+    if not hint and compression is not None and not ext:  # x.zip, x.gz: the compression is named, the format not
+        stem, suffix = os.path.splitext(os.path.basename(path))
+        hint = (f"its name gives the compression but not the table's format: name it {stem}.csv{suffix} (or "
+                f".tsv{suffix})")
     raise DataError(f"unsupported table format {os.path.basename(path)!r}; use {SUPPORTED_FORMATS}"
                     f"{'; ' + hint.format(name=path, directory=os.path.dirname(path) or '.') if hint else ''}")
 
@@ -272,10 +276,47 @@ class Source:
     suffix: str = ""  # ".csv", ".tsv", ".txt" (for messages)
 
 
+_UTF16 = (b"\xff\xfe", b"\xfe\xff")  # the byte-order marks Excel's "Unicode Text" and Windows tools begin with
+_SUFFIXES = {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz"}
+
+
+def not_utf16(head: bytes, name: str) -> None:
+    """A DataError when a text table's first bytes are a UTF-16 byte-order mark: read as UTF-8 it was "not UTF-8 text
+    (a binary file?)", which said nothing of the remedy."""
+    if head.startswith(_UTF16):
+        example = "iconv -f UTF-16 -t UTF-8" + ("" if name == "standard input" else f" {name} > table.tsv")
+        raise DataError(f"{name} is UTF-16 text (as Excel's 'Unicode Text' and some Windows tools save tables), not "
+                        f"UTF-8: save it as UTF-8 ({example})")
+
+
+def check_text_content(path: str, compression: str | None) -> None:
+    """A DataError when a file named as a plain text table holds something else: compressed data its name does not
+    announce (read as text it was "not UTF-8 text ... save it as UTF-8", which re-saving cannot cure), a format read by
+    its path (parquet, HDF5, zip), or UTF-16 text."""
+    if compression is not None or is_pipe(path):  # (a pipe is looked at once read)
+        return
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(STREAM_HEAD)
+    except OSError:
+        return  # the reader says why
+    found = stream_compression(head)
+    if found is not None:
+        raise DataError(f"{path} holds {found}-compressed data, though its name says plain text: name it "
+                        f"{os.path.basename(path)}{_SUFFIXES[found]} (or decompress it)")
+    what = next((what for magic, what in _NOT_STREAMED if head.startswith(magic)), None)
+    if what is None and head.startswith(b"PAR1") and len(head) > 4 and head[4] < 0x20 and head[4] not in b"\t\r\n":
+        what = "a Parquet file (.parquet)"
+    if what is not None:
+        raise DataError(f"{path} is {what}, though its name says a text table: name it by its format")
+    not_utf16(head, path)
+
+
 def table_source(path, stdin) -> Source:
     if str(path) == "-":
         data = stdin_bytes(stdin)
         not_streamed(data[:STREAM_HEAD], "standard input")
+        not_utf16(data[:2], "standard input")
         return Source("standard input", lambda: io.BytesIO(data), "text", None, None)
     path = os.fspath(path)
     if os.path.isdir(path):  # 10x Genomics output (data.tenx): its files are checked when it is opened
@@ -284,6 +325,7 @@ def table_source(path, stdin) -> Source:
     kind, sep, compression = table_format(path)
     if kind == "text":
         not_a_tenx_part(path)
+        check_text_content(path, compression)
     if is_pipe(path):  # read once, as standard input is: the readers open a file more than once
         if kind != "text":
             raise DataError(f"{path} is a pipe: only a text table (CSV or TSV, optionally gzip, bzip2 or xz) can be read from one; "

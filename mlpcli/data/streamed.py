@@ -972,6 +972,7 @@ def _stream_table(name: str, stream, raw, check_header: bool, sep: str | None, d
             break
         head += more.encode("utf-8") if isinstance(more, str) else more
     data.sources.not_streamed(head, name)
+    data.sources.not_utf16(head, name)
     buffered = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)
     closing = [raw] if raw is not None else []
     compression = data.sources.stream_compression(head)
@@ -1007,6 +1008,7 @@ def _open_file(source, stdin, check_header: bool = True, sep: str | None = None,
     if kind == "parquet":
         return _ParquetTable(path)
     data.sources.not_a_tenx_part(path)
+    data.sources.check_text_content(path, compression)
     given = {"check_header": check_header, "sep_option": sep, "decimal_option": decimal,
              "suffix": data.text_suffix(path)}
     raw = open(path, "rb")
