@@ -672,3 +672,29 @@ def test_a_text_name_over_other_content_says_what_the_file_is(small, tmp_path):
     utf16 = (tmp_path / "wide.txt").read_bytes()
     res = run(["predict", model, "-", "-o", str(tmp_path / "p.csv")], input=utf16)
     assert res.exit_code == 1 and "standard input is UTF-16 text" in res.output
+
+
+def test_rows_of_separators_without_a_value_are_named(small, tmp_path):
+    """Excel's ',,,,' rows below a table failed as "the id column is empty at row 61" (predict) or "the target has
+    missing values ... drop the rows without a label" (evaluate), whose remedy then failed on the id; a sample
+    sheet still skips them with a note."""
+    frame = pd.read_csv(small / "t.csv")
+    blank = "," * (frame.shape[1] - 1) + "\n"
+    (tmp_path / "b.csv").write_text(frame.to_csv(index=False) + blank * 3)
+    (tmp_path / "q.csv").write_text(frame.to_csv(index=False, quoting=1) + blank)
+    model = str(small / "m.mlp")
+    for args in (["predict", model, str(tmp_path / "b.csv"), "-o", str(tmp_path / "p.csv")],
+                 ["evaluate", model, str(tmp_path / "b.csv")],
+                 ["train", str(tmp_path / "b.csv"), "--no-group", "-o", str(tmp_path / "m.mlp")],
+                 ["predict", model, str(tmp_path / "q.csv"), "-o", str(tmp_path / "p.csv")]):
+        res = run(args)
+        assert res.exit_code == 1, res.output
+        assert "line 62 holds separators but no value" in res.output.splitlines()[-1]
+        assert not (tmp_path / "p.csv").exists() and not (tmp_path / "m.mlp").exists()
+    # a row of missing values that keeps its id is a sample (its error is its own), and a sheet skips empty rows
+    features = frame.drop(columns=["label"])
+    features.to_csv(tmp_path / "f.csv", index=False)
+    (tmp_path / "sheet.csv").write_text(frame[["sample_id", "label"]].to_csv(index=False) + ",\n,\n")
+    res = run(["predict", model, str(tmp_path / "f.csv"), "--samples", str(tmp_path / "sheet.csv"), "-o",
+               str(tmp_path / "p.csv")])
+    assert res.exit_code == 0 and "skipped 2 empty rows" in res.output

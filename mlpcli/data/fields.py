@@ -68,16 +68,21 @@ def locate_not_utf8(stream: BinaryIO, piece_bytes: int = _PIECE_BYTES) -> tuple[
             return None
 
 
-def row_lines(buf: np.ndarray, ends: np.ndarray, counts: np.ndarray, width: int, name: str, line: int) -> np.ndarray:
+def row_lines(buf: np.ndarray, ends: np.ndarray, counts: np.ndarray, width: int, name: str, line: int,
+              empty_rows: bool = False) -> np.ndarray:
     """Indices of the lines of a piece of text that are rows; a line of another number of fields than
     `width` is a DataError naming it, unless it is blank (nothing but whitespace: skipped).
 
     buf: the piece's bytes (uint8, ending with a line end); ends (L,): the byte index of each line's line
-    end; counts (L,): the fields of each line; `line`: the file's line number of the piece's first line."""
+    end; counts (L,): the fields of each line; `line`: the file's line number of the piece's first line.
+    `empty_rows`: lines of separators without a value are rows (a sample sheet skips them with a note), not an
+    error (``_refuse_separator_lines``)."""
     starts = np.empty_like(ends)
     starts[:1] = 0
     starts[1:] = ends[:-1] + 1
     empty = (ends == starts) | ((ends == starts + 1) & (buf[ends - 1] == 13))
+    if not empty_rows:
+        _refuse_separator_lines(buf, starts, ends, counts, width, name, line)
     suspect = np.flatnonzero((counts != width) | empty)
     if not suspect.size:
         return np.arange(len(ends))
@@ -88,6 +93,29 @@ def row_lines(buf: np.ndarray, ends: np.ndarray, counts: np.ndarray, width: int,
         elif counts[k] != width:
             raise field_count_error(name, line + k, int(counts[k]), width)
     return np.delete(np.arange(len(ends)), blank)
+
+
+# The bytes of a line that hold no value: separators, spaces, tabs, quotes, a carriage return and the line end
+_FILLER = np.zeros(256, dtype=bool)
+_FILLER[[9, 10, 13, 32, 34, 44, 59, 124]] = True
+
+
+def _refuse_separator_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.ndarray, width: int,
+                            name: str, line: int) -> None:
+    """A DataError naming the first line of a piece (its lines' byte ``starts`` and ``ends``, field ``counts``) that
+    holds every field but no value (",,,,": spreadsheets write such rows below a table): read as a sample, it failed
+    later as "the id column is empty at row 121" or "the target has missing values", whose remedies did not fit.
+    Looked at only when some line is short enough to be one (three bytes a field at most: `"",`), so a table of
+    values costs nothing."""
+    if width < 2 or not np.any((counts == width) & (ends - starts <= 3 * width)):
+        return
+    values = np.add.reduceat(~_FILLER[buf], starts, dtype=np.int64)  # (L,) each line's bytes to its line end
+    hollow = np.flatnonzero((values == 0) & (counts == width))
+    if hollow.size:
+        k = int(hollow[0])
+        more = f" ({hollow.size} such lines in this part of the file)" if hollow.size > 1 else ""
+        raise DataError(f"{name}: line {line + k} holds separators but no value{more} — an empty row, as spreadsheets "
+                        "write below a table; delete such lines")
 
 
 def simple_quotes(buf: np.ndarray, pos: np.ndarray) -> np.ndarray | None:
@@ -105,7 +133,7 @@ def simple_quotes(buf: np.ndarray, pos: np.ndarray) -> np.ndarray | None:
     return q
 
 
-def check_quoted(text, sep: str, width: int, name: str, line: int) -> None:
+def check_quoted(text, sep: str, width: int, name: str, line: int, empty_rows: bool = False) -> None:
     """The field counts of a piece of text read with the csv module, which follows the quoting rules of
     pandas and pyarrow (a separator or line end inside quotes is part of the field)."""
     start = 0  # lines before the current record
@@ -114,6 +142,9 @@ def check_quoted(text, sep: str, width: int, name: str, line: int) -> None:
         for fields in reader:
             if len(fields) != width and not _blank_record(fields, sep):
                 raise field_count_error(name, line + start, len(fields), width)
+            if not empty_rows and width > 1 and len(fields) == width and not any(f.strip() for f in fields):
+                raise DataError(f"{name}: line {line + start + 1} holds separators but no value — an empty row, as "
+                                "spreadsheets write below a table; delete such lines")
             start = reader.line_num
     except UnicodeDecodeError:
         raise not_utf8_error(text, name, line) from None  # the bad byte's own line, not the piece's first
@@ -171,7 +202,7 @@ def check_header_no_nul(cells, name: str) -> None:
                             "table again")
 
 
-def check_piece(text, sep: str, width: int, name: str, line: int, columns=None) -> int:
+def check_piece(text, sep: str, width: int, name: str, line: int, columns=None, empty_rows: bool = False) -> int:
     """Check the field count of every line of a piece of whole lines (its first line is the file's line
     `line`); returns the number of line ends in it.
 
@@ -190,20 +221,20 @@ def check_piece(text, sep: str, width: int, name: str, line: int, columns=None) 
         ends = np.flatnonzero(buf == 10)  # (L,)
         seps = np.flatnonzero(buf == code)  # (S,)
         counts = np.diff(np.searchsorted(seps, ends), prepend=0) + 1  # separators before each line end, per line
-        row_lines(buf, ends, counts, width, name, line)
+        row_lines(buf, ends, counts, width, name, line, empty_rows)
         return len(ends) - last_open
     n_ends = int(np.count_nonzero(buf == 10)) - last_open
     pos = np.flatnonzero((buf == code) | (buf == 10))
     if simple_quotes(buf, pos) is None:
-        check_quoted(text, sep, width, name, line)
+        check_quoted(text, sep, width, name, line, empty_rows)
         return n_ends
     line_ends = np.flatnonzero(buf[pos] == 10)
-    row_lines(buf, pos[line_ends], np.diff(line_ends, prepend=-1), width, name, line)
+    row_lines(buf, pos[line_ends], np.diff(line_ends, prepend=-1), width, name, line, empty_rows)
     return n_ends
 
 
 def check_stream(stream: BinaryIO, sep: str, width: int, name: str, piece_bytes: int = _PIECE_BYTES,
-                 columns=None) -> None:
+                 columns=None, empty_rows: bool = False) -> None:
     """Check that every row after the header line of a binary (decompressed) text stream has `width`
     fields. Read into one reused buffer in pieces of whole lines (a piece never ends inside a quoted
     field), so memory stays at about a piece however long the table."""
@@ -238,7 +269,7 @@ def check_stream(stream: BinaryIO, sep: str, width: int, name: str, piece_bytes:
             if cut == 0 or odd:  # no whole line yet, or inside a quoted field: read on
                 continue
         with memoryview(buffer) as view:
-            line += check_piece(view[:cut], sep, width, name, line, columns)
+            line += check_piece(view[:cut], sep, width, name, line, columns, empty_rows)
         if not k:
             return
         buffer[:fill - cut] = buffer[cut:fill]  # the unfinished last line to the front (less than a line)

@@ -109,6 +109,9 @@ class TextTable:
         self.warnings: list[str] = list(dialect.warnings)
         self._fields_checked = False
         self.short_header = False  # a features x samples header without the feature-name column's cell
+        # rows of separators without a value: an error in a data table (``fields.row_lines``); a sample sheet
+        # skips them with a note
+        self.empty_rows = False
 
     @property
     def fmt(self) -> str:
@@ -178,7 +181,8 @@ class TextTable:
             return
         try:
             with open_binary(self.src.opener(), self.src.compression) as raw:
-                check_stream(raw, self.dialect.sep, len(self.header), self.src.name, columns=self.header)
+                check_stream(raw, self.dialect.sep, len(self.header), self.src.name, columns=self.header,
+                             empty_rows=self.empty_rows)
         except DataError as exc:  # rows of another width: lines above the header are the likely cause
             raise DataError(f"{exc}{preamble_hint(self.header, self.src.name)}") from None
         except PARSE_ERRORS as exc:

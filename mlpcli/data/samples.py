@@ -121,6 +121,7 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
             table = None
         else:
             table = TextTable.open(src)
+            table.empty_rows = True  # skipped below, with a note
             key = _sheet_id_column([n for n in table.names if not n.startswith(UNNAMED)], id, path)
             # every column as written (ids: 007 stays 007; labels 1 and 01 stay two), then typed as pandas
             # would type it where that loses nothing (``typed_as_written``)
