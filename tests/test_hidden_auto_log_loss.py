@@ -11,6 +11,7 @@ from mlpcli import data
 from mlpcli.calibration import row_log_losses
 from mlpcli.config import TrainOptions
 from mlpcli.model_selection.crossfit import by_log_loss, fit_model
+from cli_helpers import run
 from tables import make_table
 
 
@@ -52,3 +53,12 @@ def test_without_calibration_the_candidates_are_compared_as_they_are():
     fitted = fit_model(ds, TrainOptions(epochs=8, calibrate=False))
     said = [n for n in fitted.notes if n.startswith("--hidden auto:")]
     assert said and "chosen by out-of-fold log loss (uncalibrated:" in said[0]
+
+
+def test_info_shows_the_log_loss_the_choice_was_made_by(tmp_path):
+    """info's row gave each candidate's balanced accuracy only: the chosen one could look the worst."""
+    make_table(task="binary", n_patients=40, n_features=30, seed=2).to_csv(tmp_path / "t.csv", index=False)
+    model = str(tmp_path / "m.mlp")
+    assert run(["train", str(tmp_path / "t.csv"), "--epochs", "8", "-q", "-o", model]).exit_code == 0
+    rows = " ".join(run(["info", model], env={"COLUMNS": "400"}).output.split())
+    assert "architecture choice │ chosen by out-of-fold log loss (balanced accuracy beside): no hidden layer: 0." in rows

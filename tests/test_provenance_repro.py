@@ -78,6 +78,14 @@ def test_info_writes_the_options_that_train_the_same_model_again(tmp_path):
     assert shown.exit_code == 0 and shown.output == text
     bad = run(["info", str(first / "m.mlp"), "--config-out", str(tmp_path / "no" / "such" / "m.toml")])
     assert bad.exit_code == 1 and "Traceback" not in bad.output and bad.output.strip().splitlines()[-1].startswith("Error:")
+    # the model itself as --config-out (by its name or a link to it): refused before anything is written; it was
+    # replaced by the config text, exit 0, and the model was lost
+    kept = (first / "m.mlp").read_bytes()
+    (tmp_path / "link.mlp").symlink_to(first / "m.mlp")
+    for target in (first / "m.mlp", tmp_path / "link.mlp"):
+        res = run(["info", str(first / "m.mlp"), "--config-out", str(target)])
+        assert res.exit_code == 2 and "is also the input MODEL" in res.output
+    assert (first / "m.mlp").read_bytes() == kept
 
 
 def test_cv_and_tune_json_say_what_their_figures_came_from(tmp_path):

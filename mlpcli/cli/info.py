@@ -40,9 +40,11 @@ def info(model_path, all_features, config_out, as_json, quiet, debug):
     """
     from .. import model_io
     from ..model_summary import describe
-    from ._common import check_stdout_not_input
+    from ._common import check_stdout_not_input, distinct_files
 
     check_stdout_not_input({"MODEL": model_path})  # `info m.mlp >> m.mlp` wrote the summary into the model
+    if config_out not in (None, "-"):  # `--config-out m.mlp` replaced the model it read by the config, exit 0
+        distinct_files({"--config-out": config_out}, {"MODEL": model_path})
     if not as_json:  # the summary is the result: not lost on a closed standard output
         check_stdout_open("the summary")
     model = model_io.load(model_path)
@@ -352,11 +354,17 @@ def _table(doc: dict) -> Table:
                                   + ("; interrupted" if tr["interrupted"] else ""))
     if tr["portfolio"]:
         several = doc["task"] == "regression" and len(doc["classes"]) > 1  # scored in units of each target's SD
-        table.add_row("architecture choice", ("RMSE of the targets in units of their SDs: " if several else "") + "; ".join(
+        # chosen by held-out log loss (``crossfit.by_log_loss``): that is the figure shown first, the main metric beside
+        by_loss = all(isinstance(p.get("log_loss"), (int, float)) for p in tr["portfolio"])
+        main = _main_metric(doc["task"])
+        table.add_row("architecture choice", ("chosen by out-of-fold log loss (" + display_name(main) + " beside): "
+                                              if by_loss else "") +
+                      ("RMSE of the targets in units of their SDs: " if several else "") + "; ".join(
             f"{'hidden ' + ','.join(map(str, p['hidden'])) if p['hidden'] else 'no hidden layer'}"
             f"{' at learning rate ' + format(p['lr'], '.2g') if isinstance(p.get('lr'), (int, float)) else ''}"
             f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''}: "
-            f"{fmt_metric(_main_metric(doc['task']), _metric_value(doc['task'], p['score']))}"
+            + (f"{fmt(p['log_loss'], 'loss')} ({fmt_metric(main, _metric_value(doc['task'], p['score']))})" if by_loss
+               else f"{fmt_metric(main, _metric_value(doc['task'], p['score']))}")
             for p in tr["portfolio"])
             # the candidates were scored by their most probable class: beside a balanced model's out-of-fold figure
             # (of its rule's labels) the two read as disagreeing
