@@ -587,8 +587,11 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
         m.best_epoch = recorded.get(m.member) or m.best_epoch
     if curves == "loss":
         c.baseline = (model.baseline or {}).get("val_loss")
+        from .model_summary import is_weighted
+
         prior = "mean" if model.task == "regression" else "prior"
-        c.baseline_note = f"loss of always predicting the training {prior}" if c.baseline is not None else None
+        weighed = " as the class weights weigh it" if model.task != "regression" and is_weighted(model.config) else ""
+        c.baseline_note = f"loss of always predicting the training {prior}{weighed}" if c.baseline is not None else None
         c.name = f"loss ({model.loss.get('name', '?')})"
         return c
     metric = fit.get("metric") or ("rmse" if model.task == "regression" else "balanced_accuracy")

@@ -217,7 +217,8 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
                       f"{'last iteration' if lbfgs else 'best epoch'}"
                       f"{f' ({how})' if how else ''}; baseline loss "
                       f"{fmt(model.baseline['val_loss'], 'loss')} (always predicting the training "
-                      f"{'mean' if model.task == 'regression' else 'prior'})")
+                      f"{'mean' if model.task == 'regression' else 'prior'}"
+                      f"{' as the class weights weigh it' if is_weighted(model.config) else ''})")
     m = outcome.val_metrics
     where = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
     shown = [k for k in metrics.HEADLINE_METRICS[model.task] if k in m or model.task != "regression"]
