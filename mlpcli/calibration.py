@@ -99,15 +99,16 @@ class Calibration:
         return asdict(self)
 
 
-def row_log_losses(logits: np.ndarray, y: np.ndarray, link: str, temperature: float | None = None) -> np.ndarray:
-    """Each row's negative log-likelihood (n,) of its class under ``logits`` (n, k) at ``temperature``: softmax with
-    y the class indices, or one sigmoid column with y 0/1 (a binary model)."""
+def row_log_losses(logits: np.ndarray, y: np.ndarray, link: str, temperature=None) -> np.ndarray:
+    """Each row's negative log-likelihood (n,) of its labels under ``logits`` (n, k) at ``temperature`` (one, or a
+    multi-label model's one per label): softmax with y the class indices; sigmoid with y 0/1, (n,) for a binary
+    model's one column or (n, L) for a multi-label model's labels, whose losses add up."""
     z = apply_temperature(np.asarray(logits, dtype=np.float64), temperature)
-    y = np.asarray(y).reshape(-1).astype(np.int64)
     if link == "softmax":
+        y = np.asarray(y).reshape(-1).astype(np.int64)
         return -log_softmax(z)[np.arange(len(y)), y]
-    z = z[:, 0]
-    return np.where(y == 1, softplus(-z), softplus(z))  # -log sigmoid(z), -log(1 - sigmoid(z))
+    Y = np.asarray(y, dtype=np.float64).reshape(z.shape)
+    return (Y * softplus(-z) + (1.0 - Y) * softplus(z)).sum(axis=1)  # -log sigmoid(z), -log(1 - sigmoid(z))
 
 
 def probabilities(logits: np.ndarray, link: str, temperature: float | None = None) -> np.ndarray:

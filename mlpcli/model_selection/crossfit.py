@@ -486,11 +486,12 @@ def _decision(ds: data.Dataset, fitted: FittedModel, option: str) -> Decision | 
 
 
 def by_log_loss(options: TrainOptions, task: str | None) -> bool:
-    """Whether ``--hidden auto`` compares its candidates by held-out log loss (``_choose_by_log_loss``): binary and
-    multiclass targets whose loss weighs no class above another. With --class-weight or --pos-weight the
-    probabilities move on purpose and the choice stays with balanced accuracy, the score those weights serve."""
+    """Whether ``--hidden auto`` compares its candidates by held-out log loss (``_choose_by_log_loss``): binary,
+    multiclass and multi-label targets (the labels' losses summed per row) whose loss weighs no class above another.
+    With --class-weight or --pos-weight the probabilities move on purpose and the choice stays with balanced
+    accuracy, the score those weights serve."""
     weighted = options.class_weight not in (None, "none") or float(options.pos_weight or 1.0) != 1.0
-    return task in ("binary", "multiclass") and not weighted
+    return task in ("binary", "multiclass", "multilabel") and not weighted
 
 
 def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | None = None,
