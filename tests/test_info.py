@@ -209,3 +209,23 @@ def test_info_gives_the_settings_the_refit_network_resolved_for_all_rows(info_mo
     old = rewrite_model(path, tmp_path / "old.mlp", older, lambda a: a)
     assert "the refit network's were resolved for all the rows and are not stored: model written by an earlier " \
            "version" in _info(old)
+
+
+def test_info_says_units_and_ece_as_they_are(tmp_path):
+    """Without a patient column the prediction sets' scores were "(400 patients)"; a multi-label model's ECE was
+    called top-label, which it is not (every label's call)."""
+    from tables import make_table
+
+    run_cli = run
+    table = make_table("multilabel", n_patients=40, per_patient=1).drop(columns=["patient_id"])
+    table.to_csv(tmp_path / "t.csv", index=False)
+    model = str(tmp_path / "m.mlp")
+    assert run_cli(["train", str(tmp_path / "t.csv"), "--target", "lab0,lab1,lab2", "--no-group", "--epochs", "3",
+                    "-q", "-o", model]).exit_code == 0
+    text = " ".join(run_cli(["info", model], env={"COLUMNS": "400"}).output.split())
+    assert "ECE (every label call)" in text and "top-label" not in text
+    binary = make_table("binary", n_patients=40, per_patient=3).drop(columns=["patient_id"])
+    binary.to_csv(tmp_path / "b.csv", index=False)
+    assert run_cli(["train", str(tmp_path / "b.csv"), "--no-group", "--epochs", "3", "-q", "-o", model]).exit_code == 0
+    text = " ".join(run_cli(["info", model], env={"COLUMNS": "400"}).output.split())
+    assert "out-of-fold scores (no patient column: each row its own unit)" in text

@@ -206,10 +206,11 @@ def _tuning_text(tuning: dict) -> str:
 _SCORE_SOURCE = {"refit": ("out-of-fold scores of the cross-fitted members", "; the refit network has no held-out rows")}
 
 
-def _trust_text(trust: dict) -> str:
+def _trust_text(trust: dict, grouped: bool = True) -> str:
     """What predict can add with this model: prediction sets (--coverage), out-of-distribution flags (--ood), the
     absent-gene warning (each feature's share of zeros in training), the training rows it recognises; what the
-    file lacks, said once."""
+    file lacks, said once. ``grouped``: the model was trained with a patient column (else each row is a unit of its
+    own, not a patient)."""
     have, lacking = [], []
     sets, basis = trust["prediction_sets"], trust["ood"]
     if trust["applies"]:
@@ -221,8 +222,9 @@ def _trust_text(trust: dict) -> str:
             if sets.get("cohort"):  # recalibrate --conformal cohort: the labelled table's, by the whole model
                 scores = f"scores of {sets['cohort'].get('data') or 'a labelled cohort'} (recalibrate)"
 
-            have.append(f"prediction sets (--coverage) from {sets['scores']:,} {scores}{rows} "
-                        f"({sets['patients']:,.0f} patients{why})")
+            # without a patient column every row is its own unit: "400 patients" was said of 400 unrelated rows
+            units = f"{sets['patients']:,.0f} patients" if grouped else "no patient column: each row its own unit"
+            have.append(f"prediction sets (--coverage) from {sets['scores']:,} {scores}{rows} ({units}{why})")
         if basis is None:
             lacking.append("out-of-distribution flags (--ood)")
         else:
@@ -374,8 +376,9 @@ def _table(doc: dict) -> Table:
         m = held["metrics"]
         # the threshold and the positive class are settings the metrics were computed at, not metrics
         settings = ("n", "threshold", "positive_class")
-        shown = ", ".join(f"{display_name(k)} {fmt_metric(k, v)}" for k, v in m.items()
-                          if k not in settings and v is not None)
+        # a multi-label model's ECE is of every label's calls (each at max(p, 1 - p)), not of a top label
+        shown = ", ".join(f"{'ECE (every label call)' if k == 'ece' and doc['task'] == 'multilabel' else display_name(k)}"
+                          f" {fmt_metric(k, v)}" for k, v in m.items() if k not in settings and v is not None)
         at = f", threshold {fmt(m['threshold'])}" if m.get("threshold") is not None else ""
         if doc["task"] == "regression" and len(doc["classes"]) > 1:
             at += (f"; RMSE and MAE pooled over the {len(doc['classes'])} targets' units, R² the mean of the "
@@ -405,7 +408,7 @@ def _table(doc: dict) -> Table:
         table.add_row("held-out metrics", "not stored (model written by an earlier version)")
     if doc.get("tuning"):
         table.add_row("tuning", _tuning_text(doc["tuning"]))
-    table.add_row("for predict", _trust_text(doc["trust"]))
+    table.add_row("for predict", _trust_text(doc["trust"], (doc.get("roles") or {}).get("group") is not None))
     if doc["diagnosis"]:
         whose = " (members' mean curves)" if len(tr.get("best_epochs") or []) > 1 else ""
         runner = doc["diagnosis"].get("runner_up")
