@@ -509,7 +509,7 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
     regression = task == "regression"  # scores are -RMSE in the target's units: the tie margin is relative
     best, margins, errors = cands[0], [], []
     for c in cands[1:]:
-        se = _paired_se(best, c, y, task)
+        se = _paired_se(best, c, y, task, groups)
         tie = TIE * abs(best.score) if regression and np.isfinite(best.score) else TIE
         margins.append(max(tie, se))
         errors.append(se)
@@ -523,10 +523,11 @@ def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | N
     if regression and y is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1:
         shown = f"RMSE of the {np.shape(y)[1]} targets in units of their SDs: {shown}"
     relative = f"{TIE * 100:g} % of the simpler one's RMSE; " if regression else ""
+    clusters = ", patients as clusters" if groups is not None and task in data.CLASSIFICATION_TASKS else ""
     if all(from_se):
-        why = "one standard error of the paired difference" + (" each" if len(margins) > 1 else "")
+        why = "one standard error of the paired difference" + (" each" if len(margins) > 1 else "") + clusters
     elif any(from_se):
-        why = "each the larger of the tie margin and one standard error of the paired difference"
+        why = "each the larger of the tie margin and one standard error of the paired difference" + clusters
     else:
         why = "the tie margin" + ("" if task in data.CLASSIFICATION_TASKS else
                                   f" ({relative}no standard error is computed for {task} scores)")
@@ -590,10 +591,12 @@ def _cluster_se(d: np.ndarray, groups: np.ndarray | None) -> float:
     return float(np.sqrt(G / (G - 1) * np.sum(sums ** 2)) / n) if G > 1 else 0.0
 
 
-def _paired_se(a: _Fitted, b: _Fitted, y: np.ndarray | None, task: str | None) -> float:
+def _paired_se(a: _Fitted, b: _Fitted, y: np.ndarray | None, task: str | None,
+               groups: np.ndarray | None = None) -> float:
     """Standard error of the difference in balanced accuracy between two candidates scored on the same
     rows: balanced accuracy is sum_i w_i correct_i with w_i = 1 / (K n_class(i)), so the difference is
-    sum_i w_i d_i over the paired per-row differences d_i, with variance ~ sum_i w_i^2 d_i^2."""
+    sum_i w_i d_i over the paired per-row differences d_i, with variance ~ sum_i w_i^2 d_i^2; with ``groups``
+    (patients) the sum of each patient's w_i d_i squared, whose rows share its noise."""
     if y is None or task not in data.CLASSIFICATION_TASKS:
         return 0.0
     y = np.asarray(y, dtype=np.int64)
@@ -606,6 +609,9 @@ def _paired_se(a: _Fitted, b: _Fitted, y: np.ndarray | None, task: str | None) -
     d = correct(b) - correct(a)
     counts = np.bincount(y)
     w = 1.0 / (np.count_nonzero(counts) * counts[y])
+    if groups is not None:
+        _, cluster = np.unique(np.asarray(groups), return_inverse=True)
+        return float(np.sqrt(np.sum(np.bincount(cluster, weights=w * d) ** 2)))
     return float(np.sqrt(np.sum((w * d) ** 2)))
 
 
