@@ -27,6 +27,9 @@ CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps valu
 # unit): ``Preprocessor.far_from_training``; the clip holds it at 2.99998650, which float32 tells from 3 and from the
 # clip of 500 scales (2.9999460)
 FAR_SCALES = 1000.0
+# after log1p: a value a million times the feature's typical one, and 10 training scales beyond it, is far
+FAR_FACTOR = 1e6
+FAR_LOG_SCALES = 10.0
 # Robust scaling takes the mean and SD instead of the median and IQR for a feature where one value holds at least
 # this share of the training rows: its quartiles then fall on that value (the zeros of single-cell expression, the
 # lowest of a few score levels), and the IQR measures where the tie ends, not the spread: a marker gene expressed
@@ -506,16 +509,24 @@ class Preprocessor:
         scaling of sparse data; 0 in model files written before it (format 9 and older; sparse fits: 10)."""
         return self.offset_ is not None and bool(np.any(self.offset_))
 
-    def far_from_training(self, Z: np.ndarray, scales: float = FAR_SCALES) -> np.ndarray:
-        """(rows, d_kept) bool: the transformed values Z lying more than ``scales`` training scales (IQRs or SDs)
-        from their feature's training centre. Robust scaling's smooth clip holds those at its ceiling, within
-        a hair of ±CLIP_AT, where the network reads them as the edge of its range: a typo (1e30) or another unit
-        then moves a prediction without a word."""
+    def far_from_training(self, Z: np.ndarray) -> np.ndarray:
+        """(rows, d_kept) bool: the transformed values Z lying far beyond their feature's training values, where
+        robust scaling's smooth clip holds them within a hair of its ceiling, ±CLIP_AT, and the network reads them as
+        the edge of its range: a typo (1e30) or another unit then moves a prediction without a word. Far is more
+        than FAR_SCALES training scales (IQRs or SDs) from the centre; after log1p, where 1e30 is 69 and lies only
+        ~40 scales out, above the centre by a factor of FAR_FACTOR and FAR_LOG_SCALES scales more (a mostly-zero
+        gene's tiny scale would make a count of 100 look far)."""
         Z = np.asarray(Z)
         if self._offsets:
             Z = Z + self.offset_.astype(Z.dtype, copy=False)
-        bound = scales / math.sqrt(1.0 + (scales / CLIP_AT) ** 2) if self._clips else scales
-        return np.abs(Z) > bound
+        if not self.config.log1p:
+            u = FAR_SCALES
+            bound = u / math.sqrt(1.0 + (u / CLIP_AT) ** 2) if self._clips else u
+            return np.abs(Z) > bound
+        scale = np.maximum(np.asarray(self.scale_, dtype=np.float64), np.finfo(np.float64).tiny)
+        u = math.log(FAR_FACTOR) / scale + FAR_LOG_SCALES  # (d_kept,) in training scales
+        bound = u / np.sqrt(1.0 + (u / CLIP_AT) ** 2) if self._clips else u
+        return Z > bound.astype(Z.dtype)
 
     def unscale(self, Z: np.ndarray) -> np.ndarray:
         """Scaled values (..., d_kept) back to the scale before centring (after log1p and imputation):

@@ -25,7 +25,7 @@ from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _
                              open_table, usable_cores)
 from ._common import _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted, missing_batch_name
 from ..data.limits import first_beyond_limit, value_limit_message
-from ..data.preprocess import FAR_SCALES
+from ..data.preprocess import FAR_FACTOR, FAR_LOG_SCALES, FAR_SCALES
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, never_measured, plan_columns
 from ..model_summary import trained_matrix
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _GroupCount, _ShiftStats
@@ -586,9 +586,11 @@ class _Run:
             return None
         feature, row = self.first_far
         some = "a value lies" if self.n_far == 1 else f"{self.n_far:,} values lie"
-        return (f"{some} more than {FAR_SCALES:,.0f} training spreads from the feature's training centre — the first "
-                f"in {feature!r} at {row} — which the model reads as the edge of its range, so a typo or a value in "
-                "another unit moves the prediction without standing out: check the cell")
+        far = (f"more than {FAR_FACTOR:,.0f} times its feature's typical training value (and {FAR_LOG_SCALES:g} "
+               "training spreads beyond it on the log scale)" if self.model.preprocessor.config.log1p else
+               f"more than {FAR_SCALES:,.0f} training spreads from its feature's training centre")
+        return (f"{some} {far} — the first in {feature!r} at {row} — which the model reads as the edge of its range, "
+                "so a typo or a value in another unit moves the prediction without standing out: check the cell")
 
     def blocks(self) -> Iterator[tuple[np.ndarray, dict]]:
         """(outputs (m, n_outputs) float64 as `Model.predict_output` gives them, per-row columns) blocks."""
