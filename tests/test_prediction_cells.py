@@ -96,3 +96,26 @@ def test_a_typo_is_named_for_a_model_of_counts_too(tmp_path):
     frame.to_csv(tmp_path / "high.csv", index=False)
     res = run(["predict", model, str(tmp_path / "high.csv"), "-o", str(tmp_path / "q.csv")])
     assert res.exit_code == 0 and "typical training value" not in res.output
+
+
+def test_batches_are_matched_as_numbers_and_a_missing_batch_is_no_new_site(tmp_path):
+    """A cohort whose batch column reads 1.0 where training read 1 was warned of three unseen batches (labels were
+    matched so); an empty batch cell was "batch 'NA' (1 samples) not seen in training"."""
+    from tables import make_table
+
+    train = make_table("binary", n_patients=30, seed=2)
+    train["batch"] = train["batch"].map({"B1": 1, "B2": 2, "B3": 3})
+    train.to_csv(tmp_path / "t.csv", index=False)
+    model = str(tmp_path / "m.mlp")
+    assert run(["train", str(tmp_path / "t.csv"), "--folds", "2", "--epochs", "2", "-q", "-o", model]).exit_code == 0
+    cohort = make_table("binary", n_patients=10, seed=3)
+    cohort["batch"] = cohort["batch"].map({"B1": "1.0", "B2": "2.0", "B3": "3.0"})
+    cohort.loc[0, "batch"] = None
+    cohort.loc[1, "batch"] = "7.0"
+    cohort.to_csv(tmp_path / "c.csv", index=False)
+    res = run(["predict", model, str(tmp_path / "c.csv"), "-o", str(tmp_path / "p.csv")])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0
+    assert "batch '7.0' (1 sample) not seen in training (trained on '1', '2', '3')" in text
+    assert "'1.0'" not in text and "'NA'" not in text
+    assert "1 sample without a value in the batch column 'batch'" in text

@@ -765,9 +765,17 @@ class _Run:
             self.notes.append(message)
         trained = (model.split or {}).get("batch_counts_train") or {}
         if self.batch_counts and trained:
-            unseen = [(b, k) for b, k in sorted(self.batch_counts.items()) if b not in trained]
+            # a batch written 1.0 where training read 1 is that batch, as labels are matched; rows without a batch
+            # value are no new site (a note counts them)
+            known = {_number_key(b) for b in trained}
+            without = 0 if self._missing_batch in trained else self.batch_counts.get(self._missing_batch, 0)
+            if without:
+                self.notes.append(f"{without:,} sample{'s' * (without != 1)} without a value in the batch column "
+                                  f"{plan.roles.batch!r}")
+            unseen = [(b, k) for b, k in sorted(self.batch_counts.items())
+                      if b not in trained and _number_key(b) not in known and not (without and b == self._missing_batch)]
             if unseen:
-                listed = ", ".join(f"{b!r} ({k} samples)" for b, k in unseen[:5])
+                listed = ", ".join(f"{b!r} ({k} sample{'s' * (k != 1)})" for b, k in unseen[:5])
                 sets = (self.trust is not None and self.trust.sets is not None and self.model.task
                         in data.CLASSIFICATION_TASKS)
                 self.warnings.append(f"batch{'es' * (len(unseen) > 1)} {listed} not seen in training (trained on "
@@ -1364,3 +1372,13 @@ def _role_names(model: Model, roles: RoleFlags | None) -> list[str]:
              model_roles.get("batch"), *(model_roles.get("target") or model.target_names or []),
              data.DEFAULT_ID, *data.DEFAULT_GROUPS, data.DEFAULT_BATCH, data.DEFAULT_TARGET]
     return [str(n) for n in dict.fromkeys(names) if n]
+
+
+def _number_key(name: str) -> str:
+    """A batch name as a number reads it ("1.0" and "1" -> "1"), for matching a cohort's batches with training's;
+    other names as they are."""
+    try:
+        value = float(name)
+    except (TypeError, ValueError):
+        return name
+    return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
