@@ -646,13 +646,15 @@ from mlpcli import model_io, pipeline
 from mlpcli.data import preprocess
 from mlpcli.model_selection import crossfit
 
+SIGNAL = signal.SIGTERM
+
 def sending(fn, on_call=1):
     calls = [0]
     def wrapped(*args, **kwargs):
         calls[0] += 1
         if calls[0] == on_call:
-            sys.stderr.write(f"[sending SIGTERM in {fn.__name__}]\n")
-            os.kill(os.getpid(), signal.SIGTERM)
+            sys.stderr.write(f"[sending {SIGNAL.name} in {fn.__name__}]\n")
+            os.kill(os.getpid(), SIGNAL)
         return fn(*args, **kwargs)
     return wrapped
 
@@ -664,6 +666,11 @@ elif MOMENT == "writing":  # the model's bytes being made
     model_io.to_bytes = sending(model_io.to_bytes)
 elif MOMENT == "second member":  # member 1 trained, member 2's preprocessing being fitted
     preprocess.Preprocessor.fit_transform = sending(preprocess.Preprocessor.fit_transform, on_call=2)
+elif MOMENT == "second member, hangup":  # the same with SIGHUP (the caller ignores it: nohup)
+    SIGNAL = signal.SIGHUP
+    preprocess.Preprocessor.fit_transform = sending(preprocess.Preprocessor.fit_transform, on_call=2)
+elif MOMENT == "scoring":  # the members trained in worker processes, the first being scored in this one
+    crossfit._raw_outputs = sending(crossfit._raw_outputs)
 sys.argv[0] = "mlpcli"
 runpy.run_module("mlpcli", run_name="__main__", alter_sys=True)
 """
@@ -815,3 +822,39 @@ def test_an_interrupted_ensembles_split_is_what_its_kept_members_held_out(tmp_pa
     assert model.split["n_train"] == 611 - len(held)
     assert model.split["n_groups_val"] == held["patient_id"].nunique()
     assert sum(model.split["class_counts_val"].values()) == len(held)
+
+
+
+def _ignoring_sighup() -> None:
+    default_signals()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup` starts its command
+
+
+def test_a_hangup_the_caller_ignores_stays_ignored(tmp_path, table):
+    """`nohup mlpcli train ... &` ignores SIGHUP so that the job outlives the terminal; the command's own handler
+    went over it, and the job stopped at logout with exit 129 and a model of the members trained by then."""
+    (tmp_path / "signal_in.py").write_text(_SIGNAL_IN)
+    proc = subprocess.run([sys.executable, "-m", "signal_in", "second member, hangup", "train", str(table), "-o",
+                           "m.mlp", "--hidden", "4", "--epochs", "3", "--n-jobs", "1", "-q"],
+                          cwd=tmp_path, env={**ENV, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
+                          preexec_fn=_ignoring_sighup, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "[sending SIGHUP" in proc.stderr, proc.stderr
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    model = model_io.load(tmp_path / "m.mlp")
+    assert not model.fit["interrupted"] and len(model.members) == 5
+
+
+def test_a_stop_while_parallel_members_are_scored_keeps_them_all(tmp_path, table):
+    """With the members trained in worker processes, SIGTERM while the first was being scored was taken as "more to
+    train": the model kept 1 of 5 members, or the architecture chosen among the candidates scored by then."""
+    (tmp_path / "signal_in.py").write_text(_SIGNAL_IN)
+    proc = subprocess.run([sys.executable, "-m", "signal_in", "scoring", "train", str(table), "-o", "m.mlp",
+                           "--hidden", "4", "--epochs", "3", "--n-jobs", "2", "-q"],
+                          cwd=tmp_path, env={**ENV, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
+                          preexec_fn=default_signals, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "[sending SIGTERM" in proc.stderr, proc.stderr
+    assert proc.returncode == 143, (proc.returncode, proc.stderr)
+    assert "stopped once training was over; the complete model is written to m.mlp" in proc.stderr, proc.stderr
+    model = model_io.load(tmp_path / "m.mlp")
+    assert not model.fit["interrupted"] and len(model.members) == 5
+    _assert_no_temporaries(tmp_path)

@@ -327,6 +327,11 @@ def _repeated() -> None:
         quiet_exit(_received[-1], None)  # says so, then os._exit(128 + the signal)
 
 
+# the stop signals this process ignores because a command of it was stopped (``stop_signals_as_interrupts``), not
+# because its caller ignored them: a later command in the process (a test runner's) handles them again
+_own_ignore: set = set()
+
+
 @contextmanager
 def stop_signals_as_interrupts():
     """Within the block, SIGTERM and SIGHUP raise ``Terminated`` and SIGINT ``Interrupted`` (both
@@ -346,8 +351,14 @@ def stop_signals_as_interrupts():
     _state["said"] = False
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     for s in STOP_SIGNALS:
-        # keep an ignored SIGINT ignored; the console script's own early handler (_entry) gives way
-        if s != signal.SIGINT or previous[s] in (signal.default_int_handler, quiet_exit):
+        # keep an ignored SIGINT ignored (a background job's); the console script's own early handler (_entry)
+        # gives way. Any other stop signal the caller ignores stays ignored too: `nohup mlpcli train ... &` ignores
+        # SIGHUP so that the job outlives the terminal, and a handler put over it stopped the job at logout (exit
+        # 129, a model of the members trained by then)
+        if s == signal.SIGINT:
+            if previous[s] in (signal.default_int_handler, quiet_exit):
+                signal.signal(s, _on_stop_signal)
+        elif previous[s] != signal.SIG_IGN or s in _own_ignore:
             signal.signal(s, _on_stop_signal)
     _previous_unraisablehook, sys.unraisablehook = sys.unraisablehook, _on_lost_interrupt
     try:
@@ -355,7 +366,11 @@ def stop_signals_as_interrupts():
     finally:
         sys.unraisablehook = _previous_unraisablehook
         for s, handler in previous.items():
-            signal.signal(s, signal.SIG_IGN if _received else handler)
+            if _received:  # ending: ignored to the end (below), by us, not by the caller
+                signal.signal(s, signal.SIG_IGN)
+                _own_ignore.add(s)
+            else:
+                signal.signal(s, handler)
 
 
 def stop_signal(exc: BaseException | None = None) -> int | None:

@@ -805,7 +805,10 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                 logits[fold.test] = out
                 runs.append(run)
                 member_folds.append(k)
-            if stopped and (k + 1 < len(folds) or c + 1 < len(candidates)):  # more to train: stop here instead
+            # more to train: stop here instead; members trained in parallel are all trained by now (``ready``), and
+            # a stop while they are scored waits for the whole model (it threw away finished members, or chose among
+            # the candidates scored by then)
+            if stopped and ready is None and (k + 1 < len(folds) or c + 1 < len(candidates)):
                 interrupted, stopped = True, []
             if run.result.interrupted or interrupted:
                 break
