@@ -86,6 +86,14 @@ def test_info_writes_the_options_that_train_the_same_model_again(tmp_path):
         res = run(["info", str(first / "m.mlp"), "--config-out", str(target)])
         assert res.exit_code == 2 and "is also the input MODEL" in res.output
     assert (first / "m.mlp").read_bytes() == kept
+    # standard output holds one document: the TOML, or the JSON; a name that cannot be written is a usage error
+    assert_usage = [(["--config-out", "-", "--json"], "would both write to standard output"),
+                    (["--config-out", "/dev/stdout", "--json"], "would both write to standard output"),
+                    (["--config-out", str(tmp_path / "x") + "/"], "--config-out: cannot write"),
+                    (["--config-out", ""], "--config-out: an empty file name")]
+    for args, needle in assert_usage:
+        res = run(["info", str(first / "m.mlp"), *args])
+        assert res.exit_code == 2 and needle in res.output, (args, res.output)
 
 
 def test_cv_and_tune_json_say_what_their_figures_came_from(tmp_path):

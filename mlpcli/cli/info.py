@@ -40,17 +40,26 @@ def info(model_path, all_features, config_out, as_json, quiet, debug):
     """
     from .. import model_io
     from ..model_summary import describe
-    from ._common import check_stdout_not_input, distinct_files
+    from ._common import check_stdout_not_input, check_writable, distinct_files, on_standard_output, one_stdout_writer
 
     check_stdout_not_input({"MODEL": model_path})  # `info m.mlp >> m.mlp` wrote the summary into the model
-    if config_out not in (None, "-"):  # `--config-out m.mlp` replaced the model it read by the config, exit 0
-        distinct_files({"--config-out": config_out}, {"MODEL": model_path})
+    if config_out is not None:
+        if not str(config_out).strip():  # ("cannot write : it is a directory")
+            raise click.UsageError("--config-out: an empty file name; give the config file's name, or - for standard "
+                                   "output")
+        # the TOML and the JSON both on standard output read as neither; with --config-out - alone, the TOML is
+        # the result
+        one_stdout_writer({f"--config-out {config_out}": on_standard_output(config_out), "--json": as_json})
+        if not on_standard_output(config_out):
+            check_writable(config_out, "--config-out")  # a name ending in "/", a missing directory: before any work
+            # `--config-out m.mlp` replaced the model it read by the config, exit 0
+            distinct_files({"--config-out": config_out}, {"MODEL": model_path})
     if not as_json:  # the summary is the result: not lost on a closed standard output
         check_stdout_open("the summary")
     model = model_io.load(model_path)
     if config_out is not None:
         _write_config(model, model_path, config_out)
-        if config_out == "-":
+        if on_standard_output(config_out):  # the TOML is the result (/dev/stdout too: the summary after it was not)
             return
     doc = describe(model, model_path, all_features=all_features)
     if as_json:
