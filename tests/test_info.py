@@ -229,3 +229,23 @@ def test_info_says_units_and_ece_as_they_are(tmp_path):
     assert run_cli(["train", str(tmp_path / "b.csv"), "--no-group", "--epochs", "3", "-q", "-o", model]).exit_code == 0
     text = " ".join(run_cli(["info", model], env={"COLUMNS": "400"}).output.split())
     assert "out-of-fold scores (no patient column: each row its own unit)" in text
+
+
+def test_a_file_name_that_is_not_utf8_gives_valid_json(tmp_path):
+    """`info m\\xe9.mlp --json` wrote the name's byte as a lone surrogate escape, which strict JSON readers refuse."""
+    import os
+    import shutil
+
+    from tables import make_table
+
+    make_table("binary", n_patients=20).to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "t.csv"), "--folds", "2", "--epochs", "2", "-q", "-o", str(model)]).exit_code == 0
+    odd = os.path.join(os.fsencode(tmp_path), b"m\xe9.mlp")
+    shutil.copy(model, odd)
+    res = run(["info", os.fsdecode(odd), "--json"])
+    assert res.exit_code == 0, res.output
+    text = res.stdout
+    assert "\\udce9" not in text
+    doc = json.loads(text)
+    assert "m\ufffd.mlp" in json.dumps(doc, ensure_ascii=False)

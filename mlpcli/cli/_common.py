@@ -773,8 +773,26 @@ def check_stdout_open(what: str) -> None:
 
 def json_text(doc) -> str:
     """A command's JSON document as text, for standard output or a file alike: NumPy values as plain numbers
-    (``json_default``), and no NaN or infinity, which JSON parsers refuse (undefined values are null)."""
-    return json.dumps(doc, indent=2, default=json_default, allow_nan=False)
+    (``json_default``), and no NaN or infinity, which JSON parsers refuse (undefined values are null); a file name
+    that is not UTF-8 (its bytes kept by Python as lone surrogates, "m\udce9.mlp") with U+FFFD for those bytes,
+    as strict JSON readers refuse a lone surrogate."""
+    return json.dumps(_without_surrogates(doc), indent=2, default=json_default, allow_nan=False)
+
+
+def _without_surrogates(value):
+    """``value`` with every string (and dict key) whose undecodable bytes Python kept as lone surrogates
+    (surrogateescape) made valid text, the bytes replaced by U+FFFD; everything else as it is."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_surrogates(v) for v in value]
+    return value
 
 
 def print_json(doc) -> None:
