@@ -119,3 +119,17 @@ def test_batches_are_matched_as_numbers_and_a_missing_batch_is_no_new_site(tmp_p
     assert "batch '7.0' (1 sample) not seen in training (trained on '1', '2', '3')" in text
     assert "'1.0'" not in text and "'NA'" not in text
     assert "1 sample without a value in the batch column 'batch'" in text
+
+
+def test_a_model_without_standardisation_judges_no_value_far(tmp_path):
+    """With --no-standardize the values keep their units and no training scale: counts in the thousands are no typo."""
+    rng = np.random.default_rng(6)
+    counts = rng.poisson(2000, size=(80, 6)).astype(float)
+    frame = pd.DataFrame(counts, columns=[f"G{j}" for j in range(6)])
+    frame.insert(0, "label", np.where(np.arange(80) % 2, "a", "b"))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = str(tmp_path / "m.mlp")
+    assert run(["train", str(tmp_path / "t.csv"), "--no-group", "--no-standardize", "--folds", "2", "--epochs", "2",
+                "-q", "-o", model]).exit_code == 0
+    res = run(["predict", model, str(tmp_path / "t.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0 and "training spreads" not in res.output and "typical training" not in res.output

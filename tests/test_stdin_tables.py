@@ -77,7 +77,7 @@ def test_compressed_standard_input_reads_as_the_file(files, tmp_path, compress):
 
 
 @pytest.mark.parametrize("head, what", [
-    (None, "a Parquet file cannot be read from standard input; give its path"),
+    (None, "a Parquet file (.parquet) cannot be read from standard input; give its path"),
     (b"\x89HDF\r\n\x1a\n" + bytes(64), "an HDF5 file (.h5ad, .h5) cannot be read from standard input"),
     (b"PK\x03\x04" + bytes(64), "a zip archive (.zip, an .xlsx workbook) cannot be read from standard input"),
     (b"(\xb5/\xfd" + bytes(64), "zstd-compressed data cannot be read from standard input; decompress it first"),

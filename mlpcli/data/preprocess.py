@@ -517,6 +517,8 @@ class Preprocessor:
         ~40 scales out, above the centre by a factor of FAR_FACTOR and FAR_LOG_SCALES scales more (a mostly-zero
         gene's tiny scale would make a count of 100 look far)."""
         Z = np.asarray(Z)
+        if not self.config.standardize:  # (--no-standardize: values in their own units, no scale to judge by)
+            return np.zeros(Z.shape, dtype=bool)
         if self._offsets:
             Z = Z + self.offset_.astype(Z.dtype, copy=False)
         if not self.config.log1p:

@@ -218,13 +218,20 @@ def stream_compression(head: bytes) -> str | None:
     return "bz2" if _BZIP2.match(head) else None
 
 
+def _read_by_path(head: bytes) -> str | None:
+    """What a file starting with ``head`` is when it is a format read by its path only (``_NOT_STREAMED``, parquet),
+    else None. A gene named PAR1 heading a text table is no parquet file: its next byte is text."""
+    what = next((what for magic, what in _NOT_STREAMED if head.startswith(magic)), None)
+    if what is None and head.startswith(b"PAR1") and len(head) > 4 and head[4] < 0x20 and head[4] not in b"\t\r\n":
+        what = "a Parquet file (.parquet)"
+    return what
+
+
 def not_streamed(head: bytes, name: str) -> None:
     """A DataError when the first bytes of a table read once from ``name`` (standard input or a pipe) are a
     format that is read by its path only: parquet, HDF5 (.h5ad), zip (.xlsx); zstd, which is not decompressed.
     A gene named PAR1 heading a text table is no parquet file: its next byte is text."""
-    what = next((what for magic, what in _NOT_STREAMED if head.startswith(magic)), None)
-    if what is None and head.startswith(b"PAR1") and len(head) > 4 and head[4] < 0x20 and head[4] not in b"\t\r\n":
-        what = "a Parquet file"
+    what = _read_by_path(head)
     if what is None:
         return
     where = "standard input" if name == "standard input" else f"a pipe ({name})"
@@ -304,9 +311,7 @@ def check_text_content(path: str, compression: str | None) -> None:
     if found is not None:
         raise DataError(f"{path} holds {found}-compressed data, though its name says plain text: name it "
                         f"{os.path.basename(path)}{_SUFFIXES[found]} (or decompress it)")
-    what = next((what for magic, what in _NOT_STREAMED if head.startswith(magic)), None)
-    if what is None and head.startswith(b"PAR1") and len(head) > 4 and head[4] < 0x20 and head[4] not in b"\t\r\n":
-        what = "a Parquet file (.parquet)"
+    what = _read_by_path(head)
     if what is not None:
         raise DataError(f"{path} is {what}, though its name says a text table: name it by its format")
     not_utf16(head, path)

@@ -490,8 +490,9 @@ def by_log_loss(options: TrainOptions, task: str | None) -> bool:
     multiclass and multi-label targets (the labels' losses summed per row) whose loss weighs no class above another.
     With --class-weight or --pos-weight the probabilities move on purpose and the choice stays with balanced
     accuracy, the score those weights serve."""
-    weighted = options.class_weight not in (None, "none") or float(options.pos_weight or 1.0) != 1.0
-    return task in ("binary", "multiclass", "multilabel") and not weighted
+    from ..model_summary import is_weighted
+
+    return task in ("binary", "multiclass", "multilabel") and not is_weighted(options.to_dict())
 
 
 def _choose(cands: list[_Fitted], notes: list[str], what: str, y: np.ndarray | None = None,
@@ -585,10 +586,15 @@ def _cluster_se(d: np.ndarray, groups: np.ndarray | None) -> float:
     e = d - d.mean()
     if groups is None:
         return float(np.sqrt(np.sum(e ** 2) / (n - 1) / n))
-    _, cluster = np.unique(np.asarray(groups), return_inverse=True)
-    sums = np.bincount(cluster, weights=e)
+    sums = _cluster_sums(e, groups)
     G = len(sums)
     return float(np.sqrt(G / (G - 1) * np.sum(sums ** 2)) / n) if G > 1 else 0.0
+
+
+def _cluster_sums(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(G,) the sums of ``values`` (n,) over each group's rows (a patient's rows share its noise)."""
+    _, cluster = np.unique(np.asarray(groups), return_inverse=True)
+    return np.bincount(cluster, weights=values)
 
 
 def _paired_se(a: _Fitted, b: _Fitted, y: np.ndarray | None, task: str | None,
@@ -610,8 +616,7 @@ def _paired_se(a: _Fitted, b: _Fitted, y: np.ndarray | None, task: str | None,
     counts = np.bincount(y)
     w = 1.0 / (np.count_nonzero(counts) * counts[y])
     if groups is not None:
-        _, cluster = np.unique(np.asarray(groups), return_inverse=True)
-        return float(np.sqrt(np.sum(np.bincount(cluster, weights=w * d) ** 2)))
+        return float(np.sqrt(np.sum(_cluster_sums(w * d, groups) ** 2)))
     return float(np.sqrt(np.sum((w * d) ** 2)))
 
 
