@@ -53,7 +53,7 @@ from .errors import ConfigError, ModelFileError
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
 
 # ── limits ───────────────────────────────────────────────────────────────────────────────────────────────
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,
@@ -791,15 +791,23 @@ class _Fields:
                 self.whole(count, f"{where}.{key}.{name}", 0, 2**62)
 
     def training_rows(self, meta: dict) -> dict[str, _ArraySpec]:
-        """The optional ``training_rows`` field (format 8): how many fingerprints of training rows the file holds."""
-        t = meta.get("training_rows")
-        if t is None:
-            return {}
-        if meta["format_version"] < 8:
-            self.fail("training_rows", f"needs model format version 8, the file says {meta['format_version']}")
-        self.mapping(t, "training_rows")
-        n = self.whole(self.get(t, "n", "training_rows"), "training_rows.n", 1, MAX_TRAINING_ROWS)
-        return {"training_rows": _ArraySpec((n,), "u", (8,), "index")}
+        """The optional ``training_rows`` (format 8) and ``cohort_rows`` (format 16) fields: how many fingerprints of
+        training rows, and of the recalibration table's rows, the file holds."""
+        specs = {}
+        for name, since in (("training_rows", 8), ("cohort_rows", 16)):
+            t = meta.get(name)
+            if t is None:
+                continue
+            if meta["format_version"] < since:
+                self.fail(name, f"needs model format version {since}, the file says {meta['format_version']}")
+            if name == "cohort_rows" and meta.get("recalibration") is None and \
+                    _given((meta.get("conformal") or {}).get("source"), "") != "cohort" and \
+                    (meta.get("ood") or {}).get("cohort") is None:
+                self.fail(name, "is there without a recalibration, or cohort calibration, it belongs to")
+            self.mapping(t, name)
+            n = self.whole(self.get(t, "n", name), f"{name}.n", 1, MAX_TRAINING_ROWS)
+            specs[name] = _ArraySpec((n,), "u", (8,), "index")
+        return specs
 
     def preprocessing(self, pre, where: str, format_version: int) -> dict:
         from .data.preprocess import IMPUTE_METHODS, SCALINGS, PreprocessConfig
@@ -1182,9 +1190,10 @@ def _check_trust(name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
         if not math.isclose(float(a["weight"].sum()), float(c["patients"]), rel_tol=1e-6, abs_tol=1e-6):
             bad("conformal/weight", f"sums to {float(a['weight'].sum()):.6g}, not the {c['patients']:.6g} patients "
                 "model.json gives")
-    rows = arrays.get("training_rows")
-    if rows is not None and len(rows) > 1 and not (rows[1:] > rows[:-1]).all():
-        bad("training_rows", "is not sorted and distinct")
+    for field_name in ("training_rows", "cohort_rows"):
+        rows = arrays.get(field_name)
+        if rows is not None and len(rows) > 1 and not (rows[1:] > rows[:-1]).all():
+            bad(field_name, "is not sorted and distinct")
     if meta.get("ood") is not None:
         cal = arrays["ood/calibration"]
         if len(cal) > 1 and np.any(np.diff(cal) < 0):

@@ -38,7 +38,9 @@ Version 14 adds ``recalibration``: an update of a binary or multiclass model's p
 fitted on a labelled cohort (``mlpcli recalibrate``; ``recalibration.Recalibration``), applied after the
 temperature. Version 15 adds conformal calibration scores of a labelled cohort of a new population
 (``conformal.source`` "cohort", written by ``mlpcli recalibrate``): scores of the whole model's probabilities, which
-prediction sets then compare a new sample's with. Today's files are version 15.
+prediction sets then compare a new sample's with. Version 16 adds the fingerprints of the rows of the table a model
+was recalibrated on (``cohort_rows``, array ``cohort_rows``, optional), so that ``evaluate`` recognises them in any
+copy or part of that table, not only in the identical file. Today's files are version 16.
 
 Loading never unpickles: ``model_check`` reads each array's .npy header first and refuses object
 dtypes without reading them. Every way a file can be wrong — not a zip, truncated, a member missing
@@ -75,7 +77,7 @@ from .errors import ConfigError, DataError, ModelFileError
 from .fileio import atomic_write
 
 FORMAT = model_check.FORMAT
-FORMAT_VERSION = 15
+FORMAT_VERSION = 16
 SUPPORTED_VERSIONS = model_check.SUPPORTED_VERSIONS
 _NET, _PRE = "network/", "preprocessor/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record
@@ -170,6 +172,10 @@ class Model:
     # over the reference preprocessing's kept features, so that predict and evaluate can tell those rows from new
     # samples (format 8; None: an older file, or a model fitted on arrays by the scikit-learn estimators)
     training_rows: np.ndarray | None = None
+    # (m,) uint64, sorted and distinct: the same fingerprints of the rows of the table the model was recalibrated on
+    # (``mlpcli recalibrate``), so that ``evaluate`` can tell them from other samples of that population (format
+    # 16; None: not recalibrated, an older file, or a cohort read with features filled)
+    cohort_rows: np.ndarray | None = None
     format_version: int | None = None  # the version of the file it was loaded from (None: not loaded); save writes its own
 
     @classmethod
@@ -435,8 +441,9 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
             trust[key] = part.describe()
             arrays.update({f"{key}/{name}": np.asarray(v) for name, v in part.arrays().items()})
     arrays, aliases = _shared_member_arrays({k: _narrow(v) for k, v in arrays.items()})
-    if model.training_rows is not None:  # fingerprints, not indices: never narrowed
-        arrays["training_rows"] = np.asarray(model.training_rows, dtype=np.uint64)
+    for name in ("training_rows", "cohort_rows"):  # fingerprints, not indices: never narrowed
+        if getattr(model, name) is not None:
+            arrays[name] = np.asarray(getattr(model, name), dtype=np.uint64)
     weights = _npz_bytes(arrays)
     meta = {
         "format": FORMAT,
@@ -464,6 +471,7 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
         "extra": model.extra,
         **trust,
         **({"training_rows": {"n": len(model.training_rows)}} if model.training_rows is not None else {}),
+        **({"cohort_rows": {"n": len(model.cohort_rows)}} if model.cohort_rows is not None else {}),
     }
     _compact_feature_lists(meta)
     text = json.dumps(meta, indent=1, default=json_default, allow_nan=True)
@@ -619,6 +627,7 @@ def load(path: str | os.PathLike) -> Model:
         provenance=meta.get("provenance") or {},
         extra=meta.get("extra") or {},
         training_rows=np.array(arrays["training_rows"]) if "training_rows" in arrays else None,
+        cohort_rows=np.array(arrays["cohort_rows"]) if "cohort_rows" in arrays else None,
         format_version=int(meta["format_version"]),
     )
 

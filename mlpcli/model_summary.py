@@ -168,6 +168,8 @@ def trust_summary(model: Model) -> dict:
         "training_rows": None if model.training_rows is None else int(len(model.training_rows)),
         # how the model saw them: "trained on", or "trained or validated on" (one network's validation rows too)
         "training_rows_seen_as": None if (seen := SeenRows.of(model)) is None else seen.seen_as,
+        # fingerprints of the rows of the table it was recalibrated on, which evaluate recognises (format 16)
+        "cohort_rows": None if model.cohort_rows is None else int(len(model.cohort_rows)),
     }
 
 

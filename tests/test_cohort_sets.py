@@ -68,7 +68,7 @@ def test_the_cohort_file_keeps_the_scores_of_the_probabilities_predict_reports(s
     model = model_io.load(str(site / "cohort.mlp"))
     cal = model.conformal
     assert cal.source == COHORT and cal.on_model_proba and cal.n == 300 and cal.weight.sum() == pytest.approx(150)
-    assert cal.cohort["data"] == "cohort.csv" and len(cal.cohort["sha256"]) == 64 and model.format_version == 15
+    assert cal.cohort["data"] == "cohort.csv" and len(cal.cohort["sha256"]) == 64 and model.format_version == 16
     assert model_io.load(str(site / "training.mlp")).conformal.source == "out-of-fold"
     info = run(["info", str(site / "cohort.mlp"), "--json"])
     assert json.loads(info.stdout)["trust"]["prediction_sets"]["cohort"]["data"] == "cohort.csv"
@@ -94,8 +94,9 @@ def test_evaluate_on_the_cohort_itself_says_the_coverage_is_in_sample(site):
     res = run(["evaluate", str(site / "cohort.mlp"), str(site / "cohort.csv"), "--coverage", "0.9", "--json"])
     assert res.exit_code == 0, res.output
     warnings = json.loads(res.stdout)["warnings"]
-    assert any("the table the model's conformal calibration was taken on: the prediction sets' coverage here is "
-               "in-sample" in w for w in warnings), warnings
+    assert any("the table the model was recalibrated on: its calibration (log loss, ECE, observed / expected: what "
+               "the update was fitted to make right) and the prediction sets' coverage here are in-sample" in w
+               for w in warnings), warnings
 
 
 def test_training_sets_cannot_be_kept_on_a_model_whose_sets_are_a_cohorts(site, tmp_path):
@@ -259,3 +260,74 @@ def test_the_ood_flag_calibrated_on_the_cohort_flags_what_the_site_has_not_seen_
     tampered = _tampered(t / "cohort.mlp", t, lambda meta: meta.update(format_version=14))
     with pytest.raises(ModelFileError, match="needs model format version 15"):
         model_io.load(tampered)
+
+
+def test_the_cohort_is_recognised_in_any_copy_or_part_of_its_table(site, tmp_path):
+    """evaluate knows the recalibration table's samples by their values (``Model.cohort_rows``), not by the file's
+    bytes: a gzipped copy with the columns reordered is all in-sample; a table that adds other samples of the site
+    names how many are the cohort's and gives the metrics on the others alone; the site's later samples are new."""
+    cohort = pd.read_csv(site / "cohort.csv")
+    model = model_io.load(str(site / "cohort.mlp"))
+    assert model.cohort_rows is not None and len(model.cohort_rows) == len(cohort)
+    copy = tmp_path / "copy.csv.gz"
+    cohort[list(cohort.columns[::-1])].to_csv(copy, index=False)
+    doc = json.loads(run(["evaluate", str(site / "cohort.mlp"), str(copy), "--coverage", "0.9", "--json"]).stdout)
+    assert doc["cohort_rows_seen"] == 300 and doc["cohort_other_metrics"] is None
+    assert any(w.startswith("all 300 samples are rows of cohort.csv, the table the model was recalibrated on")
+               and "prediction sets' coverage here are in-sample" in w for w in doc["warnings"]), doc["warnings"]
+
+    later = pd.read_csv(site / "later.csv")
+    mixed = tmp_path / "mixed.csv"
+    pd.concat([cohort.iloc[:40], later.iloc[:200]]).to_csv(mixed, index=False)
+    doc = json.loads(run(["evaluate", str(site / "cohort.mlp"), str(mixed), "--json"]).stdout)
+    assert doc["cohort_rows_seen"] == 40 and doc["cohort_other_metrics"]["n"] == 200
+    alone = json.loads(run(["evaluate", str(site / "cohort.mlp"), str(site / "later.csv"), "--json"]).stdout)
+    assert alone["cohort_rows_seen"] == 0 and not any("recalibrated on" in w for w in alone["warnings"])
+    said = [w for w in doc["warnings"] if "40 of 240 samples are rows of cohort.csv" in w]
+    assert said and "on the 200 other samples alone, log loss" in said[0], doc["warnings"]
+    others = later.iloc[:200]
+    part = tmp_path / "part.csv"
+    others.to_csv(part, index=False)
+    only = json.loads(run(["evaluate", str(site / "cohort.mlp"), str(part), "--json"]).stdout)["metrics"]
+    assert doc["cohort_other_metrics"]["log_loss"] == pytest.approx(only["log_loss"], rel=1e-9)
+    assert doc["cohort_other_metrics"]["ece"] == pytest.approx(only["ece"], rel=1e-9)
+
+
+def test_a_cohort_read_with_features_filled_keeps_no_rows_and_the_file_hash_still_speaks(site, tmp_path):
+    """Filled features (--fill-missing) change the rows: no fingerprints are kept, and evaluate falls back to the
+    file's SHA-256, as for a model written before format 16."""
+    cohort = pd.read_csv(site / "cohort.csv")
+    gene = [c for c in cohort.columns if c.startswith("g")][0]
+    short = tmp_path / "short.csv"
+    cohort.drop(columns=[gene]).to_csv(short, index=False)
+    res = run(["recalibrate", str(site / "m.mlp"), str(short), "--fill-missing", "mean", "-o", str(tmp_path / "f.mlp"),
+               "-q"])
+    assert res.exit_code == 0, res.output
+    assert model_io.load(str(tmp_path / "f.mlp")).cohort_rows is None
+    doc = json.loads(run(["evaluate", str(tmp_path / "f.mlp"), str(short), "--fill-missing", "mean",
+                          "--json"]).stdout)
+    assert any("the table the model was recalibrated on" in w for w in doc["warnings"]), doc["warnings"]
+
+
+def test_a_files_cohort_rows_must_be_sorted_and_belong_to_a_recalibration(site, tmp_path):
+    def unsorted(arrays):
+        arrays["cohort_rows"] = arrays["cohort_rows"][::-1].copy()
+        return arrays
+
+    bad = rewrite_model(site / "cohort.mlp", tmp_path / "unsorted.mlp", lambda meta: None, unsorted)
+    with pytest.raises(ModelFileError, match="cohort_rows.* is not sorted and distinct"):
+        model_io.load(bad)
+    trained = model_io.load(str(site / "m.mlp"))
+    assert trained.cohort_rows is None
+
+    def stray(arrays):
+        arrays["cohort_rows"] = np.arange(1, 4, dtype=np.uint64)
+        return arrays
+
+    bad = rewrite_model(site / "m.mlp", tmp_path / "stray.mlp", lambda meta: meta.update(cohort_rows={"n": 3}), stray)
+    with pytest.raises(ModelFileError, match="field 'cohort_rows' is there without a recalibration"):
+        model_io.load(bad)
+    old = rewrite_model(site / "cohort.mlp", tmp_path / "v15.mlp", lambda meta: meta.update(format_version=15),
+                        lambda arrays: arrays)
+    with pytest.raises(ModelFileError, match="'cohort_rows' needs model format version 16"):
+        model_io.load(old)

@@ -265,7 +265,8 @@ def test_recalibrating_on_training_rows_is_a_warning_and_evaluating_on_the_cohor
     site = binary_runs / "site.csv"
     assert run(["recalibrate", m5, str(site), "--id", "pid", "-o", str(tmp_path / "r.mlp"), "-q"]).exit_code == 0
     same = json.loads(run(["evaluate", str(tmp_path / "r.mlp"), str(site), "--id", "pid", "--json"]).stdout)
-    assert any("is the table the model was recalibrated on" in w for w in same["warnings"])
+    assert any("samples are rows of site.csv, the table the model was recalibrated on: its calibration" in w
+               for w in same["warnings"])
     other = json.loads(run(["evaluate", str(tmp_path / "r.mlp"), str(binary_runs / "site_more.csv"), "--id", "pid",
                             "--json"]).stdout)
     assert not any("recalibrated on" in w for w in other["warnings"])

@@ -248,6 +248,9 @@ def _trust_text(trust: dict, grouped: bool = True) -> str:
         have.append(f"recognising the {trust['training_rows']:,} rows it was {seen_as} (predict and evaluate name them)")
     else:
         lacking.append("recognising its training rows")
+    if trust.get("cohort_rows") is not None:
+        have.append(f"recognising the {trust['cohort_rows']:,} distinct rows of the table it was recalibrated on "
+                    "(evaluate names them)")
     text = "; ".join(have)
     if lacking:
         text += ("; " if text else "") + (f"{', '.join(lacking)}: not stored (model written by an earlier version; "

@@ -19,7 +19,7 @@ from ..model_io import Model
 from ..data.streamed import DEFAULT_CHUNK_MB, _read_workers
 from ._common import _names, _quoted, natural_key
 from .columns import RoleFlags
-from .seen import SeenRows
+from .seen import SeenRows, among
 from .shift import ShiftReport
 from .stream import _Run, labelled_by, resolve_decision, resolve_prevalence
 from .trust import Trust, Uncertainty, evaluation_report
@@ -152,6 +152,10 @@ class EvaluationResult:
     # the metrics on the others when some are and some are not
     seen_in_training: int | None = None
     unseen_metrics: dict | None = None
+    # samples that are rows of the table the model was recalibrated on (``_cohort_rows``; None: not recalibrated, or
+    # not recognisable), and the metrics on the others when some are and some are not
+    cohort_rows_seen: int | None = None
+    cohort_other_metrics: dict | None = None
     # with novel_labels: the rows whose label the model does not know, kept apart from the metrics (``novel_report``);
     # None otherwise
     novel: dict | None = None
@@ -181,6 +185,7 @@ class EvaluationResult:
                 "shift": self.shift.summary() if self.shift is not None else None,
                 **({"trust": self.trust} if self.trust is not None else {}),
                 "seen_in_training": self.seen_in_training, "unseen_metrics": self.unseen_metrics,
+                "cohort_rows_seen": self.cohort_rows_seen, "cohort_other_metrics": self.cohort_other_metrics,
                 **({"novel": self.novel} if self.novel is not None else {}),
                 "decision": self.decision, "prevalence": self.prevalence,
                 **({"net_benefit": self.net_benefit} if self.net_benefit is not None else {}),
@@ -226,6 +231,64 @@ def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np
         on_others = on_others.replace(" are too few", " is too few")
     result.warnings.append(f"{said}: the metrics include {'rows it was fitted to or validated on' if seen.validated else 'its fit to them'}, "
                            f"which flatters it; {on_others} (`unseen_metrics` in --json)")
+
+
+def _cohort_rows(result: EvaluationResult, model: Model, source, uncertainty, fingerprints: np.ndarray | None,
+                 y: np.ndarray, proba: np.ndarray, threshold: float, weights: np.ndarray | None = None) -> None:
+    """Warn when the table's samples are rows of the table the model was recalibrated on (``mlpcli recalibrate``):
+    its calibration there (the update's, the prediction sets' coverage, the out-of-distribution flag rate, as far as
+    each was fitted on that table) is in-sample, not a test. The rows are recognised by their fingerprints
+    (``Model.cohort_rows``, ``fingerprints`` (n,) the table's; a copy, a part or a table that adds other samples
+    alike), in a file without them (format 15, a cohort read with features filled) by the file's SHA-256.
+    ``result.cohort_rows_seen`` counts them; with some rows of other samples, ``result.cohort_other_metrics`` holds
+    the metrics on those alone."""
+    from .. import metrics
+
+    cohort = model.recalibration.cohort if model.recalibration is not None else None
+    sets = (model.conformal.cohort if model.conformal is not None and model.conformal.on_model_proba
+            and uncertainty is not None and uncertainty.coverage is not None else None)
+    flag = (model.ood.cohort if model.ood is not None and model.ood.cohort is not None
+            and uncertainty is not None and uncertainty.ood else None)
+    fitted = [(what, part) for what, part in (
+        ("its calibration (log loss, ECE, observed / expected: what the update was fitted to make right)", cohort),
+        ("the prediction sets' coverage", sets), ("the out-of-distribution flag rate", flag)) if part]
+    if model.cohort_rows is not None and fingerprints is not None:
+        mask = among(fingerprints, model.cohort_rows)
+    elif any(part.get("sha256") for _, part in fitted):  # (a sha256 of None: standard input, a frame)
+        digest = file_sha256(source)
+        fitted = [(what, part) for what, part in fitted if part.get("sha256") and part["sha256"] == digest]
+        mask = np.ones(len(y), dtype=bool) if fitted else None
+    else:
+        mask = None
+    if mask is None:
+        return
+    result.cohort_rows_seen = k = int(mask.sum())
+    if not k or not fitted:
+        return
+    name = next((part.get("data") for _, part in fitted if part.get("data")), None) or "the recalibration table"
+    whats = [what for what, _ in fitted]
+    listed = whats[0] if len(whats) == 1 else ", ".join(whats[:-1]) + " and " + whats[-1]
+    if k == len(y):
+        result.warnings.append(f"{'the one sample is a row' if k == 1 else f'all {k} samples are rows'} of {name}, the "
+                               f"table the model was recalibrated on: {listed} here {'is' if len(fitted) == 1 else 'are'} "
+                               "in-sample, not a test; evaluate on other samples of the population")
+        return
+    others = ~mask
+    n_others = int(others.sum())
+    result.cohort_other_metrics = metrics.compute(result.task, y[others], proba[others], result.classes, threshold,
+                                                  weights)
+    om = result.cohort_other_metrics
+
+    def shown(key: str) -> str:
+        value = om.get(key)
+        return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "undefined"
+
+    alone = (f"the {n_others} other sample{'s' * (n_others > 1)} are too few to measure alone" if n_others < _FEW_UNSEEN
+             else f"on the {n_others} other samples alone, log loss {shown('log_loss')}, ECE {shown('ece')}, "
+                  f"{metrics.display_name(result.main_metric)} {shown(result.main_metric)}")
+    result.warnings.append(f"{k} of {len(y)} samples are rows of {name}, the table the model was recalibrated on: "
+                           f"{listed} include{'s' * (len(fitted) == 1)} them in-sample; {alone} "
+                           "(`cohort_other_metrics` in --json)")
 
 
 # fewer samples than this outside the training rows: no metric of them alone in the warning (one sample's balanced
@@ -392,10 +455,11 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing, trust=trust,
                novel_labels=novel_labels)
     run.prevalence = mix
+    run.keep_fingerprints = model.cohort_rows is not None  # the recalibration table's rows, recognised
     if mix is not None:
         run.notes.append(mix.describe(model.classes, model.recalibrated_on))
     outs, metas = [], []
-    kept = ("y", "group", "batch", "by", "set", "ood_score", "ood_p", "seen", "novel", "novel_label")
+    kept = ("y", "group", "batch", "by", "set", "ood_score", "ood_p", "seen", "novel", "novel_label", "fingerprint")
     for out, meta in run.blocks():  # kept: outputs and the columns metrics need (not ids), O(n x classes)
         outs.append(out)
         metas.append({k: v for k, v in meta.items() if k in kept})
@@ -438,24 +502,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.notes += _novel_notes(novel_doc, len(y) + novel_doc["n"])
     if run.seen is not None:
         _seen_rows(result, run.seen, meta["seen"], y, proba, threshold, model, weights)
-    cohort_sha = (model.recalibration.cohort.get("sha256") if model.recalibration is not None else None)
-    sets_sha = ((model.conformal.cohort or {}).get("sha256") if model.conformal is not None
-                and model.conformal.on_model_proba and uncertainty is not None and uncertainty.coverage is not None
-                else None)
-    ood_sha = ((model.ood.cohort or {}).get("sha256") if model.ood is not None and model.ood.cohort is not None
-               and uncertainty is not None and uncertainty.ood else None)
-    digest = file_sha256(source) if cohort_sha or sets_sha or ood_sha else None
-    if cohort_sha is not None and cohort_sha == digest:
-        result.warnings.append(f"{model.recalibrated_on} is the table the model was recalibrated on: its calibration "
-                               "here (log loss, ECE, observed / expected) is what the update was fitted to make "
-                               "right, not a test of it; evaluate on other samples of the population")
-    calibrated_here = [what for what, sha in (("the prediction sets' coverage", sets_sha),
-                                              ("the out-of-distribution flag rate", ood_sha)) if sha and sha == digest]
-    if calibrated_here:
-        name = ((model.conformal.cohort if sets_sha else model.ood.cohort) or {}).get("data") or "this table"
-        result.warnings.append(f"{name} is the table the model's conformal calibration was taken on: "
-                               f"{' and '.join(calibrated_here)} here {'are' if len(calibrated_here) > 1 else 'is'} "
-                               "in-sample, not a test of the level; evaluate on other samples of the population")
+    _cohort_rows(result, model, source, uncertainty, meta.get("fingerprint"), y, proba, threshold, weights)
     untaught = _untaught_labels(model, y)
     if untaught:
         result.warnings.append(untaught)

@@ -112,7 +112,7 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
                           "training rows; recalibrate the model as trained, or keep --conformal cohort")
     reader, roles, target_note = read_targets_as(model, roles)
     cohort_ood = conformal == COHORT and model.ood is not None and model.task != "multilabel"
-    run, P, y, groups, seen, first, ood_parts = _read_labelled(
+    run, P, y, groups, seen, first, ood_parts, cohort_rows = _read_labelled(
         model, reader, source, ood_parts=cohort_ood, roles=roles, fill_missing=fill_missing, chunksize=chunksize,
         chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing)
     n_units = len(np.unique(groups.astype(str))) if groups is not None else None
@@ -121,6 +121,7 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
     if model.task == "multilabel":
         result = _per_label(model, P, y, method, alpha, source, cohort_base,
                             int(seen.sum()) if seen is not None else 0)
+        result.model.cohort_rows = cohort_rows if result.model.recalibration is not None else None
         result.notes[:0] = [*filter(None, [target_note]), *run.notes]
         result.warnings[:0] = run.warnings
         return result
@@ -164,6 +165,8 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         new.conformal = calibrate_cohort(metrics.class_proba(model.task, held_out), y, groups, first, cohort=cohort)
         if ood_parts is not None:  # the flag's p-values among this population's samples (split conformal)
             new.ood = recalibrated(model.ood, ood_parts, groups, cohort=cohort_base)
+    # what evaluate recognises as this table's rows, in any copy or part of it: when the model holds anything fitted on it
+    new.cohort_rows = cohort_rows if new.recalibration is not None and kept != "none" or conformal == COHORT else None
     notes, warnings = _notes(model, method, kept, test, fitted.separated, classes, counts, len(y), n_units,
                              int(seen.sum()) if seen is not None else 0, conformal, rescored)
     notes[:0] = [*filter(None, [target_note]), *run.notes]
@@ -355,15 +358,17 @@ def _per_label(model: Model, P: np.ndarray, Y: np.ndarray, method: str, alpha: f
 def _read_labelled(model: Model, reader: Model, source, ood_parts: bool = False, **kw):
     """(the run, the model's probabilities P (n, outputs), the classes y (n,), the patients (n,) or None, whether each
     row is a training row (n,) bool or None, the first member's raw outputs (n, outputs), with ``ood_parts`` the rows'
-    out-of-distribution distances (n, 2) (``ood.OODBasis.parts``; else None)) of the labelled table, read as ``evaluate`` reads it; a DataError of
+    out-of-distribution distances (n, 2) (``ood.OODBasis.parts``; else None), the rows' fingerprints (m,) sorted and
+    distinct (``Model.cohort_rows``; None where a feature was filled)) of the labelled table, read as ``evaluate`` reads it; a DataError of
     the reader carries recalibrate's advice in place of evaluate's."""
-    outs, ys, groups, seen, first, parts = [], [], [], [], [], []
+    outs, ys, groups, seen, first, parts, prints = [], [], [], [], [], [], []
     try:
         # the out-of-distribution distances too, when the flag is to be calibrated on the cohort
         trust = Trust(model, Uncertainty(ood=True)) if ood_parts else None
         run = _Run(reader, source, need_target=True, by=None, trust=trust, **kw)
         run.keep_first_member = True  # APS's u for the cohort's conformal scores (``conformal.calibrate_cohort``)
         run.keep_ood_parts = ood_parts
+        run.keep_fingerprints = True  # the written model recognises the cohort's rows (``Model.cohort_rows``)
         for out, meta in run.blocks():
             outs.append(out)
             first.append(meta["first_member"])
@@ -374,6 +379,8 @@ def _read_labelled(model: Model, reader: Model, source, ood_parts: bool = False,
                 groups.append(meta["group"])
             if meta.get("seen") is not None:
                 seen.append(meta["seen"])
+            if meta.get("fingerprint") is not None:
+                prints.append(meta["fingerprint"])
     except DataError as exc:
         raise with_advice(exc, _ADVICE) from None
     P = np.concatenate(outs) if outs else np.zeros((0, model.network.n_outputs))
@@ -381,7 +388,7 @@ def _read_labelled(model: Model, reader: Model, source, ood_parts: bool = False,
                                                                   dtype=np.int64)
     return (run, P, y, np.concatenate(groups) if groups else None, np.concatenate(seen) if seen else None,
             np.concatenate(first) if first else np.zeros((0, model.network.n_outputs)),
-            np.concatenate(parts) if parts else None)
+            np.concatenate(parts) if parts else None, np.unique(np.concatenate(prints)) if prints else None)
 
 
 def _notes(model: Model, method: str, kept: str, test: dict, separated: bool, classes: list[str], counts: np.ndarray,

@@ -15,7 +15,22 @@ import numpy as np
 
 from ..data.copies import fingerprint_weights, row_fingerprints
 
-__all__ = ["SeenRows"]
+__all__ = ["SeenRows", "among", "kept_feature_weights"]
+
+
+def kept_feature_weights(model) -> np.ndarray:
+    """(d_kept,) uint64: the ``row_fingerprints`` weights of a table's rows of ``model``'s kept features, in their
+    order: the fingerprints its stored rows (``training_rows``, ``cohort_rows``) were made with."""
+    return fingerprint_weights(len(model.feature_names))[model.preprocessor.kept_index_]
+
+
+def among(found: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """(k,) bool: which of the fingerprints ``found`` (k,) are in ``stored`` (m,) uint64, sorted and distinct."""
+    if len(stored) == 0:
+        return np.zeros(len(found), dtype=bool)
+    at = np.searchsorted(stored, found)
+    at[at == len(stored)] = 0
+    return stored[at] == found
 
 
 @dataclass
@@ -39,18 +54,13 @@ class SeenRows:
         the scikit-learn estimators)."""
         if model.training_rows is None or len(model.training_rows) == 0:
             return None
-        kept = model.preprocessor.kept_index_
         validated = not model.is_ensemble and not (model.fit or {}).get("refit_epochs")
-        return cls(np.asarray(model.training_rows, dtype=np.uint64),
-                   fingerprint_weights(len(model.feature_names))[kept], validated)
+        return cls(np.asarray(model.training_rows, dtype=np.uint64), kept_feature_weights(model), validated)
 
     def match(self, X: np.ndarray) -> np.ndarray:
         """(k,) bool: which rows of X (k, d_kept), raw feature values in the model's kept-feature order, are
         training rows."""
-        found = row_fingerprints(X, self.weights)
-        at = np.searchsorted(self.fingerprints, found)
-        at[at == len(self.fingerprints)] = 0
-        return self.fingerprints[at] == found
+        return among(row_fingerprints(X, self.weights), self.fingerprints)
 
     def count(self, seen: np.ndarray, ids: np.ndarray | None, rows: np.ndarray) -> None:
         """Add a piece's matches: ``seen`` (k,) bool, its rows' ids (or None) and 1-based row numbers."""

@@ -29,7 +29,8 @@ from ..data.preprocess import FAR_FACTOR, FAR_LOG_SCALES, FAR_SCALES
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, never_measured, plan_columns
 from ..model_summary import trained_matrix
 from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _GroupCount, _ShiftStats
-from .seen import SeenRows
+from .seen import SeenRows, among, kept_feature_weights
+from ..data.copies import row_fingerprints
 from .trust import Trust, Uncertainty
 
 # The key of a sample whose patient id is missing, followed by its row: a patient of its own
@@ -382,6 +383,10 @@ class _Run:
         self.keep_first_member = False
         # and, with an out-of-distribution basis (``trust``), each block's two distances (meta "ood_parts")
         self.keep_ood_parts = False
+        # and each row's fingerprint (meta "fingerprint", ``data.row_fingerprints`` of its raw values of the model's
+        # kept features): recalibrate keeps its cohort's, evaluate recognises them. Not where a feature is filled
+        # (--fill-missing): the row is then not the one the table holds
+        self.keep_fingerprints = False
         self.n_rows = 0
         self.batch_counts: Counter = Counter()
         self._missing_batch = missing_batch_name((model.split or {}).get("batch_counts_train"))
@@ -518,7 +523,7 @@ class _Run:
 
     def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray,
                    R: np.ndarray | None = None, seen: np.ndarray | None = None,
-                   novel: np.ndarray | None = None) -> None:
+                   novel: np.ndarray | None = None, fingerprints: np.ndarray | None = None) -> None:
         """Write a piece's rows, as the network's inputs, into Z (n, d_kept), _STAT_ROWS rows at a time so
         the preprocessing's temporaries stay small. `values` (an (n, d_present) array, or a list of the
         d_present columns) is copied slice by slice into a reused buffer, which is transformed in place.
@@ -526,8 +531,10 @@ class _Run:
         out-of-distribution scores need them (computed once, for the shift statistics and for them).
         seen (n,) bool: set where a row is one the model was trained on (``SeenRows``).
         novel (n,) bool: rows of a label the model does not know (evaluate --novel-labels), left out of the shift
-        statistics, which are then those of the rows evaluated."""
+        statistics, which are then those of the rows evaluated.
+        fingerprints (n,) uint64: where each row's fingerprint goes (``keep_fingerprints``)."""
         pre = self.model.preprocessor
+        weights = None if fingerprints is None else kept_feature_weights(self.model)
         n = len(Z)
         width = len(values) if isinstance(values, list) else values.shape[1]
         step = max(1, min(_STAT_ROWS, _STAT_BYTES // (8 * max(width, 1))))
@@ -545,8 +552,13 @@ class _Run:
             else:
                 rows[...] = values[s:e]
             X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
-            if seen is not None:
-                seen[s:e] = self.seen.match(X)  # raw values, before the preprocessing transforms X in place
+            # raw values, before the preprocessing transforms X in place
+            if fingerprints is not None:
+                fingerprints[s:e] = row_fingerprints(X, weights)
+                if seen is not None:
+                    seen[s:e] = among(fingerprints[s:e], self.seen.fingerprints)
+            elif seen is not None:
+                seen[s:e] = self.seen.match(X)
             keep = None if novel is None or not novel[s:e].any() else ~novel[s:e]
             self.stats.count_nonzero(X if keep is None else X[keep])  # raw values: a gene at 0 in every row
             if pre.config.impute is not None:
@@ -625,9 +637,11 @@ class _Run:
                     self.n_without_group += sum(1 for g in meta["group"] if g.startswith(NO_GROUP))
                 if self.seen is not None:
                     meta["seen"] = np.zeros(n, dtype=bool)
+                if self.keep_fingerprints and self.plan.present.all():
+                    meta["fingerprint"] = np.zeros(n, dtype=np.uint64)
                 self._transform(values, meta.get("id"), first_row, rows.append(n, meta),
                                 None if refs is None else refs.append(n, {"row": meta["row"]}), meta.get("seen"),
-                                meta.get("novel"))
+                                meta.get("novel"), meta.get("fingerprint"))
                 del values
                 self.n_rows += n
                 for Z, block_meta in _with_references(rows.blocks(), refs):
