@@ -9,6 +9,7 @@ import os
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cli_helpers import assert_clean_error, run
@@ -391,3 +392,56 @@ def test_labels_the_table_cannot_test_are_an_error_and_chance_is_held_to_holms_l
     assert doc["kept"] == "none" and any("Holm's levels" in n for n in doc["notes"])
     # the smallest p-value was not below 0.05 / 3, so no label was updated, and the rest were not tested further
     assert [t["holm_level"] for t in doc["test"]["labels"].values()] == [0.0, 0.0, 0.0]
+
+
+def test_the_sets_and_the_flag_are_not_calibrated_on_rows_the_model_was_trained_on(binary_runs, tmp_path):
+    """A training row is its own nearest neighbour and its fit scores low: calibrated on them, the flag marked every new
+    sample (55 of 55 in a review) and the sets covered 0.727 at 0.9. They are left out; with nothing else, the training
+    calibration stays."""
+    m5, dev, site = binary_runs / "m5.mlp", binary_runs / "dev.csv", binary_runs / "site.csv"
+    trained = model_io.load(str(m5))
+    res = run(["recalibrate", str(m5), str(dev), "--id", "pid", "-o", str(tmp_path / "own.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert any("keep the training calibration: every row of the table is one the model was trained on" in w
+               for w in doc["warnings"]), doc["warnings"]
+    own = model_io.load(str(tmp_path / "own.mlp"))
+    assert own.conformal.source == trained.conformal.source != "cohort" and own.ood.cohort is None
+    assert (own.ood.calibration == trained.ood.calibration).all()
+    mixed = tmp_path / "mixed.csv"
+    pd.concat([pd.read_csv(dev).iloc[:200], pd.read_csv(site).iloc[:300]]).to_csv(mixed, index=False)
+    res = run(["recalibrate", str(m5), str(mixed), "--id", "pid", "-o", str(tmp_path / "mixed.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert any("calibrated on the 300 rows it has not seen" in w for w in doc["warnings"]), doc["warnings"]
+    assert any("calibrated on this table's 300 samples it has not seen" in n for n in doc["notes"]), doc["notes"]
+    mixed_model = model_io.load(str(tmp_path / "mixed.mlp"))
+    assert mixed_model.conformal.source == "cohort" and mixed_model.conformal.n_rows == 300
+    assert len(mixed_model.ood.calibration) == 300
+    # the flag calibrated on the site's own 300: the site's other samples are flagged near the level, not all
+    res = run(["predict", str(tmp_path / "mixed.mlp"), str(binary_runs / "site_more.csv"), "--id", "pid", "--ood",
+               "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    flagged = pd.read_csv(tmp_path / "p.csv")["ood"].mean()
+    assert flagged < 0.05, flagged
+
+
+def test_evaluate_on_its_own_recalibration_table_does_not_also_advise_recalibrating_there(binary_runs, tmp_path):
+    """The update kept (here the intercept alone, forced) is judged on the table it was fitted on: the in-sample
+    warning, not "risks too moderate on this table ... recalibrate on this population", which other samples of the
+    site still get."""
+    m5 = binary_runs / "m5.mlp"
+    for name, seed in (("weak.csv", 11), ("weak_more.csv", 12)):
+        table = _cohort(1500, seed)
+        table[["prot0", "prot1", "prot2"]] *= 0.3  # a weaker spread there: the model's risks too moderate
+        table.to_csv(tmp_path / name, index=False)
+    res = run(["recalibrate", str(m5), str(tmp_path / "weak.csv"), "--id", "pid", "--method", "intercept",
+               "-o", str(tmp_path / "w.mlp"), "-q"])
+    assert res.exit_code == 0, res.output
+    own = json.loads(run(["evaluate", str(tmp_path / "w.mlp"), str(tmp_path / "weak.csv"), "--id", "pid",
+                          "--json"]).stdout)
+    other = json.loads(run(["evaluate", str(tmp_path / "w.mlp"), str(tmp_path / "weak_more.csv"), "--id", "pid",
+                            "--json"]).stdout)
+    assert any("systematically too moderate" in w for w in other["warnings"]), other["warnings"]
+    assert not any("systematically too" in w or "recalibrate on this population" in w.lower() for w in own["warnings"])
+    assert any("the table the model was recalibrated on" in w for w in own["warnings"]), own["warnings"]

@@ -510,7 +510,10 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     unlike = _targets_fit_others(model, y, out, read_as=reader) or _targets_unlike_training(model, y, read_as=reader)
     if unlike:
         result.warnings.append(unlike)
-    if task in ("binary", "multiclass"):
+    # on the recalibration table itself the update fits the risks it is judged by: "not of that population, or it has
+    # moved; recalibrate on this population" contradicted the in-sample warning above
+    own_table = model.recalibration is not None and result.cohort_rows_seen == result.n
+    if task in ("binary", "multiclass") and not own_table:
         # the class totals beyond 2 x or 1/2 with their likely cause (another class mix: --prevalence); short of
         # them, a binary model's risks systematically off (O/E 0.67 read "ECE 0.021" without a word)
         totals = class_totals_warning(model, out, y, mix)

@@ -159,16 +159,32 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         # file from before the rule was stored decided by argmax: it still does, now with the mix to move from)
         new.decision = (model.decision or Decision(rule="argmax", chosen="auto")).with_shares(shares)
     rescored = 0
-    if conformal == COHORT:  # the probabilities the model reports on the cohort, each patient's by an update without it
+    # rows the model was trained on are left out of the sets' and the flag's calibration: a training row is its own
+    # nearest neighbour (distance ~0: every new sample then flagged) and its fit scores low (the sets too small)
+    fresh = np.ones(len(y), dtype=bool) if seen is None else ~seen
+    if conformal == COHORT and fresh.any():  # the probabilities the model reports, each patient's by an update without it
         held_out, rescored = (_held_out_updates(P, y, groups, link, new.recalibration) if kept != "none"
                               else (P, 0))
-        new.conformal = calibrate_cohort(metrics.class_proba(model.task, held_out), y, groups, first, cohort=cohort)
+        sub = None if groups is None else groups[fresh]
+        new.conformal = calibrate_cohort(metrics.class_proba(model.task, held_out)[fresh], y[fresh], sub, first[fresh],
+                                         cohort=cohort)
         if ood_parts is not None:  # the flag's p-values among this population's samples (split conformal)
-            new.ood = recalibrated(model.ood, ood_parts, groups, cohort=cohort_base)
+            new.ood = recalibrated(model.ood, ood_parts[fresh], sub, cohort=cohort_base)
     # what evaluate recognises as this table's rows, in any copy or part of it: when the model holds anything fitted on it
-    new.cohort_rows = cohort_rows if new.recalibration is not None and kept != "none" or conformal == COHORT else None
+    cohort_sets = conformal == COHORT and fresh.any()
+    new.cohort_rows = cohort_rows if new.recalibration is not None and kept != "none" or cohort_sets else None
+    left_out = seen is not None and seen.any() and cohort_sets
+    sets_on = (int(fresh.sum()), None if groups is None else len(np.unique(groups[fresh].astype(str)))) \
+        if left_out else None
     notes, warnings = _notes(model, method, kept, test, fitted.separated, classes, counts, len(y), n_units,
-                             int(seen.sum()) if seen is not None else 0, conformal, rescored)
+                             int(seen.sum()) if seen is not None else 0, conformal if cohort_sets else "training",
+                             rescored, sets_on)
+    if conformal == COHORT and seen is not None and seen.any():
+        warnings.append(f"the prediction sets and the out-of-distribution flag are calibrated on the "
+                        f"{int(fresh.sum()):,} rows it has not seen, not on its training rows (its fit to them scores "
+                        "them as no new sample is scored)" if fresh.any() else
+                        "the prediction sets and the out-of-distribution flag keep the training calibration: every row "
+                        "of the table is one the model was trained on, which would calibrate them on its fit")
     notes[:0] = [*filter(None, [target_note]), *run.notes]
     warnings[:0] = run.warnings
     return RecalibrationResult(model=new, kept=kept, method=method, n=int(len(y)), figures=figures, test=test,
@@ -392,8 +408,11 @@ def _read_labelled(model: Model, reader: Model, source, ood_parts: bool = False,
 
 
 def _notes(model: Model, method: str, kept: str, test: dict, separated: bool, classes: list[str], counts: np.ndarray,
-           n: int, n_units: int | None, seen_rows: int, conformal: str, rescored: int = 0) -> tuple[list[str], list[str]]:
-    """recalibrate's (notes, warnings) on what it fitted and what the figures rest on."""
+           n: int, n_units: int | None, seen_rows: int, conformal: str, rescored: int = 0,
+           sets_on: tuple[int, int | None] | None = None) -> tuple[list[str], list[str]]:
+    """recalibrate's (notes, warnings) on what it fitted and what the figures rest on. ``sets_on``: the (samples,
+    patients or None) the prediction sets are calibrated on, when not the whole table's (its training rows left
+    out); ``conformal`` "training" with ``seen_rows`` == n: kept so because every row is a training row."""
     notes, warnings = [], []
     if seen_rows:
         warnings.append(f"{seen_rows:,} of the table's {n:,} rows are rows the model was trained on: on them its "
@@ -424,7 +443,10 @@ def _notes(model: Model, method: str, kept: str, test: dict, separated: bool, cl
     if n_units is not None and n_units < n:
         notes.append(f"the tests count the {n:,} samples as independent; they come from {n_units:,} patients, "
                      "so their p-values are too small")
-    who = f"{n:,} samples" + (f" of {n_units:,} patients" if n_units is not None else "")
+    if sets_on is not None:
+        n, n_units = sets_on
+    who = f"{n:,} samples" + (f" of {n_units:,} patients" if n_units is not None else "") + \
+        (" it has not seen" if sets_on is not None else "")
     ood = ("; so is the out-of-distribution flag (--ood): it flags samples further from the training data than this "
            "population's own (the training calibration flags most samples of a site that differs)"
            if model.ood is not None else "")
@@ -444,7 +466,7 @@ def _notes(model: Model, method: str, kept: str, test: dict, separated: bool, cl
             notes.append(f"{rescored:,} of the table's samples are scored for the prediction sets by the update fitted "
                          "on all of them (the other folds could not fit it: a class without samples there, or a model "
                          "no better than chance on them): their scores are in-sample, a little low")
-    elif kept != "none" and (model.conformal is not None or model.ood is not None):
+    elif kept != "none" and (model.conformal is not None or model.ood is not None) and seen_rows < n:
         notes.append("prediction sets (--coverage) and the out-of-distribution flag (--ood) keep the training "
                      "calibration (--conformal training): the update changes the probabilities, not them; the sets' "
                      "level holds for the training population")
