@@ -491,3 +491,36 @@ def test_a_blown_up_loss_is_not_printed_as_a_long_percentage():
     text = d.summary + " ".join(d.advice)
     assert not re.search(r"\d{5,}(\.\d)? %", text), text
     assert re.search(r"\de\+\d+ % of the scale", d.summary), d.summary
+
+
+def test_a_validation_loss_that_climbs_far_from_epoch_one_is_overfit_not_flat_capacity():
+    """A review's run (a linear model, its validation rows a batch apart): training fell to 69 % of the no-skill loss,
+    validation rose 43 % of it from epoch 1 at 9.5 s.e. It read "underfit: both curves are flat"; a model short of
+    capacity does not push validation that far."""
+    train = [0.826, 0.711, 0.646, 0.605, 0.577, 0.558, 0.542, 0.530, 0.520, 0.512, 0.505, 0.499, 0.496, 0.493,
+             0.489, 0.488, 0.485, 0.484, 0.482, 0.482, 0.481]
+    val = [0.744, 0.775, 0.837, 0.878, 0.939, 0.994, 1.027, 1.010, 0.984, 1.109, 1.076, 1.180, 1.271, 1.096, 1.159,
+           1.163, 1.206, 1.202, 1.178, 1.268, 1.125]
+    d = diagnose(train, val, baseline=0.696)
+    assert d.label == "overfit", (d.label, d.summary)
+    assert d.evidence["best_epoch"] == 1
+    # near the baseline with validation only drifting a little: still capacity
+    flat_val = [0.75 + 0.004 * (i % 3) + 0.001 * i for i in range(21)]
+    flat_train = [0.70 + 0.02 * np.exp(-i / 3) for i in range(21)]
+    assert diagnose(flat_train, flat_val, baseline=0.72).label == "underfit_capacity"
+
+
+def test_capacity_curves_still_moving_slowly_at_the_epoch_limit_are_not_called_flat():
+    """A 2-unit network on XOR stopped by --epochs 30: both curves near the no-skill loss, still falling by 0.4-0.5 %
+    of the scale per 10 % of the run at many standard errors. "Both curves are flat" contradicted the slopes printed
+    under it, and nothing said that the epoch limit, kept by every network, had ended the run."""
+    t = np.arange(30)
+    train = 0.6929 - 0.03 * (1 - np.exp(-t / 4)) - 0.0006 * t
+    val = 0.6931 - 0.03 * (1 - np.exp(-t / 4)) - 0.0005 * t
+    d = diagnose(train, val, baseline=0.6929, kept_epochs=[30])
+    assert d.label == "underfit_capacity", d.summary
+    assert "level off (falling slowly at the end: training by" in d.summary and "are flat" not in d.summary
+    assert d.advice[0].startswith("Train longer first (--epochs): every network kept its last epoch's weights (30)")
+    flat = diagnose(np.full(30, 0.66) + 0.001 * np.sin(t), np.full(30, 0.665) + 0.001 * np.cos(t), baseline=0.6929,
+                    kept_epochs=[30])
+    assert "both curves are flat" in flat.summary and not flat.advice[0].startswith("Train longer first")

@@ -33,6 +33,11 @@ RISE_LEVEL, RISE_WIDTH = 0.04, 0.02  # overfit: validation rose >= 4 % of S abov
 RISE_Z, RISE_Z_WIDTH = 3.0, 1.0  # ... by >= 3 s.e. (the minimum of a noisy curve is biased low)
 CLEAR_RISE_Z = 5.0  # an erratic validation curve must rise by >= 5 s.e. to count as a trend: the
 #   notes' noisy validation has "no clear trend", and heavy-tailed noise fakes 3-4 s.e. rises
+FAR_RISE, FAR_RISE_WIDTH = 0.20, 0.05  # a validation loss that rose clearly and by >= 20 % of S while training
+#   did not rise: the network fitted something that made validation worse, whatever the training level. Such a
+#   run (a linear model whose training loss fell to 69 % of the no-skill loss, its validation rows a batch apart,
+#   validation up 43 % of S from epoch 1 at 9.5 s.e.) read "underfit: both curves are flat"; a model short of
+#   capacity drifts by a few % of S at most
 AFTER_MIN_FRACTION, AFTER_MIN_WIDTH = 0.08, 0.04  # ... and the minimum is not in the last 8 %
 GAP_LARGE, GAP_WIDTH = 0.10, 0.03  # "settles much higher" vs "similar level": the end gap
 #   crosses 10 % of S (the notes' good fit keeps a small gap; unrepresentative train a wide one)
@@ -128,6 +133,9 @@ def _facts(f: dict, limit: float = 1.0) -> dict[str, float]:
     if f["member_spread"] is not None:  # an ensemble's mean curves: see "Ensembles" above
         t["noisy"] = ramp(f["member_spread"], MEMBER_SPREAD, MEMBER_SPREAD_WIDTH)
     t["clear_rise"] = min(t["rose"], ramp(f["val_rise_z"], CLEAR_RISE_Z, RISE_Z_WIDTH))
+    t["far_rise"] = min(t["clear_rise"], ramp(f["val_rise"], FAR_RISE, FAR_RISE_WIDTH))
+    # overfitting needs something fitted: training below the capacity level, or a validation rise that far
+    t["fitted"] = max(-t["high"], t["far_rise"])
     t["unstable"] = min(t["train_rising"], ramp(f["train_rise"], UNSTABLE_RISE, UNSTABLE_WIDTH))
     # validation left behind: a large, growing gap with validation gaining < half of training
     t["val_lags"] = min(t["gap_large"], t["gap_growing"], ramp(VAL_SHARE - f["val_share"], 0.0, VAL_SHARE_WIDTH))
@@ -147,9 +155,9 @@ RULES: dict[str, tuple[str, ...]] = {
     # the training curve is what "cannot fit" is about: whatever validation does (it may wobble or
     # drift up), a model stuck near the baseline is short of capacity. A training loss that climbs is
     # not stuck: its steps are too large (see "Instability")
-    "underfit_capacity": ("high", "-train_falling", "-unstable"),
+    "underfit_capacity": ("high", "-train_falling", "-unstable", "-far_rise"),
     "underfit_stopped_early": ("train_falling", "val_improving", "-val_lags"),
-    "overfit": ("rose", "-train_rising", "-high", "rise_beats_noise"),
+    "overfit": ("rose", "-train_rising", "fitted", "rise_beats_noise"),
     "good_fit": ("-train_falling", "-train_rising", "-val_falling", "-val_rising", "-rose", "gap_small",
                  "-gap_growing", "-high", "-noisy", "-below"),
     # the notes: training falls, validation settles much higher, the gap widens over time. Both

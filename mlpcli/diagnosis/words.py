@@ -270,6 +270,13 @@ def _fact_words(fact: str, holds: bool, ev: dict, w: _Words) -> str:
                         f"validation was still {w.improving} at the end ({_pct(abs(ev['val_slope']))} {per})"),
         "rise_beats_noise": ("the validation curve is steady enough for a rise to count",
                              "validation is too erratic for a rise to count as a trend"),
+        "far_rise": (f"validation {w.worsened} far ({_pct(ev['val_rise'])} of the scale, {_num(ev['val_rise_z'])} s.e.) "
+                     f"after its {w.best} value, more than a model short of capacity drifts",
+                     f"validation did not {w.worsen} far and clearly after its {w.best} value"),
+        "fitted": ("the network fitted its training rows (training well below the no-skill level, or validation "
+                   "pushed far from its best value)",
+                   f"the network fitted little: both curves stay close to {start} (training "
+                   f"{_num(ev['train_final'])}, validation {_num(ev['val_final'])})"),
     }
     return words[fact][0 if holds else 1]
 
@@ -479,7 +486,13 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[in
     run's split kept whole."""
     per = "of the scale per 10 % of the run"
     if label == "underfit_capacity":
-        return _capacity_advice(ev, w, capacity_tried)
+        advice = _capacity_advice(ev, w, capacity_tried)
+        if ev["cause"] != "still_improving" and kept and min(kept) >= ev["last_epoch"] and _flat_words(ev, w) != "are flat":
+            # every network kept its last epoch and a curve still moves: the epoch limit, not the curves, ended the run
+            advice.insert(0, f"Train longer first (--epochs): every network kept its last epoch's weights "
+                             f"({ev['last_epoch']}) and the curves were still {w.improving}, slowly; see whether they "
+                             "level off before judging capacity.")
+        return advice
     if label == "underfit_stopped_early":
         more = (f"Train for more epochs (--epochs): both curves were still {w.improving} at the end, over epochs "
                 f"{ev['window_first_epoch']}-{ev['last_epoch']} (training {_pct(-ev['train_slope'])}, validation "
@@ -596,6 +609,18 @@ def _advice_below(ev: dict, w: _Words) -> list[str]:
             "Not always a problem: understand the cause first."]
 
 
+def _flat_words(ev: dict, w: _Words) -> str:
+    """"are flat", or, when a curve still moves by more than the noise though too slowly to count as falling, "level
+    off" with its slope: a 2-unit network's curves falling by 0.4 % of the scale per 10 % of the run at 9.6 and 74
+    standard errors read "both curves are flat", against the evidence printed under it."""
+    moving = [(name, ev[f"{key}_slope"]) for name, key in (("training", "train"), ("validation", "val"))
+              if ev.get(f"{key}_slope_z") is not None and ev[f"{key}_slope_z"] <= -(SLOPE_Z + SLOPE_Z_WIDTH)]
+    if not moving:
+        return "are flat"
+    by = ", ".join(f"{name} by {_pct(abs(slope))}" for name, slope in moving)
+    return f"level off ({w.improving} slowly at the end: {by} of the scale per 10 % of the run)"
+
+
 def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
     """The label's sentence with its key numbers (loss-orientation evidence, words from ``w``)."""
     n, per = w.name, "per 10 % of the run"
@@ -615,14 +640,15 @@ def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
         if d_tr is None:
             return (f"{title}: both curves stay flat near their starting level, taken as no skill without a baseline "
                     f"(training {tf}, validation {vf}: {_pct(ev['train_level'])} and {_pct(ev['val_level'])} of it)")
+        flat = _flat_words(ev, w)
         if ev["cause"] == "not_learning":
-            return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}), training "
+            return (f"{title}: both curves {flat} at a {w.poor} {n} (training {tf}, validation {vf}), training "
                     f"{_pct(-d_tr)} of the scale {w.worse_side} the no-skill {n}: the network has not learned, which "
                     "points at the optimisation before capacity")
         if min(d_tr, d_va) >= SHARE_SHOWN:
-            return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}, validation {vf}; "
+            return (f"{title}: both curves {flat} at a {w.poor} {n} (training {tf}, validation {vf}; "
                     f"{_pct(d_tr)} and {_pct(d_va)} of the way from no skill to perfect)")
-        return (f"{title}: both curves are flat at a {w.poor} {n} (training {tf}: {_from_no_skill(d_tr)}; "
+        return (f"{title}: both curves {flat} at a {w.poor} {n} (training {tf}: {_from_no_skill(d_tr)}; "
                 f"validation {vf}: {_from_no_skill(d_va)})")
     if label == "underfit_stopped_early":
         return (f"{title}: both curves were still {w.improving} over epochs {ev['window_first_epoch']}-"
