@@ -371,3 +371,22 @@ def test_tune_leaves_out_a_combination_that_cannot_train_and_still_refuses_a_val
         in res.output
     res = run(["tune", str(tmp_path / "t.csv"), *common, "--grid", "loss=bce,mse"])
     assert res.exit_code in (1, 2) and "--grid: the setting loss=mse does not fit the data" in res.output
+
+
+def test_labels_coded_otherwise_than_0_1_among_several_targets_are_named(tmp_path):
+    """Three yes/no labels, one coded 1/2: every label became a number to predict (squared error, RMSE) without a
+    word. Now a warning names the column and its two values; true numeric targets say nothing."""
+    frame = _multilabel_frame()
+    frame["L2"] = frame["L2"] + 1
+    frame.to_csv(tmp_path / "coded.csv", index=False)
+    res = run(["train", str(tmp_path / "coded.csv"), "--target", "L1,L2", "--no-group", "--folds", "1", "--hidden",
+               "4", "--epochs", "3", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "task: regression" in res.output
+    assert "'L2' (1/2) is not coded 0/1: read as 2 numbers to predict" in " ".join(res.output.split())
+    frame["L1"] = np.random.default_rng(0).normal(size=len(frame))
+    frame.to_csv(tmp_path / "numbers.csv", index=False)
+    res = run(["train", str(tmp_path / "numbers.csv"), "--target", "L1,L2", "--no-group", "--folds", "1", "--hidden",
+               "4", "--epochs", "3", "-o", str(tmp_path / "m2.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "not coded 0/1" not in res.output

@@ -790,6 +790,25 @@ def _is_zero_one(col: pd.Series) -> bool:
     return _is_number_column(col) and bool(np.isin(col.to_numpy(dtype=np.float64), (0.0, 1.0)).all())
 
 
+def _warn_two_valued_targets(frame: pd.DataFrame, targets: list[str], warn: list[str]) -> None:
+    """Several numeric targets read as regression where each holds two whole-number values: yes/no labels, some coded
+    otherwise than 0/1 (1/2, 1/0 with -1...), which make every label a number to predict (a review's three labels, one
+    coded 1/2, were all fitted by squared error and scored by RMSE)."""
+    twos = {}
+    for t in targets:
+        values = pd.unique(frame[t].dropna().to_numpy(dtype=np.float64))
+        if len(values) != 2 or not np.all(values == np.round(values)):
+            return
+        twos[t] = sorted(values.tolist())
+    coded = [t for t, v in twos.items() if v != [0.0, 1.0]]
+    shown = ", ".join(f"{t!r} ({_plain(twos[t][0])}/{_plain(twos[t][1])})" for t in coded[:3])
+    more = f" and {len(coded) - 3} more" if len(coded) > 3 else ""
+    warn.append(f"the {len(targets)} target columns each hold two whole numbers, as yes/no labels do, but {shown}{more} "
+                f"{'is' if len(coded) == 1 else 'are'} not coded 0/1: read as {len(targets)} numbers to predict "
+                "(regression: squared error, RMSE); if they are labels, recode "
+                f"{'it' if len(coded) == 1 else 'them'} as 0/1 for a multi-label model")
+
+
 def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | None, notes: list[str],
                 warn: list[str] | None = None) -> str:
     if len(targets) > 1:
@@ -808,6 +827,8 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
                             f"{_CellPlace(frame, column=targets[j]).row(i)}): read as {len(targets)} numbers to "
                             f"predict (regression); if they are labels, correct {'those cells' if k > 1 else 'that cell'}"
                             " (or pass --task multilabel)")
+            elif warn is not None:
+                _warn_two_valued_targets(frame, targets, warn)
             return "regression"
         bad = [t for t in targets if not _is_number_column(frame[t]) and not _is_zero_one(frame[t])]
         raise DataError(f"{_CellPlace(frame, column=targets[0]).source}several target columns must all be 0/1 (multi-label: 0/1 or "
