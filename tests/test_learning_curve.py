@@ -373,3 +373,24 @@ def test_learning_curve_on_many_validation_samples_without_signal_says_no_signal
     assert res.exit_code == 0, res.output
     bv = json.loads(res.output[res.output.index("{"):])["bias_variance"]
     assert bv["verdict"] == "no_signal" and "No learnable signal" in bv["text"], bv
+
+
+def test_a_rare_label_held_at_half_is_named_in_the_bias_answer(tmp_path):
+    """A label with 6 validation positives is called at P >= 0.5 at every size (the decision rule needs 10), so its
+    balanced accuracy near 0.5 read as "mostly bias: the model is too simple". The answer now names it."""
+    rng = np.random.default_rng(3)
+    n = 1200
+    X = rng.normal(size=(n, 20))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(20)])
+    frame["labA"] = (X[:, 0] > 0).astype(int)
+    frame["labB"] = (X[:, 1] + X[:, 2] > 1.5).astype(int)
+    frame["labC"] = (X[:, 3] + 0.3 * rng.normal(size=n) > 2.2).astype(int)
+    frame.insert(0, "patient_id", [f"P{i // 4}" for i in range(n)])
+    frame.to_csv(tmp_path / "ml.csv", index=False)
+    res = run(["diagnose", "--learning-curve", str(tmp_path / "ml.csv"), "--target", "labA,labB,labC", "--fractions",
+               "0.5,1", "--epochs", "20", "--n-jobs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output[res.output.index("{"):])
+    answer, positives = doc["bias_variance"], doc["split"]["class_counts_val"]["labC"]
+    assert positives < 10 and answer["verdict"] == "bias", (positives, answer)
+    assert f"'labC' ({positives}) has fewer than 10 validation positives" in answer["caveat"], answer

@@ -38,7 +38,7 @@ import numpy as np
 from .. import data, metrics
 from ..calibration import probabilities
 from ..config import AUTO, TrainOptions, auto_noise
-from ..decision import DECIDED, balanced_accuracy, choose, label_balanced_accuracy
+from ..decision import DECIDED, MIN_LABEL_EVENTS, balanced_accuracy, choose, label_balanced_accuracy
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, local_workers, run
 from ..training import evaluate_loss
@@ -413,11 +413,13 @@ _VALIDATION_BETTER = "; validation scores better than training, which a small or
 
 
 def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str,
-                   more_data: str | None = None, val_units: int | None = None, val_unit_name: str = "samples") -> dict:
+                   more_data: str | None = None, val_units: int | None = None, val_unit_name: str = "samples",
+                   held_labels: list[tuple[str, int]] | None = None) -> dict:
     """Bias vs variance at the largest size, from the training error's level and the gap (``_levels``: for
     regression in the squared error, 1 - R²); what it says of more data follows the more-data answer
     (``more_data``: its verdict). Curves are "close" only when the gap is small either way: validation far
-    better than training is not close."""
+    better than training is not close. ``held_labels``: multi-label labels (name, validation positives or negatives,
+    the fewer) that every size calls at P >= 0.5 for want of validation events (``_held_labels``)."""
     p = points[-1]
     tr, va, gap = _levels(p, higher, chance, scale)
     high_bias, high_var = tr >= BIAS_LEVEL, gap >= VARIANCE_GAP
@@ -488,6 +490,18 @@ def _bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: 
                   f"({p.best_epoch} of {p.epochs_run}), so the --epochs limit stopped a network that was still "
                   "improving; train longer (--epochs) before reading bias or variance from it: the training level "
                   "and the gap may both still move.")
+    if held_labels and verdict in ("bias", "both"):
+        # a rare label called at 0.5 is rarely called at all: its balanced accuracy near 0.5 on training and validation
+        # alike reads as bias (a review's label of 6 validation positives: "mostly bias, the model is too simple"
+        # where 5-fold `train` reached 0.944)
+        named = ", ".join(f"{name!r} ({k})" for name, k in held_labels[:5]) + (" …" if len(held_labels) > 5 else "")
+        held = (f"{named} {'has' if len(held_labels) == 1 else 'have'} fewer than {MIN_LABEL_EVENTS} "
+                "validation positives (or negatives), so every size calls "
+                f"{'it' if len(held_labels) == 1 else 'them'} at P >= 0.5 whatever --decision says, and a rare label "
+                "called there is rarely called at all: its balanced accuracy near 0.5, on training as on validation, "
+                "is part of this 'bias' — not the model's reach; `train`'s per-label recall and `mlpcli cv` (each "
+                "fold's rule) show the labels apart.")
+        caveat = f"Caveat: {held}" if caveat is None else f"{caveat} Also, {held}"
     units = ("(1 - score) / (1 - chance): the share of the no-skill error left" if higher else
              "1 - R²: MSE / the MSE of predicting the mean (training: its own rows' mean; validation: the training "
              "mean); gap: (validation MSE - training MSE) / that validation no-skill MSE")
@@ -593,11 +607,21 @@ def learning_curve(
         n_val_groups=None if val_ds.groups is None else int(len(np.unique(val_ds.groups))),
         more_data=more_data,
         bias_variance=_bias_variance(points, higher, chance, scale, metric, more_data["verdict"], val_units,
-                                     val_unit_name),
+                                     val_unit_name, _held_labels(ds, val_ds) if decided else None),
         skipped=skipped, notes=notes, warnings=warnings, split=asdict(summary),
         train_rows=[rows for _, rows in jobs], val_rows=val_rows, decision=options.decision if decided else None,
         task=ds.task,
     )
+
+
+def _held_labels(ds: data.Dataset, val_ds: data.Dataset) -> list[tuple[str, int]]:
+    """A multi-label table's labels with fewer than MIN_LABEL_EVENTS validation positives or negatives (name, the
+    fewer), which the decision rule leaves at P >= 0.5 at every size (``decision.choose``); [] for other tasks."""
+    if ds.task != "multilabel":
+        return []
+    Y = np.asarray(val_ds.y).reshape(val_ds.n_samples, -1)
+    fewer = np.minimum(Y.sum(axis=0), len(Y) - Y.sum(axis=0)).astype(int)
+    return [(str(name), int(k)) for name, k in zip(ds.classes, fewer) if k < MIN_LABEL_EVENTS]
 
 
 def _decision_note(option: str, points: list[SizePoint], n_val: int, equal_shares: bool = False) -> str:
