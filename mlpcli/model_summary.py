@@ -60,7 +60,7 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "folds": fit.get("folds"),
             # per member: what each "auto" became for its rows (None for models written before)
             "resolved": {k: _same_or_list([m.get(k) for m in members]) for k in ("batch_size", "lr", "l2", "max_epochs",
-                                                                               "augment_noise")},
+                                                                               "augment_noise", "weight_decay")},
             "best_epochs": _per_member(members, fit, "best_epoch"),
             "epochs_run": _per_member(members, fit, "epochs_run"),
             "stopped_early": _per_member(members, fit, "stopped_early"),

@@ -73,7 +73,7 @@ def test_info_writes_the_options_that_train_the_same_model_again(tmp_path):
     assert res.exit_code == 0, res.output
     assert (first / "m.mlp").read_bytes() == (second / "m.mlp").read_bytes()
     summary = run(["info", str(first / "m.mlp")], env={"COLUMNS": "400"}).output
-    assert "at most 4 epochs, patience auto (growing with the best epoch), weight decay 1, beta2 0.95" in summary
+    assert "at most 4 epochs, patience auto (growing with the best epoch), weight decay 1 (auto), beta2 0.95" in summary
     shown = run(["info", str(first / "m.mlp"), "--config-out", "-"])
     assert shown.exit_code == 0 and shown.output == text
     bad = run(["info", str(first / "m.mlp"), "--config-out", str(tmp_path / "no" / "such" / "m.toml")])

@@ -253,3 +253,37 @@ def test_tune_on_targets_of_different_units_says_the_widest_decides(tmp_path):
     res = run(["tune", str(tmp_path / "s.csv"), "--target", "y1,y2", "--epochs", "2", "--folds", "2", "--hidden", "4",
                "--grid", "l2=0,0.1", "-q"])
     assert res.exit_code == 0 and "pooled over" not in res.stderr
+
+
+def test_the_auto_weight_decay_of_a_regression_does_not_shrink_its_predictions(tmp_path):
+    """AdamW's default decay (1.0, a classifier's: its temperature scales the logits back) pulled a regression's
+    predictions towards the mean: a linear model of y = 3 g0 - 2 g1 + noise (SD 0.5) scored R² 0.948, RMSE 0.834
+    against the 0.5 the noise allows. --weight-decay auto is 0.01 for regression; a classifier keeps 1.0."""
+    import json
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    X = rng.normal(size=(n, 20))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(20)])
+    frame["y"] = 3 * X[:, 0] - 2 * X[:, 1] + 0.5 * rng.normal(size=n) + 10
+    frame["label"] = np.where(X[:, 0] > 0, "a", "b")
+    frame.insert(0, "patient_id", [f"P{i // 4}" for i in range(n)])
+    frame.to_csv(tmp_path / "lin.csv", index=False)
+    res = run(["train", str(tmp_path / "lin.csv"), "--target", "y", "--drop", "label", "--hidden", "none", "-o",
+               str(tmp_path / "r.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    held_out = json.loads(res.stdout)["validation_metrics"]
+    assert held_out["r2"] > 0.97 and held_out["rmse"] < 0.6, held_out
+    res = run(["train", str(tmp_path / "lin.csv"), "--target", "label", "--drop", "y", "--hidden", "none", "--folds",
+               "2", "--epochs", "3", "-o", str(tmp_path / "c.mlp"), "-q"])
+    assert res.exit_code == 0, res.output
+    decays = {}
+    for name in ("r", "c"):
+        info = json.loads(run(["info", str(tmp_path / f"{name}.mlp"), "--json"]).stdout)
+        decays[name] = info["training"]["resolved"]["weight_decay"]
+    assert decays == {"r": 0.01, "c": 1.0}
+    res = run(["train", str(tmp_path / "lin.csv"), "--target", "y", "--drop", "label", "--hidden", "none", "--folds",
+               "2", "--epochs", "3", "--weight-decay", "0.5", "-o", str(tmp_path / "given.mlp"), "-q"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(run(["info", str(tmp_path / "given.mlp"), "--json"]).stdout)
+    assert info["training"]["resolved"]["weight_decay"] == 0.5

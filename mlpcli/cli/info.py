@@ -351,7 +351,7 @@ def _table(doc: dict) -> Table:
             patience = "auto (growing with the best epoch)" if patience == "auto" else patience
             steps += f", at most {setting('epochs', 'max_epochs')} epochs, patience {patience}"
             if optimizer == "adamw":
-                steps += f", weight decay {fmt(opts.get('weight_decay'))}"
+                steps += f", weight decay {setting('weight_decay')}"
             if optimizer in ("adam", "adamw"):
                 steps += f", beta2 {fmt(opts.get('adam_beta2'))}"
             if optimizer == "sgd":

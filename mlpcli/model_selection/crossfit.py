@@ -969,7 +969,7 @@ def _member_summary(member: int, run: FittedRun) -> dict:
             "augment_noise": float(run.options.augment_noise), "interrupted": bool(r.interrupted),
             # what "auto" became for this member's rows (`mlpcli info`)
             "batch_size": int(run.options.batch_size), "lr": float(run.options.lr), "l2": float(run.options.l2),
-            "max_epochs": int(run.options.epochs),
+            "max_epochs": int(run.options.epochs), "weight_decay": float(run.options.weight_decay),
             # the share of features whose held-out mean lies beyond the shift check's bar (`diagnose` says when a
             # member's validation curve measures a shifted batch rather than overfitting)
             **({} if run.val_shift is None else {"held_out_shifted": float(run.val_shift["mean_shifted"])}),

@@ -344,7 +344,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     (a refit replaying the members' schedule up to their best epoch)."""
     if options.hidden == AUTO:
         options = replace(options, hidden=list(SINGLE_RUN_HIDDEN))
-    options = config.resolve(options, train_ds.n_samples)
+    options = config.resolve(options, train_ds.n_samples, task=train_ds.task)
     log1p, _ = resolve_log1p(options, train_ds.X)
     hidden = options.hidden
     pre = data.Preprocessor(preprocess_config(options, log1p))
@@ -357,7 +357,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
         X_train = pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")  # (n_train, d_kept)
         # sparse input stays sparse (CSR) through training, densified a minibatch at a time
         X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype, order="C", sparse=True)  # (n_val, d_kept)
-    options = config.resolve(options, train_ds.n_samples, X_train.shape[1])  # noise needs the kept width
+    options = config.resolve(options, train_ds.n_samples, X_train.shape[1], train_ds.task)  # noise needs the kept width
 
     setup = build_loss(options, train_ds, train_ds.y)
     y_train = setup.targets(train_ds.y)
