@@ -414,8 +414,12 @@ def at_target(y: np.ndarray, p: np.ndarray, figure: str, target: float,
     ev, ot = events[:, 0], others[:, 0]
     fn, tn = ev - tp_, ot - fp_
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"threshold": t, "called": (tp_ + fp_) / (ev + ot), "sensitivity": tp_ / ev, "specificity": tn / ot,
-                "ppv": tp_ / (tp_ + fp_), "npv": tn / (tn + fn)}
+        out = {"threshold": t, "called": (tp_ + fp_) / (ev + ot), "sensitivity": tp_ / ev, "specificity": tn / ot,
+               "ppv": tp_ / (tp_ + fp_), "npv": tn / (tn + fn)}
+    # no events (no non-events) among the rows: no threshold reaches a sensitivity (specificity) of them, and there
+    # are no figures "at" it (a cohort of controls alone chose 0.456 for "sensitivity >= 0.9")
+    undefined = (ev if figure == "sensitivity" else ot) <= 0
+    return {k: np.where(undefined, np.nan, v) for k, v in out.items()}
 
 
 # A reliability curve's bins hold at least this many samples each (at most CURVE_BINS bins)

@@ -151,3 +151,22 @@ def test_evaluate_reports_targets_beside_thresholds(risk_model, tmp_path):
     for bad in ("sens=1.5", "ppv=0.9", "sens=x"):
         assert_clean_error(run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid",
                                 "--operating-points", bad]), "--operating-points", "sens=", code=2)
+
+
+def test_a_cohort_of_one_class_has_no_target_threshold_and_says_what_its_balanced_accuracy_is(risk_model, tmp_path):
+    """Controls alone: "sensitivity >= 0.9" chose a threshold (0.456) and gave figures at it, and the balanced accuracy
+    (their specificity) stood as the main metric without a word."""
+    table = _cohort(700, 2)
+    table[table["label"] == "none"].to_csv(tmp_path / "controls.csv", index=False)
+    res = run(["evaluate", risk_model, str(tmp_path / "controls.csv"), "--id", "pid", "--operating-points",
+               "0.3,sens=0.9,spec=0.9", "--bootstrap", "100", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    sens, spec = doc["operating_points"][1], doc["operating_points"][2]
+    assert sens["threshold"] is None and sens["called"] is None and sens["specificity"] is None, sens
+    assert spec["threshold"] is not None and spec["specificity"] >= 0.9  # non-events there: a threshold exists
+    assert any("the balanced accuracy is 'none''s recall alone (specificity)" in n for n in doc["notes"]), doc["notes"]
+    res = run(["evaluate", risk_model, str(tmp_path / "controls.csv"), "--id", "pid", "--operating-points", "sens=0.9"])
+    assert res.exit_code == 0 and "nan" not in res.output and "— (sensitivity >= 0.9)" in res.output, res.output
+    at = metrics.at_target(np.zeros(5), np.linspace(0.1, 0.9, 5), "sensitivity", 0.9)
+    assert all(np.isnan(v[0]) for v in at.values())

@@ -99,8 +99,10 @@ def _operating_points_table(rows: list[dict], n: int) -> Table:
         return f"{row[key]:.3f}" + (f" ({interval[0]:.3f} – {interval[1]:.3f})" if interval else (" (—)" if ci else ""))
 
     for row in rows:
-        where = f"{row['threshold']:.4g}" + (f" ({row['target']})" if row.get("target") else "")
-        table.add_row(where, f"{row['called']:,} of {n:,} ({row['called_share']:.1%})",
+        where = ("—" if row["threshold"] is None else f"{row['threshold']:.4g}") + \
+            (f" ({row['target']})" if row.get("target") else "")
+        called = "—" if row["called"] is None else f"{row['called']:,} of {n:,} ({row['called_share']:.1%})"
+        table.add_row(where, called,
                       *[cell(row, k) for k in ("sensitivity", "specificity", "ppv", "npv")])
     if any(row.get("target") for row in rows):
         table.caption = ("a target's threshold is chosen on these rows: the other figures at it are a little "

@@ -760,8 +760,10 @@ def _operating_points(task: str, y: np.ndarray, proba: np.ndarray, items, groups
         rows.append(row)
     for j, (figure, level) in enumerate(targets):
         at = {k: float(v[0]) for k, v in metrics.at_target(y, p, figure, level).items()}
-        row = {"threshold": at["threshold"], "target": f"{figure} >= {level:g}", "called": int(np.sum(p >= at["threshold"])),
-               "called_share": at["called"]}
+        chosen = math.isfinite(at["threshold"])  # (no events, or no non-events, to reach the target on: none)
+        row = {"threshold": at["threshold"] if chosen else None, "target": f"{figure} >= {level:g}",
+               "called": int(np.sum(p >= at["threshold"])) if chosen else None,
+               "called_share": at["called"] if chosen else None}
         if bootstrap:
             row["threshold_ci"] = None if ci_targets is None else ci_targets["threshold"][j]
         for k in OPERATING_FIGURES:
@@ -1152,11 +1154,13 @@ def _absent_note(task: str, y: np.ndarray, classes: list, overall: dict | None =
     if task == "binary":
         held = int(np.argmax(support))  # no positive (class 1): no recall or average precision either
         undefined = "ROC AUC and MCC" if held else "ROC AUC, average precision, recall and MCC"
-        return f"the table holds class {str(classes[held])!r} alone: {undefined} are undefined (—)"
+        return (f"the table holds class {str(classes[held])!r} alone: {undefined} are undefined (—), and the balanced "
+                f"accuracy is {str(classes[held])!r}'s recall alone ({'sensitivity' if held else 'specificity'}), not "
+                "a mean over classes")
     present = [c for c, k in zip(classes, support) if k > 0]
     if len(present) == 1:
         return f"the table holds class {str(present[0])!r} alone: ROC AUC, MCC and the other classes' recall are " \
-               "undefined (—)"
+               f"undefined (—), and the balanced accuracy is {str(present[0])!r}'s recall alone, not a mean over classes"
     predicted = np.asarray((overall or {}).get("confusion_matrix") or np.zeros((0, 0))).sum(axis=0)
     called = [(c, int(predicted[k])) for k, c in enumerate(classes) if support[k] == 0 and k < len(predicted)
               and predicted[k] > 0]
