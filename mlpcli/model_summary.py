@@ -162,7 +162,9 @@ def trust_summary(model: Model) -> dict:
                                            "calibration_rows": int(len(basis.calibration)),
                                            # calibration_rows are patients, one value each (ood.calibrate)
                                            "calibration_per_patient": bool(basis.weighted),
-                                           "class_relative": bool(basis.relative)},
+                                           "class_relative": bool(basis.relative),
+                                           # calibrated on a labelled cohort (recalibrate), not held-out training rows
+                                           **({"cohort": basis.cohort} if basis.cohort is not None else {})},
         "absent_features_check": zero_share is not None,
         # fingerprints of the training rows, which predict and evaluate recognise (format 8; predict.seen)
         "training_rows": None if model.training_rows is None else int(len(model.training_rows)),

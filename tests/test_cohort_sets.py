@@ -331,3 +331,14 @@ def test_a_files_cohort_rows_must_be_sorted_and_belong_to_a_recalibration(site, 
                         lambda arrays: arrays)
     with pytest.raises(ModelFileError, match="'cohort_rows' needs model format version 16"):
         model_io.load(old)
+
+
+def test_info_says_the_flag_is_calibrated_on_the_cohort(site):
+    """info described a cohort-calibrated flag as "calibrated on 150 held-out patients" of the training rows."""
+    out = " ".join(run(["info", str(site / "cohort.mlp")], env={"COLUMNS": "400"}).output.split())
+    assert ("calibrated on 300 samples of 150 patients of cohort.csv (recalibrate; each patient counted once)"
+            in out), out
+    doc = json.loads(run(["info", str(site / "cohort.mlp"), "--json"]).stdout)
+    assert doc["trust"]["ood"]["cohort"]["data"] == "cohort.csv"
+    trained = " ".join(run(["info", str(site / "m.mlp")], env={"COLUMNS": "400"}).output.split())
+    assert "(recalibrate" not in trained and "held-out patients (each counted once)" in trained

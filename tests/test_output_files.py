@@ -345,3 +345,18 @@ def test_an_h5ad_copy_falls_back_where_copy_file_range_copies_nothing(tmp_path, 
         monkeypatch.setattr(os, "copy_file_range", lambda *a, **k: 0)
     write_obs_columns(tmp_path / "in.h5ad", tmp_path / "out.h5ad", {"mlpcli_x": np.arange(20.0)})
     assert np.array_equal(anndata.read_h5ad(tmp_path / "out.h5ad").X, X)
+
+
+def test_a_model_output_named_as_a_table_is_a_usage_error(tmp_path):
+    """`train -o rr.csv` wrote a zip archive under a table's name (predict refuses `-o x.mlp` alike)."""
+    from tables import make_table
+
+    make_table("multiclass", n_patients=10, per_patient=2).to_csv(tmp_path / "t.csv", index=False)
+    for name in ("m.csv", "m.TSV.gz", "m.parquet", "m.json"):
+        res = run(["train", str(tmp_path / "t.csv"), "--epochs", "2", "-o", str(tmp_path / name)])
+        assert res.exit_code == 2 and f"--out: '{name}' is named as a" in res.output and "name it .mlp" in res.output
+        assert not (tmp_path / name).exists()
+    res = run(["train", str(tmp_path / "t.csv"), "--epochs", "2", "--folds", "1", "-q", "-o", str(tmp_path / "model")])
+    assert res.exit_code == 0, res.output
+    res = run(["recalibrate", str(tmp_path / "model"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "r.csv")])
+    assert res.exit_code == 2 and "'r.csv' is named as a .csv file" in res.output

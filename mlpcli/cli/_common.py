@@ -880,6 +880,24 @@ def write_together(files: dict[str, bytes], last=None) -> None:
 
 
 
+# The suffixes of what a model file is not: a table, a report, a figure, a config file. `train -o rr.csv` wrote a zip
+# archive under a table's name, which the next script read as a table (predict refuses `-o x.mlp` alike)
+NOT_MODEL_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".h5ad", ".json", ".toml", ".png", ".svg", ".pdf", ".h5",
+                      ".xlsx", ".feather")
+
+
+def check_model_name(path: str, flag: str) -> None:
+    """A usage error when the model file ``path`` (``flag``'s) is named as a table, report, figure or config file."""
+    from ..data.sources import format_suffix
+
+    if str(path) == "-":
+        return
+    ext, _ = format_suffix(path)
+    if ext in NOT_MODEL_SUFFIXES:
+        raise click.UsageError(f"{flag}: {os.path.basename(os.fspath(path))!r} is named as a {ext} file, and {flag} "
+                               "writes a model (a zip archive that predict, evaluate and info read); name it .mlp")
+
+
 def check_writable(path: str, flag: str) -> None:
     """Fail before a long run, not after it, when an output cannot be written."""
     from ..errors import OutputError

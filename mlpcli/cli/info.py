@@ -237,11 +237,18 @@ def _trust_text(trust: dict, grouped: bool = True) -> str:
         if basis is None:
             lacking.append("out-of-distribution flags (--ood)")
         else:
+            if basis.get("cohort"):  # recalibrate --conformal cohort: the labelled table's samples
+                cohort = basis["cohort"]
+                samples = cohort.get("n") or basis["calibration_rows"]
+                patients = f" of {cohort['patients']:,} patients" if cohort.get("patients") else ""
+                on = (f"{samples:,} samples{patients} of {cohort.get('data') or 'a labelled cohort'} (recalibrate"
+                      + ("; each patient counted once)" if patients else ")"))
+            else:
+                on = f"{basis['calibration_rows']:,} held-out " + ("patients (each counted once)"
+                                                                    if basis["calibration_per_patient"] else "rows")
             have.append(f"out-of-distribution flags (--ood) from {basis['components']} components of "
                         f"{basis['features']:,} features and {basis['reference_rows']:,} training rows, calibrated on "
-                        f"{basis['calibration_rows']:,} held-out "
-                        + ("patients (each counted once)" if basis["calibration_per_patient"] else "rows")
-                        + ("" if basis["class_relative"] else " (the distance alone, not the class-relative one)"))
+                        f"{on}" + ("" if basis["class_relative"] else " (the distance alone, not the class-relative one)"))
     (have if trust["absent_features_check"] else lacking).append("the absent-gene warning")
     if trust.get("training_rows") is not None:
         seen_as = trust.get("training_rows_seen_as") or "trained on"

@@ -7,7 +7,7 @@ import click
 from ..predict.recalibrate import CONFORMAL_CHOICES
 from ..recalibration import METHODS, p_text
 from ._common import (
-    Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_writable, debug_option, distinct_files, fmt, handle_errors,
+    Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_model_name, check_writable, debug_option, distinct_files, fmt, handle_errors,
     json_option, named_file, print_json, quiet_option, role_options, stdout_console, threads_context, threads_option,
     write_together,
 )
@@ -145,6 +145,7 @@ def recalibrate(model_path, data_file, out, method, alpha, conformal, fill_missi
         raise click.UsageError("-o: give the recalibrated model a file name (a model file is not written to "
                                "standard output)")
     distinct_files({"--out": out}, {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
+    check_model_name(out, "--out")
     check_writable(out, "--out")
     if not as_json:
         check_stdout_open("the recalibration report")

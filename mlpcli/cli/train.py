@@ -16,7 +16,7 @@ from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
 from ._common import (
     named_file, per_class_recall,
-    Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_writable, debug_option,
+    Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_model_name, check_writable, debug_option,
     distinct_files, fmt, fmt_ci, fmt_metric, handle_errors, interrupted_exit, json_option, model_to_terminal, on_standard_output,
     one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
     threads_context, threads_option, warn_workers, write_together,
@@ -342,6 +342,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     options = options_from_params(params)
     if out == "-":  # standard output, as "-" means for every other output (a file named "-" surprised users)
         out = "/dev/stdout"
+    check_model_name(out, "--out")
     check_writable(out, "--out")
     history_path, oof_path = stdout_alias(history_path), stdout_alias(oof_path)  # /dev/stdout is "-"
     model_to_terminal("-" if out == "/dev/stdout" else out, "-o")

@@ -10,7 +10,7 @@ from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
 from ._common import (
     named_file,
-    Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
+    Table, CONTEXT_SETTINGS, check_table_output, check_model_name, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
     fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
     stderr_console, stdout_alias, stdout_console, threads_context, warn_workers, write_together, model_to_terminal,
 )
@@ -200,6 +200,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
                    {"DATA": data_file, "--samples": options.samples})
     check_table_output(results_path, "--results")
     if refit:
+        check_model_name(out, "--out")
         check_writable(out, "--out")
     err = stderr_console(quiet)
     ds = load_for_cv(data_file, options, quiet)

@@ -169,7 +169,9 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         new.conformal = calibrate_cohort(metrics.class_proba(model.task, held_out)[fresh], y[fresh], sub, first[fresh],
                                          cohort=cohort)
         if ood_parts is not None:  # the flag's p-values among this population's samples (split conformal)
-            new.ood = recalibrated(model.ood, ood_parts[fresh], sub, cohort=cohort_base)
+            used = cohort_base if fresh.all() else {**cohort_base, "n": int(fresh.sum()), **(
+                {} if sub is None else {"patients": len(np.unique(sub.astype(str)))})}  # (the rows it is calibrated on)
+            new.ood = recalibrated(model.ood, ood_parts[fresh], sub, cohort=used)
     # what evaluate recognises as this table's rows, in any copy or part of it: when the model holds anything fitted on it
     cohort_sets = conformal == COHORT and fresh.any()
     new.cohort_rows = cohort_rows if new.recalibration is not None and kept != "none" or cohort_sets else None
