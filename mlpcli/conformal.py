@@ -182,6 +182,13 @@ class ConformalCalibration:
     def n(self) -> int:
         return int(len(self.label))
 
+    @property
+    def patients(self) -> int | float:
+        """The patients the scores count (their weights' sum): a whole number as an int (a sum of 1 / rows per patient
+        is 39.99999999999999 for 40), else rounded to 6 decimals (the weights of a subsample beyond MAX_ROWS rows)."""
+        total = float(self.weight.sum())
+        return int(round(total)) if abs(total - round(total)) < 1e-6 else round(total, 6)
+
     def describe(self) -> dict:
         """JSON-able summary (model.json's ``conformal`` field, besides the arrays)."""
         return {"n": self.n, "n_rows": int(self.n_rows), "source": self.source,

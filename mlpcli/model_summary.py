@@ -153,7 +153,7 @@ def trust_summary(model: Model) -> dict:
         "prediction_sets": None if cal is None else {"source": cal.source, "scores": int(cal.n),
                                                      "rows": int(cal.n_rows),
                                                      # a sum of 1/rows per patient: 39.99999999999999 for 40
-                                                     "patients": round(float(cal.weight.sum()), 6),
+                                                     "patients": cal.patients,
                                                      # source "cohort": the labelled table (``mlpcli recalibrate``)
                                                      **({"cohort": cal.cohort} if cal.cohort is not None else {})},
         "ood": None if basis is None else {"features": int(basis.n_features),

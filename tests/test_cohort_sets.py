@@ -59,7 +59,8 @@ def test_sets_calibrated_on_the_cohort_hold_the_level_at_the_site_where_the_trai
     assert 0.85 <= cohort["coverage"] <= 0.95, cohort
     assert training["coverage"] < 0.88 and cohort["coverage"] > training["coverage"] + 0.02, (training, cohort)
     doc = json.loads((site / "cohort.json").read_text())
-    assert doc["prediction_sets"] == {"source": "cohort", "scores": 300, "patients": 150.0}
+    assert doc["prediction_sets"] == {"source": "cohort", "scores": 300, "patients": 150}
+    assert isinstance(doc["prediction_sets"]["patients"], int)  # a count, as cohort.patients is (60.0 before)
     assert json.loads((site / "training.json").read_text())["prediction_sets"]["source"] == "out-of-fold"
     assert any("calibrated on this table's 300 samples of 150 patients" in note for note in doc["notes"]), doc["notes"]
 

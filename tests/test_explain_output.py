@@ -95,6 +95,7 @@ def test_titles_count_the_genes_ranked_and_print_names_as_written(models, tmp_pa
     doc = json.loads(run(["explain", models["ensemble"][0], models["ensemble"][1], "--top", "2", "--json",
                           "-q"]).stdout)
     assert doc["n_features"] == 12
+    assert isinstance(doc["warnings"], list) and isinstance(doc["notes"], list)  # the keys predict's and evaluate's hold
 
 
 def test_a_class_from_one_patient_gets_no_bootstrap_stability(models):

@@ -181,8 +181,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                          absent=samples.filled, patients=samples.patients, progress=progress)
     notes = stderr_console(quiet)
     render_notes(notes, [*samples.notes, *result.notes], [])
-    render_notes(stderr_console(False), [], [*samples.warnings, *_training_table_warning(model, data_file, samples,
-                                                                                        method)])
+    warnings = [*samples.warnings, *_training_table_warning(model, data_file, samples, method)]
+    render_notes(stderr_console(False), [], warnings)
     gap = result.completeness
     if gap is not None and not gap["passed"]:
         from ..errors import TrainingError
@@ -220,7 +220,9 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     else:
         write_ranking()
     if as_json:
-        print_json({"model": model_path, "data": data_file, "out": out, "plot": plot_path, **result.to_dict()})
+        # the warnings were said on stderr too; here with the notes, as predict's and evaluate's documents hold them
+        print_json({"model": model_path, "data": data_file, "out": out, "plot": plot_path, **result.to_dict(),
+                    "warnings": warnings})
         return
     # standard output holds the ranking (-o -): the summary goes to stderr, as train's and predict's do
     console = stderr_console() if out == "-" else stdout_console()

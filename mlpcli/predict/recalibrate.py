@@ -64,7 +64,7 @@ class RecalibrationResult:
         rc, cal = self.model.recalibration, self.model.conformal
         # where the written model's prediction sets take their scores from ("cohort": this table), None without sets
         sets = None if cal is None else {"source": cal.source, "scores": int(cal.n),
-                                         "patients": round(float(cal.weight.sum()), 6)}
+                                         "patients": cal.patients}
         return {"kept": self.kept, "method": self.method, "n": self.n, "cohort": self.cohort, "test": self.test,
                 "figures": self.figures, "recalibration": None if rc is None else rc.to_dict(),
                 "prediction_sets": sets, "notes": self.notes, "warnings": self.warnings}
