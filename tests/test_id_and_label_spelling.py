@@ -237,3 +237,13 @@ def test_an_unknown_label_in_a_whole_table_names_its_file_once(tmp_path):
         res = run(args)
         assert_clean_error(res, "small.csv: target 'label' holds labels the model does not know: 'Other'")
         assert res.output.count("small.csv") == 1, res.output
+
+
+def test_the_split_table_quotes_a_class_with_a_space_at_an_end(tmp_path):
+    """'A' and 'A ' (trained apart, with a warning) were two rows "class A" in the split table."""
+    frame = cohort([f"S{i}" for i in range(30)], labels=["a", "a ", "b"] * 10)
+    res = run(["train", write(frame, tmp_path / "t.csv"), "--no-group", "--folds", "1", "--epochs", "2", "-o",
+               str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    rows = [line for line in res.output.splitlines() if "class " in line and "│" in line]
+    assert any("class a " in r and "'a '" not in r for r in rows) and any("class 'a '" in r for r in rows), rows

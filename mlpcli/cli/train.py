@@ -106,8 +106,10 @@ class _Progress(StderrBar):
 
 
 def _count_label(name, multilabel: bool) -> str:
-    """A row of the split table's counts: a class's samples, or for multi-label a label's positive samples."""
-    return f"label {name} (positives)" if multilabel else f"class {name}"
+    """A row of the split table's counts: a class's samples, or for multi-label a label's positive samples. A name
+    with spaces at either end is quoted: 'A' and 'A ' (a spreadsheet's trailing space) printed as two rows "class A"."""
+    shown = repr(str(name)) if str(name) != str(name).strip() or not str(name) else name
+    return f"label {shown} (positives)" if multilabel else f"class {shown}"
 
 
 def _split_table(split: dict, members: list[dict], folds: int = 1, multilabel: bool = False) -> Table:
