@@ -445,3 +445,7 @@ def test_evaluate_on_its_own_recalibration_table_does_not_also_advise_recalibrat
     assert any("systematically too moderate" in w for w in other["warnings"]), other["warnings"]
     assert not any("systematically too" in w or "recalibrate on this population" in w.lower() for w in own["warnings"])
     assert any("the table the model was recalibrated on" in w for w in own["warnings"]), own["warnings"]
+    # info marks the stored held-out figures as the trained model's (a review read them as the recalibrated one's)
+    shown = " ".join(run(["info", str(tmp_path / "w.mlp")], env={"COLUMNS": "400"}).output.split())
+    assert "of the model as trained, before its recalibration on weak.csv" in shown
+    assert "before its recalibration" not in " ".join(run(["info", str(m5)], env={"COLUMNS": "400"}).output.split())

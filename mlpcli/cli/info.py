@@ -412,6 +412,9 @@ def _table(doc: dict) -> Table:
             at += f"; optimistic: tune --refit chose the setting from {of} by their scores on these samples"
         if tr.get("refit_epochs"):  # the members' held-out figures: the shipped network has no held-out rows
             at += "; the cross-fitted members', which overstate the refit network that ships"
+        if net.get("recalibration"):  # the figures are the trained model's, labelled by its training rule
+            cohort = (net["recalibration"].get("cohort") or {}).get("data") or "a labelled cohort"
+            at += f"; of the model as trained, before its recalibration on {cohort} (its rule and threshold since moved)"
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
         if held.get("per_class"):  # each class's recall (absent in older model files)
             table.add_row(f"{held['kind'] or 'held-out'} recall", per_class_recall(held["per_class"]))
