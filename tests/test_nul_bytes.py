@@ -43,11 +43,12 @@ def test_a_nul_byte_in_a_number_is_an_error_naming_line_and_column(model, tmp_pa
     _frame(seed=1).to_csv(path, index=False)
     _with_nul(path, 5, 3)  # g2 of the fourth sample
     out = tmp_path / "out.csv"
-    args = {"train": ["train", str(path), "--no-group", "--folds", "1", "--epochs", "2", "-o", str(out)],
+    args = {"train": ["train", str(path), "--no-group", "--folds", "1", "--epochs", "2", "-o",
+                      str(out.with_suffix(".mlp"))],
             "predict": ["predict", str(model / "m.mlp"), str(path), "-o", str(out)],
             "evaluate": ["evaluate", str(model / "m.mlp"), str(path)]}[command]
     assert_clean_error(run(args), "nul.csv: line 5, column 'g2' holds a NUL byte (0x00)")
-    assert not out.exists()
+    assert not out.exists() and not out.with_suffix(".mlp").exists()
 
 
 def test_a_nul_byte_in_a_label_is_an_error_in_text_and_in_parquet(tmp_path):

@@ -344,7 +344,6 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     options = options_from_params(params)
     if out == "-":  # standard output, as "-" means for every other output (a file named "-" surprised users)
         out = "/dev/stdout"
-    check_model_name(out, "--out")
     check_writable(out, "--out")
     history_path, oof_path = stdout_alias(history_path), stdout_alias(oof_path)  # /dev/stdout is "-"
     model_to_terminal("-" if out == "/dev/stdout" else out, "-o")
@@ -353,6 +352,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
                        "--json": as_json})
     distinct_files({"--out": out, "--history": history_path, "--oof": oof_path},
                    {"DATA": data_file, "--val-data": options.val_data, "--samples": options.samples})
+    check_model_name(out, "--out")  # (after: an output that is an input is the more telling error)
     if data_file == "-" and options.val_data == "-":  # the second reader would find standard input empty
         raise click.UsageError("DATA - and --val-data - would both read standard input; give one of them a file name")
     check_table_output(history_path, "--history")

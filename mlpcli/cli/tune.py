@@ -200,8 +200,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
                    {"DATA": data_file, "--samples": options.samples})
     check_table_output(results_path, "--results")
     if refit:
-        check_model_name(out, "--out")
         check_writable(out, "--out")
+        check_model_name(out, "--out")
     err = stderr_console(quiet)
     ds = load_for_cv(data_file, options, quiet)
     if refit and isinstance(options.folds, int) and options.folds > 1:  # the refit's members, before the tuning
