@@ -394,3 +394,18 @@ def test_a_rare_label_held_at_half_is_named_in_the_bias_answer(tmp_path):
     answer, positives = doc["bias_variance"], doc["split"]["class_counts_val"]["labC"]
     assert positives < 10 and answer["verdict"] == "bias", (positives, answer)
     assert f"'labC' ({positives}) has fewer than 10 validation positives" in answer["caveat"], answer
+
+
+def test_one_size_standing_out_does_not_turn_no_signal_into_a_call_for_capacity():
+    """On 1,000 random labels the 10 % size read 0.610 on the 200 validation rows its early stopping chose by, every
+    other size stayed at chance, and the answer was "both bias and variance ... a more flexible model"."""
+    train = [0.95, 0.9, 0.85, 0.8]
+    one = _bias_variance(_points([0.61, 0.51, 0.50, 0.51], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
+                         "balanced_accuracy", val_units=2000)
+    assert one["verdict"] == "no_signal" and "every size but one" in one["text"], one
+    two = _bias_variance(_points([0.61, 0.62, 0.50, 0.51], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
+                         "balanced_accuracy", val_units=2000)
+    assert two["verdict"] != "no_signal"
+    last = _bias_variance(_points([0.51, 0.50, 0.51, 0.61], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
+                          "balanced_accuracy", val_units=2000)
+    assert last["verdict"] != "no_signal"  # the largest size must be within the band
