@@ -3,6 +3,7 @@ its scores, optimism only where something was chosen, and older files without th
 
 import json
 
+import numpy as np
 import pytest
 
 from cli_helpers import assert_clean_error, run
@@ -166,3 +167,18 @@ def test_the_refit_models_notes_are_said_where_its_warnings_point_to_them(tmp_pa
     refit = [line for line in res.output.splitlines() if line.startswith("· --refit: ")]
     assert any("not calibrated" in line for line in refit), res.output
     assert not any("numeric columns" in line for line in refit)  # the table's notes are not said twice
+
+
+def test_the_refit_does_not_repeat_the_tunings_batch_warning(tmp_path):
+    """A batch confounded with the label was warned of twice by `tune --refit`: the tuning's and the refit's words."""
+    from tables import make_table
+
+    df = make_table(n_patients=30, n_features=4)
+    labels = sorted(df["label"].unique())
+    df["batch"] = np.where(df["label"] == labels[0], "B1", "B2")
+    df.to_csv(tmp_path / "conf.csv", index=False)
+    res = run(["tune", str(tmp_path / "conf.csv"), "--grid", "hidden=4|none", "--folds", "2", "--epochs", "3",
+               "--refit", "-o", str(tmp_path / "m.mlp"), "--json"])
+    assert res.exit_code == 0, res.output
+    warned = [w for w in json.loads(res.stdout)["warnings"] if "confounded with 'batch'" in w]
+    assert len(warned) == 1, warned

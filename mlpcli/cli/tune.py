@@ -243,7 +243,9 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
             # refit leaves neither output and exits 128 + the signal, as every other stopped tuning does.
             raise KeyboardInterrupt
         # the refit's own warnings (a chosen option its ensemble does not read, constant features): of the model
-        result.warnings.extend(w for w in outcome.warnings if w not in result.warnings)
+        # (a warning of the same finding, worded for the refit's estimate, once: the batch confounding came twice)
+        said = {w.split(":", 1)[0] for w in result.warnings}
+        result.warnings.extend(w for w in outcome.warnings if w.split(":", 1)[0] not in said)
         refit_doc = {"model": out, "setting": result.best.setting, "validation_metrics": outcome.val_metrics,
                      "members": len(outcome.model.members), "notes": outcome.notes,
                      # the rule its labels (and the label metrics above) follow, as train --json's network.decision
