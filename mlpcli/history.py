@@ -474,7 +474,9 @@ def capacity_tried(fit: dict, config: dict) -> str | None:
 
     folds = fit.get("folds")
     where = "out-of-fold" if isinstance(folds, int) and folds > 1 else "validation"
-    return (f"--hidden auto also trained {describe(best)}: {where} {display_name(metric)} {value(best)}, against "
+    # the candidates are scored by their most probable class: a balanced rule's summary figure reads otherwise
+    by = " (each by its most probable class)" if up and metric == "balanced_accuracy" else ""
+    return (f"--hidden auto also trained {describe(best)}: {where} {display_name(metric)}{by} {value(best)}, against "
             f"{value(chosen)} for the network it chose ({describe(chosen)})")
 
 

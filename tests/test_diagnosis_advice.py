@@ -289,7 +289,8 @@ def test_a_larger_network_the_run_already_tried_turns_the_advice_to_the_features
            "portfolio": [{"hidden": [], "augment_noise": 0.0, "score": 0.55},
                          {"hidden": [128], "augment_noise": 0.0, "score": 0.5463}]}
     tried = capacity_tried(fit, {"hidden": "auto", "resolved": {"hidden": []}})
-    assert tried == ("--hidden auto also trained hidden 128: validation balanced accuracy 0.546, against 0.550 for "
+    assert tried == ("--hidden auto also trained hidden 128: validation balanced accuracy (each by its most probable "
+                     "class) 0.546, against 0.550 for "
                      "the network it chose (no hidden layer)")
     d = diagnose(_flat(0.654), _flat(0.699, seed=1), baseline=0.6918, capacity_tried=tried)
     assert d.label == "underfit_capacity" and d.evidence["cause"] == "larger_model_tried"
@@ -366,7 +367,7 @@ def test_a_model_file_carries_the_larger_candidate_and_the_validation_table(tmp_
 
     c = read_curves(str(model))
     assert c.validation_table == str(va)
-    assert c.capacity_tried.startswith("--hidden auto also trained hidden 128: validation balanced accuracy ")
+    assert c.capacity_tried.startswith("--hidden auto also trained hidden 128: validation balanced accuracy (each by")
     assert c.capacity_tried.endswith("for the network it chose (no hidden layer)")
     res = run(["diagnose", str(model), "--json"])
     assert res.exit_code == 0, res.output
