@@ -85,3 +85,23 @@ def test_a_stop_after_the_command_ended_says_its_outputs_are_complete():
     assert res.returncode == 143
     assert res.stderr == ("Interrupted by SIGTERM after the command had ended: its outputs and the lines above are "
                           "complete.\n")
+
+
+def test_a_stop_that_cuts_the_summary_short_still_says_the_model_is_complete(tmp_path):
+    """A stop signal to a job's whole process group took its output's reader too: the summary's write failed, the held
+    interrupt was raised, and the job log ended in a bare "Interrupted." (exit 130) over a complete model file."""
+    model = tmp_path / "m.mlp"
+    code = ("import os, signal, sys\n"
+            "import mlpcli.cli.train as t\n"
+            "def summary(*a, **k):  # the stop arrives, then the write fails: the reader is gone\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "t._summary_table = summary\n"
+            "from mlpcli import _entry\n"
+            f"sys.argv = ['mlpcli', 'train', {SAMPLE!r}, '--folds', '2', '--epochs', '2', '--hidden', 'none',\n"
+            f"            '-o', {str(model)!r}]\n"
+            "_entry.main()\n")
+    res = _run(code)
+    assert res.returncode == 130, res.stderr
+    assert f"stopped once training was over; the complete model is written to {model}" in " ".join(res.stderr.split())
+    assert model.exists()

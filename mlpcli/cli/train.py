@@ -105,6 +105,42 @@ class _Progress(StderrBar):
         return f"still training, {minutes:.0f} min in" + (f" (last: {self.last})" if self.last else "")
 
 
+def _print_summary(outcome, out: str, as_json: bool, quiet: bool, early_notes: list, early_warnings: list,
+                   tables_on_stdout: bool, started: float) -> None:
+    """train's report once the model is written: the --json document, or the notes, warnings, split and summary
+    tables. A stop signal meanwhile is held to its end (``interrupts.finishing``: into ``outcome.stopped``)."""
+    with interrupts.finishing(outcome.stopped):
+        if as_json:
+            from ..model_summary import network_summary, positive_class
+
+            report([], outcome.warnings[len(early_warnings):], quiet)
+            print_json({
+                "model": out, "task": outcome.model.task, "classes": [str(c) for c in outcome.model.classes],
+                "positive_class": positive_class(outcome.model),
+                # what the summary's "model" row says: members, layer widths (the architecture --hidden auto chose), loss
+                "network": network_summary(outcome.model),
+                "split": outcome.model.split, "fit": outcome.model.fit, "baseline": outcome.model.baseline,
+                "validation_metrics": outcome.val_metrics,
+                "interval": outcome.interval.to_dict() if outcome.interval is not None else None,
+                "held_out": "out-of-fold" if outcome.model.is_ensemble or outcome.fitted.refit_epochs else "validation",
+                "metrics_caveat": outcome.metrics_caveat,
+                "calibration": outcome.calibration.to_dict() if outcome.calibration else None,
+                "diagnosis": outcome.diagnosis.to_dict() if outcome.diagnosis is not None else None,
+                "notes": outcome.notes, "warnings": outcome.warnings, "seconds": outcome.seconds,
+                "wall_seconds": time.perf_counter() - started,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            })
+        else:
+            report(outcome.notes[len(early_notes):], outcome.warnings[len(early_warnings):], quiet)
+            # standard output holds a table (--oof -, --history -): the summary goes to stderr beside the notes
+            con = stderr_console() if tables_on_stdout else stdout_console()
+            fit = outcome.model.fit
+            folds = fit.get("folds") if isinstance(fit.get("folds"), int) else 1
+            con.print(_split_table(outcome.model.split, fit.get("members") or [], folds,
+                                   multilabel=outcome.model.task == "multilabel"))
+            con.print(_summary_table(outcome, out, time.perf_counter() - started))
+
+
 def _count_label(name, multilabel: bool) -> str:
     """A row of the split table's counts: a class's samples, or for multi-label a label's positive samples. A name
     with spaces at either end is quoted: 'A' and 'A ' (a spreadsheet's trailing space) printed as two rows "class A"."""
@@ -411,37 +447,13 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
         write_together(files, last=last)
 
     # the model is written: a stop signal while the summary is printed waits for it (a job log that ended in a bare
-    # "Interrupted by SIGTERM." read as "no model"), then says the model is complete, below
-    with interrupts.finishing(outcome.stopped):
-        if as_json:
-            from ..model_summary import network_summary, positive_class
-
-            report([], outcome.warnings[len(early_warnings):], quiet)
-            print_json({
-                "model": out, "task": outcome.model.task, "classes": [str(c) for c in outcome.model.classes],
-                "positive_class": positive_class(outcome.model),
-                # what the summary's "model" row says: members, layer widths (the architecture --hidden auto chose), loss
-                "network": network_summary(outcome.model),
-                "split": outcome.model.split, "fit": outcome.model.fit, "baseline": outcome.model.baseline,
-                "validation_metrics": outcome.val_metrics,
-                "interval": outcome.interval.to_dict() if outcome.interval is not None else None,
-                "held_out": "out-of-fold" if outcome.model.is_ensemble or outcome.fitted.refit_epochs else "validation",
-                "metrics_caveat": outcome.metrics_caveat,
-                "calibration": outcome.calibration.to_dict() if outcome.calibration else None,
-                "diagnosis": outcome.diagnosis.to_dict() if outcome.diagnosis is not None else None,
-                "notes": outcome.notes, "warnings": outcome.warnings, "seconds": outcome.seconds,
-                "wall_seconds": time.perf_counter() - started,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            })
-        else:
-            report(outcome.notes[len(early_notes):], outcome.warnings[len(early_warnings):], quiet)
-            # standard output holds a table (--oof -, --history -): the summary goes to stderr beside the notes
-            con = stderr_console() if tables_on_stdout else stdout_console()
-            fit = outcome.model.fit
-            folds = fit.get("folds") if isinstance(fit.get("folds"), int) else 1
-            con.print(_split_table(outcome.model.split, fit.get("members") or [], folds,
-                                   multilabel=outcome.model.task == "multilabel"))
-            con.print(_summary_table(outcome, out, time.perf_counter() - started))
+    # "Interrupted by SIGTERM." read as "no model"), then says the model is complete, below; one that cuts the
+    # summary short (its reader gone with the same signal, the write failing) says so too
+    try:
+        _print_summary(outcome, out, as_json, quiet, early_notes, early_warnings, tables_on_stdout, started)
+    except KeyboardInterrupt as exc:
+        exc.on_stop = f"stopped once training was over; the complete model is written to {out}"
+        raise
     if outcome.interrupted:
         interrupted_exit(what=f"{_kept_words(outcome.model.fit)}; model written to {out}")
     if outcome.stopped and options.refit and not outcome.model.fit.get("refit_epochs"):  # the refit network cut
