@@ -375,6 +375,8 @@ class _Run:
         self.input_dtype = model.network.dtype if self.transform_once else np.float64
         self.stats = _ShiftStats(model.preprocessor)
         self.n_far, self.first_far = 0, None  # values far beyond the training values (``_count_far``)
+        self.empty_rows: list[str] = []  # the first few rows with 0 in every feature (``_count_empty``), and how many
+        self.n_empty = 0
         # the shift check's sample counts are of patients when the table names them (samples of one patient
         # are not independent)
         self.group_count = _GroupCount() if self.plan.roles.group else None
@@ -560,6 +562,7 @@ class _Run:
             elif seen is not None:
                 seen[s:e] = self.seen.match(X)
             keep = None if novel is None or not novel[s:e].any() else ~novel[s:e]
+            self._count_empty(X, first_row + s, None if ids is None else ids[s:e])
             self.stats.count_nonzero(X if keep is None else X[keep])  # raw values: a gene at 0 in every row
             if pre.config.impute is not None:
                 measured = ~np.isnan(X)
@@ -591,6 +594,30 @@ class _Run:
             i, j = np.argwhere(far)[0]
             self.first_far = (self.model.preprocessor.kept_features[j], _row_label(first_row, i, ids))
         self.n_far += k
+
+    def _count_empty(self, X: np.ndarray, first_row: int, ids: np.ndarray | None) -> None:
+        """Count the rows of X (raw values of the model's features; table row ``first_row`` + 1 first) that hold 0 in
+        every feature (a NaN is no 0), keeping the first few by name."""
+        empty = np.flatnonzero(~(X != 0).any(axis=1)) if X.shape[1] else np.zeros(0, dtype=np.int64)
+        if not len(empty):
+            return
+        self.n_empty += len(empty)
+        for i in empty[: max(0, 3 - len(self.empty_rows))]:
+            self.empty_rows.append(_row_label(first_row, int(i), ids))
+
+    def empty_rows_warning(self) -> str | None:
+        """A warning when rows hold 0 in every feature the model uses (``_count_empty``): empty droplets, failed
+        samples. The model still gives them a class, with confidence, from no measurement (50 empty cells: 'T cell'
+        at 0.89 each); on sparse counts the out-of-distribution check takes an empty profile for a typical one (the
+        zero vector lay nearer the training cells than any real held-out cell), so nothing flagged them."""
+        if not self.n_empty:
+            return None
+        k, d = self.n_empty, len(self.plan.features)
+        which = ", ".join(self.empty_rows) + (", …" if k > len(self.empty_rows) else "")
+        return (f"{'1 sample holds' if k == 1 else f'{k:,} samples hold'} 0 in every one of the model's {d:,} features "
+                f"({which}): empty droplets or failed samples? The model still calls {'it' if k == 1 else 'them'}, "
+                "from no measurement, and the out-of-distribution check need not flag an empty profile; remove such "
+                "samples (or read their predictions as none)")
 
     def far_values_warning(self) -> str | None:
         """A warning when values lie far beyond their feature's training values (``_count_far``), else None."""
@@ -752,6 +779,9 @@ class _Run:
         far = self.far_values_warning()
         if far is not None:
             self.warnings.append(far)
+        empty = self.empty_rows_warning()
+        if empty is not None:
+            self.warnings.append(empty)
         absent = self.shift.absent_message()
         if absent is not None:
             self.warnings.append(absent)
