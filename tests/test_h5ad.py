@@ -264,6 +264,13 @@ def test_predict_writes_obs_columns_into_a_copy(files, tmp_path):
         "mlpcli_cell_type", "mlpcli_cell_type_prob"]
     assert_clean_error(run(["predict", files["model"], str(out), "-o", str(again), "--obs-prefix", "", "--quiet"]),
                        "cell_type", "--obs-prefix")
+    # a column of the prefix holding the user's text (a QC note named like the probability column) is not an earlier
+    # prediction's: it was overwritten, with a note -q hid
+    mine = anndata.read_h5ad(out)
+    mine.obs["mlpcli_cell_type_prob"] = "checked by hand"
+    mine.write_h5ad(tmp_path / "mine.h5ad")
+    assert_clean_error(run(["predict", files["model"], str(tmp_path / "mine.h5ad"), "-o", str(tmp_path / "m2.h5ad"),
+                            "--quiet"]), "already has the obs column 'mlpcli_cell_type_prob'", "--obs-prefix")
     assert leftovers(tmp_path) == []
 
 

@@ -686,7 +686,9 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
             def earlier(c) -> bool:  # an earlier prediction's column
                 return prefix != "" and (str(c).startswith(prefix) if ours is None else str(c) in ours)
 
-            foreign = [c for c in replaced if not earlier(c)]
+            # a column of the prefix holding another kind of value than the prediction's (the user's text note named
+            # like a probability column) is not an earlier prediction's: overwritten with a note that -q hid
+            foreign = [c for c in replaced if not earlier(c) or not _same_kind(obs[c], columns[c])]
             if foreign:
                 raise DataError(f"{source} already has the obs column{'s' * (len(foreign) > 1)} {_quoted(foreign)}, "
                                 "which the predictions would overwrite; pass --obs-prefix to name them apart")
@@ -713,6 +715,16 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
     if stale and notes is not None:
         notes.append(f"removed the obs column{'s' * (len(stale) > 1)} {_quoted(stale)} of an earlier prediction "
                      f"(prefix {prefix!r}), which this one does not write; --obs-prefix to keep both")
+
+
+def _same_kind(old, new) -> bool:
+    """Whether an obs column ``old`` holds the kind of values (numbers, or text and categories) that the prediction's
+    ``new`` values are, as an earlier prediction's column does."""
+    def numeric(values) -> bool:
+        dtype = getattr(values, "dtype", None)
+        return dtype is not None and pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+
+    return numeric(old) == numeric(new)
 
 
 def _copy_into(source: str, fh) -> None:
