@@ -367,7 +367,8 @@ def near_chance_warning(task: str, interval, y: np.ndarray, held_out: str, chose
     if k < 2:
         return None
     chance = 1.0 / k
-    if interval.ci[0] > chance + NEAR_CHANCE:
+    # (an estimate at or below chance claims no signal for the uplift to have made)
+    if interval.ci[0] > chance + NEAR_CHANCE or interval.value <= chance:
         return None
     what = "the architecture, " if chosen else ""
     return (f"the {held_out} balanced accuracy {interval.value:.3f} (95 % CI {interval.ci[0]:.3f} – {interval.ci[1]:.3f}) "

@@ -448,7 +448,9 @@ def test_imputing_commands_do_not_warn_to_impute(tmp_path, frame, command):
     out = ["-o", str(tmp_path / "m.mlp")] if command == "train" else []
     res = run([command, str(tmp_path / "nan.csv"), "--impute", "median", *fast, *out])
     assert res.exit_code == 0, res.output
-    assert "missing values" not in res.output and "warning" not in res.output.lower(), res.output
+    # (2 epochs on 40 samples score near chance, which train says of its estimate: not of the missing values)
+    warned = [line for line in res.output.lower().splitlines() if "warning" in line and "near chance" not in line]
+    assert "missing values" not in res.output and not warned, res.output
     res = run([command, str(tmp_path / "nan.csv"), *fast, *out])  # without it: the error names the remedy
     assert res.exit_code == 1 and "--impute" in res.output.strip().splitlines()[-1]
 
