@@ -136,3 +136,24 @@ def test_an_interrupt_while_reading_leaves_the_import_thread_to_the_exit(tmp_pat
     with pytest.raises(ValueError):
         pl.load_dataset(str(path), TrainOptions())
     assert waited == [pl.TRAINING_IMPORTS]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_log1p_auto_says_why_it_declines_counts_with_a_few_negative_values(sparse):
+    """5 values of -3 among counts left log1p out without a word; a log or z scale (many negatives) still gets no
+    note, and counts with no negative value are taken."""
+    import scipy.sparse as sp
+
+    from mlpcli.data import looks_like_counts
+
+    rng = np.random.default_rng(0)
+    counts = rng.negative_binomial(2, 0.1, size=(600, 80)).astype(np.float64)
+    bad = counts.copy()
+    bad[[3, 50, 70, 90, 400], [1, 2, 3, 4, 5]] = -3
+    notes: list[str] = []
+    assert looks_like_counts(sp.csr_matrix(bad) if sparse else bad, notes) is None
+    assert len(notes) == 1 and "5 values are negative, which counts cannot be" in notes[0], notes
+    notes = []
+    z = (counts - counts.mean(axis=0)) / counts.std(axis=0)
+    assert looks_like_counts(sp.csr_matrix(z) if sparse else z, notes) is None and notes == []
+    assert looks_like_counts(sp.csr_matrix(counts) if sparse else counts, notes) > 1.0 and notes == []
