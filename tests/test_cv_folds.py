@@ -130,6 +130,9 @@ def test_fold_warnings_about_several_classes_speak_of_them_in_the_plural(tmp_pat
             "the fold's model cannot predict them, so their samples there all count as errors") in err
     assert "classes 'typeA', 'typeB' are absent from the test rows; the metrics there do not cover them" in err
     assert "class 'typeC' is absent from the test rows; the metrics there do not cover it" in err
+    # a held-out batch of one class: its balanced accuracy, averaged into the mean, is that class's recall
+    assert ("fold 2 (held-out batch b2): classes 'typeA', 'typeB' are absent from the test rows; the metrics there do "
+            "not cover them (its balanced accuracy is the recall of class 'typeC' alone)") in err
 
 
 def test_cv_oof_columns_of_one_name_are_refused_before_any_fit(tmp_path, monkeypatch):

@@ -629,8 +629,11 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
                            f"fold's model cannot predict {it}, so {its} samples there all count as errors")
             missing = [_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.test] == k)]
             if missing:
+                held = [_label(ds, k) for k in np.unique(ds.y[f.test])] if ds.task != "multilabel" else []
+                # one class alone: its "balanced accuracy" is that class's recall, which the mean then averages in
+                alone = (f" (its balanced accuracy is the recall of class {str(held[0])!r} alone)" if len(held) == 1 else "")
                 out.append(f"{where}: {_classes(missing, 'is', 'are')} absent from the test rows; the metrics there "
-                           f"do not cover {'it' if len(missing) == 1 else 'them'}")
+                           f"do not cover {'it' if len(missing) == 1 else 'them'}{alone}")
     repeated = len({s.repeat for s in scores}) > 1
     # numbered as the tables number folds: the task label ("cv/0/2", "grid/0/0/0": 0-based, with the grid point's
     # internal index) named a fold the table calls 3. One line per warning, naming every fold it came from: the
