@@ -57,6 +57,7 @@ class _Progress(StderrBar):
         super().__init__(quiet)
         self.run = None
         self.last = ""  # the last progress it was told of, for the minute's line
+        self.unsaid: str | None = None  # a log's line for the current run's latest epoch, when not printed
         if self.wants_bar:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -95,11 +96,27 @@ class _Progress(StderrBar):
             info += f"  val {fmt(row['val_loss'], 'loss')}  best epoch {row['best_epoch']}"
         if self.bar:
             self.bar.update(self.task, run=run, info=info)
-        elif not self.quiet and (run != self.run or row["epoch"] % self.EVERY == 0
-                                 or time.monotonic() - self.printed >= self.SECONDS):
-            self.say(f"{run}: {info}")
+        elif not self.quiet:
+            if run != self.run:
+                self._said_last()  # the run that ended: its last epoch (a member stopped early at 60 had no line)
+            if run != self.run or row["epoch"] % self.EVERY == 0 or time.monotonic() - self.printed >= self.SECONDS:
+                self.say(f"{run}: {info}")
+                self.unsaid = None
+            else:
+                self.unsaid = f"{run}: {info} (its last epoch)"
         self.last = f"{run}: {info}"
         self.run = run
+
+    def _said_last(self) -> None:
+        """A log's line for the last epoch of the run that ended, unless it was said."""
+        if self.unsaid:
+            self.say(self.unsaid)
+            self.unsaid = None
+
+    def __exit__(self, *exc):
+        if not self.bar and not self.quiet and not any(exc):  # the last run's last epoch
+            self._said_last()
+        return super().__exit__(*exc)
 
     def heartbeat(self, minutes: float) -> str:
         return f"still training, {minutes:.0f} min in" + (f" (last: {self.last})" if self.last else "")
