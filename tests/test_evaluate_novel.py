@@ -118,7 +118,7 @@ def test_a_table_of_unknown_labels_alone(cohort):
     assert res.exit_code == 0, res.output
     assert "no metric can be computed" in res.output and "Labels the model does not know" in res.output
     doc = _json(cohort["model"], cohort["novel"], "--novel-labels", *TRUST)
-    assert doc["n"] == 0 and doc["metrics"] == {} and "trust" not in doc
+    assert doc["n"] == 0 and doc["metrics"] == {} and doc["trust"] is None
     assert doc["novel"]["n"] == len(pd.read_csv(cohort["novel"]))
     mixed = _json(cohort["model"], cohort["test"], "--novel-labels", *TRUST)
     assert doc["novel"] == mixed["novel"]
@@ -133,3 +133,17 @@ def test_a_table_of_known_labels_alone(cohort):
     doc = _json(cohort["model"], cohort["known"], "--novel-labels")
     assert doc["novel"]["n"] == 0 and doc["n"] == len(pd.read_csv(cohort["known"]))
     assert any("holds a label the model knows" in n for n in doc["notes"])
+
+
+def test_predict_and_evaluate_json_always_hold_a_trust_key(tmp_path):
+    """Without --coverage or --ood the key was left out, where scripts reading the document expect it (null)."""
+    from tables import make_table
+
+    make_table("multiclass", n_patients=12, per_patient=2, n_features=4).to_csv(tmp_path / "t.csv", index=False)
+    assert run(["train", str(tmp_path / "t.csv"), "--folds", "2", "--epochs", "2", "-q", "-o",
+                str(tmp_path / "m.mlp")]).exit_code == 0
+    doc = json.loads(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "--json"]).stdout)
+    assert "trust" in doc
+    doc = json.loads(run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "p.csv"),
+                          "--json"]).stdout)
+    assert "trust" in doc and doc["trust"] is None

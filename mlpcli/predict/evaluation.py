@@ -183,7 +183,7 @@ class EvaluationResult:
                 "calibration": self.calibration,
                 "ci": self.ci, "bootstrap": self.bootstrap, "by": self.by, "groups": self.groups,
                 "shift": self.shift.summary() if self.shift is not None else None,
-                **({"trust": self.trust} if self.trust is not None else {}),
+                "trust": self.trust,  # (null without --coverage, --ood, --abstain: the keys are stable)
                 "seen_in_training": self.seen_in_training, "unseen_metrics": self.unseen_metrics,
                 "cohort_rows_seen": self.cohort_rows_seen, "cohort_other_metrics": self.cohort_other_metrics,
                 **({"novel": self.novel} if self.novel is not None else {}),

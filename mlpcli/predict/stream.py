@@ -1245,7 +1245,7 @@ class PredictionStream:
                 # in the model's order of classes or labels (a multi-label model's is its --target order), others after
                 "predicted_counts": {str(k): int(v) for k, v in sorted(self.counts.items(), key=self._count_order)},
                 "shift": self.shift.summary() if self.shift is not None else None,
-                **({"trust": self.trust.summary()} if self.trust is not None else {}),
+                "trust": self.trust.summary() if self.trust is not None else None,  # (stable keys: null without)
                 # rows the model was trained on (None: the model keeps no fingerprints of them)
                 "seen_in_training": None if self._run.seen is None else self._run.seen.n,
                 # the class mix the probabilities were moved to (--prevalence), and the training one; None: not moved
