@@ -348,3 +348,35 @@ def test_a_cohort_far_beyond_the_training_values_has_no_sd_ratio_not_zero(tmp_pa
     frame = report.to_frame()
     assert frame["sd_ratio"].isna().all(), frame[["feature", "sd_ratio"]]
     assert report.shifted and (frame["mean_shift_sd"] > 1).all()
+
+
+def test_one_feature_far_off_is_named_whatever_the_share_of_features(tmp_path):
+    """One gene in another unit (+100 SD) moved 17 of 100 calls while the summary read "cohort shift: none": one gene
+    is under the 10 % bar of any table. It is now named, with its means; an ordinary cohort names none."""
+    def table(n, seed):
+        r = np.random.default_rng(seed)
+        y = r.choice(list("ABC"), n)
+        X = r.normal(5, 1, (n, 20))
+        X[y == "B", 3] += 2.5
+        X[y == "C", 7] -= 2.5
+        d = pd.DataFrame(X, columns=[f"g{i}" for i in range(20)])
+        d.insert(0, "sample_id", [f"s{seed}_{i}" for i in range(n)])
+        d["label"] = y
+        return d
+
+    table(400, 1).to_csv(tmp_path / "tr.csv", index=False)
+    assert run(["train", str(tmp_path / "tr.csv"), "--folds", "2", "--epochs", "10", "--hidden", "8", "-q", "-o",
+                str(tmp_path / "m.mlp")]).exit_code == 0
+    cohort = table(100, 2)
+    cohort.to_csv(tmp_path / "ok.csv", index=False)
+    cohort.assign(g10=cohort["g10"] + 100).to_csv(tmp_path / "far.csv", index=False)
+    docs = {}
+    for name in ("ok", "far"):
+        res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / f"{name}.csv"), "-o",
+                   str(tmp_path / f"{name}_p.csv"), "--json"])
+        assert res.exit_code == 0, res.output
+        docs[name] = json.loads(res.stdout)
+    said = [w for w in docs["far"]["warnings"] if "far from its training values" in w]
+    assert said and "'g10': mean 10" in said[0] and "(--shift-report)" in said[0], docs["far"]["warnings"]
+    assert docs["far"]["shift"]["far"] == ["g10"] and docs["far"]["shift"]["level"] == "none"
+    assert docs["ok"]["shift"]["far"] == [] and not any("far from" in w for w in docs["ok"]["warnings"])

@@ -522,6 +522,9 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
         absent = f"; {absent:,} feature{'s' * (absent > 1)} 0 in every sample (see the warning)" if absent else ""
         way = shift.get("one_way")
         way = f"; {way[1]:,} of {way[2]:,} {way[0]} than in training" if way else ""
+        far = shift.get("far") or []
+        far = (f"; {len(far):,} feature{'s' * (len(far) > 1)} far off ({', '.join(map(str, far[:3]))}"
+               f"{', …' if len(far) > 3 else ''}: see the warning)") if far else ""
         table.add_row("cohort shift", f"{shift['level']} ({shift['fraction_mean_shifted']:.0%} of features beyond "
-                      f"{shift['thresholds']['mean_shift_sd']:.3g} SD, {mild}{way}){absent}")
+                      f"{shift['thresholds']['mean_shift_sd']:.3g} SD, {mild}{way}){absent}{far}")
     return table

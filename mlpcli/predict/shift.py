@@ -58,6 +58,13 @@ SAME_WAY_SHARE = 0.9
 # in-distribution cohorts of 5-50 samples moved 90 % of 200 features one way at a loading of 0.7).
 ONE_WAY_SD = 0.05
 ONE_WAY_MIN_FEATURES = 20
+# A feature whose cohort mean lies this many training SDs from its training mean (on the scale the network sees,
+# robust scaling's clip included) is named whatever the share of features: one gene in another unit or
+# normalisation (+100 SD) moved 17 of 100 calls while the summary read "cohort shift: none", one gene being under the
+# 10 % bar of any table. The bar rises to FAR_SHIFT_Z / sqrt(patients) for few patients, so that chance (a normal
+# mean's z beyond 5: 6e-7 per feature) does not name one of 60,000 genes.
+FAR_SHIFT_SD = 3.0
+FAR_SHIFT_Z = 5.0
 GROUP_COUNT_CAP = 10_000  # patients counted at most (the JSON's `groups` is then "at least")
 # The spread test's SDs before the clip are of every row of the first UNCLIPPED_EVERY_ROW and every
 # UNCLIPPED_STRIDE-th row after (``_ShiftStats``): an SD from 2,048 + n / 16 rows is within a few % of all rows'
@@ -147,6 +154,41 @@ class ShiftReport:
         """The mean test's threshold in training SDs: SHIFT_MEAN_SD, raised under SHIFT_MIN_SAMPLES patients to
         where chance puts as few features as at SHIFT_MIN_SAMPLES (CHANCE_Z / sqrt(patients))."""
         return max(SHIFT_MEAN_SD, CHANCE_Z / math.sqrt(max(self.units, 1)))
+
+    @property
+    def far_bar(self) -> float:
+        """A feature's mean shift, in training SDs, beyond which it is named alone (``far_shifted``)."""
+        return max(FAR_SHIFT_SD, FAR_SHIFT_Z / math.sqrt(max(self.units, 1)))
+
+    def far_shifted(self) -> np.ndarray:
+        """(k,) indices of the features (not filled) whose mean lies beyond ``far_bar``, farthest first."""
+        if not self.checked:
+            return np.zeros(0, dtype=np.int64)
+        shift = np.abs(np.nan_to_num(self.mean_shift))
+        far = np.flatnonzero((shift > self.far_bar) & ~self.filled)
+        return far[np.argsort(-shift[far], kind="stable")]
+
+    def far_message(self) -> str | None:
+        """A warning naming the features whose cohort mean lies far beyond their training values (``far_shifted``),
+        with their means on their own scale, or None."""
+        far = self.far_shifted()
+        if not len(far):
+            return None
+        center = self.center if self.center is not None else np.zeros(len(self.features))
+        scale = self.scale if self.scale is not None else np.ones(len(self.features))
+        unscale = self.unscale or (lambda z: center + scale * z)
+        new, train = unscale(self.new_mean), unscale(self.train_mean)
+        train_sd = scale * (self.train_sd_unclipped if self.unclipped else self.train_sd)
+        shown = "; ".join(f"{self.features[j]!r}: mean {shown_number(new[j], '.4g')} against "
+                          f"{shown_number(train[j], '.4g')} ± {shown_number(train_sd[j], '.2g')} in training"
+                          for j in far[:SHIFT_SHOWN])
+        k = len(far)
+        more = f"; and {k - SHIFT_SHOWN} more" if k > SHIFT_SHOWN else ""
+        return (f"{'1 feature lies' if k == 1 else f'{k:,} features lie'} far from {'its' if k == 1 else 'their'} "
+                f"training values across the cohort (mean beyond {self.far_bar:.3g} training SDs: {shown}{more}): "
+                "another unit, normalisation or a column mix-up — or a cohort of one rare class, whose markers lie "
+                "that far in training too? Values beyond the training range the model reads as extremes, which move "
+                "its predictions whatever the other features say (--shift-report)")
 
     @property
     def mild_checked(self) -> bool:
@@ -377,7 +419,9 @@ class ShiftReport:
                 "absent_checked": self.absent_checked,
                 "absent": [self.features[j] for j in np.flatnonzero(self.absent)],
                 # ("lower" | "higher", how many, of how many) when nearly all features moved one way (``one_way``)
-                "one_way": list(self.one_way() or []) or None}
+                "one_way": list(self.one_way() or []) or None,
+                # the features whose mean lies far beyond their training values, named whatever their share
+                "far": [self.features[j] for j in self.far_shifted()]}
 
     def same_way(self) -> tuple[str, int, int] | None:
         """("lower" or "higher", how many, of how many) when at least SAME_WAY_SHARE of the features that make

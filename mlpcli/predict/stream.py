@@ -785,6 +785,9 @@ class _Run:
         absent = self.shift.absent_message()
         if absent is not None:
             self.warnings.append(absent)
+        far_off = self.shift.far_message()
+        if far_off is not None:
+            self.warnings.append(far_off)
         zeros = self.shift.zeros_unlike_training()
         k = int(zeros.sum())
         if k and getattr(model.preprocessor.config, "impute", None) is not None:
