@@ -156,3 +156,28 @@ def test_explain_says_when_its_terminal_table_shows_fewer_genes_than_top(hidden_
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "the first 10 of 15 ranked shown; -o FILE or --json holds all 15" in text
+
+
+def test_explain_notes_training_rows_and_a_recalibration_its_logits_do_not_include(tmp_path):
+    """Integrated gradients on the training table said nothing (permutation warns); on a recalibrated model the
+    default --output logit is of the networks' logits, which the update does not change, without a word."""
+    from test_risk_calibration import _cohort
+
+    _cohort(400, 1).to_csv(tmp_path / "dev.csv", index=False)
+    _cohort(300, 2, shift=-0.9).to_csv(tmp_path / "site.csv", index=False)
+    assert run(["train", str(tmp_path / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "8", "--folds",
+                "2", "--epochs", "10", "-q", "-o", str(tmp_path / "m.mlp")]).exit_code == 0
+    own = json.loads(run(["explain", str(tmp_path / "m.mlp"), str(tmp_path / "dev.csv"), "--id", "pid", "--json",
+                          "-q"]).stdout)
+    assert any("all 400 samples are rows the model was trained on" in n and "fitted to" in n for n in own["notes"])
+    new = json.loads(run(["explain", str(tmp_path / "m.mlp"), str(tmp_path / "site.csv"), "--id", "pid", "--json",
+                          "-q"]).stdout)
+    assert not any("trained on" in n for n in new["notes"])
+    assert run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "site.csv"), "--id", "pid", "--method",
+                "intercept", "-o", str(tmp_path / "r.mlp"), "-q"]).exit_code == 0
+    logit = json.loads(run(["explain", str(tmp_path / "r.mlp"), str(tmp_path / "site.csv"), "--id", "pid", "--json",
+                            "-q"]).stdout)
+    assert any("before the model's recalibration on site.csv" in n for n in logit["notes"]), logit["notes"]
+    prob = json.loads(run(["explain", str(tmp_path / "r.mlp"), str(tmp_path / "site.csv"), "--id", "pid", "--output",
+                           "prob", "--json", "-q"]).stdout)
+    assert not any("before the model's recalibration" in n for n in prob["notes"])

@@ -59,6 +59,15 @@ def _training_table_warning(model, data_file: str, samples, method: str) -> list
             f"samples): {advice}"]
 
 
+def _training_rows_note(samples, method: str) -> list[str]:
+    """Integrated gradients on rows the model was trained on: what drove its calls of those samples, which it was
+    fitted to (a note: the permutation method's warning is ``_training_table_warning``)."""
+    if method == "permutation" or samples.seen is None or not samples.seen.n:
+        return []
+    return [f"{samples.seen.describe(len(samples.X))}: the attributions explain its calls of samples it was fitted to; "
+            "held-out samples show which genes drive its calls of new ones"]
+
+
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help="Rank the genes that drive each class or predicted value.")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
@@ -170,7 +179,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                                    "importance is the rise of each target's RMSE")
     with threads_context(threads):  # BLAS on one core unless --threads says more, as every command (SLURM's cores)
         samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing,
-                               training_rows=method == "permutation")
+                               training_rows=True)
         from .cv import FitProgress
 
         # permutation importance over a transcriptome takes minutes: a bar, or a line per tenth in a log
@@ -180,6 +189,12 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                          top=top, bootstrap=bootstrap, repeats=repeats, scoring=scoring, tol=tol, seed=seed,
                          absent=samples.filled, patients=samples.patients, progress=progress)
     notes = stderr_console(quiet)
+    result.notes.extend(_training_rows_note(samples, method))  # (in --json's notes too)
+    if method == "ig" and output_kind == "logit" and model.recalibrated_on is not None:
+        # the update acts on probabilities after the temperature; the logit path stops before it
+        result.notes.append(f"--output logit: the attributions are of the networks' logits, before the model's "
+                            f"recalibration on {model.recalibrated_on}; --output prob attributes the recalibrated "
+                            "probabilities")
     render_notes(notes, [*samples.notes, *result.notes], [])
     warnings = [*samples.warnings, *_training_table_warning(model, data_file, samples, method)]
     render_notes(stderr_console(False), [], warnings)
