@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from mlpcli.history import mean_curve
@@ -42,3 +44,31 @@ def test_the_same_curves_give_the_same_file_in_every_format(tmp_path):
         time.sleep(1.1)  # a second later: a creation date would differ
         plot_curves(str(b), train, val, best_epoch=3)
         assert a.read_bytes() == b.read_bytes(), fmt
+
+
+def test_explain_plots_say_what_permutation_scores_and_what_grey_bars_are(tmp_path):
+    """The permutation plot's axis read "score drop" where the score is the rise of log loss; grey bars (direction
+    mixed, as on an XOR of two genes) were missing from the legend."""
+    import numpy as np
+    import pandas as pd
+
+    from cli_helpers import run
+
+    rng = np.random.default_rng(20)
+    X = rng.normal(5, 1, size=(600, 20))
+    frame = pd.DataFrame(X, columns=[f"g{i}" for i in range(20)])
+    frame.insert(0, "label", np.where((X[:, 3] > 5) ^ (X[:, 7] > 5), "pos", "neg"))
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(600)])
+    frame.to_csv(tmp_path / "xor.csv", index=False)
+    assert run(["train", str(tmp_path / "xor.csv"), "--no-group", "--hidden", "16", "--epochs", "40", "-q", "-o",
+                str(tmp_path / "m.mlp")]).exit_code == 0
+    res = run(["explain", str(tmp_path / "m.mlp"), str(tmp_path / "xor.csv"), "--no-group", "--plot",
+               str(tmp_path / "ig.svg"), "-q", "--json"])
+    assert res.exit_code == 0, res.output
+    mixed = any(r["direction"] == "mixed" for r in json.loads(res.stdout)["rankings"])
+    assert mixed and "mixed: no one direction" in (tmp_path / "ig.svg").read_text()
+    res = run(["explain", str(tmp_path / "m.mlp"), str(tmp_path / "xor.csv"), "--no-group", "--method", "permutation",
+               "--plot", str(tmp_path / "perm.svg"), "-q"])
+    assert res.exit_code == 0, res.output
+    svg = (tmp_path / "perm.svg").read_text()
+    assert "skill lost when the gene is shuffled" in svg and "score drop" not in svg

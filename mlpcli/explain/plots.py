@@ -74,7 +74,7 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
     else:
         noun = "label" if model is not None and model.task == "multilabel" else "class"
         what = (f"mean attribution toward the {noun}{unit}" if expl.method == "ig"
-                else "score drop when the gene is shuffled")
+                else "skill lost when the gene is shuffled (log loss rise; recall drop by balanced accuracy)")
     for i, name in enumerate(classes):
         ax = fig.add_subplot(grid[i // ncols, i % ncols])
         rows = expl.table[expl.table["class"] == name].sort_values("rank")
@@ -90,8 +90,10 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
 
             up, down = (("higher expression → higher prediction", "higher expression → lower prediction")
                         if regression else (f"higher expression → {noun}", f"lower expression → {noun}"))
-            ax.legend(handles=[Patch(color=UP_COLOUR, label=up), Patch(color=DOWN_COLOUR, label=down)], fontsize=8,
-                      loc="lower right")
+            handles = [Patch(color=UP_COLOUR, label=up), Patch(color=DOWN_COLOUR, label=down)]
+            if (expl.table["direction"] == "mixed").any():  # grey bars: the legend names them too
+                handles.append(Patch(color=NEUTRAL_COLOUR, label="mixed: no one direction"))
+            ax.legend(handles=handles, fontsize=8, loc="lower right")
     if heat:
         ax = fig.add_subplot(grid[nrows, :])
         genes = []
