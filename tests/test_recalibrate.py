@@ -449,3 +449,26 @@ def test_evaluate_on_its_own_recalibration_table_does_not_also_advise_recalibrat
     shown = " ".join(run(["info", str(tmp_path / "w.mlp")], env={"COLUMNS": "400"}).output.split())
     assert "of the model as trained, before its recalibration on weak.csv" in shown
     assert "before its recalibration" not in " ".join(run(["info", str(m5)], env={"COLUMNS": "400"}).output.split())
+
+
+def test_training_rows_and_recalibration_rows_are_both_left_out_of_the_figures_on_new_samples(binary_runs, tmp_path):
+    """Training rows mixed with the recalibration table's: each warning's "other samples alone" was the other
+    in-sample set (a review: neither figure was of a single new sample)."""
+    m5, dev, site, more = (binary_runs / "m5.mlp", binary_runs / "dev.csv", binary_runs / "site.csv",
+                           binary_runs / "site_more.csv")
+    assert run(["recalibrate", str(m5), str(site), "--id", "pid", "-o", str(tmp_path / "r.mlp"), "-q"]).exit_code == 0
+    parts = [pd.read_csv(dev).iloc[:100], pd.read_csv(site).iloc[:200], pd.read_csv(more).iloc[:150]]
+    pd.concat(parts).to_csv(tmp_path / "mixed.csv", index=False)
+    doc = json.loads(run(["evaluate", str(tmp_path / "r.mlp"), str(tmp_path / "mixed.csv"), "--id", "pid",
+                          "--json"]).stdout)
+    assert doc["seen_in_training"] == 100 and doc["cohort_rows_seen"] == 200
+    assert doc["unseen_metrics"]["n"] == 150 and doc["cohort_other_metrics"]["n"] == 150
+    parts[2].to_csv(tmp_path / "new.csv", index=False)
+    alone = json.loads(run(["evaluate", str(tmp_path / "r.mlp"), str(tmp_path / "new.csv"), "--id", "pid",
+                            "--json"]).stdout)["metrics"]
+    assert doc["cohort_other_metrics"]["log_loss"] == pytest.approx(alone["log_loss"], rel=1e-9)
+    pd.concat(parts[:2]).to_csv(tmp_path / "old.csv", index=False)
+    doc = json.loads(run(["evaluate", str(tmp_path / "r.mlp"), str(tmp_path / "old.csv"), "--id", "pid",
+                          "--json"]).stdout)
+    assert doc["unseen_metrics"] is None and doc["cohort_other_metrics"] is None
+    assert sum("no sample here is new to the model" in w for w in doc["warnings"]) == 2, doc["warnings"]

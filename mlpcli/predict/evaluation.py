@@ -195,10 +195,12 @@ class EvaluationResult:
 
 
 def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np.ndarray, proba: np.ndarray,
-               threshold: float, model: Model, weights: np.ndarray | None = None) -> None:
+               threshold: float, model: Model, weights: np.ndarray | None = None,
+               also: np.ndarray | None = None) -> None:
     """Count the rows the model was trained on (``mask`` (n,) bool) into ``result``, with a warning that gives
     the main metric on the other rows alone (``result.unseen_metrics``), or, when every row was a training row,
-    the model's own held-out estimate."""
+    the model's own held-out estimate. ``also`` (n,) bool: rows in-sample otherwise (the recalibration table's),
+    left out of the other rows too."""
     from .. import metrics
 
     result.seen_in_training = int(mask.sum())
@@ -221,10 +223,17 @@ def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np
             result.warnings.append(f"{said}: these metrics measure its fit to its training data, not how it does on "
                                    f"new samples; {estimate} — evaluate on samples it has not seen")
         return
-    new = ~mask
+    new = ~mask if also is None else ~mask & ~also
     n_new = int(new.sum())
-    result.unseen_metrics = metrics.compute(result.task, y[new], proba[new], result.classes, threshold, weights)
+    result.unseen_metrics = (metrics.compute(result.task, y[new], proba[new], result.classes, threshold, weights)
+                             if n_new else None)
+    if not n_new:  # the other rows are the recalibration table's: in-sample too (said in its own warning)
+        result.warnings.append(f"{said}: the metrics include {'rows it was fitted to or validated on' if seen.validated else 'its fit to them'}, "
+                               "and the other rows are the recalibration table's: no sample here is new to the model")
+        return
     others = "the 1 other sample" if n_new == 1 else f"the {n_new} other samples"
+    if also is not None and also[~mask].any():
+        others += " (neither its training rows nor its recalibration table's)"
     on_others = (f"{others} are too few to measure it on alone" if n_new < _FEW_UNSEEN else
                  f"on {others} alone, {name} {shown(result.unseen_metrics.get(result.main_metric))}")
     if n_new == 1:
@@ -234,14 +243,16 @@ def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np
 
 
 def _cohort_rows(result: EvaluationResult, model: Model, source, uncertainty, fingerprints: np.ndarray | None,
-                 y: np.ndarray, proba: np.ndarray, threshold: float, weights: np.ndarray | None = None) -> None:
+                 y: np.ndarray, proba: np.ndarray, threshold: float, weights: np.ndarray | None = None,
+                 seen: np.ndarray | None = None) -> np.ndarray | None:
     """Warn when the table's samples are rows of the table the model was recalibrated on (``mlpcli recalibrate``):
     its calibration there (the update's, the prediction sets' coverage, the out-of-distribution flag rate, as far as
     each was fitted on that table) is in-sample, not a test. The rows are recognised by their fingerprints
     (``Model.cohort_rows``, ``fingerprints`` (n,) the table's; a copy, a part or a table that adds other samples
     alike), in a file without them (format 15, a cohort read with features filled) by the file's SHA-256.
     ``result.cohort_rows_seen`` counts them; with some rows of other samples, ``result.cohort_other_metrics`` holds
-    the metrics on those alone."""
+    the metrics on those alone (``seen`` (n,) bool: rows the model was trained on, left out of them too). Returns
+    the rows recognised (n,) bool, or None."""
     from .. import metrics
 
     cohort = model.recalibration.cohort if model.recalibration is not None else None
@@ -261,10 +272,10 @@ def _cohort_rows(result: EvaluationResult, model: Model, source, uncertainty, fi
     else:
         mask = None
     if mask is None:
-        return
+        return None
     result.cohort_rows_seen = k = int(mask.sum())
     if not k or not fitted:
-        return
+        return mask
     name = next((part.get("data") for _, part in fitted if part.get("data")), None) or "the recalibration table"
     whats = [what for what, _ in fitted]
     listed = whats[0] if len(whats) == 1 else ", ".join(whats[:-1]) + " and " + whats[-1]
@@ -272,9 +283,15 @@ def _cohort_rows(result: EvaluationResult, model: Model, source, uncertainty, fi
         result.warnings.append(f"{'the one sample is a row' if k == 1 else f'all {k} samples are rows'} of {name}, the "
                                f"table the model was recalibrated on: {listed} here {'is' if len(fitted) == 1 else 'are'} "
                                "in-sample, not a test; evaluate on other samples of the population")
-        return
-    others = ~mask
+        return mask
+    others = ~mask if seen is None else ~mask & ~seen
     n_others = int(others.sum())
+    besides = " (not the model's training rows either)" if seen is not None and seen[~mask].any() else ""
+    if not n_others:
+        result.warnings.append(f"{k} of {len(y)} samples are rows of {name}, the table the model was recalibrated on, "
+                               f"and the other rows are rows it was trained on: {listed} include{'s' * (len(fitted) == 1)} "
+                               "them in-sample, and no sample here is new to the model")
+        return mask
     result.cohort_other_metrics = metrics.compute(result.task, y[others], proba[others], result.classes, threshold,
                                                   weights)
     om = result.cohort_other_metrics
@@ -283,12 +300,14 @@ def _cohort_rows(result: EvaluationResult, model: Model, source, uncertainty, fi
         value = om.get(key)
         return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "undefined"
 
-    alone = (f"the {n_others} other sample{'s' * (n_others > 1)} are too few to measure alone" if n_others < _FEW_UNSEEN
-             else f"on the {n_others} other samples alone, log loss {shown('log_loss')}, ECE {shown('ece')}, "
-                  f"{metrics.display_name(result.main_metric)} {shown(result.main_metric)}")
+    alone = (f"the {n_others} other sample{'s' * (n_others > 1)}{besides} are too few to measure alone"
+             if n_others < _FEW_UNSEEN else
+             f"on the {n_others} other samples{besides} alone, log loss {shown('log_loss')}, ECE {shown('ece')}, "
+             f"{metrics.display_name(result.main_metric)} {shown(result.main_metric)}")
     result.warnings.append(f"{k} of {len(y)} samples are rows of {name}, the table the model was recalibrated on: "
                            f"{listed} include{'s' * (len(fitted) == 1)} them in-sample; {alone} "
                            "(`cohort_other_metrics` in --json)")
+    return mask
 
 
 # fewer samples than this outside the training rows: no metric of them alone in the warning (one sample's balanced
@@ -500,9 +519,13 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.notes.append(_prevalence_note(result.prevalence, model.recalibrated_on))
     if novel_doc is not None:
         result.notes += _novel_notes(novel_doc, len(y) + novel_doc["n"])
+    # each warning's "other samples alone" leaves out the other's in-sample rows (training rows mixed with the
+    # recalibration table's read as "other samples" of each other)
+    seen_mask = meta["seen"] if run.seen is not None else None
+    cohort_mask = _cohort_rows(result, model, source, uncertainty, meta.get("fingerprint"), y, proba, threshold,
+                               weights, seen=seen_mask)
     if run.seen is not None:
-        _seen_rows(result, run.seen, meta["seen"], y, proba, threshold, model, weights)
-    _cohort_rows(result, model, source, uncertainty, meta.get("fingerprint"), y, proba, threshold, weights)
+        _seen_rows(result, run.seen, seen_mask, y, proba, threshold, model, weights, also=cohort_mask)
     untaught = _untaught_labels(model, y)
     if untaught:
         result.warnings.append(untaught)
