@@ -524,3 +524,16 @@ def test_capacity_curves_still_moving_slowly_at_the_epoch_limit_are_not_called_f
     flat = diagnose(np.full(30, 0.66) + 0.001 * np.sin(t), np.full(30, 0.665) + 0.001 * np.cos(t), baseline=0.6929,
                     kept_epochs=[30])
     assert "both curves are flat" in flat.summary and not flat.advice[0].startswith("Train longer first")
+
+
+def test_a_validation_rise_of_a_sixth_of_the_scale_while_training_fits_is_overfit_and_a_lucky_start_is_not():
+    """Below the first rule's 20 % (a review's run: validation up 16 % of the scale at 17 s.e., from better than no skill
+    to worse, while training fell to 70 % of it) still read "underfit: both curves are flat". A network that fitted
+    nothing (training within 8 % of no skill) whose lucky first epoch falls back is not overfitting."""
+    e = np.arange(1, 41)
+    rng = np.random.default_rng(0)
+    train = 0.693 * (0.69 + 0.31 * np.exp(-e / 8)) + rng.normal(0, 0.004, 40)
+    val = 0.62 + 0.12 * (1 - np.exp(-(e - 1) / 10)) + rng.normal(0, 0.01, 40)
+    assert diagnose(train, val, baseline=0.693).label == "overfit"
+    flat_train = 0.693 * (0.95 + 0.05 * np.exp(-e / 8)) + rng.normal(0, 0.004, 40)
+    assert diagnose(flat_train, val, baseline=0.693).label != "overfit"

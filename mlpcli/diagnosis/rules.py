@@ -33,11 +33,15 @@ RISE_LEVEL, RISE_WIDTH = 0.04, 0.02  # overfit: validation rose >= 4 % of S abov
 RISE_Z, RISE_Z_WIDTH = 3.0, 1.0  # ... by >= 3 s.e. (the minimum of a noisy curve is biased low)
 CLEAR_RISE_Z = 5.0  # an erratic validation curve must rise by >= 5 s.e. to count as a trend: the
 #   notes' noisy validation has "no clear trend", and heavy-tailed noise fakes 3-4 s.e. rises
-FAR_RISE, FAR_RISE_WIDTH = 0.20, 0.05  # a validation loss that rose clearly and by >= 20 % of S while training
-#   did not rise: the network fitted something that made validation worse, whatever the training level. Such a
+FAR_RISE, FAR_RISE_WIDTH = 0.10, 0.04  # a validation loss that rose clearly and by >= 10 % of S while training
+#   did not rise (and fell by TRAINED): the network fitted something that made validation worse, however high the
+#   training loss stays (the capacity level). Such a
 #   run (a linear model whose training loss fell to 69 % of the no-skill loss, its validation rows a batch apart,
 #   validation up 43 % of S from epoch 1 at 9.5 s.e.) read "underfit: both curves are flat"; a model short of
 #   capacity drifts by a few % of S at most
+TRAINED, TRAINED_WIDTH = 0.15, 0.05  # ... and training removed >= 15 % of the scale by the end: a network that
+#   fitted nothing (a linear model on XOR, its training balanced accuracy 0.54 where chance is 0.5) lets a lucky
+#   first-epoch validation score (0.64) fall back to chance by 18 % of S, which is noise, not overfitting
 AFTER_MIN_FRACTION, AFTER_MIN_WIDTH = 0.08, 0.04  # ... and the minimum is not in the last 8 %
 GAP_LARGE, GAP_WIDTH = 0.10, 0.03  # "settles much higher" vs "similar level": the end gap
 #   crosses 10 % of S (the notes' good fit keeps a small gap; unrepresentative train a wide one)
@@ -133,7 +137,8 @@ def _facts(f: dict, limit: float = 1.0) -> dict[str, float]:
     if f["member_spread"] is not None:  # an ensemble's mean curves: see "Ensembles" above
         t["noisy"] = ramp(f["member_spread"], MEMBER_SPREAD, MEMBER_SPREAD_WIDTH)
     t["clear_rise"] = min(t["rose"], ramp(f["val_rise_z"], CLEAR_RISE_Z, RISE_Z_WIDTH))
-    t["far_rise"] = min(t["clear_rise"], ramp(f["val_rise"], FAR_RISE, FAR_RISE_WIDTH))
+    t["far_rise"] = min(t["clear_rise"], ramp(f["val_rise"], FAR_RISE, FAR_RISE_WIDTH),
+                        ramp(1.0 - f["train_level"], TRAINED, TRAINED_WIDTH))
     # overfitting needs something fitted: training below the capacity level, or a validation rise that far
     t["fitted"] = max(-t["high"], t["far_rise"])
     t["unstable"] = min(t["train_rising"], ramp(f["train_rise"], UNSTABLE_RISE, UNSTABLE_WIDTH))
