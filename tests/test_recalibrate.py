@@ -417,6 +417,7 @@ def test_the_sets_and_the_flag_are_not_calibrated_on_rows_the_model_was_trained_
     assert any("calibrated on this table's 300 samples it has not seen" in n for n in doc["notes"]), doc["notes"]
     mixed_model = model_io.load(str(tmp_path / "mixed.mlp"))
     assert mixed_model.conformal.source == "cohort" and mixed_model.conformal.n_rows == 300
+    assert mixed_model.conformal.cohort["n"] == 300  # the rows the sets are calibrated on, not the table's 500
     assert len(mixed_model.ood.calibration) == 300 and mixed_model.ood.cohort["n"] == 300
     # the flag calibrated on the site's own 300: the site's other samples are flagged near the level, not all
     res = run(["predict", str(tmp_path / "mixed.mlp"), str(binary_runs / "site_more.csv"), "--id", "pid", "--ood",

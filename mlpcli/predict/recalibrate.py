@@ -166,11 +166,14 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         held_out, rescored = (_held_out_updates(P, y, groups, link, new.recalibration) if kept != "none"
                               else (P, 0))
         sub = None if groups is None else groups[fresh]
+        # the cohort as the sets and the flag are calibrated on it: its rows the model has not seen
+        used = cohort_base if fresh.all() else {**cohort_base, "n": int(fresh.sum()), **(
+            {} if sub is None else {"patients": len(np.unique(sub.astype(str)))})}
         new.conformal = calibrate_cohort(metrics.class_proba(model.task, held_out)[fresh], y[fresh], sub, first[fresh],
-                                         cohort=cohort)
+                                         cohort=cohort if fresh.all() else {**used, "class_counts": {
+                                             c: int(k) for c, k in zip(classes, np.bincount(y[fresh],
+                                                                                            minlength=len(classes)))}})
         if ood_parts is not None:  # the flag's p-values among this population's samples (split conformal)
-            used = cohort_base if fresh.all() else {**cohort_base, "n": int(fresh.sum()), **(
-                {} if sub is None else {"patients": len(np.unique(sub.astype(str)))})}  # (the rows it is calibrated on)
             new.ood = recalibrated(model.ood, ood_parts[fresh], sub, cohort=used)
     # what evaluate recognises as this table's rows, in any copy or part of it: when the model holds anything fitted on it
     cohort_sets = conformal == COHORT and fresh.any()
