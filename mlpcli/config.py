@@ -360,9 +360,12 @@ class OnlyWith:
 
 def _optimizer_only(name: str) -> OnlyWith:
     readers = OPTIMIZER_ONLY[name]
+    # "auto", the default, asks for nothing: --weight-decay auto with adam (a config file's) was refused
+    inert = (AUTO,) if TrainOptions.__dataclass_fields__[name].metadata.get("auto") else ()
     return OnlyWith(("optimizer",), lambda o: o.optimizer in readers,
                     lambda tried, _: (f"only --optimizer {' or '.join(readers)} uses it, and the optimizer is "
-                                      f"{' or '.join(sorted({o.optimizer for o in tried}))}{_OPTIMIZER_ADVICE[name]}"))
+                                      f"{' or '.join(sorted({o.optimizer for o in tried}))}{_OPTIMIZER_ADVICE[name]}"),
+                    inert)
 
 
 def _val_size_moot(tried: list, folds_flag: str) -> str:

@@ -129,7 +129,8 @@ class _BaseMLP(BaseEstimator):
              "clip_norm=None, or a minibatch optimizer")
         # Adam and SGD have no decoupled decay: a decay asked for with them would be silently ignored (0: none,
         # which is true of them). Their weight penalty is l2.
-        if not (self.weight_decay is None or self.weight_decay == 0 or self.optimizer == "adamw"):
+        if not (self.weight_decay is None or self.weight_decay == 0 or self.weight_decay == AUTO
+                or self.optimizer == "adamw"):
             raise ValueError(f"{type(self).__name__}: weight_decay={self.weight_decay!r} applies to optimizer='adamw' "
                              f"only (decoupled decay); optimizer={self.optimizer!r} would ignore it: use "
                              "optimizer='adamw', or l2 for a weight penalty with adam or sgd, or leave "
@@ -154,7 +155,8 @@ class _BaseMLP(BaseEstimator):
             return self.dtype
 
     def _weight_decay(self):
-        """``weight_decay``, None being AdamW's default decay (``FitConfig``'s); used by optimizer='adamw' only."""
+        """``weight_decay``, None being AdamW's default decay (``FitConfig``'s), "auto" the command line's (1.0 for a
+        classifier, 0.01 for a regressor, made concrete by ``_resolved``); used by optimizer='adamw' only."""
         return FitConfig.weight_decay if self.weight_decay is None else self.weight_decay
 
     def _hidden(self) -> list[int] | None:
@@ -177,12 +179,13 @@ class _BaseMLP(BaseEstimator):
     def _resolved(self, n_train: int, n_features: int) -> TrainOptions:
         """The train options with every "auto" (batch_size, epochs, l2, lr, augment_noise) made concrete for
         ``n_train`` training rows of ``n_features`` features, as `mlpcli train` makes them."""
-        return resolve(self._as_train_options(), n_train, n_features)
+        return resolve(self._as_train_options(), n_train, n_features,
+                       "regression" if isinstance(self, RegressorMixin) else None)
 
     def _fit_config(self, seed: int, resolved: TrainOptions) -> FitConfig:
         return FitConfig(
             optimizer=self.optimizer, lr=float(resolved.lr), momentum=float(self.momentum),
-            weight_decay=float(self._weight_decay()), l1=float(self.l1), l2=float(resolved.l2),
+            weight_decay=float(resolved.weight_decay), l1=float(self.l1), l2=float(resolved.l2),
             batch_size=int(resolved.batch_size), epochs=int(resolved.epochs),
             patience=(None if not self.early_stopping else BASE_PATIENCE if self.patience == AUTO else int(self.patience)),
             adaptive_patience=self.early_stopping and self.patience == AUTO,  # as `mlpcli train --patience auto`
@@ -537,7 +540,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``patience``, ``min_delta``), ``lr`` and ``batch_size`` do not apply, as for scikit-learn's lbfgs solver.
     pos_weight : bce's weight of the positive class, ``classes_[1]`` (the later label in sorted order).
     weight_decay : AdamW's decoupled decay (each step shrinks the weights by ``lr`` x this); None is 0.01
-        with ``optimizer="adamw"``. Adam and SGD have none: a value other than None or 0 with them is a
+        with ``optimizer="adamw"``, "auto" the command line's (1.0 for a classifier, 0.01 for a regressor). Adam and SGD have none: a value other than None or 0 with them is a
         ValueError at ``fit`` (their weight penalty is ``l2``).
 
     Attributes: ``classes_`` (labels; column indices for multi-label), ``n_features_in_``,

@@ -452,3 +452,21 @@ def test_estimator_inputs_named_in_their_errors_and_tags_that_follow_the_loss():
     assert (tags["hinge"].multi_class, tags["hinge"].multi_label) == (False, True)
     with pytest.raises(ValueError, match=r"Only binary classification is supported with loss='hinge'"):
         MLPClassifier(loss="hinge", epochs=1).fit(X, y)
+
+
+def test_weight_decay_auto_is_the_command_lines_rule():
+    """weight_decay='auto' failed with "could not convert string to float: 'auto'" at fit."""
+    from mlpcli.estimators import MLPClassifier, MLPRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    y = X[:, 0] * 2 + rng.normal(0, 0.1, 120)
+    common = dict(optimizer="adamw", hidden=(), epochs=5, random_state=0)
+    auto = MLPRegressor(weight_decay="auto", **common).fit(X, y)
+    given = MLPRegressor(weight_decay=0.01, **common).fit(X, y)
+    np.testing.assert_array_equal(auto.predict(X), given.predict(X))
+    labels = (X[:, 0] > 0).astype(int)
+    auto = MLPClassifier(weight_decay="auto", **common).fit(X, labels)
+    given = MLPClassifier(weight_decay=1.0, **common).fit(X, labels)
+    np.testing.assert_array_equal(auto.predict_proba(X), given.predict_proba(X))
+    MLPRegressor(weight_decay="auto", optimizer="adam", hidden=(), epochs=2).fit(X, y)  # nothing asked of adam

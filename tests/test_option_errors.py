@@ -663,3 +663,16 @@ def test_an_empty_data_name_beside_a_model_file(tmp_path, monkeypatch):
     (tmp_path / "model.mlp").write_bytes(b"x")
     res = run(["train", ""])
     assert res.exit_code == 1 and "table file not found: the name given is empty" in res.output.splitlines()[-1]
+
+
+def test_weight_decay_auto_given_with_another_optimizer_asks_for_nothing(tmp_path):
+    """`--weight-decay auto` (the default, written out, as in a config file) with --optimizer adam was a usage error."""
+    from tables import make_table
+
+    make_table("multiclass", n_patients=10, per_patient=2, n_features=4).to_csv(tmp_path / "t.csv", index=False)
+    ok = run(["train", str(tmp_path / "t.csv"), "--optimizer", "adam", "--weight-decay", "auto", "--folds", "1",
+              "--epochs", "2", "-q", "-o", str(tmp_path / "m.mlp")])
+    assert ok.exit_code == 0, ok.output
+    bad = run(["train", str(tmp_path / "t.csv"), "--optimizer", "adam", "--weight-decay", "0.5", "--folds", "1",
+               "--epochs", "2", "-q", "-o", str(tmp_path / "m.mlp")])
+    assert bad.exit_code == 2 and "only --optimizer adamw uses it" in bad.output
