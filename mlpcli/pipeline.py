@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import __version__, data, interrupts, metrics
 from .calibration import Calibration
-from .config import TrainOptions
+from .config import AUTO, TrainOptions
 from .errors import DataError
 from .model_io import Model
 from .model_summary import is_weighted
@@ -226,7 +226,8 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
         if caveat:
             notes.append(f"rough held-out metrics: {val_metrics['n']} {model.fit['held_out']} samples, and {caveat}")
         near = near_chance_warning(ds.task, interval, fitted.scored.y, model.fit["held_out"],
-                                   chosen=len(fitted.portfolio or []) > 1)
+                                   chosen=len(fitted.portfolio or []) > 1, calibrated=fitted.calibration is not None,
+                                   decided=resolved.decision == AUTO)
         if near:
             warnings.append(near)
         try:
@@ -354,10 +355,12 @@ IMBALANCED_SHARE = 0.2
 NEAR_CHANCE = 0.1
 
 
-def near_chance_warning(task: str, interval, y: np.ndarray, held_out: str, chosen: bool = False) -> str | None:
+def near_chance_warning(task: str, interval, y: np.ndarray, held_out: str, chosen: bool = False,
+                        calibrated: bool = True, decided: bool = True) -> str | None:
     """A warning when the held-out balanced accuracy's interval (``interval``, a ``PooledEstimate``) reaches within
     NEAR_CHANCE of chance: each network was early-stopped on the rows it scores (and with ``chosen``, the architecture
-    picked on them; the temperature and decision rule are fitted on them too), which lifts the estimate where there
+    picked on them; with ``calibrated`` the temperature, with ``decided`` the decision rule (--decision auto), fitted
+    on them too), which lifts the estimate where there
     is little signal, and the interval does not count it. On 8 tables of 200 random labels `train` read 0.553 balanced
     accuracy and ROC AUC 0.570 on average against `cv`'s 0.526 and 0.518, and its interval left out 0.5 on 3 of them
     (a review); `cv` scores samples no choice was made on. None for other tasks, or away from chance."""
@@ -370,10 +373,14 @@ def near_chance_warning(task: str, interval, y: np.ndarray, held_out: str, chose
     # (an estimate at or below chance claims no signal for the uplift to have made)
     if interval.ci[0] > chance + NEAR_CHANCE or interval.value <= chance:
         return None
-    what = "the architecture, " if chosen else ""
+    chosen_too = [w for w, on in (("the architecture", chosen), ("the temperature", calibrated),
+                                    ("the decision rule", decided)) if on]
+    what = ("" if not chosen_too else ", and " + (chosen_too[0] if len(chosen_too) == 1 else
+                                                 ", ".join(chosen_too[:-1]) + " and " + chosen_too[-1])
+            + (" was" if len(chosen_too) == 1 else " were") + " chosen on them")
     return (f"the {held_out} balanced accuracy {interval.value:.3f} (95 % CI {interval.ci[0]:.3f} – {interval.ci[1]:.3f}) "
-            f"reaches near chance ({chance:.2g}): each network was early-stopped on the rows it scored, and "
-            f"{what}the temperature and the decision rule were chosen on them, which lifts the estimate where there is "
+            f"reaches near chance ({chance:.2g}): each network was early-stopped on the rows it scored{what}, "
+            "which lifts the estimate where there is "
             "little signal (by 0.03 balanced accuracy on tables of random labels) — an uplift the interval does not "
             "count; before reading it as signal, measure it with `mlpcli cv`, which scores samples no choice was made on")
 

@@ -133,3 +133,6 @@ def test_an_estimate_near_chance_says_the_choices_made_on_its_rows_lift_it(tmp_p
     clear = PooledEstimate("balanced_accuracy", 0.60, [0.45, 0.75], 0.95, 2000, "samples", 30, 30)
     assert near_chance_warning("multiclass", clear, y, "out-of-fold") is None
     assert near_chance_warning("regression", lifted, y, "out-of-fold") is None
+    # it names only the choices made on the rows: not a temperature under --no-calibrate, nor a rule given
+    plain = near_chance_warning("multiclass", lifted, y, "out-of-fold", calibrated=False, decided=False)
+    assert "early-stopped on the rows it scored, which lifts" in plain and "temperature" not in plain
