@@ -4,6 +4,7 @@ the training rows' scores promise nothing at a site whose samples are noisier, t
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -343,3 +344,23 @@ def test_info_says_the_flag_is_calibrated_on_the_cohort(site):
     assert doc["trust"]["ood"]["cohort"]["data"] == "cohort.csv"
     trained = " ".join(run(["info", str(site / "m.mlp")], env={"COLUMNS": "400"}).output.split())
     assert "(recalibrate" not in trained and "held-out patients (each counted once)" in trained
+
+
+def test_the_unseen_batch_warning_says_which_population_the_sets_hold_for(tmp_path):
+    """On a model whose sets are calibrated on a recalibration cohort the warning still said they hold for samples
+    exchangeable with the training ones."""
+    from tables import SAMPLE
+
+    cohort = pd.read_csv(os.path.join(os.path.dirname(SAMPLE), "test_cohort.csv.gz"))
+    cohort.to_csv(tmp_path / "site.csv", index=False)
+    cohort.assign(batch="B9").to_csv(tmp_path / "b9.csv", index=False)
+    assert run(["train", SAMPLE, "--folds", "2", "--epochs", "20", "--hidden", "none", "-q", "-o",
+                str(tmp_path / "m.mlp")]).exit_code == 0
+    assert run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "site.csv"), "-o", str(tmp_path / "r.mlp"),
+                "-q"]).exit_code == 0
+    for model, expected in (("m.mlp", "exchangeable with the training ones"), ("r.mlp", "exchangeable with site.csv's")):
+        res = run(["predict", str(tmp_path / model), str(tmp_path / "b9.csv"), "--coverage", "0.9", "-o",
+                   str(tmp_path / "p.csv"), "--json"])
+        assert res.exit_code == 0, res.output
+        said = [w for w in json.loads(res.stdout)["warnings"] if "not seen in training" in w]
+        assert said and expected in said[0], said

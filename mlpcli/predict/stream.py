@@ -825,11 +825,16 @@ class _Run:
                 listed = ", ".join(f"{b!r} ({k} sample{'s' * (k != 1)})" for b, k in unseen[:5])
                 sets = (self.trust is not None and self.trust.sets is not None and self.model.task
                         in data.CLASSIFICATION_TASKS)
+                cohort = self.model.conformal is not None and self.model.conformal.on_model_proba
+                where = ((self.model.conformal.cohort or {}).get("data") or "its recalibration cohort") if cohort else ""
+                coverage = (f"; the prediction sets' --coverage holds for samples exchangeable with {where}'s (the "
+                            "population they were calibrated on, with `mlpcli recalibrate`)" if cohort else
+                            "; the prediction sets' --coverage holds for samples exchangeable with the training ones, "
+                            "which a new site's are not (`mlpcli cv --leave-batch-out` measures it at held-out "
+                            "batches)")
                 self.warnings.append(f"batch{'es' * (len(unseen) > 1)} {listed} not seen in training (trained on "
                                      f"{_quoted(sorted(trained), 8)}); batch effects may shift predictions"
-                                     + ("; the prediction sets' --coverage holds for samples exchangeable with the "
-                                        "training ones, which a new site's are not (`mlpcli cv --leave-batch-out` "
-                                        "measures it at held-out batches)" if sets else ""))
+                                     + (coverage if sets else ""))
         if self.seen is not None and not self.need_target:  # evaluate says it with the metrics
             note = self.seen.predict_note(self.n_rows)
             if note is not None:
