@@ -355,3 +355,18 @@ def test_a_folds_own_warnings_name_it_as_the_table_does(tmp_path):
     lines = [line for line in res.stderr.splitlines() if "only in the training rows" in line]
     assert lines and all(re.match(r"warning: repeat [12] fold [123], within", line) for line in lines), lines
     assert "cv/" not in res.stderr and "grid/" not in res.stderr
+
+
+def test_cv_says_what_log1p_auto_decided_in_its_folds():
+    """`train` says whether --log1p auto applied log(1 + x); `cv`, whose folds each decide on their training part,
+    said nothing."""
+    from tables import SAMPLE
+
+    res = run(["cv", SAMPLE, "--folds", "2", "--member-folds", "1", "--epochs", "2", "--hidden", "none",
+               "--no-baseline", "--json"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["notes"]
+    assert any(n.startswith("--log1p auto: applied log(1 + x)") for n in notes), notes
+    res = run(["cv", SAMPLE, "--folds", "2", "--member-folds", "1", "--epochs", "2", "--hidden", "none",
+               "--no-baseline", "--no-log1p", "--json"])
+    assert not any("--log1p auto" in n for n in json.loads(res.stdout)["notes"])

@@ -67,6 +67,8 @@ class FoldScore:
     members: int = 1  # networks in the fold's model
     hidden: list[int] = field(default_factory=list)  # the fold's architecture (--hidden auto chooses per fold)
     epoch_cap: int = 0  # --epochs as resolved for the fold: a best epoch at the cap means it wanted more
+    # what --log1p auto said of the fold's training part ("applied ...", or why it declined counts): cv says it once
+    log1p_notes: list[str] = field(default_factory=list)
     held_out: str | None = None  # leave-batch-out: the batches of the test part
     # with a trust level (classification): the fold model's prediction-set coverage and mean size on the test
     # part, its out-of-distribution flag rate there, and its own out-of-fold main metric on the training part
@@ -119,6 +121,7 @@ def fit_and_score(ds: data.Dataset, train_rows: np.ndarray, test_rows: np.ndarra
         # leave-batch-out compares it with the held-out batch for every task (a regression had no comparison)
         inner_score=_inner_score(fitted) if trusting or held_out is not None else None,
         baseline=linear_baseline(train_ds, test_ds, fitted.options, fitted.model.decision) if baseline else None,
+        log1p_notes=[n for n in fitted.notes if n.startswith("--log1p auto")],
     )
     if score.baseline is not None:  # named with the fold like the network's own warnings
         score.warnings.extend(score.baseline.warnings)
@@ -500,6 +503,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
                      "on its model's own out-of-fold predictions"
                      if n_balanced else "--decision auto labelled every fold by argmax (the balanced rule did not "
                      "score higher on any fold model's own out-of-fold predictions)")
+    notes += _log1p_notes(scores)
     if leave_batch_out:
         notes += _spanning_note(ds)
     # every sample scored once per repeat by a model that never saw its patient: one estimate over them all, with
@@ -517,6 +521,18 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     return CVResult(task=ds.task, metric=metric, higher_is_better=metrics.higher_is_better(metric), classes=list(ds.classes),
                     target_names=list(ds.target_names), strategy=strategy, n_folds=folds, repeats=repeats,
                     folds=scores, seconds=time.perf_counter() - started, notes=notes, warnings=warn, pooled=pooled)
+
+
+def _log1p_notes(scores: list[FoldScore]) -> list[str]:
+    """What --log1p auto said in the folds, once: each fold decides on its own training part, so a note found in
+    some folds only says in how many (cv said nothing of it: counts trained logged or not without a word)."""
+    out = []
+    for note in dict.fromkeys(n.split(" (median skewness")[0] for f in scores for n in f.log1p_notes):
+        k = sum(any(n.startswith(note) for n in f.log1p_notes) for f in scores)
+        first = next(n for f in scores for n in f.log1p_notes if n.startswith(note))
+        out.append(first if k == len(scores) else f"{first} (in {k} of {len(scores)} folds; the others decided "
+                                                  "otherwise on their training parts)")
+    return out
 
 
 # The label is said confounded with the batch when batch x class has Cramér's V of 0.5 or more (a strong
