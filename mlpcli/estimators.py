@@ -540,7 +540,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``patience``, ``min_delta``), ``lr`` and ``batch_size`` do not apply, as for scikit-learn's lbfgs solver.
     pos_weight : bce's weight of the positive class, ``classes_[1]`` (the later label in sorted order).
     weight_decay : AdamW's decoupled decay (each step shrinks the weights by ``lr`` x this); None is 0.01
-        with ``optimizer="adamw"``, "auto" the command line's (1.0 for a classifier, 0.01 for a regressor). Adam and SGD have none: a value other than None or 0 with them is a
+        with ``optimizer="adamw"``, "auto" the command line's (1.0 for a classifier, 0.01 for a regressor).
+        Adam and SGD have none: a value other than None, "auto" or 0 with them is a
         ValueError at ``fit`` (their weight penalty is ``l2``).
 
     Attributes: ``classes_`` (labels; column indices for multi-label), ``n_features_in_``,
