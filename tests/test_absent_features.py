@@ -291,6 +291,13 @@ def test_samples_of_zeros_in_every_feature_are_warned_of_in_train_and_predict(tm
     assert res.exit_code == 0, res.output
     said = [w for w in json.loads(res.stdout)["warnings"] if "0 in every one of the model's" in w]
     assert said and said[0].startswith("4 samples hold 0") and "empty droplets or failed samples" in said[0], said
+    # a column absent and filled (--fill-missing): the sample's own values are still all 0
+    empty.drop(columns=genes[:1]).to_csv(tmp_path / "short.csv", index=False)
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "short.csv"), "--fill-missing", "mean", "-o",
+               str(tmp_path / "s.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    said = [w for w in json.loads(res.stdout)["warnings"] if "samples hold 0 in every one of the" in w]
+    assert said and f"the {len(genes) - 1} of the model's features the table has" in said[0], said
     clean = table.copy()
     clean.to_csv(tmp_path / "clean.csv", index=False)
     res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "clean.csv"), "-o", str(tmp_path / "q.csv"),

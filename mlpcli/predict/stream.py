@@ -597,7 +597,11 @@ class _Run:
 
     def _count_empty(self, X: np.ndarray, first_row: int, ids: np.ndarray | None) -> None:
         """Count the rows of X (raw values of the model's features; table row ``first_row`` + 1 first) that hold 0 in
-        every feature (a NaN is no 0), keeping the first few by name."""
+        every feature the table has (a NaN is no 0; the ones --fill-missing filled are not the sample's), keeping the
+        first few by name."""
+        present = self.plan.present
+        if not present.all():
+            X = X[:, present]
         empty = np.flatnonzero(~(X != 0).any(axis=1)) if X.shape[1] else np.zeros(0, dtype=np.int64)
         if not len(empty):
             return
@@ -612,9 +616,11 @@ class _Run:
         zero vector lay nearer the training cells than any real held-out cell), so nothing flagged them."""
         if not self.n_empty:
             return None
-        k, d = self.n_empty, len(self.plan.features)
+        k, d = self.n_empty, int(self.plan.present.sum())
         which = ", ".join(self.empty_rows) + (", …" if k > len(self.empty_rows) else "")
-        return (f"{'1 sample holds' if k == 1 else f'{k:,} samples hold'} 0 in every one of the model's {d:,} features "
+        of = (f"the model's {d:,} features" if self.plan.present.all() else
+              f"the {d:,} of the model's features the table has")
+        return (f"{'1 sample holds' if k == 1 else f'{k:,} samples hold'} 0 in every one of {of} "
                 f"({which}): empty droplets or failed samples? The model still calls {'it' if k == 1 else 'them'}, "
                 "from no measurement, and the out-of-distribution check need not flag an empty profile; remove such "
                 "samples (or read their predictions as none)")
