@@ -380,3 +380,9 @@ def test_one_feature_far_off_is_named_whatever_the_share_of_features(tmp_path):
     assert said and "'g10': mean 10" in said[0] and "(--shift-report)" in said[0], docs["far"]["warnings"]
     assert docs["far"]["shift"]["far"] == ["g10"] and docs["far"]["shift"]["level"] == "none"
     assert docs["ok"]["shift"]["far"] == [] and not any("far from" in w for w in docs["ok"]["warnings"])
+    # a gene at 0 in every sample has the absent-gene warning, not this one too (its mean printed -6.6e-14)
+    cohort.assign(g10=0.0).to_csv(tmp_path / "zero.csv", index=False)
+    res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "zero.csv"), "-o", str(tmp_path / "z_p.csv"),
+               "--json"])
+    doc = json.loads(res.stdout)
+    assert "g10" in doc["shift"]["absent"] and doc["shift"]["far"] == [], doc["shift"]

@@ -527,7 +527,7 @@ def _log1p_notes(scores: list[FoldScore]) -> list[str]:
     """What --log1p auto said in the folds, once: each fold decides on its own training part, so a note found in
     some folds only says in how many (cv said nothing of it: counts trained logged or not without a word)."""
     out = []
-    for note in dict.fromkeys(n.split(" (median skewness")[0] for f in scores for n in f.log1p_notes):
+    for note in dict.fromkeys(n.split("(")[0] for f in scores for n in f.log1p_notes):  # (its figures differ by fold)
         k = sum(any(n.startswith(note) for n in f.log1p_notes) for f in scores)
         first = next(n for f in scores for n in f.log1p_notes if n.startswith(note))
         out.append(first if k == len(scores) else f"{first} (in {k} of {len(scores)} folds; the others decided "

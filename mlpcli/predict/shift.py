@@ -165,7 +165,8 @@ class ShiftReport:
         if not self.checked:
             return np.zeros(0, dtype=np.int64)
         shift = np.abs(np.nan_to_num(self.mean_shift))
-        far = np.flatnonzero((shift > self.far_bar) & ~self.filled)
+        absent = self.absent if self.absent is not None else np.zeros(len(shift), dtype=bool)
+        far = np.flatnonzero((shift > self.far_bar) & ~self.filled & ~absent)  # (absent ones have their own warning)
         return far[np.argsort(-shift[far], kind="stable")]
 
     def far_message(self) -> str | None:
@@ -177,8 +178,10 @@ class ShiftReport:
         center = self.center if self.center is not None else np.zeros(len(self.features))
         scale = self.scale if self.scale is not None else np.ones(len(self.features))
         unscale = self.unscale or (lambda z: center + scale * z)
-        new, train = unscale(self.new_mean), unscale(self.train_mean)
         train_sd = scale * (self.train_sd_unclipped if self.unclipped else self.train_sd)
+        # the clip's inverse leaves round-off where a mean is 0 (-6.6e-14): shown as 0
+        new, train = (np.where(np.abs(v) < 1e-9 * np.maximum(train_sd, 1e-300), 0.0, v)
+                      for v in (unscale(self.new_mean), unscale(self.train_mean)))
         shown = "; ".join(f"{self.features[j]!r}: mean {shown_number(new[j], '.4g')} against "
                           f"{shown_number(train[j], '.4g')} ± {shown_number(train_sd[j], '.2g')} in training"
                           for j in far[:SHIFT_SHOWN])
