@@ -55,21 +55,23 @@ def test_predict_to_standard_output_stops_at_a_whole_row_and_says_the_rows_are_i
     assert all(line.count(",") == width for line in lines[:-1])
 
 
+def _train_with(patch: str, args: list[str]) -> str:
+    """A script that applies ``patch`` (Python lines; os, signal and sys imported) and runs `mlpcli train` on the sample
+    data (2 folds, 2 epochs, no hidden layer) with ``args``."""
+    return ("import os, signal, sys\n" + patch + "from mlpcli import _entry\n"
+            f"sys.argv = ['mlpcli', 'train', {SAMPLE!r}, '--folds', '2', '--epochs', '2', '--hidden', 'none', "
+            f"*{args!r}]\n_entry.main()\n")
+
+
 def test_a_stop_while_the_refit_network_trains_says_the_file_holds_the_ensemble(tmp_path):
     model = tmp_path / "r.mlp"
-    code = ("import os, signal, sys\n"
-            "import mlpcli.model_selection.crossfit as c\n"
-            "fit = c.fit_run\n"
-            "def fit_run(ds, val, *a, **k):\n"
-            "    if val is None:  # the refit: no validation rows\n"
-            "        os.kill(os.getpid(), signal.SIGTERM)\n"
-            "    return fit(ds, val, *a, **k)\n"
-            "c.fit_run = fit_run\n"
-            "from mlpcli import _entry\n"
-            f"sys.argv = ['mlpcli', 'train', {SAMPLE!r}, '--folds', '2', '--epochs', '2', '--hidden', 'none',\n"
-            f"            '--refit', '-q', '-o', {str(model)!r}]\n"
-            "_entry.main()\n")
-    res = _run(code)
+    res = _run(_train_with("import mlpcli.model_selection.crossfit as c\n"
+                           "fit = c.fit_run\n"
+                           "def fit_run(ds, val, *a, **k):\n"
+                           "    if val is None:  # the refit: no validation rows\n"
+                           "        os.kill(os.getpid(), signal.SIGTERM)\n"
+                           "    return fit(ds, val, *a, **k)\n"
+                           "c.fit_run = fit_run\n", ["--refit", "-q", "-o", str(model)]))
     assert res.returncode == 143, res.stderr
     assert ("stopped while the --refit network trained; the members' ensemble, not the one network --refit asks "
             f"for, is written to {model}") in " ".join(res.stderr.split())
@@ -91,17 +93,11 @@ def test_a_stop_that_cuts_the_summary_short_still_says_the_model_is_complete(tmp
     """A stop signal to a job's whole process group took its output's reader too: the summary's write failed, the held
     interrupt was raised, and the job log ended in a bare "Interrupted." (exit 130) over a complete model file."""
     model = tmp_path / "m.mlp"
-    code = ("import os, signal, sys\n"
-            "import mlpcli.cli.train as t\n"
-            "def summary(*a, **k):  # the stop arrives, then the write fails: the reader is gone\n"
-            "    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    raise BrokenPipeError(32, 'Broken pipe')\n"
-            "t._summary_table = summary\n"
-            "from mlpcli import _entry\n"
-            f"sys.argv = ['mlpcli', 'train', {SAMPLE!r}, '--folds', '2', '--epochs', '2', '--hidden', 'none',\n"
-            f"            '-o', {str(model)!r}]\n"
-            "_entry.main()\n")
-    res = _run(code)
+    res = _run(_train_with("import mlpcli.cli.train as t\n"
+                           "def summary(*a, **k):  # the stop arrives, then the write fails: the reader is gone\n"
+                           "    os.kill(os.getpid(), signal.SIGINT)\n"
+                           "    raise BrokenPipeError(32, 'Broken pipe')\n"
+                           "t._summary_table = summary\n", ["-o", str(model)]))
     assert res.returncode == 130, res.stderr
     assert f"stopped once training was over; the complete model is written to {model}" in " ".join(res.stderr.split())
     assert model.exists()
