@@ -389,6 +389,7 @@ class _Run:
         # kept features): recalibrate keeps its cohort's, evaluate recognises them. Not where a feature is filled
         # (--fill-missing): the row is then not the one the table holds
         self.keep_fingerprints = False
+        self._print_weights: np.ndarray | None = None  # their weights (``kept_feature_weights``), once needed
         self.n_rows = 0
         self.batch_counts: Counter = Counter()
         self._missing_batch = missing_batch_name((model.split or {}).get("batch_counts_train"))
@@ -536,7 +537,9 @@ class _Run:
         statistics, which are then those of the rows evaluated.
         fingerprints (n,) uint64: where each row's fingerprint goes (``keep_fingerprints``)."""
         pre = self.model.preprocessor
-        weights = None if fingerprints is None else kept_feature_weights(self.model)
+        if fingerprints is not None and self._print_weights is None:  # drawn once, not for every piece
+            self._print_weights = (self.seen.weights if self.seen is not None else kept_feature_weights(self.model))
+        weights = self._print_weights
         n = len(Z)
         width = len(values) if isinstance(values, list) else values.shape[1]
         step = max(1, min(_STAT_ROWS, _STAT_BYTES // (8 * max(width, 1))))
