@@ -196,16 +196,18 @@ def _mcc(y: np.ndarray, pred: np.ndarray) -> float | None:
 
 
 def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshold: float = 0.5,
-            weights: np.ndarray | None = None) -> dict:
+            weights: np.ndarray | None = None, predicted: np.ndarray | None = None) -> dict:
     """The full metric set for ``task``; undefined metrics are None. ``threshold`` (binary, multi-label) and
     ``weights`` (multiclass, (k,): the model's decision rule, ``decision.Decision``) decide the labels the
-    label-based metrics count; the probability-based ones (log loss, Brier, AUC, ECE) do not depend on them."""
+    label-based metrics count; the probability-based ones (log loss, Brier, AUC, ECE) do not depend on them.
+    ``predicted``: the labels themselves ((n,) class indices, multi-label (n, L) 0/1), decided elsewhere (the
+    cross-fitted estimate's, each half by the other's rule), in place of ``threshold`` and ``weights``."""
     if task == "binary":
-        return _binary(y.reshape(-1).astype(int), proba.reshape(-1), classes, threshold)
+        return _binary(y.reshape(-1).astype(int), proba.reshape(-1), classes, threshold, predicted)
     if task == "multiclass":
-        return _multiclass(y.reshape(-1).astype(int), proba, classes, weights)
+        return _multiclass(y.reshape(-1).astype(int), proba, classes, weights, predicted)
     if task == "multilabel":
-        return _multilabel(y.reshape(proba.shape).astype(int), proba, classes, threshold)
+        return _multilabel(y.reshape(proba.shape).astype(int), proba, classes, threshold, predicted)
     if task == "regression":
         return _regression(y.reshape(proba.shape), proba, classes)
     raise ValueError(f"unknown task {task!r}")
@@ -288,8 +290,8 @@ def _calibration_of_risks(y: np.ndarray, p: np.ndarray) -> dict:
             "slope": _defined(fit["slope"]), "slope_ci": wald("slope"), "interval": "Wald, rows independent"}
 
 
-def _binary(y, p, classes, threshold):
-    pred = predicted_class("binary", p, threshold)
+def _binary(y, p, classes, threshold, pred=None):
+    pred = predicted_class("binary", p, threshold) if pred is None else np.asarray(pred).reshape(-1)
     p_clip = np.clip(p, 1e-15, 1 - 1e-15)
     top = predicted_class("binary", p)  # the class the probability ranks first: ECE judges probabilities, not the threshold
     return {
@@ -523,10 +525,11 @@ def _undefined_as_none(v: float) -> float | None:
     return None if not np.isfinite(v) else float(v)
 
 
-def _multiclass(y, P, classes, weights=None):
+def _multiclass(y, P, classes, weights=None, pred=None):
     K = P.shape[1]
-    pred = predicted_class("multiclass", P, weights=weights)
-    top = pred if weights is None else predicted_class("multiclass", P)  # ECE judges the most probable class
+    given = pred is not None
+    pred = predicted_class("multiclass", P, weights=weights) if pred is None else np.asarray(pred).reshape(-1)
+    top = pred if weights is None and not given else predicted_class("multiclass", P)  # ECE judges the most probable class
     labels = list(range(K))
     # a class never predicted has no precision, one absent from the table no recall: None (shown as —), not 0
     prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=np.nan)
@@ -567,10 +570,10 @@ def _defined(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def _multilabel(Y, P, classes, threshold):
+def _multilabel(Y, P, classes, threshold, pred=None):
     """``threshold``: one for every label, or one per label (L,) (the balanced decision rule's)."""
     thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (Y.shape[1],))
-    pred = predicted_class("multilabel", P, thresholds)
+    pred = predicted_class("multilabel", P, thresholds) if pred is None else np.asarray(pred).reshape(Y.shape)
     at_half = P >= 0.5  # the more probable value of each label: ECE judges probabilities, not the thresholds
     return {
         "n": int(Y.shape[0]),

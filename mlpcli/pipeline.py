@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import __version__, data, interrupts, metrics
 from .calibration import Calibration
-from .config import AUTO, TrainOptions
+from .config import TrainOptions
 from .errors import DataError
 from .model_io import Model
 from .model_summary import is_weighted
@@ -199,9 +199,11 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                      "portfolio": fitted.portfolio,
                      "calibration": fitted.calibration.to_dict() if fitted.calibration else None}
         model.provenance = _provenance(source, ds, checksum())
-        decider = model.decider  # the labels the held-out metrics count: the model's own (``mlpcli.decision``)
-        val_metrics = metrics.compute(ds.task, fitted.scored.y, metrics.as_task_proba(ds.task, fitted.proba), ds.classes,
-                                      decider.threshold(ds.task), decider.weights(ds.task))
+        decider = model.decider  # the model's rule (``mlpcli.decision``); the estimate's labels, each half's by the other's
+        # the held-out estimate, cross-fitted (``model_selection.crossed``): no choice was made on the rows it scores
+        proba, labels = fitted.estimate_proba, fitted.estimate_labels()
+        val_metrics = metrics.compute(ds.task, fitted.scored.y, metrics.as_task_proba(ds.task, proba), ds.classes,
+                                      decider.threshold(ds.task), decider.weights(ds.task), predicted=labels)
         # the held-out estimate travels with the model (`mlpcli info`): its scalar metrics
         model.fit["held_out"] = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
         model.fit["held_out_metrics"] = {k: v for k, v in val_metrics.items()
@@ -213,23 +215,18 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                                                   isinstance(v, (int, float, str))} for row in val_metrics[part]]
         # the main metric's 95 % interval, resampling patients (the scored rows' groups): what it could be on other
         # patients of the same kind, given these networks
-        interval = pooled_estimate(ds.task, fitted.scored.y, [(np.arange(len(fitted.proba)), fitted.proba)],
+        interval = pooled_estimate(ds.task, fitted.scored.y, [(np.arange(len(proba)), proba)],
                                    len(ds.classes), fitted.scored.groups, seed=options.seed,
-                                   predicted=[model.predict_classes(fitted.proba)] if model.decision else None)
+                                   predicted=[labels] if labels is not None else None)
         model.fit["held_out_interval"] = {k: v for k, v in interval.to_dict().items() if k != "value"}
         caveat = held_out_caveat(ds.task, fitted.scored.y, ds.classes, fitted.scored.groups)
-        warnings += held_out_warnings(ds.task, fitted.scored.y, fitted.proba, ds.classes, val_metrics,
+        warnings += held_out_warnings(ds.task, fitted.scored.y, proba, ds.classes, val_metrics,
                                       model.fit["held_out"], weighted=is_weighted(model.config),
                                       calibrated=fitted.calibration is not None,
                                       converged=any(m["stopped_early"] for m in fitted.members),
-                                      pred=model.predict_classes(fitted.proba) if model.decision else None)
+                                      pred=labels)
         if caveat:
             notes.append(f"rough held-out metrics: {val_metrics['n']} {model.fit['held_out']} samples, and {caveat}")
-        near = near_chance_warning(ds.task, interval, fitted.scored.y, model.fit["held_out"],
-                                   chosen=len(fitted.portfolio or []) > 1, calibrated=fitted.calibration is not None,
-                                   decided=resolved.decision == AUTO)
-        if near:
-            warnings.append(near)
         try:
             diagnosis = _diagnose(fitted.history, baseline, resolved, model)
         except DataError as exc:  # (``history.diagnose_curves``' CurveError) the model is trained; only its curves
@@ -348,41 +345,6 @@ def _patient_step(y: np.ndarray, groups: np.ndarray | None, present: np.ndarray,
 # The rarest class's share below which a model that predicts one class for every sample is told of
 # --class-weight: 33 positives in 2,000 (1.65 %) gave balanced accuracy 0.500 and F1 0 by default, 0.627 with it.
 IMBALANCED_SHARE = 0.2
-
-
-# An estimate whose 95 % interval reaches this close to chance (balanced accuracy 1/K) is "near chance": there the
-# choices made on the scored rows matter most (``near_chance_warning``)
-NEAR_CHANCE = 0.1
-
-
-def near_chance_warning(task: str, interval, y: np.ndarray, held_out: str, chosen: bool = False,
-                        calibrated: bool = True, decided: bool = True) -> str | None:
-    """A warning when the held-out balanced accuracy's interval (``interval``, a ``PooledEstimate``) reaches within
-    NEAR_CHANCE of chance: each network was early-stopped on the rows it scores (and with ``chosen``, the architecture
-    picked on them; with ``calibrated`` the temperature, with ``decided`` the decision rule (--decision auto), fitted
-    on them too), which lifts the estimate where there
-    is little signal, and the interval does not count it. On 8 tables of 200 random labels `train` read 0.553 balanced
-    accuracy and ROC AUC 0.570 on average against `cv`'s 0.526 and 0.518, and its interval left out 0.5 on 3 of them
-    (a review); `cv` scores samples no choice was made on. None for other tasks, or away from chance."""
-    if task not in ("binary", "multiclass") or interval is None or interval.ci is None or interval.value is None:
-        return None
-    k = len(np.unique(np.asarray(y).reshape(-1)))
-    if k < 2:
-        return None
-    chance = 1.0 / k
-    # (an estimate at or below chance claims no signal for the uplift to have made)
-    if interval.ci[0] > chance + NEAR_CHANCE or interval.value <= chance:
-        return None
-    chosen_too = [w for w, on in (("the architecture", chosen), ("the temperature", calibrated),
-                                    ("the decision rule", decided)) if on]
-    what = ("" if not chosen_too else ", and " + (chosen_too[0] if len(chosen_too) == 1 else
-                                                 ", ".join(chosen_too[:-1]) + " and " + chosen_too[-1])
-            + (" was" if len(chosen_too) == 1 else " were") + " chosen on them")
-    return (f"the {held_out} balanced accuracy {interval.value:.3f} (95 % CI {interval.ci[0]:.3f} – {interval.ci[1]:.3f}) "
-            f"reaches near chance ({chance:.2g}): each network was early-stopped on the rows it scored{what}, "
-            "which lifts the estimate where there is "
-            "little signal (by 0.03 balanced accuracy on tables of random labels) — an uplift the interval does not "
-            "count; before reading it as signal, measure it with `mlpcli cv`, which scores samples no choice was made on")
 
 
 def held_out_warnings(task: str, y: np.ndarray, proba: np.ndarray, classes: list, val_metrics: dict, held_out: str,

@@ -607,10 +607,15 @@ def test_hidden_auto_scores_several_targets_in_units_of_their_sds(tmp_path):
         return next((p for v in o if (p := portfolio(v))), None) if isinstance(o, list) else None
 
     scores = [c["score"] for c in portfolio(info)]
-    held = pd.read_csv(oof)
-    Y, P = held[["age", "ic50"]].to_numpy(), held[["pred_age", "pred_ic50"]].to_numpy()
+    # the candidates are compared on their own out-of-fold predictions (``FittedModel.proba``; the --oof file holds
+    # the cross-fitted ones the summary's estimate is of)
+    fitted = fit_model(dataset(df, target=["age", "ic50"]), TrainOptions(target=["age", "ic50"], epochs=30))
+    assert [c["score"] for c in fitted.portfolio] == pytest.approx(scores, rel=1e-9)
+    Y, P = df[["age", "ic50"]].to_numpy(), fitted.proba
     expected = -np.sqrt(np.mean(((P - Y) / Y.std(axis=0)) ** 2))
     assert any(s == pytest.approx(expected, rel=1e-6) for s in scores), (scores, expected)  # the shipped candidate's
+    held = pd.read_csv(oof)
+    assert held[["pred_age", "pred_ic50"]].to_numpy() == pytest.approx(fitted.estimate.proba, rel=1e-6)
 
 
 def test_auto_noise_that_resolves_to_none_is_not_described_as_noise():

@@ -1,8 +1,6 @@
 """The warnings `train` gives about its held-out predictions: a model that labels every held-out sample as the
 majority class (with the remedy), and held-out probabilities worse than always predicting the class shares."""
 
-import json
-
 import numpy as np
 import pandas as pd
 
@@ -102,37 +100,3 @@ def test_the_members_whose_held_out_rows_are_shifted_are_named():
     (two,) = held_out_shift_warnings([member(0.5), member(0.0), member(0.9)])
     assert two.startswith("members 1 and 3's held-out rows differ from their training rows") and "90%" in two
     assert held_out_shift_warnings([member(0.05), member(0.0)]) == []
-
-
-def test_an_estimate_near_chance_says_the_choices_made_on_its_rows_lift_it(tmp_path):
-    """On random labels `train`'s out-of-fold balanced accuracy ran ~0.03 above `cv`'s, and its interval left out
-    chance on 3 of 8 tables (a review): each member was early-stopped on the rows it scored. Near chance the summary
-    now says so and points to `cv`; a clear signal gets no such warning."""
-    from mlpcli.model_selection.pooled import PooledEstimate
-    from mlpcli.pipeline import near_chance_warning
-
-    rng = np.random.default_rng(105)
-    X = rng.normal(size=(200, 30))
-    frame = pd.DataFrame(X, columns=[f"g{i}" for i in range(30)])
-    frame.insert(0, "label", rng.permutation(["a", "b"] * 100))
-    frame.to_csv(tmp_path / "null.csv", index=False)
-    res = run(["train", str(tmp_path / "null.csv"), "--no-group", "--epochs", "20", "-o", str(tmp_path / "m.mlp"),
-               "--json", "-q"])
-    assert res.exit_code == 0, res.output
-    said = [w for w in json.loads(res.stdout)["warnings"] if "reaches near chance (0.5)" in w]
-    assert said and "early-stopped on the rows it scored" in said[0] and "mlpcli cv" in said[0], res.stdout
-    frame["label"] = np.where(X[:, 0] + 0.3 * X[:, 1] > 0, "a", "b")
-    frame.to_csv(tmp_path / "signal.csv", index=False)
-    res = run(["train", str(tmp_path / "signal.csv"), "--no-group", "--epochs", "20", "-o", str(tmp_path / "s.mlp"),
-               "--json", "-q"])
-    assert res.exit_code == 0, res.output
-    assert not any("near chance" in w for w in json.loads(res.stdout)["warnings"])
-    y = np.array([0, 1, 2] * 10)
-    lifted = PooledEstimate("balanced_accuracy", 0.40, [0.30, 0.50], 0.95, 2000, "samples", 30, 30)
-    assert "reaches near chance (0.33)" in near_chance_warning("multiclass", lifted, y, "out-of-fold")
-    clear = PooledEstimate("balanced_accuracy", 0.60, [0.45, 0.75], 0.95, 2000, "samples", 30, 30)
-    assert near_chance_warning("multiclass", clear, y, "out-of-fold") is None
-    assert near_chance_warning("regression", lifted, y, "out-of-fold") is None
-    # it names only the choices made on the rows: not a temperature under --no-calibrate, nor a rule given
-    plain = near_chance_warning("multiclass", lifted, y, "out-of-fold", calibrated=False, decided=False)
-    assert "early-stopped on the rows it scored, which lifts" in plain and "temperature" not in plain

@@ -180,8 +180,9 @@ def _fold_trust(fitted, test_ds: data.Dataset, level: float, logits: list, alpha
 def _inner_score(fitted) -> float | None:
     """The fold model's held-out main metric on its own training part (out-of-fold over its members)."""
     task, decider = fitted.scored.task, fitted.model.decider
-    value = metrics.compute(task, fitted.scored.y, metrics.as_task_proba(task, fitted.proba), list(fitted.scored.classes),
-                            decider.threshold(task), decider.weights(task)).get(metrics.main_metric_name(task))
+    value = metrics.compute(task, fitted.scored.y, metrics.as_task_proba(task, fitted.estimate_proba),
+                            list(fitted.scored.classes), decider.threshold(task), decider.weights(task),
+                            predicted=fitted.estimate_labels()).get(metrics.main_metric_name(task))
     return finite(value)
 
 

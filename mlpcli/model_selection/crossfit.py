@@ -38,8 +38,9 @@ from ..model_io import Member, Model
 from ..parallel import Plan, beside
 from .fitting import (FittedRun, check_fits_memory, class_loss_weights, fit_run, label_loss_weights,
                       resolve_log1p)
+from .crossed import Crossing, CrossedEstimate, crossed_estimate
 from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
-from .splits import SplitSummary, holdout, kfold, max_folds, summarize_split
+from .splits import SplitSummary, crossing_halves, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
            "held_out_frame", "check_held_out_frame", "check_decision", "check_missing", "decision_shares"]
@@ -159,6 +160,21 @@ class FittedModel:
     # a stop signal that came once training was over (scoring, calibrating): held until the model was complete,
     # which the caller keeps (writes) before it stops (``interrupts.finishing``); the model is not cut short
     stopped: list[BaseException] = field(default_factory=list)
+    # the held-out estimate no choice was made on (``crossed``): what the fit kept for it, and the estimate (None:
+    # a half had no rows, as on a single validation patient; the held-out scores are then ``proba``'s)
+    crossing: Crossing | None = None
+    estimate: CrossedEstimate | None = None
+
+    @property
+    def estimate_proba(self) -> np.ndarray:
+        """(n_scored, k) the held-out predictions the reported estimate is of: cross-fitted where there is one."""
+        return self.proba if self.estimate is None else self.estimate.proba
+
+    def estimate_labels(self) -> np.ndarray | None:
+        """The labels the reported estimate counts (classification): the cross-fitted ones, else the model's."""
+        if self.estimate is not None:
+            return self.estimate.predicted
+        return self.model.predict_classes(self.proba) if self.model.task in DECIDED else None
 
 
 def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
@@ -235,6 +251,33 @@ class _Fitted:
     logits: np.ndarray  # (n_scored, k) raw outputs of the member that held each row out
     score: float
     folds: list[int] = field(default_factory=list)  # the fold each run held out (all of them unless interrupted)
+    # (n_scored, k) the same rows each at the epoch the other half of its member's rows chose, and (n_scored,) whether
+    # it was (``training.CrossedStopping``; ``crossed.Crossing``)
+    crossed: np.ndarray | None = None
+    crossed_rows: np.ndarray | None = None
+
+    def place(self, rows: np.ndarray, out: np.ndarray, run: FittedRun, n: int) -> None:
+        """Set rows ``rows`` (of ``n``) of the held-out outputs from ``out`` (len(rows), k), ``run``'s at its
+        best epoch, and of the crossed ones from its result."""
+        if self.logits is None:
+            self.logits = np.zeros((n, out.shape[1]))
+        if self.crossed is None:
+            self.crossed, self.crossed_rows = np.zeros((n, out.shape[1])), np.zeros(n, dtype=bool)
+        self.logits[rows] = out
+        crossed = run.result.crossed_outputs
+        if crossed is None:  # no halves to cross; L-BFGS (``converged`` set) chose no epoch to cross
+            self.crossed[rows] = out
+            self.crossed_rows[rows] = run.result.converged is not None
+        else:
+            self.crossed[rows] = Member(run.network, run.preprocessor, run.target_scaling).unscale(
+                np.asarray(crossed, dtype=np.float64))
+            self.crossed_rows[rows] = True
+
+    def restricted(self, rows: np.ndarray) -> None:
+        """Keep only the scored rows ``rows`` (an interrupted ensemble's)."""
+        self.logits = self.logits[rows]
+        if self.crossed is not None:
+            self.crossed, self.crossed_rows = self.crossed[rows], self.crossed_rows[rows]
 
 
 def _announce(progress, strategy: str, sizes: list[tuple[int, int]], candidates: list[Candidate]) -> None:
@@ -387,6 +430,12 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     # trains a member of an ensemble, and --val-data's table is apart)
     trained_on = ds.subset(split[0]) if n_folds == 1 and val_ds is None else ds
     fitted.model.decision = _decision(trained_on, fitted, options.decision)
+    fitted.estimate = _estimate(fitted)
+    words = None if fitted.estimate is None else fitted.estimate.words(
+        "out-of-fold" if fitted.split is None or fitted.refit_epochs else "validation", len(fitted.crossing.logits),
+        any(run.result.converged is None for run in fitted.runs[: len(fitted.members)]))
+    if words:
+        fitted.notes.append(words)
     fitted.notes[:0] = notes
     fitted.warnings += held_out_shift_warnings(fitted.runs, val_ds is not None)
     return fitted
@@ -474,6 +523,37 @@ def decision_shares(ds: data.Dataset, options: TrainOptions, temperature=None) -
         return None
     mass = counts * class_loss_weights(options, ds)
     return mass / mass.sum()
+
+
+def _crossing(cands: list[_Fitted], halves: np.ndarray, scored: data.Dataset, shell: Model,
+              options: TrainOptions) -> Crossing | None:
+    """What the cross-fitted estimate needs of the candidates scored on ``scored`` (``halves`` (n_scored,)): their
+    crossed outputs, and the model's choice of candidate (``_choose``, as made on all rows) on some of the rows."""
+    if any(c.crossed is None for c in cands):
+        return None
+    task, link = scored.task, shell.output_activation()
+
+    def choose(rows: np.ndarray) -> int:
+        groups = None if scored.groups is None else np.asarray(scored.groups)[rows]
+        sub = [_Fitted(c.spec, c.runs, c.crossed[rows], math.nan, c.folds) for c in cands]
+        for c in sub:
+            c.score = _score(task, scored.y[rows], shell.link(c.logits), len(scored.classes))
+        best, _ = _choose(sub, [], "", scored.y[rows], task, link, groups, by_log_loss(options, task),
+                          options.calibrate)
+        return sub.index(best)
+
+    crossed = np.logical_and.reduce([c.crossed_rows for c in cands])
+    return Crossing(halves=halves, logits=[c.crossed for c in cands], crossed=crossed, choose=choose)
+
+
+def _estimate(fitted: FittedModel) -> CrossedEstimate | None:
+    """The cross-fitted held-out estimate of ``fitted`` (``crossed.crossed_estimate``), at the model's temperature and
+    by its decision rule."""
+    if fitted.crossing is None:
+        return None
+    model = fitted.model
+    return crossed_estimate(fitted.crossing, model.link,
+                            model.predict_classes if model.task in DECIDED else None)
 
 
 def _decision(ds: data.Dataset, fitted: FittedModel, option: str) -> Decision | None:
@@ -633,6 +713,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
     else:
         summary = summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
         train_ds, scored, scored_rows = ds, val_ds, None
+    halves = crossing_halves(scored, [np.arange(scored.n_samples)], options.seed)
     _announce(progress, summary.strategy, [(train_ds.n_samples, scored.n_samples)], candidates)
     cands, interrupted, stopped = [], False, []
     notes: list[str] = []
@@ -641,7 +722,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
         try:
             run = fit_run(train_ds, scored, spec.options(options),
                           _member_progress(progress, 1, 1, c + 1, len(candidates)),
-                          prepared=cands[0].runs[0] if cands else None)
+                          prepared=cands[0].runs[0] if cands else None, val_halves=halves)
         except KeyboardInterrupt:  # before this candidate's first epoch (its preprocessing): keep the others
             if not cands:
                 raise
@@ -658,8 +739,9 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
                          "architectures that finished")
             break
         with interrupts.finishing(stopped):  # a trained candidate: scored whole, or kept unscored
-            logits = _raw_outputs(run, scored.X)
-            cands.append(_Fitted(spec, [run], logits, math.nan))
+            cand = _Fitted(spec, [run], None, math.nan)
+            cand.place(np.arange(scored.n_samples), _raw_outputs(run, scored.X), run, scored.n_samples)
+            cands.append(cand)
         if stopped and c + 1 < len(candidates):  # more to train: stop here, as an interrupt in training does
             notes.append(f"interrupted after training {spec.describe()}: the model is chosen among the "
                          "architectures that finished")
@@ -677,6 +759,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
             c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
         best, table = _choose(cands, notes, "the validation score", scored.y, ds.task, shell.output_activation(),
                               scored.groups, by_log_loss(options, ds.task), options.calibrate)
+        crossing = _crossing(cands, halves, scored, shell, options)
         run = best.runs[0]
         chosen = replace(best.spec.options(options), augment_noise=_noise_used(best.runs))
         model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
@@ -692,15 +775,16 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
                        members=members, options=chosen, calibration=calibration, portfolio=table, notes=notes,
                        warnings=list(summary.warnings) + list(run.preprocessor.warnings) + calibration_warnings,
                        interrupted=interrupted,
-                       stopped=stopped)
+                       stopped=stopped, crossing=crossing)
 
 
 def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions,
-                member: int | None = None) -> FittedRun:
+                member: int | None = None, val_halves: np.ndarray | None = None) -> FittedRun:
     """One member, as a task for ``parallel.run`` (everything it needs is in its arguments); sent back
-    without its preprocessed rows. ``member``: its number, for a divergence's error (``_member_diverged``)."""
+    without its preprocessed rows. ``member``: its number, for a divergence's error (``_member_diverged``);
+    ``val_halves``: ``fit_run``'s."""
     try:
-        return fit_run(ds.subset(train_rows), ds.subset(val_rows), options).without_data()
+        return fit_run(ds.subset(train_rows), ds.subset(val_rows), options, val_halves=val_halves).without_data()
     except TrainingError as exc:
         raise _member_diverged(exc, member) from None
 
@@ -732,7 +816,8 @@ def _expected_cost(spec: Candidate) -> tuple[int, bool]:
     return sum(spec.hidden), spec.augment_noise not in (0, 0.0)
 
 
-def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[FittedRun | None] | None:
+def _parallel_runs(ds, folds, options, candidates, plan, progress, halves: np.ndarray
+                   ) -> list[FittedRun | None] | None:
     """Every candidate's members trained side by side when ``plan`` has more than one worker (each with
     its own seed and plan.threads BLAS threads, so the runs equal the sequential ones), in the order
     candidate by candidate, fold by fold; None when the members are to be trained here one after the other
@@ -745,7 +830,7 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress) -> list[Fitte
     if member_processes(plan, total, _member_copy_bytes(ds, folds, options)) == 1:
         return None
     tasks = [(_fit_member, (ds, fold.train, fold.test, replace(spec.options(options), seed=offset_seed(options.seed, k)),
-                            k + 1))
+                            k + 1, halves[fold.test]))
              for spec in candidates for k, fold in enumerate(folds)]
     # member processes on this machine share its memory
     check_fits_memory(ds, [(spec.options(options), max(len(fold.train) for fold in folds))
@@ -774,14 +859,16 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
     notes: list[str] = []
     warnings: list[str] = []
     scored_rows = np.arange(ds.n_samples)
+    halves = crossing_halves(ds, [f.test for f in folds], options.seed)
     _announce(progress, strategy, [(len(f.train), len(f.test)) for f in folds], candidates)
-    ready = _parallel_runs(ds, folds, options, candidates, plan, progress)
+    ready = _parallel_runs(ds, folds, options, candidates, plan, progress, halves)
     if ready is not None and any(r is None for r in ready):  # interrupted with the members in parallel
         cands, scored_rows, note = _finished_in_parallel(ds, folds, candidates, ready)
         notes.append(note)
         interrupted = True
     for c, spec in enumerate(candidates if not interrupted else []):
-        runs, logits, member_folds = [], None, []
+        runs, member_folds = [], []
+        fitted = _Fitted(spec, runs, None, math.nan, member_folds)
         for k, fold in enumerate(folds):
             if ready is not None:  # every member finished (an interrupted parallel run is handled above)
                 run = ready[c * len(folds) + k]
@@ -789,7 +876,8 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                 try:
                     run = fit_run(ds.subset(fold.train), ds.subset(fold.test),
                                   replace(spec.options(options), seed=offset_seed(options.seed, k)),
-                                  _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)))
+                                  _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)),
+                                  val_halves=halves[fold.test])
                 except TrainingError as exc:
                     raise _member_diverged(exc, k + 1) from None
                 except KeyboardInterrupt:  # before this member's first epoch (its preprocessing)
@@ -805,9 +893,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             with interrupts.finishing(stopped):  # a trained member: scored whole, then kept
                 out = _raw_outputs(run, ds.subset(fold.test).X)  # a view of the rows, scored in blocks
                 run = run.without_data()  # the model keeps the members' networks, not their rows
-                if logits is None:
-                    logits = np.zeros((ds.n_samples, out.shape[1]))
-                logits[fold.test] = out
+                fitted.place(fold.test, out, run, ds.n_samples)
                 runs.append(run)
                 member_folds.append(k)
             # more to train: stop here instead; members trained in parallel are all trained by now (``ready``), and
@@ -821,7 +907,8 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             complete = [cand for cand in cands if len(cand.runs) == len(folds)]
             if runs and not complete:
                 scored_rows = np.sort(np.concatenate([folds[k].test for k in member_folds]))
-                cands = [_Fitted(spec, runs, logits[scored_rows], math.nan, member_folds)]
+                fitted.restricted(scored_rows)
+                cands = [fitted]
                 notes.append(f"interrupted: the model holds the {len(runs)} member(s) trained so far; out-of-fold "
                              f"scores cover their {len(scored_rows)} held-out rows")
             elif complete:
@@ -831,7 +918,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             else:
                 raise KeyboardInterrupt  # nothing trained to keep
             break
-        cands.append(_Fitted(spec, runs, logits, math.nan, member_folds))
+        cands.append(fitted)
     with interrupts.finishing(stopped):  # training is over: a stop now waits for the model to be complete
         partial = len(cands[0].runs) < len(folds)  # interrupted: only some members, scored on the rows they held out
         scored = ds.subset(scored_rows) if partial else ds
@@ -840,6 +927,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
         best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task, shell.output_activation(),
                               scored.groups, by_log_loss(options, ds.task), options.calibrate)
+        crossing = _crossing(cands, halves[scored_rows], scored, shell, options)
         chosen = replace(best.spec.options(options), augment_noise=_noise_used(best.runs))
         warnings += _members_warnings([run.preprocessor for run in best.runs])
         history = [{"member": k + 1, **row} for k, run in zip(best.folds, best.runs) for row in run.result.history]
@@ -893,7 +981,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                        split=None, history=history,
                        members=members, options=chosen, calibration=calibration, portfolio=table,
                        refit_epochs=refit_epochs, refit=refit_record, notes=notes, warnings=warnings,
-                       interrupted=interrupted, stopped=stopped)
+                       interrupted=interrupted, stopped=stopped, crossing=crossing)
 
 
 def _members_warnings(preprocessors: list[data.Preprocessor]) -> list[str]:
@@ -929,19 +1017,18 @@ def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[Fi
     out. Returns (candidates, scored rows, note); a KeyboardInterrupt when no member finished."""
     fitted = []
     for c, spec in enumerate(candidates):
-        runs, member_folds, logits = [], [], None
+        runs, member_folds = [], []
+        cand = _Fitted(spec, runs, None, math.nan, member_folds)
         for k, fold in enumerate(folds):
             run = ready[c * len(folds) + k]
             if run is None:
                 continue
             out = _raw_outputs(run, ds.subset(fold.test).X)
-            if logits is None:
-                logits = np.zeros((ds.n_samples, out.shape[1]))
-            logits[fold.test] = out
+            cand.place(fold.test, out, run, ds.n_samples)
             runs.append(run.without_data())
             member_folds.append(k)
         if runs:
-            fitted.append(_Fitted(spec, runs, logits, math.nan, member_folds))
+            fitted.append(cand)
     complete = [f for f in fitted if len(f.runs) == len(folds)]
     if complete:
         return complete, np.arange(ds.n_samples), ("interrupted: the model is chosen among the architectures "
@@ -950,7 +1037,7 @@ def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[Fi
         raise KeyboardInterrupt  # nothing trained to keep
     most = max(fitted, key=lambda f: len(f.runs))  # max keeps the first of equals: the simpler
     rows = np.sort(np.concatenate([folds[k].test for k in most.folds]))
-    most.logits = most.logits[rows]
+    most.restricted(rows)
     return [most], rows, (f"interrupted: the model holds the {len(most.runs)} member(s) of {most.spec.describe()} "
                           f"trained so far; out-of-fold scores cover their {len(rows)} held-out rows")
 
@@ -1151,11 +1238,13 @@ def check_held_out_frame(ds: data.Dataset, flag: str = "--oof") -> None:
 def held_out_frame(fitted: FittedModel, flag: str = "--oof"):
     """The held-out predictions as a DataFrame, in predict's columns: the id (or 1-based row), the group,
     the member that held the row out, the true target, then ``pred_<target>`` and ``prob_<class>``
-    (binary, multiclass), ``pred_<label>``/``prob_<label>`` (multi-label) or ``pred_<target>`` (regression).
+    (binary, multiclass), ``pred_<label>``/``prob_<label>`` (multi-label) or ``pred_<target>`` (regression): the
+    cross-fitted predictions the summary's held-out metrics are computed from (``FittedModel.estimate_proba``).
     Two columns of one name are an OptionError naming ``flag`` (``check_held_out_frame``)."""
     import pandas as pd
 
-    ds, P = fitted.scored, fitted.proba  # ds: the scored rows only (a hold-out, an interrupted ensemble's)
+    # ds: the scored rows only (a hold-out, an interrupted ensemble's); the predictions the reported estimate is of
+    ds, P = fitted.scored, fitted.estimate_proba
     check_held_out_frame(ds, flag)
     table_rows = fitted.scored_rows if fitted.scored_rows is not None else np.arange(ds.n_samples)
     id_name = ds.roles.id if ds.roles is not None and ds.roles.id else "row"

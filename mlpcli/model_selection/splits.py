@@ -694,3 +694,48 @@ def check_training_parts(ds: Dataset, folds: list[Fold], flag: str = "--folds") 
             raise DataError(f"{where}: class {_label(ds, k)!r} has 1 {unit} in the fold's training part (of its "
                             f"{total}), but the fold's model holds some of every class out for early stopping, "
                             f"so it needs 2 — {fix}merge the class or leave its samples out")
+
+
+def crossing_halves(ds: Dataset, parts: list[np.ndarray], seed: int = 0) -> np.ndarray:
+    """Each of ``parts`` (the held-out rows of each fold, indices into ``ds``) cut in two halves: (n,) int8, 0 or 1
+    for each row of a part, -1 for rows no part holds. A patient's rows (``ds.groups``) stay in one half, and each
+    class is spread evenly over the two (a patient counted under its most common class; multi-label and regression
+    targets by size alone): units go one by one, larger first within a class in a random order drawn from ``seed``,
+    to the half with fewer rows of their class (then fewer rows). A part of one patient leaves the other half empty.
+
+    The halves are what the cross-fitted held-out estimate chooses on (``model_selection.crossed``): a choice made on
+    one half (the early-stopping epoch, the architecture, the temperature, the decision rule) scores the other."""
+    out = np.full(ds.n_samples, -1, dtype=np.int8)
+    y = None
+    if ds.task in ("binary", "multiclass") and ds.y is not None:
+        y = np.asarray(ds.y).reshape(-1).astype(np.int64)
+    for k, rows in enumerate(parts):
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            continue
+        rng = np.random.default_rng(np.random.SeedSequence([offset_seed(seed, k), 3]))
+        if ds.groups is not None:
+            _, unit = np.unique(np.asarray(ds.groups)[rows], return_inverse=True)
+        else:
+            unit = np.arange(len(rows))
+        n_units = int(unit.max()) + 1
+        size = np.bincount(unit, minlength=n_units)
+        if y is not None:  # each unit's most common class
+            counts = np.zeros((n_units, int(y.max()) + 1), dtype=np.int64)
+            np.add.at(counts, (unit, y[rows]), 1)
+            stratum = counts.argmax(axis=1)
+        else:
+            stratum = np.zeros(n_units, dtype=np.int64)
+        order = rng.permutation(n_units)
+        order = order[np.lexsort((-size[order], stratum[order]))]  # by class, larger first, else random
+        by_class = np.zeros((2, int(stratum.max()) + 1), dtype=np.int64)
+        total = np.zeros(2, dtype=np.int64)
+        half = np.empty(n_units, dtype=np.int8)
+        for u in order:
+            s = stratum[u]
+            h = int((by_class[1, s], total[1]) < (by_class[0, s], total[0]))
+            half[u] = h
+            by_class[h, s] += size[u]
+            total[h] += size[u]
+        out[rows] = half[unit]
+    return out

@@ -1,0 +1,131 @@
+"""`train`'s held-out estimate, cross-fitted: the early-stopping epoch and the architecture chosen on one half of the
+held-out rows score the other half (``model_selection.crossed``), so that their luck on the rows they were chosen
+on does not lift the estimate."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import data, metrics
+from mlpcli.config import TrainOptions
+from mlpcli.model_selection.crossfit import fit_model
+from mlpcli.model_selection.splits import crossing_halves
+from mlpcli.training import CrossedStopping, FitConfig, fit
+
+from cli_helpers import run
+
+
+def _dataset(frame: pd.DataFrame, **roles) -> data.Dataset:
+    r, _ = data.resolve_roles(frame.columns, **roles)
+    return data.Dataset.from_frame(frame, r)
+
+
+def _random_labels(seed: int, n: int = 160, d: int = 30) -> pd.DataFrame:
+    rng = np.random.default_rng(200 + seed)
+    frame = pd.DataFrame(rng.normal(size=(n, d)), columns=[f"g{i}" for i in range(d)])
+    frame.insert(0, "label", rng.permutation(["a", "b"] * (n // 2)))
+    return frame
+
+
+def test_on_random_labels_the_estimate_stays_at_chance_where_the_choices_on_its_rows_lifted_it():
+    """Six tables of random labels: the members' own out-of-fold predictions (each early-stopped on the rows it
+    scores) read 0.529 balanced accuracy on average; the cross-fitted estimate 0.496."""
+    own, crossed = [], []
+    for seed in range(6):
+        ds = _dataset(_random_labels(seed), no_group=True)
+        fitted = fit_model(ds, TrainOptions(no_group=True, epochs=30, seed=seed))
+        y = fitted.scored.y
+
+        def score(proba, labels):
+            return metrics.compute("binary", y, proba, ds.classes, predicted=labels)["balanced_accuracy"]
+
+        own.append(score(fitted.proba, fitted.model.predict_classes(fitted.proba)))
+        crossed.append(score(fitted.estimate.proba, fitted.estimate.predicted))
+        assert fitted.estimate.crossed_epochs == ds.n_samples  # every member held out both halves
+    assert np.mean(crossed) < np.mean(own) - 0.015, (own, crossed)
+    assert abs(np.mean(crossed) - 0.5) < 0.03, crossed
+
+
+def test_train_reports_the_cross_fitted_estimate_and_writes_it_to_oof(tmp_path):
+    frame = _random_labels(2)
+    frame.to_csv(tmp_path / "null.csv", index=False)
+    oof = tmp_path / "oof.csv"
+    res = run(["train", str(tmp_path / "null.csv"), "--no-group", "--epochs", "30", "--seed", "2", "-o",
+               str(tmp_path / "m.mlp"), "--oof", str(oof), "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    said = [n for n in doc["notes"] if "estimate cross-fitted" in n]
+    assert said and "the early-stopping epoch" in said[0], doc["notes"]
+    held = pd.read_csv(oof)
+    truth = (held["label"] == "b").to_numpy().astype(int)
+    called = (held["pred_label"] == "b").to_numpy().astype(int)
+    recall = [np.mean(called[truth == c] == c) for c in (0, 1)]
+    reported = doc["validation_metrics"]["balanced_accuracy"]
+    assert np.mean(recall) == pytest.approx(reported, abs=1e-9)  # the file holds what the summary scored
+
+
+def test_crossing_halves_keep_a_patient_whole_and_spread_each_class():
+    rng = np.random.default_rng(0)
+    patients = np.repeat([f"P{i}" for i in range(40)], rng.integers(1, 5, 40))
+    label = {p: c for p, c in zip(np.unique(patients), rng.permutation(["x", "y"] * 20))}
+    frame = pd.DataFrame({"label": [label[p] for p in patients], "patient_id": patients,
+                          "g0": rng.normal(size=len(patients))})
+    ds = _dataset(frame)
+    parts = [np.arange(0, len(patients), 2), np.arange(1, len(patients), 4)]  # rows 3, 7, ... in no part
+    halves = crossing_halves(ds, parts, seed=3)
+    assert set(np.unique(halves[parts[0]])) == {0, 1}
+    outside = np.setdiff1d(np.arange(len(patients)), np.concatenate(parts))
+    assert (halves[outside] == -1).all()
+    for rows in parts:
+        for p in np.unique(patients[rows]):  # a patient's rows of a part in one half
+            assert len(set(halves[rows][patients[rows] == p])) == 1
+        for c in (0, 1):  # each class in both halves, about evenly
+            of = halves[rows][np.asarray(ds.y)[rows] == c]
+            assert abs(np.sum(of == 0) - np.sum(of == 1)) <= 4
+    assert (crossing_halves(ds, parts, seed=3) == halves).all()
+    assert not (crossing_halves(ds, parts, seed=4) == halves).all()
+
+
+def test_crossed_stopping_scores_each_half_at_the_epoch_the_other_chose():
+    halves = np.array([0, 0, 1, 1])
+    crossing = CrossedStopping(halves)
+    for epoch, losses in enumerate([(0.5, 0.9), (0.6, 0.4), (0.7, 0.5)], start=1):
+        crossing.update(epoch, losses, np.full((4, 2), float(epoch)))
+    assert crossing.epochs == [1, 2]
+    out = crossing.outputs()
+    assert (out[halves == 1] == 1.0).all()  # half 1's rows at half 0's best epoch
+    assert (out[halves == 0] == 2.0).all()  # and the other way round
+
+
+def test_halves_of_identical_rows_choose_the_epoch_early_stopping_keeps():
+    """Each half a copy of the same validation rows: both find the run's own best epoch, and the crossed outputs
+    are the restored network's."""
+    from mlpcli.engine import MLP
+    from mlpcli.engine.losses import CrossEntropy
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 6))
+    y = (X[:, 0] + rng.normal(size=200) > 0).astype(np.int64)
+    X_val, y_val = np.vstack([X[:40], X[:40]]), np.concatenate([y[:40], y[:40]])
+    net = MLP(6, [16], 2, seed=0)
+    result = fit(net, CrossEntropy(), X[40:], y[40:], X_val, y_val,
+                 FitConfig(epochs=40, patience=10, lr=0.05, batch_size=32, seed=0),
+                 val_halves=np.repeat([0, 1], 40))
+    assert result.crossed_epochs == (result.best_epoch, result.best_epoch)
+    assert result.crossed_outputs == pytest.approx(net.forward(X_val.astype(net.dtype)), rel=1e-5, abs=1e-6)
+    assert "crossed_outputs" not in result.to_dict()
+    plain = fit(MLP(6, [16], 2, seed=0), CrossEntropy(), X[40:], y[40:], X_val, y_val,
+                FitConfig(epochs=5, seed=0))
+    assert plain.crossed_outputs is None and plain.crossed_epochs is None
+
+
+def test_metrics_count_labels_given_in_place_of_the_rule():
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([0.9, 0.8, 0.7, 0.6])  # every row called positive at 0.5
+    assert metrics.compute("binary", y, proba, ["a", "b"])["balanced_accuracy"] == 0.5
+    given = metrics.compute("binary", y, proba, ["a", "b"], predicted=np.array([0, 0, 1, 1]))
+    assert given["balanced_accuracy"] == 1.0 and given["roc_auc"] == 0.0  # the ranking is the probabilities'
+    P = np.array([[0.6, 0.4], [0.6, 0.4], [0.6, 0.4], [0.4, 0.6]])
+    assert metrics.compute("multiclass", y, P, ["a", "b"], predicted=np.array([0, 0, 1, 1]))["accuracy"] == 1.0
