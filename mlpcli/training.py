@@ -136,59 +136,59 @@ class FitResult:
     # L-BFGS (full batch): whether it stopped on its tolerances before the iteration limit (None: minibatches,
     # whose end is early stopping or the epoch limit)
     converged: bool | None = None
-    # ``fit``'s ``val_halves``: the raw outputs (n_val, k) of each validation row at the epoch the *other* half of
-    # the validation rows found best (``CrossedStopping``), and those two epochs (half 0's, half 1's); None without
-    # halves (or L-BFGS, which chooses no epoch)
+    # ``fit``'s ``val_parts``: the raw outputs (n_val, k) of each validation row at the epoch the rows outside its
+    # part found best (``CrossedStopping``), and those epochs, one per part; None without parts (or L-BFGS, which
+    # chooses no epoch)
     crossed_outputs: np.ndarray | None = field(default=None, repr=False)
-    crossed_epochs: tuple[int, int] | None = None
+    crossed_epochs: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "crossed_outputs"}
 
 
 class CrossedStopping:
-    """The early-stopping epoch chosen on each half of the validation rows, applied to the other half.
+    """The early-stopping epoch chosen on the rest of the validation rows, for each part of them.
 
     Early stopping keeps the weights of the epoch whose validation loss is lowest: scored on those same rows, the
     network looks better than it is, by the luck of that choice — on tables of random labels by 0.03 of balanced
-    accuracy. Here each half h (``halves`` (n_val,) 0/1) finds its own best epoch (lowest loss on its rows, by more
-    than ``min_delta``, as ``EarlyStopping``), and the outputs of the other half's rows at that epoch are kept: every
-    row is then scored at an epoch no choice on its own rows made (``outputs``). The network itself still stops and
-    restores on all the rows."""
+    accuracy. Here, for each part j of the validation rows (``parts`` (n_val,) small non-negative integers), the
+    other parts' rows find their best epoch (lowest loss, by more than ``min_delta``, as ``EarlyStopping``), and part
+    j's outputs at that epoch are kept: every row is then scored at an epoch no choice on its own rows made
+    (``outputs``). The network itself still stops and restores on all the rows."""
 
-    def __init__(self, halves: np.ndarray, min_delta: float = 0.0):
-        halves = np.asarray(halves).reshape(-1)
-        self.masks = (halves == 0, halves == 1)
+    def __init__(self, parts: np.ndarray, min_delta: float = 0.0):
+        parts = np.asarray(parts).reshape(-1)
+        self.masks = [parts == j for j in np.unique(parts)]
         self.min_delta = float(min_delta)
-        self.best = [math.inf, math.inf]
-        self.epochs = [0, 0]
-        self.kept: list[np.ndarray | None] = [None, None]  # half h's best epoch: the outputs of the other half's rows
+        self.best = [math.inf] * len(self.masks)
+        self.epochs = [0] * len(self.masks)
+        self.kept: list[np.ndarray | None] = [None] * len(self.masks)  # part j's outputs at its rest's best epoch
 
     @property
     def usable(self) -> bool:
-        """Both halves have rows (a half of none chooses nothing)."""
-        return bool(self.masks[0].any() and self.masks[1].any())
+        """Two parts or more (one part has no rest to choose for it)."""
+        return len(self.masks) >= 2
 
     def losses(self, loss: Loss, outputs: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None
-               ) -> tuple[float, float]:
-        """Each half's mean loss from the epoch's validation ``outputs`` (n_val, k)."""
-        return tuple(float(loss.forward(outputs[m], y[m], None if sample_weight is None else sample_weight[m]))
+               ) -> tuple[float, ...]:
+        """The mean loss of the rows outside each part, from the epoch's validation ``outputs`` (n_val, k)."""
+        return tuple(float(loss.forward(outputs[~m], y[~m], None if sample_weight is None else sample_weight[~m]))
                      for m in self.masks)
 
-    def update(self, epoch: int, losses: tuple[float, float], outputs: np.ndarray) -> None:
-        for h, value in enumerate(losses):
-            first = self.kept[h] is None or (math.isnan(self.best[h]) and not math.isnan(value))
-            if first or value < self.best[h] - self.min_delta:
-                self.best[h], self.epochs[h] = value, epoch
-                self.kept[h] = outputs[self.masks[1 - h]].copy()
+    def update(self, epoch: int, losses: tuple[float, ...], outputs: np.ndarray) -> None:
+        for j, value in enumerate(losses):
+            first = self.kept[j] is None or (math.isnan(self.best[j]) and not math.isnan(value))
+            if first or value < self.best[j] - self.min_delta:
+                self.best[j], self.epochs[j] = value, epoch
+                self.kept[j] = outputs[self.masks[j]].copy()
 
     def outputs(self) -> np.ndarray | None:
-        """(n_val, k): each row's outputs at the other half's best epoch; None before any epoch."""
-        if self.kept[0] is None or self.kept[1] is None:
+        """(n_val, k): each row's outputs at the epoch the rows outside its part found best; None before any."""
+        if any(k is None for k in self.kept):
             return None
         out = np.empty((len(self.masks[0]), self.kept[0].shape[1]), dtype=self.kept[0].dtype)
-        out[self.masks[1]] = self.kept[0]
-        out[self.masks[0]] = self.kept[1]
+        for m, kept in zip(self.masks, self.kept):
+            out[m] = kept
         return out
 
 
@@ -616,7 +616,7 @@ def fit(
     metric: Callable[[np.ndarray, np.ndarray], float] | None = None,
     baseline_output: np.ndarray | None = None,
     callback: Callable[[dict], None] | None = None,
-    val_halves: np.ndarray | None = None,
+    val_parts: np.ndarray | None = None,
 ) -> FitResult:
     """Train ``net`` in place and restore the weights of the epoch with the lowest validation loss.
 
@@ -630,9 +630,9 @@ def fit(
     ``baseline_output`` (k,) is the constant output of a model that predicts the training prior; its
     loss is the baseline against which the learning curves are read. ``callback`` receives each epoch's
     history row. Ctrl-C ends training after restoring the best weights so far;
-    the result says ``interrupted``. ``val_halves`` (n_val,) 0/1: the result's ``crossed_outputs`` also give each
-    validation row's outputs at the epoch the other half chose (``CrossedStopping``), for an estimate no choice
-    was made on.
+    the result says ``interrupted``. ``val_parts`` (n_val,) part numbers: the result's ``crossed_outputs`` also give
+    each validation row's outputs at the epoch the rows outside its part chose (``CrossedStopping``), for an
+    estimate no choice was made on.
 
     With a core to spare (``update_threads() > 1``), an epoch's validation and inference-mode training
     passes (and ``metric``) run in a second thread on a copy of its weights while the next epoch trains,
@@ -659,7 +659,7 @@ def fit(
     # L-BFGS runs to convergence and keeps its last weights: the validation loss is recorded, not stopped on
     stopper = EarlyStopping(config.patience if validate and not full_batch else None, config.min_delta,
                             config.adaptive_patience, config.growth_noise)
-    crossing = (CrossedStopping(val_halves, config.min_delta) if validate and not full_batch and val_halves is not None
+    crossing = (CrossedStopping(val_parts, config.min_delta) if validate and not full_batch and val_parts is not None
                 else None)
     if crossing is not None and not crossing.usable:
         crossing = None
@@ -699,10 +699,10 @@ def fit(
             val_loss, val_out = evaluate_loss(model, loss, X_val, y_val, val_sample_weight)
             train_eval_loss, train_out, y_eval = _evaluate_rows(model, loss, X_train, y_train, sample_weight,
                                                                 eval_rows, scratch)
-            halves = None if crossing is None else crossing.losses(loss, val_out, y_val, val_sample_weight)
+            parts = None if crossing is None else crossing.losses(loss, val_out, y_val, val_sample_weight)
         metrics = (float(metric(train_out, y_eval)), float(metric(val_out, y_val))) if metric is not None else None
         return _Measured(float(val_loss), float(train_eval_loss), metrics,
-                         None if crossing is None else (halves, val_out))
+                         None if crossing is None else (parts, val_out))
 
     def record(epoch: int, train_loss: float, lr: float, t0: float, measured: _Measured, model: MLP,
                end: float | None = None) -> bool:
@@ -722,8 +722,8 @@ def fit(
         if lr is not None:  # (L-BFGS has no learning rate: its steps come from a line search)
             row["lr"] = lr
         stop = stopper.update(epoch, measured.val_loss, model)
-        if measured.halves is not None:
-            crossing.update(epoch, *measured.halves)
+        if measured.parts is not None:
+            crossing.update(epoch, *measured.parts)
         row["best_epoch"] = epoch if full_batch else stopper.best_epoch  # (lbfgs keeps its last weights)
         row["seconds"] = (time.perf_counter() if end is None else end) - t0
         history.append(row)
@@ -796,6 +796,7 @@ def fit(
         kernels.count()  # this fit's last epoch, toward the process's total (``fused.LOAD_AFTER``)
     if validate and not full_batch:
         stopper.restore(net)
+    crossed = None if crossing is None else crossing.outputs()
     return FitResult(
         history=history,
         best_epoch=stopper.best_epoch if validate and not full_batch else len(history),
@@ -806,8 +807,8 @@ def fit(
         epochs_run=len(history),
         seconds=time.perf_counter() - started,
         converged=converged if full_batch else None,
-        crossed_outputs=None if crossing is None else crossing.outputs(),
-        crossed_epochs=None if crossing is None or crossing.outputs() is None else tuple(crossing.epochs),
+        crossed_outputs=crossed,
+        crossed_epochs=None if crossed is None else tuple(crossing.epochs),
     )
 
 
@@ -885,8 +886,8 @@ class _Measured:
     val_loss: float
     train_eval_loss: float
     metrics: tuple[float, float] | None
-    # with ``val_halves``: (each half's loss, the validation outputs (n_val, k)), for ``CrossedStopping``
-    halves: tuple[tuple[float, float], np.ndarray] | None = None
+    # with ``val_parts``: (the loss outside each part, the validation outputs (n_val, k)), for ``CrossedStopping``
+    parts: tuple[tuple[float, ...], np.ndarray] | None = None
 
 
 def _copy_weights(src: MLP, dst: MLP) -> None:

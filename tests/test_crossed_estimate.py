@@ -1,6 +1,6 @@
-"""`train`'s held-out estimate, cross-fitted: the early-stopping epoch and the architecture chosen on one half of the
-held-out rows score the other half (``model_selection.crossed``), so that their luck on the rows they were chosen
-on does not lift the estimate."""
+"""`train`'s held-out estimate, cross-fitted: each part of a member's held-out rows is scored at the early-stopping
+epoch and by the architecture the other parts chose (``model_selection.crossed``), so that the luck of a choice on the
+rows it was made on does not lift the estimate."""
 
 import json
 
@@ -11,7 +11,7 @@ import pytest
 from mlpcli import data, metrics
 from mlpcli.config import TrainOptions
 from mlpcli.model_selection.crossfit import fit_model
-from mlpcli.model_selection.splits import crossing_halves
+from mlpcli.model_selection.splits import crossing_parts
 from mlpcli.training import CrossedStopping, FitConfig, fit
 
 from cli_helpers import run
@@ -31,7 +31,7 @@ def _random_labels(seed: int, n: int = 160, d: int = 30) -> pd.DataFrame:
 
 def test_on_random_labels_the_estimate_stays_at_chance_where_the_choices_on_its_rows_lifted_it():
     """Six tables of random labels: the members' own out-of-fold predictions (each early-stopped on the rows it
-    scores) read 0.529 balanced accuracy on average; the cross-fitted estimate 0.496."""
+    scores) read 0.529 balanced accuracy on average; the cross-fitted estimate 0.493."""
     own, crossed = [], []
     for seed in range(6):
         ds = _dataset(_random_labels(seed), no_group=True)
@@ -43,7 +43,7 @@ def test_on_random_labels_the_estimate_stays_at_chance_where_the_choices_on_its_
 
         own.append(score(fitted.proba, fitted.model.predict_classes(fitted.proba)))
         crossed.append(score(fitted.estimate.proba, fitted.estimate.predicted))
-        assert fitted.estimate.crossed_epochs == ds.n_samples  # every member held out both halves
+        assert fitted.estimate.crossed_epochs == ds.n_samples  # every member held out several parts
     assert np.mean(crossed) < np.mean(own) - 0.015, (own, crossed)
     assert abs(np.mean(crossed) - 0.5) < 0.03, crossed
 
@@ -66,42 +66,52 @@ def test_train_reports_the_cross_fitted_estimate_and_writes_it_to_oof(tmp_path):
     assert np.mean(recall) == pytest.approx(reported, abs=1e-9)  # the file holds what the summary scored
 
 
-def test_crossing_halves_keep_a_patient_whole_and_spread_each_class():
+def test_crossing_parts_keep_a_patient_whole_and_spread_each_class():
     rng = np.random.default_rng(0)
     patients = np.repeat([f"P{i}" for i in range(40)], rng.integers(1, 5, 40))
     label = {p: c for p, c in zip(np.unique(patients), rng.permutation(["x", "y"] * 20))}
     frame = pd.DataFrame({"label": [label[p] for p in patients], "patient_id": patients,
                           "g0": rng.normal(size=len(patients))})
     ds = _dataset(frame)
-    parts = [np.arange(0, len(patients), 2), np.arange(1, len(patients), 4)]  # rows 3, 7, ... in no part
-    halves = crossing_halves(ds, parts, seed=3)
-    assert set(np.unique(halves[parts[0]])) == {0, 1}
-    outside = np.setdiff1d(np.arange(len(patients)), np.concatenate(parts))
-    assert (halves[outside] == -1).all()
-    for rows in parts:
-        for p in np.unique(patients[rows]):  # a patient's rows of a part in one half
-            assert len(set(halves[rows][patients[rows] == p])) == 1
-        for c in (0, 1):  # each class in both halves, about evenly
-            of = halves[rows][np.asarray(ds.y)[rows] == c]
-            assert abs(np.sum(of == 0) - np.sum(of == 1)) <= 4
-    assert (crossing_halves(ds, parts, seed=3) == halves).all()
-    assert not (crossing_halves(ds, parts, seed=4) == halves).all()
+    held = [np.arange(0, len(patients), 2), np.arange(1, len(patients), 4)]  # rows 3, 7, ... in no fold
+    parts = crossing_parts(ds, held, 4, seed=3)
+    assert set(np.unique(parts[held[0]])) == {0, 1, 2, 3}
+    outside = np.setdiff1d(np.arange(len(patients)), np.concatenate(held))
+    assert (parts[outside] == -1).all()
+    for rows in held:
+        for p in np.unique(patients[rows]):  # a patient's rows of a fold in one part
+            assert len(set(parts[rows][patients[rows] == p])) == 1
+        for c in (0, 1):  # each class in every part, about evenly
+            counts = np.bincount(parts[rows][np.asarray(ds.y)[rows] == c], minlength=4)
+            assert counts.max() - counts.min() <= 4, counts
+    assert (crossing_parts(ds, held, 4, seed=3) == parts).all()
+    assert not (crossing_parts(ds, held, 4, seed=4) == parts).all()
+    one = crossing_parts(ds, [np.flatnonzero(patients == "P0")], 4)  # one patient: one part
+    assert len(np.unique(one[patients == "P0"])) == 1
 
 
-def test_crossed_stopping_scores_each_half_at_the_epoch_the_other_chose():
-    halves = np.array([0, 0, 1, 1])
-    crossing = CrossedStopping(halves)
-    for epoch, losses in enumerate([(0.5, 0.9), (0.6, 0.4), (0.7, 0.5)], start=1):
-        crossing.update(epoch, losses, np.full((4, 2), float(epoch)))
-    assert crossing.epochs == [1, 2]
+def test_crossed_stopping_scores_each_part_at_the_epoch_the_others_chose():
+    parts = np.array([0, 0, 1, 1, 2, 2])
+    crossing = CrossedStopping(parts)
+    # the loss outside each part, epoch by epoch: outside part 0 lowest at epoch 1, outside 1 at 2, outside 2 at 3
+    for epoch, losses in enumerate([(0.5, 0.9, 0.9), (0.6, 0.4, 0.8), (0.7, 0.5, 0.3)], start=1):
+        crossing.update(epoch, losses, np.full((6, 2), float(epoch)))
+    assert crossing.epochs == [1, 2, 3]
     out = crossing.outputs()
-    assert (out[halves == 1] == 1.0).all()  # half 1's rows at half 0's best epoch
-    assert (out[halves == 0] == 2.0).all()  # and the other way round
+    assert (out[:, 0] == [1, 1, 2, 2, 3, 3]).all()
+
+    class MeanOf:  # the mean of the rows' outputs as a loss: the rows outside each part
+        @staticmethod
+        def forward(outputs, y, w):
+            return float(np.mean(outputs))
+
+    values = np.arange(6.0)[:, None]
+    assert crossing.losses(MeanOf, values, np.zeros(6), None) == pytest.approx((3.5, 2.5, 1.5))
 
 
-def test_halves_of_identical_rows_choose_the_epoch_early_stopping_keeps():
-    """Each half a copy of the same validation rows: both find the run's own best epoch, and the crossed outputs
-    are the restored network's."""
+def test_parts_of_identical_rows_choose_the_epoch_early_stopping_keeps():
+    """Two parts, each a copy of the same validation rows: each finds the run's own best epoch, and the crossed
+    outputs are the restored network's."""
     from mlpcli.engine import MLP
     from mlpcli.engine.losses import CrossEntropy
 
@@ -112,7 +122,7 @@ def test_halves_of_identical_rows_choose_the_epoch_early_stopping_keeps():
     net = MLP(6, [16], 2, seed=0)
     result = fit(net, CrossEntropy(), X[40:], y[40:], X_val, y_val,
                  FitConfig(epochs=40, patience=10, lr=0.05, batch_size=32, seed=0),
-                 val_halves=np.repeat([0, 1], 40))
+                 val_parts=np.repeat([0, 1], 40))
     assert result.crossed_epochs == (result.best_epoch, result.best_epoch)
     assert result.crossed_outputs == pytest.approx(net.forward(X_val.astype(net.dtype)), rel=1e-5, abs=1e-6)
     assert "crossed_outputs" not in result.to_dict()

@@ -7,15 +7,19 @@ favours the rows it was made on, by their luck: on tables of random labels the o
 0.553 (ROC AUC 0.570) against ``cv``'s 0.526 (0.518), its 95 % interval leaving out chance on 3 of 8 tables; on
 small real sets it stood 0.03-0.04 above the test folds.
 
-Here the rows each member holds out are cut into two halves (``splits.crossing_halves``: a patient in one half,
-the classes spread evenly), and each choice made on one half scores the other:
+Here the rows each member holds out are cut into CROSSING_PARTS parts (``splits.crossing_parts``: a patient in one
+part, the classes spread evenly), and each part is scored under the choices the other parts made:
 
-    half 0 ──chooses──▶ epoch (per member), architecture ──scores──▶ half 1's rows
-    half 1 ──chooses──▶ epoch (per member), architecture ──scores──▶ half 0's rows
+    parts ≠ j ──choose──▶ the epoch (per member), the architecture ──score──▶ part j's rows
 
 The temperature and the decision rule stay the model's: one or a few numbers fitted on all the held-out rows, whose
-choice did not measurably flatter the estimate, while choosing them on half the rows made it pessimistic. The model
-itself is unchanged: its choices are made on all the rows, as before.
+choice did not measurably flatter the estimate, while choosing them on part of the rows made it pessimistic. The
+architecture is chosen, for part j, by the model's own rule on the other parts' out-of-fold outputs. The model itself
+is unchanged: its choices are made on all the rows, as before.
+
+Measured with ``benchmarks/bench_accuracy.py`` (seed 0; the estimate minus the outer test fold's balanced accuracy):
+on seven sets of 57-333 samples +0.028 +- 0.016 before; halves (2 parts) -0.006; 4 parts +0.001. Crossing the
+temperature and the decision rule too (halves, four of those sets): -0.024. See benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -26,43 +30,48 @@ from typing import Callable
 import numpy as np
 
 
-__all__ = ["Crossing", "CrossedEstimate", "crossed_estimate"]
+__all__ = ["CROSSING_PARTS", "Crossing", "CrossedEstimate", "crossed_estimate"]
+
+
+# Each member's held-out rows are cut into this many parts; each part is scored under the choices the other parts
+# made (see the module docstring and ``CROSSING_PARTS``' measurement there)
+CROSSING_PARTS = 4
 
 
 @dataclass
 class Crossing:
     """What a fit keeps for the cross-fitted estimate, over its scored rows (n)."""
 
-    halves: np.ndarray  # (n,) 0/1 (``splits.crossing_halves``)
-    logits: list[np.ndarray]  # per candidate (n, k): raw outputs, each row's at the epoch the other half chose
-    crossed: np.ndarray  # (n,) bool: the row's epoch was chosen on the other half (False: its part had one half)
+    parts: np.ndarray  # (n,) the part of each row (``splits.crossing_parts``)
+    logits: list[np.ndarray]  # per candidate (n, k): raw outputs, each row's at the epoch the rest of its rows chose
+    crossed: np.ndarray  # (n,) bool: the row's epoch was chosen on other rows (False: its member held out one patient)
     choose: Callable[[np.ndarray], int]  # the candidate the model's rule picks on some rows (bool (n,))
 
 
 @dataclass
 class CrossedEstimate:
-    """Held-out predictions of the scored rows (n), each at the epoch and from the architecture the other half of
-    the rows chose, at the model's temperature and by its decision rule."""
+    """Held-out predictions of the scored rows (n), each at the epoch and from the architecture the rest of the rows
+    chose, at the model's temperature and by its decision rule."""
 
     proba: np.ndarray  # (n, k) as ``Model.predict_output`` gives them: probabilities or regression values
     predicted: np.ndarray | None  # classification: the labels by the model's rule ((n,) indices, (n, L) 0/1)
-    halves: np.ndarray  # (n,) 0/1
-    chosen: tuple[int, int]  # the candidate each half chose (indices into the portfolio)
-    crossed_epochs: int  # rows scored at an epoch chosen on the other half
+    parts: np.ndarray  # (n,) the part of each row
+    chosen: tuple[int, ...]  # the candidate chosen for each part (indices into the portfolio)
+    crossed_epochs: int  # rows scored at an epoch chosen on other rows
 
     def words(self, held_out: str, n_candidates: int, early_stopped: bool = True) -> str | None:
         """A note on how the estimate was made, for the summary (None: nothing was chosen on the held-out rows, one
         architecture trained by L-BFGS, which keeps its last weights)."""
-        n = len(self.halves)
+        n = len(self.parts)
         chosen = [w for w, on in (("the early-stopping epoch", early_stopped), ("the architecture", n_candidates > 1))
                   if on]
         if not chosen:
             return None
-        what = " and ".join(chosen)
-        text = (f"{held_out} estimate cross-fitted: each member's held-out rows cut in two halves (a patient in one), "
-                f"{what} chosen on one half for the other, so that their luck on the rows they were chosen on does "
-                "not lift it (the temperature and the decision rule, a few numbers fitted on all the rows, are the "
-                "model's)")
+        k = len(np.unique(self.parts))
+        text = (f"{held_out} estimate cross-fitted: each member's held-out rows cut in {k} parts (a patient in one), "
+                f"each scored at {' and by '.join(chosen)} the other parts chose, so that the luck of a choice on the "
+                "rows it was made on does not lift it (the temperature and the decision rule, a few numbers fitted "
+                "on all the rows, are the model's)")
         if self.crossed_epochs < n:
             text += (f"; the epoch of {n - self.crossed_epochs} of the {n} rows was chosen on their own rows (their "
                      "member held out a single patient)")
@@ -71,24 +80,20 @@ class CrossedEstimate:
 
 def crossed_estimate(crossing: Crossing, link: Callable[[np.ndarray], np.ndarray],
                      decide: Callable[[np.ndarray], np.ndarray] | None) -> CrossedEstimate | None:
-    """The cross-fitted estimate of ``crossing``'s rows: for each half, the candidate ``crossing.choose`` picks on
-    it scores the other half's rows from their crossed outputs. ``link(outputs)``: the model's probabilities (its
-    temperature) or values; ``decide(proba)``: its labels (None: regression). None when a half has no rows.
-
-    Measured on four small real sets (GSE7390 ER and grade, hepatic, pd_speech; 20 fits, 158-266 training rows):
-    the out-of-fold balanced accuracy minus the outer test fold's, +0.039 before; +0.007 with the epoch crossed,
-    -0.002 with the architecture too. Crossing the temperature and the decision rule as well made it -0.024:
-    chosen on half the rows they cost more than their choice flattered (benchmarks/RESULTS.md)."""
-    halves = np.asarray(crossing.halves).reshape(-1)
-    on_half = (halves == 0, halves == 1)
-    if not (on_half[0].any() and on_half[1].any()):
+    """The cross-fitted estimate of ``crossing``'s rows: for each part, the candidate ``crossing.choose`` picks on the
+    other parts' rows scores its rows from their crossed outputs. ``link(outputs)``: the model's probabilities (its
+    temperature) or values; ``decide(proba)``: its labels (None: regression). None with fewer than two parts."""
+    parts = np.asarray(crossing.parts).reshape(-1)
+    present = np.unique(parts)
+    if len(present) < 2:
         return None
     outputs = np.empty_like(np.asarray(crossing.logits[0], dtype=np.float64))
     chosen = []
-    for h in (0, 1):
-        c = crossing.choose(on_half[h]) if len(crossing.logits) > 1 else 0
-        outputs[on_half[1 - h]] = crossing.logits[c][on_half[1 - h]]
+    for j in present:
+        on = parts == j
+        c = crossing.choose(~on) if len(crossing.logits) > 1 else 0
+        outputs[on] = crossing.logits[c][on]
         chosen.append(c)
     proba = link(outputs)
-    return CrossedEstimate(proba=proba, predicted=None if decide is None else decide(proba), halves=halves,
-                           chosen=(chosen[0], chosen[1]), crossed_epochs=int(np.count_nonzero(crossing.crossed)))
+    return CrossedEstimate(proba=proba, predicted=None if decide is None else decide(proba), parts=parts,
+                           chosen=tuple(chosen), crossed_epochs=int(np.count_nonzero(crossing.crossed)))

@@ -38,9 +38,9 @@ from ..model_io import Member, Model
 from ..parallel import Plan, beside
 from .fitting import (FittedRun, check_fits_memory, class_loss_weights, fit_run, label_loss_weights,
                       resolve_log1p)
-from .crossed import Crossing, CrossedEstimate, crossed_estimate
+from .crossed import CROSSING_PARTS, Crossing, CrossedEstimate, crossed_estimate
 from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
-from .splits import SplitSummary, crossing_halves, holdout, kfold, max_folds, summarize_split
+from .splits import SplitSummary, crossing_parts, holdout, kfold, max_folds, summarize_split
 
 __all__ = ["PORTFOLIO", "Candidate", "portfolio", "FittedModel", "fit_model", "validation_dataset",
            "held_out_frame", "check_held_out_frame", "check_decision", "check_missing", "decision_shares"]
@@ -161,7 +161,7 @@ class FittedModel:
     # which the caller keeps (writes) before it stops (``interrupts.finishing``); the model is not cut short
     stopped: list[BaseException] = field(default_factory=list)
     # the held-out estimate no choice was made on (``crossed``): what the fit kept for it, and the estimate (None:
-    # a half had no rows, as on a single validation patient; the held-out scores are then ``proba``'s)
+    # fewer than two parts, as on a single validation patient; the held-out scores are then ``proba``'s)
     crossing: Crossing | None = None
     estimate: CrossedEstimate | None = None
 
@@ -251,8 +251,8 @@ class _Fitted:
     logits: np.ndarray  # (n_scored, k) raw outputs of the member that held each row out
     score: float
     folds: list[int] = field(default_factory=list)  # the fold each run held out (all of them unless interrupted)
-    # (n_scored, k) the same rows each at the epoch the other half of its member's rows chose, and (n_scored,) whether
-    # it was (``training.CrossedStopping``; ``crossed.Crossing``)
+    # (n_scored, k) the same rows each at the epoch the rest of its member's held-out rows chose, and (n_scored,)
+    # whether it was (``training.CrossedStopping``; ``crossed.Crossing``)
     crossed: np.ndarray | None = None
     crossed_rows: np.ndarray | None = None
 
@@ -265,7 +265,7 @@ class _Fitted:
             self.crossed, self.crossed_rows = np.zeros((n, out.shape[1])), np.zeros(n, dtype=bool)
         self.logits[rows] = out
         crossed = run.result.crossed_outputs
-        if crossed is None:  # no halves to cross; L-BFGS (``converged`` set) chose no epoch to cross
+        if crossed is None:  # no parts to cross; L-BFGS (``converged`` set) chose no epoch to cross
             self.crossed[rows] = out
             self.crossed_rows[rows] = run.result.converged is not None
         else:
@@ -525,9 +525,9 @@ def decision_shares(ds: data.Dataset, options: TrainOptions, temperature=None) -
     return mass / mass.sum()
 
 
-def _crossing(cands: list[_Fitted], halves: np.ndarray, scored: data.Dataset, shell: Model,
+def _crossing(cands: list[_Fitted], parts: np.ndarray, scored: data.Dataset, shell: Model,
               options: TrainOptions) -> Crossing | None:
-    """What the cross-fitted estimate needs of the candidates scored on ``scored`` (``halves`` (n_scored,)): their
+    """What the cross-fitted estimate needs of the candidates scored on ``scored`` (``parts`` (n_scored,)): their
     crossed outputs, and the model's choice of candidate (``_choose``, as made on all rows) on some of the rows."""
     if any(c.crossed is None for c in cands):
         return None
@@ -535,7 +535,7 @@ def _crossing(cands: list[_Fitted], halves: np.ndarray, scored: data.Dataset, sh
 
     def choose(rows: np.ndarray) -> int:
         groups = None if scored.groups is None else np.asarray(scored.groups)[rows]
-        sub = [_Fitted(c.spec, c.runs, c.crossed[rows], math.nan, c.folds) for c in cands]
+        sub = [_Fitted(c.spec, c.runs, c.logits[rows], math.nan, c.folds) for c in cands]
         for c in sub:
             c.score = _score(task, scored.y[rows], shell.link(c.logits), len(scored.classes))
         best, _ = _choose(sub, [], "", scored.y[rows], task, link, groups, by_log_loss(options, task),
@@ -543,7 +543,7 @@ def _crossing(cands: list[_Fitted], halves: np.ndarray, scored: data.Dataset, sh
         return sub.index(best)
 
     crossed = np.logical_and.reduce([c.crossed_rows for c in cands])
-    return Crossing(halves=halves, logits=[c.crossed for c in cands], crossed=crossed, choose=choose)
+    return Crossing(parts=parts, logits=[c.crossed for c in cands], crossed=crossed, choose=choose)
 
 
 def _estimate(fitted: FittedModel) -> CrossedEstimate | None:
@@ -713,7 +713,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
     else:
         summary = summarize_split(ds, val_ds, f"explicit validation table ({options.val_data})")
         train_ds, scored, scored_rows = ds, val_ds, None
-    halves = crossing_halves(scored, [np.arange(scored.n_samples)], options.seed)
+    parts = crossing_parts(scored, [np.arange(scored.n_samples)], CROSSING_PARTS, options.seed)
     _announce(progress, summary.strategy, [(train_ds.n_samples, scored.n_samples)], candidates)
     cands, interrupted, stopped = [], False, []
     notes: list[str] = []
@@ -722,7 +722,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
         try:
             run = fit_run(train_ds, scored, spec.options(options),
                           _member_progress(progress, 1, 1, c + 1, len(candidates)),
-                          prepared=cands[0].runs[0] if cands else None, val_halves=halves)
+                          prepared=cands[0].runs[0] if cands else None, val_parts=parts)
         except KeyboardInterrupt:  # before this candidate's first epoch (its preprocessing): keep the others
             if not cands:
                 raise
@@ -759,7 +759,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
             c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
         best, table = _choose(cands, notes, "the validation score", scored.y, ds.task, shell.output_activation(),
                               scored.groups, by_log_loss(options, ds.task), options.calibrate)
-        crossing = _crossing(cands, halves, scored, shell, options)
+        crossing = _crossing(cands, parts, scored, shell, options)
         run = best.runs[0]
         chosen = replace(best.spec.options(options), augment_noise=_noise_used(best.runs))
         model = _shell_model(ds, best.runs, chosen, reference=run.preprocessor)
@@ -779,12 +779,12 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
 
 
 def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions,
-                member: int | None = None, val_halves: np.ndarray | None = None) -> FittedRun:
+                member: int | None = None, val_parts: np.ndarray | None = None) -> FittedRun:
     """One member, as a task for ``parallel.run`` (everything it needs is in its arguments); sent back
     without its preprocessed rows. ``member``: its number, for a divergence's error (``_member_diverged``);
-    ``val_halves``: ``fit_run``'s."""
+    ``val_parts``: ``fit_run``'s."""
     try:
-        return fit_run(ds.subset(train_rows), ds.subset(val_rows), options, val_halves=val_halves).without_data()
+        return fit_run(ds.subset(train_rows), ds.subset(val_rows), options, val_parts=val_parts).without_data()
     except TrainingError as exc:
         raise _member_diverged(exc, member) from None
 
@@ -816,7 +816,7 @@ def _expected_cost(spec: Candidate) -> tuple[int, bool]:
     return sum(spec.hidden), spec.augment_noise not in (0, 0.0)
 
 
-def _parallel_runs(ds, folds, options, candidates, plan, progress, halves: np.ndarray
+def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.ndarray
                    ) -> list[FittedRun | None] | None:
     """Every candidate's members trained side by side when ``plan`` has more than one worker (each with
     its own seed and plan.threads BLAS threads, so the runs equal the sequential ones), in the order
@@ -830,7 +830,7 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress, halves: np.nd
     if member_processes(plan, total, _member_copy_bytes(ds, folds, options)) == 1:
         return None
     tasks = [(_fit_member, (ds, fold.train, fold.test, replace(spec.options(options), seed=offset_seed(options.seed, k)),
-                            k + 1, halves[fold.test]))
+                            k + 1, parts[fold.test]))
              for spec in candidates for k, fold in enumerate(folds)]
     # member processes on this machine share its memory
     check_fits_memory(ds, [(spec.options(options), max(len(fold.train) for fold in folds))
@@ -859,9 +859,9 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
     notes: list[str] = []
     warnings: list[str] = []
     scored_rows = np.arange(ds.n_samples)
-    halves = crossing_halves(ds, [f.test for f in folds], options.seed)
+    parts = crossing_parts(ds, [f.test for f in folds], CROSSING_PARTS, options.seed)
     _announce(progress, strategy, [(len(f.train), len(f.test)) for f in folds], candidates)
-    ready = _parallel_runs(ds, folds, options, candidates, plan, progress, halves)
+    ready = _parallel_runs(ds, folds, options, candidates, plan, progress, parts)
     if ready is not None and any(r is None for r in ready):  # interrupted with the members in parallel
         cands, scored_rows, note = _finished_in_parallel(ds, folds, candidates, ready)
         notes.append(note)
@@ -877,7 +877,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                     run = fit_run(ds.subset(fold.train), ds.subset(fold.test),
                                   replace(spec.options(options), seed=offset_seed(options.seed, k)),
                                   _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)),
-                                  val_halves=halves[fold.test])
+                                  val_parts=parts[fold.test])
                 except TrainingError as exc:
                     raise _member_diverged(exc, k + 1) from None
                 except KeyboardInterrupt:  # before this member's first epoch (its preprocessing)
@@ -927,7 +927,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
             c.score = _score(ds.task, scored.y, shell.link(c.logits), len(ds.classes))
         best, table = _choose(cands, notes, "out-of-fold score", scored.y, ds.task, shell.output_activation(),
                               scored.groups, by_log_loss(options, ds.task), options.calibrate)
-        crossing = _crossing(cands, halves[scored_rows], scored, shell, options)
+        crossing = _crossing(cands, parts[scored_rows], scored, shell, options)
         chosen = replace(best.spec.options(options), augment_noise=_noise_used(best.runs))
         warnings += _members_warnings([run.preprocessor for run in best.runs])
         history = [{"member": k + 1, **row} for k, run in zip(best.folds, best.runs) for row in run.result.history]

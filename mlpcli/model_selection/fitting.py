@@ -332,7 +332,7 @@ def resolve_log1p(options: TrainOptions, X: np.ndarray, notes: list[str] | None 
 
 def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainOptions,
             progress: Callable[[dict], None] | None = None, prepared: FittedRun | None = None,
-            schedule_epochs: int | None = None, val_halves: np.ndarray | None = None) -> FittedRun:
+            schedule_epochs: int | None = None, val_parts: np.ndarray | None = None) -> FittedRun:
     """Preprocessing fitted on ``train_ds`` only, the loss, a fresh network, and ``training.fit``.
 
     ``options`` may hold "auto" values: they are resolved here for ``train_ds`` (``config.resolve``;
@@ -341,8 +341,8 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     ``prepared``: a run on the same rows whose options differ only in the network (another candidate of
     the portfolio): its preprocessing and preprocessed rows are used again, being the same.
     ``schedule_epochs``: the length of a cosine learning-rate schedule when it differs from the run's epochs
-    (a refit replaying the members' schedule up to their best epoch). ``val_halves`` (n_val,) 0/1: the result also
-    scores each validation row at the epoch the other half chose (``training.CrossedStopping``)."""
+    (a refit replaying the members' schedule up to their best epoch). ``val_parts`` (n_val,) part numbers: the result
+    also scores each validation row at the epoch the rows outside its part chose (``training.CrossedStopping``)."""
     if options.hidden == AUTO:
         options = replace(options, hidden=list(SINGLE_RUN_HIDDEN))
     options = config.resolve(options, train_ds.n_samples, task=train_ds.task)
@@ -386,7 +386,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
                  val_sample_weight=sw_val, metric=metrics.main_metric_from_outputs(
                      train_ds.task, n_classes, None if target_scaling is None else np.asarray(target_scaling["sd"])),
                  baseline_output=baseline_output(setup.loss, y_train, n_classes, sw, weighted=True),
-                 callback=progress, val_halves=val_halves)
+                 callback=progress, val_parts=val_parts)
     net.release_training_memory()  # its gradients and scratch: a member keeps its parameters (and, here, no rows)
     return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val, options,
                      val_shift=None if X_val is None else _val_shift(pre, X_val, val_ds))

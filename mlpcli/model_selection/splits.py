@@ -696,15 +696,16 @@ def check_training_parts(ds: Dataset, folds: list[Fold], flag: str = "--folds") 
                             f"so it needs 2 — {fix}merge the class or leave its samples out")
 
 
-def crossing_halves(ds: Dataset, parts: list[np.ndarray], seed: int = 0) -> np.ndarray:
-    """Each of ``parts`` (the held-out rows of each fold, indices into ``ds``) cut in two halves: (n,) int8, 0 or 1
-    for each row of a part, -1 for rows no part holds. A patient's rows (``ds.groups``) stay in one half, and each
-    class is spread evenly over the two (a patient counted under its most common class; multi-label and regression
+def crossing_parts(ds: Dataset, parts: list[np.ndarray], n_parts: int = 2, seed: int = 0) -> np.ndarray:
+    """Each of ``parts`` (the held-out rows of each fold, indices into ``ds``) cut into ``n_parts`` parts: (n,) int8,
+    the part of each row of a part, -1 for rows no part holds. A patient's rows (``ds.groups``) stay in one part, and
+    each class is spread evenly over them (a patient counted under its most common class; multi-label and regression
     targets by size alone): units go one by one, larger first within a class in a random order drawn from ``seed``,
-    to the half with fewer rows of their class (then fewer rows). A part of one patient leaves the other half empty.
+    to the part with the fewest rows of their class (then the fewest rows). A fold of fewer patients than
+    ``n_parts`` leaves parts empty.
 
-    The halves are what the cross-fitted held-out estimate chooses on (``model_selection.crossed``): a choice made on
-    one half (the early-stopping epoch, the architecture, the temperature, the decision rule) scores the other."""
+    The parts are what the cross-fitted held-out estimate chooses on (``model_selection.crossed``): a choice made on
+    the rest (the early-stopping epoch, the architecture) scores each part."""
     out = np.full(ds.n_samples, -1, dtype=np.int8)
     y = None
     if ds.task in ("binary", "multiclass") and ds.y is not None:
@@ -728,14 +729,14 @@ def crossing_halves(ds: Dataset, parts: list[np.ndarray], seed: int = 0) -> np.n
             stratum = np.zeros(n_units, dtype=np.int64)
         order = rng.permutation(n_units)
         order = order[np.lexsort((-size[order], stratum[order]))]  # by class, larger first, else random
-        by_class = np.zeros((2, int(stratum.max()) + 1), dtype=np.int64)
-        total = np.zeros(2, dtype=np.int64)
-        half = np.empty(n_units, dtype=np.int8)
+        by_class = np.zeros((n_parts, int(stratum.max()) + 1), dtype=np.int64)
+        total = np.zeros(n_parts, dtype=np.int64)
+        part = np.empty(n_units, dtype=np.int8)
         for u in order:
             s = stratum[u]
-            h = int((by_class[1, s], total[1]) < (by_class[0, s], total[0]))
-            half[u] = h
-            by_class[h, s] += size[u]
-            total[h] += size[u]
-        out[rows] = half[unit]
+            j = min(range(n_parts), key=lambda p: (by_class[p, s], total[p]))  # the first of equals
+            part[u] = j
+            by_class[j, s] += size[u]
+            total[j] += size[u]
+        out[rows] = part[unit]
     return out
