@@ -139,3 +139,29 @@ def test_metrics_count_labels_given_in_place_of_the_rule():
     assert given["balanced_accuracy"] == 1.0 and given["roc_auc"] == 0.0  # the ranking is the probabilities'
     P = np.array([[0.6, 0.4], [0.6, 0.4], [0.6, 0.4], [0.4, 0.6]])
     assert metrics.compute("multiclass", y, P, ["a", "b"], predicted=np.array([0, 0, 1, 1]))["accuracy"] == 1.0
+
+
+def test_members_of_one_patient_each_say_their_estimate_is_not_cross_fitted(tmp_path):
+    """Five patients, five folds: no member has other held-out rows to choose its epoch on; the summary says so."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 6))
+    frame = pd.DataFrame(X, columns=[f"g{i}" for i in range(6)])
+    frame["label"] = np.where(X[:, 0] > 0, "x", "y")
+    frame["patient_id"] = np.repeat([f"P{i}" for i in range(5)], 6)
+    frame.to_csv(tmp_path / "few.csv", index=False)
+    res = run(["train", str(tmp_path / "few.csv"), "--folds", "5", "--epochs", "10", "-o", str(tmp_path / "m.mlp"),
+               "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["notes"]
+    assert any(n.startswith("out-of-fold estimate not cross-fitted: each network held out a single patient")
+               for n in notes), notes
+    assert not any("estimate cross-fitted" in n for n in notes)
+
+
+def test_one_network_crosses_its_validation_rows(tmp_path):
+    _random_labels(3).to_csv(tmp_path / "null.csv", index=False)
+    res = run(["train", str(tmp_path / "null.csv"), "--no-group", "--folds", "1", "--epochs", "20", "-o",
+               str(tmp_path / "m.mlp"), "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["notes"]
+    assert any(n.startswith("validation estimate cross-fitted: the validation rows cut in 4 parts") for n in notes), notes

@@ -68,7 +68,8 @@ class CrossedEstimate:
         if not chosen:
             return None
         k = len(np.unique(self.parts))
-        text = (f"{held_out} estimate cross-fitted: each member's held-out rows cut in {k} parts (a patient in one), "
+        rows = "each member's held-out rows" if held_out == "out-of-fold" else "the validation rows"
+        text = (f"{held_out} estimate cross-fitted: {rows} cut in {k} parts (a patient in one), "
                 f"each scored at {' and by '.join(chosen)} the other parts chose, so that the luck of a choice on the "
                 "rows it was made on does not lift it (the temperature and the decision rule, a few numbers fitted "
                 "on all the rows, are the model's)")

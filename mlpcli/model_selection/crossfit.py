@@ -431,9 +431,16 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     trained_on = ds.subset(split[0]) if n_folds == 1 and val_ds is None else ds
     fitted.model.decision = _decision(trained_on, fitted, options.decision)
     fitted.estimate = _estimate(fitted)
-    words = None if fitted.estimate is None else fitted.estimate.words(
-        "out-of-fold" if fitted.split is None or fitted.refit_epochs else "validation", len(fitted.crossing.logits),
-        any(run.result.converged is None for run in fitted.runs[: len(fitted.members)]))
+    held_out = "out-of-fold" if fitted.split is None or fitted.refit_epochs else "validation"
+    early_stopped = any(run.result.converged is None for run in fitted.runs[: len(fitted.members)])
+    if fitted.estimate is not None:
+        words = fitted.estimate.words(held_out, len(fitted.crossing.logits), early_stopped)
+    elif early_stopped or len(fitted.portfolio or []) > 1:  # every member held out a single patient: no rest to choose on
+        words = (f"{held_out} estimate not cross-fitted: each network held out a single patient, so the epoch (and the "
+                 "architecture) were chosen on the rows scored, which lifts the estimate by their luck; `mlpcli cv` "
+                 "scores samples no choice was made on")
+    else:
+        words = None
     if words:
         fitted.notes.append(words)
     fitted.notes[:0] = notes
