@@ -210,7 +210,7 @@ class Decision:
             scores = None  # none kept (a file of before), or not both: the sentence that compares them is left out
         other = "argmax" if self.rule == "balanced" else "balanced"
         if self.chosen == "auto" and scores:
-            what += (f"; --decision auto chose it on the {held_out} predictions, balanced accuracy "
+            what += (f"; --decision auto chose it on the networks' own {held_out} predictions, balanced accuracy "
                      f"{scores[self.rule]:.3f} against {scores[other]:.3f} by {other}")
             if self.rule == "balanced":  # the reported figure is the better of two on the same rows
                 what += " (chosen on the rows it is scored on, a little optimistic; `mlpcli cv` chooses per fold)"

@@ -253,7 +253,7 @@ def test_binary_balanced_words_name_the_threshold_and_that_the_label_may_be_the_
     words = d.describe("binary", ["common", "rare"], "out-of-fold")
     assert "'rare' when P(rare) >= 0.14" in words and "not 0.5" in words
     assert "called 'rare' while 'common' is more probable" in words
-    assert "auto chose it on the out-of-fold predictions, balanced accuracy 0.753 against 0.627 by argmax" in words
+    assert "auto chose it on the networks' own out-of-fold predictions, balanced accuracy 0.753 against 0.627 by argmax" in words
     argmax = Decision("argmax", shares=(0.86, 0.14), chosen="auto", held_out={"argmax": 0.7, "balanced": 0.6})
     assert "'rare' when P(rare) >= 0.5" in argmax.describe("binary", ["common", "rare"], "validation")
 

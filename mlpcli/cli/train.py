@@ -304,7 +304,10 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
     cal = outcome.calibration
     if cal is not None:
         temperature = temperature_words(cal.temperature, outcome.model.classes)
-        table.add_row("calibration", f"temperature {temperature}; {where} log loss "
+        # fitted on the networks' own held-out logits, each at the epoch chosen on them (not the cross-fitted
+        # ones the metrics above score: a temperature fitted on those calibrated the ensemble worse, benchmarks/RESULTS.md)
+        whose = "the members' own" if where == "out-of-fold" else "the network's own"
+        table.add_row("calibration", f"temperature {temperature}, fitted on {whose} {where} logits: log loss "
                       f"{fmt(cal.log_loss_before, 'loss')} → {fmt(cal.log_loss_after, 'loss')}, ECE "
                       f"{fmt(cal.ece_before, 'loss')} → {fmt(cal.ece_after, 'loss')}")
     if outcome.model.decision is not None:
