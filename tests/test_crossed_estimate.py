@@ -165,3 +165,18 @@ def test_one_network_crosses_its_validation_rows(tmp_path):
     assert res.exit_code == 0, res.output
     notes = json.loads(res.stdout)["notes"]
     assert any(n.startswith("validation estimate cross-fitted: the validation rows cut in 4 parts") for n in notes), notes
+
+
+def test_crossing_parts_of_single_samples_deal_each_class_evenly():
+    """Without patients every unit is one row: each class's rows, and the parts' totals, differ by one at most."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"label": rng.choice(["a", "b", "c"], 203, p=[0.6, 0.3, 0.1]), "g0": rng.normal(size=203)})
+    ds = _dataset(frame, no_group=True)
+    held = [np.arange(0, 203, 2), np.arange(1, 203, 2)]
+    parts = crossing_parts(ds, held, 4, seed=0)
+    for rows in held:
+        totals = np.bincount(parts[rows], minlength=4)
+        assert totals.max() - totals.min() <= 1, totals
+        for c in range(3):
+            counts = np.bincount(parts[rows][np.asarray(ds.y)[rows] == c], minlength=4)
+            assert counts.max() - counts.min() <= 1, (c, counts)

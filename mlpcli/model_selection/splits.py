@@ -729,14 +729,37 @@ def crossing_parts(ds: Dataset, parts: list[np.ndarray], n_parts: int = 2, seed:
             stratum = np.zeros(n_units, dtype=np.int64)
         order = rng.permutation(n_units)
         order = order[np.lexsort((-size[order], stratum[order]))]  # by class, larger first, else random
-        by_class = np.zeros((n_parts, int(stratum.max()) + 1), dtype=np.int64)
-        total = np.zeros(n_parts, dtype=np.int64)
-        part = np.empty(n_units, dtype=np.int8)
-        for u in order:
-            s = stratum[u]
-            j = min(range(n_parts), key=lambda p: (by_class[p, s], total[p]))  # the first of equals
-            part[u] = j
-            by_class[j, s] += size[u]
-            total[j] += size[u]
-        out[rows] = part[unit]
+        out[rows] = (_single_parts(order, stratum, n_parts) if (size == 1).all() else
+                     _greedy_parts(order, stratum, size, n_parts))[unit]
     return out
+
+
+def _greedy_parts(order: np.ndarray, stratum: np.ndarray, size: np.ndarray, n_parts: int) -> np.ndarray:
+    """Units in ``order`` each to the part with the fewest rows of its stratum, then the fewest rows (the first of
+    equals): (n_units,) int8."""
+    by_class = np.zeros((n_parts, int(stratum.max()) + 1), dtype=np.int64)
+    total = np.zeros(n_parts, dtype=np.int64)
+    part = np.empty(len(order), dtype=np.int8)
+    for u in order:
+        s = stratum[u]
+        j = min(range(n_parts), key=lambda p: (by_class[p, s], total[p]))
+        part[u] = j
+        by_class[j, s] += size[u]
+        total[j] += size[u]
+    return part
+
+
+def _single_parts(order: np.ndarray, stratum: np.ndarray, n_parts: int) -> np.ndarray:
+    """``_greedy_parts`` for units of one row each, a stratum at a time (a Python step per unit took 0.5 s for 80,000
+    ungrouped rows): within a stratum the greedy rule deals its units round the parts in the order of their rows so
+    far (then their index), as the parts' totals never differ by more than one."""
+    part = np.empty(len(order), dtype=np.int8)
+    total = np.zeros(n_parts, dtype=np.int64)
+    ordered = stratum[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    for a, b in zip(starts, np.r_[starts[1:], len(order)]):
+        cycle = np.lexsort((np.arange(n_parts), total))  # the fewest rows first, then the lowest index
+        dealt = cycle[np.arange(b - a) % n_parts]
+        part[order[a:b]] = dealt
+        total += np.bincount(dealt, minlength=n_parts)
+    return part
