@@ -82,6 +82,7 @@ def describe(model: Model, path: str | os.PathLike | None = None, all_features: 
             "per_label": fit.get("held_out_per_label"),  # a multi-label model's labels
             "per_class": fit.get("held_out_per_class"),  # a multiclass model's classes: recall, precision, support
             "interval": fit.get("held_out_interval"),  # the main metric's bootstrap interval over patients
+            "crossed": fit.get("held_out_crossed"),  # cross-fitted (None: a file of before, or the networks' own)
         },
         "diagnosis": None if not diagnosis else {k: diagnosis.get(k) for k in ("label", "runner_up", "summary")},
         # what `tune --refit` chose, how, and what its score measured (tuning_summary); None else

@@ -199,13 +199,14 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                      "portfolio": fitted.portfolio,
                      "calibration": fitted.calibration.to_dict() if fitted.calibration else None}
         model.provenance = _provenance(source, ds, checksum())
-        decider = model.decider  # the model's rule (``mlpcli.decision``); the estimate's labels, each half's by the other's
+        decider = model.decider  # the model's rule (``mlpcli.decision``), which also labels the estimate's rows
         # the held-out estimate, cross-fitted (``model_selection.crossed``): no choice was made on the rows it scores
         proba, labels = fitted.estimate_proba, fitted.estimate_labels()
         val_metrics = metrics.compute(ds.task, fitted.scored.y, metrics.as_task_proba(ds.task, proba), ds.classes,
                                       decider.threshold(ds.task), decider.weights(ds.task), predicted=labels)
         # the held-out estimate travels with the model (`mlpcli info`): its scalar metrics
         model.fit["held_out"] = "out-of-fold" if model.is_ensemble or fitted.refit_epochs else "validation"
+        model.fit["held_out_crossed"] = fitted.estimate is not None  # cross-fitted (``model_selection.crossed``)
         model.fit["held_out_metrics"] = {k: v for k, v in val_metrics.items()
                                          if v is None or isinstance(v, (int, float, str)) and k != "classes"}
         # each target's (label's) own figures beside the pooled ones: pooled, several targets mix their units

@@ -153,7 +153,7 @@ def test_members_of_one_patient_each_say_their_estimate_is_not_cross_fitted(tmp_
                "--json", "-q"])
     assert res.exit_code == 0, res.output
     notes = json.loads(res.stdout)["notes"]
-    assert any(n.startswith("out-of-fold estimate not cross-fitted: each network held out a single patient")
+    assert any(n.startswith("out-of-fold estimate not cross-fitted: each member held out a single patient")
                for n in notes), notes
     assert not any("estimate cross-fitted" in n for n in notes)
 
@@ -180,3 +180,20 @@ def test_crossing_parts_of_single_samples_deal_each_class_evenly():
         for c in range(3):
             counts = np.bincount(parts[rows][np.asarray(ds.y)[rows] == c], minlength=4)
             assert counts.max() - counts.min() <= 1, (c, counts)
+
+
+def test_the_note_names_only_what_was_chosen_and_kept():
+    from mlpcli.model_selection.crossed import CrossedEstimate
+
+    est = CrossedEstimate(proba=np.zeros((8, 1)), predicted=None, parts=np.repeat([0, 1, 2, 3], 2), chosen=(0,) * 4,
+                          crossed_epochs=8)
+    regression = est.words("out-of-fold", 2, early_stopped=True, grouped=False, calibrated=False, decided=False)
+    assert "at the early-stopping epoch and by the architecture the other parts chose" in regression
+    assert "patient" not in regression and "temperature" not in regression and "balanced accuracy" not in regression
+    lbfgs = est.words("out-of-fold", 2, early_stopped=False, grouped=True)
+    assert "each scored by the architecture the other parts chose" in lbfgs and "(a patient in one)" in lbfgs
+    assert est.words("out-of-fold", 1, early_stopped=False) is None  # nothing was chosen on the held-out rows
+    binary = est.words("validation", 1, calibrated=True, decided=True)
+    assert binary.startswith("validation estimate cross-fitted: the validation rows cut in 4 parts")
+    assert "(the temperature and the decision rule, fitted on all the rows, are the model's)" in binary
+    assert "reads a little low on average" in binary

@@ -410,6 +410,9 @@ def _table(doc: dict) -> Table:
         if tuned.get("optimistic"):  # tune chose the setting by its score on these same samples
             of = tuned.get("chosen_from") or f"up to {_count(tuned.get('grid_size'))}"
             at += f"; optimistic: tune --refit chose the setting from {of} by their scores on these samples"
+        if held.get("crossed"):  # the architecture row's and the rule's figures are the networks' own
+            at += ("; cross-fitted: each part of the held-out rows scored at the epoch and by the architecture chosen "
+                   "on the others (the architecture and decision rows show the networks' own predictions)")
         if tr.get("refit_epochs"):  # the members' held-out figures: the shipped network has no held-out rows
             at += "; the cross-fitted members', which overstate the refit network that ships"
         if net.get("recalibration"):  # the figures are the trained model's, labelled by its training rule

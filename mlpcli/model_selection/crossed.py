@@ -36,6 +36,9 @@ __all__ = ["CROSSING_PARTS", "Crossing", "CrossedEstimate", "crossed_estimate"]
 # Each member's held-out rows are cut into this many parts; each part is scored under the choices the other parts
 # made (see the module docstring and ``CROSSING_PARTS``' measurement there)
 CROSSING_PARTS = 4
+# What the estimate was measured to do against test folds (said with it, ``CrossedEstimate.words``)
+ESTIMATE_GAP = ("-0.013 +- 0.005 of balanced accuracy below the outer test folds over 150 benchmark fits; choosing "
+                "each part's epoch on the rest of its fold leans slightly against the part")
 
 
 @dataclass
@@ -59,24 +62,29 @@ class CrossedEstimate:
     chosen: tuple[int, ...]  # the candidate chosen for each part (indices into the portfolio)
     crossed_epochs: int  # rows scored at an epoch chosen on other rows
 
-    def words(self, held_out: str, n_candidates: int, early_stopped: bool = True) -> str | None:
+    def words(self, held_out: str, n_candidates: int, early_stopped: bool = True, grouped: bool = True,
+              calibrated: bool = True, decided: bool = True) -> str | None:
         """A note on how the estimate was made, for the summary (None: nothing was chosen on the held-out rows, one
-        architecture trained by L-BFGS, which keeps its last weights)."""
+        architecture trained by L-BFGS, which keeps its last weights). ``grouped``: the table has patients;
+        ``calibrated`` / ``decided``: the model has a temperature / a decision rule."""
         n = len(self.parts)
-        chosen = [w for w, on in (("the early-stopping epoch", early_stopped), ("the architecture", n_candidates > 1))
-                  if on]
-        if not chosen:
+        if not early_stopped and n_candidates < 2:
             return None
-        k = len(np.unique(self.parts))
+        how = (("at the early-stopping epoch and by the architecture" if n_candidates > 1 else
+                "at the early-stopping epoch") if early_stopped else "by the architecture")
         rows = "each member's held-out rows" if held_out == "out-of-fold" else "the validation rows"
-        text = (f"{held_out} estimate cross-fitted: {rows} cut in {k} parts (a patient in one), "
-                f"each scored at {' and by '.join(chosen)} the other parts chose, so that the luck of a choice on the "
-                "rows it was made on does not lift it (the temperature and the decision rule, a few numbers fitted "
-                "on all the rows, are the model's)")
+        k = len(np.unique(self.parts))
+        text = (f"{held_out} estimate cross-fitted: {rows} cut in {'up to ' if self.crossed_epochs < n else ''}{k} "
+                f"parts{' (a patient in one)' if grouped else ''}, each scored {how} the other parts chose, so that "
+                "the luck of a choice on the rows it was made on does not lift it")
+        kept = [w for w, on in (("the temperature", calibrated), ("the decision rule", decided)) if on]
+        if kept:
+            text += (f" ({' and '.join(kept)}, fitted on all the rows, {'is' if len(kept) == 1 else 'are'} the "
+                     "model's)")
         if self.crossed_epochs < n:
             text += (f"; the epoch of {n - self.crossed_epochs} of the {n} rows was chosen on their own rows (their "
                      "member held out a single patient)")
-        return text
+        return text + (f"; it reads a little low on average: {ESTIMATE_GAP}" if early_stopped and decided else "")
 
 
 def crossed_estimate(crossing: Crossing, link: Callable[[np.ndarray], np.ndarray],

@@ -434,11 +434,15 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     held_out = "out-of-fold" if fitted.split is None or fitted.refit_epochs else "validation"
     early_stopped = any(run.result.converged is None for run in fitted.runs[: len(fitted.members)])
     if fitted.estimate is not None:
-        words = fitted.estimate.words(held_out, len(fitted.crossing.logits), early_stopped)
+        model = fitted.model
+        words = fitted.estimate.words(held_out, len(fitted.crossing.logits), early_stopped,
+                                      fitted.scored.groups is not None, model.temperature is not None,
+                                      model.decision is not None)
     elif early_stopped or len(fitted.portfolio or []) > 1:  # every member held out a single patient: no rest to choose on
-        words = (f"{held_out} estimate not cross-fitted: each network held out a single patient, so the epoch (and the "
-                 "architecture) were chosen on the rows scored, which lifts the estimate by their luck; `mlpcli cv` "
-                 "scores samples no choice was made on")
+        chosen = " and the architecture were" if len(fitted.portfolio or []) > 1 else " was"
+        who = "each member held out a single patient" if held_out == "out-of-fold" else "its rows are a single patient"
+        words = (f"{held_out} estimate not cross-fitted: {who}, so the epoch{chosen} chosen on the rows scored, which "
+                 "lifts the estimate by their luck; `mlpcli cv` scores samples no choice was made on")
     else:
         words = None
     if words:
