@@ -696,9 +696,9 @@ def check_training_parts(ds: Dataset, folds: list[Fold], flag: str = "--folds") 
                             f"so it needs 2 — {fix}merge the class or leave its samples out")
 
 
-def crossing_parts(ds: Dataset, parts: list[np.ndarray], n_parts: int = 2, seed: int = 0) -> np.ndarray:
-    """Each of ``parts`` (the held-out rows of each fold, indices into ``ds``) cut into ``n_parts`` parts: (n,) int8,
-    the part of each row of a part, -1 for rows no part holds. A patient's rows (``ds.groups``) stay in one part, and
+def crossing_parts(ds: Dataset, held_out: list[np.ndarray], n_parts: int = 2, seed: int = 0) -> np.ndarray:
+    """Each of ``held_out`` (the held-out rows of each fold, indices into ``ds``) cut into ``n_parts`` parts: (n,)
+    int8, the part of each held-out row, -1 for rows no fold holds out. A patient's rows (``ds.groups``) stay in one part, and
     each class is spread evenly over them (a patient counted under its most common class; multi-label and regression
     targets by size alone): units go one by one, larger first within a class in a random order drawn from ``seed``,
     to the part with the fewest rows of their class (then the fewest rows). A fold of fewer patients than
@@ -710,7 +710,7 @@ def crossing_parts(ds: Dataset, parts: list[np.ndarray], n_parts: int = 2, seed:
     y = None
     if ds.task in ("binary", "multiclass") and ds.y is not None:
         y = np.asarray(ds.y).reshape(-1).astype(np.int64)
-    for k, rows in enumerate(parts):
+    for k, rows in enumerate(held_out):
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
             continue
