@@ -410,15 +410,18 @@ def _table(doc: dict) -> Table:
         if tuned.get("optimistic"):  # tune chose the setting by its score on these same samples
             of = tuned.get("chosen_from") or f"up to {_count(tuned.get('grid_size'))}"
             at += f"; optimistic: tune --refit chose the setting from {of} by their scores on these samples"
-        if held.get("crossed"):  # the architecture row's and the rule's figures are the networks' own
-            at += ("; cross-fitted: each part of the held-out rows scored at the epoch and by the architecture chosen "
-                   "on the others (the architecture and decision rows show the networks' own predictions)")
+        if held.get("crossed"):  # said in a row of its own below (a long metrics row is wide in a pipe)
+            at += "; cross-fitted"
         if tr.get("refit_epochs"):  # the members' held-out figures: the shipped network has no held-out rows
             at += "; the cross-fitted members', which overstate the refit network that ships"
         if net.get("recalibration"):  # the figures are the trained model's, labelled by its training rule
             cohort = (net["recalibration"].get("cohort") or {}).get("data") or "a labelled cohort"
             at += f"; of the model as trained, before its recalibration on {cohort} (its rule and threshold since moved)"
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
+        if held.get("crossed"):
+            table.add_row("held-out estimate", "cross-fitted: each row scored at the epoch and by the architecture "
+                          "chosen on other held-out rows of its network; the architecture and decision rows show the "
+                          "networks' own predictions")
         if held.get("per_class"):  # each class's recall (absent in older model files)
             table.add_row(f"{held['kind'] or 'held-out'} recall", per_class_recall(held["per_class"]))
         for t in held.get("per_target") or []:  # each target in its own units (absent in older model files)
