@@ -543,14 +543,15 @@ def _crossing(cands: list[_Fitted], parts: np.ndarray, scored: data.Dataset, she
     if any(c.crossed is None for c in cands):
         return None
     task, link = scored.task, shell.output_activation()
+    log_loss = by_log_loss(options, task) and link in ("softmax", "sigmoid")
 
     def choose(rows: np.ndarray) -> int:
         groups = None if scored.groups is None else np.asarray(scored.groups)[rows]
         sub = [_Fitted(c.spec, c.runs, c.logits[rows], math.nan, c.folds) for c in cands]
-        for c in sub:
-            c.score = _score(task, scored.y[rows], shell.link(c.logits), len(scored.classes))
-        best, _ = _choose(sub, [], "", scored.y[rows], task, link, groups, by_log_loss(options, task),
-                          options.calibrate)
+        if not log_loss:  # (by log loss the main metric is only shown beside, and nothing is shown here: 95 % of
+            for c in sub:  # the choice's time went into the full metric set)
+                c.score = _score(task, scored.y[rows], shell.link(c.logits), len(scored.classes))
+        best, _ = _choose(sub, [], "", scored.y[rows], task, link, groups, log_loss, options.calibrate)
         return sub.index(best)
 
     crossed = np.logical_and.reduce([c.crossed_rows for c in cands])
