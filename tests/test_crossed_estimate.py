@@ -194,6 +194,6 @@ def test_the_note_names_only_what_was_chosen_and_kept():
     assert "each scored by the architecture the other parts chose" in lbfgs and "(a patient in one)" in lbfgs
     assert est.words("out-of-fold", 1, early_stopped=False) is None  # nothing was chosen on the held-out rows
     binary = est.words("validation", 1, calibrated=True, decided=True)
-    assert binary.startswith("validation estimate cross-fitted: the validation rows cut in 4 parts")
+    assert binary.startswith("validation estimate cross-fitted: the validation rows cut in up to 4 parts (a patient in one)")
     assert "(the temperature and the decision rule, fitted on all the rows, are the model's)" in binary
     assert "reads a little low on average" in binary

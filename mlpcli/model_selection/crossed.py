@@ -37,7 +37,7 @@ __all__ = ["CROSSING_PARTS", "Crossing", "CrossedEstimate", "crossed_estimate"]
 # made (see the module docstring and ``CROSSING_PARTS``' measurement there)
 CROSSING_PARTS = 4
 # What the estimate was measured to do against test folds (said with it, ``CrossedEstimate.words``)
-ESTIMATE_GAP = ("-0.013 +- 0.005 of balanced accuracy below the outer test folds over 150 benchmark fits; choosing "
+ESTIMATE_GAP = ("−0.013 ± 0.005 of balanced accuracy below the outer test folds over 150 benchmark fits; choosing "
                 "each part's epoch on the rest of its fold leans slightly against the part")
 
 
@@ -74,7 +74,8 @@ class CrossedEstimate:
                 "at the early-stopping epoch") if early_stopped else "by the architecture")
         rows = "each member's held-out rows" if held_out == "out-of-fold" else "the validation rows"
         k = len(np.unique(self.parts))
-        text = (f"{held_out} estimate cross-fitted: {rows} cut in {'up to ' if self.crossed_epochs < n else ''}{k} "
+        # (with patients, a member that held out fewer patients than CROSSING_PARTS has as many parts as patients)
+        text = (f"{held_out} estimate cross-fitted: {rows} cut in {'up to ' if grouped else ''}{k} "
                 f"parts{' (a patient in one)' if grouped else ''}, each scored {how} the other parts chose, so that "
                 "the luck of a choice on the rows it was made on does not lift it")
         kept = [w for w, on in (("the temperature", calibrated), ("the decision rule", decided)) if on]
