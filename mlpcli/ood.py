@@ -376,7 +376,8 @@ def fit_basis(Z: np.ndarray, seed: int = 0, labels: np.ndarray | None = None, n_
     Z is only read (never modified, so fits on several row sets of one Z may run side by side) and never
     copied whole: the rows are centred a chunk at a time, into the range finder's float32 copy (``_top_components``)
     and for the reference rows' components."""
-    Z = np.asarray(Z, dtype=np.float64)
+    if not (isinstance(Z, np.ndarray) and Z.dtype in (np.float32, np.float64)):
+        Z = np.asarray(Z, dtype=np.float64)  # (float32 rows are read a chunk at a time in float64, as below)
     idx = np.arange(Z.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     n, p = len(idx), Z.shape[1]
     mean = _row_mean(Z, idx)

@@ -154,6 +154,39 @@ def test_a_single_hold_out_weighs_its_patients_too():
     assert len(basis.calibration) == len(basis.part_calibration) == 12
 
 
+@pytest.mark.parametrize("cap", [None, 50])
+def test_a_hold_out_models_ood_basis_is_fitted_on_the_networks_own_inputs(tmp_path, monkeypatch, cap):
+    """--folds 1: the bases are fitted on the training rows as the network saw them (the preprocessed float32
+    matrix, the sampled rows taken from it, not transformed a second time), and the held-out rows scored the same
+    way: the model's basis is the one fitted on the preprocessor's float32 output of the sampled rows, whether the
+    sample is every row or (cap) 50 of the 90."""
+    from mlpcli.config import TrainOptions
+    from mlpcli.model_selection.splits import holdout
+    from mlpcli.pipeline import load_dataset
+
+    table = tmp_path / "t.csv"
+    make_table(n_patients=30, per_patient=3, n_features=10).to_csv(table, index=False)
+    if cap is not None:  # fewer rows than the training rows; held-out rows scored from the sample, not streamed
+        monkeypatch.setattr(ood, "MAX_ROW_BYTES", 8 * 10 * cap)
+        monkeypatch.setattr(ood, "STREAM_BELOW_ROWS", 0)
+    res = run(["train", str(table), "-o", str(tmp_path / "m.mlp"), "--folds", "1", "--epochs", "3", "--hidden", "4",
+               "-q", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    model = model_io.load(tmp_path / "m.mlp")
+    options = TrainOptions(seed=3)
+    ds, _ = load_dataset(str(table), options)
+    train_rows, held_rows, _ = holdout(ds, options.val_size, options.seed)
+    sample = ood.sample_rows(ds.n_samples, 10, 3)
+    assert len(sample) == (ds.n_samples if cap is None else cap)
+    Z = model.preprocessor.transform(ds.X[sample], dtype=np.float32, order="C")
+    position = np.full(ds.n_samples, -1)
+    position[sample] = np.arange(len(sample))
+    parts = [(position[train_rows][position[train_rows] >= 0], position[held_rows][position[held_rows] >= 0])]
+    expected = ood.calibrate(Z, parts, 3, labels=ds.y[sample], n_classes=len(ds.classes), groups=ds.groups[sample])
+    for name, array in expected.arrays().items():
+        assert model.ood.arrays()[name].tobytes() == array.tobytes(), name
+
+
 def test_train_says_the_ood_calibration_counts_patients(tmp_path):
     """train's note said 'calibrated on 60 held-out rows' while the p-values count 20 patients."""
     table = tmp_path / "t.csv"
