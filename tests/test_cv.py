@@ -60,8 +60,8 @@ SKLEARN_FIXED_SHUFFLE = tuple(int(x) for x in __import__("sklearn").__version__.
 
 @pytest.mark.skipif(not SKLEARN_FIXED_SHUFFLE, reason="scikit-learn < 1.8 shuffles StratifiedGroupKFold's groups "
                     "out of step with their counts (its PR #32540)")
-@given(sizes=st.lists(st.integers(1, 5), min_size=4, max_size=80), n_classes=st.integers(2, 9),
-       n_folds=st.integers(2, 7), seed=st.integers(0, 2**31 - 1), data_=st.data())
+@given(sizes=st.lists(st.integers(1, 5), min_size=4, max_size=120), n_classes=st.integers(2, 12),
+       n_folds=st.integers(2, 10), seed=st.integers(0, 2**31 - 1), data_=st.data())
 @settings(max_examples=150, deadline=None)
 def test_stratified_group_folds_are_scikit_learns(sizes, n_classes, n_folds, seed, data_):
     """The same folds, bit for bit, as StratifiedGroupKFold(shuffle=True) over random layouts: groups of

@@ -510,7 +510,8 @@ def stratified_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int,
 
     per_fold = np.zeros((n_folds, n_classes))  # (folds, classes): rows of each class in each fold
     trial = np.empty((n_folds, n_folds, n_classes))  # trial[i]: per_fold with the group added to fold i
-    diagonal = np.arange(n_folds) * (n_folds + 1)  # trial[i, i] in trial's (folds x folds, classes) view
+    eye = np.eye(n_folds).reshape(n_folds, n_folds, 1)
+    added = np.empty_like(trial)  # added[i, f]: the group's counts where f == i, else 0 (x + 0.0 is x)
     totals = y_cnt.reshape(1, 1, -1)
     fold_of = np.empty(n_groups, dtype=np.int64)
     # np.mean(np.std(trial / totals, axis=1), axis=1) as NumPy computes it (the same ufuncs, reductions and
@@ -520,11 +521,11 @@ def stratified_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int,
     centre = np.empty((n_folds, 1, n_classes))
     sd = np.empty((n_folds, n_classes))
     spread = np.empty(n_folds)
-    sizes = np.empty(n_folds)
-    flat = trial.reshape(n_folds * n_folds, n_classes)
+    sizes = [0.0] * n_folds  # rows in each fold: whole numbers, exact whatever the order they are summed in
+    group_rows = counts.sum(axis=1).tolist()
     for g in order:
-        np.copyto(trial, per_fold)
-        flat[diagonal] += counts[g]
+        np.multiply(eye, counts[g], out=added)
+        np.add(per_fold, added, out=trial)
         np.true_divide(trial, totals, out=shares)
         np.add.reduce(shares, axis=1, keepdims=True, out=centre)
         np.true_divide(centre, n_folds, out=centre, casting="unsafe")
@@ -535,14 +536,14 @@ def stratified_group_folds(y: np.ndarray, groups: np.ndarray, n_folds: int,
         np.sqrt(sd, out=sd)
         np.add.reduce(sd, axis=1, out=spread)
         np.true_divide(spread, n_classes, out=spread, casting="unsafe")
-        np.add.reduce(per_fold, axis=1, out=sizes)
         best, best_spread, best_size = 0, math.inf, math.inf
-        for i, (value, size) in enumerate(zip(spread.tolist(), sizes.tolist())):
+        for i, (value, size) in enumerate(zip(spread.tolist(), sizes)):
             # sklearn's test: value < best, or np.isclose(value, best) (|a - b| <= 1e-8 + 1e-5 |b|) and fewer rows
             close = best_spread != math.inf and abs(value - best_spread) <= 1e-8 + 1e-5 * abs(best_spread)
             if value < best_spread or (close and size < best_size):
                 best, best_spread, best_size = i, value, size
         per_fold[best] += counts[g]
+        sizes[best] += group_rows[g]
         fold_of[g] = best
     row_fold = fold_of[groups_inv]
     return [(np.flatnonzero(row_fold != f), np.flatnonzero(row_fold == f)) for f in range(n_folds)]
