@@ -30,13 +30,28 @@ from ._common import CONTEXT_SETTINGS, _one_line, _say, interrupted_exit, silenc
 
 __all__ = ["cli", "main", "all_commands", "COMMANDS"]
 
-# each command: the module of this package that defines it under the same name
-COMMANDS = ("train", "gradcheck", "diagnose", "evaluate", "predict", "explain", "cv", "tune", "info", "recalibrate")
+# each command's one-line help (its ``short_help``), the command defined under its name by the module of this
+# package of that name: `mlpcli --help` and shell completion list them without importing the commands
+SHORT_HELP = {
+    "train": "Train an MLP on a samples x features table; save it.",
+    "gradcheck": "Check analytic gradients against finite differences.",
+    "diagnose": "Label a run's learning curves and explain the verdict.",
+    "evaluate": "Score a model on a labelled table, per group, with CIs.",
+    "predict": "Predict a new cohort with a trained model, streamed.",
+    "explain": "Rank the genes that drive each class or predicted value.",
+    "cv": "Cross-validate what train ships, on grouped folds.",
+    "tune": "Tune train options by grouped cross-validation.",
+    "info": "Show what a model file holds: task, features, training.",
+    "recalibrate": "Update a model's probabilities for a new population.",
+}
+COMMANDS = tuple(SHORT_HELP)
 
 
 class _LazyGroup(click.Group):
     """A group whose commands are imported on first use (Click's lazily loaded subcommands): ``train`` does
-    not import ``cv``, ``explain`` or ``gradcheck`` and what they import."""
+    not import ``cv``, ``explain`` or ``gradcheck`` and what they import, and the group's own help and shell
+    completion list the commands from ``SHORT_HELP`` without importing any (`mlpcli --help` imported all
+    ten, pandas with them: 1.2 s)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *COMMANDS})
@@ -45,6 +60,19 @@ class _LazyGroup(click.Group):
         if name not in self.commands and name in COMMANDS:
             self.add_command(getattr(importlib.import_module(f"{__name__}.{name}"), name))
         return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SHORT_HELP[name]) for name in self.list_commands(ctx) if name in SHORT_HELP]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str):
+        from click.shell_completion import CompletionItem
+
+        commands = [CompletionItem(name, help=SHORT_HELP[name]) for name in self.list_commands(ctx)
+                    if name in SHORT_HELP and name.startswith(incomplete)]
+        return commands + click.Command.shell_complete(self, ctx, incomplete)
 
 
 def all_commands() -> dict[str, click.Command]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from ..fileio import TABLE_FORMATS
+from . import SHORT_HELP
 from ._common import (
     named_file,
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
@@ -264,7 +265,7 @@ def pooled_line(pooled, repeats: int) -> str:
 
 
 @click.command("cv", context_settings=CONTEXT_SETTINGS,
-               short_help="Cross-validate what train ships, on grouped folds.")
+               short_help=SHORT_HELP['cv'])
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,

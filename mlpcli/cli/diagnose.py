@@ -17,6 +17,7 @@ from ..diagnosis import BaselineError, evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ..metrics import display_name
+from . import SHORT_HELP
 from ._common import (
     named_file,
     Table, CONTEXT_SETTINGS, check_stdout_open, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric,
@@ -245,7 +246,7 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help="Label a run's learning curves and explain the verdict.")
+               short_help=SHORT_HELP['diagnose'])
 @click.argument("source", metavar="SOURCE", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--metric", "curves", type=click.Choice(["loss", "metric"]), default="loss", show_default=True,
               help="Which curves to read: the losses, or the per-epoch main metric (balanced accuracy / RMSE).")

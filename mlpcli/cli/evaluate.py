@@ -11,6 +11,7 @@ from ..calibration import temperature_words
 from ..decision import label_threshold_words
 from ..errors import ConfigError, DataError
 from ..metrics import display_name
+from . import SHORT_HELP
 from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_writable, debug_option, distinct_files, fmt,
     fmt_interval, fmt_metric,
@@ -398,7 +399,7 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help="Score a model on a labelled table, per group, with CIs.")
+               short_help=SHORT_HELP['evaluate'])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @click.option("--by", default=None, metavar="COLUMN", callback=named_column,

@@ -10,6 +10,7 @@ import click
 import numpy as np
 from rich.text import Text
 
+from . import SHORT_HELP
 from ._common import (
     Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, finite_option, handle_errors,
     json_option, named_file, one_stdout_writer, print_json, render_notes, role_options, stderr_console, stdout_alias,
@@ -69,7 +70,7 @@ def _training_rows_note(samples, method: str) -> list[str]:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help="Rank the genes that drive each class or predicted value.")
+               short_help=SHORT_HELP['explain'])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), callback=named_file,

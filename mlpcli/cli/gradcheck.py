@@ -8,6 +8,7 @@ import click
 from rich.text import Text
 
 from ..errors import DataError
+from . import SHORT_HELP
 from ._common import (Table, CONTEXT_SETTINGS, check_stdout_not_input, debug_option, finite_option, handle_errors,
                       json_option, print_json, report, role_options, stdout_console)
 from .predict import role_flags
@@ -23,7 +24,7 @@ def _gradcheck_advice(exc: DataError) -> DataError:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help="Check analytic gradients against finite differences.")
+               short_help=SHORT_HELP['gradcheck'])
 @click.option("--only", metavar="NAME", help="Check only components whose name starts with NAME (e.g. 'loss:ce', 'activation:gelu', 'network').")
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True,
               callback=finite_option, help="Finite-difference step.")

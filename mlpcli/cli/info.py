@@ -9,12 +9,13 @@ import numpy as np
 
 from ..metrics import display_name
 from ..data._common import one_line_name
+from . import SHORT_HELP
 from ._common import (Table, CONTEXT_SETTINGS, per_class_recall, check_stdout_open, debug_option, fmt, fmt_ci, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json,
                       quiet_option, stdout_console)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help="Show what a model file holds: task, features, training.")
+               short_help=SHORT_HELP['info'])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option("--features", "all_features", is_flag=True,
               help="List every feature name, and every one the model uses (default: the first 10 of each).")

@@ -11,6 +11,7 @@ import click
 from ..decision import RULES as DECISION_RULES
 from ..decision import label_threshold_words
 from ..fileio import TABLE_FORMATS
+from . import SHORT_HELP
 from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_table_output, check_writable, debug_option, distinct_files,
     finite_option, handle_errors, json_option, named_file, one_stdout_writer, print_json, quiet_option,
@@ -269,7 +270,7 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help="Predict a new cohort with a trained model, streamed.")
+               short_help=SHORT_HELP['predict'])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),

@@ -6,6 +6,7 @@ import click
 
 from ..predict.recalibrate import CONFORMAL_CHOICES
 from ..recalibration import METHODS, p_text
+from . import SHORT_HELP
 from ._common import (
     Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_model_name, check_writable, debug_option, distinct_files, fmt, handle_errors,
     json_option, named_file, print_json, quiet_option, role_options, stdout_console, threads_context, threads_option,
@@ -84,7 +85,7 @@ def render(result, data_file: str, out: str) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help="Update a model's probabilities for a new population.")
+               short_help=SHORT_HELP['recalibrate'])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), callback=named_file,

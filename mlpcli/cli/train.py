@@ -14,6 +14,7 @@ from ..config import unused_once_resolved
 from ..errors import TrainingError
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
+from . import SHORT_HELP
 from ._common import (
     named_file, per_class_recall,
     Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_model_name, check_writable, debug_option,
@@ -345,7 +346,7 @@ def _kept_words(fit: dict) -> str:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help="Train an MLP on a samples x features table; save it.")
+               short_help=SHORT_HELP['train'])
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @config_option()
 @train_options

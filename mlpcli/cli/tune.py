@@ -8,6 +8,7 @@ from ..config import TrainOptions, check_unused
 from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS
+from . import SHORT_HELP
 from ._common import (
     named_file,
     Table, CONTEXT_SETTINGS, check_table_output, check_model_name, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
@@ -110,7 +111,7 @@ def _write_outputs(model, out: str, results, results_path: str | None) -> None:
 
 
 @click.command("tune", context_settings=CONTEXT_SETTINGS,
-               short_help="Tune train options by grouped cross-validation.")
+               short_help=SHORT_HELP['tune'])
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--grid", required=True, multiple=True,
