@@ -356,7 +356,11 @@ class Model:
     def predict_classes(self, proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """The class indices (n,) a binary or multiclass model gives rows of probabilities ``proba`` (n, outputs),
         as ``predict_output`` returns them, by its decision rule; a multi-label model's 0/1 calls (n, L);
-        ``threshold`` (binary, multi-label) overrides the rule's."""
+        ``threshold`` (binary, multi-label) overrides the rule's; a multiclass model has none to override (the CLI
+        refuses ``--threshold`` there too): a ValueError rather than a threshold silently unused."""
+        if threshold is not None and self.task == "multiclass":
+            raise ValueError("threshold= applies to a binary or multi-label model; a multiclass model labels each row "
+                             "by its decision rule (argmax or balanced), which a threshold does not change")
         return self.decider.classes(self.task, proba, threshold)
 
     def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None,

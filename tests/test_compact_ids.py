@@ -155,6 +155,22 @@ def test_dataframes_and_prepare_confirm_collisions_too(model, monkeypatch):
         lib.prepare(m, df)
 
 
+def test_a_dataframes_named_or_text_index_gives_the_sample_ids_as_training_takes_them(model):
+    """predict_stream and prepare numbered the rows of a frame whose sample ids were its index
+    (pd.read_csv(..., index_col=0)), where pipeline.train reads them from it: "row 1" in notes and no ids out."""
+    m = model_io.load(model)
+    df = _cohort()
+    expected = pd.concat(lib.predict_stream(m, df))
+    indexed = df.set_index("sample_id")
+    for frame in (indexed, indexed.rename_axis(None)):  # named; text without a name (read as sample_id)
+        got = pd.concat(lib.predict_stream(m, frame))
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
+        assert list(lib.prepare(m, frame).ids) == list(df["sample_id"])
+    numbered = df.drop(columns="sample_id")  # a plain integer index is row positions, not ids
+    assert "sample_id" not in pd.concat(lib.predict_stream(m, numbered)).columns
+    assert list(indexed.columns) == list(df.columns[1:])  # the caller's frame is left as it was
+
+
 def test_h5ad_obs_columns_are_read_by_row_range_as_whole(tmp_path):
     anndata = pytest.importorskip("anndata")
     from anndata.io import read_elem

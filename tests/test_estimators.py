@@ -408,6 +408,17 @@ def test_outputs_that_overflow_float32_are_an_error_naming_the_row_not_class_zer
     with sklearn.config_context(assume_finite=True):
         with pytest.raises(ValueError, match=r"row 2 \(0-based\) of X holds a missing or infinite value"):
             wide.predict(holed)
+        # and in fit, where the gap made training "diverge" with a lower lr as the advice
+        from mlpcli.estimators import MLPRegressor
+
+        with pytest.raises(ValueError, match=r"row 2 \(0-based\) of X holds a missing or infinite value .*assume_finite"):
+            gapped = Xw.copy()
+            gapped[2, 4] = np.nan
+            MLPClassifier(hidden=(8,), epochs=3, random_state=0).fit(gapped, yw)
+        target = Xw[:60, 0].copy()
+        target[7] = np.nan
+        with pytest.raises(ValueError, match=r"row 7 \(0-based\) of y holds a missing or infinite value"):
+            MLPRegressor(hidden=(8,), epochs=3, random_state=0).fit(Xw[:60], target)
 
 
 def test_balanced_class_weights_with_sample_weights_count_classes_as_scikit_learn_does():

@@ -133,3 +133,41 @@ def test_a_model_without_standardisation_judges_no_value_far(tmp_path):
                 "-q", "-o", model]).exit_code == 0
     res = run(["predict", model, str(tmp_path / "t.csv"), "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 0 and "training spreads" not in res.output and "typical training" not in res.output
+
+
+def test_a_models_own_missing_values_error_gives_a_remedy_for_prediction(small):
+    """Model.predict_output on rows with gaps advised "pass --impute ... or remove them": a training option, which a
+    fitted model cannot take; now the remedy predict gives (fill them, or retrain with --impute)."""
+    import pytest
+
+    from mlpcli import model_io
+    from mlpcli.errors import DataError
+
+    model = model_io.load(small / "m.mlp")
+    X = pd.read_csv(small / "t.csv")[model.feature_names].to_numpy(dtype=float)
+    X[2, 1] = np.nan
+    with pytest.raises(DataError) as info:
+        model.predict_output(X)
+    message = str(info.value)
+    assert "the model was trained without --impute, so fill them or retrain with --impute" in message, message
+    assert "pass --impute" not in message
+
+
+def test_a_threshold_is_refused_for_a_multiclass_model_as_predict_refuses_it(small, tmp_path):
+    """Model.predict_classes(P, threshold=0.3) on a multiclass model ignored the threshold without a word."""
+    import pytest
+
+    from mlpcli import model_io
+
+    frame = pd.read_csv(small / "t.csv")
+    frame["label"] = np.array(["a", "b", "c"])[np.arange(len(frame)) % 3]
+    frame.to_csv(tmp_path / "three.csv", index=False)
+    res = run(["train", str(tmp_path / "three.csv"), "--target", "label", "--folds", "1", "--epochs", "2", "-q",
+               "-o", str(tmp_path / "three.mlp")])
+    assert res.exit_code == 0, res.output
+    model = model_io.load(tmp_path / "three.mlp")
+    assert model.task == "multiclass"
+    P = np.full((4, 3), 1 / 3)
+    assert model.predict_classes(P).shape == (4,)
+    with pytest.raises(ValueError, match="threshold= applies to a binary or multi-label model"):
+        model.predict_classes(P, threshold=0.3)

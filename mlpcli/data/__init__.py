@@ -18,7 +18,8 @@ from ._common import (
 )
 from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
 from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
-from .dataset import Dataset, Roles, align_features, data_checksum, is_sparse, load_dataset, resolve_roles, with_positive
+from .dataset import (Dataset, Roles, align_features, data_checksum, is_sparse, load_dataset, resolve_roles,
+                      user_frame, with_positive)
 from .dialect import sniff_dialect
 from .header import row_names_header
 from .io import read_table, read_table_with_notes

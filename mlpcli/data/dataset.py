@@ -1322,7 +1322,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     `classes`: a trained model's labels (a validation table is encoded as its training table).
 
     `path` may be a pandas DataFrame (a notebook's table): read as a file holding it would be, the roles found
-    by name; sample ids from its index when that is named or text (``_user_frame``); the options that say how
+    by name; sample ids from its index when that is named or text (``user_frame``); the options that say how
     to read a file (sep, decimal, features_in_rows, layer, ...) are errors then. The caller's frame is not changed."""
     from . import h5ad, tenx
     from .feature_rows import raise_annotation_columns
@@ -1336,7 +1336,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     if isinstance(path, pd.DataFrame):
         _check_frame_options(features_in_rows=features_in_rows, sep=sep, decimal=decimal, layer=layer, raw=raw,
                              var_names=var_names, feature_types=feature_types)
-        frame = _user_frame(path, id)
+        frame = user_frame(path, id)
         sheet = read_sample_sheet(samples, id=id) if samples is not None else None
         join, roles, notes = _joined_roles(sheet, FRAME_SOURCE, list(frame.columns), roles_kw, False)
         if join is not None:
@@ -1459,7 +1459,7 @@ def _check_frame_options(**options) -> None:
                           f"out{advice}")
 
 
-def _user_frame(df: pd.DataFrame, id: str | None) -> pd.DataFrame:  # noqa: A002
+def user_frame(df: pd.DataFrame, id: str | None = None) -> pd.DataFrame:  # noqa: A002
     """A caller's DataFrame as the readers give a table: column names as text; sample ids kept from the index
     when it holds them (a named index, or one of text: ``pd.read_csv(..., index_col=0)``) as a column named
     after it (unnamed: ``sample_id``), unless --id names another column. An integer index that is not named

@@ -407,7 +407,7 @@ class Preprocessor:
         nan_mask = np.isnan(Xk)
         if nan_mask.any():
             if self.config.impute is None:
-                raise DataError(missing_message(self.kept_features, nan_mask.sum(axis=0)))
+                raise DataError(missing_message(self.kept_features, nan_mask.sum(axis=0), fitted=True))
             rows, cols = np.nonzero(nan_mask)
             Xk[rows, cols] = self.impute_values_[cols]
         _scale_in_place(Xk, self.center_, self.scale_, self._clips, scratch)
@@ -577,7 +577,7 @@ class Preprocessor:
             first_min = float(column[~np.isnan(column)].min())
             raise DataError(_negative_message(self.kept_features, negative, first_min))
         if self.config.impute is None and nan_counts.any():
-            raise DataError(missing_message(self.kept_features, nan_counts))
+            raise DataError(missing_message(self.kept_features, nan_counts, fitted=True))
         raise exc
 
     # ── sparse input ─────────────────────────────────────────────────────────────────────────────────────
@@ -848,7 +848,7 @@ class Preprocessor:
             by_input[first] = True
             raise DataError(_negative_message(self.kept_features, negative, _first_negative_min(X, by_input)))
         if nan_counts.any():
-            raise DataError(missing_message(self.kept_features, nan_counts))
+            raise DataError(missing_message(self.kept_features, nan_counts, fitted=True))
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) for the model file; arrays are plain numeric, loadable without pickle."""
@@ -1483,13 +1483,15 @@ def _negative_message(names: Sequence[str], negative: np.ndarray, first_min: flo
 IMPUTE_HINT = "|".join(IMPUTE_METHODS) + " (min for values below a detection limit)"
 
 
-def missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: str = "") -> str:
+def missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: str = "", fitted: bool = False) -> str:
     """The error for missing values (nan_counts (d,) per column of `names`) without --impute. counted_in: which rows the counts are of (" in the training rows": a member's, which a warning on the
-    whole table counts differently)."""
+    whole table counts differently). fitted: the rows are a fitted preprocessing's new rows (a model's input),
+    for which --impute is not an option to pass but a retraining."""
     cols = np.flatnonzero(nan_counts)
     pairs = [(names[j], int(nan_counts[j])) for j in cols]
-    return (f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {_counted(pairs)}{counted_in}; "
-            f"pass --impute {IMPUTE_HINT} or remove them")
+    remedy = (f"the model was trained without --impute, so fill them or retrain with --impute {IMPUTE_HINT}" if fitted
+              else f"pass --impute {IMPUTE_HINT} or remove them")
+    return f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {_counted(pairs)}{counted_in}; {remedy}"
 
 
 def _nan_median(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray) -> np.ndarray:

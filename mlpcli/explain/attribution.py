@@ -946,7 +946,8 @@ def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps
     X: raw feature values as predict reads them, columns ``model.feature_names`` (or named by ``features``;
     a DataFrame's columns are matched by name, its other columns left out). The result's last axis (d) is
     always ``model.feature_names``, whatever X's column order, so ``model.feature_names[j]`` names column j
-    (a feature the model does not use, or a DataFrame lacks, gets 0). target: a class name -> an array
+    (a feature the model does not use gets 0, also where a DataFrame lacks it; one it uses that X lacks is a
+    DataError naming it). target: a class name -> an array
     (n, d); a list of names, or None for every class -> (n_targets, n, d); an array of n class names ->
     (n, d), each row toward its own class. baseline: "mean" (the training mean the model stores), "zero", or
     d raw values in ``model.feature_names`` order. output: "logit" (the members' mean logit) or "prob" (the

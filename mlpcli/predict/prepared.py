@@ -122,8 +122,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         table, roles, read_notes, read_warnings = read_cells(model, frame, roles)
         if given_id is None:
             cells_id = roles.id
-    elif isinstance(frame, pd.DataFrame):
-        name, table = "the table", frame
+    elif isinstance(frame, pd.DataFrame):  # its sample ids from a named or text index, as training takes them
+        name, table = "the table", data.user_frame(frame, given_id)
         if roles is not None:
             data.h5ad.check_options(name, roles.layer, roles.raw, roles.var_names)
     else:

@@ -333,6 +333,8 @@ class _Run:
             self.table, roles, h5ad_notes, h5ad_warnings = _open_h5ad(source, roles, model)
         else:
             role_rows = _role_names(model, roles) + ([by] if by else [])  # the row layout's, read as written
+            if isinstance(source, pd.DataFrame):  # its sample ids from a named or text index, as training takes them
+                source = data.user_frame(source, roles.id)
             self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
                                     decimal=roles.decimal, layer=roles.layer, raw=roles.raw,
                                     var_names=roles.var_names, text=role_rows)
