@@ -684,7 +684,9 @@ class _Fields:
                           "ood/reference": _ArraySpec((k, r), "f", (8,), "finite"),
                           "ood/reference_residual": _ArraySpec((k,), "f", (8,), "nonneg"),
                           "ood/calibration": _ArraySpec((m,), "f", (8,), "nonneg")})
-            if meta["format_version"] >= 4:  # the class-relative distance
+            # the class-relative distance (format 4 on), which a basis calibrated on no held-out row has not: its
+            # distance alone (every row of the sample trained it)
+            if meta["format_version"] >= 4 and (m > 0 or "n_classes" in o):
                 c = self.whole(self.get(o, "n_classes", "ood"), "ood.n_classes", n_classes, n_classes)
                 specs.update({"ood/reference_label": _ArraySpec((k,), "iu", (1, 2, 4, 8), "index"),
                               "ood/class_scale": _ArraySpec((c,), "f", (8,), "positive"),

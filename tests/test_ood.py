@@ -187,6 +187,25 @@ def test_a_hold_out_models_ood_basis_is_fitted_on_the_networks_own_inputs(tmp_pa
         assert model.ood.arrays()[name].tobytes() == array.tobytes(), name
 
 
+def test_a_model_whose_ood_sample_held_out_no_row_loads_and_cannot_flag(tmp_path, monkeypatch):
+    """A row cap that leaves the OOD sample without a held-out row (2 rows of 90: seed 1 draws two training rows)
+    gave a basis of the distance alone, which train wrote and no command could read ("model.json field
+    'ood.n_classes' is missing"). It loads now, and predict says no sample can be flagged."""
+    table = tmp_path / "t.csv"
+    make_table(n_patients=30, per_patient=3, n_features=10).to_csv(table, index=False)
+    monkeypatch.setattr(ood, "MAX_ROW_BYTES", 8 * 10 * 2)
+    monkeypatch.setattr(ood, "STREAM_BELOW_ROWS", 0)
+    res = run(["train", str(table), "-o", str(tmp_path / "m.mlp"), "--folds", "1", "--epochs", "2", "--hidden", "4",
+               "-q", "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    model = model_io.load(tmp_path / "m.mlp")
+    assert len(model.ood.calibration) == 0 and not model.ood.relative
+    res = run(["predict", str(tmp_path / "m.mlp"), str(table), "--ood", "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert "n/a: none can be flagged" in " ".join(res.output.split())
+    assert not pd.read_csv(tmp_path / "p.csv")["ood"].any()
+
+
 def test_train_says_the_ood_calibration_counts_patients(tmp_path):
     """train's note said 'calibrated on 60 held-out rows' while the p-values count 20 patients."""
     table = tmp_path / "t.csv"

@@ -760,12 +760,12 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
             interrupted, stopped = True, []
         if run.result.interrupted or interrupted:
             break
-    # the rows the trust fits read, taken from the preprocessed matrices before they go (they are its now)
-    prepared = _PreparedRows.gather(ds, cands[0].runs[0], (tr, va) if val_ds is None else None, options.seed)
-    # every candidate is trained and has scored its rows: the model keeps networks, not preprocessed rows
-    # (the training rows, their copy and the candidates' shared preprocessed matrix: 320 MB at 6,400 x 5,000)
-    del train_ds, run
     with interrupts.finishing(stopped):  # training is over: a stop now waits for the model to be complete
+        # the rows the trust fits read, taken from the preprocessed matrices before they go (they are its now)
+        prepared = _PreparedRows.gather(ds, cands[0].runs[0], (tr, va) if val_ds is None else None, options.seed)
+        # every candidate is trained and has scored its rows: the model keeps networks, not preprocessed rows
+        # (the training rows, their copy and the candidates' shared preprocessed matrix: 320 MB at 6,400 x 5,000)
+        del train_ds, run
         for c in cands:
             c.runs = [r.without_data() for r in c.runs]
         shell = _shell_model(ds, cands[0].runs, options)
