@@ -689,7 +689,11 @@ def _backend(plan: Plan, n_tasks: int) -> Iterator[None]:
     if workers == 1:
         yield
         return
-    with joblib.parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=plan.blas_threads):
+    # each worker watches this process from its start (``_exit_with_parent``), not only once a task reaches it: the
+    # parent killed outright while its workers were starting left them waiting for a task until loky's idle
+    # timeout (300 s), and the resource trackers with them
+    with joblib.parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=plan.blas_threads,
+                                initializer=_exit_with_parent, initargs=(os.getpid(),)):
         yield
 
 

@@ -122,6 +122,19 @@ def test_large_copies_train_the_members_here_and_the_model_is_byte_identical(mon
     assert paths[0].read_bytes() == paths[1].read_bytes()
 
 
+def _loky_workers(pid: int) -> list[int]:
+    """The children of ``pid`` that are joblib's loky worker processes."""
+    found = []
+    for child in _children(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"popen_loky" in f.read():
+                    found.append(child)
+        except OSError:
+            continue
+    return found
+
+
 def _children(pid: int) -> list[int]:
     import os
 
@@ -139,9 +152,12 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc (Linux)")
-def test_workers_end_when_the_command_is_killed_outright():
+@pytest.mark.parametrize("when", ["while the members train", "as the workers start"])
+def test_workers_end_when_the_command_is_killed_outright(when):
     """The command SIGKILLed (the out-of-memory killer) or crashed in BLAS while members trained in worker
-    processes: the workers, which ignore the stop signals, stayed alive for good, one blocked writing its result."""
+    processes: the workers, which ignore the stop signals, stayed alive for good, one blocked writing its result.
+    Killed as its workers started, before a task reached them, they waited for one until loky's idle timeout
+    (300 s), and the two resource trackers with them."""
     import os
     import signal
     import subprocess
@@ -156,11 +172,13 @@ def test_workers_end_when_the_command_is_killed_outright():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        time.sleep(1.0)  # the members are training
-        workers = _children(proc.pid)
-        assert len(workers) >= 2 and proc.poll() is None
+        # the resource trackers start first, then the two loky workers
+        while len(_loky_workers(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        if when == "while the members train":
+            time.sleep(1.0)
+        workers = _children(proc.pid)  # the workers and the trackers
+        assert len(_loky_workers(proc.pid)) >= 2 and proc.poll() is None
     finally:
         proc.kill()
         proc.wait()
