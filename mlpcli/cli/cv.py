@@ -265,7 +265,7 @@ def pooled_line(pooled, repeats: int) -> str:
 
 
 @click.command("cv", context_settings=CONTEXT_SETTINGS,
-               short_help=SHORT_HELP['cv'])
+               short_help=SHORT_HELP["cv"])
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,

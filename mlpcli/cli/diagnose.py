@@ -246,7 +246,7 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help=SHORT_HELP['diagnose'])
+               short_help=SHORT_HELP["diagnose"])
 @click.argument("source", metavar="SOURCE", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--metric", "curves", type=click.Choice(["loss", "metric"]), default="loss", show_default=True,
               help="Which curves to read: the losses, or the per-epoch main metric (balanced accuracy / RMSE).")

@@ -399,7 +399,7 @@ def render(result, model_path: str, data_file: str, rule: str | None = None, by_
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help=SHORT_HELP['evaluate'])
+               short_help=SHORT_HELP["evaluate"])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @click.option("--by", default=None, metavar="COLUMN", callback=named_column,

@@ -70,7 +70,7 @@ def _training_rows_note(samples, method: str) -> list[str]:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help=SHORT_HELP['explain'])
+               short_help=SHORT_HELP["explain"])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), callback=named_file,

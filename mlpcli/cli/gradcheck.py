@@ -24,7 +24,7 @@ def _gradcheck_advice(exc: DataError) -> DataError:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help=SHORT_HELP['gradcheck'])
+               short_help=SHORT_HELP["gradcheck"])
 @click.option("--only", metavar="NAME", help="Check only components whose name starts with NAME (e.g. 'loss:ce', 'activation:gelu', 'network').")
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True,
               callback=finite_option, help="Finite-difference step.")

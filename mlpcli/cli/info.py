@@ -15,7 +15,7 @@ from ._common import (Table, CONTEXT_SETTINGS, per_class_recall, check_stdout_op
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help=SHORT_HELP['info'])
+               short_help=SHORT_HELP["info"])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option("--features", "all_features", is_flag=True,
               help="List every feature name, and every one the model uses (default: the first 10 of each).")

@@ -85,7 +85,7 @@ def render(result, data_file: str, out: str) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help=SHORT_HELP['recalibrate'])
+               short_help=SHORT_HELP["recalibrate"])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), callback=named_file,

@@ -346,7 +346,7 @@ def _kept_words(fit: dict) -> str:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
-               short_help=SHORT_HELP['train'])
+               short_help=SHORT_HELP["train"])
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @config_option()
 @train_options

@@ -111,7 +111,7 @@ def _write_outputs(model, out: str, results, results_path: str | None) -> None:
 
 
 @click.command("tune", context_settings=CONTEXT_SETTINGS,
-               short_help=SHORT_HELP['tune'])
+               short_help=SHORT_HELP["tune"])
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
 @config_option("TOML file of train options (keys mirror the option names); command-line flags win.")
 @click.option("--grid", required=True, multiple=True,
