@@ -187,8 +187,8 @@ def test_tune_with_epochs_auto_finishes_and_refits(tmp_path):
     path = tmp_path / "t.csv"
     make_table(task="binary", seed=0, n_patients=18).to_csv(path, index=False)
     out = tmp_path / "best.mlp"
-    res = run(["tune", str(path), "--grid", "l2=0,1e-3", "--folds", "3", "--hidden", "4", "--refit", "-o", str(out),
-               "--json"])
+    res = run(["tune", str(path), "--grid", "l2=0,1e-3", "--folds", "2", "--member-folds", "2", "--hidden", "4",
+               "--refit", "-o", str(out), "--json"])
     assert res.exit_code == 0, res.output
     assert out.exists() and json.loads(res.stdout)["best"]["setting"]["l2"] in (0, 0.001)
 

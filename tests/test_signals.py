@@ -42,7 +42,7 @@ def default_signals() -> None:
 TIMEOUT = 120  # seconds; a generous bound for a loaded machine, reached only if something hangs
 
 # Long enough per member (hundreds of epochs, never stopping early) that a signal lands mid-training.
-SLOW = ["--hidden", "32", "--epochs", "800", "--patience", "800", "--folds", "5"]
+SLOW = ["--hidden", "32", "--epochs", "200", "--patience", "200", "--folds", "5"]
 
 
 class Command:
@@ -236,7 +236,7 @@ def _kept_members_after_sigterm(tmp_path, table, whole_group: bool) -> None:
     all 5), each scoring its own held-out fold, and no member process outlives the command."""
     cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", *SLOW], tmp_path)
     finished = _networks_trained(cmd.freeze_after("1/5 networks trained"))
-    assert 1 <= finished < 5  # 800 epochs per member: at most the 2 running ones can have ended meanwhile
+    assert 1 <= finished < 5  # 200 epochs per member: at most the 2 running ones can have ended meanwhile
     cmd.resume_with(signal.SIGTERM, whole_group)
     rc, err = cmd.finish()
     assert rc == 143, err
@@ -267,7 +267,7 @@ def test_train_parallel_portfolio_keeps_the_candidate_whose_members_finished(tmp
     last. Stopped after five networks, the model holds the hidden layer's finished members (all five, or
     four when a quick softmax member slipped in), not nothing (as it did: the candidates were walked in
     their own order and the run gave up at softmax regression, unfinished)."""
-    cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", "--epochs", "400", "--patience", "400"],
+    cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", "--epochs", "200", "--patience", "200"],
                   tmp_path)
     finished = _networks_trained(cmd.freeze_after("5/10 networks trained"))
     assert 5 <= finished < 10

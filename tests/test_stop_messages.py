@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-SAMPLE = str(Path(__file__).resolve().parents[1] / "sample_data" / "tumour_subtypes.csv.gz")
+from cli_helpers import run
+from tables import write_table
+
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
@@ -24,10 +25,9 @@ def test_predict_to_standard_output_stops_at_a_whole_row_and_says_the_rows_are_i
     table = pd.DataFrame(rng.normal(size=(5000, 4)), columns=["g0", "g1", "g2", "g3"])
     table.assign(label=np.where(table["g0"] > 0, "A", "B")).to_csv(tmp_path / "t.csv", index=False)
     model = tmp_path / "m.mlp"
-    res = _run(f"from mlpcli import _entry; import sys\nsys.argv = ['mlpcli', 'train', {str(tmp_path / 't.csv')!r}, "
-               f"'--no-group', '--folds', '1', '--epochs', '2', '--hidden', 'none', '-q', '-o', {str(model)!r}]\n"
-               "_entry.main()")
-    assert res.returncode == 0, res.stderr
+    res = run(["train", str(tmp_path / "t.csv"), "--no-group", "--folds", "1", "--epochs", "2", "--hidden", "none", "-q",
+               "-o", str(model)])  # in this process: the stop under test is predict's
+    assert res.exit_code == 0, res.output
     # SIGTERM within the second block's write (a write blocked on a full pipe, as a job's time limit finds it)
     code = ("import contextlib, os, signal, sys\n"
             "import mlpcli.predict.output as o\n"
@@ -55,11 +55,11 @@ def test_predict_to_standard_output_stops_at_a_whole_row_and_says_the_rows_are_i
     assert all(line.count(",") == width for line in lines[:-1])
 
 
-def _train_with(patch: str, args: list[str]) -> str:
-    """A script that applies ``patch`` (Python lines; os, signal and sys imported) and runs `mlpcli train` on the sample
-    data (2 folds, 2 epochs, no hidden layer) with ``args``."""
+def _train_with(patch: str, args: list[str], table: str) -> str:
+    """A script that applies ``patch`` (Python lines; os, signal and sys imported) and runs `mlpcli train` on
+    ``table`` (2 folds, 2 epochs, no hidden layer) with ``args``."""
     return ("import os, signal, sys\n" + patch + "from mlpcli import _entry\n"
-            f"sys.argv = ['mlpcli', 'train', {SAMPLE!r}, '--folds', '2', '--epochs', '2', '--hidden', 'none', "
+            f"sys.argv = ['mlpcli', 'train', {table!r}, '--folds', '2', '--epochs', '2', '--hidden', 'none', "
             f"*{args!r}]\n_entry.main()\n")
 
 
@@ -71,7 +71,8 @@ def test_a_stop_while_the_refit_network_trains_says_the_file_holds_the_ensemble(
                            "    if val is None:  # the refit: no validation rows\n"
                            "        os.kill(os.getpid(), signal.SIGTERM)\n"
                            "    return fit(ds, val, *a, **k)\n"
-                           "c.fit_run = fit_run\n", ["--refit", "-q", "-o", str(model)]))
+                           "c.fit_run = fit_run\n", ["--refit", "-q", "-o", str(model)],
+                           write_table(tmp_path)))
     assert res.returncode == 143, res.stderr
     assert ("stopped while the --refit network trained; the members' ensemble, not the one network --refit asks "
             f"for, is written to {model}") in " ".join(res.stderr.split())
@@ -99,7 +100,7 @@ def test_a_stop_that_cuts_the_summary_short_still_says_the_model_is_complete(tmp
                            # thread and be seen after the BrokenPipeError: exit 141, once in a fresh clone's suite)
                            "    signal.raise_signal(signal.SIGINT)\n"
                            "    raise BrokenPipeError(32, 'Broken pipe')\n"
-                           "t._summary_table = summary\n", ["-o", str(model)]))
+                           "t._summary_table = summary\n", ["-o", str(model)], write_table(tmp_path)))
     assert res.returncode == 130, res.stderr
     assert f"stopped once training was over; the complete model is written to {model}" in " ".join(res.stderr.split())
     assert model.exists()
@@ -117,7 +118,7 @@ def test_a_stop_as_the_trained_networks_rows_are_taken_for_the_ood_fit_keeps_the
              "    return gather(cls, *a, **k)\n"
              "c._PreparedRows.gather = classmethod(stopped_gather)\n")
     res = _run(("import os, signal, sys\n" + patch + "from mlpcli import _entry\n"
-                f"sys.argv = ['mlpcli', 'train', {SAMPLE!r}, '--folds', '1', '--epochs', '2', '--hidden', 'none', "
+                f"sys.argv = ['mlpcli', 'train', {write_table(tmp_path)!r}, '--folds', '1', '--epochs', '2', '--hidden', 'none', "
                 f"'-q', '-o', {str(model)!r}]\n_entry.main()\n"))
     assert res.returncode == 143, res.stderr
     assert f"stopped once training was over; the complete model is written to {model}" in " ".join(res.stderr.split())
