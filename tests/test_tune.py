@@ -292,6 +292,27 @@ def test_settings_an_optimizer_ignores_are_said_to_train_one_model_and_counted_o
     assert tuning.grid_notes([(0, {"lr": 0.1}), (1, {"lr": 0.01})]) == []
 
 
+def test_weight_decay_auto_and_the_value_it_resolves_to_are_one_model_for_the_task(tmp_path):
+    """A regression's weight_decay=auto is 0.01: `--grid "weight-decay=auto,0.01,0.1"` trained the same networks twice
+    (two rows of one score) and counted them as two settings the best was chosen from."""
+    points = [(0, {"weight_decay": "auto"}), (1, {"weight_decay": 0.01}), (2, {"weight_decay": 1.0})]
+    for task, same in (("regression", 1), ("binary", 2)):  # auto is 1.0 for a classifier
+        notes = tuning.grid_notes(points, task=task)
+        twin = f"weight-decay={points[same][1]['weight_decay']:g}"
+        assert len(notes) == 1 and "weight-decay=auto is" in notes[0] and twin in notes[0], notes
+        scored = [tuning.PointResult(index=i, setting=s, scores=[0.5], mean=0.5, sd=0.0) for i, s in points]
+        assert tuning.chosen_among(scored, task=task) == 2
+    assert tuning.chosen_among(scored) == 3  # the task unknown: nothing resolved
+    path = write_table(tmp_path, task="regression", n_patients=18)
+    res = run(["tune", path, "--grid", "weight-decay=auto,0.01,0.1", "--folds", "2", "--json", *FAST])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    scores = {str(p["setting"]["weight_decay"]): p["scores"] for p in doc["points"]}
+    assert scores["auto"] == scores["0.01"] != scores["0.1"]  # what the note says
+    assert any("weight-decay=auto is 0.01 for a regression" in n for n in doc["notes"])
+    assert any("the lowest of 2 settings" in n for n in doc["notes"]), doc["notes"]
+
+
 def test_tune_warns_of_a_label_confounded_with_the_batch_and_cv_names_a_diverged_fold(tmp_path):
     """tune, like cv, warns when the label goes with the batch (a grid point can win by recognising batches); a fold
     whose training diverges is named in cv's error, as a fold's data errors are."""

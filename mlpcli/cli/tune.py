@@ -280,7 +280,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     if len(result.points) > top:
         con.print(f"[dim]{len(result.points) - top} more rows in --results / --json[/]")
     best = result.best
-    chosen_from = tuning.chosen_among(result.points, result.options)
+    chosen_from = tuning.chosen_among(result.points, result.options, result.task)
     # the winner's score is a maximum over the settings: said where it is printed, not only in the notes above
     optimistic = (f" (optimistic: the {'highest' if result.higher_is_better else 'lowest'} of {chosen_from} settings on "
                   f"these folds"

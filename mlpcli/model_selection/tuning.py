@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from .. import data, metrics
 from ..data._common import IMPUTE_METHODS
 from ..data.preprocess import IMPUTE_HINT
-from ..config import ONLY_WITH, OPTIMIZER_ONLY, TrainOptions
+from ..config import AUTO, AUTO_WEIGHT_DECAY, AUTO_WEIGHT_DECAY_REGRESSION, ONLY_WITH, OPTIMIZER_ONLY, TrainOptions
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .cross_validation import (FoldScore, _fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
@@ -405,35 +405,51 @@ def _level(value: float) -> float:
     return 0.0 if abs(value) < 1e-12 else float(f"{value:.9g}")
 
 
-def _model_key(setting: dict, base: TrainOptions | None = None) -> tuple:
+def _model_key(setting: dict, base: TrainOptions | None = None, task: str | None = None) -> tuple:
     """What a setting trains: its values without those that have no effect under its others and ``base`` (``_moot``:
     ``optimizer=adam momentum=0.5`` and ``optimizer=adam momentum=0.9`` train the same networks, as do
-    ``hidden=none dropout=0`` and ``hidden=none dropout=0.3``)."""
+    ``hidden=none dropout=0`` and ``hidden=none dropout=0.3``), and "auto" values the ``task`` alone resolves as
+    the value they resolve to (``weight_decay=auto`` and ``weight_decay=0.01`` train the same regression)."""
     moot = set(_moot(setting, base))
-    return tuple((k, repr(v)) for k, v in setting.items() if k not in moot)
+    return tuple((k, repr(_resolved(k, v, task))) for k, v in setting.items() if k not in moot)
 
 
-def chosen_among(points: list[PointResult], base: TrainOptions | None = None) -> int:
+def _resolved(key: str, value, task: str | None):
+    """``value`` of option ``key`` as training resolves it, where the task alone decides (else as given)."""
+    if key == "weight_decay" and value == AUTO and task is not None:
+        return float(AUTO_WEIGHT_DECAY_REGRESSION if task == "regression" else AUTO_WEIGHT_DECAY)
+    return value
+
+
+def chosen_among(points: list[PointResult], base: TrainOptions | None = None, task: str | None = None) -> int:
     """How many distinct models with a score the best was chosen from: above 1, its CV score is a maximum over
     them. Settings that differ only in an option that has no effect under their others (and the run's options
-    ``base``: ``TuneResult.options``) are one model (counted once)."""
-    return len({_model_key(p.setting, base) for p in points if p.mean is not None})
+    ``base``: ``TuneResult.options``) or in an "auto" the ``task`` resolves to the other's value
+    (``TuneResult.task``) are one model (counted once)."""
+    return len({_model_key(p.setting, base, task) for p in points if p.mean is not None})
 
 
-def grid_notes(points: list[tuple[int, dict]], base: TrainOptions | None = None) -> list[str]:
+def grid_notes(points: list[tuple[int, dict]], base: TrainOptions | None = None, task: str | None = None
+               ) -> list[str]:
     """What the grid's settings do not tune, said before the ranking is read as a choice: settings that train
     the same model as another (an option their optimizer ignores: ``optimizer=adam,sgd; momentum=0.5,0.9`` ran
-    adam twice, two rows of one score), and a grid of one setting (nothing is chosen: its score is a plain
+    adam twice, two rows of one score; ``weight_decay=auto,0.01`` for a regression), and a grid of one setting (nothing is chosen: its score is a plain
     CV estimate; ``hidden=64,32`` is one two-layer network, where ``hidden=64|32`` is two settings)."""
     notes = []
     same: dict[tuple, list[dict]] = {}
     for _, setting in points:
-        same.setdefault(_model_key(setting, base), []).append(setting)
+        same.setdefault(_model_key(setting, base, task), []).append(setting)
     repeated = [group for group in same.values() if len(group) > 1]
     if repeated:
         ignored = sorted({k for group in repeated for k in _moot(group[0], base)})
+        # options whose "auto" resolves, for this task, to another setting's value
+        ignored += sorted({k for group in repeated for setting in group for k, v in setting.items()
+                           if k not in ignored and _resolved(k, v, task) is not v})
 
         def why(k: str) -> str:
+            if k == "weight_decay" and k not in _moot(repeated[0][0], base):
+                return (f"{option_name(k)}=auto is {value_text(_resolved(k, AUTO, task))} for "
+                        f"{'a regression' if task == 'regression' else 'a classifier'}")
             if k in OPTIMIZER_ONLY:
                 return f"{option_name(k)} applies to optimizer={' and '.join(OPTIMIZER_ONLY[k])} only"
             setting = next(g[0] for g in repeated if k in _moot(g[0], base))
@@ -459,8 +475,8 @@ def grid_notes(points: list[tuple[int, dict]], base: TrainOptions | None = None)
     return notes
 
 
-def tie_note(points: list[PointResult], metric: str, class_weight=None, base: TrainOptions | None = None
-             ) -> str | None:
+def tie_note(points: list[PointResult], metric: str, class_weight=None, base: TrainOptions | None = None,
+             task: str | None = None) -> str | None:
     """The settings (other models than the best's) whose mean score equals the best's: the ranking put the best
     first by its smaller SD over the folds, or by its place in the grid, not by its score, and --refit trains
     it. Balanced accuracy on a few samples moves in steps, and an option that cannot change the predictions
@@ -469,7 +485,8 @@ def tie_note(points: list[PointResult], metric: str, class_weight=None, base: Tr
     if not points or points[0].mean is None:
         return None
     best = points[0]
-    tied = [p for p in points[1:] if p.mean is not None and _model_key(p.setting, base) != _model_key(best.setting, base)
+    tied = [p for p in points[1:] if p.mean is not None
+            and _model_key(p.setting, base, task) != _model_key(best.setting, base, task)
             and math.isclose(p.mean, best.mean, rel_tol=1e-9, abs_tol=1e-12)]
     if not tied:
         return None
@@ -502,11 +519,11 @@ def _same_but_decision(p: PointResult, best: PointResult) -> bool:
 
 
 def selection_note(points: list[PointResult], nested: bool, higher_is_better: bool = True,
-                   base: TrainOptions | None = None) -> str | None:
+                   base: TrainOptions | None = None, task: str | None = None) -> str | None:
     """The best setting's CV score is the winner's of ``chosen_among`` settings scored on the same folds: part
     of its lead is luck on those folds (selection bias; Cawley & Talbot 2010), so it overstates how the tuned
     model does on new patients. Reported bare beside the ranking, it read as an unbiased estimate."""
-    n = chosen_among(points, base)
+    n = chosen_among(points, base, task)
     if n < 2:
         return None
     # the best of n: the highest balanced accuracy, the lowest RMSE
@@ -547,7 +564,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                         "--refit ships train's cross-fitted ensemble, likely a little better (member-folds in the "
                         "grid scores that)" if nested else ""))
     options = replace(options, folds=1, refit=False)  # a grid may still set folds (its member-folds)
-    notes += grid_notes(points, options)
+    notes += grid_notes(points, options, ds.task)
     check_settings(options, points)
     points, left_out = _check_points(ds, options, points)
     notes += left_out
@@ -609,10 +626,10 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     failed_note = _failed_note(ranked)
     if failed_note:
         notes.append(failed_note)
-    tie = tie_note(ranked, metric, options.class_weight, options)
+    tie = tie_note(ranked, metric, options.class_weight, options, ds.task)
     if tie:
         notes.append(tie)
-    optimism = selection_note(ranked, nested, higher, options)
+    optimism = selection_note(ranked, nested, higher, options, ds.task)
     if optimism:
         notes.append(optimism)
 
@@ -695,7 +712,8 @@ def refit_record(result: TuneResult) -> dict:
         "grid": result.space, "setting": result.best.setting, "metric": result.metric,
         "cv_mean": result.best.mean, "cv_sd": result.best.sd, "strategy": result.strategy,
         "nested": result.nested_summary(),
-        "grid_size": result.grid_size, "evaluated": len(result.points), "chosen_from": chosen_among(result.points, result.options),
+        "grid_size": result.grid_size, "evaluated": len(result.points), "chosen_from": chosen_among(result.points, result.options,
+                                                                                    result.task),
         "folds": result.folds, "repeats": result.repeats,
     }
 
