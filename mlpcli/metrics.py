@@ -1,4 +1,5 @@
-"""Metric sets per task: thin wrappers over ``sklearn.metrics``.
+"""Metric sets per task: scikit-learn's definitions, computed by ``sklearn.metrics`` or, for the counts of a
+confusion matrix, from one count of it (``confusion_scores``; tests hold them to scikit-learn's functions).
 
 ``y`` follows the Dataset convention: class indices (n,) for binary and multiclass, 0/1 columns
 (n, k) for multi-label, values (n, k) for regression. ``proba`` is what ``Model.predict_output``
@@ -42,6 +43,7 @@ __all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_
 
 MAIN_METRIC = {"binary": "balanced_accuracy", "multiclass": "balanced_accuracy",
                "multilabel": "balanced_accuracy", "regression": "rmse"}
+_EPS = np.finfo(np.float64).eps  # scikit-learn's log_loss clips probabilities to [eps, 1 - eps]
 ECE_BINS = 15  # equal-width bins, as Guo et al. (2017) report ECE, so figures compare with the literature
 
 # The metrics shown in tables (train's summary, cv's folds); every scalar metric goes to --json.
@@ -162,6 +164,51 @@ def confidence_bins(confidence: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarra
     return np.minimum((np.asarray(confidence, dtype=float) * n_bins).astype(int), n_bins - 1)
 
 
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0 (scikit-learn's zero_division=np.nan)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+
+
+def nanmean(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean over the defined (non-NaN) entries; NaN where none is (without numpy's warning)."""
+    defined = ~np.isnan(a)
+    count = defined.sum(axis=axis)
+    total = np.where(defined, a, 0.0).sum(axis=axis)
+    return ratio(total, count.astype(np.float64))
+
+
+def confusion_counts(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) int64: rows of true class t called p at [t, p], for class indices y, pred (n,) in 0..k-1 (scikit-learn's
+    confusion_matrix(y, pred, labels=range(k)))."""
+    return np.bincount(np.asarray(y, dtype=np.int64) * k + np.asarray(pred, dtype=np.int64),
+                       minlength=k * k).reshape(k, k)
+
+
+def confusion_scores(C: np.ndarray) -> dict[str, np.ndarray]:
+    """The label-based metrics of confusion counts C (B, K, K) (true x called; float or int), each (B,) or per class
+    (B, K), NaN where undefined — scikit-learn's definitions, from the counts alone (its functions check their
+    inputs again for each metric: ~30 ms a metric set, where these take microseconds; ``metrics_resampled`` gives B
+    resamples at once).
+
+    accuracy, balanced_accuracy (the mean recall over the classes present in the truth), mcc (Gorodkin's, 0 where
+    a margin is constant, NaN with fewer than two classes true), and per class precision, recall (NaN: never
+    called / absent), f1 (2 TP / (true + called): NaN where the class is neither), true and called counts."""
+    C = np.asarray(C, dtype=np.float64)
+    true, called = C.sum(axis=2), C.sum(axis=1)  # (B, K)
+    hits = np.diagonal(C, axis1=1, axis2=2)
+    n = true.sum(axis=1)
+    cov_tp = hits.sum(axis=1) * n - (true * called).sum(axis=1)
+    cov_pp = n ** 2 - (called * called).sum(axis=1)
+    cov_tt = n ** 2 - (true * true).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mcc = np.where(cov_pp * cov_tt == 0, 0.0, cov_tp / np.sqrt(cov_pp * cov_tt))
+    return {"accuracy": ratio(hits.sum(axis=1), n), "balanced_accuracy": nanmean(ratio(hits, true)),
+            "mcc": np.where((true > 0).sum(axis=1) > 1, mcc, np.nan),
+            "precision": ratio(hits, called), "recall": ratio(hits, true), "f1": ratio(2 * hits, true + called),
+            "true": true, "called": called}
+
+
 def _safe(fn, *args, **kwargs) -> float | None:
     """A metric that is undefined for this data (e.g. AUC with one class present) is None."""
     try:
@@ -186,13 +233,6 @@ def _log_loss_01(Y: np.ndarray, P: np.ndarray) -> float | None:
         return None
     P = np.clip(np.asarray(P, dtype=np.float64), 1e-15, 1 - 1e-15)
     return float(-np.mean(Y * np.log(P) + (1 - Y) * np.log1p(-P)))
-
-
-def _mcc(y: np.ndarray, pred: np.ndarray) -> float | None:
-    """Matthews correlation, undefined (None) when the truth holds one class: scikit-learn then gives 0.0,
-    which reads as a classifier no better than chance whatever its accuracy (a cohort of one subtype, a --by
-    group)."""
-    return _safe(skm.matthews_corrcoef, y, pred) if np.unique(y).size > 1 else None
 
 
 def compute(task: str, y: np.ndarray, proba: np.ndarray, classes: list, threshold: float = 0.5,
@@ -292,26 +332,33 @@ def _calibration_of_risks(y: np.ndarray, p: np.ndarray) -> dict:
 
 def _binary(y, p, classes, threshold, pred=None):
     pred = predicted_class("binary", p, threshold) if pred is None else np.asarray(pred).reshape(-1)
-    p_clip = np.clip(p, 1e-15, 1 - 1e-15)
     top = predicted_class("binary", p)  # the class the probability ranks first: ECE judges probabilities, not the threshold
+    C = confusion_counts(y, pred, 2)
+    counted = {k: v[0] for k, v in confusion_scores(C[None]).items()}
+    # the probability-based figures as for each class of a multiclass model (scikit-learn's definitions in NumPy:
+    # its functions' input checks cost more than the figures), the positive class's
+    P, support = np.column_stack([1 - p, p]), C.sum(axis=1)
     return {
         "n": int(y.size),
         "threshold": threshold,
-        "accuracy": _safe(skm.accuracy_score, y, pred),
-        "balanced_accuracy": _safe(skm.balanced_accuracy_score, y, pred),
+        "accuracy": _defined(counted["accuracy"]),
+        "balanced_accuracy": _defined(counted["balanced_accuracy"]),
         # 0/0 (no positive predicted; no positive in the table) is undefined (None), not 0, which reads as a
         # classifier that misses every positive (a cohort or --by group of controls alone)
-        "precision": _safe(skm.precision_score, y, pred, zero_division=np.nan),
-        "recall": _safe(skm.recall_score, y, pred, zero_division=np.nan),
+        "precision": _defined(counted["precision"][1]),
+        "recall": _defined(counted["recall"][1]),
         # the clinician's pair beside precision (PPV) and recall (sensitivity) at the same threshold
-        "specificity": _ratio_or_none(np.sum((y == 0) & (pred == 0)), np.sum(y == 0)),
-        "npv": _ratio_or_none(np.sum((y == 0) & (pred == 0)), np.sum(pred == 0)),
-        "f1": _safe(skm.f1_score, y, pred, zero_division=np.nan),
-        "roc_auc": _safe(skm.roc_auc_score, y, p),
-        "average_precision": _average_precision(y, p),
-        "mcc": _mcc(y, pred),
-        "log_loss": _safe(skm.log_loss, y, p_clip, labels=[0, 1]),
-        "brier": _safe(skm.brier_score_loss, y, p),
+        "specificity": _defined(counted["recall"][0]),
+        "npv": _defined(counted["precision"][0]),
+        "f1": _defined(counted["f1"][1]),
+        "roc_auc": _one_vs_rest_auc(y, P, support)[1],
+        "average_precision": _one_vs_rest_average_precision(y, P, support)[1],
+        # Matthews correlation, undefined (None) when the truth holds one class: scikit-learn then gives 0.0,
+        # which reads as a classifier no better than chance whatever its accuracy (a cohort of one subtype, a
+        # --by group)
+        "mcc": _defined(counted["mcc"]),
+        "log_loss": _log_loss_01(y, p),
+        "brier": _multiclass_brier(y, P),
         # 1 - Brier / the Brier of predicting the table's own event rate for everyone: below 0, worse than that
         "brier_scaled": _scaled_brier(y, p),
         "ece": expected_calibration_error(top == y, np.maximum(p, 1 - p)),
@@ -321,7 +368,7 @@ def _binary(y, p, classes, threshold, pred=None):
         # of evaluate --bootstrap on 20,000 rows)
         "calibration": _calibration_of_risks(y, p),
         "positive_class": str(classes[1]) if len(classes) > 1 else None,
-        "confusion_matrix": skm.confusion_matrix(y, pred, labels=[0, 1]).tolist(),
+        "confusion_matrix": C.tolist(),
     }
 
 
@@ -506,6 +553,14 @@ def _one_vs_rest_auc(y: np.ndarray, P: np.ndarray, support: np.ndarray) -> list[
     return out
 
 
+def class_log_loss_terms(y: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Each row's log loss (n,) for class indices y (n,) and probabilities P (n, K): minus the log of its class's
+    probability, clipped to [1e-15, 1] and then to scikit-learn's [eps, 1 - eps]; the mean is scikit-learn's
+    log_loss(y, P.clip(1e-15, 1), labels=range(K)) of rows that sum to 1."""
+    truth = np.asarray(P, dtype=np.float64)[np.arange(len(y)), y]
+    return -np.log(np.clip(np.clip(truth, 1e-15, 1.0), _EPS, 1 - _EPS))
+
+
 def _multiclass_brier(y: np.ndarray, P: np.ndarray) -> float | None:
     """scikit-learn's brier_score_loss(y, P, labels=range(K)), computed here as metrics_resampled computes it:
     scikit-learn takes several probability columns from 1.7 on only (1.6, which pyproject allows, has no
@@ -521,18 +576,16 @@ def _multiclass_brier(y: np.ndarray, P: np.ndarray) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _undefined_as_none(v: float) -> float | None:
-    return None if not np.isfinite(v) else float(v)
-
-
 def _multiclass(y, P, classes, weights=None, pred=None):
     K = P.shape[1]
     given = pred is not None
     pred = predicted_class("multiclass", P, weights=weights) if pred is None else np.asarray(pred).reshape(-1)
     top = pred if weights is None and not given else predicted_class("multiclass", P)  # ECE judges the most probable class
     labels = list(range(K))
+    C = confusion_counts(y, pred, K)
+    counted = {k: v[0] for k, v in confusion_scores(C[None]).items()}
     # a class never predicted has no precision, one absent from the table no recall: None (shown as —), not 0
-    prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=np.nan)
+    prec, rec, f1, support = counted["precision"], counted["recall"], counted["f1"], C.sum(axis=1)
     # one-vs-rest ROC AUC of each class present (an absent class has no positives: undefined), and their mean,
     # which is scikit-learn's roc_auc_score(multi_class="ovr") when every class is present
     class_auc = _one_vs_rest_auc(y, P, support)
@@ -540,34 +593,35 @@ def _multiclass(y, P, classes, weights=None, pred=None):
     defined = [a for a in class_auc if a is not None]
     return {
         "n": int(y.size),
-        "accuracy": _safe(skm.accuracy_score, y, pred),
-        "balanced_accuracy": _safe(skm.balanced_accuracy_score, y, pred),
+        "accuracy": _defined(counted["accuracy"]),
+        "balanced_accuracy": _defined(counted["balanced_accuracy"]),
         # a class neither present nor predicted (a small cohort, a --by group) has no F1: left out of the mean,
         # as scikit-learn's default label set leaves it, rather than counted as 0
-        "f1_macro": _safe(skm.f1_score, y, pred, average="macro", labels=labels, zero_division=np.nan),
-        "f1_weighted": _safe(skm.f1_score, y, pred, average="weighted", labels=labels, zero_division=0),
+        "f1_macro": _defined(nanmean(f1)),
+        # (scikit-learn's zero_division=0 here: an undefined F1 weighs nothing, its class having no rows)
+        "f1_weighted": _defined(ratio(np.sum(np.nan_to_num(f1) * support), np.sum(support))),
         # macro mean over the classes present (a cohort without a rare subtype keeps an AUC of the others;
         # `evaluate` names the classes left out)
         "roc_auc_ovr": float(np.mean(defined)) if len(defined) > 1 else None,
-        "mcc": _mcc(y, pred),  # Gorodkin's multiclass MCC
-        "log_loss": _safe(skm.log_loss, y, np.clip(P, 1e-15, 1.0), labels=labels),
+        "mcc": _defined(counted["mcc"]),  # Gorodkin's multiclass MCC (None with one class true)
+        "log_loss": float(np.mean(class_log_loss_terms(y, P))) if y.size else None,
         # multiclass Brier: the squared distance of the probability vector from the one-hot truth, summed over
         # classes and averaged over samples (0 perfect, 2 worst)
         "brier": _multiclass_brier(y, P),
         "ece": expected_calibration_error(top == y, P.max(axis=1)),
         "per_class": [
-            {"class": str(classes[k]), "precision": _undefined_as_none(prec[k]), "recall": _undefined_as_none(rec[k]),
-             "f1": _undefined_as_none(f1[k]), "roc_auc": class_auc[k], "average_precision": class_ap[k],
+            {"class": str(classes[k]), "precision": _defined(prec[k]), "recall": _defined(rec[k]),
+             "f1": _defined(f1[k]), "roc_auc": class_auc[k], "average_precision": class_ap[k],
              "support": int(support[k])}
             for k in labels
         ],
-        "confusion_matrix": skm.confusion_matrix(y, pred, labels=labels).tolist(),
+        "confusion_matrix": C.tolist(),
         "classes": [str(c) for c in classes],
     }
 
 
 def _defined(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
+    return None if not np.isfinite(value) else float(value)
 
 
 def _multilabel(Y, P, classes, threshold, pred=None):

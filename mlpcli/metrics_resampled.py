@@ -45,20 +45,6 @@ def unit_multiplicities(picks: np.ndarray, n_units: int) -> np.ndarray:
     return M
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den, NaN where den is 0 (scikit-learn's zero_division=np.nan)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
-
-
-def _nanmean(a: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Mean over the defined (non-NaN) entries; NaN where none is."""
-    defined = ~np.isnan(a)
-    count = defined.sum(axis=axis)
-    total = np.where(defined, a, 0.0).sum(axis=axis)
-    return _ratio(total, count.astype(np.float64))
-
-
 def _ece_codes(correct: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(bins, correct - confidence), (n, decisions) each: a row's decisions (one, or one per label) by confidence
     bin, so that ECE = sum_b |sum of correct - confidence in bin b| / decisions, which is
@@ -119,7 +105,7 @@ def _roc_auc(Ws: np.ndarray, positive: np.ndarray, by_score: _Sorted) -> np.ndar
     wpos = Ws * positive
     n_pos, n_neg = wpos.sum(axis=1), Ws @ negative
     u = np.einsum("bi,bi->b", wpos, below + through) / 2.0
-    return _ratio(u, n_pos * n_neg)
+    return metrics.ratio(u, n_pos * n_neg)
 
 
 def _average_precision(Ws: np.ndarray, positive: np.ndarray, by_score: _Sorted) -> np.ndarray:
@@ -133,7 +119,7 @@ def _average_precision(Ws: np.ndarray, positive: np.ndarray, by_score: _Sorted) 
     n_all, n_pos = C_all[:, -1:], C_pos[:, -1:]
     at_or_above = n_all - below_all  # >= the row's own weight: 0 only where that is 0, and the term with it
     precision = (n_pos - below_pos) / np.maximum(at_or_above, np.finfo(np.float64).tiny)
-    return _ratio(np.einsum("bi,bi->b", wpos, precision), n_pos[:, 0])
+    return metrics.ratio(np.einsum("bi,bi->b", wpos, precision), n_pos[:, 0])
 
 
 def _constant(W: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -215,7 +201,7 @@ class ResampledMetrics:
             K = P.shape[1]
             pred = metrics.predicted_class("multiclass", P, weights=weights)
             top = pred if weights is None else metrics.predicted_class("multiclass", P)  # ECE: the most probable
-            log_loss = -np.log(np.clip(np.clip(P[np.arange(n), y], _CLIP, 1.0), _EPS, 1 - _EPS))
+            log_loss = metrics.class_log_loss_terms(y, P)
             onehot = np.zeros_like(P)
             onehot[np.arange(n), y] = 1.0
             brier = ((onehot - P) ** 2).sum(axis=1) * (0.5 if K < 3 else 1.0)  # scikit-learn's scale_by_half
@@ -237,45 +223,37 @@ class ResampledMetrics:
     def _classes_of(self, M):
         K = self.K
         S = M @ self._G  # (B, m)
-        C = S[:, :K * K].reshape(-1, K, K)  # (B, true, predicted)
+        counted = metrics.confusion_scores(S[:, :K * K].reshape(-1, K, K))  # (B, true, predicted) counts
         log_loss, brier, ece = S[:, K * K], S[:, K * K + 1], S[:, K * K + 2:]
-        true, called = C.sum(axis=2), C.sum(axis=1)  # (B, K)
-        hits = np.diagonal(C, axis1=1, axis2=2)
+        true = counted["true"]
         n = true.sum(axis=1)
-        present = (true > 0).sum(axis=1)
-        # Gorodkin's MCC as scikit-learn computes it: 0 when a margin is constant; undefined with one class true
-        cov_tp = hits.sum(axis=1) * n - (true * called).sum(axis=1)
-        cov_pp = n ** 2 - (called * called).sum(axis=1)
-        cov_tt = n ** 2 - (true * true).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mcc = np.where(cov_pp * cov_tt == 0, 0.0, cov_tp / np.sqrt(cov_pp * cov_tt))
         out = {
-            "accuracy": hits.sum(axis=1) / n,
-            "balanced_accuracy": _nanmean(_ratio(hits, true)),  # the classes present in the truth
-            "mcc": np.where(present > 1, mcc, np.nan),
+            "accuracy": counted["accuracy"],
+            "balanced_accuracy": counted["balanced_accuracy"],  # the classes present in the truth
+            "mcc": counted["mcc"],
             "log_loss": log_loss / n,
             "brier": brier / n,
             "ece": np.abs(ece).sum(axis=1) / n,
         }
-        f1 = _ratio(2 * hits, true + called)  # NaN: a class neither present nor predicted
+        f1 = counted["f1"]  # NaN: a class neither present nor predicted
         f1[:, self._predicted_absent] = 0.0
         if self.task == "binary":
-            tp, tn = hits[:, 1], hits[:, 0]
             by_p, positive = self._sorted[0], self._positive[0]
             Ws = by_p.weights(M)
             observed, expected = (M @ self._events).T
             rate = observed / n
             with np.errstate(invalid="ignore", divide="ignore"):
                 scaled = np.where(rate * (1 - rate) > 0, 1.0 - (brier / n) / (rate * (1 - rate)), np.nan)
-            out.update(precision=_ratio(tp, called[:, 1]), recall=_ratio(tp, true[:, 1]), f1=f1[:, 1],
-                       specificity=_ratio(tn, true[:, 0]), npv=_ratio(tn, called[:, 0]),
+            precision, recall = counted["precision"], counted["recall"]
+            out.update(precision=precision[:, 1], recall=recall[:, 1], f1=f1[:, 1],
+                       specificity=recall[:, 0], npv=precision[:, 0],
                        roc_auc=_roc_auc(Ws, positive, by_p), average_precision=_average_precision(Ws, positive, by_p),
-                       brier_scaled=scaled, observed_expected=_ratio(observed, expected))
+                       brier_scaled=scaled, observed_expected=metrics.ratio(observed, expected))
             return out
         aucs = np.stack([_roc_auc(s.weights(M), pos, s) for s, pos in zip(self._sorted, self._positive)], axis=1)
         defined = (~np.isnan(aucs)).sum(axis=1)
-        out.update(f1_macro=_nanmean(f1), f1_weighted=(np.nan_to_num(f1) * true).sum(axis=1) / n,
-                   roc_auc_ovr=np.where(defined > 1, _nanmean(aucs), np.nan))  # the classes present, as metrics
+        out.update(f1_macro=metrics.nanmean(f1), f1_weighted=(np.nan_to_num(f1) * true).sum(axis=1) / n,
+                   roc_auc_ovr=np.where(defined > 1, metrics.nanmean(aucs), np.nan))  # the classes present, as metrics
         return out
 
     # ── multi-label ───────────────────────────────────────────────────────────────────────────────────────
@@ -305,11 +283,11 @@ class ResampledMetrics:
         bce, ece = S[:, 4 * L], S[:, 4 * L + 1:]
         n = (tp + fp + fn + tn)[:, 0]
         micro_den = 2 * tp.sum(axis=1) + fp.sum(axis=1) + fn.sum(axis=1)
-        recalls = np.stack([_ratio(tp, tp + fn), _ratio(tn, tn + fp)], axis=-1)  # (B, L, 2): of the 1s, of the 0s
+        recalls = np.stack([metrics.ratio(tp, tp + fn), metrics.ratio(tn, tn + fp)], axis=-1)  # (B, L, 2): of the 1s, of the 0s
         per_label = np.where(np.isnan(recalls).any(axis=-1), np.nan, recalls.mean(axis=-1))[:, self._both]
-        f1 = _ratio(2 * tp, 2 * tp + fp + fn)[:, self._f1_defined]
+        f1 = metrics.ratio(2 * tp, 2 * tp + fp + fn)[:, self._f1_defined]
         return {
-            "f1_micro": np.where(micro_den > 0, _ratio(2 * tp.sum(axis=1), micro_den), 0.0),  # zero_division=0
+            "f1_micro": np.where(micro_den > 0, metrics.ratio(2 * tp.sum(axis=1), micro_den), 0.0),  # zero_division=0
             # over the full table's labels: NaN (not counted) for a resample lacking one (see _init_multilabel)
             "f1_macro": f1.mean(axis=1) if f1.shape[1] else np.full(len(M), np.nan),
             "hamming_loss": (fp + fn).sum(axis=1) / (n * L),
@@ -341,7 +319,7 @@ class ResampledMetrics:
                 r2[:, j] = 1.0 - S[:, 2 + j] / np.einsum("bi,bi->b", W * ym, ym)
             r2[_constant(W, self.Y[:, j]), j] = np.nan  # scikit-learn's -inf or 0/0 (force_finite=False): None
         if k > 1:
-            out["r2"] = _nanmean(r2)  # the mean over the targets whose truth varies
+            out["r2"] = metrics.nanmean(r2)  # the mean over the targets whose truth varies
             out["target_rmse"] = np.sqrt(S[:, 2:] / n[:, None])  # (B, k): each target's, in its own units
             return out
         y, p = self.Y[:, 0], self.P[:, 0]

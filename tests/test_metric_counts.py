@@ -1,0 +1,113 @@
+"""The label-based metrics ``metrics.compute`` takes from one confusion count (``metrics.confusion_scores``) are
+scikit-learn's: held here to scikit-learn's own functions on random tables and on the edge cases its definitions
+settle (a class never called, a class absent from the truth, one class true, nothing called right)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+
+from mlpcli import metrics
+
+
+def _sk(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(fn(*args, **kwargs))
+    return value if np.isfinite(value) else None
+
+
+def _close(ours, theirs):
+    assert (ours is None) == (theirs is None), (ours, theirs)
+    if ours is not None:
+        assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-15)
+
+
+def _binary_cases():
+    rng = np.random.default_rng(0)
+    for seed in range(40):
+        n = int(rng.integers(2, 60))
+        y = rng.integers(0, 2, n)
+        p = rng.random(n)
+        yield f"random{seed}", y, p
+    yield "one class true", np.zeros(8, int), np.linspace(0.1, 0.9, 8)
+    yield "nothing called positive", np.array([0, 1, 0, 1]), np.full(4, 0.2)
+    yield "everything called positive", np.array([0, 1, 0, 0]), np.full(4, 0.7)
+    yield "all wrong", np.array([0, 1, 0, 1]), np.array([0.9, 0.1, 0.8, 0.3])
+    yield "one row", np.array([1]), np.array([0.8])
+
+
+@pytest.mark.parametrize("name, y, p", list(_binary_cases()), ids=lambda v: v if isinstance(v, str) else "")
+def test_binary_counts_are_scikit_learns(name, y, p):
+    m = metrics.compute("binary", y, p, ["a", "b"])
+    pred = (p >= 0.5).astype(int)
+    _close(m["accuracy"], _sk(skm.accuracy_score, y, pred))
+    _close(m["balanced_accuracy"], _sk(skm.balanced_accuracy_score, y, pred))
+    _close(m["precision"], _sk(skm.precision_score, y, pred, zero_division=np.nan))
+    _close(m["recall"], _sk(skm.recall_score, y, pred, zero_division=np.nan))
+    _close(m["f1"], _sk(skm.f1_score, y, pred, zero_division=np.nan))
+    _close(m["specificity"], _sk(skm.recall_score, 1 - y, 1 - pred, zero_division=np.nan))
+    _close(m["npv"], _sk(skm.precision_score, 1 - y, 1 - pred, zero_division=np.nan))
+    # MCC: undefined (None) with one class true, where scikit-learn gives 0.0; its value otherwise
+    _close(m["mcc"], _sk(skm.matthews_corrcoef, y, pred) if len(set(y)) > 1 else None)
+    assert m["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=[0, 1]).tolist()
+    # the probability-based figures, as scikit-learn's functions give them (up to rounding)
+    for ours, theirs in ((m["roc_auc"], _sk(skm.roc_auc_score, y, p) if len(set(y)) > 1 else None),
+                         (m["average_precision"], _sk(skm.average_precision_score, y, p) if y.any() else None),
+                         (m["log_loss"], _sk(skm.log_loss, y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
+                         (m["brier"], _sk(skm.brier_score_loss, y, p))):
+        assert (ours is None) == (theirs is None) and (ours is None or ours == pytest.approx(theirs, rel=1e-9)), \
+            (ours, theirs)
+
+
+def _multiclass_cases():
+    rng = np.random.default_rng(1)
+    for seed in range(40):
+        k = int(rng.integers(3, 7))
+        n = int(rng.integers(3, 80))
+        y = rng.integers(0, k, n)
+        P = rng.dirichlet(np.ones(k) * 0.5, n)
+        yield f"random{seed}", y, P
+    P = np.eye(4)[[0, 0, 1, 1, 0, 1]] * 0.7 + 0.075
+    yield "classes never called", np.array([0, 2, 1, 3, 0, 1]), P
+    yield "a class called but absent from the truth", np.array([0, 0, 1, 1, 0, 0]), np.eye(4)[[0, 2, 1, 1, 3, 0]] * 0.7 + 0.075
+    yield "one class true", np.zeros(5, int), np.eye(3)[[0, 1, 2, 0, 0]] * 0.7 + 0.1
+
+
+@pytest.mark.parametrize("name, y, P", list(_multiclass_cases()), ids=lambda v: v if isinstance(v, str) else "")
+def test_multiclass_counts_are_scikit_learns(name, y, P):
+    K = P.shape[1]
+    labels = list(range(K))
+    m = metrics.compute("multiclass", y, P, [f"c{k}" for k in labels])
+    pred = P.argmax(axis=1)
+    _close(m["accuracy"], _sk(skm.accuracy_score, y, pred))
+    _close(m["balanced_accuracy"], _sk(skm.balanced_accuracy_score, y, pred))
+    _close(m["f1_macro"], _sk(skm.f1_score, y, pred, average="macro", labels=labels, zero_division=np.nan))
+    _close(m["f1_weighted"], _sk(skm.f1_score, y, pred, average="weighted", labels=labels, zero_division=0))
+    _close(m["mcc"], _sk(skm.matthews_corrcoef, y, pred) if len(set(y)) > 1 else None)
+    assert m["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=labels).tolist()
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, np.clip(P, 1e-15, 1.0), labels=labels), rel=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=np.nan)
+    for k, row in enumerate(m["per_class"]):
+        for ours, theirs in ((row["precision"], prec[k]), (row["recall"], rec[k]), (row["f1"], f1[k])):
+            _close(ours, None if np.isnan(theirs) else float(theirs))
+        assert row["support"] == support[k]
+
+
+def test_counts_of_many_tables_at_once_are_each_tables():
+    """``confusion_scores`` takes B confusion matrices at once (the bootstrap's resamples): each row of its output
+    is that matrix's own figures."""
+    rng = np.random.default_rng(2)
+    tables = [(rng.integers(0, 3, 30), rng.integers(0, 3, 30)) for _ in range(5)]
+    C = np.stack([metrics.confusion_counts(y, p, 3) for y, p in tables])
+    together = metrics.confusion_scores(C)
+    for b, (y, p) in enumerate(tables):
+        alone = metrics.confusion_scores(C[b:b + 1])
+        for key in ("accuracy", "balanced_accuracy", "mcc"):
+            assert together[key][b] == alone[key][0]
+        assert together["balanced_accuracy"][b] == pytest.approx(skm.balanced_accuracy_score(y, p), rel=1e-12)
