@@ -969,10 +969,22 @@ def _blas_threads() -> int:
     """The threads a BLAS call of this process runs with now: the threadpoolctl cap in force (1 without BLAS).
     The smallest over the BLAS libraries loaded: a cap applies to those loaded when it was set, and one loaded
     later (scipy's, when scikit-learn is first imported during training) starts with a thread per core."""
-    from threadpoolctl import threadpool_info
+    return min([int(lib.num_threads or 1) for lib in _blas_libraries()], default=1)
 
-    return min([int(info.get("num_threads") or 1) for info in threadpool_info() if info.get("user_api") == "blas"],
-               default=1)
+
+_BLAS_LIBRARIES: tuple[int, list] | None = None  # (len(sys.modules) when scanned, the BLAS libraries' controllers)
+
+
+def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the BLAS libraries loaded, whose ``num_threads`` asks each library now.
+    Scanning the loaded libraries costs 3-5 ms, and a small ``train`` asked 8 times: scanned again only when
+    modules were imported since (a BLAS library comes with the extension module that links it: scipy's)."""
+    global _BLAS_LIBRARIES
+    if _BLAS_LIBRARIES is None or _BLAS_LIBRARIES[0] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_LIBRARIES = (len(sys.modules), ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _BLAS_LIBRARIES[1]
 
 
 def shutdown_workers() -> None:
