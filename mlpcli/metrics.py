@@ -220,12 +220,6 @@ def _safe(fn, *args, **kwargs) -> float | None:
         return None
 
 
-def _average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
-    """Average precision, undefined (None) without a positive: scikit-learn then gives 0.0 with a warning, the
-    worst score, for a multi-label label absent from the table (whose ROC AUC is undefined beside it)."""
-    return _safe(skm.average_precision_score, y, p) if np.any(np.asarray(y) == 1) else None
-
-
 def _log_loss_01(Y: np.ndarray, P: np.ndarray) -> float | None:
     """Binary cross-entropy of 0/1 truth Y against probabilities P (same shape), averaged over every entry (for
     multi-label: over samples and labels), with P clipped to [1e-15, 1 - 1e-15] as the binary log loss is."""
@@ -335,9 +329,6 @@ def _binary(y, p, classes, threshold, pred=None):
     top = predicted_class("binary", p)  # the class the probability ranks first: ECE judges probabilities, not the threshold
     C = confusion_counts(y, pred, 2)
     counted = {k: v[0] for k, v in confusion_scores(C[None]).items()}
-    # the probability-based figures as for each class of a multiclass model (scikit-learn's definitions in NumPy:
-    # its functions' input checks cost more than the figures), the positive class's
-    P, support = np.column_stack([1 - p, p]), C.sum(axis=1)
     return {
         "n": int(y.size),
         "threshold": threshold,
@@ -351,14 +342,13 @@ def _binary(y, p, classes, threshold, pred=None):
         "specificity": _defined(counted["recall"][0]),
         "npv": _defined(counted["precision"][0]),
         "f1": _defined(counted["f1"][1]),
-        "roc_auc": _one_vs_rest_auc(y, P, support)[1],
-        "average_precision": _one_vs_rest_average_precision(y, P, support)[1],
+        **_label_ranking(y, p),
         # Matthews correlation, undefined (None) when the truth holds one class: scikit-learn then gives 0.0,
         # which reads as a classifier no better than chance whatever its accuracy (a cohort of one subtype, a
         # --by group)
         "mcc": _defined(counted["mcc"]),
         "log_loss": _log_loss_01(y, p),
-        "brier": _multiclass_brier(y, P),
+        "brier": _multiclass_brier(y, np.column_stack([1 - p, p])),
         # 1 - Brier / the Brier of predicting the table's own event rate for everyone: below 0, worse than that
         "brier_scaled": _scaled_brier(y, p),
         "ece": expected_calibration_error(top == y, np.maximum(p, 1 - p)),
@@ -629,12 +619,16 @@ def _multilabel(Y, P, classes, threshold, pred=None):
     thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (Y.shape[1],))
     pred = predicted_class("multilabel", P, thresholds) if pred is None else np.asarray(pred).reshape(Y.shape)
     at_half = P >= 0.5  # the more probable value of each label: ECE judges probabilities, not the thresholds
+    # each label's confusion counts (L,): scikit-learn's multi-label F1 and Hamming loss are functions of them
+    tp, fp, fn = (np.sum((Y == t) & (pred == c), axis=0) for t, c in ((1, 1), (0, 1), (1, 0)))
+    micro = 2 * tp.sum() + fp.sum() + fn.sum()
     return {
         "n": int(Y.shape[0]),
         "threshold": threshold_field(threshold, classes, per_label=True),
-        "f1_micro": _safe(skm.f1_score, Y, pred, average="micro", zero_division=0),
-        "f1_macro": _safe(skm.f1_score, Y, pred, average="macro", zero_division=np.nan),  # as above, per label
-        "hamming_loss": _safe(skm.hamming_loss, Y, pred),
+        "f1_micro": 2 * float(tp.sum()) / micro if micro else 0.0,  # (scikit-learn's zero_division=0)
+        # a label neither present nor called has no F1: left out of the mean, as above
+        "f1_macro": _defined(nanmean(ratio(2 * tp, 2 * tp + fp + fn))),
+        "hamming_loss": _defined(ratio(float((fp + fn).sum()), float(Y.size))),
         # over the labels with both values; undefined (None) where none has both
         "balanced_accuracy": _defined(label_balanced_accuracy(Y, pred)),
         "log_loss": _log_loss_01(Y, P),  # BCE averaged over labels, as training's calibration reports it
@@ -643,13 +637,21 @@ def _multilabel(Y, P, classes, threshold, pred=None):
         "ece": expected_calibration_error((at_half == Y).ravel(), np.where(at_half, P, 1 - P).ravel()),
         "per_label": [
             {"label": str(classes[j]), "threshold": float(thresholds[j]), **_label_calls(Y[:, j], pred[:, j]),
-             "roc_auc": _safe(skm.roc_auc_score, Y[:, j], P[:, j]),
-             "average_precision": _average_precision(Y[:, j], P[:, j]),
+             **_label_ranking(Y[:, j], P[:, j]),
              "log_loss": _log_loss_01(Y[:, j], P[:, j]),
              "support": int(Y[:, j].sum())}
             for j in range(Y.shape[1])
         ],
     }
+
+
+def _label_ranking(y: np.ndarray, p: np.ndarray) -> dict:
+    """A binary label's ROC AUC and average precision (None without both values / without a positive) for its
+    truth y (n,) 0/1 and probabilities p (n,): scikit-learn's definitions, computed as for each class of a
+    multiclass model (its functions' input checks cost more than the figures)."""
+    P, support = np.column_stack([1 - p, p]), np.bincount(y, minlength=2)
+    return {"roc_auc": _one_vs_rest_auc(y, P, support)[1],
+            "average_precision": _one_vs_rest_average_precision(y, P, support)[1]}
 
 
 def _label_calls(y: np.ndarray, pred: np.ndarray) -> dict:

@@ -73,7 +73,8 @@ def _multiclass_cases():
         yield f"random{seed}", y, P
     P = np.eye(4)[[0, 0, 1, 1, 0, 1]] * 0.7 + 0.075
     yield "classes never called", np.array([0, 2, 1, 3, 0, 1]), P
-    yield "a class called but absent from the truth", np.array([0, 0, 1, 1, 0, 0]), np.eye(4)[[0, 2, 1, 1, 3, 0]] * 0.7 + 0.075
+    called = np.eye(4)[[0, 2, 1, 1, 3, 0]] * 0.7 + 0.075
+    yield "a class called but absent from the truth", np.array([0, 0, 1, 1, 0, 0]), called
     yield "one class true", np.zeros(5, int), np.eye(3)[[0, 1, 2, 0, 0]] * 0.7 + 0.1
 
 
@@ -97,6 +98,30 @@ def test_multiclass_counts_are_scikit_learns(name, y, P):
         for ours, theirs in ((row["precision"], prec[k]), (row["recall"], rec[k]), (row["f1"], f1[k])):
             _close(ours, None if np.isnan(theirs) else float(theirs))
         assert row["support"] == support[k]
+
+
+def _multilabel_cases():
+    rng = np.random.default_rng(3)
+    for seed in range(30):
+        n, L = int(rng.integers(2, 60)), int(rng.integers(2, 5))  # a multi-label target has two labels or more
+        yield f"random{seed}", rng.integers(0, 2, (n, L)), rng.random((n, L))
+    P = np.array([[0.2, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    yield "a label without positives", np.array([[0, 1], [0, 0], [0, 1]]), P
+    yield "nothing called", np.array([[1, 0], [0, 1]]), np.full((2, 2), 0.1)
+
+
+@pytest.mark.parametrize("name, Y, P", list(_multilabel_cases()), ids=lambda v: v if isinstance(v, str) else "")
+def test_multilabel_counts_are_scikit_learns(name, Y, P):
+    m = metrics.compute("multilabel", Y, P, [f"l{j}" for j in range(Y.shape[1])])
+    pred = (P >= 0.5).astype(int)
+    _close(m["f1_micro"], _sk(skm.f1_score, Y, pred, average="micro", zero_division=0))
+    _close(m["f1_macro"], _sk(skm.f1_score, Y, pred, average="macro", zero_division=np.nan))
+    _close(m["hamming_loss"], _sk(skm.hamming_loss, Y, pred))
+    for j, row in enumerate(m["per_label"]):
+        y, p = Y[:, j], P[:, j]
+        for ours, theirs in ((row["roc_auc"], _sk(skm.roc_auc_score, y, p) if 0 < y.sum() < len(y) else None),
+                             (row["average_precision"], _sk(skm.average_precision_score, y, p) if y.any() else None)):
+            assert (ours is None) == (theirs is None) and (ours is None or ours == pytest.approx(theirs, rel=1e-9))
 
 
 def test_counts_of_many_tables_at_once_are_each_tables():
