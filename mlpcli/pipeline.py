@@ -71,7 +71,8 @@ class TrainOutcome:
         return self.fitted.calibration
 
 
-# What training imports first: scikit-learn's splitters and metrics, ~1 s of Python (most of it scipy.stats).
+# What training imports first where it uses scikit-learn (``needs_scikit_learn``): its splitters and metrics, 1-2 s
+# of Python (most of it scipy.stats).
 TRAINING_IMPORTS = ("sklearn.model_selection", "sklearn.metrics")
 # The interpreter's switch interval while the table is read beside that import (Python's default: 5 ms). Each
 # NumPy or pyarrow call of the reader releases the interpreter lock and must wait for the importing thread to
@@ -83,11 +84,11 @@ READ_SWITCH_INTERVAL = 0.0002
 def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset, list[str]]:
     """Read and validate the training table; returns the dataset and the role notes.
 
-    A text or parquet table is read while scikit-learn is imported beside it (pyarrow's and NumPy's parsing
-    release the GIL): 0.5-1 s less before the first epoch at 8,000 x 5,000. Not beside ``.h5ad`` and 10x
-    reading, which import scipy themselves."""
+    A text or parquet table whose training will use scikit-learn (``needs_scikit_learn``) is read while it is
+    imported beside it (pyarrow's and NumPy's parsing release the GIL): 0.5-1 s less before the first epoch at
+    8,000 x 5,000. Not beside ``.h5ad`` and 10x reading, which import scipy themselves."""
     dense = not isinstance(path, pd.DataFrame) and data.table_kind(path) in ("text", "parquet") \
-        and "sklearn" not in sys.modules
+        and "sklearn" not in sys.modules and needs_scikit_learn(path, options)
     interval = sys.getswitchinterval()
     if dense:
         sys.setswitchinterval(min(interval, READ_SWITCH_INTERVAL))
@@ -106,6 +107,50 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
     if twins:
         loaded[0].warnings.append(_twins_warning(loaded[0], twins))
     return loaded
+
+
+def needs_scikit_learn(path, options: TrainOptions) -> bool:
+    """Whether training on the table at ``path`` will import scikit-learn, judged before it is read: its splitters
+    split a table without a patient column (StratifiedKFold, ShuffleSplit), its class weights balance the classes,
+    its metrics score a regression. A classifier of a table with patients uses none of it (the grouped folds and
+    the metrics are NumPy here), and importing it beside the read took 1-2 s of CPU from the read and the start of
+    training. A guess only decides where the import happens: True when the header cannot be read cheaply."""
+    if options.no_group or options.class_weight == "balanced" or options.task == "regression":
+        return True
+    if options.group is not None:
+        return False
+    names = _header_names(path)
+    if names is None:
+        return True
+    dropped = set(options.drop) | set(options.target)
+    return not any(g in names and g not in dropped for g in data.DEFAULT_GROUPS)
+
+
+def _header_names(path) -> set[str] | None:
+    """The column names of a regular text or parquet file, read from its first line or its schema (None when it
+    is not such a file or the line is longer than 8 MB: a pipe is read once, by the reader)."""
+    import re
+
+    from .data.sources import open_binary, table_format
+
+    name = os.fspath(path) if not isinstance(path, pd.DataFrame) else None
+    if name is None or name == "-" or not os.path.isfile(name):
+        return None
+    try:
+        kind, _, compression = table_format(name)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return set(pq.read_schema(name).names)
+        if kind != "text":
+            return None
+        with open_binary(name, compression) as fh:
+            line = fh.readline(8 << 20)
+    except Exception:  # noqa: BLE001 - the reader itself says what is wrong with the file
+        return None
+    if not line.endswith(b"\n"):
+        return None
+    return {cell.strip().strip('"').strip("'") for cell in re.split(r"[,\t;| ]", line.decode("utf-8", "replace"))}
 
 
 def _twins_warning(ds: data.Dataset, twins: list[tuple[int, int]]) -> str:

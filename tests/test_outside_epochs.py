@@ -285,26 +285,51 @@ def test_import_beside_raises_its_import_error_in_the_caller():
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_reading_a_table_imports_scikit_learn_beside_it(tmp_path, suffix):
-    """In a fresh process, ``pipeline.load_dataset`` returns with training's scikit-learn modules imported
-    (beside the read), and the same dataset as ``data.load_dataset``."""
+def test_reading_a_table_imports_scikit_learn_beside_it_where_training_uses_it(tmp_path, suffix):
+    """In a fresh process, ``pipeline.load_dataset`` returns with training's scikit-learn modules imported (beside
+    the read) where training will use them — samples without patients, split by scikit-learn's splitters — and
+    without them for a classifier of a table with patients, which uses none (importing it took 1-2 s of CPU from
+    the read); the same dataset as ``data.load_dataset`` either way."""
     import subprocess
     import sys
 
     frame = _counts_table(40, 30)
     path = tmp_path / f"t{suffix}"
     frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
-    code = ("import sys, numpy as np\n"
-            "from mlpcli import data, pipeline\n"
+    for options, imported in (("target=['label']", False), ("target=['label'], no_group=True", True),
+                              ("target=['label'], class_weight='balanced'", True)):
+        code = ("import sys, numpy as np\n"
+                "from mlpcli import data, pipeline\n"
+                "from mlpcli.config import TrainOptions\n"
+                "assert 'sklearn' not in sys.modules\n"
+                f"options = TrainOptions({options})\n"
+                f"ds, notes = pipeline.load_dataset({str(path)!r}, options)\n"
+                f"assert all((m in sys.modules) == {imported} for m in pipeline.TRAINING_IMPORTS), 'imported?'\n"
+                f"again, _ = data.load_dataset({str(path)!r}, **options.roles())\n"
+                "assert np.array_equal(ds.X, again.X) and np.array_equal(ds.y, again.y)\n"
+                "print('ok')\n")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == "ok", (options, done.stderr)
+
+
+def test_a_classifier_of_a_table_with_patients_trains_without_scikit_learn(tmp_path):
+    """The whole of `train`'s default run on a table with patients — cross-fitted members on grouped folds, the
+    portfolio, calibration, the metrics and their intervals — imports no scikit-learn (1-2 s of a small run's
+    start); a table without them splits with scikit-learn's StratifiedKFold."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.csv"
+    _counts_table(60, 12).to_csv(path, index=False)
+    code = ("import sys\n"
+            "from mlpcli import pipeline\n"
             "from mlpcli.config import TrainOptions\n"
-            "assert 'sklearn' not in sys.modules\n"
-            f"ds, notes = pipeline.load_dataset({str(path)!r}, TrainOptions(target=['label']))\n"
-            "assert all(m in sys.modules for m in pipeline.TRAINING_IMPORTS), 'not imported'\n"
-            f"again, _ = data.load_dataset({str(path)!r}, target=['label'])\n"
-            "assert np.array_equal(ds.X, again.X) and np.array_equal(ds.y, again.y)\n"
-            "print('ok')\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+            "pipeline.train(sys.argv[1], TrainOptions(target=['label'], epochs=3, no_group=sys.argv[2] == 'no'))\n"
+            "print('sklearn' in sys.modules)\n")
+    for no_group, imported in (("", "False"), ("no", "True")):
+        done = subprocess.run([sys.executable, "-c", code, str(path), no_group], capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0 and done.stdout.split()[-1] == imported, (no_group, done.stderr)
 
 
 def test_the_command_line_hands_the_interpreters_teardown_frozen_objects_and_complete_files(tmp_path):

@@ -557,8 +557,6 @@ def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
     ever in both the training and the test part of a fold. No groups: StratifiedKFold / KFold.
     Multi-label targets are not stratified (no single class per sample).
     """
-    from sklearn.model_selection import KFold, StratifiedKFold
-
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ConfigError(f"--repeats must be a whole number >= 1, got {repeats!r}")
     check_fold_count(ds, n_folds, flag, outer)
@@ -574,9 +572,13 @@ def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
             pairs = _shuffled_group_kfold(ds.groups, n_folds, s)
             strategy = f"GroupKFold by {_group_name(ds)} (shuffled)"
         elif classify:
+            from sklearn.model_selection import StratifiedKFold  # (imported where used: ~1 s, grouped tables need none)
+
             pairs = list(StratifiedKFold(n_folds, shuffle=True, random_state=s).split(dummy, ds.y))
             strategy = "StratifiedKFold (no group column)"
         else:
+            from sklearn.model_selection import KFold
+
             pairs = list(KFold(n_folds, shuffle=True, random_state=s).split(dummy))
             strategy = "KFold (no group column)"
         for f, (tr, te) in enumerate(pairs):
