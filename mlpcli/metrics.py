@@ -179,10 +179,13 @@ def nanmean(a: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def confusion_counts(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
-    """(k, k) int64: rows of true class t called p at [t, p], for class indices y, pred (n,) in 0..k-1 (scikit-learn's
-    confusion_matrix(y, pred, labels=range(k)))."""
-    return np.bincount(np.asarray(y, dtype=np.int64) * k + np.asarray(pred, dtype=np.int64),
-                       minlength=k * k).reshape(k, k)
+    """(k, k) int64: rows of true class t called p at [t, p], for class indices y, pred (n,) (scikit-learn's
+    confusion_matrix(y, pred, labels=range(k)): a row whose class or call is not in 0..k-1 is not counted)."""
+    y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    inside = (y >= 0) & (y < k) & (pred >= 0) & (pred < k)
+    if not inside.all():
+        y, pred = y[inside], pred[inside]
+    return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
 
 
 def confusion_scores(C: np.ndarray) -> dict[str, np.ndarray]:
@@ -594,7 +597,8 @@ def _multiclass(y, P, classes, weights=None, pred=None):
         # `evaluate` names the classes left out)
         "roc_auc_ovr": float(np.mean(defined)) if len(defined) > 1 else None,
         "mcc": _defined(counted["mcc"]),  # Gorodkin's multiclass MCC (None with one class true)
-        "log_loss": float(np.mean(class_log_loss_terms(y, P))) if y.size else None,
+        # (None for a class that is not a column, where scikit-learn's labels= refuses it)
+        "log_loss": float(np.mean(class_log_loss_terms(y, P))) if y.size and 0 <= y.min() and y.max() < K else None,
         # multiclass Brier: the squared distance of the probability vector from the one-hot truth, summed over
         # classes and averaged over samples (0 perfect, 2 worst)
         "brier": _multiclass_brier(y, P),
