@@ -156,11 +156,74 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, link: str) -> "float | np
 
 
 def _fit_one(logits: np.ndarray, y: np.ndarray, link: str) -> float:
-    from scipy.optimize import minimize_scalar
+    return float(np.exp(bounded_minimum(lambda s: _nll(logits, y, link, float(np.exp(s))), *LOG_T_BOUNDS, xatol=1e-4)))
 
-    res = minimize_scalar(lambda s: _nll(logits, y, link, float(np.exp(s))), bounds=LOG_T_BOUNDS,
-                          method="bounded", options={"xatol": 1e-4})
-    return float(np.exp(res.x))
+
+def bounded_minimum(f, lo: float, hi: float, xatol: float = 1e-5, max_calls: int = 500) -> float:
+    """The x in [lo, hi] minimising the scalar function f: Brent's method (golden-section steps, parabolic ones
+    where they are safe), step for step as scipy.optimize.minimize_scalar(method="bounded") takes them, so the same
+    x to the last bit, without importing scipy.optimize for it (0.7 s of a small run's start)."""
+    sqrt_eps = np.sqrt(2.2e-16)
+    golden_mean = 0.5 * (3.0 - np.sqrt(5.0))
+    a, b = lo, hi
+    fulc = a + golden_mean * (b - a)
+    nfc, xf = fulc, fulc
+    rat = e = 0.0
+    fx = f(xf)
+    calls = 1
+    ffulc = fnfc = fx
+    xm = 0.5 * (a + b)
+    tol1 = sqrt_eps * np.abs(xf) + xatol / 3.0
+    tol2 = 2.0 * tol1
+    while np.abs(xf - xm) > (tol2 - 0.5 * (b - a)):
+        golden = True
+        if np.abs(e) > tol1:  # try a parabola through the three best points
+            golden = False
+            r = (xf - nfc) * (fx - ffulc)
+            q = (xf - fulc) * (fx - fnfc)
+            p = (xf - fulc) * q - (xf - nfc) * r
+            q = 2.0 * (q - r)
+            if q > 0.0:
+                p = -p
+            q = np.abs(q)
+            r, e = e, rat
+            if np.abs(p) < np.abs(0.5 * q * r) and p > q * (a - xf) and p < q * (b - xf):  # inside, and shrinking
+                rat = (p + 0.0) / q
+                x = xf + rat
+                if (x - a) < tol2 or (b - x) < tol2:
+                    rat = tol1 * (np.sign(xm - xf) + ((xm - xf) == 0))
+            else:
+                golden = True
+        if golden:
+            e = (a - xf) if xf >= xm else (b - xf)
+            rat = golden_mean * e
+        x = xf + (np.sign(rat) + (rat == 0)) * np.maximum(np.abs(rat), tol1)
+        fu = f(x)
+        calls += 1
+        if fu <= fx:
+            if x >= xf:
+                a = xf
+            else:
+                b = xf
+            fulc, ffulc = nfc, fnfc
+            nfc, fnfc = xf, fx
+            xf, fx = x, fu
+        else:
+            if x < xf:
+                a = x
+            else:
+                b = x
+            if fu <= fnfc or nfc == xf:
+                fulc, ffulc = nfc, fnfc
+                nfc, fnfc = x, fu
+            elif fu <= ffulc or fulc == xf or fulc == nfc:
+                fulc, ffulc = x, fu
+        xm = 0.5 * (a + b)
+        tol1 = sqrt_eps * np.abs(xf) + xatol / 3.0
+        tol2 = 2.0 * tol1
+        if calls >= max_calls:
+            break
+    return float(xf)
 
 
 def apply_temperature(logits: np.ndarray, temperature: "float | np.ndarray | None") -> np.ndarray:

@@ -314,8 +314,9 @@ def test_reading_a_table_imports_scikit_learn_beside_it_where_training_uses_it(t
 
 def test_a_classifier_of_a_table_with_patients_trains_without_scikit_learn(tmp_path):
     """The whole of `train`'s default run on a table with patients — cross-fitted members on grouped folds, the
-    portfolio, calibration, the metrics and their intervals — imports no scikit-learn (1-2 s of a small run's
-    start); a table without them splits with scikit-learn's StratifiedKFold."""
+    portfolio, calibration, the metrics and their intervals — imports no scikit-learn and none of scipy's stats and
+    optimize modules (1-2 s of a small run's start); a table without them splits with scikit-learn's
+    StratifiedKFold."""
     import subprocess
     import sys
 
@@ -325,11 +326,11 @@ def test_a_classifier_of_a_table_with_patients_trains_without_scikit_learn(tmp_p
             "from mlpcli import pipeline\n"
             "from mlpcli.config import TrainOptions\n"
             "pipeline.train(sys.argv[1], TrainOptions(target=['label'], epochs=3, no_group=sys.argv[2] == 'no'))\n"
-            "print('sklearn' in sys.modules)\n")
-    for no_group, imported in (("", "False"), ("no", "True")):
+            "print('sklearn' in sys.modules, 'scipy.stats' in sys.modules or 'scipy.optimize' in sys.modules)\n")
+    for no_group, imported in (("", ["False", "False"]), ("no", ["True", "True"])):  # (scipy.stats with it)
         done = subprocess.run([sys.executable, "-c", code, str(path), no_group], capture_output=True, text=True,
                               timeout=300)
-        assert done.returncode == 0 and done.stdout.split()[-1] == imported, (no_group, done.stderr)
+        assert done.returncode == 0 and done.stdout.split()[-2:] == imported, (no_group, done.stdout, done.stderr)
 
 
 def test_the_command_line_hands_the_interpreters_teardown_frozen_objects_and_complete_files(tmp_path):
