@@ -1,5 +1,8 @@
-"""Metric sets per task: scikit-learn's definitions, computed by ``sklearn.metrics`` or, for the counts of a
-confusion matrix, from one count of it (``confusion_scores``; tests hold them to scikit-learn's functions).
+"""Metric sets per task, by scikit-learn's definitions. A classifier's are computed here in NumPy — the label-based
+figures from one count of the confusion matrix (``confusion_scores``), AUC and average precision from ranks — as
+scikit-learn's functions checked their inputs again for each figure (23-30 ms a set, a third of a small run) and
+importing them cost 1-2 s; tests/test_numerics_match_scikit_learn_and_scipy.py holds every figure to scikit-learn's
+function. A regression's R² comes from ``sklearn.metrics``, its correlations from scipy.
 
 ``y`` follows the Dataset convention: class indices (n,) for binary and multiclass, 0/1 columns
 (n, k) for multi-label, values (n, k) for regression. ``proba`` is what ``Model.predict_output``
