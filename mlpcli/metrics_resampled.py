@@ -283,7 +283,8 @@ class ResampledMetrics:
         bce, ece = S[:, 4 * L], S[:, 4 * L + 1:]
         n = (tp + fp + fn + tn)[:, 0]
         micro_den = 2 * tp.sum(axis=1) + fp.sum(axis=1) + fn.sum(axis=1)
-        recalls = np.stack([metrics.ratio(tp, tp + fn), metrics.ratio(tn, tn + fp)], axis=-1)  # (B, L, 2): of the 1s, of the 0s
+        # (B, L, 2): the recall of the 1s, of the 0s
+        recalls = np.stack([metrics.ratio(tp, tp + fn), metrics.ratio(tn, tn + fp)], axis=-1)
         per_label = np.where(np.isnan(recalls).any(axis=-1), np.nan, recalls.mean(axis=-1))[:, self._both]
         f1 = metrics.ratio(2 * tp, 2 * tp + fp + fn)[:, self._f1_defined]
         return {

@@ -433,8 +433,8 @@ def grid_notes(points: list[tuple[int, dict]], base: TrainOptions | None = None,
                ) -> list[str]:
     """What the grid's settings do not tune, said before the ranking is read as a choice: settings that train
     the same model as another (an option their optimizer ignores: ``optimizer=adam,sgd; momentum=0.5,0.9`` ran
-    adam twice, two rows of one score; ``weight_decay=auto,0.01`` for a regression), and a grid of one setting (nothing is chosen: its score is a plain
-    CV estimate; ``hidden=64,32`` is one two-layer network, where ``hidden=64|32`` is two settings)."""
+    adam twice, two rows of one score; ``weight_decay=auto,0.01`` for a regression), and a grid of one setting
+    (nothing is chosen: its score is a plain CV estimate; ``hidden=64,32`` is one two-layer network, where ``hidden=64|32`` is two settings)."""
     notes = []
     same: dict[tuple, list[dict]] = {}
     for _, setting in points:
@@ -712,8 +712,8 @@ def refit_record(result: TuneResult) -> dict:
         "grid": result.space, "setting": result.best.setting, "metric": result.metric,
         "cv_mean": result.best.mean, "cv_sd": result.best.sd, "strategy": result.strategy,
         "nested": result.nested_summary(),
-        "grid_size": result.grid_size, "evaluated": len(result.points), "chosen_from": chosen_among(result.points, result.options,
-                                                                                    result.task),
+        "grid_size": result.grid_size, "evaluated": len(result.points),
+        "chosen_from": chosen_among(result.points, result.options, result.task),
         "folds": result.folds, "repeats": result.repeats,
     }
 
