@@ -284,53 +284,54 @@ def test_import_beside_raises_its_import_error_in_the_caller():
         wait()
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_reading_a_table_imports_scikit_learn_beside_it_where_training_uses_it(tmp_path, suffix):
-    """In a fresh process, ``pipeline.load_dataset`` returns with training's scikit-learn modules imported (beside
-    the read) where training will use them — samples without patients, split by scikit-learn's splitters — and
-    without them for a classifier of a table with patients, which uses none (importing it took 1-2 s of CPU from
-    the read); the same dataset as ``data.load_dataset`` either way."""
+def test_scikit_learn_is_imported_beside_the_read_where_training_will_use_it(tmp_path):
+    """Judged from the options and the header before the read: a table without patients (scikit-learn's splitters),
+    --no-group, balanced class weights, a regression (its R²) use scikit-learn; a classifier of a table with patients
+    (given or found by name) uses none of it. A pipe's header cannot be read ahead: imported, as before."""
+    from mlpcli.pipeline import needs_scikit_learn
+
+    frame = _counts_table(20, 6)
+    grouped, plain = tmp_path / "g.csv", tmp_path / "p.parquet"
+    frame.to_csv(grouped, index=False)
+    frame.drop(columns="patient_id").to_parquet(plain, index=False)
+    frame.rename(columns={"patient_id": "donor_id"}).to_parquet(tmp_path / "d.parquet", index=False)
+    label = ["label"]
+    assert not needs_scikit_learn(str(grouped), TrainOptions(target=label))
+    assert not needs_scikit_learn(str(tmp_path / "d.parquet"), TrainOptions(target=label))  # CELLxGENE's donor_id
+    assert not needs_scikit_learn(str(plain), TrainOptions(target=label, group="g0000"))
+    for path, options in ((plain, {}), (grouped, {"no_group": True}), (grouped, {"class_weight": "balanced"}),
+                          (grouped, {"task": "regression"}), (grouped, {"drop": ["patient_id"]})):
+        assert needs_scikit_learn(str(path), TrainOptions(target=label, **options)), (path.name, options)
+    assert needs_scikit_learn("-", TrainOptions(target=label))
+
+
+def test_a_classifier_of_a_table_with_patients_reads_and_trains_without_scikit_learn(tmp_path):
+    """In a fresh process: ``pipeline.load_dataset`` of a table with patients returns without scikit-learn, and the
+    whole of `train`'s default run after it — cross-fitted members on grouped folds, the portfolio, calibration, the
+    metrics and their intervals — imports no scikit-learn and none of scipy's stats and optimize modules (1-2 s of a
+    small run's start). A table read for a run without patients (--no-group) has training's scikit-learn modules
+    imported beside the read. Either way the dataset is ``data.load_dataset``'s."""
     import subprocess
     import sys
 
-    frame = _counts_table(40, 30)
-    path = tmp_path / f"t{suffix}"
-    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
-    for options, imported in (("target=['label']", False), ("target=['label'], no_group=True", True),
-                              ("target=['label'], class_weight='balanced'", True)):
-        code = ("import sys, numpy as np\n"
-                "from mlpcli import data, pipeline\n"
-                "from mlpcli.config import TrainOptions\n"
-                "assert 'sklearn' not in sys.modules\n"
-                f"options = TrainOptions({options})\n"
-                f"ds, notes = pipeline.load_dataset({str(path)!r}, options)\n"
-                f"assert all((m in sys.modules) == {imported} for m in pipeline.TRAINING_IMPORTS), 'imported?'\n"
-                f"again, _ = data.load_dataset({str(path)!r}, **options.roles())\n"
-                "assert np.array_equal(ds.X, again.X) and np.array_equal(ds.y, again.y)\n"
-                "print('ok')\n")
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0 and done.stdout.strip() == "ok", (options, done.stderr)
-
-
-def test_a_classifier_of_a_table_with_patients_trains_without_scikit_learn(tmp_path):
-    """The whole of `train`'s default run on a table with patients — cross-fitted members on grouped folds, the
-    portfolio, calibration, the metrics and their intervals — imports no scikit-learn and none of scipy's stats and
-    optimize modules (1-2 s of a small run's start); a table without them splits with scikit-learn's
-    StratifiedKFold."""
-    import subprocess
-    import sys
-
-    path = tmp_path / "t.csv"
-    _counts_table(60, 12).to_csv(path, index=False)
-    code = ("import sys\n"
-            "from mlpcli import pipeline\n"
+    frame = _counts_table(60, 12)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    code = ("import sys, numpy as np\n"
+            "from mlpcli import data, pipeline\n"
             "from mlpcli.config import TrainOptions\n"
-            "pipeline.train(sys.argv[1], TrainOptions(target=['label'], epochs=3, no_group=sys.argv[2] == 'no'))\n"
-            "print('sklearn' in sys.modules, 'scipy.stats' in sys.modules or 'scipy.optimize' in sys.modules)\n")
-    for no_group, imported in (("", ["False", "False"]), ("no", ["True", "True"])):  # (scipy.stats with it)
-        done = subprocess.run([sys.executable, "-c", code, str(path), no_group], capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0 and done.stdout.split()[-2:] == imported, (no_group, done.stdout, done.stderr)
+            "options = TrainOptions(target=['label'], epochs=3, no_group=sys.argv[2] == 'no')\n"
+            "ds, notes = pipeline.load_dataset(sys.argv[1], options)\n"
+            "again, _ = data.load_dataset(sys.argv[1], **options.roles())\n"
+            "assert np.array_equal(ds.X, again.X) and np.array_equal(ds.y, again.y)\n"
+            "print(all(m in sys.modules for m in pipeline.TRAINING_IMPORTS))\n"
+            "if sys.argv[2] != 'no':\n"
+            "    pipeline.train_dataset(ds, options)\n"
+            "    print('sklearn' in sys.modules, 'scipy.stats' in sys.modules or 'scipy.optimize' in sys.modules)\n")
+    for path, no_group, said in (("t.csv", "", ["False", "False", "False"]), ("t.parquet", "no", ["True"])):
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / path), no_group], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0 and done.stdout.split() == said, (path, done.stdout, done.stderr)
 
 
 def test_the_command_line_hands_the_interpreters_teardown_frozen_objects_and_complete_files(tmp_path):

@@ -49,8 +49,8 @@ def test_cv_logs_a_line_while_no_fold_finishes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cv_cli.FitProgress, "SECONDS", 0.05)
     path = _labelled(tmp_path / "t.csv", ["a", "b"], n=80)
-    res = run(["cv", str(path), "--no-group", "--folds", "2", "--hidden", "64", "--epochs", "300", "--patience",
-               "300", "--n-jobs", "1"])
+    res = run(["cv", str(path), "--no-group", "--folds", "2", "--member-folds", "2", "--hidden", "64", "--epochs", "150",
+               "--patience", "150", "--n-jobs", "1"])  # 300 epochs of a network a fold: some tenths of a second
     assert res.exit_code == 0, res.output
     assert "folds: 0/2 done, running for 0 min" in res.output and "folds: 2/2 done" in res.output
 

@@ -120,7 +120,7 @@ def test_workers_times_threads_beyond_the_cores_draw_a_warning(tmp_path, monkeyp
 
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
     table = write_table(tmp_path)
-    fast = ["--epochs", "2", "--hidden", "4", "--folds", "2", "-q"]
+    fast = ["--epochs", "2", "--hidden", "4", "--folds", "2", "--member-folds", "2", "-q"]
     for extra, asked in ((["--n-jobs", "2", "--threads", "2"], "up to 4 cores"),
                          (["--n-jobs", "8", "--folds", "3"], "3 worker processes")):  # one per fold at most
         res = run(["cv", table, *fast, *extra])
