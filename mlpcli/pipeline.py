@@ -557,7 +557,7 @@ def source_digest() -> str:
     from pathlib import Path
 
     root = Path(__file__).resolve().parent
-    files = tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in sorted(root.rglob("*.py")))
+    files = tuple((path, (st := path.stat()).st_mtime_ns, st.st_size) for path in sorted(root.rglob("*.py")))
     return _digest_of(root, files)
 
 
