@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from cli_helpers import run
@@ -90,15 +91,20 @@ def test_a_stop_after_the_command_ended_says_its_outputs_are_complete():
                           "complete.\n")
 
 
-def test_a_stop_that_cuts_the_summary_short_still_says_the_model_is_complete(tmp_path):
+@pytest.mark.parametrize("arrives", ["raised", "held"])
+def test_a_stop_that_cuts_the_summary_short_still_says_the_model_is_complete(tmp_path, arrives):
     """A stop signal to a job's whole process group took its output's reader too: the summary's write failed, the held
-    interrupt was raised, and the job log ended in a bare "Interrupted." (exit 130) over a complete model file."""
+    interrupt was raised, and the job log ended in a bare "Interrupted." (exit 130) over a complete model file. The
+    signal may be raised before the failed write is (``raised``) or only received, its handler's exception not yet
+    raised, when the write fails (``held``: on a loaded machine the broken pipe came first, exit 141)."""
     model = tmp_path / "m.mlp"
+    stop = ("    signal.raise_signal(signal.SIGINT)\n" if arrives == "raised" else
+            "    import mlpcli.cli._common as c\n    c._received.append(int(signal.SIGINT))\n")
     res = _run(_train_with("import mlpcli.cli.train as t\n"
                            "def summary(*a, **k):  # the stop arrives, then the write fails: the reader is gone\n"
                            # raise_signal: in this thread, handled before the next line (os.kill's could reach another
-                           # thread and be seen after the BrokenPipeError: exit 141, once in a fresh clone's suite)
-                           "    signal.raise_signal(signal.SIGINT)\n"
+                           # thread and be seen after the BrokenPipeError)
+                           + stop +
                            "    raise BrokenPipeError(32, 'Broken pipe')\n"
                            "t._summary_table = summary\n", ["-o", str(model)], write_table(tmp_path)))
     assert res.returncode == 130, res.stderr

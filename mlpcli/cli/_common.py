@@ -434,8 +434,11 @@ def handle_errors(fn):
             if _debug_enabled():
                 raise
             interrupted_exit(exc, getattr(exc, "on_stop", ""))  # what a command said of its outputs, if anything
-        except BrokenPipeError:  # `mlpcli predict ... -o - | head`: the reader has all it wanted
+        except BrokenPipeError as exc:  # `mlpcli predict ... -o - | head`: the reader has all it wanted
             silence_stdout()
+            if _received:  # the reader went with a stop signal the command had received (a job's whole group
+                # stopped): the stop is how it ended, with what the command said of its outputs
+                interrupted_exit(exc, getattr(exc, "on_stop", ""))
             sys.exit(141)  # 128 + SIGPIPE, as a shell tool stopped by the closed pipe would
         except Exception as exc:
             if _debug_enabled():

@@ -472,7 +472,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     # summary short (its reader gone with the same signal, the write failing) says so too
     try:
         _print_summary(outcome, out, as_json, quiet, early_notes, early_warnings, tables_on_stdout, started)
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, BrokenPipeError) as exc:  # (a broken pipe after a stop signal: its consequence)
         exc.on_stop = f"stopped once training was over; the complete model is written to {out}"
         raise
     if outcome.interrupted:
