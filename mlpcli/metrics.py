@@ -2,7 +2,7 @@
 figures from one count of the confusion matrix (``confusion_scores``), AUC and average precision from ranks — as
 scikit-learn's functions checked their inputs again for each figure (23-30 ms a set, a third of a small run) and
 importing them cost 1-2 s; tests/test_numerics_match_scikit_learn_and_scipy.py holds every figure to scikit-learn's
-function. A regression's R² comes from ``sklearn.metrics``, its correlations from scipy.
+function; a regression's R² and correlations likewise (scikit-learn's r2_score, scipy's pearsonr and spearmanr).
 
 ``y`` follows the Dataset convention: class indices (n,) for binary and multiclass, 0/1 columns
 (n, k) for multi-label, values (n, k) for regression. ``proba`` is what ``Model.predict_output``
@@ -13,7 +13,6 @@ probabilities for multi-label, predictions for regression.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Callable
 
 import numpy as np
@@ -23,22 +22,6 @@ from .decision import label_balanced_accuracy
 from .decision import predicted_class  # noqa: F401  (metrics.predicted_class: the one rule)
 from .decision import threshold_field
 
-
-class _LazyModule:
-    """A module imported on first attribute access. scikit-learn takes ~1-2 s to import; `predict`, `info`
-    and `--help` load this module (through model_io -> calibration) without computing a metric, so they
-    should not pay for it."""
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attr: str):
-        import importlib
-
-        return getattr(importlib.import_module(self._name), attr)
-
-
-skm = _LazyModule("sklearn.metrics")
 
 __all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC",
            "HEADLINE_METRICS", "LOWER_IS_BETTER", "higher_is_better", "as_task_proba", "class_proba", "display_name",
@@ -213,17 +196,6 @@ def confusion_scores(C: np.ndarray) -> dict[str, np.ndarray]:
             "mcc": np.where((true > 0).sum(axis=1) > 1, mcc, np.nan),
             "precision": ratio(hits, called), "recall": ratio(hits, true), "f1": ratio(2 * hits, true + called),
             "true": true, "called": called}
-
-
-def _safe(fn, *args, **kwargs) -> float | None:
-    """A metric that is undefined for this data (e.g. AUC with one class present) is None."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            value = float(fn(*args, **kwargs))
-        return value if np.isfinite(value) else None
-    except (ValueError, ZeroDivisionError):  # scikit-learn 1.6's hamming_loss divides by zero on no rows
-        return None
 
 
 def _log_loss_01(Y: np.ndarray, P: np.ndarray) -> float | None:
@@ -558,6 +530,30 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def pearson(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Pearson's r of x and y (n,), as scipy.stats.pearsonr computes it (centred, each scaled to unit length through
+    its largest value, the dot product clipped to [-1, 1]); None with fewer than 2 values or a constant one (scipy's
+    NaN)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    xm, ym = x - x.mean(), y - y.mean()
+    xmax, ymax = np.max(np.abs(xm)), np.max(np.abs(ym))
+    nx, ny = xmax * np.linalg.norm(xm / xmax), ymax * np.linalg.norm(ym / ymax)
+    if nx == 0 or ny == 0:
+        return None
+    return _defined(np.clip(np.dot(xm / nx, ym / ny), -1.0, 1.0))
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman's rho of x and y (n,) as scipy.stats.spearmanr computes it: the correlation matrix of their average
+    ranks (``average_ranks``, scipy's rankdata); None with fewer than 2 values or a constant one."""
+    if len(x) < 2:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _defined(np.corrcoef(average_ranks(np.asarray(x)), average_ranks(np.asarray(y)))[1, 0])
+
+
 def class_log_loss_terms(y: np.ndarray, P: np.ndarray) -> np.ndarray:
     """Each row's log loss (n,) for class indices y (n,) and probabilities P (n, K): minus the log of its class's
     probability, clipped to [1e-15, 1] and then to scikit-learn's [eps, 1 - eps]; the mean is scikit-learn's
@@ -685,8 +681,8 @@ def _label_calls(y: np.ndarray, pred: np.ndarray) -> dict:
 def _regression(Y, P, names):
     """RMSE and MAE over every value (several targets: pooled, in their mixed units, as train and info say), R² and
     the correlations per target; several targets each get their own under ``per_target``, and R² is the mean of
-    theirs (scikit-learn's ``multioutput="uniform_average"``) over the targets whose truth varies."""
-    from scipy import stats  # scipy comes with scikit-learn
+    theirs (scikit-learn's ``multioutput="uniform_average"``) over the targets whose truth varies. R² and the
+    correlations by scikit-learn's and scipy's definitions, in NumPy (held to theirs by tests)."""
 
     def r2(y, p):
         # undefined (None) where the truth does not vary (one sample, or a constant target): scikit-learn's
@@ -695,23 +691,23 @@ def _regression(Y, P, names):
         # 0.1 rounds off it, and its denominator, a rounding residue, made R² a huge negative number
         if len(y) == 0 or np.all(y == y[0]):
             return None
-        return _safe(skm.r2_score, y, p, force_finite=False)
+        return _defined(1.0 - np.sum((y - p) ** 2) / np.sum((y - np.mean(y)) ** 2))
 
     out = {"n": int(Y.shape[0]),
            "rmse": float(np.sqrt(np.mean((Y - P) ** 2))),
            "mae": float(np.mean(np.abs(Y - P)))}
     if Y.shape[1] == 1:
         out["r2"] = r2(Y[:, 0], P[:, 0])
-        out["pearson_r"] = _safe(lambda a, b: stats.pearsonr(a, b)[0], Y[:, 0], P[:, 0])
-        out["spearman_r"] = _safe(lambda a, b: stats.spearmanr(a, b)[0], Y[:, 0], P[:, 0])
+        out["pearson_r"] = pearson(Y[:, 0], P[:, 0])
+        out["spearman_r"] = spearman(Y[:, 0], P[:, 0])
         return out
     # each target in its own units: pooled, a target in mg swamps one in years (the MAE too)
     per_target = [
         {"target": str(names[j]), "rmse": float(np.sqrt(np.mean((Y[:, j] - P[:, j]) ** 2))),
          "mae": float(np.mean(np.abs(Y[:, j] - P[:, j]))),
          "r2": r2(Y[:, j], P[:, j]),
-         "pearson_r": _safe(lambda a, b: stats.pearsonr(a, b)[0], Y[:, j], P[:, j]),
-         "spearman_r": _safe(lambda a, b: stats.spearmanr(a, b)[0], Y[:, j], P[:, j])}
+         "pearson_r": pearson(Y[:, j], P[:, j]),
+         "spearman_r": spearman(Y[:, j], P[:, j])}
         for j in range(Y.shape[1])
     ]
     # one constant target in the cohort made the whole R² undefined (the mean of -inf and the others'); the mean of

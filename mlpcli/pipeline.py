@@ -111,11 +111,12 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
 
 def needs_scikit_learn(path, options: TrainOptions) -> bool:
     """Whether training on the table at ``path`` will import scikit-learn, judged before it is read: its splitters
-    split a table without a patient column (StratifiedKFold, ShuffleSplit), its class weights balance the classes,
-    its metrics score a regression. A classifier of a table with patients uses none of it (the grouped folds and
-    the metrics are NumPy here), and importing it beside the read took 1-2 s of CPU from the read and the start of
-    training. A guess only decides where the import happens: True when the header cannot be read cheaply."""
-    if options.no_group or options.class_weight == "balanced" or options.task == "regression":
+    split a table without a patient column (StratifiedKFold, ShuffleSplit) and a regression's single hold-out
+    (GroupShuffleSplit), its class weights balance the classes. A model of a table with patients uses none of it
+    otherwise (the grouped folds and the metrics are NumPy here), and importing it beside the read took 1-2 s of CPU
+    from the read and the start of training. A guess only decides where the import happens: True when the header
+    cannot be read cheaply."""
+    if options.no_group or options.class_weight == "balanced" or (options.task == "regression" and options.folds == 1):
         return True
     if options.group is not None:
         return False

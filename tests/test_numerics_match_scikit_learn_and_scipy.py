@@ -167,3 +167,37 @@ def test_the_temperatures_bounded_search_is_scipys_step_for_step():
         for tol in (1e-4, 1e-6):
             theirs = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": tol}).x
             assert bounded_minimum(f, lo, hi, xatol=tol) == theirs
+
+
+def _regression_cases():
+    rng = np.random.default_rng(6)
+    for seed in range(30):
+        n = int(rng.integers(2, 60))
+        y = rng.normal(size=n) * rng.uniform(0.1, 100)
+        yield f"random{seed}", y, y * rng.uniform(-1, 1) + rng.normal(size=n) * rng.uniform(0.01, 50)
+    yield "ties", np.array([1.0, 1.0, 2.0, 2.0, 3.0]), np.array([0.5, 0.7, 0.7, 2.0, 2.0])
+    yield "a constant prediction", np.array([1.0, 2.0, 3.0]), np.full(3, 2.0)
+    yield "a constant truth", np.full(4, 0.1), np.array([0.1, 0.2, 0.3, 0.4])
+    yield "one row", np.array([1.5]), np.array([1.0])
+
+
+@pytest.mark.parametrize("name, y, p", list(_regression_cases()), ids=lambda v: v if isinstance(v, str) else "")
+def test_regression_figures_are_scikit_learns_and_scipys(name, y, p):
+    """R² as scikit-learn's r2_score(force_finite=False) where the truth varies (undefined, None, where it does not),
+    Pearson's and Spearman's r as scipy's (None where scipy gives NaN: fewer than 2 values, a constant side)."""
+    from scipy import stats
+
+    m = metrics.compute("regression", y[:, None], p[:, None], ["y"])
+    varies = len(y) > 1 and not np.all(y == y[0])
+    theirs = _sk(skm.r2_score, y, p, force_finite=False) if varies else None
+    assert (m["r2"] is None) == (theirs is None) and (theirs is None or m["r2"] == pytest.approx(theirs, rel=1e-9))
+    for key, fn in (("pearson_r", stats.pearsonr), ("spearman_r", stats.spearmanr)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = float(fn(y, p)[0])
+        except ValueError:  # fewer than 2 values
+            value = float("nan")
+        expected = value if np.isfinite(value) else None
+        assert (m[key] is None) == (expected is None), (key, m[key], expected)
+        assert expected is None or m[key] == pytest.approx(expected, rel=1e-9, abs=1e-12), (key, m[key], expected)

@@ -286,8 +286,8 @@ def test_import_beside_raises_its_import_error_in_the_caller():
 
 def test_scikit_learn_is_imported_beside_the_read_where_training_will_use_it(tmp_path):
     """Judged from the options and the header before the read: a table without patients (scikit-learn's splitters),
-    --no-group, balanced class weights, a regression (its R²) use scikit-learn; a classifier of a table with patients
-    (given or found by name) uses none of it. A pipe's header cannot be read ahead: imported, as before."""
+    --no-group, balanced class weights, a regression's single hold-out use scikit-learn; a model of a table with
+    patients (given or found by name) uses none of it. A pipe's header cannot be read ahead: imported, as before."""
     from mlpcli.pipeline import needs_scikit_learn
 
     frame = _counts_table(20, 6)
@@ -299,8 +299,9 @@ def test_scikit_learn_is_imported_beside_the_read_where_training_will_use_it(tmp
     assert not needs_scikit_learn(str(grouped), TrainOptions(target=label))
     assert not needs_scikit_learn(str(tmp_path / "d.parquet"), TrainOptions(target=label))  # CELLxGENE's donor_id
     assert not needs_scikit_learn(str(plain), TrainOptions(target=label, group="g0000"))
+    assert not needs_scikit_learn(str(grouped), TrainOptions(target=label, task="regression"))  # grouped folds
     for path, options in ((plain, {}), (grouped, {"no_group": True}), (grouped, {"class_weight": "balanced"}),
-                          (grouped, {"task": "regression"}), (grouped, {"drop": ["patient_id"]})):
+                          (grouped, {"task": "regression", "folds": 1}), (grouped, {"drop": ["patient_id"]})):
         assert needs_scikit_learn(str(path), TrainOptions(target=label, **options)), (path.name, options)
     assert needs_scikit_learn("-", TrainOptions(target=label))
 
