@@ -140,9 +140,9 @@ def _header_names(path) -> set[str] | None:
     try:
         kind, _, compression = table_format(name)
         if kind == "parquet":
-            import pyarrow.parquet as pq
+            from .data.parquet import parquet_metadata
 
-            return set(pq.read_schema(name).names)
+            return set(parquet_metadata(name).schema.to_arrow_schema().names)
         if kind != "text":
             return None
         with open_binary(name, compression) as fh:

@@ -1,6 +1,8 @@
 """The parquet reader: row-major float groups read as pandas reads them, columns widened late, column blocks of a
 large row group, and the parquet copy of a text table giving the same numbers."""
 
+import os
+import re
 import warnings
 
 import numpy as np
@@ -8,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mlpcli import data, model_io
+from mlpcli.errors import DataError
 from mlpcli.data import parquet as parquet_mod, preprocess as preprocess_mod
 from mlpcli.data.preprocess import quartile_rows
 from cli_helpers import run
@@ -155,3 +158,63 @@ def test_train_and_predict_a_parquet_table_with_subsampled_quartiles(tmp_path, m
     assert result.exit_code == 0, result.output
     predicted = pd.read_csv(out)
     assert list(predicted["sample_id"]) == [f"s{i}" for i in range(n)] and predicted.notna().all().all()
+
+
+def _corrupt_column(path, name: str) -> None:
+    """Overwrite the data of column `name` (every row group) with 0xFF bytes: its pages cannot be decoded."""
+    import pyarrow.parquet as pq
+
+    md = pq.read_metadata(path)
+    raw = bytearray(path.read_bytes())
+    for g in range(md.num_row_groups):
+        group = md.row_group(g)
+        chunk = next(group.column(k) for k in range(group.num_columns) if group.column(k).path_in_schema == name)
+        raw[chunk.data_page_offset:chunk.data_page_offset + chunk.total_compressed_size] = \
+            b"\xff" * chunk.total_compressed_size
+    path.write_bytes(bytes(raw))
+
+
+def test_a_column_group_read_ahead_that_cannot_be_decoded_is_a_data_error_and_no_reader_outlives_it(tmp_path, monkeypatch):
+    """The next group of columns is read in a thread while this one is copied: an undecodable group late in the
+    table is the reader's one-line error naming the file, and no reading thread is left behind."""
+    import threading
+
+    n = 40
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"label": ["a", "b"] * (n // 2), **{f"f{j}": rng.standard_normal(n).astype(np.float32)
+                                                            for j in range(10)}})
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False, compression="snappy")
+    monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * n * 2)  # two columns a read: f8 in the fifth
+    ds, _ = data.load_dataset(str(path))  # intact: the values pandas reads
+    assert np.array_equal(ds.X, _pandas_values(path, ds.feature_names))
+    _corrupt_column(path, "f8")
+    with pytest.raises(DataError, match=rf"^cannot parse {re.escape(str(path))} as parquet: [^\n]+$"):
+        data.load_dataset(str(path))
+    assert not [t for t in threading.enumerate() if t.name.startswith("mlpcli-parquet")]
+
+
+def test_a_parquet_file_rewritten_after_its_header_was_looked_at_is_read_as_it_is_now(tmp_path):
+    """`train` looks at a parquet file's header before it reads it, and the footer's parse is kept for the read:
+    a file rewritten in between (the same size, within the same clock tick) is read with its new footer."""
+    from mlpcli import pipeline
+    from mlpcli.config import TrainOptions
+
+    n = 30
+    rng = np.random.default_rng(1)
+    path = tmp_path / "t.parquet"
+
+    def table(prefix: str, patient: str) -> pd.DataFrame:
+        return pd.DataFrame({"label": ["a", "b", "c"] * (n // 3), patient: np.arange(n) // 2,
+                             **{f"{prefix}{j}": rng.standard_normal(n).astype(np.float32) for j in range(4)}})
+
+    table("f", "patient_id").to_parquet(path, index=False)
+    size, mtime = path.stat().st_size, path.stat().st_mtime_ns
+    assert pipeline.needs_scikit_learn(str(path), TrainOptions()) is False  # a patient column: no splitter needed
+    table("g", "donor_code").to_parquet(path, index=False)  # other names, of the same lengths
+    os.utime(path, ns=(mtime, mtime))
+    assert path.stat().st_size == size and path.stat().st_mtime_ns == mtime  # what a file's size and time say
+    assert pipeline.needs_scikit_learn(str(path), TrainOptions()) is True  # no default patient column
+    ds, _ = pipeline.load_dataset(str(path), TrainOptions(drop=("donor_code",)))
+    assert ds.feature_names == ["g0", "g1", "g2", "g3"]
+    assert np.array_equal(ds.X, _pandas_values(path, ds.feature_names))

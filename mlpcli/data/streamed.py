@@ -34,7 +34,7 @@ from .fields import check_header_no_nul, check_no_nul, check_quoted, check_quote
 from .dialect import SNIFF_BYTES
 from .feature_rows import raise_annotation_columns, raise_names_elsewhere
 from .io import NA_TOKENS, as_written_na
-from .parquet import parquet_columns
+from .parquet import parquet_columns, parquet_metadata
 from .sources import check_file, is_pipe
 
 if TYPE_CHECKING:  # the plan of a model's columns (predict) or of a training table's (``read_features``)
@@ -156,7 +156,7 @@ class _ParquetTable(_Table):
         self.total_bytes = os.path.getsize(path)
         self._done = 0
         try:
-            self._file = pq.ParquetFile(path)
+            self._file = pq.ParquetFile(path, metadata=parquet_metadata(path))
             schema = self._file.schema_arrow
         except (ValueError, OSError) as exc:
             raise DataError(f"cannot parse {path} as parquet: {data.sources.short_reason(exc)}") from None

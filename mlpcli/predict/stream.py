@@ -20,6 +20,7 @@ from ..decision import RULES as DECISION_RULES
 from ..decision import DECIDED, Decision, threshold_field
 from ..metrics import class_proba, predicted_class
 from ..model_io import ROW_BLOCK, Model
+from ..data.parquet import parquet_metadata
 from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _H5adCells, _H5adTable, _ParquetTable,
                              open_table, usable_cores)
@@ -297,7 +298,7 @@ def _parquet_values(path: str, field: str, rows: np.ndarray) -> list:
     being streamed. The column alone: a stored pandas index would become the frame's index."""
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as f:
+    with pq.ParquetFile(path, metadata=parquet_metadata(path)) as f:
         sizes = [f.metadata.row_group(g).num_rows for g in range(f.metadata.num_row_groups)]
         starts = np.concatenate([[0], np.cumsum(sizes)])
         groups = np.searchsorted(starts, rows, side="right") - 1
