@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .distributions import chi2_sf
 from .engine.functional import sigmoid, softmax
 from .metrics import RECAL_MAX_SLOPE, class_proba
 
@@ -158,17 +159,15 @@ class RecalibrationFit:
     def test(self, alpha: float) -> dict:
         """The closed test's figures: the likelihood-ratio statistics and p-values, and the update it keeps. With
         the classes separated, the intercept update against none on k - 1 degrees of freedom alone."""
-        from scipy.stats import chi2
-
         if self.separated:
             overall = max(0.0, 2.0 * self.n * (self.log_loss_none - self.log_loss_intercept))
-            p_overall = float(chi2.sf(overall, self.k - 1))
+            p_overall = float(chi2_sf(overall, self.k - 1))
             return {"alpha": float(alpha), "lr_overall": overall, "df_overall": self.k - 1, "p_overall": p_overall,
                     "lr_slope": None, "p_slope": None, "separated": True,
                     "chosen": "none" if p_overall >= alpha else "intercept"}
         overall = max(0.0, 2.0 * self.n * (self.log_loss_none - self.log_loss_logistic))
         slope = max(0.0, 2.0 * self.n * (self.log_loss_intercept - self.log_loss_logistic))
-        p_overall, p_slope = float(chi2.sf(overall, self.k)), float(chi2.sf(slope, 1))
+        p_overall, p_slope = float(chi2_sf(overall, self.k)), float(chi2_sf(slope, 1))
         chosen = "none" if p_overall >= alpha else ("intercept" if p_slope >= alpha else "logistic")
         return {"alpha": float(alpha), "lr_overall": overall, "df_overall": self.k, "p_overall": p_overall,
                 "lr_slope": slope, "p_slope": p_slope, "separated": False, "chosen": chosen}

@@ -201,3 +201,47 @@ def test_regression_figures_are_scikit_learns_and_scipys(name, y, p):
         expected = value if np.isfinite(value) else None
         assert (m[key] is None) == (expected is None), (key, m[key], expected)
         assert expected is None or m[key] == pytest.approx(expected, rel=1e-9, abs=1e-12), (key, m[key], expected)
+
+
+@pytest.mark.parametrize("dof", [0.5, 1, 2, 3, 4, 7, 10, 30, 99, 100, 1000])
+def test_chi_square_survival_is_scipys(dof):
+    """``distributions.chi2_sf``: scipy.stats.chi2.sf to 1e-11 relative from p near 1 down to 1e-300, on both sides of
+    the series / continued-fraction switch at x = dof + 2, and at 0, below 0, infinity and NaN."""
+    from scipy import stats
+
+    from mlpcli import distributions
+
+    levels = np.array([1 - 1e-12, 0.999, 0.9, 0.5, 0.1, 0.01, 1e-5, 1e-10, 1e-50, 1e-200, 1e-300])
+    x = np.concatenate([stats.chi2.isf(levels, dof), np.linspace(0.0, 3 * dof + 50, 41),
+                        [dof + 2 - 1e-9, dof + 2, dof + 2 + 1e-9]])
+    theirs = stats.chi2.sf(x, dof)
+    ours = distributions.chi2_sf(x, dof)
+    assert ours.shape == x.shape
+    assert np.allclose(ours, theirs, rtol=1e-11, atol=0.0)
+    assert distributions.chi2_sf(float(x[5]), dof) == pytest.approx(float(theirs[5]), rel=1e-11)
+    edge = distributions.chi2_sf(np.array([-1.0, 0.0, np.inf, np.nan]), dof)
+    assert edge[:3].tolist() == [1.0, 1.0, 0.0] and np.isnan(edge[3])
+
+
+def test_chi_square_test_of_a_contingency_table_is_scipys():
+    """``distributions.chi2_independence``: chi2_contingency(table, correction=False)'s statistic, p-value and degrees
+    of freedom on 60 random tables of 1-6 rows and columns (one row or column: 0, 1, 0), and a table with an empty
+    row is refused, as scipy refuses it; the normal quantile is norm.ppf's."""
+    from scipy import stats
+
+    from mlpcli import distributions
+
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        r, c = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+        table = rng.integers(1, 40, size=(r, c)) * (rng.random((r, c)) < 0.9) + (rng.random((r, c)) < 0.1)
+        table[:, 0] += 1  # every row holds a count
+        table[0, :] += 1  # and every column
+        ours = distributions.chi2_independence(table)
+        statistic, p, dof, _ = stats.chi2_contingency(table, correction=False)
+        assert ours[2] == dof
+        assert ours[0] == pytest.approx(statistic, rel=1e-12, abs=1e-12) and ours[1] == pytest.approx(p, rel=1e-10)
+    with pytest.raises(ValueError):
+        distributions.chi2_independence(np.array([[3, 4], [0, 0]]))
+    for q in (1e-10, 0.001, 0.025, 0.5, 0.975, 0.999, 1 - 1e-10):
+        assert distributions.normal_quantile(q) == pytest.approx(stats.norm.ppf(q), rel=1e-13)

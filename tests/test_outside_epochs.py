@@ -310,12 +310,15 @@ def test_a_classifier_of_a_table_with_patients_reads_and_trains_without_scikit_l
     """In a fresh process: ``pipeline.load_dataset`` of a table with patients returns without scikit-learn, and the
     whole of `train`'s default run after it — cross-fitted members on grouped folds, the portfolio, calibration, the
     metrics and their intervals — imports no scikit-learn and none of scipy's stats and optimize modules (1-2 s of a
-    small run's start). A table read for a run without patients (--no-group) has training's scikit-learn modules
-    imported beside the read. Either way the dataset is ``data.load_dataset``'s."""
+    small run's start), also with a batch column, whose confounding with the classes is a chi-square test
+    (``distributions``: scipy.stats cost 0.7-0.8 s of the README's main job for it). A table read for a run without
+    patients (--no-group) has training's scikit-learn modules imported beside the read. Either way the dataset is
+    ``data.load_dataset``'s."""
     import subprocess
     import sys
 
     frame = _counts_table(60, 12)
+    frame.insert(1, "batch", np.where(np.arange(60) % 4 < 2, "B1", "B2"))  # each patient in one batch
     frame.to_csv(tmp_path / "t.csv", index=False)
     frame.to_parquet(tmp_path / "t.parquet", index=False)
     code = ("import sys, numpy as np\n"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..distributions import chi2_sf
 from ._common import CLASSIFICATION_TASKS
 
 __all__ = ["TIED_V", "TIED_P", "MIN_GROUP", "MIN_MISSING", "TiedFeature", "tied_missingness", "missingness_warnings",
@@ -76,8 +77,6 @@ def tied_missingness(X, missing: np.ndarray | None, labels: np.ndarray, names: l
     cols = np.flatnonzero(np.asarray(missing) > 0)
     whole = len(rows) == labels.size
     found = []  # (v, column, top group, share there, share elsewhere)
-    from scipy.stats import chi2 as chi2_dist
-
     tested = max(1, cols.size)
     for start in range(0, cols.size, BLOCK_COLUMNS):
         block = cols[start:start + BLOCK_COLUMNS]
@@ -91,7 +90,7 @@ def tied_missingness(X, missing: np.ndarray | None, labels: np.ndarray, names: l
                              + ((sizes[:, None] - counts) - expected_present) ** 2 / expected_present, axis=0)
         chi2 = np.where((total > 0) & (total < n), chi2, 0.0)  # missing everywhere: nothing ties it to a group
         v = np.sqrt(chi2 / n)  # (a 2-column table: min(r, c) - 1 = 1)
-        p = chi2_dist.sf(chi2, len(compared) - 1)
+        p = chi2_sf(chi2, len(compared) - 1)
         shares = counts / sizes[:, None]
         top = shares.argmax(axis=0)
         at_top = counts[top, np.arange(len(block))]

@@ -47,6 +47,7 @@ import pandas as pd
 from ..data._common import _label_key, _quoted
 from ..data.dataset import _as_number, _encode_classes
 from ..errors import ConfigError, DataError, OptionError
+from ..metrics import spearman
 from ..model_io import Model
 from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_model_output,
                           check_steps, class_index, completeness_gap, default_tol, target_scales)
@@ -216,11 +217,9 @@ def _top_set(scores: np.ndarray, used: np.ndarray, k: int) -> set[int]:
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
+    """Spearman's rho of two units' scores (NaN when either is constant)."""
+    rho = spearman(a, b) if np.ptp(a) > 0 and np.ptp(b) > 0 else None
+    return float("nan") if rho is None else rho
 
 
 def _stability(unit_scores: np.ndarray, used: np.ndarray, features: Sequence[str], top: int, unit: str,

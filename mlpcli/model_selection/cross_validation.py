@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .. import data, metrics
+from ..distributions import chi2_independence
 from ..config import AUTO, TrainOptions, offset_seed
 from ..decision import DECIDED, Decision
 from ..errors import ConfigError, DataError, OptionError, TrainingError
@@ -563,9 +564,7 @@ def batch_confounding(ds: data.Dataset, leave_batch_out: bool = False, command: 
     table = np.zeros((len(names), int(y.max()) + 1))  # (batches, classes)
     np.add.at(table, (bb, yy), 1)
     table = table[:, table.sum(axis=0) > 0]
-    from scipy.stats import chi2_contingency
-
-    chi2, p, _, _ = chi2_contingency(table, correction=False)
+    chi2, p, _ = chi2_independence(table)
     v = float(np.sqrt(chi2 / (table.sum() * (min(table.shape) - 1))))
     if not (v >= CONFOUNDED_V and p < CONFOUNDED_P):
         return None
