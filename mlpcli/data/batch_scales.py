@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["batch_scale_warning", "MIN_BATCH", "SAME_WAY_SHARE", "SHIFT_IQRS", "SPREAD_RATIO"]
+__all__ = ["batch_scale_warning", "column_quartiles", "MIN_BATCH", "SAME_WAY_SHARE", "SHIFT_IQRS", "SPREAD_RATIO"]
 
 MIN_BATCH = 5
 SAMPLED_FEATURES = 2000
@@ -30,13 +30,17 @@ SHIFT_IQRS = 2.0
 SPREAD_RATIO = 10.0
 
 
-def _quartiles(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(median, IQR) per column of M (rows, columns), NaN ignored (a column without a value: NaN)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        q1, med, q3 = np.nanpercentile(M, [25, 50, 75], axis=0)
+def column_quartiles(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(median, IQR) per column of M (rows, columns), NaN ignored (a column without a value: NaN): np.nanpercentile's
+    values, bit for bit (tested), from np.percentile of the sorted values of the columns with as many values, a call
+    per count: nanpercentile called NumPy's quantile once per column, 0.09 s for 200 x 2,000 against 0.01 s."""
+    S = np.sort(M, axis=0)  # NaN last
+    valid = np.count_nonzero(~np.isnan(M), axis=0)
+    q = np.full((3, M.shape[1]), np.nan)
+    for k in np.unique(valid[valid > 0]):
+        cols = np.flatnonzero(valid == k)
+        q[:, cols] = np.percentile(S[:k, cols], [25, 50, 75], axis=0)
+    q1, med, q3 = q
     return med, q3 - q1
 
 
@@ -61,7 +65,7 @@ def batch_scale_warning(ds) -> str | None:
     for i in large:  # a spaced sample of each batch's rows: quartiles need no more (and 200,000 rows no copy)
         rows = np.flatnonzero(b == i)
         rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), SAMPLED_ROWS)).astype(np.int64))]
-        stats[int(i)] = _quartiles(np.asarray(ds.X[np.ix_(rows, cols)], dtype=np.float64))
+        stats[int(i)] = column_quartiles(np.asarray(ds.X[np.ix_(rows, cols)], dtype=np.float64))
     said = []
     for i in large:
         others = [stats[int(j)] for j in large if j != i]
