@@ -519,3 +519,14 @@ def test_a_dropped_patient_column_is_said_so_not_missing(tmp_path):
     text = " ".join(res.output.split())
     assert "'patient_id' dropped (--drop): samples are treated as independent" in text
     assert "no 'patient_id' or 'donor_id' column" not in text
+
+
+def test_a_table_of_roles_only_is_an_error_naming_the_file_and_its_columns(tmp_path):
+    """A table whose every column is a role (an id and the label) has nothing to learn from: one line naming the
+    file and the columns it holds, exit 1, no model."""
+    table = tmp_path / "roles.csv"
+    pd.DataFrame({"sample_id": ["A", "B", "C", "D"], "patient_id": ["P1", "P1", "P2", "P2"],
+                  "label": ["x", "y", "x", "y"]}).to_csv(table, index=False)
+    res = run(["train", str(table), "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, f"{table}: no feature columns left", "('sample_id', 'patient_id', 'label')")
+    assert not (tmp_path / "m.mlp").exists()

@@ -355,7 +355,9 @@ class Dataset:
         non_features = set(roles.columns())
         feature_names = [c for c in columns if c not in non_features] if features is None else list(features[0])
         if not feature_names:
-            raise DataError("no feature columns left after removing the target, group, id, batch and --drop columns")
+            source = f"{df.attrs[SOURCE_ATTR]}: " if SOURCE_ATTR in df.attrs else ""  # (the file, when read from one)
+            raise DataError(f"{source}no feature columns left after removing the target, group, id, batch and --drop "
+                            f"columns ({', '.join(map(repr, columns))})")
 
         notes: list[str] = []
         warn: list[str] = []
