@@ -21,6 +21,7 @@ from .decision import balanced_accuracy as _balanced_accuracy
 from .decision import label_balanced_accuracy
 from .decision import predicted_class  # noqa: F401  (metrics.predicted_class: the one rule)
 from .decision import threshold_field
+from .distributions import Z_95
 
 
 __all__ = ["main_metric_name", "main_metric_from_outputs", "compute", "expected_calibration_error", "MAIN_METRIC",
@@ -295,7 +296,7 @@ def _calibration_of_risks(y: np.ndarray, p: np.ndarray) -> dict:
 
     def wald(key):
         est, se = fit[key], fit[f"{key}_se"]
-        return None if not (np.isfinite(est) and np.isfinite(se)) else [est - 1.959964 * se, est + 1.959964 * se]
+        return None if not (np.isfinite(est) and np.isfinite(se)) else [est - Z_95 * se, est + Z_95 * se]
 
     return {"observed": observed, "expected": expected,
             "intercept": _defined(fit["intercept"]), "intercept_ci": wald("intercept"),
@@ -458,7 +459,7 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = CURVE_BINS) -> l
     for idx in np.array_split(order, max(1, min(int(bins), n // CURVE_MIN_BIN))):
         m, events = len(idx), float(y[idx].sum())
         rate = events / m
-        z = 1.959963984540054
+        z = Z_95
         centre = (rate + z * z / (2 * m)) / (1 + z * z / m)
         half = z * math.sqrt(rate * (1 - rate) / m + z * z / (4 * m * m)) / (1 + z * z / m)
         # exactly 0 with no event and 1 with every sample one (rounding left 1e-17 there), and never beside the rate

@@ -245,6 +245,7 @@ def test_chi_square_test_of_a_contingency_table_is_scipys():
         distributions.chi2_independence(np.array([[3, 4], [0, 0]]))
     for q in (1e-10, 0.001, 0.025, 0.5, 0.975, 0.999, 1 - 1e-10):
         assert distributions.normal_quantile(q) == pytest.approx(stats.norm.ppf(q), rel=1e-13)
+    assert distributions.Z_95 == stats.norm.ppf(0.975)  # every 95 % interval's half-width in standard errors
 
 
 def test_column_quartiles_are_nanpercentiles():

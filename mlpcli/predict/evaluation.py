@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..decision import threshold_field
-from ..distributions import normal_quantile
+from ..distributions import Z_95, normal_quantile
 from ..errors import ConfigError, OptionError
 from ..fileio import file_sha256
 from ..model_io import Model
@@ -953,7 +953,7 @@ def _risks_off(m: dict, tests: int = 1) -> list[str]:
     oe, lo_hi = m.get("observed_expected"), cal.get("intercept_ci")
     slope, slope_ci = cal.get("slope"), cal.get("slope_ci")
     if tests > 1:  # Wald intervals: estimate +- 1.96 SE, widened to the Bonferroni quantile
-        widen = normal_quantile(1 - 0.025 / tests) / 1.959963984540054
+        widen = normal_quantile(1 - 0.025 / tests) / Z_95
 
         def wider(ci, centre):
             return None if ci is None or centre is None else [centre - (centre - ci[0]) * widen,
