@@ -135,8 +135,12 @@ def _dense_counts_skew(X) -> float | None:
             return None
         return _LOGGED if _dense_logged(X, rows, width) else float(np.median(skew))
     skews = []
+    any_zero, whole = False, True  # (log-normalised values have zeros and values that are not whole numbers)
     for j in range(0, d, width):
         B = np.asarray(X[rows, j:j + width], dtype=np.float64)  # (m, w) a copy of the rows' columns
+        any_zero = any_zero or bool((B == 0).any())
+        if whole:  # once a value is not whole, the table is not
+            whole = bool(np.all(np.rint(B) == B))
         B -= B.mean(axis=0)
         sd = _column_sd(B)
         ok = sd >= TINY_SPREAD
@@ -156,7 +160,9 @@ def _dense_counts_skew(X) -> float | None:
     median = float(np.median(skew))
     if median <= COUNTS_SKEW:
         return None
-    return _LOGGED if _dense_logged(X, rows, width) else median
+    # without a zero, or with whole numbers only, they are not log-normalised: no second look (0.09 s at 5,000
+    # features)
+    return _LOGGED if any_zero and not whole and _dense_logged(X, rows, width) else median
 
 
 _LOGGED = -1.0  # the helpers' answer for values skewed by their zeros alone (a skewness above COUNTS_SKEW is > 0)
