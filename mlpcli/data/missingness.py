@@ -155,12 +155,18 @@ def binary_among_continuous(ds, block_columns: int = BLOCK_COLUMNS) -> str | Non
     X = ds.X
     if X is None or is_sparse(X) or X.shape[1] < 20:
         return None
+    # only a column whose smallest value is 0 and largest 1 (missing values aside) can be one: two passes over the
+    # whole matrix, without temporaries, rule out the others, where the test of every value took eight (0.13-0.17 s
+    # at 8,000 x 5,000, against 0.03 s)
+    X = np.asarray(X)
+    candidates = np.flatnonzero((np.fmin.reduce(X, axis=0) == 0) & (np.fmax.reduce(X, axis=0) == 1))
     binary = []
-    for start in range(0, X.shape[1], block_columns):
-        B = np.asarray(X[:, start:start + block_columns])
+    for start in range(0, len(candidates), block_columns):
+        columns = candidates[start:start + block_columns]
+        B = X[:, columns]
         zero, one = (B == 0), (B == 1)
         flags = np.all(zero | one | np.isnan(B), axis=0) & zero.any(axis=0) & one.any(axis=0)
-        binary += [start + j for j in np.flatnonzero(flags)]
+        binary += [int(j) for j in columns[flags]]
         if len(binary) > BINARY_AMONG_CONTINUOUS_MAX:
             return None
     if not binary or len(binary) > BINARY_AMONG_CONTINUOUS_SHARE * X.shape[1]:
