@@ -138,3 +138,29 @@ def test_other_label_columns_left_among_the_features_are_named(tmp_path):
     every = run(["train", str(tmp_path / "t.csv"), "--target", "lab0,lab1,lab2", "--folds", "1", "--epochs", "2",
                  "--hidden", "4", "--json", "-o", str(tmp_path / "m.mlp")])
     assert not [w for w in json.loads(every.stdout)["warnings"] if "only 0 and 1" in w]
+
+
+def test_zero_one_columns_are_found_among_missing_values_and_across_column_blocks():
+    """``binary_among_continuous`` on a matrix: a 0/1 column with missing values is named, and neither a column of
+    missing values only, one of 1s only, one of 0, 1 and 2, nor one of 0 and 0.5 is; the blocks of candidate columns
+    it tests (``block_columns``) change nothing, and more than its maximum of 0/1 columns is no warning."""
+    from types import SimpleNamespace
+
+    from mlpcli.data.missingness import BINARY_AMONG_CONTINUOUS_MAX, binary_among_continuous
+
+    rng = np.random.default_rng(0)
+    X = rng.lognormal(size=(50, 300))
+    X[:, 3] = rng.integers(0, 2, 50)
+    X[::7, 3] = np.nan
+    X[:, 4] = np.nan
+    X[:, 5] = 1.0
+    X[:, 6] = rng.integers(0, 3, 50)
+    X[:, 7] = rng.integers(0, 2, 50) / 2
+    X[:, 250] = rng.integers(0, 2, 50)
+    X[0, 250], X[1, 250] = 0.0, 1.0
+    ds = SimpleNamespace(X=X, feature_names=[f"g{j}" for j in range(300)])
+    said = [binary_among_continuous(ds, block_columns=width) for width in (1, 2, 256)]
+    assert said[0] == said[1] == said[2] and "2 feature columns of the 300" in said[0] and "('g3', 'g250')" in said[0]
+    many = X.copy()
+    many[:, 10:11 + BINARY_AMONG_CONTINUOUS_MAX] = rng.integers(0, 2, (50, BINARY_AMONG_CONTINUOUS_MAX + 1))
+    assert binary_among_continuous(SimpleNamespace(X=many, feature_names=ds.feature_names)) is None
