@@ -252,3 +252,44 @@ def test_counts_with_scattered_missing_values_still_look_like_counts():
     normal = rng.normal(5, 1, size=(600, 300))
     normal[rng.random(normal.shape) < 0.05] = np.nan
     assert data.looks_like_counts(normal) is None
+
+
+@pytest.mark.parametrize("gap", [False, True], ids=["no-missing-value", "a-missing-value-beside"])
+@pytest.mark.parametrize("value, config, message", [
+    (np.inf, {}, "feature columns hold infinite values: 'g5'"),
+    (-np.inf, {"impute": "median"}, "feature columns hold infinite values: 'g5'"),
+    (1e300, {}, "feature column 'g5' holds 1e+300 at training row 8, beyond"),
+    (-1e300, {"log1p": True}, "feature column 'g5' holds -1e+300 at training row 8, beyond"),
+    (-2.5, {"log1p": True}, "log1p needs non-negative input"),
+])
+def test_fit_refuses_bad_values_whether_or_not_their_block_has_missing_values(gap, value, config, message):
+    """The fit finds infinities, values beyond float32's range and (with log1p) negative values from each block's
+    extremes when the block has no missing value, and from every value when it has one: the same errors either
+    way, naming the column (and for a value beyond the range, its row)."""
+    X = np.random.default_rng(0).lognormal(size=(40, 12))
+    X[7, 5] = value
+    if gap:
+        X[3, 9] = np.nan  # in the same block of columns
+        config = {"impute": "median", **config}
+    from mlpcli.errors import DataError
+
+    with pytest.raises(DataError, match=message.replace("+", r"\+").replace("(", r"\(")):
+        Preprocessor(PreprocessConfig(**config)).fit(X, [f"g{j}" for j in range(12)])
+
+
+@pytest.mark.parametrize("impute", [None, "mean"])
+def test_a_block_without_missing_values_is_fitted_as_one_with_them(impute):
+    """Columns are fitted the same whether their block of columns holds a missing value elsewhere or not (the
+    extremes of a complete block stand in for passes over its values)."""
+    X = np.random.default_rng(1).lognormal(size=(60, 10))
+    X[:, 4] = 2.0  # constant: dropped either way
+    names = [f"g{j}" for j in range(10)]
+    config = PreprocessConfig(log1p=True, impute=impute or "median")
+    plain = Preprocessor(config).fit(X, names)
+    gapped = X.copy()
+    gapped[0, 9] = np.nan
+    other = Preprocessor(config).fit(gapped, names)
+    assert plain.kept_features == other.kept_features and "g4" not in plain.kept_features
+    same = slice(0, -1)  # every column but the one given a missing value
+    for name in ("center_", "scale_", "offset_", "train_mean_", "train_sd_", "train_zero_share_"):
+        np.testing.assert_array_equal(getattr(plain, name)[same], getattr(other, name)[same], err_msg=name)
