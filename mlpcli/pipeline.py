@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -31,7 +32,7 @@ from .model_selection import crossfit
 from .model_selection import splits
 from .model_selection.pooled import PooledEstimate, pooled_estimate
 from .model_selection.splits import summarize_folds
-from .parallel import beside, import_beside, member_plan
+from .parallel import Deferred, beside, import_beside, member_plan, quick_switches
 
 __all__ = ["TrainOutcome", "train", "train_dataset", "load_dataset", "refit_tuned", "held_out_caveat",
            "held_out_warnings"]
@@ -74,11 +75,6 @@ class TrainOutcome:
 # What training imports first where it uses scikit-learn (``needs_scikit_learn``): its splitters and metrics, 1-2 s
 # of Python (most of it scipy.stats).
 TRAINING_IMPORTS = ("sklearn.model_selection", "sklearn.metrics")
-# The interpreter's switch interval while the table is read beside that import (Python's default: 5 ms). Each
-# NumPy or pyarrow call of the reader releases the interpreter lock and must wait for the importing thread to
-# give it back, up to one interval each time; at 0.2 ms, reading 8,000 x 5,000 float32 parquet together with the
-# import took 1.19-1.53 s (median 1.47) against 1.37-2.80 s (median 2.13) at 5 ms, five alternating runs.
-READ_SWITCH_INTERVAL = 0.0002
 
 
 def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset, list[str]]:
@@ -89,20 +85,16 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
     8,000 x 5,000. Not beside ``.h5ad`` and 10x reading, which import scipy themselves."""
     dense = not isinstance(path, pd.DataFrame) and data.table_kind(path) in ("text", "parquet") \
         and "sklearn" not in sys.modules and needs_scikit_learn(path, options)
-    interval = sys.getswitchinterval()
-    if dense:
-        sys.setswitchinterval(min(interval, READ_SWITCH_INTERVAL))
     imported = import_beside(*TRAINING_IMPORTS) if dense else (lambda: None)
     try:
-        loaded = data.load_dataset(path, **options.roles(), stdin=stdin)
-        twins = data.twin_rows(loaded[0].X, loaded[0].groups)  # NumPy, beside the import (~0.1 s at 8,000 x 5,000)
+        with quick_switches() if dense else nullcontext():  # the reader's calls get the lock back from the import
+            loaded = data.load_dataset(path, **options.roles(), stdin=stdin)
+            twins = data.twin_rows(loaded[0].X, loaded[0].groups)  # NumPy, beside the import (~0.1 s at 8,000 x 5,000)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: not waited for, as the interrupted reading may hold an
         raise  # import lock the import thread (a daemon, left to the exit) waits for: a hang, seen once
     except BaseException:
         imported()
         raise
-    finally:
-        sys.setswitchinterval(interval)
     imported()  # so nothing here imports scikit-learn while the thread still does
     if twins:
         loaded[0].warnings.append(_twins_warning(loaded[0], twins))
@@ -206,18 +198,33 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
     table_warnings, later = _table_checks(ds, options)
     warnings += table_warnings
     started = time.perf_counter()
-    # the provenance's checksum (a sha256 over the table as float64: 0.2 s at 8,000 x 5,000) is made on a
-    # second core while training starts (importing scikit-learn, splitting: one core)
-    checksum = beside(ds.checksum)
+    # the provenance's checksum (a sha256 over the table as float64: 0.25 s at 8,000 x 5,000) and the table-wide
+    # checks, needed at the end only, run on the spare core once training leaves it idle (``fit_model``'s when_idle:
+    # the members train in other processes, or the networks here are trained), not beside the split and the
+    # preprocessing, which wait for the --log1p decision and use that core themselves
+    checksum = Deferred(ds.checksum)
     val_ds = crossfit.validation_dataset(ds, options) if options.val_data else None
-    fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan, folds_flag=folds_flag)
-    # what predict and evaluate recognise as training rows (0.08 s at 8,000 x 5,000), beside the summaries below
-    seen = beside(training_fingerprints, [ds] + ([val_ds] if val_ds is not None else []), fitted.model.preprocessor)
+    tables = [ds] + ([val_ds] if val_ds is not None else [])
+    # what predict and evaluate recognise as training rows (0.08 s at 8,000 x 5,000), over the inputs of the model's
+    # preprocessing: from when_idle when it is known then, else beside the summaries below
+    early: list[tuple[data.Preprocessor, Deferred]] = []
+
+    def when_idle(reference: data.Preprocessor | None) -> None:
+        for task in (checksum, *later):
+            task.start()
+        if reference is not None:
+            early.append((reference, Deferred(training_fingerprints, tables, reference)))
+            early[0][1].start()
+
+    fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan, folds_flag=folds_flag,
+                                when_idle=when_idle)
+    reference = fitted.model.preprocessor
+    seen = early[0][1] if early and early[0][0] is reference else beside(training_fingerprints, tables, reference)
     with interrupts.finishing(fitted.stopped):  # trained: a stop now waits for the model to be complete
         if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
             notes += [n for n in val_ds.notes if n.startswith("--val-data")]
         notes += fitted.notes
-        warnings += later()
+        warnings += [w for w in (task() for task in later) if w]
         warnings += fitted.warnings
         model, resolved = fitted.model, fitted.options
         # an interrupted ensemble: the kept members' held-out rows, not the planned folds' (every row)
@@ -289,11 +296,11 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                         interval=interval)
 
 
-def _table_checks(ds: data.Dataset, options: TrainOptions) -> tuple[list[str], Callable[[], list[str]]]:
+def _table_checks(ds: data.Dataset, options: TrainOptions) -> tuple[list[str], list[Deferred]]:
     """The table's own warnings before training, as ``cv`` gives them: a label confounded with the batch, a
     multi-label label of one patient, a batch on another scale, missingness that follows the class or batch (with
-    --impute); and a function giving those of a pass over the whole table made beside the fit (0/1 columns among
-    continuous features: 0.08 s at 8,000 x 5,000; samples of 0 in every feature)."""
+    --impute); and the checks of a pass over the whole table, to run later (each gives a warning or None: 0/1
+    columns among continuous features, 0.08-0.3 s at 8,000 x 5,000; samples of 0 in every feature)."""
     from .data.batch_scales import batch_scale_warning
     from .data.missingness import binary_among_continuous, empty_rows_warning, missingness_warnings
     from .model_selection.cross_validation import batch_confounding
@@ -302,8 +309,7 @@ def _table_checks(ds: data.Dataset, options: TrainOptions) -> tuple[list[str], C
     out += splits.single_group_labels(ds)
     if options.impute is not None:  # missing values the fills then carry
         out += missingness_warnings(ds)
-    binary, empty = beside(binary_among_continuous, ds), beside(empty_rows_warning, ds)
-    return out, lambda: [w for w in (binary(), empty()) if w]
+    return out, [Deferred(binary_among_continuous, ds), Deferred(empty_rows_warning, ds)]
 
 
 def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> np.ndarray:

@@ -62,6 +62,59 @@ def test_beside_gives_the_result_or_raises_in_the_callers_thread(spare):
             failing()
 
 
+def test_deferred_work_runs_where_it_is_started_or_when_its_result_is_asked(spare):
+    """``parallel.Deferred``: started, it runs beside the caller when a core is spare (here and now when none is);
+    never started, it runs when its result is asked for, in the caller's thread; an error is raised there; the
+    work runs once however often it is started or asked."""
+    import threading
+
+    for threaded in (True, False):
+        spare(threaded)
+        ran: list[str] = []
+
+        def work(a: int, b: int) -> int:
+            ran.append(threading.current_thread().name)
+            return a + b
+
+        task = parallel.Deferred(work, 2, 3)
+        assert not task.started and ran == []
+        task.start()
+        task.start()
+        assert task.started and task() == 5 and task() == 5
+        assert ran == ["mlpcli-beside" if threaded else threading.current_thread().name]
+        lazy = parallel.Deferred(work, 1, 1)
+        assert lazy() == 2 and ran[-1] == threading.current_thread().name and len(ran) == 2
+        failing = parallel.Deferred(lambda: {}["missing"])
+        failing.start()
+        with pytest.raises(KeyError):
+            failing()
+
+
+@pytest.mark.parametrize("folds", [1, 3])
+def test_train_checks_the_whole_table_once_its_networks_are_trained(spare, monkeypatch, folds):
+    """The provenance checksum and the table-wide checks, needed only for the model file and the summary, start
+    on the spare core once training here is over (not beside the split and the preprocessing, which need that
+    core sooner), and their results are the model's as before."""
+    from mlpcli.data import missingness
+
+    spare(True)
+    events: list[str] = []
+    checksum, binary = data.Dataset.checksum, missingness.binary_among_continuous
+    monkeypatch.setattr(data.Dataset, "checksum", lambda self: events.append("checksum") or checksum(self))
+    monkeypatch.setattr(missingness, "binary_among_continuous", lambda ds: events.append("binary") or binary(ds))
+    frame = _counts_table(240, 40)
+    frame["g0039"] = (frame["g0039"] > 3).astype(float)  # a 0/1 column: the check's warning
+    ds = _dataset(frame)
+    options = TrainOptions(target=["label"], folds=folds, epochs=3, hidden=[8])
+    outcome = train_dataset(ds, options, progress=lambda row: events.append("epoch") if "epoch" in row else None,
+                            source="table", plan=parallel.Plan())  # (the members trained here, one after the other)
+    assert events.count("epoch") == 3 * folds
+    last_epoch = len(events) - 1 - events[::-1].index("epoch")
+    assert sorted(events[last_epoch + 1:]) == ["binary", "checksum"], events
+    assert outcome.model.provenance["data_sha256"] == checksum(ds)
+    assert any("'g0039'" in w and "only 0 and 1" in w for w in outcome.warnings)
+
+
 @pytest.mark.parametrize("config", [dict(log1p=True), dict(log1p=True, scaling="standard"),
                                     dict(log1p=True, top_var=700, impute="median")])
 def test_preprocessing_on_a_second_core_gives_the_same_matrix_and_fit(spare, config):

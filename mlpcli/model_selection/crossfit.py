@@ -35,7 +35,7 @@ from ..decision import choose as choose_decision
 from ..errors import DataError, OptionError, TrainingError
 from ..history import MEMBER
 from ..model_io import Member, Model
-from ..parallel import Plan, beside
+from ..parallel import Plan, beside, quick_switches
 from .fitting import (FittedRun, check_fits_memory, class_loss_weights, fit_run, label_loss_weights,
                       resolve_log1p)
 from .crossed import CROSSING_PARTS, Crossing, CrossedEstimate, crossed_estimate
@@ -347,7 +347,8 @@ def _raw_outputs(run: FittedRun, X: np.ndarray) -> np.ndarray:
 
 
 def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict], None] | None = None,
-              val_ds: data.Dataset | None = None, plan=None, folds_flag: str = "--folds") -> FittedModel:
+              val_ds: data.Dataset | None = None, plan=None, folds_flag: str = "--folds",
+              when_idle: Callable[[data.Preprocessor | None], None] | None = None) -> FittedModel:
     """Train the model ``mlpcli train`` ships on ``ds``; see the module docstring.
 
     ``val_ds``: an explicit validation table (``--val-data``), which implies one network.
@@ -357,6 +358,10 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     or, with members in parallel, ``{"event": "run_done", "done", "runs"}`` as each finishes.
     ``folds_flag``: the option that sets ``options.folds``, for messages (``cv`` and ``tune`` call it
     ``--member-folds``).
+    ``when_idle(reference)``: called once training leaves this process's spare core idle (the members handed to
+    worker processes, or the networks trained here), before the model's trust bases are fitted (one core here): the
+    caller's own work for the end may start then (``parallel.Deferred``). ``reference``: the preprocessing the
+    model will read its inputs with when it is known by then (a single hold-out's), else None. At most once.
 
     BLAS threads: ``plan``'s (default 1, as every command's), set for the call: left to the BLAS library, a
     notebook's call took all cores for products too small to share, and on a busy machine the threads waiting
@@ -365,10 +370,23 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     from ..parallel import blas_cap
 
     with blas_cap((plan or Plan()).blas_threads):
-        return _fit_model(ds, options, progress, val_ds, plan, folds_flag)
+        return _fit_model(ds, options, progress, val_ds, plan, folds_flag, _Once(when_idle))
 
 
-def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, folds_flag: str) -> FittedModel:
+class _Once:
+    """``fn`` (or nothing) callable any number of times, called the first time only."""
+
+    def __init__(self, fn: Callable[..., None] | None):
+        self.fn = fn
+
+    def __call__(self, *args) -> None:
+        fn, self.fn = self.fn, None
+        if fn is not None:
+            fn(*args)
+
+
+def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, folds_flag: str,
+               idle: _Once) -> FittedModel:
     options.validate()
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")
@@ -396,12 +414,13 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     # on a second core while the rows are split here (0.1-0.2 s for 4,000 patients; neither needs the other)
     deciding = beside(resolve_log1p, options, ds.X, notes)
     try:
-        if val_ds is not None:
-            split = None
-        elif n_folds == 1:
-            split = holdout(ds, options.val_size, options.seed)
-        else:
-            split = kfold(ds, n_folds, 1, options.seed, flag=folds_flag)
+        with quick_switches():  # the decision's NumPy calls get the lock back from the split's Python loop
+            if val_ds is not None:
+                split = None
+            elif n_folds == 1:
+                split = holdout(ds, options.val_size, options.seed)
+            else:
+                split = kfold(ds, n_folds, 1, options.seed, flag=folds_flag)
     finally:
         log1p, skew = deciding()  # waited for even when the split fails: no thread outlives the call
     if skew is not None:
@@ -423,9 +442,9 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
                      "tries one")
 
     if n_folds == 1:
-        fitted = _fit_holdout(ds, resolved, candidates, progress, val_ds, split)
+        fitted = _fit_holdout(ds, resolved, candidates, progress, val_ds, split, idle)
     else:
-        fitted = _fit_crossfit(ds, resolved, candidates, progress, split, plan)
+        fitted = _fit_crossfit(ds, resolved, candidates, progress, split, plan, idle)
     # the rule divides by the shares of the rows the network(s) trained on: a hold-out's training rows (every row
     # trains a member of an ensemble, and --val-data's table is apart)
     trained_on = ds.subset(split[0]) if n_folds == 1 and val_ds is None else ds
@@ -716,9 +735,9 @@ def _describe_hidden(hidden: list[int]) -> str:
     return "no hidden layer" if not hidden else "hidden " + ",".join(map(str, hidden))
 
 
-def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedModel:
+def _fit_holdout(ds, options, candidates, progress, val_ds, split, idle: _Once) -> FittedModel:
     """One network (per candidate) on the hold-out ``split`` (``holdout``'s (train, validation, summary)),
-    or trained on all of ``ds`` and validated on ``val_ds``."""
+    or trained on all of ``ds`` and validated on ``val_ds``; ``idle``: ``fit_model``'s when_idle."""
     if val_ds is None:
         tr, va, summary = split
         train_ds, scored, scored_rows = ds.subset(tr), ds.subset(va), va
@@ -760,6 +779,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split) -> FittedMode
             interrupted, stopped = True, []
         if run.result.interrupted or interrupted:
             break
+    idle(cands[0].runs[0].preprocessor)  # (the candidates share it)
     with interrupts.finishing(stopped):  # training is over: a stop now waits for the model to be complete
         # the rows the trust fits read, taken from the preprocessed matrices before they go (they are its now)
         prepared = _PreparedRows.gather(ds, cands[0].runs[0], (tr, va) if val_ds is None else None, options.seed)
@@ -831,7 +851,7 @@ def _expected_cost(spec: Candidate) -> tuple[int, bool]:
     return sum(spec.hidden), spec.augment_noise not in (0, 0.0)
 
 
-def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.ndarray
+def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.ndarray, idle: _Once
                    ) -> list[FittedRun | None] | None:
     """Every candidate's members trained side by side when ``plan`` has more than one worker (each with
     its own seed and plan.threads BLAS threads, so the runs equal the sequential ones), in the order
@@ -860,6 +880,7 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.nda
     # candidate order left one worker training a wide member while the other had finished. The results
     # come back in task order whatever the dispatch order.
     order = sorted(range(total), key=lambda i: _expected_cost(candidates[i // len(folds)]), reverse=True)
+    idle(None)  # this process waits for the workers
     results = run([tasks[i] for i in order], plan, shared=[ds], progress=done, keep_partial=True)
     ready: list[FittedRun | None] = [None] * total
     for i, result in zip(order, results):
@@ -867,8 +888,10 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.nda
     return ready
 
 
-def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> FittedModel:
-    """One member per fold of ``split`` (``kfold``'s (folds, strategy)) for each candidate."""
+def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _Once | None = None) -> FittedModel:
+    """One member per fold of ``split`` (``kfold``'s (folds, strategy)) for each candidate; ``idle``:
+    ``fit_model``'s when_idle."""
+    idle = _Once(None) if idle is None else idle
     folds, strategy = split
     cands, interrupted, stopped = [], False, []
     notes: list[str] = []
@@ -876,7 +899,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
     scored_rows = np.arange(ds.n_samples)
     parts = crossing_parts(ds, [f.test for f in folds], CROSSING_PARTS, options.seed)
     _announce(progress, strategy, [(len(f.train), len(f.test)) for f in folds], candidates)
-    ready = _parallel_runs(ds, folds, options, candidates, plan, progress, parts)
+    ready = _parallel_runs(ds, folds, options, candidates, plan, progress, parts, idle)
     if ready is not None and any(r is None for r in ready):  # interrupted with the members in parallel
         cands, scored_rows, note = _finished_in_parallel(ds, folds, candidates, ready)
         notes.append(note)
@@ -977,6 +1000,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None) -> Fitted
                          + ("; --lr-schedule plateau: the refit has no validation rows, so it keeps --lr (the "
                             "members' cuts are not replayed)" if chosen.lr_schedule == "plateau" else ""))
             model = _shell_model(ds, [refit], chosen, reference=refit.preprocessor)
+    idle(None)
     if options.refit and refit_epochs is None and stopped and not interrupted:
         notes.append("--refit: not trained to the end, the run was stopped once the members had trained; the model "
                      "is their ensemble")
