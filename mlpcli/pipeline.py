@@ -300,7 +300,7 @@ def _table_checks(ds: data.Dataset, options: TrainOptions) -> tuple[list[str], l
     """The table's own warnings before training, as ``cv`` gives them: a label confounded with the batch, a
     multi-label label of one patient, a batch on another scale, missingness that follows the class or batch (with
     --impute); and the checks of a pass over the whole table, to run later (each gives a warning or None: 0/1
-    columns among continuous features, 0.08-0.3 s at 8,000 x 5,000; samples of 0 in every feature)."""
+    columns among continuous features, samples of 0 in every feature; 0.1 s at 8,000 x 5,000)."""
     from .data.batch_scales import batch_scale_warning
     from .data.missingness import binary_among_continuous, empty_rows_warning, missingness_warnings
     from .model_selection.cross_validation import batch_confounding
