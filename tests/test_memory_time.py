@@ -52,13 +52,27 @@ def test_float32_parquet_gives_a_float32_matrix_and_the_model_of_its_float64_num
     assert (tmp_path / "a.mlp").read_bytes() == (tmp_path / "b.mlp").read_bytes()
 
 
-def test_checksum_hashes_float32_as_the_float64_of_the_same_numbers():
+def test_checksum_of_the_same_numbers_is_the_same_in_float32_and_float64():
+    """A float64 matrix of float32 numbers (NaN, infinities and -0.0 included) hashes as the float32 one, in blocks of
+    rows however many; one value that is no float32 number, in the first block or the last, makes it another
+    table's checksum (its float64 bytes), and the same float64 matrix always gives the same one."""
     rng = np.random.default_rng(0)
     X = rng.random((37, 5)).astype(np.float32)
-    X[3, 2] = np.nan
+    X[3, 2], X[4, 1], X[5, 0] = np.nan, -np.inf, -0.0
     y = np.arange(37)
     assert data.data_checksum(X, y) == data.data_checksum(X.astype(np.float64), y)
     assert data.data_checksum(X[:0], None) == data.data_checksum(X[:0].astype(np.float64), None)
+    tall = rng.random((3000, 200)).astype(np.float32)  # several blocks of rows (_HASH_BLOCK values each)
+    assert data.data_checksum(tall, None) == data.data_checksum(tall.astype(np.float64), None)
+    for row in (0, -1):
+        finer = tall.astype(np.float64)
+        finer[row, 7] += 1e-12  # no float32 number
+        assert data.data_checksum(finer, None) not in (data.data_checksum(tall, None),
+                                                       data.data_checksum(finer.astype(np.float32), None))
+        assert data.data_checksum(finer, None) == data.data_checksum(finer.copy(), None)
+    beyond = X.astype(np.float64)
+    beyond[0, 0] = 1e300  # beyond float32's range
+    assert data.data_checksum(beyond, y) != data.data_checksum(beyond.astype(np.float32), y)
     Y = X.copy()
     Y[0, 0] += 1
     assert data.data_checksum(Y, y) != data.data_checksum(X, y)
