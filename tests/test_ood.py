@@ -487,3 +487,32 @@ def test_evaluate_by_gives_each_groups_coverage_per_patient_and_notes_a_constant
     res = run(["evaluate", str(site_model / "m.mlp"), str(site_model / "one_site.csv"), "--by", "site"])
     assert res.exit_code == 0, res.output
     assert "every scored row has the same value ('one')" in " ".join(res.stderr.split())
+
+
+def test_a_hold_outs_basis_is_the_same_with_half_its_range_finder_on_a_second_core(monkeypatch):
+    """``calibrate`` with one (training, held-out) pair runs half of its fit's range finder (the centred copy and
+    the products, by halves of rows or columns) through ``start``: the same basis, bit for bit, as without."""
+    from mlpcli import parallel
+
+    monkeypatch.setattr(parallel, "spare_core", lambda: True)
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((420, 380)).astype(np.float32)  # past the exact SVD's size: the randomised range finder
+    labels = rng.integers(0, 4, 420)
+    parts = [(np.arange(300), np.arange(300, 420))]
+    threads: set[str] = set()
+
+    def start(fn, *args):
+        def record(*a):
+            import threading
+
+            threads.add(threading.current_thread().name)
+            return fn(*a)
+        return parallel.beside(record, *args)
+
+    here = ood.calibrate(Z, parts, 5, labels=labels, n_classes=4)
+    beside = ood.calibrate(Z, parts, 5, labels=labels, n_classes=4, start=start)
+    assert threads == {"mlpcli-beside"}
+    for name in ("mean", "components", "reference", "reference_residual", "calibration", "class_scale",
+                 "part_calibration"):
+        np.testing.assert_array_equal(getattr(here, name), getattr(beside, name), err_msg=name)
+    assert here.components.shape[0] > 1
