@@ -319,7 +319,14 @@ def _halves(fn: Callable[[slice], np.ndarray | None], n: int, start: Callable | 
     the halves are the same."""
     first, second = slice(0, n // 2), slice(n // 2, n)
     other = start(fn, second) if start is not None else (lambda: fn(second))
-    mine = fn(first)
+    try:
+        mine = fn(first)
+    except BaseException:
+        try:
+            other()  # no thread outlives the call, also when this half fails
+        except Exception:  # noqa: BLE001 - this half's error is the one to raise
+            pass
+        raise
     theirs = other()
     return None if mine is None else np.concatenate([mine, theirs])
 
