@@ -161,6 +161,11 @@ def test_zero_one_columns_are_found_among_missing_values_and_across_column_block
     ds = SimpleNamespace(X=X, feature_names=[f"g{j}" for j in range(300)])
     said = [binary_among_continuous(ds, block_columns=width) for width in (1, 2, 256)]
     assert said[0] == said[1] == said[2] and "2 feature columns of the 300" in said[0] and "('g3', 'g250')" in said[0]
+    from mlpcli.data.dataset import RowView  # the rows of a larger table, as ``Dataset.subset`` holds them
+
+    larger = np.vstack([X, rng.lognormal(size=(30, 300))])
+    rows = SimpleNamespace(X=RowView.of(larger, np.arange(50)), feature_names=ds.feature_names)
+    assert binary_among_continuous(rows, block_columns=64) == said[0]
     many = X.copy()
     many[:, 10:11 + BINARY_AMONG_CONTINUOUS_MAX] = rng.integers(0, 2, (50, BINARY_AMONG_CONTINUOUS_MAX + 1))
     assert binary_among_continuous(SimpleNamespace(X=many, feature_names=ds.feature_names)) is None

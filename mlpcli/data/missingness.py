@@ -150,7 +150,7 @@ def binary_among_continuous(ds, block_columns: int = BLOCK_COLUMNS) -> str | Non
     columns or clinical flags, which every column but the roles' becomes. Training on `mutA` of a table holding
     `mutB`, `pathX` and `rare` used them as inputs and `explain` ranked another target among the genes. None for a
     sparse matrix, or when there are none or many (a matrix of mutations is 0/1 throughout)."""
-    from .dataset import is_sparse
+    from .dataset import feature_block, is_sparse
 
     X = ds.X
     if X is None or is_sparse(X) or X.shape[1] < 20:
@@ -158,12 +158,20 @@ def binary_among_continuous(ds, block_columns: int = BLOCK_COLUMNS) -> str | Non
     # only a column whose smallest value is 0 and largest 1 (missing values aside) can be one: two passes over the
     # whole matrix, without temporaries, rule out the others, where the test of every value took eight (0.13-0.17 s
     # at 8,000 x 5,000, against 0.03 s)
-    X = np.asarray(X)
-    candidates = np.flatnonzero((np.fmin.reduce(X, axis=0) == 0) & (np.fmax.reduce(X, axis=0) == 1))
+    d = X.shape[1]
+    if isinstance(X, np.ndarray):
+        low, high = np.fmin.reduce(X, axis=0), np.fmax.reduce(X, axis=0)
+    else:  # rows of a larger table (``Dataset.subset``): a block of their columns copied at a time
+        low, high = np.empty(d), np.empty(d)
+        for start in range(0, d, block_columns):
+            B = feature_block(X, slice(None), slice(start, start + block_columns))
+            np.fmin.reduce(B, axis=0, out=low[start:start + block_columns])
+            np.fmax.reduce(B, axis=0, out=high[start:start + block_columns])
+    candidates = np.flatnonzero((low == 0) & (high == 1))
     binary = []
     for start in range(0, len(candidates), block_columns):
         columns = candidates[start:start + block_columns]
-        B = X[:, columns]
+        B = X[:, columns] if isinstance(X, np.ndarray) else feature_block(X, slice(None), columns)
         zero, one = (B == 0), (B == 1)
         flags = np.all(zero | one | np.isnan(B), axis=0) & zero.any(axis=0) & one.any(axis=0)
         binary += [int(j) for j in columns[flags]]
