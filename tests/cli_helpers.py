@@ -22,19 +22,13 @@ def assert_clean_error(result, *needles, code=1):
 def write_tenx(directory, genes, cells: int = 6) -> None:
     """A 10x Genomics directory (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz) of random counts: ``genes`` as
     Gene Expression features, barcodes AAAC0-1, AAAC1-1, ... (``cells`` of them)."""
-    import gzip
-
-    import scipy.io
     import scipy.sparse as sp
 
+    from tables import write_cellranger
+
     directory.mkdir()
-    m = sp.random(len(genes), cells, density=0.5, format="coo", random_state=0)
-    with gzip.open(directory / "matrix.mtx.gz", "wb") as f:
-        scipy.io.mmwrite(f, m)
-    with gzip.open(directory / "features.tsv.gz", "wt") as f:
-        f.write("".join(f"{g}\t{g}\tGene Expression\n" for g in genes))
-    with gzip.open(directory / "barcodes.tsv.gz", "wt") as f:
-        f.write("".join(f"AAAC{i}-1\n" for i in range(cells)))
+    counts = sp.random(len(genes), cells, density=0.5, format="coo", random_state=0).T  # (cells, genes), not whole
+    write_cellranger(directory, counts, ids=genes, symbols=genes, barcodes=[f"AAAC{i}-1" for i in range(cells)])
 
 
 FAST = ["--hidden", "8", "--epochs", "15", "--folds", "1", "--quiet"]

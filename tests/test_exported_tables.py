@@ -2,18 +2,14 @@
 join for a reason the error names, GEO series matrices and featureCounts output, gene-symbol annotation columns,
 and 10x CITE-seq antibody features."""
 
-import gzip
-import os
-
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.io
-import scipy.sparse as sp
 
 from mlpcli import data, model_io
 from mlpcli.errors import DataError
 from cli_helpers import assert_clean_error, run
+from tables import write_cellranger
 
 
 FAST = ["--epochs", "3", "--hidden", "", "--folds", "2", "--seed", "0", "-q"]
@@ -270,24 +266,15 @@ def write_10x(directory, n_cells: int = 60, n_genes: int = 10, n_antibodies: int
               antibody_names_genes: bool = False) -> list[str]:
     """A Cell Ranger 3 directory; `n_antibodies` Antibody Capture features after the genes (CITE-seq), named
     like the first genes' symbols with `antibody_names_genes` ('GENE0' the gene and the antibody)."""
-    os.makedirs(directory, exist_ok=True)
     rng = np.random.default_rng(0)
     types = np.arange(n_cells) % 2
     counts = rng.poisson(1.0, size=(n_cells, n_genes + n_antibodies))
     counts[types == 0, :3] += 4
     counts[types == 0, n_genes:] += 50  # antibodies: another scale
-    with gzip.open(os.path.join(directory, "matrix.mtx.gz"), "wb") as fh:
-        scipy.io.mmwrite(fh, sp.coo_matrix(counts.T), field="integer")
-    with gzip.open(os.path.join(directory, "features.tsv.gz"), "wt") as fh:
-        for j in range(n_genes):
-            fh.write(f"ENSG{j:011d}\tGENE{j}\tGene Expression\n")
-        for j in range(n_antibodies):
-            name = f"GENE{j}" if antibody_names_genes else f"CD{j}"
-            fh.write(f"{name}_TotalSeqB\t{name}\tAntibody Capture\n")
-    barcodes = [f"AAAC{i:06d}-1" for i in range(n_cells)]
-    with gzip.open(os.path.join(directory, "barcodes.tsv.gz"), "wt") as fh:
-        fh.write("\n".join(barcodes) + "\n")
-    return barcodes
+    names = [f"GENE{j}" if antibody_names_genes else f"CD{j}" for j in range(n_antibodies)]
+    return write_cellranger(directory, counts, ids=[f"ENSG{j:011d}" for j in range(n_genes)]
+                            + [f"{name}_TotalSeqB" for name in names], symbols=[f"GENE{j}" for j in range(n_genes)] + names,
+                            types=["Gene Expression"] * n_genes + ["Antibody Capture"] * n_antibodies)
 
 
 def test_10x_antibody_capture_features_are_left_out_of_training(tmp_path):

@@ -2,18 +2,16 @@
 another model (probabilities of classes it lacks removed, another target's kept), hand-written 10x files, and
 cell sheets joined beside an obs column sample_id."""
 
-import gzip
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.io
 import scipy.sparse as sp
 
 from mlpcli import data
 from cli_helpers import assert_clean_error, run
-from tables import cell_counts
+from tables import cell_counts, write_cellranger
 
 anndata = pytest.importorskip('anndata')
 
@@ -135,18 +133,8 @@ def _tenx(directory, X, features_header: str | None = None, barcodes_header: str
           transposed: bool = False):
     """Cell Ranger's three gzipped files for `X` (cells × genes), as a hand-written export may get them: a
     header line in features.tsv.gz or barcodes.tsv.gz, the matrix cells × features."""
-    os.makedirs(directory, exist_ok=True)
-    M = sp.coo_matrix(X if transposed else X.T)
-    with gzip.open(os.path.join(directory, "matrix.mtx.gz"), "wb") as fh:
-        scipy.io.mmwrite(fh, M.astype(np.int64), field="integer")
-    with gzip.open(os.path.join(directory, "features.tsv.gz"), "wt") as fh:
-        if features_header:
-            fh.write(features_header + "\n")
-        fh.writelines(f"ENSG{j:011d}\tGENE{j}\tGene Expression\n" for j in range(X.shape[1]))
-    with gzip.open(os.path.join(directory, "barcodes.tsv.gz"), "wt") as fh:
-        if barcodes_header:
-            fh.write(barcodes_header + "\n")
-        fh.writelines(f"AAAC{i:06d}-1\n" for i in range(X.shape[0]))
+    write_cellranger(directory, X, integer=True, features_header=features_header, barcodes_header=barcodes_header,
+                     transposed=transposed)
     return str(directory)
 
 

@@ -1,20 +1,18 @@
 """Single-cell files as GEO and scanpy hand them out: an empty AnnData layer, .raw's var names, 10x matrices
 without entries, and GEO's prefixed 10x file names."""
 
-import gzip
 import os
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.io
 import scipy.sparse as sp
 
 from mlpcli import data
 from mlpcli.errors import DataError
 from cli_helpers import assert_clean_error, run
-from tables import cell_counts
+from tables import cell_counts, write_cellranger
 
 anndata = pytest.importorskip('anndata')
 
@@ -47,14 +45,8 @@ def _h5ad(path, *, empty_layer: bool = False, raw: bool = False):
 
 def _tenx(directory, prefix: str = "", X=None):
     """Cell Ranger's three gzipped files, each name with `prefix` (GEO's GSM..._), in `directory`."""
-    os.makedirs(directory, exist_ok=True)
     X = cell_counts(N_CELLS, N_GENES, dtype=np.int32)[0] if X is None else X
-    with gzip.open(os.path.join(directory, f"{prefix}matrix.mtx.gz"), "wb") as fh:
-        scipy.io.mmwrite(fh, sp.coo_matrix(X.T), field="integer")
-    with gzip.open(os.path.join(directory, f"{prefix}features.tsv.gz"), "wt") as fh:
-        fh.writelines(f"ENSG{j:011d}\tGENE{j}\tGene Expression\n" for j in range(X.shape[1]))
-    with gzip.open(os.path.join(directory, f"{prefix}barcodes.tsv.gz"), "wt") as fh:
-        fh.writelines(f"AAAC{i:06d}-1\n" for i in range(X.shape[0]))
+    write_cellranger(directory, X, prefix=prefix)
     return str(directory)
 
 

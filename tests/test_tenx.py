@@ -19,6 +19,7 @@ from mlpcli import data
 from mlpcli.data.tenx import TenX
 from mlpcli.errors import DataError
 from cli_helpers import assert_clean_error, run, write_tenx
+from tables import write_cellranger
 
 N_CELLS, N_GENES = 240, 30
 
@@ -27,23 +28,13 @@ def write_10x(directory, n_cells: int = N_CELLS, n_genes: int = N_GENES, seed: i
               compressed: bool = True):
     """A Cell Ranger-like directory (matrix.mtx.gz features × barcodes, features.tsv.gz id/symbol/type,
     barcodes.tsv.gz) of Poisson counts whose 3 cell types raise 5 genes each; returns (barcodes, types, X)."""
-    os.makedirs(directory, exist_ok=True)
     rng = np.random.default_rng(seed)
     types = rng.integers(0, 3, n_cells)
     rate = np.full((3, n_genes), 0.5)
     for t in range(3):
         rate[t, t * 5:(t + 1) * 5] = 4.0
     X = rng.poisson(rate[types])  # (cells, genes)
-    gz = ".gz" if compressed else ""
-    opener = gzip.open if compressed else open
-    with opener(os.path.join(directory, f"matrix.mtx{gz}"), "wb") as fh:
-        scipy.io.mmwrite(fh, sp.coo_matrix(X.T), field="integer")
-    with opener(os.path.join(directory, f"{'genes' if legacy else 'features'}.tsv{gz}"), "wt") as fh:
-        for j in range(n_genes):
-            fh.write(f"ENSG{j:011d}\tGENE{j}" + ("" if legacy else "\tGene Expression") + "\n")
-    barcodes = [f"AAAC{i:06d}-1" for i in range(n_cells)]
-    with opener(os.path.join(directory, f"barcodes.tsv{gz}"), "wt") as fh:
-        fh.write("\n".join(barcodes) + "\n")
+    barcodes = write_cellranger(directory, X, legacy=legacy, compressed=compressed)
     return barcodes, types, X
 
 
