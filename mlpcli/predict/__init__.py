@@ -59,12 +59,7 @@ _EXPORTS = {
 _MODULES = ("_common", "columns", "evaluation", "output", "prepared", "recalibrate", "seen", "shift", "stream",
             "trust")
 
-__all__ = [
-    "DEFAULT_CHUNK_MB", "DEFAULT_CHUNKSIZE", "FORWARD_ROWS", "OUTPUT_FORMATS", "RoleFlags", "ColumnPlan", "ShiftReport", "PredictionStream",
-    "EvaluationResult", "Prepared", "open_table", "plan_columns", "prepare", "shift_report", "predict_stream",
-    "write_predictions", "write_table", "TABLE_FORMATS", "write_predictions_h5ad", "obs_columns", "DEFAULT_OBS_PREFIX", "output_format", "evaluate",
-    "main_metric", "Uncertainty",
-]
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
