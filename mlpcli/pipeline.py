@@ -89,7 +89,8 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
     try:
         with quick_switches() if dense else nullcontext():  # the reader's calls get the lock back from the import
             loaded = data.load_dataset(path, **options.roles(), stdin=stdin)
-            twins = data.twin_rows(loaded[0].X, loaded[0].groups)  # NumPy, beside the import (~0.1 s at 8,000 x 5,000)
+            # NumPy, beside the import (~0.1 s at 8,000 x 5,000); its fingerprints are the training rows' a model keeps
+            twins = data.twin_rows(loaded[0].X, loaded[0].groups, loaded[0].row_fingerprints())
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: not waited for, as the interrupted reading may hold an
         raise  # import lock the import thread (a daemon, left to the exit) waits for: a hang, seen once
     except BaseException:
@@ -317,7 +318,9 @@ def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> np.ndar
     table, and the --val-data table) over the reference ``preprocessor``'s kept features, the columns a table to
     predict needs; a model keeps them (``Model.training_rows``)."""
     kept = preprocessor.kept_index_
-    return np.unique(np.concatenate([data.copies.kept_fingerprints(d.X, kept) for d in datasets]))
+    every = [len(kept) == d.n_features and np.array_equal(kept, np.arange(d.n_features)) for d in datasets]
+    return np.unique(np.concatenate([d.row_fingerprints() if every[i] else data.copies.kept_fingerprints(d.X, kept)
+                                     for i, d in enumerate(datasets)]))
 
 
 def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "(in memory)",

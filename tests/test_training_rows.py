@@ -54,6 +54,36 @@ def test_kept_columns_alone_give_what_a_table_of_those_columns_gives():
     assert np.array_equal(kept_fingerprints(sp.csr_matrix(X), kept), whole)
 
 
+def test_a_dataset_fingerprints_its_rows_once_and_anew_for_a_new_matrix():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(40, 15)).astype(np.float32)
+    X[9] = X[2]
+    ds = data.Dataset(X=X, y=None, feature_names=[f"g{j}" for j in range(15)], task=None)
+    first = ds.row_fingerprints()
+    assert np.array_equal(first, row_fingerprints(X)) and ds.row_fingerprints() is first  # computed once
+    assert data.twin_rows(X, fingerprints=first) == data.twin_rows(X) == [(2, 9)]
+    ds.X = ds.X[:, ::-1]  # the columns reordered (to a model's order): the rows fingerprint otherwise
+    assert np.array_equal(ds.row_fingerprints(), row_fingerprints(ds.X))
+    assert not np.array_equal(ds.row_fingerprints(), first)
+    with pytest.raises(ValueError, match="shape"):
+        data.twin_rows(X, fingerprints=first[:-1])
+
+
+def test_a_model_without_a_constant_column_keeps_its_rows_over_the_kept_columns(tmp_path):
+    table = make_table("multiclass", n_patients=30, per_patient=2, n_features=20, seed=3)
+    table["f05"] = 2.5  # constant: dropped by the preprocessing, so not among the model's inputs
+    train = tmp_path / "train.csv"
+    table.to_csv(train, index=False)
+    res = run(["train", str(train), "--group", "patient_id", *FAST, "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    model = model_io.load(tmp_path / "m.mlp")
+    kept = model.preprocessor.kept_index_
+    X = table.filter(like="f").to_numpy()
+    assert X.shape[1] == 20 and len(kept) == 19 and 5 not in kept
+    assert np.array_equal(model.training_rows, np.unique(kept_fingerprints(X, kept)))
+    assert not np.array_equal(model.training_rows, np.unique(row_fingerprints(X)))
+
+
 # ── predict and evaluate ─────────────────────────────────────────────────────────────────────────────────
 
 

@@ -75,19 +75,22 @@ def _canonical_bits(values: np.ndarray) -> np.ndarray:
     return bits
 
 
-def twin_rows(X, groups: np.ndarray | None = None) -> list[tuple[int, int]]:
+def twin_rows(X, groups: np.ndarray | None = None, fingerprints: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Pairs (i, j), i < j, of rows of X (n, d) with identical feature values (NaN matching NaN) whose groups
     differ (every pair without groups): the same sample twice under two ids (a GEO sample deposited in two
     series, a file concatenated with itself), which a split can put on both sides, so that one copy is scored by
     a member trained on the other. Only tables of MIN_FEATURES features or more are checked (a few
     clinical or discrete columns repeat by chance); rows of one value (all zero) are not counted. Equal
     ``row_fingerprints`` narrow the candidates; each pair is then compared value by value. A sparse X (single-cell counts, where identical low-count cells are no copies) is
-    not checked: []. About 0.1 s at 8,000 x 5,000 float32, a few MB of temporaries."""
+    not checked: []. About 0.1 s at 8,000 x 5,000 float32, a few MB of temporaries. fingerprints: X's
+    ``row_fingerprints`` when the caller has them (``Dataset.row_fingerprints``), else computed."""
     if is_sparse(X) or X.shape[0] < 2 or X.shape[1] < MIN_FEATURES:
         return []
     X = np.asarray(X)
     n = X.shape[0]
-    fingerprint = row_fingerprints(X)
+    fingerprint = row_fingerprints(X) if fingerprints is None else np.asarray(fingerprints, dtype=np.uint64)
+    if fingerprint.shape != (n,):
+        raise ValueError(f"fingerprints must have shape ({n},), got {fingerprint.shape}")
     order = np.argsort(fingerprint, kind="stable")
     ranked = fingerprint[order]
     starts = np.r_[0, np.flatnonzero(ranked[1:] != ranked[:-1]) + 1]  # the runs of equal fingerprints

@@ -304,6 +304,9 @@ class Dataset:
     # as in a subset): training without --impute names every such column at once, not a member's share
     missing: np.ndarray | None = None
     source: str | None = None  # the file (or "the DataFrame") the rows were read from, for messages; None: not known
+    # (the X they are of, its (n,) uint64 ``row_fingerprints``), once asked for: the copies check and the model's
+    # training rows share them; a new X (columns reordered to a model's) has none
+    _fingerprints: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n_samples(self) -> int:
@@ -317,6 +320,16 @@ class Dataset:
         """The provenance checksum (``data_checksum``) of the values, the labels and the names that give them
         their meaning: features, classes, targets."""
         return data_checksum(self.X, self.y, (self.feature_names, self.classes, self.target_names))
+
+    def row_fingerprints(self) -> np.ndarray:
+        """(n,) uint64 ``copies.row_fingerprints`` of X's rows over every feature, computed once (X is not changed in
+        place once read): the check for copied samples and the training rows a model keeps both need them
+        (0.07 s at 8,000 x 5,000)."""
+        if self._fingerprints is None or self._fingerprints[0] is not self.X:
+            from .copies import row_fingerprints
+
+            self._fingerprints = (self.X, row_fingerprints(self.X))
+        return self._fingerprints[1]
 
     def subset(self, idx) -> "Dataset":
         """Rows `idx` (indices or boolean mask) as a new Dataset; notes and warnings are carried over.
