@@ -132,6 +132,23 @@ def test_the_training_zero_share_is_the_same_from_dense_and_sparse_rows():
     assert imputed.train_zero_share_[0] == (X[10:, 0] == 0).sum() / 50
 
 
+@pytest.mark.parametrize("log1p", [True, False])
+def test_zero_shares_of_blocks_without_a_zero_and_with_a_few(monkeypatch, log1p):
+    from mlpcli.data import preprocess
+
+    monkeypatch.setattr(preprocess, "_BLOCK_VALUES", 40 * 4)  # blocks of 4 columns of the 40 rows
+    rng = np.random.default_rng(3)
+    X = rng.lognormal(0, 1, size=(40, 12))  # no zero: every block's minima above 0
+    X[5, 6] = 0.0  # one zero in the second block
+    X[7, 9], X[8, 9] = -0.0, 0.0  # a negative zero is a zero too
+    X[9, 11] = 5e-324  # the smallest value above 0 is no zero, logged or not
+    names = [f"g{j}" for j in range(12)]
+    pre = Preprocessor(PreprocessConfig(log1p=log1p)).fit(X, names)
+    np.testing.assert_array_equal(pre.train_zero_share_, (X == 0).mean(axis=0))
+    assert pre.train_zero_share_[6] == 1 / 40 and pre.train_zero_share_[9] == 2 / 40
+    assert pre.train_zero_share_[:4].sum() == pre.train_zero_share_[11] == 0
+
+
 def test_a_model_file_without_the_zero_shares_still_predicts_without_the_test(trained):
     old = rewrite_model(trained["model"], trained["tmp"] / "old.mlp",
                         lambda m: (m.update(format_version=4), m["preprocessing"].pop("train_rows")),

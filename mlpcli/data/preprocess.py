@@ -211,7 +211,10 @@ class Preprocessor:
                 np.log1p(B, out=B)
             nan_mask = None if complete and cfg.impute is None else np.isnan(B)
             nan_counts[cols] = 0 if nan_mask is None else nan_mask.sum(axis=0)
-            zero_counts[cols] = np.count_nonzero(B == 0, axis=0)  # log1p keeps 0 at 0; before imputation
+            # log1p keeps 0 at 0 (and a value above 0 above it); before imputation. A complete block whose minima are
+            # all above 0 (intensities, microarrays, TPM without zeros) holds none: no pass (0.04 s at 6,400 x 5,000)
+            no_zero = complete and bool((low > 0).all())
+            zero_counts[cols] = 0 if no_zero else np.count_nonzero(B == 0, axis=0)
             if cfg.impute is None:
                 if nan_counts.any():
                     continue
