@@ -38,7 +38,8 @@ The yardsticks: `data` is the feature matrix's size (dense: rows x genes x 4 byt
 arrays), `read` the seconds of the call ``pd.read_parquet(FILE)`` (dense) or ``anndata.read_h5ad(FILE)``
 (sparse) in a process of its own (imports not counted; `read process` counts them). The dense files are written in
 row groups of 1,000 rows, which ``pd.read_parquet`` reads 2-3 x slower than one group: the largest is measured again
-as one row group, as pandas' ``to_parquet`` writes a table of its size, and the time bar is given for both. The issue's bars for the dense case: peak <= 3 x data + 300 MB, seconds
+as one row group, as pandas' ``to_parquet`` writes a table of its size, and the time bar is given for both (for one
+group also against `read process`, whose interpreter start and imports `train`'s wall time counts too). The issue's bars for the dense case: peak <= 3 x data + 300 MB, seconds
 outside the epochs < 2 x read. Not a test: the figures depend on the machine, its load and the library
 versions; cost should grow linearly with the rows.
 """
@@ -249,7 +250,9 @@ def print_table(results: list[dict], label: str) -> None:
             g = r["one_group"]
             print(f"the same table in one row group (as pandas writes it): read {g['read_s']:.2f} s; outside the epochs "
                   f"{g['train']['outside_s']:.1f} s (< 2 x read = {2 * g['read_s']:.1f} s: "
-                  f"{'met' if g['train']['outside_s'] < 2 * g['read_s'] else 'NOT met'}), peak {g['train']['peak_mb']:.0f} MiB")
+                  f"{'met' if g['train']['outside_s'] < 2 * g['read_s'] else 'NOT met'}), peak {g['train']['peak_mb']:.0f} MiB; "
+                  f"{g['train']['outside_s'] / g['read_process_s']:.1f} x the read as a process of its own, interpreter and "
+                  f"imports counted as they are in `train`'s ({g['read_process_s']:.2f} s)")
 
 
 def main(argv=None) -> int:
@@ -299,7 +302,7 @@ def main(argv=None) -> int:
             if dense:  # the largest dense table again, in one row group
                 largest = [path for kind, path, *_ in inputs if kind == "dense"][-1]
                 read, whole, _ = _read_and_train("dense", one_row_group(largest), root, work)
-                dense[-1]["one_group"] = {"read_s": float(read["stdout"]), "train": whole}
+                dense[-1]["one_group"] = {"read_s": float(read["stdout"]), "read_process_s": read["wall_s"], "train": whole}
             if args.default_run and dense:
                 largest = [path for kind, path, *_ in inputs if kind == "dense"][-1]
                 dense[-1]["default"] = _measure.measure(
