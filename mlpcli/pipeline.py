@@ -90,7 +90,9 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
         with quick_switches() if dense else nullcontext():  # the reader's calls get the lock back from the import
             loaded = data.load_dataset(path, **options.roles(), stdin=stdin)
             # NumPy, beside the import (~0.1 s at 8,000 x 5,000); its fingerprints are the training rows' a model keeps
-            twins = data.twin_rows(loaded[0].X, loaded[0].groups, loaded[0].row_fingerprints())
+            # (sparse tables are not checked for copies: theirs are made when the model needs them)
+            table = loaded[0]
+            twins = data.twin_rows(table.X, table.groups, None if data.is_sparse(table.X) else table.row_fingerprints())
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: not waited for, as the interrupted reading may hold an
         raise  # import lock the import thread (a daemon, left to the exit) waits for: a hang, seen once
     except BaseException:
