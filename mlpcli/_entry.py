@@ -6,7 +6,7 @@ worker processes included) has nothing to stop or to keep: the process says so o
 128 + the signal, instead of a traceback from inside an import or from an exit handler; after the last exit
 handler, when CPython has put the default handlers back, the signal is ignored and the command's own exit code
 stands (``ignore_stop_signals``). In between, the command line's own handling
-(``cli._common.stop_signals_as_interrupts``) is in force.
+(``cli.signals.stop_signals_as_interrupts``) is in force.
 """
 
 from __future__ import annotations

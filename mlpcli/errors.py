@@ -33,3 +33,12 @@ class TrainingError(MlpcliError):
 class OutputError(MlpcliError, OSError):
     """An output file that cannot be written (disk full, quota, read-only, permissions); still an OSError
     for callers that catch those, with a message naming the file."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its whitespace runs as single spaces; its class name when it has none),
+    an OSError's as "FILE: reason"."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(text.split())

@@ -21,7 +21,7 @@ TABLE_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, 
 from .interrupts import held
 
 __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file",
-           "discard_temporaries", "check_file_name", "stdout_input", "write_whole", "WholeWrites"]
+           "discard_temporaries", "check_file_name", "stdout_input", "write_whole", "WholeWrites", "write_together"]
 
 
 def file_sha256(source) -> str | None:
@@ -454,6 +454,44 @@ def _output_error(shown: str, exc: OSError) -> OutputError:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def write_together(files: dict[str, bytes], last=None) -> None:
+    """Write the files (path: content) and run ``last`` (an output with a writer of its own: a plot, an .h5ad
+    copy), all or none: each file goes to a temporary file beside it, on disk (fsync) before the next is
+    started, and the temporaries are renamed into place only once ``last`` has succeeded, innermost first. An
+    error in any output so leaves no new file behind, and every file an earlier run left where it was. Devices
+    and open descriptors (/dev/null, /dev/stderr), which cannot be taken back, are written last before ``last``."""
+    regular = [(path, content) for path, content in files.items() if not is_special_file(path)]
+    special = [(path, content) for path, content in files.items() if is_special_file(path)]
+
+    class _Last(Exception):  # carries an error of ``last`` past the files' writers, which would take a
+        pass                 # full disk's OSError for their own
+
+    def from_(i: int) -> None:
+        if i == len(regular):
+            for path, content in special:  # before anything is put in place: a failure (/dev/full) leaves nothing
+                atomic_write(path, lambda fh, content=content: fh.write(content))
+            if last is not None:
+                try:
+                    last()
+                except OSError as exc:
+                    raise _Last(exc) from None
+            return
+        path, content = regular[i]
+
+        def write(fh) -> None:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())  # a full disk (NFS, quota) shows now, while nothing is in place yet
+            from_(i + 1)
+
+        atomic_write(path, write)
+
+    try:
+        from_(0)
+    except _Last as wrapped:
+        raise wrapped.args[0] from None
 
 
 @contextmanager

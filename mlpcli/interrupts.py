@@ -4,7 +4,7 @@ many fits one after the other in this process (``parallel.run`` without workers:
 learning curves) must still stop, and asks here whether a fit was cut short while it ran.
 
 Also the few steps a stop signal must not cut in two (``held``): the command line's signal handler
-(``cli._common``) raises its interrupt once such a step is done rather than in the middle of it; and the steps
+(``cli.signals``) raises its interrupt once such a step is done rather than in the middle of it; and the steps
 that complete what is already paid for (``finishing``: a trained model's calibration, metrics, its writing),
 after which a stop is recorded, not raised, so that the caller keeps the result and then stops."""
 

@@ -40,7 +40,7 @@ HEADLINE_METRICS = {
     "multilabel": ["balanced_accuracy", "f1_macro", "hamming_loss", "log_loss"],  # BCE averaged over labels
     "regression": ["rmse", "mae", "r2", "pearson_r"],
 }
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "hamming_loss", "brier", "ece"})
+LOWER_IS_BETTER = frozenset({"rmse", "mse", "mae", "log_loss", "hamming_loss", "brier", "ece"})
 
 # Metric names for people (table headers, sentences, plot axes), by key: (name, short name for narrow table
 # headers). JSON keys stay the keys.

@@ -48,7 +48,7 @@ import numpy as np
 from .engine import activations as act_mod
 from .engine import losses as loss_mod
 from .engine.network import state_shapes
-from .errors import ConfigError, ModelFileError
+from .errors import ConfigError, ModelFileError, one_line
 
 __all__ = ["FORMAT", "SUPPORTED_VERSIONS", "CheckedModel", "read"]
 
@@ -884,7 +884,7 @@ class _Fields:
         try:
             act_mod.get(activation, **params)
         except (ValueError, TypeError) as exc:
-            self.fail(f"{where}.activation_params", f"is invalid ({_one_line(exc)})")
+            self.fail(f"{where}.activation_params", f"is invalid ({one_line(exc)})")
         if "dropout" in arch:
             self.number(arch["dropout"], f"{where}.dropout", 0.0, 1.0, hi_open=True)
         if "batchnorm" in arch:
@@ -913,7 +913,7 @@ class _Fields:
         try:
             fn = loss_mod.get(name, **params)
         except (ValueError, TypeError) as exc:
-            self.fail("loss.params", f"is invalid for loss {name!r} ({_one_line(exc)})")
+            self.fail("loss.params", f"is invalid for loss {name!r} ({one_line(exc)})")
         return fn.output_activation
 
     def outputs(self, task: str, classes, link: str, n_outputs: int) -> None:
@@ -1089,7 +1089,7 @@ def _read_arrays(name: str, weights: bytes, specs: dict[str, _ArraySpec]) -> dic
     try:
         zf = zipfile.ZipFile(io.BytesIO(weights))
     except (zipfile.BadZipFile, EOFError, ValueError) as exc:
-        raise ModelFileError(f"{name}: weights.npz is not a readable array archive ({_one_line(exc)})") from None
+        raise ModelFileError(f"{name}: weights.npz is not a readable array archive ({one_line(exc)})") from None
     with zf:
         wanted = {f"{key}.npy": key for key in specs}
         entries = [i.filename for i in zf.infolist()]
@@ -1113,7 +1113,7 @@ def _read_arrays(name: str, weights: bytes, specs: dict[str, _ArraySpec]) -> dic
                 raise
             except Exception as exc:  # a bad magic string or header, a short read, a CRC mismatch
                 raise ModelFileError(f"{name}: weights.npz array {key} cannot be read "
-                                     f"({type(exc).__name__}: {_one_line(exc)})") from None
+                                     f"({type(exc).__name__}: {one_line(exc)})") from None
     return arrays
 
 
@@ -1268,7 +1268,3 @@ def _show(v, limit: int = 40) -> str:
 
 def _mib(n: int) -> str:
     return f"{n:,} bytes" if n < 2**20 else f"{n / 2**20:,.1f} MiB"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

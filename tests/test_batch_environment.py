@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mlpcli import model_io
-from mlpcli.cli._common import StderrBar, stderr_console, stdout_console
+from mlpcli.cli.console import stderr_console, StderrBar, stdout_console
 from mlpcli.data import PreprocessConfig, Preprocessor
 from mlpcli.engine import MLP
 from cli_helpers import assert_clean_error, run

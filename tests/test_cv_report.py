@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mlpcli import data
 from mlpcli.cli import cli
-from mlpcli.cli._common import fmt_mean_sd, fmt_sd
+from mlpcli.cli.formatting import fmt_mean_sd, fmt_sd
 from mlpcli.cli.cv import baseline_line
 from mlpcli.config import TrainOptions
 from mlpcli.model_selection import cross_validation as cv
@@ -36,7 +36,7 @@ from tables import _table, make_table
     ("balanced_accuracy", 0.812, 0.0004, "0.812 ± 0.0004"),  # a finer SD keeps its first digit
 ])
 def test_mean_and_sd_are_written_to_the_same_decimals(key, mean, sd, text):
-    from mlpcli.cli._common import fmt_mean_sd
+    from mlpcli.cli.formatting import fmt_mean_sd
 
     assert fmt_mean_sd(key, mean, sd) == text
 

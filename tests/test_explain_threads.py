@@ -10,7 +10,7 @@ import pandas as pd
 from threadpoolctl import threadpool_info
 
 from cli_helpers import run
-from mlpcli.cli._common import THREADS_DEFAULT
+from mlpcli.cli.shared_options import THREADS_DEFAULT
 
 
 def _blas_threads() -> int:

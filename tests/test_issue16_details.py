@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mlpcli import model_io
-from mlpcli.cli._common import fmt, fmt_metric
+from mlpcli.cli.formatting import fmt, fmt_metric
 from mlpcli.config import TrainOptions
 from mlpcli.pipeline import train
 from mlpcli.predict.shift import ShiftReport, shift_failure

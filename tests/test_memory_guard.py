@@ -107,7 +107,7 @@ def test_every_command_that_can_run_out_of_memory_names_its_own_remedies():
     import click
 
     from mlpcli.cli import cli
-    from mlpcli.cli._common import MEMORY_REMEDIES
+    from mlpcli.cli.exits import MEMORY_REMEDIES
 
     ctx = click.Context(cli)
     for name in cli.list_commands(ctx):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli.cli._common import check_writable
+from mlpcli.cli.outputs import check_writable
 from mlpcli.errors import OutputError
 from cli_helpers import assert_clean_error, run, write_tenx
 from tables import make_table

@@ -613,26 +613,26 @@ def test_a_stop_signal_while_stopping_waits_for_the_cleanup_unless_the_stop_is_s
     the temporary files being written removed, with 128 + the signal. When the first interrupt did not
     stop the command (a fit absorbed it and the command goes on), the next signal is raised as the first was."""
     from mlpcli import fileio
-    from mlpcli.cli import _common
+    from mlpcli.cli import signals as stopping
 
     tmp = tmp_path / ".out.csv.x.tmp"
     tmp.write_text("half")
     monkeypatch.setattr(fileio, "_TEMPORARIES", {str(tmp)})
-    monkeypatch.setattr(_common, "_received", [])
-    monkeypatch.setattr(_common, "_state", {"since": 0.0, "said": False})
+    monkeypatch.setattr(stopping, "_received", [])
+    monkeypatch.setattr(stopping, "_state", {"since": 0.0, "said": False})
     exits = []
-    monkeypatch.setattr(_common.os, "_exit", exits.append)
-    with pytest.raises(_common.Terminated):
-        _common._on_stop_signal(signal.SIGTERM, None)
-    with pytest.raises(_common.Interrupted):  # the first was absorbed: nothing is stopping
-        _common._on_stop_signal(signal.SIGINT, None)
+    monkeypatch.setattr(stopping.os, "_exit", exits.append)
+    with pytest.raises(stopping.Terminated):
+        stopping._on_stop_signal(signal.SIGTERM, None)
+    with pytest.raises(stopping.Interrupted):  # the first was absorbed: nothing is stopping
+        stopping._on_stop_signal(signal.SIGINT, None)
     try:
-        raise _common.Terminated(signal.SIGTERM)
+        raise stopping.Terminated(signal.SIGTERM)
     except KeyboardInterrupt:  # its cleanup runs
-        _common._on_stop_signal(signal.SIGTERM, None)  # right after the first: not raised
+        stopping._on_stop_signal(signal.SIGTERM, None)  # right after the first: not raised
         assert tmp.exists() and not exits
-        _common._state["since"] -= 10 * _common._REPEAT_GRACE
-        _common._on_stop_signal(signal.SIGTERM, None)  # long after: stuck
+        stopping._state["since"] -= 10 * stopping._REPEAT_GRACE
+        stopping._on_stop_signal(signal.SIGTERM, None)  # long after: stuck
     assert exits == [130] and not tmp.exists()
 
 

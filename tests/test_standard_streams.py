@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlpcli import fileio
-from mlpcli.cli._common import stderr_console
+from mlpcli.cli.console import stderr_console
 from mlpcli.errors import OutputError
 from mlpcli.fileio import WholeWrites, write_whole
 from cli_helpers import assert_clean_error, run
@@ -405,9 +405,9 @@ def test_stdout_to_another_file_still_works(files, tmp_path):
 
 def test_evaluate_on_a_closed_stdout_is_an_error_unless_the_document_goes_to_a_file(files, tmp_path, monkeypatch):
     """`evaluate ... >&-` computed the metrics and showed them nowhere, exit 0 (info and diagnose already refused)."""
-    import mlpcli.cli._common as common
+    import mlpcli.cli.console as console
 
-    monkeypatch.setattr(common, "CLOSED_STREAMS", {"stdout"})
+    monkeypatch.setattr(console, "CLOSED_STREAMS", {"stdout"})
     res = run(["evaluate", str(files / "m.mlp"), str(files / "lab.csv"), "-q"])
     assert_clean_error(res, "the metrics report writes to standard output, which was closed")
     res = run(["evaluate", str(files / "m.mlp"), str(files / "lab.csv"), "-q", "-o", str(tmp_path / "m.json")])

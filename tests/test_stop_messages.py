@@ -99,7 +99,7 @@ def test_a_stop_that_cuts_the_summary_short_still_says_the_model_is_complete(tmp
     raised, when the write fails (``held``: on a loaded machine the broken pipe came first, exit 141)."""
     model = tmp_path / "m.mlp"
     stop = ("    signal.raise_signal(signal.SIGINT)\n" if arrives == "raised" else
-            "    import mlpcli.cli._common as c\n    c._received.append(int(signal.SIGINT))\n")
+            "    import mlpcli.cli.signals as c\n    c._received.append(int(signal.SIGINT))\n")
     res = _run(_train_with("import mlpcli.cli.train as t\n"
                            "def summary(*a, **k):  # the stop arrives, then the write fails: the reader is gone\n"
                            # raise_signal: in this thread, handled before the next line (os.kill's could reach another

@@ -12,7 +12,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from mlpcli import parallel, pipeline
-from mlpcli.cli._common import THREADS_DEFAULT, threads_context
+from mlpcli.cli.shared_options import threads_context, THREADS_DEFAULT
 from mlpcli.cli.cv import fits_where
 from mlpcli.cli.train import member_plan
 from mlpcli.config import read_config_file

@@ -25,8 +25,11 @@ import warnings
 import click
 
 from .. import __version__
+from ..errors import one_line
 from ..parallel import shutdown_workers
-from ._common import CONTEXT_SETTINGS, _one_line, _say, interrupted_exit, silence_stdout, stop_signals_as_interrupts
+from .console import say_line, silence_stdout
+from .shared_options import CONTEXT_SETTINGS
+from .signals import interrupted_exit, stop_signals_as_interrupts
 
 __all__ = ["cli", "main", "all_commands", "COMMANDS"]
 
@@ -156,10 +159,10 @@ def main(argv: list[str] | None = None) -> None:
             if "--debug" in args:
                 raise
             if exc.filename:
-                _say(f"Error: {_one_line(exc)}")
+                say_line(f"Error: {one_line(exc)}")
             else:
                 silence_stdout()
                 reason = exc.strerror or type(exc).__name__
-                _say(f"Error: cannot write standard output: {reason[:1].lower() + reason[1:]}")
+                say_line(f"Error: cannot write standard output: {reason[:1].lower() + reason[1:]}")
             sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -10,12 +10,12 @@ import click
 
 from ..fileio import TABLE_FORMATS
 from . import SHORT_HELP
-from ._common import (
-    named_file,
-    Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, debug_option, distinct_files,
-    fmt, fmt_ci, fmt_mean_sd, fmt_metric, fmt_sd, handle_errors, json_option, one_stdout_writer, print_json, quiet_option, report,
-    StderrBar, stderr_console, stdout_alias, stdout_console, threads_option, warn_threads, warn_workers,
-)
+from .console import print_json, report, stderr_console, StderrBar, stdout_console, Table
+from .exits import handle_errors
+from .formatting import fmt, fmt_ci, fmt_mean_sd, fmt_metric, fmt_sd
+from .outputs import check_table_output, distinct_files, one_stdout_writer, stdout_alias
+from .shared_options import (blas_note, check_n_jobs, CONTEXT_SETTINGS, debug_option, json_option, N_JOBS_FROM_END,
+    named_file, quiet_option, threads_option, warn_threads, warn_workers)
 from .options import config_option, given_options, options_from_params, train_options
 
 # --------------------------------------------------------------------------- shared with tune

@@ -18,12 +18,12 @@ from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ..metrics import display_name
 from . import SHORT_HELP
-from ._common import (
-    named_file,
-    Table, CONTEXT_SETTINGS, check_stdout_open, check_writable, debug_option, distinct_files, finite_option, fmt, fmt_metric,
-    handle_errors, json_option, print_json, quiet_option, report, stderr_console, stdout_console, threads_option,
-    warn_workers, N_JOBS_FROM_END, check_n_jobs,
-)
+from .console import check_stdout_open, print_json, report, stderr_console, stdout_console, Table
+from .exits import handle_errors
+from .formatting import fmt, fmt_metric
+from .outputs import check_writable, distinct_files
+from .shared_options import (check_n_jobs, CONTEXT_SETTINGS, debug_option, finite_option, json_option,
+    N_JOBS_FROM_END, named_file, quiet_option, threads_option, warn_workers)
 from .options import config_option, options_from_params, train_options
 
 _LABEL_STYLE = {

@@ -10,14 +10,15 @@ from rich.text import Text
 from ..calibration import temperature_words
 from ..decision import label_threshold_words
 from ..errors import ConfigError, DataError
+from ..fileio import write_together
 from ..metrics import display_name
 from . import SHORT_HELP
-from ._common import (
-    Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_writable, debug_option, distinct_files, fmt,
-    fmt_interval, fmt_metric,
-    handle_errors, json_option, json_text, named_column, named_file, one_stdout_writer, print_json, quiet_option, role_options, stdout_alias,
-    stderr_console, stdout_console, threads_context, threads_option, write_together,
-)
+from .console import binary_stdin, check_stdout_open, json_text, print_json, stderr_console, stdout_console, Table
+from .exits import handle_errors
+from .formatting import fmt, fmt_interval, fmt_metric
+from .outputs import check_writable, distinct_files, one_stdout_writer, stdout_alias
+from .shared_options import (CONTEXT_SETTINGS, debug_option, json_option, named_column, named_file, quiet_option,
+    role_options, threads_context, threads_option)
 from .predict import (
     NoteRenderer, ReadProgress, chunking, common_options, load_model, role_flags, shift_table,
     trust_options, uncertainty_from, write_shift_report,

@@ -11,11 +11,11 @@ import numpy as np
 from rich.text import Text
 
 from . import SHORT_HELP
-from ._common import (
-    Table, CONTEXT_SETTINGS, check_table_output, check_writable, debug_option, distinct_files, finite_option, handle_errors,
-    json_option, named_file, one_stdout_writer, print_json, render_notes, role_options, stderr_console, stdout_alias,
-    stdout_console, threads_context, threads_option,
-)
+from .console import print_json, render_notes, stderr_console, stdout_console, Table
+from .exits import handle_errors
+from .outputs import check_table_output, check_writable, distinct_files, one_stdout_writer, stdout_alias
+from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_file, role_options,
+    threads_context, threads_option)
 from .predict import role_flags
 
 

@@ -9,8 +9,10 @@ from rich.text import Text
 
 from ..errors import DataError
 from . import SHORT_HELP
-from ._common import (Table, CONTEXT_SETTINGS, check_stdout_not_input, debug_option, finite_option, handle_errors,
-                      json_option, print_json, report, role_options, stdout_console)
+from .console import print_json, report, stdout_console, Table
+from .exits import handle_errors
+from .outputs import check_stdout_not_input
+from .shared_options import CONTEXT_SETTINGS, debug_option, finite_option, json_option, role_options
 from .predict import role_flags
 
 # The table reader words its target errors for `evaluate`; gradcheck's loss takes labels from the target, or

@@ -10,8 +10,10 @@ import numpy as np
 from ..metrics import display_name
 from ..data._common import one_line_name
 from . import SHORT_HELP
-from ._common import (Table, CONTEXT_SETTINGS, per_class_recall, check_stdout_open, debug_option, fmt, fmt_ci, fmt_mean_sd, fmt_metric, handle_errors, json_option, print_json,
-                      quiet_option, stdout_console)
+from .console import check_stdout_open, print_json, stdout_console, Table
+from .exits import handle_errors
+from .formatting import fmt, fmt_ci, fmt_mean_sd, fmt_metric, per_class_recall
+from .shared_options import CONTEXT_SETTINGS, debug_option, json_option, quiet_option
 
 
 @click.command(context_settings=CONTEXT_SETTINGS,
@@ -41,7 +43,7 @@ def info(model_path, all_features, config_out, as_json, quiet, debug):
     """
     from .. import model_io
     from ..model_summary import describe
-    from ._common import check_stdout_not_input, check_writable, distinct_files, on_standard_output, one_stdout_writer
+    from .outputs import check_stdout_not_input, check_writable, distinct_files, on_standard_output, one_stdout_writer
 
     check_stdout_not_input({"MODEL": model_path})  # `info m.mlp >> m.mlp` wrote the summary into the model
     if config_out is not None:
@@ -101,7 +103,7 @@ def _pipe_width(console, doc: dict) -> int | None:
     COLUMNS when set; else each row on one line, as wide as the widest row but the full feature lists of
     --features, which fold: at their one-line width (20,000 characters for 2,000 genes) every row of the table
     was padded to it, 220 kB of spaces for a 13-row summary."""
-    from ._common import columns_env
+    from .console import columns_env
 
     if console.is_terminal:
         return None

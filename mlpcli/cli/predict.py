@@ -10,14 +10,13 @@ import click
 
 from ..decision import RULES as DECISION_RULES
 from ..decision import label_threshold_words
-from ..fileio import TABLE_FORMATS
+from ..fileio import TABLE_FORMATS, write_together
 from . import SHORT_HELP
-from ._common import (
-    Table, CONTEXT_SETTINGS, binary_stdin, check_table_output, check_writable, debug_option, distinct_files,
-    finite_option, handle_errors, json_option, named_file, one_stdout_writer, print_json, quiet_option,
-    render_notes, role_options, stderr_console, StderrBar, stdout_alias, stdout_console, threads_context,
-    threads_option, write_together,
-)
+from .console import binary_stdin, print_json, render_notes, stderr_console, StderrBar, stdout_console, Table
+from .exits import handle_errors
+from .outputs import check_table_output, check_writable, distinct_files, one_stdout_writer, stdout_alias
+from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_file, quiet_option,
+    role_options, threads_context, threads_option)
 
 # Without a terminal (logs, HPC jobs) progress is one line this often.
 _LOG_EVERY_SECONDS = 10.0

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import click
 
+from ..fileio import write_together
 from ..predict.recalibrate import CONFORMAL_CHOICES
 from ..recalibration import METHODS, p_text
 from . import SHORT_HELP
-from ._common import (
-    Table, CONTEXT_SETTINGS, binary_stdin, check_stdout_open, check_model_name, check_writable, debug_option, distinct_files, fmt, handle_errors,
-    json_option, named_file, print_json, quiet_option, role_options, stdout_console, threads_context, threads_option,
-    write_together,
-)
+from .console import binary_stdin, check_stdout_open, print_json, stdout_console, Table
+from .exits import handle_errors
+from .formatting import fmt
+from .outputs import check_model_name, check_writable, distinct_files
+from .shared_options import (CONTEXT_SETTINGS, debug_option, json_option, named_file, quiet_option, role_options,
+    threads_context, threads_option)
 from .predict import NoteRenderer, ReadProgress, chunking, load_model, reading_options, role_flags
 
 _WHAT = {"none": "no update", "intercept": "intercept update (recalibration in the large)",

@@ -13,15 +13,16 @@ from ..calibration import temperature_words
 from ..config import unused_once_resolved
 from ..errors import TrainingError
 from ..metrics import display_name
-from ..fileio import TABLE_FORMATS
+from ..fileio import TABLE_FORMATS, write_together
 from . import SHORT_HELP
-from ._common import (
-    named_file, per_class_recall,
-    Table, CONTEXT_SETTINGS, N_JOBS_FROM_END, blas_note, check_n_jobs, check_table_output, check_model_name, check_writable, debug_option,
-    distinct_files, fmt, fmt_ci, fmt_metric, handle_errors, interrupted_exit, json_option, model_to_terminal, on_standard_output,
-    one_stdout_writer, print_json, quiet_option, report, stderr_console, StderrBar, stdout_alias, stdout_console,
-    threads_context, threads_option, warn_workers, write_together,
-)
+from .console import print_json, report, stderr_console, StderrBar, stdout_console, Table
+from .exits import handle_errors
+from .formatting import fmt, fmt_ci, fmt_metric, per_class_recall
+from .outputs import (check_model_name, check_table_output, check_writable, distinct_files, model_to_terminal,
+    on_standard_output, one_stdout_writer, stdout_alias)
+from .shared_options import (blas_note, check_n_jobs, CONTEXT_SETTINGS, debug_option, json_option, N_JOBS_FROM_END,
+    named_file, quiet_option, threads_context, threads_option, warn_workers)
+from .signals import interrupted_exit
 from .options import config_option, given_options, options_from_params, train_options
 
 

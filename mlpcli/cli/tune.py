@@ -7,14 +7,15 @@ import click
 from ..config import TrainOptions, check_unused
 from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
-from ..fileio import TABLE_FORMATS
+from ..fileio import TABLE_FORMATS, write_together
 from . import SHORT_HELP
-from ._common import (
-    named_file,
-    Table, CONTEXT_SETTINGS, check_table_output, check_model_name, check_writable, debug_option, distinct_files, fmt, fmt_mean_sd,
-    fmt_metric, handle_errors, json_option, on_standard_output, one_stdout_writer, print_json, quiet_option, report,
-    stderr_console, stdout_alias, stdout_console, threads_context, warn_workers, write_together, model_to_terminal,
-)
+from .console import print_json, report, stderr_console, stdout_console, Table
+from .exits import handle_errors
+from .formatting import fmt, fmt_mean_sd, fmt_metric
+from .outputs import (check_model_name, check_table_output, check_writable, distinct_files, model_to_terminal,
+    on_standard_output, one_stdout_writer, stdout_alias)
+from .shared_options import (CONTEXT_SETTINGS, debug_option, json_option, named_file, quiet_option, threads_context,
+    warn_workers)
 from .cv import FitProgress, fits_where, folds_words, load_for_cv, make_plan, parallel_options
 from .options import config_option, given_options, options_from_params, train_options
 

@@ -1,0 +1,99 @@
+"""How a failed command ends: a library error, an option that cannot work or memory that ran out is one line on
+standard error with exit 1 (2 for usage), a stop signal exit 128 + the signal, a closed pipe exit 141; a traceback
+only with ``--debug``."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import sys
+
+import click
+
+from ..errors import MlpcliError, OptionError, one_line
+from .console import say_line, silence_stdout
+from .signals import interrupted_exit, stop_signal
+
+
+def _debug_enabled() -> bool:
+    """Whether the command (or its group) was given --debug: the traceback, not the one line."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.meta.get("mlpcli.debug") or ctx.params.get("debug"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+# What makes each command's run smaller, for its out-of-memory error (the options it has).
+_SMALLER = "make the run smaller"
+_FITS = "--hidden, --batch-size, --top-var, or --n-jobs 1 so that fewer fits hold their data at once"
+MEMORY_REMEDIES = {
+    "train": f"{_SMALLER} ({_FITS})",
+    "cv": f"{_SMALLER} ({_FITS})",
+    "tune": f"{_SMALLER} ({_FITS}; a smaller --grid)",
+    "diagnose": f"{_SMALLER} ({_FITS})",
+    "predict": f"{_SMALLER} (--chunk-mb or --chunksize: fewer rows at a time)",
+    "evaluate": f"{_SMALLER} (--chunk-mb or --chunksize: fewer rows at a time)",
+    "recalibrate": f"{_SMALLER} (--chunk-mb or --chunksize: fewer rows at a time)",
+    "explain": f"{_SMALLER}: explain reads the table whole, so give it fewer samples (a subset of the rows)",
+    "gradcheck": f"{_SMALLER} (--rows)",
+}
+
+
+def handle_errors(fn):
+    """Turn library errors into one-line Click errors (exit 1), and Ctrl-C, SIGTERM and SIGHUP into exit
+    128 + the signal (see ``stop_signals_as_interrupts``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt as exc:
+            if _debug_enabled():
+                raise
+            interrupted_exit(exc, getattr(exc, "on_stop", ""))  # what a command said of its outputs, if anything
+        except BrokenPipeError as exc:  # `mlpcli predict ... -o - | head`: the reader has all it wanted
+            silence_stdout()
+            if stop_signal() is not None:  # the reader went with a stop signal the command had received (a job's whole group
+                # stopped): the stop is how it ended, with what the command said of its outputs
+                interrupted_exit(exc, getattr(exc, "on_stop", ""))
+            sys.exit(141)  # 128 + SIGPIPE, as a shell tool stopped by the closed pipe would
+        except Exception as exc:
+            if _debug_enabled():
+                raise
+            known = isinstance(exc, (MlpcliError, ValueError, OSError))
+            if stop_signal(exc) is not None:
+                # After a stop signal an error is its consequence (a worker process killed by the same SIGTERM,
+                # a write cut short): the exit code says how the command ended; a user-facing error still shows.
+                if known:
+                    say_line(f"Error: {one_line(exc)}")
+                interrupted_exit(exc)
+            if isinstance(exc, OptionError):  # an option's value that cannot work: a usage error (exit 2)
+                raise click.UsageError(one_line(exc)) from exc
+            if isinstance(exc, MemoryError) or out_of_memory(exc):  # the job's memory (RAM, cgroup, ulimit -v) ran out
+                raise click.ClickException(
+                    "out of memory: the job's memory limit (RAM, the batch job's allocation or `ulimit -v`) is "
+                    f"too small for this run; ask for more, or {MEMORY_REMEDIES.get(fn.__name__, _SMALLER)}") from exc
+            if known:
+                raise click.ClickException(one_line(exc)) from exc
+            # an engine bug should still not dump a traceback on users
+            raise click.ClickException(
+                f"internal error ({type(exc).__name__}: {one_line(exc)}); rerun with --debug for the traceback"
+            ) from exc
+
+    return wrapper
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is the job's memory running out in another guise than a MemoryError: a thread that cannot
+    get its stack ("can't start new thread"), a shared library that cannot be mapped (an import under `ulimit -v`:
+    "failed to map segment from shared object"), an allocation the system refused (ENOMEM)."""
+    text = str(exc).lower()
+    if isinstance(exc, RuntimeError) and "can't start new thread" in text:
+        return True
+    if isinstance(exc, ImportError) and ("failed to map segment" in text or "cannot allocate memory" in text):
+        return True
+    return isinstance(exc, OSError) and exc.errno == errno.ENOMEM
