@@ -20,10 +20,10 @@ from .engine import losses as loss_mod
 from .engine.gradcheck import BATCHNORM_MIN_ROWS, KINK_MARGIN, CheckResult, check_network
 from .engine.layers import Activation as ActivationLayer
 from .engine.layers import Dropout
-from .data._common import _quoted
+from .text import quoted
 from .errors import DataError, OptionError
 from .model_io import Member, Model
-from .predict._common import _names
+from .data.dataset import listed_names
 from .predict.columns import RoleFlags
 
 __all__ = ["check_model"]
@@ -84,15 +84,15 @@ def _labels(model: Model, prepared, roles: RoleFlags, source) -> tuple[np.ndarra
     check would fall back to the model's own predictions as if the table had no labels. Target columns given
     to --drop are not read."""
     targets = [str(t) for t in (model.roles or {}).get("target") or model.target_names]
-    dropped = set(_names(roles.drop)) & set(targets)
+    dropped = set(listed_names(roles.drop)) & set(targets)
     if prepared.y is not None:
         return prepared.y, ""
     _, absent = prepared.absent_targets(model)
     if not absent:
         return None, (f"target column{'s' * (len(dropped) != 1)} dropped" if dropped else "no target column")
     found = [t for t in targets if t not in absent]
-    raise DataError(f"{source} has {len(found)} of the model's {len(targets)} target columns ({_quoted(targets)}) "
-                    f"and lacks {_quoted(absent)}; the check's loss needs every one: "
+    raise DataError(f"{source} has {len(found)} of the model's {len(targets)} target columns ({quoted(targets)}) "
+                    f"and lacks {quoted(absent)}; the check's loss needs every one: "
                     f"add the missing column{'s' * (len(absent) != 1)}, or --drop the {len(found)} it has to check "
                     "the gradients against the model's own predictions")
 
@@ -117,17 +117,17 @@ def check_model(model: Model, data_path, rows: int = 32, max_entries: int = 20, 
     if rows < BATCHNORM_MIN_ROWS and any(m.network.batchnorm for m in model.members):
         raise OptionError(f"--rows {rows}: the model uses BatchNorm, whose training-mode check needs at least "
                           f"{BATCHNORM_MIN_ROWS} rows ({_BATCHNORM_WHY}); pass --rows {BATCHNORM_MIN_ROWS} or more")
-    given, dropped = _names(roles.target), _names(roles.drop)
+    given, dropped = listed_names(roles.target), listed_names(roles.drop)
     if set(given) & set(dropped):
-        raise OptionError(f"--target and --drop both name {_quoted(sorted(set(given) & set(dropped)))}; give the "
+        raise OptionError(f"--target and --drop both name {quoted(sorted(set(given) & set(dropped)))}; give the "
                           "column one role")
     prepared = prepare(model, data_path, roles=roles, labels=True, can_fill=False, unlabelled="skip")
     X_in = prepared.X
     if prepared.labelled is not None:  # rows without a label: the check samples rows, it needs only labelled ones
         unlabelled = int((~prepared.labelled).sum())
         if prepared.y is None:
-            raise DataError(f"{data_path}: no row has a label in {_quoted(prepared.targets)}; label some rows, or "
-                            f"--drop {_quoted(prepared.targets)} (and leave --target out) to check the gradients "
+            raise DataError(f"{data_path}: no row has a label in {quoted(prepared.targets)}; label some rows, or "
+                            f"--drop {quoted(prepared.targets)} (and leave --target out) to check the gradients "
                             "against the model's own predictions")
         X_in = X_in[prepared.labelled]
         prepared.notes.append(f"{_rows(unlabelled)} without a label left out (of {_rows(len(prepared.labelled))})")

@@ -42,3 +42,7 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
     return " ".join(text.split())
+
+
+class SplitLeakageError(RuntimeError):
+    """Internal bug: a group ended up on both sides of a split. Never a user error, so not an MlpcliError."""

@@ -69,7 +69,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from . import data
 from .config import AUTO, BASE_PATIENCE, MAX_SEED, TrainOptions, resolve
-from .data._common import first_non_number
+from .data.cells import first_non_number
 from .data.limits import VALUE_LIMIT, first_beyond_limit
 from .engine import MLP
 from .engine.functional import sigmoid, softmax

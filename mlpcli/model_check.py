@@ -918,14 +918,14 @@ class _Fields:
 
     def outputs(self, task: str, classes, link: str, n_outputs: int) -> None:
         """classes against the task and the output layer; the loss's link against the task."""
-        from .data._common import _label_key
+        from .data.labels import label_key
 
         self.listing(classes, "classes", 1, MAX_WIDTH)
         if task in ("binary", "multiclass"):
             for i, c in enumerate(classes):
                 if not (isinstance(c, (str, bool)) or (_is_number(c) and math.isfinite(float(c)))):
                     self.fail(f"classes[{i}]", f"must be a string or a finite number, got {_show(c)}")
-            keys = [_label_key(c) for c in classes]
+            keys = [label_key(c) for c in classes]
             if len(set(keys)) != len(keys):
                 seen: set = set()
                 twice = next(classes[i] for i, k in enumerate(keys) if k in seen or seen.add(k))

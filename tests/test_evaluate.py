@@ -198,6 +198,19 @@ def test_by_batch_flags_the_batch_that_fails(perfect, tmp_path):
     assert_clean_error(run(["evaluate", model, str(tmp_path / "broken.csv"), "--by", "site"]), "--by", "'site'")
 
 
+def test_a_column_not_in_the_table_is_named_as_train_names_it(perfect, tmp_path):
+    """evaluate's --by and predict's --drop name a column the table lacks as train's roles do: the nearest name,
+    the columns there are and how many (one helper: they had a wording of their own, without the hints)."""
+    model, _, df = perfect("binary", seed=3)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["evaluate", model, str(tmp_path / "t.csv"), "--by", "bach"])
+    assert_clean_error(res, "--by column 'bach' not found (did you mean 'batch'?)", "available columns: ",
+                       f"({len(df.columns)} in all)", "'sample_id'")
+    res = run(["predict", model, str(tmp_path / "t.csv"), "--drop", "sampel_id", "-o", str(tmp_path / "p.csv")])
+    assert_clean_error(res, "--drop column 'sampel_id' not found (did you mean 'sample_id'?)")
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_bootstrap_intervals_resample_patients_and_are_seeded(tmp_path):
     train_df = make_table(task="binary", seed=1, signal=1.0)
     train_df.to_csv(tmp_path / "train.csv", index=False)

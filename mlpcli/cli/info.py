@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..metrics import display_name
-from ..data._common import one_line_name
+from ..text import one_line_name
 from . import SHORT_HELP
 from .console import check_stdout_open, print_json, stdout_console, Table
 from .exits import handle_errors

@@ -12,10 +12,11 @@ CLI to render. One module per step: io, samples (a sample sheet joined on the sa
 dataset (roles, task, validation), preprocess, weights.
 """
 
-from ._common import (
-    CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, IMPUTE_METHODS, SUPPORTED_FORMATS,
-    TASKS, SplitLeakageError, typed_as_written,
-)
+from .conventions import (CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_ID,
+    DEFAULT_TARGET, IMPUTE_METHODS, TASKS)
+from .sources import SUPPORTED_FORMATS
+from .cells import typed_as_written
+from ..errors import SplitLeakageError
 from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
 from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
 from .dataset import (Dataset, Roles, align_features, data_checksum, is_sparse, load_dataset, resolve_roles,
@@ -30,8 +31,7 @@ from .preprocess import PreprocessConfig, Preprocessor
 from .samples import SampleJoin, SampleSheet, join_samples, read_sample_sheet
 from .weights import class_weights
 
-# Helpers the prediction reader and the tests share (not part of the public API).
-from ._common import _label_key  # noqa: E402,F401
+# A helper the tests share (not part of the public API).
 from .preprocess import _nan_median  # noqa: E402,F401
 
 __all__ = [

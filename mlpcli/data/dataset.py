@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 import re
 import shlex
 from collections import Counter
@@ -16,16 +15,25 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, OptionError
+from ..text import counted, quoted
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
+from .cells import (SPELLING_WORDS, THOUSANDS_DECIMAL, THOUSANDS_NUMBER, decimal_advice, first_non_number, is_text_dtype,
+                    non_number_cells, one_number_groups, parse_numbers, spelling_key, typed_as_written, visible)
+from .conventions import (CLASSIFICATION_TASKS, DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET,
+                          SOURCE_ATTR, TASKS)
+from .labels import case_hint, label_key, numeric_fallback, plain_label, spaced_fallback
 from .limits import first_beyond_limit, value_limit_message
 from .names import comment_line_hint
-from ._common import DECIMAL_ATTR, SOURCE_ATTR, decimal_advice, is_text_dtype, first_non_number, non_number_cells, typed_as_written
-from ._common import _parse_numbers
 
 if TYPE_CHECKING:
     from .samples import SampleJoin
-from ._common import one_number_groups
-from ._common import CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, TASKS, SPELLING_WORDS, THOUSANDS_DECIMAL, THOUSANDS_NUMBER, _RARE_CLASS_SAMPLES, _REGRESSION_MIN_DISTINCT, _REGRESSION_MIN_DISTINCT_FRACTION, _counted, _label_key, _plain, _quoted, spelling_key, unspaced, visible
+
+# Task inference: a numeric target with more distinct values than both limits is taken as regression.
+_REGRESSION_MIN_DISTINCT = 10
+_REGRESSION_MIN_DISTINCT_FRACTION = 0.05
+# A class with fewer training samples than this gets a warning (rare classes make noisy estimates).
+_RARE_CLASS_SAMPLES = 5
+
 
 # ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
 
@@ -46,7 +54,7 @@ class Roles:
         return [c for c in named if c is not None]
 
 
-def _names(value: str | Iterable[str] | None) -> list[str]:
+def listed_names(value: str | Iterable[str] | None) -> list[str]:
     """'a, b' or ['a', 'b'] -> ['a', 'b'] (empty pieces ignored)."""
     if value is None:
         return []
@@ -54,12 +62,12 @@ def _names(value: str | Iterable[str] | None) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
-def _missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: str) -> DataError:
+def missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: str) -> DataError:
     noun = "column" if len(missing) == 1 else "columns"
     hint = difflib.get_close_matches(missing[0], columns, n=1)
     did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
     # a column whose name holds a comma cannot be named: the comma separates names ('subtype, WHO 2016')
-    comma = next((c for c in columns if "," in c and len(_names(c)) > 1 and set(_names(c)) <= set(missing)), None)
+    comma = next((c for c in columns if "," in c and len(listed_names(c)) > 1 and set(listed_names(c)) <= set(missing)), None)
     if comma is not None:
         did_you_mean = (f" (the column {comma!r} holds a comma, which separates names in {flag}: rename the column, "
                         "e.g. without the comma)")
@@ -67,8 +75,8 @@ def _missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag:
         did_you_mean = (" (the header is one column, its cells apart by spaces: a space-separated file, as R's "
                         "write.table writes by default? Write it with write.csv, or sep = \"\\t\")")
     return DataError(
-        f"{flag} {noun} {_quoted(missing)} not found{did_you_mean}; available columns: "
-        f"{_quoted(columns, 6)} ({len(columns)} in all){comment_line_hint(columns)}"
+        f"{flag} {noun} {quoted(missing)} not found{did_you_mean}; available columns: "
+        f"{quoted(columns, 6)} ({len(columns)} in all){comment_line_hint(columns)}"
     )
 
 
@@ -76,7 +84,7 @@ def _require(names: Sequence[str], columns: Sequence[str], flag: str) -> None:
     present = set(columns)
     missing = [n for n in names if n not in present]
     if missing:
-        raise _missing_columns_error(missing, list(columns), flag)
+        raise missing_columns_error(missing, list(columns), flag)
 
 
 def resolve_roles(
@@ -97,12 +105,12 @@ def resolve_roles(
     """
     columns = [str(c) for c in columns]
     present = set(columns)
-    targets = _names(target)
-    drops = _names(drop)
+    targets = listed_names(target)
+    drops = listed_names(drop)
     for flag, names in (("--target", targets), ("--drop", drops)):
         repeated = [n for n, k in Counter(names).items() if k > 1]
         if repeated:
-            raise OptionError(f"{flag} names {_quoted(repeated)} more than once; list each column once")
+            raise OptionError(f"{flag} names {quoted(repeated)} more than once; list each column once")
     _require(drops, columns, "--drop")
     notes: list[str] = []
 
@@ -114,9 +122,9 @@ def resolve_roles(
     else:
         found = [t for t in targets if t in present]
         if found and len(found) != len(targets):
-            raise _missing_columns_error([t for t in targets if t not in present], columns, "--target")
+            raise missing_columns_error([t for t in targets if t not in present], columns, "--target")
         if targets and not found:
-            notes.append(f"target: none (no {_quoted(targets)} column; predictions only)")
+            notes.append(f"target: none (no {quoted(targets)} column; predictions only)")
         targets = found
 
     if group is not None and no_group:
@@ -149,7 +157,7 @@ def resolve_roles(
         if no_group:
             notes.append("group: none (--no-group)")  # `unused`: in "dropped:"
         elif dropped:  # the table has one, which --drop took out: not "no 'patient_id' column"
-            notes.append(f"{DROPPED_GROUP_NOTE}{_quoted(dropped)}); samples are treated as independent")
+            notes.append(f"{DROPPED_GROUP_NOTE}{quoted(dropped)}); samples are treated as independent")
         else:
             notes.append(NO_GROUP_NOTE)
     id_col = pick("--id", id, DEFAULT_ID)
@@ -253,7 +261,6 @@ def feature_block(X, rows: slice = slice(None), cols=slice(None)) -> np.ndarray:
     if np.may_share_memory(block, X):  # a view: copy it, keeping its layout
         return np.array(block, dtype=np.float64, copy=True)
     return np.asarray(block, dtype=np.float64)
-
 
 
 def sparse_rows(X, idx):
@@ -424,7 +431,7 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
             row, j, value, count = first_non_number(frame, bad, decimal)
             stray = [n for n in bad if n != bad[j]]
             where = f"row {row + 1}" + (f" (id {str(df[id_column].iloc[row])!r})" if id_column else "")
-            more = f" ({count} such cells in the column{f', and more in {_quoted(stray, 3)}' if stray else ''})" \
+            more = f" ({count} such cells in the column{f', and more in {quoted(stray, 3)}' if stray else ''})" \
                 if count > 1 or stray else ""
             raise DataError(f"{source}feature column {bad[j]!r} holds the non-numeric value {str(value)!r} at "
                             f"{where}{more}; features must be numbers{decimal_advice(value, decimal)}")
@@ -436,7 +443,7 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
             id_hint += "".join(f"{n!r} is named like {_ROLE_WORDS[flag]}: pass {flag} {shlex.quote(n)}; "
                                for n, flag in named[:3])
         raise DataError(
-            f"{source}feature columns must be numeric: {_quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
+            f"{source}feature columns must be numeric: {quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
             f"{id_hint}{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
             "--id/--batch/--group for their role"
         )
@@ -474,12 +481,12 @@ def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
         i = int(np.argmax(np.isinf(column)))
         first = f"; the first, {float(column[i])} in {names[j]!r} at {where.row(i)}" if where is not None else ""
         raise DataError(f"{where.source if where is not None else ''}feature columns hold infinite values: "
-                        f"{_quoted(np.asarray(names)[infinite])}{first}; "
+                        f"{quoted(np.asarray(names)[infinite])}{first}; "
                         "replace them or pass the columns to --drop")
     if nan_counts.any():
         cols = np.flatnonzero(nan_counts)
         pairs = [(names[j], int(nan_counts[j])) for j in cols]
-        notes.append(f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {_counted(pairs)} (filled by --impute; "
+        notes.append(f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {counted(pairs)} (filled by --impute; "
                      "without it, training stops at them)")
     return nan_counts  # (d,)
 
@@ -572,7 +579,7 @@ def _warn_row_numbers(X: np.ndarray, names: list[str], ranges: tuple[np.ndarray,
     if not found:
         return []
     first = shlex.quote(names[found[0]])
-    those = _quoted([names[j] for j in found], 5)
+    those = quoted([names[j] for j in found], 5)
     are = "number" if len(found) > 1 else "numbers"
     lo_j, hi_j = lo[found[0]], hi[found[0]]
     how = ("each value once" if kinds[0] == "consecutive" else
@@ -633,7 +640,7 @@ def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
         more = f" (and {empty.size - 1} more row{'s' * (empty.size > 2)})" if empty.size > 1 else ""
         raise DataError(f"{_CellPlace(df).source}the id column {name!r} is empty at row {empty[0] + 1}{more}; every "
                         "sample needs an id (or pass --id to name another column)")
-    ids = np.asarray([_label_key(v) for v in col], dtype=object)
+    ids = np.asarray([label_key(v) for v in col], dtype=object)
     repeats = [(i, k) for i, k in Counter(ids).items() if k > 1]
     if repeats:
         listed = ", ".join(f"{i!r} (×{k})" for i, k in repeats[:5])
@@ -665,8 +672,7 @@ def _label_column(df: pd.DataFrame, name: str | None, flag: str, id_column: str 
         raise DataError(f"{where.source}{flag} column {name!r} has {n_missing} missing value{'s' * (n_missing != 1)}; "
                         f"{_first_row(df, col.isna().to_numpy(), id_column, where)}; fill "
                         f"{'it' if n_missing == 1 else 'them'} or use --no-group")
-    return np.asarray([_label_key(v) for v in col], dtype=object)
-
+    return np.asarray([label_key(v) for v in col], dtype=object)
 
 
 def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.ndarray | None:
@@ -677,7 +683,7 @@ def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.nda
         return None
     col = df[name]
     missing = col.isna().to_numpy()
-    labels = np.asarray([None if m else _label_key(v) for v, m in zip(col, missing)], dtype=object)
+    labels = np.asarray([None if m else label_key(v) for v, m in zip(col, missing)], dtype=object)
     if missing.any():
         taken = set(labels[~missing].tolist())
         label = next(c for c in _missing_batch_names() if c not in taken)
@@ -697,6 +703,16 @@ def _missing_batch_names():
     while True:
         yield f"NA (missing {k})"
         k += 1
+
+
+# The name of the rows without a batch when a batch is called "NA" already
+MISSING_BATCH = "NA (missing)"
+
+
+def missing_batch_name(trained_batches) -> str:
+    """The name a cohort's rows without a batch take: the one the model's training gave them ("NA (missing)" when
+    a training batch was called "NA"), so that a site named NA and the rows without a batch stay apart here too."""
+    return MISSING_BATCH if MISSING_BATCH in set(trained_batches or ()) else "NA"
 
 
 def _first_row(df: pd.DataFrame, mask: np.ndarray, id_column: str | None, place: "_CellPlace") -> str:
@@ -735,7 +751,7 @@ def _target(
         where = _CellPlace(df, id_column, per_col[0][0])
         raise DataError(
             f"{where.source}target has missing values in {int(missing.sum())} row{'s' * (int(missing.sum()) != 1)} "
-            f"({_counted(per_col)}); "
+            f"({counted(per_col)}); "
             f"{_first_row(df, missing.to_numpy(), id_column, where)}; drop those rows, or predict them with "
             "`mlpcli predict`"
         )
@@ -743,7 +759,7 @@ def _target(
         task = _infer_task(frame, targets, classes, notes, warn)
     if task in CLASSIFICATION_TASKS:
         if len(targets) != 1:
-            raise DataError(f"--task {task} takes one --target column, got {len(targets)} ({_quoted(targets)}); "
+            raise DataError(f"--task {task} takes one --target column, got {len(targets)} ({quoted(targets)}); "
                             "use --task multilabel for several 0/1 columns")
         y, labels = _encode_classes(frame[targets[0]], targets[0], task, classes, warn)
         return y, task, labels
@@ -825,7 +841,7 @@ def _warn_two_valued_targets(frame: pd.DataFrame, targets: list[str], warn: list
             return
         twos[t] = sorted(values.tolist())
     coded = [t for t, v in twos.items() if v != [0.0, 1.0]]
-    shown = ", ".join(f"{t!r} ({_plain(twos[t][0])}/{_plain(twos[t][1])})" for t in coded[:3])
+    shown = ", ".join(f"{t!r} ({plain_label(twos[t][0])}/{plain_label(twos[t][1])})" for t in coded[:3])
     more = f" and {len(coded) - 3} more" if len(coded) > 3 else ""
     warn.append(f"the {len(targets)} target columns each hold two whole numbers, as yes/no labels do, but {shown}{more} "
                 f"{'is' if len(coded) == 1 else 'are'} not coded 0/1: read as {len(targets)} numbers to predict "
@@ -847,7 +863,7 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
                 i, j = np.argwhere(off)[0]
                 k = int(off.sum())
                 warn.append(f"the target columns are 0/1 but for {k} cell{'s' * (k > 1)} ({'the first: ' * (k > 1)}"
-                            f"{targets[j]!r} holds {_plain(frame[targets[j]].iloc[i])!r} at "
+                            f"{targets[j]!r} holds {plain_label(frame[targets[j]].iloc[i])!r} at "
                             f"{_CellPlace(frame, column=targets[j]).row(i)}): read as {len(targets)} numbers to "
                             f"predict (regression); if they are labels, correct {'those cells' if k > 1 else 'that cell'}"
                             " (or pass --task multilabel)")
@@ -856,7 +872,7 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
             return "regression"
         bad = [t for t in targets if not _is_number_column(frame[t]) and not _is_zero_one(frame[t])]
         raise DataError(f"{_CellPlace(frame, column=targets[0]).source}several target columns must all be 0/1 (multi-label: 0/1 or "
-                        f"true/false) or numeric (regression); {_quoted(bad)} {'is' if len(bad) == 1 else 'are'} neither"
+                        f"true/false) or numeric (regression); {quoted(bad)} {'is' if len(bad) == 1 else 'are'} neither"
                         f" ({bad[0]!r} holds {str(_first_odd_value(frame[bad[0]]))!r})")
     name = targets[0]
     col = frame[name]
@@ -878,10 +894,10 @@ def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | Non
     if n_distinct < 2:
         source = _CellPlace(frame, column=name).source
         if _is_number_column(col):  # an age or a score measured alike in every sample is no class either
-            raise DataError(f"{source}target {name!r} holds one value ({_quoted(pd.unique(values), 1)}) in every row "
+            raise DataError(f"{source}target {name!r} holds one value ({quoted(pd.unique(values), 1)}) in every row "
                             "(read as a number: 1 and 1.0 are one value): there is nothing to learn (a classifier needs "
                             "2 classes or more, a regression a target that varies)")
-        raise DataError(f"{source}target {name!r} has a single class ({_quoted(pd.unique(values), 1)}); "
+        raise DataError(f"{source}target {name!r} has a single class ({quoted(pd.unique(values), 1)}); "
                         "a classifier needs at least 2 classes")
     task = "binary" if n_distinct == 2 else "multiclass"
     # a few whole numbers (a 0-4 clinical score, a tumour grade) are taken as classes: say how to predict them as a number
@@ -925,7 +941,7 @@ def _check_stray_text(col: pd.Series, name: str) -> None:
 
 
 def _sorted_labels(values: np.ndarray) -> list:
-    unique = [_plain(v) for v in pd.unique(values)]
+    unique = [plain_label(v) for v in pd.unique(values)]
     try:
         return sorted(unique)
     except TypeError:  # mixed types (e.g. 1 and "a") in an object column
@@ -950,33 +966,33 @@ def _encode_classes(
     if classes is None:
         labels = _sorted_labels(values)
         if len(labels) < 2:
-            raise DataError(f"{source}target {name!r} has a single class ({_quoted(labels, 1)}); "
+            raise DataError(f"{source}target {name!r} has a single class ({quoted(labels, 1)}); "
                             "a classifier needs at least 2 classes")
         if task == "binary" and len(labels) != 2:
             numbers = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce")
             measured = numbers.notna().all() and not (numbers == numbers.round()).all()  # values, not classes
             raise DataError(f"{source}--task binary needs 2 classes, but {name!r} has {len(labels)}: "
-                            f"{_quoted(labels)}; "
+                            f"{quoted(labels)}; "
                             + ("they are measured values: use --task regression" if measured else
                                "use --task multiclass"))
     else:
         labels = list(classes)
         if task == "binary" and len(labels) != 2:
             raise DataError(f"--task binary needs 2 classes, but the model has {len(labels)}")
-    index = {_label_key(c): i for i, c in enumerate(labels)}
-    keys = [_label_key(v) for v in values]
+    index = {label_key(c): i for i, c in enumerate(labels)}
+    keys = [label_key(v) for v in values]
     if classes is not None:
-        keys = _spaced_fallback(_numeric_fallback(keys, index), index)
+        keys = spaced_fallback(numeric_fallback(keys, index), index)
     unknown = [k for k in dict.fromkeys(keys) if k not in index]
     if unknown:
-        raise DataError(f"{source}target {name!r} holds labels the model does not know: {_quoted(unknown)}; "
-                        f"its classes are {_quoted(labels, 8)}{_case_hint(unknown, index)}")
+        raise DataError(f"{source}target {name!r} holds labels the model does not know: {quoted(unknown)}; "
+                        f"its classes are {quoted(labels, 8)}{case_hint(unknown, index)}")
     y = np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
     if classes is None:
         counts = np.bincount(y, minlength=len(labels))
         rare = [(labels[i], int(counts[i])) for i in np.flatnonzero(counts < _RARE_CLASS_SAMPLES)]
         if rare:
-            warn.append(f"rare classes in {name!r} with fewer than {_RARE_CLASS_SAMPLES} samples: {_counted(rare)}; "
+            warn.append(f"rare classes in {name!r} with fewer than {_RARE_CLASS_SAMPLES} samples: {counted(rare)}; "
                         "their validation scores will be noisy")
         _warn_near_labels(labels, name, warn, col.attrs.get(DECIMAL_ATTR, "."))
         _warn_set_separator(labels, name, warn)
@@ -990,7 +1006,7 @@ def _warn_set_separator(labels: list, name: str, warn: list[str]) -> None:
 
     piped = [str(label) for label in labels if SET_SEPARATOR in str(label)]
     if piped:
-        warn.append(f"class{'es' * (len(piped) > 1)} {_quoted(piped, 3)} in {name!r} hold{'s' * (len(piped) == 1)} "
+        warn.append(f"class{'es' * (len(piped) > 1)} {quoted(piped, 3)} in {name!r} hold{'s' * (len(piped) == 1)} "
                     "'|', which predict's pred_set puts between the classes of a prediction set: predict --coverage "
                     "cannot use a model trained on it; rename the class in the table for prediction sets, or, if "
                     "it is a set of labels (multi-label), write one 0/1 column per label and give them all to --target")
@@ -1056,8 +1072,8 @@ def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequenc
             off = np.ones(len(col), dtype=bool)
         i = int(np.argmax(off))
         raise DataError(f"{where.source}--task multilabel needs 0/1 target columns; {bad[0]!r} holds "
-                        f"{str(_plain(col.iloc[i]))!r} at {where.row(i)}"
-                        + (f" (other values in {_quoted(bad[1:], 3)} too)" if len(bad) > 1 else ""))
+                        f"{str(plain_label(col.iloc[i]))!r} at {where.row(i)}"
+                        + (f" (other values in {quoted(bad[1:], 3)} too)" if len(bad) > 1 else ""))
     _check_model_targets(targets, classes)
     Y = frame.to_numpy(dtype=np.float64)  # (n, k)
     if classes is None and len(Y):  # a training table: a label with one value teaches the model nothing
@@ -1068,80 +1084,23 @@ def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequenc
     return Y
 
 
-def _numeric_fallback(keys: list[str], index: dict[str, int]) -> list[str]:
-    """Label keys matched to a model's class keys ``index`` as written first, else by number: a label read
-    as 1 matches the model's class 01 (or 1.0) when the model has no class 1, as the table readers of older
-    versions, which typed every label column, matched them."""
-    missing = [k for k in dict.fromkeys(keys) if k not in index]
-    if not missing:
-        return keys
-    by_number: dict[float, str] = {}
-    for k in index:
-        number = _as_number(k)
-        if number is not None:
-            by_number[number] = k if number not in by_number else None  # two classes of one number: no match
-    renamed = {k: by_number.get(_as_number(k)) for k in missing if _as_number(k) is not None}
-    renamed = {k: v for k, v in renamed.items() if v is not None}
-    return [renamed.get(k, k) for k in keys] if renamed else keys
-
-
-def _spaced_fallback(keys: list[str], index: dict[str, int]) -> list[str]:
-    """Label keys matched to a model's class keys ``index`` apart from spaces and Unicode form, as a spreadsheet
-    keeps a stray space or a pasted label a non-breaking one or a decomposed accent: 'Tumour ' matches the class
-    'Tumour' (and 'Tumour' the class 'Tumour ', 'Métastase' typed the class 'Métastase' pasted) when the model
-    has no class written that way and exactly one class of that text once normalised (``unspaced``)."""
-    missing = [k for k in dict.fromkeys(keys) if k not in index]
-    if not missing:
-        return keys
-    by_text: dict[str, str | None] = {}
-    for k in index:
-        text = unspaced(k)
-        by_text[text] = k if text not in by_text else None  # two classes of one text: no match
-    renamed = {k: by_text.get(unspaced(k)) for k in missing}
-    renamed = {k: v for k, v in renamed.items() if v is not None}
-    return [renamed.get(k, k) for k in keys] if renamed else keys
-
-
-def _case_hint(unknown: list[str], index: dict[str, int]) -> str:
-    """"; 'tumour' differs from the model's 'Tumour' only in letter case ..." when an unknown label does (and
-    matches one class so: two classes of one spelling give no hint)."""
-    by_fold: dict[str, str | None] = {}
-    for k in index:
-        by_fold[spelling_key(k)] = k if spelling_key(k) not in by_fold else None
-    pairs = [(k, by_fold[spelling_key(k)]) for k in unknown if by_fold.get(spelling_key(k)) is not None]
-    if not pairs:
-        return ""
-    label, cls = pairs[0]
-    more = f" (and {len(pairs) - 1} more)" if len(pairs) > 1 else ""
-    return (f"; {label!r} differs from the model's class {cls!r} only in letter case{more}: labels are matched as "
-            "written, so write them as the model's")
-
-
-def _as_number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,
                        where: "_CellPlace | None" = None, warn: list[str] | None = None) -> np.ndarray:
     # a column kept as text by the reader (007, written as an id would be) is still numbers to a regression,
-    # parsed as every other number is (``_parse_numbers``; the rows have no missing target by now)
-    numbers = {t: _parse_numbers(frame[t].astype(str).str.strip()) for t in targets if is_text_dtype(frame[t].dtype)}
+    # parsed as every other number is (``parse_numbers``; the rows have no missing target by now)
+    numbers = {t: parse_numbers(frame[t].astype(str).str.strip()) for t in targets if is_text_dtype(frame[t].dtype)}
     frame = frame.assign(**{t: v for t, v in numbers.items() if v is not None})
     bad = [t for t in targets if not _is_number_column(frame[t])]
     if bad:  # name the first cell that is not a number (the first cell may well be one)
         where = where or _CellPlace(frame)
         col = frame[bad[0]]
         cells = col.astype(str).str.strip()
-        off = np.array([_parse_numbers(pd.Series([c])) is None for c in cells], dtype=bool) \
+        off = np.array([parse_numbers(pd.Series([c])) is None for c in cells], dtype=bool) \
             if is_text_dtype(col.dtype) else np.ones(len(col), dtype=bool)
         i = int(np.argmax(off)) if off.any() else 0
         raise DataError(f"{where.source}--task regression needs numeric targets; {bad[0]!r} holds the text "
                         f"{str(col.iloc[i])!r} at {where.row(i)}"
-                        + (f" (text in {_quoted(bad[1:], 3)} too)" if len(bad) > 1 else ""))
+                        + (f" (text in {quoted(bad[1:], 3)} too)" if len(bad) > 1 else ""))
     _check_model_targets(targets, classes)
     Y = frame.to_numpy(dtype=np.float64)  # (n, k)
     if classes is None and len(Y):  # a training table: a target that never varies leaves nothing to learn
@@ -1159,7 +1118,7 @@ def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequenc
 
 def _check_model_targets(targets: list[str], classes: Sequence | None) -> None:
     if classes is not None and [str(c) for c in classes] != list(targets):
-        raise DataError(f"target columns {_quoted(targets)} differ from the model's {_quoted(classes)}; "
+        raise DataError(f"target columns {quoted(targets)} differ from the model's {quoted(classes)}; "
                         "pass the model's columns to --target")
 
 
@@ -1240,7 +1199,7 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
     if ds.y is not None and ungrouped:
         notes = [n for n in notes if n not in ungrouped]
         dropped = [g for g in DEFAULT_GROUPS if ds.roles is not None and g in ds.roles.drop]
-        why = (f"{_quoted(dropped)} dropped (--drop)" if dropped else
+        why = (f"{quoted(dropped)} dropped (--drop)" if dropped else
                f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column")
         calibrated = "" if ds.task == "regression" else ", and the probabilities calibrated on it overconfident"
         ds.warnings.append(f"{why}: samples are treated as independent; "
@@ -1315,7 +1274,7 @@ def with_positive(ds: "Dataset", positive: str | None, flag: str = "--positive")
                         + (f" ({len(ds.classes)} classes)" if ds.task == "multiclass" else ""))
     names = [str(c) for c in ds.classes]
     if str(positive) not in names:
-        raise DataError(f"{flag}: {positive!r} is not a class of the target; its classes are {_quoted(names)}")
+        raise DataError(f"{flag}: {positive!r} is not a class of the target; its classes are {quoted(names)}")
     if names.index(str(positive)) == 0:
         ds.y = 1 - ds.y
         ds.classes = [ds.classes[1], ds.classes[0]]
@@ -1438,7 +1397,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         frame = _typed_targets(table.read_frame(text=text, ids=ids), roles.target, table)  # a feature column holds
         notes = table.notes + notes  # text: the whole frame names it
     else:  # the row layout (its rows that may take a role read as written), or a parquet file's stored index
-        text = [c for c in [*_names(target), group, id, batch, DEFAULT_ID, *DEFAULT_GROUPS, DEFAULT_BATCH] if c]
+        text = [c for c in [*listed_names(target), group, id, batch, DEFAULT_ID, *DEFAULT_GROUPS, DEFAULT_BATCH] if c]
         frame, read_notes = read_table_with_notes(path if src.name != "standard input" else "-", features_in_rows,
                                                   stdin=src.opener(), sep=sep, decimal=decimal, text=text)
         raise_annotation_columns(frame)  # no model here to tell a samples x features table given transposed
@@ -1464,7 +1423,7 @@ def _joined_roles(sheet, source: str, columns: list[str], roles_kw: dict,
     if sheet is None:
         return None, *resolve_roles(columns, **roles_kw)
     join = SampleJoin(sheet, source, columns, features_in_rows=features_in_rows)
-    join.require("--target", _names(roles_kw["target"]))
+    join.require("--target", listed_names(roles_kw["target"]))
     join.require("--group", [roles_kw["group"]])
     join.require("--batch", [roles_kw["batch"]])
     roles, notes = resolve_roles(join.columns, **{**roles_kw, "id": join.data_id})
@@ -1507,7 +1466,7 @@ def user_frame(df: pd.DataFrame, id: str | None = None) -> pd.DataFrame:  # noqa
     frame.columns = [str(c) for c in frame.columns]
     twice = [name for name, k in Counter(frame.columns).items() if k > 1]
     if twice:
-        raise DataError(f"{FRAME_SOURCE} has {len(twice)} column name(s) more than once: {_quoted(twice, 5)}; "
+        raise DataError(f"{FRAME_SOURCE} has {len(twice)} column name(s) more than once: {quoted(twice, 5)}; "
                         "give each column one name")
     frame.attrs[SOURCE_ATTR] = FRAME_SOURCE
     return frame
@@ -1580,3 +1539,4 @@ def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> 
     if match.relaxed:
         ds.notes.append(f"{source}: {match.note('features', 'training ← this table')}")
     return ds
+

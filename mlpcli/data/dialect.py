@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ._common import THOUSANDS_DOT_NUMBER, THOUSANDS_NUMBER
+from .cells import THOUSANDS_DOT_NUMBER, THOUSANDS_NUMBER
 from .sources import Source, open_binary
 
 

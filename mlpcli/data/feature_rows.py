@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._common import DEFAULT_ID, ROUND_TRIP, _quoted, non_number_cells, typed_as_written
+from .conventions import DEFAULT_ID
+from .cells import ROUND_TRIP, non_number_cells, typed_as_written
+from ..text import quoted
 
 
 # The transposed (features × samples) layout. Rows whose every value parses as a number become numeric
@@ -245,7 +247,7 @@ def _annotation_columns(sample_ids: list[str], text_names: list[str], numeric_va
     keep = f" (keep column 1 and columns {annotation.size + 2} on)" \
         if annotation.tolist() == list(range(annotation.size)) else ""
     named = [(sample_ids[k], k + 2, [str(v) for v in block[:, k] if isinstance(v, str)]) for k in annotation]
-    return (f"{source}: column{'' if one else 's'} {_quoted([sample_ids[k] for k in annotation], 4)} (header "
+    return (f"{source}: column{'' if one else 's'} {quoted([sample_ids[k] for k in annotation], 4)} (header "
             f"cell{'' if one else 's'} {cells}) hold{'s' if one else ''} text, not a sample's numbers (e.g. "
             f"{str(text_values[i, j])!r} for {text_names[i]!r}); with --features-in-rows the first column names the "
             f"features and every other column is one sample: remove such annotation columns first{keep} — or, if "

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, OptionError
-from ._common import SOURCE_ATTR, _quoted
+from .conventions import SOURCE_ATTR
+from ..text import quoted
 from .names import count_matches, name_key
 
 __all__ = ["EXTRA_HINT", "OBS_NAMES", "X_LAYER", "VAR_INDEX", "H5ad", "is_h5ad", "load_dataset", "check_options",
@@ -296,7 +297,7 @@ class H5ad:
                 why = ("; .var has it, but --raw reads .raw's genes, named by .raw.var — leave out --var-names or "
                        "--raw" if main else "")
                 raise DataError(f"--var-names {column!r}: no such {table} column in {self.path}; its {table} columns: "
-                                f"{_quoted(self.var.columns, 8) or 'none'} (or var_names, the index){why}")
+                                f"{quoted(self.var.columns, 8) or 'none'} (or var_names, the index){why}")
             values, what = self.var[column], f"var column {column!r} (--var-names)"
         values = pd.Series(_plain(values))
         if values.isna().any():
@@ -327,7 +328,7 @@ class H5ad:
         def shown(n: str, k: int) -> str:  # 'TBCE' (×2) ['ENSG00000284770', 'ENSG00000285053']
             if ids is None:
                 return f"{n!r} (×{k})"
-            return f"{n!r} (×{k}) [{_quoted([i for i, m in zip(ids[1], names) if m == n], 3)}]"
+            return f"{n!r} (×{k}) [{quoted([i for i, m in zip(ids[1], names) if m == n], 3)}]"
 
         listed = ", ".join(shown(n, k) for n, k in repeats[:3])
         more = f" and {len(repeats) - 3} more" if len(repeats) > 3 else ""
@@ -510,12 +511,12 @@ class H5ad:
                 fix, where = f"pass --var-names {best}", f"var column {best!r}"
             raise DataError(f"{self.path}: gene identifiers differ from the model's — only {found:,} of the model's "
                             f"{len(wanted):,} features are among the file's {self.names_from}, but {best_found:,} are "
-                            f"in {where} (e.g. model {_quoted(wanted[:2])}, file {_quoted(self.feature_names[:2])}); "
+                            f"in {where} (e.g. model {quoted(wanted[:2])}, file {quoted(self.feature_names[:2])}); "
                             f"{fix}")
         if found == 0:
             raise DataError(f"{self.path}: none of the model's {len(wanted):,} features is among the file's "
-                            f"{self.names_from} or any var column (e.g. model {_quoted(wanted[:3])}, file "
-                            f"{_quoted(self.feature_names[:3])}); gene identifiers differ (Ensembl ids vs symbols?) "
+                            f"{self.names_from} or any var column (e.g. model {quoted(wanted[:3])}, file "
+                            f"{quoted(self.feature_names[:3])}); gene identifiers differ (Ensembl ids vs symbols?) "
                             "— map them to the model's before predicting")
 
     def close(self) -> None:
@@ -574,21 +575,21 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
     on the cells' names (obs_names, or the obs column of the sheet's id column's name) when one is given:
     cells without a row in it are left out; features from the chosen matrix, a sparse one kept as CSR
     float32. --drop may name obs columns or genes (genes are left out of the features)."""
-    from ._common import DEFAULT_TARGET
-    from .dataset import Dataset, _names, resolve_roles
+    from .conventions import DEFAULT_TARGET
+    from .dataset import Dataset, listed_names, resolve_roles
     from .samples import SampleJoin
 
     with H5ad(path, layer, raw, var_names, var_names_fallback=var_names_fallback) as h:
         columns = h.columns
         obs_set = set(columns) - set(h.feature_names)
-        drops = _names(drop)
+        drops = listed_names(drop)
         genes_of_file = set(h.feature_names)
         gene_drops = [d for d in drops if d not in obs_set and d in genes_of_file]
         obs_columns = [c for c in columns if c in obs_set]
         join = None
         if sheet is not None:  # the sheet's columns beside the obs ones, matched on the cells' names
             join = SampleJoin(sheet, h.path, obs_columns, cells_id=OBS_NAMES)
-            for flag, names in (("--target", _names(DEFAULT_TARGET if target is None else target)),
+            for flag, names in (("--target", listed_names(DEFAULT_TARGET if target is None else target)),
                                 ("--group", [group]), ("--batch", [batch])):
                 join.require(flag, names)
             obs_columns = join.columns
@@ -599,7 +600,7 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
                                          OBS_NAMES if id is None else id, batch=batch,
                                          drop=[d for d in drops if d not in gene_drops], require_target=require_target)
         except DataError as exc:  # the file named, and why an .obs column the user sees is not among the columns
-            asked = {*_names(DEFAULT_TARGET if target is None else target), group, batch, id} - {None}
+            asked = {*listed_names(DEFAULT_TARGET if target is None else target), group, batch, id} - {None}
             hidden = [c for c in h.obs_named_like_genes if c in asked]
             if hidden:
                 raise DataError(f"{path}: the .obs column {hidden[0]!r} is named like a gene of the file, and the name "
@@ -690,7 +691,7 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
             # like a probability column) is not an earlier prediction's: overwritten with a note that -q hid
             foreign = [c for c in replaced if not earlier(c) or not _same_kind(obs[c], columns[c])]
             if foreign:
-                raise DataError(f"{source} already has the obs column{'s' * (len(foreign) > 1)} {_quoted(foreign)}, "
+                raise DataError(f"{source} already has the obs column{'s' * (len(foreign) > 1)} {quoted(foreign)}, "
                                 "which the predictions would overwrite; pass --obs-prefix to name them apart")
             # the prefix's other columns are an earlier prediction's (its probabilities, sets, OOD flags): kept
             # beside this one's labels they would contradict them
@@ -710,10 +711,10 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
     atomic_write(out, write, readable=True)
     replaced, stale = changed["replaced"], changed["stale"]
     if replaced and notes is not None:
-        notes.append(f"replaced the obs column{'s' * (len(replaced) > 1)} {_quoted(replaced)} of the input "
+        notes.append(f"replaced the obs column{'s' * (len(replaced) > 1)} {quoted(replaced)} of the input "
                      "(a previous prediction?); --obs-prefix to keep both")
     if stale and notes is not None:
-        notes.append(f"removed the obs column{'s' * (len(stale) > 1)} {_quoted(stale)} of an earlier prediction "
+        notes.append(f"removed the obs column{'s' * (len(stale) > 1)} {quoted(stale)} of an earlier prediction "
                      f"(prefix {prefix!r}), which this one does not write; --obs-prefix to keep both")
 
 
@@ -796,7 +797,7 @@ def _class_probabilities(obs: pd.DataFrame, columns: dict, stale: list, source: 
             continue
         clash = [c for c in columns if c in theirs]
         if clash:
-            raise DataError(f"{source}: the obs column{'s' * (len(clash) > 1)} {_quoted(clash)} hold"
+            raise DataError(f"{source}: the obs column{'s' * (len(clash) > 1)} {quoted(clash)} hold"
                             f"{'s' * (len(clash) == 1)} the class probabilities of the earlier prediction "
                             f"{label!r}, which this one would overwrite with another model's; pass --obs-prefix "
                             "to keep both")

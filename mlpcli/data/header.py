@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import DataError
-from ._common import DEFAULT_ID
+from .conventions import DEFAULT_ID
 from .dialect import head_records, split_line
 
 

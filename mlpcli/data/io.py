@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._common import DECIMAL_ATTR, SOURCE_ATTR
+from .conventions import DECIMAL_ATTR, SOURCE_ATTR
 from .dialect import Dialect, head_text, header_cells, sniff_dialect
 from .feature_rows import read_feature_rows_text
 from .fields import check_header_no_nul, check_stream, locate_not_utf8

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..distributions import chi2_sf
-from ._common import CLASSIFICATION_TASKS
+from .conventions import CLASSIFICATION_TASKS
 
 __all__ = ["TIED_V", "TIED_P", "MIN_GROUP", "MIN_MISSING", "TiedFeature", "tied_missingness", "missingness_warnings",
            "binary_among_continuous", "empty_rows_warning"]

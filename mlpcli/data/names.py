@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from ..errors import DataError
-from ._common import _quoted
+from ..text import quoted
 
 __all__ = ["NameMatch", "match_names", "name_key", "count_matches", "MATCH_RULE", "comment_line_hint"]
 
@@ -117,10 +117,10 @@ def match_names(wanted: Sequence[str], columns: Iterable[str], *, source: str,
         if not found:
             continue
         if len(found) > 1:
-            raise DataError(f"{source}: columns {_quoted(found)} all match the feature {w!r} {MATCH_RULE}; "
+            raise DataError(f"{source}: columns {quoted(found)} all match the feature {w!r} {MATCH_RULE}; "
                             "rename or remove all but one of them")
         if len(wanted_by_key[key]) > 1:
-            raise DataError(f"{source}: column {found[0]!r} matches the features {_quoted(wanted_by_key[key])} "
+            raise DataError(f"{source}: column {found[0]!r} matches the features {quoted(wanted_by_key[key])} "
                             f"{MATCH_RULE}; name it exactly as the one it holds")
         result.columns[w] = found[0]
         result.relaxed.append((w, found[0]))

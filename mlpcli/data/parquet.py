@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._common import DEFAULT_ID
+from .conventions import DEFAULT_ID
 from .feature_rows import samples_from_feature_rows
 from .float32 import feature_dtype
 from .header import check_unique_header

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ModelFileError
 from .sources import short_reason
-from ._common import IMPUTE_METHODS, _counted, _quoted
+from .conventions import IMPUTE_METHODS
+from ..text import counted, quoted
 from ..training import CentredRows
 from .dataset import RowView, feature_block, is_sparse
 from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
@@ -242,7 +243,7 @@ class Preprocessor:
                 del Xk, scratch
         scaling.finish()
         if infinite.any():
-            raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; replace them")
+            raise DataError(f"feature columns hold infinite values: {quoted(np.asarray(names)[infinite])}; replace them")
         if negative.any():
             raise DataError(_negative_message(names, negative, first_negative_min))
         if cfg.impute is None and nan_counts.any():
@@ -618,7 +619,7 @@ class Preprocessor:
             if inf.any():
                 infinite[cols[a:b][inf]] = True
         if infinite.any():
-            raise DataError(f"feature columns hold infinite values: {_quoted(np.asarray(names)[infinite])}; replace them")
+            raise DataError(f"feature columns hold infinite values: {quoted(np.asarray(names)[infinite])}; replace them")
         for a, b in spans:
             at = first_beyond_limit(data[a:b].reshape(1, -1))
             if at is not None:
@@ -907,7 +908,7 @@ class Preprocessor:
             kept_names = [str(n) for n in meta["kept_features"]]
             missing = [k for k in _STATE_ARRAYS if k not in arrays]
             if missing:
-                raise ModelFileError(f"preprocessing arrays missing from the model file: {_quoted(missing)}")
+                raise ModelFileError(f"preprocessing arrays missing from the model file: {quoted(missing)}")
             loaded = {k: np.asarray(arrays[k]) for k in _STATE_ARRAYS}
         except (KeyError, TypeError, ConfigError) as exc:
             raise ModelFileError(f"preprocessing state in the model file is malformed: {short_reason(exc)}") from None
@@ -994,8 +995,8 @@ def empty_message(names: Sequence[str], per_member: Sequence[int] | None = None)
     dropped); ``per_member``: how many each member of an ensemble had, when ``names`` is their union."""
     counted = _per_member(names, per_member)
     if counted is None:
-        return f"{len(names)} {EMPTY_WORDS}: {_quoted(list(names))}"
-    return f"{EMPTY_WORDS_MEMBERS}: {counted}: {_quoted(list(names))} (dropped there as constant)"
+        return f"{len(names)} {EMPTY_WORDS}: {quoted(list(names))}"
+    return f"{EMPTY_WORDS_MEMBERS}: {counted}: {quoted(list(names))} (dropped there as constant)"
 
 
 def is_empty_message(text: str) -> bool:
@@ -1014,8 +1015,8 @@ def constant_message(dropped: Sequence[str], per_member: Sequence[int] | None = 
     training rows differ, and so do their constant features: one warning for all of them, not one each)."""
     counted = _per_member(dropped, per_member)
     if counted is None:
-        return f"dropped {len(dropped)} features constant on the training rows: {_quoted(list(dropped))}"
-    return f"dropped features constant on the training rows: {counted}: {_quoted(list(dropped))}"
+        return f"dropped {len(dropped)} features constant on the training rows: {quoted(list(dropped))}"
+    return f"dropped features constant on the training rows: {counted}: {quoted(list(dropped))}"
 
 
 class _Beside:
@@ -1514,7 +1515,7 @@ def missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: st
     pairs = [(names[j], int(nan_counts[j])) for j in cols]
     remedy = (f"the model was trained without --impute, so fill them or retrain with --impute {IMPUTE_HINT}" if fitted
               else f"pass --impute {IMPUTE_HINT} or remove them")
-    return f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {_counted(pairs)}{counted_in}; {remedy}"
+    return f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {counted(pairs)}{counted_in}; {remedy}"
 
 
 def _nan_median(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray) -> np.ndarray:

@@ -45,7 +45,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, MlpcliError
-from ._common import DEFAULT_ID, NO_COPY, SPELLING_WORDS, _label_key, _quoted, is_text_dtype, spelling_key, typed_as_written, visible
+from .conventions import DEFAULT_ID
+from .cells import NO_COPY, SPELLING_WORDS, is_text_dtype, spelling_key, typed_as_written, visible
+from .labels import label_key
+from ..text import quoted
 
 __all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples"]
 
@@ -61,7 +64,7 @@ def _id_texts(values) -> np.ndarray:
     out = s.str.strip() if s.map(type).eq(str).any() else pd.Series(np.nan, index=s.index, dtype=object)
     other = out.isna() & s.notna()
     if other.any():
-        out[other] = [_label_key(v) for v in s[other]]
+        out[other] = [label_key(v) for v in s[other]]
     out = np.array(out.to_numpy(dtype=object), dtype=object)  # a copy: pandas 3 hands out read-only arrays
     out[pd.isna(out) | (out == "")] = None
     return out
@@ -221,7 +224,7 @@ def _sheet_id_column(names: list[str], id: str | None, path: str) -> str:  # noq
         if id not in names:
             hint = difflib.get_close_matches(id, names, n=1)
             raise DataError(f"--id column {id!r} not found in --samples {path}"
-                            f"{f' (did you mean {hint[0]!r}?)' if hint else ''}; its columns: {_quoted(names, 6)} "
+                            f"{f' (did you mean {hint[0]!r}?)' if hint else ''}; its columns: {quoted(names, 6)} "
                             f"({len(names)} in all)")
         return id
     return DEFAULT_ID if DEFAULT_ID in names else names[0]
@@ -311,7 +314,7 @@ class SampleJoin:
             chosen = "--id" if sheet.id_given else "its first column; --id to choose another"
             raise DataError(f"--samples {sheet.path}: its id column {key!r} ({chosen}) is not a column of "
                             f"{self.source}; the sample ids must be in a column of that name in both files "
-                            f"(the table's columns: {_quoted(table_columns, 4)})")
+                            f"(the table's columns: {quoted(table_columns, 4)})")
         self.shared = [c for c in sheet.columns if c in present]  # the table has them too: the table's are used
         self.columns = table_columns + [c for c in sheet.columns if c not in present]
         self.joined: list[str] = []
@@ -338,9 +341,9 @@ class SampleJoin:
         hint = difflib.get_close_matches(missing[0], sheet_columns, n=1) or \
             difflib.get_close_matches(missing[0], self.columns, n=1)
         noun = "column" if len(missing) == 1 else "columns"
-        raise DataError(f"{flag} {noun} {_quoted(missing)} not found in {self.source} nor in --samples "
+        raise DataError(f"{flag} {noun} {quoted(missing)} not found in {self.source} nor in --samples "
                         f"{self.sheet.path}{f' (did you mean {hint[0]!r}?)' if hint else ''}; the sheet's columns: "
-                        f"{_quoted(sheet_columns, 6)} ({len(sheet_columns)} in all)")
+                        f"{quoted(sheet_columns, 6)} ({len(sheet_columns)} in all)")
 
     def select(self, roles: Iterable[str | None], drop: Iterable[str] = (), said: Iterable[str] = ()) -> None:
         """Fix the sheet columns to join: those among `roles` (target, group, batch, --by) or `drop`; the
@@ -357,11 +360,11 @@ class SampleJoin:
         ignored = [c for c in own if c not in set(self.joined) and c not in set(said)]
         if ignored:
             self.notes.append(f"--samples {self.sheet.path}: ignored {len(ignored)} column{'s' * (len(ignored) > 1)} "
-                              f"that take{'s' * (len(ignored) == 1)} no role: {_quoted(ignored, 4)} (features come "
+                              f"that take{'s' * (len(ignored) == 1)} no role: {quoted(ignored, 4)} (features come "
                               f"from {self.source} only; --target, --group or --batch to use one)")
         if self.shared:
             one = len(self.shared) == 1
-            self.notes.append(f"--samples {self.sheet.path}: {_quoted(self.shared, 4)} {'is' if one else 'are'} also "
+            self.notes.append(f"--samples {self.sheet.path}: {quoted(self.shared, 4)} {'is' if one else 'are'} also "
                               f"{'a column' if one else 'columns'} of {self.source}: the table's "
                               f"{'column is' if one else 'columns are'} used, the sheet's ignored")
         self._selected = True

@@ -19,7 +19,10 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..errors import DataError
-from ._common import SUPPORTED_FORMATS, _COMPRESSIONS, _TEXT_SEPARATORS
+
+SUPPORTED_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2, .xz or .zip), .parquet, .h5ad (AnnData), or '-' for standard input"
+_TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
 
 
 def check_file(path: str) -> None:

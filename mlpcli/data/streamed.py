@@ -29,7 +29,7 @@ from .. import data
 from ..errors import DataError, OptionError
 from ..interrupts import held
 from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
-from ._common import DECIMAL_ATTR
+from .conventions import DECIMAL_ATTR
 from .fields import check_header_no_nul, check_no_nul, check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
 from .dialect import SNIFF_BYTES
 from .feature_rows import raise_annotation_columns, raise_names_elsewhere

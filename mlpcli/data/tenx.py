@@ -412,7 +412,7 @@ def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batc
     """A training Dataset from a 10x directory and a read sample sheet (``samples.SampleSheet``), whose id
     column holds the barcodes; returns (dataset, notes). Rows: the barcodes with a row in the sheet, in the
     matrix's order; features: the genes, kept sparse (CSR float32)."""
-    from .dataset import Dataset, _names, resolve_roles
+    from .dataset import Dataset, listed_names, resolve_roles
     from .samples import SampleJoin
 
     t = TenX(path, var_names=var_names, gene_expression_only=not feature_types, feature_types=feature_types or None)
@@ -421,7 +421,7 @@ def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batc
     if key in genes:
         raise DataError(f"--samples {sheet.path}: its id column {key!r} is also a feature of {t.path}; rename it")
     join = SampleJoin(sheet, t.path, [key, *t.feature_names])
-    join.require("--target", _names(target))
+    join.require("--target", listed_names(target))
     join.require("--group", [group])
     join.require("--batch", [batch])
     roles, notes = resolve_roles(join.columns, target=target, group=group, no_group=no_group, id=key, batch=batch,

@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ._common import _label_key, _quoted
+from .labels import label_key
+from ..text import quoted
 
 
 def class_weights(y: np.ndarray, n_classes: int, spec: str | None, classes: Sequence) -> np.ndarray | None:
@@ -37,7 +38,7 @@ def _balanced_weights(y: np.ndarray, n_classes: int, classes: Sequence) -> np.nd
     counts = np.bincount(flat, minlength=n_classes)
     absent = [classes[i] for i in np.flatnonzero(counts == 0)]
     if absent:
-        raise DataError(f"--class-weight balanced: class {_quoted(absent)} has no training samples; "
+        raise DataError(f"--class-weight balanced: class {quoted(absent)} has no training samples; "
                         "give explicit weights (LABEL=WEIGHT) or add data")
     return compute_class_weight("balanced", classes=np.arange(n_classes), y=flat).astype(np.float64)
 
@@ -45,12 +46,12 @@ def _balanced_weights(y: np.ndarray, n_classes: int, classes: Sequence) -> np.nd
 def _explicit_weights(text: str, classes: Sequence) -> np.ndarray:
     from ..config import class_weight_pairs  # the form: the same check as before the data was read
 
-    index = {_label_key(c): i for i, c in enumerate(classes)}
+    index = {label_key(c): i for i, c in enumerate(classes)}
     weights = np.ones(len(classes), dtype=np.float64)
     for label, weight in class_weight_pairs(text):
         if label not in index:
             # "A=1;B=3" reads as the class "A=1;B": the pairs' separator is the likely slip
             hint = " (pairs are separated by commas: 'A=1,B=3')" if "=" in label else ""
-            raise ConfigError(f"--class-weight names unknown class {label!r}{hint}; valid labels: {_quoted(index, 10)}")
+            raise ConfigError(f"--class-weight names unknown class {label!r}{hint}; valid labels: {quoted(index, 10)}")
         weights[index[label]] = weight
     return weights

@@ -125,27 +125,27 @@ def check_steps(steps) -> int:
 def class_index(model: Model, name) -> int:
     """The index of class ``name`` (matched as text: 1, 1.0 and "1" all name the class 1); an OptionError (a usage error)
     naming the model's classes otherwise."""
-    from ..data import _label_key
-    from ..data.dataset import _numeric_fallback
+    from ..data.labels import label_key
+    from ..data.labels import numeric_fallback
 
-    keys = [_label_key(c) for c in model.classes]
-    key = _label_key(name) if not isinstance(name, str) else name.strip()
+    keys = [label_key(c) for c in model.classes]
+    key = label_key(name) if not isinstance(name, str) else name.strip()
     for i, k in enumerate(keys):
         if k == key or str(model.classes[i]) == key:
             return i
     # as written first, else by number, as a table's labels are matched (evaluate, explain's labels): the
     # text "1.0" or "01" names the class 1 when no class is written that way
-    key = _numeric_fallback([key], {k: i for i, k in enumerate(keys)})[0]
+    key = numeric_fallback([key], {k: i for i, k in enumerate(keys)})[0]
     if key in keys:
         return keys.index(key)
-    from ..data._common import _quoted
+    from ..text import quoted
 
     # every class counted (a single-cell model's twenty cell types were cut to ten without saying so), and the
     # class that differs only in letter case or spaces named
     near = [str(c) for c in model.classes if str(c).strip().casefold() == str(key).casefold()]
     hint = f"; did you mean {near[0]!r}?" if near else ""
     what = {"regression": "targets", "multilabel": "labels"}.get(model.task, "classes")
-    raise OptionError(f"--class {str(name)!r} is not one of the model's {what} ({_quoted(model.classes, 10)}){hint}")
+    raise OptionError(f"--class {str(name)!r} is not one of the model's {what} ({quoted(model.classes, 10)}){hint}")
 
 
 def baseline_values(model: Model, baseline="mean") -> np.ndarray:

@@ -44,8 +44,10 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..data._common import _label_key, _quoted
-from ..data.dataset import _as_number, _encode_classes
+from ..data.labels import label_key
+from ..text import quoted
+from ..data.dataset import _encode_classes
+from ..data.labels import as_number
 from ..errors import ConfigError, DataError, OptionError
 from ..metrics import spearman
 from ..model_io import Model
@@ -155,7 +157,7 @@ def load_samples(model: Model, source, roles=None, fill_missing: str | None = No
     targets, absent = prepared.absent_targets(model)
     if absent:  # read as unlabelled, its labels were dropped without a word (and permutation said "no target")
         raise DataError(f"{name} has {len(targets) - len(absent)} of the model's {len(targets)} target columns "
-                        f"({_quoted(targets)}) and lacks {_quoted(absent)}; explain reads the labels whole: add the "
+                        f"({quoted(targets)}) and lacks {quoted(absent)}; explain reads the labels whole: add the "
                         f"missing column{'s' * (len(absent) != 1)}, or --drop the ones it has to explain the "
                         "model's own predictions")
     if prepared.y is None:
@@ -305,7 +307,7 @@ def _record(name: str, table_rows: list[dict], summary: dict, rows: list, stabil
 def _integers_name_classes(model: Model) -> bool:
     """Whether an integer label can name a class of ``model``: a number (1, 1.0, or "01", which evaluate matches
     to the label 1) or a boolean (1 == True)."""
-    return any(isinstance(c, (bool, np.bool_)) or _as_number(_label_key(c)) is not None for c in model.classes)
+    return any(isinstance(c, (bool, np.bool_)) or as_number(label_key(c)) is not None for c in model.classes)
 
 
 def label_indices(model: Model, y, n: int) -> np.ndarray | None:
@@ -363,16 +365,16 @@ def label_matrix(model: Model, y, n: int) -> np.ndarray | None:
     if isinstance(y, pd.DataFrame):
         missing = [c for c in names if c not in set(map(str, y.columns))]
         if missing:
-            raise DataError(f"y lacks the label column{'s' * (len(missing) > 1)} {_quoted(missing, 10)} of the "
+            raise DataError(f"y lacks the label column{'s' * (len(missing) > 1)} {quoted(missing, 10)} of the "
                             "multi-label model")
         y = y.rename(columns=str)[names]
     try:
         Y = np.asarray(getattr(y, "to_numpy", lambda: y)(), dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"y must hold 0/1 values, one column per label ({_quoted(names, 10)}): {exc}") from None
+        raise DataError(f"y must hold 0/1 values, one column per label ({quoted(names, 10)}): {exc}") from None
     if Y.shape != (n, len(names)):
         raise DataError(f"y has shape {Y.shape} for {n} samples; expected ({n}, {len(names)}): one 0/1 column per "
-                        f"label ({_quoted(names, 10)})")
+                        f"label ({quoted(names, 10)})")
     bad = ~np.isin(Y, (0.0, 1.0))
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -490,7 +492,7 @@ def _correlated_note(X: np.ndarray, feats: Sequence[str], table: pd.DataFrame, m
 def _filled_note(unranked: list[str]) -> list[str]:
     if not unranked:
         return []
-    return [f"not ranked: {_quoted(unranked, 10)}, absent from the table or without a value in it (filled with "
+    return [f"not ranked: {quoted(unranked, 10)}, absent from the table or without a value in it (filled with "
             "training means, or imputed)"]
 
 
@@ -950,7 +952,7 @@ def _target_values(model: Model, y, n: int) -> np.ndarray | None:
     k = len(model.classes)
     if y.shape not in ((n,), (n, k)) or (y.ndim == 1 and k != 1):
         raise DataError(f"y has shape {y.shape} for {n} samples; expected ({n}, {k}): the values of "
-                        f"{_quoted(model.classes, 10)}")
+                        f"{quoted(model.classes, 10)}")
     y = y.reshape(n, k)
     if not np.isfinite(y).all():
         raise DataError(f"y has {int((~np.isfinite(y)).sum())} missing or infinite value(s); drop those samples")

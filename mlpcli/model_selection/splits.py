@@ -15,7 +15,8 @@ import numpy as np
 
 from ..config import offset_seed
 from ..data import CLASSIFICATION_TASKS, Dataset, SplitLeakageError
-from ..data._common import _label_key, _quoted
+from ..data.labels import label_key
+from ..text import quoted
 from ..data.sources import short_reason
 from ..errors import ConfigError, DataError
 
@@ -160,11 +161,11 @@ def check_disjoint(dataset: Dataset, a: np.ndarray, b: np.ndarray, where: str) -
     if ga.dtype.kind == "f" and np.isnan(ga).any() and np.isnan(gb).any():  # NaN never equals NaN in intersect1d
         shared = np.append(shared, np.nan)
     if shared.size:  # explicit raise, not assert: must hold under python -O too
-        raise SplitLeakageError(f"internal error: groups on both sides of {where}: {_quoted(shared)}")
+        raise SplitLeakageError(f"internal error: groups on both sides of {where}: {quoted(shared)}")
 
 
 def _class_label(dataset: Dataset, index: int) -> str:
-    return _label_key(dataset.classes[index]) if index < len(dataset.classes) else str(index)
+    return label_key(dataset.classes[index]) if index < len(dataset.classes) else str(index)
 
 
 def fold_fraction(val_size: float, most_folds: int) -> tuple[int, int]:
@@ -325,7 +326,7 @@ def _side_counts(dataset: Dataset, idx: np.ndarray | None = None) -> _Side:
     classes: dict[str, int] = {}
     if dataset.y is not None and dataset.task in CLASSIFICATION_TASKS:
         counts = np.bincount(dataset.y[idx], minlength=len(dataset.classes))
-        classes = {_label_key(c): int(counts[i]) for i, c in enumerate(dataset.classes)}
+        classes = {label_key(c): int(counts[i]) for i, c in enumerate(dataset.classes)}
     elif dataset.y is not None and dataset.task == "multilabel":
         positives = dataset.y[idx].sum(axis=0)
         classes = {str(name): int(positives[j]) for j, name in enumerate(dataset.classes)}
@@ -376,7 +377,7 @@ def summarize_split(train: Dataset, val: Dataset, strategy: str = "explicit vali
         if shared.size:
             raise DataError(
                 f"{shared.size} groups in {_group_name(train)!r} appear in both the training and the --val-data "
-                f"table: {_quoted(shared)}; a patient on both sides inflates validation scores — remove them "
+                f"table: {quoted(shared)}; a patient on both sides inflates validation scores — remove them "
                 "from one table"
             )
     return _summary(_side_counts(train), _side_counts(val), strategy)
@@ -637,7 +638,7 @@ def leave_batch_out(ds: Dataset) -> tuple[list[Fold], str]:
         raise ConfigError("--leave-batch-out needs a batch column (--batch NAME, default 'batch')")
     n_batches = len(np.unique(ds.batches))
     if n_batches < 2:
-        raise DataError(f"--leave-batch-out: the batch column holds one batch ({_quoted(np.unique(ds.batches))}); "
+        raise DataError(f"--leave-batch-out: the batch column holds one batch ({quoted(np.unique(ds.batches))}); "
                         "holding batches out needs at least two (--batch to name another column)")
     component, members = batch_components(ds.batches, ds.groups)
     if len(members) < 2:

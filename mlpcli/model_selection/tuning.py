@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import data, metrics
-from ..data._common import IMPUTE_METHODS
+from ..data.conventions import IMPUTE_METHODS
 from ..data.preprocess import IMPUTE_HINT
 from ..config import AUTO, AUTO_WEIGHT_DECAY, AUTO_WEIGHT_DECAY_REGRESSION, ONLY_WITH, OPTIMIZER_ONLY, TrainOptions
 from ..errors import ConfigError, DataError, OptionError, TrainingError

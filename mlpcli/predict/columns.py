@@ -15,12 +15,15 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data._common import DECIMAL_ATTR, _counted, decimal_advice, first_non_number
+from ..data.conventions import DECIMAL_ATTR
+from ..data.cells import decimal_advice, first_non_number
+from ..text import counted
 from ..data.limits import first_beyond_limit, value_limit_message
 from ..data.names import comment_line_hint, count_matches, match_names, name_key, species_warning
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
-from ._common import _names, _not_found, _quoted
+from ..data.dataset import listed_names, missing_columns_error
+from ..text import quoted
 
 
 # The reader's remedy for a target column the table lacks is evaluate's; a command that reads labels for another
@@ -152,7 +155,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     notes: list[str] = []
     warns: list[str] = []
 
-    drop = _names(flags.drop)
+    drop = listed_names(flags.drop)
     for name in drop:
         if name not in present_set:
             if flags.features_in_rows:  # a column of the file (an annotation beside the gene ids) is gone by now
@@ -160,14 +163,14 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                                 "names a row (a gene, or a row of ids or labels); a column of the file, such as a "
                                 "gene-symbol column beside the ids, must be removed from it first (e.g. cut -d, "
                                 "-f1,3- FILE)")
-            raise _not_found("--drop", name, columns)
+            raise missing_columns_error([name], list(columns), "--drop")
 
     def role(flag: str, given: str | None, trained: str | None, default, allowed: bool = True) -> str | None:
         if not allowed:
             return None
         if given is not None:
             if given not in present_set:
-                raise _not_found(flag, given, columns)
+                raise missing_columns_error([given], list(columns), flag)
             if given in model_features:
                 raise ConfigError(f"{flag} {given!r} is one of the model's features; give the column one role")
             return given
@@ -183,10 +186,10 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     if flags.group is not None and flags.no_group:
         raise OptionError("--group and --no-group contradict each other; pass one of them")
 
-    targets = _names(flags.target) or list(mroles.get("target") or model.target_names)
+    targets = listed_names(flags.target) or list(mroles.get("target") or model.target_names)
     dropped = [t for t in targets if t in drop]
     if need_target and dropped:  # the labels were read all the same and scored: --drop meant nothing
-        raise OptionError(f"--drop names the target column {_quoted(dropped)}, which the true labels are read from; "
+        raise OptionError(f"--drop names the target column {quoted(dropped)}, which the true labels are read from; "
                           "leave it out of --drop, or name the label column with --target")
     found = [t for t in targets if t in present_set and t not in drop]
     if need_target:
@@ -198,15 +201,15 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
             did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
             if isinstance(source, str) and os.path.isdir(source):  # 10x Genomics output: counts and barcodes only
                 raise DataError(f"{source} is a 10x Genomics directory, which holds no labels: give the cells' "
-                                f"{_quoted(absent)} in a sample sheet, --samples FILE (its id column holding the "
+                                f"{quoted(absent)} in a sample sheet, --samples FILE (its id column holding the "
                                 "barcodes)")
-            raise DataError(f"{source} has no target column {_quoted(absent)}{did_you_mean}{TARGET_ADVICE}")
+            raise DataError(f"{source} has no target column {quoted(absent)}{did_you_mean}{TARGET_ADVICE}")
         if model.task == "multilabel" or model.task == "regression":
             if [str(c) for c in model.classes] != targets:
-                raise DataError(f"target columns {_quoted(targets)} differ from the model's {_quoted(model.classes)}; "
+                raise DataError(f"target columns {quoted(targets)} differ from the model's {quoted(model.classes)}; "
                                 "pass the model's columns to --target")
     elif found:
-        notes.append(f"ignored the target column{'s' * (len(found) > 1)} {_quoted(found)} (not needed to predict)")
+        notes.append(f"ignored the target column{'s' * (len(found) > 1)} {quoted(found)} (not needed to predict)")
     clash = [t for t in found if t in (group, id_col, batch) or t in model_features]
     if clash:
         raise ConfigError(f"column {clash[0]!r} is both the target and another role or a feature; give it one role")
@@ -215,7 +218,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         raise ConfigError(f"one column has two roles (id {id_col!r}, group {group!r}, batch {batch!r}); "
                           "give each column one role")
     if by is not None and by not in present_set:
-        raise _not_found("--by", by, columns)
+        raise missing_columns_error([by], list(columns), "--by")
 
     unavailable = set(drop) | set(roles_used) | set(found)
     unavailable |= set(sheet_columns)  # features never come from a sample sheet
@@ -236,7 +239,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         if share > DEFAULT_MAX_MISSING and first_cells is not None:
             _check_layout(kept, int(present.sum()), first_cells, flags.features_in_rows, source)
         lacks = (f"{source} lacks {len(missing):,} of the {len(kept):,} features the model uses "
-                 f"({_percent(share)}): {_quoted(missing)}")
+                 f"({_percent(share)}): {quoted(missing)}")
         hint = comment_line_hint(columns) if share > DEFAULT_MAX_MISSING else ""
         others, differ = "", False
         if share > 0.5 and not hint:  # most of them: other gene identifiers, as a rule: show the table's names
@@ -278,12 +281,12 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         rest = (f"predictions rest on the other {int(present.sum()):,}" if present.any() else
                 "no feature of the model was found: every sample gets the same prediction")
         warns.append(f"{len(missing)} of the {len(kept)} features the model uses ({_percent(share)}) are missing and "
-                     f"filled with their training means: {_quoted(missing)}; {rest}{dates_hint if dates else ''}")
+                     f"filled with their training means: {quoted(missing)}; {rest}{dates_hint if dates else ''}")
     kept_set = set(kept)
     unused_absent = [f for f in model.feature_names if f not in present_set and f not in kept_set]
     if unused_absent:
         notes.append(f"{len(unused_absent)} of the model's input features are absent but unused by the network "
-                     f"(dropped as constant or by --top-var in training): {_quoted(unused_absent, 3)}")
+                     f"(dropped as constant or by --top-var in training): {quoted(unused_absent, 3)}")
     feature_columns = set(match.columns.values())
     used = feature_columns | kept_set | set(roles_used) | set(found) | set(drop) | ({by} if by else set())
     extra = [c for c in columns if c not in used and c not in set(sheet_columns)]
@@ -333,7 +336,7 @@ def never_measured(plan: ColumnPlan, observed: np.ndarray, n_rows: int, impute: 
         return None
     d, absent = len(plan.features), int((~plan.present).sum())
     share = (k + absent) / d
-    names = _quoted([plan.column_name(j) for j in np.flatnonzero(never)])
+    names = quoted([plan.column_name(j) for j in np.flatnonzero(never)])
     rest = d - k - absent
     with_absent = f" (with the {absent:,} absent ones filled, {_percent(share)})" if absent else ""
     lacks = (f"{plan.source}: {k:,} of the {d:,} features the model uses ({_percent(k / d)}) have no value in any "
@@ -432,9 +435,9 @@ def _identifier_hint(missing: Sequence[str], candidates: Sequence[str]) -> tuple
         return "", False
     model_kind, table_kind = _id_kind(missing), _id_kind(candidates)
     if model_kind == table_kind or 10 * len(candidates) < len(missing):  # a few annotation columns: no genes
-        return f"its other columns are {_quoted(candidates, 3)}", False
+        return f"its other columns are {quoted(candidates, 3)}", False
     return (f"gene identifiers differ: the model's features are {model_kind}, the table's other columns "
-            f"{table_kind} ({_quoted(candidates, 3)})", True)
+            f"{table_kind} ({quoted(candidates, 3)})", True)
 
 
 def _check_layout(kept: Sequence[str], found: int, first_cells: Callable[[int], Sequence[str]],
@@ -524,10 +527,10 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
                           "it and pass --fill-missing mean (its training mean)") if bad[:, j].all() and len(X) > 1 else ""
             per_column = bad.sum(axis=0)
             columns = np.flatnonzero(per_column)
-            counted = _counted([(plan.column_name(c), int(per_column[c])) for c in columns])
+            gaps = counted([(plan.column_name(c), int(per_column[c])) for c in columns])
             rows = f"row {first_row + 1}" if len(X) == 1 else f"rows {first_row + 1}-{first_row + len(X)}"
             raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} has a missing value at "
-                            f"{_row_label(first_row, i, ids)} (missing values in {rows}: {counted}); the model was "
+                            f"{_row_label(first_row, i, ids)} (missing values in {rows}: {gaps}); the model was "
                             f"trained without --impute, so fill them or retrain with --impute{unmeasured}")
         empty = np.isnan(values).all(axis=1) if values.shape[1] else np.zeros(0, dtype=bool)
         if empty.any():  # nothing of the sample to impute from: the training average, predicted as its own

@@ -18,7 +18,9 @@ from ..errors import ConfigError, OptionError
 from ..fileio import file_sha256
 from ..model_io import Model
 from ..data.streamed import DEFAULT_CHUNK_MB, _read_workers
-from ._common import _names, _quoted, natural_key
+from ..data.dataset import listed_names
+from ..text import quoted
+from ..text import natural_key
 from .columns import RoleFlags
 from .seen import SeenRows, among
 from .shift import ShiftReport
@@ -868,7 +870,7 @@ def _novel_notes(doc: dict, n_rows: int) -> list[str]:
     k, labels = doc["n"], [r["label"] for r in doc["labels"]]
     if not k:
         return [f"--novel-labels: every one of the {n_rows:,} samples holds a label the model knows"]
-    which = f"{'labels' if len(labels) > 1 else 'a label'} the model does not know ({_quoted(labels, 5)})"
+    which = f"{'labels' if len(labels) > 1 else 'a label'} the model does not know ({quoted(labels, 5)})"
     if k == n_rows:
         out = [f"--novel-labels: all {k:,} samples hold {which}: no metric can be computed (they need samples of "
                "the model's classes); how the model treats them is reported alone (`novel` in --json)"]
@@ -902,19 +904,19 @@ def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleF
     `age`) are read, in the order given, through a copy of the model bearing their names (the metrics keep the
     model's). The model's own names are read by name in any order; one of them given at another target's
     place is an error."""
-    given = _names(roles.target) if roles is not None else []
+    given = listed_names(roles.target) if roles is not None else []
     if not given:
         return model, roles, None
     if model.task in ("multilabel", "regression"):
         own = [str(c) for c in model.classes]  # the outputs' names, which the reader checks the columns against
     else:
-        own = _names((model.roles or {}).get("target") or model.target_names) or ["label"]
+        own = listed_names((model.roles or {}).get("target") or model.target_names) or ["label"]
     twice = [name for i, name in enumerate(given) if name in given[:i]]
     if twice:
         raise OptionError(f"--target names the column {twice[0]!r} twice; name each target column once")
     if len(given) != len(own):
-        raise OptionError(f"--target names {len(given)} column{'s' * (len(given) != 1)} ({_quoted(given)}); the "
-                          f"model has {len(own)} target{'s' * (len(own) != 1)} ({_quoted(own)}): name one column "
+        raise OptionError(f"--target names {len(given)} column{'s' * (len(given) != 1)} ({quoted(given)}); the "
+                          f"model has {len(own)} target{'s' * (len(own) != 1)} ({quoted(own)}): name one column "
                           f"per target{', in this order' if len(own) > 1 else ''}")
     if model.task not in ("multilabel", "regression") or given == own:
         return model, roles, None
@@ -924,10 +926,10 @@ def read_targets_as(model: Model, roles: RoleFlags | None) -> tuple[Model, RoleF
     if misplaced:
         i, name = misplaced[0]
         raise OptionError(f"--target lists {name!r} as target {i + 1}, but it is the model's target "
-                          f"{own.index(name) + 1}; list the table's columns in the model's order ({_quoted(own)})")
+                          f"{own.index(name) + 1}; list the table's columns in the model's order ({quoted(own)})")
     reader = replace(model, classes=list(given), target_names=list(given),
                      roles={**(model.roles or {}), "target": list(given)})
-    return reader, roles, (f"--target: the table's {_quoted(given, 10)} read as the model's {_quoted(own, 10)}"
+    return reader, roles, (f"--target: the table's {quoted(given, 10)} read as the model's {quoted(own, 10)}"
                            + (" (in that order)" if len(own) > 1 else ""))
 
 
@@ -1189,7 +1191,7 @@ def _absent_note(task: str, y: np.ndarray, classes: list, overall: dict | None =
     f1 = ("; F1 macro counts " + ", ".join(f"{str(c)!r} (predicted for {n:,} sample{'s' * (n != 1)}, each an error)"
                                           for c, n in called)
           + " as 0, as scikit-learn does") if called else ""
-    return (f"{len(absent)} of the model's {len(classes)} classes absent from the table ({_quoted(absent)}): their "
+    return (f"{len(absent)} of the model's {len(classes)} classes absent from the table ({quoted(absent)}): their "
             f"recall and ROC AUC are undefined (—); ROC AUC (one-vs-rest) is the mean over the {len(present)} "
             f"classes present{f1}")
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data._common import DECIMAL_ATTR, NO_COPY
+from ..data.conventions import DECIMAL_ATTR
+from ..data.cells import NO_COPY
 from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import read_whole
 from ..model_io import Model

@@ -12,7 +12,8 @@ import pandas as pd
 from ..data.preprocess import UNCLIPPED_LIMIT
 from ..errors import DataError
 from ..model_io import Model
-from ._common import DEFAULT_CHUNKSIZE, _STAT_ROWS, _label_keys
+from .sizes import STAT_ROWS, DEFAULT_CHUNKSIZE
+from ..data.labels import label_keys
 
 
 # Cohort-shift check, on the preprocessed scale the network sees (z-scores when trained with standardising).
@@ -605,12 +606,12 @@ class _ShiftStats:
 
     def update(self, Z: np.ndarray) -> None:
         ref = self.ref.astype(Z.dtype)
-        for start in range(0, len(Z), _STAT_ROWS):
-            block = Z[start:start + _STAT_ROWS]
+        for start in range(0, len(Z), STAT_ROWS):
+            block = Z[start:start + STAT_ROWS]
             with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below
                 D = block - ref  # (rows, d) in Z's precision
                 ones = np.ones(len(D), dtype=D.dtype)
-                s1 = ones @ D  # column sums by BLAS; at most _STAT_ROWS terms each, then added in float64
+                s1 = ones @ D  # column sums by BLAS; at most STAT_ROWS terms each, then added in float64
                 D *= D
                 s2 = ones @ D
             if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
@@ -678,7 +679,7 @@ def preprocessed_shift(pre, Z, groups=None) -> ShiftReport:
     for start in range(0, Z.shape[0], DEFAULT_CHUNKSIZE):
         block = Z[start:start + DEFAULT_CHUNKSIZE]
         stats.update(block.toarray() if hasattr(block, "toarray") else np.asarray(block))
-    n_groups = None if groups is None else _GroupCount().add(_label_keys(np.asarray(groups, dtype=object))).count
+    n_groups = None if groups is None else _GroupCount().add(label_keys(np.asarray(groups, dtype=object))).count
     return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool), n_groups)
 
 
@@ -699,7 +700,7 @@ def shift_report(model: Model, X, groups=None, features: list[str] | None = None
         chunk = X[start:start + DEFAULT_CHUNKSIZE]
         stats.count_nonzero(chunk[:, pre.kept_index_])
         stats.update(pre.transform(chunk))
-    n_groups = None if groups is None else _GroupCount().add(_label_keys(np.asarray(groups, dtype=object))).count
+    n_groups = None if groups is None else _GroupCount().add(label_keys(np.asarray(groups, dtype=object))).count
     return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool), n_groups)
 
 
@@ -727,7 +728,7 @@ def _in_model_order(model: Model, X, features: list[str]) -> np.ndarray:
 
 
 class _GroupCount:
-    """Distinct patients among streamed rows, from their group keys (`_label_keys`); a row whose group is
+    """Distinct patients among streamed rows, from their group keys (`label_keys`); a row whose group is
     missing ("NA") counts as a patient of its own. Counted up to GROUP_COUNT_CAP: the tests only ask whether
     there are 5 or 20, and a streamed table with a group per row must not keep every id in memory."""
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data._common import is_text_dtype, one_number_groups
+from ..data.cells import is_text_dtype, one_number_groups
 from ..errors import ConfigError, DataError, OptionError
 from ..decision import RULES as DECISION_RULES
 from ..decision import DECIDED, Decision, threshold_field
@@ -24,7 +24,11 @@ from ..data.parquet import parquet_metadata
 from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import (DEFAULT_CHUNK_MB, PieceSize, _Cells, _FrameTable, _H5adCells, _H5adTable, _ParquetTable,
                              open_table, usable_cores)
-from ._common import _STAT_BYTES, _STAT_ROWS, _label_keys, _names, _quoted, missing_batch_name
+from ..data.dataset import listed_names
+from .sizes import STAT_BYTES, STAT_ROWS
+from ..data.dataset import missing_batch_name
+from ..text import quoted
+from ..data.labels import label_key, label_keys
 from ..data.limits import first_beyond_limit, value_limit_message
 from ..data.preprocess import FAR_FACTOR, FAR_LOG_SCALES, FAR_SCALES
 from .columns import ColumnPlan, RoleFlags, _Transformed, _complete, _kept_only, _present_values, _row_label, never_measured, plan_columns
@@ -146,7 +150,7 @@ def _id_keys(ids) -> tuple[list[str], int | None]:
         if not isinstance(value, str):
             if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
                 return keys[:i], i
-            keys[i] = data._label_key(value)
+            keys[i] = label_key(value)
     return keys, None
 
 
@@ -402,7 +406,7 @@ class _Run:
         self.ids = _UniqueIds(self.plan.roles.id, self.table.name, _id_lookup(self.table, self.plan.roles.id),
                               predicting=not need_target) if self.plan.roles.id and unique_ids else None
         self._started = False
-        self._rows: np.ndarray | None = None  # raw feature values of up to _STAT_ROWS rows, reused
+        self._rows: np.ndarray | None = None  # raw feature values of up to STAT_ROWS rows, reused
         # rows the model was trained (or validated) on, recognised by their fingerprints (format 8 models)
         self.seen = SeenRows.of(model)
         if self.seen is not None and not self.plan.present.all():
@@ -421,7 +425,7 @@ class _Run:
                           keep_unmatched=not self.need_target,  # evaluation needs the sheet's rows, predict not
                           cells_id=getattr(self.table, "default_id", None))
         if self.need_target:
-            join.require("--target", _names(roles.target) or list((self.model.roles or {}).get("target")
+            join.require("--target", listed_names(roles.target) or list((self.model.roles or {}).get("target")
                                                                    or self.model.target_names))
         for flag, name in (("--group", roles.group), ("--batch", roles.batch), ("--by", by)):
             join.require(flag, [name])
@@ -463,7 +467,7 @@ class _Run:
             meta["id"] = column(plan.roles.id)
         for key, name in (("batch", plan.roles.batch), ("group", plan.roles.group), ("by", plan.by)):
             if name:
-                meta[key] = _label_keys(column(name), self._missing_batch if key == "batch" else
+                meta[key] = label_keys(column(name), self._missing_batch if key == "batch" else
                                         NO_GROUP if key == "group" else "NA")
         if "group" in meta:  # a sample without a patient id is a patient of its own (one key per row), not one "NA"
             missing = np.flatnonzero(meta["group"] == NO_GROUP)
@@ -530,7 +534,7 @@ class _Run:
     def _transform(self, values, ids: np.ndarray | None, first_row: int, Z: np.ndarray,
                    R: np.ndarray | None = None, seen: np.ndarray | None = None,
                    novel: np.ndarray | None = None, fingerprints: np.ndarray | None = None) -> None:
-        """Write a piece's rows, as the network's inputs, into Z (n, d_kept), _STAT_ROWS rows at a time so
+        """Write a piece's rows, as the network's inputs, into Z (n, d_kept), STAT_ROWS rows at a time so
         the preprocessing's temporaries stay small. `values` (an (n, d_present) array, or a list of the
         d_present columns) is copied slice by slice into a reused buffer, which is transformed in place.
         R (n, d_kept): where the reference preprocessing's rows go too, when Z holds raw values and the
@@ -545,7 +549,7 @@ class _Run:
         weights = self._print_weights
         n = len(Z)
         width = len(values) if isinstance(values, list) else values.shape[1]
-        step = max(1, min(_STAT_ROWS, _STAT_BYTES // (8 * max(width, 1))))
+        step = max(1, min(STAT_ROWS, STAT_BYTES // (8 * max(width, 1))))
         # the scratch takes the values' layout, so that copying them in is contiguous: columns of a parsed
         # table are column-major, the tokenizer's rows row-major
         order = "C" if not isinstance(values, list) and values.flags.c_contiguous else "F"
@@ -803,7 +807,7 @@ class _Run:
         zeros = self.shift.zeros_unlike_training()
         k = int(zeros.sum())
         if k and getattr(model.preprocessor.config, "impute", None) is not None:
-            names = _quoted([plan.features[j] for j in np.flatnonzero(zeros)][:5])
+            names = quoted([plan.features[j] for j in np.flatnonzero(zeros)][:5])
             self.warnings.append(
                 f"{k} feature{'s' * (k > 1)} never 0 in training {'are' if k > 1 else 'is'} "
                 f"0 in some of this table's rows ({names}{' …' if k > 5 else ''}), and the model filled "
@@ -845,7 +849,7 @@ class _Run:
                             "which a new site's are not (`mlpcli cv --leave-batch-out` measures it at held-out "
                             "batches)")
                 self.warnings.append(f"batch{'es' * (len(unseen) > 1)} {listed} not seen in training (trained on "
-                                     f"{_quoted(sorted(trained), 8)}); batch effects may shift predictions"
+                                     f"{quoted(sorted(trained), 8)}); batch effects may shift predictions"
                                      + (coverage if sets else ""))
         if self.seen is not None and not self.need_target:  # evaluate says it with the metrics
             note = self.seen.predict_note(self.n_rows)
@@ -1046,7 +1050,7 @@ def _encode_known(frame: pd.DataFrame, targets: list[str], model: Model, source:
                   ids: np.ndarray | None, decimal: str | None, rows: np.ndarray | None,
                   novel: np.ndarray) -> np.ndarray:
     """As ``_encode_target`` (a classifier's one target), but a label the model does not know is no error: its rows
-    get class 0 in y (a placeholder) and their label, as the model's classes are matched (``data._label_key`` of
+    get class 0 in y (a placeholder) and their label, as the model's classes are matched (``data.labels.label_key`` of
     the value as written), in ``novel`` (len(rows or frame),) object, None elsewhere. Each distinct label is tried
     alone, as ``Dataset.from_frame`` matches it, so a row's verdict does not depend on the piece it is read in."""
     index = np.arange(len(frame)) if rows is None else np.asarray(rows)
@@ -1063,7 +1067,7 @@ def _encode_known(frame: pd.DataFrame, targets: list[str], model: Model, source:
     y = np.zeros(len(index), dtype=np.int64)
     if (~hit).any():  # a missing label among the others is the usual error, naming its row
         y[~hit] = _encode_target(frame, targets, model, source, first_row, ids, decimal, rows=index[~hit])
-    novel[hit] = [data._label_key(v) for v in labels[hit]]
+    novel[hit] = [label_key(v) for v in labels[hit]]
     return y
 
 
@@ -1432,7 +1436,7 @@ def _role_names(model: Model, roles: RoleFlags | None) -> list[str]:
     names): read as written by a whole-table read."""
     given = roles or RoleFlags()
     model_roles = model.roles or {}
-    names = [given.id, given.group, given.batch, *_names(given.target), model_roles.get("id"), model_roles.get("group"),
+    names = [given.id, given.group, given.batch, *listed_names(given.target), model_roles.get("id"), model_roles.get("group"),
              model_roles.get("batch"), *(model_roles.get("target") or model.target_names or []),
              data.DEFAULT_ID, *data.DEFAULT_GROUPS, data.DEFAULT_BATCH, data.DEFAULT_TARGET]
     return [str(n) for n in dict.fromkeys(names) if n]

@@ -24,7 +24,7 @@ from ..conformal import SCORES, SET_SEPARATOR, SetPredictor, format_sets, group_
 from ..errors import ConfigError, ModelFileError
 from ..metrics import class_proba
 from ..model_io import Model
-from ._common import natural_key
+from ..text import natural_key
 
 __all__ = ["Uncertainty", "Trust", "DEFAULT_UNASSIGNED", "DEFAULT_OOD_ALPHA", "risk_coverage", "evaluation_report",
            "held_out_trust"]
@@ -723,9 +723,9 @@ def _cohort_name(cohort: dict | None) -> str:
 def _names_a_class(label: str, classes) -> bool:
     """Whether ``label`` would be read back as one of ``classes``: the same text, surrounding spaces aside, or
     the same number ("1.0" and " 1" for a class 1, as evaluate matches a table's labels)."""
-    from ..data.dataset import _as_number
+    from ..data.labels import as_number
 
     text = label.strip()
-    value = _as_number(text)
+    value = as_number(text)
     return (text in {str(c).strip() for c in classes}
-            or value is not None and value in {_as_number(str(c)) for c in classes})
+            or value is not None and value in {as_number(str(c)) for c in classes})

@@ -1,94 +1,16 @@
-"""Constants and message helpers shared by the data modules."""
+"""Cells as tables write them: values that are not numbers (and where they are), thousands separators and decimal
+marks, one number written two ways, spellings that differ only in case, spaces or Unicode form, text columns typed as
+written, and pandas' text dtypes and options across its versions."""
 
 from __future__ import annotations
 
 import math
-
 import re
 import unicodedata
-
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-
-
-TASKS = ("binary", "multiclass", "multilabel", "regression")
-CLASSIFICATION_TASKS = ("binary", "multiclass")
-IMPUTE_METHODS = ("median", "mean", "zero", "min")
-
-SUPPORTED_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2, .xz or .zip), .parquet, .h5ad (AnnData), or '-' for standard input"
-_TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
-_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
-
-# Defaults of the column roles (see design.md, "Conventions every command shares").
-DEFAULT_TARGET = "label"
-DEFAULT_GROUP = "patient_id"
-DEFAULT_GROUPS = (DEFAULT_GROUP, "donor_id")  # donor_id: the CELLxGENE name of the patient
-DEFAULT_ID = "sample_id"
-DEFAULT_BATCH = "batch"
-
-# Task inference: a numeric target with more distinct values than both limits is taken as regression.
-_REGRESSION_MIN_DISTINCT = 10
-_REGRESSION_MIN_DISTINCT_FRACTION = 0.05
-# A class with fewer training samples than this gets a warning (rare classes make noisy estimates).
-_RARE_CLASS_SAMPLES = 5
-
-
-# The DataFrame.attrs key under which the text readers record the decimal mark a table was read with, so
-# that a cell that is not a number can be found (and named) as the parser saw it: under decimal commas
-# pandas keeps a column holding one "0.5" as text, every other cell written "0,3".
-DECIMAL_ATTR = "mlpcli.decimal"
-SOURCE_ATTR = "mlpcli.source"  # and the name of the file (for messages about its cells)
-
-
-class SplitLeakageError(RuntimeError):
-    """Internal bug: a group ended up on both sides of a split. Never a user error, so not an MlpcliError."""
-
-
-
-
-# ── small formatting helpers ─────────────────────────────────────────────────────────────────────────────
-
-
-def _quoted(names: Iterable[Any], limit: int = 5) -> str:
-    """"'a', 'b', 'c' and 4 more" — keeps messages one line however many names there are."""
-    names = list(names)
-    shown = ", ".join(repr(str(n)) for n in names[:limit])
-    rest = len(names) - limit
-    return shown + (f" and {rest} more" if rest > 0 else "")
-
-
-def one_line_name(name: Any) -> str:
-    """A name as written when it prints on one line, else quoted with its escapes ('G3\\nrep2'): a feature named
-    over two lines in a spreadsheet must not break a summary's row."""
-    text = str(name)
-    return text if text.isprintable() else repr(text)
-
-
-def _counted(pairs: Sequence[tuple[Any, int]], limit: int = 5) -> str:
-    """"'g1' (3), 'g2' (1) and 8 more" from (name, count) pairs."""
-    shown = ", ".join(f"{str(name)!r} ({count})" for name, count in pairs[:limit])
-    rest = len(pairs) - limit
-    return shown + (f" and {rest} more" if rest > 0 else "")
-
-
-def _label_key(value: Any) -> str:
-    """String form of a class label used for matching: 1, 1.0, np.int64(1) and "1" all give "1"."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalar -> Python scalar, integral float -> int, so labels are JSON-able and print nicely."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 # ── cells that are not numbers ───────────────────────────────────────────────────────────────────────────
@@ -178,8 +100,6 @@ SPELLING_WORDS = "letter case, spaces or Unicode form (an accent composed or not
 # ── label columns read as text ───────────────────────────────────────────────────────────────────────────
 
 _BOOL_TEXT = {"true": True, "false": False}
-
-
 _INTEGER_TEXT = r"[+-]?\d+"
 _LEADING_ZERO_INTEGER = r"[+-]?0\d+"
 
@@ -227,24 +147,12 @@ def typed_as_written(text: pd.Series, decimal: str | None = None) -> pd.Series:
             return pd.Series(np.array(integers, dtype=np.int64), index=text.index)
         values = np.array(integers, dtype=np.float64)  # with gaps: float64, as pandas reads them
     else:
-        values = _parse_numbers(cells.str.replace(",", ".", regex=False) if decimal == "," else cells)
+        values = parse_numbers(cells.str.replace(",", ".", regex=False) if decimal == "," else cells)
         if values is None:  # some cell is not a number: text, as pandas leaves it
             return text
     out = pd.Series(np.nan, index=text.index)
     out[present] = values
     return out
-
-
-def _parse_numbers(cells: pd.Series) -> np.ndarray | None:
-    """(n,) float64 of text cells, correctly rounded (pyarrow's parser, the one the streamed readers use for
-    every number), or None when a cell is not a number."""
-    import pyarrow as pa
-
-    try:
-        return pa.array(cells.to_numpy(dtype=object), type=pa.string()).cast(pa.float64()).to_numpy(
-            zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
 
 
 # pandas keywords that pandas 3 deprecates (Pandas4Warning) where it no longer needs them: ``copy=False`` (copy on
@@ -259,3 +167,15 @@ def is_text_dtype(dtype) -> bool:
     """A column of text as pandas holds it: object (pandas 2, or a Python-built frame) or the string dtype
     (pandas 3's default for text, ``str``)."""
     return dtype == object or isinstance(dtype, pd.StringDtype)
+
+
+def parse_numbers(cells: pd.Series) -> np.ndarray | None:
+    """(n,) float64 of text cells, correctly rounded (pyarrow's parser, the one the streamed readers use for
+    every number), or None when a cell is not a number."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(cells.to_numpy(dtype=object), type=pa.string()).cast(pa.float64()).to_numpy(
+            zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None

@@ -1,0 +1,21 @@
+"""The names every data module and command agrees on: the tasks, the imputation methods, the column roles' default
+names, and the DataFrame attributes the table readers set."""
+
+from __future__ import annotations
+
+TASKS = ("binary", "multiclass", "multilabel", "regression")
+CLASSIFICATION_TASKS = ("binary", "multiclass")
+IMPUTE_METHODS = ("median", "mean", "zero", "min")
+
+# Defaults of the column roles (see design.md, "Conventions every command shares").
+DEFAULT_TARGET = "label"
+DEFAULT_GROUP = "patient_id"
+DEFAULT_GROUPS = (DEFAULT_GROUP, "donor_id")  # donor_id: the CELLxGENE name of the patient
+DEFAULT_ID = "sample_id"
+DEFAULT_BATCH = "batch"
+
+# The DataFrame.attrs key under which the text readers record the decimal mark a table was read with, so
+# that a cell that is not a number can be found (and named) as the parser saw it: under decimal commas
+# pandas keeps a column holding one "0.5" as text, every other cell written "0,3".
+DECIMAL_ATTR = "mlpcli.decimal"
+SOURCE_ATTR = "mlpcli.source"  # and the name of the file (for messages about its cells)
