@@ -23,7 +23,7 @@ from .engine.layers import Dropout
 from .text import quoted
 from .errors import DataError, OptionError
 from .model_io import Member, Model
-from .data.dataset import listed_names
+from .data.roles import listed_names
 from .predict.columns import RoleFlags
 
 __all__ = ["check_model"]

@@ -16,7 +16,7 @@ from mlpcli import predict as lib
 from mlpcli.config import TrainOptions
 from mlpcli.errors import DataError
 from mlpcli.pipeline import train
-from mlpcli.predict import stream
+from mlpcli.predict import unique_ids
 from tables import make_table
 from cli_helpers import assert_clean_error, run
 
@@ -25,7 +25,7 @@ def _reference(pieces: list[tuple[list, int]]) -> str | None:
     """The row-by-row check (a dict of every id), as the error text the compact one must give, or None."""
     seen: dict = {}
     for ids, first in pieces:
-        keys, empty = stream._id_keys(np.asarray(ids, dtype=object))
+        keys, empty = unique_ids.id_keys(np.asarray(ids, dtype=object))
         for i, key in enumerate(keys):
             row = first + i + 1
             earlier = seen.setdefault(key, row)
@@ -37,7 +37,7 @@ def _reference(pieces: list[tuple[list, int]]) -> str | None:
 
 
 def _compact(pieces: list[tuple[list, int]], lookup_all: list | None) -> str | None:
-    checker = stream._UniqueIds("id", "src", None if lookup_all is None
+    checker = unique_ids.UniqueIds("id", "src", None if lookup_all is None
                                 else lambda rows: np.asarray(lookup_all, dtype=object)[rows])
     try:
         for ids, first in pieces:
@@ -52,8 +52,8 @@ def _compact(pieces: list[tuple[list, int]], lookup_all: list | None) -> str | N
 @pytest.mark.parametrize("weak_hash", [None, 3, 1])  # the real hash; 3 values; every id one hash
 def test_compact_check_agrees_with_a_dict_of_every_id_and_collisions_are_never_duplicates(monkeypatch, weak_hash):
     if weak_hash is not None:
-        real = stream._hash_keys
-        monkeypatch.setattr(stream, "_hash_keys", lambda keys: real(keys) % np.uint64(weak_hash))
+        real = unique_ids.hash_keys
+        monkeypatch.setattr(unique_ids, "hash_keys", lambda keys: real(keys) % np.uint64(weak_hash))
     rng = np.random.default_rng(weak_hash or 0)
     outcomes = set()
     for case in range(150):
@@ -74,7 +74,7 @@ def test_compact_check_agrees_with_a_dict_of_every_id_and_collisions_are_never_d
 
 
 def test_memory_is_a_hash_and_a_row_per_id():
-    checker = stream._UniqueIds("id", "src", lambda rows: pytest.fail("no hash repeats"))
+    checker = unique_ids.UniqueIds("id", "src", lambda rows: pytest.fail("no hash repeats"))
     n, piece = 200_000, 7_000
     for first in range(0, n, piece):
         checker.add(np.array([f"cell-{i:08d}-with-a-long-barcode" for i in range(first, min(n, first + piece))],
@@ -127,8 +127,8 @@ def test_colliding_hashes_predict_as_before_and_real_repeats_are_found(tmp_path,
     stdin = path.read_bytes() if fmt == "stdin" else None
     res = run([*args, "-o", str(tmp_path / "plain.csv")], input=stdin)
     assert res.exit_code == 0, res.output
-    real = stream._hash_keys
-    monkeypatch.setattr(stream, "_hash_keys", lambda keys: real(keys) % np.uint64(2))  # every id collides
+    real = unique_ids.hash_keys
+    monkeypatch.setattr(unique_ids, "hash_keys", lambda keys: real(keys) % np.uint64(2))  # every id collides
     res = run([*args, "-o", str(tmp_path / "collided.csv")], input=stdin)
     assert res.exit_code == 0, res.output
     assert (tmp_path / "collided.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
@@ -143,8 +143,8 @@ def test_colliding_hashes_predict_as_before_and_real_repeats_are_found(tmp_path,
 
 def test_dataframes_and_prepare_confirm_collisions_too(model, monkeypatch):
     m = model_io.load(model)
-    real = stream._hash_keys
-    monkeypatch.setattr(stream, "_hash_keys", lambda keys: real(keys) % np.uint64(2))
+    real = unique_ids.hash_keys
+    monkeypatch.setattr(unique_ids, "hash_keys", lambda keys: real(keys) % np.uint64(2))
     df = _cohort()
     assert len(pd.concat(lib.predict_stream(m, df, chunksize=10))) == len(df)
     assert len(lib.prepare(m, df).ids) == len(df)

@@ -328,14 +328,14 @@ def test_f1_macro_leaves_out_classes_neither_present_nor_predicted():
 def test_bootstrap_resamples_drawn_a_batch_at_a_time_are_those_of_one_draw(perfect, monkeypatch):
     """The resamples were drawn at once, (resamples, units) int64: 800 MB for 1,000 resamples of 100,000
     cells. Drawn a bounded batch at a time now, from the same generator in the same order: the same intervals."""
-    from mlpcli.predict import evaluation
+    from mlpcli.predict import bootstrap
 
     model_path, _, df = perfect("binary", seed=4)
     model = model_io.load(model_path)
     noisy = df.copy()
     noisy.loc[::5, "label"] = np.where(noisy.loc[::5, "label"] == "case", "ctrl", "case")
     whole = lib.evaluate(model, noisy, bootstrap=30, n_jobs=1)
-    monkeypatch.setattr(evaluation, "_BOOTSTRAP_BATCH_BYTES", 8 * len(noisy) * 3)  # 3 resamples per batch
+    monkeypatch.setattr(bootstrap, "_BOOTSTRAP_BATCH_BYTES", 8 * len(noisy) * 3)  # 3 resamples per batch
     batched = lib.evaluate(model, noisy, bootstrap=30, n_jobs=1)
     assert batched.ci == whole.ci and whole.ci["accuracy"][0] < whole.ci["accuracy"][1]
 

@@ -254,7 +254,7 @@ def test_evaluate_by_group_intervals_are_those_of_each_resample(tmp_path):
 def test_bootstrap_workers_are_the_idle_cores():
     """evaluate --bootstrap's default worker processes: the cores the load leaves idle (this process counted), from
     200 resamples on; all of them lost to serial on a busy machine."""
-    from mlpcli.predict.evaluation import bootstrap_workers
+    from mlpcli.predict.bootstrap import bootstrap_workers
 
     assert bootstrap_workers(199, cores=4, load=0.0) == 1  # few resamples: serial
     assert bootstrap_workers(200, cores=2, load=1.0) == 2  # only this process running
@@ -266,7 +266,7 @@ def test_bootstrap_workers_are_the_idle_cores():
 def test_bootstrap_workers_within_a_cpu_set_ignore_the_nodes_load(monkeypatch):
     """A 4-core SLURM job on a busy 64-core node: the node's load average (50) left it one worker, though its
     cores are its own. On a machine without a CPU set the load still counts."""
-    from mlpcli.predict.evaluation import bootstrap_workers
+    from mlpcli.predict.bootstrap import bootstrap_workers
 
     monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 50.0, 50.0))
     monkeypatch.setattr(os, "cpu_count", lambda: 64)

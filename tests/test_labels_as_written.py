@@ -258,7 +258,7 @@ def test_labels_that_are_one_number_under_a_decimal_comma_are_named(tmp_path):
 
 
 def test_rows_without_a_batch_keep_the_name_training_gave_them(tmp_path):
-    from mlpcli.data.dataset import missing_batch_name
+    from mlpcli.data.roles import missing_batch_name
 
     assert missing_batch_name({"B1": 3, "NA": 4, "NA (missing)": 2}) == "NA (missing)"
     assert missing_batch_name({"B1": 3, "NA": 4}) == "NA" and missing_batch_name(None) == "NA"

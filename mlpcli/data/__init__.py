@@ -8,8 +8,11 @@ Splitting rows into training and validation (by group) is model selection's job:
 
 Everything a user can get wrong raises `DataError` / `ConfigError` with a one-line message that names the
 column or flag and the fix. Nothing here prints: notes and warnings are returned as lists of strings for the
-CLI to render. One module per step: io, samples (a sample sheet joined on the sample id, ``--samples``),
-dataset (roles, task, validation), preprocess, weights.
+CLI to render. One module per step: io (and sources, dialect, header, parquet, h5ad, tenx: the formats),
+samples (a sample sheet joined on the sample id, ``--samples``), roles (which column is which), targets (the task
+and the labels), dataset (the validated arrays and their checks), preprocess, weights; beside them what the steps
+share: conventions (tasks, the roles' default names), cells (cells as tables write them), labels (labels as
+matched).
 """
 
 from .conventions import (CLASSIFICATION_TASKS, DEFAULT_BATCH, DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_ID,
@@ -19,8 +22,8 @@ from .cells import typed_as_written
 from ..errors import SplitLeakageError
 from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
 from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
-from .dataset import (Dataset, Roles, align_features, data_checksum, is_sparse, load_dataset, resolve_roles,
-                      user_frame, with_positive)
+from .dataset import align_features, data_checksum, Dataset, is_sparse, load_dataset, user_frame, with_positive
+from .roles import resolve_roles, Roles
 from .dialect import sniff_dialect
 from .header import row_names_header
 from .io import read_table, read_table_with_notes

@@ -12,6 +12,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .conventions import JOINED_ATTR, SOURCE_ATTR
+
 
 # ── cells that are not numbers ───────────────────────────────────────────────────────────────────────────
 
@@ -179,3 +181,45 @@ def parse_numbers(cells: pd.Series) -> np.ndarray | None:
             zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
+
+
+class CellPlace:
+    """Where a cell of a table is, for messages: the file (the reader's SOURCE_ATTR) and the 1-based row with
+    its sample id; without the file (a table joined to a sample sheet: its rows are not the file's) the sample
+    id alone when there is one. A cell of `column`, joined from a sample sheet (``JOINED_ATTR``), is the
+    sheet's: named by the sheet and its sample id."""
+
+    def __init__(self, df: pd.DataFrame, id_column: str | None = None, column: str | None = None):
+        sheet = df.attrs.get(JOINED_ATTR, {}).get(column) if column is not None else None
+        name = f"--samples {sheet}" if sheet is not None else df.attrs.get(SOURCE_ATTR)
+        self.source = f"{name}: " if name else ""
+        self.joined = sheet is not None
+        self.file_rows = sheet is None and bool(name)  # rows numbered as the file's
+        self.ids = df[id_column] if id_column is not None and id_column in df.columns else None
+
+    def row(self, i: int) -> str:
+        if self.ids is None:
+            return f"row {i + 1}"
+        sample = repr(str(self.ids.iloc[i]))
+        return f"row {i + 1} (id {sample})" if self.file_rows else f"sample {sample}"
+
+
+def first_row(df: pd.DataFrame, mask: np.ndarray, id_column: str | None, place: "CellPlace") -> str:
+    """Where the first row of `mask` (n,) is, "the first is row 4 (id 'GSM1003')", with the id from
+    `id_column` when the frame has it; "the first is the sample with id 'GSM1003'" when `place` is a sample
+    sheet's (the frame's rows are not the sheet's)."""
+    i = int(np.flatnonzero(mask)[0])
+    has_id = id_column is not None and id_column in df.columns and pd.notna(df[id_column].iloc[i])
+    if place.joined and has_id:
+        return f"the first is the sample with id {str(df[id_column].iloc[i])!r}"
+    return f"the first is row {i + 1}" + (f" (id {str(df[id_column].iloc[i])!r})" if has_id else "")
+
+
+def near_spellings(values: Iterable) -> list[list[str]]:
+    """The distinct text values that differ only in letter case, spaces or Unicode form (``spelling_key``), in
+    groups ([['case', 'case '], ['Grade 1', 'Grade\xa01'], ...])."""
+    by_key: dict[str, list] = {}
+    for value in values:
+        if isinstance(value, str):
+            by_key.setdefault(spelling_key(value), []).append(value)
+    return [group for group in by_key.values() if len(group) > 1]

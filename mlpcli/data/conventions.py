@@ -19,3 +19,8 @@ DEFAULT_BATCH = "batch"
 # pandas keeps a column holding one "0.5" as text, every other cell written "0,3".
 DECIMAL_ATTR = "mlpcli.decimal"
 SOURCE_ATTR = "mlpcli.source"  # and the name of the file (for messages about its cells)
+
+
+# DataFrame.attrs key of {column: the sample sheet (--samples) it was joined from}: a message about a label or
+# group cell names the file it is in
+JOINED_ATTR = "mlpcli.joined"

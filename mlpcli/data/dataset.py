@@ -1,8 +1,8 @@
-"""Column roles, task inference and the validated Dataset (X, y, groups, batches, ids)."""
+"""The validated Dataset (X, y, groups, batches, ids) from a table and its roles: the feature matrix and its checks, the
+id, group and batch columns, the data checksum; ``load_dataset`` / ``read_dataset`` as the commands read a table."""
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -17,170 +17,17 @@ import pandas as pd
 from ..errors import ConfigError, DataError, OptionError
 from ..text import counted, quoted
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
-from .cells import (SPELLING_WORDS, THOUSANDS_DECIMAL, THOUSANDS_NUMBER, decimal_advice, first_non_number, is_text_dtype,
-                    non_number_cells, one_number_groups, parse_numbers, spelling_key, typed_as_written, visible)
-from .conventions import (CLASSIFICATION_TASKS, DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET,
-                          SOURCE_ATTR, TASKS)
-from .labels import case_hint, label_key, numeric_fallback, plain_label, spaced_fallback
+from .cells import (SPELLING_WORDS, THOUSANDS_DECIMAL, THOUSANDS_NUMBER, CellPlace, decimal_advice, first_non_number,
+                    first_row, is_text_dtype, near_spellings, non_number_cells, typed_as_written, visible)
+from .conventions import DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, JOINED_ATTR, SOURCE_ATTR, TASKS
+from .labels import label_key
 from .limits import first_beyond_limit, value_limit_message
-from .names import comment_line_hint
+from .roles import (DROPPED_GROUP_NOTE, NO_GROUP_NOTE, ROLE_WORDS, Roles, listed_names, missing_batch_names, require_columns,
+                    resolve_roles, role_name_flag, warn_role_names)
+from .targets import read_target
 
 if TYPE_CHECKING:
     from .samples import SampleJoin
-
-# Task inference: a numeric target with more distinct values than both limits is taken as regression.
-_REGRESSION_MIN_DISTINCT = 10
-_REGRESSION_MIN_DISTINCT_FRACTION = 0.05
-# A class with fewer training samples than this gets a warning (rare classes make noisy estimates).
-_RARE_CLASS_SAMPLES = 5
-
-
-# ── column roles ─────────────────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Roles:
-    """Which columns play which role; every other column is a feature."""
-
-    target: list[str]  # one name, or several for multi-label / multi-output regression
-    group: str | None = None  # samples sharing a group (patient) never straddle a split
-    id: str | None = None
-    batch: str | None = None
-    drop: list[str] = field(default_factory=list)
-
-    def columns(self) -> list[str]:
-        """All columns that are not features, in role order."""
-        named = [*self.target, self.group, self.id, self.batch, *self.drop]
-        return [c for c in named if c is not None]
-
-
-def listed_names(value: str | Iterable[str] | None) -> list[str]:
-    """'a, b' or ['a', 'b'] -> ['a', 'b'] (empty pieces ignored)."""
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
-    return [item.strip() for item in items if item.strip()]
-
-
-def missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: str) -> DataError:
-    noun = "column" if len(missing) == 1 else "columns"
-    hint = difflib.get_close_matches(missing[0], columns, n=1)
-    did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
-    # a column whose name holds a comma cannot be named: the comma separates names ('subtype, WHO 2016')
-    comma = next((c for c in columns if "," in c and len(listed_names(c)) > 1 and set(listed_names(c)) <= set(missing)), None)
-    if comma is not None:
-        did_you_mean = (f" (the column {comma!r} holds a comma, which separates names in {flag}: rename the column, "
-                        "e.g. without the comma)")
-    if len(columns) == 1 and len(columns[0].split()) > 2:  # one column whose name is the whole header line
-        did_you_mean = (" (the header is one column, its cells apart by spaces: a space-separated file, as R's "
-                        "write.table writes by default? Write it with write.csv, or sep = \"\\t\")")
-    return DataError(
-        f"{flag} {noun} {quoted(missing)} not found{did_you_mean}; available columns: "
-        f"{quoted(columns, 6)} ({len(columns)} in all){comment_line_hint(columns)}"
-    )
-
-
-def _require(names: Sequence[str], columns: Sequence[str], flag: str) -> None:
-    present = set(columns)
-    missing = [n for n in names if n not in present]
-    if missing:
-        raise missing_columns_error(missing, list(columns), flag)
-
-
-def resolve_roles(
-    columns: Iterable[str],
-    target: str | Sequence[str] | None = DEFAULT_TARGET,
-    group: str | None = None,
-    no_group: bool = False,
-    id: str | None = None,  # noqa: A002 - the flag is --id
-    batch: str | None = None,
-    drop: str | Sequence[str] = (),
-    require_target: bool = True,
-) -> tuple[Roles, list[str]]:
-    """Assign column roles from the flags and the defaults; returns (roles, notes saying what was picked).
-
-    Defaults: group `patient_id`, else `donor_id` (CELLxGENE's name; unless `no_group`), id `sample_id`, batch `batch`, each when present and
-    not already given another role. With `require_target=False` (prediction tables) absent target columns
-    are simply left out.
-    """
-    columns = [str(c) for c in columns]
-    present = set(columns)
-    targets = listed_names(target)
-    drops = listed_names(drop)
-    for flag, names in (("--target", targets), ("--drop", drops)):
-        repeated = [n for n, k in Counter(names).items() if k > 1]
-        if repeated:
-            raise OptionError(f"{flag} names {quoted(repeated)} more than once; list each column once")
-    _require(drops, columns, "--drop")
-    notes: list[str] = []
-
-    if require_target:
-        if not targets:
-            raise ConfigError("--target is empty; name the label column (several comma-separated for multi-label)")
-        _require(targets, columns, "--target")
-        notes.append(f"target: {', '.join(targets)}")
-    else:
-        found = [t for t in targets if t in present]
-        if found and len(found) != len(targets):
-            raise missing_columns_error([t for t in targets if t not in present], columns, "--target")
-        if targets and not found:
-            notes.append(f"target: none (no {quoted(targets)} column; predictions only)")
-        targets = found
-
-    if group is not None and no_group:
-        raise OptionError("--group and --no-group contradict each other; pass one of them")
-    explicit = {"--group": group, "--id": id, "--batch": batch}
-    for flag, name in explicit.items():
-        if name is not None:
-            _require([name], columns, flag)
-
-    taken = set(targets) | set(drops) | {n for n in explicit.values() if n is not None}
-
-    def pick(flag: str, name: str | None, defaults: str | Sequence[str], allowed: bool = True) -> str | None:
-        if name is not None:
-            notes.append(f"{flag.lstrip('-')}: {name}")
-            return name
-        for default in [defaults] if isinstance(defaults, str) else defaults:
-            if allowed and default in present and default not in taken:
-                suffix = "; --no-group to switch off" if flag == "--group" else f"; {flag} to choose another"
-                notes.append(f"{flag.lstrip('-')}: {default} (default{suffix})")
-                return default
-        return None
-
-    group_col = pick("--group", group, DEFAULT_GROUPS, allowed=not no_group)
-    if group_col is None:
-        # --no-group switches the grouping off; a default group column (patient ids) is still not a feature
-        unused = [g for g in DEFAULT_GROUPS if no_group and g in present and g not in taken]
-        drops = [*drops, *unused]
-        taken |= set(unused)
-        dropped = [g for g in DEFAULT_GROUPS if g in present and g in drops]
-        if no_group:
-            notes.append("group: none (--no-group)")  # `unused`: in "dropped:"
-        elif dropped:  # the table has one, which --drop took out: not "no 'patient_id' column"
-            notes.append(f"{DROPPED_GROUP_NOTE}{quoted(dropped)}); samples are treated as independent")
-        else:
-            notes.append(NO_GROUP_NOTE)
-    id_col = pick("--id", id, DEFAULT_ID)
-    batch_col = pick("--batch", batch, DEFAULT_BATCH)
-    if drops:
-        notes.append(f"dropped: {', '.join(drops)}")
-
-    roles = Roles(target=targets, group=group_col, id=id_col, batch=batch_col, drop=drops)
-    _check_one_role_each(roles)
-    return roles, notes
-
-
-def _check_one_role_each(roles: Roles) -> None:
-    flags = [("--target", t) for t in roles.target] + [
-        ("--group", roles.group), ("--id", roles.id), ("--batch", roles.batch)
-    ] + [("--drop", d) for d in roles.drop]
-    seen: dict[str, str] = {}
-    for flag, name in flags:
-        if name is None:
-            continue
-        if name in seen:
-            raise OptionError(f"column {name!r} is given two roles ({seen[name]} and {flag}); give each column one role")
-        seen[name] = flag
 
 
 # ── the validated dataset ────────────────────────────────────────────────────────────────────────────────
@@ -369,7 +216,7 @@ class Dataset:
         columns = [str(c) for c in df.columns]
         for flag, names in (("--target", roles.target), ("--group", [roles.group]), ("--id", [roles.id]),
                             ("--batch", [roles.batch]), ("--drop", roles.drop)):
-            _require([n for n in names if n is not None], columns, flag)
+            require_columns([n for n in names if n is not None], columns, flag)
         if len(df) == 0:
             raise DataError("the table has no rows")
         non_features = set(roles.columns())
@@ -385,12 +232,12 @@ class Dataset:
             X = _feature_matrix(df, feature_names, notes, roles.id)
         else:
             X = features[1]
-        place = _CellPlace(df, roles.id)
+        place = CellPlace(df, roles.id)
         ranges = None if is_sparse(X) or not X.size else _column_ranges(X)
         missing = _check_feature_values(X, feature_names, notes, place, ranges)
         if classes is None:  # training: a model's features are what it was trained on
             numbered = _warn_row_numbers(X, feature_names, ranges, warn) if ranges is not None else []
-            _warn_role_names([n for n in feature_names if n not in numbered], warn)
+            warn_role_names([n for n in feature_names if n not in numbered], warn)
         ids = _id_column(df, roles.id)
         if is_sparse(X) or X.dtype != np.float32:  # float32 values, refused when infinite, are within float32's range
             _check_value_limit(X, feature_names, ids, "feature column", place)
@@ -401,7 +248,7 @@ class Dataset:
 
         y, task_out, class_list = None, None, []
         if roles.target:
-            y, task_out, class_list = _target(df, list(roles.target), task, classes, notes, warn, roles.id)
+            y, task_out, class_list = read_target(df, list(roles.target), task, classes, notes, warn, roles.id)
             if task_out == "regression":
                 _check_value_limit(y, list(roles.target), ids, "target column")
         if groups is not None:
@@ -440,7 +287,7 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
                    f"{DEFAULT_ID!r} by default): pass --id {shlex.quote(ids[0])}; ") if ids and len(df) > 1 else ""
         named = [(n, role_name_flag(n)) for n in text if role_name_flag(n) and not (ids and n == ids[0])]
         if named:  # Patient_ID, Batch: a role's column, spelt otherwise than the option's default
-            id_hint += "".join(f"{n!r} is named like {_ROLE_WORDS[flag]}: pass {flag} {shlex.quote(n)}; "
+            id_hint += "".join(f"{n!r} is named like {ROLE_WORDS[flag]}: pass {flag} {shlex.quote(n)}; "
                                for n, flag in named[:3])
         raise DataError(
             f"{source}feature columns must be numeric: {quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
@@ -454,7 +301,7 @@ def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_col
 
 
 def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
-                          where: "_CellPlace | None" = None,
+                          where: "CellPlace | None" = None,
                           ranges: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Infinities are errors naming their columns; missing values a note with counts: the reader does not
     know whether --impute is given, and training without it stops with an error naming it (a warning here
@@ -503,49 +350,6 @@ def _column_ranges(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 _ROW_NUMBER_MIN_ROWS = 20  # below, a measured integer column could be a run of consecutive values by chance
-
-
-# Names of a role's column as tables spell them, by their letters and digits alone, case-folded: Patient_ID, Batch,
-# Sample ID, subject, donor ... A column so named and not given that role would be a feature: a patient number or a
-# batch number, read as a measurement (the batch confounded with the class raised balanced accuracy 0.683 -> 0.750).
-_ROLE_NAMES = {
-    "--group": ("patient", "patientid", "donor", "donorid", "subject", "subjectid", "individual", "individualid",
-                "participant", "participantid"),
-    "--id": ("sample", "sampleid", "samplename", "id", "barcode", "cellid", "cellbarcode"),
-    "--batch": ("batch", "batchid", "plate", "plateid"),
-}
-_ROLE_WORDS = {"--group": "a patient column (--group)", "--id": "a sample-id column (--id)",
-               "--batch": "a batch column (--batch)"}
-
-
-_ROLE_KEYS = {key: flag for flag, keys in _ROLE_NAMES.items() for key in keys}
-_ROLE_KEY_LONGEST = max(map(len, _ROLE_KEYS))
-_SEPARATORS = re.compile(r"[\W_]+")
-
-
-def role_name_flag(name: str) -> str | None:
-    """The role option ("--group", "--id", "--batch") whose column a table would name so ("Patient_ID", "Batch",
-    "Sample ID"), by its letters and digits case-folded; None for other names."""
-    name = str(name)
-    if name.isascii():  # (spelling_key's Unicode forms change nothing here: 5,000 gene names in 0.01 s, not 0.1)
-        key = _SEPARATORS.sub("", name).lower() if len(name) <= 4 * _ROLE_KEY_LONGEST else ""
-    else:
-        key = _SEPARATORS.sub("", spelling_key(name))
-    return _ROLE_KEYS.get(key)
-
-
-def _warn_role_names(names: list[str], warn: list[str]) -> None:
-    """A warning naming the feature columns named as a role's column is (``role_name_flag``): numbers of patients,
-    batches or samples read as measurements, which the model learns as such."""
-    found = [(n, role_name_flag(n)) for n in names]
-    found = [(n, flag) for n, flag in found if flag is not None]
-    if not found:
-        return
-    listed = "; ".join(f"{n!r} is named like {_ROLE_WORDS[flag]}: pass {flag} {shlex.quote(n)} if it is one"
-                       for n, flag in found[:3])
-    more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
-    warn.append(f"feature column{'s' * (len(found) > 1)} named like a role's column, read as measurements: {listed}"
-                f"{more} (or --drop it); the role options match names exactly")
 
 
 def _warn_row_numbers(X: np.ndarray, names: list[str], ranges: tuple[np.ndarray, np.ndarray],
@@ -610,9 +414,9 @@ def _decimal_comma_hint(col: pd.Series) -> str:
 
 
 def _check_value_limit(values: np.ndarray, names: Sequence[str], ids: np.ndarray | None, what: str,
-                       place: "_CellPlace | None" = None) -> None:
+                       place: "CellPlace | None" = None) -> None:
     """A value beyond ±VALUE_LIMIT (float32's range) in `values` (n, k) is a DataError naming the column and
-    the row (and sample id; with `place`, the file and the row as ``_CellPlace`` says it); missing values pass."""
+    the row (and sample id; with `place`, the file and the row as ``CellPlace`` says it); missing values pass."""
     at = sparse_first_beyond_limit(values) if is_sparse(values) else first_beyond_limit(values)
     if at is not None:
         i, j = at
@@ -638,13 +442,13 @@ def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
     empty = np.flatnonzero(col.isna().to_numpy())
     if empty.size:  # named as predict names it: the file and the first row
         more = f" (and {empty.size - 1} more row{'s' * (empty.size > 2)})" if empty.size > 1 else ""
-        raise DataError(f"{_CellPlace(df).source}the id column {name!r} is empty at row {empty[0] + 1}{more}; every "
+        raise DataError(f"{CellPlace(df).source}the id column {name!r} is empty at row {empty[0] + 1}{more}; every "
                         "sample needs an id (or pass --id to name another column)")
     ids = np.asarray([label_key(v) for v in col], dtype=object)
     repeats = [(i, k) for i, k in Counter(ids).items() if k > 1]
     if repeats:
         listed = ", ".join(f"{i!r} (×{k})" for i, k in repeats[:5])
-        raise DataError(f"{_CellPlace(df).source}duplicate sample ids in --id column {name!r}: {listed}; ids must be "
+        raise DataError(f"{CellPlace(df).source}duplicate sample ids in --id column {name!r}: {listed}; ids must be "
                         f"unique{missing_id_hint([i for i, _ in repeats])}")
     return ids
 
@@ -667,10 +471,10 @@ def _label_column(df: pd.DataFrame, name: str | None, flag: str, id_column: str 
         return None
     col = df[name]
     if col.isna().any():
-        where = _CellPlace(df, id_column, name)
+        where = CellPlace(df, id_column, name)
         n_missing = int(col.isna().sum())
         raise DataError(f"{where.source}{flag} column {name!r} has {n_missing} missing value{'s' * (n_missing != 1)}; "
-                        f"{_first_row(df, col.isna().to_numpy(), id_column, where)}; fill "
+                        f"{first_row(df, col.isna().to_numpy(), id_column, where)}; fill "
                         f"{'it' if n_missing == 1 else 'them'} or use --no-group")
     return np.asarray([label_key(v) for v in col], dtype=object)
 
@@ -686,7 +490,7 @@ def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.nda
     labels = np.asarray([None if m else label_key(v) for v, m in zip(col, missing)], dtype=object)
     if missing.any():
         taken = set(labels[~missing].tolist())
-        label = next(c for c in _missing_batch_names() if c not in taken)
+        label = next(c for c in missing_batch_names() if c not in taken)
         k = int(missing.sum())
         also = f" (a batch is named {'NA'!r} already)" if label != "NA" else ""
         warn.append(f"--batch column {name!r} has {k} missing value{'s' * (k != 1)}; "
@@ -695,338 +499,11 @@ def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.nda
     return labels
 
 
-def _missing_batch_names():
-    """Names for the rows without a batch, the first one no batch has taken: "NA", "NA (missing)", then numbered."""
-    yield "NA"
-    yield "NA (missing)"
-    k = 2
-    while True:
-        yield f"NA (missing {k})"
-        k += 1
-
-
-# The name of the rows without a batch when a batch is called "NA" already
-MISSING_BATCH = "NA (missing)"
-
-
-def missing_batch_name(trained_batches) -> str:
-    """The name a cohort's rows without a batch take: the one the model's training gave them ("NA (missing)" when
-    a training batch was called "NA"), so that a site named NA and the rows without a batch stay apart here too."""
-    return MISSING_BATCH if MISSING_BATCH in set(trained_batches or ()) else "NA"
-
-
-def _first_row(df: pd.DataFrame, mask: np.ndarray, id_column: str | None, place: "_CellPlace") -> str:
-    """Where the first row of `mask` (n,) is, "the first is row 4 (id 'GSM1003')", with the id from
-    `id_column` when the frame has it; "the first is the sample with id 'GSM1003'" when `place` is a sample
-    sheet's (the frame's rows are not the sheet's)."""
-    i = int(np.flatnonzero(mask)[0])
-    has_id = id_column is not None and id_column in df.columns and pd.notna(df[id_column].iloc[i])
-    if place.joined and has_id:
-        return f"the first is the sample with id {str(df[id_column].iloc[i])!r}"
-    return f"the first is row {i + 1}" + (f" (id {str(df[id_column].iloc[i])!r})" if has_id else "")
-
-
-# ── target and task ──────────────────────────────────────────────────────────────────────────────────────
-
-
-def _blank_text(values: pd.Series) -> pd.Series:
-    """(n,) bool: the cells that are text of spaces (or tabs) only."""
-    return values.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
-
-
-def _target(
-    df: pd.DataFrame, targets: list[str], task: str, classes: Sequence | None, notes: list[str], warn: list[str],
-    id_column: str | None = None,
-) -> tuple[np.ndarray, str, list]:
-    """(y, task, classes) for the target column(s), inferring the task when `task == "auto"`. A target cell
-    that does not fit the task (text in a regression target, a 2 among 0/1 labels) is a DataError naming the
-    file, the column, the row (and sample id in `id_column`) and the value."""
-    frame = _uncategorised(df[targets]) if len(targets) > 1 else df[targets]
-    # a label of spaces only (a spreadsheet's " " cell) is missing, as an empty one is, not a class named " "
-    absent = pd.DataFrame({t: frame[t].isna() | (_blank_text(frame[t]) if frame[t].dtype == object else False)
-                           for t in targets})
-    missing = absent.any(axis=1)
-    if missing.any():
-        per_col = [(t, int(absent[t].sum())) for t in targets if absent[t].any()]
-        where = _CellPlace(df, id_column, per_col[0][0])
-        raise DataError(
-            f"{where.source}target has missing values in {int(missing.sum())} row{'s' * (int(missing.sum()) != 1)} "
-            f"({counted(per_col)}); "
-            f"{_first_row(df, missing.to_numpy(), id_column, where)}; drop those rows, or predict them with "
-            "`mlpcli predict`"
-        )
-    if task == "auto":
-        task = _infer_task(frame, targets, classes, notes, warn)
-    if task in CLASSIFICATION_TASKS:
-        if len(targets) != 1:
-            raise DataError(f"--task {task} takes one --target column, got {len(targets)} ({quoted(targets)}); "
-                            "use --task multilabel for several 0/1 columns")
-        y, labels = _encode_classes(frame[targets[0]], targets[0], task, classes, warn)
-        return y, task, labels
-    where = _CellPlace(df, id_column, targets[0])
-    if task == "multilabel":
-        return _multilabel_target(frame, targets, classes, warn, where), task, list(targets)
-    return _regression_target(frame, targets, classes, where, warn), task, list(targets)
-
-
-class _CellPlace:
-    """Where a cell of a table is, for messages: the file (the reader's SOURCE_ATTR) and the 1-based row with
-    its sample id; without the file (a table joined to a sample sheet: its rows are not the file's) the sample
-    id alone when there is one. A cell of `column`, joined from a sample sheet (``_JOINED_ATTR``), is the
-    sheet's: named by the sheet and its sample id."""
-
-    def __init__(self, df: pd.DataFrame, id_column: str | None = None, column: str | None = None):
-        sheet = df.attrs.get(_JOINED_ATTR, {}).get(column) if column is not None else None
-        name = f"--samples {sheet}" if sheet is not None else df.attrs.get(SOURCE_ATTR)
-        self.source = f"{name}: " if name else ""
-        self.joined = sheet is not None
-        self.file_rows = sheet is None and bool(name)  # rows numbered as the file's
-        self.ids = df[id_column] if id_column is not None and id_column in df.columns else None
-
-    def row(self, i: int) -> str:
-        if self.ids is None:
-            return f"row {i + 1}"
-        sample = repr(str(self.ids.iloc[i]))
-        return f"row {i + 1} (id {sample})" if self.file_rows else f"sample {sample}"
-
-
-# DataFrame.attrs key of {column: the sample sheet (--samples) it was joined from}: a message about a label or
-# group cell names the file it is in
-_JOINED_ATTR = "mlpcli.joined"
-
-
-def _first_odd_value(col: pd.Series):
-    """The first value of a would-be 0/1 column that is not 0, 1, true or false (for the error naming it)."""
-    for v in col.dropna():
-        if str(v).strip().lower() not in ("0", "1", "0.0", "1.0", "true", "false"):
-            return v
-    return col.dropna().iloc[0] if col.notna().any() else None
-
-
-def _uncategorised(frame: pd.DataFrame) -> pd.DataFrame:
-    """Several target columns with their categorical columns (an .h5ad file's .obs keeps 0/1 labels as categories,
-    of numbers or of the text "0"/"1") as plain values, typed as written: multi-label 0/1 or regression numbers
-    are read by their values, where a category column was "neither" 0/1 nor numeric."""
-    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) or is_text_dtype(frame[c].dtype)]
-    if not cats:
-        return frame
-    frame = frame.copy()
-    for c in cats:
-        values = frame[c]
-        if isinstance(values.dtype, pd.CategoricalDtype):  # its values as written (a missing one stays missing)
-            values = values.astype(object).where(values.notna(), np.nan)
-        # text (an .h5ad file's obs strings, a category's values): "0"/"1" and 0/1 become numbers
-        frame[c] = typed_as_written(values.where(values.notna(), np.nan))
-    return frame
-
-
-def _is_number_column(col: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
-
-
-def _is_zero_one(col: pd.Series) -> bool:
-    if pd.api.types.is_bool_dtype(col.dtype):
-        return True
-    return _is_number_column(col) and bool(np.isin(col.to_numpy(dtype=np.float64), (0.0, 1.0)).all())
-
-
-def _warn_two_valued_targets(frame: pd.DataFrame, targets: list[str], warn: list[str]) -> None:
-    """Several numeric targets read as regression where each holds two whole-number values: yes/no labels, some coded
-    otherwise than 0/1 (1/2, 1/0 with -1...), which make every label a number to predict (a review's three labels, one
-    coded 1/2, were all fitted by squared error and scored by RMSE)."""
-    twos = {}
-    for t in targets:
-        values = pd.unique(frame[t].dropna().to_numpy(dtype=np.float64))
-        if len(values) != 2 or not np.all(values == np.round(values)):
-            return
-        twos[t] = sorted(values.tolist())
-    coded = [t for t, v in twos.items() if v != [0.0, 1.0]]
-    shown = ", ".join(f"{t!r} ({plain_label(twos[t][0])}/{plain_label(twos[t][1])})" for t in coded[:3])
-    more = f" and {len(coded) - 3} more" if len(coded) > 3 else ""
-    warn.append(f"the {len(targets)} target columns each hold two whole numbers, as yes/no labels do, but {shown}{more} "
-                f"{'is' if len(coded) == 1 else 'are'} not coded 0/1: read as {len(targets)} numbers to predict "
-                "(regression: squared error, RMSE); if they are labels, recode "
-                f"{'it' if len(coded) == 1 else 'them'} as 0/1 for a multi-label model")
-
-
-def _infer_task(frame: pd.DataFrame, targets: list[str], classes: Sequence | None, notes: list[str],
-                warn: list[str] | None = None) -> str:
-    if len(targets) > 1:
-        if all(_is_zero_one(frame[t]) for t in targets):
-            notes.append(f"task: multilabel (inferred: {len(targets)} target columns, all 0/1; --task to override)")
-            return "multilabel"
-        if all(_is_number_column(frame[t]) for t in targets):
-            notes.append(f"task: regression (inferred: {len(targets)} numeric target columns; --task to override)")
-            values = frame[targets].to_numpy(dtype=np.float64)
-            off = ~np.isin(values, (0.0, 1.0))
-            if warn is not None and 0 < off.sum() <= max(1, 0.01 * off.size):  # 0/1 labels but for a stray cell
-                i, j = np.argwhere(off)[0]
-                k = int(off.sum())
-                warn.append(f"the target columns are 0/1 but for {k} cell{'s' * (k > 1)} ({'the first: ' * (k > 1)}"
-                            f"{targets[j]!r} holds {plain_label(frame[targets[j]].iloc[i])!r} at "
-                            f"{_CellPlace(frame, column=targets[j]).row(i)}): read as {len(targets)} numbers to "
-                            f"predict (regression); if they are labels, correct {'those cells' if k > 1 else 'that cell'}"
-                            " (or pass --task multilabel)")
-            elif warn is not None:
-                _warn_two_valued_targets(frame, targets, warn)
-            return "regression"
-        bad = [t for t in targets if not _is_number_column(frame[t]) and not _is_zero_one(frame[t])]
-        raise DataError(f"{_CellPlace(frame, column=targets[0]).source}several target columns must all be 0/1 (multi-label: 0/1 or "
-                        f"true/false) or numeric (regression); {quoted(bad)} {'is' if len(bad) == 1 else 'are'} neither"
-                        f" ({bad[0]!r} holds {str(_first_odd_value(frame[bad[0]]))!r})")
-    name = targets[0]
-    col = frame[name]
-    if classes is not None:  # a trained classifier's labels were given: keep its task family
-        task = "binary" if len(classes) == 2 else "multiclass"
-        notes.append(f"task: {task} (from the model's {len(classes)} classes)")
-        return task
-    values = col.to_numpy()
-    n_distinct = len(pd.unique(values))
-    if not _is_number_column(col):
-        _check_stray_text(col, name)
-    if _is_number_column(col):
-        as_float = values.astype(np.float64)
-        if _looks_continuous(as_float, n_distinct):
-            non_integer = not np.all(as_float == np.round(as_float))
-            why = "non-integer values" if non_integer else f"{n_distinct} distinct values"
-            notes.append(f"task: regression (inferred: {name!r} is numeric with {why}; --task to override)")
-            return "regression"
-    if n_distinct < 2:
-        source = _CellPlace(frame, column=name).source
-        if _is_number_column(col):  # an age or a score measured alike in every sample is no class either
-            raise DataError(f"{source}target {name!r} holds one value ({quoted(pd.unique(values), 1)}) in every row "
-                            "(read as a number: 1 and 1.0 are one value): there is nothing to learn (a classifier needs "
-                            "2 classes or more, a regression a target that varies)")
-        raise DataError(f"{source}target {name!r} has a single class ({quoted(pd.unique(values), 1)}); "
-                        "a classifier needs at least 2 classes")
-    task = "binary" if n_distinct == 2 else "multiclass"
-    # a few whole numbers (a 0-4 clinical score, a tumour grade) are taken as classes: say how to predict them as a number
-    notes.append(f"task: {task} (inferred from {n_distinct} classes in {name!r}; --task to override)")
-    if _is_number_column(col) and n_distinct > _REGRESSION_MIN_DISTINCT and warn is not None:
-        # many whole numbers in a large cohort (integer ages: 67 of them in 2,400 rows) are more likely measured values
-        # than classes; the run then ended in "class '18' has 1 sample", naming no --task
-        warn.append(f"{name!r} holds {n_distinct} distinct whole numbers, read as {n_distinct} classes (they are "
-                    f"under {_REGRESSION_MIN_DISTINCT_FRACTION:.0%} of the rows); if they are measured values (an age, "
-                    "a count), --task regression predicts them as a number")
-    elif _is_number_column(col) and n_distinct > 2:
-        notes.append(f"{name!r} holds {n_distinct} whole numbers, read as classes; --task regression predicts it as a "
-                     "number instead")
-    return task
-
-
-def _looks_continuous(values: np.ndarray, n_distinct: int) -> bool:
-    """Whether numeric target values (float64) are a regression's: non-integers, or many distinct values."""
-    non_integer = not np.all(values == np.round(values))
-    many = n_distinct > _REGRESSION_MIN_DISTINCT and n_distinct > _REGRESSION_MIN_DISTINCT_FRACTION * len(values)
-    return non_integer or many
-
-
-def _check_stray_text(col: pd.Series, name: str) -> None:
-    """A target of numbers that a regression would take, but for a few cells of text (a typo, "n/d"): a
-    DataError naming the first such cell. Left alone, the column would be read as classes, one per value,
-    and training would fail later on classes of one sample each, naming no cell."""
-    numbers = pd.to_numeric(col.astype(str).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    text = np.isnan(numbers)
-    k = int(text.sum())
-    if not 0 < k <= max(3, len(col) // 100):
-        return
-    kept = numbers[~text]
-    if not _looks_continuous(kept, len(np.unique(kept))):
-        return
-    i = int(np.argmax(text))
-    where = _CellPlace(col.to_frame(), column=name)
-    raise DataError(f"{where.source}target {name!r} holds numbers but for {k} cell{'s' * (k > 1)} of text, the first "
-                    f"{str(col.iloc[i])!r} at {where.row(i)}; fix {'them' if k > 1 else 'it'}, or give --task "
-                    "multiclass to take its values as classes")
-
-
-def _sorted_labels(values: np.ndarray) -> list:
-    unique = [plain_label(v) for v in pd.unique(values)]
-    try:
-        return sorted(unique)
-    except TypeError:  # mixed types (e.g. 1 and "a") in an object column
-        return sorted(unique, key=str)
-
-
-def _encode_classes(
-    col: pd.Series, name: str, task: str, classes: Sequence | None, warn: list[str]
-) -> tuple[np.ndarray, list]:
-    """(y (n,) int64 indices into the labels, labels)."""
-    values = col.to_numpy()
-    place = _CellPlace(col.to_frame(), column=name)
-    source = place.source
-    if values.dtype == object:
-        # pandas' hashing reads a NUL byte as the end of a text: pd.unique took 'A' and 'A\x00X' for one label,
-        # and training then called the common 'A' unknown (a text table's NUL is refused as it is read)
-        seen = dict.fromkeys(values.tolist())
-        nul = next((v for v in seen if isinstance(v, str) and "\x00" in v), None)
-        if nul is not None:
-            raise DataError(f"{source}target {name!r} holds a label with a NUL byte (0x00), {nul!r}, at "
-                            f"{place.row(values.tolist().index(nul))}: remove the byte from the labels")
-    if classes is None:
-        labels = _sorted_labels(values)
-        if len(labels) < 2:
-            raise DataError(f"{source}target {name!r} has a single class ({quoted(labels, 1)}); "
-                            "a classifier needs at least 2 classes")
-        if task == "binary" and len(labels) != 2:
-            numbers = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce")
-            measured = numbers.notna().all() and not (numbers == numbers.round()).all()  # values, not classes
-            raise DataError(f"{source}--task binary needs 2 classes, but {name!r} has {len(labels)}: "
-                            f"{quoted(labels)}; "
-                            + ("they are measured values: use --task regression" if measured else
-                               "use --task multiclass"))
-    else:
-        labels = list(classes)
-        if task == "binary" and len(labels) != 2:
-            raise DataError(f"--task binary needs 2 classes, but the model has {len(labels)}")
-    index = {label_key(c): i for i, c in enumerate(labels)}
-    keys = [label_key(v) for v in values]
-    if classes is not None:
-        keys = spaced_fallback(numeric_fallback(keys, index), index)
-    unknown = [k for k in dict.fromkeys(keys) if k not in index]
-    if unknown:
-        raise DataError(f"{source}target {name!r} holds labels the model does not know: {quoted(unknown)}; "
-                        f"its classes are {quoted(labels, 8)}{case_hint(unknown, index)}")
-    y = np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
-    if classes is None:
-        counts = np.bincount(y, minlength=len(labels))
-        rare = [(labels[i], int(counts[i])) for i in np.flatnonzero(counts < _RARE_CLASS_SAMPLES)]
-        if rare:
-            warn.append(f"rare classes in {name!r} with fewer than {_RARE_CLASS_SAMPLES} samples: {counted(rare)}; "
-                        "their validation scores will be noisy")
-        _warn_near_labels(labels, name, warn, col.attrs.get(DECIMAL_ATTR, "."))
-        _warn_set_separator(labels, name, warn)
-    return y, labels
-
-
-def _warn_set_separator(labels: list, name: str, warn: list[str]) -> None:
-    """A warning when a class holds '|', which predict's pred_set column puts between the classes of a set
-    (``conformal.format_sets``): ``predict --coverage`` refuses such a model, said now rather than after training."""
-    from ..conformal import SET_SEPARATOR
-
-    piped = [str(label) for label in labels if SET_SEPARATOR in str(label)]
-    if piped:
-        warn.append(f"class{'es' * (len(piped) > 1)} {quoted(piped, 3)} in {name!r} hold{'s' * (len(piped) == 1)} "
-                    "'|', which predict's pred_set puts between the classes of a prediction set: predict --coverage "
-                    "cannot use a model trained on it; rename the class in the table for prediction sets, or, if "
-                    "it is a set of labels (multi-label), write one 0/1 column per label and give them all to --target")
-
-
-def _near_spellings(values: Iterable) -> list[list[str]]:
-    """The distinct text values that differ only in letter case, spaces or Unicode form (``spelling_key``), in
-    groups ([['case', 'case '], ['Grade 1', 'Grade\xa01'], ...])."""
-    by_key: dict[str, list] = {}
-    for value in values:
-        if isinstance(value, str):
-            by_key.setdefault(spelling_key(value), []).append(value)
-    return [group for group in by_key.values() if len(group) > 1]
-
-
 def _warn_near_groups(groups: np.ndarray, name: str, warn: list[str]) -> None:
     """A warning when patient (group) ids differ only in letter case, spaces or Unicode form ('P01' and 'P01 ',
     as a spreadsheet keeps a stray space; 'Zoë' typed and pasted): read as written, they are two patients, whose samples the split
     may then put on both sides — the leak the grouping is there to prevent."""
-    near = _near_spellings(pd.unique(groups))
+    near = near_spellings(pd.unique(groups))
     if near:
         shown = "; ".join(", ".join(map(visible, group)) for group in near[:3])
         warn.append(f"--group {name!r} holds ids that differ only in {SPELLING_WORDS}: {shown}"
@@ -1035,91 +512,9 @@ def _warn_near_groups(groups: np.ndarray, name: str, warn: list[str]) -> None:
                     "if they are one")
 
 
-def _warn_near_labels(labels: list, name: str, warn: list[str], decimal: str = ".") -> None:
-    """A warning when classes differ only in letter case, spaces or Unicode form ('case' and 'case ', as a
-    spreadsheet keeps a stray space; 'Grade 1' with a non-breaking space): labels are read as written, so they train as separate classes."""
-    near = _near_spellings(labels)
-    if near:
-        shown = "; ".join(", ".join(map(visible, group)) for group in near[:3])
-        warn.append(f"classes in {name!r} that differ only in {SPELLING_WORDS}: {shown}"
-                    f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are trained as separate "
-                    "classes — write each label one way if they are one")
-    numbers = one_number_groups(labels, decimal)
-    if numbers:
-        shown = "; ".join(", ".join(map(repr, group)) for group in numbers[:3])
-        zeros = any(re.match(r"\s*[+-]?0\d", v) for group in numbers for v in group)
-        why = "a label written with a leading zero keeps the column as text, so" if zeros else \
-            "labels are read as written (the column holds text), so"
-        warn.append(f"classes in {name!r} that are one number written differently: {shown}"
-                    f"{f' and {len(numbers) - 3} more' if len(numbers) > 3 else ''}; "
-                    f"{why} they are trained as separate classes — write each label one way if they are one")
-
-
 def _mean_count(total: int, parts: int) -> str:
     """total / parts as a count is written: 5,000 (not 5000.0), 2.5."""
     return f"{total // parts:,}" if total % parts == 0 else f"{total / parts:,.1f}"
-
-
-def _multilabel_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,
-                       warn: list[str], where: "_CellPlace | None" = None) -> np.ndarray:
-    bad = [t for t in targets if not _is_zero_one(frame[t])]
-    if bad:
-        where = where or _CellPlace(frame)
-        col = frame[bad[0]]
-        if _is_number_column(col):
-            off = ~np.isin(col.to_numpy(dtype=np.float64), (0.0, 1.0))
-        else:  # text or mixed: every cell is off (booleans are 0/1 and would have passed)
-            off = np.ones(len(col), dtype=bool)
-        i = int(np.argmax(off))
-        raise DataError(f"{where.source}--task multilabel needs 0/1 target columns; {bad[0]!r} holds "
-                        f"{str(plain_label(col.iloc[i]))!r} at {where.row(i)}"
-                        + (f" (other values in {quoted(bad[1:], 3)} too)" if len(bad) > 1 else ""))
-    _check_model_targets(targets, classes)
-    Y = frame.to_numpy(dtype=np.float64)  # (n, k)
-    if classes is None and len(Y):  # a training table: a label with one value teaches the model nothing
-        constant = [(t, int(Y[0, j])) for j, t in enumerate(targets) if Y[:, j].min() == Y[:, j].max()]
-        if constant:
-            warn.append(f"label{'s' * (len(constant) > 1)} {', '.join(f'{t!r} (always {v})' for t, v in constant)} "
-                        f"never change{'s' * (len(constant) == 1)} in this table: the model can only learn to predict that value")
-    return Y
-
-
-def _regression_target(frame: pd.DataFrame, targets: list[str], classes: Sequence | None,
-                       where: "_CellPlace | None" = None, warn: list[str] | None = None) -> np.ndarray:
-    # a column kept as text by the reader (007, written as an id would be) is still numbers to a regression,
-    # parsed as every other number is (``parse_numbers``; the rows have no missing target by now)
-    numbers = {t: parse_numbers(frame[t].astype(str).str.strip()) for t in targets if is_text_dtype(frame[t].dtype)}
-    frame = frame.assign(**{t: v for t, v in numbers.items() if v is not None})
-    bad = [t for t in targets if not _is_number_column(frame[t])]
-    if bad:  # name the first cell that is not a number (the first cell may well be one)
-        where = where or _CellPlace(frame)
-        col = frame[bad[0]]
-        cells = col.astype(str).str.strip()
-        off = np.array([parse_numbers(pd.Series([c])) is None for c in cells], dtype=bool) \
-            if is_text_dtype(col.dtype) else np.ones(len(col), dtype=bool)
-        i = int(np.argmax(off)) if off.any() else 0
-        raise DataError(f"{where.source}--task regression needs numeric targets; {bad[0]!r} holds the text "
-                        f"{str(col.iloc[i])!r} at {where.row(i)}"
-                        + (f" (text in {quoted(bad[1:], 3)} too)" if len(bad) > 1 else ""))
-    _check_model_targets(targets, classes)
-    Y = frame.to_numpy(dtype=np.float64)  # (n, k)
-    if classes is None and len(Y):  # a training table: a target that never varies leaves nothing to learn
-        constant = [(t, Y[0, j]) for j, t in enumerate(targets) if Y[:, j].min() == Y[:, j].max()]
-        if len(constant) == len(targets):
-            shown = ", ".join(f"{t!r} is {v:.6g}" for t, v in constant)
-            raise DataError(f"{where.source if where else ''}--task regression needs a target that varies, but {shown} "
-                            "in every row: there is nothing to learn")
-        if constant and warn is not None:
-            warn.append(f"target{'s' * (len(constant) > 1)} {', '.join(f'{t!r} (always {v:.6g})' for t, v in constant)} "
-                        f"never change{'s' * (len(constant) == 1)} in this table: the model can only learn to "
-                        "predict that value")
-    return Y
-
-
-def _check_model_targets(targets: list[str], classes: Sequence | None) -> None:
-    if classes is not None and [str(c) for c in classes] != list(targets):
-        raise DataError(f"target columns {quoted(targets)} differ from the model's {quoted(classes)}; "
-                        "pass the model's columns to --target")
 
 
 def data_checksum(X: np.ndarray, y: np.ndarray | None, names: Sequence[Sequence] = ()) -> str:
@@ -1180,11 +575,6 @@ def _update_as_float32(digest, X: np.ndarray) -> bool:
 
 
 _HASH_BLOCK = 1 << 18  # values checked or converted at a time by the checksum (2 MiB)
-
-
-DROPPED_GROUP_NOTE = "group: none (--drop took out "  # then the column names, ")" and the consequence
-NO_GROUP_NOTE = (f"group: none (no {' or '.join(map(repr, DEFAULT_GROUPS))} column); samples are treated as independent "
-                 "— pass --group COLUMN if several samples come from one patient")
 
 
 def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Dataset", list[str]]:
@@ -1327,7 +717,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         if join is not None:
             frame, _ = join.apply(frame)
             notes += join.notes
-            frame.attrs[_JOINED_ATTR] = {c: sheet.path for c in join.joined}
+            frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}
         ds = Dataset.from_frame(frame, roles, task=task, classes=classes)
         if no_group:
             ds.warnings += repeated_patients_warning(frame, [g for g in DEFAULT_GROUPS if g in roles.drop])
@@ -1388,7 +778,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                 frame, keep = join.apply(frame)
                 X = _keep_rows(X, keep)
                 notes += join.notes
-                frame.attrs[_JOINED_ATTR] = {c: sheet.path for c in join.joined}
+                frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}
             if join is None:  # a target cell that does not fit names the file (with a sheet, it is the sheet's)
                 frame.attrs.setdefault(SOURCE_ATTR, src.name)
             ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X))
@@ -1406,7 +796,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     if join is not None:
         frame, _ = join.apply(frame)
         notes += join.notes
-        frame.attrs[_JOINED_ATTR] = {c: sheet.path for c in join.joined}
+        frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}
     ds = Dataset.from_frame(frame, roles, task=task, classes=classes)
     ds.warnings += getattr(table, "warnings", [])  # a text table read whole: its reading's warnings
     if no_group:

@@ -576,7 +576,8 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
     cells without a row in it are left out; features from the chosen matrix, a sparse one kept as CSR
     float32. --drop may name obs columns or genes (genes are left out of the features)."""
     from .conventions import DEFAULT_TARGET
-    from .dataset import Dataset, listed_names, resolve_roles
+    from .dataset import Dataset
+    from .roles import listed_names, resolve_roles
     from .samples import SampleJoin
 
     with H5ad(path, layer, raw, var_names, var_names_fallback=var_names_fallback) as h:

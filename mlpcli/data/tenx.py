@@ -412,7 +412,8 @@ def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batc
     """A training Dataset from a 10x directory and a read sample sheet (``samples.SampleSheet``), whose id
     column holds the barcodes; returns (dataset, notes). Rows: the barcodes with a row in the sheet, in the
     matrix's order; features: the genes, kept sparse (CSR float32)."""
-    from .dataset import Dataset, listed_names, resolve_roles
+    from .dataset import Dataset
+    from .roles import listed_names, resolve_roles
     from .samples import SampleJoin
 
     t = TenX(path, var_names=var_names, gene_expression_only=not feature_types, feature_types=feature_types or None)

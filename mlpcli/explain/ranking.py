@@ -46,7 +46,7 @@ import pandas as pd
 
 from ..data.labels import label_key
 from ..text import quoted
-from ..data.dataset import _encode_classes
+from ..data.targets import encode_classes
 from ..data.labels import as_number
 from ..errors import ConfigError, DataError, OptionError
 from ..metrics import spearman
@@ -313,7 +313,7 @@ def _integers_name_classes(model: Model) -> bool:
 def label_indices(model: Model, y, n: int) -> np.ndarray | None:
     """Labels ``y`` (n,) as the model's class indices (n,) int64; None stays None.
 
-    Labels are the classes' names, matched as evaluate matches a table's labels (``_encode_classes``, the
+    Labels are the classes' names, matched as evaluate matches a table's labels (``encode_classes``, the
     ``classes=`` path of data reading: 1, 1.0 and "1" name the class 1). Integers are class indices
     (``model.classes`` order) only for a model whose classes no integer can name, such as "LumA": for the
     classes 1, 2, 3 (or a binary 1, 0 reordered by --positive) the label 1 is the class 1, never the index 1.
@@ -329,7 +329,7 @@ def label_indices(model: Model, y, n: int) -> np.ndarray | None:
             raise DataError(f"label {y[bad][0]} is not a class index of the model (0 to {len(model.classes) - 1}); "
                             "give class indices or the classes' names")
         return y.astype(np.int64)
-    return _encode_classes(pd.Series(y), "y", model.task, model.classes, [])[0]
+    return encode_classes(pd.Series(y), "y", model.task, model.classes, [])[0]
 
 
 def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tuple[np.ndarray, str]:

@@ -22,7 +22,7 @@ from ..data.limits import first_beyond_limit, value_limit_message
 from ..data.names import comment_line_hint, count_matches, match_names, name_key, species_warning
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
-from ..data.dataset import listed_names, missing_columns_error
+from ..data.roles import listed_names, missing_columns_error
 from ..text import quoted
 
 

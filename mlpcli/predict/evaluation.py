@@ -1,10 +1,10 @@
-"""Evaluation against known labels: per-task metrics, group-resampled bootstrap intervals, and ``--by`` subgroups."""
+"""Evaluation against known labels: per-task metrics with patient-bootstrap intervals (``bootstrap``), decision curves
+and operating points (``risk_thresholds``), ``--by`` subgroups, and the warnings a cohort earns (rows the model was
+trained on, risks systematically off, class totals, targets unlike training)."""
 
 from __future__ import annotations
 
 import math
-import numbers
-import os
 import warnings as _warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -12,16 +12,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..data.roles import listed_names
+from ..data.streamed import DEFAULT_CHUNK_MB
 from ..decision import threshold_field
 from ..distributions import Z_95, normal_quantile
 from ..errors import ConfigError, OptionError
 from ..fileio import file_sha256
 from ..model_io import Model
-from ..data.streamed import DEFAULT_CHUNK_MB, _read_workers
-from ..data.dataset import listed_names
-from ..text import quoted
-from ..text import natural_key
+from ..text import natural_key, quoted
+from .bootstrap import BOOTSTRAP_FEW_UNITS, BOOTSTRAP_MIN, Units, bootstrap_metrics, bootstrap_workers, percentile_ci
 from .columns import RoleFlags
+from .risk_thresholds import check_operating_points, check_risk_thresholds, net_benefit_rows, operating_point_rows
 from .seen import SeenRows, among
 from .shift import ShiftReport
 from .stream import _Run, labelled_by, resolve_decision, resolve_prevalence
@@ -41,49 +42,11 @@ BY_WORSE_RMSE_RATIO = 1.25
 # regression group BY_MIN_SAMPLES. Groups below that are reported but not judged, and a note names them.
 BY_MIN_CLASS_SAMPLES = 10
 BY_MIN_SAMPLES = 20
-# Bootstrap: a metric undefined in more than half the resamples (e.g. AUC with one class drawn) gets no CI.
-_BOOTSTRAP_MIN_VALID = 0.5
 # `--by` on a numeric column with more distinct values than this (age, a score, a continuous covariate) groups
 # its values into BY_BINS quantile bins instead: one group per value would be groups of one or two samples,
 # whose metrics mean nothing. Fewer distinct numbers (batch 1-6, a stage) stay one group per value.
 BY_MAX_NUMERIC_VALUES = 10
 BY_BINS = 4
-_PARALLEL_BOOTSTRAP = 200  # resamples from which worker processes pay for their start (~2 s)
-
-
-# Resamples below which a 95 % percentile interval has no tails to speak of: its ends are a resample or two
-BOOTSTRAP_MIN = 100
-
-
-def bootstrap_workers(resamples: int, cores: int | None = None, load: float | None = None) -> int:
-    """Worker processes for ``resamples`` bootstrap resamples when --threads does not say: from
-    _PARALLEL_BOOTSTRAP resamples on, the cores left idle (``cores``: the usable ones, at most 4; ``load``: the
-    1-minute load average, this process counted in it), else 1. The idle cores, not all of them: on a busy
-    machine the workers waited for each other (2 cores at load 6: 200 resamples 9.0 s with 2 workers against
-    8.1 s serial, 1,000 resamples 30 s against 23 s). Within a CPU set narrower than the machine (a SLURM job's
-    cores, ``taskset``) the load average is the whole node's, other jobs' cores included: a 4-core job on a
-    64-core node at load 50 ran its resamples in one process; there the cores of the set count as idle. The
-    figures are the same either way."""
-    if resamples < _PARALLEL_BOOTSTRAP:
-        return 1
-    if cores is None:
-        cores = _read_workers()
-    if load is None:
-        try:
-            load = 1.0 if _within_cpu_set() else os.getloadavg()[0]
-        except (AttributeError, OSError):  # not on this platform: count every core as idle
-            load = 1.0
-    idle = cores - max(0.0, load - 1.0)  # the load beyond this process's own
-    return max(1, min(cores, int(idle)))
-
-
-def _within_cpu_set() -> bool:
-    """Whether this process may run on fewer cores than the machine has (its affinity mask: SLURM's and cgroup
-    cpusets, taskset), so that the machine's load average says nothing of its own cores."""
-    try:
-        return len(os.sched_getaffinity(0)) < (os.cpu_count() or 0)
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return False
 
 
 # ── evaluate ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -318,104 +281,6 @@ def _cohort_rows(result: EvaluationResult, model: Model, source, uncertainty, fi
 _FEW_UNSEEN = 5
 
 
-@dataclass
-class _Units:
-    """Resampling units (patients; rows without groups) as one ragged array: unit u holds the rows
-    order[starts[u]:starts[u] + sizes[u]]."""
-
-    order: np.ndarray
-    starts: np.ndarray
-    sizes: np.ndarray
-
-    @classmethod
-    def of(cls, groups: np.ndarray | None, idx: np.ndarray) -> "_Units":
-        if groups is None:
-            return cls(order=idx, starts=np.arange(len(idx)), sizes=np.ones(len(idx), dtype=np.int64))
-        keys, inverse = np.unique(groups[idx], return_inverse=True)
-        order = idx[np.argsort(inverse, kind="stable")]
-        sizes = np.bincount(inverse, minlength=len(keys))
-        return cls(order=order, starts=np.cumsum(sizes) - sizes, sizes=sizes)
-
-    def __len__(self) -> int:
-        return len(self.sizes)
-
-    def rows(self, pick: np.ndarray) -> np.ndarray:
-        """The rows of the units `pick` (with repeats), without a Python loop over units."""
-        lengths = self.sizes[pick]
-        block_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return self.order[np.repeat(self.starts[pick], lengths) + np.arange(lengths.sum()) - block_start]
-
-
-def _bootstrap(task, y, proba, classes, threshold, units: _Units, rng: np.random.Generator, resamples: int,
-               n_jobs: int, progress: Callable[[dict], None] | None, weights: np.ndarray | None = None
-               ) -> dict[str, np.ndarray]:
-    """Every scalar metric of metrics.compute on each resample ({metric: (resamples,)}, NaN where undefined),
-    computed for a batch of resamples at once from how many times each unit was drawn (``metrics_resampled``):
-    2,000 resamples cost about what a few calls of metrics.compute did. The units are drawn from `rng` a batch at a
-    time, in order, the same numbers one draw of (resamples, units) gives, so the figures depend neither on the
-    batches nor on `n_jobs`: worker processes (at most `n_jobs`) take batches only when the work pays for their
-    start (``_PARALLEL_BOOTSTRAP_CELLS``), and memory holds a batch's (resamples, rows) weights, not every resample."""
-    from ..metrics_resampled import ResampledMetrics
-
-    unit_of = np.repeat(np.arange(len(units)), units.sizes)  # of the rows in units.order
-    calc = ResampledMetrics(task, y[units.order], proba[units.order], threshold, unit_of, len(units), weights)
-    cells = max(len(units.order), len(units))
-    per = max(1, min(resamples, _BOOTSTRAP_BATCH_BYTES // (8 * cells)))
-    if n_jobs > 1 and resamples * cells * _task_width(task, proba) < _PARALLEL_BOOTSTRAP_CELLS:
-        n_jobs = 1
-    if n_jobs > 1:
-        per = min(per, -(-resamples // (4 * n_jobs)))  # a few batches per worker, so that they end together
-    elif progress is not None:
-        per = min(per, max(1, -(-resamples // 10)))  # progress every tenth
-    batches = (rng.integers(0, len(units), size=(min(per, resamples - a), len(units)))
-               for a in range(0, resamples, per))
-    if n_jobs > 1:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_bootstrap_batch)(calc, batch, len(units)) for batch in batches)
-    else:
-        results = (_bootstrap_batch(calc, batch, len(units)) for batch in batches)
-    done, parts = 0, []
-    for part in results:
-        parts.append(part)
-        done += len(next(iter(part.values())))
-        if progress is not None:
-            progress({"stage": "bootstrap", "done": done, "total": resamples})
-    return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
-
-
-def _bootstrap_batch(calc, picks: np.ndarray, n_units: int) -> dict[str, np.ndarray]:
-    """The metrics of the resamples `picks` (resamples, n_units): {metric: (resamples,)}; may run in a worker."""
-    from ..metrics_resampled import unit_multiplicities
-
-    return calc.of(unit_multiplicities(picks, n_units))
-
-
-def _task_width(task: str, proba: np.ndarray) -> int:
-    """How many score columns the rank metrics sort (the cost of a resample is about rows x this)."""
-    return proba.shape[1] if task == "multiclass" else 1
-
-
-_BOOTSTRAP_FEW_UNITS = 10  # fewer patients (or rows) than this: percentile intervals said to be rough
-# a batch of resamples' row weights (resamples x rows, float64), at most; the arrays computed from it are a few times
-# that
-_BOOTSTRAP_BATCH_BYTES = 16 << 20
-# resamples x rows (x classes for multiclass) from which worker processes pay for their start (~2 s): serially
-# 10-250 ns each (the rank metrics' sorts and sums), so below this the vectorised resamples take a few seconds at most
-_PARALLEL_BOOTSTRAP_CELLS = 5 * 10 ** 7
-
-
-def _percentile_ci(values, resamples: int) -> list | None:
-    """The 95 % percentile interval of `values` (a list or array; None and NaN undefined)."""
-    values = np.asarray(values, dtype=float)  # None -> NaN
-    ok = values[np.isfinite(values)]
-    if len(ok) < _BOOTSTRAP_MIN_VALID * resamples or len(ok) == 0:
-        return None
-    lo, hi = np.percentile(ok, [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
 def evaluate(model: Model, source, *, threshold: float | None = None, by: str | None = None, bootstrap: int = 0,
              seed: int = 0, fill_missing: str | None = None, roles: RoleFlags | None = None,
              chunksize: int | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, stdin=None, n_jobs: int | None = None,
@@ -547,13 +412,13 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         result.warnings += totals + ([risks] if risks else [])
     groups = meta.get("group")
     if net_benefit is not None:
-        result.net_benefit = _net_benefit(task, y, proba, net_benefit, groups, bootstrap, seed)
+        result.net_benefit = net_benefit_rows(task, y, proba, net_benefit, groups, bootstrap, seed)
     if operating_points is not None:
-        result.operating_points = _operating_points(task, y, proba, operating_points, groups, bootstrap, seed)
+        result.operating_points = operating_point_rows(task, y, proba, operating_points, groups, bootstrap, seed)
     rng = np.random.default_rng(seed)
     if bootstrap:
         unit_name = f"{run.plan.roles.group} groups" if groups is not None else "rows"
-        units = _Units.of(groups, np.arange(len(y)))
+        units = Units.of(groups, np.arange(len(y)))
         result.bootstrap = {"resamples": int(bootstrap), "unit": unit_name, "n_units": len(units), "seed": seed}
         if len(units) < 2:
             # every resample of one patient is that patient's rows: intervals of width 0 would read as certainty
@@ -562,12 +427,12 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                 "is the same rows and gives no interval (—)")
         else:
             jobs = n_jobs if n_jobs is not None else bootstrap_workers(bootstrap)
-            draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, max(1, int(jobs)), progress,
+            draws = bootstrap_metrics(task, y, proba, classes, threshold, units, rng, bootstrap, max(1, int(jobs)), progress,
                                weights)
-            result.ci = {k: _percentile_ci(draws[k], bootstrap) for k in _scalars(overall)}
+            result.ci = {k: percentile_ci(draws[k], bootstrap) for k in _scalars(overall)}
             few = (f"; with {len(units)} {unit_name} the intervals are rough: a resample can only repeat those few, "
-                   f"so they understate the spread between cohorts (at least {_BOOTSTRAP_FEW_UNITS} are wanted)"
-                   if len(units) < _BOOTSTRAP_FEW_UNITS else "")
+                   f"so they understate the spread between cohorts (at least {BOOTSTRAP_FEW_UNITS} are wanted)"
+                   if len(units) < BOOTSTRAP_FEW_UNITS else "")
             result.notes.append(f"bootstrap: {bootstrap} resamples of {len(units)} {unit_name} (seed {seed}); "
                                 f"95 % percentile intervals{few}")
             if task == "multilabel" and overall.get("balanced_accuracy") is not None:
@@ -621,201 +486,6 @@ def _calibration_curves(task: str, y: np.ndarray, proba: np.ndarray, classes: li
     y = np.asarray(y).reshape(-1).astype(np.int64)
     shown = [len(classes) - 1] if task == "binary" else range(len(classes))
     return {str(classes[k]): metrics.calibration_curve(y == k, P[:, k]) for k in shown}
-
-
-MAX_RISK_THRESHOLDS = 100  # --net-benefit / --operating-points: a table row each (and a resample column each)
-
-
-def _listed(items) -> list:
-    """A library caller's thresholds or targets as a list: "0.1,sens=0.9" as the command line gives them, one number,
-    or any iterable (a string is not read one character at a time)."""
-    if isinstance(items, str):
-        return [x.strip() for x in items.split(",") if x.strip()]
-    if isinstance(items, numbers.Real):
-        return [items]
-    return list(items)
-
-
-def check_risk_thresholds(task: str, thresholds, option: str = "--net-benefit") -> list[float] | None:
-    """``option``'s thresholds (--net-benefit, --operating-points), each a risk in (0, 1), sorted; an OptionError for a
-    model without binary risks."""
-    if thresholds is None:
-        return None
-    if task != "binary":
-        raise OptionError(f"{option} reads a binary model's risks at thresholds; this model is {task}")
-    thresholds = _listed(thresholds)
-    try:
-        values = sorted({float(t) for t in thresholds})
-    except (TypeError, ValueError):
-        raise OptionError(f"{option}: thresholds must be numbers, e.g. 0.05,0.1,0.2; got {thresholds!r}") from None
-    bad = [t for t in values if not 0.0 < t < 1.0]
-    if not values:
-        raise OptionError(f"{option}: no threshold given; give risks between 0 and 1, e.g. 0.1,0.2,0.5")
-    if bad:
-        raise OptionError(f"{option}: thresholds must be risks strictly between 0 and 1, got "
-                          f"{', '.join(f'{t:g}' for t in bad)}")
-    if len(values) > MAX_RISK_THRESHOLDS:
-        raise OptionError(f"{option}: {len(values):,} thresholds; give at most {MAX_RISK_THRESHOLDS} (a table row "
-                          "each)")
-    return values
-
-
-def _resampled(y: np.ndarray, groups, bootstrap: int, seed: int, stream: int, figures) -> dict[str, list] | None:
-    """95 % percentile intervals of ``figures(unit_of, M)``'s arrays (B, T) over ``bootstrap`` resamples of patients
-    (rows without a group column), drawn from [seed, stream] (apart from the metrics' draws, which stay as they were,
-    and from each other option's): {key: T intervals, each [lo, hi] or None where the figure is undefined in too
-    many resamples (``_percentile_ci``)}. None for a table of one patient: every resample is the same rows."""
-    from ..metrics_resampled import unit_multiplicities
-
-    _, unit_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True) if groups is not None else \
-        (None, np.arange(len(y)))
-    n_units = int(unit_of.max()) + 1 if len(unit_of) else 0
-    if n_units < 2:
-        return None
-    rng = np.random.default_rng([int(seed), stream])
-    M = unit_multiplicities(rng.integers(0, n_units, size=(int(bootstrap), n_units)), n_units)
-    draws = figures(unit_of, M)
-    return {k: [_percentile_ci(v[:, j], bootstrap) for j in range(v.shape[1])] for k, v in draws.items()}
-
-
-def _positive_risk(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    return np.asarray(proba, dtype=np.float64).reshape(len(y), -1)[:, -1]
-
-
-def _net_benefit(task: str, y: np.ndarray, proba: np.ndarray, thresholds, groups, bootstrap: int, seed: int) -> list:
-    """``evaluate``'s net_benefit rows: per threshold the model's net benefit, treating everyone's, treating no
-    one's (0), and the model's margin over the better of the two, with 95 % intervals resampling patients (rows
-    without a group column) when ``bootstrap``."""
-    from .. import metrics
-
-    values = check_risk_thresholds(task, thresholds)
-    p = _positive_risk(y, proba)
-    point = metrics.net_benefit(y, p, values)
-
-    def with_margin(unit_of, M):
-        draws = metrics.net_benefit(y, p, values, unit_of, M)
-        return {**draws, "margin": draws["model"] - np.maximum(draws["treat_all"], 0.0)}
-
-    ci = _resampled(y, groups, bootstrap, seed, 0x4E42, with_margin) if bootstrap else None
-    rows = []
-    for j, t in enumerate(values):
-        model, treat_all = float(point["model"][j]), float(point["treat_all"][j])
-        row = {"threshold": t, "model": model, "treat_all": treat_all, "treat_none": 0.0,
-               "margin": model - max(treat_all, 0.0)}
-        if bootstrap:
-            row.update({f"{k}_ci": None if ci is None else ci[k][j] for k in ("model", "treat_all", "margin")})
-        rows.append(row)
-    return rows
-
-
-OPERATING_FIGURES = ("sensitivity", "specificity", "ppv", "npv")
-_TARGET_NAMES = {"sens": "sensitivity", "sensitivity": "sensitivity", "spec": "specificity",
-                 "specificity": "specificity"}
-
-
-def check_operating_points(task: str, items) -> tuple[list[float], list[tuple[str, float]]] | None:
-    """--operating-points' items as (risk thresholds in (0, 1), sorted; targets [("sensitivity" | "specificity",
-    level in (0, 1])]): a number is a risk threshold, ``sens=0.9`` / ``spec=0.95`` (or the words in full) the
-    threshold that reaches that sensitivity or specificity on the table. OptionError for anything else."""
-    if items is None:
-        return None
-    if task != "binary":
-        raise OptionError(f"--operating-points reads a binary model's risks at thresholds; this model is {task}")
-    items = _listed(items)
-    risks, targets = [], []
-    for item in items:
-        if isinstance(item, str) and "=" in item:
-            name, _, level = item.partition("=")
-            figure = _TARGET_NAMES.get(name.strip().lower())
-            try:
-                value = float(level)
-            except ValueError:
-                value = math.nan
-            if figure is None or not 0.0 < value <= 1.0:
-                raise OptionError(f"--operating-points: {item.strip()!r} is not a target; give sens=LEVEL or "
-                                  "spec=LEVEL with a level in (0, 1], e.g. sens=0.9")
-            if (figure, value) not in targets:
-                targets.append((figure, value))
-        else:
-            try:
-                risks.append(float(item))
-            except (TypeError, ValueError):
-                raise OptionError(f"--operating-points: {item!r} is neither a risk threshold nor a target (sens=0.9, "
-                                  "spec=0.95)") from None
-    values = check_risk_thresholds(task, risks, "--operating-points") if risks else []
-    if not risks and not targets:
-        raise OptionError("--operating-points: no threshold given; give risks between 0 and 1 or targets, e.g. "
-                          "0.1,0.2,sens=0.9")
-    if len(values) + len(targets) > MAX_RISK_THRESHOLDS:
-        raise OptionError(f"--operating-points: {len(values) + len(targets):,} thresholds and targets; give at most "
-                          f"{MAX_RISK_THRESHOLDS} (a table row each)")
-    return values, targets
-
-
-def _operating_points(task: str, y: np.ndarray, proba: np.ndarray, items, groups, bootstrap: int,
-                      seed: int) -> list:
-    """``evaluate``'s operating_points rows: per risk threshold the samples called positive (count and share),
-    sensitivity, specificity, PPV and NPV (None where undefined); then per target (sens=0.9) the threshold that first
-    reaches it on this table (``metrics.at_target``: chosen on the rows it is scored on) and the figures there. With
-    ``bootstrap``, 95 % intervals resampling patients (rows without a group column; a target's threshold chosen again
-    in each resample, so its interval holds that choice's spread) — None for a figure undefined in too many
-    resamples, or a table of one patient."""
-    from .. import metrics
-
-    values, targets = check_operating_points(task, items)
-    p = _positive_risk(y, proba)
-    point = metrics.operating_points(y, p, values)
-    ci = ci_targets = None
-    if bootstrap:
-        with _warnings.catch_warnings():  # 0 / 0 in a resample: undefined there, as in the point figure
-            _warnings.simplefilter("ignore", RuntimeWarning)
-            if values:
-                ci = _resampled(y, groups, bootstrap, seed, 0x4F50,
-                                lambda u, M: metrics.operating_points(y, p, values, u, M))
-            if targets:
-                ci_targets = _resampled(y, groups, bootstrap, seed, 0x4F54,
-                                        lambda u, M: _targets_resampled(y, p, targets, u, M))
-    rows = []
-    for j, t in enumerate(values):
-        row = {"threshold": t, "target": None, "called": int(np.sum(p >= t)), "called_share": float(point["called"][j])}
-        for k in OPERATING_FIGURES:
-            v = float(point[k][j])
-            row[k] = v if math.isfinite(v) else None
-            if bootstrap:
-                row[f"{k}_ci"] = None if ci is None else ci[k][j]
-        rows.append(row)
-    for j, (figure, level) in enumerate(targets):
-        at = {k: float(v[0]) for k, v in metrics.at_target(y, p, figure, level).items()}
-        chosen = math.isfinite(at["threshold"])  # (no events, or no non-events, to reach the target on: none)
-        row = {"threshold": at["threshold"] if chosen else None, "target": f"{figure} >= {level:g}",
-               "called": int(np.sum(p >= at["threshold"])) if chosen else None,
-               "called_share": at["called"] if chosen else None}
-        if bootstrap:
-            row["threshold_ci"] = None if ci_targets is None else ci_targets["threshold"][j]
-        for k in OPERATING_FIGURES:
-            row[k] = at[k] if math.isfinite(at[k]) else None
-            if bootstrap:
-                row[f"{k}_ci"] = None if ci_targets is None else ci_targets[k][j]
-        rows.append(row)
-    return rows
-
-
-def _targets_resampled(y: np.ndarray, p: np.ndarray, targets, unit_of: np.ndarray, M: np.ndarray,
-                       entries: int = 1 << 21) -> dict[str, np.ndarray]:
-    """``metrics.at_target`` for each target over the resamples M (B, U) of units ``unit_of`` (n,): {figure (incl.
-    "threshold"): (B, targets)}, the rows' weights made for as many resamples at a time as hold ``entries`` values
-    (16 MiB, and a few such arrays of cumulative sums: B x n floats at once would be 1.6 GB for 1,000 resamples of
-    200,000 rows)."""
-    from .. import metrics
-
-    chunk = max(1, entries // max(1, len(unit_of)))
-    out: dict[str, list] = {}
-    for s in range(0, len(M), chunk):
-        W = M[s:s + chunk][:, unit_of]
-        per = [metrics.at_target(y, p, figure, level, W) for figure, level in targets]
-        for k in per[0]:
-            out.setdefault(k, []).append(np.stack([d[k] for d in per], axis=1))
-    return {k: np.concatenate(v, axis=0) for k, v in out.items()}
 
 
 def novel_report(out: np.ndarray, labels: np.ndarray, classes: list, task: str, threshold: float,
@@ -1384,13 +1054,13 @@ def _by_groups(task, y, proba, classes, threshold, values, groups, overall, main
         ci = None
         per_ci = [None] * len(refs)
         if bootstrap:  # the resamples at once, as the overall interval's (a scikit-learn call each: 2 s a group)
-            units = _Units.of(groups, idx)
-            draws = _bootstrap(task, y, proba, classes, threshold, units, rng, bootstrap, 1, None, weights)
+            units = Units.of(groups, idx)
+            draws = bootstrap_metrics(task, y, proba, classes, threshold, units, rng, bootstrap, 1, None, weights)
             # one patient (unit) alone: every resample is the same rows, an interval of width 0 that says nothing
-            ci = _percentile_ci(draws[main], bootstrap) if len(units) > 1 else None
+            ci = percentile_ci(draws[main], bootstrap) if len(units) > 1 else None
             row["ci"] = {main: ci}
             if refs and len(units) > 1:
-                per_ci = [_percentile_ci(draws["target_rmse"][:, j], bootstrap) for j in range(len(refs))]
+                per_ci = [percentile_ci(draws["target_rmse"][:, j], bootstrap) for j in range(len(refs))]
         if refs:
             rmse = _target_rmse(y[idx], proba[idx])
             row["per_target"] = [{"target": str(classes[j]), "rmse": float(rmse[j]),

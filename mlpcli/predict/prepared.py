@@ -18,7 +18,8 @@ from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import read_whole
 from ..model_io import Model
 from .columns import RoleFlags, _complete, _present_values, never_measured, plan_columns
-from .stream import _encode_target, _open_h5ad, _role_names, _sheet_roles, _UniqueIds
+from .stream import _encode_target, _open_h5ad, _role_names, _sheet_roles
+from .unique_ids import UniqueIds
 
 __all__ = ["Prepared", "is_cells", "read_cells", "prepare"]
 
@@ -166,7 +167,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         join_notes = join.notes
     ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
     if plan.roles.id:
-        _UniqueIds(plan.roles.id, name, lambda rows: ids[rows]).add(ids, 0)
+        UniqueIds(plan.roles.id, name, lambda rows: ids[rows]).add(ids, 0)
     row_ids = ids if plan.roles.id else None
     X_kept = _complete(plan, _present_values(plan, _str_columns(table), 0, row_ids), 0, model.preprocessor,
                        row_ids)
