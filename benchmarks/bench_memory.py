@@ -201,7 +201,7 @@ def measure_size(kind: str, path: str, n: int, data_mb: float, root: str, work: 
     if ensemble:
         if ROOT not in sys.path:  # run from anywhere: this checkout's rule for the workers
             sys.path.insert(0, ROOT)
-        from mlpcli.parallel import usable_cores  # the CLI's default: one worker per core
+        from mlpcli.resources import usable_cores  # the CLI's default: one worker per core
 
         ens = _measure.measure(cmd, root)
         epochs = epochs_from_history(history)

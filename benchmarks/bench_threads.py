@@ -78,7 +78,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(NETWORKS[args.one], int(args.threads))))
         return
-    from mlpcli.parallel import usable_cores
+    from mlpcli.resources import usable_cores
 
     counts = [int(t) for t in args.threads.split(",")]
     names = args.networks.split(",")

@@ -820,17 +820,17 @@ CONFIG_SECTION = "train"  # keys may also sit under a [train] table
 def n_jobs_problem(n_jobs: int, local: bool = True) -> str | None:
     """What is wrong with an ``--n-jobs`` value (on the command line or in a config file alike), None when
     nothing: joblib's convention, which HPC users know, counts 1, 2, ... workers and, from the end, -1 every
-    core this job may use (``parallel.usable_cores``), -2 all but one, and so on; 0, and a count from the end
+    core this job may use (``resources.usable_cores``), -2 all but one, and so on; 0, and a count from the end
     past the last core (-3 on 2 cores), leave no worker. ``local`` False: the fits may not run on this
     machine's cores (a Dask cluster, which ignores the count; or not known yet: a config file is read
     before the command line's --backend), so only 0 is wrong, and the cores are checked once they are known."""
-    from . import parallel
+    from .resources import usable_cores
 
     if n_jobs == 0:
         return "must not be 0; use 1 for one fit at a time, -1 for every core or -2 for all but one"
     if n_jobs >= 1 or n_jobs == -1 or not local:
         return None
-    cores = parallel.usable_cores()
+    cores = usable_cores()
     if n_jobs < -cores:
         if cores == 1:
             return f"must be -1 (every core: this job may use 1) or a number of workers, got {n_jobs}"

@@ -18,7 +18,7 @@ from mlpcli.data import class_weights
 from mlpcli.errors import ConfigError, OptionError
 from mlpcli.estimators import MLPClassifier
 from mlpcli.model_selection.fitting import check_memory
-from mlpcli.parallel import available_memory
+from mlpcli.resources import available_memory
 from mlpcli.training import FitConfig, fit_memory
 from cli_helpers import assert_clean_error, run, write_tenx
 from tables import SAMPLE, write_table
@@ -180,7 +180,7 @@ def test_available_memory_honours_slurm(monkeypatch):
 def test_available_memory_reads_the_jobs_own_cgroup(tmp_path, monkeypatch, version):
     """A batch job's limit sits on its own cgroup, below the root (which has none): it was not read, so a
     job with 2 GiB was treated as having the machine's RAM."""
-    from mlpcli import parallel
+    from mlpcli import resources
 
     limit = 2 * 1024 ** 3
     if version == "v2":
@@ -198,8 +198,8 @@ def test_available_memory_reads_the_jobs_own_cgroup(tmp_path, monkeypatch, versi
         line = "12:cpuset:/slurm/job_42\n5:memory:/slurm/job_42\n"
     proc = tmp_path / "cgroup"
     proc.write_text(line)
-    monkeypatch.setattr(parallel, "_CGROUP_ROOT", str(tmp_path))
-    monkeypatch.setattr(parallel, "_PROC_CGROUP", str(proc))
+    monkeypatch.setattr(resources, "_CGROUP_ROOT", str(tmp_path))
+    monkeypatch.setattr(resources, "_PROC_CGROUP", str(proc))
     monkeypatch.delenv("SLURM_MEM_PER_NODE", raising=False)
     monkeypatch.delenv("SLURM_MEM_PER_CPU", raising=False)
     assert available_memory() == limit

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from mlpcli import parallel, pipeline
+from mlpcli import parallel, pipeline, resources
 from mlpcli.cli.shared_options import threads_context, THREADS_DEFAULT
 from mlpcli.cli.cv import fits_where
 from mlpcli.cli.train import member_plan
@@ -30,25 +30,25 @@ def blas_threads() -> int:
 
 def test_usable_cores_honour_slurm_and_the_cgroup_quota(monkeypatch, tmp_path):
     affinity = len(os.sched_getaffinity(0))
-    monkeypatch.setattr(parallel, "_CGROUP_ROOT", str(tmp_path))  # no quota files: the affinity mask
+    monkeypatch.setattr(resources, "_CGROUP_ROOT", str(tmp_path))  # no quota files: the affinity mask
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
-    assert parallel.usable_cores() == affinity
+    assert resources.usable_cores() == affinity
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
-    assert parallel.usable_cores() == 1
+    assert resources.usable_cores() == 1
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "512")  # never more than the affinity mask
-    assert parallel.usable_cores() == affinity
+    assert resources.usable_cores() == affinity
     monkeypatch.delenv("SLURM_CPUS_PER_TASK")
     (tmp_path / "cpu.max").write_text("max 100000\n")  # cgroup v2 without a limit
-    assert parallel.usable_cores() == affinity
+    assert resources.usable_cores() == affinity
     (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs: one whole core
-    assert parallel.usable_cores() == 1
+    assert resources.usable_cores() == 1
     (tmp_path / "cpu.max").unlink()
     (tmp_path / "cpu").mkdir()  # cgroup v1
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
-    assert parallel.usable_cores() == 1
+    assert resources.usable_cores() == 1
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
-    assert parallel.usable_cores() == affinity
+    assert resources.usable_cores() == affinity
 
 
 def test_default_is_one_blas_thread_and_more_than_the_cores_is_a_warning(monkeypatch):
@@ -261,8 +261,8 @@ def test_cv_warns_once_about_a_class_holding_a_bar(tmp_path):
 def _cgroup(tmp_path, monkeypatch, line: str) -> None:
     proc = tmp_path / "cgroup"
     proc.write_text(line)
-    monkeypatch.setattr(parallel, "_CGROUP_ROOT", str(tmp_path))
-    monkeypatch.setattr(parallel, "_PROC_CGROUP", str(proc))
+    monkeypatch.setattr(resources, "_CGROUP_ROOT", str(tmp_path))
+    monkeypatch.setattr(resources, "_PROC_CGROUP", str(proc))
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))  # a big node
 
@@ -286,7 +286,7 @@ def test_a_cpu_quota_above_the_process_cgroup_limits_the_cores(tmp_path, monkeyp
         (job / "step_0" / "cpu.cfs_period_us").write_text("100000\n")
         line = "4:cpu,cpuacct:/slurm/job_7/step_0\n3:memory:/slurm/job_7/step_0\n"
     _cgroup(tmp_path, monkeypatch, line)
-    assert parallel.usable_cores() == 2
+    assert resources.usable_cores() == 2
     assert parallel.local_workers(-1) == 2
     assert "may use 2" in parallel.workers_warning(8, None)
 
@@ -297,10 +297,10 @@ def test_the_tightest_quota_on_the_way_up_wins_and_none_means_the_affinity_mask(
     (tmp_path / "a" / "cpu.max").write_text("300000 100000\n")
     (leaf / "cpu.max").write_text("800000 100000\n")
     _cgroup(tmp_path, monkeypatch, "0::/a/b\n")
-    assert parallel.usable_cores() == 3
+    assert resources.usable_cores() == 3
     (leaf / "cpu.max").write_text("max 100000\n")
     (tmp_path / "a" / "cpu.max").write_text("max 100000\n")
-    assert parallel.usable_cores() == 64
+    assert resources.usable_cores() == 64
 
 
 # ── OMP_NUM_THREADS and friends ───────────────────────────────────────────────────────────────────────
@@ -456,11 +456,11 @@ def test_the_warnings_name_the_limit_that_sets_the_cores(tmp_path, monkeypatch):
     (tmp_path / "job").mkdir()
     (tmp_path / "job" / "cpu.max").write_text("150000 100000\n")
     (tmp_path / "cgroup").write_text("0::/job\n")
-    monkeypatch.setattr(parallel, "_CGROUP_ROOT", str(tmp_path))
-    monkeypatch.setattr(parallel, "_PROC_CGROUP", str(tmp_path / "cgroup"))
+    monkeypatch.setattr(resources, "_CGROUP_ROOT", str(tmp_path))
+    monkeypatch.setattr(resources, "_PROC_CGROUP", str(tmp_path / "cgroup"))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
-    assert parallel.usable_cores() == 1
+    assert resources.usable_cores() == 1
     assert "may use 1 (the cgroup CPU quota of 1.5 CPUs): " in parallel.threads_warning(2)
     (tmp_path / "job" / "cpu.max").write_text("max 100000\n")
     assert "may use 8 (SLURM_CPUS_PER_TASK=8): " in parallel.workers_warning(16, None, tasks=20)

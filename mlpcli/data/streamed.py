@@ -28,7 +28,7 @@ import pandas as pd
 from .. import data
 from ..errors import DataError, OptionError
 from ..interrupts import held
-from ..parallel import usable_cores  # noqa: F401 - one helper for the cores this process may use
+from ..resources import usable_cores
 from .conventions import DECIMAL_ATTR
 from .fields import check_header_no_nul, check_no_nul, check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
 from .dialect import SNIFF_BYTES

@@ -255,7 +255,8 @@ def check_fits_memory(ds: data.Dataset, fits, plan, n_tasks: int) -> None:
     `n_tasks`): an OptionError (usage error) naming --hidden, --batch-size or --n-jobs. Every fit checks its
     own network again when it starts; a Dask cluster's workers have their own memory, so only that check
     applies there."""
-    from ..parallel import available_memory, local_workers
+    from ..parallel import local_workers
+    from ..resources import available_memory
 
     if plan is None or plan.backend == "dask":
         return
@@ -271,10 +272,10 @@ def check_fits_memory(ds: data.Dataset, fits, plan, n_tasks: int) -> None:
 def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: int, processes: int = 1,
                  available: int | None = None) -> dict[str, int]:
     """Refuse, before anything is allocated, a network whose training cannot fit in this job's memory
-    (``parallel.available_memory``, or ``available`` bytes): an OptionError (a usage error) naming the option
+    (``resources.available_memory``, or ``available`` bytes): an OptionError (a usage error) naming the option
     to change, with the figures. ``processes``: networks trained at once (member processes). ``options``
     must be resolved (``config.resolve``). Returns ``training.fit_memory``'s estimate for one network."""
-    from ..parallel import available_memory
+    from ..resources import available_memory
 
     hidden = [] if options.hidden == AUTO else list(options.hidden)
     if options.augment_noise == AUTO:  # its SD waits for the kept features; its batch of noise is counted

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..parallel import usable_cores
+from ..resources import usable_cores
 
 
 # Bootstrap: a metric undefined in more than half the resamples (e.g. AUC with one class drawn) gets no CI.
