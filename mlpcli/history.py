@@ -439,7 +439,7 @@ def capacity_tried(fit: dict, config: dict) -> str | None:
     candidate's hidden widths, input noise and score, higher is better: RMSE negated). None without a portfolio
     (a given --hidden) or when the chosen network is the largest."""
     from .metrics import display_name, higher_is_better
-    from .model_selection.crossfit import Candidate
+    from .model_selection.portfolio import Candidate
 
     def widths(h) -> bool:  # a model file's fields are data: a hand-edited one must not raise here
         return isinstance(h, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in h)

@@ -18,7 +18,7 @@ from mlpcli.errors import DataError
 from mlpcli.engine.functional import softmax
 from mlpcli.model_selection import check_disjoint, fit_model, kfold
 from mlpcli.config import AUTO_NOISE_MAX
-from mlpcli.model_selection.crossfit import PORTFOLIO
+from mlpcli.model_selection.portfolio import PORTFOLIO
 from tables import make_table, write_table
 from cli_helpers import run
 from model_files import rewrite_model, without_trust
@@ -285,20 +285,21 @@ def test_a_version_1_single_network_file_still_loads_and_predicts(tmp_path):
 
 
 def test_a_hidden_layer_must_win_by_more_than_the_noise_of_the_comparison():
-    from mlpcli.model_selection.crossfit import Candidate, _choose, _Fitted
+    from mlpcli.model_selection.crossfit import FittedCandidate
+    from mlpcli.model_selection.portfolio import Candidate, choose_candidate
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 40)
     right = np.eye(3)[y] * 5.0  # logits that are always right
     noisy = right.copy()
     noisy[:8] = np.eye(3)[(y[:8] + 1) % 3] * 5.0  # 8 of 40 wrong
-    linear = _Fitted(Candidate((), 0.0), [], noisy, 0.80)
-    hidden = _Fitted(Candidate((128,), 0.0), [], right, 0.83)  # 3 points better: within one standard error on 40 rows
+    linear = FittedCandidate(Candidate((), 0.0), [], noisy, 0.80)
+    hidden = FittedCandidate(Candidate((128,), 0.0), [], right, 0.83)  # 3 points better: within one standard error on 40 rows
     notes: list[str] = []
-    best, table = _choose([linear, hidden], notes, "out-of-fold score", y, "multiclass")
+    best, table = choose_candidate([linear, hidden], notes, "out-of-fold score", y, "multiclass")
     assert best is linear and "one standard error" in notes[0]
     hidden.score = 1.0  # 20 points better: clearly more than the noise
-    assert _choose([linear, hidden], [], "out-of-fold score", y, "multiclass")[0] is hidden
+    assert choose_candidate([linear, hidden], [], "out-of-fold score", y, "multiclass")[0] is hidden
 
 
 def test_the_per_epoch_balanced_accuracy_equals_scikit_learns():
@@ -363,7 +364,7 @@ def test_input_noise_auto_follows_features_per_row_and_spares_softmax_regression
 
 
 def test_hidden_auto_also_tries_input_noise_only_where_features_outnumber_rows():
-    from mlpcli.model_selection.crossfit import Candidate, portfolio
+    from mlpcli.model_selection.portfolio import Candidate, portfolio
 
     plain = [Candidate((), 0.0), Candidate((128,), 0.0)]
     assert portfolio(TrainOptions(), 500, 150) == plain  # more rows than features: nothing to memorise
@@ -431,7 +432,7 @@ def test_hidden_auto_tries_a_slower_softmax_regression_on_wide_tables():
     """From SLOW_LINEAR_FEATURES features, with --lr auto, the softmax regression is tried again at a tenth
     of its rate (lr auto for the width): second, so it must beat the usual rate by more than the noise."""
     from mlpcli.config import auto_lr
-    from mlpcli.model_selection.crossfit import SLOW_LINEAR_FACTOR, SLOW_LINEAR_FEATURES, Candidate, portfolio
+    from mlpcli.model_selection.portfolio import SLOW_LINEAR_FACTOR, SLOW_LINEAR_FEATURES, Candidate, portfolio
 
     for p in (SLOW_LINEAR_FEATURES, 2000, 20000):
         cands = portfolio(TrainOptions(), 3 * p, p)  # more rows than features: no noisy candidate
@@ -491,33 +492,34 @@ def _find(doc, key):
 def _regression_candidates(unit: float):
     """Two --hidden auto candidates scored on the same rows, the target in `unit`s: the hidden layer's RMSE is
     a third below the linear one's (0.27 against 0.40 target SDs), a clear win whatever the unit."""
-    from mlpcli.model_selection.crossfit import Candidate, _Fitted, _score
+    from mlpcli.model_selection.crossfit import FittedCandidate
+    from mlpcli.model_selection.portfolio import Candidate, held_out_score
 
     rng = np.random.default_rng(0)
     y = rng.normal(size=(200, 1)) * unit
     linear_out = y + rng.normal(size=y.shape) * 0.4 * unit
     hidden_out = y + rng.normal(size=y.shape) * 0.27 * unit
-    linear = _Fitted(Candidate((), 0.0), [], linear_out, _score("regression", y, linear_out, 1))
-    hidden = _Fitted(Candidate((128,), 0.0), [], hidden_out, _score("regression", y, hidden_out, 1))
+    linear = FittedCandidate(Candidate((), 0.0), [], linear_out, held_out_score("regression", y, linear_out, 1))
+    hidden = FittedCandidate(Candidate((128,), 0.0), [], hidden_out, held_out_score("regression", y, hidden_out, 1))
     return linear, hidden, y
 
 
 def test_hidden_auto_for_regression_does_not_depend_on_the_targets_unit():
     """The tie margin was 0.005 in the target's units: a target in kg (RMSE 0.012 against 0.008) always kept
     no hidden layer (R² 0.76), the same target in g (11.8 against 7.8) took the hidden layer (R² 0.89)."""
-    from mlpcli.model_selection.crossfit import _choose
+    from mlpcli.model_selection.portfolio import choose_candidate
 
     chosen = []
     for unit in (1e-3, 1.0, 1e3):
         linear, hidden, y = _regression_candidates(unit)
         notes: list[str] = []
-        best, _ = _choose([linear, hidden], notes, "out-of-fold score", y, "regression")
+        best, _ = choose_candidate([linear, hidden], notes, "out-of-fold score", y, "regression")
         chosen.append(best.spec.hidden)
         assert "the tie margin" in notes[0] and "RMSE" in notes[0]
     assert chosen == [(128,)] * 3
     linear, hidden, y = _regression_candidates(1e-3)  # a real tie stays a tie: the simpler one wins
     hidden.score = linear.score * (1 - 0.001)
-    assert _choose([linear, hidden], [], "out-of-fold score", y, "regression")[0] is linear
+    assert choose_candidate([linear, hidden], [], "out-of-fold score", y, "regression")[0] is linear
 
 
 def test_a_refit_replays_the_members_cosine_schedule(tmp_path):
@@ -625,7 +627,7 @@ def test_auto_noise_that_resolves_to_none_is_not_described_as_noise():
     from dataclasses import replace
 
     from mlpcli.config import TrainOptions
-    from mlpcli.model_selection.crossfit import portfolio
+    from mlpcli.model_selection.portfolio import portfolio
 
     auto = replace(TrainOptions(), augment_noise="auto")
     described = [c.describe() for c in portfolio(auto, 96, 20)]
@@ -639,7 +641,7 @@ def test_hidden_auto_tries_no_hidden_layer_beyond_ten_features_per_training_row(
     """At 60,000 genes of a few hundred rows the hidden candidates never won and took most of the time (600 x
     60,000: not done in 5 minutes, 51 s without them); an explicit --hidden still trains one."""
     from mlpcli.config import TrainOptions
-    from mlpcli.model_selection.crossfit import WIDE_FEATURES_PER_ROW, portfolio
+    from mlpcli.model_selection.portfolio import WIDE_FEATURES_PER_ROW, portfolio
 
     assert [c.hidden for c in portfolio(TrainOptions(), 40, 400)] == [(), (), (128,), (128,)]  # 10 per row: tried
     assert [c.hidden for c in portfolio(TrainOptions(), 40, 401)] == [(), ()]

@@ -10,7 +10,8 @@ import pytest
 from mlpcli import data
 from mlpcli.calibration import row_log_losses
 from mlpcli.config import TrainOptions
-from mlpcli.model_selection.crossfit import by_log_loss, fit_model
+from mlpcli.model_selection.crossfit import fit_model
+from mlpcli.model_selection.portfolio import by_log_loss
 from cli_helpers import run
 from tables import make_table
 

@@ -378,7 +378,7 @@ def _table(doc: dict) -> Table:
                                   + ("; interrupted" if tr["interrupted"] else ""))
     if tr["portfolio"]:
         several = doc["task"] == "regression" and len(doc["classes"]) > 1  # scored in units of each target's SD
-        # chosen by held-out log loss (``crossfit.by_log_loss``): that is the figure shown first, the main metric beside
+        # chosen by held-out log loss (``portfolio.by_log_loss``): that is the figure shown first, the main metric beside
         by_loss = all(isinstance(p.get("log_loss"), (int, float)) for p in tr["portfolio"])
         main = _main_metric(doc["task"])
         table.add_row("architecture choice", ("chosen by out-of-fold log loss (" + display_name(main) + " beside): "

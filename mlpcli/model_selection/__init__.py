@@ -5,7 +5,8 @@ scikit-learn estimators all call these.
     splits.py            grouped hold-out and K folds, with the one leakage guard (check_disjoint)
     fitting.py           fit_run: one network from train/validation datasets and options; the loss setup
     crossfit.py          fit_model: the model train ships (cross-fitted members or a hold-out network,
-                         the --hidden auto portfolio, temperature calibration, --refit)
+                         temperature calibration, --refit)
+    portfolio.py         the candidates --hidden auto tries and the one-standard-error rule that chooses
     cross_validation.py  cross_validate: what train ships, scored on grouped outer folds
     grid.py              the --grid syntax and the points to try
     tuning.py            tune: grid points scored by grouped CV, optionally nested

@@ -29,7 +29,8 @@ from ..decision import DECIDED, Decision
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .baseline import linear_baseline
-from .crossfit import PORTFOLIO, check_decision, check_missing, fit_model
+from .crossfit import check_decision, check_missing, fit_model
+from .portfolio import PORTFOLIO
 from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import exact_if_regression, prediction_columns
 from .pooled import PooledEstimate, pooled_estimate

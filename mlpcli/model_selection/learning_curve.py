@@ -565,7 +565,7 @@ def learning_curve(
         notes.append(f"--log1p auto: applied log(1 + x) (median skewness {skew:.1f})")
     noise = options.augment_noise
     if options.hidden == AUTO:
-        # the candidate train prefers on a tie (crossfit.portfolio): with more features than training rows the
+        # the candidate train prefers on a tie (portfolio.portfolio): with more features than training rows the
         # hidden layer with input noise, which is what it ships on such tables (the sample data); the plain
         # layer memorises its rows at every size, and its curves answered "more data?" for another model
         noisy = noise in (0, 0.0) and auto_noise(len(train_rows), ds.n_features) > 0
