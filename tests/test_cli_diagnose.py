@@ -462,12 +462,13 @@ def test_the_kept_epoch_is_said_beside_the_evidence_best_epoch(tmp_path):
 def test_the_stopped_early_caveat_applies_to_a_variance_verdict_too():
     """At the largest size the run was still improving and the answer was "Mostly variance", yet the caveat
     said to train longer "before reading bias from it"."""
-    from mlpcli.model_selection.learning_curve import SizePoint, _bias_variance
+    from mlpcli.model_selection.learning_curve import SizePoint
+    from mlpcli.diagnosis.sample_size import bias_variance
 
     point = SizePoint(fraction=1, n_train=488, n_groups=159, train_score=0.925, val_score=0.79, train_loss=0.38,
                       val_loss=0.51, baseline_val_loss=1.25, best_epoch=10, epochs_run=10, seconds=0,
                       curve_label="underfit_stopped_early")
-    out = _bias_variance([point], True, 0.25, 0.75, "balanced_accuracy")
+    out = bias_variance([point], True, 0.25, 0.75, "balanced_accuracy")
     assert out["verdict"] == "variance" and "before reading bias or variance" in out["caveat"]
 
 

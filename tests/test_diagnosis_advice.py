@@ -17,7 +17,8 @@ from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.diagnosis import diagnose
 from mlpcli.history import capacity_tried
-from mlpcli.model_selection.learning_curve import BIAS_LEVEL, HELPS_PER_DOUBLING, SizePoint, VARIANCE_GAP, _bias_variance, _more_data, learning_curve
+from mlpcli.model_selection.learning_curve import learning_curve, SizePoint
+from mlpcli.diagnosis.sample_size import BIAS_LEVEL, HELPS_PER_DOUBLING, VARIANCE_GAP, bias_variance, more_data
 from cli_helpers import run
 from tables import make_table, write_table
 
@@ -57,18 +58,18 @@ def test_a_training_rmse_below_the_noise_floor_is_not_called_bias():
     """The review's figures: noise SD 0.3, no-skill RMSE 0.55, training RMSE 0.163 (memorised: below the noise),
     validation 0.35. Read as RMSE / no-skill RMSE the training error was 0.30 >= 0.25, "Both bias and variance";
     as 1 - R² it is 0.09: the model fits, the gap is the problem."""
-    out = _bias_variance([_point(0.163, 0.35, train_chance=0.55)], False, 0.55, 0.55, "rmse")
+    out = bias_variance([_point(0.163, 0.35, train_chance=0.55)], False, 0.55, 0.55, "rmse")
     assert out["verdict"] == "variance", out
     assert out["train_error"] == pytest.approx((0.163 / 0.55) ** 2)
     assert "R² 0.91" in out["text"] and "R² 0.60" in out["text"] and "Mostly variance" in out["text"]
-    poor = _bias_variance([_point(0.5, 0.52, train_chance=0.55)], False, 0.55, 0.55, "rmse")  # R² 0.17
+    poor = bias_variance([_point(0.5, 0.52, train_chance=0.55)], False, 0.55, 0.55, "rmse")  # R² 0.17
     assert poor["verdict"] == "bias" and "1 - R²" in poor["error_units"]
 
 
 def test_the_training_error_is_read_against_the_training_rows_own_spread():
     """A training set more spread than the validation set: 1 - R² of each side, and the gap between the MSEs on
     one scale, so that the spread alone neither hides bias nor fakes a gap."""
-    out = _bias_variance([_point(1.7, 1.55, train_chance=1.8)], False, 1.54, 1.54, "rmse")
+    out = bias_variance([_point(1.7, 1.55, train_chance=1.8)], False, 1.54, 1.54, "rmse")
     assert out["train_error"] == pytest.approx((1.7 / 1.8) ** 2)  # R² 0.11 on its own rows
     assert out["gap"] == pytest.approx((1.55 ** 2 - 1.7 ** 2) / 1.54 ** 2) and out["verdict"] == "bias"
 
@@ -76,7 +77,7 @@ def test_the_training_error_is_read_against_the_training_rows_own_spread():
 @pytest.mark.parametrize("train, val", [(0.99, 0.97), (1.0, 0.8), (0.7, 0.68), (0.7, 0.55), (0.775, 1.0)])
 def test_the_classification_reading_is_unchanged(train, val):
     chance, scale = 1 / 3, 2 / 3
-    out = _bias_variance([_point(train, val)], True, chance, scale, "balanced_accuracy")
+    out = bias_variance([_point(train, val)], True, chance, scale, "balanced_accuracy")
     tr, va = (1 - train) / scale, (1 - val) / scale
     assert (out["train_error"], out["val_error"], out["gap"]) == pytest.approx((tr, va, va - tr))
     verdict = {(True, True): "both", (True, False): "bias", (False, True): "variance", (False, False): "neither"}
@@ -88,7 +89,7 @@ def test_the_more_data_slope_still_reads_the_rmse():
     """A validation RMSE falling by a third per doubling near R² 0.98 is real progress: the slope stays in
     RMSE / no-skill RMSE; in 1 - R² the same points move by less than the threshold and would read as a plateau."""
     val, sizes = (0.16, 0.13, 0.11), (80, 120, 160)
-    out = _more_data([_point(0.05, v, n=n) for v, n in zip(val, sizes)], False, 1.0, 1.0, "rmse")
+    out = more_data([_point(0.05, v, n=n) for v, n in zip(val, sizes)], False, 1.0, 1.0, "rmse")
     assert out["verdict"] == "helps" and out["slope_per_doubling"] == pytest.approx(np.polyfit(np.log2(sizes), val, 1)[0])
     assert -np.polyfit(np.log2(sizes), np.square(val), 1)[0] < HELPS_PER_DOUBLING
     assert "validation RMSE improves by 0.0" in out["text"]

@@ -17,7 +17,9 @@ from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
 from mlpcli.model_selection import splits
-from mlpcli.model_selection.learning_curve import BIAS_LEVEL, HELPS_PER_DOUBLING, SizePoint, VARIANCE_GAP, _bias_variance, _missing_classes, _more_data, learning_curve, nested_group_subsets, parse_fractions
+from mlpcli.model_selection.learning_curve import (_missing_classes, learning_curve, nested_group_subsets,
+    parse_fractions, SizePoint)
+from mlpcli.diagnosis.sample_size import BIAS_LEVEL, HELPS_PER_DOUBLING, VARIANCE_GAP, bias_variance, more_data
 from cli_helpers import run
 from tables import make_table, write_table
 
@@ -137,19 +139,19 @@ def _points(val_scores, train_scores, sizes=(50, 100, 200)):
 def test_more_data_helps_or_plateaus_per_doubling():
     chance, scale = 0.5, 0.5  # binary balanced accuracy
     step = 2 * HELPS_PER_DOUBLING * scale  # twice the threshold per doubling
-    helps = _more_data(_points([0.7, 0.7 + step, 0.7 + 2 * step], [1, 1, 1]), True, chance, scale, "balanced_accuracy")
+    helps = more_data(_points([0.7, 0.7 + step, 0.7 + 2 * step], [1, 1, 1]), True, chance, scale, "balanced_accuracy")
     assert helps["verdict"] == "helps" and helps["score_change_per_doubling"] == pytest.approx(step)
-    flat = _more_data(_points([0.8, 0.801, 0.80], [1, 1, 1]), True, chance, scale, "balanced_accuracy")
+    flat = more_data(_points([0.8, 0.801, 0.80], [1, 1, 1]), True, chance, scale, "balanced_accuracy")
     assert flat["verdict"] == "plateaued"
     # RMSE: lower is better, so a falling validation RMSE is the improvement
-    rmse = _more_data(_points([2.0, 1.6, 1.2], [0.5] * 3), False, 3.0, 3.0, "rmse")
+    rmse = more_data(_points([2.0, 1.6, 1.2], [0.5] * 3), False, 3.0, 3.0, "rmse")
     assert rmse["verdict"] == "helps" and rmse["score_change_per_doubling"] < 0
-    single = _more_data(_points([0.8], [1]), True, chance, scale, "balanced_accuracy")
+    single = more_data(_points([0.8], [1]), True, chance, scale, "balanced_accuracy")
     assert single["verdict"] is None
     # worse with more data: which way it moved, not "does not improve (changes by 0.093)"
-    worse = _more_data(_points([0.8, 0.75, 0.7], [1, 1, 1]), True, chance, scale, "balanced_accuracy")
+    worse = more_data(_points([0.8, 0.75, 0.7], [1, 1, 1]), True, chance, scale, "balanced_accuracy")
     assert worse["verdict"] == "plateaued" and "gets worse (falls by 0.05)" in worse["text"]
-    rising = _more_data(_points([1.0, 1.2, 1.4], [0.5] * 3), False, 3.0, 3.0, "rmse")
+    rising = more_data(_points([1.0, 1.2, 1.4], [0.5] * 3), False, 3.0, 3.0, "rmse")
     assert "gets worse (rises by 0.2)" in rising["text"]
 
 
@@ -161,7 +163,7 @@ def test_more_data_helps_or_plateaus_per_doubling():
 ], ids=["neither", "variance", "bias", "both"])
 def test_bias_or_variance(train, val, verdict):
     chance, scale = 0.5, 0.5
-    out = _bias_variance(_points([val], [train], sizes=(100,)), True, chance, scale, "balanced_accuracy")
+    out = bias_variance(_points([val], [train], sizes=(100,)), True, chance, scale, "balanced_accuracy")
     assert out["verdict"] == verdict
     assert (out["train_error"] >= BIAS_LEVEL) == (verdict in ("bias", "both"))
     assert (out["gap"] >= VARIANCE_GAP) == (verdict in ("variance", "both"))
@@ -202,30 +204,30 @@ def test_bias_answer_does_not_deny_what_the_more_data_answer_says():
     """A regression with no hidden layer said "More data still helps" and "Mostly bias: ... more data will not
     fix it" side by side; the bias answer now takes the more-data verdict into account."""
     points = _points([2.0, 1.6, 1.3], [1.8, 1.7, 1.6])  # RMSE, no skill 3.0: training R² 0.72 (poor), validation improving
-    more = _more_data(points, False, 3.0, 3.0, "rmse")
+    more = more_data(points, False, 3.0, 3.0, "rmse")
     assert more["verdict"] == "helps"
-    bias = _bias_variance(points, False, 3.0, 3.0, "rmse", more["verdict"])
+    bias = bias_variance(points, False, 3.0, 3.0, "rmse", more["verdict"])
     assert bias["verdict"] == "bias"
     assert "will not fix" not in bias["text"] and "more data still helps" in bias["text"]
-    plateau = _bias_variance(points, False, 3.0, 3.0, "rmse", "plateaued")
+    plateau = bias_variance(points, False, 3.0, 3.0, "rmse", "plateaued")
     assert "more data will not fix it" in plateau["text"]
 
 
 def test_variance_answer_does_not_recommend_data_after_a_plateau():
     points = _points([0.8], [1.0], sizes=(100,))
-    plateau = _bias_variance(points, True, 0.5, 0.5, "balanced_accuracy", "plateaued")
+    plateau = bias_variance(points, True, 0.5, 0.5, "balanced_accuracy", "plateaued")
     assert plateau["verdict"] == "variance" and not plateau["text"].split("; ", 1)[1].startswith("more data")
     assert "helped little" in plateau["text"]
-    helps = _bias_variance(points, True, 0.5, 0.5, "balanced_accuracy", "helps")
+    helps = bias_variance(points, True, 0.5, 0.5, "balanced_accuracy", "helps")
     assert "more data (it still helps" in helps["text"]
 
 
 @pytest.mark.parametrize("train, val", [(0.775, 1.0), (0.9, 1.0)], ids=["bias", "neither"])
 def test_validation_far_above_training_is_not_called_close(train, val):
     """On a 12-row table: "both curves are poor and close (training 0.775, validation 1, ...)"."""
-    out = _bias_variance(_points([val], [train], sizes=(100,)), True, 1 / 3, 2 / 3, "balanced_accuracy")
+    out = bias_variance(_points([val], [train], sizes=(100,)), True, 1 / 3, 2 / 3, "balanced_accuracy")
     assert "close" not in out["text"] and "validation scores better than training" in out["text"]
-    near = _bias_variance(_points([train - 0.02], [train], sizes=(100,)), True, 1 / 3, 2 / 3, "balanced_accuracy")
+    near = bias_variance(_points([train - 0.02], [train], sizes=(100,)), True, 1 / 3, 2 / 3, "balanced_accuracy")
     assert "close" in near["text"]
 
 
@@ -263,7 +265,7 @@ def test_learning_curve_on_a_rare_class_sharing_patients_skips_no_size(tmp_path)
 
 def test_a_flat_curve_does_not_report_floating_point_noise():
     """Equal validation scores fit a slope of ~1e-16, printed as "changes by 1.54e-16 per doubling"."""
-    flat = _more_data(_points([0.8, 0.8, 0.8], [1, 1, 1]), True, 0.5, 0.5, "balanced_accuracy")
+    flat = more_data(_points([0.8, 0.8, 0.8], [1, 1, 1]), True, 0.5, 0.5, "balanced_accuracy")
     assert flat["verdict"] == "plateaued" and "does not change per doubling" in flat["text"]
     assert "e-" not in flat["text"]
 
@@ -400,12 +402,12 @@ def test_one_size_standing_out_does_not_turn_no_signal_into_a_call_for_capacity(
     """On 1,000 random labels the 10 % size read 0.610 on the 200 validation rows its early stopping chose by, every
     other size stayed at chance, and the answer was "both bias and variance ... a more flexible model"."""
     train = [0.95, 0.9, 0.85, 0.8]
-    one = _bias_variance(_points([0.61, 0.51, 0.50, 0.51], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
+    one = bias_variance(_points([0.61, 0.51, 0.50, 0.51], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
                          "balanced_accuracy", val_units=2000)
     assert one["verdict"] == "no_signal" and "every size but one" in one["text"], one
-    two = _bias_variance(_points([0.61, 0.62, 0.50, 0.51], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
+    two = bias_variance(_points([0.61, 0.62, 0.50, 0.51], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
                          "balanced_accuracy", val_units=2000)
     assert two["verdict"] != "no_signal"
-    last = _bias_variance(_points([0.51, 0.50, 0.51, 0.61], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
+    last = bias_variance(_points([0.51, 0.50, 0.51, 0.61], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
                           "balanced_accuracy", val_units=2000)
     assert last["verdict"] != "no_signal"  # the largest size must be within the band

@@ -173,7 +173,7 @@ _BIAS_VARIANCE_WORDS = {"bias": "mostly bias", "variance": "mostly variance", "b
 
 
 def _learning_curve_table(result) -> Table:
-    from ..model_selection.learning_curve import fraction_words
+    from ..diagnosis.sample_size import fraction_words
 
     name, short = display_name(result.metric), display_name(result.metric, short=True)
     table = Table(title="Sample-size learning curve (validation groups fixed)", title_justify="left")
@@ -379,7 +379,8 @@ def _run_curves(source, curves, higher_is_better, baseline, plot_path, chart, as
 
 
 def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_path, as_json) -> None:
-    from ..model_selection.learning_curve import fraction_words, learning_curve, parse_fractions
+    from ..model_selection.learning_curve import learning_curve, parse_fractions
+    from ..diagnosis.sample_size import fraction_words
 
     options = options_from_params(params)
     try:

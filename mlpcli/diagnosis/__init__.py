@@ -2,7 +2,8 @@
 
 ``diagnose(train_loss, val_loss)`` reads the two per-epoch curves and returns one of the notes'
 seven shapes (``LABELS``) with the numbers behind the verdict, the notes' remedies, and a
-runner-up label when the evidence is close between two shapes.
+runner-up label when the evidence is close between two shapes. The sample-size curve (``diagnose --learning-curve``) is read by
+``sample_size``: whether more data helps, and bias or variance.
 
 How a verdict is reached
 ------------------------
