@@ -22,7 +22,7 @@ from .engine.workspace import Workspace
 from .errors import TrainingError
 from .fused import KernelSwitch
 
-__all__ = ["FitConfig", "FitResult", "EarlyStopping", "CrossedStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse", "dense_rows", "CentredRows",
+__all__ = ["FitConfig", "iterate_minibatches", "FitResult", "EarlyStopping", "CrossedStopping", "DivergenceCheck", "fit", "run_epoch", "evaluate_loss", "is_sparse", "dense_rows", "CentredRows",
            "train_eval_rows", "TRAIN_EVAL_ROWS",
            "no_skill_loss", "fit_memory", "update_threads", "LR_SCHEDULES", "DIVERGENCE_FACTOR", "BLOWUP_FACTOR", "RECOVERED_FACTOR", "DIVERGENCE_EPOCHS"]
 
@@ -392,7 +392,7 @@ def update_threads() -> int:
     return 2 if spare_core() else 1
 
 
-def _iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator, min_size: int):
+def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator, min_size: int):
     """One shuffle index per epoch; a trailing batch smaller than ``min_size`` joins the previous one
     (BatchNorm cannot normalise a batch of one)."""
     order = rng.permutation(n)
@@ -453,7 +453,7 @@ def run_epoch(
     # 2,000 genes (the README job: 9 ms of noise per epoch -> 2.5 ms)
     # +2: a joined tail; never more rows than X has (a batch size beyond them is one batch of every row)
     noise = np.empty((min(batch_size + 2, X.shape[0]), X.shape[1]), dtype=net.dtype) if augment_noise > 0 else None
-    for idx in _iterate_minibatches(X.shape[0], batch_size, rng, 2 if net.batchnorm else 1):
+    for idx in iterate_minibatches(X.shape[0], batch_size, rng, 2 if net.batchnorm else 1):
         Xb = _gather(net, X, idx)
         if noise is not None:
             draw = noise[: len(idx)]

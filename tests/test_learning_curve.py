@@ -17,7 +17,7 @@ from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
 from mlpcli.model_selection import splits
-from mlpcli.model_selection.learning_curve import (_missing_classes, learning_curve, nested_group_subsets,
+from mlpcli.model_selection.learning_curve import (missing_classes, learning_curve, nested_group_subsets,
     parse_fractions, SizePoint)
 from mlpcli.diagnosis.sample_size import BIAS_LEVEL, HELPS_PER_DOUBLING, VARIANCE_GAP, bias_variance, more_data
 from cli_helpers import run
@@ -73,15 +73,15 @@ def test_missing_classes_reports_absent_classes_and_constant_labels():
     X = np.zeros((6, 1))
     ds = data.Dataset(X=X, y=np.array([0, 0, 1, 1, 2, 2]), feature_names=["f"], task="multiclass",
                       classes=["a", "b", "c"])
-    assert _missing_classes(ds, np.array([0, 2]), np.arange(6)) == ["c"]
-    assert _missing_classes(ds, np.array([0, 2, 4]), np.arange(6)) == []
+    assert missing_classes(ds, np.array([0, 2]), np.arange(6)) == ["c"]
+    assert missing_classes(ds, np.array([0, 2, 4]), np.arange(6)) == []
     ml = data.Dataset(X=X, y=np.array([[1, 0], [0, 0], [1, 1], [0, 0], [1, 0], [0, 1]], float),
                       feature_names=["f"], task="multilabel", classes=["L1", "L2"])
-    assert _missing_classes(ml, np.array([0, 1, 3]), np.arange(6)) == ["L2"]
+    assert missing_classes(ml, np.array([0, 1, 3]), np.arange(6)) == ["L2"]
     # a label that never changes in the training rows at all does not make a size "lack" it (no size has it)
     never = data.Dataset(X=X, y=np.array([[1, 0], [0, 0], [1, 0], [0, 0], [1, 0], [0, 0]], float),
                          feature_names=["f"], task="multilabel", classes=["L1", "L2"])
-    assert _missing_classes(never, np.array([0, 1, 3]), np.arange(6)) == []
+    assert missing_classes(never, np.array([0, 1, 3]), np.arange(6)) == []
 
 
 # --- the curve on a small table ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from mlpcli import training
 from mlpcli.engine import MLP, losses
 from mlpcli.errors import TrainingError
 from mlpcli.estimators import MLPClassifier
-from mlpcli.training import EarlyStopping, FitConfig, _iterate_minibatches, evaluate_loss, fit
+from mlpcli.training import EarlyStopping, FitConfig, iterate_minibatches, evaluate_loss, fit
 from cli_helpers import run
 
 
@@ -165,7 +165,7 @@ def test_lr_schedules():
 
 def test_minibatches_cover_every_row_once_and_never_leave_a_single_row_for_batchnorm():
     rng = np.random.default_rng(0)
-    batches = list(_iterate_minibatches(65, 32, rng, min_size=2))
+    batches = list(iterate_minibatches(65, 32, rng, min_size=2))
     assert sorted(np.concatenate(batches).tolist()) == list(range(65))
     assert min(len(b) for b in batches) >= 2
     net = MLP(3, [4], 2, batchnorm=True)

@@ -34,8 +34,6 @@ from .preprocess import PreprocessConfig, Preprocessor
 from .samples import SampleJoin, SampleSheet, join_samples, read_sample_sheet
 from .weights import class_weights
 
-# A helper the tests share (not part of the public API).
-from .preprocess import _nan_median  # noqa: E402,F401
 
 __all__ = [
     "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP", "DEFAULT_GROUPS",

@@ -1482,7 +1482,7 @@ def _fill_missing(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray, m
             # longer be constant, and its SD of ~1e-16 would make any other value 1e15 SDs away
             values = np.clip(np.nanmean(X, axis=0), np.nanmin(X, axis=0), np.nanmax(X, axis=0))
     else:
-        values = _nan_median(X, nan_mask, nan_counts)
+        values = nan_median(X, nan_mask, nan_counts)
     values[nan_counts == X.shape[0]] = 0.0
     if nan_counts.any():
         rows, cols = np.nonzero(nan_mask)
@@ -1518,7 +1518,7 @@ def missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: st
     return f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {counted(pairs)}{counted_in}; {remedy}"
 
 
-def _nan_median(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray) -> np.ndarray:
+def nan_median(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray) -> np.ndarray:
     """Column medians (d,) ignoring NaN, vectorised (np.nanmedian loops in Python over columns with NaN)."""
     values = np.empty(X.shape[1])
     full = nan_counts == 0

@@ -187,7 +187,7 @@ def nested_group_subsets(groups: np.ndarray, fractions: Sequence[float], seed: i
     return subsets
 
 
-def _missing_classes(ds: data.Dataset, rows: np.ndarray, reference: np.ndarray) -> list[str]:
+def missing_classes(ds: data.Dataset, rows: np.ndarray, reference: np.ndarray) -> list[str]:
     """Classes (or, multi-label, labels without both values) present in ``reference`` rows but
     missing from ``rows``: such a subset cannot train the same model."""
     if ds.task in data.CLASSIFICATION_TASKS:
@@ -358,7 +358,7 @@ def learning_curve(
     jobs, skipped, seen = [], [], {}
     n_groups = len(np.unique(groups))
     for f, rows in zip(fractions, subsets):
-        missing = _missing_classes(ds, rows, train_rows)
+        missing = missing_classes(ds, rows, train_rows)
         if missing:
             skipped.append(f"{fraction_words(f)} of the training groups ({len(rows)} samples) skipped: it lacks "
                            f"{', '.join(repr(m) for m in missing[:5])}")
