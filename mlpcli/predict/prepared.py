@@ -18,7 +18,8 @@ from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import read_whole
 from ..model_io import Model
 from .columns import RoleFlags, _complete, _present_values, never_measured, plan_columns
-from .stream import _encode_target, _open_h5ad, _role_names, _sheet_roles
+from .stream import _open_h5ad, _role_names, _sheet_roles
+from .cohort_labels import encode_target
 from .unique_ids import UniqueIds
 
 __all__ = ["Prepared", "is_cells", "read_cells", "prepare"]
@@ -188,7 +189,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
             if not has.all():
                 labelled, rows = has, np.flatnonzero(has)
         if rows is None or len(rows):
-            y = _encode_target(named, plan.roles.target, model, labels_from, 0, row_ids,
+            y = encode_target(named, plan.roles.target, model, labels_from, 0, row_ids,
                                table.attrs.get(DECIMAL_ATTR), rows=rows)  # the decimal mark a text table was read with
     plan_notes = plan.notes if y is None else [n for n in plan.notes if not n.startswith("ignored the target column")]
     warnings = read_warnings + plan.warnings

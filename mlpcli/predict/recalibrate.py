@@ -22,7 +22,8 @@ from ..fileio import file_sha256
 from ..model_io import Model
 from .columns import TARGET_ADVICE, RoleFlags, with_advice
 from .evaluation import read_targets_as
-from .stream import NOVEL_LABELS_HINT, _Run
+from .cohort_labels import NOVEL_LABELS_HINT
+from .stream import _Run
 from .trust import Trust, Uncertainty
 
 __all__ = ["RecalibrationResult", "recalibrate", "CONFORMAL_CHOICES"]
