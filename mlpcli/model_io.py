@@ -271,9 +271,9 @@ class Model:
         if block.shape[1] != len(names):
             return block, False  # a member's transform names the mismatch
         used = self._feature_maps(features)[1]
-        from .data.preprocess import _check_non_negative
+        from .data.preprocess import check_non_negative
 
-        _check_non_negative(block[:, used], [names[j] for j in used])
+        check_non_negative(block[:, used], [names[j] for j in used])
         with np.errstate(invalid="ignore"):  # unused columns may hold anything; they are never read
             return np.log1p(np.asarray(block, dtype=np.float64)), True
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from mlpcli import model_io
 from mlpcli import predict as lib
-from mlpcli.predict.columns import _training_means
+from mlpcli.predict.columns import training_means
 from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.pipeline import train
@@ -212,7 +212,7 @@ def test_missing_features_are_an_error_unless_filled_with_training_means(tmp_pat
     assert any("3 of the 12 features" in w and "training means" in w for w in json.loads(res.stdout)["warnings"])
     # the same as predicting with those columns set to the values that standardise to the training mean
     filled = df.copy()
-    means = dict(zip(model.preprocessor.kept_features, _training_means(model)))
+    means = dict(zip(model.preprocessor.kept_features, training_means(model)))
     for f in ("f03", "f07", "f11"):
         filled[f] = means[f]
     expected = model.predict_output(filled[features(model)].to_numpy(dtype=float)).astype(np.float32)

@@ -245,7 +245,7 @@ class Preprocessor:
         if infinite.any():
             raise DataError(f"feature columns hold infinite values: {quoted(np.asarray(names)[infinite])}; replace them")
         if negative.any():
-            raise DataError(_negative_message(names, negative, first_negative_min))
+            raise DataError(negative_message(names, negative, first_negative_min))
         if cfg.impute is None and nan_counts.any():
             raise DataError(missing_message(names, nan_counts, " (counted in the training rows)"))
         empty = nan_counts == n
@@ -418,7 +418,7 @@ class Preprocessor:
     def _transform_in_place(self, Xk: np.ndarray, dtype, logged: bool = False,
                             scratch: np.ndarray | None = None) -> np.ndarray:
         if self.config.log1p and not logged:
-            _check_non_negative(Xk, self.kept_features)
+            check_non_negative(Xk, self.kept_features)
             np.log1p(Xk, out=Xk)
         nan_mask = np.isnan(Xk)
         if nan_mask.any():
@@ -451,7 +451,7 @@ class Preprocessor:
         missing = np.isnan(X)
         J = np.ones_like(X)
         if self.config.log1p:
-            _check_non_negative(X, self.kept_features)
+            check_non_negative(X, self.kept_features)
             J /= 1.0 + X
             np.log1p(X, out=X)
         if missing.any():
@@ -591,7 +591,7 @@ class Preprocessor:
             column = np.concatenate([feature_block(X, slice(i, i + step), kept[j:j + 1]).ravel()
                                      for i in range(0, X.shape[0], step)])
             first_min = float(column[~np.isnan(column)].min())
-            raise DataError(_negative_message(self.kept_features, negative, first_min))
+            raise DataError(negative_message(self.kept_features, negative, first_min))
         if self.config.impute is None and nan_counts.any():
             raise DataError(missing_message(self.kept_features, nan_counts, fitted=True))
         raise exc
@@ -648,7 +648,7 @@ class Preprocessor:
                 np.fmin.at(present_range[0], c, v)  # fmin, fmax: NaN ignored
                 np.fmax.at(present_range[1], c, v)
         if negative.any():
-            raise DataError(_negative_message(names, negative, _first_negative_min(X, negative)))
+            raise DataError(negative_message(names, negative, _first_negative_min(X, negative)))
         if cfg.impute is None and nan_counts.any():
             raise DataError(missing_message(names, nan_counts, " (counted in the training rows)"))
         impute_values = np.full(d, np.nan)
@@ -862,7 +862,7 @@ class Preprocessor:
             first = int(self.kept_index_[np.flatnonzero(negative)[0]])
             by_input = np.zeros(self.n_features_in, dtype=bool)
             by_input[first] = True
-            raise DataError(_negative_message(self.kept_features, negative, _first_negative_min(X, by_input)))
+            raise DataError(negative_message(self.kept_features, negative, _first_negative_min(X, by_input)))
         if nan_counts.any():
             raise DataError(missing_message(self.kept_features, nan_counts, fitted=True))
 
@@ -1490,13 +1490,13 @@ def _fill_missing(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray, m
     return values
 
 
-def _check_non_negative(X: np.ndarray, names: Sequence[str]) -> None:
+def check_non_negative(X: np.ndarray, names: Sequence[str]) -> None:
     negative = (X < 0).any(axis=0)  # NaN compares False, so missing values pass
     if negative.any():
-        raise DataError(_negative_message(names, negative, float(np.nanmin(X[:, np.flatnonzero(negative)[0]]))))
+        raise DataError(negative_message(names, negative, float(np.nanmin(X[:, np.flatnonzero(negative)[0]]))))
 
 
-def _negative_message(names: Sequence[str], negative: np.ndarray, first_min: float) -> str:
+def negative_message(names: Sequence[str], negative: np.ndarray, first_min: float) -> str:
     cols = np.flatnonzero(negative)
     return (f"log1p needs non-negative input, but {len(cols)} feature column{'s hold' if len(cols) != 1 else ' holds'} "
             "negative values "

@@ -25,7 +25,7 @@ def class_weights(y: np.ndarray, n_classes: int, spec: str | None, classes: Sequ
     text = str(spec).strip()
     if text.lower() == "balanced":
         return _balanced_weights(y, n_classes, classes)
-    return _explicit_weights(text, classes)
+    return explicit_weights(text, classes)
 
 
 def _balanced_weights(y: np.ndarray, n_classes: int, classes: Sequence) -> np.ndarray:
@@ -43,7 +43,7 @@ def _balanced_weights(y: np.ndarray, n_classes: int, classes: Sequence) -> np.nd
     return compute_class_weight("balanced", classes=np.arange(n_classes), y=flat).astype(np.float64)
 
 
-def _explicit_weights(text: str, classes: Sequence) -> np.ndarray:
+def explicit_weights(text: str, classes: Sequence) -> np.ndarray:
     from ..config import class_weight_pairs  # the form: the same check as before the data was read
 
     index = {label_key(c): i for i, c in enumerate(classes)}

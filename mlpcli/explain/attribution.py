@@ -163,10 +163,10 @@ def baseline_values(model: Model, baseline="mean") -> np.ndarray:
         means = getattr(pre, "train_mean_", None)
         if means is None or np.shape(means) != (len(pre.kept_features),) or not np.isfinite(means).all():
             raise ConfigError("--baseline mean: the model stores no training mean of its inputs; use --baseline zero")
-        from ..predict.columns import _training_means
+        from ..predict.columns import training_means
 
         with np.errstate(over="ignore", invalid="ignore"):
-            values = _training_means(model)
+            values = training_means(model)
         if not np.isfinite(values).all():
             raise ConfigError("--baseline mean: the model's training means do not map back to finite raw values; "
                               "use --baseline zero")

@@ -163,7 +163,7 @@ def _multilabel_weights(spec, Y: np.ndarray, labels: list) -> np.ndarray | None:
     case, and a label named twice, an infinite or NaN weight or a stray comma is an error naming
     --class-weight (a label named twice used to take its last weight without a word, and ``inf`` reached
     the loss as "bce pos_weight must be a positive number")."""
-    from ..data.weights import _explicit_weights
+    from ..data.weights import explicit_weights
 
     text = "none" if spec is None else str(spec).strip()
     if text.lower() in ("", "none"):
@@ -177,7 +177,7 @@ def _multilabel_weights(spec, Y: np.ndarray, labels: list) -> np.ndarray | None:
             raise DataError(f"--class-weight balanced: label {bad!r} has only one value in the training rows")
         return np.stack([Y.shape[0] / (2 * neg), Y.shape[0] / (2 * pos)])
     weights = np.ones((2, k))
-    weights[1] = _explicit_weights(text, [str(label) for label in labels])  # positive weights, one per label
+    weights[1] = explicit_weights(text, [str(label) for label in labels])  # positive weights, one per label
     return weights
 
 

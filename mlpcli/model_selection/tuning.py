@@ -311,7 +311,7 @@ def _check_preprocessing(ds: data.Dataset, options: TrainOptions, points: list[t
     """Before any fit: a setting with ``log1p=true`` on a table with negative values, or without ``impute`` on one
     with missing values, cannot train. Such a setting failed in its first fold, after every fit before it, as
     "fold 1: ... drop --log1p" (or "pass --impute") about options the grid had set."""
-    from ..data.preprocess import _negative_message, missing_message
+    from ..data.preprocess import negative_message, missing_message
 
     missing = ds.missing is not None and bool(np.any(ds.missing))
     negative_cache: list = []
@@ -335,7 +335,7 @@ def _check_preprocessing(ds: data.Dataset, options: TrainOptions, points: list[t
             found = negative()
             if found is not None and found[0].any():
                 where, mins = found
-                return _negative_message(ds.feature_names, where, float(mins[np.flatnonzero(where)[0]])), "log1p"
+                return negative_message(ds.feature_names, where, float(mins[np.flatnonzero(where)[0]])), "log1p"
         return None
 
     seen = set()

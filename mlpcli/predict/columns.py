@@ -110,7 +110,7 @@ class ColumnPlan:
         return {c: str for c in self.label_columns}
 
 
-def _training_means(model: Model) -> np.ndarray:
+def training_means(model: Model) -> np.ndarray:
     """Raw values (d_kept,) that the fitted preprocessing maps to the training means of its outputs."""
     pre = model.preprocessor
     on_scale = pre.unscale(pre.train_mean_)  # the mean after log1p / imputation
@@ -277,7 +277,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
             raise DataError(f"{lacks}; --fill-missing mean{given} fills at most {_percent(limit)} of them, and "
                             f"predictions would rest on {int(present.sum()):,} features — check the table and its "
                             f"feature names, or pass --max-missing {_ceil2(share):g} to fill them anyway")
-        fill[~present] = _training_means(model)[~present]
+        fill[~present] = training_means(model)[~present]
         rest = (f"predictions rest on the other {int(present.sum()):,}" if present.any() else
                 "no feature of the model was found: every sample gets the same prediction")
         warns.append(f"{len(missing)} of the {len(kept)} features the model uses ({_percent(share)}) are missing and "
