@@ -21,7 +21,8 @@ from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
 from mlpcli.errors import DataError
 from mlpcli.pipeline import train
-from mlpcli.data.streamed import PieceSize, open_table
+from mlpcli.data.pieces import PieceSize
+from mlpcli.data.streamed import open_table
 from tables import make_table, lines_of, ragged
 from cli_helpers import assert_clean_error
 

@@ -463,11 +463,11 @@ def _pieces_table(n: int = 300) -> pd.DataFrame:
 def test_text_features_read_in_pieces_are_the_numbers_written(tmp_path, monkeypatch):
     # predict's reader, a piece of text at a time: correctly rounded numbers (those a parquet copy holds, and
     # predict reads), the other columns typed as pandas types the whole file (patient ids: numbers, then text)
-    from mlpcli.data import streamed
+    from mlpcli.data import text_features
 
     df = _pieces_table()
     path = _csv(tmp_path, df, "t.csv")
-    monkeypatch.setattr(streamed, "DEFAULT_CHUNK_BYTES", 1 << 10)  # pieces of 4 KiB of text, the smallest
+    monkeypatch.setattr(text_features, "DEFAULT_CHUNK_BYTES", 1 << 10)  # pieces of 4 KiB of text, the smallest
     ds, _ = data.load_dataset(path)
     df.to_parquet(tmp_path / "t.parquet", index=False)
     from_parquet, _ = data.load_dataset(tmp_path / "t.parquet")
@@ -485,7 +485,7 @@ def test_text_features_read_in_pieces_are_the_numbers_written(tmp_path, monkeypa
 @pytest.mark.parametrize("decimals_from", [None, 250])
 def test_text_counts_read_in_pieces_stay_float32_until_a_value_needs_float64(tmp_path, monkeypatch, decimals_from):
     # counts are held in float32; a decimal in a later piece turns the rows read so far back into float64
-    from mlpcli.data import streamed
+    from mlpcli.data import text_features
 
     rng = np.random.default_rng(3)
     n = 300
@@ -496,7 +496,7 @@ def test_text_counts_read_in_pieces_stay_float32_until_a_value_needs_float64(tmp
         df.loc[decimals_from:, "g3"] += 0.1
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
-    monkeypatch.setattr(streamed, "DEFAULT_CHUNK_BYTES", 1 << 10)  # pieces of a few dozen rows
+    monkeypatch.setattr(text_features, "DEFAULT_CHUNK_BYTES", 1 << 10)  # pieces of a few dozen rows
     monkeypatch.setattr(io_mod, "_CHUNK_BYTES", 7 * 5 * 8)  # gathered 7 float64 (14 float32) rows at a time
     ds, _ = data.load_dataset(path, group=None)
     assert ds.X.dtype == (np.float32 if decimals_from is None else np.float64) and ds.X.flags.c_contiguous

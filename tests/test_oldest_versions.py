@@ -107,7 +107,7 @@ def test_a_stored_pandas_index_is_read_without_pyarrow_16s_rename_columns(tmp_pa
     import pandas as pd
 
     from mlpcli.config import TrainOptions
-    from mlpcli.data import streamed
+    from mlpcli.data import streamed_frames
     from mlpcli.pipeline import train
     from mlpcli.predict import predict_stream
     from tables import make_table
@@ -122,8 +122,8 @@ def test_a_stored_pandas_index_is_read_without_pyarrow_16s_rename_columns(tmp_pa
             return pd.concat(list(stream), ignore_index=True)
 
     expected = predicted()
-    real = streamed._ParquetTable._batches
-    monkeypatch.setattr(streamed._ParquetTable, "_batches", lambda self, *args: map(_BatchOfPyarrow15, real(self, *args)))
+    real = streamed_frames.StreamedParquet._batches
+    monkeypatch.setattr(streamed_frames.StreamedParquet, "_batches", lambda self, *args: map(_BatchOfPyarrow15, real(self, *args)))
     got = predicted()
     assert list(got["sample_id"]) == list(df["sample_id"])
     pd.testing.assert_frame_equal(got, expected)

@@ -9,7 +9,7 @@ import pytest
 
 from cli_helpers import run
 from mlpcli import model_io
-from mlpcli.data import streamed
+from mlpcli.data import streamed_frames
 from mlpcli.predict import predict_stream
 from tables import make_table
 
@@ -39,5 +39,5 @@ def test_one_large_row_group_predicts_as_small_ones(model_and_data, monkeypatch)
     expected = _predicted(model, small)
     assert len(expected) == 400 and expected["sample_id"].iloc[0] == "S0000"
     pd.testing.assert_frame_equal(_predicted(model, whole), expected)
-    monkeypatch.setattr(streamed, "COLUMN_BLOCK_BYTES", 1)  # one column at a time
+    monkeypatch.setattr(streamed_frames, "COLUMN_BLOCK_BYTES", 1)  # one column at a time
     pd.testing.assert_frame_equal(_predicted(model, whole), expected)

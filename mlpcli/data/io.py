@@ -239,7 +239,7 @@ class TextTable:
         float64), read in pieces so that the matrix is the only full-size copy; None when some feature
         column is not all numbers (the caller reads the frame whole and names it).
 
-        The reader is ``predict``'s (``streamed.read_text_features``), so a model sees at prediction the
+        The reader is ``predict``'s (``text_features.read_text_features``), so a model sees at prediction the
         numbers it was trained on, bit for bit: correctly rounded, as in a parquet copy of the table
         (``read_frame``, pandas' default parser, can be an ulp away). The other columns get pandas'
         whole-file type inference, except the `text` columns, read as strings, and the `ids` among them with
@@ -263,9 +263,9 @@ class TextTable:
     def _read_features_stream(self, features: list[str], text: Sequence[str], blocks: "_FeatureBlocks",
                               ids: Sequence[str] = ()) -> pd.DataFrame | None:
         """The other columns; the features into `blocks`, through the reader ``predict`` uses
-        (``streamed.read_text_features``). None when a feature cell is not a number, or the reader stops
+        (``text_features.read_text_features``). None when a feature cell is not a number, or the reader stops
         on the text: ``read_frame`` then reads it whole and names the cell or the fault."""
-        from .streamed import read_text_features
+        from .text_features import read_text_features
 
         source = self.src.opener()  # a path, or the bytes of standard input or a pipe, read once
         return read_text_features(self.src.name, source, self.names, features, self.dialect.sep,

@@ -44,7 +44,7 @@ import importlib
 # ``predict.shift`` for its validation rows' shift check, and importing every module here with it cost 25-45 ms of
 # its time outside the epochs (the evaluation's metrics, the writers, the stream) for nothing it used.
 _EXPORTS = {
-    "DEFAULT_CHUNK_MB": "..data.streamed", "open_table": "..data.streamed",
+    "DEFAULT_CHUNK_MB": "..data.pieces", "open_table": "..data.streamed",
     "DEFAULT_CHUNKSIZE": "._common",
     "ColumnPlan": ".columns", "RoleFlags": ".columns", "plan_columns": ".columns",
     "EvaluationResult": ".evaluation", "evaluate": ".evaluation", "main_metric": ".evaluation",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.roles import listed_names
-from ..data.streamed import DEFAULT_CHUNK_MB
+from ..data.pieces import DEFAULT_CHUNK_MB
 from ..decision import threshold_field
 from ..distributions import Z_95, normal_quantile
 from ..errors import ConfigError, OptionError

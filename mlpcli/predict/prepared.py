@@ -149,7 +149,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
                             source=name, need_target=need_target, can_fill=can_fill,
                             first_cells=lambda k: [str(v) for v in table.iloc[:k, 0]] if table.shape[1] else [])
         # a genes x samples file's text columns (gene symbols beside the samples): said as predict says it, once
-        # the plan has told a table given in the wrong layout by the model's names (``_FrameTable.pieces``)
+        # the plan has told a table given in the wrong layout by the model's names (``StreamedFrame.pieces``)
         data.feature_rows.raise_annotation_columns(table)
     else:  # every row kept, with the sheet's columns where it has the sample
         join = SampleJoin(sheet, name, [str(c) for c in table.columns], features_in_rows=roles.features_in_rows,

@@ -15,7 +15,7 @@ import numpy as np
 from .. import recalibration as recal
 from ..conformal import COHORT, calibrate_cohort
 from ..ood import recalibrated
-from ..data.streamed import DEFAULT_CHUNK_MB
+from ..data.pieces import DEFAULT_CHUNK_MB
 from ..decision import Decision
 from ..errors import ConfigError, DataError, OptionError
 from ..fileio import file_sha256

@@ -18,7 +18,10 @@ from ..data.labels import label_keys
 from ..data.preprocess import FAR_FACTOR, FAR_LOG_SCALES, FAR_SCALES
 from ..data.roles import listed_names, missing_batch_name
 from ..data.samples import SampleJoin, read_sample_sheet
-from ..data.streamed import DEFAULT_CHUNK_MB, PieceSize, _Cells, _H5adCells, open_table
+from ..data.pieces import DEFAULT_CHUNK_MB, PieceSize
+from ..data.streamed import open_table
+from ..data.streamed_frames import H5adPiece
+from ..data.streamed_text import TextPiece
 from ..decision import DECIDED, Decision, threshold_field
 from ..decision import RULES as DECISION_RULES
 from ..errors import ConfigError, DataError, OptionError
@@ -262,7 +265,7 @@ class _Run:
         """A parsed piece as (raw feature values (n, d_present) float64, per-row columns). Runs in the
         reading threads, so it only reads `self`."""
         plan = self.plan
-        if isinstance(frame, (_Cells, _H5adCells)):
+        if isinstance(frame, (TextPiece, H5adPiece)):
             return self._convert_cells(frame, first_row)
         if not isinstance(frame, pd.DataFrame):
             return self._convert_arrow(frame, first_row)
@@ -345,7 +348,7 @@ class _Run:
         # the feature columns as they are (copied into rows by `_transform`, in the caller's thread)
         return [column(c) for c in plan.present_names], meta
 
-    def _convert_cells(self, cells: _Cells, first_row: int) -> tuple[np.ndarray, dict]:
+    def _convert_cells(self, cells: TextPiece, first_row: int) -> tuple[np.ndarray, dict]:
         """As `_convert`, for a piece read by the tokenizer: the feature values as they come, (n, d_present)."""
         plan = self.plan
         present = {c: j for j, c in enumerate(plan.present_names)}

@@ -13,7 +13,7 @@ import pandas as pd
 from ..data.dataset import missing_id_hint
 from ..data.labels import label_key
 from ..data.parquet import parquet_metadata
-from ..data.streamed import _FrameTable, _H5adTable, _ParquetTable
+from ..data.streamed_frames import StreamedFrame, StreamedH5ad, StreamedParquet
 from ..errors import DataError
 
 
@@ -161,12 +161,12 @@ class UniqueIds:
 def id_lookup(table, column: str) -> Callable[[np.ndarray], Any] | None:
     """How `table` reads the ids of earlier rows again (0-based rows (m,) -> their values, as its pieces give
     them), for ``UniqueIds`` to confirm a repeated hash; None for text, which is read once."""
-    if isinstance(table, _FrameTable):
+    if isinstance(table, StreamedFrame):
         values = table.frame[column]
         return lambda rows: values.iloc[rows].to_numpy(dtype=object)
-    if isinstance(table, _H5adTable):
+    if isinstance(table, StreamedH5ad):
         return lambda rows: [table.h.obs_frame([column], r, r + 1)[column].iloc[0] for r in rows.tolist()]
-    if isinstance(table, _ParquetTable):
+    if isinstance(table, StreamedParquet):
         return lambda rows: _parquet_values(table.name, table.fields[column], rows)
     return None
 
