@@ -271,7 +271,7 @@ class Model:
         if block.shape[1] != len(names):
             return block, False  # a member's transform names the mismatch
         used = self._feature_maps(features)[1]
-        from .data.preprocess import check_non_negative
+        from .data.preprocess_messages import check_non_negative
 
         check_non_negative(block[:, used], [names[j] for j in used])
         with np.errstate(invalid="ignore"):  # unused columns may hold anything; they are never read

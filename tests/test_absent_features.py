@@ -134,9 +134,9 @@ def test_the_training_zero_share_is_the_same_from_dense_and_sparse_rows():
 
 @pytest.mark.parametrize("log1p", [True, False])
 def test_zero_shares_of_blocks_without_a_zero_and_with_a_few(monkeypatch, log1p):
-    from mlpcli.data import preprocess
+    from mlpcli.data import blocks
 
-    monkeypatch.setattr(preprocess, "_BLOCK_VALUES", 40 * 4)  # blocks of 4 columns of the 40 rows
+    monkeypatch.setattr(blocks, "BLOCK_VALUES", 40 * 4)  # blocks of 4 columns of the 40 rows
     rng = np.random.default_rng(3)
     X = rng.lognormal(0, 1, size=(40, 12))  # no zero: every block's minima above 0
     X[5, 6] = 0.0  # one zero in the second block

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlpcli import data as D
-from mlpcli.data import preprocess
+from mlpcli.data import column_stats
 from mlpcli.model_selection import splits
 from mlpcli.errors import ConfigError, DataError, ModelFileError
 from cli_helpers import run
@@ -650,7 +650,7 @@ def test_nan_median_matches_numpy():
     mask = np.isnan(X)
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         expected = np.nanmedian(X, axis=0)
-    np.testing.assert_allclose(preprocess.nan_median(X, mask, mask.sum(axis=0)), expected)
+    np.testing.assert_allclose(column_stats.nan_median(X, mask, mask.sum(axis=0)), expected)
 
 
 def test_all_missing_feature_is_dropped_with_warning():

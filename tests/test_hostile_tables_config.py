@@ -24,7 +24,7 @@ from mlpcli import config as config_mod
 from mlpcli import data, model_io
 from mlpcli.data import dataset as dataset_mod
 from mlpcli.data import io as io_mod
-from mlpcli.data import preprocess as preprocess_mod
+from mlpcli.data import blocks
 from mlpcli.errors import DataError, OutputError
 from mlpcli.fileio import atomic_write, write_text_atomic
 from cli_helpers import assert_clean_error, run
@@ -540,7 +540,7 @@ def test_subsets_are_views_and_preprocessing_in_blocks_changes_nothing(monkeypat
         whole = data.Preprocessor(cfg)
         Zw = whole.fit_transform(X[10:110], ds.feature_names, dtype=np.float32)
         Tw = whole.transform(X[:50])
-        monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", 150)  # blocks of one or two columns / rows
+        monkeypatch.setattr(blocks, "BLOCK_VALUES", 150)  # blocks of one or two columns / rows
         pieces = data.Preprocessor(cfg)
         Zp = pieces.fit_transform(sub.X, ds.feature_names, dtype=np.float32)
         Tp = pieces.transform(ds.subset(np.arange(50)).X)
@@ -550,7 +550,7 @@ def test_subsets_are_views_and_preprocessing_in_blocks_changes_nothing(monkeypat
         assert Zw.tobytes(order="A") == Zp.tobytes(order="A") and Tw.tobytes() == Tp.tobytes()
         assert whole.warnings == pieces.warnings and whole.kept_features == pieces.kept_features
     assert data.looks_like_counts(X) is not None
-    monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", 150)
+    monkeypatch.setattr(blocks, "BLOCK_VALUES", 150)
     assert data.looks_like_counts(sub.X) == data.looks_like_counts(X[10:110])
 
 
@@ -560,7 +560,7 @@ def test_preprocessing_errors_still_count_every_row(monkeypatch):
     bad = X.copy()
     bad[[2, 30], 0] = -5.0
     bad[[3, 31, 32], 1] = np.nan
-    monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", 30)  # ten rows a block
+    monkeypatch.setattr(blocks, "BLOCK_VALUES", 30)  # ten rows a block
     with pytest.raises(DataError, match=r"1 feature column holds negative values \(first 'a', min -5\)"):
         pre.transform(bad)
     bad[[2, 30], 0] = 1.0

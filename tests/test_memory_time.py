@@ -18,9 +18,9 @@ import pytest
 from mlpcli import data, model_io
 from mlpcli.config import TrainOptions
 from mlpcli.data import counts as counts_mod
-from mlpcli.data import preprocess as preprocess_mod
 from mlpcli.data.dataset import RowView  # what Dataset.subset holds as X
-from mlpcli.data.preprocess import column_percentiles
+from mlpcli.data import blocks, column_stats
+from mlpcli.data.column_stats import column_percentiles
 from mlpcli.pipeline import train_dataset
 from cli_helpers import run
 from tables import make_table
@@ -178,7 +178,7 @@ def test_one_pass_fit_transform_equals_fit_then_transform(monkeypatch, order, se
     X[5, 7] = np.nan
     names = [f"g{j}" for j in range(14)]
     for block in (1 << 20, 200):  # one block, and blocks of two columns
-        monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", block)
+        monkeypatch.setattr(blocks, "BLOCK_VALUES", block)
         a = data.Preprocessor(data.PreprocessConfig(**settings))
         Z = a.fit_transform(RowView.of(X, np.arange(90)), names, dtype=np.float32, order=order)
         b = data.Preprocessor(data.PreprocessConfig(**settings)).fit(X, names)
@@ -311,14 +311,14 @@ def test_robust_quartiles_of_many_rows_read_from_a_fixed_random_subsample(monkey
     X = np.asarray(rng.lognormal(1, 1, (301, 7)), order=order)
     X[:, 4] = np.round(X[:, 4])  # coarse values: ties
     names = [f"g{j}" for j in range(7)]
-    monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 40)
-    rows = preprocess_mod.quartile_rows(301)
-    assert len(rows) == 40 and np.all(np.diff(rows) > 0) and np.array_equal(rows, preprocess_mod.quartile_rows(301))
-    assert preprocess_mod.quartile_rows(80) is not None and preprocess_mod.quartile_rows(79) is None
+    monkeypatch.setattr(column_stats, "QUARTILE_ROWS", 40)
+    rows = column_stats.quartile_rows(301)
+    assert len(rows) == 40 and np.all(np.diff(rows) > 0) and np.array_equal(rows, column_stats.quartile_rows(301))
+    assert column_stats.quartile_rows(80) is not None and column_stats.quartile_rows(79) is None
     q25, median, q75 = np.percentile(X[rows], (25, 50, 75), axis=0)
     untied = [j for j in range(7) if j != 4]
     for block in (1 << 20, 3 * 301):  # one block, blocks of three columns
-        monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", block)
+        monkeypatch.setattr(blocks, "BLOCK_VALUES", block)
         pre = data.Preprocessor(data.PreprocessConfig(scaling="robust"))
         Z = pre.fit_transform(X, names)
         assert np.array_equal(pre.center_[untied], median[untied])
@@ -326,7 +326,7 @@ def test_robust_quartiles_of_many_rows_read_from_a_fixed_random_subsample(monkey
         np.testing.assert_allclose(Z, pre.transform(X), rtol=0, atol=1e-12)
     got = column_percentiles(X, (25.0, 75.0), rows=rows)
     assert got.tobytes() == np.percentile(X[rows], (25, 75), axis=0).tobytes()
-    monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 200)  # 301 rows: fewer than twice, so every row
+    monkeypatch.setattr(column_stats, "QUARTILE_ROWS", 200)  # 301 rows: fewer than twice, so every row
     pre = data.Preprocessor(data.PreprocessConfig(scaling="robust")).fit(X, names)
     assert np.array_equal(pre.center_[0], np.median(X[:, 0]))
 
@@ -334,7 +334,7 @@ def test_robust_quartiles_of_many_rows_read_from_a_fixed_random_subsample(monkey
 def test_robust_quartiles_of_an_ordered_table_see_every_kind_of_row(monkeypatch):
     """Rows in a pattern (paired normal / tumour samples, alternating) are subsampled at random, not every k-th
     row: every second row would have read the normal rows alone (a marker's IQR 1.4 where all rows give 4)."""
-    monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 64)
+    monkeypatch.setattr(column_stats, "QUARTILE_ROWS", 64)
     rng = np.random.default_rng(2)
     n = 256
     tumour = np.arange(n) % 2 == 1

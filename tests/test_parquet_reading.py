@@ -11,8 +11,8 @@ import pytest
 
 from mlpcli import data, model_io
 from mlpcli.errors import DataError
-from mlpcli.data import parquet as parquet_mod, preprocess as preprocess_mod
-from mlpcli.data.preprocess import quartile_rows
+from mlpcli.data import column_stats, parquet as parquet_mod
+from mlpcli.data.column_stats import quartile_rows
 from cli_helpers import run
 
 
@@ -134,7 +134,7 @@ def test_train_and_predict_a_parquet_table_with_subsampled_quartiles(tmp_path, m
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 16)
+    monkeypatch.setattr(column_stats, "QUARTILE_ROWS", 16)
     monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * 120 * 2)
     rng = np.random.default_rng(4)
     n = 120

@@ -9,9 +9,10 @@ from sklearn.feature_selection import VarianceThreshold
 from sklearn.preprocessing import RobustScaler, StandardScaler
 
 from mlpcli import data
-from mlpcli.data import PreprocessConfig, Preprocessor, looks_like_counts, preprocess as preprocess_mod
+from mlpcli.data import PreprocessConfig, Preprocessor, looks_like_counts
 from mlpcli.data.dataset import RowView
-from mlpcli.data.preprocess import TIED_SHARE, column_percentiles, quartile_rows
+from mlpcli.data import blocks, column_stats
+from mlpcli.data.column_stats import TIED_SHARE, column_percentiles, quartile_rows
 
 
 def test_log1p_auto_says_when_it_declines_log_normalised_values():
@@ -99,7 +100,7 @@ def test_scalings_and_constant_features_match_scikit_learn():
     robust = Preprocessor(PreprocessConfig(scaling="robust")).fit(X, names)
     reference = RobustScaler().fit(X[:, kept])
     # column a is 0 in 50 of 60 rows: its quartiles fall on the tie, so it is scaled by its mean and SD
-    # (preprocess.TIED_SHARE); the others as scikit-learn's RobustScaler
+    # (column_stats.TIED_SHARE); the others as scikit-learn's RobustScaler
     assert np.allclose(robust.center_[1:], reference.center_[1:])
     assert np.allclose(robust.scale_[1:], reference.scale_[1:])
     assert np.isclose(robust.center_[0], X[:, 0].mean()) and np.isclose(robust.scale_[0], X[:, 0].std())
@@ -209,8 +210,8 @@ def test_robust_quartiles_subsampled_whatever_the_input(monkeypatch, n, layout, 
     """The median and IQR are those of the subsampled training rows for C and F ordered, float32 and RowView
     inputs, after log1p and imputation, and in --top-var's second pass, column blocks of every width;
     fit_transform gives what fit then transform gives, and columns tied at a quartile are not IQR-scaled."""
-    monkeypatch.setattr(preprocess_mod, "QUARTILE_ROWS", 32)
-    monkeypatch.setattr(preprocess_mod, "_BLOCK_VALUES", 2 * n)  # two columns a block
+    monkeypatch.setattr(column_stats, "QUARTILE_ROWS", 32)
+    monkeypatch.setattr(blocks, "BLOCK_VALUES", 2 * n)  # two columns a block
     rng = np.random.default_rng(n)
     base = rng.lognormal(0.5, 1.0, (n + 9, 6))
     base[:, 2] = np.where(rng.random(n + 9) < 0.6, 0.0, base[:, 2])  # zero-inflated: tied

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-import mlpcli.data.preprocess as preprocess
+import mlpcli.data.preprocess_sparse as preprocess_sparse
 from mlpcli import data
 from mlpcli.config import TrainOptions
 from mlpcli.data import looks_like_counts
@@ -66,7 +66,7 @@ def test_chunk_size_changes_no_number_and_no_error(monkeypatch):
     for i, X in enumerate(cases):
         reference[i] = looks_like_counts(X), [_outcome(X, cfg, names) for cfg in configs]
     for chunk in (1, 7, 64):
-        monkeypatch.setattr(preprocess, "_SPARSE_CHUNK", chunk)
+        monkeypatch.setattr(preprocess_sparse, "SPARSE_CHUNK", chunk)
         for i, X in enumerate(cases):
             skew, outcomes = reference[i]
             assert looks_like_counts(X) == skew
@@ -85,7 +85,7 @@ def test_a_value_beyond_the_network_range_names_its_row_whatever_the_chunk(monke
     V.data[V.indptr[row]] = 1e10  # 1e39 SDs away
     messages = set()
     for chunk in (3, 1 << 20):
-        monkeypatch.setattr(preprocess, "_SPARSE_CHUNK", chunk)
+        monkeypatch.setattr(preprocess_sparse, "SPARSE_CHUNK", chunk)
         with pytest.raises(DataError, match=f"row {row + 1} of the 30 rows transformed") as info:
             pre.transform(V, dtype=np.float32, sparse=True)
         messages.add(str(info.value))
@@ -93,7 +93,7 @@ def test_a_value_beyond_the_network_range_names_its_row_whatever_the_chunk(monke
 
 
 def test_fitting_and_transforming_need_little_more_than_the_result(monkeypatch):
-    monkeypatch.setattr(preprocess, "_SPARSE_CHUNK", 1 << 15)  # temporaries of 256 KiB
+    monkeypatch.setattr(preprocess_sparse, "SPARSE_CHUNK", 1 << 15)  # temporaries of 256 KiB
     X = _counts(20_000, 500, 0.2, 5)  # 2M stored values: 16 MB of CSR
     csr = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
     names = [f"g{j}" for j in range(500)]

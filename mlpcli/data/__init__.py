@@ -10,8 +10,10 @@ Everything a user can get wrong raises `DataError` / `ConfigError` with a one-li
 column or flag and the fix. Nothing here prints: notes and warnings are returned as lists of strings for the
 CLI to render. One module per step: io (and sources, dialect, header, parquet, h5ad, tenx: the formats),
 samples (a sample sheet joined on the sample id, ``--samples``), roles (which column is which), targets (the task
-and the labels), dataset (the validated arrays and their checks), preprocess, weights; beside them what the steps
-share: conventions (tasks, the roles' default names), cells (cells as tables write them), labels (labels as
+and the labels), dataset (the validated arrays and their checks), preprocess (with preprocess_sparse for CSR
+input, column_stats, scaling, preprocess_messages and blocks), weights; streamed (predict's reader: pieces,
+streamed_frames, streamed_text; text_features, training's read of a text table through it); beside them what the
+steps share: conventions (tasks, the roles' default names), cells (cells as tables write them), labels (labels as
 matched).
 """
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import preprocess
+from . import blocks
 from .dataset import is_sparse
-from .preprocess import TINY_SPREAD, _as_matrix, _rows_per_block, _spans
+from .blocks import as_matrix, rows_per_block
+from .column_stats import TINY_SPREAD
+from .preprocess_sparse import value_spans
 
 __all__ = ["COUNTS_SKEW", "NONZERO_MIN", "SKEW_ROWS", "LOGGED_NOTE", "FEW_NEGATIVE_SHARE", "looks_like_counts"]
 
@@ -77,8 +79,8 @@ def _few_negatives_note(X) -> str | None:
         negative = int(np.count_nonzero(X.data < 0))
         total = X.shape[0] * X.shape[1]
     else:
-        X = _as_matrix(X)
-        negative, step, total = 0, _rows_per_block(X.shape[1]), X.shape[0] * X.shape[1]
+        X = as_matrix(X)
+        negative, step, total = 0, rows_per_block(X.shape[1]), X.shape[0] * X.shape[1]
         for i in range(0, X.shape[0], step):
             negative += int(np.count_nonzero(np.asarray(X[i:i + step]) < 0))
             if negative > FEW_NEGATIVE_SHARE * total:  # a log or z scale: no need to read on
@@ -105,10 +107,10 @@ def _few_negatives_note(X) -> str | None:
 
 def _dense_counts_skew(X) -> float | None:
     """``looks_like_counts`` of a dense X; -1.0 for values declined as log-normalised already."""
-    X = _as_matrix(X)
+    X = as_matrix(X)
     n, d = X.shape
     complete = np.empty(n, dtype=bool)
-    step = _rows_per_block(d)
+    step = rows_per_block(d)
     for i in range(0, n, step):
         B = np.asarray(X[i:i + step])  # (rows, d) in X's dtype: a view, or a copy of a RowView's rows
         if B.size and np.fmin.reduce(B, axis=None) < 0:  # NaN ignored; -inf is negative
@@ -127,7 +129,7 @@ def _dense_counts_skew(X) -> float | None:
     if len(rows) > SKEW_ROWS:
         rows = rows[np.linspace(0, len(rows) - 1, SKEW_ROWS).round().astype(np.int64)]
     m = len(rows)
-    width = max(2, preprocess._BLOCK_VALUES // m)  # the module's block size, read now
+    width = max(2, blocks.BLOCK_VALUES // m)  # the module's block size, read now
     if gaps:
         skew = np.concatenate([_gapped_skew(np.asarray(X[rows, j:j + width], dtype=np.float64))
                                for j in range(0, d, width)])
@@ -237,7 +239,7 @@ def _sparse_counts_skew(X) -> float | None:
     data, cols = X.data[:X.indptr[-1]], X.indices
     if data.size and data.min() < 0:
         return None
-    spans = list(_spans(data.size))
+    spans = list(value_spans(data.size))
     stored, sums = np.zeros(d, dtype=np.int64), np.zeros(d)
     for a, b in spans:
         stored += np.bincount(cols[a:b], minlength=d)

@@ -1,5 +1,6 @@
 """Preprocessing fitted on training rows only: log1p, imputation, constant-feature removal,
-top-variance selection, standardisation; stored in the model without pickle."""
+top-variance selection, standardisation; stored in the model without pickle. Sparse input: ``preprocess_sparse``;
+the statistics it fits: ``column_stats``; the scaling's kernels: ``scaling``; its messages: ``preprocess_messages``."""
 
 from __future__ import annotations
 
@@ -14,49 +15,31 @@ import numpy as np
 from ..errors import ConfigError, DataError, ModelFileError
 from .sources import short_reason
 from .conventions import IMPUTE_METHODS
-from ..text import counted, quoted
+from ..text import quoted
 from ..training import CentredRows
-from .dataset import RowView, feature_block, is_sparse
+from .dataset import feature_block, is_sparse
 from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
-
-# ── preprocessing ────────────────────────────────────────────────────────────────────────────────────────
+from .blocks import TILE_ROWS, as_matrix, column_blocks, kept_parts, rows_per_block
+from .column_stats import column_percentiles, column_sd, nan_median, quartile_rows, tied_columns, varies
+from .scaling import CLIP_AT, UNCLIPPED_LIMIT, scale_in_place
+from .preprocess_messages import check_non_negative, constant_message, empty_message, missing_message, negative_message
+from .preprocess_sparse import SparsePreprocessing, canonical_csr
 
 
 SCALINGS = ("standard", "robust")
-CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps values within ±3 (RealMLP-TD)
+
+
 # A value this many training scales from its feature's centre is no measurement of the training kind (a typo, another
 # unit): ``Preprocessor.far_from_training``; the clip holds it at 2.99998650, which float32 tells from 3 and from the
 # clip of 500 scales (2.9999460)
 FAR_SCALES = 1000.0
+
+
 # after log1p: a value a million times the feature's typical one, and 10 training scales beyond it, is far
 FAR_FACTOR = 1e6
+
+
 FAR_LOG_SCALES = 10.0
-# Robust scaling takes the mean and SD instead of the median and IQR for a feature where one value holds at least
-# this share of the training rows: its quartiles then fall on that value (the zeros of single-cell expression, the
-# lowest of a few score levels), and the IQR measures where the tie ends, not the spread: a marker gene expressed
-# in 30 % of the cells was divided by the small IQR of its lowest values and its expressed cells all clipped near
-# +3. Measured on the benchmark's single cells (scanpy's pbmc68k_reduced, 93 % of genes tied), 3 seeds x 5 folds:
-# balanced accuracy 0.701 against 0.675 (logistic regression 0.692); the sets without ties are unchanged. Dense
-# data only: sparse data is scaled without centring (see Preprocessor), where the SD of a zero-inflated gene
-# measured no better than its IQR or half range (the same cells' log-normalised values as a sparse .h5ad: 0.721 /
-# 0.724 against 0.729 / 0.715 over two seeds, log loss 0.421 / 0.416 against 0.413 / 0.410).
-TIED_SHARE = 0.25
-
-# Feature values beyond float32's range are refused where tables are read (limits.VALUE_LIMIT).
-# A feature whose training values span less than this is constant for float64 arithmetic: its spread would
-# be a subnormal number (a few significant bits, or 0), so scaling by it gives noise or infinities.
-TINY_SPREAD = float(np.finfo(np.float64).tiny) * 2.0**52
-# So is one whose values differ by no more than float64's rounding of their size (the same number computed
-# two ways: 0.1 + 0.2 and 0.3): scaled by that spread, any other value would be ~1e15 spreads away, and the
-# network would learn from rounding noise (scikit-learn's StandardScaler takes such a feature as constant).
-ROUNDING_SPREAD = 16 * float(np.finfo(np.float64).eps)
-
-
-def _varies(low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Whether spreads high - low (w,) (ranges, IQRs; within ±VALUE_LIMIT: no overflow) are real ones: at
-    least TINY_SPREAD and more than ROUNDING_SPREAD times the values' size."""
-    spread = high - low
-    return (spread >= TINY_SPREAD) & (spread > ROUNDING_SPREAD * np.maximum(np.abs(low), np.abs(high)))
 
 
 @dataclass
@@ -78,10 +61,12 @@ class PreprocessConfig:
 
 
 _STATE_ARRAYS = ("kept_index", "impute_values", "center", "scale", "train_mean", "train_sd")
+
+
 _STATE_VERSION = 1
 
 
-class Preprocessor:
+class Preprocessor(SparsePreprocessing):
     """log1p -> impute -> drop constant features -> top-variance filter -> centre and scale.
 
     Scaling ``standard`` gives z-scores. ``robust`` (RealMLP-TD's default) centres on the median, divides
@@ -153,7 +138,7 @@ class Preprocessor:
     def _fit(self, X, feature_names: Sequence[str], dtype, order: str = "F") -> np.ndarray | None:
         """Fit; with a `dtype`, also return the transformed training rows (n, d_kept) in it (and `order`).
 
-        Memory: X is read in blocks of columns (_BLOCK_VALUES values), each copied, log1p'd and imputed in
+        Memory: X is read in blocks of columns (blocks.BLOCK_VALUES values), each copied, log1p'd and imputed in
         place: pass 1 finds what needs every column (infinities, negative values, missing values, the
         imputation values, constant columns, the variances for --top-var), pass 2 the scaling of the kept
         columns and, for ``fit_transform``, their transformed values. Every statistic is per column and
@@ -161,7 +146,7 @@ class Preprocessor:
         """
         cfg = self.config
         names = [str(n) for n in feature_names]
-        X = _as_matrix(X)
+        X = as_matrix(X)
         if X.ndim != 2 or X.shape[1] != len(names):
             raise DataError(f"preprocessing expects a 2-D array with {len(names)} feature columns, got shape {X.shape}")
         if X.shape[0] == 0:
@@ -170,7 +155,7 @@ class Preprocessor:
         self.feature_names_in = names
         self.warnings, self.without_values = [], []
         if is_sparse(X):
-            return self._fit_sparse(_canonical_csr(X), names, dtype)
+            return self._fit_sparse(canonical_csr(X), names, dtype)
 
         # pass 1: per column, over every row. Without --top-var a block's kept columns are known as soon as
         # the block is read (the non-constant ones), so the scaling and the transformed values are made from
@@ -187,7 +172,7 @@ class Preprocessor:
         fitted = _Scaling(d) if one_pass else None  # per input column, filled for the kept ones
         out = _Output(n, d, dtype, order) if one_pass and dtype is not None else None
         scaling = _Beside()
-        for cols, B in _column_blocks(X):  # B (n, w) float64, ours
+        for cols, B in column_blocks(X):  # B (n, w) float64, ours
             # the extremes first: min and max carry a missing value (NaN) into their column's, and without one they
             # show infinities, values beyond the limit and negative values, so a block without a missing value (the
             # usual case) needs no pass of its own for those (three fewer passes of this core, which the blocks'
@@ -224,7 +209,7 @@ class Preprocessor:
             del nan_mask
             if cfg.log1p or not complete:  # (else B is as its extremes were taken)
                 low, high = B.min(axis=0), B.max(axis=0)
-            variable[cols] = _varies(low, high)
+            variable[cols] = varies(low, high)
             local = np.flatnonzero(variable[cols])
             if variances is not None:
                 variances[cols.start + local] = B[:, local].var(axis=0)
@@ -265,7 +250,7 @@ class Preprocessor:
             # pass 2 (--top-var): the kept columns' scaling, and their transformed values
             fitted = _Scaling(len(kept))
             out = None if dtype is None else _Output(n, len(kept), dtype, order)
-            for part in _kept_parts(kept, n):  # slices of `kept`
+            for part in kept_parts(kept, n):  # slices of `kept`
                 Xk = feature_block(X, slice(None), kept[part])  # (n, w) column-major, as X[:, kept]
                 if cfg.log1p:
                     np.log1p(Xk, out=Xk)
@@ -311,29 +296,29 @@ class Preprocessor:
             if low is None or high is None:
                 high, low = Xk.max(axis=0), Xk.min(axis=0)
             half_range = (high - low) / 2  # >= TINY_SPREAD / 2: constant columns are gone
-            center, scale = median, np.where(_varies(q25, q75), q75 - q25, half_range)
-            tied = _tied_columns(Xk, (q25, median, q75), scratch, candidates=equal)
+            center, scale = median, np.where(varies(q25, q75), q75 - q25, half_range)
+            tied = tied_columns(Xk, (q25, median, q75), scratch, candidates=equal)
             if tied.any():  # the quartiles fall on one value: its extent, not the spread (see TIED_SHARE)
                 # of every column (two passes, in scratch: a copy of the tied ones would stay in a thread's heap)
                 center = np.where(tied, Xk.mean(axis=0), center)
-                scale = np.where(tied, _column_sd(Xk, scratch), scale)  # > 0: constant columns are gone
+                scale = np.where(tied, column_sd(Xk, scratch), scale)  # > 0: constant columns are gone
         elif cfg.standardize:
-            center, scale = Xk.mean(axis=0), _column_sd(Xk, scratch)  # sd > 0: constant columns are gone
+            center, scale = Xk.mean(axis=0), column_sd(Xk, scratch)  # sd > 0: constant columns are gone
         # the spread before the clip, for the shift check: the SD of (x - centre) / scale, each value held within
         # ±UNCLIPPED_LIMIT as ``unclipped`` holds a new cohort's (beyond it the clip's inverse loses its digits)
         unclipped = None
         if self._clips:  # SD(x) / scale, in scratch; the few columns reaching past the limit held within it
-            unclipped = _column_sd(Xk, scratch) / scale
+            unclipped = column_sd(Xk, scratch) / scale
             far = np.flatnonzero(np.maximum(high - center, center - low) > UNCLIPPED_LIMIT * scale)
             if far.size:
                 unclipped[far] = np.clip((Xk[:, far] - center[far]) / scale[far], -UNCLIPPED_LIMIT,
                                          UNCLIPPED_LIMIT).std(axis=0)
-        _scale_in_place(Xk, center, scale, self._clips, scratch)  # robust: a huge z/IQR overflows, then clips
+        scale_in_place(Xk, center, scale, self._clips, scratch)  # robust: a huge z/IQR overflows, then clips
         offset = np.zeros(w)
         if self._clips:  # the clipped values' mean (see the class docstring), subtracted: mean 0
             offset = Xk.mean(axis=0)
             Xk -= offset
-        sd = _column_sd(Xk, scratch)
+        sd = column_sd(Xk, scratch)
         return center, scale, offset, Xk.mean(axis=0), sd, sd if unclipped is None else unclipped
 
     def _select_top_var(self, variances: np.ndarray | None, candidates: np.ndarray) -> np.ndarray:
@@ -371,7 +356,7 @@ class Preprocessor:
         dense and sparse rows of the same values give the same result."""
         if self.kept_index_ is None:
             raise RuntimeError("Preprocessor.transform called before fit")
-        X = self.check_width(_as_matrix(X))
+        X = self.check_width(as_matrix(X))
         if is_sparse(X):
             if sparse and self.center_ is not None and not np.any(self.center_):
                 if not self._offsets:
@@ -379,12 +364,12 @@ class Preprocessor:
                 return CentredRows(self._transform_sparse(X, np.float64), self.offset_, np.dtype(dtype))
             return self._transform_sparse_dense(X, dtype, order)
         kept = self.kept_index_
-        if isinstance(kept, slice) or X.shape[0] <= _rows_per_block(len(kept)):
+        if isinstance(kept, slice) or X.shape[0] <= rows_per_block(len(kept)):
             # one block (a chunk of predict, or a slice selection that transforms its scratch input in place)
             Xk = X[:, kept] if isinstance(X, np.ndarray) else feature_block(X, slice(None), kept)
             out = self._transform_in_place(np.asarray(Xk, dtype=np.float64), dtype)  # fancy indexing copies
             return np.ascontiguousarray(out) if order == "C" else out
-        n, step = X.shape[0], _rows_per_block(len(kept))
+        n, step = X.shape[0], rows_per_block(len(kept))
         out = np.empty((n, len(kept)), dtype=dtype, order=order)
         blocks = _Beside()  # each block transformed on a second core while the next is copied
         try:
@@ -426,7 +411,7 @@ class Preprocessor:
                 raise DataError(missing_message(self.kept_features, nan_mask.sum(axis=0), fitted=True))
             rows, cols = np.nonzero(nan_mask)
             Xk[rows, cols] = self.impute_values_[cols]
-        _scale_in_place(Xk, self.center_, self.scale_, self._clips, scratch)
+        scale_in_place(Xk, self.center_, self.scale_, self._clips, scratch)
         if self._offsets:
             Xk -= self.offset_
         if not self._clips:
@@ -579,7 +564,7 @@ class Preprocessor:
     def _raise_for_rows(self, X, exc: DataError) -> None:
         """The error ``_transform_in_place`` raised for one block, counted over every row of X (``exc``
         itself when it is not about negative or missing values: an input beyond the network's range)."""
-        kept, step = self.kept_index_, _rows_per_block(len(self.kept_index_))
+        kept, step = self.kept_index_, rows_per_block(len(self.kept_index_))
         negative = np.zeros(len(kept), dtype=bool)
         nan_counts = np.zeros(len(kept), dtype=np.int64)
         for i in range(0, X.shape[0], step):
@@ -598,273 +583,10 @@ class Preprocessor:
 
     # ── sparse input ─────────────────────────────────────────────────────────────────────────────────────
     #
-    # A CSR matrix's stored values are read _SPARSE_CHUNK at a time, each chunk copied to float64 (log1p'd,
+    # A CSR matrix's stored values are read SPARSE_CHUNK at a time, each chunk copied to float64 (log1p'd,
     # imputed, scaled) and dropped: the temporaries are a few chunks (8 MiB each), not copies of the whole
     # matrix. Per-column sums are accumulated with np.add.at in the stored values' order, the order in which
     # np.bincount over all of them adds, so every statistic is the number a whole-matrix pass gives.
-
-    def _fit_sparse(self, X, names: list[str], dtype=None):
-        """Fit on a CSR matrix X (n, d) from its stored values, implicit zeros counted where they matter
-        (means, SDs, ranges, quantiles); the centre is 0, the offset the scaled values' mean (see the class
-        docstring). With a `dtype`, also returns the transformed training rows (``transform(X, dtype,
-        sparse=True)``), made in the same pass as their statistics. Memory: the result and chunk temporaries; quantiles (robust scaling, median imputation)
-        read a block of columns at a time."""
-        cfg = self.config
-        n, d = X.shape
-        data, cols = X.data, X.indices
-        spans = list(_spans(X.indptr[-1]))
-        infinite = np.zeros(d, dtype=bool)
-        for a, b in spans:
-            inf = np.isinf(data[a:b])
-            if inf.any():
-                infinite[cols[a:b][inf]] = True
-        if infinite.any():
-            raise DataError(f"feature columns hold infinite values: {quoted(np.asarray(names)[infinite])}; replace them")
-        for a, b in spans:
-            at = first_beyond_limit(data[a:b].reshape(1, -1))
-            if at is not None:
-                k = a + at[1]
-                raise DataError(value_limit_message("feature column", names[int(cols[k])], data[k],
-                                                    f"training row {_row_of(X.indptr, k) + 1}"))
-        # pass 1: negative values under log1p, missing values (and the sums for mean imputation)
-        negative = np.zeros(d, dtype=bool)
-        nan_counts = np.zeros(d, dtype=np.int64)
-        nonzero_counts = np.zeros(d, dtype=np.int64)  # stored values other than 0 (NaN included: not a 0)
-        present_sums = np.zeros(d) if cfg.impute in ("mean", "min") else None
-        present_range = (np.full(d, np.inf), np.full(d, -np.inf))  # of the stored values (mean, min imputation)
-        for a, b in spans:
-            raw, c = data[a:b], cols[a:b]
-            nonzero_counts += np.bincount(c[raw != 0], minlength=d)
-            if cfg.log1p:
-                neg = raw < 0  # NaN compares False
-                if neg.any():
-                    negative[c[neg]] = True
-            nan = np.isnan(raw)
-            if nan.any():
-                nan_counts += np.bincount(c[nan], minlength=d)
-            if present_sums is not None and not negative.any():
-                v = _stored_values(raw, cfg.log1p)
-                np.add.at(present_sums, c[~nan], v[~nan])
-                np.fmin.at(present_range[0], c, v)  # fmin, fmax: NaN ignored
-                np.fmax.at(present_range[1], c, v)
-        if negative.any():
-            raise DataError(negative_message(names, negative, _first_negative_min(X, negative)))
-        if cfg.impute is None and nan_counts.any():
-            raise DataError(missing_message(names, nan_counts, " (counted in the training rows)"))
-        impute_values = np.full(d, np.nan)
-        if cfg.impute is not None:
-            if cfg.impute == "zero":
-                impute_values = np.zeros(d)
-            elif cfg.impute == "min":  # the smallest value measured, implicit zeros included
-                implicit = np.bincount(cols[:X.indptr[-1]], minlength=d) < n
-                impute_values = np.where(implicit, np.minimum(present_range[0], 0.0), present_range[0])
-            elif cfg.impute == "mean":
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    impute_values = present_sums / (n - nan_counts)
-                # within the present values' range, implicit zeros included (as for dense data: an ulp
-                # beside equal values, the mean would make a constant column vary)
-                implicit = np.bincount(cols[:X.indptr[-1]], minlength=d) < n  # columns with implicit zeros
-                low = np.where(implicit, np.minimum(present_range[0], 0.0), present_range[0])
-                high = np.where(implicit, np.maximum(present_range[1], 0.0), present_range[1])
-                impute_values = np.clip(impute_values, low, high)
-            else:
-                impute_values = _sparse_column_quantiles(X, np.arange(d), [50.0], cfg.log1p, None, skip_nan=True)[0]
-            empty = nan_counts == n
-            impute_values[empty] = 0.0
-            if empty.any():
-                self.without_values = [str(v) for v in np.asarray(names)[empty]]
-                self.warnings.append(empty_message(self.without_values))
-        fill = impute_values if nan_counts.any() else None  # by input column
-
-        # pass 2: stored values per column, sums, ranges (implicit zeros included); pass 3: variances
-        stored = np.zeros(d, dtype=np.int64)
-        sums, top, bottom = np.zeros(d), np.full(d, -np.inf), np.full(d, np.inf)
-        for a, b in spans:
-            c, v = cols[a:b], _stored_values(data[a:b], cfg.log1p, fill, cols[a:b])
-            stored += np.bincount(c, minlength=d)
-            np.add.at(sums, c, v)
-            np.maximum.at(top, c, v)
-            np.minimum.at(bottom, c, v)
-        has_zeros = stored < n
-        top = np.where(has_zeros, np.maximum(top, 0.0), top)
-        bottom = np.where(has_zeros, np.minimum(bottom, 0.0), bottom)
-        variable = _varies(bottom, top)
-        mean = sums / n
-        squares = np.zeros(d)
-        for a, b in spans:
-            c, v = cols[a:b], _stored_values(data[a:b], cfg.log1p, fill, cols[a:b])
-            v -= mean[c]
-            np.multiply(v, v, out=v)
-            np.add.at(squares, c, v)
-        variances = (squares + (n - stored) * mean ** 2) / n
-
-        self.dropped_constant = [names[j] for j in np.flatnonzero(~variable)]
-        if self.constant_only:  # (the features without a value are said apart, above)
-            self.warnings.append(constant_message(self.constant_only))
-        if not variable.any():
-            raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
-        kept = self._select_top_var(variances if cfg.top_var is not None else None, np.flatnonzero(variable))
-
-        d_kept = len(kept)
-        center, scale = np.zeros(d_kept), np.ones(d_kept)
-        if cfg.standardize:
-            half_range = (top[kept] - bottom[kept]) / 2  # >= TINY_SPREAD / 2: constant columns are gone
-            if cfg.scaling == "robust":
-                q25, q75 = _sparse_column_quantiles(X, kept, [25.0, 75.0], cfg.log1p, fill)
-                scale = np.where(_varies(q25, q75), q75 - q25, half_range)
-            else:
-                sd = np.sqrt(variances[kept])
-                scale = np.where(sd > 0, sd, half_range)  # an SD below 1e-154 squares to 0
-        self.center_, self.scale_, self.offset_ = center, scale, np.zeros(d_kept)  # the offset comes below
-        # before the clip (robust scaling), for the shift check: the centre is 0; each value within ±UNCLIPPED_LIMIT
-        self.train_sd_unclipped_ = self._sparse_unclipped_sd(X, kept, scale, fill, spans) if self._clips else None
-        self.kept_index_ = kept.astype(np.int64)
-        self.impute_values_ = impute_values[kept]
-        self.kept_features = [names[j] for j in kept]
-        self.train_zero_share_, self.train_rows_ = (n - nonzero_counts[kept]) / n, n
-
-        # statistics of the transformed training values (the shift check's reference), and the result
-        position = np.full(d, -1, dtype=np.int64)
-        position[kept] = np.arange(d_kept)
-        # standardised: centred by the offset as densified, from float64 values (``training.CentredRows``)
-        out = None if dtype is None else _SparseResult(X, position, int(stored[kept].sum()), d_kept,
-                                                        np.float64 if cfg.standardize else dtype)
-        z_sums = np.zeros(d_kept)
-        for a, b, k, Z in self._scaled_chunks(X, position, spans):
-            np.add.at(z_sums, k, Z)
-            if out is not None:
-                self._check_sparse_limit(Z, k, X, a, b, position)
-                out.put(a, b, k, Z)
-        train_mean = z_sums / n
-        z_squares = np.zeros(d_kept)
-        for _, _, k, Z in self._scaled_chunks(X, position, spans):
-            Z -= train_mean[k]
-            np.multiply(Z, Z, out=Z)
-            np.add.at(z_squares, k, Z)
-        zeros = n - stored[kept]
-        self.train_sd_ = np.sqrt((z_squares + zeros * train_mean ** 2) / n)
-        if cfg.standardize:  # centred by the offset (see the class docstring): mean 0 on the training rows
-            self.offset_, self.train_mean_ = train_mean, np.zeros(d_kept)
-        else:
-            self.train_mean_ = train_mean
-        if out is None:
-            return None
-        if self._offsets:
-            return CentredRows(out.matrix(), self.offset_, np.dtype(dtype))
-        return out.matrix().astype(dtype, copy=False)  # an offset of 0: no column varies
-
-    def _sparse_unclipped_sd(self, X, kept: np.ndarray, scale: np.ndarray, fill, spans) -> np.ndarray:
-        """(d_kept,) the SDs of a CSR X's kept columns divided by ``scale`` (the centre is 0), implicit zeros
-        counted, each value held within ±UNCLIPPED_LIMIT (``unclipped``)."""
-        d_kept, n = len(kept), X.shape[0]
-        position = np.full(X.shape[1], -1, dtype=np.int64)
-        position[kept] = np.arange(d_kept)
-        sums, squares = np.zeros(d_kept), np.zeros(d_kept)
-        for a, b in spans:
-            k = position[X.indices[a:b]]
-            mine = k >= 0
-            v = _stored_values(X.data[a:b], self.config.log1p, fill, X.indices[a:b])[mine]
-            u = np.clip(v / scale[k[mine]], -UNCLIPPED_LIMIT, UNCLIPPED_LIMIT)
-            # value by value in storage order (np.add.at), so the sums do not depend on the chunks' size
-            np.add.at(sums, k[mine], u)
-            np.add.at(squares, k[mine], u * u)
-        mean = sums / n
-        return np.sqrt(np.maximum(squares / n - mean ** 2, 0.0))
-
-    def _scaled_chunks(self, X, position: np.ndarray, spans):
-        """(a, b, k, Z) per chunk a..b of X's stored values: the kept ones' kept-column indices k (m,) and their
-        transformed values Z (m,) float64 (log1p, imputation, scaling without centring, the robust clip), as
-        the fitted parameters give them."""
-        data, cols = X.data, X.indices
-        every = bool(np.all(position >= 0))
-        for a, b in spans:
-            k = position[cols[a:b]]
-            raw = data[a:b]
-            if not every:
-                used = k >= 0
-                k, raw = k[used], raw[used]
-            Z = raw.astype(np.float64)
-            if self.config.log1p:
-                np.log1p(Z, out=Z)
-            nan = np.isnan(Z)
-            if nan.any():
-                Z[nan] = self.impute_values_[k[nan]]
-            _scale_in_place(Z, 0.0, self.scale_[k], self._clips)
-            yield a, b, k, Z
-
-    def _check_sparse_limit(self, Z: np.ndarray, k: np.ndarray, X, a: int, b: int, position: np.ndarray) -> None:
-        """Unclipped network inputs beyond ±VALUE_LIMIT (``_check_inputs``) among a chunk's transformed stored
-        values Z (kept columns k), the chunk starting at X's stored value a: the error names the row."""
-        if self._clips or not Z.size or (Z.max() <= VALUE_LIMIT and Z.min() >= -VALUE_LIMIT):
-            return
-        j = int(np.flatnonzero(np.abs(Z) > VALUE_LIMIT)[0])
-        stored = a + int(np.flatnonzero(position[X.indices[a:b]] >= 0)[j])  # the chunk's j-th kept value
-        i = _row_of(X.indptr, stored)
-        row = np.zeros((1, len(self.kept_features)))
-        row[0, k[j]] = Z[j]
-        try:
-            self._check_inputs(row)
-        except DataError as exc:
-            raise DataError(str(exc).replace("row 1 of the 1 rows transformed",
-                                             f"row {i + 1} of the {X.shape[0]} rows transformed")) from None
-
-    def _kept_position(self) -> np.ndarray:
-        """(d_in,) each input column's kept-column index, -1 where dropped."""
-        position = np.full(self.n_features_in, -1, dtype=np.int64)
-        position[self.kept_index_] = np.arange(len(self.kept_index_))
-        return position
-
-    def _transform_sparse(self, X, dtype):
-        """CSR (n, d_in) -> CSR (n, d_kept) of `dtype`, transforming the stored values only (the fitted
-        transformation maps 0 to 0), a chunk at a time into the result. Negative values under log1p and
-        missing values without --impute are DataErrors counted over every row, as for dense input."""
-        X = _canonical_csr(X)
-        position = self._kept_position()
-        self._check_sparse(X, position)
-        kept_stored = X.indptr[-1] if np.all(position >= 0) else int(np.count_nonzero(position[X.indices] >= 0))
-        out = _SparseResult(X, position, kept_stored, len(self.kept_features), dtype)
-        for a, b, k, Z in self._scaled_chunks(X, position, _spans(X.indptr[-1])):
-            self._check_sparse_limit(Z, k, X, a, b, position)
-            out.put(a, b, k, Z)
-        return out.matrix()
-
-    def _transform_sparse_dense(self, X, dtype, order: str) -> np.ndarray:
-        """A sparse X transformed into a dense (n, d_kept) result, block by block through the dense code (the
-        same arithmetic as dense rows of the same values); the blocks' errors counted over every row. Each
-        block's kept columns are taken from its rows only (no copy of the whole matrix)."""
-        X = X.tocsr()
-        self._check_sparse(X, self._kept_position())
-        n, width = X.shape[0], len(self.kept_features)
-        step = _rows_per_block(width)
-        out = np.empty((n, width), dtype=dtype, order=order)
-        for i in range(0, n, step):
-            block = X[i:i + step][:, self.kept_index_].toarray().astype(np.float64, copy=False)
-            out[i:i + step] = self._transform_in_place(block, dtype)
-        return out
-
-    def _check_sparse(self, X, position: np.ndarray) -> None:
-        """Negative values under log1p, missing values without --impute: DataErrors over every stored value
-        of the kept columns (`position`: each input column's kept index, -1 where dropped)."""
-        d_kept = len(self.kept_features)
-        negative = np.zeros(d_kept, dtype=bool)
-        nan_counts = np.zeros(d_kept, dtype=np.int64)
-        for a, b in _spans(X.indptr[-1]):
-            k, raw = position[X.indices[a:b]], X.data[a:b]
-            if self.config.log1p:
-                neg = (raw < 0) & (k >= 0)
-                if neg.any():
-                    negative[k[neg]] = True
-            if self.config.impute is None:
-                nan = np.isnan(raw) & (k >= 0)
-                if nan.any():
-                    nan_counts += np.bincount(k[nan], minlength=d_kept)
-        if negative.any():
-            first = int(self.kept_index_[np.flatnonzero(negative)[0]])
-            by_input = np.zeros(self.n_features_in, dtype=bool)
-            by_input[first] = True
-            raise DataError(negative_message(self.kept_features, negative, _first_negative_min(X, by_input)))
-        if nan_counts.any():
-            raise DataError(missing_message(self.kept_features, nan_counts, fitted=True))
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) for the model file; arrays are plain numeric, loadable without pickle."""
@@ -952,18 +674,6 @@ class Preprocessor:
         return pre
 
 
-# Robust scaling's quartiles are read from QUARTILE_ROWS training rows drawn at random when there are twice as
-# many or more (``quartile_rows``): the partitions of every row were half the dense preprocessing (0.46 of 1.04
-# CPU seconds at 6,400 x 5,000); an IQR from 2,048 random rows is within ~2 % of the whole column's (its standard
-# error for normal values), far below what the scaling has to be right to. Earlier models: every row.
-QUARTILE_ROWS = 2048
-
-# The values before the robust clip that the shift check's spread test compares (``Preprocessor.unclipped``, the
-# training SDs) are held within ±UNCLIPPED_LIMIT scales: the clip's inverse is exact to ~1e-4 there from float32
-# inputs, and a value 1e12 IQRs out came back as inf (an SD ratio of inf for a gene as far out in training)
-UNCLIPPED_LIMIT = 100.0
-
-
 class _Scaling:
     """The fitted scaling of d columns, filled a block of columns at a time."""
 
@@ -974,49 +684,6 @@ class _Scaling:
     def put(self, where, values: tuple[np.ndarray, ...]) -> None:
         (self.center[where], self.scale[where], self.offset[where], self.mean[where], self.sd[where],
          self.sd_unclipped[where]) = values
-
-
-EMPTY_WORDS = "features have no values on the training rows"
-EMPTY_WORDS_MEMBERS = "features have no values on a member's training rows"
-
-
-def _per_member(names: Sequence[str], per_member: Sequence[int] | None) -> str | None:
-    """"2–5 per member (5 members), 8 in all" when an ensemble's members differ in how many of ``names`` (their union)
-    each had; None when there is one count, that of every name (one network, or members alike)."""
-    if per_member is None or len(set(per_member)) == 1 and per_member[0] == len(names):
-        return None
-    low, high = min(per_member), max(per_member)
-    each = f"{low}" if low == high else f"{low}–{high}"
-    return f"{each} per member ({len(per_member)} members), {len(names)} in all"
-
-
-def empty_message(names: Sequence[str], per_member: Sequence[int] | None = None) -> str:
-    """The warning for feature columns missing in every training row (with --impute: filled with 0, constant, and
-    dropped); ``per_member``: how many each member of an ensemble had, when ``names`` is their union."""
-    counted = _per_member(names, per_member)
-    if counted is None:
-        return f"{len(names)} {EMPTY_WORDS}: {quoted(list(names))}"
-    return f"{EMPTY_WORDS_MEMBERS}: {counted}: {quoted(list(names))} (dropped there as constant)"
-
-
-def is_empty_message(text: str) -> bool:
-    """Whether ``text`` is an ``empty_message`` warning."""
-    return EMPTY_WORDS in text or EMPTY_WORDS_MEMBERS in text
-
-
-def is_constant_message(text: str) -> bool:
-    """Whether ``text`` is a ``constant_message`` warning."""
-    return text.startswith("dropped ") and "features constant on the training rows" in text
-
-
-def constant_message(dropped: Sequence[str], per_member: Sequence[int] | None = None) -> str:
-    """The warning for features dropped as constant on the training rows (``Preprocessor.dropped_constant``);
-    ``per_member``: how many each member of an ensemble dropped, when ``dropped`` is their union (the members'
-    training rows differ, and so do their constant features: one warning for all of them, not one each)."""
-    counted = _per_member(dropped, per_member)
-    if counted is None:
-        return f"dropped {len(dropped)} features constant on the training rows: {quoted(list(dropped))}"
-    return f"dropped features constant on the training rows: {counted}: {quoted(list(dropped))}"
 
 
 class _Beside:
@@ -1084,8 +751,8 @@ class _Output:
         if self.order == "C" and not Z.flags.c_contiguous:
             # a column-major block into row-major rows: a tile of rows at a time stays in the CPU caches
             # (measured: half the time of one strided copy, 8,000 x 5,000)
-            for r in range(0, Z.shape[0], _TILE_ROWS):
-                self.matrix[r:r + _TILE_ROWS, where] = Z[r:r + _TILE_ROWS]
+            for r in range(0, Z.shape[0], TILE_ROWS):
+                self.matrix[r:r + TILE_ROWS, where] = Z[r:r + TILE_ROWS]
         else:
             self.matrix[:, where] = Z
 
@@ -1102,360 +769,13 @@ class _Output:
                 if to != j:
                     flat[to * n:(to + 1) * n] = flat[j * n:(j + 1) * n]
         else:  # row by row (a block at a time): row i's kept values land at or before where row i starts
-            step = _rows_per_block(d)
+            step = rows_per_block(d)
             for i in range(0, n, step):
                 rows = M[i:i + step][:, kept]  # a copy, taken before anything is written over these rows
                 flat[i * k:i * k + rows.size] = rows.ravel()
         del M, self.matrix
         self.buffer.resize(n * k, refcheck=False)  # the tail goes back to the system
         return self.buffer.reshape((n, k), order=self.order)
-
-
-def _tied_columns(X: np.ndarray, quartiles: Sequence[np.ndarray], scratch: np.ndarray | None = None,
-                  candidates: np.ndarray | None = None) -> np.ndarray:
-    """(w,) bool: the columns of X (n, w) where the value at a quartile (q25, median or q75, each (w,)) holds at
-    least TIED_SHARE of the rows. Any value that holds more than a quarter of the rows (plus two) lies at a
-    quartile, between two equal order statistics, so these are the columns whose quartiles mark where a tie
-    ends (zero-inflated counts, scores on a few levels, scaled single cells). candidates: (w,) bool, the columns
-    with equal order statistics around a quartile (``column_percentiles``); the others are not counted (no pass
-    over continuous data). scratch: work space of X's shape (its first n x w bytes hold the comparisons), or None."""
-    if candidates is not None and not candidates.all():  # (all of them: counted below, in scratch)
-        tied = np.zeros(X.shape[1], dtype=bool)
-        if candidates.any():
-            local = np.flatnonzero(candidates)
-            tied[local] = _tied_columns(X[:, local], [q[local] for q in quartiles])
-        return tied
-    n, w = X.shape
-    if scratch is not None and scratch.flags.f_contiguous == X.flags.f_contiguous:
-        order = "F" if X.flags.f_contiguous else "C"
-        equal = scratch.reshape(-1, order="A").view(np.bool_)[:n * w].reshape((n, w), order=order)
-    else:
-        equal = np.empty((n, w), dtype=bool)
-    most = np.zeros(w, dtype=np.int64)
-    for q in quartiles:
-        np.equal(X, q, out=equal)
-        np.maximum(most, np.count_nonzero(equal, axis=0), out=most)
-    return most >= TIED_SHARE * n
-
-
-def _scale_in_place(Z: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: bool,
-                    scratch: np.ndarray | None = None) -> None:
-    """Z (n, d) <- (Z - center) / scale, then the robust smooth clip when ``clip`` (``scratch``: its work space,
-    as ``_smooth_clip``). A quotient beyond float64 (a value absurdly far outside a feature's training spread)
-    becomes ±inf without a warning; clipping maps it to ±CLIP_AT, and unclipped callers check the result."""
-    events: list[str] = []
-    with np.errstate(over="call", divide="call", invalid="call", call=lambda kind, flag: events.append(kind)):
-        Z -= center
-        Z /= scale
-    if clip:
-        if events:
-            big = np.finfo(np.float64).max
-            np.clip(Z, -big, big, out=Z)  # ±inf -> ±max, keeping the sign for the clip
-        _smooth_clip(Z, scratch)
-
-
-def _smooth_clip(Z: np.ndarray, scratch: np.ndarray | None = None) -> None:
-    """In place: z / sqrt(1 + (z / CLIP_AT)^2), smooth, monotone, within ±CLIP_AT; Z must be finite.
-    scratch: an array of Z's shape (and layout) to work in, instead of a new one.
-
-    For |z| beyond ~4e154 the square overflows and z / inf gives ±0, where the exact value is ±CLIP_AT to
-    float64 precision: those entries are set to it (found only when an overflow happened, so the usual
-    case costs no extra pass)."""
-    overflowed: list[str] = []
-    with np.errstate(over="call", call=lambda kind, flag: overflowed.append(kind)):
-        T = np.divide(Z, CLIP_AT, out=scratch)
-        np.square(T, out=T)
-        T += 1.0
-        np.sqrt(T, out=T)
-        Z /= T  # finite / inf = ±0, the sign of z kept
-    if overflowed:
-        huge = np.isinf(T)
-        Z[huge] = np.copysign(CLIP_AT, Z[huge])
-
-
-def _column_sd(X: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
-    """Per-column standard deviation (d,) of X (n, d), X.std(axis=0) except where the deviations are so small
-    that their squares leave float64's normal range (SD below 1e-150): those columns are computed on
-    deviations divided by their largest magnitude, then scaled back, so the result is not 0 or subnormal
-    noise. scratch: an array of X's shape and layout for the deviations (``_std``)."""
-    sd = X.std(axis=0) if scratch is None else _std(X, scratch)
-    small = np.flatnonzero(sd < 1e-150)
-    if small.size:
-        D = X[:, small] - X[:, small].mean(axis=0)
-        m = np.abs(D).max(axis=0)
-        m[m == 0] = 1.0
-        sd[small] = m * (D / m).std(axis=0)
-    return sd
-
-
-def _std(X: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """X.std(axis=0) of X (n, d), the same numbers (numpy's steps: the mean kept as (1, d), the deviations,
-    squared, summed, divided by n, the root), with the deviations in ``scratch`` (X's shape and layout, so
-    they are summed in the same order) instead of a new array."""
-    n = X.shape[0]
-    mean = np.add.reduce(X, axis=0, keepdims=True)
-    np.true_divide(mean, n, out=mean, casting="unsafe")
-    np.subtract(X, mean, out=scratch)
-    np.square(scratch, out=scratch)
-    var = np.add.reduce(scratch, axis=0)
-    np.true_divide(var, n, out=var, casting="unsafe")
-    return np.sqrt(var, out=var)
-
-
-def quartile_rows(n: int) -> np.ndarray | None:
-    """The rows (sorted indices) of n training rows that robust scaling's quartiles are read from: QUARTILE_ROWS
-    of them drawn at random with a fixed seed (the same rows for every column and every run) from
-    2 x QUARTILE_ROWS rows on, else None (all of them). At random, not every k-th row: tables come ordered
-    (paired normal / tumour rows, one patient's samples together, sorted by class), and rows of one phase of
-    such a pattern gave a marker feature the normal rows' median and IQR (0.01 and 1.36 where all rows give
-    1.95 and 3.95)."""
-    if n < 2 * QUARTILE_ROWS:
-        return None
-    return _random_rows(n, QUARTILE_ROWS)
-
-
-@functools.lru_cache(maxsize=4)
-def _random_rows(n: int, m: int) -> np.ndarray:
-    """m of n row indices, sorted, drawn with seed 0; cached (read-only): every column block of a fit asks for the
-    same rows (31 draws of 0.6 ms each at 6,400 x 5,000)."""
-    rows = np.sort(np.random.default_rng(0).choice(n, m, replace=False))
-    rows.flags.writeable = False
-    return rows
-
-
-def column_percentiles(X: np.ndarray, qs: Sequence[float], scratch: np.ndarray | None = None,
-                       neighbours_equal: bool = False, rows: np.ndarray | None = None):
-    """``np.percentile(X, qs, axis=0)`` (linear interpolation) of X (n, d) without missing values: (k, d),
-    the same numbers, in about half the time. np.percentile partitions a copy of X at the order statistics
-    the percentiles need and also at the first and last (the minimum, the maximum, to find NaN); here only at
-    those needed, then numpy's interpolation formula (``_lerp``) is applied to them as numpy applies it
-    (tests/test_memory_time.py compares the two bit for bit). scratch: an array of X's shape and layout that
-    is partitioned instead of a copy of X. neighbours_equal: also return, per column, whether the two order
-    statistics some percentile is interpolated between are equal (a tie there: ``_tied_columns``).
-    rows: the percentiles of X[rows] instead (m row indices), gathered into the first m x d values of scratch
-    (a copy of its own without scratch)."""
-    if rows is not None:
-        m, d = len(rows), X.shape[1]
-        if scratch is not None and scratch.size >= m * d and scratch.dtype == np.float64:
-            P = scratch.reshape(-1, order="A")[:m * d].reshape((m, d), order="F")
-            # column by column for column-major X (its transpose's rows: 6 times faster than taking X's rows,
-            # 0.013 against 0.077 s for 31 blocks of 6,400 x 164); mode "raise" would buffer the result
-            if X.flags.f_contiguous:
-                np.take(X.T, rows, axis=1, out=P.T, mode="clip")
-            else:
-                np.take(X, rows, axis=0, out=P, mode="clip")
-        else:
-            P = np.array(X[rows], dtype=np.float64, order="F")  # fancy indexing: a copy, never X itself
-        return column_percentiles(P, qs, P, neighbours_equal)
-    n = X.shape[0]
-    q = np.asarray(qs, dtype=np.float64) / 100.0
-    virtual = (n - 1) * q  # numpy's virtual index of method "linear"
-    previous = np.floor(virtual)
-    gamma = virtual - previous
-    last = virtual >= n - 1  # numpy takes the maximum there
-    lo = np.where(last, n - 1, previous).astype(np.intp)
-    hi = np.where(last, n - 1, previous + 1).astype(np.intp)
-    if scratch is None:
-        P = np.array(X, dtype=np.float64, order="F" if X.flags.f_contiguous else "C")  # ours to partition
-    else:  # X's shape and layout
-        P = scratch
-        if P is not X:
-            np.copyto(P, X)
-    # sorted, not partitioned: the same order statistics, and NumPy's vectorised sort (along contiguous
-    # values) took 0.08 s for a 6,400 x 5,000 fit's 31 blocks of 2,048 rows where a partition at six
-    # positions took 0.30 s
-    (P.T if P.flags.f_contiguous else P).sort(axis=1 if P.flags.f_contiguous else 0)
-    out = np.empty((len(q), X.shape[1]))
-    for i in range(len(q)):
-        a, b = P[lo[i]], P[hi[i]]
-        diff = b - a
-        out[i] = b - diff * (1.0 - gamma[i]) if gamma[i] >= 0.5 else a + diff * gamma[i]
-    if neighbours_equal:  # the two order statistics each percentile lies between, equal in some: (d,) bool
-        return out, np.logical_or.reduce([P[lo[i]] == P[hi[i]] for i in range(len(q))])
-    return out
-
-
-def _sparse_quantiles(C, n: int, columns: np.ndarray, qs: Sequence[float], skip_nan: bool = False) -> np.ndarray:
-    """Percentiles `qs` (k,) of the whole columns `columns` of a CSC matrix C with n rows, implicit zeros
-    included, as np.percentile (linear interpolation) gives them on the dense column: (k, len(columns)).
-    skip_nan: missing values are left out (a column without any value gives NaN)."""
-    out = np.empty((len(qs), len(columns)))
-    fractions = np.asarray(qs, dtype=np.float64) / 100.0
-    for i, j in enumerate(np.asarray(columns).tolist()):
-        s = np.sort(C.data[C.indptr[j]:C.indptr[j + 1]])  # NaN sort last
-        missing = int(np.isnan(s).sum()) if skip_nan else 0
-        if missing:
-            s = s[:len(s) - missing]
-        z = n - missing - len(s)  # implicit zeros
-        total = len(s) + z
-        if total == 0:
-            out[:, i] = np.nan
-            continue
-        if not len(s):
-            out[:, i] = 0.0
-            continue
-        negative = int(np.searchsorted(s, 0.0, side="left"))
-        pos = fractions * (total - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, total - 1)
-        last = len(s) - 1
-
-        def at(r: np.ndarray) -> np.ndarray:  # the r-th smallest value of the whole column (zeros in place)
-            return np.where(r < negative, s[np.minimum(r, last)],
-                            np.where(r < negative + z, 0.0, s[np.clip(r - z, 0, last)]))
-
-        a, b = at(lo), at(hi)
-        out[:, i] = a + (b - a) * (pos - lo)
-    return out
-
-
-# ── sparse helpers ───────────────────────────────────────────────────────────────────────────────────────
-
-# Stored values of a sparse matrix handled at a time: 8 MiB per float64 temporary.
-_SPARSE_CHUNK = 1 << 20
-
-
-def _spans(nnz: int) -> list[tuple[int, int]]:
-    """(a, b) ranges of _SPARSE_CHUNK stored values covering 0..nnz."""
-    nnz = int(nnz)
-    return [(a, min(nnz, a + _SPARSE_CHUNK)) for a in range(0, nnz, _SPARSE_CHUNK)]
-
-
-def _row_of(indptr: np.ndarray, k: int) -> int:
-    """The row of a CSR matrix's k-th stored value."""
-    return int(np.searchsorted(indptr, k, side="right") - 1)
-
-
-def _stored_values(raw: np.ndarray, log1p: bool, fill: np.ndarray | None = None,
-                   cols: np.ndarray | None = None) -> np.ndarray:
-    """Stored values (m,) as the fit sees them: a float64 copy, log1p'd, missing ones imputed from `fill`
-    (per input column, with the values' columns `cols`)."""
-    v = raw.astype(np.float64)
-    if log1p:
-        np.log1p(v, out=v)
-    if fill is not None:
-        nan = np.isnan(v)
-        if nan.any():
-            v[nan] = fill[cols[nan]]
-    return v
-
-
-def _first_negative_min(X, negative: np.ndarray) -> float:
-    """The smallest stored value of the first column flagged in `negative` (d,) (one that holds negatives)."""
-    first = int(np.flatnonzero(negative)[0])
-    lowest = np.inf
-    for a, b in _spans(X.indptr[-1]):
-        raw = X.data[a:b]
-        here = (X.indices[a:b] == first) & (raw < 0)
-        if here.any():
-            lowest = min(lowest, float(raw[here].min()))
-    return lowest
-
-
-class _SparseResult:
-    """The transformed CSR matrix (n, d_kept) of `dtype`, filled a chunk of X's stored values at a time:
-    `put(a, b, k, Z)` writes the kept ones among X's stored values a..b (their kept columns k, values Z)."""
-
-    def __init__(self, X, position: np.ndarray, n_kept_stored: int, d_kept: int, dtype):
-        self.X, self.position, self.d_kept = X, position, d_kept
-        self.every = bool(np.all(position >= 0))
-        self.data = np.empty(n_kept_stored, dtype=dtype)
-        self.indices = np.empty(n_kept_stored, dtype=X.indices.dtype)
-        self.indptr = X.indptr.copy() if self.every else np.zeros_like(X.indptr)
-        self.filled = 0
-
-    def put(self, a: int, b: int, k: np.ndarray, Z: np.ndarray) -> None:
-        m = len(k)
-        self.data[self.filled:self.filled + m] = Z
-        self.indices[self.filled:self.filled + m] = k
-        if not self.every:  # indptr[i]: kept stored values before row i's first stored value
-            indptr = self.X.indptr
-            kept = np.cumsum(self.position[self.X.indices[a:b]] >= 0) + self.filled
-            lo, hi = np.searchsorted(indptr, [a, b], side="right")
-            self.indptr[lo:hi] = kept[indptr[lo:hi] - a - 1]
-        self.filled += m
-
-    def matrix(self):
-        import scipy.sparse as sp
-
-        out = sp.csr_matrix((self.data, self.indices, self.indptr), shape=(self.X.shape[0], self.d_kept))
-        out.has_sorted_indices = self.X.has_sorted_indices  # kept columns keep their order
-        return out
-
-
-def _sparse_column_quantiles(X, columns: np.ndarray, qs: Sequence[float], log1p: bool, fill: np.ndarray | None,
-                             skip_nan: bool = False) -> np.ndarray:
-    """``_sparse_quantiles`` (k, len(columns)) of X's `columns` (input column indices) with the values as the
-    fit sees them (``_stored_values``), a block of columns of about 2 _BLOCK_VALUES stored values at a time
-    in column order (CSC), so the column-ordered copy stays a block's (~50 MB)."""
-    import scipy.sparse as sp
-
-    n = X.shape[0]
-    columns = np.asarray(columns, dtype=np.int64)
-    per_column = np.zeros(X.shape[1], dtype=np.int64)
-    for a, b in _spans(X.indptr[-1]):
-        per_column += np.bincount(X.indices[a:b], minlength=X.shape[1])
-    out = np.empty((len(qs), len(columns)))
-    start = 0
-    while start < len(columns):
-        sizes = np.cumsum(per_column[columns[start:]])
-        stop = start + max(1, int(np.searchsorted(sizes, 2 * _BLOCK_VALUES, side="right")))
-        block = columns[start:stop]
-        sub = X[:, block]  # CSR of the block's columns (sorted `columns`: their order kept)
-        v = _stored_values(sub.data, log1p, None if fill is None else fill[block], sub.indices)
-        C = sp.csr_matrix((v, sub.indices, sub.indptr), shape=(n, len(block))).tocsc()
-        del sub, v
-        out[:, start:stop] = _sparse_quantiles(C, n, np.arange(len(block)), qs, skip_nan=skip_nan)
-        start = stop
-    return out
-
-
-# Values per block of columns or rows that the preprocessing works on at a time (8 MiB of float64). Each
-# statistic is per column, so the block size changes no result; a block's temporaries (its float64 copy,
-# the column-major copy, the copy np.percentile partitions, the clip's) come to ~5 blocks, 40 MB.
-_BLOCK_VALUES = 1 << 20
-
-
-def _canonical_csr(X):
-    """X as CSR with one stored value per position: entries repeated at a position (a matrix built by hand
-    from data/indices/indptr) are summed, as a dense copy sums them, in a copy (the caller's matrix is left
-    as it is). The sparse code works on the stored values, and log1p of two halves is not log1p of the sum."""
-    X = X.tocsr()
-    if not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()
-    return X
-
-
-def _as_matrix(X):
-    """X as the preprocessing reads it: an ndarray, a RowView or a sparse matrix as it is, anything else as
-    float64."""
-    return X if isinstance(X, (np.ndarray, RowView)) or is_sparse(X) else np.asarray(X, dtype=np.float64)
-
-
-def _column_blocks(X):
-    """(columns slice, float64 copy of X[:, columns] (n, w) in X's layout) for consecutive blocks of columns."""
-    n, d = X.shape
-    # at least two columns: numpy sums a single column (contiguous) pairwise but the columns of a wider
-    # row-major block one row after the other, as it does the whole matrix's
-    width = max(2, _BLOCK_VALUES // max(1, n))
-    for j in range(0, d, width):
-        cols = slice(j, min(d, j + width))
-        yield cols, feature_block(X, slice(None), cols)
-
-
-def _kept_parts(kept: np.ndarray, n: int):
-    """Slices of the kept columns' list, each of about _BLOCK_VALUES values over n rows."""
-    width = max(1, _BLOCK_VALUES // max(1, n))
-    for j in range(0, len(kept), width):
-        yield slice(j, min(len(kept), j + width))
-
-
-_TILE_ROWS = 128  # rows per tile when a column-major block is copied into row-major rows
-
-
-def _rows_per_block(d: int) -> int:
-    return max(1, _BLOCK_VALUES // max(1, d))
 
 
 def _fill(X: np.ndarray, values: np.ndarray) -> None:
@@ -1487,48 +807,4 @@ def _fill_missing(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray, m
     if nan_counts.any():
         rows, cols = np.nonzero(nan_mask)
         X[rows, cols] = values[cols]
-    return values
-
-
-def check_non_negative(X: np.ndarray, names: Sequence[str]) -> None:
-    negative = (X < 0).any(axis=0)  # NaN compares False, so missing values pass
-    if negative.any():
-        raise DataError(negative_message(names, negative, float(np.nanmin(X[:, np.flatnonzero(negative)[0]]))))
-
-
-def negative_message(names: Sequence[str], negative: np.ndarray, first_min: float) -> str:
-    cols = np.flatnonzero(negative)
-    return (f"log1p needs non-negative input, but {len(cols)} feature column{'s hold' if len(cols) != 1 else ' holds'} "
-            "negative values "
-            f"(first {names[cols[0]]!r}, min {first_min:.4g}); drop --log1p if the data is already on a log scale")
-
-
-# The --impute choices as the missing-values error names them (min: values missing below a detection limit)
-IMPUTE_HINT = "|".join(IMPUTE_METHODS) + " (min for values below a detection limit)"
-
-
-def missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: str = "", fitted: bool = False) -> str:
-    """The error for missing values (nan_counts (d,) per column of `names`) without --impute. counted_in: which rows the counts are of (" in the training rows": a member's, which a warning on the
-    whole table counts differently). fitted: the rows are a fitted preprocessing's new rows (a model's input),
-    for which --impute is not an option to pass but a retraining."""
-    cols = np.flatnonzero(nan_counts)
-    pairs = [(names[j], int(nan_counts[j])) for j in cols]
-    remedy = (f"the model was trained without --impute, so fill them or retrain with --impute {IMPUTE_HINT}" if fitted
-              else f"pass --impute {IMPUTE_HINT} or remove them")
-    return f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {counted(pairs)}{counted_in}; {remedy}"
-
-
-def nan_median(X: np.ndarray, nan_mask: np.ndarray, nan_counts: np.ndarray) -> np.ndarray:
-    """Column medians (d,) ignoring NaN, vectorised (np.nanmedian loops in Python over columns with NaN)."""
-    values = np.empty(X.shape[1])
-    full = nan_counts == 0
-    if full.any():
-        values[full] = np.median(X[:, full], axis=0)
-    holed = np.flatnonzero(~full)
-    if holed.size:
-        block = np.sort(X[:, holed], axis=0)  # NaN sort last
-        k = X.shape[0] - nan_counts[holed]  # non-missing values per column
-        lo, hi = np.maximum((k - 1) // 2, 0), np.maximum(k // 2, 0)
-        cols = np.arange(holed.size)
-        values[holed] = np.where(k > 0, (block[lo, cols] + block[hi, cols]) / 2, np.nan)
     return values

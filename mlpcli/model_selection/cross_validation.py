@@ -665,8 +665,8 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
     points: dict[str, set[int]] = {}  # tune: the grid points whose fits gave the warning
     for s in scores:  # tune: every grid point's fits of a fold, named once
         for w in s.warnings:
-            key = (CONSTANT_KEY if data.preprocess.is_constant_message(w) else
-                   EMPTY_KEY if data.preprocess.is_empty_message(w) else without_figures(w))
+            key = (CONSTANT_KEY if data.preprocess_messages.is_constant_message(w) else
+                   EMPTY_KEY if data.preprocess_messages.is_empty_message(w) else without_figures(w))
             words.setdefault(key, w)
             figures.setdefault(key, set()).add(w)
             names = where.setdefault(key, [])

@@ -149,7 +149,7 @@ def _check_no_missing(val_ds: data.Dataset, source: str) -> None:
     else:
         counts = np.isnan(X).sum(axis=0)  # (d,)
     if counts.any():
-        raise DataError(f"{source}: {data.preprocess.missing_message(val_ds.feature_names, counts)}")
+        raise DataError(f"{source}: {data.preprocess_messages.missing_message(val_ds.feature_names, counts)}")
 
 
 # ── one candidate: K members or one hold-out network ─────────────────────────────────────────────────────
@@ -405,7 +405,7 @@ def check_missing(options: TrainOptions, ds: data.Dataset) -> None:
         i, j = _first_missing(ds.X, np.flatnonzero(ds.missing))  # in row order, where a user looks for it
         where = f"row {i + 1}" + (f" (id {str(ds.ids[i])!r})" if ds.ids is not None else "")
         raise DataError((f"{ds.source}: " if ds.source else "")
-                        + data.preprocess.missing_message(ds.feature_names, ds.missing,
+                        + data.preprocess_messages.missing_message(ds.feature_names, ds.missing,
                                                           f"; the first in {ds.feature_names[j]!r} at {where}"))
 
 
@@ -782,7 +782,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _On
 def _members_warnings(preprocessors: list[data.Preprocessor]) -> list[str]:
     """The members' preprocessing warnings, each once; the features each dropped as constant on its own training
     rows (alike but for a few features, member by member) as one warning naming their union."""
-    constant_message, pre = data.preprocess.constant_message, data.preprocess
+    constant_message, pre = data.preprocess_messages.constant_message, data.preprocess_messages
     out: list[str] = []
     dropped = [p.constant_only for p in preprocessors]  # (the features without a value: their own warning)
     empty: list[list[str]] = [[] for _ in preprocessors]  # each member's features without a training value

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .. import data, metrics
 from ..data.conventions import IMPUTE_METHODS
-from ..data.preprocess import IMPUTE_HINT
+from ..data.preprocess_messages import IMPUTE_HINT
 from ..config import AUTO, AUTO_WEIGHT_DECAY, AUTO_WEIGHT_DECAY_REGRESSION, ONLY_WITH, OPTIMIZER_ONLY, TrainOptions
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
@@ -311,7 +311,7 @@ def _check_preprocessing(ds: data.Dataset, options: TrainOptions, points: list[t
     """Before any fit: a setting with ``log1p=true`` on a table with negative values, or without ``impute`` on one
     with missing values, cannot train. Such a setting failed in its first fold, after every fit before it, as
     "fold 1: ... drop --log1p" (or "pass --impute") about options the grid had set."""
-    from ..data.preprocess import negative_message, missing_message
+    from ..data.preprocess_messages import negative_message, missing_message
 
     missing = ds.missing is not None and bool(np.any(ds.missing))
     negative_cache: list = []

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..data.preprocess import UNCLIPPED_LIMIT
+from ..data.scaling import UNCLIPPED_LIMIT
 from ..errors import DataError
 from ..model_io import Model
 from .sizes import STAT_ROWS, DEFAULT_CHUNKSIZE
