@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import mlpcli.data.streamed as streamed
+import mlpcli.data.streamed_frames as streamed_frames
 from mlpcli import model_io
 from mlpcli.predict import predict_stream
 from cli_helpers import run
@@ -92,7 +92,7 @@ def test_parquet_read_in_column_blocks_predicts_as_the_csv(models, tmp_path, mon
     path = tmp_path / "t.parquet"
     pq.write_table(pa.Table.from_pandas(table[list(table.columns[::-1])], preserve_index=False), path,
                    row_group_size=row_group_size)
-    monkeypatch.setattr(streamed, "COLUMN_BLOCK_BYTES", 1)  # one column a block
+    monkeypatch.setattr(streamed_frames, "COLUMN_BLOCK_BYTES", 1)  # one column a block
     stream = predict_stream(model, str(path), chunksize=3)
     got = pd.concat(stream)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))

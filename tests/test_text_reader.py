@@ -1,7 +1,7 @@
 """Training's reader of text tables against the pandas reader it falls back to.
 
 ``data.load_dataset`` reads the feature columns of a text table with the reader ``predict`` uses
-(``streamed.read_text_features``: a numpy tokenizer, pyarrow's CSV parser, pandas' for a piece neither
+(``text_features.read_text_features``: a numpy tokenizer, pyarrow's CSV parser, pandas' for a piece neither
 reads), the other columns typed by pandas. When that reader gives up (a feature cell that is not a number,
 text it cannot read) the whole table is read by pandas instead. Each table here is loaded twice, once as it
 is and once with the piecewise reader switched off, and the two results must be the same Dataset: names,
@@ -37,7 +37,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mlpcli import data
-from mlpcli.data import streamed
+from mlpcli.data import text_features
 from mlpcli.data.io import NA_TOKENS
 from mlpcli.errors import DataError
 from cli_helpers import run
@@ -71,7 +71,7 @@ class _Outcome:
 
 
 def _load(monkeypatch, path, fast: bool, stdin: bytes | None = None, **kwargs) -> _Outcome:
-    read = streamed.read_text_features
+    read = text_features.read_text_features
     used = []
 
     def spy(*args, **kw):
@@ -80,7 +80,7 @@ def _load(monkeypatch, path, fast: bool, stdin: bytes | None = None, **kwargs) -
         return result
 
     with monkeypatch.context() as m:
-        m.setattr(streamed, "read_text_features", spy)
+        m.setattr(text_features, "read_text_features", spy)
         if stdin is not None:
             kwargs["stdin"] = io.BytesIO(stdin)
         try:
@@ -184,7 +184,7 @@ def test_quoted_line_ends_across_pieces(tmp_path, monkeypatch, seed):
     rows = [f"{forms[rng.integers(len(forms))].format(i)},\"P\r\n{i // 3}\",\"{'xy'[i % 2]}\n\",{i / 7},{i % 5}"
             for i in range(600)]
     path = _write(tmp_path, _text(*rows))
-    monkeypatch.setattr(streamed, "DEFAULT_CHUNK_BYTES", 1 << 10)  # pieces of 4 KiB of text, the smallest
+    monkeypatch.setattr(text_features, "DEFAULT_CHUNK_BYTES", 1 << 10)  # pieces of 4 KiB of text, the smallest
     ds = _compare(monkeypatch, path).ds
     assert ds.n_samples == 600 and len(set(ds.ids)) == 600 and len(set(ds.groups)) == 200
 
@@ -468,7 +468,7 @@ def test_many_small_pieces_give_the_numbers_of_one(tmp_path, monkeypatch):
     rows[250] = rows[250].replace("S250,", '"S\n250",')  # a quoted line end in a later piece
     path = _write(tmp_path, _text(*rows))
     whole = _load(monkeypatch, path, True)
-    monkeypatch.setattr(streamed, "DEFAULT_CHUNK_BYTES", 1 << 10)
+    monkeypatch.setattr(text_features, "DEFAULT_CHUNK_BYTES", 1 << 10)
     small = _compare(monkeypatch, path)
     assert small.ds.X.tobytes() == whole.ds.X.tobytes() and list(small.ds.ids) == list(whole.ds.ids)
 
