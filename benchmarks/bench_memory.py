@@ -85,7 +85,8 @@ def reset_peak():
 
 from dataclasses import replace
 from mlpcli import data, model_io
-from mlpcli.config import TrainOptions, resolve
+from mlpcli.config import TrainOptions
+from mlpcli.auto_defaults import resolve
 from mlpcli.model_selection.fitting import preprocess_config, resolve_log1p
 from mlpcli.model_selection.splits import holdout
 from mlpcli.pipeline import load_dataset, train_dataset

@@ -5,18 +5,17 @@ help text, choices and valid range. From that one declaration come:
 
 * ``TrainOptions.validate()`` — types and ranges, each error a ``ConfigError`` naming the flag;
 * the Click options of every command that trains (``mlpcli.cli.options.train_options``);
-* the TOML config file's keys (``read_config_file``), which mirror the option names;
+* the TOML config file's keys (``config_file.read_config_file``), which mirror the option names;
 * the parameters the scikit-learn estimators check (``mlpcli.estimators``).
 
-Data-dependent defaults ("auto") are resolved by ``resolve`` once the training table is known, and the
-resolved values are what a model file stores.
+Data-dependent defaults ("auto") are resolved by ``auto_defaults.resolve`` once the training table is known,
+and the resolved values are what a model file stores; the TOML config file is ``config_file``'s.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Iterable
 
@@ -35,6 +34,7 @@ WIDE_LR_FEATURES = 2_000  # beyond this many kept features the auto learning rat
 # simulated linear table 0.585 / 0.540 (ridge 0.536), sklearn's diabetes 54.05 / 54.48 (README)
 AUTO_WEIGHT_DECAY = 1.0
 AUTO_WEIGHT_DECAY_REGRESSION = 0.01
+BASE_PATIENCE = 20  # --patience auto: epochs without improvement to wait, more as the best epoch grows (adaptive)
 
 TASK_CHOICES = ("auto", "binary", "multiclass", "multilabel", "regression")
 LOSS_CHOICES = ("auto", "ce", "bce", "focal", "hinge", "mse", "mae", "huber")
@@ -257,10 +257,10 @@ class TrainOptions:
         # a tuple is as good a list of names or widths as a list (hidden=(128, 64), as the estimators take it)
         for f in fields(self):
             value = getattr(self, f.name)
-            kind = _META.get(f.name, {}).get("kind")
+            kind = OPTION_META.get(f.name, {}).get("kind")
             if isinstance(value, tuple) and kind in ("str_list", "int_list"):
                 setattr(self, f.name, list(value))
-            elif kind == "int_list" and _is_int(value):  # hidden=8, as a config file's hidden = 8 reads
+            elif kind == "int_list" and is_whole_number(value):  # hidden=8, as a config file's hidden = 8 reads
                 setattr(self, f.name, [value])
 
     def validate(self, folds_flag: str = "--folds", given: Iterable[str] = ()) -> None:
@@ -300,7 +300,7 @@ class TrainOptions:
                       "lr_schedule": self.lr_schedule != "none", "batchnorm": bool(self.batchnorm)}
             name = next((k for k, v in cannot.items() if v), None)
             if name is not None:
-                raise ConfigError(f"{flag_name(name)} {_toml_text(getattr(self, name))} with --optimizer lbfgs: it "
+                raise ConfigError(f"{flag_name(name)} {toml_text(getattr(self, name))} with --optimizer lbfgs: it "
                                   "minimises one smooth, fixed objective on every row (no l1 kink, no input noise, "
                                   "no learning-rate schedule, no minibatch statistics); drop it, or use a minibatch "
                                   "optimizer")
@@ -447,7 +447,7 @@ def check_unused(options: "TrainOptions", given: Iterable[str], grid: dict | Non
     decide it. ``--no-standardize --scaling standard`` would otherwise train as if --scaling were not there.
     ``config_file``: (its path, the options it set), which the message then names with their values."""
     grid, given = grid or {}, set(given)
-    given = [name for name in _META if name in given]  # declaration order: the same message whatever the hash seed
+    given = [name for name in OPTION_META if name in given]  # declaration order: the same message whatever the hash seed
     path, in_file = config_file or ("", ())
     in_file = set(in_file)
     for name in [*given, *(g for g in grid if g not in given)]:
@@ -473,36 +473,16 @@ def check_unused(options: "TrainOptions", given: Iterable[str], grid: dict | Non
             shown = flag_name(name) if name in given else (
                 f"--grid: {name.replace('_', '-')}" + (f"={value}" if len(unread) < len(tried_each) else ""))
             filed = [k for k in (name, *rule.controls) if k in in_file and k not in grid]
-            said = ", ".join(f"{k.replace('_', '-')} = {_toml_text(getattr(options, k))}" for k in filed)
+            said = ", ".join(f"{k.replace('_', '-')} = {toml_text(getattr(options, k))}" for k in filed)
             raise ConfigError(f"{shown}: {rule.why(tried, folds_flag)}" + (f" (--config {path}: {said})" if filed
                                                                            else ""))
 
 
-def _toml_text(value: Any) -> str:
+def toml_text(value: Any) -> str:
     """A value as a config file writes it (``false``, ``"robust"``, ``[64, 32]``)."""
     import json
 
     return json.dumps(value)
-
-
-def changed_options(config: dict) -> dict:
-    """{option: value} of the options in ``config`` (``TrainOptions.to_dict()``, ``Model.config``) that differ from
-    the defaults, in declaration order: what a run was given, ``auto`` kept as given."""
-    defaults = TrainOptions().to_dict()
-    return {f.name: config[f.name] for f in option_fields() if f.name in config and config[f.name] != defaults[f.name]}
-
-
-def options_toml(config: dict, threads: int | None = None, header: Iterable[str] = ()) -> str:
-    """A config file (``--config``) of a model's training options (``Model.config``): the ones that differ from
-    the defaults, as given (``auto`` stays ``auto``; what it became is the model's, not an option), under
-    [train], with ``threads`` (the BLAS threads the model was trained with: sums split over threads round
-    otherwise) and ``header`` lines as comments. ``mlpcli train DATA --config FILE`` trains the same model."""
-    lines = [f"# {line}" for line in header] + [f"[{CONFIG_SECTION}]"]
-    for name, value in changed_options(config).items():
-        lines.append(f"{name.replace('_', '-')} = {_toml_text('none' if value is None else value)}")
-    if threads is not None:
-        lines.append(f"threads = {int(threads)}")
-    return "\n".join(lines) + "\n"
 
 
 def check_optimizer_options(given: Iterable[str], optimizers: Iterable[str], grid: Iterable[str] = ()) -> None:
@@ -547,17 +527,17 @@ def option_fields() -> list:
 
 
 OPTION_KEYS = {f.name for f in option_fields()}
-_META = {f.name: f.metadata for f in option_fields()}
+OPTION_META = {f.name: f.metadata for f in option_fields()}
 
 
 def flag_name(name: str) -> str:
-    return _META.get(name, {}).get("flag") or "--" + name.replace("_", "-")
+    return OPTION_META.get(name, {}).get("flag") or "--" + name.replace("_", "-")
 
 
 def check_value(name: str, value: Any, ranges: bool = True) -> None:
     """One option's type and range, from its declaration; ConfigError naming its flag. ``ranges`` False: the
     type alone (a model file's recorded options, whose ranges an older mlpcli may have drawn otherwise)."""
-    meta = _META.get(name)
+    meta = OPTION_META.get(name)
     if meta is None:
         return
     flag, kind = flag_name(name), meta["kind"]
@@ -590,10 +570,10 @@ def check_value(name: str, value: Any, ranges: bool = True) -> None:
             fail("needs at least one column name")
         return
     if kind == "int_list":
-        if not isinstance(value, list) or not all(_is_int(v) and v >= 1 for v in value):
+        if not isinstance(value, list) or not all(is_whole_number(v) and v >= 1 for v in value):
             fail("layer widths must be positive whole numbers, e.g. 128,64 ('' for no hidden layer)")
         return
-    if kind == "int" and not _is_int(value):
+    if kind == "int" and not is_whole_number(value):
         fail("must be a whole number")
     if kind == "float" and not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)):
         fail("must be a finite number")
@@ -612,13 +592,13 @@ def check_value(name: str, value: Any, ranges: bool = True) -> None:
 
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-_NONE_WORDS = ("none", "null", "")
+NONE_WORDS = ("none", "null", "")
 
 
 def parse_option_text(name: str, text: str) -> Any:
     """An option's value from text (command line, grid) as its declared type, not yet range-checked:
     "auto" where the option has it, none/empty for optional ones, comma lists for lists."""
-    meta = _META[name]
+    meta = OPTION_META[name]
     if str(text) in meta["aliases"]:  # before stripping: a tab is a separator's alias
         return meta["aliases"][str(text)]
     kind, t = meta["kind"], str(text).strip()
@@ -629,7 +609,7 @@ def parse_option_text(name: str, text: str) -> Any:
     if kind == "str" and not t:  # `--samples "$SHEET"` with the variable unset: not the same as leaving it out
         raise ConfigError(f"{flag_name(name)}: an empty value (an unset shell variable?); give one"
                           + (", or none" if meta["optional"] else ""))
-    if meta["optional"] and not meta["literal"] and t.lower() in _NONE_WORDS:
+    if meta["optional"] and not meta["literal"] and t.lower() in NONE_WORDS:
         return None
     try:
         if kind == "int":
@@ -664,94 +644,11 @@ def parse_option_value(name: str, text: str) -> Any:
     return value
 
 
-def _is_int(v) -> bool:
+def is_whole_number(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-# ── data-dependent defaults ──────────────────────────────────────────────────────────────────────────────
-
-SINGLE_HOLDOUT_ABOVE = 20_000  # samples; above this --folds auto trains one network on a hold-out
-DEFAULT_FOLDS = 5
-BASE_EPOCHS = 200
-MIN_STEPS = 1000  # optimizer steps a small training set still gets with --epochs auto
-MAX_AUTO_EPOCHS = 2000
-BASE_PATIENCE = 20
-
-
-def auto_batch_size(n_train: int) -> int:
-    """AutoGluon's rule, 2^(3 + floor(log10 n)), kept within [16, 512]: 32 at n = 100, 64 at 1,000."""
-    return int(min(512, max(16, 2 ** (3 + math.floor(math.log10(max(n_train, 1)))))))
-
-
-def auto_folds(n_samples: int) -> int:
-    return 1 if n_samples > SINGLE_HOLDOUT_ABOVE else DEFAULT_FOLDS
-
-
-def auto_noise(n_train: int, n_features: int) -> float:
-    """SD of the input noise ``augment_noise auto`` adds to a network with hidden layers:
-    sqrt(p / n) when the p features outnumber the n training rows, at most ``AUTO_NOISE_MAX``; else 0.
-
-    With more features than rows a network interpolates its training set through directions in which
-    the training rows differ only by noise, and its training loss falls to ~0 while validation settles
-    far above (the "unrepresentative training set" curve). Out of sample, the covariance of p
-    standardised features estimated from n rows has its noise eigenvalues around p / n
-    (Marchenko-Pastur); input noise of that variance gives each minibatch that much nuisance
-    variation, which acts as a ridge penalty of the same size (Bishop 1995), so training sees what new
-    samples will show. Capped at twice a standardised feature's SD: beyond it the noise drowns single
-    genes (NCI60, p / n ~ 150, lost 0.14 balanced accuracy at SD 12). Softmax regression gets no noise:
-    for it the noise is only a ridge penalty, which ``l2 auto`` already sets."""
-    ratio = n_features / max(n_train, 1)
-    return min(AUTO_NOISE_MAX, math.sqrt(ratio)) if ratio > 1 else 0.0
-
-
-def auto_lr(hidden: bool, n_features: int) -> float:
-    """``lr auto`` for a network with or without hidden layers on ``n_features`` kept features:
-    AUTO_LR_HIDDEN or AUTO_LR_LINEAR, times WIDE_LR_FEATURES / n_features beyond WIDE_LR_FEATURES.
-
-    Adam and AdamW move every weight by about the learning rate each step, whatever the size of its
-    gradient. A first-layer unit sums its inputs, so one step moves it by up to lr x sum_j |x_j|: in
-    proportion to the number of features. The base rates were measured on tables of up to 2,000 genes.
-    On 3,000 synthetic cells x 20,000 genes (sparse counts, 6 types of 5-35 %) a softmax regression's first
-    epoch at 0.01 ran at 2.5 x the no-skill loss and early stopping kept an overshooting model: out-of-fold
-    balanced accuracy 0.33 at 0.01, 0.36 at 0.003, 0.47 at 0.001 (this rule's rate), against logistic
-    regression's 0.41. On 300 x 60,000 counts: 0.806 at 0.01, 0.814 at this rule's 3.3e-4. Between 5,000
-    and 8,000 genes (NCI60, six synthetic tables) the changes were within each table's noise (-0.05 to
-    +0.02, NCI60 +0.008). Shrinking from fewer features (0.01 x sqrt(200 / p)) cost tiny cohorts of 40 x
-    2,000 0.05 balanced accuracy over five seeds: below WIDE_LR_FEATURES the rate is unchanged."""
-    base = AUTO_LR_HIDDEN if hidden else AUTO_LR_LINEAR
-    return base * min(1.0, WIDE_LR_FEATURES / max(n_features, 1))
-
-
-def resolve(options: TrainOptions, n_train: int, n_features: int | None = None, task: str | None = None) -> TrainOptions:
-    """``options`` with every data-dependent default ("auto") made concrete for ``n_train`` training rows (and the
-    ``task``: the weight decay; None: a classifier's).
-
-    Hidden layers (``hidden auto``), log1p and the member count are decided by the caller, which needs
-    the data rather than its size; the fit-loop settings are decided here."""
-    batch = auto_batch_size(n_train) if options.batch_size == AUTO else options.batch_size
-    steps_per_epoch = max(1, math.ceil(n_train / batch))
-    epochs = options.epochs
-    if epochs == AUTO:
-        epochs = min(MAX_AUTO_EPOCHS, max(BASE_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
-    l2 = 0.5 / max(n_train, 1) if options.l2 == AUTO else options.l2
-    lr = options.lr
-    if lr == AUTO and n_features is not None:  # it depends on the kept width (known once preprocessed)
-        # (lbfgs reads none: it is resolved all the same, so that fit_config and the model have a value)
-        lr = auto_lr(options.hidden != AUTO and bool(options.hidden), n_features)
-    noise = options.augment_noise
-    if noise == AUTO and n_features is not None:  # in units of a standardised feature: none on unscaled ones
-        noise = (auto_noise(n_train, n_features) if options.hidden not in (AUTO, []) and options.hidden
-                 and options.standardize and options.optimizer != "lbfgs" else 0.0)
-    # lbfgs evaluates one fixed objective: no dropout (the model then says so, rather than a rate it never used)
-    dropout = 0.0 if options.optimizer == "lbfgs" else options.dropout
-    decay = options.weight_decay
-    if decay == AUTO:
-        decay = AUTO_WEIGHT_DECAY_REGRESSION if task == "regression" else AUTO_WEIGHT_DECAY
-    resolved = replace(options, batch_size=batch, epochs=epochs, l2=l2, lr=lr, augment_noise=noise, dropout=dropout,
-                       weight_decay=decay)
-    check_decay(resolved)
-    return resolved
-
+# ── checks of one option's value, or of two together ─────────────────────────────────────────────────────
 
 def class_weight_pairs(spec: str) -> list[tuple[str, float]]:
     """The (label, weight) pairs of an explicit ``--class-weight`` ('A=1,B=3'), in order, checked without the
@@ -808,13 +705,7 @@ def check_decay(options: TrainOptions) -> None:
                           "zeroes them or flips their sign; keep the product well below 1")
 
 
-# ── the config file ──────────────────────────────────────────────────────────────────────────────────────
-
-# Keys a config file may hold besides the train options: the command's own outputs and switches, with
-# their kinds (as in ``option``). A key the running command does not have is refused (cli.options).
-CLI_ONLY_KEYS = {"out": "str", "history": "str", "oof": "str", "quiet": "bool", "threads": "int", "json": "bool",
-                 "n_jobs": "int"}
-CONFIG_SECTION = "train"  # keys may also sit under a [train] table
+# ── --n-jobs, read by every command that fits in parallel ─────────────────────────────────────────────────
 
 
 def n_jobs_problem(n_jobs: int, local: bool = True) -> str | None:
@@ -839,182 +730,3 @@ def n_jobs_problem(n_jobs: int, local: bool = True) -> str | None:
     return None
 
 
-_EXPECTED = {
-    "int": "a whole number", "float": "a number", "bool": "true or false", "flag": "true or false",
-    "str": "a non-empty string", "str_list": 'a string or an array of strings, e.g. ["a", "b"]',
-    "int_list": 'an array of layer widths such as [128, 64] (or the string "128,64"; [] or "none" for none)',
-}
-
-
-def read_config_file(path: str, renamed: dict[str, str] | None = None) -> dict:
-    """Read a TOML file whose keys mirror option names (``batch-size`` or ``batch_size``) and return
-    {option name: value}, each value of exactly its option's type and within its range.
-
-    Keys may sit at the top level or under a ``[train]`` table. The file is held to the types the command
-    line accepts: a float is not a whole number (``epochs = 3.7``), a boolean is not a number
-    (``epochs = true``), numbers are not strings (``epochs = "3"``); "auto" where the option has it, "none"
-    for an option that may be unset. Every problem is a ConfigError naming the file and the key, so a typo
-    or a wrong type never silently falls back to a default or truncates.
-   
-    ``renamed``: {option: its key in this command} for options a command names otherwise (``cv`` and ``tune``
-    call train's ``folds`` ``member-folds``, their own --folds being the CV's): the command's key is read as
-    the option, and the option's own name is refused as ambiguous there.
-    """
-    doc = _load_toml(path)
-    items: list[tuple[str, Any, str]] = []  # (key, value, where it sits)
-    for key, value in doc.items():
-        if key == CONFIG_SECTION and isinstance(value, dict):
-            for sub, v in value.items():
-                if _is_table(v):
-                    raise ConfigError(f"{path}: [{CONFIG_SECTION}.{sub}] is a nested table; options are plain "
-                                      f"keys of [{CONFIG_SECTION}] such as epochs = 50")
-                items.append((sub, v, f"'{sub}' under [{CONFIG_SECTION}]"))
-        elif _is_table(value):
-            raise ConfigError(f"{path}: [{key}] is not a table mlpcli reads; put the options at the top level or "
-                              f"under [{CONFIG_SECTION}]{_did_you_mean(key)}")
-        else:
-            items.append((key, value, f"'{key}' at the top level"))
-    out: dict[str, Any] = {}
-    given: dict[str, str] = {}
-    renamed = renamed or {}
-    as_option = {key: name for name, key in renamed.items()}
-    for key, value, place in items:
-        name = key.replace("-", "_")
-        if name in renamed:
-            other = renamed[name].replace("_", "-")
-            raise ConfigError(f"{path}: key '{key}' is ambiguous here: this command's --{key.replace('_', '-')} is "
-                              f"its own, and train's is --{other}; write {other} = ... for train's (the command's "
-                              "own goes on the command line)")
-        name = as_option.get(name, name)
-        if name not in OPTION_KEYS and name not in CLI_ONLY_KEYS:
-            raise ConfigError(f"{path}: unknown key '{key}'{_did_you_mean(key)}; keys mirror the train options, "
-                              "e.g. batch-size, hidden, lr")
-        if name in given:
-            raise ConfigError(f"{path}: key '{key}' is given twice ({given[name]} and {place}); keep one")
-        given[name] = place
-        out[name] = config_value(name, value, f"{path}: key '{key}'")
-    return out
-
-
-def _load_toml(path: str) -> dict:
-    """The parsed file; every way of not being a readable TOML file is one ConfigError naming it."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise ConfigError(f"--config: file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"--config: {path} is a directory; give a TOML file") from None
-    except OSError as exc:
-        raise ConfigError(f"--config: cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
-    try:
-        # a byte-order mark (Windows Notepad writes one) is no TOML, but says nothing about the settings: read past
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"--config: {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
-                          "save it as UTF-8") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        reason = str(exc)
-        if "at end of document" in reason:  # name the line: the last one
-            reason = reason.replace("at end of document", f"at the end of the file, line {text.count(chr(10)) + 1}")
-        raise ConfigError(f"--config: {path} is not valid TOML: {reason}") from None
-    except RecursionError:  # deeply nested arrays
-        raise ConfigError(f"--config: {path} is not valid TOML: nested too deeply") from None
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, dict) or isinstance(value, list) and any(isinstance(v, dict) for v in value)
-
-
-def _did_you_mean(key: str) -> str:
-    import difflib
-
-    known = [n.replace("_", "-") for n in [*OPTION_KEYS, *CLI_ONLY_KEYS]]
-    hint = difflib.get_close_matches(key.replace("_", "-"), known, n=1, cutoff=0.7)
-    return f" (did you mean '{hint[0]}'?)" if hint else ""
-
-
-def _toml_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    for kind, text in ((int, "an integer"), (float, "a float"), (str, "a string"), (list, "an array")):
-        if isinstance(value, kind):
-            return text
-    return "a date or time" if hasattr(value, "isoformat") else type(value).__name__
-
-
-def config_value(name: str, value: Any, where: str) -> Any:
-    """A config file's value for option ``name`` as the option's type, range-checked; ConfigError starting
-    with ``where`` (the file and the key) otherwise."""
-    meta = _META.get(name)
-    kind = meta["kind"] if meta is not None else CLI_ONLY_KEYS[name]
-    auto, optional = bool(meta and meta["auto"]), bool(meta and meta["optional"] and not meta["literal"])
-
-    def fail(what: str | None = None):
-        if what is None:
-            words = [_EXPECTED.get(kind, "a string")]
-            if kind == "choice":
-                words = ["one of " + ", ".join(f'"{c}"' for c in meta["choices"])]
-            words += ['"auto"'] * auto + ['"none"'] * optional
-            shown = (str(value).lower() if isinstance(value, bool) else value.isoformat()
-                     if hasattr(value, "isoformat") else repr(value))
-            what = f"must be {' or '.join(words)}, got {shown} ({_toml_type(value)})"
-            if kind in ("int", "float") and isinstance(value, str):
-                what += "; write numbers without quotes"
-        raise ConfigError(f"{where} {what}")
-
-    if isinstance(value, str) and (auto and value.strip().lower() == AUTO or optional
-                                   and value.strip().lower() in _NONE_WORDS):
-        typed = AUTO if auto and value.strip().lower() == AUTO else None
-    elif kind == "int":
-        typed = value if _is_int(value) else fail()
-    elif kind == "float":
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            fail()
-        typed = float(value)
-    elif kind in ("bool", "flag"):
-        typed = value if isinstance(value, bool) else fail()
-    elif kind == "choice":
-        value = meta["aliases"].get(value, value) if isinstance(value, str) else value
-        typed = value if isinstance(value, str) and value in meta["choices"] else fail()
-    elif kind == "str":
-        typed = value if isinstance(value, str) and value.strip() else fail()
-    elif kind == "str_list":
-        if isinstance(value, str):
-            typed = [p.strip() for p in value.split(",") if p.strip()]
-        elif isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
-            typed = [v.strip() for v in value]
-        else:
-            fail()
-    elif kind == "int_list":
-        if _is_int(value):  # hidden = 128: one hidden layer, as --hidden 128
-            typed = [value]
-        elif isinstance(value, list) and all(_is_int(v) for v in value):
-            typed = list(value)
-        elif isinstance(value, str):
-            try:
-                typed = parse_option_text(name, value)
-            except ConfigError:
-                fail()
-        else:
-            fail()
-    else:  # pragma: no cover - every declared kind is handled above
-        raise AssertionError(kind)
-    if meta is None:
-        if name == "n_jobs":
-            # the one rule of --n-jobs; its count back from the cores waits for the command (cli's check_n_jobs),
-            # which knows whether the fits run here or on a Dask cluster (--backend dask, which ignores it)
-            problem = n_jobs_problem(typed, local=False)
-            if problem is not None:
-                fail(problem)
-        elif kind == "int" and typed < 1:
-            fail(f"must be >= 1, got {typed}")
-        return typed
-    try:
-        check_value(name, typed)
-    except ConfigError as exc:
-        fail(str(exc).split(": ", 1)[-1])
-    return typed

@@ -68,7 +68,8 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import data
-from .config import AUTO, BASE_PATIENCE, MAX_SEED, TrainOptions, resolve
+from .config import AUTO, BASE_PATIENCE, MAX_SEED, TrainOptions
+from .auto_defaults import resolve
 from .data.cells import first_non_number
 from .data.limits import VALUE_LIMIT, first_beyond_limit
 from .engine import MLP

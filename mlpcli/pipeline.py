@@ -531,10 +531,10 @@ def _provenance(path, ds: data.Dataset, checksum: str) -> dict:
 
 def run_provenance(path, ds: data.Dataset, options: TrainOptions, threads: int | None) -> dict:
     """What a `cv` or `tune` run's figures came from, for its JSON: the data (file name, checksums, shape), the
-    options given that differ from the defaults (``config.changed_options``, by train's names: cv's and tune's
+    options given that differ from the defaults (``config_file.changed_options``, by train's names: cv's and tune's
     --member-folds is ``folds``; the seed among them when not 0), the BLAS threads per fit and the versions, as a
     model file records them."""
-    from .config import changed_options
+    from .config_file import changed_options
 
     return {**_provenance(path, ds, ds.checksum()), "options": changed_options(options.to_dict()),
             "seed": options.seed, "threads": threads}

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from mlpcli import config
+from mlpcli import auto_defaults, config
 from mlpcli.config import TrainOptions
 
 
 @pytest.mark.parametrize("hidden, base", [([], config.AUTO_LR_LINEAR), ([16], config.AUTO_LR_HIDDEN)])
 def test_the_auto_learning_rate_shrinks_with_the_number_of_features(hidden, base):
     options = TrainOptions(hidden=hidden)
-    at = {p: config.resolve(options, 300, p).lr for p in (50, config.WIDE_LR_FEATURES, 20_000, 60_000)}
+    at = {p: auto_defaults.resolve(options, 300, p).lr for p in (50, config.WIDE_LR_FEATURES, 20_000, 60_000)}
     assert at[50] == at[config.WIDE_LR_FEATURES] == base  # the widths the base rates were measured at
     assert at[20_000] == pytest.approx(base * config.WIDE_LR_FEATURES / 20_000)
     assert at[60_000] == pytest.approx(at[20_000] / 3)
     # unknown width (before preprocessing): left to the call that knows it
-    assert config.resolve(options, 300).lr == config.AUTO
+    assert auto_defaults.resolve(options, 300).lr == config.AUTO
     # an explicit rate always wins
-    assert config.resolve(TrainOptions(hidden=hidden, lr=0.05), 300, 60_000).lr == 0.05
+    assert auto_defaults.resolve(TrainOptions(hidden=hidden, lr=0.05), 300, 60_000).lr == 0.05
 
 
 def test_the_model_records_the_rate_it_trained_with(tmp_path):

@@ -192,9 +192,9 @@ def test_folds_auto_adapts_to_a_rare_class_and_to_large_data(monkeypatch):
     df = df[~df["patient_id"].isin([f"P{i:03d}" for i in range(9, 30, 3)]) | rare]
     fitted = fit_model(dataset(df), TrainOptions(**FAST))
     assert len(fitted.model.members) == 3 and any("3 members instead of 5" in n for n in fitted.notes)
-    from mlpcli import config
+    from mlpcli import auto_defaults
 
-    monkeypatch.setattr(config, "SINGLE_HOLDOUT_ABOVE", 50)
+    monkeypatch.setattr(auto_defaults, "SINGLE_HOLDOUT_ABOVE", 50)
     big = fit_model(dataset(make_table(n_patients=30)), TrainOptions(**FAST))
     assert len(big.model.members) == 1 and any("one network on a --val-size hold-out" in n for n in big.notes)
 
@@ -343,7 +343,8 @@ def test_evaluate_reports_log_loss_and_ece_with_and_without_the_temperature(tmp_
 
 
 def test_input_noise_auto_follows_features_per_row_and_spares_softmax_regression():
-    from mlpcli.config import AUTO_NOISE_MAX, auto_noise, resolve
+    from mlpcli.config import AUTO_NOISE_MAX
+    from mlpcli.auto_defaults import auto_noise, resolve
 
     assert auto_noise(100, 50) == 0.0 and auto_noise(100, 100) == 0.0  # rows outnumber features: none
     assert auto_noise(100, 225) == pytest.approx(1.5)  # sqrt(p / n)
@@ -431,7 +432,7 @@ def test_features_constant_on_some_members_rows_are_one_warning():
 def test_hidden_auto_tries_a_slower_softmax_regression_on_wide_tables():
     """From SLOW_LINEAR_FEATURES features, with --lr auto, the softmax regression is tried again at a tenth
     of its rate (lr auto for the width): second, so it must beat the usual rate by more than the noise."""
-    from mlpcli.config import auto_lr
+    from mlpcli.auto_defaults import auto_lr
     from mlpcli.model_selection.portfolio import SLOW_LINEAR_FACTOR, SLOW_LINEAR_FEATURES, Candidate, portfolio
 
     for p in (SLOW_LINEAR_FEATURES, 2000, 20000):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import data, metrics
+from mlpcli import metrics
 from mlpcli.model_selection.pooled import pooled_estimate
 from cli_helpers import run
 

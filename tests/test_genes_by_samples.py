@@ -244,7 +244,6 @@ def test_a_gzipped_geo_series_matrix_gets_a_command_that_reads_gzip(tmp_path):
 def test_a_genes_by_samples_parquet_with_its_gene_column_last_says_so(tmp_path, three_classes):
     """The gene column written last (pandas' reset_index after a transpose, in another order): "duplicate feature
     names in the first column: '5.0' (×5) ... (a microarray's probes?)"."""
-    import pandas as pd
 
     d, df = three_classes
     matrix = df.set_index("sample_id")[_features(df)].T.round(0)

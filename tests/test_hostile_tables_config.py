@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import config as config_mod
+from mlpcli import config_file
 from mlpcli import data, model_io
 from mlpcli.data import dataset as dataset_mod
 from mlpcli.data import io as io_mod
@@ -132,7 +132,7 @@ def test_config_files_that_cannot_be_read(tmp_path, small, monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied", path)
 
     (tmp_path / "locked.toml").write_text("epochs = 3\n")
-    monkeypatch.setattr(config_mod, "open", refuse, raising=False)
+    monkeypatch.setattr(config_file, "open", refuse, raising=False)
     res = run(["train", small, "--config", str(tmp_path / "locked.toml"), *FAST])
     assert_clean_error(res, "cannot read", "locked.toml", "permission denied", code=2)
 

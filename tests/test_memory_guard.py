@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpcli import config
+from mlpcli import auto_defaults
 from mlpcli.config import TrainOptions
 from mlpcli.estimators import MLPClassifier, MLPRegressor
 from mlpcli.model_selection.fitting import check_memory
@@ -49,7 +49,7 @@ def test_folds_side_by_side_are_refused_when_together_they_cannot_fit(tmp_path, 
     data = write_table(tmp_path)  # 120 rows: each fold trains on fewer
 
     def need(width: int, n_rows: int) -> int:
-        return check_memory(config.resolve(TrainOptions(hidden=[width]), n_rows), 12, 3, n_rows,
+        return check_memory(auto_defaults.resolve(TrainOptions(hidden=[width]), n_rows), 12, 3, n_rows,
                             available=1 << 62)["total"]
 
     width = 100_000

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlpcli.cli import all_commands, cli
-from mlpcli.config import TrainOptions, check_unused, flag_name, option_fields, resolve
+from mlpcli.config import TrainOptions, check_unused, flag_name, option_fields
+from mlpcli.auto_defaults import resolve
 from mlpcli.data import class_weights
 from mlpcli.errors import ConfigError, OptionError
 from mlpcli.estimators import MLPClassifier

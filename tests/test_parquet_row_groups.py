@@ -3,7 +3,6 @@ columns at a time, with the same predictions as a file of small row groups."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -15,7 +15,7 @@ from mlpcli import parallel, pipeline, resources
 from mlpcli.cli.shared_options import threads_context, THREADS_DEFAULT
 from mlpcli.cli.cv import fits_where
 from mlpcli.cli.train import member_plan
-from mlpcli.config import read_config_file
+from mlpcli.config_file import read_config_file
 from mlpcli.errors import DataError
 from mlpcli.estimators import MLPClassifier, MLPRegressor
 from mlpcli.model_selection import cross_validation, learning_curve, tuning

@@ -266,7 +266,7 @@ def test_hidden_none_is_no_hidden_layer_as_tune_writes_it(tmp_path):
 
 def test_config_takes_n_jobs_as_the_command_line_does(tmp_path):
     """n-jobs is a train option; a config file said "unknown key 'n-jobs'; keys mirror the train options"."""
-    from mlpcli.config import read_config_file
+    from mlpcli.config_file import read_config_file
 
     data, cfg = _table(tmp_path), tmp_path / "run.toml"
     cfg.write_text("n-jobs = -1\n")

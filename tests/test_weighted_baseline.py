@@ -4,7 +4,6 @@ everyone (0.74 against ln 2 = 0.69) was read as having learned and then overfitt
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pandas as pd

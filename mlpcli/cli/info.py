@@ -73,9 +73,9 @@ def info(model_path, all_features, config_out, as_json, quiet, debug):
 
 
 def _write_config(model, model_path: str, out: str) -> None:
-    """``--config-out``: the model's training options as a config file (``config.options_toml``), with what it was
+    """``--config-out``: the model's training options as a config file (``config_file.options_toml``), with what it was
     trained on and with as comments."""
-    from ..config import options_toml
+    from ..config_file import options_toml
     from ..fileio import write_text_atomic
 
     prov = model.provenance or {}

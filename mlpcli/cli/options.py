@@ -9,7 +9,8 @@ from dataclasses import MISSING
 import click
 
 from ..config import (AUTO, EXCLUSIVE, ONLY_WITH, OPTION_KEYS, TrainOptions, check_unused, check_value, flag_name, option_fields,
-                      parse_option_value, read_config_file)
+                      parse_option_value)
+from ..config_file import read_config_file
 from ..errors import ConfigError, MlpcliError
 
 __all__ = ["train_options", "options_from_params", "given_options", "config_option", "declared_options"]
@@ -260,7 +261,7 @@ CONFIG_META = "mlpcli.config_file"  # where ctx.meta keeps the --config path
 
 def _load_config_defaults(ctx: click.Context, param, value):
     """--config FILE.toml: its keys become the command's defaults, so command-line flags win. Every value is
-    checked against its option's type and range here (``config.read_config_file``), and a key the command
+    checked against its option's type and range here (``config_file.read_config_file``), and a key the command
     does not have is refused: each problem is a usage error (exit 2) naming the file and the key."""
     if value is None:
         return value

@@ -98,7 +98,7 @@ class Preprocessor(SparsePreprocessing):
     2026-12), a softmax regression on 3,000 synthetic cells x 20,000 genes (6 types of 5-35 %) started at a training
     loss of ~30 (the no-skill loss: 1.6): the first-layer biases do not absorb a missing offset in the steps
     early stopping allows, as they do at a convex optimum. Out-of-fold balanced accuracy 0.29, centred 0.33
-    (0.47 with the learning rate scaled to the width as well: ``config.auto_lr``).
+    (0.47 with the learning rate scaled to the width as well: ``auto_defaults.auto_lr``).
     """
 
     def __init__(self, config: PreprocessConfig | None = None):

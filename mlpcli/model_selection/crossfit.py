@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import allocator, config, data, interrupts
+from .. import allocator, auto_defaults, data, interrupts
 from ..calibration import (MIN_LABEL_EVENTS, Calibration, bound_note, calibration_report, fit_temperature,
                            temperature_words)
 from ..config import AUTO, TrainOptions, offset_seed
@@ -290,17 +290,17 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     notes: list[str] = []
     n_folds = 1 if val_ds is not None else options.folds
     if n_folds == AUTO:
-        n_folds = config.auto_folds(ds.n_samples)
+        n_folds = auto_defaults.auto_folds(ds.n_samples)
         if n_folds == 1:
-            notes.append(f"{ds.n_samples:,} samples (more than {config.SINGLE_HOLDOUT_ABOVE:,}): one network on a "
-                         f"--val-size hold-out instead of a {config.DEFAULT_FOLDS}-member ensemble (--folds to "
+            notes.append(f"{ds.n_samples:,} samples (more than {auto_defaults.SINGLE_HOLDOUT_ABOVE:,}): one network on a "
+                         f"--val-size hold-out instead of a {auto_defaults.DEFAULT_FOLDS}-member ensemble (--folds to "
                          "choose)")
-            progress = _with_plan_note(progress, f"one network, not {config.DEFAULT_FOLDS} members: more than "
-                                                 f"{config.SINGLE_HOLDOUT_ABOVE:,} samples (--folds to choose)")
+            progress = _with_plan_note(progress, f"one network, not {auto_defaults.DEFAULT_FOLDS} members: more than "
+                                                 f"{auto_defaults.SINGLE_HOLDOUT_ABOVE:,} samples (--folds to choose)")
         elif max_folds(ds) < n_folds:  # a rare class in few patients: as many members as its groups allow
             supported = max_folds(ds)
             n_folds = supported if supported >= 2 else 1
-            notes.append(f"{folds_flag} auto: {n_folds} member{'s' * (n_folds > 1)} instead of {config.DEFAULT_FOLDS}: "
+            notes.append(f"{folds_flag} auto: {n_folds} member{'s' * (n_folds > 1)} instead of {auto_defaults.DEFAULT_FOLDS}: "
                          f"the rarest class {'is in' if ds.groups is not None else 'has'} only {supported} "
                          f"{'group' if ds.groups is not None else 'sample'}{'s' * (supported != 1)}, and each "
                          "member's held-out fold needs every class")

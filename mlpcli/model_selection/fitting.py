@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import config, data, metrics
+from .. import auto_defaults, config, data, metrics
 from ..config import AUTO, TrainOptions
 from ..engine import MLP
 from ..engine import losses as loss_mod
@@ -265,7 +265,7 @@ def check_fits_memory(ds: data.Dataset, fits, plan, n_tasks: int) -> None:
     n_outputs = max(1, len(ds.classes))
     for options, n_train in fits:
         n_inputs = min(ds.n_features, options.top_var or ds.n_features)
-        check_memory(config.resolve(options, n_train, n_inputs), n_inputs, n_outputs, n_train,
+        check_memory(auto_defaults.resolve(options, n_train, n_inputs), n_inputs, n_outputs, n_train,
                      processes=processes, available=available)
 
 
@@ -274,13 +274,13 @@ def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: i
     """Refuse, before anything is allocated, a network whose training cannot fit in this job's memory
     (``resources.available_memory``, or ``available`` bytes): an OptionError (a usage error) naming the option
     to change, with the figures. ``processes``: networks trained at once (member processes). ``options``
-    must be resolved (``config.resolve``). Returns ``training.fit_memory``'s estimate for one network."""
+    must be resolved (``auto_defaults.resolve``). Returns ``training.fit_memory``'s estimate for one network."""
     from ..resources import available_memory
 
     hidden = [] if options.hidden == AUTO else list(options.hidden)
     if options.augment_noise == AUTO:  # its SD waits for the kept features; its batch of noise is counted
         options = replace(options, augment_noise=0.0)  # with the activations either way
-    if options.lr == AUTO:  # so does the rate (``config.auto_lr``), which takes no memory
+    if options.lr == AUTO:  # so does the rate (``auto_defaults.auto_lr``), which takes no memory
         options = replace(options, lr=config.AUTO_LR_LINEAR)
     need = fit_memory(n_inputs, hidden, n_outputs, options.fit_config(), n_rows, options.dtype, options.batchnorm)
     available = available_memory() if available is None else available
@@ -336,7 +336,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
             schedule_epochs: int | None = None, val_parts: np.ndarray | None = None) -> FittedRun:
     """Preprocessing fitted on ``train_ds`` only, the loss, a fresh network, and ``training.fit``.
 
-    ``options`` may hold "auto" values: they are resolved here for ``train_ds`` (``config.resolve``;
+    ``options`` may hold "auto" values: they are resolved here for ``train_ds`` (``auto_defaults.resolve``;
     ``hidden auto`` is the portfolio's choice for a single run, ``SINGLE_RUN_HIDDEN``). With
     ``val_ds=None`` the network trains ``options.epochs`` epochs on every row (a refit).
     ``prepared``: a run on the same rows whose options differ only in the network (another candidate of
@@ -346,7 +346,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     also scores each validation row at the epoch the rows outside its part chose (``training.CrossedStopping``)."""
     if options.hidden == AUTO:
         options = replace(options, hidden=list(SINGLE_RUN_HIDDEN))
-    options = config.resolve(options, train_ds.n_samples, task=train_ds.task)
+    options = auto_defaults.resolve(options, train_ds.n_samples, task=train_ds.task)
     log1p, _ = resolve_log1p(options, train_ds.X)
     hidden = options.hidden
     pre = data.Preprocessor(preprocess_config(options, log1p))
@@ -359,7 +359,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
         X_train = pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")  # (n_train, d_kept)
         # sparse input stays sparse (CSR) through training, densified a minibatch at a time
         X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype, order="C", sparse=True)  # (n_val, d_kept)
-    options = config.resolve(options, train_ds.n_samples, X_train.shape[1], train_ds.task)  # noise needs the kept width
+    options = auto_defaults.resolve(options, train_ds.n_samples, X_train.shape[1], train_ds.task)  # noise needs the kept width
 
     setup = build_loss(options, train_ds, train_ds.y)
     y_train = setup.targets(train_ds.y)

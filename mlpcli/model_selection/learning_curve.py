@@ -37,7 +37,8 @@ import numpy as np
 
 from .. import data, metrics
 from ..calibration import probabilities
-from ..config import AUTO, TrainOptions, auto_noise
+from ..config import AUTO, TrainOptions
+from ..auto_defaults import auto_noise
 from ..decision import DECIDED, MIN_LABEL_EVENTS, balanced_accuracy, choose, label_balanced_accuracy
 from ..diagnosis.sample_size import bias_variance, fraction_words, more_data
 from ..errors import ConfigError, DataError

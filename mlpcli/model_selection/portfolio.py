@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import config, data, metrics
+from .. import auto_defaults, data, metrics
 from ..calibration import fit_temperature
 from ..config import AUTO, TrainOptions
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # the non-linear signal a linear model misses. Measured on the accuracy benchmark (README).
 PORTFOLIO: tuple[tuple[int, ...], ...] = ((), (128,))
 # The slower softmax regression ``portfolio`` adds on wide tables: from this many features, at this share
-# of lr auto (``config.auto_lr``'s rate for the width, so 0.001 up to 2,000 features, less beyond)
+# of lr auto (``auto_defaults.auto_lr``'s rate for the width, so 0.001 up to 2,000 features, less beyond)
 SLOW_LINEAR_FEATURES = 200
 SLOW_LINEAR_FACTOR = 0.1
 # More features than this per training row of a member, and ``--hidden auto`` tries no hidden layer: there it
@@ -44,7 +44,7 @@ class Candidate:
 
     hidden: tuple[int, ...]
     augment_noise: float | str
-    lr: float | str = AUTO  # auto: ``config.auto_lr`` for the member's kept width (or the --lr given)
+    lr: float | str = AUTO  # auto: ``auto_defaults.auto_lr`` for the member's kept width (or the --lr given)
 
     def describe(self) -> str:
         text = _describe_hidden(list(self.hidden))
@@ -75,25 +75,25 @@ def portfolio(options: TrainOptions, n_train: int, n_features: int) -> list[Cand
     the comparison (benchmarks/RESULTS.md, "A slower softmax regression joins --hidden auto").
 
     When the features outnumber the rows and no input noise was asked for, the hidden layer again with
-    input noise of SD sqrt(p / n) (``config.auto_noise``). With p >> n the plain hidden layer memorises its
+    input noise of SD sqrt(p / n) (``auto_defaults.auto_noise``). With p >> n the plain hidden layer memorises its
     training rows (training loss ~0, validation far above); the noisy one sees the nuisance variation new
     samples will show. Being the more regularised, it counts as simpler than the plain layer in the
     one-standard-error rule: it comes before it, and the plain layer must beat it by more than the noise
     of the comparison, which on NCI60 (p/n ~ 150, where noise costs accuracy) it does."""
     def noise(hidden) -> float | str:  # --augment-noise auto, said as 0 where it is sure to be (described so)
-        sure = not hidden or config.auto_noise(n_train, n_features) == 0  # fewer kept features: no more noise
+        sure = not hidden or auto_defaults.auto_noise(n_train, n_features) == 0  # fewer kept features: no more noise
         return 0.0 if options.augment_noise == AUTO and sure else options.augment_noise
 
     if options.hidden != AUTO:
         return [Candidate(tuple(options.hidden), noise(options.hidden))]
     linear = [Candidate((), noise(()))]
     if options.lr == AUTO and n_features >= SLOW_LINEAR_FEATURES:
-        linear.append(Candidate((), noise(()), config.auto_lr(False, n_features) * SLOW_LINEAR_FACTOR))
+        linear.append(Candidate((), noise(()), auto_defaults.auto_lr(False, n_features) * SLOW_LINEAR_FACTOR))
     if too_wide_for_hidden(n_train, n_features):
         return linear
     hidden = [Candidate(tuple(h), noise(h)) for h in PORTFOLIO if h]
     # (its SD is in units of a standardised feature: not for --no-standardize, whose features keep their own)
-    if options.augment_noise in (0, 0.0) and options.standardize and config.auto_noise(n_train, n_features) > 0:
+    if options.augment_noise in (0, 0.0) and options.standardize and auto_defaults.auto_noise(n_train, n_features) > 0:
         hidden.insert(0, Candidate(PORTFOLIO[-1], AUTO))  # more regularised: simpler than the plain layer
     return linear + hidden
 
