@@ -111,7 +111,7 @@ class _Tracked:
         return getattr(self._fh, name)
 
 
-def _reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
     """"no space left on device" from [Errno 28] ...: the system's words, lower-case, without the number."""
     text = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc)) or type(exc).__name__
     return text[:1].lower() + text[1:]
@@ -447,7 +447,7 @@ def _write_into(shown: str, opened: Callable[[], BinaryIO], write: Callable[[Bin
 
 
 def _output_error(shown: str, exc: OSError) -> OutputError:
-    err = OutputError(f"cannot write {shown}: {_reason(exc)}")
+    err = OutputError(f"cannot write {shown}: {os_reason(exc)}")
     err.errno = exc.errno
     return err
 

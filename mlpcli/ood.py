@@ -434,11 +434,11 @@ def fit_basis(Z: np.ndarray, seed: int = 0, labels: np.ndarray | None = None, n_
     basis = OODBasis(mean=mean, components=V, reference=T, reference_residual=residual, calibration=np.zeros(0))
     if labels is not None:
         basis.reference_label = np.asarray(labels, dtype=np.int64)[idx[ref]]
-        basis.class_scale = _class_scales(basis, max(int(n_classes), int(basis.reference_label.max()) + 1))
+        basis.class_scale = class_scales(basis, max(int(n_classes), int(basis.reference_label.max()) + 1))
     return basis
 
 
-def _class_scales(basis: OODBasis, n_classes: int) -> np.ndarray:
+def class_scales(basis: OODBasis, n_classes: int) -> np.ndarray:
     """(n_classes,) each class's spread: the median over its reference rows of the distance (RMS per feature)
     to the nearest other reference row of the class. A class with fewer than two rows, or whose rows
     coincide, takes the median spread of the other classes (1 when no class has one)."""

@@ -452,7 +452,7 @@ def _unreachable(address: str, timeout: float, exc: BaseException | None = None)
                        "the address and port, or start one with `dask scheduler` and pass the address it prints")
 
 
-def _scheduler_hint(address: str) -> str:
+def scheduler_hint(address: str) -> str:
     """The usual mix-up, named: the dashboard's port (8787 by default) given for the scheduler's (8786)."""
     if address.rstrip("/").endswith(":8787"):
         return "; 8787 is the dashboard's port, the scheduler's is 8786 by default"
@@ -512,7 +512,7 @@ def _probe_scheduler(address: str, timeout: float) -> None:
         if not _listens(host, port):
             raise _unreachable(address, timeout)
         raise ConfigError(f"--scheduler {address}: something accepted the connection but did not answer as a Dask "
-                          f"scheduler within {timeout:g} s{_scheduler_hint(address)}; pass the address `dask "
+                          f"scheduler within {timeout:g} s{scheduler_hint(address)}; pass the address `dask "
                           "scheduler` prints (or its --scheduler-file's)")
     if isinstance(error, OSError) and "trying to connect" in str(error):  # distributed's own deadline
         raise _unreachable(address, timeout, error)
@@ -526,7 +526,7 @@ def _probe_scheduler(address: str, timeout: float) -> None:
     # anything else: an answer that is no Dask message (read as a length of exabytes: a MemoryError), a closed
     # connection, a reply without a type
     raise ConfigError(f"--scheduler {address}: another service answered there, not a Dask scheduler"
-                      f"{_scheduler_hint(address)}; pass the address `dask scheduler` prints (or its "
+                      f"{scheduler_hint(address)}; pass the address `dask scheduler` prints (or its "
                       "--scheduler-file's)")
 
 

@@ -175,7 +175,7 @@ def test_h5ad_obs_columns_are_read_by_row_range_as_whole(tmp_path):
     anndata = pytest.importorskip("anndata")
     from anndata.io import read_elem
 
-    from mlpcli.data.h5ad import H5ad, _plain
+    from mlpcli.data.h5ad import H5ad, plain_values
 
     n = 37
     rng = np.random.default_rng(0)
@@ -192,7 +192,7 @@ def test_h5ad_obs_columns_are_read_by_row_range_as_whole(tmp_path):
     anndata.AnnData(X=np.zeros((n, 2), np.float32), obs=obs).write_h5ad(path)
     names = ["obs_names", *obs.columns]
     with H5ad(path) as h:
-        whole = pd.DataFrame({c: _plain(read_elem(h.file["obs"]["_index" if c == "obs_names" else c]))
+        whole = pd.DataFrame({c: plain_values(read_elem(h.file["obs"]["_index" if c == "obs_names" else c]))
                               for c in names})
         for start, stop in ((0, n), (0, 1), (5, 17), (30, n), (36, 40)):
             part = h.obs_frame(names, start, stop)

@@ -171,8 +171,8 @@ def test_a_port_where_another_service_answers_is_an_error_not_out_of_memory(serv
 
 
 def test_a_dashboard_port_is_named():
-    assert "8787 is the dashboard's port" in parallel._scheduler_hint("tcp://10.0.0.5:8787")
-    assert parallel._scheduler_hint("tcp://10.0.0.5:8786") == ""
+    assert "8787 is the dashboard's port" in parallel.scheduler_hint("tcp://10.0.0.5:8787")
+    assert parallel.scheduler_hint("tcp://10.0.0.5:8786") == ""
 
 
 @pytest.mark.parametrize("address", ["http://127.0.0.1:8786", "127.0.0.1"])

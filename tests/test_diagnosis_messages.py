@@ -130,10 +130,10 @@ def test_every_rule_condition_has_words_both_ways(label):
     d = diagnose(*_pair(label), baseline=0.69)
     lv = {**d.evidence}
     for higher in (False, True):
-        w = D._Words(higher, "balanced accuracy" if higher else "loss")
+        w = D.Words(higher, "balanced accuracy" if higher else "loss")
         for cond in RULES[label]:
             for holds in (True, False):
-                text = D._fact_words(cond.lstrip("-"), holds, {**lv, "gap_end": abs(lv["gap_end"])}, w)
+                text = D.fact_words(cond.lstrip("-"), holds, {**lv, "gap_end": abs(lv["gap_end"])}, w)
                 assert text and "_" not in text, (cond, holds, text)
 
 

@@ -55,7 +55,7 @@ def test_rows_that_coincide_but_for_rounding_have_no_spread_of_their_own():
     basis = ood.fit_basis(X, labels=y, n_classes=4)
     same = basis.reference_label == 2
     basis.reference_residual[same] += 1e-14 * (basis.reference[same] ** 2).sum(axis=1)  # rounding of the norms
-    scale = ood._class_scales(basis, 4)
+    scale = ood.class_scales(basis, 4)
     assert scale[2] == scale[3] == pytest.approx(np.median(scale[:2]))
 
 

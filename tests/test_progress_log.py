@@ -23,7 +23,7 @@ def test_train_logs_progress_at_least_once_a_minute(tmp_path, monkeypatch):
     # the first epoch, and the last, which a run that ends between the 25-epoch lines had no line for (a review)
     assert quiet.exit_code == 0 and quiet.output.count("network: epoch") == 2, quiet.output
     assert "network: epoch 6 " in quiet.output and "(its last epoch)" in quiet.output
-    monkeypatch.setattr(train_cli._Progress, "SECONDS", 0.0)  # every epoch is a minute later
+    monkeypatch.setattr(train_cli.TrainProgress, "SECONDS", 0.0)  # every epoch is a minute later
     chatty = run(args)
     assert chatty.exit_code == 0, chatty.output
     assert [f"network: epoch {k} " in chatty.output for k in range(1, 7)] == [True] * 6, chatty.output
@@ -61,12 +61,12 @@ def test_train_logs_a_line_a_minute_while_members_train_in_other_processes(capsy
 
     from mlpcli.cli import train as train_cli
 
-    monkeypatch.setattr(train_cli._Progress, "SECONDS", 0.1)
-    with train_cli._Progress(quiet=False) as progress:
+    monkeypatch.setattr(train_cli.TrainProgress, "SECONDS", 0.1)
+    with train_cli.TrainProgress(quiet=False) as progress:
         progress({"event": "run_done", "done": 1, "runs": 5})
         time.sleep(0.5)
     err = capsys.readouterr().err
     assert "1/5 networks trained" in err and "still training, 0 min in (last: 1/5 networks trained)" in err
-    with train_cli._Progress(quiet=True) as progress:
+    with train_cli.TrainProgress(quiet=True) as progress:
         time.sleep(0.3)
     assert "still training" not in capsys.readouterr().err

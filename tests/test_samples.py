@@ -422,11 +422,11 @@ def test_ids_differing_only_in_surrounding_spaces_are_a_duplicate_not_one_shared
 
 
 def test_one_coincidental_prefix_is_not_taken_for_a_pattern():
-    from mlpcli.data.samples import _one_holds_other
+    from mlpcli.data.samples import one_holds_other
 
     ours = ["S10", "S11", "S12", "S13"]
-    assert _one_holds_other(ours, np.array(["S100", "T1", "T2"], dtype=object)) is None
-    assert _one_holds_other(ours, np.array([f"x_{s}" for s in ours], dtype=object)) == ("S10", "x_S10")
+    assert one_holds_other(ours, np.array(["S100", "T1", "T2"], dtype=object)) is None
+    assert one_holds_other(ours, np.array([f"x_{s}" for s in ours], dtype=object)) == ("S10", "x_S10")
 
 
 def test_predict_says_once_that_a_sheets_target_is_ignored(tmp_path):

@@ -106,13 +106,13 @@ def test_the_note_gives_no_figure_for_a_test_that_did_not_run():
 def test_patients_are_counted_only_as_far_as_the_tests_need():
     """A streamed table with one group per row kept every id in a set; counting stops at the cap, far above the
     5 and 20 patients the tests ask about."""
-    from mlpcli.predict.shift import GROUP_COUNT_CAP, _GroupCount
+    from mlpcli.predict.shift import GROUP_COUNT_CAP, GroupCount
 
-    counter = _GroupCount()
+    counter = GroupCount()
     for start in range(0, 3 * GROUP_COUNT_CAP, 4096):
         counter.add(np.array([f"P{i}" for i in range(start, start + 4096)], dtype=object))
     assert GROUP_COUNT_CAP <= counter.count < GROUP_COUNT_CAP + 4096 and len(counter.keys) < GROUP_COUNT_CAP + 4096
-    assert _GroupCount().add(np.array(["a", "a", "NA", "b"], dtype=object)).count == 3
+    assert GroupCount().add(np.array(["a", "a", "NA", "b"], dtype=object)).count == 3
 
 
 @pytest.fixture(scope="module")

@@ -85,11 +85,11 @@ def all_commands() -> dict[str, click.Command]:
 
 
 def __getattr__(name: str):
-    """``_Progress``, train's progress display, from its module when asked for (tests reach it here)."""
-    if name == "_Progress":
-        from .train import _Progress
+    """``TrainProgress``, train's progress display, from its module when asked for (tests reach it here)."""
+    if name == "TrainProgress":
+        from .train import TrainProgress
 
-        return _Progress
+        return TrainProgress
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -49,7 +49,7 @@ def warn_members(plan, progress):
     return announce
 
 
-class _Progress(StderrBar):
+class TrainProgress(StderrBar):
     """Renders the fit loop's per-epoch callback: a rich bar on a terminal (one run of the ensemble after
     the other), a line per run and every 25 epochs or minute in logs (HPC batch jobs), nothing with --quiet."""
 
@@ -428,7 +428,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     # with --json the notes are in the document; warnings show on stderr as well (never hidden)
     report([] if as_json else early_notes, early_warnings, quiet)
     try:
-        with threads_context(plan.blas_threads), _Progress(quiet) as progress:
+        with threads_context(plan.blas_threads), TrainProgress(quiet) as progress:
             outcome = pipeline.train_dataset(ds, options, progress=warn_members(plan, progress), notes=read_notes,
                                              source=data_file, plan=plan)
     except KeyboardInterrupt as exc:  # before any network had weights to keep (else the outcome says interrupted)

@@ -78,7 +78,7 @@ def _io():
     return h5py, read_elem, sparse_dataset
 
 
-def _reason(exc: BaseException) -> str:
+def hdf5_reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
@@ -88,13 +88,13 @@ def _reason(exc: BaseException) -> str:
 _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError, AttributeError)
 
 
-def _plain(values) -> np.ndarray | pd.api.extensions.ExtensionArray:
+def plain_values(values) -> np.ndarray | pd.api.extensions.ExtensionArray:
     """An obs column as training reads a table column: categories become their values (a categorical target
     or group is a label like any other), strings stay strings."""
     if isinstance(values, pd.Categorical):
         return np.asarray(values.astype(object))
     if isinstance(values, (pd.Series, pd.Index)):
-        return _plain(values.array)
+        return plain_values(values.array)
     if isinstance(values, np.ndarray) and values.dtype.kind in "SO":
         return np.asarray([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
     return values
@@ -105,11 +105,11 @@ def open_failure(path: str, exc: BaseException) -> str:
     a writer still at work; on NFS and Lustre, locks that file system does not offer) is not a damaged file."""
     reason = str(exc).lower()
     if "unable to lock file" in reason or "no locks available" in reason:  # HDF5's words; EAGAIN, ENOLCK
-        return (f"cannot read {path}: HDF5 could not lock it ({_reason(exc)}) — another process has it open for "
+        return (f"cannot read {path}: HDF5 could not lock it ({hdf5_reason(exc)}) — another process has it open for "
                 "writing (a notebook's AnnData read with backed='r+', a job still writing it), or the file system "
                 "does not support locks (NFS, Lustre): close it there, or set HDF5_USE_FILE_LOCKING=FALSE when "
                 "nothing writes it")
-    return f"cannot read {path} as .h5ad (an HDF5 file): {_reason(exc)}; is it truncated or corrupt?"
+    return f"cannot read {path} as .h5ad (an HDF5 file): {hdf5_reason(exc)}; is it truncated or corrupt?"
 
 
 class H5ad:
@@ -141,7 +141,7 @@ class H5ad:
             raise
 
     def _fail(self, exc: BaseException, what: str) -> DataError:
-        return DataError(f"cannot read {what} of {self.path}: {_reason(exc)}; is the file truncated or corrupt?")
+        return DataError(f"cannot read {what} of {self.path}: {hdf5_reason(exc)}; is the file truncated or corrupt?")
 
     def _open(self, layer: str | None, raw: bool, var_names: str | None) -> None:
         f = self.file
@@ -299,7 +299,7 @@ class H5ad:
                 raise DataError(f"--var-names {column!r}: no such {table} column in {self.path}; its {table} columns: "
                                 f"{quoted(self.var.columns, 8) or 'none'} (or var_names, the index){why}")
             values, what = self.var[column], f"var column {column!r} (--var-names)"
-        values = pd.Series(_plain(values))
+        values = pd.Series(plain_values(values))
         if values.isna().any():
             raise DataError(f"{self.path}: {what} has {int(values.isna().sum())} missing gene names; pick another "
                             "--var-names column")
@@ -364,7 +364,7 @@ class H5ad:
         candidates = [] if column is None else [None]
         candidates += [c for c in self.var.columns if c != column and _is_text(self.var[c])]
         for c in candidates:
-            values = pd.Series(_plain(self.var.index if c is None else self.var[c]))
+            values = pd.Series(plain_values(self.var.index if c is None else self.var[c]))
             if not values.isna().any() and values.is_unique:
                 return c, [str(v) for v in values]
         return None
@@ -398,7 +398,7 @@ class H5ad:
         return pd.DataFrame(out, index=pd.RangeIndex(stop - start))
 
     def _obs_rows(self, name: str, start: int, stop: int):
-        """Rows start..stop of one obs column, converted by ``_plain``. Datasets (strings, numbers) and
+        """Rows start..stop of one obs column, converted by ``plain_values``. Datasets (strings, numbers) and
         categoricals (codes + categories) are sliced in the file; other encodings (nullable arrays) are
         read whole through anndata once and kept."""
         obs = self.file["obs"]
@@ -420,14 +420,14 @@ class H5ad:
             length, values = elem["codes"].shape[0], None
         else:
             if key not in whole:
-                whole[key] = _plain(self._read_elem(elem))
+                whole[key] = plain_values(self._read_elem(elem))
             length, values = len(whole[key]), whole[key]
         if length != self.n_obs:
             raise DataError(f"{self.path}: obs column {name!r} has {length} values for {self.n_obs} cells")
         if values is not None:
             return values[start:stop]
         if isinstance(elem, h5py_dataset()) and not legacy:
-            return _plain(elem[start:stop])
+            return plain_values(elem[start:stop])
         if key not in whole:  # the categories: small, read once
             whole[key] = self._read_elem(elem.parent[elem.attrs["categories"]] if legacy else elem["categories"])
         codes = np.asarray((elem if legacy else elem["codes"])[start:stop])
@@ -435,7 +435,7 @@ class H5ad:
         if codes.size and (codes.max() >= len(categories) or codes.min() < -1):
             raise DataError(f"{self.path}: obs column {name!r} has category codes beyond its {len(categories)} "
                             "categories; is the file corrupt?")
-        return _plain(pd.Categorical.from_codes(codes, categories=pd.Index(categories)))
+        return plain_values(pd.Categorical.from_codes(codes, categories=pd.Index(categories)))
 
     # ── the matrix ───────────────────────────────────────────────────────────────────────────────────────
 
@@ -457,7 +457,7 @@ class H5ad:
         X = sp.csr_matrix(X) if not sp.isspmatrix_csr(X) else X  # CSC: one conversion (stored column-wise)
         if columns is not None:
             X = X[:, columns]
-        return _as_float32_csr(X)
+        return as_float32_csr(X)
 
     def rows(self, start: int, stop: int, columns: np.ndarray) -> np.ndarray:
         """Rows start..stop of the matrix, only `columns`, as a dense C-ordered float64 block. A sparse matrix
@@ -499,7 +499,7 @@ class H5ad:
         candidates += [c for c in self.var.columns if c != self.var_names_column and _is_text(self.var[c])]
         for column in candidates:
             values = self.var.index if column is None else self.var[column]
-            n = count_matches(wanted, _plain(values))
+            n = count_matches(wanted, plain_values(values))
             if n > best_found:
                 best, best_found = column, n
         if best_found > found:
@@ -552,7 +552,7 @@ def _is_text(column) -> bool:
         pd.api.types.is_string_dtype(dtype)
 
 
-def _as_float32_csr(X):
+def as_float32_csr(X):
     """A CSR matrix with float32 values when they are float32 numbers already (counts, values stored as
     float32: half the memory of float64), else float64 — rounding them would make a matrix read whole (CSC,
     10x) predict other numbers than the same values read by row ranges or from a table —, sorted indices, one

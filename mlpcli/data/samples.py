@@ -557,7 +557,7 @@ class SampleJoin:
         if pair:
             return (f"; they differ in leading zeros only ({pair[0]!r} in {self.source}, {pair[1]!r} in the sheet: "
                     "a spreadsheet program drops them when it opens a CSV), and ids must match exactly")
-        pair = _one_holds_other(self._probe, sheet.ids)
+        pair = one_holds_other(self._probe, sheet.ids)
         if pair:
             table_id, sheet_id = pair
             holds = f"the sheet's {sheet_id!r} holds {self.source}'s {table_id!r}" if len(sheet_id) > len(table_id) \
@@ -580,7 +580,7 @@ def _same_but_zeros(ours: Sequence[str], sheet_ids: np.ndarray) -> tuple[str, st
     return pairs[0] if pairs and 2 * len(pairs) >= len(ours) else None  # most of them: not a coincidence
 
 
-def _one_holds_other(ours: Sequence[str], sheet_ids: np.ndarray) -> tuple[str, str] | None:
+def one_holds_other(ours: Sequence[str], sheet_ids: np.ndarray) -> tuple[str, str] | None:
     """(one of `ours`, a sheet id) where one starts or ends with the other ('AAAC-1' and 'lib1_AAAC-1',
     'AAAC-1' and 'AAAC'), when most of `ours` have such a partner (one could be a coincidence: 'S10' and
     'S100'), or None. Sorted lists keep it O(log m) per id of ours."""

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, OptionError
-from .h5ad import H5ad, _as_float32_csr, _reason
+from .h5ad import H5ad, as_float32_csr, hdf5_reason
 
 __all__ = ["BARCODE", "SYMBOLS", "TenX", "is_tenx", "check_options"]
 
@@ -162,7 +162,7 @@ def _read_lines(path: str) -> list[list[str]]:
         with opener(path, "rt", encoding="utf-8", newline="") as fh:
             return [line.rstrip("\r\n").split("\t") for line in fh if line.strip()]
     except _READ_ERRORS as exc:
-        raise DataError(f"cannot read {path}: {_reason(exc)}; is the file truncated or corrupt?") from None
+        raise DataError(f"cannot read {path}: {hdf5_reason(exc)}; is the file truncated or corrupt?") from None
 
 
 def _header_hint(lines: list[list[str]], expected: int, listed: int | None = None) -> str:
@@ -303,7 +303,7 @@ class TenX(H5ad):
                     line = fh.readline()
                 rows, cols, entries = (int(v) for v in line.split())
         except _READ_ERRORS as exc:
-            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {_reason(exc)}") from None
+            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {hdf5_reason(exc)}") from None
         self._n_entries = entries
         return cols, rows
 
@@ -377,7 +377,7 @@ class TenX(H5ad):
         try:
             M = scipy.io.mmread(self.matrix_path)  # (genes, cells), COO
         except _READ_ERRORS as exc:
-            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {_reason(exc).rstrip('.')}; is it "
+            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {hdf5_reason(exc).rstrip('.')}; is it "
                             "truncated or corrupt?") from None
         if not hasattr(M, "tocsr"):
             raise DataError(f"{self.matrix_path} is a dense Matrix Market array, not the coordinate (sparse) file "
@@ -392,7 +392,7 @@ class TenX(H5ad):
             X = X[:, self._file_columns]
         if columns is not None:
             X = X[:, columns]
-        return _as_float32_csr(X)
+        return as_float32_csr(X)
 
     def rows(self, start: int, stop: int, columns: np.ndarray) -> np.ndarray:
         """Rows start..stop, only `columns`, dense C-ordered float64. The matrix (a text file) is read whole

@@ -114,10 +114,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .curves import MIN_POINTS, BaselineError, CurveError, _prepare
-from .measure import _head, _measure, _training_rise
-from .rules import LABELS, RULES, RUNNER_UP_MARGIN, _pick
-from .words import (_advice, _full_batch_advice, _linear_advice, _evidence, _summary, _unstable_advice, _unstable_sentence, _user_evidence, _Words,
+from .curves import MIN_POINTS, BaselineError, CurveError, prepare_curves
+from .measure import curves_up_to, measure_curves, training_rise
+from .rules import LABELS, RULES, RUNNER_UP_MARGIN, pick_label
+from .words import (advice_for, full_batch_advice, linear_advice, evidence_of, summary_sentence, unstable_advice, unstable_sentence, user_evidence, Words,
                     evidence_meanings, label_title)
 
 __all__ = ["LABELS", "RULES", "RUNNER_UP_MARGIN", "Diagnosis", "CurveError", "BaselineError", "diagnose", "evidence_meanings", "label_title"]
@@ -210,26 +210,26 @@ def diagnose(
     with both values finite, a baseline that is not a finite loss above 0 (BaselineError, a
     CurveError), or a negative spread.
     """
-    c = _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread, tuple(curve_names))
-    f = _measure(c)
-    rise = _training_rise(c, f)
+    c = prepare_curves(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread, tuple(curve_names))
+    f = measure_curves(c)
+    rise = training_rise(c, f)
     if rise is not None and MIN_POINTS <= rise.index + 1 < len(c.epochs):  # the run before it went unstable
-        c = _head(c, rise.index + 1)
-        f = _measure(c)
-    label, runner_up, scores, conditions = _pick(f)
-    lv = _evidence(f, c, label, scores, runner_up, stochastic_regularisation, rise, capacity_tried)
-    words = _Words(c.ceiling is not None, name or ("score" if c.ceiling is not None else "loss"))
+        c = curves_up_to(c, rise.index + 1)
+        f = measure_curves(c)
+    label, runner_up, scores, conditions = pick_label(f)
+    lv = evidence_of(f, c, label, scores, runner_up, stochastic_regularisation, rise, capacity_tried)
+    words = Words(c.ceiling is not None, name or ("score" if c.ceiling is not None else "loss"))
     kept = [int(k) for k in kept_epochs if k is not None and k >= 1] if kept_epochs is not None and not full_batch \
         else []  # (L-BFGS keeps its last iterate, not the best one)
-    advice = _advice(label, lv, stochastic_regularisation, words, kept or None, capacity_tried, validation_table,
+    advice = advice_for(label, lv, stochastic_regularisation, words, kept or None, capacity_tried, validation_table,
                      grouped_by)
     if full_batch:
-        advice = _full_batch_advice(label, advice, linear)
+        advice = full_batch_advice(label, advice, linear)
     if linear:
-        advice = _linear_advice(advice)
+        advice = linear_advice(advice)
     tied = runner_up is not None and scores[runner_up] == scores[label]
-    summary = _summary(label, lv, conditions[label], runner_up, tied, words)
+    summary = summary_sentence(label, lv, conditions[label], runner_up, tied, words)
     if lv["unstable_epoch"] is not None:  # the instability is the first thing to fix; "nothing needed" is not true
-        summary = _unstable_sentence(lv, words) + summary[0].lower() + summary[1:]
-        advice = _unstable_advice(lv) + ([] if label == "good_fit" else advice)
-    return Diagnosis(label, _user_evidence(lv), advice, runner_up, summary)
+        summary = unstable_sentence(lv, words) + summary[0].lower() + summary[1:]
+        advice = unstable_advice(lv) + ([] if label == "good_fit" else advice)
+    return Diagnosis(label, user_evidence(lv), advice, runner_up, summary)

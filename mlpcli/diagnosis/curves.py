@@ -1,5 +1,5 @@
 """Learning curves as the rules read them: validated, in loss orientation, NaN epochs dropped, scaled
-(``_prepare``; steps 1 and 2 of ``mlpcli.diagnosis``)."""
+(``prepare_curves``; steps 1 and 2 of ``mlpcli.diagnosis``)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class BaselineError(CurveError):
 
 
 @dataclass(frozen=True)
-class _Curves:
+class Curves:
     """Validated curves in loss orientation, NaN epochs dropped; ``scale`` > 0."""
 
     epochs: np.ndarray  # (n,) 1-based epoch numbers of the kept points
@@ -108,8 +108,8 @@ def _scale(train: np.ndarray, val: np.ndarray, baseline: float | None) -> tuple[
     return (spread, "range") if spread > 0 else (1.0, "unit")
 
 
-def _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread=None,
-             names: tuple[str, str] = ("train_loss", "val_loss")) -> _Curves:
+def prepare_curves(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, member_spread=None,
+             names: tuple[str, str] = ("train_loss", "val_loss")) -> Curves:
     """Validate, turn scores into losses, drop epochs where either curve is not finite (NaN: missing;
     infinite: blown up, counted apart). names: what the two curves are called in messages."""
     train, val = _as_curve(train_loss, names[0]), _as_curve(val_loss, names[1])
@@ -134,5 +134,5 @@ def _prepare(train_loss, val_loss, baseline, train_eval_loss, higher_is_better, 
     train_eval = None if train_eval is None else train_eval[keep]
     scale, source = _scale(train, val, loss_baseline)
     spread = None if spread is None else spread[keep]  # an s.d.: the same for a score and its loss
-    return _Curves(epochs, train, val, train_eval, scale, source, loss_baseline,
+    return Curves(epochs, train, val, train_eval, scale, source, loss_baseline,
                    int((~keep & ~infinite).sum()), ceiling, spread, int(infinite.sum()), first_infinite)

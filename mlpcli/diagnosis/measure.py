@@ -1,5 +1,5 @@
 """Robust measurements of prepared curves: smoothing, Theil-Sen trends, noise, the validation minimum and
-the rise after it (``_measure``; step 3 of ``mlpcli.diagnosis``)."""
+the rise after it (``measure_curves``; step 3 of ``mlpcli.diagnosis``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .curves import MIN_POINTS, _Curves
-from .rules import BEST_TOLERANCE, BEST_TOLERANCE_Z, _facts
+from .curves import MIN_POINTS, Curves
+from .rules import BEST_TOLERANCE, BEST_TOLERANCE_Z, facts_of
 
 # --- measuring ---------------------------------------------------------------------------------
 SMOOTH_MAX = 61  # smoother width ~ sqrt(n) epochs (odd, >= 3): it averages more noise on longer
@@ -187,7 +187,7 @@ def _quantum(y: np.ndarray) -> float:
     return float(np.min(np.diff(values)))
 
 
-def _noise(c: _Curves, train_s: np.ndarray, val_s: np.ndarray) -> _Noise:
+def _noise(c: Curves, train_s: np.ndarray, val_s: np.ndarray) -> _Noise:
     """Noise is measured late in the run: losses wiggle in proportion to their level, and the
     early fall from the baseline would otherwise dominate the estimate."""
     late, floor = _late(len(c.epochs)), NOISE_SD_FLOOR * c.scale
@@ -200,7 +200,7 @@ def _noise(c: _Curves, train_s: np.ndarray, val_s: np.ndarray) -> _Noise:
     return _Noise(train_sd, val_sd, gap_sd, train_sd / train_level, val_sd / val_level)
 
 
-def _measure(c: _Curves) -> dict:
+def measure_curves(c: Curves) -> dict:
     """All numbers the rules use; levels, slopes and gaps in units of the scale ``S``.
 
     Slopes are Theil-Sen slopes times ``SLOPE_UNIT x run length / S``: the change per 10 % of the
@@ -302,7 +302,7 @@ def _rise(after: np.ndarray, lowest: float, end: float, sd: float, smooth_var: f
     return rise, rise / se
 
 
-def _member_spread(c: _Curves, val_s: np.ndarray) -> float | None:
+def _member_spread(c: Curves, val_s: np.ndarray) -> float | None:
     """Median over the second half of s.d. across members / the validation level (floored like
     the wiggle's), where at least two members ran; None without members."""
     if c.spread is None:
@@ -315,7 +315,7 @@ def _member_spread(c: _Curves, val_s: np.ndarray) -> float | None:
 
 
 @dataclass(frozen=True)
-class _Rise:
+class Rise:
     """A training loss that rises at the end: it leaves its floor at ``index`` into the curves (at
     ``epoch``) and ends ``amount`` x S above its smoothed minimum."""
 
@@ -324,23 +324,23 @@ class _Rise:
     amount: float
 
 
-def _training_rise(c: _Curves, f: dict) -> _Rise | None:
+def training_rise(c: Curves, f: dict) -> Rise | None:
     """The rise of a training loss that rises at the end (the ``train_rising`` fact), or None. Gradient
     descent on a fixed training set lowers the training loss; a rise means the steps are too large."""
-    if _facts(f)["unstable"] <= 0:
+    if facts_of(f)["unstable"] <= 0:
         return None
     i = f["train_floor_index"]
-    return _Rise(i, int(c.epochs[i]), f["train_rise"])
+    return Rise(i, int(c.epochs[i]), f["train_rise"])
 
 
-def _head(c: _Curves, k: int) -> _Curves:
+def curves_up_to(c: Curves, k: int) -> Curves:
     """The curves' first ``k`` kept epochs (the run before it went unstable)."""
     cut = lambda a: None if a is None else a[:k]  # noqa: E731
     return replace(c, epochs=c.epochs[:k], train=c.train[:k], val=c.val[:k], train_eval=cut(c.train_eval),
                    spread=cut(c.spread))
 
 
-def _train_eval_end(c: _Curves, last: slice) -> float | None:
+def _train_eval_end(c: Curves, last: slice) -> float | None:
     """Median inference-mode training loss over the last window (it may be recorded sparsely)."""
     if c.train_eval is None:
         return None

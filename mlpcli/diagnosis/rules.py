@@ -1,4 +1,4 @@
-"""The seven shapes and the rules that score them from the measurements (``_pick``; step 4 of
+"""The seven shapes and the rules that score them from the measurements (``pick_label``; step 4 of
 ``mlpcli.diagnosis``): each threshold a fraction of the scale S, with its ramp width."""
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _rose(f: dict, limit: float = 1.0) -> float:
                _ramp(f["after_min"], AFTER_MIN_FRACTION, AFTER_MIN_WIDTH, limit))
 
 
-def _facts(f: dict, limit: float = 1.0) -> dict[str, float]:
+def facts_of(f: dict, limit: float = 1.0) -> dict[str, float]:
     """The fuzzy truths the rules are built from, by name (``_FACT_WORDS`` phrases each one)."""
 
     def ramp(x: float, threshold: float, width: float) -> float:
@@ -187,11 +187,11 @@ def _truth(facts: dict[str, float], condition: str) -> float:
 def _label_conditions(f: dict, limit: float = 1.0) -> dict[str, list[tuple[str, float]]]:
     """Each label's conditions as ``(name, fuzzy truth in [-limit, limit])``; see the module doc.
     ``limit=inf`` gives the unclipped margins that break ties between equal scores."""
-    facts = _facts(f, limit)
+    facts = facts_of(f, limit)
     return {lab: [(cond, _truth(facts, cond)) for cond in conds] for lab, conds in RULES.items()}
 
 
-def _pick(f: dict) -> tuple[str, str | None, dict[str, float], dict[str, list[tuple[str, float]]]]:
+def pick_label(f: dict) -> tuple[str, str | None, dict[str, float], dict[str, list[tuple[str, float]]]]:
     """Winner = highest score. Ties are common at the clip limits (two rules fully true, or no
     rule holding and every score at -1); they go to the label that comes closest to holding:
     fewest conditions clearly false (at -1), then the larger unclipped minimum margin, then the

@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .curves import SHORT_CURVE_EPOCHS, _Curves
-from .measure import NOISE_SD_FLOOR, SLOPE_UNIT, _Rise
+from .curves import SHORT_CURVE_EPOCHS, Curves
+from .measure import NOISE_SD_FLOOR, SLOPE_UNIT, Rise
 from .rules import (EARLY_BEST_EPOCH, FALL_SLOPE, GAP_GROW, GAP_LARGE, NOISY_REL, NOT_LEARNING, RISE_LEVEL, RISE_Z,
                     SLOPE_Z, SLOPE_Z_WIDTH, STILL_IMPROVING_SLOPE, TRAIN_EVAL_CLOSE, VAL_SHARE, VAL_SHARE_WIDTH)
 
@@ -31,11 +31,11 @@ def _plain(v):
     return float(f"{v:.6g}") if math.isfinite(v) else None
 
 
-def _user_units(value: float, c: _Curves) -> float:
+def _user_units(value: float, c: Curves) -> float:
     return value if c.ceiling is None else c.ceiling - value
 
 
-def _cause_capacity(f: dict, c: _Curves, capacity_tried: str | None) -> str | None:
+def _cause_capacity(f: dict, c: Curves, capacity_tried: str | None) -> str | None:
     """Why the curves stay near no skill, when the run says more than the shape: 'not_learning' (both curves end
     ``NOT_LEARNING`` above the baseline: worse than a constant prediction), 'larger_model_tried' (the run already
     tried a larger network, ``capacity_tried``), else None (the notes' capacity case)."""
@@ -59,7 +59,7 @@ def _cause_capacity(f: dict, c: _Curves, capacity_tried: str | None) -> str | No
     return "larger_model_tried" if capacity_tried else None
 
 
-def _cause_below(f: dict, c: _Curves, stochastic: bool) -> str:
+def _cause_below(f: dict, c: Curves, stochastic: bool) -> str:
     """Why validation sits below training: 'training_only_noise', 'likely_training_only_noise',
     'validation_easier' or 'unknown' (decided from the inference-mode training loss if given)."""
     if f["train_eval_end"] is not None:
@@ -70,9 +70,9 @@ def _cause_below(f: dict, c: _Curves, stochastic: bool) -> str:
     return "likely_training_only_noise" if stochastic else "unknown"
 
 
-def _evidence(f: dict, c: _Curves, label: str, scores: dict, runner_up, stochastic: bool,
-              rise: _Rise | None, capacity_tried: str | None = None) -> dict:
-    """The evidence in loss orientation (slopes and gaps: > 0 worse); ``_user_evidence`` turns it
+def evidence_of(f: dict, c: Curves, label: str, scores: dict, runner_up, stochastic: bool,
+              rise: Rise | None, capacity_tried: str | None = None) -> dict:
+    """The evidence in loss orientation (slopes and gaps: > 0 worse); ``user_evidence`` turns it
     to the curves' own direction."""
     S = c.scale
     # A slope in standard errors needs the curve's noise: where none could be measured (a run of 3 epochs has no
@@ -129,7 +129,7 @@ _SIGNED = ("train_slope", "val_slope", "train_slope_z", "val_slope_z", "gap_end"
            "gap_slope_z")
 
 
-def _user_evidence(lv: dict) -> dict:
+def user_evidence(lv: dict) -> dict:
     """Loss-orientation evidence -> the curves' own direction (a sign flip of ``_SIGNED`` for scores)."""
     if not lv["higher_is_better"]:
         return dict(lv)
@@ -157,7 +157,7 @@ def _num(x) -> str:
 
 
 @dataclass(frozen=True)
-class _Words:
+class Words:
     """The direction words of the curves' measure, so that every sentence reads right for a loss
     (lower is better) and for a score such as balanced accuracy (higher is better)."""
 
@@ -223,7 +223,7 @@ def _ratio_words(ratio) -> str:
     return f"{ratio:.1f}x the training curve's"
 
 
-def _fact_words(fact: str, holds: bool, ev: dict, w: _Words) -> str:
+def fact_words(fact: str, holds: bool, ev: dict, w: Words) -> str:
     """One fact of ``_facts`` in words, as it holds or fails on this run (ev: loss-orientation evidence)."""
     n, per = w.name, "of the scale per 10 % of the run"
     gap = ev["gap_end"]
@@ -281,7 +281,7 @@ def _fact_words(fact: str, holds: bool, ev: dict, w: _Words) -> str:
     return words[fact][0 if holds else 1]
 
 
-def _no_rise_words(ev: dict, w: _Words) -> str:
+def _no_rise_words(ev: dict, w: Words) -> str:
     """Why validation did not clearly get worse after its best value, naming the part of ``_rose`` that fails:
     "did not clearly rise (1.9 % of the scale, 1.1e+07 s.e.)" left the reader to guess which number fell short."""
     rise, z = ev["val_rise"], ev["val_rise_z"]
@@ -296,13 +296,13 @@ def _no_rise_words(ev: dict, w: _Words) -> str:
     return f"validation was {w.best} in the last epochs of the run, too late for a rise to show"
 
 
-def _explain(label: str, conditions: list[tuple[str, float]], ev: dict, w: _Words) -> tuple[list[str], list[str]]:
+def _explain(label: str, conditions: list[tuple[str, float]], ev: dict, w: Words) -> tuple[list[str], list[str]]:
     """The label's conditions in words: those that hold and those that do not (truth <= 0)."""
     holds, fails = [], []
     for cond, truth in conditions:
         fact, negated = cond.lstrip("-"), cond.startswith("-")
         fact_holds = (truth > 0) != negated  # a NOT condition holds when its fact does not
-        (holds if truth > 0 else fails).append(_fact_words(fact, fact_holds, ev, w))
+        (holds if truth > 0 else fails).append(fact_words(fact, fact_holds, ev, w))
     return holds, fails
 
 
@@ -320,7 +320,7 @@ def _never_beat_no_skill(ev: dict) -> bool:
     return d is not None and d < -SHARE_SHOWN
 
 
-def _overfit_advice(ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None) -> list[str]:
+def _overfit_advice(ev: dict, stochastic: bool, w: Words, kept: Sequence[int] | None) -> list[str]:
     """The notes' remedies for overfitting. Where the run already restored its best weights (``kept``: the epochs
     they come from) there is nothing to restore; where validation was best by ``EARLY_BEST_EPOCH`` there is no
     earlier epoch to stop at, and smaller steps, a smaller model or more regularisation are the remedy."""
@@ -368,7 +368,7 @@ _NOT_FULL_BATCH = ("--lr", "--dropout", "--augment-noise", "--patience", "--min-
                    "--lr-schedule", "--l1", "--batchnorm", "--weight-decay")
 
 
-def _linear_advice(advice: list[str]) -> list[str]:
+def linear_advice(advice: list[str]) -> list[str]:
     """``advice`` for a linear model (no hidden layer): no line that would make the network smaller (it has no
     units to remove), and where the first line asks for a less flexible model, the linear model's own ways."""
     out = []
@@ -386,7 +386,7 @@ def _linear_advice(advice: list[str]) -> list[str]:
     return out
 
 
-def _full_batch_advice(label: str, advice: list[str], linear: bool = False) -> list[str]:
+def full_batch_advice(label: str, advice: list[str], linear: bool = False) -> list[str]:
     """``advice`` for curves of L-BFGS iterations: the lines naming an option that optimizer refuses are left out,
     and what it does take leads (it trains to convergence and keeps the last iterate, so there is no earlier point
     to stop at: a penalty, a smaller network, or a minibatch optimizer that stops early)."""
@@ -406,7 +406,7 @@ def _full_batch_advice(label: str, advice: list[str], linear: bool = False) -> l
     return [lead, *kept]
 
 
-def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[str]:
+def _capacity_advice(ev: dict, w: Words, capacity_tried: str | None) -> list[str]:
     """Underfit (capacity): the notes' remedies, unless the run says capacity is not what is missing: a training
     curve worse than a constant prediction (``cause`` not_learning) has not learned at all, and a larger network the
     run already tried (``capacity_tried``) did not do better."""
@@ -477,7 +477,7 @@ def _capacity_advice(ev: dict, w: _Words, capacity_tried: str | None) -> list[st
     ]
 
 
-def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[int] | None = None,
+def advice_for(label: str, ev: dict, stochastic: bool, w: Words, kept: Sequence[int] | None = None,
             capacity_tried: str | None = None, validation_table: str | None = None,
             grouped_by: str | None = None) -> list[str]:
     """The notes' remedies for ``label``, filled in with the (loss-orientation) evidence; ``kept``: the epochs whose
@@ -561,7 +561,7 @@ def _advice(label: str, ev: dict, stochastic: bool, w: _Words, kept: Sequence[in
     return _advice_below(ev, w)
 
 
-def _unstable_sentence(ev: dict, w: _Words) -> str:
+def unstable_sentence(ev: dict, w: Words) -> str:
     """What went unstable, leading the summary (ev: loss-orientation evidence with an ``unstable_epoch``)."""
     parts = []
     if ev["train_rise"] is not None:
@@ -576,14 +576,14 @@ def _unstable_sentence(ev: dict, w: _Words) -> str:
     return f"Unstable training: {' and '.join(parts)}: the learning rate is probably too high. {read}"
 
 
-def _unstable_advice(ev: dict) -> list[str]:
+def unstable_advice(ev: dict) -> list[str]:
     return [f"Lower the learning rate (--lr, e.g. 3-10x lower) or clip the gradient norm (--clip-norm): the run "
             f"went unstable at epoch {ev['unstable_epoch']}.",
             f"Keep the weights from before that: the best epoch up to it is {ev['best_epoch']} (early stopping on "
             "the validation loss restores it)."]
 
 
-def _advice_below(ev: dict, w: _Words) -> list[str]:
+def _advice_below(ev: dict, w: Words) -> list[str]:
     """Validation below training: the advice depends on what the inference-mode training loss
     (or the use of dropout) says about the cause."""
     cause = ev["cause"]
@@ -609,7 +609,7 @@ def _advice_below(ev: dict, w: _Words) -> list[str]:
             "Not always a problem: understand the cause first."]
 
 
-def _flat_words(ev: dict, w: _Words) -> str:
+def _flat_words(ev: dict, w: Words) -> str:
     """"are flat", or, when a curve still moves by more than the noise though too slowly to count as falling, "level
     off" with its slope: a 2-unit network's curves falling by 0.4 % of the scale per 10 % of the run at 9.6 and 74
     standard errors read "both curves are flat", against the evidence printed under it."""
@@ -621,7 +621,7 @@ def _flat_words(ev: dict, w: _Words) -> str:
     return f"level off ({w.improving} slowly at the end: {by} of the scale per 10 % of the run)"
 
 
-def _shape_sentence(label: str, ev: dict, w: _Words) -> str:
+def _shape_sentence(label: str, ev: dict, w: Words) -> str:
     """The label's sentence with its key numbers (loss-orientation evidence, words from ``w``)."""
     n, per = w.name, "per 10 % of the run"
     tf, vf = _num(ev["train_final"]), _num(ev["val_final"])
@@ -701,8 +701,8 @@ def _per_epochs(ev: dict) -> str:
     return f", i.e. per {span:.2g} epochs" if span >= 2 else ""
 
 
-def _summary(label: str, ev: dict, conditions: list[tuple[str, float]], runner_up: str | None,
-             tied: bool, w: _Words) -> str:
+def summary_sentence(label: str, ev: dict, conditions: list[tuple[str, float]], runner_up: str | None,
+             tied: bool, w: Words) -> str:
     """One sentence: the label's shape with its key numbers; when no rule fully holds (score < 0),
     plainly that no shape matches clearly, the closest one, why, and what speaks against it."""
     if ev["score"] is not None and ev["score"] < 0:
@@ -743,7 +743,7 @@ def _gap_words(ev: dict) -> str:
 
 def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
     """What each evidence value means, phrased for the curves' direction (for the CLI's panel)."""
-    w = _Words(higher_is_better, "")
+    w = Words(higher_is_better, "")
     up = "> 0 rising, improving" if higher_is_better else "< 0 falling, improving"
     level = ("shortfall from a perfect score at the end / S" if higher_is_better else "level at the end / S")
     return {

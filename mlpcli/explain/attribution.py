@@ -185,7 +185,7 @@ def baseline_values(model: Model, baseline="mean") -> np.ndarray:
 
 
 @dataclass
-class _Output:
+class TargetOutput:
     """Which network output a target class reads, with its sign (a binary sigmoid's class 0 is -z)."""
 
     model: Model
@@ -721,7 +721,7 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
         if b.shape != (X.shape[1],):
             raise ConfigError(f"the baseline has {b.size} values for a table of {X.shape[1]} feature columns")
     width, (T, n) = X.shape[1], targets.shape
-    out_fn = _Output(model, output)
+    out_fn = TargetOutput(model, output)
     M = len(model.members)
     keep_members = per_member
     # a regression ensemble's value is the mean of its members' outputs each in its own units (their targets were
@@ -777,7 +777,7 @@ def _in_target_units(model: Model, chunk: "Chunk", tc: np.ndarray) -> "Chunk":
     return chunk
 
 
-def _one_chunk(model: Model, out_fn: "_Output", Xc: np.ndarray, tc: np.ndarray, b: np.ndarray, steps: int,
+def _one_chunk(model: Model, out_fn: "TargetOutput", Xc: np.ndarray, tc: np.ndarray, b: np.ndarray, steps: int,
                output: str, per_member: bool, column_maps, transformed: bool, exact: bool = True) -> "Chunk":
     """Attributions of the rows Xc (c, width) toward the targets tc (T, c), integrated over ``steps`` (the
     trapezoid rule; between the kinks for deeper ReLU-family networks, ``_segmented``)."""
@@ -844,7 +844,7 @@ def _one_chunk(model: Model, out_fn: "_Output", Xc: np.ndarray, tc: np.ndarray, 
     return Chunk(slice(0, c), values, fx, fb, mvals, mfx, mfb)
 
 
-def _ensemble_seed(out_fn: _Output, outs, sl: slice, logits: np.ndarray, t: np.ndarray, m: int, M: int,
+def _ensemble_seed(out_fn: TargetOutput, outs, sl: slice, logits: np.ndarray, t: np.ndarray, m: int, M: int,
                    k: int) -> np.ndarray:
     """d f_t / d(member m's logits) at the path points ``sl`` ((a, c, k) logits of member m), (a * c, k)."""
     tr = np.tile(t, sl.stop - sl.start)
@@ -985,7 +985,7 @@ def input_gradients(model: Model, X, target, *, output: str = "logit") -> np.nda
     check_model_output(model, output)
     X = _in_model_order(model, X, None)
     t = _targets(model, target, X.shape[0])[0][0]
-    out_fn = _Output(model, output)
+    out_fn = TargetOutput(model, output)
     G = np.zeros(X.shape)
     logits, states = [], []
     for member in model.members:

@@ -51,7 +51,7 @@ from ..data.labels import as_number
 from ..errors import ConfigError, DataError, OptionError
 from ..metrics import spearman
 from ..model_io import Model
-from .attribution import (DEFAULT_STEPS, _Output, attribution_chunks, baseline_values, check_model_output,
+from .attribution import (DEFAULT_STEPS, TargetOutput, attribution_chunks, baseline_values, check_model_output,
                           check_steps, class_index, completeness_gap, default_tol, target_scales)
 
 if TYPE_CHECKING:
@@ -704,7 +704,7 @@ def _softmax0(Z: np.ndarray) -> np.ndarray:
     return E
 
 
-def _probabilities_cm(out_fn: _Output, logit_sets: list[np.ndarray]) -> np.ndarray:
+def _probabilities_cm(out_fn: TargetOutput, logit_sets: list[np.ndarray]) -> np.ndarray:
     """The model's probabilities, class-major (k, ...), from each member's logits (k, ...): the members'
     mean probability calibrated as ``calibration.temper`` does it, and recalibrated for a population as
     ``Model.recalibrated`` does it (so, as predict gives them)."""
@@ -896,7 +896,7 @@ def _permutation_drops(model: Model, X, y, *, features, repeats, seed, scoring, 
         raise ConfigError("permutation importance needs labels y" + " (the targets' values)" * regression)
     n, d = X.shape
     k_cls = len(model.classes)
-    out_fn = _Output(model, "prob")
+    out_fn = TargetOutput(model, "prob")
     sd, mean = target_scales(model)  # (M, k): each member's outputs in the target's units
 
     def probs(logit_sets, m=None):  # [(k, ..., n)] per member -> the model's probabilities (values), as predict_output

@@ -149,9 +149,9 @@ def fit_linear_baseline(train_ds: data.Dataset, options: TrainOptions) -> tuple[
 
 def _label_weights(options: TrainOptions, ds: data.Dataset) -> np.ndarray | None:
     """The run's per-label (negative, positive) weights for a multi-label target (``build_loss``'s)."""
-    from .fitting import _multilabel_weights
+    from .fitting import multilabel_weights
 
-    return _multilabel_weights(options.class_weight, ds.y.astype(np.float64), ds.classes)
+    return multilabel_weights(options.class_weight, ds.y.astype(np.float64), ds.classes)
 
 
 def linear_baseline(train_ds: data.Dataset, test_ds: data.Dataset, options: TrainOptions,

@@ -34,7 +34,7 @@ from .portfolio import PORTFOLIO
 from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import exact_if_regression, prediction_columns
 from .pooled import PooledEstimate, pooled_estimate
-from .splits import (Fold, _group_name, _label, batch_spanning_groups, check_training_parts, kfold,
+from .splits import (Fold, group_name, class_label, batch_spanning_groups, check_training_parts, kfold,
                      single_group_labels)
 from .splits import leave_batch_out as leave_batch_out_folds
 
@@ -399,7 +399,7 @@ def _prediction_columns(ds: data.Dataset, f: FoldScore):
     # off by one against them: a join on `row` paired every prediction with the next sample)
     cols: dict[str, Any] = {"_row": rows, id_name: ds.ids[rows] if ds.ids is not None else rows + 1}
     if ds.groups is not None:
-        cols[_group_name(ds)] = ds.groups[rows]
+        cols[group_name(ds)] = ds.groups[rows]
     cols["repeat"] = np.full(len(rows), f.repeat + 1)
     cols["fold"] = np.full(len(rows), f.fold + 1)
     if f.held_out is not None and ds.batches is not None:  # leave-batch-out: each row's batch (a fold may hold several)
@@ -478,7 +478,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)
-    warn = _fold_warnings(ds, fold_list, scores)
+    warn = fold_warnings(ds, fold_list, scores)
     confounded = batch_confounding(ds, leave_batch_out)
     if confounded:
         warn.insert(0, confounded)
@@ -571,10 +571,10 @@ def batch_confounding(ds: data.Dataset, leave_batch_out: bool = False, command: 
         return None
     samples = np.zeros((len(names), int(y.max()) + 1))  # the shares shown are of samples, as the table counts them
     np.add.at(samples, (b, y), 1)
-    shares = [f"{names[i]} {samples[i].max() / samples[i].sum():.0%} {_label(ds, int(samples[i].argmax()))!r}"
+    shares = [f"{names[i]} {samples[i].max() / samples[i].sum():.0%} {class_label(ds, int(samples[i].argmax()))!r}"
               for i in np.argsort(-samples.max(axis=1) / samples.sum(axis=1), kind="stable")[:3]]
     column = ds.roles.batch if ds.roles is not None and ds.roles.batch else "batch"
-    counted = f", each {_group_name(ds)} counted once" if ds.groups is not None else ""
+    counted = f", each {group_name(ds)} counted once" if ds.groups is not None else ""
     what = f"the label is confounded with {column!r} (Cramér's V {v:.2f}{counted}; {', '.join(shares)})"
     if leave_batch_out:
         return (what + ": a held-out batch's class mix differs from its training batches', so its score mixes the "
@@ -600,7 +600,7 @@ def _spanning_note(ds: data.Dataset) -> list[str]:
     more = f" and {len(spanning) - 5} more" if len(spanning) > 5 else ""
     n = len(spanning)
     return [f"{n} {'group has' if n == 1 else 'groups have'} samples in several batches, so those batches are held "
-            f"out together ({_group_name(ds)}: {shown}{more})"]
+            f"out together ({group_name(ds)}: {shown}{more})"]
 
 
 def describe_model(options: TrainOptions, members: int | list[int]) -> str:
@@ -629,7 +629,7 @@ def _classes(names: list[str], verb: str, plural_verb: str) -> str:
     return f"class {listed} {verb}" if len(names) == 1 else f"classes {listed} {plural_verb}"
 
 
-def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldScore],
+def fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldScore],
                    settings: Sequence[str] | None = None) -> list[str]:
     """The folds' warnings, one line per distinct warning naming every fold it came from. ``settings``: tune's
     grid settings as written (``format_setting``), by the point index of a score's label ("grid", point, ...):
@@ -639,14 +639,14 @@ def _fold_warnings(ds: data.Dataset, fold_list: list[Fold], scores: list[FoldSco
         several = len({f.repeat for f in fold_list}) > 1  # name folds as the table does: a repeat only with repeats
         for f in fold_list:
             where = fold_name(f, several)
-            untrained = [_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.train] == k)]
+            untrained = [class_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.train] == k)]
             if untrained:  # leave-batch-out, when a class lives in one batch: the fold's model never sees it
                 it, its = ("it", "its") if len(untrained) == 1 else ("them", "their")
                 out.append(f"{where}: {_classes(untrained, 'has', 'have')} no training rows (only in the held-out part); the "
                            f"fold's model cannot predict {it}, so {its} samples there all count as errors")
-            missing = [_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.test] == k)]
+            missing = [class_label(ds, k) for k in np.unique(ds.y) if not np.any(ds.y[f.test] == k)]
             if missing:
-                held = [_label(ds, k) for k in np.unique(ds.y[f.test])] if ds.task != "multilabel" else []
+                held = [class_label(ds, k) for k in np.unique(ds.y[f.test])] if ds.task != "multilabel" else []
                 # one class alone: its "balanced accuracy" is that class's recall, which the mean then averages in
                 alone = (f" (its balanced accuracy is the recall of class {str(held[0])!r} alone)" if len(held) == 1 else "")
                 out.append(f"{where}: {_classes(missing, 'is', 'are')} absent from the test rows; the metrics there "
@@ -700,6 +700,6 @@ def without_figures(text: str) -> str:
     return _FIGURES.sub(lambda m: m.group(1) or "#", text)
 
 
-CONSTANT_KEY = "\0constant"  # _fold_warnings' key of every fold's constant-feature warning
+CONSTANT_KEY = "\0constant"  # fold_warnings' key of every fold's constant-feature warning
 EMPTY_KEY = "\0empty"  # and of every fold's warning of features without a value on its training rows
 

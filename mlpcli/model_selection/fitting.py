@@ -98,7 +98,7 @@ def label_loss_weights(options: TrainOptions, ds: data.Dataset) -> tuple[np.ndar
     name = _resolve_loss_name(options, ds.task)
     Y = np.asarray(ds.y).reshape(ds.n_samples, -1)
     neg, pos = np.ones(Y.shape[1]), np.ones(Y.shape[1])
-    cw = _multilabel_weights(options.class_weight, Y, ds.classes)  # as build_loss weighed them (it checked them)
+    cw = multilabel_weights(options.class_weight, Y, ds.classes)  # as build_loss weighed them (it checked them)
     if cw is not None:
         neg, pos = neg * cw[0], pos * cw[1]
     if name == "bce":
@@ -132,7 +132,7 @@ def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> 
                           "or use --loss bce)")
 
     if task == "multilabel":
-        cw = _multilabel_weights(options.class_weight, y_train, ds.classes)
+        cw = multilabel_weights(options.class_weight, y_train, ds.classes)
     elif task in ("binary", "multiclass"):
         cw = data.class_weights(y_train, n_classes, options.class_weight, ds.classes)
     else:
@@ -155,7 +155,7 @@ def build_loss(options: TrainOptions, ds: data.Dataset, y_train: np.ndarray) -> 
     return LossSetup(loss, task, n_out, cw)
 
 
-def _multilabel_weights(spec, Y: np.ndarray, labels: list) -> np.ndarray | None:
+def multilabel_weights(spec, Y: np.ndarray, labels: list) -> np.ndarray | None:
     """Per-label (negative, positive) weights for multi-label BCE: ``balanced`` gives each label
     n / (2 n_pos) and n / (2 n_neg) like scikit-learn; ``"L1=3,L2=2"`` sets positive weights.
 

@@ -39,7 +39,7 @@ class SplitSummary:
     warnings: list[str] = field(default_factory=list)
 
 
-def _group_name(dataset: Dataset) -> str:
+def group_name(dataset: Dataset) -> str:
     return dataset.roles.group if dataset.roles is not None and dataset.roles.group else "group"
 
 
@@ -58,10 +58,10 @@ def single_group_labels(dataset: Dataset) -> list[str]:
         for value, what in ((1, "positives"), (0, "negatives")):
             held = np.unique(groups[Y[:, j] == value])
             if len(held) == 1:
-                said.append(f"{str(name)!r} ({what}: {_group_name(dataset)} {str(held[0])!r})")
+                said.append(f"{str(name)!r} ({what}: {group_name(dataset)} {str(held[0])!r})")
     if not said:
         return []
-    return [f"a label's positives (or negatives) all come from one {_group_name(dataset)}: {', '.join(said[:5])}"
+    return [f"a label's positives (or negatives) all come from one {group_name(dataset)}: {', '.join(said[:5])}"
             f"{' …' if len(said) > 5 else ''} — no split can train on such a label and hold it out, so its held-out "
             "figures are of networks that never saw it, and the model cannot tell it from that patient; collect more "
             "patients, or leave it out of --target"]
@@ -133,7 +133,7 @@ def holdout_keeping_scarce(dataset: Dataset, val_size: float = 0.2, seed: int = 
     if n_units < 2:
         if groups is not None:
             raise DataError(f"cannot hold out whole groups: a class whose samples all come from one group (of "
-                            f"{_group_name(dataset)!r}) keeps it in training, and fewer than 2 other groups are left "
+                            f"{group_name(dataset)!r}) keeps it in training, and fewer than 2 other groups are left "
                             "to hold out")
         pool, alone = np.arange(dataset.n_samples), np.zeros(0, dtype=np.int64)  # singletons only: at random
     n = dataset.n_samples
@@ -186,7 +186,7 @@ def fold_fraction(val_size: float, most_folds: int) -> tuple[int, int]:
 
 
 def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    groups, y, gname = dataset.groups, dataset.y, _group_name(dataset)
+    groups, y, gname = dataset.groups, dataset.y, group_name(dataset)
     n_groups = len(np.unique(groups))
     largest = int(np.bincount(y).max())
     _check_enough_groups(n_groups, gname)
@@ -245,7 +245,7 @@ def _check_enough_groups(n_groups: int, gname: str) -> None:
 def _grouped_shuffle_split(dataset: Dataset, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     from sklearn.model_selection import GroupShuffleSplit
 
-    groups, gname = dataset.groups, _group_name(dataset)
+    groups, gname = dataset.groups, group_name(dataset)
     n_groups = len(np.unique(groups))
     _check_enough_groups(n_groups, gname)
     n_val_groups = math.ceil(val_size * n_groups)
@@ -376,7 +376,7 @@ def summarize_split(train: Dataset, val: Dataset, strategy: str = "explicit vali
         shared = np.intersect1d(train.groups, val.groups)
         if shared.size:
             raise DataError(
-                f"{shared.size} groups in {_group_name(train)!r} appear in both the training and the --val-data "
+                f"{shared.size} groups in {group_name(train)!r} appear in both the training and the --val-data "
                 f"table: {quoted(shared)}; a patient on both sides inflates validation scores — remove them "
                 "from one table"
             )
@@ -395,7 +395,7 @@ class Fold:
     held_out: str | None = None  # leave-batch-out: the batches of the test part ("B1+B2")
 
 
-def _label(ds: Dataset, k: int) -> str:
+def class_label(ds: Dataset, k: int) -> str:
     return str(ds.classes[k]) if k < len(ds.classes) else str(k)
 
 
@@ -415,7 +415,7 @@ def check_fold_count(ds: Dataset, n_folds: int, flag: str, outer: bool = False) 
         raise ConfigError(f"{flag} must be a whole number >= 2, got {n_folds!r}")
     classify = ds.task in CLASSIFICATION_TASKS
     if ds.groups is not None:
-        gname = _group_name(ds)
+        gname = group_name(ds)
         n_groups = len(np.unique(ds.groups))
         if n_groups < 2:  # ("use --folds 1 or fewer" led to "a grouped split needs at least 2")
             raise DataError(f"{flag} {n_folds}: the table has one group in {gname!r}, and a grouped split needs 2 or "
@@ -429,7 +429,7 @@ def check_fold_count(ds: Dataset, n_folds: int, flag: str, outer: bool = False) 
                 if m < n_folds:
                     most = _workable_folds(m, outer)  # none: no fold count can hold the class
                     fewer = f"use {flag} {most} or fewer, or " if most >= 2 else ""
-                    raise DataError(f"{flag} {n_folds}: class {_label(ds, k)!r} has {m} group(s) in {gname!r}, "
+                    raise DataError(f"{flag} {n_folds}: class {class_label(ds, k)!r} has {m} group(s) in {gname!r}, "
                                     f"fewer than the folds, so some test folds would lack it — {fewer}merge the class "
                                     "or leave its samples out")
         return
@@ -440,7 +440,7 @@ def check_fold_count(ds: Dataset, n_folds: int, flag: str, outer: bool = False) 
         for k in np.flatnonzero((counts > 0) & (counts < n_folds)):
             most = _workable_folds(int(counts[k]), outer)
             fewer = f"use {flag} {most} or fewer, or " if most >= 2 else ""
-            raise DataError(f"{flag} {n_folds}: class {_label(ds, k)!r} has {counts[k]} sample(s), fewer than the "
+            raise DataError(f"{flag} {n_folds}: class {class_label(ds, k)!r} has {counts[k]} sample(s), fewer than the "
                             f"folds, so some test folds would lack it — {fewer}merge the class or leave its samples out")
 
 
@@ -568,10 +568,10 @@ def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
         s = offset_seed(seed, r)
         if ds.groups is not None and classify:
             pairs = stratified_group_folds(ds.y, ds.groups, n_folds, s)
-            strategy = f"StratifiedGroupKFold by {_group_name(ds)}"
+            strategy = f"StratifiedGroupKFold by {group_name(ds)}"
         elif ds.groups is not None:
             pairs = _shuffled_group_kfold(ds.groups, n_folds, s)
-            strategy = f"GroupKFold by {_group_name(ds)} (shuffled)"
+            strategy = f"GroupKFold by {group_name(ds)} (shuffled)"
         elif classify:
             from sklearn.model_selection import StratifiedKFold  # (imported where used: ~1 s, grouped tables need none)
 
@@ -680,7 +680,7 @@ def check_training_parts(ds: Dataset, folds: list[Fold], flag: str = "--folds") 
         return
     grouped = ds.groups is not None
     units = ds.groups if grouped else np.arange(ds.n_samples)
-    unit = f"group in {_group_name(ds)!r}" if grouped else "sample"
+    unit = f"group in {group_name(ds)!r}" if grouped else "sample"
     repeated = len({f.repeat for f in folds}) > 1
     for f in folds:
         y, u = ds.y[f.train], units[f.train]
@@ -695,7 +695,7 @@ def check_training_parts(ds: Dataset, folds: list[Fold], flag: str = "--folds") 
                 n_folds = len({g.fold for g in folds})
                 fix = (f"use {flag} {total} (more folds leave more of its {unit.split(' ')[0]}s to train on), or "
                        if 3 <= total and n_folds < total else "")
-            raise DataError(f"{where}: class {_label(ds, k)!r} has 1 {unit} in the fold's training part (of its "
+            raise DataError(f"{where}: class {class_label(ds, k)!r} has 1 {unit} in the fold's training part (of its "
                             f"{total}), but the fold's model holds some of every class out for early stopping, "
                             f"so it needs 2 — {fix}merge the class or leave its samples out")
 

@@ -31,7 +31,7 @@ from ..data.preprocess_messages import IMPUTE_HINT
 from ..config import AUTO, AUTO_WEIGHT_DECAY, AUTO_WEIGHT_DECAY_REGRESSION, ONLY_WITH, OPTIMIZER_ONLY, TrainOptions
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
-from .cross_validation import (FoldScore, _fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
+from .cross_validation import (FoldScore, fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
                                finite, fit_fold, fold_name, mean_sd, with_seed)
 from .grid import (apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size, option_name,
                    value_text)
@@ -665,7 +665,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
                 inner_mean=None if best is None else best.mean, inner_sd=None if best is None else best.sd,
                 score=s.score if scored else float("nan"), metrics=s.metrics if scored else {}, inner=inner,
                 failed=why))
-    warn = _fold_warnings(ds, fold_list, [s for s in scores[:len(points) * per_point] if isinstance(s, FoldScore)],
+    warn = fold_warnings(ds, fold_list, [s for s in scores[:len(points) * per_point] if isinstance(s, FoldScore)],
                           settings=[format_setting(setting) for _, setting in points])
     warn += nested_warnings
     confounded = batch_confounding(ds, command="tune")  # as cv warns: a grid point can win by recognising batches

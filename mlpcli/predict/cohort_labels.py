@@ -16,7 +16,7 @@ from ..data.labels import label_key
 from ..data.limits import first_beyond_limit, value_limit_message
 from ..errors import DataError
 from ..model_io import Model
-from .columns import _row_label
+from .columns import row_label
 
 
 def encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source: str, first_row: int,
@@ -41,7 +41,7 @@ def encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source:
         also = [repr(str(targets[c])) for c in np.flatnonzero(missing.any(axis=0)) if c != j]
         more = f" (and {', '.join(also)} too)" if also else ""
         raise DataError(f"{source}: the target {targets[j]!r} has missing values, the first at "
-                        f"{_row_label(first_row, index[i], ids)}{more}; drop the rows without a label, or predict "
+                        f"{row_label(first_row, index[i], ids)}{more}; drop the rows without a label, or predict "
                         "them with `mlpcli predict`")
     # a model whose classes include one number written differently ('1', '01', '1.0': text at training) reads a
     # cohort's labels as text too: typed, '1' and '1.0' became one number, and every '1.0' row the class '1'
@@ -54,7 +54,7 @@ def encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source:
         at = first_beyond_limit(values)
         if at is not None:
             raise DataError(f"{source}: " + value_limit_message("target column", targets[at[1]], values[at],
-                                                                 _row_label(first_row, index[at[0]], ids)))
+                                                                 row_label(first_row, index[at[0]], ids)))
     sub = frame[targets].copy()
     sub["__mlpcli_placeholder__"] = 0.0
     try:
@@ -105,7 +105,7 @@ def _first_unknown_label(labels: pd.Series, model: Model, first_row: int, index:
     'S3')"), each distinct label tried as evaluate matches them (``Dataset.from_frame``); None if none is."""
     unknown = _unknown_labels(labels, model)
     hits = np.flatnonzero(labels.map(lambda v: v in unknown).to_numpy(dtype=bool)) if unknown else []
-    return _row_label(first_row, int(index[hits[0]]), ids) if len(hits) else None
+    return row_label(first_row, int(index[hits[0]]), ids) if len(hits) else None
 
 
 def _unknown_labels(labels: pd.Series, model: Model) -> set:
@@ -143,4 +143,4 @@ def _check_target_cells(frame: pd.DataFrame, targets: list[str], task: str, sour
     if off.any():
         i, j = np.argwhere(off)[0]
         raise DataError(f"{source}: the target {targets[j]!r} holds {str(sub.iloc[i, j])!r} at "
-                        f"{_row_label(first_row, index[i], ids)}, where the model's {task} target takes {what}")
+                        f"{row_label(first_row, index[i], ids)}, where the model's {task} target takes {what}")

@@ -461,7 +461,7 @@ def _check_layout(kept: Sequence[str], found: int, first_cells: Callable[[int], 
 # ── feature values of one chunk ──────────────────────────────────────────────────────────────────────────
 
 
-def _row_label(first_row: int, i: int, ids: np.ndarray | None) -> str:
+def row_label(first_row: int, i: int, ids: np.ndarray | None) -> str:
     text = f"row {first_row + i + 1}"
     if ids is not None and i < len(ids) and isinstance(ids[i], str):
         text += f" (id {ids[i]!r})"
@@ -478,11 +478,11 @@ def _raise_non_numeric(frame: pd.DataFrame, columns: Sequence[str], source: str,
     if found is not None:
         row, j, value, _ = found
         raise DataError(f"{source}: feature column {columns[j]!r} holds the non-numeric value {str(value)!r} at "
-                        f"{_row_label(first_row, row, ids)}; features must be numbers"
+                        f"{row_label(first_row, row, ids)}; features must be numbers"
                         f"{decimal_advice(value, decimal)}")
 
 
-def _present_values(plan: ColumnPlan, frame: pd.DataFrame, first_row: int, ids: np.ndarray | None) -> np.ndarray:
+def present_values(plan: ColumnPlan, frame: pd.DataFrame, first_row: int, ids: np.ndarray | None) -> np.ndarray:
     """The features found in the table, (n, d_present) float64 in the model's order (column-major, as
     pandas holds them: the rows are never transposed, the network's BLAS product takes either layout). A
     cell that is not a number (text input is parsed with inferred types, so a bad cell leaves its column
@@ -501,7 +501,7 @@ def _present_values(plan: ColumnPlan, frame: pd.DataFrame, first_row: int, ids: 
     return sub.to_numpy(dtype=np.float64, na_value=np.nan)  # nullable dtypes (pd.NA)
 
 
-def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np.ndarray | None) -> np.ndarray:
+def complete_rows(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np.ndarray | None) -> np.ndarray:
     """Rows (k, d_kept) for the preprocessing: absent features filled, values checked (missing values
     without --impute, infinities, values beyond float32's range, negatives under log1p are DataErrors naming
     column and row)."""
@@ -518,7 +518,7 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
         if inf.any():
             i, j = np.argwhere(inf)[0]
             raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} holds an infinite value at "
-                            f"{_row_label(first_row, i, ids)}; replace it")
+                            f"{row_label(first_row, i, ids)}; replace it")
         if pre.config.impute is None:
             i, j = np.argwhere(bad)[0]
             # a column without a value in this whole piece may be a gene the assay did not measure (absent, not a
@@ -530,12 +530,12 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
             gaps = counted([(plan.column_name(c), int(per_column[c])) for c in columns])
             rows = f"row {first_row + 1}" if len(X) == 1 else f"rows {first_row + 1}-{first_row + len(X)}"
             raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} has a missing value at "
-                            f"{_row_label(first_row, i, ids)} (missing values in {rows}: {gaps}); the model was "
+                            f"{row_label(first_row, i, ids)} (missing values in {rows}: {gaps}); the model was "
                             f"trained without --impute, so fill them or retrain with --impute{unmeasured}")
         empty = np.isnan(values).all(axis=1) if values.shape[1] else np.zeros(0, dtype=bool)
         if empty.any():  # nothing of the sample to impute from: the training average, predicted as its own
             i = int(np.argmax(empty))
-            raise DataError(f"{plan.source}: {_row_label(first_row, i, ids)} has no feature value (all "
+            raise DataError(f"{plan.source}: {row_label(first_row, i, ids)} has no feature value (all "
                             f"{values.shape[1]:,} missing; {int(empty.sum())} such rows in rows {first_row + 1}-"
                             f"{first_row + len(X)}): a spreadsheet's blank line, or a sample without measurements? "
                             "Remove it: imputing every feature would predict the training average, not the sample")
@@ -543,18 +543,18 @@ def _complete(plan: ColumnPlan, values: np.ndarray, first_row: int, pre, ids: np
     if at is not None:
         i, j = at
         raise DataError(f"{plan.source}: " + value_limit_message("feature column", plan.column_name(j), X[i, j],
-                                                                  _row_label(first_row, i, ids)))
+                                                                  row_label(first_row, i, ids)))
     if pre.config.log1p:
         negative = X < 0
         if negative.any():
             i, j = np.argwhere(negative)[0]
             raise DataError(f"{plan.source}: feature column {plan.column_name(j)!r} holds the negative value "
-                            f"{X[i, j]:.4g} at {_row_label(first_row, i, ids)}; the model applies log1p "
+                            f"{X[i, j]:.4g} at {row_label(first_row, i, ids)}; the model applies log1p "
                             "(trained with --log1p), which needs non-negative values")
     return X
 
 
-def _kept_only(pre):
+def kept_only(pre):
     """The fitted preprocessor, taking only its kept features as input: same parameters, same code.
     Its column selection is a slice, so it transforms its (scratch) input in place instead of copying."""
     shim = copy.copy(pre)
@@ -563,7 +563,7 @@ def _kept_only(pre):
     return shim
 
 
-class _Transformed:
+class TransformedRows:
     """Stands in for the preprocessor when rows are already transformed (they are transformed once, for
     both the network and the shift statistics), so `Model.predict_output` does the rest unchanged."""
 

@@ -25,7 +25,7 @@ from .columns import RoleFlags
 from .risk_thresholds import check_operating_points, check_risk_thresholds, net_benefit_rows, operating_point_rows
 from .seen import SeenRows, among
 from .shift import ShiftReport
-from .stream import _Run, labelled_by, resolve_decision, resolve_prevalence
+from .stream import PredictionRun, labelled_by, resolve_decision, resolve_prevalence
 from .trust import Trust, Uncertainty, evaluation_report
 
 
@@ -338,7 +338,7 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         raise OptionError(f"--novel-labels applies to binary and multiclass models; this model is {model.task}, "
                           "whose targets hold no classes to be unknown")
     reader, roles, target_note = read_targets_as(model, roles)
-    run = _Run(reader, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
+    run = PredictionRun(reader, source, roles=roles, need_target=True, by=by, fill_missing=fill_missing, chunksize=chunksize,
                chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing, trust=trust,
                novel_labels=novel_labels)
     run.prevalence = mix

@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import DataError, OutputError
 from ..interrupts import held
 from ..data.sources import format_suffix
-from ..fileio import TABLE_FORMATS, atomic_write, descriptor_of, is_special_file, write_whole
+from ..fileio import TABLE_FORMATS, atomic_write, descriptor_of, is_special_file, os_reason, write_whole
 
 
 OUTPUT_FORMATS = (".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, .h5ad (with .h5ad input), or '-' "
@@ -99,7 +99,7 @@ def _write_frames(frames: Iterable[pd.DataFrame], path: str, float_format: str |
             failure = stream.failure  # not the table being read (a damaged file), nor a closed pipe (| head)
             if failure is None or isinstance(failure, BrokenPipeError) or isinstance(exc, OutputError):
                 raise
-            raise OutputError(f"cannot write standard output: {_reason(failure)}") from None
+            raise OutputError(f"cannot write standard output: {os_reason(failure)}") from None
         if before_replacing is not None:
             before_replacing()
         return n
@@ -163,12 +163,6 @@ class _Watched:
 
     def __getattr__(self, name):  # buffer, encoding, fileno, ...: the stream's own
         return getattr(self._stream, name)
-
-
-def _reason(exc: OSError) -> str:
-    """"no space left on device" from [Errno 28] ...: the system's words, lower-case."""
-    text = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc)) or type(exc).__name__
-    return text[:1].lower() + text[1:]
 
 
 def _bools_as_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -17,8 +17,8 @@ from ..data.cells import NO_COPY
 from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import read_whole
 from ..model_io import Model
-from .columns import RoleFlags, _complete, _present_values, never_measured, plan_columns
-from .stream import _open_h5ad, _role_names, _sheet_roles
+from .columns import RoleFlags, complete_rows, present_values, never_measured, plan_columns
+from .stream import open_h5ad, role_names, sheet_roles
 from .cohort_labels import encode_target
 from .unique_ids import UniqueIds
 
@@ -79,7 +79,7 @@ def read_cells(model: Model, source, roles: RoleFlags | None = None
     roles = roles or RoleFlags()
     if data.tenx.is_tenx(source):
         data.tenx.check_options(source, roles.layer, roles.raw, roles.features_in_rows)
-    table, roles, notes, warnings = _open_h5ad(source, roles, model)
+    table, roles, notes, warnings = open_h5ad(source, roles, model)
     try:
         h = table.h
         genes_of_file = set(h.feature_names)
@@ -137,7 +137,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         ids = [str(n) for n in dict.fromkeys([given_id, (model.roles or {}).get("id"), data.DEFAULT_ID]) if n]
         table, read_notes = read_whole(frame, features_in_rows=bool(roles and roles.features_in_rows),
                            sep=roles.sep if roles else None, decimal=roles.decimal if roles else None,
-                           text=_role_names(model, roles), ids=ids)
+                           text=role_names(model, roles), ids=ids)
     # the sheet's id column: --id as given (a cell file's default id, obs_names or barcode, is not the sheet's)
     sheet_id = given_id if cells_id is not None else (roles.id if roles is not None else None)
     sheet = read_sample_sheet(roles.samples, id=sheet_id) if roles is not None and roles.samples is not None else None
@@ -159,7 +159,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
                             source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))),
                             need_target=need_target, can_fill=can_fill)
         data.feature_rows.raise_annotation_columns(table)  # before the join leaves out a text column as a sample it lacks
-        join.select(_sheet_roles(plan.roles, roles, table.columns, labels), plan.roles.drop,
+        join.select(sheet_roles(plan.roles, roles, table.columns, labels), plan.roles.drop,
                     said=() if labels else plan.roles.target)  # the plan notes an ignored target
         sheet_columns = set(join.columns) - set(map(str, table.columns))
         if labels and any(t in sheet_columns for t in plan.roles.target):
@@ -170,7 +170,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     if plan.roles.id:
         UniqueIds(plan.roles.id, name, lambda rows: ids[rows]).add(ids, 0)
     row_ids = ids if plan.roles.id else None
-    X_kept = _complete(plan, _present_values(plan, _str_columns(table), 0, row_ids), 0, model.preprocessor,
+    X_kept = complete_rows(plan, present_values(plan, _str_columns(table), 0, row_ids), 0, model.preprocessor,
                        row_ids)
     pre = model.preprocessor
     if len(pre.kept_index_) == pre.n_features_in and np.array_equal(pre.kept_index_, np.arange(pre.n_features_in)):

@@ -23,7 +23,7 @@ from ..model_io import Model
 from .columns import TARGET_ADVICE, RoleFlags, with_advice
 from .evaluation import read_targets_as
 from .cohort_labels import NOVEL_LABELS_HINT
-from .stream import _Run
+from .stream import PredictionRun
 from .trust import Trust, Uncertainty
 
 __all__ = ["RecalibrationResult", "recalibrate", "CONFORMAL_CHOICES"]
@@ -387,7 +387,7 @@ def _read_labelled(model: Model, reader: Model, source, ood_parts: bool = False,
     try:
         # the out-of-distribution distances too, when the flag is to be calibrated on the cohort
         trust = Trust(model, Uncertainty(ood=True)) if ood_parts else None
-        run = _Run(reader, source, need_target=True, by=None, trust=trust, **kw)
+        run = PredictionRun(reader, source, need_target=True, by=None, trust=trust, **kw)
         run.keep_first_member = True  # APS's u for the cohort's conformal scores (``conformal.calibrate_cohort``)
         run.keep_ood_parts = ood_parts
         run.keep_fingerprints = True  # the written model recognises the cohort's rows (``Model.cohort_rows``)

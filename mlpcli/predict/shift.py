@@ -68,7 +68,7 @@ FAR_SHIFT_SD = 3.0
 FAR_SHIFT_Z = 5.0
 GROUP_COUNT_CAP = 10_000  # patients counted at most (the JSON's `groups` is then "at least")
 # The spread test's SDs before the clip are of every row of the first UNCLIPPED_EVERY_ROW and every
-# UNCLIPPED_STRIDE-th row after (``_ShiftStats``): an SD from 2,048 + n / 16 rows is within a few % of all rows'
+# UNCLIPPED_STRIDE-th row after (``ShiftStats``): an SD from 2,048 + n / 16 rows is within a few % of all rows'
 # (2-3 % for normal values, ~7 % where most of a table's spread sits in its later rows), inside the 2x bar;
 # undoing the clip on every row cost 40 % of a 30,000 x 2,000 prediction, on these rows ~2 %.
 UNCLIPPED_EVERY_ROW = 2048
@@ -558,7 +558,7 @@ def shown_number(v: float | None, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
 
 
-class _ShiftStats:
+class ShiftStats:
     """Running per-feature count, sum and sum of squares of (Z - training mean), accumulated in float64.
 
     Each block's sums are taken by BLAS in Z's precision; when they overflow (float32 values far beyond the
@@ -673,13 +673,13 @@ def preprocessed_shift(pre, Z, groups=None) -> ShiftReport:
     transformed by ``pre`` (dense, or sparse rows densified a piece at a time): a network's validation rows against
     its own training rows, in ``train``. No absent-gene test (it needs the raw values); `groups` as for
     ``shift_report``."""
-    stats = _ShiftStats(pre)
+    stats = ShiftStats(pre)
     stats.zero_share = None
     stats.train_sd_unclipped = None  # (the spread test on the clipped values: its unclipped sums cost a pass more)
     for start in range(0, Z.shape[0], DEFAULT_CHUNKSIZE):
         block = Z[start:start + DEFAULT_CHUNKSIZE]
         stats.update(block.toarray() if hasattr(block, "toarray") else np.asarray(block))
-    n_groups = None if groups is None else _GroupCount().add(label_keys(np.asarray(groups, dtype=object))).count
+    n_groups = None if groups is None else GroupCount().add(label_keys(np.asarray(groups, dtype=object))).count
     return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool), n_groups)
 
 
@@ -695,12 +695,12 @@ def shift_report(model: Model, X, groups=None, features: list[str] | None = None
     pre.check_width(X)  # before the rows are indexed by the kept features
     if groups is not None and len(groups) != X.shape[0]:
         raise DataError(f"groups has {len(groups)} values for X's {X.shape[0]} rows; give each row its patient")
-    stats = _ShiftStats(pre)
+    stats = ShiftStats(pre)
     for start in range(0, len(X), DEFAULT_CHUNKSIZE):
         chunk = X[start:start + DEFAULT_CHUNKSIZE]
         stats.count_nonzero(chunk[:, pre.kept_index_])
         stats.update(pre.transform(chunk))
-    n_groups = None if groups is None else _GroupCount().add(label_keys(np.asarray(groups, dtype=object))).count
+    n_groups = None if groups is None else GroupCount().add(label_keys(np.asarray(groups, dtype=object))).count
     return stats.report(pre.kept_features, pre, np.zeros(len(pre.kept_features), dtype=bool), n_groups)
 
 
@@ -727,7 +727,7 @@ def _in_model_order(model: Model, X, features: list[str]) -> np.ndarray:
     return out
 
 
-class _GroupCount:
+class GroupCount:
     """Distinct patients among streamed rows, from their group keys (`label_keys`); a row whose group is
     missing ("NA") counts as a patient of its own. Counted up to GROUP_COUNT_CAP: the tests only ask whether
     there are 5 or 20, and a streamed table with a group per row must not keep every id in memory."""
@@ -736,7 +736,7 @@ class _GroupCount:
         self.keys: set = set()
         self.missing = 0
 
-    def add(self, keys: np.ndarray) -> "_GroupCount":
+    def add(self, keys: np.ndarray) -> "GroupCount":
         if self.count >= GROUP_COUNT_CAP:
             return self
         keys = np.asarray(keys, dtype=object)

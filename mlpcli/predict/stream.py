@@ -31,10 +31,10 @@ from ..model_summary import trained_matrix
 from ..resources import usable_cores
 from ..text import quoted
 from .cohort_labels import NOVEL_LABELS_HINT, encode_known, encode_target
-from .columns import (ColumnPlan, RoleFlags, _complete, _kept_only, _present_values, _row_label, _Transformed,
+from .columns import (ColumnPlan, RoleFlags, complete_rows, kept_only, present_values, row_label, TransformedRows,
                       never_measured, plan_columns)
 from .seen import SeenRows, among, kept_feature_weights
-from .shift import SHIFT_MIN_SAMPLES, ShiftReport, _GroupCount, _ShiftStats
+from .shift import SHIFT_MIN_SAMPLES, ShiftReport, GroupCount, ShiftStats
 from .sizes import STAT_BYTES, STAT_ROWS
 from .trust import Trust, Uncertainty
 from .unique_ids import UniqueIds, id_lookup
@@ -143,7 +143,7 @@ class _BlasShare:
         return self._controller.limit(limits=self.threads) if self._controller is not None else nullcontext()
 
 
-class _Run:
+class PredictionRun:
     """One pass over a table with a model: rows in, (outputs, per-row columns) blocks out."""
 
     def __init__(self, model: Model, source, *, roles: RoleFlags | None, need_target: bool, by: str | None,
@@ -165,9 +165,9 @@ class _Run:
         if not isinstance(source, pd.DataFrame) and (data.h5ad.is_h5ad(source) or data.tenx.is_tenx(source)):
             if data.tenx.is_tenx(source):  # 10x Genomics: read as an .h5ad file is, through data.tenx.TenX
                 data.tenx.check_options(source, roles.layer, roles.raw, roles.features_in_rows)
-            self.table, roles, h5ad_notes, h5ad_warnings = _open_h5ad(source, roles, model)
+            self.table, roles, h5ad_notes, h5ad_warnings = open_h5ad(source, roles, model)
         else:
-            role_rows = _role_names(model, roles) + ([by] if by else [])  # the row layout's, read as written
+            role_rows = role_names(model, roles) + ([by] if by else [])  # the row layout's, read as written
             if isinstance(source, pd.DataFrame):  # its sample ids from a named or text index, as training takes them
                 source = data.user_frame(source, roles.id)
             self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
@@ -184,7 +184,7 @@ class _Run:
                                      max_missing=max_missing, first_cells=self.table.first_cells,
                                      ids_written=not need_target)
             if self.join is not None:
-                self.join.select(_sheet_roles(self.plan.roles, roles, self.table.columns, need_target, by),
+                self.join.select(sheet_roles(self.plan.roles, roles, self.table.columns, need_target, by),
                                  self.plan.roles.drop, said=() if need_target else self.plan.roles.target)
         except BaseException:
             self.table.close()
@@ -199,24 +199,24 @@ class _Run:
         if self.join is not None:
             self.notes += self.join.notes
             self._join_noted = len(self.join.notes)
-        self.pre = _kept_only(model.preprocessor)
+        self.pre = kept_only(model.preprocessor)
         # One network whose preprocessing is the reference: rows are transformed once, for the network and
         # the shift statistics alike. An ensemble's members each have their own preprocessing, so its rows
         # wait as raw values (float64) and every member transforms them (Model.predict_output).
         self.transform_once = not model.is_ensemble and model.members[0].preprocessor is model.preprocessor
         if self.transform_once:
             self.net_model = dataclasses.replace(
-                model, members=[dataclasses.replace(model.members[0], preprocessor=_Transformed())])
+                model, members=[dataclasses.replace(model.members[0], preprocessor=TransformedRows())])
         else:
             self.net_model = model
         self.input_dtype = model.network.dtype if self.transform_once else np.float64
-        self.stats = _ShiftStats(model.preprocessor)
+        self.stats = ShiftStats(model.preprocessor)
         self.n_far, self.first_far = 0, None  # values far beyond the training values (``_count_far``)
         self.empty_rows: list[str] = []  # the first few rows with 0 in every feature (``_count_empty``), and how many
         self.n_empty = 0
         # the shift check's sample counts are of patients when the table names them (samples of one patient
         # are not independent)
-        self.group_count = _GroupCount() if self.plan.roles.group else None
+        self.group_count = GroupCount() if self.plan.roles.group else None
         self.n_without_group = 0  # rows whose patient id is missing: each counted as a patient of its own
         # give each block's first-member raw outputs (meta "first_member"): what APS's u is drawn from (recalibrate)
         self.keep_first_member = False
@@ -271,7 +271,7 @@ class _Run:
             return self._convert_arrow(frame, first_row)
         meta = self._meta(lambda name: frame[name].to_numpy(dtype=object),
                           lambda t: frame[t].reset_index(drop=True), len(frame), first_row)
-        return _present_values(plan, frame, first_row, meta.get("id")), meta
+        return present_values(plan, frame, first_row, meta.get("id")), meta
 
     def _meta(self, column, target_series, n_rows: int, first_row: int) -> dict[str, np.ndarray]:
         """The non-feature columns of a piece: id, batch / group / --by keys, the encoded target and each
@@ -393,7 +393,7 @@ class _Run:
                     rows[:, j] = column[s:e]
             else:
                 rows[...] = values[s:e]
-            X = _complete(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
+            X = complete_rows(self.plan, rows, first_row + s, pre, None if ids is None else ids[s:e])
             # raw values, before the preprocessing transforms X in place
             if fingerprints is not None:
                 fingerprints[s:e] = row_fingerprints(X, weights)
@@ -432,7 +432,7 @@ class _Run:
             return
         if self.n_far == 0:
             i, j = np.argwhere(far)[0]
-            self.first_far = (self.model.preprocessor.kept_features[j], _row_label(first_row, i, ids))
+            self.first_far = (self.model.preprocessor.kept_features[j], row_label(first_row, i, ids))
         self.n_far += k
 
     def _count_empty(self, X: np.ndarray, first_row: int, ids: np.ndarray | None) -> None:
@@ -447,7 +447,7 @@ class _Run:
             return
         self.n_empty += len(empty)
         for i in empty[: max(0, 3 - len(self.empty_rows))]:
-            self.empty_rows.append(_row_label(first_row, int(i), ids))
+            self.empty_rows.append(row_label(first_row, int(i), ids))
 
     def empty_rows_warning(self) -> str | None:
         """A warning when rows hold 0 in every feature the model uses (``_count_empty``): empty droplets, failed
@@ -693,7 +693,7 @@ class _Run:
                 self.warnings.append(unmeasured)
 
 
-def _sheet_roles(resolved: RoleFlags, given: RoleFlags, table_columns, need_target: bool,
+def sheet_roles(resolved: RoleFlags, given: RoleFlags, table_columns, need_target: bool,
                  by: str | None = None) -> list[str | None]:
     """The role columns a sample sheet is joined for (``SampleJoin.select``, where a role on a column both files
     have is an error): the target only when the command reads it (predict never does; evaluate's truth in both
@@ -777,7 +777,7 @@ def _tenx_trained_warning(model: Model, table) -> str | None:
             f"{table.h.matrices()})")
 
 
-def _open_h5ad(source, roles: RoleFlags, model: Model):
+def open_h5ad(source, roles: RoleFlags, model: Model):
     """(the opened .h5ad table, the roles with this file's defaults, notes, warnings). The matrix and the gene
     names default to the model's training choices (--layer, --raw, --var-names given to train), the id to
     obs_names; another matrix than the training one is a warning (``_other_matrix_warning``); a
@@ -842,7 +842,7 @@ class PredictionStream:
     or `with predict_stream(...) as stream:`).
     """
 
-    def __init__(self, run: _Run, threshold: float):
+    def __init__(self, run: PredictionRun, threshold: float):
         self._run, self.threshold, self.decision = run, threshold, run.decision
         self.trust = run.trust
         model = run.model
@@ -1120,7 +1120,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
             raise ConfigError(f"--explain must be a whole number of at least 1, got {explain!r}")
         check_model(model)
         explaining = (int(explain), check_steps(explain_steps))
-    run = _Run(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
+    run = PredictionRun(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
                chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing,
                trust=trust, unique_ids=unique_ids)
     run.prevalence = mix
@@ -1134,7 +1134,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     return PredictionStream(run, threshold)
 
 
-def _role_names(model: Model, roles: RoleFlags | None) -> list[str]:
+def role_names(model: Model, roles: RoleFlags | None) -> list[str]:
     """Every column that may hold ids, groups, batches or labels (the options', the model's, the usual
     names): read as written by a whole-table read."""
     given = roles or RoleFlags()
