@@ -45,7 +45,7 @@ import importlib
 # its time outside the epochs (the evaluation's metrics, the writers, the stream) for nothing it used.
 _EXPORTS = {
     "DEFAULT_CHUNK_MB": "..data.pieces", "open_table": "..data.streamed",
-    "DEFAULT_CHUNKSIZE": "._common",
+    "DEFAULT_CHUNKSIZE": ".sizes",
     "ColumnPlan": ".columns", "RoleFlags": ".columns", "plan_columns": ".columns",
     "EvaluationResult": ".evaluation", "evaluate": ".evaluation", "main_metric": ".evaluation",
     "DEFAULT_OBS_PREFIX": ".output", "OUTPUT_FORMATS": ".output", "TABLE_FORMATS": ".output", "obs_columns": ".output",
@@ -56,8 +56,8 @@ _EXPORTS = {
     "FORWARD_ROWS": ".stream", "PredictionStream": ".stream", "predict_stream": ".stream",
     "Uncertainty": ".trust",
 }
-_MODULES = ("_common", "columns", "evaluation", "output", "prepared", "recalibrate", "seen", "shift", "stream",
-            "trust")
+_MODULES = ("bootstrap", "cohort_labels", "columns", "evaluation", "output", "prepared", "recalibrate", "risk_thresholds",
+            "seen", "shift", "sizes", "stream", "trust", "unique_ids")
 
 __all__ = list(_EXPORTS)
 
