@@ -20,7 +20,9 @@ inferred types locate a bad cell to its column and row. Every row must have the 
 fields (else a DataError naming the line), and the id column's values must be present and unique.
 
 Modules: ``data.streamed`` (opening and reading, shared with training's text reader), ``columns`` (matching columns to the model, fills,
-preprocessing), ``shift`` (the cohort-shift check), ``stream`` (prediction in chunks), ``prepared`` (a whole table made ready,
+preprocessing), ``shift`` (the cohort-shift check), ``run`` (one pass of a model over a table, in chunks), ``table_roles`` (a table's role
+columns, an .h5ad file opened for a model), ``labelling`` (the decision rule and prevalence of a run), ``stream``
+(prediction frames), ``prepared`` (a whole table made ready,
 for explain and gradcheck), ``seen`` (the rows a model was trained on), ``trust``
 (prediction sets, abstention, out-of-distribution flags), ``output`` (writing predictions) and
 ``evaluation`` (metrics against known labels).
@@ -53,11 +55,11 @@ _EXPORTS = {
     "write_table": ".output",
     "ShiftReport": ".shift", "shift_report": ".shift",
     "Prepared": ".prepared", "prepare": ".prepared",
-    "FORWARD_ROWS": ".stream", "PredictionStream": ".stream", "predict_stream": ".stream",
+    "FORWARD_ROWS": ".run", "PredictionStream": ".stream", "predict_stream": ".stream",
     "Uncertainty": ".trust",
 }
-_MODULES = ("bootstrap", "cohort_labels", "columns", "evaluation", "output", "prepared", "recalibrate", "risk_thresholds",
-            "seen", "shift", "sizes", "stream", "trust", "unique_ids")
+_MODULES = ("bootstrap", "cohort_labels", "columns", "evaluation", "labelling", "output", "prepared", "recalibrate",
+            "risk_thresholds", "run", "seen", "shift", "sizes", "stream", "table_roles", "trust", "unique_ids")
 
 __all__ = list(_EXPORTS)
 

@@ -25,7 +25,8 @@ from .columns import RoleFlags
 from .risk_thresholds import check_operating_points, check_risk_thresholds, net_benefit_rows, operating_point_rows
 from .seen import SeenRows, among
 from .shift import ShiftReport
-from .stream import PredictionRun, labelled_by, resolve_decision, resolve_prevalence
+from .run import PredictionRun
+from .labelling import labelled_by, resolve_decision, resolve_prevalence
 from .trust import Trust, Uncertainty, evaluation_report
 
 

@@ -18,7 +18,7 @@ from ..data.samples import SampleJoin, read_sample_sheet
 from ..data.streamed import read_whole
 from ..model_io import Model
 from .columns import RoleFlags, complete_rows, present_values, never_measured, plan_columns
-from .stream import open_h5ad, role_names, sheet_roles
+from .table_roles import open_h5ad, role_names, sheet_roles
 from .cohort_labels import encode_target
 from .unique_ids import UniqueIds
 

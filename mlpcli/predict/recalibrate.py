@@ -23,7 +23,7 @@ from ..model_io import Model
 from .columns import TARGET_ADVICE, RoleFlags, with_advice
 from .evaluation import read_targets_as
 from .cohort_labels import NOVEL_LABELS_HINT
-from .stream import PredictionRun
+from .run import PredictionRun
 from .trust import Trust, Uncertainty
 
 __all__ = ["RecalibrationResult", "recalibrate", "CONFORMAL_CHOICES"]
