@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mlpcli import metrics
-from mlpcli.predict import evaluation
+from mlpcli.predict import subgroups
 from cli_helpers import run
 
 
@@ -32,11 +32,11 @@ def test_a_group_whose_gap_is_one_sample_is_not_flagged(bootstrap):
     y, proba, classes, by = _batches()
     overall = metrics.compute("multiclass", y, proba, classes, 0.5)
     warns, notes = [], []
-    groups = evaluation._by_groups("multiclass", y, proba, classes, 0.5, by, None, overall, "balanced_accuracy",
+    groups = subgroups.by_groups("multiclass", y, proba, classes, 0.5, by, None, overall, "balanced_accuracy",
                                    bootstrap, np.random.default_rng(0), "batch", warns, notes)
     b2 = {g["value"]: g for g in groups}["B2"]
     assert b2["metrics"]["balanced_accuracy"] == pytest.approx(0.75)
-    assert overall["balanced_accuracy"] - 0.75 > evaluation.BY_WORSE_SCORE  # the old rule flagged it
+    assert overall["balanced_accuracy"] - 0.75 > subgroups.BY_WORSE_SCORE  # the old rule flagged it
     assert not b2["flagged"] and not warns
     assert len(notes) == 1 and "'B2'" in notes[0] and "not flagged" in notes[0]
     assert ("95 % interval" in notes[0]) if bootstrap else ("HER2: 1 sample" in notes[0])
@@ -55,7 +55,7 @@ def test_a_group_clearly_worse_on_enough_samples_is_flagged(bootstrap):
     proba = np.eye(4)[pred] * 0.9 + 0.025
     overall = metrics.compute("multiclass", y, proba, classes, 0.5)
     warns, notes = [], []
-    groups = evaluation._by_groups("multiclass", y, proba, classes, 0.5, by, patients, overall, "balanced_accuracy",
+    groups = subgroups.by_groups("multiclass", y, proba, classes, 0.5, by, patients, overall, "balanced_accuracy",
                                    bootstrap, np.random.default_rng(0), "batch", warns, notes)
     flagged = [g["value"] for g in groups if g["flagged"]]
     assert flagged == ["B3"] and len(warns) == 1 and "'B3'" in warns[0] and not notes
@@ -70,7 +70,7 @@ def test_a_regression_group_of_few_samples_is_not_flagged():
     by = np.array(["small"] * 5 + ["large"] * 55, dtype=object)
     overall = metrics.compute("regression", y, pred, ["t"], 0.5)
     warns, notes = [], []
-    groups = evaluation._by_groups("regression", y, pred, ["t"], 0.5, by, None, overall, "rmse", 0,
+    groups = subgroups.by_groups("regression", y, pred, ["t"], 0.5, by, None, overall, "rmse", 0,
                                    np.random.default_rng(0), "site", warns, notes)
     small = {g["value"]: g for g in groups}["small"]
     assert small["metrics"]["rmse"] > 1.25 * overall["rmse"] and not small["flagged"] and "5 samples" in notes[0]
@@ -79,8 +79,8 @@ def test_a_regression_group_of_few_samples_is_not_flagged():
 def test_by_help_states_the_rule():
     res = run(["evaluate", "--help"])
     text = " ".join(res.output.split())
-    assert f"at least {evaluation.BY_MIN_CLASS_SAMPLES} samples" in text and "95 % interval" in text
-    assert f"the group {evaluation.BY_MIN_SAMPLES}" in text
+    assert f"at least {subgroups.BY_MIN_CLASS_SAMPLES} samples" in text and "95 % interval" in text
+    assert f"the group {subgroups.BY_MIN_SAMPLES}" in text
 
 
 def test_samples_without_a_patient_id_are_patients_of_their_own_not_one(tmp_path):

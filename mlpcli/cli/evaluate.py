@@ -139,7 +139,7 @@ def _confusion_table(matrix: list[list[int]], labels: list[str]) -> Table:
 
 def _by_table(result) -> Table:
     keys = list(result.groups[0]["metrics"]) if result.groups else []
-    from ..predict.evaluation import BY_MIN_CLASS_SAMPLES, BY_MIN_SAMPLES
+    from ..predict.subgroups import BY_MIN_CLASS_SAMPLES, BY_MIN_SAMPLES
 
     # several regression targets are judged each by its own RMSE, in its own units: one column each
     targets = [t["target"] for t in result.groups[0].get("per_target") or []] if result.groups else []

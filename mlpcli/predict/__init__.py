@@ -58,8 +58,9 @@ _EXPORTS = {
     "FORWARD_ROWS": ".run", "PredictionStream": ".stream", "predict_stream": ".stream",
     "Uncertainty": ".trust",
 }
-_MODULES = ("bootstrap", "cohort_labels", "columns", "evaluation", "labelling", "output", "prepared", "recalibrate",
-            "risk_thresholds", "run", "seen", "shift", "sizes", "stream", "table_roles", "trust", "unique_ids")
+_MODULES = ("bootstrap", "cohort_checks", "cohort_labels", "columns", "evaluation", "labelling", "novel_labels", "output",
+            "prepared", "recalibrate", "risk_thresholds", "run", "seen", "shift", "sizes", "stream", "subgroups", "table_roles",
+            "trust", "unique_ids")
 
 __all__ = list(_EXPORTS)
 

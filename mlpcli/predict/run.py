@@ -43,7 +43,6 @@ from .unique_ids import id_lookup, UniqueIds
 # The key of a sample whose patient id is missing, followed by its row: a patient of its own
 NO_GROUP = "(no patient id) row "
 
-
 # The network sees rows in blocks of Model.row_block rows (at most this many; fewer for wide tables),
 # counted from the table's first row whatever the chunk size. BLAS results differ in the last bits with the
 # number of rows in a product, so fixed blocks are what makes chunked prediction equal one-shot prediction
