@@ -93,14 +93,14 @@ def test_interrupt_writes_a_loadable_model_and_exits_130(tmp_path, monkeypatch):
     from mlpcli import cli as cli_mod
 
     data = write_table(tmp_path)
-    original = cli_mod._Progress.__call__
+    original = cli_mod.TrainProgress.__call__
 
     def interrupt_at_3(self, row):
         original(self, row)
         if row.get("epoch") == 3:  # epoch rows (the first event is the plan)
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt_at_3)
+    monkeypatch.setattr(cli_mod.TrainProgress, "__call__", interrupt_at_3)
     out, hist = tmp_path / "m.mlp", tmp_path / "h.csv"
     res = run(["train", data, "-o", str(out), "--history", str(hist), "--hidden", "8", "--epochs", "50",
                "--n-jobs", "1"])
@@ -120,7 +120,7 @@ def test_interrupt_with_members_in_parallel_keeps_the_finished_members_and_exits
         if row.get("event") == "run_done":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt)
+    monkeypatch.setattr(cli_mod.TrainProgress, "__call__", interrupt)
     out = tmp_path / "m.mlp"
     res = run(["train", data, "-o", str(out), "--hidden", "8", "--epochs", "5", "--n-jobs", "2"])
     assert res.exit_code == 130 and "Interrupted" in res.output and "members trained so far" in res.output

@@ -659,7 +659,7 @@ def sending(fn, on_call=1):
     return wrapped
 
 if MOMENT == "calibrating":  # every member trained: the model's calibration, conformal scores, OOD basis
-    crossfit._calibrate = sending(crossfit._calibrate)
+    crossfit.calibrate_on_held_out = sending(crossfit.calibrate_on_held_out)
 elif MOMENT == "metrics":  # the model made: its held-out metrics and diagnosis
     pipeline._diagnose = sending(pipeline._diagnose)
 elif MOMENT == "writing":  # the model's bytes being made
@@ -803,14 +803,14 @@ def test_an_interrupted_ensembles_split_is_what_its_kept_members_held_out(tmp_pa
     and --oof said."""
     from mlpcli import cli as cli_mod, model_io
 
-    original = cli_mod._Progress.__call__
+    original = cli_mod.TrainProgress.__call__
 
     def interrupt(self, row):  # in the first member's third epoch
         original(self, row)
         if row.get("epoch") == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_mod._Progress, "__call__", interrupt)
+    monkeypatch.setattr(cli_mod.TrainProgress, "__call__", interrupt)
     oof, out = tmp_path / "oof.csv", tmp_path / "m.mlp"
     res = CliRunner().invoke(cli, ["train", SAMPLE, "-o", str(out), "--hidden", "none", "--epochs", "20",
                                    "--n-jobs", "1", "--oof", str(oof)])
