@@ -117,12 +117,12 @@ def test_a_stop_as_the_trained_networks_rows_are_taken_for_the_ood_fit_keeps_the
     has trained; a SIGTERM there lost the trained model ("nothing trained yet to keep", exit 143) until that step
     moved inside the part of train where a stop waits for the model to be complete."""
     model = tmp_path / "g.mlp"
-    patch = ("import mlpcli.model_selection.crossfit as c\n"
-             "gather = c._PreparedRows.gather.__func__\n"
+    patch = ("import mlpcli.model_selection.held_out_fits as c\n"
+             "gather = c.PreparedRows.gather.__func__\n"
              "def stopped_gather(cls, *a, **k):\n"
              "    signal.raise_signal(signal.SIGTERM)  # the job's time limit, as the rows are moved\n"
              "    return gather(cls, *a, **k)\n"
-             "c._PreparedRows.gather = classmethod(stopped_gather)\n")
+             "c.PreparedRows.gather = classmethod(stopped_gather)\n")
     res = _run(("import os, signal, sys\n" + patch + "from mlpcli import _entry\n"
                 f"sys.argv = ['mlpcli', 'train', {write_table(tmp_path)!r}, '--folds', '1', '--epochs', '2', '--hidden', 'none', "
                 f"'-q', '-o', {str(model)!r}]\n_entry.main()\n"))
