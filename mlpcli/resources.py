@@ -9,8 +9,8 @@ import os
 __all__ = ["usable_cores", "cores_words", "available_memory"]
 
 
-_CGROUP_ROOT = "/sys/fs/cgroup"  # where the cgroup files are mounted (tests point it elsewhere)
-_PROC_CGROUP = "/proc/self/cgroup"  # which cgroup this process is in (tests point it elsewhere)
+CGROUP_ROOT = "/sys/fs/cgroup"  # where the cgroup files are mounted (tests point it elsewhere)
+PROC_CGROUP = "/proc/self/cgroup"  # which cgroup this process is in (tests point it elsewhere)
 
 
 def usable_cores() -> int:
@@ -75,17 +75,17 @@ def _cgroup_dirs(v1_controller: str) -> list[tuple[int, str]]:
     v1's hierarchy of ``v1_controller`` ("cpu", "memory"), then the mounts' roots (a container whose cgroup
     path, seen from outside, does not exist in its own mount)."""
     try:
-        with open(_PROC_CGROUP) as fh:
+        with open(PROC_CGROUP) as fh:
             lines = [line.strip().split(":", 2) for line in fh]
     except OSError:
         lines = []
-    v1_root = os.path.join(_CGROUP_ROOT, v1_controller)
+    v1_root = os.path.join(CGROUP_ROOT, v1_controller)
     dirs = []
     for parts in lines:
         if len(parts) != 3:
             continue
         if parts[0] == "0" and parts[1] == "":  # v2: "0::/path"
-            version, base = 2, _CGROUP_ROOT
+            version, base = 2, CGROUP_ROOT
         elif v1_controller in parts[1].split(","):  # v1: "N:cpu,cpuacct:/path"
             version, base = 1, v1_root
         else:
@@ -96,7 +96,7 @@ def _cgroup_dirs(v1_controller: str) -> list[tuple[int, str]]:
             if not path:
                 break
             path = os.path.dirname(path)
-    for root in ((2, _CGROUP_ROOT), (1, v1_root)):
+    for root in ((2, CGROUP_ROOT), (1, v1_root)):
         if root not in dirs:
             dirs.append(root)
     return dirs

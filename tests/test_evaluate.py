@@ -335,7 +335,7 @@ def test_bootstrap_resamples_drawn_a_batch_at_a_time_are_those_of_one_draw(perfe
     noisy = df.copy()
     noisy.loc[::5, "label"] = np.where(noisy.loc[::5, "label"] == "case", "ctrl", "case")
     whole = lib.evaluate(model, noisy, bootstrap=30, n_jobs=1)
-    monkeypatch.setattr(bootstrap, "_BOOTSTRAP_BATCH_BYTES", 8 * len(noisy) * 3)  # 3 resamples per batch
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_BATCH_BYTES", 8 * len(noisy) * 3)  # 3 resamples per batch
     batched = lib.evaluate(model, noisy, bootstrap=30, n_jobs=1)
     assert batched.ci == whole.ci and whole.ci["accuracy"][0] < whole.ci["accuracy"][1]
 

@@ -497,7 +497,7 @@ def test_text_counts_read_in_pieces_stay_float32_until_a_value_needs_float64(tmp
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
     monkeypatch.setattr(text_features, "DEFAULT_CHUNK_BYTES", 1 << 10)  # pieces of a few dozen rows
-    monkeypatch.setattr(io_mod, "_CHUNK_BYTES", 7 * 5 * 8)  # gathered 7 float64 (14 float32) rows at a time
+    monkeypatch.setattr(io_mod, "GATHER_CHUNK_BYTES", 7 * 5 * 8)  # gathered 7 float64 (14 float32) rows at a time
     ds, _ = data.load_dataset(path, group=None)
     assert ds.X.dtype == (np.float32 if decimals_from is None else np.float64) and ds.X.flags.c_contiguous
     np.testing.assert_array_equal(ds.X, df[[f"g{j}" for j in range(5)]].to_numpy())

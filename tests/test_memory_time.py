@@ -276,17 +276,17 @@ def test_parquet_float_groups_read_whole_as_pandas_reads_them(tmp_path, monkeypa
     df["f5"] = (np.arange(n) * 0.75).astype(np.float32)
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False, row_group_size=15)
-    monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * n * columns_per_read)
+    monkeypatch.setattr(parquet_mod, "PARQUET_GROUP_BYTES", 8 * n * columns_per_read)
     if arrow == "without to_tensor":  # an older pyarrow: the float groups fall back to the column path
         def missing(batch):
             raise pa.ArrowNotImplementedError("to_tensor")
-        monkeypatch.setattr(parquet_mod, "_row_block", missing)
+        monkeypatch.setattr(parquet_mod, "batch_rows", missing)
     converted = []
     if arrow == "to_tensor":
         if not hasattr(pa.RecordBatch, "to_tensor"):  # pyarrow 14 (pyproject allows it): the column path only
             pytest.skip("pyarrow without RecordBatch.to_tensor")
-        real = parquet_mod._row_block
-        monkeypatch.setattr(parquet_mod, "_row_block", lambda batch: converted.append(batch.num_rows) or real(batch))
+        real = parquet_mod.batch_rows
+        monkeypatch.setattr(parquet_mod, "batch_rows", lambda batch: converted.append(batch.num_rows) or real(batch))
     ds, _ = data.load_dataset(str(path))
     assert ds.X.dtype == np.float64 and ds.X.flags.c_contiguous
     if arrow == "to_tensor" and columns_per_read == 2:  # the float-only groups, a row group at a time

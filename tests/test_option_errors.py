@@ -199,8 +199,8 @@ def test_available_memory_reads_the_jobs_own_cgroup(tmp_path, monkeypatch, versi
         line = "12:cpuset:/slurm/job_42\n5:memory:/slurm/job_42\n"
     proc = tmp_path / "cgroup"
     proc.write_text(line)
-    monkeypatch.setattr(resources, "_CGROUP_ROOT", str(tmp_path))
-    monkeypatch.setattr(resources, "_PROC_CGROUP", str(proc))
+    monkeypatch.setattr(resources, "CGROUP_ROOT", str(tmp_path))
+    monkeypatch.setattr(resources, "PROC_CGROUP", str(proc))
     monkeypatch.delenv("SLURM_MEM_PER_NODE", raising=False)
     monkeypatch.delenv("SLURM_MEM_PER_CPU", raising=False)
     assert available_memory() == limit

@@ -50,7 +50,7 @@ def test_parquet_matrix_widened_late_warns_nothing(tmp_path, monkeypatch, with_i
         df["count"] = np.arange(n) % 5
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False, row_group_size=7)
-    monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * n * 2)  # two columns a read
+    monkeypatch.setattr(parquet_mod, "PARQUET_GROUP_BYTES", 8 * n * 2)  # two columns a read
     monkeypatch.setattr(parquet_mod, "np", _PoisonedEmpty())
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -112,7 +112,7 @@ def test_parquet_float_groups_of_every_kind_read_as_pandas_reads_them(tmp_path, 
     df["flag"] = i % 3 == 0
     path = tmp_path / "t.parquet"
     _write(path, df, how)
-    monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * n * columns_per_read)
+    monkeypatch.setattr(parquet_mod, "PARQUET_GROUP_BYTES", 8 * n * columns_per_read)
     ds, _ = data.load_dataset(str(path))
     expected = _pandas_values(path, ds.feature_names)
     assert ds.feature_names == list(df.columns[1:])  # f32, null32, ext32, null64, ext64, half, flag
@@ -135,7 +135,7 @@ def test_train_and_predict_a_parquet_table_with_subsampled_quartiles(tmp_path, m
     import pyarrow.parquet as pq
 
     monkeypatch.setattr(column_stats, "QUARTILE_ROWS", 16)
-    monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * 120 * 2)
+    monkeypatch.setattr(parquet_mod, "PARQUET_GROUP_BYTES", 8 * 120 * 2)
     rng = np.random.default_rng(4)
     n = 120
     y = np.array(["a", "b", "c"])[rng.integers(0, 3, n)]
@@ -185,7 +185,7 @@ def test_a_column_group_read_ahead_that_cannot_be_decoded_is_a_data_error_and_no
                                                             for j in range(10)}})
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False, compression="snappy")
-    monkeypatch.setattr(parquet_mod, "_PARQUET_GROUP_BYTES", 8 * n * 2)  # two columns a read: f8 in the fifth
+    monkeypatch.setattr(parquet_mod, "PARQUET_GROUP_BYTES", 8 * n * 2)  # two columns a read: f8 in the fifth
     ds, _ = data.load_dataset(str(path))  # intact: the values pandas reads
     assert np.array_equal(ds.X, _pandas_values(path, ds.feature_names))
     _corrupt_column(path, "f8")

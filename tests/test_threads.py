@@ -30,7 +30,7 @@ def blas_threads() -> int:
 
 def test_usable_cores_honour_slurm_and_the_cgroup_quota(monkeypatch, tmp_path):
     affinity = len(os.sched_getaffinity(0))
-    monkeypatch.setattr(resources, "_CGROUP_ROOT", str(tmp_path))  # no quota files: the affinity mask
+    monkeypatch.setattr(resources, "CGROUP_ROOT", str(tmp_path))  # no quota files: the affinity mask
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     assert resources.usable_cores() == affinity
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
@@ -261,8 +261,8 @@ def test_cv_warns_once_about_a_class_holding_a_bar(tmp_path):
 def _cgroup(tmp_path, monkeypatch, line: str) -> None:
     proc = tmp_path / "cgroup"
     proc.write_text(line)
-    monkeypatch.setattr(resources, "_CGROUP_ROOT", str(tmp_path))
-    monkeypatch.setattr(resources, "_PROC_CGROUP", str(proc))
+    monkeypatch.setattr(resources, "CGROUP_ROOT", str(tmp_path))
+    monkeypatch.setattr(resources, "PROC_CGROUP", str(proc))
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))  # a big node
 
@@ -456,8 +456,8 @@ def test_the_warnings_name_the_limit_that_sets_the_cores(tmp_path, monkeypatch):
     (tmp_path / "job").mkdir()
     (tmp_path / "job" / "cpu.max").write_text("150000 100000\n")
     (tmp_path / "cgroup").write_text("0::/job\n")
-    monkeypatch.setattr(resources, "_CGROUP_ROOT", str(tmp_path))
-    monkeypatch.setattr(resources, "_PROC_CGROUP", str(tmp_path / "cgroup"))
+    monkeypatch.setattr(resources, "CGROUP_ROOT", str(tmp_path))
+    monkeypatch.setattr(resources, "PROC_CGROUP", str(tmp_path / "cgroup"))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
     assert resources.usable_cores() == 1

@@ -272,7 +272,7 @@ class TextTable:
                                   self.dialect.decimal, blocks.add, text, ids)
 
 class _FeatureBlocks:
-    """Row blocks of a feature matrix as they are read, gathered into chunks of ``_CHUNK_BYTES`` and kept
+    """Row blocks of a feature matrix as they are read, gathered into chunks of ``GATHER_CHUNK_BYTES`` and kept
     float32 while every value is a float32 number (``exact_in_float32``: counts, values stored as float32),
     then assembled into one C-ordered matrix.
 
@@ -298,7 +298,7 @@ class _FeatureBlocks:
         rows, at = len(block), 0
         while at < rows:
             if not self.chunks or self.fill == len(self.chunks[-1]):
-                capacity = max(1, _CHUNK_BYTES // (block.itemsize * max(1, block.shape[1])))
+                capacity = max(1, GATHER_CHUNK_BYTES // (block.itemsize * max(1, block.shape[1])))
                 self.chunks.append(np.empty((capacity, block.shape[1]), dtype=block.dtype))
                 self.fill = 0
             chunk = self.chunks[-1]
@@ -323,7 +323,7 @@ class _FeatureBlocks:
         return X
 
 
-_CHUNK_BYTES = 64 << 20
+GATHER_CHUNK_BYTES = 64 << 20
 
 
 def _not_utf8(name: str, fmt: str, exc: UnicodeDecodeError, src: "Source | None" = None) -> DataError:

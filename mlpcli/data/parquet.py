@@ -127,7 +127,7 @@ class ParquetTable:
     def _matrix(self, features: list[str], n: int) -> np.ndarray:
         """The `features` columns (n rows) as one C-ordered matrix, float32 until a value needs float64."""
         X = np.empty((n, len(features)), dtype=np.float32)
-        step = max(1, _PARQUET_GROUP_BYTES // (8 * n))  # columns per read
+        step = max(1, PARQUET_GROUP_BYTES // (8 * n))  # columns per read
         for j0, table in _read_ahead(self.file, features, step):
             if _as_tensors(table):
                 # Arrow's own row-major conversion (C++, the interpreter lock released): two calls per record
@@ -136,7 +136,7 @@ class ParquetTable:
                 try:
                     r0 = 0
                     for batch in table.to_batches():
-                        block = _row_block(batch)
+                        block = batch_rows(batch)
                         X = _widened(X, [block])
                         X[r0:r0 + len(block), j0:j0 + block.shape[1]] = block
                         r0 += len(block)
@@ -184,7 +184,7 @@ def _widened(X: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
     return X
 
 
-def _row_block(batch) -> np.ndarray:
+def batch_rows(batch) -> np.ndarray:
     """A record batch of float columns as a row-major matrix (rows, columns), missing values NaN."""
     return np.asarray(batch.to_tensor(null_to_nan=True, row_major=True))
 
@@ -201,7 +201,7 @@ def _as_tensors(table) -> bool:
 
 # Columns read at a time: Arrow decodes a group in ~2-3 times its size (measured on 8,000 x 5,000 float32: 64 MiB
 # groups peaked 190 MB above the matrix, 16 MiB 80 MB, in the same time)
-_PARQUET_GROUP_BYTES = 16 << 20
+PARQUET_GROUP_BYTES = 16 << 20
 _TILE = 64  # columns transposed into the matrix at a time (their rows stay in the CPU caches)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from .. import allocator, data
 from ..calibration import (MIN_LABEL_EVENTS, Calibration, bound_note, calibration_report, fit_temperature,
                            temperature_words)
-from ..config import TrainOptions
+from ..config import TrainOptions, flag_name
 from ..model_io import Model
 from ..parallel import beside
 from .fitting import FittedRun
@@ -55,8 +55,8 @@ def class_totals_warning(model: Model, logits: np.ndarray, scored: data.Dataset,
     more = f" (and {len(off) - 3} more classes)" if len(off) > 3 else ""
     before_near = all(1 / CLASS_TOTAL_FACTOR <= t.before / t.observed <= CLASS_TOTAL_FACTOR for t in off)
     given = options.to_dict()
-    weights = [f"--{name.replace('_', '-')} {given[name]:g}" if isinstance(given[name], float) else
-               f"--{name.replace('_', '-')} {given[name]}" for name in ("class_weight", "pos_weight")
+    weights = [f"{flag_name(name)} {given[name]:g}" if isinstance(given[name], float) else
+               f"{flag_name(name)} {given[name]}" for name in ("class_weight", "pos_weight")
                if given[name] not in (None, "none", 1.0, 1)]
     if weights:
         why = (f"{' and '.join(weights)} weigh{'s' * (len(weights) == 1)} the classes in the loss, which moves their "

@@ -21,7 +21,7 @@ BOOTSTRAP_MIN = 100
 BOOTSTRAP_FEW_UNITS = 10  # fewer patients (or rows) than this: percentile intervals said to be rough
 # a batch of resamples' row weights (resamples x rows, float64), at most; the arrays computed from it are a few times
 # that
-_BOOTSTRAP_BATCH_BYTES = 16 << 20
+BOOTSTRAP_BATCH_BYTES = 16 << 20
 # resamples x rows (x classes for multiclass) from which worker processes pay for their start (~2 s): serially
 # 10-250 ns each (the rank metrics' sorts and sums), so below this the vectorised resamples take a few seconds at most
 _PARALLEL_BOOTSTRAP_CELLS = 5 * 10 ** 7
@@ -100,7 +100,7 @@ def bootstrap_metrics(task, y, proba, classes, threshold, units: Units, rng: np.
     unit_of = np.repeat(np.arange(len(units)), units.sizes)  # of the rows in units.order
     calc = ResampledMetrics(task, y[units.order], proba[units.order], threshold, unit_of, len(units), weights)
     cells = max(len(units.order), len(units))
-    per = max(1, min(resamples, _BOOTSTRAP_BATCH_BYTES // (8 * cells)))
+    per = max(1, min(resamples, BOOTSTRAP_BATCH_BYTES // (8 * cells)))
     if n_jobs > 1 and resamples * cells * _task_width(task, proba) < _PARALLEL_BOOTSTRAP_CELLS:
         n_jobs = 1
     if n_jobs > 1:
