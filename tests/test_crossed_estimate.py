@@ -12,7 +12,8 @@ from mlpcli import data, metrics
 from mlpcli.config import TrainOptions
 from mlpcli.model_selection.crossfit import fit_model
 from mlpcli.model_selection.splits import crossing_parts
-from mlpcli.training import CrossedStopping, FitConfig, fit
+from mlpcli.training import FitConfig, fit
+from mlpcli.early_stopping import CrossedStopping
 
 from cli_helpers import run
 

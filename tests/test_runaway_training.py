@@ -14,7 +14,8 @@ from mlpcli.engine import MLP
 from mlpcli.errors import ConfigError, TrainingError
 from mlpcli.model_selection.fitting import fit_run
 from mlpcli.model_selection.splits import holdout
-from mlpcli.training import BLOWUP_FACTOR, DIVERGENCE_EPOCHS, DIVERGENCE_FACTOR, DivergenceCheck, FitConfig, no_skill_loss
+from mlpcli.training import FitConfig, no_skill_loss
+from mlpcli.early_stopping import BLOWUP_FACTOR, DIVERGENCE_EPOCHS, DIVERGENCE_FACTOR, DivergenceCheck
 from cli_helpers import assert_clean_error, run
 from tables import make_table, write_table
 

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
-from mlpcli import training
+from mlpcli import early_stopping, training
 from mlpcli.engine import MLP, losses
 from mlpcli.errors import TrainingError
 from mlpcli.estimators import MLPClassifier
-from mlpcli.training import EarlyStopping, FitConfig, iterate_minibatches, evaluate_loss, fit
+from mlpcli.training import FitConfig, iterate_minibatches, evaluate_loss, fit
+from mlpcli.early_stopping import EarlyStopping
 from cli_helpers import run
 
 
@@ -206,7 +207,7 @@ def _data(n=60, d=8, seed=0):
 
 def test_early_stopping_moves_on_from_a_nan_first_validation_loss():
     net = MLP(3, [], 2)
-    stopper = training.EarlyStopping(patience=2)
+    stopper = early_stopping.EarlyStopping(patience=2)
     assert stopper.update(1, math.nan, net) is False  # the first epoch is kept: there must be weights to restore
     net.parameters()["dense0.b"][...] = 7.0
     assert stopper.update(2, 0.9, net) is False  # a number beats NaN (no comparison with NaN ever did)

@@ -162,7 +162,7 @@ class FittedCandidate:
     score: float
     folds: list[int] = field(default_factory=list)  # the fold each run held out (all of them unless interrupted)
     # (n_scored, k) the same rows each at the epoch the rest of its member's held-out rows chose, and (n_scored,)
-    # whether it was (``training.CrossedStopping``; ``crossed.Crossing``)
+    # whether it was (``early_stopping.CrossedStopping``; ``crossed.Crossing``)
     crossed: np.ndarray | None = None
     crossed_rows: np.ndarray | None = None
 

@@ -343,7 +343,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
     the portfolio): its preprocessing and preprocessed rows are used again, being the same.
     ``schedule_epochs``: the length of a cosine learning-rate schedule when it differs from the run's epochs
     (a refit replaying the members' schedule up to their best epoch). ``val_parts`` (n_val,) part numbers: the result
-    also scores each validation row at the epoch the rows outside its part chose (``training.CrossedStopping``)."""
+    also scores each validation row at the epoch the rows outside its part chose (``early_stopping.CrossedStopping``)."""
     if options.hidden == AUTO:
         options = replace(options, hidden=list(SINGLE_RUN_HIDDEN))
     options = auto_defaults.resolve(options, train_ds.n_samples, task=train_ds.task)

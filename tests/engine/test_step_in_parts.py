@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import mlpcli.early_stopping as early_stopping
 import mlpcli.training as training
 from mlpcli.engine import MLP, layers, losses, optim
 from mlpcli.training import FitConfig, fit
@@ -132,13 +133,13 @@ def _blobs(n, seed):
 def test_fit_restores_the_best_epochs_weights_bit_for_bit(monkeypatch, threads, stop_at_step):
     monkeypatch.setattr(training, "update_threads", lambda: threads)
     kept = {}
-    record = training.EarlyStopping.update
+    record = early_stopping.EarlyStopping.update
 
     def update(self, epoch, value, net):  # a copy of each epoch's weights as the stopper sees them
         kept[epoch] = net.get_state()
         return record(self, epoch, value, net)
 
-    monkeypatch.setattr(training.EarlyStopping, "update", update)
+    monkeypatch.setattr(early_stopping.EarlyStopping, "update", update)
     ce, steps = losses.get("ce"), [0]
 
     class Counting(type(ce)):
