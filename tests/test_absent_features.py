@@ -230,7 +230,7 @@ def test_more_never_measured_genes_than_max_missing_is_an_error_until_raised(imp
 
 
 def test_explain_leaves_a_never_measured_gene_out_and_a_plain_model_says_how_to_drop_it(imputing, tmp_path):
-    from mlpcli.explain.ranking import load_samples
+    from mlpcli.explain.samples import load_samples
     from mlpcli.model_io import load
 
     samples = load_samples(load(imputing / "impute.mlp"), str(imputing / "one_unmeasured.csv"))

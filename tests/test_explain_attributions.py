@@ -154,7 +154,7 @@ def test_the_bootstrap_resamples_whole_patients(tmp_path):
     """--bootstrap resampled samples: four samples of each patient counted as four pieces of evidence, and a
     ranking driven by 30 patients looked as stable as one from 120 independent samples."""
     from mlpcli.config import TrainOptions
-    from mlpcli.explain import ranking
+    from mlpcli.explain import ranking, samples as explain_samples
     from mlpcli.pipeline import train
     from tables import make_table
 
@@ -164,7 +164,7 @@ def test_the_bootstrap_resamples_whole_patients(tmp_path):
     path = tmp_path / "copies.csv"
     copies.to_csv(path, index=False)
     model = train(str(path), TrainOptions(folds=1, hidden=[8], epochs=5)).model
-    samples = ranking.load_samples(model, str(path))
+    samples = explain_samples.load_samples(model, str(path))
     assert samples.patients is not None and len(set(samples.patients)) == 30
     by_sample = ranking.explain(model, samples.X, samples.y, bootstrap=30, top=10)
     by_patient = ranking.explain(model, samples.X, samples.y, bootstrap=30, top=10, patients=samples.patients)

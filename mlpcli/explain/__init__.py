@@ -1,6 +1,7 @@
 """Which features drive a model's predictions: integrated gradients through the engine's own backward
 pass (``attribution``), per-class rankings with their stability across ensemble members or bootstrap
-resamples and permutation importance (``ranking``), and their figures (``plots``, imported on use).
+resamples (``ranking``), permutation importance (``permutation``), the rows explained (``samples``) and what each is
+explained toward (``labels``), and their figures (``plots``, imported on use).
 
     >>> from mlpcli.explain import integrated_gradients, explain, load_samples
     >>> A = integrated_gradients(model, X, target="Basal")          # (n, d) attributions toward Basal
@@ -10,8 +11,10 @@ resamples and permutation importance (``ranking``), and their figures (``plots``
 
 from .attribution import (BASELINES, DEFAULT_STEPS, OUTPUTS, attribution_chunks, baseline_values, completeness_gap,
                           input_gradients, integrated_gradients)
-from .ranking import (COLUMNS, METHODS, SCORINGS, Explanation, Samples, check_rankable, explain, feature_rng, label_matrix,
-                      load_samples, permutation_importance, rank_features)
+from .labels import label_matrix
+from .permutation import SCORINGS, feature_rng, permutation_importance
+from .ranking import COLUMNS, METHODS, Explanation, check_rankable, explain, rank_features
+from .samples import Samples, load_samples
 
 __all__ = ["BASELINES", "COLUMNS", "DEFAULT_STEPS", "METHODS", "OUTPUTS", "SCORINGS", "Explanation", "Samples", "check_rankable",
            "attribution_chunks", "baseline_values", "completeness_gap", "explain", "label_matrix", "feature_rng", "input_gradients",

@@ -21,58 +21,42 @@ a rank (1, 2, 2, 4), and a unit's top K holds only genes scoring above 0, every 
 included: genes tied at 0 (most of them, under balanced accuracy) would otherwise be "ranked" by their
 names, alike in every unit, and read as a perfectly stable top K.
 
-Permutation importance (Breiman 2001; scikit-learn's ``permutation_importance`` algorithm): a feature's
-values are shuffled across the samples ``repeats`` times and the drop of the score is its importance,
-per class: with ``scoring="balanced_accuracy"`` the drop of the class's recall (balanced accuracy is the
-mean recall, so the mean of these drops is its drop), with ``"log_loss"`` (the default) the rise of the
-mean log loss of the class's samples. Balanced accuracy moves in steps of one sample: with hundreds of
-genes carrying each subtype's signal, shuffling any single one of them rarely flips a prediction, and most
-genes score exactly 0 (on the sample data its top 20 are mostly ties); the log loss sees every change of
-the probabilities. Computed
-through the first Dense layer: shuffling one feature changes the first layer's outputs by a rank-one term,
-so a shuffled feature costs a pass through the small layers only. Honest only on held-out samples; genes
-that carry the same signal share their importance (shuffling one leaves the others to carry it).
+Permutation importance (``permutation``) is ranked the same way.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..data.labels import label_key
 from ..text import quoted
-from ..data.targets import encode_classes
-from ..data.labels import as_number
 from ..errors import ConfigError, DataError, OptionError
 from ..metrics import spearman
 from ..model_io import Model
-from .attribution import (DEFAULT_STEPS, TargetOutput, attribution_chunks, baseline_values, check_model_output,
-                          check_steps, class_index, completeness_gap, default_tol, target_scales)
+from .attribution import (DEFAULT_STEPS, attribution_chunks, baseline_values, check_model_output, check_steps,
+                          class_index, completeness_gap, default_tol)
+from .labels import label_indices, label_matrix, target_values
+from .permutation import DEFAULT_REPEATS, SCORINGS, permutation_drops, permutation_importance
 
-if TYPE_CHECKING:
-    from ..predict.seen import SeenRows
+__all__ = ["COLUMNS", "METHODS", "Explanation", "check_rankable", "explain", "rank_features"]
 
-__all__ = ["COLUMNS", "METHODS", "SCORINGS", "Explanation", "Samples", "check_rankable", "explain", "feature_rng",
-           "label_indices",
-           "load_samples", "rank_features", "permutation_importance"]
 
 COLUMNS = ["class", "rank", "feature", "score", "mean_abs", "direction", "fraction", "member_overlap"]
 METHODS = ("ig", "permutation")
-SCORINGS = ("log_loss", "balanced_accuracy")
 DEFAULT_TOP = 20
-_SEEN_ROWS = 4096  # rows fingerprinted at a time by ``load_samples``
+
+
 # A direction is "up" or "down" when at least this share of the |attribution| agrees with it, else "mixed": on an
 # XOR of two genes each gene's direction was right for 60-67 % of the weight toward a class (printed as "up",
 # toward both classes); on linear drivers 95-100 %.
 MIXED_BELOW = 0.75
+
+
 DEFAULT_BOOTSTRAP = 20
-DEFAULT_REPEATS = 5
-_PERM_BYTES = 32 << 20  # first-layer outputs of the shuffled copies handled at a time
 
 
 def _check_bootstrap(bootstrap: int | None, members: int) -> None:
@@ -109,78 +93,6 @@ class Explanation:
                 "top": self.top, "n_features": self.n_features, "classes": self.classes, "grouped_by": self.grouped_by,
                 "n_samples": self.n_samples, "completeness": self.completeness, "stability": self.stability,
                 "rankings": rows, "notes": self.notes}
-
-
-# ── reading a table ──────────────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Samples:
-    """A table's samples matched to a model with predict's checks (features by name, roles, ids)."""
-
-    X: np.ndarray  # (n, d) raw values in model.feature_names order (unused features NaN)
-    ids: np.ndarray  # (n,) the id column, or 1-based rows
-    y: np.ndarray | None  # (n,) labels, as the model's class names, when the table has the model's target column
-    # (a regression model's: (n, T) values)
-    notes: list[str]
-    warnings: list[str]
-    filled: list[str] = field(default_factory=list)  # features the table lacks, filled with training means
-    patients: np.ndarray | None = None  # (n,) the group column (patients) when the table has the model's
-    # the rows the model was trained on, recognised by their fingerprints (``predict.seen``); None when the model
-    # keeps none or the table lacks features (filled: no row can match)
-    seen: "SeenRows | None" = None
-
-
-def load_samples(model: Model, source, roles=None, fill_missing: str | None = None,
-                 max_missing: float | None = None, training_rows: bool = False) -> Samples:
-    """Read the table ``source`` (path, "-" or DataFrame; an .h5ad file or a 10x directory: its cells, with
-    the matrix and gene names predict would use) whole and match it to ``model`` as predict does; labels
-    are read when the target column is there, in the table or its sample sheet (unknown labels are an
-    error naming them), as the model's class names: what ``explain`` takes as y, whatever the classes are
-    (indices would be read as names for classes 1, 2, 3). ``fill_missing``, ``max_missing``: as for predict.
-    ``training_rows``: recognise the rows the model was trained on (``Samples.seen``; what permutation importance
-    needs to be honest, a pass over the table that integrated gradients does without)."""
-    from ..predict.prepared import prepare
-    from ..predict.seen import SeenRows
-
-    from ..predict.columns import TARGET_ADVICE, with_advice
-
-    try:
-        prepared = prepare(model, source, roles=roles, fill_missing=fill_missing, max_missing=max_missing, labels=True)
-    except DataError as exc:  # explain needs no labels: without them it explains the predicted classes
-        raise with_advice(exc, {TARGET_ADVICE: "; explain reads labels only when the table has them (it explains the "
-                                               "predicted classes otherwise): name the label column with --target, "
-                                               "or leave --target out"}) from None
-    name = "the table" if isinstance(source, pd.DataFrame) else source
-    if len(prepared.X) == 0:
-        raise DataError(f"{name} has a header but no data rows")
-    targets, absent = prepared.absent_targets(model)
-    if absent:  # read as unlabelled, its labels were dropped without a word (and permutation said "no target")
-        raise DataError(f"{name} has {len(targets) - len(absent)} of the model's {len(targets)} target columns "
-                        f"({quoted(targets)}) and lacks {quoted(absent)}; explain reads the labels whole: add the "
-                        f"missing column{'s' * (len(absent) != 1)}, or --drop the ones it has to explain the "
-                        "model's own predictions")
-    if prepared.y is None:
-        y = None
-    elif model.task == "regression":  # the targets' values (n, T), in the model's target order
-        y = np.asarray(prepared.y, dtype=np.float64).reshape(len(prepared.X), -1)
-    elif model.task == "multilabel":  # (n, L) 0/1, in the model's label order
-        y = np.asarray(prepared.y, dtype=np.float64).reshape(len(prepared.X), -1).astype(np.int64)
-    else:
-        y = np.asarray(model.classes)[prepared.y.reshape(-1).astype(np.int64)]
-    notes = [n for n in prepared.notes if not n.startswith("ignored the target column")]
-    seen = SeenRows.of(model) if training_rows and not prepared.filled else None
-    if seen is not None:  # a block of rows at a time: no second copy of the table
-        kept, n = model.preprocessor.kept_index_, len(prepared.X)
-        for a in range(0, n, _SEEN_ROWS):
-            b = min(a + _SEEN_ROWS, n)
-            seen.count(seen.match(prepared.X[a:b][:, kept]), None if not prepared.id_column else prepared.ids[a:b],
-                       np.arange(a + 1, b + 1))
-    return Samples(prepared.X, prepared.ids, y, notes, list(prepared.warnings), list(prepared.filled),
-                   prepared.groups, seen)
-
-
-# ── ranking ──────────────────────────────────────────────────────────────────────────────────────────────
 
 
 def check_top(top) -> int:
@@ -289,9 +201,6 @@ def _table_rows(name: str, scores: np.ndarray, mean_abs: np.ndarray, direction: 
     return rows
 
 
-# ── integrated gradients ─────────────────────────────────────────────────────────────────────────────────
-
-
 def _record(name: str, table_rows: list[dict], summary: dict, rows: list, stability: dict, short: dict) -> None:
     """Add one class's (label's, target's) ranking to the explanation being built: its rows, its stability summary
     with the genes in the top K of fewer than half the members or resamples flagged (none without them: the overlap
@@ -302,34 +211,6 @@ def _record(name: str, table_rows: list[dict], summary: dict, rows: list, stabil
     positive = sum(r["score"] > 0 for r in table_rows)
     if positive < len(table_rows):
         short[name] = positive
-
-
-def _integers_name_classes(model: Model) -> bool:
-    """Whether an integer label can name a class of ``model``: a number (1, 1.0, or "01", which evaluate matches
-    to the label 1) or a boolean (1 == True)."""
-    return any(isinstance(c, (bool, np.bool_)) or as_number(label_key(c)) is not None for c in model.classes)
-
-
-def label_indices(model: Model, y, n: int) -> np.ndarray | None:
-    """Labels ``y`` (n,) as the model's class indices (n,) int64; None stays None.
-
-    Labels are the classes' names, matched as evaluate matches a table's labels (``encode_classes``, the
-    ``classes=`` path of data reading: 1, 1.0 and "1" name the class 1). Integers are class indices
-    (``model.classes`` order) only for a model whose classes no integer can name, such as "LumA": for the
-    classes 1, 2, 3 (or a binary 1, 0 reordered by --positive) the label 1 is the class 1, never the index 1.
-    A DataError when there are not n labels or one is not a class of the model."""
-    if y is None:
-        return None
-    y = np.asarray(y).reshape(-1)
-    if len(y) != n:
-        raise DataError(f"y has {len(y)} labels for {n} samples")
-    if y.dtype.kind in "iu" and not _integers_name_classes(model):
-        bad = (y < 0) | (y >= len(model.classes))
-        if bad.any():
-            raise DataError(f"label {y[bad][0]} is not a class index of the model (0 to {len(model.classes) - 1}); "
-                            "give class indices or the classes' names")
-        return y.astype(np.int64)
-    return encode_classes(pd.Series(y), "y", model.task, model.classes, [])[0]
 
 
 def _groups(model: Model, X: np.ndarray, y: np.ndarray | None, features) -> tuple[np.ndarray, str]:
@@ -353,33 +234,6 @@ def check_rankable(model: Model) -> None:
     if model.task not in ("binary", "multiclass", "multilabel", "regression"):
         raise OptionError(f"explain ranks genes per class of a binary, multiclass or multi-label model, or per "
                           f"target of a regression model; this model is {model.task}")
-
-
-def label_matrix(model: Model, y, n: int) -> np.ndarray | None:
-    """A multi-label model's labels ``y`` as (n, L) int64 0/1 in the model's label order (``model.classes``); a
-    DataFrame's columns are matched by name. None stays None. A DataError names what does not fit: the shape, a
-    missing label column, a value other than 0 and 1 (true / false count as 1 / 0)."""
-    if y is None:
-        return None
-    names = [str(c) for c in model.classes]
-    if isinstance(y, pd.DataFrame):
-        missing = [c for c in names if c not in set(map(str, y.columns))]
-        if missing:
-            raise DataError(f"y lacks the label column{'s' * (len(missing) > 1)} {quoted(missing, 10)} of the "
-                            "multi-label model")
-        y = y.rename(columns=str)[names]
-    try:
-        Y = np.asarray(getattr(y, "to_numpy", lambda: y)(), dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"y must hold 0/1 values, one column per label ({quoted(names, 10)}): {exc}") from None
-    if Y.shape != (n, len(names)):
-        raise DataError(f"y has shape {Y.shape} for {n} samples; expected ({n}, {len(names)}): one 0/1 column per "
-                        f"label ({quoted(names, 10)})")
-    bad = ~np.isin(Y, (0.0, 1.0))
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise DataError(f"label {names[j]} of sample {i + 1} is {float(Y[i, j]):g}; a multi-label model's labels are 0 or 1")
-    return Y.astype(np.int64)
 
 
 def _bootstrap_means(R: np.ndarray, units: list | None, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -453,6 +307,8 @@ def _short_note(short: dict[str, int], top: int, method: str) -> list[str]:
 
 
 CORRELATED = 0.9  # |Spearman| at which two of a class's top genes are one signal to the reader
+
+
 # ... judged on at least this many samples: on 5, independent genes reach |Spearman| >= 0.9 one pair in twelve by
 # chance (on 3, a third of them), and a rare class's ranking named a dozen unrelated pairs "one signal"; on 20,
 # about one pair in ten million
@@ -530,7 +386,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     if X.shape[0] == 0:
         raise DataError("no samples to explain")
     regression, multilabel = model.task == "regression", model.task == "multilabel"
-    labels, y = y, (_target_values(model, y, X.shape[0]) if regression else
+    labels, y = y, (target_values(model, y, X.shape[0]) if regression else
                     label_matrix(model, y, X.shape[0]) if multilabel else label_indices(model, y, X.shape[0]))
     wanted = list(range(len(model.classes))) if classes is None else sorted({class_index(model, c) for c in classes})
     binary_default = model.task == "binary" and classes is None
@@ -686,279 +542,6 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
                        int(used.sum()))
 
 
-# ── permutation importance ───────────────────────────────────────────────────────────────────────────────
-
-
-def _recalls(pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per-class recall (..., k) of predictions pred (..., n) against y (n,); NaN for absent classes."""
-    support = np.bincount(y, minlength=n_classes).astype(np.float64)
-    hits = np.stack([((pred == c) & (y == c)).sum(axis=-1) for c in range(n_classes)], axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, hits / support, np.nan)
-
-
-def _softmax0(Z: np.ndarray) -> np.ndarray:
-    """Softmax over the first axis (the classes): a reduction over a short last axis is ten times slower."""
-    E = np.exp(Z - Z.max(axis=0))
-    E /= E.sum(axis=0)
-    return E
-
-
-def _probabilities_cm(out_fn: TargetOutput, logit_sets: list[np.ndarray]) -> np.ndarray:
-    """The model's probabilities, class-major (k, ...), from each member's logits (k, ...): the members'
-    mean probability calibrated as ``calibration.temper`` does it, and recalibrated for a population as
-    ``Model.recalibrated`` does it (so, as predict gives them)."""
-    from ..engine.functional import sigmoid
-
-    soft = out_fn.link == "softmax"
-    P = np.mean([_softmax0(Z) if soft else sigmoid(Z) for Z in logit_sets], axis=0)
-    T = out_fn.T
-    if out_fn.intercept is not None:  # temperature and update together: link(s g(P) + a), s = slope / T
-        column = [-1] + [1] * (P.ndim - 1)  # along the first (class-major) axis
-        a = out_fn.intercept.reshape(column)
-        if soft:
-            return _softmax0(out_fn.slope * np.log(np.clip(P, 1e-12, 1.0)) + a)
-        Q = np.clip(P, 1e-12, 1 - 1e-12)
-        s = np.asarray(out_fn.slope, dtype=np.float64).reshape(column) if np.ndim(out_fn.slope) else out_fn.slope
-        return sigmoid(s * (np.log(Q) - np.log1p(-Q)) + (a if out_fn.per_label else a[-1]))
-    if T is None:
-        return P
-    if soft:
-        return _softmax0(np.log(np.clip(P, 1e-12, 1.0)) / T)
-    if np.ndim(T) == 1:  # a multi-label model's, one per label: along the first (class-major) axis
-        T = np.asarray(T, dtype=np.float64).reshape(-1, *[1] * (P.ndim - 1))
-    Q = np.clip(P, 1e-12, 1 - 1e-12)
-    return sigmoid((np.log(Q) - np.log1p(-Q)) / T)
-
-
-def _class_scores(model: Model, P: np.ndarray, y: np.ndarray, scoring: str) -> np.ndarray:
-    """Per-class score (..., k), higher is better, of class-major probabilities P (k_out, ..., n): the class's
-    recall with the labels the model's decision rule gives (``Model.decider``, as ``predict`` and ``evaluate``
-    label: under the balanced rule a rare class's recall, and the drop a gene's shuffle makes in it, were those of
-    argmax, about half) — balanced accuracy is their mean — or minus the mean log loss of its samples (log loss is
-    their sample-weighted mean)."""
-    k = len(model.classes)
-    if scoring == "balanced_accuracy":
-        # the model's own rule (``Decision.classes``) on the rows (n', k), n' every shuffle's samples
-        rows = np.moveaxis(P, 0, -1).reshape(-1, P.shape[0])
-        pred = model.predict_classes(rows[:, -1] if model.task == "binary" else rows).reshape(P.shape[1:])
-        return _recalls(pred, y, k)
-    if P.shape[0] == 1:  # binary sigmoid: P(positive)
-        p_true = np.where(y == 1, P[0], 1.0 - P[0])
-    else:
-        p_true = np.take_along_axis(P, np.broadcast_to(y, (1, *P.shape[1:])), axis=0)[0]
-    logp = np.log(np.clip(p_true, 1e-15, 1.0))
-    support = np.bincount(y, minlength=k).astype(np.float64)
-    sums = np.stack([logp[..., y == c].sum(axis=-1) for c in range(k)], axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, sums / support, np.nan)
-
-
-def _label_scores(model: Model, P: np.ndarray, Y: np.ndarray, scoring: str) -> np.ndarray:
-    """Per-label score (..., L), higher is better, of label-major probabilities P (L, ..., n) against Y (n, L) 0/1:
-    the label's balanced accuracy at the threshold of the model's decision rule (the mean of its positives' and
-    negatives' recall; NaN without one or the other; the multi-label balanced accuracy is their mean), or minus its
-    mean binary log loss over every sample (the multi-label log loss is their mean)."""
-    Y = Y.T.reshape(Y.shape[1], *[1] * (P.ndim - 2), Y.shape[0]).astype(bool)  # (L, 1.., n)
-    if scoring == "balanced_accuracy":
-        threshold = np.broadcast_to(np.asarray(model.decider.threshold(model.task), dtype=np.float64), (len(Y),))
-        pred = P >= threshold.reshape(-1, *[1] * (P.ndim - 1))
-        n_pos, n_neg = Y.sum(axis=-1), (~Y).sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            score = ((pred & Y).sum(axis=-1) / n_pos + (~pred & ~Y).sum(axis=-1) / n_neg) / 2
-        score = np.where((n_pos > 0) & (n_neg > 0), score, np.nan)
-    else:
-        score = np.mean(np.log(np.clip(np.where(Y, P, 1.0 - P), 1e-15, 1.0)), axis=-1)
-    return np.moveaxis(score, 0, -1)
-
-
-def feature_rng(seed: int, name: str) -> np.random.Generator:
-    """The generator of a feature's shuffles in ``permutation_importance``: seeded by ``seed`` and the feature's
-    name (CRC-32 of its UTF-8 text), so a table with its columns in another order gets the same importances."""
-    return np.random.default_rng([int(seed), zlib.crc32(str(name).encode("utf-8"))])
-
-
-class _Shuffles:
-    """Each member's raw outputs with one feature shuffled at a time, ``repeats`` times, computed through the
-    first Dense layer (a shuffled feature changes its outputs by a rank-one term). Iterating gives, per batch
-    of features J (their columns of X), every member's outputs (k, len(J), repeats, n), class-major, and its
-    unshuffled outputs (k, 1, repeats, n) computed in the same matrix products: a float32 product rounds a row
-    by the batch it is in (one sample alone against five shuffles of it), and an unshuffled output from another
-    batch gave every gene the same spurious drop (2.5e-08, "every shuffle raised the loss")."""
-
-    def __init__(self, model: Model, X: np.ndarray, feats: list[str], features, repeats: int, seed: int):
-        n, d = X.shape
-        column_maps = model._feature_maps(None if features is None else feats)[0]
-        self.states = []  # per member: (network, Z, first layer's outputs, feature -> input column)
-        for member, cols in zip(model.members, column_maps):
-            pre, net = member.preprocessor, member.network
-            cols = np.asarray(pre.kept_index_ if cols is None else cols, dtype=np.int64)
-            Z = np.ascontiguousarray(pre.transform_kept(np.take(X, cols, axis=1), dtype=net.dtype))
-            a0 = net.forward_layers(Z, 0, 1)
-            local = {int(j): i for i, j in enumerate(cols)}
-            self.states.append((net, Z, a0, local))  # the unshuffled outputs come with each batch (__iter__)
-        self.used = [j for j in range(d) if any(j in s[3] for s in self.states)]
-        # the current batch's shuffles, drawn as it comes (``_draw``): all of them at once were features x repeats x
-        # n int64, 0.96 GB for 60,000 genes of 400 samples before a single product
-        self.perms: dict[int, np.ndarray] = {}
-        self.feats, self.seed = feats, seed
-        self.n, self.repeats = n, repeats
-
-    def _draw(self, J: list[int]) -> None:
-        """(repeats, n) row orders of each feature of J, from the feature's own generator (``feature_rng``): the
-        same shuffles whatever the columns' order or the batching."""
-        self.perms = {}
-        for j in J:
-            rng = feature_rng(self.seed, self.feats[j])
-            self.perms[j] = np.stack([rng.permutation(self.n) for _ in range(self.repeats)])
-
-    def shift(self, j: int) -> np.ndarray:
-        """(repeats, n) the change of feature j's network input (the first member that reads it) when shuffled;
-        j of the batch just yielded."""
-        for _, Z, _, local in self.states:
-            if j in local:
-                i = local[j]
-                return (Z[self.perms[j], i] - Z[:, i]).astype(np.float64)
-        return np.zeros((self.repeats, self.n))
-
-    def __iter__(self):
-        n, repeats = self.n, self.repeats
-        h = max(s[2].shape[1] for s in self.states)
-        batch = max(1, _PERM_BYTES // max(1, repeats * n * h * 8))
-        for s in range(0, len(self.used), batch):
-            J = self.used[s:s + batch]
-            self._draw(J)
-            logit_sets = []
-            base_sets = []
-            for net, Z, a0, local in self.states:
-                W0 = net.parameters()["dense0.W"]
-                k_out = net.n_outputs
-                mine = [(q, local[j]) for q, j in enumerate(J) if j in local]
-                # slot 0 unshuffled, then one slot per feature of J this member reads: one product for all
-                A = np.empty((len(mine) + 1, repeats, n, a0.shape[1]), dtype=a0.dtype)
-                A[0] = a0
-                unmoved = np.empty((len(mine), repeats, n), dtype=bool)  # a shuffle that left the input as it was
-                for slot, (q, i) in enumerate(mine, start=1):
-                    shuffled = Z[self.perms[J[q]], i] - Z[:, i]  # (repeats, n): feature J[q] shuffled
-                    A[slot] = a0 + shuffled[..., None] * W0[:, i]  # the first layer's rank-one change
-                    unmoved[slot - 1] = shuffled == 0
-                logits = net.forward_layers(A.reshape(-1, a0.shape[1]), 1).astype(np.float64)
-                logits = logits.T.reshape(k_out, len(mine) + 1, repeats, n)
-                # an unmoved input gives the unshuffled outputs exactly: the product's rounding can still differ
-                # by a row's place in it (the last rows take other kernels), a drop of ~1e-9 for nothing
-                moved = logits[:, 1:]
-                moved[:, unmoved] = np.broadcast_to(logits[:, :1], moved.shape)[:, unmoved]
-                out = np.empty((k_out, len(J), repeats, n))  # class-major
-                out[...] = logits[:, :1]  # a feature this member does not read: its outputs unchanged
-                if mine:
-                    out[:, [q for q, _ in mine]] = logits[:, 1:]
-                logit_sets.append(out)
-                base_sets.append(logits[:, :1])
-            yield J, logit_sets, base_sets
-
-
-def permutation_importance(model: Model, X: np.ndarray, y: np.ndarray, *, features: Sequence[str] | None = None,
-                           repeats: int = DEFAULT_REPEATS, seed: int = 0, scoring: str = "log_loss",
-                           members: bool = False,
-                           progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Each class's score drop when a feature is shuffled: (repeats, d, k) for the model (and
-    (M, repeats, d, k) for each member alone with ``members``). scoring "balanced_accuracy": the drop of the
-    class's recall (their mean over classes is the drop of balanced accuracy, scikit-learn's
-    ``permutation_importance`` with that scoring); "log_loss": the rise of the class's samples' mean log
-    loss (their sample-weighted mean is the rise of the log loss, ``scoring="neg_log_loss"``). X (n, d) and
-    the labels y (n,) as ``explain`` takes them.
-
-    A regression model: each target's rise of RMSE (in the target's units) when a feature is shuffled, k its
-    targets, y (n,) or (n, k) the true values. ``progress(done, total)``: features shuffled so far, after each
-    batch (60,000 genes of 400 samples take minutes)."""
-    drops, mdrops, _ = _permutation_drops(model, X, y, features=features, repeats=repeats, seed=seed, scoring=scoring,
-                                          members=members, progress=progress)
-    return drops, mdrops
-
-
-def _permutation_drops(model: Model, X, y, *, features, repeats, seed, scoring, members, progress=None):
-    """``permutation_importance``'s (drops, member drops), and for a regression model the direction of each
-    feature's effect on each target's prediction (d, k): the sum over shuffles and samples of the change of the
-    feature's network input times the change of the predicted value (positive: higher values raise it)."""
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ConfigError(f"--repeats must be a whole number of at least 1, got {repeats!r}")
-    if scoring not in SCORINGS:
-        raise ConfigError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
-    X, features = model.inputs(X, features)  # a DataFrame: its columns by name
-    feats = list(model.feature_names) if features is None else list(features)
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != len(feats):
-        raise DataError(f"X has shape {X.shape}; expected {len(feats)} feature columns")
-    regression, multilabel = model.task == "regression", model.task == "multilabel"
-    y = (_target_values(model, y, X.shape[0]) if regression else label_matrix(model, y, X.shape[0]) if multilabel
-         else label_indices(model, y, X.shape[0]))
-    if y is None:
-        raise ConfigError("permutation importance needs labels y" + " (the targets' values)" * regression)
-    n, d = X.shape
-    k_cls = len(model.classes)
-    out_fn = TargetOutput(model, "prob")
-    sd, mean = target_scales(model)  # (M, k): each member's outputs in the target's units
-
-    def probs(logit_sets, m=None):  # [(k, ..., n)] per member -> the model's probabilities (values), as predict_output
-        if not regression:
-            return _probabilities_cm(out_fn, logit_sets)
-        scale = range(len(logit_sets)) if m is None else [m]
-        return np.mean([Z * sd[i].reshape(-1, *[1] * (Z.ndim - 1)) + mean[i].reshape(-1, *[1] * (Z.ndim - 1))
-                        for Z, i in zip(logit_sets, scale)], axis=0)
-
-    def scores(P):  # (..., k), higher is better
-        if regression:
-            return _target_scores(P, y)
-        return _label_scores(model, P, y, scoring) if multilabel else _class_scores(model, P, y, scoring)
-
-    shuffles = _Shuffles(model, X, feats, features, repeats, seed)
-    M = len(shuffles.states)
-    drops = np.zeros((repeats, d, k_cls))
-    mdrops = np.zeros((M, repeats, d, k_cls)) if members else None
-    effects = np.zeros((d, k_cls)) if regression else None
-    done = 0
-    for J, logit_sets, base_sets in shuffles:
-        # each shuffle against the unshuffled outputs of the same products (``_Shuffles``): (k, 1, R, n)
-        base_values = probs(base_sets)
-        P = probs(logit_sets)  # (k, F, R, n)
-        drops[:, J] = np.transpose(scores(base_values) - scores(P), (1, 0, 2))
-        if regression:
-            for q, j in enumerate(J):
-                effects[j] = np.einsum("rn,krn->k", shuffles.shift(j), P[:, q] - base_values[:, 0])
-        if members:
-            for m in range(M):
-                member_score = scores(probs([logit_sets[m]], m))
-                mdrops[m][:, J] = np.transpose(scores(probs([base_sets[m]], m)) - member_score, (1, 0, 2))
-        if progress is not None:
-            done += len(J)
-            progress(done, len(shuffles.used))
-    return drops, mdrops, effects
-
-
-def _target_scores(P: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Minus each target's RMSE (..., k) of predicted values P (k, ..., n), target-major, against Y (n, k)."""
-    Yt = Y.T.reshape(Y.shape[1], *[1] * (P.ndim - 2), Y.shape[0])
-    return -np.moveaxis(np.sqrt(np.mean((P - Yt) ** 2, axis=-1)), 0, -1)
-
-
-def _target_values(model: Model, y, n: int) -> np.ndarray | None:
-    """A regression model's true values y as (n, k) float64, k its targets; None stays None."""
-    if y is None:
-        return None
-    try:
-        y = np.asarray(getattr(y, "to_numpy", lambda: y)(), dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"y must hold the targets' values (numbers): {exc}") from None
-    k = len(model.classes)
-    if y.shape not in ((n,), (n, k)) or (y.ndim == 1 and k != 1):
-        raise DataError(f"y has shape {y.shape} for {n} samples; expected ({n}, {k}): the values of "
-                        f"{quoted(model.classes, 10)}")
-    y = y.reshape(n, k)
-    if not np.isfinite(y).all():
-        raise DataError(f"y has {int((~np.isfinite(y)).sum())} missing or infinite value(s); drop those samples")
-    return y
-
-
 def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, seed, scoring,
                  progress=None) -> Explanation:
     """Permutation importance's rankings; ``labels`` as given to ``explain``, y (n,) their class indices."""
@@ -1025,9 +608,6 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
     return Explanation("permutation", None, None, None, top, [names[c] for c in wanted if present[c]], counts,
                        "label", pd.DataFrame(rows, columns=COLUMNS), stability, None, scores, notes,
                        None if multilabel else y, int(used.sum()))
-
-
-# ── regression: one ranking per target ───────────────────────────────────────────────────────────────────
 
 
 def _ig_regression(model: Model, X: np.ndarray, feats: list[str], features, used: np.ndarray, wanted: list[int],
@@ -1125,7 +705,7 @@ def _permutation_regression(model: Model, X: np.ndarray, Y: np.ndarray, feats, u
     """Permutation importance of a regression model: per target, the rise of its RMSE (in the target's units)
     when the gene is shuffled; direction from the change of the prediction with the gene's shuffled value."""
     names = [str(c) for c in model.classes]
-    drops, mdrops, effects = _permutation_drops(model, X, Y, features=feats, repeats=repeats, seed=seed,
+    drops, mdrops, effects = permutation_drops(model, X, Y, features=feats, repeats=repeats, seed=seed,
                                                 scoring="log_loss", members=model.is_ensemble, progress=progress)
     rows, stability, scores, short = [], {}, {}, {}
     for t in wanted:
