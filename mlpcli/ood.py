@@ -488,7 +488,7 @@ def calibrate(Z: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]], seed: i
     held-out row per patient, every weight is 1 and the result is the unweighted one, bit for bit.
 
     start: ``start(fn, *args)`` begins ``fn(*args)`` and returns the function that gives its result (e.g.
-    ``parallel.beside``: in a thread): every other fit (the one on all rows first, then every second part's)
+    ``background.beside``: in a thread): every other fit (the one on all rows first, then every second part's)
     runs that way while the others run here, two at a time, and with one pair, half of its fit's range finder;
     None: one after the other. The result is the same either way."""
     parts = [(train, held) for train, held in parts if len(train) >= 1 and len(held) > 0]

@@ -22,17 +22,19 @@ network, 0.086 s and 0.362 s for 512-256, 0.48 s and 1.51 s for 1024-512 (a busy
 the forward pass of the largest network gained a little from a second thread (1.27 s and 1.07 s per
 10,000 rows). ``usable_cores`` is what this process may use, not ``os.cpu_count()``: asking for more
 threads than that is a warning.
+
+
+Reaching a Dask scheduler is ``dask_connect``'s; work beside the caller on a spare core in this process is
+``background``'s.
 """
 
 from __future__ import annotations
 
 import errno
-import importlib
 import os
 import pickle
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -41,18 +43,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from . import interrupts
-from .errors import ConfigError, OptionError, TrainingError
+from . import dask_connect, interrupts
+from .dask_connect import connect, quiet_dask_client, wait_for_a_worker
+from .background import POOL_TASK
+from .errors import ConfigError, TrainingError
 from .resources import cores_words, usable_cores
 
-__all__ = ["Plan", "run", "member_plan", "member_processes", "MEMBER_COPY_BYTES", "connect", "default_blas_threads", "blas_env_note", "BLAS_THREAD_VARIABLES", "threads_warning", "workers_warning", "local_workers", "BACKENDS", "CONNECT_TIMEOUT",
-           "WORKER_TIMEOUT", "DEFAULT_BLAS_THREADS", "beside", "Deferred", "import_beside", "spare_core",
-           "QUICK_SWITCH_INTERVAL", "quick_switches"]
+
+__all__ = ["Plan", "run", "member_plan", "member_processes", "MEMBER_COPY_BYTES", "default_blas_threads",
+           "blas_env_note", "BLAS_THREAD_VARIABLES", "threads_warning", "workers_warning", "local_workers",
+           "BACKENDS", "DEFAULT_BLAS_THREADS"]
+
 
 BACKENDS = ("loky", "dask")
-CONNECT_TIMEOUT = 10.0  # seconds to reach a Dask scheduler before giving up with a one-line error
-WORKER_TIMEOUT = 120.0  # seconds to wait for the first Dask worker (batch jobs may start late), or for any while fits remain
 DASK_POLL = 0.05  # seconds between looks at a Dask run's finished fits and its workers
+
 # BLAS threads per network when --threads is not given, in every command (train, cv, tune, diagnose, predict,
 # evaluate) and the estimators: see the module docstring and benchmarks/bench_threads.py (on networks of
 # the sample data's size a second thread does not pay, and on a busy node it costs many times over).
@@ -293,6 +298,8 @@ def _stop_signals_blocked() -> Iterator[None]:
 
 _POOLS = None
 _CAP_LOCK = threading.Lock()
+
+
 _CAP: dict = {"depth": 0, "limiter": None}  # blocks running now, and the first one's limiter
 
 
@@ -357,6 +364,8 @@ def _call_capped(fn: Callable, blas_threads: int, args: tuple, parent: int | Non
 
 
 _WATCHED: set[int] = set()  # the parents this worker process watches (one watcher per process)
+
+
 PARENT_POLL = 0.5  # seconds between a worker's looks at whether its parent is still alive
 
 
@@ -381,7 +390,7 @@ def _exit_with_parent(parent: int) -> None:
 def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int | None) -> tuple[int, Any]:
     """A task in a pool's worker (a loky process, a Dask worker's thread): its cores are its siblings' too,
     so nothing in it runs ``beside`` (``spare_core``)."""
-    _POOL_TASK.active = True
+    POOL_TASK.active = True
     try:
         return i, _call_capped(fn, blas_threads, args, parent)
     except Exception as exc:
@@ -390,7 +399,7 @@ def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int |
             raise
         raise sendable from None
     finally:
-        _POOL_TASK.active = False
+        POOL_TASK.active = False
 
 
 def _dask_result(future, client, plan: Plan) -> Any:
@@ -427,129 +436,6 @@ def _sendable(exc: Exception) -> Exception:
     return exc
 
 
-def connect(address: str, timeout: float | None = None):
-    """A ``distributed.Client`` for the scheduler at ``address``, or a one-line error: an OptionError (usage)
-    for an address that cannot be one, a ConfigError when nothing answers there within ``timeout`` seconds,
-    or something other than a Dask scheduler does (``_probe_scheduler``)."""
-    timeout = CONNECT_TIMEOUT if timeout is None else timeout
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ConfigError("--backend dask needs dask and distributed: pip install dask distributed (the dask extra: "
-                          "python -m pip install '.[dask]' from the mlpcli checkout)") from None
-    _probe_scheduler(address, timeout)
-    try:
-        return Client(address, timeout=f"{timeout}s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        raise _unreachable(address, timeout, exc) from None
-
-
-def _unreachable(address: str, timeout: float, exc: BaseException | None = None) -> ConfigError:
-    """The one-line error for a scheduler address where nothing answered within ``timeout``."""
-    reason = " ".join(str(exc or "").split())[:160] or type(exc).__name__
-    detail = "" if exc is None or "timed out" in reason.lower() else f" ({reason})"
-    return ConfigError(f"--scheduler {address}: cannot reach a Dask scheduler within {timeout:g} s{detail}; check "
-                       "the address and port, or start one with `dask scheduler` and pass the address it prints")
-
-
-def scheduler_hint(address: str) -> str:
-    """The usual mix-up, named: the dashboard's port (8787 by default) given for the scheduler's (8786)."""
-    if address.rstrip("/").endswith(":8787"):
-        return "; 8787 is the dashboard's port, the scheduler's is 8786 by default"
-    return ""
-
-
-def _probe_scheduler(address: str, timeout: float) -> None:
-    """Ask what listens at a tcp ``address`` (its ``identity``) within ``timeout`` seconds, before a
-    ``Client`` is made: distributed's handshake waits without a deadline, so a port held by another service
-    that waits for its own protocol hung the command until the job's time limit, and one that answers (an
-    HTTP server such as the dashboard) was read as a message of exabytes, a MemoryError. A malformed address
-    is an OptionError; the connection is retried until ``timeout``, as the ``Client`` does (a scheduler still
-    starting in the same batch job), then nothing listening there is "cannot reach"."""
-    import asyncio
-
-    from distributed.comm import connect as comm_connect, get_address_host_port, parse_address
-    from distributed.comm.registry import get_backend
-
-    try:
-        scheme, _ = parse_address(address)
-        get_backend(scheme)
-        host, port = get_address_host_port(address) if scheme == "tcp" else (None, None)
-    except (ValueError, TypeError) as exc:
-        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
-        raise OptionError(f"--scheduler {address}: not a Dask scheduler address ({reason}); give it as "
-                          "tcp://HOST:PORT, as `dask scheduler` prints it") from None
-    if scheme == "tcp" and (not host or not isinstance(port, int) or not 0 < port < 65536):
-        # no host, or a port no socket can have: "cannot reach" after the whole timeout read as a busy scheduler
-        raise OptionError(f"--scheduler {address}: not a Dask scheduler address (a host and a port from 1 to 65535 "
-                          "are needed); give it as tcp://HOST:PORT, as `dask scheduler` prints it")
-    if scheme != "tcp":  # tls needs the cluster's certificates, inproc is in this process: the Client's own checks
-        return
-
-    async def identity():
-        comm = await comm_connect(address, timeout=timeout)
-        try:
-            await comm.write({"op": "identity", "reply": True})
-            return await comm.read()
-        finally:
-            comm.abort()
-
-    box: dict[str, Any] = {}
-
-    def ask() -> None:  # in a thread of its own: a fresh event loop, whatever loop the caller runs (a notebook's)
-        try:
-            box["reply"] = asyncio.run(asyncio.wait_for(identity(), timeout))
-        except BaseException as exc:  # noqa: BLE001 - classified below, in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=ask, name="mlpcli-scheduler-probe", daemon=True)
-    thread.start()
-    thread.join(timeout + 5)  # asyncio.wait_for ends it by `timeout`
-    if "error" not in box and "reply" not in box:
-        raise _unreachable(address, timeout)
-    error = box.get("error")
-    if isinstance(error, TimeoutError):  # the deadline (asyncio's TimeoutError is the builtin one)
-        if not _listens(host, port):
-            raise _unreachable(address, timeout)
-        raise ConfigError(f"--scheduler {address}: something accepted the connection but did not answer as a Dask "
-                          f"scheduler within {timeout:g} s{scheduler_hint(address)}; pass the address `dask "
-                          "scheduler` prints (or its --scheduler-file's)")
-    if isinstance(error, OSError) and "trying to connect" in str(error):  # distributed's own deadline
-        raise _unreachable(address, timeout, error)
-    reply = box.get("reply")
-    kind = reply.get("type") if isinstance(reply, dict) else None
-    if kind == "Scheduler":
-        return
-    if kind in ("Worker", "Nanny"):
-        raise ConfigError(f"--scheduler {address}: that is a Dask {kind.lower()}, not the scheduler; pass the address "
-                          "`dask scheduler` prints (or its --scheduler-file's)")
-    # anything else: an answer that is no Dask message (read as a length of exabytes: a MemoryError), a closed
-    # connection, a reply without a type
-    raise ConfigError(f"--scheduler {address}: another service answered there, not a Dask scheduler"
-                      f"{scheduler_hint(address)}; pass the address `dask scheduler` prints (or its "
-                      "--scheduler-file's)")
-
-
-def _listens(host: str | None, port: int | None) -> bool:
-    """Whether a TCP connection to host:port is accepted now (within a second)."""
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except (OSError, TypeError, ValueError):
-        return False
-
-
-def _wait_for_a_worker(client, address: str) -> None:
-    """Batch-job workers may join late; wait for one before sending work (a one-line error if none)."""
-    try:
-        client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
-    except (TimeoutError, OSError):
-        raise ConfigError(
-            f"--scheduler {address}: no Dask worker joined within {WORKER_TIMEOUT:g} s; start workers with "
-            f"`dask worker {address}` (see docs/cluster.md)"
-        ) from None
-
-
 @contextmanager
 def _backend(plan: Plan, n_tasks: int) -> Iterator[None]:
     """Configure joblib for a local ``plan`` (nothing to do for a sequential run): local workers for at most
@@ -583,8 +469,8 @@ def _run_on_dask(tasks: Sequence[tuple[Callable, tuple]], plan: Plan, shared: Se
     client = connect(plan.scheduler)
     futures: list = []
     try:
-        _wait_for_a_worker(client, plan.scheduler)
-        with _quiet_dask_client():
+        wait_for_a_worker(client, plan.scheduler)
+        with quiet_dask_client():
             scattered = {id(obj): future for obj, future in
                          zip(shared, client.scatter(list(shared), hash=False))} if shared else {}
             futures = [client.submit(_indexed_spread, i, fn, plan.blas_threads,
@@ -599,15 +485,16 @@ def _run_on_dask(tasks: Sequence[tuple[Callable, tuple]], plan: Plan, shared: Se
                     continue
                 if client.scheduler_info().get("workers"):
                     seen_a_worker = time.monotonic()
-                elif time.monotonic() - seen_a_worker > WORKER_TIMEOUT:
+                elif time.monotonic() - seen_a_worker > dask_connect.WORKER_TIMEOUT:
                     left = sum(not f.done() for f in futures)
+                    waited = dask_connect.WORKER_TIMEOUT
                     raise TrainingError(
-                        f"--scheduler {plan.scheduler}: no Dask worker for {WORKER_TIMEOUT:g} s while {left} "
+                        f"--scheduler {plan.scheduler}: no Dask worker for {waited:g} s while {left} "
                         f"fit{'s' * (left != 1)} remained (the workers stopped, or their jobs ended); start workers "
                         f"with `dask worker {plan.scheduler}` and run again (or run the fits here with --n-jobs)")
                 time.sleep(DASK_POLL)
     finally:
-        with _quiet_dask_client():  # closing a client whose scheduler has gone logs it again
+        with quiet_dask_client():  # closing a client whose scheduler has gone logs it again
             unfinished = [f for f in futures if not f.done()]
             if unfinished and client.status == "running":
                 client.cancel(unfinished)
@@ -753,156 +640,6 @@ def _scheduler_lost(exc: BaseException, plan: Plan) -> TrainingError | None:
     return TrainingError(f"--scheduler {plan.scheduler}: lost the connection to the Dask scheduler while fits ran "
                          "(it stopped, or its job ended); check that it is running, then run again (or run the fits "
                          "here with --n-jobs)")
-
-
-@contextmanager
-def _quiet_dask_client() -> Iterator[None]:
-    """distributed's client logs a lost scheduler as errors with tracebacks on stderr, before the run ends with its
-    own one-line error (``_scheduler_lost``): its loggers say only what is critical while the client is open."""
-    import logging
-
-    loggers = [logging.getLogger(name) for name in ("distributed.client", "distributed.batched", "distributed.core")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def beside(fn: Callable[..., Any], *args: Any, threaded: bool | None = None) -> Callable[[], Any]:
-    """``fn(*args)`` run now: in a background thread while the caller goes on, when ``threaded`` (None:
-    ``spare_core()``), else here before returning. Returns the function that gives the result (waiting for
-    the thread; an error raised in it is raised there, in the caller's thread).
-
-    For work that releases the GIL (hashing, NumPy's loops, BLAS) beside a caller that leaves a core idle:
-    ``train`` runs its BLAS on one thread by default. The thread is a daemon: a Ctrl-C in the caller does
-    not wait for it."""
-    if not (spare_core() if threaded is None else threaded):
-        try:
-            value = fn(*args)
-        except Exception as exc:  # raised where the result is asked for, as from the thread
-            error = exc
-
-            def fail() -> Any:
-                raise error
-
-            return fail
-        return lambda: value
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["result"] = fn(*args)
-        except BaseException as exc:  # handed to the caller, in its thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, name="mlpcli-beside", daemon=True)
-    thread.start()
-
-    def result() -> Any:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
-
-    return result
-
-
-# The interpreter's switch interval while NumPy or pyarrow work runs beside Python code (Python's default: 5 ms).
-# Each NumPy or pyarrow call of the work releases the interpreter lock and must wait for the Python thread to give it
-# back, up to one interval each time: at 0.2 ms, reading 8,000 x 5,000 float32 parquet beside scikit-learn's import
-# took 1.19-1.53 s (median 1.47) against 1.37-2.80 s (median 2.13) at 5 ms, five alternating runs; --log1p auto's
-# look at that table beside the grouped split, 0.28 s against 0.17 s alone.
-QUICK_SWITCH_INTERVAL = 0.0002
-
-
-@contextmanager
-def quick_switches():
-    """The switch interval at QUICK_SWITCH_INTERVAL (when it is longer) for the block, then as it was."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, QUICK_SWITCH_INTERVAL))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
-
-
-class Deferred:
-    """``fn(*args)`` for later, on the spare core once it is free: ``start()`` begins it there (``beside``: a thread
-    with a spare core, else here and now), and calling the object gives the result (computed here and now when it
-    was never started). For work whose result is needed only at the end: started at once, it takes the spare core
-    from work needed sooner (``train``'s checksum and table-wide checks had run beside the --log1p decision the
-    preprocessing waits for, and beside the preprocessing's own threads: 0.2-0.4 s later at 8,000 x 5,000)."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any):
-        self._call: tuple[Callable[..., Any], tuple] = (fn, args)
-        self._result: Callable[[], Any] | None = None
-
-    @property
-    def started(self) -> bool:
-        return self._result is not None
-
-    def start(self) -> None:
-        """Begin the work (once; later calls do nothing)."""
-        if self._result is None:
-            fn, args = self._call
-            self._result = beside(fn, *args)
-
-    def __call__(self) -> Any:
-        if self._result is None:
-            fn, args = self._call
-            self._result = beside(fn, *args, threaded=False)
-        return self._result()
-
-
-def import_beside(*modules: str) -> Callable[[], None]:
-    """Import ``modules`` in a background thread while the caller goes on; returns the function that waits
-    for it (an import error is raised there).
-
-    For Python-heavy imports (scikit-learn: ~1 s, most of it scipy.stats) beside work that releases the GIL,
-    such as reading a table with pyarrow or NumPy. The caller must not import the same packages before it
-    waits: two threads importing one package at once can see it half initialised."""
-
-    def load() -> None:
-        for name in modules:
-            importlib.import_module(name)
-
-    return beside(load, threaded=True)
-
-
-def spare_core() -> bool:
-    """Whether work beside the caller's has a core of its own: the cores this process may use
-    (``usable_cores``) hold two of its BLAS thread cap (the caller's work and the other each as many), and
-    the caller is not a task of a pool whose workers share those cores (``run``)."""
-    return not getattr(_POOL_TASK, "active", False) and usable_cores() >= 2 * _blas_threads()
-
-
-_POOL_TASK = threading.local()  # .active: this thread runs a task of a pool's worker (``_indexed``)
-
-
-def _blas_threads() -> int:
-    """The threads a BLAS call of this process runs with now: the threadpoolctl cap in force (1 without BLAS).
-    The smallest over the BLAS libraries loaded: a cap applies to those loaded when it was set, and one loaded
-    later (scipy's, when scikit-learn is first imported during training) starts with a thread per core."""
-    return min([int(lib.num_threads or 1) for lib in _blas_libraries()], default=1)
-
-
-_BLAS_LIBRARIES: tuple[int, list] | None = None  # (len(sys.modules) when scanned, the BLAS libraries' controllers)
-
-
-def _blas_libraries() -> list:
-    """threadpoolctl's controllers of the BLAS libraries loaded, whose ``num_threads`` asks each library now.
-    Scanning the loaded libraries costs 3-5 ms, and a small ``train`` asked 8 times: scanned again only when
-    modules were imported since (a BLAS library comes with the extension module that links it: scipy's)."""
-    global _BLAS_LIBRARIES
-    if _BLAS_LIBRARIES is None or _BLAS_LIBRARIES[0] != len(sys.modules):
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS_LIBRARIES = (len(sys.modules), ThreadpoolController().select(user_api="blas").lib_controllers)
-    return _BLAS_LIBRARIES[1]
 
 
 def shutdown_workers() -> None:

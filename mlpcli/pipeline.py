@@ -32,7 +32,8 @@ from .model_selection import crossfit
 from .model_selection import splits
 from .model_selection.pooled import PooledEstimate, pooled_estimate
 from .model_selection.splits import summarize_folds
-from .parallel import Deferred, beside, import_beside, member_plan, quick_switches
+from .parallel import member_plan
+from .background import Deferred, beside, import_beside, quick_switches
 
 __all__ = ["TrainOutcome", "train", "train_dataset", "load_dataset", "refit_tuned", "held_out_caveat",
            "held_out_warnings"]

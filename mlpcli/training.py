@@ -189,11 +189,11 @@ def build_optimizer(cfg: FitConfig) -> optim.Optimizer:
 
 def update_threads() -> int:
     """Threads for the optimizer's elementwise updates: two when the job has a core to spare beside its BLAS
-    threads (``parallel.spare_core``: `train`'s default of one BLAS thread on two or more usable cores, never
+    threads (``background.spare_core``: `train`'s default of one BLAS thread on two or more usable cores, never
     inside a member process or a Dask worker), else one. Not more: the updates are memory-bound, and with
     BLAS on every core OpenBLAS's threads, which spin for a while after each product, would hold the core a
     second update thread needs. Networks under 2 x optim.MIN_SHARE parameters stay on one thread anyway."""
-    from .parallel import spare_core
+    from .background import spare_core
 
     return 2 if spare_core() else 1
 
@@ -705,7 +705,7 @@ def _copy_weights(src: MLP, dst: MLP) -> None:
 
 
 def _beside(fn: Callable, *args) -> Callable:
-    from .parallel import beside
+    from .background import beside
 
     return beside(fn, *args, threaded=True)
 

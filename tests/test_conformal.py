@@ -412,9 +412,9 @@ def test_a_wide_ood_basis_spans_the_leading_singular_directions_of_its_rows():
 def test_ood_fits_read_the_callers_rows_only_and_a_fit_on_some_rows_equals_the_fit_on_their_copy():
     """fit_basis(rows=...) fits on some of Z's rows without copying them (training's memory peak): the same
     basis to the bit as a fit on their copy; neither it nor calibrate changes Z, and calibrate gives the same
-    basis with its fit on all rows in a thread beside the held-out parts' (parallel.beside)."""
+    basis with its fit on all rows in a thread beside the held-out parts' (background.beside)."""
     from mlpcli import ood
-    from mlpcli.parallel import beside
+    from mlpcli.background import beside
 
     rng = np.random.default_rng(3)
     Z = rng.normal(size=(300, 400)) * rng.uniform(0.5, 3, size=400) + 5.0

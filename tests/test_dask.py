@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlpcli import data, parallel
+from mlpcli import dask_connect, data
 from mlpcli.model_selection import cross_validation, grid, tuning
 from mlpcli.cli import cli
 from mlpcli.config import TrainOptions
@@ -80,10 +80,10 @@ def _closed_port() -> int:
 
 
 def test_unreachable_scheduler_is_a_one_line_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(dask_connect, "CONNECT_TIMEOUT", 1.0)
     address = f"tcp://127.0.0.1:{_closed_port()}"
     with pytest.raises(ConfigError, match="cannot reach a Dask scheduler within 1 s"):
-        parallel.connect(address)
+        dask_connect.connect(address)
     path = write_table(tmp_path, n_patients=12)
     res = CliRunner().invoke(cli, ["cv", path, "--folds", "3", "--backend", "dask", "--scheduler", address, *FAST])
     assert res.exit_code == 1 and "Traceback" not in res.output
@@ -92,7 +92,7 @@ def test_unreachable_scheduler_is_a_one_line_error(monkeypatch, tmp_path):
 
 
 def test_scheduler_without_workers_is_a_one_line_error(monkeypatch):
-    monkeypatch.setattr(parallel, "WORKER_TIMEOUT", 1.0)
+    monkeypatch.setattr(dask_connect, "WORKER_TIMEOUT", 1.0)
     with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0", host="127.0.0.1") as empty:
         with pytest.raises(ConfigError, match="no Dask worker joined within 1 s; start workers with `dask worker"):
             cross_validation.cross_validate(dataset(), OPTIONS, folds=3, plan=Plan(backend="dask", scheduler=empty.scheduler_address))
@@ -148,7 +148,7 @@ def test_a_port_that_accepts_but_never_answers_is_an_error_not_a_hang(server):
 
     def attempt():
         try:
-            parallel.connect(address, timeout=0.3)
+            dask_connect.connect(address, timeout=0.3)
         except Exception as exc:
             outcome.append(exc)
 
@@ -167,12 +167,12 @@ def test_a_port_where_another_service_answers_is_an_error_not_out_of_memory(serv
     state["reply"] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
     with pytest.raises(ConfigError, match=r"--scheduler tcp://127\.0\.0\.1:\d+: another service answered there, "
                                           r"not a Dask scheduler"):
-        parallel.connect(address, timeout=2.0)
+        dask_connect.connect(address, timeout=2.0)
 
 
 def test_a_dashboard_port_is_named():
-    assert "8787 is the dashboard's port" in parallel.scheduler_hint("tcp://10.0.0.5:8787")
-    assert parallel.scheduler_hint("tcp://10.0.0.5:8786") == ""
+    assert "8787 is the dashboard's port" in dask_connect.scheduler_hint("tcp://10.0.0.5:8787")
+    assert dask_connect.scheduler_hint("tcp://10.0.0.5:8786") == ""
 
 
 @pytest.mark.parametrize("address", ["http://127.0.0.1:8786", "127.0.0.1"])
@@ -180,7 +180,7 @@ def test_a_malformed_address_is_a_usage_error_without_waiting(address):
     pytest.importorskip("distributed")
     with pytest.raises(OptionError, match=rf"--scheduler {address}: not a Dask scheduler address \(.+\); give it "
                                           r"as tcp://HOST:PORT") as info:
-        parallel.connect(address, timeout=30.0)
+        dask_connect.connect(address, timeout=30.0)
     assert "within" not in str(info.value)
 
 
@@ -188,8 +188,7 @@ def test_a_malformed_address_is_a_usage_error_without_waiting(address):
 def test_a_scheduler_address_no_socket_can_have_is_a_usage_error_without_waiting(address):
     """A port beyond 65535 (or none, or no host) waited the whole timeout, then said "cannot reach"."""
     pytest.importorskip("distributed")
-    from mlpcli import parallel
     from mlpcli.errors import OptionError
 
     with pytest.raises(OptionError, match=r"not a Dask scheduler address \(a host and a port from 1 to 65535"):
-        parallel.connect(address, timeout=30.0)
+        dask_connect.connect(address, timeout=30.0)

@@ -14,7 +14,7 @@ import time
 import distributed  # the test extra installs dask and distributed
 import pytest
 
-from mlpcli import parallel
+from mlpcli import dask_connect, parallel
 from mlpcli.errors import TrainingError
 from mlpcli.parallel import Plan, run
 
@@ -97,7 +97,7 @@ def test_a_scheduler_killed_while_fits_run_ends_the_run_at_once_in_one_line(sepa
 
 def test_no_worker_left_while_fits_remain_is_an_error_after_the_worker_timeout(separate_cluster, monkeypatch):
     address, (scheduler, worker) = separate_cluster
-    monkeypatch.setattr(parallel, "WORKER_TIMEOUT", 2.0)
+    monkeypatch.setattr(dask_connect, "WORKER_TIMEOUT", 2.0)
     _kill_later([worker], 1.0)
     started = time.monotonic()
     with pytest.raises(TrainingError, match=rf"--scheduler {address}: no Dask worker for 2 s while 4 fits remained"):

@@ -492,9 +492,9 @@ def test_evaluate_by_gives_each_groups_coverage_per_patient_and_notes_a_constant
 def test_a_hold_outs_basis_is_the_same_with_half_its_range_finder_on_a_second_core(monkeypatch):
     """``calibrate`` with one (training, held-out) pair runs half of its fit's range finder (the centred copy and
     the products, by halves of rows or columns) through ``start``: the same basis, bit for bit, as without."""
-    from mlpcli import parallel
+    from mlpcli import background
 
-    monkeypatch.setattr(parallel, "spare_core", lambda: True)
+    monkeypatch.setattr(background, "spare_core", lambda: True)
     rng = np.random.default_rng(3)
     Z = rng.standard_normal((420, 380)).astype(np.float32)  # past the exact SVD's size: the randomised range finder
     labels = rng.integers(0, 4, 420)
@@ -507,7 +507,7 @@ def test_a_hold_outs_basis_is_the_same_with_half_its_range_finder_on_a_second_co
 
             threads.add(threading.current_thread().name)
             return fn(*a)
-        return parallel.beside(record, *args)
+        return background.beside(record, *args)
 
     here = ood.calibrate(Z, parts, 5, labels=labels, n_classes=4)
     beside = ood.calibrate(Z, parts, 5, labels=labels, n_classes=4, start=start)

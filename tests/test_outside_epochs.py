@@ -1,4 +1,4 @@
-"""What `train` does outside its epochs runs partly on a second core (``parallel.beside``) and reuses work
+"""What `train` does outside its epochs runs partly on a second core (``background.beside``) and reuses work
 already done; none of it may change a result."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from mlpcli import data, model_io, parallel
+from mlpcli import background, data, model_io, parallel
 from mlpcli.config import TrainOptions
 from mlpcli.errors import DataError
 from mlpcli.model_selection.fitting import fit_run
@@ -47,23 +47,23 @@ def _toy(n: int, p: int, seed: int = 0, column: int = 0) -> tuple[np.ndarray, np
 
 @pytest.fixture()
 def spare(monkeypatch):
-    """Set whether a second core is there (``parallel.spare_core``) for the rest of the test."""
+    """Set whether a second core is there (``background.spare_core``) for the rest of the test."""
     def set_to(value: bool) -> None:
-        monkeypatch.setattr(parallel, "spare_core", lambda: value)
+        monkeypatch.setattr(background, "spare_core", lambda: value)
     return set_to
 
 
 def test_beside_gives_the_result_or_raises_in_the_callers_thread(spare):
     for threaded in (True, False):
         spare(threaded)
-        assert parallel.beside(lambda a, b: a + b, 2, 3)() == 5
-        failing = parallel.beside(lambda: {}["missing"])
+        assert background.beside(lambda a, b: a + b, 2, 3)() == 5
+        failing = background.beside(lambda: {}["missing"])
         with pytest.raises(KeyError):
             failing()
 
 
 def test_deferred_work_runs_where_it_is_started_or_when_its_result_is_asked(spare):
-    """``parallel.Deferred``: started, it runs beside the caller when a core is spare (here and now when none is);
+    """``background.Deferred``: started, it runs beside the caller when a core is spare (here and now when none is);
     never started, it runs when its result is asked for, in the caller's thread; an error is raised there; the
     work runs once however often it is started or asked."""
     import threading
@@ -76,15 +76,15 @@ def test_deferred_work_runs_where_it_is_started_or_when_its_result_is_asked(spar
             ran.append(threading.current_thread().name)
             return a + b
 
-        task = parallel.Deferred(work, 2, 3)
+        task = background.Deferred(work, 2, 3)
         assert not task.started and ran == []
         task.start()
         task.start()
         assert task.started and task() == 5 and task() == 5
         assert ran == ["mlpcli-beside" if threaded else threading.current_thread().name]
-        lazy = parallel.Deferred(work, 1, 1)
+        lazy = background.Deferred(work, 1, 1)
         assert lazy() == 2 and ran[-1] == threading.current_thread().name and len(ran) == 2
-        failing = parallel.Deferred(lambda: {}["missing"])
+        failing = background.Deferred(lambda: {}["missing"])
         failing.start()
         with pytest.raises(KeyError):
             failing()
@@ -332,7 +332,7 @@ def test_a_run_that_diverges_fails_alike_with_its_passes_beside(spare):
 
 
 def test_import_beside_raises_its_import_error_in_the_caller():
-    wait = parallel.import_beside("json", "mlpcli_no_such_module")
+    wait = background.import_beside("json", "mlpcli_no_such_module")
     with pytest.raises(ModuleNotFoundError, match="mlpcli_no_such_module"):
         wait()
 

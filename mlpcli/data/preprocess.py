@@ -687,7 +687,7 @@ class _Scaling:
 
 
 class _Beside:
-    """Calls run on the cores the caller leaves idle (``parallel.beside``: threads) while the caller prepares the
+    """Calls run on the cores the caller leaves idle (``background.beside``: threads) while the caller prepares the
     next ones, at most _IN_FLIGHT at a time; each call writes its own columns or rows of the results, so the
     numbers are those of one thread. ``add`` and ``finish`` raise an error of a call (the earliest call's).
 
@@ -701,7 +701,7 @@ class _Beside:
     _IN_FLIGHT = 2
 
     def __init__(self):
-        from ..parallel import spare_core
+        from ..background import spare_core
 
         self.threaded = spare_core()
         self.pending: list = []
@@ -709,7 +709,7 @@ class _Beside:
     def add(self, fn, *args, then: Callable[[], None] | None = None) -> None:
         """``fn(*args)`` beside; ``then()`` here once it is done (the caller's share of the work, e.g. copying the
         call's result into place, which balances the two cores)."""
-        from ..parallel import beside
+        from ..background import beside
 
         self.pending.append((beside(fn, *args, threaded=self.threaded), then))
         while len(self.pending) > self._IN_FLIGHT:

@@ -33,7 +33,8 @@ from ..decision import choose as choose_decision
 from ..errors import DataError, OptionError, TrainingError
 from ..history import MEMBER
 from ..model_io import Member, Model
-from ..parallel import Plan, beside, quick_switches
+from ..parallel import Plan
+from ..background import beside, quick_switches
 from .fitting import (FittedRun, check_fits_memory, class_loss_weights, fit_run, label_loss_weights,
                       resolve_log1p)
 from .crossed import CROSSING_PARTS, Crossing, CrossedEstimate, crossed_estimate
@@ -249,7 +250,7 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     ``--member-folds``).
     ``when_idle(reference)``: called once training leaves this process's spare core idle (the members handed to
     worker processes, or the networks trained here), before the model's trust bases are fitted (one core here): the
-    caller's own work for the end may start then (``parallel.Deferred``). ``reference``: the preprocessing the
+    caller's own work for the end may start then (``background.Deferred``). ``reference``: the preprocessing the
     model will read its inputs with when it is known by then (a single hold-out's), else None. At most once.
 
     BLAS threads: ``plan``'s (default 1, as every command's), set for the call: left to the BLAS library, a

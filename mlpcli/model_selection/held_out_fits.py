@@ -13,7 +13,7 @@ from ..calibration import (MIN_LABEL_EVENTS, Calibration, bound_note, calibratio
                            temperature_words)
 from ..config import TrainOptions, flag_name
 from ..model_io import Model
-from ..parallel import beside
+from ..background import beside
 from .fitting import FittedRun
 
 
