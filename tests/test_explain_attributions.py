@@ -13,6 +13,7 @@ from mlpcli.data import Preprocessor
 from mlpcli.engine import MLP
 from mlpcli.errors import ConfigError
 from mlpcli.explain import attribution, baseline_values, explain, input_gradients, integrated_gradients, load_samples
+from mlpcli.explain import paths as explain_paths
 from mlpcli.model_io import Member, Model
 from cli_helpers import run
 from tables import make_table
@@ -247,7 +248,7 @@ def test_small_memory_blocks_give_the_same_attributions(monkeypatch):
     path must neither lose nor double a crossing."""
     model, X = _deep_model(n_members=2), _samples(4)
     expected = integrated_gradients(model, X, target=None, baseline="zero", output="prob")
-    monkeypatch.setattr(attribution, "PATH_BYTES", 4096)
+    monkeypatch.setattr(explain_paths, "PATH_BYTES", 4096)  # the path points' blocks (``explain.paths``)
     got = integrated_gradients(model, X, target=None, baseline="zero", output="prob")
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
 

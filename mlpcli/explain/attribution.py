@@ -39,7 +39,7 @@ small layers.
 
 A network of two or more hidden layers whose activations are all piecewise linear (ReLU, leaky ReLU,
 identity) is instead integrated piece by piece between its kinks, found layer by layer along each row's path
-(``_kinks``; "the segmented path" below): the logit's integral is then exact, and a probability's is
+(``kink_points``; "the segmented path" below): the logit's integral is then exact, and a probability's is
 Gauss-Legendre on sub-pieces no longer than 1 / steps, shorter where the logits move fast (a 64 -> 32
 ensemble's worst gap on the sample data: 1.1e-3 with the trapezoid rule, 5e-8 so, the float32 arithmetic's
 round-off).
@@ -56,25 +56,26 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, OptionError
-from ..model_io import Member, Model
+from ..model_io import Model
+from .paths import averaged_gradients, DEFAULT_STEPS, member_path, outputs_along, to_inputs, trapezoid
+from .segmented_path import (integrated_seeds, kink_points, merge_points, outputs_at, segment_gradients, segment_rows,
+                             segmented_members)
+
 
 __all__ = ["OUTPUTS", "BASELINES", "DEFAULT_STEPS", "Chunk", "baseline_values", "class_index", "attribution_chunks",
            "integrated_gradients", "input_gradients", "completeness_gap", "target_scales"]
 
+
 OUTPUTS = ("logit", "prob")
 BASELINES = ("mean", "zero")
-DEFAULT_STEPS = 64
 ATTR_BYTES = 64 << 20  # attributions of one chunk of samples (all targets, the model and its members)
-PATH_BYTES = 32 << 20  # hidden activations of one block of path points
 MAX_STEPS = 100_000
 REFINE_FACTOR = 16  # a row whose gap exceeds the tolerance is integrated again, with up to 16 x the steps
+
 # The completeness gap's scale is at least this share of the output's (max(1, |f(x)|, |f(b)|)): a sample at
 # the baseline would otherwise turn round-off into a large relative number.
 GAP_FLOOR = 1e-6
 _EPS = 1e-12  # calibration.temper clips probabilities here
-
-
-# ── checks ───────────────────────────────────────────────────────────────────────────────────────────────
 
 
 def check_model(model: Model) -> None:
@@ -179,9 +180,6 @@ def baseline_values(model: Model, baseline="mean") -> np.ndarray:
     if values.shape != (d,):
         raise ConfigError(f"the baseline has {values.size} values; the model has {d} input features")
     return values
-
-
-# ── the explained function's gradient seeds ─────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -292,370 +290,6 @@ class TargetOutput:
         return seeds
 
 
-# ── the path ─────────────────────────────────────────────────────────────────────────────────────────────
-
-
-def _trapezoid(steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Path points alpha (steps + 1,) and their trapezoid weights (summing to 1)."""
-    alphas = np.linspace(0.0, 1.0, steps + 1)
-    weights = np.full(steps + 1, 1.0 / steps)
-    weights[[0, -1]] /= 2.0
-    return alphas, weights
-
-
-_PIECEWISE_LINEAR = ("relu", "leaky_relu", "identity")
-
-
-@dataclass
-class _MemberPath:
-    """One member's straight path for a chunk of samples. Its first Dense layer (and BatchNorm, in inference
-    an affine map per unit) are affine, so the first hidden layer's pre-activations u move on a straight
-    line too, u(alpha) = u(b) + alpha (u(x) - u(b)): the path points start at layer ``start`` (the first
-    activation; the output layer's input for a network without hidden layers)."""
-
-    member: Member
-    dz: np.ndarray  # (c, d_m) z(x) - z(b), float64
-    ux: np.ndarray  # (c, h) the first activation's inputs at x
-    ub: np.ndarray  # (1, h) at the baseline
-    zb: np.ndarray  # (1, d_m) the baseline's network inputs
-    start: int  # index of the layer the path points enter
-    columns: np.ndarray  # (d_m,) the member's kept features as columns of the attributions
-
-    def blocks(self, alphas: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        """(slice of alphas, the path points' inputs of layer ``start`` (len(slice) * c, h)) per block."""
-        c, h = self.ux.shape
-        net = self.member.network
-        widest = max([h, *net.hidden, net.n_outputs])
-        per_alpha = max(1, c * widest * net.dtype.itemsize * 6)  # the layers' cached values and gradients
-        step = max(1, PATH_BYTES // per_alpha)
-        diff = self.ux - self.ub
-        for s in range(0, len(alphas), step):
-            a = alphas[s:s + step]
-            U = self.ub[None] + a[:, None, None].astype(diff.dtype) * diff[None]
-            U[a == 1.0] = self.ux  # the end points exactly as a forward pass gives them
-            U[a == 0.0] = self.ub
-            yield slice(s, s + len(a)), U.reshape(len(a) * c, h)
-
-
-def _member_path(member: Member, X: np.ndarray, columns: np.ndarray | None, b: np.ndarray,
-                 transformed: bool = False) -> _MemberPath:
-    """Member m's path for raw rows X (c, width) whose columns ``columns`` are its kept features (None: X is
-    in the model's feature order); ``b`` the baseline in X's columns. ``transformed``: X and b are network
-    inputs already (a one-network model's rows transformed once by predict)."""
-    pre, net = member.preprocessor, member.network
-    cols = np.asarray(pre.kept_index_ if columns is None else columns, dtype=np.int64)
-    if transformed:
-        Zx, Zb = np.asarray(X, dtype=net.dtype), np.asarray(b[None], dtype=net.dtype)
-    else:
-        Zx = pre.transform_kept(np.take(X, cols, axis=1), dtype=net.dtype)
-        Zb = pre.transform_kept(b[cols][None], dtype=net.dtype)
-    Zx, Zb = np.ascontiguousarray(Zx), np.ascontiguousarray(Zb)
-    start = next((i for i, layer in enumerate(net.layers) if layer.kind == "activation"), len(net.layers))
-    ux = net.forward_layers(Zx, 0, start)
-    ub = net.forward_layers(Zb, 0, start)  # last: layers[:start] keep the baseline's (inference) forward
-    return _MemberPath(member, Zx.astype(np.float64) - Zb.astype(np.float64), ux, ub, Zb, start, cols)
-
-
-def _outputs_along(path: _MemberPath, alphas: np.ndarray) -> np.ndarray:
-    """The member's logits at every path point, (len(alphas), c, k) float64."""
-    net = path.member.network
-    c = path.ux.shape[0]
-    out = np.empty((len(alphas), c, net.n_outputs))
-    for sl, U in path.blocks(alphas):
-        out[sl] = net.forward_layers(U, path.start).reshape(-1, c, net.n_outputs)
-    return out
-
-
-def _slope_weights(path: _MemberPath, alphas: np.ndarray) -> np.ndarray | None:
-    """For a piecewise-linear first activation (ReLU, leaky ReLU): the quadrature weights (K, c, h) of
-    int_0^1 g_i(alpha) phi'(u_i(alpha)) d alpha, with g (the gradient after the activation) interpolated
-    linearly between the path points and phi' integrated exactly: it is a step at alpha*_i = -u_i(b) / du_i,
-    which the trapezoid rule would smear over a whole interval (for a network with one ReLU layer and
-    logit output g is constant along the path and the integral is exact). None when the first activation
-    is smooth (its derivative is then sampled at the path points) or the network has no hidden layer."""
-    net = path.member.network
-    if path.start >= len(net.layers):
-        return None
-    fn = net.layers[path.start].fn
-    if fn.name not in _PIECEWISE_LINEAR:
-        return None
-    neg, pos = (float(v) for v in fn.backward(np.array([-1.0, 1.0]), np.ones(2)))
-    ub, du = path.ub.astype(np.float64), (path.ux - path.ub).astype(np.float64)  # (1, h), (c, h)
-    K = len(alphas) - 1
-    h = 1.0 / K
-    mids = (alphas[:-1] + alphas[1:]) / 2  # the slope on each interval, where no kink falls inside
-    S = np.where(ub[None] + mids[:, None, None] * du[None] > 0, pos, neg)  # (K, c, h)
-    W = np.zeros((K + 1, *du.shape))
-    W[:-1] += S * (h / 2)
-    W[1:] += S * (h / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        star = -ub / du  # (c, h): where u crosses 0
-    inside = np.isfinite(star) & (star > 0) & (star < 1)
-    r, i = np.nonzero(inside)
-    if r.size:
-        j = np.minimum((star[r, i] / h).astype(np.int64), K - 1)  # the interval holding the kink
-        t = star[r, i] / h - j
-        left = np.where(du[r, i] > 0, neg, pos)  # slope before the kink
-        right = np.where(du[r, i] > 0, pos, neg)
-        W[j, r, i] += h * (left * (t - t * t / 2) + right * (1 - t) ** 2 / 2) - S[j, r, i] * (h / 2)
-        W[j + 1, r, i] += h * (left * t * t / 2 + right * (1 - t * t) / 2) - S[j, r, i] * (h / 2)
-    return W
-
-
-def _averaged_gradients(path: _MemberPath, alphas: np.ndarray, weights: np.ndarray,
-                        seed_sets: list) -> list[np.ndarray]:
-    """For each seed function in ``seed_sets`` ((alpha slice, the member's logits there (a, c, k)) -> seeds
-    (a * c, k)): the path integral of d f / d z, (c, d_m) float64, i.e. the averaged gradient with respect to
-    the member's network inputs."""
-    net = path.member.network
-    c, h = path.ux.shape
-    slopes = _slope_weights(path, alphas)
-    after = path.start + 1 if slopes is not None else path.start  # g: the gradient after the activation
-    G = [np.zeros((c, h)) for _ in seed_sets]
-    for sl, U in path.blocks(alphas):
-        logits = net.forward_layers(U, path.start).astype(np.float64).reshape(-1, c, net.n_outputs)
-        for i, seed_fn in enumerate(seed_sets):
-            seed = seed_fn(sl, logits)
-            g = net.input_gradient(seed.astype(net.dtype), start=after).astype(np.float64).reshape(-1, c, h)
-            if slopes is not None:
-                G[i] += np.einsum("kch,kch->ch", slopes[sl], g)
-            else:
-                G[i] += np.tensordot(weights[sl], g, axes=1)
-    net.forward_layers(path.zb, 0, path.start)  # inference caches of the first layers, for the way back
-    return [net.input_gradient(g.astype(net.dtype), 0, path.start).astype(np.float64) for g in G]
-
-
-def _to_inputs(path: _MemberPath, G: np.ndarray) -> np.ndarray:
-    """Attributions of the member's network inputs (c, d_m) from the averaged input gradient (c, d_m)."""
-    return path.dz * G
-
-
-# ── the segmented path: deeper ReLU-family networks ─────────────────────────────────────────────────────
-#
-# Along a straight path every pre-activation of a network whose activations are all piecewise linear (ReLU,
-# leaky ReLU, identity; BatchNorm and dropout are affine at inference) is piecewise linear in alpha: between
-# two consecutive kinks (where a unit of any layer crosses its activation's kink) the network is affine, so the
-# gradient of a logit is constant there. The kinks are found layer by layer: between the kinks found so far
-# the next layer's pre-activations are linear, so its crossings are read off its values at those points. The
-# first layer's kinks alone (``_slope_weights``) leave the later layers' to the trapezoid rule, whose error at
-# a kink is O(h): a 16 -> 8 network's gap could stay above 1e-3 after 16 x the steps. Here the logit's
-# integral is exact (one backward pass per linear piece, at its middle); a probability (softmax or sigmoid of
-# logits that are affine on each piece, smooth there) is integrated with Gauss-Legendre on sub-pieces (no
-# longer than 1 / steps, and shorter where the logits move fast), from the logits interpolated between the
-# pieces' ends: only the k logits are evaluated at the Gauss points, and one backward pass per linear piece
-# carries the integrated seed.
-
-LOGIT_STEP = 0.5  # the most a logit moves over one Gauss-Legendre sub-piece (up to the default steps)
-MAX_SUBPIECES = 4096  # per linear piece
-_GAUSS_X, _GAUSS_W = np.polynomial.legendre.leggauss(3)
-_GAUSS_X, _GAUSS_W = (_GAUSS_X + 1.0) / 2.0, _GAUSS_W / 2.0  # on [0, 1]
-
-
-def _piecewise_linear(net) -> bool:
-    return all(layer.fn.name in _PIECEWISE_LINEAR for layer in net.layers if layer.kind == "activation")
-
-
-def _segmented(model: Model, joint: bool) -> list[bool]:
-    """Per member: integrate piece by piece between the kinks (a piecewise-linear network with two or more
-    hidden layers; one hidden layer keeps the trapezoid path, exact for logits already). ``joint``: the
-    ensemble's probability reads every member at the same points, so all members or none."""
-    nets = [m.network for m in model.members]
-    deep = [len(net.hidden) >= 2 and _piecewise_linear(net) for net in nets]
-    if joint:
-        return [any(deep) and all(_piecewise_linear(net) for net in nets)] * len(nets)
-    return deep
-
-
-def _segment_rows(model: Model, steps: int, output: str, joint: bool, T: int, per_member: bool) -> int:
-    """Rows whose path points (kinks, and the sub-pieces for probabilities) and the logits there fit PATH_BYTES,
-    taking a kink per hidden unit of each member the points are shared by (about half cross on the sample
-    data)."""
-    M = len(model.members) if joint else 1
-    k = model.network.n_outputs
-    points = 2 + (steps if output == "prob" else 0) + M * max(sum(m.network.hidden) for m in model.members)
-    per_point = 8 * (4 + M * k * (1 + T * (2 if per_member else 1)))  # points; logits and seeds there
-    return max(1, PATH_BYTES // (points * per_point))
-
-
-@dataclass
-class _Points:
-    """Points along each row's path, sorted by row then alpha, each row's from 0 to 1."""
-
-    row: np.ndarray  # (P,) int64
-    alpha: np.ndarray  # (P,) float64
-    sets: np.ndarray | None = None  # (S, P) bool: which of the sets merged into these points hold each
-
-    def pieces(self) -> np.ndarray:
-        """Indices p of the points opening a piece [alpha[p], alpha[p + 1]] of positive length within a row."""
-        return _pieces(self.row, self.alpha)
-
-    def interpolated(self, i: int, kinks: "_Points", values: np.ndarray) -> np.ndarray:
-        """``values`` (len(kinks.row), k) at the points of merged set i (``kinks``), interpolated linearly to
-        every point (P, k): exact for a member's logits when set i is its kinks (affine between them)."""
-        left = np.cumsum(self.sets[i]) - 1  # the last kink at or before each point
-        right = np.minimum(left + 1, len(kinks.row) - 1)
-        span = kinks.alpha[right] - kinks.alpha[left]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(self.sets[i] | (span <= 0), 0.0, (self.alpha - kinks.alpha[left]) / span)
-        return values[left] + t[:, None] * (values[right] - values[left])
-
-    def owners(self, i: int) -> np.ndarray:
-        """For each piece, the index (among the points of merged set i) of the point opening the piece of set i
-        that holds it."""
-        return (np.cumsum(self.sets[i]) - 1)[self.pieces()]
-
-
-def _merge(*points: _Points | None) -> _Points:
-    """The union of point sets (None: none), without repeats; ``sets`` says which of them hold each point."""
-    points = [p for p in points if p is not None]
-    row = np.concatenate([p.row for p in points])
-    alpha = np.concatenate([p.alpha for p in points])
-    source = np.repeat(np.arange(len(points)), [len(p.row) for p in points])
-    order = np.lexsort((alpha, row))
-    row, alpha, source = row[order], alpha[order], source[order]
-    new = np.ones(len(row), dtype=bool)
-    new[1:] = (row[1:] != row[:-1]) | (alpha[1:] != alpha[:-1])
-    sets = np.zeros((len(points), int(new.sum())), dtype=bool)
-    sets[source, np.cumsum(new) - 1] = True
-    return _Points(row[new], alpha[new], sets)
-
-
-def _pieces(row: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    return np.flatnonzero((row[:-1] == row[1:]) & (alpha[1:] > alpha[:-1]))
-
-
-def _point_blocks(path: _MemberPath, n: int, overlap: int = 0) -> Iterator[tuple[int, int]]:
-    """[start, stop) of blocks of n path points (each reaching ``overlap`` points into the next) whose hidden
-    activations and gradients take at most about PATH_BYTES."""
-    net = path.member.network
-    widest = max([path.ux.shape[1], *net.hidden, net.n_outputs])
-    step = max(1, PATH_BYTES // (widest * net.dtype.itemsize * 6))
-    for s in range(0, n, step):
-        yield s, min(n, s + step + overlap)
-
-
-def _inputs_at(path: _MemberPath, row: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """The inputs of layer ``path.start`` (len(row), h) at the path points (row, alpha)."""
-    U = path.ux[row]  # (len(row), h), a copy
-    U -= path.ub
-    U *= alpha[:, None].astype(U.dtype)
-    U += path.ub
-    U[alpha == 1.0] = path.ux[row[alpha == 1.0]]  # the end points exactly as a forward pass gives them
-    U[alpha == 0.0] = path.ub
-    return U
-
-
-def _outputs_at(path: _MemberPath, row: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """The member's logits (len(row), k) float64 at the path points (row, alpha)."""
-    net = path.member.network
-    out = np.empty((len(row), net.n_outputs))
-    for s, e in _point_blocks(path, len(row)):
-        out[s:e] = net.forward_layers(_inputs_at(path, row[s:e], alpha[s:e]), path.start)
-    return out
-
-
-def _kinks(path: _MemberPath) -> _Points:
-    """0, 1 and every alpha in between where a hidden unit of the member crosses its activation's kink along
-    each row's path: the network is affine between consecutive points."""
-    net = path.member.network
-    c = path.ux.shape[0]
-    points = _Points(np.repeat(np.arange(c), 2), np.tile([0.0, 1.0], c))
-    for L in range(path.start, len(net.layers)):
-        layer = net.layers[L]
-        if layer.kind != "activation" or not layer.fn.kinks:
-            continue
-        row, alpha = points.row, points.alpha
-        found = [points]
-        for s, e in _point_blocks(path, len(row), overlap=1):
-            # the layer's pre-activations at the points so far: linear between them, so a sign change of
-            # (value - kink) between neighbours of one row is one crossing, where the line meets the kink
-            V = net.forward_layers(_inputs_at(path, row[s:e], alpha[s:e]), path.start, L)
-            same = (row[s:e - 1] == row[s + 1:e])[:, None]
-            for kink in layer.fn.kinks:
-                above, below = V > kink, V < kink
-                p, i = np.nonzero(same & ((above[:-1] & below[1:]) | (below[:-1] & above[1:])))
-                d0, d1 = V[p, i].astype(np.float64) - kink, V[p + 1, i].astype(np.float64) - kink
-                t = d0 / (d0 - d1)
-                a0, a1 = alpha[s + p], alpha[s + p + 1]
-                found.append(_Points(row[s + p], np.clip(a0 + t * (a1 - a0), a0, a1)))
-        points = _merge(*found)
-        points.sets = None
-    return points
-
-
-def _integrated_seeds(points: _Points, logits: list[np.ndarray] | None, seed_fn, t: np.ndarray, k: int,
-                      steps: int) -> list[np.ndarray]:
-    """The integrals of ``seed_fn`` over each piece of ``points``, (pieces, k) for each array that ``seed_fn``
-    returns. ``seed_fn`` maps the members' logits at some path points [(N, k)] and the targets there (N,) to
-    seeds [(N, k)]; the logits are interpolated linearly between the pieces' ends (``logits`` [(P, k)] at the
-    points, affine on each piece) at the Gauss-Legendre points of sub-pieces no longer than 1 / steps, over
-    which no logit moves by more than LOGIT_STEP (less with more than DEFAULT_STEPS steps: a steep softmax
-    turns within a small part of the path). ``logits`` None (logit output): the seeds are constant, read once
-    per piece."""
-    p = points.pieces()
-    length = points.alpha[p + 1] - points.alpha[p]
-    tr = t[points.row[p]]
-    if logits is None:
-        return [seed * length[:, None] for seed in seed_fn([np.zeros((len(p), k))], tr)]
-    starts = [lg[p] for lg in logits]
-    slopes = [lg[p + 1] - lg[p] for lg in logits]
-    change = np.max([np.abs(d).max(axis=1) for d in slopes], axis=0)  # (pieces,)
-    n = np.maximum(np.ceil(length * steps), np.ceil(change / (LOGIT_STEP * min(1.0, DEFAULT_STEPS / steps))))
-    n = np.clip(n, 1, MAX_SUBPIECES).astype(np.int64)
-    piece = np.repeat(np.arange(len(p)), n)  # (N,) the piece of each sub-piece
-    j = np.arange(len(piece)) - np.repeat(np.cumsum(n) - n, n)  # its index within the piece
-    total = None
-    for x, w in zip(_GAUSS_X, _GAUSS_W):
-        f = ((j + x) / n[piece])[:, None]
-        seeds = seed_fn([a[piece] + f * d[piece] for a, d in zip(starts, slopes)], tr[piece])
-        scale = w / n[piece]
-        per_piece = [np.stack([np.bincount(piece, weights=seed[:, c] * scale, minlength=len(p))
-                               for c in range(k)], axis=1) for seed in seeds]
-        total = per_piece if total is None else [a + b for a, b in zip(total, per_piece)]
-    return [a * length[:, None] for a in total]
-
-
-def _segment_gradients(path: _MemberPath, kinks: _Points, piece_seeds: list) -> list[np.ndarray]:
-    """The path integral of d f / d z (c, d_m) for each (owners, seeds) in ``piece_seeds``: seeds (pieces, k),
-    d f / d(this member's logits) integrated over pieces of the path (``_integrated_seeds``), and the index of
-    the kink opening the member's linear piece that holds each (None: the pieces are the member's own).
-    The member is affine between its ``kinks``: the seeds of its linear piece are summed and go back once,
-    from the piece's middle, where its activation pattern holds."""
-    from scipy import sparse  # scipy comes with scikit-learn
-
-    net = path.member.network
-    c, h = path.ux.shape
-    k_row, k_alpha = kinks.row, kinks.alpha
-    q = kinks.pieces()
-    S = []
-    for owners, seeds in piece_seeds:
-        if owners is None:
-            S.append(seeds)
-            continue
-        total = np.zeros((len(k_row), seeds.shape[1]))
-        for j in range(seeds.shape[1]):
-            total[:, j] = np.bincount(owners, weights=seeds[:, j], minlength=len(k_row))
-        S.append(total[q])
-    middle = (k_alpha[q] + k_alpha[q + 1]) / 2
-    G = [np.zeros((c, h)) for _ in S]
-    for s, e in _point_blocks(path, len(q)):
-        r = k_row[q[s:e]]
-        net.forward_layers(_inputs_at(path, r, middle[s:e]), path.start)
-        # the points are sorted by row: their sum per row as a product with a sparse 0/1 matrix (rows, points),
-        # several times faster than np.add.reduceat along axis 0
-        new = np.r_[True, r[1:] != r[:-1]]
-        member_of = sparse.csr_matrix((np.ones(len(r)), (np.cumsum(new) - 1, np.arange(len(r)))),
-                                      shape=(int(new.sum()), len(r)))
-        for i, seeds in enumerate(S):
-            g = net.input_gradient(seeds[s:e].astype(net.dtype), start=path.start)
-            G[i][r[new]] += member_of @ g.astype(np.float64)
-    net.forward_layers(path.zb, 0, path.start)  # inference caches of the first layers, for the way back
-    return [net.input_gradient(g.astype(net.dtype), 0, path.start).astype(np.float64) for g in G]
-
-
-# ── chunks of samples ────────────────────────────────────────────────────────────────────────────────────
-
-
 @dataclass
 class Chunk:
     """Attributions of a chunk of samples, rows ``rows`` of the input."""
@@ -689,7 +323,7 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
     alone (its own logit, or its own calibrated probability), for the stability of the rankings.
     ``refine``: rows whose completeness gap exceeds it are integrated again with twice the steps, up to
     REFINE_FACTOR times ``steps`` (``Chunk.steps`` says how many each row used). ``exact=False``: the trapezoid
-    rule for every network, also a deeper ReLU-family one (``_segmented``): cheaper on wide deep networks, where
+    rule for every network, also a deeper ReLU-family one (``segmented_members``): cheaper on wide deep networks, where
     the kinks are many, for a ranking of the top features that need not sum to the output's change to 1e-8
     (``predict --explain``).
     """
@@ -728,8 +362,8 @@ def attribution_chunks(model: Model, X: np.ndarray, targets: np.ndarray, *, base
     # standardised on their own training rows): each member is integrated alone and scaled (``_in_target_units``)
     per_member = per_member or (model.task == "regression" and M > 1)
     step = _chunk_rows(T, width, M, per_member)
-    if exact and any(_segmented(model, output == "prob" and M > 1)):  # the kinks' points, and the logits there, fit too
-        step = min(step, _segment_rows(model, steps, output, output == "prob" and M > 1, T, per_member))
+    if exact and any(segmented_members(model, output == "prob" and M > 1)):  # the kinks' points, and the logits there, fit too
+        step = min(step, segment_rows(model, steps, output, output == "prob" and M > 1, T, per_member))
     for s in range(0, n, step):
         rows = slice(s, min(n, s + step))
         chunk = _in_target_units(model, _one_chunk(model, out_fn, X[rows], targets[:, rows], b, steps, output,
@@ -780,27 +414,27 @@ def _in_target_units(model: Model, chunk: "Chunk", tc: np.ndarray) -> "Chunk":
 def _one_chunk(model: Model, out_fn: "TargetOutput", Xc: np.ndarray, tc: np.ndarray, b: np.ndarray, steps: int,
                output: str, per_member: bool, column_maps, transformed: bool, exact: bool = True) -> "Chunk":
     """Attributions of the rows Xc (c, width) toward the targets tc (T, c), integrated over ``steps`` (the
-    trapezoid rule; between the kinks for deeper ReLU-family networks, ``_segmented``)."""
+    trapezoid rule; between the kinks for deeper ReLU-family networks, ``segmented_members``)."""
     M, (T, c), width = len(model.members), tc.shape, Xc.shape[1]
     # every member's logits along the path: the ensemble's probability needs them all at each point
     joint = output == "prob" and M > 1
-    segmented = _segmented(model, joint) if exact else [False] * M
-    paths = [_member_path(m, Xc, cols, b, transformed=transformed)
+    segmented = segmented_members(model, joint) if exact else [False] * M
+    paths = [member_path(m, Xc, cols, b, transformed=transformed)
              for m, cols in zip(model.members, column_maps)]
-    alphas, weights = _trapezoid(steps)
+    alphas, weights = trapezoid(steps)
     k = model.network.n_outputs
     outs = None
     if joint and not segmented[0]:
-        outs = [_outputs_along(p, alphas) for p in paths]
-    kinks = [_kinks(p) if seg else None for p, seg in zip(paths, segmented)]
+        outs = [outputs_along(p, alphas) for p in paths]
+    kinks = [kink_points(p) if seg else None for p, seg in zip(paths, segmented)]
     if output == "prob":  # the logits at the kinks: affine between them
-        kink_logits = [_outputs_at(p, q.row, q.alpha) if q is not None else None for p, q in zip(paths, kinks)]
+        kink_logits = [outputs_at(p, q.row, q.alpha) if q is not None else None for p, q in zip(paths, kinks)]
     if joint and segmented[0]:
         # the ensemble's probability is smooth between any member's kinks: every member's seeds are integrated
         # on the pieces of their union, once per target
-        union = _merge(*kinks)
+        union = merge_points(*kinks)
         union_logits = [union.interpolated(m, kinks[m], kink_logits[m]) for m in range(M)]
-        integrated = [_integrated_seeds(union, union_logits, out_fn.seeds, t, k, steps) for t in tc]
+        integrated = [integrated_seeds(union, union_logits, out_fn.seeds, t, k, steps) for t in tc]
     values = np.zeros((T, c, width))
     fx, fb = np.empty((T, c)), np.empty((T, c))
     mvals = np.zeros((M, T, c, width)) if per_member else None
@@ -815,10 +449,10 @@ def _one_chunk(model: Model, out_fn: "TargetOutput", Xc: np.ndarray, tc: np.ndar
                 # between its own kinks (logit: constant)
                 own = [kink_logits[m]] if output == "prob" else None
                 scale = M if out_fn.kind == "logit" else 1  # the members' mean logit; a probability: M is 1 here
-                alone = [(None, _integrated_seeds(kinks[m], own, lambda L, tr: [out_fn.seeds(L, tr)[0] / scale], t,
+                alone = [(None, integrated_seeds(kinks[m], own, lambda L, tr: [out_fn.seeds(L, tr)[0] / scale], t,
                                                   k, steps)[0]) for t in tc]
                 pieces = [entry for pair in zip(pieces, alone) for entry in pair] if joint else alone
-            G = _segment_gradients(path, kinks[m], pieces)
+            G = segment_gradients(path, kinks[m], pieces)
         else:
             seed_sets = []
             for t in tc:
@@ -826,18 +460,18 @@ def _one_chunk(model: Model, out_fn: "TargetOutput", Xc: np.ndarray, tc: np.ndar
                 if per_member and joint:  # the member alone: its own calibrated probability
                     seed_sets.append(lambda sl, logits, t=t: out_fn.seeds(
                         [logits.reshape(-1, k)], np.tile(t, sl.stop - sl.start))[0])
-            G = _averaged_gradients(path, alphas, weights, seed_sets)
+            G = averaged_gradients(path, alphas, weights, seed_sets)
         for i in range(T):
-            A = _to_inputs(path, G[i * per_target])
+            A = to_inputs(path, G[i * per_target])
             values[i][:, path.columns] += A  # a member's kept features are distinct columns
             if per_member:  # logit, or one member: the member alone is M times its share
-                mvals[m, i][:, path.columns] = _to_inputs(path, G[i * 2 + 1]) if joint else A * M
+                mvals[m, i][:, path.columns] = to_inputs(path, G[i * 2 + 1]) if joint else A * M
         if per_member:
-            ends_m = _outputs_along(path, alphas[[0, -1]])
+            ends_m = outputs_along(path, alphas[[0, -1]])
             for i, t in enumerate(tc):
                 mfb[m, i] = out_fn.value([ends_m[0]], t)
                 mfx[m, i] = out_fn.value([ends_m[1]], t)
-    ends = [_outputs_along(p, alphas[[0, -1]]) for p in paths] if outs is None else [o[[0, -1]] for o in outs]
+    ends = [outputs_along(p, alphas[[0, -1]]) for p in paths] if outs is None else [o[[0, -1]] for o in outs]
     for i, t in enumerate(tc):
         fb[i] = out_fn.value([e[0] for e in ends], t)
         fx[i] = out_fn.value([e[1] for e in ends], t)
@@ -892,9 +526,6 @@ def top_features(values: np.ndarray, names: Sequence[str], k: int, *, signed: bo
     names = np.asarray([_cell_name(n) for n in names], dtype=object)
     return np.array([";".join(f"{names[j]}:{v:.4g}" for j, v in zip(js, vs) if (v != 0 if signed else v > 0))
                      for js, vs in zip(part, picked)], dtype=object)
-
-
-# ── the Python API ───────────────────────────────────────────────────────────────────────────────────────
 
 
 def _targets(model: Model, target, n: int) -> tuple[np.ndarray, bool]:
