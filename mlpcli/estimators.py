@@ -488,7 +488,7 @@ def _refuse_unchecked_gaps(est, X, y) -> None:
 def _refuse_beyond_float32(X, estimator) -> None:
     """A value of X (n, d) beyond float32's range is a ValueError naming its row and column: cast for a float32
     network it became inf, and the fit failed with "training diverged ... lower lr", which no lr fixes."""
-    at = data.dataset.sparse_first_beyond_limit(X) if is_sparse(X) else first_beyond_limit(X)
+    at = data.row_view.sparse_first_beyond_limit(X) if is_sparse(X) else first_beyond_limit(X)
     if at is None:
         return
     i, j = at

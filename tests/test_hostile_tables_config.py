@@ -20,11 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import config_file
-from mlpcli import data, model_io
-from mlpcli.data import dataset as dataset_mod
+from mlpcli import config_file, data, model_io
+from mlpcli.data import blocks, row_view
 from mlpcli.data import io as io_mod
-from mlpcli.data import blocks
 from mlpcli.errors import DataError, OutputError
 from mlpcli.fileio import atomic_write, write_text_atomic
 from cli_helpers import assert_clean_error, run
@@ -531,7 +529,7 @@ def test_subsets_are_views_and_preprocessing_in_blocks_changes_nothing(monkeypat
     X[:, 5] = 1.0  # constant: dropped
     ds = data.Dataset(X=X, y=None, feature_names=[f"g{j}" for j in range(9)], task=None)
     sub = ds.subset(np.arange(10, 110))
-    assert isinstance(sub.X, dataset_mod.RowView) and sub.X.base is X and sub.X.shape == (100, 9)
+    assert isinstance(sub.X, row_view.RowView) and sub.X.base is X and sub.X.shape == (100, 9)
     assert np.array_equal(np.asarray(sub.X), X[10:110], equal_nan=True)
     assert np.array_equal(sub.subset([0, 1]).X[:], X[[10, 11]], equal_nan=True)
     configs = [data.PreprocessConfig(log1p=True, impute="median", scaling="robust"),

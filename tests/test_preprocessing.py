@@ -10,7 +10,7 @@ from sklearn.preprocessing import RobustScaler, StandardScaler
 
 from mlpcli import data
 from mlpcli.data import PreprocessConfig, Preprocessor, looks_like_counts
-from mlpcli.data.dataset import RowView
+from mlpcli.data.row_view import RowView
 from mlpcli.data import blocks, column_stats
 from mlpcli.data.column_stats import TIED_SHARE, column_percentiles, quartile_rows
 

@@ -10,7 +10,8 @@ Everything a user can get wrong raises `DataError` / `ConfigError` with a one-li
 column or flag and the fix. Nothing here prints: notes and warnings are returned as lists of strings for the
 CLI to render. One module per step: io (and sources, dialect, header, parquet, h5ad, tenx: the formats),
 samples (a sample sheet joined on the sample id, ``--samples``), roles (which column is which), targets (the task
-and the labels), dataset (the validated arrays and their checks), preprocess (with preprocess_sparse for CSR
+and the labels), dataset (the validated arrays; feature_values, the feature matrix and its checks; checksum;
+row_view, a subset's rows without a copy), preprocess (with preprocess_sparse for CSR
 input, column_stats, scaling, preprocess_messages and blocks), weights; streamed (predict's reader: pieces,
 streamed_frames, streamed_text; text_features, training's read of a text table through it); beside them what the
 steps share: conventions (tasks, the roles' default names), cells (cells as tables write them), labels (labels as
@@ -24,7 +25,8 @@ from .cells import typed_as_written
 from ..errors import SplitLeakageError
 from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
 from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
-from .dataset import align_features, data_checksum, Dataset, is_sparse, load_dataset, user_frame, with_positive
+from .dataset import align_features, Dataset, is_sparse, load_dataset, user_frame, with_positive
+from .checksum import data_checksum
 from .roles import resolve_roles, Roles
 from .dialect import sniff_dialect
 from .header import row_names_header

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dataset import RowView, feature_block, is_sparse
+from .dataset import is_sparse
+from .row_view import RowView, feature_block
 
 
 # Values per block of columns or rows that the preprocessing works on at a time (8 MiB of float64). Each

@@ -1,10 +1,9 @@
-"""The validated Dataset (X, y, groups, batches, ids) from a table and its roles: the feature matrix and its checks, the
-id, group and batch columns, the data checksum; ``load_dataset`` / ``read_dataset`` as the commands read a table."""
+"""The validated Dataset (X, y, groups, batches, ids) from a table and its roles: the id, group and batch columns;
+``load_dataset`` / ``read_dataset`` as the commands read a table. The feature matrix and its checks are
+``feature_values``'s, the data checksum ``checksum``'s, a subset's rows without a copy ``row_view``'s."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import shlex
 from collections import Counter
@@ -15,118 +14,21 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, OptionError
-from ..text import counted, quoted
+from ..text import quoted
 from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
-from .cells import (SPELLING_WORDS, THOUSANDS_DECIMAL, THOUSANDS_NUMBER, CellPlace, decimal_advice, first_non_number,
-                    first_row, is_text_dtype, near_spellings, non_number_cells, typed_as_written, visible)
+from .cells import (SPELLING_WORDS, CellPlace, first_row, is_text_dtype, near_spellings, typed_as_written,
+                    visible)
 from .conventions import DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, JOINED_ATTR, SOURCE_ATTR, TASKS
 from .labels import label_key
-from .limits import first_beyond_limit, value_limit_message
-from .roles import (DROPPED_GROUP_NOTE, NO_GROUP_NOTE, ROLE_WORDS, Roles, listed_names, missing_batch_names, require_columns,
-                    resolve_roles, role_name_flag, warn_role_names)
+from .roles import (DROPPED_GROUP_NOTE, NO_GROUP_NOTE, Roles, listed_names, missing_batch_names, require_columns, resolve_roles,
+                    warn_role_names)
 from .targets import read_target
+from .checksum import data_checksum
+from .feature_values import check_feature_values, check_value_limit, column_ranges, feature_matrix, warn_row_numbers
+from .row_view import RowView, sparse_rows
 
 if TYPE_CHECKING:
     from .samples import SampleJoin
-
-
-# ── the validated dataset ────────────────────────────────────────────────────────────────────────────────
-
-
-class RowView:
-    """Rows `rows` of a feature matrix `base` (n, d), without copying them: what ``Dataset.subset`` holds
-    as X, so that a training / validation split or a fold does not add a float64 copy of its rows to the
-    whole table's. The preprocessing reads it a block at a time (``block``); anything else that needs an
-    array gets the rows copied (``np.asarray(view)``), and indexing its rows gives an ndarray. Pickles as
-    that copy (a worker process gets the rows, not the whole table)."""
-
-    __slots__ = ("base", "rows")
-
-    def __init__(self, base: np.ndarray, rows: np.ndarray):
-        self.base = base
-        self.rows = rows  # (n_rows,) int64 indices into base
-
-    @classmethod
-    def of(cls, X, idx) -> "RowView":
-        """Rows `idx` (indices or a boolean mask) of an ndarray or of another RowView."""
-        idx = np.asarray(idx)
-        if idx.dtype == bool:
-            idx = np.flatnonzero(idx)
-        idx = idx.astype(np.int64, copy=False)
-        if isinstance(X, RowView):
-            return cls(X.base, X.rows[idx])
-        return cls(X, idx)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (len(self.rows), self.base.shape[1])
-
-    @property
-    def ndim(self) -> int:
-        return 2
-
-    @property
-    def dtype(self):
-        return self.base.dtype
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __array__(self, dtype=None, copy=None):
-        out = self.base[self.rows]
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-    def __getitem__(self, key):
-        """Rows (an int, slice, indices or mask) -> ndarray; (rows, columns) selects both in one copy."""
-        rows, cols = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
-        picked = self.rows[rows]
-        if not cols:
-            return self.base[picked]
-        if len(cols) == 1 and isinstance(cols[0], slice):
-            return self.base[picked, cols[0]]
-        return self.base[picked][(slice(None), *cols)]
-
-    def block(self, rows: slice = slice(None), cols=slice(None)) -> np.ndarray:
-        """A float64 copy of some rows and columns (slices or index arrays), owned by the caller."""
-        picked = self.rows[rows]
-        if isinstance(cols, slice):
-            return np.asarray(self.base[picked, cols], dtype=np.float64)
-        # column-major, as selecting the columns of the rows' copy (X[rows][:, cols]) lays them out
-        return np.asfortranarray(self.base[np.ix_(picked, np.asarray(cols))], dtype=np.float64)
-
-    def __reduce__(self):
-        return (np.asarray, (self.__array__(),))
-
-
-def feature_block(X, rows: slice = slice(None), cols=slice(None)) -> np.ndarray:
-    """A float64 copy (owned by the caller, free to change in place) of rows and columns of X, an ndarray
-    or a RowView. Index-array columns give the layout numpy's fancy indexing gives (column-major), as
-    ``X[:, kept]`` always did, so that statistics sum in the same order."""
-    if isinstance(X, RowView):
-        return X.block(rows, cols)
-    block = X[rows, cols] if isinstance(cols, slice) else X[rows][:, np.asarray(cols)]
-    if np.may_share_memory(block, X):  # a view: copy it, keeping its layout
-        return np.array(block, dtype=np.float64, copy=True)
-    return np.asarray(block, dtype=np.float64)
-
-
-def sparse_rows(X, idx):
-    """Rows `idx` (indices or a boolean mask) of a sparse matrix, as CSR (a copy of their stored values)."""
-    idx = np.asarray(idx)
-    if idx.dtype == bool:
-        idx = np.flatnonzero(idx)
-    return X.tocsr()[idx.astype(np.int64, copy=False)]
-
-
-def sparse_first_beyond_limit(X) -> tuple[int, int] | None:
-    """``limits.first_beyond_limit`` of a CSR matrix: (row, column) of its first stored value beyond
-    ±VALUE_LIMIT in row order, or None (implicit zeros are within it)."""
-    X = X.tocsr()
-    at = first_beyond_limit(X.data.reshape(1, -1)) if X.nnz else None
-    if at is None:
-        return None
-    k = at[1]
-    return int(np.searchsorted(X.indptr, k, side="right") - 1), int(X.indices[k])
 
 
 @dataclass
@@ -229,18 +131,18 @@ class Dataset:
         notes: list[str] = []
         warn: list[str] = []
         if features is None:
-            X = _feature_matrix(df, feature_names, notes, roles.id)
+            X = feature_matrix(df, feature_names, notes, roles.id)
         else:
             X = features[1]
         place = CellPlace(df, roles.id)
-        ranges = None if is_sparse(X) or not X.size else _column_ranges(X)
-        missing = _check_feature_values(X, feature_names, notes, place, ranges)
+        ranges = None if is_sparse(X) or not X.size else column_ranges(X)
+        missing = check_feature_values(X, feature_names, notes, place, ranges)
         if classes is None:  # training: a model's features are what it was trained on
-            numbered = _warn_row_numbers(X, feature_names, ranges, warn) if ranges is not None else []
+            numbered = warn_row_numbers(X, feature_names, ranges, warn) if ranges is not None else []
             warn_role_names([n for n in feature_names if n not in numbered], warn)
         ids = _id_column(df, roles.id)
         if is_sparse(X) or X.dtype != np.float32:  # float32 values, refused when infinite, are within float32's range
-            _check_value_limit(X, feature_names, ids, "feature column", place)
+            check_value_limit(X, feature_names, ids, "feature column", place)
         groups = _label_column(df, roles.group, "--group", roles.id)
         if groups is not None and classes is None:
             _warn_near_groups(groups, roles.group, warn)
@@ -250,7 +152,7 @@ class Dataset:
         if roles.target:
             y, task_out, class_list = read_target(df, list(roles.target), task, classes, notes, warn, roles.id)
             if task_out == "regression":
-                _check_value_limit(y, list(roles.target), ids, "target column")
+                check_value_limit(y, list(roles.target), ids, "target column")
         if groups is not None:
             n_groups = len(np.unique(groups))
             notes.append(f"groups: {n_groups:,} in {roles.group!r} ({_mean_count(len(df), n_groups)} samples each on average)")
@@ -260,179 +162,6 @@ class Dataset:
             batches=batches, ids=ids, target_names=list(roles.target), notes=notes, warnings=warn, roles=roles,
             missing=missing, source=df.attrs.get(SOURCE_ATTR),
         )
-
-
-def _feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_column: str | None = None) -> np.ndarray:
-    """(n, d) float64 of the feature columns; non-numeric columns and infinities are errors, NaN is noted.
-    A column of numbers with a few cells that are not (a "0.5" among decimal commas, a typo) is an error
-    naming the first such cell: its row (and sample id) and value, as the text reader parsed it."""
-    frame = df[names]
-    decimal = df.attrs.get(DECIMAL_ATTR, ".")
-    # dtype first: fetching 60,000 columns one by one is slow, only object columns need a look inside
-    bad = [n for n, t in zip(names, frame.dtypes) if not pd.api.types.is_numeric_dtype(t)
-           and not _numbers_in_objects(frame[n], decimal)]
-    if bad:
-        source = f"{df.attrs[SOURCE_ATTR]}: " if SOURCE_ATTR in df.attrs else ""
-        text = [n for n in bad if non_number_cells(frame[n], decimal).sum() == frame[n].notna().sum()]
-        if not text:  # every such column holds numbers: name the first cell that is not one
-            row, j, value, count = first_non_number(frame, bad, decimal)
-            stray = [n for n in bad if n != bad[j]]
-            where = f"row {row + 1}" + (f" (id {str(df[id_column].iloc[row])!r})" if id_column else "")
-            more = f" ({count} such cells in the column{f', and more in {quoted(stray, 3)}' if stray else ''})" \
-                if count > 1 or stray else ""
-            raise DataError(f"{source}feature column {bad[j]!r} holds the non-numeric value {str(value)!r} at "
-                            f"{where}{more}; features must be numbers{decimal_advice(value, decimal)}")
-        ids = [n for n in text if frame[n].notna().all() and frame[n].is_unique] if id_column is None else []
-        id_hint = (f"{ids[0]!r} holds a different value in every row, as sample ids do (the id column is "
-                   f"{DEFAULT_ID!r} by default): pass --id {shlex.quote(ids[0])}; ") if ids and len(df) > 1 else ""
-        named = [(n, role_name_flag(n)) for n in text if role_name_flag(n) and not (ids and n == ids[0])]
-        if named:  # Patient_ID, Batch: a role's column, spelt otherwise than the option's default
-            id_hint += "".join(f"{n!r} is named like {ROLE_WORDS[flag]}: pass {flag} {shlex.quote(n)}; "
-                               for n, flag in named[:3])
-        raise DataError(
-            f"{source}feature columns must be numeric: {quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
-            f"{id_hint}{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
-            "--id/--batch/--group for their role"
-        )
-    from .float32 import exact_dtypes
-
-    # float32 where every column holds float32 numbers (a float32 parquet file): the same values in half the memory
-    return frame.to_numpy(dtype=np.float32 if exact_dtypes(frame.dtypes) else np.float64, na_value=np.nan)  # (n, d)
-
-
-def _check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
-                          where: "CellPlace | None" = None,
-                          ranges: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """Infinities are errors naming their columns; missing values a note with counts: the reader does not
-    know whether --impute is given, and training without it stops with an error naming it (a warning here
-    asked for --impute even when it was given, and -q cannot hide a warning). Column blocks at a time, so
-    the checks need no full-size temporary (a sparse X: its stored values). Returns the missing values per
-    column (d,). `ranges`: the dense X's ``_column_ranges``, if already taken."""
-    infinite = np.zeros(X.shape[1], dtype=bool)
-    nan_counts = np.zeros(X.shape[1], dtype=np.int64)
-    if not is_sparse(X) and X.size:
-        lo, hi = _column_ranges(X) if ranges is None else ranges
-        if np.isfinite(lo).all() and np.isfinite(hi).all():  # the common case, in two passes without temporaries
-            return nan_counts
-    if is_sparse(X):
-        infinite[X.indices[np.isinf(X.data)]] = True
-        nan_counts = np.bincount(X.indices[np.isnan(X.data)], minlength=X.shape[1])
-    step = max(1, _CHECK_BLOCK // max(1, X.shape[0]))
-    for j in range(0, 0 if is_sparse(X) else X.shape[1], step):
-        block = X[:, j:j + step]
-        infinite[j:j + step] = np.isinf(block).any(axis=0)
-        nan_counts[j:j + step] = np.isnan(block).sum(axis=0)
-    if infinite.any():
-        j = int(np.argmax(infinite))  # the first such cell, by its file, row and sample id (`where`)
-        column = X[:, j].toarray().ravel() if is_sparse(X) else X[:, j]
-        i = int(np.argmax(np.isinf(column)))
-        first = f"; the first, {float(column[i])} in {names[j]!r} at {where.row(i)}" if where is not None else ""
-        raise DataError(f"{where.source if where is not None else ''}feature columns hold infinite values: "
-                        f"{quoted(np.asarray(names)[infinite])}{first}; "
-                        "replace them or pass the columns to --drop")
-    if nan_counts.any():
-        cols = np.flatnonzero(nan_counts)
-        pairs = [(names[j], int(nan_counts[j])) for j in cols]
-        notes.append(f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {counted(pairs)} (filled by --impute; "
-                     "without it, training stops at them)")
-    return nan_counts  # (d,)
-
-
-_CHECK_BLOCK = 1 << 22  # values per block of the feature checks (32 MiB of float64)
-
-
-def _column_ranges(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each column's NaN-propagating minimum and maximum, (d,) each, of the dense X (n, d): a column's are
-    both finite exactly when every value in it is (a NaN makes both NaN, an infinity is an extreme). Two passes
-    without temporaries, as fast as the whole table's two extremes."""
-    X = np.asarray(X)
-    return np.minimum.reduce(X, axis=0), np.maximum.reduce(X, axis=0)
-
-
-_ROW_NUMBER_MIN_ROWS = 20  # below, a measured integer column could be a run of consecutive values by chance
-
-
-def _warn_row_numbers(X: np.ndarray, names: list[str], ranges: tuple[np.ndarray, np.ndarray],
-                      warn: list[str]) -> list[str]:
-    """A warning naming the feature columns of the dense X (n, d) that number the rows: n distinct integers,
-    consecutive in any order (a column named "id" of 1, 2, ..., pandas' index written as "index"), or rising (or
-    falling) down the file with gaps (the index of a table some rows were filtered out of, then reset). No
-    measurement of n samples is; as a feature it carries the file's order, which often follows the class, the batch
-    or the date, into the model and its validation (a filtered index on a table sorted by class read balanced
-    accuracy 0.615 from features without signal, 0.551 without it). Returns their names. `ranges`:
-    ``_column_ranges(X)``."""
-    n = X.shape[0]
-    if n < _ROW_NUMBER_MIN_ROWS:
-        return []
-    lo, hi = ranges
-    head = np.diff(np.asarray(X[:_ROW_NUMBER_MIN_ROWS], dtype=np.float64), axis=0)  # a cheap look first
-    monotone = (head > 0).all(axis=0) | (head < 0).all(axis=0)
-    candidates = np.flatnonzero((hi - lo == n - 1) | monotone)[:1000]  # the exact tests only there
-    found, kinds = [], []
-    for j in candidates:
-        column = np.asarray(X[:, j], dtype=np.float64)
-        if not (column == np.round(column)).all():
-            continue
-        steps = np.diff(column)
-        if (steps > 0).all() or (steps < 0).all():
-            found.append(j)
-            kinds.append("rising" if steps[0] > 0 else "falling")
-        elif hi[j] - lo[j] == n - 1 and len(np.unique(column)) == n:
-            found.append(j)
-            kinds.append("consecutive")
-    if not found:
-        return []
-    first = shlex.quote(names[found[0]])
-    those = quoted([names[j] for j in found], 5)
-    are = "number" if len(found) > 1 else "numbers"
-    lo_j, hi_j = lo[found[0]], hi[found[0]]
-    how = ("each value once" if kinds[0] == "consecutive" else
-           f"{'rising' if kinds[0] == 'rising' else 'falling'} down the file, each value once")
-    warn.append(f"feature column{'s' * (len(found) > 1)} {those} {are} the rows ({lo_j:g} to {hi_j:g}, {how}): no "
-                "measurement does; as a feature it carries the order of the file, which often follows the class, the "
-                f"batch or the date, into the model and its validation — pass --id {first} if it holds the sample ids, "
-                f"else --drop {first}")
-    return [names[j] for j in found]
-
-
-def _decimal_comma_hint(col: pd.Series) -> str:
-    """"they look like numbers with decimal commas ..." when the column's first value is written so."""
-    from .dialect import COMMA_NUMBER
-
-    values = col.dropna()
-    first = str(values.iloc[0]) if len(values) else ""
-    if THOUSANDS_DECIMAL.fullmatch(first):  # 8,000.0: thousands separators (8,000 alone could be either)
-        return (f"{col.name!r} holds numbers written with thousands separators such as {first!r}: write them "
-                f"without ({first.strip().replace(',', '')!r}), or ")
-    if THOUSANDS_NUMBER.fullmatch(first):  # 95,823: either
-        return (f"{col.name!r} holds numbers such as {first!r}, with thousands separators or a decimal comma: write "
-                f"them without separators ({first.strip().replace(',', '')!r}), pass --decimal comma (and --sep) if "
-                "the commas are decimal marks, or ")
-    if COMMA_NUMBER.fullmatch(first):
-        return f"{col.name!r} holds numbers with decimal commas such as {first!r}: pass --decimal comma (and --sep), or "
-    return ""
-
-
-def _check_value_limit(values: np.ndarray, names: Sequence[str], ids: np.ndarray | None, what: str,
-                       place: "CellPlace | None" = None) -> None:
-    """A value beyond ±VALUE_LIMIT (float32's range) in `values` (n, k) is a DataError naming the column and
-    the row (and sample id; with `place`, the file and the row as ``CellPlace`` says it); missing values pass."""
-    at = sparse_first_beyond_limit(values) if is_sparse(values) else first_beyond_limit(values)
-    if at is not None:
-        i, j = at
-        where = place.row(i) if place is not None else f"row {i + 1}" + (f" (id {ids[i]!r})" if ids is not None else "")
-        raise DataError((place.source if place is not None else "")
-                        + value_limit_message(what, names[j], values[i, j], where))
-
-
-def _numbers_in_objects(col: pd.Series, decimal: str = ".") -> bool:
-    """True for an object column holding only numbers (a frame built in Python, or a row of a genes × samples
-    table, numbers but for a cell or two); text columns are not, nor a "0.5" among decimal commas (`decimal`:
-    the table's mark), which pandas would take for a number."""
-    if not is_text_dtype(col.dtype):
-        return False
-    converted = pd.to_numeric(col, errors="coerce")
-    return bool((converted.notna() == col.notna()).all()) and not non_number_cells(col, decimal).any()
 
 
 def _id_column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
@@ -517,66 +246,6 @@ def _mean_count(total: int, parts: int) -> str:
     return f"{total // parts:,}" if total % parts == 0 else f"{total / parts:,.1f}"
 
 
-def data_checksum(X: np.ndarray, y: np.ndarray | None, names: Sequence[Sequence] = ()) -> str:
-    """sha256 hex over dtype, shape and bytes of X and y (None hashes as a marker), for provenance; a sparse X
-    over its CSR arrays. A dense X whose every value is a float32 number (a float32 table, counts; a float64 X is
-    checked a block at a time, and the first value that is not one settles it) is hashed as the float32 matrix of
-    those numbers, any other as float64: the same numbers give the same checksum whichever reader stored them, and a
-    float32 table's bytes are hashed as they lie (0.15 s at 8,000 x 5,000, where its float64 copy's took 0.25-0.33 s).
-
-    names: lists of names that give the numbers their meaning (``Dataset.checksum``: the feature names, the
-    classes, the target names), hashed first: y holds class indices, so two tables whose labels or genes are
-    named otherwise hashed alike. Not the file's bytes: the same table as CSV or parquet gives one checksum."""
-    digest = hashlib.sha256()
-    if names:
-        digest.update(json.dumps([[str(v) for v in group] for group in names]).encode())
-    if is_sparse(X):  # its arrays, as stored: the same matrix stored alike gives the same checksum
-        X = X.tocsr()
-        digest.update(f"csr{X.shape};".encode())
-        for array in (X.indptr, X.indices, X.data):
-            array = np.ascontiguousarray(array)
-            digest.update(f"{array.dtype.str}{array.shape};".encode())
-            digest.update(memoryview(array).cast("B") if array.size else b"")
-        X = None
-    for array in (X, y):
-        if array is None:
-            digest.update(b"none;")
-            continue
-        if array is X and X.dtype == np.float64:
-            before = digest.copy()
-            if _update_as_float32(digest, X):
-                continue
-            digest = before  # a value that is no float32 number: the float64 bytes
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape};".encode())
-        digest.update(memoryview(array).cast("B") if array.size else b"")  # the bytes, without a copy
-    return digest.hexdigest()
-
-
-def _update_as_float32(digest, X: np.ndarray) -> bool:
-    """``digest`` updated as with the bytes of ``np.ascontiguousarray(X, dtype=np.float32)`` when every value of the
-    float64 X (n, d) is a float32 number (NaN and infinities included): True; False at the first block of rows that
-    holds another (``digest`` then holds part of it: the caller hashes from a copy it kept). A block of rows at a time
-    (a hash over consecutive pieces equals the hash over their concatenation), in one buffer of _HASH_BLOCK values:
-    the checksum runs in a thread of its own (``pipeline``), whose heap would keep a larger block resident after it
-    is freed."""
-    digest.update(f"{np.dtype(np.float32).str}{X.shape};".encode())
-    step = max(1, _HASH_BLOCK // max(1, X.shape[1]))
-    buffer = np.empty((min(step, X.shape[0]), X.shape[1]), dtype=np.float32)
-    for i in range(0, X.shape[0], step):
-        block, values = buffer[:min(step, X.shape[0] - i)], X[i:i + step]  # whole rows: contiguous
-        with np.errstate(over="ignore"):
-            np.copyto(block, values, casting="unsafe")
-        same = block == values  # (compared in float64)
-        if not same.all() and not np.isnan(values[~same]).all():
-            return False
-        digest.update(memoryview(block).cast("B") if block.size else b"")
-    return True
-
-
-_HASH_BLOCK = 1 << 18  # values checked or converted at a time by the checksum (2 MiB)
-
-
 def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Dataset", list[str]]:
     """Read and validate a training table (``read_dataset``); ``positive``: the class of a binary target
     that positive-class metrics, ``--threshold`` and ``--pos-weight`` refer to (``with_positive``).
@@ -604,6 +273,8 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
 # (technical replicates of one sample, which a lab names after it); what is left is the sample's stem
 _REPLICATE_SUFFIX = re.compile(r"^(.+?)[ _.\-]+(?:(?:r|rep|replicate|tr|tech|techrep|run|inj|injection)[ _.\-]?\d{1,2}"
                                r"|[a-d]|\d{1,2})$", re.IGNORECASE)
+
+
 # The stems look like replicated samples when they hold 2-6 ids each (the median) and none holds more than
 # REPLICATE_STEM_SHARE of the ids (or 6): plain numbered ids ("cell_1" ... "cell_40") make one stem of all of them
 REPLICATE_STEM_SHARE = 0.1
@@ -929,4 +600,3 @@ def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> 
     if match.relaxed:
         ds.notes.append(f"{source}: {match.note('features', 'training ← this table')}")
     return ds
-

@@ -150,7 +150,8 @@ def binary_among_continuous(ds, block_columns: int = BLOCK_COLUMNS) -> str | Non
     columns or clinical flags, which every column but the roles' becomes. Training on `mutA` of a table holding
     `mutB`, `pathX` and `rare` used them as inputs and `explain` ranked another target among the genes. None for a
     sparse matrix, or when there are none or many (a matrix of mutations is 0/1 throughout)."""
-    from .dataset import feature_block, is_sparse
+    from .dataset import is_sparse
+    from .row_view import feature_block
 
     X = ds.X
     if X is None or is_sparse(X) or X.shape[1] < 20:

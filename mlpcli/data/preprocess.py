@@ -17,7 +17,8 @@ from .sources import short_reason
 from .conventions import IMPUTE_METHODS
 from ..text import quoted
 from ..training import CentredRows
-from .dataset import feature_block, is_sparse
+from .dataset import is_sparse
+from .row_view import feature_block
 from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 from .blocks import TILE_ROWS, as_matrix, column_blocks, kept_parts, rows_per_block
 from .column_stats import column_percentiles, column_sd, nan_median, quartile_rows, tied_columns, varies
