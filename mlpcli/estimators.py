@@ -79,7 +79,8 @@ from .metrics import class_proba, predicted_class
 from .model_selection import build_loss, holdout_keeping_scarce
 from .model_selection.fitting import check_memory, start_at_prior
 from .parallel import blas_cap, default_blas_threads, threads_warning
-from .training import FitConfig, dense_rows, fit, is_sparse
+from .training import FitConfig, fit
+from .centred_rows import dense_rows, is_sparse
 
 # Parameters that are train options too: checked by TrainOptions' declaration.
 _SHARED_PARAMS = ("activation", "dropout", "batchnorm", "l1", "l2", "optimizer", "lr", "momentum", "weight_decay",

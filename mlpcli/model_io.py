@@ -68,7 +68,7 @@ import numpy as np
 from . import model_check
 from .jsonable import json_default
 from .engine import MLP
-from .training import is_sparse
+from .centred_rows import is_sparse
 from .engine import losses as loss_mod
 from .calibration import apply_temperature, temper, temperature_field
 from .decision import Decision

@@ -4,6 +4,7 @@ Imports the engine and NumPy only (and numba, optionally, through ``fused``). It
 renders (the CLI draws a rich progress bar from it).
 """
 
+
 from __future__ import annotations
 
 import math
@@ -20,20 +21,27 @@ from .engine.layers import weight_grad_rows
 from .engine.workspace import Workspace
 from .early_stopping import CrossedStopping, DivergenceCheck, EarlyStopping
 from .errors import TrainingError
+from .centred_rows import CentredRows, dense_rows, is_sparse
 from .fused import KernelSwitch
 
 
-__all__ = ["FitConfig", "iterate_minibatches", "FitResult", "fit", "run_epoch", "evaluate_loss", "is_sparse", "dense_rows", "CentredRows",
+__all__ = ["FitConfig", "iterate_minibatches", "FitResult", "fit", "run_epoch", "evaluate_loss",
            "train_eval_rows", "TRAIN_EVAL_ROWS",
            "no_skill_loss", "fit_memory", "update_threads", "LR_SCHEDULES"]
 
 
 LR_SCHEDULES = ("none", "plateau", "cosine")
 
+
 # The full-batch optimizer (``engine.lbfgs``): each iteration is one "epoch" of the history, on every training row
 LBFGS = "lbfgs"
+
+
 PLATEAU_FACTOR = 0.5  # halve the learning rate on a plateau, the common default (Keras, PyTorch)
+
+
 MIN_LR = 1e-6  # below this a plateau schedule stops cutting: steps would no longer move float32 weights
+
 
 # The inference-mode training loss (history column train_loss_eval, and train_metric) is measured each epoch on
 # a fixed, seeded subsample of at most this many training rows (class-stratified for class targets), drawn
@@ -48,9 +56,11 @@ MIN_LR = 1e-6  # below this a plateau schedule stops cutting: steps would no lon
 # apart or with the noisy validation loss, far beyond a 2 % sampling error.
 TRAIN_EVAL_ROWS = 2048
 
+
 # Rows gathered at a time for that pass: a reused buffer of at most this many bytes (8 MiB: 419 rows of
 # 5,000 float32 features), so the subsample is never copied whole.
 EVAL_CHUNK_BYTES = 8 * 1024 * 1024
+
 
 # Largest network whose epoch passes are measured beside the next epoch (a copy of it, its weights and
 # gradients, is held for them): 8 million float32 parameters.
@@ -292,61 +302,6 @@ def run_epoch(
 def first_weight_blocks(net: MLP) -> list[tuple[int, int]]:
     """The row blocks in which the first Dense layer's weight gradient is made (``layers.weight_grad_rows``)."""
     return weight_grad_rows(net.hidden[0] if net.hidden else net.n_outputs, net.n_inputs)
-
-
-@dataclass(frozen=True)
-class CentredRows:
-    """Sparse rows whose columns are centred as they are densified: row i is ``matrix[i] - offset``.
-
-    matrix: scipy.sparse CSR (n, d) float64, the preprocessed values of the stored entries (implicit zeros
-    stay 0); offset: (d,) float64, each column's training mean; out_dtype: the dense rows' dtype (the
-    network's). Centring a sparse matrix as a whole would store every implicit zero (10 to 30 times its
-    size for single-cell counts); the fit loop densifies a minibatch at a time anyway, and centres it there.
-    The subtraction is made in float64 and then rounded, as the dense preprocessing does, so a dense row
-    here is bit for bit what ``Preprocessor.transform`` gives the same raw row (float64 stored values: 8
-    bytes more per stored value than float32 would take). Rows ``X[idx]`` stay CentredRows."""
-
-    matrix: object
-    offset: np.ndarray
-    out_dtype: np.dtype
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.matrix.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(self.out_dtype)
-
-    @property
-    def nnz(self) -> int:
-        return self.matrix.nnz
-
-    def __getitem__(self, rows) -> "CentredRows":
-        return CentredRows(self.matrix[rows], self.offset, self.out_dtype)
-
-    def toarray(self, out: np.ndarray | None = None) -> np.ndarray:
-        """(n, d) dense in ``out_dtype``, into ``out`` when given. An implicit zero becomes -offset, rounded
-        once; a stored value z becomes z - offset, computed in float64 and rounded: what the dense
-        preprocessing gives, without a float64 copy of the block."""
-        n, d = self.shape
-        out = np.empty((n, d), dtype=self.dtype) if out is None else out
-        out[...] = np.negative(self.offset)
-        m = self.matrix
-        rows = np.repeat(np.arange(n), np.diff(m.indptr))
-        out[rows, m.indices] = m.data - self.offset[m.indices]
-        return out
-
-
-def is_sparse(X) -> bool:
-    """Whether X is a scipy.sparse matrix or CentredRows (told without importing scipy: this module imports
-    NumPy only, and a dense run never needs scipy.sparse). The one test of sparseness for every module."""
-    return isinstance(X, CentredRows) or hasattr(X, "tocsr") and hasattr(X, "nnz")
-
-
-def dense_rows(X, start: int, stop: int) -> np.ndarray:
-    """Rows start..stop of X as a dense array (a sparse X densified for these rows only)."""
-    return X[start:stop].toarray() if is_sparse(X) else X[start:stop]
 
 
 def evaluate_loss(net: MLP, loss: Loss, X: np.ndarray, y: np.ndarray, sample_weight=None, batch_size: int = 4096):

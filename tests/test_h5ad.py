@@ -18,7 +18,7 @@ from mlpcli import data, model_io  # noqa: E402
 from mlpcli.errors import DataError  # noqa: E402
 from mlpcli.data.h5ad import EXTRA_HINT  # noqa: E402
 from mlpcli.data.preprocess import PreprocessConfig, Preprocessor  # noqa: E402
-from mlpcli.training import CentredRows  # noqa: E402
+from mlpcli.centred_rows import CentredRows  # noqa: E402
 
 from cli_helpers import assert_clean_error, run  # noqa: E402
 

@@ -18,7 +18,7 @@ import pytest
 from mlpcli import data, model_io
 from mlpcli.config import TrainOptions
 from mlpcli.data import counts as counts_mod
-from mlpcli.data.row_view import RowView
+from mlpcli.data.row_view import RowView  # what Dataset.subset holds as X
 from mlpcli.data import blocks, column_stats
 from mlpcli.data.column_stats import column_percentiles
 from mlpcli.pipeline import train_dataset

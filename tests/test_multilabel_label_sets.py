@@ -161,7 +161,7 @@ def test_zero_one_columns_are_found_among_missing_values_and_across_column_block
     ds = SimpleNamespace(X=X, feature_names=[f"g{j}" for j in range(300)])
     said = [binary_among_continuous(ds, block_columns=width) for width in (1, 2, 256)]
     assert said[0] == said[1] == said[2] and "2 feature columns of the 300" in said[0] and "('g3', 'g250')" in said[0]
-    from mlpcli.data.row_view import RowView
+    from mlpcli.data.row_view import RowView  # the rows of a larger table, as ``Dataset.subset`` holds them
 
     larger = np.vstack([X, rng.lognormal(size=(30, 300))])
     rows = SimpleNamespace(X=RowView.of(larger, np.arange(50)), feature_names=ds.feature_names)

@@ -18,7 +18,7 @@ from mlpcli.errors import DataError
 from mlpcli.model_selection.fitting import fit_run
 from mlpcli.model_selection.splits import holdout
 from mlpcli.pipeline import train_dataset
-from mlpcli.training import CentredRows
+from mlpcli.centred_rows import CentredRows
 
 
 def _counts_table(n: int, p: int, seed: int = 0) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from cli_helpers import assert_clean_error, run
 from mlpcli import data, model_io
 from mlpcli.config import TrainOptions
-from mlpcli.training import CentredRows
+from mlpcli.centred_rows import CentredRows
 from model_files import model_parts, rewrite_model, saved_model
 from tables import write_table
 

@@ -18,7 +18,7 @@ from mlpcli.data import looks_like_counts
 from mlpcli.data.preprocess import PreprocessConfig, Preprocessor
 from mlpcli.errors import DataError
 from mlpcli.pipeline import train_dataset
-from mlpcli.training import CentredRows
+from mlpcli.centred_rows import CentredRows
 from cli_helpers import run
 from tables import cell_counts
 

@@ -25,7 +25,8 @@ from .cells import typed_as_written
 from ..errors import SplitLeakageError
 from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
 from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
-from .dataset import align_features, Dataset, is_sparse, load_dataset, user_frame, with_positive
+from .dataset import align_features, Dataset, load_dataset, user_frame, with_positive
+from ..centred_rows import is_sparse
 from .checksum import data_checksum
 from .roles import resolve_roles, Roles
 from .dialect import sniff_dialect

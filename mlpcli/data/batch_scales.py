@@ -47,7 +47,7 @@ def column_quartiles(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def batch_scale_warning(ds) -> str | None:
     """A warning naming the batches of ``ds`` (a Dataset with a batch column, dense X) whose values look on another
     scale than the other batches' (the module docstring's test), with how far; None otherwise."""
-    from .dataset import is_sparse
+    from ..centred_rows import is_sparse
 
     if ds.batches is None or ds.X is None or is_sparse(ds.X):
         return None

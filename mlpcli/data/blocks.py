@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dataset import is_sparse
+from ..centred_rows import is_sparse
 from .row_view import RowView, feature_block
 
 

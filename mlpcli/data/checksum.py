@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..training import is_sparse
+from ..centred_rows import is_sparse
 
 
 def data_checksum(X: np.ndarray, y: np.ndarray | None, names: Sequence[Sequence] = ()) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dataset import is_sparse
+from ..centred_rows import is_sparse
 
 __all__ = ["MIN_FEATURES", "fingerprint_weights", "kept_fingerprints", "row_fingerprints", "twin_rows"]
 

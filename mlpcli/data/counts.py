@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import blocks
-from .dataset import is_sparse
+from ..centred_rows import is_sparse
 from .blocks import as_matrix, rows_per_block
 from .column_stats import TINY_SPREAD
 from .preprocess_sparse import value_spans

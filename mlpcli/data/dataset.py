@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError, OptionError
 from ..text import quoted
-from ..training import is_sparse  # noqa: F401 - re-exported as data.is_sparse
+from ..centred_rows import is_sparse
 from .cells import (SPELLING_WORDS, CellPlace, first_row, is_text_dtype, near_spellings, typed_as_written,
                     visible)
 from .conventions import DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, JOINED_ATTR, SOURCE_ATTR, TASKS

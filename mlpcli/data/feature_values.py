@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..text import counted, quoted
-from ..training import is_sparse
+from ..centred_rows import is_sparse
 from .cells import (THOUSANDS_DECIMAL, THOUSANDS_NUMBER, CellPlace, decimal_advice, first_non_number, is_text_dtype,
                     non_number_cells)
 from .conventions import DECIMAL_ATTR, DEFAULT_ID, SOURCE_ATTR

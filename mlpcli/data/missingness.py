@@ -107,7 +107,7 @@ def missingness_warnings(ds, shown: int = 3) -> list[str]:
     """Warnings for ``train``/``cv``/``tune`` with --impute on the Dataset ``ds``: the features whose missingness is
     tied to the class, and those tied to the batch column (``tied_missingness``), each with where they are missing.
     A sparse matrix (its implicit zeros are values, not missing) and tables without missing values give none."""
-    from .dataset import is_sparse
+    from ..centred_rows import is_sparse
 
     if ds.missing is None or not np.any(ds.missing) or is_sparse(ds.X):
         return []
@@ -150,7 +150,7 @@ def binary_among_continuous(ds, block_columns: int = BLOCK_COLUMNS) -> str | Non
     columns or clinical flags, which every column but the roles' becomes. Training on `mutA` of a table holding
     `mutB`, `pathX` and `rare` used them as inputs and `explain` ranked another target among the genes. None for a
     sparse matrix, or when there are none or many (a matrix of mutations is 0/1 throughout)."""
-    from .dataset import is_sparse
+    from ..centred_rows import is_sparse
     from .row_view import feature_block
 
     X = ds.X
@@ -192,7 +192,7 @@ def empty_rows_warning(ds, block_columns: int = BLOCK_COLUMNS) -> str | None:
     out-of-distribution check reads one as typical, so their calls later rest on no measurement; the duplicate check
     leaves rows of one value out on purpose, so 50 empty cells of 12 donors trained without a word. None when there
     are none."""
-    from .dataset import is_sparse
+    from ..centred_rows import is_sparse
 
     X = ds.X
     if X is None or X.shape[0] == 0 or X.shape[1] == 0:

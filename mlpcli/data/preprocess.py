@@ -16,8 +16,8 @@ from ..errors import ConfigError, DataError, ModelFileError
 from .sources import short_reason
 from .conventions import IMPUTE_METHODS
 from ..text import quoted
-from ..training import CentredRows
-from .dataset import is_sparse
+from ..centred_rows import CentredRows
+from ..centred_rows import is_sparse
 from .row_view import feature_block
 from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 from .blocks import TILE_ROWS, as_matrix, column_blocks, kept_parts, rows_per_block

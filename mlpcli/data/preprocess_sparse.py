@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..text import quoted
-from ..training import CentredRows
+from ..centred_rows import CentredRows
 from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 from . import blocks
 from .blocks import rows_per_block

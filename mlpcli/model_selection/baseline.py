@@ -26,7 +26,7 @@ import numpy as np
 from .. import data, metrics
 from ..config import AUTO, TrainOptions
 from ..decision import DECIDED, Decision
-from ..training import CentredRows
+from ..centred_rows import CentredRows
 from .fitting import preprocess_config, resolve_log1p
 
 __all__ = ["BaselineScore", "LINEAR_BASELINE", "MAX_ITER", "linear_baseline", "fit_linear_baseline"]
