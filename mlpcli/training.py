@@ -4,7 +4,6 @@ Imports the engine and NumPy only (and numba, optionally, through ``fused``). It
 renders (the CLI draws a rich progress bar from it).
 """
 
-
 from __future__ import annotations
 
 import math

@@ -3,7 +3,6 @@ before anything is allocated for a claim."""
 
 from __future__ import annotations
 
-
 FORMAT = "mlpcli-model"
 SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
 

@@ -3,7 +3,6 @@ the probabilities are adjusted to."""
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..decision import DECIDED, Decision

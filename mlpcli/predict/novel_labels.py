@@ -3,7 +3,6 @@ were called, and how many were flagged or given a prediction set."""
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..text import natural_key, quoted
