@@ -394,6 +394,66 @@ def test_truncated_matrix_fails_while_training(files, tmp_path, layer):
     assert not model_out.exists() and leftovers(tmp_path) == []
 
 
+def _damaged(source: str, path: Path, key: str, change) -> str:
+    """A copy of `source` whose sparse array layers/counts/`key` is replaced by change(its values)."""
+    import h5py
+
+    path.write_bytes(Path(source).read_bytes())
+    with h5py.File(path, "r+") as f:
+        values = change(f[f"layers/counts/{key}"][()].copy())
+        del f[f"layers/counts/{key}"]
+        f[f"layers/counts/{key}"] = values
+    return str(path)
+
+
+def _set(i: int, value):
+    def change(a):
+        a[i] = value
+        return a
+    return change
+
+
+@pytest.mark.parametrize("key, change, reason", [
+    ("indices", _set(10, 5000), "a column index (5,000) lies outside its 40 columns"),
+    ("indices", _set(10, -3), "a column index (-3) lies outside its 40 columns"),
+    ("indptr", lambda a: _set(100, a[102] + 5)(a), "its index pointer decreases at row 101"),
+    ("indptr", _set(0, 7), "its index pointer starts at 7, not 0"),
+], ids=["index_beyond", "negative_index", "pointer_decreases", "pointer_not_at_0"])
+@pytest.mark.parametrize("command", ["predict", "train"])
+def test_damaged_sparse_index_arrays_are_named_not_read_as_other_values(files, tmp_path, key, change, reason, command):
+    """A few damaged bytes in a sparse matrix's index arrays: scipy builds the matrix without looking at them, and
+    prediction moved or dropped values (wrong labels, exit 0) while training failed deep in NumPy or C++. Each is
+    now the file, the matrix and what is wrong with it, exit 1, nothing written."""
+    path = _damaged(files["sparse"], tmp_path / "bad.h5ad", key, change)
+    out = tmp_path / ("p.csv" if command == "predict" else "m.mlp")
+    args = (["predict", files["model"], path] if command == "predict"
+            else ["train", path, "--target", "cell_type", "--layer", "counts", *FAST])
+    assert_clean_error(run([*args, "-o", str(out)]), "bad.h5ad", "layer 'counts'", reason, "truncated or corrupt")
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("key, dtype", [("indices", "uint64"), ("indptr", "uint64"), ("data", "float16")])
+def test_unsigned_index_arrays_and_half_precision_values_are_read(files, tmp_path, key, dtype):
+    """Writers other than anndata store unsigned index arrays or float16 values, which scipy.sparse refuses ("unsupported
+    data types", after two warnings on stderr): read as signed indices and exact float32 values, the same
+    predictions as the file they were written from."""
+    path = _damaged(files["sparse"], tmp_path / "odd.h5ad", key, lambda a: a.astype(dtype))
+    if dtype == "float16":  # the fixture's counts are small whole numbers: exact in float16
+        path_ref = _damaged(files["sparse"], tmp_path / "ref.h5ad", key, lambda a: a.astype(np.float16).astype(a.dtype))
+    else:
+        path_ref = files["sparse"]
+    outs = []
+    for name, source in (("odd", path), ("ref", path_ref)):
+        out = tmp_path / f"{name}.csv"
+        result = run(["predict", files["model"], source, "-o", str(out), "--quiet"])
+        assert result.exit_code == 0 and "Warning" not in result.output, result.output
+        outs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(*outs)
+    result = run(["train", path, "--target", "cell_type", "--layer", "counts", *FAST, "-o", str(tmp_path / "m.mlp"),
+                  "--quiet"])
+    assert result.exit_code == 0 and "Warning" not in result.output, result.output
+
+
 @pytest.mark.filterwarnings("ignore")  # anndata warns, rightly, about the old file it converts
 def test_pre_07_layout_names_the_conversion(tmp_path):
     """Files written before anndata 0.7 (scanpy's bundled pbmc68k_reduced among them) keep obs and var as

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, OptionError
+from .compressed import index_problem, signed_index, sparse_values, structure_problem
 from .conventions import SOURCE_ATTR
 from ..text import quoted
 from .names import count_matches, name_key
@@ -66,16 +67,16 @@ def check_options(path, layer: str | None, raw: bool, var_names: str | None) -> 
 
 
 def _io():
-    """(h5py, read_elem, sparse_dataset), or the one-line error naming the extra to install."""
+    """(h5py, read_elem), or the one-line error naming the extra to install."""
     try:
         import h5py
         try:
-            from anndata.io import read_elem, sparse_dataset
-        except ImportError:  # anndata 0.10 keeps them under experimental
-            from anndata.experimental import read_elem, sparse_dataset
+            from anndata.io import read_elem
+        except ImportError:  # anndata 0.10 keeps it under experimental
+            from anndata.experimental import read_elem
     except ImportError:
         raise DataError(f"reading .h5ad (AnnData) files needs the anndata package: {EXTRA_HINT}") from None
-    return h5py, read_elem, sparse_dataset
+    return h5py, read_elem
 
 
 def hdf5_reason(exc: BaseException) -> str:
@@ -127,7 +128,8 @@ class H5ad:
         self._needed = needed  # the genes a model reads (predict): only their names must be unique
         self.path = os.fspath(path)
         check_file(self.path)  # a mistyped name is said before a missing package
-        h5py, self._read_elem, self._sparse_dataset = _io()
+        h5py, self._read_elem = _io()
+        self._indptr: np.ndarray | None = None  # a sparse matrix's index pointer, once read and checked
         if raw and layer not in (None, X_LAYER):
             raise OptionError(f"--raw and --layer {layer} both choose the features; pass one of them")
         try:
@@ -444,17 +446,17 @@ class H5ad:
         a dense one as float64."""
         import scipy.sparse as sp
 
-        try:
-            if self.kind == "dense":
+        if self.kind == "dense":
+            try:
                 X = np.asarray(self._elem[()], dtype=np.float64)
-                return X if columns is None else np.ascontiguousarray(X[:, columns])
-            X = self._read_elem(self._elem)
-            # anndata builds the matrix from the stored arrays without checking them: a data array cut short (a
-            # truncated or damaged file) made an internal IndexError in training, far from the file
-            X.check_format(full_check=False)
-        except _READ_ERRORS as exc:
-            raise self._fail(exc, self.matrix_name) from None
-        X = sp.csr_matrix(X) if not sp.isspmatrix_csr(X) else X  # CSC: one conversion (stored column-wise)
+            except _READ_ERRORS as exc:
+                raise self._fail(exc, self.matrix_name) from None
+            return X if columns is None else np.ascontiguousarray(X[:, columns])
+        indptr = self._pointer()
+        data, indices = self._entries(0, int(indptr[-1]), "")
+        build = sp.csr_matrix if self.kind == "csr" else sp.csc_matrix
+        X = build((data, indices, indptr), shape=self.shape)
+        X = sp.csr_matrix(X) if self.kind == "csc" else X  # CSC: one conversion (stored column-wise)
         if columns is not None:
             X = X[:, columns]
         return as_float32_csr(X)
@@ -463,23 +465,58 @@ class H5ad:
         """Rows start..stop of the matrix, only `columns`, as a dense C-ordered float64 block. A sparse matrix
         is read by row ranges from the file (CSR), so memory stays at the block; a CSC one is read whole once
         (it is stored by columns, a row range would read all of it)."""
+        import scipy.sparse as sp
+
+        if self.kind == "csc":
+            if getattr(self, "_whole", None) is None:
+                self._whole = self.read_matrix(columns)
+                self._whole_columns = columns
+            if self._whole_columns is not columns:
+                raise RuntimeError("rows: columns changed between calls")
+            return self._whole[start:stop].toarray().astype(np.float64, copy=False)
         try:
             if self.kind == "dense":
                 return np.ascontiguousarray(self._elem[start:stop][:, columns], dtype=np.float64)
-            if self.kind == "csc":
-                if getattr(self, "_whole", None) is None:
-                    self._whole = self.read_matrix(columns)
-                    self._whole_columns = columns
-                block = self._whole[start:stop]
-                if self._whole_columns is not columns:
-                    raise RuntimeError("rows: columns changed between calls")
-            else:
-                if getattr(self, "_backed", None) is None:
-                    self._backed = self._sparse_dataset(self._elem)
-                block = self._backed[start:stop][:, columns]
         except _READ_ERRORS as exc:
             raise self._fail(exc, f"rows {start + 1}-{stop} of {self.matrix_name}") from None
-        return block.toarray().astype(np.float64, copy=False)
+        indptr = self._pointer()
+        low, high = int(indptr[start]), int(indptr[stop])
+        data, indices = self._entries(low, high, f" (rows {start + 1}-{stop})")
+        block = sp.csr_matrix((data, indices, indptr[start:stop + 1] - low), shape=(stop - start, self.shape[1]))
+        return block[:, columns].toarray().astype(np.float64, copy=False)
+
+    def _pointer(self) -> np.ndarray:
+        """The sparse matrix's index pointer (n_major + 1,), read and checked once (``compressed``): a damaged
+        one is a DataError naming the file and the matrix before a value is read."""
+        if self._indptr is None:
+            try:
+                indptr = np.asarray(self._elem["indptr"][()])
+                n_indices, n_data = int(self._elem["indices"].shape[0]), int(self._elem["data"].shape[0])
+            except _READ_ERRORS as exc:
+                raise self._fail(exc, self.matrix_name) from None
+            csr = self.kind == "csr"
+            problem = structure_problem(indptr, n_indices, n_data, self.shape[0 if csr else 1],
+                                        "row" if csr else "column")
+            if problem:
+                raise self._corrupt(problem)
+            self._indptr = signed_index(indptr)
+        return self._indptr
+
+    def _entries(self, low: int, high: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values, indices) of the sparse matrix's entries low..high, the indices checked against its shape."""
+        try:
+            data, indices = self._elem["data"][low:high], self._elem["indices"][low:high]
+        except _READ_ERRORS as exc:
+            raise self._fail(exc, f"{self.matrix_name}{where}") from None
+        csr = self.kind == "csr"
+        problem = index_problem(indices, self.shape[1 if csr else 0], "column" if csr else "row")
+        if problem:
+            raise self._corrupt(problem, where)
+        return sparse_values(data), signed_index(indices)
+
+    def _corrupt(self, problem: str, where: str = "") -> DataError:
+        return DataError(f"cannot read {self.matrix_name} of {self.path}{where}: {problem}; is the file truncated "
+                         "or corrupt?")
 
     # ── gene identifiers ─────────────────────────────────────────────────────────────────────────────────
 
@@ -671,7 +708,7 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
     (a named one killed outright stayed, a full copy of the input). Memory: the obs table, not the matrix."""
     from ..fileio import atomic_write
 
-    h5py, read_elem, _ = _io()
+    h5py, read_elem = _io()
     try:
         from anndata.io import write_elem
     except ImportError:  # anndata 0.10
