@@ -262,8 +262,17 @@ def test_predict_writes_obs_columns_into_a_copy(files, tmp_path):
     # this run writes no per-class probabilities: the earlier run's would contradict its labels, so they go
     assert [c for c in anndata.read_h5ad(again).obs.columns if c.startswith("mlpcli_")] == [
         "mlpcli_cell_type", "mlpcli_cell_type_prob"]
+    # (said before any cell is predicted, as the option's problem: it had said "pass --obs-prefix" to a user who had)
     assert_clean_error(run(["predict", files["model"], str(out), "-o", str(again), "--obs-prefix", "", "--quiet"]),
-                       "cell_type", "--obs-prefix")
+                       "--obs-prefix ''", "'cell_type'", "give a prefix", code=2)
+    # an empty prefix names the predictions as the target, where the file has no such column: a new cohort annotated
+    unlabelled = anndata.read_h5ad(files["sparse"])
+    del unlabelled.obs["cell_type"]
+    unlabelled.write_h5ad(tmp_path / "unlabelled.h5ad")
+    assert run(["predict", files["model"], str(tmp_path / "unlabelled.h5ad"), "-o", str(tmp_path / "named.h5ad"),
+                "--obs-prefix", "", "--quiet"]).exit_code == 0
+    named = anndata.read_h5ad(tmp_path / "named.h5ad").obs
+    assert list(named["cell_type"].astype(str)) == list(got.obs["mlpcli_cell_type"].astype(str))
     # a column of the prefix holding the user's text (a QC note named like the probability column) is not an earlier
     # prediction's: it was overwritten, with a note -q hid
     mine = anndata.read_h5ad(out)

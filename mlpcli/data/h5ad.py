@@ -729,8 +729,9 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
             # like a probability column) is not an earlier prediction's: overwritten with a note that -q hid
             foreign = [c for c in replaced if not earlier(c) or not _same_kind(obs[c], columns[c])]
             if foreign:
+                fix = "give a prefix (the default is mlpcli_)" if prefix == "" else "pass --obs-prefix to name them apart"
                 raise DataError(f"{source} already has the obs column{'s' * (len(foreign) > 1)} {quoted(foreign)}, "
-                                "which the predictions would overwrite; pass --obs-prefix to name them apart")
+                                f"which the predictions would overwrite; {fix}")
             # the prefix's other columns are an earlier prediction's (its probabilities, sets, OOD flags): kept
             # beside this one's labels they would contradict them
             stale = [c for c in obs.columns if earlier(c) and c not in columns]

@@ -356,6 +356,8 @@ def write_predictions_h5ad(stream, path: str, source: str, *, prefix: str = DEFA
     outputs (the shift report) around it, all or none. Default: written at once."""
     from ..data import h5ad
 
+    if prefix == "":
+        _check_unprefixed(stream.model, source)
     columns = obs_columns(stream, prefix, class_probs, notes)
     n = len(next(iter(columns.values()))) if columns else 0
 
@@ -365,6 +367,23 @@ def write_predictions_h5ad(stream, path: str, source: str, *, prefix: str = DEFA
 
     (commit or (lambda w: w()))(write)
     return n
+
+
+def _check_unprefixed(model, source: str) -> None:
+    """With an empty --obs-prefix the predicted labels (values) are named as the target (labels): an OptionError
+    before any cell is predicted when `source`'s obs has such a column already (the truth, in a labelled file),
+    which the predictions would overwrite."""
+    from ..data import h5ad
+    from ..errors import OptionError
+    from ..text import quoted
+
+    names = [str(c) for c in model.classes] if model.task == "multilabel" else [
+        str(t) for t in (model.target_names or ["label"])]
+    with h5ad.H5ad(source) as f:
+        taken = [n for n in names if n in f.obs_columns]
+    if taken:
+        raise OptionError(f"--obs-prefix '': the predictions would be named {quoted(taken)}, which {source}'s obs "
+                          "has already (the truth?); give a prefix (the default is mlpcli_)")
 
 
 def prediction_obs_names(model, prefix: str) -> set[str]:
