@@ -195,6 +195,13 @@ def test_cv_tune_and_evaluate_read_a_10x_directory_too(tenx):
     ranked = json.loads(res.stdout)
     assert ranked["grouped_by"] == "label"  # the sheet's cell types, joined by barcode
     assert ranked["n_samples"] == pd.read_csv(sheet)["cell_type"].value_counts().to_dict()
+    # diagnose --learning-curve too (its SOURCE had refused every directory, against the README's word); without the
+    # flag SOURCE is a model or a history, and a directory is said to be neither
+    res = run(["diagnose", "--learning-curve", run_dir, "--samples", sheet, "--target", "cell_type", "--group", "donor",
+               "--fractions", "0.5,1", "--epochs", "3", "--hidden", "", "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    assert [p["fraction"] for p in json.loads(res.stdout)["sizes"]] == [0.5, 1.0]
+    assert_clean_error(run(["diagnose", run_dir]), "is a directory", "--learning-curve", code=2)
     not_10x = tmp / "empty_dir"
     not_10x.mkdir()
     assert_clean_error(run(["cv", str(not_10x), "--samples", sheet, *TRAIN, "--folds", "2"]), "empty_dir", "matrix.mtx.gz")

@@ -4,7 +4,7 @@ several training-set sizes to draw the sample-size learning curve (``--learning-
 from __future__ import annotations
 
 import math
-
+import os
 import re
 
 import click
@@ -247,7 +247,7 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
 
 @click.command(context_settings=CONTEXT_SETTINGS,
                short_help=SHORT_HELP["diagnose"])
-@click.argument("source", metavar="SOURCE", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("source", metavar="SOURCE", type=click.Path(allow_dash=True))  # a directory: 10x (--learning-curve)
 @click.option("--metric", "curves", type=click.Choice(["loss", "metric"]), default="loss", show_default=True,
               help="Which curves to read: the losses, or the per-epoch main metric (balanced accuracy / RMSE).")
 @click.option("--higher-is-better/--lower-is-better", "higher_is_better", default=None,
@@ -305,6 +305,9 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
     """
     ctx = click.get_current_context()
     _check_mode(ctx, learning)
+    if not learning and os.path.isdir(source):
+        raise click.BadParameter(f"{source} is a directory; SOURCE is a model file or a history table (a 10x Genomics "
+                                 "directory is read with --learning-curve)", param_hint="SOURCE")
     if not as_json and not plot_path:  # the verdict is the result: not lost on a closed standard output
         check_stdout_open("the verdict")
     if plot_path == "":  # not "no plot": the user asked for one and named no file
