@@ -132,7 +132,8 @@ def test_a_sheet_covering_some_cells_still_joins_with_a_note(tmp_path):
     ids = list(adata.obs_names[:40]) + ["999", "0999"]  # unmatched sheet rows unlike the unmatched cells
     sheet = write_sheet(tmp_path / "sheet.csv", ids, ["T0", "T1"] * 21)
     ds, notes = data.load_dataset(path, target="label", no_group=True, samples=sheet)
-    assert len(ds.y) == 40 and any("20 samples" in n and "left out" in n for n in notes)
+    # samples left out are data lost: a warning (-q does not hide it), not a note
+    assert len(ds.y) == 40 and any("20 samples" in n and "left out" in n for n in ds.warnings)
 
 
 def test_predict_into_an_h5ad_takes_cells_whose_obs_names_repeat(tmp_path):

@@ -33,7 +33,7 @@ def test_the_sheet_gives_the_labels_and_unlisted_cells_are_left_out(cells):
     assert list(ds.ids) == list(cells["frame"]["cell"])
     assert [ds.classes[k] for k in ds.y] == list(cells["frame"]["annotation"])
     assert set(ds.groups) <= {f"D{d}" for d in range(8)}  # the donors still come from .obs
-    assert any("40 samples of" in n and "left out" in n for n in notes), notes
+    assert any("40 samples of" in n and "left out" in n for n in ds.warnings), ds.warnings
     # the same cells as the sheet's rows of the counts, in the file's order
     full = anndata.read_h5ad(cells["h5ad"])
     np.testing.assert_array_equal(ds.X.toarray(), full.layers["counts"][:160].toarray())

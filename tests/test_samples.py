@@ -120,14 +120,15 @@ def test_samples_in_rows_rows_are_matched_by_id_and_kept_in_table_order(tmp_path
     assert list(ds.groups) == list(df["patient_id"].iloc[3:50])
     text = "\n".join(notes)
     assert "joined on 'sample_id': 47 of the 50 samples of" in text
-    assert "3 samples of" in text and "(left out): 'S0000', 'S0001', 'S0002'" in text
+    left_out = "\n".join(ds.warnings)  # data lost: a warning, which -q does not hide
+    assert "3 samples of" in left_out and "(left out): 'S0000', 'S0001', 'S0002'" in left_out
     unused = next(n for n in notes if "10 of its 57 rows match no sample of" in n)
     assert unused.count("'S005") == 5 and "and 5 more" in unused
 
     res = run(["train", str(tmp_path / "t.csv"), "--samples", sheet, "--target", "disease", "-o",
-               str(tmp_path / "m.mlp"), *FAST])
+               str(tmp_path / "m.mlp"), *FAST, "-q"])
     assert res.exit_code == 0, res.output
-    assert "(left out): 'S0000', 'S0001', 'S0002'" in res.output
+    assert "warning: --samples" in res.output and "(left out): 'S0000', 'S0001', 'S0002'" in res.output  # under -q
 
     # predict keeps every sample of the table (the sheet only adds ids, batch, group), and says which lack a row
     out = tmp_path / "p.csv"
@@ -139,6 +140,23 @@ def test_samples_in_rows_rows_are_matched_by_id_and_kept_in_table_order(tmp_path
     result = as_json(run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv"), "--samples", sheet,
                           "--chunksize", "7", "--json"]))
     assert result["n"] == 47
+    assert any("3 samples of" in w and "(left out)" in w for w in result["warnings"])
+
+
+def test_samples_left_out_whose_ids_carry_a_prefix_are_pointed_to(tmp_path):
+    """Half the sheet's ids written with a prefix ('zz' + the table's id): half the samples lost their label and
+    were left out of training with a note that -q hid. Now a warning, which names the prefix."""
+    df = cohort()
+    df[["sample_id", *genes(df)]].to_csv(tmp_path / "t.csv", index=False)
+    sheet = df[["sample_id", "patient_id", "disease"]].copy()
+    sheet.loc[::2, "sample_id"] = "zz" + sheet.loc[::2, "sample_id"]
+    sheet.to_csv(tmp_path / "s.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--samples", str(tmp_path / "s.csv"), "--target", "disease", "-o",
+               str(tmp_path / "m.mlp"), *FAST, "-q"])
+    assert res.exit_code == 0, res.output
+    said = next(line for line in res.output.splitlines() if "no row in the sheet" in line)
+    assert said.startswith("warning: --samples") and "30 samples of" in said and "(left out)" in said
+    assert "prefix or suffix" in said and "'S0000'" in said and "'zzS0000'" in said
 
 
 def test_predict_with_a_sheet_streams_per_piece_with_the_same_output(tmp_path):

@@ -72,7 +72,7 @@ def test_the_sheet_id_column_is_matched_to_the_barcodes_whatever_its_name(tmp_pa
     sheet = write_sheet(tmp_path / "cells.csv", keep, types[: N_CELLS // 2], id_column="cell")
     ds, notes = data.load_dataset(str(tmp_path / "run"), target="cell_type", no_group=True, samples=sheet)
     assert ds.n_samples == N_CELLS // 2 and list(ds.ids) == keep
-    assert any("have no row in the sheet (left out)" in n for n in notes)
+    assert any("have no row in the sheet (left out)" in n for n in ds.warnings)
 
 
 @pytest.mark.parametrize("legacy, compressed", [(False, True), (True, True), (False, False)])

@@ -390,6 +390,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
             notes += join.notes
             frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}
         ds = Dataset.from_frame(frame, roles, task=task, classes=classes)
+        ds.warnings += [] if join is None else join.warnings
         if no_group:
             ds.warnings += repeated_patients_warning(frame, [g for g in DEFAULT_GROUPS if g in roles.drop])
         return ds, notes
@@ -454,6 +455,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                 frame.attrs.setdefault(SOURCE_ATTR, src.name)
             ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X))
             ds.warnings += repeated_patients_warning(frame, unused_group) + getattr(table, "warnings", [])
+            ds.warnings += [] if join is None else join.warnings
             return ds, table.notes + notes
         frame = _typed_targets(table.read_frame(text=text, ids=ids), roles.target, table)  # a feature column holds
         notes = table.notes + notes  # text: the whole frame names it
@@ -470,6 +472,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}
     ds = Dataset.from_frame(frame, roles, task=task, classes=classes)
     ds.warnings += getattr(table, "warnings", [])  # a text table read whole: its reading's warnings
+    ds.warnings += [] if join is None else join.warnings
     if no_group:
         ds.warnings += repeated_patients_warning(frame, [g for g in DEFAULT_GROUPS if g in roles.drop])
     return ds, notes

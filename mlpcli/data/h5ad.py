@@ -674,6 +674,7 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
     if join is None:  # a cell that does not fit names the file (with a sample sheet, the sheet's cell is)
         frame.attrs.setdefault(SOURCE_ATTR, path)
     ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(names, X))
+    ds.warnings += [] if join is None else join.warnings
     return ds, read_notes + notes
 
 

@@ -23,8 +23,9 @@ Rules (every command that reads a table applies them through this module):
     dropped) or ignored, with a note. A sheet column that the table has too is an error when it would take
     a role (which copy is meant?); otherwise the table's column is used and the sheet's ignored, with a note.
   * Rows keep the table's order. Rows of the table without a row in the sheet are left out (training,
-    evaluation), or kept without the sheet's columns (prediction); either way a note counts and names them,
-    and the sheet's rows that match no sample. No match at all is an error showing ids of both files and,
+    evaluation: a warning counts and names them, with a hint when their ids look like unmatched sheet rows with
+    a prefix or suffix), or kept without the sheet's columns (prediction: a note); a note names the sheet's
+    rows that match no sample. No match at all is an error showing ids of both files and,
     where it can tell, why: letter case, another sheet column holding the ids, leading zeros (dropped by a
     spreadsheet program), a prefix or suffix on one side (a sample name, 10x's "-1"). When some ids match
     but the table's unmatched ones differ from the sheet's unmatched rows only in letter case or leading
@@ -322,6 +323,7 @@ class SampleJoin:
         self._finished = False
         self.n_rows = self.n_matched = self.n_unmatched = 0
         self.unmatched: list[str] = []  # the first few ids of the table without a row in the sheet
+        self.warnings: list[str] = []  # what the join says that -q must not hide (samples left out)
         self._probe: list[str] = []  # and a few more, to explain a join that matches nothing
         self._examples: list[str] = []  # the first few ids of the table, matched or not
         # (m,) per sheet row, the table's first row (0-based) matched to it, -1 for none, and that row's id as
@@ -483,14 +485,27 @@ class SampleJoin:
                           f"samples of {self.source} have a row in the sheet ({m} rows)")
         if self.n_unmatched:
             fate = "kept without the sheet's columns" if self.keep_unmatched else "left out"
-            self.notes.append(f"--samples {sheet.path}: {self.n_unmatched} sample{'s' * (self.n_unmatched > 1)} of "
-                              f"{self.source} {'have' if self.n_unmatched > 1 else 'has'} no row in the sheet "
-                              f"({fate}): {_listed(self.unmatched, self.n_unmatched)}")
+            said = (f"--samples {sheet.path}: {self.n_unmatched} sample{'s' * (self.n_unmatched > 1)} of "
+                    f"{self.source} {'have' if self.n_unmatched > 1 else 'has'} no row in the sheet "
+                    f"({fate}): {_listed(self.unmatched, self.n_unmatched)}{self._affixed()}")
+            # samples left out of training or scoring are data lost: a warning, which -q does not hide
+            (self.notes if self.keep_unmatched else self.warnings).append(said)
         unused = np.flatnonzero(self.matched_row < 0)
         if unused.size:
             self.notes.append(f"--samples {sheet.path}: {unused.size} of its {m} rows "
                               f"match{'es' * (unused.size == 1)} no sample of "
                               f"{self.source}: {_listed(list(sheet.ids[unused[:_SHOWN]]), unused.size)}")
+
+    def _affixed(self) -> str:
+        """When most of the table's unmatched ids (the first few) are held in, or hold, sheet ids that match no
+        sample ('S1' and 'batch2_S1', 10x's '-1'): a hint saying so, else "". A hint, not an error as a
+        misspelling is: numbered ids give such pairs by chance ('S100' and an unrelated 'S1000')."""
+        unused = np.flatnonzero(self.matched_row < 0)
+        pair = one_holds_other(self._probe, self.sheet.ids[unused]) if self._probe and unused.size else None
+        if pair is None:
+            return ""
+        return (f"; they look like sheet rows that match no sample with a prefix or suffix added on one side (e.g. "
+                f"{visible(pair[0])} in {self.source}, {visible(pair[1])} in the sheet): ids must match exactly")
 
     def _misspelled(self) -> str | None:
         """When some ids matched but most of the table's unmatched ones (those seen: the first few) are
@@ -615,4 +630,4 @@ def join_samples(frame: pd.DataFrame, samples: "str | SampleSheet", *, source: s
     join = SampleJoin(sheet, source, frame.columns, features_in_rows=features_in_rows, keep_unmatched=keep_unmatched)
     join.select([r for r in roles if r in set(join.columns)])
     joined, _ = join.apply(frame)
-    return joined, join.notes
+    return joined, join.notes + join.warnings

@@ -444,4 +444,5 @@ def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batc
         X = X[keep]
     roles.drop = [d for d in roles.drop if d not in genes and d in frame.columns]
     ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(names, X))
+    ds.warnings += join.warnings
     return ds, [*t.notes, *notes, *join.notes]

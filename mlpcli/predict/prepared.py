@@ -142,6 +142,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     sheet_id = given_id if cells_id is not None else (roles.id if roles is not None else None)
     sheet = read_sample_sheet(roles.samples, id=sheet_id) if roles is not None and roles.samples is not None else None
     join_notes: list[str] = []
+    join_warnings: list[str] = []
     if isinstance(table, pd.DataFrame):  # a genes x samples file's symbol column naming the model's genes
         data.feature_rows.raise_names_elsewhere(table, model.preprocessor.kept_features, name)
     if sheet is None:
@@ -165,7 +166,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         if labels and any(t in sheet_columns for t in plan.roles.target):
             join.keep_unmatched = False  # the labels are the sheet's: a sample it lacks is left out, as evaluate does
         table, _ = join.apply(table.rename(columns=str))
-        join_notes = join.notes
+        join_notes, join_warnings = join.notes, join.warnings
     ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
     if plan.roles.id:
         UniqueIds(plan.roles.id, name, lambda rows: ids[rows]).add(ids, 0)
@@ -192,7 +193,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
             y = encode_target(named, plan.roles.target, model, labels_from, 0, row_ids,
                                table.attrs.get(DECIMAL_ATTR), rows=rows)  # the decimal mark a text table was read with
     plan_notes = plan.notes if y is None else [n for n in plan.notes if not n.startswith("ignored the target column")]
-    warnings = read_warnings + plan.warnings
+    warnings = read_warnings + plan.warnings + join_warnings
     unmeasured = np.zeros(len(plan.features), dtype=bool)
     if model.preprocessor.config.impute is not None:  # a gene without a value in any row: imputed in every row
         measured = np.count_nonzero(~np.isnan(X_kept), axis=0)

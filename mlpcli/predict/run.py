@@ -610,6 +610,7 @@ class PredictionRun:
         if self.join is not None:
             self.join.finish()  # no sample matched: an error
             self.notes += self.join.notes[self._join_noted:]
+            self.warnings += self.join.warnings
         groups = None if self.group_count is None else self.group_count.count
         if self.n_without_group:
             k = self.n_without_group
