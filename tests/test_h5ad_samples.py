@@ -63,6 +63,19 @@ def test_a_target_in_neither_the_obs_nor_the_sheet_names_both(cells, tmp_path):
     assert_clean_error(res, "subtype", "sheet.csv")
 
 
+def test_a_missing_label_in_the_sheet_names_the_sheet_and_the_cell(cells, tmp_path):
+    """An empty label cell in the sheet was "target has missing values ... row 6", naming neither file (with an
+    .h5ad or a 10x directory; a text table's join named the sheet)."""
+    bad = tmp_path / "gaps.csv"
+    frame = cells["frame"].reset_index(drop=True)
+    frame.loc[5, "annotation"] = None
+    frame.to_csv(bad, index=False)
+    res = run(["train", cells["h5ad"], "--samples", str(bad), "--target", "annotation", "--layer", "counts",
+               "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "--samples", "gaps.csv", "missing values", f"sample with id {frame['cell'][5]!r}")
+    assert not (tmp_path / "m.mlp").exists()
+
+
 def test_info_names_the_matrix_an_h5ad_model_was_trained_on(cells, tmp_path):
     """predict warns when --layer/--raw read another matrix than in training; info did not say which one that was."""
     import json

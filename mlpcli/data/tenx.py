@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, OptionError
+from .conventions import JOINED_ATTR
 from .h5ad import H5ad, as_float32_csr, hdf5_reason
 
 __all__ = ["BARCODE", "SYMBOLS", "TenX", "is_tenx", "check_options"]
@@ -434,6 +435,7 @@ def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batc
                         "come from the sheet")
     join.select(named, [d for d in roles.drop if d not in genes])
     frame, keep = join.apply(pd.DataFrame({key: t.barcodes}))
+    frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}  # a bad cell there is the sheet's
     X = t.read_matrix()
     names = t.feature_names
     dropped = [d for d in roles.drop if d in genes]
