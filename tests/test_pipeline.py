@@ -1,6 +1,7 @@
 """The train pipeline's loss set-up: class weights enter the loss exactly as specified."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
@@ -9,6 +10,7 @@ from mlpcli.engine.functional import log_softmax, softplus
 from mlpcli.errors import ConfigError
 from mlpcli.model_selection import build_loss
 from mlpcli.pipeline import load_dataset
+from cli_helpers import run
 from tables import make_table
 
 
@@ -138,6 +140,21 @@ def test_an_interrupt_while_reading_leaves_the_import_thread_to_the_exit(tmp_pat
     assert waited == [pl.TRAINING_IMPORTS]
 
 
+def test_counts_declined_for_a_few_negative_values_are_a_warning_of_train(tmp_path):
+    """A model trained without the log1p its counts need, for one entry error: said under -q (a note had hidden it)."""
+    rng = np.random.default_rng(0)
+    counts = rng.negative_binomial(2, 0.1, size=(120, 30)).astype(np.float64)
+    counts[7, 3] = -4
+    frame = pd.DataFrame(counts, columns=[f"g{j}" for j in range(30)])
+    frame.insert(0, "label", np.where(counts[:, 0] > np.median(counts[:, 0]), "a", "b"))
+    frame.to_csv(tmp_path / "counts.csv", index=False)
+    res = run(["train", str(tmp_path / "counts.csv"), "--epochs", "2", "--hidden", "", "--folds", "2", "-q",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    said = [line for line in res.output.splitlines() if "negative, which counts cannot be" in line]
+    assert len(said) == 1 and said[0].startswith("warning: --log1p auto: not applied"), res.output
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 def test_log1p_auto_says_why_it_declines_counts_with_a_few_negative_values(sparse):
     """5 values of -3 among counts left log1p out without a word; a log or z scale (many negatives) still gets no
@@ -153,7 +170,9 @@ def test_log1p_auto_says_why_it_declines_counts_with_a_few_negative_values(spars
     notes: list[str] = []
     assert looks_like_counts(sp.csr_matrix(bad) if sparse else bad, notes) is None
     assert len(notes) == 1 and "5 values are negative, which counts cannot be" in notes[0], notes
-    notes = []
+    notes, warnings = [], []  # where a caller keeps warnings (train, cv, the learning curve), it is one of them
+    assert looks_like_counts(sp.csr_matrix(bad) if sparse else bad, notes, warnings) is None
+    assert notes == [] and len(warnings) == 1 and "5 values are negative" in warnings[0]
     z = (counts - counts.mean(axis=0)) / counts.std(axis=0)
     assert looks_like_counts(sp.csr_matrix(z) if sparse else z, notes) is None and notes == []
     assert looks_like_counts(sp.csr_matrix(counts) if sparse else counts, notes) > 1.0 and notes == []

@@ -41,7 +41,7 @@ LOGGED_NOTE = ("--log1p auto: not applied, the values look log-normalised alread
                "the other values are neither whole numbers nor skewed); --log1p to apply it")
 
 
-def looks_like_counts(X, notes: list[str] | None = None) -> float | None:
+def looks_like_counts(X, notes: list[str] | None = None, warnings: list[str] | None = None) -> float | None:
     """The median per-feature skewness of X (n, d) when it looks like raw counts or TPM (no negative value,
     median skewness above COUNTS_SKEW), else None. Rows with missing (or infinite) values are left out.
     Also None for values log-transformed already (log-normalised single cells, skewed by their zeros):
@@ -52,16 +52,19 @@ def looks_like_counts(X, notes: list[str] | None = None) -> float | None:
     float64 copy), but the skewness is computed on SKEW_ROWS rows evenly spaced among the complete ones
     (all of them in a smaller table), a column block at a time. Sparse X: from its stored values (moments
     with the implicit zeros counted), never densified. ``notes`` (when given) gets LOGGED_NOTE when values
-    that look skewed are declined as log-normalised already: the surprising "no"."""
+    that look skewed are declined as log-normalised already: the surprising "no". Values that look like counts
+    but for a few negative ones (entry errors) are declined with a line in ``warnings`` (``notes`` without it):
+    a model trained without the log1p the table needs, which -q's hidden note had not said."""
     skew = _sparse_counts_skew(X.tocsr()) if is_sparse(X) else _dense_counts_skew(X)
     if skew == _LOGGED:
         if notes is not None:
             notes.append(LOGGED_NOTE)
         return None
-    if skew is None and notes is not None:
+    said = warnings if warnings is not None else notes
+    if skew is None and said is not None:
         note = _few_negatives_note(X)
         if note:
-            notes.append(note)
+            said.append(note)
     return skew
 
 

@@ -321,13 +321,15 @@ def preprocess_config(options: TrainOptions, log1p: bool) -> data.PreprocessConf
                                  impute=options.impute, scaling=options.scaling)
 
 
-def resolve_log1p(options: TrainOptions, X: np.ndarray, notes: list[str] | None = None) -> tuple[bool, float | None]:
+def resolve_log1p(options: TrainOptions, X: np.ndarray, notes: list[str] | None = None,
+                  warnings: list[str] | None = None) -> tuple[bool, float | None]:
     """(apply log1p?, the median skewness that made "auto" apply it): ``--log1p`` / ``--no-log1p`` win;
     "auto" applies it when the features look like raw counts or TPM (``data.looks_like_counts``; ``notes``
-    gets a line when it declines values that look log-normalised already)."""
+    gets a line when it declines values that look log-normalised already, ``warnings`` one when it declines
+    counts for a few negative values)."""
     if options.log1p != AUTO:
         return bool(options.log1p), None
-    skew = data.looks_like_counts(X, notes)
+    skew = data.looks_like_counts(X, notes, warnings)
     return skew is not None, skew
 
 
