@@ -403,6 +403,15 @@ def test_truncated_matrix_fails_while_training(files, tmp_path, layer):
     assert not model_out.exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("name, expected", [("e.h5ad", "an AnnData (HDF5) file"), ("e.parquet", "a parquet file"),
+                                            ("e.csv", "a header line and data rows")])
+def test_an_empty_file_is_said_in_the_words_of_its_format(tmp_path, name, expected):
+    """A 0-byte .h5ad was "empty; expected a header line and data rows", a text table's words."""
+    (tmp_path / name).write_bytes(b"")
+    assert_clean_error(run(["train", str(tmp_path / name), "-o", str(tmp_path / "m.mlp")]),
+                       f"{name} is empty (0 bytes); expected {expected}")
+
+
 def _damaged(source: str, path: Path, key: str, change) -> str:
     """A copy of `source` whose sparse array layers/counts/`key` is replaced by change(its values)."""
     import h5py

@@ -133,8 +133,34 @@ def _not_matrix_market(d):
         fh.write("hello\n1 2 3\n")
 
 
+def _decimal_under_integer_header(d):
+    """Log-normalised values under Cell Ranger's 'integer' header: scipy's reader truncated 3.32 to 3."""
+    lines = gzip.open(d / "matrix.mtx.gz", "rt").read().splitlines()
+    assert "integer" in lines[0]
+    k = next(i for i, line in enumerate(lines) if not line.startswith("%")) + 3  # the third entry
+    row, col, _ = lines[k].split()
+    lines[k] = f"{row} {col} 3.3202283"
+    with gzip.open(d / "matrix.mtx.gz", "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def _size_line_without_entries(d):
+    lines = gzip.open(d / "matrix.mtx.gz", "rt").read().splitlines()
+    k = next(i for i, line in enumerate(lines) if not line.startswith("%"))
+    lines[k] = " ".join(lines[k].split()[:2])
+    with gzip.open(d / "matrix.mtx.gz", "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def _plain_text_named_gz(d):
+    (d / "features.tsv.gz").write_bytes(gzip.decompress((d / "features.tsv.gz").read_bytes()))
+
+
 @pytest.mark.parametrize("damage, needles", [
     (lambda d: (d / "matrix.mtx.gz").unlink(), ["has no matrix.mtx.gz"]),
+    (_decimal_under_integer_header, ["matrix.mtx.gz", "header says the values are integers", "'3.3202283'", "real"]),
+    (_size_line_without_entries, ["matrix.mtx.gz", "should hold three numbers"]),
+    (_plain_text_named_gz, ["features.tsv.gz", "not gzip-compressed"]),
     (lambda d: (d / "features.tsv.gz").unlink(), ["has no features.tsv.gz", "genes.tsv.gz"]),
     (lambda d: (d / "barcodes.tsv.gz").unlink(), ["has no barcodes.tsv.gz"]),
     (_truncate_matrix, ["matrix.mtx.gz", "truncated or corrupt"]),

@@ -40,7 +40,9 @@ def check_file(path: str) -> None:
     if os.path.isdir(path):
         raise DataError(f"{path} is a directory; give a table file ({SUPPORTED_FORMATS})")
     if os.path.getsize(path) == 0 and not is_pipe(path):  # a pipe's size is 0 whatever it holds
-        raise DataError(f"{path} is empty; expected a header line and data rows")
+        kind = (suffix_format(path) or ("text",))[0]
+        expected = {"h5ad": "an AnnData (HDF5) file", "parquet": "a parquet file"}.get(kind, "a header line and data rows")
+        raise DataError(f"{path} is empty (0 bytes); expected {expected}")
     if is_model_file(path):  # read as a table it was "not UTF-8 text (a binary file?)"
         raise DataError(f"{path} is an mlpcli model file, not a data table (a command that takes a model takes it "
                         "first: mlpcli predict MODEL DATA)")

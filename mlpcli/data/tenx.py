@@ -163,7 +163,21 @@ def _read_lines(path: str) -> list[list[str]]:
         with opener(path, "rt", encoding="utf-8", newline="") as fh:
             return [line.rstrip("\r\n").split("\t") for line in fh if line.strip()]
     except _READ_ERRORS as exc:
-        raise DataError(f"cannot read {path}: {hdf5_reason(exc)}; is the file truncated or corrupt?") from None
+        raise DataError(f"cannot read {path}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a file of the directory could not be read, for the end of a message: a file named .gz that is not
+    gzip-compressed (a plain file renamed, or gunzipped in place) is said as such, not as a damaged file."""
+    if isinstance(exc, gzip.BadGzipFile):
+        return "it is not gzip-compressed, though its name ends in .gz (a plain text file renamed?)"
+    return f"{hdf5_reason(exc).rstrip('.')}; is the file truncated or corrupt?"
+
+
+# Entries of the matrix file checked against a header that says "integer" (``_matrix_shape``): scipy's reader
+# truncates a decimal value under that header (3.32 read as 3), so log-normalised values under a wrong header
+# trained as counts, log1p'd again
+_INTEGER_CHECKED_ENTRIES = 1000
 
 
 def _header_hint(lines: list[list[str]], expected: int, listed: int | None = None) -> str:
@@ -302,11 +316,26 @@ class TenX(H5ad):
                 line = fh.readline()
                 while line.startswith("%"):
                     line = fh.readline()
-                rows, cols, entries = (int(v) for v in line.split())
+                sizes = line.split()
+                if len(sizes) != 3:
+                    raise ValueError(f"its size line {line.strip()!r} should hold three numbers: rows, columns and "
+                                     "entries")
+                rows, cols, entries = (int(v) for v in sizes)
+                if "integer" in banner.lower().split():
+                    self._check_integer_entries(fh)
         except _READ_ERRORS as exc:
-            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {hdf5_reason(exc)}") from None
+            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {_reason(exc)}") from None
         self._n_entries = entries
         return cols, rows
+
+    def _check_integer_entries(self, fh) -> None:
+        """A DataError when one of the first entries under an "integer" header holds a decimal value."""
+        for _, line in zip(range(_INTEGER_CHECKED_ENTRIES), fh):
+            fields = line.split()
+            if len(fields) == 3 and not fields[2].lstrip("+-").isdigit():
+                raise DataError(f"{self.matrix_path}: its header says the values are integers, but it holds "
+                                f"{fields[2]!r} (line {line.strip()!r}), which would be read as a whole number; "
+                                "correct the header to 'real' (%%MatrixMarket matrix coordinate real general)")
 
     def _var_table(self, features: list[list[str]]) -> pd.DataFrame:
         """var, indexed by the feature ids: gene_ids, gene_symbols, feature_types (as scanpy names them). A
@@ -378,8 +407,7 @@ class TenX(H5ad):
         try:
             M = scipy.io.mmread(self.matrix_path)  # (genes, cells), COO
         except _READ_ERRORS as exc:
-            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {hdf5_reason(exc).rstrip('.')}; is it "
-                            "truncated or corrupt?") from None
+            raise DataError(f"cannot read {self.matrix_path} as a Matrix Market file: {_reason(exc)}") from None
         if not hasattr(M, "tocsr"):
             raise DataError(f"{self.matrix_path} is a dense Matrix Market array, not the coordinate (sparse) file "
                             "Cell Ranger writes")
