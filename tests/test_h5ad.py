@@ -403,6 +403,23 @@ def test_truncated_matrix_fails_while_training(files, tmp_path, layer):
     assert not model_out.exists() and leftovers(tmp_path) == []
 
 
+def test_a_var_column_of_measurements_or_flags_is_not_taken_for_gene_names(tmp_path):
+    """--var-names len (a float column) trained a model whose genes were '0.0', '3.5', ...; whole numbers (Entrez
+    ids) are names."""
+    adata = make_adata(raw=False)
+    adata.var["length"] = np.arange(adata.n_vars) * 3.5
+    adata.var["highly_variable"] = np.arange(adata.n_vars) % 2 == 0
+    adata.var["entrez"] = np.arange(adata.n_vars) + 100
+    path = write(adata, tmp_path / "v.h5ad")
+    out = tmp_path / "m.mlp"
+    for column, kind in (("length", "measurements (0.0, 3.5, 7.0, ...)"), ("highly_variable", "true/false flags")):
+        assert_clean_error(run(["train", path, "--var-names", column, *FAST, "-o", str(out)]), f"--var-names {column!r}",
+                           kind, "not gene names", "'symbol'")
+        assert not out.exists()
+    assert run(["train", path, "--var-names", "entrez", "--target", "cell_type", *FAST, "-o", str(out), "-q"]).exit_code == 0
+    assert model_io.load(out).feature_names[:2] == ["100", "101"]
+
+
 @pytest.mark.parametrize("name, expected", [("e.h5ad", "an AnnData (HDF5) file"), ("e.parquet", "a parquet file"),
                                             ("e.csv", "a header line and data rows")])
 def test_an_empty_file_is_said_in_the_words_of_its_format(tmp_path, name, expected):

@@ -305,6 +305,15 @@ class H5ad:
         if values.isna().any():
             raise DataError(f"{self.path}: {what} has {int(values.isna().sum())} missing gene names; pick another "
                             "--var-names column")
+        if column is not None and (values.dtype.kind in "bc" or (values.dtype.kind == "f" and (
+                values != np.round(values)).any())):
+            # a measurement (gene length, mean expression) or a flag (highly_variable): names like '3.5' or 'True'
+            # would match no other file's genes; whole numbers may be Entrez ids, and pass
+            texts = [c for c in self.var.columns if _is_text(self.var[c])]
+            raise DataError(f"--var-names {column!r}: {what.split(' (')[0]} of {self.path} holds "
+                            f"{'true/false flags' if values.dtype.kind == 'b' else 'measurements'} "
+                            f"({', '.join(map(str, values.iloc[:3]))}, ...), not gene names; its text columns: "
+                            f"{quoted(texts, 8) or 'none'} (or var_names, the index)")
         names = [str(v) for v in values]
         counts = Counter(names)
         repeats = [(n, k) for n, k in counts.items() if k > 1]
