@@ -185,6 +185,11 @@ def test_features_in_rows_on_a_samples_in_rows_table_is_recognised(model, tmp_pa
     model_path, cohort = model
     res = run(["evaluate", model_path, write(cohort, tmp_path), "--features-in-rows"])
     assert_clean_error(res, "header holds 20 of the model's 20 feature names", "leave out --features-in-rows")
+    # its first column a gene (measurements, read as the feature names): said as such, not as names repeated
+    genes = [c for c in cohort.columns if c not in ("sample_id", "label", "patient_id", "batch")]
+    first_a_gene = cohort[[genes[0], *[c for c in cohort.columns if c != genes[0]]]]
+    res = run(["predict", model_path, write(first_a_gene, tmp_path, "g.csv"), "--features-in-rows"])
+    assert_clean_error(res, "g.csv", "first column holds the feature names", "measurements", "leave out --features-in-rows")
 
 
 # ── training: --val-data ─────────────────────────────────────────────────────────────────────────────────

@@ -119,6 +119,13 @@ def _check_feature_names(column: pd.Series, source: str) -> list[str]:
     """The first column's names as strings; missing, repeated or reserved names are errors."""
     if column.isna().any():
         raise DataError(f"{source}: {int(column.isna().sum())} rows have no feature name in the first column")
+    numbers = pd.to_numeric(column, errors="coerce")  # (names read as text, or as numbers)
+    parsed = numbers.dropna()
+    if len(parsed) > 0.9 * len(numbers) and (parsed != parsed.round()).any():  # (whole numbers: Entrez ids)
+        shown = ", ".join(repr(str(v)) for v in column.iloc[:3])
+        raise DataError(f"{source}: with --features-in-rows the first column holds the feature names, but this one "
+                        f"holds measurements ({shown}, ...): is the table samples x features? If so, leave out "
+                        "--features-in-rows")
     names = [str(v) for v in column]
     repeats = [(n, k) for n, k in Counter(names).items() if k > 1]
     if repeats:

@@ -450,7 +450,8 @@ def _check_layout(kept: Sequence[str], found: int, first_cells: Callable[[int], 
     if in_first < min(2, len(kept)) or in_first <= 2 * found:
         return
     if features_in_rows:
-        raise DataError(f"{source}: its header holds {in_first:,} of the model's {len(kept):,} feature names and "
+        cells_read = f" in its first {len(cells):,} cells" if len(cells) >= _FIRST_CELLS else ""
+        raise DataError(f"{source}: its header holds {in_first:,} of the model's {len(kept):,} feature names{cells_read} and "
                         f"its first column only {found:,} — the table is samples x features: leave out "
                         "--features-in-rows")
     rows = f" in its first {len(cells):,} rows" if len(cells) >= _FIRST_CELLS else ""
