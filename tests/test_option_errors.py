@@ -475,6 +475,11 @@ def test_flag_makes_config_value_moot_and_it_is_dropped(table, tmp_path):
     res = run(["train", table, "--config", cfg, "--no-standardize", "--hidden", "none", "--folds", "2",
                "--optimizer", "adam", "-o", str(tmp_path / "m.mlp"), "-q"])
     assert res.exit_code == 0, res.output
+    # each dropped value said, under -q too: the model is not what the file says (it was silent)
+    dropped = [line for line in res.output.splitlines() if "not used, as" in line]
+    assert all(line.startswith(f"warning: --config {cfg}: ") for line in dropped), dropped
+    assert {line.split(": ")[2].split(" =")[0] for line in dropped} == {"scaling", "dropout", "val-size", "momentum"}
+    assert any("momentum = 0.5 not used, as --optimizer on the command line" in line for line in dropped)
 
 
 def test_config_contradiction_names_the_file_and_its_values(table, tmp_path):

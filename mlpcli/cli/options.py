@@ -9,7 +9,7 @@ from dataclasses import MISSING
 import click
 
 from ..config import (AUTO, EXCLUSIVE, ONLY_WITH, OPTION_KEYS, TrainOptions, check_unused, check_value, flag_name, option_fields,
-                      parse_option_value)
+                      parse_option_value, toml_text)
 from ..config_file import read_config_file
 from ..errors import ConfigError, MlpcliError
 
@@ -184,9 +184,18 @@ def options_from_params(params: dict, check_optimizer: bool = True) -> TrainOpti
         values[name] = value
     try:
         given = given_options(ctx)
-        for name in _overridden_by_flags(ctx, values, moot=check_optimizer):
-            values.pop(name, None)  # the file's value: the option takes its default
+        dropped = _overridden_by_flags(ctx, values, moot=check_optimizer)
+        unused = []
+        for name, flags in dropped.items():
+            value = values.pop(name, None)  # the file's value: the option takes its default
             given.discard(name)
+            unused.append(f"--config {ctx.meta.get(CONFIG_META)}: {name.replace('_', '-')} = {toml_text(value)} not "
+                          f"used, as {' and '.join(flag_name(c) for c in flags)} on the command line contradicts it "
+                          "or leaves it without effect (the command line wins)")
+        if unused:  # the model differs from what the file says: a warning, which -q does not hide
+            from .console import report
+
+            report([], unused, False)
         options = TrainOptions(**values)
         options.validate(folds_flag)
         if check_optimizer:  # TrainOptions.validate's rule for the options given, saying which a --config file set
@@ -215,14 +224,15 @@ def given_options(ctx: click.Context | None) -> set[str]:
     return {name for p, name in _train_params(ctx).items() if ctx.get_parameter_source(p) in given}
 
 
-def _overridden_by_flags(ctx: click.Context | None, values: dict, moot: bool = True) -> set[str]:
+def _overridden_by_flags(ctx: click.Context | None, values: dict, moot: bool = True) -> dict[str, list[str]]:
     """The TrainOptions fields whose --config value a command-line flag contradicts (``config.EXCLUSIVE``, when
     the two values do exclude each other: a file's val-data stays with --folds 1) or, ``moot``, makes moot
-    (``config.ONLY_WITH``: the file's scaling with --no-standardize). ``values``: the options as given."""
+    (``config.ONLY_WITH``: the file's scaling with --no-standardize), each with the fields of those flags.
+    ``values``: the options as given."""
     from click.core import ParameterSource
 
     if ctx is None:
-        return set()
+        return {}
     param_of = {name: p for p, name in _train_params(ctx).items()}
 
     def source(name: str):
@@ -234,20 +244,22 @@ def _overridden_by_flags(ctx: click.Context | None, values: dict, moot: bool = T
     def from_file(name: str) -> bool:
         return source(name) == ParameterSource.DEFAULT_MAP
 
-    dropped: set[str] = set()
+    dropped: dict[str, list[str]] = {}
     try:
         options = TrainOptions(**values)
     except (MlpcliError, TypeError):  # validate says what is wrong
         return dropped
     for a, b, conflict in EXCLUSIVE:
         if conflict(options):
-            dropped |= {other for given, other in ((a, b), (b, a)) if flag(given) and from_file(other)}
+            for given, other in ((a, b), (b, a)):
+                if flag(given) and from_file(other):
+                    dropped.setdefault(other, []).append(given)
     if moot:
         options = TrainOptions(**{k: v for k, v in values.items() if k not in dropped})
         for name, rule in ONLY_WITH.items():
-            if (from_file(name) and not rule.is_inert(getattr(options, name)) and not rule.applies(options)
-                    and any(flag(c) for c in rule.controls)):
-                dropped.add(name)
+            controls = [c for c in rule.controls if flag(c)]
+            if from_file(name) and not rule.is_inert(getattr(options, name)) and not rule.applies(options) and controls:
+                dropped[name] = controls
     return dropped
 
 
