@@ -292,6 +292,24 @@ def test_settings_an_optimizer_ignores_are_said_to_train_one_model_and_counted_o
     assert tuning.grid_notes([(0, {"lr": 0.1}), (1, {"lr": 0.01})]) == []
 
 
+def test_an_option_without_effect_in_some_settings_is_said_and_left_out_of_the_best_line():
+    """`optimizer=lbfgs,sgd; dropout=0.3`: lbfgs trains without dropout, yet its row and the best line said
+    "optimizer=lbfgs dropout=0.3" (and `optimizer=adam,adamw; weight-decay=50` scored adam's plain networks as
+    "adam weight-decay=50"). Values that ask for nothing (dropout=0) are not said."""
+    points = [(0, {"optimizer": "lbfgs", "dropout": 0.3}), (1, {"optimizer": "sgd", "dropout": 0.3})]
+    notes = tuning.grid_notes(points)
+    assert len(notes) == 1 and notes[0].startswith("dropout has no effect in 1 of the 2 settings"), notes
+    assert "lbfgs" in notes[0] and "they train" not in notes[0]
+    assert tuning.setting_text(points[0][1]) == "optimizer=lbfgs (dropout=0.3: no effect there)"
+    assert tuning.setting_text(points[1][1]) == "optimizer=sgd dropout=0.3"
+    decay = [(0, {"optimizer": "adam", "weight_decay": 50.0}), (1, {"optimizer": "adamw", "weight_decay": 50.0})]
+    assert any(n.startswith("weight-decay has no effect in 1 of the 2") and "adamw only" in n
+               for n in tuning.grid_notes(decay))
+    assert tuning.grid_notes([(0, {"optimizer": "lbfgs", "dropout": 0.0}), (1, {"optimizer": "sgd", "dropout": 0.0})]
+                             ) == []
+    assert tuning.setting_text({"optimizer": "lbfgs", "dropout": 0.0}) == "optimizer=lbfgs dropout=0"
+
+
 def test_weight_decay_auto_and_the_value_it_resolves_to_are_one_model_for_the_task(tmp_path):
     """A regression's weight_decay=auto is 0.01: `--grid "weight-decay=auto,0.01,0.1"` trained the same networks twice
     (two rows of one score) and counted them as two settings the best was chosen from."""

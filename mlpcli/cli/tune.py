@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from ..config import TrainOptions, check_unused
 from ..errors import ConfigError, TrainingError
@@ -287,7 +288,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
                   f"these folds"
                   f"{'' if result.nested is not None else '; --nested for an honest estimate'})"
                   if chosen_from > 1 else "")
-    con.print(f"best: [bold]{grid_lib.format_setting(best.setting)}[/] — {display_name(result.metric)} "
+    con.print(f"best: [bold]{escape(tuning.setting_text(best.setting, result.options))}[/] — {display_name(result.metric)} "
               f"{fmt_mean_sd(result.metric, best.mean, best.sd)} over {folds_words(result.folds, result.repeats)}"
               + optimistic, soft_wrap=True)
     if result.nested is not None:

@@ -38,7 +38,7 @@ from .grid import (apply_setting, check_settings, choose_points, format_setting,
 from .splits import Fold, check_training_parts, kfold
 
 __all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS", "chosen_among", "rank",
-           "selection_note", "grid_notes", "tie_note", "refit_record"]
+           "selection_note", "grid_notes", "tie_note", "refit_record", "setting_text"]
 
 # What each grid point is scored as (see the module docstring).
 SCORED_AS = ("one network per fold (as train --folds 1: early stopping on a grouped hold-out of the fold's training "
@@ -381,6 +381,29 @@ def _moot(setting: dict, base: TrainOptions | None = None) -> list[str]:
     return [k for k in setting if k in ONLY_WITH and not ONLY_WITH[k].applies(options)]
 
 
+def _without_effect(setting: dict, base: TrainOptions | None = None) -> list[str]:
+    """``_moot`` less the values that ask for nothing where they have no effect (dropout=0, weight_decay=auto)."""
+    return [k for k in _moot(setting, base) if not ONLY_WITH[k].is_inert(setting[k])]
+
+
+def _moot_reason(key: str, setting: dict, base: TrainOptions | None) -> str:
+    """Why option ``key`` has no effect in ``setting`` (applied to ``base``): "momentum applies to optimizer=sgd only"."""
+    if key in OPTIMIZER_ONLY:
+        return f"{option_name(key)} applies to optimizer={' and '.join(OPTIMIZER_ONLY[key])} only"
+    judged = replace(base if base is not None else TrainOptions(), **setting)
+    return f"{option_name(key)} {ONLY_WITH[key].why([judged], '--member-folds').split(';')[0]}"
+
+
+def setting_text(setting: dict, base: TrainOptions | None = None) -> str:
+    """``format_setting`` of what ``setting`` trains (applied to ``base``): the values it gives that have no effect
+    under its others said as such, "optimizer=lbfgs lr=1e-05 (dropout=0.3: no effect there)"."""
+    moot = set(_without_effect(setting, base))
+    text = format_setting({k: v for k, v in setting.items() if k not in moot})
+    if moot:
+        text += f" ({format_setting({k: v for k, v in setting.items() if k in moot})}: no effect there)"
+    return text
+
+
 def _mixed_units_warning(ds: data.Dataset) -> str | None:
     """Several regression targets are ranked by their pooled RMSE, in their own units: a target whose values
     spread 100 times wider decides the ranking alone (a grid's best moved from hidden=8 to hidden=none when one
@@ -450,12 +473,7 @@ def grid_notes(points: list[tuple[int, dict]], base: TrainOptions | None = None,
             if k == "weight_decay" and k not in _moot(repeated[0][0], base):
                 return (f"{option_name(k)}=auto is {value_text(_resolved(k, AUTO, task))} for "
                         f"{'a regression' if task == 'regression' else 'a classifier'}")
-            if k in OPTIMIZER_ONLY:
-                return f"{option_name(k)} applies to optimizer={' and '.join(OPTIMIZER_ONLY[k])} only"
-            setting = next(g[0] for g in repeated if k in _moot(g[0], base))
-            judged = replace(base if base is not None else TrainOptions(), **setting)
-            reason = ONLY_WITH[k].why([judged], "--member-folds").split(";")[0]
-            return f"{option_name(k)} {reason}"
+            return _moot_reason(k, next(g[0] for g in repeated if k in _moot(g[0], base)), base)
 
         first = repeated[0]
         n = sum(len(group) - 1 for group in repeated)
@@ -464,6 +482,19 @@ def grid_notes(points: list[tuple[int, dict]], base: TrainOptions | None = None,
                      f"setting, so {'it scores' if n == 1 else 'they score'} the same: {applies} (e.g. "
                      f"{' and '.join(format_setting(s) for s in first[:2])}); the selection counts such settings "
                      "once")
+    # an option without effect in some settings that train no other's model (optimizer=lbfgs,sgd; dropout=0.3: lbfgs
+    # trains without dropout): their rows show its value, and the best line named it, for a model trained without it
+    said = {k for group in repeated for k in _moot(group[0], base)}
+    partly: dict[str, list[dict]] = {}
+    for _, setting in points:
+        for k in _without_effect(setting, base):
+            partly.setdefault(k, []).append(setting)
+    for k, settings in partly.items():
+        if k not in said:
+            n = len(settings)
+            notes.append(f"{option_name(k)} has no effect in {n} of the {len(points)} settings "
+                         f"({_moot_reason(k, settings[0], base)}; e.g. {format_setting(settings[0])}): "
+                         f"{'it trains' if n == 1 else 'they train'} without it, whatever the row shows")
     if len(points) == 1:
         setting = points[0][1]
         hidden = setting.get("hidden")
