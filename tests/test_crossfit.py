@@ -399,6 +399,19 @@ def test_a_fold_count_the_rarest_class_cannot_fill_names_one_that_can_or_none(gr
     assert (advice in str(info.value)) if advice else "use --folds" not in str(info.value)
 
 
+@pytest.mark.parametrize("grouped, folds, rarest", [(True, 25, "'b' has 3 group(s)"), (False, 20, "'b' has 9 sample(s)")])
+def test_the_fold_advice_names_the_rarest_class(grouped, folds, rarest):
+    """Two classes short of the folds: the error named the first in label order ('Basal', 43 patients: "use --folds
+    43"), and --folds 43 then failed on the next ('HER2', 15). It names the rarest, whose count works for all."""
+    frame = make_table(n_patients=30, n_classes=3)
+    labels = {p: ("a" if i < 6 else "b" if i < 9 else "c") for i, p in enumerate(sorted(frame["patient_id"].unique()))}
+    frame["label"] = frame["patient_id"].map(labels)  # a: 6 patients (18 samples), b: 3 (9), c: 21 (63)
+    ds = dataset(frame) if grouped else dataset(frame, no_group=True)
+    with pytest.raises(DataError) as info:
+        kfold(ds, folds, 1, 0, flag="--folds")
+    assert f"class {rarest}" in str(info.value) and f"use --folds {rarest.split()[2]} or fewer" in str(info.value)
+
+
 def test_the_calibration_note_counts_the_patients_of_every_held_out_row(monkeypatch):
     """Beyond conformal.MAX_ROWS held-out rows the stored scores are a subsample, and the note gave the subsample's
     summed patient weights as "N held-out scores of P patients"; it counts the held-out rows' patients."""

@@ -424,20 +424,21 @@ def check_fold_count(ds: Dataset, n_folds: int, flag: str, outer: bool = False) 
             raise DataError(f"{flag} {n_folds} is more than the {n_groups} groups in {gname!r}; each test fold "
                             f"needs whole groups — use {flag} {n_groups} or fewer")
         if classify:
-            for k in np.unique(ds.y):
-                m = len(np.unique(ds.groups[ds.y == k]))
-                if m < n_folds:
-                    most = _workable_folds(m, outer)  # none: no fold count can hold the class
-                    fewer = f"use {flag} {most} or fewer, or " if most >= 2 else ""
-                    raise DataError(f"{flag} {n_folds}: class {class_label(ds, k)!r} has {m} group(s) in {gname!r}, "
-                                    f"fewer than the folds, so some test folds would lack it — {fewer}merge the class "
-                                    "or leave its samples out")
+            # the class in the fewest groups: the first one short of the folds gave a count the next one refused
+            m, k = min((len(np.unique(ds.groups[ds.y == k])), k) for k in np.unique(ds.y))
+            if m < n_folds:
+                most = _workable_folds(m, outer)  # none: no fold count can hold the class
+                fewer = f"use {flag} {most} or fewer, or " if most >= 2 else ""
+                raise DataError(f"{flag} {n_folds}: class {class_label(ds, k)!r} has {m} group(s) in {gname!r}, "
+                                f"fewer than the folds, so some test folds would lack it — {fewer}merge the class "
+                                "or leave its samples out")
         return
     if n_folds > ds.n_samples:
         raise DataError(f"{flag} {n_folds} is more than the {ds.n_samples} samples; use {flag} {ds.n_samples} or fewer")
     if classify:
         counts = np.bincount(ds.y, minlength=len(ds.classes))
-        for k in np.flatnonzero((counts > 0) & (counts < n_folds)):
+        short = np.flatnonzero((counts > 0) & (counts < n_folds))
+        for k in short[np.argsort(counts[short], kind="stable")][:1]:  # the rarest class (see above)
             most = _workable_folds(int(counts[k]), outer)
             fewer = f"use {flag} {most} or fewer, or " if most >= 2 else ""
             raise DataError(f"{flag} {n_folds}: class {class_label(ds, k)!r} has {counts[k]} sample(s), fewer than the "
