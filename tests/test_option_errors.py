@@ -115,10 +115,12 @@ def test_the_command_list_is_covered():
     (["cv", "DATA", "--n-jobs", "0"], "--n-jobs"),
     (["train", "DATA", "--val-data", "DATA", "--refit"], "--refit"),  # it was ignored silently
     (["tune", "DATA", "--grid", "lr=1e-3", "--val-data", "DATA"], "--val-data"),
+    (["evaluate", "MODEL", "DATA", "--seed", "5"], "--bootstrap"),  # it seeds nothing without resamples: was silent
 ])
 def test_other_option_values_are_usage_errors_too(tmp_path, args, flag):
     table = write_table(tmp_path)
-    res = run([table if a == "DATA" else a for a in args])
+    model = str(tmp_path / "absent.mlp")  # usage errors come before the model is read
+    res = run([table if a == "DATA" else model if a == "MODEL" else a for a in args])
     assert_clean_error(res, flag, code=2)
 
 

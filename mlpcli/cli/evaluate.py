@@ -490,6 +490,11 @@ def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, operating_
 
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
+    from click.core import ParameterSource
+
+    if not bootstrap and click.get_current_context().get_parameter_source("seed") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--seed seeds the bootstrap resampling: add --bootstrap N (it changes nothing "
+                               "without it)")
     out, shift_path = stdout_alias(out), stdout_alias(shift_path)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json, "--shift-report -": shift_path == "-"})
     distinct_files({"--out": out, "--shift-report": shift_path, "--plot": plot_path,

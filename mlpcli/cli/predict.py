@@ -243,12 +243,13 @@ def uncertainty_from(params: dict, model, model_path: str):
                     ood_alpha=0.01 if alpha is None else alpha)
     if u.coverage is None and (u.mondrian or u.abstain_on_empty_set):
         raise click.UsageError(f"{'--mondrian' if u.mondrian else '--abstain-on-empty-set'} applies to prediction "
-                               "sets: add --coverage LEVEL")
+                               "sets (binary and multiclass models): add --coverage LEVEL")
     ctx = click.get_current_context()
     from click.core import ParameterSource
 
     if u.coverage is None and ctx.get_parameter_source("conformal_score") == ParameterSource.COMMANDLINE:
-        raise click.UsageError("--conformal-score applies to prediction sets: add --coverage LEVEL")
+        raise click.UsageError("--conformal-score applies to prediction sets (binary and multiclass models): add "
+                               "--coverage LEVEL")
     if not u.abstains and ctx.get_parameter_source("unassigned_label") == ParameterSource.COMMANDLINE:
         raise click.UsageError("--unassigned-label applies with --min-confidence or --abstain-on-empty-set")
     if model is not None and u.active:

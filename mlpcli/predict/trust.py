@@ -82,9 +82,11 @@ class Uncertainty:
         if self.score not in SCORES:
             raise ConfigError(f"--conformal-score must be one of {', '.join(SCORES)}, got {self.score!r}")
         if self.coverage is None and self.mondrian:
-            raise ConfigError("--mondrian applies to prediction sets: add --coverage LEVEL")
+            raise ConfigError("--mondrian applies to prediction sets (binary and multiclass models): add --coverage "
+                              "LEVEL")
         if self.coverage is None and self.abstain_on_empty_set:
-            raise ConfigError("--abstain-on-empty-set needs prediction sets: add --coverage LEVEL")
+            raise ConfigError("--abstain-on-empty-set needs prediction sets (binary and multiclass models): add "
+                              "--coverage LEVEL")
         if self.abstain_on_empty_set and self.score == "aps":
             # randomised APS empties the set of a random share of the confident samples, never an uncertain one's
             raise ConfigError("--abstain-on-empty-set: APS sets (--conformal-score aps, the default) are empty only "
