@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import DataError, MlpcliError
+from .errors import DataError, MlpcliError, OptionError
 
 __all__ = ["CURVE_COLUMNS", "MEMBER", "Curves", "MemberCurves", "history_csv", "history_frame", "read_history", "split_members",
            "majority_length", "mean_curve", "spread_curve", "curves_from_history", "read_curves", "diagnose_curves",
@@ -600,7 +600,13 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     # RMSE curves are in the target's units; older model files (no baseline val_metric) held standardised ones
     old_units = metric == "rmse" and (model.baseline or {}).get("val_metric") is None
     c.name = metric.replace("_", " ") + (" (standardised targets)" if old_units else "")
-    c.higher_is_better = metric != "rmse" if higher_is_better is None else higher_is_better
+    known = metric != "rmse"  # the model knows which way its metric improves: an option saying otherwise is wrong
+    if higher_is_better is not None and higher_is_better != known:
+        shown = "RMSE" if metric == "rmse" else metric.replace("_", " ")
+        raise OptionError(f"--{'higher' if higher_is_better else 'lower'}-is-better: {path} measures its curves in "
+                          f"{shown}, which is {'higher' if known else 'lower'} is better; leave the option out (it is "
+                          "for history tables, which do not say)")
+    c.higher_is_better = known
     c.baseline, c.baseline_note = _metric_baseline(model, metric)
     return c
 

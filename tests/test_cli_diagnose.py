@@ -92,6 +92,11 @@ def test_metric_curves_of_a_model_are_higher_is_better_with_chance_baseline(run_
     assert doc["curves"] == "metric" and doc["higher_is_better"] is True
     assert doc["baseline"] == pytest.approx(1 / 3)  # balanced accuracy of a constant guess, 3 classes
     assert doc["evidence"]["higher_is_better"] is True
+    # the model knows its metric's direction: the opposite option is refused (it read balanced accuracy, or RMSE, the
+    # wrong way round and gave a false verdict); the same one is accepted
+    assert_clean_error(run(["diagnose", run_files["model"], "--metric", "metric", "--lower-is-better"]),
+                       "--lower-is-better", "balanced accuracy, which is higher is better", code=2)
+    assert run(["diagnose", run_files["model"], "--metric", "metric", "--higher-is-better", "--json"]).exit_code == 0
 
 
 def test_metric_curves_of_a_history_table_infer_the_direction_and_say_so(run_files):
