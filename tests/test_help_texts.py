@@ -32,6 +32,8 @@ def test_classifier_only_options_are_marked_in_the_help(command):
                    "--class-weight TEXT (classifiers) ", "--pos-weight FLOAT (binary, multi-label) ",
                    "--focal-gamma FLOAT (binary, multi-label) ", "--focal-alpha FLOAT (binary, multi-label) ",
                    "--label-smoothing FLOAT (classifiers) "):
+        if command == "diagnose" and marked.startswith("--calibrate"):
+            continue  # diagnose refuses it in either mode: not listed
         assert marked in out, (command, marked)
 
 
@@ -88,15 +90,26 @@ def test_fail_on_shift_help_says_the_shift_report_is_still_written(trained, tmp_
 
 
 @pytest.mark.parametrize("option", ["--folds 3", "--refit", "--no-calibrate"])
-def test_diagnose_help_marks_the_train_options_the_learning_curve_refuses(trained, option):
+def test_diagnose_help_leaves_out_the_train_options_it_always_refuses(trained, option):
     """`diagnose --help` showed --folds, --refit and --calibrate with train's help (an ensemble, a refit, a
-    temperature) although --learning-curve refuses each; the help now says so, and they are refused."""
+    temperature), then marked "Not with --learning-curve"; without it they are refused too ("applies only with
+    --learning-curve"), so no use of them works: not listed, and each use refused with its reason."""
     _, data, _, _ = trained
-    text = " ".join(run(["diagnose", "--help"], env={"COLUMNS": "200"}).output.split())
+    text = run(["diagnose", "--help"], env={"COLUMNS": "200"}).output
     flag = option.split()[0].replace("--no-", "--")
-    assert re.search(re.escape(flag) + r"(?: / --no-\w+| \S+) (?:\(classifiers\) )?Not with --learning-curve", text), flag
+    assert not re.search(r"^\s+" + re.escape(flag) + r"[\s/]", text, re.M), flag  # no option line (prose may say it)
+    assert re.search(r"^\s+--fractions\s", text, re.M)  # (the pattern finds option lines)
     res = run(["diagnose", "--learning-curve", data, *option.split()])
     assert res.exit_code == 2 and "does not apply with --learning-curve" in res.output
+    assert run(["diagnose", data, *option.split()]).exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["cv", "tune"])
+def test_cv_and_tune_help_leave_out_val_data_which_they_refuse(trained, command):
+    _, data, _, _ = trained
+    assert "--val-data" not in run([command, "--help"]).output
+    res = run([command, data, "--val-data", data, *(["--grid", "lr=1e-3"] if command == "tune" else [])])
+    assert_clean_error(res, "--val-data does not apply here", code=2)
 
 
 def test_diagnose_help_says_what_hidden_auto_and_val_size_do_in_the_learning_curve():

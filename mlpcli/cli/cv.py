@@ -287,7 +287,7 @@ def pooled_line(pooled, repeats: int) -> str:
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also fit a linear model on every fold (logistic regression, L2, C=1; ridge for regression) on the "
                    "same rows and preprocessing, and report it beside the network: the field's honest yardstick.")
-@train_options(rename={"folds": "--member-folds"})
+@train_options(rename={"folds": "--member-folds"}, hide=("val_data",))
 @parallel_options
 @quiet_option
 @json_option

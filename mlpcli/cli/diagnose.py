@@ -269,7 +269,7 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
 @click.option("--n-jobs", type=int, default=1, show_default=True,
               help="--learning-curve: sizes trained in parallel. " + N_JOBS_FROM_END)
 @config_option("--learning-curve: TOML file of train options; command-line flags win.")
-@train_options
+@train_options(hide=tuple(_NOT_FOR_LEARNING_CURVE))  # refused with --learning-curve, and without it
 @threads_option
 @quiet_option
 @json_option
@@ -326,11 +326,7 @@ def diagnose(source, curves, higher_is_better, baseline, plot_path, chart, learn
 
 # The train options' help is train's; where the learning curve reads an option otherwise, its help here says how
 # (help text only: what each option does is _check_mode's and learning_curve's).
-_LEARNING_CURVE_HELP = {
-    "folds": "Not with --learning-curve (a usage error): " + _NOT_FOR_LEARNING_CURVE["folds"] + ".",
-    "refit": "Not with --learning-curve (a usage error): " + _NOT_FOR_LEARNING_CURVE["refit"] + ".",
-    "calibrate": "(classifiers) Not with --learning-curve (a usage error): " + _NOT_FOR_LEARNING_CURVE["calibrate"]
-                 + ".",
+_LEARNING_CURVE_HELP = {  # (--folds, --refit and --calibrate are refused in either mode: hidden, not listed)
     "val_size": "--learning-curve: the fixed validation hold-out every size is scored on, as a fraction (of the "
                 "groups when grouped).  [default: 0.2]",
     "decision": "How a class is chosen from the calibrated probabilities (binary, multiclass): argmax, the most "

@@ -3,6 +3,7 @@ and ``--config FILE.toml`` whose keys become the command's defaults."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import MISSING
 
@@ -95,32 +96,34 @@ def _help(f) -> str:
     return f"({tasks}) {text}"
 
 
-def _click_option(f, flag: str, param: str, rename: dict[str, str] | None = None):
+def _click_option(f, flag: str, param: str, rename: dict[str, str] | None = None, hidden: bool = False):
     """``f`` as a Click option named ``flag``; ``rename``: the command's other flags for train options, which the
-    help texts name as that command has them (cv's "--val-size ... with --member-folds 1", not --folds)."""
+    help texts name as that command has them (cv's "--val-size ... with --member-folds 1", not --folds);
+    ``hidden``: parsed (its usage error explains why it does not apply) but not listed in --help."""
     meta = f.metadata
+    option = functools.partial(click.option, hidden=hidden)
     kind, help_text = meta["kind"], _help(f)
     for name, other in (rename or {}).items():
         help_text = re.sub(re.escape(flag_name(name)) + r"(?![\w-])", other, help_text)
     default = f.default if f.default is not MISSING else f.default_factory()
     if kind == "flag":
-        return click.option(flag, param, is_flag=True, default=False, help=help_text)
+        return option(flag, param, is_flag=True, default=False, help=help_text)
     if kind == "bool":
         negative = "--no-" + flag[2:]
         if meta["auto"]:  # neither flag given: "auto"
-            return click.option(f"{flag}/{negative}", param, default=None,
+            return option(f"{flag}/{negative}", param, default=None,
                                 help=f"{help_text}  [default: auto]")
-        return click.option(f"{flag}/{negative}", param, default=default, show_default=True, help=help_text)
+        return option(f"{flag}/{negative}", param, default=default, show_default=True, help=help_text)
     if kind == "choice":
         shown = _default_text(f)
         choice = _AliasChoice(meta["choices"], meta["aliases"]) if meta["aliases"] else click.Choice(meta["choices"])
-        return click.option(flag, param, type=choice, default=default, show_default=shown is not None, help=help_text)
+        return option(flag, param, type=choice, default=default, show_default=shown is not None, help=help_text)
     shown = _default_text(f)
     if kind == "str_list":  # `--target age --target ic50` is `--target age,ic50`; it kept the last one, silently
-        return click.option(flag, param, type=OptionValue(f.name, _metavar(meta)), multiple=True,
+        return option(flag, param, type=OptionValue(f.name, _metavar(meta)), multiple=True,
                             callback=_joined, help=help_text + " Repeat it to add names."
                             + (f"  [default: {shown}]" if shown is not None else ""))
-    return click.option(flag, param, type=OptionValue(f.name, _metavar(meta)), default=None,
+    return option(flag, param, type=OptionValue(f.name, _metavar(meta)), default=None,
                         help=help_text + (f"  [default: {shown}]" if shown is not None else ""))
 
 
@@ -129,12 +132,14 @@ def _joined(ctx, param, value: tuple) -> list[str] | None:
     return [name for names in value for name in names] if value else None
 
 
-def train_options(fn=None, *, rename: dict[str, str] | None = None, exclude: tuple[str, ...] = ()):
+def train_options(fn=None, *, rename: dict[str, str] | None = None, exclude: tuple[str, ...] = (),
+                  hide: tuple[str, ...] = ()):
     """Add every train option (roles, task, ensemble, preprocessing, network, optimisation, imbalance).
 
     ``rename`` gives some options another flag where a command has its own option of that name
     (``cv`` and ``tune`` already use ``--folds`` for their CV: the ensemble's becomes ``--member-folds``);
-    ``exclude`` leaves some out (they keep their declared default)."""
+    ``exclude`` leaves some out (they keep their declared default); ``hide`` keeps some out of --help, those a
+    command always refuses with a reason (cv's --val-data): listed, they read as options it takes."""
     rename = rename or {}
 
     def decorate(func):
@@ -142,7 +147,7 @@ def train_options(fn=None, *, rename: dict[str, str] | None = None, exclude: tup
         for f in reversed(fields):
             flag = rename.get(f.name) or flag_name(f.name)
             param = flag[2:].replace("-", "_")
-            func = _click_option(f, flag, param, rename)(func)
+            func = _click_option(f, flag, param, rename, hidden=f.name in hide)(func)
         func.__mlpcli_train_params__ = {(rename.get(f.name) or flag_name(f.name))[2:].replace("-", "_"): f.name
                                         for f in fields}
         return func

@@ -60,7 +60,8 @@ def blas_note(threads: int | None) -> str | None:
 
 # The one --n-jobs rule (``config.n_jobs_problem``), in the help of every command that takes it.
 N_JOBS_FROM_END = ("Negative values count back as in joblib: -1 every core this job may use, -2 all but one, ... "
-                   "(0, and values past the last core, are refused).")
+                   "(0, and negative values that leave no core, are refused; more workers than cores run, with a "
+                   "warning).")
 
 
 def check_n_jobs(n_jobs: int, local: bool = True) -> None:

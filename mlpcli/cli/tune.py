@@ -137,7 +137,7 @@ def _write_outputs(model, out: str, results, results_path: str | None) -> None:
 @click.option("--refit", is_flag=True, help="Train the best setting on all the data as `train` does and save it (-o).")
 @click.option("-o", "--out", default="model.mlp", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
               callback=named_file, help="Model file for --refit (- or /dev/stdout: its bytes on standard output, the tables on stderr).")
-@train_options(rename={"folds": "--member-folds"}, exclude=("refit",))
+@train_options(rename={"folds": "--member-folds"}, exclude=("refit",), hide=("val_data",))
 @parallel_options
 @quiet_option
 @json_option
