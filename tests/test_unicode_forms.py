@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import run
+from cli_helpers import assert_clean_error, run
 
 
 # ── labels and ids spelled in two Unicode forms ──────────────────────────────────────────────────────────
@@ -97,6 +97,15 @@ def test_a_column_name_holding_a_comma_is_explained(tmp_path):
     res = run(["train", str(tmp_path / "t.csv"), "--target", "subtype, WHO 2016", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 1
     assert "the column 'subtype, WHO 2016' holds a comma, which separates names in --target" in res.output
+
+
+def test_a_column_name_with_spaces_around_it_is_explained(tmp_path):
+    """--target ' label ' loses its spaces, and the hint offered the spaced name back ("did you mean ' label '?")."""
+    frame = _unicode_table(40).rename(columns={"label": " label "})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--target", " label ", "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "the column ' label ' has spaces around its name", "rename the column")
+    assert "did you mean" not in res.output
 
 
 def test_superscripts_and_full_width_digits_are_other_labels(tmp_path):

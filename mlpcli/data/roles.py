@@ -50,6 +50,10 @@ def missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: 
     if comma is not None:
         did_you_mean = (f" (the column {comma!r} holds a comma, which separates names in {flag}: rename the column, "
                         "e.g. without the comma)")
+    spaced = next((c for c in columns if c != c.strip() and c.strip() == missing[0]), None)
+    if spaced is not None:  # names given to an option lose their surrounding spaces: the column cannot be named
+        did_you_mean = (f" (the column {spaced!r} has spaces around its name, which a name given to {flag} cannot "
+                        "have: rename the column without them)")
     if len(columns) == 1 and len(columns[0].split()) > 2:  # one column whose name is the whole header line
         did_you_mean = (" (the header is one column, its cells apart by spaces: a space-separated file, as R's "
                         "write.table writes by default? Write it with write.csv, or sep = \"\\t\")")
