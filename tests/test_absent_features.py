@@ -220,6 +220,11 @@ def test_more_never_measured_genes_than_max_missing_is_an_error_until_raised(imp
     assert res.exit_code == 1 and not out.exists()
     assert "4 of the 20 features the model uses (20 %) have no value in any of its 40 rows" in res.output
     assert "--max-missing 0.2" in res.output
+    # to standard output the rows went out before the whole table was seen: the error says they are not to be used
+    res = run(["predict", str(imputing / "impute.mlp"), str(imputing / "four_unmeasured.csv"), "-o", "-"])
+    assert res.exit_code == 1 and res.output.strip().splitlines()[-1].startswith("Error:")
+    assert "have no value in any of its 40 rows" in res.output
+    assert "the predictions already written to standard output are not to be used" in res.output
     res = run(["predict", str(imputing / "impute.mlp"), str(imputing / "four_unmeasured.csv"), "-o", str(out),
                "--max-missing", "0.2"])
     assert res.exit_code == 0, res.output

@@ -331,9 +331,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
     _check_explain_options(explain_k)
-    from ..errors import DataError
-
-    from ..errors import OutputError
+    from ..errors import ConfigError, DataError, OutputError
     from ..fileio import check_file_name
 
     try:
@@ -397,6 +395,12 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
                 exc.on_stop = ("the predictions already written to standard output are incomplete (whole rows, not "
                                "every row of the table); not to be used as a complete output")
                 raise
+            except (DataError, ConfigError) as exc:  # a check of the whole table, after its rows went out (a gene
+                # without a value in any row, --fail-on-shift): standard output cannot be taken back, so say so
+                if not getattr(stream, "n_rows", 0) or "standard output" in str(exc):  # (--fail-on-shift says it)
+                    raise
+                raise type(exc)(f"{exc}; the predictions already written to standard output are not to be used "
+                                "(written before this was known)") from None
         else:
             n = lib.write_predictions(stream, out, stdout=sys.stdout, before_replacing=shift_report)
     notes()
