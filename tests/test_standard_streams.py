@@ -563,3 +563,16 @@ def test_evaluate_to_standard_output_puts_its_tables_on_stderr(site_model):
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["n"] == 180
     assert "Metrics on 180 samples" in res.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_quiet_leaves_stderr_empty_when_stdout_holds_the_result(files, command):
+    """`predict m.mlp new.csv -q > p.csv` printed its summary box on stderr (and `evaluate -o - -q` 33 lines of
+    tables), though -q promises nothing there but warnings: a pipeline's log filled with them."""
+    data = "new.csv" if command == "predict" else "lab.csv"
+    proc = mlpcli([command, "m.mlp", data, "-o", "-", "-q"], files, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip(), proc.stderr
+    assert all(line.startswith("warning:") for line in proc.stderr.splitlines()), proc.stderr  # (evaluate: its
+    # table is the model's training rows, said in a warning, which -q does not hide)
+    loud = mlpcli([command, "m.mlp", data, "-o", "-"], files, capture_output=True, text=True)
+    assert loud.stdout == proc.stdout and loud.stderr.strip()  # the summary without -q, the same result

@@ -385,7 +385,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
         print_json(doc)
         return
     report(result.notes, result.warnings, quiet)
-    con = stderr_console() if oof_path == "-" else stdout_console()  # standard output holds the table
+    con = stderr_console(quiet) if oof_path == "-" else stdout_console()  # stdout holds the table; -q: see train
     con.print(_fold_table(result))
     for line in _partial_means(result):
         con.print(line, soft_wrap=True, style="dim")

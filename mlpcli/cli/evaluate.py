@@ -567,4 +567,4 @@ def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, operating_
     if not as_json:  # standard output holding a document (-o -, --shift-report -): the tables go to stderr, as
         # the summary of every other command does then (they went nowhere)
         render(result, model_path, data_file, result.decision, by_rule=threshold is None,
-               con=stderr_console() if out == "-" or shift_path == "-" else None)
+               con=stderr_console(quiet) if out == "-" or shift_path == "-" else None)  # -q: see train

@@ -120,7 +120,9 @@ def _training_rows_note(samples, method: str) -> list[str]:
               help="With --fill-missing mean (or a model trained with --impute): the largest share of the "
                    "model's features that may be filled, as for predict  [default: 0.1]")
 @threads_option
-@click.option("-q", "--quiet", is_flag=True, help="No notes on stderr (warnings still show).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Nothing on stderr but warnings and errors: no notes, and no summary where standard output holds "
+                   "the ranking (-o -).")
 @json_option
 @debug_option
 @handle_errors
@@ -241,7 +243,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                     "warnings": warnings})
         return
     # standard output holds the ranking (-o -): the summary goes to stderr, as train's and predict's do
-    console = stderr_console() if out == "-" else stdout_console()
+    console = stderr_console(quiet) if out == "-" else stdout_console()  # -q: see train
     regression = model.task == "regression"
     if gap is not None:
         # a regression model's samples are explained once per target, a multi-label one's once per label it is

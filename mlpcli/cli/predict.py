@@ -410,7 +410,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     if as_json:
         print_json({"model": model_path, "data": data_file, "out": out, **summary})
     else:  # standard output holds rows (-o -, --shift-report -): the summary goes to stderr, as train's does
-        con = stderr_console() if out == "-" or shift_path == "-" else stdout_console()
+        con = stderr_console(quiet) if out == "-" or shift_path == "-" else stdout_console()  # -q: see train
         con.print(_summary_table(summary, "standard output" if out == "-" else out, n))
 
 

@@ -19,7 +19,9 @@ def debug_option(fn):
 
 
 def quiet_option(fn):
-    return click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr (warnings still show).")(fn)
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="Nothing on stderr but warnings and errors: no progress, no notes, and no summary where "
+                             "standard output holds the result (-o -).")(fn)
 
 
 def json_option(fn):

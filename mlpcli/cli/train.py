@@ -152,7 +152,7 @@ def _print_summary(outcome, out: str, as_json: bool, quiet: bool, early_notes: l
         else:
             report(outcome.notes[len(early_notes):], outcome.warnings[len(early_warnings):], quiet)
             # standard output holds a table (--oof -, --history -): the summary goes to stderr beside the notes
-            con = stderr_console() if tables_on_stdout else stdout_console()
+            con = stderr_console(quiet) if tables_on_stdout else stdout_console()  # -q: nothing but warnings there
             fit = outcome.model.fit
             folds = fit.get("folds") if isinstance(fit.get("folds"), int) else 1
             con.print(_split_table(outcome.model.split, fit.get("members") or [], folds,

@@ -275,7 +275,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     refit_notes = [f"--refit: {n}" for n in (outcome.notes if refit else []) if n not in said]
     report(result.notes + refit_notes, result.warnings, quiet)
     # standard output holds the ranked rows (--results -) or the model (-o -): the tables go to stderr
-    con = stderr_console() if results_path == "-" or model_on_stdout else stdout_console()
+    con = stderr_console(quiet) if results_path == "-" or model_on_stdout else stdout_console()  # -q: see train
     con.print(_ranked_table(result, top))
     con.print(f"scored by {result.strategy}; {display_name(result.metric)}, "
               f"{'higher' if result.higher_is_better else 'lower'} is better", soft_wrap=True)
