@@ -530,3 +530,17 @@ def test_a_table_of_roles_only_is_an_error_naming_the_file_and_its_columns(tmp_p
     res = run(["train", str(table), "-o", str(tmp_path / "m.mlp")])
     assert_clean_error(res, f"{table}: no feature columns left", "('sample_id', 'patient_id', 'label')")
     assert not (tmp_path / "m.mlp").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_a_data_error_that_names_no_file_is_said_of_the_table(tmp_path, command):
+    """"Error: all 20 features are constant on the training rows" named no file; the contract is one line naming the
+    file, option or column. Errors that name one already are left as they are."""
+    frame = make_table(n_patients=20, n_features=5)
+    frame[[c for c in frame.columns if c.startswith("f")]] = 1.0
+    frame.to_csv(tmp_path / "flat.csv", index=False)
+    res = run([command, str(tmp_path / "flat.csv"), "--epochs", "2", *(["-o", str(tmp_path / "m.mlp")] if command ==
+                                                                        "train" else [])])
+    assert_clean_error(res, f"{tmp_path / 'flat.csv'}: ", "features are constant on the training rows")
+    res = run([command, str(tmp_path / "flat.csv"), "--target", "nosuch"])
+    assert res.output.strip().splitlines()[-1].startswith("Error: --target column 'nosuch' not found")

@@ -85,7 +85,7 @@ def test_a_folds_data_error_names_the_fold(tmp_path):
     saying it was about a fold; tune named the fold, cv did not."""
     path = write_table(tmp_path, task="binary", n_patients=10, per_patient=1, n_features=3)
     res = run(["cv", path, "--folds", "2", "--member-folds", "1", *FAST])
-    assert_clean_error(res, "Error: fold 1: the largest class has 3 samples")
+    assert_clean_error(res, "data.csv: fold 1: the largest class has 3 samples")  # (said of the table it reads)
 
 
 def test_repeats_are_named_and_a_warning_names_every_fold_it_came_from(tmp_path):

@@ -11,7 +11,7 @@ import click
 from ..fileio import TABLE_FORMATS
 from . import SHORT_HELP
 from .console import print_json, report, stderr_console, StderrBar, stdout_console, Table
-from .exits import handle_errors
+from .exits import handle_errors, reading
 from .formatting import fmt, fmt_ci, fmt_mean_sd, fmt_metric, fmt_sd
 from .outputs import check_table_output, distinct_files, one_stdout_writer, stdout_alias
 from .shared_options import (blas_note, check_n_jobs, CONTEXT_SETTINGS, debug_option, json_option, N_JOBS_FROM_END,
@@ -118,6 +118,7 @@ def load_for_cv(data_file: str, options, quiet: bool):
     """Read the table with the train command's roles; print what was picked up."""
     from .. import pipeline
 
+    reading(data_file)  # a data error naming no file is said of it
     ds, notes = pipeline.load_dataset(data_file, options)
     if ds.y is None or ds.task is None:
         from ..errors import DataError

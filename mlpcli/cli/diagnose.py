@@ -19,7 +19,7 @@ from ..history import Curves, diagnose_curves, read_curves
 from ..metrics import display_name
 from . import SHORT_HELP
 from .console import check_stdout_open, print_json, report, stderr_console, stdout_console, Table
-from .exits import handle_errors
+from .exits import handle_errors, reading
 from .formatting import fmt, fmt_metric
 from .outputs import check_writable, distinct_files
 from .shared_options import (check_n_jobs, CONTEXT_SETTINGS, debug_option, finite_option, json_option,
@@ -381,6 +381,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
     from ..model_selection.learning_curve import learning_curve, parse_fractions
     from ..diagnosis.sample_size import fraction_words
 
+    reading(source)  # a data error naming no file is said of it
     options = options_from_params(params)
     try:
         fracs = parse_fractions(fractions)

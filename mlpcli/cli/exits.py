@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import sys
 
 import click
 
-from ..errors import MlpcliError, OptionError, one_line
+from ..errors import DataError, MlpcliError, OptionError, one_line
 from .console import say_line, silence_stdout
 from .signals import interrupted_exit, stop_signal
 
@@ -78,13 +79,38 @@ def handle_errors(fn):
                     "out of memory: the job's memory limit (RAM, the batch job's allocation or `ulimit -v`) is "
                     f"too small for this run; ask for more, or {MEMORY_REMEDIES.get(fn.__name__, _SMALLER)}") from exc
             if known:
-                raise click.ClickException(one_line(exc)) from exc
+                raise click.ClickException(_of_the_data(exc)) from exc
             # an engine bug should still not dump a traceback on users
             raise click.ClickException(
                 f"internal error ({type(exc).__name__}: {one_line(exc)}); rerun with --debug for the traceback"
             ) from exc
 
     return wrapper
+
+
+DATA_META = "mlpcli.data_file"  # where a command keeps the table it reads (``reading``), for its errors
+
+
+def reading(path: str) -> None:
+    """Say that the running command reads the table at ``path``: its data errors that name no file and no option
+    ("all 20 features are constant on the training rows", "class 'Rare' has 1 sample") are said of it."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[DATA_META] = path
+
+
+def _of_the_data(exc: BaseException) -> str:
+    """``exc`` in one line; a DataError that names neither a file nor an option, prefixed with the command's table."""
+    text = one_line(exc)
+    ctx = click.get_current_context(silent=True)
+    path = None if ctx is None else ctx.meta.get(DATA_META)
+    if path is None or not isinstance(exc, DataError) or isinstance(exc, OptionError):
+        return text
+    shown = "standard input" if path == "-" else str(path)
+    head = text.split(": ", 1)[0]
+    names_one = text.startswith("--") or "/" in head or "." in head or os.path.basename(shown.rstrip("/")) in text \
+        or "standard input" in text
+    return text if names_one else f"{shown}: {text}"
 
 
 def out_of_memory(exc: BaseException) -> bool:

@@ -16,7 +16,7 @@ from ..metrics import display_name
 from ..fileio import TABLE_FORMATS, write_together
 from . import SHORT_HELP
 from .console import print_json, report, stderr_console, StderrBar, stdout_console, Table
-from .exits import handle_errors
+from .exits import handle_errors, reading
 from .formatting import fmt, fmt_ci, fmt_metric, per_class_recall
 from .outputs import (check_model_name, check_table_output, check_writable, distinct_files, model_to_terminal,
     on_standard_output, one_stdout_writer, stdout_alias)
@@ -419,6 +419,7 @@ def train(data_file, out, history_path, oof_path, n_jobs, threads, quiet, as_jso
     plan = member_plan(n_jobs, threads)
     # what was picked up (roles, task, warnings) shows before the first epoch, so a user can stop a long
     # run that read the wrong column
+    reading(data_file)  # a data error naming no file is said of it
     ds, read_notes = pipeline.load_dataset(data_file, options)
     env_note = blas_note(threads)  # OMP_NUM_THREADS=8 from the batch script: said once, with the other notes
     read_notes = read_notes + [env_note] * (env_note is not None)
