@@ -653,3 +653,17 @@ def test_a_model_trained_on_a_table_records_no_matrix(cells, tiny, tmp_path):
 
     assert trained_matrix(model_io.load(tiny["multiclass"][0])) is None
     assert trained_matrix(model_io.load(cells[1]["X"])) == ".X"
+
+
+@pytest.mark.parametrize("command", ["train", "predict"])
+@pytest.mark.parametrize("flag", [["--sep", "tab"], ["--decimal", "comma"]])
+def test_text_reading_options_on_an_h5ad_or_parquet_file_are_usage_errors(files, tmp_path, command, flag):
+    """--sep tab with an .h5ad (or parquet) file was ignored without a word, as if it had been read so."""
+    parquet = tmp_path / "t.parquet"
+    anndata.read_h5ad(files["sparse"]).to_df().assign(cell_type="T").to_parquet(parquet)
+    for source, kind in ((files["sparse"], "an .h5ad file"), (str(parquet), "a parquet file")):
+        out = tmp_path / ("m.mlp" if command == "train" else "p.csv")
+        args = ["train", source, "--target", "cell_type", *FAST] if command == "train" else [
+            "predict", files["model"], source]
+        assert_clean_error(run([*args, *flag, "-o", str(out)]), f"{flag[0]} applies to text tables", kind, code=2)
+        assert not out.exists()

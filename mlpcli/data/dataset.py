@@ -375,7 +375,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     from .header import UNNAMED
     from .io import TextTable, read_table_with_notes
     from .parquet import ParquetTable
-    from .sources import table_source
+    from .sources import check_text_options, table_source
     from .samples import SampleJoin, read_sample_sheet
 
     roles_kw = dict(target=target, group=group, no_group=no_group, id=id, batch=batch, drop=drop)
@@ -395,6 +395,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
             ds.warnings += repeated_patients_warning(frame, [g for g in DEFAULT_GROUPS if g in roles.drop])
         return ds, notes
     src = table_source(path, stdin)
+    check_text_options(src.name, src.kind, sep, decimal)
     if src.kind == "10x":
         tenx.check_options(src.name, layer, raw, features_in_rows)
         tenx.check_directory(src.name)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, OptionError
 
 SUPPORTED_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2, .xz or .zip), .parquet, .h5ad (AnnData), or '-' for standard input"
 _TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
@@ -46,6 +46,16 @@ def check_file(path: str) -> None:
     if is_model_file(path):  # read as a table it was "not UTF-8 text (a binary file?)"
         raise DataError(f"{path} is an mlpcli model file, not a data table (a command that takes a model takes it "
                         "first: mlpcli predict MODEL DATA)")
+
+
+def check_text_options(name: str, kind: str, sep: str | None, decimal: str | None) -> None:
+    """--sep and --decimal read text tables: an OptionError when given for a table of another `kind` ("10x",
+    "h5ad", "parquet"), where they were ignored without a word."""
+    given = [flag for flag, value in (("--sep", sep), ("--decimal", decimal)) if value not in (None, "auto")]
+    others = {"10x": "a 10x Genomics directory", "h5ad": "an .h5ad file", "parquet": "a parquet file"}
+    if given and kind in others:
+        raise OptionError(f"{given[0]} applies to text tables (.csv, .tsv, .txt); {name} is {others[kind]}: leave it "
+                          "out")
 
 
 def is_model_file(path: str) -> bool:

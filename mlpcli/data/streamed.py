@@ -47,6 +47,10 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
     if isinstance(source, pd.DataFrame):
         h5ad.check_options("the table", layer, raw, var_names)
         return StreamedFrame(source, "the table")
+    from .sources import check_text_options, suffix_format
+
+    kind = "10x" if data.tenx.is_tenx(source) else (suffix_format(os.fspath(source)) or ("text",))[0]
+    check_text_options("standard input" if str(source) == "-" else os.fspath(source), kind, sep, decimal)
     if data.tenx.is_tenx(source):  # a directory: 10x Genomics output, read as an .h5ad file is
         return StreamedH5ad(os.fspath(source), layer, raw, var_names, var_names_fallback, reader=data.tenx.TenX,
                           needed=needed)

@@ -107,6 +107,7 @@ def open_h5ad(source, roles: RoleFlags, model: Model):
         var_names = trained["var_names"]
     try:
         table = open_table(source, layer=layer, raw=raw, var_names=var_names, var_names_fallback=fallback,
+                           sep=roles.sep, decimal=roles.decimal,  # (refused here: they read text tables)
                            needed=frozenset(model.preprocessor.kept_features))
     except DataError as exc:
         if from_model is None or not ("--layer" in str(exc) or "--raw" in str(exc)):  # not the matrix's fault
