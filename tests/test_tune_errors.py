@@ -126,6 +126,26 @@ def test_a_refit_that_diverges_names_the_refit_and_writes_nothing(tmp_path, monk
     assert not results.exists() and not model.exists()
 
 
+def test_a_stop_during_the_refit_says_the_tuning_it_ends(tmp_path, monkeypatch):
+    """SIGTERM during --refit, after every fit of the tuning: "Interrupted by SIGTERM." alone, the ranking lost.
+    Nothing is written still (the outputs are all or none), but the stop says the best setting and its score."""
+    from mlpcli import pipeline
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "refit_tuned", stopped)
+    path = write_table(tmp_path, n_patients=18)
+    results, model = tmp_path / "tuning.csv", tmp_path / "best.mlp"
+    res = run(["tune", path, "--grid", "lr=1e-3", "--folds", "2", "--results", str(results), "--refit", "-o",
+               str(model), *FAST])
+    assert res.exit_code == 130, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Interrupted: during --refit; the tuning had ended — best lr=0.001, balanced accuracy ")
+    assert "neither the model nor --results was written" in last
+    assert not results.exists() and not model.exists()
+
+
 # ── the model on standard output ────────────────────────────────────────────────────────────────────────────
 
 

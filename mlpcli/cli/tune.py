@@ -89,6 +89,18 @@ def _nested_table(result) -> Table:
     return table
 
 
+def _refit_stopped_words(result) -> str:
+    """What a stop during --refit leaves: the tuning had ended, and its best setting is said (hours of fits were lost
+    without a word: "Interrupted by SIGTERM." alone), though neither the model nor --results is written."""
+    from ..model_selection import tuning
+
+    best = result.best
+    score = "" if best.mean is None else f", {display_name(result.metric)} {fmt_mean_sd(result.metric, best.mean, best.sd)}"
+    return (f"during --refit; the tuning had ended — best {tuning.setting_text(best.setting, result.options)}{score} — "
+            "but neither the model nor --results was written (all or none): train that setting with `mlpcli train`, "
+            "or run tune again")
+
+
 def _write_outputs(model, out: str, results, results_path: str | None) -> None:
     """The refit's model (``model``, or None) and the ranked ``results`` frame (or None), all or none: each to a
     temporary file renamed into place once both are written; standard output (one of them at most) last."""
@@ -240,11 +252,16 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         except TrainingError as exc:  # the best setting, on all the rows and new seeds: say which run it was
             raise TrainingError(f"--refit of the best setting {grid_lib.format_setting(result.best.setting)}: "
                                 f"{exc}; no model written") from None
+        except KeyboardInterrupt as exc:  # the tuning is done: its outcome said, though nothing is written
+            exc.on_stop = _refit_stopped_words(result)
+            raise
         if outcome.interrupted or outcome.stopped:  # stopped in training, or once it was over
             # The refit's fits absorb Ctrl-C / SIGTERM / SIGHUP (train keeps their best weights that way), so the
             # refit returned a cut-short model: saving it and exiting 0 passed it off as the tuned model. A stopped
             # refit leaves neither output and exits 128 + the signal, as every other stopped tuning does.
-            raise KeyboardInterrupt
+            stop = KeyboardInterrupt()
+            stop.on_stop = _refit_stopped_words(result)
+            raise stop
         # the refit's own warnings (a chosen option its ensemble does not read, constant features): of the model
         # (a warning of the same finding, worded for the refit's estimate, once: the batch confounding came twice)
         said = {w.split(":", 1)[0] for w in result.warnings}
