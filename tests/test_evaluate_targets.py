@@ -68,7 +68,8 @@ def test_target_columns_that_cannot_be_the_model_s_are_usage_errors(perfect, tas
 def test_a_target_named_otherwise_is_never_a_feature_or_another_role(perfect):
     model, table, _ = perfect("regression", rename={"label": "age_years"})
     assert_clean_error(run(["evaluate", model, table, "--target", "f00"]), "'f00'", "both the target and")
-    assert_clean_error(run(["evaluate", model, table, "--target", "batch"]), "'batch'", "both the target and")
+    assert_clean_error(run(["evaluate", model, table, "--target", "batch"]),  # the batch column by default: the
+                       "--target 'batch': that column is the batch column by default", "--batch", code=2)  # option's doing
 
 
 # ── multi-label log loss ─────────────────────────────────────────────────────────────────────────────────

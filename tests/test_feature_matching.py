@@ -309,3 +309,25 @@ def test_symbols_turned_into_dates_are_named_beside_the_missing_genes(tmp_path):
     frame.drop(columns="label").rename(columns={"G0": "1-Sep"}).to_csv(tmp_path / "dates.csv", index=False)
     res = run(["predict", str(tmp_path / "m.mlp"), str(tmp_path / "dates.csv"), "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 1 and "turned into dates" not in res.output
+
+
+def test_drop_of_a_model_feature_is_said_as_the_options_doing(model, tmp_path):
+    """`--drop G` of a feature the model uses was "the table lacks 1 of the 20 features ...; add them": the table
+    has it, the option took it out."""
+    model_path, cohort = model
+    feature = ensembl(3)
+    res = run(["predict", model_path, write(cohort, tmp_path), "--drop", feature, "-o", str(tmp_path / "p.csv")])
+    assert_clean_error(res, f"--drop removes 1 of the {N_FEATURES} features the model uses: {feature!r}",
+                       "leave them out of --drop, or pass --fill-missing mean")
+    assert "add them" not in res.output and not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("flag", ["--group", "--id", "--batch"])
+def test_the_target_given_another_role_names_the_option(model, tmp_path, command, flag):
+    """"column 'label' is both the target and another role or a feature" (exit 1) named neither; train says which
+    option, exit 2."""
+    model_path, cohort = model
+    out = str(tmp_path / ("out.csv" if command == "predict" else "out.json"))
+    res = run([command, model_path, write(cohort, tmp_path), flag, "label", "-o", out])
+    assert_clean_error(res, f"column 'label' is given two roles (the target and {flag})", code=2)

@@ -212,7 +212,15 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         notes.append(f"ignored the target column{'s' * (len(found) > 1)} {quoted(found)} (not needed to predict)")
     clash = [t for t in found if t in (group, id_col, batch) or t in model_features]
     if clash:
-        raise ConfigError(f"column {clash[0]!r} is both the target and another role or a feature; give it one role")
+        roles_of = {"--group": (group, flags.group, "patient (group)"), "--id": (id_col, flags.id, "id"),
+                    "--batch": (batch, flags.batch, "batch")}
+        flag = next((f for f, (c, _, _) in roles_of.items() if c == clash[0]), None)
+        if flag is not None and roles_of[flag][1] == clash[0]:  # an option's doing: a usage error naming it, as train's
+            raise OptionError(f"column {clash[0]!r} is given two roles (the target and {flag}); give it one")
+        if flag is not None:  # --target naming the column a role takes by default
+            raise OptionError(f"--target {clash[0]!r}: that column is the {roles_of[flag][2]} column by default; pass "
+                              f"{flag} to choose another, or name another target")
+        raise ConfigError(f"column {clash[0]!r} is both the target and one of the model's features; give it one role")
     roles_used = [c for c in (id_col, group, batch) if c is not None]
     if len(set(roles_used)) != len(roles_used):
         raise ConfigError(f"one column has two roles (id {id_col!r}, group {group!r}, batch {batch!r}); "
@@ -240,6 +248,11 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
             _check_layout(kept, int(present.sum()), first_cells, flags.features_in_rows, source)
         lacks = (f"{source} lacks {len(missing):,} of the {len(kept):,} features the model uses "
                  f"({_percent(share)}): {quoted(missing)}")
+        removed = [f for f in missing if f in set(drop)]
+        if removed:  # the table has them: the option took them out
+            lacks = (f"--drop removes {len(removed):,} of the {len(kept):,} features the model uses: {quoted(removed)}"
+                     + (f"; {source} lacks {len(missing) - len(removed):,} more" if len(removed) < len(missing) else ""))
+        add = "leave them out of --drop" if removed and len(removed) == len(missing) else "add them"
         hint = comment_line_hint(columns) if share > DEFAULT_MAX_MISSING else ""
         others, differ = "", False
         if share > 0.5 and not hint:  # most of them: other gene identifiers, as a rule: show the table's names
@@ -265,11 +278,11 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                        "most features with their training means would predict from the training average, not from "
                        "these samples")
             elif share <= limit:
-                fix = (f"add them, or pass --fill-missing mean to fill them with their training means (it fills at "
+                fix = (f"{add}, or pass --fill-missing mean to fill them with their training means (it fills at "
                        f"most {_percent(DEFAULT_MAX_MISSING)} of the features unless --max-missing FRACTION raises "
                        "the limit)")
             else:
-                fix = (f"add them (--fill-missing mean fills at most {_percent(DEFAULT_MAX_MISSING)} of the features "
+                fix = (f"{add} (--fill-missing mean fills at most {_percent(DEFAULT_MAX_MISSING)} of the features "
                        f"with their training means; filling these would also need --max-missing {_ceil2(share):g})")
             raise DataError(f"{lacks}; {fix}{hint}")
         if share > limit:
