@@ -103,3 +103,17 @@ def test_samples_without_a_patient_id_are_patients_of_their_own_not_one(tmp_path
     doc = json.loads(res.stdout)
     assert doc["bootstrap"]["n_units"] == patients - 1 + 3  # patient 1 gone, three samples of their own
     assert any("3 samples without a value in the patient column 'patient_id'" in n for n in doc["notes"])
+
+
+def test_a_numeric_by_column_dominated_by_one_value_still_makes_groups():
+    """250 zeros and 50 other values: the quartiles all fell on 0 and `--by` gave one bin, "Q1 [0, 49]", the whole
+    table again. The common value is a group of its own, the others quantile bins."""
+    values = np.r_[np.zeros(250), np.arange(1, 51)].astype(object)
+    notes: list[str] = []
+    groups = subgroups.binned(values, "dose", notes)
+    assert sorted(set(groups)) == ["= 0", "Q1 [1, 17]", "Q2 [18, 33]", "Q3 [34, 50]"]
+    assert (groups[:250] == "= 0").all()
+    assert "its most common value, 0 (250 samples), and 3 quantile bins of the others" in notes[0]
+    spread = np.arange(100).astype(object)  # the usual case unchanged: four bins of 25
+    assert sorted(set(subgroups.binned(spread, "age", []))) == ["Q1 [0, 24]", "Q2 [25, 49]", "Q3 [50, 74]",
+                                                                 "Q4 [75, 99]"]

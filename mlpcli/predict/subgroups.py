@@ -68,10 +68,22 @@ def binned(values: np.ndarray, by: str, notes: list[str]) -> np.ndarray:
     used = np.unique(codes)
     names = {k: f"Q{i + 1} [{numbers[codes == k].min():.4g}, {numbers[codes == k].max():.4g}]"
              for i, k in enumerate(used)}
+    common = ""
+    if len(used) < 2:  # one value holds most samples (250 zeros among 300): the quantiles coincide, one bin
+        value, counts = np.unique(numbers, return_counts=True)
+        top = value[np.argmax(counts)]
+        rest = numbers != top
+        codes = np.full(len(numbers), -1, dtype=np.int64)
+        codes[rest] = np.asarray(pd.qcut(numbers[rest], BY_BINS - 1, labels=False, duplicates="drop"), dtype=np.int64)
+        used = np.unique(codes[rest])
+        names = {-1: f"= {top:.4g}", **{k: f"Q{i + 1} [{numbers[codes == k].min():.4g}, {numbers[codes == k].max():.4g}]"
+                                         for i, k in enumerate(used)}}
+        common = f"its most common value, {top:.4g} ({int(counts.max()):,} samples), and "
     labels = np.full(len(values), "NA", dtype=object)
     labels[present] = [names[k] for k in codes]
-    notes.append(f"--by {by}: a numeric column with {len(distinct):,} distinct values, grouped into {len(used)} "
-                 f"quantile bins (one group per value would hold one or two samples)")
+    notes.append(f"--by {by}: a numeric column with {len(distinct):,} distinct values, grouped into {common}{len(used)} "
+                 f"quantile bins{' of the others' if common else ''} (one group per value would hold one or two "
+                 "samples)")
     return labels
 
 
