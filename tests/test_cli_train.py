@@ -544,3 +544,10 @@ def test_a_data_error_that_names_no_file_is_said_of_the_table(tmp_path, command)
     assert_clean_error(res, f"{tmp_path / 'flat.csv'}: ", "features are constant on the training rows")
     res = run([command, str(tmp_path / "flat.csv"), "--target", "nosuch"])
     assert res.output.strip().splitlines()[-1].startswith("Error: --target column 'nosuch' not found")
+
+
+def test_a_table_named_with_a_trailing_slash_points_to_the_file(tmp_path):
+    """`train t.csv/` (a completion gone wrong) said "table file not found" of a file that is there."""
+    path = write_table(tmp_path)
+    assert_clean_error(run(["train", path + "/", "-o", str(tmp_path / "m.mlp")]), "table file not found",
+                       "a name ending in '/' is a directory's", f"the file is {path}")

@@ -90,7 +90,8 @@ def test_info_writes_the_options_that_train_the_same_model_again(tmp_path):
     assert_usage = [(["--config-out", "-", "--json"], "would both write to standard output"),
                     (["--config-out", "/dev/stdout", "--json"], "would both write to standard output"),
                     (["--config-out", str(tmp_path / "x") + "/"], "--config-out: cannot write"),
-                    (["--config-out", ""], "--config-out: an empty file name")]
+                    (["--config-out", ""], "--config-out: an empty file name"),
+                    (["--config-out", str(tmp_path / "c.json")], "the file is TOML")]  # TOML was written as .json
     for args, needle in assert_usage:
         res = run(["info", str(first / "m.mlp"), *args])
         assert res.exit_code == 2 and needle in res.output, (args, res.output)

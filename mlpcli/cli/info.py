@@ -54,6 +54,10 @@ def info(model_path, all_features, config_out, as_json, quiet, debug):
         # the result
         one_stdout_writer({f"--config-out {config_out}": on_standard_output(config_out), "--json": as_json})
         if not on_standard_output(config_out):
+            suffix = os.path.splitext(str(config_out))[1].lower()
+            if suffix in (".json", ".yaml", ".yml", ".ini", ".csv", ".tsv"):  # TOML under another format's name
+                raise click.UsageError(f"--config-out {config_out}: the file is TOML (what train --config reads); "
+                                       "name it .toml")
             check_writable(config_out, "--config-out")  # a name ending in "/", a missing directory: before any work
             # `--config-out m.mlp` replaced the model it read by the config, exit 0
             distinct_files({"--config-out": config_out}, {"MODEL": model_path})

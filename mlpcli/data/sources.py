@@ -29,6 +29,9 @@ def check_file(path: str) -> None:
     if not str(path):  # DATA given as "" (an unset shell variable in quotes)
         raise DataError("table file not found: the name given is empty ('')")
     if not os.path.exists(path):
+        if path.endswith("/") and os.path.isfile(path.rstrip("/")):  # a shell's completion of a directory, say
+            raise DataError(f"table file not found: {path} (a name ending in '/' is a directory's; the file is "
+                            f"{path.rstrip('/')})")
         home = os.path.expanduser(path)
         hint = (f" (a quoted ~ is not expanded by the shell: {home}?)" if path.startswith("~") and home != path
                 and os.path.exists(home) else "")
