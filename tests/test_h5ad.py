@@ -667,3 +667,13 @@ def test_text_reading_options_on_an_h5ad_or_parquet_file_are_usage_errors(files,
             "predict", files["model"], source]
         assert_clean_error(run([*args, *flag, "-o", str(out)]), f"{flag[0]} applies to text tables", kind, code=2)
         assert not out.exists()
+
+
+def test_drop_of_a_gene_by_its_symbol_points_to_the_name_it_is_read_by(files, tmp_path):
+    """`--drop G3` where genes are named by Ensembl id listed the .obs columns only ("not found"), as if genes could
+    not be dropped."""
+    res = run(["train", files["sparse"], "--target", "cell_type", "--drop", "G3", *FAST, "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "--drop 'G3' is a value of the var column 'symbol'", "'ENSG00003'", "--var-names symbol")
+    ok = run(["train", files["sparse"], "--target", "cell_type", "--drop", "ENSG00003", *FAST, "-q",
+              "-o", str(tmp_path / "m.mlp")])
+    assert ok.exit_code == 0 and "ENSG00003" not in model_io.load(tmp_path / "m.mlp").feature_names

@@ -356,6 +356,20 @@ class H5ad:
         raise DataError(f"{self.path}: {what} {verb} gene names: {listed}{more}; features must have unique names — "
                         f"{fix}")
 
+    def check_drop_name(self, name: str) -> None:
+        """A DataError when --drop `name` is neither a gene name the file is read with nor an .obs column but a
+        value of another var column (a symbol, where genes are named by Ensembl id): the option that names genes
+        so, and the gene's name as read. Nothing otherwise (the roles' "not found" says the rest)."""
+        for column in self.var.columns:
+            if not _is_text(self.var[column]) or column == self.var_names_column:
+                continue
+            values = pd.Series(plain_values(self.var[column])).astype(str).to_numpy()
+            hits = np.flatnonzero(values == name)
+            if hits.size:
+                raise DataError(f"{self.path}: --drop {name!r} is a value of the var column {column!r}, but genes are "
+                                f"named by {self.names_from} here ({name!r} is {self.feature_names[hits[0]]!r}): give "
+                                f"that name, or pass --var-names {column}")
+
     def _main_var_columns(self) -> list[str]:
         """The column names of .var (beside .raw.var, which --raw reads), from the file's attributes."""
         try:
@@ -632,6 +646,9 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
         drops = listed_names(drop)
         genes_of_file = set(h.feature_names)
         gene_drops = [d for d in drops if d not in obs_set and d in genes_of_file]
+        for d in drops:
+            if d not in obs_set and d not in genes_of_file:  # a gene named in another var column (a symbol)?
+                h.check_drop_name(d)
         obs_columns = [c for c in columns if c in obs_set]
         join = None
         if sheet is not None:  # the sheet's columns beside the obs ones, matched on the cells' names
