@@ -525,7 +525,9 @@ def test_permutation_for_a_class_without_samples_is_an_error_as_for_ig(models, t
     frame[frame.label == "typeA"].to_csv(only_a, index=False)
     for method in ("ig", "permutation"):
         res = run(["explain", model_path, str(only_a), "--method", method, "--class", "typeB", "-q"])
-        assert_clean_error(res, "no sample is of the class ranked (typeB)")
+        # the file named, and the classes its samples are of, which --class takes (it named neither)
+        assert_clean_error(res, "only_a.csv: no sample is of the class ranked (typeB) by its true label",
+                           f"the samples are typeA ({int((frame.label == 'typeA').sum())}): --class names one of them")
 
 
 def test_class_option_matches_numbered_classes_as_labels_are_matched(models):

@@ -14,7 +14,7 @@ from ..fileio import write_together
 from ..metrics import display_name
 from . import SHORT_HELP
 from .console import binary_stdin, check_stdout_open, json_text, print_json, stderr_console, stdout_console, Table
-from .exits import handle_errors
+from .exits import handle_errors, reading
 from .formatting import fmt, fmt_interval, fmt_metric
 from .outputs import check_writable, distinct_files, one_stdout_writer, stdout_alias
 from .shared_options import (CONTEXT_SETTINGS, debug_option, json_option, named_column, named_file, quiet_option,
@@ -488,6 +488,7 @@ def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, operating_
     """
     from .. import predict as lib
 
+    reading(data_file)  # a data error naming no file is said of it
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
     from click.core import ParameterSource

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from . import SHORT_HELP
 from .console import print_json, render_notes, stderr_console, stdout_console, Table
-from .exits import handle_errors
+from .exits import handle_errors, reading
 from .outputs import check_table_output, check_writable, distinct_files, one_stdout_writer, stdout_alias
 from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_file, role_options,
     threads_context, threads_option)
@@ -157,6 +157,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     from .. import model_io
     from ..explain import check_rankable, explain as run, load_samples
 
+    reading(data_file)  # a data error naming no file is said of it
     roles = role_flags(params)
     out = stdout_alias(out)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json})

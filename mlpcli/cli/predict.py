@@ -13,7 +13,7 @@ from ..decision import label_threshold_words
 from ..fileio import TABLE_FORMATS, write_together
 from . import SHORT_HELP
 from .console import binary_stdin, print_json, render_notes, stderr_console, StderrBar, stdout_console, Table
-from .exits import handle_errors
+from .exits import handle_errors, reading
 from .outputs import check_table_output, check_writable, distinct_files, one_stdout_writer, stdout_alias
 from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_file, quiet_option,
     role_options, threads_context, threads_option)
@@ -328,6 +328,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     from .. import predict as lib
     from ..data.h5ad import is_h5ad
 
+    reading(data_file)  # a data error naming no file is said of it
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
     _check_explain_options(explain_k)

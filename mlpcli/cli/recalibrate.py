@@ -9,7 +9,7 @@ from ..predict.recalibrate import CONFORMAL_CHOICES
 from ..recalibration import METHODS, p_text
 from . import SHORT_HELP
 from .console import binary_stdin, check_stdout_open, print_json, stdout_console, Table
-from .exits import handle_errors
+from .exits import handle_errors, reading
 from .formatting import fmt
 from .outputs import check_model_name, check_writable, distinct_files
 from .shared_options import (CONTEXT_SETTINGS, debug_option, json_option, named_file, quiet_option, role_options,
@@ -142,6 +142,7 @@ def recalibrate(model_path, data_file, out, method, alpha, conformal, fill_missi
     from .. import model_io
     from ..predict.recalibrate import recalibrate as fit_update
 
+    reading(data_file)  # a data error naming no file is said of it
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
     if out == "-":

@@ -262,12 +262,21 @@ def _binary_default(model: Model, y: np.ndarray | None, groups: np.ndarray | Non
                    f"--class {names[neg]} --class {names[pos]})"]
 
 
-def _no_sample_error(names: list[str], wanted: list[int], grouped_by: str, multilabel: bool = False) -> DataError:
+def _no_sample_error(names: list[str], wanted: list[int], grouped_by: str, multilabel: bool = False,
+                     groups: np.ndarray | None = None) -> DataError:
+    """The error for a ranking with no sample of its classes (``grouped_by``: "label", the samples' own, or the
+    predicted one), naming the classes the samples are of (``groups``: their class indices), which --class takes."""
     shown = ", ".join(names[c] for c in wanted)
+    there = ""
+    if groups is not None and not multilabel and len(groups):
+        counts = np.bincount(np.asarray(groups, dtype=np.int64), minlength=len(names))
+        held = [f"{names[c]} ({counts[c]:,})" for c in np.argsort(-counts, kind="stable") if counts[c]]
+        there = f"; the samples are {', '.join(held[:6])}{' and more' if len(held) > 6 else ''}: --class names one of them"
     if multilabel:
         return DataError(f"no sample is positive for the label{'s' * (len(wanted) > 1)} ranked ({shown}) by "
                          f"{grouped_by}")
-    return DataError(f"no sample is of the class{'es' * (len(wanted) > 1)} ranked ({shown}) by {grouped_by}")
+    return DataError(f"no sample is of the class{'es' * (len(wanted) > 1)} ranked ({shown}) by its "
+                     f"{'true ' if grouped_by == 'label' else ''}{grouped_by}{there}")
 
 
 def _unranked_note(names: list[str], absent: list[int], grouped_by: str, multilabel: bool = False) -> list[str]:
@@ -443,7 +452,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
         explained = np.flatnonzero(np.isin(groups, wanted))
         passes = [(explained, groups[explained])]
     if explained.size == 0:
-        raise _no_sample_error(names, wanted, grouped_by, multilabel)
+        raise _no_sample_error(names, wanted, grouped_by, multilabel, None if multilabel else groups)
     M = len(model.members)
     single = M == 1
     _check_bootstrap(bootstrap, M)
@@ -556,7 +565,7 @@ def _permutation(model: Model, X, labels, y, feats, used, wanted, top, repeats, 
             raise DataError("--scoring balanced_accuracy needs, for a label, samples positive and negative for it; "
                             f"{', '.join(names[c] for c in wanted)} {'is' if len(wanted) == 1 else 'are'} positive "
                             "in every sample (--scoring log_loss scores them)")
-        raise _no_sample_error(names, wanted, "label", multilabel)
+        raise _no_sample_error(names, wanted, "label", multilabel, None if multilabel else y)
     drops, mdrops = permutation_importance(model, X, labels, features=feats, repeats=repeats, seed=seed,
                                            scoring=scoring, members=model.is_ensemble, progress=progress)
     rows, stability, scores, short = [], {}, {}, {}
