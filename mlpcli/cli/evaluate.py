@@ -280,7 +280,7 @@ def _trust_tables(doc: dict) -> list[Table]:
 # models, compressed files. `-o` writes the JSON document whatever the name, so `-o metrics.csv` put JSON, silently,
 # into a .csv file that the next step of a pipeline read as a table. (.txt stays allowed: JSON is text.)
 _NOT_JSON = (".csv", ".tsv", ".parquet", ".gz", ".bz2", ".xz", ".zip", ".xlsx", ".png", ".svg", ".pdf", ".h5ad",
-             ".mlp", ".html")
+             ".mlp", ".html", ".yaml", ".yml", ".toml", ".xml")
 
 
 def _check_json_name(out: str) -> None:
