@@ -251,6 +251,10 @@ def test_rich_tables_by_default_and_json_file(perfect, tmp_path):
         assert needle in res.output, needle
     assert json.loads((tmp_path / "metrics.json").read_text()) == evaluate_json(model, table)
     assert_clean_error(run(["evaluate", model, table, "-o", str(tmp_path / "nodir" / "m.json")]), "does not exist")
+    for name in ("m.csv", "m.yaml", "m.toml"):  # another format's name: the JSON would have been written under it
+        res = run(["evaluate", model, table, "-o", str(tmp_path / name)])
+        assert_clean_error(res, f"evaluate -o writes the JSON document, not a {name[1:]} file", code=2)
+        assert not (tmp_path / name).exists()
 
 
 @pytest.mark.parametrize("task,needles", [
