@@ -515,6 +515,9 @@ def _provenance(path, ds: data.Dataset, checksum: str) -> dict:
     return {
         "data_file": file,
         **({"data_kind": kind} if kind else {}),  # text, parquet, h5ad or 10x: what predict compares a cohort with
+        # whether the cells' values were raw counts: predict warns of a matrix of the other kind (a layer or .X
+        # holding log-normalised values where the model learned counts, or the reverse)
+        **({"counts": data.counts_like(ds.X)} if kind in ("h5ad", "10x") else {}),
         "data_sha256": checksum,
         # the patient and batch columns the splits followed, which data_sha256 (values and names) leaves out: 60
         # samples given other patients changed every fold and the figures under the same data checksum

@@ -677,3 +677,25 @@ def test_drop_of_a_gene_by_its_symbol_points_to_the_name_it_is_read_by(files, tm
     ok = run(["train", files["sparse"], "--target", "cell_type", "--drop", "ENSG00003", *FAST, "-q",
               "-o", str(tmp_path / "m.mlp")])
     assert ok.exit_code == 0 and "ENSG00003" not in model_io.load(tmp_path / "m.mlp").feature_names
+
+
+def test_a_matrix_of_the_other_kind_than_the_models_training_cells_is_a_warning(files, tmp_path):
+    """A counts layer holding a copy of the log-normalised .X (or an .X of counts for a model of log-normalised
+    cells): the predictions were off with no word (the shift check saw nothing); the model records whether its cells
+    were counts, and predict compares."""
+    assert model_io.load(files["model"]).provenance["counts"] is True  # trained on the 'counts' layer
+    copied = anndata.read_h5ad(files["sparse"])
+    copied.layers["counts"] = copied.X.copy()
+    path = write(copied, tmp_path / "copied.h5ad")
+    res = run(["predict", files["model"], path, "-o", str(tmp_path / "p.csv"), "-q"])
+    assert res.exit_code == 0 and "warning: features from layer 'counts', whose values are not counts" in res.output
+    same = run(["predict", files["model"], files["sparse"], "-o", str(tmp_path / "p.csv"), "-q"])
+    assert "whose values are not counts" not in same.output
+    logged = str(tmp_path / "logged.mlp")  # a model of the log-normalised .X, given counts there
+    assert run(["train", files["sparse"], "--target", "cell_type", *FAST, "-o", logged, "-q"]).exit_code == 0
+    assert model_io.load(logged).provenance["counts"] is False
+    counted = anndata.read_h5ad(files["sparse"])
+    counted.X = counted.layers["counts"].copy()
+    path = write(counted, tmp_path / "counted.h5ad")
+    res = run(["predict", logged, path, "-o", str(tmp_path / "p.csv"), "-q"])
+    assert "warning: features from .X, whose values are whole numbers (raw counts?)" in res.output

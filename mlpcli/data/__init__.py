@@ -33,7 +33,7 @@ from .dialect import sniff_dialect
 from .header import row_names_header
 from .io import read_table, read_table_with_notes
 from .sources import table_kind, text_suffix
-from .counts import looks_like_counts
+from .counts import counts_like, looks_like_counts, whole_counts
 from .copies import row_fingerprints, twin_rows
 from .preprocess import PreprocessConfig, Preprocessor
 from .samples import SampleJoin, SampleSheet, join_samples, read_sample_sheet
@@ -43,6 +43,6 @@ from .weights import class_weights
 __all__ = [
     "TASKS", "CLASSIFICATION_TASKS", "IMPUTE_METHODS", "SUPPORTED_FORMATS", "DEFAULT_TARGET", "DEFAULT_GROUP", "DEFAULT_GROUPS",
     "DEFAULT_ID", "DEFAULT_BATCH", "SplitLeakageError", "read_table", "read_table_with_notes", "row_names_header", "sniff_dialect", "table_kind", "text_suffix", "Roles", "resolve_roles", "Dataset", "load_dataset", "with_positive", "align_features", "is_sparse",
-    "PreprocessConfig", "Preprocessor", "looks_like_counts", "row_fingerprints", "twin_rows", "class_weights", "data_checksum",
+    "PreprocessConfig", "Preprocessor", "looks_like_counts", "counts_like", "whole_counts", "row_fingerprints", "twin_rows", "class_weights", "data_checksum",
     "SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples", "typed_as_written",
 ]

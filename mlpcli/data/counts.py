@@ -18,7 +18,8 @@ from .blocks import as_matrix, rows_per_block
 from .column_stats import TINY_SPREAD
 from .preprocess_sparse import value_spans
 
-__all__ = ["COUNTS_SKEW", "NONZERO_MIN", "SKEW_ROWS", "LOGGED_NOTE", "FEW_NEGATIVE_SHARE", "looks_like_counts"]
+__all__ = ["COUNTS_SKEW", "NONZERO_MIN", "SKEW_ROWS", "LOGGED_NOTE", "FEW_NEGATIVE_SHARE", "looks_like_counts",
+           "counts_like", "whole_counts"]
 
 # A median per-feature skewness above this on non-negative data looks like raw counts or TPM, for which
 # log1p is the usual first step (the sample data sits near 2.7; log-scale microarray data near 0).
@@ -66,6 +67,25 @@ def looks_like_counts(X, notes: list[str] | None = None, warnings: list[str] | N
         if note:
             said.append(note)
     return skew
+
+
+def whole_counts(values: np.ndarray) -> tuple[bool, float | None]:
+    """(whether `values` are whole numbers >= 0, as raw counts are; the first that is not, or None). NaN counts as
+    neither (a missing value)."""
+    values = np.asarray(values, dtype=np.float64)
+    odd = np.flatnonzero(~np.isnan(values) & ((values < 0) | (values != np.round(values))))
+    return (not odd.size, float(values[odd[0]]) if odd.size else None)
+
+
+def counts_like(X, sample: int = 100_000) -> bool:
+    """Whether the first `sample` stored values of X (n, d) (a sparse matrix's data, a dense one's first rows) are
+    raw counts (``whole_counts``): what a model records of its cells, for predict to compare another matrix with."""
+    if is_sparse(X):
+        values = X.tocsr().data[:sample]
+    else:
+        X = as_matrix(X)
+        values = np.asarray(X[: max(1, sample // max(X.shape[1], 1))]).ravel()
+    return whole_counts(values)[0]
 
 
 # At most this share of the values negative, among values that otherwise look like counts: entry errors, not a

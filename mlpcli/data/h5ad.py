@@ -239,8 +239,9 @@ class H5ad:
                 values = np.asarray(self._elem["data"][:sample], dtype=np.float64)
         except _READ_ERRORS as exc:
             raise self._fail(exc, self.matrix_name) from None
-        odd = np.flatnonzero((values < 0) | (values != np.round(values)))
-        return (not odd.size, float(values[odd[0]]) if odd.size else None)
+        from .counts import whole_counts
+
+        return whole_counts(values)
 
     def matrices(self) -> str:
         """The file's matrices as the messages name them (".X, layer 'counts', .raw.X (--raw)")."""

@@ -81,6 +81,28 @@ def _tenx_trained_warning(model: Model, table) -> str | None:
             f"{table.h.matrices()})")
 
 
+def _counts_kind_warning(model: Model, table) -> str | None:
+    """A warning when the matrix read holds the other kind of values than the model's training cells did (the
+    model's ``provenance["counts"]``): raw counts where it learned log-normalised values, or the reverse — a
+    counts layer holding a copy of .X, an .X of counts. Predictions on another scale are wrong without an error
+    (a counts model given log-normalised cells: accuracy 0.938 -> 0.885, and the shift check saw nothing)."""
+    trained = (model.provenance or {}).get("counts")
+    if trained is None:
+        return None
+    counts, example = table.h.counts_like()
+    if counts == trained:
+        return None
+    read = table.h.matrix_name
+    if trained:
+        return (f"features from {read}, whose values are not counts ({example:.4g}), but the model was trained on raw "
+                f"counts: values on another scale give wrong predictions without an error; choose this file's counts "
+                f"with --layer NAME or --raw (its matrices: {table.h.matrices()})")
+    return (f"features from {read}, whose values are whole numbers (raw counts?), but the model was trained on values "
+            "that were not counts (log-normalised?): values on another scale give wrong predictions without an "
+            f"error; normalise them as the training cells were, or choose another matrix (its matrices: "
+            f"{table.h.matrices()})")
+
+
 def open_h5ad(source, roles: RoleFlags, model: Model):
     """(the opened .h5ad table, the roles with this file's defaults, notes, warnings). The matrix and the gene
     names default to the model's training choices (--layer, --raw, --var-names given to train), the id to
@@ -118,6 +140,8 @@ def open_h5ad(source, roles: RoleFlags, model: Model):
         table.check_features(model.preprocessor.kept_features, roles.var_names)
         if warning is None and from_model is None and layer is None and not raw and data.h5ad.is_h5ad(source):
             warning = _tenx_trained_warning(model, table)
+        if warning is None and data.h5ad.is_h5ad(source):
+            warning = _counts_kind_warning(model, table)
     except BaseException:
         table.close()
         raise
