@@ -128,3 +128,9 @@ def test_top_level_help_names_every_stop_signal():
     assert "138 SIGUSR1" in text
     train = " ".join(run(["train", "--help"], env={"COLUMNS": "200"}).output.split())
     assert "SIGUSR1 / SIGUSR2" in train and "138" in train
+
+
+def test_tune_member_folds_help_says_it_needs_refit():
+    """`tune --member-folds 1` without --refit is a usage error ("add --refit"); its help, train's, did not say so."""
+    text = " ".join(run(["tune", "--help"]).output.split())
+    assert "--member-folds INTEGER|AUTO With --refit (a usage error without it)" in text

@@ -322,3 +322,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         con.print(_refit_words(outcome, result.metric, len(ds.y), chosen_from) + f": model written to {out}",
                   soft_wrap=True)
     con.print(f"[dim]{fmt(result.seconds, 'seconds')} s[/]")
+
+
+for _param in tune.params:  # the members of the model --refit trains: refused without it (the help did not say)
+    if _param.name == "member_folds" and _param.help:
+        _param.help = "With --refit (a usage error without it): the refit model's members. " + _param.help
