@@ -379,7 +379,9 @@ def test_tune_refit_stopped_by_sigterm_writes_neither_output(tmp_path, table):
     cmd.proc.send_signal(signal.SIGTERM)
     rc, err = cmd.finish()
     assert rc == 143, err
-    assert "Interrupted by SIGTERM." in err and "Traceback" not in err
+    # the stop says the tuning it ends (the best setting) and that nothing was written
+    assert "Interrupted by SIGTERM: during --refit; the tuning had ended — best lr=0.001" in err
+    assert "Traceback" not in err
     assert not (tmp_path / "tuned.mlp").exists() and not (tmp_path / "out.csv").exists()
     _assert_no_temporaries(tmp_path)
 
