@@ -111,8 +111,7 @@ def _click_option(f, flag: str, param: str, rename: dict[str, str] | None = None
     if kind == "bool":
         negative = "--no-" + flag[2:]
         if meta["auto"]:  # neither flag given: "auto"
-            return option(f"{flag}/{negative}", param, default=None,
-                                help=f"{help_text}  [default: auto]")
+            return option(f"{flag}/{negative}", param, default=None, help=f"{help_text}  [default: auto]")
         return option(f"{flag}/{negative}", param, default=default, show_default=True, help=help_text)
     if kind == "choice":
         shown = _default_text(f)
@@ -121,10 +120,10 @@ def _click_option(f, flag: str, param: str, rename: dict[str, str] | None = None
     shown = _default_text(f)
     if kind == "str_list":  # `--target age --target ic50` is `--target age,ic50`; it kept the last one, silently
         return option(flag, param, type=OptionValue(f.name, _metavar(meta)), multiple=True,
-                            callback=_joined, help=help_text + " Repeat it to add names."
-                            + (f"  [default: {shown}]" if shown is not None else ""))
+                      callback=_joined, help=help_text + " Repeat it to add names."
+                      + (f"  [default: {shown}]" if shown is not None else ""))
     return option(flag, param, type=OptionValue(f.name, _metavar(meta)), default=None,
-                        help=help_text + (f"  [default: {shown}]" if shown is not None else ""))
+                  help=help_text + (f"  [default: {shown}]" if shown is not None else ""))
 
 
 def _joined(ctx, param, value: tuple) -> list[str] | None:
