@@ -699,3 +699,23 @@ def test_a_matrix_of_the_other_kind_than_the_models_training_cells_is_a_warning(
     path = write(counted, tmp_path / "counted.h5ad")
     res = run(["predict", logged, path, "-o", str(tmp_path / "p.csv"), "-q"])
     assert "warning: features from .X, whose values are whole numbers (raw counts?)" in res.output
+
+
+@pytest.mark.parametrize("compression", ["gzip", None])
+def test_the_rewritten_obs_keeps_the_inputs_compression(files, tmp_path, compression):
+    """predict -o out.h5ad rewrote .obs uncompressed, where the input's (as scanpy writes it) was gzip: every other
+    dataset kept its filter."""
+    import h5py
+
+    source = tmp_path / "in.h5ad"
+    anndata.read_h5ad(files["sparse"]).write_h5ad(source, compression=compression)
+    out = tmp_path / "out.h5ad"
+    assert run(["predict", files["model"], str(source), "-o", str(out), "-q"]).exit_code == 0
+
+    def filters(path) -> set:
+        found = set()
+        with h5py.File(path) as f:
+            f["obs"].visititems(lambda _, o: found.add(o.compression) if isinstance(o, h5py.Dataset) else None)
+        return found
+
+    assert filters(out) == filters(source) == {compression}

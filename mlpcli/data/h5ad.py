@@ -771,8 +771,9 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
                 if len(values) != len(obs):
                     raise DataError(f"{len(values)} predictions for the {len(obs)} cells of {source}")
                 obs[name] = values
+            kwargs = _compression_of(f["obs"])  # as the input's obs was stored (gzip, as scanpy writes it)
             del f["obs"]
-            write_elem(f, "obs", obs)
+            write_elem(f, "obs", obs, dataset_kwargs=kwargs)
         fh.flush()
         changed.update(replaced=replaced, stale=stale)
 
@@ -784,6 +785,21 @@ def write_obs_columns(source, out, columns: dict[str, object], notes: list[str] 
     if stale and notes is not None:
         notes.append(f"removed the obs column{'s' * (len(stale) > 1)} {quoted(stale)} of an earlier prediction "
                      f"(prefix {prefix!r}), which this one does not write; --obs-prefix to keep both")
+
+
+def _compression_of(group) -> dict:
+    """The compression filter of the first compressed dataset under `group` (h5py's compression and its options),
+    for rewriting the group as it was stored; {} when none is."""
+    found: dict = {}
+
+    def visit(_name, obj) -> bool | None:
+        if isinstance(obj, h5py_dataset()) and getattr(obj, "compression", None):
+            found.update(compression=obj.compression, compression_opts=obj.compression_opts)
+            return True  # stop
+        return None
+
+    group.visititems(visit)
+    return found
 
 
 def _same_kind(old, new) -> bool:
