@@ -123,6 +123,17 @@ def test_a_model_without_repeats_stores_no_aliases(files):
     assert meta["format_version"] == model_io.FORMAT_VERSION and "array_aliases" not in meta
 
 
+def test_a_model_edited_without_its_aliases_says_where_the_arrays_were(files, tmp_path):
+    """model.json without array_aliases (a hand edit) was refused as "array_shapes lists no shape for the array ...",
+    blaming array_shapes alone; the error says the aliases are missing too."""
+    from mlpcli.errors import ModelFileError
+
+    edited = _edit(files["ensemble"], tmp_path / "edited.mlp", meta_fn=lambda meta: meta.pop("array_aliases"))
+    with pytest.raises(ModelFileError, match="lists no shape for the array .*, and array_aliases names no array it is "
+                                             "stored as"):
+        model_io.load(edited)
+
+
 def test_the_earlier_layout_loads_and_predicts_identically_and_saves_as_today(files, tmp_path):
     """A file in the layout written before (every member's arrays, int64 indices, format 5) loads, predicts
     bit for bit as the new file, and saved again gives the new file's bytes: nothing was lost."""

@@ -760,7 +760,10 @@ class ModelFields:
         self.mapping(shapes, "array_shapes")
         for key, spec in specs.items():
             if key not in shapes:
-                self.fail("array_shapes", f"lists no shape for the array {key!r} the model needs")
+                # (an array stored once for two names is listed under array_aliases: a file without them, edited
+                # by hand, names the shapes as missing — said with where else the array could be)
+                self.fail("array_shapes", f"lists no shape for the array {key!r} the model needs"
+                          + ("" if aliases else ", and array_aliases names no array it is stored as"))
             given = self.listing(shapes[key], join_key("array_shapes", key), max_len=8)
             if not all(isinstance(s, int) and not isinstance(s, bool) for s in given) or tuple(given) != spec.shape:
                 self.fail(join_key("array_shapes", key), f"is {short_repr(given)} but the model's fields make it "
