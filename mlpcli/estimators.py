@@ -261,13 +261,15 @@ class _BaseMLP(BaseEstimator):
             # was 1, and the network's untrained output for it, noise of about ±1, came back in its units)
             constant = targets.min(axis=0) == targets.max(axis=0) if len(targets) else np.zeros(targets.shape[1], bool)
             with np.errstate(over="ignore"):
-                mu = np.where(constant, targets[0] if len(targets) else 0.0, targets.mean(axis=0))
-                sd = np.where(constant, 0.0, targets.std(axis=0))
+                mean, std = _weighted_moments(targets, weights)
+                mu = np.where(constant, targets[0] if len(targets) else 0.0, mean)
+                sd = np.where(constant, 0.0, std)
             if not (np.isfinite(mu).all() and np.isfinite(sd).all()):  # a target near 1e300: its square is inf,
                 big = np.maximum(np.abs(targets).max(axis=0), np.finfo(np.float64).tiny)  # which made every
                 # prediction inf; so in units of the column's largest value
-                mu = np.where(constant, targets[0], big * (targets / big).mean(axis=0))
-                sd = np.where(constant, 0.0, big * (targets / big).std(axis=0))
+                mean, std = _weighted_moments(targets / big, weights)
+                mu = np.where(constant, targets[0], big * mean)
+                sd = np.where(constant, 0.0, big * std)
             self._y_mean, self._y_scale = mu, sd
             targets = (targets - mu) / np.where(sd > 0, sd, 1.0)
 
@@ -301,11 +303,11 @@ class _BaseMLP(BaseEstimator):
         config = self._fit_config(seed, resolved)
         try:
             if tr is not None:
-                w_tr, w_va = (None, None) if weights is None else (weights[tr], weights[va])
+                w_tr, w_va = (None, None) if weights is None else (_mean_one(weights[tr]), _mean_one(weights[va]))
                 result = fit(net, setup.loss, Xn[tr], targets[tr], Xn[va], targets[va], config,
                              sample_weight=w_tr, val_sample_weight=w_va)
             else:  # every row, config.epochs epochs, the final weights
-                result = fit(net, setup.loss, Xn, targets, None, None, config, sample_weight=weights)
+                result = fit(net, setup.loss, Xn, targets, None, None, config, sample_weight=_mean_one(weights))
         except MlpcliError as exc:  # divergence: a ValueError like every other bad-fit in sklearn
             _refuse_unchecked_gaps(self, X, y)  # what sklearn's assume_finite=True let through, said as such
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
@@ -503,6 +505,26 @@ def _refuse_beyond_float32(X, estimator) -> None:
 def _as_written(value):
     """A NumPy scalar as the Python value it stands for (``'b'``, not ``np.str_('b')``)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _weighted_moments(Y: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, SD) (k,) of targets Y (n, k) under sample weights (n,), as of the rows repeated (unweighted without
+    weights, or when they are all 0): the standardisation a weighted regression trains on."""
+    if weights is None or not len(Y) or not weights.sum() > 0:
+        return Y.mean(axis=0) if len(Y) else np.zeros(Y.shape[1]), Y.std(axis=0) if len(Y) else np.zeros(Y.shape[1])
+    mean = np.average(Y, axis=0, weights=weights)
+    return mean, np.sqrt(np.average((Y - mean) ** 2, axis=0, weights=weights))
+
+
+def _mean_one(weights: np.ndarray | None) -> np.ndarray | None:
+    """Sample weights (n,) scaled to mean 1 over the rows they weigh. The loss is the weighted sum over n rows, so
+    unscaled weights moved the data term against the l2 penalty: weights x 10 fitted another model, and a weight
+    of 2 was not a repeated row (scikit-learn's estimators: the same model to 1e-16). At mean 1 the loss is
+    sum(w l) / sum(w), as for the rows repeated, and a minibatch's sum(w l) / b estimates it without bias."""
+    if weights is None:
+        return None
+    mean = float(weights.mean()) if len(weights) else 0.0
+    return weights / mean if mean > 0 else weights
 
 
 def _checked_groups(groups, n: int) -> np.ndarray:

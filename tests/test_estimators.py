@@ -24,14 +24,15 @@ CHECKED = [
 # Checks expected to fail, with the reason. Everything else in scikit-learn's suite passes.
 # (scikit-learn itself also skips, for every estimator here: the array-API checks unless
 # SCIPY_ARRAY_API=1, and the decision_function checks, as these classifiers have none.)
-_MINIBATCH = ("minibatch training is not weight/repeat equivalent: repeating a row adds a minibatch "
-              "step and changes the early-stopping split and the 1/n loss normalisation, whereas a "
-              "weight of 2 does neither (scikit-learn's own MLP passes only with full-batch lbfgs)")
+_MINIBATCH = ("early stopping is not weight/repeat equivalent: repeating a row changes the held-out split (and, on "
+              "more rows than a batch, adds a minibatch step), whereas a weight of 2 does neither; full-batch "
+              "training passes, as scikit-learn's own MLP does only then (test_sample_weights_act_as_repeated_rows_...)")
 
 
 def expected_failures(estimator):
+    # without early stopping the check's few rows are one minibatch: full-batch training, which passes
     failures = {"check_sample_weight_equivalence_on_dense_data": _MINIBATCH,
-                "check_sample_weight_equivalence_on_sparse_data": _MINIBATCH}
+                "check_sample_weight_equivalence_on_sparse_data": _MINIBATCH} if estimator.early_stopping else {}
     if isinstance(estimator, MLPClassifier) and estimator.early_stopping:
         failures["check_class_weight_classifiers"] = (
             "a deliberately noisy 50-row problem leaves 5 rows for early stopping; with weights 1000 vs "
@@ -43,6 +44,27 @@ def expected_failures(estimator):
 @parametrize_with_checks(CHECKED, expected_failed_checks=expected_failures)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", [MLPClassifier(hidden=(), epochs=2000, optimizer="lbfgs", l2=0.01),
+                                       MLPClassifier(hidden=(16,), epochs=200, optimizer="lbfgs"),
+                                       MLPRegressor(hidden=(16,), epochs=200, optimizer="lbfgs"),
+                                       MLPRegressor(hidden=(), epochs=2000, optimizer="lbfgs", l2=0.01)],
+                         ids=["softmax_l2", "clf_hidden", "reg_hidden", "reg_linear_l2"])
+def test_sample_weights_act_as_repeated_rows_in_full_batch_training(estimator):
+    """The weighted loss was a sum over n rows: the weights' scale moved the data term against l2 (weights x 10
+    fitted another model; a weight of 2 was not a repeated row: 0.03 apart in probability), and a regression's
+    targets were standardised unweighted. Full-batch training now passes scikit-learn's equivalence checks."""
+    from sklearn.utils.estimator_checks import (check_sample_weight_equivalence_on_dense_data,
+                                                check_sample_weight_equivalence_on_sparse_data)
+
+    check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, estimator)
+    check_sample_weight_equivalence_on_sparse_data(type(estimator).__name__, estimator)
+    if isinstance(estimator, MLPClassifier):  # and the scale of the weights is no setting of its own
+        X, y = blobs(60, centers=2)
+        plain = estimator.fit(X, y).predict_proba(X)
+        np.testing.assert_allclose(estimator.fit(X, y, sample_weight=np.full(60, 10.0)).predict_proba(X), plain,
+                                   atol=1e-12)
 
 
 # ── behaviour beyond the generic checks ────────────────────────────────────────────────────────────────
@@ -433,8 +455,10 @@ def test_balanced_class_weights_with_sample_weights_count_classes_as_scikit_lear
     X, y = make_classification(n_samples=500, n_features=30, n_informative=8, n_classes=3, random_state=4)
     X = (X - X.mean(0)) / X.std(0)
     sw = np.random.default_rng(0).uniform(0.2, 3, 500)
+    # LogisticRegression's objective, C sum(w l) + |b|^2 / 2, is ours, sum(w l) / sum(w) + l2 |b|^2 (weights of mean
+    # 1: the rows repeated), at l2 = 0.5 / sum(w)
     m = MLPClassifier(hidden=(), optimizer="lbfgs", early_stopping=False, dtype="float64", epochs=1000,
-                      class_weight="balanced", random_state=0, l2=0.5 / 500).fit(X, y, sample_weight=sw)
+                      class_weight="balanced", random_state=0, l2=0.5 / sw.sum()).fit(X, y, sample_weight=sw)
     sk = LogisticRegression(C=1.0, tol=1e-12, max_iter=10000, class_weight="balanced").fit(X, y, sample_weight=sw)
     assert np.abs(m.predict_proba(X) - sk.predict_proba(X)).max() < 1e-3
     with pytest.raises(ValueError, match="total sample_weight, which is 0 for"):
