@@ -721,6 +721,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return p
         return class_proba("binary", p)  # one sigmoid output is P(classes_[1])
 
+    def predict_log_proba(self, X) -> np.ndarray:
+        """``log(predict_proba(X))`` (n, n_classes), as scikit-learn's classifiers offer it
+        (``cross_val_predict(method="predict_log_proba")``); a probability of 0 gives -inf."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
     def predict(self, X) -> np.ndarray:
         """Labels (n,) from ``classes_``; a 0/1 matrix (n, k) for multi-label (threshold 0.5)."""
         P = self.predict_proba(X)

@@ -84,6 +84,16 @@ def test_same_random_state_same_model_and_different_seed_differs():
     assert not np.allclose(a, c)
 
 
+def test_predict_log_proba_is_the_log_of_predict_proba():
+    """scikit-learn classifiers with predict_proba offer predict_log_proba (cross_val_predict asks for it by name)."""
+    from sklearn.model_selection import cross_val_predict
+
+    X, y = blobs()
+    clf = MLPClassifier(**FAST, random_state=0).fit(X, y)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X), rtol=1e-12)
+    assert cross_val_predict(MLPClassifier(**FAST), X, y, cv=3, method="predict_log_proba").shape == (len(X), 3)
+
+
 def test_string_labels_proba_columns_follow_classes():
     X, y = blobs()
     names = np.array(["LumB", "Basal", "HER2"])[y]

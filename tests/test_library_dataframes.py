@@ -108,3 +108,11 @@ def test_targets_held_as_pandas_strings_are_typed_as_text_columns_are(table):
     model = pipeline.train(labels, TrainOptions(**OPTIONS, target=["grade", "y2"]), plan=HERE).model
     assert model.task == "multilabel"
 
+
+
+def test_a_numpy_array_given_as_a_table_says_what_a_table_may_be():
+    """pipeline.train(X) and predict_stream(model, X) with a NumPy array failed in os.fspath ("expected str, bytes
+    or os.PathLike object, not ndarray"); the error says a path or a DataFrame, and how to make one."""
+    with pytest.raises(TypeError, match=r"a table is a file's path .* or a pandas DataFrame; got numpy.ndarray: "
+                                        r"pd.DataFrame\(X, columns=feature_names\)"):
+        pipeline.train(np.zeros((10, 3)), TrainOptions())

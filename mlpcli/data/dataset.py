@@ -370,6 +370,9 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     `path` may be a pandas DataFrame (a notebook's table): read as a file holding it would be, the roles found
     by name; sample ids from its index when that is named or text (``user_frame``); the options that say how
     to read a file (sep, decimal, features_in_rows, layer, ...) are errors then. The caller's frame is not changed."""
+    from .sources import check_table_argument
+
+    check_table_argument(path)
     from . import h5ad, tenx
     from .feature_rows import raise_annotation_columns
     from .header import UNNAMED

@@ -51,6 +51,17 @@ def check_file(path: str) -> None:
                         "first: mlpcli predict MODEL DATA)")
 
 
+def check_table_argument(source) -> None:
+    """A TypeError saying what a table may be, for a library caller who passed something else (a NumPy array: the
+    error was "expected str, bytes or os.PathLike object, not ndarray", from deep in the reader)."""
+    if isinstance(source, (str, os.PathLike, pd.DataFrame)):
+        return
+    raise TypeError(f"a table is a file's path (str or os.PathLike), '-' for standard input, or a pandas DataFrame; "
+                    f"got {type(source).__module__}.{type(source).__qualname__}"
+                    + (": pd.DataFrame(X, columns=feature_names) makes one (its columns are what the roles and the "
+                       "model's features name)" if hasattr(source, "shape") else ""))
+
+
 def check_text_options(name: str, kind: str, sep: str | None, decimal: str | None) -> None:
     """--sep and --decimal read text tables: an OptionError when given for a table of another `kind` ("10x",
     "h5ad", "parquet"), where they were ignored without a word."""
@@ -363,6 +374,9 @@ def table_source(path, stdin) -> Source:
 def table_kind(path) -> str | None:
     """How the readers would read ``path``: "text" (also "-", standard input), "parquet", "h5ad" or "10x" (a
     directory); None for a path they refuse (missing, empty, an unknown suffix: the reader says why)."""
+    check_table_argument(path)
+    if isinstance(path, pd.DataFrame):
+        return None
     if str(path) == "-":
         return "text"
     path = os.fspath(path)

@@ -43,7 +43,9 @@ def open_table(source, *, features_in_rows: bool = False, stdin=None, sep: str |
     `features_in_rows`, the rows that may hold ids, groups, batches or labels, read as written (``read_whole``).
     """
     from . import h5ad
+    from .sources import check_table_argument
 
+    check_table_argument(source)
     if isinstance(source, pd.DataFrame):
         h5ad.check_options("the table", layer, raw, var_names)
         return StreamedFrame(source, "the table")

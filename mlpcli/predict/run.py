@@ -148,6 +148,9 @@ class PredictionRun:
                  fill_missing: str | None, chunksize: int | None, chunk_mb: float, stdin,
                  progress: Callable[[dict], None] | None, max_missing: float | None = None,
                  trust: Trust | None = None, unique_ids: bool = True, novel_labels: bool = False):
+        from ..data.sources import check_table_argument
+
+        check_table_argument(source)  # (a NumPy array failed in os.fspath, naming nothing)
         self.size = piece_size(chunksize, chunk_mb)
         self.model, self.progress, self.need_target = model, progress, need_target
         # evaluate --novel-labels: rows whose label the model does not know are marked (meta "novel", "novel_label")
