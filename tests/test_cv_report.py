@@ -344,7 +344,8 @@ def test_cv_sd_row_is_printed_to_its_means_decimals(tmp_path):
     ("balanced_accuracy", 0.812, 0.0312, "0.031"),
     ("mae", None, 0.005865, "0.005865"),   # no mean to align with: the metric's own format
     ("mae", 0.5, None, "—"),
-], ids=["log-loss", "mae-fine", "rmse", "metric", "no-mean", "no-sd"])
+    (None, 1.1234, 0.31523, "0.315"),  # a plain number (cv's mean set size): its SD had a decimal more than its mean
+], ids=["log-loss", "mae-fine", "rmse", "metric", "no-mean", "no-sd", "set-size"])
 def test_sd_is_printed_to_its_means_decimals(key, mean, sd, want):
     assert fmt_sd(key, mean, sd) == want
     if mean is not None and sd is not None:

@@ -249,3 +249,13 @@ def test_a_file_name_that_is_not_utf8_gives_valid_json(tmp_path):
     assert "\\udce9" not in text
     doc = json.loads(text)
     assert "m\ufffd.mlp" in json.dumps(doc, ensure_ascii=False)
+
+
+def test_the_estimate_row_names_an_architecture_choice_only_where_there_was_one(tmp_path):
+    """info said each held-out row was scored "by the architecture chosen on other held-out rows" of a model trained
+    with a fixed --hidden, which chose none (train's own note said only the epoch)."""
+    data = write_table(tmp_path)
+    out = tmp_path / "fixed.mlp"
+    assert run(["train", data, "-o", str(out), "--hidden", "8", *FAST]).exit_code == 0
+    text = " ".join(run(["info", str(out)]).output.split())
+    assert "each row scored at the epoch chosen on other held-out rows" in text and "architecture" not in text

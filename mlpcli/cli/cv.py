@@ -205,7 +205,7 @@ def _fold_table(result) -> Table:
         kinds = ((result.metric,) if inner else ()) + ((result.metric,) if linear else ()) + (
             ("coverage", None, "ood_rate") if trust else ())
         means += [fmt_metric(k, p[0]) if k else fmt(p[0]) for k, p in zip(kinds, parts)]
-        sds += [fmt_sd(k, *p) if k else fmt(p[1]) for k, p in zip(kinds, parts)]
+        sds += [fmt_sd(k, *p) for k, p in zip(kinds, parts)]
     table.add_row(*lead, "mean", "", "", "", *means, style="bold")
     table.add_row(*lead, "SD", "", "", "", *sds)
     return table

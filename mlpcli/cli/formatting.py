@@ -63,13 +63,14 @@ def fmt_metric(key: str, v) -> str:
     return fmt(v, metric_kind(key))
 
 
-def fmt_sd(key: str, mean, sd) -> str:
+def fmt_sd(key: str | None, mean, sd) -> str:
     """A metric's SD over folds beside its ``mean``: to the mean's decimals (a loss's four significant digits
     gave "1.115" over "0.1417", an MAE "0.4512" over "0.005865"), or to the SD's own first significant digit when
-    that is finer; in the metric's own format without a mean, or when the mean needs an exponent."""
-    mean_text = fmt_metric(key, mean)
+    that is finer; in the metric's own format without a mean, or when the mean needs an exponent. ``key`` None: a
+    plain number's (a mean set size: "1.123" over "0.3152" was the mean's format, not the SD's)."""
+    mean_text = fmt_metric(key, mean) if key is not None else fmt(mean)
     if not isinstance(sd, (float, np.floating)) or not np.isfinite(sd) or "." not in mean_text or "e" in mean_text:
-        return fmt_metric(key, sd)  # no mean (or an undefined one) to align with, or one with an exponent
+        return fmt_metric(key, sd) if key is not None else fmt(sd)  # no mean to align with, or one with an exponent
     decimals = len(mean_text.split(".")[1])
     if sd > 0:
         decimals = max(decimals, -int(np.floor(np.log10(float(sd)))))

@@ -425,10 +425,13 @@ def _table(doc: dict) -> Table:
             cohort = (net["recalibration"].get("cohort") or {}).get("data") or "a labelled cohort"
             at += f"; of the model as trained, before its recalibration on {cohort} (its rule and threshold since moved)"
         table.add_row(f"{held['kind'] or 'held-out'} metrics", f"{shown} (n = {m.get('n')}{at})")
-        if held.get("crossed"):
-            table.add_row("held-out estimate", "cross-fitted: each row scored at the epoch and by the architecture "
-                          "chosen on other held-out rows of its network; the architecture and decision rows show the "
-                          "networks' own predictions")
+        if held.get("crossed"):  # (the architecture too where --hidden auto chose among candidates)
+            chose = len(tr.get("portfolio") or []) > 1
+            table.add_row("held-out estimate", "cross-fitted: each row scored at the epoch "
+                          + ("and by the architecture " if chose else "")
+                          + "chosen on other held-out rows of its network; the "
+                          + ("architecture and decision rows show" if chose else "decision row shows")
+                          + " the networks' own predictions")
         if held.get("per_class"):  # each class's recall (absent in older model files)
             table.add_row(f"{held['kind'] or 'held-out'} recall", per_class_recall(held["per_class"]))
         for t in held.get("per_target") or []:  # each target in its own units (absent in older model files)
