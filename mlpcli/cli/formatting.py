@@ -58,9 +58,9 @@ def per_class_recall(rows: list[dict]) -> str:
     return text + (f"; the {RECALL_SHOWN} lowest of {len(rows)} {what} (--json: all)" if len(shown) < len(rows) else "")
 
 
-def fmt_metric(key: str, v) -> str:
-    """A metric's value in its kind's format (``metric_kind``)."""
-    return fmt(v, metric_kind(key))
+def fmt_metric(key: str | None, v) -> str:
+    """A metric's value in its kind's format (``metric_kind``); ``key`` None: a plain number's."""
+    return fmt(v) if key is None else fmt(v, metric_kind(key))
 
 
 def fmt_sd(key: str | None, mean, sd) -> str:
@@ -68,9 +68,9 @@ def fmt_sd(key: str | None, mean, sd) -> str:
     gave "1.115" over "0.1417", an MAE "0.4512" over "0.005865"), or to the SD's own first significant digit when
     that is finer; in the metric's own format without a mean, or when the mean needs an exponent. ``key`` None: a
     plain number's (a mean set size: "1.123" over "0.3152" was the mean's format, not the SD's)."""
-    mean_text = fmt_metric(key, mean) if key is not None else fmt(mean)
+    mean_text = fmt_metric(key, mean)
     if not isinstance(sd, (float, np.floating)) or not np.isfinite(sd) or "." not in mean_text or "e" in mean_text:
-        return fmt_metric(key, sd) if key is not None else fmt(sd)  # no mean to align with, or one with an exponent
+        return fmt_metric(key, sd)  # no mean (or an undefined one) to align with, or one with an exponent
     decimals = len(mean_text.split(".")[1])
     if sd > 0:
         decimals = max(decimals, -int(np.floor(np.log10(float(sd)))))
