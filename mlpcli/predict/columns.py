@@ -248,7 +248,8 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
             _check_layout(kept, int(present.sum()), first_cells, flags.features_in_rows, source)
         lacks = (f"{source} lacks {len(missing):,} of the {len(kept):,} features the model uses "
                  f"({_percent(share)}): {quoted(missing)}")
-        removed = [f for f in missing if f in set(drop)]
+        dropped_set = set(drop)
+        removed = [f for f in missing if f in dropped_set]
         if removed:  # the table has them: the option took them out
             lacks = (f"--drop removes {len(removed):,} of the {len(kept):,} features the model uses: {quoted(removed)}"
                      + (f"; {source} lacks {len(missing) - len(removed):,} more" if len(removed) < len(missing) else ""))

@@ -65,7 +65,7 @@ def _tenx_matrix_warning(model: Model) -> str | None:
             "normalize_total and log1p) into an .h5ad file and predict that")
 
 
-def _tenx_trained_warning(model: Model, table) -> str | None:
+def _tenx_trained_warning(model: Model, table) -> str | None:  # (models without provenance.counts: see below)
     """A warning when a model trained on a 10x directory (raw counts) reads an .h5ad file's .X whose values are
     not counts, as scanpy's files keep log-normalised values there: every prediction is off while nothing fails
     (log-normalised cells given to such a model: balanced accuracy 0.853 against 0.963 from the file's counts
@@ -85,7 +85,8 @@ def _counts_kind_warning(model: Model, table) -> str | None:
     """A warning when the matrix read holds the other kind of values than the model's training cells did (the
     model's ``provenance["counts"]``): raw counts where it learned log-normalised values, or the reverse — a
     counts layer holding a copy of .X, an .X of counts. Predictions on another scale are wrong without an error
-    (a counts model given log-normalised cells: accuracy 0.938 -> 0.885, and the shift check saw nothing)."""
+    (a counts model given log-normalised cells: accuracy 0.938 -> 0.885, and the shift check saw nothing). Model
+    files written before the record fall back on ``_tenx_trained_warning``, which tells a 10x model's counts alone."""
     trained = (model.provenance or {}).get("counts")
     if trained is None:
         return None
