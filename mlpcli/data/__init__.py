@@ -8,7 +8,7 @@ Splitting rows into training and validation (by group) is model selection's job:
 
 Everything a user can get wrong raises `DataError` / `ConfigError` with a one-line message that names the
 column or flag and the fix. Nothing here prints: notes and warnings are returned as lists of strings for the
-CLI to render. One module per step: io (and sources, dialect, header, parquet, h5ad, tenx: the formats),
+CLI to render. One module per step: io (and sources, dialect, header, parquet, h5ad, tenx, geo: the formats),
 samples (a sample sheet joined on the sample id, ``--samples``), roles (which column is which), targets (the task
 and the labels), dataset (the validated arrays; feature_values, the feature matrix and its checks; checksum;
 row_view, a subset's rows without a copy), preprocess (with preprocess_sparse for CSR
@@ -25,6 +25,7 @@ from .cells import typed_as_written
 from ..errors import SplitLeakageError
 from . import h5ad  # noqa: E402 - AnnData files; anndata itself is imported only when one is read
 from . import tenx  # noqa: E402 - 10x Genomics directories (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)
+from . import geo  # noqa: E402 - GEO series matrix files (a table and its samples' annotations)
 from .dataset import align_features, Dataset, load_dataset, user_frame, with_positive
 from ..centred_rows import is_sparse
 from .checksum import data_checksum

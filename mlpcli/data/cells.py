@@ -191,7 +191,7 @@ class CellPlace:
 
     def __init__(self, df: pd.DataFrame, id_column: str | None = None, column: str | None = None):
         sheet = df.attrs.get(JOINED_ATTR, {}).get(column) if column is not None else None
-        name = f"--samples {sheet}" if sheet is not None else df.attrs.get(SOURCE_ATTR)
+        name = sheet if sheet is not None else df.attrs.get(SOURCE_ATTR)  # the sheet as messages name it
         self.source = f"{name}: " if name else ""
         self.joined = sheet is not None
         self.file_rows = sheet is None and bool(name)  # rows numbered as the file's

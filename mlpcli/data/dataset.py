@@ -373,7 +373,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     from .sources import check_table_argument
 
     check_table_argument(path)
-    from . import h5ad, tenx
+    from . import geo, h5ad, tenx
     from .feature_rows import raise_annotation_columns
     from .header import UNNAMED
     from .io import TextTable, read_table_with_notes
@@ -391,7 +391,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         if join is not None:
             frame, _ = join.apply(frame)
             notes += join.notes
-            frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}
+            frame.attrs[JOINED_ATTR] = {c: sheet.said for c in join.joined}
         ds = Dataset.from_frame(frame, roles, task=task, classes=classes)
         ds.warnings += [] if join is None else join.warnings
         if no_group:
@@ -421,6 +421,11 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         return h5ad.load_dataset(src.name, **roles_kw, task=task, classes=classes, layer=layer, raw=raw,
                                  var_names=var_names, sheet=sheet)
     sheet = read_sample_sheet(samples, id=id) if samples is not None else None  # small: fail before the table
+    series = src if geo.is_series_matrix(src) else None  # (standard input and pipes too: src holds their bytes)
+    geo_notes: list[str] = []
+    if series is not None:  # a GEO series matrix: a features x samples table and the samples' annotations
+        features_in_rows = True
+        sheet, geo_notes = geo.annotations_or(series, sheet)
 
     def joined_roles(columns: list[str]) -> tuple[SampleJoin | None, Roles, list[str]]:
         return _joined_roles(sheet, src.name, columns, roles_kw, features_in_rows)
@@ -454,7 +459,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
                 frame, keep = join.apply(frame)
                 X = _keep_rows(X, keep)
                 notes += join.notes
-                frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}
+                frame.attrs[JOINED_ATTR] = {c: sheet.said for c in join.joined}
             if join is None:  # a target cell that does not fit names the file (with a sheet, it is the sheet's)
                 frame.attrs.setdefault(SOURCE_ATTR, src.name)
             ds = Dataset.from_frame(frame, roles, task=task, classes=classes, features=(features, X))
@@ -465,15 +470,15 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         notes = table.notes + notes  # text: the whole frame names it
     else:  # the row layout (its rows that may take a role read as written), or a parquet file's stored index
         text = [c for c in [*listed_names(target), group, id, batch, DEFAULT_ID, *DEFAULT_GROUPS, DEFAULT_BATCH] if c]
-        frame, read_notes = read_table_with_notes(path if src.name != "standard input" else "-", features_in_rows,
-                                                  stdin=src.opener(), sep=sep, decimal=decimal, text=text)
+        # (the Source: a pipe or standard input was read into it, and cannot be read again)
+        frame, read_notes = read_table_with_notes(src, features_in_rows, sep=sep, decimal=decimal, text=text)
         raise_annotation_columns(frame)  # no model here to tell a samples x features table given transposed
         join, roles, notes = joined_roles(list(frame.columns))
-        notes = read_notes + notes
+        notes = read_notes + geo_notes + notes
     if join is not None:
         frame, _ = join.apply(frame)
         notes += join.notes
-        frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}
+        frame.attrs[JOINED_ATTR] = {c: sheet.said for c in join.joined}
     ds = Dataset.from_frame(frame, roles, task=task, classes=classes)
     ds.warnings += getattr(table, "warnings", [])  # a text table read whole: its reading's warnings
     ds.warnings += [] if join is None else join.warnings

@@ -694,7 +694,7 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
     if join is not None:
         notes += join.notes
         frame = frame[[c for c in roles.columns() if c in frame.columns]]
-        frame.attrs[JOINED_ATTR] = {c: join.sheet.path for c in join.joined}  # a bad cell there is the sheet's
+        frame.attrs[JOINED_ATTR] = {c: join.sheet.said for c in join.joined}  # a bad cell there is the sheet's
     if roles.id == OBS_NAMES and OBS_NAMES in frame.columns:
         _check_unique_obs_names(frame[OBS_NAMES], path)
     frame = frame.drop(columns=[c for c in roles.drop if c in frame.columns])

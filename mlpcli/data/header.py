@@ -118,18 +118,18 @@ def apply_header_rules(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, 
 
 def preamble_hint(header: Sequence[Any], source: str) -> str:
     """For an error about rows of another width than the header: a hint when the line read as the header is
-    one of the lines some tools write above their table — a GEO series matrix's '!Series_…' lines (the table
-    sits between '!series_matrix_table_begin' and '!series_matrix_table_end'), or a '#' comment (featureCounts'
-    "# Program:featureCounts ..."). Empty otherwise."""
+    one of the lines some tools write above their table — a GEO file's '!Series_…' / '!Platform_…' lines (a series
+    matrix given by its file name is read as one, ``data.geo``: this is one read from a stream, or a platform
+    file), or a '#' comment (featureCounts' "# Program:featureCounts ..."). Empty otherwise."""
     from .names import comment_line_hint
 
     first = str(header[0]).strip().strip('"') if len(header) else ""
-    if first.startswith(("!Series_", "!Sample_", "!series_matrix", "!Platform_")):
-        keep = "grep -v -e '^!' -e '^$'"
-        command = f"zcat {source} | {keep}" if str(source).endswith(".gz") else f"{keep} {source}"  # grep reads no gzip
-        return (f"; {source} is a GEO series matrix file: its expression table sits between the lines "
-                "!series_matrix_table_begin and !series_matrix_table_end, below the study's metadata — keep only "
-                f"the table, e.g. {command} > matrix.tsv, and give the samples' annotations with --samples")
+    if first.startswith(("!Series_", "!Sample_", "!series_matrix")):
+        return (f"; {source} is a GEO series matrix file: give it by its file name, from which mlpcli reads its "
+                "expression table and its samples' annotations")
+    if first.startswith("!Platform_"):
+        return (f"; {source} is a GEO platform file (the probes' annotation), not an expression table: its series "
+                "matrix file (GSE..._series_matrix.txt.gz) holds the values")
     return comment_line_hint(header)
 
 

@@ -48,8 +48,9 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
                           decimal: str | None = None, text: Sequence[str] = (),
                           ids: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
     """``read_table`` and the notes on how the file was read (a separator or decimal mark other than the
-    file name suggests, row names taken as sample ids, an empty column ignored)."""
-    src = table_source(path, stdin)
+    file name suggests, row names taken as sample ids, an empty column ignored). `path` may be the Source a caller
+    made of it already (standard input and pipes are read once: the Source holds their bytes)."""
+    src = path if isinstance(path, Source) else table_source(path, stdin)
     if src.kind == "h5ad":  # a matrix with obs / var tables, often sparse: never one dense frame
         raise DataError(f"{src.name} is an AnnData file; it is read by train, cv, tune, predict, evaluate, diagnose "
                         "and gradcheck, not as a table")
@@ -62,6 +63,10 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
             return frame, notes
         frame, more = apply_header_rules(frame, src.name)
         return frame, notes + more
+    from . import geo
+
+    if geo.is_series_matrix(src):  # its table is features x samples
+        return geo.read_table(src, text)
     table = TextTable.open(src, sep=sep, decimal=decimal, features_in_rows=features_in_rows)
     if features_in_rows:  # the sample ids are the header's cells, read as written
         return table.read_frame(text=text), table.notes + table.warnings

@@ -51,13 +51,13 @@ from .cells import NO_COPY, SPELLING_WORDS, is_text_dtype, spelling_key, typed_a
 from .labels import label_key
 from ..text import quoted
 
-__all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples"]
+__all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples", "id_texts"]
 
 _SHOWN = 5  # ids named in a note or an error
 _PROBE = 20  # ids of the table without a sheet row kept to explain a failed join
 
 
-def _id_texts(values) -> np.ndarray:
+def id_texts(values) -> np.ndarray:
     """Sample ids as matching keys (n,) object: text stripped of surrounding whitespace; numbers (a parquet
     integer column) as training writes them (7.0 -> "7"); None where missing or blank."""
     s = pd.Series(np.asarray(values, dtype=object), dtype=object)
@@ -87,11 +87,14 @@ class SampleSheet:
     path: str
     id_column: str  # the sheet's id column (the join key)
     id_given: bool  # named by --id (else the default rule chose it)
-    ids: np.ndarray  # (m,) object: the matching keys (see `_id_texts`)
+    ids: np.ndarray  # (m,) object: the matching keys (see `id_texts`)
     frame: pd.DataFrame  # (m, k) the sheet's other columns, types as pandas reads them, index 0..m-1
     notes: list[str] = field(default_factory=list)  # how the file was read (a detected separator, ...)
+    # the sheet in messages: "--samples PATH", or what else gave it (a GEO series matrix's annotations, ``data.geo``)
+    said: str = ""
 
     def __post_init__(self):
+        self.said = self.said or f"--samples {self.path}"
         self.index = pd.Index(self.ids)  # unique: checked by read_sample_sheet
         self.index.get_indexer(self.ids[:1])  # builds its hash table now, not in several reading threads at once
 
@@ -145,7 +148,7 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
         n_blank = len(frame) - len(rows)
         notes = [*notes, f"--samples {path}: skipped {n_blank} empty row{'s' * (n_blank > 1)} (every field blank)"]
         frame = frame.iloc[rows].reset_index(drop=True)
-    ids = _id_texts(frame[key].to_numpy(dtype=object))
+    ids = id_texts(frame[key].to_numpy(dtype=object))
     missing = np.flatnonzero(pd.isna(ids))
     where = _Lines(src, table, rows)
     if missing.size:
@@ -172,7 +175,7 @@ def _other_id_hint(frame: pd.DataFrame, key: str, id: str | None) -> str:  # noq
     first = str(frame.columns[0])
     if id is not None or key != DEFAULT_ID or first == key:
         return ""
-    ids = _id_texts(frame[first].to_numpy(dtype=object))
+    ids = id_texts(frame[first].to_numpy(dtype=object))
     if pd.isna(ids).any() or not pd.Series(ids).is_unique:
         return ""
     return (f" (the id column is {DEFAULT_ID!r} by default; its first column {first!r} has one value per row: "
@@ -313,7 +316,7 @@ class SampleJoin:
             self._how = f"{self.source}'s {DEFAULT_ID!r} to the sheet's {key!r}"
         else:
             chosen = "--id" if sheet.id_given else "its first column; --id to choose another"
-            raise DataError(f"--samples {sheet.path}: its id column {key!r} ({chosen}) is not a column of "
+            raise DataError(f"{sheet.said}: its id column {key!r} ({chosen}) is not a column of "
                             f"{self.source}; the sample ids must be in a column of that name in both files "
                             f"(the table's columns: {quoted(table_columns, 4)})")
         self.shared = [c for c in sheet.columns if c in present]  # the table has them too: the table's are used
@@ -343,8 +346,8 @@ class SampleJoin:
         hint = difflib.get_close_matches(missing[0], sheet_columns, n=1) or \
             difflib.get_close_matches(missing[0], self.columns, n=1)
         noun = "column" if len(missing) == 1 else "columns"
-        raise DataError(f"{flag} {noun} {quoted(missing)} not found in {self.source} nor in --samples "
-                        f"{self.sheet.path}{f' (did you mean {hint[0]!r}?)' if hint else ''}; the sheet's columns: "
+        raise DataError(f"{flag} {noun} {quoted(missing)} not found in {self.source} nor in "
+                        f"{self.sheet.said}{f' (did you mean {hint[0]!r}?)' if hint else ''}; the sheet's columns: "
                         f"{quoted(sheet_columns, 6)} ({len(sheet_columns)} in all)")
 
     def select(self, roles: Iterable[str | None], drop: Iterable[str] = (), said: Iterable[str] = ()) -> None:
@@ -355,18 +358,18 @@ class SampleJoin:
         dropped = set(drop)
         clash = [c for c in self.shared if c in named and c != self.data_id]
         if clash:
-            raise DataError(f"column {clash[0]!r} is in both {self.source} and --samples {self.sheet.path}, so its "
+            raise DataError(f"column {clash[0]!r} is in both {self.source} and {self.sheet.said}, so its "
                             "role could come from either: rename or remove it in one of them")
         own = [c for c in self.sheet.columns if c not in set(self.shared)]
         self.joined = [c for c in own if c in named or c in dropped]
         ignored = [c for c in own if c not in set(self.joined) and c not in set(said)]
         if ignored:
-            self.notes.append(f"--samples {self.sheet.path}: ignored {len(ignored)} column{'s' * (len(ignored) > 1)} "
+            self.notes.append(f"{self.sheet.said}: ignored {len(ignored)} column{'s' * (len(ignored) > 1)} "
                               f"that take{'s' * (len(ignored) == 1)} no role: {quoted(ignored, 4)} (features come "
                               f"from {self.source} only; --target, --group or --batch to use one)")
         if self.shared:
             one = len(self.shared) == 1
-            self.notes.append(f"--samples {self.sheet.path}: {quoted(self.shared, 4)} {'is' if one else 'are'} also "
+            self.notes.append(f"{self.sheet.said}: {quoted(self.shared, 4)} {'is' if one else 'are'} also "
                               f"{'a column' if one else 'columns'} of {self.source}: the table's "
                               f"{'column is' if one else 'columns are'} used, the sheet's ignored")
         self._selected = True
@@ -376,22 +379,22 @@ class SampleJoin:
     def lookup(self, ids) -> np.ndarray:
         """The sheet row (m-based index) of each of the table's sample ids (n,), -1 where none; pure (safe
         in reading threads)."""
-        return self.sheet.index.get_indexer(_id_texts(ids)).astype(np.int64, copy=False)
+        return self.sheet.index.get_indexer(id_texts(ids)).astype(np.int64, copy=False)
 
     def count(self, ids, positions: np.ndarray, first_row: int = 0) -> None:
         """Record a run of rows (0-based first_row .. first_row + n - 1), in row order: matched counts and
         the first unmatched ids. A sample without an id is a DataError naming its row."""
         ids = np.asarray(ids, dtype=object)
         if not self._examples:
-            self._examples = [k for k in _id_texts(ids[:_SHOWN]) if k is not None]
+            self._examples = [k for k in id_texts(ids[:_SHOWN]) if k is not None]
         missing = np.flatnonzero(positions < 0)
         if missing.size:
-            keys = _id_texts(ids[missing])  # only the rows without a match: the others had an id
+            keys = id_texts(ids[missing])  # only the rows without a match: the others had an id
             blank = missing[pd.isna(keys)]
             if blank.size:
                 raise DataError(f"{self.source}: the id column {self.data_id!r} is empty at row "
                                 f"{first_row + int(blank[0]) + 1}; every sample needs an id to be joined with "
-                                f"--samples {self.sheet.path}")
+                                f"{self.sheet.said}")
             room = _PROBE - len(self._probe)
             if room > 0:
                 self._probe += [str(k) for k in keys[:room]]
@@ -426,16 +429,16 @@ class SampleJoin:
             # a cell file joined on an obs column that cells share (the sample, the donor): a sheet of one row per
             # sample, which would give each of its cells its annotations, but the join is one row per cell
             return (f"{self.source}: the cells at rows {first_row + base} and {row + base} share {first!r} in the obs "
-                    f"column {self.data_id!r}, which --samples {self.sheet.path} is joined on: a sheet gives one row "
+                    f"column {self.data_id!r}, which {self.sheet.said} is joined on: a sheet gives one row "
                     f"per cell (its ids the cell names, {self.cells_id}); for annotations per sample, add the "
                     f"sheet's columns to .obs (adata.obs.join(sheet.set_index({self.data_id!r}), "
                     f"on={self.data_id!r})) and leave out --samples")
         if first == second:
             return (f"{self.source}: duplicate sample id {first!r} at {where}s {first_row + base} and {row + base}; "
-                    f"sample ids must be unique to be joined with --samples {self.sheet.path}")
+                    f"sample ids must be unique to be joined with {self.sheet.said}")
         return (f"{self.source}: duplicate sample id: {first!r} ({where} {first_row + base}) and {second!r} ({where} "
                 f"{row + base}) are one id, as surrounding spaces are ignored, and would share the row of "
-                f"--samples {self.sheet.path}; sample ids must be unique")
+                f"{self.sheet.said}; sample ids must be unique")
 
     def values(self, name: str, positions: np.ndarray) -> np.ndarray:
         """The sheet column `name` for the rows at `positions` (n,), missing (NaN) where -1."""
@@ -481,18 +484,18 @@ class SampleJoin:
         if misspelled:
             raise DataError(misspelled)
         m = len(sheet.ids)
-        self.notes.append(f"--samples {sheet.path}: joined on {self._how}: {self.n_matched} of the {self.n_rows} "
+        self.notes.append(f"{sheet.said}: joined on {self._how}: {self.n_matched} of the {self.n_rows} "
                           f"samples of {self.source} have a row in the sheet ({m} rows)")
         if self.n_unmatched:
             fate = "kept without the sheet's columns" if self.keep_unmatched else "left out"
-            said = (f"--samples {sheet.path}: {self.n_unmatched} sample{'s' * (self.n_unmatched > 1)} of "
+            said = (f"{sheet.said}: {self.n_unmatched} sample{'s' * (self.n_unmatched > 1)} of "
                     f"{self.source} {'have' if self.n_unmatched > 1 else 'has'} no row in the sheet "
                     f"({fate}): {_listed(self.unmatched, self.n_unmatched)}{self._affixed()}")
             # samples left out of training or scoring are data lost: a warning, which -q does not hide
             (self.notes if self.keep_unmatched else self.warnings).append(said)
         unused = np.flatnonzero(self.matched_row < 0)
         if unused.size:
-            self.notes.append(f"--samples {sheet.path}: {unused.size} of its {m} rows "
+            self.notes.append(f"{sheet.said}: {unused.size} of its {m} rows "
                               f"match{'es' * (unused.size == 1)} no sample of "
                               f"{self.source}: {_listed(list(sheet.ids[unused[:_SHOWN]]), unused.size)}")
 
@@ -530,7 +533,7 @@ class SampleJoin:
         table_id, sheet_id = pairs[0]
         many = self.n_unmatched > 1
         they = "the first of them differ" if many else "it differs"
-        return (f"--samples {self.sheet.path}: {self.n_unmatched} sample{'s' * many} of {self.source} "
+        return (f"{self.sheet.said}: {self.n_unmatched} sample{'s' * many} of {self.source} "
                 f"{'have' if many else 'has'} no row in the sheet, and {they} only in {why} from sheet rows that "
                 f"match no sample (e.g. {visible(table_id)} in {self.source}, {visible(sheet_id)} in the sheet); ids must match "
                 "exactly — correct them in one of the files")
@@ -539,12 +542,12 @@ class SampleJoin:
         sheet = self.sheet
         ours = self._examples or self._probe
         if not self.n_rows:
-            return f"{self.source} has no samples to join with --samples {sheet.path}"
+            return f"{self.source} has no samples to join with {sheet.said}"
 
         def like(ids) -> str:
             return ", ".join(visible(str(i)) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
 
-        return (f"no sample of {self.source} has a row in --samples {sheet.path} (matched on {self._how}): "
+        return (f"no sample of {self.source} has a row in {sheet.said} (matched on {self._how}): "
                 f"the table's ids look like {like(ours)}, the sheet's like {like(list(sheet.ids[:4]))}"
                 f"{self._why_no_match()}")
 
@@ -564,7 +567,7 @@ class SampleJoin:
             return (f"; they differ in {SPELLING_WORDS} only ({visible(pair[0])} in {self.source}, {visible(pair[1])} "
                     "in the sheet), and ids must match exactly")
         for c in sheet.columns:
-            if probe & set(_id_texts(sheet.frame[c].to_numpy(dtype=object))):
+            if probe & set(id_texts(sheet.frame[c].to_numpy(dtype=object))):
                 fix = f": pass --id {c}" if self.features_in_rows else \
                     " (the id column must have one name in both files: --id)"
                 return f"; the sheet's column {c!r} holds {self.source}'s ids{fix}"

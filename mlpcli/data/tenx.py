@@ -449,7 +449,7 @@ def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batc
     key = sheet.id_column  # the barcodes are matched to the sheet's id column, whatever its name
     genes = set(t.feature_names)
     if key in genes:
-        raise DataError(f"--samples {sheet.path}: its id column {key!r} is also a feature of {t.path}; rename it")
+        raise DataError(f"{sheet.said}: its id column {key!r} is also a feature of {t.path}; rename it")
     join = SampleJoin(sheet, t.path, [key, *t.feature_names])
     join.require("--target", listed_names(target))
     join.require("--group", [group])
@@ -459,11 +459,11 @@ def load_dataset(path, sheet, *, target, group: str | None, no_group: bool, batc
     named = [n for n in [*roles.target, roles.group, roles.batch] if n is not None]
     on_genes = [n for n in named if n in genes]
     if on_genes:
-        raise DataError(f"{on_genes[0]!r} is a feature of {t.path}, not a column of --samples {sheet.path}; roles "
+        raise DataError(f"{on_genes[0]!r} is a feature of {t.path}, not a column of {sheet.said}; roles "
                         "come from the sheet")
     join.select(named, [d for d in roles.drop if d not in genes])
     frame, keep = join.apply(pd.DataFrame({key: t.barcodes}))
-    frame.attrs[JOINED_ATTR] = {c: sheet.path for c in join.joined}  # a bad cell there is the sheet's
+    frame.attrs[JOINED_ATTR] = {c: sheet.said for c in join.joined}  # a bad cell there is the sheet's
     X = t.read_matrix()
     names = t.feature_names
     dropped = [d for d in roles.drop if d in genes]

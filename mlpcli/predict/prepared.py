@@ -131,6 +131,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
             data.h5ad.check_options(name, roles.layer, roles.raw, roles.var_names)
     else:
         name = str(frame)
+        if data.geo.series_source(frame) is not None:  # a GEO series matrix: a features x samples table
+            roles = dataclasses.replace(roles or RoleFlags(), features_in_rows=True)
         if roles is not None:  # --layer, --raw, --var-names: .h5ad options, refused for a table as predict does
             data.h5ad.check_options(frame, roles.layer, roles.raw, roles.var_names)
         # the id columns it may have are read as written (a sample named NA is an id), as predict reads them
@@ -141,6 +143,9 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     # the sheet's id column: --id as given (a cell file's default id, obs_names or barcode, is not the sheet's)
     sheet_id = given_id if cells_id is not None else (roles.id if roles is not None else None)
     sheet = read_sample_sheet(roles.samples, id=sheet_id) if roles is not None and roles.samples is not None else None
+    if not is_cells(frame) and not isinstance(frame, pd.DataFrame):  # a GEO series matrix: its samples' annotations
+        sheet, geo_notes = data.geo.annotations_or(data.geo.series_source(frame), sheet)
+        read_notes = [*read_notes, *geo_notes]
     join_notes: list[str] = []
     join_warnings: list[str] = []
     if isinstance(table, pd.DataFrame):  # a genes x samples file's symbol column naming the model's genes
@@ -182,7 +187,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     y, labelled = None, None
     if labels and plan.roles.target and len(plan.roles.target) == len(model.target_names or [None]):
         labels_from = name if sheet is None or not set(plan.roles.target) & sheet_columns else \
-            f"{name} joined with --samples {sheet.path}"  # the labels are the sheet's, as evaluate says
+            f"{name} joined with {sheet.said}"  # the labels are the sheet's, as evaluate says
         named = _str_columns(table)
         rows = None
         if unlabelled == "skip":

@@ -161,6 +161,12 @@ class PredictionRun:
         roles = roles or RoleFlags()
         # a sample sheet is small: read whole, before the table, and joined to each piece of it by id
         sheet = read_sample_sheet(roles.samples, id=roles.id) if roles.samples is not None else None
+        # a GEO series matrix: its table read whole (features x samples), its samples' annotations the sheet
+        series = data.geo.series_source(source)
+        geo_notes: list[str] = []
+        if series is not None:
+            sheet, geo_notes = data.geo.annotations_or(series, sheet)
+            roles = dataclasses.replace(roles, features_in_rows=True)
         h5ad_notes: list[str] = []
         h5ad_warnings: list[str] = []
         if not isinstance(source, pd.DataFrame) and (data.h5ad.is_h5ad(source) or data.tenx.is_tenx(source)):
@@ -175,6 +181,8 @@ class PredictionRun:
                                     decimal=roles.decimal, layer=roles.layer, raw=roles.raw,
                                     var_names=roles.var_names, text=role_rows)
         try:
+            if series is None and not roles.features_in_rows:
+                data.geo.refuse_streamed(self.table.columns, self.table.name)
             self.table.check_feature_names(model.preprocessor.kept_features)
             self.join, self.sheet_only = self._join(sheet, roles, by) if sheet is not None else (None, set())
             if self.join is not None:
@@ -192,10 +200,10 @@ class PredictionRun:
             raise
         # what the table's reader reads: the plan without the sheet's columns (joined to each piece by id)
         self.read_plan = self.plan if self.join is None else _without(self.plan, self.sheet_only)
-        if roles.features_in_rows:
+        if roles.features_in_rows and series is None:
             self.plan.notes.append("--features-in-rows: the table was read whole (the transposed layout cannot "
                                    "be streamed)")
-        self.notes = [*self.table.notes, *h5ad_notes, *self.plan.notes]
+        self.notes = [*self.table.notes, *geo_notes, *h5ad_notes, *self.plan.notes]
         self.warnings = [*getattr(self.table, "warnings", ()), *h5ad_warnings, *self.plan.warnings]
         if self.join is not None:
             self.notes += self.join.notes
@@ -308,7 +316,7 @@ class PredictionRun:
             frame = pd.DataFrame({t: target_series(t) for t in targets})
             decimal = getattr(self.table, "decimal", None)
             source = plan.source if not set(targets) & self.sheet_only else \
-                f"{plan.source} joined with --samples {join.sheet.path}"  # the labels are the sheet's
+                f"{plan.source} joined with {join.sheet.said}"  # the labels are the sheet's
             if self.novel_labels:
                 meta["novel_label"] = np.full(n_rows, None, dtype=object)
             if matched is None or matched.all():

@@ -1,0 +1,218 @@
+"""GEO series matrix files (GSE…_series_matrix.txt.gz): the expression table between !series_matrix_table_begin and
+!series_matrix_table_end read as samples x features, the samples' !Sample_ annotations as the sample sheet, in every
+command that reads a table; a file cut short, an empty table or damaged annotations a one-line error."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpcli import data
+from mlpcli.errors import DataError
+from cli_helpers import assert_clean_error, run
+from tables import make_table
+
+FAST = ["--epochs", "4", "--hidden", "", "--folds", "1", "--seed", "0", "-q"]
+
+
+def cohort(n_patients: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Samples with a binary phenotype, patients and batches, genes g00.. (numbers written to 17 digits below)."""
+    df = make_table("binary", n_patients=n_patients, per_patient=3, n_features=8, seed=seed)
+    df = df.rename(columns={c: "g" + c[1:] for c in df.columns if c.startswith("f")})
+    df["sample_id"] = [f"GSM{1000 + i}" for i in range(len(df))]
+    df["grade"] = (np.arange(len(df)) % 3) + 1
+    return df.rename(columns={"label": "disease"})
+
+
+def genes(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c[0] == "g" and c[1:].isdigit()]
+
+
+def _quoted(values) -> str:
+    return "\t".join(f'"{v}"' for v in values)
+
+
+def series_lines(df: pd.DataFrame, extra: list[str] = (), table: bool = True, end: bool = True) -> list[str]:
+    """A series matrix as GEO writes one: !Series_ lines, a blank line, !Sample_ lines (characteristics written
+    "key: value"), then the table, quoted probe ids and sample ids, unquoted numbers."""
+    gsm = list(df["sample_id"])
+    lines = ['!Series_title\t"A cohort"', '!Series_geo_accession\t"GSE1"', '!Series_platform_id\t"GPL570"', "",
+             "!Sample_title\t" + _quoted(f"tumour {i}" for i in range(len(df))),
+             "!Sample_geo_accession\t" + _quoted(gsm),
+             "!Sample_source_name_ch1\t" + _quoted(["biopsy"] * len(df)),
+             "!Sample_characteristics_ch1\t" + _quoted(f"disease state: {v}" for v in df["disease"]),
+             "!Sample_characteristics_ch1\t" + _quoted(f"patient: {v}" for v in df["patient_id"]),
+             "!Sample_characteristics_ch1\t" + _quoted(f"batch: {v}" for v in df["batch"]),
+             "!Sample_characteristics_ch1\t" + _quoted(f"grade: {v}" for v in df["grade"]),
+             *extra,
+             '!Sample_data_row_count\t' + _quoted([len(genes(df))] * len(df)),
+             "!series_matrix_table_begin", '"ID_REF"\t' + _quoted(gsm)]
+    if table:
+        X = df[genes(df)].to_numpy()
+        lines += [f'"{g}"\t' + "\t".join(repr(float(v)) for v in X[:, j]) for j, g in enumerate(genes(df))]
+    if end:
+        lines.append("!series_matrix_table_end")
+    return lines
+
+
+def write_series(df: pd.DataFrame, path, **kw) -> str:
+    text = "\n".join(series_lines(df, **kw)) + "\n"
+    path = str(path)
+    with (gzip.open(path, "wt") if path.endswith(".gz") else open(path, "w")) as fh:
+        fh.write(text)
+    return path
+
+
+def test_a_series_matrix_reads_as_its_table_and_its_sample_annotations(tmp_path):
+    """The dataset is the one the same numbers give as a genes x samples table joined to a sample sheet."""
+    df = cohort()
+    path = write_series(df, tmp_path / "GSE1_series_matrix.txt.gz")
+    ds, notes = data.load_dataset(path, target="disease state", group="patient")
+    matrix = tmp_path / "matrix.tsv"
+    df.set_index("sample_id")[genes(df)].T.rename_axis("ID_REF").to_csv(matrix, sep="\t")
+    sheet = tmp_path / "sheet.csv"
+    df[["sample_id", "patient_id", "disease"]].rename(columns={"patient_id": "patient", "disease": "disease state"}) \
+        .to_csv(sheet, index=False)
+    ref, _ = data.load_dataset(str(matrix), target="disease state", group="patient", features_in_rows=True,
+                               samples=str(sheet))
+    assert ds.feature_names == ref.feature_names == genes(df)
+    np.testing.assert_array_equal(ds.X, ref.X)
+    np.testing.assert_array_equal(ds.y, ref.y)
+    assert list(ds.ids) == list(df["sample_id"]) and list(ds.groups) == list(ref.groups)
+    said = " ".join(notes)
+    assert "a GEO series matrix (GSE1, platform GPL570): 8 features" in said and "x 60 samples" in said
+    assert "'title', 'source_name_ch1'" in said  # the annotations that take no role, named
+
+
+def test_train_predict_evaluate_on_series_matrices(tmp_path):
+    df = cohort()
+    train_path = write_series(df.iloc[:45], tmp_path / "GSE1_series_matrix.txt.gz")
+    new_path = write_series(df.iloc[45:], tmp_path / "GSE2_series_matrix.txt")
+    model = str(tmp_path / "m.mlp")
+    res = run(["train", train_path, "--target", "disease state", "--group", "patient", "-o", model, *FAST])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "pred.csv"
+    res = run(["predict", model, new_path, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    pred = pd.read_csv(out)
+    assert list(pred["sample_id"]) == list(df["sample_id"].iloc[45:])  # the GSM accessions of the table's header
+    res = run(["evaluate", model, new_path, "--json"])  # the labels: the annotations' "disease state"
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["n"] == 15 and 0 <= report["metrics"]["balanced_accuracy"] <= 1
+
+
+def test_the_characteristics_become_columns(tmp_path):
+    """Keys of "key: value" values; GEO's lines shifted for samples with fewer characteristics (one sample's
+    "age" on the line others have "sex" on) land in the key's one column; a key twice for the same samples gets a
+    second column; values without a key stand in characteristics_ch1; a channel-2 key that channel 1 has too is
+    said apart; empty values and NA are missing; numbers are numbers."""
+    df = cohort(n_patients=2)  # 6 samples
+    n = len(df)
+    extra = ["!Sample_characteristics_ch1\t" + _quoted(["sex: F", "age: 50", "sex: M", "sex: F", "sex: M", "sex: F"]),
+             "!Sample_characteristics_ch1\t" + _quoted(["age: 61", "", "age: 45", "age: NA", "age: 70", "age: 38"]),
+             "!Sample_characteristics_ch1\t" + _quoted(["treatment: A"] * n),
+             "!Sample_characteristics_ch1\t" + _quoted(["treatment: B"] * n),
+             "!Sample_characteristics_ch1\t" + _quoted(["relapse"] * 3 + [""] * 3),
+             "!Sample_characteristics_ch2\t" + _quoted(["grade: reference"] * n)]
+    path = write_series(df, tmp_path / "GSE3_series_matrix.txt.gz", extra=extra)
+    src = data.geo.series_source(path)
+    assert src is not None
+    sheet = data.geo.read_sheet(src)
+    frame = sheet.frame
+    assert sheet.id_column == "geo_accession" and list(sheet.ids) == list(df["sample_id"])
+    assert list(frame["sex"].iloc[[0, 2]]) == ["F", "M"] and pd.isna(frame["sex"].iloc[1])
+    assert list(frame["age"].iloc[:3]) == [61, 50, 45] and pd.isna(frame["age"].iloc[3])
+    assert list(frame["treatment"]) == ["A"] * n and list(frame["treatment (2)"]) == ["B"] * n
+    assert list(frame["characteristics_ch1"].iloc[:3]) == ["relapse"] * 3 and frame["characteristics_ch1"].iloc[3:].isna().all()
+    assert list(frame["grade (ch2)"]) == ["reference"] * n and list(frame["grade"]) == list(df["grade"])
+    assert sheet.said.endswith("sample annotations (its !Sample_ lines)")
+
+
+def test_samples_given_replace_the_annotations(tmp_path):
+    df = cohort()
+    path = write_series(df, tmp_path / "GSE1_series_matrix.txt.gz")
+    sheet = tmp_path / "sheet.csv"
+    other = np.where(np.arange(len(df)) % 2, "case", "control")
+    pd.DataFrame({"sample_id": df["sample_id"], "other": other}).to_csv(sheet, index=False)
+    ds, notes = data.load_dataset(path, target="other", samples=str(sheet), no_group=True)
+    assert [ds.classes[k] for k in ds.y] == list(other)
+    assert any("are not used: --samples" in n for n in notes)
+    with pytest.raises(DataError, match="'disease state' not found"):
+        data.load_dataset(path, target="disease state", samples=str(sheet), no_group=True)
+
+
+@pytest.mark.parametrize("case", ["cut inside the table", "gzip cut short", "empty table", "no accessions",
+                                  "a line short of a value", "an accession twice", "no table"])
+def test_a_damaged_series_matrix_is_one_line_and_no_model(tmp_path, case):
+    df = cohort(n_patients=4)
+    path = tmp_path / ("GSE9_series_matrix.txt.gz" if case == "gzip cut short" else "GSE9_series_matrix.txt")
+    lines = series_lines(df)
+    if case == "cut inside the table":
+        lines = lines[:-3]
+    elif case == "empty table":
+        lines = series_lines(df, table=False)
+    elif case == "no accessions":
+        lines = [line for line in lines if not line.startswith("!Sample_geo_accession")]
+    elif case == "a line short of a value":
+        lines = [line.rsplit("\t", 1)[0] if line.startswith("!Sample_title") else line for line in lines]
+    elif case == "an accession twice":
+        lines = [line.replace('"GSM1001"', '"GSM1000"') if line.startswith("!Sample_geo") else line for line in lines]
+    elif case == "no table":
+        lines = [line for line in lines if line.startswith("!S")]
+    text = ("\n".join(lines) + "\n").encode()
+    if case == "gzip cut short":
+        packed = gzip.compress(text)
+        path.write_bytes(packed[:len(packed) // 2])
+    else:
+        path.write_bytes(text)
+    model = tmp_path / "m.mlp"
+    res = run(["train", str(path), "--target", "disease state", "-o", str(model), *FAST])
+    expected = {"cut inside the table": "ends inside its expression table", "gzip cut short": "truncated or corrupt",
+                "empty table": "has no values (GEO leaves it empty for sequencing series",
+                "no accessions": "no !Sample_geo_accession line",
+                "a line short of a value": "the line !Sample_title has 11 values for the 12 samples",
+                "an accession twice": "'GSM1000' stands twice", "no table": "without its expression table"}[case]
+    assert_clean_error(res, str(path), expected)
+    assert not os.path.exists(model) and sorted(os.listdir(tmp_path)) == [path.name]
+
+
+def test_a_stream_of_a_series_matrix(tmp_path):
+    """Standard input trains (it is read whole); predict, which streams standard input, asks for the file's name,
+    or reads the table alone with --features-in-rows."""
+    df = cohort()
+    text = ("\n".join(series_lines(df)) + "\n").encode()
+    model = str(tmp_path / "m.mlp")
+    res = run(["train", "-", "--target", "disease state", "--group", "patient", "-o", model, *FAST], input=text)
+    assert res.exit_code == 0, res.output
+    res = run(["predict", model, "-", "-o", "-"], input=text)
+    assert_clean_error(res, "standard input is a GEO series matrix file: give it by its file name")
+    res = run(["predict", model, "-", "-o", "-", "--features-in-rows", "-q"], input=text)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[1].startswith("GSM1000,")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_features_in_rows_from_a_named_pipe(tmp_path):
+    """A genes x samples table through a named pipe (bash's <(zcat x.gz)) trains: its bytes were read once, and
+    the reader of the transposed layout read them again from the pipe, finding it empty."""
+    import threading
+
+    df = cohort()
+    matrix = df.set_index("sample_id")[genes(df) + ["disease"]].T.rename_axis("ID_REF").to_csv(sep="\t")
+    fifo = tmp_path / "matrix.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(matrix))
+    writer.start()
+    try:
+        res = run(["train", str(fifo), "--features-in-rows", "--target", "disease", "--no-group", "-o",
+                   str(tmp_path / "m.mlp"), *FAST])
+    finally:
+        writer.join(timeout=10)
+    assert res.exit_code == 0, res.output
+    assert os.path.exists(tmp_path / "m.mlp")
