@@ -32,3 +32,25 @@ def write_tenx(directory, genes, cells: int = 6) -> None:
 
 
 FAST = ["--hidden", "8", "--epochs", "15", "--folds", "1", "--quiet"]
+
+
+def assert_same_figures(a, b, rel: float = 1e-6, where: str = "") -> None:
+    """Two JSON reports (or parts) equal but for the last bits of their floats: the same keys, lengths, texts and
+    integers, floats within ``rel``. The same rows scored in blocks of other sizes round differently on some
+    BLAS kernels (OpenBLAS's Haswell / Zen kernels: 1e-9 apart; SkylakeX's gave the same bits), which a figure
+    computed from other rows would miss by far more."""
+    import math
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), (where, sorted(a), sorted(b))
+        for key in a:
+            assert_same_figures(a[key], b[key], rel, f"{where}.{key}")
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        assert len(a) == len(b), (where, a, b)
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_figures(x, y, rel, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == b or math.isclose(a, b, rel_tol=rel, abs_tol=rel * 1e-3) or (math.isnan(a) and math.isnan(b)), \
+            (where, a, b)
+    else:
+        assert a == b, (where, a, b)

@@ -291,8 +291,9 @@ def test_the_cohort_is_recognised_in_any_copy_or_part_of_its_table(site, tmp_pat
     part = tmp_path / "part.csv"
     others.to_csv(part, index=False)
     only = json.loads(run(["evaluate", str(site / "cohort.mlp"), str(part), "--json"]).stdout)["metrics"]
-    assert doc["cohort_other_metrics"]["log_loss"] == pytest.approx(only["log_loss"], rel=1e-9)
-    assert doc["cohort_other_metrics"]["ece"] == pytest.approx(only["ece"], rel=1e-9)
+    # (the same rows in blocks of other sizes: 1e-9 apart on some BLAS kernels, see assert_same_figures)
+    assert doc["cohort_other_metrics"]["log_loss"] == pytest.approx(only["log_loss"], rel=1e-6)
+    assert doc["cohort_other_metrics"]["ece"] == pytest.approx(only["ece"], rel=1e-6)
 
 
 def test_a_cohort_read_with_features_filled_keeps_no_rows_and_the_file_hash_still_speaks(site, tmp_path):

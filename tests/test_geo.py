@@ -216,3 +216,22 @@ def test_features_in_rows_from_a_named_pipe(tmp_path):
         writer.join(timeout=10)
     assert res.exit_code == 0, res.output
     assert os.path.exists(tmp_path / "m.mlp")
+
+
+def test_explain_and_prepare_read_a_series_matrix_with_its_labels(tmp_path):
+    from mlpcli import model_io
+    from mlpcli.predict import prepare
+    from mlpcli.predict.columns import RoleFlags
+
+    df = cohort()
+    path = write_series(df, tmp_path / "GSE1_series_matrix.txt.gz")
+    model = str(tmp_path / "m.mlp")
+    assert run(["train", path, "--target", "disease state", "--group", "patient", "-o", model, *FAST]).exit_code == 0
+    trained = model_io.load(model)
+    prepared = prepare(trained, path, labels=True, roles=RoleFlags(target="disease state"))
+    np.testing.assert_array_equal(prepared.X, df[genes(df)].to_numpy())
+    assert [trained.classes[k] for k in prepared.y] == [str(v) for v in df["disease"]]  # from the annotations
+    res = run(["explain", model, path, "--top", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["grouped_by"] == "label" and report["data"] == path  # each sample under its annotated label

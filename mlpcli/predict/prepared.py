@@ -120,6 +120,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     read_warnings: list[str] = []
     given_id = roles.id if roles is not None else None
     cells_id = None  # a cell file's column of cell names: a sheet's id column holds them, whatever its name
+    series = None  # a GEO series matrix's Source: a features x samples table and its samples' annotations
     if is_cells(frame):
         name = str(frame)
         table, roles, read_notes, read_warnings = read_cells(model, frame, roles)
@@ -131,7 +132,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
             data.h5ad.check_options(name, roles.layer, roles.raw, roles.var_names)
     else:
         name = str(frame)
-        if data.geo.series_source(frame) is not None:  # a GEO series matrix: a features x samples table
+        series = data.geo.series_source(frame)
+        if series is not None:
             roles = dataclasses.replace(roles or RoleFlags(), features_in_rows=True)
         if roles is not None:  # --layer, --raw, --var-names: .h5ad options, refused for a table as predict does
             data.h5ad.check_options(frame, roles.layer, roles.raw, roles.var_names)
@@ -143,8 +145,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     # the sheet's id column: --id as given (a cell file's default id, obs_names or barcode, is not the sheet's)
     sheet_id = given_id if cells_id is not None else (roles.id if roles is not None else None)
     sheet = read_sample_sheet(roles.samples, id=sheet_id) if roles is not None and roles.samples is not None else None
-    if not is_cells(frame) and not isinstance(frame, pd.DataFrame):  # a GEO series matrix: its samples' annotations
-        sheet, geo_notes = data.geo.annotations_or(data.geo.series_source(frame), sheet)
+    if series is not None:
+        sheet, geo_notes = data.geo.annotations_or(series, sheet)
         read_notes = [*read_notes, *geo_notes]
     join_notes: list[str] = []
     join_warnings: list[str] = []
