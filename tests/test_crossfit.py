@@ -623,15 +623,20 @@ def test_hidden_auto_scores_several_targets_in_units_of_their_sds(tmp_path):
         return next((p for v in o if (p := portfolio(v))), None) if isinstance(o, list) else None
 
     scores = [c["score"] for c in portfolio(info)]
-    # the candidates are compared on their own out-of-fold predictions (``FittedModel.proba``; the --oof file holds
-    # the cross-fitted ones the summary's estimate is of)
+    # the candidates are compared on their cross-fitted out-of-fold predictions (each row at the epoch the rest of
+    # its member's held-out rows chose: ``FittedCandidate.choice_logits``), which the --oof file holds for the shipped
+    # candidate where every part chose it
     fitted = fit_model(dataset(df, target=["age", "ic50"]), TrainOptions(target=["age", "ic50"], epochs=30))
     assert [c["score"] for c in fitted.portfolio] == pytest.approx(scores, rel=1e-9)
-    Y, P = df[["age", "ic50"]].to_numpy(), fitted.proba
-    expected = -np.sqrt(np.mean(((P - Y) / Y.std(axis=0)) ** 2))
-    assert any(s == pytest.approx(expected, rel=1e-6) for s in scores), (scores, expected)  # the shipped candidate's
     held = pd.read_csv(oof)
     assert held[["pred_age", "pred_ic50"]].to_numpy() == pytest.approx(fitted.estimate.proba, rel=1e-6)
+    assert len(set(fitted.estimate.chosen)) == 1  # (one candidate for every part: the estimate is its predictions)
+    Y, P = df[["age", "ic50"]].to_numpy(), fitted.estimate.proba
+    expected = -np.sqrt(np.mean(((P - Y) / Y.std(axis=0)) ** 2))
+    assert any(s == pytest.approx(expected, rel=1e-6) for s in scores), (scores, expected)  # the shipped candidate's
+    # not the members' own out-of-fold predictions, each at the epoch chosen on them
+    own = -np.sqrt(np.mean(((fitted.proba - Y) / Y.std(axis=0)) ** 2))
+    assert not any(s == pytest.approx(own, rel=1e-6) for s in scores), (scores, own)
 
 
 def test_auto_noise_that_resolves_to_none_is_not_described_as_noise():

@@ -117,12 +117,18 @@ def test_a_large_stable_gap_is_never_a_good_fit():
     assert "keeps growing" not in d.summary and "is stable" in d.summary  # said as it is
 
 
-def test_the_readme_job_is_a_good_fit_by_default_and_memorises_without_input_noise():
+def test_the_readme_job_memorises_without_input_noise_and_settles_with_it():
     """The README's main job: with 2,000 genes for ~490 training rows a plain hidden layer memorises its
     training rows (training loss ~0, validation settling a third of the scale above), which the labeller
-    calls an unrepresentative training set and whose advice names the remedy; the default portfolio tries
-    that layer with input noise of SD sqrt(p / n) as well, ships it (it scores at least as well out of
-    fold and is the more regularised), and training then settles where validation does."""
+    calls an unrepresentative training set and whose advice names the remedy; the same layer with input noise of
+    SD sqrt(p / n) (the default portfolio's third candidate) settles where validation does: good_fit.
+
+    Which candidate the default ships is the cross-fitted out-of-fold log loss's choice, and on this table the
+    hidden layer with noise and the softmax regressions come within about one standard error of each other: the
+    choice moved with the BLAS kernels (OpenBLAS's SkylakeX kernels shipped the hidden layer, its Haswell / AMD Zen
+    kernels the softmax regression at the slower rate, in 7 of 7 seeds). Either way the out-of-fold balanced
+    accuracy is above 0.85, and the verdict is right about what ships: good_fit for the hidden layer with noise; for
+    a softmax regression, which memorises the 2,000 genes (training loss ~0.002), not good_fit."""
     from pathlib import Path
 
     from threadpoolctl import threadpool_limits
@@ -131,17 +137,24 @@ def test_the_readme_job_is_a_good_fit_by_default_and_memorises_without_input_noi
     with threadpool_limits(limits=1):  # `train`'s default --threads 1: the bits the README reports
         default = pipeline.train(str(sample), TrainOptions())
         plain = pipeline.train(str(sample), TrainOptions(hidden=[128], folds=2))  # two members say as much
+        noisy = pipeline.train(str(sample), TrainOptions(hidden=[128], augment_noise="auto", folds=2))
     d = plain.diagnosis
     assert d.label in ("unrepresentative_train", "overfit") and d.evidence["gap_end"] > 0.2, d.summary
     assert any("--augment-noise auto" in a for a in d.advice), d.advice
-    d = default.diagnosis
-    # the candidate exists (after the two softmax regressions, at lr auto and a tenth of it)
-    assert [p["augment_noise"] > 0 for p in default.fitted.portfolio] == [False, False, True, False]
-    assert default.model.network.hidden == [128] and default.fitted.options.augment_noise > 1  # and ships
+    d = noisy.diagnosis
+    assert noisy.fitted.options.augment_noise > 1
     assert d.label == "good_fit", (d.summary, d.runner_up, d.evidence)
     assert abs(d.evidence["gap_end"]) < 0.1  # training and validation settle at a similar level
-    # out of fold, cross-fitted (0.872; the members' own out-of-fold predictions, each at the epoch chosen on them,
-    # read 0.908); logistic regression reaches ~0.86
+    # the candidate exists (after the two softmax regressions, at lr auto and a tenth of it)
+    assert [p["augment_noise"] > 0 for p in default.fitted.portfolio] == [False, False, True, False]
+    d = default.diagnosis
+    if default.model.network.hidden == [128]:
+        assert default.fitted.options.augment_noise > 1  # the noise candidate, not the plain layer
+        assert d.label == "good_fit", (d.summary, d.runner_up, d.evidence)
+    else:
+        assert default.model.network.hidden == []
+        assert d.label != "good_fit" and d.evidence["gap_end"] > 0.1, (d.summary, d.evidence)
+    # out of fold, cross-fitted (0.872-0.895 over machines and seeds); logistic regression reaches ~0.86
     assert default.val_metrics["balanced_accuracy"] > 0.85
 
 

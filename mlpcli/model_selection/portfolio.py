@@ -180,7 +180,8 @@ def _choose_by_log_loss(cands: list[FittedCandidate], notes: list[str], what: st
     from ..calibration import MIN_ROWS, row_log_losses
 
     fit_T = calibrate and len(y) >= MIN_ROWS
-    losses = [row_log_losses(c.logits, y, link, fit_temperature(c.logits, y, link) if fit_T else None) for c in cands]
+    losses = [row_log_losses(c.choice_logits, y, link, fit_temperature(c.choice_logits, y, link) if fit_T else None)
+              for c in cands]
     best, margins = 0, []
     for i in range(1, len(cands)):
         d = losses[best] - losses[i]  # > 0 where candidate i is the surer of the truth
@@ -233,7 +234,7 @@ def _paired_se(a: FittedCandidate, b: FittedCandidate, y: np.ndarray | None, tas
     y = np.asarray(y, dtype=np.int64)
 
     def correct(c: FittedCandidate) -> np.ndarray:
-        z = c.logits
+        z = c.choice_logits
         pred = (z[:, 0] > 0).astype(np.int64) if z.shape[1] == 1 else z.argmax(axis=1)
         return (pred == y).astype(np.float64)
 
