@@ -44,12 +44,14 @@ _HEAD_BYTES = 4096  # what is read to tell a series matrix: its first line is "!
 _HEAD_LINES = 20  # (blank lines before it)
 _SHEET_FIELDS = ("title", "source_name_ch1", "description")  # kept beside the characteristics, where present
 _FIRST_FIELDS = (b"!Series_", b"!Sample_", b"!series_matrix")  # what a series matrix (or its lower part) begins with
+_VISIBLE = re.compile(rb"\S")
 _MISSING = {"", "NA", "N/A", "NULL", "NaN", "nan", "null", "--"}
 
 
 def is_series_matrix(src: Source) -> bool:
     """Whether the text table `src` is a GEO series matrix file: its first line that is not blank begins with
-    ``!Series_`` (quoted or not; or ``!Sample_``: the file without its series lines). False for what cannot be read (the table's reader says why)."""
+    ``!Series_`` (quoted or not; or ``!Sample_``: the file without its series lines). False for what cannot be
+    read (the table's reader says why)."""
     if src.kind != "text":
         return False
     try:
@@ -156,16 +158,16 @@ def read_table(src: Source, text: Sequence[str] = ()) -> tuple[pd.DataFrame, lis
     from .io import TextTable
 
     parts = _split(src)
-    lines = parts.table.splitlines()
-    rows = [line for line in lines[1:] if line.strip()]
-    if not lines or not lines[0].strip():
+    body = parts.table
+    end_of_header = body.find(b"\n")
+    if not body[:end_of_header if end_of_header >= 0 else len(body)].strip():
         raise DataError(f"{src.name}: the expression table of this GEO series matrix is empty (no header line "
                         f"after {_BEGIN.decode()})")
-    if not rows:
+    if end_of_header < 0 or _VISIBLE.search(body, end_of_header + 1) is None:  # (no copy of the table's bytes)
         raise DataError(f"{src.name}: the expression table of this GEO series matrix has no values (GEO leaves it "
                         "empty for sequencing series: their counts are in the series' supplementary files, which "
                         "train reads as a genes x samples table with --features-in-rows and --samples)")
-    table = Source(src.name, lambda: io.BytesIO(parts.table), "text", "\t", None, ".txt")
+    table = Source(src.name, lambda: io.BytesIO(body), "text", "\t", None, ".txt")
     reader = TextTable.open(table, sep="\t", features_in_rows=True)
     frame = reader.read_frame(text=text)
     about = _series_words(parts)
