@@ -235,3 +235,15 @@ def test_explain_and_prepare_read_a_series_matrix_with_its_labels(tmp_path):
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["grouped_by"] == "label" and report["data"] == path  # each sample under its annotated label
+
+
+def test_a_target_not_among_the_annotations_names_the_characteristics(tmp_path):
+    """The error lists the annotations' columns far enough to show the characteristics behind the id, title and
+    source (six names showed three of them)."""
+    df = cohort(n_patients=2)
+    extra = ["!Sample_characteristics_ch1\t" + _quoted([f"{key}: x"] * len(df))
+             for key in ("tissue", "sex", "age", "stage", "treatment")]
+    path = write_series(df, tmp_path / "GSE4_series_matrix.txt.gz", extra=extra)
+    res = run(["train", path, "-o", str(tmp_path / "m.mlp"), *FAST])  # the default target, label, is not there
+    assert_clean_error(res, "'label' not found", "sample annotations (its !Sample_ lines)", "'grade'", "'treatment'")
+    assert not os.path.exists(tmp_path / "m.mlp")

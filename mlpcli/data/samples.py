@@ -55,6 +55,9 @@ __all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples", "id
 
 _SHOWN = 5  # ids named in a note or an error
 _PROBE = 20  # ids of the table without a sheet row kept to explain a failed join
+# the sheet's columns named when a role's column is in neither file: a GEO series matrix's annotations hold an id,
+# title and source before a dozen characteristics, and six names showed three of those
+_SHEET_SHOWN = 12
 
 
 def id_texts(values) -> np.ndarray:
@@ -348,7 +351,7 @@ class SampleJoin:
         noun = "column" if len(missing) == 1 else "columns"
         raise DataError(f"{flag} {noun} {quoted(missing)} not found in {self.source} nor in "
                         f"{self.sheet.said}{f' (did you mean {hint[0]!r}?)' if hint else ''}; the sheet's columns: "
-                        f"{quoted(sheet_columns, 6)} ({len(sheet_columns)} in all)")
+                        f"{quoted(sheet_columns, _SHEET_SHOWN)} ({len(sheet_columns)} in all)")
 
     def select(self, roles: Iterable[str | None], drop: Iterable[str] = (), said: Iterable[str] = ()) -> None:
         """Fix the sheet columns to join: those among `roles` (target, group, batch, --by) or `drop`; the
