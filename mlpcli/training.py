@@ -25,7 +25,7 @@ from .fused import KernelSwitch
 
 
 __all__ = ["FitConfig", "iterate_minibatches", "FitResult", "fit", "run_epoch", "evaluate_loss",
-           "train_eval_rows", "TRAIN_EVAL_ROWS",
+           "train_eval_rows", "train_eval_limit", "TRAIN_EVAL_ROWS", "TRAIN_EVAL_MIN_ROWS",
            "no_skill_loss", "fit_memory", "update_threads", "LR_SCHEDULES"]
 
 
@@ -46,14 +46,22 @@ MIN_LR = 1e-6  # below this a plateau schedule stops cutting: steps would no lon
 # a fixed, seeded subsample of at most this many training rows (class-stratified for class targets), drawn
 # once per run: the same rows every epoch, so the curve is as smooth as the full one and only offset from it
 # by the sampling error (about 2 % of the loss at 2,048 rows: SE ~ sd(l_i) / sqrt(2,048), and per-row log
-# losses have an sd near their mean). All rows up to that size (the README job's 488 are all measured). On
+# losses have an sd near their mean; 6 % at TRAIN_EVAL_MIN_ROWS). All rows up to that size. On
 # workload A (8,000 training rows of 5,000 features, 512-256, batch 128, one BLAS thread, side by side in one
 # process) the pass over all training rows took 0.45 s and made a fit epoch 1.92 s against 1.31 s for the
 # bare training pass; on 2,048 rows it takes 0.12 s (the validation pass over 2,000 rows 0.11 s), and the
 # epoch 1.55 s. What reads the column (diagnosis: "the inference-mode training loss is close to the
 # validation loss"; divergence: the lower of the two training losses) compares it with levels 10-1000 x
-# apart or with the noisy validation loss, far beyond a 2 % sampling error.
+# apart or with the noisy validation loss, far beyond a 2-6 % sampling error.
 TRAIN_EVAL_ROWS = 2048
+# ... and, with validation rows, on no more rows than the validation pass scores (at least this many): the
+# curve it is read against has that sampling error already, and a member of the cross-fitted ensemble
+# (validation rows a quarter of its training rows) spent a third of its fit on the two passes, inline in a
+# worker process (the README job, 489 training rows of 2,000 genes, hidden 128: 36 % of a member's time; now
+# 256 of them; the members' mean curves, which the diagnosis reads, average as many rows as the table
+# holds). Side by side, four alternating pairs: the default ensemble 15.2 -> 14.8 s, `--folds 1` 6.1 -> 5.9 s
+# (medians; the single run measures beside its epochs on the spare core, except where an epoch could stop).
+TRAIN_EVAL_MIN_ROWS = 256
 
 
 # Rows gathered at a time for that pass: a reused buffer of at most this many bytes (8 MiB: 419 rows of
@@ -148,7 +156,7 @@ def no_skill_loss(net: MLP, loss: Loss, y: np.ndarray, sample_weight: np.ndarray
     ``baseline_output`` (the training prior), all-zero outputs, and ``net`` as it is on the rows ``rows`` of X
     (None: all of them; the untrained network: with inputs that were not standardised it can start far from
     zero outputs). ``fit`` measures the network on the inference-mode loss's sample (``train_eval_rows``): the
-    divergence check compares losses with this one at factors of 10 and 1,000, far beyond that sample's ~2 %
+    divergence check compares losses with this one at factors of 10 and 1,000, far beyond that sample's 2-6 %
     error, and a pass over all 6,400 training rows of 5,000 genes took 0.1 s (hidden 128) to 0.3 s (512-256)."""
     n = len(y)
     zeros = np.zeros((n, net.n_outputs), dtype=net.dtype)
@@ -338,6 +346,14 @@ def train_eval_rows(y: np.ndarray, seed: int, limit: int | None = None) -> np.nd
     return np.sort(idx)
 
 
+def train_eval_limit(n_val: int | None) -> int:
+    """How many training rows at most ``train_eval_rows`` measures for a fit with ``n_val`` validation rows (None:
+    without validation): as many as the validation pass scores, at least TRAIN_EVAL_MIN_ROWS, at most TRAIN_EVAL_ROWS."""
+    if n_val is None:
+        return TRAIN_EVAL_ROWS
+    return min(TRAIN_EVAL_ROWS, max(TRAIN_EVAL_MIN_ROWS, int(n_val)))
+
+
 def _evaluate_rows(net: MLP, loss: Loss, X, y: np.ndarray, sample_weight, idx: np.ndarray | None,
                    scratch: Workspace | None = None):
     """``evaluate_loss`` on rows ``idx`` of X (None: all rows): (loss, outputs (m, k), y[idx]). Dense rows are
@@ -386,7 +402,8 @@ def fit(
 
     ``metric(outputs, y)`` (raw outputs, as the loss sees them) is recorded on both sides each
     epoch. The inference-mode training columns (``train_loss_eval``, ``train_metric``) are measured on the
-    rows ``train_eval_rows`` picks (all of them up to TRAIN_EVAL_ROWS, a fixed sample beyond).
+    rows ``train_eval_rows`` picks (all of them up to ``train_eval_limit``: as many as the validation rows,
+    at least TRAIN_EVAL_MIN_ROWS, at most TRAIN_EVAL_ROWS; a fixed sample beyond).
     ``baseline_output`` (k,) is the constant output of a model that predicts the training prior; its
     loss is the baseline against which the learning curves are read. ``callback`` receives each epoch's
     history row. Ctrl-C ends training after restoring the best weights so far;
@@ -434,7 +451,8 @@ def fit(
             if metric is not None:  # the metric curve's no-skill level, in the metric's own units
                 baseline["val_metric"] = metric(np.repeat(const, X_val.shape[0], 0), y_val)
 
-    sample = train_eval_rows(y_train, config.seed)  # see TRAIN_EVAL_ROWS
+    # see TRAIN_EVAL_ROWS and TRAIN_EVAL_MIN_ROWS
+    sample = train_eval_rows(y_train, config.seed, train_eval_limit(X_val.shape[0] if validate else None))
     eval_rows = sample if validate else None
     scratch = Workspace()  # the gathered rows of that sample, freed with the fit
     divergence = DivergenceCheck(no_skill_loss(net, loss, y_train, sample_weight, baseline_output, X_train, sample),

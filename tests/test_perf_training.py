@@ -71,6 +71,33 @@ def test_history_measures_the_inference_mode_loss_and_metric_on_the_subsample(mo
         assert metric_recorded == pytest.approx(metric_expected)
 
 
+@pytest.mark.parametrize("n_val, measured", [(40, training.TRAIN_EVAL_MIN_ROWS), (600, 600), (3000, training.TRAIN_EVAL_ROWS)])
+def test_the_training_loss_is_measured_on_as_many_rows_as_the_validation_pass(n_val, measured):
+    # a member of the ensemble holds out a quarter of its training rows: its inference-mode training loss is
+    # measured on as many of them (within the floor and the cap), not on all, and the sample is the public one
+    rng = np.random.default_rng(2)
+    n = 2600
+    X = rng.normal(size=(n + n_val, 6)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * rng.normal(size=n + n_val) > 0).astype(np.int64)
+    assert training.train_eval_limit(n_val) == measured and training.train_eval_limit(None) == training.TRAIN_EVAL_ROWS
+    rows = train_eval_rows(y[:n], 3, training.train_eval_limit(n_val))
+    assert rows is not None and abs(len(rows) - measured) <= 2  # (each class rounded to whole rows)
+    net = MLP(6, [5], 2, seed=3, dtype="float32")
+    loss = losses.get("ce")
+    seen = []
+
+    def check(row):
+        seen.append((row["train_loss_eval"], evaluate_loss(net, loss, X[rows], y[rows])[0],
+                     evaluate_loss(net, loss, X[:n], y[:n])[0]))
+
+    fit(net, loss, X[:n], y[:n], X[n:], y[n:], FitConfig(epochs=2, batch_size=256, patience=None, seed=3),
+        callback=check)
+    assert len(seen) == 2
+    for recorded, on_sample, on_all in seen:
+        assert recorded == pytest.approx(on_sample, rel=1e-6)
+        assert recorded != on_all  # not every training row
+
+
 def test_same_seed_gives_byte_identical_weights_and_history_with_a_subsample(monkeypatch):
     monkeypatch.setattr(training, "TRAIN_EVAL_ROWS", 64)
     rng = np.random.default_rng(1)
