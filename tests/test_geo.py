@@ -247,3 +247,174 @@ def test_a_target_not_among_the_annotations_names_the_characteristics(tmp_path):
     res = run(["train", path, "-o", str(tmp_path / "m.mlp"), *FAST])  # the default target, label, is not there
     assert_clean_error(res, "'label' not found", "sample annotations (its !Sample_ lines)", "'grade'", "'treatment'")
     assert not os.path.exists(tmp_path / "m.mlp")
+
+
+# ── found by trying the files GEO and its users write ─────────────────────────────────────────────────────────
+
+
+def _sheet(path):
+    return data.geo.read_sheet(data.geo.series_source(str(path)))
+
+
+def test_a_key_twice_is_counted_per_sample_whatever_line_it_stands_on(tmp_path):
+    """Samples without an "age" have their two treatments one line earlier (GEO shifts them): each sample's second
+    treatment is in "treatment (2)", not the first of some samples and the second of others."""
+    df = cohort(n_patients=2)  # 6 samples; the first two have no age
+    extra = ["!Sample_characteristics_ch1\t" + _quoted(["treatment: none", "treatment: chemo"] + ["age: 50"] * 4),
+             "!Sample_characteristics_ch1\t" + _quoted(["treatment: tamoxifen"] * 2 + ["treatment: none"] * 4),
+             "!Sample_characteristics_ch1\t" + _quoted(["", ""] + ["treatment: tamoxifen"] * 4)]
+    frame = _sheet(write_series(df, tmp_path / "GSE5_series_matrix.txt", extra=extra)).frame
+    assert list(frame["treatment"]) == ["none", "chemo", "none", "none", "none", "none"]
+    assert list(frame["treatment (2)"]) == ["tamoxifen"] * 6
+    assert frame["age"].isna().sum() == 2
+
+
+def test_names_that_collide_keep_both_values(tmp_path):
+    """A characteristic named as a kept field (description) or the id column is said with its channel; a
+    channel-2 key that channel 1 lacks keeps its name, and its second value gets (2)."""
+    df = cohort(n_patients=2)
+    n = len(df)
+    extra = ["!Sample_characteristics_ch1\t" + _quoted([f"description: c{i % 2}" for i in range(n)]),
+             "!Sample_characteristics_ch1\t" + _quoted(["geo_accession: old"] * n),
+             "!Sample_characteristics_ch2\t" + _quoted(["genotype: wt"] + [f"treatment: t{i}" for i in range(1, n)]),
+             "!Sample_characteristics_ch2\t" + _quoted(["treatment: t0"] + [f"genotype: mut{i}" for i in range(1, n)]),
+             "!Sample_characteristics_ch2\t" + _quoted(["treatment: u"] * n),
+             "!Sample_description\t" + _quoted([f"real{i}" for i in range(n)])]
+    frame = _sheet(write_series(df, tmp_path / "GSE6_series_matrix.txt", extra=extra)).frame
+    assert list(frame["description"]) == [f"real{i}" for i in range(n)]
+    assert list(frame["description (ch1)"]) == [f"c{i % 2}" for i in range(n)]
+    assert list(frame["geo_accession (ch1)"]) == ["old"] * n
+    assert list(frame["genotype"]) == ["wt"] + [f"mut{i}" for i in range(1, n)]
+    assert list(frame["treatment"]) == [f"t{i}" for i in range(n)] and list(frame["treatment (2)"]) == ["u"] * n
+    assert not any("(ch2)" in c for c in frame.columns)
+
+
+def test_a_colon_without_a_space_is_part_of_a_value(tmp_path):
+    df = cohort(n_patients=2)
+    extra = ["!Sample_characteristics_ch1\t" + _quoted(["ratio 1:2", "http://example.org/x", "time: 10:30", "stage:",
+                                                        "ratio 1:3", "time: 11:00"])]
+    frame = _sheet(write_series(df, tmp_path / "GSE7_series_matrix.txt", extra=extra)).frame
+    assert list(frame["characteristics_ch1"].iloc[:2]) == ["ratio 1:2", "http://example.org/x"]
+    assert frame.loc[2, "time"] == "10:30" and pd.isna(frame.loc[3, "stage"])
+    assert not any(c.startswith(("ratio", "http")) for c in frame.columns)
+
+
+@pytest.mark.parametrize("form", ["byte-order mark, no series lines", "quoted names", "trailing tabs"])
+def test_files_as_other_writers_write_them(tmp_path, form):
+    df = cohort(n_patients=4)
+    lines = series_lines(df)
+    if form == "byte-order mark, no series lines":
+        lines = [line for line in lines if not line.startswith("!Series_") and line]
+        lines[0] = "\ufeff" + lines[0]
+    elif form == "quoted names":
+        lines = [f'"{line.split(chr(9), 1)[0]}"' + line[len(line.split(chr(9), 1)[0]):] if line.startswith("!") else line
+                 for line in lines]
+    else:
+        lines = [line + "\t" if line.startswith("!Sample_") else line for line in lines]
+    path = tmp_path / "GSE8_series_matrix.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sheet = _sheet(path)
+    assert list(sheet.ids) == list(df["sample_id"]) and list(sheet.frame["title"])[:2] == ["tumour 0", "tumour 1"]
+    ds, _ = data.load_dataset(str(path), target="disease state", group="patient")
+    assert ds.n_samples == len(df) and [ds.classes[k] for k in ds.y] == [str(v) for v in df["disease"]]
+
+
+def test_decimal_and_separator_options(tmp_path):
+    """--decimal is the table's; --sep other than tab is refused (GEO writes tabs): both were ignored."""
+    df = cohort(n_patients=4)
+    lines = [line.replace(".", ",") if line.startswith('"g') else line for line in series_lines(df)]
+    path = tmp_path / "GSE9_series_matrix.txt"
+    path.write_text("\n".join(lines) + "\n")
+    ds, _ = data.load_dataset(str(path), target="disease state", group="patient", decimal="comma")
+    np.testing.assert_allclose(ds.X, df[genes(df)].to_numpy(), rtol=1e-12)
+    res = run(["train", str(path), "--target", "disease state", "--decimal", "dot", "-o", str(tmp_path / "m.mlp"),
+               *FAST])
+    assert_clean_error(res, "decimal commas")
+    res = run(["train", str(path), "--target", "disease state", "--sep", "comma", "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert res.exit_code == 2 and "--sep comma" in res.output and "tab-separated" in res.output
+    assert not os.path.exists(tmp_path / "m.mlp")
+
+
+def test_id_chooses_the_annotation_the_table_names_its_samples_by(tmp_path):
+    df = cohort(n_patients=4)
+    lines = series_lines(df)
+    header = lines.index("!series_matrix_table_begin") + 1
+    lines[header] = '"ID_REF"\t' + _quoted(f"tumour {i}" for i in range(len(df)))  # titles, not accessions
+    path = tmp_path / "GSE10_series_matrix.txt"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="pass --id title"):
+        data.load_dataset(str(path), target="disease state", group="patient")
+    ds, _ = data.load_dataset(str(path), target="disease state", group="patient", id="title")
+    assert ds.n_samples == len(df) and [ds.classes[k] for k in ds.y] == [str(v) for v in df["disease"]]
+    res = run(["train", str(path), "--target", "disease state", "--id", "nosuch", "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert_clean_error(res, "--id column 'nosuch' not found", "'geo_accession'", "'title'")
+    res = run(["train", str(path), "--target", "geo_accession", "--id", "title", "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert res.exit_code == 1 and "'geo_accession'" in res.output
+    res = run(["train", write_series(df, tmp_path / "GSE11_series_matrix.txt"), "--target", "geo_accession",
+               "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert_clean_error(res, "--target 'geo_accession' is the id column of", "give --target another column")
+
+
+def test_a_short_or_ragged_table_is_said_at_the_files_line(tmp_path):
+    """A header without one sample's name shifted every sample by one (exit 0, every label wrong); a ragged row was
+    said at the table's line number, not the file's."""
+    df = cohort(n_patients=4)
+    lines = series_lines(df)
+    header = lines.index("!series_matrix_table_begin") + 1
+    short = list(lines)
+    short[header] = short[header].rsplit("\t", 1)[0]
+    path = tmp_path / "GSE12_series_matrix.txt"
+    path.write_text("\n".join(short) + "\n")
+    res = run(["train", str(path), "--target", "disease state", "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert_clean_error(res, str(path), f"header (line {header + 1}) has one cell fewer than its rows")
+    ragged = list(lines)
+    ragged[header + 3] = ragged[header + 3].rsplit("\t", 1)[0]
+    path.write_text("\n".join(ragged) + "\n")
+    res = run(["train", str(path), "--target", "disease state", "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert_clean_error(res, f"line {header + 4} has")
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+
+
+def test_a_series_matrix_as_the_sample_sheet_of_a_counts_table(tmp_path):
+    """A sequencing series: its counts in a table of their own, its annotations in the series matrix (which
+    --samples had refused as a malformed sheet)."""
+    df = cohort(n_patients=4)
+    series = write_series(df, tmp_path / "GSE13_series_matrix.txt.gz", table=False)
+    counts = tmp_path / "counts.tsv"
+    df.set_index("sample_id")[genes(df)].T.rename_axis("gene").to_csv(counts, sep="\t")
+    ds, notes = data.load_dataset(str(counts), features_in_rows=True, samples=series, target="disease state",
+                                  group="patient")
+    assert [ds.classes[k] for k in ds.y] == [str(v) for v in df["disease"]]
+    with pytest.raises(DataError, match="--id column 'nosuch' not found in --samples .*GSE13.*'geo_accession'"):
+        data.load_dataset(str(counts), features_in_rows=True, samples=series, target="disease state",
+                          group="patient", id="nosuch")
+
+
+def test_feature_names_that_read_like_missing_values_are_names(tmp_path):
+    """Nan is a mouse gene, NA a probe's name: only an empty name is missing."""
+    df = cohort(n_patients=4)
+    matrix = df.set_index("sample_id")[genes(df)].T
+    matrix.index = ["Nan", "NA", "null"] + list(matrix.index[3:])
+    path = tmp_path / "matrix.tsv"
+    matrix.rename_axis("gene").to_csv(path, sep="\t")
+    frame = data.read_table(str(path), features_in_rows=True)
+    assert list(frame.columns[1:4]) == ["Nan", "NA", "null"]
+    np.testing.assert_allclose(frame["NA"].to_numpy(dtype=float), df[genes(df)[1]].to_numpy())
+    text = path.read_text().splitlines()
+    text[2] = "\t" + text[2].split("\t", 1)[1]
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(DataError, match="1 row has no feature name in the first column \\(the one after 'Nan'\\)"):
+        data.read_table(str(path), features_in_rows=True)
+
+
+def test_explain_from_standard_input_reads_the_annotations(tmp_path):
+    """explain reads standard input whole, as train does: the series' labels, where it had ranked by the classes
+    the model predicts."""
+    df = cohort()
+    path = write_series(df, tmp_path / "GSE1_series_matrix.txt.gz")
+    model = str(tmp_path / "m.mlp")
+    assert run(["train", path, "--target", "disease state", "--group", "patient", "-o", model, *FAST]).exit_code == 0
+    with open(path, "rb") as fh:
+        res = run(["explain", model, "-", "--top", "3", "--json"], input=fh.read())
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["grouped_by"] == "label"

@@ -425,7 +425,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     geo_notes: list[str] = []
     if series is not None:  # a GEO series matrix: a features x samples table and the samples' annotations
         features_in_rows = True
-        sheet, geo_notes = geo.annotations_or(series, sheet)
+        sheet, geo_notes = geo.annotations_or(series, sheet, id=id)
 
     def joined_roles(columns: list[str]) -> tuple[SampleJoin | None, Roles, list[str]]:
         return _joined_roles(sheet, src.name, columns, roles_kw, features_in_rows)

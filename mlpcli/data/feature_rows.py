@@ -22,9 +22,11 @@ from ..text import quoted
 
 def read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[str], source: str,
                             text: Sequence[str] = (), decimal: str | None = None,
-                            notes: list[str] | None = None) -> pd.DataFrame:
+                            notes: list[str] | None = None, na_tokens: Sequence[str] = ()) -> pd.DataFrame:
     """Features × samples text table -> samples × features frame with `sample_id` first; `read_csv(**kw)`
     reads the file with its separator and `decimal` mark; the rows named in `text` are read as text.
+    `na_tokens`: the cells of the sample columns that are missing values; the feature names are read as
+    written (``Nan`` is a mouse gene, ``NA`` a name), only an empty one is missing.
 
     A label row makes every sample column text, and parsing 60,000 × n cells from Python strings is slow.
     So: pass 1 reads the names and the first sample to find the text rows, pass 2 lets pandas' C parser read
@@ -40,12 +42,18 @@ def read_feature_rows_text(read_csv: Callable[..., pd.DataFrame], header: list[s
     blank = [k + 1 for k, s in enumerate(sample_ids) if not s.strip()]  # 0-based columns of the file
     kept: list[int] | None = None
 
+    # the missing-value tokens per sample column, by pandas' own names for them: none for the feature names
+    missing = {c: list(na_tokens) for c in read_csv(nrows=0).columns[1:]} if na_tokens else None
+
     def read(**kwargs) -> pd.DataFrame:
         # pandas' default number parser is an ulp away from the samples x features reader for a seventh of
         # 15-digit decimals and a third of 17-digit ones: the numeric pass below takes its correctly rounded one
         # ("round_trip"; 20,000 genes x 200 samples 1.4-1.7 s -> 2.3 s), so a CSV and its parquet copy train alike
         if kept is not None:
             kwargs.setdefault("usecols", kept)
+        if missing is not None:
+            kwargs.setdefault("keep_default_na", False)
+            kwargs.setdefault("na_values", missing)
         return read_csv(low_memory=False, **kwargs)
 
     if blank:
@@ -116,9 +124,15 @@ def samples_from_feature_rows(raw: pd.DataFrame, source: str, text: Sequence[str
 
 
 def _check_feature_names(column: pd.Series, source: str) -> list[str]:
-    """The first column's names as strings; missing, repeated or reserved names are errors."""
-    if column.isna().any():
-        raise DataError(f"{source}: {int(column.isna().sum())} rows have no feature name in the first column")
+    """The first column's names as strings; missing (or blank), repeated or reserved names are errors."""
+    blank = column.isna().to_numpy() | np.array([isinstance(v, str) and not v.strip() for v in column], dtype=bool)
+    if blank.any():
+        rows = np.flatnonzero(blank)
+        where = f"the one after {str(column.iloc[rows[0] - 1])!r}" if rows[0] > 0 else "the first row"
+        if len(rows) > 1:
+            where = "the first: " + where
+        raise DataError(f"{source}: {len(rows)} row{'s' * (len(rows) > 1)} ha{'ve' if len(rows) > 1 else 's'} no "
+                        f"feature name in the first column ({where})")
     numbers = pd.to_numeric(column, errors="coerce")  # (names read as text, or as numbers)
     parsed = numbers.dropna()
     if len(parsed) > 0.9 * len(numbers) and (parsed != parsed.round()).any():  # (whole numbers: Entrez ids)

@@ -7,11 +7,16 @@ field with one tab-separated, quoted value per sample, as the sample sheet the r
 The sheet (``read_sheet``): its id column ``geo_accession`` (``!Sample_geo_accession``: the ids the table's
 header names), then ``title``, ``source_name_ch1`` and ``description`` where the file has them, and one column per
 key of the ``!Sample_characteristics_ch1`` lines, whose values GEO writes "key: value" ("er status: ER+" gives a
-column ``er status``: ``--target "er status"``). The same key twice for one sample (two "treatment: …" lines)
-gives ``treatment`` and ``treatment (2)``; a value without a key stands in ``characteristics_ch1`` (the line's
-a second such line's in ``characteristics_ch1 (2)``); a two-channel array's ``…_ch2`` lines give keys followed by
-" (ch2)" where channel 1 has the key too. Empty values and NA are missing; the values are typed as a sheet's are
-(``typed_as_written``: grade 1, 2, 3 are numbers, 01 stays text).
+column ``er status``: ``--target "er status"``), counted per sample, whichever line a value stands on (GEO
+shifts a sample's values to earlier lines when it has fewer characteristics): a sample's second value of a key
+(two "treatment: …" lines) goes in ``treatment (2)``, its first in ``treatment``; a value without a key ("ratio
+1:2", a colon not followed by a space) stands in ``characteristics_ch1`` (a sample's second in
+``characteristics_ch1 (2)``); a two-channel array's ``…_ch2`` lines give keys followed by " (ch2)" where
+channel 1 has the key too, and a key named as one of the file's kept fields (``description``, ``title``, ...) or
+its id column is followed by " (ch1)". Empty values and NA are missing; the values are typed as a sheet's are
+(``typed_as_written``: grade 1, 2, 3 are numbers, 01 stays text). ``--samples`` may name a series matrix too (a
+sequencing series' annotations, its counts in a table of their own): its ``--id`` then chooses the column
+joined on (default ``geo_accession``).
 
 The file is read once per use, front to back: a file that ends before ``!series_matrix_table_end`` (a download cut
 short) is an error, not a shorter table, and so is a table without values (GEO leaves a sequencing series' table
@@ -30,7 +35,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, OptionError
+from ..text import quoted
 from .cells import typed_as_written
 from .samples import SampleSheet, id_texts
 from .sources import PARSE_ERRORS, Source, is_pipe, open_binary, short_reason, table_source
@@ -45,6 +51,10 @@ _HEAD_LINES = 20  # (blank lines before it)
 _SHEET_FIELDS = ("title", "source_name_ch1", "description")  # kept beside the characteristics, where present
 _FIRST_FIELDS = (b"!Series_", b"!Sample_", b"!series_matrix")  # what a series matrix (or its lower part) begins with
 _VISIBLE = re.compile(rb"\S")
+_BOM = b"\xef\xbb\xbf"
+# a characteristic "key: value" as GEO writes it (also "key:" without a value); a colon followed by anything but
+# a space or the end ("ratio 1:2", "http://...") is part of a value without a key
+_KEYED = re.compile(r"([^:]*):(?:\s+(.*)|\s*)", re.S)
 _MISSING = {"", "NA", "N/A", "NULL", "NaN", "nan", "null", "--"}
 
 
@@ -90,6 +100,7 @@ class _Parts:
     series: list[tuple[str, list[str]]]
     samples: list[tuple[str, list[str]]]
     table: bytes
+    table_line: int = 0  # the file's line number of !series_matrix_table_begin (the table's line k is its line + k)
 
 
 def _fields(line: bytes) -> tuple[str, list[str]]:
@@ -97,7 +108,7 @@ def _fields(line: bytes) -> tuple[str, list[str]]:
     quote inside is one), stray carriage returns (some files have them mid-line) removed."""
     text = line.decode("utf-8", errors="replace").replace("\r", "").rstrip("\n")
     cells = text.split("\t")
-    name = cells[0].strip().strip('"')
+    name = cells[0].lstrip("\ufeff").strip().strip('"')
     values = []
     for cell in cells[1:]:
         cell = cell.strip()
@@ -114,23 +125,27 @@ def _split(src: Source, table_too: bool = True) -> _Parts:
     samples: list[tuple[str, list[str]]] = []
     table: list[bytes] = []
     state = "head"  # -> "table" at the begin marker -> "end" at the end marker
+    at = 0  # the line number of the begin marker
     try:
         with open_binary(src.opener(), src.compression) as raw:
-            for line in raw:
+            for number, line in enumerate(raw, 1):
+                # a field's name as it is told: past a byte-order mark (the first line) and the quote some writers
+                # put around names ("!Sample_title"), as ``is_series_matrix`` tells the file
+                name = (line[len(_BOM):] if number == 1 and line.startswith(_BOM) else line).lstrip(b'"')
                 if state == "table":
-                    if line.startswith(_END):
+                    if name.startswith(_END):
                         state = "end"
                     else:
                         table.append(line)
                 elif state == "head":
-                    if line.startswith(_BEGIN):
-                        state = "table"
+                    if name.startswith(_BEGIN):
+                        state, at = "table", number
                         if not table_too:
                             break
-                    elif line.startswith(b"!Series_"):
-                        series.append(_fields(line))
-                    elif line.startswith(b"!Sample_"):
-                        samples.append(_fields(line))
+                    elif name.startswith(b"!Series_"):
+                        series.append(_fields(name))
+                    elif name.startswith(b"!Sample_"):
+                        samples.append(_fields(name))
     except (OSError, EOFError, ValueError, *PARSE_ERRORS) as exc:
         raise DataError(f"cannot read {src.name}: {short_reason(exc)}; is the file truncated or corrupt?") from None
     if state == "head":
@@ -139,7 +154,7 @@ def _split(src: Source, table_too: bool = True) -> _Parts:
     if state == "table" and table_too:
         raise DataError(f"{src.name} ends inside its expression table (no line {_END.decode()} after its "
                         f"{len(table):,} lines): the file is truncated (a download cut short?); fetch it again")
-    return _Parts(series, samples, b"".join(table))
+    return _Parts(series, samples, b"".join(table), at)
 
 
 def _series_words(parts: _Parts) -> str:
@@ -151,12 +166,18 @@ def _series_words(parts: _Parts) -> str:
     return ", ".join(words)
 
 
-def read_table(src: Source, text: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+def read_table(src: Source, text: Sequence[str] = (), sep: str | None = None,
+               decimal: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """(the expression table as samples x features, `sample_id` first (the GSM accessions of its header), the
     notes on how it was read): the table read as a features x samples text table is (``TextTable``, tab-separated;
-    `text`: rows read as written, as for --features-in-rows)."""
+    `text`: rows read as written, as for --features-in-rows; `decimal`: --decimal). A --sep other than tab is an
+    OptionError: GEO writes the file tab-separated. Line numbers in its messages are the file's."""
+    from .dialect import separator_char
     from .io import TextTable
 
+    if separator_char(sep) not in (None, "\t"):
+        raise OptionError(f"--sep {sep}: {src.name} is a GEO series matrix, tab-separated as GEO writes it; leave "
+                          "--sep out")
     parts = _split(src)
     body = parts.table
     end_of_header = body.find(b"\n")
@@ -168,13 +189,30 @@ def read_table(src: Source, text: Sequence[str] = ()) -> tuple[pd.DataFrame, lis
                         "empty for sequencing series: their counts are in the series' supplementary files, which "
                         "train reads as a genes x samples table with --features-in-rows and --samples)")
     table = Source(src.name, lambda: io.BytesIO(body), "text", "\t", None, ".txt")
-    reader = TextTable.open(table, sep="\t", features_in_rows=True)
-    frame = reader.read_frame(text=text)
+    try:
+        reader = TextTable.open(table, sep="\t", decimal=decimal, features_in_rows=True)
+        if reader.short_header:  # GEO's header names the probe column (ID_REF): its rows would shift by a sample
+            raise DataError("the table's header (line 1) has one cell fewer than its rows: a "
+                            "sample's name is missing from it (its first cell names the probes); is the file damaged?")
+        frame = reader.read_frame(text=text)
+    except DataError as exc:  # its lines counted from the table's header: the file's numbers
+        message = _file_lines(str(exc), parts.table_line)
+        raise type(exc)(message if src.name in message else f"{src.name}: {message}") from None
     about = _series_words(parts)
+    probes = f"its {reader.header[0]!r} column" if reader.header[0] else "its first column"
     notes = [f"{src.name}: a GEO series matrix{f' ({about})' if about else ''}: {frame.shape[1] - 1:,} features "
-             f"(its {reader.header[0] or 'first column'!s} column) x {len(frame):,} samples, read from the lines "
+             f"({probes}) x {len(frame):,} samples, read from the lines "
              f"between {_BEGIN.decode()} and {_END.decode()}", *reader.notes, *reader.warnings]
     return frame, notes
+
+
+def _file_lines(message: str, offset: int) -> str:
+    """A table reader's `message` with its line numbers ("line 12", "lines 12 and 15", "near line 12") those of
+    the file, whose table's first line follows line `offset`."""
+    def shifted(match: re.Match) -> str:
+        return re.sub(r"\d+", lambda m: str(int(m.group(0).replace(",", "")) + offset), match.group(0))
+
+    return re.sub(r"\blines? \d[\d,]*(?:(?:, | and )\d[\d,]*)*", shifted, message)
 
 
 def _cell(value: str) -> str | None:
@@ -182,26 +220,23 @@ def _cell(value: str) -> str | None:
     return None if value in _MISSING else value
 
 
-def _add(columns: dict[str, list], name: str, cells: list) -> None:
-    """Put one line's `cells` under `name`: into the column of that name where it has no value for the same
-    sample (GEO shifts a sample's lines when it has fewer characteristics: one sample's line 3 is another's
-    line 2), else into ``name (2)``, ``name (3)``, ... (a second "treatment: …" line of the same samples)."""
-    k = 1
-    while True:
-        column = name if k == 1 else f"{name} ({k})"
-        held = columns.get(column)
-        if held is None:
-            columns[column] = cells
-            return
-        if all(a is None or b is None for a, b in zip(held, cells)):
-            columns[column] = [a if a is not None else b for a, b in zip(held, cells)]
-            return
-        k += 1
+def _keyed(value: str) -> tuple[str | None, str]:
+    """(key, value) of a characteristic GEO writes "key: value", or (None, `value`) for one without a key."""
+    match = _KEYED.fullmatch(value)
+    if match is None or not match.group(1).strip():
+        return None, value
+    return match.group(1).strip(), (match.group(2) or "").strip()
 
 
 def _columns(parts: _Parts, n: int) -> dict[str, list]:
-    """{sheet column: (n,) values as written, None where missing}: the kept fields and every characteristic key."""
+    """{sheet column: (n,) values as written, None where missing}: the kept fields and every characteristic key,
+    a sample's k-th value of a key in ``key (k)`` whichever line it stands on (see the module docstring)."""
+    fields = {field for field, _ in parts.samples if field in _SHEET_FIELDS} | {ID_COLUMN}
+    first_channel = {key if key is not None else "characteristics_ch1"
+                     for field, values in parts.samples if field == "characteristics_ch1"
+                     for key, _ in map(_keyed, values)}
     columns: dict[str, list] = {}
+    counts: dict[str, np.ndarray] = {}  # per column name as keyed: (n,) values of it each sample has so far
     for field, values in parts.samples:
         if field in _SHEET_FIELDS:
             columns.setdefault(field, [_cell(v) for v in values])  # (a repeated description line: the first)
@@ -210,62 +245,79 @@ def _columns(parts: _Parts, n: int) -> dict[str, list]:
         if match is None:
             continue
         channel = match.group(1)
-        keyed: dict[str, list] = {}
-        plain: list = [None] * n  # values written without a key
         for i, value in enumerate(values):
-            key, colon, rest = value.partition(":")
-            if colon and key.strip():
-                keyed.setdefault(key.strip(), [None] * n)[i] = _cell(rest.strip())
-            else:
-                plain[i] = _cell(value)
-        if any(v is not None for v in plain):
-            keyed[f"characteristics_ch{channel}"] = plain
-        for key, cells in keyed.items():
-            name = key if channel == "1" or key not in columns else f"{key} (ch{channel})"
-            _add(columns, name, cells)
+            key, rest = _keyed(value)
+            if key is None and _cell(value) is None:
+                continue  # no value on this line (a sample with fewer characteristics: GEO leaves the last empty)
+            base = key if key is not None else f"characteristics_ch{channel}"
+            if base in fields or (channel != "1" and base in first_channel):
+                base = f"{base} (ch{channel})"
+            seen = counts.setdefault(base, np.zeros(n, dtype=np.int64))
+            seen[i] += 1
+            name = base if seen[i] == 1 else f"{base} ({seen[i]})"
+            columns.setdefault(name, [None] * n)[i] = _cell(rest)
     return columns
 
 
-def read_sheet(src: Source) -> SampleSheet:
-    """The samples' annotations of the series matrix `src` as a sample sheet (see the module docstring), named in
-    messages as the file's sample annotations. A DataError naming the file when it lacks the samples' accessions,
-    when a !Sample_ line has another number of values than there are samples, or when an accession repeats."""
+def read_sheet(src: Source, id: str | None = None, said: str | None = None) -> SampleSheet:  # noqa: A002 (--id)
+    """The samples' annotations of the series matrix `src` as a sample sheet (see the module docstring), joined on
+    `id` (default ``geo_accession``; --id of a series matrix given as --samples), named in messages as `said`
+    (default: the file's sample annotations). A DataError naming the file when it lacks the samples' accessions,
+    when a !Sample_ line has another number of values than there are samples, or when an id is missing or
+    repeats; a ConfigError when `id` is no column of it. Empty cells after the last sample (a trailing tab) are
+    not values."""
     parts = _split(src, table_too=False)
     accessions = next((values for field, values in parts.samples if field == ID_COLUMN), None)
+    while accessions and not accessions[-1]:
+        accessions = accessions[:-1]
     if not accessions:
         raise DataError(f"{src.name}: this GEO series matrix has no !Sample_geo_accession line, so its samples' "
                         "annotations cannot be matched to the table's columns; give them with --samples FILE")
     n = len(accessions)
+    lines = []
     for field, values in parts.samples:
+        if len(values) > n and not any(values[n:]):
+            values = values[:n]
         if len(values) != n:
             raise DataError(f"{src.name}: the line !Sample_{field} has {len(values)} values for the {n} samples of "
                             "!Sample_geo_accession; is the file damaged?")
-    columns = _columns(parts, n)
+        lines.append((field, values))
+    parts.samples = lines
+    columns = {ID_COLUMN: list(accessions), **_columns(parts, n)}
     frame = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in columns.items()}, index=pd.RangeIndex(n))
+    key = ID_COLUMN if id is None else str(id)
+    said = said or f"{src.name}'s sample annotations (its !Sample_ lines)"
+    if key not in frame.columns:
+        raise DataError(f"--id column {key!r} not found in {said}; its columns: {quoted(list(frame.columns), 12)}")
     for c in frame.columns:
-        frame[c] = typed_as_written(frame[c])
-    ids = id_texts(accessions)
+        if c != key:
+            frame[c] = typed_as_written(frame[c])
+    ids = id_texts(frame[key].to_numpy(dtype=object))
+    line = ID_COLUMN if key == ID_COLUMN else f"{key!r} column"
     blank = np.flatnonzero(pd.isna(ids))
     if blank.size:
-        raise DataError(f"{src.name}: the line !Sample_geo_accession has no accession for sample {blank[0] + 1} "
-                        f"of {n}; is the file damaged?")
+        raise DataError(f"{src.name}: the {line} has no value for sample {blank[0] + 1} of {n}"
+                        f"{'; is the file damaged?' if key == ID_COLUMN else '; every sample needs an id'}")
     repeated = pd.Series(ids).duplicated().to_numpy()
     if repeated.any():
-        raise DataError(f"{src.name}: the accession {ids[np.argmax(repeated)]!r} stands twice in its "
-                        "!Sample_geo_accession line; is the file damaged?")
-    return SampleSheet(path=src.name, id_column=ID_COLUMN, id_given=False, ids=ids, frame=frame,
-                       said=f"{src.name}'s sample annotations (its !Sample_ lines)")
+        raise DataError(f"{src.name}: the id {ids[np.argmax(repeated)]!r} stands twice in its {line}"
+                        f"{'; is the file damaged?' if key == ID_COLUMN else '; pass another --id'}")
+    return SampleSheet(path=src.name, id_column=key, id_given=id is not None, ids=ids,
+                       frame=frame.drop(columns=[key]).reset_index(drop=True), said=said)
 
 
-def annotations_or(src: Source | None, sheet: SampleSheet | None) -> tuple[SampleSheet | None, list[str]]:
+def annotations_or(src: Source | None, sheet: SampleSheet | None,
+                   id: str | None = None) -> tuple[SampleSheet | None, list[str]]:  # noqa: A002 (--id)
     """The sheet the roles come from: `sheet` (--samples) when given, else the series matrix's own annotations
-    (`src`; None: not a series matrix); with a note when --samples replaces them."""
+    (`src`; None: not a series matrix), joined on their column `id` (--id; default geo_accession, the accessions
+    GEO's table header names: another column where the table's header names the samples by it, their titles);
+    with a note when --samples replaces them."""
     if src is None:
         return sheet, []
     if sheet is not None:
         return sheet, [f"{src.name}: its samples' annotations (!Sample_ lines) are not used: --samples "
                        f"{sheet.path} gives them"]
-    return read_sheet(src), []
+    return read_sheet(src, id=id), []
 
 
 def refuse_streamed(header: Sequence[str], name: str) -> None:

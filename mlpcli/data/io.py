@@ -66,7 +66,7 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
     from . import geo
 
     if geo.is_series_matrix(src):  # its table is features x samples
-        return geo.read_table(src, text)
+        return geo.read_table(src, text, sep=sep, decimal=decimal)
     table = TextTable.open(src, sep=sep, decimal=decimal, features_in_rows=features_in_rows)
     if features_in_rows:  # the sample ids are the header's cells, read as written
         return table.read_frame(text=text), table.notes + table.warnings
@@ -205,7 +205,7 @@ class TextTable:
         if self.features_in_rows:
             try:
                 frame = read_feature_rows_text(self._read_csv, self.header, self.src.name, text,
-                                                self.dialect.decimal, self.notes)
+                                                self.dialect.decimal, self.notes, NA_TOKENS)
             except PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
                 raise self._error(exc) from None
             return self._stamped(frame)

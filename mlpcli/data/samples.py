@@ -125,6 +125,10 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
     _check_sheet_format(path)
     try:
         src = table_source(path, None)
+        from . import geo
+
+        if geo.is_series_matrix(src):  # a sequencing series' annotations, its counts in a table of their own
+            return geo.read_sheet(src, id=id, said=f"--samples {path}")
         if src.kind == "parquet":
             frame, notes = read_table_with_notes(path)
             key = _sheet_id_column(list(frame.columns), id, path)
@@ -345,6 +349,9 @@ class SampleJoin:
         missing = [n for n in names if n and n not in present]
         if not missing:
             return
+        if self.sheet.id_column in missing:  # (the sheet's columns hold it no more: it is the join's key)
+            raise DataError(f"{flag} {self.sheet.id_column!r} is the id column of {self.sheet.said}, the samples' "
+                            f"names that join it to {self.source}; give {flag} another column")
         sheet_columns = [self.sheet.id_column, *self.sheet.columns]
         hint = difflib.get_close_matches(missing[0], sheet_columns, n=1) or \
             difflib.get_close_matches(missing[0], self.columns, n=1)

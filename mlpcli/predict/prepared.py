@@ -15,6 +15,7 @@ from .. import data
 from ..data.conventions import DECIMAL_ATTR
 from ..data.cells import NO_COPY
 from ..data.samples import SampleJoin, read_sample_sheet
+from ..data.sources import is_pipe, table_source
 from ..data.streamed import read_whole
 from ..model_io import Model
 from .columns import RoleFlags, complete_rows, present_values, never_measured, plan_columns
@@ -133,6 +134,9 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     else:
         name = str(frame)
         series = data.geo.series_source(frame)
+        if series is None and (name == "-" or is_pipe(name)):  # read whole: what it is can be told from its bytes
+            frame = table_source(frame, None)  # (read once; the reader below reads the Source's bytes)
+            series = frame if data.geo.is_series_matrix(frame) else None
         if series is not None:
             roles = dataclasses.replace(roles or RoleFlags(), features_in_rows=True)
         if roles is not None:  # --layer, --raw, --var-names: .h5ad options, refused for a table as predict does
@@ -146,7 +150,7 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     sheet_id = given_id if cells_id is not None else (roles.id if roles is not None else None)
     sheet = read_sample_sheet(roles.samples, id=sheet_id) if roles is not None and roles.samples is not None else None
     if series is not None:
-        sheet, geo_notes = data.geo.annotations_or(series, sheet)
+        sheet, geo_notes = data.geo.annotations_or(series, sheet, id=given_id)
         read_notes = [*read_notes, *geo_notes]
     join_notes: list[str] = []
     join_warnings: list[str] = []

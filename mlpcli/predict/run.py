@@ -165,7 +165,7 @@ class PredictionRun:
         series = data.geo.series_source(source)
         geo_notes: list[str] = []
         if series is not None:
-            sheet, geo_notes = data.geo.annotations_or(series, sheet)
+            sheet, geo_notes = data.geo.annotations_or(series, sheet, id=roles.id)
             roles = dataclasses.replace(roles, features_in_rows=True)
         h5ad_notes: list[str] = []
         h5ad_warnings: list[str] = []
