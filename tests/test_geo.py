@@ -367,6 +367,13 @@ def test_a_short_or_ragged_table_is_said_at_the_files_line(tmp_path):
     path.write_text("\n".join(short) + "\n")
     res = run(["train", str(path), "--target", "disease state", "-o", str(tmp_path / "m.mlp"), *FAST])
     assert_clean_error(res, str(path), f"header (line {header + 1}) has one cell fewer than its rows")
+    matrix = tmp_path / "matrix.tsv"  # the same table alone: its first cell names the probes, as R's header does not
+    matrix.write_text("\n".join(short[header:-1]) + "\n")
+    res = run(["train", str(matrix), "--features-in-rows", "--samples", write_series(df, tmp_path / "s.txt"),
+               "--target", "disease state", "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert_clean_error(res, str(matrix), "header (line 1) has one cell fewer than its rows", "('ID_REF')")
+    os.remove(matrix)
+    os.remove(tmp_path / "s.txt")
     ragged = list(lines)
     ragged[header + 3] = ragged[header + 3].rsplit("\t", 1)[0]
     path.write_text("\n".join(ragged) + "\n")

@@ -137,14 +137,33 @@ def preamble_hint(header: Sequence[Any], source: str) -> str:
 _FEATURECOUNTS = ["Chr", "Start", "End", "Strand", "Length"]
 
 
-def header_lacks_row_name_cell(header: Sequence[str], head: str, complete: bool, sep: str) -> bool:
+# What the column of feature names is called (GEO's ID_REF, DESeq2's and tximport's gene ids, probes, proteins), in
+# lower case: never a sample's name. (``tenx`` adds a barcode file's words.)
+FEATURE_COLUMN_NAMES = frozenset({
+    "id_ref", "id", "ids", "name", "gene", "genes", "gene_id", "gene_ids", "geneid", "gene_name", "gene_names",
+    "gene_symbol", "gene_symbols", "genesymbol", "symbol", "symbols", "feature", "features", "feature_id",
+    "feature_name", "probe", "probes", "probe_id", "probeid", "probeset", "probeset_id", "probe_set",
+    "ensembl", "ensembl_id", "ensembl_gene_id", "entrez", "entrez_id", "entrezid", "protein", "protein_id",
+    "protein_ids", "uniprot", "accession", "transcript", "transcript_id"})
+
+
+def header_lacks_row_name_cell(header: Sequence[str], head: str, complete: bool, sep: str,
+                               source: str = "the table") -> bool:
     """Whether a features x samples header lacks the feature-name column's cell: R's ``write.table(m)``
     writes a header of the sample ids alone above rows of a name and one value per sample. Told by the first
-    rows of `head` (the text the dialect was sniffed on), which must all have one field more than the header."""
+    rows of `head` (the text the dialect was sniffed on), which must all have one field more than the header.
+    A DataError naming `source` when the header's first cell names the feature column (ID_REF, gene_id: R's
+    header has samples only): then a sample's name is missing, and every sample would take its neighbour's
+    values."""
     rows = [split_line(r, sep) for r in head_records(head, complete)[1:6]]
     # rows ending in an empty field have a separator at their end instead (the header's values would shift)
-    return bool(rows) and str(header[0]).strip() != "" and all(len(r) == len(header) + 1 for r in rows) \
+    short = bool(rows) and str(header[0]).strip() != "" and all(len(r) == len(header) + 1 for r in rows) \
         and not all(not r[-1].strip() for r in rows)
+    if short and str(header[0]).strip().strip('"').lower() in FEATURE_COLUMN_NAMES:
+        raise DataError(f"{source}: its header (line 1) has one cell fewer than its rows, and its first cell "
+                        f"({str(header[0]).strip()!r}) names the feature column: a sample's name is missing from the "
+                        "header (every sample would take its neighbour's values); is the file damaged?")
+    return short
 
 
 def check_not_featurecounts(header: Sequence[Any], source: str) -> None:

@@ -142,7 +142,7 @@ class TextTable:
         notes = list(dialect.notes)
         if features_in_rows:
             check_not_featurecounts(header, src.name)
-            short = header_lacks_row_name_cell(header, head, complete, dialect.sep)
+            short = header_lacks_row_name_cell(header, head, complete, dialect.sep, src.name)
             if short:
                 header = ["", *header]
                 notes.append(f"{src.name}: its header has one cell fewer than its rows (as R's write.table writes a "

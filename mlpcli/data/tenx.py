@@ -40,6 +40,7 @@ import pandas as pd
 
 from ..errors import DataError, OptionError
 from .conventions import JOINED_ATTR
+from .header import FEATURE_COLUMN_NAMES
 from .h5ad import H5ad, as_float32_csr, hdf5_reason
 
 __all__ = ["BARCODE", "SYMBOLS", "TenX", "is_tenx", "check_options"]
@@ -191,9 +192,8 @@ def _header_hint(lines: list[list[str]], expected: int, listed: int | None = Non
     return "; the directory's files do not belong together"
 
 
-_HEADER_WORDS = {"gene", "genes", "gene_id", "gene_ids", "geneid", "id", "ids", "feature", "features", "feature_id",
-                 "gene_name", "gene_symbol", "gene_symbols", "symbol", "name", "feature_type", "feature_types", "type",
-                 "barcode", "barcodes", "cell", "cells", "cell_id", "cell_barcode", "x", "v1", "v2", "v3", ""}
+_HEADER_WORDS = FEATURE_COLUMN_NAMES | {"feature_type", "feature_types", "type", "barcode", "barcodes", "cell",
+                                        "cells", "cell_id", "cell_barcode", "x", "v1", "v2", "v3", ""}
 
 
 def _looks_like_header(fields: list[str]) -> bool:
