@@ -209,10 +209,13 @@ def read_table(src: Source, text: Sequence[str] = (), sep: str | None = None,
 def _file_lines(message: str, offset: int) -> str:
     """A table reader's `message` with its line numbers ("line 12", "lines 12 and 15", "near line 12") those of
     the file, whose table's first line follows line `offset`."""
-    def shifted(match: re.Match) -> str:
-        return re.sub(r"\d+", lambda m: str(int(m.group(0).replace(",", "")) + offset), match.group(0))
+    def number(m: re.Match) -> str:  # (written as it was: 1,234 with its thousands' comma)
+        return format(int(m.group(0).replace(",", "")) + offset, "," if "," in m.group(0) else "")
 
-    return re.sub(r"\blines? \d[\d,]*(?:(?:, | and )\d[\d,]*)*", shifted, message)
+    def shifted(match: re.Match) -> str:
+        return re.sub(r"\d(?:[\d,]*\d)?", number, match.group(0))
+
+    return re.sub(r"\blines? \d(?:[\d,]*\d)?(?:(?:, | and )\d(?:[\d,]*\d)?)*", shifted, message)
 
 
 def _cell(value: str) -> str | None:
