@@ -95,7 +95,8 @@ class TrainOptions:
     no_group: bool = option(False, kind="flag", group="roles",
                             help="Ignore groups: split by rows (only when samples are independent).")
     id: str | None = option(None, kind="str", optional=True, group="roles",
-                            help="Sample id column; default sample_id when present.")
+                            help="Sample id column; default sample_id when present (a GEO series matrix: the "
+                                 "annotation its table's header names the samples by, default geo_accession).")
     batch: str | None = option(None, kind="str", optional=True, group="roles",
                                help="Batch / site column; default batch when present.")
     drop: list[str] = option(factory=list, kind="str_list", group="roles", help="Comma-separated columns to ignore.")

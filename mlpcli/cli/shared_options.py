@@ -158,8 +158,9 @@ def role_options(fn):
                      help="No group column: samples count as independent (bootstraps resample samples, not "
                           "patients)."),
         click.option("--id", "id_col", default=None, callback=named_column,
-                     help="Sample id column, naming the samples in outputs and messages  [default: the model's, "
-                          "else sample_id when present]"),
+                     help="Sample id column, naming the samples in outputs and messages (a GEO series matrix: the "
+                          "annotation its table's header names the samples by)  [default: the model's, else sample_id "
+                          "when present; geo_accession]"),
         click.option("--batch", default=None, callback=named_column,
                      help="Batch / site column: predict's and evaluate's shift check compares it with the training "
                           "batches  [default: the model's, else batch when present]"),
