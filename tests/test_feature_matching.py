@@ -133,10 +133,13 @@ def test_fill_missing_alone_never_predicts_from_no_features(model, tmp_path):
     assert_clean_error(res, "lacks 20 of the 20 features", "(100 %)", "has 0 of the model's features",
                        "the same gene identifiers")
     assert "--max-missing" not in res.output
-    res = run(["predict", model_path, path, "-o", str(out), "--fill-missing", "mean"])
-    assert_clean_error(res, "lacks 20 of the 20 features", "fills at most 10 %", "rest on 0 features",
-                       "--max-missing 1")
-    assert not out.exists()
+    # none of them: filling cannot help (every sample would get the training average), whatever the limit
+    for limit in ([], ["--max-missing", "1"]):
+        res = run(["predict", model_path, path, "-o", str(out), "--fill-missing", "mean", *limit])
+        assert_clean_error(res, "lacks 20 of the 20 features", "it has none of the model's features",
+                           "every sample would get the same prediction", "the same gene identifiers")
+        assert "pass --max-missing" not in res.output
+        assert not out.exists()
     # within the default limit (2 of 20 = 10 %) filling works with a warning giving the share
     two = cohort.drop(columns=[ensembl(4), ensembl(9)])
     res = run(["predict", model_path, write(two, tmp_path, "two.csv"), "-o", str(out), "--fill-missing", "mean"])
@@ -150,8 +153,20 @@ def test_fill_missing_alone_never_predicts_from_no_features(model, tmp_path):
                "--json"])
     assert res.exit_code == 0, res.output
     assert any("(15 %) are missing" in w for w in json.loads(res.stdout)["warnings"])
-    res = run(["predict", model_path, path, "-o", str(out), "--fill-missing", "mean", "--max-missing", "1"])
-    assert res.exit_code == 0 and "every sample gets the same prediction" in res.output
+
+
+def test_a_share_is_said_as_the_limit_it_needs(tmp_path):
+    """1 of 8 features is 12.5 %: said so, where "12 %" stood beside "pass --max-missing 0.13"."""
+    df = make_table("binary", n_patients=20, per_patient=2, n_features=8, seed=3)
+    train, model_path = tmp_path / "t.csv", str(tmp_path / "m.mlp")
+    df.to_csv(train, index=False)
+    assert run(["train", str(train), "-o", model_path, "--epochs", "3", "--hidden", "", "--folds", "1",
+                "-q"]).exit_code == 0
+    short = tmp_path / "short.csv"
+    df.drop(columns=["f00"]).to_csv(short, index=False)
+    res = run(["predict", model_path, str(short), "-o", str(tmp_path / "p.csv"), "--fill-missing", "mean",
+               "--max-missing", "0.12"])
+    assert_clean_error(res, "(12.5 %)", "--max-missing 0.13")
 
 
 def test_max_missing_needs_fill_missing_and_a_fraction(model, tmp_path):

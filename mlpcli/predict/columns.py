@@ -286,16 +286,21 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                 fix = (f"{add} (--fill-missing mean fills at most {_percent(DEFAULT_MAX_MISSING)} of the features "
                        f"with their training means; filling these would also need --max-missing {_ceil2(share):g})")
             raise DataError(f"{lacks}; {fix}{hint}")
+        if not present.any():  # every feature filled: one prediction for every sample (refused as .h5ad refuses it)
+            raise DataError(f"{lacks}; it has none of the model's features: filled with their training means, every "
+                            "sample would get the same prediction, whatever --fill-missing and --max-missing allow"
+                            + (" — map the table's columns to the same gene identifiers as the model's" if differ
+                               else " — check the table and its feature names"))
         if share > limit:
             given = "" if max_missing is None else f" --max-missing {max_missing:g}"
             raise DataError(f"{lacks}; --fill-missing mean{given} fills at most {_percent(limit)} of them, and "
                             f"predictions would rest on {int(present.sum()):,} features — check the table and its "
                             f"feature names, or pass --max-missing {_ceil2(share):g} to fill them anyway")
         fill[~present] = training_means(model)[~present]
-        rest = (f"predictions rest on the other {int(present.sum()):,}" if present.any() else
-                "no feature of the model was found: every sample gets the same prediction")
+        rest = f"predictions rest on the other {int(present.sum()):,}"
         warns.append(f"{len(missing)} of the {len(kept)} features the model uses ({_percent(share)}) are missing and "
-                     f"filled with their training means: {quoted(missing)}; {rest}{dates_hint if dates else ''}")
+                     f"filled with their training means: {quoted(missing)}; {rest}{f'; {others}' if differ else ''}"
+                     f"{dates_hint if dates else ''}")
     kept_set = set(kept)
     unused_absent = [f for f in model.feature_names if f not in present_set and f not in kept_set]
     if unused_absent:
@@ -403,13 +408,15 @@ def spreadsheet_dates(missing: Sequence[str], columns: Sequence[str]) -> list[tu
 
 
 def _percent(share: float) -> str:
-    """A share of features as a percentage: whole percents, but never 0 % or 100 % when it is neither."""
+    """A share of features as a percentage: whole percents, or tenths where they differ, but never 0 % or 100 % when it
+    is neither."""
     pct = share * 100
     if 0 < pct < 1:
         return f"{pct:.1g} %"
     if 99 < pct < 100:
         return f"{math.floor(pct * 10) / 10:g} %"
-    return f"{pct:.0f} %"
+    # a tenth where a whole number would misstate it: 5 of 40 is 12.5 %, which --max-missing 0.12 does not allow
+    return f"{pct:.0f} %" if abs(pct - round(pct)) < 0.05 else f"{pct:.1f} %"
 
 
 def _ceil2(share: float) -> float:
