@@ -227,6 +227,7 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
     with interrupts.finishing(fitted.stopped):  # trained: a stop now waits for the model to be complete
         if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
             notes += [n for n in val_ds.notes if n.startswith("--val-data")]
+            warnings += [w for w in val_ds.warnings if w.startswith("--val-data")]
         notes += fitted.notes
         warnings += [w for w in (task() for task in later) if w]
         warnings += fitted.warnings

@@ -296,6 +296,28 @@ def test_a_human_model_matched_to_mouse_gene_symbols_by_letter_case_warns(tmp_pa
     assert r.exit_code == 0 and "matched only by letter case" not in r.output and "'CD3E' ← 'Cd3e'" in r.output
 
 
+def test_a_validation_table_warns_as_predict_does_of_names_matched_loosely(tmp_path):
+    """--val-data chooses the epoch and fits the temperature: a mouse table, or a column spelt like a feature it has
+    exactly, got a note at most where predict warns."""
+    df = make_table("multiclass", n_patients=30, seed=2)
+    genes = ["CD3E", "MS4A1", "CD14", "LYZ", "NKG7", "GNLY", "CD8A", "FCGR3A", "PPBP", "IL7R", "CCR7", "S100A4"]
+    human = df.rename(columns=dict(zip(_features(df), genes)))
+    human.to_csv(tmp_path / "human.csv", index=False)
+    val = make_table("multiclass", n_patients=10, seed=3).rename(columns=dict(zip(_features(df), genes)))
+    val["patient_id"] = "V" + val["patient_id"].astype(str)  # other patients than training's
+    mouse = val.rename(columns={g: g.capitalize() for g in genes})
+    mouse.to_csv(tmp_path / "mouse.csv", index=False)
+    args = ["train", str(tmp_path / "human.csv"), "-o", str(tmp_path / "m.mlp"), *FAST]
+    r = run([*args, "--val-data", str(tmp_path / "mouse.csv")])
+    assert r.exit_code == 0, r.output
+    assert "warning: --val-data " in r.output and "12 of the training table's features (100%) matched only by letter " \
+        "case" in r.output
+    val.assign(Cd3e=1.0).to_csv(tmp_path / "twin.csv", index=False)
+    r = run([*args, "--val-data", str(tmp_path / "twin.csv")])
+    assert r.exit_code == 0, r.output
+    assert "1 column spelt like a feature it also has exactly ('Cd3e' beside 'CD3E')" in r.output
+
+
 # ── gene symbols a spreadsheet turned into dates ─────────────────────────────────────────────────────────
 
 

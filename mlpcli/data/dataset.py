@@ -594,7 +594,7 @@ def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> 
     every reader (``data.names``: a column whose name differs only in letter case, spaces or an Ensembl
     version suffix matches, and a note in ``ds.notes`` starting with ``source`` says so); a missing one is a
     DataError naming ``source`` and the first few missing names, an ambiguous one names the columns."""
-    from .names import match_names
+    from .names import match_names, name_key, species_warning
 
     if list(ds.feature_names) == list(feature_names):
         return ds
@@ -609,6 +609,17 @@ def align_features(ds: "Dataset", feature_names: Sequence[str], source: str) -> 
     if ds.missing is not None:  # counted per column of the table: it follows the columns it counts
         ds.missing = ds.missing[order]
     ds.feature_names = list(feature_names)
-    if match.relaxed:
+    species = species_warning(match, len(feature_names), "of the training table's features")
+    if species:  # (as predict warns: the validation rows choose the epoch and fit the temperature)
+        ds.warnings.append(f"{source}: {species}")
+    elif match.relaxed:
         ds.notes.append(f"{source}: {match.note('features', 'training ← this table')}")
+    # a column spelt like a feature the table has exactly (tp53 beside TP53): the exact one is used, as predict says
+    exact = {name_key(n): n for n in feature_names if match.columns.get(n) == n}
+    used = set(match.columns.values())
+    twins = sorted((c, exact[name_key(c)]) for c in index if c not in used and name_key(c) in exact)
+    if twins:
+        shown = ", ".join(f"{c!r} beside {f!r}" for c, f in twins[:3])
+        ds.warnings.append(f"{source}: {len(twins)} column{'s' * (len(twins) > 1)} spelt like a feature it also has "
+                           f"exactly ({shown}): the exact one is used, the other ignored")
     return ds
