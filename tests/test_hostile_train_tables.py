@@ -149,6 +149,18 @@ def test_r_write_table_row_names_keep_their_hint(tmp_path):
         data.read_table(path)
 
 
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_separator_after_the_rows_last_value_is_said_as_such(tmp_path, quoted):
+    """Rows ending in a separator the header lacks: not R's row names (the advice to name the first column was
+    wrong), and read by the quoted path too."""
+    path = tmp_path / "t.csv"
+    first = '"s1",A,"x, y",' if quoted else "s1,A,1,"
+    path.write_text(f"sample_id,label,g1\n{first}\ns2,B,2,\n")
+    with pytest.raises(DataError, match="line 2 has 4 fields but the header has 3; one field more than the header, an "
+                                        "empty one at its end: a separator after the last value"):
+        data.read_table(path)
+
+
 def test_quoting_line_ends_and_compression_read_the_same_values(tmp_path):
     """What the check must let through: quoted fields holding the separator, quoted line ends, CRLF, gzip,
     no final line end, blank lines; the values are those of the plain file."""

@@ -22,10 +22,14 @@ _PIECE_BYTES = 1 << 24  # text checked at a time by `check_stream` (16 MiB: nump
 # work per byte while the index arrays of one piece stay small)
 
 
-def field_count_error(name: str, line: int, got: int, expected: int) -> DataError:
-    """The one message for a row of the wrong width (`line`: the file's line, the header is line 1)."""
+def field_count_error(name: str, line: int, got: int, expected: int, last_empty: bool = False) -> DataError:
+    """The one message for a row of the wrong width (`line`: the file's line, the header is line 1; `last_empty`:
+    its last field is empty, as a separator at its end makes it)."""
     hint = "a field too many or too few would shift values into the wrong columns (a stray or missing separator?)"
-    if line == 2 and got == expected + 1:
+    if got == expected + 1 and last_empty:
+        hint = ("one field more than the header, an empty one at its end: a separator after the last value of the "
+                "rows but not of the header? remove it (or add one to the header)")
+    elif line == 2 and got == expected + 1:
         hint = ("one field more than the header: row names without a header cell, as R's write.table writes "
                 "them? give the first column a name such as sample_id")
     return DataError(f"cannot read {name}: line {line} has {got} field{'s' * (got != 1)} but the header has "
@@ -69,14 +73,14 @@ def locate_not_utf8(stream: BinaryIO, piece_bytes: int = _PIECE_BYTES) -> tuple[
 
 
 def row_lines(buf: np.ndarray, ends: np.ndarray, counts: np.ndarray, width: int, name: str, line: int,
-              empty_rows: bool = False) -> np.ndarray:
+              empty_rows: bool = False, sep: str | None = None) -> np.ndarray:
     """Indices of the lines of a piece of text that are rows; a line of another number of fields than
     `width` is a DataError naming it, unless it is blank (nothing but whitespace: skipped).
 
     buf: the piece's bytes (uint8, ending with a line end); ends (L,): the byte index of each line's line
     end; counts (L,): the fields of each line; `line`: the file's line number of the piece's first line.
     `empty_rows`: lines of separators without a value are rows (a sample sheet skips them with a note), not an
-    error (``_refuse_separator_lines``)."""
+    error (``_refuse_separator_lines``). `sep`: the separator, to tell a row ending in one (an empty last field)."""
     starts = np.empty_like(ends)
     starts[:1] = 0
     starts[1:] = ends[:-1] + 1
@@ -91,7 +95,8 @@ def row_lines(buf: np.ndarray, ends: np.ndarray, counts: np.ndarray, width: int,
         if not bytes(buf[starts[k]:ends[k]]).strip():
             blank.append(k)
         elif counts[k] != width:
-            raise field_count_error(name, line + k, int(counts[k]), width)
+            row = bytes(buf[starts[k]:ends[k]]).rstrip(b"\r\n").rstrip(b'"')
+            raise field_count_error(name, line + k, int(counts[k]), width, sep is not None and row.endswith(sep.encode()))
     return np.delete(np.arange(len(ends)), blank)
 
 
@@ -141,7 +146,7 @@ def check_quoted(text, sep: str, width: int, name: str, line: int, empty_rows: b
         reader = csv.reader(io.StringIO(str(text, "utf-8"), newline=""), delimiter=sep)
         for fields in reader:
             if len(fields) != width and not _blank_record(fields, sep):
-                raise field_count_error(name, line + start, len(fields), width)
+                raise field_count_error(name, line + start, len(fields), width, not fields[-1])
             if not empty_rows and width > 1 and len(fields) == width and not any(f.strip() for f in fields):
                 raise DataError(f"{name}: line {line + start + 1} holds separators but no value — an empty row, as "
                                 "spreadsheets write below a table; delete such lines")
@@ -221,7 +226,7 @@ def check_piece(text, sep: str, width: int, name: str, line: int, columns=None, 
         ends = np.flatnonzero(buf == 10)  # (L,)
         seps = np.flatnonzero(buf == code)  # (S,)
         counts = np.diff(np.searchsorted(seps, ends), prepend=0) + 1  # separators before each line end, per line
-        row_lines(buf, ends, counts, width, name, line, empty_rows)
+        row_lines(buf, ends, counts, width, name, line, empty_rows, sep)
         return len(ends) - last_open
     n_ends = int(np.count_nonzero(buf == 10)) - last_open
     pos = np.flatnonzero((buf == code) | (buf == 10))
@@ -229,7 +234,7 @@ def check_piece(text, sep: str, width: int, name: str, line: int, columns=None, 
         check_quoted(text, sep, width, name, line, empty_rows)
         return n_ends
     line_ends = np.flatnonzero(buf[pos] == 10)
-    row_lines(buf, pos[line_ends], np.diff(line_ends, prepend=-1), width, name, line, empty_rows)
+    row_lines(buf, pos[line_ends], np.diff(line_ends, prepend=-1), width, name, line, empty_rows, sep)
     return n_ends
 
 

@@ -450,7 +450,7 @@ def _tokenize(text: memoryview, sep: str, layout: _Layout, name: str, line: int,
         extra.append(quotes)
     n_fields = len(pos)
     counts = np.diff(line_ends, prepend=-1)  # fields per line
-    rows = row_lines(buf, pos[line_ends], counts, layout.n_columns, name, line)
+    rows = row_lines(buf, pos[line_ends], counts, layout.n_columns, name, line, sep=sep)
     first = line_ends[rows] - (layout.n_columns - 1)  # (n,) each row's first field
     # field i is data[offsets[i]:offsets[i + 1]] once separators (and extra) are dropped from the text
     keep = np.logical_not(cut, out=cut)
