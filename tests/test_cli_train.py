@@ -129,6 +129,41 @@ def test_interrupt_with_members_in_parallel_keeps_the_finished_members_and_exits
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_a_second_stop_while_the_finished_members_are_scored_keeps_them(tmp_path, monkeypatch):
+    """A second stop signal moments after the first (Ctrl-C twice, a scheduler's SIGTERM to the process and its
+    group) arrived while the members finished in parallel were being scored, and threw them all away ("nothing
+    trained yet to keep", no model): the command line's handler holds a signal within a step that completes a
+    result already paid for (``interrupts.finishing``), which the scoring now is."""
+    from mlpcli import cli as cli_mod, interrupts
+    from mlpcli.model_io import Member
+
+    data = write_table(tmp_path)
+
+    def interrupt(self, row):  # the first stop, as the first member's result arrives
+        if row.get("event") == "run_done":
+            raise KeyboardInterrupt
+
+    scored = Member.raw_output
+    second = []
+
+    def raw_output(self, *args, **kwargs):  # the second, as the command line's handler would deliver it
+        if not second:
+            second.append(KeyboardInterrupt("the second signal"))
+            if not interrupts.holding():
+                raise second[0]
+            interrupts.defer(second[0])
+        return scored(self, *args, **kwargs)
+
+    monkeypatch.setattr(cli_mod.TrainProgress, "__call__", interrupt)
+    monkeypatch.setattr(Member, "raw_output", raw_output)
+    out = tmp_path / "m.mlp"
+    res = run(["train", data, "-o", str(out), "--hidden", "8", "--epochs", "5", "--n-jobs", "2"])
+    assert second and res.exit_code == 130, res.output
+    assert "members trained so far" in res.output
+    model = model_io.load(out)
+    assert model.fit["interrupted"] and 1 <= len(model.members) < 5
+
+
 def test_members_in_parallel_give_the_same_model_file(tmp_path):
     data = write_table(tmp_path)
     files = []

@@ -664,7 +664,10 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _On
     _announce(progress, strategy, [(len(f.train), len(f.test)) for f in folds], candidates)
     ready = _parallel_runs(ds, folds, options, candidates, plan, progress, parts, idle)
     if ready is not None and any(r is None for r in ready):  # interrupted with the members in parallel
-        cands, scored_rows, note = _finished_in_parallel(ds, folds, candidates, ready)
+        # the members finished are paid for: a second stop while they are scored is held to its end and recorded
+        # (raised, it threw them all away: "nothing trained yet to keep")
+        with interrupts.finishing(stopped):
+            cands, scored_rows, note = _finished_in_parallel(ds, folds, candidates, ready)
         notes.append(note)
         interrupted = True
     for c, spec in enumerate(candidates if not interrupted else []):
