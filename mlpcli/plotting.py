@@ -214,18 +214,13 @@ def figure_bytes(fig, path: str) -> bytes:
 def save_figure(fig, path: str, before_replacing: Callable[[], None] | None = None) -> None:
     """Render to memory in the format named by the extension, then write atomically.
 
-    ``before_replacing``: run once the figure is rendered, before the file at ``path`` is replaced (a
-    command's other outputs): when it fails, ``path`` is left as it was, a plot of an earlier run included."""
-    from .fileio import atomic_write
+    ``before_replacing``: run once the figure is rendered and written beside ``path`` (on disk), before the file at
+    ``path`` is replaced (a command's other outputs): when it fails, ``path`` is left as it was, a plot of an earlier
+    run included; when the figure cannot be written (a full disk), it does not run (``fileio.write_together``: it
+    ran first, and its table stayed behind a failed plot)."""
+    from .fileio import write_together
 
-    data = figure_bytes(fig, path)
-
-    def write(fh) -> None:
-        if before_replacing is not None:
-            before_replacing()
-        fh.write(data)
-
-    atomic_write(path, write)
+    write_together({path: figure_bytes(fig, path)}, last=before_replacing)
 
 
 def plot_curves(

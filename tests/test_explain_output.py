@@ -181,3 +181,24 @@ def test_explain_notes_training_rows_and_a_recalibration_its_logits_do_not_inclu
     prob = json.loads(run(["explain", str(tmp_path / "r.mlp"), str(tmp_path / "site.csv"), "--id", "pid", "--output",
                            "prob", "--json", "-q"]).stdout)
     assert not any("before the model's recalibration" in n for n in prob["notes"])
+
+
+def test_a_plot_that_cannot_be_written_leaves_no_ranking_behind(models, tmp_path, monkeypatch):
+    """-o TABLE --plot PLOT: both or neither. A full disk under the plot left the ranking written before it (a tmpfs
+    of 200 KB, or ulimit -f): the plot is written (to disk) first, the ranking then, and both put in place."""
+    import errno
+    import os
+
+    real = os.fsync
+
+    def fsync(fd):  # the disk fills up under the plot (its temporary file may have no name: told by its bytes)
+        if os.pread(fd, 8, 0) == b"\x89PNG\r\n\x1a\n":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    table, plot = tmp_path / "genes.csv", tmp_path / "genes.png"
+    res = run(["explain", models["ensemble"][0], models["ensemble"][1], "--top", "5", "-o", str(table), "--plot",
+               str(plot), "-q"])
+    assert res.exit_code == 1 and "genes.png" in res.output and "no space left" in res.output.lower(), res.output
+    assert sorted(os.listdir(tmp_path)) == []
