@@ -860,3 +860,21 @@ def test_a_stop_while_parallel_members_are_scored_keeps_them_all(tmp_path, table
     model = model_io.load(tmp_path / "m.mlp")
     assert not model.fit["interrupted"] and len(model.members) == 5
     _assert_no_temporaries(tmp_path)
+
+
+def test_a_stop_signal_as_the_worker_processes_are_ended_says_the_command_had_ended():
+    """A signal after the command's work, as its worker processes were stopped (0.2 s of every parallel run), read
+    "Interrupted by SIGTERM." in a batch job's log, with the model, history and --oof written and complete."""
+    code = ("import os, signal, sys, time\n"
+            "import mlpcli.cli as cli\n"
+            "from mlpcli import _entry\n"
+            "sys.argv = ['mlpcli', '--version']\n"
+            "def shutdown():\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    time.sleep(5)\n"
+            "cli.shutdown_workers = shutdown\n"
+            "_entry.main()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 143, (res.returncode, res.stderr)
+    assert res.stderr.strip().endswith("Interrupted by SIGTERM after the command had ended: its outputs and the "
+                                       "lines above are complete."), res.stderr

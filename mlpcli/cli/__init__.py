@@ -133,13 +133,17 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" not in args:  # a failure is an error naming its culprit, never NumPy's overflow chatter
         warnings.filterwarnings("ignore", category=RuntimeWarning)
     with stop_signals_as_interrupts():
+        ended = False
         try:
             try:
                 rv = cli.main(args=args, prog_name="mlpcli", standalone_mode=False)
+                ended = True
             finally:  # worker processes end here, where a signal is handled, not in an exit handler
                 shutdown_workers()
         except (click.Abort, KeyboardInterrupt) as exc:  # a signal outside a command's own handling
-            interrupted_exit(exc.__cause__ if isinstance(exc, click.Abort) else exc)
+            # (once the command has ended, as its worker processes are stopped: a batch job's log must not read as
+            # a run without a result, its outputs written)
+            interrupted_exit(exc.__cause__ if isinstance(exc, click.Abort) else exc, ended=ended)
         except click.ClickException as exc:
             try:
                 exc.show()

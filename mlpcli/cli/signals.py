@@ -175,10 +175,15 @@ def stop_signal(exc: BaseException | None = None) -> int | None:
     return None
 
 
-def interrupted_exit(exc: BaseException | None = None, what: str = "") -> None:
-    """Say how the command was stopped (with ``what`` it kept, if anything) and exit 128 + the signal."""
+def interrupted_exit(exc: BaseException | None = None, what: str = "", ended: bool = False) -> None:
+    """Say how the command was stopped (with ``what`` it kept, if anything; ``ended``: after it had ended, its
+    outputs written, as the console script's own handler says of a signal in the exit handlers) and exit 128 + the
+    signal."""
     signum = stop_signal(exc) or int(signal.SIGINT)
     name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
     _state["said"] = True
+    if ended:
+        what = ""
+        name += " after the command had ended: its outputs and the lines above are complete"
     say_line(f"Interrupted{name}{': ' + what if what else '.'}")
     sys.exit(128 + signum)
