@@ -463,3 +463,30 @@ def test_predict_says_once_that_a_sheets_target_is_ignored(tmp_path):
     res = run(["predict", str(model), str(tmp_path / "m.csv"), *sheet, "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
     assert "ignored the target column 'label'" in res.output and "no role: 'label'" not in res.output
+
+
+@pytest.mark.parametrize("writer", ["pandas to_csv", "R write.csv, reordered", "pandas to_parquet, filtered"])
+def test_a_sheet_saved_with_its_row_numbers_joins_on_its_ids(tmp_path, writer):
+    """pandas' to_csv (index=True by default) and R's write.csv put an unnamed column of row numbers first; it was
+    read as the sample ids, and with samples numbered 1..n every label went to another sample (exit 0, balanced
+    accuracy at chance). Row numbers are no ids: the sheet's first named column is."""
+    df = cohort()
+    df["sample_id"] = [str(i + 1) for i in range(len(df))]
+    table = tmp_path / "table.csv"
+    df[["sample_id", *genes(df)]].to_csv(table, index=False)
+    sheet = df[["sample_id", "patient_id", "disease"]].rename(columns={"sample_id": "sample"})
+    if writer == "pandas to_csv":
+        path = tmp_path / "sheet.csv"
+        sheet.to_csv(path)  # 0, 1, 2, ... under an empty header cell
+    elif writer == "R write.csv, reordered":
+        path = tmp_path / "sheet.csv"
+        shuffled = sheet.sample(frac=1, random_state=0)
+        shuffled.index = range(1, len(shuffled) + 1)  # 1, 2, 3, ... beside other samples
+        shuffled.to_csv(path)
+    else:
+        path = tmp_path / "sheet.parquet"
+        sheet.sample(frac=0.5, random_state=1).to_parquet(path)  # a filtered frame: its index stored, without a name
+    ds, notes = data.load_dataset(str(table), samples=str(path), target="disease", group="patient_id")
+    truth = dict(zip(df["sample_id"], df["disease"].astype(str)))
+    assert [ds.classes[k] for k in ds.y] == [truth[i] for i in ds.ids]
+    assert any("numbers the rows" in n and "'sample'" in n for n in notes), notes

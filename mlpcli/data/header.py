@@ -79,7 +79,7 @@ def check_unnamed(frame: pd.DataFrame, source: str, row_names: bool, names: Sequ
     position = {n: j for j, n in enumerate(names)}
     first = [c for c in empty if position[c] == 0 and frame[c].notna().any()]  # row names beside a sample_id column
     if first:
-        if not _row_numbers(frame[first[0]]):
+        if not holds_row_numbers(frame[first[0]]):
             raise DataError(f"{source}: header cell 1 is empty (R's row names?) and another column is already named "
                             f"{DEFAULT_ID!r}; give the first column a name")
         frame = frame.drop(columns=first)
@@ -100,7 +100,7 @@ def check_unnamed(frame: pd.DataFrame, source: str, row_names: bool, names: Sequ
     return frame, notes
 
 
-def _row_numbers(col: pd.Series) -> bool:
+def holds_row_numbers(col: pd.Series) -> bool:
     """Whether a column holds row numbers: distinct integers in every row (R's automatic row names, 1, 2, ...,
     also of a subset or a reordered frame; pandas' default index, 0, 1, ...)."""
     numbers = pd.to_numeric(col, errors="coerce")

@@ -47,6 +47,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError, MlpcliError
 from .conventions import DEFAULT_ID
+from .header import holds_row_numbers
 from .cells import NO_COPY, SPELLING_WORDS, is_text_dtype, spelling_key, typed_as_written, visible
 from .labels import label_key
 from ..text import quoted
@@ -149,6 +150,16 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
     except MlpcliError as exc:
         message = str(exc)
         raise type(exc)(message if message.startswith("--") else f"--samples: {message}") from None
+    if id is None and key == DEFAULT_ID and frame.shape[1] > 1 and holds_row_numbers(frame[key]) and (
+            table.row_names if table is not None else DEFAULT_ID not in _parquet_names(path)):
+        # an unnamed first column of row numbers (pandas' to_csv and R's write.csv write their index so, 0, 1, ... or
+        # 1, 2, ...): joined on, every sample took the row of the sample numbered like it (one off beside ids 1..n)
+        frame = frame.drop(columns=[key])
+        key = _sheet_id_column(list(frame.columns), None, path)
+        notes = [n for n in notes if "read as the sample ids" not in n]
+        notes.append(f"--samples {path}: ignored its first column, which has no name and numbers the rows (as pandas' "
+                     f"to_csv and R's write.csv write their index): row numbers are no sample ids; the ids are its "
+                     f"column {key!r} (--id names another)")
     # rows with every field blank carry nothing: spreadsheet programs write them below the data (";;;" lines)
     rows = np.flatnonzero(~_blank_rows(frame))  # (m,) the kept rows' positions in the file's data rows
     if len(rows) < len(frame):
@@ -227,6 +238,13 @@ def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
         if not blank.any():
             break
     return blank
+
+
+def _parquet_names(path: str) -> list[str]:
+    """The field names of the parquet file at `path` as stored (a pandas index without a name: __index_level_0__)."""
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
 
 
 def _sheet_id_column(names: list[str], id: str | None, path: str) -> str:  # noqa: A002
