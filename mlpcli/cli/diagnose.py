@@ -335,7 +335,8 @@ _LEARNING_CURVE_HELP = {  # (--folds, --refit and --calibrate are refused in eit
                 "the validation rows, as train --folds 1 does.",
     "hidden": "Hidden layer widths, comma-separated ('' or none for none: softmax regression). auto, with "
               "--learning-curve: one hidden layer of 128 at every size, with --augment-noise auto when the "
-              "features outnumber the training rows (the candidate train ships on such tables).  [default: auto]",
+              "features outnumber the training rows (train's hidden-layer candidate on such tables, tried before the plain "
+              "one).  [default: auto]",
 }
 for _param in diagnose.params:
     if _param.name in _LEARNING_CURVE_HELP:

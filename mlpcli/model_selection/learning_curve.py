@@ -341,14 +341,14 @@ def learning_curve(
         notes.append(f"--log1p auto: applied log(1 + x) (median skewness {skew:.1f})")
     noise = options.augment_noise
     if options.hidden == AUTO:
-        # the candidate train prefers on a tie (portfolio.portfolio): with more features than training rows the
-        # hidden layer with input noise, which is what it ships on such tables (the sample data); the plain
-        # layer memorises its rows at every size, and its curves answered "more data?" for another model
+        # train's hidden-layer candidate (portfolio.portfolio): with more features than training rows the hidden
+        # layer with input noise, tried before the plain one, which memorises its rows at every size (its curves
+        # answered "more data?" for another model than train ships on such tables, the sample data's on Intel)
         noisy = noise in (0, 0.0) and auto_noise(len(train_rows), ds.n_features) > 0
         noise = AUTO if noisy else noise
         notes.append(f"--hidden auto: each size trains one network with hidden {','.join(map(str, SINGLE_RUN_HIDDEN))}"
                      + (" and input noise (--augment-noise auto: SD sqrt(features / training rows) at each size, "
-                        "the candidate train prefers when the features outnumber the rows)" if noisy else ""))
+                        "train's hidden-layer candidate when the features outnumber the rows)" if noisy else ""))
     options = replace(options, log1p=log1p, folds=1, augment_noise=noise,
                       hidden=SINGLE_RUN_HIDDEN if options.hidden == AUTO else options.hidden)
 
