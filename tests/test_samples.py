@@ -490,3 +490,20 @@ def test_a_sheet_saved_with_its_row_numbers_joins_on_its_ids(tmp_path, writer):
     truth = dict(zip(df["sample_id"], df["disease"].astype(str)))
     assert [ds.classes[k] for k in ds.y] == [truth[i] for i in ds.ids]
     assert any("numbers the rows" in n and "'sample'" in n for n in notes), notes
+
+
+def test_validation_samples_without_a_sheet_row_are_said(tmp_path):
+    """train --val-data with --samples: 10 of the validation table's samples had no row in the sheet and were left out
+    without a word (the training table's join note the only one shown)."""
+    train_df, val_df = cohort(seed=0, prefix="S"), cohort(seed=1, prefix="T")
+    train_path, val_path = tmp_path / "train.csv", tmp_path / "val.csv"
+    train_df[["sample_id", *genes(train_df)]].to_csv(train_path, index=False)
+    val_df[["sample_id", *genes(val_df)]].to_csv(val_path, index=False)
+    both = pd.concat([train_df, val_df.iloc[10:]])[["sample_id", "patient_id", "disease"]]
+    sheet = tmp_path / "sheet.csv"
+    both.to_csv(sheet, index=False)
+    res = run(["train", str(train_path), "--samples", str(sheet), "--val-data", str(val_path), "--target", "disease",
+               "--group", "patient_id", "-o", str(tmp_path / "m.mlp"), *FAST[:4]])
+    assert res.exit_code == 0, res.output
+    assert f"warning: --val-data {val_path}: --samples {sheet}: 10 samples of {val_path} have no row in the sheet " \
+           "(left out)" in res.output.replace("\n", " ")

@@ -101,7 +101,7 @@ def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
         # the id and batch columns as the user named them, else the validation table's own defaults: a default
         # of the training table's format (obs_names, sample_id) is not the other format's, and was refused as
         # "--id column 'sample_id' not found" though no --id was given
-        val_ds, _ = data.load_dataset(
+        val_ds, read_notes = data.load_dataset(
             options.val_data, target=options.target, group=roles.group if roles else None,
             no_group=roles is None or roles.group is None, id=options.id,
             batch=options.batch, drop=options.drop, task=ds.task,
@@ -119,6 +119,11 @@ def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
         # the classes it is checked against are the training table's: no model exists yet
         message = message.replace("labels the model does not know", "labels the training table does not have")
         raise type(exc)(f"{source}: {message}") from None
+    # how its rows were joined to the sheet, said of it: 10 of its samples without a sheet row were left out
+    # without a word, the training table's join note the only one shown
+    val_ds.notes += [f"{source}: {n}" for n in read_notes if n.startswith("--samples")]
+    val_ds.warnings = [w if w.startswith(source) else f"{source}: {w}" for w in val_ds.warnings
+                       if "--samples" in w or "sheet" in w]
     given = list(val_ds.feature_names)
     val_ds = data.align_features(val_ds, ds.feature_names, source)
     if len(given) > len(ds.feature_names):
