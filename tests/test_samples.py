@@ -507,3 +507,17 @@ def test_validation_samples_without_a_sheet_row_are_said(tmp_path):
     assert res.exit_code == 0, res.output
     assert f"warning: --val-data {val_path}: --samples {sheet}: 10 samples of {val_path} have no row in the sheet " \
            "(left out)" in res.output.replace("\n", " ")
+
+
+def test_ids_spelled_otherwise_after_many_simply_missing_are_an_error(tmp_path):
+    """The ids of the table compared with unmatched sheet rows were its first 20 unmatched ones: 25 samples missing
+    from the sheet, then 20 whose ids the sheet writes in lower case, lost those 20 rows with a warning only."""
+    df = cohort()  # S0000 ... S0059
+    path = tmp_path / "table.csv"
+    df[["sample_id", *genes(df)]].to_csv(path, index=False)
+    sheet = df[["sample_id", "patient_id", "disease"]].iloc[25:].copy()
+    sheet.loc[sheet.index[-20:], "sample_id"] = sheet["sample_id"].iloc[-20:].str.lower()
+    sheet_path = tmp_path / "sheet.csv"
+    sheet.to_csv(sheet_path, index=False)
+    with pytest.raises(DataError, match="some of them differ only in letter case.*'S0040' in .*'s0040' in the sheet"):
+        data.load_dataset(str(path), samples=str(sheet_path), target="disease", group="patient_id")

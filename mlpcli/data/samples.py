@@ -353,6 +353,10 @@ class SampleJoin:
         self.unmatched: list[str] = []  # the first few ids of the table without a row in the sheet
         self.warnings: list[str] = []  # what the join says that -q must not hide (samples left out)
         self._probe: list[str] = []  # and a few more, to explain a join that matches nothing
+        # unmatched ids spelled like a sheet row (letter case, spaces): (table id, sheet row), the first few of every
+        # run of rows, so that a late run of them is seen after many ids that are simply missing
+        self._spelled: list[tuple[str, int]] = []
+        self._spelling: dict[str, int] | None = None  # spelling key -> sheet row, made on the first unmatched id
         self._examples: list[str] = []  # the first few ids of the table, matched or not
         # (m,) per sheet row, the table's first row (0-based) matched to it, -1 for none, and that row's id as
         # written: ids are matched stripped of surrounding spaces, so 'S1' and 'S1 ' would share one sheet row
@@ -427,6 +431,17 @@ class SampleJoin:
             if room > 0:
                 self._probe += [str(k) for k in keys[:room]]
             self.unmatched = self._probe[:_SHOWN]
+            if len(self._spelled) < _PROBE:
+                if self._spelling is None:
+                    self._spelling = {}
+                    for row, i in enumerate(self.sheet.ids):
+                        self._spelling.setdefault(spelling_key(str(i)), row)
+                for k in keys:
+                    row = self._spelling.get(spelling_key(str(k)))
+                    if row is not None:
+                        self._spelled.append((str(k), row))
+                        if len(self._spelled) >= _PROBE:
+                            break
         self._check_one_row_each(ids, positions, first_row)
         self.n_unmatched += int(missing.size)
         self.n_matched += len(positions) - int(missing.size)
@@ -552,7 +567,10 @@ class SampleJoin:
             lower.setdefault(spelling_key(str(i)), str(i))
         pairs = [(p, lower[spelling_key(p)]) for p in self._probe if spelling_key(p) in lower]
         why = SPELLING_WORDS
-        if not pairs or 2 * len(pairs) < len(self._probe):
+        first = bool(pairs) and 2 * len(pairs) >= len(self._probe)
+        if not first:  # the first few were mostly missing: some later ones?
+            pairs = [(k, str(self.sheet.ids[row])) for k, row in self._spelled if self.matched_row[row] < 0]
+        if not pairs:
             pair = _same_but_zeros(self._probe, theirs)
             pairs, why = ([pair], "leading zeros (a spreadsheet program drops them when it opens a CSV)") if pair \
                 else ([], "")
@@ -560,7 +578,7 @@ class SampleJoin:
             return None
         table_id, sheet_id = pairs[0]
         many = self.n_unmatched > 1
-        they = "the first of them differ" if many else "it differs"
+        they = ("the first of them differ" if first else "some of them differ") if many else "it differs"
         return (f"{self.sheet.said}: {self.n_unmatched} sample{'s' * many} of {self.source} "
                 f"{'have' if many else 'has'} no row in the sheet, and {they} only in {why} from sheet rows that "
                 f"match no sample (e.g. {visible(table_id)} in {self.source}, {visible(sheet_id)} in the sheet); ids must match "
