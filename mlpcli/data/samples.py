@@ -56,6 +56,7 @@ __all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples", "id
 
 _SHOWN = 5  # ids named in a note or an error
 _PROBE = 20  # ids of the table without a sheet row kept to explain a failed join
+_SPELLED_LOOKS = 10_000  # unmatched ids of a run of rows compared with the sheet's spellings (a few ms of Python)
 # the sheet's columns named when a role's column is in neither file: a GEO series matrix's annotations hold an id,
 # title and source before a dozen characteristics, and six names showed three of those
 _SHEET_SHOWN = 12
@@ -353,8 +354,8 @@ class SampleJoin:
         self.unmatched: list[str] = []  # the first few ids of the table without a row in the sheet
         self.warnings: list[str] = []  # what the join says that -q must not hide (samples left out)
         self._probe: list[str] = []  # and a few more, to explain a join that matches nothing
-        # unmatched ids spelled like a sheet row (letter case, spaces): (table id, sheet row), the first few of every
-        # run of rows, so that a late run of them is seen after many ids that are simply missing
+        # unmatched ids spelled like a sheet row (letter case, spaces): (table id, sheet row), up to _PROBE of the first
+        # _SPELLED_LOOKS unmatched ids of every run of rows, so that they are seen after many ids simply missing
         self._spelled: list[tuple[str, int]] = []
         self._spelling: dict[str, int] | None = None  # spelling key -> sheet row, made on the first unmatched id
         self._examples: list[str] = []  # the first few ids of the table, matched or not
@@ -436,7 +437,7 @@ class SampleJoin:
                     self._spelling = {}
                     for row, i in enumerate(self.sheet.ids):
                         self._spelling.setdefault(spelling_key(str(i)), row)
-                for k in keys:
+                for k in keys[:_SPELLED_LOOKS]:
                     row = self._spelling.get(spelling_key(str(k)))
                     if row is not None:
                         self._spelled.append((str(k), row))
