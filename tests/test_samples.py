@@ -521,3 +521,19 @@ def test_ids_spelled_otherwise_after_many_simply_missing_are_an_error(tmp_path):
     sheet.to_csv(sheet_path, index=False)
     with pytest.raises(DataError, match="some of them differ only in letter case.*'S0040' in .*'s0040' in the sheet"):
         data.load_dataset(str(path), samples=str(sheet_path), target="disease", group="patient_id")
+
+
+@pytest.mark.parametrize("side", ["sheet", "table"])
+def test_ids_written_as_floats_are_named(tmp_path, side):
+    """Sample numbers read as floating point somewhere and written back (1.0 for 1) matched nothing, and half of them
+    so lost their rows with a count only (exit 0): said as the leading zeros are."""
+    df = cohort()
+    df["sample_id"] = [str(i + 1) for i in range(len(df))]
+    table, sheet = df[["sample_id", *genes(df)]].copy(), df[["sample_id", "patient_id", "disease"]].copy()
+    half = (table if side == "table" else sheet)
+    half.loc[half.index[::2], "sample_id"] = half["sample_id"].iloc[::2] + ".0"
+    table.to_csv(tmp_path / "table.csv", index=False)
+    sheet.to_csv(tmp_path / "sheet.csv", index=False)
+    with pytest.raises(DataError, match=r"only in a whole number's decimals \(1\.0 for 1"):
+        data.load_dataset(str(tmp_path / "table.csv"), samples=str(tmp_path / "sheet.csv"), target="disease",
+                          group="patient_id")

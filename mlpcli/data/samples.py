@@ -576,6 +576,10 @@ class SampleJoin:
             pairs, why = ([pair], "leading zeros (a spreadsheet program drops them when it opens a CSV)") if pair \
                 else ([], "")
         if not pairs:
+            pair = _same_but_zeros(self._probe, theirs, decimals=True)
+            pairs, why = ([pair], "a whole number's decimals (1.0 for 1: a column of ids read as floating point "
+                                  "numbers, then written)") if pair else ([], "")
+        if not pairs:
             return None
         table_id, sheet_id = pairs[0]
         many = self.n_unmatched > 1
@@ -633,15 +637,20 @@ class SampleJoin:
 
 
 _DIGIT_RUN = re.compile(r"(?<!\d)0+(?=\d)")  # the leading zeros of each run of digits
+_ZERO_DECIMALS = re.compile(r"^([+-]?\d+)\.0+$")  # a whole number written with decimals: 1.0, 12.000
 
 
-def _same_but_zeros(ours: Sequence[str], sheet_ids: np.ndarray) -> tuple[str, str] | None:
+def _same_but_zeros(ours: Sequence[str], sheet_ids: np.ndarray, decimals: bool = False) -> tuple[str, str] | None:
     """(one of `ours`, the sheet id) that are one id once the leading zeros of their numbers are dropped
-    ('007' and '7', 'S001' and 'S1'), or None."""
+    ('007' and '7', 'S001' and 'S1'; with `decimals`, the zero decimals of a whole number instead: '1.0' and '1'), or
+    None."""
+    def key(i) -> str:
+        return _ZERO_DECIMALS.sub(r"\1", str(i)) if decimals else _DIGIT_RUN.sub("", str(i))
+
     theirs: dict[str, str] = {}
     for i in sheet_ids:
-        theirs.setdefault(_DIGIT_RUN.sub("", str(i)), str(i))
-    pairs = [(p, theirs[k]) for p in ours if (k := _DIGIT_RUN.sub("", p)) in theirs and theirs[k] != p]
+        theirs.setdefault(key(i), str(i))
+    pairs = [(p, theirs[k]) for p in ours if (k := key(p)) in theirs and theirs[k] != p]
     return pairs[0] if pairs and 2 * len(pairs) >= len(ours) else None  # most of them: not a coincidence
 
 
