@@ -537,3 +537,14 @@ def test_ids_written_as_floats_are_named(tmp_path, side):
     with pytest.raises(DataError, match=r"only in a whole number's decimals \(1\.0 for 1"):
         data.load_dataset(str(tmp_path / "table.csv"), samples=str(tmp_path / "sheet.csv"), target="disease",
                           group="patient_id")
+
+
+def test_a_sheet_whose_ids_stand_after_its_labels_names_the_column(tmp_path):
+    """Without --id the first column is the ids: a sheet beginning with its labels said "duplicate sample id
+    'Normal' ... of the id column 'label'" without naming the column that holds the ids."""
+    df = cohort()
+    path = write_matrix(df, tmp_path / "matrix.tsv")
+    sheet = tmp_path / "sheet.csv"
+    df[["disease", "patient_id", "sample_id"]].rename(columns={"sample_id": "sid"}).to_csv(sheet, index=False)
+    with pytest.raises(DataError, match="its column 'sid' has one value per row: --id sid joins on it"):
+        data.load_dataset(path, features_in_rows=True, samples=str(sheet), target="disease", group="patient_id")

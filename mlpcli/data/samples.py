@@ -188,17 +188,20 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
 
 
 def _other_id_hint(frame: pd.DataFrame, key: str, id: str | None) -> str:  # noqa: A002
-    """For a sheet whose default id column (`sample_id`) repeats: the column --id should name, its first,
-    when that one's values are unique — a sheet of cells (cell or barcode, then the sample each came from),
-    whose `sample_id` is shared by a sample's cells; else ""."""
-    first = str(frame.columns[0])
-    if id is not None or key != DEFAULT_ID or first == key:
+    """For a sheet whose default id column repeats (`sample_id`, else its first column): the column --id should
+    name — its first column with one value per row (a sheet of cells, cell or barcode, then the sample each came
+    from, whose `sample_id` is shared by a sample's cells; a sheet whose ids stand after its labels); else ""."""
+    if id is not None:
         return ""
-    ids = id_texts(frame[first].to_numpy(dtype=object))
-    if pd.isna(ids).any() or not pd.Series(ids).is_unique:
-        return ""
-    return (f" (the id column is {DEFAULT_ID!r} by default; its first column {first!r} has one value per row: "
-            f"--id {first} joins on it)")
+    for column in frame.columns:
+        if str(column) == key or frame[column].dtype.kind == "f":  # (measurements: an age, a score)
+            continue
+        ids = id_texts(frame[column].to_numpy(dtype=object))
+        if not pd.isna(ids).any() and pd.Series(ids).is_unique:
+            default = f"{DEFAULT_ID!r}" if key == DEFAULT_ID else "its first column"
+            return (f" (the id column is {default} by default; its column {str(column)!r} has one value per row: "
+                    f"--id {column} joins on it)")
+    return ""
 
 
 _SHEET_FORMATS = ".csv, .tsv or .txt (each optionally .gz, .bz2, .xz or .zip) or .parquet"
