@@ -548,3 +548,17 @@ def test_a_sheet_whose_ids_stand_after_its_labels_names_the_column(tmp_path):
     df[["disease", "patient_id", "sample_id"]].rename(columns={"sample_id": "sid"}).to_csv(sheet, index=False)
     with pytest.raises(DataError, match="its column 'sid' has one value per row: --id sid joins on it"):
         data.load_dataset(path, features_in_rows=True, samples=str(sheet), target="disease", group="patient_id")
+
+
+def test_a_table_whose_ids_are_its_row_numbers_is_not_joined_on_them(tmp_path):
+    """A table written with pandas' to_csv and no id column: its index, 0, 1, 2, ..., read as the sample ids (R's row
+    names), was joined to a sheet of samples numbered 1..n, every sample taking the next one's row (exit 0)."""
+    df = cohort()
+    df["sample_id"] = [str(i + 1) for i in range(len(df))]
+    path = tmp_path / "table.csv"
+    df[genes(df)].to_csv(path)  # the index, 0 .. n-1, under an empty header cell
+    sheet = tmp_path / "sheet.csv"
+    df[["sample_id", "patient_id", "disease"]].to_csv(sheet, index=False)
+    with pytest.raises(DataError, match="table.csv: its first column has no name and numbers the rows .* row numbers, "
+                                        "which are no sample ids"):
+        data.load_dataset(str(path), samples=str(sheet), target="disease", group="patient_id")

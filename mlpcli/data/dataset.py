@@ -456,6 +456,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
             frame, X = read
             frame = _typed_targets(frame, roles.target, table)
             if join is not None:
+                _refuse_joining_row_numbers(frame, join, table.row_names, src.name)
                 frame, keep = join.apply(frame)
                 X = _keep_rows(X, keep)
                 notes += join.notes
@@ -485,6 +486,18 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     if no_group:
         ds.warnings += repeated_patients_warning(frame, [g for g in DEFAULT_GROUPS if g in roles.drop])
     return ds, notes
+
+
+def _refuse_joining_row_numbers(frame: pd.DataFrame, join: "SampleJoin", row_names: bool, source: str) -> None:
+    """A DataError when a table's sample ids, on which its sample sheet is joined, are the row numbers under its
+    unnamed first column (pandas' to_csv writes its index so): joined on, every sample took the sheet row of the
+    sample numbered like it (one off against ids 1..n)."""
+    from .header import holds_row_numbers
+
+    if row_names and join.data_id == DEFAULT_ID and DEFAULT_ID in frame.columns and holds_row_numbers(frame[DEFAULT_ID]):
+        raise DataError(f"{source}: its first column has no name and numbers the rows (as pandas' to_csv writes its "
+                        f"index), so the sample sheet ({join.sheet.said}) would be joined on row numbers, which are no "
+                        "sample ids: write the table with its sample ids, or pass --id naming the column that holds them")
 
 
 def _joined_roles(sheet, source: str, columns: list[str], roles_kw: dict,
