@@ -562,3 +562,21 @@ def test_a_table_whose_ids_are_its_row_numbers_is_not_joined_on_them(tmp_path):
     with pytest.raises(DataError, match="table.csv: its first column has no name and numbers the rows .* row numbers, "
                                         "which are no sample ids"):
         data.load_dataset(str(path), samples=str(sheet), target="disease", group="patient_id")
+
+
+def test_a_sheet_repeating_its_header_skips_that_row(tmp_path):
+    """Two sheets pasted together, the second's header between them: it was an unmatched sample named 'sample_id'
+    and kept a column of numbers as text (an age read as 76 classes)."""
+    df = cohort()
+    sheet = df[["sample_id", "patient_id", "disease"]].copy()
+    sheet["age"] = np.arange(len(sheet)) + 30.5
+    text = sheet.to_csv(index=False).splitlines()
+    path = tmp_path / "sheet.csv"
+    path.write_text("\n".join(text[:31] + [text[0]] + text[31:]) + "\n")
+    read = data.samples.read_sample_sheet(str(path))
+    assert len(read.ids) == len(df) and read.frame["age"].dtype.kind == "f"
+    assert any("skipped 1 row repeating its header" in n for n in read.notes)
+    dup = text[:31] + [text[0]] + text[31:] + [text[5]]  # a repeated id is still said at its lines of the file
+    path.write_text("\n".join(dup) + "\n")
+    with pytest.raises(DataError, match="duplicate sample id 'S0004' at lines 6 and 63"):
+        data.samples.read_sample_sheet(str(path))

@@ -125,6 +125,7 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
         raise ConfigError("--samples: the sample sheet is read from a file, not from standard input ('-')")
     path = os.fspath(path)
     _check_sheet_format(path)
+    header_rows = 0  # rows repeating the header (a text sheet's), emptied and skipped
     try:
         src = table_source(path, None)
         from . import geo
@@ -144,6 +145,16 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
             # (the ids as written: a sample named NA is an id, as it is in a matrix's header; only an empty
             # cell is missing)
             frame = table.read_frame(text=[str(n) for n in table.names], ids=[key])
+            # the header written again between the rows (sheets pasted together): not a sample, and its names would
+            # keep a column of numbers as text (an age read as 76 classes)
+            repeated = np.ones(len(frame), dtype=bool)
+            for c in frame.columns:
+                repeated &= frame[c].astype(object).map(lambda v, c=str(c): isinstance(v, str) and v.strip() == c).to_numpy()
+            header_rows = int(repeated.sum())
+            if header_rows:  # emptied: skipped below with the blank rows, whose line numbers stay the file's
+                frame.loc[repeated, :] = None
+                table.notes.append(f"--samples {path}: skipped {header_rows} row{'s' * (header_rows > 1)} repeating "
+                                   "its header (sheets pasted together?)")
             for c in frame.columns:
                 if c != key and is_text_dtype(frame[c].dtype):
                     frame[c] = typed_as_written(frame[c], table.dialect.decimal)
@@ -164,8 +175,9 @@ def read_sample_sheet(path, id: str | None = None) -> SampleSheet:  # noqa: A002
     # rows with every field blank carry nothing: spreadsheet programs write them below the data (";;;" lines)
     rows = np.flatnonzero(~_blank_rows(frame))  # (m,) the kept rows' positions in the file's data rows
     if len(rows) < len(frame):
-        n_blank = len(frame) - len(rows)
-        notes = [*notes, f"--samples {path}: skipped {n_blank} empty row{'s' * (n_blank > 1)} (every field blank)"]
+        n_blank = len(frame) - len(rows) - header_rows
+        if n_blank:
+            notes = [*notes, f"--samples {path}: skipped {n_blank} empty row{'s' * (n_blank > 1)} (every field blank)"]
         frame = frame.iloc[rows].reset_index(drop=True)
     ids = id_texts(frame[key].to_numpy(dtype=object))
     missing = np.flatnonzero(pd.isna(ids))
