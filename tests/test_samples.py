@@ -564,6 +564,30 @@ def test_a_table_whose_ids_are_its_row_numbers_is_not_joined_on_them(tmp_path):
         data.load_dataset(str(path), samples=str(sheet), target="disease", group="patient_id")
 
 
+@pytest.mark.parametrize("command", ["evaluate", "predict", "explain"])
+def test_a_new_cohort_whose_ids_are_its_row_numbers_is_not_joined_on_them(tmp_path, command):
+    """The same table in evaluate (whose labels the sheet gives), predict (its groups, batches) and explain: each
+    sample took the next one's label, exit 0 with balanced accuracy at chance. A table with its ids is joined."""
+    df = cohort()
+    df[["sample_id", "patient_id", "disease", *genes(df)]].to_csv(tmp_path / "train.csv", index=False)
+    assert run(["train", str(tmp_path / "train.csv"), "--target", "disease", "-o", str(tmp_path / "m.mlp"),
+                *FAST]).exit_code == 0
+    new = cohort(seed=3)
+    new["sample_id"] = [str(i + 1) for i in range(len(new))]
+    new[genes(new)].to_csv(tmp_path / "rows.csv")  # the index, 0 .. n-1, under an empty header cell
+    new[["sample_id", *genes(new)]].to_csv(tmp_path / "ids.csv", index=False)
+    sheet = tmp_path / "sheet.csv"
+    new[["sample_id", "patient_id", "disease"]].to_csv(sheet, index=False)
+    out = tmp_path / "out.csv"
+    extra = {"evaluate": ["--target", "disease"], "predict": ["-o", str(out)],
+             "explain": ["--target", "disease", "-o", str(out)]}[command]
+    res = run([command, str(tmp_path / "m.mlp"), str(tmp_path / "rows.csv"), "--samples", str(sheet), *extra])
+    assert_clean_error(res, "rows.csv: its first column has no name and numbers the rows", "--id")
+    assert not out.exists()
+    assert run([command, str(tmp_path / "m.mlp"), str(tmp_path / "ids.csv"), "--samples", str(sheet),
+                *extra]).exit_code == 0
+
+
 def test_a_sheet_repeating_its_header_skips_that_row(tmp_path):
     """Two sheets pasted together, the second's header between them: it was an unmatched sample named 'sample_id'
     and kept a column of numbers as text (an age read as 76 classes)."""

@@ -19,6 +19,8 @@ DEFAULT_BATCH = "batch"
 # pandas keeps a column holding one "0.5" as text, every other cell written "0,3".
 DECIMAL_ATTR = "mlpcli.decimal"
 SOURCE_ATTR = "mlpcli.source"  # and the name of the file (for messages about its cells)
+# and whether its first column was unnamed (row names, read as sample ids): a sample sheet is not joined on row numbers
+ROW_NAMES_ATTR = "mlpcli.row_names"
 
 
 # DataFrame.attrs key of {column: the sample sheet (--samples) it was joined from}: a message about a label or

@@ -20,6 +20,7 @@ from .cells import (SPELLING_WORDS, CellPlace, first_row, is_text_dtype, near_sp
                     visible)
 from .conventions import DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, JOINED_ATTR, SOURCE_ATTR, TASKS
 from .labels import label_key
+from .samples import refuse_row_number_join
 from .roles import (DROPPED_GROUP_NOTE, NO_GROUP_NOTE, Roles, listed_names, missing_batch_names, require_columns, resolve_roles,
                     warn_role_names)
 from .targets import read_target
@@ -456,7 +457,8 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
             frame, X = read
             frame = _typed_targets(frame, roles.target, table)
             if join is not None:
-                _refuse_joining_row_numbers(frame, join, table.row_names, src.name)
+                if table.row_names and DEFAULT_ID in frame.columns:
+                    refuse_row_number_join(frame[DEFAULT_ID], join, src.name)
                 frame, keep = join.apply(frame)
                 X = _keep_rows(X, keep)
                 notes += join.notes
@@ -477,6 +479,8 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         join, roles, notes = joined_roles(list(frame.columns))
         notes = read_notes + geo_notes + notes
     if join is not None:
+        if table is not None and table.row_names and DEFAULT_ID in frame.columns:
+            refuse_row_number_join(frame[DEFAULT_ID], join, src.name)
         frame, _ = join.apply(frame)
         notes += join.notes
         frame.attrs[JOINED_ATTR] = {c: sheet.said for c in join.joined}
@@ -486,18 +490,6 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
     if no_group:
         ds.warnings += repeated_patients_warning(frame, [g for g in DEFAULT_GROUPS if g in roles.drop])
     return ds, notes
-
-
-def _refuse_joining_row_numbers(frame: pd.DataFrame, join: "SampleJoin", row_names: bool, source: str) -> None:
-    """A DataError when a table's sample ids, on which its sample sheet is joined, are the row numbers under its
-    unnamed first column (pandas' to_csv writes its index so): joined on, every sample took the sheet row of the
-    sample numbered like it (one off against ids 1..n)."""
-    from .header import holds_row_numbers
-
-    if row_names and join.data_id == DEFAULT_ID and DEFAULT_ID in frame.columns and holds_row_numbers(frame[DEFAULT_ID]):
-        raise DataError(f"{source}: its first column has no name and numbers the rows (as pandas' to_csv writes its "
-                        f"index), so the sample sheet ({join.sheet.said}) would be joined on row numbers, which are no "
-                        "sample ids: write the table with its sample ids, or pass --id naming the column that holds them")
 
 
 def _joined_roles(sheet, source: str, columns: list[str], roles_kw: dict,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .conventions import DECIMAL_ATTR, SOURCE_ATTR
+from .conventions import DECIMAL_ATTR, SOURCE_ATTR, ROW_NAMES_ATTR
 from .dialect import Dialect, head_text, header_cells, sniff_dialect
 from .feature_rows import read_feature_rows_text
 from .fields import check_header_no_nul, check_stream, locate_not_utf8
@@ -221,10 +221,12 @@ class TextTable:
         return self._stamped(frame)
 
     def _stamped(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """`frame` with the decimal mark it was read with and the file's name in its attrs: a cell that is
-        not a number is then found (and named) as pandas saw it (see `_common.DECIMAL_ATTR`)."""
+        """`frame` with the decimal mark it was read with, the file's name and whether its first column was row
+        names in its attrs: a cell that is not a number is then found (and named) as pandas saw it (see
+        `conventions.DECIMAL_ATTR`), and a sample sheet is not joined on row numbers."""
         frame.attrs[DECIMAL_ATTR] = self.dialect.decimal
         frame.attrs[SOURCE_ATTR] = self.src.name
+        frame.attrs[ROW_NAMES_ATTR] = self.row_names
         return frame
 
     def _check_rows(self, frame: pd.DataFrame) -> None:

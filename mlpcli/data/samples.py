@@ -655,6 +655,17 @@ _DIGIT_RUN = re.compile(r"(?<!\d)0+(?=\d)")  # the leading zeros of each run of 
 _ZERO_DECIMALS = re.compile(r"^([+-]?\d+)\.0+$")  # a whole number written with decimals: 1.0, 12.000
 
 
+def refuse_row_number_join(ids: Sequence, join: "SampleJoin", source: str) -> None:
+    """A DataError when the sample ids of `source` on which `join` joins its sheet are the row numbers under its
+    unnamed first column (``ids``: that column's values, or its first ones; pandas' to_csv writes its index so):
+    joined on, every sample took the sheet row of the sample numbered like it (one off against ids 1..n).
+    For a table whose first column is unnamed (the caller knows); nothing when the join is on another column."""
+    if join.data_id == DEFAULT_ID and len(ids) and holds_row_numbers(pd.Series(list(ids), dtype=object)):
+        raise DataError(f"{source}: its first column has no name and numbers the rows (as pandas' to_csv writes its "
+                        f"index), so the sample sheet ({join.sheet.said}) would be joined on row numbers, which are no "
+                        "sample ids: write the table with its sample ids, or pass --id naming the column that holds them")
+
+
 def _same_but_zeros(ours: Sequence[str], sheet_ids: np.ndarray, decimals: bool = False) -> tuple[str, str] | None:
     """(one of `ours`, the sheet id) that are one id once the leading zeros of their numbers are dropped
     ('007' and '7', 'S001' and 'S1'; with `decimals`, the zero decimals of a whole number instead: '1.0' and '1'), or

@@ -141,6 +141,7 @@ class StreamedText(StreamedTable):
         cells = next(csv.reader([text], delimiter=self.sep))
         check_header_no_nul(cells, name)
         self.columns = data.row_names_header(cells)
+        self.row_names = bool(cells) and not cells[0].strip() and self.columns[0] == data.DEFAULT_ID
         if check_header:
             check_unique_columns(self.columns, name)
         self._arrow_options = None

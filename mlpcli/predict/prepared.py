@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from .. import data
-from ..data.conventions import DECIMAL_ATTR
+from ..data.conventions import DECIMAL_ATTR, ROW_NAMES_ATTR
 from ..data.cells import NO_COPY
-from ..data.samples import SampleJoin, read_sample_sheet
+from ..data.samples import SampleJoin, read_sample_sheet, refuse_row_number_join
 from ..data.sources import is_pipe, table_source
 from ..data.streamed import read_whole
 from ..model_io import Model
@@ -166,6 +166,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     else:  # every row kept, with the sheet's columns where it has the sample
         join = SampleJoin(sheet, name, [str(c) for c in table.columns], features_in_rows=roles.features_in_rows,
                           keep_unmatched=True, cells_id=cells_id)
+        if table.attrs.get(ROW_NAMES_ATTR) and data.DEFAULT_ID in table.columns:
+            refuse_row_number_join(table[data.DEFAULT_ID], join, name)
         roles = dataclasses.replace(roles, id=join.data_id)
         plan = plan_columns(model, join.columns, roles, fill_missing=fill_missing, max_missing=max_missing,
                             source=name, sheet_columns=sorted(set(join.columns) - set(map(str, table.columns))),

@@ -19,7 +19,7 @@ from ..data.copies import row_fingerprints
 from ..data.labels import label_keys
 from ..data.preprocess import FAR_FACTOR, FAR_LOG_SCALES, FAR_SCALES
 from ..data.roles import listed_names, missing_batch_name
-from ..data.samples import SampleJoin, read_sample_sheet
+from ..data.samples import SampleJoin, read_sample_sheet, refuse_row_number_join
 from ..data.pieces import PieceSize
 from ..data.streamed import open_table
 from ..data.streamed_frames import H5adPiece
@@ -42,6 +42,9 @@ from .unique_ids import id_lookup, UniqueIds
 
 # The key of a sample whose patient id is missing, followed by its row: a patient of its own
 NO_GROUP = "(no patient id) row "
+
+# How many of a streamed table's first ids tell row numbers under its unnamed first column (``refuse_row_number_join``)
+ROW_NUMBER_LOOKS = 10_000
 
 # The network sees rows in blocks of Model.row_block rows (at most this many; fewer for wide tables),
 # counted from the table's first row whatever the chunk size. BLAS results differ in the last bits with the
@@ -187,6 +190,8 @@ class PredictionRun:
             self.join, self.sheet_only = self._join(sheet, roles, by) if sheet is not None else (None, set())
             if self.join is not None:
                 roles = dataclasses.replace(roles, id=self.join.data_id)
+                if self.table.row_names:  # its head's ids: the sniffed window's rows (a few hundred at least)
+                    refuse_row_number_join(self.table.first_cells(ROW_NUMBER_LOOKS), self.join, self.table.name)
             self.plan = plan_columns(model, self.join.columns if self.join else self.table.columns, roles,
                                      need_target=need_target, by=by, fill_missing=fill_missing,
                                      source=self.table.name, sheet_columns=sorted(self.sheet_only),
