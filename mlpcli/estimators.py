@@ -309,7 +309,7 @@ class _BaseMLP(BaseEstimator):
             else:  # every row, config.epochs epochs, the final weights
                 result = fit(net, setup.loss, Xn, targets, None, None, config, sample_weight=_mean_one(weights))
         except MlpcliError as exc:  # divergence: a ValueError like every other bad-fit in sklearn
-            _refuse_unchecked_gaps(self, X, y)  # what sklearn's assume_finite=True let through, said as such
+            _refuse_unchecked_gaps(self, X, y, weights)  # what sklearn's assume_finite=True let through, said as such
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
         if result.interrupted:  # the fit loop keeps what it trained for the CLI; a library call stops
             raise KeyboardInterrupt
@@ -469,10 +469,12 @@ def _text_named(estimator, X):
                          "OneHotEncoder in a ColumnTransformer)") from None
 
 
-def _refuse_unchecked_gaps(est, X, y) -> None:
-    """A ValueError naming the first missing or infinite value of X or y, if any: validate_data lets them through
-    under sklearn's assume_finite=True, and training then "diverged" at epoch 1, whose advice (a lower lr) no lr
-    follows. Looked for only once a fit has failed, so the setting still skips the pass on good data."""
+def _refuse_unchecked_gaps(est, X, y, sample_weight: np.ndarray | None = None) -> None:
+    """A ValueError naming the first missing or infinite value of X, y or sample_weight, if any: validate_data lets
+    them through under sklearn's assume_finite=True, and training then "diverged" at epoch 1 (or had no finite
+    validation loss), whose advice (a lower lr) no lr follows. For a float32 network, likewise a value of X whose
+    square overflows float32 (Adam squares gradients, which grow with the inputs). Looked for only once a fit has
+    failed, so the setting still skips the pass on good data."""
     values = X.data if is_sparse(X) else np.asarray(X)
     if not np.isfinite(values).all():
         where = "X" if not is_sparse(X) else "X's stored values"
@@ -486,6 +488,21 @@ def _refuse_unchecked_gaps(est, X, y) -> None:
             row = int(np.argwhere(~np.isfinite(target.reshape(len(target), -1)))[0][0])
             raise ValueError(f"{type(est).__name__}: row {row} (0-based) of y holds a missing or infinite value "
                              "(sklearn's assume_finite=True skipped the check); drop it") from None
+    if sample_weight is not None and not np.isfinite(sample_weight).all():
+        row = int(np.flatnonzero(~np.isfinite(sample_weight))[0])
+        raise ValueError(f"{type(est).__name__}: sample_weight[{row}] is {sample_weight[row]} (sklearn's "
+                         "assume_finite=True skipped the check); give every sample a finite weight") from None
+    if est._dtype() == "float32" and values.size:
+        big = np.abs(values) > FLOAT32_SQUARE_LIMIT
+        if big.any():
+            where = "X's stored values" if is_sparse(X) else \
+                "row {}, column {} (0-based) of X".format(*np.argwhere(np.abs(np.asarray(X)) > FLOAT32_SQUARE_LIMIT)[0])
+            raise ValueError(f"{type(est).__name__}: {where} holds {values[big][0]:.3g}, whose square overflows "
+                             "float32, so a float32 network's training overflowed; rescale that feature (log1p, "
+                             "StandardScaler) or use dtype='float64'") from None
+
+
+FLOAT32_SQUARE_LIMIT = float(np.sqrt(np.finfo(np.float32).max))  # ~1.8e19
 
 
 def _refuse_beyond_float32(X, estimator) -> None:
@@ -631,6 +648,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if kind == "multilabel-indicator":
             # (n, k) 0/1; sparse as MultiLabelBinarizer(sparse_output=True) gives it
             Y = np.asarray(y.toarray() if is_sparse(y) else y, dtype=np.float64)
+            # scikit-learn calls any 2-D matrix of two integer values multi-label: -1/+1 or 0/2 went to the
+            # binary cross-entropy as targets outside [0, 1], its loss falling without bound (exit: a fitted model)
+            found = np.unique(Y)
+            if not np.isin(found, (0.0, 1.0)).all():
+                raise ValueError(f"{type(self).__name__}: y is a multi-label matrix ({Y.shape[1]} columns), whose "
+                                 f"values must be 0 and 1 (or False and True); it holds "
+                                 f"{', '.join(f'{v:g}' for v in found[:5])}: recode it, e.g. (y > 0).astype(int)")
             self.classes_ = np.arange(Y.shape[1])
             self._multilabel = True
             return "multilabel", Y, None
