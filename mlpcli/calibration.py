@@ -257,14 +257,22 @@ def temper(P: np.ndarray, temperature: float | None, link: str) -> np.ndarray:
     (link "identity") and T None pass through. For P = softmax(z) this is softmax(z / T)."""
     if temperature is None or link not in ("softmax", "sigmoid"):
         return P
-    Q = np.clip(P, _EPS, 1.0)
+    z = logits_of(P, link) / temperature
+    return softmax(z) if link == "softmax" else sigmoid(z)
+
+
+def logits_of(P: np.ndarray, link: str) -> np.ndarray:
+    """Logits (n, k) whose softmax (sigmoid, per column) gives the probabilities P (n, k): log P (softmax ignores a
+    row's constant), or logit P; probabilities of 0 or 1 held _EPS inside them."""
     if link == "softmax":
-        return softmax(np.log(Q) / temperature)
+        return np.log(np.clip(P, _EPS, 1.0))
     Q = np.clip(P, _EPS, 1 - _EPS)
-    return sigmoid((np.log(Q) - np.log1p(-Q)) / temperature)
+    return np.log(Q) - np.log1p(-Q)
 
 
-def _ece(P: np.ndarray, y: np.ndarray, link: str) -> float:
+def ece(P: np.ndarray, y: np.ndarray, link: str) -> float:
+    """Top-label ECE (15 equal-width bins) of probabilities P (n, k): y the class indices (softmax) or 0/1 columns
+    (sigmoid, each label's call and its confidence a row of its own)."""
     if link == "softmax":
         correct = P.argmax(axis=1) == y.astype(np.int64)
         return expected_calibration_error(correct, P.max(axis=1))
@@ -343,4 +351,4 @@ def calibration_report(logits: np.ndarray, y: np.ndarray, link: str, temperature
     return Calibration(temperature=temperature_field(temperature), n=int(len(y)),
                        log_loss_before=_log_loss(logits, y, link, 1.0),
                        log_loss_after=_log_loss(logits, y, link, temperature),
-                       ece_before=_ece(before, y, link), ece_after=_ece(after, y, link))
+                       ece_before=ece(before, y, link), ece_after=ece(after, y, link))

@@ -35,6 +35,26 @@ _CLIP = 1e-15  # metrics.compute's clip of probabilities for the log loss
 _EPS = np.finfo(np.float64).eps  # scikit-learn's log_loss clips again, to [eps, 1 - eps]
 
 
+def cluster_se(d: np.ndarray, groups: np.ndarray | None) -> float:
+    """The standard error of the mean of ``d`` (n,), with the rows of one group (patient) as one cluster: the
+    square root of the sum over groups of their summed deviations squared, over n (small-sample factor G / (G - 1))."""
+    n = len(d)
+    if n < 2:
+        return 0.0
+    e = d - d.mean()
+    if groups is None:
+        return float(np.sqrt(np.sum(e ** 2) / (n - 1) / n))
+    sums = cluster_sums(e, groups)
+    G = len(sums)
+    return float(np.sqrt(G / (G - 1) * np.sum(sums ** 2)) / n) if G > 1 else 0.0
+
+
+def cluster_sums(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(G,) the sums of ``values`` (n,) over each group's rows (a patient's rows share its noise)."""
+    _, cluster = np.unique(np.asarray(groups), return_inverse=True)
+    return np.bincount(cluster, weights=values)
+
+
 def unit_multiplicities(picks: np.ndarray, n_units: int) -> np.ndarray:
     """(B, U) float: how many times each unit was drawn in each resample, from the drawn unit indices ``picks``
     (B, draws). A row at a time: its counts stay in the CPU caches (one bincount over all B x U cells was twice as

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import auto_defaults, data, metrics
+from ..metrics_resampled import cluster_se, cluster_sums
 from ..calibration import fit_temperature
 from ..config import AUTO, TrainOptions
 
@@ -185,7 +186,7 @@ def _choose_by_log_loss(cands: list[FittedCandidate], notes: list[str], what: st
     best, margins = 0, []
     for i in range(1, len(cands)):
         d = losses[best] - losses[i]  # > 0 where candidate i is the surer of the truth
-        margins.append(_cluster_se(d, groups))
+        margins.append(cluster_se(d, groups))
         if d.mean() > margins[-1]:
             best = i
     table = [{"hidden": list(c.spec.hidden), "augment_noise": noise_used(c.runs) if c.runs else c.spec.augment_noise,
@@ -201,26 +202,6 @@ def _choose_by_log_loss(cands: list[FittedCandidate], notes: list[str], what: st
                  f"({temperature}: {shown}; a later (more complex or slower) candidate {margin_words}; one standard "
                  f"error of the paired difference{clusters})")
     return cands[best], table
-
-
-def _cluster_se(d: np.ndarray, groups: np.ndarray | None) -> float:
-    """The standard error of the mean of ``d`` (n,), with the rows of one group (patient) as one cluster: the
-    square root of the sum over groups of their summed deviations squared, over n (small-sample factor G / (G - 1))."""
-    n = len(d)
-    if n < 2:
-        return 0.0
-    e = d - d.mean()
-    if groups is None:
-        return float(np.sqrt(np.sum(e ** 2) / (n - 1) / n))
-    sums = _cluster_sums(e, groups)
-    G = len(sums)
-    return float(np.sqrt(G / (G - 1) * np.sum(sums ** 2)) / n) if G > 1 else 0.0
-
-
-def _cluster_sums(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """(G,) the sums of ``values`` (n,) over each group's rows (a patient's rows share its noise)."""
-    _, cluster = np.unique(np.asarray(groups), return_inverse=True)
-    return np.bincount(cluster, weights=values)
 
 
 def _paired_se(a: FittedCandidate, b: FittedCandidate, y: np.ndarray | None, task: str | None,
@@ -242,7 +223,7 @@ def _paired_se(a: FittedCandidate, b: FittedCandidate, y: np.ndarray | None, tas
     counts = np.bincount(y)
     w = 1.0 / (np.count_nonzero(counts) * counts[y])
     if groups is not None:
-        return float(np.sqrt(np.sum(_cluster_sums(w * d, groups) ** 2)))
+        return float(np.sqrt(np.sum(cluster_sums(w * d, groups) ** 2)))
     return float(np.sqrt(np.sum((w * d) ** 2)))
 
 

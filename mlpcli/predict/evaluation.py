@@ -28,7 +28,7 @@ from .run import PredictionRun
 from .labelling import labelled_by, resolve_decision, resolve_prevalence
 from .trust import Trust, Uncertainty, evaluation_report
 from .cohort_checks import (absent_note, class_totals_warning, risk_calibration_warning, targets_fit_others,
-                            targets_unlike_training, untaught_labels, weighted_model)
+                            targets_unlike_training, temperature_warning, untaught_labels, weighted_model)
 from .novel_labels import novel_notes, novel_report
 from .subgroups import binned, by_groups
 
@@ -385,7 +385,9 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
         # them, a binary model's risks systematically off (O/E 0.67 read "ECE 0.021" without a word)
         totals = class_totals_warning(model, out, y, mix)
         risks = risk_calibration_warning(model, overall, mix) if task == "binary" and not totals else None
-        result.warnings += totals + ([risks] if risks else [])
+        tempered = None if totals or risks else temperature_warning(model, out, y, result.calibration,
+                                                                    meta.get("group"), mix)
+        result.warnings += totals + [w for w in (risks, tempered) if w]
     groups = meta.get("group")
     if net_benefit is not None:
         result.net_benefit = net_benefit_rows(task, y, proba, net_benefit, groups, bootstrap, seed)
